@@ -1,0 +1,52 @@
+# Two commands: `make run` and `make test`. Everything else is a helper for them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+SIMULATE ?= 1
+SIM_COUNT ?= 3
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test test-fast lint bench migrations-check chromium
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py load_demo
+	DEBUG=true $(PY) manage.py serve --port $(PORT) --simulate $$( [ "$(SIMULATE)" = "0" ] && echo 0 || echo $(SIM_COUNT) )
+
+# Browser tests drive Debian's Chromium; install it when it is missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing),
+# then once more on SQLite with the in-memory channel layer, the zero-config setup.
+test: install chromium
+	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
+	@if [ "$$CI" = "true" ]; then \
+	  echo "== PostgreSQL + Redis ==" && \
+	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
+	    $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) && \
+	  echo "== SQLite, in-memory channel layer ==" && \
+	  env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not browser" $(PYTEST_ARGS); \
+	else \
+	  $(PY) -m pytest $(PYTEST_ARGS); \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+migrations-check: install
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)

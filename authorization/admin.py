@@ -1,0 +1,93 @@
+from django.contrib import admin, messages
+
+from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
+from .services import msp_set_blocked, token_group_touch
+
+
+@admin.register(MobilityServiceProvider)
+class MspAdmin(admin.ModelAdmin):
+    list_display = ["name", "country_code", "party_id", "organization", "blocked", "timeout_s", "on_timeout", "tokens_synced_at"]
+    search_fields = ["name", "party_id", "organization__name"]
+    list_filter = ["blocked", "on_timeout", "country_code"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization"]
+    actions = ["block", "unblock"]
+
+    @admin.action(description="Block selected mobility providers")
+    def block(self, request, queryset):
+        for msp in queryset:
+            msp_set_blocked(msp=msp, blocked=True)
+        self.message_user(request, f"Blocked {queryset.count()} provider(s).", messages.SUCCESS)
+
+    @admin.action(description="Unblock selected mobility providers")
+    def unblock(self, request, queryset):
+        for msp in queryset:
+            msp_set_blocked(msp=msp, blocked=False)
+        self.message_user(request, f"Unblocked {queryset.count()} provider(s).", messages.SUCCESS)
+
+
+@admin.register(Token)
+class TokenAdmin(admin.ModelAdmin):
+    list_display = ["uid", "type", "organization", "msp", "valid", "blocked", "expires_at"]
+    search_fields = ["uid", "uid_normalized", "label"]
+    list_filter = ["type", "valid", "blocked"]
+    list_select_related = ["organization", "msp"]
+    raw_id_fields = ["organization", "msp"]
+    actions = ["mark_valid", "mark_invalid", "block", "unblock"]
+
+    def _update(self, request, queryset, **fields):
+        groups = set()
+        for token in queryset:
+            for name, value in fields.items():
+                setattr(token, name, value)
+            token.save()
+            groups |= set(token.groups.values_list("pk", flat=True))
+        token_group_touch(group_ids=sorted(groups))
+        self.message_user(request, f"Updated {queryset.count()} token(s).", messages.SUCCESS)
+
+    @admin.action(description="Tick 'valid'")
+    def mark_valid(self, request, queryset):
+        self._update(request, queryset, valid=True)
+
+    @admin.action(description="Untick 'valid'")
+    def mark_invalid(self, request, queryset):
+        self._update(request, queryset, valid=False)
+
+    @admin.action(description="Block")
+    def block(self, request, queryset):
+        self._update(request, queryset, blocked=True)
+
+    @admin.action(description="Unblock")
+    def unblock(self, request, queryset):
+        self._update(request, queryset, blocked=False)
+
+
+@admin.register(TokenGroup)
+class TokenGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "version"]
+    search_fields = ["name", "organization__name", "tokens__uid"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization"]
+    filter_horizontal = ["tokens", "restricted_properties"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        token_group_touch(group_ids=[form.instance.pk])
+
+
+@admin.register(AuthorizationDecision)
+class AuthorizationDecisionAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "uid", "station_id", "connector_id", "context", "status", "reason", "msp_latency_ms"]
+    search_fields = ["uid", "uid_normalized", "station_id"]
+    list_filter = ["status", "reason", "context"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

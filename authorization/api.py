@@ -1,0 +1,219 @@
+"""REST API for tokens, token groups, MSPs and recorded authorization decisions."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import transaction
+from django.db.models import Q
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.exceptions import ValidationError
+
+from backoffice.api import PropertySerializer, PropertyViewSet, TenantViewSetMixin
+from backoffice.selectors import organization_ids_for, scope_to_user
+
+from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .services import token_group_touch
+
+
+def _same_org(user, organization) -> None:
+    ids = organization_ids_for(user)
+    if organization is not None and ids is not None and organization.pk not in ids:
+        raise ValidationError({"organization": "Unknown organization."})
+
+
+class MspSerializer(serializers.ModelSerializer):
+    live_validation_token = serializers.CharField(write_only=True, required=False, allow_blank=True)
+
+    class Meta:
+        model = MobilityServiceProvider
+        fields = [
+            "id", "organization", "name", "country_code", "party_id", "blocked", "live_validation_url",
+            "live_validation_token", "timeout_s", "on_timeout", "tokens_synced_at",
+        ]
+        read_only_fields = ["tokens_synced_at"]
+
+
+class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    serializer_class = MspSerializer
+    filterset_fields = ["organization", "blocked"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return scope_to_user(MobilityServiceProvider.objects.all(), self.request.user).order_by("pk")
+
+    def perform_create(self, serializer):
+        self.require_edit(serializer.validated_data["organization"].pk)
+        serializer.save()
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
+    allowed_station_ids = serializers.ListField(child=serializers.CharField(max_length=48), required=False)
+
+    class Meta:
+        model = Token
+        fields = [
+            "id", "uid", "type", "valid", "expires_at", "blocked", "organization", "msp", "groups",
+            "allowed_station_ids", "parent_id_tag", "single_session", "label", "created_at",
+        ]
+
+    def validate(self, attrs):
+        organization = attrs.get("organization", getattr(self.instance, "organization", None))
+        msp = attrs.get("msp", getattr(self.instance, "msp", None))
+        if organization is None and msp is None:
+            raise ValidationError({"organization": "A token belongs to an organization or an MSP."})
+        owner_org = organization.pk if organization else msp.organization_id
+        for group in attrs.get("groups", []):
+            if group.organization_id != owner_org:
+                raise ValidationError({"groups": "Groups must belong to the token's organization."})
+        uid = attrs.get("uid", getattr(self.instance, "uid", ""))
+        clash = Token.objects.filter(uid_normalized=normalize_uid(uid))
+        clash = clash.filter(organization=organization) if organization else clash.filter(msp=msp)
+        if self.instance:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise ValidationError({"uid": "This UID is already registered."})
+        return attrs
+
+
+class TokenFilter(django_filters.FilterSet):
+    uid = django_filters.CharFilter(method="filter_uid")
+
+    class Meta:
+        model = Token
+        fields = ["organization", "msp", "valid", "blocked", "type", "uid"]
+
+    def filter_uid(self, queryset, name, value):
+        return queryset.filter(uid_normalized__contains=normalize_uid(value))
+
+
+class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    serializer_class = TokenSerializer
+    filterset_class = TokenFilter
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        ids = organization_ids_for(self.request.user)
+        queryset = Token.objects.prefetch_related("groups").select_related("msp").order_by("pk")
+        if ids is not None:
+            queryset = queryset.filter(Q(organization_id__in=ids) | Q(msp__organization_id__in=ids))
+        return queryset
+
+    def organization_id_of(self, obj):
+        return obj.organization_id or obj.msp.organization_id
+
+    def _check_owner(self, serializer):
+        organization = serializer.validated_data.get("organization")
+        msp = serializer.validated_data.get("msp")
+        self.require_edit(organization.pk if organization else msp.organization_id)
+
+    @transaction.atomic
+    def perform_create(self, serializer):
+        self._check_owner(serializer)
+        token = serializer.save()
+        token_group_touch(group_ids=[g.pk for g in token.groups.all()])
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        before = set(serializer.instance.groups.values_list("pk", flat=True))
+        if "organization" in serializer.validated_data or "msp" in serializer.validated_data:
+            self._check_owner(serializer)
+        token = serializer.save()
+        token_group_touch(group_ids=sorted(before | set(token.groups.values_list("pk", flat=True))))
+
+
+class TokenGroupSerializer(serializers.ModelSerializer):
+    tokens = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Token.objects.all())
+
+    class Meta:
+        model = TokenGroup
+        fields = ["id", "organization", "name", "tokens", "restricted_properties", "version", "created_at"]
+        read_only_fields = ["version"]
+
+    def validate(self, attrs):
+        organization = attrs.get("organization", getattr(self.instance, "organization", None))
+        for token in attrs.get("tokens", []):
+            if token.organization_id != organization.pk and (not token.msp_id or token.msp.organization_id != organization.pk):
+                raise ValidationError({"tokens": "Tokens must belong to the group's organization or its MSPs."})
+        for prop in attrs.get("restricted_properties", []):
+            if prop.organization_id != organization.pk:
+                raise ValidationError({"restricted_properties": "Properties must belong to the same organization."})
+        return attrs
+
+
+class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    serializer_class = TokenGroupSerializer
+    filterset_fields = ["organization"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return scope_to_user(TokenGroup.objects.prefetch_related("tokens", "restricted_properties"), self.request.user).order_by("pk")
+
+    @transaction.atomic
+    def perform_create(self, serializer):
+        self.require_edit(serializer.validated_data["organization"].pk)
+        group = serializer.save()
+        token_group_touch(group_ids=[group.pk])
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        group = serializer.save()
+        token_group_touch(group_ids=[group.pk])
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    reason = serializers.CharField()
+
+    class Meta:
+        model = AuthorizationDecision
+        fields = [
+            "id", "uid", "station_id", "connector_id", "context", "status", "reason", "step", "message",
+            "msp_latency_ms", "ocpp_unique_id", "created_at",
+        ]
+
+
+class DecisionFilter(django_filters.FilterSet):
+    uid = django_filters.CharFilter(method="filter_uid")
+
+    class Meta:
+        model = AuthorizationDecision
+        fields = ["station_id", "status", "reason", "context", "uid"]
+
+    def filter_uid(self, queryset, name, value):
+        return queryset.filter(uid_normalized=normalize_uid(value))
+
+
+class AuthorizationDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = DecisionSerializer
+    filterset_class = DecisionFilter
+
+    def get_queryset(self):
+        return scope_to_user(AuthorizationDecision.objects.all(), self.request.user).order_by("-created_at", "-id")
+
+
+class PropertyWithGroupsSerializer(PropertySerializer):
+    token_groups = serializers.PrimaryKeyRelatedField(
+        source="restricted_token_groups", many=True, required=False, queryset=TokenGroup.objects.all()
+    )
+
+    class Meta(PropertySerializer.Meta):
+        fields = [*PropertySerializer.Meta.fields, "token_groups"]
+
+    def validate(self, attrs):
+        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
+        for group in attrs.get("restricted_token_groups", []):
+            if organization is None or group.organization_id != organization.pk:
+                raise ValidationError({"token_groups": "Token groups must belong to the same organization."})
+        return attrs
+
+
+class PropertyWithGroupsViewSet(PropertyViewSet):
+    serializer_class = PropertyWithGroupsSerializer
+
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related("restricted_token_groups")
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        super().perform_update(serializer)
+        token_group_touch(group_ids=[g.pk for g in serializer.instance.restricted_token_groups.all()])

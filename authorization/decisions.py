@@ -1,0 +1,234 @@
+"""The authorization decision: may this card (or app user) charge at this charger?
+
+Pure: no Django, no I/O. The caller gathers the facts first, and, when the answer
+depends on the card's MSP, asks the MSP and calls `decide` again with its answer.
+The order of the checks follows docs/authorization.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """OCPP 1.6 idTagInfo status."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+    CONCURRENT_TX = "ConcurrentTx"
+
+
+class Context(StrEnum):
+    LOCAL = "local"  # card presented at the charger (Authorize)
+    START_TRANSACTION = "start_transaction"  # StartTransaction (after a local Authorize or offline)
+    REMOTE_APP = "remote_app"  # remote start from our app, portal or guest page
+    REMOTE_MSP = "remote_msp"  # remote start requested by another network
+
+
+class MspAnswer(StrEnum):
+    ALLOWED = "ALLOWED"
+    BLOCKED = "BLOCKED"
+    EXPIRED = "EXPIRED"
+    NO_CREDIT = "NO_CREDIT"
+    NOT_ALLOWED = "NOT_ALLOWED"
+    TIMEOUT = "TIMEOUT"  # no answer within the MSP's timeout (or unreachable)
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    uid: str
+    valid: bool = True
+    blocked: bool = False
+    expires_at: datetime | None = None
+    organization_id: int | None = None
+    msp_id: int | None = None
+    msp_blocked: bool = False
+    msp_live_validation: bool = False
+    msp_on_timeout_accept: bool = False
+    group_ids: frozenset[int] = frozenset()
+    allowed_station_ids: frozenset[str] = frozenset()
+    single_session: bool = False
+    active_sessions: int = 0
+    is_guest: bool = False
+
+
+@dataclass(frozen=True)
+class ChargerFacts:
+    station_id: str
+    organization_id: int | None
+    license_valid_until: date | None
+    access_mode: str  # "public" | "guest" | "private"
+    roaming_enabled: bool  # effective: access mode and location settings together
+    guest_charging_enabled: bool
+    restricted_group_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Status
+    reason: str
+    step: int
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == Status.ACCEPTED
+
+
+NEEDS_MSP = "needs_msp_validation"
+
+# reason -> (step in the flow, message for hosts). Steps match docs/authorization.md.
+REASONS: dict[str, tuple[int, str]] = {
+    "license_inactive": (
+        1,
+        "This charger has no active license, so no session can start on it, whatever the card. "
+        "Activate or renew the charger's license.",
+    ),
+    "unknown_token": (
+        2,
+        "Unrecognized charging card: this UID is not in your tokens and no mobility provider claims it. "
+        "Add it under Tokens (or whitelist it from the log), or ask the driver which provider issued it.",
+    ),
+    "token_blocked": (3, "This card is blocked. Unblock it under Tokens if the driver should charge."),
+    "token_invalid": (
+        4,
+        "This card is known but its 'valid' box is not ticked. Tick 'valid' under Tokens, "
+        "or for a roaming card ask the driver's mobility provider to validate it.",
+    ),
+    "token_expired": (5, "This card's validity has expired. Extend its expiry date under Tokens."),
+    "msp_blocked": (
+        6,
+        "This card belongs to a mobility provider you have blocked. Unblock the provider under "
+        "Mobility Providers if its cards should charge here.",
+    ),
+    "remote_start_roaming_disabled": (
+        7,
+        "A remote start from an app or mobility provider was refused because roaming is off at "
+        "this location. Turn on 'public (roaming)' under Locations.",
+    ),
+    "charger_not_roaming": (
+        8,
+        "This charger is not public: it refuses guest and third-party (roaming) cards. "
+        "Set the location to 'public (roaming)' or 'guest charging' under Locations, or add the card "
+        "to a local token group.",
+    ),
+    "not_in_local_group": (
+        9,
+        "This charger only accepts cards of its local token groups and this card is in none of them. "
+        "Under Tokens, pick the local group and click 'Add Token'.",
+    ),
+    "reimbursement_not_allowed": (
+        10,
+        "This card is set up for reimbursement at other stations only. Add this station to the "
+        "card's allowed stations if the driver should be reimbursed here.",
+    ),
+    "concurrent_tx": (
+        11,
+        "This card already has a charging session running and is limited to one at a time. "
+        "Stop the other session first.",
+    ),
+    "msp_rejected": (
+        12,
+        "The card's mobility provider checked it live and refused it. The driver should contact "
+        "their provider.",
+    ),
+    "msp_timeout": (
+        12,
+        "The card's mobility provider did not answer the live check in time. Ask the driver to try "
+        "again after a short wait.",
+    ),
+    "accepted_msp_live": (12, "Accepted: the card's mobility provider confirmed it live."),
+    "accepted_roaming": (13, "Accepted: a roaming card at a public charger."),
+    "accepted_group": (13, "Accepted: the card is in one of this charger's local token groups."),
+    "accepted_local": (13, "Accepted: one of your own cards."),
+}
+
+_MSP_STATUS = {
+    MspAnswer.BLOCKED: Status.BLOCKED,
+    MspAnswer.EXPIRED: Status.EXPIRED,
+    MspAnswer.NO_CREDIT: Status.INVALID,
+    MspAnswer.NOT_ALLOWED: Status.INVALID,
+}
+
+
+def _decision(status: Status, reason: str) -> Decision:
+    step, message = REASONS[reason]
+    return Decision(status, reason, step, message)
+
+
+def decide(
+    token: TokenFacts | None,
+    charger: ChargerFacts,
+    context: Context,
+    *,
+    now: datetime,
+    msp_answer: MspAnswer | None = None,
+) -> Decision:
+    """Return the decision for `token` at `charger`.
+
+    Returns a Decision with reason NEEDS_MSP when the card's MSP must be asked live
+    first; call again with its `msp_answer`.
+    """
+    # 1. A charger without an active license may not start any session (seed 000).
+    if charger.license_valid_until is None or charger.license_valid_until < now.date():
+        return _decision(Status.INVALID, "license_inactive")
+    # 2. Unknown card.
+    if token is None:
+        return _decision(Status.INVALID, "unknown_token")
+    # 3-5. The card itself.
+    if token.blocked:
+        return _decision(Status.BLOCKED, "token_blocked")
+    if not token.valid:
+        return _decision(Status.INVALID, "token_invalid")
+    if token.expires_at is not None and token.expires_at <= now:
+        return _decision(Status.EXPIRED, "token_expired")
+    # 6. Its provider.
+    if token.msp_id is not None and token.msp_blocked:
+        return _decision(Status.BLOCKED, "msp_blocked")
+
+    own_card = token.organization_id is not None and token.organization_id == charger.organization_id
+    in_group = bool(token.group_ids & charger.restricted_group_ids)
+    roaming_card = not own_card and not token.is_guest
+
+    # 7. Remote activation needs roaming on at the location (seed 002 item 6).
+    if context == Context.REMOTE_MSP and not charger.roaming_enabled:
+        return _decision(Status.INVALID, "remote_start_roaming_disabled")
+    if context == Context.REMOTE_APP and roaming_card and not charger.roaming_enabled and not in_group:
+        return _decision(Status.INVALID, "remote_start_roaming_disabled")
+    # 8. Guest or third-party cards need a public / guest charger.
+    if token.is_guest and not charger.guest_charging_enabled:
+        return _decision(Status.INVALID, "charger_not_roaming")
+    if roaming_card and not charger.roaming_enabled and not in_group:
+        return _decision(Status.INVALID, "charger_not_roaming")
+    # 9. A charger restricted to local token groups.
+    if charger.restricted_group_ids and not in_group and not token.is_guest:
+        return _decision(Status.INVALID, "not_in_local_group")
+    # 10. Reimbursement cards only at their stations.
+    if token.allowed_station_ids and charger.station_id not in token.allowed_station_ids:
+        return _decision(Status.INVALID, "reimbursement_not_allowed")
+    # 11. One session at a time for cards limited to that.
+    if token.single_session and token.active_sessions > 0:
+        return _decision(Status.CONCURRENT_TX, "concurrent_tx")
+    # 12. Live validation by the card's MSP.
+    if token.msp_id is not None and token.msp_live_validation:
+        if msp_answer is None:
+            return Decision(Status.INVALID, NEEDS_MSP, 12, "Waiting for the mobility provider.")
+        if msp_answer == MspAnswer.TIMEOUT:
+            status = Status.ACCEPTED if token.msp_on_timeout_accept else Status.INVALID
+            step, message = REASONS["msp_timeout"]
+            if status == Status.ACCEPTED:
+                message += " Your timeout policy accepts the card meanwhile."
+            return Decision(status, "msp_timeout", step, message)
+        if msp_answer != MspAnswer.ALLOWED:
+            return _decision(_MSP_STATUS.get(msp_answer, Status.INVALID), "msp_rejected")
+        return _decision(Status.ACCEPTED, "accepted_msp_live")
+    # 13. Accepted.
+    if in_group:
+        return _decision(Status.ACCEPTED, "accepted_group")
+    if roaming_card:
+        return _decision(Status.ACCEPTED, "accepted_roaming")
+    return _decision(Status.ACCEPTED, "accepted_local")

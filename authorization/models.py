@@ -1,0 +1,160 @@
+"""Tokens (charging cards and app ids), local token groups, MSPs and recorded decisions."""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def normalize_uid(uid: str) -> str:
+    """Return the matching key for a card UID: case-insensitive, without separators.
+
+    Readers print the same chip as `04a1b2c3`, `04A1B2C3` or `04:A1:B2:C3`.
+    """
+    return "".join(ch for ch in uid.strip().upper() if ch not in ": -")
+
+
+class MobilityServiceProvider(models.Model):
+    """Another network whose cards may charge here (an eMSP in OCPI terms)."""
+
+    class OnTimeout(models.TextChoices):
+        REJECT = "reject", "Reject the card"
+        ACCEPT = "accept", "Accept the card"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="msps",
+        help_text="The operator that has this roaming relation.",
+    )
+    name = models.CharField(max_length=200)
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    blocked = models.BooleanField(default=False)
+    live_validation_url = models.URLField(
+        blank=True, help_text="OCPI tokens endpoint, e.g. https://msp.example/ocpi/2.2.1/tokens"
+    )
+    live_validation_token = models.CharField(max_length=400, blank=True)
+    timeout_s = models.PositiveSmallIntegerField(default=15)
+    on_timeout = models.CharField(max_length=6, choices=OnTimeout.choices, default=OnTimeout.REJECT)
+    tokens_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "mobility service provider"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "country_code", "party_id"], name="unique_msp_party"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.country_code}*{self.party_id})"
+
+
+class Token(models.Model):
+    class Type(models.TextChoices):
+        RFID = "RFID", "RFID card"
+        APP = "APP", "App user"
+        OTHER = "OTHER", "Other"
+        GUEST = "GUEST", "Guest QR session"
+
+    uid = models.CharField(max_length=36, help_text="As printed on the card or read by the charger.")
+    uid_normalized = models.CharField(max_length=36, db_index=True, editable=False)
+    type = models.CharField(max_length=5, choices=Type.choices, default=Type.RFID)
+    valid = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    blocked = models.BooleanField(default=False)
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+    )
+    msp = models.ForeignKey(
+        MobilityServiceProvider, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+    )
+    parent_id_tag = models.CharField(max_length=20, blank=True)
+    allowed_station_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="Reimbursement: this card may only charge at these Station IDs. Empty = anywhere.",
+    )
+    single_session = models.BooleanField(
+        default=False, help_text="Refuse a second session while this card has one running."
+    )
+    label = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["uid"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "uid_normalized"], name="unique_org_token"),
+            models.UniqueConstraint(fields=["msp", "uid_normalized"], name="unique_msp_token"),
+            models.CheckConstraint(
+                condition=models.Q(organization__isnull=False) | models.Q(msp__isnull=False),
+                name="token_has_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.uid
+
+    def clean(self) -> None:
+        if not self.organization_id and not self.msp_id:
+            raise ValidationError("A token belongs to an organization or to a mobility provider.")
+
+    def save(self, *args, **kwargs) -> None:
+        self.uid_normalized = normalize_uid(self.uid)
+        super().save(*args, **kwargs)
+
+
+class TokenGroup(models.Model):
+    """A local token group: a named whitelist of cards owned by an organization."""
+
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.CASCADE, related_name="token_groups")
+    name = models.CharField(max_length=200)
+    tokens = models.ManyToManyField(Token, related_name="groups", blank=True)
+    restricted_properties = models.ManyToManyField(
+        "backoffice.Property", related_name="restricted_token_groups", blank=True,
+        help_text="Chargers at these properties accept only cards of their restricted groups.",
+    )
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change; sent as the local list version.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="unique_group_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AuthorizationDecision(models.Model):
+    """Why a card was accepted or rejected, recorded for every Authorize, start and remote start."""
+
+    class Context(models.TextChoices):
+        LOCAL = "local", "Card at the charger"
+        START_TRANSACTION = "start_transaction", "StartTransaction"
+        REMOTE_APP = "remote_app", "Remote start from the app / portal"
+        REMOTE_MSP = "remote_msp", "Remote start from an MSP"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    uid = models.CharField(max_length=36)
+    uid_normalized = models.CharField(max_length=36, db_index=True)
+    token = models.ForeignKey(Token, on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    station_id = models.CharField(max_length=48)
+    connector_id = models.IntegerField(null=True, blank=True)
+    context = models.CharField(max_length=20, choices=Context.choices)
+    status = models.CharField(max_length=12)
+    reason = models.CharField(max_length=40, db_index=True)
+    step = models.PositiveSmallIntegerField()
+    message = models.TextField()
+    msp = models.ForeignKey(MobilityServiceProvider, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    msp_response = models.JSONField(null=True, blank=True)
+    msp_latency_ms = models.IntegerField(null=True, blank=True)
+    ocpp_unique_id = models.CharField(max_length=36, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["station_id", "-created_at"], name="authdec_station_time")]
+
+    def __str__(self) -> str:
+        return f"{self.uid} at {self.station_id}: {self.status} ({self.reason})"

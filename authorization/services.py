@@ -1,0 +1,278 @@
+"""Authorization: gather facts, ask MSPs live, record every decision; token and group changes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime
+
+import httpx
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from backoffice import db
+
+from .decisions import NEEDS_MSP, ChargerFacts, Context, Decision, MspAnswer, TokenFacts, decide
+from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .signals import token_groups_changed
+
+logger = logging.getLogger(__name__)
+
+MSP_CACHE_SECONDS = getattr(settings, "MSP_POSITIVE_CACHE_SECONDS", 300)
+
+
+def token_find(uid: str, organization_id: int | None) -> Token | None:
+    """Return the token a charger of `organization_id` should use for `uid`.
+
+    Own cards first, then cards of this operator's roaming partners (MSPs), then cards
+    of other organizations on the platform.
+    """
+    key = normalize_uid(uid)
+    candidates = list(
+        Token.objects.select_related("msp").filter(uid_normalized=key).order_by("pk")[:20]
+    )
+    if not candidates:
+        return None
+
+    def rank(token: Token) -> int:
+        if organization_id is not None and token.organization_id == organization_id:
+            return 0
+        if token.msp_id and token.msp.organization_id == organization_id:
+            return 1
+        return 2
+
+    return min(candidates, key=rank)
+
+
+def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
+    msp = token.msp
+    return TokenFacts(
+        uid=token.uid,
+        valid=token.valid,
+        blocked=token.blocked,
+        expires_at=token.expires_at,
+        organization_id=token.organization_id,
+        msp_id=token.msp_id,
+        msp_blocked=bool(msp and msp.blocked),
+        msp_live_validation=bool(msp and msp.live_validation_url),
+        msp_on_timeout_accept=bool(msp and msp.on_timeout == MobilityServiceProvider.OnTimeout.ACCEPT),
+        group_ids=frozenset(token.groups.values_list("pk", flat=True)),
+        allowed_station_ids=frozenset(token.allowed_station_ids or []),
+        single_session=token.single_session,
+        active_sessions=active_sessions,
+        is_guest=token.type == Token.Type.GUEST,
+    )
+
+
+def decision_record(
+    *, decision: Decision, uid: str, token_id: int | None, organization_id: int | None, station_id: str,
+    connector_id: int | None, context: Context, msp_id: int | None = None, msp_response: dict | None = None,
+    msp_latency_ms: int | None = None, ocpp_unique_id: str = "",
+) -> AuthorizationDecision:
+    return AuthorizationDecision.objects.create(
+        uid=uid[:36], uid_normalized=normalize_uid(uid)[:36], token_id=token_id,
+        organization_id=organization_id, station_id=station_id, connector_id=connector_id,
+        context=str(context), status=str(decision.status), reason=decision.reason, step=decision.step,
+        message=decision.message, msp_id=msp_id, msp_response=msp_response,
+        msp_latency_ms=msp_latency_ms, ocpp_unique_id=ocpp_unique_id[:36],
+    )
+
+
+def _msp_cache_key(msp_id: int, uid: str) -> str:
+    return f"msp-ok:{msp_id}:{normalize_uid(uid)}"
+
+
+async def msp_validate_live(
+    msp: MobilityServiceProvider, uid: str, *, location_id: str, station_id: str
+) -> tuple[MspAnswer, dict | None, int]:
+    """Ask the MSP with OCPI 2.2.1 real-time authorization; return (answer, body, latency ms)."""
+    url = f"{msp.live_validation_url.rstrip('/')}/{uid}/authorize"
+    body = {"location_id": location_id, "evse_uids": [station_id]}
+    headers = {"Authorization": f"Token {msp.live_validation_token}"}
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=msp.timeout_s) as client:
+            response = await client.post(url, params={"type": "RFID"}, json=body, headers=headers)
+    except httpx.TimeoutException:
+        return MspAnswer.TIMEOUT, None, int((time.monotonic() - started) * 1000)
+    except httpx.HTTPError as exc:
+        logger.warning("MSP %s unreachable: %s", msp.pk, exc)
+        return MspAnswer.TIMEOUT, {"error": str(exc)[:200]}, int((time.monotonic() - started) * 1000)
+    latency = int((time.monotonic() - started) * 1000)
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"http_status": response.status_code, "body": response.text[:500]}
+    allowed = None
+    if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
+        allowed = payload["data"].get("allowed")
+    try:
+        answer = MspAnswer(allowed)
+    except ValueError:
+        answer = MspAnswer.NOT_ALLOWED  # unknown token (OCPI 2004) or a malformed answer
+    return answer, payload if isinstance(payload, dict) else {"body": payload}, latency
+
+
+async def authorize(
+    *, uid: str, charger: ChargerFacts, context: Context, location_id: str = "", connector_id: int | None = None,
+    ocpp_unique_id: str = "", active_sessions_of=None, now: datetime | None = None,
+) -> Decision:
+    """Decide whether `uid` may charge at `charger`, asking its MSP live if needed, and record it.
+
+    The MSP is asked with an async HTTP client, so waiting for it never holds a database
+    thread or delays any other charger.
+    """
+    now = now or timezone.now()
+    token = await db.run(_token_with_facts, uid, charger.organization_id, active_sessions_of)
+    facts = token[1] if token else None
+    decision = decide(facts, charger, context, now=now)
+    msp_id = msp_response = msp_latency = None
+    if decision.reason == NEEDS_MSP:
+        token_obj = token[0]
+        msp = token_obj.msp
+        msp_id = msp.pk
+        if cache.get(_msp_cache_key(msp.pk, uid)):
+            answer, msp_response, msp_latency = MspAnswer.ALLOWED, {"cached": True}, 0
+        else:
+            answer, msp_response, msp_latency = await msp_validate_live(
+                msp, token_obj.uid, location_id=location_id, station_id=charger.station_id
+            )
+            if answer == MspAnswer.ALLOWED:
+                cache.set(_msp_cache_key(msp.pk, uid), True, MSP_CACHE_SECONDS)
+        decision = decide(facts, charger, context, now=now, msp_answer=answer)
+    elif token and token[0].msp_id:
+        msp_id = token[0].msp_id
+    await db.run(
+        decision_record, decision=decision, uid=uid, token_id=token[0].pk if token else None,
+        organization_id=charger.organization_id, station_id=charger.station_id, connector_id=connector_id,
+        context=context, msp_id=msp_id, msp_response=msp_response, msp_latency_ms=msp_latency,
+        ocpp_unique_id=ocpp_unique_id,
+    )
+    return decision
+
+
+def _token_with_facts(uid: str, organization_id: int | None, active_sessions_of):
+    token = token_find(uid, organization_id)
+    if token is None:
+        return None
+    active = active_sessions_of(token) if (active_sessions_of and token.single_session) else 0
+    return token, token_facts(token, active_sessions=active)
+
+
+def decide_sync(*, uid: str, charger: ChargerFacts, context: Context, now: datetime | None = None) -> Decision:
+    """Decide without asking an MSP (a cached or synced answer only); used for previews."""
+    now = now or timezone.now()
+    token = token_find(uid, charger.organization_id)
+    facts = token_facts(token) if token else None
+    decision = decide(facts, charger, context, now=now)
+    if decision.reason == NEEDS_MSP:
+        cached = cache.get(_msp_cache_key(token.msp_id, uid))
+        facts = replace(facts, msp_live_validation=not cached) if cached else facts
+        decision = decide(facts, charger, context, now=now, msp_answer=MspAnswer.ALLOWED if cached else None)
+    return decision
+
+
+# -- host and agent actions ------------------------------------------------------------------
+
+
+@transaction.atomic
+def token_group_add_uid(*, group: TokenGroup, uid: str) -> Token:
+    """Whitelist `uid` in `group`: reuse the organization's token for it, or create one."""
+    uid = uid.strip()
+    token = Token.objects.filter(organization=group.organization, uid_normalized=normalize_uid(uid)).first()
+    if token is None:
+        token = Token.objects.create(uid=uid, organization=group.organization, type=Token.Type.RFID)
+    group.tokens.add(token)
+    token_group_touch(group_ids=[group.pk])
+    return token
+
+
+@transaction.atomic
+def token_group_remove_token(*, group: TokenGroup, token: Token) -> None:
+    group.tokens.remove(token)
+    token_group_touch(group_ids=[group.pk])
+
+
+def token_group_touch(*, group_ids: list[int]) -> None:
+    """Bump the groups' list versions and tell chargers restricted to them (after commit)."""
+    if not group_ids:
+        return
+    from django.db.models import F
+
+    TokenGroup.objects.filter(pk__in=group_ids).update(version=F("version") + 1)
+    transaction.on_commit(lambda: token_groups_changed.send(sender=TokenGroup, token_group_ids=list(group_ids)))
+
+
+@transaction.atomic
+def token_update(*, token: Token, **fields) -> Token:
+    for name, value in fields.items():
+        setattr(token, name, value)
+    token.full_clean()
+    token.save()
+    token_group_touch(group_ids=list(token.groups.values_list("pk", flat=True)))
+    return token
+
+
+def msp_set_blocked(*, msp: MobilityServiceProvider, blocked: bool) -> MobilityServiceProvider:
+    msp.blocked = blocked
+    msp.save(update_fields=["blocked"])
+    return msp
+
+
+def tokens_search(*, uid: str, organization_ids) -> list[Token]:
+    """Return tokens matching `uid` among an organization's own and its MSPs' cards."""
+    key = normalize_uid(uid)
+    return list(
+        Token.objects.select_related("msp", "organization")
+        .filter(uid_normalized__contains=key)
+        .filter(Q(organization_id__in=organization_ids) | Q(msp__organization_id__in=organization_ids))
+        .order_by("uid")[:100]
+    )
+
+
+# -- MSP token pull (OCPI GET tokens) ----------------------------------------------------------
+
+
+def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, client: httpx.Client | None = None) -> int:
+    """Pull the MSP's token list (incremental from the last sync); return how many were stored."""
+    if not msp.live_validation_url:
+        return 0
+    started = timezone.now()
+    params: dict = {"offset": 0, "limit": page_size}
+    if msp.tokens_synced_at:
+        params["date_from"] = msp.tokens_synced_at.isoformat()
+    headers = {"Authorization": f"Token {msp.live_validation_token}"}
+    own_client = client is None
+    client = client or httpx.Client(timeout=max(msp.timeout_s, 30))
+    stored = 0
+    try:
+        while True:
+            response = client.get(msp.live_validation_url.rstrip("/"), params=params, headers=headers)
+            response.raise_for_status()
+            data = response.json().get("data") or []
+            for item in data:
+                uid = str(item.get("uid", "")).strip()
+                if not uid:
+                    continue
+                token, _ = Token.objects.update_or_create(
+                    msp=msp, uid_normalized=normalize_uid(uid),
+                    defaults={
+                        "uid": uid,
+                        "valid": bool(item.get("valid", True)),
+                        "type": Token.Type.APP if item.get("type") == "APP_USER" else Token.Type.RFID,
+                    },
+                )
+                stored += 1
+            if len(data) < params["limit"]:
+                break
+            params["offset"] += len(data)
+    finally:
+        if own_client:
+            client.close()
+    msp.tokens_synced_at = started
+    msp.save(update_fields=["tokens_synced_at"])
+    return stored

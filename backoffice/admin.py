@@ -1,0 +1,35 @@
+from django.contrib import admin
+
+from .models import Membership, Organization, Property
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
+    list_filter = ["created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    list_filter = ["role"]
+    list_select_related = ["user", "organization"]
+    raw_id_fields = ["user", "organization"]
+
+
+@admin.register(Property)
+class PropertyAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "timezone", "currency", "roaming_enabled", "guest_charging_enabled"]
+    search_fields = ["name", "address", "organization__name"]
+    list_filter = ["roaming_enabled", "guest_charging_enabled", "currency"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization"]

@@ -1,0 +1,134 @@
+"""REST API for organizations, members, properties, and the token login endpoint."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from . import services
+from .models import Membership, Organization, Property
+from .selectors import can_edit, organizations_for, properties_for, role_in
+
+
+def as_drf_error(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+
+
+class TenantViewSetMixin:
+    """Writes need owner/manager in the object's organization; reads need membership."""
+
+    def organization_id_of(self, obj) -> int | None:
+        return obj.organization_id
+
+    def check_object_permissions(self, request, obj):
+        super().check_object_permissions(request, obj)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not can_edit(request.user, self.organization_id_of(obj)):
+            raise PermissionDenied("Your role in this organization is read-only.")
+
+    def require_edit(self, organization_id: int | None) -> None:
+        if not can_edit(self.request.user, organization_id):
+            if role_in(self.request.user, organization_id) is None:
+                raise ValidationError({"organization": "Unknown organization."})
+            raise PermissionDenied("Your role in this organization is read-only.")
+
+
+class AuthTokenView(ObtainAuthToken):
+    """POST {"username", "password"} -> {"token"}. Members sign in with their email."""
+
+    @extend_schema(responses={200: {"type": "object", "properties": {"token": {"type": "string"}}}})
+    def post(self, request, *args, **kwargs):
+        data = request.data.copy() if hasattr(request.data, "copy") else dict(request.data)
+        if isinstance(data.get("username"), str) and "@" in data["username"]:
+            data["username"] = data["username"].strip().lower()
+        serializer = self.serializer_class(data=data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        from rest_framework.authtoken.models import Token
+
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "created_at"]
+
+
+class MemberSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"})
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    id = serializers.IntegerField(read_only=True)
+    user_id = serializers.IntegerField(read_only=True)
+
+
+class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.ListModelMixin,
+                          mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    serializer_class = OrganizationSerializer
+
+    def get_queryset(self):
+        return organizations_for(self.request.user).order_by("pk")
+
+    def organization_id_of(self, obj) -> int:
+        return obj.pk
+
+    def perform_create(self, serializer):
+        if not self.request.user.is_staff:
+            raise PermissionDenied("Only staff create organizations.")
+        serializer.instance = services.organization_create(name=serializer.validated_data["name"])
+
+    @extend_schema(request=MemberSerializer, responses={201: MemberSerializer})
+    @action(detail=True, methods=["get", "post"], serializer_class=MemberSerializer)
+    def members(self, request, pk=None):
+        organization = get_object_or_404(self.get_queryset(), pk=pk)
+        if request.method == "GET":
+            rows = Membership.objects.filter(organization=organization).select_related("user")
+            return Response(
+                [{"id": m.pk, "user_id": m.user_id, "email": m.user.email or m.user.username, "role": m.role} for m in rows]
+            )
+        if role_in(request.user, organization.pk) != Membership.Role.OWNER:
+            raise PermissionDenied("Only owners manage members.")
+        serializer = MemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            membership = services.member_add(organization=organization, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc) from None
+        return Response(
+            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PropertySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Property
+        fields = [
+            "id", "organization", "name", "address", "timezone", "currency", "roaming_enabled",
+            "guest_charging_enabled", "created_at",
+        ]
+
+
+class PropertyViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    serializer_class = PropertySerializer
+    filterset_fields = ["organization"]
+    search_fields = ["name", "address"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return properties_for(self.request.user).order_by("pk")
+
+    def perform_create(self, serializer):
+        self.require_edit(serializer.validated_data["organization"].pk)
+        serializer.save()
+
+    def perform_update(self, serializer):
+        if "organization" in serializer.validated_data:
+            self.require_edit(serializer.validated_data["organization"].pk)
+        serializer.save()

@@ -1,0 +1,68 @@
+"""Run ORM work from async code on a small pool of database threads.
+
+Channels' database_sync_to_async runs every ORM call of a process on one shared
+thread, so one slow query stalls every charger. The websocket path uses this pool
+instead: several threads on PostgreSQL (each keeps its own connection), exactly one
+on SQLite, which allows a single writer.
+"""
+
+import asyncio
+import atexit
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(
+                    max_workers=max(1, settings.DB_EXECUTOR_THREADS), thread_name_prefix="ocpp-db"
+                )
+    return _executor
+
+
+def _call(func: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    # Drops connections that are broken or past CONN_MAX_AGE, like Django does per request.
+    close_old_connections()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous ORM function in the database pool and return its result."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_get_executor(), functools.partial(_call, func, args, kwargs))
+
+
+def shutdown() -> None:
+    """Close the pool and its connections (tests, process exit)."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    try:
+        futures = [executor.submit(connections.close_all) for _ in range(executor._max_workers)]
+        for future in futures:
+            future.result(timeout=5)
+    except Exception:  # best effort: at interpreter exit the pool may already be gone
+        pass
+    executor.shutdown(wait=True)
+
+
+atexit.register(shutdown)

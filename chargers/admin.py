@@ -1,0 +1,179 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from . import commands
+from .models import Charger, ChargingSession, Command, Connector, MeterValue, OcppMessage, OrphanStop, StatusEvent
+
+
+class ConnectorInline(admin.TabularInline):
+    model = Connector
+    extra = 0
+    readonly_fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp", "updated_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ChargerAdminForm(forms.ModelForm):
+    ocpp_password = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), min_length=16, max_length=40,
+        help_text="Set a new HTTP Basic password for this charger (16-40 characters). Leave empty to keep it.",
+    )
+    remove_password = forms.BooleanField(required=False, help_text="Allow the charger to connect without a password.")
+
+    class Meta:
+        model = Charger
+        fields = "__all__"
+
+    def save(self, commit=True):
+        charger = super().save(commit=False)
+        if self.cleaned_data.get("remove_password"):
+            charger.set_ocpp_password(None)
+        elif self.cleaned_data.get("ocpp_password"):
+            charger.set_ocpp_password(self.cleaned_data["ocpp_password"])
+        if commit:
+            charger.save()
+            self.save_m2m()
+        return charger
+
+
+@admin.register(Charger)
+class ChargerAdmin(admin.ModelAdmin):
+    form = ChargerAdminForm
+    list_display = ["station_id", "property", "online", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version"]
+    search_fields = ["station_id", "name", "serial_number", "vendor", "model", "property__name"]
+    list_filter = ["access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
+    list_select_related = ["property"]
+    raw_id_fields = ["property"]
+    filter_horizontal = ["token_groups"]
+    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at"]
+    inlines = [ConnectorInline]
+    actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache"]
+
+    @admin.display(description="Online", boolean=True)
+    def online(self, obj):
+        return obj.is_online()
+
+    def _send(self, request, queryset, action, payload_for):
+        for charger in queryset:
+            payload = payload_for(charger)
+            if payload is None:
+                self.message_user(request, f"{charger}: nothing to send for {action}.", messages.WARNING)
+                continue
+            try:
+                command = commands.send_command_sync(charger, action, payload, source="admin", user_id=request.user.pk)
+            except commands.ChargerOffline:
+                self.message_user(request, f"{charger}: offline, {action} not sent.", messages.ERROR)
+            except commands.CommandTimeout:
+                self.message_user(request, f"{charger}: no answer to {action} in time.", messages.ERROR)
+            except commands.InvalidCommand as exc:
+                self.message_user(request, f"{charger}: {exc.error.description}", messages.ERROR)
+            else:
+                level = messages.SUCCESS if command.result_status in ("Accepted", "Unlocked") else messages.WARNING
+                self.message_user(request, f"{charger}: {action} -> {command.result_status or command.status}", level)
+
+    @admin.action(description="Remote start on connector 1 (with the latest used idTag or ADMIN)")
+    def remote_start(self, request, queryset):
+        def payload(charger):
+            last = charger.sessions.order_by("-started_at").first()
+            return {"connectorId": 1, "idTag": last.id_tag if last else "ADMIN"}
+
+        self._send(request, queryset, "RemoteStartTransaction", payload)
+
+    @admin.action(description="Remote stop the active session")
+    def remote_stop(self, request, queryset):
+        def payload(charger):
+            active = charger.sessions.filter(status=ChargingSession.Status.ACTIVE).order_by("-started_at").first()
+            return {"transactionId": active.transaction_id} if active else None
+
+        self._send(request, queryset, "RemoteStopTransaction", payload)
+
+    @admin.action(description="Reset (soft)")
+    def soft_reset(self, request, queryset):
+        self._send(request, queryset, "Reset", lambda c: {"type": "Soft"})
+
+    @admin.action(description="Reset (hard)")
+    def hard_reset(self, request, queryset):
+        self._send(request, queryset, "Reset", lambda c: {"type": "Hard"})
+
+    @admin.action(description="Unlock connector 1")
+    def unlock_connector(self, request, queryset):
+        self._send(request, queryset, "UnlockConnector", lambda c: {"connectorId": 1})
+
+    @admin.action(description="Clear authorization cache")
+    def clear_cache(self, request, queryset):
+        self._send(request, queryset, "ClearCache", lambda c: {})
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OcppMessage)
+class OcppMessageAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "direction", "message_type", "action", "unique_id", "id_tag"]
+    list_filter = ["direction", "message_type", "action"]
+    search_fields = ["charger__station_id", "unique_id", "id_tag", "action"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+    show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+
+
+@admin.register(ChargingSession)
+class ChargingSessionAdmin(admin.ModelAdmin):
+    list_display = ["transaction_id", "charger", "connector_id", "id_tag", "started_at", "stopped_at", "energy", "status", "stop_reason"]
+    list_filter = ["status", "stop_reason"]
+    search_fields = ["transaction_id", "id_tag", "charger__station_id"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger", "token"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="Energy (kWh)")
+    def energy(self, obj):
+        return "" if obj.energy_wh is None else format_html("{}", f"{obj.energy_wh / 1000:.3f}")
+
+
+@admin.register(MeterValue)
+class MeterValueAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "connector_id", "session", "measurand", "phase", "value", "unit"]
+    list_filter = ["measurand"]
+    search_fields = ["charger__station_id"]
+    list_select_related = ["charger", "session"]
+    show_full_result_count = False
+
+
+@admin.register(OrphanStop)
+class OrphanStopAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "charger", "transaction_id", "id_tag", "stopped_at", "meter_stop_wh", "reason", "reviewed"]
+    list_filter = ["reviewed", "reason"]
+    search_fields = ["charger__station_id", "transaction_id", "id_tag"]
+    list_select_related = ["charger"]
+    readonly_fields = ["charger", "transaction_id", "id_tag", "stopped_at", "meter_stop_wh", "reason", "payload", "received_at"]
+
+
+@admin.register(Command)
+class CommandAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "charger", "action", "status", "result", "source", "requested_by"]
+    list_filter = ["status", "action", "source"]
+    search_fields = ["charger__station_id", "unique_id"]
+    list_select_related = ["charger", "requested_by"]
+
+    @admin.display(description="Answer")
+    def result(self, obj):
+        return obj.result_status
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "connector_id", "status", "error_code", "received_at"]
+    list_filter = ["status", "error_code"]
+    search_fields = ["charger__station_id"]
+    list_select_related = ["charger"]

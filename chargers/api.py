@@ -1,0 +1,266 @@
+"""REST API for chargers, their message log, commands and charging sessions."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from authorization.models import TokenGroup
+from authorization.services import token_group_touch
+from backoffice.api import TenantViewSetMixin
+from backoffice.models import Property
+
+from . import commands
+from .message_log import serialize_message
+from .models import OCPP_PASSWORD_MIN_LENGTH, Charger, ChargingSession, Connector
+from .ocpp.protocol import CSMS_ACTIONS_V16
+from .selectors import chargers_for, message_log, sessions_for
+
+
+class ConnectorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Connector
+        fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp"]
+
+
+class ChargerSerializer(serializers.ModelSerializer):
+    property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all(), allow_null=False)
+    ocpp_password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, allow_null=True, min_length=OCPP_PASSWORD_MIN_LENGTH,
+        max_length=40, help_text="HTTP Basic password of the charger (security profile 1). Empty removes it.",
+    )
+    status = serializers.SerializerMethodField()
+    connectors = serializers.SerializerMethodField()
+    token_groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
+    roaming_enabled = serializers.BooleanField(allow_null=True, required=False)
+    guest_charging_enabled = serializers.BooleanField(allow_null=True, required=False)
+    has_password = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Charger
+        fields = [
+            "station_id", "name", "property", "access_mode", "ownership", "ocpp_password", "has_password",
+            "license_valid_until", "out_of_order", "status", "last_heartbeat", "last_seen_at", "vendor",
+            "model", "serial_number", "firmware_version", "registration_status", "connectors",
+            "roaming_enabled", "guest_charging_enabled", "token_groups",
+        ]
+        read_only_fields = ["vendor", "model", "serial_number", "firmware_version", "last_seen_at"]
+
+    last_heartbeat = serializers.DateTimeField(source="last_heartbeat_at", read_only=True)
+
+    def get_status(self, obj) -> str:
+        return obj.status
+
+    def get_has_password(self, obj) -> bool:
+        return bool(obj.ocpp_password_hash)
+
+    def get_connectors(self, obj) -> list[dict]:
+        return ConnectorSerializer(
+            [c for c in obj.connectors.all() if c.connector_id > 0], many=True
+        ).data
+
+    def validate_station_id(self, value):
+        if self.instance and value != self.instance.station_id:
+            raise ValidationError("The Station ID is the charger's OCPP identity and cannot change.")
+        return value
+
+    def validate(self, attrs):
+        prop = attrs.get("property") or getattr(self.instance, "property", None)
+        for group in attrs.get("token_groups", []):
+            if prop is None or group.organization_id != prop.organization_id:
+                raise ValidationError({"token_groups": "Token groups must belong to the charger's organization."})
+        return attrs
+
+    def _save(self, instance, validated_data):
+        password = validated_data.pop("ocpp_password", "unset")
+        groups = validated_data.pop("token_groups", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        if password != "unset":
+            instance.set_ocpp_password(password)
+        instance.full_clean(exclude=["ocpp_password_hash"])
+        instance.save()
+        if groups is not None:
+            before = set(instance.token_groups.values_list("pk", flat=True))
+            instance.token_groups.set(groups)
+            token_group_touch(group_ids=sorted(before | {g.pk for g in groups}))
+        return instance
+
+    @transaction.atomic
+    def create(self, validated_data):
+        return self._save(Charger(), validated_data)
+
+    @transaction.atomic
+    def update(self, instance, validated_data):
+        return self._save(instance, validated_data)
+
+
+class ChargerFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=[("online", "online"), ("offline", "offline")], method="filter_status")
+    search = django_filters.CharFilter(method="filter_search")
+
+    class Meta:
+        model = Charger
+        fields = ["property", "access_mode", "out_of_order", "status", "search"]
+
+    def filter_status(self, queryset, name, value):
+        from datetime import timedelta
+
+        from django.db.models import F, Q
+        from django.utils import timezone
+
+        # Approximates is_online() in SQL with the largest interval; the row-level check is exact.
+        threshold = timezone.now() - timedelta(seconds=2 * 3600)
+        online = Q(last_seen_at__gte=threshold) & ~Q(connection_id="")
+        ids = [c.pk for c in queryset.filter(online) if c.is_online()]
+        if value == "online":
+            return queryset.filter(pk__in=ids)
+        return queryset.exclude(pk__in=ids)
+
+    def filter_search(self, queryset, name, value):
+        from django.db.models import Q
+
+        return queryset.filter(
+            Q(station_id__icontains=value) | Q(name__icontains=value) | Q(serial_number__icontains=value)
+        )
+
+
+
+class CommandSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    response = serializers.JSONField()
+
+
+class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+    serializer_class = ChargerSerializer
+    filterset_class = ChargerFilter
+    lookup_field = "station_id"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return chargers_for(self.request.user).prefetch_related("token_groups").order_by("station_id")
+
+    def organization_id_of(self, obj):
+        return obj.property.organization_id if obj.property_id else None
+
+    def perform_create(self, serializer):
+        self.require_edit(serializer.validated_data["property"].organization_id)
+        serializer.save()
+
+    def perform_update(self, serializer):
+        if "property" in serializer.validated_data:
+            self.require_edit(serializer.validated_data["property"].organization_id)
+        serializer.save()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str), OpenApiParameter("search", str),
+            OpenApiParameter("direction", str, enum=["in", "out"]),
+            OpenApiParameter("message_type", str, enum=["CALL", "CALLRESULT", "CALLERROR"]),
+            OpenApiParameter("before", int, description="Keyset: return rows older than this id."),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: {"type": "object"}},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def logs(self, request, station_id=None):
+        charger = self.get_object()
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 50)), 500))
+            before = int(request.query_params["before"]) if request.query_params.get("before") else None
+        except ValueError:
+            raise ValidationError({"limit": "Use whole numbers for limit and before."}) from None
+        rows = message_log(
+            charger, search=request.query_params.get("search", ""), action=request.query_params.get("action", ""),
+            direction=request.query_params.get("direction", ""),
+            message_type=request.query_params.get("message_type", ""), before_id=before, limit=limit,
+        )
+        results = [serialize_message(row) for row in rows]
+        next_url = None
+        if len(rows) == limit:
+            params = request.query_params.copy()
+            params["before"] = rows[-1].pk
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response({"next": next_url, "results": results})
+
+    @extend_schema(request={"application/json": {"type": "object"}}, responses={200: CommandSerializer})
+    @action(detail=True, methods=["post"], url_path=r"commands/(?P<ocpp_action>[A-Za-z]+)", filter_backends=[])
+    def commands(self, request, station_id=None, ocpp_action=None):
+        charger = self.get_object()
+        self.require_edit(self.organization_id_of(charger))
+        if ocpp_action not in CSMS_ACTIONS_V16:
+            raise ValidationError({"action": f"{ocpp_action} is not an action the central system sends."})
+        payload = request.data if isinstance(request.data, dict) else None
+        if payload is None:
+            raise ValidationError({"payload": "Send the OCPP payload as a JSON object."})
+        try:
+            command = commands.send_command_sync(
+                charger, ocpp_action, dict(payload), source="api", user_id=request.user.pk
+            )
+        except commands.InvalidCommand as exc:
+            return Response(
+                {"status": "invalid", "error": exc.error.code, "detail": exc.error.description},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        except commands.ChargerOffline:
+            return Response(
+                {"status": "offline", "detail": "The charger is not connected."}, status=status.HTTP_409_CONFLICT
+            )
+        except commands.CommandTimeout as exc:
+            return Response(
+                {"status": "timeout", "detail": exc.command.error}, status=status.HTTP_504_GATEWAY_TIMEOUT
+            )
+        if command.status == command.Status.ERROR:
+            return Response({"status": "error", "response": command.response}, status=status.HTTP_502_BAD_GATEWAY)
+        return Response({"status": command.result_status or "answered", "response": command.response})
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    station_id = serializers.CharField(source="charger.station_id")
+    energy_kwh = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ChargingSession
+        fields = [
+            "id", "transaction_id", "station_id", "connector_id", "id_tag", "id_tag_status", "started_at",
+            "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_kwh", "stop_reason", "status",
+        ]
+
+    def get_energy_kwh(self, obj) -> str | None:
+        from decimal import Decimal
+
+        if obj.energy_wh is None:
+            return None
+        return str((Decimal(obj.energy_wh) / 1000).quantize(Decimal("0.001")))
+
+
+class SessionFilter(django_filters.FilterSet):
+    station_id = django_filters.CharFilter(field_name="charger__station_id")
+    id_tag = django_filters.CharFilter()
+    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = ChargingSession
+        fields = ["station_id", "status", "id_tag", "connector_id"]
+
+
+class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = SessionSerializer
+    filterset_class = SessionFilter
+
+    def get_queryset(self):
+        return sessions_for(self.request.user).order_by("-started_at", "-id")
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except (ValueError, TypeError):
+            raise Http404 from None

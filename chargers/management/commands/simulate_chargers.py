@@ -1,0 +1,40 @@
+"""Run simulated OCPP 1.6J chargers against a central system."""
+
+import asyncio
+
+from django.core.management.base import BaseCommand
+
+from chargers.simulator import SimulatedCharger
+
+
+class Command(BaseCommand):
+    help = "Connect N simulated chargers (boot, heartbeat, status, authorize, sessions with meter values)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--count", type=int, default=3)
+        parser.add_argument("--url", default="ws://127.0.0.1:8000/ocpp")
+        parser.add_argument("--prefix", default="DEMO-", help="Station IDs are PREFIX001, PREFIX002, ...")
+        parser.add_argument("--start", type=int, default=1)
+        parser.add_argument("--password", default=None)
+        parser.add_argument("--connectors", type=int, default=2)
+        parser.add_argument("--id-tag", action="append", dest="id_tags", default=None)
+        parser.add_argument("--meter-interval", type=float, default=10.0)
+
+    def handle(self, *args, **options):
+        chargers = [
+            SimulatedCharger(
+                url=options["url"], station_id=f"{options['prefix']}{n:03d}", password=options["password"],
+                connectors=options["connectors"], id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
+                meter_interval=options["meter_interval"],
+            )
+            for n in range(options["start"], options["start"] + options["count"])
+        ]
+        self.stdout.write(f"Simulating {len(chargers)} charger(s) against {options['url']} (Ctrl+C stops)")
+        try:
+            asyncio.run(_run_all(chargers))
+        except KeyboardInterrupt:
+            pass
+
+
+async def _run_all(chargers):
+    await asyncio.gather(*(c.run() for c in chargers))

@@ -1,0 +1,299 @@
+"""Batched, bounded writer for the OCPP message log, meter values and last-seen times.
+
+The websocket path never waits for a database round trip to log a frame: frames are
+appended to an in-process buffer and written by one background task with bulk inserts
+every few milliseconds. The buffer is bounded, so a stalled database slows chargers
+down (backpressure) instead of eating memory, and it is flushed when a charger
+disconnects and when the process shuts down, so no frame is dropped on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from backoffice import db
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.005
+MAX_BATCH = 2000
+MAX_BUFFERED = 50_000
+LAST_SEEN_WRITE_EVERY_S = 15.0
+LOG_WATCH_TTL_S = 60
+
+
+def log_group(charger_id: int) -> str:
+    return f"logs.{charger_id}"
+
+
+def log_watch_key(charger_id: int) -> str:
+    return f"logwatch:{charger_id}"
+
+
+@dataclass(slots=True)
+class MeterSample:
+    charger_id: int
+    connector_id: int
+    transaction_id: int | None
+    timestamp: datetime
+    measurand: str
+    phase: str
+    unit: str
+    context: str
+    location: str
+    raw_value: str
+
+
+def _id_tag_of(action: str, payload) -> str:
+    if isinstance(payload, dict):
+        tag = payload.get("idTag")
+        if isinstance(tag, str):
+            return tag[:36]
+    return ""
+
+
+class MessageLogWriter:
+    def __init__(self) -> None:
+        self._messages: deque = deque()
+        self._meters: deque = deque()
+        self._seen: dict[int, tuple[datetime, bool]] = {}
+        self._seen_written: dict[int, float] = {}
+        self._wakeup: asyncio.Event | None = None
+        self._space: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_lock: asyncio.Lock | None = None
+        self._watch_memo: tuple[float, set[int]] = (0.0, set())
+
+    # -- producers (event loop) ------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop = loop
+            self._wakeup = asyncio.Event()
+            self._space = asyncio.Event()
+            self._flush_lock = asyncio.Lock()
+            self._task = loop.create_task(self._run(), name="ocpp-message-log")
+
+    async def add_message(
+        self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
+        action: str, payload, raw: str = "", timestamp: datetime | None = None,
+    ) -> None:
+        self._ensure_running()
+        if len(self._messages) >= MAX_BUFFERED:
+            self._space.clear()
+            self._wakeup.set()
+            await self._space.wait()
+        self._messages.append(
+            (charger_id, timestamp or timezone.now(), direction, message_type, unique_id[:64],
+             action[:64], _id_tag_of(action, payload), payload, raw)
+        )
+        if len(self._messages) >= MAX_BATCH:
+            self._wakeup.set()
+
+    def add_meter_samples(self, samples: list[MeterSample]) -> None:
+        self._ensure_running()
+        self._meters.extend(samples)
+
+    def touch(self, charger_id: int, *, heartbeat: bool = False, now: datetime | None = None) -> None:
+        """Note that a charger was heard from; written at most every few seconds per charger."""
+        now = now or timezone.now()
+        previous = self._seen.get(charger_id)
+        self._seen[charger_id] = (now, heartbeat or (previous[1] if previous else False))
+
+    def forget(self, charger_id: int) -> None:
+        self._seen.pop(charger_id, None)
+        self._seen_written.pop(charger_id, None)
+
+    async def flush(self) -> None:
+        """Write everything buffered so far."""
+        if self._task is None or self._loop is not asyncio.get_running_loop():
+            await db.run(self._write_everything_sync)
+            return
+        async with self._flush_lock:
+            while self._messages or self._meters:
+                await self._flush_once(force_seen=False)
+            await self._flush_once(force_seen=True)
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    # -- consumer (background task) ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.sleep(FLUSH_INTERVAL_S)
+                if not (self._messages or self._meters or self._seen):
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                async with self._flush_lock:
+                    await self._flush_once(force_seen=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep logging alive; the rows stay buffered and are retried
+                logger.exception("Writing the OCPP message log failed; retrying")
+                await asyncio.sleep(0.5)
+
+    def _take(self):
+        messages = [self._messages.popleft() for _ in range(min(len(self._messages), MAX_BATCH))]
+        meters = [self._meters.popleft() for _ in range(min(len(self._meters), MAX_BATCH))]
+        return messages, meters
+
+    def _due_seen(self, force: bool) -> dict[int, tuple[datetime, bool]]:
+        now = time.monotonic()
+        due = {}
+        for charger_id, seen in list(self._seen.items()):
+            if force or now - self._seen_written.get(charger_id, 0.0) >= LAST_SEEN_WRITE_EVERY_S:
+                due[charger_id] = seen
+                self._seen_written[charger_id] = now
+                del self._seen[charger_id]
+        return due
+
+    async def _flush_once(self, *, force_seen: bool) -> None:
+        messages, meters = self._take()
+        seen = self._due_seen(force_seen)
+        if not (messages or meters or seen):
+            return
+        try:
+            published = await db.run(_write_batch, messages, meters, seen, self._watched_memo)
+        except Exception:
+            # Put the rows back in front so nothing is lost, then let the caller retry.
+            self._messages.extendleft(reversed(messages))
+            self._meters.extendleft(reversed(meters))
+            for charger_id, value in seen.items():
+                self._seen.setdefault(charger_id, value)
+            raise
+        if self._space is not None and len(self._messages) < MAX_BUFFERED:
+            self._space.set()
+        if published:
+            await _publish(published)
+
+    def _watched_memo(self, charger_ids: set[int]) -> set[int]:
+        """Return which of these chargers have a Logs tab open somewhere (cached 2 s)."""
+        stamp, watched = self._watch_memo
+        if time.monotonic() - stamp > 2.0:
+            keys = cache.get_many([log_watch_key(pk) for pk in charger_ids]) if charger_ids else {}
+            watched = {int(key.split(":")[1]) for key in keys}
+            self._watch_memo = (time.monotonic(), watched)
+        return watched & charger_ids
+
+    def _write_everything_sync(self) -> None:
+        while self._messages or self._meters or self._seen:
+            messages, meters = self._take()
+            _write_batch(messages, meters, self._due_seen(True), None)
+
+
+def _to_decimal(raw: str) -> Decimal | None:
+    try:
+        value = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() and abs(value) < Decimal("1e15") else None
+
+
+def _write_batch(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
+    from chargers.models import Charger, ChargingSession, MeterValue, OcppMessage
+
+    with transaction.atomic():
+        rows = OcppMessage.objects.bulk_create(
+            [
+                OcppMessage(
+                    charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype,
+                    unique_id=uid, action=action, id_tag=id_tag, payload=payload, raw=raw,
+                )
+                for charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw in messages
+            ]
+        )
+        if meters:
+            keys = {(m.charger_id, m.transaction_id) for m in meters if m.transaction_id is not None}
+            sessions = {}
+            if keys:
+                for pk, charger_id, tx in ChargingSession.objects.filter(
+                    transaction_id__in={tx for _, tx in keys}
+                ).values_list("pk", "charger_id", "transaction_id"):
+                    sessions[(charger_id, tx)] = pk
+            MeterValue.objects.bulk_create(
+                [
+                    MeterValue(
+                        charger_id=m.charger_id, session_id=sessions.get((m.charger_id, m.transaction_id)),
+                        connector_id=m.connector_id, timestamp=m.timestamp, measurand=m.measurand[:50],
+                        phase=m.phase[:10], unit=m.unit[:10], context=m.context[:20],
+                        location=m.location[:10], value=_to_decimal(m.raw_value),
+                        raw_value=m.raw_value[:100],
+                    )
+                    for m in meters
+                ]
+            )
+        if seen:
+            chargers = []
+            for charger_id, (when, heartbeat) in seen.items():
+                charger = Charger(pk=charger_id, last_seen_at=when)
+                charger.last_heartbeat_at = when if heartbeat else None
+                chargers.append(charger)
+            with_hb = [c for c in chargers if c.last_heartbeat_at]
+            without_hb = [c for c in chargers if not c.last_heartbeat_at]
+            if with_hb:
+                Charger.objects.bulk_update(with_hb, ["last_seen_at", "last_heartbeat_at"])
+            if without_hb:
+                Charger.objects.bulk_update(without_hb, ["last_seen_at"])
+    if watched_of is None or not rows:
+        return {}
+    watched = watched_of({row.charger_id for row in rows})
+    published: dict[int, list[dict]] = {}
+    for row in rows:
+        if row.charger_id in watched and row.pk is not None:
+            published.setdefault(row.charger_id, []).append(serialize_message(row))
+    return published
+
+
+def serialize_message(row) -> dict:
+    return {
+        "id": row.pk,
+        "timestamp": row.timestamp.isoformat(),
+        "direction": row.direction,
+        "message_type": {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}.get(row.message_type, "INVALID"),
+        "unique_id": row.unique_id,
+        "action": row.action,
+        "id_tag": row.id_tag,
+        "payload": row.payload,
+    }
+
+
+async def _publish(published: dict[int, list[dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for charger_id, rows in published.items():
+        try:
+            await layer.group_send(log_group(charger_id), {"type": "log.rows", "rows": rows})
+        except Exception:  # a live view is best effort; the rows are stored either way
+            logger.warning("Could not publish log rows for charger %s", charger_id, exc_info=True)
+
+
+writer = MessageLogWriter()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    if writer._messages or writer._meters or writer._seen:
+        try:
+            writer._write_everything_sync()
+        except Exception:
+            logger.exception("Could not write the OCPP message log at exit")

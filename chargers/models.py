@@ -1,0 +1,344 @@
+"""Chargers, their connectors, the OCPP message log, charging sessions and commands."""
+
+import builtins
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.utils.crypto import get_random_string
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# OCPP-J 1.6 §3.1.1 / 2.0.1 identifierString: printable, no colon (it breaks Basic auth), at most 48.
+station_id_validator = RegexValidator(
+    r"^[A-Za-z0-9*\-_=+|@.]{1,48}$",
+    "Station IDs use letters, digits and * - _ = + | @ . (at most 48 characters, no spaces).",
+)
+
+
+# OCPP passwords are machine keys of 16+ characters (security whitepaper §7.2), not
+# human passwords: a few thousand PBKDF2 rounds keep a reconnect storm of thousands of
+# chargers affordable while the hash stays salted and slow to brute-force.
+OCPP_PASSWORD_ITERATIONS = 5000
+OCPP_PASSWORD_MIN_LENGTH = 16
+
+
+class Charger(models.Model):
+    class AccessMode(models.TextChoices):
+        PUBLIC = "public", "Public (roaming and guests)"
+        GUEST = "guest", "Guest charging (QR code)"
+        PRIVATE = "private", "Private (own cards only)"
+
+    class Ownership(models.TextChoices):
+        NETWORK = "network", "Network charger"
+        PRIVATE_OWNER = "private_owner", "Privately owned"
+
+    class Registration(models.TextChoices):
+        ACCEPTED = "Accepted", "Accepted"
+        PENDING = "Pending", "Pending"
+        REJECTED = "Rejected", "Rejected"
+
+    station_id = models.CharField(
+        max_length=48, unique=True, validators=[station_id_validator],
+        help_text="The OCPP identity in the websocket URL. Case-sensitive.",
+    )
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.PROTECT, related_name="chargers", null=True, blank=True
+    )
+    name = models.CharField(max_length=200, blank=True)
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    serial_number = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True)
+    access_mode = models.CharField(max_length=8, choices=AccessMode.choices, default=AccessMode.PUBLIC)
+    ownership = models.CharField(max_length=13, choices=Ownership.choices, default=Ownership.NETWORK)
+    # None = follow the property's setting.
+    roaming_enabled = models.BooleanField(null=True, blank=True)
+    guest_charging_enabled = models.BooleanField(null=True, blank=True)
+    token_groups = models.ManyToManyField(
+        "authorization.TokenGroup", related_name="chargers", blank=True,
+        help_text="When set, only cards in these local token groups may charge here.",
+    )
+    license_valid_until = models.DateField(null=True, blank=True)
+    out_of_order = models.BooleanField(default=False)
+    ocpp_password_hash = models.CharField(max_length=256, blank=True, editable=False)
+    registration_status = models.CharField(
+        max_length=8, choices=Registration.choices, default=Registration.ACCEPTED
+    )
+    heartbeat_interval = models.PositiveIntegerField(default=60)
+    # Connection state: set by the websocket consumer of whichever process holds the socket.
+    connection_id = models.CharField(max_length=36, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_boot_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["station_id"]
+
+    def __str__(self) -> str:
+        return self.station_id
+
+    def set_ocpp_password(self, raw: str | None) -> None:
+        """Store a salted hash of the charger's Basic-auth password (never the password)."""
+        if not raw:
+            self.ocpp_password_hash = ""
+            return
+        self.ocpp_password_hash = PBKDF2PasswordHasher().encode(
+            raw, get_random_string(16), iterations=OCPP_PASSWORD_ITERATIONS
+        )
+
+    def check_ocpp_password(self, raw: str) -> bool:
+        # verify() compares in constant time.
+        return bool(self.ocpp_password_hash) and PBKDF2PasswordHasher().verify(raw, self.ocpp_password_hash)
+
+    def is_online(self, now=None) -> bool:
+        """Connected now, and heard from within two heartbeat intervals."""
+        if not self.connection_id or not self.last_seen_at:
+            return False
+        now = now or timezone.now()
+        return self.last_seen_at >= now - timedelta(seconds=2 * max(self.heartbeat_interval, 1))
+
+    @builtins.property  # the field `property` shadows the builtin in this class body
+    def status(self) -> str:
+        return "online" if self.is_online() else "offline"
+
+    def license_active(self, today=None) -> bool:
+        today = today or timezone.localdate()
+        return self.license_valid_until is not None and self.license_valid_until >= today
+
+    @builtins.property
+    def effective_roaming_enabled(self) -> bool:
+        if self.access_mode != self.AccessMode.PUBLIC:
+            return False
+        if self.roaming_enabled is not None:
+            return self.roaming_enabled
+        return self.property.roaming_enabled if self.property_id else False
+
+    @builtins.property
+    def effective_guest_charging_enabled(self) -> bool:
+        if self.access_mode == self.AccessMode.PRIVATE:
+            return False
+        if self.guest_charging_enabled is not None:
+            return self.guest_charging_enabled
+        return self.property.guest_charging_enabled if self.property_id else False
+
+    @builtins.property
+    def organization_id(self):
+        return self.property.organization_id if self.property_id else None
+
+
+class Connector(models.Model):
+    """A charging port. connector_id 0 is the charger as a whole (OCPP 1.6 §4.9)."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="connectors")
+    connector_id = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, default="Unavailable")
+    error_code = models.CharField(max_length=30, default="NoError")
+    vendor_error_code = models.CharField(max_length=50, blank=True)
+    info = models.CharField(max_length=50, blank=True)
+    status_timestamp = models.DateTimeField(null=True, blank=True, help_text="As reported by the charger.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["charger", "connector_id"]
+        constraints = [models.UniqueConstraint(fields=["charger", "connector_id"], name="unique_connector")]
+
+    def __str__(self) -> str:
+        return f"{self.charger_id}/{self.connector_id}"
+
+
+class OcppMessage(models.Model):
+    """Every OCPP-J frame in both directions, as sent."""
+
+    class Direction(models.TextChoices):
+        IN = "in", "From charger"
+        OUT = "out", "To charger"
+
+    class MessageType(models.IntegerChoices):
+        CALL = 2, "CALL"
+        CALLRESULT = 3, "CALLRESULT"
+        CALLERROR = 4, "CALLERROR"
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    timestamp = models.DateTimeField(default=timezone.now)
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    message_type = models.PositiveSmallIntegerField(choices=MessageType.choices, null=True)
+    unique_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, blank=True)
+    # Pulled out of Authorize / StartTransaction / RemoteStart payloads so "search an idTag" is an index hit.
+    id_tag = models.CharField(max_length=36, blank=True)
+    payload = models.JSONField(null=True)
+    # The frame exactly as received when it was not valid JSON.
+    raw = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["charger", "-id"], name="ocppmsg_charger_latest"),
+            models.Index(fields=["charger", "action", "-id"], name="ocppmsg_charger_action"),
+            models.Index(fields=["charger", "id_tag", "-id"], name="ocppmsg_charger_idtag"),
+            models.Index(fields=["action", "-id"], name="ocppmsg_action"),
+            models.Index(fields=["timestamp"], name="ocppmsg_timestamp"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.get_message_type_display()} {self.action} {self.unique_id}"
+
+
+class ChargingSession(models.Model):
+    """A charging transaction as the charger reported it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Charging"
+        COMPLETED = "completed", "Completed"
+
+    charger = models.ForeignKey(Charger, on_delete=models.PROTECT, related_name="sessions")
+    connector_id = models.PositiveIntegerField()
+    transaction_id = models.IntegerField(unique=True, help_text="Issued by us; fits a signed 32-bit integer.")
+    id_tag = models.CharField(max_length=36)
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    id_tag_status = models.CharField(max_length=12, default="Accepted", help_text="idTagInfo status we answered.")
+    started_at = models.DateTimeField(help_text="Charger's clock.")
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Charger's clock.")
+    meter_start_wh = models.BigIntegerField()
+    meter_stop_wh = models.BigIntegerField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=20, blank=True)
+    stop_id_tag = models.CharField(max_length=36, blank=True)
+    reservation_id = models.IntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    received_start_at = models.DateTimeField(auto_now_add=True)
+    received_stop_at = models.DateTimeField(null=True, blank=True)
+    transaction_data = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # A StartTransaction whose reply was lost comes again with the same facts.
+            models.UniqueConstraint(
+                fields=["charger", "connector_id", "id_tag", "meter_start_wh", "started_at"],
+                name="unique_session_start",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["charger", "-started_at"], name="session_charger_time"),
+            models.Index(fields=["status", "charger"], name="session_status"),
+            models.Index(fields=["id_tag"], name="session_idtag"),
+        ]
+
+    def __str__(self) -> str:
+        return f"tx {self.transaction_id} on {self.charger_id}/{self.connector_id}"
+
+    @property
+    def energy_wh(self) -> int | None:
+        if self.meter_stop_wh is None:
+            return None
+        return max(self.meter_stop_wh - self.meter_start_wh, 0)
+
+
+class MeterValue(models.Model):
+    """One sampled value of a MeterValues or StopTransaction.transactionData entry."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="meter_values", db_index=False)
+    session = models.ForeignKey(
+        ChargingSession, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_values"
+    )
+    connector_id = models.PositiveIntegerField()
+    timestamp = models.DateTimeField()
+    measurand = models.CharField(max_length=50, default="Energy.Active.Import.Register")
+    phase = models.CharField(max_length=10, blank=True)
+    unit = models.CharField(max_length=10, blank=True)
+    context = models.CharField(max_length=20, blank=True)
+    location = models.CharField(max_length=10, blank=True)
+    value = models.DecimalField(max_digits=20, decimal_places=4, null=True)
+    raw_value = models.CharField(max_length=100, blank=True, help_text="As sent, when not a plain number.")
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [
+            models.Index(fields=["session", "timestamp"], name="meter_session_time"),
+            models.Index(fields=["charger", "-timestamp"], name="meter_charger_time"),
+        ]
+
+
+class OrphanStop(models.Model):
+    """A StopTransaction for a transaction we never saw start: acknowledged and kept for review."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="orphan_stops")
+    transaction_id = models.IntegerField()
+    id_tag = models.CharField(max_length=36, blank=True)
+    stopped_at = models.DateTimeField()
+    meter_stop_wh = models.BigIntegerField()
+    reason = models.CharField(max_length=20, blank=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    reviewed = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charger", "transaction_id", "stopped_at", "meter_stop_wh"], name="unique_orphan_stop"
+            )
+        ]
+
+
+class Command(models.Model):
+    """A CALL we sent (or tried to send) to a charger, with its outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ANSWERED = "answered", "Answered"
+        ERROR = "error", "CALLERROR"
+        TIMEOUT = "timeout", "No answer in time"
+        OFFLINE = "offline", "Charger offline"
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="commands")
+    action = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    response = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    unique_id = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=20, default="api")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} to {self.charger_id}: {self.status}"
+
+    @property
+    def result_status(self) -> str:
+        """The status field of the charger's answer (Accepted, Rejected, ...), if any."""
+        if isinstance(self.response, dict):
+            return str(self.response.get("status", ""))
+        return ""
+
+
+class StatusEvent(models.Model):
+    """A StatusNotification as reported, kept for idle-time billing and support history."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="status_events")
+    connector_id = models.PositiveIntegerField()
+    status = models.CharField(max_length=20)
+    error_code = models.CharField(max_length=30, default="NoError")
+    timestamp = models.DateTimeField(help_text="Charger's clock, or receive time if it sent none.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["charger", "connector_id", "timestamp"], name="statusevent_conn_time")]

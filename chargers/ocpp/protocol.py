@@ -1,0 +1,222 @@
+"""OCPP-J 1.6 framing, schema validation and error codes. Pure: no I/O, no Django.
+
+Schemas are the official OCPP 1.6 JSON schemas shipped in the `ocpp` package, compiled
+once with fastjsonschema: ~20 µs per MeterValues instead of ~400 µs with jsonschema,
+and no thread hop per message (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import ocpp
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 §4.1.4
+
+# OCPP-J 1.6 §4.2.3 error codes, with the 1.6 wire spellings that the errata keep
+# ("will not be fixed", errata §5.1/§5.2). The ocpp package emits other names.
+NOT_IMPLEMENTED = "NotImplemented"
+NOT_SUPPORTED = "NotSupported"
+INTERNAL_ERROR = "InternalError"
+PROTOCOL_ERROR = "ProtocolError"
+SECURITY_ERROR = "SecurityError"
+FORMATION_VIOLATION = "FormationViolation"
+PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
+TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+GENERIC_ERROR = "GenericError"
+
+# What a charger may send to the central system (OCPP 1.6 §4 and the security whitepaper).
+CHARGER_ACTIONS_V16 = frozenset(
+    {
+        "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
+        "StatusNotification", "StopTransaction",
+        "SecurityEventNotification", "SignCertificate", "LogStatusNotification",
+        "SignedFirmwareStatusNotification",
+    }
+)
+# What the central system may send to a charger.
+CSMS_ACTIONS_V16 = frozenset(
+    {
+        "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
+        "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetConfiguration",
+        "GetDiagnostics", "GetLocalListVersion", "RemoteStartTransaction", "RemoteStopTransaction",
+        "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile", "TriggerMessage",
+        "UnlockConnector", "UpdateFirmware",
+        "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage", "GetInstalledCertificateIds",
+        "GetLog", "InstallCertificate", "SignedUpdateFirmware",
+    }
+)
+KNOWN_ACTIONS_V16 = CHARGER_ACTIONS_V16 | CSMS_ACTIONS_V16
+
+_SCHEMA_DIR = Path(ocpp.__file__).parent / "v16" / "schemas"
+
+_RULE_TO_ERROR = {
+    "type": TYPE_CONSTRAINT_VIOLATION,
+    "format": TYPE_CONSTRAINT_VIOLATION,  # a dateTime that is not one is a data-type violation
+    "required": OCCURENCE_CONSTRAINT_VIOLATION,
+    "minItems": OCCURENCE_CONSTRAINT_VIOLATION,
+    "maxItems": OCCURENCE_CONSTRAINT_VIOLATION,
+    "additionalProperties": FORMATION_VIOLATION,
+    "enum": PROPERTY_CONSTRAINT_VIOLATION,
+    "maxLength": PROPERTY_CONSTRAINT_VIOLATION,
+    "minLength": PROPERTY_CONSTRAINT_VIOLATION,
+    "minimum": PROPERTY_CONSTRAINT_VIOLATION,
+    "maximum": PROPERTY_CONSTRAINT_VIOLATION,
+    "multipleOf": PROPERTY_CONSTRAINT_VIOLATION,
+    "pattern": PROPERTY_CONSTRAINT_VIOLATION,
+}
+
+
+class OcppError(Exception):
+    """An error to answer with a CALLERROR."""
+
+    def __init__(self, code: str, description: str = "", details: dict | None = None):
+        super().__init__(description)
+        self.code = code
+        self.description = description[:255]
+        self.details = details or {}
+
+
+@dataclass
+class Frame:
+    message_type: int
+    unique_id: str
+    action: str = ""
+    payload: Any = None
+    error_code: str = ""
+    error_description: str = ""
+    error_details: dict = field(default_factory=dict)
+
+
+class FrameError(OcppError):
+    """A frame we cannot route; unique_id is what we could read of it ("-1" if nothing)."""
+
+    def __init__(self, code: str, description: str, unique_id: str = "-1", payload: Any = None):
+        super().__init__(code, description)
+        self.unique_id = unique_id
+        self.payload = payload
+
+
+def _load_validators() -> tuple[dict[str, Any], dict[str, Any]]:
+    requests, responses = {}, {}
+    for path in _SCHEMA_DIR.glob("*.json"):
+        schema = json.loads(path.read_text())
+        # The bundled files declare draft-04 and an $id fastjsonschema would try to resolve.
+        schema.pop("id", None)
+        schema.pop("$id", None)
+        validator = fastjsonschema.compile(schema)
+        name = path.stem
+        if name.endswith("Response"):
+            responses[name[: -len("Response")]] = validator
+        else:
+            requests[name] = validator
+    return requests, responses
+
+
+REQUEST_VALIDATORS, RESPONSE_VALIDATORS = _load_validators()
+
+
+def parse_frame(text: str) -> Frame:
+    """Return the frame in `text`, or raise FrameError with the OCPP-J error code."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise FrameError(FORMATION_VIOLATION, "Frame is not valid JSON") from None
+    if not isinstance(message, list) or len(message) < 3:
+        raise FrameError(FORMATION_VIOLATION, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
+    message_type, unique_id = message[0], message[1]
+    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_UNIQUE_ID_LENGTH:
+        raise FrameError(
+            FORMATION_VIOLATION, "UniqueId must be a string of 1 to 36 characters", payload=message
+        )
+    if message_type == CALL:
+        if len(message) != 4:
+            raise FrameError(PROTOCOL_ERROR, "CALL must have 4 elements", unique_id, message)
+        action, payload = message[2], message[3]
+        if not isinstance(action, str):
+            raise FrameError(FORMATION_VIOLATION, "Action must be a string", unique_id, message)
+        if not isinstance(payload, dict):
+            raise FrameError(FORMATION_VIOLATION, "Payload must be a JSON object", unique_id, message)
+        return Frame(CALL, unique_id, action, payload)
+    if message_type == CALLRESULT:
+        if len(message) != 3 or not isinstance(message[2], dict):
+            raise FrameError(FORMATION_VIOLATION, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
+        return Frame(CALLRESULT, unique_id, payload=message[2])
+    if message_type == CALLERROR:
+        if len(message) != 5:
+            raise FrameError(FORMATION_VIOLATION, "CALLERROR must have 5 elements", unique_id, message)
+        details = message[4] if isinstance(message[4], dict) else {}
+        return Frame(
+            CALLERROR, unique_id, error_code=str(message[2]), error_description=str(message[3]),
+            error_details=details, payload=details,
+        )
+    raise FrameError(PROTOCOL_ERROR, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+
+
+def check_call(action: str, payload: dict) -> None:
+    """Raise OcppError if `action` is not one we handle or `payload` breaks its schema."""
+    if action not in KNOWN_ACTIONS_V16:
+        raise OcppError(NOT_IMPLEMENTED, f"Unknown action {action!r}"[:255])
+    if action not in CHARGER_ACTIONS_V16 or action not in REQUEST_VALIDATORS:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not sent by a charge point")
+    validate(REQUEST_VALIDATORS[action], payload)
+
+
+def validate(validator, payload: dict) -> None:
+    try:
+        validator(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        code = _RULE_TO_ERROR.get(exc.rule or "", FORMATION_VIOLATION)
+        raise OcppError(code, exc.message, {"field": exc.name, "rule": exc.rule}) from None
+
+
+def check_outgoing(action: str, payload: dict) -> None:
+    """Raise OcppError if we are about to send a CALL the charger would refuse."""
+    if action not in CSMS_ACTIONS_V16 or action not in REQUEST_VALIDATORS:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not an action the central system sends")
+    validate(REQUEST_VALIDATORS[action], payload)
+
+
+def dumps(message: list) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def call(unique_id: str, action: str, payload: dict) -> str:
+    return dumps([CALL, unique_id, action, payload])
+
+
+def call_result(unique_id: str, payload: dict) -> str:
+    return dumps([CALLRESULT, unique_id, payload])
+
+
+def call_error(unique_id: str, code: str, description: str = "", details: dict | None = None) -> str:
+    return dumps([CALLERROR, unique_id, code, description[:255], details or {}])
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an OCPP dateTime (ISO 8601 with offset or Z, any fraction length) to aware UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    text = _FRACTION.sub(r"\1", text)  # some chargers send 7-digit fractions
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:  # 1.6 §3.15 wants UTC; a charger without offset means UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """Format an aware datetime as OCPP wants it: UTC with Z, millisecond precision."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

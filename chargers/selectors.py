@@ -1,0 +1,70 @@
+"""Reads of chargers, sessions and the message log, scoped to what a user may see."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet, TextField
+from django.db.models.functions import Cast
+
+from backoffice.selectors import organization_ids_for
+
+from .models import Charger, ChargingSession, Connector, OcppMessage
+
+
+def chargers_for(user) -> QuerySet:
+    queryset = Charger.objects.select_related("property", "property__organization").prefetch_related(
+        Prefetch("connectors", queryset=Connector.objects.order_by("connector_id"))
+    )
+    ids = organization_ids_for(user)
+    if ids is not None:
+        queryset = queryset.filter(property__organization_id__in=ids)
+    return queryset
+
+
+def charger_for_user(user, station_id: str) -> Charger | None:
+    """Return the charger if the user may see it, else None (the caller answers 404)."""
+    return chargers_for(user).filter(station_id=station_id).first()
+
+
+def sessions_for(user) -> QuerySet:
+    queryset = ChargingSession.objects.select_related("charger", "charger__property")
+    ids = organization_ids_for(user)
+    if ids is not None:
+        queryset = queryset.filter(charger__property__organization_id__in=ids)
+    return queryset
+
+
+def message_log(
+    charger: Charger, *, search: str = "", action: str = "", direction: str = "", message_type: str = "",
+    before_id: int | None = None, limit: int = 50,
+) -> list[OcppMessage]:
+    """Return a page of the charger's log, newest first, by keyset (id < before_id).
+
+    `search` matches an action name exactly (type "StartTransaction"), an idTag exactly
+    (indexed), or else any text inside the payload.
+    """
+    from .ocpp.protocol import KNOWN_ACTIONS_V16
+
+    queryset = OcppMessage.objects.filter(charger=charger)
+    if action:
+        queryset = queryset.filter(action=action)
+    if direction in ("in", "out"):
+        queryset = queryset.filter(direction=direction)
+    if message_type:
+        types = {"CALL": 2, "CALLRESULT": 3, "CALLERROR": 4}
+        if message_type.upper() in types:
+            queryset = queryset.filter(message_type=types[message_type.upper()])
+    if before_id:
+        queryset = queryset.filter(id__lt=before_id)
+    search = search.strip()
+    if search:
+        if search in KNOWN_ACTIONS_V16:
+            queryset = queryset.filter(action=search)
+        else:
+            # An idTag is an index hit; otherwise fall back to a payload text match.
+            by_tag = list(queryset.filter(id_tag=search).order_by("-id")[:limit])
+            if by_tag:
+                return by_tag
+            queryset = queryset.annotate(payload_text=Cast("payload", TextField())).filter(
+                Q(payload_text__icontains=search) | Q(action__icontains=search)
+            )
+    return list(queryset.order_by("-id")[:limit])

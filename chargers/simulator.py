@@ -1,0 +1,292 @@
+"""A simulated OCPP 1.6J charger speaking real frames over a websocket.
+
+Used by `manage.py simulate_chargers`, by `make run` (a few live chargers for newcomers),
+by the end-to-end tests and as the load generator of the benchmarks. It never imports
+Django, so the benchmarks can run it in a separate process without settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import websockets
+
+logger = logging.getLogger("simulator")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class CallError(Exception):
+    def __init__(self, code: str, description: str):
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+@dataclass
+class ConnectorState:
+    connector_id: int
+    status: str = "Available"
+    transaction_id: int | None = None
+    id_tag: str = ""
+    meter_wh: int = 0
+    power_kw: float = 0.0
+
+
+@dataclass
+class SimulatedCharger:
+    url: str  # ws://host:port/ocpp
+    station_id: str
+    password: str | None = None
+    connectors: int = 1
+    id_tags: list[str] = field(default_factory=lambda: ["DEMO-CARD-1"])
+    meter_interval: float = 10.0
+    session_seconds: tuple[float, float] = (60.0, 180.0)
+    idle_seconds: tuple[float, float] = (20.0, 60.0)
+    power_kw: float = 7.4
+    remote_start_accept: bool = True
+    auto_sessions: bool = True
+    call_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.ws = None
+        self.heartbeat_interval = 60
+        self.state = {n: ConnectorState(n, meter_wh=random.randint(100_000, 900_000)) for n in range(1, self.connectors + 1)}
+        self._pending: dict[str, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task] = []
+        self._stop = asyncio.Event()
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.received_calls: list[tuple[str, dict]] = []
+        self.call_lock = asyncio.Lock()
+
+    # -- connection -----------------------------------------------------------------------------------
+
+    def _headers(self) -> dict:
+        if not self.password:
+            return {}
+        token = base64.b64encode(f"{self.station_id}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            f"{self.url.rstrip('/')}/{self.station_id}", subprotocols=["ocpp1.6"],
+            additional_headers=self._headers(), open_timeout=30, ping_interval=None, max_size=2**20,
+        )
+        self._tasks.append(asyncio.create_task(self._reader()))
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _reader(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                kind = message[0]
+                if kind == 2:
+                    asyncio.create_task(self._answer(message[1], message[2], message[3]))
+                elif kind in (3, 4):
+                    future = self._pending.pop(message[1], None)
+                    if future and not future.done():
+                        future.set_result(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("closed"))
+
+    async def call(self, action: str, payload: dict) -> dict:
+        unique_id = f"{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        future = asyncio.get_running_loop().create_future()
+        self._pending[unique_id] = future
+        started = time.perf_counter()
+        async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
+            await self.ws.send(json.dumps([2, unique_id, action, payload]))
+            message = await asyncio.wait_for(future, self.call_timeout)
+        self.latencies.append(time.perf_counter() - started)
+        if message[0] == 4:
+            self.errors += 1
+            raise CallError(message[2], message[3])
+        return message[2]
+
+    # -- what a charger says --------------------------------------------------------------------------
+
+    async def boot(self) -> dict:
+        result = await self.call(
+            "BootNotification",
+            {"chargePointVendor": "EVSim", "chargePointModel": "Sim-22", "chargePointSerialNumber": f"SN-{self.station_id}",
+             "firmwareVersion": "1.4.2"},
+        )
+        self.heartbeat_interval = int(result.get("interval") or 60)
+        for connector in self.state.values():
+            await self.status(connector.connector_id, connector.status)
+        return result
+
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> None:
+        if connector_id in self.state:
+            self.state[connector_id].status = status
+        await self.call(
+            "StatusNotification",
+            {"connectorId": connector_id, "errorCode": error_code, "status": status, "timestamp": now_iso()},
+        )
+
+    async def heartbeat(self) -> dict:
+        return await self.call("Heartbeat", {})
+
+    async def authorize(self, id_tag: str) -> str:
+        return (await self.call("Authorize", {"idTag": id_tag}))["idTagInfo"]["status"]
+
+    async def start(self, connector_id: int, id_tag: str) -> dict:
+        connector = self.state[connector_id]
+        await self.status(connector_id, "Preparing")
+        result = await self.call(
+            "StartTransaction",
+            {"connectorId": connector_id, "idTag": id_tag, "meterStart": connector.meter_wh, "timestamp": now_iso()},
+        )
+        if result["idTagInfo"]["status"] == "Accepted":
+            connector.transaction_id = result["transactionId"]
+            connector.id_tag = id_tag
+            connector.power_kw = self.power_kw
+            await self.status(connector_id, "Charging")
+        else:
+            await self.call(
+                "StopTransaction",
+                {"transactionId": result["transactionId"], "meterStop": connector.meter_wh, "timestamp": now_iso(),
+                 "reason": "DeAuthorized"},
+            )
+            await self.status(connector_id, "Available")
+        return result
+
+    async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
+        connector = self.state[connector_id]
+        seconds = self.meter_interval if seconds is None else seconds
+        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        payload = {
+            "connectorId": connector_id,
+            "meterValue": [{
+                "timestamp": now_iso(),
+                "sampledValue": [
+                    {"value": str(connector.meter_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"},
+                    {"value": f"{connector.power_kw * 1000:.0f}", "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic"},
+                    {"value": f"{connector.power_kw * 1000 / 230:.1f}", "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic"},
+                ],
+            }],
+        }
+        if connector.transaction_id is not None:
+            payload["transactionId"] = connector.transaction_id
+        await self.call("MeterValues", payload)
+
+    async def stop(self, connector_id: int, reason: str = "Local") -> None:
+        connector = self.state[connector_id]
+        if connector.transaction_id is None:
+            return
+        tx, connector.transaction_id, connector.power_kw = connector.transaction_id, None, 0.0
+        await self.status(connector_id, "Finishing")
+        await self.call(
+            "StopTransaction",
+            {"transactionId": tx, "meterStop": connector.meter_wh, "timestamp": now_iso(), "reason": reason,
+             "idTag": connector.id_tag},
+        )
+        await self.status(connector_id, "Available")
+
+    # -- what a charger answers -----------------------------------------------------------------------
+
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
+        self.received_calls.append((action, payload))
+        response: dict | None = None
+        follow_up = None
+        if action == "RemoteStartTransaction":
+            connector_id = payload.get("connectorId") or 1
+            free = connector_id in self.state and self.state[connector_id].transaction_id is None
+            ok = self.remote_start_accept and free
+            response = {"status": "Accepted" if ok else "Rejected"}
+            if ok:
+                follow_up = self.start(connector_id, payload["idTag"])
+        elif action == "RemoteStopTransaction":
+            match = [c for c in self.state.values() if c.transaction_id == payload["transactionId"]]
+            response = {"status": "Accepted" if match else "Rejected"}
+            if match:
+                follow_up = self.stop(match[0].connector_id, "Remote")
+        elif action == "Reset":
+            response = {"status": "Accepted"}
+        elif action == "UnlockConnector":
+            response = {"status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"}
+        elif action in ("ClearCache", "ChangeAvailability", "ChangeConfiguration", "SendLocalList"):
+            response = {"status": "Accepted"}
+        elif action == "GetLocalListVersion":
+            response = {"listVersion": 0}
+        elif action == "GetConfiguration":
+            response = {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": str(self.heartbeat_interval)}]}
+        elif action == "TriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
+        elif action == "DataTransfer":
+            response = {"status": "UnknownVendorId"}
+        if response is None:
+            frame = [4, unique_id, "NotSupported", f"{action} is not supported by the simulator", {}]
+        else:
+            frame = [3, unique_id, response]
+        await self.ws.send(json.dumps(frame))
+        if follow_up is not None:
+            try:
+                await follow_up
+            except Exception:  # noqa: BLE001 - a simulator keeps going
+                logger.warning("%s: follow-up of %s failed", self.station_id, action, exc_info=True)
+
+    # -- behaviour over time ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Boot, then heartbeat and run charging sessions until closed (reconnects on drops)."""
+        while not self._stop.is_set():
+            try:
+                if self.ws is None or self.ws.state.name != "OPEN":
+                    await self.connect()
+                    await self.boot()
+                loops = [asyncio.create_task(self._heartbeats())]
+                if self.auto_sessions:
+                    loops += [asyncio.create_task(self._sessions(n)) for n in self.state]
+                done, pending = await asyncio.wait([*loops, asyncio.create_task(self.ws.wait_closed())], return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+            except (OSError, websockets.WebSocketException, ConnectionError, TimeoutError) as exc:
+                logger.info("%s: connection problem (%s); retrying", self.station_id, exc)
+            if not self._stop.is_set():
+                self.ws = None
+                await asyncio.sleep(random.uniform(1, 5))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self.heartbeat()
+
+    async def _sessions(self, connector_id: int) -> None:
+        while True:
+            await asyncio.sleep(random.uniform(*self.idle_seconds))
+            if self.state[connector_id].transaction_id is None:
+                id_tag = random.choice(self.id_tags)
+                if await self.authorize(id_tag) == "Accepted":
+                    await self.start(connector_id, id_tag)
+            deadline = time.monotonic() + random.uniform(*self.session_seconds)
+            while self.state[connector_id].transaction_id is not None and time.monotonic() < deadline:
+                await asyncio.sleep(self.meter_interval)
+                if self.state[connector_id].transaction_id is not None:
+                    await self.meter_values(connector_id)
+            await self.stop(connector_id)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GuestConfig(AppConfig):
+    name = "guest"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,32 @@
+"""The REST API under /api/v1/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from authorization.api import (
+    AuthorizationDecisionViewSet,
+    MspViewSet,
+    PropertyWithGroupsViewSet,
+    TokenGroupViewSet,
+    TokenViewSet,
+)
+from backoffice.api import AuthTokenView, OrganizationViewSet
+from chargers.api import ChargerViewSet, SessionViewSet
+
+router = DefaultRouter()
+router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("properties", PropertyWithGroupsViewSet, basename="property")
+router.register("chargers", ChargerViewSet, basename="charger")
+router.register("sessions", SessionViewSet, basename="session")
+router.register("tokens", TokenViewSet, basename="token")
+router.register("token-groups", TokenGroupViewSet, basename="token-group")
+router.register("msps", MspViewSet, basename="msp")
+router.register("authorizations", AuthorizationDecisionViewSet, basename="authorization")
+
+urlpatterns = [
+    path("auth/token/", AuthTokenView.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+]

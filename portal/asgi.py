@@ -1,0 +1,47 @@
+"""ASGI entry point: HTTP goes to Django, websockets to the OCPP and browser consumers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from portal.routing import browser_websocket_urlpatterns, ocpp_websocket_urlpatterns  # noqa: E402
+
+websocket_application = URLRouter(
+    [
+        # Chargers send no Origin header and authenticate with Basic auth, so the origin
+        # check and the session middleware wrap only the browser-facing sockets.
+        *ocpp_websocket_urlpatterns,
+        re_path(
+            r"^ws/",
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websocket_urlpatterns))),
+        ),
+    ]
+)
+
+
+
+async def lifespan(scope, receive, send):
+    """Flush the buffered OCPP message log before the process exits (SIGTERM included)."""
+    from chargers.message_log import writer
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await writer.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+application = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": websocket_application, "lifespan": lifespan}
+)

@@ -1,0 +1,13 @@
+"""Websocket routes: OCPP for chargers, live views for browsers (under /ws/)."""
+
+from django.urls import path, re_path
+
+from chargers.consumers import ChargerLogConsumer, OcppConsumer
+
+ocpp_websocket_urlpatterns = [
+    re_path(r"^ocpp/(?P<station_id>[^/]+)/?$", OcppConsumer.as_asgi()),
+]
+
+browser_websocket_urlpatterns = [
+    path("chargers/<str:station_id>/logs/", ChargerLogConsumer.as_asgi()),
+]

@@ -1,0 +1,238 @@
+"""The OCPP 1.6J websocket endpoint, driven frame by frame like a charger would."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargers.message_log import writer
+from chargers.models import Charger, ChargingSession, Connector, OcppMessage, OrphanStop
+from tests.ocpp_client import OcppTestClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TS = "2026-11-20T10:00:00Z"
+
+
+async def connected(station_id="CP-TEST-1", **kwargs) -> OcppTestClient:
+    client = OcppTestClient(station_id, **kwargs)
+    ok, subprotocol = await client.connect()
+    assert ok, subprotocol
+    return client
+
+
+async def test_unknown_station_is_refused(charger):
+    ok, _ = await OcppTestClient("NOPE-123").connect()
+    assert not ok
+    assert not await Charger.objects.filter(station_id="NOPE-123").aexists()
+
+
+async def test_station_id_is_case_sensitive(charger):
+    ok, _ = await OcppTestClient("cp-test-1").connect()
+    assert not ok
+
+
+async def test_handshake_without_ocpp16_subprotocol_is_refused(charger):
+    ok, _ = await OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1"]).connect()
+    assert not ok
+
+
+async def test_password_protected_charger_needs_the_right_password(charger):
+    await sync_to_async(charger.set_ocpp_password)("correct-horse-battery")
+    await charger.asave()
+    assert not (await OcppTestClient("CP-TEST-1").connect())[0]
+    assert not (await OcppTestClient("CP-TEST-1", password="wrong-password-123").connect())[0]
+    client = await connected(password="correct-horse-battery")
+    await client.close()
+    assert "correct-horse-battery" not in charger.ocpp_password_hash
+
+
+async def test_accepted_subprotocol_is_ocpp16(charger):
+    client = OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1", "ocpp1.6"])
+    ok, subprotocol = await client.connect()
+    assert ok and subprotocol == "ocpp1.6"
+    await client.close()
+
+
+async def test_boot_heartbeat_and_status_are_stored(charger):
+    client = await connected()
+    boot = await client.result(
+        "BootNotification",
+        {"chargePointVendor": "Alfen", "chargePointModel": "Eve", "chargePointSerialNumber": "SN1", "firmwareVersion": "6.1"},
+    )
+    assert boot["status"] == "Accepted" and boot["interval"] > 0 and boot["currentTime"].endswith("Z")
+    assert "currentTime" in await client.result("Heartbeat", {})
+    assert await client.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS}) == {}
+    await charger.arefresh_from_db()
+    assert (charger.vendor, charger.model, charger.firmware_version) == ("Alfen", "Eve", "6.1")
+    assert charger.is_online()
+    connector = await Connector.objects.aget(charger=charger, connector_id=1)
+    assert connector.status == "Available"
+    await client.close()
+    await charger.arefresh_from_db()
+    assert not charger.is_online()
+
+
+async def test_authorize_known_token_accepted_and_unknown_invalid(charger, token):
+    client = await connected()
+    assert (await client.result("Authorize", {"idTag": "04a1b2c3"}))["idTagInfo"]["status"] == "Accepted"
+    assert (await client.result("Authorize", {"idTag": "DEADBEEF"}))["idTagInfo"]["status"] == "Invalid"
+    await client.close()
+
+
+async def test_transaction_with_meter_values_and_energy(charger, token):
+    client = await connected()
+    start = await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": TS})
+    tx = start["transactionId"]
+    assert start["idTagInfo"]["status"] == "Accepted"
+    assert 0 < tx < 2**31
+    await client.result(
+        "MeterValues",
+        {"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": "2026-11-20T10:10:00Z", "sampledValue": [{"value": "4500", "unit": "Wh"}]}]},
+    )
+    stop = await client.result("StopTransaction", {"transactionId": tx, "meterStop": 8500, "timestamp": "2026-11-20T11:00:00+01:00", "reason": "EVDisconnected", "idTag": "04A1B2C3"})
+    assert stop == {"idTagInfo": {"status": "Accepted"}}
+    await writer.flush()
+    session = await ChargingSession.objects.aget(transaction_id=tx)
+    assert session.energy_wh == 7500 and session.status == "completed"
+    assert session.stopped_at.isoformat() == "2026-11-20T10:00:00+00:00"
+    assert await session.meter_values.acount() == 1
+    await client.close()
+
+
+async def test_repeated_start_returns_the_same_transaction(charger, token):
+    client = await connected()
+    payload = {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS}
+    first = await client.result("StartTransaction", payload)
+    second = await client.result("StartTransaction", payload)
+    assert first["transactionId"] == second["transactionId"]
+    assert await ChargingSession.objects.acount() == 1
+    await client.close()
+
+
+async def test_stop_for_unknown_transaction_is_acknowledged_and_kept(charger):
+    client = await connected()
+    payload = {"transactionId": 424242, "meterStop": 10, "timestamp": TS}
+    assert await client.result("StopTransaction", payload) == {}
+    assert await client.result("StopTransaction", payload) == {}
+    assert await OrphanStop.objects.acount() == 1
+    await client.close()
+
+
+async def test_repeated_stop_changes_nothing(charger, token):
+    client = await connected()
+    tx = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS}))["transactionId"]
+    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 100, "timestamp": "2026-11-20T10:30:00Z"})
+    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 999, "timestamp": "2026-11-20T12:30:00Z"})
+    session = await ChargingSession.objects.aget(transaction_id=tx)
+    assert session.meter_stop_wh == 100
+    await client.close()
+
+
+async def test_offline_queued_transaction_with_old_timestamps_is_processed(charger, token):
+    client = await connected()
+    old = "2024-01-01T08:00:00.1234567Z"
+    tx = (await client.result("StartTransaction", {"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 5, "timestamp": old}))["transactionId"]
+    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 2005, "timestamp": "2024-01-01T09:00:00Z"})
+    session = await ChargingSession.objects.aget(transaction_id=tx)
+    assert session.started_at.year == 2024 and session.energy_wh == 2000
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ("not json", "FormationViolation"),
+        ('{"a": 1}', "FormationViolation"),
+        ('[2, "x1", "Heartbeat"]', "ProtocolError"),
+        ('[2, "x2", "FooBar", {}]', "NotImplemented"),
+        ('[2, "x3", "Reset", {"type": "Hard"}]', "NotSupported"),
+        ('[2, "x4", "StatusNotification", {"connectorId": "1", "errorCode": "NoError", "status": "Available"}]', "TypeConstraintViolation"),
+        ('[2, "x5", "StatusNotification", {"connectorId": 1, "errorCode": "Broken", "status": "Available"}]', "PropertyConstraintViolation"),
+        ('[2, "x6", "StatusNotification", {"connectorId": 1, "status": "Available"}]', "OccurenceConstraintViolation"),
+        ('[2, "x7", "Heartbeat", {"extra": true}]', "FormationViolation"),
+        ('[9, "x8", "Heartbeat", {}]', "ProtocolError"),
+    ],
+)
+async def test_bad_frames_get_callerror_and_connection_stays_open(charger, frame, code):
+    client = await connected()
+    reply = await client.send_raw(frame)
+    assert reply[0] == 4 and reply[2] == code, reply
+    assert len(reply) == 5 and reply[4] == {} or isinstance(reply[4], dict)
+    assert "currentTime" in await client.result("Heartbeat", {})
+    await client.close()
+
+
+async def test_every_frame_is_logged_with_action_on_results(charger, token):
+    client = await connected()
+    await client.result("Authorize", {"idTag": "04A1B2C3"})
+    await client.send_raw("garbage")
+    await writer.flush()
+    rows = [row async for row in OcppMessage.objects.filter(charger=charger).order_by("id")]
+    assert [(r.direction, r.message_type, r.action) for r in rows] == [
+        ("in", 2, "Authorize"), ("out", 3, "Authorize"), ("in", None, ""), ("out", 4, ""),
+    ]
+    assert rows[0].id_tag == "04A1B2C3" and rows[2].raw == "garbage"
+    await client.close()
+
+
+async def test_newer_connection_replaces_older_one(charger):
+    first = await connected()
+    second = await connected()
+    closed = await first.communicator.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close"
+    await charger.arefresh_from_db()
+    assert charger.is_online()
+    await first.close()
+    await charger.arefresh_from_db()
+    assert charger.is_online(), "the late disconnect of the old socket must not mark the charger offline"
+    await second.close()
+
+
+async def test_remote_start_command_reaches_the_charger_and_returns_its_answer(charger):
+    from chargers.commands import send_command
+
+    client = await connected()
+
+    async def charger_side():
+        call = await client.receive()
+        assert call[0] == 2 and call[2] == "RemoteStartTransaction"
+        assert call[3] == {"connectorId": 1, "idTag": "04A1B2C3"}
+        await client.send([3, call[1], {"status": "Accepted"}])
+
+    answering = asyncio.create_task(charger_side())
+    await charger.arefresh_from_db()
+    command = await send_command(charger, "RemoteStartTransaction", {"connectorId": 1, "idTag": "04A1B2C3"}, timeout=5)
+    await answering
+    assert command.status == "answered" and command.response == {"status": "Accepted"}
+    await writer.flush()
+    result_row = await OcppMessage.objects.filter(charger=charger, direction="in", message_type=3).alast()
+    assert result_row.action == "RemoteStartTransaction"
+    await client.close()
+
+
+async def test_command_to_silent_charger_times_out(charger):
+    from chargers.commands import CommandTimeout, send_command
+
+    client = await connected()
+    await charger.arefresh_from_db()
+    with pytest.raises(CommandTimeout):
+        await send_command(charger, "Reset", {"type": "Soft"}, timeout=1)
+    await client.close()
+
+
+async def test_command_to_offline_charger_is_refused(charger):
+    from chargers.commands import ChargerOffline, send_command
+
+    with pytest.raises(ChargerOffline):
+        await send_command(charger, "Reset", {"type": "Soft"})
+
+
+async def test_invalid_command_payload_is_refused_before_sending(charger):
+    from chargers.commands import InvalidCommand, send_command
+
+    with pytest.raises(InvalidCommand):
+        await send_command(charger, "Reset", {"type": "Sideways"})
+
+
