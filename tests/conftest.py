@@ -77,3 +77,83 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, process, port: int):
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+
+
+def _test_database_url() -> str:
+    db_settings = settings.DATABASES["default"]
+    if settings.IS_POSTGRES:
+        user = db_settings.get("USER") or "postgres"
+        host = db_settings.get("HOST") or "127.0.0.1"
+        port = db_settings.get("PORT") or 5432
+        return f"postgres://{user}@{host}:{port}/{db_settings['NAME']}"
+    return f"sqlite:///{db_settings['NAME']}"
+
+
+@pytest.fixture
+def live_server_proc(transactional_db):
+    """Start the real server (`manage.py serve`, uvicorn) against the test database.
+
+    Use with rows created in the test: transactional_db commits them, so the server
+    process sees them. Yields a LiveServer with .url / .ws_url / .port.
+    """
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.db import connections
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DEBUG": "true",
+        "PORT": str(port),
+        "SIMULATE": "0",
+        "CONN_MAX_AGE": "0",
+        "GUEST_START_TIMEOUT_S": os.environ.get("GUEST_START_TIMEOUT_S", "60"),
+    }
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    root = Path(__file__).resolve().parent.parent
+    log = open(root / f".live-server-{port}.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early, see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("server did not start in 30 s")
+    yield LiveServer(process, port)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    Path(log.name).unlink(missing_ok=True)
+    # The server's connections are gone; drop ours so the test database can be flushed.
+    connections.close_all()
