@@ -92,7 +92,7 @@ async def msp_validate_live(
     """Ask the MSP with OCPI 2.2.1 real-time authorization; return (answer, body, latency ms)."""
     url = f"{msp.live_validation_url.rstrip('/')}/{uid}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
-    headers = {"Authorization": f"Token {msp.live_validation_token}"}
+    headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     started = time.monotonic()
     try:
         async with httpx.AsyncClient(timeout=msp.timeout_s) as client:
@@ -245,7 +245,7 @@ def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, clien
     params: dict = {"offset": 0, "limit": page_size}
     if msp.tokens_synced_at:
         params["date_from"] = msp.tokens_synced_at.isoformat()
-    headers = {"Authorization": f"Token {msp.live_validation_token}"}
+    headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     own_client = client is None
     client = client or httpx.Client(timeout=max(msp.timeout_s, 30))
     stored = 0

@@ -19,7 +19,7 @@ from backoffice.models import Property
 from . import commands
 from .message_log import serialize_message
 from .models import OCPP_PASSWORD_MIN_LENGTH, Charger, ChargingSession, Connector
-from .ocpp.protocol import CSMS_ACTIONS_V16
+from .ocpp.protocol import CSMS_ACTIONS_V16, OcppError
 from .selectors import chargers_for, message_log, sessions_for
 
 
@@ -201,9 +201,14 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         if payload is None:
             raise ValidationError({"payload": "Send the OCPP payload as a JSON object."})
         try:
-            command = commands.send_command_sync(
-                charger, ocpp_action, dict(payload), source="api", user_id=request.user.pk
-            )
+            if ocpp_action == "RemoteStartTransaction":
+                command = self._remote_start(request, charger, dict(payload))
+                if isinstance(command, Response):
+                    return command
+            else:
+                command = commands.send_command_sync(
+                    charger, ocpp_action, dict(payload), source="api", user_id=request.user.pk
+                )
         except commands.InvalidCommand as exc:
             return Response(
                 {"status": "invalid", "error": exc.error.code, "detail": exc.error.description},
@@ -220,6 +225,30 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         if command.status == command.Status.ERROR:
             return Response({"status": "error", "response": command.response}, status=status.HTTP_502_BAD_GATEWAY)
         return Response({"status": command.result_status or "answered", "response": command.response})
+
+    def _remote_start(self, request, charger, payload):
+        """Remote starts go through the authorization engine first (and are recorded)."""
+        from authorization.decisions import Context
+
+        from .remote import remote_start_sync
+
+        id_tag = payload.get("idTag")
+        connector_id = payload.get("connectorId")
+        if not isinstance(id_tag, str) or not id_tag or (connector_id is not None and not isinstance(connector_id, int)):
+            raise commands.InvalidCommand(
+                OcppError("TypeConstraintViolation", "RemoteStartTransaction needs idTag (a string) and optionally connectorId (an integer)")
+            )
+        context = Context.REMOTE_MSP if request.query_params.get("context") == "remote_msp" else Context.REMOTE_APP
+        commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
+        decision, command = remote_start_sync(
+            charger, id_tag=id_tag, connector_id=connector_id, context=context, source="api", user_id=request.user.pk
+        )
+        if command is None:
+            return Response(
+                {"status": str(decision.status), "reason": decision.reason, "message": decision.message},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return command
 
 
 class SessionSerializer(serializers.ModelSerializer):

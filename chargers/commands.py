@@ -43,6 +43,13 @@ def command_group(charger_id: int) -> str:
     return f"cp.{charger_id}"
 
 
+def check_outgoing_or_raise(action: str, payload: dict) -> None:
+    try:
+        check_outgoing(action, payload)
+    except OcppError as exc:
+        raise InvalidCommand(exc) from None
+
+
 def _command_create(charger_id: int, action: str, payload: dict, source: str, user_id, status: str) -> Command:
     return Command.objects.create(
         charger_id=charger_id, action=action, payload=payload, source=source, requested_by_id=user_id,
@@ -65,10 +72,7 @@ async def send_command(
 
     Raises InvalidCommand, ChargerOffline or CommandTimeout.
     """
-    try:
-        check_outgoing(action, payload)
-    except OcppError as exc:
-        raise InvalidCommand(exc) from None
+    check_outgoing_or_raise(action, payload)
     timeout = timeout or settings.OCPP_CALL_TIMEOUT
     if not charger.is_online():
         await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE)

@@ -174,7 +174,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}  # filled by each app's apps.ready()
+CELERY_BEAT_SCHEDULE: dict = {
+    "msp-token-sync": {"task": "authorization.msp_tokens_pull_all", "schedule": env_int("MSP_TOKEN_SYNC_SECONDS", 900)},
+}
+MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
