@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
@@ -55,6 +56,16 @@ def _basic_auth(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | Non
 
 class OcppConsumer(AsyncWebsocketConsumer):
     conn: v16.Connection | None = None
+
+    async def dispatch(self, message) -> None:
+        # Channels' dispatch hops to the single thread-sensitive thread for
+        # close_old_connections() before every frame: that serialises all chargers of the
+        # process on one thread and deadlocks behind any blocked sync caller. Our ORM work runs
+        # in backoffice.db's pool, which manages its own connections, so skip the hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message) -> None:
         station_id = self.scope["url_route"]["kwargs"]["station_id"]
