@@ -1,7 +1,19 @@
+from django import forms
 from django.contrib import admin, messages
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
-from .services import msp_set_blocked, token_group_touch
+from .services import msp_set_blocked, token_group_add_uid, token_group_touch
+
+
+class TokenGroupAdminForm(forms.ModelForm):
+    whitelist_uids = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Whitelist card UIDs into this group: one per line, as read by the charger (idTag).",
+    )
+
+    class Meta:
+        model = TokenGroup
+        fields = "__all__"
 
 
 @admin.register(MobilityServiceProvider)
@@ -70,9 +82,15 @@ class TokenGroupAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     raw_id_fields = ["organization"]
     filter_horizontal = ["tokens", "restricted_properties"]
+    form = TokenGroupAdminForm
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        uids = [line.strip() for line in form.cleaned_data.get("whitelist_uids", "").splitlines() if line.strip()]
+        for uid in uids:
+            token_group_add_uid(group=form.instance, uid=uid)
+        if uids:
+            self.message_user(request, f"Whitelisted {len(uids)} UID(s) in {form.instance}.", messages.SUCCESS)
         token_group_touch(group_ids=[form.instance.pk])
 
 

@@ -49,7 +49,7 @@ class ChargerAdmin(admin.ModelAdmin):
     filter_horizontal = ["token_groups"]
     readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at"]
     inlines = [ConnectorInline]
-    actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache"]
+    actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache", "push_local_list"]
 
     @admin.display(description="Online", boolean=True)
     def online(self, obj):
@@ -104,6 +104,18 @@ class ChargerAdmin(admin.ModelAdmin):
     @admin.action(description="Clear authorization cache")
     def clear_cache(self, request, queryset):
         self._send(request, queryset, "ClearCache", lambda c: {})
+
+    @admin.action(description="Push local authorization list (full)")
+    def push_local_list(self, request, queryset):
+        from .local_list import local_list_push_sync
+
+        for charger in queryset:
+            try:
+                command = local_list_push_sync(charger, user_id=request.user.pk, full=True, source="admin")
+            except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand) as exc:
+                self.message_user(request, f"{charger}: local list not pushed ({exc}).", messages.ERROR)
+            else:
+                self.message_user(request, f"{charger}: SendLocalList -> {command.result_status or command.status}")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
