@@ -22,6 +22,7 @@ from django.core.cache import cache
 from backoffice import db
 from chargers import services
 from chargers.commands import command_complete, command_group
+from chargers.handshake_guard import guard
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
 from chargers.models import Command
@@ -73,8 +74,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if SUBPROTOCOL not in self.scope.get("subprotocols", []):
             security_log.warning("Refused %s from %s: no supported subprotocol", station_id, client[0])
             await self._refuse(400, "Offer the ocpp1.6 websocket subprotocol.")
+        if guard.blocked(address=client[0], station_id=station_id):
+            security_log.warning("Throttled handshake for %r from %s", station_id, client[0])
+            await self._refuse(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])
         charger = await db.run(services.charger_get_for_connection, station_id)
         if charger is None:
+            guard.failed(address=client[0], station_id=station_id)
             security_log.warning("Refused unknown station %r from %s", station_id, client[0])
             await self._refuse(404, "Unknown charge point identity.")
         if charger.ocpp_password_hash:
@@ -86,9 +91,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 except UnicodeDecodeError:
                     ok = False
             if not ok:
+                guard.failed(address=client[0], station_id=station_id)
                 security_log.warning("Refused %s from %s: wrong or missing password", station_id, client[0])
                 await self._refuse(401, "Authentication required.", [(b"www-authenticate", b'Basic realm="ocpp"')])
 
+        guard.succeeded(station_id=station_id)
         connection_id = uuid.uuid4().hex
         self.conn = v16.Connection(
             charger_id=charger.pk, station_id=station_id, connection_id=connection_id,

@@ -35,7 +35,10 @@ def pytest_configure(config):
 def _clean_caches():
     from django.core.cache import cache
 
+    from chargers.handshake_guard import guard
+
     cache.clear()
+    guard._failures.clear()
     yield
 
 
