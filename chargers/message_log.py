@@ -118,18 +118,19 @@ class MessageLogWriter:
         self._seen.pop(charger_id, None)
         self._seen_written.pop(charger_id, None)
 
-    async def flush(self) -> None:
-        """Write everything buffered so far."""
+    async def flush(self, *, with_last_seen: bool = False) -> None:
+        """Write every buffered frame and meter value (and all last-seen times if asked)."""
         if self._task is None or self._loop is not asyncio.get_running_loop():
             await db.run(self._write_everything_sync)
             return
         async with self._flush_lock:
             while self._messages or self._meters:
                 await self._flush_once(force_seen=False)
-            await self._flush_once(force_seen=True)
+            if with_last_seen:
+                await self._flush_once(force_seen=True)
 
     async def close(self) -> None:
-        await self.flush()
+        await self.flush(with_last_seen=True)
         if self._task is not None:
             self._task.cancel()
             self._task = None
