@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from chargers.signals import session_finished
+
+        from . import receivers
+
+        session_finished.connect(receivers.price_finished_session, dispatch_uid="billing.price_finished_session")

@@ -1,1 +1,435 @@
-"""billing models."""
+"""Billing: rates, priced sessions, guest payments, the double-entry ledger, refunds,
+payouts and their reconciliation, statements and subscription plans."""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 14, "decimal_places": 4}
+ZERO = Decimal("0")
+
+
+class Rate(models.Model):
+    """Prices at a property (or one charger of it) for a validity window.
+
+    A charger's own rate wins over the property's; among several valid rates the one
+    that started last wins (selectors.rate_for_charger).
+    """
+
+    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="rates")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, null=True, blank=True, related_name="rates",
+        help_text="Empty = the whole property.",
+    )
+    valid_from = models.DateTimeField()
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="Empty = open-ended.")
+    connection_fee = models.DecimalField(**MONEY, default=ZERO)
+    connection_fee_for_zero_energy = models.BooleanField(
+        default=False, help_text="Also charge the connection fee when a session delivered 0 kWh."
+    )
+    energy_price_per_kwh = models.DecimalField(**MONEY, default=ZERO)
+    time_price_per_hour = models.DecimalField(**MONEY, default=ZERO)
+    idle_fee_per_minute = models.DecimalField(**MONEY, default=ZERO)
+    idle_grace_minutes = models.PositiveIntegerField(default=0)
+    idle_fee_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    tax_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
+    processing_fee_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
+    processing_fee_fixed = models.DecimalField(**MONEY, default=ZERO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["property", "charger", "-valid_from"]
+        indexes = [models.Index(fields=["property", "charger", "valid_from"], name="rate_lookup")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gt=models.F("valid_from")),
+                name="rate_valid_window",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.charger.station_id if self.charger_id else "whole property"
+        return f"{self.property} ({scope}) from {self.valid_from:%Y-%m-%d}"
+
+    @builtins.property  # the field `property` shadows the builtin in this class body
+    def currency(self) -> str:
+        return self.property.currency
+
+    def clean(self) -> None:
+        errors = {}
+        if self.charger_id and self.property_id and self.charger.property_id != self.property_id:
+            errors["charger"] = "The charger belongs to another property."
+        if self.valid_until and self.valid_from and self.valid_until <= self.valid_from:
+            errors["valid_until"] = "Must be after valid from."
+        for name in ("connection_fee", "energy_price_per_kwh", "time_price_per_hour",
+                     "idle_fee_per_minute", "idle_fee_cap", "tax_percent", "processing_fee_percent",
+                     "processing_fee_fixed"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                errors[name] = "Must not be negative."
+        if errors:
+            raise ValidationError(errors)
+
+
+class BillingSettings(models.Model):
+    """Per-organization payout terms."""
+
+    class Period(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly (Mondays)"
+        MONTHLY = "monthly", "Monthly (1st)"
+
+    organization = models.OneToOneField(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="billing_settings"
+    )
+    payout_period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTHLY)
+    platform_fee_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
+    minimum_payout = models.DecimalField(
+        **MONEY, default=ZERO, help_text="Balances below this are carried into the next payout."
+    )
+    bank_account_label = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name_plural = "billing settings"
+
+    def __str__(self) -> str:
+        return f"Billing settings of {self.organization}"
+
+
+class SessionCharge(models.Model):
+    """The priced cost of a session (a snapshot; recalculation replaces it)."""
+
+    session = models.OneToOneField("chargers.ChargingSession", on_delete=models.CASCADE, related_name="charge")
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="+")
+    rate = models.ForeignKey(Rate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    subscription = models.ForeignKey(
+        "billing.Subscription", on_delete=models.SET_NULL, null=True, blank=True, related_name="charges"
+    )
+    currency = models.CharField(max_length=3)
+    lines = models.JSONField(default=list)
+    subtotal = models.DecimalField(**MONEY)
+    tax = models.DecimalField(**MONEY)
+    total = models.DecimalField(**MONEY)
+    processing_fee = models.DecimalField(**MONEY, default=ZERO)
+    energy_wh = models.BigIntegerField(default=0)
+    included_kwh_used = models.DecimalField(max_digits=12, decimal_places=3, default=ZERO)
+    started_at = models.DateTimeField(help_text="Charger's clock, copied for statements.")
+    final = models.BooleanField(default=True)
+    priced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["organization", "started_at"], name="charge_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.session} {self.total} {self.currency}"
+
+
+class Payment(models.Model):
+    """Money held on / taken from a guest's card for a session."""
+
+    class Status(models.TextChoices):
+        AUTHORIZED = "authorized", "Held on card"
+        CAPTURED = "captured", "Charged"
+        RELEASED = "released", "Hold released"
+
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="payments")
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+    )
+    session_ref = models.CharField(
+        max_length=64, blank=True, help_text="The caller's id of the session before it started (guest app)."
+    )
+    email = models.EmailField(blank=True)
+    currency = models.CharField(max_length=3)
+    amount_held = models.DecimalField(**MONEY)
+    amount_captured = models.DecimalField(**MONEY, default=ZERO)
+    amount_refunded = models.DecimalField(**MONEY, default=ZERO)
+    gateway = models.CharField(max_length=20, default="sandbox")
+    reference = models.CharField(max_length=100, unique=True, help_text="The processor's id of the hold.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AUTHORIZED)
+    release_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Payment {self.reference} {self.status}"
+
+    @property
+    def refundable(self) -> Decimal:
+        return max(self.amount_captured - self.amount_refunded, ZERO)
+
+
+class Payout(models.Model):
+    """Money owed to a host organization for one period, and what happened to it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="payouts")
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    gross = models.DecimalField(**MONEY, default=ZERO)
+    processing_fees = models.DecimalField(**MONEY, default=ZERO)
+    platform_fees = models.DecimalField(**MONEY, default=ZERO)
+    refunds = models.DecimalField(**MONEY, default=ZERO)
+    carried_over = models.DecimalField(
+        **MONEY, default=ZERO, help_text="From failed or below-minimum earlier payouts."
+    )
+    net = models.DecimalField(**MONEY, default=ZERO)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    rolled_into = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rolled_from")
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "currency", "period_end"], name="unique_payout_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.net} {self.currency} ({self.status})"
+
+
+class LedgerTransaction(models.Model):
+    """One balanced money movement. Replaying the same idempotency key changes nothing."""
+
+    class Kind(models.TextChoices):
+        GUEST_CHARGE = "guest_charge", "Guest charge"
+        PROCESSING_FEE = "processing_fee", "Payment processing fee"
+        PLATFORM_FEE = "platform_fee", "Platform fee"
+        REFUND = "refund", "Refund"
+        PAYOUT = "payout", "Payout"
+        PAYOUT_FAILED = "payout_failed", "Payout failed (returned to balance)"
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger")
+    refund = models.ForeignKey("billing.Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="ledger")
+    # The payout whose net includes this movement (None = not yet paid out).
+    payout = models.ForeignKey(Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
+    # Which payout this movement itself is (kind payout / payout_failed).
+    for_payout = models.ForeignKey(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    amount = models.DecimalField(**MONEY, help_text="The host-facing size of the movement (positive).")
+    memo = models.CharField(max_length=300, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [
+            models.Index(fields=["organization", "currency", "payout", "occurred_at"], name="ledger_payout_scan"),
+            models.Index(fields=["organization", "occurred_at"], name="ledger_org_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency} ({self.idempotency_key})"
+
+
+class LedgerEntry(models.Model):
+    """A debit (positive) or credit (negative) on one account; a transaction's entries sum to 0."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.CharField(max_length=80)
+    amount = models.DecimalField(**MONEY)
+
+    class Meta:
+        indexes = [models.Index(fields=["account"], name="ledger_entry_account")]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.amount}"
+
+
+class Refund(models.Model):
+    """Money given back to a guest for a charged session (partial or full)."""
+
+    class Source(models.TextChoices):
+        SUPPORT = "support", "Support agent"
+        HOST = "host", "Host owner"
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(**MONEY)
+    reason = models.CharField(max_length=300)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    gateway_reference = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} {self.payment.currency} of {self.payment.reference}"
+
+
+class ReconciliationImport(models.Model):
+    """A bank/processor payout report (CSV) and the outcome of matching it to payouts."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    filename = models.CharField(max_length=200, blank=True)
+    content = models.TextField()
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        help_text="Empty = a platform-wide report (staff).",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    rows = models.PositiveIntegerField(default=0)
+    matched = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.pk} ({self.status})"
+
+
+class ReconciliationIssue(models.Model):
+    class Kind(models.TextChoices):
+        MISSING_IN_REPORT = "missing_in_report", "Payout not in the bank report"
+        UNKNOWN_PAYOUT = "unknown_payout", "Bank report row matches no payout"
+        AMOUNT_DIFFERS = "amount_differs", "Amount differs"
+        FAILED = "failed", "Bank reports the payout failed"
+        STATUS_DIFFERS = "status_differs", "Status differs"
+        DATE_DIFFERS = "date_differs", "Paid on another day than expected"
+        BAD_ROW = "bad_row", "Row could not be read"
+
+    reconciliation = models.ForeignKey(ReconciliationImport, on_delete=models.CASCADE, related_name="issues")
+    payout = models.ForeignKey(Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="issues")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reported_payout_id = models.CharField(max_length=64, blank=True)
+    expected_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    reported_amount = models.DecimalField(**MONEY, null=True, blank=True)
+    explanation = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.reported_payout_id or self.payout_id}"
+
+
+class StatementJob(models.Model):
+    """A CSV statement produced in the background, with progress for the portal."""
+
+    class Kind(models.TextChoices):
+        SESSIONS = "sessions", "Sessions CSV (date range)"
+        ANNUAL = "annual", "Annual statement"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey("backoffice.Organization", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    date_from = models.DateField()
+    date_to = models.DateField(help_text="Inclusive.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    file_path = models.CharField(max_length=300, blank=True, help_text="Relative to BILLING_STATEMENT_ROOT.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.date_from}..{self.date_to}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total:
+            return 0
+        return min(int(self.processed * 100 / self.total), 99)
+
+
+class SubscriptionPlan(models.Model):
+    """A monthly plan at a property: a fee with included kWh and/or a discount on energy."""
+
+    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="subscription_plans")
+    name = models.CharField(max_length=100)
+    monthly_fee = models.DecimalField(**MONEY, default=ZERO)
+    included_kwh = models.DecimalField(max_digits=10, decimal_places=3, default=ZERO)
+    energy_discount_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["property", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.property}"
+
+
+def _manage_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Subscription(models.Model):
+    """A guest or resident holding a plan, identified by their card/app token and email."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+
+    plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
+    )
+    email = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField()
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Benefits last until the paid month ends.")
+    manage_key = models.CharField(max_length=64, unique=True, default=_manage_key, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} on {self.plan}"

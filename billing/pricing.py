@@ -1,0 +1,244 @@
+"""Pure pricing: a rate plus the facts of a session -> line items, subtotal, tax, total.
+
+No Django imports (import-linter "pure" contract). Money is Decimal; every line is rounded
+half-up to the currency's minor unit once, then the lines are summed (docs/billing.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from .idle_fees import charging_window, idle_seconds_after_grace
+from .money import minor_unit, round_money  # noqa: F401  (re-exported)
+from .taxes import tax_amount
+
+LINE_KINDS = ("connection_fee", "energy", "charging_time", "idle_fee", "subscription_discount")
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class RateTerms:
+    """The prices of a rate, as plain values."""
+
+    currency: str
+    connection_fee: Decimal = ZERO
+    connection_fee_for_zero_energy: bool = False
+    energy_price_per_kwh: Decimal = ZERO
+    time_price_per_hour: Decimal = ZERO
+    idle_fee_per_minute: Decimal = ZERO
+    idle_grace_minutes: int = 0
+    idle_fee_cap: Decimal | None = None
+    tax_percent: Decimal = ZERO
+    processing_fee_percent: Decimal = ZERO
+    processing_fee_fixed: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One meter sample: timestamp (charger clock), measurand, value converted to Wh or W."""
+
+    timestamp: datetime
+    measurand: str
+    value: Decimal
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    timestamp: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class PlanTerms:
+    """A subscription plan held by the session's token: included kWh left and a discount."""
+
+    name: str
+    included_kwh_remaining: Decimal = ZERO
+    energy_discount_percent: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the charger reported about one session (all times from the charger's clock)."""
+
+    started_at: datetime
+    stopped_at: datetime | None
+    meter_start_wh: int
+    meter_stop_wh: int | None
+    samples: tuple[Sample, ...] = ()
+    statuses: tuple[StatusChange, ...] = ()
+    # A 0 kWh session that is a retry of another attempt by the same card on the same charger.
+    repeated_attempt: bool = False
+    plan: PlanTerms | None = None
+    idle_power_threshold_w: Decimal = Decimal("100")
+
+
+@dataclass(frozen=True)
+class Cost:
+    currency: str
+    lines: list[dict] = field(default_factory=list)
+    subtotal: Decimal = ZERO
+    tax: Decimal = ZERO
+    total: Decimal = ZERO
+    processing_fee: Decimal = ZERO
+    energy_wh: int = 0
+    charging_seconds: int = 0
+    idle_seconds: int = 0
+    final: bool = True
+
+    def as_dict(self) -> dict:
+        """Return the API shape: amounts as decimal strings."""
+        return {
+            "currency": self.currency,
+            "lines": [
+                {
+                    "kind": line["kind"], "description": line["description"],
+                    "quantity": str(line["quantity"]), "unit": line["unit"],
+                    "unit_price": str(line["unit_price"]), "amount": str(line["amount"]),
+                }
+                for line in self.lines
+            ],
+            "subtotal": str(self.subtotal),
+            "tax": str(self.tax),
+            "total": str(self.total),
+        }
+
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+
+
+def energy_delivered_wh(facts: SessionFacts) -> int:
+    """Return the energy of the session in Wh.
+
+    meter stop - meter start when both are known and the stop is not lower. Otherwise the
+    register samples are walked in time order and every increase is added; a drop means the
+    meter was reset (to zero), so the value after the drop counts from zero.
+    """
+    start, stop = facts.meter_start_wh, facts.meter_stop_wh
+    if stop is not None and stop >= start:
+        return int(stop - start)
+    readings = sorted(
+        (s for s in facts.samples if s.measurand == ENERGY_REGISTER), key=lambda s: s.timestamp
+    )
+    total = Decimal(0)
+    previous = Decimal(start)
+    values = [r.value for r in readings]
+    if stop is not None:
+        values.append(Decimal(stop))
+    for value in values:
+        if value >= previous:
+            total += value - previous
+        else:
+            total += value
+        previous = value
+    return int(total.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _end_of(facts: SessionFacts) -> datetime:
+    if facts.stopped_at is not None:
+        return facts.stopped_at
+    moments = [facts.started_at] + [s.timestamp for s in facts.samples] + [
+        s.timestamp for s in facts.statuses
+    ]
+    return max(moments)
+
+
+def _line(kind, description, quantity, unit, unit_price, amount) -> dict:
+    return {
+        "kind": kind, "description": description, "quantity": quantity, "unit": unit,
+        "unit_price": unit_price, "amount": amount,
+    }
+
+
+def _fmt(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
+
+
+def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
+    """Return the line items and totals of one session under one rate."""
+    currency = rate.currency.upper()
+    energy_wh = energy_delivered_wh(facts)
+    kwh = Decimal(energy_wh) / Decimal(1000)
+    end = _end_of(facts)
+    charging_from, charging_until = charging_window(
+        started_at=facts.started_at, ended_at=end, statuses=facts.statuses,
+        power_samples=[(s.timestamp, s.value) for s in facts.samples if s.measurand == POWER],
+        power_threshold_w=facts.idle_power_threshold_w,
+    )
+    charging_seconds = max(int((charging_until - charging_from).total_seconds()), 0)
+    idle_total = max(int((end - charging_until).total_seconds()), 0)
+    lines: list[dict] = []
+
+    if rate.connection_fee > 0:
+        charge_fee = energy_wh > 0 or (rate.connection_fee_for_zero_energy and not facts.repeated_attempt)
+        if charge_fee:
+            lines.append(_line(
+                "connection_fee", "Connection fee (once per session)", Decimal(1), "session",
+                rate.connection_fee, round_money(rate.connection_fee, currency),
+            ))
+
+    energy_amount = round_money(kwh * rate.energy_price_per_kwh, currency)
+    lines.append(_line(
+        "energy", f"Energy {kwh.quantize(Decimal('0.001'))} kWh × {_fmt(rate.energy_price_per_kwh)} {currency}/kWh",
+        kwh.quantize(Decimal("0.001")), "kWh", rate.energy_price_per_kwh, energy_amount,
+    ))
+
+    if rate.time_price_per_hour > 0:
+        hours = Decimal(charging_seconds) / Decimal(3600)
+        lines.append(_line(
+            "charging_time",
+            f"Charging time {charging_seconds // 3600} h {charging_seconds % 3600 // 60:02d} min",
+            hours.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP), "h", rate.time_price_per_hour,
+            round_money(hours * rate.time_price_per_hour, currency),
+        ))
+
+    billable_idle = idle_seconds_after_grace(idle_total, rate.idle_grace_minutes)
+    if rate.idle_fee_per_minute > 0 and billable_idle > 0:
+        minutes = billable_idle // 60  # a started minute is not charged
+        if minutes > 0:
+            amount = round_money(Decimal(minutes) * rate.idle_fee_per_minute, currency)
+            description = (
+                f"Idle fee: plugged in {idle_total // 60} min after charging finished, "
+                f"first {rate.idle_grace_minutes} min free"
+            )
+            if rate.idle_fee_cap is not None and amount > rate.idle_fee_cap:
+                amount = round_money(rate.idle_fee_cap, currency)
+                description += f", capped at {_fmt(rate.idle_fee_cap)} {currency}"
+            lines.append(_line(
+                "idle_fee", description, Decimal(minutes), "min", rate.idle_fee_per_minute, amount,
+            ))
+
+    if facts.plan is not None and kwh > 0:
+        included = min(max(facts.plan.included_kwh_remaining, ZERO), kwh)
+        discount = included * rate.energy_price_per_kwh
+        rest = kwh - included
+        if facts.plan.energy_discount_percent > 0:
+            discount += rest * rate.energy_price_per_kwh * facts.plan.energy_discount_percent / 100
+        discount = min(round_money(discount, currency), energy_amount)
+        if discount > 0:
+            parts = []
+            if included > 0:
+                parts.append(f"{included.quantize(Decimal('0.001'))} kWh included")
+            if facts.plan.energy_discount_percent > 0 and rest > 0:
+                parts.append(f"{_fmt(facts.plan.energy_discount_percent)}% off energy")
+            lines.append(_line(
+                "subscription_discount", f"Subscription {facts.plan.name}: " + ", ".join(parts),
+                Decimal(1), "session", -discount, -discount,
+            ))
+
+    subtotal = sum((line["amount"] for line in lines), ZERO)
+    subtotal = max(subtotal, ZERO)
+    tax = tax_amount(subtotal, rate.tax_percent, currency)
+    total = subtotal + tax
+    processing = ZERO
+    if total > 0:
+        processing = round_money(total * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency)
+    return Cost(
+        currency=currency, lines=lines, subtotal=round_money(subtotal, currency), tax=tax,
+        total=round_money(total, currency), processing_fee=processing, energy_wh=energy_wh,
+        charging_seconds=charging_seconds, idle_seconds=idle_total, final=facts.stopped_at is not None,
+    )

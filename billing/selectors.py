@@ -1,0 +1,130 @@
+"""Reads for billing: the rate in force, session facts, payouts and ledger balances."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from backoffice.selectors import organization_ids_for
+
+from .models import LedgerEntry, LedgerTransaction, Payment, Payout, Rate, SessionCharge, Subscription
+
+
+def rate_for_charger(charger, at: datetime) -> Rate | None:
+    """Return the rate in force at `at` for the charger: its own rate wins over the property's.
+
+    A rate is in force when valid_from <= at < valid_until (open-ended without valid_until);
+    when several are, the one that started last wins.
+    """
+    if charger is None or not charger.property_id:
+        return None
+    in_force = (
+        Rate.objects.select_related("property", "charger")
+        .filter(property_id=charger.property_id, valid_from__lte=at)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+    )
+    own = in_force.filter(charger_id=charger.pk).order_by("-valid_from", "-id").first()
+    if own is not None:
+        return own
+    return in_force.filter(charger__isnull=True).order_by("-valid_from", "-id").first()
+
+
+def rates_for_property(property_id: int) -> QuerySet:
+    return Rate.objects.select_related("property", "charger").filter(property_id=property_id).order_by(
+        "charger__station_id", "-valid_from"
+    )
+
+
+def rates_for(user) -> QuerySet:
+    queryset = Rate.objects.select_related("property", "charger")
+    ids = organization_ids_for(user)
+    if ids is not None:
+        queryset = queryset.filter(property__organization_id__in=ids)
+    return queryset
+
+
+def subscription_for_session(session, *, email: str = "") -> Subscription | None:
+    """Return the subscription whose plan covers this session (its token or payer email)."""
+    prop_id = session.charger.property_id
+    if not prop_id:
+        return None
+    holder = Q()
+    if session.token_id:
+        holder |= Q(token_id=session.token_id)
+    if email:
+        holder |= Q(email__iexact=email)
+    if not holder:
+        return None
+    return (
+        Subscription.objects.select_related("plan")
+        .filter(holder, plan__property_id=prop_id, started_at__lte=session.started_at)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=session.started_at))
+        .order_by("-started_at")
+        .first()
+    )
+
+
+def included_kwh_used(subscription: Subscription, *, month_start: datetime, month_end: datetime,
+                      exclude_session_id: int | None) -> Decimal:
+    used = (
+        SessionCharge.objects.filter(subscription=subscription, started_at__gte=month_start, started_at__lt=month_end)
+        .exclude(session_id=exclude_session_id)
+        .aggregate(total=Sum("included_kwh_used"))["total"]
+    )
+    return used or Decimal(0)
+
+
+def account_balance(account: str) -> Decimal:
+    return LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+
+def host_balance(organization_id: int, currency: str) -> Decimal:
+    """Return what the platform owes the organization (credit balance of its host account)."""
+    from .ledger import host_account
+
+    return -account_balance(host_account(organization_id, currency))
+
+
+def payouts_for(user) -> QuerySet:
+    queryset = Payout.objects.select_related("organization")
+    ids = organization_ids_for(user)
+    if ids is not None:
+        queryset = queryset.filter(organization_id__in=ids)
+    return queryset
+
+
+def payments_for(user) -> QuerySet:
+    queryset = Payment.objects.select_related("organization", "session", "session__charger")
+    ids = organization_ids_for(user)
+    if ids is not None:
+        queryset = queryset.filter(organization_id__in=ids)
+    return queryset
+
+
+def payout_breakdown(payout: Payout) -> dict:
+    """Return the payout's movements grouped per session, plus the unattached ones."""
+    items = (
+        LedgerTransaction.objects.filter(payout=payout)
+        .select_related("session", "session__charger", "refund")
+        .order_by("occurred_at", "id")
+    )
+    sessions: dict = {}
+    other = []
+    for item in items:
+        if item.session_id:
+            row = sessions.setdefault(
+                item.session_id,
+                {"session": item.session, "gross": Decimal(0), "processing_fee": Decimal(0),
+                 "platform_fee": Decimal(0), "refunds": Decimal(0)},
+            )
+            key = {"guest_charge": "gross", "refund": "refunds"}.get(item.kind, item.kind)
+            if key in row:
+                row[key] += item.amount
+        else:
+            other.append(item)
+    rows = list(sessions.values())
+    for row in rows:
+        row["net"] = row["gross"] - row["processing_fee"] - row["platform_fee"] - row["refunds"]
+    return {"sessions": rows, "other": other}

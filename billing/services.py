@@ -1,0 +1,511 @@
+"""Billing writes: pricing sessions, guest payments, refunds, payouts, reconciliation, rates."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from chargers.models import ChargingSession, MeterValue, StatusEvent
+
+from . import ledger, pricing
+from .gateways import GatewayError, get_gateway
+from .models import (
+    BillingSettings,
+    LedgerTransaction,
+    Payment,
+    Payout,
+    Rate,
+    Refund,
+    SessionCharge,
+    Subscription,
+    SubscriptionPlan,
+)
+from .money import round_money
+from .selectors import included_kwh_used, rate_for_charger, subscription_for_session
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal("0")
+# Zero-energy attempts by the same card on the same charger this close together are one attempt.
+RETRY_WINDOW = timedelta(minutes=15)
+RATE_FIELDS = (
+    "connection_fee", "connection_fee_for_zero_energy", "energy_price_per_kwh", "time_price_per_hour",
+    "idle_fee_per_minute", "idle_grace_minutes", "idle_fee_cap", "tax_percent", "processing_fee_percent",
+    "processing_fee_fixed",
+)
+
+
+# -- session facts and cost ---------------------------------------------------------------------
+
+
+def rate_terms(rate: Rate) -> pricing.RateTerms:
+    return pricing.RateTerms(currency=rate.property.currency, **{name: getattr(rate, name) for name in RATE_FIELDS})
+
+
+def _to_wh(value: Decimal, unit: str) -> Decimal:
+    return value * 1000 if unit.lower() == "kwh" else value
+
+
+def _to_w(value: Decimal, unit: str) -> Decimal:
+    return value * 1000 if unit.lower() == "kw" else value
+
+
+def _samples(session: ChargingSession) -> tuple[pricing.Sample, ...]:
+    rows = (
+        MeterValue.objects.filter(
+            session_id=session.pk, value__isnull=False, phase="",
+            measurand__in=[pricing.ENERGY_REGISTER, pricing.POWER],
+        )
+        .order_by("timestamp", "id")
+        .values_list("timestamp", "measurand", "value", "unit")
+    )
+    samples = []
+    for when, measurand, value, unit in rows:
+        converted = _to_wh(value, unit or "Wh") if measurand == pricing.ENERGY_REGISTER else _to_w(value, unit or "W")
+        samples.append(pricing.Sample(when, measurand, converted))
+    return tuple(samples)
+
+
+def _statuses(session: ChargingSession, end: datetime | None) -> tuple[pricing.StatusChange, ...]:
+    rows = StatusEvent.objects.filter(
+        charger_id=session.charger_id, connector_id=session.connector_id, timestamp__gte=session.started_at
+    )
+    if end is not None:
+        rows = rows.filter(timestamp__lte=end)
+    return tuple(
+        pricing.StatusChange(ts, status) for ts, status in rows.order_by("timestamp", "id").values_list("timestamp", "status")
+    )
+
+
+def _repeated_attempt(session: ChargingSession) -> bool:
+    """A 0 kWh session counts as a retry when the same card started another session on the
+    same charger within RETRY_WINDOW before it, or one that delivered energy after it."""
+    nearby = ChargingSession.objects.filter(
+        charger_id=session.charger_id, id_tag=session.id_tag,
+        started_at__gte=session.started_at - RETRY_WINDOW, started_at__lte=session.started_at + RETRY_WINDOW,
+    ).exclude(pk=session.pk)
+    for other in nearby.only("started_at", "meter_start_wh", "meter_stop_wh", "pk"):
+        if other.started_at < session.started_at or (other.started_at == session.started_at and other.pk < session.pk):
+            return True
+        if other.meter_stop_wh is not None and other.meter_stop_wh > other.meter_start_wh:
+            return True
+    return False
+
+
+def _month_bounds(at: datetime) -> tuple[datetime, datetime]:
+    at = at.astimezone(dt_timezone.utc)
+    start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def _payer_email(session: ChargingSession) -> str:
+    payment = Payment.objects.filter(session_id=session.pk).exclude(email="").only("email").first()
+    return payment.email if payment else ""
+
+
+def session_facts(session: ChargingSession, *, subscription: Subscription | None = None) -> pricing.SessionFacts:
+    """Return what the charger reported about the session, as pure facts."""
+    samples = _samples(session)
+    plan = None
+    if subscription is not None:
+        month_start, month_end = _month_bounds(session.started_at)
+        used = included_kwh_used(subscription, month_start=month_start, month_end=month_end,
+                                 exclude_session_id=session.pk)
+        plan = pricing.PlanTerms(
+            name=subscription.plan.name,
+            included_kwh_remaining=max(subscription.plan.included_kwh - used, ZERO),
+            energy_discount_percent=subscription.plan.energy_discount_percent,
+        )
+    return pricing.SessionFacts(
+        started_at=session.started_at, stopped_at=session.stopped_at, meter_start_wh=session.meter_start_wh,
+        meter_stop_wh=session.meter_stop_wh, samples=samples, statuses=_statuses(session, session.stopped_at),
+        repeated_attempt=_repeated_attempt(session) if (session.meter_stop_wh or 0) <= session.meter_start_wh else False,
+        plan=plan,
+    )
+
+
+def _cost_and_context(session: ChargingSession):
+    charger = session.charger
+    rate = rate_for_charger(charger, session.started_at)
+    currency = charger.property.currency if charger.property_id else "EUR"
+    if rate is None:
+        return pricing.Cost(currency=currency, final=session.stopped_at is not None), None, None, None
+    subscription = subscription_for_session(session, email=_payer_email(session))
+    facts = session_facts(session, subscription=subscription)
+    cost = pricing.session_cost(rate_terms(rate), facts)
+    return cost, rate, subscription, facts
+
+
+def session_cost(session: ChargingSession) -> pricing.Cost:
+    """Return the session's cost under the rate in force when it started (charger clock).
+
+    Without a rate the cost has no lines and totals of zero. Computed from the stored
+    facts every time, so it is always current and recalculation is idempotent.
+    """
+    return _cost_and_context(session)[0]
+
+
+@transaction.atomic
+def session_price(*, session_id: int) -> SessionCharge | None:
+    """Store (or refresh) the priced snapshot of a session. Idempotent."""
+    session = ChargingSession.objects.select_related("charger", "charger__property").filter(pk=session_id).first()
+    if session is None or not session.charger.property_id:
+        return None
+    cost, rate, subscription, facts = _cost_and_context(session)
+    included = ZERO
+    if facts is not None and facts.plan is not None:
+        included = min(facts.plan.included_kwh_remaining, Decimal(cost.energy_wh) / 1000)
+    values = {
+        "organization_id": session.charger.property.organization_id, "rate": rate, "subscription": subscription,
+        "currency": cost.currency, "lines": cost.as_dict()["lines"], "subtotal": cost.subtotal, "tax": cost.tax,
+        "total": cost.total, "processing_fee": cost.processing_fee, "energy_wh": cost.energy_wh,
+        "included_kwh_used": included, "started_at": session.started_at, "final": cost.final,
+    }
+    charge, _ = SessionCharge.objects.update_or_create(session=session, defaults=values)
+    return charge
+
+
+def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) -> int:
+    """Price completed sessions without a snapshot, or whose snapshot is older than the stop
+    (a late StopTransaction). Returns how many were priced. The periodic sweep calls this."""
+    since = since or timezone.now() - timedelta(days=35)
+    queryset = ChargingSession.objects.filter(
+        status=ChargingSession.Status.COMPLETED, charger__property__isnull=False, received_stop_at__gte=since,
+    ).filter(Q(charge__isnull=True) | Q(charge__final=False) | Q(charge__priced_at__lt=F("received_stop_at")))
+    count = 0
+    for session_id in list(queryset.values_list("pk", flat=True)[:limit]):
+        session_price(session_id=session_id)
+        count += 1
+    return count
+
+
+# -- guest payments -----------------------------------------------------------------------------
+
+
+def _platform_fee_percent(organization_id: int) -> Decimal:
+    settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
+    return settings_row.platform_fee_percent if settings_row else ZERO
+
+
+def guest_payment_record(
+    *, session_id: int | None, organization_id: int, amount_held: Decimal, currency: str, reference: str,
+    email: str = "", session_ref: str = "", gateway: str | None = None,
+) -> Payment:
+    """Record a hold the guest app made through the gateway. Idempotent on `reference`."""
+    payment, created = Payment.objects.get_or_create(
+        reference=reference,
+        defaults={
+            "session_id": session_id, "organization_id": organization_id,
+            "amount_held": round_money(amount_held, currency), "currency": currency.upper(), "email": email,
+            "session_ref": session_ref, "gateway": gateway or get_gateway().name,
+        },
+    )
+    if not created and session_id and payment.session_id is None:
+        payment.session_id = session_id
+        payment.save(update_fields=["session"])
+    return payment
+
+
+def payment_attach_session(*, payment: Payment, session_id: int) -> Payment:
+    Payment.objects.filter(pk=payment.pk, session__isnull=True).update(session_id=session_id)
+    payment.refresh_from_db()
+    return payment
+
+
+def _post_charge(payment: Payment, *, session: ChargingSession | None, amount: Decimal, rate: Rate | None,
+                 occurred_at: datetime) -> None:
+    currency, org = payment.currency, payment.organization_id
+    session_id = session.pk if session else None
+    ledger.post(
+        key=f"charge:{payment.reference}", kind=LedgerTransaction.Kind.GUEST_CHARGE, organization_id=org,
+        currency=currency, amount=amount, occurred_at=occurred_at, session_id=session_id, payment=payment,
+        memo=f"Guest charge for session {session.transaction_id if session else payment.session_ref}",
+    )
+    if rate is not None and amount > 0:
+        fee = round_money(amount * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency)
+        fee = min(fee, amount)
+        if fee > 0:
+            ledger.post(
+                key=f"processing-fee:{payment.reference}", kind=LedgerTransaction.Kind.PROCESSING_FEE,
+                organization_id=org, currency=currency, amount=fee, occurred_at=occurred_at, session_id=session_id,
+                payment=payment,
+                memo=f"Processing fee {rate.processing_fee_percent}% + {rate.processing_fee_fixed} {currency}",
+            )
+    percent = _platform_fee_percent(org)
+    if percent > 0 and amount > 0:
+        fee = round_money(amount * percent / 100, currency)
+        if fee > 0:
+            ledger.post(
+                key=f"platform-fee:{payment.reference}", kind=LedgerTransaction.Kind.PLATFORM_FEE,
+                organization_id=org, currency=currency, amount=fee, occurred_at=occurred_at, session_id=session_id,
+                payment=payment, memo=f"Platform fee {percent}%",
+            )
+
+
+def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payment:
+    """Capture min(cost, hold) for the finished session and book it in the ledger. Idempotent.
+
+    A cost of zero releases the hold instead (nothing is kept). Raises GatewayError when the
+    processor refuses the capture; the payment stays held so the call can be retried.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != Payment.Status.AUTHORIZED:
+            return payment
+        if payment.session_id is None:
+            payment.session = session
+        charge = session_price(session_id=session.pk)
+        total = charge.total if charge else ZERO
+        amount = min(total, payment.amount_held)
+        if amount <= 0:
+            result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
+            if not result.ok:
+                raise GatewayError(result.decline_reason or "The hold could not be released.")
+            payment.status = Payment.Status.RELEASED
+            payment.release_reason = "Nothing to charge: the session cost 0."
+            payment.settled_at = timezone.now()
+            payment.save()
+            return payment
+        result = get_gateway().capture(payment.reference, amount, idempotency_key=f"capture:{payment.reference}")
+        if not result.ok:
+            raise GatewayError(result.decline_reason or "The capture failed.")
+        payment.amount_captured = amount
+        payment.status = Payment.Status.CAPTURED
+        payment.settled_at = timezone.now()
+        payment.save()
+        _post_charge(payment, session=session, amount=amount, rate=charge.rate if charge else None,
+                     occurred_at=session.stopped_at or payment.settled_at)
+        if amount < total:
+            logger.warning("Session %s cost %s but only %s was held", session.pk, total, payment.amount_held)
+        return payment
+
+
+def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
+    """Release the whole hold (no fee kept). Idempotent; a captured payment is left as it is."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != Payment.Status.AUTHORIZED:
+            return payment
+        result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
+        if not result.ok:
+            raise GatewayError(result.decline_reason or "The hold could not be released.")
+        payment.status = Payment.Status.RELEASED
+        payment.release_reason = (reason or "Released")[:200]
+        payment.settled_at = timezone.now()
+        payment.save()
+        return payment
+
+
+# -- refunds ------------------------------------------------------------------------------------
+
+
+def refund_issue(
+    *, payment: Payment, amount: Decimal, reason: str, source: str, user=None, idempotency_key: str,
+) -> Refund:
+    """Give `amount` back to the guest; never more than was charged and not yet refunded.
+
+    Replaying the same idempotency key returns the first refund and moves no money.
+    """
+    existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the refund is given (the guest sees it on the receipt)."})
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        amount = round_money(Decimal(amount), payment.currency)
+        if amount <= 0:
+            raise ValidationError({"amount": "Refund a positive amount."})
+        if payment.status != Payment.Status.CAPTURED:
+            raise ValidationError({"amount": "Only charged payments can be refunded."})
+        if amount > payment.refundable:
+            raise ValidationError(
+                {"amount": f"At most {payment.refundable} {payment.currency} can still be refunded."}
+            )
+        result = get_gateway().refund(payment.reference, amount, idempotency_key=f"refund:{idempotency_key}")
+        if not result.ok:
+            raise GatewayError(result.decline_reason or "The processor refused the refund.")
+        refund = Refund.objects.create(
+            payment=payment, amount=amount, reason=reason[:300], source=source, created_by=user,
+            idempotency_key=idempotency_key, gateway_reference=result.reference,
+        )
+        payment.amount_refunded += amount
+        payment.save(update_fields=["amount_refunded"])
+        ledger.post(
+            key=f"refund:{idempotency_key}", kind=LedgerTransaction.Kind.REFUND,
+            organization_id=payment.organization_id, currency=payment.currency, amount=amount,
+            occurred_at=refund.created_at, session_id=payment.session_id, payment=payment, refund=refund,
+            memo=f"Refund: {reason}"[:300],
+        )
+        return refund
+
+
+# -- payouts ------------------------------------------------------------------------------------
+
+
+def period_end_for(period: str, now: datetime) -> datetime:
+    """Return the most recent period boundary (UTC midnight) at or before `now`."""
+    day = now.astimezone(dt_timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == BillingSettings.Period.DAILY:
+        return day
+    if period == BillingSettings.Period.WEEKLY:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+PAYABLE_KINDS = (
+    LedgerTransaction.Kind.GUEST_CHARGE, LedgerTransaction.Kind.PROCESSING_FEE,
+    LedgerTransaction.Kind.PLATFORM_FEE, LedgerTransaction.Kind.REFUND, LedgerTransaction.Kind.PAYOUT_FAILED,
+)
+
+
+def payout_totals(items) -> dict:
+    sums = {row["kind"]: row["total"] for row in items.values("kind").annotate(total=Sum("amount")).order_by()}
+    K = LedgerTransaction.Kind
+    totals = {
+        "gross": sums.get(K.GUEST_CHARGE, ZERO), "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
+        "platform_fees": sums.get(K.PLATFORM_FEE, ZERO), "refunds": sums.get(K.REFUND, ZERO),
+        "carried_over": sums.get(K.PAYOUT_FAILED, ZERO),
+    }
+    totals["net"] = (
+        totals["gross"] - totals["processing_fees"] - totals["platform_fees"] - totals["refunds"]
+        + totals["carried_over"]
+    )
+    return totals
+
+
+def payout_create(*, organization_id: int, currency: str, period_end: datetime) -> Payout | None:
+    """Pay out everything booked before `period_end` that no payout holds yet. Idempotent.
+
+    Returns None when there is nothing to pay, or the net is below the organization's
+    minimum (the balance then rolls into the next period).
+    """
+    currency = currency.upper()
+    with transaction.atomic():
+        existing = Payout.objects.filter(organization_id=organization_id, currency=currency, period_end=period_end).first()
+        if existing is not None:
+            return existing
+        items = LedgerTransaction.objects.select_for_update().filter(
+            organization_id=organization_id, currency=currency, payout__isnull=True, kind__in=PAYABLE_KINDS,
+            occurred_at__lt=period_end,
+        )
+        if not items.exists():
+            return None
+        totals = payout_totals(items)
+        settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
+        minimum = settings_row.minimum_payout if settings_row else ZERO
+        if totals["net"] <= 0 or totals["net"] < minimum:
+            return None
+        previous = Payout.objects.filter(organization_id=organization_id, currency=currency).order_by("-period_end").first()
+        first_item = items.order_by("occurred_at").values_list("occurred_at", flat=True).first()
+        period_start = previous.period_end if previous else first_item
+        payout = Payout.objects.create(
+            organization_id=organization_id, currency=currency, period_start=min(period_start, first_item),
+            period_end=period_end, reference=f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}", **totals,
+        )
+        ids = list(items.values_list("pk", flat=True))
+        LedgerTransaction.objects.filter(pk__in=ids).update(payout=payout)
+        Payout.objects.filter(rolled_into__isnull=True, status=Payout.Status.FAILED, organization_id=organization_id,
+                              currency=currency).exclude(pk=payout.pk).update(rolled_into=payout)
+        ledger.post(
+            key=f"payout:{payout.reference}", kind=LedgerTransaction.Kind.PAYOUT, organization_id=organization_id,
+            currency=currency, amount=payout.net, occurred_at=period_end, for_payout=payout,
+            memo=f"Payout {payout.reference}",
+        )
+        return payout
+
+
+def payouts_run(*, now: datetime | None = None) -> list[Payout]:
+    """Create the due payout of every organization and currency with unpaid movements."""
+    now = now or timezone.now()
+    created = []
+    pairs = (
+        LedgerTransaction.objects.filter(payout__isnull=True, kind__in=PAYABLE_KINDS)
+        .values_list("organization_id", "currency").distinct().order_by()
+    )
+    for organization_id, currency in list(pairs):
+        settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
+        period = settings_row.payout_period if settings_row else BillingSettings.Period.MONTHLY
+        payout = payout_create(organization_id=organization_id, currency=currency, period_end=period_end_for(period, now))
+        if payout is not None:
+            created.append(payout)
+    return created
+
+
+def payout_mark_paid(*, payout: Payout, paid_at: datetime | None = None) -> Payout:
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status == Payout.Status.PENDING:
+            payout.status = Payout.Status.PAID
+            payout.paid_at = paid_at or timezone.now()
+            payout.save(update_fields=["status", "paid_at"])
+        return payout
+
+
+def payout_mark_failed(*, payout: Payout, reason: str) -> Payout:
+    """Mark the payout failed and return its net to the host balance (rolls into the next one)."""
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout.pk)
+        if payout.status == Payout.Status.FAILED:
+            return payout
+        payout.status = Payout.Status.FAILED
+        payout.failure_reason = (reason or "The bank returned the payout.")[:300]
+        payout.paid_at = None
+        payout.save(update_fields=["status", "failure_reason", "paid_at"])
+        ledger.post(
+            key=f"payout-failed:{payout.reference}", kind=LedgerTransaction.Kind.PAYOUT_FAILED,
+            organization_id=payout.organization_id, currency=payout.currency, amount=payout.net,
+            occurred_at=timezone.now(), for_payout=payout, memo=f"Payout {payout.reference} failed: {payout.failure_reason}",
+        )
+        return payout
+
+
+# -- rates, settings and subscriptions ----------------------------------------------------------
+
+
+@transaction.atomic
+def rate_save(*, rate: Rate, **fields) -> Rate:
+    for name, value in fields.items():
+        setattr(rate, name, value)
+    rate.full_clean()
+    rate.save()
+    return rate
+
+
+def billing_settings_for(organization_id: int) -> BillingSettings:
+    row, _ = BillingSettings.objects.get_or_create(organization_id=organization_id)
+    return row
+
+
+@transaction.atomic
+def subscription_start(*, plan: SubscriptionPlan, email: str, token=None, now: datetime | None = None) -> Subscription:
+    if not plan.active:
+        raise ValidationError("This plan is no longer offered.")
+    now = now or timezone.now()
+    existing = Subscription.objects.filter(plan=plan, email__iexact=email, status=Subscription.Status.ACTIVE).first()
+    if existing is not None:
+        return existing
+    return Subscription.objects.create(plan=plan, email=email.strip().lower(), token=token, started_at=now)
+
+
+@transaction.atomic
+def subscription_cancel(*, subscription: Subscription, now: datetime | None = None) -> Subscription:
+    """Cancel: no further monthly fees; the benefits last until the current month ends."""
+    now = now or timezone.now()
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if subscription.status == Subscription.Status.CANCELLED:
+        return subscription
+    subscription.status = Subscription.Status.CANCELLED
+    subscription.cancelled_at = now
+    subscription.ends_at = _month_bounds(now)[1]
+    subscription.save(update_fields=["status", "cancelled_at", "ends_at"])
+    return subscription

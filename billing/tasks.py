@@ -1,0 +1,38 @@
+"""Celery tasks: thin wrappers around services (eager, in-process, without a broker)."""
+
+from celery import shared_task
+
+
+@shared_task(name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def session_price_task(session_id: int) -> None:
+    from .services import session_price
+
+    session_price(session_id=session_id)
+
+
+@shared_task(name="billing.sessions_price_missing")
+def sessions_price_missing_task() -> int:
+    from .services import sessions_price_missing
+
+    return sessions_price_missing()
+
+
+@shared_task(name="billing.payouts_run")
+def payouts_run_task() -> list[int]:
+    from .services import payouts_run
+
+    return [payout.pk for payout in payouts_run()]
+
+
+@shared_task(name="billing.reconciliation_import")
+def reconciliation_import_task(reconciliation_id: int) -> None:
+    from .reconciliation_service import reconciliation_run
+
+    reconciliation_run(reconciliation_id=reconciliation_id)
+
+
+@shared_task(name="billing.statement_generate")
+def statement_generate_task(job_id: int) -> None:
+    from .statements import statement_generate
+
+    statement_generate(job_id=job_id)
