@@ -1,0 +1,120 @@
+"""The guest session page's websocket: pushes charger status, kW and kWh as they happen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from backoffice import db
+from chargers.live import connector_group, connector_watch
+
+from .live import energy_kwh, parse_reading, power_kw, STATUS_WORDS
+from .models import GuestSession
+from .selectors import guest_session_by_key
+from .services import guest_group, guest_start_expire
+
+logger = logging.getLogger(__name__)
+
+WATCH_REFRESH_S = 30  # chargers.live asks for a refresh at least every 60 s
+
+
+class GuestSessionConsumer(AsyncWebsocketConsumer):
+    """One guest page; joins its connector's live group and its own guest group."""
+
+    async def connect(self) -> None:
+        key = self.scope["url_route"]["kwargs"]["key"]
+        gs = await db.run(guest_session_by_key, key)
+        if gs is None:
+            await self.close()
+            return
+        self.gs_id, self.key = gs.pk, key
+        self.charger_id, self.connector_id = gs.charger_id, gs.connector_id
+        self.groups_joined = [connector_group(gs.charger_id, gs.connector_id), guest_group(gs.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.tasks = [asyncio.create_task(self._keep_watching())]
+        await self._send_snapshot()
+
+    async def disconnect(self, code) -> None:
+        for task in getattr(self, "tasks", []):
+            task.cancel()
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        # The page sends nothing but pings; commands go through CSRF-protected POSTs.
+        if text_data == "ping":
+            await self.send(text_data=json.dumps({"type": "pong"}))
+
+    async def _keep_watching(self) -> None:
+        while True:
+            await db.run(connector_watch, self.charger_id)
+            await asyncio.sleep(WATCH_REFRESH_S)
+
+    async def _load(self) -> tuple[GuestSession | None, dict | None]:
+        def load():
+            from .live import snapshot
+
+            gs = guest_session_by_key(self.key)
+            return gs, (snapshot(gs) if gs else None)
+
+        return await db.run(load)
+
+    async def _send_snapshot(self) -> dict | None:
+        gs, snap = await self._load()
+        if snap is None:
+            return None
+        self.snap = snap
+        await self.send(text_data=json.dumps({"type": "state", **snap}))
+        if snap["state"] == GuestSession.State.STARTING and snap["seconds_left"] is not None:
+            self.tasks.append(asyncio.create_task(self._expire_at(snap["seconds_left"] + 1)))
+        return snap
+
+    async def _expire_at(self, delay: float) -> None:
+        # Server side: the same idempotent check the scheduled task runs, so an open page learns
+        # the outcome at the deadline even when the task ran in another process.
+        await asyncio.sleep(delay)
+        await db.run(guest_start_expire, guest_session_id=self.gs_id)
+        await self._send_snapshot()
+
+    async def _settle_watch(self) -> None:
+        # After StopTransaction the settlement may run in a worker: re-read until it is done.
+        for _ in range(30):
+            snap = await self._send_snapshot()
+            if snap is None or snap["state"] != GuestSession.State.CHARGING:
+                return
+            await asyncio.sleep(1)
+
+    async def guest_update(self, event: dict) -> None:
+        await self._send_snapshot()
+
+    async def connector_event(self, event: dict) -> None:
+        kind = event.get("kind")
+        snap = getattr(self, "snap", {}) or {}
+        tx = snap.get("transaction_id")
+        if kind == "status":
+            status = event.get("status", "")
+            await self.send(text_data=json.dumps(
+                {"type": "status", "status": status, "status_label": STATUS_WORDS.get(status, status)}
+            ))
+        elif kind == "meter":
+            if tx is None or event.get("transaction_id") != tx:
+                return
+            values = event.get("values") or {}
+            energy, e_unit = parse_reading(values.get("Energy.Active.Import.Register"))
+            power, p_unit = parse_reading(values.get("Power.Active.Import"))
+            kwh = energy_kwh(energy, e_unit or "Wh", snap.get("meter_start_wh"))
+            kw = power_kw(power, p_unit or "W")
+            await self.send(text_data=json.dumps({
+                "type": "meter", "kw": str(kw) if kw is not None else None,
+                "kwh": str(kwh) if kwh is not None else None,
+            }))
+        elif kind == "started":
+            await self._send_snapshot()
+        elif kind == "stopped":
+            if tx is None or event.get("transaction_id") == tx:
+                self.tasks.append(asyncio.create_task(self._settle_watch()))

@@ -1,0 +1,55 @@
+"""Per-client rate limits for the guest endpoints (Django cache, fixed one-minute windows)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.shortcuts import render
+
+LIMITS = {"lookup": 20, "start": 10}  # requests per client IP per minute
+WINDOW_S = 60
+
+
+def limit_for(scope: str) -> int:
+    return int(getattr(settings, f"GUEST_{scope.upper()}_LIMIT_PER_MIN", LIMITS[scope]))
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def hit(scope: str, ip: str, *, now: float | None = None) -> tuple[bool, int]:
+    """Count one request; return (allowed, seconds until the window resets)."""
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_S)
+    key = f"guest-rl:{scope}:{ip}:{window}"
+    cache.add(key, 0, WINDOW_S + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, WINDOW_S + 5)
+        count = 1
+    return count <= limit_for(scope), int(WINDOW_S - now % WINDOW_S) + 1
+
+
+def rate_limited(scope: str):
+    """Answer 429 with a friendly page once a client exceeds the scope's per-minute limit."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            allowed, retry_after = hit(scope, client_ip(request))
+            if not allowed:
+                response = render(
+                    request, "guest/rate_limited.html", {"retry_after": retry_after, "scope": scope}, status=429
+                )
+                response["Retry-After"] = str(retry_after)
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

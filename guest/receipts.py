@@ -1,0 +1,51 @@
+"""What a receipt shows: line items from billing, times in the property's zone, the payment."""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from decimal import Decimal
+
+from django.utils import timezone
+
+from . import payments
+from .models import GuestSession
+
+logger = logging.getLogger(__name__)
+
+
+def _tz(gs: GuestSession):
+    try:
+        return zoneinfo.ZoneInfo(gs.charger.property.timezone)
+    except Exception:
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def receipt_context(gs: GuestSession) -> dict:
+    """Return the receipt's data; only this guest's session, never the host's or others'."""
+    tz = _tz(gs)
+    session = gs.charging_session
+    cost = None
+    if session is not None and gs.state == GuestSession.State.FINISHED:
+        try:
+            cost = payments.session_cost(session)
+        except Exception:  # billing unavailable: show the session, say the amount follows
+            logger.warning("No cost for guest session %s", gs.pk, exc_info=True)
+    energy_kwh = None
+    if session is not None and session.energy_wh is not None:
+        energy_kwh = (Decimal(session.energy_wh) / 1000).quantize(Decimal("0.001"))
+
+    def local(value):
+        return timezone.localtime(value, tz) if value else None
+
+    return {
+        "gs": gs,
+        "charger": gs.charger,
+        "property": gs.charger.property,
+        "tz_name": str(tz),
+        "started_at": local(session.started_at if session else gs.started_at),
+        "stopped_at": local(session.stopped_at if session else gs.finished_at),
+        "energy_kwh": energy_kwh,
+        "cost": cost,
+        "payment": payments.payment_summary(gs.payment_id),
+    }

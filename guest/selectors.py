@@ -1,0 +1,116 @@
+"""Reads for the guest pages. Nothing here returns owner or other-guest data."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.utils import timezone
+
+from chargers.models import Charger, Connector
+
+from .models import GuestSession
+from .prompts import DEAD_STATUSES, STARTABLE_STATUSES, StationFacts, is_out_of_order, suggestions
+
+
+def charger_for_station_id(station_id: str) -> Charger | None:
+    """Return the charger with exactly this Station ID (case-sensitive, as chargers are).
+
+    A charger not assigned to a property is not an active charger for guests.
+    """
+    if not station_id:
+        return None
+    return (
+        Charger.objects.select_related("property", "property__organization")
+        .filter(station_id=station_id, property__isnull=False)
+        .first()
+    )
+
+
+def connector_statuses(charger: Charger) -> list[tuple[int, str]]:
+    return list(
+        Connector.objects.filter(charger=charger).order_by("connector_id").values_list("connector_id", "status")
+    )
+
+
+def station_facts(charger: Charger, connectors: list[tuple[int, str]] | None = None) -> StationFacts:
+    if connectors is None:
+        connectors = connector_statuses(charger)
+    return StationFacts(
+        ownership=charger.ownership, access_mode=charger.access_mode,
+        license_valid_until=charger.license_valid_until, online=charger.is_online(),
+        out_of_order=charger.out_of_order, connectors=tuple(connectors),
+    )
+
+
+def _guest_visible() -> Q:
+    """Chargers a guest may be pointed at: network chargers open to the public or to guests."""
+    return Q(
+        property__isnull=False, ownership=Charger.Ownership.NETWORK,
+        access_mode__in=[Charger.AccessMode.PUBLIC, Charger.AccessMode.GUEST],
+    )
+
+
+def station_id_suggestions(typed: str, *, limit: int = 3) -> list[str]:
+    """Return public/guest Station IDs that differ from `typed` in case, spaces or one character.
+
+    Private and privately owned chargers are never suggested. One edit keeps either the first
+    or the second half of the ID intact, so two indexed prefix/suffix filters find every
+    candidate without scanning the table.
+    """
+    compact = "".join(typed.split())
+    if not compact or len(compact) > 49:
+        return []
+    half = max(len(compact) // 2, 1)
+    near = Q(station_id__istartswith=compact[:half]) | Q(station_id__iendswith=compact[-half:])
+    candidates = list(
+        Charger.objects.filter(_guest_visible(), near).values_list("station_id", flat=True)[:200]
+    )
+    return suggestions(typed, candidates, limit=limit)
+
+
+def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
+    """Return other guest-usable chargers at the same property with their live status."""
+    today = timezone.localdate()
+    others = list(
+        Charger.objects.filter(_guest_visible(), property_id=charger.property_id, out_of_order=False)
+        .filter(license_valid_until__gte=today)
+        .exclude(pk=charger.pk)
+        .prefetch_related("connectors")[:50]
+    )
+    rows = []
+    for other in others:
+        conns = [(c.connector_id, c.status) for c in other.connectors.all()]
+        facts = station_facts(other, conns)
+        free = [cid for cid, status in conns if cid > 0 and status in STARTABLE_STATUSES]
+        if is_out_of_order(facts):
+            label = "Out of order"
+        elif free:
+            label = "Available"
+        else:
+            label = "In use"
+        rows.append({"station_id": other.station_id, "name": other.name, "status": label, "free_ports": len(free)})
+    rows.sort(key=lambda r: (r["status"] != "Available", r["station_id"]))
+    return rows[:limit]
+
+
+def port_rows(connectors: list[tuple[int, str]]) -> list[dict]:
+    """Return the ports (connector 1..n) with what a guest can do with each."""
+    return [
+        {"id": cid, "status": status, "startable": status in STARTABLE_STATUSES, "dead": status in DEAD_STATUSES}
+        for cid, status in connectors
+        if cid > 0
+    ]
+
+
+def guest_session_by_key(key: str) -> GuestSession | None:
+    return (
+        GuestSession.objects.select_related("charger", "charger__property", "charging_session")
+        .filter(key=key)
+        .first()
+    )
+
+
+def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
+    """True while another guest's start on this port is waiting for the car."""
+    return GuestSession.objects.filter(
+        charger_id=charger_id, connector_id=connector_id, state=GuestSession.State.STARTING
+    ).exists()

@@ -1,0 +1,302 @@
+"""Writes for guest charging: start (hold, token, remote start), stop, expiry, settlement."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from authorization.decisions import Context
+from authorization.models import Token
+from authorization.services import decide_sync
+from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
+from chargers.models import Charger, ChargingSession, Command
+from chargers.services import charger_facts
+
+from . import payments
+from .models import GuestSession
+from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
+from .selectors import connector_busy_with_guest, connector_statuses, port_rows, station_facts
+
+logger = logging.getLogger(__name__)
+
+OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
+
+
+def start_timeout_s() -> float:
+    """Seconds a guest has to plug in after the charger accepted the remote start."""
+    value = getattr(settings, "GUEST_START_TIMEOUT_S", None) or os.environ.get("GUEST_START_TIMEOUT_S")
+    return float(value or 60)
+
+
+def hold_amount() -> Decimal:
+    """The amount put on hold before a start; the guest pays the session's cost, at most this."""
+    value = getattr(settings, "GUEST_HOLD_AMOUNT", None) or os.environ.get("GUEST_HOLD_AMOUNT")
+    return Decimal(str(value or "50.00"))
+
+
+def guest_group(guest_session_id: int) -> str:
+    return f"guest.{guest_session_id}"
+
+
+class StartRefused(Exception):
+    """The start cannot go on; `message` is for the guest, `prompt` names a seed prompt."""
+
+    def __init__(self, code: str, message: str, *, prompt: PromptCode | None = None, field: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.prompt = prompt
+        self.field = field
+
+
+class StopFailed(Exception):
+    pass
+
+
+def publish(guest_session_id: int) -> None:
+    """Tell the guest's open page to reload its state (best effort; the page also reads the DB)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(guest_group(guest_session_id), {"type": "guest.update"})
+    except Exception:
+        logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
+
+
+def _digits(card_number: str) -> str:
+    return "".join(ch for ch in card_number if ch.isdigit())
+
+
+def guest_start(
+    *, charger: Charger, connector_id: int, email: str, card_number: str, site_url: str = ""
+) -> GuestSession:
+    """Hold the payment, create the guest token and send RemoteStartTransaction.
+
+    Raises StartRefused before any money is held when the charger or the authorization engine
+    says no, or when the card is declined. A charger that refuses or misses the remote start
+    returns a FAILED session whose hold was released.
+    """
+    connectors = connector_statuses(charger)
+    code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
+    if code is not None:
+        raise StartRefused(code.value, PROMPTS[code].title, prompt=code)
+    startable = {row["id"] for row in port_rows(connectors) if row["startable"]}
+    if connector_id not in startable or connector_busy_with_guest(charger.pk, connector_id):
+        raise StartRefused("port_busy", "That port is not free right now. Please choose another port.", field="connector")
+    if not payments.available():
+        raise StartRefused("payments_unavailable", "Card payments are not available right now. Please try again later.")
+
+    uid = secrets.token_hex(10).upper()  # 20 characters: the OCPP 1.6 idToken limit
+    token = Token.objects.create(
+        uid=uid, type=Token.Type.GUEST, organization_id=charger.property.organization_id,
+        allowed_station_ids=[charger.station_id], single_session=True,
+        expires_at=timezone.now() + timedelta(days=1), label="Guest QR session",
+    )
+    decision = decide_sync(uid=uid, charger=charger_facts(charger), context=Context.REMOTE_APP)
+    if not decision.accepted:
+        Token.objects.filter(pk=token.pk).update(valid=False)
+        raise StartRefused(decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED)
+
+    amount, currency = hold_amount(), charger.property.currency
+    digits = _digits(card_number)
+    gs = GuestSession.objects.create(
+        charger=charger, connector_id=connector_id, email=email, token=token, id_tag=uid,
+        amount_held=amount, currency=currency, card_last4=digits[-4:], site_url=site_url,
+    )
+    result = payments.authorize(
+        amount=amount, currency=currency, card_number=digits, idempotency_key=f"guest-hold-{gs.key}"
+    )
+    if not result.ok:
+        _fail(gs, "payment_declined", "Your card was declined. You were not charged.")
+        reason = f" ({result.decline_reason})" if result.decline_reason else ""
+        raise StartRefused("payment_declined", f"Your card was declined{reason}. Please use another card.", field="card_number")
+    payment = payments.record(
+        organization_id=charger.property.organization_id, amount_held=amount, currency=currency,
+        reference=result.reference, email=email,
+    )
+    GuestSession.objects.filter(pk=gs.pk).update(payment_id=payment.pk, payment_reference=result.reference)
+    gs.payment_id, gs.payment_reference = payment.pk, result.reference
+
+    try:
+        command = send_command_sync(
+            charger, "RemoteStartTransaction", {"connectorId": connector_id, "idTag": uid}, source="guest"
+        )
+    except ChargerOffline:
+        return _fail_and_release(gs, "charger_offline", "The charger went offline before it could start.")
+    except CommandTimeout:
+        return _fail_and_release(gs, "start_timeout", "The charger did not answer the start request.")
+    except InvalidCommand:
+        logger.exception("Guest remote start payload refused for %s", charger.station_id)
+        return _fail_and_release(gs, "start_failed", "The charger could not be started.")
+    if command.status != Command.Status.ANSWERED or command.result_status != "Accepted":
+        return _fail_and_release(gs, "start_rejected", "The charger refused to start a session.")
+    # The car may already have started (StartTransaction raced our answer): only move on from PENDING.
+    GuestSession.objects.filter(pk=gs.pk, state=GuestSession.State.PENDING).update(
+        state=GuestSession.State.STARTING, start_requested_at=timezone.now()
+    )
+    gs.refresh_from_db()
+    if gs.state == GuestSession.State.STARTING:
+        from .tasks import schedule_start_check
+
+        schedule_start_check(gs.pk, start_timeout_s())
+    return gs
+
+
+def _fail(gs: GuestSession, code: str, message: str) -> bool:
+    """Mark a not-yet-started session failed and retire its token; False if it had moved on."""
+    done = GuestSession.objects.filter(pk=gs.pk, state__in=OPEN_BEFORE_START).update(
+        state=GuestSession.State.FAILED, failure_code=code, failure_message=message, finished_at=timezone.now()
+    )
+    if done and gs.token_id:
+        # A late StartTransaction with this idTag is now refused, so the charger stops it.
+        Token.objects.filter(pk=gs.token_id).update(valid=False)
+    gs.refresh_from_db()
+    return bool(done)
+
+
+def _fail_and_release(gs: GuestSession, code: str, message: str) -> GuestSession:
+    if _fail(gs, code, message) and gs.payment_id:
+        payments.release(payment_id=gs.payment_id, reason=f"guest start: {code}")
+        GuestSession.objects.filter(pk=gs.pk).update(
+            failure_message=f"{message} The hold on your card was released; you were not charged."
+        )
+        gs.refresh_from_db()
+    publish(gs.pk)
+    return gs
+
+
+def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
+    """Release the hold of a start the car never followed within the timeout; True if it did."""
+    now = now or timezone.now()
+    gs = GuestSession.objects.filter(pk=guest_session_id).first()
+    if gs is None or gs.state != GuestSession.State.STARTING or gs.charging_session_id:
+        return False
+    if gs.start_requested_at and gs.start_requested_at > now - timedelta(seconds=start_timeout_s()):
+        return False
+    before = gs.state
+    _fail_and_release(
+        gs, "not_plugged_in",
+        f"No charging started within {int(start_timeout_s())} seconds: the car was not plugged in, "
+        "or it did not accept the charge.",
+    )
+    return before != gs.state
+
+
+def guest_expire_overdue(*, now=None) -> int:
+    """Expire every overdue start (a sweep that keeps holds correct if a scheduled check was lost)."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=start_timeout_s())
+    ids = list(
+        GuestSession.objects.filter(
+            state=GuestSession.State.STARTING, start_requested_at__lte=cutoff, charging_session__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    return sum(guest_start_expire(guest_session_id=pk, now=now) for pk in ids)
+
+
+def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
+    """Stop charging (RemoteStopTransaction), or cancel a start that has not begun (hold released)."""
+    if gs.state in OPEN_BEFORE_START:
+        return _fail_and_release(gs, "cancelled", "You cancelled before charging started.")
+    if gs.state != GuestSession.State.CHARGING or gs.charging_session_id is None:
+        return gs
+    session = gs.charging_session
+    if session.status != ChargingSession.Status.ACTIVE:
+        return gs
+    try:
+        command = send_command_sync(
+            gs.charger, "RemoteStopTransaction", {"transactionId": session.transaction_id}, source="guest"
+        )
+    except ChargerOffline:
+        raise StopFailed("The charger is offline right now. Unplug your car to end the session.") from None
+    except CommandTimeout:
+        raise StopFailed("The charger did not answer. Unplug your car to end the session.") from None
+    if command.result_status != "Accepted":
+        raise StopFailed("The charger refused to stop. Unplug your car to end the session.")
+    GuestSession.objects.filter(pk=gs.pk).update(stop_requested_at=timezone.now())
+    gs.refresh_from_db()
+    return gs
+
+
+def _guest_for(session: ChargingSession) -> GuestSession | None:
+    return (
+        GuestSession.objects.select_for_update()
+        .filter(Q(charging_session=session) | Q(id_tag=session.id_tag, charger_id=session.charger_id))
+        .exclude(id_tag="")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+@transaction.atomic
+def guest_session_link(*, session_id: int) -> GuestSession | None:
+    """Attach a StartTransaction to the guest start it answers (matched by the guest's idTag)."""
+    session = ChargingSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return None
+    gs = _guest_for(session)
+    if gs is None or gs.state not in OPEN_BEFORE_START or session.id_tag_status != "Accepted":
+        return None
+    gs.charging_session = session
+    gs.state = GuestSession.State.CHARGING
+    gs.started_at = timezone.now()
+    gs.save(update_fields=["charging_session", "state", "started_at"])
+    transaction.on_commit(lambda: publish(gs.pk))
+    return gs
+
+
+def guest_session_finish(*, session_id: int) -> GuestSession | None:
+    """Settle the payment of a finished guest session and email the receipt (idempotent)."""
+    with transaction.atomic():
+        session = ChargingSession.objects.filter(pk=session_id).first()
+        if session is None or session.status != ChargingSession.Status.COMPLETED:
+            return None
+        gs = _guest_for(session)
+        if gs is None or gs.state == GuestSession.State.FAILED:
+            return None
+        if gs.charging_session_id is None:  # the start signal was missed
+            gs.charging_session = session
+            gs.started_at = gs.started_at or timezone.now()
+        if gs.payment_id:
+            payments.settle(payment_id=gs.payment_id, session=session)
+        gs.state = GuestSession.State.FINISHED
+        gs.finished_at = gs.finished_at or timezone.now()
+        gs.save(update_fields=["charging_session", "started_at", "state", "finished_at"])
+        if gs.token_id:
+            Token.objects.filter(pk=gs.token_id).update(valid=False)
+        send_receipt = gs.receipt_sent_at is None
+        if send_receipt:
+            GuestSession.objects.filter(pk=gs.pk).update(receipt_sent_at=timezone.now())
+    if send_receipt:
+        receipt_email(gs=gs)
+    publish(gs.pk)
+    return gs
+
+
+def receipt_url(gs: GuestSession) -> str:
+    base = getattr(settings, "SITE_URL", "") or gs.site_url
+    return f"{base.rstrip('/')}{reverse('guest:receipt', args=[gs.key])}"
+
+
+def receipt_email(*, gs: GuestSession) -> None:
+    """Email the receipt with its line items and the link that stays valid (best effort)."""
+    from .receipts import receipt_context
+
+    context = receipt_context(gs)
+    context["url"] = receipt_url(gs)
+    body = render_to_string("guest/email_receipt.txt", context)
+    try:
+        send_mail(f"Your charging receipt – {gs.charger.station_id}", body, None, [gs.email])
+    except Exception:
+        logger.warning("Could not email the receipt of guest session %s", gs.pk, exc_info=True)

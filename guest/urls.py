@@ -1,0 +1,21 @@
+"""Guest routes under /s/: the QR target /s/<station_id>, the entry form /s/ and the flow."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "guest"
+
+urlpatterns = [
+    path("", views.entry, name="entry"),
+    path("help/location-access/", views.location_access_help, name="location-access"),
+    path("session/<str:key>/", views.session, name="session"),
+    path("session/<str:key>/stop/", views.stop, name="stop"),
+    path("receipt/<str:key>/", views.receipt, name="receipt"),
+    path("labels/charger/<str:station_id>/", views.label_charger, name="label-charger"),
+    path("labels/property/<int:property_id>/", views.label_sheet, name="label-sheet"),
+    path("<str:station_id>/start/", views.start, name="start"),
+    # The QR code encodes /s/<station_id> (no slash); both forms land here.
+    path("<str:station_id>", views.landing, name="landing"),
+    path("<str:station_id>/", views.landing),
+]

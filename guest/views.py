@@ -1,0 +1,281 @@
+"""Guest pages: Station ID entry, landing (prompts or start), session, stop, receipt, labels."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from authorization.decisions import Context, TokenFacts, decide
+from chargers.services import charger_facts
+
+from . import payments
+from .forms import StartForm, StationIdForm
+from .live import snapshot
+from .models import GuestSession
+from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
+from .ratelimit import client_ip, hit, rate_limited
+from .receipts import receipt_context
+from .selectors import (
+    alternatives, charger_for_station_id, connector_statuses, guest_session_by_key, port_rows,
+    station_facts, station_id_suggestions,
+)
+from .services import StartRefused, StopFailed, guest_cancel_or_stop, guest_start, guest_start_expire, hold_amount
+
+
+def _rate_limited_page(request, retry_after: int):
+    response = render(request, "guest/rate_limited.html", {"retry_after": retry_after}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _prompt_page(request, code: PromptCode, *, station_id: str, charger=None, detail: str = "",
+                 suggestions=None, status: int = 200, connectors=None):
+    """Render a seed prompt in place of the start button, with its next steps and support link."""
+    context = {
+        "prompt": PROMPTS[code], "code": code.value, "station_id": station_id, "detail": detail,
+        "suggestions": suggestions or [], "now": timezone.now(), "form": StationIdForm(initial={"station_id": station_id}),
+    }
+    if charger is not None and code == PromptCode.OUT_OF_ORDER:
+        context["alternatives"] = alternatives(charger)
+        context["ports"] = port_rows(connectors if connectors is not None else connector_statuses(charger))
+    if charger is not None and code != PromptCode.PRIVATE_OWNER:
+        context["property"] = charger.property  # never shown for privately owned chargers
+    context["support_query"] = _support_query(station_id, PROMPTS[code].title)
+    return render(request, "guest/prompt.html", context, status=status)
+
+
+def _support_query(station_id: str, prompt: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({"station_id": station_id, "prompt": prompt, "at": timezone.now().isoformat(timespec="seconds")})
+
+
+def _invalid(request, typed: str):
+    return _prompt_page(
+        request, PromptCode.INVALID, station_id=typed, suggestions=station_id_suggestions(typed), status=404
+    )
+
+
+@require_GET
+def entry(request):
+    """The Station ID form; a typed ID is looked up exactly after trimming surrounding spaces."""
+    if "station_id" not in request.GET:
+        return render(request, "guest/entry.html", {"form": StationIdForm()})
+    allowed, retry_after = hit("lookup", client_ip(request))
+    if not allowed:
+        return _rate_limited_page(request, retry_after)
+    form = StationIdForm(request.GET)
+    if not form.is_valid():
+        return render(request, "guest/entry.html", {"form": form}, status=400)
+    typed = form.cleaned_data["station_id"]
+    if charger_for_station_id(typed) is None:
+        return _invalid(request, typed)
+    return redirect("guest:landing", station_id=typed)
+
+
+def _guest_precheck(charger) -> str | None:
+    """Return the authorization engine's refusal for any guest here, before the guest pays."""
+    facts = charger_facts(charger)
+    guest = TokenFacts(uid="GUEST-PREVIEW", organization_id=facts.organization_id, is_guest=True,
+                       allowed_station_ids=frozenset({charger.station_id}), single_session=True)
+    decision = decide(guest, facts, Context.REMOTE_APP, now=timezone.now())
+    return None if decision.accepted else decision.reason
+
+
+def _price(charger) -> dict | None:
+    rate = payments.rate_for_charger(charger, timezone.now())
+    if rate is None:
+        return None
+    return {"rate": rate, "currency": charger.property.currency}
+
+
+def _landing_context(request, charger, connectors, form=None, error: str = "") -> dict:
+    ports = port_rows(connectors)
+    selected = request.GET.get("c") or request.POST.get("connector")
+    if form is None:
+        initial = {}
+        if selected and selected.isdigit() and any(p["id"] == int(selected) and p["startable"] for p in ports):
+            initial["connector"] = int(selected)
+        form = StartForm(ports=ports, initial=initial)
+    payments_ok = payments.available()
+    gateway_name, sandbox = payments.gateway_info() if payments_ok else ("", False)
+    return {
+        "charger": charger, "property": charger.property, "ports": ports, "form": form, "error": error,
+        "price": _price(charger), "payments_ok": payments_ok, "sandbox": sandbox, "gateway_name": gateway_name,
+        "hold": hold_amount(), "any_free": any(p["startable"] for p in ports),
+        "support_query": _support_query(charger.station_id, ""),
+    }
+
+
+def _landing_or_prompt(request, charger, station_id: str):
+    connectors = connector_statuses(charger)
+    code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
+    if code is not None:
+        return None, _prompt_page(request, code, station_id=station_id, charger=charger, connectors=connectors)
+    refusal = _guest_precheck(charger)
+    if refusal is not None:
+        return None, _prompt_page(
+            request, PromptCode.NOT_ALLOWED, station_id=station_id, charger=charger,
+            detail=not_allowed_reason(refusal),
+        )
+    return connectors, None
+
+
+@require_GET
+@rate_limited("lookup")
+def landing(request, station_id: str):
+    """/s/<station_id>: the prompt that applies, or the price and the start form."""
+    charger = charger_for_station_id(station_id)
+    if charger is None:
+        return _invalid(request, station_id)
+    connectors, prompt = _landing_or_prompt(request, charger, station_id)
+    if prompt is not None:
+        return prompt
+    return render(request, "guest/landing.html", _landing_context(request, charger, connectors))
+
+
+@require_POST
+@rate_limited("start")
+def start(request, station_id: str):
+    charger = charger_for_station_id(station_id)
+    if charger is None:
+        return _invalid(request, station_id)
+    connectors, prompt = _landing_or_prompt(request, charger, station_id)
+    if prompt is not None:
+        return prompt
+    form = StartForm(request.POST, ports=port_rows(connectors))
+    if not form.is_valid():
+        return render(request, "guest/landing.html", _landing_context(request, charger, connectors, form), status=400)
+    data = form.cleaned_data
+    try:
+        gs = guest_start(
+            charger=charger, connector_id=data["connector"], email=data["email"],
+            card_number=data["card_number"], site_url=request.build_absolute_uri("/").rstrip("/"),
+        )
+    except StartRefused as refused:
+        if refused.prompt is not None:
+            return _prompt_page(
+                request, refused.prompt, station_id=station_id, charger=charger,
+                detail=refused.message if refused.prompt == PromptCode.NOT_ALLOWED else "",
+            )
+        context = _landing_context(request, charger, connector_statuses(charger), StartForm(request.POST, ports=port_rows(connectors)), refused.message)
+        return render(request, "guest/landing.html", context, status=402 if refused.code == "payment_declined" else 409)
+    return redirect("guest:session", key=gs.key)
+
+
+def _session_or_404(key: str) -> GuestSession:
+    gs = guest_session_by_key(key)
+    if gs is None:
+        raise Http404("No such guest session")
+    return gs
+
+
+@never_cache
+@require_GET
+def session(request, key: str):
+    gs = _session_or_404(key)
+    if gs.state == GuestSession.State.STARTING:
+        # Reading is never what expires a hold, but the page must not show a stale "waiting".
+        if guest_start_expire(guest_session_id=gs.pk):
+            gs = _session_or_404(key)
+    snap = snapshot(gs)
+    return render(request, "guest/session.html", {
+        "gs": gs, "snap": snap, "charger": gs.charger, "property": gs.charger.property,
+        "support_query": _support_query(gs.charger.station_id, ""),
+        "ws_path": f"/ws/guest/{gs.key}/",
+    })
+
+
+@require_POST
+def stop(request, key: str):
+    gs = _session_or_404(key)
+    try:
+        guest_cancel_or_stop(gs=gs)
+    except StopFailed as failed:
+        gs = _session_or_404(key)
+        return render(request, "guest/session.html", {
+            "gs": gs, "snap": snapshot(gs), "charger": gs.charger, "property": gs.charger.property,
+            "error": str(failed), "support_query": _support_query(gs.charger.station_id, ""),
+            "ws_path": f"/ws/guest/{gs.key}/",
+        }, status=409)
+    return redirect("guest:session", key=key)
+
+
+@never_cache
+@require_GET
+def receipt(request, key: str):
+    gs = _session_or_404(key)
+    if gs.state in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING):
+        return redirect("guest:session", key=key)
+    context = receipt_context(gs)
+    context["support_query"] = _support_query(gs.charger.station_id, "")
+    return render(request, "guest/receipt.html", context)
+
+
+@require_GET
+def location_access_help(request):
+    return render(request, "guest/location_access.html")
+
+
+# -- printable QR labels (hosts) --------------------------------------------------------------
+
+
+def _label_rows(request, chargers) -> list[dict]:
+    from .qr import landing_url, qr_svg
+
+    base = request.build_absolute_uri("/")
+    rows = []
+    for charger in chargers:
+        url = landing_url(base, charger.station_id)
+        rows.append({"charger": charger, "connector_id": None, "url": url, "svg": qr_svg(url)})
+        ports = sorted(c.connector_id for c in charger.connectors.all() if c.connector_id > 0)
+        if len(ports) > 1:
+            for cid in ports:
+                url = landing_url(base, charger.station_id, cid)
+                rows.append({"charger": charger, "connector_id": cid, "url": url, "svg": qr_svg(url)})
+    return rows
+
+
+def _entry_url(request) -> str:
+    from .qr import landing_url
+
+    return landing_url(request.build_absolute_uri("/"), "").rstrip("/") + "/"
+
+
+@login_required
+@require_GET
+def label_charger(request, station_id: str):
+    from chargers.selectors import charger_for_user
+
+    charger = charger_for_user(request.user, station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    return render(request, "guest/labels.html", {
+        "title": f"QR label – {charger.station_id}", "labels": _label_rows(request, [charger]),
+        "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
+    })
+
+
+@login_required
+@require_GET
+def label_sheet(request, property_id: int):
+    from backoffice.selectors import properties_for
+    from chargers.models import Charger
+
+    prop = properties_for(request.user).filter(pk=property_id).first()
+    if prop is None:
+        raise Http404("No such property")
+    chargers = Charger.objects.filter(property=prop).prefetch_related("connectors").order_by("station_id")
+    return render(request, "guest/labels.html", {
+        "title": f"QR labels – {prop.name}", "labels": _label_rows(request, chargers), "property": prop,
+        "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
+    })
+
+
+def label_url(charger) -> str:
+    return reverse("guest:label-charger", args=[charger.station_id])

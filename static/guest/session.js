@@ -1,0 +1,71 @@
+/* Guest session page: follows the charger live over a websocket (no polling). */
+(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  if (!live) return;
+  var $ = function (id) { return document.getElementById(id); };
+  var state = live.dataset.state;
+  var deadline = null;
+  var retry = 1000;
+  var ws;
+
+  function show(id, visible) { var el = $(id); if (el) el.hidden = !visible; }
+  function setStatus(status, label) {
+    var el = $("status");
+    el.className = "status " + (status || "");
+    el.textContent = label || status || "–";
+    if (state === "charging") $("state-label").textContent = label || "Charging";
+  }
+  function tick() {
+    if (deadline === null || state !== "starting") return;
+    var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+    $("seconds-left").textContent = left;
+    if (left > 0) setTimeout(tick, 1000);
+  }
+  function apply(s) {
+    state = s.state;
+    live.dataset.state = state;
+    var labels = {pending: "Paying…", starting: "Plug in your car", charging: s.status_label || "Charging",
+                  finished: "Finished – thank you!", failed: "Charging did not start"};
+    $("state-label").textContent = labels[state] || s.state_label;
+    setStatus(s.status, s.status_label);
+    if (s.kw !== null && s.kw !== undefined) $("kw").textContent = s.kw;
+    if (state !== "charging") $("kw").textContent = "–";
+    if (s.kwh !== null && s.kwh !== undefined) $("kwh").textContent = s.kwh;
+    show("waiting", state === "starting");
+    show("meters", state === "charging" || state === "finished");
+    $("failure").textContent = s.failure || "";
+    show("failure", !!s.failure);
+    show("stop-form", !!s.can_stop);
+    $("stop-btn").textContent = state === "charging" ? (s.stop_requested ? "Stopping…" : "Stop charging") : "Cancel";
+    var receipt = $("receipt-link");
+    if (s.receipt_url) receipt.href = s.receipt_url;
+    receipt.textContent = state === "failed" ? "Details" : "View receipt";
+    show("receipt-link", state === "finished" || state === "failed");
+    if (state === "starting" && s.seconds_left !== null) { deadline = Date.now() + s.seconds_left * 1000; tick(); }
+  }
+  function connect() {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    ws = new WebSocket(scheme + location.host + live.dataset.ws);
+    ws.onopen = function () { retry = 1000; show("conn-note", false); };
+    ws.onmessage = function (e) {
+      var m = JSON.parse(e.data);
+      if (m.type === "state") apply(m);
+      else if (m.type === "status") setStatus(m.status, m.status_label);
+      else if (m.type === "meter") {
+        if (m.kw !== null) $("kw").textContent = m.kw;
+        if (m.kwh !== null) $("kwh").textContent = m.kwh;
+      }
+    };
+    ws.onclose = function () {
+      if (state === "finished" || state === "failed") return;
+      show("conn-note", true);
+      setTimeout(connect, retry);  // reconnect after a dropped socket, backing off
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  document.getElementById("stop-form").addEventListener("submit", function () {
+    $("stop-btn").disabled = true; $("stop-btn").textContent = "Stopping…";
+  });
+  connect();
+})();
