@@ -11,5 +11,7 @@ urlpatterns = [
     path("accounts/password-reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("s/", include("guest.urls")),
+    path("support/", include("support.urls")),
     path("", include("backoffice.urls")),
 ]
