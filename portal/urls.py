@@ -13,5 +13,8 @@ urlpatterns = [
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("s/", include("guest.urls")),
     path("support/", include("support.urls")),
+    path("billing/", include("billing.urls")),
     path("", include("backoffice.urls")),
+    path("", include("chargers.urls")),
+    path("", include("authorization.urls")),
 ]

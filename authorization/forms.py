@@ -1,0 +1,131 @@
+"""Portal forms for tokens, local token groups, roaming search and mobility providers."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils import timezone
+
+from backoffice.models import Organization
+
+from .models import Token, TokenGroup, normalize_uid
+
+
+class OrganizationChoiceMixin:
+    """Adds an organization field when the user may edit more than one organization."""
+
+    def _setup_organization(self, organizations) -> None:
+        self.fields["organization"].queryset = organizations
+        if organizations.count() == 1:
+            only = organizations.first()
+            self.fields["organization"].initial = only.pk
+            self.fields["organization"].widget = forms.HiddenInput()
+
+
+class TokenCreateForm(OrganizationChoiceMixin, forms.ModelForm):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+    groups = forms.ModelMultipleChoiceField(
+        queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Local token groups",
+    )
+
+    class Meta:
+        model = Token
+        fields = ["organization", "uid", "label", "type", "valid", "expires_at"]
+        labels = {"uid": "UID", "valid": "Valid"}
+        help_texts = {"uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."}
+        widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+
+    def __init__(self, *args, organizations, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_organization(organizations)
+        self.fields["type"].choices = [c for c in Token.Type.choices if c[0] != Token.Type.GUEST]
+        self.fields["groups"].queryset = TokenGroup.objects.filter(organization__in=organizations)
+        self.fields["expires_at"].required = False
+
+    def clean_uid(self) -> str:
+        uid = self.cleaned_data["uid"].strip()
+        if not normalize_uid(uid):
+            raise forms.ValidationError("Enter the card's UID.")
+        if len(uid) > 20:
+            raise forms.ValidationError("OCPP 1.6 idTags are at most 20 characters.")
+        return uid
+
+    def clean(self):
+        data = super().clean()
+        org, uid = data.get("organization"), data.get("uid")
+        if org and uid and Token.objects.filter(organization=org, uid_normalized=normalize_uid(uid)).exists():
+            self.add_error("uid", "This UID is already a token of your organization. Search for it to edit it.")
+        for group in data.get("groups") or []:
+            if org and group.organization_id != org.pk:
+                self.add_error("groups", f"The group “{group}” belongs to another organization.")
+        return data
+
+
+class TokenEditForm(forms.ModelForm):
+    class Meta:
+        model = Token
+        fields = ["label", "valid", "blocked", "expires_at", "single_session"]
+        labels = {"valid": "Valid", "blocked": "Blocked"}
+        widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+        help_texts = {
+            "valid": "Untick when the card may no longer charge (e.g. lost); the charger is told on its next request.",
+            "blocked": "A blocked card is refused everywhere, even if it is valid.",
+            "expires_at": "Leave empty for no expiry.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].required = False
+
+
+class TokenGroupForm(OrganizationChoiceMixin, forms.ModelForm):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+
+    class Meta:
+        model = TokenGroup
+        fields = ["organization", "name"]
+        labels = {"name": "Group name"}
+
+    def __init__(self, *args, organizations, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_organization(organizations)
+
+    def clean(self):
+        data = super().clean()
+        org, name = data.get("organization"), (data.get("name") or "").strip()
+        if org and name and TokenGroup.objects.filter(organization=org, name__iexact=name).exists():
+            self.add_error("name", "A group with this name exists already.")
+        return data
+
+    def validate_unique(self) -> None:
+        # Checked case-insensitively in clean(); the model constraint is the last line of defence.
+        pass
+
+
+class AddTokenForm(forms.Form):
+    uid = forms.CharField(max_length=20, label="UID", help_text="The chip number the charger reads, e.g. 04A1B2C3.")
+
+    def clean_uid(self) -> str:
+        uid = self.cleaned_data["uid"].strip()
+        if not normalize_uid(uid):
+            raise forms.ValidationError("Enter the card's UID.")
+        return uid
+
+
+class RoamingSearchForm(forms.Form):
+    uid = forms.CharField(max_length=36, label="UID", min_length=2,
+                          widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. 04A1B2C3"}))
+
+
+def token_state(token: Token, now=None) -> tuple[str, str]:
+    """Return (label, badge class) saying whether the token may charge and why not."""
+    now = now or timezone.now()
+    if token.blocked:
+        return "Blocked", "badge-bad"
+    if not token.valid:
+        return "Not valid", "badge-bad"
+    if token.expires_at and token.expires_at <= now:
+        return "Expired", "badge-bad"
+    if token.msp_id and token.msp.blocked:
+        return "Provider blocked", "badge-bad"
+    return "Valid", "badge-ok"

@@ -1,0 +1,215 @@
+"""Portal pages: Tokens, local token groups, Authorization > Roaming and Mobility Providers."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from backoffice.models import Organization
+from backoffice.selectors import organization_ids_for, scope_to_user
+from backoffice.views import editable_organizations, require_role
+
+from .forms import (
+    AddTokenForm,
+    RoamingSearchForm,
+    TokenCreateForm,
+    TokenEditForm,
+    TokenGroupForm,
+    token_state,
+)
+from .models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .services import (
+    msp_set_blocked,
+    token_group_add_uid,
+    token_group_remove_token,
+    token_group_touch,
+    token_update,
+    tokens_search,
+)
+
+
+def _tokens_for(user):
+    return scope_to_user(Token.objects.select_related("organization"), user).filter(organization__isnull=False)
+
+
+def _groups_for(user):
+    return scope_to_user(TokenGroup.objects.select_related("organization"), user)
+
+
+def _org_ids(user) -> list[int]:
+    ids = organization_ids_for(user)
+    return list(Organization.objects.values_list("pk", flat=True)) if ids is None else ids
+
+
+# -- Tokens ---------------------------------------------------------------------------------------
+
+
+@login_required
+def token_list(request):
+    organizations = editable_organizations(request.user)
+    if request.method == "POST":
+        if not organizations.exists():
+            raise PermissionDenied("Your role is read-only.")
+        form = TokenCreateForm(request.POST, organizations=organizations)
+        if form.is_valid():
+            require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
+            with transaction.atomic():
+                token = form.save()
+                for group in form.cleaned_data["groups"]:
+                    token_group_add_uid(group=group, uid=token.uid)
+            messages.success(request, f"Token {token.uid} added.")
+            return redirect("authorization:token-list")
+        status = 400
+    else:
+        form = TokenCreateForm(organizations=organizations, initial={"valid": True})
+        status = 200
+    q = request.GET.get("q", "").strip()
+    tokens = _tokens_for(request.user).exclude(type=Token.Type.GUEST).annotate(group_count=Count("groups"))
+    if q:
+        tokens = tokens.filter(Q(uid_normalized__contains=normalize_uid(q)) | Q(label__icontains=q))
+    page = Paginator(tokens.order_by("uid", "pk"), 50).get_page(request.GET.get("page"))
+    rows = [(t, *token_state(t)) for t in page.object_list]
+    return render(request, "authorization/token_list.html", {
+        "form": form, "rows": rows, "page": page, "q": q, "can_add": organizations.exists(),
+        "groups": _groups_for(request.user).annotate(n=Count("tokens")),
+    }, status=status)
+
+
+@login_required
+def token_edit(request, pk: int):
+    token = get_object_or_404(_tokens_for(request.user), pk=pk)
+    role = require_role(request.user, token.organization_id)
+    if request.method == "POST":
+        require_role(request.user, token.organization_id, edit=True)
+        form = TokenEditForm(request.POST, instance=Token.objects.get(pk=token.pk))
+        if form.is_valid():
+            token_update(token=token, **{name: form.cleaned_data[name] for name in form.Meta.fields})
+            messages.success(request, f"Token {token.uid} saved.")
+            return redirect("authorization:token-edit", token.pk)
+        status = 400
+    else:
+        form = TokenEditForm(instance=token)
+        status = 200
+    label, badge = token_state(token)
+    return render(request, "authorization/token_edit.html", {
+        "token": token, "form": form, "can_edit": role in ("owner", "manager"), "state": label, "badge": badge,
+        "groups": token.groups.all(), "sessions": token.sessions.select_related("charger")[:10],
+    }, status=status)
+
+
+# -- Local token groups ------------------------------------------------------------------------------
+
+
+@login_required
+def token_group_list(request):
+    organizations = editable_organizations(request.user)
+    if request.method == "POST":
+        if not organizations.exists():
+            raise PermissionDenied("Your role is read-only.")
+        form = TokenGroupForm(request.POST, organizations=organizations)
+        if form.is_valid():
+            require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
+            group = form.save()
+            messages.success(request, f"Group “{group.name}” created. Add tokens to it below.")
+            return redirect("authorization:token-group-detail", group.pk)
+        status = 400
+    else:
+        form = TokenGroupForm(organizations=organizations)
+        status = 200
+    groups = _groups_for(request.user).annotate(
+        n=Count("tokens", distinct=True), n_props=Count("restricted_properties", distinct=True)
+    )
+    return render(request, "authorization/token_group_list.html", {
+        "groups": groups, "form": form, "can_add": organizations.exists(),
+    }, status=status)
+
+
+@login_required
+def token_group_detail(request, pk: int):
+    group = get_object_or_404(_groups_for(request.user), pk=pk)
+    role = require_role(request.user, group.organization_id)
+    add_form = AddTokenForm()
+    status = 200
+    if request.method == "POST":
+        require_role(request.user, group.organization_id, edit=True)
+        add_form = AddTokenForm(request.POST)
+        if add_form.is_valid():
+            token = token_group_add_uid(group=group, uid=add_form.cleaned_data["uid"])
+            label, _ = token_state(token)
+            note = "" if label == "Valid" else f" Note: the token is {label.lower()}, so it is still refused."
+            messages.success(request, f"Token {token.uid} added to “{group.name}”.{note}")
+            return redirect("authorization:token-group-detail", group.pk)
+        status = 400
+    tokens = [(t, *token_state(t)) for t in group.tokens.all().order_by("uid")]
+    return render(request, "authorization/token_group_detail.html", {
+        "group": group, "tokens": tokens, "add_form": add_form, "can_edit": role in ("owner", "manager"),
+        "properties": group.restricted_properties.all(), "chargers": group.chargers.all(),
+    }, status=status)
+
+
+@login_required
+@require_POST
+def token_group_remove(request, pk: int, token_pk: int):
+    group = get_object_or_404(_groups_for(request.user), pk=pk)
+    require_role(request.user, group.organization_id, edit=True)
+    token = get_object_or_404(group.tokens.all(), pk=token_pk)
+    token_group_remove_token(group=group, token=token)
+    messages.success(request, f"Token {token.uid} removed from “{group.name}”.")
+    return redirect("authorization:token-group-detail", group.pk)
+
+
+# -- Authorization > Roaming -----------------------------------------------------------------------
+
+
+@login_required
+def roaming(request):
+    form = RoamingSearchForm(request.GET or None)
+    results = None
+    if form.is_bound and form.is_valid():
+        now = timezone.now()
+        tokens = tokens_search(uid=form.cleaned_data["uid"], organization_ids=_org_ids(request.user))
+        results = [(t, *token_state(t, now)) for t in tokens]
+    return render(request, "authorization/roaming.html", {"form": form, "results": results})
+
+
+# -- Mobility Providers -----------------------------------------------------------------------------
+
+
+def _msps_for(user):
+    return scope_to_user(MobilityServiceProvider.objects.select_related("organization"), user)
+
+
+@login_required
+def msp_list(request):
+    msps = _msps_for(request.user).annotate(token_count=Count("tokens"))
+    q = request.GET.get("q", "").strip()
+    if q:
+        msps = msps.filter(Q(name__icontains=q) | Q(party_id__icontains=q) | Q(country_code__iexact=q))
+    editable = set(editable_organizations(request.user).values_list("pk", flat=True))
+    rows = [(m, m.organization_id in editable) for m in msps]
+    return render(request, "authorization/msp_list.html", {"rows": rows, "q": q})
+
+
+@login_required
+@require_POST
+def msp_block(request, pk: int):
+    msp = get_object_or_404(_msps_for(request.user), pk=pk)
+    require_role(request.user, msp.organization_id, edit=True)
+    blocked = request.POST.get("blocked") == "1"
+    msp_set_blocked(msp=msp, blocked=blocked)
+    # Cached local lists carry these cards' status: bump the groups that hold them.
+    token_group_touch(group_ids=list(
+        TokenGroup.objects.filter(tokens__msp=msp).values_list("pk", flat=True).distinct()
+    ))
+    if blocked:
+        messages.success(request, f"{msp.name} is blocked: its cards are refused at your chargers.")
+    else:
+        messages.success(request, f"{msp.name} is unblocked: its cards may charge again.")
+    return redirect("authorization:msp-list")

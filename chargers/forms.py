@@ -1,0 +1,171 @@
+"""Portal forms for chargers: commands, log search, whitelisting, charger and location settings."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db import transaction
+
+from authorization.models import Token, TokenGroup
+from authorization.services import token_group_touch
+from backoffice.models import Property
+
+from .models import Charger, ChargingSession
+
+
+class CommandForm(forms.Form):
+    REMOTE_START = "RemoteStartTransaction"
+    REMOTE_STOP = "RemoteStopTransaction"
+    RESET = "Reset"
+    UNLOCK = "UnlockConnector"
+    CLEAR_CACHE = "ClearCache"
+    PUSH_LOCAL_LIST = "SendLocalList"
+
+    action = forms.ChoiceField(
+        choices=[
+            (REMOTE_START, "Remote start"), (REMOTE_STOP, "Remote stop"), (RESET, "Reset"),
+            (UNLOCK, "Unlock connector"), (CLEAR_CACHE, "Clear cache"), (PUSH_LOCAL_LIST, "Push local list"),
+        ]
+    )
+    connector_id = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Connector")
+    token = forms.ModelChoiceField(queryset=Token.objects.none(), required=False, label="Token",
+                                   empty_label="Choose a token")
+    transaction_id = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Session")
+    reset_type = forms.ChoiceField(choices=[("Soft", "Soft"), ("Hard", "Hard")], required=False, initial="Soft",
+                                   label="Reset type")
+
+    def __init__(self, *args, charger: Charger, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.charger = charger
+        connectors = [c.connector_id for c in charger.connectors.all() if c.connector_id > 0]
+        self.fields["connector_id"].choices = [("", "Choose a connector")] + [(c, f"Connector {c}") for c in connectors]
+        self.fields["token"].queryset = (
+            Token.objects.filter(organization_id=charger.organization_id, blocked=False)
+            .exclude(type=Token.Type.GUEST).order_by("uid")
+        )
+        self.fields["token"].label_from_instance = lambda t: f"{t.uid} {t.label}".strip()
+        active = ChargingSession.objects.filter(charger=charger, status=ChargingSession.Status.ACTIVE)
+        self.fields["transaction_id"].choices = [("", "Choose a running session")] + [
+            (s.transaction_id, f"Connector {s.connector_id}: {s.id_tag} (tx {s.transaction_id})") for s in active
+        ]
+
+    def clean(self):
+        data = super().clean()
+        action = data.get("action")
+        if action == self.REMOTE_START:
+            if not data.get("token"):
+                self.add_error("token", "Choose the token to start the session for.")
+            if len(self.fields["connector_id"].choices) > 2 and not data.get("connector_id"):
+                self.add_error("connector_id", "Choose the connector to start.")
+        elif action == self.REMOTE_STOP and not data.get("transaction_id"):
+            self.add_error("transaction_id", "Choose the running session to stop.")
+        elif action == self.UNLOCK and not data.get("connector_id"):
+            self.add_error("connector_id", "Choose the connector to unlock.")
+        elif action == self.RESET and data.get("reset_type") not in ("Soft", "Hard"):
+            self.add_error("reset_type", "Choose Soft or Hard.")
+        return data
+
+    def payload(self) -> dict:
+        data = self.cleaned_data
+        action = data["action"]
+        if action == self.REMOTE_STOP:
+            return {"transactionId": data["transaction_id"]}
+        if action == self.RESET:
+            return {"type": data["reset_type"]}
+        if action == self.UNLOCK:
+            return {"connectorId": data["connector_id"]}
+        return {}
+
+
+class LogFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Action (StartTransaction) or idTag"}))
+    direction = forms.ChoiceField(
+        required=False, choices=[("", "Both directions"), ("in", "From charger"), ("out", "To charger")]
+    )
+    type = forms.ChoiceField(
+        required=False, label="Message type",
+        choices=[("", "All types"), ("CALL", "CALL"), ("CALLRESULT", "CALLRESULT"), ("CALLERROR", "CALLERROR")],
+    )
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class WhitelistForm(forms.Form):
+    uid = forms.CharField(max_length=36, label="UID")
+    group = forms.ModelChoiceField(queryset=TokenGroup.objects.none(), label="Local token group",
+                                   empty_label="Choose a group")
+    next = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, organization_id: int | None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group"].queryset = TokenGroup.objects.filter(organization_id=organization_id)
+
+    def clean_uid(self) -> str:
+        uid = self.cleaned_data["uid"].strip()
+        if not uid:
+            raise forms.ValidationError("The UID is empty.")
+        return uid
+
+
+class ChargerSettingsForm(forms.ModelForm):
+    roaming_enabled = forms.NullBooleanField(
+        required=False, label="Roaming at this charger",
+        widget=forms.Select(choices=[("unknown", "Follow the location"), ("true", "On"), ("false", "Off")]),
+    )
+    guest_charging_enabled = forms.NullBooleanField(
+        required=False, label="Guest charging at this charger",
+        widget=forms.Select(choices=[("unknown", "Follow the location"), ("true", "On"), ("false", "Off")]),
+    )
+
+    class Meta:
+        model = Charger
+        fields = ["name", "access_mode", "roaming_enabled", "guest_charging_enabled", "token_groups"]
+        widgets = {"token_groups": forms.CheckboxSelectMultiple}
+        labels = {"token_groups": "Restrict to local token groups"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["token_groups"].queryset = TokenGroup.objects.filter(
+            organization_id=self.instance.organization_id
+        )
+
+    @transaction.atomic
+    def save(self, commit: bool = True) -> Charger:
+        before = set(self.instance.token_groups.values_list("pk", flat=True)) if self.instance.pk else set()
+        charger = super().save(commit=commit)
+        after = set(charger.token_groups.values_list("pk", flat=True))
+        # The charger's local list depends on its groups: bump them so it is pushed again.
+        token_group_touch(group_ids=sorted(before | after))
+        return charger
+
+
+class LocationAccessForm(forms.ModelForm):
+    restricted_token_groups = forms.ModelMultipleChoiceField(
+        queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Restricted token groups",
+        help_text="When any is ticked, chargers here accept only cards in these groups.",
+    )
+
+    class Meta:
+        model = Property
+        fields = ["roaming_enabled", "guest_charging_enabled"]
+        labels = {"roaming_enabled": "Public (roaming)", "guest_charging_enabled": "Guest charging"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["restricted_token_groups"].queryset = TokenGroup.objects.filter(
+            organization_id=self.instance.organization_id
+        )
+        if self.instance.pk and not self.is_bound:
+            self.initial["restricted_token_groups"] = list(
+                self.instance.restricted_token_groups.values_list("pk", flat=True)
+            )
+
+    @transaction.atomic
+    def save(self, commit: bool = True) -> Property:
+        prop = super().save(commit=True)
+        before = set(prop.restricted_token_groups.values_list("pk", flat=True))
+        chosen = self.cleaned_data["restricted_token_groups"]
+        prop.restricted_token_groups.set(chosen)
+        after = {g.pk for g in chosen}
+        token_group_touch(group_ids=sorted(before ^ after))
+        return prop

@@ -1,0 +1,25 @@
+"""Portal URLs for chargers, locations and sessions (mounted at the site root)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "chargers"
+
+urlpatterns = [
+    path("chargers/", views.charger_list, name="charger-list"),
+    path("chargers/<str:station_id>/", views.charger_detail, name="charger-detail"),
+    path("chargers/<str:station_id>/commands/", views.charger_command, name="charger-command"),
+    path("chargers/<str:station_id>/settings/", views.charger_settings, name="charger-settings"),
+    path("chargers/<str:station_id>/logs/", views.charger_logs, name="charger-logs"),
+    path("chargers/<str:station_id>/logs/whitelist/", views.charger_whitelist, name="charger-whitelist"),
+    path("chargers/<str:station_id>/proxy/", views.charger_proxy, name="charger-proxy"),
+    path("chargers/<str:station_id>/sessions/", views.charger_sessions, name="charger-sessions"),
+    path("chargers/<str:station_id>/authorizations/", views.charger_authorizations, name="charger-authorizations"),
+    path("authorizations/<int:pk>/", views.decision_detail, name="decision-detail"),
+    path("locations/", views.location_list, name="location-list"),
+    path("locations/<int:pk>/", views.location_detail, name="location-detail"),
+    path("sessions/", views.session_list, name="session-list"),
+    path("sessions/export.csv", views.session_export, name="session-export"),
+    path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
+]

@@ -1,0 +1,579 @@
+"""Portal pages for chargers (list, View tabs, commands), locations and charging sessions.
+
+Every view resolves objects through the user-scoped selectors, so another organization's
+charger, location or session is a 404; writes check the role (viewers are read-only).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from authorization.models import AuthorizationDecision
+from authorization.services import token_group_add_uid
+from backoffice.charts import line_chart
+from backoffice.selectors import properties_for, role_in
+from backoffice.views import require_role
+
+from . import commands
+from .filters import ChargerFilter, SessionFilter, charger_state
+from .forms import (
+    ChargerSettingsForm,
+    CommandForm,
+    LocationAccessForm,
+    LogFilterForm,
+    WhitelistForm,
+)
+from .models import Charger, ChargingSession, Command, MeterValue, OcppMessage
+from .selectors import charger_for_user, chargers_for, message_log, sessions_for
+
+LOG_PAGE = 50
+TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+ID_TAG_ACTIONS = ("Authorize", "StartTransaction")
+
+
+def _charger_or_404(user, station_id: str) -> Charger:
+    charger = charger_for_user(user, station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    return charger
+
+
+def _tab_context(request, charger: Charger, tab: str) -> dict:
+    role = role_in(request.user, charger.organization_id)
+    return {
+        "charger": charger, "tab": tab, "role": role, "can_edit": role in ("owner", "manager"),
+        "state": charger_state(charger),
+    }
+
+
+# -- chargers list ------------------------------------------------------------------------------
+
+
+@login_required
+def charger_list(request):
+    filterset = ChargerFilter(request.GET or None, queryset=chargers_for(request.user), user=request.user)
+    queryset = filterset.qs if filterset.is_bound else chargers_for(request.user)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    rows = [(c, charger_state(c)) for c in page.object_list]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "chargers/charger_list.html", {
+        "filter": filterset, "page": page, "rows": rows, "query": query.urlencode(),
+        "any_chargers": chargers_for(request.user).exists(),
+    })
+
+
+# -- Chargers > View: Overview ----------------------------------------------------------------
+
+
+def _overview_context(request, charger: Charger, form: CommandForm | None = None,
+                      settings_form: ChargerSettingsForm | None = None) -> dict:
+    context = _tab_context(request, charger, "overview")
+    context.update({
+        "connectors": [c for c in charger.connectors.all()],
+        "form": form or CommandForm(charger=charger),
+        "settings_form": settings_form or ChargerSettingsForm(instance=charger),
+        "recent_commands": Command.objects.filter(charger=charger).select_related("requested_by")[:10],
+        "active_sessions": ChargingSession.objects.filter(charger=charger, status=ChargingSession.Status.ACTIVE),
+        "command_timeout": settings.OCPP_CALL_TIMEOUT,
+        "license_active": charger.license_active(),
+        "restricted_groups": list(charger.token_groups.all()),
+    })
+    return context
+
+
+@login_required
+def charger_detail(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    return render(request, "chargers/charger_overview.html", _overview_context(request, charger))
+
+
+@login_required
+@require_POST
+def charger_command(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    require_role(request.user, charger.organization_id, edit=True)
+    form = CommandForm(request.POST, charger=charger)
+    if not form.is_valid():
+        return render(request, "chargers/charger_overview.html",
+                      _overview_context(request, charger, form=form), status=400)
+    action = form.cleaned_data["action"]
+    label = dict(form.fields["action"].choices)[action]
+    try:
+        if action == CommandForm.REMOTE_START:
+            from .remote import remote_start_sync
+
+            decision, command = remote_start_sync(
+                charger, id_tag=form.cleaned_data["token"].uid, connector_id=form.cleaned_data["connector_id"],
+                source="portal", user_id=request.user.pk,
+            )
+            if command is None:
+                messages.error(request, f"{label} refused before sending: {decision.status} – {decision.message}")
+                return redirect("chargers:charger-detail", charger.station_id)
+        elif action == CommandForm.PUSH_LOCAL_LIST:
+            from .local_list import local_list_push_sync
+
+            command = local_list_push_sync(charger, user_id=request.user.pk)
+        else:
+            command = commands.send_command_sync(
+                charger, action, form.payload(), source="portal", user_id=request.user.pk
+            )
+    except commands.ChargerOffline:
+        messages.error(request, f"{label} was not sent: the charger is offline.")
+    except commands.CommandTimeout:
+        messages.error(request, f"{label} was sent, but the charger did not answer in time.")
+    except commands.InvalidCommand as exc:
+        messages.error(request, f"{label} is not valid for this charger: {exc}")
+    else:
+        _report_command(request, label, command)
+    return redirect("chargers:charger-detail", charger.station_id)
+
+
+def _report_command(request, label: str, command: Command) -> None:
+    if command.status == Command.Status.ANSWERED:
+        result = command.result_status or "done"
+        level = messages.SUCCESS if result in ("Accepted", "Unlocked", "done") else messages.WARNING
+        messages.add_message(request, level, f"{label}: the charger answered {result}.")
+    elif command.status == Command.Status.ERROR:
+        messages.error(request, f"{label}: the charger answered with an error: {command.error or command.response}")
+    else:
+        messages.warning(request, f"{label}: {command.get_status_display()}.")
+
+
+@login_required
+@require_POST
+def charger_settings(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    require_role(request.user, charger.organization_id, edit=True)
+    form = ChargerSettingsForm(request.POST, instance=charger)
+    if not form.is_valid():
+        return render(request, "chargers/charger_overview.html",
+                      _overview_context(request, charger, settings_form=form), status=400)
+    form.save()
+    messages.success(request, "Charger settings saved.")
+    return redirect("chargers:charger-detail", charger.station_id)
+
+
+# -- Chargers > View: Logs --------------------------------------------------------------------
+
+
+def _pretty(payload) -> str:
+    return json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def _id_tag_status(result: OcppMessage | None) -> str:
+    if result is None or result.message_type != 3 or not isinstance(result.payload, dict):
+        return ""
+    info = result.payload.get("idTagInfo")
+    return str(info.get("status", "")) if isinstance(info, dict) else ""
+
+
+def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
+    """Group a page of log rows into entries: a CALL with its CALLRESULT/CALLERROR.
+
+    The partner of a row is found by unique id in the opposite direction: the first answer
+    after a CALL, or the last CALL before an answer (unique ids are reused by chargers
+    after a reboot, so the nearest one is the right one).
+    """
+    uids = {r.unique_id for r in rows if r.unique_id}
+    candidates: dict[str, list[OcppMessage]] = {}
+    if uids:
+        for m in OcppMessage.objects.filter(charger=charger, unique_id__in=uids).order_by("id"):
+            candidates.setdefault(m.unique_id, []).append(m)
+
+    def answer_of(call: OcppMessage) -> OcppMessage | None:
+        for m in candidates.get(call.unique_id, []):
+            if m.id > call.id and m.message_type in (3, 4) and m.direction != call.direction:
+                return m
+        return None
+
+    def call_of(answer: OcppMessage) -> OcppMessage | None:
+        found = None
+        for m in candidates.get(answer.unique_id, []):
+            if m.id < answer.id and m.message_type == 2 and m.direction != answer.direction:
+                found = m
+        return found
+
+    page_ids = {r.id for r in rows}
+    entries, seen = [], set()
+    for row in rows:
+        if row.message_type == 2:
+            call, answer = row, answer_of(row)
+        elif row.message_type in (3, 4):
+            call, answer = call_of(row), row
+            if call is not None and call.id in page_ids:
+                continue  # shown with its CALL
+        else:
+            call, answer = None, row
+        key = (call.id if call else None, answer.id if answer else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(_entry(call, answer))
+    _attach_decisions(charger, entries)
+    return entries
+
+
+def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
+    head = call or answer
+    id_tag = (call.id_tag if call else "") or ""
+    status = _id_tag_status(answer) if head.action in ID_TAG_ACTIONS else ""
+    return {
+        "key": f"{head.unique_id or head.id}-{call.id if call else 'x'}",
+        "unique_id": head.unique_id,
+        "action": head.action or "(unreadable frame)",
+        "call": call, "answer": answer,
+        "call_type": TYPE_NAMES.get(call.message_type) if call else None,
+        "answer_type": TYPE_NAMES.get(answer.message_type, "INVALID") if answer else None,
+        "call_json": _pretty(call.payload) if call else "",
+        "answer_json": (_pretty(answer.payload) if answer.payload is not None else answer.raw) if answer else "",
+        "direction": head.direction,
+        "timestamp": head.timestamp,
+        "id_tag": id_tag if head.action in ID_TAG_ACTIONS else "",
+        "status": status,
+        "rejected": bool(status) and status != "Accepted",
+        "is_error": bool(answer and answer.message_type == 4),
+        "max_id": max(m.id for m in (call, answer) if m is not None),
+        "decision": None,
+    }
+
+
+def _attach_decisions(charger: Charger, entries: list[dict]) -> None:
+    wanted = {e["unique_id"] for e in entries if e["call"] is not None and e["action"] in ID_TAG_ACTIONS}
+    if not wanted:
+        return
+    decisions: dict[str, list[AuthorizationDecision]] = {}
+    for d in AuthorizationDecision.objects.filter(station_id=charger.station_id, ocpp_unique_id__in=wanted):
+        decisions.setdefault(d.ocpp_unique_id, []).append(d)
+    for entry in entries:
+        options = decisions.get(entry["unique_id"])
+        if options and entry["call"] is not None:
+            when = entry["call"].timestamp
+            entry["decision"] = min(options, key=lambda d: abs((d.created_at - when).total_seconds()))
+
+
+def _matches(row: OcppMessage, search: str, direction: str, mtype: str) -> bool:
+    """The live view's filter: the same rules as chargers.selectors.message_log."""
+    from .ocpp.protocol import KNOWN_ACTIONS_V16
+
+    if direction and row.direction != direction:
+        return False
+    if mtype and TYPE_NAMES.get(row.message_type) != mtype:
+        return False
+    search = search.strip()
+    if not search:
+        return True
+    if search in KNOWN_ACTIONS_V16:
+        return row.action == search
+    if row.id_tag == search:
+        return True
+    text = json.dumps(row.payload, ensure_ascii=False).lower() if row.payload is not None else row.raw.lower()
+    return search.lower() in text or search.lower() in row.action.lower()
+
+
+@login_required
+def charger_logs(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    form = LogFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    search, direction, mtype = data.get("q") or "", data.get("direction") or "", data.get("type") or ""
+    context = _tab_context(request, charger, "logs")
+    whitelist_form = WhitelistForm(organization_id=charger.organization_id)
+
+    if request.GET.get("after"):
+        # Live view: the websocket said new rows exist; render only those, with the page's filters.
+        try:
+            after = int(request.GET["after"])
+        except ValueError:
+            return HttpResponse(status=400)
+        fresh = [
+            r for r in OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("-id")[:200]
+            if _matches(r, search, direction, mtype)
+        ]
+        context.update({"entries": log_entries(charger, fresh), "whitelist_form": whitelist_form,
+                        "next_url": request.GET.get("back", "")})
+        response = render(request, "chargers/includes/_log_entries.html", context)
+        latest = OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("-id").values_list("id", flat=True).first()
+        response["X-Latest-Id"] = str(latest or after)
+        return response
+
+    before = data.get("before")
+    rows = message_log(charger, search=search, direction=direction, message_type=mtype,
+                       before_id=before, limit=LOG_PAGE + 1)
+    has_more = len(rows) > LOG_PAGE
+    rows = rows[:LOG_PAGE]
+    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype)) if v}
+    latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
+    context.update({
+        "form": form if form.is_bound else LogFilterForm(),
+        "entries": log_entries(charger, rows),
+        "older_url": f"?{urlencode({**filters, 'before': rows[-1].id})}" if has_more else "",
+        "newest_url": f"?{urlencode(filters)}" if before else "",
+        "live": not before,
+        "latest_id": latest_id,
+        "filters_json": json.dumps(filters),
+        "whitelist_form": whitelist_form,
+        "next_url": request.get_full_path(),
+        "groups": list(whitelist_form.fields["group"].queryset),
+    })
+    return render(request, "chargers/charger_logs.html", context)
+
+
+@login_required
+@require_POST
+def charger_whitelist(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    require_role(request.user, charger.organization_id, edit=True)
+    form = WhitelistForm(request.POST, organization_id=charger.organization_id)
+    back = request.POST.get("next") or reverse("chargers:charger-logs", args=[charger.station_id])
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("chargers:charger-logs", args=[charger.station_id])
+    if not form.is_valid():
+        errors = "; ".join(f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"
+                           for f, e in form.errors.items())
+        messages.error(request, f"The UID was not whitelisted. {errors}")
+        return redirect(back)
+    group = form.cleaned_data["group"]
+    token = token_group_add_uid(group=group, uid=form.cleaned_data["uid"])
+    problems = []
+    if token.blocked:
+        problems.append("the token is blocked")
+    if not token.valid:
+        problems.append("the token's valid box is not ticked")
+    if token.expires_at and token.expires_at <= timezone.now():
+        problems.append("the token has expired")
+    text = f"UID {token.uid} is now in the local token group “{group.name}”."
+    if problems:
+        messages.warning(request, f"{text} It will still be refused: {', '.join(problems)}. Edit the token to fix this.")
+    else:
+        messages.success(request, f"{text} The next Authorize with this card at {charger.station_id} will be accepted.")
+    return redirect(back)
+
+
+# -- Chargers > View: Proxy, Sessions, Authorizations ---------------------------------------------
+
+
+@login_required
+def charger_proxy(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    context = _tab_context(request, charger, "proxy")
+    context["backoffices"] = [{
+        "name": f"{context.get('SITE_NAME') or getattr(settings, 'SITE_NAME', 'EV Backoffice')} (this system)",
+        "leader": True,
+        "connected": bool(charger.connection_id),
+        "online": charger.is_online(),
+        "connected_at": charger.connected_at,
+        "disconnected_at": charger.disconnected_at,
+        "last_seen_at": charger.last_seen_at,
+        "last_heartbeat_at": charger.last_heartbeat_at,
+    }]
+    return render(request, "chargers/charger_proxy.html", context)
+
+
+def _keyset(request, queryset, *, page_size: int = 50):
+    """Return (rows, older_url) for newest-first keyset paging by id (?before=<id>)."""
+    try:
+        before = int(request.GET.get("before", ""))
+    except ValueError:
+        before = None
+    if before:
+        queryset = queryset.filter(id__lt=before)
+    rows = list(queryset.order_by("-id")[: page_size + 1])
+    older = ""
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        query = request.GET.copy()
+        query["before"] = rows[-1].id
+        older = f"?{query.urlencode()}"
+    return rows, older
+
+
+@login_required
+def charger_sessions(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    context = _tab_context(request, charger, "sessions")
+    rows, older = _keyset(request, ChargingSession.objects.filter(charger=charger).select_related("token"))
+    context.update({"sessions": rows, "older_url": older})
+    return render(request, "chargers/charger_sessions.html", context)
+
+
+@login_required
+def charger_authorizations(request, station_id: str):
+    charger = _charger_or_404(request.user, station_id)
+    context = _tab_context(request, charger, "authorizations")
+    queryset = AuthorizationDecision.objects.filter(station_id=charger.station_id).select_related("msp", "token")
+    status = request.GET.get("status", "")
+    if status == "rejected":
+        queryset = queryset.exclude(status="Accepted")
+    elif status == "accepted":
+        queryset = queryset.filter(status="Accepted")
+    rows, older = _keyset(request, queryset)
+    context.update({"decisions": rows, "older_url": older, "status": status})
+    return render(request, "chargers/charger_authorizations.html", context)
+
+
+@login_required
+def decision_detail(request, pk: int):
+    decision = get_object_or_404(AuthorizationDecision.objects.select_related("msp", "token"), pk=pk)
+    charger = _charger_or_404(request.user, decision.station_id)
+    context = _tab_context(request, charger, "authorizations")
+    frames = []
+    if decision.ocpp_unique_id:
+        frames = log_entries(charger, list(
+            OcppMessage.objects.filter(charger=charger, unique_id=decision.ocpp_unique_id,
+                                       timestamp__gte=decision.created_at - timedelta(minutes=5),
+                                       timestamp__lte=decision.created_at + timedelta(minutes=5)).order_by("-id")[:10]
+        ))
+    context.update({"decision": decision, "entries": frames,
+                    "whitelist_form": WhitelistForm(organization_id=charger.organization_id),
+                    "next_url": request.get_full_path()})
+    return render(request, "chargers/decision_detail.html", context)
+
+
+# -- Locations ------------------------------------------------------------------------------------
+
+
+@login_required
+def location_list(request):
+    properties = properties_for(request.user).annotate(
+        charger_count=Count("chargers", distinct=True),
+        group_count=Count("restricted_token_groups", distinct=True),
+    )
+    q = request.GET.get("q", "").strip()
+    if q:
+        properties = properties.filter(Q(name__icontains=q) | Q(address__icontains=q))
+    return render(request, "chargers/location_list.html", {"properties": properties, "q": q})
+
+
+@login_required
+def location_detail(request, pk: int):
+    prop = get_object_or_404(properties_for(request.user), pk=pk)
+    role = require_role(request.user, prop.organization_id)
+    editable = role in ("owner", "manager")
+    if request.method == "POST":
+        require_role(request.user, prop.organization_id, edit=True)
+        form = LocationAccessForm(request.POST, instance=prop)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Access settings saved. Chargers here follow them from their next request.")
+            return redirect("chargers:location-detail", prop.pk)
+        status = 400
+    else:
+        form = LocationAccessForm(instance=prop)
+        status = 200
+    chargers = [(c, charger_state(c)) for c in chargers_for(request.user).filter(property=prop)]
+    return render(request, "chargers/location_detail.html", {
+        "property": prop, "form": form, "can_edit": editable, "chargers": chargers,
+        "restricted_groups": list(prop.restricted_token_groups.all()),
+        "rates_url": f"/billing/properties/{prop.pk}/rates/",
+    }, status=status)
+
+
+# -- Sessions ---------------------------------------------------------------------------------------
+
+
+def _session_filter(request):
+    base = sessions_for(request.user).select_related("token")
+    filterset = SessionFilter(request.GET or None, queryset=base, user=request.user)
+    queryset = filterset.qs if filterset.is_bound else base
+    return filterset, queryset
+
+
+@login_required
+def session_list(request):
+    filterset, queryset = _session_filter(request)
+    page = Paginator(queryset.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "chargers/session_list.html", {
+        "filter": filterset, "page": page, "query": query.urlencode(), "total": page.paginator.count,
+        "export_url": reverse("chargers:session-export") + (f"?{query.urlencode()}" if query else ""),
+    })
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+CSV_HEADER = [
+    "transaction_id", "station_id", "location", "connector_id", "id_tag", "token_label", "status",
+    "started_at", "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason",
+]
+
+
+def _csv_rows(queryset):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    for s in queryset.iterator(chunk_size=2000):
+        yield writer.writerow([
+            s.transaction_id, s.charger.station_id, s.charger.property.name if s.charger.property_id else "",
+            s.connector_id, s.id_tag, s.token.label if s.token_id else "", s.status,
+            s.started_at.isoformat(), s.stopped_at.isoformat() if s.stopped_at else "",
+            s.meter_start_wh, "" if s.meter_stop_wh is None else s.meter_stop_wh,
+            "" if s.energy_wh is None else s.energy_wh, s.stop_reason,
+        ])
+
+
+@login_required
+def session_export(request):
+    filterset, queryset = _session_filter(request)
+    if filterset.is_bound and not filterset.form.is_valid():
+        return HttpResponse("Invalid filters: " + filterset.form.errors.as_text(), status=400,
+                            content_type="text/plain")
+    queryset = queryset.order_by("-started_at", "-id")
+    response = StreamingHttpResponse(_csv_rows(queryset), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="sessions-{stamp}.csv"'
+    # Lets the page show progress while the stream arrives.
+    response["X-Total-Rows"] = str(queryset.count())
+    return response
+
+
+def _meter_series(session: ChargingSession):
+    energy, power = [], []
+    rows = MeterValue.objects.filter(session=session, value__isnull=False).order_by("timestamp", "id")
+    power_by_time: dict = {}
+    for mv in rows:
+        unit = (mv.unit or "").lower()
+        if mv.measurand in ("", "Energy.Active.Import.Register") and mv.phase == "":
+            wh = mv.value * 1000 if unit == "kwh" else mv.value
+            energy.append((mv.timestamp, max((wh - session.meter_start_wh) / 1000, Decimal(0))))
+        elif mv.measurand == "Power.Active.Import":
+            kw = mv.value if unit == "kw" else mv.value / 1000
+            power_by_time[mv.timestamp] = power_by_time.get(mv.timestamp, 0) + kw  # sum the phases
+    power = sorted(power_by_time.items())
+    return energy, power
+
+
+@login_required
+def session_detail(request, pk: int):
+    session = get_object_or_404(sessions_for(request.user).select_related("token"), pk=pk)
+    energy, power = _meter_series(session)
+    chart = line_chart({"Energy": ("kWh", energy), "Power": ("kW", power)})
+    decisions = AuthorizationDecision.objects.filter(
+        station_id=session.charger.station_id, uid=session.id_tag,
+        created_at__gte=session.received_start_at - timedelta(minutes=10),
+        created_at__lte=session.received_start_at + timedelta(minutes=1),
+    )[:5]
+    return render(request, "chargers/session_detail.html", {
+        "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
+        "last_energy": energy[-1][1] if energy else None, "decisions": decisions,
+        "duration": (session.stopped_at or timezone.now()) - session.started_at,
+    })
