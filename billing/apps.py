@@ -6,8 +6,10 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from backoffice.views import dashboard_revenue
         from chargers.signals import session_finished
 
         from . import receivers
 
         session_finished.connect(receivers.price_finished_session, dispatch_uid="billing.price_finished_session")
+        dashboard_revenue.connect(receivers.dashboard_revenue, dispatch_uid="billing.dashboard_revenue")

@@ -7,3 +7,22 @@ def price_finished_session(sender, session_id: int, **kwargs) -> None:
     from .tasks import session_price_task
 
     transaction.on_commit(lambda: session_price_task.delay(session_id))
+
+
+def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
+    """Answer the dashboard: guest charges minus refunds booked in [since, until), per currency."""
+    from django.db.models import Case, DecimalField, F, Sum, When
+
+    from .models import LedgerTransaction
+
+    moves = LedgerTransaction.objects.filter(
+        occurred_at__gte=since, occurred_at__lt=until, kind__in=["guest_charge", "refund"]
+    )
+    if organization_ids is not None:
+        moves = moves.filter(organization_id__in=organization_ids)
+    signed = Case(
+        When(kind="refund", then=-F("amount")), default=F("amount"),
+        output_field=DecimalField(max_digits=14, decimal_places=4),
+    )
+    rows = moves.values("currency").annotate(total=Sum(signed)).order_by("currency")
+    return [(row["currency"], row["total"]) for row in rows]

@@ -12,13 +12,17 @@ from authorization.api import (
     TokenViewSet,
 )
 from backoffice.api import AuthTokenView, OrganizationViewSet
-from chargers.api import ChargerViewSet, SessionViewSet
+from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
+from chargers.api import ChargerViewSet
 
 router = DefaultRouter()
 router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("properties", PropertyWithGroupsViewSet, basename="property")
 router.register("chargers", ChargerViewSet, basename="charger")
-router.register("sessions", SessionViewSet, basename="session")
+router.register("sessions", BillingSessionViewSet, basename="session")
+router.register("rates", RateViewSet, basename="rate")
+router.register("payouts", PayoutViewSet, basename="payout")
+router.register("payments", PaymentViewSet, basename="payment")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("token-groups", TokenGroupViewSet, basename="token-group")
 router.register("msps", MspViewSet, basename="msp")

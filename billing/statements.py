@@ -1,0 +1,221 @@
+"""Statements: a sessions CSV for a date range and an annual statement per organization.
+
+Rows are streamed from the database with .iterator(chunk_size=...) into a file, so a
+statement of a million sessions never holds them all in memory; progress is written to
+the StatementJob every chunk for the portal's progress bar.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncMonth
+from django.utils import timezone
+
+from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
+
+CHUNK = 2000
+ZERO = Decimal("0")
+SESSION_COLUMNS = [
+    "session_id", "transaction_id", "station_id", "property", "started_at", "stopped_at", "energy_kwh", "currency",
+    "subtotal", "tax", "total", "charged", "processing_fee", "platform_fee", "refunded", "net",
+]
+ANNUAL_COLUMNS = [
+    "month", "currency", "sessions", "energy_kwh", "gross", "processing_fees", "platform_fees", "refunds", "net",
+    "payouts_paid",
+]
+
+
+def statement_root() -> Path:
+    """Where statement files live: BILLING_STATEMENT_ROOT, else MEDIA_ROOT/statements, else
+    <project>/media/statements (settings define no MEDIA_ROOT today)."""
+    configured = getattr(settings, "BILLING_STATEMENT_ROOT", None)
+    if configured:
+        return Path(configured)
+    media = getattr(settings, "MEDIA_ROOT", "") or Path(settings.BASE_DIR) / "media"
+    return Path(media) / "statements"
+
+
+def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(date_from, time.min, tzinfo=dt_timezone.utc)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+    return start, end
+
+
+def statement_request(*, organization_id: int, kind: str, date_from: date, date_to: date, user=None) -> StatementJob:
+    """Queue a statement; the task runs on commit (in-process without a broker)."""
+    from django.core.exceptions import ValidationError
+
+    from .tasks import statement_generate_task
+
+    if date_to < date_from:
+        raise ValidationError({"date_to": "The end date is before the start date."})
+    job = StatementJob.objects.create(
+        organization_id=organization_id, kind=kind, date_from=date_from, date_to=date_to, created_by=user
+    )
+    transaction.on_commit(lambda: statement_generate_task.delay(job.pk))
+    return job
+
+
+def _ledger_sum(kind: str):
+    return Coalesce(
+        Subquery(
+            LedgerTransaction.objects.filter(session_id=OuterRef("session_id"), kind=kind)
+            .order_by().values("session_id").annotate(total=Sum("amount")).values("total")[:1],
+            output_field=DecimalField(max_digits=14, decimal_places=4),
+        ),
+        Value(ZERO),
+        output_field=DecimalField(max_digits=14, decimal_places=4),
+    )
+
+
+def _money(value) -> str:
+    return f"{Decimal(value or 0):.2f}" if value is not None else ""
+
+
+def _write_sessions(job: StatementJob, handle) -> None:
+    start, end = _bounds(job.date_from, job.date_to)
+    queryset = SessionCharge.objects.filter(
+        organization_id=job.organization_id, started_at__gte=start, started_at__lt=end
+    )
+    total = queryset.count()
+    StatementJob.objects.filter(pk=job.pk).update(total=total)
+    rows = (
+        queryset.order_by("started_at", "session_id")
+        .annotate(
+            charged=_ledger_sum("guest_charge"), proc=_ledger_sum("processing_fee"),
+            platform=_ledger_sum("platform_fee"), refunded=_ledger_sum("refund"),
+        )
+        .values_list(
+            "session_id", "session__transaction_id", "session__charger__station_id", "session__charger__property__name",
+            "started_at", "session__stopped_at", "energy_wh", "currency", "subtotal", "tax", "total", "charged", "proc",
+            "platform", "refunded",
+        )
+    )
+    writer = csv.writer(handle)
+    writer.writerow(SESSION_COLUMNS)
+    done = 0
+    for row in rows.iterator(chunk_size=CHUNK):
+        (sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost, charged, proc, platform,
+         refunded) = row
+        net = (charged or ZERO) - (proc or ZERO) - (platform or ZERO) - (refunded or ZERO)
+        writer.writerow([
+            sid, tx, station, prop, started.isoformat(), stopped.isoformat() if stopped else "",
+            f"{Decimal(wh) / 1000:.3f}", currency, _money(subtotal), _money(tax), _money(cost), _money(charged),
+            _money(proc), _money(platform), _money(refunded), _money(net),
+        ])
+        done += 1
+        if done % CHUNK == 0:
+            StatementJob.objects.filter(pk=job.pk).update(processed=done)
+    StatementJob.objects.filter(pk=job.pk).update(processed=done)
+
+
+def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[dict]:
+    """Return one row per month and currency, plus totals per currency (aggregated in SQL)."""
+    start, end = _bounds(date_from, date_to)
+    months: dict = {}
+
+    def row(month, currency):
+        key = (month.date() if isinstance(month, datetime) else month, currency)
+        return months.setdefault(key, {
+            "month": key[0].strftime("%Y-%m"), "currency": currency, "sessions": 0, "energy_kwh": ZERO,
+            "gross": ZERO, "processing_fees": ZERO, "platform_fees": ZERO, "refunds": ZERO, "net": ZERO,
+            "payouts_paid": ZERO,
+        })
+
+    charges = (
+        SessionCharge.objects.filter(organization_id=organization_id, started_at__gte=start, started_at__lt=end)
+        .annotate(month=TruncMonth("started_at", tzinfo=dt_timezone.utc)).values("month", "currency")
+        .annotate(sessions=Count("pk"), wh=Sum("energy_wh")).order_by()
+    )
+    for item in charges:
+        target = row(item["month"], item["currency"])
+        target["sessions"] += item["sessions"]
+        target["energy_kwh"] += Decimal(item["wh"] or 0) / 1000
+    moves = (
+        LedgerTransaction.objects.filter(organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end)
+        .exclude(kind__in=["payout", "payout_failed"])
+        .annotate(month=TruncMonth("occurred_at", tzinfo=dt_timezone.utc)).values("month", "currency", "kind")
+        .annotate(total=Sum("amount")).order_by()
+    )
+    names = {"guest_charge": "gross", "processing_fee": "processing_fees", "platform_fee": "platform_fees",
+             "refund": "refunds"}
+    for item in moves:
+        row(item["month"], item["currency"])[names[item["kind"]]] += item["total"]
+    paid = (
+        Payout.objects.filter(organization_id=organization_id, status=Payout.Status.PAID, paid_at__gte=start,
+                              paid_at__lt=end)
+        .annotate(month=TruncMonth("paid_at", tzinfo=dt_timezone.utc)).values("month", "currency")
+        .annotate(total=Sum("net")).order_by()
+    )
+    for item in paid:
+        row(item["month"], item["currency"])["payouts_paid"] += item["total"]
+    result = [months[key] for key in sorted(months)]
+    totals: dict = {}
+    for item in result:
+        item["net"] = item["gross"] - item["processing_fees"] - item["platform_fees"] - item["refunds"]
+        total = totals.setdefault(item["currency"], {
+            "month": "TOTAL", "currency": item["currency"], "sessions": 0, "energy_kwh": ZERO, "gross": ZERO,
+            "processing_fees": ZERO, "platform_fees": ZERO, "refunds": ZERO, "net": ZERO, "payouts_paid": ZERO,
+        })
+        for name in ANNUAL_COLUMNS[2:]:
+            total[name] += item[name]
+    return result + [totals[c] for c in sorted(totals)]
+
+
+def _write_annual(job: StatementJob, handle) -> None:
+    rows = annual_rows(job.organization_id, job.date_from, job.date_to)
+    StatementJob.objects.filter(pk=job.pk).update(total=len(rows))
+    writer = csv.writer(handle)
+    writer.writerow(ANNUAL_COLUMNS)
+    for index, item in enumerate(rows, start=1):
+        writer.writerow([
+            item["month"], item["currency"], item["sessions"], f"{item['energy_kwh']:.3f}",
+            *[_money(item[name]) for name in ANNUAL_COLUMNS[4:]],
+        ])
+        StatementJob.objects.filter(pk=job.pk).update(processed=index)
+
+
+def statement_generate(*, job_id: int) -> StatementJob:
+    """Write the statement file. Rerunning rewrites the same file (idempotent)."""
+    job = StatementJob.objects.get(pk=job_id)
+    StatementJob.objects.filter(pk=job.pk).update(status=StatementJob.Status.RUNNING, processed=0, error="")
+    root = statement_root()
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"org{job.organization_id}-{job.kind}-{job.date_from}-{job.date_to}-{job.pk}.csv"
+    partial = root / (name + ".part")
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
+            if job.kind == StatementJob.Kind.ANNUAL:
+                _write_annual(job, handle)
+            else:
+                _write_sessions(job, handle)
+        partial.replace(root / name)
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        StatementJob.objects.filter(pk=job.pk).update(
+            status=StatementJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    StatementJob.objects.filter(pk=job.pk).update(
+        status=StatementJob.Status.DONE, file_path=name, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def statement_path(job: StatementJob) -> Path | None:
+    if job.status != StatementJob.Status.DONE or not job.file_path:
+        return None
+    path = statement_root() / job.file_path
+    return path if path.is_file() else None
+
+
+

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("properties/<int:property_id>/rates/", views.rate_list, name="rate-list"),
+    path("rates/<int:rate_id>/edit/", views.rate_edit, name="rate-edit"),
+    path("payouts/", views.payout_list, name="payout-list"),
+    path("payouts/<int:payout_id>/", views.payout_detail, name="payout-detail"),
+    path("payments/<int:payment_id>/refund/", views.payment_refund, name="payment-refund"),
+    path("statements/", views.statement_create, name="statement-create"),
+    path("statements/<int:job_id>/progress/", views.statement_progress, name="statement-progress"),
+    path("statements/<int:job_id>/download/", views.statement_download, name="statement-download"),
+    path("reconciliations/", views.reconciliation_upload, name="reconciliation-upload"),
+    path("reconciliations/<int:reconciliation_id>/", views.reconciliation_detail, name="reconciliation-detail"),
+    path("subscriptions/<str:manage_key>/", views.subscription_manage, name="subscription-manage"),
+]

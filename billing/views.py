@@ -1,0 +1,218 @@
+"""Portal pages: rates of a location, payouts with their breakdown, refunds, statements,
+reconciliation, and the self-service subscription page."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from backoffice.models import Membership, Organization, Property
+from backoffice.views import require_role
+
+from . import services
+from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm
+from .gateways import GatewayError
+from .models import Payment, Payout, Rate, ReconciliationImport, StatementJob, Subscription
+from .reconciliation_service import reconciliation_create
+from .selectors import payout_breakdown, rates_for_property
+from .statements import statement_path, statement_request
+
+
+def owned_organizations(user):
+    if user.is_staff:
+        return Organization.objects.order_by("name")
+    return Organization.objects.filter(
+        memberships__user=user, memberships__role=Membership.Role.OWNER
+    ).distinct().order_by("name")
+
+
+def _require_owner_somewhere(user):
+    organizations = list(owned_organizations(user))
+    if not organizations:
+        raise PermissionDenied("Only owners see payouts.")
+    return organizations
+
+
+@login_required
+def rate_list(request, property_id: int):
+    prop = get_object_or_404(Property.objects.select_related("organization"), pk=property_id)
+    role = require_role(request.user, prop.organization_id)
+    can_edit = role in (Membership.Role.OWNER, Membership.Role.MANAGER)
+    form = None
+    if can_edit:
+        form = RateForm(request.POST or None, property=prop)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.rate_save(rate=form.instance)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "Rate saved. New sessions starting from its valid-from time use it.")
+                return redirect("billing:rate-list", property_id=prop.pk)
+    elif request.method == "POST":
+        raise PermissionDenied("Your role is read-only.")
+    return render(request, "billing/rate_list.html", {
+        "property": prop, "rates": rates_for_property(prop.pk), "form": form, "can_edit": can_edit,
+        "portal_section": "locations",
+    })
+
+
+@login_required
+def rate_edit(request, rate_id: int):
+    rate = get_object_or_404(Rate.objects.select_related("property", "charger"), pk=rate_id)
+    require_role(request.user, rate.property.organization_id, edit=True)
+    form = RateForm(request.POST or None, instance=rate, property=rate.property)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rate_save(rate=form.instance)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Rate updated. Sessions already priced keep the rate they started under.")
+            return redirect("billing:rate-list", property_id=rate.property_id)
+    return render(request, "billing/rate_edit.html", {"rate": rate, "form": form, "portal_section": "locations"})
+
+
+@login_required
+def payout_list(request):
+    organizations = _require_owner_somewhere(request.user)
+    org_ids = [o.pk for o in organizations]
+    payouts = Payout.objects.filter(organization_id__in=org_ids).select_related("organization", "rolled_into")[:200]
+    payments = (
+        Payment.objects.filter(organization_id__in=org_ids, status=Payment.Status.CAPTURED)
+        .select_related("session", "session__charger").order_by("-created_at")[:50]
+    )
+    jobs = StatementJob.objects.filter(organization_id__in=org_ids).order_by("-created_at")[:20]
+    reconciliations = ReconciliationImport.objects.order_by("-created_at")[:10] if request.user.is_staff else []
+    return render(request, "billing/payout_list.html", {
+        "payouts": payouts, "payments": payments, "jobs": jobs, "organizations": organizations,
+        "statement_form": StatementForm(organizations=organizations),
+        "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
+        "reconciliations": reconciliations,
+    })
+
+
+@login_required
+def payout_detail(request, payout_id: int):
+    payout = get_object_or_404(Payout.objects.select_related("organization"), pk=payout_id)
+    require_role(request.user, payout.organization_id, owner=True)
+    return render(request, "billing/payout_detail.html", {
+        "payout": payout, "breakdown": payout_breakdown(payout), "issues": payout.issues.all(),
+    })
+
+
+@login_required
+def payment_refund(request, payment_id: int):
+    payment = get_object_or_404(Payment.objects.select_related("session", "session__charger"), pk=payment_id)
+    require_role(request.user, payment.organization_id, owner=True)
+    form = RefundForm(request.POST or None, initial={"amount": payment.refundable, "idempotency_key": uuid.uuid4().hex})
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                refund = services.refund_issue(
+                    payment=payment, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
+                    source="support" if request.user.is_staff else "host", user=request.user,
+                    idempotency_key=f"portal:{form.cleaned_data['idempotency_key']}",
+                )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+        except GatewayError as exc:
+            form.add_error(None, f"The payment processor refused the refund: {exc}")
+        else:
+            messages.success(
+                request, f"Refunded {refund.amount} {payment.currency}. It appears on the guest's receipt and "
+                "is deducted from the next payout.",
+            )
+            return redirect("billing:payout-list")
+    return render(request, "billing/payment_refund.html", {"payment": payment, "form": form})
+
+
+@login_required
+@require_POST
+def statement_create(request):
+    organizations = _require_owner_somewhere(request.user)
+    form = StatementForm(request.POST, organizations=organizations)
+    if not form.is_valid():
+        for error in form.errors.values():
+            messages.error(request, " ".join(error))
+        return redirect("billing:payout-list")
+    data = form.cleaned_data
+    statement_request(
+        organization_id=int(data["organization"]), kind=data["kind"], date_from=data["date_from"],
+        date_to=data["date_to"], user=request.user,
+    )
+    messages.success(request, "The statement is being prepared; the progress bar shows how far it is.")
+    return redirect("billing:payout-list")
+
+
+def _owned_job(request, job_id: int) -> StatementJob:
+    job = get_object_or_404(StatementJob, pk=job_id)
+    require_role(request.user, job.organization_id, owner=True)
+    return job
+
+
+@login_required
+def statement_progress(request, job_id: int):
+    job = _owned_job(request, job_id)
+    return JsonResponse({
+        "status": job.status, "percent": job.percent, "processed": job.processed, "total": job.total,
+        "error": job.error, "download": f"/billing/statements/{job.pk}/download/" if job.status == "done" else None,
+    })
+
+
+@login_required
+def statement_download(request, job_id: int):
+    job = _owned_job(request, job_id)
+    path = statement_path(job)
+    if path is None:
+        raise Http404("The statement is not ready.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"statement-{job.kind}-{job.date_from}-{job.date_to}.csv",
+                        content_type="text/csv")
+
+
+@login_required
+@require_POST
+def reconciliation_upload(request):
+    if not request.user.is_staff:
+        raise PermissionDenied("Bank reports are reconciled by the platform team.")
+    form = ReconciliationForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a CSV file.")
+        return redirect("billing:payout-list")
+    upload = form.cleaned_data["report"]
+    try:
+        content = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        messages.error(request, "The report must be a UTF-8 CSV file.")
+        return redirect("billing:payout-list")
+    record = reconciliation_create(content=content, filename=upload.name, user=request.user)
+    return redirect("billing:reconciliation-detail", reconciliation_id=record.pk)
+
+
+@login_required
+def reconciliation_detail(request, reconciliation_id: int):
+    if not request.user.is_staff:
+        raise Http404("Not found")
+    record = get_object_or_404(ReconciliationImport, pk=reconciliation_id)
+    return render(request, "billing/reconciliation_detail.html", {
+        "record": record, "issues": record.issues.select_related("payout"),
+    })
+
+
+def subscription_manage(request, manage_key: str):
+    """Self-service account page reached by the unguessable link sent at sign-up."""
+    subscription = get_object_or_404(Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key)
+    if request.method == "POST" and request.POST.get("action") == "cancel":
+        subscription = services.subscription_cancel(subscription=subscription)
+        messages.success(request, "Your subscription is cancelled. No further monthly fees will be charged.")
+        return redirect("billing:subscription-manage", manage_key=manage_key)
+    charges = subscription.charges.select_related("session").order_by("-started_at")[:20]
+    return render(request, "billing/subscription_manage.html", {"subscription": subscription, "charges": charges})
