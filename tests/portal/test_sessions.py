@@ -1,0 +1,46 @@
+"""Sessions: filters, detail with meter curve, streamed CSV export."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def test_filters_by_charger_token_and_dates(client, site):
+    client.force_login(site.viewer)
+    url = reverse("chargers:session-list")
+    assert client.get(url, {"token": site.token.uid.lower()}).context["total"] == 1
+    assert client.get(url, {"token": "nobody"}).context["total"] == 0
+    assert client.get(url, {"charger": site.charger.pk}).context["total"] == 1
+    assert client.get(url, {"date_from": "2999-01-01"}).context["total"] == 0
+
+
+def test_bad_date_range_shows_an_error_and_keeps_the_input(client, site):
+    client.force_login(site.viewer)
+    response = client.get(reverse("chargers:session-list"), {"date_from": "2024-05-02", "date_to": "2024-05-01"})
+    body = response.content.decode()
+    assert "The end date is before the start date." in body
+    assert 'value="2024-05-02"' in body
+
+
+def test_csv_export_streams_the_filtered_list(client, site, other):
+    client.force_login(site.owner)
+    response = client.get(reverse("chargers:session-export"), {"token": site.token.uid})
+    assert response.streaming
+    assert response["X-Total-Rows"] == "1"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][0] == "transaction_id"
+    assert len(rows) == 2
+    assert rows[1][1] == site.charger.station_id and rows[1][11] == "7000"
+
+
+def test_session_detail_draws_energy_and_power(client, site):
+    client.force_login(site.owner)
+    response = client.get(reverse("chargers:session-detail", args=[site.session.pk]))
+    chart = response.context["chart"]
+    assert [s.name for s in chart.series] == ["Energy", "Power"]
+    assert response.context["energy_points"] == 4
+    assert "<path d=\"M" in response.content.decode()
