@@ -1,0 +1,122 @@
+"""The start, session, stop and receipt pages over HTTP (CSRF, GET never starts anything)."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from chargers.models import ChargingSession, Command
+from guest import services
+from guest.models import GuestSession
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def accepted(monkeypatch):
+    calls = []
+
+    def send(charger, action, payload, **kwargs):
+        calls.append((action, payload))
+        return Command(charger=charger, action=action, payload=payload, status="answered", response={"status": "Accepted"})
+
+    monkeypatch.setattr(services, "send_command_sync", send)
+    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    return calls
+
+
+FORM = {"connector": "1", "email": "guest@example.com", "card_number": "4242 4242 4242 4242", "agree": "on"}
+
+
+def test_start_post_redirects_to_an_unguessable_session_page(client, guest_charger, rate, accepted):
+    response = client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    assert response.status_code == 302
+    gs = GuestSession.objects.get()
+    assert response["Location"] == f"/s/session/{gs.key}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Plug in your car" in page
+    assert f'data-ws="/ws/guest/{gs.key}/"' in page
+
+
+def test_get_never_starts_anything(client, guest_charger, rate, accepted):
+    client.get(f"/s/{guest_charger.station_id}/start/", FORM)
+    client.get(f"/s/{guest_charger.station_id}", FORM)
+    assert accepted == [] and not GuestSession.objects.exists()
+
+
+def test_start_requires_csrf(guest_charger, rate, accepted):
+    strict = Client(enforce_csrf_checks=True)
+    response = strict.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    assert response.status_code == 403
+    assert accepted == []
+
+
+def test_stop_requires_csrf(guest_charger, rate, accepted, client):
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    response = Client(enforce_csrf_checks=True).post(f"/s/session/{gs.key}/stop/")
+    assert response.status_code == 403
+
+
+def test_declined_card_shows_the_form_again_with_the_reason(client, guest_charger, rate, accepted):
+    response = client.post(f"/s/{guest_charger.station_id}/start/", {**FORM, "card_number": "4000 0000 0000 0002"})
+    assert response.status_code == 402
+    body = response.content.decode()
+    assert "Your card was declined" in body
+    assert "Pay and start charging" in body
+    assert accepted == []
+
+
+def test_bad_card_number_is_a_form_error(client, guest_charger, rate, accepted):
+    response = client.post(f"/s/{guest_charger.station_id}/start/", {**FORM, "card_number": "1234"})
+    assert response.status_code == 400
+    assert "Check the card number" in response.content.decode()
+
+
+def test_start_on_a_prompted_charger_shows_the_prompt(client, guest_charger, rate, accepted):
+    guest_charger.license_valid_until = None
+    guest_charger.save()
+    response = client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    assert "License inactive" in response.content.decode()
+    assert accepted == []
+
+
+def test_unknown_session_key_is_404(client, db):
+    assert client.get("/s/session/not-a-key/").status_code == 404
+    assert client.get("/s/receipt/not-a-key/").status_code == 404
+
+
+def test_session_page_past_deadline_shows_released_hold(client, guest_charger, rate, accepted):
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    GuestSession.objects.filter(pk=gs.pk).update(start_requested_at=timezone.now() - timedelta(minutes=5))
+    body = client.get(f"/s/session/{gs.key}/").content.decode()
+    assert "hold on your card was released" in body
+    receipt = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "Charging did not start" in receipt and "EUR 0.00" in receipt
+
+
+def test_stop_then_receipt(client, guest_charger, rate, accepted):
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    started = timezone.now() - timedelta(minutes=30)
+    session = ChargingSession.objects.create(
+        charger=guest_charger, connector_id=1, transaction_id=99, id_tag=gs.id_tag, token_id=gs.token_id,
+        started_at=started, meter_start_wh=5000,
+    )
+    services.guest_session_link(session_id=session.pk)
+    assert client.get(f"/s/receipt/{gs.key}/")["Location"] == f"/s/session/{gs.key}/"
+    response = client.post(f"/s/session/{gs.key}/stop/")
+    assert response.status_code == 302
+    assert accepted[-1] == ("RemoteStopTransaction", {"transactionId": 99})
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=started + timedelta(minutes=30), meter_stop_wh=12500,
+    )
+    services.guest_session_finish(session_id=session.pk)
+    body = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "Receipt" in body and "7.500 kWh" in body
+    assert "Connection fee" in body or "connection" in body.lower()
+    assert "Total" in body and "EUR" in body
+    assert "ending 4242" in body
+    assert guest_charger.property.name in body
