@@ -1,0 +1,118 @@
+"""The guest page's websocket follows a real OCPP charger: status, kW/kWh, finish with receipt."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chargers.models import Command
+from guest import services
+from guest.models import GuestSession
+from portal.asgi import application
+from tests.guest.conftest import make_online
+from tests.ocpp_client import OcppTestClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TS = "2026-11-21T10:00:00Z"
+
+
+def guest_socket(key: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, f"/ws/guest/{key}/", headers=[(b"origin", b"http://testserver")])
+
+
+async def next_of(ws, kind: str, timeout=5) -> dict:
+    while True:
+        message = json.loads(await ws.receive_from(timeout=timeout))
+        if message["type"] == kind:
+            return message
+
+
+@pytest.fixture
+def started_guest(guest_charger, rate, monkeypatch):
+    def send(charger, action, payload, **kwargs):
+        return Command(charger=charger, action=action, payload=payload, status="answered", response={"status": "Accepted"})
+
+    monkeypatch.setattr(services, "send_command_sync", send)
+    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    return services.guest_start(
+        charger=guest_charger, connector_id=1, email="g@example.com", card_number="4242424242424242"
+    )
+
+
+async def test_unknown_key_is_refused(db):
+    ok, _ = await guest_socket("nope").connect()
+    assert not ok
+
+
+async def test_foreign_origin_is_refused(started_guest):
+    ws = WebsocketCommunicator(application, f"/ws/guest/{started_guest.key}/", headers=[(b"origin", b"http://evil.example")])
+    ok, _ = await ws.connect()
+    assert not ok
+
+
+async def test_live_session_from_plug_in_to_receipt(started_guest):
+    gs = started_guest
+    charger = OcppTestClient("HB-Lot-01")
+    assert (await charger.connect())[0]
+    await charger.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+
+    ws = guest_socket(gs.key)
+    assert (await ws.connect())[0]
+    first = await next_of(ws, "state")
+    assert first["state"] == "starting" and first["seconds_left"] > 0
+
+    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Preparing", "timestamp": TS})
+    status = await next_of(ws, "status")
+    assert status["status"] == "Preparing"
+
+    started = await charger.result(
+        "StartTransaction", {"connectorId": 1, "idTag": gs.id_tag, "meterStart": 100_000, "timestamp": TS}
+    )
+    assert started["idTagInfo"]["status"] == "Accepted"
+    tx = started["transactionId"]
+    state = await next_of(ws, "state")
+    assert state["state"] == "charging" and state["transaction_id"] == tx
+
+    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": TS})
+    assert (await next_of(ws, "status"))["status_label"] == "Charging"
+    await charger.result("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [{
+        "timestamp": "2026-11-21T10:30:00Z", "sampledValue": [
+            {"value": "103700", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"},
+        ]}]})
+    meter = await next_of(ws, "meter")
+    assert meter == {"type": "meter", "kw": "7.4", "kwh": "3.700"}
+
+    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV", "timestamp": TS})
+    assert (await next_of(ws, "status"))["status"] == "SuspendedEV"
+
+    await charger.result("StopTransaction", {"transactionId": tx, "meterStop": 110_000, "timestamp": "2026-11-21T11:00:00Z", "reason": "EVDisconnected"})
+    while True:
+        state = await next_of(ws, "state")
+        if state["state"] == "finished":
+            break
+    assert state["receipt_url"] == f"/s/receipt/{gs.key}/"
+    assert state["kwh"] == "10.000"
+    await ws.disconnect()
+    await charger.close()
+    gs = await GuestSession.objects.aget(pk=gs.pk)
+    assert gs.state == GuestSession.State.FINISHED
+
+
+async def test_deadline_passes_on_an_open_page(started_guest, settings):
+    settings.GUEST_START_TIMEOUT_S = 1
+    ws = guest_socket(started_guest.key)
+    assert (await ws.connect())[0]
+    first = await next_of(ws, "state")
+    assert first["state"] in ("starting", "failed")
+    if first["state"] == "starting":
+        final = await next_of(ws, "state", timeout=10)
+    else:
+        final = first
+    assert final["state"] == "failed"
+    assert "released" in final["failure"]
+    await ws.disconnect()
+    gs = await sync_to_async(GuestSession.objects.get)(pk=started_guest.pk)
+    assert gs.failure_code == "not_plugged_in"
