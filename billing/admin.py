@@ -1,0 +1,223 @@
+"""Billing admin: rates and plans are editable; money records are read-only, refunds and
+payout status changes go through actions that call services."""
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.utils.html import format_html
+
+from . import services
+from .gateways import GatewayError
+from .models import (
+    BillingSettings,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    Payout,
+    Rate,
+    ReconciliationImport,
+    ReconciliationIssue,
+    Refund,
+    SessionCharge,
+    StatementJob,
+    Subscription,
+    SubscriptionPlan,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Rate)
+class RateAdmin(admin.ModelAdmin):
+    list_display = ["property", "charger", "valid_from", "valid_until", "connection_fee", "energy_price_per_kwh",
+                    "idle_fee_per_minute", "tax_percent"]
+    search_fields = ["property__name", "charger__station_id"]
+    list_filter = ["property__currency", "valid_from"]
+    list_select_related = ["property", "charger"]
+    raw_id_fields = ["property", "charger"]
+
+
+@admin.register(BillingSettings)
+class BillingSettingsAdmin(admin.ModelAdmin):
+    list_display = ["organization", "payout_period", "platform_fee_percent", "minimum_payout"]
+    search_fields = ["organization__name"]
+    list_filter = ["payout_period"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization"]
+
+
+@admin.register(SessionCharge)
+class SessionChargeAdmin(ReadOnlyAdmin):
+    list_display = ["session", "organization", "total", "currency", "energy_wh", "started_at", "final"]
+    search_fields = ["session__transaction_id", "session__charger__station_id", "session__id_tag"]
+    list_filter = ["currency", "final"]
+    list_select_related = ["session", "session__charger", "organization"]
+    raw_id_fields = ["session", "rate", "subscription"]
+
+
+class RefundActionForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=300)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "organization", "session", "email", "amount_held", "amount_captured",
+                    "amount_refunded", "currency", "status", "created_at"]
+    search_fields = ["reference", "email", "session__transaction_id"]
+    list_filter = ["status", "currency", "gateway"]
+    list_select_related = ["organization", "session"]
+    raw_id_fields = ["session", "organization"]
+    actions = ["refund_payment"]
+
+    @admin.action(description="Refund (partial or full) with a reason")
+    def refund_payment(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Refund one payment at a time.", messages.ERROR)
+            return None
+        payment = queryset.get()
+        if "apply" in request.POST:
+            form = RefundActionForm(request.POST)
+            if form.is_valid():
+                try:
+                    refund = services.refund_issue(
+                        payment=payment, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
+                        source="support", user=request.user,
+                        idempotency_key=f"admin:{request.POST.get('nonce') or uuid.uuid4().hex}",
+                    )
+                except (ValidationError, GatewayError) as exc:
+                    self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
+                    return None
+                self.message_user(request, f"Refunded {refund.amount} {payment.currency} of {payment.reference}.")
+                return None
+        else:
+            form = RefundActionForm(initial={"amount": payment.refundable})
+        return render(request, "billing/admin_refund.html", {
+            "payment": payment, "form": form, "nonce": uuid.uuid4().hex, "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["payment", "amount", "reason", "source", "created_by", "created_at"]
+    search_fields = ["payment__reference", "reason"]
+    list_filter = ["source"]
+    list_select_related = ["payment", "created_by"]
+    raw_id_fields = ["payment"]
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    can_delete = False
+    readonly_fields = ["account", "amount"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "kind", "organization", "amount", "currency", "payout", "idempotency_key"]
+    search_fields = ["idempotency_key", "memo"]
+    list_filter = ["kind", "currency"]
+    list_select_related = ["organization", "payout"]
+    raw_id_fields = ["session", "payment", "refund", "payout", "for_payout"]
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "organization", "period_end", "net", "currency", "status_badge", "paid_at"]
+    search_fields = ["reference", "organization__name"]
+    list_filter = ["status", "currency"]
+    list_select_related = ["organization"]
+    actions = ["mark_paid", "mark_failed"]
+
+    @admin.display(description="Status")
+    def status_badge(self, obj):
+        return format_html("<b>{}</b> {}", obj.get_status_display(), obj.failure_reason)
+
+    @admin.action(description="Mark paid")
+    def mark_paid(self, request, queryset):
+        for payout in queryset:
+            services.payout_mark_paid(payout=payout)
+        self.message_user(request, "Marked paid.")
+
+    @admin.action(description="Mark failed (rolls into the next payout)")
+    def mark_failed(self, request, queryset):
+        for payout in queryset:
+            services.payout_mark_failed(payout=payout, reason="Marked failed by support")
+        self.message_user(request, "Marked failed; the amounts roll into the next payout.")
+
+
+class IssueInline(admin.TabularInline):
+    model = ReconciliationIssue
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "reported_payout_id", "payout", "expected_amount", "reported_amount", "explanation"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReconciliationImport)
+class ReconciliationImportAdmin(admin.ModelAdmin):
+    list_display = ["pk", "filename", "status", "rows", "matched", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["filename"]
+    list_select_related = ["created_by"]
+    readonly_fields = ["status", "rows", "matched", "error", "finished_at", "created_by"]
+    inlines = [IssueInline]
+
+    def save_model(self, request, obj, form, change):
+        from django.db import transaction
+
+        from .tasks import reconciliation_import_task
+
+        obj.created_by = obj.created_by or request.user
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(lambda: reconciliation_import_task.delay(obj.pk))
+
+
+@admin.register(StatementJob)
+class StatementJobAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "kind", "date_from", "date_to", "status", "processed", "total", "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["organization__name"]
+    list_select_related = ["organization"]
+
+
+@admin.register(SubscriptionPlan)
+class SubscriptionPlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "property", "monthly_fee", "included_kwh", "energy_discount_percent", "active"]
+    search_fields = ["name", "property__name"]
+    list_filter = ["active"]
+    list_select_related = ["property"]
+    raw_id_fields = ["property"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["email", "plan", "status", "started_at", "cancelled_at"]
+    search_fields = ["email", "token__uid"]
+    list_filter = ["status"]
+    list_select_related = ["plan", "token"]
+    raw_id_fields = ["plan", "token"]
+    readonly_fields = ["manage_key"]
+
+
