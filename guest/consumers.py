@@ -95,6 +95,10 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
     async def connector_event(self, event: dict) -> None:
         kind = event.get("kind")
         snap = getattr(self, "snap", {}) or {}
+        if kind in ("status", "meter") and snap.get("state") in (GuestSession.State.PENDING, GuestSession.State.STARTING):
+            # The car may have started while no "started" event reached us (the charger's
+            # watch marker is read with a short memo): the stored state is the truth.
+            snap = await self._send_snapshot() or snap
         tx = snap.get("transaction_id")
         if kind == "status":
             status = event.get("status", "")

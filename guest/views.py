@@ -87,11 +87,32 @@ def _guest_precheck(charger) -> str | None:
     return None if decision.accepted else decision.reason
 
 
+def _money(value) -> str:
+    """Show at least two decimals, more only when the host priced in fractions of a cent."""
+    if value is None:
+        return ""
+    text = f"{value.normalize():f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
 def _price(charger) -> dict | None:
     rate = payments.rate_for_charger(charger, timezone.now())
     if rate is None:
         return None
-    return {"rate": rate, "currency": charger.property.currency}
+    fields = (
+        "connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_fee_cap",
+        "processing_fee_fixed",
+    )
+    shown = {name: _money(getattr(rate, name)) for name in fields}
+    for name in ("tax_percent", "processing_fee_percent"):
+        value = getattr(rate, name)
+        shown[name] = f"{value.normalize():f}" if value else ""
+    shown["idle_grace_minutes"] = rate.idle_grace_minutes
+    for name in ("connection_fee", "time_price_per_hour", "idle_fee_per_minute", "processing_fee_fixed"):
+        if not getattr(rate, name):
+            shown[name] = ""
+    return {"rate": shown, "currency": charger.property.currency}
 
 
 def _landing_context(request, charger, connectors, form=None, error: str = "") -> dict:
