@@ -6,19 +6,19 @@ from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
-from chargers.models import ChargingSession
-from chargers.selectors import chargers_for, sessions_for
-
-from .charts import bar_chart
 from .models import Membership, Organization
 from .selectors import organization_ids_for, role_in
+
+# Higher apps fill the dashboard (this app may not import them, so it asks): the chargers
+# app answers with charger, session and energy figures (a dict merged into the template
+# context); receivers get user, organization_ids (None = all), today, since and now.
+dashboard_figures = Signal()
 
 # Billing answers this (it sits above this app, so it is asked, never imported):
 # receivers get organization_ids (None = all) and since/until, and return
@@ -50,13 +50,6 @@ def editable_organizations(user) -> QuerySet:
     ).distinct()
 
 
-def _energy_kwh(queryset) -> float:
-    total = queryset.filter(meter_stop_wh__isnull=False).aggregate(
-        wh=Sum(F("meter_stop_wh") - F("meter_start_wh"))
-    )["wh"]
-    return round((total or 0) / 1000, 2)
-
-
 def _revenue(organization_ids, since, until) -> list[tuple[str, object]]:
     totals: dict[str, object] = {}
     for _receiver, answer in dashboard_revenue.send(
@@ -69,45 +62,19 @@ def _revenue(organization_ids, since, until) -> list[tuple[str, object]]:
 
 @login_required
 def dashboard(request):
-    chargers = list(chargers_for(request.user))
-    online = [c for c in chargers if c.is_online()]
-    faulted = [
-        c for c in chargers
-        if any(conn.status == "Faulted" or conn.error_code not in ("", "NoError") for conn in c.connectors.all())
-    ]
     now = timezone.now()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month_ago = today - timedelta(days=29)
-    sessions = sessions_for(request.user)
-    completed = sessions.filter(status=ChargingSession.Status.COMPLETED)
-    per_day = dict(
-        completed.filter(started_at__gte=month_ago)
-        .annotate(day=TruncDate("started_at"))
-        .values("day")
-        .annotate(wh=Sum(F("meter_stop_wh") - F("meter_start_wh")))
-        .values_list("day", "wh")
-    )
-    points = []
-    for i in range(30):
-        day = (month_ago + timedelta(days=i)).date()
-        points.append((day.strftime("%d %b"), round((per_day.get(day) or 0) / 1000, 1)))
     org_ids = organization_ids_for(request.user)
     context = {
-        "chargers_total": len(chargers),
-        "online": len(online),
-        "offline": len(chargers) - len(online),
-        "faulted": faulted,
-        "active_sessions": sessions.filter(status=ChargingSession.Status.ACTIVE).count(),
-        "recent_sessions": sessions.order_by("-started_at")[:5],
-        "energy_today": _energy_kwh(completed.filter(started_at__gte=today)),
-        "energy_30d": _energy_kwh(completed.filter(started_at__gte=month_ago)),
-        "sessions_30d": sessions.filter(started_at__gte=month_ago).count(),
+        "has_memberships": org_ids is None or bool(org_ids),
         "revenue_today": _revenue(org_ids, today, now),
         "revenue_30d": _revenue(org_ids, month_ago, now),
-        "chart": bar_chart(points, unit="kWh"),
-        "has_memberships": org_ids is None or bool(org_ids),
-        "offline_chargers": [c for c in chargers if not c.is_online()][:5],
     }
+    for _receiver, figures in dashboard_figures.send(
+        sender=None, user=request.user, organization_ids=org_ids, today=today, since=month_ago, now=now
+    ):
+        context.update(figures or {})
     return render(request, "backoffice/dashboard.html", context)
 
 

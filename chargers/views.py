@@ -16,7 +16,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
+from django.dispatch import receiver
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,9 +28,9 @@ from django.views.decorators.http import require_POST
 
 from authorization.models import AuthorizationDecision
 from authorization.services import token_group_add_uid
-from backoffice.charts import line_chart
+from backoffice.charts import bar_chart, line_chart
 from backoffice.selectors import properties_for, role_in
-from backoffice.views import require_role
+from backoffice.views import dashboard_figures, require_role
 
 from . import commands
 from .filters import ChargerFilter, SessionFilter, charger_state
@@ -62,6 +64,45 @@ def _tab_context(request, charger: Charger, tab: str) -> dict:
     }
 
 
+# -- Dashboard figures (the dashboard lives in backoffice, which asks through a signal) -----------
+
+
+@receiver(dashboard_figures, dispatch_uid="chargers.dashboard_figures")
+def dashboard_charger_figures(sender, user, today, since, now, **kwargs) -> dict:
+    """Return charger states, sessions and energy for the user's dashboard."""
+    chargers = list(chargers_for(user))
+    states = {c.pk: charger_state(c) for c in chargers}
+    sessions = sessions_for(user)
+    completed = sessions.filter(status=ChargingSession.Status.COMPLETED, meter_stop_wh__isnull=False)
+    energy = F("meter_stop_wh") - F("meter_start_wh")
+    per_day = dict(
+        completed.filter(started_at__gte=since).annotate(day=TruncDate("started_at"))
+        .values("day").annotate(wh=Sum(energy)).values_list("day", "wh")
+    )
+    points = []
+    for i in range((today - since).days + 1):
+        day = (since + timedelta(days=i)).date()
+        points.append((day.strftime("%d %b"), round((per_day.get(day) or 0) / 1000, 1)))
+
+    def kwh(queryset) -> float:
+        return round((queryset.aggregate(wh=Sum(energy))["wh"] or 0) / 1000, 2)
+
+    online = sum(1 for c in chargers if c.is_online())
+    return {
+        "chargers_total": len(chargers),
+        "online": online,
+        "offline": len(chargers) - online,
+        "faulted": [c for c in chargers if states[c.pk] == "faulted"],
+        "offline_chargers": [c for c in chargers if not c.is_online()][:5],
+        "active_sessions": sessions.filter(status=ChargingSession.Status.ACTIVE).count(),
+        "recent_sessions": sessions.order_by("-started_at")[:5],
+        "energy_today": kwh(completed.filter(started_at__gte=today)),
+        "energy_30d": kwh(completed.filter(started_at__gte=since)),
+        "sessions_30d": sessions.filter(started_at__gte=since).count(),
+        "chart": bar_chart(points, unit="kWh"),
+    }
+
+
 # -- chargers list ------------------------------------------------------------------------------
 
 
@@ -89,7 +130,10 @@ def _overview_context(request, charger: Charger, form: CommandForm | None = None
         "connectors": [c for c in charger.connectors.all()],
         "form": form or CommandForm(charger=charger),
         "settings_form": settings_form or ChargerSettingsForm(instance=charger),
-        "recent_commands": Command.objects.filter(charger=charger).select_related("requested_by")[:10],
+        "recent_commands": [
+            (cmd, json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else "")
+            for cmd in Command.objects.filter(charger=charger).select_related("requested_by")[:10]
+        ],
         "active_sessions": ChargingSession.objects.filter(charger=charger, status=ChargingSession.Status.ACTIVE),
         "command_timeout": settings.OCPP_CALL_TIMEOUT,
         "license_active": charger.license_active(),

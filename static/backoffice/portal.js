@@ -86,7 +86,13 @@
     var connect = function () {
       var scheme = location.protocol === "https:" ? "wss://" : "ws://";
       var ws = new WebSocket(scheme + location.host + "/ws/chargers/" + encodeURIComponent(log.getAttribute("data-station")) + "/logs/");
-      ws.onopen = function () { delay = 1000; setLive(true, "Live: new messages appear automatically"); refresh(); };
+      ws.onopen = function () {
+        delay = 1000;
+        setLive(true, "Live: new messages appear automatically");
+        refresh();
+        // The server learns that this tab watches within a couple of seconds; catch up once after.
+        setTimeout(refresh, 3000);
+      };
       ws.onmessage = function () { refresh(); };
       ws.onclose = function () {
         setLive(false, "Live updates paused, reconnecting…");
