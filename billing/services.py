@@ -394,12 +394,16 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
         existing = Payout.objects.filter(organization_id=organization_id, currency=currency, period_end=period_end).first()
         if existing is not None:
             return existing
-        items = LedgerTransaction.objects.select_for_update().filter(
-            organization_id=organization_id, currency=currency, payout__isnull=True, kind__in=PAYABLE_KINDS,
-            occurred_at__lt=period_end,
+        # Lock the unpaid movements first (FOR UPDATE cannot be combined with GROUP BY).
+        ids = list(
+            LedgerTransaction.objects.select_for_update().filter(
+                organization_id=organization_id, currency=currency, payout__isnull=True, kind__in=PAYABLE_KINDS,
+                occurred_at__lt=period_end,
+            ).values_list("pk", flat=True)
         )
-        if not items.exists():
+        if not ids:
             return None
+        items = LedgerTransaction.objects.filter(pk__in=ids)
         totals = payout_totals(items)
         settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
         minimum = settings_row.minimum_payout if settings_row else ZERO
@@ -412,8 +416,7 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
             organization_id=organization_id, currency=currency, period_start=min(period_start, first_item),
             period_end=period_end, reference=f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}", **totals,
         )
-        ids = list(items.values_list("pk", flat=True))
-        LedgerTransaction.objects.filter(pk__in=ids).update(payout=payout)
+        items.update(payout=payout)
         Payout.objects.filter(rolled_into__isnull=True, status=Payout.Status.FAILED, organization_id=organization_id,
                               currency=currency).exclude(pk=payout.pk).update(rolled_into=payout)
         ledger.post(

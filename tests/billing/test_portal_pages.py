@@ -1,0 +1,159 @@
+"""Portal pages: rates per location, owner-only payouts with breakdown, refunds, statements
+with progress, and the self-service subscription page."""
+
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from billing.models import Payment, Rate, Refund, StatementJob, Subscription, SubscriptionPlan
+from billing.services import payout_create
+from tests.billing.helpers import T0, paid_session, unit_rate
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_rates_page_lists_and_creates_rates(host, prop, charger):
+    client = login(host)
+    assert client.get(f"/billing/properties/{prop.pk}/rates/").status_code == 200
+    response = client.post(f"/billing/properties/{prop.pk}/rates/", {
+        "charger": charger.pk, "valid_from": "2026-01-01T00:00", "connection_fee": "1.00", "energy_price_per_kwh": "0.45",
+        "time_price_per_hour": "0", "idle_fee_per_minute": "0.10", "idle_grace_minutes": "15", "idle_fee_cap": "",
+        "tax_percent": "21", "processing_fee_percent": "0", "processing_fee_fixed": "0",
+    })
+    assert response.status_code == 302, response.content
+    rate = Rate.objects.get()
+    assert (rate.charger, rate.energy_price_per_kwh) == (charger, Decimal("0.45"))
+    page = client.get(f"/billing/properties/{prop.pk}/rates/").content.decode()
+    assert "CP-TEST-1" in page and "0.4500" in page
+
+
+def test_viewer_sees_rates_but_cannot_change_them(prop):
+    viewer = MembershipFactory(organization=prop.organization, role="viewer").user
+    client = login(viewer)
+    page = client.get(f"/billing/properties/{prop.pk}/rates/")
+    assert page.status_code == 200 and b"Add a rate" not in page.content
+    assert client.post(f"/billing/properties/{prop.pk}/rates/", {}).status_code == 403
+    outsider = MembershipFactory(role="owner").user
+    assert login(outsider).get(f"/billing/properties/{prop.pk}/rates/").status_code == 404
+
+
+def test_payouts_page_is_for_owners_and_shows_the_breakdown(host, prop, charger):
+    unit_rate(prop)
+    session, payment = paid_session(charger, wh=12340)
+    payout = payout_create(organization_id=prop.organization_id, currency="EUR", period_end=T0 + timedelta(days=10))
+    client = login(host)
+    page = client.get("/billing/payouts/").content.decode()
+    assert payout.reference in page and "12.34" in page
+    detail = client.get(f"/billing/payouts/{payout.pk}/").content.decode()
+    assert f"tx {session.transaction_id}" in detail
+    manager = MembershipFactory(organization=prop.organization, role="manager").user
+    assert login(manager).get("/billing/payouts/").status_code == 403
+    assert login(manager).get(f"/billing/payouts/{payout.pk}/").status_code == 403
+
+
+def test_owner_refunds_from_the_portal_never_more_than_charged(host, prop, charger):
+    unit_rate(prop)
+    _session, payment = paid_session(charger, wh=10000)
+    client = login(host)
+    form = client.get(f"/billing/payments/{payment.pk}/refund/")
+    assert form.status_code == 200
+    too_much = client.post(f"/billing/payments/{payment.pk}/refund/",
+                           {"amount": "10.01", "reason": "x", "idempotency_key": "k1"})
+    assert too_much.status_code == 200 and b"At most 10.00" in too_much.content
+    ok = client.post(f"/billing/payments/{payment.pk}/refund/",
+                     {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"})
+    assert ok.status_code == 302
+    # A double submit of the same form refunds once.
+    client.post(f"/billing/payments/{payment.pk}/refund/",
+                {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"})
+    assert Refund.objects.count() == 1
+    assert Payment.objects.get(pk=payment.pk).amount_refunded == Decimal("2.50")
+
+
+def test_statement_csv_with_progress(host, prop, charger, django_capture_on_commit_callbacks):
+    unit_rate(prop)
+    for wh in (1000, 2000, 3000):
+        paid_session(charger, wh=wh)
+    from billing.services import session_price
+    from chargers.models import ChargingSession
+
+    for session in ChargingSession.objects.all():
+        session_price(session_id=session.pk)
+    client = login(host)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/billing/statements/", {
+            "organization": prop.organization_id, "kind": "sessions", "date_from": (T0 - timedelta(days=1)).date(),
+            "date_to": (T0 + timedelta(days=5)).date(),
+        })
+    assert response.status_code == 302
+    job = StatementJob.objects.get()
+    progress = client.get(f"/billing/statements/{job.pk}/progress/").json()
+    assert progress["status"] == "done" and progress["percent"] == 100 and progress["total"] == 3
+    download = client.get(progress["download"])
+    rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert [r["charged"] for r in rows] == ["1.00", "2.00", "3.00"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/billing/statements/", {"organization": prop.organization_id, "kind": "annual",
+                                             "year": T0.year})
+    annual = StatementJob.objects.filter(kind="annual").get()
+    text = b"".join(client.get(f"/billing/statements/{annual.pk}/download/").streaming_content).decode()
+    total = [r for r in csv.DictReader(io.StringIO(text)) if r["month"] == "TOTAL"][0]
+    assert (total["sessions"], total["energy_kwh"], total["gross"]) == ("3", "6.000", "6.00")
+    outsider = MembershipFactory(role="owner").user
+    assert login(outsider).get(f"/billing/statements/{job.pk}/progress/").status_code == 404
+
+
+def test_statement_streams_in_chunks(prop, charger, monkeypatch, django_capture_on_commit_callbacks):
+    """The writer consumes a server-side iterator chunk by chunk (no list of all rows)."""
+    from billing import statements
+    from billing.services import session_price
+    from tests.billing.helpers import finished_session
+
+    unit_rate(prop)
+    for _ in range(7):
+        session_price(session_id=finished_session(charger, wh=1000).pk)
+    monkeypatch.setattr(statements, "CHUNK", 3)
+    updates = []
+    real = StatementJob.objects.filter
+
+    def spy(*args, **kwargs):
+        qs = real(*args, **kwargs)
+        original = qs.update
+
+        def update(**values):
+            if "processed" in values:
+                updates.append(values["processed"])
+            return original(**values)
+
+        qs.update = update
+        return qs
+
+    monkeypatch.setattr(StatementJob.objects, "filter", spy)
+    job = StatementJob.objects.create(organization_id=prop.organization_id, kind="sessions",
+                                      date_from=date(2000, 1, 1), date_to=date(2100, 1, 1))
+    statements.statement_generate(job_id=job.pk)
+    assert updates == [0, 3, 6, 7]
+
+
+def test_subscription_self_service_cancel(prop):
+    plan = SubscriptionPlan.objects.create(property=prop, name="Resident", monthly_fee=Decimal("25"))
+    sub = Subscription.objects.create(plan=plan, email="r@example.com", started_at=T0)
+    client = Client()
+    assert client.get("/billing/subscriptions/not-the-key/").status_code == 404
+    page = client.get(f"/billing/subscriptions/{sub.manage_key}/")
+    assert page.status_code == 200 and b"Cancel subscription" in page.content
+    client.post(f"/billing/subscriptions/{sub.manage_key}/", {"action": "cancel"})
+    sub.refresh_from_db()
+    assert sub.status == "cancelled" and sub.ends_at > sub.cancelled_at
+    assert len(sub.manage_key) >= 32
