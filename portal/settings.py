@@ -52,9 +52,9 @@ def env_secret(name: str, default: str = "") -> str:
 
 
 DEBUG = env_bool("DEBUG", False)
+TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
 SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
-    TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
     if not DEBUG and not TESTING and not env_bool("ALLOW_INSECURE_SECRET_KEY", False):
         raise ImproperlyConfigured("Set SECRET_KEY (or DEBUG=true for local development).")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789abcdef"
@@ -128,9 +128,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # A file, not :memory:, so the database threads and a live server process share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if TESTING:  # one test database per pytest process, so parallel runs never collide
+        DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -176,6 +179,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "msp-token-sync": {"task": "authorization.msp_tokens_pull_all", "schedule": env_int("MSP_TOKEN_SYNC_SECONDS", 900)},
+    # Billing: price sessions whose signal was missed (or whose stop arrived late), daily payout run.
+    "billing-price-sweep": {"task": "billing.sessions_price_missing", "schedule": env_int("BILLING_SWEEP_SECONDS", 300)},
+    "billing-payouts": {"task": "billing.payouts_run", "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 
