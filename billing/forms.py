@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
+from django.utils import timezone
 
 from .models import Rate, StatementJob
 
@@ -58,7 +59,7 @@ class StatementForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("kind") == StatementJob.Kind.ANNUAL:
-            year = data.get("year") or date.today().year
+            year = data.get("year") or timezone.now().year
             data["date_from"], data["date_to"] = date(year, 1, 1), date(year, 12, 31)
         elif not data.get("date_from") or not data.get("date_to"):
             raise forms.ValidationError("Choose the first and last day of the statement.")

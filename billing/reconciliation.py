@@ -68,7 +68,7 @@ def _parse_day(text: str) -> date | None:
     text = text.strip()
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y"):
         try:
-            return datetime.strptime(text[:10], fmt).date()
+            return datetime.strptime(text[:10], fmt).date()  # noqa: DTZ007 (a calendar day, no time)
         except ValueError:
             continue
     return None

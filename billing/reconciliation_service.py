@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,7 +28,7 @@ def _expected(payouts) -> dict[str, ExpectedPayout]:
     return {
         p.reference: ExpectedPayout(
             reference=p.reference, net=p.net, status=p.status,
-            period_end=p.period_end.astimezone(dt_timezone.utc).date(), gross=p.gross,
+            period_end=p.period_end.astimezone(UTC).date(), gross=p.gross,
             processing_fees=p.processing_fees, platform_fees=p.platform_fees, refunds=p.refunds,
             carried_over=p.carried_over, minimum_payout=minimums.get(p.organization_id, 0),
         )
@@ -64,7 +64,7 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
                     if row and row.day:
                         from datetime import datetime, time
 
-                        paid_on = datetime.combine(row.day, time(12), tzinfo=dt_timezone.utc)
+                        paid_on = datetime.combine(row.day, time(12), tzinfo=UTC)
                     payout_mark_paid(payout=payout, paid_at=paid_on)
                     matched += 1
                 if finding.kind == "failed" and payout is not None:

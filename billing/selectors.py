@@ -9,7 +9,15 @@ from django.db.models import Q, QuerySet, Sum
 
 from backoffice.selectors import organization_ids_for
 
-from .models import LedgerEntry, LedgerTransaction, Payment, Payout, Rate, SessionCharge, Subscription
+from .models import (
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    Payout,
+    Rate,
+    SessionCharge,
+    Subscription,
+)
 
 
 def rate_for_charger(charger, at: datetime) -> Rate | None:

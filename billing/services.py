@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -100,7 +99,7 @@ def _repeated_attempt(session: ChargingSession) -> bool:
 
 
 def _month_bounds(at: datetime) -> tuple[datetime, datetime]:
-    at = at.astimezone(dt_timezone.utc)
+    at = at.astimezone(UTC)
     start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
@@ -354,7 +353,7 @@ def refund_issue(
 
 def period_end_for(period: str, now: datetime) -> datetime:
     """Return the most recent period boundary (UTC midnight) at or before `now`."""
-    day = now.astimezone(dt_timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if period == BillingSettings.Period.DAILY:
         return day
     if period == BillingSettings.Period.WEEKLY:

@@ -8,8 +8,7 @@ the StatementJob every chunk for the portal's progress bar.
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, time, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -44,8 +43,8 @@ def statement_root() -> Path:
 
 
 def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(date_from, time.min, tzinfo=dt_timezone.utc)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=dt_timezone.utc)
+    start = datetime.combine(date_from, time.min, tzinfo=UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
     return start, end
 
 
@@ -132,7 +131,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
 
     charges = (
         SessionCharge.objects.filter(organization_id=organization_id, started_at__gte=start, started_at__lt=end)
-        .annotate(month=TruncMonth("started_at", tzinfo=dt_timezone.utc)).values("month", "currency")
+        .annotate(month=TruncMonth("started_at", tzinfo=UTC)).values("month", "currency")
         .annotate(sessions=Count("pk"), wh=Sum("energy_wh")).order_by()
     )
     for item in charges:
@@ -142,7 +141,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     moves = (
         LedgerTransaction.objects.filter(organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end)
         .exclude(kind__in=["payout", "payout_failed"])
-        .annotate(month=TruncMonth("occurred_at", tzinfo=dt_timezone.utc)).values("month", "currency", "kind")
+        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC)).values("month", "currency", "kind")
         .annotate(total=Sum("amount")).order_by()
     )
     names = {"guest_charge": "gross", "processing_fee": "processing_fees", "platform_fee": "platform_fees",
@@ -152,7 +151,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     paid = (
         Payout.objects.filter(organization_id=organization_id, status=Payout.Status.PAID, paid_at__gte=start,
                               paid_at__lt=end)
-        .annotate(month=TruncMonth("paid_at", tzinfo=dt_timezone.utc)).values("month", "currency")
+        .annotate(month=TruncMonth("paid_at", tzinfo=UTC)).values("month", "currency")
         .annotate(total=Sum("net")).order_by()
     )
     for item in paid:

@@ -9,7 +9,12 @@ from django.utils import timezone
 from billing.gateways import get_gateway
 from billing.models import LedgerEntry, LedgerTransaction, Payment, Rate
 from billing.selectors import host_balance, rate_for_charger
-from billing.services import guest_payment_record, guest_payment_release, guest_payment_settle, session_cost
+from billing.services import (
+    guest_payment_record,
+    guest_payment_release,
+    guest_payment_settle,
+    session_cost,
+)
 from chargers.models import ChargingSession
 
 pytestmark = pytest.mark.django_db

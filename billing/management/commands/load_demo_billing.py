@@ -1,7 +1,6 @@
 """Demo rates, payout settings and a subscription plan for "Harbour View Garage" (idempotent)."""
 
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,7 +11,7 @@ from billing.models import BillingSettings, Rate, SubscriptionPlan
 from chargers.models import Charger
 
 DEMO_PROPERTY = "Harbour View Garage"
-VALID_FROM = datetime(2024, 1, 1, tzinfo=dt_timezone.utc)
+VALID_FROM = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class Command(BaseCommand):
