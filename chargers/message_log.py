@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import time
 from collections import deque
@@ -32,6 +33,7 @@ MAX_BATCH = 2000
 MAX_BUFFERED = 50_000
 LAST_SEEN_WRITE_EVERY_S = 15.0
 LOG_WATCH_TTL_S = 60
+CONNECTOR_WATCH_REFRESH_S = 2.0
 
 
 def log_group(charger_id: int) -> str:
@@ -76,6 +78,12 @@ class MessageLogWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_lock: asyncio.Lock | None = None
         self._watch_memo: tuple[float, set[int]] = (0.0, set())
+        # Connector-event watchers (chargers.live markers), refreshed for all chargers at once
+        # every CONNECTOR_WATCH_REFRESH_S instead of one cache round trip per charger.
+        self._connector_interest: set[int] = set()
+        self._connector_watched: set[int] = set()
+        self._connector_known: set[int] = set()
+        self._connector_refreshed = 0.0
 
     # -- producers (event loop) ------------------------------------------------------------
 
@@ -117,6 +125,23 @@ class MessageLogWriter:
     def forget(self, charger_id: int) -> None:
         self._seen.pop(charger_id, None)
         self._seen_written.pop(charger_id, None)
+        self._connector_interest.discard(charger_id)
+        self._connector_known.discard(charger_id)
+
+    def connector_watched(self, charger_id: int) -> bool | None:
+        """Whether a browser follows this charger's connectors, from the batched refresh;
+        None until the first refresh that covered this charger (then ask chargers.live)."""
+        self._ensure_running()
+        self._connector_interest.add(charger_id)
+        if charger_id not in self._connector_known:
+            return None
+        return charger_id in self._connector_watched
+
+    def _refresh_connector_watch(self, charger_ids: set[int]) -> set[int]:
+        from chargers.live import connector_watch_key
+
+        found = cache.get_many([connector_watch_key(pk) for pk in charger_ids]) if charger_ids else {}
+        return {int(key.rsplit(":", 1)[1]) for key in found}
 
     async def flush(self, *, with_last_seen: bool = False) -> None:
         """Write every buffered frame and meter value (and all last-seen times if asked)."""
@@ -146,6 +171,11 @@ class MessageLogWriter:
                     await self._wakeup.wait()
                 async with self._flush_lock:
                     await self._flush_once(force_seen=False)
+                if self._connector_interest and time.monotonic() - self._connector_refreshed > CONNECTOR_WATCH_REFRESH_S:
+                    self._connector_refreshed = time.monotonic()
+                    ids = set(self._connector_interest)
+                    self._connector_watched = await db.run(self._refresh_connector_watch, ids)
+                    self._connector_known |= ids
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep logging alive; the rows stay buffered and are retried
@@ -173,7 +203,12 @@ class MessageLogWriter:
         if not (messages or meters or seen):
             return
         try:
+            started = time.monotonic()
             published = await db.run(_write_batch, messages, meters, seen, self._watched_memo)
+            logger.debug(
+                "Wrote %d frames, %d meter values, %d last-seen in %.1f ms; %d frames still buffered",
+                len(messages), len(meters), len(seen), 1000 * (time.monotonic() - started), len(self._messages),
+            )
         except Exception:
             # Put the rows back in front so nothing is lost, then let the caller retry.
             self._messages.extendleft(reversed(messages))
@@ -210,26 +245,100 @@ def _to_decimal(raw: str) -> Decimal | None:
 
 
 def _write_batch(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
-    from chargers.models import Charger, ChargingSession, MeterValue, OcppMessage
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return _write_batch_copy(messages, meters, seen, watched_of)
+    return _write_batch_orm(messages, meters, seen, watched_of)
+
+
+def _session_ids(meters) -> dict[tuple[int, int], int]:
+    from chargers.models import ChargingSession
+
+    keys = {(m.charger_id, m.transaction_id) for m in meters if m.transaction_id is not None}
+    sessions = {}
+    if keys:
+        for pk, charger_id, tx in ChargingSession.objects.filter(
+            transaction_id__in={tx for _, tx in keys}
+        ).values_list("pk", "charger_id", "transaction_id"):
+            sessions[(charger_id, tx)] = pk
+    return sessions
+
+
+def _write_batch_copy(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
+    """PostgreSQL: COPY the rows (no model instances, no per-row Python in Django).
+
+    Building thousands of model instances per batch on a database thread holds the GIL
+    long enough to stall the event loop (py-spy showed the loop waiting for the GIL in
+    websockets' frame writer); psycopg's COPY writes rows in C. Rows of chargers whose
+    Logs tab is open go through bulk_create, which returns their ids for the live view.
+    """
+    from django.db import connection
+
+    from chargers.models import Charger, MeterValue, OcppMessage
+
+    watched = watched_of({m[0] for m in messages}) if (watched_of is not None and messages) else set()
+    live = [m for m in messages if m[0] in watched]
+    dumps = json.dumps
+    with transaction.atomic():
+        with connection.cursor() as wrapper:
+            cursor = wrapper.cursor
+            if len(live) < len(messages):
+                with cursor.copy(
+                    f"COPY {OcppMessage._meta.db_table} (charger_id, timestamp, direction, message_type, unique_id, "
+                    "action, id_tag, payload, raw) FROM STDIN"
+                ) as copy:
+                    write = copy.write_row
+                    for charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw in messages:
+                        if charger_id in watched:
+                            continue
+                        write((charger_id, ts, direction, mtype, uid, action, id_tag,
+                               None if payload is None else dumps(payload), raw))
+            if meters:
+                sessions = _session_ids(meters)
+                with cursor.copy(
+                    f"COPY {MeterValue._meta.db_table} (charger_id, session_id, connector_id, timestamp, measurand, "
+                    "phase, unit, context, location, value, raw_value) FROM STDIN"
+                ) as copy:
+                    write = copy.write_row
+                    for m in meters:
+                        write((m.charger_id, sessions.get((m.charger_id, m.transaction_id)), m.connector_id,
+                               m.timestamp, m.measurand[:50], m.phase[:10], m.unit[:10], m.context[:20],
+                               m.location[:10], _to_decimal(m.raw_value), m.raw_value[:100]))
+            if seen:
+                ids = list(seen)
+                cursor.execute(
+                    f"UPDATE {Charger._meta.db_table} AS c SET last_seen_at = v.seen, "
+                    "last_heartbeat_at = COALESCE(v.hb, c.last_heartbeat_at) "
+                    "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS seen, "
+                    "unnest(%s::timestamptz[]) AS hb) AS v WHERE c.id = v.id",
+                    [ids, [seen[i][0] for i in ids], [seen[i][0] if seen[i][1] else None for i in ids]],
+                )
+        rows = OcppMessage.objects.bulk_create([_message_row(m) for m in live]) if live else []
+    published: dict[int, list[dict]] = {}
+    for row in rows:
+        if row.pk is not None:
+            published.setdefault(row.charger_id, []).append(serialize_message(row))
+    return published
+
+
+def _message_row(message):
+    from chargers.models import OcppMessage
+
+    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw = message
+    return OcppMessage(
+        charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype,
+        unique_id=uid, action=action, id_tag=id_tag, payload=payload, raw=raw,
+    )
+
+
+def _write_batch_orm(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
+    from chargers.models import Charger, MeterValue, OcppMessage
 
     with transaction.atomic():
-        rows = OcppMessage.objects.bulk_create(
-            [
-                OcppMessage(
-                    charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype,
-                    unique_id=uid, action=action, id_tag=id_tag, payload=payload, raw=raw,
-                )
-                for charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw in messages
-            ]
-        )
+        rows = OcppMessage.objects.bulk_create([_message_row(m) for m in messages])
         if meters:
-            keys = {(m.charger_id, m.transaction_id) for m in meters if m.transaction_id is not None}
-            sessions = {}
-            if keys:
-                for pk, charger_id, tx in ChargingSession.objects.filter(
-                    transaction_id__in={tx for _, tx in keys}
-                ).values_list("pk", "charger_id", "transaction_id"):
-                    sessions[(charger_id, tx)] = pk
+            sessions = _session_ids(meters)
             MeterValue.objects.bulk_create(
                 [
                     MeterValue(

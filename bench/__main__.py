@@ -1,0 +1,536 @@
+"""`make bench` / `python -m bench`: run the six scenarios, print one table, write JSON.
+
+    python -m bench                       # the full run (~15 min on 2 cores)
+    python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
+    python -m bench --only throughput,storm --fleet 5000 --duration 10
+
+Needs PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432) and Redis
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). Creates and drops its own
+databases (bench_evportal, bench_evportal_log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from bench import logscale
+from bench.load import Charger, Load, Stats, raise_fd_limit
+from bench.seed import station_id
+from bench.servers import BENCH_DB, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
+
+SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs")
+RESULTS = ROOT / "bench" / "results"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def recreate_database(name: str) -> None:
+    with psycopg.connect(f"{PG_ROOT}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(f"{PG_ROOT}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_exists(name: str) -> bool:
+    with psycopg.connect(f"{PG_ROOT}/postgres", autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def migrate_and_seed(database: str, chargers: int) -> dict:
+    env = server_env(database)
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    out = subprocess.run(
+        [PY, "-m", "bench.seed", "--chargers", str(chargers)], cwd=ROOT, env=env, check=True,
+        capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def reset_logs(database: str = BENCH_DB) -> None:
+    """Empty the per-run tables so every scenario starts from the same state."""
+    with psycopg.connect(f"{PG_ROOT}/{database}", autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE chargers_ocppmessage, chargers_metervalue, chargers_statusevent, chargers_command "
+            "RESTART IDENTITY"
+        )
+        conn.execute("TRUNCATE chargers_chargingsession CASCADE")
+        conn.execute("UPDATE chargers_charger SET connection_id = '', connected_at = NULL, disconnected_at = NULL")
+
+
+def summarize(stats: dict, duration: float) -> dict:
+    lat = stats.get("latencies", [])
+    return {
+        "msg_per_s": round(stats.get("window_ok", 0) / duration, 1),
+        "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)), "max_ms": _r(max(lat) if lat else None),
+        "errors": stats.get("errors", 0), "error_samples": stats.get("error_samples", [])[:3],
+        "calls": len(lat),
+    }
+
+
+def _r(value, digits=1):
+    return None if value is None else round(value, digits)
+
+
+PROFILE_DIR: Path | None = None
+
+
+def start_profile(server: Server, name: str, duration: float):
+    """py-spy the server for the measured window (collapsed stacks, see docs/performance.md)."""
+    if PROFILE_DIR is None:
+        return None
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    spy = Path(PY).parent / "py-spy"
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(server.proc.pid), "-d", str(int(duration)), "-r", "200", "--nonblocking",
+         "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: float, workers: int, echo=False,
+               profile: str | None = None) -> dict:
+    """Closed loop (Heartbeat / MeterValues back to back) over n chargers; server CPU and RSS."""
+    rss_before = sum(s.rss() for s in servers)
+    load = Load({"mode": "closed", "urls": server_urls, "duration": duration, "echo": echo},
+                [station_id(i) for i in range(n)], workers=workers)
+    connected = load.wait_ready()
+    rss_connected = sum(s.rss() for s in servers)
+    cpu0, wall0 = sum(s.cpu_seconds() for s in servers), time.monotonic()
+    load.start()
+    spy = start_profile(servers[0], profile, duration) if profile else None
+    stats = load.results(timeout=duration + 300)
+    if spy is not None:
+        spy.wait(timeout=60)
+    cpu1, wall1 = sum(s.cpu_seconds() for s in servers), time.monotonic()
+    result = summarize(stats, duration)
+    result.update(
+        connections=connected, setup_s=round(load.setup_s, 1),
+        cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
+        rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
+        rss_mb=round(sum(s.rss() for s in servers) / 2**20, 0),
+    )
+    if connected < n:
+        result["errors"] += n - connected
+    return result
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+def scenario_throughput(args, report) -> None:
+    targets = [t for t in args.targets.split(",") if t]
+    rows = report.setdefault("throughput", {})
+    for kind in targets:
+        for n in args.conns:
+            server = Server(kind, env=server_env() if kind in ("ours", "daphne") else None)
+            if kind in ("ours", "daphne"):
+                reset_logs()
+                flush_redis()
+            server.start()
+            time.sleep(1.0)
+            try:
+                log(f"throughput: {kind} x {n} chargers for {args.duration} s")
+                result = run_closed([server.ws_url], [server], n, args.duration, args.workers,
+                                    echo=kind.startswith("echo"), profile=f"throughput-{kind}-{n}")
+            finally:
+                server.terminate()
+            if kind in ("ours", "daphne"):
+                result["rows_logged"] = count_rows()
+            rows.setdefault(kind, {})[str(n)] = result
+            log(f"  -> {result}")
+
+
+def count_rows(database: str = BENCH_DB) -> int:
+    with psycopg.connect(f"{PG_ROOT}/{database}") as conn:
+        return conn.execute("SELECT count(*) FROM chargers_ocppmessage").fetchone()[0]
+
+
+def scenario_fleet(args, report) -> None:
+    n, duration = args.fleet, args.fleet_duration
+    reset_logs()
+    flush_redis()
+    server = Server("ours", env=server_env())
+    server.start()
+    time.sleep(1.0)
+    try:
+        log(f"fleet: {n} chargers, 30 % charging, {duration} s")
+        rss_before = server.rss()
+        load = Load(
+            {"mode": "fleet", "urls": [server.ws_url], "duration": duration, "charging_share": 0.3,
+             "heartbeat_s": 60, "meter_s": 10, "status_s": 300, "connect_concurrency": 250},
+            [station_id(i) for i in range(n)], workers=args.workers,
+        )
+        connected = load.wait_ready()
+        rss_connected = server.rss()
+        cpu0, wall0 = server.cpu_seconds(), time.monotonic()
+        load.start()
+        stats = load.results(timeout=duration + 600)
+        cpu1, wall1 = server.cpu_seconds(), time.monotonic()
+        result = summarize(stats, duration)
+        result.update(
+            connections=connected, connect_boot_s=round(load.setup_s, 1),
+            cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
+            rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
+            rss_mb=round(server.rss() / 2**20, 0),
+        )
+        result["errors"] += n - connected
+        report["fleet"] = result
+        log(f"  -> {result}")
+    finally:
+        server.terminate()
+
+
+def scenario_storm(args, report) -> None:
+    n = args.storm
+    reset_logs()
+    flush_redis()
+    server = Server("ours", env=server_env())
+    server.start()
+    time.sleep(1.0)
+    log(f"storm: {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
+    load = Load(
+        {"mode": "storm", "urls": [server.ws_url], "charging_share": 0.3, "meter_s": 5, "spread_s": 5,
+         "reconnect_deadline_s": 180, "connect_concurrency": 250},
+        [station_id(i) for i in range(n)], workers=args.workers,
+    )
+    online = 0
+    try:
+        connected = load.wait_ready()
+        load.start(delay=0)
+        time.sleep(min(5.0, 1 + n / 2000))  # chargers metering: frames in flight when SIGTERM lands
+        t_kill = time.time()
+        shutdown_s = server.terminate(timeout=120)
+        server.start()
+        t_ready = time.time()
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            online = online_count(t_kill)
+            if online >= connected:
+                break
+            time.sleep(0.25)
+        t_all = time.time()
+    finally:
+        load.stop()
+        stats = load.results(timeout=300)
+        time.sleep(1.0)
+        server.terminate()
+    online_at = stats.get("online_at", [])
+    loss = transaction_loss(stats)
+    result = {
+        "connections": connected, "connect_boot_s": round(load.setup_s, 1), "shutdown_s": round(shutdown_s, 1),
+        "restart_s": round(t_ready - t_kill - shutdown_s, 1),
+        "all_online_after_kill_s": round((max(online_at) if online_at else t_all) - t_kill, 1),
+        "all_online_after_ready_s": round((max(online_at) if online_at else t_all) - t_ready, 1),
+        "online": len(online_at), "online_in_db": online, "errors": stats.get("errors", 0) + (n - connected),
+        "error_samples": stats.get("error_samples", [])[:3], **loss,
+    }
+    report["storm"] = result
+    log(f"  -> {result}")
+
+
+def online_count(since: float) -> int:
+    """Chargers the server sees connected and booted since `since` (epoch seconds)."""
+    with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
+        return conn.execute(
+            "SELECT count(*) FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' AND connection_id <> '' "
+            "AND last_boot_at >= to_timestamp(%s)", [since]
+        ).fetchone()[0]
+
+
+def transaction_loss(stats: dict) -> dict:
+    """Every transaction message a charger got an answer for must be in the log, both ways,
+    and every transaction started before the restart must be stopped in the database."""
+    answered = set(stats.get("answered", []))
+    with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
+        rows = conn.execute(
+            "SELECT unique_id, direction FROM chargers_ocppmessage "
+            "WHERE action IN ('StartTransaction','StopTransaction','MeterValues') AND message_type IN (2, 3)"
+        ).fetchall()
+        started = set(stats.get("started", []))
+        stopped_db = {
+            tx for (tx,) in conn.execute(
+                "SELECT transaction_id FROM chargers_chargingsession WHERE status = 'completed'"
+            ).fetchall()
+        }
+    logged_in = {uid for uid, d in rows if d == "in"}
+    logged_out = {uid for uid, d in rows if d == "out"}
+    return {
+        "tx_messages_answered": len(answered),
+        "lost_in": len(answered - logged_in), "lost_out": len(answered - logged_out),
+        "transactions": len(started), "transactions_not_stopped": len(started - stopped_db),
+    }
+
+
+def scenario_scaleout(args, report) -> None:
+    result = {}
+    for procs in args.procs:
+        reset_logs()
+        flush_redis()
+        servers = [Server("ours", env=server_env()) for _ in range(procs)]
+        for server in servers:
+            server.start()
+        time.sleep(1.0)
+        try:
+            log(f"scale-out: {procs} process(es), {args.scale_conns} chargers, {args.duration} s")
+            run = run_closed([s.ws_url for s in servers], servers, args.scale_conns, args.duration, args.workers)
+            if procs >= 2:
+                run["command_across_processes"] = command_across(servers[0], servers[1], report["api_token"])
+        finally:
+            for server in servers:
+                server.terminate()
+        result[str(procs)] = run
+        log(f"  -> {run}")
+    base = result.get("1", {}).get("msg_per_s")
+    for run in result.values():
+        run["ratio_to_1"] = round(run["msg_per_s"] / base, 2) if base else None
+    report["scaleout"] = result
+
+
+def command_across(a: Server, b: Server, api_token: str) -> dict:
+    """Connect BENCH-CMD to process B, send Reset through process A's API, see it answered."""
+    import httpx
+
+    async def go() -> dict:
+        stats = Stats()
+        charger = Charger("BENCH-CMD", b.ws_url, stats)
+        await charger.connect()
+        await charger.boot()
+        idle = asyncio.create_task(charger.idle(30))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        response = await asyncio.to_thread(
+            httpx.post, f"{a.http_url}/api/v1/chargers/BENCH-CMD/commands/Reset/", json={"type": "Soft"},
+            headers={"Authorization": f"Token {api_token}"}, timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        idle.cancel()
+        await charger.close()
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:300]
+        return {"http": response.status_code, "body": body, "charger_received": stats.server_calls,
+                "round_trip_ms": round(elapsed * 1000, 1),
+                "ok": response.status_code == 200 and stats.server_calls == 1}
+
+    return asyncio.run(go())
+
+
+def scenario_logs(args, report) -> None:
+    report["logs"] = logscale.run(args.log_rows, keep=args.keep_log_db, requests=args.log_requests, log=log)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
+    out = []
+    tp = report.get("throughput", {})
+    big = str(max(args.conns)) if args.conns else None
+    ours = tp.get("ours", {}).get(big)
+    peer = tp.get("peer", {}).get(big)
+    echo = tp.get("echo", {}).get(big)
+    echo_asgi = tp.get("echo-asgi", {}).get(big)
+    if ours and peer:
+        ratio = ours["msg_per_s"] / max(peer["msg_per_s"], 0.1)
+        out.append((f"throughput @{big}: >= 1.5x peer msg/s", f"{ratio:.2f}x", ratio >= 1.5))
+        out.append((f"throughput @{big}: p99 <= peer p99", f"{ours['p99_ms']} vs {peer['p99_ms']} ms",
+                    ours["p99_ms"] is not None and peer["p99_ms"] is not None and ours["p99_ms"] <= peer["p99_ms"]))
+    if ours and echo:
+        ratio = ours["msg_per_s"] / max(echo["msg_per_s"], 0.1)
+        out.append((f"throughput @{big}: >= 40 % of raw websockets echo", f"{100 * ratio:.0f} %", ratio >= 0.4))
+    if ours and echo_asgi:
+        ratio = ours["msg_per_s"] / max(echo_asgi["msg_per_s"], 0.1)
+        out.append((f"throughput @{big}: >= 40 % of echo through uvicorn", f"{100 * ratio:.0f} %", ratio >= 0.4))
+    fleet = report.get("fleet")
+    if fleet:
+        out.append((f"fleet {fleet['connections']}: p99 < 100 ms", f"{fleet['p99_ms']} ms", (fleet["p99_ms"] or 1e9) < 100))
+        out.append(("fleet: < 60 KB RSS per connection", f"{fleet['rss_per_conn_kb']} KB", fleet["rss_per_conn_kb"] < 60))
+        out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
+    storm = report.get("storm")
+    if storm:
+        out.append((f"storm {storm['connections']}: all online within 60 s", f"{storm['all_online_after_kill_s']} s",
+                    storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60))
+        out.append(("storm: 0 errors, 0 lost transaction messages",
+                    f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
+                    f"{storm['transactions_not_stopped']} tx not stopped",
+                    storm["errors"] == 0 and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0))
+    scale = report.get("scaleout", {})
+    if "2" in scale:
+        out.append(("scale-out: 2 processes >= 1.8x one", f"{scale['2']['ratio_to_1']}x", (scale["2"]["ratio_to_1"] or 0) >= 1.8))
+        cmd = scale["2"].get("command_across_processes", {})
+        out.append(("scale-out: API on process A reaches charger on B", f"HTTP {cmd.get('http')}", bool(cmd.get("ok"))))
+    logs = report.get("logs")
+    if logs:
+        worst = max(q["p95_ms"] for q in logs["queries"].values())
+        out.append((f"logs {logs['rows']:,} rows: p95 < 100 ms (first page, action, idTag)", f"worst {worst} ms", worst < 100))
+    return out
+
+
+def print_table(report: dict, args) -> str:
+    lines = []
+    head = ("scenario", "server", "conns", "msg/s", "p50 ms", "p99 ms", "max ms", "CPU %", "KB/conn", "errors", "notes")
+    rows = []
+    tp = report.get("throughput", {})
+    for kind, by_n in tp.items():
+        for n, r in by_n.items():
+            note = ""
+            if kind == "ours":
+                peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
+                parts = []
+                if peer:
+                    parts.append(f"{r['msg_per_s'] / max(peer['msg_per_s'], 0.1):.2f}x peer")
+                if echo:
+                    parts.append(f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo")
+                if tp.get("echo-asgi", {}).get(n):
+                    parts.append(f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo")
+                note = ", ".join(parts)
+            rows.append(("throughput", kind, n, r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["cpu_pct"],
+                         r["rss_per_conn_kb"], r["errors"], note))
+    if "fleet" in report:
+        r = report["fleet"]
+        rows.append(("fleet", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
+                     r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], f"connect+boot {r['connect_boot_s']} s"))
+    if "storm" in report:
+        r = report["storm"]
+        rows.append(("storm", "ours", r["connections"], "", "", "", "", "", "", r["errors"],
+                     f"all online {r['all_online_after_kill_s']} s after SIGTERM (shutdown {r['shutdown_s']} s, "
+                     f"restart {r['restart_s']} s); lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} "
+                     f"tx msgs; {r['transactions_not_stopped']}/{r['transactions']} tx not stopped"))
+    for procs, r in report.get("scaleout", {}).items():
+        note = f"{r['ratio_to_1']}x one process"
+        if "command_across_processes" in r:
+            c = r["command_across_processes"]
+            note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
+        rows.append((f"scale-out x{procs}", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"],
+                     r["max_ms"], r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], note))
+    if "logs" in report:
+        lg = report["logs"]
+        for name, q in lg["queries"].items():
+            rows.append((f"logs {lg['rows'] / 1e6:g}M", name, "", "", q["p50_ms"], f"p95 {q['p95_ms']}", q["max_ms"], "",
+                         "", q.get("errors", 0), q.get("note", "")))
+    table = [head, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    lines.append(fmt(head))
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines.extend(fmt(r) for r in table[1:])
+    lines.append("")
+    lines.append("Targets:")
+    for name, value, ok in targets(report, args):
+        lines.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes (< 1 min)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {SCENARIOS}")
+    parser.add_argument("--conns", default="200,1000", help="throughput connection counts")
+    parser.add_argument("--duration", type=float, default=15, help="seconds per closed-loop run")
+    parser.add_argument("--targets", default="ours,peer,echo,echo-asgi,daphne",
+                        help="throughput servers: ours (uvicorn), daphne (ours under daphne), peer, echo, echo-asgi")
+    parser.add_argument("--fleet", type=int, default=10_000)
+    parser.add_argument("--fleet-duration", type=float, default=120)
+    parser.add_argument("--storm", type=int, default=10_000)
+    parser.add_argument("--procs", default="1,2,4")
+    parser.add_argument("--scale-conns", type=int, default=1000)
+    parser.add_argument("--log-rows", type=int, default=10_000_000)
+    parser.add_argument("--log-requests", type=int, default=60)
+    parser.add_argument("--keep-log-db", action="store_true", help="keep (and reuse) the 10M-row database")
+    parser.add_argument("--workers", type=int, default=2, help="load generator processes")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the servers during closed-loop runs into DIR")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.conns, args.duration, args.fleet, args.fleet_duration = "20,50", 3, 200, 5
+        args.storm, args.procs, args.scale_conns, args.log_rows, args.log_requests = 200, "1,2", 50, 50_000, 10
+        if args.targets == parser.get_default("targets"):
+            args.targets = "ours,peer,echo"
+    args.conns = [int(x) for x in str(args.conns).split(",") if x]
+    args.procs = [int(x) for x in str(args.procs).split(",") if x]
+    only = [s for s in args.only.split(",") if s]
+    global PROFILE_DIR
+    PROFILE_DIR = Path(args.profile) if args.profile else None
+    raise_fd_limit()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    started = time.time()
+    report: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "args": {k: v for k, v in vars(args).items()},
+    }
+    need_chargers = max([*args.conns, args.fleet if "fleet" in only else 0, args.storm if "storm" in only else 0,
+                         args.scale_conns])
+    log(f"preparing {BENCH_DB} with {need_chargers} chargers")
+    recreate_database(BENCH_DB)
+    report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers)["api_token"]
+    runners = {"throughput": scenario_throughput, "fleet": scenario_fleet, "storm": scenario_storm,
+               "scaleout": scenario_scaleout, "logs": scenario_logs}
+    failed = []
+    try:
+        for name in SCENARIOS:
+            if name in only:
+                try:
+                    runners[name](args, report)
+                except Exception as exc:  # report what ran; a broken scenario is a failure
+                    import traceback
+
+                    traceback.print_exc()
+                    log(f"{name} FAILED: {exc!r}")
+                    report.setdefault("failures", {})[name] = repr(exc)
+                    failed.append(name)
+    finally:
+        drop_database(BENCH_DB)
+    report["elapsed_s"] = round(time.time() - started, 1)
+    report.pop("api_token", None)
+    table = print_table(report, args)
+    report["table"] = table
+    Path(args.out).write_text(json.dumps(report, indent=2, default=str))
+    print()
+    print(table)
+    print(f"\n{len(only)} scenario(s) in {report['elapsed_s']} s; JSON: {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

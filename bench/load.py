@@ -1,0 +1,412 @@
+"""A lean OCPP-J 1.6 load generator: many chargers per process, several processes.
+
+Each worker process runs one uvloop event loop with a `websockets` client per charger.
+Modes:
+  closed  every charger sends Heartbeat / MeterValues (3 sampled values) back to back
+  fleet   realistic rates: heartbeat every 60 s, a share charging with MeterValues every
+          10 s, occasional StatusNotification changes
+  storm   chargers (a share in a transaction) stay connected until the server goes away,
+          then reconnect within a spread of seconds, boot, report status and stop their
+          transaction; every answered transaction message is reported for the loss check
+Every charger answers CALLs from the server (Accepted), so commands can reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import resource
+import time
+from datetime import UTC, datetime
+
+import websockets
+from websockets.asyncio.client import connect
+
+CONNECT_TIMEOUT_S = 30
+CALL_TIMEOUT_S = 30
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def meter_values_payload(transaction_id: int | None, wh: int) -> dict:
+    payload = {
+        "connectorId": 1,
+        "meterValue": [
+            {
+                "timestamp": _now_iso(),
+                "sampledValue": [
+                    {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"},
+                    {"value": "7360", "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic"},
+                    {"value": "32.0", "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic"},
+                ],
+            }
+        ],
+    }
+    if transaction_id is not None:
+        payload["transactionId"] = transaction_id
+    return payload
+
+
+class CallFailed(Exception):
+    pass
+
+
+class Charger:
+    def __init__(self, station_id: str, url: str, stats: Stats) -> None:
+        self.station_id = station_id
+        self.url = url
+        self.stats = stats
+        self.ws = None
+        self.seq = 0
+        self.transaction_id: int | None = None
+        self.wh = 0
+
+    async def connect(self) -> None:
+        self.ws = await connect(
+            f"{self.url}/{self.station_id}", subprotocols=["ocpp1.6"], ping_interval=None,
+            compression=None, open_timeout=CONNECT_TIMEOUT_S, max_queue=4, close_timeout=2,
+        )
+
+    async def call(self, action: str, payload: dict, *, record: bool = False) -> dict:
+        self.seq += 1
+        unique_id = f"{self.station_id}-{self.seq}"
+        started = time.perf_counter()
+        await self.ws.send(json.dumps([2, unique_id, action, payload], separators=(",", ":")))
+        deadline = started + CALL_TIMEOUT_S
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise CallFailed(f"{action} timed out")
+            raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            message = json.loads(raw)
+            if message[0] == 2 and message[1] != unique_id:  # a command from the server
+                await self._answer(message)
+                continue
+            if message[1] != unique_id:
+                continue
+            break
+        elapsed = time.perf_counter() - started
+        if message[0] == 4:
+            raise CallFailed(f"{action}: {message[2]} {message[3]}")
+        if record:
+            self.stats.latencies.append(elapsed * 1000)
+        self.stats.ok += 1
+        if action in ("StartTransaction", "StopTransaction", "MeterValues"):
+            self.stats.answered.append(unique_id)
+        return message[2] if message[0] == 3 else {}
+
+    async def _answer(self, message: list) -> None:
+        self.stats.server_calls += 1
+        await self.ws.send(json.dumps([3, message[1], {"status": "Accepted"}]))
+
+    async def idle(self, seconds: float) -> None:
+        """Wait, answering any CALL from the server; raises ConnectionClosed when it goes away."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            except TimeoutError:
+                return
+            message = json.loads(raw)
+            if message[0] == 2:
+                await self._answer(message)
+
+    async def boot(self, *, echo: bool = False) -> None:
+        reply = await self.call(
+            "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "LoadGen-1", "firmwareVersion": "1.0"}
+        )
+        if not echo and reply.get("status") != "Accepted":
+            raise CallFailed(f"BootNotification {reply.get('status')}")
+
+    async def status(self, status: str) -> None:
+        await self.call(
+            "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": status, "timestamp": _now_iso()}
+        )
+
+    async def start_transaction(self, *, echo: bool = False) -> None:
+        self.wh = random.randint(0, 50_000)
+        reply = await self.call(
+            "StartTransaction", {"connectorId": 1, "idTag": "BENCHTAG", "meterStart": self.wh, "timestamp": _now_iso()}
+        )
+        self.transaction_id = reply.get("transactionId") if not echo else None
+
+    async def stop_transaction(self) -> None:
+        self.wh += 1000
+        await self.call(
+            "StopTransaction",
+            {"transactionId": self.transaction_id, "meterStop": self.wh, "timestamp": _now_iso(), "reason": "Local"},
+        )
+        self.stats.stopped.append(self.transaction_id)
+        self.transaction_id = None
+
+    async def meter(self, *, record: bool = False) -> None:
+        self.wh += 10
+        await self.call("MeterValues", meter_values_payload(self.transaction_id, self.wh), record=record)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            try:
+                await self.ws.close()
+            except Exception:
+                pass
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.ok = 0
+        self.errors = 0
+        self.error_samples: list[str] = []
+        self.connected = 0
+        self.server_calls = 0
+        self.answered: list[str] = []
+        self.started: list[int] = []
+        self.stopped: list[int] = []
+        self.online_at: list[float] = []
+        self.window_ok = 0
+
+    def error(self, exc: BaseException) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+# -- worker process ----------------------------------------------------------------------------
+
+
+async def _setup(chargers, spec, stats, echo) -> list:
+    """Connect, boot and prepare every charger; return those that made it."""
+    gate = asyncio.Semaphore(spec.get("connect_concurrency", 200))
+    charging_share = spec.get("charging_share", 0.0)
+
+    async def one(ch: Charger):
+        async with gate:
+            try:
+                await ch.connect()
+                await ch.boot(echo=echo)
+                if spec["mode"] != "closed":
+                    await ch.status("Available")
+                if spec["mode"] == "closed" or random.random() < charging_share:
+                    await ch.start_transaction(echo=echo)
+                    if ch.transaction_id is not None:
+                        stats.started.append(ch.transaction_id)
+                stats.connected += 1
+                return ch
+            except Exception as exc:
+                stats.error(exc)
+                await ch.close()
+                return None
+
+    done = await asyncio.gather(*(one(ch) for ch in chargers))
+    return [ch for ch in done if ch is not None]
+
+
+async def _closed_loop(ch: Charger, start: float, end: float, stats: Stats) -> None:
+    action = random.randint(0, 1)
+    try:
+        while True:
+            now = time.time()
+            if now >= end:
+                return
+            record = now >= start
+            if action:
+                await ch.meter(record=record)
+            else:
+                await ch.call("Heartbeat", {}, record=record)
+            if record and time.time() <= end:
+                stats.window_ok += 1
+            action ^= 1
+    except Exception as exc:
+        stats.error(exc)
+
+
+async def _fleet(ch: Charger, start: float, end: float, spec: dict, stats: Stats) -> None:
+    hb_every, meter_every = spec.get("heartbeat_s", 60), spec.get("meter_s", 10)
+    status_every = spec.get("status_s", 300)
+    now = time.time()
+    next_hb = start + random.uniform(0, hb_every)
+    next_meter = start + random.uniform(0, meter_every) if ch.transaction_id is not None else float("inf")
+    next_status = start + random.expovariate(1 / status_every)
+    status_cycle = ["Charging", "SuspendedEV"] if ch.transaction_id is not None else ["Available", "Unavailable"]
+    try:
+        await ch.idle(max(0.0, start - now))
+        while True:
+            due = min(next_hb, next_meter, next_status)
+            if due >= end:
+                await ch.idle(end - time.time())
+                return
+            await ch.idle(due - time.time())
+            if due == next_hb:
+                await ch.call("Heartbeat", {}, record=True)
+                next_hb += hb_every
+            elif due == next_meter:
+                await ch.meter(record=True)
+                next_meter += meter_every
+            else:
+                status_cycle.reverse()
+                await ch.call(
+                    "StatusNotification",
+                    {"connectorId": 1, "errorCode": "NoError", "status": status_cycle[0], "timestamp": _now_iso()},
+                    record=True,
+                )
+                next_status += random.expovariate(1 / status_every)
+            stats.window_ok += 1
+    except Exception as exc:
+        stats.error(exc)
+
+
+async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event) -> None:
+    """Stay connected (metering if charging) until the server drops us, then come back."""
+    meter_every = spec.get("meter_s", 5)
+    try:
+        while True:
+            await ch.idle(random.uniform(0.5, meter_every) if ch.transaction_id else 3600)
+            if ch.transaction_id is not None:
+                await ch.meter()
+    except (websockets.ConnectionClosed, OSError, CallFailed, TimeoutError):
+        pass
+    except Exception as exc:
+        stats.error(exc)
+        return
+    # OCPP chargers wait a random back-off before reconnecting: spread the storm.
+    await asyncio.sleep(random.uniform(0, spec.get("spread_s", 5)))
+    deadline = time.monotonic() + spec.get("reconnect_deadline_s", 120)
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            await ch.connect()
+            await ch.boot()
+            await ch.status("Charging" if ch.transaction_id is not None else "Available")
+            if ch.transaction_id is not None:
+                await ch.meter()
+                await ch.stop_transaction()
+                await ch.status("Available")
+            stats.online_at.append(time.time())
+            break
+        except Exception as exc:
+            last = exc
+            await ch.close()
+            await asyncio.sleep(0.5 + random.random())
+    else:
+        stats.error(last or TimeoutError("never reconnected"))
+        return
+    while not stop_event.is_set():
+        try:
+            await ch.idle(0.5)
+        except Exception:
+            return
+
+
+async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, stop_event) -> dict:
+    stats = Stats()
+    echo = spec.get("echo", False)
+    urls = spec["urls"]
+    chargers = [Charger(sid, urls[i % len(urls)], stats) for i, sid in enumerate(stations)]
+    setup_started = time.time()
+    alive = await _setup(chargers, spec, stats, echo)
+    stats.setup_s = time.time() - setup_started
+    stats.ok = 0
+    stats.answered_setup = list(stats.answered)
+    ready_q.put(len(alive))
+    while start_value.value == 0:
+        await asyncio.sleep(0.02)
+    start = start_value.value
+    end = start + spec.get("duration", 10)
+    if spec["mode"] == "closed":
+        await asyncio.gather(*(_closed_loop(ch, start, end, stats) for ch in alive))
+    elif spec["mode"] == "fleet":
+        await asyncio.gather(*(_fleet(ch, start, end, spec, stats) for ch in alive))
+    elif spec["mode"] == "storm":
+        await asyncio.gather(*(_storm(ch, spec, stats, stop_event) for ch in alive))
+    await asyncio.gather(*(ch.close() for ch in alive))
+    return stats.as_dict()
+
+
+def _worker(spec, stations, ready_q, result_q, start_value, stop_event) -> None:
+    raise_fd_limit()
+    random.seed()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        result = asyncio.run(_worker_main(spec, stations, ready_q, start_value, stop_event))
+    except Exception as exc:  # report instead of hanging the parent
+        ready_q.put(0)
+        result = {"errors": 1, "error_samples": [f"worker crashed: {exc!r}"]}
+    result_q.put(result)
+
+
+class Load:
+    """Run a load spec over `workers` client processes; the caller drives the phases."""
+
+    def __init__(self, spec: dict, stations: list[str], workers: int = 2) -> None:
+        ctx = mp.get_context("spawn")
+        self.ready_q, self.result_q = ctx.Queue(), ctx.Queue()
+        self.start_value = ctx.Value("d", 0.0)
+        self.stop_event = ctx.Event()
+        workers = max(1, min(workers, len(stations)))
+        self.procs = [
+            ctx.Process(
+                target=_worker, daemon=True,
+                args=(spec, stations[i::workers], self.ready_q, self.result_q, self.start_value, self.stop_event),
+            )
+            for i in range(workers)
+        ]
+        self.setup_started = time.time()
+        for proc in self.procs:
+            proc.start()
+
+    def wait_ready(self, timeout: float = 600) -> int:
+        connected = 0
+        for _ in self.procs:
+            connected += self.ready_q.get(timeout=timeout)
+        self.setup_s = time.time() - self.setup_started
+        return connected
+
+    def start(self, delay: float = 0.2) -> float:
+        start = time.time() + delay
+        self.start_value.value = start
+        return start
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def results(self, timeout: float = 600) -> dict:
+        merged = Stats().as_dict()
+        merged["setup_s"] = 0.0
+        merged["answered_setup"] = []
+        for _ in self.procs:
+            part = self.result_q.get(timeout=timeout)
+            for key, value in part.items():
+                if isinstance(value, list):
+                    merged.setdefault(key, []).extend(value)
+                elif key == "setup_s":
+                    merged[key] = max(merged[key], value)
+                else:
+                    merged[key] = merged.get(key, 0) + value
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+        return merged

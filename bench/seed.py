@@ -1,0 +1,53 @@
+"""Create the bench organization, chargers, an idTag and an API user in DATABASE_URL.
+
+Run as a subprocess (`python -m bench.seed --chargers N`) so the bench process itself
+never holds a Django database connection; prints JSON with the API token.
+"""
+
+import argparse
+import json
+import os
+from datetime import date
+
+
+def seed(count: int) -> dict:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token as ApiToken
+
+    from authorization.models import Token
+    from backoffice.models import Organization, Property
+    from chargers.models import Charger
+
+    org, _ = Organization.objects.get_or_create(name="Bench fleet")
+    prop, _ = Property.objects.get_or_create(organization=org, name="Bench depot")
+    existing = set(Charger.objects.filter(station_id__startswith="BENCH-").values_list("station_id", flat=True))
+    wanted = [station_id(n) for n in range(count)] + ["BENCH-CMD"]
+    Charger.objects.bulk_create(
+        [
+            Charger(station_id=sid, property=prop, access_mode="public", ownership="network",
+                    license_valid_until=date(2099, 12, 31))
+            for sid in wanted if sid not in existing
+        ],
+        batch_size=2000,
+    )
+    if not Token.objects.filter(organization=org, uid="BENCHTAG").exists():
+        Token.objects.create(organization=org, uid="BENCHTAG", type="RFID", label="Bench card")
+    user, created = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True, "email": "bench@localhost"}
+    )
+    api_token, _ = ApiToken.objects.get_or_create(user=user)
+    return {"api_token": api_token.key}
+
+
+def station_id(n: int) -> str:
+    return f"BENCH-{n:05d}"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chargers", type=int, required=True)
+    print(json.dumps(seed(parser.parse_args().chargers)))

@@ -1,0 +1,139 @@
+"""Start, measure and stop the servers under test (each a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+BENCH_DB = "bench_evportal"
+PG_ROOT = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database: str = BENCH_DB, *, redis: bool = True, **extra) -> dict:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG_ROOT}/{database}",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "LOG_LEVEL": "WARNING",
+        "UVICORN_LOG_LEVEL": "warning",
+        "SECURE_COOKIES": "false",
+        "CONN_MAX_AGE": "600",
+        "CHANNEL_LAYER_PREFIX": "bench",
+        "CACHE_PREFIX": "bench",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if redis:
+        env["REDIS_URL"] = REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Server:
+    """One server process: ours (uvicorn or daphne), the peer or an echo."""
+
+    def __init__(self, kind: str, port: int | None = None, env: dict | None = None, log_dir: Path | None = None):
+        self.kind, self.port = kind, port or free_port()
+        self.env = env or dict(os.environ)
+        self.log_path = (log_dir or ROOT / "bench" / "results") / f"server-{kind}-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        port = str(self.port)
+        return {
+            "ours": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
+            "daphne": [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", port, "--verbosity", "0",
+                       "portal.asgi:application"],
+            "peer": [PY, "-m", "bench.peer_ocpp", "--port", port],
+            "echo": [PY, "-m", "bench.echo", "--port", port],
+            "echo-asgi": [PY, "-m", "bench.echo", "--asgi", "--port", port],
+        }[self.kind]
+
+    def start(self, timeout: float = 60) -> float:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_raise_nofile
+        )
+        log.close()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return time.monotonic() - started
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"{self.kind} did not listen within {timeout} s")
+
+    def _processes(self) -> list[psutil.Process]:
+        try:
+            parent = psutil.Process(self.proc.pid)
+            return [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss(self) -> int:
+        return sum(_safe(lambda p: p.memory_info().rss, p) for p in self._processes())
+
+    def cpu_seconds(self) -> float:
+        return sum(_safe(lambda p: sum(p.cpu_times()[:2]), p) for p in self._processes())
+
+    def terminate(self, timeout: float = 60) -> float:
+        """SIGTERM and wait; return how long the graceful shutdown took."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _safe(fn, proc) -> float:
+    try:
+        return fn(proc)
+    except psutil.Error:
+        return 0
+
+
+def _raise_nofile() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
