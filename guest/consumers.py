@@ -11,14 +11,15 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from backoffice import db
 from chargers.live import connector_group, connector_watch
 
-from .live import energy_kwh, parse_reading, power_kw, STATUS_WORDS
+from .live import STATUS_WORDS, energy_kwh, parse_reading, power_kw
 from .models import GuestSession
 from .selectors import guest_session_by_key
-from .services import guest_group, guest_start_expire
+from .services import guest_group, guest_session_finish, guest_start_expire
 
 logger = logging.getLogger(__name__)
 
 WATCH_REFRESH_S = 30  # chargers.live asks for a refresh at least every 60 s
+SETTLE_FALLBACK_AFTER_S = 3
 
 
 class GuestSessionConsumer(AsyncWebsocketConsumer):
@@ -82,11 +83,18 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         await self._send_snapshot()
 
     async def _settle_watch(self) -> None:
-        # After StopTransaction the settlement may run in a worker: re-read until it is done.
-        for _ in range(30):
+        # After StopTransaction the settlement normally runs in a worker: re-read until it is
+        # done, and settle here (idempotent) if no worker did within a few seconds.
+        for attempt in range(30):
             snap = await self._send_snapshot()
             if snap is None or snap["state"] != GuestSession.State.CHARGING:
                 return
+            if attempt == SETTLE_FALLBACK_AFTER_S and snap.get("session_id"):
+                try:
+                    await db.run(guest_session_finish, session_id=snap["session_id"])
+                except Exception:
+                    logger.warning("Settling guest session %s from its page failed", self.gs_id, exc_info=True)
+                continue
             await asyncio.sleep(1)
 
     async def guest_update(self, event: dict) -> None:

@@ -84,6 +84,7 @@ def snapshot(gs: GuestSession) -> dict:
         "kwh": str(kwh) if kwh is not None else None,
         "meter_start_wh": session.meter_start_wh if session else None,
         "transaction_id": session.transaction_id if session else None,
+        "session_id": session.pk if session else None,
         "failure": gs.failure_message,
         "seconds_left": seconds_left,
         "can_stop": gs.state in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING),

@@ -4,27 +4,37 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from chargers.signals import session_finished, session_started
 
 logger = logging.getLogger(__name__)
 
 
 def _on_started(sender, session_id: int, **kwargs) -> None:
-    from .tasks import guest_session_link_task
+    # Inline, not queued: linking is one indexed update, and it is what turns the guest's
+    # page to "Charging"; a queue would only add latency.
+    from .services import guest_session_link
 
     try:
-        guest_session_link_task.delay(session_id)
-    except Exception:  # never break the charger's StartTransaction (eager mode runs inline)
+        guest_session_link(session_id=session_id)
+    except Exception:  # never break the charger's StartTransaction
         logger.exception("Linking session %s to a guest failed", session_id)
 
 
 def _on_finished(sender, session_id: int, **kwargs) -> None:
+    # Settling talks to the payment processor: a worker does it when there is a broker. The
+    # guest's open page and the receipt page finish it too if no worker got to it.
+    from .services import guest_session_finish
     from .tasks import guest_session_finish_task
 
     try:
-        guest_session_finish_task.delay(session_id)
-    except Exception:  # the periodic sweep and the receipt page settle it later
-        logger.exception("Settling guest session for session %s failed", session_id)
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            guest_session_finish(session_id=session_id)
+        else:
+            guest_session_finish_task.delay(session_id)
+    except Exception:  # never break the charger's StopTransaction
+        logger.exception("Settling the guest session of session %s failed", session_id)
 
 
 def connect() -> None:

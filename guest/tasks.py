@@ -7,7 +7,7 @@ import threading
 
 from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _check_later(guest_session_id: int) -> None:
     except Exception:
         logger.exception("Start check of guest session %s failed", guest_session_id)
     finally:
-        close_old_connections()
+        connections.close_all()  # this thread ends here: do not leave its connection open
 
 
 def schedule_start_check(guest_session_id: int, delay_s: float) -> None:

@@ -24,7 +24,9 @@ from .selectors import (
     alternatives, charger_for_station_id, connector_statuses, guest_session_by_key, port_rows,
     station_facts, station_id_suggestions,
 )
-from .services import StartRefused, StopFailed, guest_cancel_or_stop, guest_start, guest_start_expire, hold_amount
+from .services import (
+    StartRefused, StopFailed, guest_cancel_or_stop, guest_session_finish, guest_start, guest_start_expire, hold_amount,
+)
 
 
 def _rate_limited_page(request, retry_after: int):
@@ -231,6 +233,12 @@ def stop(request, key: str):
 @require_GET
 def receipt(request, key: str):
     gs = _session_or_404(key)
+    session = gs.charging_session
+    if gs.state == GuestSession.State.CHARGING and session is not None and session.status == "completed":
+        # The charger ended it but no worker settled it yet: settle now (idempotent), so the
+        # receipt link in the guest's hand always works.
+        guest_session_finish(session_id=session.pk)
+        gs = _session_or_404(key)
     if gs.state in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING):
         return redirect("guest:session", key=key)
     context = receipt_context(gs)

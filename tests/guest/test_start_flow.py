@@ -153,6 +153,7 @@ def test_sweep_expires_overdue_starts(guest_charger, rate, fake_charger):
 def test_schedule_check_runs_in_a_timer_without_broker(guest_charger, rate, fake_charger, settings):
     import threading
 
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     from guest import tasks
 
     gs = start(guest_charger)

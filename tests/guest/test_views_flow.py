@@ -120,3 +120,21 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
     assert "Total" in body and "EUR" in body
     assert "ending 4242" in body
     assert guest_charger.property.name in body
+
+
+def test_receipt_page_settles_a_session_no_worker_settled(client, guest_charger, rate, accepted):
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    started = timezone.now() - timedelta(minutes=10)
+    session = ChargingSession.objects.create(
+        charger=guest_charger, connector_id=1, transaction_id=101, id_tag=gs.id_tag, token_id=gs.token_id,
+        started_at=started, meter_start_wh=0,
+    )
+    services.guest_session_link(session_id=session.pk)
+    # Completed without the finish signal's work (e.g. the worker was down).
+    ChargingSession.objects.filter(pk=session.pk).update(status="completed", stopped_at=timezone.now(), meter_stop_wh=2000)
+    response = client.get(f"/s/receipt/{gs.key}/")
+    assert response.status_code == 200
+    assert "2.000 kWh" in response.content.decode()
+    gs.refresh_from_db()
+    assert gs.state == GuestSession.State.FINISHED
