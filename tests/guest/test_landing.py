@@ -35,7 +35,7 @@ def test_charger_without_a_price_cannot_be_started(client, guest_charger):
 
 
 def test_connector_query_preselects_the_port(client, site, rate):
-    charger = make_online(ChargerFactory(property=site, station_id="HB-DUO"), ("Available", "Available"))
+    make_online(ChargerFactory(property=site, station_id="HB-DUO"), ("Available", "Available"))
     body = client.get("/s/HB-DUO?c=2").content.decode()
     assert 'value="2"  checked' in body or 'value="2" checked' in body
 

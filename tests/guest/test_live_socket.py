@@ -10,7 +10,6 @@ from chargers.models import Command
 from guest import services
 from guest.models import GuestSession
 from portal.asgi import application
-from tests.guest.conftest import make_online
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)

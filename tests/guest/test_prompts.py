@@ -5,7 +5,13 @@ from datetime import date
 import pytest
 
 from guest.prompts import (
-    PROMPTS, PromptCode, StationFacts, is_near_miss, landing_prompt, not_allowed_reason, suggestions,
+    PROMPTS,
+    PromptCode,
+    StationFacts,
+    is_near_miss,
+    landing_prompt,
+    not_allowed_reason,
+    suggestions,
 )
 
 TODAY = date(2026, 11, 21)
