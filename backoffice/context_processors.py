@@ -25,7 +25,7 @@ def _section(url_name: str | None) -> str:
     for prefix, section in (
         ("charger", "chargers"), ("session", "sessions"), ("location", "locations"),
         ("token", "tokens"), ("roaming", "roaming"), ("msp", "msps"), ("decision", "chargers"),
-        ("dashboard", "dashboard"),
+        ("dashboard", "dashboard"), ("member", "members"),
     ):
         if name.startswith(prefix):
             return section

@@ -6,4 +6,6 @@ app_name = "backoffice"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("members/", views.members, name="members"),
+    path("members/<int:pk>/", views.member_change, name="member-change"),
 ]
