@@ -1,9 +1,9 @@
 """A host organization with one of each object, its three roles, and a second organization."""
 
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
