@@ -65,6 +65,13 @@ class SandboxGateway(PaymentGateway):
     _answers: dict[str, PaymentResult] = {}
     _holds: dict[str, dict] = {}
 
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every hold and answer (tests)."""
+        with cls._lock:
+            cls._answers.clear()
+            cls._holds.clear()
+
     def _once(self, key: str, make) -> PaymentResult:
         with self._lock:
             if key in self._answers:

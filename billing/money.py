@@ -29,3 +29,15 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 def from_minor(value: int, currency: str) -> Decimal:
     return round_money(Decimal(value).scaleb(-minor_unit(currency)), currency)
+
+
+STORED = Decimal("0.0001")
+
+
+def exact_sum(value) -> Decimal:
+    """Return a database SUM of 4-decimal amounts as an exact Decimal.
+
+    SQLite sums DECIMAL columns in floating point (2.77e-17 instead of 0); every stored
+    amount has at most 4 decimals, so quantizing back to 4 decimals restores the exact sum.
+    """
+    return Decimal(value or 0).quantize(STORED, rounding=ROUND_HALF_UP)

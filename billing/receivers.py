@@ -25,4 +25,6 @@ def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
         output_field=DecimalField(max_digits=14, decimal_places=4),
     )
     rows = moves.values("currency").annotate(total=Sum(signed)).order_by("currency")
-    return [(row["currency"], row["total"]) for row in rows]
+    from .money import exact_sum
+
+    return [(row["currency"], exact_sum(row["total"])) for row in rows]

@@ -18,6 +18,7 @@ from .models import (
     SessionCharge,
     Subscription,
 )
+from .money import exact_sum
 
 
 def rate_for_charger(charger, at: datetime) -> Rate | None:
@@ -81,11 +82,11 @@ def included_kwh_used(subscription: Subscription, *, month_start: datetime, mont
         .exclude(session_id=exclude_session_id)
         .aggregate(total=Sum("included_kwh_used"))["total"]
     )
-    return used or Decimal(0)
+    return exact_sum(used)
 
 
 def account_balance(account: str) -> Decimal:
-    return LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    return exact_sum(LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"])
 
 
 def host_balance(organization_id: int, currency: str) -> Decimal:

@@ -26,7 +26,7 @@ from .models import (
     Subscription,
     SubscriptionPlan,
 )
-from .money import round_money
+from .money import exact_sum, round_money
 from .selectors import included_kwh_used, rate_for_charger, subscription_for_session
 
 logger = logging.getLogger(__name__)
@@ -368,7 +368,7 @@ PAYABLE_KINDS = (
 
 
 def payout_totals(items) -> dict:
-    sums = {row["kind"]: row["total"] for row in items.values("kind").annotate(total=Sum("amount")).order_by()}
+    sums = {row["kind"]: exact_sum(row["total"]) for row in items.values("kind").annotate(total=Sum("amount")).order_by()}
     K = LedgerTransaction.Kind
     totals = {
         "gross": sums.get(K.GUEST_CHARGE, ZERO), "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),

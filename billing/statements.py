@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
+from .money import exact_sum
 
 CHUNK = 2000
 ZERO = Decimal("0")
@@ -104,7 +105,8 @@ def _write_sessions(job: StatementJob, handle) -> None:
     for row in rows.iterator(chunk_size=CHUNK):
         (sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost, charged, proc, platform,
          refunded) = row
-        net = (charged or ZERO) - (proc or ZERO) - (platform or ZERO) - (refunded or ZERO)
+        charged, proc, platform, refunded = (exact_sum(v) for v in (charged, proc, platform, refunded))
+        net = charged - proc - platform - refunded
         writer.writerow([
             sid, tx, station, prop, started.isoformat(), stopped.isoformat() if stopped else "",
             f"{Decimal(wh) / 1000:.3f}", currency, _money(subtotal), _money(tax), _money(cost), _money(charged),
@@ -147,7 +149,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     names = {"guest_charge": "gross", "processing_fee": "processing_fees", "platform_fee": "platform_fees",
              "refund": "refunds"}
     for item in moves:
-        row(item["month"], item["currency"])[names[item["kind"]]] += item["total"]
+        row(item["month"], item["currency"])[names[item["kind"]]] += exact_sum(item["total"])
     paid = (
         Payout.objects.filter(organization_id=organization_id, status=Payout.Status.PAID, paid_at__gte=start,
                               paid_at__lt=end)
@@ -155,7 +157,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
         .annotate(total=Sum("net")).order_by()
     )
     for item in paid:
-        row(item["month"], item["currency"])["payouts_paid"] += item["total"]
+        row(item["month"], item["currency"])["payouts_paid"] += exact_sum(item["total"])
     result = [months[key] for key in sorted(months)]
     totals: dict = {}
     for item in result:

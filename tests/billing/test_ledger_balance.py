@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import BillingSettings, LedgerEntry, LedgerTransaction, Payment, Payout, Refund
+from billing.money import exact_sum
 from billing.selectors import host_balance
 from billing.services import guest_payment_settle, payout_create, payout_mark_failed, refund_issue
 from tests.billing.helpers import T0, paid_session, unit_rate
@@ -31,7 +32,7 @@ operations = st.lists(
 
 
 def _sum(org_id, kind):
-    return LedgerTransaction.objects.filter(organization_id=org_id, kind=kind).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+    return exact_sum(LedgerTransaction.objects.filter(organization_id=org_id, kind=kind).aggregate(t=Sum("amount"))["t"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -81,9 +82,9 @@ def test_any_sequence_keeps_the_ledger_balanced(ops):
 
     for txn in LedgerTransaction.objects.filter(organization_id=org_id).prefetch_related("entries"):
         assert sum(e.amount for e in txn.entries.all()) == 0, txn
-    assert LedgerEntry.objects.aggregate(t=Sum("amount"))["t"] in (None, 0)
+    assert exact_sum(LedgerEntry.objects.aggregate(t=Sum("amount"))["t"]) == 0
     for payment in Payment.objects.filter(organization_id=org_id):
-        refunded = payment.refunds.aggregate(t=Sum("amount"))["t"] or Decimal(0)
+        refunded = exact_sum(payment.refunds.aggregate(t=Sum("amount"))["t"])
         assert refunded == payment.amount_refunded <= payment.amount_captured
     expected = (
         _sum(org_id, "guest_charge") - _sum(org_id, "processing_fee") - _sum(org_id, "platform_fee")
@@ -91,5 +92,5 @@ def test_any_sequence_keeps_the_ledger_balanced(ops):
     )
     assert host_balance(org_id, "EUR") == expected
     # Whatever no payout holds yet is exactly the balance still owed.
-    pending_paid = Payout.objects.filter(organization_id=org_id).exclude(status="failed").aggregate(t=Sum("net"))["t"] or 0
-    assert _sum(org_id, "payout") - _sum(org_id, "payout_failed") == pending_paid
+    pending_paid = Payout.objects.filter(organization_id=org_id).exclude(status="failed").aggregate(t=Sum("net"))["t"]
+    assert _sum(org_id, "payout") - _sum(org_id, "payout_failed") == exact_sum(pending_paid)
