@@ -228,39 +228,65 @@ def _id_tag_status(result: OcppMessage | None) -> str:
     return str(info.get("status", "")) if isinstance(info, dict) else ""
 
 
-def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
-    """Group a page of log rows into entries: a CALL with its CALLRESULT/CALLERROR.
+PARTNER_WINDOW = 50  # frames of the same charger searched for a CALL's answer (or an answer's CALL)
 
-    The partner of a row is found by unique id in the opposite direction: the first answer
-    after a CALL, or the last CALL before an answer (unique ids are reused by chargers
-    after a reboot, so the nearest one is the right one).
+
+def _partner(charger: Charger, row: OcppMessage) -> OcppMessage | None:
+    """Find the other half of a CALL/answer pair that is not on the page.
+
+    Bounded to the PARTNER_WINDOW frames of this charger next to the row, using the
+    (charger, id) index, so a page never scans the charger's whole history: OCPP peers
+    answer a CALL before sending much else (unique ids are reused after a reboot, so
+    the nearest match is the right one).
     """
-    uids = {r.unique_id for r in rows if r.unique_id}
-    candidates: dict[str, list[OcppMessage]] = {}
-    if uids:
-        for m in OcppMessage.objects.filter(charger=charger, unique_id__in=uids).order_by("id"):
-            candidates.setdefault(m.unique_id, []).append(m)
+    frames = OcppMessage.objects.filter(charger=charger)
+    opposite = "out" if row.direction == "in" else "in"
+    if row.message_type == 2:
+        bound = frames.filter(id__gt=row.id).order_by("id").values_list("id", flat=True)[
+            PARTNER_WINDOW - 1:PARTNER_WINDOW
+        ]
+        bound_id = next(iter(bound), None)
+        candidates = frames.filter(id__gt=row.id, unique_id=row.unique_id, message_type__in=(3, 4),
+                                   direction=opposite)
+        if bound_id is not None:
+            candidates = candidates.filter(id__lte=bound_id)
+        return candidates.order_by("id").first()
+    bound = frames.filter(id__lt=row.id).order_by("-id").values_list("id", flat=True)[
+        PARTNER_WINDOW - 1:PARTNER_WINDOW
+    ]
+    bound_id = next(iter(bound), None)
+    candidates = frames.filter(id__lt=row.id, unique_id=row.unique_id, message_type=2, direction=opposite)
+    if bound_id is not None:
+        candidates = candidates.filter(id__gte=bound_id)
+    return candidates.order_by("-id").first()
 
-    def answer_of(call: OcppMessage) -> OcppMessage | None:
-        for m in candidates.get(call.unique_id, []):
-            if m.id > call.id and m.message_type in (3, 4) and m.direction != call.direction:
-                return m
-        return None
 
-    def call_of(answer: OcppMessage) -> OcppMessage | None:
-        found = None
-        for m in candidates.get(answer.unique_id, []):
-            if m.id < answer.id and m.message_type == 2 and m.direction != answer.direction:
-                found = m
-        return found
+def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
+    """Group a page of log rows into entries: a CALL with its CALLRESULT/CALLERROR."""
+    by_uid: dict[str, list[OcppMessage]] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        if row.unique_id:
+            by_uid.setdefault(row.unique_id, []).append(row)
+
+    def on_page(row: OcppMessage) -> OcppMessage | None:
+        opposite = "out" if row.direction == "in" else "in"
+        same = by_uid.get(row.unique_id, [])
+        if row.message_type == 2:
+            return next((m for m in same if m.id > row.id and m.message_type in (3, 4)
+                         and m.direction == opposite), None)
+        return next((m for m in reversed(same) if m.id < row.id and m.message_type == 2
+                     and m.direction == opposite), None)
 
     page_ids = {r.id for r in rows}
     entries, seen = [], set()
     for row in rows:
+        partner = None
+        if row.unique_id and row.message_type in (2, 3, 4):
+            partner = on_page(row) or _partner(charger, row)
         if row.message_type == 2:
-            call, answer = row, answer_of(row)
+            call, answer = row, partner
         elif row.message_type in (3, 4):
-            call, answer = call_of(row), row
+            call, answer = partner, row
             if call is not None and call.id in page_ids:
                 continue  # shown with its CALL
         else:
@@ -302,8 +328,13 @@ def _attach_decisions(charger: Charger, entries: list[dict]) -> None:
     wanted = {e["unique_id"] for e in entries if e["call"] is not None and e["action"] in ID_TAG_ACTIONS}
     if not wanted:
         return
+    times = [e["call"].timestamp for e in entries if e["call"] is not None]
     decisions: dict[str, list[AuthorizationDecision]] = {}
-    for d in AuthorizationDecision.objects.filter(station_id=charger.station_id, ocpp_unique_id__in=wanted):
+    # Bounded in time so the (station_id, created_at) index does the work.
+    for d in AuthorizationDecision.objects.filter(
+        station_id=charger.station_id, ocpp_unique_id__in=wanted,
+        created_at__gte=min(times) - timedelta(minutes=2), created_at__lte=max(times) + timedelta(minutes=2),
+    ):
         decisions.setdefault(d.ocpp_unique_id, []).append(d)
     for entry in entries:
         options = decisions.get(entry["unique_id"])

@@ -45,6 +45,10 @@ def test_search_by_action_name_and_by_idtag(client, site):
     assert entries[0]["status"] == "Accepted" and entries[0]["id_tag"] == "AA11"
     entries = client.get(_logs(site, "?q=DEADBEEF")).context["entries"]
     assert [e["action"] for e in entries] == ["Authorize"]
+    # The answer is not among the matches (it carries no idTag) but is found next to the CALL.
+    assert entries[0]["status"] == "Invalid" and entries[0]["answer"] is not None
+    entries = client.get(_logs(site, "?direction=out&q=Authorize")).context["entries"]
+    assert entries[0]["call"].direction == "in" and entries[0]["status"] == "Invalid"
     assert client.get(_logs(site, "?q=Heartbeat&direction=out")).context["entries"] == []
 
 
