@@ -61,6 +61,7 @@ class SandboxGateway(PaymentGateway):
     """
 
     name = "sandbox"
+    sandbox = True
     _lock = threading.Lock()
     _answers: dict[str, PaymentResult] = {}
     _holds: dict[str, dict] = {}
@@ -154,6 +155,7 @@ class StripeGateway(PaymentGateway):
     """Manual-capture PaymentIntents through the official `stripe` client."""
 
     name = "stripe"
+    sandbox = False
 
     def __init__(self, api_key: str, http_client=None):
         import stripe

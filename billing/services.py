@@ -260,7 +260,9 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
         if payment.status != Payment.Status.AUTHORIZED:
             return payment
         if payment.session_id is None:
+            # Saved before pricing: the payer's email can hold a subscription at this location.
             payment.session = session
+            payment.save(update_fields=["session"])
         charge = session_price(session_id=session.pk)
         total = charge.total if charge else ZERO
         amount = min(total, payment.amount_held)
@@ -328,7 +330,7 @@ def refund_issue(
             raise ValidationError({"amount": "Only charged payments can be refunded."})
         if amount > payment.refundable:
             raise ValidationError(
-                {"amount": f"At most {payment.refundable} {payment.currency} can still be refunded."}
+                {"amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."}
             )
         result = get_gateway().refund(payment.reference, amount, idempotency_key=f"refund:{idempotency_key}")
         if not result.ok:

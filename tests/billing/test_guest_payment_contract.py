@@ -126,3 +126,20 @@ def test_sandbox_cards(card, ok):
     result = get_gateway().authorize(Decimal("10"), "EUR", card, f"k-{card}")
     assert result.ok is ok
     assert bool(result.decline_reason) is (not ok)
+
+
+def test_settle_applies_the_payers_subscription(charger, prop):
+    from billing.models import Subscription, SubscriptionPlan
+
+    make_rate(prop)
+    plan = SubscriptionPlan.objects.create(property=prop, name="Guest plan", energy_discount_percent=Decimal("20"))
+    Subscription.objects.create(plan=plan, email="sub@example.com", started_at=T0 - timedelta(days=1))
+    session = make_session(charger)
+    result = get_gateway().authorize(Decimal("30.00"), "EUR", "4242424242424242", "guest-hold-sub")
+    payment = guest_payment_record(
+        session_id=None, organization_id=prop.organization_id, amount_held=Decimal("30.00"), currency="EUR",
+        reference=result.reference, email="sub@example.com",
+    )
+    payment = guest_payment_settle(payment=payment, session=session)
+    # 1.00 + 3.50 - 20% of 3.50 (0.70) = 3.80; 21% = 0.798 -> 0.80; total 4.60.
+    assert payment.amount_captured == Decimal("4.60")
