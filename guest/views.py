@@ -14,6 +14,7 @@ from authorization.decisions import Context, TokenFacts, decide
 from chargers.services import charger_facts
 
 from . import payments
+from .formatting import money
 from .forms import StartForm, StationIdForm
 from .live import snapshot
 from .models import GuestSession
@@ -21,11 +22,22 @@ from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
 from .ratelimit import client_ip, hit, rate_limited
 from .receipts import receipt_context
 from .selectors import (
-    alternatives, charger_for_station_id, connector_statuses, guest_session_by_key, port_rows,
-    station_facts, station_id_suggestions,
+    alternatives,
+    charger_for_station_id,
+    connector_statuses,
+    guest_session_by_key,
+    port_rows,
+    station_facts,
+    station_id_suggestions,
 )
 from .services import (
-    StartRefused, StopFailed, guest_cancel_or_stop, guest_session_finish, guest_start, guest_start_expire, hold_amount,
+    StartRefused,
+    StopFailed,
+    guest_cancel_or_stop,
+    guest_session_finish,
+    guest_start,
+    guest_start_expire,
+    hold_amount,
 )
 
 
@@ -89,15 +101,6 @@ def _guest_precheck(charger) -> str | None:
     return None if decision.accepted else decision.reason
 
 
-def _money(value) -> str:
-    """Show at least two decimals, more only when the host priced in fractions of a cent."""
-    if value is None:
-        return ""
-    text = f"{value.normalize():f}"
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
-
-
 def _price(charger) -> dict | None:
     rate = payments.rate_for_charger(charger, timezone.now())
     if rate is None:
@@ -106,7 +109,7 @@ def _price(charger) -> dict | None:
         "connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_fee_cap",
         "processing_fee_fixed",
     )
-    shown = {name: _money(getattr(rate, name)) for name in fields}
+    shown = {name: money(getattr(rate, name)) for name in fields}
     for name in ("tax_percent", "processing_fee_percent"):
         value = getattr(rate, name)
         shown[name] = f"{value.normalize():f}" if value else ""

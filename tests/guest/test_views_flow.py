@@ -138,3 +138,24 @@ def test_receipt_page_settles_a_session_no_worker_settled(client, guest_charger,
     assert "2.000 kWh" in response.content.decode()
     gs.refresh_from_db()
     assert gs.state == GuestSession.State.FINISHED
+
+
+def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, rate, accepted):
+    from datetime import UTC, datetime
+
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    started = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)  # 12:00 in Amsterdam (summer time)
+    session = ChargingSession.objects.create(
+        charger=guest_charger, connector_id=1, transaction_id=202, id_tag=gs.id_tag, started_at=started,
+        meter_start_wh=0,
+    )
+    services.guest_session_link(session_id=session.pk)
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=started + timedelta(hours=1), meter_stop_wh=7345,
+    )
+    services.guest_session_finish(session_id=session.pk)
+    body = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "2026-07-01 12:00" in body and "2026-07-01 13:00" in body
+    assert "EUR 50.00 hold" in body
+    assert "0000" not in body.split('id="receipt"')[1]

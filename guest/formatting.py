@@ -1,0 +1,11 @@
+"""Money for guests: at least two decimals, more only where the host priced in fractions of a cent."""
+
+from decimal import Decimal
+
+
+def money(value) -> str:
+    if value is None or value == "":
+        return ""
+    text = f"{Decimal(value).normalize():f}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
