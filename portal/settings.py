@@ -182,8 +182,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Billing: price sessions whose signal was missed (or whose stop arrived late), daily payout run.
     "billing-price-sweep": {"task": "billing.sessions_price_missing", "schedule": env_int("BILLING_SWEEP_SECONDS", 300)},
     "billing-payouts": {"task": "billing.payouts_run", "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600)},
+    # Guest QR charging: release holds of starts the car never followed, settle missed finishes.
+    "guest-expire-overdue": {"task": "guest.expire_overdue", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
+    "guest-finish-unsettled": {"task": "guest.finish_unsettled", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
+# Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.
+GUEST_START_TIMEOUT_S = env_int("GUEST_START_TIMEOUT_S", 60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
