@@ -205,6 +205,22 @@ def guest_expire_overdue(*, now=None) -> int:
     return sum(guest_start_expire(guest_session_id=pk, now=now) for pk in ids)
 
 
+def guest_finish_unsettled(*, limit: int = 500) -> int:
+    """Finish guest sessions whose charging ended but whose settlement never ran (a sweep)."""
+    session_ids = list(
+        GuestSession.objects.filter(
+            state=GuestSession.State.CHARGING, charging_session__status=ChargingSession.Status.COMPLETED
+        ).values_list("charging_session_id", flat=True)[:limit]
+    )
+    done = 0
+    for session_id in session_ids:
+        try:
+            done += guest_session_finish(session_id=session_id) is not None
+        except Exception:  # one failing capture must not stop the sweep
+            logger.exception("Settling guest session of session %s failed", session_id)
+    return done
+
+
 def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
     """Stop charging (RemoteStopTransaction), or cancel a start that has not begun (hold released)."""
     if gs.state in OPEN_BEFORE_START:

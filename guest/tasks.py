@@ -26,6 +26,13 @@ def guest_expire_overdue_task() -> int:
     return guest_expire_overdue()
 
 
+@shared_task(name="guest.finish_unsettled")
+def guest_finish_unsettled_task() -> int:
+    from .services import guest_finish_unsettled
+
+    return guest_finish_unsettled()
+
+
 @shared_task(name="guest.session_link")
 def guest_session_link_task(session_id: int) -> None:
     from .services import guest_session_link

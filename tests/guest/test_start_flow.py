@@ -260,3 +260,24 @@ def test_start_transaction_racing_the_remote_start_answer_still_links(guest_char
     monkeypatch.setattr(services, "send_command_sync", answer_and_start)
     gs = start(guest_charger)
     assert gs.state == GuestSession.State.CHARGING
+
+
+def test_sweep_settles_sessions_whose_finish_was_missed(guest_charger, rate, fake_charger):
+    gs = start(guest_charger)
+    session, started, energy = _session_for(gs)
+    services.guest_session_link(session_id=session.pk)
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status=ChargingSession.Status.COMPLETED, stopped_at=started + timedelta(minutes=60), meter_stop_wh=1000 + energy,
+    )
+    assert services.guest_finish_unsettled() == 1
+    gs.refresh_from_db()
+    assert gs.state == GuestSession.State.FINISHED
+    assert Payment.objects.get(pk=gs.payment_id).status == Payment.Status.CAPTURED
+    assert services.guest_finish_unsettled() == 0
+
+
+def test_sweep_tasks_run_eagerly(guest_charger, rate, fake_charger):
+    from guest.tasks import guest_expire_overdue_task, guest_finish_unsettled_task
+
+    assert guest_expire_overdue_task.apply().get() == 0
+    assert guest_finish_unsettled_task.apply().get() == 0
