@@ -103,6 +103,21 @@
     connect();
   }
 
+  // Lists with live status (chargers): refresh the rows while the page is visible.
+  document.querySelectorAll("table[data-refresh]").forEach(function (table) {
+    var every = parseInt(table.getAttribute("data-refresh"), 10) * 1000;
+    setInterval(function () {
+      if (document.visibilityState !== "visible") return;
+      fetch(location.href, {credentials: "same-origin"}).then(function (r) {
+        return r.ok ? r.text() : Promise.reject(new Error("HTTP " + r.status));
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector("#" + table.id + " tbody");
+        if (fresh) table.querySelector("tbody").replaceWith(fresh);
+      }).catch(function () { /* keep the last rows; the next tick retries */ });
+    }, every);
+  });
+
   // CSV exports: stream with a progress bar, then save.
   document.querySelectorAll("a[data-export]").forEach(function (link) {
     link.addEventListener("click", function (ev) {
