@@ -25,7 +25,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(database: str = BENCH_DB, *, redis: bool = True, **extra) -> dict:
+def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) -> dict:
+    if redis is None:
+        redis = os.environ.get("BENCH_REDIS", "1") != "0"
     env = {
         **os.environ,
         "DATABASE_URL": f"{PG_ROOT}/{database}",

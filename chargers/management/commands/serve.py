@@ -21,13 +21,29 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         config = uvicorn_config(options["host"], options["port"])
         server = uvicorn.Server(config)
-        asyncio.run(_serve(server, options["host"], options["port"], options["simulate"], self.stdout))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(server, options["host"], options["port"], options["simulate"], self.stdout))
+
+
+def _loop_factory():
+    """uvloop when installed (uvicorn.run would pick it too; asyncio.run does not)."""
+    if os.environ.get("ASYNCIO_LOOP", "uvloop") == "uvloop":
+        try:
+            import uvloop
+
+            return uvloop.new_event_loop
+        except ImportError:
+            pass
+    return None
 
 
 def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
     kwargs = dict(
-        host=host, port=port, lifespan="on", ws="websockets", ws_ping_interval=30, ws_ping_timeout=30,
-        ws_max_size=1024 * 1024, log_level=os.environ.get("UVICORN_LOG_LEVEL", "warning"),
+        host=host, port=port, lifespan="on", ws=os.environ.get("UVICORN_WS", "websockets"),
+        ws_ping_interval=30, ws_ping_timeout=30, ws_max_size=1024 * 1024,
+        # OCPP frames are small; a deflate context per charger costs ~100 KB+ of RSS each.
+        ws_per_message_deflate=False,
+        log_level=os.environ.get("UVICORN_LOG_LEVEL", "warning"),
         backlog=4096, timeout_graceful_shutdown=10, proxy_headers=bool(os.environ.get("BEHIND_TLS_PROXY")),
     )
     kwargs.update(overrides)
