@@ -14,8 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncMonth
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
@@ -64,16 +64,14 @@ def statement_request(*, organization_id: int, kind: str, date_from: date, date_
     return job
 
 
-def _ledger_sum(kind: str):
-    return Coalesce(
-        Subquery(
-            LedgerTransaction.objects.filter(session_id=OuterRef("session_id"), kind=kind)
-            .order_by().values("session_id").annotate(total=Sum("amount")).values("total")[:1],
-            output_field=DecimalField(max_digits=14, decimal_places=4),
-        ),
-        Value(ZERO),
-        output_field=DecimalField(max_digits=14, decimal_places=4),
+def _ledger_sums(session_ids: list[int]) -> dict[tuple[int, str], Decimal]:
+    """Return {(session id, kind): amount} for one chunk of sessions (one grouped query)."""
+    rows = (
+        LedgerTransaction.objects.filter(session_id__in=session_ids)
+        .exclude(kind__in=["payout", "payout_failed"])
+        .values("session_id", "kind").annotate(total=Sum("amount")).order_by()
     )
+    return {(row["session_id"], row["kind"]): exact_sum(row["total"]) for row in rows}
 
 
 def _money(value) -> str:
@@ -87,34 +85,37 @@ def _write_sessions(job: StatementJob, handle) -> None:
     )
     total = queryset.count()
     StatementJob.objects.filter(pk=job.pk).update(total=total)
-    rows = (
-        queryset.order_by("started_at", "session_id")
-        .annotate(
-            charged=_ledger_sum("guest_charge"), proc=_ledger_sum("processing_fee"),
-            platform=_ledger_sum("platform_fee"), refunded=_ledger_sum("refund"),
-        )
-        .values_list(
-            "session_id", "session__transaction_id", "session__charger__station_id", "session__charger__property__name",
-            "started_at", "session__stopped_at", "energy_wh", "currency", "subtotal", "tax", "total", "charged", "proc",
-            "platform", "refunded",
-        )
+    rows = queryset.order_by("started_at", "session_id").values_list(
+        "session_id", "session__transaction_id", "session__charger__station_id", "session__charger__property__name",
+        "started_at", "session__stopped_at", "energy_wh", "currency", "subtotal", "tax", "total",
     )
     writer = csv.writer(handle)
     writer.writerow(SESSION_COLUMNS)
     done = 0
+    buffer: list[tuple] = []
+
+    def flush() -> None:
+        sums = _ledger_sums([row[0] for row in buffer])
+        for sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost in buffer:
+            charged, proc, platform, refunded = (
+                sums.get((sid, kind), ZERO) for kind in ("guest_charge", "processing_fee", "platform_fee", "refund")
+            )
+            writer.writerow([
+                sid, tx, station, prop, started.isoformat(), stopped.isoformat() if stopped else "",
+                f"{Decimal(wh) / 1000:.3f}", currency, _money(subtotal), _money(tax), _money(cost), _money(charged),
+                _money(proc), _money(platform), _money(refunded), _money(charged - proc - platform - refunded),
+            ])
+        buffer.clear()
+
+    # A server-side cursor on PostgreSQL: only one chunk of rows is in memory at a time.
     for row in rows.iterator(chunk_size=CHUNK):
-        (sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost, charged, proc, platform,
-         refunded) = row
-        charged, proc, platform, refunded = (exact_sum(v) for v in (charged, proc, platform, refunded))
-        net = charged - proc - platform - refunded
-        writer.writerow([
-            sid, tx, station, prop, started.isoformat(), stopped.isoformat() if stopped else "",
-            f"{Decimal(wh) / 1000:.3f}", currency, _money(subtotal), _money(tax), _money(cost), _money(charged),
-            _money(proc), _money(platform), _money(refunded), _money(net),
-        ])
-        done += 1
-        if done % CHUNK == 0:
+        buffer.append(row)
+        if len(buffer) >= CHUNK:
+            done += len(buffer)
+            flush()
             StatementJob.objects.filter(pk=job.pk).update(processed=done)
+    done += len(buffer)
+    flush()
     StatementJob.objects.filter(pk=job.pk).update(processed=done)
 
 
