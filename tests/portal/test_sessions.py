@@ -44,3 +44,24 @@ def test_session_detail_draws_energy_and_power(client, site):
     assert [s.name for s in chart.series] == ["Energy", "Power"]
     assert response.context["energy_points"] == 4
     assert "<path d=\"M" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_csv_export_under_asgi_streams_in_chunks(async_client, site):
+    from asgiref.sync import sync_to_async
+
+    from chargers.models import ChargingSession
+
+    base = site.session
+    await sync_to_async(ChargingSession.objects.bulk_create)([
+        ChargingSession(charger=base.charger, connector_id=1, transaction_id=900000 + i, id_tag="BULK",
+                        started_at=base.started_at, meter_start_wh=i, meter_stop_wh=i + 10, status="completed")
+        for i in range(1200)
+    ])
+    await async_client.aforce_login(site.owner)
+    response = await async_client.get(reverse("chargers:session-export"))
+    assert response.is_async
+    chunks = [chunk async for chunk in response.streaming_content]
+    assert len(chunks) >= 3  # 1201 lines, 500 per chunk: never one big list
+    lines = b"".join(chunks).decode().splitlines()
+    assert len(lines) == 1 + 1201
