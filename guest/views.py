@@ -284,11 +284,19 @@ def _entry_url(request) -> str:
 def label_charger(request, station_id: str):
     from chargers.selectors import charger_for_user
 
+    from .qr import landing_url, qr_svg
+
     charger = charger_for_user(request.user, station_id)
     if charger is None:
         raise Http404("No such charger")
+    port = request.GET.get("c", "")
+    if port.isdigit():  # one port's label: /s/labels/charger/<id>/?c=2
+        url = landing_url(request.build_absolute_uri("/"), charger.station_id, int(port))
+        labels = [{"charger": charger, "connector_id": int(port), "url": url, "svg": qr_svg(url)}]
+    else:
+        labels = _label_rows(request, [charger])
     return render(request, "guest/labels.html", {
-        "title": f"QR label – {charger.station_id}", "labels": _label_rows(request, [charger]),
+        "title": f"QR label – {charger.station_id}", "labels": labels,
         "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
     })
 

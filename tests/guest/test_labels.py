@@ -60,3 +60,11 @@ def test_property_sheet_has_every_charger_and_paper_size(client, site):
     assert "size: A4" in client.get(f"/s/labels/property/{site.pk}/").content.decode()
     other = PropertyFactory()
     assert client.get(f"/s/labels/property/{other.pk}/").status_code == 404
+
+
+def test_single_port_label(client, site):
+    make_online(ChargerFactory(property=site, station_id="ONE-1"), ("Available",))
+    client.force_login(MembershipFactory(organization=site.organization).user)
+    body = client.get("/s/labels/charger/ONE-1/?c=1").content.decode()
+    assert body.count("<svg") == 1
+    assert 'data-url="http://testserver/s/ONE-1?c=1"' in body and "Port 1" in body
