@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -21,6 +22,7 @@ from chargers.models import Charger
 from . import services
 from .gateways import GatewayError
 from .models import Payment, Payout, Rate
+from .money import round_money
 from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
@@ -133,7 +135,22 @@ class BillingSessionViewSet(SessionViewSet):
         return super().get_queryset().select_related("charger__property")
 
 
-class PayoutSerializer(serializers.ModelSerializer):
+class CurrencyAmountsMixin:
+    """Show money as decimal strings in the currency's minor unit ("7.50", "368")."""
+
+    amount_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in self.amount_fields:
+            if data.get(name) is not None:
+                data[name] = str(round_money(Decimal(data[name]), instance.currency))
+        return data
+
+
+class PayoutSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
+    amount_fields = ("gross", "processing_fees", "platform_fees", "refunds", "carried_over", "net")
+
     class Meta:
         model = Payout
         fields = [
@@ -167,10 +184,12 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             "sessions": [
                 {"session_id": row["session"].pk, "transaction_id": row["session"].transaction_id,
                  "station_id": row["session"].charger.station_id, "started_at": row["session"].started_at,
-                 **{key: str(row[key]) for key in ("gross", "processing_fee", "platform_fee", "refunds", "net")}}
+                 **{key: str(round_money(row[key], payout.currency))
+                    for key in ("gross", "processing_fee", "platform_fee", "refunds", "net")}}
                 for row in data["sessions"]
             ],
-            "other": [{"kind": item.kind, "amount": str(item.amount), "memo": item.memo} for item in data["other"]],
+            "other": [{"kind": item.kind, "amount": str(round_money(item.amount, payout.currency)), "memo": item.memo}
+                      for item in data["other"]],
         })
 
 
@@ -181,7 +200,8 @@ class RefundRequestSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(max_length=100, required=False)
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
+    amount_fields = ("amount_held", "amount_captured", "amount_refunded", "refundable")
     session = serializers.PrimaryKeyRelatedField(read_only=True)
     refundable = serializers.DecimalField(max_digits=14, decimal_places=4, read_only=True)
 

@@ -96,7 +96,7 @@ class Cost:
                 {
                     "kind": line["kind"], "description": line["description"],
                     "quantity": str(line["quantity"]), "unit": line["unit"],
-                    "unit_price": str(line["unit_price"]), "amount": str(line["amount"]),
+                    "unit_price": price_str(line["unit_price"], self.currency), "amount": str(line["amount"]),
                 }
                 for line in self.lines
             ],
@@ -104,6 +104,13 @@ class Cost:
             "tax": str(self.tax),
             "total": str(self.total),
         }
+
+
+def price_str(value: Decimal, currency: str) -> str:
+    """Return a unit price with no trailing zeros beyond the currency's minor unit (0.3500 -> 0.35, 0.305 stays)."""
+    value = Decimal(value)
+    decimals = max(-value.normalize().as_tuple().exponent, minor_unit(currency), 0)
+    return str(value.quantize(Decimal(1).scaleb(-decimals)))
 
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"

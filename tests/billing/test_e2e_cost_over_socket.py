@@ -74,12 +74,12 @@ def test_session_api_shows_idle_fee_after_suspended_ev(live_server_proc):
         "currency": "EUR",
         "lines": [
             {"kind": "connection_fee", "description": "Connection fee (once per session)", "quantity": "1",
-             "unit": "session", "unit_price": "1.0000", "amount": "1.00"},
+             "unit": "session", "unit_price": "1.00", "amount": "1.00"},
             {"kind": "energy", "description": "Energy 12.000 kWh × 0.35 EUR/kWh", "quantity": "12.000",
-             "unit": "kWh", "unit_price": "0.3500", "amount": "4.20"},
+             "unit": "kWh", "unit_price": "0.35", "amount": "4.20"},
             {"kind": "idle_fee",
              "description": "Idle fee: plugged in 40 min after charging finished, first 15 min free",
-             "quantity": "25", "unit": "min", "unit_price": "0.1000", "amount": "2.50"},
+             "quantity": "25", "unit": "min", "unit_price": "0.10", "amount": "2.50"},
         ],
         "subtotal": "7.70", "tax": "1.62", "total": "9.32",
     }

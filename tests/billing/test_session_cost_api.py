@@ -43,12 +43,12 @@ def test_session_api_shows_exact_lines(api_client, host, charger, prop):
         "currency": "EUR",
         "lines": [
             {"kind": "connection_fee", "description": "Connection fee (once per session)", "quantity": "1",
-             "unit": "session", "unit_price": "1.0000", "amount": "1.00"},
+             "unit": "session", "unit_price": "1.00", "amount": "1.00"},
             {"kind": "energy", "description": "Energy 12.345 kWh × 0.35 EUR/kWh", "quantity": "12.345",
-             "unit": "kWh", "unit_price": "0.3500", "amount": "4.32"},
+             "unit": "kWh", "unit_price": "0.35", "amount": "4.32"},
             {"kind": "idle_fee",
              "description": "Idle fee: plugged in 60 min after charging finished, first 15 min free",
-             "quantity": "45", "unit": "min", "unit_price": "0.1000", "amount": "4.50"},
+             "quantity": "45", "unit": "min", "unit_price": "0.10", "amount": "4.50"},
         ],
         "subtotal": "9.82", "tax": "2.06", "total": "11.88",
     }
