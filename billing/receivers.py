@@ -1,12 +1,24 @@
 """Signal receivers: no rules here, only a hand-off to the pricing task on commit."""
 
+import logging
+
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 def price_finished_session(sender, session_id: int, **kwargs) -> None:
+    """Queue pricing on commit. A failure here must never break the charger's StopTransaction
+    reply (tasks run in-process without a broker): it is logged and the sweep prices later."""
     from .tasks import session_price_task
 
-    transaction.on_commit(lambda: session_price_task.delay(session_id))
+    def queue() -> None:
+        try:
+            session_price_task.delay(session_id)
+        except Exception:
+            logger.exception("Pricing session %s failed; the periodic sweep will retry", session_id)
+
+    transaction.on_commit(queue)
 
 
 def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
