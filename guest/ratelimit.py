@@ -17,13 +17,17 @@ def limit_for(scope: str) -> int:
     return int(getattr(settings, f"GUEST_{scope.upper()}_LIMIT_PER_MIN", LIMITS[scope]))
 
 
+def _clock() -> float:
+    return time.time()
+
+
 def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
 def hit(scope: str, ip: str, *, now: float | None = None) -> tuple[bool, int]:
     """Count one request; return (allowed, seconds until the window resets)."""
-    now = time.time() if now is None else now
+    now = _clock() if now is None else now
     window = int(now // WINDOW_S)
     key = f"guest-rl:{scope}:{ip}:{window}"
     cache.add(key, 0, WINDOW_S + 5)

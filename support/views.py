@@ -6,9 +6,9 @@ import zoneinfo
 from datetime import datetime
 
 from django.core.cache import cache
+from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -25,9 +25,13 @@ def _client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
+def _window() -> int:
+    return int(timezone.now().timestamp()) // WINDOW_S
+
+
 def _over_limit(ip: str) -> bool:
     """Allow a few tickets per client and ten minutes; a form is not a mail relay."""
-    key = f"support-contact:{ip}:{int(timezone.now().timestamp()) // WINDOW_S}"
+    key = f"support-contact:{ip}:{_window()}"
     cache.add(key, 0, WINDOW_S)
     try:
         return cache.incr(key) > TICKETS_PER_WINDOW

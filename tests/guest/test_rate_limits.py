@@ -7,6 +7,12 @@ from guest.ratelimit import hit
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    """Keep every request in one window: a minute boundary mid-test would reset the count."""
+    monkeypatch.setattr("guest.ratelimit._clock", lambda: 1_800_000_030.0)
+
+
 def test_twenty_lookups_a_minute_then_a_friendly_429(client, guest_charger):
     for _ in range(20):
         assert client.get("/s/", {"station_id": "NOPE"}).status_code == 404
