@@ -4,6 +4,7 @@ reconciliation, and the self-service subscription page."""
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Membership, Organization, Property
@@ -40,9 +42,19 @@ def _require_owner_somewhere(user):
     return organizations
 
 
+def _location_time(prop):
+    """Dates on the rate pages are entered and shown in the location's own time zone."""
+    return timezone.override(zoneinfo.ZoneInfo(prop.timezone))
+
+
 @login_required
 def rate_list(request, property_id: int):
     prop = get_object_or_404(Property.objects.select_related("organization"), pk=property_id)
+    with _location_time(prop):
+        return _rate_list(request, prop)
+
+
+def _rate_list(request, prop):
     role = require_role(request.user, prop.organization_id)
     can_edit = role in (Membership.Role.OWNER, Membership.Role.MANAGER)
     form = None
@@ -68,6 +80,11 @@ def rate_list(request, property_id: int):
 def rate_edit(request, rate_id: int):
     rate = get_object_or_404(Rate.objects.select_related("property", "charger"), pk=rate_id)
     require_role(request.user, rate.property.organization_id, edit=True)
+    with _location_time(rate.property):
+        return _rate_edit(request, rate)
+
+
+def _rate_edit(request, rate):
     form = RateForm(request.POST or None, instance=rate, property=rate.property)
     if request.method == "POST" and form.is_valid():
         try:

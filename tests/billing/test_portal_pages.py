@@ -3,7 +3,7 @@ with progress, and the self-service subscription page."""
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -34,6 +34,8 @@ def test_rates_page_lists_and_creates_rates(host, prop, charger):
     assert response.status_code == 302, response.content
     rate = Rate.objects.get()
     assert (rate.charger, rate.energy_price_per_kwh) == (charger, Decimal("0.45"))
+    # Entered in the location's time (Europe/Amsterdam, UTC+1 in January).
+    assert rate.valid_from.astimezone(UTC).isoformat() == "2025-12-31T23:00:00+00:00"
     page = client.get(f"/billing/properties/{prop.pk}/rates/").content.decode()
     assert "CP-TEST-1" in page and "0.4500" in page
 
