@@ -28,8 +28,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from authorization.decisions import Context
 from authorization.models import AuthorizationDecision
-from authorization.services import token_group_add_uid
+from authorization.services import decide_sync, token_group_add_uid
 from backoffice.charts import bar_chart, line_chart
 from backoffice.selectors import properties_for, role_in
 from backoffice.views import dashboard_figures, require_role
@@ -45,6 +46,7 @@ from .forms import (
 )
 from .models import Charger, ChargingSession, Command, MeterValue, OcppMessage
 from .selectors import charger_for_user, chargers_for, message_log, sessions_for
+from .services import charger_facts
 
 LOG_PAGE = 50
 TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
@@ -428,18 +430,13 @@ def charger_whitelist(request, station_id: str):
         return redirect(back)
     group = form.cleaned_data["group"]
     token = token_group_add_uid(group=group, uid=form.cleaned_data["uid"])
-    problems = []
-    if token.blocked:
-        problems.append("the token is blocked")
-    if not token.valid:
-        problems.append("the token's valid box is not ticked")
-    if token.expires_at and token.expires_at <= timezone.now():
-        problems.append("the token has expired")
+    # Tell the host what the charger will now hear, from the same rules that answer it.
+    preview = decide_sync(uid=token.uid, charger=charger_facts(charger), context=Context.LOCAL)
     text = f"UID {token.uid} is now in the local token group “{group.name}”."
-    if problems:
-        messages.warning(request, f"{text} It will still be refused: {', '.join(problems)}. Edit the token to fix this.")
-    else:
+    if preview.accepted:
         messages.success(request, f"{text} The next Authorize with this card at {charger.station_id} will be accepted.")
+    else:
+        messages.warning(request, f"{text} It is still refused here ({preview.status}): {preview.message}")
     return redirect(back)
 
 

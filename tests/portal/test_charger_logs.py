@@ -113,3 +113,16 @@ def test_unanswered_calls_and_unreadable_frames_are_shown(client, site):
                                action="", payload=None, raw="not json")
     body = client.get(_logs(site)).content.decode()
     assert "no answer yet" in body and "not json" in body and "(unreadable frame)" in body
+
+
+def test_whitelist_warns_when_the_card_is_still_refused_here(client, site):
+    from tests.factories import TokenGroupFactory
+
+    # The charger only takes cards of its own group: whitelisting into another group does not help.
+    restricted = TokenGroupFactory(organization=site.org, name="Charger group")
+    site.charger.token_groups.add(restricted)
+    client.force_login(site.owner)
+    response = client.post(reverse("chargers:charger-whitelist", args=[site.charger.station_id]),
+                           {"uid": "DEADBEEF", "group": site.group.pk}, follow=True)
+    body = response.content.decode()
+    assert "is now in the local token group" in body and "It is still refused here" in body
