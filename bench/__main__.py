@@ -477,11 +477,12 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", metavar="DIR", help="py-spy the servers during closed-loop runs into DIR")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
-    if args.quick:
-        args.conns, args.duration, args.fleet, args.fleet_duration = "20,50", 3, 200, 5
-        args.storm, args.procs, args.scale_conns, args.log_rows, args.log_requests = 200, "1,2", 50, 50_000, 10
-        if args.targets == parser.get_default("targets"):
-            args.targets = "ours,peer,echo"
+    if args.quick:  # tiny sizes for whatever was not given explicitly
+        quick = {"conns": "20,50", "duration": 3, "fleet": 200, "fleet_duration": 5, "storm": 200, "procs": "1,2",
+                 "scale_conns": 50, "log_rows": 50_000, "log_requests": 10, "targets": "ours,peer,echo"}
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     args.conns = [int(x) for x in str(args.conns).split(",") if x]
     args.procs = [int(x) for x in str(args.procs).split(",") if x]
     only = [s for s in args.only.split(",") if s]

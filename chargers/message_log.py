@@ -95,6 +95,7 @@ class MessageLogWriter:
         if self._loop is not loop or self._task is None or self._task.done():
             if self._loop is not loop:
                 self._close_pg()
+                self._sessions.clear()
             self._loop = loop
             self._wakeup = asyncio.Event()
             self._space = asyncio.Event()
@@ -178,7 +179,7 @@ class MessageLogWriter:
                 await asyncio.sleep(FLUSH_INTERVAL_S)
                 if not (self._messages or self._meters or self._seen):
                     self._wakeup.clear()
-                    if not self._wakeup.is_set():
+                    if not self._wakeup.is_set() and not self._flush_lock.locked():
                         self._close_pg()  # nothing to write: hold no connection while idle
                     await self._wakeup.wait()
                 async with self._flush_lock:
@@ -354,6 +355,7 @@ class MessageLogWriter:
                     )
         except Exception:
             self._close_pg()
+            self._sessions.clear()  # a stale session id must not poison the retry
             raise
         return published
 

@@ -1,0 +1,47 @@
+"""Celery tasks of the chargers app: OCPP message log retention.
+
+The log gets every frame in both directions (a charger metering every 10 s writes
+~17,000 rows a day), so it is pruned to OCPP_LOG_RETENTION_DAYS by a beat task that
+deletes in small batches along the timestamp index: no long lock, no table rewrite.
+See docs/performance.md ("Log retention").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from .models import OcppMessage
+
+CLEANUP_BATCH = 10_000
+
+
+def message_log_prune(*, retention_days: int | None = None, now: datetime | None = None,
+                      batch_size: int = CLEANUP_BATCH, max_batches: int | None = None) -> int:
+    """Delete log rows older than the retention window; return how many went.
+
+    retention_days <= 0 keeps everything. Each batch is one short DELETE by primary key.
+    """
+    days = settings.OCPP_LOG_RETENTION_DAYS if retention_days is None else retention_days
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(
+            OcppMessage.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        count, _ = OcppMessage.objects.filter(id__in=ids).delete()
+        deleted += count
+        batches += 1
+    return deleted
+
+
+@shared_task(name="chargers.message_log_cleanup")
+def message_log_cleanup_task() -> int:
+    return message_log_prune()

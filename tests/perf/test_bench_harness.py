@@ -1,0 +1,37 @@
+"""The benchmark harness runs end to end (a smoke run with tiny sizes, not a timed test)."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis")
+def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "throughput", "--conns", "10", "--duration", "2",
+         "--targets", "ours,peer,echo", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for kind in ("ours", "peer", "echo"):
+        run = report["throughput"][kind]["10"]
+        assert run["errors"] == 0, run
+        assert run["msg_per_s"] > 0
+    assert report["throughput"]["ours"]["10"]["rows_logged"] > 0
+    assert "x peer" in report["table"] and "% of echo" in report["table"]
