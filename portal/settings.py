@@ -185,6 +185,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Guest QR charging: release holds of starts the car never followed, settle missed finishes.
     "guest-expire-overdue": {"task": "guest.expire_overdue", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
     "guest-finish-unsettled": {"task": "guest.finish_unsettled", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
+    # OCPP message log retention (OCPP_LOG_RETENTION_DAYS; docs/performance.md).
+    "ocpp-log-cleanup": {"task": "chargers.message_log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.
@@ -236,6 +238,9 @@ OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
 # Threads that run ORM work for the websocket path. SQLite allows one writer at a time.
 DB_EXECUTOR_THREADS = env_int("DB_EXECUTOR_THREADS", 8 if IS_POSTGRES else 1)
+# Performance (docs/performance.md): on PostgreSQL the OCPP message log is written with COPY
+# on an async connection in the event loop (no GIL convoy with a database thread).
+OCPP_LOG_ASYNC_COPY = env_bool("OCPP_LOG_ASYNC_COPY", True)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
