@@ -143,6 +143,11 @@ def _cost_and_context(session: ChargingSession):
     return cost, rate, subscription, facts
 
 
+def session_cost_explained(session: ChargingSession):
+    """Return (cost, rate, subscription, facts) for pages that show how a cost came about."""
+    return _cost_and_context(session)
+
+
 def session_cost(session: ChargingSession) -> pricing.Cost:
     """Return the session's cost under the rate in force when it started (charger clock).
 

@@ -15,5 +15,6 @@ urlpatterns = [
     path("statements/<int:job_id>/download/", views.statement_download, name="statement-download"),
     path("reconciliations/", views.reconciliation_upload, name="reconciliation-upload"),
     path("reconciliations/<int:reconciliation_id>/", views.reconciliation_detail, name="reconciliation-detail"),
+    path("sessions/<int:session_id>/cost/", views.session_cost_detail, name="session-cost"),
     path("subscriptions/<str:manage_key>/", views.subscription_manage, name="subscription-manage"),
 ]

@@ -224,6 +224,24 @@ def reconciliation_detail(request, reconciliation_id: int):
     })
 
 
+@login_required
+def session_cost_detail(request, session_id: int):
+    """The line-by-line answer to "why is this session so expensive?" for hosts and support."""
+    from chargers.selectors import sessions_for
+
+    session = get_object_or_404(sessions_for(request.user).select_related("charger__property"), pk=session_id)
+    prop = session.charger.property
+    role = require_role(request.user, prop.organization_id) if prop else None
+    cost, rate, subscription, facts = services.session_cost_explained(session)
+    payments = Payment.objects.filter(session=session).prefetch_related("refunds")
+    with timezone.override(zoneinfo.ZoneInfo(prop.timezone if prop else "UTC")):
+        return render(request, "billing/session_cost.html", {
+            "session": session, "cost": cost, "rate": rate, "subscription": subscription, "facts": facts,
+            "payments": payments, "is_owner": role == Membership.Role.OWNER, "portal_section": "sessions",
+            "charging_minutes": cost.charging_seconds // 60, "idle_minutes": cost.idle_seconds // 60,
+        })
+
+
 def subscription_manage(request, manage_key: str):
     """Self-service account page reached by the unguessable link sent at sign-up."""
     subscription = get_object_or_404(Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key)

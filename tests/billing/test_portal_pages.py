@@ -159,3 +159,16 @@ def test_subscription_self_service_cancel(prop):
     sub.refresh_from_db()
     assert sub.status == "cancelled" and sub.ends_at > sub.cancelled_at
     assert len(sub.manage_key) >= 32
+
+
+def test_session_cost_page_explains_each_line(host, prop, charger):
+    from chargers.models import StatusEvent
+
+    unit_rate(prop, idle_fee_per_minute=Decimal("0.10"), idle_grace_minutes=5)
+    session, payment = paid_session(charger, wh=2500, minutes=60)
+    StatusEvent.objects.create(charger=charger, connector_id=1, status="SuspendedEV",
+                               timestamp=session.started_at + timedelta(minutes=40))
+    page = login(host).get(f"/billing/sessions/{session.pk}/cost/").content.decode()
+    assert "Energy 2.500 kWh" in page and "15 min" in page and "Refund…" in page
+    outsider = MembershipFactory(role="owner").user
+    assert login(outsider).get(f"/billing/sessions/{session.pk}/cost/").status_code == 404
