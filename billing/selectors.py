@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 
 from backoffice.selectors import organization_ids_for
 
@@ -34,10 +34,12 @@ def rate_for_charger(charger, at: datetime) -> Rate | None:
         .filter(property_id=charger.property_id, valid_from__lte=at)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
     )
-    own = in_force.filter(charger_id=charger.pk).order_by("-valid_from", "-id").first()
-    if own is not None:
-        return own
-    return in_force.filter(charger__isnull=True).order_by("-valid_from", "-id").first()
+    # One query: the charger's own rates sort before the property's (NULL charger last).
+    return (
+        in_force.filter(Q(charger_id=charger.pk) | Q(charger__isnull=True))
+        .order_by(F("charger_id").asc(nulls_last=True), "-valid_from", "-id")
+        .first()
+    )
 
 
 def rates_for_property(property_id: int) -> QuerySet:

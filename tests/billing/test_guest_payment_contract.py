@@ -143,3 +143,11 @@ def test_settle_applies_the_payers_subscription(charger, prop):
     payment = guest_payment_settle(payment=payment, session=session)
     # 1.00 + 3.50 - 20% of 3.50 (0.70) = 3.80; 21% = 0.798 -> 0.80; total 4.60.
     assert payment.amount_captured == Decimal("4.60")
+
+
+def test_expired_charger_rate_falls_back_to_the_property_rate(charger, prop):
+    base = make_rate(prop)
+    make_rate(prop, charger=charger, valid_until=T0 - timedelta(hours=1), energy_price_per_kwh=Decimal("0.50"))
+    newer = make_rate(prop, valid_from=T0 - timedelta(days=2), energy_price_per_kwh=Decimal("0.40"))
+    assert rate_for_charger(charger, T0) == newer
+    assert rate_for_charger(charger, T0 - timedelta(days=10)) == base
