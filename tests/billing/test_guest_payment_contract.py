@@ -147,7 +147,9 @@ def test_settle_applies_the_payers_subscription(charger, prop):
 
 def test_expired_charger_rate_falls_back_to_the_property_rate(charger, prop):
     base = make_rate(prop)
-    make_rate(prop, charger=charger, valid_until=T0 - timedelta(hours=1), energy_price_per_kwh=Decimal("0.50"))
+    own = make_rate(prop, charger=charger, valid_until=T0 - timedelta(hours=1), energy_price_per_kwh=Decimal("0.50"))
     newer = make_rate(prop, valid_from=T0 - timedelta(days=2), energy_price_per_kwh=Decimal("0.40"))
-    assert rate_for_charger(charger, T0) == newer
-    assert rate_for_charger(charger, T0 - timedelta(days=10)) == base
+    assert rate_for_charger(charger, T0) == newer  # the override expired: newest property rate
+    assert rate_for_charger(charger, T0 - timedelta(days=10)) == own  # the override was in force
+    assert rate_for_charger(charger, T0 - timedelta(days=40)) is None
+    assert base.valid_from == T0 - timedelta(days=30)
