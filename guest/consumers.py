@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_REFRESH_S = 30  # chargers.live asks for a refresh at least every 60 s
 SETTLE_FALLBACK_AFTER_S = 3
+MEMO_S = 2.0  # chargers.live re-reads the watch marker at most this often per process
 
 
 class GuestSessionConsumer(AsyncWebsocketConsumer):
@@ -37,7 +38,7 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        self.tasks = [asyncio.create_task(self._keep_watching())]
+        self.tasks = [asyncio.create_task(self._keep_watching()), asyncio.create_task(self._resync_after(MEMO_S + 0.5))]
         await self._send_snapshot()
 
     async def disconnect(self, code) -> None:
@@ -74,6 +75,13 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         if snap["state"] == GuestSession.State.STARTING and snap["seconds_left"] is not None:
             self.tasks.append(asyncio.create_task(self._expire_at(snap["seconds_left"] + 1)))
         return snap
+
+    async def _resync_after(self, delay: float) -> None:
+        # The OCPP process reads the watch marker with a short memo (chargers.live): events
+        # in the first moments after the marker was set can be dropped. One re-read once that
+        # memo has expired catches up; everything after arrives as events.
+        await asyncio.sleep(delay)
+        await self._send_snapshot()
 
     async def _expire_at(self, delay: float) -> None:
         # Server side: the same idempotent check the scheduled task runs, so an open page learns

@@ -22,6 +22,7 @@ from authorization.decisions import Context
 from authorization.models import Token
 from authorization.services import decide_sync
 from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
+from chargers.live import connector_watch
 from chargers.models import Charger, ChargingSession, Command
 from chargers.services import charger_facts
 
@@ -128,6 +129,9 @@ def guest_start(
     GuestSession.objects.filter(pk=gs.pk).update(payment_id=payment.pk, payment_reference=result.reference)
     gs.payment_id, gs.payment_reference = payment.pk, result.reference
 
+    # Ask the OCPP process to publish this charger's events before the car can start, so the
+    # guest's page, which opens right after, misses nothing.
+    connector_watch(charger.pk)
     try:
         command = send_command_sync(
             charger, "RemoteStartTransaction", {"connectorId": connector_id, "idTag": uid}, source="guest"

@@ -28,6 +28,14 @@ async def next_of(ws, kind: str, timeout=5) -> dict:
             return message
 
 
+async def until_state(ws, wanted: str, timeout=10) -> dict:
+    """Skip earlier snapshots (the consumer also re-sends one shortly after connecting)."""
+    while True:
+        state = await next_of(ws, "state", timeout=timeout)
+        if state["state"] == wanted:
+            return state
+
+
 @pytest.fixture
 def started_guest(guest_charger, rate, monkeypatch):
     def send(charger, action, payload, **kwargs):
@@ -71,8 +79,8 @@ async def test_live_session_from_plug_in_to_receipt(started_guest):
     )
     assert started["idTagInfo"]["status"] == "Accepted"
     tx = started["transactionId"]
-    state = await next_of(ws, "state")
-    assert state["state"] == "charging" and state["transaction_id"] == tx
+    state = await until_state(ws, "charging")
+    assert state["transaction_id"] == tx
 
     await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": TS})
     assert (await next_of(ws, "status"))["status_label"] == "Charging"
@@ -88,10 +96,7 @@ async def test_live_session_from_plug_in_to_receipt(started_guest):
     assert (await next_of(ws, "status"))["status"] == "SuspendedEV"
 
     await charger.result("StopTransaction", {"transactionId": tx, "meterStop": 110_000, "timestamp": "2026-11-21T11:00:00Z", "reason": "EVDisconnected"})
-    while True:
-        state = await next_of(ws, "state")
-        if state["state"] == "finished":
-            break
+    state = await until_state(ws, "finished")
     assert state["receipt_url"] == f"/s/receipt/{gs.key}/"
     assert state["kwh"] == "10.000"
     await ws.disconnect()
@@ -106,10 +111,7 @@ async def test_deadline_passes_on_an_open_page(started_guest, settings):
     assert (await ws.connect())[0]
     first = await next_of(ws, "state")
     assert first["state"] in ("starting", "failed")
-    if first["state"] == "starting":
-        final = await next_of(ws, "state", timeout=10)
-    else:
-        final = first
+    final = first if first["state"] == "failed" else await until_state(ws, "failed")
     assert final["state"] == "failed"
     assert "released" in final["failure"]
     await ws.disconnect()
