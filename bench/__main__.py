@@ -6,7 +6,7 @@
 
 Needs PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432) and Redis
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). Creates and drops its own
-databases (bench_evportal, bench_evportal_log).
+databases (BENCH_DB, default bench_evportal, and BENCH_DB_log).
 """
 
 from __future__ import annotations
@@ -76,9 +76,12 @@ def migrate_and_seed(database: str, chargers: int) -> dict:
 
 
 def flush_redis() -> None:
+    """Drop this bench's channel-layer and cache keys (its own prefix) between runs."""
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"*{BENCH_DB}*", count=1000):
+        client.delete(key)
 
 
 def reset_logs(database: str = BENCH_DB) -> None:

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from bench.servers import PG_ROOT, Server, server_env
+from bench.servers import BENCH_DB, PG_ROOT, Server, server_env
 
-LOG_DB = "bench_evportal_log"
+LOG_DB = f"{BENCH_DB}_log"
 CHARGERS = 1000
 TABLE = "chargers_ocppmessage"
 ACTIONS = (

@@ -14,7 +14,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-BENCH_DB = "bench_evportal"
+# Own database names (BENCH_DB) so a smoke run in the test suite never drops a running bench.
+BENCH_DB = os.environ.get("BENCH_DB", "bench_evportal")
 PG_ROOT = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -37,8 +38,8 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
         "UVICORN_LOG_LEVEL": "warning",
         "SECURE_COOKIES": "false",
         "CONN_MAX_AGE": "600",
-        "CHANNEL_LAYER_PREFIX": "bench",
-        "CACHE_PREFIX": "bench",
+        "CHANNEL_LAYER_PREFIX": BENCH_DB,
+        "CACHE_PREFIX": BENCH_DB,
         "PYTHONUNBUFFERED": "1",
     }
     if redis:

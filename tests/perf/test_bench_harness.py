@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end (a smoke run with tiny sizes, not a timed test)."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
         [sys.executable, "-m", "bench", "--quick", "--only", "throughput", "--conns", "10", "--duration", "2",
          "--targets", "ours,peer,echo", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "BENCH_DB": f"bench_smoke_{os.getpid()}"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
