@@ -381,24 +381,26 @@ def charger_logs(request, station_id: str):
             after = int(request.GET["after"])
         except ValueError:
             return HttpResponse(status=400)
-        fresh = [
-            r for r in OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("-id")[:200]
-            if _matches(r, search, direction, mtype)
-        ]
+        # Oldest first and bounded: the client asks again from the last id it got, so a
+        # burst is delivered in order, and a row written during this request is never skipped.
+        new_rows = list(OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("id")[:200])
+        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype)]
         context.update({"entries": log_entries(charger, fresh), "whitelist_form": whitelist_form,
                         "next_url": request.GET.get("back", "")})
         response = render(request, "chargers/includes/_log_entries.html", context)
-        latest = OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("-id").values_list("id", flat=True).first()
-        response["X-Latest-Id"] = str(latest or after)
+        response["X-Latest-Id"] = str(new_rows[-1].id if new_rows else after)
+        if len(new_rows) == 200:
+            response["X-More"] = "1"
         return response
 
     before = data.get("before")
+    # Read before the page, so a frame written meanwhile reaches the live view (at worst twice).
+    latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
     rows = message_log(charger, search=search, direction=direction, message_type=mtype,
                        before_id=before, limit=LOG_PAGE + 1)
     has_more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
     filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype)) if v}
-    latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
     context.update({
         "form": form if form.is_bound else LogFilterForm(),
         "entries": log_entries(charger, rows),

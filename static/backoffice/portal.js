@@ -59,6 +59,7 @@
         .then(function (r) {
           if (!r.ok) throw new Error("HTTP " + r.status);
           var header = parseInt(r.headers.get("X-Latest-Id") || "0", 10);
+          if (r.headers.get("X-More")) again = true;
           return r.text().then(function (html) { return [html, header]; });
         })
         .then(function (result) {
