@@ -214,13 +214,20 @@ class PaymentSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
 
 
 class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Guest payments; owners refund them (POST /payments/<id>/refund/)."""
+    """Guest payments of the organizations you own; refund them with POST /payments/<id>/refund/."""
 
     serializer_class = PaymentSerializer
     filterset_fields = ["organization", "status", "session"]
 
     def get_queryset(self):
-        return payments_for(self.request.user).order_by("-created_at", "-id")
+        # Payments carry guests' emails: owners only, like payouts.
+        queryset = payments_for(self.request.user)
+        if getattr(self, "swagger_fake_view", False):
+            return Payment.objects.none()
+        if not self.request.user.is_staff:
+            owned = Membership.objects.filter(user=self.request.user, role=Membership.Role.OWNER).values("organization_id")
+            queryset = queryset.filter(organization_id__in=owned)
+        return queryset.order_by("-created_at", "-id")
 
     @extend_schema(request=RefundRequestSerializer, responses={201: {"type": "object"}})
     @action(detail=True, methods=["post"])
