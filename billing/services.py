@@ -328,6 +328,10 @@ def refund_issue(
         raise ValidationError({"reason": "Say why the refund is given (the guest sees it on the receipt)."})
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        # Checked again under the payment's lock: a concurrent replay of the same key waits here.
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
         amount = round_money(Decimal(amount), payment.currency)
         if amount <= 0:
             raise ValidationError({"amount": "Refund a positive amount."})
