@@ -212,7 +212,7 @@ def session(request, key: str):
     snap = snapshot(gs)
     return render(request, "guest/session.html", {
         "gs": gs, "snap": snap, "charger": gs.charger, "property": gs.charger.property,
-        "support_query": _support_query(gs.charger.station_id, ""),
+        "support_query": _support_query(gs.charger.station_id, "Charging did not start" if gs.failure_code else ""),
         "ws_path": f"/ws/guest/{gs.key}/",
     })
 

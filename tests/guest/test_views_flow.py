@@ -159,3 +159,12 @@ def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, 
     assert "2026-07-01 12:00" in body and "2026-07-01 13:00" in body
     assert "EUR 50.00 hold" in body
     assert "0000" not in body.split('id="receipt"')[1]
+
+
+def test_failed_session_contact_support_carries_what_happened(client, guest_charger, rate, accepted):
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    client.post(f"/s/session/{gs.key}/stop/")  # cancel before the car started
+    body = client.get(f"/s/session/{gs.key}/").content.decode()
+    assert "prompt=Charging+did+not+start" in body
+    assert "station_id=HB-Lot-01" in body
