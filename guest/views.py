@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -315,7 +314,3 @@ def label_sheet(request, property_id: int):
         "title": f"QR labels – {prop.name}", "labels": _label_rows(request, chargers), "property": prop,
         "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
     })
-
-
-def label_url(charger) -> str:
-    return reverse("guest:label-charger", args=[charger.station_id])
