@@ -31,7 +31,8 @@ chromium:
 # With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing),
 # then once more on SQLite with the in-memory channel layer, the zero-config setup.
 test: install chromium
-	$(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
+	DEBUG=true $(VENV)/bin/lint-imports --no-cache >/dev/null || { $(VENV)/bin/lint-imports --no-cache; exit 1; }
 	@if [ "$$CI" = "true" ]; then \
 	  echo "== PostgreSQL + Redis ==" && \
 	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
@@ -46,7 +47,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 migrations-check: install
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
