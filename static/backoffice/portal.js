@@ -42,7 +42,11 @@
     var liveText = live.querySelector(".text");
     var latest = parseInt(log.getAttribute("data-latest-id") || "0", 10);
     var filters = JSON.parse(log.getAttribute("data-filters") || "{}");
-    var fetching = false, again = false, delay = 1000;
+    var fetching = false, again = false, delay = 1000, lastPush = Date.now();
+    // Pushes are best effort on the server; a quiet spell gets one cheap catch-up fetch.
+    setInterval(function () {
+      if (live.classList.contains("on") && Date.now() - lastPush > 15000) { lastPush = Date.now(); refresh(); }
+    }, 5000);
 
     var setLive = function (on, text) {
       live.classList.toggle("on", on);
@@ -94,7 +98,7 @@
         // The server learns that this tab watches within a couple of seconds; catch up once after.
         setTimeout(refresh, 3000);
       };
-      ws.onmessage = function () { refresh(); };
+      ws.onmessage = function () { lastPush = Date.now(); refresh(); };
       ws.onclose = function () {
         setLive(false, "Live updates paused, reconnecting…");
         setTimeout(connect, delay);
