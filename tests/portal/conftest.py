@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -81,19 +80,6 @@ def make_site(prefix: str) -> Site:
     }
     return Site(org, prop, charger, token, group, msp, msp_token, session, decision,
                 users["owner"], users["manager"], users["viewer"])
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """Use a test database of our own, so runs of other suites at the same time do not collide."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    test = db.setdefault("TEST", {})
-    if db["ENGINE"].endswith("sqlite3"):
-        test["NAME"] = str(Path(settings.BASE_DIR) / ".test-db-portal.sqlite3")
-    else:
-        test["NAME"] = f"test_{db['NAME']}_portal"
 
 
 @pytest.fixture(autouse=True)
