@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import queue
+import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,13 @@ from tests.factories import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# UPDATE_SCREENSHOTS=1 refreshes the README's pictures; otherwise they go to a scratch folder
+# so a test run leaves the work tree clean.
+SHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "evportal-screenshots"
+)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 PASSWORD = "secret-pass-123"
