@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from authorization.models import MobilityServiceProvider, Token, TokenGroup
+from authorization.models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from backoffice.models import Membership, Organization, Property
 from chargers.models import Charger
 
@@ -49,10 +49,12 @@ class Command(BaseCommand):
             )
         residents, _ = TokenGroup.objects.get_or_create(organization=organization, name="Residents")
         for uid, label in [("DEMO-CARD-1", "Resident card 1"), ("DEMO-CARD-2", "Resident card 2")]:
-            token, _ = Token.objects.get_or_create(organization=organization, uid_normalized=uid, defaults={"uid": uid, "label": label})
+            token, _ = Token.objects.get_or_create(
+                organization=organization, uid_normalized=normalize_uid(uid), defaults={"uid": uid, "label": label}
+            )
             residents.tokens.add(token)
         Token.objects.get_or_create(
-            organization=organization, uid_normalized="DEMOEXPIRED",
+            organization=organization, uid_normalized=normalize_uid("DEMO-EXPIRED"),
             defaults={"uid": "DEMO-EXPIRED", "label": "Expired card", "expires_at": timezone.now() - timedelta(days=3)},
         )
         MobilityServiceProvider.objects.get_or_create(
