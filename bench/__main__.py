@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -449,7 +448,7 @@ def print_table(report: dict, args) -> str:
                          "", q.get("errors", 0), q.get("note", "")))
     table = [head, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
     lines.append(fmt(head))
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines.extend(fmt(r) for r in table[1:])

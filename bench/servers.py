@@ -31,7 +31,7 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
         redis = os.environ.get("BENCH_REDIS", "1") != "0"
     env = {
         **os.environ,
-        "DATABASE_URL": f"{PG_ROOT}/{database}",
+        "DATABASE_URL": f"{PG_ROOT}/{database}" + os.environ.get("BENCH_DB_QUERY", ""),
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "LOG_LEVEL": "WARNING",

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import sys
 
 import uvicorn
 from django.core.management.base import BaseCommand
@@ -19,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--simulate", type=int, default=int(os.environ.get("SIMULATE", "0") or 0))
 
     def handle(self, *args, **options):
+        # The event loop releases the GIL on every socket call; with database threads busy it
+        # then waits up to the switch interval (5 ms by default) to get it back (convoy effect).
+        interval = float(os.environ.get("GIL_SWITCH_INTERVAL_MS", "0") or 0)
+        if interval > 0:
+            sys.setswitchinterval(interval / 1000)
         config = uvicorn_config(options["host"], options["port"])
         server = uvicorn.Server(config)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
