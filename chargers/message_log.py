@@ -86,6 +86,7 @@ class MessageLogWriter:
         self._connector_known: set[int] = set()
         self._connector_refreshed = 0.0
         self._pg_conn = None
+        self._seen_scanned = 0.0
         self._sessions: dict[tuple[int, int], int] = {}  # (charger, transactionId) -> session pk
 
     # -- producers (event loop) ------------------------------------------------------------
@@ -212,7 +213,14 @@ class MessageLogWriter:
 
     async def _flush_once(self, *, force_seen: bool) -> None:
         messages, meters = self._take()
-        seen = self._due_seen(force_seen)
+        # Scanning every charger's last-seen entry costs O(chargers): once a second is enough
+        # (they are written every LAST_SEEN_WRITE_EVERY_S anyway), not on every 5 ms tick.
+        now = time.monotonic()
+        if force_seen or now - self._seen_scanned >= 1.0:
+            self._seen_scanned = now
+            seen = self._due_seen(force_seen)
+        else:
+            seen = {}
         if not (messages or meters or seen):
             return
         try:
