@@ -34,6 +34,7 @@ MAX_BATCH = 2000
 MAX_BUFFERED = 50_000
 LAST_SEEN_WRITE_EVERY_S = 15.0
 LOG_WATCH_TTL_S = 60
+WATCH_MEMO_S = 2.0  # how long "is a Logs tab open for this charger?" is remembered
 CONNECTOR_WATCH_REFRESH_S = 2.0
 
 
@@ -78,7 +79,7 @@ class MessageLogWriter:
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_lock: asyncio.Lock | None = None
-        self._watch_memo: tuple[float, set[int]] = (0.0, set())
+        self._watch_memo: dict[int, tuple[float, bool]] = {}  # charger id -> (checked at, watched)
         # Connector-event watchers (chargers.live markers), refreshed for all chargers at once
         # every CONNECTOR_WATCH_REFRESH_S instead of one cache round trip per charger.
         self._connector_interest: set[int] = set()
@@ -293,11 +294,9 @@ class MessageLogWriter:
         watched: set[int] = set()
         if messages:
             ids = {m[0] for m in messages}
-            stamp, _ = self._watch_memo
-            if time.monotonic() - stamp > 2.0:
+            watched = self._watched_if_fresh(ids)
+            if watched is None:
                 watched = await db.run(self._watched_memo, ids)
-            else:
-                watched = self._watch_memo[1] & ids
         dumps = json.dumps
         published: dict[int, list[dict]] = {}
         conn = await self._pg()
@@ -367,14 +366,31 @@ class MessageLogWriter:
             raise
         return published
 
+    def _watched_if_fresh(self, charger_ids: set[int]) -> set[int] | None:
+        """Return the watched ones among these chargers if every answer is under 2 s old."""
+        now = time.monotonic()
+        watched = set()
+        for pk in charger_ids:
+            checked, is_watched = self._watch_memo.get(pk, (-WATCH_MEMO_S, False))
+            if now - checked > WATCH_MEMO_S:
+                return None
+            if is_watched:
+                watched.add(pk)
+        return watched
+
     def _watched_memo(self, charger_ids: set[int]) -> set[int]:
-        """Return which of these chargers have a Logs tab open somewhere (cached 2 s)."""
-        stamp, watched = self._watch_memo
-        if time.monotonic() - stamp > 2.0:
-            keys = cache.get_many([log_watch_key(pk) for pk in charger_ids]) if charger_ids else {}
-            watched = {int(key.split(":")[1]) for key in keys}
-            self._watch_memo = (time.monotonic(), watched)
-        return watched & charger_ids
+        """Return which of these chargers have a Logs tab open somewhere (each answer kept 2 s).
+
+        Asks the cache only for chargers whose answer is stale, so a watched charger is never
+        taken for unwatched because it was missing from an earlier batch.
+        """
+        now = time.monotonic()
+        stale = [pk for pk in charger_ids if now - self._watch_memo.get(pk, (-WATCH_MEMO_S, False))[0] > WATCH_MEMO_S]
+        if stale:
+            found = cache.get_many([log_watch_key(pk) for pk in stale])
+            for pk in stale:
+                self._watch_memo[pk] = (now, log_watch_key(pk) in found)
+        return {pk for pk in charger_ids if self._watch_memo[pk][1]}
 
     def _write_everything_sync(self) -> None:
         while self._messages or self._meters or self._seen:

@@ -236,3 +236,16 @@ async def test_invalid_command_payload_is_refused_before_sending(charger):
         await send_command(charger, "Reset", {"type": "Sideways"})
 
 
+
+
+def test_a_watched_charger_missing_from_an_earlier_batch_is_still_seen_as_watched():
+    from django.core.cache import cache
+
+    from chargers.message_log import MessageLogWriter, log_watch_key
+
+    writer_under_test = MessageLogWriter()
+    cache.set(log_watch_key(2), 1, 60)
+    assert writer_under_test._watched_memo({1}) == set()
+    assert writer_under_test._watched_if_fresh({1, 2}) is None, "charger 2 was never asked: not fresh"
+    assert writer_under_test._watched_memo({1, 2}) == {2}
+    assert writer_under_test._watched_if_fresh({1, 2}) == {2}
