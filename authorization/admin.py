@@ -13,7 +13,7 @@ class TokenGroupAdminForm(forms.ModelForm):
 
     class Meta:
         model = TokenGroup
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
 
 
 @admin.register(MobilityServiceProvider)

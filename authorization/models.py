@@ -94,13 +94,13 @@ class Token(models.Model):
     def __str__(self) -> str:
         return self.uid
 
-    def clean(self) -> None:
-        if not self.organization_id and not self.msp_id:
-            raise ValidationError("A token belongs to an organization or to a mobility provider.")
-
     def save(self, *args, **kwargs) -> None:
         self.uid_normalized = normalize_uid(self.uid)
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if not self.organization_id and not self.msp_id:
+            raise ValidationError("A token belongs to an organization or to a mobility provider.")
 
 
 class TokenGroup(models.Model):

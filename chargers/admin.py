@@ -3,7 +3,16 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from . import commands
-from .models import Charger, ChargingSession, Command, Connector, MeterValue, OcppMessage, OrphanStop, StatusEvent
+from .models import (
+    Charger,
+    ChargingSession,
+    Command,
+    Connector,
+    MeterValue,
+    OcppMessage,
+    OrphanStop,
+    StatusEvent,
+)
 
 
 class ConnectorInline(admin.TabularInline):
@@ -24,7 +33,7 @@ class ChargerAdminForm(forms.ModelForm):
 
     class Meta:
         model = Charger
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
 
     def save(self, commit=True):
         charger = super().save(commit=False)

@@ -112,7 +112,7 @@ class ChargerFilter(django_filters.FilterSet):
     def filter_status(self, queryset, name, value):
         from datetime import timedelta
 
-        from django.db.models import F, Q
+        from django.db.models import Q
         from django.utils import timezone
 
         # Approximates is_online() in SQL with the largest interval; the row-level check is exact.

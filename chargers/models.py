@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.utils.crypto import get_random_string
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 # OCPP-J 1.6 §3.1.1 / 2.0.1 identifierString: printable, no colon (it breaks Basic auth), at most 48.
 station_id_validator = RegexValidator(
@@ -267,6 +267,9 @@ class MeterValue(models.Model):
             models.Index(fields=["charger", "-timestamp"], name="meter_charger_time"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.measurand} {self.raw_value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
 
 class OrphanStop(models.Model):
     """A StopTransaction for a transaction we never saw start: acknowledged and kept for review."""
@@ -288,6 +291,9 @@ class OrphanStop(models.Model):
                 fields=["charger", "transaction_id", "stopped_at", "meter_stop_wh"], name="unique_orphan_stop"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"orphan stop of tx {self.transaction_id} on {self.charger_id}"
 
 
 class Command(models.Model):
@@ -342,3 +348,6 @@ class StatusEvent(models.Model):
     class Meta:
         ordering = ["timestamp", "id"]
         indexes = [models.Index(fields=["charger", "connector_id", "timestamp"], name="statusevent_conn_time")]
+
+    def __str__(self) -> str:
+        return f"{self.charger_id}/{self.connector_id} {self.status} at {self.timestamp:%Y-%m-%d %H:%M:%S}"

@@ -151,7 +151,8 @@ def session_start(
             if existing:
                 return existing
             continue  # transaction id collision: draw again
-        transaction.on_commit(lambda: session_started.send(sender=ChargingSession, session_id=session.pk))
+        session_id = session.pk
+        transaction.on_commit(lambda sid=session_id: session_started.send(sender=ChargingSession, session_id=sid))
         return session
     raise RuntimeError("Could not allocate a transaction id")
 

@@ -1,7 +1,6 @@
 """The OCPP 1.6J websocket endpoint, driven frame by frame like a charger would."""
 
 import asyncio
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
