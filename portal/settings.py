@@ -193,6 +193,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.
 GUEST_START_TIMEOUT_S = env_int("GUEST_START_TIMEOUT_S", 60)
+# Where billing statements (CSV) are written; a persistent volume in production.
+BILLING_STATEMENT_ROOT = os.environ.get("BILLING_STATEMENT_ROOT", str(BASE_DIR / "media" / "statements"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
