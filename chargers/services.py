@@ -153,8 +153,47 @@ def session_start(
             continue  # transaction id collision: draw again
         session_id = session.pk
         transaction.on_commit(lambda sid=session_id: session_started.send(sender=ChargingSession, session_id=sid))
+        sessions_close_superseded(charger_id=charger_id, connector_id=connector_id, before=started_at, keep_id=session_id)
         return session
     raise RuntimeError("Could not allocate a transaction id")
+
+
+SUPERSEDED = "Superseded"
+
+
+def _last_register_wh(session: ChargingSession) -> tuple[int | None, datetime | None]:
+    """Return the session's last energy register reading in Wh and its time, if any."""
+    sample = (
+        MeterValue.objects.filter(session=session, measurand="Energy.Active.Import.Register", phase="")
+        .exclude(value=None).order_by("-timestamp", "-id").first()
+    )
+    if sample is None:
+        return None, None
+    factor = 1000 if sample.unit.lower() == "kwh" else 1
+    return int(sample.value * factor), sample.timestamp
+
+
+@transaction.atomic
+def sessions_close_superseded(*, charger_id: int, connector_id: int, before: datetime, keep_id: int) -> int:
+    """Close sessions a connector left running when it started a newer one (a charger that lost
+    power or rebooted without StopTransaction). They end at their last meter reading and keep
+    stop reason "Superseded", so the real StopTransaction, if it still comes, replaces them."""
+    closed = 0
+    stale = ChargingSession.objects.select_for_update().filter(
+        charger_id=charger_id, connector_id=connector_id, status=ChargingSession.Status.ACTIVE, started_at__lt=before
+    ).exclude(pk=keep_id)
+    for old in stale:
+        meter_wh, when = _last_register_wh(old)
+        old.meter_stop_wh = max(meter_wh if meter_wh is not None else old.meter_start_wh, old.meter_start_wh)
+        old.stopped_at = when or old.started_at
+        old.stop_reason = SUPERSEDED
+        old.status = ChargingSession.Status.COMPLETED
+        old.received_stop_at = timezone.now()
+        old.save(update_fields=["meter_stop_wh", "stopped_at", "stop_reason", "status", "received_stop_at"])
+        transaction.on_commit(lambda sid=old.pk: session_finished.send(sender=ChargingSession, session_id=sid))
+        logger.warning("Closed session %s on %s/%s: a newer transaction started", old.transaction_id, charger_id, connector_id)
+        closed += 1
+    return closed
 
 
 def _meter_rows(charger_id: int, connector_id: int, session: ChargingSession | None, meter_values: list) -> list:
@@ -205,7 +244,9 @@ def session_stop(
             )
             logger.warning("Orphan StopTransaction %s from charger %s kept for review", transaction_id, charger_id)
             return None
-        if session.status == ChargingSession.Status.COMPLETED:
+        # A repeated stop changes nothing, except that the charger's own stop replaces the
+        # estimate of a session we closed as superseded.
+        if session.status == ChargingSession.Status.COMPLETED and session.stop_reason != SUPERSEDED:
             return session
         session.meter_stop_wh = meter_stop
         session.stopped_at = stopped_at

@@ -248,3 +248,24 @@ def test_a_watched_charger_missing_from_an_earlier_batch_is_still_seen_as_watche
     assert writer_under_test._watched_if_fresh({1, 2}) is None, "charger 2 was never asked: not fresh"
     assert writer_under_test._watched_memo({1, 2}) == {2}
     assert writer_under_test._watched_if_fresh({1, 2}) == {2}
+
+
+async def test_a_new_start_closes_the_session_a_rebooted_charger_left_running(charger, token):
+    client = await connected()
+    old = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": "2026-11-20T08:00:00Z"}))["transactionId"]
+    await client.result("MeterValues", {"connectorId": 1, "transactionId": old, "meterValue": [{"timestamp": "2026-11-20T08:30:00Z", "sampledValue": [{"value": "3.5", "unit": "kWh"}]}]})
+    await writer.flush()
+    # The charger lost power and reboots without a StopTransaction, then starts anew.
+    await client.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    new = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 3600, "timestamp": "2026-11-20T09:00:00Z"}))["transactionId"]
+    closed = await ChargingSession.objects.aget(transaction_id=old)
+    assert (closed.status, closed.stop_reason, closed.meter_stop_wh) == ("completed", "Superseded", 3500)
+    assert closed.stopped_at.isoformat() == "2026-11-20T08:30:00+00:00"
+    assert (await ChargingSession.objects.aget(transaction_id=new)).status == "active"
+    # The charger's own stop, queued while it was off, still replaces the estimate once.
+    await client.result("StopTransaction", {"transactionId": old, "meterStop": 3590, "timestamp": "2026-11-20T08:41:00Z", "reason": "PowerLoss"})
+    closed = await ChargingSession.objects.aget(transaction_id=old)
+    assert (closed.stop_reason, closed.meter_stop_wh) == ("PowerLoss", 3590)
+    await client.result("StopTransaction", {"transactionId": old, "meterStop": 9999, "timestamp": "2026-11-20T10:00:00Z"})
+    assert (await ChargingSession.objects.aget(transaction_id=old)).meter_stop_wh == 3590
+    await client.close()
