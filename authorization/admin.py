@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 
+from backoffice.admin import ReadOnlyAdmin
+
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
 from .services import msp_set_blocked, token_group_add_uid, token_group_touch
 
@@ -95,17 +97,8 @@ class TokenGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthorizationDecision)
-class AuthorizationDecisionAdmin(admin.ModelAdmin):
+class AuthorizationDecisionAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "uid", "station_id", "connector_id", "context", "status", "reason", "msp_latency_ms"]
     search_fields = ["uid", "uid_normalized", "station_id"]
     list_filter = ["status", "reason", "context"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

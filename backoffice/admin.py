@@ -3,6 +3,19 @@ from django.contrib import admin
 from .models import Membership, Organization, Property
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody edits by hand: logs, decisions, money movements."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0

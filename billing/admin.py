@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import render
 from django.utils.html import format_html
 
+from backoffice.admin import ReadOnlyAdmin
+
 from . import services
 from .gateways import GatewayError
 from .models import (
@@ -27,17 +29,6 @@ from .models import (
     Subscription,
     SubscriptionPlan,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Rate)

@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from backoffice.admin import ReadOnlyAdmin
+
 from . import commands
 from .models import (
     Charger,
@@ -125,17 +127,6 @@ class ChargerAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{charger}: local list not pushed ({exc}).", messages.ERROR)
             else:
                 self.message_user(request, f"{charger}: SendLocalList -> {command.result_status or command.status}")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(OcppMessage)
