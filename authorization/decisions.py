@@ -27,6 +27,7 @@ class Context(StrEnum):
     START_TRANSACTION = "start_transaction"  # StartTransaction (after a local Authorize or offline)
     REMOTE_APP = "remote_app"  # remote start from our app, portal or guest page
     REMOTE_MSP = "remote_msp"  # remote start requested by another network
+    STOP_TRANSACTION = "stop_transaction"  # idTagInfo of a StopTransaction: the card's status now
 
 
 class MspAnswer(StrEnum):

@@ -132,6 +132,7 @@ class AuthorizationDecision(models.Model):
         START_TRANSACTION = "start_transaction", "StartTransaction"
         REMOTE_APP = "remote_app", "Remote start from the app / portal"
         REMOTE_MSP = "remote_msp", "Remote start from an MSP"
+        STOP_TRANSACTION = "stop_transaction", "StopTransaction (status for the charger's cache)"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     uid = models.CharField(max_length=36)

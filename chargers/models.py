@@ -74,6 +74,14 @@ class Charger(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_boot_at = models.DateTimeField(null=True, blank=True)
+    # Which server process holds the socket (OcppServerProcess.key): a restart or crash of that
+    # process clears the connection even when its disconnect was never recorded.
+    connection_process = models.CharField(max_length=64, blank=True)
+    # Two clients fighting over one station id (each new socket replaces the other).
+    identity_conflict_at = models.DateTimeField(null=True, blank=True)
+    identity_conflict_replacements = models.PositiveIntegerField(default=0)
+    # Transaction messages accepted although they broke the OCPP schema (see docs/ocpp.md).
+    schema_violations = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -173,8 +181,12 @@ class OcppMessage(models.Model):
     # Pulled out of Authorize / StartTransaction / RemoteStart payloads so "search an idTag" is an index hit.
     id_tag = models.CharField(max_length=36, blank=True)
     payload = models.JSONField(null=True)
-    # The frame exactly as received when it was not valid JSON.
+    # The frame exactly as received when it was not valid JSON, or (escaped=True) the whole
+    # frame JSON-escaped when it held text PostgreSQL cannot store (NUL, lone surrogates, NaN).
     raw = models.TextField(blank=True)
+    escaped = models.BooleanField(default=False)
+    # A transaction message accepted although it broke the schema: what was wrong.
+    violation = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -351,3 +363,53 @@ class StatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.charger_id}/{self.connector_id} {self.status} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class OcppDeadLetter(models.Model):
+    """A log row the database refused even after cleaning: kept here, never retried forever."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger_id = models.BigIntegerField(null=True, blank=True, help_text="Not a foreign key: the row may name anything.")
+    received_at = models.DateTimeField()
+    kind = models.CharField(max_length=20, default="message")
+    error = models.TextField()
+    # repr() of the row, ASCII only, so it is always storable.
+    row = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.pk} ({self.kind}) of charger {self.charger_id}"
+
+
+class OcppServerProcess(models.Model):
+    """A running server process holding charger sockets; its heartbeat proves it is alive."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid}"
+
+
+class JournalEntryApplied(models.Model):
+    """Marks a journal entry replayed into the database, in the same transaction as its effect,
+    so a replay interrupted at any point applies every entry exactly once."""
+
+    journal = models.CharField(max_length=200)
+    seq = models.BigIntegerField()
+    applied_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["journal", "seq"], name="unique_journal_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.journal}#{self.seq}"

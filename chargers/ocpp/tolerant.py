@@ -1,0 +1,218 @@
+"""Lenient reading of OCPP 1.6 transaction messages. Pure: no I/O, no Django.
+
+A CALLERROR on StartTransaction, StopTransaction or MeterValues is data loss: the charger
+retries a few times and then discards the message (OCPP 1.6 §3.7). So a payload that breaks
+the schema in a way we can still understand (a vendor stop reason, an extra field, a
+21-character idTag, a number out of range, a timestamp we cannot parse) is accepted: this
+module returns the values to use and the list of violations to record on the message.
+Only a payload naming no connector (StartTransaction, MeterValues) or no transaction
+(StopTransaction) is refused. Every number is brought inside the database column's range
+here, so nothing out of range reaches the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import fastjsonschema
+
+from .protocol import OCCURENCE_CONSTRAINT_VIOLATION, OcppError, parse_datetime
+
+INT32_MAX = 2**31 - 1
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+ID_TAG_MAX = 36  # column size; the schema says 20, longer tags are kept up to 36 and flagged
+STOP_REASON_MAX = 20
+SAMPLE_FIELDS = {"measurand": 50, "phase": 10, "unit": 10, "context": 20, "location": 10}
+VALUE_MAX = 100
+VIOLATION_MAX = 500
+
+
+@dataclass
+class Sample:
+    value: str
+    measurand: str = "Energy.Active.Import.Register"
+    phase: str = ""
+    unit: str = ""
+    context: str = ""
+    location: str = ""
+
+
+@dataclass
+class MeterReading:
+    timestamp: datetime
+    samples: list[Sample]
+
+
+@dataclass
+class Reading:
+    """The usable values of a transaction message and what was wrong with it."""
+
+    violations: list[str] = field(default_factory=list)
+    connector_id: int = 0
+    transaction_id: int | None = None
+    id_tag: str = ""
+    meter: int | None = None  # meterStart / meterStop in Wh
+    timestamp: datetime | None = None
+    reason: str = ""
+    reservation_id: int | None = None
+    meter_values: list[MeterReading] = field(default_factory=list)
+
+    @property
+    def violation(self) -> str:
+        return "; ".join(self.violations)[:VIOLATION_MAX]
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer, or a number/string that is one (1.0, "7"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _int_field(reading: Reading, payload: dict, name: str, lo: int, hi: int, *, required: bool) -> int | None:
+    if name not in payload:
+        if required:
+            raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is required", {"field": name})
+        return None
+    number = _as_int(payload[name])
+    if number is None:
+        if required:
+            raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is not an integer", {"field": name})
+        reading.violations.append(f"{name} {str(payload[name])[:40]!r} is not an integer: ignored")
+        return None
+    if not isinstance(payload[name], int):
+        reading.violations.append(f"{name} sent as {type(payload[name]).__name__}")
+    if not lo <= number <= hi:
+        reading.violations.append(f"{name} {number} out of range {lo}..{hi}")
+        return None
+    return number
+
+
+def _text(reading: Reading, payload: dict, name: str, limit: int) -> str:
+    value = payload.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        reading.violations.append(f"{name} sent as {type(value).__name__}")
+        value = str(value)
+    if len(value) > limit:
+        reading.violations.append(f"{name} longer than {limit} characters: cut")
+        value = value[:limit]
+    return value
+
+
+def _timestamp(reading: Reading, value: Any, name: str, received: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except (ValueError, OverflowError):
+            pass
+    reading.violations.append(f"{name} {str(value)[:40]!r} is not a date-time: receive time used")
+    return received
+
+
+def _schema_violation(validator: Callable[[Any], Any], payload: dict) -> str | None:
+    try:
+        validator(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return f"schema: {exc.message}"
+    return None
+
+
+def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[MeterReading]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        reading.violations.append("meter values are not a list: ignored")
+        return []
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            reading.violations.append("a meter value is not an object: ignored")
+            continue
+        when = _timestamp(reading, entry.get("timestamp"), "timestamp", received)
+        samples = []
+        raw_samples = entry.get("sampledValue")
+        for sample in raw_samples if isinstance(raw_samples, list) else []:
+            if not isinstance(sample, dict) or "value" not in sample:
+                reading.violations.append("a sampled value without value: ignored")
+                continue
+            values = {name: _text(reading, sample, name, limit) for name, limit in SAMPLE_FIELDS.items()}
+            samples.append(
+                Sample(
+                    value=_text(reading, sample, "value", VALUE_MAX),
+                    measurand=values["measurand"] or "Energy.Active.Import.Register",
+                    phase=values["phase"], unit=values["unit"], context=values["context"],
+                    location=values["location"],
+                )
+            )
+        out.append(MeterReading(when, samples))
+    return out
+
+
+def _connector(reading: Reading, payload: dict) -> int:
+    if "connectorId" not in payload or _as_int(payload["connectorId"]) is None:
+        raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, "connectorId is required", {"field": "connectorId"})
+    connector = _int_field(reading, payload, "connectorId", 0, INT32_MAX, required=True)
+    # Out of range: recorded as connector 0 (the charger as a whole) and flagged.
+    return connector if connector is not None else 0
+
+
+def read_start(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+    reading = Reading()
+    if (violation := _schema_violation(validator, payload)) is not None:
+        reading.violations.append(violation)
+    reading.connector_id = _connector(reading, payload)
+    if "idTag" not in payload:
+        reading.violations.append("idTag missing")
+    reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
+    meter = _int_field(reading, payload, "meterStart", BIGINT_MIN, BIGINT_MAX, required=False)
+    if meter is None:
+        reading.violations.append("meterStart unusable: 0 used")
+    reading.meter = meter if meter is not None else 0
+    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
+    reading.reservation_id = _int_field(reading, payload, "reservationId", -(2**31), INT32_MAX, required=False)
+    return reading
+
+
+def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+    reading = Reading()
+    if (violation := _schema_violation(validator, payload)) is not None:
+        reading.violations.append(violation)
+    if "transactionId" not in payload or _as_int(payload["transactionId"]) is None:
+        raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, "transactionId is required", {"field": "transactionId"})
+    # We issue 1..INT32_MAX: anything else cannot be ours and becomes an orphan stop (id 0).
+    transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=True)
+    reading.transaction_id = transaction_id if transaction_id is not None else 0
+    reading.meter = _int_field(reading, payload, "meterStop", BIGINT_MIN, BIGINT_MAX, required=False)
+    if reading.meter is None:
+        reading.violations.append("meterStop unusable: the last meter reading is used")
+    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
+    reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
+    reading.reason = _text(reading, payload, "reason", STOP_REASON_MAX)
+    reading.meter_values = _meter_values(reading, payload.get("transactionData"), received)
+    return reading
+
+
+def read_meter_values(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+    reading = Reading()
+    if (violation := _schema_violation(validator, payload)) is not None:
+        reading.violations.append(violation)
+    reading.connector_id = _connector(reading, payload)
+    reading.transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=False)
+    if "meterValue" not in payload:
+        reading.violations.append("meterValue missing")
+    reading.meter_values = _meter_values(reading, payload.get("meterValue"), received)
+    return reading

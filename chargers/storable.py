@@ -1,0 +1,68 @@
+"""Make any decoded JSON value storable in PostgreSQL's jsonb and text columns. Pure.
+
+A charger may send text PostgreSQL refuses (a NUL byte or a lone UTF-16 surrogate, both
+legal as JSON escapes) and numbers JSON cannot hold (NaN, Infinity, 1e999). One such frame
+used to make the log writer retry the same batch forever. Frames are cleaned before they
+are buffered: the stored payload has those replaced by visible escapes and the frame is
+kept losslessly, JSON-escaped, in `raw` (see docs/ocpp.md, "What is stored").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+# Cheap test on the frame text: only frames that may hold such values are walked.
+_SUSPECT = re.compile(r"\\u|\x00|NaN|Infinity|[eE][+-]?\d{3}")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def clean_text(text: str) -> str:
+    """Replace NUL and lone surrogates with their visible \\uXXXX escapes."""
+    return _BAD_CHAR.sub(_escape_char, text)
+
+
+def text_is_clean(text: str) -> bool:
+    return _BAD_CHAR.search(text) is None
+
+
+def clean_value(value: Any) -> tuple[Any, bool]:
+    """Return (storable copy of value, whether anything had to change)."""
+    if isinstance(value, str):
+        if _BAD_CHAR.search(value):
+            return clean_text(value), True
+        return value, False
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value, False
+        return ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")), True
+    if isinstance(value, dict):
+        changed = False
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            clean_key, key_changed = clean_value(key)
+            clean_item, item_changed = clean_value(item)
+            out[clean_key] = clean_item
+            changed = changed or key_changed or item_changed
+        return (out, True) if changed else (value, False)
+    if isinstance(value, list):
+        items = [clean_value(item) for item in value]
+        if any(changed for _, changed in items):
+            return [item for item, _ in items], True
+        return value, False
+    return value, False
+
+
+def may_need_cleaning(text: str) -> bool:
+    return _SUSPECT.search(text) is not None
+
+
+def escaped_raw(text: str) -> str:
+    """The frame text as a JSON string literal: ASCII only, lossless (json.loads gives it back)."""
+    return json.dumps(text)
