@@ -4,11 +4,11 @@ import builtins
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
-from django.utils.crypto import get_random_string
+
+from . import credentials
 
 # OCPP-J 1.6 §3.1.1 / 2.0.1 identifierString: printable, no colon (it breaks Basic auth), at most 48.
 station_id_validator = RegexValidator(
@@ -17,11 +17,9 @@ station_id_validator = RegexValidator(
 )
 
 
-# OCPP passwords are machine keys of 16+ characters (security whitepaper §7.2), not
-# human passwords: a few thousand PBKDF2 rounds keep a reconnect storm of thousands of
-# chargers affordable while the hash stays salted and slow to brute-force.
-OCPP_PASSWORD_ITERATIONS = 5000
-OCPP_PASSWORD_MIN_LENGTH = 16
+# OCPP passwords are machine keys of 16+ bytes (security whitepaper §7.2), not human
+# passwords: see chargers/credentials.py for how they are hashed.
+OCPP_PASSWORD_MIN_LENGTH = credentials.MIN_PASSWORD_LENGTH
 
 
 class Charger(models.Model):
@@ -38,6 +36,13 @@ class Charger(models.Model):
         ACCEPTED = "Accepted", "Accepted"
         PENDING = "Pending", "Pending"
         REJECTED = "Rejected", "Rejected"
+
+    class SecurityProfile(models.IntegerChoices):
+        # OCPP 1.6 security whitepaper §2.1.
+        NONE = 0, "0 – no authentication (unsafe)"
+        BASIC_AUTH = 1, "1 – password (HTTP Basic) over ws or wss"
+        TLS_BASIC_AUTH = 2, "2 – password (HTTP Basic) over TLS"
+        TLS_CLIENT_CERTIFICATE = 3, "3 – TLS client certificate"
 
     station_id = models.CharField(
         max_length=48, unique=True, validators=[station_id_validator],
@@ -82,6 +87,17 @@ class Charger(models.Model):
     identity_conflict_replacements = models.PositiveIntegerField(default=0)
     # Transaction messages accepted although they broke the OCPP schema (see docs/ocpp.md).
     schema_violations = models.PositiveIntegerField(default=0)
+    # The least a connection must prove (A00.FR.002: a weaker one is refused). 0 only when staff
+    # set it; docs/security.md.
+    security_profile = models.PositiveSmallIntegerField(
+        choices=SecurityProfile.choices, default=SecurityProfile.BASIC_AUTH
+    )
+    # A higher profile the charger accepted (ChangeConfiguration SecurityProfile): it becomes
+    # security_profile on the first connection that meets it, never lower again (A05.FR.08/09).
+    security_profile_pending = models.PositiveSmallIntegerField(
+        choices=SecurityProfile.choices, null=True, blank=True
+    )
+    ocpp_password_set_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -90,18 +106,14 @@ class Charger(models.Model):
     def __str__(self) -> str:
         return self.station_id
 
-    def set_ocpp_password(self, raw: str | None) -> None:
+    def set_ocpp_password(self, raw: str | bytes | None) -> None:
         """Store a salted hash of the charger's Basic-auth password (never the password)."""
-        if not raw:
-            self.ocpp_password_hash = ""
-            return
-        self.ocpp_password_hash = PBKDF2PasswordHasher().encode(
-            raw, get_random_string(16), iterations=OCPP_PASSWORD_ITERATIONS
-        )
+        self.ocpp_password_hash = credentials.make_hash(raw) if raw else ""
+        self.ocpp_password_set_at = timezone.now() if raw else None
 
-    def check_ocpp_password(self, raw: str) -> bool:
-        # verify() compares in constant time.
-        return bool(self.ocpp_password_hash) and PBKDF2PasswordHasher().verify(raw, self.ocpp_password_hash)
+    def check_ocpp_password(self, raw: str | bytes) -> bool:
+        """Return whether `raw` (bytes as sent, or text) is this charger's password."""
+        return credentials.verify(self.ocpp_password_hash, raw)
 
     def is_online(self, now=None) -> bool:
         """Connected now, and heard from within two heartbeat intervals."""
@@ -413,3 +425,139 @@ class JournalEntryApplied(models.Model):
 
     def __str__(self) -> str:
         return f"{self.journal}#{self.seq}"
+
+
+# -- Security: events, credential changes, certificates, long-running charger operations ------------
+
+# OCPP 1.6 security whitepaper §8: the events a charger must push because they are critical.
+CRITICAL_SECURITY_EVENTS = frozenset(
+    {
+        "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
+        "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated",
+    }
+)
+
+
+class SecurityEvent(models.Model):
+    """A security event a charger reported (SecurityEventNotification) or that we noticed
+    ourselves at its handshake (refused credentials, profile or certificate)."""
+
+    class Source(models.TextChoices):
+        CHARGER = "charger", "Charger"
+        CSMS = "csms", "Central system"
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="security_events")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHARGER)
+    event_type = models.CharField(max_length=50)
+    timestamp = models.DateTimeField(help_text="The charger's clock; ours for central system events.")
+    tech_info = models.CharField(max_length=255, blank=True)
+    critical = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [
+            models.Index(fields=["charger", "-timestamp"], name="secevent_charger_time"),
+            models.Index(fields=["critical", "-received_at"], name="secevent_critical"),
+        ]
+        constraints = [
+            # A notification whose answer was lost comes again (A04.FR.02): store it once.
+            models.UniqueConstraint(
+                fields=["charger", "source", "event_type", "timestamp", "tech_info"], name="unique_security_event"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} at {self.charger_id} ({self.timestamp:%Y-%m-%d %H:%M:%S})"
+
+
+class AuthorizationKeyChange(models.Model):
+    """A new AuthorizationKey sent with ChangeConfiguration. Its hash waits here and replaces the
+    charger's password only when the charger answers Accepted (OCPP-J 1.6 §6, A01.FR.03/04)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the charger"
+        ADOPTED = "adopted", "Accepted: the new key is in use"
+        KEPT = "kept", "Not accepted: the old password stays valid"
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="authorization_key_changes")
+    command = models.OneToOneField(Command, on_delete=models.CASCADE, related_name="authorization_key_change")
+    password_hash = models.CharField(max_length=256)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"AuthorizationKey change of {self.charger_id}: {self.status}"
+
+
+class ChargerCertificate(models.Model):
+    """A client certificate the central system's CA signed for a charger (SignCertificate)."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="certificates")
+    serial_number = models.CharField(max_length=64)
+    fingerprint_sha256 = models.CharField(max_length=64, unique=True)
+    subject = models.CharField(max_length=255)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    certificate_pem = models.TextField()
+    command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    delivery = models.CharField(max_length=40, blank=True, help_text="The charger's answer to CertificateSigned.")
+    issued_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="A revoked certificate no longer connects.")
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} (serial {self.serial_number})"
+
+
+class ChargerOperation(models.Model):
+    """A long-running job a command started on a charger, followed through its notifications:
+    a log upload (GetLog / LogStatusNotification) or a signed firmware update
+    (SignedUpdateFirmware / SignedFirmwareStatusNotification)."""
+
+    class Kind(models.TextChoices):
+        LOG = "log", "Log upload"
+        FIRMWARE = "firmware", "Signed firmware update"
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    request_id = models.IntegerField(null=True, blank=True)
+    command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=40, default="Requested")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["charger", "kind", "request_id"], name="operation_request")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.request_id} on {self.charger_id}: {self.status}"
+
+
+class ChargerOperationStatus(models.Model):
+    """One step of an operation: our command's answer or a charger notification, as received."""
+
+    class Source(models.TextChoices):
+        REQUEST = "request", "Requested"
+        ANSWER = "answer", "Answer to the command"
+        NOTIFICATION = "notification", "Charger notification"
+
+    operation = models.ForeignKey(ChargerOperation, on_delete=models.CASCADE, related_name="history")
+    status = models.CharField(max_length=40)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id}: {self.status}"
