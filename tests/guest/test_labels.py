@@ -56,8 +56,9 @@ def test_property_sheet_has_every_charger_and_paper_size(client, site):
     client.force_login(MembershipFactory(organization=site.organization).user)
     body = client.get(f"/s/labels/property/{site.pk}/?paper=letter").content.decode()
     assert "SHEET-1" in body and "SHEET-2" in body
-    assert "size: letter" in body
-    assert "size: A4" in client.get(f"/s/labels/property/{site.pk}/").content.decode()
+    # The @page size lives in a static stylesheet (no inline styles under the CSP).
+    assert "guest/labels-letter.css" in body and "labels-a4.css" not in body
+    assert "guest/labels-a4.css" in client.get(f"/s/labels/property/{site.pk}/").content.decode()
     other = PropertyFactory()
     assert client.get(f"/s/labels/property/{other.pk}/").status_code == 404
 

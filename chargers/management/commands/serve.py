@@ -2,11 +2,12 @@
 
 import asyncio
 import logging
-import os
 import sys
 
 import uvicorn
 from django.core.management.base import BaseCommand
+
+from portal.env import env_bool, env_float, env_int, env_str
 
 logger = logging.getLogger(__name__)
 
@@ -15,25 +16,64 @@ class Command(BaseCommand):
     help = "Run the ASGI server (uvicorn) on 127.0.0.1:$PORT; SIMULATE=N also connects N demo chargers."
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--simulate", type=int, default=int(os.environ.get("SIMULATE", "0") or 0))
+        parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=env_int("PORT", 8000))
+        parser.add_argument("--simulate", type=int, default=env_int("SIMULATE", 0))
 
     def handle(self, *args, **options):
         # The event loop releases the GIL on every socket call; with database threads busy it
         # then waits up to the switch interval (5 ms by default) to get it back (convoy effect).
-        interval = float(os.environ.get("GIL_SWITCH_INTERVAL_MS", "0") or 0)
+        interval = env_float("GIL_SWITCH_INTERVAL_MS", 0.0)
         if interval > 0:
             sys.setswitchinterval(interval / 1000)
+        _return_large_allocations_to_the_os()
         config = uvicorn_config(options["host"], options["port"])
-        server = uvicorn.Server(config)
+        server = OcppServer(config)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(server, options["host"], options["port"], options["simulate"], self.stdout))
 
 
+class OcppServer(uvicorn.Server):
+    """uvicorn, with OCPP sockets drained before it closes them on SIGTERM.
+
+    uvicorn's own shutdown fails every open websocket at once; a frame a charger had just sent
+    was then stored but never answered. Here listening stops first, every charger's frame in
+    progress is answered, and each socket is closed with 1012 (service restart).
+    """
+
+    async def shutdown(self, sockets=None) -> None:
+        from chargers.consumers import drain
+
+        for server in self.servers:
+            server.close()  # no new connections while draining
+        try:
+            drained = await drain()
+            logger.info("Drained %d charger socket(s) before shutdown", drained)
+        except Exception:
+            logger.exception("Draining charger sockets failed")
+        await super().shutdown(sockets=sockets)
+
+
+def _return_large_allocations_to_the_os() -> None:
+    """Serve large frames from mmap, so memory they used goes back to the OS once freed.
+
+    glibc raises its mmap threshold after the first large free (up to 32 MB): later 1 MB frames
+    then come from the heap, which fragments and never shrinks. A fixed threshold keeps the
+    process's memory bounded under large frames (docs/performance.md, "Memory").
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_mmap_threshold = -3
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def _loop_factory():
     """uvloop when installed (uvicorn.run would pick it too; asyncio.run does not)."""
-    if os.environ.get("ASYNCIO_LOOP", "uvloop") == "uvloop":
+    if env_str("ASYNCIO_LOOP", "uvloop") == "uvloop":
         try:
             import uvloop
 
@@ -45,12 +85,15 @@ def _loop_factory():
 
 def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
     kwargs = dict(
-        host=host, port=port, lifespan="on", ws=os.environ.get("UVICORN_WS", "websockets"),
+        host=host, port=port, lifespan="on", ws=env_str("UVICORN_WS", "websockets"),
         ws_ping_interval=30, ws_ping_timeout=30, ws_max_size=1024 * 1024,
+        # Frames read ahead per socket (each up to ws_max_size): a charger that floods waits in
+        # TCP, not in our memory.
+        ws_max_queue=4,
         # OCPP frames are small; a deflate context per charger costs ~100 KB+ of RSS each.
         ws_per_message_deflate=False,
-        log_level=os.environ.get("UVICORN_LOG_LEVEL", "warning"),
-        backlog=4096, timeout_graceful_shutdown=10, proxy_headers=bool(os.environ.get("BEHIND_TLS_PROXY")),
+        log_level=env_str("UVICORN_LOG_LEVEL", "warning"),
+        backlog=4096, timeout_graceful_shutdown=10, proxy_headers=env_bool("BEHIND_TLS_PROXY", False),
     )
     kwargs.update(overrides)
     return uvicorn.Config("portal.asgi:application", **kwargs)

@@ -1,0 +1,11 @@
+/* Guest landing page: one press of "Pay and start charging" only (the start can take a while). */
+(function () {
+  "use strict";
+  var form = document.getElementById("start-form");
+  if (!form) return;
+  form.addEventListener("submit", function () {
+    var button = document.getElementById("pay-start");
+    button.disabled = true;
+    button.textContent = "Starting…";
+  });
+})();
