@@ -10,18 +10,15 @@ from rest_framework.exceptions import ValidationError
 
 from backoffice.api import PropertySerializer, PropertyViewSet, TenantViewSetMixin
 from backoffice.selectors import organization_ids_for, scope_to_user
+from backoffice.tenancy import TenantSerializerMixin
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
 from .services import token_group_touch
 
 
-def _same_org(user, organization) -> None:
-    ids = organization_ids_for(user)
-    if organization is not None and ids is not None and organization.pk not in ids:
-        raise ValidationError({"organization": "Unknown organization."})
-
-
-class MspSerializer(serializers.ModelSerializer):
+class MspSerializer(TenantSerializerMixin, serializers.ModelSerializer):
+    owner_fields = ("organization",)
     live_validation_token = serializers.CharField(write_only=True, required=False, allow_blank=True)
 
     class Meta:
@@ -31,6 +28,14 @@ class MspSerializer(serializers.ModelSerializer):
             "live_validation_token", "timeout_s", "on_timeout", "tokens_synced_at",
         ]
         read_only_fields = ["tokens_synced_at"]
+
+    def validate_live_validation_url(self, value: str) -> str:
+        if value:
+            try:
+                check_msp_url(value)
+            except BlockedMspUrl:
+                raise ValidationError(MSP_URL_MESSAGE) from None
+        return value
 
 
 class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
@@ -46,7 +51,8 @@ class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         serializer.save()
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(TenantSerializerMixin, serializers.ModelSerializer):
+    owner_fields = ("organization", "msp")
     groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
     allowed_station_ids = serializers.ListField(child=serializers.CharField(max_length=48), required=False)
 
@@ -115,14 +121,14 @@ class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
     @transaction.atomic
     def perform_update(self, serializer):
+        # The owner (organization or MSP) never changes, and the object check required edit rights.
         before = set(serializer.instance.groups.values_list("pk", flat=True))
-        if "organization" in serializer.validated_data or "msp" in serializer.validated_data:
-            self._check_owner(serializer)
         token = serializer.save()
         token_group_touch(group_ids=sorted(before | set(token.groups.values_list("pk", flat=True))))
 
 
-class TokenGroupSerializer(serializers.ModelSerializer):
+class TokenGroupSerializer(TenantSerializerMixin, serializers.ModelSerializer):
+    owner_fields = ("organization",)
     tokens = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Token.objects.all())
 
     class Meta:

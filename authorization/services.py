@@ -18,6 +18,7 @@ from backoffice import db
 
 from .decisions import NEEDS_MSP, ChargerFacts, Context, Decision, MspAnswer, TokenFacts, decide
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .msp_client import msp_async_client, msp_http_client
 from .signals import token_groups_changed
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ async def msp_validate_live(
     headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=msp.timeout_s) as client:
+        async with msp_async_client(timeout=msp.timeout_s) as client:
             response = await client.post(url, params={"type": "RFID"}, json=body, headers=headers)
     except httpx.TimeoutException:
         return MspAnswer.TIMEOUT, None, int((time.monotonic() - started) * 1000)
@@ -247,7 +248,7 @@ def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, clien
         params["date_from"] = msp.tokens_synced_at.isoformat()
     headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     own_client = client is None
-    client = client or httpx.Client(timeout=max(msp.timeout_s, 30))
+    client = client or msp_http_client(timeout=max(msp.timeout_s, 30))
     stored = 0
     try:
         while True:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils.crypto import get_random_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from . import services
 from .models import Membership, Organization, Property
 from .selectors import can_edit, organizations_for, properties_for, role_in
+from .tenancy import (
+    Conflict,
+    TenantFilterBackend,
+    TenantSerializerMixin,
+    delete_refusal,
+    protected_dependants,
+)
 
 
 def as_drf_error(exc: DjangoValidationError) -> ValidationError:
@@ -21,7 +32,28 @@ def as_drf_error(exc: DjangoValidationError) -> ValidationError:
 
 
 class TenantViewSetMixin:
-    """Writes need owner/manager in the object's organization; reads need membership."""
+    """Writes need owner/manager in the object's organization; reads need membership.
+
+    Serializers add backoffice.tenancy.TenantSerializerMixin, so every object a write
+    refers to must belong to an organization the user may write in. Ids in URLs are
+    whole numbers (anything else is a 404), filters offer only the user's objects, and
+    deleting an object that history depends on answers 409 with what blocks it.
+    """
+
+    lookup_value_regex = "[0-9]+"
+    filter_backends = [TenantFilterBackend]
+    # Completes "This <object> has 12 <dependants>; ..." when a delete is refused.
+    protected_delete_hint = ""
+
+    def perform_destroy(self, instance) -> None:
+        dependants = protected_dependants(instance)
+        if dependants:
+            raise Conflict(delete_refusal(instance, dependants, self.protected_delete_hint))
+        try:
+            with transaction.atomic():
+                instance.delete()
+        except ProtectedError:
+            raise Conflict(delete_refusal(instance, [], self.protected_delete_hint)) from None
 
     def organization_id_of(self, obj) -> int | None:
         return obj.organization_id
@@ -46,7 +78,7 @@ class AuthTokenView(ObtainAuthToken):
         return super().post(request, *args, **kwargs)
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Organization
         fields = ["id", "name", "created_at"]
@@ -54,7 +86,10 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 class MemberSerializer(serializers.Serializer):
     email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True, style={"input_type": "password"})
+    password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, style={"input_type": "password"},
+        help_text="For a new member: their password. Leave it out to email them an invitation instead.",
+    )
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     id = serializers.IntegerField(read_only=True)
     user_id = serializers.IntegerField(read_only=True)
@@ -88,17 +123,31 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
             raise PermissionDenied("Only owners manage members.")
         serializer = MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        email = data["email"].strip().lower()
+        # A new member without a password gets the portal's invitation email instead.
+        invite = not data.get("password") and not get_user_model().objects.filter(username__iexact=email).exists()
         try:
-            membership = services.member_add(organization=organization, **serializer.validated_data)
+            membership = services.member_add(
+                organization=organization, email=email, role=data["role"],
+                password=get_random_string(32) if invite else data.get("password"),
+            )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
+        if invite:
+            from .views import send_invitation
+
+            send_invitation(request, email=email, organization=organization)
         return Response(
-            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role},
+            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role,
+             "invited": invite},
             status=status.HTTP_201_CREATED,
         )
 
 
-class PropertySerializer(serializers.ModelSerializer):
+class PropertySerializer(TenantSerializerMixin, serializers.ModelSerializer):
+    owner_fields = ("organization",)
+
     class Meta:
         model = Property
         fields = [
@@ -112,6 +161,7 @@ class PropertyViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     filterset_fields = ["organization"]
     search_fields = ["name", "address"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    protected_delete_hint = "move its chargers to another location first"
 
     def get_queryset(self):
         return properties_for(self.request.user).order_by("pk")

@@ -20,6 +20,7 @@ from .forms import InviteMemberForm, MemberRoleForm
 from .models import Membership, Organization
 from .selectors import organization_ids_for, role_in
 from .services import member_add
+from .tenancy import writable_organizations
 
 # Higher apps fill the dashboard (this app may not import them, so it asks): the chargers
 # app answers with charger, session and energy figures (a dict merged into the template
@@ -49,11 +50,19 @@ def require_role(user, organization_id: int | None, *, edit: bool = False, owner
 
 def editable_organizations(user) -> QuerySet:
     """Organizations where the user may change things (owner or manager)."""
-    if user.is_staff:
-        return Organization.objects.all()
-    return Organization.objects.filter(
-        memberships__user=user, memberships__role__in=[Membership.Role.OWNER, Membership.Role.MANAGER]
-    ).distinct()
+    return writable_organizations(user)
+
+
+def send_invitation(request, *, email: str, organization: Organization) -> None:
+    """Email a new member the link to choose their password (the password-reset flow)."""
+    invite = PasswordResetForm({"email": email})
+    invite.is_valid()
+    invite.save(
+        request=request, use_https=request.is_secure(),
+        subject_template_name="registration/invitation_subject.txt",
+        email_template_name="registration/invitation_email.html",
+        extra_email_context={"organization": organization.name, "inviter": request.user.get_username()},
+    )
 
 
 def _revenue(organization_ids, since, until) -> list[tuple[str, object]]:
@@ -116,14 +125,7 @@ def members(request):
             email = form.cleaned_data["email"]
             member_add(organization=org, email=email, password=get_random_string(32),
                        role=form.cleaned_data["role"])
-            invite = PasswordResetForm({"email": email})
-            invite.is_valid()
-            invite.save(
-                request=request, use_https=request.is_secure(),
-                subject_template_name="registration/invitation_subject.txt",
-                email_template_name="registration/invitation_email.html",
-                extra_email_context={"organization": org.name, "inviter": request.user.get_username()},
-            )
+            send_invitation(request, email=email, organization=org)
             messages.success(request, f"{email} is now a member of {org.name}. We emailed them a link to set their password.")
             return redirect("backoffice:members")
         forms_by_org[org.pk] = form

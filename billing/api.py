@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from backoffice.api import TenantViewSetMixin, as_drf_error
 from backoffice.models import Membership, Property
 from backoffice.selectors import role_in
+from backoffice.tenancy import TenantFilterBackend, TenantSerializerMixin
 from chargers.api import SessionSerializer, SessionViewSet
 from chargers.models import Charger
 
@@ -28,7 +29,7 @@ from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
 
 
-class RateSerializer(serializers.ModelSerializer):
+class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all())
     charger = serializers.SlugRelatedField(
         slug_field="station_id", queryset=Charger.objects.all(), allow_null=True, required=False,
@@ -164,6 +165,7 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     serializer_class = PayoutSerializer
     filterset_fields = ["organization", "status", "currency"]
+    filter_backends = [TenantFilterBackend]
 
     def get_queryset(self):
         queryset = payouts_for(self.request.user)
@@ -218,6 +220,7 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = PaymentSerializer
     filterset_fields = ["organization", "status", "session"]
+    filter_backends = [TenantFilterBackend]
 
     def get_queryset(self):
         # Payments carry guests' emails: owners only, like payouts.

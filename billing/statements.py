@@ -7,7 +7,6 @@ the StatementJob every chunk for the portal's progress bar.
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,8 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
+
+from backoffice.csv_export import csv_writer
 
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
 from .money import exact_sum
@@ -89,7 +90,7 @@ def _write_sessions(job: StatementJob, handle) -> None:
         "session_id", "session__transaction_id", "session__charger__station_id", "session__charger__property__name",
         "started_at", "session__stopped_at", "energy_wh", "currency", "subtotal", "tax", "total",
     )
-    writer = csv.writer(handle)
+    writer = csv_writer(handle)
     writer.writerow(SESSION_COLUMNS)
     done = 0
     buffer: list[tuple] = []
@@ -175,7 +176,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
 def _write_annual(job: StatementJob, handle) -> None:
     rows = annual_rows(job.organization_id, job.date_from, job.date_to)
     StatementJob.objects.filter(pk=job.pk).update(total=len(rows))
-    writer = csv.writer(handle)
+    writer = csv_writer(handle)
     writer.writerow(ANNUAL_COLUMNS)
     for index, item in enumerate(rows, start=1):
         writer.writerow([

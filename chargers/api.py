@@ -15,10 +15,17 @@ from authorization.models import TokenGroup
 from authorization.services import token_group_touch
 from backoffice.api import TenantViewSetMixin
 from backoffice.models import Property
+from backoffice.tenancy import TenantSerializerMixin
 
 from . import commands
 from .message_log import serialize_message
-from .models import OCPP_PASSWORD_MIN_LENGTH, Charger, ChargingSession, Connector
+from .models import (
+    OCPP_PASSWORD_MIN_LENGTH,
+    Charger,
+    ChargingSession,
+    Connector,
+    station_id_validator,
+)
 from .ocpp.protocol import CSMS_ACTIONS_V16, OcppError
 from .selectors import chargers_for, message_log, sessions_for
 
@@ -29,7 +36,14 @@ class ConnectorSerializer(serializers.ModelSerializer):
         fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp"]
 
 
-class ChargerSerializer(serializers.ModelSerializer):
+# One answer whether the id is taken in this organization, another one or not at all, so
+# the API never tells a host which station ids exist elsewhere on the platform.
+STATION_ID_UNAVAILABLE = "This station id cannot be used."
+
+
+class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
+    # Declared so the model's unique check (which would say "already exists") is not added.
+    station_id = serializers.CharField(max_length=48, validators=[station_id_validator])
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all(), allow_null=False)
     ocpp_password = serializers.CharField(
         write_only=True, required=False, allow_blank=True, allow_null=True, min_length=OCPP_PASSWORD_MIN_LENGTH,
@@ -66,12 +80,19 @@ class ChargerSerializer(serializers.ModelSerializer):
         ).data
 
     def validate_station_id(self, value):
-        if self.instance and value != self.instance.station_id:
-            raise ValidationError("The Station ID is the charger's OCPP identity and cannot change.")
+        if self.instance:
+            if value != self.instance.station_id:
+                raise ValidationError("The Station ID is the charger's OCPP identity and cannot change.")
+            return value
+        if Charger.objects.filter(station_id=value).exists():
+            raise ValidationError(STATION_ID_UNAVAILABLE)
         return value
 
     def validate(self, attrs):
         prop = attrs.get("property") or getattr(self.instance, "property", None)
+        if self.instance is not None and "property" in attrs and self.instance.property_id:
+            if prop.organization_id != self.instance.property.organization_id:
+                raise ValidationError({"property": "A charger moves only between locations of its organization."})
         for group in attrs.get("token_groups", []):
             if prop is None or group.organization_id != prop.organization_id:
                 raise ValidationError({"token_groups": "Token groups must belong to the charger's organization."})
@@ -142,6 +163,7 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     filterset_class = ChargerFilter
     lookup_field = "station_id"
     lookup_value_regex = "[^/]+"
+    protected_delete_hint = "mark it out of order instead of deleting it"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):

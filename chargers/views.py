@@ -6,7 +6,6 @@ charger, location or session is a 404; writes check the role (viewers are read-o
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -32,6 +31,7 @@ from authorization.decisions import Context
 from authorization.models import AuthorizationDecision
 from authorization.services import decide_sync, token_group_add_uid
 from backoffice.charts import bar_chart, line_chart
+from backoffice.csv_export import csv_writer
 from backoffice.selectors import properties_for, role_in
 from backoffice.views import dashboard_figures, require_role
 
@@ -595,7 +595,7 @@ CSV_HEADER = [
 
 
 def _csv_rows(queryset):
-    writer = csv.writer(_Echo())
+    writer = csv_writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     for s in queryset.iterator(chunk_size=2000):
         yield writer.writerow([

@@ -11,6 +11,12 @@ from tests.msp_server import FakeMsp
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _stub_msp_allow_listed(settings):
+    """The stub MSP (tests/msp_server.py) listens on 127.0.0.1 over http: staff allow-list it."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+
+
 def test_pull_pages_through_the_list_and_then_asks_incrementally():
     server = FakeMsp(tokens=[{"uid": f"0A{n:04d}", "type": "RFID", "valid": n % 7 != 0} for n in range(12)])
     try:

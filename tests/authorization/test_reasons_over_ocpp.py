@@ -147,6 +147,12 @@ async def test_start_transaction_records_its_own_decision_and_never_refuses(db):
     assert await charger.sessions.acount() == 1  # the session is kept; the charger stops it
 
 
+@pytest.fixture(autouse=True)
+def _stub_msp_allow_listed(settings):
+    """The stub MSP (tests/msp_server.py) listens on 127.0.0.1 over http: staff allow-list it."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+
+
 @pytest.fixture
 def msp_endpoint():
     servers = []

@@ -31,7 +31,8 @@ def test_worker_pulls_msp_tokens_from_a_task_sent_through_redis(transactional_db
     MspFactory(live_validation_url=msp_server.url)
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL, "DEBUG": "true",
-           "CELERY_TASK_ALWAYS_EAGER": "false", "CONN_MAX_AGE": "0"}
+           "CELERY_TASK_ALWAYS_EAGER": "false", "CONN_MAX_AGE": "0",
+           "MSP_URL_ALLOWLIST": "127.0.0.1"}  # the stub MSP listens on loopback
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=warning",
          "--without-heartbeat", "--without-mingle", "--without-gossip"],

@@ -14,6 +14,12 @@ from tests.msp_server import FakeMsp
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def _stub_msp_allow_listed(monkeypatch):
+    """The server process reads the allow-list from its environment (set before it starts)."""
+    monkeypatch.setenv("MSP_URL_ALLOWLIST", "127.0.0.1")
+
+
 async def call(ws, uid, action, payload):
     started = time.perf_counter()
     await ws.send(json.dumps([2, uid, action, payload]))

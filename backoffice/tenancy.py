@@ -1,0 +1,228 @@
+"""Tenant isolation for writes: which organizations a user may write in, and the one set of
+helpers every serializer, portal form and API filter uses to accept only their objects.
+
+A referenced object of another organization is treated exactly like one that does not
+exist (same message, same status), so a write can neither touch nor reveal it.
+
+This app sits at the bottom of the layers, so it never imports the models of the apps
+above it: models are named by their label ("chargers.charger") in ORGANIZATION_PATHS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db import models
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as drf_filters
+from rest_framework import serializers
+from rest_framework.exceptions import APIException
+from rest_framework.relations import ManyRelatedField, RelatedField
+
+from .models import Membership, Organization
+
+WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MANAGER)
+
+# How each tenant-owned model reaches its organization (ORM paths, OR-ed together).
+# A model used as a relation in a write must be listed here: scoping an unknown model
+# raises, so a new relation cannot silently skip the check.
+ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
+    "backoffice.organization": ("pk",),
+    "backoffice.membership": ("organization",),
+    "backoffice.property": ("organization",),
+    "authorization.mobilityserviceprovider": ("organization",),
+    "authorization.token": ("organization", "msp__organization"),
+    "authorization.tokengroup": ("organization",),
+    "authorization.authorizationdecision": ("organization",),
+    "chargers.charger": ("property__organization",),
+    "chargers.chargingsession": ("charger__property__organization",),
+    "billing.rate": ("property__organization",),
+    "billing.payment": ("organization",),
+    "billing.payout": ("organization",),
+    "billing.subscriptionplan": ("property__organization",),
+}
+
+
+class UnscopedModel(LookupError):
+    """A relation to a model whose organization path is not declared in ORGANIZATION_PATHS."""
+
+
+def _user_ids(user: Any, roles: tuple[str, ...] | None) -> list[int] | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    if user.is_staff:
+        return None
+    memberships = Membership.objects.filter(user=user)
+    if roles is not None:
+        memberships = memberships.filter(role__in=roles)
+    return list(memberships.values_list("organization_id", flat=True))
+
+
+def writable_organization_ids(user: Any) -> list[int] | None:
+    """Return the ids of organizations where the user is owner or manager; None for staff (all)."""
+    return _user_ids(user, WRITE_ROLES)
+
+
+def readable_organization_ids(user: Any) -> list[int] | None:
+    """Return the ids of the user's organizations (any role); None for staff (all)."""
+    return _user_ids(user, None)
+
+
+def writable_organizations(user: Any) -> QuerySet[Organization]:
+    """Organizations where the user may change things (owner or manager; staff: all)."""
+    return scope_queryset(Organization.objects.all(), writable_organization_ids(user))
+
+
+def organization_paths(model: type[models.Model]) -> tuple[str, ...]:
+    try:
+        return ORGANIZATION_PATHS[model._meta.label_lower]
+    except KeyError:
+        raise UnscopedModel(
+            f"{model._meta.label} has no organization path in backoffice.tenancy.ORGANIZATION_PATHS"
+        ) from None
+
+
+def scope_queryset(queryset: QuerySet, organization_ids: list[int] | None) -> QuerySet:
+    """Filter `queryset` to rows of these organizations (None = no restriction)."""
+    if organization_ids is None:
+        return queryset
+    condition = Q()
+    # Every path follows forward foreign keys only, so the OR never duplicates a row.
+    for path in organization_paths(queryset.model):
+        condition |= Q(**{f"{path}__in": organization_ids})
+    return queryset.filter(condition)
+
+
+def writable(queryset: QuerySet, user: Any) -> QuerySet:
+    """Return `queryset` restricted to objects of organizations the user may write in."""
+    return scope_queryset(queryset, writable_organization_ids(user))
+
+
+def readable(queryset: QuerySet, user: Any) -> QuerySet:
+    """Return `queryset` restricted to objects of the user's organizations."""
+    return scope_queryset(queryset, readable_organization_ids(user))
+
+
+def check_same_organization(
+    organization_id: int | None, objects: Any, *, field: str, message: str
+) -> None:
+    """Raise a form ValidationError on `field` unless every object belongs to `organization_id`.
+
+    Used where the user may write in several organizations (staff in the admin): the
+    objects of one write must still all belong to one organization.
+    """
+    for obj in objects or ():
+        owner = object_organization_id(obj)
+        if owner != organization_id:
+            raise forms.ValidationError({field: message})
+
+
+def object_organization_id(obj: models.Model) -> int | None:
+    """Return the organization id of a tenant-owned object (the first path that is set)."""
+    for path in organization_paths(type(obj)):
+        value: Any = obj
+        for part in path.split("__"):
+            value = getattr(value, part, None) if value is not None else None
+        if isinstance(value, Organization):
+            return value.pk
+        if value is not None:
+            return value
+    return None
+
+
+# -- DRF ---------------------------------------------------------------------------------------
+
+
+class TenantSerializerMixin:
+    """For ModelSerializers: every writable relation accepts only objects of organizations
+    the requesting user may write in; `owner_fields` are set on create and never change.
+
+    A foreign id fails with the relation's own "does not exist" error, exactly like an id
+    that does not exist at all.
+    """
+
+    owner_fields: tuple[str, ...] = ()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()  # type: ignore[misc]
+        request = self.context.get("request")  # type: ignore[attr-defined]
+        user = getattr(request, "user", None)
+        for field in fields.values():
+            relation = field.child_relation if isinstance(field, ManyRelatedField) else field
+            if isinstance(relation, RelatedField) and not relation.read_only and relation.queryset is not None:
+                relation.queryset = writable(relation.queryset, user)
+        return fields
+
+    def to_internal_value(self, data: Any) -> Any:
+        attrs = super().to_internal_value(data)  # type: ignore[misc]
+        instance = getattr(self, "instance", None)
+        if instance is not None:
+            for name in self.owner_fields:
+                if name in attrs and attrs[name] != getattr(instance, name):
+                    raise serializers.ValidationError(
+                        {name: "This cannot change after creation; create a new one instead."}
+                    )
+        return attrs
+
+
+class TenantFilterBackend(drf_filters.DjangoFilterBackend):
+    """django-filter backend whose model-choice filters offer only the user's organizations'
+    objects, so filtering by a foreign id answers like filtering by an unknown one."""
+
+    def get_filterset(self, request: Any, queryset: QuerySet, view: Any) -> Any:
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        for flt in filterset.filters.values():
+            if isinstance(flt, (drf_filters.ModelChoiceFilter, drf_filters.ModelMultipleChoiceFilter)):
+                choices = flt.get_queryset(request)
+                if isinstance(choices, QuerySet):
+                    flt.queryset = readable(choices, request.user)
+        return filterset
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_detail = "This object is still in use."
+    default_code = "conflict"
+
+
+def protected_dependants(obj: models.Model) -> list[tuple[str, int]]:
+    """Return [(plural name, count)] of rows that keep `obj` from being deleted (on_delete=PROTECT)."""
+    found = []
+    for relation in obj._meta.related_objects:
+        if relation.many_to_many or relation.on_delete is not models.PROTECT:
+            continue
+        count = relation.related_model._base_manager.filter(**{relation.field.name: obj}).count()
+        if count:
+            meta = relation.related_model._meta
+            found.append((str(meta.verbose_name if count == 1 else meta.verbose_name_plural), count))
+    return found
+
+
+def delete_refusal(obj: models.Model, dependants: list[tuple[str, int]], hint: str = "") -> str:
+    """Return e.g. "This charger has 12 charging sessions; mark it out of order instead."."""
+    parts = [f"{count} {name}" for name, count in dependants] or ["records that depend on it"]
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    text = f"This {obj._meta.verbose_name} has {listed}"
+    return f"{text}; {hint}." if hint else f"{text}, so it cannot be deleted."
+
+
+# -- portal forms --------------------------------------------------------------------------------
+
+
+class TenantFormMixin:
+    """For portal forms: pass `user=`; every model choice then offers (and accepts) only
+    objects of organizations the user may write in. Subclasses may narrow further."""
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.user = user
+        for field in self.fields.values():  # type: ignore[attr-defined]
+            if isinstance(field, forms.ModelChoiceField) and field.queryset is not None:
+                field.queryset = writable(field.queryset, user)
+
+    def restrict(self, name: str, queryset: QuerySet) -> None:
+        """Narrow a model choice further (e.g. to one charger's organization), still writable only."""
+        self.fields[name].queryset = writable(queryset, self.user)  # type: ignore[attr-defined]
