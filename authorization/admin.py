@@ -2,8 +2,10 @@ from django import forms
 from django.contrib import admin, messages
 
 from backoffice.admin import ReadOnlyAdmin
+from backoffice.tenancy import check_same_organization
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
+from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
 from .services import msp_set_blocked, token_group_add_uid, token_group_touch
 
 
@@ -17,9 +19,43 @@ class TokenGroupAdminForm(forms.ModelForm):
         model = TokenGroup
         fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
 
+    def clean(self):
+        data = super().clean()
+        organization = data.get("organization")
+        if organization is not None:
+            check_same_organization(organization.pk, data.get("tokens"), field="tokens",
+                                    message="Tokens must belong to the group's organization or its MSPs.")
+            check_same_organization(organization.pk, data.get("restricted_properties"),
+                                    field="restricted_properties",
+                                    message="Properties must belong to the group's organization.")
+        return data
+
+
+class MspAdminForm(forms.ModelForm):
+    live_validation_url = forms.URLField(
+        required=False, max_length=200, assume_scheme="https",
+        help_text=MobilityServiceProvider._meta.get_field("live_validation_url").help_text,
+    )
+
+    class Meta:
+        model = MobilityServiceProvider
+        fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
+
+    def clean_live_validation_url(self) -> str:
+        url = self.cleaned_data["live_validation_url"]
+        if url:
+            try:
+                check_msp_url(url)
+            except BlockedMspUrl:
+                raise forms.ValidationError(
+                    f"{MSP_URL_MESSAGE} Staff can allow a host with the MSP_URL_ALLOWLIST setting."
+                ) from None
+        return url
+
 
 @admin.register(MobilityServiceProvider)
 class MspAdmin(admin.ModelAdmin):
+    form = MspAdminForm
     list_display = ["name", "country_code", "party_id", "organization", "blocked", "timeout_s", "on_timeout", "tokens_synced_at"]
     search_fields = ["name", "party_id", "organization__name"]
     list_filter = ["blocked", "on_timeout", "country_code"]

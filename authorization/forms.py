@@ -6,25 +6,26 @@ from django import forms
 from django.utils import timezone
 
 from backoffice.models import Organization
+from backoffice.tenancy import TenantFormMixin
 
 from .models import Token, TokenGroup, normalize_uid
 
 
 class OrganizationChoiceMixin:
-    """Adds an organization field when the user may edit more than one organization."""
+    """Hides the organization field when the user may edit only one organization."""
 
-    def _setup_organization(self, organizations) -> None:
-        self.fields["organization"].queryset = organizations
+    def _setup_organization(self) -> None:
+        organizations = self.fields["organization"].queryset
         if organizations.count() == 1:
             only = organizations.first()
             self.fields["organization"].initial = only.pk
             self.fields["organization"].widget = forms.HiddenInput()
 
 
-class TokenCreateForm(OrganizationChoiceMixin, forms.ModelForm):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.all())
     groups = forms.ModelMultipleChoiceField(
-        queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=TokenGroup.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
         label="Local token groups",
     )
 
@@ -35,11 +36,10 @@ class TokenCreateForm(OrganizationChoiceMixin, forms.ModelForm):
         help_texts = {"uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."}
         widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
 
-    def __init__(self, *args, organizations, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup_organization(organizations)
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        self._setup_organization()
         self.fields["type"].choices = [c for c in Token.Type.choices if c[0] != Token.Type.GUEST]
-        self.fields["groups"].queryset = TokenGroup.objects.filter(organization__in=organizations)
         self.fields["expires_at"].required = False
 
     def clean_uid(self) -> str:
@@ -78,17 +78,17 @@ class TokenEditForm(forms.ModelForm):
         self.fields["expires_at"].required = False
 
 
-class TokenGroupForm(OrganizationChoiceMixin, forms.ModelForm):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none())
+class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.all())
 
     class Meta:
         model = TokenGroup
         fields = ["organization", "name"]
         labels = {"name": "Group name"}
 
-    def __init__(self, *args, organizations, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._setup_organization(organizations)
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        self._setup_organization()
 
     def clean(self):
         data = super().clean()

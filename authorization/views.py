@@ -57,7 +57,7 @@ def token_list(request):
     if request.method == "POST":
         if not organizations.exists():
             raise PermissionDenied("Your role is read-only.")
-        form = TokenCreateForm(request.POST, organizations=organizations)
+        form = TokenCreateForm(request.POST, user=request.user)
         if form.is_valid():
             require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
             with transaction.atomic():
@@ -68,7 +68,7 @@ def token_list(request):
             return redirect("authorization:token-list")
         status = 400
     else:
-        form = TokenCreateForm(organizations=organizations, initial={"valid": True})
+        form = TokenCreateForm(user=request.user, initial={"valid": True})
         status = 200
     q = request.GET.get("q", "").strip()
     tokens = _tokens_for(request.user).exclude(type=Token.Type.GUEST).annotate(group_count=Count("groups"))
@@ -113,7 +113,7 @@ def token_group_list(request):
     if request.method == "POST":
         if not organizations.exists():
             raise PermissionDenied("Your role is read-only.")
-        form = TokenGroupForm(request.POST, organizations=organizations)
+        form = TokenGroupForm(request.POST, user=request.user)
         if form.is_valid():
             require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
             group = form.save()
@@ -121,7 +121,7 @@ def token_group_list(request):
             return redirect("authorization:token-group-detail", group.pk)
         status = 400
     else:
-        form = TokenGroupForm(organizations=organizations)
+        form = TokenGroupForm(user=request.user)
         status = 200
     groups = _groups_for(request.user).annotate(
         n=Count("tokens", distinct=True), n_props=Count("restricted_properties", distinct=True)

@@ -31,8 +31,22 @@ from .models import (
 )
 
 
+class RateAdminForm(forms.ModelForm):
+    class Meta:
+        model = Rate
+        fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
+
+    def clean(self):
+        data = super().clean()
+        prop, charger = data.get("property"), data.get("charger")
+        if prop is not None and charger is not None and charger.property_id != prop.pk:
+            self.add_error("charger", "The charger belongs to another property.")
+        return data
+
+
 @admin.register(Rate)
 class RateAdmin(admin.ModelAdmin):
+    form = RateAdminForm
     list_display = ["property", "charger", "valid_from", "valid_until", "connection_fee", "energy_price_per_kwh",
                     "idle_fee_per_minute", "tax_percent"]
     search_fields = ["property__name", "charger__station_id"]

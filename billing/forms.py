@@ -7,12 +7,14 @@ from datetime import date
 from django import forms
 from django.utils import timezone
 
+from backoffice.tenancy import TenantFormMixin
+
 from .models import Rate, StatementJob
 
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
 
 
-class RateForm(forms.ModelForm):
+class RateForm(TenantFormMixin, forms.ModelForm):
     class Meta:
         model = Rate
         fields = [
@@ -33,7 +35,7 @@ class RateForm(forms.ModelForm):
     def __init__(self, *args, property, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.property = property
-        self.fields["charger"].queryset = property.chargers.order_by("station_id")
+        self.restrict("charger", property.chargers.order_by("station_id"))
         self.fields["charger"].required = False
         for name in ("valid_from", "valid_until"):
             self.fields[name].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]

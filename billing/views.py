@@ -59,7 +59,7 @@ def _rate_list(request, prop):
     can_edit = role in (Membership.Role.OWNER, Membership.Role.MANAGER)
     form = None
     if can_edit:
-        form = RateForm(request.POST or None, property=prop)
+        form = RateForm(request.POST or None, property=prop, user=request.user)
         if request.method == "POST" and form.is_valid():
             try:
                 services.rate_save(rate=form.instance)
@@ -73,7 +73,7 @@ def _rate_list(request, prop):
     return render(request, "billing/rate_list.html", {
         "property": prop, "rates": rates_for_property(prop.pk), "form": form, "can_edit": can_edit,
         "portal_section": "locations",
-    })
+    }, status=400 if request.method == "POST" else 200)
 
 
 @login_required
@@ -85,7 +85,7 @@ def rate_edit(request, rate_id: int):
 
 
 def _rate_edit(request, rate):
-    form = RateForm(request.POST or None, instance=rate, property=rate.property)
+    form = RateForm(request.POST or None, instance=rate, property=rate.property, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             services.rate_save(rate=form.instance)
@@ -94,7 +94,8 @@ def _rate_edit(request, rate):
         else:
             messages.success(request, "Rate updated. Sessions already priced keep the rate they started under.")
             return redirect("billing:rate-list", property_id=rate.property_id)
-    return render(request, "billing/rate_edit.html", {"rate": rate, "form": form, "portal_section": "locations"})
+    return render(request, "billing/rate_edit.html", {"rate": rate, "form": form, "portal_section": "locations"},
+                  status=400 if request.method == "POST" else 200)
 
 
 @login_required

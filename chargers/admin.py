@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from backoffice.admin import ReadOnlyAdmin
+from backoffice.tenancy import check_same_organization
 
 from . import commands
 from .models import (
@@ -36,6 +37,13 @@ class ChargerAdminForm(forms.ModelForm):
     class Meta:
         model = Charger
         fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
+
+    def clean(self):
+        data = super().clean()
+        prop = data.get("property")
+        check_same_organization(prop.organization_id if prop else None, data.get("token_groups"),
+                                field="token_groups", message="Token groups must belong to the charger's organization.")
+        return data
 
     def save(self, commit=True):
         charger = super().save(commit=False)

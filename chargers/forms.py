@@ -8,11 +8,12 @@ from django.db import transaction
 from authorization.models import Token, TokenGroup
 from authorization.services import token_group_touch
 from backoffice.models import Property
+from backoffice.tenancy import TenantFormMixin
 
 from .models import Charger, ChargingSession
 
 
-class CommandForm(forms.Form):
+class CommandForm(TenantFormMixin, forms.Form):
     REMOTE_START = "RemoteStartTransaction"
     REMOTE_STOP = "RemoteStopTransaction"
     RESET = "Reset"
@@ -38,10 +39,10 @@ class CommandForm(forms.Form):
         self.charger = charger
         connectors = [c.connector_id for c in charger.connectors.all() if c.connector_id > 0]
         self.fields["connector_id"].choices = [("", "Choose a connector")] + [(c, f"Connector {c}") for c in connectors]
-        self.fields["token"].queryset = (
+        self.restrict("token", (
             Token.objects.filter(organization_id=charger.organization_id, blocked=False)
             .exclude(type=Token.Type.GUEST).order_by("uid")
-        )
+        ))
         self.fields["token"].label_from_instance = lambda t: f"{t.uid} {t.label}".strip()
         active = ChargingSession.objects.filter(charger=charger, status=ChargingSession.Status.ACTIVE)
         self.fields["transaction_id"].choices = [("", "Choose a running session")] + [
@@ -89,7 +90,7 @@ class LogFilterForm(forms.Form):
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
 
-class WhitelistForm(forms.Form):
+class WhitelistForm(TenantFormMixin, forms.Form):
     uid = forms.CharField(max_length=36, label="UID")
     group = forms.ModelChoiceField(queryset=TokenGroup.objects.none(), label="Local token group",
                                    empty_label="Choose a group")
@@ -97,7 +98,7 @@ class WhitelistForm(forms.Form):
 
     def __init__(self, *args, organization_id: int | None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["group"].queryset = TokenGroup.objects.filter(organization_id=organization_id)
+        self.restrict("group", TokenGroup.objects.filter(organization_id=organization_id))
 
     def clean_uid(self) -> str:
         uid = self.cleaned_data["uid"].strip()
@@ -106,7 +107,7 @@ class WhitelistForm(forms.Form):
         return uid
 
 
-class ChargerSettingsForm(forms.ModelForm):
+class ChargerSettingsForm(TenantFormMixin, forms.ModelForm):
     roaming_enabled = forms.NullBooleanField(
         required=False, label="Roaming at this charger",
         widget=forms.Select(choices=[("unknown", "Follow the location"), ("true", "On"), ("false", "Off")]),
@@ -124,9 +125,7 @@ class ChargerSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["token_groups"].queryset = TokenGroup.objects.filter(
-            organization_id=self.instance.organization_id
-        )
+        self.restrict("token_groups", TokenGroup.objects.filter(organization_id=self.instance.organization_id))
 
     @transaction.atomic
     def save(self, commit: bool = True) -> Charger:
@@ -138,7 +137,7 @@ class ChargerSettingsForm(forms.ModelForm):
         return charger
 
 
-class LocationAccessForm(forms.ModelForm):
+class LocationAccessForm(TenantFormMixin, forms.ModelForm):
     restricted_token_groups = forms.ModelMultipleChoiceField(
         queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
         label="Restricted token groups",
@@ -152,8 +151,8 @@ class LocationAccessForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["restricted_token_groups"].queryset = TokenGroup.objects.filter(
-            organization_id=self.instance.organization_id
+        self.restrict(
+            "restricted_token_groups", TokenGroup.objects.filter(organization_id=self.instance.organization_id)
         )
         if self.instance.pk and not self.is_bound:
             self.initial["restricted_token_groups"] = list(

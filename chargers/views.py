@@ -132,8 +132,8 @@ def _overview_context(request, charger: Charger, form: CommandForm | None = None
     context = _tab_context(request, charger, "overview")
     context.update({
         "connectors": [c for c in charger.connectors.all()],
-        "form": form or CommandForm(charger=charger),
-        "settings_form": settings_form or ChargerSettingsForm(instance=charger),
+        "form": form or CommandForm(charger=charger, user=request.user),
+        "settings_form": settings_form or ChargerSettingsForm(instance=charger, user=request.user),
         "recent_commands": [
             (cmd, json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else "")
             for cmd in Command.objects.filter(charger=charger).select_related("requested_by")[:10]
@@ -157,7 +157,7 @@ def charger_detail(request, station_id: str):
 def charger_command(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     require_role(request.user, charger.organization_id, edit=True)
-    form = CommandForm(request.POST, charger=charger)
+    form = CommandForm(request.POST, charger=charger, user=request.user)
     if not form.is_valid():
         return render(request, "chargers/charger_overview.html",
                       _overview_context(request, charger, form=form), status=400)
@@ -209,7 +209,7 @@ def _report_command(request, label: str, command: Command) -> None:
 def charger_settings(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     require_role(request.user, charger.organization_id, edit=True)
-    form = ChargerSettingsForm(request.POST, instance=charger)
+    form = ChargerSettingsForm(request.POST, instance=charger, user=request.user)
     if not form.is_valid():
         return render(request, "chargers/charger_overview.html",
                       _overview_context(request, charger, settings_form=form), status=400)
@@ -373,7 +373,7 @@ def charger_logs(request, station_id: str):
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     search, direction, mtype = data.get("q") or "", data.get("direction") or "", data.get("type") or ""
     context = _tab_context(request, charger, "logs")
-    whitelist_form = WhitelistForm(organization_id=charger.organization_id)
+    whitelist_form = WhitelistForm(organization_id=charger.organization_id, user=request.user)
 
     if request.GET.get("after"):
         # Live view: the websocket said new rows exist; render only those, with the page's filters.
@@ -421,7 +421,7 @@ def charger_logs(request, station_id: str):
 def charger_whitelist(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     require_role(request.user, charger.organization_id, edit=True)
-    form = WhitelistForm(request.POST, organization_id=charger.organization_id)
+    form = WhitelistForm(request.POST, organization_id=charger.organization_id, user=request.user)
     back = request.POST.get("next") or reverse("chargers:charger-logs", args=[charger.station_id])
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("chargers:charger-logs", args=[charger.station_id])
@@ -517,7 +517,7 @@ def decision_detail(request, pk: int):
                                        timestamp__lte=decision.created_at + timedelta(minutes=5)).order_by("-id")[:10]
         ))
     context.update({"decision": decision, "entries": frames,
-                    "whitelist_form": WhitelistForm(organization_id=charger.organization_id),
+                    "whitelist_form": WhitelistForm(organization_id=charger.organization_id, user=request.user),
                     "next_url": request.get_full_path()})
     return render(request, "chargers/decision_detail.html", context)
 
@@ -544,14 +544,14 @@ def location_detail(request, pk: int):
     editable = role in ("owner", "manager")
     if request.method == "POST":
         require_role(request.user, prop.organization_id, edit=True)
-        form = LocationAccessForm(request.POST, instance=prop)
+        form = LocationAccessForm(request.POST, instance=prop, user=request.user)
         if form.is_valid():
             form.save()
             messages.success(request, "Access settings saved. Chargers here follow them from their next request.")
             return redirect("chargers:location-detail", prop.pk)
         status = 400
     else:
-        form = LocationAccessForm(instance=prop)
+        form = LocationAccessForm(instance=prop, user=request.user)
         status = 200
     chargers = [(c, charger_state(c)) for c in chargers_for(request.user).filter(property=prop)]
     return render(request, "chargers/location_detail.html", {
