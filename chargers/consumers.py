@@ -1,39 +1,42 @@
 """Websocket consumers: OCPP-J 1.6 for chargers, and the live message log for browsers.
 
-The OCPP consumer is transport only: handshake checks, framing, logging every frame, and
-routing each CALL to chargers.ocpp.v16. Domain work happens in services.
+The OCPP consumer is transport only: handshake (chargers.handshake), framing, logging every
+frame, and routing each CALL to chargers.ocpp.v16. Domain work happens in services.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import json
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.core.cache import cache
+from django.utils import timezone
 
 from backoffice import db
-from chargers import services
+from chargers import handshake, process, services
 from chargers.commands import command_complete, command_group
-from chargers.handshake_guard import guard
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
 from chargers.models import Command
 from chargers.ocpp import protocol, v16
 
 logger = logging.getLogger("chargers.ocpp")
-security_log = logging.getLogger("chargers.security")
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOL = handshake.SUBPROTOCOL
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; reconnect
+CLOSE_SUPERSEDED = 4000
+
+# Open charger sockets of this process, for draining at shutdown.
+_open: set[OcppConsumer] = set()
 
 
 @dataclass
@@ -42,46 +45,45 @@ class PendingCall:
     future: asyncio.Future
 
 
-def _basic_auth(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            scheme, _, encoded = value.partition(b" ")
-            if scheme.lower() != b"basic":
-                return None
-            try:
-                decoded = base64.b64decode(encoded.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return None
-            username, sep, password = decoded.partition(b":")
-            return (username, password) if sep else None
-    return None
+def _redacted(action: str, payload: Any) -> Any:
+    """The AuthorizationKey is a password: it never reaches the message log."""
+    if action == "ChangeConfiguration" and isinstance(payload, dict) and payload.get("key") == "AuthorizationKey":
+        return {**payload, "value": "********"}
+    return payload
 
 
 class OcppConsumer(AsyncWebsocketConsumer):
     conn: v16.Connection | None = None
+    busy = False
+    draining = False
+    closing = False
+    layer_task: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         # Channels' await_many_dispatch wraps every frame in a new task plus an asyncio.wait()
         # over the websocket and the channel layer (py-spy: ~20 % of the server's time at 1,000
-        # chargers). Read the socket in this coroutine and the channel layer in a side task.
+        # chargers). Read the socket in this coroutine and the channel layer in a side task,
+        # started only once the handshake is accepted (a refused one costs no channel).
         self.scope = scope
         self.base_send = send
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        layer_task = None
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            layer_task = asyncio.create_task(self._layer_loop())
         try:
             while True:
-                await self.dispatch(await receive())
+                message = await receive()
+                self.busy = True
+                try:
+                    await self.dispatch(message)
+                finally:
+                    self.busy = False
+                if self.draining and not self.closing:
+                    await self._close_for_restart()
         except StopConsumer:
             pass
         finally:
-            if layer_task is not None:
-                layer_task.cancel()
+            _open.discard(self)
+            if self.layer_task is not None:
+                self.layer_task.cancel()
                 try:
-                    await layer_task
+                    await self.layer_task
                 except (asyncio.CancelledError, StopConsumer):
                     pass
 
@@ -107,32 +109,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message) -> None:
         station_id = self.scope["url_route"]["kwargs"]["station_id"]
-        client = self.scope.get("client") or ("?", 0)
-        if SUBPROTOCOL not in self.scope.get("subprotocols", []):
-            security_log.warning("Refused %s from %s: no supported subprotocol", station_id, client[0])
-            await self._refuse(400, "Offer the ocpp1.6 websocket subprotocol.")
-        if guard.blocked(address=client[0], station_id=station_id):
-            security_log.warning("Throttled handshake for %r from %s", station_id, client[0])
-            await self._refuse(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])
-        charger = await db.run(services.charger_get_for_connection, station_id)
-        if charger is None:
-            guard.failed(address=client[0], station_id=station_id)
-            security_log.warning("Refused unknown station %r from %s", station_id, client[0])
-            await self._refuse(404, "Unknown charge point identity.")
-        if charger.ocpp_password_hash:
-            credentials = _basic_auth(self.scope.get("headers", []))
-            ok = False
-            if credentials is not None and credentials[0] == station_id.encode():
-                try:
-                    ok = await asyncio.to_thread(charger.check_ocpp_password, credentials[1].decode("utf-8"))
-                except UnicodeDecodeError:
-                    ok = False
-            if not ok:
-                guard.failed(address=client[0], station_id=station_id)
-                security_log.warning("Refused %s from %s: wrong or missing password", station_id, client[0])
-                await self._refuse(401, "Authentication required.", [(b"www-authenticate", b'Basic realm="ocpp"')])
-
-        guard.succeeded(station_id=station_id)
+        try:
+            charger = await handshake.admit(self.scope, station_id)
+        except handshake.Refused as refusal:
+            await self._refuse(refusal.status, refusal.reason, refusal.headers)
         connection_id = uuid.uuid4().hex
         self.conn = v16.Connection(
             charger_id=charger.pk, station_id=station_id, connection_id=connection_id,
@@ -141,13 +121,24 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.pending: dict[str, PendingCall] = {}
         self.call_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task] = set()
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.layer_task = asyncio.create_task(self._layer_loop())
+        if charger.connection_id:
+            # Another socket holds this id (a reconnect, or two clients fighting over it).
+            await db.run(services.charger_note_replacement, charger_id=charger.pk, station_id=station_id)
         # A newer connection for the same charger replaces an older one, wherever it is.
         await self.channel_layer.group_send(
             command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
         )
         await self.channel_layer.group_add(command_group(charger.pk), self.channel_name)
-        await db.run(services.charger_mark_connected, charger_id=charger.pk, connection_id=connection_id)
+        await db.run(
+            services.charger_mark_connected, charger_id=charger.pk, connection_id=connection_id,
+            process_key=process.KEY,
+        )
         await self.accept(SUBPROTOCOL)
+        _open.add(self)
         logger.info("Charger %s connected", station_id)
 
     async def _refuse(self, status: int, reason: str, headers: list | None = None) -> None:
@@ -164,6 +155,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
     async def disconnect(self, code) -> None:
+        _open.discard(self)
         if self.conn is None:
             return
         for task in list(self.tasks):
@@ -171,22 +163,32 @@ class OcppConsumer(AsyncWebsocketConsumer):
         for pending in self.pending.values():
             if not pending.future.done():
                 pending.future.set_exception(ConnectionError("charger disconnected"))
-        await self.channel_layer.group_discard(command_group(self.conn.charger_id), self.channel_name)
-        await db.run(
-            services.charger_mark_disconnected, charger_id=self.conn.charger_id,
-            connection_id=self.conn.connection_id,
-        )
+        try:
+            await self.channel_layer.group_discard(command_group(self.conn.charger_id), self.channel_name)
+        except Exception:
+            logger.warning("Could not leave the command group of %s", self.conn.station_id, exc_info=True)
+        try:
+            await db.run(
+                services.charger_mark_disconnected, charger_id=self.conn.charger_id,
+                connection_id=self.conn.connection_id,
+            )
+        except Exception as exc:  # the process heartbeat clears it later
+            logger.warning("Could not record that %s disconnected: %s", self.conn.station_id, exc)
         writer.forget(self.conn.charger_id)
-        await writer.flush()
         logger.info("Charger %s disconnected (%s)", self.conn.station_id, code)
 
     # -- frames from the charger -------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         conn = self.conn
+        if self.closing:
+            # Read after we started closing: neither stored nor answered, so the charger sends
+            # it again after reconnecting (it was never acknowledged).
+            return
         if text_data is None:
             await self.close(code=1003)  # OCPP-J uses text frames only
             return
+        conn.received_at = timezone.now()
         writer.touch(conn.charger_id)
         try:
             frame = protocol.parse_frame(text_data)
@@ -194,45 +196,54 @@ class OcppConsumer(AsyncWebsocketConsumer):
             payload = exc.payload if isinstance(exc.payload, list) else None
             await writer.add_message(
                 charger_id=conn.charger_id, direction="in", message_type=None, unique_id=exc.unique_id,
-                action="", payload=payload, raw="" if payload is not None else text_data[:10000],
+                action="", payload=payload, raw="" if payload is not None else text_data, text=text_data,
+                timestamp=conn.received_at,
             )
             await self._send_error(exc.unique_id, exc.code, exc.description, "")
             return
 
         if frame.message_type == protocol.CALL:
-            await writer.add_message(
-                charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,
-                unique_id=frame.unique_id, action=frame.action, payload=frame.payload,
-            )
-            await self._handle_call(frame)
+            await self._handle_call(frame, text_data)
             return
 
         pending = self.pending.pop(frame.unique_id, None)
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=frame.message_type,
             unique_id=frame.unique_id, action=pending.action if pending else "", payload=frame.payload,
+            text=text_data, timestamp=conn.received_at,
         )
         if pending is None:
             logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)
         elif not pending.future.done():
             pending.future.set_result(frame)
 
-    async def _handle_call(self, frame: protocol.Frame) -> None:
+    async def _handle_call(self, frame: protocol.Frame, text: str) -> None:
         conn = self.conn
+        received_at = conn.received_at
+        error: protocol.OcppError | None = None
+        response: dict | None = None
         try:
-            protocol.check_call(frame.action, frame.payload)
+            protocol.check_action(frame.action)
             response = await v16.handle_call(conn, frame.action, frame.payload, frame.unique_id)
         except protocol.OcppError as exc:
-            await self._send_error(frame.unique_id, exc.code, exc.description, frame.action, exc.details)
-            return
+            error = exc
         except Exception:
             logger.exception("%s %s from %s failed", frame.action, frame.unique_id, conn.station_id)
-            await self._send_error(frame.unique_id, "InternalError", "The central system failed to process it", frame.action)
+            error = protocol.OcppError("InternalError", "The central system failed to process it")
+        # The CALL is logged once handled, with any schema violation that was accepted.
+        await writer.add_message(
+            charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,
+            unique_id=frame.unique_id, action=frame.action, payload=frame.payload, text=text,
+            violation=conn.violation, timestamp=received_at,
+        )
+        if error is not None:
+            await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
             return
-        await self.send(text_data=protocol.call_result(frame.unique_id, response))
+        reply = protocol.call_result(frame.unique_id, response)
+        await self.send(text_data=reply)
         await writer.add_message(
             charger_id=conn.charger_id, direction="out", message_type=protocol.CALLRESULT,
-            unique_id=frame.unique_id, action=frame.action, payload=response,
+            unique_id=frame.unique_id, action=frame.action, payload=response, text=reply,
         )
         if conn.events:
             events, conn.events = conn.events, []
@@ -242,12 +253,22 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await publish_connector_events(conn.charger_id, events)
 
     async def _send_error(self, unique_id: str, code: str, description: str, action: str, details=None) -> None:
-        await self.send(text_data=protocol.call_error(unique_id, code, description, details))
+        text = protocol.call_error(unique_id, code, description, details)
+        await self.send(text_data=text)
         await writer.add_message(
             charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALLERROR,
-            unique_id=unique_id, action=action,
+            unique_id=unique_id, action=action, text=text,
             payload={"errorCode": code, "errorDescription": description[:255], "errorDetails": details or {}},
         )
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def _close_for_restart(self) -> None:
+        self.closing = True
+        try:
+            await self.close(code=CLOSE_SERVICE_RESTART)
+        except Exception:  # the socket may already be gone
+            pass
 
     # -- commands from the central system (channel layer) ---------------------------------------
 
@@ -271,7 +292,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=protocol.call(unique_id, action, payload))
                 await writer.add_message(
                     charger_id=conn.charger_id, direction="out", message_type=protocol.CALL,
-                    unique_id=unique_id, action=action, payload=payload,
+                    unique_id=unique_id, action=action, payload=_redacted(action, payload),
                 )
                 try:
                     frame = await asyncio.wait_for(future, timeout)
@@ -299,9 +320,43 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 )
 
     async def cp_superseded(self, event: dict) -> None:
-        if self.conn and event["connection_id"] != self.conn.connection_id:
-            logger.warning("Charger %s reconnected elsewhere; closing the older socket", self.conn.station_id)
-            await self.close(code=4000)
+        if self.conn and event["connection_id"] != self.conn.connection_id and not self.closing:
+            logger.info("Charger %s reconnected elsewhere; closing the older socket", self.conn.station_id)
+            self.closing = True
+            try:
+                await self.close(code=CLOSE_SUPERSEDED)
+            except Exception:  # already gone: nothing to close
+                pass
+
+
+async def drain(timeout_s: float = 10.0) -> int:
+    """Shutdown, before the server closes sockets: let every charger's frame in progress be
+    answered, then close each socket with 1012 (service restart) so chargers reconnect."""
+    consumers = list(_open)
+    for consumer in consumers:
+        consumer.draining = True
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while any(c.busy for c in consumers) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    for consumer in consumers:
+        if not consumer.closing:
+            await consumer._close_for_restart()
+    return len(consumers)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any websocket path no route matches: 404 at the handshake, never a server error."""
+
+    async def websocket_connect(self, message) -> None:
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            await self.send(
+                {"type": "websocket.http.response.start", "status": 404,
+                 "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+            )
+            await self.send({"type": "websocket.http.response.body", "body": b"No websocket endpoint here."})
+        else:
+            await self.close()
+        raise StopConsumer()
 
 
 class ChargerLogConsumer(AsyncWebsocketConsumer):
@@ -335,3 +390,5 @@ class ChargerLogConsumer(AsyncWebsocketConsumer):
 
     async def log_rows(self, event: dict) -> None:
         await self.send(text_data=json.dumps({"rows": event["rows"]}))
+
+

@@ -1,10 +1,20 @@
 """Batched, bounded writer for the OCPP message log, meter values and last-seen times.
 
 The websocket path never waits for a database round trip to log a frame: frames are
-appended to an in-process buffer and written by one background task with bulk inserts
-every few milliseconds. The buffer is bounded, so a stalled database slows chargers
-down (backpressure) instead of eating memory, and it is flushed when a charger
-disconnects and when the process shuts down, so no frame is dropped on SIGTERM.
+appended to an in-process buffer and written by one background task in batches every few
+milliseconds. What this writer guarantees (docs/ocpp.md, "Durability"):
+
+- Any frame is storable: text PostgreSQL cannot hold (NUL, lone surrogates, NaN) is cleaned
+  before buffering and the frame kept losslessly, JSON-escaped, with `escaped=True`.
+- A row the database still refuses never stalls the writer: the batch is split until the bad
+  row is alone, the rest is written, and the bad row goes to OcppDeadLetter.
+- Last-seen times are written in their own statement, never behind a failing log batch.
+- Buffers are bounded in bytes, per charger and in total: a charger over its share waits
+  (its reads slow down); the others go on.
+- Meter values are acknowledged only once committed (`store_meter_samples` returns after
+  the batch holding them commits: group commit).
+- When the database is unreachable, buffered frames are appended to the local journal
+  (chargers.journal) instead of being retried in memory, and replayed when it is back.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -26,16 +36,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice import db
+from chargers.journal import is_outage, journal
+from chargers.storable import clean_text, clean_value, escaped_raw, may_need_cleaning, text_is_clean
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.005
 MAX_BATCH = 2000
-MAX_BUFFERED = 50_000
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 LAST_SEEN_WRITE_EVERY_S = 15.0
 LOG_WATCH_TTL_S = 60
 WATCH_MEMO_S = 2.0  # how long "is a Logs tab open for this charger?" is remembered
 CONNECTOR_WATCH_REFRESH_S = 2.0
+RETRY_PAUSE_S = 0.5
+
+
+def _limit(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
 
 
 def log_group(charger_id: int) -> str:
@@ -44,6 +61,10 @@ def log_group(charger_id: int) -> str:
 
 def log_watch_key(charger_id: int) -> str:
     return f"logwatch:{charger_id}"
+
+
+class DatabaseUnavailable(Exception):
+    """The batch holding these rows could not reach the database (journal them instead)."""
 
 
 @dataclass(slots=True)
@@ -60,7 +81,12 @@ class MeterSample:
     raw_value: str
 
 
-def _id_tag_of(action: str, payload) -> str:
+# A buffered log row: (charger_id, timestamp, direction, message_type, unique_id, action,
+# id_tag, payload as JSON text or None, raw, escaped, violation)
+Row = tuple[int, datetime, str, int | None, str, str, str, str | None, str, bool, str]
+
+
+def _id_tag_of(payload: Any) -> str:
     if isinstance(payload, dict):
         tag = payload.get("idTag")
         if isinstance(tag, str):
@@ -68,15 +94,41 @@ def _id_tag_of(action: str, payload) -> str:
     return ""
 
 
+def make_row(
+    *, charger_id: int, direction: str, message_type: int | None, unique_id: str, action: str, payload: Any,
+    raw: str = "", text: str | None = None, violation: str = "", timestamp: datetime | None = None,
+) -> tuple[Row, int]:
+    """Build a storable row (and its size in bytes) from a frame, whatever it holds."""
+    escaped = False
+    if text is not None and may_need_cleaning(text):
+        payload, changed = clean_value(payload)
+        unique_id, uid_changed = clean_value(unique_id)
+        action, action_changed = clean_value(action)
+        if changed or uid_changed or action_changed:
+            escaped = True
+    if raw and not text_is_clean(raw):
+        escaped = True
+    if escaped:
+        raw = escaped_raw(text if text is not None else raw)
+    payload_json = None if payload is None else json.dumps(payload, separators=(",", ":"))
+    row: Row = (
+        charger_id, timestamp or timezone.now(), direction, message_type, str(unique_id)[:64], str(action)[:64],
+        clean_text(_id_tag_of(payload)), payload_json, raw, escaped, violation[:500],
+    )
+    return row, len(payload_json or "") + len(raw) + 200
+
+
 class MessageLogWriter:
     def __init__(self) -> None:
-        self._messages: deque = deque()
-        self._meters: deque = deque()
+        self._messages: deque[tuple[Row, int]] = deque()
+        self._meters: deque[tuple[list[MeterSample], asyncio.Future[None]]] = deque()
         self._seen: dict[int, tuple[datetime, bool]] = {}
         self._seen_written: dict[int, float] = {}
+        self._bytes = 0
+        self._bytes_by_charger: dict[int, int] = {}
         self._wakeup: asyncio.Event | None = None
-        self._space: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_lock: asyncio.Lock | None = None
         self._watch_memo: dict[int, tuple[float, bool]] = {}  # charger id -> (checked at, watched)
@@ -86,9 +138,10 @@ class MessageLogWriter:
         self._connector_watched: set[int] = set()
         self._connector_known: set[int] = set()
         self._connector_refreshed = 0.0
-        self._pg_conn = None
+        self._pg_conn: Any = None
         self._seen_scanned = 0.0
         self._sessions: dict[tuple[int, int], int] = {}  # (charger, transactionId) -> session pk
+        self.dead_letters = 0
 
     # -- producers (event loop) ------------------------------------------------------------
 
@@ -100,28 +153,54 @@ class MessageLogWriter:
                 self._sessions.clear()
             self._loop = loop
             self._wakeup = asyncio.Event()
-            self._space = asyncio.Event()
+            self._drained = loop.create_future()
             self._flush_lock = asyncio.Lock()
             self._task = loop.create_task(self._run(), name="ocpp-message-log")
 
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
     async def add_message(
         self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
-        action: str, payload, raw: str = "", timestamp: datetime | None = None,
+        action: str, payload: Any, raw: str = "", text: str | None = None, violation: str = "",
+        timestamp: datetime | None = None,
     ) -> None:
+        """Buffer one frame for the log; waits only while this charger is over its byte share."""
         self._ensure_running()
-        if len(self._messages) >= MAX_BUFFERED:
-            self._space.clear()
-            self._wakeup.set()
-            await self._space.wait()
-        self._messages.append(
-            (charger_id, timestamp or timezone.now(), direction, message_type, unique_id[:64],
-             action[:64], _id_tag_of(action, payload), payload, raw)
+        row, size = make_row(
+            charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
+            action=action, payload=payload, raw=raw, text=text, violation=violation, timestamp=timestamp,
         )
+        per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
+        total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
+        # Backpressure on this charger only: it waits while it holds more than its share (or the
+        # whole buffer is full and it holds some of it), which slows down reading its socket.
+        while self._bytes_by_charger.get(charger_id, 0) > 0 and (
+            self._bytes_by_charger[charger_id] + size > per_charger or self._bytes + size > total
+        ):
+            assert self._wakeup is not None and self._drained is not None
+            self._wakeup.set()
+            await asyncio.shield(self._drained)
+        self._messages.append((row, size))
+        self._bytes += size
+        self._bytes_by_charger[charger_id] = self._bytes_by_charger.get(charger_id, 0) + size
+        assert self._wakeup is not None
         self._wakeup.set()  # cheap when already set; wakes an idle writer on the first frame
 
-    def add_meter_samples(self, samples: list[MeterSample]) -> None:
+    async def store_meter_samples(self, samples: list[MeterSample]) -> None:
+        """Buffer the samples of one message and return once they are committed.
+
+        Raises DatabaseUnavailable when the database cannot be reached: the caller journals them.
+        """
+        if not samples:
+            return
         self._ensure_running()
-        self._meters.extend(samples)
+        assert self._loop is not None and self._wakeup is not None
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._meters.append((samples, future))
+        self._wakeup.set()
+        await future
 
     def touch(self, charger_id: int, *, heartbeat: bool = False, now: datetime | None = None) -> None:
         """Note that a charger was heard from; written at most every few seconds per charger."""
@@ -130,10 +209,11 @@ class MessageLogWriter:
         self._seen[charger_id] = (now, heartbeat or (previous[1] if previous else False))
 
     def forget(self, charger_id: int) -> None:
-        self._seen.pop(charger_id, None)
         self._seen_written.pop(charger_id, None)
         self._connector_interest.discard(charger_id)
         self._connector_known.discard(charger_id)
+        self._connector_watched.discard(charger_id)
+        self._watch_memo.pop(charger_id, None)
 
     def connector_watched(self, charger_id: int) -> bool | None:
         """Whether a browser follows this charger's connectors, from the batched refresh;
@@ -155,6 +235,7 @@ class MessageLogWriter:
         if self._task is None or self._loop is not asyncio.get_running_loop():
             await db.run(self._write_everything_sync)
             return
+        assert self._flush_lock is not None
         async with self._flush_lock:
             while self._messages or self._meters:
                 await self._flush_once(force_seen=False)
@@ -162,10 +243,12 @@ class MessageLogWriter:
                 await self._flush_once(force_seen=True)
 
     async def close(self) -> None:
-        await self.flush(with_last_seen=True)
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        try:
+            await self.flush(with_last_seen=True)
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
 
     # -- consumer (background task) ----------------------------------------------------------
 
@@ -176,6 +259,7 @@ class MessageLogWriter:
             self._close_pg()
 
     async def _run_forever(self) -> None:
+        assert self._wakeup is not None and self._flush_lock is not None
         while True:
             try:
                 await asyncio.sleep(FLUSH_INTERVAL_S)
@@ -193,14 +277,39 @@ class MessageLogWriter:
                     self._connector_known |= ids
             except asyncio.CancelledError:
                 raise
-            except Exception:  # keep logging alive; the rows stay buffered and are retried
+            except Exception:  # keep logging alive whatever happens; rows are never dropped
                 logger.exception("Writing the OCPP message log failed; retrying")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(RETRY_PAUSE_S)
 
-    def _take(self):
-        messages = [self._messages.popleft() for _ in range(min(len(self._messages), MAX_BATCH))]
-        meters = [self._meters.popleft() for _ in range(min(len(self._meters), MAX_BATCH))]
+    def _take(self) -> tuple[list[Row], list[tuple[list[MeterSample], asyncio.Future[None]]]]:
+        messages: list[Row] = []
+        taken_bytes = 0
+        while self._messages and len(messages) < MAX_BATCH and (not messages or taken_bytes < MAX_BATCH_BYTES):
+            row, size = self._messages.popleft()
+            messages.append(row)
+            taken_bytes += size
+            self._release(row[0], size)
+        meters = []
+        count = 0
+        while self._meters and (not meters or count < MAX_BATCH):
+            item = self._meters.popleft()
+            meters.append(item)
+            count += len(item[0])
         return messages, meters
+
+    def _release(self, charger_id: int, size: int) -> None:
+        self._bytes -= size
+        left = self._bytes_by_charger.get(charger_id, 0) - size
+        if left > 0:
+            self._bytes_by_charger[charger_id] = left
+        else:
+            self._bytes_by_charger.pop(charger_id, None)
+
+    def _signal_drained(self) -> None:
+        if self._drained is not None and self._loop is not None:
+            if not self._drained.done():
+                self._drained.set_result(None)
+            self._drained = self._loop.create_future()
 
     def _due_seen(self, force: bool) -> dict[int, tuple[datetime, bool]]:
         now = time.monotonic()
@@ -214,37 +323,91 @@ class MessageLogWriter:
 
     async def _flush_once(self, *, force_seen: bool) -> None:
         messages, meters = self._take()
-        # Scanning every charger's last-seen entry costs O(chargers): once a second is enough
-        # (they are written every LAST_SEEN_WRITE_EVERY_S anyway), not on every 5 ms tick.
-        now = time.monotonic()
-        if force_seen or now - self._seen_scanned >= 1.0:
-            self._seen_scanned = now
-            seen = self._due_seen(force_seen)
-        else:
-            seen = {}
-        if not (messages or meters or seen):
+        self._signal_drained()  # producers waiting for their share re-check now
+        try:
+            if messages or meters:
+                await self._write_rows(messages, meters)
+        finally:
+            # Last-seen times never wait behind the log: their own statement, every second.
+            now = time.monotonic()
+            if force_seen or now - self._seen_scanned >= 1.0:
+                self._seen_scanned = now
+                seen = self._due_seen(force_seen)
+                if seen and not journal.engaged:
+                    try:
+                        await db.run(_write_seen, seen)
+                    except Exception as exc:
+                        for charger_id, value in seen.items():
+                            self._seen.setdefault(charger_id, value)
+                        if not is_outage(exc):
+                            raise
+                elif seen:
+                    for charger_id, value in seen.items():
+                        self._seen.setdefault(charger_id, value)
+
+    async def _write_rows(
+        self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]]
+    ) -> None:
+        samples = [sample for batch, _ in meters for sample in batch]
+        if journal.engaged:
+            await self._spill(messages, meters, "journal engaged")
             return
         try:
             started = time.monotonic()
-            if self._use_async_pg():
-                published = await self._write_batch_async(messages, meters, seen)
-            else:
-                published = await db.run(_write_batch, messages, meters, seen, self._watched_memo)
+            published = await self._write_batch(messages, samples)
             logger.debug(
-                "Wrote %d frames, %d meter values, %d last-seen in %.1f ms; %d frames still buffered",
-                len(messages), len(meters), len(seen), 1000 * (time.monotonic() - started), len(self._messages),
+                "Wrote %d frames, %d meter values in %.1f ms; %d frames still buffered",
+                len(messages), len(samples), 1000 * (time.monotonic() - started), len(self._messages),
             )
-        except Exception:
-            # Put the rows back in front so nothing is lost, then let the caller retry.
-            self._messages.extendleft(reversed(messages))
-            self._meters.extendleft(reversed(meters))
-            for charger_id, value in seen.items():
-                self._seen.setdefault(charger_id, value)
-            raise
-        if self._space is not None and len(self._messages) < MAX_BUFFERED:
-            self._space.set()
+        except Exception as exc:
+            if is_outage(exc):
+                journal.engage(exc)
+                await self._spill(messages, meters, exc)
+                return
+            # Not an outage: some row is poison. Isolate it; everything else is written.
+            logger.warning("A log batch was refused (%s); isolating the bad rows", exc)
+            published = await self._write_isolating(messages, samples)
+        for _, future in meters:
+            if not future.done():
+                future.set_result(None)
         if published:
             await _publish(published)
+
+    async def _spill(self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]], reason: Any) -> None:
+        """The database is unreachable: journal the log rows, hand meter values back."""
+        for _, future in meters:
+            if not future.done():
+                future.set_exception(DatabaseUnavailable(str(reason)))
+        if messages:
+            await journal.append([{"kind": "log", "charger_id": None, "rows": [list(row) for row in messages]}])
+
+    async def _write_isolating(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
+        """Write what can be written; a row refused on its own goes to the dead-letter table."""
+        if len(messages) + len(samples) <= 1:
+            try:
+                return await self._write_batch(messages, samples)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                await db.run(_dead_letter, messages, samples, exc)
+                self.dead_letters += 1
+                return {}
+        published: dict[int, list[dict[str, Any]]] = {}
+        for part_messages, part_samples in _halves(messages, samples):
+            try:
+                result = await self._write_batch(part_messages, part_samples)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                result = await self._write_isolating(part_messages, part_samples)
+            for charger_id, rows in result.items():
+                published.setdefault(charger_id, []).extend(rows)
+        return published
+
+    async def _write_batch(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
+        if self._use_async_pg():
+            return await self._write_batch_async(messages, samples)
+        return await db.run(_write_batch_orm, messages, samples, self._watched_memo)
 
     # -- PostgreSQL: COPY on an async connection in the event loop ----------------------------
     #
@@ -258,7 +421,7 @@ class MessageLogWriter:
 
         return getattr(settings, "OCPP_LOG_ASYNC_COPY", True) and connections["default"].vendor == "postgresql"
 
-    async def _pg(self):
+    async def _pg(self) -> Any:
         import psycopg
         from django.db import connections
 
@@ -269,7 +432,7 @@ class MessageLogWriter:
             "dbname": params["NAME"], "user": params.get("USER") or None,
             "password": params.get("PASSWORD") or None, "host": params.get("HOST") or None,
             "port": str(params["PORT"]) if params.get("PORT") else None,
-            "application_name": "ocpp-message-log",
+            "application_name": "ocpp-message-log", "connect_timeout": "5",
         }
         for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"):
             if params.get("OPTIONS", {}).get(key) is not None:
@@ -288,49 +451,40 @@ class MessageLogWriter:
             except Exception:
                 pass
 
-    async def _write_batch_async(self, messages, meters, seen) -> dict[int, list[dict]]:
-        from chargers.models import Charger, ChargingSession, MeterValue, OcppMessage
+    async def _write_batch_async(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
+        from chargers.models import ChargingSession, MeterValue, OcppMessage
+        from chargers.services import to_decimal
 
-        watched: set[int] = set()
+        watched: set[int] | None = set()
         if messages:
             ids = {m[0] for m in messages}
             watched = self._watched_if_fresh(ids)
             if watched is None:
                 watched = await db.run(self._watched_memo, ids)
-        dumps = json.dumps
-        published: dict[int, list[dict]] = {}
+        assert watched is not None
+        published: dict[int, list[dict[str, Any]]] = {}
+        columns = "charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload, raw, escaped, violation"
         conn = await self._pg()
         try:
             async with conn.transaction(), conn.cursor() as cur:
-                if len(watched) == 0 or any(m[0] not in watched for m in messages):
-                    async with cur.copy(
-                        f"COPY {OcppMessage._meta.db_table} (charger_id, timestamp, direction, message_type, "
-                        "unique_id, action, id_tag, payload, raw) FROM STDIN"
-                    ) as copy:
-                        write = copy.write_row
-                        for charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw in messages:
-                            if charger_id not in watched:
-                                await write((charger_id, ts, direction, mtype, uid, action, id_tag,
-                                             None if payload is None else dumps(payload), raw))
-                for message in messages:
-                    if message[0] not in watched:
+                if any(m[0] not in watched for m in messages):
+                    async with cur.copy(f"COPY {OcppMessage._meta.db_table} ({columns}) FROM STDIN") as copy:
+                        for row in messages:
+                            if row[0] not in watched:
+                                await copy.write_row(row)
+                for row in messages:
+                    if row[0] not in watched:
                         continue
-                    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw = message
                     await cur.execute(
-                        f"INSERT INTO {OcppMessage._meta.db_table} (charger_id, timestamp, direction, message_type, "
-                        "unique_id, action, id_tag, payload, raw) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "RETURNING id",
-                        [charger_id, ts, direction, mtype, uid, action, id_tag,
-                         None if payload is None else dumps(payload), raw],
+                        f"INSERT INTO {OcppMessage._meta.db_table} ({columns}) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        list(row),
                     )
-                    (pk,) = await cur.fetchone()
-                    published.setdefault(charger_id, []).append(serialize_message(OcppMessage(
-                        pk=pk, charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype,
-                        unique_id=uid, action=action, id_tag=id_tag, payload=payload,
-                    )))
-                if meters:
-                    wanted = {(m.charger_id, m.transaction_id) for m in meters if m.transaction_id is not None}
-                    missing = {tx for key in wanted if key not in self._sessions for tx in (key[1],)}
+                    fetched = await cur.fetchone()
+                    published.setdefault(row[0], []).append(_serialize_row(fetched[0], row))
+                if samples:
+                    wanted = {(m.charger_id, m.transaction_id) for m in samples if m.transaction_id is not None}
+                    missing = {key[1] for key in wanted if key not in self._sessions}
                     if missing:
                         await cur.execute(
                             f"SELECT id, charger_id, transaction_id FROM {ChargingSession._meta.db_table} "
@@ -345,21 +499,12 @@ class MessageLogWriter:
                         f"COPY {MeterValue._meta.db_table} (charger_id, session_id, connector_id, timestamp, "
                         "measurand, phase, unit, context, location, value, raw_value) FROM STDIN"
                     ) as copy:
-                        for m in meters:
+                        for m in samples:
                             await copy.write_row((
-                                m.charger_id, sessions.get((m.charger_id, m.transaction_id)), m.connector_id,
-                                m.timestamp, m.measurand[:50], m.phase[:10], m.unit[:10], m.context[:20],
-                                m.location[:10], _to_decimal(m.raw_value), m.raw_value[:100],
+                                m.charger_id, sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id else None,
+                                m.connector_id, m.timestamp, m.measurand[:50], m.phase[:10], m.unit[:10],
+                                m.context[:20], m.location[:10], to_decimal(m.raw_value), m.raw_value[:100],
                             ))
-                if seen:
-                    ids = list(seen)
-                    await cur.execute(
-                        f"UPDATE {Charger._meta.db_table} AS c SET last_seen_at = v.seen, "
-                        "last_heartbeat_at = COALESCE(v.hb, c.last_heartbeat_at) "
-                        "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS seen, "
-                        "unnest(%s::timestamptz[]) AS hb) AS v WHERE c.id = v.id",
-                        [ids, [seen[i][0] for i in ids], [seen[i][0] if seen[i][1] else None for i in ids]],
-                    )
         except Exception:
             self._close_pg()
             self._sessions.clear()  # a stale session id must not poison the retry
@@ -393,32 +538,111 @@ class MessageLogWriter:
         return {pk for pk in charger_ids if self._watch_memo[pk][1]}
 
     def _write_everything_sync(self) -> None:
+        """Process exit or another event loop: write (or journal) everything, synchronously."""
         while self._messages or self._meters or self._seen:
             messages, meters = self._take()
-            _write_batch(messages, meters, self._due_seen(True), None)
+            samples = [sample for batch, _ in meters for sample in batch]
+            seen = self._due_seen(True)
+            try:
+                if journal.engaged:
+                    raise DatabaseUnavailable("journal engaged")
+                _write_batch_orm(messages, samples, None)
+                if seen:
+                    _write_seen(seen)
+            except Exception as exc:
+                if not (isinstance(exc, DatabaseUnavailable) or is_outage(exc)):
+                    raise
+                # Meter values here were never acknowledged (their handler is gone); the log
+                # rows are kept in the journal for the next start.
+                if messages:
+                    journal.append_sync([{"kind": "log", "charger_id": None, "rows": [list(r) for r in messages]}])
+                return
 
 
-def _to_decimal(raw: str) -> Decimal | None:
-    try:
-        value = Decimal(raw)
-    except (InvalidOperation, ValueError):
-        return None
-    return value if value.is_finite() and abs(value) < Decimal("1e15") else None
+def _halves(messages: list[Row], samples: list[MeterSample]) -> list[tuple[list[Row], list[MeterSample]]]:
+    """Split a batch of two or more rows into two non-empty parts."""
+    if len(messages) >= 2:
+        mid = len(messages) // 2
+        return [(messages[:mid], []), (messages[mid:], samples)]
+    if messages:
+        return [(messages, []), ([], samples)]
+    mid = len(samples) // 2
+    return [([], samples[:mid]), ([], samples[mid:])]
 
 
-def _write_batch(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
-    from django.db import connection
+def _write_seen(seen: dict[int, tuple[datetime, bool]]) -> None:
+    from chargers.models import Charger
 
-    if connection.vendor == "postgresql":
-        return _write_batch_copy(messages, meters, seen, watched_of)
-    return _write_batch_orm(messages, meters, seen, watched_of)
+    with transaction.atomic():
+        with_hb = [Charger(pk=pk, last_seen_at=when, last_heartbeat_at=when) for pk, (when, hb) in seen.items() if hb]
+        without_hb = [Charger(pk=pk, last_seen_at=when) for pk, (when, hb) in seen.items() if not hb]
+        if with_hb:
+            Charger.objects.bulk_update(with_hb, ["last_seen_at", "last_heartbeat_at"])
+        if without_hb:
+            Charger.objects.bulk_update(without_hb, ["last_seen_at"])
 
 
-def _session_ids(meters) -> dict[tuple[int, int], int]:
+def _dead_letter(messages: list[Row], samples: list[MeterSample], exc: BaseException) -> None:
+    from chargers.models import OcppDeadLetter
+
+    for row in messages:
+        OcppDeadLetter.objects.create(
+            charger_id=row[0], received_at=row[1], kind="message", error=repr(exc)[:2000], row=ascii(row)[:1_000_000],
+        )
+        logger.error("Log row of charger %s refused by the database, kept as a dead letter: %s", row[0], exc)
+    for sample in samples:
+        OcppDeadLetter.objects.create(
+            charger_id=sample.charger_id, received_at=sample.timestamp, kind="meter_value",
+            error=repr(exc)[:2000], row=ascii(sample)[:100_000],
+        )
+        logger.error("Meter value of charger %s refused by the database, kept as a dead letter: %s", sample.charger_id, exc)
+
+
+def _message_model(row: Row) -> Any:
+    from chargers.models import OcppMessage
+
+    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw, escaped, violation = row
+    return OcppMessage(
+        charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype, unique_id=uid,
+        action=action, id_tag=id_tag, payload=None if payload is None else json.loads(payload), raw=raw,
+        escaped=escaped, violation=violation,
+    )
+
+
+def _write_batch_orm(messages: list[Row], samples: list[MeterSample], watched_of: Any) -> dict[int, list[dict[str, Any]]]:
+    from chargers.models import MeterValue, OcppMessage
+    from chargers.services import to_decimal
+
+    with transaction.atomic():
+        rows = OcppMessage.objects.bulk_create([_message_model(m) for m in messages]) if messages else []
+        if samples:
+            sessions = _session_ids(samples)
+            MeterValue.objects.bulk_create(
+                [
+                    MeterValue(
+                        charger_id=m.charger_id, session_id=sessions.get((m.charger_id, m.transaction_id)),
+                        connector_id=m.connector_id, timestamp=m.timestamp, measurand=m.measurand[:50],
+                        phase=m.phase[:10], unit=m.unit[:10], context=m.context[:20],
+                        location=m.location[:10], value=to_decimal(m.raw_value), raw_value=m.raw_value[:100],
+                    )
+                    for m in samples
+                ]
+            )
+    if watched_of is None or not rows:
+        return {}
+    watched = watched_of({row.charger_id for row in rows})
+    published: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.charger_id in watched and row.pk is not None:
+            published.setdefault(row.charger_id, []).append(serialize_message(row))
+    return published
+
+
+def _session_ids(samples: list[MeterSample]) -> dict[tuple[int, int], int]:
     from chargers.models import ChargingSession
 
-    keys = {(m.charger_id, m.transaction_id) for m in meters if m.transaction_id is not None}
-    sessions = {}
+    keys = {(m.charger_id, m.transaction_id) for m in samples if m.transaction_id is not None}
+    sessions: dict[tuple[int, int], int] = {}
     if keys:
         for pk, charger_id, tx in ChargingSession.objects.filter(
             transaction_id__in={tx for _, tx in keys}
@@ -427,128 +651,31 @@ def _session_ids(meters) -> dict[tuple[int, int], int]:
     return sessions
 
 
-def _write_batch_copy(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
-    """PostgreSQL: COPY the rows (no model instances, no per-row Python in Django).
-
-    Building thousands of model instances per batch on a database thread holds the GIL
-    long enough to stall the event loop (py-spy showed the loop waiting for the GIL in
-    websockets' frame writer); psycopg's COPY writes rows in C. Rows of chargers whose
-    Logs tab is open go through bulk_create, which returns their ids for the live view.
-    """
-    from django.db import connection
-
-    from chargers.models import Charger, MeterValue, OcppMessage
-
-    watched = watched_of({m[0] for m in messages}) if (watched_of is not None and messages) else set()
-    live = [m for m in messages if m[0] in watched]
-    dumps = json.dumps
-    with transaction.atomic():
-        with connection.cursor() as wrapper:
-            cursor = wrapper.cursor
-            if len(live) < len(messages):
-                with cursor.copy(
-                    f"COPY {OcppMessage._meta.db_table} (charger_id, timestamp, direction, message_type, unique_id, "
-                    "action, id_tag, payload, raw) FROM STDIN"
-                ) as copy:
-                    write = copy.write_row
-                    for charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw in messages:
-                        if charger_id in watched:
-                            continue
-                        write((charger_id, ts, direction, mtype, uid, action, id_tag,
-                               None if payload is None else dumps(payload), raw))
-            if meters:
-                sessions = _session_ids(meters)
-                with cursor.copy(
-                    f"COPY {MeterValue._meta.db_table} (charger_id, session_id, connector_id, timestamp, measurand, "
-                    "phase, unit, context, location, value, raw_value) FROM STDIN"
-                ) as copy:
-                    write = copy.write_row
-                    for m in meters:
-                        write((m.charger_id, sessions.get((m.charger_id, m.transaction_id)), m.connector_id,
-                               m.timestamp, m.measurand[:50], m.phase[:10], m.unit[:10], m.context[:20],
-                               m.location[:10], _to_decimal(m.raw_value), m.raw_value[:100]))
-            if seen:
-                ids = list(seen)
-                cursor.execute(
-                    f"UPDATE {Charger._meta.db_table} AS c SET last_seen_at = v.seen, "
-                    "last_heartbeat_at = COALESCE(v.hb, c.last_heartbeat_at) "
-                    "FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::timestamptz[]) AS seen, "
-                    "unnest(%s::timestamptz[]) AS hb) AS v WHERE c.id = v.id",
-                    [ids, [seen[i][0] for i in ids], [seen[i][0] if seen[i][1] else None for i in ids]],
-                )
-        rows = OcppMessage.objects.bulk_create([_message_row(m) for m in live]) if live else []
-    published: dict[int, list[dict]] = {}
-    for row in rows:
-        if row.pk is not None:
-            published.setdefault(row.charger_id, []).append(serialize_message(row))
-    return published
+MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 
 
-def _message_row(message):
-    from chargers.models import OcppMessage
-
-    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw = message
-    return OcppMessage(
-        charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype,
-        unique_id=uid, action=action, id_tag=id_tag, payload=payload, raw=raw,
-    )
-
-
-def _write_batch_orm(messages, meters, seen, watched_of) -> dict[int, list[dict]]:
-    from chargers.models import Charger, MeterValue, OcppMessage
-
-    with transaction.atomic():
-        rows = OcppMessage.objects.bulk_create([_message_row(m) for m in messages])
-        if meters:
-            sessions = _session_ids(meters)
-            MeterValue.objects.bulk_create(
-                [
-                    MeterValue(
-                        charger_id=m.charger_id, session_id=sessions.get((m.charger_id, m.transaction_id)),
-                        connector_id=m.connector_id, timestamp=m.timestamp, measurand=m.measurand[:50],
-                        phase=m.phase[:10], unit=m.unit[:10], context=m.context[:20],
-                        location=m.location[:10], value=_to_decimal(m.raw_value),
-                        raw_value=m.raw_value[:100],
-                    )
-                    for m in meters
-                ]
-            )
-        if seen:
-            chargers = []
-            for charger_id, (when, heartbeat) in seen.items():
-                charger = Charger(pk=charger_id, last_seen_at=when)
-                charger.last_heartbeat_at = when if heartbeat else None
-                chargers.append(charger)
-            with_hb = [c for c in chargers if c.last_heartbeat_at]
-            without_hb = [c for c in chargers if not c.last_heartbeat_at]
-            if with_hb:
-                Charger.objects.bulk_update(with_hb, ["last_seen_at", "last_heartbeat_at"])
-            if without_hb:
-                Charger.objects.bulk_update(without_hb, ["last_seen_at"])
-    if watched_of is None or not rows:
-        return {}
-    watched = watched_of({row.charger_id for row in rows})
-    published: dict[int, list[dict]] = {}
-    for row in rows:
-        if row.charger_id in watched and row.pk is not None:
-            published.setdefault(row.charger_id, []).append(serialize_message(row))
-    return published
-
-
-def serialize_message(row) -> dict:
+def serialize_message(row: Any) -> dict[str, Any]:
     return {
         "id": row.pk,
         "timestamp": row.timestamp.isoformat(),
         "direction": row.direction,
-        "message_type": {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}.get(row.message_type, "INVALID"),
+        "message_type": MESSAGE_TYPES.get(row.message_type, "INVALID"),
         "unique_id": row.unique_id,
         "action": row.action,
         "id_tag": row.id_tag,
         "payload": row.payload,
+        "escaped": row.escaped,
+        "violation": row.violation,
     }
 
 
-async def _publish(published: dict[int, list[dict]]) -> None:
+def _serialize_row(pk: int, row: Row) -> dict[str, Any]:
+    message = _message_model(row)
+    message.pk = pk
+    return serialize_message(message)
+
+
+async def _publish(published: dict[int, list[dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return

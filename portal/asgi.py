@@ -12,7 +12,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from portal.routing import browser_websocket_urlpatterns, ocpp_websocket_urlpatterns  # noqa: E402
+from portal.routing import (  # noqa: E402
+    browser_websocket_urlpatterns,
+    not_found_websocket_urlpatterns,
+    ocpp_websocket_urlpatterns,
+)
 
 websocket_application = URLRouter(
     [
@@ -23,21 +27,31 @@ websocket_application = URLRouter(
             r"^ws/",
             AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websocket_urlpatterns))),
         ),
+        *not_found_websocket_urlpatterns,
     ]
 )
 
 
 
 async def lifespan(scope, receive, send):
-    """Flush the buffered OCPP message log before the process exits (SIGTERM included)."""
+    """Start: register this server process, clear connections of processes that are gone and
+    replay their journals. Stop (SIGTERM included): flush the OCPP message log, then mark this
+    process's connections closed (chargers.process)."""
+    from chargers import process
+    from chargers.journal import journal
     from chargers.message_log import writer
 
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await process.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await writer.close()
+            try:
+                await writer.close()
+            finally:
+                await process.stop()
+                journal.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from chargers.consumers import ChargerLogConsumer, OcppConsumer
+from chargers.consumers import ChargerLogConsumer, NotFoundConsumer, OcppConsumer
 from guest.consumers import GuestSessionConsumer
 
 ocpp_websocket_urlpatterns = [
@@ -12,4 +12,8 @@ ocpp_websocket_urlpatterns = [
 browser_websocket_urlpatterns = [
     path("chargers/<str:station_id>/logs/", ChargerLogConsumer.as_asgi()),
     path("guest/<str:key>/", GuestSessionConsumer.as_asgi()),
+    re_path(r"", NotFoundConsumer.as_asgi()),  # any other /ws/ path: 404, not a server error
 ]
+
+# Last in the outer router: a websocket path no route matches gets 404 at the handshake.
+not_found_websocket_urlpatterns = [re_path(r"", NotFoundConsumer.as_asgi())]

@@ -162,12 +162,17 @@ def parse_frame(text: str) -> Frame:
     raise FrameError(PROTOCOL_ERROR, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
 
 
-def check_call(action: str, payload: dict) -> None:
-    """Raise OcppError if `action` is not one we handle or `payload` breaks its schema."""
+def check_action(action: str) -> None:
+    """Raise OcppError if `action` is not one a charge point may send us."""
     if action not in KNOWN_ACTIONS_V16:
         raise OcppError(NOT_IMPLEMENTED, f"Unknown action {action!r}"[:255])
     if action not in CHARGER_ACTIONS_V16 or action not in REQUEST_VALIDATORS:
         raise OcppError(NOT_SUPPORTED, f"{action} is not sent by a charge point")
+
+
+def check_call(action: str, payload: dict) -> None:
+    """Raise OcppError if `action` is not one we handle or `payload` breaks its schema."""
+    check_action(action)
     validate(REQUEST_VALIDATORS[action], payload)
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import fastjsonschema
 
+from chargers.storable import clean_text
+
 from .protocol import OCCURENCE_CONSTRAINT_VIOLATION, OcppError, parse_datetime
 
 INT32_MAX = 2**31 - 1
@@ -107,6 +109,7 @@ def _text(reading: Reading, payload: dict, name: str, limit: int) -> str:
     if not isinstance(value, str):
         reading.violations.append(f"{name} sent as {type(value).__name__}")
         value = str(value)
+    value = clean_text(value)  # NUL / lone surrogates would make the database refuse the row
     if len(value) > limit:
         reading.violations.append(f"{name} longer than {limit} characters: cut")
         value = value[:limit]
