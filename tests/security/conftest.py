@@ -1,0 +1,75 @@
+"""Two organizations with one of every object: A is the attacker's own, B the victim.
+
+`db_state()` captures every row of the project's tables, so a test can assert that a
+refused write changed nothing at all (not just the object it aimed at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.utils import timezone
+
+from billing.models import Payment, Rate
+from tests.factories import MembershipFactory, UserFactory
+from tests.portal.conftest import Site, make_site
+
+APP_LABELS = {"auth", "authtoken", "backoffice", "authorization", "chargers", "billing", "guest", "support"}
+
+
+@dataclass
+class Tenant:
+    site: Site
+    rate: Rate
+    payment: Payment
+    membership: Any
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.site, name)
+
+
+def make_tenant(prefix: str) -> Tenant:
+    site = make_site(prefix)
+    rate = Rate.objects.create(property=site.prop, valid_from=timezone.now() - timedelta(days=30),
+                               energy_price_per_kwh=Decimal("0.30"))
+    payment = Payment.objects.create(
+        organization=site.org, session=site.session, email="guest@example.com", currency="EUR",
+        amount_held=Decimal("20"), amount_captured=Decimal("5"), reference=f"pay-{prefix}",
+        status=Payment.Status.CAPTURED,
+    )
+    extra = MembershipFactory(organization=site.org, role="viewer",
+                              user=UserFactory(username=f"extra@{prefix}.test"))
+    return Tenant(site, rate, payment, extra)
+
+
+def db_state() -> dict[str, list[tuple]]:
+    """Return every row of the project's tables (and auth's), by model label."""
+    state = {}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.app_label in APP_LABELS:
+            state[model._meta.label] = list(model._base_manager.order_by("pk").values_list())
+    return state
+
+
+def changed_tables(before: dict, after: dict) -> list[str]:
+    return sorted(label for label in before if before[label] != after[label])
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def mine(db) -> Tenant:
+    return make_tenant("A")
+
+
+@pytest.fixture
+def theirs(db) -> Tenant:
+    return make_tenant("B")

@@ -1,0 +1,268 @@
+"""Every write route of the REST API refuses another organization's objects, and changes nothing.
+
+The routes come from the API router itself: a new POST/PUT/PATCH/DELETE route without a
+row in CASES fails test_every_api_write_route_has_a_case. The referencing fields come
+from each route's serializer, so a new relation field is tested without a new row.
+
+For each write:
+- another organization's object in the URL answers 404 and changes no row anywhere;
+- another organization's object in any referencing field answers 400 with that field's
+  "does not exist" error, word for word the error of an id that does not exist, and
+  changes no row anywhere;
+- the same request with the user's own objects succeeds (so the refusal is not an
+  accident of a bad payload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from rest_framework.relations import ManyRelatedField, RelatedField, SlugRelatedField
+from rest_framework.test import APIClient
+
+from authorization.models import MobilityServiceProvider, Token, TokenGroup
+from backoffice.models import Organization, Property
+from billing.models import Payment, Rate
+from chargers.models import Charger, ChargingSession
+from portal.api_urls import router, urlpatterns
+from tests.security.conftest import Tenant, changed_tables, db_state
+
+pytestmark = pytest.mark.django_db
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+MISSING_PK = 987654321
+MISSING_SLUG = "NO-SUCH-OBJECT-1"
+
+
+def objects_of(t: Tenant) -> dict[type, Any]:
+    return {
+        Organization: t.org, Property: t.prop, Charger: t.charger, Token: t.token, TokenGroup: t.group,
+        MobilityServiceProvider: t.msp, Rate: t.rate, Payment: t.payment, ChargingSession: t.session,
+    }
+
+
+@dataclass
+class Case:
+    """How to call one write route: its URL object and a valid body with the user's own objects."""
+
+    url_object: Callable[[Tenant], Any] | None = None  # detail routes: the object in the URL
+    body: Callable[[Tenant], dict] = lambda t: {}
+    own_status: tuple[int, ...] = (200, 201, 204)  # what the user's own request answers
+    url_kwargs: dict = field(default_factory=dict)
+
+
+def station(t: Tenant) -> str:
+    return t.charger.station_id
+
+
+CASES: dict[tuple[str, str], Case] = {
+    ("organization", "create"): Case(body=lambda t: {"name": "New Org"}, own_status=(403,)),  # staff only
+    ("organization", "update"): Case(url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}),
+    ("organization", "partial_update"): Case(url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}),
+    ("organization", "members"): Case(
+        url_object=lambda t: t.org.pk,
+        body=lambda t: {"email": "new.member@example.com", "password": "a-long-password-1", "role": "viewer"},
+        own_status=(201,),
+    ),
+    ("property", "create"): Case(
+        body=lambda t: {"organization": t.org.pk, "name": "New garage", "token_groups": [t.group.pk]}, own_status=(201,),
+    ),
+    ("property", "partial_update"): Case(url_object=lambda t: t.prop.pk, body=lambda t: {"name": "Renamed"}),
+    # Has chargers: refused with 409 for the owner, 404 for anyone else.
+    ("property", "destroy"): Case(url_object=lambda t: t.prop.pk, own_status=(409,)),
+    ("charger", "create"): Case(
+        body=lambda t: {"station_id": "NEW-CP-1", "property": t.prop.pk, "token_groups": [t.group.pk]},
+        own_status=(201,),
+    ),
+    ("charger", "partial_update"): Case(url_object=station, body=lambda t: {"name": "Renamed"}),
+    ("charger", "destroy"): Case(url_object=station, own_status=(409,)),  # it has sessions
+    ("charger", "commands"): Case(url_object=station, body=lambda t: {"type": "Soft"}, own_status=(409,),
+                                  url_kwargs={"ocpp_action": "Reset"}),  # offline
+    ("charger", "rotate_password"): Case(url_object=station, body=lambda t: {"over_ocpp": False}, own_status=(200,)),
+    ("rate", "create"): Case(
+        body=lambda t: {"property": t.prop.pk, "charger": t.charger.station_id, "valid_from": "2030-01-01T00:00:00Z",
+                        "energy_price_per_kwh": "0.40"},
+        own_status=(201,),
+    ),
+    ("rate", "partial_update"): Case(url_object=lambda t: t.rate.pk, body=lambda t: {"tax_percent": "21"}),
+    ("payment", "refund"): Case(url_object=lambda t: t.payment.pk, body=lambda t: {"amount": "1.00", "reason": "test"},
+                                own_status=(201, 400, 502)),
+    ("token", "create"): Case(
+        body=lambda t: {"uid": "NEWCARD1", "organization": t.org.pk, "msp": t.msp.pk, "groups": [t.group.pk]},
+        own_status=(201,),
+    ),
+    ("token", "partial_update"): Case(url_object=lambda t: t.token.pk, body=lambda t: {"label": "Renamed"}),
+    ("token", "destroy"): Case(url_object=lambda t: t.token.pk, own_status=(204,)),
+    ("token-group", "create"): Case(
+        body=lambda t: {"organization": t.org.pk, "name": "New group", "tokens": [t.token.pk],
+                        "restricted_properties": [t.prop.pk]},
+        own_status=(201,),
+    ),
+    ("token-group", "partial_update"): Case(url_object=lambda t: t.group.pk, body=lambda t: {"name": "Renamed"}),
+    ("token-group", "destroy"): Case(url_object=lambda t: t.group.pk, own_status=(204,)),
+    ("msp", "create"): Case(
+        body=lambda t: {"organization": t.org.pk, "name": "New MSP", "country_code": "DE", "party_id": "ZZZ"},
+        own_status=(201,),
+    ),
+    ("msp", "partial_update"): Case(url_object=lambda t: t.msp.pk, body=lambda t: {"name": "Renamed"}),
+    ("msp", "destroy"): Case(url_object=lambda t: t.msp.pk, own_status=(204,)),
+}
+
+# Routes outside the router, with why they need no tenant case.
+NON_ROUTER_ROUTES = {
+    "api-token": "sign-in: exchanges a password for the caller's own token",
+    "api-schema": "read-only",
+    "api-docs": "read-only",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    basename: str
+    action: str
+    method: str
+    url_name: str
+    detail: bool
+    viewset: Any
+
+    def __str__(self) -> str:
+        return f"{self.method.upper()} {self.basename}.{self.action}"
+
+
+def api_write_operations() -> list[Operation]:
+    operations = []
+    for _prefix, viewset, basename in router.registry:
+        allowed = set(getattr(viewset, "http_method_names", WRITE_METHODS))
+        for route in router.get_routes(viewset):
+            for method, action in route.mapping.items():
+                if method in WRITE_METHODS and method in allowed and hasattr(viewset, action):
+                    operations.append(Operation(basename, action, method, route.name.format(basename=basename),
+                                                route.detail, viewset))
+    return operations
+
+
+OPERATIONS = api_write_operations()
+
+
+def serializer_relations(op: Operation) -> list[tuple[str, type, bool, str | None]]:
+    """Return (field name, related model, many, slug field) of the writable relations of the route's serializer."""
+    view = op.viewset(action=op.action, request=None, format_kwarg=None, kwargs={})
+    try:
+        serializer_class = view.get_serializer_class()
+    except AssertionError:
+        return []
+    relations = []
+    for name, fld in serializer_class(context={}).fields.items():
+        many = isinstance(fld, ManyRelatedField)
+        relation = fld.child_relation if many else fld
+        if isinstance(relation, RelatedField) and not fld.read_only and relation.queryset is not None:
+            slug = relation.slug_field if isinstance(relation, SlugRelatedField) else None
+            relations.append((name, relation.queryset.model, many, slug))
+    return relations
+
+
+def reference_cases() -> list[tuple[Operation, str, type, bool, str | None]]:
+    cases = []
+    for op in OPERATIONS:
+        if op.action in ("create", "update", "partial_update"):
+            cases += [(op, *relation) for relation in serializer_relations(op)]
+    return cases
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def url_for(op: Operation, case: Case, tenant: Tenant | None) -> str:
+    kwargs = dict(case.url_kwargs)
+    if op.detail:
+        lookup = op.viewset.lookup_url_kwarg or op.viewset.lookup_field
+        kwargs[lookup] = case.url_object(tenant)
+    return reverse(op.url_name, kwargs=kwargs)
+
+
+def call(client: APIClient, op: Operation, url: str, body: dict):
+    return getattr(client, op.method)(url, body, format="json")
+
+
+def value_of(obj: Any, slug: str | None) -> Any:
+    return getattr(obj, slug) if slug else obj.pk
+
+
+def test_every_api_write_route_has_a_case():
+    keys = {(op.basename, op.action) for op in OPERATIONS}
+    assert keys - set(CASES) == set(), "add a row to CASES for these new write routes"
+    assert set(CASES) - keys == set(), "these CASES rows have no route any more"
+    names = {p.name for p in urlpatterns if getattr(p, "name", None)}
+    assert names - set(NON_ROUTER_ROUTES) == set(), "classify these new non-router API routes"
+
+
+def test_the_route_list_is_generated_from_the_router():
+    listed = {str(op) for op in OPERATIONS}
+    assert {"PATCH token-group.partial_update", "PATCH msp.partial_update", "DELETE charger.destroy",
+            "POST organization.members", "POST payment.refund", "POST charger.commands"} <= listed
+
+
+# Commands reach the charger through the channel layer, in another thread: committed rows.
+COMMITTED = {("charger", "commands")}
+
+
+@pytest.mark.parametrize("op", [
+    pytest.param(op, id=str(op), marks=[pytest.mark.django_db(transaction=True)]
+                 if (op.basename, op.action) in COMMITTED else [])
+    for op in OPERATIONS if op.detail
+])
+def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(op, mine, theirs):
+    case = CASES[(op.basename, op.action)]
+    api = client_for(mine.owner)
+    before = db_state()
+    response = call(api, op, url_for(op, case, theirs), case.body(mine))
+    assert response.status_code == 404, (str(op), response.content[:300])
+    assert changed_tables(before, db_state()) == []
+    own = call(api, op, url_for(op, case, mine), case.body(mine))
+    assert own.status_code in case.own_status, (str(op), own.status_code, own.content[:300])
+
+
+@pytest.mark.parametrize(
+    "op, name, model, many, slug", reference_cases(), ids=lambda v: str(v) if isinstance(v, Operation) else None
+)
+def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(op, name, model, many, slug,
+                                                                               mine, theirs):
+    case = CASES[(op.basename, op.action)]
+    api = client_for(mine.owner)
+    url = url_for(op, case, mine) if op.detail else url_for(op, case, None)
+    foreign = value_of(objects_of(theirs)[model], slug)
+    missing = MISSING_SLUG if slug else MISSING_PK
+
+    def body_with(value: Any) -> dict:
+        return {**case.body(mine), name: [value] if many else value}
+
+    before = db_state()
+    refused = call(api, op, url, body_with(foreign))
+    assert refused.status_code == 400, (str(op), name, refused.content[:300])
+    assert changed_tables(before, db_state()) == []
+    unknown = call(api, op, url, body_with(missing))
+    assert unknown.status_code == 400
+    # Word for word the answer for an id that does not exist (only the id itself differs).
+    assert str(refused.json()[name]).replace(str(foreign), "<id>") == str(unknown.json()[name]).replace(str(missing), "<id>")
+
+    # The user's own object in the same field is accepted (owner fields keep their value on update).
+    own_obj = objects_of(mine)[model]
+    if op.action != "create" and name in getattr(op.viewset.serializer_class, "owner_fields", ()):
+        current = getattr(case_target(op, mine), name)
+        if current is None:
+            return
+        own_obj = current
+    accepted = call(api, op, url, body_with(value_of(own_obj, slug)))
+    assert accepted.status_code in (200, 201), (str(op), name, accepted.content[:300])
+
+
+def case_target(op: Operation, t: Tenant) -> Any:
+    return {"property": t.prop, "charger": t.charger, "rate": t.rate, "token": t.token, "token-group": t.group,
+            "msp": t.msp, "organization": t.org}[op.basename]
