@@ -22,8 +22,12 @@ from .message_log import serialize_message
 from .models import (
     OCPP_PASSWORD_MIN_LENGTH,
     Charger,
+    ChargerCertificate,
+    ChargerOperation,
+    ChargerOperationStatus,
     ChargingSession,
     Connector,
+    SecurityEvent,
     station_id_validator,
 )
 from .ocpp.protocol import CSMS_ACTIONS_V16, OcppError
@@ -46,8 +50,15 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     station_id = serializers.CharField(max_length=48, validators=[station_id_validator])
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all(), allow_null=False)
     ocpp_password = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, allow_null=True, min_length=OCPP_PASSWORD_MIN_LENGTH,
-        max_length=40, help_text="HTTP Basic password of the charger (security profile 1). Empty removes it.",
+        write_only=True, required=False, min_length=OCPP_PASSWORD_MIN_LENGTH, max_length=40, trim_whitespace=False,
+        help_text=(
+            "HTTP Basic password of the charger (security profiles 1 and 2), 16-40 characters; write-only. "
+            "Leave it out when creating a charger to get a generated one: the response shows it once."
+        ),
+    )
+    security_profile = serializers.ChoiceField(
+        choices=Charger.SecurityProfile.choices, required=False,
+        help_text="OCPP security profile a connection must meet (default 1). 0 and lowering: support staff only.",
     )
     status = serializers.SerializerMethodField()
     connectors = serializers.SerializerMethodField()
@@ -59,12 +70,16 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Charger
         fields = [
-            "station_id", "name", "property", "access_mode", "ownership", "ocpp_password", "has_password",
+            "station_id", "name", "property", "access_mode", "ownership", "security_profile",
+            "security_profile_pending", "ocpp_password", "has_password", "ocpp_password_set_at",
             "license_valid_until", "out_of_order", "status", "last_heartbeat", "last_seen_at", "vendor",
             "model", "serial_number", "firmware_version", "registration_status", "connectors",
             "roaming_enabled", "guest_charging_enabled", "token_groups",
         ]
-        read_only_fields = ["vendor", "model", "serial_number", "firmware_version", "last_seen_at"]
+        read_only_fields = [
+            "vendor", "model", "serial_number", "firmware_version", "last_seen_at", "security_profile_pending",
+            "ocpp_password_set_at",
+        ]
 
     last_heartbeat = serializers.DateTimeField(source="last_heartbeat_at", read_only=True)
 
@@ -98,15 +113,35 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
                 raise ValidationError({"token_groups": "Token groups must belong to the charger's organization."})
         return attrs
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if getattr(self, "generated_password", None):
+            # Shown this once: only its hash is stored.
+            data["ocpp_password"] = self.generated_password
+        return data
+
     def _save(self, instance, validated_data):
-        password = validated_data.pop("ocpp_password", "unset")
+        from .services import SecurityProfileRefused, charger_set_security_profile
+
+        password = validated_data.pop("ocpp_password", None)
+        profile = validated_data.pop("security_profile", None)
         groups = validated_data.pop("token_groups", None)
+        creating = instance.pk is None
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        if password != "unset":
+        if password:
             instance.set_ocpp_password(password)
         instance.full_clean(exclude=["ocpp_password_hash"])
         instance.save()
+        if creating or profile is not None:
+            request = self.context.get("request")
+            try:
+                self.generated_password = charger_set_security_profile(
+                    charger=instance, profile=instance.security_profile if profile is None else profile,
+                    by_staff=bool(request and request.user.is_staff),
+                )
+            except SecurityProfileRefused as exc:
+                raise ValidationError({"security_profile": str(exc)}) from None
         if groups is not None:
             before = set(instance.token_groups.values_list("pk", flat=True))
             instance.token_groups.set(groups)
@@ -156,6 +191,71 @@ class ChargerFilter(django_filters.FilterSet):
 class CommandSerializer(serializers.Serializer):
     status = serializers.CharField()
     response = serializers.JSONField()
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SecurityEvent
+        fields = ["id", "source", "event_type", "timestamp", "tech_info", "critical", "received_at"]
+
+
+class OperationStatusSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChargerOperationStatus
+        fields = ["status", "source", "received_at"]
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    history = OperationStatusSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ChargerOperation
+        fields = ["id", "kind", "request_id", "status", "details", "created_at", "updated_at", "history"]
+
+
+class CertificateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ChargerCertificate
+        fields = [
+            "serial_number", "fingerprint_sha256", "subject", "not_before", "not_after", "delivery", "issued_at",
+            "revoked_at", "certificate_pem",
+        ]
+
+
+class RotatePasswordSerializer(serializers.Serializer):
+    over_ocpp = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Send a new random AuthorizationKey to the connected charger (ChangeConfiguration); it replaces the "
+            "password only when the charger accepts it, and nobody sees it. Otherwise a new password is "
+            "generated and returned once, for you to configure on the charger."
+        ),
+    )
+
+
+def _security_command_check(charger: Charger, action: str, payload: dict) -> None:
+    """Refuse security-relevant commands the charger must not get (raises InvalidCommand)."""
+    from . import credentials
+
+    if action != "ChangeConfiguration":
+        return
+    key = str(payload.get("key", "")).lower()
+    if key == "authorizationkey":
+        error = credentials.authorization_key_error(payload.get("value"))
+        if error:
+            raise commands.InvalidCommand(OcppError("PropertyConstraintViolation", error))
+    elif key == "securityprofile":
+        value = str(payload.get("value", ""))
+        if not value.isdigit() or not charger.security_profile < int(value) <= 3:
+            # A00.FR.005: OCPP never lowers a profile; A05.FR.01: only a higher one is sent.
+            raise commands.InvalidCommand(OcppError(
+                "PropertyConstraintViolation",
+                f"SecurityProfile can only be raised over OCPP, above the charger's {charger.security_profile}.",
+            ))
+        if int(value) < 3 and not charger.ocpp_password_hash:
+            raise commands.InvalidCommand(OcppError(
+                "PropertyConstraintViolation", "Give the charger a password before raising it to a password profile.",
+            ))
 
 
 class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
@@ -222,7 +322,13 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         payload = request.data if isinstance(request.data, dict) else None
         if payload is None:
             raise ValidationError({"payload": "Send the OCPP payload as a JSON object."})
+        payload = dict(payload)
+        if ocpp_action in ("GetLog", "SignedUpdateFirmware") and "requestId" not in payload:
+            from .remote import new_request_id
+
+            payload["requestId"] = new_request_id()
         try:
+            _security_command_check(charger, ocpp_action, payload)
             if ocpp_action == "RemoteStartTransaction":
                 command = self._remote_start(request, charger, dict(payload))
                 if isinstance(command, Response):
@@ -246,7 +352,70 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             )
         if command.status == command.Status.ERROR:
             return Response({"status": "error", "response": command.response}, status=status.HTTP_502_BAD_GATEWAY)
-        return Response({"status": command.result_status or "answered", "response": command.response})
+        body = {"status": command.result_status or "answered", "response": command.response}
+        if ocpp_action in ("GetLog", "SignedUpdateFirmware"):
+            body["requestId"] = payload["requestId"]
+        return Response(body)
+
+    @extend_schema(request=RotatePasswordSerializer, responses={200: {"type": "object"}})
+    @action(detail=True, methods=["post"], url_path="rotate-password", filter_backends=[])
+    def rotate_password(self, request, station_id=None):
+        """A new password for the charger: generated and shown once, or pushed over OCPP."""
+        from .remote import authorization_key_push_sync
+        from .services import charger_rotate_password
+
+        charger = self.get_object()
+        self.require_edit(self.organization_id_of(charger))
+        options = RotatePasswordSerializer(data=request.data if isinstance(request.data, dict) else {})
+        options.is_valid(raise_exception=True)
+        if not options.validated_data["over_ocpp"]:
+            return Response({"ocpp_password": charger_rotate_password(charger=charger), "has_password": True})
+        try:
+            command = authorization_key_push_sync(charger, source="api", user_id=request.user.pk)
+        except commands.ChargerOffline:
+            return Response(
+                {"status": "offline", "detail": "The charger is not connected."}, status=status.HTTP_409_CONFLICT
+            )
+        except commands.CommandTimeout as exc:
+            return Response(
+                {"status": "timeout", "detail": f"{exc.command.error} The old password stays valid."},
+                status=status.HTTP_504_GATEWAY_TIMEOUT,
+            )
+        adopted = command.status == command.Status.ANSWERED and command.result_status == "Accepted"
+        return Response({"status": command.result_status or command.status, "adopted": adopted})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("before", int), OpenApiParameter("critical", bool)],
+        responses={200: SecurityEventSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], url_path="security-events", filter_backends=[], pagination_class=None)
+    def security_events(self, request, station_id=None):
+        """Security events of the charger, newest first (100 a page; ?before=<id> for older ones)."""
+        charger = self.get_object()
+        rows = SecurityEvent.objects.filter(charger=charger).order_by("-id")
+        if request.query_params.get("before", "").isdigit():
+            rows = rows.filter(id__lt=int(request.query_params["before"]))
+        if request.query_params.get("critical") in ("1", "true"):
+            rows = rows.filter(critical=True)
+        return Response(SecurityEventSerializer(rows[:100], many=True).data)
+
+    @extend_schema(parameters=[OpenApiParameter("kind", str, enum=["log", "firmware"])],
+                   responses={200: OperationSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def operations(self, request, station_id=None):
+        """Log uploads and signed firmware updates with their status history, newest first."""
+        charger = self.get_object()
+        rows = ChargerOperation.objects.filter(charger=charger).prefetch_related("history")
+        if request.query_params.get("kind"):
+            rows = rows.filter(kind=request.query_params["kind"])
+        return Response(OperationSerializer(rows[:50], many=True).data)
+
+    @extend_schema(responses={200: CertificateSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def certificates(self, request, station_id=None):
+        """Client certificates the central system's CA issued to this charger."""
+        charger = self.get_object()
+        return Response(CertificateSerializer(charger.certificates.all()[:50], many=True).data)
 
     def _remote_start(self, request, charger, payload):
         """Remote starts go through the authorization engine first (and are recorded)."""
@@ -260,10 +429,17 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             raise commands.InvalidCommand(
                 OcppError("TypeConstraintViolation", "RemoteStartTransaction needs idTag (a string) and optionally connectorId (an integer)")
             )
+        profile = payload.get("chargingProfile")
+        if isinstance(profile, dict) and profile.get("chargingProfilePurpose") != "TxProfile":
+            # OCPP 1.6 §5.11: the profile of a remote start is a TxProfile.
+            raise commands.InvalidCommand(
+                OcppError("PropertyConstraintViolation", "chargingProfile of a remote start must be a TxProfile")
+            )
         context = Context.REMOTE_MSP if request.query_params.get("context") == "remote_msp" else Context.REMOTE_APP
         commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
         decision, command = remote_start_sync(
-            charger, id_tag=id_tag, connector_id=connector_id, context=context, source="api", user_id=request.user.pk
+            charger, id_tag=id_tag, connector_id=connector_id, context=context, source="api", user_id=request.user.pk,
+            charging_profile=profile,
         )
         if command is None:
             return Response(

@@ -13,12 +13,15 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from backoffice import db
 
+from .credentials import redact_payload
 from .models import Charger, Command
 from .ocpp.protocol import OcppError, check_outgoing
+from .services import command_security_complete, command_security_prepare
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +53,26 @@ def check_outgoing_or_raise(action: str, payload: dict) -> None:
         raise InvalidCommand(exc) from None
 
 
+@transaction.atomic
 def _command_create(charger_id: int, action: str, payload: dict, source: str, user_id, status: str) -> Command:
-    return Command.objects.create(
-        charger_id=charger_id, action=action, payload=payload, source=source, requested_by_id=user_id,
-        status=status, completed_at=timezone.now() if status != Command.Status.PENDING else None,
+    command = Command.objects.create(
+        charger_id=charger_id, action=action, payload=redact_payload(action, payload), source=source,
+        requested_by_id=user_id, status=status,
+        completed_at=timezone.now() if status != Command.Status.PENDING else None,
     )
+    # Security (docs/security.md): the hash of a new AuthorizationKey, log/firmware operations.
+    command_security_prepare(command=command, payload=payload)
+    return command
 
 
 def command_complete(*, command_id: int, status: str, response=None, error: str = "", unique_id: str = "") -> None:
     fields = {"status": status, "response": response, "error": error[:2000], "completed_at": timezone.now()}
     if unique_id:
         fields["unique_id"] = unique_id
-    Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)
+    updated = Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)
+    if updated:
+        # Security (docs/security.md): adopt an accepted AuthorizationKey, follow operations.
+        command_security_complete(command_id=command_id, status=status, response=response)
 
 
 async def send_command(

@@ -1,7 +1,15 @@
-"""Who may open an OCPP websocket: subprotocol, station id, throttle and credentials.
+"""Who may open an OCPP websocket: subprotocol, station id, throttle, security profile, credentials.
 
-The consumer calls `admit(scope)` before accepting; a refusal carries the HTTP status the
-handshake is answered with (ASGI websocket denial response), never a bare close.
+The consumer calls `admit(scope, station_id)` before accepting; a refusal carries the HTTP status
+the handshake is answered with (ASGI websocket denial response), never a bare close.
+
+Each charger has a security profile (OCPP 1.6 security whitepaper §2): the least a connection
+must prove. 1: the right password (HTTP Basic, username = station id) over ws or wss;
+2: the same over TLS; 3: a TLS client certificate our CA issued for this station id. A weaker
+connection is refused (A00.FR.002); a stronger one is accepted. 0 (set by staff only) accepts
+anyone. TLS is terminated in front of the application (deploy/haproxy): the proxy's headers
+saying "this came over TLS" and "this was the client certificate" are believed only from the
+addresses in OCPP_TRUSTED_PROXIES, and the certificate is verified here again.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from cryptography import x509
+
 from backoffice import db
-from chargers import services
+from chargers import credentials, pki, security_config, services
 from chargers.handshake_guard import guard
 from chargers.models import Charger
 
@@ -25,6 +35,13 @@ SUBPROTOCOL = "ocpp1.6"
 # Anything else cannot be a charger of ours: refuse with 400 before any lookup.
 STATION_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
 
+# Set by the TLS terminator (deploy/haproxy/ocpp.cfg), believed from trusted proxies only.
+CLIENT_ADDRESS_HEADER = b"x-ocpp-client-address"
+TLS_HEADER = b"x-ocpp-tls"  # the negotiated protocol, e.g. "TLSv1.3"
+ACCEPTED_TLS_VERSIONS = {"TLSv1.2", "TLSv1.3"}  # A00.FR.312/314: nothing older
+
+PROFILE = Charger.SecurityProfile
+
 
 @dataclass
 class Refused(Exception):
@@ -33,25 +50,111 @@ class Refused(Exception):
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
-def basic_auth(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            scheme, _, encoded = value.partition(b" ")
-            if scheme.lower() != b"basic":
-                return None
-            try:
-                decoded = base64.b64decode(encoded.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return None
-            username, sep, password = decoded.partition(b":")
-            return (username, password) if sep else None
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """What the handshake proves about the transport, wherever TLS was terminated."""
+
+    address: str  # the charger's address: the peer, or what a trusted proxy says it is
+    tls: bool
+    certificate: x509.Certificate | None = None
+    proxy: str = ""  # the trusted proxy the connection came through
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
     return None
+
+
+def connection_facts(scope: dict) -> ConnectionFacts:
+    """Return the transport facts of this handshake, believing proxy headers only from
+    OCPP_TRUSTED_PROXIES (from anyone else they are ignored, so they cannot be forged)."""
+    peer = str((scope.get("client") or ("?", 0))[0])
+    # uvicorn sets wss itself when it terminates TLS in-process.
+    tls = scope.get("scheme") == "wss"
+    if not security_config.is_trusted_proxy(peer):
+        return ConnectionFacts(address=peer, tls=tls)
+    headers = scope.get("headers", [])
+    address = (_header(headers, CLIENT_ADDRESS_HEADER) or b"").decode("latin-1").strip() or peer
+    version = (_header(headers, TLS_HEADER) or b"").decode("latin-1").strip()
+    if version:
+        tls = version in ACCEPTED_TLS_VERSIONS
+    certificate = None
+    raw = _header(headers, security_config.client_cert_header())
+    if raw and tls:
+        certificate = pki.load_client_certificate(raw)
+    return ConnectionFacts(address=address, tls=tls, certificate=certificate, proxy=peer)
+
+
+def basic_auth(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
+    """Return (username, password) of an `Authorization: Basic` header, as raw bytes: a 1.6
+    AuthorizationKey is binary (OCPP-J 1.6 §6), so nothing is decoded as UTF-8 here."""
+    value = _header(headers, b"authorization")
+    if value is None:
+        return None
+    scheme, _, encoded = value.strip().partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    username, sep, password = decoded.partition(b":")
+    return (username, password) if sep else None
+
+
+def _unauthorized(reason: str = "Authentication required.") -> Refused:
+    return Refused(401, reason, [(b"www-authenticate", b'Basic realm="ocpp", charset="UTF-8"')])
+
+
+async def _password_ok(charger: Charger, scope: dict, station_id: str) -> bool:
+    credentials_sent = basic_auth(scope.get("headers", []))
+    # A00.FR.204: the username is the station id of the URL.
+    if credentials_sent is None or credentials_sent[0] != station_id.encode() or not charger.ocpp_password_hash:
+        return False
+    password = credentials_sent[1]
+    stored = charger.ocpp_password_hash
+    if credentials.is_fast(stored):
+        return credentials.verify(stored, password)  # ~1 µs: no thread hop
+    # A hash of the earlier PBKDF2 scheme (milliseconds): off the event loop, then replaced.
+    ok = await asyncio.to_thread(credentials.verify, stored, password)
+    if ok:
+        try:
+            await db.run(
+                services.charger_password_rehash, charger_id=charger.pk, old_hash=stored,
+                new_hash=credentials.make_hash(password),
+            )
+        except Exception:
+            security_log.exception("Could not upgrade the password hash of %s", station_id)
+    return ok
+
+
+async def _certificate_error(facts: ConnectionFacts, station_id: str) -> str:
+    if facts.certificate is None:
+        return "no client certificate"
+    error = pki.get_ca().verify_client(facts.certificate, station_id=station_id)
+    if not error and await db.run(services.charger_certificate_revoked, pki.fingerprint(facts.certificate)):
+        error = "certificate revoked"
+    return error
+
+
+async def proven_profile(charger: Charger, scope: dict, facts: ConnectionFacts, station_id: str) -> tuple[int, str]:
+    """Return the highest security profile this connection proves, and why not a higher one."""
+    why = ""
+    if facts.tls and facts.certificate is not None:
+        why = await _certificate_error(facts, station_id)
+        if not why:
+            return PROFILE.TLS_CLIENT_CERTIFICATE, ""
+    if await _password_ok(charger, scope, station_id):
+        return (PROFILE.TLS_BASIC_AUTH if facts.tls else PROFILE.BASIC_AUTH), why
+    return PROFILE.NONE, why or "wrong or missing password"
 
 
 async def admit(scope: dict, station_id: str) -> Charger:
     """Return the charger this handshake may connect as, or raise Refused."""
-    client = scope.get("client") or ("?", 0)
-    address = str(client[0])
+    facts = connection_facts(scope)
+    address = facts.address
     if not STATION_ID_RE.match(station_id):
         security_log.warning("Refused malformed station id %r from %s", station_id[:60], address)
         raise Refused(400, "Malformed charge point identity.")
@@ -70,17 +173,40 @@ async def admit(scope: dict, station_id: str) -> Charger:
         guard.failed(address=address, station_id=station_id)
         security_log.warning("Refused unknown station %r from %s", station_id, address)
         raise Refused(404, "Unknown charge point identity.")
-    if charger.ocpp_password_hash:
-        credentials = basic_auth(scope.get("headers", []))
-        ok = False
-        if credentials is not None and credentials[0] == station_id.encode():
-            try:
-                ok = await asyncio.to_thread(charger.check_ocpp_password, credentials[1].decode("utf-8"))
-            except UnicodeDecodeError:
-                ok = False
-        if not ok:
-            guard.failed(address=address, station_id=station_id)
-            security_log.warning("Refused %s from %s: wrong or missing password", station_id, address)
-            raise Refused(401, "Authentication required.", [(b"www-authenticate", b'Basic realm="ocpp"')])
-    guard.succeeded(station_id=station_id)
+
+    required = charger.security_profile
+    if required >= PROFILE.TLS_BASIC_AUTH and not facts.tls:
+        # Checked before the password: whatever it is, it must not be accepted in clear.
+        await _refuse(charger, facts, "SecurityProfileMismatch", f"profile {required} charger without TLS")
+        raise Refused(403, f"This charger must connect over TLS (security profile {required}).")
+    if required > PROFILE.NONE or charger.security_profile_pending:
+        proven, why = await proven_profile(charger, scope, facts, station_id)
+    else:
+        proven, why = PROFILE.NONE, ""
+    if proven < required:
+        if required == PROFILE.TLS_CLIENT_CERTIFICATE:
+            await _refuse(charger, facts, "InvalidChargePointCertificate", why)
+            raise Refused(403, "A TLS client certificate issued by this central system is required.")
+        await _refuse(charger, facts, "InvalidChargePointCredentials", why)
+        raise _unauthorized()
+    if charger.security_profile_pending and proven >= charger.security_profile_pending:
+        # A05.FR.09: the charger reached its new profile; from now on nothing less connects.
+        target = charger.security_profile_pending
+        await db.run(services.charger_security_profile_adopt, charger_id=charger.pk, profile=target)
+        charger.security_profile, charger.security_profile_pending = target, None
+        security_log.warning("%s now connects at security profile %s", station_id, target)
+    guard.succeeded(station_id=station_id, address=address)
     return charger
+
+
+async def _refuse(charger: Charger, facts: ConnectionFacts, event_type: str, why: str) -> None:
+    """Count the failure, log it, and keep it as a central-system security event (A00.FR.323/408)."""
+    guard.failed(address=facts.address, station_id=charger.station_id)
+    security_log.warning("Refused %s from %s: %s", charger.station_id, facts.address, why)
+    try:
+        await db.run(
+            services.security_event_record_refusal, charger_id=charger.pk, event_type=event_type,
+            tech_info=f"{why} (from {facts.address}{', via ' + facts.proxy if facts.proxy else ''})",
+        )
+    except Exception:
+        security_log.exception("Could not record the refused handshake of %s", charger.station_id)

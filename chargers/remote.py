@@ -1,6 +1,10 @@
-"""Remote start: decide with the authorization engine first, then send RemoteStartTransaction."""
+"""Remote start: decide with the authorization engine first, then send RemoteStartTransaction.
+Also the other portal/API commands that need more than a payload: a new AuthorizationKey
+pushed over OCPP, and the log upload and signed firmware update operations."""
 
 from __future__ import annotations
+
+import secrets
 
 from asgiref.sync import async_to_sync
 
@@ -8,18 +12,27 @@ from authorization.decisions import Context, Decision
 from authorization.services import authorize
 from backoffice import db
 
-from . import commands, services
+from . import commands, credentials, services
 from .models import Charger, Command
 
 
 async def remote_start(
     charger: Charger, *, id_tag: str, connector_id: int | None, context: Context = Context.REMOTE_APP,
     source: str = "api", user_id: int | None = None, timeout: float | None = None,
+    charging_profile: dict | None = None,
 ) -> tuple[Decision, Command | None]:
     """Return the recorded decision and, when it accepted, the RemoteStartTransaction command.
 
-    Raises the exceptions of chargers.commands.send_command.
+    `charging_profile` (a 1.6 TxProfile) goes to the charger as given; the outgoing schema
+    checks it. Raises the exceptions of chargers.commands.send_command.
     """
+    payload: dict = {"idTag": id_tag}
+    if connector_id:
+        payload["connectorId"] = connector_id
+    if charging_profile is not None:
+        payload["chargingProfile"] = charging_profile
+    # Refuse a malformed payload before a decision is recorded for a start that cannot happen.
+    commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
     facts, location_id = await db.run(services.charger_facts_by_id, charger.pk)
     decision = await authorize(
         uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
@@ -27,9 +40,6 @@ async def remote_start(
     )
     if not decision.accepted:
         return decision, None
-    payload = {"idTag": id_tag}
-    if connector_id:
-        payload["connectorId"] = connector_id
     command = await commands.send_command(
         charger, "RemoteStartTransaction", payload, source=source, user_id=user_id, timeout=timeout
     )
@@ -38,3 +48,27 @@ async def remote_start(
 
 def remote_start_sync(charger: Charger, **kwargs) -> tuple[Decision, Command | None]:
     return async_to_sync(remote_start)(charger, **kwargs)
+
+
+async def authorization_key_push(
+    charger: Charger, *, source: str = "api", user_id: int | None = None, timeout: float | None = None,
+) -> Command:
+    """Send the charger a new random AuthorizationKey (ChangeConfiguration, OCPP-J 1.6 §6 /
+    whitepaper A01). Nobody ever sees the key: only its hash is kept, and it replaces the
+    password when the charger answers Accepted (Rejected or NotSupported keep the old one).
+
+    Raises the exceptions of chargers.commands.send_command.
+    """
+    payload = {"key": "AuthorizationKey", "value": credentials.generate_password()}
+    return await commands.send_command(
+        charger, "ChangeConfiguration", payload, source=source, user_id=user_id, timeout=timeout
+    )
+
+
+def authorization_key_push_sync(charger: Charger, **kwargs) -> Command:
+    return async_to_sync(authorization_key_push)(charger, **kwargs)
+
+
+def new_request_id() -> int:
+    """Return a requestId for GetLog / SignedUpdateFirmware (a positive 31-bit integer)."""
+    return secrets.randbelow(2**31 - 1) + 1

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import views, views_security
 
 app_name = "chargers"
 
@@ -16,6 +16,13 @@ urlpatterns = [
     path("chargers/<str:station_id>/proxy/", views.charger_proxy, name="charger-proxy"),
     path("chargers/<str:station_id>/sessions/", views.charger_sessions, name="charger-sessions"),
     path("chargers/<str:station_id>/authorizations/", views.charger_authorizations, name="charger-authorizations"),
+    path("chargers/<str:station_id>/security/", views_security.charger_security, name="charger-security"),
+    path("chargers/<str:station_id>/security/action/", views_security.charger_security_action,
+         name="charger-security-action"),
+    path("chargers/<str:station_id>/security/profile/", views_security.charger_security_profile,
+         name="charger-security-profile"),
+    path("chargers/<str:station_id>/security/rotate-password/", views_security.charger_rotate_password,
+         name="charger-rotate-password"),
     path("authorizations/<int:pk>/", views.decision_detail, name="decision-detail"),
     path("locations/", views.location_list, name="location-list"),
     path("locations/<int:pk>/", views.location_detail, name="location-detail"),

@@ -143,6 +143,9 @@ def _overview_context(request, charger: Charger, form: CommandForm | None = None
         "license_active": charger.license_active(),
         "restricted_groups": list(charger.token_groups.all()),
     })
+    from .views_security import security_overview  # profile, password, security events
+
+    context.update(security_overview(charger, staff=request.user.is_staff))
     return context
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from authorization.decisions import Context
 from authorization.models import Token
-from authorization.services import decide_sync
+from authorization.services import decide_sync, decision_record
 from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
 from chargers.live import connector_watch
 from chargers.models import Charger, ChargingSession, Command
@@ -105,6 +105,11 @@ def guest_start(
         expires_at=timezone.now() + timedelta(days=1), label="Guest QR session",
     )
     decision = decide_sync(uid=uid, charger=charger_facts(charger), context=Context.REMOTE_APP)
+    # Recorded like every other remote start (Authorizations tab, audit), accepted or not.
+    decision_record(
+        decision=decision, uid=uid, token_id=token.pk, organization_id=charger.property.organization_id,
+        station_id=charger.station_id, connector_id=connector_id, context=Context.REMOTE_APP,
+    )
     if not decision.accepted:
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StartRefused(decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED)

@@ -52,12 +52,25 @@ class PropertyFactory(factory.django.DjangoModelFactory):
 class ChargerFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Charger
+        skip_postgeneration_save = True
 
     station_id = factory.Sequence(lambda n: f"CP-{n:04d}")
     property = factory.SubFactory(PropertyFactory)
     access_mode = "public"
     ownership = "network"
     license_valid_until = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=365))
+    # Chargers default to security profile 1 (a password). Tests about sessions, billing or
+    # guests connect without one, so factory chargers are at profile 0 unless a test says
+    # otherwise; tests/chargers/test_security_*.py and tests/e2e/test_tls_profiles.py cover
+    # profiles 1-3 (ChargerFactory(security_profile=1, ocpp_password=...)).
+    security_profile = 0
+
+    @factory.post_generation
+    def ocpp_password(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy hook
+        if extracted:
+            obj.set_ocpp_password(extracted)
+            if create:
+                obj.save(update_fields=["ocpp_password_hash", "ocpp_password_set_at"])
 
 
 class MspFactory(factory.django.DjangoModelFactory):

@@ -175,3 +175,7 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
         # OCPP-J 1.6 errata 3.10: SecurityError until the charger is accepted.
         raise OcppError(SECURITY_ERROR, "Charge point is not accepted by the central system")
     return await handler(conn, payload, unique_id)
+
+from .v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402
+
+HANDLERS.update(_SECURITY_HANDLERS)

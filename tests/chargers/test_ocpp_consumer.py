@@ -39,6 +39,7 @@ async def test_handshake_without_ocpp16_subprotocol_is_refused(charger):
 
 async def test_password_protected_charger_needs_the_right_password(charger):
     await sync_to_async(charger.set_ocpp_password)("correct-horse-battery")
+    charger.security_profile = 1  # the factory's chargers are at profile 0
     await charger.asave()
     assert not (await OcppTestClient("CP-TEST-1").connect())[0]
     assert not (await OcppTestClient("CP-TEST-1", password="wrong-password-123").connect())[0]
