@@ -73,3 +73,8 @@ def mine(db) -> Tenant:
 @pytest.fixture
 def theirs(db) -> Tenant:
     return make_tenant("B")
+
+
+@pytest.fixture(autouse=True)
+def _statements_in_tmp(settings, tmp_path):
+    settings.BILLING_STATEMENT_ROOT = str(tmp_path / "statements")

@@ -39,7 +39,11 @@ def test_admin_docs_and_labels_run_without_csp_violations(live_server_proc, agen
     page.fill("#id_username", "agent@example.com")
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
+    try:
+        page.wait_for_url(f"{base}/admin/")
+    except Exception:
+        print("DEBUG", page.url, page.inner_text("#content"))
+        raise
 
     # A change list with its actions bar (admin's JavaScript), then a change form.
     page.goto(f"{base}/admin/chargers/charger/")
