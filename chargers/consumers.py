@@ -230,6 +230,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("%s %s from %s failed", frame.action, frame.unique_id, conn.station_id)
             error = protocol.OcppError("InternalError", "The central system failed to process it")
+        if conn.violation:
+            try:
+                await db.run(services.charger_count_violation, charger_id=conn.charger_id)
+            except Exception as exc:  # counting must never cost the message
+                logger.warning("Could not count a schema violation of %s: %s", conn.station_id, exc)
         # The CALL is logged once handled, with any schema violation that was accepted.
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,6 +13,7 @@ from django.utils import timezone
 from authorization.decisions import ChargerFacts
 
 from .models import Charger, ChargingSession, Connector, MeterValue, OrphanStop, StatusEvent
+from .ocpp.tolerant import MeterReading
 from .signals import session_finished, session_started
 
 logger = logging.getLogger(__name__)
@@ -23,17 +25,87 @@ def charger_get_for_connection(station_id: str) -> Charger | None:
     return Charger.objects.select_related("property").filter(station_id=station_id).first()
 
 
-def charger_mark_connected(*, charger_id: int, connection_id: str) -> None:
+def charger_mark_connected(*, charger_id: int, connection_id: str, process_key: str = "") -> None:
     now = timezone.now()
-    Charger.objects.filter(pk=charger_id).update(connection_id=connection_id, connected_at=now, last_seen_at=now)
+    Charger.objects.filter(pk=charger_id).update(
+        connection_id=connection_id, connection_process=process_key, connected_at=now, last_seen_at=now
+    )
 
 
 def charger_mark_disconnected(*, charger_id: int, connection_id: str) -> bool:
     """Mark offline, unless a newer connection of the same charger has taken over."""
     return bool(
         Charger.objects.filter(pk=charger_id, connection_id=connection_id).update(
-            connection_id="", disconnected_at=timezone.now()
+            connection_id="", connection_process="", disconnected_at=timezone.now()
         )
+    )
+
+
+def chargers_mark_disconnected(*, connections: list[tuple[int, str]]) -> int:
+    """Mark these (charger, connection) pairs offline at once (a process shutting down)."""
+    now = timezone.now()
+    done = 0
+    for charger_id, connection_id in connections:
+        done += Charger.objects.filter(pk=charger_id, connection_id=connection_id).update(
+            connection_id="", connection_process="", disconnected_at=now
+        )
+    return done
+
+
+# -- server processes: connections of a process that is gone are cleared -------------------------
+
+PROCESS_STALE_AFTER_S = 45
+
+
+def server_process_heartbeat(*, key: str, hostname: str, pid: int, started_at: datetime) -> None:
+    from .models import OcppServerProcess
+
+    OcppServerProcess.objects.update_or_create(
+        key=key, defaults={"hostname": hostname, "pid": pid, "started_at": started_at, "heartbeat_at": timezone.now()}
+    )
+
+
+def server_process_stopped(*, key: str) -> int:
+    """This process is stopping: every connection it recorded is closed."""
+    from .models import OcppServerProcess
+
+    now = timezone.now()
+    cleared = Charger.objects.filter(connection_process=key).exclude(connection_id="").update(
+        connection_id="", connection_process="", disconnected_at=now
+    )
+    OcppServerProcess.objects.filter(key=key).delete()
+    return cleared
+
+
+def connections_clear_dead_processes(*, own_key: str) -> int:
+    """Clear connections recorded by processes that stopped heartbeating (crash, kill -9, a
+    restart whose shutdown never ran), and connections with no process recorded at all."""
+    from .models import OcppServerProcess
+
+    import os
+    import socket
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=PROCESS_STALE_AFTER_S)
+    OcppServerProcess.objects.filter(heartbeat_at__lt=cutoff).exclude(key=own_key).delete()
+    # On this host a dead process is known at once (kill -9, a crash): no need to wait for
+    # its heartbeat to age.
+    hostname = socket.gethostname()
+    for key, pid in OcppServerProcess.objects.filter(hostname=hostname).exclude(key=own_key).values_list("key", "pid"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            OcppServerProcess.objects.filter(key=key).delete()
+        except PermissionError:  # alive, another user's
+            pass
+    alive = set(OcppServerProcess.objects.values_list("key", flat=True)) | {own_key}
+    stale = Charger.objects.exclude(connection_id="").exclude(connection_process__in=alive)
+    return stale.update(connection_id="", connection_process="", disconnected_at=now)
+
+
+def charger_record_identity_conflict(*, charger_id: int, replacements: int) -> None:
+    Charger.objects.filter(pk=charger_id).update(
+        identity_conflict_at=timezone.now(), identity_conflict_replacements=replacements
     )
 
 
@@ -120,9 +192,13 @@ def session_find_repeat(
 
 def session_start(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime,
-    reservation_id: int | None = None, id_tag_status: str = "Accepted",
+    reservation_id: int | None = None, id_tag_status: str = "Accepted", transaction_id: int | None = None,
 ) -> ChargingSession:
-    """Open a session and give it a fresh transaction id; a repeated start gets the same one."""
+    """Open a session and give it a fresh transaction id; a repeated start gets the same one.
+
+    `transaction_id` is the id already answered to the charger (a start journaled during a
+    database outage, replayed now); otherwise one is drawn.
+    """
     from authorization.services import token_find
 
     existing = session_find_repeat(
@@ -140,8 +216,7 @@ def session_start(
                     charger_id=charger_id, connector_id=connector_id, id_tag=id_tag[:36], token=token,
                     id_tag_status=id_tag_status, started_at=started_at, meter_start_wh=meter_start,
                     reservation_id=reservation_id,
-                    # Random, not sequential: a guessable id lets one client stop others' sessions.
-                    transaction_id=secrets.randbelow(INT32_MAX) + 1,
+                    transaction_id=transaction_id or new_transaction_id(),
                 )
         except IntegrityError:
             existing = session_find_repeat(
@@ -150,10 +225,21 @@ def session_start(
             )
             if existing:
                 return existing
+            if transaction_id is not None:
+                # The answered id was taken meanwhile (astronomically rare): keep the data.
+                logger.error("Transaction id %s answered during an outage is taken; drawing another", transaction_id)
+                transaction_id = None
             continue  # transaction id collision: draw again
         session_id = session.pk
         transaction.on_commit(lambda sid=session_id: session_started.send(sender=ChargingSession, session_id=sid))
         sessions_close_superseded(charger_id=charger_id, connector_id=connector_id, before=started_at, keep_id=session_id)
+        # A start that arrives after a newer one on the same connector (queued messages, clock
+        # jumps) is itself the older session: close it at once, whichever arrived last.
+        if ChargingSession.objects.filter(
+            charger_id=charger_id, connector_id=connector_id, status=ChargingSession.Status.ACTIVE,
+            started_at__gt=started_at,
+        ).exists():
+            session_close_as_superseded(session)
         return session
     raise RuntimeError("Could not allocate a transaction id")
 
@@ -183,48 +269,76 @@ def sessions_close_superseded(*, charger_id: int, connector_id: int, before: dat
         charger_id=charger_id, connector_id=connector_id, status=ChargingSession.Status.ACTIVE, started_at__lt=before
     ).exclude(pk=keep_id)
     for old in stale:
-        meter_wh, when = _last_register_wh(old)
-        old.meter_stop_wh = max(meter_wh if meter_wh is not None else old.meter_start_wh, old.meter_start_wh)
-        old.stopped_at = when or old.started_at
-        old.stop_reason = SUPERSEDED
-        old.status = ChargingSession.Status.COMPLETED
-        old.received_stop_at = timezone.now()
-        old.save(update_fields=["meter_stop_wh", "stopped_at", "stop_reason", "status", "received_stop_at"])
-        transaction.on_commit(lambda sid=old.pk: session_finished.send(sender=ChargingSession, session_id=sid))
-        logger.warning("Closed session %s on %s/%s: a newer transaction started", old.transaction_id, charger_id, connector_id)
+        session_close_as_superseded(old)
         closed += 1
     return closed
 
 
-def _meter_rows(charger_id: int, connector_id: int, session: ChargingSession | None, meter_values: list) -> list:
-    from .ocpp.protocol import parse_datetime
+@transaction.atomic
+def session_close_as_superseded(session: ChargingSession) -> None:
+    """End a session a newer one replaced on its connector, at its last meter reading."""
+    meter_wh, when = _last_register_wh(session)
+    session.meter_stop_wh = max(meter_wh if meter_wh is not None else session.meter_start_wh, session.meter_start_wh)
+    session.stopped_at = when or session.started_at
+    session.stop_reason = SUPERSEDED
+    session.status = ChargingSession.Status.COMPLETED
+    session.received_stop_at = timezone.now()
+    session.save(update_fields=["meter_stop_wh", "stopped_at", "stop_reason", "status", "received_stop_at"])
+    transaction.on_commit(lambda sid=session.pk: session_finished.send(sender=ChargingSession, session_id=sid))
+    logger.warning(
+        "Closed session %s on %s/%s: a newer transaction started", session.transaction_id, session.charger_id,
+        session.connector_id,
+    )
+
+
+def _meter_rows(charger_id: int, connector_id: int, session_id: int | None, readings: list[MeterReading]) -> list:
+    from .storable import clean_text
 
     rows = []
-    for entry in meter_values or []:
-        when = parse_datetime(entry["timestamp"])
-        for sample in entry.get("sampledValue", []):
-            raw = str(sample.get("value", ""))
+    for reading in readings:
+        for sample in reading.samples:
             rows.append(
                 MeterValue(
-                    charger_id=charger_id, session=session, connector_id=connector_id, timestamp=when,
-                    measurand=sample.get("measurand", "Energy.Active.Import.Register")[:50],
-                    phase=sample.get("phase", "")[:10], unit=sample.get("unit", "")[:10],
-                    context=sample.get("context", "")[:20], location=sample.get("location", "")[:10],
-                    value=_decimal_or_none(raw), raw_value=raw[:100],
+                    charger_id=charger_id, session_id=session_id, connector_id=connector_id,
+                    timestamp=reading.timestamp, measurand=clean_text(sample.measurand),
+                    phase=clean_text(sample.phase), unit=clean_text(sample.unit), context=clean_text(sample.context),
+                    location=clean_text(sample.location), value=to_decimal(sample.value),
+                    raw_value=clean_text(sample.value)[:100],
                 )
             )
     return rows
 
 
-def _decimal_or_none(raw: str):
-    from .message_log import _to_decimal
+METER_VALUE_LIMIT = Decimal("1e15")  # MeterValue.value is DECIMAL(20, 4)
 
-    return _to_decimal(raw)
+
+def to_decimal(raw: str) -> Decimal | None:
+    try:
+        value = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() and abs(value) < METER_VALUE_LIMIT else None
+
+
+def meter_values_store(
+    *, charger_id: int, connector_id: int, transaction_id: int | None, readings: list[MeterReading]
+) -> int:
+    """Store the sampled values of one MeterValues message (journal replay, tests)."""
+    session_id = None
+    if transaction_id is not None:
+        session_id = (
+            ChargingSession.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
+            .values_list("pk", flat=True).first()
+        )
+    rows = _meter_rows(charger_id, connector_id, session_id, readings)
+    MeterValue.objects.bulk_create(rows)
+    return len(rows)
 
 
 def session_stop(
-    *, charger_id: int, transaction_id: int, meter_stop: int, stopped_at: datetime, reason: str = "",
+    *, charger_id: int, transaction_id: int, meter_stop: int | None, stopped_at: datetime, reason: str = "",
     id_tag: str = "", transaction_data: list | None = None, payload: dict | None = None,
+    readings: list[MeterReading] | None = None,
 ) -> ChargingSession | None:
     """Close the session. Never refuses: an unknown transaction becomes an orphan stop for review.
 
@@ -239,7 +353,7 @@ def session_stop(
         if session is None:
             OrphanStop.objects.get_or_create(
                 charger_id=charger_id, transaction_id=transaction_id, stopped_at=stopped_at,
-                meter_stop_wh=meter_stop,
+                meter_stop_wh=meter_stop if meter_stop is not None else 0,
                 defaults={"id_tag": id_tag[:36], "reason": reason[:20], "payload": payload or {}},
             )
             logger.warning("Orphan StopTransaction %s from charger %s kept for review", transaction_id, charger_id)
@@ -248,6 +362,9 @@ def session_stop(
         # estimate of a session we closed as superseded.
         if session.status == ChargingSession.Status.COMPLETED and session.stop_reason != SUPERSEDED:
             return session
+        if meter_stop is None:  # unusable meterStop: the last reading we have
+            last_wh, _ = _last_register_wh(session)
+            meter_stop = max(last_wh if last_wh is not None else session.meter_start_wh, session.meter_start_wh)
         session.meter_stop_wh = meter_stop
         session.stopped_at = stopped_at
         session.stop_reason = (reason or "Local")[:20]
@@ -256,7 +373,7 @@ def session_stop(
         session.received_stop_at = timezone.now()
         session.transaction_data = transaction_data or None
         session.save()
-        rows = _meter_rows(charger_id, session.connector_id, session, transaction_data or [])
+        rows = _meter_rows(charger_id, session.connector_id, session.pk, readings or [])
         if rows:
             MeterValue.objects.bulk_create(rows)
         transaction.on_commit(lambda: session_finished.send(sender=ChargingSession, session_id=session.pk))
@@ -274,6 +391,149 @@ def session_for_transaction(*, charger_id: int, transaction_id: int) -> Charging
 def charger_set_password(*, charger: Charger, password: str | None) -> None:
     charger.set_ocpp_password(password)
     charger.save(update_fields=["ocpp_password_hash"])
+
+
+# -- journal replay: messages answered while the database was unreachable ------------------------
+
+
+def journal_apply(journal_name: str, entry: dict) -> None:
+    """Apply one journal entry (chargers.journal) exactly once, in its own transaction."""
+    from .models import JournalEntryApplied, OcppDeadLetter
+
+    try:
+        with transaction.atomic():
+            _, created = JournalEntryApplied.objects.get_or_create(journal=journal_name, seq=entry["seq"])
+            if created:
+                _journal_apply_entry(entry)
+    except Exception as exc:
+        from .journal import is_outage
+
+        if is_outage(exc):
+            raise  # the database went away again: the replay resumes later
+        # A bad entry must not block the journal forever: keep it for support, mark it done.
+        logger.exception("Journal entry %s#%s could not be applied", journal_name, entry.get("seq"))
+        with transaction.atomic():
+            OcppDeadLetter.objects.create(
+                charger_id=entry.get("charger_id"), received_at=_journal_time(entry.get("received_at")),
+                kind="journal", error=repr(exc)[:2000], row=ascii(entry)[:100_000],
+            )
+            JournalEntryApplied.objects.get_or_create(journal=journal_name, seq=entry["seq"])
+
+
+def _journal_time(value) -> datetime:
+    from django.utils.dateparse import parse_datetime as parse_iso
+
+    parsed = parse_iso(value) if isinstance(value, str) else None
+    return parsed or timezone.now()
+
+
+def _journal_apply_entry(entry: dict) -> None:
+    from .models import OcppMessage
+    from .ocpp import tolerant
+    from .ocpp.protocol import REQUEST_VALIDATORS
+
+    if entry.get("kind") == "log":
+        OcppMessage.objects.bulk_create(
+            [
+                OcppMessage(
+                    charger_id=row[0], timestamp=_journal_time(row[1]), direction=row[2], message_type=row[3],
+                    unique_id=row[4], action=row[5], id_tag=row[6], payload=row[7], raw=row[8],
+                    escaped=row[9], violation=row[10],
+                )
+                for row in entry["rows"]
+            ]
+        )
+        return
+    action, charger_id, payload = entry["action"], entry["charger_id"], entry["payload"]
+    received = _journal_time(entry.get("received_at"))
+    if action == "StartTransaction":
+        reading = tolerant.read_start(payload, REQUEST_VALIDATORS[action], received)
+        session_start(
+            charger_id=charger_id, connector_id=reading.connector_id, id_tag=reading.id_tag,
+            meter_start=reading.meter or 0, started_at=reading.timestamp or received,
+            reservation_id=reading.reservation_id, id_tag_status=entry.get("id_tag_status", "Accepted"),
+            transaction_id=entry.get("transaction_id"),
+        )
+    elif action == "StopTransaction":
+        reading = tolerant.read_stop(payload, REQUEST_VALIDATORS[action], received)
+        from .storable import clean_value
+
+        session_stop(
+            charger_id=charger_id, transaction_id=reading.transaction_id or 0, meter_stop=reading.meter,
+            stopped_at=reading.timestamp or received, reason=reading.reason, id_tag=reading.id_tag,
+            transaction_data=clean_value(payload.get("transactionData"))[0], payload=clean_value(payload)[0],
+            readings=reading.meter_values,
+        )
+    elif action == "MeterValues":
+        reading = tolerant.read_meter_values(payload, REQUEST_VALIDATORS[action], received)
+        meter_values_store(
+            charger_id=charger_id, connector_id=reading.connector_id, transaction_id=reading.transaction_id,
+            readings=reading.meter_values,
+        )
+    elif action == "StatusNotification":
+        from .ocpp.protocol import parse_datetime
+
+        connector_status_update(
+            charger_id=charger_id, connector_id=payload["connectorId"], status=payload["status"],
+            error_code=payload["errorCode"], info=payload.get("info", ""),
+            vendor_error_code=payload.get("vendorErrorCode", ""),
+            timestamp=parse_datetime(payload["timestamp"]) if payload.get("timestamp") else received,
+        )
+    elif action == "BootNotification":
+        charger_boot(charger_id=charger_id, payload=payload, default_interval=entry.get("interval", 60))
+    else:
+        raise ValueError(f"unknown journal entry {action!r}")
+
+
+def new_transaction_id() -> int:
+    # Random, not sequential: a guessable id lets one client stop others' sessions.
+    return secrets.randbelow(INT32_MAX) + 1
+
+
+def token_status_for_stop(*, charger_id: int, id_tag: str, connector_id: int | None, unique_id: str) -> str:
+    """The idTagInfo status of a StopTransaction: the card's status now, from the engine, recorded
+    like every decision. No MSP is asked (a slow partner must not delay a stop); a cached
+    positive answer is used."""
+    from authorization.decisions import Context
+    from authorization.services import decide_sync, decision_record, token_find
+
+    charger = Charger.objects.select_related("property").get(pk=charger_id)
+    facts = charger_facts(charger)
+    decision = decide_sync(uid=id_tag, charger=facts, context=Context.STOP_TRANSACTION)
+    token = token_find(id_tag, facts.organization_id)
+    decision_record(
+        decision=decision, uid=id_tag, token_id=token.pk if token else None, organization_id=facts.organization_id,
+        station_id=charger.station_id, connector_id=connector_id, context=Context.STOP_TRANSACTION,
+        msp_id=token.msp_id if token else None, ocpp_unique_id=unique_id[:36],
+    )
+    return str(decision.status)
+
+
+IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE = 5
+
+
+def charger_note_replacement(*, charger_id: int, station_id: str) -> bool:
+    """Count a socket replacing another for this station id; more than a few a minute means two
+    clients are fighting over one id: logged once (per 10 minutes) and shown on the Overview."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    limit = getattr(settings, "OCPP_IDENTITY_CONFLICT_REPLACEMENTS", IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE)
+    key = f"cp-replaced:{charger_id}"
+    cache.add(key, 0, 60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, 60)
+        count = 1
+    if count <= limit:
+        return False
+    charger_record_identity_conflict(charger_id=charger_id, replacements=count)
+    if cache.add(f"cp-conflict-logged:{charger_id}", 1, 600):
+        logging.getLogger("chargers.security").warning(
+            "Two clients are fighting over station id %s: %d replaced sockets within a minute", station_id, count
+        )
+    return True
 
 
 # -- charger identity and security (docs/security.md) ------------------------------------------------

@@ -105,6 +105,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # An unreachable database must fail fast, so the OCPP path journals instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     if TESTING:  # one test database per pytest process, so parallel runs never collide
         DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
@@ -235,6 +237,13 @@ DB_EXECUTOR_THREADS = env_int("DB_EXECUTOR_THREADS", 8 if IS_POSTGRES else 1)
 # Performance (docs/performance.md): on PostgreSQL the OCPP message log is written with COPY
 # on an async connection in the event loop (no GIL convoy with a database thread).
 OCPP_LOG_ASYNC_COPY = env_bool("OCPP_LOG_ASYNC_COPY", True)
+# Durability (docs/ocpp.md, "Durability"): the local journal of messages acknowledged while the
+# database was unreachable, and the byte bounds of the in-memory log buffer.
+OCPP_JOURNAL_DIR = Path(env_str("OCPP_JOURNAL_DIR", str(BASE_DIR / "var" / "journal")))
+OCPP_LOG_BUFFER_BYTES = env_int("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
+OCPP_LOG_BUFFER_BYTES_PER_CHARGER = env_int("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
+# More socket replacements than this per minute for one station id: two clients fight over it.
+OCPP_IDENTITY_CONFLICT_REPLACEMENTS = env_int("OCPP_IDENTITY_CONFLICT_REPLACEMENTS", 5)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)

@@ -106,21 +106,18 @@ def _test_database_url() -> str:
     return f"sqlite:///{db_settings['NAME']}"
 
 
-@pytest.fixture
-def live_server_proc(transactional_db):
+def start_live_server(**env_overrides) -> LiveServer:
     """Start the real server (`manage.py serve`, uvicorn) against the test database.
 
-    Use with rows created in the test: transactional_db commits them, so the server
-    process sees them. Yields a LiveServer with .url / .ws_url / .port.
+    `env_overrides` change its environment (e.g. DATABASE_URL through a proxy, OCPP_JOURNAL_DIR).
+    Stop it with stop_live_server().
     """
     import subprocess
     import sys
     import time
     from pathlib import Path
 
-    from django.db import connections
-
-    port = _free_port()
+    port = int(env_overrides.pop("PORT", 0) or _free_port())
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
@@ -132,6 +129,7 @@ def live_server_proc(transactional_db):
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
+    env.update({key: str(value) for key, value in env_overrides.items()})
     root = Path(__file__).resolve().parent.parent
     log = open(root / f".live-server-{port}.log", "w")
     process = subprocess.Popen(
@@ -150,13 +148,37 @@ def live_server_proc(transactional_db):
     else:
         process.kill()
         raise RuntimeError("server did not start in 30 s")
-    yield LiveServer(process, port)
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    Path(log.name).unlink(missing_ok=True)
+    server = LiveServer(process, port)
+    server.log = log
+    return server
+
+
+def stop_live_server(server: LiveServer) -> None:
+    import subprocess
+    from pathlib import Path
+
+    from django.db import connections
+
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=15)
+    server.log.close()
+    Path(server.log.name).unlink(missing_ok=True)
     # The server's connections are gone; drop ours so the test database can be flushed.
     connections.close_all()
+
+
+@pytest.fixture
+def live_server_proc(transactional_db, tmp_path):
+    """Start the real server (`manage.py serve`, uvicorn) against the test database.
+
+    Use with rows created in the test: transactional_db commits them, so the server
+    process sees them. Yields a LiveServer with .url / .ws_url / .port.
+    """
+    server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal")
+    yield server
+    stop_live_server(server)

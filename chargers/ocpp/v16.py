@@ -7,7 +7,9 @@ the database pool (backoffice.db.run) and shape the answer.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -16,9 +18,19 @@ from authorization.decisions import Context
 from authorization.services import authorize
 from backoffice import db
 from chargers import services
-from chargers.message_log import MeterSample, writer
+from chargers.journal import is_outage, journal
+from chargers.message_log import DatabaseUnavailable, MeterSample, writer
+from chargers.storable import clean_value
 
-from .protocol import SECURITY_ERROR, OcppError, format_datetime, parse_datetime
+from . import tolerant
+from .protocol import (
+    REQUEST_VALIDATORS,
+    SECURITY_ERROR,
+    OcppError,
+    format_datetime,
+    parse_datetime,
+    validate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +44,9 @@ class Connection:
     connection_id: str
     registration_status: str
     events: list = field(default_factory=list)  # (connector_id, event dict) to publish live
+    # Set per CALL by the consumer / the handler:
+    received_at: datetime | None = None
+    violation: str = ""  # schema violation accepted on a transaction message
 
     def publish(self, connector_id: int, **event) -> None:
         self.events.append((connector_id, event))
@@ -41,13 +56,53 @@ def _id_tag_info(decision) -> dict:
     return {"status": str(decision.status)}
 
 
+# Messages answered from the journal while the database is unreachable (chargers.journal).
+JOURNALED = {"StartTransaction", "StopTransaction", "MeterValues", "StatusNotification", "BootNotification"}
+# Transaction messages are read leniently (chargers.ocpp.tolerant): never refused for being odd.
+LENIENT = {"StartTransaction", "StopTransaction", "MeterValues"}
+
+# Starts answered from the journal, by their facts: a charger that resends one (our answer was
+# lost) gets the same transactionId again. Bounded; entries are only needed during an outage.
+_journaled_starts: OrderedDict[tuple, int] = OrderedDict()
+JOURNALED_STARTS_MAX = 10_000
+
+
+async def _journal(conn: Connection, action: str, payload: dict, unique_id: str, **extra) -> None:
+    await journal.append([{
+        "kind": "call", "action": action, "charger_id": conn.charger_id, "payload": payload,
+        "unique_id": unique_id, "received_at": conn.received_at or timezone.now(), **extra,
+    }])
+
+
+async def _durably(conn: Connection, action: str, payload: dict, unique_id: str, now, **extra):
+    """Run `now()` against the database; if it is unreachable (or a journal is being replayed,
+    to keep order), journal the message instead. Returns now()'s result, or None if journaled."""
+    if not journal.engaged:
+        try:
+            return await now()
+        except DatabaseUnavailable as exc:
+            journal.engage(exc)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            journal.engage(exc)
+    await _journal(conn, action, payload, unique_id, **extra)
+    return None
+
+
 async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
-    status, interval = await db.run(
-        services.charger_boot, charger_id=conn.charger_id, payload=payload,
-        default_interval=settings.OCPP_HEARTBEAT_INTERVAL,
-    )
-    conn.registration_status = status
-    return {"status": status, "currentTime": format_datetime(timezone.now()), "interval": interval}
+    interval = settings.OCPP_HEARTBEAT_INTERVAL
+
+    async def now():
+        return await db.run(
+            services.charger_boot, charger_id=conn.charger_id, payload=payload, default_interval=interval,
+        )
+
+    result = await _durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
+    if result is not None:
+        status, interval = result
+        conn.registration_status = status
+    return {"status": conn.registration_status, "currentTime": format_datetime(timezone.now()), "interval": interval}
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -57,11 +112,16 @@ async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
 
 async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
-    await db.run(
-        services.connector_status_update, charger_id=conn.charger_id, connector_id=payload["connectorId"],
-        status=payload["status"], error_code=payload["errorCode"], info=payload.get("info", ""),
-        vendor_error_code=payload.get("vendorErrorCode", ""), timestamp=timestamp,
-    )
+
+    async def now():
+        await db.run(
+            services.connector_status_update, charger_id=conn.charger_id, connector_id=payload["connectorId"],
+            status=payload["status"], error_code=payload["errorCode"], info=payload.get("info", ""),
+            vendor_error_code=payload.get("vendorErrorCode", ""), timestamp=timestamp,
+        )
+        return True
+
+    await _durably(conn, "StatusNotification", payload, unique_id, now)
     conn.publish(payload["connectorId"], kind="status", status=payload["status"], error_code=payload["errorCode"])
     return {}
 
@@ -80,58 +140,107 @@ async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> 
 
 
 async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> dict:
-    started_at = parse_datetime(payload["timestamp"])
-    repeat = await db.run(
-        services.session_find_repeat, charger_id=conn.charger_id, connector_id=payload["connectorId"],
-        id_tag=payload["idTag"], meter_start=payload["meterStart"], started_at=started_at,
+    received = conn.received_at or timezone.now()
+    reading = tolerant.read_start(payload, REQUEST_VALIDATORS["StartTransaction"], received)
+    conn.violation = reading.violation
+    started_at = reading.timestamp or received
+    facts = (conn.charger_id, reading.connector_id, reading.id_tag, reading.meter, started_at)
+    # Drawn before any write, so a start journaled after an ambiguous failure keeps its id.
+    transaction_id = _journaled_starts.get(facts) or services.new_transaction_id()
+
+    async def now():
+        repeat = await db.run(
+            services.session_find_repeat, charger_id=conn.charger_id, connector_id=reading.connector_id,
+            id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
+        )
+        if repeat is not None:  # our earlier reply was lost: same transaction, same answer
+            return repeat, False
+        decision = await _decide(conn, reading.id_tag, Context.START_TRANSACTION, reading.connector_id, unique_id)
+        # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
+        # the charger stops a session whose idTagInfo is not Accepted.
+        session = await db.run(
+            services.session_start, charger_id=conn.charger_id, connector_id=reading.connector_id,
+            id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
+            reservation_id=reading.reservation_id, id_tag_status=str(decision.status), transaction_id=transaction_id,
+        )
+        return session, True
+
+    result = await _durably(
+        conn, "StartTransaction", payload, unique_id, now, transaction_id=transaction_id, id_tag_status="Accepted",
     )
-    if repeat is not None:  # our earlier reply was lost: same transaction, same answer
-        return {"transactionId": repeat.transaction_id, "idTagInfo": {"status": repeat.id_tag_status}}
-    decision = await _decide(conn, payload["idTag"], Context.START_TRANSACTION, payload["connectorId"], unique_id)
-    # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
-    # the charger stops a session whose idTagInfo is not Accepted.
-    session = await db.run(
-        services.session_start, charger_id=conn.charger_id, connector_id=payload["connectorId"],
-        id_tag=payload["idTag"], meter_start=payload["meterStart"], started_at=started_at,
-        reservation_id=payload.get("reservationId"), id_tag_status=str(decision.status),
-    )
-    conn.publish(payload["connectorId"], kind="started", transaction_id=session.transaction_id)
+    if result is None:
+        # Journaled: the card cannot be checked now. The charger already started (it
+        # authorized locally or offline); Accepted keeps the session, the decision is
+        # recorded when the journal is replayed (docs/ocpp.md, "During a database outage").
+        _journaled_starts[facts] = transaction_id
+        while len(_journaled_starts) > JOURNALED_STARTS_MAX:
+            _journaled_starts.popitem(last=False)
+        conn.publish(reading.connector_id, kind="started", transaction_id=transaction_id)
+        return {"transactionId": transaction_id, "idTagInfo": {"status": "Accepted"}}
+    session, new = result
+    if new:
+        conn.publish(reading.connector_id, kind="started", transaction_id=session.transaction_id)
     return {"transactionId": session.transaction_id, "idTagInfo": {"status": session.id_tag_status}}
 
 
 async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> dict:
-    session = await db.run(
-        services.session_stop, charger_id=conn.charger_id, transaction_id=payload["transactionId"],
-        meter_stop=payload["meterStop"], stopped_at=parse_datetime(payload["timestamp"]),
-        reason=payload.get("reason", ""), id_tag=payload.get("idTag", ""),
-        transaction_data=payload.get("transactionData"), payload=payload,
-    )
-    if session is not None:
-        conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
-    if payload.get("idTag"):
-        return {"idTagInfo": {"status": "Accepted"}}
-    return {}
+    received = conn.received_at or timezone.now()
+    reading = tolerant.read_stop(payload, REQUEST_VALIDATORS["StopTransaction"], received)
+    conn.violation = reading.violation
+
+    async def now():
+        session = await db.run(
+            services.session_stop, charger_id=conn.charger_id, transaction_id=reading.transaction_id,
+            meter_stop=reading.meter, stopped_at=reading.timestamp or received, reason=reading.reason,
+            id_tag=reading.id_tag, transaction_data=clean_value(payload.get("transactionData"))[0] or None,
+            payload=clean_value(payload)[0], readings=reading.meter_values,
+        )
+        return (session,)
+
+    result = await _durably(conn, "StopTransaction", payload, unique_id, now)
+    if result is not None and result[0] is not None:
+        conn.publish(result[0].connector_id, kind="stopped", transaction_id=result[0].transaction_id)
+    if not reading.id_tag:
+        return {}
+    status = "Accepted"
+    if result is not None:
+        # The card's status now, from the authorization engine, for the charger's cache
+        # (OCPP 1.6 §4.10). The stop itself is already stored whatever this says.
+        try:
+            status = await db.run(
+                services.token_status_for_stop, charger_id=conn.charger_id, id_tag=reading.id_tag,
+                connector_id=result[0].connector_id if result[0] is not None else None, unique_id=unique_id,
+            )
+        except Exception:
+            logger.exception("Could not decide the idTag status of a StopTransaction; answering without it")
+            return {}
+    return {"idTagInfo": {"status": status}}
 
 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
-    connector_id = payload["connectorId"]
-    transaction_id = payload.get("transactionId")
+    received = conn.received_at or timezone.now()
+    reading = tolerant.read_meter_values(payload, REQUEST_VALIDATORS["MeterValues"], received)
+    conn.violation = reading.violation
+    connector_id, transaction_id = reading.connector_id, reading.transaction_id
     samples = []
     latest: dict[str, str] = {}
-    for entry in payload["meterValue"]:
-        when = parse_datetime(entry["timestamp"])
-        for sample in entry["sampledValue"]:
-            measurand = sample.get("measurand", "Energy.Active.Import.Register")
+    for entry in reading.meter_values:
+        for sample in entry.samples:
             samples.append(
                 MeterSample(
-                    conn.charger_id, connector_id, transaction_id, when, measurand,
-                    sample.get("phase", ""), sample.get("unit", ""), sample.get("context", ""),
-                    sample.get("location", ""), str(sample["value"]),
+                    conn.charger_id, connector_id, transaction_id, entry.timestamp, sample.measurand,
+                    sample.phase, sample.unit, sample.context, sample.location, sample.value,
                 )
             )
-            if not sample.get("phase"):
-                latest[measurand] = f"{sample['value']} {sample.get('unit', '')}".strip()
-    writer.add_meter_samples(samples)
+            if not sample.phase:
+                latest[sample.measurand] = f"{sample.value} {sample.unit}".strip()
+
+    async def now():
+        # Answered only once the samples are committed (group commit, every few ms).
+        await writer.store_meter_samples(samples)
+        return True
+
+    await _durably(conn, "MeterValues", payload, unique_id, now)
     if transaction_id is not None:
         conn.publish(connector_id, kind="meter", transaction_id=transaction_id, values=latest)
     return {}
@@ -168,12 +277,16 @@ ALLOWED_BEFORE_ACCEPTED = {"BootNotification", "StartTransaction", "StopTransact
 
 
 async def handle_call(conn: Connection, action: str, payload: dict, unique_id: str) -> dict:
+    """Answer one CALL (the consumer has checked the action is one a charger may send)."""
     handler = HANDLERS.get(action)
     if handler is None:
         raise OcppError("NotSupported", f"{action} is not supported by this central system")
     if conn.registration_status == "Rejected" and action not in ALLOWED_BEFORE_ACCEPTED:
         # OCPP-J 1.6 errata 3.10: SecurityError until the charger is accepted.
         raise OcppError(SECURITY_ERROR, "Charge point is not accepted by the central system")
+    conn.violation = ""
+    if action not in LENIENT and action in REQUEST_VALIDATORS:
+        validate(REQUEST_VALIDATORS[action], payload)
     return await handler(conn, payload, unique_id)
 
 from .v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402

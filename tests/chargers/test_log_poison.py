@@ -1,0 +1,128 @@
+"""No frame can stop the message log (docs/ocpp.md, "What is stored").
+
+Frames holding text the database cannot store are kept losslessly (escaped) and a row the
+database still refuses is isolated as a dead letter while the rest of its batch is written.
+"""
+
+import json
+
+import pytest
+
+from chargers.message_log import writer
+from chargers.models import Charger, MeterValue, OcppDeadLetter, OcppMessage
+from tests.factories import ChargerFactory
+from tests.ocpp_client import OcppTestClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TS = "2026-11-20T10:00:00Z"
+
+POISON_FRAMES = [
+    '[2,"p1","DataTransfer",{"vendorId":"X","data":"a\\u0000b"}]',
+    '[2,"p2","DataTransfer",{"vendorId":"X","data":"\\ud800"}]',
+    '[2,"p3\\u0000","Heartbeat",{}]',
+    '[2,"p4","DataTransfer",{"vendorId":"X","data":NaN}]',
+    '[2,"p5","DataTransfer",{"vendorId":"X","n":Infinity,"m":1e999}]',
+    '[2,"p6","MeterValues",{"connectorId":-1,"meterValue":[{"timestamp":"2026-11-20T10:00:00Z","sampledValue":[{"value":"1\\u0000"}]}]}]',
+    '[2,"p7","MeterValues",{"connectorId":2147483648,"meterValue":[{"timestamp":"2026-11-20T10:00:00Z","sampledValue":[{"value":"2"}]}]}]',
+    '[2,"p8","Heartbeat",{"\\u0000key":"\\udfff"}]',
+    'not json at all \x00 with a NUL',
+]
+
+
+async def _connect(station_id):
+    client = OcppTestClient(station_id)
+    ok, _ = await client.connect()
+    assert ok
+    return client
+
+
+async def test_every_poison_frame_is_answered_stored_and_others_keep_flowing(charger):
+    healthy_charger = await ChargerFactory.acreate(station_id="CP-HEALTHY", property=charger.property) \
+        if hasattr(ChargerFactory, "acreate") else None
+    if healthy_charger is None:
+        from asgiref.sync import sync_to_async
+
+        healthy_charger = await sync_to_async(ChargerFactory)(station_id="CP-HEALTHY", property=charger.property)
+    bad, healthy = await _connect("CP-TEST-1"), await _connect("CP-HEALTHY")
+    for n, frame in enumerate(POISON_FRAMES):
+        reply = await bad.send_raw(frame)
+        assert reply[0] in (3, 4), reply  # answered, never silence
+        assert "currentTime" in await healthy.result("Heartbeat", {})
+        await healthy.result("StatusNotification", {
+            "connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS, "info": f"n{n}",
+        })
+    await writer.flush()
+    # The healthy charger's frames all reached the log.
+    healthy_rows = OcppMessage.objects.filter(charger=healthy_charger, direction="in", action="StatusNotification")
+    assert await healthy_rows.acount() == len(POISON_FRAMES)
+    # Every poison frame is in the log, kept losslessly.
+    stored = [m async for m in OcppMessage.objects.filter(charger=charger, direction="in").order_by("id")]
+    assert len(stored) == len(POISON_FRAMES)
+    escaped = [m for m in stored if m.escaped]
+    for message in escaped:
+        assert json.loads(message.raw) in POISON_FRAMES
+    assert {json.loads(m.raw) for m in escaped} == {f for f in POISON_FRAMES if "NaN" in f or "\\u0000" in f
+                                                    or "\\ud8" in f or "\\udf" in f or "Infinity" in f or "\x00" in f}
+    # Out-of-range connector ids were stored on connector 0 and flagged, not lost.
+    assert await MeterValue.objects.filter(charger=charger, connector_id=0).acount() == 2
+    assert await OcppDeadLetter.objects.acount() == 0
+    await bad.close()
+    await healthy.close()
+
+
+async def test_a_row_the_database_refuses_is_dead_lettered_and_the_batch_is_written(charger):
+    """A row with a foreign key to nothing stands for any row the database refuses."""
+    for n in range(5):
+        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"ok{n}",
+                                 action="Heartbeat", payload={})
+    await writer.add_message(charger_id=999_999_999, direction="in", message_type=2, unique_id="bad",
+                             action="Heartbeat", payload={})
+    for n in range(5, 10):
+        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"ok{n}",
+                                 action="Heartbeat", payload={})
+    await writer.flush()
+    stored = {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)}
+    assert stored == {f"ok{n}" for n in range(10)}
+    dead = await OcppDeadLetter.objects.aget()
+    assert dead.charger_id == 999_999_999 and "bad" in dead.row
+    # The writer goes on: a later frame is written too, and the bad row is not retried.
+    await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id="later",
+                             action="Heartbeat", payload={})
+    await writer.flush()
+    assert await OcppMessage.objects.filter(unique_id="later").aexists()
+    assert await OcppDeadLetter.objects.acount() == 1
+
+
+async def test_last_seen_is_written_even_when_the_log_batch_fails(charger):
+    await writer.add_message(charger_id=999_999_999, direction="in", message_type=2, unique_id="bad",
+                             action="Heartbeat", payload={})
+    writer.touch(charger.pk, heartbeat=True)
+    await writer.flush(with_last_seen=True)
+    refreshed = await Charger.objects.aget(pk=charger.pk)
+    assert refreshed.last_heartbeat_at is not None
+
+
+async def test_one_charger_over_its_byte_share_waits_alone(charger, settings):
+    """Backpressure is per charger: a flooding charger waits, another is buffered at once."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    other = await sync_to_async(ChargerFactory)(station_id="CP-OTHER", property=charger.property)
+    settings.OCPP_LOG_BUFFER_BYTES_PER_CHARGER = 50_000
+    big = {"data": "x" * 40_000}
+    writer._ensure_running()
+    async with writer._flush_lock:  # the writer cannot flush meanwhile: the buffer only fills
+        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id="b1",
+                                 action="DataTransfer", payload=big)
+        second = asyncio.create_task(writer.add_message(
+            charger_id=charger.pk, direction="in", message_type=2, unique_id="b2", action="DataTransfer", payload=big))
+        await asyncio.sleep(0.05)
+        assert not second.done()  # over its share: this charger waits
+        # Another charger is not held up by it.
+        await asyncio.wait_for(writer.add_message(
+            charger_id=other.pk, direction="in", message_type=2, unique_id="o1", action="Heartbeat", payload={}), 1)
+    await asyncio.wait_for(second, 5)  # the writer drained the first frame: room again
+    await writer.flush()
+    assert {m.unique_id async for m in OcppMessage.objects.all()} == {"b1", "b2", "o1"}

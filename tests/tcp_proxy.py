@@ -1,0 +1,77 @@
+"""A TCP proxy in a background thread whose link can be cut: a database outage on demand.
+
+The server under test reaches PostgreSQL through it; `cut()` drops every open connection and
+refuses new ones (accept then close at once, like a database that went away), `restore()` lets
+them through again. PostgreSQL itself keeps running for everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+
+class CuttableProxy:
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5432):
+        self.target = (target_host, target_port)
+        self.cut_now = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_now:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+    def _drop_all(self) -> None:
+        for writer in list(self._writers):
+            transport = writer.transport
+            if transport is not None:
+                transport.abort()
+        self._writers.clear()
+
+    def cut(self) -> None:
+        self.cut_now = True
+        self._loop.call_soon_threadsafe(self._drop_all)
+
+    def restore(self) -> None:
+        self.cut_now = False
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
