@@ -35,6 +35,7 @@ test: install chromium
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
 	DEBUG=true $(VENV)/bin/lint-imports --no-cache >/dev/null || { $(VENV)/bin/lint-imports --no-cache; exit 1; }
 	$(VENV)/bin/ruff check --quiet .
+	DEBUG=true $(VENV)/bin/mypy
 	@if [ "$$CI" = "true" ]; then \
 	  echo "== PostgreSQL + Redis ==" && \
 	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \

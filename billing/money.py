@@ -16,7 +16,7 @@ def minor_unit(currency: str) -> int:
     return MINOR_UNITS.get((currency or "").upper(), 2)
 
 
-def round_money(amount, currency: str) -> Decimal:
+def round_money(amount: Decimal | int | float | str, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit (0.005 EUR -> 0.01; 0.5 JPY -> 1)."""
     exponent = Decimal(1).scaleb(-minor_unit(currency))
     return Decimal(amount).quantize(exponent, rounding=ROUND_HALF_UP)
@@ -34,7 +34,7 @@ def from_minor(value: int, currency: str) -> Decimal:
 STORED = Decimal("0.0001")
 
 
-def exact_sum(value) -> Decimal:
+def exact_sum(value: Decimal | int | float | None) -> Decimal:
     """Return a database SUM of 4-decimal amounts as an exact Decimal.
 
     SQLite sums DECIMAL columns in floating point (2.77e-17 instead of 0); every stored

@@ -109,7 +109,10 @@ class Cost:
 def price_str(value: Decimal, currency: str) -> str:
     """Return a unit price with no trailing zeros beyond the currency's minor unit (0.3500 -> 0.35, 0.305 stays)."""
     value = Decimal(value)
-    decimals = max(-value.normalize().as_tuple().exponent, minor_unit(currency), 0)
+    exponent = value.normalize().as_tuple().exponent
+    if not isinstance(exponent, int):  # NaN or Infinity: no decimals to keep
+        raise ValueError(f"not a finite price: {value}")
+    decimals = max(-exponent, minor_unit(currency), 0)
     return str(value.quantize(Decimal(1).scaleb(-decimals)))
 
 
@@ -153,7 +156,7 @@ def _end_of(facts: SessionFacts) -> datetime:
     return max(moments)
 
 
-def _line(kind, description, quantity, unit, unit_price, amount) -> dict:
+def _line(kind: str, description: str, quantity: Decimal, unit: str, unit_price: Decimal, amount: Decimal) -> dict:
     return {
         "kind": kind, "description": description, "quantity": quantity, "unit": unit,
         "unit_price": unit_price, "amount": amount,

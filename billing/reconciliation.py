@@ -57,7 +57,7 @@ class Finding:
     report_line: int | None = None
 
 
-def _pick(row: dict, names) -> str:
+def _pick(row: dict, names: tuple[str, ...]) -> str:
     for name in names:
         if name in row and row[name] is not None:
             return str(row[name]).strip()
@@ -160,6 +160,7 @@ def reconcile(rows: list[ReportRow], expected: dict[str, ExpectedPayout],
             ))
             continue
         if row.amount != ours.net:
+            assert row.amount is not None  # a row without an amount is a bad_row above
             findings.append(Finding("amount_differs", ours.reference, explain_difference(ours, row.amount),
                                     ours.net, row.amount, row.line))
             continue

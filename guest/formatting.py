@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 
-def money(value) -> str:
+def money(value: Decimal | int | float | str | None) -> str:
     if value is None or value == "":
         return ""
     text = f"{Decimal(value).normalize():f}"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from chargers.simulator import SimulatedCharger
 from tests.factories import ChargerFactory, PropertyFactory
+from tests.security.csp_browser import awatch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -44,6 +45,7 @@ async def _phone(playwright):
     context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await context.new_page()
     page.frames_seen = []
+    page.csp_violations = await awatch_csp(page, [])
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: page.frames_seen.append(payload)))
     return browser, page
 
@@ -95,6 +97,7 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             assert "EUR 3.87" in await page.inner_text("#total")
             assert "Harbour Hotel" in receipt and "QR-E2E-1" in receipt
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert page.csp_violations == []  # landing, live session page (websocket) and receipt
         except Exception:
             print("FRAMES", page.frames_seen)
             print("KWH", await page.inner_text("#live"))
@@ -120,6 +123,7 @@ async def test_guest_never_plugs_in_hold_is_released(short_start_timeout, live_s
             await page.locator("#state-label", has_text="Plug in your car").wait_for()
             await page.locator("#failure", has_text="released").wait_for(state="visible", timeout=20_000)
             assert "Charging did not start" in await page.inner_text("#state-label")
+            assert page.csp_violations == []
         finally:
             await browser.close()
             await sim.close()

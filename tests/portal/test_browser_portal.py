@@ -30,6 +30,7 @@ from tests.factories import (
     TokenGroupFactory,
     UserFactory,
 )
+from tests.security.csp_browser import watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -162,6 +163,7 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         _charge_once(cp)
 
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        csp_violations = watch_csp(page, [])
         _login(page, base)
 
         # Chargers > View > Logs, open and live.
@@ -287,6 +289,7 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
 
         # A 390 px wide phone: every main page fits the screen and the navigation stays reachable.
         phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        watch_csp(phone, csp_violations)
         _login(phone, base)
         for path in ("/", "/chargers/", "/chargers/WEB-001/", "/chargers/WEB-001/logs/",
                      "/chargers/WEB-001/proxy/", "/tokens/", "/locations/", "/sessions/",
@@ -300,5 +303,7 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         phone.screenshot(path=str(SHOTS / "phone-charger-logs.png"), full_page=False)
         phone.goto(base + "/")
         phone.screenshot(path=str(SHOTS / "phone-dashboard.png"), full_page=False)
+        # Every page above ran under the Content-Security-Policy without a violation.
+        assert csp_violations == []
     finally:
         cp.close()
