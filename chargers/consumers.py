@@ -354,11 +354,11 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message) -> None:
         if "websocket.http.response" in self.scope.get("extensions", {}):
-            await self.send(
+            await self.base_send(
                 {"type": "websocket.http.response.start", "status": 404,
                  "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
             )
-            await self.send({"type": "websocket.http.response.body", "body": b"No websocket endpoint here."})
+            await self.base_send({"type": "websocket.http.response.body", "body": b"No websocket endpoint here."})
         else:
             await self.close()
         raise StopConsumer()
