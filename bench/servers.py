@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from portal.env import env_bool
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 # Own database names (BENCH_DB) so a smoke run in the test suite never drops a running bench.
@@ -28,7 +30,7 @@ def free_port() -> int:
 
 def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) -> dict:
     if redis is None:
-        redis = os.environ.get("BENCH_REDIS", "1") != "0"
+        redis = env_bool("BENCH_REDIS", True)
     env = {
         **os.environ,
         "DATABASE_URL": f"{PG_ROOT}/{database}" + os.environ.get("BENCH_DB_QUERY", ""),

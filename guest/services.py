@@ -25,6 +25,7 @@ from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, se
 from chargers.live import connector_watch
 from chargers.models import Charger, ChargingSession, Command
 from chargers.services import charger_facts
+from portal.env import env_float
 
 from . import payments
 from .models import GuestSession
@@ -38,8 +39,7 @@ OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
 
 def start_timeout_s() -> float:
     """Seconds a guest has to plug in after the charger accepted the remote start."""
-    value = getattr(settings, "GUEST_START_TIMEOUT_S", None) or os.environ.get("GUEST_START_TIMEOUT_S")
-    return float(value or 60)
+    return float(getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0))
 
 
 def hold_amount() -> Decimal:
