@@ -9,7 +9,7 @@ SIM_COUNT ?= 3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test test-fast lint bench migrations-check chromium
+.PHONY: install run test test-fast lint bench migrations-check chromium haproxy
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,13 @@ run: install
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The TLS end-to-end tests (security profiles 2 and 3) run Debian's HAProxy with deploy/haproxy/ocpp.cfg.
+haproxy:
+	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+
 # With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing),
 # then once more on SQLite with the in-memory channel layer, the zero-config setup.
-test: install chromium
+test: install chromium haproxy
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
 	DEBUG=true $(VENV)/bin/lint-imports --no-cache >/dev/null || { $(VENV)/bin/lint-imports --no-cache; exit 1; }
 	$(VENV)/bin/ruff check --quiet .

@@ -1,19 +1,26 @@
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from backoffice.admin import ReadOnlyAdmin
 from backoffice.tenancy import check_same_organization
 
-from . import commands
+from . import commands, credentials
 from .models import (
+    AuthorizationKeyChange,
     Charger,
+    ChargerCertificate,
+    ChargerOperation,
+    ChargerOperationStatus,
     ChargingSession,
     Command,
     Connector,
     MeterValue,
     OcppMessage,
     OrphanStop,
+    SecurityEvent,
     StatusEvent,
 )
 
@@ -32,7 +39,9 @@ class ChargerAdminForm(forms.ModelForm):
         required=False, widget=forms.PasswordInput(render_value=False), min_length=16, max_length=40,
         help_text="Set a new HTTP Basic password for this charger (16-40 characters). Leave empty to keep it.",
     )
-    remove_password = forms.BooleanField(required=False, help_text="Allow the charger to connect without a password.")
+    remove_password = forms.BooleanField(
+        required=False, help_text="Remove the password (only for security profile 0 or 3, which do not use it).",
+    )
 
     class Meta:
         model = Charger
@@ -43,14 +52,25 @@ class ChargerAdminForm(forms.ModelForm):
         prop = data.get("property")
         check_same_organization(prop.organization_id if prop else None, data.get("token_groups"),
                                 field="token_groups", message="Token groups must belong to the charger's organization.")
+        if data.get("remove_password") and data.get("security_profile") in (
+            Charger.SecurityProfile.BASIC_AUTH, Charger.SecurityProfile.TLS_BASIC_AUTH
+        ):
+            self.add_error("remove_password", "Profiles 1 and 2 authenticate with the password: keep it.")
         return data
 
     def save(self, commit=True):
         charger = super().save(commit=False)
+        self.generated_password = None
         if self.cleaned_data.get("remove_password"):
             charger.set_ocpp_password(None)
         elif self.cleaned_data.get("ocpp_password"):
             charger.set_ocpp_password(self.cleaned_data["ocpp_password"])
+        elif not charger.ocpp_password_hash and charger.security_profile in (
+            Charger.SecurityProfile.BASIC_AUTH, Charger.SecurityProfile.TLS_BASIC_AUTH
+        ):
+            # A charger that authenticates with a password gets one: shown once after saving.
+            self.generated_password = credentials.generate_password()
+            charger.set_ocpp_password(self.generated_password)
         if commit:
             charger.save()
             self.save_m2m()
@@ -60,19 +80,42 @@ class ChargerAdminForm(forms.ModelForm):
 @admin.register(Charger)
 class ChargerAdmin(admin.ModelAdmin):
     form = ChargerAdminForm
-    list_display = ["station_id", "property", "online", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version"]
+    list_display = ["station_id", "property", "online", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version"]
     search_fields = ["station_id", "name", "serial_number", "vendor", "model", "property__name"]
-    list_filter = ["access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
+    list_filter = ["security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
     list_select_related = ["property"]
     raw_id_fields = ["property"]
     filter_horizontal = ["token_groups"]
-    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at"]
+    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at", "security_profile_pending", "ocpp_password_set_at"]
     inlines = [ConnectorInline]
     actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache", "push_local_list"]
 
     @admin.display(description="Online", boolean=True)
     def online(self, obj):
         return obj.is_online()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        request._generated_ocpp_password = getattr(form, "generated_password", None)
+
+    def _password_once(self, request, obj):
+        # Rendered, not redirected: the password must not travel through a message cookie.
+        response = TemplateResponse(request, "admin/chargers/charger/password_once.html", {
+            **self.admin_site.each_context(request), "charger": obj, "password": request._generated_ocpp_password,
+            "opts": self.model._meta, "title": f"OCPP password of {obj.station_id}",
+        })
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_generated_ocpp_password", None):
+            return self._password_once(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_generated_ocpp_password", None):
+            return self._password_once(request, obj)
+        return super().response_change(request, obj)
 
     def _send(self, request, queryset, action, payload_for):
         for charger in queryset:
@@ -197,3 +240,60 @@ class StatusEventAdmin(ReadOnlyAdmin):
     list_filter = ["status", "error_code"]
     search_fields = ["charger__station_id"]
     list_select_related = ["charger"]
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "event_type", "critical", "source", "tech_info"]
+    search_fields = ["charger__station_id", "event_type", "tech_info"]
+    list_filter = ["critical", "source", "event_type"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+
+
+@admin.register(AuthorizationKeyChange)
+class AuthorizationKeyChangeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "charger", "status", "resolved_at"]
+    search_fields = ["charger__station_id"]
+    list_filter = ["status"]
+    list_select_related = ["charger"]
+    exclude = ["password_hash"]
+
+
+@admin.register(ChargerCertificate)
+class ChargerCertificateAdmin(admin.ModelAdmin):
+    list_display = ["issued_at", "charger", "subject", "serial_number", "not_after", "delivery", "revoked_at"]
+    search_fields = ["charger__station_id", "serial_number", "fingerprint_sha256", "subject"]
+    list_filter = ["delivery"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger", "command"]
+    readonly_fields = ["charger", "serial_number", "fingerprint_sha256", "subject", "not_before", "not_after",
+                       "certificate_pem", "command", "delivery", "issued_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke: the certificate no longer connects (security profile 3)")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} certificate(s) revoked.", messages.SUCCESS)
+
+
+class ChargerOperationStatusInline(admin.TabularInline):
+    model = ChargerOperationStatus
+    extra = 0
+    readonly_fields = ["status", "source", "received_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChargerOperation)
+class ChargerOperationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "charger", "kind", "request_id", "status", "updated_at"]
+    search_fields = ["charger__station_id"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["charger"]
+    inlines = [ChargerOperationStatusInline]

@@ -14,7 +14,6 @@ key verify, so the wire password is handled as bytes and never decoded as UTF-8 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -47,7 +46,7 @@ def canonical(secret: bytes) -> bytes:
 
 
 def _digest(salt: bytes, secret: bytes) -> bytes:
-    return hmac.new(salt, secret, hashlib.sha256).digest()
+    return hmac.digest(salt, secret, "sha256")
 
 
 def make_hash(raw: str | bytes) -> str:
@@ -72,11 +71,8 @@ def verify(encoded: str, raw: str | bytes) -> bool:
             salt, expected = bytes.fromhex(salt_hex), bytes.fromhex(digest_hex)
         except ValueError:
             return False
-        key = canonical(wire)
-        ok = hmac.compare_digest(_digest(salt, key), expected)
-        if key != wire:  # the hex text was hashed as such (a literal password of hex digits)
-            ok = hmac.compare_digest(_digest(salt, wire), expected) or ok
-        return ok
+        # The stored hash is of the canonical form too: the raw key and its hex text both match.
+        return hmac.compare_digest(_digest(salt, canonical(wire)), expected)
     if algorithm == LEGACY_ALGORITHM:
         # Earlier hashes were made from text: a password that is not UTF-8 cannot match them.
         try:

@@ -25,6 +25,7 @@ from urllib.parse import unquote_to_bytes
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     Criticality,
@@ -134,7 +135,8 @@ class CertificateAuthority:
         )
         return cls(key, certificate)
 
-    def _issue(self, builder: x509.CertificateBuilder, public_key, now: datetime, days: int) -> x509.Certificate:
+    def _issue(self, builder: x509.CertificateBuilder, public_key: CertificatePublicKeyTypes, now: datetime,
+               days: int) -> x509.Certificate:
         not_after = min(now + timedelta(days=days), self.certificate.not_valid_after_utc)
         return (
             builder.issuer_name(self.certificate.subject).public_key(public_key)

@@ -5,6 +5,7 @@ pushed over OCPP, and the log upload and signed firmware update operations."""
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from asgiref.sync import async_to_sync
 
@@ -46,7 +47,7 @@ async def remote_start(
     return decision, command
 
 
-def remote_start_sync(charger: Charger, **kwargs) -> tuple[Decision, Command | None]:
+def remote_start_sync(charger: Charger, **kwargs: Any) -> tuple[Decision, Command | None]:
     return async_to_sync(remote_start)(charger, **kwargs)
 
 
@@ -65,7 +66,7 @@ async def authorization_key_push(
     )
 
 
-def authorization_key_push_sync(charger: Charger, **kwargs) -> Command:
+def authorization_key_push_sync(charger: Charger, **kwargs: Any) -> Command:
     return async_to_sync(authorization_key_push)(charger, **kwargs)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django import forms
 
 from .models import Charger
@@ -11,14 +14,16 @@ from .ocpp.protocol import format_datetime
 class SecurityProfileForm(forms.Form):
     security_profile = forms.TypedChoiceField(coerce=int, label="Security profile")
 
-    def __init__(self, *args, charger: Charger, staff: bool, **kwargs) -> None:
+    def __init__(self, *args: Any, charger: Charger, staff: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        field = self.fields["security_profile"]
+        assert isinstance(field, forms.TypedChoiceField)
         # Hosts may only raise it; 0 and lowering are for staff (services.charger_set_security_profile).
-        self.fields["security_profile"].choices = [
+        field.choices = [
             (value, label) for value, label in Charger.SecurityProfile.choices
             if staff or (value >= charger.security_profile and value != Charger.SecurityProfile.NONE)
         ]
-        self.fields["security_profile"].initial = charger.security_profile
+        field.initial = charger.security_profile
 
 
 class GetLogForm(forms.Form):
@@ -60,7 +65,7 @@ class SignedFirmwareForm(forms.Form):
             raise forms.ValidationError("Paste the PEM certificate (-----BEGIN CERTIFICATE----- ...).")
         return value
 
-    def payload(self, request_id: int, now) -> dict:
+    def payload(self, request_id: int, now: datetime) -> dict:
         data = self.cleaned_data
         return {
             "requestId": request_id,

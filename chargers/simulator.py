@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import itertools
 import json
 import logging
 import random
+import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +24,22 @@ from datetime import UTC, datetime
 import websockets
 
 logger = logging.getLogger("simulator")
+
+
+def demo_password(secret: str, station_id: str) -> str:
+    """Return the OCPP password of a demo charger: derived from the server's SECRET_KEY, so
+    `load_demo` and the simulators agree without it being written anywhere (40 hex digits)."""
+    return hmac.new(secret.encode(), f"demo-ocpp-password:{station_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def tls_context(ca_file: str, certificate_file: str | None = None, key_file: str | None = None) -> ssl.SSLContext:
+    """Return a TLS 1.2+ client context trusting `ca_file`, with a client certificate for
+    security profile 3 when `certificate_file` (and its `key_file`) is given."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certificate_file:
+        context.load_cert_chain(certificate_file, key_file)
+    return context
 
 
 def now_iso() -> str:
@@ -46,9 +65,12 @@ class ConnectorState:
 
 @dataclass
 class SimulatedCharger:
-    url: str  # ws://host:port/ocpp
+    url: str  # ws://host:port/ocpp, or wss:// with `ssl`
     station_id: str
-    password: str | None = None
+    # HTTP Basic password; bytes for a binary AuthorizationKey (sent raw, OCPP-J 1.6 §6).
+    password: str | bytes | None = None
+    # TLS (security profiles 2 and 3): trust anchors and, for profile 3, the client certificate.
+    ssl: ssl.SSLContext | None = None
     connectors: int = 1
     id_tags: list[str] = field(default_factory=lambda: ["DEMO-CARD-1"])
     meter_interval: float = 10.0
@@ -70,6 +92,7 @@ class SimulatedCharger:
         self.latencies: list[float] = []
         self.errors = 0
         self.received_calls: list[tuple[str, dict]] = []
+        self.certificate_chain = ""
         self.call_lock = asyncio.Lock()
 
     # -- connection -----------------------------------------------------------------------------------
@@ -77,13 +100,15 @@ class SimulatedCharger:
     def _headers(self) -> dict:
         if not self.password:
             return {}
-        token = base64.b64encode(f"{self.station_id}:{self.password}".encode()).decode()
+        secret = self.password if isinstance(self.password, bytes) else self.password.encode()
+        token = base64.b64encode(self.station_id.encode() + b":" + secret).decode()
         return {"Authorization": f"Basic {token}"}
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
             f"{self.url.rstrip('/')}/{self.station_id}", subprotocols=["ocpp1.6"],
             additional_headers=self._headers(), open_timeout=30, ping_interval=None, max_size=2**20,
+            ssl=self.ssl if self.url.startswith("wss") else None,
         )
         self._tasks.append(asyncio.create_task(self._reader()))
 
@@ -228,8 +253,31 @@ class SimulatedCharger:
             response = {"status": "Accepted"}
         elif action == "UnlockConnector":
             response = {"status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"}
+        elif action == "ChangeConfiguration" and payload.get("key", "").lower() == "authorizationkey":
+            # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
+            response = {"status": "Accepted"}
+            follow_up = self._adopt_key(payload["value"])
         elif action in ("ClearCache", "ChangeAvailability", "ChangeConfiguration", "SendLocalList"):
             response = {"status": "Accepted"}
+        elif action in ("CertificateSigned", "InstallCertificate"):
+            response = {"status": "Accepted"}
+            if action == "CertificateSigned":
+                self.certificate_chain = payload["certificateChain"]
+        elif action in ("GetInstalledCertificateIds", "DeleteCertificate"):
+            response = {"status": "NotFound"}
+        elif action == "GetLog":
+            response = {"status": "Accepted", "filename": f"{self.station_id}-{payload['logType']}.log"}
+            follow_up = self._notify("LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"])
+        elif action == "SignedUpdateFirmware":
+            response = {"status": "Accepted"}
+            follow_up = self._notify(
+                "SignedFirmwareStatusNotification", payload["requestId"],
+                ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"],
+            )
+        elif action == "ExtendedTriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
         elif action == "GetLocalListVersion":
             response = {"listVersion": 0}
         elif action == "GetConfiguration":
@@ -250,6 +298,23 @@ class SimulatedCharger:
                 await follow_up
             except Exception:  # noqa: BLE001 - a simulator keeps going
                 logger.warning("%s: follow-up of %s failed", self.station_id, action, exc_info=True)
+
+    async def _adopt_key(self, value: str) -> None:
+        await asyncio.sleep(0.1)  # let the answer go out first
+        self.password = bytes.fromhex(value)
+        if self.ws is not None:
+            await self.ws.close()  # run() reconnects with the new key
+
+    async def _notify(self, action: str, request_id: int, statuses: list[str]) -> None:
+        for status in statuses:
+            await asyncio.sleep(0.2)
+            await self.call(action, {"status": status, "requestId": request_id})
+
+    async def security_event(self, event_type: str, tech_info: str = "") -> None:
+        payload = {"type": event_type, "timestamp": now_iso()}
+        if tech_info:
+            payload["techInfo"] = tech_info
+        await self.call("SecurityEventNotification", payload)
 
     # -- behaviour over time ---------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ profile changes, log uploads, signed firmware updates and installing our CA cert
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -29,7 +30,7 @@ from .selectors import charger_for_user, chargers_for
 CRITICAL_DAYS = 7
 
 
-def _charger_or_404(user, station_id: str) -> Charger:
+def _charger_or_404(user: Any, station_id: str) -> Charger:
     charger = charger_for_user(user, station_id)
     if charger is None:
         raise Http404("No such charger")
@@ -50,7 +51,7 @@ def security_overview(charger: Charger, *, staff: bool = False) -> dict:
 
 
 @receiver(dashboard_figures, dispatch_uid="chargers.security_dashboard")
-def dashboard_security_figures(sender, user, now, **kwargs) -> dict:
+def dashboard_security_figures(sender: Any, user: Any, now: datetime, **kwargs: Any) -> dict:
     """Return what needs attention for security: critical events (whitepaper §8) of the last
     days, and chargers that accept connections without authentication."""
     chargers = chargers_for(user)
@@ -64,7 +65,7 @@ def dashboard_security_figures(sender, user, now, **kwargs) -> dict:
     }
 
 
-def _overview(request: HttpRequest, charger: Charger, **extra) -> HttpResponse:
+def _overview(request: HttpRequest, charger: Charger, **extra: Any) -> HttpResponse:
     from .views import _overview_context
 
     context = _overview_context(request, charger)
@@ -128,7 +129,7 @@ def charger_security_profile(request: HttpRequest, station_id: str) -> HttpRespo
     return redirect("chargers:charger-detail", charger.station_id)
 
 
-def _security_context(request: HttpRequest, charger: Charger, **forms) -> dict:
+def _security_context(request: HttpRequest, charger: Charger, **forms: Any) -> dict:
     from .views import _tab_context
 
     context = _tab_context(request, charger, "security")
@@ -183,18 +184,18 @@ def charger_security_action(request: HttpRequest, station_id: str) -> HttpRespon
     require_role(request.user, charger.organization_id, edit=True)
     what = request.POST.get("what")
     if what == "log":
-        form = GetLogForm(request.POST)
-        if not form.is_valid():
+        log_form = GetLogForm(request.POST)
+        if not log_form.is_valid():
             return render(request, "chargers/charger_security.html",
-                          _security_context(request, charger, log_form=form), status=400)
-        _send(request, charger, "Log upload", "GetLog", form.payload(new_request_id()))
+                          _security_context(request, charger, log_form=log_form), status=400)
+        _send(request, charger, "Log upload", "GetLog", log_form.payload(new_request_id()))
     elif what == "firmware":
-        form = SignedFirmwareForm(request.POST)
-        if not form.is_valid():
+        firmware_form = SignedFirmwareForm(request.POST)
+        if not firmware_form.is_valid():
             return render(request, "chargers/charger_security.html",
-                          _security_context(request, charger, firmware_form=form), status=400)
+                          _security_context(request, charger, firmware_form=firmware_form), status=400)
         _send(request, charger, "Signed firmware update", "SignedUpdateFirmware",
-              form.payload(new_request_id(), timezone.now()))
+              firmware_form.payload(new_request_id(), timezone.now()))
     elif what == "install_ca":
         from .pki import get_ca
 

@@ -83,7 +83,7 @@ async def test_a_stranger_guessing_cannot_lock_out_the_real_charger():
 
 @pytest.mark.django_db(transaction=True)
 async def test_ten_thousand_refused_random_ids_from_one_address_stay_bounded():
-    for n in range(10_000):
+    for _ in range(10_000):
         station = "".join(random.choices(string.ascii_uppercase + string.digits, k=16))
         with pytest.raises(handshake.Refused):
             await handshake.admit(scope(station, address="192.0.2.200"), station)

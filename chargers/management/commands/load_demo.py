@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 from authorization.models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from backoffice.models import Membership, Organization, Property
 from chargers.models import Charger
+from chargers.simulator import demo_password
 
 DEMO_EMAIL = "host@example.com"
 DEMO_PASSWORD = "demo-host-pass"
@@ -42,11 +44,18 @@ class Command(BaseCommand):
             ("DEMO-004", "private", "network"),
         ]
         for station_id, access_mode, ownership in specs:
-            Charger.objects.get_or_create(
+            charger, _ = Charger.objects.get_or_create(
                 station_id=station_id,
                 defaults={"property": prop, "access_mode": access_mode, "ownership": ownership,
                           "license_valid_until": license_until, "name": f"Bay {station_id[-1]}"},
             )
+            # Security profile 1 with a password derived from SECRET_KEY, which `serve --simulate`
+            # and `simulate_chargers` derive the same way (chargers.simulator.demo_password).
+            password = demo_password(settings.SECRET_KEY, station_id)
+            if charger.security_profile == Charger.SecurityProfile.NONE or not charger.check_ocpp_password(password):
+                charger.set_ocpp_password(password)
+                charger.security_profile = max(charger.security_profile, Charger.SecurityProfile.BASIC_AUTH)
+                charger.save(update_fields=["ocpp_password_hash", "ocpp_password_set_at", "security_profile"])
         residents, _ = TokenGroup.objects.get_or_create(organization=organization, name="Residents")
         for uid, label in [("DEMO-CARD-1", "Resident card 1"), ("DEMO-CARD-2", "Resident card 2")]:
             token, _ = Token.objects.get_or_create(
@@ -64,3 +73,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Host portal login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(f"  Support agent (Django admin): {ADMIN_USER} / {ADMIN_PASSWORD}")
+        self.stdout.write(
+            f"  Demo chargers {specs[0][0]}..{specs[-1][0]}: OCPP password = chargers.simulator.demo_password(SECRET_KEY, station id)"
+        )

@@ -106,11 +106,14 @@ async def _serve(server, host, port, simulate, stdout):
     stdout.write(f"Serving on http://{host}:{port}/  (admin /admin/, API /api/v1/, OCPP ws://{host}:{port}/ocpp/<station_id>)")
     sims = []
     if simulate and server.started:
-        from chargers.simulator import SimulatedCharger
+        from django.conf import settings
+
+        from chargers.simulator import SimulatedCharger, demo_password
 
         for n in range(1, simulate + 1):
             sim = SimulatedCharger(
                 url=f"ws://{host}:{port}/ocpp", station_id=f"DEMO-{n:03d}", connectors=2,
+                password=demo_password(settings.SECRET_KEY, f"DEMO-{n:03d}"),  # set by load_demo
                 id_tags=["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"], meter_interval=5,
                 session_seconds=(40, 120), idle_seconds=(5, 30),
             )

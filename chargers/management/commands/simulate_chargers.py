@@ -2,9 +2,10 @@
 
 import asyncio
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from chargers.simulator import SimulatedCharger
+from chargers.simulator import SimulatedCharger, demo_password
 
 
 class Command(BaseCommand):
@@ -15,7 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="ws://127.0.0.1:8000/ocpp")
         parser.add_argument("--prefix", default="DEMO-", help="Station IDs are PREFIX001, PREFIX002, ...")
         parser.add_argument("--start", type=int, default=1)
-        parser.add_argument("--password", default=None)
+        parser.add_argument(
+            "--password", default=None,
+            help="OCPP password of every charger; default: the demo password load_demo gave each station id.",
+        )
         parser.add_argument("--connectors", type=int, default=2)
         parser.add_argument("--id-tag", action="append", dest="id_tags", default=None)
         parser.add_argument("--meter-interval", type=float, default=10.0)
@@ -23,7 +27,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         chargers = [
             SimulatedCharger(
-                url=options["url"], station_id=f"{options['prefix']}{n:03d}", password=options["password"],
+                url=options["url"], station_id=f"{options['prefix']}{n:03d}",
+                password=options["password"] or demo_password(settings.SECRET_KEY, f"{options['prefix']}{n:03d}"),
                 connectors=options["connectors"], id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
                 meter_interval=options["meter_interval"],
             )
