@@ -28,8 +28,10 @@ def seed(count: int) -> dict:
     wanted = [station_id(n) for n in range(count)] + ["BENCH-CMD"]
     Charger.objects.bulk_create(
         [
+            # Profile 0: the load generator sends no password (it measures the OCPP path, and
+            # the peer servers it is compared with authenticate nobody either).
             Charger(station_id=sid, property=prop, access_mode="public", ownership="network",
-                    license_valid_until=date(2099, 12, 31))
+                    license_valid_until=date(2099, 12, 31), security_profile=0)
             for sid in wanted if sid not in existing
         ],
         batch_size=2000,
