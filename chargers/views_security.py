@@ -177,7 +177,8 @@ def _send(request: HttpRequest, charger: Charger, label: str, action: str, paylo
 @login_required
 @require_POST
 def charger_security_action(request: HttpRequest, station_id: str) -> HttpResponse:
-    """Start a log upload or a signed firmware update, or install our CA certificate."""
+    """Start a log upload or a signed firmware update, install our CA certificate on the
+    charger, or ask it for a new client certificate."""
     from .remote import new_request_id
 
     charger = _charger_or_404(request.user, station_id)
@@ -201,6 +202,10 @@ def charger_security_action(request: HttpRequest, station_id: str) -> HttpRespon
 
         _send(request, charger, "Installing the central system's CA certificate", "InstallCertificate",
               {"certificateType": "CentralSystemRootCertificate", "certificate": get_ca().certificate_pem})
+    elif what == "renew_certificate":
+        # Whitepaper A02: the charger answers with a SignCertificate, which our CA signs.
+        _send(request, charger, "Asking the charger for a new certificate", "ExtendedTriggerMessage",
+              {"requestedMessage": "SignChargePointCertificate"})
     else:
         messages.error(request, "Unknown security action.")
     return redirect("chargers:charger-security", charger.station_id)

@@ -105,3 +105,26 @@ async def test_a_signed_firmware_update_is_followed_even_without_request_ids():
     history = [h.status async for h in operation.history.all()]
     assert history == ["Requested", "Accepted", "Downloading", "SignatureVerified", "Installed"]
     assert operation.status == "Installed" and operation.details["location"] == "https://fw.example/v2.bin"
+
+
+async def test_the_security_tab_starts_a_log_upload_through_the_command_path():
+    charger, owner, client = await setup("LOG-PORTAL")
+    web = AsyncClient()
+    await web.aforce_login(owner)
+    url = reverse("chargers:charger-security-action", args=["LOG-PORTAL"])
+    invalid = await web.post(url, {"what": "log", "log_type": "SecurityLog", "remote_location": "not a url"})
+    assert invalid.status_code == 400
+    request = asyncio.create_task(web.post(url, {
+        "what": "log", "log_type": "SecurityLog", "remote_location": "https://logs.example/up",
+    }))
+    sent = await answer_next(client, "GetLog", {"status": "Accepted", "filename": "s.log"})
+    assert (await request).status_code == 302
+    assert sent["logType"] == "SecurityLog" and sent["log"] == {"remoteLocation": "https://logs.example/up"}
+    await client.result("LogStatusNotification", {"status": "Uploaded", "requestId": sent["requestId"]})
+    request = asyncio.create_task(web.post(url, {"what": "renew_certificate"}))
+    trigger = await answer_next(client, "ExtendedTriggerMessage", {"status": "Accepted"})
+    assert trigger == {"requestedMessage": "SignChargePointCertificate"}
+    await request
+    await client.close()
+    page = (await web.get(reverse("chargers:charger-security", args=["LOG-PORTAL"]))).content.decode()
+    assert "Requested → " in page and "Uploaded" in page
