@@ -13,6 +13,7 @@ class FakeMsp:
         self.delay = delay
         self.tokens = tokens or []
         self.requests: list[dict] = []
+        self.answered = 0  # real-time authorizations answered so far (after the delay)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +39,7 @@ class FakeMsp:
                                        "auth": self.headers.get("Authorization"), "body": body})
                 if outer.delay:
                     time.sleep(outer.delay)
+                outer.answered += 1
                 self._reply({"status_code": 1000, "data": {"allowed": outer.allowed, "authorization_reference": "REF-1"}})
 
             def do_GET(self):
