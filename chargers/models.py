@@ -480,6 +480,9 @@ class AuthorizationKeyChange(models.Model):
         PENDING = "pending", "Waiting for the charger"
         ADOPTED = "adopted", "Accepted: the new key is in use"
         KEPT = "kept", "Not accepted: the old password stays valid"
+        # Sent, but the answer was lost (disconnect, timeout): the charger may have switched,
+        # so both passwords work until it connects with one of them.
+        NO_ANSWER = "noanswer", "No answer: whichever password the charger connects with"
 
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="authorization_key_changes")
     command = models.OneToOneField(Command, on_delete=models.CASCADE, related_name="authorization_key_change")

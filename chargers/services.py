@@ -699,11 +699,17 @@ def command_security_complete(*, command_id: int, status: str, response) -> None
                 Charger.objects.filter(pk=command.charger_id).update(
                     ocpp_password_hash=change.password_hash, ocpp_password_set_at=now
                 )
-            change.status = AuthorizationKeyChange.Status.ADOPTED if accepted else AuthorizationKeyChange.Status.KEPT
+                change.status = AuthorizationKeyChange.Status.ADOPTED
+            elif status in (Command.Status.ANSWERED, Command.Status.ERROR):
+                change.status = AuthorizationKeyChange.Status.KEPT  # Rejected, NotSupported, CALLERROR
+            else:
+                # The answer was lost (it disconnected, or timed out): the handshake accepts
+                # whichever password it comes back with (authorization_key_adopt_open).
+                change.status = AuthorizationKeyChange.Status.NO_ANSWER
             change.resolved_at = now
             change.save(update_fields=["status", "resolved_at"])
             logging.getLogger("chargers.security").warning(
-                "AuthorizationKey of charger %s %s", command.charger_id, "replaced" if accepted else f"kept ({answer or status})"
+                "AuthorizationKey of charger %s: %s", command.charger_id, change.get_status_display()
             )
         elif accepted and str(command.payload.get("key", "")).lower() == "securityprofile":
             try:
@@ -747,3 +753,32 @@ def charger_count_violation(*, charger_id: int) -> None:
     from django.db.models import F
 
     Charger.objects.filter(pk=charger_id).update(schema_violations=F("schema_violations") + 1)
+
+
+OPEN_KEY_CHANGE_DAYS = 30
+
+
+@transaction.atomic
+def authorization_key_adopt_open(*, charger_id: int, password: bytes) -> bool:
+    """The charger's password did not match: if it matches a new AuthorizationKey whose answer we
+    never got (or are still waiting for), the charger did switch to it. Make it the password."""
+    from . import credentials
+    from .models import AuthorizationKeyChange
+
+    open_changes = AuthorizationKeyChange.objects.select_for_update().filter(
+        charger_id=charger_id, status__in=["pending", "noanswer"],
+        created_at__gte=timezone.now() - timedelta(days=OPEN_KEY_CHANGE_DAYS),
+    ).order_by("-created_at", "-id")
+    for change in open_changes:
+        if credentials.verify(change.password_hash, password):
+            now = timezone.now()
+            Charger.objects.filter(pk=charger_id).update(ocpp_password_hash=change.password_hash, ocpp_password_set_at=now)
+            AuthorizationKeyChange.objects.filter(pk=change.pk).update(status="adopted", resolved_at=now)
+            AuthorizationKeyChange.objects.filter(charger_id=charger_id, status__in=["pending", "noanswer"]).exclude(
+                pk=change.pk
+            ).update(status="kept", resolved_at=now)
+            logging.getLogger("chargers.security").warning(
+                "Charger %s connected with the AuthorizationKey whose answer was lost: adopted", charger_id
+            )
+            return True
+    return False

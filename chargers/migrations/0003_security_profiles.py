@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('password_hash', models.CharField(max_length=256)),
-                ('status', models.CharField(choices=[('pending', 'Waiting for the charger'), ('adopted', 'Accepted: the new key is in use'), ('kept', 'Not accepted: the old password stays valid')], default='pending', max_length=8)),
+                ('status', models.CharField(choices=[('pending', 'Waiting for the charger'), ('adopted', 'Accepted: the new key is in use'), ('kept', 'Not accepted: the old password stays valid'), ('noanswer', 'No answer: whichever password the charger connects with')], default='pending', max_length=8)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('resolved_at', models.DateTimeField(blank=True, null=True)),
                 ('charger', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='authorization_key_changes', to='chargers.charger')),

@@ -123,3 +123,20 @@ async def test_an_accepted_security_profile_upgrade_waits_for_the_charger():
     await client.close()
     charger = await Charger.objects.aget(pk=charger.pk)
     assert (charger.security_profile, charger.security_profile_pending) == (1, 2)
+
+
+async def test_a_key_whose_answer_was_lost_works_once_the_charger_uses_it():
+    charger, api, client = await setup("AK-LOST")
+    request = asyncio.create_task(sync_to_async(api.post)(
+        "/api/v1/chargers/AK-LOST/commands/ChangeConfiguration/", {"key": "AuthorizationKey", "value": NEW_KEY},
+        format="json",
+    ))
+    call = await client.receive(timeout=10)
+    assert call[2] == "ChangeConfiguration"
+    await client.close()  # it switched keys and dropped the line before its answer got out
+    await request
+    assert (await AuthorizationKeyChange.objects.aget(charger=charger)).status == "noanswer"
+    assert await connects("AK-LOST", PASSWORD), "it may not have switched: the old password still works"
+    assert await connects("AK-LOST", bytes.fromhex(NEW_KEY)), "it did switch: the new key works"
+    assert (await AuthorizationKeyChange.objects.aget(charger=charger)).status == "adopted"
+    assert not await connects("AK-LOST", PASSWORD), "from then on only the new key"
