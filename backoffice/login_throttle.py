@@ -61,7 +61,8 @@ def cooloff_minutes() -> int:
 
 
 def lockout_message() -> str:
-    return f"Too many failed sign-in attempts. Try again in {cooloff_minutes()} minutes."
+    minutes = cooloff_minutes()
+    return f"Too many failed sign-in attempts. Try again in {minutes} minute{'' if minutes == 1 else 's'}."
 
 
 class LoginThrottleHandler(AxesDatabaseHandler):
