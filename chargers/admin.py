@@ -18,7 +18,9 @@ from .models import (
     Command,
     Connector,
     MeterValue,
+    OcppDeadLetter,
     OcppMessage,
+    OcppServerProcess,
     OrphanStop,
     SecurityEvent,
     StatusEvent,
@@ -182,8 +184,8 @@ class ChargerAdmin(admin.ModelAdmin):
 
 @admin.register(OcppMessage)
 class OcppMessageAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "charger", "direction", "message_type", "action", "unique_id", "id_tag"]
-    list_filter = ["direction", "message_type", "action"]
+    list_display = ["timestamp", "charger", "direction", "message_type", "action", "unique_id", "id_tag", "escaped", "violation"]
+    list_filter = ["direction", "message_type", "escaped", "action"]
     search_fields = ["charger__station_id", "unique_id", "id_tag", "action"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
@@ -297,3 +299,22 @@ class ChargerOperationAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "status"]
     list_select_related = ["charger"]
     inlines = [ChargerOperationStatusInline]
+
+
+@admin.register(OcppDeadLetter)
+class OcppDeadLetterAdmin(ReadOnlyAdmin):
+    """Log rows and journal entries the database refused: kept for support, never retried."""
+
+    list_display = ["created_at", "kind", "charger_id", "received_at", "error"]
+    list_filter = ["kind"]
+    search_fields = ["charger_id", "error", "row"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(OcppServerProcess)
+class OcppServerProcessAdmin(ReadOnlyAdmin):
+    """Running server processes holding charger sockets (heartbeat every 15 s)."""
+
+    list_display = ["key", "hostname", "pid", "started_at", "heartbeat_at"]
+    list_filter = ["hostname"]
+    search_fields = ["key", "hostname"]

@@ -90,7 +90,11 @@ async def send_command(
         raise ChargerOffline(charger.station_id)
     command = await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.PENDING)
     layer = get_channel_layer()
-    reply_channel = await layer.new_channel(prefix="cmdreply.")
+    # The default prefix, not a private one: channels_redis reads all process-local channels of
+    # a process through one receive lock whose holder pops only the Redis key of its own prefix
+    # ("specific.<process>!"). A "cmdreply." channel lived in a key nobody popped while a charger
+    # consumer held the lock: with two chargers connected every answer waited for the timeout.
+    reply_channel = await layer.new_channel()
     await layer.group_send(
         command_group(charger.pk),
         {

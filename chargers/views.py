@@ -328,6 +328,10 @@ def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
         "is_error": bool(answer and answer.message_type == 4),
         "max_id": max(m.id for m in (call, answer) if m is not None),
         "decision": None,
+        # Accepted although it broke the schema (transaction messages are never refused).
+        "violation": call.violation if call else "",
+        # Frames with text the database cannot store are kept JSON-escaped in `raw`.
+        "escaped": [m for m in (call, answer) if m is not None and m.escaped],
     }
 
 
