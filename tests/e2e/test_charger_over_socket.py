@@ -45,7 +45,7 @@ def _auth(station_id, password):
 def _setup():
     prop = PropertyFactory()
     membership = MembershipFactory(organization=prop.organization, role="owner")
-    charger = ChargerFactory(property=prop, station_id="E2E-001")
+    charger = ChargerFactory(property=prop, station_id="E2E-001", security_profile=1)
     charger.set_ocpp_password("e2e-password-0123456")
     charger.save()
     TokenFactory(uid="CAFE0001", organization=prop.organization)

@@ -101,7 +101,7 @@ def portal_site(transactional_db):
     prop = PropertyFactory(name="Harbour View Garage", address="1 Quay Street, Rotterdam")
     user = UserFactory(username="host@example.com", password=PASSWORD)
     MembershipFactory(organization=prop.organization, user=user, role="owner")
-    charger = ChargerFactory(property=prop, station_id="WEB-001", name="Entrance left")
+    charger = ChargerFactory(property=prop, station_id="WEB-001", name="Entrance left", security_profile=1)
     charger.set_ocpp_password(CP_PASSWORD)
     charger.save()
     ChargerFactory(property=prop, station_id="WEB-002", name="Entrance right")
