@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from backoffice import db
 
-from .credentials import redact_payload
+from .credentials import redact_payload, redact_response
 from .models import Charger, Command
 from .ocpp.protocol import OcppError, check_outgoing
 from .services import command_security_complete, command_security_prepare
@@ -66,7 +66,8 @@ def _command_create(charger_id: int, action: str, payload: dict, source: str, us
 
 
 def command_complete(*, command_id: int, status: str, response=None, error: str = "", unique_id: str = "") -> None:
-    fields = {"status": status, "response": response, "error": error[:2000], "completed_at": timezone.now()}
+    # redact_response: an AuthorizationKey a charger wrongly reports back is not stored.
+    fields = {"status": status, "response": redact_response(response), "error": error[:2000], "completed_at": timezone.now()}
     if unique_id:
         fields["unique_id"] = unique_id
     updated = Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)

@@ -100,3 +100,17 @@ def redact_payload(action: str, payload: dict) -> dict:
     if action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "authorizationkey":
         return {**payload, "value": MASK}
     return payload
+
+
+def redact_response(response: object) -> object:
+    """Return a charger's answer as it may be stored: an AuthorizationKey a charger reports in
+    GetConfiguration.conf (it should not: the key is write-only, OCPP-J 1.6 §6) is masked."""
+    if not isinstance(response, dict) or not isinstance(response.get("configurationKey"), list):
+        return response
+    keys = [
+        {**item, "value": MASK}
+        if isinstance(item, dict) and str(item.get("key", "")).lower() == "authorizationkey" and "value" in item
+        else item
+        for item in response["configurationKey"]
+    ]
+    return {**response, "configurationKey": keys}

@@ -140,3 +140,17 @@ async def test_a_key_whose_answer_was_lost_works_once_the_charger_uses_it():
     assert await connects("AK-LOST", bytes.fromhex(NEW_KEY)), "it did switch: the new key works"
     assert (await AuthorizationKeyChange.objects.aget(charger=charger)).status == "adopted"
     assert not await connects("AK-LOST", PASSWORD), "from then on only the new key"
+
+
+async def test_a_key_a_charger_reports_back_is_not_stored():
+    charger, api, client = await setup("AK-ECHO")
+    request = asyncio.create_task(sync_to_async(api.post)(
+        "/api/v1/chargers/AK-ECHO/commands/GetConfiguration/", {}, format="json"
+    ))
+    call = await client.receive(timeout=10)
+    await client.send([3, call[1], {"configurationKey": [{"key": "AuthorizationKey", "readonly": False, "value": NEW_KEY}]}])
+    response = await request
+    await client.close()
+    assert NEW_KEY not in json.dumps(response.json())
+    command = await Command.objects.aget(charger=charger, action="GetConfiguration")
+    assert NEW_KEY not in json.dumps(command.response)

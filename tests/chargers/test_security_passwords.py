@@ -171,3 +171,14 @@ def test_the_overview_warns_about_a_charger_without_authentication(client, owner
     client.force_login(owner)
     page = client.get(reverse("chargers:charger-detail", args=[charger.station_id])).content.decode()
     assert "without authentication" in page
+
+
+def test_a_reported_authorization_key_is_masked_in_stored_answers():
+    answer = {"configurationKey": [
+        {"key": "AuthorizationKey", "readonly": False, "value": "ab" * 20},
+        {"key": "HeartbeatInterval", "readonly": False, "value": "60"},
+    ]}
+    stored = credentials.redact_response(answer)
+    assert stored["configurationKey"][0]["value"] == credentials.MASK
+    assert stored["configurationKey"][1]["value"] == "60"
+    assert credentials.redact_response({"status": "Accepted"}) == {"status": "Accepted"}
