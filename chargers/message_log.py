@@ -666,6 +666,9 @@ def serialize_message(row: Any) -> dict[str, Any]:
         "payload": row.payload,
         "escaped": row.escaped,
         "violation": row.violation,
+        # The frame as received: when it was not JSON, or (escaped) JSON-escaped when it held text
+        # the database cannot store.
+        "raw": row.raw,
     }
 
 
