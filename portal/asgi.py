@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP goes to Django, websockets to the OCPP and browser consumers."""
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -49,6 +50,8 @@ async def lifespan(scope, receive, send):
         elif message["type"] == "lifespan.shutdown":
             try:
                 await writer.close()
+            except Exception:  # never "Application shutdown failed": the rest must still run
+                logging.getLogger("chargers.ocpp").exception("Writing the message log at shutdown failed")
             finally:
                 await process.stop()
                 journal.close()
