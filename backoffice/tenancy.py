@@ -10,7 +10,7 @@ above it: models are named by their label ("chargers.charger") in ORGANIZATION_P
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import models
@@ -194,9 +194,10 @@ def protected_dependants(obj: models.Model) -> list[tuple[str, int]]:
     for relation in obj._meta.related_objects:
         if relation.many_to_many or relation.on_delete is not models.PROTECT:
             continue
-        count = relation.related_model._base_manager.filter(**{relation.field.name: obj}).count()
+        related = cast(type[models.Model], relation.related_model)
+        count = related._base_manager.filter(**{relation.field.name: obj}).count()
         if count:
-            meta = relation.related_model._meta
+            meta = related._meta
             found.append((str(meta.verbose_name if count == 1 else meta.verbose_name_plural), count))
     return found
 
@@ -217,7 +218,7 @@ class TenantFormMixin:
     objects of organizations the user may write in. Subclasses may narrow further."""
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         self.user = user
         for field in self.fields.values():  # type: ignore[attr-defined]
             if isinstance(field, forms.ModelChoiceField) and field.queryset is not None:
