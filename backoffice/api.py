@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -125,12 +124,13 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         email = data["email"].strip().lower()
-        # A new member without a password gets the portal's invitation email instead.
-        invite = not data.get("password") and not get_user_model().objects.filter(username__iexact=email).exists()
+        # Without a password: the portal's invitation email (a link to choose one), sent whether
+        # or not the address already has an account, so the answer never tells which.
+        invite = not data.get("password")
         try:
             membership = services.member_add(
                 organization=organization, email=email, role=data["role"],
-                password=get_random_string(32) if invite else data.get("password"),
+                password=get_random_string(32) if invite else data["password"],
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
@@ -139,8 +139,7 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
 
             send_invitation(request, email=email, organization=organization)
         return Response(
-            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role,
-             "invited": invite},
+            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role},
             status=status.HTTP_201_CREATED,
         )
 

@@ -79,16 +79,21 @@ def test_adding_a_new_member_without_password_invites_them(mine):
     response = api_for(mine.owner).post(f"/api/v1/organizations/{mine.org.pk}/members/",
                                         {"email": "New.Person@Example.com", "role": "viewer"}, format="json")
     assert response.status_code == 201, response.content
-    assert response.json()["invited"] is True
     assert Membership.objects.get(organization=mine.org, user__username="new.person@example.com").role == "viewer"
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new.person@example.com"]
+    assert "set your password" in mail.outbox[0].body.lower() or "/accounts/reset/" in mail.outbox[0].body
 
 
-def test_adding_an_existing_user_needs_no_password_and_sends_no_invitation(mine, theirs):
-    response = api_for(mine.owner).post(f"/api/v1/organizations/{mine.org.pk}/members/",
-                                        {"email": theirs.owner.username, "role": "viewer"}, format="json")
-    assert response.status_code == 201 and response.json()["invited"] is False
-    assert mail.outbox == []
+def test_whether_an_address_has_an_account_is_not_revealed(mine, theirs):
+    api = api_for(mine.owner)
+    url = f"/api/v1/organizations/{mine.org.pk}/members/"
+    existing = api.post(url, {"email": theirs.owner.username, "role": "viewer"}, format="json")
+    new = api.post(url, {"email": "nobody.yet@example.com", "role": "viewer"}, format="json")
+    assert existing.status_code == new.status_code == 201
+    assert set(existing.json()) == set(new.json()) == {"id", "user_id", "email", "role"}
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([theirs.owner.username, "nobody.yet@example.com"])
+    theirs.owner.refresh_from_db()
+    assert theirs.owner.check_password("secret-pass-123")  # an existing account's password is untouched
 
 
 # -- ids that are not whole numbers ------------------------------------------------------------------
