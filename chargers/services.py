@@ -80,10 +80,10 @@ def server_process_stopped(*, key: str) -> int:
 def connections_clear_dead_processes(*, own_key: str) -> int:
     """Clear connections recorded by processes that stopped heartbeating (crash, kill -9, a
     restart whose shutdown never ran), and connections with no process recorded at all."""
-    from .models import OcppServerProcess
-
     import os
     import socket
+
+    from .models import OcppServerProcess
 
     now = timezone.now()
     cutoff = now - timedelta(seconds=PROCESS_STALE_AFTER_S)
