@@ -124,7 +124,7 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
     selected = request.GET.get("c") or request.POST.get("connector")
     if form is None:
         initial = {}
-        if selected and selected.isdigit() and any(p["id"] == int(selected) and p["startable"] for p in ports):
+        if selected and selected.isdecimal() and any(p["id"] == int(selected) and p["startable"] for p in ports):
             initial["connector"] = int(selected)
         form = StartForm(ports=ports, initial=initial)
     payments_ok = payments.available()
@@ -289,7 +289,7 @@ def label_charger(request, station_id: str):
     if charger is None:
         raise Http404("No such charger")
     port = request.GET.get("c", "")
-    if port.isdigit():  # one port's label: /s/labels/charger/<id>/?c=2
+    if port.isdecimal():  # one port's label: /s/labels/charger/<id>/?c=2
         url = landing_url(request.build_absolute_uri("/"), charger.station_id, int(port))
         labels = [{"charger": charger, "connector_id": int(port), "url": url, "svg": qr_svg(url)}]
     else:

@@ -168,3 +168,13 @@ def test_an_msp_cannot_be_moved_into_another_organization_the_user_also_manages(
     assert response.status_code == 400 and "organization" in response.json()
     mine.msp.refresh_from_db()
     assert mine.msp.organization_id == mine.org.pk
+
+
+# -- digits that int() does not read ----------------------------------------------------------------
+
+
+def test_a_superscript_port_number_is_not_a_server_error(client, mine):
+    # "²".isdigit() is True, but int("²") fails: ports are read with isdecimal().
+    assert client.get(f"/s/{mine.charger.station_id}", {"c": "²"}).status_code == 200
+    client.force_login(mine.owner)
+    assert client.get(reverse("guest:label-charger", args=[mine.charger.station_id]), {"c": "²"}).status_code == 200
