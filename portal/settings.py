@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files (pinned by drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # security_profile and security_profile_pending share one choice set: one schema enum.
+    "ENUM_NAME_OVERRIDES": {"SecurityProfileEnum": "chargers.models.Charger.SecurityProfile"},
 }
 
 # OCPP behaviour.
