@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from authorization.models import Token
@@ -175,6 +176,8 @@ def test_an_msp_cannot_be_moved_into_another_organization_the_user_also_manages(
 
 def test_a_superscript_port_number_is_not_a_server_error(client, mine):
     # "²".isdigit() is True, but int("²") fails: ports are read with isdecimal().
-    assert client.get(f"/s/{mine.charger.station_id}", {"c": "²"}).status_code == 200
+    Charger.objects.filter(pk=mine.charger.pk).update(connection_id="c1", last_seen_at=timezone.now())
+    response = client.get(f"/s/{mine.charger.station_id}", {"c": "²"})
+    assert response.status_code == 200 and b"Port 1" in response.content
     client.force_login(mine.owner)
     assert client.get(reverse("guest:label-charger", args=[mine.charger.station_id]), {"c": "²"}).status_code == 200
