@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -91,7 +92,8 @@ async def msp_validate_live(
     msp: MobilityServiceProvider, uid: str, *, location_id: str, station_id: str
 ) -> tuple[MspAnswer, dict | None, int]:
     """Ask the MSP with OCPI 2.2.1 real-time authorization; return (answer, body, latency ms)."""
-    url = f"{msp.live_validation_url.rstrip('/')}/{uid}/authorize"
+    # The UID is one path segment: a "/", "?" or "#" in it must not reshape the URL.
+    url = f"{msp.live_validation_url.rstrip('/')}/{quote(uid, safe='')}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
     headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     started = time.monotonic()

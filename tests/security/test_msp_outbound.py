@@ -198,3 +198,12 @@ def test_redirects_are_not_followed(stub_msp, settings):
     finally:
         redirector.shutdown()
         redirector.server_close()
+
+
+@pytest.mark.django_db
+def test_a_uid_stays_one_path_segment(stub_msp, settings):
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    msp = MspFactory(live_validation_url=stub_msp.url)
+    asyncio.run(msp_validate_live(msp, "A/../x?y#z", location_id="1", station_id="CP-1"))
+    assert stub_msp.requests[0]["path"] == "/ocpi/2.2.1/tokens/A%2F..%2Fx%3Fy%23z/authorize"
+    assert stub_msp.requests[0]["query"] == {"type": ["RFID"]}
