@@ -60,6 +60,12 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         choices=Charger.SecurityProfile.choices, required=False,
         help_text="OCPP security profile a connection must meet (default 1). 0 and lowering: support staff only.",
     )
+    # A plain integer: the same choices twice would make two enums in the OpenAPI schema.
+    security_profile_pending = serializers.IntegerField(
+        read_only=True, allow_null=True,
+        help_text="A higher profile the charger accepted over OCPP; it becomes security_profile at its first "
+        "connection that meets it.",
+    )
     status = serializers.SerializerMethodField()
     connectors = serializers.SerializerMethodField()
     token_groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
