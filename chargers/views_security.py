@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -62,6 +63,14 @@ def dashboard_security_figures(sender: Any, user: Any, now: datetime, **kwargs: 
             ).select_related("charger").order_by("-received_at", "-id")[:10]
         ),
         "unauthenticated_chargers": list(chargers.filter(security_profile=Charger.SecurityProfile.NONE)[:10]),
+        # Refused handshakes of known chargers (kept at most once a minute per kind): someone
+        # guessing, or a charger whose credentials or profile are wrong (S2 in the checklist).
+        "refused_connections": list(
+            Charger.objects.filter(
+                pk__in=chargers.values("pk"), security_events__source=SecurityEvent.Source.CSMS,
+                security_events__received_at__gte=now - timedelta(hours=24),
+            ).annotate(refusals=Count("security_events")).order_by("-refusals")[:10]
+        ),
     }
 
 

@@ -150,3 +150,18 @@ async def test_refusal_status_reaches_the_client_over_the_consumer():
     client = OcppTestClient("SP-WIRE", password=PASSWORD)
     assert (await client.connect())[0]
     await client.close()
+
+
+async def test_refused_connections_show_on_the_dashboard():
+    from django.test import AsyncClient
+    from django.urls import reverse
+
+    from tests.factories import MembershipFactory
+
+    charger = await make("SP-DASH", 1)
+    owner = await sync_to_async(lambda: MembershipFactory(organization=charger.property.organization).user)()
+    assert await status_of("SP-DASH", address="192.0.2.5") == 401
+    web = AsyncClient()
+    await web.aforce_login(owner)
+    page = (await web.get(reverse("backoffice:dashboard"))).content.decode()
+    assert "SP-DASH" in page and "Refused connections" in page
