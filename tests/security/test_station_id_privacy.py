@@ -31,3 +31,17 @@ def test_a_free_station_id_is_created(mine):
 def test_a_malformed_station_id_still_explains_the_format(mine):
     response = create(mine.owner, "has space", mine.prop)
     assert response.status_code == 400 and "letters, digits" in str(response.json()["station_id"])
+
+
+@pytest.mark.parametrize("url, param", [
+    ("/api/v1/tokens/", "organization"), ("/api/v1/tokens/", "msp"), ("/api/v1/chargers/", "property"),
+    ("/api/v1/rates/", "charger"), ("/api/v1/payouts/", "organization"), ("/api/v1/payments/", "session"),
+])
+def test_filtering_by_another_organizations_id_answers_like_an_unknown_id(url, param, mine, theirs):
+    api = APIClient()
+    api.force_authenticate(mine.owner)
+    foreign = {"organization": theirs.org.pk, "msp": theirs.msp.pk, "property": theirs.prop.pk,
+               "charger": theirs.charger.pk, "session": theirs.session.pk}[param]
+    refused, unknown = api.get(url, {param: foreign}), api.get(url, {param: 987654321})
+    assert refused.status_code == unknown.status_code == 400
+    assert str(refused.json()).replace(str(foreign), "<id>") == str(unknown.json()).replace("987654321", "<id>")
