@@ -87,8 +87,9 @@ def reset_logs(database: str = BENCH_DB) -> None:
     """Empty the per-run tables so every scenario starts from the same state."""
     with psycopg.connect(f"{PG_ROOT}/{database}", autocommit=True) as conn:
         conn.execute(
+            # CASCADE: the security tables (key changes, certificates, operations) point at commands.
             "TRUNCATE chargers_ocppmessage, chargers_metervalue, chargers_statusevent, chargers_command "
-            "RESTART IDENTITY"
+            "RESTART IDENTITY CASCADE"
         )
         conn.execute("TRUNCATE chargers_chargingsession CASCADE")
         conn.execute("UPDATE chargers_charger SET connection_id = '', connected_at = NULL, disconnected_at = NULL")
