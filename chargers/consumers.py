@@ -112,6 +112,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             charger = await handshake.admit(self.scope, station_id)
         except handshake.Refused as refusal:
+            if refusal.complete_then_close:
+                await self.accept()  # no Sec-WebSocket-Protocol in the answer
+                await self.close(code=1002)
+                raise StopConsumer() from None
             await self._refuse(refusal.status, refusal.reason, refusal.headers)
         connection_id = uuid.uuid4().hex
         self.conn = v16.Connection(

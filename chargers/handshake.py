@@ -48,6 +48,8 @@ class Refused(Exception):
     status: int
     reason: str
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # Complete the handshake (no subprotocol) and close at once, instead of an HTTP status.
+    complete_then_close: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,12 @@ async def admit(scope: dict, station_id: str) -> Charger:
     if not STATION_ID_RE.match(station_id):
         security_log.warning("Refused malformed station id %r from %s", station_id[:60], address)
         raise Refused(400, "Malformed charge point identity.")
-    if SUBPROTOCOL not in scope.get("subprotocols", []):
-        security_log.warning("Refused %s from %s: no supported subprotocol", station_id, address)
-        raise Refused(400, "Offer the ocpp1.6 websocket subprotocol.")
+    offered = scope.get("subprotocols", [])
+    if SUBPROTOCOL not in offered:
+        security_log.warning("Refused %s from %s: no supported subprotocol in %r", station_id, address, offered[:5])
+        # OCPP-J 1.6 §3.2: a client that offered other subprotocols gets the handshake completed
+        # without Sec-WebSocket-Protocol, then an immediate close (MUST). None offered: HTTP 400.
+        raise Refused(400, "Offer the ocpp1.6 websocket subprotocol.", complete_then_close=bool(offered))
     if guard.blocked(address=address, station_id=station_id):
         security_log.warning("Throttled handshake for %r from %s", station_id, address)
         raise Refused(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])

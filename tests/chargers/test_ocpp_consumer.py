@@ -33,7 +33,14 @@ async def test_station_id_is_case_sensitive(charger):
 
 
 async def test_handshake_without_ocpp16_subprotocol_is_refused(charger):
-    ok, _ = await OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1"]).connect()
+    # OCPP-J 1.6 §3.2: other subprotocols offered -> handshake completed without one, then closed.
+    client = OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1"])
+    ok, subprotocol = await client.connect()
+    assert ok and subprotocol is None
+    assert (await client.communicator.receive_output(timeout=5))["type"] == "websocket.close"
+    assert not (await Charger.objects.aget(pk=charger.pk)).connection_id
+    # None offered at all: refused before the upgrade.
+    ok, _ = await OcppTestClient("CP-TEST-1", subprotocols=[]).connect()
     assert not ok
 
 
