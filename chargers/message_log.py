@@ -289,7 +289,7 @@ class MessageLogWriter:
             messages.append(row)
             taken_bytes += size
             self._release(row[0], size)
-        meters = []
+        meters: list[tuple[list[MeterSample], asyncio.Future[None]]] = []
         count = 0
         while self._meters and (not meters or count < MAX_BATCH):
             item = self._meters.popleft()
@@ -620,7 +620,8 @@ def _write_batch_orm(messages: list[Row], samples: list[MeterSample], watched_of
             MeterValue.objects.bulk_create(
                 [
                     MeterValue(
-                        charger_id=m.charger_id, session_id=sessions.get((m.charger_id, m.transaction_id)),
+                        charger_id=m.charger_id,
+                        session_id=sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id is not None else None,
                         connector_id=m.connector_id, timestamp=m.timestamp, measurand=m.measurand[:50],
                         phase=m.phase[:10], unit=m.unit[:10], context=m.context[:20],
                         location=m.location[:10], value=to_decimal(m.raw_value), raw_value=m.raw_value[:100],
