@@ -34,42 +34,39 @@ def prepare(chargers: int) -> None:
                    capture_output=True)
 
 
-async def refused(url: str, n: int, concurrency: int = 50) -> int:
-    errors = 0
+async def _each(n: int, one, concurrency: int = 50) -> int:
+    """Run one(i) for i in range(n), `concurrency` at a time; return how many failed."""
     sem = asyncio.Semaphore(concurrency)
 
-    async def one(i: int) -> None:
-        nonlocal errors
+    async def guarded(i: int) -> bool:
         async with sem:
             try:
-                await websockets.connect(f"{url}/UNKNOWN-{i:06d}", subprotocols=["ocpp1.6"], open_timeout=20)
-                errors += 1  # accepted: should not happen
-            except websockets.InvalidStatus:
-                pass
-            except (OSError, TimeoutError):
-                errors += 1
-
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return errors
-
-
-async def reconnects(url: str, n: int, chargers: int, concurrency: int = 50) -> int:
-    errors = 0
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        nonlocal errors
-        async with sem:
-            try:
-                async with websockets.connect(f"{url}/BENCH-{i % chargers:05d}", subprotocols=["ocpp1.6"],
-                                              open_timeout=20) as ws:
-                    await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
-                    await asyncio.wait_for(ws.recv(), 20)
+                return await one(i)
             except (OSError, TimeoutError, websockets.WebSocketException):
-                errors += 1
+                return False
 
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return errors
+    return sum(not ok for ok in await asyncio.gather(*(guarded(i) for i in range(n))))
+
+
+async def refused(url: str, n: int) -> int:
+    async def one(i: int) -> bool:
+        try:
+            await websockets.connect(f"{url}/UNKNOWN-{i:06d}", subprotocols=["ocpp1.6"], open_timeout=20)
+        except websockets.InvalidStatus:
+            return True
+        return False  # accepted: should not happen
+
+    return await _each(n, one)
+
+
+async def reconnects(url: str, n: int, chargers: int) -> int:
+    async def one(i: int) -> bool:
+        async with websockets.connect(f"{url}/BENCH-{i % chargers:05d}", subprotocols=["ocpp1.6"], open_timeout=20) as ws:
+            await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
+            await asyncio.wait_for(ws.recv(), 20)
+        return True
+
+    return await _each(n, one)
 
 
 async def big_frames(url: str, n: int) -> int:
