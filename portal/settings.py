@@ -232,6 +232,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"SecurityProfileEnum": "chargers.models.Charger.SecurityProfile"},
 }
 
+# MSP URLs in private networks that staff allow (docs/security.md, "Outbound calls to MSPs").
+MSP_URL_ALLOWLIST = env_list("MSP_URL_ALLOWLIST", [])
+
 # OCPP behaviour.
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
