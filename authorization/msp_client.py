@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import socket
 import ssl
 from typing import Any
@@ -47,9 +46,7 @@ class BlockedMspUrl(httpx.ConnectError):
 
 def allowlist() -> frozenset[str]:
     """Return the allow-listed hosts and host:port entries, lower-case."""
-    configured = getattr(settings, "MSP_URL_ALLOWLIST", None)
-    if configured is None:
-        configured = os.environ.get("MSP_URL_ALLOWLIST", "").split(",")
+    configured = settings.MSP_URL_ALLOWLIST
     return frozenset(item.strip().lower() for item in configured if item and item.strip())
 
 

@@ -81,9 +81,8 @@ def test_staff_can_allow_list_a_host(settings):
         check_msp_url("http://127.0.0.1:8080/ocpi/tokens")  # another port
 
 
-def test_the_allow_list_falls_back_to_the_environment(settings, monkeypatch):
-    del settings.MSP_URL_ALLOWLIST
-    monkeypatch.setenv("MSP_URL_ALLOWLIST", "msp.internal, 127.0.0.1:8080")
+def test_the_allow_list_comes_from_the_setting_normalised(settings):
+    settings.MSP_URL_ALLOWLIST = ["MSP.internal", " 127.0.0.1:8080 ", ""]
     assert msp_client.allowlist() == {"msp.internal", "127.0.0.1:8080"}
 
 
