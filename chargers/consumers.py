@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice import db
-from chargers import handshake, process, services
+from chargers import credentials, handshake, process, services
 from chargers.commands import command_complete, command_group
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
@@ -47,9 +47,7 @@ class PendingCall:
 
 def _redacted(action: str, payload: Any) -> Any:
     """The AuthorizationKey is a password: it never reaches the message log."""
-    if action == "ChangeConfiguration" and isinstance(payload, dict) and payload.get("key") == "AuthorizationKey":
-        return {**payload, "value": "********"}
-    return payload
+    return credentials.redact_payload(action, payload) if isinstance(payload, dict) else payload
 
 
 class OcppConsumer(AsyncWebsocketConsumer):
@@ -162,8 +160,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         _open.discard(self)
         if self.conn is None:
             return
-        for task in list(self.tasks):
-            task.cancel()
+        # Command tasks are not cancelled: one whose answer already arrived records it; the
+        # others fail their wait at once ("disconnected") and record that.
         for pending in self.pending.values():
             if not pending.future.done():
                 pending.future.set_exception(ConnectionError("charger disconnected"))
@@ -214,10 +212,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
 
         pending = self.pending.pop(frame.unique_id, None)
+        payload, text = frame.payload, text_data
+        if pending is not None and pending.action == "GetConfiguration":
+            redacted = credentials.redact_response(payload)  # a charger that reports its key back
+            if redacted is not payload:
+                payload, text = redacted, json.dumps(redacted)
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=frame.message_type,
-            unique_id=frame.unique_id, action=pending.action if pending else "", payload=frame.payload,
-            text=text_data, timestamp=conn.received_at,
+            unique_id=frame.unique_id, action=pending.action if pending else "", payload=payload,
+            text=text, timestamp=conn.received_at,
         )
         if pending is None:
             logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)
@@ -319,7 +322,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
                         status = Command.Status.ERROR
                         response = {"errorCode": frame.error_code, "errorDescription": frame.error_description}
                         error = f"{frame.error_code}: {frame.error_description}"
-        except (ConnectionError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
+            # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
             error = "The charger disconnected before answering."
         finally:
             await db.run(

@@ -236,6 +236,12 @@ SPECTACULAR_SETTINGS = {
 MSP_URL_ALLOWLIST = env_list("MSP_URL_ALLOWLIST", [])
 
 # OCPP behaviour.
+# Charger identity (docs/security.md): TLS terminators whose headers are believed, the CSMS CA.
+OCPP_TRUSTED_PROXIES = env_list("OCPP_TRUSTED_PROXIES", [])
+OCPP_CLIENT_CERT_HEADER = env_str("OCPP_CLIENT_CERT_HEADER", "X-SSL-Client-Cert")
+OCPP_CA_DIR = env_str("OCPP_CA_DIR", str(BASE_DIR / "var" / "ca"))
+OCPP_CPO_NAME = env_str("OCPP_CPO_NAME", "EV Backoffice")
+OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
