@@ -139,7 +139,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
             services.charger_mark_connected, charger_id=charger.pk, connection_id=connection_id,
             process_key=process.KEY,
         )
-        await self.accept(SUBPROTOCOL)
+        try:
+            await self.accept(SUBPROTOCOL)
+        except RuntimeError:
+            # The handshake already failed under us (the client gave up, or the server is
+            # stopping): nothing to accept; the disconnect clears the state recorded above.
+            logger.info("Charger %s left before its handshake completed", station_id)
+            await self.disconnect(1006)
+            raise StopConsumer() from None
         _open.add(self)
         logger.info("Charger %s connected", station_id)
 
