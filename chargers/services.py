@@ -41,17 +41,6 @@ def charger_mark_disconnected(*, charger_id: int, connection_id: str) -> bool:
     )
 
 
-def chargers_mark_disconnected(*, connections: list[tuple[int, str]]) -> int:
-    """Mark these (charger, connection) pairs offline at once (a process shutting down)."""
-    now = timezone.now()
-    done = 0
-    for charger_id, connection_id in connections:
-        done += Charger.objects.filter(pk=charger_id, connection_id=connection_id).update(
-            connection_id="", connection_process="", disconnected_at=now
-        )
-    return done
-
-
 # -- server processes: connections of a process that is gone are cleared -------------------------
 
 PROCESS_STALE_AFTER_S = 45
