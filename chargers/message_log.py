@@ -379,7 +379,7 @@ class MessageLogWriter:
             if not future.done():
                 future.set_exception(DatabaseUnavailable(str(reason)))
         if messages:
-            await journal.append([{"kind": "log", "charger_id": None, "rows": [list(row) for row in messages]}])
+            await journal.append([_journal_entry(messages)])
 
     async def _write_isolating(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
         """Write what can be written; a row refused on its own goes to the dead-letter table."""
@@ -555,8 +555,13 @@ class MessageLogWriter:
                 # Meter values here were never acknowledged (their handler is gone); the log
                 # rows are kept in the journal for the next start.
                 if messages:
-                    journal.append_sync([{"kind": "log", "charger_id": None, "rows": [list(r) for r in messages]}])
+                    journal.append_sync([_journal_entry(messages)])
                 return
+
+
+def _journal_entry(messages: list[Row]) -> dict[str, Any]:
+    """Log rows the database could not take, as one journal entry (replayed by services)."""
+    return {"kind": "log", "charger_id": None, "rows": [list(row) for row in messages]}
 
 
 def _halves(messages: list[Row], samples: list[MeterSample]) -> list[tuple[list[Row], list[MeterSample]]]:
