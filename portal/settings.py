@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing",
     "guest",
     "support",
+    "roaming",
 ]
 
 MIDDLEWARE = [
@@ -231,6 +232,11 @@ SPECTACULAR_SETTINGS = {
     # security_profile and security_profile_pending share one choice set: one schema enum.
     "ENUM_NAME_OVERRIDES": {"SecurityProfileEnum": "chargers.models.Charger.SecurityProfile"},
 }
+
+# OCPI 2.2.1 roaming (docs/ocpi.md): our CPO party and the calls to partners.
+OCPI_COUNTRY_CODE = env_str("OCPI_COUNTRY_CODE", "NL").upper()
+OCPI_PARTY_ID = env_str("OCPI_PARTY_ID", "EVB").upper()
+OCPI_TIMEOUT_S = env_int("OCPI_TIMEOUT_S", 15)
 
 # MSP URLs in private networks that staff allow (docs/security.md, "Outbound calls to MSPs").
 MSP_URL_ALLOWLIST = env_list("MSP_URL_ALLOWLIST", [])

@@ -14,6 +14,7 @@ urlpatterns = [
     path("s/", include("guest.urls")),
     path("support/", include("support.urls")),
     path("billing/", include("billing.urls")),
+    path("ocpi/", include("roaming.urls")),
     path("", include("backoffice.urls")),
     path("", include("chargers.urls")),
     path("", include("authorization.urls")),

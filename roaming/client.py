@@ -1,0 +1,105 @@
+"""Outbound OCPI calls to partners: headers, envelope check, the OCPI log.
+
+Every call goes through the MSP client of authorization.msp_client: https to a public address
+(or a host on MSP_URL_ALLOWLIST), no redirects, no proxies (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from authorization.msp_client import msp_http_client
+
+from . import ocpi
+from .models import OcpiLog, Partner
+from .transport import redact
+
+
+class PartnerCallError(Exception):
+    """The partner could not be reached or did not accept the request."""
+
+    def __init__(self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.ocpi_status = ocpi_status
+
+
+@dataclass(frozen=True)
+class Answer:
+    http_status: int
+    ocpi_status: int
+    data: Any
+    headers: httpx.Headers
+
+
+def call(
+    *, partner: Partner | None, method: str, url: str, token: str, module: str, body: Any = None,
+    params: dict[str, str] | None = None, to_party: tuple[str, str] | None = None,
+    timeout: float | None = None, client: httpx.Client | None = None,
+) -> Answer:
+    """Send one OCPI request and return its answer; raise PartnerCallError unless it is 1xxx.
+
+    `to_party` (country code, party id) adds the routing headers a hub needs.
+    """
+    request_id = str(uuid.uuid4())
+    correlation_id = str(uuid.uuid4())
+    headers = {
+        "Authorization": ocpi.encode_authorization(token),
+        "X-Request-ID": request_id,
+        "X-Correlation-ID": correlation_id,
+    }
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if to_party is not None and module not in ("versions", "credentials"):
+        # Routing headers are never used with the configuration modules (transport_and_format).
+        headers.update({
+            "OCPI-to-country-code": to_party[0], "OCPI-to-party-id": to_party[1],
+            "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE, "OCPI-from-party-id": settings.OCPI_PARTY_ID,
+        })
+    log = OcpiLog(
+        partner=partner, direction=OcpiLog.Direction.OUT, module=module, method=method, url=url[:1000],
+        request_id=request_id, correlation_id=correlation_id, request_body=redact(module, body),
+    )
+    started = time.monotonic()
+    own_client = client is None
+    http = client or msp_http_client(timeout=timeout or settings.OCPI_TIMEOUT_S)
+    try:
+        try:
+            response = http.request(method, url, json=body, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            log.error = f"unreachable: {exc}"[:500]
+            raise PartnerCallError(f"{url} unreachable: {exc}") from None
+        finally:
+            if own_client:
+                http.close()
+        log.http_status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            log.response_body = redact(module, payload)
+            status = payload.get("status_code")
+            log.ocpi_status = status if isinstance(status, int) else None
+        else:
+            log.response_body = {"body": response.text[:2000]}
+        if not 200 <= response.status_code < 300:
+            log.error = f"HTTP {response.status_code}"
+            raise PartnerCallError(log.error, http_status=response.status_code, ocpi_status=log.ocpi_status)
+        if not isinstance(payload, dict) or not isinstance(payload.get("status_code"), int):
+            log.error = "answer is not an OCPI response"
+            raise PartnerCallError(log.error, http_status=response.status_code)
+        if not 1000 <= payload["status_code"] < 2000:
+            log.error = f"OCPI {payload['status_code']}: {payload.get('status_message', '')}"[:500]
+            raise PartnerCallError(log.error, http_status=response.status_code, ocpi_status=payload["status_code"])
+        return Answer(response.status_code, payload["status_code"], payload.get("data"), response.headers)
+    finally:
+        log.duration_ms = int((time.monotonic() - started) * 1000)
+        log.save()

@@ -1,0 +1,209 @@
+"""OCPI 2.2.1 wire rules as pure functions: envelope, status codes, credentials tokens, paging.
+
+Pure: no Django, no I/O (checked by import-linter). Section numbers cite the OCPI 2.2.1 text
+in ../shared/reference/ocpi/.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+from urllib.parse import urlencode
+
+VERSION = "2.2.1"
+MAX_LIMIT = 100  # transport_and_format "Paginated Response": X-Limit, our upper bound per page
+
+
+class Code(IntEnum):
+    """OCPI status codes (status_codes.asciidoc)."""
+
+    SUCCESS = 1000
+    CLIENT_ERROR = 2000
+    INVALID_PARAMETERS = 2001
+    NOT_ENOUGH_INFORMATION = 2002
+    UNKNOWN_LOCATION = 2003
+    UNKNOWN_TOKEN = 2004
+    SERVER_ERROR = 3000
+    CLIENT_API_UNUSABLE = 3001
+    UNSUPPORTED_VERSION = 3002
+    NO_MATCHING_ENDPOINTS = 3003
+
+
+class Role(StrEnum):
+    CPO = "CPO"
+    EMSP = "EMSP"
+    HUB = "HUB"
+    NAP = "NAP"
+    NSP = "NSP"
+    OTHER = "OTHER"
+    SCSP = "SCSP"
+
+
+class InterfaceRole(StrEnum):
+    SENDER = "SENDER"
+    RECEIVER = "RECEIVER"
+
+
+def format_datetime(value: datetime) -> str:
+    """Return an OCPI DateTime: UTC, 'Z', whole seconds (types.asciidoc DateTime)."""
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an OCPI DateTime; one without a zone is UTC (types.asciidoc). Raises ValueError."""
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def envelope(
+    data: Any = None, *, code: int = Code.SUCCESS, message: str = "", now: datetime
+) -> dict[str, Any]:
+    """Return the OCPI response object (transport_and_format "Response format")."""
+    body: dict[str, Any] = {"status_code": int(code)}
+    if data is not None:
+        body["data"] = data
+    if message:
+        body["status_message"] = message[:255]
+    body["timestamp"] = format_datetime(now)
+    return body
+
+
+# -- credentials tokens ------------------------------------------------------------------------
+
+
+def new_credentials_token() -> str:
+    """Return a fresh credentials token: 43 printable URL-safe characters (string(64))."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Return the SHA-256 of a credentials token, hex.
+
+    Tokens are 256-bit random strings, so a plain digest is enough to make a stolen database
+    useless for calling us, and it keeps the lookup an index hit.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def encode_authorization(token: str) -> str:
+    """Return the Authorization header value for `token` (Base64 of its UTF-8 bytes)."""
+    return "Token " + base64.b64encode(token.encode()).decode()
+
+
+def decode_authorization(header: str) -> list[str]:
+    """Return the credentials tokens the header may carry, most likely first.
+
+    OCPI 2.2.1 Base64-encodes the token; many 2.1.1/2.2 peers send it as is
+    (transport_and_format "Authorization header", NOTE). Both readings are tried.
+    """
+    parts = header.strip().split(" ", 1)
+    if len(parts) != 2 or parts[0].lower() != "token" or not parts[1].strip():
+        return []
+    raw = parts[1].strip()
+    candidates: list[str] = []
+    try:
+        decoded = base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if decoded and decoded.isprintable():
+        candidates.append(decoded.strip())
+    candidates.append(raw)
+    return candidates
+
+
+# -- pagination ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    limit: int
+    date_from: datetime | None
+    date_to: datetime | None
+
+
+class BadParameter(ValueError):
+    """A query parameter the client got wrong (OCPI 2001)."""
+
+
+def parse_page(params: dict[str, str]) -> Page:
+    """Return the paging parameters of a GET list request (transport_and_format "Pagination")."""
+    try:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or MAX_LIMIT)
+    except ValueError:
+        raise BadParameter("offset and limit must be whole numbers") from None
+    if offset < 0 or limit < 1:
+        raise BadParameter("offset must be >= 0 and limit >= 1")
+    dates: dict[str, datetime | None] = {}
+    for name in ("date_from", "date_to"):
+        value = params.get(name)
+        try:
+            dates[name] = parse_datetime(value) if value else None
+        except ValueError:
+            raise BadParameter(f"{name} is not a DateTime") from None
+    return Page(offset=offset, limit=min(limit, MAX_LIMIT), date_from=dates["date_from"], date_to=dates["date_to"])
+
+
+def next_link(base_url: str, params: dict[str, str], page: Page, total: int) -> str | None:
+    """Return the Link header to the next page, keeping the request's filters, or None."""
+    if page.offset + page.limit >= total:
+        return None
+    query = {key: value for key, value in params.items() if key not in ("offset", "limit")}
+    query = {"offset": str(page.offset + page.limit), "limit": str(page.limit), **query}
+    return f'<{base_url}?{urlencode(query)}>; rel="next"'
+
+
+# -- Locations: status and connector mapping ------------------------------------------------------
+
+# OCPP 1.6 ChargePointStatus -> OCPI 2.2.1 EVSE Status (mod_locations "Status enum").
+_EVSE_STATUS = {
+    "Available": "AVAILABLE",
+    "Preparing": "AVAILABLE",  # plugged in, no session yet: still free for the driver at it
+    "Charging": "CHARGING",
+    "SuspendedEV": "CHARGING",
+    "SuspendedEVSE": "CHARGING",
+    "Finishing": "CHARGING",
+    "Reserved": "RESERVED",
+    "Unavailable": "INOPERATIVE",
+    "Faulted": "OUTOFORDER",
+}
+
+
+def evse_status(ocpp_status: str, *, charger_online: bool, out_of_order: bool) -> str:
+    """Return the OCPI EVSE status of a connector in OCPP 1.6 status `ocpp_status`."""
+    if out_of_order:
+        return "OUTOFORDER"
+    if not charger_online:
+        return "UNKNOWN"
+    return _EVSE_STATUS.get(ocpp_status, "UNKNOWN")
+
+
+def evse_uid(station_id: str, connector_id: int) -> str:
+    """Return the EVSE uid of one OCPP connector: one OCPI EVSE per OCPP 1.6 connector."""
+    return f"{station_id}*{connector_id}"
+
+
+def split_evse_uid(uid: str) -> tuple[str, int] | None:
+    """Return (station id, connector id) of an EVSE uid, or None if it is not one of ours."""
+    station_id, sep, connector = uid.rpartition("*")
+    if not sep or not station_id or not connector.isdigit() or int(connector) < 1:
+        return None
+    return station_id, int(connector)
+
+
+def evse_id(country_code: str, party_id: str, station_id: str, connector_id: int) -> str:
+    """Return the eMI3 EVSE ID: <country>*<operator>*E<power outlet id> (mod_locations EVSE.evse_id)."""
+    outlet = "".join(ch for ch in f"{station_id}{connector_id}".upper() if ch.isalnum())
+    return f"{country_code.upper()}*{party_id.upper()}*E{outlet}"[:48]

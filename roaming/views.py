@@ -1,0 +1,63 @@
+"""OCPI 2.2.1 CPO endpoints under /ocpi/: transport only (roaming.transport does the envelope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from . import ocpi, services
+from .models import Partner
+from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint
+
+
+def _versions_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("roaming:versions"))
+
+
+@ocpi_endpoint("versions", token_a_allowed=True, connected_only=False)
+def versions(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
+    return OcpiResult(data=[{"version": ocpi.VERSION, "url": request.build_absolute_uri(reverse("roaming:version-details"))}])
+
+
+@ocpi_endpoint("versions", token_a_allowed=True, connected_only=False)
+def version_details(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
+    endpoints = [
+        {"identifier": identifier, "role": str(role), "url": request.build_absolute_uri(reverse(name))}
+        for identifier, role, name in services.OUR_ENDPOINTS
+    ]
+    return OcpiResult(data={"version": ocpi.VERSION, "endpoints": endpoints})
+
+
+@ocpi_endpoint("credentials", token_a_allowed=True, connected_only=False)
+def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    partner = caller.partner
+    registered = partner.state == Partner.State.CONNECTED and not caller.with_token_a
+    method = request.method
+    if method == "GET":
+        # Our credentials for the partner: the token is the one it called with (we keep only
+        # its hash, so it comes from the request).
+        return OcpiResult(data=services.our_credentials(token=caller.token, versions_url=_versions_url(request)))
+    if method in ("POST", "PUT"):
+        # credentials "POST Method" / "PUT Method": 405 when already / not yet registered.
+        if (method == "POST") == registered:
+            message = "Already registered: use PUT." if registered else "Not registered: use POST."
+            raise OcpiError(ocpi.Code.CLIENT_ERROR, message, http_status=405)
+        try:
+            data = services.credentials_receive(
+                partner=partner, body=body, versions_url=_versions_url(request), update=method == "PUT"
+            )
+        except services.RegistrationError as exc:
+            raise OcpiError(exc.code, exc.message) from None
+        return OcpiResult(data=data)
+    if method == "DELETE":
+        if not registered:
+            raise OcpiError(ocpi.Code.CLIENT_ERROR, "Not registered.", http_status=405)
+        services.partner_unregister(partner=partner)
+        return OcpiResult()
+    raise OcpiError(ocpi.Code.CLIENT_ERROR, "Method not allowed.", http_status=405)

@@ -1,0 +1,108 @@
+"""The credentials handshake both ways, over real HTTP with an independent eMSP."""
+
+import json
+
+import pytest
+
+from authorization.models import MobilityServiceProvider
+from roaming import ocpi, services
+from roaming.models import OcpiLog, Partner
+from tests.factories import OrganizationFactory
+from tests.roaming.emsp_stub import EmspStub
+
+
+@pytest.fixture
+def stub(settings):
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]  # the stub listens on loopback
+    emsp = EmspStub()
+    yield emsp
+    emsp.close()
+
+
+def test_partner_registers_with_our_token_a_and_then_only_token_c_works(live_server, stub):
+    partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
+    versions_url = f"{live_server.url}/ocpi/versions"
+
+    answer = stub.register_with(versions_url, token_a)
+
+    token_c = answer["data"]["token"]
+    assert answer["data"]["roles"][0]["role"] == "CPO"
+    partner.refresh_from_db()
+    assert partner.state == Partner.State.CONNECTED
+    assert (partner.country_code, partner.party_id, partner.role) == ("DE", "EMS", "EMSP")
+    # We keep the stub's token B to call it, and only hashes of the tokens we verify.
+    assert partner.outgoing_token == stub.cpo_token
+    assert partner.incoming_token_hash == ocpi.token_hash(token_c)
+    assert partner.token_a_hash == ""
+    assert token_c not in json.dumps([str(v) for v in Partner.objects.values().get(pk=partner.pk).values()])
+    # The partner is the operator's MSP for its party.
+    msp = MobilityServiceProvider.objects.get(pk=partner.msp_id)
+    assert (msp.organization_id, msp.country_code, msp.party_id) == (partner.organization_id, "DE", "EMS")
+    assert msp.live_validation_url == stub.base + "/2.2.1/tokens"
+    # Token A is thrown away; token C works.
+    status, body, _ = stub.request("GET", versions_url, token=token_a)
+    assert status == 401 and body["status_code"] == 2000
+    status, body, _ = stub.request("GET", versions_url, token=token_c)
+    assert status == 200 and body["data"][0]["version"] == "2.2.1"
+
+
+def test_we_register_with_a_partner_from_its_versions_url_and_token_a(live_server, stub):
+    organization = OrganizationFactory()
+
+    partner = services.partner_connect(
+        organization=organization, name="Stub", versions_url=stub.versions_url, token_a=stub.token_a,
+        our_versions_url=f"{live_server.url}/ocpi/versions",
+    )
+
+    assert partner.state == Partner.State.CONNECTED
+    # The stub answered its token C; it called our versions with the token B we sent it.
+    assert partner.outgoing_token == stub.cpo_token and stub.cpo_token.startswith("stub-token-c-")
+    assert partner.incoming_token_hash == ocpi.token_hash(stub.our_token_at_cpo)
+    assert ("credentials", "SENDER") in stub.cpo_endpoints
+    assert partner.endpoint("locations", "RECEIVER") == stub.base + "/2.2.1/locations"
+    # And it can call us with that token B from now on.
+    status, body, _ = stub.request("GET", stub.cpo_endpoints[("credentials", "SENDER")])
+    assert status == 200 and body["data"]["token"] == stub.our_token_at_cpo
+    # Both directions are in the log, without the tokens.
+    rows = OcpiLog.objects.filter(partner=partner)
+    assert {row.direction for row in rows} == {"in", "out"}
+    assert stub.our_token_at_cpo not in json.dumps([r.request_body for r in rows] + [r.response_body for r in rows])
+
+
+def test_registration_fails_with_3001_when_the_partner_versions_cannot_be_read(live_server, stub):
+    partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
+    url = f"{live_server.url}/ocpi/2.2.1/credentials"
+    body = stub.our_credentials("stub-token-b-x")
+    body["url"] = stub.base + "/nowhere"
+
+    status, answer, _ = stub.request("POST", url, body, token=token_a)
+
+    assert status == 200 and answer["status_code"] == 3001
+    partner.refresh_from_db()
+    assert partner.state == Partner.State.PENDING
+
+
+def test_post_when_registered_and_put_when_not_are_405_and_delete_unregisters(live_server, stub):
+    partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
+    url = f"{live_server.url}/ocpi/2.2.1/credentials"
+
+    status, _, _ = stub.request("PUT", url, stub.our_credentials("stub-token-b-1"), token=token_a)
+    assert status == 405
+    stub.register_with(f"{live_server.url}/ocpi/versions", token_a)
+    status, _, _ = stub.request("POST", url, stub.our_credentials("stub-token-b-2"))
+    assert status == 405
+
+    # PUT: new endpoints fetched, a new token C issued, the old one stops working.
+    old_token = stub.our_token_at_cpo
+    status, answer, _ = stub.request("PUT", url, stub.our_credentials(stub.cpo_token))
+    assert status == 200 and answer["status_code"] == 1000
+    new_token = answer["data"]["token"]
+    assert new_token != old_token
+    assert stub.request("GET", url, token=old_token)[0] == 401
+    assert stub.request("GET", url, token=new_token)[0] == 200
+
+    status, answer, _ = stub.request("DELETE", url, token=new_token)
+    assert status == 200 and answer["status_code"] == 1000
+    partner.refresh_from_db()
+    assert partner.state == Partner.State.UNREGISTERED and partner.outgoing_token == ""
+    assert stub.request("GET", url, token=new_token)[0] == 401
