@@ -82,13 +82,13 @@ class ChargerAdminForm(forms.ModelForm):
 @admin.register(Charger)
 class ChargerAdmin(admin.ModelAdmin):
     form = ChargerAdminForm
-    list_display = ["station_id", "property", "online", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version"]
+    list_display = ["station_id", "property", "online", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version", "ocpp_version"]
     search_fields = ["station_id", "name", "serial_number", "vendor", "model", "property__name"]
-    list_filter = ["security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
+    list_filter = ["ocpp_version", "security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
     list_select_related = ["property"]
     raw_id_fields = ["property"]
     filter_horizontal = ["token_groups"]
-    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at", "security_profile_pending", "ocpp_password_set_at"]
+    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at", "security_profile_pending", "ocpp_password_set_at", "ocpp_version"]
     inlines = [ConnectorInline]
     actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache", "push_local_list"]
 

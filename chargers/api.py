@@ -80,11 +80,11 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "security_profile_pending", "ocpp_password", "has_password", "ocpp_password_set_at",
             "license_valid_until", "out_of_order", "status", "last_heartbeat", "last_seen_at", "vendor",
             "model", "serial_number", "firmware_version", "registration_status", "connectors",
-            "roaming_enabled", "guest_charging_enabled", "token_groups",
+            "roaming_enabled", "guest_charging_enabled", "token_groups", "ocpp_version",
         ]
         read_only_fields = [
             "vendor", "model", "serial_number", "firmware_version", "last_seen_at", "security_profile_pending",
-            "ocpp_password_set_at",
+            "ocpp_password_set_at", "ocpp_version",
         ]
 
     last_heartbeat = serializers.DateTimeField(source="last_heartbeat_at", read_only=True)

@@ -1,7 +1,8 @@
-"""Websocket consumers: OCPP-J 1.6 for chargers, and the live message log for browsers.
+"""Websocket consumers: OCPP-J 1.6 and 2.0.1 for chargers, and the live message log for browsers.
 
 The OCPP consumer is transport only: handshake (chargers.handshake), framing, logging every
-frame, and routing each CALL to chargers.ocpp.v16. Domain work happens in services.
+frame, and routing each CALL to chargers.ocpp.v16 or chargers.ocpp.v201, by the negotiated
+subprotocol. Domain work happens in services.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice import db
-from chargers import credentials, handshake, process, services
+from chargers import credentials, handshake, process, services, services_v201
 from chargers.commands import command_complete, command_group
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
 from chargers.models import Command
-from chargers.ocpp import protocol, v16
+from chargers.ocpp import protocol, protocol201, v16, v201
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -52,6 +53,9 @@ def _redacted(action: str, payload: Any) -> Any:
 
 class OcppConsumer(AsyncWebsocketConsumer):
     conn: v16.Connection | None = None
+    # Framing/validation and handlers of the negotiated OCPP version (1.6 or 2.0.1).
+    proto: Any = protocol
+    handler: Any = v16
     busy = False
     draining = False
     closing = False
@@ -116,7 +120,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 raise StopConsumer() from None
             await self._refuse(refusal.status, refusal.reason, refusal.headers)
         connection_id = uuid.uuid4().hex
-        self.conn = v16.Connection(
+        subprotocol = handshake.negotiate(self.scope.get("subprotocols", []))
+        version = handshake.SUBPROTOCOLS[subprotocol]
+        if version == "2.0.1":
+            self.proto, self.handler = protocol201, v201
+        self.conn = self.handler.Connection(
             charger_id=charger.pk, station_id=station_id, connection_id=connection_id,
             registration_status=charger.registration_status,
         )
@@ -139,8 +147,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             services.charger_mark_connected, charger_id=charger.pk, connection_id=connection_id,
             process_key=process.KEY,
         )
+        if charger.ocpp_version != version:
+            await db.run(services_v201.charger_set_ocpp_version, charger_id=charger.pk, version=version)
         try:
-            await self.accept(SUBPROTOCOL)
+            await self.accept(subprotocol)
         except RuntimeError:
             # The handshake already failed under us (the client gave up, or the server is
             # stopping): nothing to accept; the disconnect clears the state recorded above.
@@ -204,7 +214,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         conn.received_at = timezone.now()
         writer.touch(conn.charger_id)
         try:
-            frame = protocol.parse_frame(text_data)
+            frame = self.proto.parse_frame(text_data)
         except protocol.FrameError as exc:
             payload = exc.payload if isinstance(exc.payload, list) else None
             await writer.add_message(
@@ -241,8 +251,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         error: protocol.OcppError | None = None
         response: dict | None = None
         try:
-            protocol.check_action(frame.action)
-            response = await v16.handle_call(conn, frame.action, frame.payload, frame.unique_id)
+            self.proto.check_action(frame.action)
+            response = await self.handler.handle_call(conn, frame.action, frame.payload, frame.unique_id)
         except protocol.OcppError as exc:
             error = exc
         except Exception:
@@ -262,7 +272,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if error is not None:
             await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
             return
-        reply = protocol.call_result(frame.unique_id, response)
+        reply = self.proto.call_result(frame.unique_id, response)
         await self.send(text_data=reply)
         await writer.add_message(
             charger_id=conn.charger_id, direction="out", message_type=protocol.CALLRESULT,
@@ -276,7 +286,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await publish_connector_events(conn.charger_id, events)
 
     async def _send_error(self, unique_id: str, code: str, description: str, action: str, details=None) -> None:
-        text = protocol.call_error(unique_id, code, description, details)
+        text = self.proto.call_error(unique_id, code, description, details)
         await self.send(text_data=text)
         await writer.add_message(
             charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALLERROR,
@@ -312,7 +322,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             async with self.call_lock:
                 future = asyncio.get_running_loop().create_future()
                 self.pending[unique_id] = PendingCall(action, future)
-                await self.send(text_data=protocol.call(unique_id, action, payload))
+                await self.send(text_data=self.proto.call(unique_id, action, payload))
                 await writer.add_message(
                     charger_id=conn.charger_id, direction="out", message_type=protocol.CALL,
                     unique_id=unique_id, action=action, payload=_redacted(action, payload),

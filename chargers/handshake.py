@@ -31,6 +31,16 @@ from chargers.models import Charger
 security_log = logging.getLogger("chargers.security")
 
 SUBPROTOCOL = "ocpp1.6"
+# The websocket subprotocols we speak, most preferred first: a charger offering both gets 2.0.1
+# (OCPP-J 2.0.1 part 4 §3.1.2/§3.2). Each maps to the OCPP version stored on the charger.
+SUBPROTOCOLS = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+
+
+def negotiate(offered: list[str]) -> str | None:
+    """Return the subprotocol to accept among those `offered`, or None if we speak none of them."""
+    return next((name for name in SUBPROTOCOLS if name in offered), None)
+
+
 # OCPP-J identifierString: printable ASCII without ':' (it would break Basic auth), at most 48.
 # Anything else cannot be a charger of ours: refuse with 400 before any lookup.
 STATION_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=+|@.]{1,48}$")
@@ -164,11 +174,11 @@ async def admit(scope: dict, station_id: str) -> Charger:
         security_log.warning("Refused malformed station id %r from %s", station_id[:60], address)
         raise Refused(400, "Malformed charge point identity.")
     offered = scope.get("subprotocols", [])
-    if SUBPROTOCOL not in offered:
+    if negotiate(offered) is None:
         security_log.warning("Refused %s from %s: no supported subprotocol in %r", station_id, address, offered[:5])
-        # OCPP-J 1.6 §3.2: a client that offered other subprotocols gets the handshake completed
-        # without Sec-WebSocket-Protocol, then an immediate close (MUST). None offered: HTTP 400.
-        raise Refused(400, "Offer the ocpp1.6 websocket subprotocol.", complete_then_close=bool(offered))
+        # OCPP-J 1.6 and 2.0.1 §3.2: a client that offered other subprotocols gets the handshake
+        # completed without Sec-WebSocket-Protocol, then an immediate close (MUST). None offered: HTTP 400.
+        raise Refused(400, "Offer the ocpp2.0.1 or ocpp1.6 websocket subprotocol.", complete_then_close=bool(offered))
     if guard.blocked(address=address, station_id=station_id):
         security_log.warning("Throttled handshake for %r from %s", station_id, address)
         raise Refused(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])

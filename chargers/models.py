@@ -44,6 +44,10 @@ class Charger(models.Model):
         TLS_BASIC_AUTH = 2, "2 – password (HTTP Basic) over TLS"
         TLS_CLIENT_CERTIFICATE = 3, "3 – TLS client certificate"
 
+    class OcppVersion(models.TextChoices):
+        V16 = "1.6", "OCPP 1.6J"
+        V201 = "2.0.1", "OCPP 2.0.1"
+
     station_id = models.CharField(
         max_length=48, unique=True, validators=[station_id_validator],
         help_text="The OCPP identity in the websocket URL. Case-sensitive.",
@@ -98,6 +102,8 @@ class Charger(models.Model):
         choices=SecurityProfile.choices, null=True, blank=True
     )
     ocpp_password_set_at = models.DateTimeField(null=True, blank=True)
+    # The OCPP version of its last connection, negotiated by websocket subprotocol (docs/ocpp.md).
+    ocpp_version = models.CharField(max_length=5, choices=OcppVersion.choices, default=OcppVersion.V16)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -240,6 +246,10 @@ class ChargingSession(models.Model):
     received_start_at = models.DateTimeField(auto_now_add=True)
     received_stop_at = models.DateTimeField(null=True, blank=True)
     transaction_data = models.JSONField(null=True, blank=True)
+    # OCPP 2.0.1: the charger names the transaction (transactionInfo.transactionId, a string);
+    # transaction_id above is still ours, so everything keyed on it works for both versions.
+    ocpp_transaction_id = models.CharField(max_length=36, blank=True, default="")
+    remote_start_id = models.IntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -248,7 +258,11 @@ class ChargingSession(models.Model):
             models.UniqueConstraint(
                 fields=["charger", "connector_id", "id_tag", "meter_start_wh", "started_at"],
                 name="unique_session_start",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["charger", "ocpp_transaction_id"], condition=~models.Q(ocpp_transaction_id=""),
+                name="unique_session_ocpp_transaction",
+            ),
         ]
         indexes = [
             models.Index(fields=["charger", "-started_at"], name="session_charger_time"),
@@ -564,3 +578,104 @@ class ChargerOperationStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_id}: {self.status}"
+
+
+# -- OCPP 2.0.1: transaction events, device model, events -------------------------------------------
+
+
+class TransactionEvent(models.Model):
+    """One OCPP 2.0.1 TransactionEvent as received. A session is recomputed from all the events
+    of its transaction in seqNo order (chargers.ocpp.v201_transactions.fold); (transaction, seqNo)
+    is unique, so a repeated event changes nothing."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="transaction_events")
+    session = models.ForeignKey(
+        ChargingSession, on_delete=models.CASCADE, null=True, blank=True, related_name="transaction_events"
+    )
+    ocpp_transaction_id = models.CharField(max_length=36)
+    seq_no = models.IntegerField(null=True, blank=True)
+    event_type = models.CharField(max_length=8)
+    trigger_reason = models.CharField(max_length=30, blank=True)
+    timestamp = models.DateTimeField(help_text="Charger's clock.")
+    offline = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq_no", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charger", "ocpp_transaction_id", "seq_no"], name="unique_transaction_event_seq"
+            )
+        ]
+        indexes = [models.Index(fields=["charger", "ocpp_transaction_id"], name="txevent_transaction")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.seq_no} of {self.ocpp_transaction_id} on {self.charger_id}"
+
+
+class DeviceVariable(models.Model):
+    """One attribute of one variable of a 2.0.1 charger's device model (NotifyReport, GetVariables)."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="device_variables")
+    component = models.CharField(max_length=50)
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(default=0, help_text="0: not on an EVSE.")
+    connector_id = models.PositiveIntegerField(default=0, help_text="0: not on a connector.")
+    variable = models.CharField(max_length=50)
+    variable_instance = models.CharField(max_length=50, blank=True)
+    attribute_type = models.CharField(max_length=8, default="Actual")
+    value = models.CharField(max_length=2500, blank=True)
+    mutability = models.CharField(max_length=10, blank=True)
+    persistent = models.BooleanField(null=True, blank=True)
+    constant = models.BooleanField(null=True, blank=True)
+    data_type = models.CharField(max_length=20, blank=True)
+    unit = models.CharField(max_length=16, blank=True)
+    values_list = models.CharField(max_length=1000, blank=True)
+    # In the standardized list of the 2.0.1 appendices (chargers.device_model).
+    standardized = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "charger", "component", "component_instance", "evse_id", "connector_id", "variable",
+                    "variable_instance", "attribute_type",
+                ],
+                name="unique_device_variable",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component}.{self.variable} ({self.attribute_type}) of {self.charger_id}"
+
+
+class ChargerEvent(models.Model):
+    """One eventData entry of a 2.0.1 NotifyEvent (a monitor tripped, an availability change, ...)."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="device_events")
+    event_id = models.IntegerField()
+    timestamp = models.DateTimeField(help_text="Charger's clock.")
+    trigger = models.CharField(max_length=10)
+    component = models.CharField(max_length=50)
+    variable = models.CharField(max_length=50)
+    actual_value = models.CharField(max_length=2500, blank=True)
+    event_notification_type = models.CharField(max_length=30, blank=True)
+    cleared = models.BooleanField(null=True, blank=True)
+    tech_info = models.CharField(max_length=500, blank=True)
+    data = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            # A NotifyEvent whose answer was lost comes again: stored once.
+            models.UniqueConstraint(fields=["charger", "event_id", "timestamp"], name="unique_charger_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component}.{self.variable}={self.actual_value} at {self.charger_id}"

@@ -435,6 +435,11 @@ def _journal_apply_entry(entry: dict) -> None:
         return
     action, charger_id, payload = entry["action"], entry["charger_id"], entry["payload"]
     received = _journal_time(entry.get("received_at"))
+    if entry.get("protocol") == "2.0.1":  # OCPP 2.0.1 entries (chargers.services_v201)
+        from .services_v201 import journal_apply_entry
+
+        journal_apply_entry(entry, received)
+        return
     if action == "StartTransaction":
         reading = tolerant.read_start(payload, REQUEST_VALIDATORS[action], received)
         session_start(

@@ -1,0 +1,367 @@
+"""The standardized device model of OCPP 2.0.1 (part 2 appendices 3 and 4). Pure: no Django.
+
+A NotifyReport row is marked "standardized" when its component is one of appendix 3 and its
+variable is one the appendix lists for that component, or one of the generic standardized
+variables of appendix 4 (which any component may carry). Names were taken from the appendix
+tables of edition 3 (v1.4); a vendor's own components and variables are stored the same way,
+only not marked.
+"""
+
+from __future__ import annotations
+
+# Appendix 3: standardized components and the variables each one defines.
+COMPONENT_VARIABLES: dict[str, frozenset[str]] = {
+    "AlignedDataCtrl": frozenset(
+        [
+            "Available",
+            "Enabled",
+            "Interval",
+            "Measurands",
+            "SendDuringIdle",
+            "SignReadings",
+            "TxEndedInterval",
+            "TxEndedMeasurands",
+        ]
+    ),
+    "AuthCtrl": frozenset(
+        [
+            "AdditionalInfoItemsPerMessage",
+            "DisableRemoteAuthorization",
+            "Enabled",
+            "LocalAuthorizationOffline",
+            "LocalPreAuthorization",
+            "MasterPassGroupId",
+            "OfflineTxForUnknownIdEnabled",
+        ]
+    ),
+    "AuthCacheCtrl": frozenset(["Available", "DisablePostAuthorize", "Enabled", "LifeTime", "Policy"]),
+    "CHAdeMOCtrl": frozenset(
+        [
+            "Active",
+            "CHAdeMOProtocolNumber",
+            "Complete",
+            "DynamicControl",
+            "Enabled",
+            "HighCurrentControl",
+            "HighVoltageControl",
+            "Problem",
+            "SelftestActive",
+            "Tripped",
+            "VehicleStatus",
+        ]
+    ),
+    "ClockCtrl": frozenset(
+        [
+            "DateTime",
+            "NextTimeOffsetTransitionDateTime",
+            "NtpServerUri",
+            "NtpSource",
+            "TimeAdjustmentReportingThreshold",
+            "TimeOffset",
+            "TimeSource",
+            "TimeZone",
+        ]
+    ),
+    "CustomizationCtrlr": frozenset(["CustomImplementationEnabled"]),
+    "DeviceDataCtrl": frozenset(["BytesPerMessage", "ItemsPerMessage", "ValueSize"]),
+    "DisplayMessageCtrl": frozenset(
+        ["Available", "DisplayMessages", "Enabled", "PersonalMessageSize", "SupportedFormats"]
+    ),
+    "ISO15118Ctrl": frozenset(
+        [
+            "Active",
+            "CentralContractValidationAllow",
+            "Complete",
+            "ContractCertificateInstallationEnabled",
+            "ContractValidationOffline",
+            "CountryName",
+            "Enabled",
+            "MaxScheduleEntries",
+            "OrganizationName",
+            "PnCEnabled",
+            "Problem",
+            "RequestMeteringReceipt",
+            "RequestedEnergyTransferMode",
+            "SeccId",
+            "SelftestActive",
+            "Tripped",
+            "V2GCertificateInstallationEnabled",
+        ]
+    ),
+    "LocalAuthListCtrlr": frozenset(
+        [
+            "Available",
+            "BytesPerMessage",
+            "DisablePostAuthorize",
+            "Enabled",
+            "Entries",
+            "ItemsPerMessage",
+            "Storage",
+        ]
+    ),
+    "MonitoringCtrl": frozenset(
+        [
+            "ActiveMonitoringBase",
+            "ActiveMonitoringLevel",
+            "Available",
+            "BytesPerMessage",
+            "Enabled",
+            "ItemsPerMessage",
+            "MonitoringBase",
+            "MonitoringLevel",
+            "OfflineQueuingSeverity",
+        ]
+    ),
+    "OCPPCommCtrl": frozenset(
+        [
+            "ActiveNetworkProfile",
+            "FieldLength",
+            "FileTransferProtocols",
+            "HeartbeatInterval",
+            "MessageAttemptInterval",
+            "MessageAttempts",
+            "MessageTimeout",
+            "MinimumStatusDuration",
+            "NetworkConfigurationPriority",
+            "NetworkProfileConnectionAttempts",
+            "OfflineThreshold",
+            "PublicKeyWithSignedMeterValue",
+            "QueueAllMessages",
+            "ResetRetries",
+            "RetryBackOffRandomRange",
+            "RetryBackOffRepeatTimes",
+            "RetryBackOffWaitMinimum",
+            "UnlockOnEVSideDisconnect",
+            "WebSocketPingInterval",
+        ]
+    ),
+    "ReservationCtrl": frozenset(["Available", "Enabled", "NonEvseSpecific"]),
+    "SampleDataCtrl": frozenset(
+        [
+            "Available",
+            "Enabled",
+            "RegisterValuesWithoutPhases",
+            "SignReadings",
+            "TxEndedInterval",
+            "TxEndedMeasurands",
+            "TxStartedMeasurands",
+            "TxUpdatedInterval",
+            "TxUpdatedMeasurands",
+        ]
+    ),
+    "SecurityCtrl": frozenset(
+        [
+            "AdditionalRootCertificateCheck",
+            "BasicAuthPassword",
+            "CertSigningRepeatTimes",
+            "CertSigningWaitMinimum",
+            "Identity",
+            "MaxCertificateChainSize",
+            "OrganizationName",
+            "SecurityProfile",
+        ]
+    ),
+    "SmartChargingCtrl": frozenset(
+        [
+            "ACPhaseSwitchingSupported",
+            "Available",
+            "Enabled",
+            "Entries",
+            "ExternalControlSignalsEnabled",
+            "LimitChangeSignificance",
+            "NotifyChargingLimitWithSched",
+            "PeriodsPerSchedule",
+            "Phases3to1",
+            "ProfileStackLevel",
+            "RateUnit",
+        ]
+    ),
+    "TariffCostCtrl": frozenset(
+        ["Available", "Currency", "Enabled", "TariffFallbackMessage", "TotalCostFallbackMessage"]
+    ),
+    "TxCtrl": frozenset(
+        [
+            "EVConnectionTimeOut",
+            "MaxEnergyOnInvalidId",
+            "StopTxOnEVSideDisconnect",
+            "StopTxOnInvalidId",
+            "TxBeforeAcceptedEnabled",
+            "TxStartPoint",
+            "TxStopPoint",
+        ]
+    ),
+    "AccessBarrier": frozenset([]),
+    "AcDcConverter": frozenset([]),
+    "AcPhaseSelector": frozenset([]),
+    "Actuator": frozenset([]),
+    "AirCoolingSystem": frozenset([]),
+    "AreaVentilation": frozenset([]),
+    "BayOccupancySensor": frozenset([]),
+    "BeaconLighting": frozenset([]),
+    "CableBreakawaySensor": frozenset([]),
+    "CaseAccessSensor": frozenset([]),
+    "ChargingStation": frozenset(
+        ["AvailabilityState", "Available", "Model", "SerialNumber", "SupplyPhases", "VendorName"]
+    ),
+    "ChargingStatusIndicator": frozenset([]),
+    "ConnectedEV": frozenset(
+        [
+            "Available",
+            "ChargingCompleteBulk",
+            "ChargingCompleteFull",
+            "DepartureTime",
+            "EnergyCapacity",
+            "ProtocolAgreed",
+            "ProtocolSupportedByEV",
+            "RemainingTimeBulk",
+            "RemainingTimeFullactual",
+            "StateOfChargeBulk",
+            "StateOfChargeactual",
+            "Vehiceld",
+        ]
+    ),
+    "Connector": frozenset([]),
+    "ConnectorHolsterRelease": frozenset([]),
+    "ConnectorHolsterSensor": frozenset([]),
+    "ConnectorPlugRetentionLock": frozenset([]),
+    "ConnectorProtectionRelease": frozenset([]),
+    "Controller": frozenset([]),
+    "ControlMetering": frozenset([]),
+    "CPPWMController": frozenset([]),
+    "DataLink": frozenset([]),
+    "Display": frozenset([]),
+    "DistributionPanel": frozenset([]),
+    "ElectricalFeed": frozenset([]),
+    "ELVSupply": frozenset([]),
+    "EmergencyStopSensor": frozenset([]),
+    "EnvironmentalLighting": frozenset([]),
+    "EVRetentionLock": frozenset([]),
+    "EVSE": frozenset([]),
+    "ExternalTemperatureSensor": frozenset([]),
+    "FiscalMetering": frozenset([]),
+    "FloodSensor": frozenset([]),
+    "GroundIsolationProtection": frozenset([]),
+    "Heater": frozenset([]),
+    "HumiditySensor": frozenset([]),
+    "LocalEnergyStorage": frozenset([]),
+    "OverCurrentProtection": frozenset([]),
+    "OverCurrentProtectionRecloser": frozenset([]),
+    "PowerContactor": frozenset([]),
+    "RCD": frozenset([]),
+    "RCDRecloser": frozenset([]),
+    "RealTimeClock": frozenset([]),
+    "ShockSensor": frozenset([]),
+    "SpacesCountSignage": frozenset([]),
+    "Switch": frozenset([]),
+    "TemperatureSensor": frozenset([]),
+    "TiltSensor": frozenset([]),
+    "TokenReader": frozenset([]),
+    "UpstreamProtectionTrigger": frozenset([]),
+    "Ullnput": frozenset([]),
+    "VehicleIdSensor": frozenset([]),
+}
+
+# Appendix 4: standardized variables, usable on any component.
+GENERIC_VARIABLES: frozenset[str] = frozenset(
+    [
+        "ACCurrent",
+        "ACVoltage",
+        "Active",
+        "AllowReset",
+        "Angle",
+        "Attempts",
+        "AvailabilityState",
+        "Available",
+        "Certificate",
+        "ChargeProtocol",
+        "ChargingCompleteBulk",
+        "ChargingCompleteFull",
+        "ChargingTime",
+        "Color",
+        "Complete",
+        "ConnectedTime",
+        "ConnectorType",
+        "Count",
+        "Currency",
+        "CurrentImbalance",
+        "DCCurrent",
+        "DCVoltage",
+        "DataText",
+        "DateTime",
+        "DepartureTime",
+        "ECVariant",
+        "Enabled",
+        "Energy",
+        "EnergyCapacity",
+        "EnergyExport",
+        "EnergyExportRegister",
+        "EnergyImport",
+        "EnergyImportRegister",
+        "Entries",
+        "Fallback",
+        "FanSpeed",
+        "FirmwareVersion",
+        "Force",
+        "Formats",
+        "Frequency",
+        "FuseRating",
+        "Height",
+        "Humidity",
+        "Hysteresis",
+        "ICCID",
+        "IMSI",
+        "ISO15118EvseId",
+        "Impedance",
+        "Interval",
+        "Length",
+        "Light",
+        "Manufacturer",
+        "Message",
+        "MinimumStatusDuration",
+        "Mode",
+        "Model",
+        "Name",
+        "NetworkAddress",
+        "Operated",
+        "OperatingTimes",
+        "Overload",
+        "Percent",
+        "PhaseRotation",
+        "PostChargingTime",
+        "Power",
+        "Problem",
+        "Protecting",
+        "RemainingTimeBulk",
+        "RemainingTimeFull",
+        "SeccId",
+        "SerialNumber",
+        "SignalStrength",
+        "State",
+        "StateOfCharge",
+        "StateOfChargeBulk",
+        "Storage",
+        "SupplyPhases",
+        "Suspending",
+        "Suspension",
+        "Temperature",
+        "Time",
+        "TimeOffset",
+        "Timeout",
+        "Token",
+        "TokenType",
+        "Tries",
+        "Tripped",
+        "VehicleId",
+        "VersionDate",
+        "VersionNumber",
+        "VoltageImbalance",
+    ]
+)
+
+
+def is_standardized(component: str, variable: str) -> bool:
+    """Return whether (component, variable) is in the standardized device model."""
+    known = COMPONENT_VARIABLES.get(component)
+    if known is None:
+        return False
+    return variable in known or variable in GENERIC_VARIABLES

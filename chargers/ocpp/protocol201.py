@@ -1,0 +1,219 @@
+"""OCPP-J 2.0.1 framing, schema validation and error codes. Pure: no I/O, no Django.
+
+Same interface as chargers.ocpp.protocol (1.6), so the consumer picks one module per
+connection by the negotiated subprotocol. The schemas are the official OCPP 2.0.1 JSON schemas
+shipped in the `ocpp` package, compiled once with fastjsonschema (as for 1.6: docs/performance.md).
+Error codes are the 2.0.1 spellings of OCPP-J 2.0.1 part 4 §4.3 (FormatViolation,
+OccurrenceConstraintViolation, MessageTypeNotSupported, RpcFrameworkError, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import ocpp
+
+from .protocol import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    Frame,
+    FrameError,
+    OcppError,
+    call,
+    call_error,
+    call_result,
+    dumps,
+    format_datetime,
+    parse_datetime,
+)
+
+__all__ = [
+    "CALL", "CALLERROR", "CALLRESULT", "Frame", "FrameError", "OcppError", "call", "call_error", "call_result",
+    "dumps", "format_datetime", "parse_datetime", "parse_frame", "check_action", "check_call", "check_outgoing",
+    "validate", "REQUEST_VALIDATORS", "RESPONSE_VALIDATORS", "SUBPROTOCOL", "VERSION",
+]
+
+SUBPROTOCOL = "ocpp2.0.1"
+VERSION = "2.0.1"
+MAX_MESSAGE_ID_LENGTH = 36  # OCPP-J 2.0.1 part 4 §4.1.4
+
+# OCPP-J 2.0.1 part 4 §4.3, table 8: the only valid error codes.
+FORMAT_VIOLATION = "FormatViolation"
+GENERIC_ERROR = "GenericError"
+INTERNAL_ERROR = "InternalError"
+MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
+NOT_IMPLEMENTED = "NotImplemented"
+NOT_SUPPORTED = "NotSupported"
+OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
+PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+PROTOCOL_ERROR = "ProtocolError"
+RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
+SECURITY_ERROR = "SecurityError"
+TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+
+ERROR_CODES = frozenset(
+    {
+        FORMAT_VIOLATION, GENERIC_ERROR, INTERNAL_ERROR, MESSAGE_TYPE_NOT_SUPPORTED, NOT_IMPLEMENTED,
+        NOT_SUPPORTED, OCCURRENCE_CONSTRAINT_VIOLATION, PROPERTY_CONSTRAINT_VIOLATION, PROTOCOL_ERROR,
+        RPC_FRAMEWORK_ERROR, SECURITY_ERROR, TYPE_CONSTRAINT_VIOLATION,
+    }
+)
+
+# What a Charging Station sends to the CSMS (OCPP 2.0.1 part 2, messages section).
+CHARGER_ACTIONS = frozenset(
+    {
+        "Authorize", "BootNotification", "ClearedChargingLimit", "DataTransfer", "FirmwareStatusNotification",
+        "Get15118EVCertificate", "GetCertificateStatus", "Heartbeat", "LogStatusNotification", "MeterValues",
+        "NotifyChargingLimit", "NotifyCustomerInformation", "NotifyDisplayMessages", "NotifyEVChargingNeeds",
+        "NotifyEVChargingSchedule", "NotifyEvent", "NotifyMonitoringReport", "NotifyReport",
+        "PublishFirmwareStatusNotification", "ReportChargingProfiles", "ReservationStatusUpdate",
+        "SecurityEventNotification", "SignCertificate", "StatusNotification", "TransactionEvent",
+    }
+)
+# What the CSMS sends to a Charging Station.
+CSMS_ACTIONS = frozenset(
+    {
+        "CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache", "ClearChargingProfile",
+        "ClearDisplayMessage", "ClearVariableMonitoring", "CostUpdated", "CustomerInformation", "DataTransfer",
+        "DeleteCertificate", "GetBaseReport", "GetChargingProfiles", "GetCompositeSchedule", "GetDisplayMessages",
+        "GetInstalledCertificateIds", "GetLocalListVersion", "GetLog", "GetMonitoringReport", "GetReport",
+        "GetTransactionStatus", "GetVariables", "InstallCertificate", "PublishFirmware", "RequestStartTransaction",
+        "RequestStopTransaction", "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile",
+        "SetDisplayMessage", "SetMonitoringBase", "SetMonitoringLevel", "SetNetworkProfile",
+        "SetVariableMonitoring", "SetVariables", "TriggerMessage", "UnlockConnector", "UnpublishFirmware",
+        "UpdateFirmware",
+    }
+)
+KNOWN_ACTIONS = CHARGER_ACTIONS | CSMS_ACTIONS
+
+_SCHEMA_DIR = Path(ocpp.__file__).parent / "v201" / "schemas"
+
+_RULE_TO_ERROR = {
+    "type": TYPE_CONSTRAINT_VIOLATION,
+    "format": TYPE_CONSTRAINT_VIOLATION,  # a dateTime that is not one is a data-type violation
+    "required": OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minItems": OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxItems": OCCURRENCE_CONSTRAINT_VIOLATION,
+    "additionalProperties": FORMAT_VIOLATION,
+    "enum": PROPERTY_CONSTRAINT_VIOLATION,
+    "maxLength": PROPERTY_CONSTRAINT_VIOLATION,
+    "minLength": PROPERTY_CONSTRAINT_VIOLATION,
+    "minimum": PROPERTY_CONSTRAINT_VIOLATION,
+    "maximum": PROPERTY_CONSTRAINT_VIOLATION,
+    "multipleOf": PROPERTY_CONSTRAINT_VIOLATION,
+    "pattern": PROPERTY_CONSTRAINT_VIOLATION,
+}
+
+
+def _load_validators() -> tuple[dict[str, Any], dict[str, Any]]:
+    requests, responses = {}, {}
+    for path in _SCHEMA_DIR.glob("*.json"):
+        schema = json.loads(path.read_text())
+        schema.pop("$id", None)
+        schema.pop("id", None)
+        validator = fastjsonschema.compile(schema)
+        name = path.stem
+        if name.endswith("Response"):
+            responses[name[: -len("Response")]] = validator
+        elif name.endswith("Request"):
+            requests[name[: -len("Request")]] = validator
+    return requests, responses
+
+
+REQUEST_VALIDATORS, RESPONSE_VALIDATORS = _load_validators()
+
+
+def parse_frame(text: str) -> Frame:
+    """Return the frame in `text`, or raise FrameError with the OCPP-J 2.0.1 error code."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        # Part 4 §4.3: RpcFrameworkError, "the MessageId could not be read"; §4.2.3: id "-1".
+        raise FrameError(RPC_FRAMEWORK_ERROR, "Frame is not valid JSON") from None
+    if not isinstance(message, list) or len(message) < 3:
+        raise FrameError(RPC_FRAMEWORK_ERROR, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
+    message_type, unique_id = message[0], message[1]
+    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
+        raise FrameError(RPC_FRAMEWORK_ERROR, "MessageId must be a string of 1 to 36 characters", payload=message)
+    if message_type == CALL:
+        if len(message) != 4:
+            raise FrameError(PROTOCOL_ERROR, "CALL must have 4 elements", unique_id, message)
+        action, payload = message[2], message[3]
+        if not isinstance(action, str):
+            raise FrameError(PROTOCOL_ERROR, "Action must be a string", unique_id, message)
+        if not isinstance(payload, dict):
+            raise FrameError(FORMAT_VIOLATION, "Payload must be a JSON object", unique_id, message)
+        return Frame(CALL, unique_id, action, payload)
+    if message_type == CALLRESULT:
+        if len(message) != 3 or not isinstance(message[2], dict):
+            raise FrameError(PROTOCOL_ERROR, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
+        return Frame(CALLRESULT, unique_id, payload=message[2])
+    if message_type == CALLERROR:
+        if len(message) != 5:
+            raise FrameError(PROTOCOL_ERROR, "CALLERROR must have 5 elements", unique_id, message)
+        details = message[4] if isinstance(message[4], dict) else {}
+        return Frame(
+            CALLERROR, unique_id, error_code=str(message[2]), error_description=str(message[3]),
+            error_details=details, payload=details,
+        )
+    # Part 4 §4.4: an unknown message type is answered with MessageTypeNotSupported.
+    raise FrameError(MESSAGE_TYPE_NOT_SUPPORTED, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+
+
+def check_action(action: str) -> None:
+    """Raise OcppError if `action` is not one a Charging Station may send us."""
+    if action not in KNOWN_ACTIONS:
+        raise OcppError(NOT_IMPLEMENTED, f"Unknown action {action!r}"[:255])
+    if action not in CHARGER_ACTIONS or action not in REQUEST_VALIDATORS:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not sent by a Charging Station")
+
+
+def validate(validator: Any, payload: dict) -> None:
+    """Raise OcppError with the 2.0.1 error code of the first schema rule `payload` breaks."""
+    try:
+        validator(payload)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        code = _RULE_TO_ERROR.get(exc.rule or "", FORMAT_VIOLATION)
+        raise OcppError(code, exc.message, {"field": exc.name, "rule": exc.rule}) from None
+
+
+def check_call(action: str, payload: dict) -> None:
+    """Raise OcppError if `action` is not one we handle or `payload` breaks its schema."""
+    check_action(action)
+    validate(REQUEST_VALIDATORS[action], payload)
+
+
+def check_outgoing(action: str, payload: dict) -> None:
+    """Raise OcppError if we are about to send a CALL the Charging Station would refuse."""
+    if action not in CSMS_ACTIONS or action not in REQUEST_VALIDATORS:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not an action the CSMS sends in OCPP 2.0.1")
+    validate(REQUEST_VALIDATORS[action], payload)
+
+
+# -- idTokenInfo: the authorization engine's decision in 2.0.1 words -------------------------------
+
+# The engine decides with 1.6 statuses and a reason (authorization.decisions); 2.0.1 can say
+# more (AuthorizationStatusEnumType), so a few reasons get their sharper 2.0.1 status.
+_REASON_TO_STATUS = {
+    "unknown_token": "Unknown",
+    "charger_not_roaming": "NotAtThisLocation",
+    "not_in_local_group": "NotAtThisLocation",
+    "reimbursement_not_allowed": "NotAtThisLocation",
+    "remote_start_roaming_disabled": "NotAtThisLocation",
+}
+AUTHORIZATION_STATUSES = frozenset(
+    {
+        "Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
+        "NotAtThisLocation", "NotAtThisTime", "Unknown",
+    }
+)
+
+
+def id_token_status(status: str, reason: str = "") -> str:
+    """Return the 2.0.1 idTokenInfo.status for an engine decision (its status and reason)."""
+    mapped = _REASON_TO_STATUS.get(reason, status)
+    return mapped if mapped in AUTHORIZATION_STATUSES else "Invalid"

@@ -1,0 +1,334 @@
+"""OCPP 2.0.1 handlers: map each Charging Station CALL to domain services and build the reply.
+
+Same shape as chargers.ocpp.v16 (a Connection and `handle_call`), same rules: handlers hold no
+rules and no ORM, they translate OCPP 2.0.1 field names to the domain's words, call a service
+through the database pool (backoffice.db.run) and shape the answer. Durability is the 1.6
+path's: what is journaled during a database outage (chargers.journal) is answered from the
+journal and replayed later (v16._durably); BootNotification, StatusNotification and MeterValues
+are journaled in the domain's (1.6-shaped) words so the existing replay stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from authorization.decisions import Context
+from backoffice import db
+from chargers import services, services_v201
+from chargers.message_log import MeterSample, writer
+
+from . import v16, v16_security
+from .protocol import format_datetime, parse_datetime
+from .protocol201 import (
+    NOT_SUPPORTED,
+    REQUEST_VALIDATORS,
+    SECURITY_ERROR,
+    OcppError,
+    id_token_status,
+    validate,
+)
+from .v201_transactions import read_meter_values
+
+logger = logging.getLogger(__name__)
+
+VERSION = "2.0.1"
+Handler = Callable[["Connection", dict, str], Awaitable[dict]]
+
+# GetBaseReport(FullInventory) after the first accepted boot of a charger whose device model we
+# do not have yet (B07); the pause keeps our CALL behind the BootNotification answer on the wire.
+BASE_REPORT_DELAY_S = 0.2
+
+_background: set[asyncio.Task] = set()
+
+
+def _spawn(coroutine: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@dataclass
+class Connection(v16.Connection):
+    """What a handler knows about the 2.0.1 charger on this socket."""
+
+    ocpp_version: str = VERSION
+
+
+def _timestamp(value: Any, default: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    return default
+
+
+# -- provisioning (B01-B03) ----------------------------------------------------------------------
+
+
+async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    station = payload.get("chargingStation") or {}
+    modem = station.get("modem") or {}
+    # The domain's words for what the station says about itself (chargers.services.charger_boot).
+    facts = {
+        "chargePointVendor": station.get("vendorName", ""), "chargePointModel": station.get("model", ""),
+        "chargePointSerialNumber": station.get("serialNumber", ""),
+        "firmwareVersion": station.get("firmwareVersion", ""), "iccid": modem.get("iccid", ""),
+    }
+    interval = settings.OCPP_HEARTBEAT_INTERVAL
+
+    async def now() -> tuple[str, int]:
+        return await db.run(services.charger_boot, charger_id=conn.charger_id, payload=facts, default_interval=interval)
+
+    result = await v16._durably(conn, "BootNotification", facts, unique_id, now, interval=interval)
+    if result is not None:
+        status, interval = result
+        conn.registration_status = status
+    if conn.registration_status == "Accepted" and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True):
+        _spawn(_base_report_if_unknown(conn.charger_id))
+    return {"currentTime": format_datetime(timezone.now()), "interval": interval, "status": conn.registration_status}
+
+
+async def _base_report_if_unknown(charger_id: int) -> None:
+    from chargers import commands
+    from chargers.models import Charger
+    from chargers.remote import new_request_id
+
+    await asyncio.sleep(BASE_REPORT_DELAY_S)
+    try:
+        if not await db.run(services_v201.charger_needs_base_report, charger_id=charger_id):
+            return
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        await commands.send_command(
+            charger, "GetBaseReport", {"requestId": new_request_id(), "reportBase": "FullInventory"}, source="csms"
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout):
+        pass
+    except Exception:
+        logger.exception("Could not ask charger %s for its base report", charger_id)
+
+
+async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
+    writer.touch(conn.charger_id, heartbeat=True)
+    return {"currentTime": format_datetime(timezone.now())}
+
+
+async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    # An EVSE is what 1.6 and our portal call a connector (its plugs share one meter and one
+    # transaction), so evseId is our connector id; 0 is the station as a whole.
+    timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
+    evse_id, status = payload["evseId"], payload["connectorStatus"]
+    info = f"connector {payload['connectorId']}"
+    facts = {
+        "connectorId": evse_id, "status": status, "errorCode": "NoError", "info": info,
+        "timestamp": format_datetime(timestamp),
+    }
+
+    async def now() -> bool:
+        await db.run(
+            services.connector_status_update, charger_id=conn.charger_id, connector_id=evse_id, status=status,
+            error_code="NoError", info=info, timestamp=timestamp,
+        )
+        return True
+
+    await v16._durably(conn, "StatusNotification", facts, unique_id, now)
+    conn.publish(evse_id, kind="status", status=status, error_code="NoError")
+    return {}
+
+
+# -- authorization (C01) -------------------------------------------------------------------------
+
+
+async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
+    token = payload["idToken"]
+    decision = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
+    return {"idTokenInfo": {"status": id_token_status(str(decision.status), decision.reason)}}
+
+
+# -- transactions (E01-E07, E14) -----------------------------------------------------------------
+
+# Transactions answered from the journal keep the integer id we drew for them.
+_journaled_transactions: OrderedDict[tuple[int, str], int] = OrderedDict()
+JOURNALED_TRANSACTIONS_MAX = 10_000
+
+
+async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
+    received = conn.received_at or timezone.now()
+    event = services_v201.read_transaction_event(payload, received)  # refuses only a missing transactionId
+    conn.violation = event.violation
+    key = (conn.charger_id, event.transaction_id)
+    our_id = _journaled_transactions.get(key) or services.new_transaction_id()
+
+    async def now() -> tuple[services_v201.TransactionEventOutcome, str | None]:
+        answer: str | None = None
+        session_status: str | None = None
+        if event.id_token:
+            if event.event_type == "Ended":
+                # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
+                answer = await db.run(
+                    services.token_status_for_stop, charger_id=conn.charger_id, id_tag=event.id_token,
+                    connector_id=event.evse_id, unique_id=unique_id,
+                )
+                answer = id_token_status(answer)
+            else:
+                decision = await v16._decide(
+                    conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
+                )
+                session_status = str(decision.status)
+                answer = id_token_status(session_status, decision.reason)
+        # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
+        # charger stops a transaction whose idTokenInfo is not Accepted (E05).
+        outcome = await db.run(
+            services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
+            received_at=received, id_tag_status=session_status, transaction_id=our_id,
+        )
+        return outcome, answer
+
+    result = await v16._durably(
+        conn, "TransactionEvent", payload, unique_id, now, protocol=VERSION, transaction_id=our_id,
+    )
+    if result is None:
+        # Journaled: the card cannot be checked now; the charger already authorized it locally.
+        _journaled_transactions[key] = our_id
+        while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
+            _journaled_transactions.popitem(last=False)
+        return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
+    outcome, answer = result
+    session = outcome.session
+    if outcome.started:
+        conn.publish(session.connector_id, kind="started", transaction_id=session.transaction_id)
+    if outcome.ended:
+        conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
+    latest = {
+        s.measurand: f"{s.value} {s.unit}".strip() for r in event.meter_values for s in r.samples if not s.phase
+    }
+    if latest and not outcome.ended:
+        conn.publish(session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest)
+    return {"idTokenInfo": {"status": answer}} if answer else {}
+
+
+async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
+    received = conn.received_at or timezone.now()
+    try:
+        validate(REQUEST_VALIDATORS["MeterValues"], payload)
+    except OcppError as exc:
+        conn.violation = exc.description  # read leniently, as the 1.6 MeterValues
+    evse_id = payload.get("evseId")
+    if isinstance(evse_id, bool) or not isinstance(evse_id, int) or evse_id < 0:
+        raise OcppError("OccurrenceConstraintViolation", "MeterValues needs an evseId")
+    readings = read_meter_values(payload.get("meterValue"), received)
+    samples = [
+        MeterSample(
+            conn.charger_id, evse_id, None, reading.timestamp, s.measurand, s.phase, s.unit, s.context, s.location,
+            s.value,
+        )
+        for reading in readings for s in reading.samples
+    ]
+    # Journaled in the 1.6 shape the replay reads (chargers.ocpp.tolerant.read_meter_values).
+    facts = {
+        "connectorId": evse_id,
+        "meterValue": [
+            {
+                "timestamp": format_datetime(r.timestamp),
+                "sampledValue": [
+                    {k: v for k, v in (("value", s.value), ("measurand", s.measurand), ("phase", s.phase),
+                                       ("unit", s.unit), ("context", s.context), ("location", s.location)) if v}
+                    for s in r.samples
+                ],
+            }
+            for r in readings
+        ],
+    }
+
+    async def now() -> bool:
+        await writer.store_meter_samples(samples)
+        return True
+
+    await v16._durably(conn, "MeterValues", facts, unique_id, now)
+    return {}
+
+
+# -- device model, events, security, firmware, logs ----------------------------------------------
+
+
+async def notify_report(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(
+        services_v201.device_report_store, charger_id=conn.charger_id, report_data=payload.get("reportData") or [],
+        generated_at=_timestamp(payload.get("generatedAt"), timezone.now()),
+    )
+    return {}
+
+
+async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(services_v201.charger_events_store, charger_id=conn.charger_id, event_data=payload["eventData"])
+    return {}
+
+
+async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> dict:
+    if payload.get("certificateType") == "V2GCertificate":
+        # Our CA signs charging station certificates only (A02); V2G certificates come from a V2G PKI.
+        return {"status": "Rejected"}
+    return await v16_security.sign_certificate(conn, payload, unique_id)
+
+
+async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(
+        services.operation_status_record, charger_id=conn.charger_id, kind="firmware",
+        request_id=payload.get("requestId"), status=payload["status"],
+    )
+    return {}
+
+
+async def data_transfer(conn: Connection, payload: dict, unique_id: str) -> dict:
+    # No vendor extensions are implemented (P01/P02): UnknownVendorId.
+    return {"status": "UnknownVendorId"}
+
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize_request,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": notify_report,
+    "NotifyEvent": notify_event,
+    "SecurityEventNotification": v16_security.security_event_notification,
+    "SignCertificate": sign_certificate,
+    "FirmwareStatusNotification": firmware_status_notification,
+    "LogStatusNotification": v16_security.log_status_notification,
+    "DataTransfer": data_transfer,
+}
+
+# Read leniently (a schema violation is recorded, not refused): billing data.
+LENIENT = {"TransactionEvent", "MeterValues"}
+# B03.FR.07: a Rejected station gets SecurityError for anything but BootNotification; we still
+# take transaction events (never lose billing data, as in 1.6). B02.FR.09: a Pending one may also
+# send what GetBaseReport/GetReport asks for (NotifyReport).
+ALLOWED_WHEN_REJECTED = {"BootNotification", "TransactionEvent"}
+ALLOWED_WHEN_PENDING = ALLOWED_WHEN_REJECTED | {"NotifyReport"}
+
+
+async def handle_call(conn: Connection, action: str, payload: dict, unique_id: str) -> dict:
+    """Answer one CALL (the consumer has checked the action is one a Charging Station sends)."""
+    handler = HANDLERS.get(action)
+    if handler is None:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not supported by this CSMS")
+    status = conn.registration_status
+    if (status == "Rejected" and action not in ALLOWED_WHEN_REJECTED) or (
+        status == "Pending" and action not in ALLOWED_WHEN_PENDING
+    ):
+        raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
+    conn.violation = ""
+    if action not in LENIENT:
+        validate(REQUEST_VALIDATORS[action], payload)
+    return await handler(conn, payload, unique_id)

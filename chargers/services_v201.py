@@ -1,0 +1,313 @@
+"""OCPP 2.0.1 charger services: transaction events, device model, events. Synchronous ORM code.
+
+The same domain as chargers.services: a 2.0.1 transaction is a ChargingSession (with the
+charger's string transaction id in `ocpp_transaction_id` and one of our integer ids in
+`transaction_id`, so billing, guest, Logs and the API need not know the protocol).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import (
+    Charger,
+    ChargerEvent,
+    ChargingSession,
+    DeviceVariable,
+    MeterValue,
+    TransactionEvent,
+)
+from .ocpp import v201_transactions as tx
+from .ocpp.protocol import parse_datetime
+from .ocpp.protocol201 import REQUEST_VALIDATORS
+from .signals import session_finished, session_started
+
+logger = logging.getLogger(__name__)
+
+
+def charger_set_ocpp_version(*, charger_id: int, version: str) -> None:
+    """Record the OCPP version the charger connected with."""
+    Charger.objects.filter(pk=charger_id).exclude(ocpp_version=version).update(ocpp_version=version)
+
+
+def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:
+    return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], received)
+
+
+@dataclass
+class TransactionEventOutcome:
+    session: ChargingSession
+    duplicate: bool  # this (transactionId, seqNo) was received before: nothing changed
+    started: bool  # the session was created by this event
+    ended: bool  # the session was completed by this event
+
+
+def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
+    rows = TransactionEvent.objects.filter(charger_id=charger_id, ocpp_transaction_id=transaction_id).only(
+        "payload", "received_at"
+    )
+    return [read_transaction_event(row.payload, row.received_at) for row in rows]
+
+
+def transaction_event_record(
+    *, charger_id: int, payload: dict, received_at: datetime, id_tag_status: str | None = None,
+    transaction_id: int | None = None,
+) -> TransactionEventOutcome:
+    """Store one TransactionEvent and bring its session up to date. Never refuses.
+
+    Idempotent by (transactionId, seqNo): a repeated event changes nothing. The session is
+    recomputed from all events of the transaction in seqNo order, so late offline-queued
+    events (even after Ended) are taken into account and the order of arrival does not matter.
+    `id_tag_status` is the authorization decision for the event's idToken, kept on the session
+    when the event is the one that names its driver; `transaction_id` our integer id for a new
+    session (one drawn during an outage and already used, at replay).
+    """
+    from authorization.services import token_find
+
+    from .services import _meter_rows, new_transaction_id
+
+    event = read_transaction_event(payload, received_at)
+    with transaction.atomic():
+        session = (
+            ChargingSession.objects.select_for_update()
+            .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
+            .first()
+        )
+        created = False
+        if session is None:
+            charger = Charger.objects.select_related("property").get(pk=charger_id)
+            organization_id = charger.property.organization_id if charger.property is not None else None
+            for _ in range(10):
+                try:
+                    with transaction.atomic():
+                        session = ChargingSession.objects.create(
+                            charger_id=charger_id, connector_id=event.evse_id or 0, id_tag=event.id_token,
+                            token=token_find(event.id_token, organization_id) if event.id_token else None,
+                            id_tag_status=(id_tag_status or "Accepted")[:12], started_at=event.timestamp,
+                            meter_start_wh=0, ocpp_transaction_id=event.transaction_id,
+                            transaction_id=transaction_id or new_transaction_id(),
+                            remote_start_id=event.remote_start_id, reservation_id=event.reservation_id,
+                        )
+                    created = True
+                    break
+                except IntegrityError:
+                    session = ChargingSession.objects.filter(
+                        charger_id=charger_id, ocpp_transaction_id=event.transaction_id
+                    ).first()
+                    if session is not None:
+                        break
+                    transaction_id = None  # our integer id collided: draw another
+            if session is None:
+                raise RuntimeError("Could not allocate a transaction id")
+        try:
+            with transaction.atomic():
+                TransactionEvent.objects.create(
+                    charger_id=charger_id, session=session, ocpp_transaction_id=event.transaction_id,
+                    seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
+                    timestamp=event.timestamp, offline=event.offline, payload=payload, received_at=received_at,
+                )
+        except IntegrityError:
+            return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
+        rows = _meter_rows(charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values)
+        if rows:
+            MeterValue.objects.bulk_create(rows)
+
+        state = tx.fold(_events_of(charger_id, event.transaction_id))
+        was_completed = session.status == ChargingSession.Status.COMPLETED
+        before = (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+        session.started_at = state.started_at
+        session.meter_start_wh = state.meter_start_wh
+        if state.evse_id is not None:
+            session.connector_id = state.evse_id
+        if state.id_token and session.id_tag != state.id_token:
+            session.id_tag = state.id_token
+            session.token = token_find(state.id_token, session.charger.organization_id)
+            if id_tag_status:
+                session.id_tag_status = id_tag_status[:12]
+        elif id_tag_status and event.id_token and event.id_token == session.id_tag and event.event_type == "Started":
+            session.id_tag_status = id_tag_status[:12]
+        session.remote_start_id = state.remote_start_id
+        session.reservation_id = state.reservation_id
+        ended_now = False
+        if state.ended:
+            session.status = ChargingSession.Status.COMPLETED
+            session.stopped_at = state.stopped_at
+            session.meter_stop_wh = state.meter_stop_wh
+            session.stop_reason = state.stop_reason
+            session.stop_id_tag = state.stop_id_token
+            after = (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+            if not was_completed or after != before:
+                # Newly ended, or a late event changed an ended session: price it (again).
+                session.received_stop_at = timezone.now()
+                ended_now = True
+        session.save()
+        session_id: int = session.pk
+        if created:
+            transaction.on_commit(lambda: session_started.send(sender=ChargingSession, session_id=session_id))
+        if ended_now:
+            transaction.on_commit(lambda: session_finished.send(sender=ChargingSession, session_id=session_id))
+        return TransactionEventOutcome(session, duplicate=False, started=created, ended=ended_now and not was_completed)
+
+
+def session_id_tag_status(*, charger_id: int, transaction_id: str) -> str | None:
+    """The idTokenInfo status answered when the session of this 2.0.1 transaction started."""
+    return (
+        ChargingSession.objects.filter(charger_id=charger_id, ocpp_transaction_id=transaction_id)
+        .values_list("id_tag_status", flat=True).first()
+    )
+
+
+def session_ocpp_transaction_id(*, charger_id: int, transaction_id: int) -> str | None:
+    """The charger's 2.0.1 transactionId of the session we know as `transaction_id`."""
+    return (
+        ChargingSession.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
+        .exclude(ocpp_transaction_id="").values_list("ocpp_transaction_id", flat=True).first()
+    )
+
+
+# -- device model --------------------------------------------------------------------------------
+
+
+def _component_key(component: dict) -> dict[str, Any]:
+    evse = component.get("evse")
+    evse = evse if isinstance(evse, dict) else {}
+    return {
+        "component": str(component.get("name", ""))[:50],
+        "component_instance": str(component.get("instance", ""))[:50],
+        "evse_id": int(evse.get("id") or 0),
+        "connector_id": int(evse.get("connectorId") or 0),
+    }
+
+
+def _variable_key(variable: dict) -> dict[str, Any]:
+    return {"variable": str(variable.get("name", ""))[:50], "variable_instance": str(variable.get("instance", ""))[:50]}
+
+
+@transaction.atomic
+def device_report_store(*, charger_id: int, report_data: list[dict], generated_at: datetime | None = None) -> int:
+    """Store the reportData of a NotifyReport, one row per (component, variable, attribute type).
+    A newer report of the same attribute replaces the older one. Returns the rows written."""
+    from .device_model import is_standardized
+
+    now = generated_at or timezone.now()
+    written = 0
+    for item in report_data:
+        component, variable = item.get("component") or {}, item.get("variable") or {}
+        characteristics = item.get("variableCharacteristics") or {}
+        key = {**_component_key(component), **_variable_key(variable)}
+        for attribute in item.get("variableAttribute") or []:
+            defaults = {
+                "value": str(attribute.get("value", ""))[:2500],
+                "mutability": str(attribute.get("mutability", ""))[:10],
+                "persistent": attribute.get("persistent"),
+                "constant": attribute.get("constant"),
+                "data_type": str(characteristics.get("dataType", ""))[:20],
+                "unit": str(characteristics.get("unit", ""))[:16],
+                "values_list": str(characteristics.get("valuesList", ""))[:1000],
+                "standardized": is_standardized(key["component"], key["variable"]),
+                "updated_at": now,
+            }
+            DeviceVariable.objects.update_or_create(
+                charger_id=charger_id, attribute_type=str(attribute.get("type", "Actual"))[:8], **key,
+                defaults=defaults,
+            )
+            written += 1
+    return written
+
+
+@transaction.atomic
+def device_variables_from_get(*, charger_id: int, results: list[dict]) -> int:
+    """Store the values a GetVariables answer reports as Accepted; returns the rows written."""
+    from .device_model import is_standardized
+
+    written = 0
+    for result in results:
+        if result.get("attributeStatus") != "Accepted" or "attributeValue" not in result:
+            continue
+        key = {**_component_key(result.get("component") or {}), **_variable_key(result.get("variable") or {})}
+        DeviceVariable.objects.update_or_create(
+            charger_id=charger_id, attribute_type=str(result.get("attributeType", "Actual"))[:8], **key,
+            defaults={
+                "value": str(result["attributeValue"])[:2500], "updated_at": timezone.now(),
+                "standardized": is_standardized(key["component"], key["variable"]),
+            },
+        )
+        written += 1
+    return written
+
+
+@transaction.atomic
+def device_variables_from_set(*, charger_id: int, requested: list[dict], results: list[dict]) -> int:
+    """Store the values of a SetVariables the charger Accepted (RebootRequired is stored too:
+    the value is set, it takes effect after a reboot). Returns the rows written."""
+    from .device_model import is_standardized
+
+    written = 0
+    for wanted, result in zip(requested, results, strict=False):
+        if result.get("attributeStatus") not in ("Accepted", "RebootRequired"):
+            continue
+        key = {**_component_key(wanted.get("component") or {}), **_variable_key(wanted.get("variable") or {})}
+        DeviceVariable.objects.update_or_create(
+            charger_id=charger_id, attribute_type=str(wanted.get("attributeType", "Actual"))[:8], **key,
+            defaults={
+                "value": str(wanted.get("attributeValue", ""))[:2500], "updated_at": timezone.now(),
+                "standardized": is_standardized(key["component"], key["variable"]),
+            },
+        )
+        written += 1
+    return written
+
+
+def charger_needs_base_report(*, charger_id: int) -> bool:
+    """Whether we have no device model of this charger yet (GetBaseReport after its first boot)."""
+    return not DeviceVariable.objects.filter(charger_id=charger_id).exists()
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime:
+    try:
+        return parse_datetime(value) if isinstance(value, str) else timezone.now()
+    except ValueError:
+        return timezone.now()
+
+
+@transaction.atomic
+def charger_events_store(*, charger_id: int, event_data: list[dict]) -> int:
+    """Store the eventData of a NotifyEvent once each; returns how many were new."""
+    created_count = 0
+    for data in event_data:
+        component, variable = data.get("component") or {}, data.get("variable") or {}
+        _, created = ChargerEvent.objects.get_or_create(
+            charger_id=charger_id, event_id=int(data.get("eventId") or 0), timestamp=_time(data.get("timestamp")),
+            defaults={
+                "trigger": str(data.get("trigger", ""))[:10], "component": str(component.get("name", ""))[:50],
+                "variable": str(variable.get("name", ""))[:50], "actual_value": str(data.get("actualValue", ""))[:2500],
+                "event_notification_type": str(data.get("eventNotificationType", ""))[:30],
+                "cleared": data.get("cleared"), "tech_info": str(data.get("techInfo", ""))[:500], "data": data,
+            },
+        )
+        created_count += int(created)
+    return created_count
+
+
+# -- journal replay: 2.0.1 messages answered while the database was unreachable -----------------
+
+
+def journal_apply_entry(entry: dict, received: datetime) -> None:
+    """Apply one journaled 2.0.1 entry (called by chargers.services.journal_apply, which makes
+    it exactly-once). BootNotification, StatusNotification and MeterValues are journaled in the
+    1.6 shape and replayed by the 1.6 path; TransactionEvent comes here."""
+    if entry["action"] != "TransactionEvent":
+        raise ValueError(f"unknown 2.0.1 journal entry {entry['action']!r}")
+    transaction_event_record(
+        charger_id=entry["charger_id"], payload=entry["payload"], received_at=received,
+        transaction_id=entry.get("transaction_id"),
+    )
