@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -112,17 +113,30 @@ def _r(value, digits=1):
 PROFILE_DIR: Path | None = None
 
 
-def start_profile(server: Server, name: str, duration: float):
-    """py-spy the server for the measured window (collapsed stacks, see docs/performance.md)."""
+def start_profile(server: Server, name: str, duration: float | None = None):
+    """py-spy the server for the measured window (collapsed stacks, see docs/performance.md).
+    Without a duration it records until `stop_profile`."""
     if PROFILE_DIR is None:
         return None
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     spy = Path(PY).parent / "py-spy"
+    limit = ["-d", str(int(duration))] if duration else []
     return subprocess.Popen(
-        [str(spy), "record", "-p", str(server.proc.pid), "-d", str(int(duration)), "-r", "200", "--nonblocking",
+        [str(spy), "record", "-p", str(server.proc.pid), *limit, "-r", "200", "--nonblocking",
          "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+
+
+def stop_profile(spy) -> None:
+    if spy is None:
+        return
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes what it has
+    try:
+        spy.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
 
 
 def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: float, workers: int, echo=False,
@@ -219,51 +233,74 @@ def scenario_fleet(args, report) -> None:
 
 
 def scenario_storm(args, report) -> None:
+    """Connect + boot n chargers at once, SIGTERM the server with 30 % of them charging, start
+    it again and time until every charger is back (connected, booted, status sent, its
+    transaction stopped). The same load generator runs against the peer in the same run."""
+    result = {}
+    for kind in [k for k in args.storm_targets.split(",") if k]:
+        result[kind] = storm_once(kind, args)
+        log(f"  -> {kind}: {result[kind]}")
+    ours, peer = result.get("ours"), result.get("peer")
+    if ours and peer:
+        for key in ("connect_boot_s", "all_online_after_kill_s"):
+            if ours.get(key) and peer.get(key):
+                ours[f"{key}_vs_peer"] = round(ours[key] / max(peer[key], 0.1), 2)
+    report["storm"] = result
+
+
+def storm_once(kind: str, args) -> dict:
     n = args.storm
-    reset_logs()
-    flush_redis()
-    server = Server("ours", env=server_env())
+    ours = kind == "ours"
+    if ours:
+        reset_logs()
+        flush_redis()
+    server = Server(kind, env=server_env() if ours else None)
     server.start()
     time.sleep(1.0)
-    log(f"storm: {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
+    log(f"storm ({kind}): {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
     load = Load(
         {"mode": "storm", "urls": [server.ws_url], "charging_share": 0.3, "meter_s": 5, "spread_s": 5,
          "reconnect_deadline_s": 180, "connect_concurrency": 250},
         [station_id(i) for i in range(n)], workers=args.workers,
     )
-    online = 0
+    spy = start_profile(server, f"storm-connect-{kind}-{n}")
+    online_db = 0
     try:
         connected = load.wait_ready()
+        stop_profile(spy)
         load.start(delay=0)
         time.sleep(min(5.0, 1 + n / 2000))  # chargers metering: frames in flight when SIGTERM lands
         t_kill = time.time()
         shutdown_s = server.terminate(timeout=120)
         server.start()
         t_ready = time.time()
+        spy = start_profile(server, f"storm-reconnect-{kind}-{n}")
         deadline = time.time() + 180
-        while time.time() < deadline:
-            online = online_count(t_kill)
-            if online >= connected:
-                break
+        while time.time() < deadline and load.online.value < connected:
             time.sleep(0.25)
         t_all = time.time()
+        stop_profile(spy)
+        if ours:
+            online_db = online_count(t_kill)
     finally:
         load.stop()
         stats = load.results(timeout=300)
         time.sleep(1.0)
         server.terminate()
-    online_at = stats.get("online_at", [])
-    loss = transaction_loss(stats)
+    online_at = sorted(stats.get("online_at", []))
+    back = [t - t_kill for t in online_at]
     result = {
         "connections": connected, "connect_boot_s": round(load.setup_s, 1), "shutdown_s": round(shutdown_s, 1),
         "restart_s": round(t_ready - t_kill - shutdown_s, 1),
-        "all_online_after_kill_s": round((max(online_at) if online_at else t_all) - t_kill, 1),
-        "all_online_after_ready_s": round((max(online_at) if online_at else t_all) - t_ready, 1),
-        "online": len(online_at), "online_in_db": online, "errors": stats.get("errors", 0) + (n - connected),
-        "error_samples": stats.get("error_samples", [])[:3], **loss,
+        "all_online_after_kill_s": round((online_at[-1] if online_at else t_all) - t_kill, 1),
+        "p50_online_after_kill_s": round(back[len(back) // 2], 1) if back else None,
+        "online": len(online_at), "errors": stats.get("errors", 0) + (n - connected),
+        "error_samples": stats.get("error_samples", [])[:3],
     }
-    report["storm"] = result
-    log(f"  -> {result}")
+    if ours:
+        result["online_in_db"] = online_db
+        result.update(transaction_loss(stats))
+    return result
 
 
 def online_count(since: float) -> int:
@@ -385,10 +422,18 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
         out.append((f"fleet {fleet['connections']}: p99 < 100 ms", f"{fleet['p99_ms']} ms", (fleet["p99_ms"] or 1e9) < 100))
         out.append(("fleet: < 60 KB RSS per connection", f"{fleet['rss_per_conn_kb']} KB", fleet["rss_per_conn_kb"] < 60))
         out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
-    storm = report.get("storm")
+    storm = report.get("storm", {}).get("ours")
     if storm:
+        peer = report["storm"].get("peer")
         out.append((f"storm {storm['connections']}: all online within 60 s", f"{storm['all_online_after_kill_s']} s",
                     storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60))
+        if peer:
+            for key, name in (("all_online_after_kill_s", "restart storm"), ("connect_boot_s", "connect + boot")):
+                ratio = storm.get(f"{key}_vs_peer")
+                out.append((f"{name} {storm['connections']}: within 2x the peer", f"{ratio}x ({storm[key]} s vs "
+                            f"{peer[key]} s)", storm["online"] >= storm["connections"] and (ratio or 1e9) <= 2))
+        out.append((f"storm: SIGTERM with {storm['connections']} connections < 10 s", f"{storm['shutdown_s']} s",
+                    storm["shutdown_s"] < 10))
         out.append(("storm: 0 errors, 0 lost transaction messages",
                     f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
                     f"{storm['transactions_not_stopped']} tx not stopped",
@@ -429,12 +474,15 @@ def print_table(report: dict, args) -> str:
         r = report["fleet"]
         rows.append(("fleet", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
                      r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], f"connect+boot {r['connect_boot_s']} s"))
-    if "storm" in report:
-        r = report["storm"]
-        rows.append(("storm", "ours", r["connections"], "", "", "", "", "", "", r["errors"],
-                     f"all online {r['all_online_after_kill_s']} s after SIGTERM (shutdown {r['shutdown_s']} s, "
-                     f"restart {r['restart_s']} s); lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} "
-                     f"tx msgs; {r['transactions_not_stopped']}/{r['transactions']} tx not stopped"))
+    for kind, r in report.get("storm", {}).items():
+        note = (f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
+                f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)")
+        if kind == "ours":
+            note += (f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
+                     f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped")
+            if "all_online_after_kill_s_vs_peer" in r:
+                note += f"; {r['connect_boot_s_vs_peer']}x / {r['all_online_after_kill_s_vs_peer']}x the peer"
+        rows.append(("storm", kind, r["connections"], "", "", "", "", "", "", r["errors"], note))
     for procs, r in report.get("scaleout", {}).items():
         note = f"{r['ratio_to_1']}x one process"
         if "command_across_processes" in r:
@@ -471,6 +519,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fleet", type=int, default=10_000)
     parser.add_argument("--fleet-duration", type=float, default=120)
     parser.add_argument("--storm", type=int, default=10_000)
+    parser.add_argument("--storm-targets", default="ours,peer", help="storm servers: ours, peer")
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)

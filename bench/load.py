@@ -273,7 +273,7 @@ async def _fleet(ch: Charger, start: float, end: float, spec: dict, stats: Stats
         stats.error(exc)
 
 
-async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event) -> None:
+async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> None:
     """Stay connected (metering if charging) until the server drops us, then come back."""
     meter_every = spec.get("meter_s", 5)
     try:
@@ -286,8 +286,10 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event) -> None:
     except Exception as exc:
         stats.error(exc)
         return
-    # OCPP chargers wait a random back-off before reconnecting: spread the storm.
-    await asyncio.sleep(random.uniform(0, spec.get("spread_s", 5)))
+    # OCPP chargers wait a random back-off before reconnecting, then double it after each
+    # failed attempt (as real chargers do, e.g. 1.6 security whitepaper's RetryBackOff*).
+    backoff = random.uniform(0, spec.get("spread_s", 5))
+    await asyncio.sleep(backoff)
     deadline = time.monotonic() + spec.get("reconnect_deadline_s", 120)
     last = None
     while time.monotonic() < deadline:
@@ -300,11 +302,14 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event) -> None:
                 await ch.stop_transaction()
                 await ch.status("Available")
             stats.online_at.append(time.time())
+            with online.get_lock():
+                online.value += 1
             break
         except Exception as exc:
             last = exc
             await ch.close()
-            await asyncio.sleep(0.5 + random.random())
+            backoff = min(max(2 * backoff, 1.0), 60.0)
+            await asyncio.sleep(backoff)
     else:
         stats.error(last or TimeoutError("never reconnected"))
         return
@@ -315,7 +320,7 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event) -> None:
             return
 
 
-async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, stop_event) -> dict:
+async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, stop_event, online) -> dict:
     stats = Stats()
     echo = spec.get("echo", False)
     urls = spec["urls"]
@@ -335,12 +340,12 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
     elif spec["mode"] == "fleet":
         await asyncio.gather(*(_fleet(ch, start, end, spec, stats) for ch in alive))
     elif spec["mode"] == "storm":
-        await asyncio.gather(*(_storm(ch, spec, stats, stop_event) for ch in alive))
+        await asyncio.gather(*(_storm(ch, spec, stats, stop_event, online) for ch in alive))
     await asyncio.gather(*(ch.close() for ch in alive))
     return stats.as_dict()
 
 
-def _worker(spec, stations, ready_q, result_q, start_value, stop_event) -> None:
+def _worker(spec, stations, ready_q, result_q, start_value, stop_event, online) -> None:
     raise_fd_limit()
     random.seed()
     try:
@@ -350,7 +355,7 @@ def _worker(spec, stations, ready_q, result_q, start_value, stop_event) -> None:
     except ImportError:
         pass
     try:
-        result = asyncio.run(_worker_main(spec, stations, ready_q, start_value, stop_event))
+        result = asyncio.run(_worker_main(spec, stations, ready_q, start_value, stop_event, online))
     except Exception as exc:  # report instead of hanging the parent
         ready_q.put(0)
         result = {"errors": 1, "error_samples": [f"worker crashed: {exc!r}"]}
@@ -365,11 +370,13 @@ class Load:
         self.ready_q, self.result_q = ctx.Queue(), ctx.Queue()
         self.start_value = ctx.Value("d", 0.0)
         self.stop_event = ctx.Event()
+        self.online = ctx.Value("i", 0)  # storm: chargers back online (connected, booted, caught up)
         workers = max(1, min(workers, len(stations)))
         self.procs = [
             ctx.Process(
                 target=_worker, daemon=True,
-                args=(spec, stations[i::workers], self.ready_q, self.result_q, self.start_value, self.stop_event),
+                args=(spec, stations[i::workers], self.ready_q, self.result_q, self.start_value, self.stop_event,
+                      self.online),
             )
             for i in range(workers)
         ]

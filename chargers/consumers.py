@@ -23,7 +23,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice import db
-from chargers import credentials, handshake, process, services, services_v201
+from chargers import connection_state, credentials, handshake, process, services, services_v201
 from chargers.commands import command_complete, command_group
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
@@ -38,6 +38,8 @@ CLOSE_SUPERSEDED = 4000
 
 # Open charger sockets of this process, for draining at shutdown.
 _open: set[OcppConsumer] = set()
+# The newest socket of each charger in this process (a newer one closes the older one directly).
+_by_charger: dict[int, OcppConsumer] = {}
 
 
 @dataclass
@@ -135,18 +137,22 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.layer_task = asyncio.create_task(self._layer_loop())
-        if charger.connection_id:
+        # A newer connection for the same charger replaces an older one, wherever it is: in this
+        # process directly; in another one through the channel layer, and only when the database
+        # says a socket holds this id (after a restart none does: no Redis round trip per charger).
+        local = _by_charger.get(charger.pk)
+        _by_charger[charger.pk] = self
+        if local is not None:
+            await local.cp_superseded({"connection_id": connection_id})
+        if charger.connection_id or local is not None:
             # Another socket holds this id (a reconnect, or two clients fighting over it).
             await db.run(services.charger_note_replacement, charger_id=charger.pk, station_id=station_id)
-        # A newer connection for the same charger replaces an older one, wherever it is.
-        await self.channel_layer.group_send(
-            command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
-        )
+        if charger.connection_id and local is None:
+            await self.channel_layer.group_send(
+                command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
+            )
         await self.channel_layer.group_add(command_group(charger.pk), self.channel_name)
-        await db.run(
-            services.charger_mark_connected, charger_id=charger.pk, connection_id=connection_id,
-            process_key=process.KEY,
-        )
+        await connection_state.connected(charger_id=charger.pk, connection_id=connection_id, process_key=process.KEY)
         if charger.ocpp_version != version:
             await db.run(services_v201.charger_set_ocpp_version, charger_id=charger.pk, version=version)
         try:
@@ -177,6 +183,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         _open.discard(self)
         if self.conn is None:
             return
+        if _by_charger.get(self.conn.charger_id) is self:
+            del _by_charger[self.conn.charger_id]
         # Command tasks are not cancelled: one whose answer already arrived records it; the
         # others fail their wait at once ("disconnected") and record that.
         for pending in self.pending.values():
@@ -191,10 +199,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             except Exception as exc:
                 logger.warning("Could not leave the command group of %s: %s", self.conn.station_id, exc)
             try:
-                await db.run(
-                    services.charger_mark_disconnected, charger_id=self.conn.charger_id,
-                    connection_id=self.conn.connection_id,
-                )
+                await connection_state.disconnected(charger_id=self.conn.charger_id, connection_id=self.conn.connection_id)
             except Exception as exc:  # the process heartbeat clears it later
                 logger.warning("Could not record that %s disconnected: %s", self.conn.station_id, exc)
         writer.forget(self.conn.charger_id)

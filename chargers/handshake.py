@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 
 from backoffice import db
-from chargers import credentials, pki, security_config, services
+from chargers import connection_state, credentials, pki, security_config, services
 from chargers.handshake_guard import guard
 from chargers.models import Charger
 
@@ -183,7 +183,7 @@ async def admit(scope: dict, station_id: str) -> Charger:
         security_log.warning("Throttled handshake for %r from %s", station_id, address)
         raise Refused(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])
     try:
-        charger = await db.run(services.charger_get_for_connection, station_id)
+        charger = await connection_state.lookup(station_id)
     except Exception:
         security_log.exception("Could not look up station %s (database unavailable?)", station_id)
         raise Refused(503, "Central system temporarily unavailable; retry later.", [(b"retry-after", b"30")]) from None

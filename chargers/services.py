@@ -12,33 +12,14 @@ from django.utils import timezone
 
 from authorization.decisions import ChargerFacts
 
-from .models import Charger, ChargingSession, Connector, MeterValue, OrphanStop, StatusEvent
+from . import connection_state
+from .models import Charger, ChargingSession, MeterValue, OrphanStop
 from .ocpp.tolerant import MeterReading
 from .signals import session_finished, session_started
 
 logger = logging.getLogger(__name__)
 
 INT32_MAX = 2**31 - 1
-
-
-def charger_get_for_connection(station_id: str) -> Charger | None:
-    return Charger.objects.select_related("property").filter(station_id=station_id).first()
-
-
-def charger_mark_connected(*, charger_id: int, connection_id: str, process_key: str = "") -> None:
-    now = timezone.now()
-    Charger.objects.filter(pk=charger_id).update(
-        connection_id=connection_id, connection_process=process_key, connected_at=now, last_seen_at=now
-    )
-
-
-def charger_mark_disconnected(*, charger_id: int, connection_id: str) -> bool:
-    """Mark offline, unless a newer connection of the same charger has taken over."""
-    return bool(
-        Charger.objects.filter(pk=charger_id, connection_id=connection_id).update(
-            connection_id="", connection_process="", disconnected_at=timezone.now()
-        )
-    )
 
 
 # -- server processes: connections of a process that is gone are cleared -------------------------
@@ -100,46 +81,17 @@ def charger_record_identity_conflict(*, charger_id: int, replacements: int) -> N
 
 def charger_boot(*, charger_id: int, payload: dict, default_interval: int) -> tuple[str, int]:
     """Store what the charger says about itself; return (registration status, heartbeat interval)."""
-    charger = Charger.objects.get(pk=charger_id)
-    charger.vendor = payload.get("chargePointVendor", "")[:50]
-    charger.model = payload.get("chargePointModel", "")[:50]
-    charger.serial_number = (payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber") or "")[:50]
-    charger.firmware_version = payload.get("firmwareVersion", "")[:50]
-    charger.last_boot_at = charger.last_seen_at = timezone.now()
-    if charger.heartbeat_interval != default_interval:
-        charger.heartbeat_interval = default_interval
-    charger.save(
-        update_fields=[
-            "vendor", "model", "serial_number", "firmware_version", "last_boot_at", "last_seen_at",
-            "heartbeat_interval",
-        ]
-    )
-    return charger.registration_status, charger.heartbeat_interval
+    return connection_state.chargers_boot([connection_state.Boot.from_payload(charger_id, payload, default_interval)])[0]
 
 
 def connector_status_update(
     *, charger_id: int, connector_id: int, status: str, error_code: str, info: str = "",
     vendor_error_code: str = "", timestamp: datetime | None = None,
 ) -> None:
-    reported = timestamp or timezone.now()
-    with transaction.atomic():
-        connector, created = Connector.objects.get_or_create(
-            charger_id=charger_id, connector_id=connector_id,
-            defaults={"status": status, "error_code": error_code, "info": info[:50],
-                      "vendor_error_code": vendor_error_code[:50], "status_timestamp": reported},
-        )
-        # Queued notifications can arrive late: never let an older one overwrite a newer state.
-        if not created and (connector.status_timestamp is None or reported >= connector.status_timestamp):
-            connector.status = status
-            connector.error_code = error_code
-            connector.info = info[:50]
-            connector.vendor_error_code = vendor_error_code[:50]
-            connector.status_timestamp = reported
-            connector.save()
-        StatusEvent.objects.create(
-            charger_id=charger_id, connector_id=connector_id, status=status, error_code=error_code,
-            timestamp=reported,
-        )
+    connection_state.connectors_status_update([connection_state.StatusChange(
+        charger_id=charger_id, connector_id=connector_id, status=status, error_code=error_code, info=info,
+        vendor_error_code=vendor_error_code, timestamp=timestamp,
+    )])
 
 
 def charger_facts(charger: Charger) -> ChargerFacts:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from authorization.decisions import Context
 from authorization.services import authorize
 from backoffice import db
-from chargers import services
+from chargers import connection_state, services
 from chargers.journal import is_outage, journal
 from chargers.message_log import DatabaseUnavailable, MeterSample, writer
 from chargers.storable import clean_value
@@ -94,9 +94,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
     async def now():
-        return await db.run(
-            services.charger_boot, charger_id=conn.charger_id, payload=payload, default_interval=interval,
-        )
+        return await connection_state.boot(connection_state.Boot.from_payload(conn.charger_id, payload, interval))
 
     result = await _durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
     if result is not None:
@@ -114,11 +112,11 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
     timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
 
     async def now():
-        await db.run(
-            services.connector_status_update, charger_id=conn.charger_id, connector_id=payload["connectorId"],
-            status=payload["status"], error_code=payload["errorCode"], info=payload.get("info", ""),
+        await connection_state.status(connection_state.StatusChange(
+            charger_id=conn.charger_id, connector_id=payload["connectorId"], status=payload["status"],
+            error_code=payload["errorCode"], info=payload.get("info", ""),
             vendor_error_code=payload.get("vendorErrorCode", ""), timestamp=timestamp,
-        )
+        ))
         return True
 
     await _durably(conn, "StatusNotification", payload, unique_id, now)

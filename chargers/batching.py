@@ -1,0 +1,91 @@
+"""Group commit for the connection path: many small database operations, one round trip.
+
+A restart storm brings thousands of chargers back at once, each with a lookup, a "connected"
+write, a BootNotification and a few StatusNotifications. Run one by one, each is a hop into the
+database pool and a round trip (py-spy, docs/performance.md: most of a storm's server time).
+A `Coalescer` lets every caller submit its own item and await its own result, while one
+batch at a time runs all items waiting at that moment in a single call of `apply(items)`.
+With one caller it costs what a direct call costs; under a storm, N callers cost about N /
+batch-size round trips, and nobody waits for a timer.
+
+`apply` runs in the database pool (backoffice.db) and returns one result per item, in order.
+If a batch fails for a reason other than an outage, its items are retried one by one, so one
+bad item only fails its own caller; an outage fails them all at once (callers journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from backoffice import db
+from chargers.journal import is_outage
+
+logger = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+MAX_BATCH = 500
+
+
+class Coalescer(Generic[Item, Result]):
+    def __init__(self, name: str, apply: Callable[[list[Item]], Sequence[Result]], max_batch: int = MAX_BATCH) -> None:
+        self.name = name
+        self.apply = apply
+        self.max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0  # for tests and the bench: how many round trips the items took
+
+    async def submit(self, item: Item) -> Result:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): nothing of the old one carries over
+            self._loop, self._waiting, self._task = loop, [], None
+        future: asyncio.Future[Result] = loop.create_future()
+        self._waiting.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name=f"coalesce-{self.name}")
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                batch = [(item, future) for item, future in batch if not future.done()]  # callers gone
+                if batch:
+                    await self._run(batch)
+        except asyncio.CancelledError:  # the loop is closing: nobody may wait forever
+            for _, future in [*batch, *self._waiting]:
+                future.cancel()
+            self._waiting = []
+            raise
+
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        self.batches += 1
+        try:
+            results = await db.run(self.apply, [item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1 or is_outage(exc):
+                for _, future in batch:
+                    _settle(future, exc=exc)
+                return
+            logger.warning("%s batch of %d failed (%s); retrying them one by one", self.name, len(batch), exc)
+            for one in batch:
+                await self._run([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future, *, result: object = None, exc: BaseException | None = None) -> None:
+    if future.done():  # the caller was cancelled (its charger left): nobody to tell
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -1,0 +1,137 @@
+"""The connection path in batches (chargers.connection_state, chargers.batching): many chargers
+share round trips, yet each gets its own committed result, in order, and one bad item fails only
+its own caller."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from chargers import connection_state
+from chargers.batching import Coalescer
+from chargers.commands import command_group
+from chargers.connection_state import ConnectionChange, StatusChange
+from chargers.models import Charger, Connector, StatusEvent
+from tests.factories import ChargerFactory
+from tests.ocpp_client import OcppTestClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_concurrent_callers_share_batches_and_each_gets_its_own_result():
+    calls = []
+
+    def apply(items):
+        calls.append(list(items))
+        return [item * 10 for item in items]
+
+    coalescer = Coalescer("test", apply)
+    results = await asyncio.gather(*(coalescer.submit(i) for i in range(200)))
+    assert results == [i * 10 for i in range(200)]
+    assert sum(len(batch) for batch in calls) == 200
+    assert len(calls) < 10  # shared round trips, not one per caller
+    assert [item for batch in calls for item in batch] == list(range(200))  # in submission order
+
+
+async def test_one_bad_item_fails_only_its_own_caller():
+    def apply(items):
+        if 13 in items:
+            raise ValueError("unlucky")
+        return list(items)
+
+    coalescer = Coalescer("test", apply)
+    results = await asyncio.gather(*(coalescer.submit(i) for i in range(30)), return_exceptions=True)
+    assert isinstance(results[13], ValueError)
+    assert [r for i, r in enumerate(results) if i != 13] == [i for i in range(30) if i != 13]
+
+
+async def test_an_outage_fails_every_caller_of_the_batch_at_once():
+    from django.db import OperationalError
+
+    tried = []
+
+    def apply(items):
+        tried.append(len(items))
+        raise OperationalError("connection refused")
+
+    coalescer = Coalescer("test", apply)
+    results = await asyncio.gather(*(coalescer.submit(i) for i in range(20)), return_exceptions=True)
+    assert all(isinstance(r, OperationalError) for r in results)
+    assert sum(tried) == 20  # not retried one by one (callers journal instead)
+
+
+async def test_lookups_in_one_batch_match_exactly(prop):
+    await sync_to_async(ChargerFactory)(station_id="CP-A", property=prop)
+    await sync_to_async(ChargerFactory)(station_id="cp-b", property=prop)
+    found = await asyncio.gather(*(connection_state.lookup(s) for s in ["CP-A", "CP-B", "cp-b", "CP-A", "nope"]))
+    assert [c.station_id if c else None for c in found] == ["CP-A", None, "cp-b", "CP-A", None]
+
+
+def test_a_disconnect_never_clears_a_newer_connection(charger):
+    now = timezone.now()
+    connection_state.connections_record([
+        ConnectionChange(charger.pk, "old", True, now, "p1"),
+        ConnectionChange(charger.pk, "new", True, now, "p1"),
+        ConnectionChange(charger.pk, "old", False, now),  # the replaced socket closes after
+    ])
+    charger.refresh_from_db()
+    assert (charger.connection_id, charger.connection_process) == ("new", "p1")
+    connection_state.connections_record([ConnectionChange(charger.pk, "new", False, now)])
+    charger.refresh_from_db()
+    assert charger.connection_id == "" and charger.disconnected_at == now
+
+
+def test_an_older_status_in_the_same_batch_never_overwrites_a_newer_one(charger):
+    t0 = timezone.now()
+    later, earlier = t0, t0 - timezone.timedelta(minutes=5)
+    connection_state.connectors_status_update([
+        StatusChange(charger.pk, 1, "Charging", "NoError", timestamp=later),
+        StatusChange(charger.pk, 1, "Preparing", "NoError", timestamp=earlier),  # queued, arrives late
+        StatusChange(charger.pk, 2, "Faulted", "GroundFailure", info="x" * 80, timestamp=earlier),
+    ])
+    states = {c.connector_id: (c.status, c.error_code, len(c.info)) for c in Connector.objects.filter(charger=charger)}
+    assert states[1] == ("Charging", "NoError", 0)
+    assert states[2] == ("Faulted", "GroundFailure", 50)
+    # Every notification is kept for billing and support history, in the charger's order.
+    assert list(StatusEvent.objects.filter(charger=charger, connector_id=1).values_list("status", flat=True)) == [
+        "Preparing", "Charging"]
+
+
+def test_boot_answers_with_the_registration_status_in_the_database(charger):
+    Charger.objects.filter(pk=charger.pk).update(registration_status="Rejected")
+    boot = connection_state.Boot.from_payload(
+        charger.pk, {"chargePointVendor": "V" * 60, "chargePointModel": "M", "firmwareVersion": "1.2"}, 300)
+    assert connection_state.chargers_boot([boot]) == [("Rejected", 300)]
+    charger.refresh_from_db()
+    assert (charger.vendor, charger.model, charger.firmware_version, charger.heartbeat_interval) == ("V" * 50, "M", "1.2", 300)
+    assert charger.last_boot_at is not None
+
+
+async def test_a_second_socket_of_a_charger_closes_the_first_in_this_process(charger):
+    first = OcppTestClient(charger.station_id)
+    assert (await first.connect())[0]
+    second = OcppTestClient(charger.station_id)
+    assert (await second.connect())[0]
+    closed = await first.communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4000}
+    assert (await second.result("Heartbeat", {}))["currentTime"]
+    await first.communicator.wait()
+    await asyncio.sleep(0.1)
+    current = (await Charger.objects.aget(pk=charger.pk)).connection_id
+    assert current != ""  # the first socket's disconnect did not clear the second's state
+    await second.close()
+
+
+async def test_a_socket_held_elsewhere_is_told_through_the_channel_layer(charger):
+    layer = get_channel_layer()
+    elsewhere = await layer.new_channel()
+    await layer.group_add(command_group(charger.pk), elsewhere)
+    await Charger.objects.filter(pk=charger.pk).aupdate(connection_id="held-by-another-process")
+    client = OcppTestClient(charger.station_id)
+    assert (await client.connect())[0]
+    told = await asyncio.wait_for(layer.receive(elsewhere), 5)
+    assert told["type"] == "cp.superseded"
+    assert told["connection_id"] == (await Charger.objects.aget(pk=charger.pk)).connection_id
+    await client.close()
