@@ -167,6 +167,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "guest-finish-unsettled": {"task": "guest.finish_unsettled", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
     # OCPP message log retention (OCPP_LOG_RETENTION_DAYS; docs/performance.md).
     "ocpp-log-cleanup": {"task": "chargers.message_log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
+    # OCPI roaming (docs/ocpi.md): send pushes that waited (back-off over, partner back).
+    "roaming-deliveries": {"task": "roaming.deliveries_sweep", "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15)},
+    "roaming-evse-status": {"task": "roaming.evse_status_sweep", "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.

@@ -175,6 +175,11 @@ class Delivery(models.Model):
     # Later status changes of one EVSE replace a pending PATCH's body: the partner needs the
     # state now, not every state in between (OCPI "Offline behaviour": do not replay stale data).
     coalesce = models.BooleanField(default=False)
+    # Bumped when a newer body replaces a pending one: a send of the older body leaves it pending.
+    revision = models.PositiveIntegerField(default=0)
+    # Routing headers (hubs): the party the push is for.
+    to_country_code = models.CharField(max_length=2, blank=True)
+    to_party_id = models.CharField(max_length=3, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -185,7 +190,10 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "deliveries"
-        indexes = [models.Index(fields=["partner", "status", "id"], name="delivery_partner_pending")]
+        indexes = [
+            models.Index(fields=["partner", "status", "id"], name="delivery_partner_pending"),
+            models.Index(fields=["partner", "object_key", "-id"], name="delivery_partner_object"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.module} {self.object_key} to {self.partner_id}: {self.status}"

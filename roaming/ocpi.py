@@ -207,3 +207,14 @@ def evse_id(country_code: str, party_id: str, station_id: str, connector_id: int
     """Return the eMI3 EVSE ID: <country>*<operator>*E<power outlet id> (mod_locations EVSE.evse_id)."""
     outlet = "".join(ch for ch in f"{station_id}{connector_id}".upper() if ch.isalnum())
     return f"{country_code.upper()}*{party_id.upper()}*E{outlet}"[:48]
+
+
+# -- delivery --------------------------------------------------------------------------------------
+
+RETRY_BASE_S = 5
+RETRY_MAX_S = 3600
+
+
+def retry_delay(attempts: int) -> int:
+    """Return the seconds to wait before attempt `attempts` + 1: 5 s doubling, at most an hour."""
+    return int(min(RETRY_BASE_S * 2 ** max(attempts - 1, 0), RETRY_MAX_S))

@@ -5,17 +5,21 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from authorization.models import MobilityServiceProvider
 from backoffice.models import Organization
+from chargers.models import Charger, Connector
 
-from . import client, ocpi
-from .models import Partner
+from . import client, mapping, ocpi, selectors
+from .models import Delivery, Partner
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,8 @@ logger = logging.getLogger(__name__)
 OUR_ENDPOINTS: list[tuple[str, str, str]] = [
     ("credentials", ocpi.InterfaceRole.SENDER, "roaming:credentials"),
     ("credentials", ocpi.InterfaceRole.RECEIVER, "roaming:credentials"),
+    ("locations", ocpi.InterfaceRole.SENDER, "roaming:locations"),
+    ("tariffs", ocpi.InterfaceRole.SENDER, "roaming:tariffs"),
 ]
 
 
@@ -224,3 +230,160 @@ def partner_connect(
         _connect(locked, party=party, version=version, endpoints=endpoints, versions_url=their_versions_url,
                  outgoing_token=token_c)
     return locked
+
+
+# -- pushes: the outbox -------------------------------------------------------------------------
+
+
+def delivery_enqueue(
+    *, partner: Partner, module: str, object_key: str, method: str, path: str, body: Any,
+    coalesce: bool = False, to_party: tuple[str, str] | None = None,
+) -> Delivery:
+    """Queue a push to `partner`; with `coalesce`, a push of the same object still waiting takes
+    the new body instead (the partner needs the state now, not every state in between)."""
+    with transaction.atomic():
+        if coalesce:
+            waiting = (
+                Delivery.objects.select_for_update()
+                .filter(partner=partner, object_key=object_key, status=Delivery.Status.PENDING, coalesce=True,
+                        method=method, path=path)
+                .order_by("-id").first()
+            )
+            if waiting is not None:
+                waiting.body = body
+                waiting.revision += 1
+                waiting.save(update_fields=["body", "revision"])
+                return waiting
+        cc, pid = to_party if to_party is not None else ("", "")
+        return Delivery.objects.create(
+            partner=partner, module=module, object_key=object_key, method=method, path=path, body=body,
+            coalesce=coalesce, next_attempt_at=timezone.now(), to_country_code=cc, to_party_id=pid,
+        )
+
+
+def _lock_key(partner_id: int) -> str:
+    return f"roaming:deliver:{partner_id}"
+
+
+def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
+    """Send the partner's due pushes in order; return how many it accepted.
+
+    One sender per partner at a time (a cache lock). A push that fails waits with back-off
+    (roaming.ocpi.retry_delay) and holds back the later pushes of the same object, so each
+    object's updates arrive in order; when the partner is unreachable or answers 5xx, all its
+    pushes wait. Nothing is dropped: a push stays until the partner accepts it.
+    """
+    if not cache.add(_lock_key(partner_id), 1, 300):
+        return 0
+    try:
+        partner = Partner.objects.select_related("msp").filter(pk=partner_id).first()
+        if partner is None or partner.state != Partner.State.CONNECTED:
+            return 0
+        held: set[str] = set()
+        sent = 0
+        now = timezone.now()
+        pending = list(Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[:limit])
+        for delivery in pending:
+            if delivery.object_key in held:
+                continue
+            if delivery.next_attempt_at > now:
+                held.add(delivery.object_key)
+                continue
+            base = partner.endpoint(delivery.module, ocpi.InterfaceRole.RECEIVER)
+            to_party = (delivery.to_country_code, delivery.to_party_id) if delivery.to_party_id else (
+                (partner.country_code, partner.party_id) if partner.role == Partner.Role.HUB else None
+            )
+            try:
+                if not base:
+                    raise client.PartnerCallError(f"The partner has no {delivery.module} receiver endpoint.")
+                client.call(
+                    partner=partner, method=delivery.method, url=base.rstrip("/") + delivery.path,
+                    token=partner.outgoing_token, module=delivery.module, body=delivery.body, to_party=to_party,
+                )
+            except client.PartnerCallError as exc:
+                now = timezone.now()
+                Delivery.objects.filter(pk=delivery.pk).update(
+                    attempts=delivery.attempts + 1, last_error=exc.message[:500],
+                    next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
+                )
+                Partner.objects.filter(pk=partner.pk).update(
+                    last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500], last_error_at=now,
+                    last_error_ocpi_status=exc.ocpi_status,
+                )
+                held.add(delivery.object_key)
+                if exc.http_status is None or exc.http_status >= 500:
+                    break  # the partner is down: everything waits for it
+                continue
+            now = timezone.now()
+            # A newer body that arrived while this one was on its way keeps the push pending.
+            sent += Delivery.objects.filter(pk=delivery.pk, revision=delivery.revision).update(
+                status=Delivery.Status.SENT, sent_at=now, attempts=delivery.attempts + 1, last_error="",
+            )
+            Partner.objects.filter(pk=partner.pk).update(last_push_at=now)
+        return sent
+    finally:
+        cache.delete(_lock_key(partner_id))
+
+
+def partners_with_due_deliveries() -> list[int]:
+    return list(
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now(),
+                                partner__state=Partner.State.CONNECTED)
+        .values_list("partner_id", flat=True).distinct()
+    )
+
+
+def _partners_receiving(organization_id: int, module: str) -> list[Partner]:
+    partners = Partner.objects.filter(organization_id=organization_id, state=Partner.State.CONNECTED)
+    return [p for p in partners if p.endpoint(module, ocpi.InterfaceRole.RECEIVER)]
+
+
+def _last_pushed(partner: Partner, object_key: str) -> Any:
+    last = Delivery.objects.filter(partner=partner, object_key=object_key).order_by("-id").values_list("body", flat=True).first()
+    return last
+
+
+def evse_status_queue(*, charger_id: int, connector_id: int) -> list[int]:
+    """Queue the EVSE's status for every partner of its operator that does not have it yet;
+    return the ids of the partners with something queued.
+
+    Only for published chargers (public roaming at a location with OCPI data). Called for each
+    status change (signal) and by the periodic sweep, so a change is pushed once either way.
+    """
+    charger = (
+        Charger.objects.select_related("property", "property__ocpi_profile", "ocpi_profile")
+        .prefetch_related("connectors").filter(pk=charger_id).first()
+    )
+    if charger is None or not charger.property_id or connector_id < 1 or not selectors.charger_is_published(charger):
+        return []
+    evse = selectors.evse_facts(charger, connector_id, now=timezone.now())
+    if evse is None:
+        return []
+    location_id = str(charger.property_id)
+    object_key = f"evse:{location_id}/{evse.uid}"
+    body = mapping.evse_status_patch(evse)
+    queued = []
+    for partner in _partners_receiving(selectors.property_of(charger).organization_id, "locations"):
+        last = _last_pushed(partner, object_key)
+        if isinstance(last, dict) and last.get("status") == body["status"]:
+            continue
+        delivery_enqueue(
+            partner=partner, module="locations", object_key=object_key, method="PATCH",
+            path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{location_id}/{evse.uid}",
+            body=body, coalesce=True,
+        )
+        queued.append(partner.pk)
+    return queued
+
+
+def evse_status_changes_since(since: datetime) -> list[tuple[int, int]]:
+    """Return (charger id, connector id) of the connectors whose EVSE status may have changed
+    since `since`: a new connector status, or the charger connected or disconnected."""
+    pairs = set(
+        Connector.objects.filter(updated_at__gte=since, connector_id__gte=1).values_list("charger_id", "connector_id")
+    )
+    moved = Charger.objects.filter(Q(connected_at__gte=since) | Q(disconnected_at__gte=since)).values_list("pk", flat=True)
+    pairs |= set(
+        Connector.objects.filter(charger_id__in=list(moved), connector_id__gte=1).values_list("charger_id", "connector_id")
+    )
+    return sorted(pairs)

@@ -10,4 +10,10 @@ urlpatterns = [
     path("versions", views.versions, name="versions"),
     path("2.2.1", views.version_details, name="version-details"),
     path("2.2.1/credentials", views.credentials, name="credentials"),
+    path("2.2.1/locations", views.locations, name="locations"),
+    path("2.2.1/locations/<str:location_id>", views.location_detail, name="location"),
+    path("2.2.1/locations/<str:location_id>/<str:evse_uid>", views.location_detail, name="evse"),
+    path("2.2.1/locations/<str:location_id>/<str:evse_uid>/<str:connector_id>", views.location_detail,
+         name="connector"),
+    path("2.2.1/tariffs", views.tariffs, name="tariffs"),
 ]

@@ -6,10 +6,11 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 
-from . import ocpi, services
+from . import ocpi, selectors, services
 from .models import Partner
-from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint
+from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
 def _versions_url(request: HttpRequest) -> str:
@@ -61,3 +62,62 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
         services.partner_unregister(partner=partner)
         return OcpiResult()
     raise OcpiError(ocpi.Code.CLIENT_ERROR, "Method not allowed.", http_status=405)
+
+
+# -- locations (Sender) ----------------------------------------------------------------------------
+
+
+def _get_only(request: HttpRequest) -> None:
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET on a sender interface.", http_status=405)
+
+
+@ocpi_endpoint("locations")
+def locations(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    _get_only(request)
+    page = page_or_error(request)
+    total, data = selectors.locations_page(caller.partner, page, now=timezone.now())
+    _pulled(caller.partner)
+    return paginated(request, total, page, data)
+
+
+def _unknown_location() -> OcpiError:
+    return OcpiError(ocpi.Code.UNKNOWN_LOCATION, "Unknown location.", http_status=404)
+
+
+@ocpi_endpoint("locations")
+def location_detail(
+    request: HttpRequest, caller: Caller, body: Any, location_id: str, evse_uid: str = "", connector_id: str = "",
+) -> OcpiResult:
+    _get_only(request)
+    location = selectors.location_get(caller.partner, location_id, now=timezone.now())
+    if location is None:
+        raise _unknown_location()
+    _pulled(caller.partner)
+    if not evse_uid:
+        return OcpiResult(data=location)
+    evse = next((e for e in location["evses"] if e["uid"] == evse_uid), None)
+    if evse is None:
+        raise _unknown_location()
+    if not connector_id:
+        return OcpiResult(data=evse)
+    connector = next((c for c in evse["connectors"] if c["id"] == connector_id), None)
+    if connector is None:
+        raise _unknown_location()
+    return OcpiResult(data=connector)
+
+
+# -- tariffs (Sender) ------------------------------------------------------------------------------
+
+
+@ocpi_endpoint("tariffs")
+def tariffs(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    _get_only(request)
+    page = page_or_error(request)
+    total, data = selectors.tariffs_page(caller.partner, page, now=timezone.now())
+    _pulled(caller.partner)
+    return paginated(request, total, page, data)
+
+
+def _pulled(partner: Partner) -> None:
+    Partner.objects.filter(pk=partner.pk).update(last_pull_at=timezone.now())

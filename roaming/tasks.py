@@ -1,0 +1,50 @@
+"""Celery tasks: take ids, call one service. Retries are the outbox's (roaming.services)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+from . import services
+
+STATUS_MARK = "roaming:status-sweep-mark"
+
+
+@shared_task(name="roaming.deliveries_send")
+def deliveries_send_task(partner_id: int) -> int:
+    return services.deliveries_send(partner_id=partner_id)
+
+
+@shared_task(name="roaming.evse_status_push")
+def evse_status_push_task(connectors: list[list[int]]) -> int:
+    """Queue new EVSE statuses for their operators' partners and send them at once."""
+    partner_ids: set[int] = set()
+    for charger_id, connector_id in connectors:
+        partner_ids.update(services.evse_status_queue(charger_id=charger_id, connector_id=connector_id))
+    for partner_id in sorted(partner_ids):
+        services.deliveries_send(partner_id=partner_id)
+    return len(partner_ids)
+
+
+@shared_task(name="roaming.evse_status_sweep")
+def evse_status_sweep_task() -> int:
+    """Periodic: push EVSE statuses that changed since the last sweep (a missed signal, a charger
+    that connected or disconnected). Overlapping windows are harmless: an EVSE whose status a
+    partner already has is not queued again."""
+    now = timezone.now()
+    since = cache.get(STATUS_MARK) or now - timedelta(minutes=10)
+    pairs = services.evse_status_changes_since(since - timedelta(seconds=5))
+    cache.set(STATUS_MARK, now, None)
+    return evse_status_push_task([list(pair) for pair in pairs]) if pairs else 0
+
+
+@shared_task(name="roaming.deliveries_sweep")
+def deliveries_sweep_task() -> int:
+    """Periodic: send what waited (back-off over, partner back)."""
+    partner_ids = services.partners_with_due_deliveries()
+    for partner_id in partner_ids:
+        deliveries_send_task.delay(partner_id)
+    return len(partner_ids)

@@ -1,0 +1,133 @@
+"""Status changes of published EVSEs are PATCHed to partners through the outbox, in order,
+and kept until a partner that was down accepts them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chargers import services as charger_services
+from chargers.models import Connector
+from chargers.signals import connector_status_changed
+from roaming import services, tasks
+from roaming.models import Delivery
+from tests.roaming.conftest import connected_partner
+from tests.roaming.emsp_stub import EmspStub
+
+
+@pytest.fixture
+def stub(settings):
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    emsp = EmspStub()
+    yield emsp
+    emsp.close()
+
+
+@pytest.fixture
+def stub_partner(operator, stub):
+    partner = connected_partner(operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub-with-this")
+    stub.cpo_token = partner.outgoing_token
+    return partner
+
+
+def _status(charger, connector_id, status, *, at=None):
+    """A StatusNotification as the OCPP path stores it, then the signal chargers sends on commit."""
+    charger_services.connector_status_update(
+        charger_id=charger.pk, connector_id=connector_id, status=status, error_code="NoError",
+        timestamp=at or timezone.now(),
+    )
+    connector_status_changed.send(sender=Connector, connectors=[(charger.pk, connector_id)])
+
+
+def test_a_status_change_is_patched_to_the_partner_evse(operator, stub, stub_partner):
+    charger = operator["cp_public"]
+    _status(charger, 1, "Charging")
+
+    (patch,) = stub.requests_to("locations", "PATCH")
+    location_id = operator["public"].pk
+    assert patch["path"] == f"/ocpi/emsp/2.2.1/locations/NL/EVB/{location_id}/PUB-1*1"
+    assert patch["body"]["status"] == "CHARGING" and patch["body"]["last_updated"].endswith("Z")
+    assert patch["headers"]["Authorization"].startswith("Token ")
+    assert patch["headers"]["X-Request-ID"] and patch["headers"]["X-Correlation-ID"]
+    delivery = Delivery.objects.get(partner=stub_partner)
+    assert delivery.status == Delivery.Status.SENT
+    stub_partner.refresh_from_db()
+    assert stub_partner.last_push_at is not None
+
+
+def test_unpublished_chargers_push_nothing(operator, stub, stub_partner):
+    for key in ("cp_private", "cp_guest", "cp_closed", "cp_nodata"):
+        _status(operator[key], 1, "Charging")
+    _status(operator["cp_public"], 0, "Unavailable")  # connector 0 is the charger, not an EVSE
+    assert stub.requests_to("locations") == []
+    assert not Delivery.objects.exists()
+
+
+def test_the_sweep_pushes_a_change_whose_signal_was_missed_and_only_once(operator, stub, stub_partner):
+    charger = operator["cp_public"]
+    tasks.evse_status_sweep_task.delay()  # first sweep: what partners do not have yet
+    first = len(stub.requests_to("locations", "PATCH"))
+    charger_services.connector_status_update(
+        charger_id=charger.pk, connector_id=2, status="Faulted", error_code="GroundFailure", timestamp=timezone.now(),
+    )
+
+    tasks.evse_status_sweep_task.delay()
+    tasks.evse_status_sweep_task.delay()
+
+    patches = stub.requests_to("locations", "PATCH")[first:]
+    assert [(p["path"].rsplit("/", 1)[1], p["body"]["status"]) for p in patches] == [("PUB-1*2", "OUTOFORDER")]
+
+
+def test_a_charger_that_disconnects_is_pushed_as_unknown_by_the_sweep(operator, stub, stub_partner):
+    charger = operator["cp_public"]
+    tasks.evse_status_sweep_task.delay()
+    first = len(stub.requests_to("locations", "PATCH"))
+    type(charger).objects.filter(pk=charger.pk).update(connection_id="", disconnected_at=timezone.now())
+
+    tasks.evse_status_sweep_task.delay()
+
+    patches = stub.requests_to("locations", "PATCH")[first:]
+    assert sorted(p["body"]["status"] for p in patches) == ["UNKNOWN", "UNKNOWN"]
+
+
+def test_a_partner_that_was_down_gets_the_latest_state_when_it_is_back(operator, stub, stub_partner):
+    charger = operator["cp_public"]
+    stub.down = True
+    _status(charger, 1, "Charging")
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.PENDING and delivery.attempts == 1
+    assert delivery.next_attempt_at > timezone.now()
+    stub_partner.refresh_from_db()
+    assert "503" in stub_partner.last_error
+
+    # More changes while it is down: the waiting PATCH carries the newest state (no stale replay).
+    _status(charger, 1, "Faulted")
+    _status(charger, 1, "Available")
+    assert Delivery.objects.count() == 1
+
+    stub.down = False
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    tasks.deliveries_sweep_task.delay()
+
+    (patch,) = stub.requests_to("locations", "PATCH")
+    assert patch["body"]["status"] == "AVAILABLE"
+    assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
+def test_a_failed_push_holds_back_later_pushes_of_the_same_object_only(operator, stub, stub_partner):
+    first = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
+                                      path="", body={"id": "1"})
+    second = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
+                                       path="", body={"id": "1-bis"})
+    other = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:2", method="POST",
+                                      path="", body={"id": "2"})
+    Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    services.deliveries_send(partner_id=stub_partner.pk)
+
+    assert [r["body"]["id"] for r in stub.requests_to("cdrs")] == ["2"]
+    assert Delivery.objects.get(pk=second.pk).status == Delivery.Status.PENDING
+    assert Delivery.objects.get(pk=other.pk).status == Delivery.Status.SENT
+    Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
+    services.deliveries_send(partner_id=stub_partner.pk)
+    assert [r["body"]["id"] for r in stub.requests_to("cdrs")] == ["2", "1", "1-bis"]
