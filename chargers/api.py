@@ -31,6 +31,8 @@ from .models import (
     station_id_validator,
 )
 from .ocpp.protocol import CSMS_ACTIONS_V16, OcppError
+from .ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
+from .ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
 from .selectors import chargers_for, message_log, sessions_for
 
 
@@ -323,7 +325,9 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     def commands(self, request, station_id=None, ocpp_action=None):
         charger = self.get_object()
         self.require_edit(self.organization_id_of(charger))
-        if ocpp_action not in CSMS_ACTIONS_V16:
+        # A 2.0.1 charger takes its own actions and the 1.6 commands we translate for it.
+        allowed = CSMS_ACTIONS_V16 if charger.ocpp_version != "2.0.1" else CSMS_ACTIONS_V201 | set(TRANSLATED_FOR_V201)
+        if ocpp_action not in allowed:
             raise ValidationError({"action": f"{ocpp_action} is not an action the central system sends."})
         payload = request.data if isinstance(request.data, dict) else None
         if payload is None:
@@ -337,6 +341,10 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             _security_command_check(charger, ocpp_action, payload)
             if ocpp_action == "RemoteStartTransaction":
                 command = self._remote_start(request, charger, dict(payload))
+                if isinstance(command, Response):
+                    return command
+            elif ocpp_action == "RequestStartTransaction":
+                command = self._request_start(request, charger, dict(payload))
                 if isinstance(command, Response):
                     return command
             else:
@@ -453,6 +461,28 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
                 status=status.HTTP_403_FORBIDDEN,
             )
         return command
+
+
+    def _request_start(self, request, charger, payload):
+        """OCPP 2.0.1 RequestStartTransaction: the same authorization engine first (recorded),
+        as for a 1.6 remote start; a missing remoteStartId is drawn."""
+        from authorization.decisions import Context
+
+        from .commands import remote_start_decide_sync
+        from .ocpp.v201_commands import new_remote_start_id
+
+        payload.setdefault("remoteStartId", new_remote_start_id())
+        commands.check_outgoing_or_raise("RequestStartTransaction", payload, "2.0.1")
+        context = Context.REMOTE_MSP if request.query_params.get("context") == "remote_msp" else Context.REMOTE_APP
+        decision = remote_start_decide_sync(
+            charger, id_tag=payload["idToken"]["idToken"], connector_id=payload.get("evseId"), context=context,
+        )
+        if not decision.accepted:
+            return Response(
+                {"status": str(decision.status), "reason": decision.reason, "message": decision.message},
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return commands.send_command_sync(charger, "RequestStartTransaction", payload, source="api", user_id=request.user.pk)
 
 
 class SessionSerializer(serializers.ModelSerializer):

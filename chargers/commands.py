@@ -16,10 +16,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from authorization.decisions import Context, Decision
 from backoffice import db
 
 from .credentials import redact_payload, redact_response
 from .models import Charger, Command
+from .ocpp import protocol201, v201_commands
 from .ocpp.protocol import OcppError, check_outgoing
 from .services import command_security_complete, command_security_prepare
 
@@ -46,11 +48,39 @@ def command_group(charger_id: int) -> str:
     return f"cp.{charger_id}"
 
 
-def check_outgoing_or_raise(action: str, payload: dict) -> None:
+def check_outgoing_or_raise(action: str, payload: dict, version: str = "1.6") -> None:
     try:
-        check_outgoing(action, payload)
+        if version == "2.0.1":
+            protocol201.check_outgoing(action, payload)
+        else:
+            check_outgoing(action, payload)
     except OcppError as exc:
         raise InvalidCommand(exc) from None
+
+
+def _ocpp_transaction_id(charger_id: int, payload: dict) -> str | None:
+    from .services_v201 import session_ocpp_transaction_id
+
+    transaction_id = payload.get("transactionId")
+    if isinstance(transaction_id, bool) or not isinstance(transaction_id, int):
+        return None
+    return session_ocpp_transaction_id(charger_id=charger_id, transaction_id=transaction_id)
+
+
+async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str, dict]:
+    """Return the action and payload to send this charger: a 1.6 command (remote start/stop,
+    reset, unlock, ...) becomes its OCPP 2.0.1 equivalent for a 2.0.1 charger, so callers need
+    not know the protocol (chargers.ocpp.v201_commands). Raises InvalidCommand."""
+    if charger.ocpp_version != Charger.OcppVersion.V201:
+        return action, payload
+    ocpp_transaction_id = None
+    if action == "RemoteStopTransaction":
+        ocpp_transaction_id = await db.run(_ocpp_transaction_id, charger.pk, payload)
+    try:
+        translated = v201_commands.translate(action, payload, ocpp_transaction_id=ocpp_transaction_id)
+    except OcppError as exc:
+        raise InvalidCommand(exc) from None
+    return translated.action, translated.payload
 
 
 @transaction.atomic
@@ -84,7 +114,8 @@ async def send_command(
 
     Raises InvalidCommand, ChargerOffline or CommandTimeout.
     """
-    check_outgoing_or_raise(action, payload)
+    action, payload = await for_charger(charger, action, payload)
+    check_outgoing_or_raise(action, payload, charger.ocpp_version)
     timeout = timeout or settings.OCPP_CALL_TIMEOUT
     if not charger.is_online():
         await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE)
@@ -114,8 +145,50 @@ async def send_command(
     await db.run(command.refresh_from_db)
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
+    if command.status == Command.Status.ANSWERED and charger.ocpp_version == Charger.OcppVersion.V201:
+        await _device_model_update(charger.pk, action, payload, command.response)
     return command
+
+
+async def _device_model_update(charger_id: int, action: str, payload: dict, response) -> None:
+    """Keep what GetVariables / SetVariables answers say in the charger's device model."""
+    from . import services_v201
+
+    results = response.get("getVariableResult" if action == "GetVariables" else "setVariableResult") if isinstance(
+        response, dict) else None
+    if not isinstance(results, list):
+        return
+    try:
+        if action == "GetVariables":
+            await db.run(services_v201.device_variables_from_get, charger_id=charger_id, results=results)
+        elif action == "SetVariables":
+            await db.run(
+                services_v201.device_variables_from_set, charger_id=charger_id,
+                requested=payload.get("setVariableData") or [], results=results,
+            )
+    except Exception:  # the command's answer is recorded whatever happens here
+        logger.exception("Could not store the device model answer of charger %s", charger_id)
 
 
 def send_command_sync(charger: Charger, action: str, payload: dict, **kwargs) -> Command:
     return async_to_sync(send_command)(charger, action, payload, **kwargs)
+
+
+async def remote_start_decide(
+    charger: Charger, *, id_tag: str, connector_id: int | None, context: Context
+) -> Decision:
+    """Return the authorization engine's (recorded) decision on a remote start of `id_tag`, the
+    same one a 1.6 remote start gets (chargers.remote.remote_start), for a 2.0.1 RequestStartTransaction."""
+    from authorization.services import authorize
+
+    from .services import charger_facts_by_id, token_active_sessions
+
+    facts, location_id = await db.run(charger_facts_by_id, charger.pk)
+    return await authorize(
+        uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
+        active_sessions_of=token_active_sessions,
+    )
+
+
+def remote_start_decide_sync(charger: Charger, **kwargs) -> Decision:
+    return async_to_sync(remote_start_decide)(charger, **kwargs)

@@ -125,7 +125,9 @@ def transaction_event_record(
         session.meter_start_wh = state.meter_start_wh
         if state.evse_id is not None:
             session.connector_id = state.evse_id
+        named_driver = False
         if state.id_token and session.id_tag != state.id_token:
+            named_driver = not session.id_tag and not created
             session.id_tag = state.id_token
             session.token = token_find(state.id_token, session.charger.organization_id)
             if id_tag_status:
@@ -148,7 +150,9 @@ def transaction_event_record(
                 ended_now = True
         session.save()
         session_id: int = session.pk
-        if created:
+        if created or named_driver:
+            # A transaction started by plugging in names its driver in a later event: the
+            # guest flow links the session then (guest.receivers).
             transaction.on_commit(lambda: session_started.send(sender=ChargingSession, session_id=session_id))
         if ended_now:
             transaction.on_commit(lambda: session_finished.send(sender=ChargingSession, session_id=session_id))

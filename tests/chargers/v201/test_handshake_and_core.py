@@ -2,8 +2,8 @@
 
 import pytest
 
-from chargers.models import Charger, Connector, OcppMessage, StatusEvent
 from chargers.message_log import writer
+from chargers.models import Connector, OcppMessage, StatusEvent
 from tests.ocpp_client import OcppTestClient
 
 from .conftest import BOOT, TS, connect201

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from chargers.models import OcppMessage
 from chargers.message_log import writer
+from chargers.models import OcppMessage
 
 from .conftest import BOOT, connect201
 

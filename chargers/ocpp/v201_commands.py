@@ -1,0 +1,104 @@
+"""Protocol-neutral commands: the 1.6 command a caller names, in OCPP 2.0.1 words. Pure: no Django.
+
+The portal, the admin, the guest flow and the API send remote start/stop, reset, unlock,
+availability, cache and trigger commands by their 1.6 names and payloads. For a charger that
+speaks 2.0.1, chargers.commands translates them here (part 2: F01/F03 RequestStart/Stop,
+B11/B12 Reset, F05 UnlockConnector, G03 ChangeAvailability, C11 ClearCache, F06 TriggerMessage),
+so no caller needs to know the charger's protocol. 2.0.1 actions pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from .protocol import OcppError
+from .protocol201 import CSMS_ACTIONS, PROPERTY_CONSTRAINT_VIOLATION
+
+# 1.6 action -> the 2.0.1 action it becomes.
+TRANSLATED = {
+    "RemoteStartTransaction": "RequestStartTransaction",
+    "RemoteStopTransaction": "RequestStopTransaction",
+    "Reset": "Reset",
+    "UnlockConnector": "UnlockConnector",
+    "ChangeAvailability": "ChangeAvailability",
+    "ClearCache": "ClearCache",
+    "TriggerMessage": "TriggerMessage",
+    "DataTransfer": "DataTransfer",
+}
+# F06: the 1.6 names of messages a TriggerMessage may ask for, in 2.0.1.
+_TRIGGERED = {
+    "BootNotification": "BootNotification", "Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
+    "StatusNotification": "StatusNotification", "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification": "LogStatusNotification",
+}
+# The token type of a remote start by our app, portal or guest page: an id the CSMS issued.
+REMOTE_START_TOKEN_TYPE = "Central"
+
+
+@dataclass(frozen=True)
+class Translated:
+    action: str
+    payload: dict[str, Any]
+
+
+def new_remote_start_id() -> int:
+    """A remoteStartId (F01: the CSMS's id of this remote start), a positive 31-bit integer."""
+    return secrets.randbelow(2**31 - 1) + 1
+
+
+def _refuse(description: str) -> OcppError:
+    return OcppError(PROPERTY_CONSTRAINT_VIOLATION, description)
+
+
+def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None) -> Translated:
+    """Return `action`/`payload` as a 2.0.1 charger takes them, or raise OcppError.
+
+    `ocpp_transaction_id` is the charger's transactionId of the session a RemoteStopTransaction
+    names (the caller looks it up; None if we have no such 2.0.1 session).
+    """
+    if action in CSMS_ACTIONS and action not in TRANSLATED:
+        return Translated(action, payload)
+    if action == "RemoteStartTransaction":
+        if "chargingProfile" in payload:
+            # A 1.6 TxProfile is not a 2.0.1 ChargingProfileType: send RequestStartTransaction.
+            raise _refuse("Send a 2.0.1 chargingProfile with RequestStartTransaction")
+        start: dict[str, Any] = {
+            "idToken": {"idToken": str(payload.get("idTag", "")), "type": REMOTE_START_TOKEN_TYPE},
+            "remoteStartId": new_remote_start_id(),
+        }
+        if payload.get("connectorId"):
+            start["evseId"] = payload["connectorId"]  # an EVSE is what 1.6 calls a connector
+        return Translated("RequestStartTransaction", start)
+    if action == "RemoteStopTransaction":
+        if ocpp_transaction_id is None:
+            raise _refuse(f"No 2.0.1 transaction {payload.get('transactionId')!r} on this charger")
+        return Translated("RequestStopTransaction", {"transactionId": ocpp_transaction_id})
+    if action == "Reset":
+        # B11/B12: Hard resets at once; Soft waits for transactions to end. Anything else is
+        # passed on for the schema check to refuse.
+        reset_type = payload.get("type")
+        return Translated("Reset", {**payload, "type": {"Hard": "Immediate", "Soft": "OnIdle"}.get(str(reset_type), reset_type)})
+    if action == "UnlockConnector":
+        if "evseId" in payload:
+            return Translated("UnlockConnector", payload)
+        return Translated("UnlockConnector", {"evseId": payload.get("connectorId"), "connectorId": 1})
+    if action == "ChangeAvailability":
+        if "operationalStatus" in payload:
+            return Translated("ChangeAvailability", payload)
+        change: dict[str, Any] = {"operationalStatus": payload.get("type")}
+        if payload.get("connectorId"):
+            change["evse"] = {"id": payload["connectorId"]}
+        return Translated("ChangeAvailability", change)
+    if action == "TriggerMessage":
+        requested = payload.get("requestedMessage")
+        trigger: dict[str, Any] = {"requestedMessage": _TRIGGERED.get(str(requested), requested)}
+        if payload.get("connectorId"):
+            trigger["evse"] = {"id": payload["connectorId"]}
+        elif isinstance(payload.get("evse"), dict):
+            trigger["evse"] = payload["evse"]
+        return Translated("TriggerMessage", trigger)
+    if action in ("ClearCache", "DataTransfer"):
+        return Translated(action, payload)
+    raise OcppError("NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1")

@@ -1,0 +1,57 @@
+"""Durability of 2.0.1 transaction messages: during a database outage they are answered from the
+journal (chargers.journal) and replayed into the database later, each exactly once."""
+
+import pytest
+
+from chargers import services
+from chargers.journal import journal, read_entries
+from chargers.models import ChargingSession, Connector, MeterValue, TransactionEvent
+
+from .conftest import TS, connect201, tx_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def outage(settings, tmp_path, monkeypatch):
+    """The journal engaged as after a failed write; its own replay is left to the test."""
+    settings.OCPP_JOURNAL_DIR = tmp_path
+
+    async def no_recovery():
+        return None
+
+    monkeypatch.setattr(journal, "_recover", no_recovery)
+    yield journal
+    journal._engaged = False
+    journal.close()
+    journal.key, journal._path, journal._seq, journal._replayed_offset = "", None, 0, 0
+
+
+async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger, token, outage):
+    client = await connect201()
+    outage.engage("test outage")
+    started = await client.result("TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=100))
+    assert started == {"idTokenInfo": {"status": "Accepted"}}  # the card cannot be checked now
+    await client.result("TransactionEvent", tx_event("Ended", 1, timestamp="2026-11-20T10:30:00Z", wh=2100))
+    status = {"timestamp": TS, "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+    assert await client.result("StatusNotification", status) == {}
+    meter = {"evseId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": 5, "measurand": "Voltage",
+                                                                           "unitOfMeasure": {"unit": "V"}}]}]}
+    assert await client.result("MeterValues", meter) == {}
+    await client.close()
+    assert not await ChargingSession.objects.filter(charger=charger).aexists()  # only in the journal yet
+
+    entries, _ = read_entries(outage._path)
+    calls = [e for e in entries if e.get("kind") == "call"]
+    assert [e["action"] for e in calls] == ["TransactionEvent", "TransactionEvent", "StatusNotification", "MeterValues"]
+    from asgiref.sync import sync_to_async
+
+    for _ in range(2):  # a replay interrupted and run again applies each entry once
+        for entry in entries:
+            await sync_to_async(services.journal_apply)(outage._path.name, entry)
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert session.transaction_id == calls[0]["transaction_id"]  # the id drawn while journaling
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 100, 2100)
+    assert await TransactionEvent.objects.filter(session=session).acount() == 2
+    assert (await Connector.objects.aget(charger=charger, connector_id=1)).status == "Available"
+    assert await MeterValue.objects.filter(charger=charger, measurand="Voltage").acount() == 1

@@ -1,0 +1,97 @@
+"""What else a 2.0.1 charger sends: NotifyReport (device model, GetBaseReport after the first boot),
+NotifyEvent, SecurityEventNotification, FirmwareStatusNotification, LogStatusNotification, DataTransfer."""
+
+import pytest
+
+from chargers.models import ChargerEvent, ChargerOperation, Command, DeviceVariable, SecurityEvent
+
+from .conftest import BOOT, TS, connect201
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REPORT = {"requestId": 7, "generatedAt": TS, "seqNo": 0, "tbc": False, "reportData": [
+    {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"},
+     "variableAttribute": [{"type": "Actual", "value": "300", "mutability": "ReadWrite", "persistent": True}],
+     "variableCharacteristics": {"dataType": "integer", "unit": "s", "supportsMonitoring": False}},
+    {"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}}, "variable": {"name": "ConnectorType"},
+     "variableAttribute": [{"value": "cType2", "mutability": "ReadOnly"}],
+     "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
+    {"component": {"name": "VendorThing", "instance": "a"}, "variable": {"name": "Mood"},
+     "variableAttribute": [{"type": "Actual", "value": "happy"}, {"type": "Target", "value": "ecstatic"}],
+     "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
+]}
+
+
+async def test_notify_report_is_stored_per_component_variable_and_attribute(charger):
+    client = await connect201()
+    assert await client.result("NotifyReport", REPORT) == {}
+    rows = {(r.component, r.evse_id, r.connector_id, r.variable, r.attribute_type): r
+            async for r in DeviceVariable.objects.filter(charger=charger)}
+    assert len(rows) == 4
+    heartbeat = rows[("OCPPCommCtrl", 0, 0, "HeartbeatInterval", "Actual")]
+    assert (heartbeat.value, heartbeat.mutability, heartbeat.data_type, heartbeat.unit, heartbeat.standardized) == (
+        "300", "ReadWrite", "integer", "s", True)
+    assert rows[("Connector", 1, 1, "ConnectorType", "Actual")].standardized
+    assert not rows[("VendorThing", 0, 0, "Mood", "Target")].standardized
+    # A newer report replaces the value, it does not add a row.
+    newer = {**REPORT, "reportData": [{**REPORT["reportData"][0], "variableAttribute": [{"value": "60"}]}]}
+    await client.result("NotifyReport", newer)
+    assert await DeviceVariable.objects.filter(charger=charger).acount() == 4
+    await heartbeat.arefresh_from_db()
+    assert heartbeat.value == "60"
+    await client.close()
+
+
+async def test_first_accepted_boot_asks_for_the_base_report_once(charger, settings):
+    settings.OCPP_BASE_REPORT_AFTER_BOOT = True
+    client = await connect201()
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    call = await client.receive(timeout=10)
+    assert call[0] == 2 and call[2] == "GetBaseReport" and call[3]["reportBase"] == "FullInventory"
+    await client.send([3, call[1], {"status": "Accepted"}])
+    assert await client.result("NotifyReport", {**REPORT, "requestId": call[3]["requestId"]}) == {}
+    # Known device model: the next boot does not ask again.
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    assert await client.communicator.receive_nothing(timeout=1)
+    assert await Command.objects.filter(charger=charger, action="GetBaseReport").acount() == 1
+    await client.close()
+
+
+async def test_notify_event_is_stored_once(charger):
+    client = await connect201()
+    event = {"generatedAt": TS, "seqNo": 0, "eventData": [
+        {"eventId": 11, "timestamp": TS, "trigger": "Delta", "actualValue": "Occupied",
+         "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+         "variable": {"name": "AvailabilityState"}, "eventNotificationType": "HardWiredNotification"}]}
+    assert await client.result("NotifyEvent", event) == {}
+    assert await client.result("NotifyEvent", event) == {}  # answer lost, sent again
+    stored = await ChargerEvent.objects.aget(charger=charger)
+    assert (stored.component, stored.variable, stored.actual_value, stored.trigger) == (
+        "Connector", "AvailabilityState", "Occupied", "Delta")
+    await client.close()
+
+
+async def test_security_firmware_and_log_notifications_are_kept(charger):
+    client = await connect201()
+    assert await client.result("SecurityEventNotification",
+                               {"type": "StartupOfTheDevice", "timestamp": TS, "techInfo": "cold boot"}) == {}
+    assert await client.result("FirmwareStatusNotification", {"status": "Downloading", "requestId": 3}) == {}
+    assert await client.result("LogStatusNotification", {"status": "Uploading", "requestId": 4}) == {}
+    event = await SecurityEvent.objects.aget(charger=charger)
+    assert event.event_type == "StartupOfTheDevice" and event.critical
+    kinds = {(o.kind, o.request_id, o.status) async for o in ChargerOperation.objects.filter(charger=charger)}
+    assert kinds == {("firmware", 3, "Downloading"), ("log", 4, "Uploading")}
+    await client.close()
+
+
+async def test_data_transfer_is_answered_unknown_vendor(charger):
+    client = await connect201()
+    assert await client.result("DataTransfer", {"vendorId": "com.example"}) == {"status": "UnknownVendorId"}
+    await client.close()
+
+
+async def test_a_message_we_do_not_handle_is_not_supported(charger):
+    client = await connect201()
+    reply = await client.call("ReservationStatusUpdate", {"reservationId": 1, "reservationUpdateStatus": "Expired"})
+    assert reply[0] == 4 and reply[2] == "NotSupported"
+    await client.close()
