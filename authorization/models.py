@@ -56,6 +56,13 @@ class Token(models.Model):
         OTHER = "OTHER", "Other"
         GUEST = "GUEST", "Guest QR session"
 
+    class Whitelist(models.TextChoices):
+        # mod_tokens "WhitelistType": when the card's provider must be asked live.
+        ALWAYS = "ALWAYS", "Always whitelisted: never asked live"
+        ALLOWED = "ALLOWED", "Whitelisted (the provider allows it)"
+        ALLOWED_OFFLINE = "ALLOWED_OFFLINE", "Asked live; accepted when the provider cannot be reached"
+        NEVER = "NEVER", "Always asked live"
+
     uid = models.CharField(max_length=36, help_text="As printed on the card or read by the charger.")
     uid_normalized = models.CharField(max_length=36, db_index=True, editable=False)
     type = models.CharField(max_length=5, choices=Type.choices, default=Type.RFID)
@@ -77,6 +84,8 @@ class Token(models.Model):
         default=False, help_text="Refuse a second session while this card has one running."
     )
     label = models.CharField(max_length=200, blank=True)
+    # OCPI 2.2.1 WhitelistType of a token an eMSP pushed (mod_tokens); empty for other tokens.
+    whitelist = models.CharField(max_length=15, choices=Whitelist.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -52,6 +52,14 @@ def token_find(uid: str, organization_id: int | None) -> Token | None:
 
 def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
     msp = token.msp
+    live = bool(msp and msp.live_validation_url)
+    on_timeout_accept = bool(msp and msp.on_timeout == MobilityServiceProvider.OnTimeout.ACCEPT)
+    if token.whitelist:
+        # OCPI 2.2.1 WhitelistType (mod_tokens): ALWAYS and ALLOWED are whitelisted (we choose not
+        # to ask for ALLOWED), NEVER is always asked live and refused when the provider cannot
+        # answer, ALLOWED_OFFLINE is asked live and accepted when it cannot.
+        live = live and token.whitelist in (Token.Whitelist.NEVER, Token.Whitelist.ALLOWED_OFFLINE)
+        on_timeout_accept = token.whitelist == Token.Whitelist.ALLOWED_OFFLINE
     return TokenFacts(
         uid=token.uid,
         valid=token.valid,
@@ -60,8 +68,8 @@ def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
         organization_id=token.organization_id,
         msp_id=token.msp_id,
         msp_blocked=bool(msp and msp.blocked),
-        msp_live_validation=bool(msp and msp.live_validation_url),
-        msp_on_timeout_accept=bool(msp and msp.on_timeout == MobilityServiceProvider.OnTimeout.ACCEPT),
+        msp_live_validation=live,
+        msp_on_timeout_accept=on_timeout_accept,
         group_ids=frozenset(token.groups.values_list("pk", flat=True)),
         allowed_station_ids=frozenset(token.allowed_station_ids or []),
         single_session=token.single_session,
@@ -261,13 +269,15 @@ def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, clien
                 uid = str(item.get("uid", "")).strip()
                 if not uid:
                     continue
+                defaults = {
+                    "uid": uid,
+                    "valid": bool(item.get("valid", True)),
+                    "type": Token.Type.APP if item.get("type") == "APP_USER" else Token.Type.RFID,
+                }
+                if item.get("whitelist") in Token.Whitelist.values:  # OCPI token objects carry it
+                    defaults["whitelist"] = item["whitelist"]
                 token, _ = Token.objects.update_or_create(
-                    msp=msp, uid_normalized=normalize_uid(uid),
-                    defaults={
-                        "uid": uid,
-                        "valid": bool(item.get("valid", True)),
-                        "type": Token.Type.APP if item.get("type") == "APP_USER" else Token.Type.RFID,
-                    },
+                    msp=msp, uid_normalized=normalize_uid(uid), defaults=defaults,
                 )
                 stored += 1
             if len(data) < params["limit"]:

@@ -197,3 +197,26 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.module} {self.object_key} to {self.partner_id}: {self.status}"
+
+
+class PushedToken(models.Model):
+    """A token an eMSP pushed (mod_tokens receiver), as it sent it; the card itself is the
+    authorization Token the decision engine uses."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="tokens")
+    token = models.OneToOneField("authorization.Token", on_delete=models.CASCADE, related_name="ocpi")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    uid = models.CharField(max_length=36)
+    type = models.CharField(max_length=12)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["country_code", "party_id", "uid", "type"], name="unique_pushed_token")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} {self.type} {self.uid}"

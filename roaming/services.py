@@ -14,12 +14,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from authorization.models import MobilityServiceProvider
+from authorization.models import MobilityServiceProvider, Token, normalize_uid
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
 from . import client, mapping, ocpi, selectors
-from .models import Delivery, Partner
+from .models import Delivery, Partner, PushedToken
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ OUR_ENDPOINTS: list[tuple[str, str, str]] = [
     ("credentials", ocpi.InterfaceRole.RECEIVER, "roaming:credentials"),
     ("locations", ocpi.InterfaceRole.SENDER, "roaming:locations"),
     ("tariffs", ocpi.InterfaceRole.SENDER, "roaming:tariffs"),
+    ("tokens", ocpi.InterfaceRole.RECEIVER, "roaming:tokens"),
 ]
 
 
@@ -387,3 +388,106 @@ def evse_status_changes_since(since: datetime) -> list[tuple[int, int]]:
         Connector.objects.filter(charger_id__in=list(moved), connector_id__gte=1).values_list("charger_id", "connector_id")
     )
     return sorted(pairs)
+
+
+# -- tokens receiver (mod_tokens): the partner's cards become authorization tokens ----------------
+
+TOKEN_TYPES = {"RFID": Token.Type.RFID, "APP_USER": Token.Type.APP, "AD_HOC_USER": Token.Type.OTHER,
+               "OTHER": Token.Type.OTHER}
+
+
+class TokenRefused(Exception):
+    """A token push we cannot take; `code` is the OCPI status, `http_status` the HTTP one."""
+
+    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+def party_msp(partner: Partner, country_code: str, party_id: str) -> MobilityServiceProvider | None:
+    """Return the MobilityServiceProvider of a party the partner may push for, or None.
+
+    An eMSP pushes for its own party; a hub for the parties behind it, each of which becomes a
+    provider of the operator (so it can be blocked on its own under Mobility Providers).
+    """
+    country_code, party_id = country_code.upper(), party_id.upper()
+    if partner.role != Partner.Role.HUB:
+        own = (partner.country_code, partner.party_id) == (country_code, party_id)
+        return partner.msp if own else None
+    if len(country_code) != 2 or not 1 <= len(party_id) <= 3:
+        return None
+    msp, _ = MobilityServiceProvider.objects.get_or_create(
+        organization=partner.organization, country_code=country_code, party_id=party_id,
+        defaults={"name": f"{country_code}*{party_id} via {partner.name}"[:200]},
+    )
+    return msp
+
+
+def _token_fields(body: dict, *, country_code: str, party_id: str, uid: str, type_: str) -> dict[str, Any]:
+    """Check a Token object against its URL (mod_tokens "PUT Method"); return the card's fields."""
+    def bad(message: str) -> TokenRefused:
+        return TokenRefused(ocpi.Code.INVALID_PARAMETERS, message)
+
+    if str(body.get("uid", "")) != uid or str(body.get("type", "")) != type_:
+        raise bad("uid and type must be those of the URL.")
+    if str(body.get("country_code", "")).upper() != country_code or str(body.get("party_id", "")).upper() != party_id:
+        raise bad("country_code and party_id must be those of the URL.")
+    if type_ not in TOKEN_TYPES:
+        raise bad(f"Unknown token type {type_}.")
+    if not isinstance(body.get("valid"), bool):
+        raise bad("valid (boolean) is required.")
+    if body.get("whitelist") not in Token.Whitelist.values:
+        raise bad("whitelist must be ALWAYS, ALLOWED, ALLOWED_OFFLINE or NEVER.")
+    for name in ("contract_id", "issuer", "last_updated"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise bad(f"{name} is required.")
+    try:
+        ocpi.parse_datetime(body["last_updated"])
+    except ValueError:
+        raise bad("last_updated is not a DateTime.") from None
+    if not 1 <= len(uid) <= 36:
+        raise bad("uid: 1 to 36 characters.")
+    return {
+        "uid": uid, "type": TOKEN_TYPES[type_], "valid": body["valid"], "whitelist": body["whitelist"],
+        "label": str(body.get("visual_number") or body["contract_id"])[:200],
+        "parent_id_tag": str(body.get("group_id") or "")[:20],
+    }
+
+
+def token_store(
+    *, partner: Partner, country_code: str, party_id: str, uid: str, type_: str, body: Any, patch: bool = False,
+) -> bool:
+    """Store a pushed token (PUT), or apply a partial update (PATCH); return True if it is new."""
+    country_code, party_id = country_code.upper(), party_id.upper()
+    if not isinstance(body, dict):
+        raise TokenRefused(ocpi.Code.INVALID_PARAMETERS, "A Token object is required.")
+    msp = party_msp(partner, country_code, party_id)
+    if msp is None:
+        raise TokenRefused(ocpi.Code.CLIENT_ERROR, "You cannot push tokens for this party.", http_status=404)
+    with transaction.atomic():
+        pushed = (
+            PushedToken.objects.select_for_update().select_related("token")
+            .filter(country_code=country_code, party_id=party_id, uid=uid, type=type_).first()
+        )
+        if patch:
+            if pushed is None:
+                raise TokenRefused(ocpi.Code.UNKNOWN_TOKEN, "Unknown token: PUT it first.", http_status=404)
+            if "last_updated" not in body:
+                raise TokenRefused(ocpi.Code.INVALID_PARAMETERS, "A PATCH must contain last_updated.")
+            body = {**pushed.data, **body}
+        fields = _token_fields(body, country_code=country_code, party_id=party_id, uid=uid, type_=type_)
+        token = pushed.token if pushed is not None else (
+            Token.objects.filter(msp=msp, uid_normalized=normalize_uid(uid)).first() or Token(msp=msp)
+        )
+        for name, value in fields.items():
+            setattr(token, name, value)
+        token.msp, token.organization = msp, None
+        token.save()
+        PushedToken.objects.update_or_create(
+            country_code=country_code, party_id=party_id, uid=uid, type=type_,
+            defaults={"partner": partner, "token": token, "data": body,
+                      "last_updated": ocpi.parse_datetime(body["last_updated"])},
+        )
+    return pushed is None

@@ -16,4 +16,6 @@ urlpatterns = [
     path("2.2.1/locations/<str:location_id>/<str:evse_uid>/<str:connector_id>", views.location_detail,
          name="connector"),
     path("2.2.1/tariffs", views.tariffs, name="tariffs"),
+    path("2.2.1/tokens", views.tokens_root, name="tokens"),
+    path("2.2.1/tokens/<str:country_code>/<str:party_id>/<str:token_uid>", views.token, name="token"),
 ]

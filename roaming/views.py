@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import ocpi, selectors, services
-from .models import Partner
+from .models import Partner, PushedToken
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
@@ -121,3 +121,36 @@ def tariffs(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
 
 def _pulled(partner: Partner) -> None:
     Partner.objects.filter(pk=partner.pk).update(last_pull_at=timezone.now())
+
+
+# -- tokens (Receiver) -----------------------------------------------------------------------------
+
+
+@ocpi_endpoint("tokens")
+def token(request: HttpRequest, caller: Caller, body: Any, country_code: str, party_id: str, token_uid: str) -> OcpiResult:
+    type_ = request.GET.get("type") or "RFID"
+    if request.method == "GET":
+        if services.party_msp(caller.partner, country_code, party_id) is None:
+            raise OcpiError(ocpi.Code.CLIENT_ERROR, "Not your party.", http_status=404)
+        pushed = PushedToken.objects.filter(
+            country_code=country_code.upper(), party_id=party_id.upper(), uid=token_uid, type=type_
+        ).first()
+        if pushed is None:
+            raise OcpiError(ocpi.Code.UNKNOWN_TOKEN, "Unknown token.", http_status=404)
+        return OcpiResult(data=pushed.data)
+    if request.method not in ("PUT", "PATCH"):
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or PATCH.", http_status=405)
+    try:
+        created = services.token_store(
+            partner=caller.partner, country_code=country_code, party_id=party_id, uid=token_uid, type_=type_,
+            body=body, patch=request.method == "PATCH",
+        )
+    except services.TokenRefused as exc:
+        raise OcpiError(exc.code, exc.message, http_status=exc.http_status) from None
+    return OcpiResult(http_status=201 if created else 200)
+
+
+@ocpi_endpoint("tokens")
+def tokens_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """The tokens receiver's base URL (listed in version details): tokens live below it."""
+    raise OcpiError(ocpi.Code.CLIENT_ERROR, "Use {tokens}/{country_code}/{party_id}/{token_uid}.", http_status=404)

@@ -59,7 +59,15 @@ def connected_partner(organization, *, token=PARTNER_TOKEN, base="https://emsp.e
     endpoints = {m: {"RECEIVER": f"{base}/{m}"} for m in ("locations", "sessions", "cdrs", "tariffs")}
     endpoints["tokens"] = {"SENDER": f"{base}/tokens"}
     endpoints["credentials"] = {"RECEIVER": f"{base}/credentials"}
-    values = {"name": "eMSP", "country_code": "DE", "party_id": "EMS", "state": Partner.State.CONNECTED,
+    from authorization.models import MobilityServiceProvider
+
+    cc, pid = fields.pop("country_code", "DE"), fields.pop("party_id", "EMS")
+    msp = MobilityServiceProvider.objects.create(
+        organization=organization, name=f"MSP {cc}*{pid}", country_code=cc, party_id=pid,
+        live_validation_url=endpoints["tokens"]["SENDER"],
+        live_validation_token=base64.b64encode(fields.get("outgoing_token", "our-token-at-partner").encode()).decode(),
+    )
+    values = {"name": "eMSP", "country_code": cc, "party_id": pid, "state": Partner.State.CONNECTED, "msp": msp,
               "incoming_token_hash": ocpi.token_hash(token), "outgoing_token": "our-token-at-partner",
               "endpoints": endpoints, "version": "2.2.1", "registered_at": timezone.now() - timedelta(days=1),
               **fields}
