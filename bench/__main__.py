@@ -124,7 +124,7 @@ def start_profile(server: Server, name: str, duration: float | None = None):
     return subprocess.Popen(
         [str(spy), "record", "-p", str(server.proc.pid), *limit, "-r", "200", "--nonblocking",
          "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=open(PROFILE_DIR / f"{name}.err", "w"),
     )
 
 

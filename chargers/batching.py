@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from backoffice import db
@@ -32,9 +32,17 @@ MAX_BATCH = 500
 
 
 class Coalescer(Generic[Item, Result]):
-    def __init__(self, name: str, apply: Callable[[list[Item]], Sequence[Result]], max_batch: int = MAX_BATCH) -> None:
+    """`apply` is synchronous ORM code run in the database pool; `apply_async` (instead) is a
+    coroutine function run on the event loop, for batches of network calls (Redis)."""
+
+    def __init__(
+        self, name: str, apply: Callable[[list[Item]], Sequence[Result]] | None = None, max_batch: int = MAX_BATCH,
+        *, apply_async: Callable[[list[Item]], Awaitable[Sequence[Result]]] | None = None,
+    ) -> None:
+        assert (apply is None) != (apply_async is None), "give apply or apply_async"
         self.name = name
         self.apply = apply
+        self.apply_async = apply_async
         self.max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +76,12 @@ class Coalescer(Generic[Item, Result]):
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         self.batches += 1
         try:
-            results = await db.run(self.apply, [item for item, _ in batch])
+            items = [item for item, _ in batch]
+            if self.apply_async is not None:
+                results = await self.apply_async(items)
+            else:
+                assert self.apply is not None
+                results = await db.run(self.apply, items)
         except Exception as exc:
             if len(batch) == 1 or is_outage(exc):
                 for _, future in batch:

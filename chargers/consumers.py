@@ -23,7 +23,15 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice import db
-from chargers import connection_state, credentials, handshake, process, services, services_v201
+from chargers import (
+    connection_state,
+    credentials,
+    handshake,
+    layer_groups,
+    process,
+    services,
+    services_v201,
+)
 from chargers.commands import command_complete, command_group
 from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
@@ -151,7 +159,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
             )
-        await self.channel_layer.group_add(command_group(charger.pk), self.channel_name)
+        await layer_groups.group_add(command_group(charger.pk), self.channel_name)
         await connection_state.connected(charger_id=charger.pk, connection_id=connection_id, process_key=process.KEY)
         if charger.ocpp_version != version:
             await db.run(services_v201.charger_set_ocpp_version, charger_id=charger.pk, version=version)

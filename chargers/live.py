@@ -8,7 +8,7 @@ import time
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
-from backoffice import db
+from chargers.batching import Coalescer
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +29,20 @@ def connector_watch(charger_id: int) -> None:
     cache.set(connector_watch_key(charger_id), 1, WATCH_TTL_S)
 
 
+def _watched_of(charger_ids: list[int]) -> list[bool]:
+    found = cache.get_many([connector_watch_key(pk) for pk in set(charger_ids)])
+    return [connector_watch_key(pk) in found for pk in charger_ids]
+
+
+# Chargers that just connected ask together (one MGET), not one cache round trip each.
+_lookups: Coalescer[int, bool] = Coalescer("connector-watch", _watched_of)
+
+
 async def _is_watched(charger_id: int) -> bool:
     now = time.monotonic()
     stamp, watched = _memo.get(charger_id, (0.0, False))
     if now - stamp > 2.0:
-        watched = bool(await db.run(cache.get, connector_watch_key(charger_id)))
+        watched = await _lookups.submit(charger_id)
         _memo[charger_id] = (now, watched)
     return watched
 
