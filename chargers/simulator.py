@@ -355,3 +355,179 @@ class SimulatedCharger:
                 if self.state[connector_id].transaction_id is not None:
                     await self.meter_values(connector_id)
             await self.stop(connector_id)
+
+
+class SimulatedCharger201(SimulatedCharger):
+    """The same charger speaking OCPP 2.0.1 (subprotocol ocpp2.0.1): BootNotification with
+    chargingStation, StatusNotification per EVSE/connector, Authorize with idToken, and
+    transactions as TransactionEvent Started/Updated/Ended with a seqNo (part 2, E01-E06).
+    Each simulated connector is one EVSE with one connector."""
+
+    PROTOCOL = "ocpp2.0.1"
+    ID_TOKEN_TYPE = "ISO14443"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tx_ids: dict[int, str] = {}  # evse id -> the transactionId we named
+        self.seq_no = itertools.count(0)  # one counter per station (E: seqNo increments per transaction)
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            f"{self.url.rstrip('/')}/{self.station_id}", subprotocols=[self.PROTOCOL],
+            additional_headers=self._headers(), open_timeout=30, ping_interval=None, max_size=2**20,
+            ssl=self.ssl if self.url.startswith("wss") else None,
+        )
+        self._tasks.append(asyncio.create_task(self._reader()))
+
+    async def boot(self) -> dict:
+        result = await self.call("BootNotification", {"reason": "PowerUp", "chargingStation": {
+            "vendorName": "EVSim", "model": "Sim-201", "serialNumber": f"SN-{self.station_id}",
+            "firmwareVersion": "2.0.1-sim"}})
+        self.heartbeat_interval = int(result.get("interval") or 60)
+        for connector in self.state.values():
+            await self.status(connector.connector_id, "Available")
+        return result
+
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> None:
+        # 2.0.1 ConnectorStatusEnumType has no Preparing/Charging/Finishing: those are Occupied.
+        connector_status = {"Preparing": "Occupied", "Charging": "Occupied", "Finishing": "Occupied",
+                            "SuspendedEV": "Occupied", "SuspendedEVSE": "Occupied"}.get(status, status)
+        if connector_id in self.state:
+            self.state[connector_id].status = status
+        await self.call("StatusNotification", {"timestamp": now_iso(), "connectorStatus": connector_status,
+                                               "evseId": connector_id, "connectorId": 1})
+
+    async def authorize(self, id_tag: str) -> str:
+        answer = await self.call("Authorize", {"idToken": {"idToken": id_tag, "type": self.ID_TOKEN_TYPE}})
+        return answer["idTokenInfo"]["status"]
+
+    def _meter(self, connector: ConnectorState, context: str) -> list[dict]:
+        return [{"timestamp": now_iso(), "sampledValue": [
+            {"value": connector.meter_wh, "measurand": "Energy.Active.Import.Register", "context": context,
+             "unitOfMeasure": {"unit": "Wh"}},
+            {"value": round(connector.power_kw * 1000), "measurand": "Power.Active.Import", "context": context,
+             "unitOfMeasure": {"unit": "W"}},
+        ]}]
+
+    async def _event(self, connector_id: int, event_type: str, trigger: str, context: str, **info: object) -> dict:
+        connector = self.state[connector_id]
+        payload: dict = {
+            "eventType": event_type, "timestamp": now_iso(), "triggerReason": trigger, "seqNo": next(self.seq_no),
+            "transactionInfo": {"transactionId": self.tx_ids[connector_id], **info},
+            "evse": {"id": connector_id, "connectorId": 1}, "meterValue": self._meter(connector, context),
+        }
+        if event_type == "Started" or trigger == "StopAuthorized":
+            payload["idToken"] = {"idToken": connector.id_tag, "type": self.ID_TOKEN_TYPE}
+        return await self.call("TransactionEvent", payload)
+
+    async def start(self, connector_id: int, id_tag: str, remote_start_id: int | None = None) -> dict:
+        connector = self.state[connector_id]
+        await self.status(connector_id, "Occupied")
+        self.tx_ids[connector_id] = uuid.uuid4().hex[:36]
+        connector.id_tag, connector.transaction_id = id_tag, 1
+        info: dict = {"chargingState": "Charging"}
+        trigger = "Authorized"
+        if remote_start_id is not None:
+            info["remoteStartId"], trigger = remote_start_id, "RemoteStart"
+        result = await self._event(connector_id, "Started", trigger, "Transaction.Begin", **info)
+        if result.get("idTokenInfo", {}).get("status", "Accepted") == "Accepted":
+            connector.power_kw = self.power_kw
+        else:  # E05: not authorized: end it at once
+            await self.stop(connector_id, "DeAuthorized")
+        return result
+
+    async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
+        connector = self.state[connector_id]
+        seconds = self.meter_interval if seconds is None else seconds
+        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        if connector.transaction_id is None:
+            await self.call("MeterValues", {"evseId": connector_id, "meterValue": self._meter(connector, "Sample.Periodic")})
+            return
+        await self._event(connector_id, "Updated", "MeterValuePeriodic", "Sample.Periodic", chargingState="Charging")
+
+    async def stop(self, connector_id: int, reason: str = "Local") -> None:
+        connector = self.state[connector_id]
+        if connector.transaction_id is None:
+            return
+        connector.power_kw = 0.0
+        trigger = {"Remote": "RemoteStop", "DeAuthorized": "Deauthorized"}.get(reason, "StopAuthorized")
+        info: dict = {"chargingState": "Idle"}
+        if reason != "Local":  # E06: left out when Local
+            info["stoppedReason"] = reason
+        await self._event(connector_id, "Ended", trigger, "Transaction.End", **info)
+        connector.transaction_id = None
+        self.tx_ids.pop(connector_id, None)
+        await self.status(connector_id, "Available")
+
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
+        self.received_calls.append((action, payload))
+        response: dict | None = None
+        follow_up = None
+        if action == "RequestStartTransaction":
+            evse_id = payload.get("evseId") or 1
+            ok = self.remote_start_accept and evse_id in self.state and self.state[evse_id].transaction_id is None
+            response = {"status": "Accepted" if ok else "Rejected"}
+            if ok:
+                follow_up = self.start(evse_id, payload["idToken"]["idToken"], payload["remoteStartId"])
+        elif action == "RequestStopTransaction":
+            match = [n for n, tx in self.tx_ids.items() if tx == payload["transactionId"]]
+            response = {"status": "Accepted" if match else "Rejected"}
+            if match:
+                follow_up = self.stop(match[0], "Remote")
+        elif action == "Reset":
+            response = {"status": "Accepted"}
+        elif action == "UnlockConnector":
+            response = {"status": "Unlocked" if payload["evseId"] in self.state else "UnknownConnector"}
+        elif action in ("ClearCache", "ChangeAvailability", "SendLocalList", "CertificateSigned"):
+            response = {"status": "Accepted"}
+        elif action == "GetBaseReport":
+            response = {"status": "Accepted"}
+            follow_up = self._report(payload["requestId"])
+        elif action == "GetVariables":
+            response = {"getVariableResult": [
+                {**item, "attributeStatus": "Accepted", "attributeValue": str(self.heartbeat_interval)}
+                if item.get("variable", {}).get("name") == "HeartbeatInterval"
+                else {**item, "attributeStatus": "UnknownVariable"}
+                for item in payload["getVariableData"]]}
+        elif action == "SetVariables":
+            response = {"setVariableResult": [
+                {"component": item["component"], "variable": item["variable"], "attributeStatus": "Accepted"}
+                for item in payload["setVariableData"]]}
+        elif action == "TriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
+        elif action == "DataTransfer":
+            response = {"status": "UnknownVendorId"}
+        if response is None:
+            frame = [4, unique_id, "NotSupported", f"{action} is not supported by the simulator", {}]
+        else:
+            frame = [3, unique_id, response]
+        await self.ws.send(json.dumps(frame))
+        if follow_up is not None:
+            try:
+                await follow_up
+            except Exception:  # noqa: BLE001 - a simulator keeps going
+                logger.warning("%s: follow-up of %s failed", self.station_id, action, exc_info=True)
+
+    async def _report(self, request_id: int) -> None:
+        await asyncio.sleep(0.1)
+        data = [
+            {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"},
+             "variableAttribute": [{"type": "Actual", "value": str(self.heartbeat_interval), "mutability": "ReadWrite"}],
+             "variableCharacteristics": {"dataType": "integer", "unit": "s", "supportsMonitoring": False}},
+            {"component": {"name": "ChargingStation"}, "variable": {"name": "Model"},
+             "variableAttribute": [{"type": "Actual", "value": "Sim-201", "mutability": "ReadOnly"}],
+             "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
+        ]
+        for n in self.state:
+            data.append({"component": {"name": "EVSE", "evse": {"id": n}}, "variable": {"name": "Power"},
+                         "variableAttribute": [{"type": "MaxSet", "value": str(int(self.power_kw * 1000))}],
+                         "variableCharacteristics": {"dataType": "decimal", "unit": "W", "supportsMonitoring": False}})
+        await self.call("NotifyReport", {"requestId": request_id, "generatedAt": now_iso(), "seqNo": 0, "reportData": data})
+
+
+def make_simulator(protocol: str = "1.6", **kwargs: object) -> SimulatedCharger:
+    """Return a simulated charger speaking `protocol` ("1.6" or "2.0.1")."""
+    cls = SimulatedCharger201 if protocol == "2.0.1" else SimulatedCharger
+    return cls(**kwargs)

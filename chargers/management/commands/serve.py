@@ -108,17 +108,22 @@ async def _serve(server, host, port, simulate, stdout):
     if simulate and server.started:
         from django.conf import settings
 
-        from chargers.simulator import SimulatedCharger, demo_password
+        from chargers.simulator import demo_password, make_simulator
 
         for n in range(1, simulate + 1):
-            sim = SimulatedCharger(
-                url=f"ws://{host}:{port}/ocpp", station_id=f"DEMO-{n:03d}", connectors=2,
+            # The last one speaks OCPP 2.0.1 beside the 1.6 ones (when there are two or more).
+            protocol = "2.0.1" if n == simulate and simulate > 1 else "1.6"
+            sim = make_simulator(
+                protocol, url=f"ws://{host}:{port}/ocpp", station_id=f"DEMO-{n:03d}", connectors=2,
                 password=demo_password(settings.SECRET_KEY, f"DEMO-{n:03d}"),  # set by load_demo
                 id_tags=["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"], meter_interval=5,
                 session_seconds=(40, 120), idle_seconds=(5, 30),
             )
             sims.append(asyncio.create_task(sim.run()))
-        stdout.write(f"Simulating {simulate} charger(s): DEMO-001..DEMO-{simulate:03d} (SIMULATE=0 turns them off)")
+        stdout.write(
+            f"Simulating {simulate} charger(s): DEMO-001..DEMO-{simulate:03d}"
+            f"{f' (DEMO-{simulate:03d} speaks OCPP 2.0.1)' if simulate > 1 else ''} (SIMULATE=0 turns them off)"
+        )
     try:
         await serving
     finally:

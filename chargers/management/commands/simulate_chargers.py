@@ -1,11 +1,11 @@
-"""Run simulated OCPP 1.6J chargers against a central system."""
+"""Run simulated OCPP 1.6J or 2.0.1 chargers against a central system."""
 
 import asyncio
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from chargers.simulator import SimulatedCharger, demo_password
+from chargers.simulator import demo_password, make_simulator
 
 
 class Command(BaseCommand):
@@ -23,18 +23,22 @@ class Command(BaseCommand):
         parser.add_argument("--connectors", type=int, default=2)
         parser.add_argument("--id-tag", action="append", dest="id_tags", default=None)
         parser.add_argument("--meter-interval", type=float, default=10.0)
+        parser.add_argument("--protocol", choices=["1.6", "2.0.1"], default="1.6",
+                            help="OCPP version the chargers speak (subprotocol ocpp1.6 or ocpp2.0.1).")
 
     def handle(self, *args, **options):
         chargers = [
-            SimulatedCharger(
-                url=options["url"], station_id=f"{options['prefix']}{n:03d}",
+            make_simulator(
+                options["protocol"], url=options["url"], station_id=f"{options['prefix']}{n:03d}",
                 password=options["password"] or demo_password(settings.SECRET_KEY, f"{options['prefix']}{n:03d}"),
                 connectors=options["connectors"], id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
                 meter_interval=options["meter_interval"],
             )
             for n in range(options["start"], options["start"] + options["count"])
         ]
-        self.stdout.write(f"Simulating {len(chargers)} charger(s) against {options['url']} (Ctrl+C stops)")
+        self.stdout.write(
+            f"Simulating {len(chargers)} OCPP {options['protocol']} charger(s) against {options['url']} (Ctrl+C stops)"
+        )
         try:
             asyncio.run(_run_all(chargers))
         except KeyboardInterrupt:
