@@ -12,11 +12,13 @@ from .models import (
     AuthorizationKeyChange,
     Charger,
     ChargerCertificate,
+    ChargerEvent,
     ChargerOperation,
     ChargerOperationStatus,
     ChargingSession,
     Command,
     Connector,
+    DeviceVariable,
     MeterValue,
     OcppDeadLetter,
     OcppMessage,
@@ -24,6 +26,7 @@ from .models import (
     OrphanStop,
     SecurityEvent,
     StatusEvent,
+    TransactionEvent,
 )
 
 
@@ -196,7 +199,7 @@ class OcppMessageAdmin(ReadOnlyAdmin):
 class ChargingSessionAdmin(admin.ModelAdmin):
     list_display = ["transaction_id", "charger", "connector_id", "id_tag", "started_at", "stopped_at", "energy", "status", "stop_reason"]
     list_filter = ["status", "stop_reason"]
-    search_fields = ["transaction_id", "id_tag", "charger__station_id"]
+    search_fields = ["transaction_id", "ocpp_transaction_id", "id_tag", "charger__station_id"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger", "token"]
     date_hierarchy = "started_at"
@@ -318,3 +321,34 @@ class OcppServerProcessAdmin(ReadOnlyAdmin):
     list_display = ["key", "hostname", "pid", "started_at", "heartbeat_at"]
     list_filter = ["hostname"]
     search_fields = ["key", "hostname"]
+
+
+# -- OCPP 2.0.1 (docs/ocpp.md, "OCPP 2.0.1") ---------------------------------------------------------
+
+
+@admin.register(TransactionEvent)
+class TransactionEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "ocpp_transaction_id", "seq_no", "event_type", "trigger_reason", "offline", "session"]
+    list_filter = ["event_type", "trigger_reason", "offline"]
+    search_fields = ["charger__station_id", "ocpp_transaction_id"]
+    list_select_related = ["charger", "session"]
+    raw_id_fields = ["charger", "session"]
+    show_full_result_count = False
+
+
+@admin.register(DeviceVariable)
+class DeviceVariableAdmin(ReadOnlyAdmin):
+    list_display = ["charger", "component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance", "attribute_type", "value", "mutability", "standardized", "updated_at"]
+    list_filter = ["standardized", "attribute_type", "mutability"]
+    search_fields = ["charger__station_id", "component", "variable"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+
+
+@admin.register(ChargerEvent)
+class ChargerEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "charger", "component", "variable", "actual_value", "trigger", "event_notification_type", "cleared"]
+    list_filter = ["trigger", "event_notification_type"]
+    search_fields = ["charger__station_id", "component", "variable"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]

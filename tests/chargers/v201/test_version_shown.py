@@ -32,3 +32,17 @@ def test_portal_overview_shows_the_protocol(client, host, charger201):
 def test_admin_lists_the_protocol(admin_client, charger201):
     page = admin_client.get("/admin/chargers/charger/").content.decode()
     assert "2.0.1" in page
+
+
+def test_admin_shows_the_201_records(admin_client, charger201):
+    from chargers.models import ChargerEvent, DeviceVariable, TransactionEvent
+
+    DeviceVariable.objects.create(charger=charger201, component="OCPPCommCtrl", variable="HeartbeatInterval",
+                                  value="300", standardized=True)
+    ChargerEvent.objects.create(charger=charger201, event_id=1, timestamp="2026-11-20T10:00:00Z", trigger="Delta",
+                                component="Connector", variable="AvailabilityState", actual_value="Occupied", data={})
+    TransactionEvent.objects.create(charger=charger201, ocpp_transaction_id="TX-ADMIN", seq_no=0, event_type="Started",
+                                    timestamp="2026-11-20T10:00:00Z", payload={})
+    assert "HeartbeatInterval" in admin_client.get("/admin/chargers/devicevariable/").content.decode()
+    assert "AvailabilityState" in admin_client.get("/admin/chargers/chargerevent/").content.decode()
+    assert "TX-ADMIN" in admin_client.get("/admin/chargers/transactionevent/").content.decode()
