@@ -214,8 +214,10 @@ def decide(
     # 11. One session at a time for cards limited to that.
     if token.single_session and token.active_sessions > 0:
         return _decision(Status.CONCURRENT_TX, "concurrent_tx")
-    # 12. Live validation by the card's MSP.
-    if token.msp_id is not None and token.msp_live_validation:
+    # 12. Live validation by the card's MSP. Not for a remote start its provider requested: the
+    # provider vouches for its own card (OCPI 2.2.1 mod_commands: the CPO should not check the
+    # token of a START_SESSION).
+    if token.msp_id is not None and token.msp_live_validation and context != Context.REMOTE_MSP:
         if msp_answer is None:
             return Decision(Status.INVALID, NEEDS_MSP, 12, "Waiting for the mobility provider.")
         if msp_answer == MspAnswer.TIMEOUT:

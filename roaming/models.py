@@ -169,8 +169,9 @@ class Delivery(models.Model):
     # What the push is about ("evse:<location>/<evse uid>", "session:<id>", "cdr:<id>"): order key.
     object_key = models.CharField(max_length=120)
     method = models.CharField(max_length=6)
-    # Appended to the partner's receiver endpoint of `module` at send time.
-    path = models.CharField(max_length=300)
+    # Appended to the partner's receiver endpoint of `module` at send time; a full URL (a
+    # command's response_url) is used as is.
+    path = models.CharField(max_length=500)
     body = models.JSONField()
     # Later status changes of one EVSE replace a pending PATCH's body: the partner needs the
     # state now, not every state in between (OCPI "Offline behaviour": do not replay stale data).
@@ -220,3 +221,37 @@ class PushedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id} {self.type} {self.uid}"
+
+
+class RemoteCommand(models.Model):
+    """A command a partner sent (mod_commands receiver) and what became of it at the charger."""
+
+    class Type(models.TextChoices):
+        START_SESSION = "START_SESSION"
+        STOP_SESSION = "STOP_SESSION"
+        UNLOCK_CONNECTOR = "UNLOCK_CONNECTOR"
+        RESERVE_NOW = "RESERVE_NOW"
+        CANCEL_RESERVATION = "CANCEL_RESERVATION"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="commands")
+    type = models.CharField(max_length=20, choices=Type.choices)
+    request = models.JSONField()
+    response_url = models.URLField(max_length=500)
+    charger = models.ForeignKey("chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    # The OCPP CALL it became (RemoteStartTransaction, ReserveNow, ...).
+    charger_command = models.ForeignKey("chargers.Command", on_delete=models.SET_NULL, null=True, blank=True,
+                                        related_name="+")
+    reservation_id = models.CharField(max_length=36, blank=True, help_text="The partner's (OCPI) reservation id.")
+    ocpp_reservation_id = models.IntegerField(null=True, blank=True)
+    response = models.CharField(max_length=20, help_text="Our CommandResponse result.")
+    result = models.CharField(max_length=20, blank=True, help_text="The CommandResult sent to response_url.")
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} from {self.partner_id}: {self.response}/{self.result or '…'}"

@@ -30,6 +30,7 @@ OUR_ENDPOINTS: list[tuple[str, str, str]] = [
     ("locations", ocpi.InterfaceRole.SENDER, "roaming:locations"),
     ("tariffs", ocpi.InterfaceRole.SENDER, "roaming:tariffs"),
     ("tokens", ocpi.InterfaceRole.RECEIVER, "roaming:tokens"),
+    ("commands", ocpi.InterfaceRole.RECEIVER, "roaming:commands"),
 ]
 
 
@@ -294,11 +295,13 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
             to_party = (delivery.to_country_code, delivery.to_party_id) if delivery.to_party_id else (
                 (partner.country_code, partner.party_id) if partner.role == Partner.Role.HUB else None
             )
+            absolute = delivery.path.startswith(("http://", "https://"))
             try:
-                if not base:
+                if not base and not absolute:
                     raise client.PartnerCallError(f"The partner has no {delivery.module} receiver endpoint.")
                 client.call(
-                    partner=partner, method=delivery.method, url=base.rstrip("/") + delivery.path,
+                    partner=partner, method=delivery.method,
+                    url=delivery.path if absolute else base.rstrip("/") + delivery.path,
                     token=partner.outgoing_token, module=delivery.module, body=delivery.body, to_party=to_party,
                 )
             except client.PartnerCallError as exc:

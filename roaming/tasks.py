@@ -8,7 +8,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import services
+from . import commands, services
 
 STATUS_MARK = "roaming:status-sweep-mark"
 
@@ -48,3 +48,9 @@ def deliveries_sweep_task() -> int:
     for partner_id in partner_ids:
         deliveries_send_task.delay(partner_id)
     return len(partner_ids)
+
+
+@shared_task(name="roaming.command_execute")
+def command_execute_task(remote_command_id: int) -> str:
+    """Send a partner's command to the charger, then its CommandResult to the partner."""
+    return commands.command_execute(remote_command_id=remote_command_id)

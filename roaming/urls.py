@@ -17,5 +17,7 @@ urlpatterns = [
          name="connector"),
     path("2.2.1/tariffs", views.tariffs, name="tariffs"),
     path("2.2.1/tokens", views.tokens_root, name="tokens"),
+    path("2.2.1/commands/", views.command, name="commands"),
+    path("2.2.1/commands/<str:command>", views.command, name="command"),
     path("2.2.1/tokens/<str:country_code>/<str:party_id>/<str:token_uid>", views.token, name="token"),
 ]

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from . import ocpi, selectors, services
+from . import commands, ocpi, selectors, services
 from .models import Partner, PushedToken
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
@@ -154,3 +154,14 @@ def token(request: HttpRequest, caller: Caller, body: Any, country_code: str, pa
 def tokens_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     """The tokens receiver's base URL (listed in version details): tokens live below it."""
     raise OcpiError(ocpi.Code.CLIENT_ERROR, "Use {tokens}/{country_code}/{party_id}/{token_uid}.", http_status=404)
+
+
+# -- commands (Receiver) ---------------------------------------------------------------------------
+
+
+@ocpi_endpoint("commands")
+def command(request: HttpRequest, caller: Caller, body: Any, command: str = "") -> OcpiResult:
+    if request.method != "POST" or not command:
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "POST {commands}/{command}.", http_status=405)
+    response = commands.command_receive(partner=caller.partner, command=command, body=body)
+    return OcpiResult(data=response.data(), code=response.code, message=response.message if response.code >= 2000 else "")

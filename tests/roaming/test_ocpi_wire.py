@@ -1,7 +1,7 @@
 """The pure OCPI wire rules: Authorization header, paging, envelope (no database)."""
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -44,3 +44,14 @@ def test_envelope_carries_status_code_data_message_and_timestamp():
     now = datetime(2024, 1, 1, tzinfo=UTC)
     assert ocpi.envelope([1], now=now) == {"status_code": 1000, "data": [1], "timestamp": "2024-01-01T00:00:00Z"}
     assert ocpi.envelope(code=2001, message="bad", now=now)["status_message"] == "bad"
+
+
+def test_a_remote_start_its_provider_requested_is_not_validated_live_again():
+    from authorization.decisions import ChargerFacts, Context, TokenFacts, decide
+
+    card = TokenFacts(uid="X", msp_id=3, msp_live_validation=True)
+    charger = ChargerFacts(station_id="CP", organization_id=1, license_valid_until=date(2100, 1, 1),
+                           access_mode="public", roaming_enabled=True, guest_charging_enabled=True)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    assert decide(card, charger, Context.REMOTE_MSP, now=now).reason == "accepted_roaming"
+    assert decide(card, charger, Context.LOCAL, now=now).reason == "needs_msp_validation"

@@ -1,0 +1,284 @@
+"""Commands from partners (mod_commands receiver): check, decide, send to the charger, report.
+
+The synchronous CommandResponse says whether we understood the command and will forward it;
+the charger's answer (or its absence) goes to the partner's response_url as a CommandResult,
+through the outbox (roaming.services.deliveries_send), so it survives a partner outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from authorization.decisions import Context, Decision
+from authorization.services import authorize
+from chargers import commands as charger_commands
+from chargers import services as charger_services
+from chargers.models import Charger, ChargingSession, Command
+
+from . import ocpi, services
+from .models import Partner, RemoteCommand
+
+logger = logging.getLogger(__name__)
+
+# OCPP 1.6 answer status -> OCPI CommandResult (mod_commands "CommandResultType").
+_RESULTS: dict[str, dict[str, str]] = {
+    RemoteCommand.Type.START_SESSION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
+    RemoteCommand.Type.STOP_SESSION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
+    RemoteCommand.Type.UNLOCK_CONNECTOR: {"Unlocked": "ACCEPTED", "UnlockFailed": "FAILED", "NotSupported": "NOT_SUPPORTED"},
+    RemoteCommand.Type.RESERVE_NOW: {
+        "Accepted": "ACCEPTED", "Faulted": "EVSE_INOPERATIVE", "Occupied": "EVSE_OCCUPIED", "Rejected": "REJECTED",
+        "Unavailable": "EVSE_INOPERATIVE",
+    },
+    RemoteCommand.Type.CANCEL_RESERVATION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    """Our synchronous answer: a CommandResponse, or an OCPI error status with `code`."""
+
+    result: str
+    message: str = ""
+    code: int = ocpi.Code.SUCCESS
+    remote_command_id: int | None = None
+
+    def data(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"result": self.result, "timeout": settings.OCPP_CALL_TIMEOUT + 30}
+        if self.message:
+            body["message"] = [{"language": "en", "text": self.message[:512]}]
+        return body
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.message)
+        self.response = response
+
+
+def _invalid(message: str) -> _Refused:
+    return _Refused(Response("REJECTED", message, code=ocpi.Code.INVALID_PARAMETERS))
+
+
+def _charger_at(partner: Partner, location_id: Any, evse_uid: Any) -> tuple[Charger, int | None]:
+    """Return (charger, connector id or None) at one of the operator's locations.
+
+    Any charger of the operator, published or not: a start at a location with roaming off must
+    reach the authorization engine, which refuses it with a recorded reason.
+    """
+    if not isinstance(location_id, str) or not location_id.isdigit():
+        raise _Refused(Response("REJECTED", "Unknown location.", code=ocpi.Code.UNKNOWN_LOCATION))
+    chargers = Charger.objects.select_related("property").filter(
+        property_id=int(location_id), property__organization_id=partner.organization_id
+    ).order_by("station_id")
+    if evse_uid:
+        parts = ocpi.split_evse_uid(str(evse_uid))
+        charger = chargers.filter(station_id=parts[0]).first() if parts else None
+        if charger is None or parts is None:
+            raise _Refused(Response("REJECTED", "Unknown EVSE.", code=ocpi.Code.UNKNOWN_LOCATION))
+        return charger, parts[1]
+    charger = chargers.first()
+    if charger is None:
+        raise _Refused(Response("REJECTED", "Unknown location.", code=ocpi.Code.UNKNOWN_LOCATION))
+    return charger, None
+
+
+def _response_url(body: dict) -> str:
+    url = body.get("response_url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500:
+        raise _invalid("response_url is required.")
+    return url
+
+
+def _store_token(partner: Partner, token: Any) -> str:
+    """Store the command's Token object like a pushed one (the eMSP vouches for it); return its uid."""
+    if not isinstance(token, dict):
+        raise _invalid("token (a Token object) is required.")
+    try:
+        services.token_store(
+            partner=partner, country_code=str(token.get("country_code", "")), party_id=str(token.get("party_id", "")),
+            uid=str(token.get("uid", "")), type_=str(token.get("type", "")), body=token,
+        )
+    except services.TokenRefused as exc:
+        raise _Refused(Response("REJECTED", exc.message, code=exc.code)) from None
+    return str(token["uid"])
+
+
+def _decide(charger: Charger, uid: str, connector_id: int | None) -> Decision:
+    facts, location_id = charger_services.charger_facts_by_id(charger.pk)
+    return async_to_sync(authorize)(
+        uid=uid, charger=facts, context=Context.REMOTE_MSP, location_id=location_id, connector_id=connector_id,
+        active_sessions_of=charger_services.token_active_sessions,
+    )
+
+
+def _payload(remote: RemoteCommand) -> tuple[str, dict[str, Any]]:
+    body = remote.request
+    if remote.type == RemoteCommand.Type.START_SESSION:
+        payload: dict[str, Any] = {"idTag": body["token"]["uid"]}
+        if remote.connector_id:
+            payload["connectorId"] = remote.connector_id
+        return "RemoteStartTransaction", payload
+    if remote.type == RemoteCommand.Type.STOP_SESSION:
+        session = ChargingSession.objects.get(pk=int(body["session_id"]))
+        return "RemoteStopTransaction", {"transactionId": session.transaction_id}
+    if remote.type == RemoteCommand.Type.UNLOCK_CONNECTOR:
+        return "UnlockConnector", {"connectorId": remote.connector_id}
+    if remote.type == RemoteCommand.Type.RESERVE_NOW:
+        expiry = ocpi.format_datetime(ocpi.parse_datetime(str(body["expiry_date"])))
+        return "ReserveNow", {"connectorId": remote.connector_id or 0, "expiryDate": expiry,
+                              "idTag": body["token"]["uid"], "reservationId": remote.ocpp_reservation_id}
+    return "CancelReservation", {"reservationId": remote.ocpp_reservation_id}
+
+
+def _checked(action: str, payload: dict[str, Any]) -> None:
+    try:
+        charger_commands.check_outgoing_or_raise(action, payload)
+    except charger_commands.InvalidCommand as exc:
+        raise _Refused(Response("REJECTED", f"The charger cannot take this command: {exc}")) from None
+
+
+def command_receive(*, partner: Partner, command: str, body: Any) -> Response:
+    """Check a partner's command, record it, and queue it for the charger; return our answer."""
+    if command not in RemoteCommand.Type.values:
+        return Response("NOT_SUPPORTED", f"{command} is not a command we support.")
+    if not isinstance(body, dict):
+        return Response("REJECTED", "A command object is required.", code=ocpi.Code.INVALID_PARAMETERS)
+    if partner.blocked:
+        # Mobility Providers > block: the partner's commands stop with its tokens.
+        return Response("REJECTED", "This mobility provider is blocked by the operator.")
+    try:
+        return _receive(partner, command, body)
+    except _Refused as exc:
+        return exc.response
+
+
+def _receive(partner: Partner, command: str, body: dict) -> Response:
+    url = _response_url(body)
+    remote = RemoteCommand(partner=partner, type=command, request=body, response_url=url)
+    if command in (RemoteCommand.Type.START_SESSION, RemoteCommand.Type.RESERVE_NOW):
+        remote.charger, remote.connector_id = _charger_at(partner, body.get("location_id"), body.get("evse_uid"))
+        if body.get("connector_id") and remote.connector_id is None:
+            raise _invalid("connector_id needs evse_uid.")
+        if command == RemoteCommand.Type.RESERVE_NOW:
+            if not isinstance(body.get("reservation_id"), str) or not body["reservation_id"]:
+                raise _invalid("reservation_id is required.")
+            try:
+                ocpi.parse_datetime(str(body.get("expiry_date", "")))
+            except ValueError:
+                raise _invalid("expiry_date is not a DateTime.") from None
+            remote.reservation_id = body["reservation_id"][:36]
+            earlier = RemoteCommand.objects.filter(
+                partner=partner, type=command, reservation_id=remote.reservation_id
+            ).exclude(ocpp_reservation_id=None).first()
+            # A RESERVE_NOW with a known reservation_id replaces that reservation (mod_commands).
+            remote.ocpp_reservation_id = earlier.ocpp_reservation_id if earlier else secrets.randbelow(2**31 - 1) + 1
+        uid = _store_token(partner, body.get("token"))
+        _checked(*_payload(remote))
+        decision = _decide(remote.charger, uid, remote.connector_id)
+        if not decision.accepted:
+            remote.response, remote.message = "REJECTED", decision.message
+            remote.save()
+            return Response("REJECTED", decision.message, remote_command_id=remote.pk)
+    elif command == RemoteCommand.Type.STOP_SESSION:
+        session_id = str(body.get("session_id", ""))
+        session = ChargingSession.objects.select_related("token", "charger").filter(
+            pk=int(session_id) if session_id.isdigit() else 0,
+            charger__property__organization_id=partner.organization_id,
+        ).first()
+        if session is None:
+            return Response("UNKNOWN_SESSION", "Unknown session.")
+        if session.token is None or session.token.msp_id is None or not _partner_owns(partner, session.token.msp_id):
+            return Response("REJECTED", "This session is not one of your customers'.")
+        if session.status != ChargingSession.Status.ACTIVE:
+            return Response("REJECTED", "This session has already ended.")
+        remote.charger, remote.connector_id = session.charger, session.connector_id
+    elif command == RemoteCommand.Type.UNLOCK_CONNECTOR:
+        if not body.get("evse_uid") or not body.get("connector_id"):
+            raise _invalid("location_id, evse_uid and connector_id are required.")
+        remote.charger, remote.connector_id = _charger_at(partner, body.get("location_id"), body.get("evse_uid"))
+    else:  # CANCEL_RESERVATION
+        reservation_id = str(body.get("reservation_id", ""))[:36]
+        if not reservation_id:
+            raise _invalid("reservation_id is required.")
+        reserved = RemoteCommand.objects.filter(
+            partner=partner, type=RemoteCommand.Type.RESERVE_NOW, reservation_id=reservation_id, result="ACCEPTED"
+        ).order_by("-id").first()
+        remote.reservation_id = reservation_id
+        if reserved is not None:
+            remote.charger, remote.connector_id = reserved.charger, reserved.connector_id
+            remote.ocpp_reservation_id = reserved.ocpp_reservation_id
+    remote.response = "ACCEPTED"
+    with transaction.atomic():
+        remote.save()
+        remote_id = remote.pk
+        transaction.on_commit(lambda: _queue(remote_id))
+    return Response("ACCEPTED", remote_command_id=remote_id)
+
+
+def _partner_owns(partner: Partner, msp_id: int) -> bool:
+    if partner.msp_id == msp_id:
+        return True
+    if partner.role != Partner.Role.HUB:
+        return False
+    from authorization.models import MobilityServiceProvider
+
+    return MobilityServiceProvider.objects.filter(pk=msp_id, organization_id=partner.organization_id).exists()
+
+
+def _queue(remote_id: int) -> None:
+    from .tasks import command_execute_task
+
+    try:
+        command_execute_task.delay(remote_id)
+    except Exception:
+        logger.exception("Could not queue OCPI command %s", remote_id)
+
+
+def command_execute(*, remote_command_id: int) -> str:
+    """Send the command to the charger and queue the CommandResult for the partner; idempotent."""
+    remote = RemoteCommand.objects.select_related("charger", "partner").get(pk=remote_command_id)
+    if remote.result:
+        return remote.result
+    result, message, charger_command = _run(remote)
+    remote.result, remote.message, remote.completed_at = result, message[:500], timezone.now()
+    remote.charger_command = charger_command
+    remote.save(update_fields=["result", "message", "completed_at", "charger_command"])
+    body: dict[str, Any] = {"result": result}
+    if message:
+        body["message"] = [{"language": "en", "text": message[:512]}]
+    token = remote.request.get("token") if isinstance(remote.request.get("token"), dict) else {}
+    to_party = (str(token.get("country_code", "")), str(token.get("party_id", ""))) if token else None
+    services.delivery_enqueue(
+        partner=remote.partner, module="commands", object_key=f"command:{remote.pk}", method="POST",
+        path=remote.response_url, body=body, to_party=to_party if to_party and to_party[1] else None,
+    )
+    services.deliveries_send(partner_id=remote.partner_id)
+    return result
+
+
+def _run(remote: RemoteCommand) -> tuple[str, str, Command | None]:
+    if remote.charger is None:
+        return "UNKNOWN_RESERVATION", "No such reservation is active.", None
+    action, payload = _payload(remote)
+    try:
+        command = charger_commands.send_command_sync(remote.charger, action, payload, source="ocpi")
+    except charger_commands.ChargerOffline:
+        return "FAILED", "The charger is offline.", None
+    except charger_commands.CommandTimeout as exc:
+        return "TIMEOUT", "The charger did not answer in time.", exc.command
+    except charger_commands.InvalidCommand as exc:
+        return "FAILED", str(exc), None
+    if command.status != Command.Status.ANSWERED:
+        code = command.response.get("errorCode", "") if isinstance(command.response, dict) else ""
+        result = "NOT_SUPPORTED" if code in ("NotImplemented", "NotSupported") else "FAILED"
+        return result, f"The charger answered an error {code}".strip(), command
+    status = command.result_status
+    return _RESULTS[remote.type].get(status, "FAILED"), f"The charger answered {status}.", command
