@@ -137,12 +137,28 @@ async def authorize(
     The MSP is asked with an async HTTP client, so waiting for it never holds a database
     thread or delays any other charger.
     """
+    token = await db.run(token_with_facts, uid, charger.organization_id, active_sessions_of)
+    decision, record = await decide_live(
+        uid=uid, charger=charger, context=context, token=token, location_id=location_id,
+        connector_id=connector_id, ocpp_unique_id=ocpp_unique_id, now=now,
+    )
+    await db.run(decision_record, **record)
+    return decision
+
+
+async def decide_live(
+    *, uid: str, charger: ChargerFacts, context: Context, token: tuple[Token, TokenFacts] | None,
+    location_id: str = "", connector_id: int | None = None, ocpp_unique_id: str = "", now: datetime | None = None,
+) -> tuple[Decision, dict]:
+    """Decide with the token already looked up (`token_with_facts`), asking its MSP live if
+    needed; return the decision and the keyword arguments of its `decision_record`, for a
+    caller that records it in the same transaction as what it decides (a StartTransaction)."""
     now = now or timezone.now()
-    token = await db.run(_token_with_facts, uid, charger.organization_id, active_sessions_of)
     facts = token[1] if token else None
     decision = decide(facts, charger, context, now=now)
     msp_id = msp_response = msp_latency = None
     if decision.reason == NEEDS_MSP:
+        assert token is not None
         token_obj = token[0]
         msp = token_obj.msp
         msp_id = msp.pk
@@ -157,16 +173,16 @@ async def authorize(
         decision = decide(facts, charger, context, now=now, msp_answer=answer)
     elif token and token[0].msp_id:
         msp_id = token[0].msp_id
-    await db.run(
-        decision_record, decision=decision, uid=uid, token_id=token[0].pk if token else None,
+    record = dict(
+        decision=decision, uid=uid, token_id=token[0].pk if token else None,
         organization_id=charger.organization_id, station_id=charger.station_id, connector_id=connector_id,
         context=context, msp_id=msp_id, msp_response=msp_response, msp_latency_ms=msp_latency,
         ocpp_unique_id=ocpp_unique_id,
     )
-    return decision
+    return decision, record
 
 
-def _token_with_facts(uid: str, organization_id: int | None, active_sessions_of):
+def token_with_facts(uid: str, organization_id: int | None, active_sessions_of=None) -> tuple[Token, TokenFacts] | None:
     token = token_find(uid, organization_id)
     if token is None:
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -131,28 +132,62 @@ def session_find_repeat(
     ).first()
 
 
+@dataclass
+class StartFacts:
+    """What a StartTransaction needs from the database, read in one round trip."""
+
+    repeat: ChargingSession | None  # an identical earlier start (our reply was lost)
+    charger: ChargerFacts | None = None
+    location_id: str = ""
+    token: tuple | None = None  # authorization.services.token_with_facts
+
+
+def start_prepare(
+    *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
+) -> StartFacts:
+    from authorization.services import token_with_facts
+
+    repeat = session_find_repeat(
+        charger_id=charger_id, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, started_at=started_at,
+    )
+    if repeat is not None:
+        return StartFacts(repeat)
+    facts, location_id = charger_facts_by_id(charger_id)
+    return StartFacts(None, facts, location_id, token_with_facts(id_tag, facts.organization_id, token_active_sessions))
+
+
+_LOOK_UP = object()
+
+
 def session_start(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime,
     reservation_id: int | None = None, id_tag_status: str = "Accepted", transaction_id: int | None = None,
+    token=_LOOK_UP, decision_record: dict | None = None,
 ) -> ChargingSession:
     """Open a session and give it a fresh transaction id; a repeated start gets the same one.
 
     `transaction_id` is the id already answered to the charger (a start journaled during a
-    database outage, replayed now); otherwise one is drawn.
+    database outage, replayed now); otherwise one is drawn. A caller that already looked up
+    the token (`start_prepare`) passes it, and the decision to record with the session, in the
+    same transaction.
     """
+    from authorization.services import decision_record as record_decision
     from authorization.services import token_find
 
-    existing = session_find_repeat(
-        charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
-        meter_start=meter_start, started_at=started_at,
-    )
-    if existing:
-        return existing
-    charger = Charger.objects.select_related("property").get(pk=charger_id)
-    token = token_find(id_tag, charger.property.organization_id if charger.property_id else None)
+    if token is _LOOK_UP:
+        existing = session_find_repeat(
+            charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
+            meter_start=meter_start, started_at=started_at,
+        )
+        if existing:
+            return existing
+        charger = Charger.objects.select_related("property").get(pk=charger_id)
+        token = token_find(id_tag, charger.property.organization_id if charger.property_id else None)
     for _ in range(10):
         try:
             with transaction.atomic():
+                if decision_record is not None:
+                    record_decision(**decision_record)
                 session = ChargingSession.objects.create(
                     charger_id=charger_id, connector_id=connector_id, id_tag=id_tag[:36], token=token,
                     id_tag_status=id_tag_status, started_at=started_at, meter_start_wh=meter_start,

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from authorization.decisions import Context
-from authorization.services import authorize
+from authorization.services import authorize, decide_live
 from backoffice import db
 from chargers import connection_state, services
 from chargers.journal import is_outage, journal
@@ -147,19 +147,25 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
     transaction_id = _journaled_starts.get(facts) or services.new_transaction_id()
 
     async def now():
-        repeat = await db.run(
-            services.session_find_repeat, charger_id=conn.charger_id, connector_id=reading.connector_id,
+        # Two round trips: read everything the decision needs, then record the decision and
+        # the session in one transaction (the MSP, if it must be asked, in between).
+        prepared = await db.run(
+            services.start_prepare, charger_id=conn.charger_id, connector_id=reading.connector_id,
             id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
         )
-        if repeat is not None:  # our earlier reply was lost: same transaction, same answer
-            return repeat, False
-        decision = await _decide(conn, reading.id_tag, Context.START_TRANSACTION, reading.connector_id, unique_id)
+        if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
+            return prepared.repeat, False
+        decision, record = await decide_live(
+            uid=reading.id_tag, charger=prepared.charger, context=Context.START_TRANSACTION, token=prepared.token,
+            location_id=prepared.location_id, connector_id=reading.connector_id, ocpp_unique_id=unique_id,
+        )
         # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
         # the charger stops a session whose idTagInfo is not Accepted.
         session = await db.run(
             services.session_start, charger_id=conn.charger_id, connector_id=reading.connector_id,
             id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
             reservation_id=reading.reservation_id, id_tag_status=str(decision.status), transaction_id=transaction_id,
+            token=prepared.token[0] if prepared.token else None, decision_record=record,
         )
         return session, True
 
