@@ -172,6 +172,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # OCPI roaming (docs/ocpi.md): send pushes that waited (back-off over, partner back).
     "roaming-deliveries": {"task": "roaming.deliveries_sweep", "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15)},
     "roaming-evse-status": {"task": "roaming.evse_status_sweep", "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5)},
+    "roaming-sessions": {"task": "roaming.sessions_sweep", "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.

@@ -7,10 +7,12 @@ class RoamingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chargers.signals import connector_status_changed
+        from chargers.signals import connector_status_changed, session_finished, session_started
 
         from . import receivers
 
         connector_status_changed.connect(
             receivers.connector_status_changed, dispatch_uid="roaming.connector_status_changed"
         )
+        session_started.connect(receivers.session_started, dispatch_uid="roaming.session_started")
+        session_finished.connect(receivers.session_finished, dispatch_uid="roaming.session_finished")

@@ -205,3 +205,173 @@ def tariff_object(rate: RateFacts, *, country_code: str, party_id: str) -> dict[
         data["end_date_time"] = format_datetime(rate.valid_until)
     data["last_updated"] = format_datetime(rate.last_updated)
     return data
+
+
+# -- sessions and CDRs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CdrTokenFacts:
+    country_code: str
+    party_id: str
+    uid: str
+    type: str
+    contract_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"country_code": self.country_code, "party_id": self.party_id, "uid": self.uid, "type": self.type,
+                "contract_id": self.contract_id}
+
+
+@dataclass(frozen=True)
+class CostFacts:
+    """Our priced session (billing.pricing.Cost) in the terms OCPI needs; amounts are Decimal."""
+
+    currency: str
+    subtotal: Decimal  # excl. VAT
+    total: Decimal  # incl. VAT
+    fixed: Decimal | None
+    energy: Decimal | None
+    time: Decimal | None
+    parking: Decimal | None
+    energy_wh: int
+    charging_seconds: int
+    idle_seconds: int
+    remark: str = ""
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    id: str
+    started_at: datetime
+    stopped_at: datetime | None
+    token: CdrTokenFacts
+    auth_method: str
+    location_id: str
+    evse_uid: str
+    cost: CostFacts
+    active: bool
+    last_updated: datetime
+    tariff_id: str = ""
+
+
+def _price(amount: Decimal) -> dict[str, Any]:
+    return {"excl_vat": number(amount)}
+
+
+def _kwh(wh: int) -> float | int:
+    return number((Decimal(wh) / 1000).quantize(Decimal("0.001")))
+
+
+def _hours(seconds: int) -> float | int:
+    return number((Decimal(seconds) / 3600).quantize(Decimal("0.0001")))
+
+
+def session_object(session: SessionFacts, *, country_code: str, party_id: str) -> dict[str, Any]:
+    """Return an OCPI Session (mod_sessions "Session Object")."""
+    data: dict[str, Any] = {
+        "country_code": country_code,
+        "party_id": party_id,
+        "id": session.id,
+        "start_date_time": format_datetime(session.started_at),
+    }
+    if session.stopped_at is not None:
+        data["end_date_time"] = format_datetime(session.stopped_at)
+    data.update({
+        "kwh": _kwh(session.cost.energy_wh),
+        "cdr_token": session.token.as_dict(),
+        "auth_method": session.auth_method,
+        "location_id": session.location_id,
+        "evse_uid": session.evse_uid,
+        "connector_id": "1",
+        "currency": session.cost.currency,
+        "total_cost": {"excl_vat": number(session.cost.subtotal), "incl_vat": number(session.cost.total)},
+        "status": "ACTIVE" if session.active else "COMPLETED",
+        "last_updated": format_datetime(session.last_updated),
+    })
+    return data
+
+
+@dataclass(frozen=True)
+class SignedValueFacts:
+    nature: str
+    plain_data: str
+    signed_data: str
+
+
+def charging_periods(session: SessionFacts) -> list[dict[str, Any]]:
+    """Return the CDR's charging periods: charging (ENERGY, TIME), then not charging (PARKING_TIME)."""
+    cost = session.cost
+    charging: dict[str, Any] = {
+        "start_date_time": format_datetime(session.started_at),
+        "dimensions": [{"type": "ENERGY", "volume": _kwh(cost.energy_wh)},
+                       {"type": "TIME", "volume": _hours(cost.charging_seconds)}],
+    }
+    if session.tariff_id:
+        charging["tariff_id"] = session.tariff_id
+    periods = [charging]
+    if cost.idle_seconds > 0 and session.stopped_at is not None:
+        parking_from = session.stopped_at.timestamp() - cost.idle_seconds
+        parking: dict[str, Any] = {
+            "start_date_time": format_datetime(datetime.fromtimestamp(parking_from, tz=session.stopped_at.tzinfo)),
+            "dimensions": [{"type": "PARKING_TIME", "volume": _hours(cost.idle_seconds)}],
+        }
+        if session.tariff_id:
+            parking["tariff_id"] = session.tariff_id
+        periods.append(parking)
+    return periods
+
+
+def cdr_object(
+    session: SessionFacts, *, cdr_id: str, location: dict[str, Any], tariffs: list[dict[str, Any]],
+    signed_values: tuple[SignedValueFacts, ...], country_code: str, party_id: str, created: datetime,
+) -> dict[str, Any]:
+    """Return an OCPI CDR (mod_cdrs "CDR Object") whose costs are our billing's for the session.
+
+    total_cost = our subtotal (excl. VAT) and total (incl. VAT); total_fixed_cost, total_energy_cost,
+    total_time_cost and total_parking_cost are our connection fee, energy, charging time and idle
+    fee lines (excl. VAT).
+    """
+    assert session.stopped_at is not None, "a CDR is for a finished session"
+    cost = session.cost
+    data: dict[str, Any] = {
+        "country_code": country_code,
+        "party_id": party_id,
+        "id": cdr_id,
+        "start_date_time": format_datetime(session.started_at),
+        "end_date_time": format_datetime(session.stopped_at),
+        "session_id": session.id,
+        "cdr_token": session.token.as_dict(),
+        "auth_method": session.auth_method,
+        "cdr_location": location,
+        "currency": cost.currency,
+    }
+    if tariffs:
+        data["tariffs"] = tariffs
+    data["charging_periods"] = charging_periods(session)
+    if signed_values:
+        data["signed_data"] = {
+            # OCPP 1.6 'SignedData' sampled values as the charger sent them.
+            "encoding_method": "OCPP1.6-SignedData",
+            "signed_values": [
+                {"nature": v.nature, "plain_data": v.plain_data[:5000], "signed_data": v.signed_data[:5000]}
+                for v in signed_values
+            ],
+        }
+    data["total_cost"] = {"excl_vat": number(cost.subtotal), "incl_vat": number(cost.total)}
+    if cost.fixed is not None:
+        data["total_fixed_cost"] = _price(cost.fixed)
+    data["total_energy"] = _kwh(cost.energy_wh)
+    if cost.energy is not None:
+        data["total_energy_cost"] = _price(cost.energy)
+    total_seconds = max(int((session.stopped_at - session.started_at).total_seconds()), 0)
+    data["total_time"] = _hours(total_seconds)
+    if cost.time is not None:
+        data["total_time_cost"] = _price(cost.time)
+    data["total_parking_time"] = _hours(cost.idle_seconds)
+    if cost.parking is not None:
+        data["total_parking_cost"] = _price(cost.parking)
+    if cost.remark:
+        data["remark"] = cost.remark[:255]
+    data["last_updated"] = format_datetime(created)
+    return data

@@ -255,3 +255,20 @@ class RemoteCommand(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} from {self.partner_id}: {self.response}/{self.result or '…'}"
+
+
+class Cdr(models.Model):
+    """The charge detail record of a finished roaming session, as sent (CDRs are never changed)."""
+
+    session = models.OneToOneField("chargers.ChargingSession", on_delete=models.PROTECT, related_name="ocpi_cdr")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="cdrs")
+    cdr_id = models.CharField(max_length=39, unique=True)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "CDR"
+
+    def __str__(self) -> str:
+        return self.cdr_id

@@ -20,3 +20,23 @@ def connector_status_changed(sender: Any, connectors: list[tuple[int, int]], **k
         evse_status_push_task.delay([[charger_id, connector_id] for charger_id, connector_id in connectors])
     except Exception:
         logger.exception("Could not push connector statuses to roaming partners; the sweep will")
+
+
+def session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
+    """A session started (committed): push it if it is a roaming partner's customer's."""
+    from .tasks import session_started_task
+
+    try:
+        session_started_task.delay(session_id)
+    except Exception:
+        logger.exception("Could not push session %s to roaming partners; the sweep will", session_id)
+
+
+def session_finished(sender: Any, session_id: int, **kwargs: Any) -> None:
+    """A session ended (committed): push its final state and its CDR."""
+    from .tasks import session_finished_task
+
+    try:
+        session_finished_task.delay(session_id)
+    except Exception:
+        logger.exception("Could not send the CDR of session %s; the sweep will", session_id)

@@ -41,7 +41,7 @@ def charger_is_published(charger: Charger) -> bool:
     return charger.effective_roaming_enabled and hasattr(charger.property, "ocpi_profile")
 
 
-def _spec(charger: Charger) -> mapping.ConnectorSpec:
+def connector_spec(charger: Charger) -> mapping.ConnectorSpec:
     profile = getattr(charger, "ocpi_profile", None)
     if profile is None:
         return _DEFAULT_SPEC
@@ -58,7 +58,7 @@ def evses_of(charger: Charger, *, now: datetime) -> list[mapping.EvseFacts]:
     rate = rate_for_charger(charger, now)
     tariff_ids = (str(rate.pk),) if rate is not None else ()
     online = charger.is_online(now)
-    spec = _spec(charger)
+    spec = connector_spec(charger)
     moments = [m for m in (charger.created_at, charger.connected_at, charger.disconnected_at) if m]
     profile = getattr(charger, "ocpi_profile", None)
     if profile is not None:
@@ -96,7 +96,7 @@ def property_of(charger: Charger) -> Property:
     return prop
 
 
-def _in_window(last_updated: str, page: ocpi.Page) -> bool:
+def in_window(last_updated: str, page: ocpi.Page) -> bool:
     moment = ocpi.parse_datetime(last_updated)
     if page.date_from is not None and moment < page.date_from:
         return False
@@ -119,7 +119,7 @@ def locations_all(organization_id: int, *, now: datetime) -> list[dict]:
 
 def locations_page(partner: Partner, page: ocpi.Page, *, now: datetime) -> tuple[int, list[dict]]:
     """Return (total matching, this page) of the partner's view of our locations."""
-    matching = [loc for loc in locations_all(partner.organization_id, now=now) if _in_window(loc["last_updated"], page)]
+    matching = [loc for loc in locations_all(partner.organization_id, now=now) if in_window(loc["last_updated"], page)]
     return len(matching), matching[page.offset:page.offset + page.limit]
 
 

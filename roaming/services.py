@@ -31,6 +31,8 @@ OUR_ENDPOINTS: list[tuple[str, str, str]] = [
     ("tariffs", ocpi.InterfaceRole.SENDER, "roaming:tariffs"),
     ("tokens", ocpi.InterfaceRole.RECEIVER, "roaming:tokens"),
     ("commands", ocpi.InterfaceRole.RECEIVER, "roaming:commands"),
+    ("sessions", ocpi.InterfaceRole.SENDER, "roaming:sessions"),
+    ("cdrs", ocpi.InterfaceRole.SENDER, "roaming:cdrs"),
 ]
 
 

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import commands, services
+from . import commands, services, sessions
 
 STATUS_MARK = "roaming:status-sweep-mark"
 
@@ -54,3 +54,35 @@ def deliveries_sweep_task() -> int:
 def command_execute_task(remote_command_id: int) -> str:
     """Send a partner's command to the charger, then its CommandResult to the partner."""
     return commands.command_execute(remote_command_id=remote_command_id)
+
+
+def _send(partner_ids: set[int]) -> None:
+    for partner_id in sorted(partner_ids):
+        services.deliveries_send(partner_id=partner_id)
+
+
+@shared_task(name="roaming.session_started")
+def session_started_task(session_id: int) -> int:
+    """Push a new roaming session to its partner."""
+    partner_id = sessions.session_push_queue(session_id=session_id)
+    _send({partner_id} if partner_id else set())
+    return 1 if partner_id else 0
+
+
+@shared_task(name="roaming.session_finished")
+def session_finished_task(session_id: int) -> int:
+    """Push a finished roaming session's final state, then its CDR."""
+    partner_id = sessions.session_push_queue(session_id=session_id)
+    cdr = sessions.cdr_create(session_id=session_id)
+    partner_ids = {p for p in (partner_id, cdr.partner_id if cdr else None) if p}
+    _send(partner_ids)
+    return len(partner_ids)
+
+
+@shared_task(name="roaming.sessions_sweep")
+def sessions_sweep_task() -> int:
+    """Periodic: progress of running roaming sessions, and CDRs whose signal was missed."""
+    partner_ids = sessions.sessions_sweep()
+    for partner_id in sorted(partner_ids):
+        deliveries_send_task.delay(partner_id)
+    return len(partner_ids)

@@ -18,6 +18,8 @@ urlpatterns = [
     path("2.2.1/tariffs", views.tariffs, name="tariffs"),
     path("2.2.1/tokens", views.tokens_root, name="tokens"),
     path("2.2.1/commands/", views.command, name="commands"),
+    path("2.2.1/sessions", views.sessions_list, name="sessions"),
+    path("2.2.1/cdrs", views.cdrs_list, name="cdrs"),
     path("2.2.1/commands/<str:command>", views.command, name="command"),
     path("2.2.1/tokens/<str:country_code>/<str:party_id>/<str:token_uid>", views.token, name="token"),
 ]

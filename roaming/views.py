@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from . import commands, ocpi, selectors, services
+from . import commands, ocpi, selectors, services, sessions
 from .models import Partner, PushedToken
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
@@ -165,3 +165,24 @@ def command(request: HttpRequest, caller: Caller, body: Any, command: str = "") 
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "POST {commands}/{command}.", http_status=405)
     response = commands.command_receive(partner=caller.partner, command=command, body=body)
     return OcpiResult(data=response.data(), code=response.code, message=response.message if response.code >= 2000 else "")
+
+
+# -- sessions and CDRs (Sender) --------------------------------------------------------------------
+
+
+@ocpi_endpoint("sessions")
+def sessions_list(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    _get_only(request)
+    page = page_or_error(request)
+    total, data = sessions.sessions_page(caller.partner, page)
+    _pulled(caller.partner)
+    return paginated(request, total, page, data)
+
+
+@ocpi_endpoint("cdrs")
+def cdrs_list(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    _get_only(request)
+    page = page_or_error(request)
+    total, data = sessions.cdrs_page(caller.partner, page)
+    _pulled(caller.partner)
+    return paginated(request, total, page, data)
