@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Start N server processes (`manage.py serve`) and HAProxy (deploy/haproxy/ocpp-cluster.cfg) in
+# front of them, on this host, in the foreground; Ctrl-C / SIGTERM stops them all.
+#
+#   deploy/cluster.sh [N]          # N defaults to the number of cores
+#
+# With the production environment (README, "Production"): DATABASE_URL (PostgreSQL) and
+# REDIS_URL are required, all processes share them (commands cross processes through Redis).
+#   APP_HOST (127.0.0.1), APP_PORT_BASE (8001)  the processes listen on APP_PORT_BASE..+N-1
+#   OCPP_BIND (0.0.0.0:8000), OCPP_TLS_BIND ... where chargers connect (see the .cfg)
+# OCPP_TRUSTED_PROXIES and FORWARDED_ALLOW_IPS default to 127.0.0.1 (HAProxy on this host).
+# In production prefer one systemd unit per process and one for HAProxy, with the same values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-$(nproc)}
+if ! [[ "$N" =~ ^[0-9]+$ ]] || (( N < 1 || N > 16 )); then
+  echo "N must be 1..16 (the .cfg has 16 server slots)" >&2; exit 2
+fi
+: "${DATABASE_URL:?set DATABASE_URL (PostgreSQL): every process shares it}"
+: "${REDIS_URL:?set REDIS_URL: commands reach chargers on other processes through Redis}"
+APP_HOST=${APP_HOST:-127.0.0.1}
+APP_PORT_BASE=${APP_PORT_BASE:-8001}
+export OCPP_TRUSTED_PROXIES=${OCPP_TRUSTED_PROXIES:-127.0.0.1}
+export FORWARDED_ALLOW_IPS=${FORWARDED_ALLOW_IPS:-127.0.0.1}
+if [[ -z "${OCPP_BIND:-}" && -z "${OCPP_TLS_BIND:-}" ]]; then
+  export OCPP_BIND=0.0.0.0:8000
+fi
+PY=${PY:-.venv/bin/python}
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait || true
+}
+trap stop EXIT INT TERM
+
+for ((i = 1; i <= N; i++)); do
+  port=$((APP_PORT_BASE + i - 1))
+  "$PY" manage.py serve --host "$APP_HOST" --port "$port" --simulate 0 &
+  pids+=($!)
+  export "OCPP_APP_$i=$APP_HOST:$port"
+done
+haproxy -db -f deploy/haproxy/ocpp-cluster.cfg &
+pids+=($!)
+echo "cluster: $N process(es) on $APP_HOST:$APP_PORT_BASE..$((APP_PORT_BASE + N - 1)), HAProxy on ${OCPP_BIND:-} ${OCPP_TLS_BIND:-}" >&2
+# Whichever stops first (a process or HAProxy) stops the rest.
+wait -n

@@ -1,0 +1,306 @@
+"""End to end: two real server processes behind HAProxy with deploy/haproxy/ocpp-cluster.cfg.
+
+Both processes (`manage.py serve`) share the test's PostgreSQL database and Redis, so the
+channel layer crosses processes. Twenty chargers written from the OCPP-J text connect through
+HAProxy; `balance leastconn` spreads them over both processes (Charger.connection_process holds
+the key of the process that holds the socket). A command POSTed to EACH process's own API goes
+to a charger held by the OTHER process and the charger's answer comes back (HTTP 200 with the
+answer only that charger gives). Headers the application believes from a trusted proxy cannot be
+forged through the balancer, and a process whose database is unreachable fails /healthz and gets
+no chargers.
+
+Needs PostgreSQL and Redis (the CI=true pass); on SQLite or the in-memory channel layer the
+processes would not share state and the test is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from django.conf import settings
+
+from tests.conftest import LiveServer, start_live_server, stop_live_server
+from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deploy" / "haproxy" / "ocpp-cluster.cfg"
+FLEET = 20
+CALL_TIMEOUT_S = 20
+CLIENT_SOURCE = "127.0.0.3"  # the chargers' address: not the proxy's (127.0.0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(what: str, check, timeout: float = 60.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+@pytest.fixture
+def shared_services() -> None:
+    if not settings.IS_POSTGRES or not settings.REDIS_URL:
+        pytest.skip("two server processes must share PostgreSQL and Redis (the CI=true pass): "
+                    "on SQLite or the in-memory channel layer they share nothing")
+    if shutil.which("haproxy") is None:
+        if os.environ.get("REQUIRE_SERVICES") == "true":
+            pytest.fail("haproxy is not installed (make test installs it)")
+        pytest.skip("haproxy is not installed (apt-get install haproxy; make test does it)")
+
+
+class Haproxy:
+    def __init__(self, backends: list[LiveServer]) -> None:
+        self.port, self.stats_port = _free_port(), _free_port()
+        env = {
+            **os.environ, "OCPP_BIND": f"127.0.0.1:{self.port}", "OCPP_STATS_BIND": f"127.0.0.1:{self.stats_port}",
+            "OCPP_MAXCONN": "2000",
+        }
+        for number, backend in enumerate(backends, 1):
+            env[f"OCPP_APP_{number}"] = f"127.0.0.1:{backend.port}"
+        self.process = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(CONFIG)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ocpp"
+
+    def server_status(self) -> dict[str, str]:
+        """HAProxy's view of each server of the backend (UP, DOWN, "UP 1/3", "no check", ...)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.stats_port}/;csv", timeout=5).text
+        except httpx.HTTPError:
+            return {}
+        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+        return {row["svname"]: row["status"] for row in rows if row["pxname"] == "csms"}
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return output.decode(errors="replace")
+
+
+@pytest.fixture
+def cluster(shared_services, transactional_db, tmp_path, monkeypatch) -> Iterator[tuple[list[LiveServer], Haproxy]]:
+    """Two server processes (same database, same Redis) trusting HAProxy on 127.0.0.1, and HAProxy."""
+    env = {"OCPP_JOURNAL_DIR": tmp_path / "journal", "OCPP_TRUSTED_PROXIES": "127.0.0.1",
+           "OCPP_CALL_TIMEOUT": CALL_TIMEOUT_S}
+    servers: list[LiveServer] = []
+    proxy = None
+    try:
+        servers.append(start_live_server(**env))
+        servers.append(start_live_server(**env))
+        proxy = Haproxy(servers)
+        _wait_for("HAProxy to see both processes healthy",
+                  lambda: proxy.server_status().get("app1") == "UP" and proxy.server_status().get("app2") == "UP")
+        yield servers, proxy
+    finally:
+        output = proxy.stop() if proxy is not None else ""
+        for server in servers:
+            stop_live_server(server)
+        if output and "ALERT" in output:
+            print(output[-2000:])
+
+
+class Fleet:
+    """Chargers written from the OCPP-J text, run on their own event loop in a thread: each boots
+    through the balancer, then answers every CALL; DataTransfer with its own station id, so an
+    answer that came back through the API can only be that charger's."""
+
+    def __init__(self, url: str, station_ids: list[str]) -> None:
+        self.url, self.station_ids = url, station_ids
+        self.calls: dict[str, list[str]] = {sid: [] for sid in station_ids}
+        self.booted: set[str] = set()
+        self.errors: list[str] = []
+        self.ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self) -> Fleet:
+        self._thread.start()
+        if not self.ready.wait(60) or self.errors:
+            raise AssertionError(f"chargers did not all boot through the balancer: {self.errors[:3]}")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        tasks = [asyncio.create_task(self._charger(sid)) for sid in self.station_ids]
+        await self._stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _charger(self, station_id: str) -> None:
+        try:
+            async with websockets.connect(f"{self.url}/{station_id}", subprotocols=["ocpp1.6"],
+                                          local_addr=(CLIENT_SOURCE, 0)) as ws:
+                await ws.send(json.dumps([2, "boot", "BootNotification",
+                                          {"chargePointVendor": "LB", "chargePointModel": "Spread"}]))
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert reply[:2] == [3, "boot"] and reply[2]["status"] == "Accepted", reply
+                self.booted.add(station_id)
+                if len(self.booted) == len(self.station_ids):
+                    self.ready.set()
+                async for text in ws:
+                    frame = json.loads(text)
+                    if frame[0] != 2:
+                        continue
+                    self.calls[station_id].append(frame[2])
+                    answer = {"status": "Accepted"}
+                    if frame[2] == "DataTransfer":
+                        answer["data"] = station_id
+                    await ws.send(json.dumps([3, frame[1], answer]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors.append(f"{station_id}: {exc!r}")
+            self.ready.set()
+
+
+def _holders(station_ids: list[str]) -> dict[str, str]:
+    from chargers.models import Charger
+
+    rows = Charger.objects.filter(station_id__in=station_ids).values_list("station_id", "connection_process")
+    return {sid: process for sid, process in rows if process}
+
+
+def _process_of(server: LiveServer, keys: set[str]) -> str:
+    """The process key (hostname-pid-random, chargers.process.KEY) of this server process."""
+    (key,) = [k for k in keys if f"-{server.process.pid}-" in k]
+    return key
+
+
+def test_chargers_spread_over_two_processes_and_commands_cross_them(cluster) -> None:
+    servers, proxy = cluster
+    prop = PropertyFactory()
+    user = MembershipFactory(organization=prop.organization, role="owner").user
+    station_ids = [f"LB-{n:03d}" for n in range(FLEET)]
+    for sid in station_ids:
+        ChargerFactory(property=prop, station_id=sid)
+
+    with Fleet(proxy.ws_url, station_ids) as fleet:
+        holders = _wait_for("every charger's connection recorded",
+                            lambda: (h := _holders(station_ids)) and len(h) == FLEET and h)
+        keys = set(holders.values())
+        # Both processes hold chargers, evenly (leastconn: each new socket to the emptier one).
+        assert len(keys) == 2, holders
+        by_server = [_process_of(server, keys) for server in servers]
+        held = {key: sorted(sid for sid, k in holders.items() if k == key) for key in by_server}
+        assert all(len(sids) >= FLEET // 2 - 1 for sids in held.values()), held
+
+        # The balancer spreads the API too; here each process's own API is called directly.
+        token = httpx.post(f"{servers[0].url}/api/v1/auth/token/",
+                           json={"username": user.username, "password": "secret-pass-123"}, timeout=30)
+        headers = {"Authorization": f"Token {token.json()['token']}"}
+        for api, other in ((servers[0], by_server[1]), (servers[1], by_server[0])):
+            target = held[other][0]
+            before = list(fleet.calls[target])
+            response = httpx.post(
+                f"{api.url}/api/v1/chargers/{target}/commands/DataTransfer/",
+                json={"vendorId": "LB", "messageId": "who"}, headers=headers, timeout=CALL_TIMEOUT_S + 10,
+            )
+            # The charger held by the other process got the CALL, and its own answer came back.
+            assert (response.status_code, response.json()) == (
+                200, {"status": "Accepted", "response": {"status": "Accepted", "data": target}}
+            ), f"API of port {api.port} -> {target} held by {other}"
+            assert fleet.calls[target] == [*before, "DataTransfer"]
+        assert fleet.errors == []
+
+    from chargers.models import Command
+
+    answered = Command.objects.filter(action="DataTransfer").values_list("charger__station_id", "status", "response")
+    assert sorted(answered) == sorted(
+        (held[key][0], Command.Status.ANSWERED, {"status": "Accepted", "data": held[key][0]}) for key in by_server
+    )
+
+
+def test_proxy_headers_cannot_be_forged_through_the_balancer(cluster) -> None:
+    """The processes trust HAProxy's headers (OCPP_TRUSTED_PROXIES=127.0.0.1), so HAProxy must drop
+    what a client wrote into them: a profile-2 charger claiming TLS over plain ws is refused, and
+    the refusal names the charger's real address, with the proxy it came through."""
+    from chargers.models import SecurityEvent
+
+    servers, proxy = cluster
+    password = "lb-profile-2-password-0123456789"
+    charger = ChargerFactory(station_id="LB-P2", security_profile=2, ocpp_password=password)
+    forged = {
+        "Authorization": "Basic " + base64.b64encode(f"LB-P2:{password}".encode()).decode(),
+        "X-Ocpp-Tls": "TLSv1.3", "X-Ocpp-Client-Address": "203.0.113.9",
+    }
+
+    async def handshake() -> int:
+        try:
+            ws = await websockets.connect(f"{proxy.ws_url}/LB-P2", subprotocols=["ocpp1.6"], additional_headers=forged,
+                                          local_addr=(CLIENT_SOURCE, 0), open_timeout=20)
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+        await ws.close()
+        return 101
+
+    assert asyncio.run(handshake()) == 403
+    (event,) = SecurityEvent.objects.filter(charger=charger)
+    assert event.event_type == "SecurityProfileMismatch"
+    assert f"from {CLIENT_SOURCE}, via 127.0.0.1" in event.tech_info
+    assert "203.0.113.9" not in event.tech_info
+
+
+def test_process_without_database_fails_health_check_and_gets_no_chargers(
+    shared_services, transactional_db, tmp_path
+) -> None:
+    """/healthz answers 503 when the process cannot reach its database: HAProxy marks it down and
+    sends every charger to the healthy process."""
+    healthy = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1")
+    # Same everything, but its database is a port nobody listens on.
+    cut_off = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1",
+                                DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere")
+    proxy = Haproxy([healthy, cut_off])
+    try:
+        assert httpx.get(f"{cut_off.url}/healthz", timeout=30).status_code == 503
+        assert httpx.get(f"{healthy.url}/healthz", timeout=30).status_code == 200
+        _wait_for("HAProxy to mark the process without database down",
+                  lambda: proxy.server_status().get("app2") == "DOWN" and proxy.server_status().get("app1") == "UP")
+        prop = PropertyFactory()
+        station_ids = [f"LB-H{n:02d}" for n in range(6)]
+        for sid in station_ids:
+            ChargerFactory(property=prop, station_id=sid)
+        with Fleet(proxy.ws_url, station_ids):
+            holders = _wait_for("every charger's connection recorded",
+                                lambda: (h := _holders(station_ids)) and len(h) == len(station_ids) and h)
+        assert {_process_of(healthy, set(holders.values()))} == set(holders.values())
+    finally:
+        proxy.stop()
+        stop_live_server(cut_off)
+        stop_live_server(healthy)
