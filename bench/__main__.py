@@ -160,6 +160,9 @@ def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: 
         cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
         rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
         rss_mb=round(sum(s.rss() for s in servers) / 2**20, 0),
+        # Server CPU (all processes) over the same window as `messages_answered` (every CALL
+        # answered from load.start() to the end, warm-up included), for CPU per 1,000 messages.
+        server_cpu_s=round(cpu1 - cpu0, 2), messages_answered=stats.get("ok", 0),
     )
     if connected < n:
         result["errors"] += n - connected
@@ -358,7 +361,18 @@ def scenario_scaleout(args, report) -> None:
     base = result.get("1", {}).get("msg_per_s")
     for run in result.values():
         run["ratio_to_1"] = round(run["msg_per_s"] / base, 2) if base else None
+        run["cpu_s_per_1k_msgs"] = cpu_per_1k(run)
+    base_cpu = result.get("1", {}).get("cpu_s_per_1k_msgs")
+    for run in result.values():
+        # Flat (1.0) = adding processes costs no coordination; above 1 = overhead per message.
+        run["cpu_per_msg_to_1"] = round(run["cpu_s_per_1k_msgs"] / base_cpu, 2) if base_cpu and run["cpu_s_per_1k_msgs"] else None
     report["scaleout"] = result
+
+
+def cpu_per_1k(run: dict) -> float | None:
+    """Server CPU-seconds (sum over the server processes) per 1,000 answered messages (CALLs)."""
+    messages = run.get("messages_answered") or 0
+    return round(1000 * run["server_cpu_s"] / messages, 3) if messages and "server_cpu_s" in run else None
 
 
 def command_across(a: Server, b: Server, api_token: str) -> dict:
@@ -441,6 +455,9 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
     scale = report.get("scaleout", {})
     if "2" in scale:
         out.append(("scale-out: 2 processes >= 1.8x one", f"{scale['2']['ratio_to_1']}x", (scale["2"]["ratio_to_1"] or 0) >= 1.8))
+        flat = scale["2"].get("cpu_per_msg_to_1")
+        out.append(("scale-out: CPU per message with 2 processes within 1.25x of one", f"{flat}x",
+                    flat is not None and flat <= 1.25))
         cmd = scale["2"].get("command_across_processes", {})
         out.append(("scale-out: API on process A reaches charger on B", f"HTTP {cmd.get('http')}", bool(cmd.get("ok"))))
     logs = report.get("logs")
@@ -484,7 +501,7 @@ def print_table(report: dict, args) -> str:
                 note += f"; {r['connect_boot_s_vs_peer']}x / {r['all_online_after_kill_s_vs_peer']}x the peer"
         rows.append(("storm", kind, r["connections"], "", "", "", "", "", "", r["errors"], note))
     for procs, r in report.get("scaleout", {}).items():
-        note = f"{r['ratio_to_1']}x one process"
+        note = f"{r['ratio_to_1']}x one process; {r.get('cpu_s_per_1k_msgs')} CPU-s/1k msgs"
         if "command_across_processes" in r:
             c = r["command_across_processes"]
             note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
@@ -501,11 +518,27 @@ def print_table(report: dict, args) -> str:
     lines.append(fmt(head))
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines.extend(fmt(r) for r in table[1:])
+    lines.extend(scaleout_table(report.get("scaleout", {})))
     lines.append("")
     lines.append("Targets:")
     for name, value, ok in targets(report, args):
         lines.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
     return "\n".join(lines)
+
+
+def scaleout_table(scale: dict) -> list[str]:
+    """Scale-out as server CPU per message: on a shared 2-core box msg/s cannot double, but CPU
+    per 1,000 messages staying flat shows the processes add no coordination cost."""
+    if not scale:
+        return []
+    lines = ["", "Scale-out (CPU = user+sys of all server processes over the run):",
+             "| processes | chargers | msg/s | vs 1 | server CPU-s | messages | CPU-s per 1,000 msgs | vs 1 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for procs, r in scale.items():
+        lines.append(f"| {procs} | {r['connections']} | {r['msg_per_s']} | {r.get('ratio_to_1')}x | "
+                     f"{r.get('server_cpu_s')} | {r.get('messages_answered')} | {r.get('cpu_s_per_1k_msgs')} | "
+                     f"{r.get('cpu_per_msg_to_1')}x |")
+    return lines
 
 
 def main(argv=None) -> int:
