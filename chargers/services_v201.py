@@ -70,7 +70,7 @@ def transaction_event_record(
     """
     from authorization.services import token_find
 
-    from .services import _meter_rows, new_transaction_id
+    from .services import _meter_rows, new_transaction_id, session_close_as_superseded, sessions_close_superseded
 
     event = read_transaction_event(payload, received_at)
     with transaction.atomic():
@@ -149,6 +149,19 @@ def transaction_event_record(
                 session.received_stop_at = timezone.now()
                 ended_now = True
         session.save()
+        if created and not state.ended and session.connector_id:
+            # An EVSE has one transaction at a time: one it left open (it lost power or rebooted
+            # without an Ended) is closed at its last reading, as for 1.6; its own Ended, if it
+            # still comes, replaces that estimate (fold above).
+            sessions_close_superseded(
+                charger_id=charger_id, connector_id=session.connector_id, before=session.started_at, keep_id=session.pk
+            )
+            # A queued older transaction arriving after a newer one is itself the one closed.
+            if ChargingSession.objects.filter(
+                charger_id=charger_id, connector_id=session.connector_id, status=ChargingSession.Status.ACTIVE,
+                started_at__gt=session.started_at,
+            ).exists():
+                session_close_as_superseded(session)
         session_id: int = session.pk
         if created or named_driver:
             # A transaction started by plugging in names its driver in a later event: the

@@ -158,3 +158,31 @@ async def test_meter_values_outside_a_transaction_are_stored(charger):
     assert str(rows["Voltage"].value).startswith("230.1") and rows["Voltage"].phase == "L1-N"
     assert rows["Energy.Active.Import.Register"].unit == "kWh" and rows["Energy.Active.Import.Register"].value == 42
     await client.close()
+
+
+async def test_a_transaction_the_evse_left_open_is_superseded_until_its_ended_arrives(charger, token):
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-OLD", timestamp=T0, id_token="04A1B2C3", wh=0))
+    await client.result("TransactionEvent", tx_event("Updated", 1, "TX-OLD", timestamp=T1, wh=3000))
+    # The charger rebooted without ending TX-OLD and starts a new transaction on the same EVSE.
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-NEW", timestamp=T2, id_token="04A1B2C3", wh=3000))
+    old = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-OLD")
+    assert (old.status, old.stop_reason, old.meter_stop_wh) == ("completed", "Superseded", 3000)
+    assert (await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-NEW")).status == "active"
+    # Its own Ended, queued, replaces the estimate.
+    await client.result("TransactionEvent", tx_event("Ended", 2, "TX-OLD", timestamp=T1, wh=3500,
+                                                     stopped_reason="PowerLoss", offline=True))
+    await old.arefresh_from_db()
+    assert (old.status, old.stop_reason, old.meter_stop_wh) == ("completed", "PowerLoss", 3500)
+    await client.close()
+
+
+async def test_an_older_transaction_arriving_after_a_newer_one_never_leaves_two_active(charger, token):
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-NEW", timestamp=T2, id_token="04A1B2C3", wh=500))
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-OLD", timestamp=T0, id_token="04A1B2C3", wh=0,
+                                                     offline=True))
+    sessions = {s.ocpp_transaction_id: s async for s in ChargingSession.objects.filter(charger=charger)}
+    assert sessions["TX-NEW"].status == "active"
+    assert (sessions["TX-OLD"].status, sessions["TX-OLD"].stop_reason) == ("completed", "Superseded")
+    await client.close()
