@@ -331,12 +331,14 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
         cache.delete(_lock_key(partner_id))
 
 
-def partners_with_due_deliveries() -> list[int]:
-    return list(
-        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=timezone.now(),
-                                partner__state=Partner.State.CONNECTED)
-        .values_list("partner_id", flat=True).distinct()
-    )
+def partners_with_due_deliveries(*, fresh_s: int = 30) -> list[int]:
+    """Return the partners with pushes due: failed ones whose back-off is over, and new ones
+    nobody sent within `fresh_s` (their own task is sending the others)."""
+    now = timezone.now()
+    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now,
+                                  partner__state=Partner.State.CONNECTED)
+    due = due.filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=fresh_s)))
+    return list(due.values_list("partner_id", flat=True).distinct())
 
 
 def _partners_receiving(organization_id: int, module: str) -> list[Partner]:

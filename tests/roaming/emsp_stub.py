@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -174,7 +175,8 @@ class EmspStub:
 
     # -- our client side -------------------------------------------------------------------
 
-    def request(self, method: str, url: str, body=None, token: str | None = None) -> tuple[int, dict, dict]:
+    def request(self, method: str, url: str, body=None, token: str | None = None) -> tuple[int, dict, Message]:
+        """Return (HTTP status, body, headers); header names are case-insensitive (RFC 9110)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", _auth(token or self.our_token_at_cpo or ""))
@@ -184,14 +186,14 @@ class EmspStub:
             req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers.items())
+                return resp.status, json.loads(resp.read() or b"null"), resp.headers
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
                 payload = json.loads(raw)
             except ValueError:
                 payload = {"raw": raw.decode(errors="replace")}
-            return exc.code, payload, dict(exc.headers.items())
+            return exc.code, payload, exc.headers
 
     def fetch_cpo_endpoints(self, token: str | None = None) -> None:
         status, versions, _ = self.request("GET", self.cpo_versions_url, token=token)
@@ -213,14 +215,14 @@ class EmspStub:
         self.our_token_at_cpo = answer["data"]["token"]
         return answer
 
-    def get_all(self, module: str, *, limit: int | None = None, query: str = "") -> tuple[list, list[dict]]:
+    def get_all(self, module: str, *, limit: int | None = None, query: str = "") -> tuple[list, list[Message]]:
         """GET every page of a CPO sender list, following Link rel="next"; return (items, page headers)."""
         url = self.cpo_endpoints[(module, "SENDER")]
         params = [p for p in (query, f"limit={limit}" if limit else "") if p]
         if params:
             url += "?" + "&".join(params)
         items: list = []
-        headers_seen: list[dict] = []
+        headers_seen: list[Message] = []
         while url:
             status, body, headers = self.request("GET", url)
             assert status == 200 and body["status_code"] == 1000, body
