@@ -27,6 +27,7 @@ from .models import (
     ChargerOperationStatus,
     ChargingSession,
     Connector,
+    DeviceVariable,
     SecurityEvent,
     station_id_validator,
 )
@@ -230,6 +231,16 @@ class CertificateSerializer(serializers.ModelSerializer):
         ]
 
 
+class DeviceVariableSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeviceVariable
+        fields = [
+            "component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance",
+            "attribute_type", "value", "mutability", "persistent", "constant", "data_type", "unit", "values_list",
+            "standardized", "updated_at",
+        ]
+
+
 class RotatePasswordSerializer(serializers.Serializer):
     over_ocpp = serializers.BooleanField(
         default=False,
@@ -424,6 +435,15 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             rows = rows.filter(kind=request.query_params["kind"])
         return Response(OperationSerializer(rows[:50], many=True).data)
 
+    @extend_schema(responses={200: DeviceVariableSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="device-model", filter_backends=[], pagination_class=None)
+    def device_model(self, request, station_id=None):
+        """The OCPP 2.0.1 device model the charger reported (NotifyReport, GetVariables answers):
+        one row per component, variable and attribute. Change a value with the SetVariables command."""
+        charger = self.get_object()
+        rows = DeviceVariable.objects.filter(charger=charger)
+        return Response(DeviceVariableSerializer(rows, many=True).data)
+
     @extend_schema(responses={200: CertificateSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def certificates(self, request, station_id=None):
@@ -494,6 +514,7 @@ class SessionSerializer(serializers.ModelSerializer):
         fields = [
             "id", "transaction_id", "station_id", "connector_id", "id_tag", "id_tag_status", "started_at",
             "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_kwh", "stop_reason", "status",
+            "ocpp_transaction_id",
         ]
 
     def get_energy_kwh(self, obj) -> str | None:

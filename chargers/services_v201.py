@@ -70,7 +70,12 @@ def transaction_event_record(
     """
     from authorization.services import token_find
 
-    from .services import _meter_rows, new_transaction_id, session_close_as_superseded, sessions_close_superseded
+    from .services import (
+        _meter_rows,
+        new_transaction_id,
+        session_close_as_superseded,
+        sessions_close_superseded,
+    )
 
     event = read_transaction_event(payload, received_at)
     with transaction.atomic():
@@ -328,3 +333,20 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
         charger_id=entry["charger_id"], payload=entry["payload"], received_at=received,
         transaction_id=entry.get("transaction_id"),
     )
+
+
+TRIGGER_VALID_S = 300
+
+
+def trigger_accepted_recently(*, charger_id: int, message: str, within_s: int = TRIGGER_VALID_S) -> bool:
+    """Whether the charger accepted a TriggerMessage for `message` within the last `within_s`
+    seconds (B02.FR.09: a Pending station may send what it was asked for)."""
+    from datetime import timedelta
+
+    from .models import Command
+
+    since = timezone.now() - timedelta(seconds=within_s)
+    commands = Command.objects.filter(
+        charger_id=charger_id, action="TriggerMessage", status=Command.Status.ANSWERED, created_at__gte=since,
+    ).only("payload", "response")
+    return any(c.payload.get("requestedMessage") == message and c.result_status == "Accepted" for c in commands)

@@ -313,7 +313,8 @@ HANDLERS: dict[str, Handler] = {
 LENIENT = {"TransactionEvent", "MeterValues"}
 # B03.FR.07: a Rejected station gets SecurityError for anything but BootNotification; we still
 # take transaction events (never lose billing data, as in 1.6). B02.FR.09: a Pending one may also
-# send what GetBaseReport/GetReport asks for (NotifyReport).
+# send what GetBaseReport/GetReport asks for (NotifyReport) and what a TriggerMessage it accepted
+# asked for (within services_v201.TRIGGER_VALID_S).
 ALLOWED_WHEN_REJECTED = {"BootNotification", "TransactionEvent"}
 ALLOWED_WHEN_PENDING = ALLOWED_WHEN_REJECTED | {"NotifyReport"}
 
@@ -326,6 +327,7 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
     status = conn.registration_status
     if (status == "Rejected" and action not in ALLOWED_WHEN_REJECTED) or (
         status == "Pending" and action not in ALLOWED_WHEN_PENDING
+        and not await db.run(services_v201.trigger_accepted_recently, charger_id=conn.charger_id, message=action)
     ):
         raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
     conn.violation = ""

@@ -136,3 +136,23 @@ async def test_16_charger_does_not_take_201_actions(charger, api):
         {"idToken": {"idToken": "04A1B2C3", "type": "ISO14443"}, "remoteStartId": 1}, format="json")
     assert response.status_code == 400
     await client.close()
+
+
+async def test_a_pending_station_takes_set_variables_and_may_send_what_it_was_triggered_for(charger, api):
+    # B02.FR.01: the CSMS may configure a Pending station; B02.FR.09: it may send triggered messages.
+    charger.registration_status = "Pending"
+    await charger.asave()
+    client = await connect201()
+    assert (await client.result("BootNotification", {"reason": "PowerUp", "chargingStation": {
+        "model": "M", "vendorName": "V"}}))["status"] == "Pending"
+    assert (await client.call("Heartbeat", {}))[2] == "SecurityError"
+    heartbeat = {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"}}
+    _, response = await command(api, client, "SetVariables", {"setVariableData": [{**heartbeat, "attributeValue": "90"}]},
+                                {"setVariableResult": [{**heartbeat, "attributeStatus": "Accepted"}]})
+    assert response.status_code == 200
+    _, response = await command(api, client, "TriggerMessage", {"requestedMessage": "Heartbeat"}, {"status": "Accepted"})
+    assert response.status_code == 200
+    assert (await client.call("Heartbeat", {}))[0] == 3
+    assert (await client.call("StatusNotification", {"timestamp": "2026-11-20T10:00:00Z", "connectorStatus": "Available",
+                                                     "evseId": 1, "connectorId": 1}))[2] == "SecurityError"
+    await client.close()

@@ -46,3 +46,29 @@ def test_admin_shows_the_201_records(admin_client, charger201):
     assert "HeartbeatInterval" in admin_client.get("/admin/chargers/devicevariable/").content.decode()
     assert "AvailabilityState" in admin_client.get("/admin/chargers/chargerevent/").content.decode()
     assert "TX-ADMIN" in admin_client.get("/admin/chargers/transactionevent/").content.decode()
+
+
+def test_api_lists_the_device_model_of_own_chargers_only(api_client, host, charger201):
+    from chargers.models import DeviceVariable
+    from tests.factories import ChargerFactory
+
+    DeviceVariable.objects.create(charger=charger201, component="OCPPCommCtrl", variable="HeartbeatInterval",
+                                  value="300", mutability="ReadWrite", standardized=True)
+    other = ChargerFactory(station_id="OTHER-ORG-1")
+    api_client.force_authenticate(host)
+    rows = api_client.get(f"/api/v1/chargers/{charger201.station_id}/device-model/").json()
+    assert [(r["component"], r["variable"], r["value"], r["standardized"]) for r in rows] == [
+        ("OCPPCommCtrl", "HeartbeatInterval", "300", True)]
+    assert api_client.get(f"/api/v1/chargers/{other.station_id}/device-model/").status_code == 404
+
+
+def test_api_sessions_show_the_chargers_transaction_id(api_client, host, charger201):
+    from django.utils import timezone
+
+    from chargers.models import ChargingSession
+
+    ChargingSession.objects.create(charger=charger201, connector_id=1, transaction_id=77, id_tag="X",
+                                   started_at=timezone.now(), meter_start_wh=0, ocpp_transaction_id="cs-tx-77")
+    api_client.force_authenticate(host)
+    rows = api_client.get("/api/v1/sessions/", {"station_id": charger201.station_id}).json()["results"]
+    assert rows[0]["ocpp_transaction_id"] == "cs-tx-77" and rows[0]["transaction_id"] == 77
