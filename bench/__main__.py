@@ -3,6 +3,7 @@
     python -m bench                       # the full run (~15 min on 2 cores)
     python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
     python -m bench --only throughput,storm --fleet 5000 --duration 10
+    python -m bench --soak                # only the soak: 2,000 chargers, 1 hour, RSS flat? (bench/soak.py)
 
 Needs PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432) and Redis
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). Creates and drops its own
@@ -26,7 +27,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from bench import logscale
+from bench import logscale, soak
 from bench.load import Charger, Load, Stats, raise_fd_limit
 from bench.seed import station_id
 from bench.servers import BENCH_DB, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
@@ -519,9 +520,10 @@ def print_table(report: dict, args) -> str:
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines.extend(fmt(r) for r in table[1:])
     lines.extend(scaleout_table(report.get("scaleout", {})))
+    lines.extend(soak.table(report))
     lines.append("")
     lines.append("Targets:")
-    for name, value, ok in targets(report, args):
+    for name, value, ok in [*targets(report, args), *soak.targets(report)]:
         lines.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
     return "\n".join(lines)
 
@@ -560,6 +562,12 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-log-db", action="store_true", help="keep (and reuse) the 10M-row database")
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the servers during closed-loop runs into DIR")
+    parser.add_argument("--soak", action="store_true", help="only the soak (bench/soak.py): RSS flat over an hour?")
+    parser.add_argument("--soak-minutes", type=float, default=60)
+    parser.add_argument("--soak-chargers", type=int, default=2000)
+    parser.add_argument("--soak-sample-s", type=float, default=30, help="RSS sample interval")
+    parser.add_argument("--soak-warmup-minutes", type=float, default=None,
+                        help="default 10, or the first third of a run shorter than 30 min")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     if args.quick:  # tiny sizes for whatever was not given explicitly
@@ -570,7 +578,7 @@ def main(argv=None) -> int:
                 setattr(args, name, value)
     args.conns = [int(x) for x in str(args.conns).split(",") if x]
     args.procs = [int(x) for x in str(args.procs).split(",") if x]
-    only = [s for s in args.only.split(",") if s]
+    only = ["soak"] if args.soak else [s for s in args.only.split(",") if s]
     global PROFILE_DIR
     PROFILE_DIR = Path(args.profile) if args.profile else None
     raise_fd_limit()
@@ -586,15 +594,16 @@ def main(argv=None) -> int:
         "args": {k: v for k, v in vars(args).items()},
     }
     need_chargers = max([*args.conns, args.fleet if "fleet" in only else 0, args.storm if "storm" in only else 0,
-                         args.scale_conns])
+                         args.scale_conns, args.soak_chargers if args.soak else 0])
     log(f"preparing {BENCH_DB} with {need_chargers} chargers")
     recreate_database(BENCH_DB)
     report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers)["api_token"]
     runners = {"throughput": scenario_throughput, "fleet": scenario_fleet, "storm": scenario_storm,
-               "scaleout": scenario_scaleout, "logs": scenario_logs}
+               "scaleout": scenario_scaleout, "logs": scenario_logs,
+               "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs)}
     failed = []
     try:
-        for name in SCENARIOS:
+        for name in (*SCENARIOS, "soak"):
             if name in only:
                 try:
                     runners[name](args, report)
