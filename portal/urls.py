@@ -15,6 +15,7 @@ urlpatterns = [
     path("support/", include("support.urls")),
     path("billing/", include("billing.urls")),
     path("ocpi/", include("roaming.urls")),
+    path("roaming/", include("roaming.portal_urls")),
     path("", include("backoffice.urls")),
     path("", include("chargers.urls")),
     path("", include("authorization.urls")),

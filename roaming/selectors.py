@@ -184,3 +184,20 @@ def tariffs_page(partner: Partner, page: ocpi.Page, *, now: datetime) -> tuple[i
         for rate in rates[page.offset:page.offset + page.limit]
     ]
     return total, data
+
+
+def partner_counts(partner: Partner) -> dict[str, int]:
+    """Return the partner page's counts: tokens, sessions, CDRs, pushes waiting."""
+    from chargers.models import ChargingSession
+
+    from .models import Cdr, Delivery, PushedToken
+
+    sessions = ChargingSession.objects.filter(token__ocpi__partner=partner)
+    if partner.msp_id:
+        sessions = ChargingSession.objects.filter(Q(token__ocpi__partner=partner) | Q(token__msp_id=partner.msp_id))
+    return {
+        "tokens": PushedToken.objects.filter(partner=partner).count(),
+        "sessions": sessions.distinct().count(),
+        "cdrs": Cdr.objects.filter(partner=partner).count(),
+        "waiting": Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).count(),
+    }

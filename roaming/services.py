@@ -19,7 +19,7 @@ from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
 from . import client, mapping, ocpi, selectors
-from .models import Delivery, Partner, PushedToken
+from .models import Delivery, EvseProfile, LocationProfile, Partner, PushedToken
 
 logger = logging.getLogger(__name__)
 
@@ -498,3 +498,57 @@ def token_store(
                       "last_updated": ocpi.parse_datetime(body["last_updated"])},
         )
     return pushed is None
+
+
+def partner_disconnect(*, partner: Partner) -> None:
+    """Unregister on both sides: tell the partner (credentials DELETE, best effort), forget ours."""
+    url = partner.endpoint("credentials", ocpi.InterfaceRole.RECEIVER) or partner.endpoint(
+        "credentials", ocpi.InterfaceRole.SENDER
+    )
+    if partner.state == Partner.State.CONNECTED and url and partner.outgoing_token:
+        try:
+            client.call(partner=partner, method="DELETE", url=url, token=partner.outgoing_token, module="credentials")
+        except client.PartnerCallError as exc:
+            logger.warning("Partner %s did not take our unregistration: %s", partner.pk, exc.message)
+    partner_unregister(partner=partner)
+
+
+@transaction.atomic
+def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfile]) -> None:
+    """Save a location's OCPI data and its chargers' connectors; the location (when published)
+    is then PUT to the operator's partners (after commit)."""
+    location.save()
+    for connector in connectors:
+        connector.save()
+    property_id = location.property_id
+
+    def push() -> None:
+        from .tasks import location_push_task
+
+        try:
+            location_push_task.delay(property_id)
+        except Exception:
+            logger.exception("Could not push location %s to roaming partners", property_id)
+
+    transaction.on_commit(push)
+
+
+def location_push_queue(*, property_id: int) -> list[int]:
+    """Queue the whole published location (PUT) for the operator's partners; return their ids."""
+    from backoffice.models import Property
+
+    prop = Property.objects.filter(pk=property_id).first()
+    if prop is None:
+        return []
+    partners = _partners_receiving(prop.organization_id, "locations")
+    if not partners:
+        return []
+    location = selectors.location_get(partners[0], str(property_id), now=timezone.now())
+    if location is None:
+        return []
+    for partner in partners:
+        delivery_enqueue(
+            partner=partner, module="locations", object_key=f"location:{property_id}", method="PUT",
+            path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{property_id}", body=location, coalesce=True,
+        )
+    return [p.pk for p in partners]

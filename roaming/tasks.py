@@ -86,3 +86,11 @@ def sessions_sweep_task() -> int:
     for partner_id in sorted(partner_ids):
         deliveries_send_task.delay(partner_id)
     return len(partner_ids)
+
+
+@shared_task(name="roaming.location_push")
+def location_push_task(property_id: int) -> int:
+    """PUT a location whose OCPI data changed to its operator's partners."""
+    partner_ids = services.location_push_queue(property_id=property_id)
+    _send(set(partner_ids))
+    return len(partner_ids)

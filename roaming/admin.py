@@ -1,0 +1,115 @@
+"""Django admin for support agents: partners, the OCPI log, the outbox, tokens, commands, CDRs."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .models import (
+    Cdr,
+    Delivery,
+    EvseProfile,
+    LocationProfile,
+    OcpiLog,
+    Partner,
+    PushedToken,
+    RemoteCommand,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "party", "role", "state", "organization", "last_push_at", "last_pull_at", "last_error"]
+    list_filter = ["state", "role"]
+    search_fields = ["name", "party_id", "country_code"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization", "msp"]
+    # Tokens are never shown nor edited here: register or unregister through the portal.
+    exclude = ["token_a_hash", "incoming_token_hash", "outgoing_token"]
+    readonly_fields = ["state", "version", "endpoints", "business_details", "registered_at", "last_push_at",
+                       "last_pull_at", "last_error", "last_error_at", "last_error_ocpi_status", "country_code",
+                       "party_id", "role", "versions_url"]
+
+    @admin.display(description="Party")
+    def party(self, obj: Partner) -> str:
+        return f"{obj.country_code}*{obj.party_id}" if obj.party_id else "–"
+
+
+@admin.register(OcpiLog)
+class OcpiLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "partner", "direction", "method", "url", "http_status", "ocpi_status", "duration_ms"]
+    list_filter = ["direction", "module", "ocpi_status"]
+    search_fields = ["url", "request_id", "correlation_id", "error"]
+    list_select_related = ["partner"]
+    raw_id_fields = ["partner"]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "partner", "method", "module", "object_key", "status", "attempts", "next_attempt_at",
+                    "last_error"]
+    list_filter = ["status", "module"]
+    search_fields = ["object_key", "last_error"]
+    list_select_related = ["partner"]
+    raw_id_fields = ["partner"]
+
+
+@admin.register(PushedToken)
+class PushedTokenAdmin(ReadOnlyAdmin):
+    list_display = ["uid", "type", "party", "partner", "last_updated"]
+    list_filter = ["type"]
+    search_fields = ["uid", "party_id"]
+    list_select_related = ["partner"]
+    raw_id_fields = ["partner", "token"]
+
+    @admin.display(description="Party")
+    def party(self, obj: PushedToken) -> str:
+        return f"{obj.country_code}*{obj.party_id}"
+
+
+@admin.register(RemoteCommand)
+class RemoteCommandAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "partner", "type", "charger", "response", "result", "message"]
+    list_filter = ["type", "response", "result"]
+    search_fields = ["reservation_id", "message"]
+    list_select_related = ["partner", "charger"]
+    raw_id_fields = ["partner", "charger", "charger_command"]
+
+
+@admin.register(Cdr)
+class CdrAdmin(ReadOnlyAdmin):
+    list_display = ["cdr_id", "partner", "session", "total", "created_at"]
+    search_fields = ["cdr_id"]
+    list_select_related = ["partner", "session"]
+    raw_id_fields = ["partner", "session"]
+
+    @admin.display(description="Total (incl. VAT)")
+    def total(self, obj: Cdr) -> str:
+        cost = obj.data.get("total_cost") or {}
+        return format_html("{} {}", cost.get("incl_vat", "–"), obj.data.get("currency", ""))
+
+
+@admin.register(LocationProfile)
+class LocationProfileAdmin(admin.ModelAdmin):
+    list_display = ["property", "city", "country", "latitude", "longitude", "open_24_7"]
+    search_fields = ["property__name", "city"]
+    list_select_related = ["property"]
+    raw_id_fields = ["property"]
+
+
+@admin.register(EvseProfile)
+class EvseProfileAdmin(admin.ModelAdmin):
+    list_display = ["charger", "standard", "format", "power_type", "max_voltage", "max_amperage"]
+    list_filter = ["standard", "power_type"]
+    search_fields = ["charger__station_id"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
