@@ -19,6 +19,7 @@ from django.utils import timezone
 from backoffice.db import update_many
 from chargers.batching import Coalescer
 from chargers.models import Charger, Connector, StatusEvent
+from chargers.signals import connector_status_changed
 
 # -- lookup ---------------------------------------------------------------------------------------
 
@@ -157,6 +158,9 @@ def connectors_status_update(changes: list[StatusChange]) -> list[None]:
                 for c, reported in rows
             ]
         )
+        # Once per batch, not per notification: a storm of status changes is one announcement.
+        changed = list(first)
+        transaction.on_commit(lambda: connector_status_changed.send(sender=Connector, connectors=changed))
     return [None] * len(changes)
 
 

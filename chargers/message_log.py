@@ -36,6 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice import db
+from backoffice.db import update_many
 from chargers.journal import is_outage, journal
 from chargers.storable import clean_text, clean_value, escaped_raw, may_need_cleaning, text_is_clean
 
@@ -579,12 +580,9 @@ def _write_seen(seen: dict[int, tuple[datetime, bool]]) -> None:
     from chargers.models import Charger
 
     with transaction.atomic():
-        with_hb = [Charger(pk=pk, last_seen_at=when, last_heartbeat_at=when) for pk, (when, hb) in seen.items() if hb]
-        without_hb = [Charger(pk=pk, last_seen_at=when) for pk, (when, hb) in seen.items() if not hb]
-        if with_hb:
-            Charger.objects.bulk_update(with_hb, ["last_seen_at", "last_heartbeat_at"])
-        if without_hb:
-            Charger.objects.bulk_update(without_hb, ["last_seen_at"])
+        update_many(Charger, ["last_seen_at", "last_heartbeat_at"], ["id"],
+                    [(when, when, pk) for pk, (when, hb) in seen.items() if hb])
+        update_many(Charger, ["last_seen_at"], ["id"], [(when, pk) for pk, (when, hb) in seen.items() if not hb])
 
 
 def _dead_letter(messages: list[Row], samples: list[MeterSample], exc: BaseException) -> None:

@@ -122,6 +122,27 @@ def token_active_sessions(token) -> int:
     ).count()
 
 
+def session_announce_on_commit(event: str, session_id: int) -> None:
+    """Once committed, announce that a session "started" or "finished" (chargers.signals): in
+    a worker when there is a broker (one task, whatever listens), in-process otherwise or when
+    the broker cannot take it (the receivers' own sweeps cover a failure there)."""
+    from django.conf import settings
+
+    from .tasks import session_event_announce
+
+    def announce() -> None:
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            try:
+                session_event_announce.delay(event, session_id)
+                return
+            except Exception:
+                logger.exception("Could not queue the %s event of session %s; announcing in-process", event, session_id)
+        signal = session_started if event == "started" else session_finished
+        signal.send(sender=ChargingSession, session_id=session_id)
+
+    transaction.on_commit(announce)
+
+
 def session_find_repeat(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
 ) -> ChargingSession | None:
@@ -207,7 +228,7 @@ def session_start(
                 transaction_id = None
             continue  # transaction id collision: draw again
         session_id = session.pk
-        transaction.on_commit(lambda sid=session_id: session_started.send(sender=ChargingSession, session_id=sid))
+        session_announce_on_commit("started", session_id)
         sessions_close_superseded(charger_id=charger_id, connector_id=connector_id, before=started_at, keep_id=session_id)
         # A start that arrives after a newer one on the same connector (queued messages, clock
         # jumps) is itself the older session: close it at once, whichever arrived last.
@@ -260,7 +281,7 @@ def session_close_as_superseded(session: ChargingSession) -> None:
     session.status = ChargingSession.Status.COMPLETED
     session.received_stop_at = timezone.now()
     session.save(update_fields=["meter_stop_wh", "stopped_at", "stop_reason", "status", "received_stop_at"])
-    transaction.on_commit(lambda sid=session.pk: session_finished.send(sender=ChargingSession, session_id=sid))
+    session_announce_on_commit("finished", session.pk)
     logger.warning(
         "Closed session %s on %s/%s: a newer transaction started", session.transaction_id, session.charger_id,
         session.connector_id,
@@ -352,7 +373,7 @@ def session_stop(
         rows = _meter_rows(charger_id, session.connector_id, session.pk, readings or [])
         if rows:
             MeterValue.objects.bulk_create(rows)
-        transaction.on_commit(lambda: session_finished.send(sender=ChargingSession, session_id=session.pk))
+        session_announce_on_commit("finished", session.pk)
         return session
 
 
