@@ -186,3 +186,16 @@ async def test_an_older_transaction_arriving_after_a_newer_one_never_leaves_two_
     assert sessions["TX-NEW"].status == "active"
     assert (sessions["TX-OLD"].status, sessions["TX-OLD"].stop_reason) == ("completed", "Superseded")
     await client.close()
+
+
+async def test_meter_start_comes_from_the_first_reading_when_the_started_has_none(charger, token):
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=T0, id_token="04A1B2C3"))
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=T1, wh=4000))
+    await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=T2, wh=5000))
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (session.status, session.meter_start_wh) == ("active", 4000)
+    await client.result("TransactionEvent", tx_event("Ended", 3, timestamp=T3, wh=6000))
+    await session.arefresh_from_db()
+    assert (session.meter_start_wh, session.meter_stop_wh) == (4000, 6000)
+    await client.close()
