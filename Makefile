@@ -56,5 +56,7 @@ lint: install
 migrations-check: install
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
+# `make bench` runs every scenario (docs/performance.md); BENCH_ARGS picks, e.g.
+# BENCH_ARGS="--only scaleout" or BENCH_ARGS=--soak (only the 1-hour soak, bench/soak.py).
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

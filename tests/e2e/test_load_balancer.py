@@ -304,3 +304,46 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
         proxy.stop()
         stop_live_server(cut_off)
         stop_live_server(healthy)
+
+
+def test_when_every_process_fails_its_health_check_they_all_still_take_connections() -> None:
+    """A database outage fails every /healthz while the processes go on serving chargers from
+    their journals: HAProxy must then use the unchecked "-journal" entries, not refuse everyone.
+    (Stand-in processes answering 503 on /healthz and their own port elsewhere.)"""
+    import http.server
+
+    if shutil.which("haproxy") is None:
+        if os.environ.get("REQUIRE_SERVICES") == "true":
+            pytest.fail("haproxy is not installed (make test installs it)")
+        pytest.skip("haproxy is not installed")
+
+    class Outage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = (503, b"database unreachable") if self.path == "/healthz" else (200, str(self.server.server_port).encode())
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            pass  # HAProxy closes its health checks early
+
+    backends = [Quiet(("127.0.0.1", 0), Outage) for _ in range(2)]
+    for backend in backends:
+        threading.Thread(target=backend.serve_forever, daemon=True).start()
+    stand_ins = [LiveServer(None, backend.server_port) for backend in backends]
+    proxy = Haproxy(stand_ins)
+    try:
+        _wait_for("HAProxy to mark both processes down",
+                  lambda: proxy.server_status().get("app1") == "DOWN" and proxy.server_status().get("app2") == "DOWN")
+        answered_by = {httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10).text for _ in range(6)}
+        # Both processes still take new connections.
+        assert answered_by == {str(backend.server_port) for backend in backends}
+    finally:
+        proxy.stop()
+        for backend in backends:
+            backend.shutdown()
