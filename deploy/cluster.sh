@@ -27,6 +27,16 @@ if [[ -z "${OCPP_BIND:-}" && -z "${OCPP_TLS_BIND:-}" ]]; then
   export OCPP_BIND=0.0.0.0:8000
 fi
 PY=${PY:-.venv/bin/python}
+# HAProxy needs two file descriptors per connection and refuses to start when it cannot raise its
+# limit to that: by default take what this host's hard limit allows (at most 100,000).
+if [[ -z "${OCPP_MAXCONN:-}" ]]; then
+  hard=$(ulimit -Hn)
+  if [[ "$hard" == unlimited ]] || (( hard > 200100 )); then
+    export OCPP_MAXCONN=100000
+  else
+    export OCPP_MAXCONN=$(( (hard - 100) / 2 ))
+  fi
+fi
 
 pids=()
 stop() {
@@ -42,8 +52,17 @@ for ((i = 1; i <= N; i++)); do
   pids+=($!)
   export "OCPP_APP_$i=$APP_HOST:$port"
 done
+# HAProxy last, once every process listens (before that its checks would mark them all down).
+for ((i = 1; i <= N; i++)); do
+  port=$((APP_PORT_BASE + i - 1))
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/$APP_HOST/$port") 2>/dev/null && break
+    kill -0 "${pids[$((i - 1))]}" 2>/dev/null || { echo "process on port $port exited" >&2; exit 1; }
+    sleep 0.1
+  done
+done
 haproxy -db -f deploy/haproxy/ocpp-cluster.cfg &
 pids+=($!)
-echo "cluster: $N process(es) on $APP_HOST:$APP_PORT_BASE..$((APP_PORT_BASE + N - 1)), HAProxy on ${OCPP_BIND:-} ${OCPP_TLS_BIND:-}" >&2
+echo "cluster: $N process(es) on $APP_HOST:$APP_PORT_BASE..$((APP_PORT_BASE + N - 1)), HAProxy on ${OCPP_BIND:-} ${OCPP_TLS_BIND:-} (maxconn $OCPP_MAXCONN)" >&2
 # Whichever stops first (a process or HAProxy) stops the rest.
 wait -n
