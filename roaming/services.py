@@ -19,7 +19,7 @@ from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
 from . import client, mapping, ocpi, selectors
-from .models import Delivery, EvseProfile, LocationProfile, Partner, PushedToken
+from .models import Delivery, EvseProfile, LocationProfile, OcpiLog, Partner, PushedToken
 
 logger = logging.getLogger(__name__)
 
@@ -552,3 +552,12 @@ def location_push_queue(*, property_id: int) -> list[int]:
             path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{property_id}", body=location, coalesce=True,
         )
     return [p.pk for p in partners]
+
+
+def log_cleanup(*, now: datetime | None = None, retention_days: int | None = None) -> int:
+    """Delete OCPI log rows and sent pushes older than the log retention; return how many."""
+    days = retention_days if retention_days is not None else settings.OCPP_LOG_RETENTION_DAYS
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    logs, _ = OcpiLog.objects.filter(created_at__lt=cutoff).delete()
+    sent, _ = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__lt=cutoff).delete()
+    return logs + sent

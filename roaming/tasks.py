@@ -94,3 +94,9 @@ def location_push_task(property_id: int) -> int:
     partner_ids = services.location_push_queue(property_id=property_id)
     _send(set(partner_ids))
     return len(partner_ids)
+
+
+@shared_task(name="roaming.log_cleanup")
+def log_cleanup_task() -> int:
+    """Periodic: the OCPI log keeps OCPP_LOG_RETENTION_DAYS, like the OCPP message log."""
+    return services.log_cleanup()

@@ -59,3 +59,26 @@ def test_a_credentials_post_without_an_emsp_role_is_refused(client, invited):
     response = client.post("/ocpi/2.2.1/credentials", data=body, content_type="application/json",
                            HTTP_AUTHORIZATION=_auth(token_a))
     assert response.json()["status_code"] == 3003
+
+
+def test_the_ocpi_log_and_sent_pushes_are_kept_for_the_log_retention(invited):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from roaming.models import Delivery
+
+    partner, _ = invited
+    old = OcpiLog.objects.create(partner=partner, direction="in", method="GET", url="/ocpi/versions")
+    new = OcpiLog.objects.create(partner=partner, direction="in", method="GET", url="/ocpi/versions")
+    OcpiLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=91))
+    sent = services.delivery_enqueue(partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={})
+    Delivery.objects.filter(pk=sent.pk).update(status="sent", sent_at=timezone.now() - timedelta(days=91))
+    waiting = services.delivery_enqueue(partner=partner, module="cdrs", object_key="cdr:2", method="POST", path="",
+                                        body={})
+    Delivery.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(days=91))
+
+    assert services.log_cleanup(retention_days=90) == 2
+
+    assert list(OcpiLog.objects.values_list("pk", flat=True)) == [new.pk]
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [waiting.pk]  # never a push still waiting
