@@ -210,6 +210,7 @@ def partner_connect(
         iter(endpoints["credentials"].values())
     )
     token_b = ocpi.new_credentials_token()
+    created = partner is None
     if partner is None:
         partner = Partner.objects.create(organization=organization, name=name, state=Partner.State.PENDING)
     Partner.objects.filter(pk=partner.pk).update(
@@ -223,12 +224,17 @@ def partner_connect(
             module="credentials", body=our_credentials(token=token_b, versions_url=our_versions_url),
         )
         token_c, their_versions_url, party = parse_credentials(answer.data)
-    except client.PartnerCallError as exc:
-        Partner.objects.filter(pk=partner.pk).update(
-            last_error=f"Registration failed: {exc.message}"[:500], last_error_at=timezone.now(),
-            last_error_ocpi_status=exc.ocpi_status,
-        )
-        raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, exc.message) from None
+    except (client.PartnerCallError, RegistrationError) as exc:
+        message = exc.message
+        if created:
+            # Nothing was agreed: no half-registered partner (and no live token B) is left behind.
+            partner.delete()
+        else:
+            Partner.objects.filter(pk=partner.pk).update(
+                last_error=f"Registration failed: {message}"[:500], last_error_at=timezone.now(),
+                last_error_ocpi_status=getattr(exc, "ocpi_status", None),
+            )
+        raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, message) from None
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         _connect(locked, party=party, version=version, endpoints=endpoints, versions_url=their_versions_url,

@@ -243,7 +243,11 @@ def sessions_sweep(*, now: datetime | None = None, days: int = 7) -> set[int]:
 
 def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, Any]]]:
     """Return (total, page) of the partner's customers' sessions, oldest first."""
-    sessions = [s for s in roaming_sessions().order_by("received_start_at", "pk") if partner_of(s) == partner]
+    mine = Q(token__ocpi__partner=partner)
+    if partner.msp_id:
+        mine |= Q(token__msp_id=partner.msp_id)
+    candidates = roaming_sessions().filter(mine).order_by("received_start_at", "pk")
+    sessions = [s for s in candidates if partner_of(s) == partner]
     objects = [mapping.session_object(session_facts(s), country_code=settings.OCPI_COUNTRY_CODE,
                                       party_id=settings.OCPI_PARTY_ID) for s in sessions]
     matching = [o for o in objects if selectors.in_window(o["last_updated"], page)]

@@ -51,6 +51,7 @@ class EmspStub:
         self.tokens = tokens or []
         self.allowed = "ALLOWED"
         self.down = False
+        self.refuse_credentials = False  # answer a credentials POST with an OCPI client error
         self.received: list[dict] = []  # every request the CPO made to us, with arrival time
         self.lock = threading.Lock()
         stub = self
@@ -149,6 +150,8 @@ class EmspStub:
                 {"identifier": "commands", "role": "SENDER", "url": f"{self.base}/2.2.1/commands"},
             ]
             handler._ok({"version": "2.2.1", "endpoints": endpoints})
+        elif rel == "/2.2.1/credentials" and method in ("POST", "PUT") and self.refuse_credentials:
+            handler._send(200, {"status_code": 2001, "status_message": "roles missing", "timestamp": _now()})
         elif rel == "/2.2.1/credentials" and method in ("POST", "PUT"):
             # A CPO registers with us (we are the Receiver of the credentials module): check its
             # versions with its token B, then answer our token C.

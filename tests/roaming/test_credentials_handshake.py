@@ -106,3 +106,17 @@ def test_post_when_registered_and_put_when_not_are_405_and_delete_unregisters(li
     partner.refresh_from_db()
     assert partner.state == Partner.State.UNREGISTERED and partner.outgoing_token == ""
     assert stub.request("GET", url, token=new_token)[0] == 401
+
+
+def test_a_partner_that_refuses_our_registration_leaves_no_partner_behind(live_server, stub):
+    stub.refuse_credentials = True
+    organization = OrganizationFactory()
+
+    with pytest.raises(services.RegistrationError) as refused:
+        services.partner_connect(
+            organization=organization, name="Stub", versions_url=stub.versions_url, token_a=stub.token_a,
+            our_versions_url=f"{live_server.url}/ocpi/versions",
+        )
+
+    assert "2001" in refused.value.message
+    assert not Partner.objects.filter(organization=organization).exists()
