@@ -173,6 +173,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-deliveries": {"task": "roaming.deliveries_sweep", "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15)},
     "roaming-evse-status": {"task": "roaming.evse_status_sweep", "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5)},
     "roaming-sessions": {"task": "roaming.sessions_sweep", "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60)},
+    "roaming-locations": {"task": "roaming.locations_reconcile", "schedule": env_int("OCPI_LOCATIONS_SWEEP_SECONDS", 300)},
     "roaming-log-cleanup": {"task": "roaming.log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)

@@ -567,3 +567,48 @@ def log_cleanup(*, now: datetime | None = None, retention_days: int | None = Non
     logs, _ = OcpiLog.objects.filter(created_at__lt=cutoff).delete()
     sent, _ = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__lt=cutoff).delete()
     return logs + sent
+
+
+def locations_reconcile(*, partner_id: int) -> int:
+    """Bring a push-receiving partner's view of our locations in line; return pushes queued.
+
+    What the partner was told is read from the outbox (EVSE PATCHes and Location PUTs, the last
+    one per object wins). An EVSE it knows that is no longer published (roaming switched off,
+    charger made private or moved) gets status REMOVED (mod_locations "Status": REMOVED); a
+    location with an EVSE it was never told about is PUT whole.
+    """
+    partner = Partner.objects.filter(pk=partner_id, state=Partner.State.CONNECTED).first()
+    if partner is None or not partner.endpoint("locations", ocpi.InterfaceRole.RECEIVER):
+        return 0
+    now = timezone.now()
+    current = {loc["id"]: loc for loc in selectors.locations_all(partner.organization_id, now=now)}
+    current_evses = {f"evse:{loc_id}/{evse['uid']}" for loc_id, loc in current.items() for evse in loc["evses"]}
+    told: dict[str, str] = {}  # evse object key -> last status told
+    rows = Delivery.objects.filter(partner=partner, module="locations").order_by("id").values_list("object_key", "body")
+    for object_key, body in rows.iterator():
+        if not isinstance(body, dict):
+            continue
+        if object_key.startswith("evse:"):
+            told[object_key] = str(body.get("status", ""))
+        elif object_key.startswith("location:"):
+            for evse in body.get("evses") or []:
+                told[f"evse:{body.get('id')}/{evse.get('uid')}"] = str(evse.get("status", ""))
+    queued = 0
+    prefix = f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}"
+    for object_key, status in sorted(told.items()):
+        if object_key not in current_evses and status != "REMOVED":
+            location_id, uid = object_key[len("evse:"):].split("/", 1)
+            delivery_enqueue(
+                partner=partner, module="locations", object_key=object_key, method="PATCH",
+                path=f"{prefix}/{location_id}/{uid}",
+                body={"status": "REMOVED", "last_updated": ocpi.format_datetime(now)}, coalesce=True,
+            )
+            queued += 1
+    for location_id, location in current.items():
+        if any(f"evse:{location_id}/{evse['uid']}" not in told for evse in location["evses"]):
+            delivery_enqueue(
+                partner=partner, module="locations", object_key=f"location:{location_id}", method="PUT",
+                path=f"{prefix}/{location_id}", body=location, coalesce=True,
+            )
+            queued += 1
+    return queued

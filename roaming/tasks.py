@@ -100,3 +100,17 @@ def location_push_task(property_id: int) -> int:
 def log_cleanup_task() -> int:
     """Periodic: the OCPI log keeps OCPP_LOG_RETENTION_DAYS, like the OCPP message log."""
     return services.log_cleanup()
+
+
+@shared_task(name="roaming.locations_reconcile")
+def locations_reconcile_task() -> int:
+    """Periodic: EVSEs no longer published become REMOVED at partners, new ones are PUT."""
+    from .models import Partner
+
+    queued = 0
+    for partner_id in Partner.objects.filter(state=Partner.State.CONNECTED).values_list("pk", flat=True):
+        count = services.locations_reconcile(partner_id=partner_id)
+        if count:
+            queued += count
+            deliveries_send_task.delay(partner_id)
+    return queued
