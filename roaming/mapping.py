@@ -253,6 +253,7 @@ class SessionFacts:
     active: bool
     last_updated: datetime
     tariff_id: str = ""
+    authorization_reference: str = ""
 
 
 def _price(amount: Decimal) -> dict[str, Any]:
@@ -281,6 +282,10 @@ def session_object(session: SessionFacts, *, country_code: str, party_id: str) -
         "kwh": _kwh(session.cost.energy_wh),
         "cdr_token": session.token.as_dict(),
         "auth_method": session.auth_method,
+    })
+    if session.authorization_reference:
+        data["authorization_reference"] = session.authorization_reference
+    data.update({
         "location_id": session.location_id,
         "evse_uid": session.evse_uid,
         "connector_id": "1",
@@ -343,9 +348,11 @@ def cdr_object(
         "session_id": session.id,
         "cdr_token": session.token.as_dict(),
         "auth_method": session.auth_method,
-        "cdr_location": location,
-        "currency": cost.currency,
     }
+    if session.authorization_reference:
+        data["authorization_reference"] = session.authorization_reference
+    data["cdr_location"] = location
+    data["currency"] = cost.currency
     if tariffs:
         data["tariffs"] = tariffs
     data["charging_periods"] = charging_periods(session)

@@ -63,19 +63,27 @@ def _cdr_token(token: Token) -> mapping.CdrTokenFacts:
     )
 
 
-def _auth_method(session: ChargingSession) -> str:
-    """COMMAND after a START_SESSION, AUTH_REQUEST after a live check, else WHITELIST (mod_cdrs AuthMethod)."""
-    since = session.started_at - timedelta(minutes=15)
-    if RemoteCommand.objects.filter(
+def _auth_method(session: ChargingSession) -> tuple[str, str]:
+    """Return (AuthMethod, authorization_reference): COMMAND after a START_SESSION, AUTH_REQUEST
+    after a live check, else WHITELIST (mod_cdrs "AuthMethod enum"); the reference is the one the
+    eMSP gave in its START_SESSION or real-time authorization answer, if any."""
+    # Our clock on both sides: the charger's may be off.
+    since = session.received_start_at - timedelta(minutes=15)
+    command = RemoteCommand.objects.filter(
         charger_id=session.charger_id, type=RemoteCommand.Type.START_SESSION, result="ACCEPTED",
-        created_at__gte=since, request__token__uid=session.id_tag,
-    ).exists():
-        return "COMMAND"
+        created_at__gte=since, created_at__lte=session.received_start_at, request__token__uid=session.id_tag,
+    ).order_by("-id").first()
+    if command is not None:
+        return "COMMAND", str(command.request.get("authorization_reference") or "")[:36]
     live = AuthorizationDecision.objects.filter(
         station_id=session.charger.station_id, uid=session.id_tag, created_at__gte=since,
         created_at__lte=session.received_start_at, reason="accepted_msp_live",
-    ).exists()
-    return "AUTH_REQUEST" if live else "WHITELIST"
+    ).order_by("-id").first()
+    if live is None:
+        return "WHITELIST", ""
+    answer = live.msp_response.get("data") if isinstance(live.msp_response, dict) else None
+    reference = answer.get("authorization_reference") if isinstance(answer, dict) else None
+    return "AUTH_REQUEST", str(reference or "")[:36]
 
 
 def _line_total(cost: Cost, kind: str) -> Decimal | None:
@@ -103,9 +111,10 @@ def session_facts(session: ChargingSession, *, cost: Cost | None = None) -> mapp
     assert session.token is not None
     cost = cost if cost is not None else session_cost(session)
     rate = rate_for_charger(session.charger, session.started_at)
+    auth_method, reference = _auth_method(session)
     return mapping.SessionFacts(
         id=str(session.pk), started_at=session.started_at, stopped_at=session.stopped_at,
-        token=_cdr_token(session.token), auth_method=_auth_method(session),
+        token=_cdr_token(session.token), auth_method=auth_method, authorization_reference=reference,
         location_id=str(session.charger.property_id or ""),
         evse_uid=ocpi.evse_uid(session.charger.station_id, session.connector_id), cost=cost_facts(cost),
         active=session.status == ChargingSession.Status.ACTIVE,

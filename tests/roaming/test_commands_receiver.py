@@ -182,3 +182,21 @@ async def test_stop_session_only_for_the_partners_own_running_session(operator, 
     assert (await request)["data"]["result"] == "ACCEPTED"
     assert [r["result"] for r in _results(stub, "STOP_SESSION")] == ["ACCEPTED"]
     await charger.close()
+
+
+async def test_the_session_a_start_session_opened_says_command_with_the_emsps_reference(operator, stub, emsp):
+    charger = await _charger("PUB-1")
+    body = {"response_url": f"{stub.base}/2.2.1/commands/START_SESSION/44", "token": _token(),
+            "location_id": str(operator["public"].pk), "evse_uid": "PUB-1*1", "authorization_reference": "REF-42"}
+    request = asyncio.create_task(sync_to_async(_post)("START_SESSION", body))
+    await _answer(charger, "RemoteStartTransaction", {"status": "Accepted"})
+    await request
+
+    start = await charger.result("StartTransaction", {"connectorId": 1, "idTag": "APP0001", "meterStart": 0,
+                                                      "timestamp": "2026-11-20T08:00:00Z"})
+
+    assert start["idTagInfo"]["status"] == "Accepted"
+    (put,) = stub.requests_to("sessions", "PUT")
+    assert (put["body"]["auth_method"], put["body"]["authorization_reference"]) == ("COMMAND", "REF-42")
+    assert put["body"]["cdr_token"]["type"] == "APP_USER"
+    await charger.close()
