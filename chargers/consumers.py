@@ -19,7 +19,6 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from django.core.cache import cache
 from django.utils import timezone
 
 from backoffice import db
@@ -31,6 +30,7 @@ from chargers import (
     process,
     services,
     services_v201,
+    watching,
 )
 from chargers.commands import command_complete, command_group
 from chargers.live import publish_connector_events
@@ -425,7 +425,7 @@ class ChargerLogConsumer(AsyncWebsocketConsumer):
 
     async def _keep_watching(self) -> None:
         while True:
-            await db.run(cache.set, log_watch_key(self.charger_id), 1, LOG_WATCH_TTL_S)
+            await db.run(watching.watch, log_watch_key(self.charger_id), LOG_WATCH_TTL_S)
             await asyncio.sleep(LOG_WATCH_TTL_S / 3)
 
     async def disconnect(self, code) -> None:

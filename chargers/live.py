@@ -8,6 +8,7 @@ import time
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
+from chargers import watching
 from chargers.batching import Coalescer
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def connector_watch_key(charger_id: int) -> str:
 
 def connector_watch(charger_id: int) -> None:
     """Mark that a browser follows this charger's connectors (refresh at least every minute)."""
-    cache.set(connector_watch_key(charger_id), 1, WATCH_TTL_S)
+    watching.watch(connector_watch_key(charger_id), WATCH_TTL_S)
 
 
 def _watched_of(charger_ids: list[int]) -> list[bool]:

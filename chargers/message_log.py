@@ -31,14 +31,15 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from backoffice import db
 from backoffice.db import update_many
 from chargers.journal import is_outage, journal
+from chargers.live import connector_watch_key
 from chargers.storable import clean_text, clean_value, escaped_raw, may_need_cleaning, text_is_clean
+from chargers.watching import WatchedSet
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ MAX_BATCH = 2000
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 LAST_SEEN_WRITE_EVERY_S = 15.0
 LOG_WATCH_TTL_S = 60
-WATCH_MEMO_S = 2.0  # how long "is a Logs tab open for this charger?" is remembered
 CONNECTOR_WATCH_REFRESH_S = 2.0
 RETRY_PAUSE_S = 0.5
 
@@ -132,12 +132,13 @@ class MessageLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_lock: asyncio.Lock | None = None
-        self._watch_memo: dict[int, tuple[float, bool]] = {}  # charger id -> (checked at, watched)
+        self._log_watch = WatchedSet(log_watch_key)  # which chargers have a Logs tab open
         # Connector-event watchers (chargers.live markers), refreshed for all chargers at once
         # every CONNECTOR_WATCH_REFRESH_S instead of one cache round trip per charger.
         self._connector_interest: set[int] = set()
         self._connector_watched: set[int] = set()
         self._connector_known: set[int] = set()
+        self._connector_watch = WatchedSet(connector_watch_key)
         self._connector_refreshed = 0.0
         self._pg_conn: Any = None
         self._seen_scanned = 0.0
@@ -214,7 +215,8 @@ class MessageLogWriter:
         self._connector_interest.discard(charger_id)
         self._connector_known.discard(charger_id)
         self._connector_watched.discard(charger_id)
-        self._watch_memo.pop(charger_id, None)
+        self._connector_watch.forget(charger_id)
+        self._log_watch.forget(charger_id)
 
     def connector_watched(self, charger_id: int) -> bool | None:
         """Whether a browser follows this charger's connectors, from the batched refresh;
@@ -226,10 +228,7 @@ class MessageLogWriter:
         return charger_id in self._connector_watched
 
     def _refresh_connector_watch(self, charger_ids: set[int]) -> set[int]:
-        from chargers.live import connector_watch_key
-
-        found = cache.get_many([connector_watch_key(pk) for pk in charger_ids]) if charger_ids else {}
-        return {int(key.rsplit(":", 1)[1]) for key in found}
+        return self._connector_watch.refresh(charger_ids)
 
     async def flush(self, *, with_last_seen: bool = False) -> None:
         """Write every buffered frame and meter value (and all last-seen times if asked)."""
@@ -513,30 +512,14 @@ class MessageLogWriter:
         return published
 
     def _watched_if_fresh(self, charger_ids: set[int]) -> set[int] | None:
-        """Return the watched ones among these chargers if every answer is under 2 s old."""
-        now = time.monotonic()
-        watched = set()
-        for pk in charger_ids:
-            checked, is_watched = self._watch_memo.get(pk, (-WATCH_MEMO_S, False))
-            if now - checked > WATCH_MEMO_S:
-                return None
-            if is_watched:
-                watched.add(pk)
-        return watched
+        """Return the watched ones among these chargers if the view is under 2 s old and
+        covers them all (no cache round trip), else None."""
+        return self._log_watch.known(charger_ids)
 
     def _watched_memo(self, charger_ids: set[int]) -> set[int]:
-        """Return which of these chargers have a Logs tab open somewhere (each answer kept 2 s).
-
-        Asks the cache only for chargers whose answer is stale, so a watched charger is never
-        taken for unwatched because it was missing from an earlier batch.
-        """
-        now = time.monotonic()
-        stale = [pk for pk in charger_ids if now - self._watch_memo.get(pk, (-WATCH_MEMO_S, False))[0] > WATCH_MEMO_S]
-        if stale:
-            found = cache.get_many([log_watch_key(pk) for pk in stale])
-            for pk in stale:
-                self._watch_memo[pk] = (now, log_watch_key(pk) in found)
-        return {pk for pk in charger_ids if self._watch_memo[pk][1]}
+        """Return which of these chargers have a Logs tab open somewhere (chargers.watching):
+        a charger missing from earlier batches is asked about, never taken for unwatched."""
+        return self._log_watch.refresh(charger_ids)
 
     def _write_everything_sync(self) -> None:
         """Process exit or another event loop: write (or journal) everything, synchronously."""
