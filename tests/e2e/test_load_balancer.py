@@ -6,8 +6,9 @@ HAProxy; `balance leastconn` spreads them over both processes (Charger.connectio
 the key of the process that holds the socket). A command POSTed to EACH process's own API goes
 to a charger held by the OTHER process and the charger's answer comes back (HTTP 200 with the
 answer only that charger gives). Headers the application believes from a trusted proxy cannot be
-forged through the balancer, and a process whose database is unreachable fails /healthz and gets
-no chargers.
+forged through the balancer; the TLS listener admits a profile-3 charger by its certificate; a
+process whose database is unreachable fails /healthz and gets no chargers, and when every process
+fails its check (a database outage) they all still take connections.
 
 Needs PostgreSQL and Redis (the CI=true pass); on SQLite or the in-memory channel layer the
 processes would not share state and the test is skipped.
@@ -35,6 +36,7 @@ import websockets
 from django.conf import settings
 
 from tests.conftest import LiveServer, start_live_server, stop_live_server
+from tests.e2e.test_tls_profiles import tls_setup  # noqa: F401 - the CA and certificates, as a fixture
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.e2e
@@ -75,11 +77,11 @@ def shared_services() -> None:
 
 
 class Haproxy:
-    def __init__(self, backends: list[LiveServer]) -> None:
+    def __init__(self, backends: list[LiveServer], **extra_env: str) -> None:
         self.port, self.stats_port = _free_port(), _free_port()
         env = {
             **os.environ, "OCPP_BIND": f"127.0.0.1:{self.port}", "OCPP_STATS_BIND": f"127.0.0.1:{self.stats_port}",
-            "OCPP_MAXCONN": "2000",
+            "OCPP_MAXCONN": "2000", **extra_env,
         }
         for number, backend in enumerate(backends, 1):
             env[f"OCPP_APP_{number}"] = f"127.0.0.1:{backend.port}"
@@ -195,6 +197,17 @@ def _holders(station_ids: list[str]) -> dict[str, str]:
 
     rows = Charger.objects.filter(station_id__in=station_ids).values_list("station_id", "connection_process")
     return {sid: process for sid, process in rows if process}
+
+
+def _holder_from_thread(station_id: str) -> str:
+    """The process holding `station_id`'s socket, polled from a worker thread whose database
+    connection is closed afterwards (an open one would keep the test database from being dropped)."""
+    from django.db import connection
+
+    try:
+        return _wait_for("the connection recorded", lambda: _holders([station_id]).get(station_id))
+    finally:
+        connection.close()
 
 
 def _process_of(server: LiveServer, keys: set[str]) -> str:
@@ -347,3 +360,40 @@ def test_when_every_process_fails_its_health_check_they_all_still_take_connectio
         proxy.stop()
         for backend in backends:
             backend.shutdown()
+
+
+def test_tls_listener_admits_profile_3_to_either_process(shared_services, transactional_db, tmp_path, request) -> None:
+    """The cluster's TLS listener is ocpp.cfg's: a profile-3 charger with a certificate of the CSMS CA
+    boots through it (held by one of the two processes); without a certificate it is refused."""
+    from chargers.simulator import tls_context
+
+    tls = request.getfixturevalue("tls_setup")  # CA + certificates; OCPP_CA_DIR, OCPP_TRUSTED_PROXIES set
+    ChargerFactory(station_id="TLS-P3", security_profile=3)
+    servers = [start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal") for _ in range(2)]
+    tls_port = _free_port()
+    proxy = Haproxy(servers, OCPP_TLS_BIND=f"127.0.0.1:{tls_port}", OCPP_TLS_CERT_DIR=str(tls["certs"]),
+                    OCPP_CA_DIR=str(Path(tls["ca_file"]).parent))
+    try:
+        _wait_for("HAProxy to see both processes healthy",
+                  lambda: proxy.server_status().get("app1") == "UP" and proxy.server_status().get("app2") == "UP")
+
+        async def scenario() -> tuple[dict, int]:
+            url = f"wss://localhost:{tls_port}/ocpp/TLS-P3"
+            async with websockets.connect(url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"], *tls["p3"])) as ws:
+                await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "LB", "chargePointModel": "T"}]))
+                boot = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                holder = await asyncio.to_thread(_holder_from_thread, "TLS-P3")
+            try:
+                await websockets.connect(url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"]), open_timeout=20)
+            except websockets.InvalidStatus as exc:
+                return {"boot": boot[2], "holder": holder}, exc.response.status_code
+            return {"boot": boot[2], "holder": holder}, 101
+
+        seen, without_certificate = asyncio.run(scenario())
+        assert seen["boot"]["status"] == "Accepted"
+        assert any(f"-{server.process.pid}-" in seen["holder"] for server in servers), seen
+        assert without_certificate == 403
+    finally:
+        proxy.stop()
+        for server in servers:
+            stop_live_server(server)
