@@ -30,7 +30,7 @@ import psycopg
 from bench import logscale, soak
 from bench.load import Charger, Load, Stats, raise_fd_limit
 from bench.seed import station_id
-from bench.servers import BENCH_DB, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
+from bench.servers import BENCH_DB, OURS, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
 
 SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs")
 RESULTS = ROOT / "bench" / "results"
@@ -178,22 +178,50 @@ def scenario_throughput(args, report) -> None:
     rows = report.setdefault("throughput", {})
     for kind in targets:
         for n in args.conns:
-            server = Server(kind, env=server_env() if kind in ("ours", "daphne") else None)
-            if kind in ("ours", "daphne"):
+            server = Server(kind, env=ours_env(kind) if kind in OURS else None)
+            if kind in OURS:
                 reset_logs()
                 flush_redis()
             server.start()
             time.sleep(1.0)
             try:
                 log(f"throughput: {kind} x {n} chargers for {args.duration} s")
+                denials = asyncio.run(denial_statuses(server.ws_url)) if kind in OURS else None
                 result = run_closed([server.ws_url], [server], n, args.duration, args.workers,
                                     echo=kind.startswith("echo"), profile=f"throughput-{kind}-{n}")
             finally:
                 server.terminate()
-            if kind in ("ours", "daphne"):
+            if kind in OURS:
                 result["rows_logged"] = count_rows()
+                result["denials"] = denials
             rows.setdefault(kind, {})[str(n)] = result
             log(f"  -> {result}")
+
+
+def ours_env(kind: str) -> dict:
+    return server_env(UVICORN_WS="websockets-sansio") if kind == "ours-sansio" else server_env()
+
+
+async def denial_statuses(ws_url: str) -> dict:
+    """What a refused handshake is answered with: an unknown station must get HTTP 404 and a
+    missing subprotocol 400 (the ASGI websocket denial-response extension); a server without
+    it answers 403 to both, which chargers cannot tell apart."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    async def status(url: str, subprotocols: list[str]) -> int | str:
+        try:
+            async with connect(url, subprotocols=subprotocols, open_timeout=10):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+        except Exception as exc:  # noqa: BLE001 - report what happened
+            return type(exc).__name__
+
+    return {
+        "unknown_station": await status(f"{ws_url}/NO-SUCH-STATION", ["ocpp1.6"]),
+        "no_subprotocol": await status(f"{ws_url}/{station_id(0)}", []),
+    }
 
 
 def count_rows(database: str = BENCH_DB) -> int:
@@ -254,11 +282,11 @@ def scenario_storm(args, report) -> None:
 
 def storm_once(kind: str, args) -> dict:
     n = args.storm
-    ours = kind == "ours"
+    ours = kind in OURS
     if ours:
         reset_logs()
         flush_redis()
-    server = Server(kind, env=server_env() if ours else None)
+    server = Server(kind, env=ours_env(kind) if ours else None)
     server.start()
     time.sleep(1.0)
     log(f"storm ({kind}): {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
@@ -476,7 +504,7 @@ def print_table(report: dict, args) -> str:
     for kind, by_n in tp.items():
         for n, r in by_n.items():
             note = ""
-            if kind == "ours":
+            if kind in OURS:
                 peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
                 parts = []
                 if peer:
@@ -485,6 +513,9 @@ def print_table(report: dict, args) -> str:
                     parts.append(f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo")
                 if tp.get("echo-asgi", {}).get(n):
                     parts.append(f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo")
+                if r.get("denials"):
+                    d = r["denials"]
+                    parts.append(f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}")
                 note = ", ".join(parts)
             rows.append(("throughput", kind, n, r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["cpu_pct"],
                          r["rss_per_conn_kb"], r["errors"], note))
@@ -495,7 +526,7 @@ def print_table(report: dict, args) -> str:
     for kind, r in report.get("storm", {}).items():
         note = (f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
                 f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)")
-        if kind == "ours":
+        if kind in OURS:
             note += (f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
                      f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped")
             if "all_online_after_kill_s_vs_peer" in r:
@@ -550,11 +581,13 @@ def main(argv=None) -> int:
     parser.add_argument("--conns", default="200,1000", help="throughput connection counts")
     parser.add_argument("--duration", type=float, default=15, help="seconds per closed-loop run")
     parser.add_argument("--targets", default="ours,peer,echo,echo-asgi,daphne",
-                        help="throughput servers: ours (uvicorn), daphne (ours under daphne), peer, echo, echo-asgi")
+                        help="throughput servers: ours (uvicorn), ours under ours-sansio (uvicorn's websockets-sansio), "
+                             "granian, hypercorn or daphne; peer, echo, echo-asgi")
     parser.add_argument("--fleet", type=int, default=10_000)
     parser.add_argument("--fleet-duration", type=float, default=120)
     parser.add_argument("--storm", type=int, default=10_000)
-    parser.add_argument("--storm-targets", default="ours,peer", help="storm servers: ours, peer")
+    parser.add_argument("--storm-targets", default="ours,peer",
+                        help="storm servers: peer, ours (uvicorn) or ours under ours-sansio, granian, hypercorn, daphne")
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)

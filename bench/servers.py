@@ -52,6 +52,11 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
     return env
 
 
+# Our application, under uvicorn (manage.py serve) or another ASGI server: these need the
+# bench database, and their transaction messages are checked.
+OURS = ("ours", "ours-sansio", "daphne", "granian", "hypercorn")
+
+
 class Server:
     """One server process: ours (uvicorn or daphne), the peer or an echo."""
 
@@ -78,6 +83,12 @@ class Server:
             "peer": [PY, "-m", "bench.peer_ocpp", "--port", port],
             "echo": [PY, "-m", "bench.echo", "--port", port],
             "echo-asgi": [PY, "-m", "bench.echo", "--asgi", "--port", port],
+            # The same application under other ASGI servers (server choice by measurement).
+            "ours-sansio": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
+            "granian": [str(Path(PY).parent / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", port,
+                        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "portal.asgi:application"],
+            "hypercorn": [str(Path(PY).parent / "hypercorn"), "-b", f"127.0.0.1:{port}", "-k", "uvloop",
+                          "--backlog", "4096", "--log-level", "warning", "portal.asgi:application"],
         }[self.kind]
 
     def start(self, timeout: float = 60) -> float:

@@ -173,7 +173,8 @@ async def admit(scope: dict, station_id: str) -> Charger:
     if not STATION_ID_RE.match(station_id):
         security_log.warning("Refused malformed station id %r from %s", station_id[:60], address)
         raise Refused(400, "Malformed charge point identity.")
-    offered = scope.get("subprotocols", [])
+    # Some servers (uvicorn's legacy websockets) report an absent header as [""]: offered nothing.
+    offered = [name for name in scope.get("subprotocols", []) if name.strip()]
     if negotiate(offered) is None:
         security_log.warning("Refused %s from %s: no supported subprotocol in %r", station_id, address, offered[:5])
         # OCPP-J 1.6 and 2.0.1 §3.2: a client that offered other subprotocols gets the handshake

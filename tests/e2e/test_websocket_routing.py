@@ -10,12 +10,14 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def _handshake_status(port: int, path: str, origin: bool = False) -> int:
+def _handshake_status(port: int, path: str, origin: bool = False, subprotocol: str | None = "ocpp1.6") -> int:
     key = base64.b64encode(os.urandom(16)).decode()
     extra = f"Origin: http://127.0.0.1:{port}\r\n" if origin else ""
+    if subprotocol is not None:
+        extra += f"Sec-WebSocket-Protocol: {subprotocol}\r\n"
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n{extra}\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request.encode("latin-1"))
@@ -45,5 +47,10 @@ def test_unroutable_and_malformed_handshakes_get_a_clear_status(live_server_proc
     # Browser sockets check the Origin first (cross-site websocket hijacking), then the route.
     assert _handshake_status(port, "/ws/not-a-live-view/") == 403
     assert _handshake_status(port, "/ws/not-a-live-view/", origin=True) == 404
+    # OCPP-J §3.2: no subprotocol offered at all is a plain HTTP 400 (however the server
+    # reports the absent header); one we do not speak completes and closes at once.
+    assert _handshake_status(port, "/ocpp/UNKNOWN-1", subprotocol=None) == 400
+    assert _handshake_status(port, "/ocpp/UNKNOWN-1", subprotocol="") == 400  # an empty header
+    assert _handshake_status(port, "/ocpp/UNKNOWN-1", subprotocol="ocpp1.5") == 101
     log = open(live_server_proc.log.name).read()
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
