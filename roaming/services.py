@@ -494,6 +494,11 @@ def token_store(
         token = pushed.token if pushed is not None else (
             Token.objects.filter(msp=msp, uid_normalized=normalize_uid(uid)).first() or Token(msp=msp)
         )
+        other = PushedToken.objects.filter(token_id=token.pk).exclude(type=type_).first() if token.pk else None
+        if other is not None:
+            # One card per uid and provider for the authorization engine (chargers send only the uid).
+            raise TokenRefused(ocpi.Code.INVALID_PARAMETERS,
+                               f"This uid is already pushed as a {other.type} token of this party.")
         for name, value in fields.items():
             setattr(token, name, value)
         token.msp, token.organization = msp, None

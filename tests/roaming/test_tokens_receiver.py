@@ -159,3 +159,12 @@ def test_pushed_tokens_do_not_open_private_chargers_and_invalid_ones_are_refused
     public, _ = charger_services.charger_facts_by_id(operator["cp_public"].pk)
     assert decide_sync(uid="DD01", charger=private, context=Context.LOCAL).reason == "charger_not_roaming"
     assert decide_sync(uid="DD02", charger=public, context=Context.LOCAL).reason == "token_invalid"
+
+
+def test_one_uid_as_two_token_types_is_refused_not_a_server_error(client, tnm):
+    example = spec.example("token_put_example.json")
+    _send(client, "PUT", URL, example)
+    app = {**example, "type": "APP_USER"}
+    response = _send(client, "PUT", URL + "?type=APP_USER", app)
+    assert response.status_code == 200 and response.json()["status_code"] == 2001
+    assert Token.objects.get(uid="012345678").type == "RFID"
