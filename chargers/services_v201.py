@@ -26,7 +26,6 @@ from .models import (
 from .ocpp import v201_transactions as tx
 from .ocpp.protocol import parse_datetime
 from .ocpp.protocol201 import REQUEST_VALIDATORS
-from .signals import session_finished, session_started
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +98,7 @@ def transaction_event_record(
     from .services import (
         _meter_rows,
         new_transaction_id,
+        session_announce_on_commit,
         session_close_as_superseded,
         sessions_close_superseded,
     )
@@ -196,13 +196,12 @@ def transaction_event_record(
                 started_at__gt=session.started_at,
             ).exists():
                 session_close_as_superseded(session)
-        session_id: int = session.pk
         if created or named_driver:
             # A transaction started by plugging in names its driver in a later event: the
             # guest flow links the session then (guest.receivers).
-            transaction.on_commit(lambda: session_started.send(sender=ChargingSession, session_id=session_id))
+            session_announce_on_commit("started", session.pk)
         if ended_now:
-            transaction.on_commit(lambda: session_finished.send(sender=ChargingSession, session_id=session_id))
+            session_announce_on_commit("finished", session.pk)
         return TransactionEventOutcome(session, duplicate=False, started=created, ended=ended_now and not was_completed)
 
 
