@@ -248,7 +248,9 @@ def scenario_fleet(args, report) -> None:
         rss_connected = server.rss()
         cpu0, wall0 = server.cpu_seconds(), time.monotonic()
         load.start()
+        spy = start_profile(server, f"fleet-ours-{n}", duration)
         stats = load.results(timeout=duration + 600)
+        stop_profile(spy)
         cpu1, wall1 = server.cpu_seconds(), time.monotonic()
         result = summarize(stats, duration)
         result.update(

@@ -14,6 +14,7 @@ Every charger answers CALLs from the server (Accepted), so commands can reach it
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import multiprocessing as mp
 import random
@@ -23,6 +24,8 @@ from datetime import UTC, datetime
 
 import websockets
 from websockets.asyncio.client import connect
+
+from bench.seed import password
 
 CONNECT_TIMEOUT_S = 30
 CALL_TIMEOUT_S = 30
@@ -77,9 +80,11 @@ class Charger:
         self.wh = 0
 
     async def connect(self) -> None:
+        credentials = base64.b64encode(f"{self.station_id}:{password(self.station_id)}".encode()).decode()
         self.ws = await connect(
             f"{self.url}/{self.station_id}", subprotocols=["ocpp1.6"], ping_interval=None,
             compression=None, open_timeout=CONNECT_TIMEOUT_S, max_queue=4, close_timeout=2,
+            additional_headers=[("Authorization", f"Basic {credentials}")],
         )
 
     async def call(self, action: str, payload: dict, *, record: bool = False) -> dict:

@@ -61,7 +61,9 @@ async def refused(url: str, n: int) -> int:
 
 async def reconnects(url: str, n: int, chargers: int) -> int:
     async def one(i: int) -> bool:
-        async with websockets.connect(f"{url}/BENCH-{i % chargers:05d}", subprotocols=["ocpp1.6"], open_timeout=20) as ws:
+        station = f"BENCH-{i % chargers:05d}"
+        async with websockets.connect(f"{url}/{station}", subprotocols=["ocpp1.6"], open_timeout=20,
+                                      additional_headers=_auth(station)) as ws:
             await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
             await asyncio.wait_for(ws.recv(), 20)
         return True
@@ -72,7 +74,8 @@ async def reconnects(url: str, n: int, chargers: int) -> int:
 async def big_frames(url: str, n: int) -> int:
     errors = 0
     data = "x" * (1024 * 1024 - 200)
-    async with websockets.connect(f"{url}/BENCH-00000", subprotocols=["ocpp1.6"], max_size=2**21) as ws:
+    async with websockets.connect(f"{url}/BENCH-00000", subprotocols=["ocpp1.6"], max_size=2**21,
+                                  additional_headers=_auth("BENCH-00000")) as ws:
         for i in range(n):
             await ws.send(json.dumps([2, f"big{i}", "DataTransfer", {"vendorId": "bench", "data": data}]))
             reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
@@ -97,6 +100,15 @@ def measure(name: str, run) -> dict:
             "delta_mb": round((after - before) / 2**20, 1), "seconds": round(seconds, 1), "errors": errors}
 
 
+def _auth(station: str) -> list[tuple[str, str]]:
+    """HTTP Basic with the bench charger's password (bench.seed seeds security profile 1)."""
+    import base64
+
+    from bench.seed import password
+
+    return [("Authorization", "Basic " + base64.b64encode(f"{station}:{password(station)}".encode()).decode())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -115,3 +127,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+

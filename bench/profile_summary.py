@@ -12,7 +12,7 @@ from collections import Counter
 
 def summarize(path: str, top: int = 25) -> str:
     own, inclusive, total = Counter(), Counter(), 0
-    for line in open(path):
+    for line in open(path, errors="replace"):
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
@@ -34,7 +34,7 @@ OURS = ("chargers/", "backoffice/", "authorization/", "billing/", "guest/", "roa
 
 def summarize_ours(path: str, top: int = 25) -> str:
     where, total = Counter(), 0
-    for line in open(path):
+    for line in open(path, errors="replace"):
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue

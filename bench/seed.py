@@ -20,6 +20,7 @@ def seed(count: int) -> dict:
 
     from authorization.models import Token
     from backoffice.models import Organization, Property
+    from chargers.credentials import make_hash
     from chargers.models import Charger
 
     org, _ = Organization.objects.get_or_create(name="Bench fleet")
@@ -28,10 +29,11 @@ def seed(count: int) -> dict:
     wanted = [station_id(n) for n in range(count)] + ["BENCH-CMD"]
     Charger.objects.bulk_create(
         [
-            # Profile 0: the load generator sends no password (it measures the OCPP path, and
-            # the peer servers it is compared with authenticate nobody either).
+            # Production shape: security profile 1, each charger its own password (HTTP Basic
+            # at the handshake). The peer authenticates nobody and ignores the header.
             Charger(station_id=sid, property=prop, access_mode="public", ownership="network",
-                    license_valid_until=date(2099, 12, 31), security_profile=0)
+                    license_valid_until=date(2099, 12, 31), security_profile=1,
+                    ocpp_password_hash=make_hash(password(sid)))
             for sid in wanted if sid not in existing
         ],
         batch_size=2000,
@@ -47,6 +49,11 @@ def seed(count: int) -> dict:
 
 def station_id(n: int) -> str:
     return f"BENCH-{n:05d}"
+
+
+def password(station: str) -> str:
+    """The bench charger's OCPP password (16-40 characters, as OCPP 1.6 security asks)."""
+    return f"bench-password-{station}"
 
 
 if __name__ == "__main__":

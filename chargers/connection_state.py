@@ -127,16 +127,23 @@ def connectors_status_update(changes: list[StatusChange]) -> list[None]:
         first: dict[tuple[int, int], tuple[StatusChange, datetime]] = {}
         for change, reported in rows:
             first.setdefault((change.charger_id, change.connector_id), (change, reported))
-        Connector.objects.bulk_create(
-            [
-                Connector(
-                    charger_id=c.charger_id, connector_id=c.connector_id, status=c.status, error_code=c.error_code,
-                    info=c.info[:50], vendor_error_code=c.vendor_error_code[:50], status_timestamp=reported,
-                )
-                for c, reported in first.values()
-            ],
-            ignore_conflicts=True,
+        # Connectors are created once; looking them up is much cheaper than an insert that
+        # conflicts (bulk_create's per-object work) on every notification.
+        existing = set(
+            Connector.objects.filter(charger_id__in={pair[0] for pair in first}).values_list("charger_id", "connector_id")
         )
+        missing = [(c, reported) for pair, (c, reported) in first.items() if pair not in existing]
+        if missing:
+            Connector.objects.bulk_create(
+                [
+                    Connector(
+                        charger_id=c.charger_id, connector_id=c.connector_id, status=c.status, error_code=c.error_code,
+                        info=c.info[:50], vendor_error_code=c.vendor_error_code[:50], status_timestamp=reported,
+                    )
+                    for c, reported in missing
+                ],
+                ignore_conflicts=True,  # another process may create it at the same moment
+            )
         table = connection.ops.quote_name(Connector._meta.db_table)
         timestamp_field = Connector._meta.get_field("status_timestamp")
         with connection.cursor() as cursor:

@@ -88,8 +88,12 @@ Row = tuple[int, datetime, str, int | None, str, str, str, str | None, str, bool
 
 
 def _id_tag_of(payload: Any) -> str:
+    """The card of a frame, for Logs search: 1.6 `idTag`, 2.0.1 `idToken.idToken` (Authorize,
+    TransactionEvent, RequestStartTransaction)."""
     if isinstance(payload, dict):
         tag = payload.get("idTag")
+        if tag is None and isinstance(payload.get("idToken"), dict):
+            tag = payload["idToken"].get("idToken")
         if isinstance(tag, str):
             return tag[:36]
     return ""

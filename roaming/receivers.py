@@ -7,9 +7,34 @@ broker): it is logged, and the periodic sweeps push what was missed.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+_partners_checked: tuple[float, bool] = (float("-inf"), False)
+
+
+def _any_connected_partner() -> bool:
+    """Whether any operator has a connected partner, asked at most every 5 s: a backoffice with
+    no roaming partner publishes no task per status change (a 10,000-charger fleet sends dozens
+    a second). A partner that just connected is covered by the status sweep meanwhile."""
+    global _partners_checked
+    from .models import Partner
+
+    checked_at, connected = _partners_checked
+    if time.monotonic() - checked_at > 5:
+        connected = Partner.objects.filter(state=Partner.State.CONNECTED).exists()
+        _partners_checked = (time.monotonic(), connected)
+    return connected
+
+
+def partner_saved(sender: Any, **kwargs: Any) -> None:
+    """A partner connected or left: ask again at the next status change (in this process at once;
+    other processes within 5 s, the sweep covers the gap)."""
+    global _partners_checked
+    _partners_checked = (float("-inf"), False)
 
 
 def connector_status_changed(sender: Any, connectors: list[tuple[int, int]], **kwargs: Any) -> None:
@@ -17,6 +42,8 @@ def connector_status_changed(sender: Any, connectors: list[tuple[int, int]], **k
     from .tasks import evse_status_push_task
 
     try:
+        if not _any_connected_partner():
+            return
         evse_status_push_task.delay([[charger_id, connector_id] for charger_id, connector_id in connectors])
     except Exception:
         logger.exception("Could not push connector statuses to roaming partners; the sweep will")
