@@ -123,20 +123,11 @@ def token_active_sessions(token) -> int:
 
 
 def session_announce_on_commit(event: str, session_id: int) -> None:
-    """Once committed, announce that a session "started" or "finished" (chargers.signals): in
-    a worker when there is a broker (one task, whatever listens), in-process otherwise or when
-    the broker cannot take it (the receivers' own sweeps cover a failure there)."""
-    from django.conf import settings
-
-    from .tasks import session_event_announce
+    """Once committed, announce that a session "started" or "finished" (chargers.signals), in
+    this process: receivers rely on it (the guest's page turns to "Charging" inline) and queue
+    their own slow work."""
 
     def announce() -> None:
-        if not settings.CELERY_TASK_ALWAYS_EAGER:
-            try:
-                session_event_announce.delay(event, session_id)
-                return
-            except Exception:
-                logger.exception("Could not queue the %s event of session %s; announcing in-process", event, session_id)
         signal = session_started if event == "started" else session_finished
         signal.send(sender=ChargingSession, session_id=session_id)
 

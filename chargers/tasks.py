@@ -46,14 +46,3 @@ def message_log_prune(*, retention_days: int | None = None, now: datetime | None
 def message_log_cleanup_task() -> int:
     return message_log_prune()
 
-
-@shared_task(acks_late=True)
-def session_event_announce(event: str, session_id: int) -> None:
-    """Tell the apps above (billing, guest, roaming) that a session started or finished, from a
-    worker: the OCPP process publishes one task per event instead of running every receiver
-    (each of which queued its own task) in its database threads."""
-    from .models import ChargingSession
-    from .signals import session_finished, session_started
-
-    signal = {"started": session_started, "finished": session_finished}[event]
-    signal.send(sender=ChargingSession, session_id=session_id)

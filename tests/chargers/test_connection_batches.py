@@ -156,27 +156,3 @@ def test_a_status_batch_announces_its_connectors_once_committed(charger):
         connector_status_changed.disconnect(receiver)
     assert received == [[(charger.pk, 1), (charger.pk, 2)]]
 
-
-def test_with_a_broker_a_finished_session_is_one_task_and_the_worker_announces_it(charger, settings, monkeypatch):
-    from chargers import services
-    from chargers.models import ChargingSession
-    from chargers.signals import session_finished
-    from chargers.tasks import session_event_announce
-
-    session = ChargingSession.objects.create(
-        charger=charger, connector_id=1, id_tag="AB", started_at=timezone.now(), meter_start_wh=0, transaction_id=77)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    queued, received = [], []
-    monkeypatch.setattr(session_event_announce, "delay", lambda *args: queued.append(args))
-
-    def receiver(sender, session_id, **kwargs):
-        received.append(session_id)
-
-    session_finished.connect(receiver)
-    try:
-        services.session_stop(charger_id=charger.pk, transaction_id=77, meter_stop=10, stopped_at=timezone.now())
-        assert queued == [("finished", session.pk)] and received == []  # nothing ran in the OCPP process
-        session_event_announce("finished", session.pk)  # what the worker runs
-        assert received == [session.pk]
-    finally:
-        session_finished.disconnect(receiver)
