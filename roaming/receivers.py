@@ -18,8 +18,9 @@ _partners_checked: tuple[float, bool] = (float("-inf"), False)
 
 def _any_connected_partner() -> bool:
     """Whether any operator has a connected partner, asked at most every 5 s: a backoffice with
-    no roaming partner publishes no task per status change (a 10,000-charger fleet sends dozens
-    a second). A partner that just connected is covered by the status sweep meanwhile."""
+    no roaming partner publishes no task per status change or session start/end (a restart storm
+    sends thousands). A partner that just connected in another process is covered by the status
+    and sessions sweeps meanwhile."""
     global _partners_checked
     from .models import Partner
 
@@ -54,6 +55,8 @@ def session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
     from .tasks import session_started_task
 
     try:
+        if not _any_connected_partner():
+            return
         session_started_task.delay(session_id)
     except Exception:
         logger.exception("Could not push session %s to roaming partners; the sweep will", session_id)
@@ -64,6 +67,8 @@ def session_finished(sender: Any, session_id: int, **kwargs: Any) -> None:
     from .tasks import session_finished_task
 
     try:
+        if not _any_connected_partner():
+            return
         session_finished_task.delay(session_id)
     except Exception:
         logger.exception("Could not send the CDR of session %s; the sweep will", session_id)
