@@ -125,41 +125,68 @@ def _load_validators() -> tuple[dict[str, Any], dict[str, Any]]:
 REQUEST_VALIDATORS, RESPONSE_VALIDATORS = _load_validators()
 
 
-def parse_frame(text: str) -> Frame:
-    """Return the frame in `text`, or raise FrameError with the OCPP-J error code."""
+@dataclass(frozen=True)
+class FrameErrorCodes:
+    """Which error code each way of breaking the OCPP-J frame gets: the two versions' RPC
+    framework words differ (1.6 FormationViolation; 2.0.1 RpcFrameworkError, MessageTypeNotSupported)."""
+
+    unreadable: str  # not JSON, not an array, no usable message id
+    id_name: str  # what the version calls the message id
+    call_length: str
+    action_type: str
+    payload_type: str
+    result_shape: str
+    error_length: str
+    unknown_type: str
+
+
+V16_FRAME_ERRORS = FrameErrorCodes(
+    unreadable=FORMATION_VIOLATION, id_name="UniqueId", call_length=PROTOCOL_ERROR, action_type=FORMATION_VIOLATION,
+    payload_type=FORMATION_VIOLATION, result_shape=FORMATION_VIOLATION, error_length=FORMATION_VIOLATION,
+    unknown_type=PROTOCOL_ERROR,
+)
+
+
+def read_frame(text: str, codes: FrameErrorCodes, max_id_length: int) -> Frame:
+    """Return the frame in `text`, or raise FrameError with the version's code (`codes`)."""
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
-        raise FrameError(FORMATION_VIOLATION, "Frame is not valid JSON") from None
+        raise FrameError(codes.unreadable, "Frame is not valid JSON") from None
     if not isinstance(message, list) or len(message) < 3:
-        raise FrameError(FORMATION_VIOLATION, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
+        raise FrameError(codes.unreadable, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
     message_type, unique_id = message[0], message[1]
-    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_UNIQUE_ID_LENGTH:
+    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > max_id_length:
         raise FrameError(
-            FORMATION_VIOLATION, "UniqueId must be a string of 1 to 36 characters", payload=message
+            codes.unreadable, f"{codes.id_name} must be a string of 1 to {max_id_length} characters", payload=message
         )
     if message_type == CALL:
         if len(message) != 4:
-            raise FrameError(PROTOCOL_ERROR, "CALL must have 4 elements", unique_id, message)
+            raise FrameError(codes.call_length, "CALL must have 4 elements", unique_id, message)
         action, payload = message[2], message[3]
         if not isinstance(action, str):
-            raise FrameError(FORMATION_VIOLATION, "Action must be a string", unique_id, message)
+            raise FrameError(codes.action_type, "Action must be a string", unique_id, message)
         if not isinstance(payload, dict):
-            raise FrameError(FORMATION_VIOLATION, "Payload must be a JSON object", unique_id, message)
+            raise FrameError(codes.payload_type, "Payload must be a JSON object", unique_id, message)
         return Frame(CALL, unique_id, action, payload)
     if message_type == CALLRESULT:
         if len(message) != 3 or not isinstance(message[2], dict):
-            raise FrameError(FORMATION_VIOLATION, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
+            raise FrameError(codes.result_shape, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
         return Frame(CALLRESULT, unique_id, payload=message[2])
     if message_type == CALLERROR:
         if len(message) != 5:
-            raise FrameError(FORMATION_VIOLATION, "CALLERROR must have 5 elements", unique_id, message)
+            raise FrameError(codes.error_length, "CALLERROR must have 5 elements", unique_id, message)
         details = message[4] if isinstance(message[4], dict) else {}
         return Frame(
             CALLERROR, unique_id, error_code=str(message[2]), error_description=str(message[3]),
             error_details=details, payload=details,
         )
-    raise FrameError(PROTOCOL_ERROR, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+    raise FrameError(codes.unknown_type, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+
+
+def parse_frame(text: str) -> Frame:
+    """Return the OCPP-J 1.6 frame in `text`, or raise FrameError with the 1.6 error code."""
+    return read_frame(text, V16_FRAME_ERRORS, MAX_UNIQUE_ID_LENGTH)
 
 
 def check_action(action: str) -> None:

@@ -23,6 +23,7 @@ from .protocol import (
     CALLRESULT,
     Frame,
     FrameError,
+    FrameErrorCodes,
     OcppError,
     call,
     call_error,
@@ -30,6 +31,7 @@ from .protocol import (
     dumps,
     format_datetime,
     parse_datetime,
+    read_frame,
 )
 
 __all__ = [
@@ -143,41 +145,19 @@ REQUEST_VALIDATORS = _Validators("Request")
 RESPONSE_VALIDATORS = _Validators("Response")
 
 
+# Part 4 §4.2.3/§4.3: an unreadable frame or message id is an RpcFrameworkError (id "-1"), a
+# broken shape a ProtocolError, a payload that is not an object a FormatViolation, and an unknown
+# message type MessageTypeNotSupported (§4.4).
+FRAME_ERRORS = FrameErrorCodes(
+    unreadable=RPC_FRAMEWORK_ERROR, id_name="MessageId", call_length=PROTOCOL_ERROR, action_type=PROTOCOL_ERROR,
+    payload_type=FORMAT_VIOLATION, result_shape=PROTOCOL_ERROR, error_length=PROTOCOL_ERROR,
+    unknown_type=MESSAGE_TYPE_NOT_SUPPORTED,
+)
+
+
 def parse_frame(text: str) -> Frame:
     """Return the frame in `text`, or raise FrameError with the OCPP-J 2.0.1 error code."""
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
-        # Part 4 §4.3: RpcFrameworkError, "the MessageId could not be read"; §4.2.3: id "-1".
-        raise FrameError(RPC_FRAMEWORK_ERROR, "Frame is not valid JSON") from None
-    if not isinstance(message, list) or len(message) < 3:
-        raise FrameError(RPC_FRAMEWORK_ERROR, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
-    message_type, unique_id = message[0], message[1]
-    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_MESSAGE_ID_LENGTH:
-        raise FrameError(RPC_FRAMEWORK_ERROR, "MessageId must be a string of 1 to 36 characters", payload=message)
-    if message_type == CALL:
-        if len(message) != 4:
-            raise FrameError(PROTOCOL_ERROR, "CALL must have 4 elements", unique_id, message)
-        action, payload = message[2], message[3]
-        if not isinstance(action, str):
-            raise FrameError(PROTOCOL_ERROR, "Action must be a string", unique_id, message)
-        if not isinstance(payload, dict):
-            raise FrameError(FORMAT_VIOLATION, "Payload must be a JSON object", unique_id, message)
-        return Frame(CALL, unique_id, action, payload)
-    if message_type == CALLRESULT:
-        if len(message) != 3 or not isinstance(message[2], dict):
-            raise FrameError(PROTOCOL_ERROR, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
-        return Frame(CALLRESULT, unique_id, payload=message[2])
-    if message_type == CALLERROR:
-        if len(message) != 5:
-            raise FrameError(PROTOCOL_ERROR, "CALLERROR must have 5 elements", unique_id, message)
-        details = message[4] if isinstance(message[4], dict) else {}
-        return Frame(
-            CALLERROR, unique_id, error_code=str(message[2]), error_description=str(message[3]),
-            error_details=details, payload=details,
-        )
-    # Part 4 §4.4: an unknown message type is answered with MessageTypeNotSupported.
-    raise FrameError(MESSAGE_TYPE_NOT_SUPPORTED, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+    return read_frame(text, FRAME_ERRORS, MAX_MESSAGE_ID_LENGTH)
 
 
 def check_action(action: str) -> None:
