@@ -288,6 +288,10 @@ class SimulatedCharger:
                 follow_up = self.heartbeat()
         elif action == "DataTransfer":
             response = {"status": "UnknownVendorId"}
+        await self._reply(unique_id, action, response, follow_up)
+
+    async def _reply(self, unique_id: str, action: str, response: dict | None, follow_up) -> None:
+        """Answer a CALL (NotSupported when there is no response), then run what it asked for."""
         if response is None:
             frame = [4, unique_id, "NotSupported", f"{action} is not supported by the simulator", {}]
         else:
@@ -499,16 +503,7 @@ class SimulatedCharger201(SimulatedCharger):
                 follow_up = self.heartbeat()
         elif action == "DataTransfer":
             response = {"status": "UnknownVendorId"}
-        if response is None:
-            frame = [4, unique_id, "NotSupported", f"{action} is not supported by the simulator", {}]
-        else:
-            frame = [3, unique_id, response]
-        await self.ws.send(json.dumps(frame))
-        if follow_up is not None:
-            try:
-                await follow_up
-            except Exception:  # noqa: BLE001 - a simulator keeps going
-                logger.warning("%s: follow-up of %s failed", self.station_id, action, exc_info=True)
+        await self._reply(unique_id, action, response, follow_up)
 
     async def _report(self, request_id: int) -> None:
         await asyncio.sleep(0.1)
