@@ -24,6 +24,7 @@ from chargers.storable import clean_value
 
 from . import tolerant
 from .protocol import (
+    PROPERTY_CONSTRAINT_VIOLATION,
     REQUEST_VALIDATORS,
     SECURITY_ERROR,
     OcppError,
@@ -109,6 +110,11 @@ async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
 
 
 async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    if not 0 <= payload["connectorId"] <= tolerant.INT32_MAX:  # the schema sets no bounds
+        raise OcppError(
+            PROPERTY_CONSTRAINT_VIOLATION, "connectorId must be 0 (the charger) or a connector number",
+            {"field": "connectorId"},
+        )
     timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
 
     async def now():

@@ -156,3 +156,14 @@ def test_a_status_batch_announces_its_connectors_once_committed(charger):
         connector_status_changed.disconnect(receiver)
     assert received == [[(charger.pk, 1), (charger.pk, 2)]]
 
+
+
+@pytest.mark.parametrize("connector_id", [-1, 2**40])
+async def test_a_status_for_an_impossible_connector_is_refused_clearly_and_nothing_else_breaks(charger, connector_id):
+    client = OcppTestClient(charger.station_id)
+    assert (await client.connect())[0]
+    reply = await client.call("StatusNotification", {"connectorId": connector_id, "status": "Available", "errorCode": "NoError"})
+    assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation"
+    assert await client.result("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}) == {}
+    assert not await Connector.objects.filter(charger=charger).exclude(connector_id=1).aexists()
+    await client.close()
