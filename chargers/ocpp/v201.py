@@ -23,13 +23,15 @@ from django.utils import timezone
 
 from authorization.decisions import Context
 from backoffice import db
-from chargers import services, services_v201
+from chargers import connection_state, services, services_v201
 from chargers.message_log import MeterSample, writer
+from chargers.ocpp.tolerant import INT32_MAX
 
 from . import v16, v16_security
 from .protocol import format_datetime, parse_datetime
 from .protocol201 import (
     NOT_SUPPORTED,
+    PROPERTY_CONSTRAINT_VIOLATION,
     REQUEST_VALIDATORS,
     SECURITY_ERROR,
     OcppError,
@@ -87,7 +89,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
     async def now() -> tuple[str, int]:
-        return await db.run(services.charger_boot, charger_id=conn.charger_id, payload=facts, default_interval=interval)
+        return await connection_state.boot(connection_state.Boot.from_payload(conn.charger_id, facts, interval))
 
     result = await v16._durably(conn, "BootNotification", facts, unique_id, now, interval=interval)
     if result is not None:
@@ -125,6 +127,10 @@ async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
 async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     # An EVSE is what 1.6 and our portal call a connector (its plugs share one meter and one
     # transaction), so evseId is our connector id; 0 is the station as a whole.
+    if not 0 <= payload["evseId"] <= INT32_MAX:  # the schema sets no bounds
+        raise OcppError(
+            PROPERTY_CONSTRAINT_VIOLATION, "evseId must be 0 (the station) or an EVSE number", {"field": "evseId"}
+        )
     timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
     evse_id, status = payload["evseId"], payload["connectorStatus"]
     info = f"connector {payload['connectorId']}"
@@ -134,10 +140,10 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
     }
 
     async def now() -> bool:
-        await db.run(
-            services.connector_status_update, charger_id=conn.charger_id, connector_id=evse_id, status=status,
-            error_code="NoError", info=info, timestamp=timestamp,
-        )
+        await connection_state.status(connection_state.StatusChange(
+            charger_id=conn.charger_id, connector_id=evse_id, status=status, error_code="NoError", info=info,
+            timestamp=timestamp,
+        ))
         return True
 
     await v16._durably(conn, "StatusNotification", facts, unique_id, now)

@@ -167,3 +167,15 @@ async def test_a_status_for_an_impossible_connector_is_refused_clearly_and_nothi
     assert await client.result("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}) == {}
     assert not await Connector.objects.filter(charger=charger).exclude(connector_id=1).aexists()
     await client.close()
+
+
+@pytest.mark.parametrize("evse_id", [-1, 2**40])
+async def test_a_201_status_for_an_impossible_evse_is_refused_clearly(charger, evse_id):
+    client = OcppTestClient(charger.station_id, subprotocols=("ocpp2.0.1",))
+    assert (await client.connect())[0]
+    status = {"timestamp": "2026-11-22T10:00:00Z", "connectorStatus": "Available", "connectorId": 1}
+    reply = await client.call("StatusNotification", {**status, "evseId": evse_id})
+    assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation"
+    assert await client.result("StatusNotification", {**status, "evseId": 1}) == {}
+    assert not await Connector.objects.filter(charger=charger).exclude(connector_id=1).aexists()
+    await client.close()
