@@ -161,6 +161,11 @@ class AuthorizationDecision(models.Model):
     msp_response = models.JSONField(null=True, blank=True)
     msp_latency_ms = models.IntegerField(null=True, blank=True)
     ocpp_unique_id = models.CharField(max_length=36, blank=True)
+    # Behind the proxy (docs/proxy.md) with an upstream Leader: what the Leader answered (the
+    # charger obeyed it), or leader_answered=False when it was unreachable and we answered.
+    leader_name = models.CharField(max_length=100, blank=True)
+    leader_status = models.CharField(max_length=20, blank=True)
+    leader_answered = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

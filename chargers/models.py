@@ -104,6 +104,12 @@ class Charger(models.Model):
     ocpp_password_set_at = models.DateTimeField(null=True, blank=True)
     # The OCPP version of its last connection, negotiated by websocket subprotocol (docs/ocpp.md).
     ocpp_version = models.CharField(max_length=5, choices=OcppVersion.choices, default=OcppVersion.V16)
+    # Proxy (chargers.proxy, docs/proxy.md): set while upstream backoffices are configured, so a
+    # charger without any costs its connection nothing; how long the charger waits for a Leader.
+    proxied = models.BooleanField(default=False, editable=False)
+    proxy_leader_timeout_s = models.PositiveSmallIntegerField(
+        default=10, help_text="Seconds to wait for the Leader backoffice before this system answers in its place.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -205,6 +211,12 @@ class OcppMessage(models.Model):
     escaped = models.BooleanField(default=False)
     # A transaction message accepted although it broke the schema: what was wrong.
     violation = models.CharField(max_length=500, blank=True)
+    # Set for frames between us and an upstream backoffice (the proxy), with direction "out" =
+    # to that backoffice; null for the charger's own link. No constraint: the log outlives it.
+    backoffice = models.ForeignKey(
+        "chargers.Backoffice", on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True,
+        related_name="+", db_index=False,
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -679,3 +691,53 @@ class ChargerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component}.{self.variable}={self.actual_value} at {self.charger_id}"
+
+
+class ConnectorReservation(models.Model):
+    """A connector (or, with connector 0, any connector of the charger) held for one card or
+    group: ReserveNow (OCPP 1.6 §5.13, 2.0.1 H01) from the portal, the API or a roaming partner.
+    Not a hotel stay's reservation (stays.Reservation)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Sent, no answer yet"
+        ACTIVE = "active", "Active"
+        REFUSED = "refused", "Refused by the charger"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+        USED = "used", "Used by a session"
+        REMOVED = "removed", "Removed by the charger"
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="reservations")
+    connector_id = models.PositiveIntegerField(default=0, help_text="0: any connector (EVSE) of the charger.")
+    reservation_id = models.IntegerField(help_text="The OCPP reservationId / id we chose.")
+    id_tag = models.CharField(max_length=36)
+    group_id_tag = models.CharField(max_length=36, blank=True, help_text="parentIdTag (1.6) / groupIdToken (2.0.1).")
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    charger_answer = models.CharField(max_length=20, blank=True, help_text="Accepted, Occupied, Faulted, ...")
+    session = models.ForeignKey(
+        ChargingSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=20, default="api")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A ReserveNow with a known id replaces that reservation (1.6 §5.13, H01.FR.02).
+            models.UniqueConstraint(fields=["charger", "reservation_id"], name="unique_connector_reservation")
+        ]
+        indexes = [models.Index(fields=["charger", "status", "expires_at"], name="reservation_active")]
+
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id} on {self.charger_id}/{self.connector_id}: {self.status}"
+
+    def is_active(self, now=None) -> bool:
+        return self.status == self.Status.ACTIVE and self.expires_at > (now or timezone.now())
+
+
+from chargers.proxy.models import Backoffice, ProxyQueuedMessage, ProxyTransaction  # noqa: E402, F401
