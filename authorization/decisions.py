@@ -7,7 +7,7 @@ The order of the checks follows docs/authorization.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -40,6 +40,20 @@ class MspAnswer(StrEnum):
 
 
 @dataclass(frozen=True)
+class StayFacts:
+    """The reservation behind a guest's access code: when and where it lets its guest charge."""
+
+    reservation_id: int
+    confirmed: bool
+    valid_from: datetime  # check-in minus the property's grace
+    valid_until: datetime  # check-out plus the grace
+    property_id: int
+    unit_id: int | None  # None: a property-wide booking (shared chargers only)
+    shared_chargers: bool  # the property lets guests use chargers not assigned to a unit
+    kwh_left: float | None = None  # included energy left; None: no cap (or not counted here)
+
+
+@dataclass(frozen=True)
 class TokenFacts:
     uid: str
     valid: bool = True
@@ -55,6 +69,7 @@ class TokenFacts:
     single_session: bool = False
     active_sessions: int = 0
     is_guest: bool = False
+    stay: StayFacts | None = None  # a guest token issued for a reservation's access code
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,8 @@ class ChargerFacts:
     roaming_enabled: bool  # effective: access mode and location settings together
     guest_charging_enabled: bool
     restricted_group_ids: frozenset[int] = field(default_factory=frozenset)
+    property_id: int | None = None
+    unit_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,7 @@ class Decision:
     reason: str
     step: int
     message: str
+    reservation_id: int | None = None  # the stay that allowed or refused it
 
     @property
     def accepted(self) -> bool:
@@ -142,6 +160,22 @@ REASONS: dict[str, tuple[int, str]] = {
         "The card's mobility provider did not answer the live check in time. Ask the driver to try "
         "again after a short wait.",
     ),
+    "reservation_other_unit": (
+        7,
+        "This access code belongs to a reservation of another unit or property: it only starts the "
+        "chargers of the guest's own unit (and the property's shared chargers, if allowed).",
+    ),
+    "reservation_not_active": (
+        7,
+        "This reservation does not allow charging now: it is outside the stay (check-in minus the grace "
+        "period to check-out plus the grace period) or the booking is not confirmed.",
+    ),
+    "reservation_cap_reached": (
+        7,
+        "This stay's included energy is used up. Raise the kWh cap under the property's stay settings, "
+        "or bill guests at the property's rate.",
+    ),
+    "accepted_reservation": (13, "Accepted: the guest's reservation includes charging at this charger."),
     "accepted_msp_live": (12, "Accepted: the card's mobility provider confirmed it live."),
     "accepted_roaming": (13, "Accepted: a roaming card at a public charger."),
     "accepted_group": (13, "Accepted: the card is in one of this charger's local token groups."),
@@ -159,6 +193,32 @@ _MSP_STATUS = {
 def _decision(status: Status, reason: str) -> Decision:
     step, message = REASONS[reason]
     return Decision(status, reason, step, message)
+
+
+def _stay_decision(token: TokenFacts, charger: ChargerFacts, now: datetime) -> Decision:
+    stay = token.stay
+    assert stay is not None
+
+    def refused(reason: str) -> Decision:
+        step, message = REASONS[reason]
+        return Decision(Status.INVALID, reason, step, message, stay.reservation_id)
+
+    same_property = charger.property_id == stay.property_id
+    if charger.unit_id is None:
+        allowed_here = same_property and stay.shared_chargers
+    else:
+        allowed_here = same_property and charger.unit_id == stay.unit_id
+    if not allowed_here:
+        return refused("reservation_other_unit")
+    if not stay.confirmed or not stay.valid_from <= now <= stay.valid_until:
+        return refused("reservation_not_active")
+    if stay.kwh_left is not None and stay.kwh_left <= 0:
+        return refused("reservation_cap_reached")
+    # The host put this charger in the guest's unit, so its access mode (private, no guest charging)
+    # does not apply; one session at a time still does.
+    if token.single_session and token.active_sessions > 0:
+        return replace(_decision(Status.CONCURRENT_TX, "concurrent_tx"), reservation_id=stay.reservation_id)
+    return replace(_decision(Status.ACCEPTED, "accepted_reservation"), reservation_id=stay.reservation_id)
 
 
 def decide(
@@ -190,6 +250,10 @@ def decide(
     # 6. Its provider.
     if token.msp_id is not None and token.msp_blocked:
         return _decision(Status.BLOCKED, "msp_blocked")
+
+    # 7. A reservation's access code: only its unit's (or shared) chargers, only during the stay.
+    if token.stay is not None:
+        return _stay_decision(token, charger, now)
 
     own_card = token.organization_id is not None and token.organization_id == charger.organization_id
     in_group = bool(token.group_ids & charger.restricted_group_ids)

@@ -84,6 +84,10 @@ class Token(models.Model):
         default=False, help_text="Refuse a second session while this card has one running."
     )
     label = models.CharField(max_length=200, blank=True)
+    # A guest token issued for a reservation's access code (docs/pms.md): the stay decides.
+    reservation = models.ForeignKey(
+        "stays.Reservation", on_delete=models.SET_NULL, null=True, blank=True, related_name="tokens"
+    )
     # OCPI 2.2.1 WhitelistType of a token an eMSP pushed (mod_tokens); empty for other tokens.
     whitelist = models.CharField(max_length=15, choices=Whitelist.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -161,6 +165,10 @@ class AuthorizationDecision(models.Model):
     msp_response = models.JSONField(null=True, blank=True)
     msp_latency_ms = models.IntegerField(null=True, blank=True)
     ocpp_unique_id = models.CharField(max_length=36, blank=True)
+    # The stay whose access code was used (allowed or refused by it).
+    reservation = models.ForeignKey(
+        "stays.Reservation", on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+    )
     # Behind the proxy (docs/proxy.md) with an upstream Leader: what the Leader answered (the
     # charger obeyed it), or leader_answered=False when it was unreachable and we answered.
     leader_name = models.CharField(max_length=100, blank=True)

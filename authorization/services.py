@@ -16,8 +16,19 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backoffice import db
+from stays.models import Reservation
+from stays.selectors import reservation_access
 
-from .decisions import NEEDS_MSP, ChargerFacts, Context, Decision, MspAnswer, TokenFacts, decide
+from .decisions import (
+    NEEDS_MSP,
+    ChargerFacts,
+    Context,
+    Decision,
+    MspAnswer,
+    StayFacts,
+    TokenFacts,
+    decide,
+)
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import msp_async_client, msp_http_client
 from .signals import token_groups_changed
@@ -75,6 +86,20 @@ def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
         single_session=token.single_session,
         active_sessions=active_sessions,
         is_guest=token.type == Token.Type.GUEST,
+        stay=stay_facts_of(token.reservation) if token.reservation_id else None,
+    )
+
+
+def stay_facts_of(reservation: Reservation, *, kwh_used: float | None = None) -> StayFacts:
+    """Return the decision facts of a reservation (kwh_used: energy its sessions already took)."""
+    access = reservation_access(reservation)
+    kwh_left = None
+    if access.charging_included and access.kwh_cap is not None and kwh_used is not None:
+        kwh_left = float(access.kwh_cap) - kwh_used
+    return StayFacts(
+        reservation_id=access.reservation_id, confirmed=access.confirmed, valid_from=access.valid_from,
+        valid_until=access.valid_until, property_id=access.property_id, unit_id=access.unit_id,
+        shared_chargers=access.shared_chargers, kwh_left=kwh_left,
     )
 
 
@@ -89,6 +114,7 @@ def decision_record(
         context=str(context), status=str(decision.status), reason=decision.reason, step=decision.step,
         message=decision.message, msp_id=msp_id, msp_response=msp_response,
         msp_latency_ms=msp_latency_ms, ocpp_unique_id=ocpp_unique_id[:36],
+        reservation_id=decision.reservation_id,
     )
 
 

@@ -41,6 +41,12 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "billing.payment": ("organization",),
     "billing.payout": ("organization",),
     "billing.subscriptionplan": ("property__organization",),
+    "stays.unit": ("property__organization",),
+    "stays.staypolicy": ("property__organization",),
+    "stays.reservation": ("property__organization",),
+    "stays.calendarfeed": ("property__organization",),
+    "stays.pmsintegration": ("organization",),
+    "stays.listing": ("integration__organization",),
 }
 
 

@@ -55,6 +55,9 @@ class Charger(models.Model):
     property = models.ForeignKey(
         "backoffice.Property", on_delete=models.PROTECT, related_name="chargers", null=True, blank=True
     )
+    # The unit (apartment, parking space) of its property it serves; empty: shared by the property.
+    # Always a unit of `property` (stays' placement service and the API check it).
+    unit = models.ForeignKey("stays.Unit", on_delete=models.SET_NULL, related_name="chargers", null=True, blank=True)
     name = models.CharField(max_length=200, blank=True)
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)

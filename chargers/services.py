@@ -107,6 +107,8 @@ def charger_facts(charger: Charger) -> ChargerFacts:
         roaming_enabled=charger.effective_roaming_enabled,
         guest_charging_enabled=charger.effective_guest_charging_enabled,
         restricted_group_ids=frozenset(group_ids),
+        property_id=charger.property_id,
+        unit_id=charger.unit_id,
     )
 
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "guest",
     "support",
     "roaming",
+    "stays",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+"""Stays: units of a property, guests' reservations, calendar feeds and PMS integrations."""
