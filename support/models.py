@@ -10,6 +10,11 @@ def _ticket_reference() -> str:
     return secrets.token_hex(4).upper()
 
 
+def _conversation_key() -> str:
+    # Unguessable: the key is all an anonymous guest holds to continue a conversation.
+    return secrets.token_urlsafe(24)
+
+
 class Ticket(models.Model):
     """One contact request, from the guest page or the contact form."""
 
@@ -36,13 +41,15 @@ class Ticket(models.Model):
     class Source(models.TextChoices):
         GUEST_PAGE = "guest_page", "Guest charging page"
         CONTACT_FORM = "contact_form", "Contact form"
+        ASSISTANT = "assistant", "Support assistant"
 
     reference = models.CharField(max_length=8, unique=True, default=_ticket_reference, editable=False)
     topic = models.CharField(max_length=20, choices=Topic.choices, default=Topic.OTHER)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.CONTACT_FORM)
     name = models.CharField(max_length=200, blank=True)
-    email = models.EmailField()
+    # Empty when the assistant handed over before the customer gave an address.
+    email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True)
     # What the guest typed or scanned, kept verbatim: an invalid ID is exactly what support must check.
     station_id = models.CharField(max_length=60, blank=True)
@@ -65,15 +72,110 @@ class Ticket(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     agent_notes = models.TextField(blank=True)
+    # The host organization the ticket concerns (its charger's, or the asking host's): hosts see
+    # their organizations' tickets in the portal.
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The signed-in host who asked, if any.",
+    )
+    # What the assistant collected (asks_for names -> values) and found when it handed over.
+    details = models.JSONField(default=dict, blank=True)
+    bundle = models.JSONField(default=dict, blank=True, help_text="Diagnostic bundle at hand-off.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            models.Index(fields=["organization", "-created_at"], name="ticket_org_time"),
             models.Index(fields=["status", "-created_at"], name="ticket_status_time"),
             models.Index(fields=["station_id"], name="ticket_station"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.reference} {self.get_topic_display()}"
+
+
+class TicketMessage(models.Model):
+    """One email of a ticket's thread: an agent's reply sent, or the customer's reply received."""
+
+    class Direction(models.TextChoices):
+        OUT = "out", "Sent to the customer"
+        IN = "in", "Received from the customer"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="thread")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    to_email = models.EmailField(blank=True)
+    from_email = models.EmailField(blank=True)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    # RFC 5322 Message-ID, and the one it answers: mail clients thread on these.
+    message_id = models.CharField(max_length=200, unique=True)
+    in_reply_to = models.CharField(max_length=200, blank=True)
+    delivered = models.BooleanField(default=False)
+    error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} on #{self.ticket.reference}: {self.subject}"
+
+
+class AssistantConversation(models.Model):
+    """A chat with the support assistant: what was said, the topic, the details collected."""
+
+    key = models.CharField(max_length=40, unique=True, default=_conversation_key, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    topic = models.CharField(max_length=20, default="other")
+    station_id = models.CharField(max_length=60, blank=True)
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    email = models.EmailField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    # [{"role": "user"|"assistant", "text": ..., "at": iso, "topic": ...}]
+    messages = models.JSONField(default=list, blank=True)
+    ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.key[:8]} ({self.topic})"
+
+
+class VendorErrorCode(models.Model):
+    """A charger vendor's error code (StatusNotification vendorErrorCode) in plain language."""
+
+    vendor = models.CharField(
+        max_length=50, help_text="As the charger reports it in BootNotification (case-insensitive)."
+    )
+    code = models.CharField(max_length=50)
+    explanation = models.CharField(max_length=400)
+    advice = models.CharField(max_length=400, blank=True, help_text="What the guest or host should do.")
+
+    class Meta:
+        ordering = ["vendor", "code"]
+        constraints = [models.UniqueConstraint(fields=["vendor", "code"], name="unique_vendor_error_code")]
+
+    def __str__(self) -> str:
+        return f"{self.vendor} {self.code}"
