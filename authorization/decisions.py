@@ -70,6 +70,22 @@ class TokenFacts:
     active_sessions: int = 0
     is_guest: bool = False
     stay: StayFacts | None = None  # a guest token issued for a reservation's access code
+    parent_id_tag: str = ""  # the card's group (1.6 parentIdTag, 2.0.1 groupIdToken)
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """The connector asked about is held by a reservation (or all of them are): only these cards,
+    or cards of these groups, may start on it (OCPP 1.6 §5.13, 2.0.1 H01/H03)."""
+
+    id_tags: frozenset[str]
+    group_id_tags: frozenset[str] = frozenset()
+
+    def admits(self, token: TokenFacts) -> bool:
+        uid, group = token.uid.upper(), token.parent_id_tag.upper()
+        return uid in {t.upper() for t in self.id_tags} or bool(
+            group and group in {g.upper() for g in self.group_id_tags}
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class ChargerFacts:
     restricted_group_ids: frozenset[int] = field(default_factory=frozenset)
     property_id: int | None = None
     unit_id: int | None = None
+    reserved: Reserved | None = None  # the connector in question is reserved
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,11 @@ REASONS: dict[str, tuple[int, str]] = {
         12,
         "The card's mobility provider did not answer the live check in time. Ask the driver to try "
         "again after a short wait.",
+    ),
+    "connector_reserved": (
+        11,
+        "This connector is reserved for another card (Chargers > View > Reservations). The reserved "
+        "card, or a card of its group, may start; cancel the reservation to free the connector.",
     ),
     "reservation_other_unit": (
         7,
@@ -278,6 +300,9 @@ def decide(
     # 11. One session at a time for cards limited to that.
     if token.single_session and token.active_sessions > 0:
         return _decision(Status.CONCURRENT_TX, "concurrent_tx")
+    # 11. A reserved connector takes only its reservation's card or group (a stop is never refused).
+    if charger.reserved is not None and context != Context.STOP_TRANSACTION and not charger.reserved.admits(token):
+        return _decision(Status.INVALID, "connector_reserved")
     # 12. Live validation by the card's MSP. Not for a remote start its provider requested: the
     # provider vouches for its own card (OCPI 2.2.1 mod_commands: the CPO should not check the
     # token of a START_SESSION).

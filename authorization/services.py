@@ -87,6 +87,7 @@ def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
         active_sessions=active_sessions,
         is_guest=token.type == Token.Type.GUEST,
         stay=stay_facts_of(token.reservation) if token.reservation_id else None,
+        parent_id_tag=token.parent_id_tag,
     )
 
 

@@ -143,6 +143,13 @@ async def send_command(
             error="No process holding this charger's connection answered.",
         )
     await db.run(command.refresh_from_db)
+    if action in ("ReserveNow", "CancelReservation"):
+        from .reservations import reservation_record_answer
+
+        await db.run(
+            reservation_record_answer, charger_id=charger.pk, payload=payload, status=command.status,
+            response=command.response, source=source, user_id=user_id,
+        )
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
     if command.status == Command.Status.ANSWERED and charger.ocpp_version == Charger.OcppVersion.V201:
@@ -183,7 +190,7 @@ async def remote_start_decide(
 
     from .services import charger_facts_by_id, token_active_sessions
 
-    facts, location_id = await db.run(charger_facts_by_id, charger.pk)
+    facts, location_id = await db.run(charger_facts_by_id, charger.pk, connector_id)
     return await authorize(
         uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
         active_sessions_of=token_active_sessions,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_security
+from . import views, views_security, views_v201
 
 app_name = "chargers"
 
@@ -23,6 +23,13 @@ urlpatterns = [
          name="charger-security-profile"),
     path("chargers/<str:station_id>/security/rotate-password/", views_security.charger_rotate_password,
          name="charger-rotate-password"),
+    path("chargers/<str:station_id>/reservations/", views_v201.charger_reservations, name="charger-reservations"),
+    path("chargers/<str:station_id>/reservations/new/", views_v201.charger_reserve, name="charger-reserve"),
+    path("chargers/<str:station_id>/reservations/<int:pk>/cancel/", views_v201.charger_reservation_cancel,
+         name="charger-reservation-cancel"),
+    path("chargers/<str:station_id>/device-model/", views_v201.charger_device_model, name="charger-device-model"),
+    path("chargers/<str:station_id>/device-model/set/", views_v201.charger_set_variable,
+         name="charger-set-variable"),
     path("authorizations/<int:pk>/", views.decision_detail, name="decision-detail"),
     path("locations/", views.location_list, name="location-list"),
     path("locations/<int:pk>/", views.location_detail, name="location-detail"),

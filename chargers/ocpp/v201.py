@@ -294,6 +294,20 @@ async def firmware_status_notification(conn: Connection, payload: dict, unique_i
     return {}
 
 
+# -- reservations (H01-H04) -----------------------------------------------------------------------
+
+
+async def reservation_status_update(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers import reservations
+
+    # H01.FR.16/17, H04: the charger ended a reservation (expired, or its EVSE became unusable).
+    await db.run(
+        reservations.reservation_status_update, charger_id=conn.charger_id, reservation_id=payload["reservationId"],
+        update=payload["reservationUpdateStatus"],
+    )
+    return {}
+
+
 async def data_transfer(conn: Connection, payload: dict, unique_id: str) -> dict:
     # No vendor extensions are implemented (P01/P02): UnknownVendorId.
     return {"status": "UnknownVendorId"}
@@ -313,6 +327,7 @@ HANDLERS: dict[str, Handler] = {
     "FirmwareStatusNotification": firmware_status_notification,
     "LogStatusNotification": v16_security.log_status_notification,
     "DataTransfer": data_transfer,
+    "ReservationStatusUpdate": reservation_status_update,
 }
 
 # Read leniently (a schema violation is recorded, not refused): billing data.

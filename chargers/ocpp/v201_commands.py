@@ -3,7 +3,8 @@
 The portal, the admin, the guest flow and the API send remote start/stop, reset, unlock,
 availability, cache and trigger commands by their 1.6 names and payloads. For a charger that
 speaks 2.0.1, chargers.commands translates them here (part 2: F01/F03 RequestStart/Stop,
-B11/B12 Reset, F05 UnlockConnector, G03 ChangeAvailability, C11 ClearCache, F06 TriggerMessage),
+B11/B12 Reset, F05 UnlockConnector, G03 ChangeAvailability, C11 ClearCache, F06 TriggerMessage,
+H01 ReserveNow),
 so no caller needs to know the charger's protocol. 2.0.1 actions pass through unchanged.
 """
 
@@ -26,6 +27,7 @@ TRANSLATED = {
     "ClearCache": "ClearCache",
     "TriggerMessage": "TriggerMessage",
     "DataTransfer": "DataTransfer",
+    "ReserveNow": "ReserveNow",
 }
 # F06: the 1.6 names of messages a TriggerMessage may ask for, in 2.0.1.
 _TRIGGERED = {
@@ -35,6 +37,8 @@ _TRIGGERED = {
 }
 # The token type of a remote start by our app, portal or guest page: an id the CSMS issued.
 REMOTE_START_TOKEN_TYPE = "Central"
+# The token type of a card reserved for (a UID read from an RFID card).
+CARD_TOKEN_TYPE = "ISO14443"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,19 @@ def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str 
         elif isinstance(payload.get("evse"), dict):
             trigger["evse"] = payload["evse"]
         return Translated("TriggerMessage", trigger)
+    if action == "ReserveNow":
+        if "idToken" in payload:
+            return Translated(action, payload)
+        # H01: id, expiryDateTime, idToken, evseId (none: any EVSE), groupIdToken.
+        reserve: dict[str, Any] = {
+            "id": payload.get("reservationId"), "expiryDateTime": payload.get("expiryDate"),
+            "idToken": {"idToken": str(payload.get("idTag", "")), "type": CARD_TOKEN_TYPE},
+        }
+        if payload.get("connectorId"):
+            reserve["evseId"] = payload["connectorId"]
+        if payload.get("parentIdTag"):
+            reserve["groupIdToken"] = {"idToken": str(payload["parentIdTag"]), "type": CARD_TOKEN_TYPE}
+        return Translated(action, reserve)
     if action in ("ClearCache", "DataTransfer"):
         return Translated(action, payload)
     raise OcppError("NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1")
