@@ -744,3 +744,85 @@ class ConnectorReservation(models.Model):
 
 
 from chargers.proxy.models import Backoffice, ProxyQueuedMessage, ProxyTransaction  # noqa: E402, F401
+
+
+class ChargingProfile(models.Model):
+    """A 2.0.1 charging profile a charger holds, as far as we know it: one we set
+    (SetChargingProfile answered Accepted) or one it reported (ReportChargingProfiles, K09)."""
+
+    class Status(models.TextChoices):
+        INSTALLED = "installed", "Installed"
+        REJECTED = "rejected", "Rejected by the charger"
+        CLEARED = "cleared", "Cleared"
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="charging_profiles")
+    evse_id = models.PositiveIntegerField(default=0, help_text="0: the charging station as a whole.")
+    profile_id = models.IntegerField()
+    stack_level = models.IntegerField()
+    purpose = models.CharField(max_length=40)
+    kind = models.CharField(max_length=10)
+    transaction_id = models.CharField(max_length=36, blank=True, help_text="The charger's transactionId (TxProfile).")
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_to = models.DateTimeField(null=True, blank=True)
+    profile = models.JSONField(help_text="The ChargingProfileType as sent or reported.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.INSTALLED)
+    charger_answer = models.CharField(max_length=20, blank=True)
+    source = models.CharField(max_length=20, default="csms", help_text="csms, or the chargingLimitSource reported.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["evse_id", "purpose", "-stack_level", "profile_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["charger", "profile_id"], name="unique_charging_profile")
+        ]
+
+    def __str__(self) -> str:
+        return f"profile {self.profile_id} ({self.purpose}, stack {self.stack_level}) on {self.charger_id}/{self.evse_id}"
+
+
+class ChargerNotice(models.Model):
+    """A 2.0.1 notification stored as received, shown on the charger's pages: charging limits
+    (NotifyChargingLimit, ClearedChargingLimit), EV needs and schedules (NotifyEVChargingNeeds/
+    Schedule), monitoring reports (NotifyMonitoringReport)."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="notices")
+    action = models.CharField(max_length=40)
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    summary = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["charger", "action", "-received_at"], name="notice_charger_action")]
+
+    def __str__(self) -> str:
+        return f"{self.action} from {self.charger_id}: {self.summary}"
+
+
+class VariableMonitor(models.Model):
+    """A 2.0.1 monitor on a device-model variable (N04 SetVariableMonitoring accepted, or N02
+    NotifyMonitoringReport): the charger sends a NotifyEvent when it trips."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="monitors")
+    monitor_id = models.IntegerField(help_text="The id the charger gave it.")
+    component = models.CharField(max_length=50)
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(default=0)
+    connector_id = models.PositiveIntegerField(default=0)
+    variable = models.CharField(max_length=50)
+    variable_instance = models.CharField(max_length=50, blank=True)
+    type = models.CharField(max_length=20, help_text="UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned")
+    value = models.FloatField()
+    severity = models.PositiveSmallIntegerField(help_text="0 (Danger) .. 9 (Debug).")
+    transaction = models.BooleanField(default=False, help_text="Only active during a transaction.")
+    kind = models.CharField(max_length=20, default="CustomMonitor", help_text="HardWiredMonitor, PreconfiguredMonitor, CustomMonitor")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["component", "variable", "monitor_id"]
+        constraints = [models.UniqueConstraint(fields=["charger", "monitor_id"], name="unique_variable_monitor")]
+
+    def __str__(self) -> str:
+        return f"monitor {self.monitor_id} {self.type} {self.value} on {self.component}.{self.variable}"
