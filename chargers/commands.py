@@ -116,6 +116,13 @@ async def send_command(
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
+    if charger.ocpp_version == Charger.OcppVersion.V201 and action in ("SetChargingProfile", "RequestStartTransaction"):
+        from .smart_charging import check_outgoing as check_smart_charging
+
+        try:  # K01/K05 rules between fields and against the profiles the charger holds
+            await db.run(check_smart_charging, charger_id=charger.pk, action=action, payload=payload)
+        except OcppError as exc:
+            raise InvalidCommand(exc) from None
     timeout = timeout or settings.OCPP_CALL_TIMEOUT
     if not charger.is_online():
         await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE)
@@ -143,18 +150,35 @@ async def send_command(
             error="No process holding this charger's connection answered.",
         )
     await db.run(command.refresh_from_db)
-    if action in ("ReserveNow", "CancelReservation"):
-        from .reservations import reservation_record_answer
-
-        await db.run(
-            reservation_record_answer, charger_id=charger.pk, payload=payload, status=command.status,
-            response=command.response, source=source, user_id=user_id,
-        )
+    await _record_answer(charger, action, payload, command, source, user_id)
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
     if command.status == Command.Status.ANSWERED and charger.ocpp_version == Charger.OcppVersion.V201:
         await _device_model_update(charger.pk, action, payload, command.response)
     return command
+
+
+async def _record_answer(
+    charger: Charger, action: str, payload: dict, command: Command, source: str, user_id: int | None
+) -> None:
+    """Keep what the charger now holds, from its answer: reservations, charging profiles, monitors."""
+    from . import monitoring, reservations, smart_charging
+
+    if action in ("ReserveNow", "CancelReservation"):
+        await db.run(
+            reservations.reservation_record_answer, charger_id=charger.pk, payload=payload, status=command.status,
+            response=command.response, source=source, user_id=user_id,
+        )
+    elif action in ("SetChargingProfile", "ClearChargingProfile") and charger.ocpp_version == Charger.OcppVersion.V201:
+        await db.run(
+            smart_charging.record_answer, charger_id=charger.pk, action=action, payload=payload,
+            status=command.status, response=command.response,
+        )
+    elif action in ("SetVariableMonitoring", "ClearVariableMonitoring", "SetMonitoringBase"):
+        await db.run(
+            monitoring.record_answer, charger_id=charger.pk, action=action, payload=payload, status=command.status,
+            response=command.response,
+        )
 
 
 async def _device_model_update(charger_id: int, action: str, payload: dict, response) -> None:

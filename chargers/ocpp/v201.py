@@ -308,6 +308,55 @@ async def reservation_status_update(conn: Connection, payload: dict, unique_id: 
     return {}
 
 
+# -- smart charging (K09-K17) and monitoring (N02) -------------------------------------------------
+
+
+async def _store_notice(conn: Connection, action: str, payload: dict) -> None:
+    from chargers import smart_charging
+
+    await db.run(smart_charging.notice_store, charger_id=conn.charger_id, action=action, payload=payload)
+
+
+def notice(action: str) -> Handler:
+    """A handler that stores the notification as received (ChargerNotice, shown on the charger's
+    Smart charging tab) and acknowledges it: NotifyChargingLimit (K12), ClearedChargingLimit (K13)."""
+
+    async def handle(conn: Connection, payload: dict, unique_id: str) -> dict:
+        await _store_notice(conn, action, payload)
+        return {}
+
+    return handle
+
+
+async def report_charging_profiles(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers import smart_charging
+
+    await db.run(smart_charging.profiles_report_store, charger_id=conn.charger_id, payload=payload)
+    return {}
+
+
+async def notify_ev_charging_needs(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await _store_notice(conn, "NotifyEVChargingNeeds", payload)
+    # K15.FR.03/.04: Accepted would promise a TxProfile computed for these needs within 60 s; we
+    # compute no ISO 15118 schedules, so the charger uses its own profiles (K15.FR.04: Rejected).
+    return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
+
+
+async def notify_ev_charging_schedule(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await _store_notice(conn, "NotifyEVChargingSchedule", payload)
+    # K17.FR.11: the EV's schedule is within the limits we set (we set none beyond the profiles
+    # the charger checked it against).
+    return {"status": "Accepted"}
+
+
+async def notify_monitoring_report(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers import monitoring
+
+    await db.run(monitoring.monitoring_report_store, charger_id=conn.charger_id, payload=payload)
+    await _store_notice(conn, "NotifyMonitoringReport", payload)
+    return {}
+
+
 async def data_transfer(conn: Connection, payload: dict, unique_id: str) -> dict:
     # No vendor extensions are implemented (P01/P02): UnknownVendorId.
     return {"status": "UnknownVendorId"}
@@ -328,6 +377,12 @@ HANDLERS: dict[str, Handler] = {
     "LogStatusNotification": v16_security.log_status_notification,
     "DataTransfer": data_transfer,
     "ReservationStatusUpdate": reservation_status_update,
+    "NotifyChargingLimit": notice("NotifyChargingLimit"),
+    "ClearedChargingLimit": notice("ClearedChargingLimit"),
+    "ReportChargingProfiles": report_charging_profiles,
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
+    "NotifyMonitoringReport": notify_monitoring_report,
 }
 
 # Read leniently (a schema violation is recorded, not refused): billing data.
