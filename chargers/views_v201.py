@@ -6,6 +6,7 @@ every write needs the owner or manager role and goes through one service.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_POST
 from backoffice.views import require_role
 
 from . import commands, reservations
-from .models import Charger, Command, DeviceVariable
+from .models import Charger, ChargerEvent, Command, DeviceVariable, VariableMonitor
 
 MAX_RESERVATION_MINUTES = 24 * 60
 
@@ -165,7 +166,8 @@ def charger_device_model(request: HttpRequest, station_id: str) -> HttpResponse:
             .order_by("component")
         ),
         "component": component,
-        "last_set": Command.objects.filter(charger=charger, action="SetVariables").first(),
+        "monitors": list(VariableMonitor.objects.filter(charger=charger)[:200]),
+        "events": list(ChargerEvent.objects.filter(charger=charger)[:20]),
     })
     return render(request, "chargers/charger_device_model.html", context)
 
@@ -210,3 +212,112 @@ def set_variable_data(row: DeviceVariable, value: str) -> dict[str, Any]:
     if row.variable_instance:
         variable["instance"] = row.variable_instance
     return {"attributeType": row.attribute_type, "attributeValue": value, "component": component, "variable": variable}
+
+
+# -- Smart charging (OCPP 2.0.1 K01-K17) -------------------------------------------------------------
+
+
+class ChargingLimitForm(forms.Form):
+    PURPOSES = [
+        ("ChargingStationMaxProfile", "Maximum for the whole charger"),
+        ("TxDefaultProfile", "Default for every session"),
+    ]
+    evse_id = forms.TypedChoiceField(label="Where", coerce=int)
+    purpose = forms.ChoiceField(label="Limit", choices=PURPOSES)
+    stack_level = forms.IntegerField(label="Stack level", min_value=0, max_value=99, initial=0,
+                                     help_text="A higher level overrules a lower one of the same kind.")
+    unit = forms.ChoiceField(label="Unit", choices=[("A", "Amperes per phase"), ("W", "Watts")])
+    limit = forms.DecimalField(label="Limit", min_value=0, max_digits=9, decimal_places=1)
+    hours = forms.IntegerField(label="For (hours, empty: until cleared)", min_value=1, max_value=24 * 365,
+                               required=False)
+
+    def __init__(self, *args: Any, charger: Charger, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        numbers = list(charger.connectors.filter(connector_id__gt=0).values_list("connector_id", flat=True))
+        field = self.fields["evse_id"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [(0, "Whole charger")] + [(n, f"Connector {n}") for n in numbers]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("purpose") == "ChargingStationMaxProfile" and data.get("evse_id"):
+            self.add_error("evse_id", "The maximum for the whole charger is set on the whole charger.")
+        return data
+
+
+class CompositeScheduleForm(forms.Form):
+    evse_id = forms.IntegerField(label="Connector (0: whole charger)", min_value=0, initial=0)
+    minutes = forms.IntegerField(label="Next (minutes)", min_value=1, max_value=24 * 60, initial=60)
+
+
+def _smart_context(request: HttpRequest, charger: Charger, **forms_: Any) -> dict[str, Any]:
+    from .models import ChargerNotice, ChargingProfile
+
+    context = _tab(request, charger, "smart-charging")
+    context.update({
+        "profiles": list(ChargingProfile.objects.filter(charger=charger).exclude(status="cleared")[:100]),
+        "notices": list(ChargerNotice.objects.filter(charger=charger).exclude(action="NotifyMonitoringReport")[:20]),
+        "limit_form": forms_.get("limit_form") or ChargingLimitForm(charger=charger),
+        "schedule_form": forms_.get("schedule_form") or CompositeScheduleForm(),
+    })
+    return context
+
+
+@login_required
+def charger_smart_charging(request: HttpRequest, station_id: str) -> HttpResponse:
+    charger = _charger_or_404(request.user, station_id)
+    return render(request, "chargers/charger_smart_charging.html", _smart_context(request, charger))
+
+
+@login_required
+@require_POST
+def charger_smart_charging_action(request: HttpRequest, station_id: str) -> HttpResponse:
+    """Set a limit (SetChargingProfile), clear a profile (ClearChargingProfile) or ask for the
+    composite schedule (GetCompositeSchedule)."""
+    from .models import ChargingProfile
+    from .ocpp.v201_smart import simple_limit_profile
+
+    charger = _charger_or_404(request.user, station_id)
+    require_role(request.user, charger.organization_id, edit=True)
+    what = request.POST.get("what")
+
+    def send(action: str, payload: dict[str, Any]) -> Command:
+        return commands.send_command_sync(charger, action, payload, source="portal", user_id=request.user.pk)
+
+    if what == "limit":
+        form = ChargingLimitForm(request.POST, charger=charger)
+        if not form.is_valid():
+            return render(request, "chargers/charger_smart_charging.html",
+                          _smart_context(request, charger, limit_form=form), status=400)
+        data = form.cleaned_data
+        profile = simple_limit_profile(
+            profile_id=secrets.randbelow(2**31 - 1) + 1, purpose=data["purpose"], stack_level=data["stack_level"],
+            unit=data["unit"], limit=float(data["limit"]), start=timezone.now(),
+            duration_s=data["hours"] * 3600 if data["hours"] else None,
+        )
+        _send(request, "Charging limit", lambda: send("SetChargingProfile", {"evseId": data["evse_id"],
+                                                                             "chargingProfile": profile}))
+    elif what == "clear":
+        row = ChargingProfile.objects.filter(charger=charger, pk=request.POST.get("profile", "0") or 0).first()
+        if row is None:
+            raise Http404("No such profile")
+        _send(request, f"Clear profile {row.profile_id}",
+              lambda: send("ClearChargingProfile", {"chargingProfileId": row.profile_id}))
+    elif what == "schedule":
+        schedule_form = CompositeScheduleForm(request.POST)
+        if not schedule_form.is_valid():
+            return render(request, "chargers/charger_smart_charging.html",
+                          _smart_context(request, charger, schedule_form=schedule_form), status=400)
+        data = schedule_form.cleaned_data
+        command = _send(request, "Composite schedule", lambda: send(
+            "GetCompositeSchedule", {"evseId": data["evse_id"], "duration": data["minutes"] * 60}))
+        schedule = (command.response or {}).get("schedule") if command is not None else None
+        if isinstance(schedule, dict):
+            periods = ", ".join(
+                f"from +{p.get('startPeriod', 0) // 60} min: {p.get('limit')} {schedule.get('chargingRateUnit', '')}"
+                for p in schedule.get("chargingSchedulePeriod") or []
+            )
+            messages.info(request, f"Composite schedule from {schedule.get('scheduleStart', '?')}: {periods or 'no limit'}.")
+    else:
+        messages.error(request, "Unknown action.")
+    return redirect("chargers:charger-smart-charging", charger.station_id)

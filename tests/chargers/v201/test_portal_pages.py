@@ -106,3 +106,34 @@ def test_viewer_cannot_set_variables_nor_reach_another_organizations_rows(charge
     assert _portal(other_owner).post("/chargers/CP-OTHER/device-model/set/", {"variable": row.pk, "value": "1"}
                                      ).status_code == 404
     assert not Command.objects.exists()
+
+
+async def test_host_sets_a_limit_and_reads_the_composite_schedule(charger, host):
+    from chargers.models import ChargingProfile
+
+    await Charger.objects.filter(pk=charger.pk).aupdate(ocpp_version="2.0.1")
+    portal = await sync_to_async(_portal)(host)
+    page = await sync_to_async(portal.get)("/chargers/CP-TEST-1/smart-charging/")
+    assert page.status_code == 200 and b"Set a limit" in page.content
+    client = await connect201()
+    post = asyncio.create_task(sync_to_async(portal.post)("/chargers/CP-TEST-1/smart-charging/action/", {
+        "what": "limit", "evse_id": "0", "purpose": "ChargingStationMaxProfile", "stack_level": "0", "unit": "A",
+        "limit": "16"}, follow=True))
+    call = await _answer(client, {"status": "Accepted"})
+    page = await post
+    profile = call[3]["chargingProfile"]
+    assert call[2] == "SetChargingProfile" and call[3]["evseId"] == 0
+    assert profile["chargingProfileKind"] == "Absolute" and "startSchedule" in profile["chargingSchedule"][0]
+    assert profile["chargingSchedule"][0]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 16.0}]
+    assert b"Charging limit: the charger answered Accepted." in page.content
+    assert (await ChargingProfile.objects.aget(charger=charger)).status == "installed"
+
+    post = asyncio.create_task(sync_to_async(portal.post)("/chargers/CP-TEST-1/smart-charging/action/", {
+        "what": "schedule", "evse_id": "0", "minutes": "60"}, follow=True))
+    call = await _answer(client, {"status": "Accepted", "schedule": {
+        "evseId": 0, "duration": 3600, "scheduleStart": "2026-11-20T10:00:00Z", "chargingRateUnit": "A",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]}})
+    page = await post
+    assert call[3] == {"evseId": 0, "duration": 3600}
+    assert b"from +0 min: 16 A" in page.content
+    await client.close()
