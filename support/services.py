@@ -36,6 +36,8 @@ def ticket_create(
 def ticket_confirm_email(*, ticket_id: int) -> None:
     """Send the customer a confirmation with the ticket reference (best effort)."""
     ticket = Ticket.objects.get(pk=ticket_id)
+    if not ticket.email:
+        return
     body = render_to_string("support/email_ticket_received.txt", {"ticket": ticket})
     try:
         send_mail(f"We received your request #{ticket.reference}", body, None, [ticket.email])

@@ -1,0 +1,379 @@
+"""Live findings for the assistant: the charger, its connectors, recent refusals, the session's cost
+lines, the payment and payouts, each as a sentence with its time and cause.
+
+What a caller may see is decided here: a host sees their organizations' objects only (another
+organization's charger or session is treated as unknown), an anonymous guest sees what the guest
+page shows about a charger, recent refusals with the card number masked, and a session's cost only
+when the email they give is the one the session was paid with.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from authorization.models import AuthorizationDecision
+from backoffice.selectors import organization_ids_for
+from billing.models import Payment, Payout, SessionCharge
+from chargers.models import Charger, ChargingSession, Connector
+
+from ..models import VendorErrorCode
+from .error_codes import explain_error_code
+from .topics import Finding, Topic
+
+ACCEPTED = "Accepted"
+# How far back refusals count as "what just happened to you".
+GUEST_REFUSAL_WINDOW = timedelta(minutes=30)
+HOST_REFUSAL_WINDOW = timedelta(hours=24)
+# Refusal reasons in a guest's words (host-facing messages name host settings and other cards).
+GUEST_REASON_WORDS = {
+    "license_inactive": "the charger's license is not active",
+    "unknown_token": "the card is not registered here",
+    "token_blocked": "the card is blocked",
+    "token_invalid": "the card is not valid",
+    "token_expired": "the card has expired",
+    "msp_blocked": "the card's provider is not accepted here",
+    "msp_rejected": "the card's provider refused it",
+    "msp_timeout": "the card's provider did not answer in time",
+    "charger_not_roaming": "this charger does not accept guest or other networks' cards",
+    "remote_start_roaming_disabled": "this charger cannot be started from a phone",
+    "not_in_local_group": "it is not in this charger's local token group (residents or registered guests)",
+    "reimbursement_not_allowed": "the card may not charge at this station",
+    "concurrent_tx": "the card already has a session running",
+}
+
+
+@dataclass
+class Viewer:
+    """Who asks: a signed-in host (their organizations; None = staff, everything) or a guest."""
+
+    user: Any = None
+    organization_ids: list[int] | None = field(default_factory=list)
+
+    @property
+    def is_host(self) -> bool:
+        return self.user is not None and getattr(self.user, "is_authenticated", False)
+
+    @classmethod
+    def for_user(cls, user: Any) -> Viewer:
+        if user is None or not getattr(user, "is_authenticated", False):
+            return cls()
+        return cls(user, organization_ids_for(user))
+
+    def may_see_org(self, organization_id: int | None) -> bool:
+        if not self.is_host:
+            return False
+        return self.organization_ids is None or organization_id in self.organization_ids
+
+
+@dataclass
+class Diagnosis:
+    facts: list[str] = field(default_factory=list)
+    findings: set[Finding] = field(default_factory=set)
+    charger: Charger | None = None
+    session: ChargingSession | None = None
+    property_name: str = ""
+
+
+def _tz(charger: Charger | None) -> zoneinfo.ZoneInfo:
+    name = charger.property.timezone if charger is not None and charger.property is not None else "UTC"
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def when(at: datetime, tz: zoneinfo.ZoneInfo, now: datetime) -> str:
+    """Return a time as people say it: 10:42 today, or 21 Nov 10:42."""
+    local = at.astimezone(tz)
+    if local.date() == now.astimezone(tz).date():
+        return local.strftime("%H:%M")
+    return f"{local.day} {local.strftime('%b %H:%M')}"
+
+
+def ago(at: datetime, now: datetime) -> str:
+    """Return how long ago, roughly: 45 s, 12 min, 3 h, 2 days."""
+    seconds = max(int((now - at).total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def mask_uid(uid: str) -> str:
+    """Return the first four characters of a card number and an ellipsis."""
+    return uid[:4] + "…" if len(uid) > 4 else uid
+
+
+def find_charger(station_id: str, viewer: Viewer) -> Charger | None:
+    """Return the charger the viewer may ask about, or None (unknown and foreign look the same)."""
+    if not station_id:
+        return None
+    charger = (
+        Charger.objects.select_related("property").prefetch_related("token_groups")
+        .filter(station_id=station_id.strip()).first()
+    )
+    if charger is None:
+        return None
+    if viewer.is_host and not viewer.may_see_org(charger.organization_id):
+        return None
+    return charger
+
+
+def find_session(session_id: int | None, viewer: Viewer, *, email: str, charger: Charger | None) -> ChargingSession | None:
+    """Return the session the viewer may see: a host's by id, a guest's only with its payment email."""
+    sessions = ChargingSession.objects.select_related("charger", "charger__property")
+    if viewer.is_host:
+        if viewer.organization_ids is not None:
+            sessions = sessions.filter(charger__property__organization_id__in=viewer.organization_ids)
+        if session_id is not None:
+            return sessions.filter(pk=session_id).first()
+        if charger is not None:
+            return sessions.filter(charger=charger).order_by("-started_at").first()
+        return None
+    if not email:
+        return None
+    paid_with = Payment.objects.filter(email__iexact=email.strip()).exclude(session=None)
+    if session_id is not None:
+        return sessions.filter(pk=session_id, pk__in=paid_with.values("session_id")).first()
+    if charger is not None:
+        return (
+            sessions.filter(charger=charger, pk__in=paid_with.values("session_id"))
+            .order_by("-started_at").first()
+        )
+    return sessions.filter(pk__in=paid_with.values("session_id")).order_by("-started_at").first()
+
+
+def _vendor_explanation(charger: Charger, code: str) -> str:
+    if not code:
+        return ""
+    row = (
+        VendorErrorCode.objects.filter(code__iexact=code)
+        .filter(Q(vendor__iexact=charger.vendor) | Q(vendor="*")).order_by("-vendor").first()
+    )
+    if row is None:
+        return ""
+    return row.explanation + (f" – {row.advice}" if row.advice else "")
+
+
+def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Add the charger's connection, license, access and connector facts."""
+    tz = _tz(charger)
+    sid = charger.station_id
+    facts, findings = diagnosis.facts, diagnosis.findings
+    if charger.ownership == Charger.Ownership.PRIVATE_OWNER and not viewer.is_host:
+        facts.append(f"Charger {sid} is a privately owned charger, not part of the public network: "
+                     "ask its owner for permission to use it.")
+        findings.add(Finding.RESTRICTED)
+        return
+    if charger.is_online(now) and charger.last_seen_at is not None:
+        findings.add(Finding.ONLINE)
+        facts.append(f"Charger {sid} is online (last message {ago(charger.last_seen_at, now)}).")
+    else:
+        findings.add(Finding.OFFLINE)
+        since = charger.disconnected_at if not charger.connection_id else charger.last_seen_at
+        if charger.last_seen_at is None:
+            facts.append(f"Charger {sid} has never connected to the network.")
+        else:
+            since = since or charger.last_seen_at
+            heartbeat = charger.last_heartbeat_at or charger.last_seen_at
+            facts.append(
+                f"Charger {sid} has been offline since {when(since, tz, now)} "
+                f"(last heartbeat {ago(heartbeat, now)})."
+            )
+    if not charger.license_active(now.astimezone(tz).date()):
+        findings.add(Finding.LICENSE_INACTIVE)
+        facts.append(f"Charger {sid}'s license is not active, so no session can start on it.")
+    if charger.out_of_order:
+        facts.append(f"Charger {sid} is marked out of order by the site host.")
+    if charger.access_mode == Charger.AccessMode.PRIVATE:
+        findings.add(Finding.RESTRICTED)
+        facts.append(f"Charger {sid} is private: it accepts only the property's own cards.")
+    elif not charger.effective_guest_charging_enabled:
+        findings.add(Finding.GUEST_CHARGING_OFF)
+        facts.append(f"Guest charging (QR code) is turned off at charger {sid}.")
+    restricted = list(charger.token_groups.all())
+    if restricted:
+        findings.add(Finding.RESTRICTED)
+        names = ", ".join(g.name for g in restricted) if viewer.is_host else "residents or registered guests"
+        facts.append(f"Charger {sid} accepts only cards in its local token groups ({names}).")
+    if viewer.is_host and charger.property_id is None:
+        findings.add(Finding.NO_PROPERTY)
+        facts.append(f"Charger {sid} is not assigned to a property yet.")
+    for connector in Connector.objects.filter(charger=charger).order_by("connector_id"):
+        at = f" since {when(connector.status_timestamp, tz, now)}" if connector.status_timestamp else ""
+        label = "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
+        if connector.status == "Faulted" or connector.error_code not in ("", "NoError"):
+            findings.add(Finding.FAULTED)
+            text = f"{label} reports {connector.status}: {connector.error_code}"
+            if connector.vendor_error_code:
+                text += f" (vendor code {connector.vendor_error_code})"
+            text += at
+            meaning = explain_error_code(connector.error_code)
+            vendor_meaning = _vendor_explanation(charger, connector.vendor_error_code)
+            if meaning:
+                text += f" – {meaning}"
+            if vendor_meaning:
+                text += f"; {connector.vendor_error_code}: {vendor_meaning}"
+            facts.append(text + ".")
+        elif connector.connector_id > 0:
+            if connector.status in ("Charging",):
+                findings.add(Finding.CHARGING)
+            if connector.status in ("Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing"):
+                findings.add(Finding.PLUGGED_IN)
+            if connector.status == "Available":
+                findings.add(Finding.CONNECTOR_OK)
+            if connector.status != "Available":
+                explanation = {
+                    "SuspendedEV": " – the car is not taking energy (full, scheduled charging, or not ready)",
+                    "SuspendedEVSE": " – the charger is holding the energy back (power limit or a start "
+                    "that has not been authorized)",
+                    "Preparing": " – plugged in, waiting for a start",
+                    "Unavailable": " – taken out of service",
+                }.get(connector.status, "")
+                facts.append(f"{label} is {connector.status}{at}{explanation}.")
+
+
+def refusal_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Add the most recent refusals at this charger (guests: the last 30 minutes, card masked)."""
+    tz = _tz(charger)
+    window = HOST_REFUSAL_WINDOW if viewer.is_host else GUEST_REFUSAL_WINDOW
+    refusals = (
+        AuthorizationDecision.objects.filter(station_id=charger.station_id, created_at__gte=now - window)
+        .exclude(status=ACCEPTED).order_by("-created_at")[:3]
+    )
+    for decision in refusals:
+        diagnosis.findings.add(Finding.CARD_REFUSED)
+        reason = decision.message if viewer.is_host else GUEST_REASON_WORDS.get(
+            decision.reason, "the charger's access settings do not allow it"
+        )
+        reason = reason[0].lower() + reason[1:] if reason else reason
+        diagnosis.facts.append(
+            f"Card {mask_uid(decision.uid)} was refused at {when(decision.created_at, tz, now)} "
+            f"({decision.status}) because {reason.rstrip('.')}."
+        )
+
+
+def _money(value: Decimal, currency: str) -> str:
+    return f"{value.quantize(Decimal('0.01'))} {currency}"
+
+
+def session_facts(session: ChargingSession, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Add the session's energy, cost lines, payment and refund state."""
+    tz = _tz(session.charger)
+    started = when(session.started_at, tz, now)
+    energy = session.energy_wh
+    if session.status == ChargingSession.Status.ACTIVE:
+        diagnosis.facts.append(f"Session {session.pk} at {session.charger.station_id} has been running since {started}.")
+    else:
+        kwh = f"{Decimal(energy or 0) / 1000:.3f} kWh" if energy is not None else "an unknown amount of energy"
+        reason = f", stop reason {session.stop_reason}" if session.stop_reason else ""
+        diagnosis.facts.append(
+            f"Session {session.pk} at {session.charger.station_id} started {started} and delivered {kwh}{reason}."
+        )
+    charge = SessionCharge.objects.filter(session=session).first()
+    if charge is not None:
+        diagnosis.findings.add(Finding.SESSION_PRICED)
+        lines = []
+        for line in charge.lines:
+            amount = Decimal(str(line.get("amount", "0")))
+            lines.append(f"{line.get('description', line.get('kind', ''))} = {_money(amount, charge.currency)}")
+            if line.get("kind") == "idle_fee":
+                diagnosis.findings.add(Finding.IDLE_FEE)
+        if charge.tax:
+            lines.append(f"tax = {_money(charge.tax, charge.currency)}")
+        diagnosis.facts.append(
+            f"This session cost {_money(charge.total, charge.currency)}: " + "; ".join(lines) + "."
+        )
+    for payment in Payment.objects.filter(session=session).order_by("created_at"):
+        last4 = getattr(payment, "card_last4", "")
+        card = f" on the card ending {last4}" if last4 else ""
+        text = (f"Payment {payment.reference[-8:]}: {payment.get_status_display().lower()}{card}, "
+                f"held {_money(payment.amount_held, payment.currency)}, "
+                f"charged {_money(payment.amount_captured, payment.currency)}")
+        if payment.amount_refunded:
+            text += f", refunded {_money(payment.amount_refunded, payment.currency)}"
+        if payment.status == Payment.Status.RELEASED and payment.release_reason:
+            text += f" (released: {payment.release_reason})"
+        diagnosis.facts.append(text + ".")
+
+
+def payout_facts(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Add the host's recent payouts, failed ones with their reason."""
+    payouts = Payout.objects.all()
+    if viewer.organization_ids is not None:
+        payouts = payouts.filter(organization_id__in=viewer.organization_ids)
+    for payout in payouts.order_by("-period_end", "-id")[:3]:
+        period = f"{payout.period_start:%d %b}–{payout.period_end:%d %b %Y}"
+        if payout.status == Payout.Status.FAILED:
+            diagnosis.findings.add(Finding.PAYOUT_FAILED)
+            diagnosis.facts.append(
+                f"Payout #{payout.pk} ({payout.reference}, {period}, {_money(payout.net, payout.currency)}) "
+                f"failed: {payout.failure_reason or 'the bank did not accept it'}."
+            )
+        else:
+            paid = f" on {payout.paid_at:%d %b}" if payout.paid_at else ""
+            diagnosis.facts.append(
+                f"Payout #{payout.pk} ({payout.reference}, {period}) is {payout.get_status_display().lower()}{paid}: "
+                f"{_money(payout.gross, payout.currency)} gross − {_money(payout.processing_fees, payout.currency)} "
+                f"processing − {_money(payout.platform_fees, payout.currency)} platform fees − "
+                f"{_money(payout.refunds, payout.currency)} refunds + "
+                f"{_money(payout.carried_over, payout.currency)} carried over = {_money(payout.net, payout.currency)}."
+            )
+
+
+CHARGER_TOPICS = frozenset({
+    Topic.CHARGER_OFFLINE, Topic.NOT_CHARGING, Topic.NO_PERMISSION, Topic.GUEST_START_ERROR,
+    Topic.CHARGER_SETUP, Topic.OTHER,
+})
+REFUSAL_TOPICS = frozenset({Topic.NO_PERMISSION, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING, Topic.OTHER})
+SESSION_TOPICS = frozenset({Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN, Topic.NOT_CHARGING})
+
+
+def diagnose(
+    topic: Topic, *, viewer: Viewer, station_id: str = "", session_id: int | None = None, email: str = "",
+    now: datetime | None = None,
+) -> Diagnosis:
+    """Return the live findings for this topic about the charger / session the viewer may see."""
+    now = now or timezone.now()
+    diagnosis = Diagnosis()
+    charger = find_charger(station_id, viewer)
+    session = find_session(session_id, viewer, email=email, charger=charger) if (
+        topic in SESSION_TOPICS or session_id is not None
+    ) else None
+    if charger is None and session is not None:
+        charger = session.charger
+    diagnosis.charger, diagnosis.session = charger, session
+    if charger is not None and charger.property is not None and (
+        viewer.is_host or charger.ownership != Charger.Ownership.PRIVATE_OWNER
+    ):
+        diagnosis.property_name = charger.property.name
+    if station_id and charger is None:
+        diagnosis.findings.add(Finding.UNKNOWN_STATION)
+        diagnosis.facts.append(
+            f"No charger with Station ID {station_id.strip()[:48]} is known"
+            + (" in your organizations." if viewer.is_host else ": check the ID under the QR code (it is case-sensitive).")
+        )
+    if charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
+        charger_facts(charger, viewer, now, diagnosis)
+    if charger is not None and topic in REFUSAL_TOPICS:
+        refusal_facts(charger, viewer, now, diagnosis)
+    if session is not None:
+        session_facts(session, viewer, now, diagnosis)
+    elif topic in (Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN) and session_id is not None:
+        diagnosis.facts.append(
+            "I can't show that session here"
+            + ("." if viewer.is_host else ": give the email the session was paid with.")
+        )
+    if topic == Topic.PAYOUTS_REPORTING and viewer.is_host:
+        payout_facts(viewer, now, diagnosis)
+    return diagnosis

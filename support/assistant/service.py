@@ -1,0 +1,225 @@
+"""The assistant's one write: answer a message, keep the conversation, hand over to a ticket.
+
+Flow: extract details → classify (a follow-up that names no topic keeps the conversation's) →
+diagnose from live data → reply with the section's steps the findings do not rule out → ask for
+what is still missing → create a Ticket with a diagnostic bundle when the person says it did not
+help or the section needs a person (refund, deletion, email change).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import AssistantConversation, Ticket
+from ..services import ticket_confirm_email
+from .bundle import bundle_build
+from .classifier import Model, classify
+from .diagnosis import Diagnosis, Viewer, diagnose
+from .extract import extract, not_helped
+from .topics import DETAIL_LABELS, SECTIONS, Finding, Topic, missing_details, reply_steps
+
+MODEL_PATH = Path(__file__).parent / "data" / "model.json"
+MAX_MESSAGE = 2000
+
+# API topics -> the Ticket model's topic values (the same ten sections).
+TICKET_TOPIC = {
+    Topic.CHARGER_OFFLINE: Ticket.Topic.OFFLINE, Topic.NOT_CHARGING: Ticket.Topic.NOT_CHARGING,
+    Topic.NO_PERMISSION: Ticket.Topic.NOT_ALLOWED, Topic.BILLING_DISPUTE: Ticket.Topic.BILLING,
+    Topic.COST_BREAKDOWN: Ticket.Topic.COST, Topic.ACCOUNT_CANCEL: Ticket.Topic.ACCOUNT,
+    Topic.ACCOUNT_EMAIL: Ticket.Topic.EMAIL_CHANGE, Topic.CHARGER_SETUP: Ticket.Topic.ASSIGNMENT,
+    Topic.GUEST_START_ERROR: Ticket.Topic.GUEST_START, Topic.PAYOUTS_REPORTING: Ticket.Topic.PAYOUTS,
+    Topic.OTHER: Ticket.Topic.OTHER,
+}
+
+
+@functools.cache
+def model() -> Model:
+    """Return the classifier weights shipped in the repository (loaded once per process)."""
+    return Model.from_json(MODEL_PATH.read_text(encoding="utf-8"))
+
+
+@dataclass
+class Answer:
+    conversation: str
+    topic: str
+    reply: str
+    facts: list[str] = field(default_factory=list)
+    asks_for: list[str] = field(default_factory=list)
+    ticket: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "conversation": self.conversation, "topic": self.topic, "reply": self.reply,
+            "facts": self.facts, "asks_for": self.asks_for, "ticket": self.ticket,
+        }
+
+
+def _conversation(key: str | None, user: Any) -> AssistantConversation | None:
+    """Return the conversation with this key if it is the caller's (a host's own, or anonymous)."""
+    if not key:
+        return None
+    conversation = AssistantConversation.objects.select_for_update().filter(key=key).first()
+    if conversation is None:
+        return None
+    user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+    if conversation.user_id != user_id:
+        return None  # someone else's: start afresh rather than reveal or continue it
+    return conversation
+
+
+def _intro(topic: Topic, diagnosis: Diagnosis) -> str:
+    findings = diagnosis.findings
+    title = SECTIONS[topic].title
+    if topic == Topic.OTHER:
+        return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
+    lines = [f"This sounds like: {title}."]
+    if Finding.UNKNOWN_STATION in findings:
+        lines.append("I couldn't find that charger, so please check its Station ID (printed under the QR code).")
+    if topic in (Topic.CHARGER_OFFLINE, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING):
+        if Finding.OFFLINE in findings:
+            lines.append("The charger is offline right now, which explains it: it cannot start or report a session until it is back.")
+        elif Finding.ONLINE in findings and topic == Topic.CHARGER_OFFLINE:
+            lines.append("The charger is online and talking to us right now, so power and internet are fine: you can skip the breaker and Wi-Fi checks.")
+    if Finding.FAULTED in findings:
+        lines.append("A connector reports a fault (details below); try another port if there is one, and a person can reset it remotely.")
+    if Finding.LICENSE_INACTIVE in findings:
+        lines.append("The charger's license is not active, so no session can start until the site host renews it.")
+    if Finding.CARD_REFUSED in findings:
+        lines.append("I can see the refusal and its reason below.")
+    if topic in (Topic.COST_BREAKDOWN, Topic.BILLING_DISPUTE):
+        if Finding.SESSION_PRICED in findings:
+            lines.append("Here is how the session was priced, line by line.")
+        else:
+            lines.append("Give me the session (the email it was paid with, the charger and the time) and I'll show its lines.")
+    if topic == Topic.PAYOUTS_REPORTING and Finding.PAYOUT_FAILED in findings:
+        lines.append("A payout failed; the reason is below and the amount is carried into the next payout once the bank account is fixed.")
+    return " ".join(lines)
+
+
+def _reply(topic: Topic, diagnosis: Diagnosis, asks_for: list[str], ticket: Ticket | None, handed_over_now: bool) -> str:
+    parts = [_intro(topic, diagnosis)]
+    steps = reply_steps(topic, diagnosis.findings)
+    if steps and not (ticket is not None and not handed_over_now):
+        parts.append("What to do: " + " ".join(f"{i}. {s}" for i, s in enumerate(steps, 1)))
+    if ticket is not None:
+        if handed_over_now:
+            parts.append(f"I've passed this to a person with everything I found: ticket {ticket.pk} (reference {ticket.reference}).")
+        else:
+            parts.append(f"Your ticket {ticket.pk} (reference {ticket.reference}) has this too.")
+    if asks_for:
+        wanted = ", ".join(DETAIL_LABELS.get(name, name) for name in asks_for)
+        parts.append(f"Please send {wanted}." if ticket is not None else f"If this doesn't solve it, tell me {wanted}.")
+    return " ".join(parts)
+
+
+def _transcript(conversation: AssistantConversation) -> str:
+    return "\n".join(f"{m['role']}: {m['text']}" for m in conversation.messages)
+
+
+@transaction.atomic
+def assistant_answer(
+    *, message: str, conversation_key: str | None = None, station_id: str = "", session_id: int | None = None,
+    email: str = "", user: Any = None, client_ip: str | None = None, now: datetime | None = None,
+) -> Answer:
+    """Answer one message: classify, diagnose, reply, and hand over to a ticket when needed."""
+    now = now or timezone.now()
+    message = message.strip()[:MAX_MESSAGE]
+    viewer = Viewer.for_user(user)
+    conversation = _conversation(conversation_key, user)
+    if conversation is None:
+        conversation = AssistantConversation(
+            user=user if viewer.is_host else None, client_ip=client_ip or None,
+        )
+    found = extract(message)
+    details = dict(conversation.details)
+    details.update({k: v for k, v in found.items() if v})
+    station_id = (station_id or "").strip()[:60] or details.get("station_id", "") or conversation.station_id
+    email = (email or "").strip() or found.get("email", "") or conversation.email
+    if email:
+        details.setdefault("account_email", email)
+        details["email"] = email
+    session_id = session_id if session_id is not None else (conversation.session_id if conversation.session_id else None)
+
+    helped_not = not_helped(message)
+    prediction = classify(model(), message)
+    previous = Topic(conversation.topic) if conversation.pk and conversation.topic in Topic._value2member_map_ else Topic.OTHER
+    topic = Topic(prediction.topic)
+    if previous != Topic.OTHER and (helped_not or topic == Topic.OTHER or (found and prediction.confidence < 0.6)):
+        topic = previous  # a follow-up ("didn't help", "it's DEMO-002") stays on the same section
+
+    diagnosis = diagnose(topic, viewer=viewer, station_id=station_id, session_id=session_id, email=email, now=now)
+    if diagnosis.charger is not None:
+        details["station_id"] = diagnosis.charger.station_id
+        if diagnosis.property_name:
+            details.setdefault("property", diagnosis.property_name)
+    elif station_id:
+        details["station_id"] = station_id
+    if diagnosis.session is not None:
+        details.setdefault("occurred_at", diagnosis.session.started_at.isoformat())
+
+    conversation.topic = topic.value
+    conversation.station_id = station_id
+    conversation.charger = diagnosis.charger
+    conversation.session = diagnosis.session
+    conversation.email = email
+    conversation.details = details
+    conversation.messages = [*conversation.messages, {"role": "user", "text": message, "at": now.isoformat()}]
+
+    ticket = conversation.ticket
+    handed_over_now = False
+    if helped_not or SECTIONS[topic].needs_human:
+        if ticket is None:
+            ticket = _handover(conversation, topic, diagnosis, viewer, user, client_ip)
+            handed_over_now = True
+    asks_for = missing_details(topic, details)
+    if ticket is not None and not email:
+        asks_for = ["email", *[a for a in asks_for if a != "account_email"]]
+    reply = _reply(topic, diagnosis, asks_for, ticket, handed_over_now)
+    conversation.messages = [*conversation.messages, {"role": "assistant", "text": reply, "at": now.isoformat(), "topic": topic.value}]
+    conversation.ticket = ticket
+    conversation.save()
+    if ticket is not None and not handed_over_now:
+        _ticket_follow_up(ticket, conversation, email)
+    return Answer(conversation.key, topic.value, reply, diagnosis.facts, asks_for, ticket.pk if ticket else None)
+
+
+def _handover(conversation: AssistantConversation, topic: Topic, diagnosis: Diagnosis, viewer: Viewer,
+              user: Any, client_ip: str | None) -> Ticket:
+    charger = diagnosis.charger
+    organization_id = charger.organization_id if charger is not None else None
+    if organization_id is None and viewer.is_host and viewer.organization_ids:
+        organization_id = viewer.organization_ids[0]
+    email = conversation.email or (getattr(user, "email", "") if viewer.is_host else "")
+    details = conversation.details
+    ticket = Ticket.objects.create(
+        topic=TICKET_TOPIC[topic], source=Ticket.Source.ASSISTANT, email=email,
+        station_id=conversation.station_id[:60], charger=charger,
+        property=charger.property if charger is not None and charger.property_id else None,
+        property_name=details.get("property", ""), organization_id=organization_id,
+        session=diagnosis.session, requested_by=user if viewer.is_host else None,
+        message=_transcript(conversation), details=details, client_ip=client_ip or None,
+        bundle=bundle_build(charger=charger, session=diagnosis.session, organization_id=organization_id,
+                            facts=diagnosis.facts),
+    )
+    if email:
+        transaction.on_commit(lambda: ticket_confirm_email(ticket_id=ticket.pk))
+    return ticket
+
+
+def _ticket_follow_up(ticket: Ticket, conversation: AssistantConversation, email: str) -> None:
+    """Keep a handed-over ticket up to date with what the customer adds in the chat."""
+    first_email = not ticket.email and email
+    ticket.message = _transcript(conversation)
+    ticket.details = conversation.details
+    if first_email:
+        ticket.email = email
+    ticket.save(update_fields=["message", "details", "email", "updated_at"])
+    if first_email:
+        transaction.on_commit(lambda: ticket_confirm_email(ticket_id=ticket.pk))
