@@ -14,6 +14,7 @@ from authorization.api import (
 from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.api import ChargerViewSet
+from support.api import AssistantView
 
 router = DefaultRouter()
 router.register("organizations", OrganizationViewSet, basename="organization")
@@ -30,6 +31,7 @@ router.register("authorizations", AuthorizationDecisionViewSet, basename="author
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
+    path("support/assistant/", AssistantView.as_view(), name="support-assistant"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include(router.urls)),
