@@ -21,6 +21,7 @@ from authorization.signals import token_groups_changed
 from . import commands
 from .models import Charger, Command
 from .ocpp.protocol import format_datetime
+from .ocpp.v201_commands import local_list_as_16
 
 logger = logging.getLogger(__name__)
 
@@ -74,26 +75,30 @@ def _sent_lists(charger: Charger):
 
 def last_accepted_state(charger: Charger) -> tuple[int | None, dict[str, dict] | None]:
     """Replay accepted pushes (last full list + later differentials): (version, entries)."""
-    accepted = [c for c in _sent_lists(charger).filter(status=Command.Status.ANSWERED) if c.result_status == "Accepted"]
-    last_full = max((i for i, c in enumerate(accepted) if c.payload.get("updateType") == "Full"), default=None)
+    # Pushes to a 2.0.1 charger were sent in its shape (D01); replayed here in 1.6 words.
+    accepted = [
+        local_list_as_16(c.payload)
+        for c in _sent_lists(charger).filter(status=Command.Status.ANSWERED) if c.result_status == "Accepted"
+    ]
+    last_full = max((i for i, p in enumerate(accepted) if p.get("updateType") == "Full"), default=None)
     if last_full is None:
         return None, None
     state: dict[str, dict] = {}
-    for command in accepted[last_full:]:
-        entries = command.payload.get("localAuthorizationList", [])
-        if command.payload["updateType"] == "Full":
+    for payload in accepted[last_full:]:
+        entries = payload.get("localAuthorizationList", [])
+        if payload["updateType"] == "Full":
             state = {}
         for entry in entries:
             if "idTagInfo" in entry:
                 state[entry["idTag"]] = entry["idTagInfo"]
             else:
                 state.pop(entry["idTag"], None)
-    return accepted[-1].payload["listVersion"], state
+    return accepted[-1]["listVersion"], state
 
 
 def next_version(charger: Charger) -> int:
     last = _sent_lists(charger).last()
-    return (int(last.payload.get("listVersion", 0)) + 1) if last else 1
+    return (int(local_list_as_16(last.payload).get("listVersion") or 0) + 1) if last else 1
 
 
 def local_list_push_sync(charger: Charger, *, user_id: int | None = None, full: bool = False,
@@ -109,7 +114,8 @@ def local_list_push_sync(charger: Charger, *, user_id: int | None = None, full: 
         probe = commands.send_command_sync(charger, "GetLocalListVersion", {}, source=source, user_id=user_id, timeout=timeout)
         if probe.status != Command.Status.ANSWERED:
             return probe
-        if probe.response.get("listVersion") == version:
+        # 1.6 answers listVersion, 2.0.1 versionNumber (D02).
+        if probe.response.get("listVersion", probe.response.get("versionNumber")) == version:
             update_type = "Differential"
     if update_type == "Full":
         entries = [{"idTag": tag, "idTagInfo": info} for tag, info in wanted.items()]

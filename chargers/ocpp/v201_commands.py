@@ -28,6 +28,7 @@ TRANSLATED = {
     "TriggerMessage": "TriggerMessage",
     "DataTransfer": "DataTransfer",
     "ReserveNow": "ReserveNow",
+    "SendLocalList": "SendLocalList",
 }
 # F06: the 1.6 names of messages a TriggerMessage may ask for, in 2.0.1.
 _TRIGGERED = {
@@ -116,6 +117,53 @@ def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str 
         if payload.get("parentIdTag"):
             reserve["groupIdToken"] = {"idToken": str(payload["parentIdTag"]), "type": CARD_TOKEN_TYPE}
         return Translated(action, reserve)
+    if action == "SendLocalList":
+        return Translated(action, payload if "versionNumber" in payload else local_list_to_201(payload))
     if action in ("ClearCache", "DataTransfer"):
         return Translated(action, payload)
     raise OcppError("NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1")
+
+
+# -- Local authorization list (1.6 §5.15 / 2.0.1 D01): one list, two shapes --------------------------
+
+
+def local_list_to_201(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a 1.6 SendLocalList as a 2.0.1 one (D01): idTag -> idToken, idTagInfo -> idTokenInfo
+    (expiryDate -> cacheExpiryDateTime, parentIdTag -> groupIdToken); an entry without idTagInfo
+    removes the card in a differential update, as in 1.6."""
+    entries = []
+    for entry in payload.get("localAuthorizationList") or []:
+        item: dict[str, Any] = {"idToken": {"idToken": str(entry.get("idTag", "")), "type": CARD_TOKEN_TYPE}}
+        info = entry.get("idTagInfo")
+        if isinstance(info, dict):
+            token_info: dict[str, Any] = {"status": info.get("status")}
+            if info.get("expiryDate"):
+                token_info["cacheExpiryDateTime"] = info["expiryDate"]
+            if info.get("parentIdTag"):
+                token_info["groupIdToken"] = {"idToken": str(info["parentIdTag"]), "type": CARD_TOKEN_TYPE}
+            item["idTokenInfo"] = token_info
+        entries.append(item)
+    translated: dict[str, Any] = {"versionNumber": payload.get("listVersion"), "updateType": payload.get("updateType")}
+    if entries:  # minItems 1: a full update without cards is sent without the list (it empties it)
+        translated["localAuthorizationList"] = entries
+    return translated
+
+
+def local_list_as_16(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a SendLocalList we sent (either shape) in 1.6 words, to replay what a charger holds."""
+    if "versionNumber" not in payload:
+        return payload
+    entries = []
+    for item in payload.get("localAuthorizationList") or []:
+        entry: dict[str, Any] = {"idTag": (item.get("idToken") or {}).get("idToken", "")}
+        info = item.get("idTokenInfo")
+        if isinstance(info, dict):
+            tag_info: dict[str, Any] = {"status": info.get("status")}
+            if info.get("cacheExpiryDateTime"):
+                tag_info["expiryDate"] = info["cacheExpiryDateTime"]
+            if info.get("groupIdToken"):
+                tag_info["parentIdTag"] = info["groupIdToken"].get("idToken", "")
+            entry["idTagInfo"] = tag_info
+        entries.append(entry)
+    return {"listVersion": payload["versionNumber"], "updateType": payload.get("updateType"),
+            "localAuthorizationList": entries}
