@@ -46,3 +46,6 @@ def message_log_prune(*, retention_days: int | None = None, now: datetime | None
 def message_log_cleanup_task() -> int:
     return message_log_prune()
 
+
+# Registered here so the worker knows it (beat: "ocpp-stale-transactions").
+from .stale_transactions import stale_transactions_check_task  # noqa: E402, F401
