@@ -34,7 +34,7 @@ async def remote_start(
         payload["chargingProfile"] = charging_profile
     # Refuse a malformed payload before a decision is recorded for a start that cannot happen.
     commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
-    facts, location_id = await db.run(services.charger_facts_by_id, charger.pk)
+    facts, location_id = await db.run(services.charger_facts_by_id, charger.pk, connector_id)
     decision = await authorize(
         uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
         active_sessions_of=services.token_active_sessions,

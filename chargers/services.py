@@ -112,10 +112,16 @@ def charger_facts(charger: Charger) -> ChargerFacts:
     )
 
 
-def charger_facts_by_id(charger_id: int) -> tuple[ChargerFacts, str]:
-    """Return the charger's facts for a decision and its location id (for OCPI)."""
+def charger_facts_by_id(charger_id: int, connector_id: int | None = None) -> tuple[ChargerFacts, str]:
+    """Return the charger's facts for a decision about `connector_id` (None: the charger as a
+    whole) and its location id (for OCPI)."""
+    from dataclasses import replace
+
+    from .reservations import reserved_for
+
     charger = Charger.objects.select_related("property").get(pk=charger_id)
-    return charger_facts(charger), str(charger.property_id or "")
+    facts = replace(charger_facts(charger), reserved=reserved_for(charger_id, connector_id))
+    return facts, str(charger.property_id or "")
 
 
 def token_active_sessions(token) -> int:
@@ -166,7 +172,7 @@ def start_prepare(
     )
     if repeat is not None:
         return StartFacts(repeat)
-    facts, location_id = charger_facts_by_id(charger_id)
+    facts, location_id = charger_facts_by_id(charger_id, connector_id)
     return StartFacts(None, facts, location_id, token_with_facts(id_tag, facts.organization_id, token_active_sessions))
 
 

@@ -112,7 +112,7 @@ def _store_token(partner: Partner, token: Any) -> str:
 
 
 def _decide(charger: Charger, uid: str, connector_id: int | None) -> Decision:
-    facts, location_id = charger_services.charger_facts_by_id(charger.pk)
+    facts, location_id = charger_services.charger_facts_by_id(charger.pk, connector_id)
     return async_to_sync(authorize)(
         uid=uid, charger=facts, context=Context.REMOTE_MSP, location_id=location_id, connector_id=connector_id,
         active_sessions_of=charger_services.token_active_sessions,

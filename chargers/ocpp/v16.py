@@ -131,7 +131,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 
 
 async def _decide(conn: Connection, id_tag: str, context: Context, connector_id, unique_id: str):
-    facts, location_id = await db.run(services.charger_facts_by_id, conn.charger_id)
+    facts, location_id = await db.run(services.charger_facts_by_id, conn.charger_id, connector_id)
     return await authorize(
         uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
         ocpp_unique_id=unique_id, active_sessions_of=services.token_active_sessions,
