@@ -16,6 +16,7 @@ from authorization.services import token_group_touch
 from backoffice.api import TenantViewSetMixin
 from backoffice.models import Property
 from backoffice.tenancy import TenantSerializerMixin
+from stays.models import Unit
 
 from . import commands
 from .message_log import serialize_message
@@ -52,6 +53,10 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     # Declared so the model's unique check (which would say "already exists") is not added.
     station_id = serializers.CharField(max_length=48, validators=[station_id_validator])
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all(), allow_null=False)
+    unit = serializers.PrimaryKeyRelatedField(
+        queryset=Unit.objects.all(), allow_null=True, required=False,
+        help_text="The unit of its property it serves (stays, docs/pms.md); null: shared by the property.",
+    )
     ocpp_password = serializers.CharField(
         write_only=True, required=False, min_length=OCPP_PASSWORD_MIN_LENGTH, max_length=40, trim_whitespace=False,
         help_text=(
@@ -83,7 +88,7 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "security_profile_pending", "ocpp_password", "has_password", "ocpp_password_set_at",
             "license_valid_until", "out_of_order", "status", "last_heartbeat", "last_seen_at", "vendor",
             "model", "serial_number", "firmware_version", "registration_status", "connectors",
-            "roaming_enabled", "guest_charging_enabled", "token_groups", "ocpp_version",
+            "roaming_enabled", "guest_charging_enabled", "token_groups", "ocpp_version", "unit",
         ]
         read_only_fields = [
             "vendor", "model", "serial_number", "firmware_version", "last_seen_at", "security_profile_pending",
@@ -117,6 +122,9 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         if self.instance is not None and "property" in attrs and self.instance.property_id:
             if prop.organization_id != self.instance.property.organization_id:
                 raise ValidationError({"property": "A charger moves only between locations of its organization."})
+        unit = attrs.get("unit", getattr(self.instance, "unit", None) if "property" not in attrs else None)
+        if unit is not None and prop is not None and unit.property_id != prop.pk:
+            raise ValidationError({"unit": "This unit belongs to another property."})
         for group in attrs.get("token_groups", []):
             if prop is None or group.organization_id != prop.organization_id:
                 raise ValidationError({"token_groups": "Token groups must belong to the charger's organization."})
@@ -296,8 +304,18 @@ class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         serializer.save()
 
     def perform_update(self, serializer):
-        if "property" in serializer.validated_data:
-            self.require_edit(serializer.validated_data["property"].organization_id)
+        from .placement import charger_place
+
+        data = serializer.validated_data
+        if "property" in data:
+            self.require_edit(data["property"].organization_id)
+        if "property" in data or "unit" in data:
+            # Moves go through the one placement service, which logs them (stays.ChargerPlacement).
+            charger = serializer.instance
+            prop = data.pop("property", charger.property)
+            unit = data.pop("unit", charger.unit if prop == charger.property else None)
+            charger_place(charger=charger, property=prop, unit=unit, by=self.request.user)
+            charger.refresh_from_db()
         serializer.save()
 
     @extend_schema(

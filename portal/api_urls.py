@@ -14,7 +14,7 @@ from authorization.api import (
 from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.api import ChargerViewSet
-from support.api import AssistantView
+from stays.api import CalendarFeedViewSet, PropertyCalendarsView, ReservationViewSet, UnitViewSet
 
 router = DefaultRouter()
 router.register("organizations", OrganizationViewSet, basename="organization")
@@ -28,11 +28,14 @@ router.register("tokens", TokenViewSet, basename="token")
 router.register("token-groups", TokenGroupViewSet, basename="token-group")
 router.register("msps", MspViewSet, basename="msp")
 router.register("authorizations", AuthorizationDecisionViewSet, basename="authorization")
+router.register("units", UnitViewSet, basename="unit")
+router.register("reservations", ReservationViewSet, basename="reservation")
+router.register("calendars", CalendarFeedViewSet, basename="calendar")
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
-    path("support/assistant/", AssistantView.as_view(), name="support-assistant"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("properties/<int:property_id>/calendars/", PropertyCalendarsView.as_view(), name="property-calendars"),
     path("", include(router.urls)),
 ]

@@ -176,8 +176,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-sessions": {"task": "roaming.sessions_sweep", "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60)},
     "roaming-locations": {"task": "roaming.locations_reconcile", "schedule": env_int("OCPI_LOCATIONS_SWEEP_SECONDS", 300)},
     "roaming-log-cleanup": {"task": "roaming.log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
+    # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
+    "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
+# How often each calendar feed and PMS integration is pulled (docs/pms.md).
+STAYS_CALENDAR_SYNC_SECONDS = env_int("STAYS_CALENDAR_SYNC_SECONDS", 900)
+STAYS_PMS_SYNC_SECONDS = env_int("STAYS_PMS_SYNC_SECONDS", 900)
 # Guest QR charging (docs/guest.md): seconds to plug in after the remote start was accepted.
 GUEST_START_TIMEOUT_S = env_int("GUEST_START_TIMEOUT_S", 60)
 # Where billing statements (CSV) are written; a persistent volume in production.

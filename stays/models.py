@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -67,6 +67,9 @@ class StayPolicy(models.Model):
     grace_after_minutes = models.PositiveIntegerField(
         default=120, help_text="Guests may charge this long after check-out."
     )
+    # Calendar feeds give days (all-day events): these make them times, in the property's time zone.
+    check_in_time = models.TimeField(default=time(15), help_text="Usual check-in time (local).")
+    check_out_time = models.TimeField(default=time(11), help_text="Usual check-out time (local).")
     shared_chargers = models.BooleanField(
         default=True,
         help_text="Guests may also use the property's shared chargers (those not assigned to a unit).",

@@ -16,10 +16,11 @@ from django.apps import apps
 from django.utils import timezone
 
 from billing.models import Payment, Rate
+from stays.models import CalendarFeed, Reservation, Unit
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import Site, make_site
 
-APP_LABELS = {"auth", "authtoken", "backoffice", "authorization", "chargers", "billing", "guest", "support"}
+APP_LABELS = {"auth", "authtoken", "backoffice", "authorization", "chargers", "billing", "guest", "support", "stays"}
 
 
 @dataclass
@@ -28,6 +29,9 @@ class Tenant:
     rate: Rate
     payment: Payment
     membership: Any
+    unit: Any = None
+    reservation: Any = None
+    feed: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -44,7 +48,14 @@ def make_tenant(prefix: str) -> Tenant:
     )
     extra = MembershipFactory(organization=site.org, role="viewer",
                               user=UserFactory(username=f"extra@{prefix}.test"))
-    return Tenant(site, rate, payment, extra)
+    unit = Unit.objects.create(property=site.prop, name=f"{prefix} Apartment 1")
+    reservation = Reservation.objects.create(
+        property=site.prop, unit=unit, guest_name=f"{prefix} Guest", check_in=timezone.now(),
+        check_out=timezone.now() + timedelta(days=2),
+    )
+    # Loopback without the allow-list: a sync is refused before any request (and recorded).
+    feed = CalendarFeed.objects.create(property=site.prop, unit=unit, name="Airbnb", url="http://127.0.0.1:9/x.ics")
+    return Tenant(site, rate, payment, extra, unit, reservation, feed)
 
 
 def db_state() -> dict[str, list[tuple]]:

@@ -29,6 +29,7 @@ from backoffice.models import Organization, Property
 from billing.models import Payment, Rate
 from chargers.models import Charger, ChargingSession
 from portal.api_urls import router, urlpatterns
+from stays.models import CalendarFeed, Reservation, Unit
 from tests.security.conftest import Tenant, changed_tables, db_state
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +43,7 @@ def objects_of(t: Tenant) -> dict[type, Any]:
     return {
         Organization: t.org, Property: t.prop, Charger: t.charger, Token: t.token, TokenGroup: t.group,
         MobilityServiceProvider: t.msp, Rate: t.rate, Payment: t.payment, ChargingSession: t.session,
+        Unit: t.unit, Reservation: t.reservation, CalendarFeed: t.feed,
     }
 
 
@@ -110,6 +112,15 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("msp", "partial_update"): Case(url_object=lambda t: t.msp.pk, body=lambda t: {"name": "Renamed"}),
     ("msp", "destroy"): Case(url_object=lambda t: t.msp.pk, own_status=(204,)),
+    ("unit", "create"): Case(body=lambda t: {"property": t.prop.pk, "name": "Cabin 2", "kind": "cabin"}),
+    ("unit", "partial_update"): Case(url_object=lambda t: t.unit.pk, body=lambda t: {"name": "Renamed"}),
+    ("unit", "destroy"): Case(url_object=lambda t: t.unit.pk, own_status=(204,)),
+    ("reservation", "create"): Case(body=lambda t: {
+        "property": t.prop.pk, "unit": t.unit.pk, "guest_name": "Ann",
+        "check_in": "2026-07-01T14:00:00Z", "check_out": "2026-07-04T10:00:00Z"}),
+    ("reservation", "partial_update"): Case(url_object=lambda t: t.reservation.pk, body=lambda t: {"guest_name": "Bo"}),
+    ("calendar", "destroy"): Case(url_object=lambda t: t.feed.pk, own_status=(204,)),
+    ("calendar", "sync"): Case(url_object=lambda t: t.feed.pk, own_status=(200,)),
 }
 
 # Routes outside the router, with why they need no tenant case.
@@ -117,6 +128,7 @@ NON_ROUTER_ROUTES = {
     "api-token": "sign-in: exchanges a password for the caller's own token",
     "api-schema": "read-only",
     "api-docs": "read-only",
+    "property-calendars": "the property in the URL is scoped like a detail route: tests/stays/test_stays_api.py",
 }
 
 
@@ -265,4 +277,5 @@ def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(o
 
 def case_target(op: Operation, t: Tenant) -> Any:
     return {"property": t.prop, "charger": t.charger, "rate": t.rate, "token": t.token, "token-group": t.group,
-            "msp": t.msp, "organization": t.org}[op.basename]
+            "msp": t.msp, "organization": t.org, "unit": t.unit, "reservation": t.reservation,
+            "calendar": t.feed}[op.basename]

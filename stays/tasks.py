@@ -1,0 +1,25 @@
+"""Celery tasks of stays: take ids, call one service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+
+@shared_task(name="stays.calendar_feed_sync")
+def calendar_feed_sync_task(feed_id: int) -> bool:
+    return services.calendar_feed_sync(feed_id=feed_id).ok
+
+
+@shared_task(name="stays.calendar_feeds_sync_due")
+def calendar_feeds_sync_due_task() -> int:
+    """Pull every feed not pulled within STAYS_CALENDAR_SYNC_SECONDS (the beat runs this)."""
+    every = timedelta(seconds=getattr(settings, "STAYS_CALENDAR_SYNC_SECONDS", 900))
+    due = services.calendar_feeds_due(every=every - timedelta(seconds=30))
+    for feed_id in due:
+        calendar_feed_sync_task.delay(feed_id)
+    return len(due)
