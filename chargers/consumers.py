@@ -37,6 +37,9 @@ from chargers.live import publish_connector_events
 from chargers.message_log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
 from chargers.models import Command
 from chargers.ocpp import protocol, protocol201, v16, v201
+from chargers.proxy import rules as proxy_rules
+from chargers.proxy import services as proxy_services
+from chargers.proxy.links import Proxy, Relay
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -70,6 +73,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     draining = False
     closing = False
     layer_task: asyncio.Task | None = None
+    proxy: Proxy | None = None  # upstream backoffices (chargers.proxy), only when configured
 
     async def __call__(self, scope, receive, send) -> None:
         # Channels' await_many_dispatch wraps every frame in a new task plus an asyncio.wait()
@@ -138,6 +142,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             charger_id=charger.pk, station_id=station_id, connection_id=connection_id,
             registration_status=charger.registration_status,
         )
+        self.charger_id, self.station_id, self.subprotocol, self.version = charger.pk, station_id, subprotocol, version
         self.pending: dict[str, PendingCall] = {}
         self.call_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task] = set()
@@ -173,6 +178,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             raise StopConsumer() from None
         _open.add(self)
         logger.info("Charger %s connected", station_id)
+        if charger.proxied:
+            await self.cp_proxy_reload({})
 
     async def _refuse(self, status: int, reason: str, headers: list | None = None) -> None:
         if "websocket.http.response" in self.scope.get("extensions", {}):
@@ -210,6 +217,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await connection_state.disconnected(charger_id=self.conn.charger_id, connection_id=self.conn.connection_id)
             except Exception as exc:  # the process heartbeat clears it later
                 logger.warning("Could not record that %s disconnected: %s", self.conn.station_id, exc)
+        if self.proxy is not None:
+            proxy, self.proxy = self.proxy, None
+            await proxy.close()  # each upstream sees the charger leave; unsent transaction messages stay queued
         writer.forget(self.conn.charger_id)
         logger.info("Charger %s disconnected (%s)", self.conn.station_id, code)
 
@@ -263,9 +273,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
         received_at = conn.received_at
         error: protocol.OcppError | None = None
         response: dict | None = None
+        relay: Relay | None = None
+        payload = frame.payload
         try:
             self.proto.check_action(frame.action)
-            response = await self.handler.handle_call(conn, frame.action, frame.payload, frame.unique_id)
+            if self.proxy is not None and self.proxy.active:
+                # Every upstream gets the frame as sent; we handle it in our own transaction numbering.
+                relay = await self.proxy.relay(frame.action, frame.payload, frame.unique_id)
+                payload = await self.proxy.for_us(frame.action, frame.payload)
+            response = await self.handler.handle_call(conn, frame.action, payload, frame.unique_id)
         except protocol.OcppError as exc:
             error = exc
         except Exception:
@@ -282,9 +298,61 @@ class OcppConsumer(AsyncWebsocketConsumer):
             unique_id=frame.unique_id, action=frame.action, payload=frame.payload, text=text,
             violation=conn.violation, timestamp=received_at,
         )
-        if error is not None:
+        if relay is not None and relay.leader is not None:
+            await self._answer_as_leader(frame, relay, response, error)
+        elif error is not None:
+            if relay is not None:
+                relay.charger_got(None)
             await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
+        else:
+            if relay is not None:
+                relay.charger_got(proxy_rules.started_transaction_id(frame.action, response))
+            await self._send_result(frame, response)
+
+    async def _answer_as_leader(self, frame: protocol.Frame, relay: Relay, response: dict | None,
+                                error: protocol.OcppError | None) -> None:
+        """An upstream leads: the charger gets its answer; ours only when it is unreachable or too
+        slow (docs/proxy.md). Authorization decisions record both verdicts."""
+        conn, leader = self.conn, relay.leader
+        assert leader is not None and self.proxy is not None
+        answer = await relay.leader_answer()
+        ours_tx = proxy_rules.started_transaction_id(frame.action, response)
+        if answer is None:
+            logger.warning("%s: Leader %s did not answer %s; this system answered", conn.station_id, leader.name, frame.action)
+            relay.charger_got(ours_tx)
+            if error is not None:
+                await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
+            else:
+                await self._send_result(frame, response)
+            await self._note_leader(frame, leader.name, "", False, ours_tx)
             return
+        if answer.message_type != protocol.CALLRESULT:
+            relay.charger_got(None)
+            await self._send_error(frame.unique_id, answer.error_code, answer.error_description, frame.action)
+            return
+        charger_tx = proxy_rules.started_transaction_id(frame.action, answer.payload)
+        if frame.action == "StartTransaction":
+            charger_tx = charger_tx if charger_tx is not None else ours_tx
+            relay.charger_got(charger_tx)
+            if charger_tx is not None and ours_tx is not None:
+                await self.proxy.remember_ours(charger_tx, ours_tx)
+        await self._send_result(frame, answer.payload)
+        await self._note_leader(frame, leader.name, proxy_rules.id_token_status(frame.action, answer.payload), True, charger_tx)
+
+    async def _note_leader(self, frame: protocol.Frame, name: str, status: str, answered: bool, charger_tx: int | None) -> None:
+        if frame.action not in ("Authorize", "StartTransaction"):
+            return
+        try:
+            await db.run(
+                proxy_services.decision_note_leader, station_id=self.conn.station_id, unique_id=frame.unique_id,
+                leader_name=name, leader_status=status, leader_answered=answered, charger_id=self.conn.charger_id,
+                charger_transaction_id=charger_tx,
+            )
+        except Exception:  # the charger's answer must not wait on this note
+            logger.exception("Could not record the Leader's verdict for %s", frame.unique_id)
+
+    async def _send_result(self, frame: protocol.Frame, response: dict | None) -> None:
+        conn = self.conn
         reply = self.proto.call_result(frame.unique_id, response)
         await self.send(text_data=reply)
         await writer.add_message(
@@ -325,34 +393,59 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def _call(self, unique_id: str, action: str, payload: dict, timeout: float) -> protocol.Frame | None:
+        """Send one CALL to the charger and return its answer (None: no answer within `timeout`).
+        Raises ConnectionError when the charger leaves first."""
+        # OCPP-J §4.1.1: one outstanding CALL per connection (ours, and upstreams' through the proxy).
+        async with self.call_lock:
+            future = asyncio.get_running_loop().create_future()
+            self.pending[unique_id] = PendingCall(action, future)
+            try:
+                await self.send(text_data=self.proto.call(unique_id, action, payload))
+                await writer.add_message(
+                    charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALL,
+                    unique_id=unique_id, action=action, payload=_redacted(action, payload),
+                )
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.pending.pop(unique_id, None)
+
+    async def call_charger(self, action: str, payload: dict, timeout: float) -> protocol.Frame | None:
+        """A CALL from an upstream backoffice (chargers.proxy); None if it got no answer."""
+        try:
+            return await self._call(uuid.uuid4().hex, action, payload, timeout)
+        except (ConnectionError, RuntimeError, OSError):
+            return None
+
+    async def cp_proxy_reload(self, event: dict) -> None:
+        """The charger's upstream backoffices changed (or it just connected with some)."""
+        if self.conn is None or self.closing:
+            return
+        if self.proxy is None:
+            self.proxy = Proxy(self, self.version)
+        try:
+            await self.proxy.reload()
+        except Exception:
+            logger.exception("Could not load the upstream backoffices of %s", self.conn.station_id)
+
     async def _run_command(self, event: dict) -> None:
-        conn = self.conn
         action, payload, timeout = event["action"], event["payload"], float(event.get("timeout") or 30)
         status, response, error = Command.Status.TIMEOUT, None, ""
         unique_id = uuid.uuid4().hex
         try:
-            # OCPP-J §4.1.1: one outstanding CALL per connection.
-            async with self.call_lock:
-                future = asyncio.get_running_loop().create_future()
-                self.pending[unique_id] = PendingCall(action, future)
-                await self.send(text_data=self.proto.call(unique_id, action, payload))
-                await writer.add_message(
-                    charger_id=conn.charger_id, direction="out", message_type=protocol.CALL,
-                    unique_id=unique_id, action=action, payload=_redacted(action, payload),
-                )
-                try:
-                    frame = await asyncio.wait_for(future, timeout)
-                except TimeoutError:
-                    error = f"The charger did not answer within {timeout:g} s."
-                finally:
-                    self.pending.pop(unique_id, None)
-                if error == "":
-                    if frame.message_type == protocol.CALLRESULT:
-                        status, response = Command.Status.ANSWERED, frame.payload
-                    else:
-                        status = Command.Status.ERROR
-                        response = {"errorCode": frame.error_code, "errorDescription": frame.error_description}
-                        error = f"{frame.error_code}: {frame.error_description}"
+            if self.proxy is not None and self.proxy.active:
+                payload = await self.proxy.for_charger(action, payload)  # our transactionId -> the charger's
+            frame = await self._call(unique_id, action, payload, timeout)
+            if frame is None:
+                error = f"The charger did not answer within {timeout:g} s."
+            elif frame.message_type == protocol.CALLRESULT:
+                status, response = Command.Status.ANSWERED, frame.payload
+            else:
+                status = Command.Status.ERROR
+                response = {"errorCode": frame.error_code, "errorDescription": frame.error_description}
+                error = f"{frame.error_code}: {frame.error_description}"
         except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
             # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
             error = "The charger disconnected before answering."

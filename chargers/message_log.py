@@ -84,7 +84,13 @@ class MeterSample:
 
 # A buffered log row: (charger_id, timestamp, direction, message_type, unique_id, action,
 # id_tag, payload as JSON text or None, raw, escaped, violation)
-Row = tuple[int, datetime, str, int | None, str, str, str, str | None, str, bool, str]
+# (charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload JSON, raw,
+#  escaped, violation, backoffice_id): the column order of COLUMNS.
+Row = tuple[int, datetime, str, int | None, str, str, str, str | None, str, bool, str, int | None]
+COLUMNS = (
+    "charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload, raw, escaped, violation, "
+    "backoffice_id"
+)
 
 
 def _id_tag_of(payload: Any) -> str:
@@ -102,6 +108,7 @@ def _id_tag_of(payload: Any) -> str:
 def make_row(
     *, charger_id: int, direction: str, message_type: int | None, unique_id: str, action: str, payload: Any,
     raw: str = "", text: str | None = None, violation: str = "", timestamp: datetime | None = None,
+    backoffice_id: int | None = None,
 ) -> tuple[Row, int]:
     """Build a storable row (and its size in bytes) from a frame, whatever it holds."""
     escaped = False
@@ -118,7 +125,7 @@ def make_row(
     payload_json = None if payload is None else json.dumps(payload, separators=(",", ":"))
     row: Row = (
         charger_id, timestamp or timezone.now(), direction, message_type, str(unique_id)[:64], str(action)[:64],
-        clean_text(_id_tag_of(payload)), payload_json, raw, escaped, violation[:500],
+        clean_text(_id_tag_of(payload)), payload_json, raw, escaped, violation[:500], backoffice_id,
     )
     return row, len(payload_json or "") + len(raw) + 200
 
@@ -170,13 +177,14 @@ class MessageLogWriter:
     async def add_message(
         self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
         action: str, payload: Any, raw: str = "", text: str | None = None, violation: str = "",
-        timestamp: datetime | None = None,
+        timestamp: datetime | None = None, backoffice_id: int | None = None,
     ) -> None:
         """Buffer one frame for the log; waits only while this charger is over its byte share."""
         self._ensure_running()
         row, size = make_row(
             charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
             action=action, payload=payload, raw=raw, text=text, violation=violation, timestamp=timestamp,
+            backoffice_id=backoffice_id,
         )
         per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
         total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
@@ -467,7 +475,7 @@ class MessageLogWriter:
                 watched = await db.run(self._watched_memo, ids)
         assert watched is not None
         published: dict[int, list[dict[str, Any]]] = {}
-        columns = "charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload, raw, escaped, violation"
+        columns = COLUMNS
         conn = await self._pg()
         try:
             async with conn.transaction(), conn.cursor() as cur:
@@ -481,7 +489,7 @@ class MessageLogWriter:
                         continue
                     await cur.execute(
                         f"INSERT INTO {OcppMessage._meta.db_table} ({columns}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                         list(row),
                     )
                     fetched = await cur.fetchone()
@@ -591,11 +599,11 @@ def _dead_letter(messages: list[Row], samples: list[MeterSample], exc: BaseExcep
 def _message_model(row: Row) -> Any:
     from chargers.models import OcppMessage
 
-    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw, escaped, violation = row
+    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw, escaped, violation, backoffice_id = row
     return OcppMessage(
         charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype, unique_id=uid,
         action=action, id_tag=id_tag, payload=None if payload is None else json.loads(payload), raw=raw,
-        escaped=escaped, violation=violation,
+        escaped=escaped, violation=violation, backoffice_id=backoffice_id,
     )
 
 
@@ -657,6 +665,7 @@ def serialize_message(row: Any) -> dict[str, Any]:
         "payload": row.payload,
         "escaped": row.escaped,
         "violation": row.violation,
+        "backoffice_id": row.backoffice_id,
         # The frame as received: when it was not JSON, or (escaped) JSON-escaped when it held text
         # the database cannot store.
         "raw": row.raw,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -433,8 +434,10 @@ def _journal_apply_entry(entry: dict) -> None:
             [
                 OcppMessage(
                     charger_id=row[0], timestamp=_journal_time(row[1]), direction=row[2], message_type=row[3],
-                    unique_id=row[4], action=row[5], id_tag=row[6], payload=row[7], raw=row[8],
-                    escaped=row[9], violation=row[10],
+                    unique_id=row[4], action=row[5], id_tag=row[6],
+                    # The row holds the payload as JSON text (it was bound for COPY).
+                    payload=json.loads(row[7]) if isinstance(row[7], str) else row[7], raw=row[8],
+                    escaped=row[9], violation=row[10], backoffice_id=row[11] if len(row) > 11 else None,
                 )
                 for row in entry["rows"]
             ]

@@ -14,7 +14,9 @@ from authorization.api import (
 from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.api import ChargerViewSet
+from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from stays.api import CalendarFeedViewSet, PropertyCalendarsView, ReservationViewSet, UnitViewSet
+from support.api import AssistantView
 
 router = DefaultRouter()
 router.register("organizations", OrganizationViewSet, basename="organization")
@@ -34,8 +36,11 @@ router.register("calendars", CalendarFeedViewSet, basename="calendar")
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
+    path("support/assistant/", AssistantView.as_view(), name="support-assistant"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("properties/<int:property_id>/calendars/", PropertyCalendarsView.as_view(), name="property-calendars"),
+    path("chargers/<str:station_id>/backoffices/", BackofficeListView.as_view(), name="charger-backoffices"),
+    path("chargers/<str:station_id>/backoffices/<int:pk>/", BackofficeDetailView.as_view(), name="charger-backoffice"),
     path("", include(router.urls)),
 ]

@@ -91,6 +91,10 @@ class ProxyTransaction(models.Model):
         ]
         indexes = [models.Index(fields=["charger", "transaction_id"], name="proxy_tx_ours")]
 
+    def __str__(self) -> str:
+        who = f"backoffice {self.backoffice_id}" if self.backoffice_id else "this system"
+        return f"charger tx {self.charger_transaction_id} = {who} tx {self.transaction_id}"
+
 
 class ProxyQueuedMessage(models.Model):
     """A transaction message (as the charger sent it) an upstream has not acknowledged yet;
@@ -101,7 +105,13 @@ class ProxyQueuedMessage(models.Model):
     action = models.CharField(max_length=64)
     unique_id = models.CharField(max_length=64)
     payload = models.JSONField()
+    # For a StartTransaction: the transactionId the charger was given, so the upstream's own id
+    # can be mapped to it when the upstream finally answers.
+    charger_transaction_id = models.IntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.unique_id} for backoffice {self.backoffice_id}"
