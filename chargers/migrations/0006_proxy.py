@@ -57,6 +57,7 @@ class Migration(migrations.Migration):
                 ('action', models.CharField(max_length=64)),
                 ('unique_id', models.CharField(max_length=64)),
                 ('payload', models.JSONField()),
+                ('charger_transaction_id', models.IntegerField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('backoffice', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='queued', to='chargers.backoffice')),
             ],
