@@ -19,6 +19,8 @@ from backoffice.tenancy import TenantSerializerMixin
 from stays.models import Unit
 
 from . import commands
+from .api_reservations import ReservationsApiMixin
+from .api_v201 import ChargerV201ApiMixin
 from .message_log import serialize_message
 from .models import (
     OCPP_PASSWORD_MIN_LENGTH,
@@ -285,7 +287,7 @@ def _security_command_check(charger: Charger, action: str, payload: dict) -> Non
             ))
 
 
-class ChargerViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMixin, viewsets.ModelViewSet):
     serializer_class = ChargerSerializer
     filterset_class = ChargerFilter
     lookup_field = "station_id"
