@@ -176,6 +176,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-sessions": {"task": "roaming.sessions_sweep", "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60)},
     "roaming-locations": {"task": "roaming.locations_reconcile", "schedule": env_int("OCPI_LOCATIONS_SWEEP_SECONDS", 300)},
     "roaming-log-cleanup": {"task": "roaming.log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
+    # OCPP 2.0.1 transactions with no event for OCPP_STALE_TRANSACTION_SECONDS (docs/ocpp.md, E14).
+    "ocpp-stale-transactions": {
+        "task": "chargers.stale_transactions_check", "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
+    },
     # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
     "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
 }
@@ -264,6 +268,8 @@ OCPP_CPO_NAME = env_str("OCPP_CPO_NAME", "EV Backoffice")
 OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
+# A 2.0.1 transaction silent this long is asked about with GetTransactionStatus (docs/ocpp.md).
+OCPP_STALE_TRANSACTION_SECONDS = env_int("OCPP_STALE_TRANSACTION_SECONDS", 3600)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
 # Threads that run ORM work for the websocket path. SQLite allows one writer at a time.
 DB_EXECUTOR_THREADS = env_int("DB_EXECUTOR_THREADS", 8 if IS_POSTGRES else 1)
