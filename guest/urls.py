@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import stay_views, views
 
 app_name = "guest"
 
@@ -14,6 +14,8 @@ urlpatterns = [
     path("receipt/<str:key>/", views.receipt, name="receipt"),
     path("labels/charger/<str:station_id>/", views.label_charger, name="label-charger"),
     path("labels/property/<int:property_id>/", views.label_sheet, name="label-sheet"),
+    path("stay/<str:code>/", stay_views.stay_link, name="stay-link"),
+    path("<str:station_id>/stay/", stay_views.stay_code_start, name="stay-start"),
     path("<str:station_id>/start/", views.start, name="start"),
     # The QR code encodes /s/<station_id> (no slash); both forms land here.
     path("<str:station_id>", views.landing, name="landing"),
