@@ -174,7 +174,7 @@ class DecisionSerializer(serializers.ModelSerializer):
         model = AuthorizationDecision
         fields = [
             "id", "uid", "station_id", "connector_id", "context", "status", "reason", "step", "message",
-            "msp_latency_ms", "ocpp_unique_id", "created_at",
+            "msp_latency_ms", "ocpp_unique_id", "leader_name", "leader_status", "leader_answered", "created_at",
         ]
 
 

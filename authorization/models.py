@@ -181,3 +181,14 @@ class AuthorizationDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.uid} at {self.station_id}: {self.status} ({self.reason})"
+
+    @property
+    def leader_summary(self) -> str:
+        """Behind the proxy: who the charger obeyed, e.g. "Leader Acme CSMS answered Invalid;
+        this system would accept (accepted_group)". Empty when this system leads."""
+        if not self.leader_name:
+            return ""
+        if self.leader_answered is False:
+            return f"Leader {self.leader_name} did not answer in time; this system answered {self.status} ({self.reason})"
+        ours = "accept" if self.status == "Accepted" else f"refuse: {self.status}"
+        return f"Leader {self.leader_name} answered {self.leader_status}; this system would {ours} ({self.reason})"

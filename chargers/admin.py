@@ -140,13 +140,29 @@ class ChargerAdmin(admin.ModelAdmin):
                 level = messages.SUCCESS if command.result_status in ("Accepted", "Unlocked") else messages.WARNING
                 self.message_user(request, f"{charger}: {action} -> {command.result_status or command.status}", level)
 
-    @admin.action(description="Remote start on connector 1 (with the latest used idTag or ADMIN)")
+    @admin.action(description="Remote start on connector 1 (operator override token)")
     def remote_start(self, request, queryset):
-        def payload(charger):
-            last = charger.sessions.order_by("-started_at").first()
-            return {"connectorId": 1, "idTag": last.id_tag if last else "ADMIN"}
+        # Through the authorization engine with an operator token valid at this charger; the last
+        # session's idTag was a dead guest pass the charger accepted and then ended at 0 Wh.
+        from .remote import operator_remote_start_sync
 
-        self._send(request, queryset, "RemoteStartTransaction", payload)
+        for charger in queryset:
+            try:
+                token, decision, command = operator_remote_start_sync(charger, connector_id=1, user_id=request.user.pk)
+            except ValueError as exc:
+                self.message_user(request, f"{charger}: {exc}", messages.ERROR)
+                continue
+            except commands.ChargerOffline:
+                self.message_user(request, f"{charger}: offline, RemoteStartTransaction not sent.", messages.ERROR)
+                continue
+            except commands.CommandTimeout:
+                self.message_user(request, f"{charger}: no answer to RemoteStartTransaction in time.", messages.ERROR)
+                continue
+            if command is None:
+                self.message_user(request, f"{charger}: {token.uid} refused ({decision.reason}): {decision.message}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if command.result_status == "Accepted" else messages.WARNING
+            self.message_user(request, f"{charger}: RemoteStartTransaction with {token.uid} -> {command.result_status or command.status}", level)
 
     @admin.action(description="Remote stop the active session")
     def remote_stop(self, request, queryset):
@@ -352,3 +368,5 @@ class ChargerEventAdmin(ReadOnlyAdmin):
     search_fields = ["charger__station_id", "component", "variable"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
+
+from chargers.proxy import admin as _proxy_admin  # noqa: E402, F401  (registers Backoffice)

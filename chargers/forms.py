@@ -88,6 +88,14 @@ class LogFilterForm(forms.Form):
         choices=[("", "All types"), ("CALL", "CALL"), ("CALLRESULT", "CALLRESULT"), ("CALLERROR", "CALLERROR")],
     )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    link = forms.ChoiceField(required=False, label="Connection", choices=[("", "All")])
+
+    def __init__(self, *args, backoffices: list[tuple[int, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Behind the proxy: all frames, only the charger's own link, or one upstream backoffice.
+        self.fields["link"].choices = [("", "All connections"), ("charger", "Charger ↔ this system"), *(
+            (str(pk), f"This system ↔ {name}") for pk, name in backoffices or []
+        )]
 
 
 class WhitelistForm(TenantFormMixin, forms.Form):

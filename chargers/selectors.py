@@ -35,7 +35,7 @@ def sessions_for(user) -> QuerySet:
 
 def message_log(
     charger: Charger, *, search: str = "", action: str = "", direction: str = "", message_type: str = "",
-    before_id: int | None = None, limit: int = 50,
+    before_id: int | None = None, limit: int = 50, link: str = "",
 ) -> list[OcppMessage]:
     """Return a page of the charger's log, newest first, by keyset (id < before_id).
 
@@ -45,6 +45,11 @@ def message_log(
     from .ocpp.protocol import KNOWN_ACTIONS_V16
 
     queryset = OcppMessage.objects.filter(charger=charger)
+    # The proxy's links: "charger" = only the charger's own link, a backoffice id = only that one.
+    if link == "charger":
+        queryset = queryset.filter(backoffice__isnull=True)
+    elif link.isdigit():
+        queryset = queryset.filter(backoffice_id=int(link))
     if action:
         queryset = queryset.filter(action=action)
     if direction in ("in", "out"):

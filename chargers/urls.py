@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_security, views_v201
+from . import views, views_network, views_security, views_v201
 
 app_name = "chargers"
 
@@ -36,6 +36,8 @@ urlpatterns = [
          name="charger-smart-charging-action"),
     path("authorizations/<int:pk>/", views.decision_detail, name="decision-detail"),
     path("locations/", views.location_list, name="location-list"),
+    path("network/", views_network.network_list, name="network-list"),
+    path("network/<str:station_id>/move/", views_network.network_move, name="network-move"),
     path("locations/<int:pk>/", views.location_detail, name="location-detail"),
     path("sessions/", views.session_list, name="session-list"),
     path("sessions/export.csv", views.session_export, name="session-export"),

@@ -44,7 +44,7 @@ from .forms import (
     LogFilterForm,
     WhitelistForm,
 )
-from .models import Charger, ChargingSession, Command, MeterValue, OcppMessage
+from .models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
 from .selectors import charger_for_user, chargers_for, message_log, sessions_for
 from .services import charger_facts
 
@@ -254,7 +254,7 @@ def _partner(charger: Charger, row: OcppMessage) -> OcppMessage | None:
         ]
         bound_id = next(iter(bound), None)
         candidates = frames.filter(id__gt=row.id, unique_id=row.unique_id, message_type__in=(3, 4),
-                                   direction=opposite)
+                                   direction=opposite, backoffice_id=row.backoffice_id)
         if bound_id is not None:
             candidates = candidates.filter(id__lte=bound_id)
         return candidates.order_by("id").first()
@@ -262,7 +262,8 @@ def _partner(charger: Charger, row: OcppMessage) -> OcppMessage | None:
         PARTNER_WINDOW - 1:PARTNER_WINDOW
     ]
     bound_id = next(iter(bound), None)
-    candidates = frames.filter(id__lt=row.id, unique_id=row.unique_id, message_type=2, direction=opposite)
+    candidates = frames.filter(id__lt=row.id, unique_id=row.unique_id, message_type=2, direction=opposite,
+                               backoffice_id=row.backoffice_id)
     if bound_id is not None:
         candidates = candidates.filter(id__gte=bound_id)
     return candidates.order_by("-id").first()
@@ -277,7 +278,8 @@ def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
 
     def on_page(row: OcppMessage) -> OcppMessage | None:
         opposite = "out" if row.direction == "in" else "in"
-        same = by_uid.get(row.unique_id, [])
+        # The proxy reuses the charger's unique id towards each upstream: pair within one link.
+        same = [m for m in by_uid.get(row.unique_id, []) if m.backoffice_id == row.backoffice_id]
         if row.message_type == 2:
             return next((m for m in same if m.id > row.id and m.message_type in (3, 4)
                          and m.direction == opposite), None)
@@ -303,6 +305,12 @@ def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
             continue
         seen.add(key)
         entries.append(_entry(call, answer))
+    if any(r.backoffice_id for r in rows):
+        names = dict(Backoffice.objects.filter(charger=charger).values_list("id", "name"))
+        for entry in entries:
+            head = entry["call"] or entry["answer"]
+            if head is not None and head.backoffice_id:
+                entry["backoffice"] = names.get(head.backoffice_id, f"removed backoffice #{head.backoffice_id}")
     _attach_decisions(charger, entries)
     return entries
 
@@ -354,9 +362,14 @@ def _attach_decisions(charger: Charger, entries: list[dict]) -> None:
             entry["decision"] = min(options, key=lambda d: abs((d.created_at - when).total_seconds()))
 
 
-def _matches(row: OcppMessage, search: str, direction: str, mtype: str) -> bool:
+def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: str = "") -> bool:
     """The live view's filter: the same rules as chargers.selectors.message_log."""
     from .ocpp.protocol import KNOWN_ACTIONS_V16
+
+    if link == "charger" and row.backoffice_id is not None:
+        return False
+    if link.isdigit() and row.backoffice_id != int(link):
+        return False
 
     if direction and row.direction != direction:
         return False
@@ -376,9 +389,11 @@ def _matches(row: OcppMessage, search: str, direction: str, mtype: str) -> bool:
 @login_required
 def charger_logs(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
-    form = LogFilterForm(request.GET or None)
+    backoffices = list(charger.backoffices.order_by("id").values_list("id", "name"))
+    form = LogFilterForm(request.GET or None, backoffices=backoffices)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     search, direction, mtype = data.get("q") or "", data.get("direction") or "", data.get("type") or ""
+    link = data.get("link") or ""
     context = _tab_context(request, charger, "logs")
     whitelist_form = WhitelistForm(organization_id=charger.organization_id, user=request.user)
 
@@ -391,7 +406,7 @@ def charger_logs(request, station_id: str):
         # Oldest first and bounded: the client asks again from the last id it got, so a
         # burst is delivered in order, and a row written during this request is never skipped.
         new_rows = list(OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("id")[:200])
-        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype)]
+        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype, link)]
         context.update({"entries": log_entries(charger, fresh), "whitelist_form": whitelist_form,
                         "next_url": request.GET.get("back", "")})
         response = render(request, "chargers/includes/_log_entries.html", context)
@@ -403,13 +418,13 @@ def charger_logs(request, station_id: str):
     before = data.get("before")
     # Read before the page, so a frame written meanwhile reaches the live view (at worst twice).
     latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
-    rows = message_log(charger, search=search, direction=direction, message_type=mtype,
+    rows = message_log(charger, search=search, direction=direction, message_type=mtype, link=link,
                        before_id=before, limit=LOG_PAGE + 1)
     has_more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
-    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype)) if v}
+    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype), ("link", link)) if v}
     context.update({
-        "form": form if form.is_bound else LogFilterForm(),
+        "form": form if form.is_bound else LogFilterForm(backoffices=backoffices),
         "entries": log_entries(charger, rows),
         "older_url": f"?{urlencode({**filters, 'before': rows[-1].id})}" if has_more else "",
         "newest_url": f"?{urlencode(filters)}" if before else "",
@@ -449,24 +464,7 @@ def charger_whitelist(request, station_id: str):
     return redirect(back)
 
 
-# -- Chargers > View: Proxy, Sessions, Authorizations ---------------------------------------------
-
-
-@login_required
-def charger_proxy(request, station_id: str):
-    charger = _charger_or_404(request.user, station_id)
-    context = _tab_context(request, charger, "proxy")
-    context["backoffices"] = [{
-        "name": f"{context.get('SITE_NAME') or getattr(settings, 'SITE_NAME', 'EV Backoffice')} (this system)",
-        "leader": True,
-        "connected": bool(charger.connection_id),
-        "online": charger.is_online(),
-        "connected_at": charger.connected_at,
-        "disconnected_at": charger.disconnected_at,
-        "last_seen_at": charger.last_seen_at,
-        "last_heartbeat_at": charger.last_heartbeat_at,
-    }]
-    return render(request, "chargers/charger_proxy.html", context)
+# -- Chargers > View: Sessions, Authorizations (Proxy: chargers.proxy.views) ---------------------------------------------
 
 
 def _keyset(request, queryset, *, page_size: int = 50):

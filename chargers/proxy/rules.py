@@ -135,14 +135,3 @@ def id_token_status(action: str, answer: Any) -> str:
         return ""
     info = answer.get("idTagInfo") or answer.get("idTokenInfo") or {}
     return str(info.get("status", "")) if isinstance(info, dict) else ""
-
-
-def leader_summary(*, leader_name: str, leader_status: str, leader_answered: bool | None,
-                   our_status: str, our_reason: str, timeout_s: float | None = None) -> str:
-    """One sentence for a decision behind the proxy, e.g. "Leader Acme CSMS answered Invalid;
-    this system would accept (accepted_group)"."""
-    ours = "accept" if our_status == "Accepted" else f"refuse ({our_status})"
-    if leader_answered is False:
-        waited = f" within {timeout_s:g} s" if timeout_s else ""
-        return f"Leader {leader_name} did not answer{waited}; this system answered {our_status} ({our_reason})"
-    return f"Leader {leader_name} answered {leader_status}; this system would {ours} ({our_reason})"
