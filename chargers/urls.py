@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import views, views_network, views_security, views_v201
+from .proxy import views as proxy_views
 
 app_name = "chargers"
 
@@ -13,7 +14,13 @@ urlpatterns = [
     path("chargers/<str:station_id>/settings/", views.charger_settings, name="charger-settings"),
     path("chargers/<str:station_id>/logs/", views.charger_logs, name="charger-logs"),
     path("chargers/<str:station_id>/logs/whitelist/", views.charger_whitelist, name="charger-whitelist"),
-    path("chargers/<str:station_id>/proxy/", views.charger_proxy, name="charger-proxy"),
+    path("chargers/<str:station_id>/proxy/", proxy_views.charger_proxy, name="charger-proxy"),
+    path("chargers/<str:station_id>/proxy/state/", proxy_views.charger_proxy_state, name="charger-proxy-state"),
+    path("chargers/<str:station_id>/proxy/add/", proxy_views.charger_proxy_edit, name="charger-proxy-add"),
+    path("chargers/<str:station_id>/proxy/<int:pk>/", proxy_views.charger_proxy_edit, name="charger-proxy-edit"),
+    path("chargers/<str:station_id>/proxy/<int:pk>/remove/", proxy_views.charger_proxy_delete, name="charger-proxy-delete"),
+    path("chargers/<str:station_id>/proxy/leader/", proxy_views.charger_proxy_leader, name="charger-proxy-leader"),
+    path("chargers/<str:station_id>/proxy/timeout/", proxy_views.charger_proxy_timeout, name="charger-proxy-timeout"),
     path("chargers/<str:station_id>/sessions/", views.charger_sessions, name="charger-sessions"),
     path("chargers/<str:station_id>/authorizations/", views.charger_authorizations, name="charger-authorizations"),
     path("chargers/<str:station_id>/security/", views_security.charger_security, name="charger-security"),
