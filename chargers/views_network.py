@@ -1,0 +1,97 @@
+"""The portal's Network list: every charger of the user's organizations by property and unit, and moves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from backoffice.models import Property
+from backoffice.selectors import properties_for
+from backoffice.tenancy import writable_organization_ids
+from backoffice.views import require_role
+from stays.models import ChargerPlacement, Unit
+
+from .filters import charger_state
+from .placement import charger_place
+from .selectors import charger_for_user, chargers_for
+
+
+def _places(user: Any) -> list[dict[str, Any]]:
+    """Return the (property, unit) targets the user may move chargers to, as select options."""
+    writable = writable_organization_ids(user)
+    props = properties_for(user).prefetch_related("units")
+    if writable is not None:
+        props = props.filter(organization_id__in=writable)
+    options = []
+    for prop in props.order_by("organization__name", "name"):
+        options.append({"value": f"{prop.pk}:", "label": f"{prop.name} – shared (no unit)", "org": prop.organization_id})
+        for unit in prop.units.all():
+            options.append({"value": f"{prop.pk}:{unit.pk}", "label": f"{prop.name} – {unit.name}",
+                             "org": prop.organization_id})
+    return options
+
+
+@login_required
+def network_list(request: HttpRequest) -> HttpResponse:
+    """GET /network/: chargers grouped by property, then unit (shared chargers first), with state."""
+    chargers = chargers_for(request.user).select_related("property", "property__organization", "unit")
+    chargers = chargers.prefetch_related("connectors").order_by("station_id")
+    by_place: dict[int, dict[int | None, list[tuple[Any, str]]]] = defaultdict(lambda: defaultdict(list))
+    unplaced = []
+    for charger in chargers:
+        charger.place_value = f"{charger.property_id}:{charger.unit_id or ''}"
+        if charger.property_id is None:
+            unplaced.append((charger, charger_state(charger)))
+        else:
+            by_place[charger.property_id][charger.unit_id].append((charger, charger_state(charger)))
+    groups = []
+    for prop in properties_for(request.user).prefetch_related("units").order_by("organization__name", "name"):
+        units = [{"unit": None, "chargers": by_place[prop.pk].get(None, [])}]
+        units += [{"unit": unit, "chargers": by_place[prop.pk].get(unit.pk, [])} for unit in prop.units.all()]
+        total = sum(len(u["chargers"]) for u in units)
+        online = sum(1 for u in units for _, state in u["chargers"] if state == "online")
+        groups.append({"property": prop, "units": units, "total": total, "online": online})
+    places = _places(request.user)
+    moves = ChargerPlacement.objects.filter(charger_id__in=[c.pk for c in chargers]).select_related(
+        "from_property", "from_unit", "to_property", "to_unit", "changed_by")[:20]
+    writable = writable_organization_ids(request.user)
+    for group in groups:
+        prop = group["property"]
+        group["can_move"] = writable is None or prop.organization_id in writable
+        group["places"] = [p for p in places if p["org"] == prop.organization_id]
+    return render(request, "chargers/network_list.html", {
+        "groups": groups, "unplaced": unplaced, "moves": moves, "portal_section": "network",
+    })
+
+
+@login_required
+@require_POST
+def network_move(request: HttpRequest, station_id: str) -> HttpResponse:
+    """POST /network/<station_id>/move/ place=<property id>:<unit id or empty>: one logged move."""
+    charger = charger_for_user(request.user, station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    require_role(request.user, charger.property.organization_id if charger.property else None, edit=True)
+    prop_id, _, unit_id = request.POST.get("place", "").partition(":")
+    writable = writable_organization_ids(request.user)
+    props = Property.objects.all() if writable is None else Property.objects.filter(organization_id__in=writable)
+    prop = props.filter(pk=int(prop_id)).first() if prop_id.isdecimal() else None
+    unit = Unit.objects.filter(pk=int(unit_id), property=prop).first() if (prop and unit_id.isdecimal()) else None
+    if prop is None or (unit_id and unit is None):
+        messages.error(request, "Choose one of your properties (and one of its units) from the list.")
+        return redirect("chargers:network-list")
+    try:
+        charger_place(charger=charger, property=prop, unit=unit, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("chargers:network-list")
+    where = f"{prop.name} – {unit.name}" if unit else f"{prop.name} (shared)"
+    messages.success(request, f"{charger.station_id} now belongs to {where}.")
+    return redirect("chargers:network-list")
