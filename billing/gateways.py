@@ -1,19 +1,25 @@
-"""Payment gateways: hold (authorize), capture, release and refund card payments.
+"""Payment gateways: hold (a manual-capture PaymentIntent), capture, release and refund.
 
-get_gateway() returns the sandbox gateway unless PAYMENT_GATEWAY=stripe (with
-STRIPE_SECRET_KEY). Every call carries an idempotency key, so a retried request never
-moves money twice.
+The flow is Stripe's (docs.stripe.com/payments/place-a-hold-on-a-payment-method): the server
+creates a PaymentIntent with `capture_method=manual` and hands its client secret to the
+browser; the card is collected and confirmed in the browser (Stripe's Payment Element, or the
+sandbox's test-card element), so no card number ever reaches this server; 3-D Secure runs
+through the intent's `next_action` and the `return_url`; the server captures the real amount
+at the end or cancels the intent (release). Webhooks tell the outcome (billing/webhooks.py).
+
+get_gateway() returns the sandbox unless PAYMENT_GATEWAY=stripe (with STRIPE_SECRET_KEY).
+Every write carries an idempotency key, so a retried request never moves money twice. No
+method here may be called inside a database transaction: call, then record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from .money import from_minor, round_money, to_minor
+from .money import from_minor, to_minor
 
 
 class GatewayError(RuntimeError):
@@ -29,11 +35,69 @@ class PaymentResult:
     raw: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Intent:
+    """What we use of a PaymentIntent (Stripe's object, parsed the same for both gateways)."""
+
+    reference: str
+    status: str  # requires_payment_method | requires_action | requires_capture | succeeded | canceled …
+    amount: Decimal
+    currency: str
+    client_secret: str = ""
+    amount_capturable: Decimal = Decimal(0)
+    amount_received: Decimal = Decimal(0)
+    last4: str = ""
+    decline_reason: str = ""
+    next_action_url: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def held(self) -> bool:
+        return self.status == "requires_capture"
+
+
+def intent_from(obj: dict[str, Any]) -> Intent:
+    """Parse a PaymentIntent in Stripe's documented JSON shape."""
+    currency = str(obj.get("currency") or "").upper()
+    error = obj.get("last_payment_error") or {}
+    action = obj.get("next_action") or {}
+    redirect = action.get("redirect_to_url") or {}
+    charge = obj.get("latest_charge")
+    last4 = ""
+    if isinstance(charge, dict):
+        last4 = ((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", "")
+    return Intent(
+        reference=str(obj["id"]), status=str(obj.get("status", "")),
+        amount=from_minor(int(obj.get("amount") or 0), currency), currency=currency,
+        client_secret=str(obj.get("client_secret") or ""),
+        amount_capturable=from_minor(int(obj.get("amount_capturable") or 0), currency),
+        amount_received=from_minor(int(obj.get("amount_received") or 0), currency),
+        last4=str(last4 or (obj.get("metadata") or {}).get("sandbox_last4", "")),
+        decline_reason=str(error.get("message") or ""), next_action_url=str(redirect.get("url") or ""),
+        metadata=dict(obj.get("metadata") or {}),
+    )
+
+
 class PaymentGateway:
     name = "base"
+    sandbox = False
 
-    def authorize(self, amount: Decimal, currency: str, card_number: str, idempotency_key: str) -> PaymentResult:
+    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
+                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+        """Create a manual-capture PaymentIntent; with `payment_method` (an id, never a card
+        number) it is confirmed at once, as for a saved card or a test PaymentMethod."""
         raise NotImplementedError
+
+    def hold_get(self, reference: str) -> Intent:
+        raise NotImplementedError
+
+    def authorize(self, amount: Decimal, currency: str, payment_method: str, idempotency_key: str) -> PaymentResult:
+        """Hold with a PaymentMethod id confirmed server-side (subscriptions, tests)."""
+        intent = self.hold_create(amount=amount, currency=currency, idempotency_key=idempotency_key,
+                                  metadata={}, payment_method=payment_method)
+        if not intent.held:
+            return PaymentResult(False, intent.reference, intent.decline_reason or f"Not authorized ({intent.status}).")
+        return PaymentResult(True, intent.reference, amount=intent.amount)
 
     def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         raise NotImplementedError
@@ -45,153 +109,64 @@ class PaymentGateway:
         raise NotImplementedError
 
 
-def _digits(card_number: str) -> str:
-    return "".join(ch for ch in str(card_number or "") if ch.isdigit())
-
-
-SANDBOX_APPROVE = "4242424242424242"
-SANDBOX_DECLINE = "4000000000000002"
-
-
-class SandboxGateway(PaymentGateway):
-    """SANDBOX: no real money moves. 4242 4242 4242 4242 approves, 4000 0000 0000 0002 declines.
-
-    Any other number declines with a reason. State lives in process memory, keyed by
-    idempotency key, so replays return the first answer.
-    """
-
-    name = "sandbox"
-    sandbox = True
-    _lock = threading.Lock()
-    _answers: dict[str, PaymentResult] = {}
-    _holds: dict[str, dict] = {}
-
-    @classmethod
-    def reset(cls) -> None:
-        """Forget every hold and answer (tests)."""
-        with cls._lock:
-            cls._answers.clear()
-            cls._holds.clear()
-
-    def _once(self, key: str, make) -> PaymentResult:
-        with self._lock:
-            if key in self._answers:
-                return self._answers[key]
-            result = make()
-            self._answers[key] = result
-            return result
-
-    def authorize(self, amount, currency, card_number, idempotency_key):
-        def make():
-            digits = _digits(card_number)
-            if digits == SANDBOX_DECLINE:
-                return PaymentResult(False, decline_reason="Your card was declined (sandbox test card).")
-            if digits != SANDBOX_APPROVE:
-                return PaymentResult(
-                    False, decline_reason="Sandbox payments accept only the test card 4242 4242 4242 4242."
-                )
-            if Decimal(amount) <= 0:
-                return PaymentResult(False, decline_reason="The amount to hold must be positive.")
-            reference = "sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-            self._holds[reference] = {"amount": round_money(amount, currency), "currency": currency,
-                                      "captured": None, "released": False, "refunded": Decimal(0)}
-            return PaymentResult(True, reference=reference, amount=round_money(amount, currency))
-
-        return self._once(f"auth:{idempotency_key}", make)
-
-    def _hold(self, reference: str) -> dict:
-        hold = self._holds.get(reference)
-        if hold is None and reference.startswith("sbx_"):
-            # Holds made by another process (the server) are unknown here: trust the reference.
-            hold = {"amount": None, "currency": "", "captured": None, "released": False, "refunded": Decimal(0)}
-            self._holds[reference] = hold
-        return hold
-
-    def capture(self, reference, amount, idempotency_key):
-        def make():
-            hold = self._hold(reference)
-            if hold is None:
-                return PaymentResult(False, reference, "Unknown payment.")
-            if hold["released"]:
-                return PaymentResult(False, reference, "The hold was released.")
-            if hold["amount"] is not None and Decimal(amount) > hold["amount"]:
-                return PaymentResult(False, reference, "Capture exceeds the amount held.")
-            hold["captured"] = Decimal(amount)
-            return PaymentResult(True, reference, amount=Decimal(amount))
-
-        return self._once(f"capture:{idempotency_key}", make)
-
-    def release(self, reference, idempotency_key):
-        def make():
-            hold = self._hold(reference)
-            if hold is None:
-                return PaymentResult(False, reference, "Unknown payment.")
-            if hold["captured"] is not None:
-                return PaymentResult(False, reference, "Already captured.")
-            hold["released"] = True
-            return PaymentResult(True, reference)
-
-        return self._once(f"release:{idempotency_key}", make)
-
-    def refund(self, reference, amount, idempotency_key):
-        def make():
-            hold = self._hold(reference)
-            if hold is None:
-                return PaymentResult(False, reference, "Unknown payment.")
-            if hold["captured"] is not None and hold["refunded"] + Decimal(amount) > hold["captured"]:
-                return PaymentResult(False, reference, "Refund exceeds the captured amount.")
-            hold["refunded"] += Decimal(amount)
-            return PaymentResult(True, "sbx_re_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20],
-                                 amount=Decimal(amount))
-
-        return self._once(f"refund:{idempotency_key}", make)
-
-
-# Stripe test cards stand in for raw numbers: the API takes payment method ids, never PANs.
-STRIPE_TEST_METHODS = {SANDBOX_APPROVE: "pm_card_visa", SANDBOX_DECLINE: "pm_card_chargeDeclined"}
-
-
 class StripeGateway(PaymentGateway):
-    """Manual-capture PaymentIntents through the official `stripe` client."""
+    """Manual-capture PaymentIntents through the official `stripe` client (pinned in pyproject)."""
 
     name = "stripe"
     sandbox = False
 
-    def __init__(self, api_key: str, http_client=None):
+    def __init__(self, api_key: str, http_client: Any = None, publishable_key: str = "") -> None:
         import stripe
 
         self._stripe = stripe
+        self.publishable_key = publishable_key
         kwargs = {"http_client": http_client} if http_client is not None else {}
         self.client = stripe.StripeClient(api_key, max_network_retries=2, **kwargs)
 
-    def _payment_method(self, card_number: str) -> str:
-        value = str(card_number or "").strip()
-        if value.startswith("pm_"):
-            return value
-        return STRIPE_TEST_METHODS.get(_digits(value), value)
+    @staticmethod
+    def _dict(obj: Any) -> dict:
+        return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
-    def _fail(self, exc, reference="") -> PaymentResult:
+    def _fail(self, exc: Exception, reference: str = "") -> PaymentResult:
         message = getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
         return PaymentResult(False, reference, message)
 
-    def authorize(self, amount, currency, card_number, idempotency_key):
+    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
+                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+        params: Any = {
+            "amount": to_minor(amount, currency), "currency": currency.lower(), "capture_method": "manual",
+            "metadata": metadata, "payment_method_types": ["card"],
+        }
+        if description:
+            params["description"] = description
+        if payment_method:
+            params.update(confirm=True, payment_method=payment_method)
+            if return_url:
+                params["return_url"] = return_url
         try:
             intent = self.client.v1.payment_intents.create(
-                params={
-                    "amount": to_minor(amount, currency), "currency": currency.lower(),
-                    "capture_method": "manual", "confirm": True,
-                    "payment_method": self._payment_method(card_number),
-                    "payment_method_types": ["card"],
-                },
-                options={"idempotency_key": f"auth-{idempotency_key}"},
+                params=params, options={"idempotency_key": f"hold-{idempotency_key}"}
             )
+        except self._stripe.CardError as exc:
+            # A declined confirmation: the error carries the intent (requires_payment_method).
+            body: Any = (exc.json_body or {}).get("error", {})  # type: ignore[attr-defined]
+            if body.get("payment_intent"):
+                data = dict(body["payment_intent"])
+                data.setdefault("last_payment_error", {"message": exc.user_message or str(exc)})
+                return intent_from(data)
+            raise GatewayError(exc.user_message or str(exc)) from exc
         except self._stripe.StripeError as exc:
-            return self._fail(exc)
-        if intent.status != "requires_capture":
-            return PaymentResult(False, intent.id, f"Payment not authorized ({intent.status}).")
-        return PaymentResult(True, intent.id, amount=from_minor(intent.amount, currency))
+            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+        return intent_from(self._dict(intent))
 
-    def capture(self, reference, amount, idempotency_key):
+    def hold_get(self, reference: str) -> Intent:
+        try:
+            intent = self.client.v1.payment_intents.retrieve(reference, params={"expand": ["latest_charge"]})
+        except self._stripe.StripeError as exc:
+            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+        return intent_from(self._dict(intent))
+
+    def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.retrieve(reference)
             currency = intent.currency.upper()
@@ -205,7 +180,7 @@ class StripeGateway(PaymentGateway):
             return PaymentResult(False, reference, f"Capture did not succeed ({intent.status}).")
         return PaymentResult(True, reference, amount=from_minor(intent.amount_received, currency))
 
-    def release(self, reference, idempotency_key):
+    def release(self, reference: str, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.cancel(
                 reference, options={"idempotency_key": f"release-{idempotency_key}"}
@@ -215,7 +190,7 @@ class StripeGateway(PaymentGateway):
         return PaymentResult(intent.status == "canceled", reference,
                              "" if intent.status == "canceled" else f"Not released ({intent.status}).")
 
-    def refund(self, reference, amount, idempotency_key):
+    def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.retrieve(reference)
             refund = self.client.v1.refunds.create(
@@ -228,21 +203,52 @@ class StripeGateway(PaymentGateway):
         return PaymentResult(ok, refund.id, "" if ok else f"Refund {refund.status}.",
                              amount=from_minor(refund.amount, intent.currency.upper()))
 
+    # -- Connect: a host's payout account -------------------------------------------------------
 
-_sandbox = SandboxGateway()
+    def connect_account_create(self, *, email: str, country: str, idempotency_key: str) -> str:
+        params: Any = {"type": "express", "capabilities": {"transfers": {"requested": True}}}
+        if email:
+            params["email"] = email
+        if country:
+            params["country"] = country
+        account = self.client.v1.accounts.create(params=params, options={"idempotency_key": f"account-{idempotency_key}"})
+        return str(account.id)
+
+    def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
+        link = self.client.v1.account_links.create(
+            params={"account": account, "refresh_url": refresh_url, "return_url": return_url,
+                    "type": "account_onboarding"},
+        )
+        return str(link.url)
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value and os.environ.get(f"{name}_FILE"):
+        with open(os.environ[f"{name}_FILE"]) as handle:
+            value = handle.read().strip()
+    return value
+
+
+def webhook_secret() -> str:
+    """The signing secret of the webhook endpoint (whsec_…); the sandbox derives its own."""
+    if os.environ.get("PAYMENT_GATEWAY", "sandbox").strip().lower() == "stripe":
+        return _secret("STRIPE_WEBHOOK_SECRET")
+    from .sandbox import sandbox_webhook_secret
+
+    return sandbox_webhook_secret()
 
 
 def get_gateway() -> PaymentGateway:
     """Return the configured gateway: Stripe when PAYMENT_GATEWAY=stripe, else the sandbox."""
     choice = os.environ.get("PAYMENT_GATEWAY", "sandbox").strip().lower()
     if choice == "stripe":
-        key = os.environ.get("STRIPE_SECRET_KEY", "")
-        if not key and os.environ.get("STRIPE_SECRET_KEY_FILE"):
-            with open(os.environ["STRIPE_SECRET_KEY_FILE"]) as handle:
-                key = handle.read().strip()
+        key = _secret("STRIPE_SECRET_KEY")
         if not key:
             from django.core.exceptions import ImproperlyConfigured
 
             raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY.")
-        return StripeGateway(key)
-    return _sandbox
+        return StripeGateway(key, publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY", ""))
+    from .sandbox import SandboxGateway
+
+    return SandboxGateway()

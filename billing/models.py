@@ -137,6 +137,7 @@ class Payment(models.Model):
     """Money held on / taken from a guest's card for a session."""
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the card"
         AUTHORIZED = "authorized", "Held on card"
         CAPTURED = "captured", "Charged"
         RELEASED = "released", "Hold released"
@@ -157,6 +158,9 @@ class Payment(models.Model):
     reference = models.CharField(max_length=100, unique=True, help_text="The processor's id of the hold.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.AUTHORIZED)
     release_reason = models.CharField(max_length=200, blank=True)
+    # The processor's last word on the card (a decline, a failed 3-D Secure), from the webhook.
+    last_error = models.CharField(max_length=300, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
 
@@ -433,3 +437,57 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} on {self.plan}"
+
+
+class WebhookEvent(models.Model):
+    """A verified processor event, stored once by its id (webhooks are delivered at least once)."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=60)
+    livemode = models.BooleanField(default=False)
+    object_id = models.CharField(max_length=100, blank=True, db_index=True)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class SandboxIntent(models.Model):
+    """SANDBOX ONLY: the sandbox gateway's PaymentIntents, in the database so that the web
+    server, the worker and tests see the same state. Amounts are minor units, as in Stripe."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    client_secret = models.CharField(max_length=80)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=30, default="requires_payment_method")
+    amount_capturable = models.BigIntegerField(default=0)
+    amount_received = models.BigIntegerField(default=0)
+    amount_refunded = models.BigIntegerField(default=0)
+    payment_method = models.CharField(max_length=60, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    return_url = models.CharField(max_length=500, blank=True)
+    metadata = models.JSONField(default=dict)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.status}"
+
+
+class SandboxRequest(models.Model):
+    """SANDBOX ONLY: the first answer to each idempotency key, replayed like Stripe does."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,25 +1,34 @@
-"""Pure money helpers: ISO 4217 minor units and half-up rounding. No Django imports."""
+"""Pure money helpers: currency minor units from CLDR/ISO 4217 data (babel) and half-up rounding.
+
+No Django imports. The minor unit decides how an amount is rounded and how it is sent to a
+payment processor (JPY, XPF and VUV have none: 500 JPY is sent as 500, never 50000).
+"""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
-# ISO 4217 minor units; every currency not listed here uses 2.
-MINOR_UNITS = {
-    "JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "XAF": 0, "XOF": 0, "UGX": 0, "PYG": 0,
-    "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3, "LYD": 3, "IQD": 3,
-}
+from babel.core import get_global
+from babel.numbers import get_currency_precision
 
 
+@lru_cache(maxsize=512)
 def minor_unit(currency: str) -> int:
-    """Return the number of decimals of the currency (ISO 4217), 2 when unknown."""
-    return MINOR_UNITS.get((currency or "").upper(), 2)
+    """Return the number of decimals of the currency (JPY 0, EUR 2, BHD 3); 2 when unknown."""
+    return int(get_currency_precision((currency or "").upper()))
+
+
+def is_known_currency(currency: str) -> bool:
+    """True when the code is an ISO 4217 currency that babel's CLDR data knows."""
+    code = (currency or "").upper()
+    return len(code) == 3 and code in get_global("all_currencies")
 
 
 def round_money(amount: Decimal | int | float | str, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit (0.005 EUR -> 0.01; 0.5 JPY -> 1)."""
     exponent = Decimal(1).scaleb(-minor_unit(currency))
-    return Decimal(amount).quantize(exponent, rounding=ROUND_HALF_UP)
+    return Decimal(str(amount) if isinstance(amount, float) else amount).quantize(exponent, rounding=ROUND_HALF_UP)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

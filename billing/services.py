@@ -202,20 +202,54 @@ def _platform_fee_percent(organization_id: int) -> Decimal:
 def guest_payment_record(
     *, session_id: int | None, organization_id: int, amount_held: Decimal, currency: str, reference: str,
     email: str = "", session_ref: str = "", gateway: str | None = None,
+    status: str = Payment.Status.AUTHORIZED,
 ) -> Payment:
-    """Record a hold the guest app made through the gateway. Idempotent on `reference`."""
+    """Record a hold the guest app made through the gateway. Idempotent on `reference`.
+
+    A hold the browser still has to confirm is recorded PENDING; the processor's webhook (or
+    guest_payment_authorized after the browser returns) turns it AUTHORIZED.
+    """
     payment, created = Payment.objects.get_or_create(
         reference=reference,
         defaults={
             "session_id": session_id, "organization_id": organization_id,
             "amount_held": round_money(amount_held, currency), "currency": currency.upper(), "email": email,
-            "session_ref": session_ref, "gateway": gateway or get_gateway().name,
+            "session_ref": session_ref, "gateway": gateway or get_gateway().name, "status": status,
         },
     )
     if not created and session_id and payment.session_id is None:
         payment.session_id = session_id
         payment.save(update_fields=["session"])
     return payment
+
+
+def guest_payment_authorized(*, reference: str, amount_held: Decimal, card_last4: str = "") -> Payment | None:
+    """Mark a PENDING hold AUTHORIZED after reading the intent from the processor (idempotent)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().filter(reference=reference).first()
+        if payment is None:
+            return None
+        if payment.status == Payment.Status.PENDING:
+            payment.status = Payment.Status.AUTHORIZED
+            payment.amount_held = round_money(amount_held, payment.currency)
+            payment.card_last4 = card_last4[:4] or payment.card_last4
+            payment.last_error = ""
+            payment.save(update_fields=["status", "amount_held", "card_last4", "last_error"])
+        return payment
+
+
+def guest_hold_amount(rate: Rate) -> Decimal:
+    """The hold for a guest session at this rate, up to the configured session ceiling."""
+    from django.conf import settings
+
+    from .holds import Ceiling, hold_amount
+
+    ceiling = Ceiling(
+        kwh=Decimal(str(getattr(settings, "GUEST_SESSION_MAX_KWH", 60))),
+        hours=Decimal(str(getattr(settings, "GUEST_SESSION_MAX_HOURS", 4))),
+        idle_minutes=int(getattr(settings, "GUEST_SESSION_MAX_IDLE_MINUTES", 30)),
+    )
+    return hold_amount(rate_terms(rate), ceiling)
 
 
 def payment_attach_session(*, payment: Payment, session_id: int) -> Payment:
@@ -257,56 +291,62 @@ def _post_charge(payment: Payment, *, session: ChargingSession | None, amount: D
 def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payment:
     """Capture min(cost, hold) for the finished session and book it in the ledger. Idempotent.
 
-    A cost of zero releases the hold instead (nothing is kept). Raises GatewayError when the
-    processor refuses the capture; the payment stays held so the call can be retried.
+    Price (one transaction), then call the processor with no transaction open, then record
+    (another). A cost of zero releases the hold instead. Raises GatewayError when the processor
+    refuses; the payment stays held so the call can be retried (the capture's idempotency key
+    makes a retry after a lost answer safe). A capture the webhook already recorded is booked.
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status != Payment.Status.AUTHORIZED:
+        if payment.status not in (Payment.Status.AUTHORIZED, Payment.Status.CAPTURED):
             return payment
         if payment.session_id is None:
             # Saved before pricing: the payer's email can hold a subscription at this location.
             payment.session = session
             payment.save(update_fields=["session"])
         charge = session_price(session_id=session.pk)
-        total = charge.total if charge else ZERO
+    total = charge.total if charge else ZERO
+    if payment.status == Payment.Status.CAPTURED:
+        amount = payment.amount_captured
+    else:
         amount = min(total, payment.amount_held)
         if amount <= 0:
-            result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
-            if not result.ok:
-                raise GatewayError(result.decline_reason or "The hold could not be released.")
-            payment.status = Payment.Status.RELEASED
-            payment.release_reason = "Nothing to charge: the session cost 0."
-            payment.settled_at = timezone.now()
-            payment.save()
-            return payment
+            return guest_payment_release(payment=payment, reason="Nothing to charge: the session cost 0.")
         result = get_gateway().capture(payment.reference, amount, idempotency_key=f"capture:{payment.reference}")
         if not result.ok:
             raise GatewayError(result.decline_reason or "The capture failed.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status == Payment.Status.RELEASED:
+            return payment
         payment.amount_captured = amount
         payment.status = Payment.Status.CAPTURED
-        payment.settled_at = timezone.now()
+        payment.settled_at = payment.settled_at or timezone.now()
         payment.save()
+        # Idempotent keys: booking twice (a retry, the webhook first) posts nothing new.
         _post_charge(payment, session=session, amount=amount, rate=charge.rate if charge else None,
                      occurred_at=session.stopped_at or payment.settled_at)
-        if amount < total:
-            logger.warning("Session %s cost %s but only %s was held", session.pk, total, payment.amount_held)
-        return payment
+    if amount < total:
+        logger.warning("Session %s cost %s but only %s was held", session.pk, total, payment.amount_held)
+    return payment
 
 
 def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
-    """Release the whole hold (no fee kept). Idempotent; a captured payment is left as it is."""
+    """Release the whole hold (cancel the intent; no fee kept). Idempotent; a captured payment
+    is left as it is. The processor is called with no transaction open."""
+    payment.refresh_from_db()
+    if payment.status not in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
+        return payment
+    result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
+    if not result.ok:
+        raise GatewayError(result.decline_reason or "The hold could not be released.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status != Payment.Status.AUTHORIZED:
-            return payment
-        result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
-        if not result.ok:
-            raise GatewayError(result.decline_reason or "The hold could not be released.")
-        payment.status = Payment.Status.RELEASED
-        payment.release_reason = (reason or "Released")[:200]
-        payment.settled_at = timezone.now()
-        payment.save()
+        if payment.status in (Payment.Status.PENDING, Payment.Status.AUTHORIZED, Payment.Status.RELEASED):
+            payment.status = Payment.Status.RELEASED
+            payment.release_reason = (reason or "Released")[:200]
+            payment.settled_at = payment.settled_at or timezone.now()
+            payment.save()
         return payment
 
 
@@ -326,29 +366,33 @@ def refund_issue(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why the refund is given (the guest sees it on the receipt)."})
+    payment.refresh_from_db()
+    amount = round_money(Decimal(amount), payment.currency)
+    if amount <= 0:
+        raise ValidationError({"amount": "Refund a positive amount."})
+    if payment.status != Payment.Status.CAPTURED:
+        raise ValidationError({"amount": "Only charged payments can be refunded."})
+    if amount > payment.refundable:
+        raise ValidationError(
+            {"amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."}
+        )
+    # The processor first, with no transaction open; it refuses more than was charged, and the
+    # key makes a concurrent replay of the same refund return the first answer.
+    result = get_gateway().refund(payment.reference, amount, idempotency_key=f"refund:{idempotency_key}")
+    if not result.ok:
+        raise GatewayError(result.decline_reason or "The processor refused the refund.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        # Checked again under the payment's lock: a concurrent replay of the same key waits here.
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
-        amount = round_money(Decimal(amount), payment.currency)
-        if amount <= 0:
-            raise ValidationError({"amount": "Refund a positive amount."})
-        if payment.status != Payment.Status.CAPTURED:
-            raise ValidationError({"amount": "Only charged payments can be refunded."})
-        if amount > payment.refundable:
-            raise ValidationError(
-                {"amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."}
-            )
-        result = get_gateway().refund(payment.reference, amount, idempotency_key=f"refund:{idempotency_key}")
-        if not result.ok:
-            raise GatewayError(result.decline_reason or "The processor refused the refund.")
         refund = Refund.objects.create(
             payment=payment, amount=amount, reason=reason[:300], source=source, created_by=user,
             idempotency_key=idempotency_key, gateway_reference=result.reference,
         )
-        payment.amount_refunded += amount
+        booked = exact_sum(Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"])
+        # The webhook may have recorded the processor's total first: never count a refund twice.
+        payment.amount_refunded = max(payment.amount_refunded, booked)
         payment.save(update_fields=["amount_refunded"])
         ledger.post(
             key=f"refund:{idempotency_key}", kind=LedgerTransaction.Kind.REFUND,

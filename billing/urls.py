@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import payment_views, views
 
 app_name = "billing"
 
@@ -16,5 +16,8 @@ urlpatterns = [
     path("reconciliations/", views.reconciliation_upload, name="reconciliation-upload"),
     path("reconciliations/<int:reconciliation_id>/", views.reconciliation_detail, name="reconciliation-detail"),
     path("sessions/<int:session_id>/cost/", views.session_cost_detail, name="session-cost"),
+    path("webhooks/stripe/", payment_views.stripe_webhook, name="stripe-webhook"),
+    path("sandbox/v1/payment_intents/<str:intent_id>/confirm", payment_views.sandbox_confirm, name="sandbox-confirm"),
+    path("sandbox/3ds/<str:intent_id>/", payment_views.sandbox_3ds, name="sandbox-3ds"),
     path("subscriptions/<str:manage_key>/", views.subscription_manage, name="subscription-manage"),
 ]

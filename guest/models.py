@@ -42,6 +42,8 @@ class GuestSession(models.Model):
     # Where links in emails point (the site the guest used, unless SITE_URL is set).
     site_url = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the processor confirmed the hold; whoever sets it (return page or webhook) starts.
+    paid_at = models.DateTimeField(null=True, blank=True)
     start_requested_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)

@@ -38,19 +38,52 @@ def gateway_info() -> tuple[str, bool]:
     return str(name), sandbox
 
 
-def authorize(*, amount: Decimal, currency: str, card_number: str, idempotency_key: str):
+def hold_amount(charger, at: datetime) -> Decimal | None:
+    """The hold for a guest session here: the rate's price of the session ceiling (None: no rate)."""
+    from billing.services import guest_hold_amount
+
+    rate = rate_for_charger(charger, at)
+    return None if rate is None else guest_hold_amount(rate)
+
+
+def hold_create(*, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
+                description: str = "", payment_method: str = "", return_url: str = ""):
+    """Create the manual-capture PaymentIntent (never inside a database transaction)."""
     from billing.gateways import get_gateway
 
-    return get_gateway().authorize(amount, currency, card_number, idempotency_key)
+    return get_gateway().hold_create(
+        amount=amount, currency=currency, idempotency_key=idempotency_key, metadata=metadata,
+        description=description, payment_method=payment_method, return_url=return_url,
+    )
 
 
-def record(*, organization_id: int, amount_held: Decimal, currency: str, reference: str, email: str):
+def hold_get(reference: str):
+    from billing.gateways import get_gateway
+
+    return get_gateway().hold_get(reference)
+
+
+def publishable_key() -> str:
+    from billing.gateways import get_gateway
+
+    return str(getattr(get_gateway(), "publishable_key", "") or "")
+
+
+def record(*, organization_id: int, amount_held: Decimal, currency: str, reference: str, email: str,
+           pending: bool = False):
+    from billing.models import Payment
     from billing.services import guest_payment_record
 
     return guest_payment_record(
         session_id=None, organization_id=organization_id, amount_held=amount_held, currency=currency,
-        reference=reference, email=email,
+        reference=reference, email=email, status=Payment.Status.PENDING if pending else Payment.Status.AUTHORIZED,
     )
+
+
+def authorized(*, reference: str, amount_held: Decimal, card_last4: str):
+    from billing.services import guest_payment_authorized
+
+    return guest_payment_authorized(reference=reference, amount_held=amount_held, card_last4=card_last4)
 
 
 def _payment(payment_id: int):
@@ -84,6 +117,7 @@ def payment_summary(payment_id: int | None) -> dict | None:
         "amount_captured": getattr(payment, "amount_captured", None),
         "amount_refunded": getattr(payment, "amount_refunded", None),
         "status": getattr(payment, "status", ""),
+        "last_error": getattr(payment, "last_error", ""),
         "currency": payment.currency,
     }
 

@@ -37,6 +37,24 @@ def _on_finished(sender, session_id: int, **kwargs) -> None:
         logger.exception("Settling the guest session of session %s failed", session_id)
 
 
+def _on_hold_authorized(sender, reference: str, **kwargs) -> None:
+    # The webhook said the hold is confirmed (the guest may have closed the page): start. The
+    # remote start waits for the charger, so a worker does it when there is a broker.
+    from .services import guest_hold_authorized
+    from .tasks import guest_hold_authorized_task
+
+    try:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            guest_hold_authorized(reference=reference)
+        else:
+            guest_hold_authorized_task.delay(reference)
+    except Exception:  # the webhook is stored; the guest's return page starts it too
+        logger.exception("Starting the guest session of payment %s failed", reference)
+
+
 def connect() -> None:
+    from billing.signals import hold_authorized
+
+    hold_authorized.connect(_on_hold_authorized, dispatch_uid="guest.hold_authorized")
     session_started.connect(_on_started, dispatch_uid="guest.session_started")
     session_finished.connect(_on_finished, dispatch_uid="guest.session_finished")

@@ -109,8 +109,24 @@ def guest_session_by_key(key: str) -> GuestSession | None:
     )
 
 
+def payment_timeout_s() -> float:
+    """Seconds a guest has to finish paying before the port is freed and the intent canceled."""
+    from django.conf import settings
+
+    from portal.env import env_float
+
+    return float(getattr(settings, "GUEST_PAYMENT_TIMEOUT_S", None) or env_float("GUEST_PAYMENT_TIMEOUT_S", 600.0))
+
+
 def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
-    """True while another guest's start on this port is waiting for the car."""
+    """True while another guest is paying for this port or their start waits for the car."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+    from django.utils import timezone
+
+    paying_since = timezone.now() - timedelta(seconds=payment_timeout_s())
     return GuestSession.objects.filter(
-        charger_id=charger_id, connector_id=connector_id, state=GuestSession.State.STARTING
+        Q(state=GuestSession.State.STARTING) | Q(state=GuestSession.State.PENDING, created_at__gt=paying_since),
+        charger_id=charger_id, connector_id=connector_id,
     ).exists()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from datetime import timedelta
-from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -30,7 +28,13 @@ from portal.env import env_float
 from . import payments
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
-from .selectors import connector_busy_with_guest, connector_statuses, port_rows, station_facts
+from .selectors import (
+    connector_busy_with_guest,
+    connector_statuses,
+    payment_timeout_s,
+    port_rows,
+    station_facts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +44,6 @@ OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
 def start_timeout_s() -> float:
     """Seconds a guest has to plug in after the charger accepted the remote start."""
     return float(getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0))
-
-
-def hold_amount() -> Decimal:
-    """The amount put on hold before a start; the guest pays the session's cost, at most this."""
-    value = getattr(settings, "GUEST_HOLD_AMOUNT", None) or os.environ.get("GUEST_HOLD_AMOUNT")
-    return Decimal(str(value or "50.00"))
 
 
 def guest_group(guest_session_id: int) -> str:
@@ -75,18 +73,19 @@ def publish(guest_session_id: int) -> None:
         logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
 
 
-def _digits(card_number: str) -> str:
-    return "".join(ch for ch in card_number if ch.isdigit())
-
-
 def guest_start(
-    *, charger: Charger, connector_id: int, email: str, card_number: str, site_url: str = ""
+    *, charger: Charger, connector_id: int, email: str, site_url: str = "", payment_method: str = "",
+    return_url: str = "",
 ) -> GuestSession:
-    """Hold the payment, create the guest token and send RemoteStartTransaction.
+    """Reserve the port for a guest and create the card hold (a manual-capture PaymentIntent).
+
+    The guest then confirms the hold in the browser (Payment Element / sandbox element) and
+    guest_hold_confirmed sends RemoteStartTransaction. With `payment_method` (a PaymentMethod
+    id such as a saved card or Stripe's pm_card_visa; never a card number) the hold is
+    confirmed here and the start follows at once.
 
     Raises StartRefused before any money is held when the charger or the authorization engine
-    says no, or when the card is declined. A charger that refuses or misses the remote start
-    returns a FAILED session whose hold was released.
+    says no, when there is no price, or when a server-side confirmation is declined.
     """
     connectors = connector_statuses(charger)
     code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
@@ -97,6 +96,9 @@ def guest_start(
         raise StartRefused("port_busy", "That port is not free right now. Please choose another port.", field="connector")
     if not payments.available():
         raise StartRefused("payments_unavailable", "Card payments are not available right now. Please try again later.")
+    amount = payments.hold_amount(charger, timezone.now())
+    if amount is None:
+        raise StartRefused("no_price", "This charger has no guest price yet, so it cannot be started with a card.")
 
     uid = secrets.token_hex(10).upper()  # 20 characters: the OCPP 1.6 idToken limit
     token = Token.objects.create(
@@ -114,32 +116,62 @@ def guest_start(
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StartRefused(decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED)
 
-    amount, currency = hold_amount(), charger.property.currency
-    digits = _digits(card_number)
+    currency = charger.property.currency
     gs = GuestSession.objects.create(
         charger=charger, connector_id=connector_id, email=email, token=token, id_tag=uid,
-        amount_held=amount, currency=currency, card_last4=digits[-4:], site_url=site_url,
+        amount_held=amount, currency=currency, site_url=site_url,
     )
-    result = payments.authorize(
-        amount=amount, currency=currency, card_number=digits, idempotency_key=f"guest-hold-{gs.key}"
-    )
-    if not result.ok:
-        _fail(gs, "payment_declined", "Your card was declined. You were not charged.")
-        reason = f" ({result.decline_reason})" if result.decline_reason else ""
-        raise StartRefused("payment_declined", f"Your card was declined{reason}. Please use another card.", field="card_number")
+    try:
+        intent = payments.hold_create(
+            amount=amount, currency=currency, idempotency_key=f"guest-hold-{gs.key}",
+            metadata={"guest_session": gs.key, "station_id": charger.station_id, "connector_id": str(connector_id)},
+            description=f"Charging at {charger.station_id}", payment_method=payment_method, return_url=return_url,
+        )
+    except Exception:
+        logger.exception("Creating the hold for guest session %s failed", gs.pk)
+        _fail(gs, "payments_unavailable", "Card payments are not available right now.")
+        raise StartRefused("payments_unavailable", "Card payments are not available right now. Please try again later.") from None
     payment = payments.record(
         organization_id=charger.property.organization_id, amount_held=amount, currency=currency,
-        reference=result.reference, email=email,
+        reference=intent.reference, email=email, pending=True,
     )
-    GuestSession.objects.filter(pk=gs.pk).update(payment_id=payment.pk, payment_reference=result.reference)
-    gs.payment_id, gs.payment_reference = payment.pk, result.reference
+    GuestSession.objects.filter(pk=gs.pk).update(payment_id=payment.pk, payment_reference=intent.reference)
+    gs.payment_id, gs.payment_reference = payment.pk, intent.reference
+    if payment_method:
+        if not intent.held:
+            _fail_and_release(gs, "payment_declined", "Your card was declined. You were not charged.")
+            reason = f" ({intent.decline_reason})" if intent.decline_reason else ""
+            raise StartRefused("payment_declined", f"Your card was declined{reason}. Please use another card.")
+        return guest_hold_confirmed(gs=gs)
+    return gs
 
+
+def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
+    """The guest's hold is confirmed at the processor: record it and start the charger, once.
+
+    Called when the browser comes back from the payment (return_url) and when the webhook
+    says the amount is capturable; the first caller starts, the other finds it done. The
+    intent is read from the processor here, never trusted from the browser.
+    """
+    if gs.state != GuestSession.State.PENDING or gs.paid_at is not None or not gs.payment_reference:
+        return gs
+    intent = payments.hold_get(gs.payment_reference)
+    if not intent.held:
+        return gs
+    payments.authorized(reference=intent.reference, amount_held=intent.amount, card_last4=intent.last4)
+    claimed = GuestSession.objects.filter(pk=gs.pk, state=GuestSession.State.PENDING, paid_at__isnull=True).update(
+        paid_at=timezone.now(), amount_held=intent.amount, card_last4=intent.last4[-4:]
+    )
+    gs.refresh_from_db()
+    if not claimed:
+        return gs
+    charger = gs.charger
     # Ask the OCPP process to publish this charger's events before the car can start, so the
     # guest's page, which opens right after, misses nothing.
     connector_watch(charger.pk)
     try:
         command = send_command_sync(
-            charger, "RemoteStartTransaction", {"connectorId": connector_id, "idTag": uid}, source="guest"
+            charger, "RemoteStartTransaction", {"connectorId": gs.connector_id, "idTag": gs.id_tag}, source="guest"
         )
     except ChargerOffline:
         return _fail_and_release(gs, "charger_offline", "The charger went offline before it could start.")
@@ -159,7 +191,14 @@ def guest_start(
         from .tasks import schedule_start_check
 
         schedule_start_check(gs.pk, start_timeout_s())
+    publish(gs.pk)
     return gs
+
+
+def guest_hold_authorized(*, reference: str) -> GuestSession | None:
+    """The webhook's path into guest_hold_confirmed (by the PaymentIntent id)."""
+    gs = GuestSession.objects.filter(payment_reference=reference).first()
+    return None if gs is None else guest_hold_confirmed(gs=gs)
 
 
 def _fail(gs: GuestSession, code: str, message: str) -> bool:
@@ -203,8 +242,15 @@ def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
 
 
 def guest_expire_overdue(*, now=None) -> int:
-    """Expire every overdue start (a sweep that keeps holds correct if a scheduled check was lost)."""
+    """Expire every overdue start (a sweep that keeps holds correct if a scheduled check was
+    lost), and every payment the guest left unfinished (the port is freed, the intent canceled)."""
     now = now or timezone.now()
+    unpaid = GuestSession.objects.filter(
+        state=GuestSession.State.PENDING, paid_at__isnull=True,
+        created_at__lte=now - timedelta(seconds=payment_timeout_s()),
+    )
+    for gs in unpaid:
+        _fail_and_release(gs, "payment_abandoned", "The payment was not completed in time.")
     cutoff = now - timedelta(seconds=start_timeout_s())
     ids = list(
         GuestSession.objects.filter(
@@ -282,7 +328,11 @@ def guest_session_link(*, session_id: int) -> GuestSession | None:
 
 
 def guest_session_finish(*, session_id: int) -> GuestSession | None:
-    """Settle the payment of a finished guest session and email the receipt (idempotent)."""
+    """Settle the payment of a finished guest session and email the receipt (idempotent).
+
+    The capture is called between two transactions, never inside one: a failed capture leaves
+    the guest session CHARGING, so the sweep (guest_finish_unsettled) tries again.
+    """
     with transaction.atomic():
         session = ChargingSession.objects.filter(pk=session_id).first()
         if session is None or session.status != ChargingSession.Status.COMPLETED:
@@ -293,11 +343,15 @@ def guest_session_finish(*, session_id: int) -> GuestSession | None:
         if gs.charging_session_id is None:  # the start signal was missed
             gs.charging_session = session
             gs.started_at = gs.started_at or timezone.now()
-        if gs.payment_id:
-            payments.settle(payment_id=gs.payment_id, session=session)
-        gs.state = GuestSession.State.FINISHED
-        gs.finished_at = gs.finished_at or timezone.now()
-        gs.save(update_fields=["charging_session", "started_at", "state", "finished_at"])
+            gs.save(update_fields=["charging_session", "started_at"])
+    if gs.payment_id:
+        payments.settle(payment_id=gs.payment_id, session=session)
+    with transaction.atomic():
+        gs = GuestSession.objects.select_for_update().get(pk=gs.pk)
+        if gs.state != GuestSession.State.FINISHED:
+            gs.state = GuestSession.State.FINISHED
+            gs.finished_at = gs.finished_at or timezone.now()
+            gs.save(update_fields=["state", "finished_at"])
         if gs.token_id:
             Token.objects.filter(pk=gs.token_id).update(valid=False)
         send_receipt = gs.receipt_sent_at is None

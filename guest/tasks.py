@@ -33,6 +33,13 @@ def guest_finish_unsettled_task() -> int:
     return guest_finish_unsettled()
 
 
+@shared_task(name="guest.hold_authorized")
+def guest_hold_authorized_task(reference: str) -> None:
+    from .services import guest_hold_authorized
+
+    guest_hold_authorized(reference=reference)
+
+
 @shared_task(name="guest.session_link")
 def guest_session_link_task(session_id: int) -> None:
     from .services import guest_session_link

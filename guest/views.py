@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -33,11 +34,18 @@ from .services import (
     StartRefused,
     StopFailed,
     guest_cancel_or_stop,
+    guest_hold_confirmed,
     guest_session_finish,
     guest_start,
     guest_start_expire,
-    hold_amount,
 )
+
+# Stripe.js and its Payment Element (iframes) on the payment page only (docs.stripe.com/security/guide#content-security-policy).
+STRIPE_CSP = {
+    "script-src": ["https://js.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    "connect-src": ["https://api.stripe.com"],
+}
 
 
 def _rate_limited_page(request, retry_after: int):
@@ -101,22 +109,25 @@ def _guest_precheck(charger) -> str | None:
 
 
 def _price(charger) -> dict | None:
+    """The prices the guest pays. The processing fee is the host's cost (deducted from payouts),
+    never charged to the guest, so it is not shown."""
     rate = payments.rate_for_charger(charger, timezone.now())
     if rate is None:
         return None
-    fields = (
-        "connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_fee_cap",
-        "processing_fee_fixed",
-    )
+    fields = ("connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_fee_cap")
     shown = {name: money(getattr(rate, name)) for name in fields}
-    for name in ("tax_percent", "processing_fee_percent"):
-        value = getattr(rate, name)
-        shown[name] = f"{value.normalize():f}" if value else ""
+    shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
-    for name in ("connection_fee", "time_price_per_hour", "idle_fee_per_minute", "processing_fee_fixed"):
+    for name in ("connection_fee", "time_price_per_hour", "idle_fee_per_minute"):
         if not getattr(rate, name):
             shown[name] = ""
     return {"rate": shown, "currency": charger.property.currency}
+
+
+def _ceiling() -> dict:
+    from django.conf import settings
+
+    return {"kwh": getattr(settings, "GUEST_SESSION_MAX_KWH", 60), "hours": getattr(settings, "GUEST_SESSION_MAX_HOURS", 4)}
 
 
 def _landing_context(request, charger, connectors, form=None, error: str = "") -> dict:
@@ -132,9 +143,14 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
     return {
         "charger": charger, "property": charger.property, "ports": ports, "form": form, "error": error,
         "price": _price(charger), "payments_ok": payments_ok, "sandbox": sandbox, "gateway_name": gateway_name,
-        "hold": hold_amount(), "any_free": any(p["startable"] for p in ports),
+        "hold": _hold(charger), "ceiling": _ceiling(), "any_free": any(p["startable"] for p in ports),
         "support_query": _support_query(charger.station_id, ""),
     }
+
+
+def _hold(charger) -> str:
+    amount = payments.hold_amount(charger, timezone.now())
+    return "" if amount is None else money(amount)
 
 
 def _landing_or_prompt(request, charger, station_id: str):
@@ -180,7 +196,7 @@ def start(request, station_id: str):
     try:
         gs = guest_start(
             charger=charger, connector_id=data["connector"], email=data["email"],
-            card_number=data["card_number"], site_url=request.build_absolute_uri("/").rstrip("/"),
+            site_url=request.build_absolute_uri("/").rstrip("/"),
         )
     except StartRefused as refused:
         if refused.prompt is not None:
@@ -189,8 +205,50 @@ def start(request, station_id: str):
                 detail=refused.message if refused.prompt == PromptCode.NOT_ALLOWED else "",
             )
         context = _landing_context(request, charger, connector_statuses(charger), StartForm(request.POST, ports=port_rows(connectors)), refused.message)
-        return render(request, "guest/landing.html", context, status=402 if refused.code == "payment_declined" else 409)
-    return redirect("guest:session", key=gs.key)
+        return render(request, "guest/landing.html", context, status=409)
+    return redirect("guest:pay", key=gs.key)
+
+
+def _pay_page(request, gs: GuestSession, *, error: str = "", status: int = 200):
+    intent = payments.hold_get(gs.payment_reference)
+    gateway_name, sandbox = payments.gateway_info()
+    context = {
+        "gs": gs, "charger": gs.charger, "property": gs.charger.property, "amount": money(intent.amount),
+        "currency": intent.currency, "client_secret": intent.client_secret, "sandbox": sandbox,
+        "publishable_key": payments.publishable_key(), "error": error,
+        "return_url": request.build_absolute_uri(reverse("guest:pay-return", args=[gs.key])),
+        "confirm_url": reverse("billing:sandbox-confirm", args=[gs.payment_reference]) if sandbox else "",
+        "support_query": _support_query(gs.charger.station_id, "Payment"),
+    }
+    response = render(request, "guest/pay.html", context, status=status)
+    if not sandbox:
+        response._csp_update = STRIPE_CSP  # type: ignore[attr-defined]
+    return response
+
+
+@never_cache
+@require_GET
+def pay(request, key: str):
+    """The card step: the processor's element confirms the hold in the browser."""
+    gs = _session_or_404(key)
+    if gs.state != GuestSession.State.PENDING or gs.paid_at is not None or not gs.payment_reference:
+        return redirect("guest:session", key=key)
+    return _pay_page(request, gs)
+
+
+@never_cache
+@require_GET
+def pay_return(request, key: str):
+    """Where the browser lands after confirming (and after 3-D Secure): read the intent from the
+    processor, never from the query string, and start the charger if the hold is in place."""
+    gs = _session_or_404(key)
+    gs = guest_hold_confirmed(gs=gs)
+    if gs.state != GuestSession.State.PENDING or gs.paid_at is not None:
+        return redirect("guest:session", key=key)
+    intent = payments.hold_get(gs.payment_reference)
+    if intent.status == "requires_payment_method" and intent.decline_reason:
+        return _pay_page(request, gs, error=f"{intent.decline_reason} Please try another card.", status=402)
+    return _pay_page(request, gs, error="The payment is not finished yet. Please complete it below.")
 
 
 def _session_or_404(key: str) -> GuestSession:

@@ -1,4 +1,4 @@
-/* Guest landing page: one press of "Pay and start charging" only (the start can take a while). */
+/* Guest landing page: one press of "Continue to payment" only (the start can take a while). */
 (function () {
   "use strict";
   var form = document.getElementById("start-form");
@@ -6,6 +6,6 @@
   form.addEventListener("submit", function () {
     var button = document.getElementById("pay-start");
     button.disabled = true;
-    button.textContent = "Starting…";
+    button.textContent = "One moment…";
   });
 })();

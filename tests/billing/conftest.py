@@ -4,10 +4,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _eager_celery(settings, tmp_path):
     """Run billing tasks in-process even when REDIS_URL configures a broker (no worker in tests)."""
-    from billing.gateways import SandboxGateway
     from portal.celery import app
-
-    SandboxGateway.reset()
 
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True

@@ -34,7 +34,7 @@ def finished_session(charger, *, wh: int, start=None, minutes: int = 30, id_tag:
 
 def paid_session(charger, *, wh: int, hold: Decimal = Decimal("100.00"), email: str = "guest@example.com", **kw):
     session = finished_session(charger, wh=wh, **kw)
-    result = get_gateway().authorize(hold, charger.property.currency, "4242424242424242", f"hold-{session.pk}")
+    result = get_gateway().authorize(hold, charger.property.currency, "pm_card_visa", f"hold-{session.pk}")
     assert result.ok
     payment = guest_payment_record(
         session_id=session.pk, organization_id=charger.property.organization_id, amount_held=hold,

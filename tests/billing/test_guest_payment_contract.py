@@ -63,7 +63,7 @@ def test_session_cost_has_lines_and_totals(charger, prop):
 def test_hold_settle_captures_the_cost_and_books_the_ledger(charger, prop):
     make_rate(prop, processing_fee_percent=Decimal("1.4"), processing_fee_fixed=Decimal("0.25"))
     session = make_session(charger)
-    result = get_gateway().authorize(Decimal("30.00"), "EUR", "4242 4242 4242 4242", "guest-hold-1")
+    result = get_gateway().authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-1")
     assert result.ok
     payment = guest_payment_record(
         session_id=None, organization_id=prop.organization_id, amount_held=Decimal("30.00"), currency="EUR",
@@ -85,7 +85,7 @@ def test_hold_settle_captures_the_cost_and_books_the_ledger(charger, prop):
 def test_capture_is_limited_to_the_hold(charger, prop):
     make_rate(prop)
     session = make_session(charger, wh=100000)
-    result = get_gateway().authorize(Decimal("20.00"), "EUR", "4242424242424242", "guest-hold-2")
+    result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-2")
     payment = guest_payment_record(
         session_id=session.pk, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
         reference=result.reference, email="",
@@ -95,7 +95,7 @@ def test_capture_is_limited_to_the_hold(charger, prop):
 
 
 def test_release_keeps_nothing_and_is_idempotent(charger, prop):
-    result = get_gateway().authorize(Decimal("20.00"), "EUR", "4242424242424242", "guest-hold-3")
+    result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-3")
     payment = guest_payment_record(
         session_id=None, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
         reference=result.reference, email="g@example.com",
@@ -111,7 +111,7 @@ def test_release_keeps_nothing_and_is_idempotent(charger, prop):
 def test_zero_cost_session_releases_the_hold(charger, prop):
     make_rate(prop, connection_fee=Decimal("0"))
     session = make_session(charger, wh=0)
-    result = get_gateway().authorize(Decimal("20.00"), "EUR", "4242424242424242", "guest-hold-4")
+    result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-4")
     payment = guest_payment_record(
         session_id=session.pk, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
         reference=result.reference, email="",
@@ -120,7 +120,7 @@ def test_zero_cost_session_releases_the_hold(charger, prop):
 
 
 @pytest.mark.parametrize(
-    "card,ok", [("4242 4242 4242 4242", True), ("4000 0000 0000 0002", False), ("5555555555554444", False)]
+    "card,ok", [("pm_card_visa", True), ("pm_card_chargeDeclined", False), ("pm_card_chargeDeclinedInsufficientFunds", False)]
 )
 def test_sandbox_cards(card, ok):
     result = get_gateway().authorize(Decimal("10"), "EUR", card, f"k-{card}")
@@ -135,7 +135,7 @@ def test_settle_applies_the_payers_subscription(charger, prop):
     plan = SubscriptionPlan.objects.create(property=prop, name="Guest plan", energy_discount_percent=Decimal("20"))
     Subscription.objects.create(plan=plan, email="sub@example.com", started_at=T0 - timedelta(days=1))
     session = make_session(charger)
-    result = get_gateway().authorize(Decimal("30.00"), "EUR", "4242424242424242", "guest-hold-sub")
+    result = get_gateway().authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-sub")
     payment = guest_payment_record(
         session_id=None, organization_id=prop.organization_id, amount_held=Decimal("30.00"), currency="EUR",
         reference=result.reference, email="sub@example.com",

@@ -40,22 +40,56 @@ def gateway(*replies):
     return StripeGateway("sk_test_recorded", http_client=http), http
 
 
-def test_authorize_creates_a_manual_capture_intent_with_an_idempotency_key():
-    gw, http = gateway(("pi_requires_capture", 200))
-    result = gw.authorize(Decimal("30.00"), "EUR", "4242 4242 4242 4242", "guest-hold-1")
-    assert (result.ok, result.reference, result.amount) == (True, "pi_3QxTestHold0001", Decimal("30.00"))
+def test_hold_is_a_manual_capture_intent_for_the_browser_to_confirm():
+    gw, http = gateway(("pi_created", 200))
+    intent = gw.hold_create(amount=Decimal("32.67"), currency="EUR", idempotency_key="guest-hold-k1",
+                            metadata={"guest_session": "k1"}, description="Charging at HB-Lot-01")
+    assert (intent.reference, intent.status, intent.amount) == ("pi_3QxTestHold0002", "requires_payment_method", Decimal("32.67"))
+    assert intent.client_secret == "pi_3QxTestHold0002_secret_Xy12AbCdEfGh"
     request = http.requests[0]
     assert request["method"] == "post" and request["url"].endswith("/v1/payment_intents")
     assert request["data"]["capture_method"] == ["manual"]
-    assert request["data"]["amount"] == ["3000"] and request["data"]["currency"] == ["eur"]
-    assert request["data"]["payment_method"] == ["pm_card_visa"]
-    assert request["headers"]["Idempotency-Key"] == "auth-guest-hold-1"
+    assert request["data"]["amount"] == ["3267"] and request["data"]["currency"] == ["eur"]
+    assert request["data"]["metadata[guest_session]"] == ["k1"]
+    # Not confirmed here and no card data: the Payment Element confirms it in the browser.
+    assert "confirm" not in request["data"] and "payment_method" not in request["data"]
+    assert request["headers"]["Idempotency-Key"] == "hold-guest-hold-k1"
+
+
+def test_server_side_confirmation_takes_a_payment_method_id():
+    gw, http = gateway(("pi_requires_capture", 200))
+    result = gw.authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-1")
+    assert (result.ok, result.reference, result.amount) == (True, "pi_3QxTestHold0001", Decimal("30.00"))
+    assert http.requests[0]["data"]["payment_method"] == ["pm_card_visa"]
+    assert http.requests[0]["data"]["confirm"] == ["true"]
+
+
+def test_three_d_secure_is_the_intents_next_action():
+    gw, _http = gateway(("pi_requires_action", 200))
+    intent = gw.hold_create(amount=Decimal("30"), currency="EUR", idempotency_key="k3", metadata={},
+                            payment_method="pm_card_authenticationRequired", return_url="https://charge.example/r")
+    assert intent.status == "requires_action" and not intent.held
+    assert intent.next_action_url.startswith("https://hooks.stripe.com/3d_secure_2/")
+
+
+def test_hold_get_reads_the_card_from_the_latest_charge():
+    gw, http = gateway(("pi_held_with_charge", 200))
+    intent = gw.hold_get("pi_3QxTestHold0002")
+    assert intent.held and intent.last4 == "4242" and intent.amount_capturable == Decimal("32.67")
+    assert http.requests[0]["method"] == "get" and "expand" in http.requests[0]["url"]
 
 
 def test_declined_card_returns_the_processor_message():
     gw, _http = gateway(("card_declined", 402))
-    result = gw.authorize(Decimal("30.00"), "EUR", "4000000000000002", "guest-hold-2")
+    result = gw.authorize(Decimal("30.00"), "EUR", "pm_card_chargeDeclined", "guest-hold-2")
     assert result.ok is False and result.decline_reason == "Your card was declined."
+    assert result.reference == "pi_3QxTestDecl0001"
+
+
+def test_zero_decimal_currency_is_sent_without_cents():
+    gw, http = gateway(("pi_created", 200))
+    gw.hold_create(amount=Decimal("2700"), currency="JPY", idempotency_key="jpy", metadata={})
+    assert http.requests[0]["data"]["amount"] == ["2700"] and http.requests[0]["data"]["currency"] == ["jpy"]
 
 
 def test_capture_sends_the_amount_in_minor_units():
@@ -98,3 +132,14 @@ def test_gateway_is_chosen_by_environment(monkeypatch):
 def test_recordings_are_valid_json():
     for path in RECORDINGS.glob("*.json"):
         json.loads(path.read_text())
+
+
+def test_capture_retried_after_a_lost_answer_reuses_the_idempotency_key(monkeypatch):
+    """Stripe answers a replayed key with the first result: a retry can never capture twice."""
+    monkeypatch.setattr(stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, *a, **k: 0)
+    gw, http = gateway(("pi_requires_capture", 200), ("api_error", 500), ("pi_captured", 200))
+    result = gw.capture("pi_3QxTestHold0001", Decimal("5.45"), "capture:pi_3QxTestHold0001")
+    assert result.ok
+    captures = [r for r in http.requests if r["url"].endswith("/capture")]
+    assert len(captures) == 2
+    assert {r["headers"]["Idempotency-Key"] for r in captures} == {"capture-capture:pi_3QxTestHold0001"}

@@ -67,11 +67,21 @@ async def test_a_wrong_charging_profile_is_refused_before_any_decision(profile):
 def test_a_guest_remote_start_records_its_decision(db, monkeypatch):
     from tests.guest.test_start_flow import APPROVE, FakeCharger
 
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from billing.models import Rate
+
     charger = make_online(ChargerFactory(station_id="RS-GUEST", access_mode="guest"))
+    # A guest hold is priced from the rate (no rate, no guest start).
+    Rate.objects.create(property=charger.property, valid_from=timezone.now() - timedelta(days=1),
+                        energy_price_per_kwh=Decimal("0.40"))
     fake = FakeCharger()
     monkeypatch.setattr(guest_services, "send_command_sync", fake)
     monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
-    gs = guest_services.guest_start(charger=charger, connector_id=1, email="g@example.com", card_number=APPROVE)
+    gs = guest_services.guest_start(charger=charger, connector_id=1, email="g@example.com", payment_method=APPROVE)
     decision = AuthorizationDecision.objects.get(station_id="RS-GUEST")
     assert decision.uid == gs.id_tag and decision.context == "remote_app" and decision.status == "Accepted"
     assert decision.connector_id == 1 and decision.token_id == gs.token_id

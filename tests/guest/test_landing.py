@@ -15,13 +15,22 @@ def test_available_charger_shows_price_and_start_form(client, guest_charger, rat
     response = client.get(f"/s/{guest_charger.station_id}")
     assert response.status_code == 200
     body = response.content.decode()
-    assert "Pay and start charging" in body
+    assert "Continue to payment" in body
     assert "EUR 0.40 / kWh" in body
     assert "Connection fee" in body and "EUR 1.00" in body
     assert "first 10 min free" in body
     assert "21 %" in body
-    assert "Sandbox payments" in body and "4242 4242 4242 4242" in body
+    assert "sandbox: test cards only" in body
     assert "Harbour Hotel" in body
+    # The hold comes from the rate and the session ceiling, and is shown before paying.
+    assert "We hold EUR 32.67 on your card" in body and "up to 60 kWh and 4 hours" in body
+
+
+def test_a_processing_fee_the_guest_does_not_pay_is_not_shown(client, guest_charger, rate):
+    rate.processing_fee_percent, rate.processing_fee_fixed = 1.4, 0.25
+    rate.save()
+    body = client.get(f"/s/{guest_charger.station_id}").content.decode()
+    assert "Processing fee" not in body and "1.4" not in body
 
 
 def test_trailing_slash_lands_too(client, guest_charger, rate):
@@ -31,7 +40,7 @@ def test_trailing_slash_lands_too(client, guest_charger, rate):
 def test_charger_without_a_price_cannot_be_started(client, guest_charger):
     body = client.get(f"/s/{guest_charger.station_id}").content.decode()
     assert "has not set a guest price" in body
-    assert "Pay and start charging" not in body
+    assert "Continue to payment" not in body
 
 
 def test_connector_query_preselects_the_port(client, site, rate):
@@ -97,7 +106,7 @@ def test_private_owner_prompt_links_location_access_and_hides_property(client, s
     assert "Private Charger" in body
     assert "/s/help/location-access/" in body
     assert "Harbour Hotel" not in body
-    assert "Pay and start charging" not in body
+    assert "Continue to payment" not in body
     assert client.get("/s/help/location-access/").status_code == 200
 
 
@@ -147,14 +156,14 @@ def test_guest_charging_off_shows_not_allowed_from_the_authorization_engine(clie
     body = client.get("/s/NOGUEST-1").content.decode()
     assert "Not allowed to use this charger" in body
     assert "turned off guest charging" in body
-    assert "Pay and start charging" not in body
+    assert "Continue to payment" not in body
 
 
 def test_busy_ports_say_so_without_start_button(client, site, rate):
     make_online(ChargerFactory(property=site, station_id="BUSY-1"), ("Charging",))
     body = client.get("/s/BUSY-1").content.decode()
     assert "All ports are in use" in body
-    assert "Pay and start charging" not in body
+    assert "Continue to payment" not in body
 
 
 def test_prompts_offer_contact_support_prefilled(client, site):

@@ -44,7 +44,7 @@ def started_guest(guest_charger, rate, monkeypatch):
     monkeypatch.setattr(services, "send_command_sync", send)
     monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
     return services.guest_start(
-        charger=guest_charger, connector_id=1, email="g@example.com", card_number="4242424242424242"
+        charger=guest_charger, connector_id=1, email="g@example.com", payment_method="pm_card_visa"
     )
 
 

@@ -19,8 +19,8 @@ from tests.guest.conftest import make_online
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-APPROVE = "4242 4242 4242 4242"
-DECLINE = "4000 0000 0000 0002"
+APPROVE = "pm_card_visa"  # Stripe test PaymentMethods: the server never sees card numbers
+DECLINE = "pm_card_chargeDeclined"
 
 
 class FakeCharger:
@@ -49,7 +49,7 @@ def fake_charger(monkeypatch):
 
 def start(charger, card=APPROVE, connector_id=1):
     return services.guest_start(
-        charger=charger, connector_id=connector_id, email="guest@example.com", card_number=card,
+        charger=charger, connector_id=connector_id, email="guest@example.com", payment_method=card,
         site_url="https://charge.example",
     )
 
@@ -66,7 +66,8 @@ def test_start_holds_creates_guest_token_and_sends_remote_start(guest_charger, r
     assert token.organization_id == guest_charger.property.organization_id
     payment = Payment.objects.get(pk=gs.payment_id)
     assert payment.status == Payment.Status.AUTHORIZED
-    assert payment.amount_held == Decimal("50.00") and payment.currency == "EUR"
+    # 1.00 + 60 kWh x 0.40 + (30 - 10) min x 0.10, plus 21 % tax: the session ceiling's price.
+    assert payment.amount_held == Decimal("32.67") and payment.currency == "EUR"
     assert gs.card_last4 == "4242"
     assert len(gs.key) >= 32
 
@@ -76,7 +77,7 @@ def test_declined_card_refuses_without_remote_start(guest_charger, rate, fake_ch
         start(guest_charger, card=DECLINE)
     assert refused.value.code == "payment_declined"
     assert fake_charger.calls == []
-    assert not Payment.objects.exists()
+    assert Payment.objects.get().status == Payment.Status.RELEASED
     assert not Token.objects.get(uid_normalized=GuestSession.objects.get().id_tag).valid
 
 

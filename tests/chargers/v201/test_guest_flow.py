@@ -41,7 +41,7 @@ async def test_a_guest_charges_at_a_201_charger(rate, site, monkeypatch):
                                                    "connectorId": 0 if evse == 0 else 1})
     await charger.arefresh_from_db()  # now online
     start = asyncio.create_task(sync_to_async(services.guest_start)(
-        charger=charger, connector_id=1, email="guest@example.com", card_number="4242 4242 4242 4242"))
+        charger=charger, connector_id=1, email="guest@example.com", payment_method="pm_card_visa"))
     call = await client.receive(timeout=10)
     assert call[2] == "RequestStartTransaction" and call[3]["evseId"] == 1
     uid = call[3]["idToken"]["idToken"]

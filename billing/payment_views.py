@@ -1,0 +1,75 @@
+"""HTTP doors of the payment flow: the processor's webhook, and the sandbox's stand-in for
+api.stripe.com (confirm an intent from the browser, the 3-D Secure challenge page)."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import sandbox
+from .gateways import get_gateway
+from .models import SandboxIntent
+from .money import from_minor
+from .webhooks import WebhookRejected, receive
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # signed by the processor instead (Stripe-Signature)
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        event = receive(request.body, request.headers.get("Stripe-Signature", ""))
+    except WebhookRejected as exc:
+        logger.warning("Webhook refused: %s", exc)
+        return HttpResponseBadRequest(str(exc))
+    return JsonResponse({"received": True, "duplicate": event is None})
+
+
+def _sandbox_only() -> None:
+    if not getattr(get_gateway(), "sandbox", False):
+        raise Http404("The sandbox gateway is not in use.")
+
+
+# Stripe.js calls api.stripe.com with the publishable key and the intent's client secret, from
+# the browser and without cookies; the sandbox endpoint is its stand-in, so no CSRF token either.
+@csrf_exempt
+@require_POST
+def sandbox_confirm(request: HttpRequest, intent_id: str) -> HttpResponse:
+    _sandbox_only()
+    return_url = request.POST.get("return_url", "")
+    if return_url and not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
+        return JsonResponse({"error": {"type": "invalid_request_error", "message": "Invalid return_url."}}, status=400)
+    answer = sandbox.confirm(
+        intent_id, payment_method=request.POST.get("payment_method", ""),
+        client_secret=request.POST.get("client_secret", ""), return_url=return_url,
+    )
+    if "error" in answer:
+        status = 402 if answer["error"].get("type") == "card_error" else 400
+        return JsonResponse(answer, status=status)
+    return JsonResponse(answer)
+
+
+@require_http_methods(["GET", "POST"])
+def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
+    """The sandbox's 3-D Secure page (the bank's page in real life): approve or fail."""
+    _sandbox_only()
+    row = SandboxIntent.objects.filter(pk=intent_id).first()
+    if row is None:
+        raise Http404("No such payment")
+    if request.method == "GET":
+        return render(request, "billing/sandbox_3ds.html", {"intent": row, "amount": from_minor(row.amount, row.currency)})
+    body = sandbox.authenticate(intent_id, approve=request.POST.get("outcome") == "approve")
+    target = row.return_url or "/"
+    separator = "&" if "?" in target else "?"
+    query = urlencode({"payment_intent": body["id"], "redirect_status":
+                       "succeeded" if body["status"] == "requires_capture" else "failed"})
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return HttpResponse("Bad return_url", status=400)
+    return redirect(f"{target}{separator}{query}")

@@ -1,0 +1,276 @@
+"""SANDBOX: an offline stand-in for Stripe. No real money moves.
+
+It keeps PaymentIntents in the database (models.SandboxIntent) in Stripe's shapes and states,
+confirms them from the browser's sandbox test-card element through the sandbox endpoint
+(sandbox_views.py, playing api.stripe.com), asks for "3-D Secure" on Stripe's authentication
+test card, and sends signed `Stripe-Signature` webhooks to the same receiver as Stripe's.
+
+The browser element turns a Stripe test card number into Stripe's test PaymentMethod id before
+anything is sent (static/guest/sandbox-card.js), so no card number reaches the server here
+either. Test cards (docs.stripe.com/testing):
+  4242 4242 4242 4242  pm_card_visa                            approved
+  4000 0000 0000 0002  pm_card_chargeDeclined                  declined
+  4000 0000 0000 9995  pm_card_chargeDeclinedInsufficientFunds declined (insufficient funds)
+  4000 0027 6000 3184  pm_card_authenticationRequired          3-D Secure, then approved or failed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from .gateways import GatewayError, Intent, PaymentGateway, PaymentResult, intent_from
+from .money import from_minor, to_minor
+
+API_VERSION = "2025-06-30.basil"
+
+# Stripe's test PaymentMethods: (last4, decline code, message). None = approved.
+TEST_METHODS: dict[str, tuple[str, str | None, str]] = {
+    "pm_card_visa": ("4242", None, ""),
+    "pm_card_chargeDeclined": ("0002", "generic_decline", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": ("9995", "insufficient_funds", "Your card has insufficient funds."),
+    "pm_card_authenticationRequired": ("3184", None, ""),
+}
+NEEDS_3DS = {"pm_card_authenticationRequired"}
+
+
+def sandbox_webhook_secret() -> str:
+    """A per-installation signing secret for sandbox webhooks (derived, never configured)."""
+    digest = hashlib.sha256(f"sandbox-webhook:{settings.SECRET_KEY}".encode()).hexdigest()[:32]
+    return f"whsec_sandbox_{digest}"
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return a `Stripe-Signature` header: t=<unix time>,v1=HMAC-SHA256(secret, "t.payload")."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def intent_json(row: Any) -> dict[str, Any]:
+    """The sandbox intent as Stripe's PaymentIntent object."""
+    next_action = None
+    if row.status == "requires_action":
+        next_action = {"type": "redirect_to_url", "redirect_to_url": {
+            "url": reverse("billing:sandbox-3ds", args=[row.id]), "return_url": row.return_url}}
+    charge = None
+    if row.last4 and row.status in ("requires_capture", "succeeded"):
+        charge = {"id": f"ch_{row.id[3:]}", "object": "charge", "amount": row.amount,
+                  "amount_captured": row.amount_received, "amount_refunded": row.amount_refunded,
+                  "refunded": bool(row.amount_refunded and row.amount_refunded >= row.amount_received),
+                  "payment_intent": row.id, "currency": row.currency.lower(),
+                  "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": row.last4}}}
+    return {
+        "id": row.id, "object": "payment_intent", "amount": row.amount, "currency": row.currency.lower(),
+        "amount_capturable": row.amount_capturable, "amount_received": row.amount_received,
+        "capture_method": "manual", "client_secret": row.client_secret, "confirmation_method": "automatic",
+        "created": int(row.created_at.timestamp()) if row.created_at else int(time.time()),
+        "description": row.description or None, "last_payment_error": row.last_error, "latest_charge": charge,
+        "livemode": False, "metadata": row.metadata, "next_action": next_action,
+        "payment_method": row.payment_method or None, "payment_method_types": ["card"], "status": row.status,
+    }
+
+
+def emit(event_type: str, obj: dict[str, Any]) -> None:
+    """Send a signed event in Stripe's format to our webhook receiver (the same code path as
+    an HTTP delivery from Stripe: the signature is checked before anything is read)."""
+    from .webhooks import receive
+
+    event = {
+        "id": "evt_sbx_" + secrets.token_hex(12), "object": "event", "api_version": API_VERSION,
+        "created": int(time.time()), "livemode": False, "pending_webhooks": 1, "type": event_type,
+        "data": {"object": obj}, "request": {"id": None, "idempotency_key": None},
+    }
+    payload = json.dumps(event).encode()
+    receive(payload, sign(payload, sandbox_webhook_secret()))
+
+
+def _once(key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Replay the first answer to an idempotency key (Stripe keeps them 24 h)."""
+    from .models import SandboxRequest
+
+    stored = SandboxRequest.objects.filter(key=key).first()
+    if stored is not None:
+        return stored.response
+    response = make()
+    try:
+        with transaction.atomic():
+            SandboxRequest.objects.create(key=key, response=response)
+    except IntegrityError:  # a concurrent twin answered first: its answer is the answer
+        return SandboxRequest.objects.get(key=key).response
+    return response
+
+
+def confirm(intent_id: str, *, payment_method: str, client_secret: str | None = None, return_url: str = "") -> dict:
+    """Confirm an intent with a test PaymentMethod (what Stripe.js's confirmPayment does).
+
+    Returns the PaymentIntent object, or {"error": {...}} in Stripe's error shape.
+    """
+    from .models import SandboxIntent
+
+    with transaction.atomic():
+        row = SandboxIntent.objects.select_for_update().filter(pk=intent_id).first()
+        if row is None or (client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)):
+            return {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                              "message": "No such payment_intent."}}
+        if row.status not in ("requires_payment_method", "requires_confirmation"):
+            return {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
+                              "message": f"This PaymentIntent's status is {row.status}.",
+                              "payment_intent": intent_json(row)}}
+        method = TEST_METHODS.get(payment_method)
+        if method is None:
+            return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
+                              "message": "The sandbox accepts only Stripe's test cards."}}
+        last4, decline, message = method
+        row.payment_method, row.last4, row.return_url = payment_method, last4, return_url or row.return_url
+        if decline:
+            row.status = "requires_payment_method"
+            row.last_error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
+            event = "payment_intent.payment_failed"
+        elif payment_method in NEEDS_3DS:
+            row.status, row.last_error, event = "requires_action", None, "payment_intent.requires_action"
+        else:
+            row.status, row.last_error, row.amount_capturable = "requires_capture", None, row.amount
+            event = "payment_intent.amount_capturable_updated"
+        row.save()
+        body = intent_json(row)
+    emit(event, body)
+    if decline:
+        return {"error": {**(row.last_error or {}), "payment_intent": body}}
+    return body
+
+
+def authenticate(intent_id: str, *, approve: bool) -> dict:
+    """Finish the sandbox's 3-D Secure challenge for an intent in requires_action."""
+    from .models import SandboxIntent
+
+    with transaction.atomic():
+        row = SandboxIntent.objects.select_for_update().get(pk=intent_id)
+        if row.status != "requires_action":
+            return intent_json(row)
+        if approve:
+            row.status, row.amount_capturable, event = "requires_capture", row.amount, "payment_intent.amount_capturable_updated"
+        else:
+            row.status, event = "requires_payment_method", "payment_intent.payment_failed"
+            row.last_error = {"type": "card_error", "code": "payment_intent_authentication_failure",
+                              "message": "We are unable to authenticate your payment method. Please choose a "
+                                         "different payment method and try again."}
+        row.save()
+        body = intent_json(row)
+    emit(event, body)
+    return body
+
+
+class SandboxGateway(PaymentGateway):
+    """SANDBOX: Stripe's PaymentIntent flow, offline. See the module docstring for test cards."""
+
+    name = "sandbox"
+    sandbox = True
+    publishable_key = "pk_sandbox"
+
+    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
+                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+        from .models import SandboxIntent
+
+        minor = to_minor(Decimal(amount), currency)
+        if minor <= 0:
+            raise ValueError("The amount to hold must be positive.")
+
+        def make() -> dict:
+            row = SandboxIntent.objects.create(
+                id="pi_sbx_" + secrets.token_hex(12), amount=minor, currency=currency.upper(),
+                client_secret="", metadata={k: str(v) for k, v in metadata.items()}, description=description[:200],
+                return_url=return_url,
+            )
+            row.client_secret = f"{row.id}_secret_{secrets.token_hex(12)}"
+            row.save(update_fields=["client_secret"])
+            emit("payment_intent.created", intent_json(row))
+            if payment_method:
+                answer = confirm(row.id, payment_method=payment_method, return_url=return_url)
+                return answer.get("error", {}).get("payment_intent") or answer
+            return intent_json(row)
+
+        return intent_from(_once(f"hold-{idempotency_key}", make))
+
+    def hold_get(self, reference: str) -> Intent:
+        from .models import SandboxIntent
+
+        row = SandboxIntent.objects.filter(pk=reference).first()
+        if row is None:
+            raise GatewayError("No such payment_intent.")
+        return intent_from(intent_json(row))
+
+    def _write(self, reference: str, key: str, change: Callable[[Any], tuple[str, str]]) -> dict:
+        """Apply `change` to the locked intent once per key; it returns (error, event type)."""
+        from .models import SandboxIntent
+
+        def make() -> dict:
+            with transaction.atomic():
+                row = SandboxIntent.objects.select_for_update().filter(pk=reference).first()
+                if row is None:
+                    return {"error": {"message": "No such payment_intent."}}
+                error, event = change(row)
+                if error:
+                    return {"error": {"message": error}, "intent": intent_json(row)}
+                row.save()
+                body = intent_json(row)
+            if event:
+                emit(event, body if event.startswith("payment_intent") else body["latest_charge"] or body)
+            return {"intent": body}
+
+        return _once(key, make)
+
+    def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
+        def change(row: Any) -> tuple[str, str]:
+            minor = to_minor(Decimal(amount), row.currency)
+            if row.status != "requires_capture":
+                return f"This PaymentIntent could not be captured because it has a status of {row.status}.", ""
+            if minor > row.amount_capturable:
+                return "The amount to capture is greater than the amount capturable.", ""
+            row.status, row.amount_received, row.amount_capturable = "succeeded", minor, 0
+            return "", "payment_intent.succeeded"
+
+        answer = self._write(reference, f"capture-{idempotency_key}", change)
+        if "error" in answer:
+            return PaymentResult(False, reference, answer["error"]["message"])
+        body = answer["intent"]
+        return PaymentResult(True, reference, amount=from_minor(body["amount_received"], body["currency"]))
+
+    def release(self, reference: str, idempotency_key: str) -> PaymentResult:
+        def change(row: Any) -> tuple[str, str]:
+            if row.status in ("succeeded", "canceled"):
+                return ("" if row.status == "canceled" else "A captured PaymentIntent cannot be canceled."), ""
+            row.status, row.amount_capturable = "canceled", 0
+            return "", "payment_intent.canceled"
+
+        answer = self._write(reference, f"release-{idempotency_key}", change)
+        if "error" in answer:
+            return PaymentResult(False, reference, answer["error"]["message"])
+        return PaymentResult(True, reference)
+
+    def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
+        def change(row: Any) -> tuple[str, str]:
+            minor = to_minor(Decimal(amount), row.currency)
+            if row.status != "succeeded":
+                return "This PaymentIntent has no successful charge to refund.", ""
+            if row.amount_refunded + minor > row.amount_received:
+                return "Refund amount is greater than the unrefunded amount on the charge.", ""
+            row.amount_refunded += minor
+            return "", "charge.refunded"
+
+        answer = self._write(reference, f"refund-{idempotency_key}", change)
+        if "error" in answer:
+            return PaymentResult(False, reference, answer["error"]["message"])
+        body = answer["intent"]
+        ref = "re_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+        return PaymentResult(True, ref, amount=Decimal(amount), raw=body)

@@ -1,0 +1,175 @@
+"""Processor webhooks: the source of truth for what happened to a payment.
+
+receive() checks the `Stripe-Signature` header (t=<time>,v1=<HMAC-SHA256 of "t.payload">, five
+minutes' tolerance) with the official stripe package before reading anything, stores each
+event once by its id (Stripe delivers at least once, sometimes out of order) and brings the
+Payment or Payout it names up to date. Both gateways deliver here: Stripe over HTTP
+(views.stripe_webhook), the sandbox in-process with the same signed bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .gateways import webhook_secret
+from .models import Payment, Payout, WebhookEvent
+from .money import from_minor
+from .signals import hold_authorized
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_S = 300
+
+
+class WebhookRejected(ValueError):
+    """The request is not a genuine, well-formed event (answer 400, Stripe retries)."""
+
+
+def verify(payload: bytes, signature_header: str, secret: str) -> dict[str, Any]:
+    """Return the event if the signature is valid and recent; raise WebhookRejected otherwise."""
+    import stripe
+
+    if not secret:
+        raise WebhookRejected("No webhook signing secret is configured.")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=TOLERANCE_S)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRejected(f"Bad signature: {exc.user_message or exc}") from exc
+    try:
+        event = json.loads(payload)
+    except ValueError as exc:
+        raise WebhookRejected("The body is not JSON.") from exc
+    if not isinstance(event, dict) or event.get("object") != "event" or "id" not in event:
+        raise WebhookRejected("The body is not an event.")
+    return event
+
+
+def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
+    """Verify, store once and apply an event. Returns None for a replayed event id."""
+    event = verify(payload, signature_header, webhook_secret())
+    obj = (event.get("data") or {}).get("object") or {}
+    # One transaction: a handler that fails leaves no trace, the 500 makes Stripe retry.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                stored = WebhookEvent.objects.create(
+                    event_id=str(event["id"]), type=str(event.get("type", ""))[:60],
+                    livemode=bool(event.get("livemode")), object_id=str(obj.get("id", ""))[:100], payload=event,
+                )
+        except IntegrityError:
+            return None
+        handler = HANDLERS.get(stored.type)
+        if handler is not None:
+            handler(obj)
+            stored.processed_at = timezone.now()
+            stored.save(update_fields=["processed_at"])
+    return stored
+
+
+def _payment(reference: str) -> Payment | None:
+    return Payment.objects.select_for_update().filter(reference=reference).first()
+
+
+def _last4(obj: dict) -> str:
+    charge = obj.get("latest_charge")
+    if isinstance(charge, dict):
+        return str(((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", ""))[:4]
+    return ""
+
+
+def on_capturable(obj: dict) -> None:
+    payment = _payment(obj["id"])
+    if payment is None:
+        return
+    if payment.status == Payment.Status.PENDING:
+        payment.status = Payment.Status.AUTHORIZED
+        payment.amount_held = from_minor(int(obj.get("amount_capturable") or obj.get("amount") or 0), payment.currency)
+        payment.last_error = ""
+        payment.card_last4 = _last4(obj) or payment.card_last4
+        payment.save(update_fields=["status", "amount_held", "last_error", "card_last4"])
+        reference = payment.reference
+        transaction.on_commit(lambda: hold_authorized.send(sender=Payment, reference=reference))
+
+
+def on_failed(obj: dict) -> None:
+    payment = _payment(obj["id"])
+    if payment is None:
+        return
+    message = ((obj.get("last_payment_error") or {}).get("message") or "The card was declined.")[:300]
+    payment.last_error = message
+    payment.save(update_fields=["last_error"])
+
+
+def on_succeeded(obj: dict) -> None:
+    payment = _payment(obj["id"])
+    if payment is None:
+        return
+    received = from_minor(int(obj.get("amount_received") or 0), payment.currency)
+    if payment.status in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
+        # Booking the ledger is settle's job (it knows the session); the sweep finishes it.
+        payment.status = Payment.Status.CAPTURED
+        payment.amount_captured = received
+        payment.settled_at = payment.settled_at or timezone.now()
+        payment.save(update_fields=["status", "amount_captured", "settled_at"])
+    elif payment.status == Payment.Status.CAPTURED and payment.amount_captured != received:
+        logger.error("Payment %s: captured %s here, %s at the processor", payment.reference,
+                     payment.amount_captured, received)
+
+
+def on_canceled(obj: dict) -> None:
+    payment = _payment(obj["id"])
+    if payment is None or payment.status not in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
+        return
+    payment.status = Payment.Status.RELEASED
+    payment.release_reason = payment.release_reason or f"Canceled at the processor ({obj.get('cancellation_reason') or 'no reason given'})."
+    payment.settled_at = payment.settled_at or timezone.now()
+    payment.save(update_fields=["status", "release_reason", "settled_at"])
+
+
+def on_refunded(obj: dict) -> None:
+    payment = _payment(str(obj.get("payment_intent") or ""))
+    if payment is None:
+        return
+    refunded = from_minor(int(obj.get("amount_refunded") or 0), payment.currency)
+    if refunded > payment.amount_refunded:
+        # A refund made outside this product (the processor's dashboard): say so, keep the truth.
+        logger.warning("Payment %s: %s refunded at the processor, %s here", payment.reference, refunded,
+                       payment.amount_refunded)
+        payment.amount_refunded = min(refunded, payment.amount_captured or refunded)
+        payment.save(update_fields=["amount_refunded"])
+
+
+def on_payout(obj: dict, *, paid: bool) -> None:
+    from .services import payout_mark_failed, payout_mark_paid
+
+    reference = str((obj.get("metadata") or {}).get("payout_reference") or "")
+    payout = Payout.objects.filter(reference=reference).first() if reference else None
+    if payout is None:
+        logger.info("Payout event %s matches no payout here (reconcile with the payout report)", obj.get("id"))
+        return
+    expected = payout.net
+    reported = from_minor(int(obj.get("amount") or 0), str(obj.get("currency") or payout.currency))
+    if paid:
+        if reported != Decimal(expected):
+            logger.error("Payout %s: %s expected, %s paid", payout.reference, expected, reported)
+        payout_mark_paid(payout=payout)
+    else:
+        payout_mark_failed(payout=payout, reason=str(obj.get("failure_message") or obj.get("failure_code") or ""))
+
+
+HANDLERS: dict[str, Callable[[dict], None]] = {
+    "payment_intent.amount_capturable_updated": on_capturable,
+    "payment_intent.payment_failed": on_failed,
+    "payment_intent.succeeded": on_succeeded,
+    "payment_intent.canceled": on_canceled,
+    "charge.refunded": on_refunded,
+    "payout.paid": lambda obj: on_payout(obj, paid=True),
+    "payout.failed": lambda obj: on_payout(obj, paid=False),
+}
