@@ -10,7 +10,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 
 from authorization.decisions import Context, Decision
-from authorization.services import authorize
+from authorization.models import Token, normalize_uid
+from authorization.services import authorize, token_group_add_uid
 from backoffice import db
 
 from . import commands, credentials, services
@@ -49,6 +50,40 @@ async def remote_start(
 
 def remote_start_sync(charger: Charger, **kwargs: Any) -> tuple[Decision, Command | None]:
     return async_to_sync(remote_start)(charger, **kwargs)
+
+
+def operator_token(charger: Charger, *, uid: str = "", label: str = "") -> Token:
+    """Return a token of the charger's organization that may start here (an operator's override):
+    `uid` when given, else OPERATOR-<station id>; valid, and in the charger's local token groups
+    when it has any, so the authorization engine accepts it at this charger."""
+    if charger.organization_id is None:
+        raise ValueError("The charger has no property, so no organization's token can start it.")
+    uid = uid.strip() or f"OPERATOR-{charger.station_id}"[:36]
+    token = Token.objects.filter(organization_id=charger.organization_id, uid_normalized=normalize_uid(uid)).first()
+    if token is None:
+        token = Token.objects.create(
+            uid=uid, organization_id=charger.organization_id, type=Token.Type.OTHER,
+            label=label or f"Operator override at {charger.station_id}",
+        )
+    groups = list(charger.token_groups.all())
+    if groups and not token.groups.filter(pk__in=[g.pk for g in groups]).exists():
+        token_group_add_uid(group=groups[0], uid=token.uid)
+    return token
+
+
+def operator_remote_start_sync(
+    charger: Charger, *, connector_id: int, uid: str = "", label: str = "", source: str = "admin",
+    user_id: int | None = None,
+) -> tuple[Token, Decision, Command | None]:
+    """Start an operator's override session through the same path as any remote start: a token
+    that is valid here (never the last guest's, which is dead once its session ended), the
+    authorization engine's recorded decision, then RemoteStartTransaction."""
+    token = operator_token(charger, uid=uid, label=label)
+    decision, command = remote_start_sync(
+        charger, id_tag=token.uid, connector_id=connector_id, context=Context.REMOTE_APP, source=source,
+        user_id=user_id,
+    )
+    return token, decision, command
 
 
 async def authorization_key_push(

@@ -1,8 +1,98 @@
-"""Django admin for support agents: the ticket queue."""
+"""Django admin for support agents: the ticket queue with its diagnostic bundle, thread and toolkit."""
 
-from django.contrib import admin
+from __future__ import annotations
 
-from .models import Ticket
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from authorization.models import TokenGroup
+from billing.models import Payment
+
+from . import toolkit
+from .models import AssistantConversation, Ticket, TicketMessage, VendorErrorCode
+
+
+class TicketMessageInline(admin.TabularInline):
+    model = TicketMessage
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "direction", "author", "to_email", "subject", "body", "delivered", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return format_html("<p>{}</p>", "None.")
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join("", "<tr>{}</tr>", (
+        (format_html_join("", "<td>{}</td>", ((cell if cell is not None else "",) for cell in row)),) for row in rows
+    ))
+    return format_html('<table class="bundle"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+
+def render_bundle(bundle: dict[str, Any]) -> str:
+    """Return the diagnostic bundle as headed tables (escaped), for the ticket page."""
+    parts = []
+    if bundle.get("facts"):
+        parts.append(format_html("<h3>Findings</h3><ul>{}</ul>",
+                                 format_html_join("", "<li>{}</li>", ((f,) for f in bundle["facts"]))))
+    charger = bundle.get("charger")
+    if charger:
+        keys = ["station_id", "property", "online", "last_seen_at", "last_heartbeat_at", "disconnected_at",
+                "registration_status", "access_mode", "guest_charging", "license_valid_until", "out_of_order",
+                "token_groups", "vendor", "model", "firmware_version", "ocpp_version"]
+        parts.append(format_html("<h3>Charger</h3>{}", _table(["field", "value"], [[k, charger.get(k)] for k in keys])))
+        parts.append(format_html("<h3>Connectors</h3>{}", _table(
+            ["connector", "status", "error code", "vendor code", "info", "since"],
+            [[c["connector_id"], c["status"], c["error_code"], c["vendor_error_code"], c["info"], c["status_timestamp"]]
+             for c in charger.get("connectors", [])])))
+    if "connector_history" in bundle:
+        parts.append(format_html("<h3>Connector history</h3>{}", _table(
+            ["time", "connector", "status", "error code"],
+            [[e["timestamp"], e["connector_id"], e["status"], e["error_code"]] for e in bundle["connector_history"]])))
+    if "decisions" in bundle:
+        parts.append(format_html("<h3>Recent authorization decisions</h3>{}", _table(
+            ["time", "UID", "context", "status", "reason", "why"],
+            [[d["created_at"], d["uid"], d["context"], d["status"], d["reason"], d["message"]] for d in bundle["decisions"]])))
+    session = bundle.get("session")
+    if session:
+        parts.append(format_html("<h3>Session</h3>{}", _table(["field", "value"], [[k, v] for k, v in session.items()])))
+    cost = bundle.get("cost")
+    if cost:
+        rows = [[line["description"], line["quantity"], line["unit"], line["unit_price"], line["amount"]] for line in cost["lines"]]
+        rows += [["Subtotal", "", "", "", cost["subtotal"]], ["Tax", "", "", "", cost["tax"]],
+                 ["Total", "", "", "", f"{cost['total']} {cost['currency']}"]]
+        parts.append(format_html("<h3>Cost lines</h3>{}", _table(["line", "quantity", "unit", "unit price", "amount"], rows)))
+    if bundle.get("payments"):
+        parts.append(format_html("<h3>Payments</h3>{}", _table(
+            ["reference", "status", "email", "card", "held", "charged", "refunded", "released because"],
+            [[p["reference"], p["status"], p["email"], p.get("card_last4", ""), p["held"], p["captured"], p["refunded"],
+              p["release_reason"]] for p in bundle["payments"]])))
+    if bundle.get("payouts"):
+        parts.append(format_html("<h3>Payouts</h3>{}", _table(
+            ["id", "reference", "status", "period end", "net", "failure"],
+            [[p["id"], p["reference"], p["status"], p["period_end"], f"{p['net']} {p['currency']}", p["failure_reason"]]
+             for p in bundle["payouts"]])))
+    if "frames" in bundle:
+        parts.append(format_html("<h3>Last {} OCPP frames</h3>{}", len(bundle["frames"]), _table(
+            ["time", "dir", "type", "action", "unique id", "payload"],
+            [[m["timestamp"], m["direction"], m["message_type"], m["action"], m["unique_id"], str(m["payload"])[:300]]
+             for m in bundle["frames"]])))
+    if not parts:
+        return format_html("<p>{}</p>", "No bundle (the ticket did not come from the assistant).")
+    return format_html_join("", "{}", ((p,) for p in parts))
 
 
 @admin.register(Ticket)
@@ -14,30 +104,231 @@ class TicketAdmin(admin.ModelAdmin):
     list_filter = ("status", "topic", "source", "created_at")
     search_fields = ("reference", "station_id", "email", "name", "phone", "property_name", "message")
     list_select_related = ("property", "charger", "assigned_to")
-    raw_id_fields = ("charger", "property", "assigned_to")
-    readonly_fields = ("reference", "source", "client_ip", "created_at", "updated_at")
+    raw_id_fields = ("charger", "property", "assigned_to", "organization", "session", "requested_by")
+    readonly_fields = ("reference", "source", "client_ip", "created_at", "updated_at", "toolkit_link",
+                       "details_display", "bundle_display")
     date_hierarchy = "created_at"
+    inlines = [TicketMessageInline]
     fieldsets = (
-        (None, {"fields": ("reference", "status", "assigned_to", "topic", "source")}),
-        ("Customer", {"fields": ("name", "email", "phone")}),
-        ("Charger", {"fields": ("station_id", "charger", "property", "property_name", "occurred_at", "prompt")}),
-        ("Message", {"fields": ("message", "agent_notes")}),
+        (None, {"fields": ("reference", "status", "assigned_to", "topic", "source", "toolkit_link")}),
+        ("Customer", {"fields": ("name", "email", "phone", "requested_by")}),
+        ("Charger", {"fields": ("station_id", "charger", "property", "property_name", "organization", "session",
+                                "occurred_at", "prompt")}),
+        ("Message", {"fields": ("message", "details_display", "agent_notes")}),
+        ("Diagnostic bundle", {"fields": ("bundle_display",)}),
         ("Audit", {"fields": ("client_ip", "created_at", "updated_at")}),
     )
     actions = ["mark_open", "mark_resolved"]
 
     @admin.display(description="Property", ordering="property__name")
     def property_display(self, obj: Ticket) -> str:
-        return obj.property.name if obj.property_id else obj.property_name
+        return obj.property.name if obj.property is not None else obj.property_name
+
+    @admin.display(description="Toolkit")
+    def toolkit_link(self, obj: Ticket) -> str:
+        if not obj.pk:
+            return ""
+        url = reverse("admin:support_ticket_toolkit", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Reply, start a session, whitelist, refund, reset…</a>', url)
+
+    @admin.display(description="Details collected")
+    def details_display(self, obj: Ticket) -> str:
+        return _table(["detail", "value"], [[k, v] for k, v in (obj.details or {}).items()])
+
+    @admin.display(description="Bundle")
+    def bundle_display(self, obj: Ticket) -> str:
+        return render_bundle(obj.bundle or {})
+
+    def get_urls(self) -> list:
+        return [
+            path("<int:ticket_id>/toolkit/", self.admin_site.admin_view(self.toolkit_view), name="support_ticket_toolkit"),
+            *super().get_urls(),
+        ]
+
+    def toolkit_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
+        ticket = get_object_or_404(Ticket.objects.select_related("charger", "organization", "session"), pk=ticket_id)
+        if not self.has_change_permission(request, ticket):
+            return HttpResponse(status=403)
+        forms_ = {
+            "reply": ReplyForm(prefix="reply"),
+            "override": OverrideForm(prefix="override", ticket=ticket),
+            "whitelist": WhitelistForm(prefix="whitelist", ticket=ticket),
+            "refund": RefundForm(prefix="refund", ticket=ticket),
+            "command": CommandForm(prefix="command"),
+        }
+        if request.method == "POST":
+            which = request.POST.get("action", "")
+            if which in forms_:
+                form = type(forms_[which])(request.POST, prefix=which, **({"ticket": ticket} if which in ("override", "whitelist", "refund") else {}))
+                forms_[which] = form
+                if form.is_valid() and self._run(request, ticket, which, form.cleaned_data, form):
+                    return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "ticket": ticket, "forms": forms_,
+            "title": f"Toolkit for ticket #{ticket.reference}", "thread": ticket.thread.select_related("author"),
+            "override_sessions": _override_sessions(ticket),
+        }
+        return TemplateResponse(request, "admin/support/ticket/toolkit.html", context)
+
+    def _run(self, request: HttpRequest, ticket: Ticket, which: str, data: dict, form: forms.Form) -> bool:
+        user = request.user
+        try:
+            if which == "reply":
+                toolkit.ticket_reply(ticket=ticket, user=user, body=data["body"], status=data["status"])
+                self.message_user(request, f"Reply sent to {ticket.email}.", messages.SUCCESS)
+            elif which == "override":
+                command = toolkit.ticket_override_start(ticket=ticket, charger=data["charger"],
+                                                        connector_id=data["connector_id"], uid=data["uid"], user=user)
+                self.message_user(request, f"The charger accepted the start (command {command.pk}).", messages.SUCCESS)
+            elif which == "whitelist":
+                toolkit.ticket_whitelist(ticket=ticket, group=data["group"], uid=data["uid"], user=user)
+                self.message_user(request, f"{data['uid']} whitelisted into {data['group']}.", messages.SUCCESS)
+            elif which == "refund":
+                refund = toolkit.ticket_refund(ticket=ticket, payment=data["payment"], amount=data["amount"],
+                                               reason=data["reason"], user=user)
+                self.message_user(request, f"Refunded {refund.amount}; confirmation emailed.", messages.SUCCESS)
+            elif which == "command":
+                if ticket.charger is None:
+                    raise toolkit.ActionFailed("The ticket has no charger.")
+                command = toolkit.ticket_charger_command(ticket=ticket, charger=ticket.charger, action=data["action"],
+                                                         connector_id=data["connector_id"], user=user)
+                self.message_user(request, f"{command.action}: {command.result_status or command.status}.", messages.SUCCESS)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+            return False
+        except toolkit.ActionFailed as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return False
+        except Exception as exc:  # a gateway refusal: shown, nothing half-done (the services are atomic)
+            self.message_user(request, f"{type(exc).__name__}: {exc}", messages.ERROR)
+            return False
+        return True
 
     @admin.action(description="Mark selected tickets as in progress")
-    def mark_open(self, request, queryset) -> None:
+    def mark_open(self, request: HttpRequest, queryset: Any) -> None:
         from .services import tickets_set_status
 
         tickets_set_status(ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.OPEN)
 
     @admin.action(description="Mark selected tickets as resolved")
-    def mark_resolved(self, request, queryset) -> None:
+    def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
         from .services import tickets_set_status
 
         tickets_set_status(ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.RESOLVED)
+
+
+def _override_sessions(ticket: Ticket) -> list:
+    from chargers.models import ChargingSession
+
+    override = (ticket.details or {}).get("override")
+    if not override:
+        return []
+    return list(ChargingSession.objects.filter(
+        charger__station_id=override["station_id"], id_tag=override["id_tag"],
+    ).order_by("-started_at")[:5])
+
+
+class ReplyForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="reply")
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), label="Reply to the customer")
+    status = forms.ChoiceField(choices=Ticket.Status.choices, initial=Ticket.Status.WAITING, label="Then set the status to")
+
+
+class OverrideForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="override")
+    charger = forms.ModelChoiceField(queryset=None, label="Charger")  # type: ignore[arg-type]
+    connector_id = forms.IntegerField(min_value=1, max_value=2**31 - 1, initial=1, label="Connector")
+    uid = forms.CharField(max_length=36, required=False, label="Card UID",
+                          help_text="Empty: an operator token made for this ticket (SUPPORT-<reference>).")
+
+    def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from chargers.models import Charger
+
+        chargers = Charger.objects.all()
+        if ticket.organization_id is not None:
+            chargers = chargers.filter(property__organization_id=ticket.organization_id)
+        field = self.fields["charger"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = chargers
+        field.initial = ticket.charger_id
+
+
+class WhitelistForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="whitelist")
+    group = forms.ModelChoiceField(queryset=None, label="Local token group")  # type: ignore[arg-type]
+    uid = forms.CharField(max_length=36, label="Card UID")
+
+    def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        groups = TokenGroup.objects.select_related("organization")
+        if ticket.organization_id is not None:
+            groups = groups.filter(organization_id=ticket.organization_id)
+        field = self.fields["group"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = groups
+        refused = [d for d in (ticket.bundle or {}).get("decisions", []) if d.get("status") != "Accepted"]
+        if refused:
+            self.fields["uid"].initial = refused[0]["uid"]
+
+
+class RefundForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="refund")
+    payment = forms.ModelChoiceField(queryset=None, label="Payment")  # type: ignore[arg-type]
+    amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
+    reason = forms.CharField(max_length=300, help_text="The customer sees this in the confirmation email.")
+
+    def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        payments = Payment.objects.filter(status=Payment.Status.CAPTURED)
+        if ticket.session_id is not None:
+            payments = payments.filter(session_id=ticket.session_id)
+        elif ticket.email:
+            payments = payments.filter(email__iexact=ticket.email)
+        else:
+            payments = payments.none()
+        field = self.fields["payment"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = payments.order_by("-created_at")
+
+    def clean_amount(self) -> Decimal:
+        try:
+            return Decimal(self.cleaned_data["amount"])
+        except (InvalidOperation, TypeError) as exc:
+            raise forms.ValidationError("Enter an amount.") from exc
+
+
+class CommandForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="command")
+    action_name = forms.ChoiceField(choices=[("soft_reset", "Reset (soft)"), ("hard_reset", "Reset (hard)"),
+                                             ("unlock", "Unlock connector")], label="Command")
+    connector_id = forms.IntegerField(min_value=1, max_value=2**31 - 1, initial=1, label="Connector (unlock)")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["action"] = data.get("action_name", "")
+        return data
+
+
+@admin.register(VendorErrorCode)
+class VendorErrorCodeAdmin(admin.ModelAdmin):
+    list_display = ("vendor", "code", "explanation", "advice")
+    search_fields = ("vendor", "code", "explanation")
+    list_filter = ("vendor",)
+
+
+@admin.register(AssistantConversation)
+class AssistantConversationAdmin(admin.ModelAdmin):
+    list_display = ("key", "updated_at", "topic", "station_id", "email", "user", "ticket")
+    list_filter = ("topic",)
+    search_fields = ("key", "station_id", "email")
+    list_select_related = ("user", "ticket")
+    raw_id_fields = ("user", "charger", "session", "ticket")
+    readonly_fields = ("key", "messages", "details", "client_ip", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

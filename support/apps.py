@@ -4,3 +4,19 @@ from django.apps import AppConfig
 class SupportConfig(AppConfig):
     name = "support"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The audit log (django-auditlog) of what support agents change, with who did it and the
+        # values before/after: tickets and their emails, and the rows the toolkit's actions write.
+        from auditlog.registry import auditlog
+        from django.apps import apps
+
+        for label, options in (
+            ("support.Ticket", {}), ("support.TicketMessage", {}), ("support.VendorErrorCode", {}),
+            ("billing.Refund", {}), ("billing.Payment", {}), ("authorization.Token", {}),
+            ("authorization.TokenGroup", {"m2m_fields": {"tokens"}}), ("chargers.Command", {}),
+            ("auth.User", {"include_fields": ["username", "email", "is_active", "is_staff"]}),
+        ):
+            model = apps.get_model(label)
+            if not auditlog.contains(model):
+                auditlog.register(model, **options)

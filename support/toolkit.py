@@ -1,0 +1,181 @@
+"""The support agent's one-click actions from a ticket, each through the owning app's service.
+
+Reply by email (threaded with Message-ID / In-Reply-To, logged on the ticket), an override session
+at the ticket's charger, whitelisting a UID into a token group, a refund with a confirmation email,
+and reset / unlock. Every action is noted on the ticket; the audit log (django-auditlog) records
+the rows they change with the agent as actor.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
+from django.core.mail.message import make_msgid
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from authorization.models import TokenGroup
+from authorization.services import token_group_add_uid
+from billing.models import Payment, Refund
+from billing.services import refund_issue
+from chargers import commands
+from chargers.models import Charger, Command
+from chargers.remote import operator_remote_start_sync
+
+from .models import Ticket, TicketMessage
+
+logger = logging.getLogger(__name__)
+
+
+class ActionFailed(Exception):
+    """An action the charger, the engine or the processor refused: the message says why."""
+
+
+def _note(ticket: Ticket, user: Any, text: str) -> None:
+    stamp = timezone.now().strftime("%Y-%m-%d %H:%M")
+    who = getattr(user, "get_username", lambda: "system")()
+    ticket.agent_notes = (ticket.agent_notes + "\n" if ticket.agent_notes else "") + f"[{stamp} {who}] {text}"
+    ticket.save(update_fields=["agent_notes", "updated_at"])
+
+
+def _domain() -> str:
+    return settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "localhost"
+
+
+def ticket_reply(*, ticket: Ticket, user: Any, body: str, status: str = Ticket.Status.WAITING) -> TicketMessage:
+    """Email the customer from the ticket, threaded on the previous message, and log it."""
+    body = body.strip()
+    if not body:
+        raise ValidationError({"body": "Write the reply."})
+    if not ticket.email:
+        raise ValidationError({"body": "The ticket has no customer email to reply to."})
+    previous = ticket.thread.order_by("-created_at", "-id").first()
+    message_id = make_msgid(f"ticket-{ticket.reference}", domain=_domain())
+    subject = f"Re: your request #{ticket.reference}"
+    reply = TicketMessage.objects.create(
+        ticket=ticket, direction=TicketMessage.Direction.OUT, author=user, to_email=ticket.email,
+        from_email=settings.DEFAULT_FROM_EMAIL, subject=subject, body=body, message_id=message_id,
+        in_reply_to=previous.message_id if previous else "",
+    )
+    headers = {"Message-ID": message_id, "X-Ticket": ticket.reference}
+    if previous:
+        headers["In-Reply-To"] = previous.message_id
+        headers["References"] = " ".join(m.message_id for m in ticket.thread.exclude(pk=reply.pk))
+    email = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [ticket.email], headers=headers,
+                         reply_to=[getattr(settings, "SUPPORT_INBOUND_EMAIL", "") or settings.DEFAULT_FROM_EMAIL])
+    try:
+        email.send()
+        reply.delivered = True
+    except Exception as exc:  # logged on the ticket; the agent sees it did not go out
+        logger.warning("Reply on ticket %s not sent", ticket.reference, exc_info=True)
+        reply.error = str(exc)[:300]
+    reply.save(update_fields=["delivered", "error"])
+    ticket.status = status
+    if ticket.assigned_to_id is None and user is not None:
+        ticket.assigned_to = user
+    ticket.save(update_fields=["status", "assigned_to", "updated_at"])
+    return reply
+
+
+def ticket_override_start(*, ticket: Ticket, charger: Charger, connector_id: int, uid: str, user: Any) -> Command:
+    """Start a session for the customer at the ticket's charger with the given card or an operator
+    token made for this ticket; the decision and the command are real and noted on the ticket."""
+    label = f"Support override for ticket #{ticket.reference}"
+    try:
+        token, decision, command = operator_remote_start_sync(
+            charger, connector_id=connector_id, uid=uid or f"SUPPORT-{ticket.reference}", label=label,
+            source="support", user_id=getattr(user, "pk", None),
+        )
+    except ValueError as exc:
+        raise ActionFailed(str(exc)) from exc
+    except commands.ChargerOffline as exc:
+        raise ActionFailed(f"{charger.station_id} is offline: nothing was sent.") from exc
+    except commands.CommandTimeout as exc:
+        raise ActionFailed(f"{charger.station_id} did not answer RemoteStartTransaction in time.") from exc
+    except commands.InvalidCommand as exc:
+        raise ActionFailed(exc.error.description) from exc
+    if command is None:
+        _note(ticket, user, f"Override start at {charger.station_id}/{connector_id} with {token.uid} refused: {decision.message}")
+        raise ActionFailed(f"{token.uid} is refused at {charger.station_id} ({decision.reason}): {decision.message}")
+    ticket.details = {**ticket.details, "override": {
+        "station_id": charger.station_id, "connector_id": connector_id, "id_tag": token.uid,
+        "command_id": command.pk, "result": command.result_status or command.status,
+        "at": timezone.now().isoformat(),
+    }}
+    ticket.save(update_fields=["details", "updated_at"])
+    _note(ticket, user, f"Override start at {charger.station_id}/{connector_id} with {token.uid}: "
+                        f"charger answered {command.result_status or command.status} (command {command.pk})")
+    if command.result_status != "Accepted":
+        raise ActionFailed(f"The charger answered {command.result_status or command.status}.")
+    return command
+
+
+def ticket_whitelist(*, ticket: Ticket, group: TokenGroup, uid: str, user: Any) -> None:
+    """Whitelist a card UID into a local token group of the ticket's organization."""
+    if ticket.organization_id is not None and group.organization_id != ticket.organization_id:
+        raise ValidationError({"group": "Pick a token group of the ticket's organization."})
+    if not uid.strip():
+        raise ValidationError({"uid": "Enter the card UID."})
+    token = token_group_add_uid(group=group, uid=uid)
+    _note(ticket, user, f"Whitelisted {token.uid} into token group {group.name}")
+
+
+def ticket_refund(*, ticket: Ticket, payment: Payment, amount: Decimal, reason: str, user: Any) -> Refund:
+    """Refund part or all of a payment and email the customer a confirmation."""
+    if ticket.organization_id is not None and payment.organization_id != ticket.organization_id:
+        raise ValidationError({"payment": "That payment is not of the ticket's organization."})
+    refund = refund_issue(
+        payment=payment, amount=amount, reason=reason, source=Refund.Source.SUPPORT, user=user,
+        idempotency_key=f"ticket:{ticket.pk}:{payment.pk}:{amount}",
+    )
+    _note(ticket, user, f"Refunded {refund.amount} {payment.currency} of payment {payment.reference}: {reason}")
+    to = payment.email or ticket.email
+    if to:
+        body = render_to_string("support/email_refund_confirmation.txt", {
+            "ticket": ticket, "payment": payment, "refund": refund,
+        })
+        with transaction.atomic():
+            previous = ticket.thread.order_by("-created_at", "-id").first()
+            message = TicketMessage.objects.create(
+                ticket=ticket, direction=TicketMessage.Direction.OUT, author=user, to_email=to,
+                from_email=settings.DEFAULT_FROM_EMAIL, subject=f"Your refund for request #{ticket.reference}",
+                body=body, message_id=make_msgid(f"ticket-{ticket.reference}", domain=_domain()),
+                in_reply_to=previous.message_id if previous else "",
+            )
+        try:
+            EmailMessage(message.subject, body, settings.DEFAULT_FROM_EMAIL, [to],
+                         headers={"Message-ID": message.message_id}).send()
+            message.delivered = True
+        except Exception as exc:
+            message.error = str(exc)[:300]
+        message.save(update_fields=["delivered", "error"])
+    return refund
+
+
+def ticket_charger_command(*, ticket: Ticket, charger: Charger, action: str, connector_id: int, user: Any) -> Command:
+    """Reset (soft/hard) or unlock a connector of the ticket's charger."""
+    payloads: dict[str, tuple[str, dict[str, Any]]] = {
+        "soft_reset": ("Reset", {"type": "Soft"}),
+        "hard_reset": ("Reset", {"type": "Hard"}),
+        "unlock": ("UnlockConnector", {"connectorId": connector_id}),
+    }
+    if action not in payloads:
+        raise ValidationError({"action": "Unknown action."})
+    ocpp_action, payload = payloads[action]
+    try:
+        command = commands.send_command_sync(charger, ocpp_action, payload, source="support",
+                                             user_id=getattr(user, "pk", None))
+    except commands.ChargerOffline as exc:
+        raise ActionFailed(f"{charger.station_id} is offline: nothing was sent.") from exc
+    except commands.CommandTimeout as exc:
+        raise ActionFailed(f"{charger.station_id} did not answer {ocpp_action} in time.") from exc
+    except commands.InvalidCommand as exc:
+        raise ActionFailed(exc.error.description) from exc
+    _note(ticket, user, f"{ocpp_action} {payload} at {charger.station_id}: {command.result_status or command.status}")
+    return command
