@@ -53,10 +53,11 @@ def network_list(request: HttpRequest) -> HttpResponse:
             by_place[charger.property_id][charger.unit_id].append((charger, charger_state(charger)))
     groups = []
     for prop in properties_for(request.user).prefetch_related("units").order_by("organization__name", "name"):
-        units = [{"unit": None, "chargers": by_place[prop.pk].get(None, [])}]
-        units += [{"unit": unit, "chargers": by_place[prop.pk].get(unit.pk, [])} for unit in prop.units.all()]
-        total = sum(len(u["chargers"]) for u in units)
-        online = sum(1 for u in units for _, state in u["chargers"] if state == "online")
+        rows: list[tuple[Any, list[tuple[Any, str]]]] = [(None, by_place[prop.pk].get(None, []))]
+        rows += [(unit, by_place[prop.pk].get(unit.pk, [])) for unit in prop.units.all()]
+        units = [{"unit": unit, "chargers": listed} for unit, listed in rows]
+        total = sum(len(listed) for _, listed in rows)
+        online = sum(1 for _, listed in rows for _, state in listed if state == "online")
         groups.append({"property": prop, "units": units, "total": total, "online": online})
     places = _places(request.user)
     moves = ChargerPlacement.objects.filter(charger_id__in=[c.pk for c in chargers]).select_related(
