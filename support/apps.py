@@ -11,6 +11,8 @@ class SupportConfig(AppConfig):
         from auditlog.registry import auditlog
         from django.apps import apps
 
+        from . import receivers  # noqa: F401 - connects the dashboard's findings
+
         for label, options in (
             ("support.Ticket", {}), ("support.TicketMessage", {}), ("support.VendorErrorCode", {}),
             ("billing.Refund", {}), ("billing.Payment", {}), ("authorization.Token", {}),

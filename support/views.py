@@ -5,13 +5,15 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime
 
+from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from .findings import host_findings, tickets_for
 from .forms import ContactForm
 from .models import Ticket
 from .selectors import charger_context, public_property_name
@@ -104,3 +106,22 @@ def contact(request):
 def contact_sent(request):
     reference = "".join(ch for ch in request.GET.get("ref", "") if ch.isalnum())[:8].upper()
     return render(request, "support/contact_sent.html", {"reference": reference})
+
+
+@login_required
+def host_tickets(request):
+    """Hosts: their organizations' support tickets and the assistant's findings for their chargers."""
+    tickets = tickets_for(request.user).order_by("-created_at")[:100]
+    return render(request, "support/host_tickets.html", {
+        "tickets": tickets, "findings": host_findings(request.user), "portal_section": "support",
+    })
+
+
+@login_required
+def host_ticket(request, reference: str):
+    """Hosts: one ticket, with what the assistant found and the emails support sent."""
+    ticket = get_object_or_404(tickets_for(request.user), reference=reference.upper()[:8])
+    return render(request, "support/host_ticket.html", {
+        "ticket": ticket, "facts": (ticket.bundle or {}).get("facts", []),
+        "thread": ticket.thread.filter(direction="out").order_by("created_at"), "portal_section": "support",
+    })

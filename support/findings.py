@@ -1,0 +1,72 @@
+"""The assistant's findings for a host's chargers: what the portal's "Needs attention" and the
+Support page show, from the same diagnosis the assistant answers with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from authorization.models import AuthorizationDecision
+from chargers.filters import charger_state
+from chargers.models import Charger
+from chargers.selectors import chargers_for
+
+from .assistant.diagnosis import Viewer, diagnose
+from .assistant.topics import Finding, Topic
+from .models import Ticket
+
+MAX_CHARGERS = 8
+
+
+@dataclass
+class ChargerFinding:
+    charger: Charger
+    problem: str  # "faulted" | "offline" | "refused"
+    facts: list[str]
+
+
+def host_findings(user: Any, *, now: datetime | None = None, limit: int = MAX_CHARGERS) -> list[ChargerFinding]:
+    """Return the user's chargers that need attention (faulted, offline, refusing cards in the
+    last 24 h) with the assistant's facts about each, worst first."""
+    now = now or timezone.now()
+    chargers = list(chargers_for(user))
+    viewer = Viewer.for_user(user)
+    states = {c.pk: charger_state(c) for c in chargers}
+    refused = set(
+        AuthorizationDecision.objects.filter(
+            station_id__in=[c.station_id for c in chargers], created_at__gte=now - timedelta(hours=24),
+        ).exclude(status="Accepted").values_list("station_id", flat=True)
+    )
+    order = {"faulted": 0, "offline": 1, "refused": 2}
+    problems = []
+    for charger in chargers:
+        state = states[charger.pk]
+        if state == "online" and charger.station_id in refused:
+            state = "refused"
+        if state in order:
+            problems.append((order[state], charger.station_id, charger, state))
+    problems.sort(key=lambda p: (p[0], p[1]))
+    findings = []
+    for _rank, _sid, charger, state in problems[:limit]:
+        topic = Topic.NO_PERMISSION if state == "refused" else Topic.CHARGER_OFFLINE
+        diagnosis = diagnose(topic, viewer=viewer, station_id=charger.station_id, now=now)
+        facts = [f for f in diagnosis.facts if " is online (" not in f]
+        if state == "faulted" and Finding.FAULTED not in diagnosis.findings:
+            continue
+        findings.append(ChargerFinding(charger, state, facts))
+    return findings
+
+
+def tickets_for(user: Any) -> QuerySet[Ticket]:
+    """Return the tickets a host may see: their organizations' and the ones they opened."""
+    tickets = Ticket.objects.select_related("charger", "property")
+    if user.is_staff:
+        return tickets
+    ids = Viewer.for_user(user).organization_ids or []
+    from django.db.models import Q
+
+    return tickets.filter(Q(organization_id__in=ids) | Q(requested_by=user))
