@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
 
@@ -71,6 +71,23 @@ class SessionChargeAdmin(ReadOnlyAdmin):
     list_filter = ["currency", "final"]
     list_select_related = ["session", "session__charger", "organization"]
     raw_id_fields = ["session", "rate", "subscription"]
+    exclude = ["lines"]
+    readonly_fields = ["cost_lines"]
+
+    @admin.display(description="Cost lines")
+    def cost_lines(self, obj):
+        # The breakdown support reads to a customer, as lines (seed 003 §5), not the stored JSON.
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+            ((line.get("description", ""), line.get("quantity", ""), line.get("unit", ""),
+              line.get("unit_price", ""), line.get("amount", "")) for line in obj.lines),
+        )
+        return format_html(
+            "<table><thead><tr><th>Line</th><th>Quantity</th><th>Unit price</th><th>Amount</th></tr></thead>"
+            "<tbody>{}<tr><td>Subtotal</td><td></td><td></td><td>{}</td></tr><tr><td>Tax</td><td></td><td></td>"
+            "<td>{}</td></tr><tr><th>Total</th><td></td><td></td><th>{} {}</th></tr></tbody></table>",
+            rows, obj.subtotal, obj.tax, obj.total, obj.currency,
+        )
 
 
 class RefundActionForm(forms.Form):
@@ -82,8 +99,10 @@ class RefundActionForm(forms.Form):
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = ["reference", "organization", "session", "email", "amount_held", "amount_captured",
                     "amount_refunded", "currency", "status", "created_at"]
-    search_fields = ["reference", "email", "session__transaction_id"]
-    list_filter = ["status", "currency", "gateway"]
+    # Support finds a payment by what the customer knows: card last 4, email, station id, date.
+    search_fields = ["reference", "email", "card_last4", "session__transaction_id", "session__charger__station_id"]
+    list_filter = ["status", "currency", "gateway", "created_at"]
+    date_hierarchy = "created_at"
     list_select_related = ["organization", "session"]
     raw_id_fields = ["session", "organization"]
     actions = ["refund_payment"]

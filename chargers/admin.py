@@ -82,12 +82,32 @@ class ChargerAdminForm(forms.ModelForm):
         return charger
 
 
+class ConnectionFilter(admin.SimpleListFilter):
+    """Online / offline as the portal badge decides it (each charger's own heartbeat interval)."""
+
+    title = "connection"
+    parameter_name = "connection"
+
+    def lookups(self, request, model_admin):
+        return [("online", "Online"), ("offline", "Offline")]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("online", "offline"):
+            return queryset
+        now = timezone.now()
+        connected = queryset.exclude(connection_id="").exclude(last_seen_at=None).only(
+            "pk", "connection_id", "last_seen_at", "heartbeat_interval"
+        )
+        online = [c.pk for c in connected if c.is_online(now)]
+        return queryset.filter(pk__in=online) if self.value() == "online" else queryset.exclude(pk__in=online)
+
+
 @admin.register(Charger)
 class ChargerAdmin(admin.ModelAdmin):
     form = ChargerAdminForm
-    list_display = ["station_id", "property", "online", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version", "ocpp_version"]
+    list_display = ["station_id", "property", "online", "last_seen_at", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version", "ocpp_version"]
     search_fields = ["station_id", "name", "serial_number", "vendor", "model", "property__name"]
-    list_filter = ["ocpp_version", "security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
+    list_filter = [ConnectionFilter, "ocpp_version", "security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
     list_select_related = ["property"]
     raw_id_fields = ["property"]
     filter_horizontal = ["token_groups"]
