@@ -28,11 +28,12 @@ import psutil
 import psycopg
 
 from bench import logscale, soak
+from bench import proxy as proxy_bench
 from bench.load import Charger, Load, Stats, raise_fd_limit
 from bench.seed import station_id
 from bench.servers import BENCH_DB, OURS, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
 
-SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs")
+SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs", "proxy")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -491,6 +492,12 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
                     flat is not None and flat <= 1.25))
         cmd = scale["2"].get("command_across_processes", {})
         out.append(("scale-out: API on process A reaches charger on B", f"HTTP {cmd.get('http')}", bool(cmd.get("ok"))))
+    proxied = report.get("proxy")
+    if proxied:
+        out.append((f"proxy {proxied['connections']} chargers + {proxied['upstream_links']} upstream links: p99 < 100 ms",
+                    f"{proxied['p99_ms']} ms", (proxied["p99_ms"] or 1e9) < 100 and proxied["errors"] == 0))
+        out.append(("proxy: every charger's follower link up", f"{proxied['upstream_links']} of {proxied['connections']}",
+                    proxied["upstream_links"] >= proxied["connections"]))
     logs = report.get("logs")
     if logs:
         worst = max(q["p95_ms"] for q in logs["queries"].values())
@@ -541,6 +548,11 @@ def print_table(report: dict, args) -> str:
             note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
         rows.append((f"scale-out x{procs}", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"],
                      r["max_ms"], r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], note))
+    if "proxy" in report:
+        r = report["proxy"]
+        rows.append(("proxy", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
+                     r["cpu_pct"], "", r["errors"], f"{r['upstream_links']} upstream links held by the follower "
+                     f"({r['links_at_end']} at the end)"))
     if "logs" in report:
         lg = report["logs"]
         for name, q in lg["queries"].items():
@@ -586,6 +598,7 @@ def main(argv=None) -> int:
                         help="throughput servers: ours (uvicorn), ours under ours-sansio (uvicorn's websockets-sansio), "
                              "granian, hypercorn or daphne; peer, echo, echo-asgi")
     parser.add_argument("--fleet", type=int, default=10_000)
+    parser.add_argument("--proxy-chargers", type=int, default=1000, help="proxy: chargers, each with a follower")
     parser.add_argument("--fleet-duration", type=float, default=120)
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument("--storm-targets", default="ours,peer",
@@ -606,7 +619,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     if args.quick:  # tiny sizes for whatever was not given explicitly
-        quick = {"conns": "20,50", "duration": 3, "fleet": 200, "fleet_duration": 5, "storm": 200, "procs": "1,2",
+        quick = {"conns": "20,50", "duration": 3, "fleet": 200, "proxy_chargers": 100, "fleet_duration": 5, "storm": 200, "procs": "1,2",
                  "scale_conns": 50, "log_rows": 50_000, "log_requests": 10, "targets": "ours,peer,echo"}
         for name, value in quick.items():
             if getattr(args, name) == parser.get_default(name):
@@ -629,13 +642,15 @@ def main(argv=None) -> int:
         "args": {k: v for k, v in vars(args).items()},
     }
     need_chargers = max([*args.conns, args.fleet if "fleet" in only else 0, args.storm if "storm" in only else 0,
+                         args.proxy_chargers if "proxy" in only else 0,
                          args.scale_conns, args.soak_chargers if args.soak else 0])
     log(f"preparing {BENCH_DB} with {need_chargers} chargers")
     recreate_database(BENCH_DB)
     report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers)["api_token"]
     runners = {"throughput": scenario_throughput, "fleet": scenario_fleet, "storm": scenario_storm,
                "scaleout": scenario_scaleout, "logs": scenario_logs,
-               "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs)}
+               "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs),
+               "proxy": lambda a, r: proxy_bench.scenario(a, r, log=log, reset=reset_logs, summarize=summarize)}
     failed = []
     try:
         for name in (*SCENARIOS, "soak"):

@@ -47,6 +47,23 @@ def seed(count: int) -> dict:
     return {"api_token": api_token.key}
 
 
+def followers(url: str, count: int) -> None:
+    """Give the first `count` bench chargers one follower upstream at `url` (0: remove them all)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from chargers.models import Backoffice, Charger
+
+    Backoffice.objects.filter(charger__station_id__startswith="BENCH-").delete()
+    Charger.objects.filter(station_id__startswith="BENCH-").update(proxied=False)
+    chargers = list(Charger.objects.filter(station_id__in=[station_id(n) for n in range(count)]))
+    Backoffice.objects.bulk_create(
+        [Backoffice(charger=c, name="Bench follower", url=url, role="follower") for c in chargers], batch_size=2000
+    )
+    Charger.objects.filter(pk__in=[c.pk for c in chargers]).update(proxied=True)
+
+
 def station_id(n: int) -> str:
     return f"BENCH-{n:05d}"
 
@@ -59,4 +76,10 @@ def password(station: str) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--chargers", type=int, required=True)
-    print(json.dumps(seed(parser.parse_args().chargers)))
+    parser.add_argument("--followers", help="ws:// URL of a follower backoffice for the first --followers-count chargers")
+    parser.add_argument("--followers-count", type=int, default=0)
+    args = parser.parse_args()
+    if args.followers:
+        followers(args.followers, args.followers_count)
+    else:
+        print(json.dumps(seed(args.chargers)))
