@@ -30,6 +30,15 @@ from .ocpp.protocol201 import REQUEST_VALIDATORS
 logger = logging.getLogger(__name__)
 
 
+def token_group(*, charger_id: int, id_token: str) -> str:
+    """Return the group (groupIdToken, C09) of a card as this charger's organization knows it."""
+    from authorization.services import token_find
+
+    organization_id = Charger.objects.filter(pk=charger_id).values_list("property__organization_id", flat=True).first()
+    token = token_find(id_token, organization_id)
+    return token.parent_id_tag if token is not None else ""
+
+
 def charger_set_ocpp_version(*, charger_id: int, version: str) -> None:
     """Record the OCPP version the charger connected with."""
     Charger.objects.filter(pk=charger_id).exclude(ocpp_version=version).update(ocpp_version=version)

@@ -157,7 +157,17 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
     token = payload["idToken"]
     decision = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
-    return {"idTokenInfo": {"status": id_token_status(str(decision.status), decision.reason)}}
+    return {"idTokenInfo": await _id_token_info(conn, token["idToken"], id_token_status(str(decision.status), decision.reason))}
+
+
+async def _id_token_info(conn: Connection, id_token: str, status: str) -> dict:
+    """idTokenInfo with the card's group (C09.FR.02: cards of one group share a groupIdToken, so
+    one may stop what the other started)."""
+    info: dict = {"status": status}
+    group = await db.run(services_v201.token_group, charger_id=conn.charger_id, id_token=id_token)
+    if group:
+        info["groupIdToken"] = {"idToken": group, "type": "Central"}
+    return info
 
 
 # -- transactions (E01-E07, E14) -----------------------------------------------------------------
@@ -219,7 +229,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     }
     if latest and not outcome.ended:
         conn.publish(session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest)
-    return {"idTokenInfo": {"status": answer}} if answer else {}
+    return {"idTokenInfo": await _id_token_info(conn, event.id_token, answer)} if answer else {}
 
 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:

@@ -1,10 +1,11 @@
 """C01 Authorize: the same authorization engine, its decision in 2.0.1 idTokenInfo words, recorded."""
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from authorization.models import AuthorizationDecision
 
-from .conftest import connect201
+from .conftest import connect201, tx_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,4 +45,19 @@ async def test_id_token_type_outside_the_enum_is_a_property_violation(charger, t
     client = await connect201()
     reply = await authorize(client, "04A1B2C3", token_type="Magic")
     assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation"
+    await client.close()
+
+
+async def test_cards_of_one_group_are_told_their_group(charger, token):
+    """C09.FR.02: idTokenInfo carries the card's groupIdToken (Authorize and TransactionEvent)."""
+    from tests.factories import TokenFactory
+
+    await sync_to_async(TokenFactory)(uid="GROUPED-1", organization=token.organization, parent_id_tag="FAMILY")
+    client = await connect201()
+    answer = await client.result("Authorize", {"idToken": {"idToken": "GROUPED-1", "type": "ISO14443"}})
+    assert answer["idTokenInfo"] == {"status": "Accepted", "groupIdToken": {"idToken": "FAMILY", "type": "Central"}}
+    answer = await client.result("TransactionEvent", tx_event("Started", 0, "TX-G", id_token="GROUPED-1", wh=0))
+    assert answer["idTokenInfo"]["groupIdToken"]["idToken"] == "FAMILY"
+    assert "groupIdToken" not in (await client.result(
+        "Authorize", {"idToken": {"idToken": "04A1B2C3", "type": "ISO14443"}}))["idTokenInfo"]
     await client.close()
