@@ -155,6 +155,9 @@ class TicketAdmin(admin.ModelAdmin):
             "whitelist": WhitelistForm(prefix="whitelist", ticket=ticket),
             "refund": RefundForm(prefix="refund", ticket=ticket),
             "command": CommandForm(prefix="command"),
+            "verify": VerifyForm(prefix="verify"),
+            "email": EmailChangeForm(prefix="email"),
+            "erase": EraseForm(prefix="erase"),
         }
         if request.method == "POST":
             which = request.POST.get("action", "")
@@ -187,6 +190,17 @@ class TicketAdmin(admin.ModelAdmin):
                 refund = toolkit.ticket_refund(ticket=ticket, payment=data["payment"], amount=data["amount"],
                                                reason=data["reason"], user=user)
                 self.message_user(request, f"Refunded {refund.amount}; confirmation emailed.", messages.SUCCESS)
+            elif which == "verify":
+                ok = toolkit.ticket_verify_identity(ticket=ticket, user=user, session_date=data.get("session_date"),
+                                                    card_last4=data.get("card_last4", ""))
+                self.message_user(request, "Identity verified." if ok else "Identity NOT verified: the details do not match.",
+                                  messages.SUCCESS if ok else messages.ERROR)
+            elif which == "email":
+                changed = toolkit.ticket_change_email(ticket=ticket, user=user, new_email=data["new_email"])
+                self.message_user(request, f"Email changed on {changed} records; both addresses notified.", messages.SUCCESS)
+            elif which == "erase":
+                changed = toolkit.ticket_erase_customer(ticket=ticket, user=user)
+                self.message_user(request, f"Customer data erased on {changed} records.", messages.SUCCESS)
             elif which == "command":
                 if ticket.charger is None:
                     raise toolkit.ActionFailed("The ticket has no charger.")
@@ -309,6 +323,22 @@ class CommandForm(forms.Form):
         data = super().clean() or {}
         data["action"] = data.get("action_name", "")
         return data
+
+
+class VerifyForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="verify")
+    session_date = forms.DateField(required=False, label="A recent session date (YYYY-MM-DD)")
+    card_last4 = forms.RegexField(regex=r"^\d{4}$", required=False, label="Card last 4 digits")
+
+
+class EmailChangeForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="email")
+    new_email = forms.EmailField(label="New email (after verifying identity)")
+
+
+class EraseForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="erase")
+    confirm = forms.BooleanField(label="Erase this customer's personal data (after verifying identity)")
 
 
 @admin.register(VendorErrorCode)

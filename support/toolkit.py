@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
@@ -22,13 +23,13 @@ from django.utils import timezone
 
 from authorization.models import TokenGroup
 from authorization.services import token_group_add_uid
-from billing.models import Payment, Refund
+from billing.models import Payment, Refund, Subscription
 from billing.services import refund_issue
 from chargers import commands
 from chargers.models import Charger, Command
 from chargers.remote import operator_remote_start_sync
 
-from .models import Ticket, TicketMessage
+from .models import AssistantConversation, Ticket, TicketMessage
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +180,106 @@ def ticket_charger_command(*, ticket: Ticket, charger: Charger, action: str, con
         raise ActionFailed(exc.error.description) from exc
     _note(ticket, user, f"{ocpp_action} {payload} at {charger.station_id}: {command.result_status or command.status}")
     return command
+
+
+# -- identity, email change, erasure (seed 003 §6 and §7) ---------------------------------------
+
+
+def ticket_verify_identity(*, ticket: Ticket, user: Any, session_date: Any = None, card_last4: str = "") -> bool:
+    """Check the customer is who the ticket's email says: a session of theirs on that date, or a
+    payment with a card ending in those digits (seed 003 §7). Record the outcome on the ticket."""
+    if not ticket.email:
+        raise ValidationError({"card_last4": "The ticket has no customer email to verify against."})
+    if not session_date and not card_last4.strip():
+        raise ValidationError({"card_last4": "Give a recent session date or the card's last 4 digits."})
+    payments = Payment.objects.filter(email__iexact=ticket.email)
+    checks = []
+    if session_date:
+        checks.append(payments.filter(session__started_at__date=session_date).exists())
+    if card_last4.strip():
+        checks.append(payments.filter(card_last4=card_last4.strip()).exists())
+    verified = all(checks)
+    by = " and ".join(p for p, v in (("session date", session_date), ("card last 4", card_last4.strip())) if v)
+    ticket.details = {**ticket.details, "identity_verified": {
+        "ok": verified, "by": by, "at": timezone.now().isoformat(), "agent": getattr(user, "pk", None),
+    }}
+    ticket.save(update_fields=["details", "updated_at"])
+    _note(ticket, user, f"Identity check by {by}: {'verified' if verified else 'NOT verified'}")
+    return verified
+
+
+def _require_verified(ticket: Ticket) -> None:
+    if not (ticket.details or {}).get("identity_verified", {}).get("ok"):
+        raise ValidationError({"__all__": "Verify the customer's identity first."})
+
+
+def _send(subject: str, body: str, to: str) -> None:
+    try:
+        EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [to]).send()
+    except Exception:
+        logger.warning("Could not send %r to the customer", subject, exc_info=True)
+
+
+@transaction.atomic
+def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
+    """Move the verified customer's email to `new_email` everywhere it identifies them: payments,
+    subscriptions, tickets, and a host's sign-in (username and email together, so sign-in moves
+    too). Notify the old address and confirm to the new one. Return the rows changed."""
+    _require_verified(ticket)
+    old = ticket.email
+    new_email = new_email.strip()
+    if not new_email or new_email.lower() == old.lower():
+        raise ValidationError({"new_email": "Give a different email address."})
+    users = get_user_model().objects
+    if users.filter(email__iexact=new_email).exists() or users.filter(username__iexact=new_email).exists():
+        raise ValidationError({"new_email": "Another account already uses that email."})
+    changed = 0
+    changed += Payment.objects.filter(email__iexact=old).update(email=new_email)
+    changed += Subscription.objects.filter(email__iexact=old).update(email=new_email)
+    changed += Ticket.objects.filter(email__iexact=old).update(email=new_email)
+    for account in users.filter(email__iexact=old):
+        # Hosts sign in with their email as username: both change, or sign-in stays on the old one.
+        if account.get_username().lower() == old.lower():
+            account.username = new_email
+        account.email = new_email
+        account.save()
+        changed += 1
+    ticket.refresh_from_db()
+    _note(ticket, user, f"Email changed from {old} to {new_email} ({changed} records)")
+    transaction.on_commit(lambda: _send(
+        f"Your email was changed (request #{ticket.reference})",
+        f"Hello,\n\nAt your request (#{ticket.reference}) we changed your email from {old} to {new_email}.\n"
+        "If you did not ask for this, reply to this email at once.\n", old))
+    transaction.on_commit(lambda: _send(
+        f"Your email is now {new_email}",
+        f"Hello,\n\nYour request #{ticket.reference} is done: receipts, subscriptions and sign-in now use "
+        f"{new_email}.\n", new_email))
+    return changed
+
+
+@transaction.atomic
+def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
+    """Erase the verified customer's personal data: their email on payments (the amounts and the
+    ledger stay, without personal data), subscriptions cancelled and anonymised, their tickets'
+    and conversations' contact details. Confirm by email first. Return the rows changed."""
+    _require_verified(ticket)
+    email = ticket.email
+    _send(f"Your data was deleted (request #{ticket.reference})",
+          f"Hello,\n\nAt your request (#{ticket.reference}) we deleted your personal data: your email, name and "
+          "phone on payments, subscriptions and support requests. Amounts we must keep for accounting and tax "
+          "are kept without anything that identifies you.\n", email)
+    now = timezone.now()
+    changed = Payment.objects.filter(email__iexact=email).update(email="")
+    for sub in Subscription.objects.filter(email__iexact=email):
+        sub.email = f"erased-{sub.pk}@erased.invalid"
+        if sub.status == Subscription.Status.ACTIVE:
+            sub.status, sub.cancelled_at, sub.ends_at = Subscription.Status.CANCELLED, now, now
+        sub.save()
+        changed += 1
+    changed += AssistantConversation.objects.filter(email__iexact=email).update(email="", details={}, messages=[])
+    changed += Ticket.objects.filter(email__iexact=email).update(
+        email="", name="", phone="", message="(erased at the customer's request)", details={}, client_ip=None,
+    )
+    ticket.refresh_from_db()
+    _note(ticket, user, f"Customer data erased ({changed} records)")
+    return changed

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def setup(db):
     prop = PropertyFactory(name="Harbour Hotel", timezone="UTC")
     seen = timezone.now() - timedelta(hours=3)
-    offline = ChargerFactory(property=prop, station_id="HB-OFF", last_seen_at=seen, disconnected_at=seen)
+    ChargerFactory(property=prop, station_id="HB-OFF", last_seen_at=seen, disconnected_at=seen)
     faulted = ChargerFactory(property=prop, station_id="HB-FLT", connection_id="c", last_seen_at=timezone.now())
     Connector.objects.create(charger=faulted, connector_id=1, status="Faulted", error_code="HighTemperature")
     other = ChargerFactory(station_id="THEIRS-1", last_seen_at=seen)
