@@ -55,13 +55,41 @@ async def _wait_online(sim: SimulatedCharger):
     await sim.boot()
 
 
-async def _pay(page, base: str, station_id: str):
+CARD_DIGITS = re.compile(r"4242\D?4242|4000\D?0027|4000\D?0000\D?0000\D?0002")
+
+
+def _watch_requests(page, base: str) -> list[str]:
+    """Everything the browser sends to our server (URL and body), to prove no card number is in it."""
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(f"{request.url} {request.post_data or ''}")
+            if request.url.startswith(base) else None)
+    return sent
+
+
+async def _start(page, base: str, station_id: str):
     await page.goto(f"{base}/s/{station_id}")
-    await page.get_by_text("Sandbox payments").wait_for()
     await page.fill("#id_email", "guest@example.com")
-    await page.fill("#id_card_number", "4242 4242 4242 4242")
     await page.check("input[name=agree]")
+    # "Continue to payment" is on the first screen of a phone (it was 1.5 screens down).
+    assert await page.evaluate("document.getElementById('pay-start').getBoundingClientRect().bottom + window.scrollY") <= 844
     await page.click("#pay-start")
+    await page.wait_for_url(re.compile(r"/s/pay/[^/]+/$"))
+    await page.get_by_text("Sandbox card element").wait_for()
+
+
+async def _card(page, number: str):
+    await page.fill("#sbx-card", number)
+    await page.fill("#sbx-exp", "12/34")
+    await page.fill("#sbx-cvc", "123")
+    await page.click("#pay-button")
+
+
+async def _pay(page, base: str, station_id: str):
+    await _start(page, base, station_id)
+    # The Pay button is on the first screen of a phone.
+    box = await page.locator("#pay-button").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 844
+    await _card(page, "4242 4242 4242 4242")
     await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"), timeout=30_000)
 
 
@@ -74,6 +102,7 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
     await _wait_online(sim)
     async with async_playwright() as p:
         browser, page = await _phone(p)
+        sent = _watch_requests(page, live_server_proc.url)
         try:
             await _pay(page, live_server_proc.url, "QR-E2E-1")
             # The simulator accepted the remote start and began charging: the page follows live.
@@ -97,10 +126,14 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             assert "EUR 3.87" in await page.inner_text("#total")
             assert "Harbour Hotel" in receipt and "QR-E2E-1" in receipt
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-            assert page.csp_violations == []  # landing, live session page (websocket) and receipt
+            assert page.csp_violations == []  # landing, payment, live session page (websocket) and receipt
+            assert any("pm_card_visa" in line for line in sent)
+            assert not [line for line in sent if CARD_DIGITS.search(line)]  # no card number ever reached us
         except Exception:
             print("FRAMES", page.frames_seen)
-            print("KWH", await page.inner_text("#live"))
+            print("URL", page.url, "SENT", sent)
+            if await page.locator("#live").count():
+                print("KWH", await page.inner_text("#live"))
             raise
         finally:
             await browser.close()
@@ -118,12 +151,24 @@ async def test_guest_never_plugs_in_hold_is_released(short_start_timeout, live_s
     await _wait_online(sim)
     async with async_playwright() as p:
         browser, page = await _phone(p)
+        sent = _watch_requests(page, live_server_proc.url)
         try:
-            await _pay(page, live_server_proc.url, "QR-E2E-2")
+            await _start(page, live_server_proc.url, "QR-E2E-2")
+            # Declined twice: one message, replaced, never stacked; the guest can try again.
+            await _card(page, "4000 0000 0000 0002")
+            await page.locator("#pay-error", has_text="Your card was declined.").wait_for()
+            await _card(page, "4000 0000 0000 0002")
+            await page.locator("#pay-error", has_text="Your card was declined.").wait_for()
+            assert await page.get_by_text("Your card was declined.").count() == 1
+            # 3-D Secure: the intent's next_action leads to the (sandbox) bank page, then back.
+            await _card(page, "4000 0027 6000 3184")
+            await page.click("#sbx-3ds-approve")
+            await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"), timeout=30_000)
             await page.locator("#state-label", has_text="Plug in your car").wait_for()
             await page.locator("#failure", has_text="released").wait_for(state="visible", timeout=20_000)
             assert "Charging did not start" in await page.inner_text("#state-label")
             assert page.csp_violations == []
+            assert not [line for line in sent if CARD_DIGITS.search(line)]
         finally:
             await browser.close()
             await sim.close()
