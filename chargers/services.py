@@ -42,6 +42,7 @@ def server_process_stopped(*, key: str) -> int:
     from .models import OcppServerProcess
 
     now = timezone.now()
+    _proxy_links_down(Charger.objects.filter(connection_process=key, proxied=True), now)
     cleared = Charger.objects.filter(connection_process=key).exclude(connection_id="").update(
         connection_id="", connection_process="", disconnected_at=now
     )
@@ -72,7 +73,18 @@ def connections_clear_dead_processes(*, own_key: str) -> int:
             pass
     alive = set(OcppServerProcess.objects.values_list("key", flat=True)) | {own_key}
     stale = Charger.objects.exclude(connection_id="").exclude(connection_process__in=alive)
+    _proxy_links_down(stale.filter(proxied=True), now)
     return stale.update(connection_id="", connection_process="", disconnected_at=now)
+
+
+def _proxy_links_down(chargers, now) -> None:
+    """The proxy's upstream links live in the process that held the charger's socket: they are
+    down when it is (docs/proxy.md)."""
+    from .models import Backoffice
+
+    Backoffice.objects.filter(charger__in=chargers).exclude(status=Backoffice.Status.DISCONNECTED).update(
+        status=Backoffice.Status.DISCONNECTED, disconnected_at=now
+    )
 
 
 def charger_record_identity_conflict(*, charger_id: int, replacements: int) -> None:

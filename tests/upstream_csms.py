@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import InternalError, OCPPError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action, RegistrationStatus
@@ -31,11 +31,14 @@ def _now() -> str:
 
 class UpstreamCsms:
     def __init__(self, name: str, *, port: int, password: str, tx_base: int, statuses: dict[str, str] | None = None,
-                 default_status: str = "Accepted", interval: int = 300) -> None:
+                 default_status: str = "Accepted", interval: int = 300, delays: dict[str, float] | None = None,
+                 fail: frozenset[str] = frozenset()) -> None:
         self.name, self.port, self.password = name, port, password
         self.statuses = statuses or {}
         self.default_status = default_status
         self.interval = interval
+        self.delays = delays or {}  # action -> seconds before answering (a slow backoffice)
+        self.fail = fail  # actions answered with a CALLERROR (InternalError)
         self._tx = itertools.count(tx_base)
         self.received: list[tuple[str, dict]] = []
         self.points: dict[str, ChargePoint] = {}
@@ -116,6 +119,7 @@ class _Point(ChargePoint):
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs):
         self.csms.received.append(("Heartbeat", kwargs))
+        await self._behave("Heartbeat")
         return call_result.Heartbeat(current_time=_now())
 
     @on(Action.status_notification)
@@ -123,9 +127,16 @@ class _Point(ChargePoint):
         self.csms.received.append(("StatusNotification", kwargs))
         return call_result.StatusNotification()
 
+    async def _behave(self, action: str) -> None:
+        if action in self.csms.delays:
+            await asyncio.sleep(self.csms.delays[action])
+        if action in self.csms.fail:
+            raise InternalError(description=f"{self.csms.name} failed on purpose")
+
     @on(Action.authorize)
     async def on_authorize(self, id_tag, **kwargs):
         self.csms.received.append(("Authorize", {"id_tag": id_tag}))
+        await self._behave("Authorize")
         return call_result.Authorize(id_tag_info={"status": self._status(id_tag)})
 
     @on(Action.start_transaction)

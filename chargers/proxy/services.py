@@ -175,14 +175,6 @@ def link_state_record(*, backoffice_id: int, status: str, error: str | None = No
     Backoffice.objects.filter(pk=backoffice_id).update(**fields)
 
 
-def links_disconnected(backoffice_ids: list[int]) -> None:
-    """A stopping process marks its links down in one statement."""
-    if backoffice_ids:
-        Backoffice.objects.filter(pk__in=backoffice_ids).update(
-            status=Backoffice.Status.DISCONNECTED, disconnected_at=timezone.now()
-        )
-
-
 # -- transactionId maps ------------------------------------------------------------------------------
 
 
