@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .protocol import OcppError, parse_datetime
@@ -153,12 +153,15 @@ def simple_limit_profile(
         "id": profile_id, "chargingRateUnit": unit, "startSchedule": format_datetime(start),
         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
     }
-    if duration_s:
-        schedule["duration"] = duration_s
     profile: dict[str, Any] = {
         "id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
-        "chargingProfileKind": "Absolute", "chargingSchedule": [schedule],
+        "chargingProfileKind": "Absolute", "validFrom": format_datetime(start), "chargingSchedule": [schedule],
     }
+    if duration_s:
+        # A limit for a while: the schedule ends then, and so does the profile (K01.FR.37), so it
+        # no longer blocks its stack level (K01.FR.06).
+        schedule["duration"] = duration_s
+        profile["validTo"] = format_datetime(start + timedelta(seconds=duration_s))
     if transaction_id:
         profile["transactionId"] = transaction_id
     return profile

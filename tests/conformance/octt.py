@@ -146,8 +146,8 @@ def _local_list(version: int, update: str, entries: list[dict[str, Any]]) -> Cal
     return _send("SendLocalList", body)
 
 
-def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int = 1, limit: float = 8.0,
-             with_transaction: bool = False) -> Callable[[Any], None]:
+def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int = 1, limit: float = 6.0,
+             with_transaction: bool = False, profile_id: int | None = None) -> Callable[[Any], None]:
     """SetChargingProfile as the Smart charging tab or the API sends it (K01)."""
 
     def run(charger: Any) -> None:
@@ -165,7 +165,7 @@ def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int =
                     break
                 time.sleep(0.2)
         profile = simple_limit_profile(
-            profile_id=int(time.time() * 1000) % 2**30, purpose=purpose, stack_level=stack, unit="A", limit=limit,
+            profile_id=profile_id or int(time.time() * 1000) % 2**30, purpose=purpose, stack_level=stack, unit="A", limit=limit,
             start=timezone.now(), transaction_id=transaction_id, duration_s=300,
         )
         if kind == "Recurring":
@@ -191,15 +191,17 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
         _var("DeviceDataCtrlr", "BytesPerMessage", "GetReport"), _var("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"),
         _var("AuthCtrlr", "AuthorizeRemoteStart")]})],
     "tc_b_09": [_send("SetVariables", {"setVariableData": [{**_var("OCPPCommCtrlr", "OfflineThreshold"),
-                                                            "attributeValue": "300"}]})],
+                                                            "attributeValue": "123"}]})],
     "tc_b_10": [_send("SetVariables", {"setVariableData": [
-        {**_var("OCPPCommCtrlr", "OfflineThreshold"), "attributeValue": "300"},
+        {**_var("OCPPCommCtrlr", "OfflineThreshold"), "attributeValue": "123"},
         {**_var("AuthCtrlr", "AuthorizeRemoteStart"), "attributeValue": "false"}]})],
     "tc_b_12": [_send("GetBaseReport", {"requestId": 12, "reportBase": "ConfigurationInventory"})],
     "tc_b_13": [_send("GetBaseReport", {"requestId": 13, "reportBase": "FullInventory"})],
     "tc_b_14": [_send("GetBaseReport", {"requestId": 14, "reportBase": "SummaryInventory"})],
-    "tc_b_18": [_send("GetReport", {"requestId": 18, "componentCriteria": ["Problem"]}),
-                _send("GetReport", {"requestId": 19, "componentCriteria": ["Available"]})],
+    "tc_b_18": [_send("GetReport", {"requestId": 18, "componentCriteria": ["Problem"], "componentVariable": [
+                    {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}}]}),
+                _send("GetReport", {"requestId": 19, "componentCriteria": ["Available"], "componentVariable": [
+                    {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}}]})],
     "tc_b_20": [_send("Reset", {"type": "OnIdle"})],
     "tc_b_21": [_send("Reset", {"type": "OnIdle"})],
     "tc_b_22": [_send("Reset", {"type": "Immediate"})],
@@ -226,7 +228,8 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_k_01": [_profile("TxDefaultProfile", 1)],
     "tc_k_02": [_profile("TxProfile", 1, with_transaction=True)],
     "tc_k_03": [_profile("ChargingStationMaxProfile", 0)],
-    "tc_k_04": [_profile("TxDefaultProfile", 1, limit=8.0), _profile("TxDefaultProfile", 1, limit=6.0)],
+    "tc_k_04": [_profile("TxDefaultProfile", 1, limit=8.0, profile_id=4),
+                _profile("TxDefaultProfile", 1, limit=6.0, profile_id=4)],
     "tc_k_05": [_send("ClearChargingProfile", {"chargingProfileId": 100})],
     "tc_k_06": [_send("ClearChargingProfile", {"chargingProfileCriteria": {
         "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}})],
