@@ -278,9 +278,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             self.proto.check_action(frame.action)
             if self.proxy is not None and self.proxy.active:
-                # Every upstream gets the frame as sent; we handle it in our own transaction numbering.
-                relay = await self.proxy.relay(frame.action, frame.payload, frame.unique_id)
-                payload = await self.proxy.for_us(frame.action, frame.payload)
+                relay, payload = await self._relay(frame)
             response = await self.handler.handle_call(conn, frame.action, payload, frame.unique_id)
         except protocol.OcppError as exc:
             error = exc
@@ -308,6 +306,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
             if relay is not None:
                 relay.charger_got(proxy_rules.started_transaction_id(frame.action, response))
             await self._send_result(frame, response)
+
+    async def _relay(self, frame: protocol.Frame) -> tuple[Relay | None, Any]:
+        """Every upstream gets the frame as sent; we handle it in our own transaction numbering.
+        The proxy failing (e.g. the database is down) never costs our own handling of the frame."""
+        assert self.proxy is not None
+        try:
+            relay = await self.proxy.relay(frame.action, frame.payload, frame.unique_id)
+        except Exception:
+            logger.exception("%s: could not relay %s to its upstream backoffices", self.conn.station_id, frame.action)
+            return None, frame.payload
+        try:
+            return relay, await self.proxy.for_us(frame.action, frame.payload)
+        except Exception:
+            logger.exception("%s: could not map the transactionId of %s", self.conn.station_id, frame.action)
+            return relay, frame.payload
 
     async def _answer_as_leader(self, frame: protocol.Frame, relay: Relay, response: dict | None,
                                 error: protocol.OcppError | None) -> None:

@@ -133,7 +133,10 @@ class UpstreamLink:
                 self.queue.put_nowait(item)
                 return
             if item.durable:  # under the gate: the switch to connected waits for this row
-                await self._queue_durably([item])
+                try:
+                    await self._queue_durably([item])
+                except Exception:  # the charger's own message is stored by us whatever happens here
+                    logger.exception("Could not queue %s for %s", item.action, self.name)
         self._resolve(item, None)
 
     async def _queue_durably(self, items: list[Outgoing]) -> None:
@@ -500,8 +503,9 @@ class Proxy:
                     services.party_transaction_id, charger_id=self.side.charger_id, backoffice_id=None,
                     charger_transaction_id=charger_tx,
                 )
-                if found is not None:
-                    self.to_ours[charger_tx] = found
+                # None: we gave the charger this id ourselves (we led); remembered, so a
+                # MeterValues every 10 s costs no query.
+                self.to_ours[charger_tx] = found if found is not None else charger_tx
         return rules.rewrite_for_party(action, payload, self.to_ours.get)
 
     async def for_charger(self, action: str, payload: Any) -> Any:
@@ -520,10 +524,13 @@ class Proxy:
             return
         self.to_ours[charger_tx] = ours
         self.to_charger[ours] = charger_tx
-        await db.run(
-            services.transaction_map_record, charger_id=self.side.charger_id, backoffice_id=None,
-            charger_transaction_id=charger_tx, transaction_id=ours,
-        )
+        try:
+            await db.run(
+                services.transaction_map_record, charger_id=self.side.charger_id, backoffice_id=None,
+                charger_transaction_id=charger_tx, transaction_id=ours,
+            )
+        except Exception:  # kept in memory for this connection; the charger's answer must not wait
+            logger.exception("Could not record transaction %s = our %s", charger_tx, ours)
 
 
 def _done_value(future: asyncio.Future[int | None] | None) -> int | None:
