@@ -75,11 +75,15 @@ def snapshot(gs: GuestSession) -> dict:
     if gs.state == GuestSession.State.STARTING and gs.start_requested_at:
         elapsed = (timezone.now() - gs.start_requested_at).total_seconds()
         seconds_left = max(int(start_timeout_s() - elapsed), 0)
+    status_label = STATUS_WORDS.get(status, status)
+    if gs.state in (GuestSession.State.FINISHED, GuestSession.State.FAILED):
+        # The port is the next guest's now: "Ready – plug in your car" would read as an invitation.
+        status_label = "Session ended"
     return {
         "state": gs.state,
         "state_label": gs.get_state_display(),
         "status": status,
-        "status_label": STATUS_WORDS.get(status, status),
+        "status_label": status_label,
         "kw": str(kw) if kw is not None else None,
         "kwh": str(kwh) if kwh is not None else None,
         "meter_start_wh": session.meter_start_wh if session else None,

@@ -19,6 +19,7 @@ urlpatterns = [
     path("stay/<str:code>/", stay_views.stay_link, name="stay-link"),
     path("<str:station_id>/stay/", stay_views.stay_code_start, name="stay-start"),
     path("<str:station_id>/start/", views.start, name="start"),
+    path("<str:station_id>/ports/", views.ports, name="ports"),
     # The QR code encodes /s/<station_id> (no slash); both forms land here.
     path("<str:station_id>", views.landing, name="landing"),
     path("<str:station_id>/", views.landing),

@@ -77,9 +77,14 @@ def _support_query(station_id: str, prompt: str) -> str:
 
 
 def _invalid(request, typed: str):
-    return _prompt_page(
-        request, PromptCode.INVALID, station_id=typed, suggestions=station_id_suggestions(typed), status=404
-    )
+    suggestions = station_id_suggestions(typed)
+    if len(suggestions) == 1:
+        # One charger is this close (case, spaces, one character): show it at once, and say so,
+        # instead of asking for a second tap. Nothing starts before the guest confirms and pays.
+        from urllib.parse import urlencode
+
+        return redirect(reverse("guest:landing", args=[suggestions[0]]) + "?" + urlencode({"typed": typed[:100]}))
+    return _prompt_page(request, PromptCode.INVALID, station_id=typed, suggestions=suggestions, status=404)
 
 
 @require_GET
@@ -145,6 +150,8 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
         "price": _price(charger), "payments_ok": payments_ok, "sandbox": sandbox, "gateway_name": gateway_name,
         "hold": _hold(charger), "ceiling": _ceiling(), "any_free": any(p["startable"] for p in ports),
         "support_query": _support_query(charger.station_id, ""),
+        "typed": (request.GET.get("typed") or "")[:100],
+        "alternatives": [] if any(p["startable"] for p in ports) else alternatives(charger),
     }
 
 
@@ -178,6 +185,21 @@ def landing(request, station_id: str):
     if prompt is not None:
         return prompt
     return render(request, "guest/landing.html", _landing_context(request, charger, connectors))
+
+
+@never_cache
+@require_GET
+@rate_limited("ports")
+def ports(request, station_id: str):
+    """The ports' state for the "all ports are in use" page, which checks it every 20 s."""
+    from django.http import JsonResponse
+
+    charger = charger_for_station_id(station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    rows = port_rows(connector_statuses(charger))
+    return JsonResponse({"any_free": any(p["startable"] for p in rows),
+                         "ports": [{"id": p["id"], "status": p["status"]} for p in rows]})
 
 
 @require_POST

@@ -12,9 +12,18 @@
   function show(id, visible) { var el = $(id); if (el) el.hidden = !visible; }
   function setStatus(status, label) {
     var el = $("status");
+    if (state === "finished" || state === "failed") {
+      // This session is over: the port's next state belongs to the next guest.
+      el.className = "status";
+      el.textContent = "Session ended";
+      return;
+    }
     el.className = "status " + (status || "");
     el.textContent = label || status || "–";
-    if (state === "charging") $("state-label").textContent = label || "Charging";
+    if (state === "charging") {
+      // Available/Finishing after charging: the session is ending; the receipt state follows.
+      $("state-label").textContent = (status === "Available" || status === "Finishing") ? "Session ending – preparing your receipt" : (label || "Charging");
+    }
   }
   function tick() {
     if (deadline === null || state !== "starting") return;

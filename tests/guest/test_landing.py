@@ -58,12 +58,22 @@ def test_unknown_station_id_is_invalid_with_404_and_next_steps(client, guest_cha
     assert "Contact support" in body
 
 
-def test_lookup_is_case_sensitive_and_suggests_the_case_variant(client, guest_charger):
-    response = client.get("/s/hb-lot-01")
+def test_lower_case_or_one_typo_lands_on_the_one_close_charger_and_says_so(client, guest_charger, rate):
+    for typed in ("hb-lot-01", "HB-Lot-0l", "HBLot-01"):
+        response = client.get(f"/s/{typed}")
+        assert response.status_code == 302 and response["Location"] == f"/s/HB-Lot-01?typed={typed}"
+        body = client.get(response["Location"]).content.decode()
+        assert f"You typed “{typed}”: this is HB-Lot-01" in body and "Continue to payment" in body
+    response = client.get("/s/", {"station_id": "hb-lot-01"})
+    assert response["Location"] == "/s/HB-Lot-01?typed=hb-lot-01"
+
+
+def test_two_close_chargers_are_offered_not_guessed(client, site, guest_charger):
+    make_online(ChargerFactory(property=site, station_id="HB-Lot-02"))
+    response = client.get("/s/hb-lot-0")
     assert response.status_code == 404
     body = response.content.decode()
-    assert "Station ID is Invalid" in body
-    assert "Did you mean" in body and "HB-Lot-01" in body
+    assert "Station ID is Invalid" in body and "Did you mean" in body
 
 
 def test_entry_form_trims_spaces_and_redirects(client, guest_charger):
@@ -73,11 +83,11 @@ def test_entry_form_trims_spaces_and_redirects(client, guest_charger):
 
 
 def test_entry_form_without_match_renders_invalid_with_404(client, guest_charger):
-    response = client.get("/s/", {"station_id": "HB-Lot-0l"})
+    response = client.get("/s/", {"station_id": "ZZ-Nothing-9"})
     assert response.status_code == 404
     body = response.content.decode()
     assert "Station ID is Invalid" in body
-    assert "HB-Lot-01" in body  # one character off: suggested
+    assert "HB-Lot-01" not in body
 
 
 def test_entry_form_page_renders(client, db):
@@ -164,6 +174,22 @@ def test_busy_ports_say_so_without_start_button(client, site, rate):
     body = client.get("/s/BUSY-1").content.decode()
     assert "All ports are in use" in body
     assert "Continue to payment" not in body
+
+
+def test_busy_charger_offers_the_free_ones_and_its_refresh_never_trips_the_lookup_limit(client, site, rate, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.GUEST_LOOKUP_LIMIT_PER_MIN = 2
+    make_online(ChargerFactory(property=site, station_id="BUSY-2"), ("Charging",))
+    make_online(ChargerFactory(property=site, station_id="FREE-2"), ("Available",))
+    body = client.get("/s/BUSY-2").content.decode()
+    assert "Other chargers here" in body and 'href="/s/FREE-2"' in body
+    assert 'data-ports-url="/s/BUSY-2/ports/"' in body
+    for _ in range(5):  # the page's 20-second checks
+        state = client.get("/s/BUSY-2/ports/")
+        assert state.status_code == 200 and state.json()["any_free"] is False
+    assert client.get("/s/BUSY-2").status_code == 200  # lookup 2 of 2: still allowed
 
 
 def test_prompts_offer_contact_support_prefilled(client, site):

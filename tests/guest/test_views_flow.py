@@ -144,6 +144,12 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
         status="completed", stopped_at=started + timedelta(minutes=30), meter_stop_wh=12500,
     )
     services.guest_session_finish(session_id=session.pk)
+    # The port is free again, but this guest's page shows their session's end, not an invitation.
+    from chargers.models import Connector
+
+    Connector.objects.filter(charger=guest_charger, connector_id=1).update(status="Available")
+    page = client.get(f"/s/session/{gs.key}/").content.decode()
+    assert "Ready – plug in your car" not in page and "Session ended" in page and "View receipt" in page
     body = client.get(f"/s/receipt/{gs.key}/").content.decode()
     assert "Receipt" in body and "7.500 kWh" in body
     assert "Connection fee" in body or "connection" in body.lower()
