@@ -187,7 +187,7 @@ async def test_monitors_set_reported_and_cleared(charger, api):
 def test_a_limit_for_a_while_is_a_profile_valid_for_that_while():
     profile = rules.simple_limit_profile(profile_id=7, purpose="TxDefaultProfile", stack_level=2, unit="W",
                                          limit=7400, start=NOW, duration_s=3600)
-    assert (profile["validFrom"], profile["validTo"]) == ("2026-11-20T10:00:00Z", "2026-11-20T11:00:00Z")
+    assert (profile["validFrom"], profile["validTo"]) == ("2026-11-20T10:00:00.000Z", "2026-11-20T11:00:00.000Z")
     assert profile["chargingSchedule"][0]["duration"] == 3600
     _check(1, profile)  # what the portal sends keeps the rules it checks
     assert "validTo" not in rules.simple_limit_profile(profile_id=7, purpose="TxDefaultProfile", stack_level=2,
