@@ -134,7 +134,9 @@ class TokenGroupAdmin(admin.ModelAdmin):
 
 @admin.register(AuthorizationDecision)
 class AuthorizationDecisionAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "uid", "station_id", "connector_id", "context", "status", "reason", "msp_latency_ms"]
+    list_display = ["created_at", "uid", "station_id", "connector_id", "context", "status", "reason", "msp_latency_ms",
+                    "reservation"]
+    list_select_related = ["reservation"]  # the stay whose access code was used (stays, docs/pms.md)
     search_fields = ["uid", "uid_normalized", "station_id"]
     list_filter = ["status", "reason", "context"]
     date_hierarchy = "created_at"
