@@ -126,3 +126,18 @@ async def test_one_charger_over_its_byte_share_waits_alone(charger, settings):
     await asyncio.wait_for(second, 5)  # the writer drained the first frame: room again
     await writer.flush()
     assert {m.unique_id async for m in OcppMessage.objects.all()} == {"b1", "b2", "o1"}
+
+
+@pytest.mark.django_db
+def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
+    """Rows the database could not take during an outage are journaled as they were bound for COPY
+    (payload as JSON text); replayed, the payload is the object again (searchable, shown)."""
+    from chargers import services
+    from chargers.message_log import _journal_entry, make_row
+
+    row, _ = make_row(charger_id=charger.pk, direction="in", message_type=2, unique_id="j1", action="Authorize",
+                      payload={"idTag": "CAFE"}, text='[2,"j1","Authorize",{"idTag":"CAFE"}]')
+    entry = {**json.loads(json.dumps(_journal_entry([row]), default=str)), "seq": 1}
+    services.journal_apply("test-journal", entry)
+    stored = OcppMessage.objects.get(unique_id="j1")
+    assert stored.payload == {"idTag": "CAFE"} and stored.id_tag == "CAFE"
