@@ -16,6 +16,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("ocpi/", include("roaming.urls")),
     path("roaming/", include("roaming.portal_urls")),
+    path("stays/", include("stays.urls")),
     path("", include("backoffice.urls")),
     path("", include("chargers.urls")),
     path("", include("authorization.urls")),

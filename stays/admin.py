@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -21,6 +22,7 @@ from .models import (
     StayPolicy,
     Unit,
 )
+from .services_pms import integration_credentials_set, pms_sync
 
 
 @admin.register(Unit)
@@ -110,8 +112,22 @@ class ListingInline(admin.TabularInline):
     raw_id_fields = ["unit"]
 
 
+class PmsIntegrationForm(forms.ModelForm):
+    credentials = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Write-only, stored encrypted. Guesty: {"client_id", "client_secret", "webhook_secret"}; '
+                  'Hospitable: {"token", "webhook_secret"}; Track: {"key", "secret"} (and the base URL above).',
+    )
+
+    class Meta:
+        model = PmsIntegration
+        fields = ["organization", "vendor", "name", "base_url"]
+
+
 @admin.register(PmsIntegration)
 class PmsIntegrationAdmin(admin.ModelAdmin):
+    form = PmsIntegrationForm
+    actions = ["sync_now"]
     list_display = ["__str__", "organization", "vendor", "state", "last_synced_at", "listings_count",
                     "reservations_count", "unmapped", "last_error"]
     search_fields = ["name", "organization__name"]
@@ -125,6 +141,19 @@ class PmsIntegrationAdmin(admin.ModelAdmin):
     @admin.display(description="Unmapped listings")
     def unmapped(self, obj: PmsIntegration) -> int:
         return obj.listings.filter(unit__isnull=True).count()
+
+    def save_model(self, request: HttpRequest, obj: PmsIntegration, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("credentials"):
+            integration_credentials_set(integration=obj, credentials=form.cleaned_data["credentials"])
+
+    @admin.action(description="Sync now")
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[PmsIntegration]) -> None:
+        for integration in queryset:
+            result = pms_sync(integration_id=integration.pk, force=True)
+            text = (f"{integration}: {result.listings} listings, {result.reservations} reservations"
+                    if result.ok else f"{integration}: {result.error}")
+            self.message_user(request, text, messages.SUCCESS if result.ok else messages.ERROR)
 
 
 @admin.register(ChargerPlacement)

@@ -23,3 +23,22 @@ def calendar_feeds_sync_due_task() -> int:
     for feed_id in due:
         calendar_feed_sync_task.delay(feed_id)
     return len(due)
+
+
+@shared_task(name="stays.pms_sync")
+def pms_sync_task(integration_id: int) -> bool:
+    from .services_pms import pms_sync
+
+    return pms_sync(integration_id=integration_id).ok
+
+
+@shared_task(name="stays.pms_sync_due")
+def pms_sync_due_task() -> int:
+    """Pull every PMS integration not pulled within STAYS_PMS_SYNC_SECONDS and not backing off."""
+    from .services_pms import pms_integrations_due
+
+    every = timedelta(seconds=getattr(settings, "STAYS_PMS_SYNC_SECONDS", 900))
+    due = pms_integrations_due(every=every - timedelta(seconds=30))
+    for integration_id in due:
+        pms_sync_task.delay(integration_id)
+    return len(due)

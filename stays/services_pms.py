@@ -1,0 +1,168 @@
+"""Writes for PMS integrations: credentials (sealed), sync with back-off, webhooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from django.db import transaction
+from django.utils import timezone
+
+from backoffice.sealed import seal, unseal
+
+from .models import Listing, PmsIntegration, Reservation, Unit
+from .pms import TIMEOUT_S, Adapter, PmsError, PmsReservation, adapter_for
+from .services import _send_code_on_commit
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def integration_credentials_set(*, integration: PmsIntegration, credentials: dict[str, str]) -> None:
+    """Store the vendor credentials encrypted (backoffice.sealed); they are never shown again."""
+    integration.credentials_encrypted = seal(json.dumps({k: v for k, v in credentials.items() if v}))
+    integration.save(update_fields=["credentials_encrypted"])
+
+
+def integration_credentials(integration: PmsIntegration) -> dict[str, str]:
+    text = unseal(integration.credentials_encrypted)
+    return json.loads(text) if text else {}
+
+
+def _timezone_of(integration: PmsIntegration) -> str:
+    prop = integration.organization.properties.order_by("pk").first()
+    return prop.timezone if prop else "UTC"
+
+
+def _adapter(integration: PmsIntegration, client: httpx.Client) -> Adapter:
+    return adapter_for(integration.vendor, integration_credentials(integration), client,
+                       timezone=_timezone_of(integration), base_url=integration.base_url)
+
+
+@dataclass(frozen=True)
+class PmsSyncResult:
+    ok: bool
+    listings: int = 0
+    reservations: int = 0
+    unmapped: int = 0
+    error: str = ""
+
+
+def _upsert(integration: PmsIntegration, item: PmsReservation, units: dict[str, Unit | None]) -> bool:
+    """Create or update the reservation of `item`; False when its listing is not mapped to a unit."""
+    unit = units.get(item.listing_id)
+    if unit is None:
+        return False
+    status = (Reservation.Status.CANCELLED if item.cancelled else
+              Reservation.Status.CONFIRMED if item.confirmed else Reservation.Status.TENTATIVE)
+    row, _ = Reservation.objects.update_or_create(
+        integration=integration, external_id=item.external_id,
+        defaults={"property": unit.property, "unit": unit, "check_in": item.check_in, "check_out": item.check_out,
+                  "status": status, "guest_name": item.guest_name[:200], "guest_email": item.guest_email[:254],
+                  "guest_phone": item.guest_phone[:40], "source": integration.vendor},
+    )
+    _send_code_on_commit(row)
+    return True
+
+
+def _mapping(integration: PmsIntegration) -> dict[str, Unit | None]:
+    return {listing.external_id: listing.unit for listing in integration.listings.select_related("unit__property")}
+
+
+def pms_sync(*, integration_id: int, client: httpx.Client | None = None, now: datetime | None = None,
+             force: bool = False) -> PmsSyncResult:
+    """Pull listings and the reservations changed since the cursor; back off after failures."""
+    now = now or timezone.now()
+    integration = PmsIntegration.objects.select_related("organization").get(pk=integration_id)
+    if not force and integration.next_attempt_at and integration.next_attempt_at > now:
+        return PmsSyncResult(ok=False, error=integration.last_error)
+    own = client is None
+    client = client or httpx.Client(timeout=TIMEOUT_S, trust_env=False)
+    try:
+        adapter = _adapter(integration, client)
+        listings = list(adapter.listings())
+        with transaction.atomic():
+            for listing in listings:
+                row, created = Listing.objects.get_or_create(
+                    integration=integration, external_id=listing.external_id, defaults={"name": listing.name[:300]})
+                if row.name != listing.name[:300]:
+                    Listing.objects.filter(pk=row.pk).update(name=listing.name[:300])
+                if row.unit_id is None:
+                    # A unit whose external id is the listing id is mapped for the host.
+                    unit = Unit.objects.filter(property__organization=integration.organization,
+                                               external_id=listing.external_id).first()
+                    if unit is not None:
+                        Listing.objects.filter(pk=row.pk).update(unit=unit)
+        units = _mapping(integration)
+        stored = unmapped = 0
+        newest = integration.cursor
+        with transaction.atomic():
+            for item in adapter.reservations(since=integration.cursor, now=now):
+                if _upsert(integration, item, units):
+                    stored += 1
+                else:
+                    unmapped += 1
+                newest = max(newest, item.updated_at) if item.updated_at else newest
+    except PmsError as exc:
+        failures = integration.failures + 1
+        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else min(
+            timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+        PmsIntegration.objects.filter(pk=integration.pk).update(
+            state=PmsIntegration.State.BACKING_OFF if exc.retry_after else PmsIntegration.State.ERROR,
+            last_synced_at=now, last_error=exc.message[:500], failures=failures, next_attempt_at=now + wait,
+        )
+        return PmsSyncResult(ok=False, error=exc.message)
+    finally:
+        if own:
+            client.close()
+    PmsIntegration.objects.filter(pk=integration.pk).update(
+        state=PmsIntegration.State.OK, last_synced_at=now, last_success_at=now, last_error="", failures=0,
+        next_attempt_at=None, cursor=newest[:100], listings_count=len(listings),
+        reservations_count=Reservation.objects.filter(integration=integration).count(),
+    )
+    if unmapped:
+        PmsIntegration.objects.filter(pk=integration.pk).update(
+            last_error=f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below.")
+    return PmsSyncResult(ok=True, listings=len(listings), reservations=stored, unmapped=unmapped)
+
+
+def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> str:
+    """Apply a vendor's webhook; return "ok", "ignored", "unknown" or "bad_signature"."""
+    integration = PmsIntegration.objects.select_related("organization").filter(webhook_key=webhook_key).first()
+    if integration is None:
+        return "unknown"
+    with httpx.Client(timeout=TIMEOUT_S, trust_env=False) as client:
+        adapter = _adapter(integration, client)
+        if not adapter.verify_webhook({k.lower(): v for k, v in headers.items()}, body):
+            return "bad_signature"
+        try:
+            item = adapter.webhook_reservation(body)
+        except (ValueError, KeyError, TypeError):
+            return "ignored"
+    if item is None:
+        return "ignored"
+    with transaction.atomic():
+        _upsert(integration, item, _mapping(integration))
+    return "ok"
+
+
+def pms_integrations_due(*, every: timedelta, now: datetime | None = None) -> list[int]:
+    now = now or timezone.now()
+    rows = PmsIntegration.objects.exclude(credentials_encrypted="")
+    return [i.pk for i in rows if (i.last_synced_at is None or i.last_synced_at <= now - every)
+            and (i.next_attempt_at is None or i.next_attempt_at <= now)]
+
+
+def listing_map(*, listing: Listing, unit: Unit | None) -> Listing:
+    """Map a PMS listing to a unit of the integration's organization (None: unmap)."""
+    if unit is not None and unit.property.organization_id != listing.integration.organization_id:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"unit": "This unit belongs to another organization."})
+    listing.unit = unit
+    listing.save(update_fields=["unit", "updated_at"])
+    return listing
