@@ -108,6 +108,17 @@ class PaymentGateway:
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         raise NotImplementedError
 
+    # Connect: the host's payout account. The processor's hosted onboarding collects the bank
+    # account and identity; we keep only the account id and whether payouts are enabled.
+    def connect_account_create(self, *, email: str, country: str, idempotency_key: str) -> str:
+        raise NotImplementedError
+
+    def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
+        raise NotImplementedError
+
+    def connect_account_ready(self, account: str) -> bool:
+        raise NotImplementedError
+
 
 class StripeGateway(PaymentGateway):
     """Manual-capture PaymentIntents through the official `stripe` client (pinned in pyproject)."""
@@ -220,6 +231,13 @@ class StripeGateway(PaymentGateway):
                     "type": "account_onboarding"},
         )
         return str(link.url)
+
+    def connect_account_ready(self, account: str) -> bool:
+        try:
+            data = self.client.v1.accounts.retrieve(account)
+        except self._stripe.StripeError as exc:
+            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+        return bool(data.details_submitted and data.payouts_enabled)
 
 
 def _secret(name: str) -> str:

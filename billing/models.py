@@ -96,6 +96,10 @@ class BillingSettings(models.Model):
         **MONEY, default=ZERO, help_text="Balances below this are carried into the next payout."
     )
     bank_account_label = models.CharField(max_length=100, blank=True)
+    # The host's payout account at the processor (Stripe Connect); bank details stay there.
+    payout_account_id = models.CharField(max_length=60, blank=True)
+    payout_account_ready = models.BooleanField(default=False, help_text="The processor can pay out to it.")
+    payout_account_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "billing settings"
@@ -491,3 +495,17 @@ class SandboxRequest(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SandboxAccount(models.Model):
+    """SANDBOX ONLY: a host's payout account (Stripe Connect's Account, offline)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    email = models.EmailField(blank=True)
+    details_submitted = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    bank_last4 = models.CharField(max_length=4, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id

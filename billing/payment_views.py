@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import sandbox
-from .gateways import get_gateway
-from .models import SandboxIntent
+from .gateways import GatewayError, get_gateway
+from .models import SandboxAccount, SandboxIntent
 from .money import from_minor
 from .webhooks import WebhookRejected, receive
 
@@ -73,3 +76,63 @@ def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return HttpResponse("Bad return_url", status=400)
     return redirect(f"{target}{separator}{query}")
+
+
+# -- hosts' payout accounts (Connect onboarding) -------------------------------------------------
+
+
+@login_required
+@require_POST
+def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResponse:
+    """Owners only: go to the processor's onboarding page for this organization's payout account."""
+    from backoffice.views import require_role
+
+    from .connect import payout_account_onboarding
+
+    require_role(request.user, organization_id, owner=True)
+    back = request.build_absolute_uri(reverse("billing:payout-account-return", args=[organization_id]))
+    try:
+        link = payout_account_onboarding(
+            organization_id=organization_id, email=getattr(request.user, "email", ""), country="",
+            return_url=back, refresh_url=back,
+        )
+    except GatewayError as exc:
+        messages.error(request, f"The payment processor refused: {exc}")
+        return redirect("billing:payout-list")
+    return redirect(link)
+
+
+@login_required
+@require_GET
+def payout_account_return(request: HttpRequest, organization_id: int) -> HttpResponse:
+    from backoffice.views import require_role
+
+    from .connect import payout_account_refresh
+
+    require_role(request.user, organization_id, owner=True)
+    row = payout_account_refresh(organization_id=organization_id)
+    if row is not None and row.payout_account_ready:
+        messages.success(request, "Your bank account is set up: payouts go to it.")
+    else:
+        messages.warning(request, "The payout account is not finished yet: open the setup again to complete it.")
+    return redirect("billing:payout-list")
+
+
+@require_http_methods(["GET", "POST"])
+def sandbox_onboarding(request: HttpRequest, account: str) -> HttpResponse:
+    """The sandbox's hosted onboarding (Stripe's page in real life): no real bank is involved."""
+    _sandbox_only()
+    row = SandboxAccount.objects.filter(pk=account).first()
+    if row is None:
+        raise Http404("No such account")
+    return_url = request.GET.get("return_url", "") or request.POST.get("return_url", "")
+    if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
+        return HttpResponseBadRequest("Invalid return_url.")
+    if request.method == "GET":
+        return render(request, "billing/sandbox_onboarding.html", {"account": row, "return_url": return_url})
+    iban = "".join(request.POST.get("iban", "").split())
+    if len(iban) < 8:
+        return render(request, "billing/sandbox_onboarding.html",
+                      {"account": row, "return_url": return_url, "error": "Enter a test IBAN."}, status=400)
+    sandbox.onboard(account, bank_last4=iban[-4:])
+    return redirect(return_url)

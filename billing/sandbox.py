@@ -274,3 +274,39 @@ class SandboxGateway(PaymentGateway):
         body = answer["intent"]
         ref = "re_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
         return PaymentResult(True, ref, amount=Decimal(amount), raw=body)
+
+    # -- Connect (payout accounts) ---------------------------------------------------------------
+
+    def connect_account_create(self, *, email: str, country: str, idempotency_key: str) -> str:
+        from .models import SandboxAccount
+
+        def make() -> dict:
+            row = SandboxAccount.objects.create(id="acct_sbx_" + secrets.token_hex(8), email=email)
+            return {"id": row.id, "object": "account"}
+
+        return str(_once(f"account-{idempotency_key}", make)["id"])
+
+    def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
+        from urllib.parse import urlencode
+
+        return reverse("billing:sandbox-onboarding", args=[account]) + "?" + urlencode({"return_url": return_url})
+
+    def connect_account_ready(self, account: str) -> bool:
+        from .models import SandboxAccount
+
+        row = SandboxAccount.objects.filter(pk=account).first()
+        return bool(row and row.details_submitted and row.payouts_enabled)
+
+
+def onboard(account: str, *, bank_last4: str) -> dict:
+    """Finish the sandbox's hosted onboarding and send Stripe's `account.updated` event."""
+    from .models import SandboxAccount
+
+    row = SandboxAccount.objects.get(pk=account)
+    row.details_submitted, row.payouts_enabled, row.bank_last4 = True, True, bank_last4[-4:]
+    row.save()
+    body = {"id": row.id, "object": "account", "details_submitted": True, "payouts_enabled": True,
+            "charges_enabled": True, "email": row.email,
+            "external_accounts": {"object": "list", "data": [{"object": "bank_account", "last4": row.bank_last4}]}}
+    emit("account.updated", body)
+    return body

@@ -19,5 +19,9 @@ urlpatterns = [
     path("webhooks/stripe/", payment_views.stripe_webhook, name="stripe-webhook"),
     path("sandbox/v1/payment_intents/<str:intent_id>/confirm", payment_views.sandbox_confirm, name="sandbox-confirm"),
     path("sandbox/3ds/<str:intent_id>/", payment_views.sandbox_3ds, name="sandbox-3ds"),
+    path("sandbox/onboarding/<str:account>/", payment_views.sandbox_onboarding, name="sandbox-onboarding"),
+    path("payout-account/<int:organization_id>/", payment_views.payout_account_start, name="payout-account"),
+    path("payout-account/<int:organization_id>/return/", payment_views.payout_account_return,
+         name="payout-account-return"),
     path("subscriptions/<str:manage_key>/", views.subscription_manage, name="subscription-manage"),
 ]

@@ -21,7 +21,15 @@ from backoffice.views import require_role
 from . import services
 from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm
 from .gateways import GatewayError
-from .models import Payment, Payout, Rate, ReconciliationImport, StatementJob, Subscription
+from .models import (
+    BillingSettings,
+    Payment,
+    Payout,
+    Rate,
+    ReconciliationImport,
+    StatementJob,
+    Subscription,
+)
 from .reconciliation_service import reconciliation_create
 from .selectors import payout_breakdown, rates_for_property
 from .statements import statement_path, statement_request
@@ -109,8 +117,11 @@ def payout_list(request):
     )
     jobs = StatementJob.objects.filter(organization_id__in=org_ids).order_by("-created_at")[:20]
     reconciliations = ReconciliationImport.objects.order_by("-created_at")[:10] if request.user.is_staff else []
+    accounts = {row.organization_id: row for row in BillingSettings.objects.filter(organization_id__in=org_ids)}
+    payout_accounts = [{"organization": o, "settings": accounts.get(o.pk)} for o in organizations]
     return render(request, "billing/payout_list.html", {
         "payouts": payouts, "payments": payments, "jobs": jobs, "organizations": organizations,
+        "payout_accounts": payout_accounts,
         "statement_form": StatementForm(organizations=organizations),
         "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
         "reconciliations": reconciliations,

@@ -164,7 +164,17 @@ def on_payout(obj: dict, *, paid: bool) -> None:
         payout_mark_failed(payout=payout, reason=str(obj.get("failure_message") or obj.get("failure_code") or ""))
 
 
+def on_account_updated(obj: dict) -> None:
+    from .models import BillingSettings
+
+    ready = bool(obj.get("details_submitted") and obj.get("payouts_enabled"))
+    BillingSettings.objects.filter(payout_account_id=str(obj.get("id") or "")).update(
+        payout_account_ready=ready, payout_account_checked_at=timezone.now()
+    )
+
+
 HANDLERS: dict[str, Callable[[dict], None]] = {
+    "account.updated": on_account_updated,
     "payment_intent.amount_capturable_updated": on_capturable,
     "payment_intent.payment_failed": on_failed,
     "payment_intent.succeeded": on_succeeded,
