@@ -242,12 +242,17 @@ def guest_hold_amount(rate: Rate) -> Decimal:
     """The hold for a guest session at this rate, up to the configured session ceiling."""
     from django.conf import settings
 
+    from portal.env import env_float, env_int
+
     from .holds import Ceiling, hold_amount
 
+    def setting(name: str, default: float) -> Decimal:
+        value = getattr(settings, name, None)
+        return Decimal(str(value if value is not None else env_float(name, default)))
+
     ceiling = Ceiling(
-        kwh=Decimal(str(getattr(settings, "GUEST_SESSION_MAX_KWH", 60))),
-        hours=Decimal(str(getattr(settings, "GUEST_SESSION_MAX_HOURS", 4))),
-        idle_minutes=int(getattr(settings, "GUEST_SESSION_MAX_IDLE_MINUTES", 30)),
+        kwh=setting("GUEST_SESSION_MAX_KWH", 60), hours=setting("GUEST_SESSION_MAX_HOURS", 4),
+        idle_minutes=int(getattr(settings, "GUEST_SESSION_MAX_IDLE_MINUTES", None) or env_int("GUEST_SESSION_MAX_IDLE_MINUTES", 30)),
     )
     return hold_amount(rate_terms(rate), ceiling)
 

@@ -132,7 +132,14 @@ def _price(charger) -> dict | None:
 def _ceiling() -> dict:
     from django.conf import settings
 
-    return {"kwh": getattr(settings, "GUEST_SESSION_MAX_KWH", 60), "hours": getattr(settings, "GUEST_SESSION_MAX_HOURS", 4)}
+    from portal.env import env_float
+
+    def value(name: str, default: float) -> str:
+        number = getattr(settings, name, None)
+        number = env_float(name, default) if number is None else number
+        return f"{number:g}"
+
+    return {"kwh": value("GUEST_SESSION_MAX_KWH", 60), "hours": value("GUEST_SESSION_MAX_HOURS", 4)}
 
 
 def _landing_context(request, charger, connectors, form=None, error: str = "") -> dict:
