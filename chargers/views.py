@@ -7,6 +7,7 @@ charger, location or session is a 404; writes check the role (viewers are read-o
 from __future__ import annotations
 
 import json
+import zoneinfo
 from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -676,8 +677,14 @@ def session_detail(request, pk: int):
         created_at__gte=session.received_start_at - timedelta(minutes=10),
         created_at__lte=session.received_start_at + timedelta(minutes=1),
     )[:5]
-    return render(request, "chargers/session_detail.html", {
-        "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
-        "last_energy": energy[-1][1] if energy else None, "decisions": decisions,
-        "duration": (session.stopped_at or timezone.now()) - session.started_at,
-    })
+    from backoffice.formatting import duration_text
+
+    prop = session.charger.property
+    # Times in the property's zone, named on the page (the cost page uses the same zone).
+    with timezone.override(zoneinfo.ZoneInfo(prop.timezone) if prop else timezone.get_current_timezone()):
+        return render(request, "chargers/session_detail.html", {
+            "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
+            "last_energy": energy[-1][1] if energy else None, "decisions": decisions,
+            "duration": duration_text((session.stopped_at or timezone.now()) - session.started_at),
+            "zone_name": prop.timezone if prop else timezone.get_current_timezone_name(),
+        })
