@@ -105,6 +105,8 @@ def summarize(stats: dict, duration: float) -> dict:
         "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)), "max_ms": _r(max(lat) if lat else None),
         "errors": stats.get("errors", 0), "error_samples": stats.get("error_samples", [])[:3],
         "calls": len(lat),
+        "by_action": {name: {"calls": len(values), "p50_ms": _r(pct(values, 50)), "p99_ms": _r(pct(values, 99))}
+                      for name, values in sorted(stats.get("by_action", {}).items())},
     }
 
 
@@ -530,8 +532,9 @@ def print_table(report: dict, args) -> str:
                          r["rss_per_conn_kb"], r["errors"], note))
     if "fleet" in report:
         r = report["fleet"]
+        per_action = "; ".join(f"{name} p99 {v['p99_ms']} ms" for name, v in r.get("by_action", {}).items())
         rows.append(("fleet", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
-                     r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], f"connect+boot {r['connect_boot_s']} s"))
+                     r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], f"connect+boot {r['connect_boot_s']} s; {per_action}"))
     for kind, r in report.get("storm", {}).items():
         note = (f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
                 f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)")

@@ -110,6 +110,7 @@ class Charger:
             raise CallFailed(f"{action}: {message[2]} {message[3]}")
         if record:
             self.stats.latencies.append(elapsed * 1000)
+            self.stats.by_action.setdefault(action, []).append(elapsed * 1000)
         self.stats.ok += 1
         if action in ("StartTransaction", "StopTransaction", "MeterValues"):
             self.stats.answered.append(unique_id)
@@ -174,6 +175,8 @@ class Charger:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        # Per action: a Heartbeat is answered at once, MeterValues only once committed.
+        self.by_action: dict[str, list[float]] = {}
         self.ok = 0
         self.errors = 0
         self.error_samples: list[str] = []
@@ -413,6 +416,9 @@ class Load:
             for key, value in part.items():
                 if isinstance(value, list):
                     merged.setdefault(key, []).extend(value)
+                elif isinstance(value, dict):
+                    for name, values in value.items():
+                        merged.setdefault(key, {}).setdefault(name, []).extend(values)
                 elif key == "setup_s":
                     merged[key] = max(merged[key], value)
                 else:
