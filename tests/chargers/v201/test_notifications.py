@@ -92,6 +92,6 @@ async def test_data_transfer_is_answered_unknown_vendor(charger):
 
 async def test_a_message_we_do_not_handle_is_not_supported(charger):
     client = await connect201()
-    reply = await client.call("ReservationStatusUpdate", {"reservationId": 1, "reservationUpdateStatus": "Expired"})
+    reply = await client.call("NotifyDisplayMessages", {"requestId": 1})
     assert reply[0] == 4 and reply[2] == "NotSupported"
     await client.close()
