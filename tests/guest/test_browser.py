@@ -50,6 +50,16 @@ async def _phone(playwright):
     return browser, page
 
 
+async def _axe_clean(page) -> None:
+    """axe-core in the page: no serious or critical accessibility violation."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{page.url}: {bad}"
+
+
 async def _wait_online(sim: SimulatedCharger):
     await sim.connect()
     await sim.boot()
@@ -68,6 +78,7 @@ def _watch_requests(page, base: str) -> list[str]:
 
 async def _start(page, base: str, station_id: str):
     await page.goto(f"{base}/s/{station_id}")
+    await _axe_clean(page)
     await page.fill("#id_email", "guest@example.com")
     await page.check("input[name=agree]")
     # "Continue to payment" is on the first screen of a phone (it was 1.5 screens down).
@@ -75,6 +86,7 @@ async def _start(page, base: str, station_id: str):
     await page.click("#pay-start")
     await page.wait_for_url(re.compile(r"/s/pay/[^/]+/$"))
     await page.get_by_text("Sandbox card element").wait_for()
+    await _axe_clean(page)
 
 
 async def _card(page, number: str):
@@ -114,6 +126,7 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             await sim.meter_values(1, seconds=1800)  # half an hour at 11 kW: 5.5 kWh
             await page.locator("#kwh", has_text="5.500").wait_for(timeout=10_000)
             await page.locator("#kw", has_text="11.0").wait_for()
+            await _axe_clean(page)
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             await page.click("#stop-btn")
             await page.locator("#receipt-link", has_text="View receipt").wait_for(state="visible", timeout=20_000)
@@ -125,6 +138,10 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             # 1.00 + 5.5 x 0.40 = 3.20, + 21 % = 3.87
             assert "EUR 3.87" in await page.inner_text("#total")
             assert "Harbour Hotel" in receipt and "QR-E2E-1" in receipt
+            await _axe_clean(page)
+            # The skip link is the first stop for a keyboard and leads to the content.
+            await page.keyboard.press("Tab")
+            assert await page.evaluate("document.activeElement.className") == "skip-link"
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             assert page.csp_violations == []  # landing, payment, live session page (websocket) and receipt
             assert any("pm_card_visa" in line for line in sent)
