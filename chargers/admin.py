@@ -13,11 +13,14 @@ from .models import (
     Charger,
     ChargerCertificate,
     ChargerEvent,
+    ChargerNotice,
     ChargerOperation,
     ChargerOperationStatus,
+    ChargingProfile,
     ChargingSession,
     Command,
     Connector,
+    ConnectorReservation,
     DeviceVariable,
     MeterValue,
     OcppDeadLetter,
@@ -27,6 +30,7 @@ from .models import (
     SecurityEvent,
     StatusEvent,
     TransactionEvent,
+    VariableMonitor,
 )
 
 
@@ -388,5 +392,43 @@ class ChargerEventAdmin(ReadOnlyAdmin):
     search_fields = ["charger__station_id", "component", "variable"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
+
+# What chargers hold or reported (reservations, profiles, monitors, notices): made through the
+# portal, the API or the charger, so read-only here like the rest of the OCPP record.
+@admin.register(ConnectorReservation)
+class ConnectorReservationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "charger", "connector_id", "reservation_id", "id_tag", "expires_at", "status", "charger_answer", "source"]
+    list_filter = ["status", "source"]
+    search_fields = ["charger__station_id", "id_tag", "group_id_tag"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger", "session", "requested_by"]
+
+
+@admin.register(ChargingProfile)
+class ChargingProfileAdmin(ReadOnlyAdmin):
+    list_display = ["charger", "evse_id", "profile_id", "purpose", "stack_level", "kind", "status", "source", "updated_at"]
+    list_filter = ["status", "purpose", "source"]
+    search_fields = ["charger__station_id", "transaction_id"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+
+
+@admin.register(VariableMonitor)
+class VariableMonitorAdmin(ReadOnlyAdmin):
+    list_display = ["charger", "monitor_id", "component", "variable", "type", "value", "severity", "updated_at"]
+    list_filter = ["type", "severity"]
+    search_fields = ["charger__station_id", "component", "variable"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+
+
+@admin.register(ChargerNotice)
+class ChargerNoticeAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "charger", "action", "evse_id", "summary"]
+    list_filter = ["action"]
+    search_fields = ["charger__station_id", "summary"]
+    list_select_related = ["charger"]
+    raw_id_fields = ["charger"]
+
 
 from chargers.proxy import admin as _proxy_admin  # noqa: E402, F401  (registers Backoffice)
