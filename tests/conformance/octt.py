@@ -178,6 +178,52 @@ def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int =
     return run
 
 
+def _active_transaction(charger: Any, *, ended: bool = False, wait_s: float = 30) -> str:
+    from chargers.models import ChargingSession
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        sessions = ChargingSession.objects.filter(charger=charger).exclude(ocpp_transaction_id="")
+        found = sessions.filter(status="completed" if ended else "active").order_by("-id").values_list(
+            "ocpp_transaction_id", flat=True).first()
+        if found:
+            return str(found)
+        time.sleep(0.2)
+    return ""
+
+
+def _reconnected(charger: Any, wait_s: float = 30) -> None:
+    """Wait until the test's charger has dropped its socket and connected again."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and charger.is_online():
+        time.sleep(0.2)
+        charger.refresh_from_db()
+    while time.monotonic() < deadline and not charger.is_online():
+        time.sleep(0.2)
+        charger.refresh_from_db()
+    time.sleep(1.0)
+
+
+def _transaction_status(*, reconnect: bool = False, with_id: bool = True, after_end: bool = False) -> Callable[[Any], None]:
+    """GetTransactionStatus (E14), as chargers.stale_transactions or the API sends it."""
+
+    def run(charger: Any) -> None:
+        transaction_id = _active_transaction(charger)
+        if reconnect:
+            _reconnected(charger)
+        if after_end:
+            transaction_id = _active_transaction(charger, ended=True) or transaction_id
+        _send("GetTransactionStatus", {"transactionId": transaction_id} if with_id and transaction_id else {})(charger)
+
+    return run
+
+
+def _remote_stop(charger: Any) -> None:
+    transaction_id = _active_transaction(charger)
+    if transaction_id:
+        _send("RequestStopTransaction", {"transactionId": transaction_id})(charger)
+
+
 _CARD = {"idToken": {"idToken": "D001001", "type": "Central"}, "idTokenInfo": {"status": "Accepted"}}
 
 # Test case -> what the operator does once its charger is connected (part 6 "Manual Action" /
@@ -223,6 +269,12 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_d_04": [_local_list(2, "Full", [])],
     "tc_d_08": [_send("GetLocalListVersion", {})],
     "tc_d_09": [_send("GetLocalListVersion", {})],
+    "tc_e_21": [_remote_stop],
+    "tc_e_29": [_transaction_status(reconnect=True)],
+    "tc_e_30": [_transaction_status()],
+    "tc_e_31": [_transaction_status(reconnect=True, after_end=True)],
+    "tc_e_33": [_transaction_status(reconnect=True, with_id=False)],
+    "tc_e_34": [_transaction_status(with_id=False)],
     "tc_c_37": [_send("ClearCache", {})],
     "tc_c_38": [_send("ClearCache", {})],
     "tc_k_01": [_profile("TxDefaultProfile", 1)],
