@@ -413,6 +413,7 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=20)
         log.close()
+        Path(log.name).unlink(missing_ok=True)
     print("\nblock  passed/total")
     for block, (passed, total) in totals.items():
         print(f"{block:5}  {passed}/{total}")
