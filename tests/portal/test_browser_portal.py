@@ -254,15 +254,23 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         page.click("main button[type=submit]")
         assert "Valid" in page.inner_text("#roaming-results")
 
-        # Mobility Providers: block through the three-dots menu, then unblock.
+        # Mobility Providers: Block is a visible button in the row (a ⋯ menu was clipped by the
+        # table) and asks first; Unblock does not.
         page.click("nav.mainnav >> text=Mobility Providers")
         row = page.locator("#msp-table tr", has_text="PlugSurfing")
-        row.locator("summary").click()
-        row.locator("button:has-text('Block')").click()
+        block = row.locator("button:has-text('Block')")
+        box, cell = block.bounding_box(), row.bounding_box()
+        assert box["height"] >= 20 and box["y"] + box["height"] <= cell["y"] + cell["height"] + 1
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        block.click()
+        assert asked and "PlugSurfing" in asked[0]
+        assert "Active" in row.inner_text()  # dismissed: nothing changed
+        page.once("dialog", lambda dialog: dialog.accept())
+        block.click()
         page.wait_for_selector(".flash:has-text('PlugSurfing is blocked')")
         page.screenshot(path=str(SHOTS / "mobility-providers.png"), full_page=True)
         row = page.locator("#msp-table tr", has_text="PlugSurfing")
-        row.locator("summary").click()
         row.locator("button:has-text('Unblock')").click()
         page.wait_for_selector(".flash:has-text('PlugSurfing is unblocked')")
 
