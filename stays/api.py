@@ -76,7 +76,7 @@ class UnitViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             raise _drf_error(exc) from None
 
 
-class ReservationSerializer(TenantSerializerMixin, serializers.ModelSerializer):
+class StayReservationSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     owner_fields = ("property",)
     access_link = serializers.SerializerMethodField()
 
@@ -100,7 +100,7 @@ class ReservationViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     """Guests' stays. `?active_at=<ISO time>` lists the confirmed stays under way at that time;
     cancelled stays are listed only with `?status=cancelled`."""
 
-    serializer_class = ReservationSerializer
+    serializer_class = StayReservationSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_fields = ["property", "unit", "status", "source"]
 
@@ -123,14 +123,14 @@ class ReservationViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     def organization_id_of(self, obj: Reservation) -> int:
         return obj.property.organization_id
 
-    def perform_create(self, serializer: ReservationSerializer) -> None:
+    def perform_create(self, serializer: StayReservationSerializer) -> None:
         self.require_edit(serializer.validated_data["property"].organization_id)
         try:
             serializer.instance = services.reservation_create(**serializer.validated_data)
         except DjangoValidationError as exc:
             raise _drf_error(exc) from None
 
-    def perform_update(self, serializer: ReservationSerializer) -> None:
+    def perform_update(self, serializer: StayReservationSerializer) -> None:
         fields = {k: v for k, v in serializer.validated_data.items() if k != "property"}
         try:
             serializer.instance = services.reservation_update(reservation=serializer.instance, **fields)
@@ -157,11 +157,14 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
 
     serializer_class = CalendarFeedSerializer
     pagination_class = None
+    queryset = CalendarFeed.objects.none()  # for the schema; requests use get_queryset
 
     def _property(self) -> Property:
         return get_object_or_404(properties_for(self.request.user), pk=self.kwargs["property_id"])
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular builds the schema
+            return CalendarFeed.objects.none()
         return CalendarFeed.objects.filter(property=self._property()).select_related("unit")
 
     def perform_create(self, serializer: CalendarFeedSerializer) -> None:

@@ -38,7 +38,8 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
     """Path parameters naming the host's own objects (ocpp_action and the like stay generated)."""
     ids = {"organizations": t.org.pk, "properties": t.prop.pk, "rates": t.rate.pk, "payments": t.payment.pk,
            "tokens": t.token.pk, "token-groups": t.group.pk, "msps": t.msp.pk, "authorizations": t.decision.pk,
-           "sessions": t.session.pk, "payouts": 1}
+           "sessions": t.session.pk, "payouts": 1, "units": t.unit.pk, "reservations": t.reservation.pk,
+           "calendars": t.feed.pk}
     resource = path.split("/")[3]
     values: dict[str, Any] = {}
     if "{station_id}" in path:
