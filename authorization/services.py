@@ -277,6 +277,23 @@ def msp_set_blocked(*, msp: MobilityServiceProvider, blocked: bool) -> MobilityS
     return msp
 
 
+MSP_TIMEOUT_RANGE = (1, 30)  # seconds; a charger waits on Authorize, so never longer than this
+
+
+def msp_set_validation(*, msp: MobilityServiceProvider, timeout_s: int, on_timeout: str) -> MobilityServiceProvider:
+    """Set how long live validation waits for the provider, and what a timeout means."""
+    from django.core.exceptions import ValidationError
+
+    low, high = MSP_TIMEOUT_RANGE
+    if not low <= int(timeout_s) <= high:
+        raise ValidationError({"timeout_s": f"Choose a timeout from {low} to {high} seconds."})
+    if on_timeout not in MobilityServiceProvider.OnTimeout.values:
+        raise ValidationError({"on_timeout": "Choose what happens when the provider does not answer."})
+    msp.timeout_s, msp.on_timeout = int(timeout_s), on_timeout
+    msp.save(update_fields=["timeout_s", "on_timeout"])
+    return msp
+
+
 def tokens_search(*, uid: str, organization_ids) -> list[Token]:
     """Return tokens matching `uid` among an organization's own and its MSPs' cards."""
     key = normalize_uid(uid)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("authorization/roaming/", views.roaming, name="roaming"),
     path("mobility-providers/", views.msp_list, name="msp-list"),
     path("mobility-providers/<int:pk>/block/", views.msp_block, name="msp-block"),
+    path("mobility-providers/<int:pk>/validation/", views.msp_validation, name="msp-validation"),
 ]

@@ -27,6 +27,7 @@ from .forms import (
 from .models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .services import (
     msp_set_blocked,
+    msp_set_validation,
     token_group_add_uid,
     token_group_remove_token,
     token_group_touch,
@@ -194,7 +195,28 @@ def msp_list(request):
         msps = msps.filter(Q(name__icontains=q) | Q(party_id__icontains=q) | Q(country_code__iexact=q))
     editable = set(editable_organizations(request.user).values_list("pk", flat=True))
     rows = [(m, m.organization_id in editable) for m in msps]
-    return render(request, "authorization/msp_list.html", {"rows": rows, "q": q})
+    return render(request, "authorization/msp_list.html", {
+        "rows": rows, "q": q, "on_timeout_choices": MobilityServiceProvider.OnTimeout.choices,
+    })
+
+
+@login_required
+@require_POST
+def msp_validation(request, pk: int):
+    """Owners/managers: live-validation timeout and what a timeout means for the card."""
+    from django.core.exceptions import ValidationError
+
+    msp = get_object_or_404(_msps_for(request.user), pk=pk)
+    require_role(request.user, msp.organization_id, edit=True)
+    try:
+        msp_set_validation(msp=msp, timeout_s=int(request.POST.get("timeout_s", "")),
+                           on_timeout=request.POST.get("on_timeout", ""))
+    except (ValueError, ValidationError) as exc:
+        detail = "; ".join(sum(exc.message_dict.values(), [])) if isinstance(exc, ValidationError) else "Enter a whole number of seconds."
+        messages.error(request, f"{msp.name} not changed: {detail}")
+    else:
+        messages.success(request, f"{msp.name}: wait {msp.timeout_s} s, then {msp.get_on_timeout_display().lower()}.")
+    return redirect("authorization:msp-list")
 
 
 @login_required
