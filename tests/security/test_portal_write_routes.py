@@ -95,10 +95,6 @@ WRITES: dict[str, Write] = {
                                     data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
                                     own_status=(200, 302)),
     # An invalid statement request goes back to the payouts page with a message.
-    # A foreign property or unit goes back to the Network list with a message, nothing moved.
-    "chargers:network-move": Write(args=lambda t: [t.charger.station_id],
-                                   data=lambda t: {"place": f"{t.prop.pk}:{t.unit.pk}"}, fields=("place",),
-                                   refused_status=(302,)),
     "billing:statement-create": Write(args=lambda t: [], data=lambda t: {"organization": t.org.pk, "kind": "sessions",
                                                                         "date_from": "2026-01-01",
                                                                         "date_to": "2026-01-31"},
@@ -111,7 +107,7 @@ STAFF_ONLY = {"billing:reconciliation-upload"}
 # Public or key-addressed flows (guests, the support form): no organization's ids.
 PUBLIC = {
     "guest:entry", "guest:start", "guest:stop", "guest:session", "guest:receipt", "guest:landing",
-    "guest:location-access", "guest:stay-start", "guest:stay-link", "support:contact", "support:contact-sent", "billing:subscription-manage",
+    "guest:location-access", "support:contact", "support:contact-sent", "billing:subscription-manage",
 }
 
 # Pages that only read (POST is treated like GET or refused).
@@ -126,7 +122,6 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "chargers:charger-security": lambda t: [t.charger.station_id],
     "chargers:decision-detail": lambda t: [t.decision.pk],
     "chargers:location-list": lambda t: [],
-    "chargers:network-list": lambda t: [],
     "chargers:session-list": lambda t: [],
     "chargers:session-export": lambda t: [],
     "chargers:session-detail": lambda t: [t.session.pk],
@@ -140,9 +135,11 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "billing:session-cost": lambda t: [t.session.pk],
     "guest:label-charger": lambda t: [t.charger.station_id],
     "guest:label-sheet": lambda t: [t.prop.pk],
+    "support:ticket-list": lambda t: [],
+    "support:ticket-detail": lambda t: [],
 }
 NEEDS_OTHER_ROWS = {"billing:payout-detail", "billing:statement-progress", "billing:statement-download",
-                    "billing:reconciliation-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
+                    "billing:reconciliation-detail", "support:ticket-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
 
 
 def portal_route_names() -> set[str]:
