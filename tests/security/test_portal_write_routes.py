@@ -95,6 +95,10 @@ WRITES: dict[str, Write] = {
                                     data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
                                     own_status=(200, 302)),
     # An invalid statement request goes back to the payouts page with a message.
+    # A foreign property or unit goes back to the Network list with a message, nothing moved.
+    "chargers:network-move": Write(args=lambda t: [t.charger.station_id],
+                                   data=lambda t: {"place": f"{t.prop.pk}:{t.unit.pk}"}, fields=("place",),
+                                   refused_status=(302,)),
     "billing:statement-create": Write(args=lambda t: [], data=lambda t: {"organization": t.org.pk, "kind": "sessions",
                                                                         "date_from": "2026-01-01",
                                                                         "date_to": "2026-01-31"},
@@ -107,7 +111,7 @@ STAFF_ONLY = {"billing:reconciliation-upload"}
 # Public or key-addressed flows (guests, the support form): no organization's ids.
 PUBLIC = {
     "guest:entry", "guest:start", "guest:stop", "guest:session", "guest:receipt", "guest:landing",
-    "guest:location-access", "support:contact", "support:contact-sent", "billing:subscription-manage",
+    "guest:location-access", "guest:stay-start", "guest:stay-link", "support:contact", "support:contact-sent", "billing:subscription-manage",
 }
 
 # Pages that only read (POST is treated like GET or refused).
@@ -122,6 +126,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "chargers:charger-security": lambda t: [t.charger.station_id],
     "chargers:decision-detail": lambda t: [t.decision.pk],
     "chargers:location-list": lambda t: [],
+    "chargers:network-list": lambda t: [],
     "chargers:session-list": lambda t: [],
     "chargers:session-export": lambda t: [],
     "chargers:session-detail": lambda t: [t.session.pk],
