@@ -20,7 +20,7 @@ def test_a_charger_added_in_the_admin_gets_a_password_shown_once(admin_client, d
     response = admin_client.post(reverse("admin:chargers_charger_add"), {
         "station_id": "ADM-1", "property": prop.pk, "name": "", "access_mode": "public", "ownership": "network",
         "registration_status": "Accepted", "heartbeat_interval": 60, "security_profile": 1,
-        "identity_conflict_replacements": 0, "schema_violations": 0,
+        "identity_conflict_replacements": 0, "schema_violations": 0, "proxy_leader_timeout_s": 10,
         "connectors-TOTAL_FORMS": 0, "connectors-INITIAL_FORMS": 0,
     })
     assert response.status_code == 200, response.content[:2000]
@@ -37,7 +37,7 @@ def test_the_admin_refuses_to_remove_the_password_of_a_password_profile(admin_cl
     response = admin_client.post(reverse("admin:chargers_charger_change", args=[charger.pk]), {
         "station_id": charger.station_id, "property": charger.property_id, "access_mode": "public",
         "ownership": "network", "registration_status": "Accepted", "heartbeat_interval": 60,
-        "security_profile": 1, "remove_password": "on", "identity_conflict_replacements": 0, "schema_violations": 0,
+        "security_profile": 1, "remove_password": "on", "identity_conflict_replacements": 0, "schema_violations": 0, "proxy_leader_timeout_s": 10,
         "connectors-TOTAL_FORMS": 0, "connectors-INITIAL_FORMS": 0,
     })
     assert response.status_code == 200 and "keep it" in response.content.decode()

@@ -65,14 +65,13 @@ async def test_a_wrong_charging_profile_is_refused_before_any_decision(profile):
 
 
 def test_a_guest_remote_start_records_its_decision(db, monkeypatch):
-    from tests.guest.test_start_flow import APPROVE, FakeCharger
-
     from datetime import timedelta
     from decimal import Decimal
 
     from django.utils import timezone
 
     from billing.models import Rate
+    from tests.guest.test_start_flow import APPROVE, FakeCharger
 
     charger = make_online(ChargerFactory(station_id="RS-GUEST", access_mode="guest"))
     # A guest hold is priced from the rate (no rate, no guest start).

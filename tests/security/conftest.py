@@ -16,6 +16,7 @@ from django.apps import apps
 from django.utils import timezone
 
 from billing.models import Payment, Rate
+from chargers.models import Backoffice
 from stays.models import CalendarFeed, Reservation, Unit
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import Site, make_site
@@ -32,6 +33,7 @@ class Tenant:
     unit: Any = None
     reservation: Any = None
     feed: Any = None
+    backoffice: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -55,7 +57,9 @@ def make_tenant(prefix: str) -> Tenant:
     )
     # Loopback without the allow-list: a sync is refused before any request (and recorded).
     feed = CalendarFeed.objects.create(property=site.prop, unit=unit, name="Airbnb", url="http://127.0.0.1:9/x.ics")
-    return Tenant(site, rate, payment, extra, unit, reservation, feed)
+    # An upstream backoffice the charger is forwarded to (the proxy; never connected in these tests).
+    backoffice = Backoffice.objects.create(charger=site.charger, name=f"{prefix} upstream", url="ws://upstream.example/ocpp")
+    return Tenant(site, rate, payment, extra, unit, reservation, feed, backoffice)
 
 
 def db_state() -> dict[str, list[tuple]]:

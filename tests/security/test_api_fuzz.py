@@ -45,7 +45,7 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
     if "{station_id}" in path:
         values["station_id"] = t.charger.station_id
     if "{id}" in path:
-        values["id"] = ids[resource]
+        values["id"] = t.backoffice.pk if "/backoffices/" in path else ids[resource]
     return values
 
 

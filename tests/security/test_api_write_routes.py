@@ -84,6 +84,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("charger", "destroy"): Case(url_object=station, own_status=(409,)),  # it has sessions
     ("charger", "commands"): Case(url_object=station, body=lambda t: {"type": "Soft"}, own_status=(409,),
                                   url_kwargs={"ocpp_action": "Reset"}),  # offline
+    ("charger", "reservations"): Case(url_object=station, own_status=(409,),  # the charger is offline
+                                      body=lambda t: {"connector_id": 1, "id_tag": "CAFE0001",
+                                                      "expires_at": "2030-01-01T00:00:00Z"}),
+    ("charger", "reservation_cancel"): Case(url_object=station, own_status=(404,),  # no such reservation of it
+                                            url_kwargs={"reservation_pk": MISSING_PK}),
     ("charger", "rotate_password"): Case(url_object=station, body=lambda t: {"over_ocpp": False}, own_status=(200,)),
     ("rate", "create"): Case(
         body=lambda t: {"property": t.prop.pk, "charger": t.charger.station_id, "valid_from": "2030-01-01T00:00:00Z",
@@ -129,6 +134,9 @@ NON_ROUTER_ROUTES = {
     "api-schema": "read-only",
     "api-docs": "read-only",
     "property-calendars": "the property in the URL is scoped like a detail route: tests/stays/test_stays_api.py",
+    "charger-backoffices": "the charger in the URL is scoped like a detail route; another organization's charger "
+                           "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
+    "charger-backoffice": "as charger-backoffices, and the backoffice must be that charger's (test_proxy_config.py)",
     "support-assistant": "no object in the URL or body: another organization's station id or session gets the "
                          "answer an unknown one gets (tests/support/test_assistant_api.py)",
 }
@@ -224,7 +232,7 @@ def test_the_route_list_is_generated_from_the_router():
 
 
 # Commands reach the charger through the channel layer, in another thread: committed rows.
-COMMITTED = {("charger", "commands")}
+COMMITTED = {("charger", "commands"), ("charger", "reservations")}
 
 
 @pytest.mark.parametrize("op", [
