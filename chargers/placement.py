@@ -19,7 +19,7 @@ def charger_place(*, charger: Charger, property: Property | None, unit: Unit | N
 
     A charger moves only within its organization; a unit must belong to the property.
     """
-    charger = Charger.objects.select_for_update().select_related("property").get(pk=charger.pk)
+    charger = Charger.objects.select_for_update(of=("self",)).select_related("property").get(pk=charger.pk)
     if property is None:
         raise ValidationError({"property": "Choose the property the charger stands at."})
     current = charger.property

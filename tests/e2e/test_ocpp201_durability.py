@@ -90,6 +90,8 @@ def test_201_outage_is_answered_from_the_journal_and_replayed_exactly_once(tmp_p
         assert (first.status, first.meter_start_wh, first.meter_stop_wh) == ("completed", 100, 600)
         assert TransactionEvent.objects.filter(charger=charger).count() == 6
         assert MeterValue.objects.filter(charger=charger, measurand="Energy.Active.Import.Register").count() == 6
+        # The replay goes on after D-2's start (the MeterValues was journaled after it): wait for it.
+        assert _wait_for(lambda: MeterValue.objects.filter(charger=charger, measurand="Voltage").exists())
         assert MeterValue.objects.filter(charger=charger, measurand="Voltage").count() == 1
         assert _wait_for(lambda: set(cs.acked) <= set(
             OcppMessage.objects.filter(charger=charger, direction="in").values_list("unique_id", flat=True)))
