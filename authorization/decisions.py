@@ -240,6 +240,9 @@ def _stay_decision(token: TokenFacts, charger: ChargerFacts, now: datetime) -> D
     # does not apply; one session at a time still does.
     if token.single_session and token.active_sessions > 0:
         return replace(_decision(Status.CONCURRENT_TX, "concurrent_tx"), reservation_id=stay.reservation_id)
+    # A connector held by ReserveNow for another card stays held, also for a guest's stay.
+    if charger.reserved is not None and not charger.reserved.admits(token):
+        return refused("connector_reserved")
     return replace(_decision(Status.ACCEPTED, "accepted_reservation"), reservation_id=stay.reservation_id)
 
 
@@ -275,7 +278,9 @@ def decide(
 
     # 7. A reservation's access code: only its unit's (or shared) chargers, only during the stay.
     if token.stay is not None:
-        return _stay_decision(token, charger, now)
+        # A stop is never refused for a reserved connector (as for other cards, step 11).
+        held = None if context == Context.STOP_TRANSACTION else charger.reserved
+        return _stay_decision(token, replace(charger, reserved=held), now)
 
     own_card = token.organization_id is not None and token.organization_id == charger.organization_id
     in_group = bool(token.group_ids & charger.restricted_group_ids)

@@ -22,7 +22,8 @@ from authorization.models import Token
 from authorization.services import decision_record, stay_facts_of, token_facts
 from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
 from chargers.live import connector_watch
-from chargers.models import Charger, ChargingSession, Command
+from chargers.models import Charger, ChargingSession, Command, MeterValue
+from chargers.reservations import reserved_for
 from chargers.services import charger_facts
 from stays.models import Reservation
 from stays.selectors import reservation_access, reservation_by_code
@@ -73,6 +74,8 @@ def refusal_message(decision: Decision, reservation: Reservation, charger: Charg
         return f"This code is{where} and does not start this charger.{hint}"
     if decision.reason == "reservation_cap_reached":
         return "The energy included in your stay is used up. Please contact your host."
+    if decision.reason == "connector_reserved":
+        return "This port is reserved for another driver right now. Please use another port or come back later."
     if decision.reason == "license_inactive":
         return "This charger cannot start sessions right now. Please contact your host."
     return decision.message
@@ -106,6 +109,14 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
     if prompt in (PromptCode.INVALID, PromptCode.OUT_OF_ORDER):
         raise StayRefused(prompt.value, PROMPTS[prompt].title)
 
+    # The port is chosen before the decision: a connector held by ReserveNow for another card
+    # refuses the code (connector_reserved) instead of a remote start the charger would reject.
+    startable = [row["id"] for row in port_rows(connectors) if row["startable"]]
+    port = connector_id if connector_id in startable else None
+    if port is None:
+        free = [cid for cid in startable if reserved_for(charger.pk, cid) is None]
+        port = free[0] if free else (startable[0] if startable else None)
+
     uid = "S" + secrets.token_hex(9).upper()  # 19 characters: within OCPP 1.6's 20
     access = reservation_access(reservation)
     token = Token.objects.create(
@@ -114,10 +125,11 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
         label=f"Stay access code ({reservation})"[:200],
     )
     facts = replace(token_facts(token), stay=stay_facts_of(reservation, kwh_used=reservation_kwh_used(reservation)))
-    decision = decide(facts, charger_facts(charger), Context.REMOTE_APP, now=now)
+    here = replace(charger_facts(charger), reserved=reserved_for(charger.pk, port) if port else None)
+    decision = decide(facts, here, Context.REMOTE_APP, now=now)
     decision_record(
         decision=decision, uid=uid, token_id=token.pk, organization_id=organization_id,
-        station_id=charger.station_id, connector_id=connector_id, context=Context.REMOTE_APP,
+        station_id=charger.station_id, connector_id=port or connector_id, context=Context.REMOTE_APP,
     )
     if not decision.accepted:
         Token.objects.filter(pk=token.pk).update(valid=False)
@@ -126,8 +138,6 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StayRefused("stay_billed", "Charging is billed at this property's rate: please pay below.", billed=True)
 
-    startable = [row["id"] for row in port_rows(connectors) if row["startable"]]
-    port = connector_id if connector_id in startable else (startable[0] if startable else None)
     if port is None or connector_busy_with_guest(charger.pk, port):
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StayRefused("port_busy", "No port is free right now. Please try again when one is free.")
@@ -161,3 +171,82 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
 
         schedule_start_check(gs.pk, start_timeout_s())
     return gs
+
+
+# -- the kWh cap during a session ----------------------------------------------------------------
+
+# A stop the charger did not carry out is asked again after this long.
+CAP_STOP_REPEAT_S = 120
+
+
+def running_kwh(session: ChargingSession) -> float:
+    """Return the energy a running session has taken so far, from its last register reading."""
+    sample = (
+        MeterValue.objects.filter(session=session, measurand="Energy.Active.Import.Register", phase="")
+        .exclude(value=None).order_by("-timestamp", "-id").first()
+    )
+    if sample is None or sample.value is None:
+        return 0.0
+    wh = float(sample.value) * (1000 if sample.unit.lower() == "kwh" else 1)
+    return max(wh - session.meter_start_wh, 0.0) / 1000
+
+
+def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:
+    """Stop the running sessions of stays whose included energy is used up; return their ids.
+
+    The cap is checked at the start (finished sessions) and here, from the meter values, while a
+    session runs (beat: STAYS_CAP_CHECK_SECONDS). The stop goes through the protocol-neutral
+    RemoteStopTransaction (translated for 2.0.1 chargers) and is recorded as a refused
+    `reservation_cap_reached` decision naming the reservation and the energy.
+    """
+    from datetime import timedelta
+
+    from authorization.decisions import REASONS, Status
+    from authorization.models import AuthorizationDecision
+
+    now = now or timezone.now()
+    stopped: list[int] = []
+    running = (
+        ChargingSession.objects.filter(status=ChargingSession.Status.ACTIVE, token__reservation__isnull=False)
+        .select_related("charger", "charger__property", "token", "token__reservation", "token__reservation__property")
+    )
+    for session in running:
+        token = session.token
+        assert token is not None and token.reservation is not None
+        reservation = token.reservation
+        access = reservation_access(reservation)
+        if not access.charging_included or access.kwh_cap is None:
+            continue
+        used = reservation_kwh_used(reservation) + running_kwh(session)
+        if used < float(access.kwh_cap):
+            continue
+        recently = AuthorizationDecision.objects.filter(
+            token=token, reason="reservation_cap_reached", created_at__gte=now - timedelta(seconds=CAP_STOP_REPEAT_S),
+        )
+        if recently.exists():
+            continue
+        step, message = REASONS["reservation_cap_reached"]
+        charger = session.charger
+        decision = Decision(
+            Status.INVALID, "reservation_cap_reached", step,
+            f"Stopped remotely: the stay's included {float(access.kwh_cap):g} kWh are used up ({used:.2f} kWh). {message}",
+            reservation.pk,
+        )
+        decision_record(
+            decision=decision, uid=token.uid, token_id=token.pk,
+            organization_id=charger.property.organization_id if charger.property is not None else None,
+            station_id=charger.station_id, connector_id=session.connector_id, context=Context.REMOTE_APP,
+        )
+        GuestSession.objects.filter(token=token, stop_requested_at__isnull=True).update(stop_requested_at=now)
+        try:
+            command = send_command_sync(
+                charger, "RemoteStopTransaction", {"transactionId": session.transaction_id}, source="stays"
+            )
+        except (ChargerOffline, CommandTimeout, InvalidCommand) as exc:
+            logger.warning("Could not stop session %s at its stay's kWh cap: %s", session.pk, exc)
+            continue
+        if command.status == Command.Status.ANSWERED and command.result_status == "Accepted":
+            stopped.append(session.pk)
+        else:
+            logger.warning("Charger %s did not accept the cap stop of session %s", charger.station_id, session.pk)
+    return stopped

@@ -33,6 +33,14 @@ def guest_finish_unsettled_task() -> int:
     return guest_finish_unsettled()
 
 
+@shared_task(name="guest.stay_caps_enforce")
+def guest_stay_caps_enforce_task() -> int:
+    """Stop stays' sessions at their kWh cap (beat: STAYS_CAP_CHECK_SECONDS, docs/pms.md)."""
+    from .stays import stay_caps_enforce
+
+    return len(stay_caps_enforce())
+
+
 @shared_task(name="guest.hold_authorized")
 def guest_hold_authorized_task(reference: str) -> None:
     from .services import guest_hold_authorized

@@ -186,6 +186,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
     "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
     "stays-pms": {"task": "stays.pms_sync_due", "schedule": 60},
+    "stays-kwh-caps": {"task": "guest.stay_caps_enforce", "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30)},
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # How often each calendar feed and PMS integration is pulled (docs/pms.md).
