@@ -296,8 +296,8 @@ def decide(
         return _decision(Status.INVALID, "charger_not_roaming")
     if roaming_card and not charger.roaming_enabled and not in_group:
         return _decision(Status.INVALID, "charger_not_roaming")
-    # 9. A charger restricted to local token groups.
-    if charger.restricted_group_ids and not in_group and not token.is_guest:
+    # 9. A charger restricted to local token groups: guests (QR pay) included, they are in no group.
+    if charger.restricted_group_ids and not in_group:
         return _decision(Status.INVALID, "not_in_local_group")
     # 10. Reimbursement cards only at their stations.
     if token.allowed_station_ids and charger.station_id not in token.allowed_station_ids:

@@ -233,6 +233,11 @@ def decide_sync(*, uid: str, charger: ChargerFacts, context: Context, now: datet
 # -- host and agent actions ------------------------------------------------------------------
 
 
+def token_group_create(*, organization_id: int, name: str) -> TokenGroup:
+    """Create an empty local token group (whitelisting from a log row can start one)."""
+    return TokenGroup.objects.create(organization_id=organization_id, name=name.strip())
+
+
 @transaction.atomic
 def token_group_add_uid(*, group: TokenGroup, uid: str) -> Token:
     """Whitelist `uid` in `group`: reuse the organization's token for it, or create one."""

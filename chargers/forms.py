@@ -89,6 +89,8 @@ class LogFilterForm(forms.Form):
     )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     link = forms.ChoiceField(required=False, label="Connection", choices=[("", "All")])
+    invalid = forms.BooleanField(required=False, label="Invalid only",
+                                 help_text="Only cards the answer refused (idTagInfo / idTokenInfo not Accepted)")
 
     def __init__(self, *args, backoffices: list[tuple[int, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,20 +101,45 @@ class LogFilterForm(forms.Form):
 
 
 class WhitelistForm(TenantFormMixin, forms.Form):
+    """Whitelist a UID from a log row: into any of the organization's groups, or a new one."""
+
     uid = forms.CharField(max_length=36, label="UID")
     group = forms.ModelChoiceField(queryset=TokenGroup.objects.none(), label="Local token group",
-                                   empty_label="Choose a group")
+                                   empty_label="New group…", required=False)
+    new_group = forms.CharField(max_length=100, required=False, label="New group name")
     next = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, organization_id: int | None, **kwargs):
+    def __init__(self, *args, organization_id: int | None, restricting: frozenset[int] = frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.restrict("group", TokenGroup.objects.filter(organization_id=organization_id))
+        self.restrict("group", TokenGroup.objects.filter(organization_id=organization_id).order_by("name"))
+        self.organization_id = organization_id
+        self.restricting = restricting
+
+    def group_choices(self) -> list[tuple[TokenGroup, bool]]:
+        """(group, restricts this charger), the restricting groups first: the ones that let the card in."""
+        if not hasattr(self, "_choices"):  # rendered once per log row: query once
+            groups = list(self.fields["group"].queryset)
+            self._choices = sorted(((g, g.pk in self.restricting) for g in groups), key=lambda pair: not pair[1])
+        return self._choices
 
     def clean_uid(self) -> str:
         uid = self.cleaned_data["uid"].strip()
         if not uid:
             raise forms.ValidationError("The UID is empty.")
         return uid
+
+    def clean(self) -> dict:
+        data = super().clean()
+        name = (data.get("new_group") or "").strip()
+        data["new_group"] = name
+        if name:
+            # A typed name wins over the list (whose first group is preselected).
+            data["group"] = None
+            if TokenGroup.objects.filter(organization_id=self.organization_id, name__iexact=name).exists():
+                self.add_error("new_group", f"A group named “{name}” exists already: choose it in the list.")
+        elif data.get("group") is None and "group" not in self.errors:
+            self.add_error("new_group", "Choose a group or type a name for a new one.")
+        return data
 
 
 class ChargerSettingsForm(TenantFormMixin, forms.ModelForm):

@@ -33,18 +33,36 @@ def sessions_for(user) -> QuerySet:
     return queryset
 
 
+# The messages that carry a card and get its verdict back (1.6 idTagInfo, 2.0.1 idTokenInfo).
+CARD_ACTIONS = ("Authorize", "StartTransaction", "TransactionEvent")
+# Searching either 1.6 card message shows both: a card refused at Authorize never sends a
+# StartTransaction, so seed 001's "type StartTransaction" would otherwise miss the refusal.
+CARD_SEARCH = {"Authorize": ("Authorize", "StartTransaction"), "StartTransaction": ("Authorize", "StartTransaction")}
+
+
+def refused_answers() -> Q:
+    """Answers that refused a card: idTagInfo / idTokenInfo present with a status other than Accepted."""
+    refused = Q()
+    for info in ("idTagInfo", "idTokenInfo"):
+        refused |= Q(**{f"payload__{info}__has_key": "status"}) & ~Q(**{f"payload__{info}__status": "Accepted"})
+    return Q(message_type=3, action__in=CARD_ACTIONS) & refused
+
+
 def message_log(
     charger: Charger, *, search: str = "", action: str = "", direction: str = "", message_type: str = "",
-    before_id: int | None = None, limit: int = 50, link: str = "",
+    before_id: int | None = None, limit: int = 50, link: str = "", refused_only: bool = False,
 ) -> list[OcppMessage]:
     """Return a page of the charger's log, newest first, by keyset (id < before_id).
 
-    `search` matches an action name exactly (type "StartTransaction"), an idTag exactly
-    (indexed), or else any text inside the payload.
+    `search` matches an action name exactly (type "StartTransaction": Authorize and
+    StartTransaction both), an idTag exactly (indexed), or else any text inside the payload.
+    `refused_only` keeps the answers that refused a card (their CALL is paired on the page).
     """
     from .ocpp.protocol import KNOWN_ACTIONS_V16
 
     queryset = OcppMessage.objects.filter(charger=charger)
+    if refused_only:
+        queryset = queryset.filter(refused_answers())
     # The proxy's links: "charger" = only the charger's own link, a backoffice id = only that one.
     if link == "charger":
         queryset = queryset.filter(backoffice__isnull=True)
@@ -62,8 +80,14 @@ def message_log(
         queryset = queryset.filter(id__lt=before_id)
     search = search.strip()
     if search:
-        if search in KNOWN_ACTIONS_V16:
+        if search in CARD_SEARCH:
+            queryset = queryset.filter(action__in=CARD_SEARCH[search])
+        elif search in KNOWN_ACTIONS_V16:
             queryset = queryset.filter(action=search)
+        elif refused_only:
+            # The refusing answer carries no idTag: match the card on its CALL (same unique id).
+            calls = OcppMessage.objects.filter(charger=charger, id_tag=search, message_type=2)
+            queryset = queryset.filter(unique_id__in=calls.values("unique_id"))
         else:
             # An idTag is an index hit; otherwise fall back to a payload text match.
             by_tag = list(queryset.filter(id_tag=search).order_by("-id")[:limit])

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_POST
 
 from authorization.decisions import Context
 from authorization.models import AuthorizationDecision
-from authorization.services import decide_sync, token_group_add_uid
+from authorization.services import decide_sync, token_group_add_uid, token_group_create
 from backoffice.charts import bar_chart, line_chart
 from backoffice.csv_export import csv_writer
 from backoffice.selectors import properties_for, role_in
@@ -46,12 +46,12 @@ from .forms import (
     WhitelistForm,
 )
 from .models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
-from .selectors import charger_for_user, chargers_for, message_log, sessions_for
+from .selectors import CARD_SEARCH, charger_for_user, chargers_for, message_log, sessions_for
 from .services import charger_facts
 
 LOG_PAGE = 50
 TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
-ID_TAG_ACTIONS = ("Authorize", "StartTransaction")
+ID_TAG_ACTIONS = ("Authorize", "StartTransaction", "TransactionEvent")
 
 
 def _charger_or_404(user, station_id: str) -> Charger:
@@ -230,9 +230,12 @@ def _pretty(payload) -> str:
 
 
 def _id_tag_status(result: OcppMessage | None) -> str:
+    """The card's verdict in an answer: 1.6 idTagInfo.status, 2.0.1 idTokenInfo.status."""
     if result is None or result.message_type != 3 or not isinstance(result.payload, dict):
         return ""
     info = result.payload.get("idTagInfo")
+    if not isinstance(info, dict):
+        info = result.payload.get("idTokenInfo")
     return str(info.get("status", "")) if isinstance(info, dict) else ""
 
 
@@ -363,9 +366,18 @@ def _attach_decisions(charger: Charger, entries: list[dict]) -> None:
             entry["decision"] = min(options, key=lambda d: abs((d.created_at - when).total_seconds()))
 
 
-def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: str = "") -> bool:
+def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: str = "",
+             refused_only: bool = False) -> bool:
     """The live view's filter: the same rules as chargers.selectors.message_log."""
     from .ocpp.protocol import KNOWN_ACTIONS_V16
+
+    if refused_only:
+        status = _id_tag_status(row) if row.action in ID_TAG_ACTIONS else ""
+        if not status or status == "Accepted":
+            return False
+        if search and search not in CARD_SEARCH and search not in KNOWN_ACTIONS_V16:
+            call = _partner(row.charger, row)
+            return call is not None and call.id_tag == search.strip()
 
     if link == "charger" and row.backoffice_id is not None:
         return False
@@ -379,6 +391,8 @@ def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: st
     search = search.strip()
     if not search:
         return True
+    if search in CARD_SEARCH:
+        return row.action in CARD_SEARCH[search]
     if search in KNOWN_ACTIONS_V16:
         return row.action == search
     if row.id_tag == search:
@@ -395,8 +409,9 @@ def charger_logs(request, station_id: str):
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     search, direction, mtype = data.get("q") or "", data.get("direction") or "", data.get("type") or ""
     link = data.get("link") or ""
+    refused_only = bool(data.get("invalid"))
     context = _tab_context(request, charger, "logs")
-    whitelist_form = WhitelistForm(organization_id=charger.organization_id, user=request.user)
+    whitelist_form = _whitelist_form(request, charger)
 
     if request.GET.get("after"):
         # Live view: the websocket said new rows exist; render only those, with the page's filters.
@@ -407,7 +422,7 @@ def charger_logs(request, station_id: str):
         # Oldest first and bounded: the client asks again from the last id it got, so a
         # burst is delivered in order, and a row written during this request is never skipped.
         new_rows = list(OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("id")[:200])
-        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype, link)]
+        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype, link, refused_only)]
         context.update({"entries": log_entries(charger, fresh), "whitelist_form": whitelist_form,
                         "next_url": request.GET.get("back", "")})
         response = render(request, "chargers/includes/_log_entries.html", context)
@@ -420,10 +435,11 @@ def charger_logs(request, station_id: str):
     # Read before the page, so a frame written meanwhile reaches the live view (at worst twice).
     latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
     rows = message_log(charger, search=search, direction=direction, message_type=mtype, link=link,
-                       before_id=before, limit=LOG_PAGE + 1)
+                       before_id=before, limit=LOG_PAGE + 1, refused_only=refused_only)
     has_more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
-    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype), ("link", link)) if v}
+    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype), ("link", link),
+                                 ("invalid", "on" if refused_only else "")) if v}
     context.update({
         "form": form if form.is_bound else LogFilterForm(backoffices=backoffices),
         "entries": log_entries(charger, rows),
@@ -435,8 +451,16 @@ def charger_logs(request, station_id: str):
         "whitelist_form": whitelist_form,
         "next_url": request.get_full_path(),
         "groups": list(whitelist_form.fields["group"].queryset),
+        # Seed 001 says "type StartTransaction": say why Authorize rows are listed too.
+        "card_search": search in CARD_SEARCH,
+        "refused_only": refused_only,
     })
     return render(request, "chargers/charger_logs.html", context)
+
+
+def _whitelist_form(request, charger: Charger, data=None) -> WhitelistForm:
+    return WhitelistForm(data, organization_id=charger.organization_id, user=request.user,
+                         restricting=charger_facts(charger).restricted_group_ids)
 
 
 @login_required
@@ -444,7 +468,7 @@ def charger_logs(request, station_id: str):
 def charger_whitelist(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     require_role(request.user, charger.organization_id, edit=True)
-    form = WhitelistForm(request.POST, organization_id=charger.organization_id, user=request.user)
+    form = _whitelist_form(request, charger, request.POST)
     back = request.POST.get("next") or reverse("chargers:charger-logs", args=[charger.station_id])
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("chargers:charger-logs", args=[charger.station_id])
@@ -454,10 +478,17 @@ def charger_whitelist(request, station_id: str):
         messages.error(request, f"The UID was not whitelisted. {errors}")
         return redirect(back)
     group = form.cleaned_data["group"]
+    created = group is None
+    if created:
+        group = token_group_create(organization_id=charger.organization_id, name=form.cleaned_data["new_group"])
     token = token_group_add_uid(group=group, uid=form.cleaned_data["uid"])
     # Tell the host what the charger will now hear, from the same rules that answer it.
-    preview = decide_sync(uid=token.uid, charger=charger_facts(charger), context=Context.LOCAL)
-    text = f"UID {token.uid} is now in the local token group “{group.name}”."
+    facts = charger_facts(charger)
+    preview = decide_sync(uid=token.uid, charger=facts, context=Context.LOCAL)
+    text = f"UID {token.uid} is now in the {'new ' if created else ''}local token group “{group.name}”."
+    if facts.restricted_group_ids and group.pk not in facts.restricted_group_ids:
+        text += (f" That group does not restrict {charger.station_id}; this charger accepts only its own"
+                 " groups (Settings on the Overview tab, or the location's restricted groups).")
     if preview.accepted:
         messages.success(request, f"{text} The next Authorize with this card at {charger.station_id} will be accepted.")
     else:
@@ -523,7 +554,7 @@ def decision_detail(request, pk: int):
                                        timestamp__lte=decision.created_at + timedelta(minutes=5)).order_by("-id")[:10]
         ))
     context.update({"decision": decision, "entries": frames,
-                    "whitelist_form": WhitelistForm(organization_id=charger.organization_id, user=request.user),
+                    "whitelist_form": _whitelist_form(request, charger),
                     "next_url": request.get_full_path()})
     return render(request, "chargers/decision_detail.html", context)
 

@@ -73,6 +73,24 @@ def publish(guest_session_id: int) -> None:
         logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
 
 
+GUEST_REFUSAL_EVERY_S = 600  # one recorded refusal per charger and reason in this window
+
+
+def guest_refusal_record(*, charger: Charger, decision) -> bool:
+    """Record that the guest page refused guests here (before any card is held), so the host sees
+    it on the charger's Authorizations tab. At most once per charger and reason every 10 minutes:
+    every visit of the landing page would otherwise add a row. Returns True when recorded."""
+    from django.core.cache import cache
+
+    if not cache.add(f"guest-refused:{charger.pk}:{decision.reason}", 1, GUEST_REFUSAL_EVERY_S):
+        return False
+    decision_record(
+        decision=decision, uid="GUEST", token_id=None, organization_id=charger.property.organization_id,
+        station_id=charger.station_id, connector_id=None, context=Context.REMOTE_APP,
+    )
+    return True
+
+
 def guest_start(
     *, charger: Charger, connector_id: int, email: str, site_url: str = "", payment_method: str = "",
     return_url: str = "",

@@ -35,6 +35,7 @@ from .services import (
     StopFailed,
     guest_cancel_or_stop,
     guest_hold_confirmed,
+    guest_refusal_record,
     guest_session_finish,
     guest_start,
     guest_start_expire,
@@ -105,12 +106,16 @@ def entry(request):
 
 
 def _guest_precheck(charger) -> str | None:
-    """Return the authorization engine's refusal for any guest here, before the guest pays."""
+    """Return the authorization engine's refusal for any guest here, before the guest pays
+    (recorded for the host: see guest_refusal_record)."""
     facts = charger_facts(charger)
     guest = TokenFacts(uid="GUEST-PREVIEW", organization_id=facts.organization_id, is_guest=True,
                        allowed_station_ids=frozenset({charger.station_id}), single_session=True)
     decision = decide(guest, facts, Context.REMOTE_APP, now=timezone.now())
-    return None if decision.accepted else decision.reason
+    if decision.accepted:
+        return None
+    guest_refusal_record(charger=charger, decision=decision)
+    return decision.reason
 
 
 def _price(charger) -> dict | None:

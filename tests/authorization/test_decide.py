@@ -44,6 +44,8 @@ def token(**changes):
         (token(organization_id=2), charger(access_mode="private", roaming_enabled=False), Context.LOCAL, Status.INVALID, "charger_not_roaming"),
         (token(is_guest=True), charger(guest_charging_enabled=False), Context.REMOTE_APP, Status.INVALID, "charger_not_roaming"),
         (OWN, charger(restricted_group_ids=frozenset({5})), Context.LOCAL, Status.INVALID, "not_in_local_group"),
+        # A guest paying by QR is in no local group: a restricted charger refuses it (issue 17).
+        (token(is_guest=True), charger(restricted_group_ids=frozenset({5})), Context.REMOTE_APP, Status.INVALID, "not_in_local_group"),
         (token(allowed_station_ids=frozenset({"CP-9"})), CHARGER, Context.LOCAL, Status.INVALID, "reimbursement_not_allowed"),
         (token(organization_id=None, msp_id=7), charger(roaming_enabled=False), Context.REMOTE_MSP, Status.INVALID, "remote_start_roaming_disabled"),
         (token(organization_id=2), charger(roaming_enabled=False), Context.REMOTE_APP, Status.INVALID, "remote_start_roaming_disabled"),

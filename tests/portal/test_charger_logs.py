@@ -40,14 +40,18 @@ def test_search_by_action_name_and_by_idtag(client, site):
     OcppMessage.objects.create(charger=site.charger, direction="out", message_type=3, unique_id="s1",
                                action="StartTransaction",
                                payload={"transactionId": 7, "idTagInfo": {"status": "Accepted"}})
+    # Seed 001 says "type StartTransaction": the card messages come together, so the Authorize
+    # that refused DEADBEEF (which never got to StartTransaction) is listed too.
     entries = client.get(_logs(site, "?q=StartTransaction")).context["entries"]
-    assert [e["action"] for e in entries] == ["StartTransaction"]
+    assert [e["action"] for e in entries] == ["StartTransaction", "Authorize"]
     assert entries[0]["status"] == "Accepted" and entries[0]["id_tag"] == "AA11"
+    assert entries[1]["status"] == "Invalid" and entries[1]["id_tag"] == "DEADBEEF"
     entries = client.get(_logs(site, "?q=DEADBEEF")).context["entries"]
     assert [e["action"] for e in entries] == ["Authorize"]
     # The answer is not among the matches (it carries no idTag) but is found next to the CALL.
     assert entries[0]["status"] == "Invalid" and entries[0]["answer"] is not None
-    entries = client.get(_logs(site, "?direction=out&q=Authorize")).context["entries"]
+    entries = [e for e in client.get(_logs(site, "?direction=out&q=Authorize")).context["entries"]
+               if e["action"] == "Authorize"]
     assert entries[0]["call"].direction == "in" and entries[0]["status"] == "Invalid"
     assert client.get(_logs(site, "?q=Heartbeat&direction=out")).context["entries"] == []
 
