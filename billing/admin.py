@@ -27,6 +27,7 @@ from .models import (
     SessionCharge,
     StatementJob,
     Subscription,
+    SubscriptionInvoice,
     SubscriptionPlan,
 )
 
@@ -235,9 +236,39 @@ class SubscriptionPlanAdmin(admin.ModelAdmin):
     raw_id_fields = ["property"]
 
 
+class SubscriptionInvoiceInline(admin.TabularInline):
+    model = SubscriptionInvoice
+    extra = 0
+    can_delete = False
+    fields = ["period_start", "period_end", "amount", "currency", "status", "attempts", "next_attempt_at",
+              "last_error", "paid_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SubscriptionInvoice)
+class SubscriptionInvoiceAdmin(admin.ModelAdmin):
+    """Monthly fees collected from saved cards; failed and retrying ones are filtered here."""
+
+    list_display = ["subscription", "period_start", "amount", "currency", "status", "attempts", "next_attempt_at",
+                    "last_error"]
+    list_filter = ["status"]
+    search_fields = ["subscription__email", "payment__reference", "payment__card_last4"]
+    list_select_related = ["subscription__plan__property"]
+    raw_id_fields = ["subscription", "payment"]
+    readonly_fields = ["subscription", "period_start", "period_end", "amount", "currency", "status", "attempts",
+                       "next_attempt_at", "last_error", "payment", "paid_at", "receipt_sent_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ["email", "plan", "status", "started_at", "cancelled_at"]
+    inlines = [SubscriptionInvoiceInline]
+    list_display = ["email", "plan", "status", "started_at", "paid_until", "cancelled_at"]
     search_fields = ["email", "token__uid"]
     list_filter = ["status"]
     list_select_related = ["plan", "token"]

@@ -78,6 +78,53 @@ def intent_from(obj: dict[str, Any]) -> Intent:
     )
 
 
+@dataclass(frozen=True)
+class SetupIntent:
+    """What we use of a SetupIntent: saving a card for later charges without charging it."""
+
+    reference: str
+    status: str  # requires_payment_method | requires_action | succeeded | canceled …
+    client_secret: str = ""
+    payment_method: str = ""
+    customer: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """A PaymentMethod of type card: only the brand, last 4 and expiry ever reach us."""
+
+    reference: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer: str = ""
+
+
+def setup_intent_from(obj: dict[str, Any]) -> SetupIntent:
+    error = obj.get("last_setup_error") or {}
+    method = obj.get("payment_method") or ""
+    if isinstance(method, dict):
+        method = method.get("id", "")
+    customer = obj.get("customer") or ""
+    if isinstance(customer, dict):
+        customer = customer.get("id", "")
+    return SetupIntent(reference=str(obj["id"]), status=str(obj.get("status", "")),
+                       client_secret=str(obj.get("client_secret") or ""), payment_method=str(method),
+                       customer=str(customer), error=str(error.get("message") or ""))
+
+
+def saved_card_from(obj: dict[str, Any]) -> SavedCard:
+    card = obj.get("card") or {}
+    customer = obj.get("customer") or ""
+    if isinstance(customer, dict):
+        customer = customer.get("id", "")
+    return SavedCard(reference=str(obj["id"]), brand=str(card.get("brand") or ""), last4=str(card.get("last4") or ""),
+                     exp_month=int(card.get("exp_month") or 0), exp_year=int(card.get("exp_year") or 0),
+                     customer=str(customer))
+
+
 class PaymentGateway:
     name = "base"
     sandbox = False
@@ -106,6 +153,33 @@ class PaymentGateway:
         raise NotImplementedError
 
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
+        raise NotImplementedError
+
+    # Saved cards (driver accounts): a Customer holds PaymentMethods saved through a SetupIntent
+    # (docs.stripe.com/payments/save-and-reuse); the card is collected by the Payment Element in
+    # the browser, exactly as for a hold. Monthly fees are charged off-session to the saved card.
+    def customer_create(self, *, email: str, idempotency_key: str) -> str:
+        raise NotImplementedError
+
+    def customer_delete(self, customer: str) -> None:
+        """Delete the customer at the processor (its saved cards go with it)."""
+        raise NotImplementedError
+
+    def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
+        raise NotImplementedError
+
+    def setup_intent_get(self, reference: str) -> SetupIntent:
+        raise NotImplementedError
+
+    def payment_method_get(self, reference: str) -> SavedCard:
+        raise NotImplementedError
+
+    def payment_method_detach(self, reference: str) -> None:
+        raise NotImplementedError
+
+    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
+                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
+        """Charge a saved card off-session (captured at once). ok=False with the decline reason."""
         raise NotImplementedError
 
     # Connect: the host's payout account. The processor's hosted onboarding collects the bank
@@ -213,6 +287,62 @@ class StripeGateway(PaymentGateway):
         ok = refund.status in ("succeeded", "pending")
         return PaymentResult(ok, refund.id, "" if ok else f"Refund {refund.status}.",
                              amount=from_minor(refund.amount, intent.currency.upper()))
+
+    # -- Saved cards ----------------------------------------------------------------------------
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._stripe.StripeError as exc:
+            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+
+    def customer_create(self, *, email: str, idempotency_key: str) -> str:
+        customer = self._call(self.client.v1.customers.create, params={"email": email},
+                              options={"idempotency_key": f"customer-{idempotency_key}"})
+        return str(customer.id)
+
+    def customer_delete(self, customer: str) -> None:
+        try:
+            self.client.v1.customers.delete(customer)
+        except self._stripe.InvalidRequestError as exc:
+            if getattr(exc, "code", "") != "resource_missing":  # already gone is what we want
+                raise GatewayError(str(exc)) from exc
+        except self._stripe.StripeError as exc:
+            raise GatewayError(str(exc)) from exc
+
+    def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
+        intent = self._call(self.client.v1.setup_intents.create,
+                            params={"customer": customer, "payment_method_types": ["card"], "usage": "off_session"},
+                            options={"idempotency_key": f"setup-{idempotency_key}"})
+        return setup_intent_from(self._dict(intent))
+
+    def setup_intent_get(self, reference: str) -> SetupIntent:
+        return setup_intent_from(self._dict(self._call(self.client.v1.setup_intents.retrieve, reference)))
+
+    def payment_method_get(self, reference: str) -> SavedCard:
+        return saved_card_from(self._dict(self._call(self.client.v1.payment_methods.retrieve, reference)))
+
+    def payment_method_detach(self, reference: str) -> None:
+        self._call(self.client.v1.payment_methods.detach, reference)
+
+    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
+                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
+        params: Any = {"amount": to_minor(amount, currency), "currency": currency.lower(), "customer": customer,
+                       "payment_method": payment_method, "off_session": True, "confirm": True, "metadata": metadata}
+        if description:
+            params["description"] = description
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": f"charge-{idempotency_key}"})
+        except self._stripe.CardError as exc:
+            body: Any = (exc.json_body or {}).get("error", {})  # type: ignore[attr-defined]
+            ref = str((body.get("payment_intent") or {}).get("id", ""))
+            return PaymentResult(False, ref, exc.user_message or str(exc))
+        except self._stripe.StripeError as exc:
+            return self._fail(exc)
+        if intent.status != "succeeded":
+            return PaymentResult(False, intent.id, f"Not charged ({intent.status}).")
+        return PaymentResult(True, intent.id, amount=from_minor(intent.amount_received, currency))
 
     # -- Connect: a host's payout account -------------------------------------------------------
 

@@ -4,7 +4,7 @@ Accounts (debit positive, credit negative; each transaction's entries sum to zer
   processor:<CUR>          the platform's balance at the payment processor (asset)
   host:<org id>:<CUR>      what the platform owes the host organization (liability)
   platform_revenue:<CUR>   platform fees earned
-A guest charge debits processor and credits the host; the processing fee, the platform
+A guest charge or subscription fee debits processor and credits the host; the processing fee, the platform
 fee, refunds and payouts debit the host; a failed payout credits it back.
 """
 
@@ -47,6 +47,7 @@ def entries_for(kind: str, *, organization_id: int, currency: str, amount: Decim
         K.REFUND: (host, processor),
         K.PAYOUT: (host, processor),
         K.PAYOUT_FAILED: (processor, host),
+        K.SUBSCRIPTION_FEE: (processor, host),
     }
     debit, credit = pairs[kind]
     return [(debit, amount), (credit, -amount)]

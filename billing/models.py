@@ -226,6 +226,7 @@ class LedgerTransaction(models.Model):
         REFUND = "refund", "Refund"
         PAYOUT = "payout", "Payout"
         PAYOUT_FAILED = "payout_failed", "Payout failed (returned to balance)"
+        SUBSCRIPTION_FEE = "subscription_fee", "Subscription fee"
 
     idempotency_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -435,12 +436,51 @@ class Subscription(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Benefits last until the paid month ends.")
     manage_key = models.CharField(max_length=64, unique=True, default=_manage_key, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Collected monthly through the gateway from a saved card (driver accounts); empty = the
+    # plan is billed elsewhere (older subscriptions by link only).
+    customer_ref = models.CharField(max_length=100, blank=True, help_text="The processor's customer id.")
+    payment_method_ref = models.CharField(max_length=100, blank=True, help_text="The saved card charged monthly.")
+    paid_until = models.DateTimeField(null=True, blank=True, help_text="End of the last paid month.")
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
         return f"{self.email} on {self.plan}"
+
+
+class SubscriptionInvoice(models.Model):
+    """One month's fee of a subscription and the attempts to collect it from the saved card."""
+
+    class Status(models.TextChoices):
+        DUE = "due", "Due"
+        PAID = "paid", "Paid"
+        RETRYING = "retrying", "Failed, will retry"
+        FAILED = "failed", "Failed (no more retries)"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    amount = models.DecimalField(**MONEY)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DUE)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "period_start"], name="unique_invoice_period"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="invoice_retry_scan")]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.period_start:%Y-%m} {self.amount} {self.currency} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -495,6 +535,49 @@ class SandboxRequest(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class SandboxCustomer(models.Model):
+    """SANDBOX ONLY: Stripe's Customer, offline (the holder of saved cards)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxPaymentMethod(models.Model):
+    """SANDBOX ONLY: a saved card (Stripe's PaymentMethod) made from a test card; `test_method`
+    is Stripe's test PaymentMethod it behaves like (approved, declined …)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    customer = models.ForeignKey(SandboxCustomer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    test_method = models.CharField(max_length=60)
+    brand = models.CharField(max_length=20, default="visa")
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField(default=12)
+    exp_year = models.PositiveSmallIntegerField(default=2034)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class SandboxSetupIntent(models.Model):
+    """SANDBOX ONLY: Stripe's SetupIntent (save a card for later without charging it)."""
+
+    id = models.CharField(max_length=40, primary_key=True)
+    client_secret = models.CharField(max_length=80)
+    customer = models.ForeignKey(SandboxCustomer, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=30, default="requires_payment_method")
+    payment_method = models.CharField(max_length=40, blank=True)
+    last_error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.status}"
 
 
 class SandboxAccount(models.Model):

@@ -59,6 +59,18 @@ def sandbox_confirm(request: HttpRequest, intent_id: str) -> HttpResponse:
     return JsonResponse(answer)
 
 
+@csrf_exempt  # as sandbox_confirm: Stripe.js's confirmSetup stand-in, authorised by the client secret
+@require_POST
+def sandbox_setup_confirm(request: HttpRequest, setup_id: str) -> HttpResponse:
+    _sandbox_only()
+    answer = sandbox.setup_confirm(setup_id, payment_method=request.POST.get("payment_method", ""),
+                                   client_secret=request.POST.get("client_secret", ""))
+    if "error" in answer:
+        status = 402 if answer["error"].get("type") == "card_error" else 400
+        return JsonResponse(answer, status=status)
+    return JsonResponse(answer)
+
+
 @require_http_methods(["GET", "POST"])
 def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
     """The sandbox's 3-D Secure page (the bank's page in real life): approve or fail."""

@@ -29,7 +29,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from .gateways import GatewayError, Intent, PaymentGateway, PaymentResult, intent_from
+from .gateways import (
+    GatewayError,
+    Intent,
+    PaymentGateway,
+    PaymentResult,
+    SavedCard,
+    SetupIntent,
+    intent_from,
+    saved_card_from,
+    setup_intent_from,
+)
 from .money import from_minor, to_minor
 
 API_VERSION = "2025-06-30.basil"
@@ -111,6 +121,61 @@ def _once(key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return response
 
 
+def _saved_method(reference: str) -> tuple[str, str | None, str] | None:
+    """A card saved through a sandbox SetupIntent behaves like the test card it was made from."""
+    from .models import SandboxPaymentMethod
+
+    row = SandboxPaymentMethod.objects.filter(pk=reference, customer__isnull=False).first()
+    if row is None or row.test_method not in TEST_METHODS:
+        return None
+    _, decline, message = TEST_METHODS[row.test_method]
+    return row.last4, decline, message
+
+
+def setup_intent_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "object": "setup_intent", "client_secret": row.client_secret, "customer": row.customer_id,
+            "status": row.status, "payment_method": row.payment_method or None, "last_setup_error": row.last_error,
+            "usage": "off_session", "payment_method_types": ["card"], "livemode": False}
+
+
+def payment_method_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "object": "payment_method", "type": "card", "customer": row.customer_id,
+            "card": {"brand": row.brand, "last4": row.last4, "exp_month": row.exp_month, "exp_year": row.exp_year},
+            "livemode": False}
+
+
+def setup_confirm(setup_id: str, *, payment_method: str, client_secret: str | None = None) -> dict:
+    """Confirm a SetupIntent with a test PaymentMethod: save it on the customer (what Stripe.js's
+    confirmSetup does). A declining test card fails the setup, as Stripe's card check does.
+    Stripe's 3-D Secure test card is saved without the challenge (the sandbox skips it here)."""
+    from .models import SandboxPaymentMethod, SandboxSetupIntent
+
+    with transaction.atomic():
+        row = SandboxSetupIntent.objects.select_for_update().filter(pk=setup_id).first()
+        if row is None or (client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)):
+            return {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                              "message": "No such setup_intent."}}
+        if row.status != "requires_payment_method":
+            return {"error": {"type": "invalid_request_error", "code": "setup_intent_unexpected_state",
+                              "message": f"This SetupIntent's status is {row.status}.",
+                              "setup_intent": setup_intent_json(row)}}
+        method = TEST_METHODS.get(payment_method)
+        if method is None:
+            return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
+                              "message": "The sandbox accepts only Stripe's test cards."}}
+        last4, decline, message = method
+        if decline:
+            row.last_error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
+            row.save()
+            return {"error": {**row.last_error, "setup_intent": setup_intent_json(row)}}
+        saved = SandboxPaymentMethod.objects.create(
+            id="pm_sbx_" + secrets.token_hex(12), customer_id=row.customer_id, test_method=payment_method, last4=last4,
+        )
+        row.status, row.payment_method, row.last_error = "succeeded", saved.id, None
+        row.save()
+        return setup_intent_json(row)
+
+
 def confirm(intent_id: str, *, payment_method: str, client_secret: str | None = None, return_url: str = "") -> dict:
     """Confirm an intent with a test PaymentMethod (what Stripe.js's confirmPayment does).
 
@@ -127,7 +192,7 @@ def confirm(intent_id: str, *, payment_method: str, client_secret: str | None = 
             return {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
                               "message": f"This PaymentIntent's status is {row.status}.",
                               "payment_intent": intent_json(row)}}
-        method = TEST_METHODS.get(payment_method)
+        method = TEST_METHODS.get(payment_method) or _saved_method(payment_method)
         if method is None:
             return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
                               "message": "The sandbox accepts only Stripe's test cards."}}
@@ -274,6 +339,76 @@ class SandboxGateway(PaymentGateway):
         body = answer["intent"]
         ref = "re_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
         return PaymentResult(True, ref, amount=Decimal(amount), raw=body)
+
+    # -- Saved cards ------------------------------------------------------------------------------
+
+    def customer_create(self, *, email: str, idempotency_key: str) -> str:
+        from .models import SandboxCustomer
+
+        def make() -> dict:
+            row = SandboxCustomer.objects.create(id="cus_sbx_" + secrets.token_hex(8), email=email)
+            return {"id": row.id, "object": "customer"}
+
+        return str(_once(f"customer-{idempotency_key}", make)["id"])
+
+    def customer_delete(self, customer: str) -> None:
+        """Delete the customer and what the processor keeps of its cards (Stripe deletes the
+        customer's PaymentMethods with it), including the card digits on past intents."""
+        from .models import SandboxCustomer, SandboxIntent, SandboxPaymentMethod, SandboxRequest
+
+        with transaction.atomic():
+            methods = list(SandboxPaymentMethod.objects.filter(customer_id=customer).values_list("id", flat=True))
+            SandboxIntent.objects.filter(payment_method__in=methods).update(last4="", payment_method="")
+            SandboxPaymentMethod.objects.filter(id__in=methods).delete()
+            SandboxRequest.objects.filter(response__customer=customer).delete()
+            SandboxCustomer.objects.filter(pk=customer).delete()
+
+    def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
+        from .models import SandboxSetupIntent
+
+        def make() -> dict:
+            sid = "seti_sbx_" + secrets.token_hex(12)
+            row = SandboxSetupIntent.objects.create(
+                id=sid, customer_id=customer, client_secret=f"{sid}_secret_{secrets.token_hex(12)}")
+            return setup_intent_json(row)
+
+        return setup_intent_from(_once(f"setup-{idempotency_key}", make))
+
+    def setup_intent_get(self, reference: str) -> SetupIntent:
+        from .models import SandboxSetupIntent
+
+        row = SandboxSetupIntent.objects.filter(pk=reference).first()
+        if row is None:
+            raise GatewayError("No such setup_intent.")
+        return setup_intent_from(setup_intent_json(row))
+
+    def payment_method_get(self, reference: str) -> SavedCard:
+        from .models import SandboxPaymentMethod
+
+        row = SandboxPaymentMethod.objects.filter(pk=reference).first()
+        if row is None:
+            raise GatewayError("No such PaymentMethod.")
+        return saved_card_from(payment_method_json(row))
+
+    def payment_method_detach(self, reference: str) -> None:
+        from .models import SandboxIntent, SandboxPaymentMethod
+
+        # A detached PaymentMethod can never be used again; the sandbox forgets it entirely.
+        with transaction.atomic():
+            SandboxIntent.objects.filter(payment_method=reference).update(last4="", payment_method="")
+            SandboxPaymentMethod.objects.filter(pk=reference).delete()
+
+    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
+                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
+        from .models import SandboxPaymentMethod
+
+        if not SandboxPaymentMethod.objects.filter(pk=payment_method, customer_id=customer).exists():
+            return PaymentResult(False, "", "The saved card is no longer attached to this customer.")
+        intent = self.hold_create(amount=amount, currency=currency, idempotency_key=f"charge-{idempotency_key}",
+                                  metadata=metadata, description=description, payment_method=payment_method)
+        if not intent.held:
+            return PaymentResult(False, intent.reference, intent.decline_reason or f"Not charged ({intent.status}).")
+        return self.capture(intent.reference, amount, idempotency_key=f"charge-{idempotency_key}")
 
     # -- Connect (payout accounts) ---------------------------------------------------------------
 

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q, Sum
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from chargers.models import ChargingSession, MeterValue, StatusEvent
@@ -24,6 +26,7 @@ from .models import (
     Refund,
     SessionCharge,
     Subscription,
+    SubscriptionInvoice,
     SubscriptionPlan,
 )
 from .money import exact_sum, round_money
@@ -424,6 +427,7 @@ def period_end_for(period: str, now: datetime) -> datetime:
 PAYABLE_KINDS = (
     LedgerTransaction.Kind.GUEST_CHARGE, LedgerTransaction.Kind.PROCESSING_FEE,
     LedgerTransaction.Kind.PLATFORM_FEE, LedgerTransaction.Kind.REFUND, LedgerTransaction.Kind.PAYOUT_FAILED,
+    LedgerTransaction.Kind.SUBSCRIPTION_FEE,
 )
 
 
@@ -431,7 +435,8 @@ def payout_totals(items) -> dict:
     sums = {row["kind"]: exact_sum(row["total"]) for row in items.values("kind").annotate(total=Sum("amount")).order_by()}
     K = LedgerTransaction.Kind
     totals = {
-        "gross": sums.get(K.GUEST_CHARGE, ZERO), "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
+        # Subscription fees are the host's revenue like session charges.
+        "gross": sums.get(K.GUEST_CHARGE, ZERO) + sums.get(K.SUBSCRIPTION_FEE, ZERO), "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
         "platform_fees": sums.get(K.PLATFORM_FEE, ZERO), "refunds": sums.get(K.REFUND, ZERO),
         "carried_over": sums.get(K.PAYOUT_FAILED, ZERO),
     }
@@ -568,6 +573,166 @@ def subscription_cancel(*, subscription: Subscription, now: datetime | None = No
         return subscription
     subscription.status = Subscription.Status.CANCELLED
     subscription.cancelled_at = now
-    subscription.ends_at = _month_bounds(now)[1]
+    # Benefits last to the end of the paid period (the month already collected), else the month.
+    paid_until = subscription.paid_until
+    subscription.ends_at = paid_until if paid_until and paid_until > now else _month_bounds(now)[1]
     subscription.save(update_fields=["status", "cancelled_at", "ends_at"])
     return subscription
+
+
+# -- subscriptions collected from a saved card --------------------------------------------------
+
+# A declined monthly fee is tried again after these delays (then the invoice is reported failed).
+SUBSCRIPTION_RETRY_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(days=5))
+
+
+def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: str, payment_method_ref: str,
+                           now: datetime | None = None) -> Subscription:
+    """Start a plan paid by a saved card: the first month (to the end of this calendar month) is
+    charged at once; a refused card starts nothing and raises ValidationError with the reason."""
+    now = now or timezone.now()
+    if not payment_method_ref:
+        raise ValidationError("Save a card first: the monthly fee is charged to it.")
+    with transaction.atomic():
+        subscription = subscription_start(plan=plan, email=email, now=now)
+        if subscription.payment_method_ref and subscription.paid_until:
+            return subscription  # already subscribed and paid
+        subscription.customer_ref, subscription.payment_method_ref = customer_ref, payment_method_ref
+        subscription.save(update_fields=["customer_ref", "payment_method_ref"])
+        invoice = _invoice_for(subscription, start=now)
+    invoice = subscription_invoice_charge(invoice_id=invoice.pk, now=now)
+    if invoice.status != SubscriptionInvoice.Status.PAID:
+        with transaction.atomic():
+            Subscription.objects.filter(pk=subscription.pk).update(
+                status=Subscription.Status.CANCELLED, cancelled_at=now, ends_at=now)
+            SubscriptionInvoice.objects.filter(pk=invoice.pk).update(
+                status=SubscriptionInvoice.Status.FAILED, next_attempt_at=None)
+        raise ValidationError(f"The card was not charged: {invoice.last_error}")
+    subscription.refresh_from_db()
+    return subscription
+
+
+def _invoice_for(subscription: Subscription, *, start: datetime) -> SubscriptionInvoice:
+    invoice, _ = SubscriptionInvoice.objects.get_or_create(
+        subscription=subscription, period_start=start,
+        defaults={"period_end": _month_bounds(start)[1], "amount": subscription.plan.monthly_fee,
+                  "currency": subscription.plan.property.currency, "next_attempt_at": start},
+    )
+    return invoice
+
+
+def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None) -> SubscriptionInvoice:
+    """Charge one invoice to the subscription's saved card, once per attempt. Paid: a Payment,
+    the ledger's subscription fee and a receipt email. Refused: retried after the next delay
+    of SUBSCRIPTION_RETRY_DELAYS, then failed; the driver is told each time."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        invoice = SubscriptionInvoice.objects.select_for_update().select_related(
+            "subscription__plan__property").get(pk=invoice_id)
+        if invoice.status in (SubscriptionInvoice.Status.PAID, SubscriptionInvoice.Status.FAILED):
+            return invoice
+        invoice.attempts += 1
+        invoice.next_attempt_at = None  # claimed: a concurrent sweep skips it
+        invoice.save(update_fields=["attempts", "next_attempt_at"])
+    subscription = invoice.subscription
+    org_id = subscription.plan.property.organization_id
+    if invoice.amount <= 0:
+        result_ok, reference, error, last4 = True, f"free-{invoice.pk}", "", ""
+    else:
+        gateway = get_gateway()
+        try:
+            last4 = gateway.payment_method_get(subscription.payment_method_ref).last4
+        except GatewayError:
+            last4 = ""
+        # One key per attempt: a retry after a decline must reach the card again.
+        result = gateway.charge_saved(
+            amount=invoice.amount, currency=invoice.currency, customer=subscription.customer_ref,
+            payment_method=subscription.payment_method_ref,
+            idempotency_key=f"subscription-invoice:{invoice.pk}:{invoice.attempts}",
+            metadata={"subscription": str(subscription.pk), "invoice": str(invoice.pk)},
+            description=f"{subscription.plan.name} {invoice.period_start:%Y-%m}",
+        )
+        result_ok, reference, error = result.ok, result.reference, result.decline_reason
+    with transaction.atomic():
+        invoice = SubscriptionInvoice.objects.select_for_update().get(pk=invoice.pk)
+        if result_ok:
+            payment = None
+            if invoice.amount > 0:
+                payment = Payment.objects.create(
+                    organization_id=org_id, email=subscription.email, currency=invoice.currency,
+                    amount_held=invoice.amount, amount_captured=invoice.amount, gateway=get_gateway().name,
+                    reference=reference, status=Payment.Status.CAPTURED, card_last4=last4,
+                    session_ref=f"subscription-invoice:{invoice.pk}", settled_at=now,
+                )
+                ledger.post(
+                    key=f"subscription-fee:{invoice.pk}", kind=LedgerTransaction.Kind.SUBSCRIPTION_FEE,
+                    organization_id=org_id, currency=invoice.currency, amount=invoice.amount, occurred_at=now,
+                    payment=payment, memo=f"Subscription {subscription.pk} {invoice.period_start:%Y-%m}",
+                )
+            invoice.status, invoice.paid_at, invoice.payment, invoice.last_error = (
+                SubscriptionInvoice.Status.PAID, now, payment, "")
+            invoice.save()
+            Subscription.objects.filter(pk=subscription.pk).update(paid_until=invoice.period_end)
+            transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=True))
+        else:
+            invoice.last_error = (error or "The card was refused.")[:300]
+            if invoice.attempts <= len(SUBSCRIPTION_RETRY_DELAYS):
+                invoice.status = SubscriptionInvoice.Status.RETRYING
+                invoice.next_attempt_at = now + SUBSCRIPTION_RETRY_DELAYS[invoice.attempts - 1]
+            else:
+                invoice.status, invoice.next_attempt_at = SubscriptionInvoice.Status.FAILED, None
+            invoice.save()
+            logger.warning("Subscription invoice %s refused (attempt %s): %s", invoice.pk, invoice.attempts,
+                           invoice.last_error)
+            transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=False))
+    return invoice
+
+
+def _invoice_email(invoice_id: int, *, receipt: bool) -> None:
+    invoice = SubscriptionInvoice.objects.select_related("subscription__plan__property", "payment").get(pk=invoice_id)
+    if not invoice.subscription.email:
+        return
+    kind = "receipt" if receipt else "failed"
+    body = render_to_string(f"billing/email_subscription_{kind}.txt", {"invoice": invoice,
+                                                                       "plan": invoice.subscription.plan})
+    subject = (f"Receipt: {invoice.subscription.plan.name} {invoice.period_start:%B %Y}" if receipt
+               else f"Your {invoice.subscription.plan.name} payment failed")
+    send_mail(subject, body, None, [invoice.subscription.email])
+    if receipt:
+        SubscriptionInvoice.objects.filter(pk=invoice_id).update(receipt_sent_at=timezone.now())
+
+
+def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
+    """The monthly run: open the next month's invoice of each active card-paid subscription whose
+    paid period is over, and charge every invoice that is due or whose retry time has come."""
+    now = now or timezone.now()
+    opened = 0
+    due_subscriptions = Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, paid_until__lte=now).exclude(payment_method_ref="").select_related(
+        "plan__property")
+    for subscription in due_subscriptions:
+        assert subscription.paid_until is not None
+        with transaction.atomic():
+            _, created = SubscriptionInvoice.objects.get_or_create(
+                subscription=subscription, period_start=subscription.paid_until,
+                defaults={"period_end": _month_bounds(subscription.paid_until)[1],
+                          "amount": subscription.plan.monthly_fee, "currency": subscription.plan.property.currency,
+                          "next_attempt_at": subscription.paid_until},
+            )
+        opened += int(created)
+    counts = {"opened": opened, "paid": 0, "refused": 0}
+    due = SubscriptionInvoice.objects.filter(
+        status__in=[SubscriptionInvoice.Status.DUE, SubscriptionInvoice.Status.RETRYING],
+        next_attempt_at__lte=now).values_list("pk", flat=True)
+    for invoice_id in list(due):
+        invoice = subscription_invoice_charge(invoice_id=invoice_id, now=now)
+        counts["paid" if invoice.status == SubscriptionInvoice.Status.PAID else "refused"] += 1
+    return counts
+
+
+def subscription_payment_method_set(*, customer_ref: str, payment_method_ref: str) -> int:
+    """Charge the customer's active subscriptions (and their pending retries) to another saved card."""
+    if not customer_ref:
+        return 0
+    return Subscription.objects.filter(customer_ref=customer_ref, status=Subscription.Status.ACTIVE).update(
+        payment_method_ref=payment_method_ref)

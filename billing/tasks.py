@@ -36,3 +36,10 @@ def statement_generate_task(job_id: int) -> None:
     from .statements import statement_generate
 
     statement_generate(job_id=job_id)
+
+
+@shared_task(name="billing.subscriptions_collect")
+def subscriptions_collect_task() -> dict[str, int]:
+    from .services import subscriptions_collect
+
+    return subscriptions_collect()

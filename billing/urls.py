@@ -18,6 +18,8 @@ urlpatterns = [
     path("sessions/<int:session_id>/cost/", views.session_cost_detail, name="session-cost"),
     path("webhooks/stripe/", payment_views.stripe_webhook, name="stripe-webhook"),
     path("sandbox/v1/payment_intents/<str:intent_id>/confirm", payment_views.sandbox_confirm, name="sandbox-confirm"),
+    path("sandbox/v1/setup_intents/<str:setup_id>/confirm", payment_views.sandbox_setup_confirm,
+         name="sandbox-setup-confirm"),
     path("sandbox/3ds/<str:intent_id>/", payment_views.sandbox_3ds, name="sandbox-3ds"),
     path("sandbox/onboarding/<str:account>/", payment_views.sandbox_onboarding, name="sandbox-onboarding"),
     path("payout-account/<int:organization_id>/", payment_views.payout_account_start, name="payout-account"),

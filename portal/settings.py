@@ -55,6 +55,10 @@ INSTALLED_APPS = [
     "support",
     "roaming",
     "stays",
+    # Driver accounts (docs/drivers.md): django-allauth for sign-up, email verification and change.
+    "allauth",
+    "allauth.account",
+    "drivers",
 ]
 
 MIDDLEWARE = [
@@ -68,6 +72,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # Drivers are signed-in users too: keep them on the driver pages, never in the host portal.
+    "drivers.middleware.DriverBoundaryMiddleware",
     # Records the signed-in user as the actor of audit log entries.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -183,6 +190,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-stale-transactions": {
         "task": "chargers.stale_transactions_check", "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
     },
+    # Driver subscriptions (docs/drivers.md): monthly fees from saved cards, declined ones retried.
+    "billing-subscriptions": {"task": "billing.subscriptions_collect", "schedule": env_int("BILLING_SUBSCRIPTION_SECONDS", 3600)},
     # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
     "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
     "stays-pms": {"task": "stays.pms_sync_due", "schedule": 60},
@@ -202,7 +211,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # django-axes first: it refuses a locked-out sign-in before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "backoffice.auth.EmailUsernameBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend", "backoffice.auth.EmailUsernameBackend",
+    # Drivers only, and only from the driver sign-in (allauth passes `email`): docs/drivers.md.
+    "drivers.auth.DriverEmailBackend",
+]
 # Sign-in throttling (django-axes, backoffice.login_throttle; docs/security.md). Failures are
 # counted per (lower-cased login, client IP) and, with a higher ceiling, per client IP.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
@@ -219,6 +232,20 @@ AXES_RESET_ON_SUCCESS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+
+# Driver accounts (django-allauth, docs/drivers.md): email is the login, verified before use;
+# a change of email takes effect only once the new address is confirmed, the old one is told.
+ACCOUNT_ADAPTER = "drivers.adapter.DriverAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "/driver/"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[EV charging] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

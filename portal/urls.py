@@ -12,6 +12,8 @@ urlpatterns = [
     path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("s/", include("guest.urls")),
+    path("driver/account/", include("allauth.account.urls")),
+    path("driver/", include("drivers.urls")),
     path("support/", include("support.urls")),
     path("billing/", include("billing.urls")),
     path("ocpi/", include("roaming.urls")),

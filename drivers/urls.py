@@ -1,0 +1,21 @@
+from django.urls import path
+
+from . import views
+
+app_name = "drivers"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("cards/", views.cards, name="cards"),
+    path("cards/add/", views.card_add, name="card-add"),
+    path("cards/return/", views.card_return, name="card-return"),
+    path("cards/<int:card_id>/default/", views.card_default, name="card-default"),
+    path("cards/<int:card_id>/remove/", views.card_remove, name="card-remove"),
+    path("subscriptions/", views.subscriptions, name="subscriptions"),
+    path("plans/<int:plan_id>/subscribe/", views.subscribe, name="subscribe"),
+    path("subscriptions/<int:subscription_id>/cancel/", views.subscription_cancel, name="subscription-cancel"),
+    path("sessions/", views.sessions, name="sessions"),
+    path("sessions/claim/", views.sessions_claim, name="sessions-claim"),
+    path("sessions/<int:session_id>/receipt/", views.session_receipt, name="session-receipt"),
+    path("delete/", views.account_delete, name="account-delete"),
+]

@@ -1,0 +1,219 @@
+"""Driver pages: thin adapters over drivers.services and drivers.selectors (own rows only)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing.gateways import GatewayError, get_gateway
+from guest.receipts import receipt_context
+
+from . import selectors, services
+from .models import DriverProfile
+
+View = Callable[..., HttpResponse]
+# Stripe.js and the Payment Element on the card page only, as on the guest payment page.
+STRIPE_CSP = {
+    "script-src": ["https://js.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    "connect-src": ["https://api.stripe.com"],
+}
+
+
+def driver_required(view: View) -> View:
+    """Signed in as a driver; anyone else (anonymous, a host) goes to the driver sign-in."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        profile = DriverProfile.objects.filter(user_id=request.user.pk).first() if request.user.is_authenticated else None
+        if profile is None:
+            return redirect(f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}")
+        request.driver = profile  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _profile(request: HttpRequest) -> DriverProfile:
+    return request.driver  # type: ignore[attr-defined]
+
+
+def _error(request: HttpRequest, exc: Exception) -> None:
+    text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+    messages.error(request, text)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated or not hasattr(request.user, "driver_profile"):
+        return render(request, "drivers/welcome.html")
+    profile = DriverProfile.objects.get(user_id=request.user.pk)
+    return render(request, "drivers/home.html", {
+        "profile": profile, "email": services.verified_email(profile), "cards": selectors.cards_for(profile),
+        "subscriptions": selectors.subscriptions_for(profile), "sessions": selectors.sessions_for(profile)[:5],
+    })
+
+
+@require_GET
+@driver_required
+def cards(request: HttpRequest) -> HttpResponse:
+    return render(request, "drivers/cards.html", {"cards": selectors.cards_for(_profile(request))})
+
+
+@never_cache
+@require_GET
+@driver_required
+def card_add(request: HttpRequest) -> HttpResponse:
+    """The card form: a SetupIntent confirmed in the browser, never a card number to us."""
+    gateway = get_gateway()
+    try:
+        intent = services.card_setup_start(profile=_profile(request), attempt=secrets.token_hex(8))
+    except GatewayError as exc:
+        messages.error(request, f"Cards cannot be saved right now: {exc}")
+        return redirect("drivers:cards")
+    sandbox = bool(getattr(gateway, "sandbox", False))
+    context = {
+        "sandbox": sandbox, "client_secret": intent.client_secret,
+        "publishable_key": getattr(gateway, "publishable_key", ""),
+        "return_url": request.build_absolute_uri(reverse("drivers:card-return")),
+        "confirm_url": reverse("billing:sandbox-setup-confirm", args=[intent.reference]) if sandbox else "",
+    }
+    response = render(request, "drivers/card_add.html", context)
+    if not sandbox:
+        response._csp_update = STRIPE_CSP  # type: ignore[attr-defined]
+    return response
+
+
+@require_GET
+@driver_required
+def card_return(request: HttpRequest) -> HttpResponse:
+    try:
+        card = services.card_setup_finish(profile=_profile(request), setup_intent=request.GET.get("setup_intent", ""))
+    except (ValidationError, GatewayError, PermissionDenied) as exc:
+        _error(request, exc)
+        return redirect("drivers:cards")
+    messages.success(request, f"Card ending {card.last4} saved.")
+    return redirect("drivers:cards")
+
+
+@require_POST
+@driver_required
+def card_default(request: HttpRequest, card_id: int) -> HttpResponse:
+    try:
+        card = services.card_set_default(profile=_profile(request), card_id=card_id)
+    except PermissionDenied as exc:
+        raise Http404(str(exc)) from exc
+    messages.success(request, f"Card ending {card.last4} is now your default card.")
+    return redirect("drivers:cards")
+
+
+@require_POST
+@driver_required
+def card_remove(request: HttpRequest, card_id: int) -> HttpResponse:
+    try:
+        services.card_remove(profile=_profile(request), card_id=card_id)
+    except PermissionDenied as exc:
+        raise Http404(str(exc)) from exc
+    except (ValidationError, GatewayError) as exc:
+        _error(request, exc)
+        return redirect("drivers:cards")
+    messages.success(request, "Card removed.")
+    return redirect("drivers:cards")
+
+
+@require_GET
+@driver_required
+def subscriptions(request: HttpRequest) -> HttpResponse:
+    profile = _profile(request)
+    return render(request, "drivers/subscriptions.html", {
+        "subscriptions": selectors.subscriptions_for(profile), "plans": selectors.plans_offered(),
+        "has_card": selectors.cards_for(profile).exists(),
+    })
+
+
+@require_POST
+@driver_required
+def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
+    try:
+        subscription = services.subscribe(profile=_profile(request), plan_id=plan_id)
+    except (ValidationError, GatewayError) as exc:
+        _error(request, exc)
+        return redirect("drivers:subscriptions")
+    messages.success(request, f"Subscribed to {subscription.plan.name}. Next charge on "
+                              f"{subscription.paid_until:%Y-%m-%d}." if subscription.paid_until else "Subscribed.")
+    return redirect("drivers:subscriptions")
+
+
+@require_POST
+@driver_required
+def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpResponse:
+    try:
+        subscription = services.subscription_cancel(profile=_profile(request), subscription_id=subscription_id)
+    except PermissionDenied as exc:
+        raise Http404(str(exc)) from exc
+    ends = subscription.ends_at
+    messages.success(request, f"Cancelled. No further fees; your plan lasts until {ends:%Y-%m-%d}." if ends
+                     else "Cancelled.")
+    return redirect("drivers:subscriptions")
+
+
+@require_GET
+@driver_required
+def sessions(request: HttpRequest) -> HttpResponse:
+    profile = _profile(request)
+    return render(request, "drivers/sessions.html", {
+        "sessions": selectors.sessions_for(profile), "email": services.verified_email(profile),
+        "invoices": selectors.invoices_for(profile),
+    })
+
+
+@require_POST
+@driver_required
+def sessions_claim(request: HttpRequest) -> HttpResponse:
+    try:
+        count = services.sessions_claim(profile=_profile(request))
+    except ValidationError as exc:
+        _error(request, exc)
+        return redirect("drivers:sessions")
+    messages.success(request, f"{count} guest session(s) added to your history." if count
+                     else "No other guest sessions were paid with your email.")
+    return redirect("drivers:sessions")
+
+
+@require_GET
+@driver_required
+def session_receipt(request: HttpRequest, session_id: int) -> HttpResponse:
+    gs = selectors.session_get(_profile(request), session_id)
+    if gs is None:
+        raise Http404("No such session in your history.")
+    context = receipt_context(gs)
+    context["support_query"] = urlencode({"station": gs.charger.station_id})
+    return render(request, "guest/receipt.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@driver_required
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Delete the account: confirmed with the password, since nothing can be restored."""
+    error = ""
+    if request.method == "POST":
+        if not request.user.check_password(request.POST.get("password", "")):
+            error = "The password is not right."
+        else:
+            user = request.user
+            logout(request)
+            services.account_delete(user=user)
+            return render(request, "drivers/deleted.html")
+    return render(request, "drivers/delete.html", {"error": error}, status=400 if error else 200)
