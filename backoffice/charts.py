@@ -85,18 +85,20 @@ class LineChart:
 
 def line_chart(
     series: dict[str, tuple[str, list[tuple[datetime, Decimal | float]]]], *, width: int = 640, height: int = 220,
-    pad_left: int = 50, pad_bottom: int = 24,
+    pad_left: int = 50, pad_bottom: int = 24, pad_right: int = 8,
 ) -> LineChart | None:
     """Lay out time series sharing one time axis; each series gets its own y scale.
 
     `series` maps a name to (unit, [(timestamp, value), ...]). Returns None with no points.
+    Time labels read the timestamps as given (pass them in the zone to show).
+    `pad_right` leaves room for a second series' axis on the right.
     """
     all_times = [t for _, pts in series.values() for t, _ in pts]
     if not all_times:
         return None
     t0, t1 = min(all_times), max(all_times)
     span = max((t1 - t0).total_seconds(), 1.0)
-    plot_w = width - pad_left - 8
+    plot_w = width - pad_left - pad_right
     plot_h = height - pad_bottom - 8
     out = []
     for name, (unit, pts) in series.items():

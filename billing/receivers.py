@@ -21,6 +21,16 @@ def price_finished_session(sender, session_id: int, **kwargs) -> None:
     transaction.on_commit(queue)
 
 
+def session_price_so_far(sender, session, **kwargs) -> dict | None:
+    """Answer the session page: the session's price under its rate, so far (final once stopped)."""
+    from .services import session_cost
+
+    cost = session_cost(session)
+    if not cost.lines:
+        return None  # no rate: nothing is charged, say nothing
+    return {"total": cost.total, "currency": cost.currency, "final": cost.final}
+
+
 def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
     """Answer the dashboard: guest charges minus refunds booked in [since, until), per currency."""
     from django.db.models import Case, DecimalField, F, Sum, When

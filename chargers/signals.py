@@ -7,6 +7,9 @@ from django.dispatch import Signal
 session_started = Signal()
 session_finished = Signal()
 
+# session=...; asked by the session page (live): billing answers {"total", "currency", "final"}.
+session_price_asked = Signal()
+
 # connectors=[(charger_id, connector_id), ...]; to be sent after a StatusNotification's new
 # connector status was committed (roaming pushes it to OCPI partners, docs/ocpi.md).
 connector_status_changed = Signal()

@@ -49,4 +49,5 @@ urlpatterns = [
     path("sessions/", views.session_list, name="session-list"),
     path("sessions/export.csv", views.session_export, name="session-export"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
+    path("sessions/<int:pk>/meter/", views.session_meter, name="session-meter"),
 ]

@@ -48,6 +48,7 @@ from .forms import (
 from .models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
 from .selectors import CARD_SEARCH, charger_for_user, chargers_for, message_log, sessions_for
 from .services import charger_facts
+from .signals import session_price_asked
 
 LOG_PAGE = 50
 TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
@@ -698,24 +699,67 @@ def _meter_series(session: ChargingSession):
     return energy, power
 
 
+def session_decisions(session: ChargingSession) -> list[AuthorizationDecision]:
+    """The decisions that belong to this session only: its card at its charger, from after the
+    card's previous session there began (so an earlier session's Authorize is not shown) to a
+    minute after this start, plus the StopTransaction check of this session; a decision naming
+    another connector is left out."""
+    station = session.charger.station_id
+    start = session.received_start_at
+    since = start - timedelta(minutes=10)
+    previous = (ChargingSession.objects.filter(charger_id=session.charger_id, id_tag=session.id_tag,
+                                               received_start_at__lt=start)
+                .exclude(pk=session.pk).order_by("-received_start_at").values_list("received_start_at", flat=True)
+                .first())
+    if previous is not None:
+        since = max(since, previous + timedelta(minutes=1))
+    until_stop = (session.received_stop_at or timezone.now()) + timedelta(minutes=1)
+    rows = AuthorizationDecision.objects.filter(station_id=station, uid=session.id_tag).filter(
+        Q(created_at__gte=since, created_at__lte=start + timedelta(minutes=1))
+        | Q(context=Context.STOP_TRANSACTION, created_at__gt=start, created_at__lte=until_stop)
+    ).exclude(Q(connector_id__isnull=False) & ~Q(connector_id__in=(0, session.connector_id))).order_by("created_at")
+    return list(rows[:20])
+
+
+def _session_meter_context(session: ChargingSession) -> dict:
+    energy, power = _meter_series(session)
+    local = timezone.localtime
+    chart = line_chart({"Energy": ("kWh", [(local(t), v) for t, v in energy]),
+                        "Power": ("kW", [(local(t), v) for t, v in power])}, pad_right=46)
+    answers = [answer for _, answer in session_price_asked.send(sender=ChargingSession, session=session) if answer]
+    return {
+        "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
+        "last_energy": energy[-1][1] if energy else None, "last_power": power[-1][1] if power else None,
+        "price": answers[0] if answers else None,
+        "live": session.status == ChargingSession.Status.ACTIVE,
+    }
+
+
+def _property_zone(session: ChargingSession):
+    prop = session.charger.property
+    return zoneinfo.ZoneInfo(prop.timezone) if prop else timezone.get_current_timezone()
+
+
 @login_required
 def session_detail(request, pk: int):
     session = get_object_or_404(sessions_for(request.user).select_related("token"), pk=pk)
-    energy, power = _meter_series(session)
-    chart = line_chart({"Energy": ("kWh", energy), "Power": ("kW", power)})
-    decisions = AuthorizationDecision.objects.filter(
-        station_id=session.charger.station_id, uid=session.id_tag,
-        created_at__gte=session.received_start_at - timedelta(minutes=10),
-        created_at__lte=session.received_start_at + timedelta(minutes=1),
-    )[:5]
     from backoffice.formatting import duration_text
 
     prop = session.charger.property
     # Times in the property's zone, named on the page (the cost page uses the same zone).
-    with timezone.override(zoneinfo.ZoneInfo(prop.timezone) if prop else timezone.get_current_timezone()):
+    with timezone.override(_property_zone(session)):
         return render(request, "chargers/session_detail.html", {
-            "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
-            "last_energy": energy[-1][1] if energy else None, "decisions": decisions,
+            **_session_meter_context(session), "decisions": session_decisions(session),
             "duration": duration_text((session.stopped_at or timezone.now()) - session.started_at),
             "zone_name": prop.timezone if prop else timezone.get_current_timezone_name(),
         })
+
+
+@login_required
+def session_meter(request, pk: int):
+    """The meter card alone: the session page polls it while the session charges."""
+    session = get_object_or_404(sessions_for(request.user), pk=pk)
+    with timezone.override(_property_zone(session)):
+        response = render(request, "chargers/includes/_session_meter.html", _session_meter_context(session))
+    response["Cache-Control"] = "no-store"
+    return response

@@ -157,6 +157,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "chargers:session-list": lambda t: [],
     "chargers:session-export": lambda t: [],
     "chargers:session-detail": lambda t: [t.session.pk],
+    "chargers:session-meter": lambda t: [t.session.pk],
     "authorization:roaming": lambda t: [],
     "authorization:msp-list": lambda t: [],
     "billing:payout-list": lambda t: [],
