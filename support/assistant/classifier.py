@@ -14,8 +14,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import random
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,37 +35,51 @@ LEXICON: dict[str, tuple[str, ...]] = {
     "@money": ("dollar", "euro", "pound", "buck", "usd", "eur", "gbp", "cent", "<money>", "amount",
                "price", "pay", "paid", "payment", "cost", "fee", "bill", "charg_money"),
     "@refund": ("refund", "reimburs", "chargeback", "disput", "money_back", "overcharg", "twice",
-                "double", "mistak", "wrong", "unfair"),
+                "double", "mistak", "wrong", "unfair", "revers", "ripoff", "rip", "scam", "correct",
+                "difference", "back", "took", "stole", "unrecogn"),
     "@card": ("card", "rfid", "fob", "badge", "tag", "keycard", "key_card", "chip", "reader", "swipe",
               "tap"),
     "@denied": ("allow", "permiss", "permision", "denied", "deni", "refus", "reject", "unauthor",
                 "authoris", "authoriz", "restrict", "access", "locked", "block", "invalid", "declin"),
     "@dead": ("offline", "ofline", "dead", "down", "dark", "unrespons", "unreach", "disconnect",
               "outag", "kaput", "breaker", "boot", "wifi", "internet", "network", "unavail", "respond",
-              "order"),
+              "order", "die", "died", "dies", "dying", "broken", "broke", "storm", "power", "router",
+              "blank", "grey", "gray", "greyed", "light", "lights", "led", "switch"),
     "@plugged": ("plug", "plugged", "cable", "connector", "connect", "batteri", "energi", "juic",
-                 "kwh_zero", "stop", "quit", "interrupt", "interupt", "cut", "beep", "flash"),
+                 "kwh_zero", "stop", "quit", "interrupt", "interupt", "cut", "beep", "flash", "prepar",
+                 "percent", "flow", "flowing", "drop", "paus", "resum", "vehicl", "car", "tesla",
+                 "hook", "hooked", "click", "lock", "kw", "halfway", "overnight"),
     "@account": ("account", "profil", "subscript", "subscripton", "plan", "membership", "member",
                  "data", "gdpr", "personal", "recurr", "monthli", "close", "delet", "eras",
                  "cancel", "cancl", "unsubscrib", "terminat", "deactivat", "lease", "move", "moved"),
     "@email": ("email", "emial", "mail", "gmail", "address", "login", "username", "contact",
-               "inbox", "transfer", "hand"),
+               "inbox", "transfer", "hand", "sign", "signin", "log", "hotmail", "outlook", "yahoo",
+               "notif", "handov", "colleagu", "partner", "manag"),
     "@setup": ("install", "assign", "pms", "guesti", "guesty", "hospit", "hospitable", "track",
                "sync", "integr", "onboard", "regist", "list", "appear", "link", "unit", "rental",
-               "booking", "reserv", "airbnb", "electrician", "new"),
+               "booking", "reserv", "airbnb", "electrician", "new", "installer", "serial", "add",
+               "second", "another", "admin", "properti"),
     "@qr": ("qr", "scan", "code", "sticker", "page", "link", "app", "website", "web", "browser",
-            "load", "button", "checkout", "spin", "crash", "frozen", "froze", "camera"),
+            "load", "button", "checkout", "spin", "crash", "frozen", "froze", "camera", "freez",
+            "stuck", "error", "pressed", "press", "start"),
     "@payout": ("payout", "payot", "earn", "revenu", "statement", "report", "csv", "export", "paid_me",
-                "deposit", "bank", "transfer", "dashboard", "metric", "accountant", "tax", "annual"),
+                "deposit", "bank", "transfer", "dashboard", "metric", "accountant", "tax", "annual",
+                "yearli", "quarter", "utiliz", "utilis", "host", "sustainab", "histori", "usag",
+                "arriv", "received", "net"),
     "@breakdown": ("breakdown", "calcul", "explain", "itemiz", "line", "receipt", "rate", "per",
-                   "expens", "pricey", "much", "understand", "detail", "total", "kwh"),
+                   "expens", "pricey", "much", "understand", "detail", "total", "kwh", "consist",
+                   "includ", "compos", "made", "kilowatt", "unit", "worked", "come", "part"),
 }
 _CONCEPT_OF: dict[str, list[str]] = defaultdict(list)
 for _concept, _words in LEXICON.items():
     for _word in _words:
         _CONCEPT_OF[_word].append(_concept)
 
-_MONEY = re.compile(r"(?:[$€£]\s*\d+(?:[.,]\d+)?|\d+(?:[.,]\d+)?\s*(?:dollars?|euros?|eur|usd|gbp|bucks|pounds?))")
+# An amount: "$38", "50 euros", "41 bucks", or a bare number with cents ("14.20").
+_MONEY = re.compile(
+    r"(?:[$€£]\s*\d+(?:[.,]\d+)?|\d+(?:[.,]\d+)?\s*(?:dollars?|euros?|eur|usd|gbp|bucks|pounds?)"
+    r"|\b\d+[.,]\d\d\b)"
+)
 _WORD = re.compile(r"[a-z<>_']+|\d+")
 _SUFFIXES = ("ations", "ation", "ingly", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
 
@@ -118,70 +133,157 @@ def _concepts(word: str) -> list[str]:
     return found
 
 
-# Feature weights, chosen by 5-fold cross-validation on the labelled set (docs/support.md).
-CONCEPT_WEIGHT = 2.0
-CHAR_WEIGHT = 0.25
-BIGRAM_WEIGHT = 0.5
+# Words after which the next two words are negated ("not charging", "won't start", "no lights"):
+# "n:charg" is a different feature from "w:charg", so "charging" and "not charging" can part.
+NEGATORS = frozenset(
+    "not no never nothing nobody none cannot cant can't dont don't doesnt doesn't didnt didn't wont "
+    "won't isnt isn't arent aren't wasnt wasn't havent haven't hasnt hasn't aint ain't without "
+    "neither nor zero".split()
+)
+_NEGATION_SPAN = 2
+# What a negated word means to support: "won't let me" is a refusal, "not charging" a charge that
+# does not flow, "doesn't load" a guest page that fails.
+NEGATED_CONCEPTS: dict[str, str] = {
+    "let": "@denied", "accept": "@denied", "recogn": "@denied", "work": "@dead", "charg": "@plugged",
+    "go": "@plugged", "flow": "@plugged", "load": "@qr", "scan": "@qr", "start": "@qr", "open": "@qr",
+    "respond": "@dead", "turn": "@dead", "light": "@dead", "arriv": "@payout", "paid": "@payout",
+    "recognis": "@refund", "recogniz": "@refund", "need": "@account", "want": "@account", "live": "@account",
+}
+
+# Feature weights, chosen by 5-fold cross-validation on labelled.tsv (docs/support.md).
+CONCEPT_WEIGHT = 1.0
+CHAR_WEIGHT = 0.2
+BIGRAM_WEIGHT = 0.6
+NEGATION_WEIGHT = 0.8
+
+
+def _tokens(text: str) -> list[str]:
+    """Return the raw lower-cased tokens, negators kept (words() drops stopwords, not negators)."""
+    text = text.lower().replace("’", "'")
+    text = _MONEY.sub(" <money> ", text)
+    text = text.replace("money back", "money_back").replace("key card", "key_card")
+    text = re.sub(r"\b0\s*kwh\b", " kwh_zero ", text)
+    return [t.strip("'") if t.strip("'") in NEGATORS or "'" not in t else t for t in _WORD.findall(text)]
 
 
 def features(text: str, vocabulary: frozenset[str] = frozenset(), cache: dict | None = None) -> dict[str, float]:
-    """Return the weighted features of a message."""
+    """Return the weighted features of a message: words, word pairs, negated words, concepts, char n-grams."""
     cache = {} if cache is None else cache
-    ws = [_correct(w, vocabulary, cache) for w in words(text)]
+    ws: list[str] = []
+    negated: list[str] = []
+    pending = 0
+    for token in _tokens(text):
+        if token in NEGATORS or token.endswith("n't"):
+            pending = _NEGATION_SPAN
+            continue
+        token = token.strip("'")
+        if not token or token in STOPWORDS or token.isdigit():
+            continue
+        word = _correct(stem(token), vocabulary, cache)
+        ws.append(word)
+        if pending:
+            negated.append(word)
+            pending -= 1
     feats: defaultdict[str, float] = defaultdict(float)
     for w in ws:
         feats["w:" + w] += 1.0
         for concept in _concepts(w):
             feats[concept] += CONCEPT_WEIGHT
-        if len(w) >= 5:
-            padded = f"^{w}$"
-            for i in range(len(padded) - 3):
-                feats["c:" + padded[i : i + 4]] += CHAR_WEIGHT
+        padded = f"^{w}$"
+        for n in (3, 4, 5):
+            for i in range(len(padded) - n + 1):
+                feats["c:" + padded[i : i + n]] += CHAR_WEIGHT
+    for w in negated:
+        feats["n:" + w] += NEGATION_WEIGHT
+        if w in NEGATED_CONCEPTS:
+            feats[NEGATED_CONCEPTS[w]] += CONCEPT_WEIGHT
     for a, b in zip(ws, ws[1:], strict=False):
         feats[f"b:{a}_{b}"] += BIGRAM_WEIGHT
+    if not ws:
+        feats["@empty"] = 1.0
     return feats
 
 
 @dataclass
 class Model:
+    """A multinomial logistic regression: one weight per (feature, topic) plus a bias per topic."""
+
     classes: list[str]
-    log_prior: list[float]
-    # feature -> log P(feature | class) per class; features unseen in training are ignored.
-    log_likelihood: dict[str, list[float]]
+    bias: list[float]
+    # feature -> weight per class; features unseen in training are ignored.
+    weights: dict[str, list[float]]
     vocabulary: frozenset[str] = field(default_factory=frozenset)
 
     def to_json(self) -> str:
         return json.dumps({
+            "kind": "logistic-regression",
             "classes": self.classes,
-            "log_prior": [round(v, 4) for v in self.log_prior],
+            "bias": [round(v, 4) for v in self.bias],
             "vocabulary": sorted(self.vocabulary),
-            "log_likelihood": {f: [round(v, 4) for v in vs] for f, vs in sorted(self.log_likelihood.items())},
+            "weights": {f: [round(v, 3) for v in vs] for f, vs in sorted(self.weights.items())},
         }, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Model:
         data = json.loads(text)
-        return cls(data["classes"], data["log_prior"], data["log_likelihood"], frozenset(data["vocabulary"]))
+        return cls(data["classes"], data["bias"], data["weights"], frozenset(data["vocabulary"]))
+
+    def probabilities(self, feats: dict[str, float]) -> list[float]:
+        """Return P(topic | features) for each class (softmax of the linear scores)."""
+        scores = list(self.bias)
+        for f, value in feats.items():
+            row = self.weights.get(f)
+            if row is not None:
+                for i, w in enumerate(row):
+                    scores[i] += value * w
+        top = max(scores)
+        exp = [math.exp(s - top) for s in scores]
+        total = sum(exp)
+        return [e / total for e in exp]
 
 
-def train(examples: list[tuple[str, str]], *, alpha: float = 0.3) -> Model:
-    """Return a naive Bayes model trained on (topic, text) pairs."""
+# Training settings, chosen by 5-fold cross-validation on labelled.tsv.
+EPOCHS = 40
+LEARNING_RATE = 0.5
+L2 = 1e-4
+
+
+def _scaled(feats: dict[str, float]) -> dict[str, float]:
+    # Unit length, so a long message does not out-shout a short one.
+    norm = math.sqrt(sum(v * v for v in feats.values())) or 1.0
+    return {f: v / norm for f, v in feats.items()}
+
+
+def train(examples: list[tuple[str, str]], *, epochs: int = EPOCHS, l2: float = L2) -> Model:
+    """Return a logistic regression trained on (topic, text) pairs (AdaGrad, L2, fixed seed)."""
     vocabulary = frozenset(w for _topic, text in examples for w in words(text))
     classes = sorted({topic for topic, _text in examples})
-    counts: dict[str, defaultdict[str, float]] = {c: defaultdict(float) for c in classes}
-    docs = Counter(topic for topic, _text in examples)
-    for topic, text in examples:
-        for name, weight in features(text, vocabulary).items():
-            counts[topic][name] += weight
-    all_features = sorted(set().union(*(set(c) for c in counts.values())))
-    n = len(all_features)
-    log_likelihood: dict[str, list[float]] = {f: [] for f in all_features}
-    for c in classes:
-        total = sum(counts[c].values())
-        for f in all_features:
-            log_likelihood[f].append(math.log((counts[c].get(f, 0.0) + alpha) / (total + alpha * n)))
-    log_prior = [math.log(docs[c] / len(examples)) for c in classes]
-    return Model(classes, log_prior, log_likelihood, vocabulary)
+    index = {c: i for i, c in enumerate(classes)}
+    data = [(index[topic], _scaled(features(text, vocabulary))) for topic, text in examples]
+    k = len(classes)
+    weights: dict[str, list[float]] = defaultdict(lambda: [0.0] * k)
+    squares: dict[str, list[float]] = defaultdict(lambda: [1e-8] * k)
+    bias = [0.0] * k
+    bias_squares = [1e-8] * k
+    model = Model(classes, bias, weights, vocabulary)
+    order = list(range(len(data)))
+    rng = random.Random(16)
+    for _epoch in range(epochs):
+        rng.shuffle(order)
+        for j in order:
+            target, feats = data[j]
+            probs = model.probabilities(feats)
+            for i in range(k):
+                grad = probs[i] - (1.0 if i == target else 0.0)
+                bias_squares[i] += grad * grad
+                bias[i] -= LEARNING_RATE * grad / math.sqrt(bias_squares[i])
+                for f, value in feats.items():
+                    g = grad * value + l2 * weights[f][i]
+                    squares[f][i] += g * g
+                    weights[f][i] -= LEARNING_RATE * g / math.sqrt(squares[f][i])
+    # Drop weights too small to matter, to keep model.json small.
+    kept = {f: ws for f, ws in weights.items() if max(abs(w) for w in ws) >= 0.01}
+    return Model(classes, bias, kept, vocabulary)
 
 
 @dataclass(frozen=True)
@@ -190,26 +292,20 @@ class Prediction:
     confidence: float
 
 
-# Below this posterior, or with no known feature at all, the message is "other".
-MIN_CONFIDENCE = 0.35
+# Below this probability, or with no known feature at all, the message is "other".
+MIN_CONFIDENCE = 0.3
 
 
 def classify(model: Model, text: str) -> Prediction:
-    """Return the most likely topic of `text` and its posterior probability."""
-    feats = {f: v for f, v in features(text, model.vocabulary).items() if f in model.log_likelihood}
+    """Return the most likely topic of `text` and its probability."""
+    feats = {f: v for f, v in _scaled(features(text, model.vocabulary)).items() if f in model.weights}
     if not any(f.startswith(("w:", "@")) for f in feats):
         return Prediction(OTHER, 1.0)
-    scores = list(model.log_prior)
-    for f, weight in feats.items():
-        for i, value in enumerate(model.log_likelihood[f]):
-            scores[i] += weight * value
-    top = max(scores)
-    exp = [math.exp(s - top) for s in scores]
-    best = max(range(len(scores)), key=scores.__getitem__)
-    confidence = exp[best] / sum(exp)
-    if confidence < MIN_CONFIDENCE:
-        return Prediction(OTHER, confidence)
-    return Prediction(model.classes[best], confidence)
+    probs = model.probabilities(feats)
+    best = max(range(len(probs)), key=probs.__getitem__)
+    if probs[best] < MIN_CONFIDENCE:
+        return Prediction(OTHER, probs[best])
+    return Prediction(model.classes[best], probs[best])
 
 
 def read_labelled(path: Path) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision
@@ -153,16 +152,29 @@ def find_session(session_id: int | None, viewer: Viewer, *, email: str, charger:
     return sessions.filter(pk__in=paid_with.values("session_id")).order_by("-started_at").first()
 
 
-def _vendor_explanation(charger: Charger, code: str) -> str:
+def vendor_explanation(vendor: str, code: str) -> str:
+    """Return the plain words for a vendor's error code ('' when the table does not know it).
+
+    Chargers name their vendor loosely in BootNotification ("Alfen BV", "ChargePoint, Inc."), so a
+    row matches when its vendor is a word-start prefix of the charger's; the longest match wins, and
+    a "*" row is the fallback for any vendor.
+    """
     if not code:
         return ""
-    row = (
-        VendorErrorCode.objects.filter(code__iexact=code)
-        .filter(Q(vendor__iexact=charger.vendor) | Q(vendor="*")).order_by("-vendor").first()
-    )
-    if row is None:
+    reported = vendor.strip().lower()
+    best: VendorErrorCode | None = None
+    for row in VendorErrorCode.objects.filter(code__iexact=code.strip()):
+        name = row.vendor.strip().lower()
+        if name == "*":
+            if best is None:
+                best = row
+            continue
+        if reported == name or reported.startswith((name + " ", name + ",", name + "-")):
+            if best is None or best.vendor == "*" or len(name) > len(best.vendor):
+                best = row
+    if best is None:
         return ""
-    return row.explanation + (f" – {row.advice}" if row.advice else "")
+    return best.explanation + (f" – {best.advice}" if best.advice else "")
 
 
 def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
@@ -216,14 +228,14 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
             findings.add(Finding.FAULTED)
             text = f"{label} reports {connector.status}: {connector.error_code}"
             if connector.vendor_error_code:
-                text += f" (vendor code {connector.vendor_error_code})"
+                # "(vendor code E12: <plain words>)" when the vendor table knows the code.
+                vendor_meaning = vendor_explanation(charger.vendor, connector.vendor_error_code)
+                text += f" (vendor code {connector.vendor_error_code}"
+                text += f": {vendor_meaning})" if vendor_meaning else ")"
             text += at
             meaning = explain_error_code(connector.error_code)
-            vendor_meaning = _vendor_explanation(charger, connector.vendor_error_code)
             if meaning:
                 text += f" – {meaning}"
-            if vendor_meaning:
-                text += f"; {connector.vendor_error_code}: {vendor_meaning}"
             facts.append(text + ".")
         elif connector.connector_id > 0:
             if connector.status in ("Charging",):

@@ -69,8 +69,31 @@ def test_faulted_connector_fact_explains_ocpp_and_vendor_code(api_client, statio
     answer = ask(api_client, "the plug is in and nothing happens", station_id="HB-7")
     assert answer["topic"] == "not_charging"
     fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
-    assert "GroundFailure (vendor code E12)" in fault
-    assert "ground-fault protection tripped" in fault and "residual current detected" in fault
+    assert "GroundFailure (vendor code E12: residual current detected)" in fault
+    assert "ground-fault protection tripped" in fault
+
+
+def test_seeded_vendor_code_is_explained_for_a_vendor_named_loosely(api_client, station):
+    # The data migration seeds Alfen's published codes; the charger calls itself "Alfen BV".
+    _online(station)
+    station.vendor = "Alfen BV"
+    station.save()
+    Connector.objects.create(charger=station, connector_id=1, status="Faulted", error_code="GroundFailure",
+                             vendor_error_code="101", status_timestamp=timezone.now())
+    answer = ask(api_client, "car wont charge", station_id="HB-7")
+    fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
+    assert "(vendor code 101: the 6 mA DC leakage sensor tripped (a ground fault) – Turn the charger off" in fault
+
+
+def test_vendor_code_of_another_vendor_is_not_explained(api_client, station):
+    _online(station)
+    station.vendor = "Alfenix"  # not Alfen: a prefix of the word is no match
+    station.save()
+    Connector.objects.create(charger=station, connector_id=1, status="Faulted", error_code="OtherError",
+                             vendor_error_code="101", status_timestamp=timezone.now())
+    answer = ask(api_client, "car wont charge", station_id="HB-7")
+    fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
+    assert "(vendor code 101)" in fault and "leakage" not in fault
 
 
 def test_refused_card_fact_for_a_guest_masks_the_uid_and_gives_the_cause(api_client, station):
