@@ -8,6 +8,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from stays.models import Reservation
+from stays.selectors import reservation_access
+
 from . import payments
 from .models import GuestSession
 
@@ -21,6 +24,15 @@ def _tz(gs: GuestSession):
         return zoneinfo.ZoneInfo("UTC")
 
 
+def _included_stay(gs: GuestSession) -> Reservation | None:
+    """Return the reservation when the session was started with its code and charging is included."""
+    token = gs.token
+    if gs.payment_id or token is None or token.reservation_id is None:
+        return None
+    reservation = Reservation.objects.select_related("property", "unit").get(pk=token.reservation_id)
+    return reservation if reservation_access(reservation).charging_included else None
+
+
 def receipt_context(gs: GuestSession) -> dict:
     """Return the receipt's data; only this guest's session, never the host's or others'."""
     tz = _tz(gs)
@@ -31,6 +43,10 @@ def receipt_context(gs: GuestSession) -> dict:
             cost = payments.session_cost(session)
         except Exception:  # billing unavailable: show the session, say the amount follows
             logger.warning("No cost for guest session %s", gs.pk, exc_info=True)
+    # A stay that includes charging: nothing to pay, so no rate lines (the rate is the host's, not the guest's).
+    stay = _included_stay(gs)
+    if stay is not None:
+        cost = None
     energy_kwh = None
     if session is not None and session.energy_wh is not None:
         energy_kwh = (Decimal(session.energy_wh) / 1000).quantize(Decimal("0.001"))
@@ -47,5 +63,6 @@ def receipt_context(gs: GuestSession) -> dict:
         "stopped_at": local(session.stopped_at if session else gs.finished_at),
         "energy_kwh": energy_kwh,
         "cost": cost,
+        "stay": stay,
         "payment": payments.payment_summary(gs.payment_id),
     }

@@ -202,6 +202,9 @@ class CalendarFeedViewSet(
     def organization_id_of(self, obj: CalendarFeed) -> int:
         return obj.property.organization_id
 
+    def perform_destroy(self, instance: CalendarFeed) -> None:
+        services.calendar_feed_delete(feed=instance)  # the same service as the portal's Remove
+
     @extend_schema(request=None, responses={200: CalendarFeedSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def sync(self, request: Request, pk: str | None = None) -> Response:

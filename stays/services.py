@@ -188,6 +188,18 @@ def calendar_feed_create(*, property: Property, name: str, url: str, unit: Unit 
     return feed
 
 
+@transaction.atomic
+def calendar_feed_delete(*, feed: CalendarFeed) -> int:
+    """Remove a feed; its upcoming reservations are cancelled (nobody keeps them in line any more),
+    past ones stay as history. Return how many were cancelled."""
+    cancelled = (
+        Reservation.objects.filter(calendar=feed, check_out__gt=timezone.now())
+        .exclude(status=Reservation.Status.CANCELLED).update(status=Reservation.Status.CANCELLED)
+    )
+    feed.delete()
+    return cancelled
+
+
 @dataclass(frozen=True)
 class SyncResult:
     ok: bool

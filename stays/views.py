@@ -1,19 +1,31 @@
-"""Portal pages of stays: PMS integrations (sync state, Sync now, listing ↔ unit mapping); webhooks."""
+"""Portal pages of stays: stay policies and calendar feeds per property; PMS integrations (sync state,
+Sync now, listing ↔ unit mapping); webhooks."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from backoffice.selectors import can_edit
+from backoffice.models import Property
+from backoffice.selectors import can_edit, properties_for
 
-from .models import Listing, PmsIntegration
-from .selectors import integrations_for, units_for
+from .forms import CalendarFeedForm, StayPolicyForm
+from .models import CalendarFeed, Listing, PmsIntegration, StayPolicy, Unit
+from .selectors import calendar_feeds_for, integrations_for, units_for
+from .services import (
+    SyncResult,
+    calendar_feed_create,
+    calendar_feed_delete,
+    calendar_feed_sync,
+    stay_policy_update,
+)
 from .services_pms import listing_map, pms_sync, pms_webhook
 
 
@@ -48,7 +60,7 @@ def integration_sync(request: HttpRequest, pk: int) -> HttpResponse:
                                   f"synced{f', {result.unmapped} on unmapped listings' if result.unmapped else ''}.")
     else:
         messages.error(request, f"{integration}: {result.error}")
-    return redirect("stays:integration-list")
+    return _back_to(request, integration)
 
 
 @login_required
@@ -58,12 +70,22 @@ def listing_unit(request: HttpRequest, pk: int, listing_id: int) -> HttpResponse
     listing = get_object_or_404(Listing, pk=listing_id, integration=integration)
     unit_id = request.POST.get("unit", "")
     unit = units_for(request.user).filter(pk=int(unit_id)).first() if unit_id.isdecimal() else None
+    if unit_id and unit is None:  # not one of the user's units: change nothing (not "unmap")
+        messages.error(request, "Choose one of your units.")
+        return _back_to(request, integration)
     try:
         listing_map(listing=listing, unit=unit)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, f"{listing} → {unit or 'not mapped'}. The next sync links its reservations.")
+    return _back_to(request, integration)
+
+
+def _back_to(request: HttpRequest, integration: PmsIntegration) -> HttpResponse:
+    # The integration's own page posts back=detail; the list page posts nothing.
+    if request.POST.get("back") == "detail":
+        return redirect("stays:integration-detail", pk=integration.pk)
     return redirect("stays:integration-list")
 
 
@@ -73,3 +95,137 @@ def webhook(request: HttpRequest, key: str) -> HttpResponse:
     outcome = pms_webhook(webhook_key=key, headers=dict(request.headers), body=request.body)
     status = {"ok": 200, "ignored": 202, "unknown": 404, "bad_signature": 401}[outcome]
     return JsonResponse({"result": outcome}, status=status)
+
+
+# -- a property's stays: policy and calendar feeds -------------------------------------------------
+
+
+@login_required
+def stay_settings(request: HttpRequest) -> HttpResponse:
+    """GET /stays/properties/: per property, the stay policy, its units and its calendar feeds."""
+    properties = list(properties_for(request.user).order_by("name"))
+    policies = {p.property_id: p for p in StayPolicy.objects.filter(property__in=properties)}
+    feeds: dict[int, list[CalendarFeed]] = {}
+    for feed in CalendarFeed.objects.filter(property__in=properties).select_related("unit").order_by("name"):
+        feeds.setdefault(feed.property_id, []).append(feed)
+    units: dict[int, list[Unit]] = {}
+    for unit in Unit.objects.filter(property__in=properties).order_by("name"):
+        units.setdefault(unit.property_id, []).append(unit)
+    rows = []
+    for prop in properties:
+        policy = policies.get(prop.pk) or StayPolicy(property=prop)
+        rows.append({
+            "property": prop, "policy": policy, "can_edit": can_edit(request.user, prop.organization_id),
+            "policy_form": StayPolicyForm(instance=policy, auto_id=f"policy{prop.pk}_%s"),
+            "feed_form": CalendarFeedForm(property=prop, auto_id=f"feed{prop.pk}_%s"),
+            "feeds": feeds.get(prop.pk, []), "units": units.get(prop.pk, []),
+        })
+    return render(request, "stays/stay_settings.html", {"rows": rows, "portal_section": "integrations"})
+
+
+def _editable_property(request: HttpRequest, pk: int) -> Property:
+    prop = get_object_or_404(properties_for(request.user), pk=pk)
+    if not can_edit(request.user, prop.organization_id):
+        raise Http404("No such property")
+    return prop
+
+
+def _errors_in_words(form: forms.BaseForm) -> str:
+    """Return a form's errors as one sentence per field, named by its label (shown as a message)."""
+    parts = []
+    for name, errors in form.errors.get_json_data().items():
+        text = " ".join(str(error["message"]) for error in errors)
+        parts.append(f"{form.fields[name].label}: {text}" if name in form.fields else text)
+    return " ".join(parts)
+
+
+def _back(prop_id: int) -> HttpResponse:
+    return redirect(f"{reverse('stays:stay-settings')}#property-{prop_id}")
+
+
+@login_required
+@require_POST
+def policy_update(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST /stays/properties/<pk>/policy/: owners and managers change how stays give charging."""
+    prop = _editable_property(request, pk)
+    policy = StayPolicy.objects.filter(property=prop).first() or StayPolicy(property=prop)
+    form = StayPolicyForm(request.POST, instance=policy)
+    if not form.is_valid():
+        messages.error(request, f"{prop.name}: {_errors_in_words(form)}")
+        return _back(prop.pk)
+    fields = {name: form.cleaned_data[name] for name in StayPolicyForm.Meta.fields}
+    try:
+        stay_policy_update(property=prop, **fields)
+    except ValidationError as exc:
+        messages.error(request, f"{prop.name}: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"{prop.name}: stay policy saved.")
+    return _back(prop.pk)
+
+
+@login_required
+@require_POST
+def calendar_add(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST /stays/properties/<pk>/calendars/: add an iCal feed to the property or a unit, pull it."""
+    prop = _editable_property(request, pk)
+    form = CalendarFeedForm(request.POST, property=prop)
+    if not form.is_valid():
+        messages.error(request, f"{prop.name}: {_errors_in_words(form)}")
+        return _back(prop.pk)
+    try:
+        feed = calendar_feed_create(property=prop, name=form.cleaned_data["name"], url=form.cleaned_data["url"],
+                                    unit=form.cleaned_data["unit"])
+    except ValidationError as exc:
+        messages.error(request, f"{prop.name}: {' '.join(exc.messages)}")
+        return _back(prop.pk)
+    result = calendar_feed_sync(feed_id=feed.pk)  # the first pull at once: the host sees it work
+    _sync_message(request, feed, result)
+    return _back(prop.pk)
+
+
+def _editable_feed(request: HttpRequest, pk: int) -> CalendarFeed:
+    feed = get_object_or_404(calendar_feeds_for(request.user), pk=pk)
+    if not can_edit(request.user, feed.property.organization_id):
+        raise Http404("No such calendar")
+    return feed
+
+
+def _sync_message(request: HttpRequest, feed: CalendarFeed, result: SyncResult) -> None:
+    if result.ok:
+        messages.success(request, f"{feed.name}: {result.bookings} bookings ({result.created} new, "
+                                  f"{result.cancelled} cancelled), {result.blocked} blocked ranges skipped.")
+    else:
+        messages.error(request, f"{feed.name}: {result.error}")
+
+
+@login_required
+@require_POST
+def calendar_sync(request: HttpRequest, pk: int) -> HttpResponse:
+    feed = _editable_feed(request, pk)
+    _sync_message(request, feed, calendar_feed_sync(feed_id=feed.pk))
+    return _back(feed.property_id)
+
+
+@login_required
+@require_POST
+def calendar_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    feed = _editable_feed(request, pk)
+    prop_id, name = feed.property_id, feed.name
+    cancelled = calendar_feed_delete(feed=feed)
+    messages.success(request, f"{name} removed" + (f"; {cancelled} upcoming reservations from it cancelled." if cancelled else "."))
+    return _back(prop_id)
+
+
+@login_required
+def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET /stays/integrations/<pk>/: one integration's sync state, listings and latest reservations."""
+    integration = get_object_or_404(integrations_for(request.user), pk=pk)
+    listings = list(integration.listings.select_related("unit", "unit__property"))
+    return render(request, "stays/integration_detail.html", {
+        "i": integration, "can_edit": can_edit(request.user, integration.organization_id),
+        "listings": listings, "unmapped": sum(1 for listing in listings if listing.unit_id is None),
+        "units": list(units_for(request.user).filter(property__organization_id=integration.organization_id)),
+        "reservations": list(integration.reservations.select_related("unit", "property").order_by("-updated_at")[:20]),
+        "webhook_url": request.build_absolute_uri(f"/stays/webhooks/{integration.webhook_key}/"),
+        "portal_section": "integrations",
+    })

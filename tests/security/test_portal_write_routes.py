@@ -22,7 +22,7 @@ from tests.security.conftest import Tenant, changed_tables, db_state
 
 pytestmark = pytest.mark.django_db
 
-PORTAL_NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "guest", "support"}
+PORTAL_NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "guest", "support", "stays"}
 
 
 @dataclass
@@ -107,6 +107,13 @@ WRITES: dict[str, Write] = {
     "chargers:charger-proxy-leader": Write(args=lambda t: [t.charger.station_id], data=lambda t: {"backoffice": ""}),
     "chargers:charger-proxy-timeout": Write(args=lambda t: [t.charger.station_id],
                                             data=lambda t: {"proxy_leader_timeout_s": "5"}),
+    # Stays (docs/pms.md): a property's stay policy, its calendar feeds (the sync of the fixture's
+    # loopback feed is refused before any request, and recorded).
+    "stays:policy-update": Write(args=lambda t: [t.prop.pk], data=lambda t: {
+        "charging": "included", "kwh_cap": "20", "grace_before_minutes": "60", "grace_after_minutes": "60",
+        "check_in_time": "15:00", "check_out_time": "11:00", "shared_chargers": "on"}),
+    "stays:calendar-sync": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
+    "stays:calendar-remove": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
     "billing:statement-create": Write(args=lambda t: [], data=lambda t: {"organization": t.org.pk, "kind": "sessions",
                                                                         "date_from": "2026-01-01",
                                                                         "date_to": "2026-01-31"},
@@ -122,6 +129,7 @@ PUBLIC = {
     "guest:location-access", "guest:stay-start", "guest:stay-link", "support:contact", "support:contact-sent", "billing:subscription-manage",
     "guest:pay", "guest:pay-return", "guest:ports",
     # Stripe's webhook (signature-verified) and the sandbox's stand-ins for Stripe's own pages.
+    "stays:webhook",  # a PMS's webhook, authenticated by its signature (tests/stays/test_pms_sync.py)
     "billing:stripe-webhook", "billing:sandbox-3ds", "billing:sandbox-confirm", "billing:sandbox-onboarding",
 }
 
@@ -135,6 +143,11 @@ TESTED_ELSEWHERE = {
     "authorization:msp-validation": "tests/authorization/test_msp_validation_settings.py",
     "billing:payout-account": "tests/billing/test_payout_account.py (owners of the organization only)",
     "billing:payout-account-return": "tests/billing/test_payout_account.py",
+    # Adding a feed pulls it at once over the network: a real server in the test, and a foreign
+    # property (404) or unit (not a choice) refused there.
+    "stays:calendar-add": "tests/stays/test_stay_settings_page.py",
+    "stays:integration-sync": "tests/stays/test_pms_sync.py (another organization's integration: 404)",
+    "stays:listing-unit": "tests/stays/test_stay_settings_page.py (a foreign unit changes nothing)",
 }
 
 # Pages that only read (POST is treated like GET or refused).
@@ -169,10 +182,13 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "guest:label-charger": lambda t: [t.charger.station_id],
     "guest:label-sheet": lambda t: [t.prop.pk],
     "support:ticket-list": lambda t: [],
+    "stays:stay-settings": lambda t: [],
+    "stays:integration-list": lambda t: [],
+    "stays:integration-detail": lambda t: [],
     "support:ticket-detail": lambda t: [],
 }
 NEEDS_OTHER_ROWS = {"billing:payout-detail", "billing:statement-progress", "billing:statement-download",
-                    "billing:reconciliation-detail", "support:ticket-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
+                    "billing:reconciliation-detail", "support:ticket-detail", "stays:integration-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
 
 
 def portal_route_names() -> set[str]:

@@ -90,3 +90,28 @@ def test_a_connector_reserved_for_another_card_refuses_the_code(client, stay, fa
     held.status = ConnectorReservation.Status.CANCELLED
     held.save()
     assert _post(client, own, reservation.access_code).status_code == 302
+
+
+def test_a_free_stays_receipt_and_email_show_no_rate_lines(client, stay, mailoutbox):  # noqa: F811
+    from billing.models import Rate
+
+    prop, own, _, reservation = stay
+    Rate.objects.create(property=prop, valid_from=timezone.now() - timedelta(days=30),
+                        energy_price_per_kwh=Decimal("0.40"), connection_fee=Decimal("1.00"))
+    token, session = _running(own, reservation)
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=timezone.now(), meter_stop_wh=6_000, stop_reason="Remote")
+    gs = GuestSession.objects.get(token=token)
+    GuestSession.objects.filter(pk=gs.pk).update(email="anna@example.com")
+    from guest.services import guest_session_finish
+
+    guest_session_finish(session_id=session.pk)
+    page = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "Charging is included in your stay at Cabin 1: nothing to pay." in page
+    assert "Total" not in page and "0.40" not in page and "being calculated" not in page
+    assert "5.000 kWh" in page
+    body = mailoutbox[-1].body
+    assert "nothing to pay" in body and "Total" not in body
+    # The same session paid at the property's rate (charging billed) shows its lines.
+    StayPolicy.objects.update_or_create(property=prop, defaults={"charging": StayPolicy.Charging.BILLED})
+    assert "Total" in client.get(f"/s/receipt/{gs.key}/").content.decode()
