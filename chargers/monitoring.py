@@ -73,3 +73,56 @@ def monitoring_report_store(*, charger_id: int, payload: dict[str, Any]) -> int:
             )
             count += 1
     return count
+
+
+# -- ClearVariableMonitoring (N06) in messages the charger accepts -----------------------------------
+
+# N06 / part 2 appendix MonitoringCtrlr: ItemsPerMessage, instance ClearVariableMonitoring, is the
+# most monitor ids one ClearVariableMonitoringRequest may carry.
+CLEAR_ITEMS_COMPONENT = {"name": "MonitoringCtrlr"}
+CLEAR_ITEMS_VARIABLE = {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"}
+
+
+def clear_batch_size(value: Any) -> int | None:
+    """Return the ItemsPerMessage a charger reported, or None when it is not a positive integer."""
+    try:
+        size = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return size if size > 0 else None
+
+
+def chunks(ids: list[int], size: int | None) -> list[list[int]]:
+    """Return `ids` (duplicates dropped, order kept) in lists of at most `size` (all in one if None)."""
+    unique = list(dict.fromkeys(ids))
+    if not size:
+        return [unique] if unique else []
+    return [unique[i:i + size] for i in range(0, len(unique), size)]
+
+
+async def clear_monitors(charger: Any, ids: list[int], *, source: str = "api", user_id: int | None = None,
+                         timeout: float | None = None) -> list[Command]:
+    """Clear the charger's monitors `ids`, in as many ClearVariableMonitoringRequests as its
+    ItemsPerMessage allows. The limit is asked with GetVariables each time (N06 flow: a firmware
+    update may change it; the answer also lands in the device model); a charger that does not
+    report it gets all ids in one request. Returns the ClearVariableMonitoring commands sent.
+    Raises what chargers.commands.send_command raises."""
+    from .commands import send_command
+
+    asked = await send_command(
+        charger, "GetVariables", {"getVariableData": [{"component": CLEAR_ITEMS_COMPONENT, "variable": CLEAR_ITEMS_VARIABLE}]},
+        source=source, user_id=user_id, timeout=timeout,
+    )
+    results = asked.response.get("getVariableResult") or [] if isinstance(asked.response, dict) else []
+    size = next((clear_batch_size(r.get("attributeValue")) for r in results if r.get("attributeStatus") == "Accepted"), None)
+    sent = []
+    for batch in chunks(ids, size):
+        sent.append(await send_command(charger, "ClearVariableMonitoring", {"id": batch}, source=source, user_id=user_id,
+                                       timeout=timeout))
+    return sent
+
+
+def clear_monitors_sync(charger: Any, ids: list[int], **kwargs: Any) -> list[Command]:
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(clear_monitors)(charger, ids, **kwargs)

@@ -143,6 +143,13 @@ def _summary(action: str, payload: dict[str, Any]) -> str:
         return f"EV schedule from {payload.get('timeBase', '?')}: {len(periods)} period(s) in {schedule.get('chargingRateUnit', '?')}"
     if action == "NotifyMonitoringReport":
         return f"Report {payload.get('requestId')}: {len(payload.get('monitor') or [])} variable(s)"
+    if action == "NotifyCustomerInformation":
+        more = ", more to follow" if payload.get("tbc") else ""
+        return f"Customer information for request {payload.get('requestId')}, part {payload.get('seqNo')}{more}"
+    if action == "NotifyDisplayMessages":
+        return f"Display messages for request {payload.get('requestId')}: {len(payload.get('messageInfo') or [])}"
+    if action == "PublishFirmwareStatusNotification":
+        return f"Firmware publication {payload.get('requestId', '')}: {payload.get('status', '?')}"
     return ""
 
 

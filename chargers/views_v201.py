@@ -26,6 +26,8 @@ from . import commands, reservations
 from .models import Charger, ChargerEvent, Command, DeviceVariable, VariableMonitor
 
 MAX_RESERVATION_MINUTES = 24 * 60
+# The notices the Smart charging tab lists (the others are customer data, display messages, ...).
+SMART_CHARGING_NOTICES = ("NotifyChargingLimit", "ClearedChargingLimit", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule")
 
 
 def _charger_or_404(user: Any, station_id: str) -> Charger:
@@ -256,7 +258,7 @@ def _smart_context(request: HttpRequest, charger: Charger, **forms_: Any) -> dic
     context = _tab(request, charger, "smart-charging")
     context.update({
         "profiles": list(ChargingProfile.objects.filter(charger=charger).exclude(status="cleared")[:100]),
-        "notices": list(ChargerNotice.objects.filter(charger=charger).exclude(action="NotifyMonitoringReport")[:20]),
+        "notices": list(ChargerNotice.objects.filter(charger=charger).filter(action__in=SMART_CHARGING_NOTICES)[:20]),
         "limit_form": forms_.get("limit_form") or ChargingLimitForm(charger=charger),
         "schedule_form": forms_.get("schedule_form") or CompositeScheduleForm(),
     })

@@ -328,8 +328,10 @@ async def _store_notice(conn: Connection, action: str, payload: dict) -> None:
 
 
 def notice(action: str) -> Handler:
-    """A handler that stores the notification as received (ChargerNotice, shown on the charger's
-    Smart charging tab) and acknowledges it: NotifyChargingLimit (K12), ClearedChargingLimit (K13)."""
+    """A handler that stores the notification as received (ChargerNotice, in the notices API and
+    the admin; limits also on the charger's Smart charging tab) and acknowledges it:
+    NotifyChargingLimit (K12), ClearedChargingLimit (K13), NotifyCustomerInformation (N09),
+    NotifyDisplayMessages (O04), PublishFirmwareStatusNotification (L03)."""
 
     async def handle(conn: Connection, payload: dict, unique_id: str) -> dict:
         await _store_notice(conn, action, payload)
@@ -393,6 +395,11 @@ HANDLERS: dict[str, Handler] = {
     "NotifyEVChargingNeeds": notify_ev_charging_needs,
     "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "NotifyMonitoringReport": notify_monitoring_report,
+    # N09/N10: the customer data a CustomerInformation(report=true) asked for; O04: the display
+    # messages a GetDisplayMessages asked for; L03: a local controller's firmware publication.
+    "NotifyCustomerInformation": notice("NotifyCustomerInformation"),
+    "NotifyDisplayMessages": notice("NotifyDisplayMessages"),
+    "PublishFirmwareStatusNotification": notice("PublishFirmwareStatusNotification"),
 }
 
 # Read leniently (a schema violation is recorded, not refused): billing data.

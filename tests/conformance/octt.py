@@ -204,6 +204,18 @@ def _reconnected(charger: Any, wait_s: float = 30) -> None:
     time.sleep(1.0)
 
 
+def _next_connection(charger: Any, stop: threading.Event, wait_s: float = 60) -> None:
+    """Wait until the charger is connected on another socket than now (a quick reconnect may
+    never look offline)."""
+    previous = charger.connection_id
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and not stop.is_set():
+        charger.refresh_from_db()
+        if charger.connection_id and charger.connection_id != previous:
+            return
+        time.sleep(0.2)
+
+
 def _transaction_status(*, reconnect: bool = False, with_id: bool = True, after_end: bool = False) -> Callable[[Any], None]:
     """GetTransactionStatus (E14), as chargers.stale_transactions or the API sends it."""
 
@@ -222,6 +234,128 @@ def _remote_stop(charger: Any) -> None:
     transaction_id = _active_transaction(charger)
     if transaction_id:
         _send("RequestStopTransaction", {"transactionId": transaction_id})(charger)
+
+
+# -- more of the operator's actions (F, G, L, M, N, K, B) ------------------------------------------
+
+_VALID = {"idToken": "100000C01", "type": "Central"}  # the tool's VALID_ID_TOKEN / _TYPE
+_EVSE = {"id": 1}
+_CONNECTOR = {"id": 1, "connectorId": 1}
+
+
+def _request_id() -> int:
+    from chargers.remote import new_request_id
+
+    return int(new_request_id())
+
+
+def _with_request_id(action: str, payload: dict[str, Any]) -> Callable[[Any], None]:
+    """An action whose requestId is new each time (GetLog, UpdateFirmware, ...), as the portal sends it."""
+
+    def run(charger: Any) -> None:
+        _send(action, {**payload, "requestId": _request_id()})(charger)
+
+    return run
+
+
+def _remote_start(*, profile: bool = False) -> Callable[[Any], None]:
+    """RequestStartTransaction (F01/F02, K05 with a TxProfile), as the API's remote start sends it."""
+
+    def run(charger: Any) -> None:
+        from chargers.ocpp.v201_commands import new_remote_start_id
+
+        payload: dict[str, Any] = {"idToken": dict(_VALID), "remoteStartId": new_remote_start_id(), "evseId": 1}
+        if profile:
+            payload["chargingProfile"] = {
+                "id": int(time.time() * 1000) % 2**30, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative", "chargingSchedule": [{
+                    "id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}],
+            }
+        _send("RequestStartTransaction", payload)(charger)
+
+    return run
+
+
+def _certificate_pem() -> str:
+    """A CA certificate as the operator would paste it (the CSMS's own charger CA, chargers.pki)."""
+    from chargers import pki
+
+    return pki.cert_pem(pki.get_ca().certificate).decode()
+
+
+def _firmware(*, install_in_s: int = 0, retrieve_in_s: int = 0) -> Callable[[Any], None]:
+    """UpdateFirmware (L01) with a signing certificate and signature, as the Security tab's form sends it."""
+
+    def run(charger: Any) -> None:
+        from django.utils import timezone
+
+        from chargers.ocpp.protocol import format_datetime
+
+        now = timezone.now()
+        firmware: dict[str, Any] = {
+            "location": "https://firmware.example.com/cp-1.2.3.bin",
+            "retrieveDateTime": format_datetime(now + timedelta(seconds=retrieve_in_s)),
+            "signingCertificate": _certificate_pem(), "signature": "c2lnbmF0dXJlLW9mLXRoZS1maXJtd2FyZQ==",
+        }
+        if install_in_s:
+            firmware["installDateTime"] = format_datetime(now + timedelta(seconds=install_in_s))
+        _send("UpdateFirmware", {"requestId": _request_id(), "firmware": firmware})(charger)
+
+    return run
+
+
+def _install_certificate(kind: str) -> Callable[[Any], None]:
+    def run(charger: Any) -> None:
+        _send("InstallCertificate", {"certificateType": kind, "certificate": _certificate_pem()})(charger)
+
+    return run
+
+
+def _delete_installed_certificate(charger: Any) -> None:
+    """M04: list the CSMS root certificates the charger holds, then delete the first one listed."""
+    from chargers import commands
+
+    listed = commands.send_command_sync(charger, "GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]},
+                                        source="conformance", timeout=20)
+    chains = (listed.response or {}).get("certificateHashDataChain") or []
+    if chains:
+        _send("DeleteCertificate", {"certificateHashData": chains[0]["certificateHashData"]})(charger)
+
+
+def _customer_information(*, report: bool, clear: bool, by: str = "idToken") -> Callable[[Any], None]:
+    def run(charger: Any) -> None:
+        payload: dict[str, Any] = {"requestId": _request_id(), "report": report, "clear": clear}
+        if by == "idToken":
+            payload["idToken"] = dict(_VALID)
+        else:
+            payload["customerIdentifier"] = "OpenChargeAlliance"
+        _send("CustomerInformation", payload)(charger)
+
+    return run
+
+
+def _clear_monitors(ids: list[int]) -> Callable[[Any], None]:
+    def run(charger: Any) -> None:
+        from chargers import monitoring
+
+        monitoring.clear_monitors_sync(charger, ids, source="conformance")
+
+    return run
+
+
+def _cv(component: str, variable: str, evse: int | None = None) -> dict[str, Any]:
+    return {"component": {"name": component, **({"evse": {"id": evse}} if evse else {})}, "variable": {"name": variable}}
+
+
+def _monitor(component: str, evse: int | None = None) -> dict[str, Any]:
+    return {"value": 1, "type": "Delta", "severity": 8, **_cv(component, "AvailabilityState", evse)}
+
+
+_CS_POWER, _EVSE_AVAILABILITY = _cv("ChargingStation", "Power"), _cv("EVSE", "AvailabilityState", 1)
+_CS_AVAILABILITY = _cv("ChargingStation", "AvailabilityState")
+_NETWORK = {"configurationSlot": 1, "connectionData": {
+    "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://localhost:8082", "messageTimeout": 30,
+    "securityProfile": 2, "ocppInterface": "Wired0"}}
 
 
 _CARD = {"idToken": {"idToken": "D001001", "type": "Central"}, "idTokenInfo": {"status": "Accepted"}}
@@ -301,14 +435,102 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_n_01": [_send("GetMonitoringReport", {"requestId": 1, "monitoringCriteria": ["DeltaMonitoring"]}),
                 _send("GetMonitoringReport", {"requestId": 2, "monitoringCriteria": ["ThresholdMonitoring"]})],
     "tc_n_05": [_send("SetMonitoringBase", {"monitoringBase": "All"}),
-                _send("SetMonitoringBase", {"monitoringBase": "FactoryDefault"})],
+                _send("SetMonitoringBase", {"monitoringBase": "FactoryDefault"}),
+                _send("SetMonitoringBase", {"monitoringBase": "HardWiredOnly"})],
     "tc_n_08": [_send("SetVariableMonitoring", {"setMonitoringData": [{
         "value": 1, "type": "Delta", "severity": 8, "component": {"name": "EVSE", "evse": {"id": 1}},
         "variable": {"name": "AvailabilityState"}}]})],
     "tc_n_16": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_17": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_47": [_send("GetMonitoringReport", {"requestId": 47})],
+    "tc_f_01": [_remote_start()],
+    "tc_f_02": [_remote_start()],
+    "tc_f_03": [_remote_start()],
+    "tc_f_04": [_remote_start()],
+    "tc_f_06": [_send("UnlockConnector", {"evseId": 1, "connectorId": 1})],
+    "tc_f_11": [_send("TriggerMessage", {"requestedMessage": "MeterValues", "evse": _EVSE})],
+    "tc_f_12": [_send("TriggerMessage", {"requestedMessage": "MeterValues"})],
+    "tc_f_13": [_send("TriggerMessage", {"requestedMessage": "TransactionEvent", "evse": _EVSE})],
+    "tc_f_14": [_send("TriggerMessage", {"requestedMessage": "TransactionEvent"})],
+    "tc_f_15": [_send("TriggerMessage", {"requestedMessage": "LogStatusNotification"})],
+    "tc_f_18": [_send("TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})],
+    "tc_f_20": [_send("TriggerMessage", {"requestedMessage": "Heartbeat"})],
+    "tc_f_23": [_send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})],
+    "tc_f_24": [_send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})],
+    "tc_f_27": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
+    "tc_g_03": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _EVSE})],
+    "tc_g_04": [_send("ChangeAvailability", {"operationalStatus": "Operative", "evse": _EVSE})],
+    "tc_g_05": [_send("ChangeAvailability", {"operationalStatus": "Inoperative"})],
+    "tc_g_06": [_send("ChangeAvailability", {"operationalStatus": "Operative"})],
+    "tc_g_07": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})],
+    "tc_g_08": [_send("ChangeAvailability", {"operationalStatus": "Operative", "evse": _CONNECTOR})],
+    "tc_g_11": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _EVSE})],
+    "tc_g_14": [_send("ChangeAvailability", {"operationalStatus": "Inoperative"})],
+    "tc_g_17": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})],
+    "tc_l_01": [_firmware()],
+    "tc_l_02": [_firmware(install_in_s=60)],
+    "tc_l_03": [_firmware(retrieve_in_s=60)],
+    **{f"tc_l_{n:02d}": [_firmware()] for n in (4, 5, 6, 7, 8, 9, 13)},
+    "tc_l_10": [_firmware(), _firmware()],
+    "tc_l_11": [_firmware(), _firmware()],
+    "tc_m_01": [_install_certificate("CSMSRootCertificate")],
+    "tc_m_02": [_install_certificate("ManufacturerRootCertificate")],
+    "tc_m_03": [_install_certificate("V2GRootCertificate")],
+    "tc_m_04": [_install_certificate("MORootCertificate")],
+    "tc_m_05": [_install_certificate("CSMSRootCertificate")],
+    "tc_m_12": [_send("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]})],
+    "tc_m_13": [_send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})],
+    "tc_m_14": [_send("GetInstalledCertificateIds", {"certificateType": ["V2GRootCertificate"]})],
+    "tc_m_15": [_send("GetInstalledCertificateIds", {"certificateType": ["V2GCertificateChain"]})],
+    "tc_m_16": [_send("GetInstalledCertificateIds", {"certificateType": ["MORootCertificate"]})],
+    "tc_m_17": [_send("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate", "ManufacturerRootCertificate"]})],
+    "tc_m_18": [_send("GetInstalledCertificateIds", {})],
+    "tc_m_19": [_send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})],
+    "tc_m_20": [_install_certificate("CSMSRootCertificate"), _delete_installed_certificate],
+    "tc_m_21": [_install_certificate("CSMSRootCertificate"), _delete_installed_certificate],
+    "tc_n_02": [_send("GetMonitoringReport", {"requestId": 21, "componentVariable": [_CS_POWER]}),
+                _send("GetMonitoringReport", {"requestId": 22, "componentVariable": [_CS_POWER, _EVSE_AVAILABILITY]})],
+    "tc_n_03": [_send("GetMonitoringReport", {"requestId": 31, "monitoringCriteria": ["DeltaMonitoring"],
+                                              "componentVariable": [_EVSE_AVAILABILITY]}),
+                _send("GetMonitoringReport", {"requestId": 32, "monitoringCriteria": ["ThresholdMonitoring"],
+                                              "componentVariable": [_CS_POWER]})],
+    "tc_n_60": [_send("GetMonitoringReport", {"requestId": 601, "monitoringCriteria": ["DeltaMonitoring"],
+                                              "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY]}),
+                _send("GetMonitoringReport", {"requestId": 602, "monitoringCriteria": ["ThresholdMonitoring"],
+                                              "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY]})],
+    "tc_n_09": [_send("SetVariableMonitoring", {"setMonitoringData": [_monitor("EVSE", 1), _monitor("ChargingStation")]})],
+    "tc_n_18": [_clear_monitors([1, 2, 3, 4, 5])],
+    "tc_n_44": [_clear_monitors([1])],
+    "tc_n_25": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
+    "tc_n_34": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
+    "tc_n_35": [_with_request_id("GetLog", {"logType": "SecurityLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
+    "tc_n_36": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}}),
+                _with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
+    "tc_n_27": [_customer_information(report=True, clear=False)],
+    "tc_n_28": [_customer_information(report=True, clear=False)],
+    "tc_n_29": [_customer_information(report=True, clear=False)],
+    "tc_n_30": [_customer_information(report=True, clear=True)],
+    "tc_n_31": [_customer_information(report=True, clear=True)],
+    "tc_n_32": [_customer_information(report=False, clear=True)],
+    "tc_n_62": [_customer_information(report=True, clear=True, by="customerIdentifier")],
+    "tc_n_46": [_customer_information(report=True, clear=True),
+                _local_list(2, "Differential", [{"idToken": dict(_VALID)}])],
+    "tc_k_32": [_profile("TxDefaultProfile", 1, profile_id=32),
+                _send("GetChargingProfiles", {"requestId": 32, "chargingProfile": {"chargingProfileId": [32]}})],
+    "tc_k_33": [_send("GetChargingProfiles", {"requestId": 33, "evseId": 1, "chargingProfile": {"stackLevel": 1}})],
+    "tc_k_34": [_send("GetChargingProfiles", {"requestId": 34, "evseId": 1, "chargingProfile": {"chargingLimitSource": ["CSO"]}})],
+    "tc_k_35": [_send("GetChargingProfiles", {"requestId": 35, "evseId": 1,
+                                              "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}})],
+    "tc_k_36": [_send("GetChargingProfiles", {"requestId": 36, "evseId": 1,
+                                              "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}})],
+    "tc_k_37": [_remote_start(profile=True)],
+    "tc_b_42": [_send("SetNetworkProfile", _NETWORK)],
+    "tc_b_44": [_send("SetNetworkProfile", _NETWORK)],
 }
+
+# Cases that run their scenario several times, each on a new connection (M_20: once per hash
+# algorithm).
+REPEATS = {"tc_m_20": 3}
 
 
 def _trigger(test_id: str, stop: threading.Event) -> None:
@@ -323,6 +545,7 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
     actions = TRIGGERS.get(test_id)
     if not actions:
         return
+    rounds = REPEATS.get(test_id, 1)
     try:
         while not stop.is_set():
             charger = next((c for c in Charger.objects.filter(station_id__in=STATIONS) if c.is_online()), None)
@@ -333,7 +556,11 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
                         action(charger)
                     except Exception as exc:  # the test's verdict tells what went wrong
                         print(f"  trigger {test_id}: {exc!r}")
-                return
+                rounds -= 1
+                if rounds <= 0:
+                    return
+                _next_connection(charger, stop)  # the case runs again on a new connection
+                continue
             time.sleep(0.2)
     finally:
         connections.close_all()
@@ -360,6 +587,7 @@ def main() -> int:
     parser.add_argument("--octt", required=True, help="checkout of tzi-OCTT")
     parser.add_argument("--python", required=True, help="python of a virtualenv with its requirements")
     parser.add_argument("--blocks", default="A,B,C,D,E,F,G,H,J,K,N,P")
+    parser.add_argument("--cases", default="", help="comma list of test ids (tc_f_01,...) to run only")
     parser.add_argument("--timeout", default="15", help="CSMS_ACTION_TIMEOUT for the suite, seconds")
     args = parser.parse_args()
     _setup_django()
@@ -389,6 +617,8 @@ def main() -> int:
         for block in args.blocks.split(","):
             for path in sorted((suite / block).glob("test_*.py")):
                 test_id = re.sub(r"^test_|_csms$", "", path.stem)
+                if args.cases and test_id not in args.cases.split(","):
+                    continue
                 stop = threading.Event()
                 trigger = threading.Thread(target=_trigger, args=(test_id, stop), daemon=True)
                 trigger.start()

@@ -1,0 +1,56 @@
+"""What the 2.0.1 conformance run (tests/conformance/octt.py) found missing: NotifyCustomerInformation
+(N09/N10) answered and stored, and ClearVariableMonitoring split by the charger's ItemsPerMessage (N06)."""
+
+import asyncio
+
+import pytest
+
+from chargers import monitoring
+from chargers.models import ChargerNotice, Command
+
+from .conftest import BOOT, TS, connect201
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_customer_information_the_charger_reports_is_acknowledged_and_kept(charger):
+    client = await connect201()
+    answer = await client.call("NotifyCustomerInformation", {
+        "data": "Card 100000C01: 3 sessions", "seqNo": 0, "tbc": True, "generatedAt": TS, "requestId": 42})
+    assert answer[0] == 3 and answer[2] == {}
+    notice = await ChargerNotice.objects.aget(charger=charger, action="NotifyCustomerInformation")
+    assert notice.payload["data"] == "Card 100000C01: 3 sessions"
+    assert notice.summary == "Customer information for request 42, part 0, more to follow"
+    await client.close()
+
+
+@pytest.mark.parametrize(("size", "batches"), [("2", [[1, 2], [3, 4], [5]]), ("", [[1, 2, 3, 4, 5]])])
+async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_each_time(charger, size, batches):
+    client = await connect201()
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    await charger.arefresh_from_db()
+    clearing = asyncio.create_task(monitoring.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5))
+    asked = await client.receive(timeout=10)
+    assert asked[2] == "GetVariables"
+    assert asked[3]["getVariableData"] == [{"component": {"name": "MonitoringCtrlr"},
+                                            "variable": {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"}}]
+    result = {"attributeStatus": "Accepted", "attributeValue": size} if size else {"attributeStatus": "UnknownVariable"}
+    await client.send([3, asked[1], {"getVariableResult": [{**result, **asked[3]["getVariableData"][0]}]}])
+    sent = []
+    for _ in batches:
+        call = await client.receive(timeout=10)
+        assert call[2] == "ClearVariableMonitoring"
+        sent.append(call[3]["id"])
+        await client.send([3, call[1], {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in call[3]["id"]]}])
+    assert sent == batches
+    commands = await clearing
+    assert [c.action for c in commands] == ["ClearVariableMonitoring"] * len(batches)
+    assert await Command.objects.filter(charger=charger, action="ClearVariableMonitoring").acount() == len(batches)
+    await client.close()
+
+
+def test_batches_keep_order_and_drop_duplicates():
+    assert monitoring.chunks([3, 1, 3, 2], 2) == [[3, 1], [2]]
+    assert monitoring.chunks([], 3) == []
+    assert monitoring.clear_batch_size("0") is None and monitoring.clear_batch_size("x") is None
+    assert monitoring.clear_batch_size(" 4 ") == 4
