@@ -1,0 +1,126 @@
+"""Saved cards through the gateway, subscriptions charged monthly with retries and receipts."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db.models import Sum
+
+from billing.models import (
+    LedgerEntry,
+    LedgerTransaction,
+    SandboxPaymentMethod,
+    Subscription,
+    SubscriptionInvoice,
+)
+from billing.services import SUBSCRIPTION_RETRY_DELAYS, subscriptions_collect
+from billing.tasks import subscriptions_collect_task
+from drivers.models import DriverProfile, SavedCard
+from tests.drivers.conftest import save_card, sign_up
+
+pytestmark = pytest.mark.django_db
+
+
+def test_card_is_saved_at_the_gateway_made_default_and_detached_on_remove(client):
+    sign_up(client, "card@example.com")
+    save_card(client)
+    card = SavedCard.objects.get()
+    assert (card.last4, card.is_default) == ("4242", True)
+    assert SandboxPaymentMethod.objects.filter(pk=card.reference, customer__isnull=False).exists()
+    save_card(client)
+    second = SavedCard.objects.exclude(pk=card.pk).get()
+    assert not second.is_default
+    client.post(f"/driver/cards/{second.pk}/default/")
+    assert SavedCard.objects.get(pk=second.pk).is_default and not SavedCard.objects.get(pk=card.pk).is_default
+    client.post(f"/driver/cards/{second.pk}/remove/")
+    assert not SandboxPaymentMethod.objects.filter(pk=second.reference).exists()  # detached at the gateway
+    assert SavedCard.objects.get().pk == card.pk and SavedCard.objects.get().is_default
+
+
+def test_a_declined_card_is_not_saved(client):
+    sign_up(client, "declined@example.com")
+    response = save_card(client, "pm_card_chargeDeclined")
+    assert response.status_code == 302
+    assert not SavedCard.objects.exists()
+
+
+def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_paid_period(
+        client, plan, django_capture_on_commit_callbacks):
+    sign_up(client, "sub@example.com")
+    save_card(client)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    subscription = Subscription.objects.get()
+    invoice = subscription.invoices.get()
+    assert invoice.status == "paid" and invoice.amount == Decimal("25.00")
+    assert subscription.paid_until == invoice.period_end and subscription.paid_until.day == 1
+    assert [m.subject for m in mail.outbox] == [f"Receipt: Resident {invoice.period_start:%B %Y}"]
+    assert "ending 4242" in mail.outbox[0].body
+    txn = LedgerTransaction.objects.get(kind="subscription_fee")
+    assert txn.amount == Decimal("25.00")
+    page = client.get("/driver/subscriptions/").content.decode()
+    assert f"on {subscription.paid_until:%Y-%m-%d}" in page
+    client.post(f"/driver/subscriptions/{subscription.pk}/cancel/")
+    subscription.refresh_from_db()
+    assert subscription.status == "cancelled" and subscription.ends_at == subscription.paid_until
+    assert f"lasts until <strong>{subscription.ends_at:%Y-%m-%d}" in client.get("/driver/subscriptions/").content.decode()
+
+
+def test_monthly_collection_charges_next_month_and_retries_a_declined_card_with_backoff(
+        client, plan, django_capture_on_commit_callbacks):
+    sign_up(client, "monthly@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    subscription = Subscription.objects.get()
+    first_end = subscription.paid_until
+    # The next month is collected by the beat task once the paid period is over.
+    assert subscriptions_collect(now=first_end + timedelta(hours=1)) == {"opened": 1, "paid": 1, "refused": 0}
+    subscription.refresh_from_db()
+    assert subscription.invoices.count() == 2 and subscription.paid_until > first_end
+    # Rerunning changes nothing (idempotent).
+    assert subscriptions_collect(now=first_end + timedelta(hours=2)) == {"opened": 0, "paid": 0, "refused": 0}
+    # The saved card starts declining: the fee is retried after each back-off delay, then failed.
+    SandboxPaymentMethod.objects.filter(pk=subscription.payment_method_ref).update(test_method="pm_card_chargeDeclined")
+    due = subscription.paid_until + timedelta(minutes=1)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        subscriptions_collect(now=due)
+    invoice = SubscriptionInvoice.objects.get(period_start=subscription.paid_until)
+    assert (invoice.status, invoice.attempts) == ("retrying", 1)
+    assert invoice.next_attempt_at == due + SUBSCRIPTION_RETRY_DELAYS[0]
+    assert "declined" in invoice.last_error and "payment failed" in mail.outbox[-1].subject
+    # Not before the back-off is over.
+    assert subscriptions_collect(now=due + timedelta(hours=1))["refused"] == 0
+    at = due
+    for delay in SUBSCRIPTION_RETRY_DELAYS:
+        at = at + delay
+        subscriptions_collect(now=at)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.attempts, invoice.next_attempt_at) == ("failed", 4, None)
+    # Reported to the driver on their plans page.
+    page = client.get("/driver/subscriptions/").content.decode()
+    assert 'data-invoice-status="failed"' in page and "declined" in page
+    # The ledger still balances with the subscription fees booked.
+    assert LedgerEntry.objects.aggregate(t=Sum("amount"))["t"] == 0
+    assert LedgerTransaction.objects.filter(kind="subscription_fee").count() == 2
+
+
+def test_task_wrapper_runs_the_collection(client, plan):
+    sign_up(client, "task@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    Subscription.objects.update(paid_until=datetime(2020, 1, 1, tzinfo=UTC))
+    assert subscriptions_collect_task.delay().get() == {"opened": 1, "paid": 1, "refused": 0}
+
+
+def test_removing_the_only_card_of_an_active_subscription_is_refused(client, plan):
+    sign_up(client, "only@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    card = SavedCard.objects.get()
+    client.post(f"/driver/cards/{card.pk}/remove/")
+    assert SavedCard.objects.filter(pk=card.pk).exists()
+    assert SandboxPaymentMethod.objects.filter(pk=card.reference).exists()
+    assert DriverProfile.objects.get().customer_ref == Subscription.objects.get().customer_ref
