@@ -46,11 +46,6 @@ class ConnectorSerializer(serializers.ModelSerializer):
         fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp"]
 
 
-# One answer whether the id is taken in this organization, another one or not at all, so
-# the API never tells a host which station ids exist elsewhere on the platform.
-STATION_ID_UNAVAILABLE = "This station id cannot be used."
-
-
 class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     # Declared so the model's unique check (which would say "already exists") is not added.
     station_id = serializers.CharField(max_length=48, validators=[station_id_validator])
@@ -115,8 +110,11 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             if value != self.instance.station_id:
                 raise ValidationError("The Station ID is the charger's OCPP identity and cannot change.")
             return value
-        if Charger.objects.filter(station_id=value).exists():
-            raise ValidationError(STATION_ID_UNAVAILABLE)
+        from .services import station_id_problem
+
+        problem = station_id_problem(value)
+        if problem:
+            raise ValidationError(problem)
         return value
 
     def validate(self, attrs):

@@ -172,6 +172,31 @@ class ChargerSettingsForm(TenantFormMixin, forms.ModelForm):
         return charger
 
 
+class ChargerAddForm(forms.Form):
+    """Portal "Add charger": the Station ID is checked by chargers.services.station_id_problem,
+    the same rules as the API."""
+
+    station_id = forms.CharField(
+        max_length=48, label="Station ID",
+        help_text="Exactly as configured in the charger (its OCPP identity): letters, digits and * - _ = + | @ .",
+    )
+    name = forms.CharField(max_length=200, required=False, label="Name", help_text="e.g. Entrance left")
+    security_profile = forms.TypedChoiceField(
+        coerce=int, initial=1, label="Security profile",
+        choices=[(1, "1 – password (Basic auth)"), (2, "2 – TLS + password"), (3, "3 – TLS client certificate")],
+        help_text="Profiles 1 and 2 get a generated password, shown once on the setup card.",
+    )
+
+    def clean_station_id(self) -> str:
+        from .services import station_id_problem
+
+        value = self.cleaned_data["station_id"].strip()
+        problem = station_id_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+        return value
+
+
 class LocationAccessForm(TenantFormMixin, forms.ModelForm):
     restricted_token_groups = forms.ModelMultipleChoiceField(
         queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,

@@ -606,6 +606,49 @@ def charger_set_security_profile(*, charger: Charger, profile: int, by_staff: bo
     return password
 
 
+# One answer whether the id is taken in this organization, another one or not at all, so
+# neither the API nor the portal tells a host which station ids exist elsewhere on the platform.
+STATION_ID_UNAVAILABLE = "This station id cannot be used."
+
+
+def station_id_problem(station_id: str) -> str | None:
+    """Return why a new charger may not take this Station ID, or None (API and portal alike)."""
+    from django.core.exceptions import ValidationError
+
+    from .models import station_id_validator
+
+    try:
+        station_id_validator(station_id)
+    except ValidationError as exc:
+        return " ".join(exc.messages)
+    if Charger.objects.filter(station_id=station_id).exists():
+        return STATION_ID_UNAVAILABLE
+    return None
+
+
+class StationIdRefused(ValueError):
+    pass
+
+
+@transaction.atomic
+def charger_create(*, prop, station_id: str, name: str = "", security_profile: int = 1,
+                   by_staff: bool = False) -> tuple[Charger, str | None]:
+    """Add a charger to a location; return it and its generated OCPP password (profiles 1-2),
+    which the caller shows once: only its hash is stored."""
+    problem = station_id_problem(station_id)
+    if problem:
+        raise StationIdRefused(problem)
+    charger = Charger(property=prop, station_id=station_id, name=name.strip())
+    charger.full_clean(exclude=["ocpp_password_hash"], validate_unique=False)
+    try:
+        with transaction.atomic():
+            charger.save()
+    except IntegrityError:  # taken between the check and the insert
+        raise StationIdRefused(STATION_ID_UNAVAILABLE) from None
+    password = charger_set_security_profile(charger=charger, profile=security_profile, by_staff=by_staff)
+    return charger, password
+
+
 def charger_password_rehash(*, charger_id: int, old_hash: str, new_hash: str) -> bool:
     """Replace a slow legacy hash by the fast one after a successful login (unless it changed)."""
     return bool(Charger.objects.filter(pk=charger_id, ocpp_password_hash=old_hash).update(ocpp_password_hash=new_hash))

@@ -34,11 +34,13 @@ from authorization.services import decide_sync, token_group_add_uid, token_group
 from backoffice.charts import bar_chart, line_chart
 from backoffice.csv_export import csv_writer
 from backoffice.selectors import properties_for, role_in
+from backoffice.tenancy import writable
 from backoffice.views import dashboard_figures, require_role
 
 from . import commands
 from .filters import ChargerFilter, SessionFilter, charger_state
 from .forms import (
+    ChargerAddForm,
     ChargerSettingsForm,
     CommandForm,
     LocationAccessForm,
@@ -123,6 +125,8 @@ def charger_list(request):
     return render(request, "chargers/charger_list.html", {
         "filter": filterset, "page": page, "rows": rows, "query": query.urlencode(),
         "any_chargers": chargers_for(request.user).exists(),
+        # Locations where the user may add a charger (owners and managers).
+        "add_locations": list(writable(properties_for(request.user), request.user)[:20]),
     })
 
 
@@ -558,6 +562,70 @@ def decision_detail(request, pk: int):
                     "whitelist_form": _whitelist_form(request, charger),
                     "next_url": request.get_full_path()})
     return render(request, "chargers/decision_detail.html", context)
+
+
+# -- Add charger and its setup card -----------------------------------------------------------------
+
+
+def _ocpp_urls(request, station_id: str) -> tuple[str, str]:
+    """(the URL to configure in the charger, the full URL it connects to with its Station ID)."""
+    from urllib.parse import quote, urlsplit
+
+    base = settings.SITE_URL or request.build_absolute_uri("/").rstrip("/")
+    parts = urlsplit(base)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    url = f"{scheme}://{parts.netloc}/ocpp/"
+    return url, url + quote(station_id, safe="")
+
+
+def _setup_card_context(request, charger: Charger, password: str | None) -> dict:
+    import segno
+
+    ocpp_url, full_url = _ocpp_urls(request, charger.station_id)
+    guest_url = request.build_absolute_uri(reverse("guest:landing", args=[charger.station_id]))
+    if settings.SITE_URL:
+        guest_url = settings.SITE_URL + reverse("guest:landing", args=[charger.station_id])
+    qr = segno.make(guest_url, error="m", micro=False).svg_inline(scale=5, border=2, dark="#000", light="#fff")
+    return {
+        "charger": charger, "password": password, "ocpp_url": ocpp_url, "full_url": full_url,
+        "guest_url": guest_url, "qr_svg": qr, "portal_section": "chargers",
+        "label_url": reverse("guest:label-charger", args=[charger.station_id]),
+    }
+
+
+@login_required
+def charger_add(request, pk: int):
+    """Locations > a location > Add charger. The generated password appears once, on the setup
+    card this POST answers with (never in a redirect URL or a later page)."""
+    from .services import StationIdRefused, charger_create
+
+    prop = get_object_or_404(properties_for(request.user), pk=pk)
+    require_role(request.user, prop.organization_id, edit=True)
+    form = ChargerAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            charger, password = charger_create(
+                prop=prop, station_id=form.cleaned_data["station_id"], name=form.cleaned_data["name"],
+                security_profile=form.cleaned_data["security_profile"], by_staff=request.user.is_staff,
+            )
+        except StationIdRefused as exc:
+            form.add_error("station_id", str(exc))
+        else:
+            response = render(request, "chargers/charger_setup_card.html", {
+                **_setup_card_context(request, charger, password), "just_added": True,
+            })
+            response["Cache-Control"] = "no-store"  # the password must not stay in a cache
+            return response
+    return render(request, "chargers/charger_add.html", {
+        "property": prop, "form": form, "portal_section": "locations",
+    }, status=400 if form.is_bound else 200)
+
+
+@login_required
+def charger_setup_card(request, station_id: str):
+    """The printable setup card again, without the password (only its hash is stored)."""
+    charger = _charger_or_404(request.user, station_id)
+    return render(request, "chargers/charger_setup_card.html", _setup_card_context(request, charger, None))
 
 
 # -- Locations ------------------------------------------------------------------------------------

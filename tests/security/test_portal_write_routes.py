@@ -65,6 +65,10 @@ WRITES: dict[str, Write] = {
     "chargers:charger-settings": Write(args=lambda t: [t.charger.station_id], data=_settings_data,
                                        fields=("token_groups",)),
     # An invalid whitelist form goes back to the log page with a message.
+    # Add charger answers with its setup card (the password is shown once there), not a redirect.
+    "chargers:charger-add": Write(args=lambda t: [t.prop.pk], data=lambda t: {"station_id": "SEC-NEW-1",
+                                                                             "security_profile": "1"},
+                                  own_status=(200,)),
     "chargers:charger-whitelist": Write(args=lambda t: [t.charger.station_id],
                                         data=lambda t: {"uid": "CAFE0001", "group": t.group.pk},
                                         fields=("group",), refused_status=(302,)),
@@ -171,6 +175,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "chargers:session-export": lambda t: [],
     "chargers:session-detail": lambda t: [t.session.pk],
     "chargers:session-meter": lambda t: [t.session.pk],
+    "chargers:charger-setup-card": lambda t: [t.charger.station_id],
     "authorization:roaming": lambda t: [],
     "authorization:msp-list": lambda t: [],
     "billing:payout-list": lambda t: [],
