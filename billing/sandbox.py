@@ -121,6 +121,17 @@ def _once(key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return response
 
 
+def _forget_replies(object_id: str) -> None:
+    """Drop the stored idempotent replies that mention a deleted customer or card (they copy the
+    card's last 4); a replayed key then simply finds nothing to replay."""
+    from django.db.models import TextField
+    from django.db.models.functions import Cast
+
+    from .models import SandboxRequest
+
+    SandboxRequest.objects.annotate(text=Cast("response", TextField())).filter(text__contains=object_id).delete()
+
+
 def _saved_method(reference: str) -> tuple[str, str | None, str] | None:
     """A card saved through a sandbox SetupIntent behaves like the test card it was made from."""
     from .models import SandboxPaymentMethod
@@ -354,13 +365,15 @@ class SandboxGateway(PaymentGateway):
     def customer_delete(self, customer: str) -> None:
         """Delete the customer and what the processor keeps of its cards (Stripe deletes the
         customer's PaymentMethods with it), including the card digits on past intents."""
-        from .models import SandboxCustomer, SandboxIntent, SandboxPaymentMethod, SandboxRequest
+        from .models import SandboxCustomer, SandboxIntent, SandboxPaymentMethod
 
         with transaction.atomic():
             methods = list(SandboxPaymentMethod.objects.filter(customer_id=customer).values_list("id", flat=True))
             SandboxIntent.objects.filter(payment_method__in=methods).update(last4="", payment_method="")
+            for method in methods:
+                _forget_replies(method)
             SandboxPaymentMethod.objects.filter(id__in=methods).delete()
-            SandboxRequest.objects.filter(response__customer=customer).delete()
+            _forget_replies(customer)
             SandboxCustomer.objects.filter(pk=customer).delete()
 
     def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
@@ -396,6 +409,7 @@ class SandboxGateway(PaymentGateway):
         # A detached PaymentMethod can never be used again; the sandbox forgets it entirely.
         with transaction.atomic():
             SandboxIntent.objects.filter(payment_method=reference).update(last4="", payment_method="")
+            _forget_replies(reference)
             SandboxPaymentMethod.objects.filter(pk=reference).delete()
 
     def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,

@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 
 from billing import services as billing_services
 from billing.gateways import GatewayError, SetupIntent, get_gateway
-from billing.models import Payment, Subscription, SubscriptionPlan
+from billing.models import Payment, Subscription, SubscriptionPlan, WebhookEvent
 from guest.models import GuestSession
 
 from .models import ClaimedSession, DriverProfile, SavedCard
@@ -148,11 +148,12 @@ def sessions_claim(*, profile: DriverProfile) -> int:
 
 # -- deleting an account -------------------------------------------------------------------------
 
-def _scrub_audit_log(content_type_ids_and_pks: list[tuple[int, list[str]]]) -> None:
+def _scrub_audit_log(actor_id: int, content_type_ids_and_pks: list[tuple[int, list[str]]]) -> None:
     """The audit log copies field values (the user's email, a payment's card digits); keep who
     did what and when, drop the values of the erased rows."""
     from auditlog.models import LogEntry
 
+    LogEntry.objects.filter(actor_id=actor_id).update(actor_email="", remote_addr=None)
     for ct_id, pks in content_type_ids_and_pks:
         if pks:
             LogEntry.objects.filter(content_type_id=ct_id, object_pk__in=pks).update(
@@ -199,10 +200,15 @@ def account_delete(*, user: Any) -> None:
         payments = Payment.objects.filter(email_q) if emails else Payment.objects.none()
         payment_ids = list(payments.values_list("pk", flat=True))
         Payment.objects.filter(pk__in=payment_ids).update(email="", card_last4="")
+        # The processor's events about those payments copy the card's last 4: keep the event
+        # ids (deduplication) and drop their bodies.
+        references = list(Payment.objects.filter(pk__in=payment_ids).values_list("reference", flat=True))
+        WebhookEvent.objects.filter(object_id__in=references).update(payload={})
         guest_sessions = GuestSession.objects.filter(email_q) if emails else GuestSession.objects.none()
         Token.objects.filter(pk__in=guest_sessions.exclude(token=None).values("token_id")).update(valid=False)
         guest_sessions.update(email="", card_last4="")
         # Support keeps the ticket (what happened, for the host and the agent), not who wrote it.
+        ticket_ids = [str(pk) for pk in Ticket.objects.filter(email_q).values_list("pk", flat=True)]
         Ticket.objects.filter(email_q).update(email="", name="")
         to_q, from_q = Q(pk__in=[]), Q(pk__in=[])
         for email in emails:
@@ -217,9 +223,10 @@ def account_delete(*, user: Any) -> None:
         AccessFailureLog.objects.filter(username__in=usernames).delete()
         user_pk = str(user.pk)
         User = get_user_model()
-        _scrub_audit_log([
+        _scrub_audit_log(user.pk, [
             (ContentType.objects.get_for_model(User).pk, [user_pk]),
             (ContentType.objects.get_for_model(Payment).pk, [str(pk) for pk in payment_ids]),
+            (ContentType.objects.get_for_model(Ticket).pk, ticket_ids),
         ])
         user.delete()  # cascades: profile, saved cards, claims, allauth's email addresses
     if address:
