@@ -276,6 +276,26 @@ def token_update(*, token: Token, **fields) -> Token:
     return token
 
 
+def token_reimbursement_allow(*, organization_id: int, uid: str, station_ids: list[str], label: str = "") -> Token:
+    """Reimbursement (seed 002 item 5): let the organization's card `uid` charge at these stations
+    too. A card with allowed stations charges only there (decision step 10); created if new."""
+    uid = uid.strip()
+    token = Token.objects.filter(organization_id=organization_id, uid_normalized=normalize_uid(uid)).first()
+    if token is None:
+        token = Token(uid=uid, organization_id=organization_id, type=Token.Type.RFID, label=label.strip())
+        token.full_clean()
+        token.save()
+    allowed = sorted(set(token.allowed_station_ids or []) | set(station_ids))
+    return token_update(token=token, allowed_station_ids=allowed)
+
+
+def token_reimbursement_remove(*, token: Token, station_ids: list[str]) -> Token:
+    """Take these stations off the card's reimbursement list. With none left the card is no longer
+    limited (an empty list means anywhere): the caller says so."""
+    allowed = [s for s in token.allowed_station_ids or [] if s not in set(station_ids)]
+    return token_update(token=token, allowed_station_ids=allowed)
+
+
 def msp_set_blocked(*, msp: MobilityServiceProvider, blocked: bool) -> MobilityServiceProvider:
     msp.blocked = blocked
     msp.save(update_fields=["blocked"])

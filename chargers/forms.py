@@ -197,6 +197,29 @@ class ChargerAddForm(forms.Form):
         return value
 
 
+class ReimbursementForm(forms.Form):
+    """Locations › Reimbursement: a card that may charge (and be reimbursed) at chosen chargers here."""
+
+    uid = forms.CharField(max_length=36, label="Card UID")
+    label = forms.CharField(max_length=200, required=False, label="Label", help_text="e.g. the employee's name")
+    stations = forms.MultipleChoiceField(
+        label="At these chargers", widget=forms.CheckboxSelectMultiple,
+        help_text="The card then charges only at its allowed chargers (here and any set elsewhere).",
+    )
+
+    def __init__(self, *args, station_ids: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this location's chargers: another station id in the POST is not a choice (400).
+        self.fields["stations"].choices = [(s, s) for s in station_ids]
+        self.fields["stations"].initial = list(station_ids)
+
+    def clean_uid(self) -> str:
+        uid = self.cleaned_data["uid"].strip()
+        if not uid:
+            raise forms.ValidationError("The UID is empty.")
+        return uid
+
+
 class LocationAccessForm(TenantFormMixin, forms.ModelForm):
     restricted_token_groups = forms.ModelMultipleChoiceField(
         queryset=TokenGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,

@@ -45,6 +45,7 @@ from .forms import (
     CommandForm,
     LocationAccessForm,
     LogFilterForm,
+    ReimbursementForm,
     WhitelistForm,
 )
 from .models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
@@ -644,11 +645,11 @@ def location_list(request):
 
 
 @login_required
-def location_detail(request, pk: int):
+def location_detail(request, pk: int, reimbursement_form: ReimbursementForm | None = None):
     prop = get_object_or_404(properties_for(request.user), pk=pk)
     role = require_role(request.user, prop.organization_id)
     editable = role in ("owner", "manager")
-    if request.method == "POST":
+    if request.method == "POST" and reimbursement_form is None:
         require_role(request.user, prop.organization_id, edit=True)
         form = LocationAccessForm(request.POST, instance=prop, user=request.user)
         if form.is_valid():
@@ -659,12 +660,68 @@ def location_detail(request, pk: int):
     else:
         form = LocationAccessForm(instance=prop, user=request.user)
         status = 200
+    if reimbursement_form is not None:
+        status = 400  # the reimbursement form below came back with errors
     chargers = [(c, charger_state(c)) for c in chargers_for(request.user).filter(property=prop)]
+    station_ids = sorted(c.station_id for c, _ in chargers)
     return render(request, "chargers/location_detail.html", {
+        "reimbursement_form": reimbursement_form or ReimbursementForm(station_ids=station_ids),
+        "reimbursement_cards": _reimbursement_cards(prop, station_ids),
         "property": prop, "form": form, "can_edit": editable, "chargers": chargers,
         "restricted_groups": list(prop.restricted_token_groups.all()),
         "rates_url": f"/billing/properties/{prop.pk}/rates/",
     }, status=status)
+
+
+def _reimbursement_cards(prop, station_ids: list[str]) -> list[tuple]:
+    """(token, its allowed chargers here, its allowed chargers elsewhere) for the location's cards."""
+    from authorization.models import Token
+
+    here = set(station_ids)
+    rows = []
+    tokens = Token.objects.filter(organization_id=prop.organization_id).exclude(allowed_station_ids=[])
+    for token in tokens.order_by("uid"):
+        allowed = set(token.allowed_station_ids or [])
+        if allowed & here:
+            rows.append((token, sorted(allowed & here), sorted(allowed - here)))
+    return rows
+
+
+@login_required
+@require_POST
+def location_reimbursement_add(request, pk: int):
+    from authorization.services import token_reimbursement_allow
+
+    prop = get_object_or_404(properties_for(request.user), pk=pk)
+    require_role(request.user, prop.organization_id, edit=True)
+    station_ids = list(Charger.objects.filter(property=prop).order_by("station_id").values_list("station_id", flat=True))
+    form = ReimbursementForm(request.POST, station_ids=station_ids)
+    if not form.is_valid():
+        return location_detail(request, pk, reimbursement_form=form)
+    token = token_reimbursement_allow(organization_id=prop.organization_id, uid=form.cleaned_data["uid"],
+                                      station_ids=form.cleaned_data["stations"], label=form.cleaned_data["label"])
+    messages.success(request, f"Card {token.uid} may charge at {', '.join(form.cleaned_data['stations'])}"
+                              f" and only at its {len(token.allowed_station_ids)} allowed charger(s).")
+    return redirect(reverse("chargers:location-detail", args=[prop.pk]) + "#reimbursement")
+
+
+@login_required
+@require_POST
+def location_reimbursement_remove(request, pk: int, token_pk: int):
+    from authorization.models import Token
+    from authorization.services import token_reimbursement_remove
+
+    prop = get_object_or_404(properties_for(request.user), pk=pk)
+    require_role(request.user, prop.organization_id, edit=True)
+    token = get_object_or_404(Token, pk=token_pk, organization_id=prop.organization_id)
+    here = list(Charger.objects.filter(property=prop).values_list("station_id", flat=True))
+    token = token_reimbursement_remove(token=token, station_ids=here)
+    if token.allowed_station_ids:
+        messages.success(request, f"Card {token.uid} is no longer reimbursed at {prop.name}.")
+    else:
+        messages.warning(request, f"Card {token.uid} is no longer reimbursed at {prop.name}. It has no allowed "
+                                  "chargers left, so it is no longer limited: it charges wherever your other rules allow.")
+    return redirect(reverse("chargers:location-detail", args=[prop.pk]) + "#reimbursement")
 
 
 # -- Sessions ---------------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ WRITES: dict[str, Write] = {
     "chargers:charger-add": Write(args=lambda t: [t.prop.pk], data=lambda t: {"station_id": "SEC-NEW-1",
                                                                              "security_profile": "1"},
                                   own_status=(200,)),
+    # Locations › Reimbursement (seed 002 item 5): only this location's chargers are choices.
+    "chargers:location-reimbursement": Write(args=lambda t: [t.prop.pk], data=lambda t: {
+        "uid": "SEC-R-1", "stations": [t.charger.station_id]}, fields=("stations",)),
+    "chargers:location-reimbursement-remove": Write(args=lambda t: [t.prop.pk, t.token.pk], data=lambda t: {}),
     "chargers:charger-whitelist": Write(args=lambda t: [t.charger.station_id],
                                         data=lambda t: {"uid": "CAFE0001", "group": t.group.pk},
                                         fields=("group",), refused_status=(302,)),

@@ -1,0 +1,59 @@
+"""Seed 002 item 5: reimbursement cards are set up per location's chargers in Locations, and the
+authorization engine then refuses them at other stations (reimbursement_not_allowed)."""
+
+import pytest
+from django.urls import reverse
+
+from authorization.decisions import Context
+from authorization.models import Token
+from authorization.services import decide_sync
+from chargers.services import charger_facts
+from tests.factories import ChargerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _detail(site):
+    return reverse("chargers:location-detail", args=[site.prop.pk])
+
+
+def test_a_card_allowed_at_this_location_charges_here_and_nowhere_else(client, site):
+    elsewhere = ChargerFactory(property=site.prop.__class__.objects.create(
+        organization=site.org, name="Other site", timezone="UTC", currency="EUR"), station_id="ELSEWHERE-1")
+    client.force_login(site.manager)
+    response = client.post(reverse("chargers:location-reimbursement", args=[site.prop.pk]),
+                           {"uid": "EMP-0042", "label": "Jo (home)", "stations": [site.charger.station_id]},
+                           follow=True)
+    token = Token.objects.get(organization=site.org, uid="EMP-0042")
+    assert token.allowed_station_ids == [site.charger.station_id] and token.label == "Jo (home)"
+    body = response.content.decode()
+    assert "EMP-0042" in body and "Remove from this location" in body
+    assert decide_sync(uid="EMP-0042", charger=charger_facts(site.charger), context=Context.LOCAL).accepted
+    refused = decide_sync(uid="EMP-0042", charger=charger_facts(elsewhere), context=Context.LOCAL)
+    assert refused.reason == "reimbursement_not_allowed"
+
+
+def test_removing_the_last_location_says_the_card_is_no_longer_limited(client, site):
+    site.token.allowed_station_ids = [site.charger.station_id]
+    site.token.save()
+    client.force_login(site.owner)
+    assert site.token.uid in client.get(_detail(site)).content.decode()
+    response = client.post(reverse("chargers:location-reimbursement-remove", args=[site.prop.pk, site.token.pk]),
+                           follow=True)
+    site.token.refresh_from_db()
+    assert site.token.allowed_station_ids == []
+    assert "no longer limited" in response.content.decode()
+
+
+def test_only_this_locations_chargers_and_own_cards_and_editors(client, site, other):
+    client.force_login(site.owner)
+    url = reverse("chargers:location-reimbursement", args=[site.prop.pk])
+    response = client.post(url, {"uid": "X-1", "stations": [other.charger.station_id]})
+    assert response.status_code == 400 and not Token.objects.filter(uid="X-1").exists()
+    remove_theirs = reverse("chargers:location-reimbursement-remove", args=[site.prop.pk, other.token.pk])
+    assert client.post(remove_theirs).status_code == 404
+    client.force_login(site.viewer)
+    assert client.post(url, {"uid": "X-1", "stations": [site.charger.station_id]}).status_code == 403
+    assert "Allow this card here" not in client.get(_detail(site)).content.decode()
+    client.force_login(other.owner)
+    assert client.post(url, {"uid": "X-1", "stations": [site.charger.station_id]}).status_code == 404
