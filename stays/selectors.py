@@ -145,3 +145,48 @@ def stay_facts(charger: Any, *, now: datetime) -> dict[str, Any]:
         for i in PmsIntegration.objects.filter(organization_id=organization_id)
     ]
     return facts
+
+
+def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]:
+    """Return, in words for a support agent or the host, where `charger` is placed (property and
+    unit), the reservations that may use it now, and the health of the property's calendar feeds and
+    its organization's PMS integrations (seed 003 section 8's checks). Empty without a property."""
+    facts = stay_facts(charger, now=now)
+    if not facts["property"]:
+        return []
+    sid = facts["station_id"]
+    place = f"unit {facts['unit']}" if facts["unit"] else "no unit (shared by the property's stays)"
+    out = [f"Charger {sid} is at {facts['property']}, {place}."]
+    units = Unit.objects.filter(property_id=charger.property_id).count()
+    if units and not facts["unit"]:
+        out[0] += f" The property has {units} units: if this charger belongs to one, link it under Network list."
+
+    def local(value: str) -> str:
+        return datetime.fromisoformat(value).astimezone(tz).strftime("%d %b %H:%M")
+
+    stays_now = facts["reservations_now"]
+    if stays_now:
+        names = "; ".join(
+            f"{r['guest'] or 'a guest'} ({r['unit'] or 'whole property'}, {r['source']}, "
+            f"{local(r['check_in'])} – {local(r['check_out'])})" for r in stays_now[:3]
+        )
+        out.append(f"Reservations that may use {sid} now: {names}.")
+    elif facts["calendar_feeds"] or facts["pms_integrations"]:
+        out.append(f"No confirmed reservation is under way for {sid} right now.")
+    for feed in facts["calendar_feeds"]:
+        where = f" ({feed['unit']})" if feed["unit"] else ""
+        if feed["error"]:
+            out.append(f"Calendar feed {feed['name']}{where} failed its last sync: {feed['error']}")
+        elif feed["last_synced_at"]:
+            out.append(f"Calendar feed {feed['name']}{where} synced at {local(feed['last_synced_at'])}.")
+        else:
+            out.append(f"Calendar feed {feed['name']}{where} has not synced yet.")
+    for pms in facts["pms_integrations"]:
+        vendor = dict(PmsIntegration.Vendor.choices).get(pms["vendor"], pms["vendor"])
+        text = (f"{vendor} sync failed: {pms['error']}" if pms["error"] else
+                f"{vendor} synced at {local(pms['last_synced_at'])}." if pms["last_synced_at"] else
+                f"{vendor} has not synced yet.")
+        if pms["unmapped_listings"]:
+            text += f" {pms['unmapped_listings']} listings are not mapped to a unit (PMS sync page)."
+        out.append(text)
+    return out

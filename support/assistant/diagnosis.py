@@ -21,6 +21,7 @@ from authorization.models import AuthorizationDecision
 from backoffice.selectors import organization_ids_for
 from billing.models import Payment, Payout, SessionCharge
 from chargers.models import Charger, ChargingSession, Connector
+from stays.selectors import stay_support_sentences
 
 from ..models import VendorErrorCode
 from .error_codes import explain_error_code
@@ -221,6 +222,8 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     if viewer.is_host and charger.property_id is None:
         findings.add(Finding.NO_PROPERTY)
         facts.append(f"Charger {sid} is not assigned to a property yet.")
+    if viewer.is_host:  # stays (docs/pms.md): its unit, the stays using it, calendar/PMS sync health
+        facts.extend(stay_support_sentences(charger, now=now, tz=tz))
     for connector in Connector.objects.filter(charger=charger).order_by("connector_id"):
         at = f" since {when(connector.status_timestamp, tz, now)}" if connector.status_timestamp else ""
         label = "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
@@ -261,7 +264,7 @@ def refusal_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     window = HOST_REFUSAL_WINDOW if viewer.is_host else GUEST_REFUSAL_WINDOW
     refusals = (
         AuthorizationDecision.objects.filter(station_id=charger.station_id, created_at__gte=now - window)
-        .exclude(status=ACCEPTED).order_by("-created_at")[:3]
+        .exclude(status=ACCEPTED).select_related("reservation").order_by("-created_at")[:3]
     )
     for decision in refusals:
         diagnosis.findings.add(Finding.CARD_REFUSED)
@@ -269,8 +272,10 @@ def refusal_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
             decision.reason, "the charger's access settings do not allow it"
         )
         reason = reason[0].lower() + reason[1:] if reason else reason
+        stay = f" (access code of the reservation {decision.reservation})" if (
+            viewer.is_host and decision.reservation_id) else ""
         diagnosis.facts.append(
-            f"Card {mask_uid(decision.uid)} was refused at {when(decision.created_at, tz, now)} "
+            f"Card {mask_uid(decision.uid)}{stay} was refused at {when(decision.created_at, tz, now)} "
             f"({decision.status}) because {reason.rstrip('.')}."
         )
 
