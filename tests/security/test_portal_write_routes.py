@@ -22,7 +22,7 @@ from tests.security.conftest import Tenant, changed_tables, db_state
 
 pytestmark = pytest.mark.django_db
 
-PORTAL_NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "guest", "support", "stays"}
+PORTAL_NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "guest", "support", "stays", "drivers"}
 
 
 @dataclass
@@ -139,6 +139,7 @@ PUBLIC = {
     # Stripe's webhook (signature-verified) and the sandbox's stand-ins for Stripe's own pages.
     "stays:webhook",  # a PMS's webhook, authenticated by its signature (tests/stays/test_pms_sync.py)
     "billing:stripe-webhook", "billing:sandbox-3ds", "billing:sandbox-confirm", "billing:sandbox-onboarding",
+    "billing:sandbox-setup-confirm",  # the sandbox's stand-in for Stripe.js confirmSetup (client secret)
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
@@ -156,6 +157,17 @@ TESTED_ELSEWHERE = {
     "stays:calendar-add": "tests/stays/test_stay_settings_page.py",
     "stays:integration-sync": "tests/stays/test_pms_sync.py (another organization's integration: 404)",
     "stays:listing-unit": "tests/stays/test_stay_settings_page.py (a foreign unit changes nothing)",
+    # Driver accounts belong to one driver, not an organization: another driver's card,
+    # subscription or receipt answers 404 and changes nothing (route tables there).
+    "drivers:card-default": "tests/drivers/test_isolation.py (FOREIGN_WRITES)",
+    "drivers:card-remove": "tests/drivers/test_isolation.py (FOREIGN_WRITES)",
+    "drivers:subscription-cancel": "tests/drivers/test_isolation.py (FOREIGN_WRITES)",
+    "drivers:session-receipt": "tests/drivers/test_isolation.py (FOREIGN_READS)",
+    "drivers:subscribe": "tests/drivers/test_cards_and_subscriptions.py (plans are public; charged to the own default card)",
+    "drivers:card-add": "tests/drivers/test_cards_and_subscriptions.py (a SetupIntent on the own customer)",
+    "drivers:card-return": "tests/drivers/test_isolation.py (another driver's SetupIntent is refused)",
+    "drivers:sessions-claim": "tests/drivers/test_email_change_and_claim.py (verified email only)",
+    "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
 }
 
 # Pages that only read (POST is treated like GET or refused).
@@ -195,6 +207,11 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "stays:integration-list": lambda t: [],
     "stays:integration-detail": lambda t: [],
     "support:ticket-detail": lambda t: [],
+    # Driver pages: only the signed-in driver's own rows (a host is sent to the driver sign-in).
+    "drivers:home": lambda t: [],
+    "drivers:cards": lambda t: [],
+    "drivers:subscriptions": lambda t: [],
+    "drivers:sessions": lambda t: [],
 }
 NEEDS_OTHER_ROWS = {"billing:payout-detail", "billing:statement-progress", "billing:statement-download",
                     "billing:reconciliation-detail", "support:ticket-detail", "stays:integration-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
