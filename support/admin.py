@@ -7,7 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -362,3 +366,37 @@ class AssistantConversationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class SignInEmailChangeForm(UserChangeForm):
+    """The user form that moves sign-in with the email: a host whose username is their email signs
+    in with the new address once an agent changes it (toolkit.sign_in_name)."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "email" not in self.changed_data or "username" in self.changed_data or not self.instance.pk:
+            return data
+        old_email = str(self.initial.get("email") or "")
+        new_email = str(data.get("email") or "")
+        sign_in = toolkit.sign_in_name(
+            username=str(self.initial.get("username") or ""), old_email=old_email, new_email=new_email,
+        )
+        if sign_in != self.initial.get("username"):
+            taken = get_user_model().objects.exclude(pk=self.instance.pk).filter(
+                Q(username__iexact=new_email) | Q(email__iexact=new_email)
+            )
+            if taken.exists():
+                self.add_error("email", "Another account signs in with that email.")
+            else:
+                data["username"] = sign_in
+        return data
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class SupportUserAdmin(UserAdmin):
+    form = SignInEmailChangeForm

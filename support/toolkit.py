@@ -220,6 +220,18 @@ def _send(subject: str, body: str, to: str) -> None:
         logger.warning("Could not send %r to the customer", subject, exc_info=True)
 
 
+def sign_in_name(*, username: str, old_email: str, new_email: str) -> str:
+    """Return the username an account should have once its email changes from `old_email`.
+
+    Hosts sign in with their email as username (backoffice.auth lower-cases the login), so when the
+    username is the old email it follows the new one, lower-cased; otherwise it is kept. Changing
+    only the email left sign-in on the old address (issue 16).
+    """
+    if old_email and new_email and username.strip().lower() == old_email.strip().lower():
+        return new_email.strip().lower()
+    return username
+
+
 @transaction.atomic
 def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
     """Move the verified customer's email to `new_email` everywhere it identifies them: payments,
@@ -238,9 +250,7 @@ def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
     changed += Subscription.objects.filter(email__iexact=old).update(email=new_email)
     changed += Ticket.objects.filter(email__iexact=old).update(email=new_email)
     for account in users.filter(email__iexact=old):
-        # Hosts sign in with their email as username: both change, or sign-in stays on the old one.
-        if account.get_username().lower() == old.lower():
-            account.username = new_email
+        account.username = sign_in_name(username=account.get_username(), old_email=old, new_email=new_email)
         account.email = new_email
         account.save()
         changed += 1
