@@ -95,7 +95,15 @@ async def authorization_key_push(
 
     Raises the exceptions of chargers.commands.send_command.
     """
-    payload = {"key": "AuthorizationKey", "value": credentials.generate_password()}
+    password = credentials.generate_password()
+    if charger.ocpp_version == Charger.OcppVersion.V201:
+        # 2.0.1 A01: SetVariables SecurityCtrlr.BasicAuthPassword (the same 40 hex digits).
+        variable = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"},
+                    "attributeValue": password}
+        return await commands.send_command(
+            charger, "SetVariables", {"setVariableData": [variable]}, source=source, user_id=user_id, timeout=timeout
+        )
+    payload = {"key": "AuthorizationKey", "value": password}
     return await commands.send_command(
         charger, "ChangeConfiguration", payload, source=source, user_id=user_id, timeout=timeout
     )

@@ -720,11 +720,17 @@ def command_security_prepare(*, command, payload: dict) -> None:
 
     if command.status != Command.Status.PENDING:
         return
-    if command.action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "authorizationkey":
-        from . import credentials
+    from . import credentials
 
+    new_password = None
+    if command.action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "authorizationkey":
+        new_password = str(payload.get("value", ""))
+    elif command.action == "SetVariables":  # 2.0.1 A01: SecurityCtrlr.BasicAuthPassword
+        item = next((i for i in payload.get("setVariableData") or [] if credentials.is_password_variable(i)), None)
+        new_password = str(item.get("attributeValue", "")) if item else None
+    if new_password is not None:
         AuthorizationKeyChange.objects.create(
-            charger_id=command.charger_id, command=command, password_hash=credentials.make_hash(str(payload.get("value", "")))
+            charger_id=command.charger_id, command=command, password_hash=credentials.make_hash(new_password)
         )
     elif command.action in OPERATION_ACTIONS:
         details = {"logType": payload.get("logType"), "remoteLocation": (payload.get("log") or {}).get("remoteLocation")}
@@ -743,15 +749,20 @@ def command_security_complete(*, command_id: int, status: str, response) -> None
     """After the charger answered (or not): adopt an accepted AuthorizationKey (and only then:
     Rejected or NotSupported keeps the old password, A01.FR.03/04), note an accepted
     SecurityProfile upgrade, and add the answer to the operation's history."""
+    from . import credentials
     from .models import AuthorizationKeyChange, ChargerOperation, ChargerOperationStatus, Command
 
     command = Command.objects.filter(pk=command_id).only("action", "payload", "charger_id").first()
-    if command is None or command.action not in ("ChangeConfiguration", *OPERATION_ACTIONS):
+    if command is None or command.action not in ("ChangeConfiguration", "SetVariables", *OPERATION_ACTIONS):
         return
     answer = str(response.get("status", "")) if isinstance(response, dict) else ""
+    if command.action == "SetVariables":
+        # 2.0.1 A01.FR.03/04: the password's own setVariableResult decides.
+        results = response.get("setVariableResult") if isinstance(response, dict) else None
+        answer = next((str(r.get("attributeStatus", "")) for r in results or [] if credentials.is_password_variable(r)), "")
     accepted = status == Command.Status.ANSWERED and answer == "Accepted"
     now = timezone.now()
-    if command.action == "ChangeConfiguration":
+    if command.action in ("ChangeConfiguration", "SetVariables"):
         change = AuthorizationKeyChange.objects.select_for_update().filter(command_id=command_id, status="pending").first()
         if change is not None:
             if accepted:

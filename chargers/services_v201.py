@@ -308,8 +308,11 @@ def device_variables_from_set(*, charger_id: int, requested: list[dict], results
     from .device_model import is_standardized
 
     written = 0
+    from .credentials import is_password_variable
+
     for wanted, result in zip(requested, results, strict=False):
-        if result.get("attributeStatus") not in ("Accepted", "RebootRequired"):
+        # A password (SecurityCtrlr.BasicAuthPassword) is write-only: never kept in the clear.
+        if result.get("attributeStatus") not in ("Accepted", "RebootRequired") or is_password_variable(wanted):
             continue
         key = {**_component_key(wanted.get("component") or {}), **_variable_key(wanted.get("variable") or {})}
         DeviceVariable.objects.update_or_create(

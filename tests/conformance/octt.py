@@ -358,6 +358,13 @@ _NETWORK = {"configurationSlot": 1, "connectionData": {
     "securityProfile": 2, "ocppInterface": "Wired0"}}
 
 
+def _password_push(charger: Any) -> None:
+    """A01: a new password over OCPP, as the Security tab's "rotate over OCPP" sends it."""
+    from chargers.remote import authorization_key_push_sync
+
+    authorization_key_push_sync(charger, source="conformance", timeout=20)
+
+
 _CARD = {"idToken": {"idToken": "D001001", "type": "Central"}, "idTokenInfo": {"status": "Accepted"}}
 
 # Test case -> what the operator does once its charger is connected (part 6 "Manual Action" /
@@ -443,6 +450,8 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_n_16": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_17": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_47": [_send("GetMonitoringReport", {"requestId": 47})],
+    "tc_a_09": [_password_push],
+    "tc_a_10": [_password_push],
     "tc_f_01": [_remote_start()],
     "tc_f_02": [_remote_start()],
     "tc_f_03": [_remote_start()],
@@ -539,9 +548,14 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
 
     from chargers.models import Charger, ChargingProfile, ConnectorReservation, VariableMonitor
 
-    # Each test case starts from a charger with nothing installed (its preconditions).
+    # Each test case starts from a charger with nothing installed and the tool's password (its
+    # preconditions; A_09 changes the password).
     for model in (ChargingProfile, ConnectorReservation, VariableMonitor):
         model.objects.filter(charger__station_id__in=STATIONS).delete()
+    for charger in Charger.objects.filter(station_id__in=STATIONS):
+        if not charger.check_ocpp_password(PASSWORD):
+            charger.set_ocpp_password(PASSWORD)
+            charger.save(update_fields=["ocpp_password_hash", "ocpp_password_set_at"])
     actions = TRIGGERS.get(test_id)
     if not actions:
         return

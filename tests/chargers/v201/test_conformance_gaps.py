@@ -54,3 +54,39 @@ def test_batches_keep_order_and_drop_duplicates():
     assert monitoring.chunks([], 3) == []
     assert monitoring.clear_batch_size("0") is None and monitoring.clear_batch_size("x") is None
     assert monitoring.clear_batch_size(" 4 ") == 4
+
+
+@pytest.mark.parametrize("status", ["Accepted", "Rejected"])
+async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_only_when_accepted(charger, status):
+    from chargers import remote
+    from chargers.models import DeviceVariable, OcppMessage
+
+    charger.set_ocpp_password("old-password-0123456789")
+    await charger.asave(update_fields=["ocpp_password_hash", "ocpp_password_set_at"])
+    client = await connect201(password="old-password-0123456789")
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    await charger.arefresh_from_db()
+    pushing = asyncio.create_task(remote.authorization_key_push(charger, source="test", timeout=5))
+    call = await client.receive(timeout=10)
+    assert call[2] == "SetVariables"
+    [item] = call[3]["setVariableData"]
+    assert (item["component"], item["variable"]) == ({"name": "SecurityCtrlr"}, {"name": "BasicAuthPassword"})
+    new_password = item["attributeValue"]
+    assert len(new_password) == 40
+    await client.send([3, call[1], {"setVariableResult": [
+        {"component": item["component"], "variable": item["variable"], "attributeStatus": status}]}])
+    command = await pushing
+    await charger.arefresh_from_db()
+    assert charger.check_ocpp_password(new_password) is (status == "Accepted")
+    assert charger.check_ocpp_password("old-password-0123456789") is (status != "Accepted")
+    # The password is in no stored row: command, message log, device model.
+    assert new_password not in str(command.payload)
+    logged = []
+    for _ in range(50):  # the message log is written in batches
+        logged = [m async for m in OcppMessage.objects.filter(charger=charger, action="SetVariables")]
+        if logged:
+            break
+        await asyncio.sleep(0.1)
+    assert logged and all(new_password not in f"{m.payload} {m.raw}" for m in logged)
+    assert not await DeviceVariable.objects.filter(value=new_password).aexists()
+    await client.close()

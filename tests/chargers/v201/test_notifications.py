@@ -92,6 +92,9 @@ async def test_data_transfer_is_answered_unknown_vendor(charger):
 
 async def test_a_message_we_do_not_handle_is_not_supported(charger):
     client = await connect201()
-    reply = await client.call("NotifyDisplayMessages", {"requestId": 1})
+    # ISO 15118 certificate status (M06) is not handled: the charger is told so.
+    reply = await client.call("GetCertificateStatus", {"ocspRequestData": {
+        "hashAlgorithm": "SHA256", "issuerNameHash": "a1", "issuerKeyHash": "b2", "serialNumber": "01",
+        "responderURL": "http://ocsp.example.com"}})
     assert reply[0] == 4 and reply[2] == "NotSupported"
     await client.close()
