@@ -48,3 +48,27 @@ def test_host_sees_own_tickets_only(client, setup):
     detail = client.get(f"/support/tickets/{mine_ref}/")
     assert detail.status_code == 200 and "Charger HB-OFF has been offline since" in detail.content.decode()
     assert client.get(f"/support/tickets/{theirs_ref}/").status_code == 404
+
+
+def test_needs_attention_rows_are_the_assistants_own_facts(client, setup):
+    # The dashboard is fed by the diagnosis the assistant answers with: the fact the host gets from
+    # the assistant about a charger is, word for word, the one on its "Needs attention" row.
+    from authorization.models import AuthorizationDecision
+
+    host, *_ = setup
+    prop = host.memberships.first().organization.properties.first()
+    refusing = ChargerFactory(property=prop, station_id="HB-REF", connection_id="c", last_seen_at=timezone.now())
+    AuthorizationDecision.objects.create(
+        uid="04A1B2C3", uid_normalized="04A1B2C3", station_id="HB-REF", context="local", status="Invalid",
+        reason="not_in_local_group", step=9, message="Not in a local group", organization=prop.organization,
+    )
+    client.force_login(host)
+    dashboard = client.get("/").content.decode()
+    for station, message, row in (("HB-FLT", "the plug is in and nothing happens", "faulted"),
+                                  ("HB-OFF", "charger is offline", "offline"),
+                                  (refusing.station_id, "my card was rejected", "refused")):
+        answer = client.post("/api/v1/support/assistant/", {"message": message, "context": {"station_id": station}},
+                             content_type="application/json").json()
+        fact = next(f for f in answer["facts"] if f.startswith(("Connector 1 reports", "Charger HB-OFF has been", "Card 04A1")))
+        assert f'data-finding="{row}"' in dashboard
+        assert fact in dashboard.replace("&#x27;", "'"), (fact, row)
