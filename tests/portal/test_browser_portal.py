@@ -305,6 +305,9 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
             phone.goto(base + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 392, f"{path} is {width}px wide on a 390px phone"
+            # The menu is folded behind its button on a phone and opens on a tap.
+            assert not phone.locator("nav.mainnav a:has-text('Tokens')").is_visible()
+            phone.click("button.menu-toggle")
             assert phone.locator("nav.mainnav a:has-text('Tokens')").is_visible()
         phone.goto(base + "/chargers/WEB-001/logs/")
         phone.locator("details.log-entry").first.locator("summary").click()
