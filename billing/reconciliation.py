@@ -185,3 +185,143 @@ def reconcile(rows: list[ReportRow], expected: dict[str, ExpectedPayout],
             ours.net, None,
         ))
     return findings
+
+
+# -- processor payouts (Stripe): a payout and the balance transactions it paid out -----------------
+#
+# Stripe documents payout reconciliation as "list the balance transactions of a payout"
+# (GET /v1/balance_transactions?payout=po_…, docs.stripe.com/payouts/reconciliation): each has
+# `amount`, `fee`, `net` in minor units, `reporting_category` (charge, refund, dispute, fee, payout,
+# …), `fee_details` (stripe_fee, application_fee, tax) and its `source` (the charge, expanded, names
+# its `payment_intent`, our Payment.reference).
+
+
+@dataclass(frozen=True)
+class ProcessorTxn:
+    id: str
+    category: str
+    amount: Decimal
+    stripe_fee: Decimal
+    application_fee: Decimal
+    net: Decimal
+    payment_reference: str  # the PaymentIntent of a charge or refund, "" otherwise
+
+
+@dataclass(frozen=True)
+class ProcessorPayout:
+    id: str
+    amount: Decimal
+    currency: str
+    status: str  # paid, pending, in_transit, failed, canceled
+    arrival: date | None
+    failure: str
+    transactions: tuple[ProcessorTxn, ...]
+
+    def total(self, category: str, field: str = "amount") -> Decimal:
+        return sum((getattr(t, field) for t in self.transactions if t.category == category), Decimal(0))
+
+    @property
+    def payment_references(self) -> frozenset[str]:
+        return frozenset(t.payment_reference for t in self.transactions if t.payment_reference)
+
+
+def _payment_intent(source: object) -> str:
+    if isinstance(source, dict):
+        intent = source.get("payment_intent")
+        if isinstance(intent, dict):
+            return str(intent.get("id") or "")
+        if intent:
+            return str(intent)
+        charge = source.get("charge")  # a refund's charge, when expanded
+        if isinstance(charge, dict):
+            return _payment_intent(charge)
+    return ""
+
+
+def processor_payout(payout: dict, transactions: list[dict]) -> ProcessorPayout:
+    """Parse a Stripe Payout and its balance transactions (documented JSON, minor units)."""
+    from .money import from_minor
+
+    currency = str(payout.get("currency") or "").upper()
+
+    def money(value: object) -> Decimal:
+        return from_minor(int(str(value or 0)), currency)
+
+    txns = []
+    for t in transactions:
+        if t.get("type") == "payout" or t.get("reporting_category") == "payout":
+            continue  # the payout's own debit
+        fees = t.get("fee_details") or []
+        txns.append(ProcessorTxn(
+            id=str(t.get("id") or ""), category=str(t.get("reporting_category") or t.get("type") or ""),
+            amount=money(t.get("amount")),
+            stripe_fee=sum((money(f.get("amount")) for f in fees if f.get("type") == "stripe_fee"), Decimal(0)),
+            application_fee=sum((money(f.get("amount")) for f in fees if f.get("type") == "application_fee"), Decimal(0)),
+            net=money(t.get("net")), payment_reference=_payment_intent(t.get("source")),
+        ))
+    arrival = payout.get("arrival_date")
+    return ProcessorPayout(
+        id=str(payout.get("id") or ""), amount=money(payout.get("amount")), currency=currency,
+        status=str(payout.get("status") or ""),
+        arrival=(date(1970, 1, 1) + timedelta(seconds=int(str(arrival)))) if arrival else None,
+        failure=str(payout.get("failure_message") or payout.get("failure_code") or ""),
+        transactions=tuple(txns),
+    )
+
+
+def compare_processor_payout(expected: ExpectedPayout, payments: dict[str, Decimal],
+                             theirs: ProcessorPayout) -> Finding:
+    """Compare our payout (its parts and its payments: PaymentIntent id → amount charged) with the
+    processor's payout, and explain every difference in words."""
+    money = f"{theirs.currency} {{:.2f}}"
+    if theirs.status in ("failed", "canceled"):
+        return Finding("failed", expected.reference,
+                       f"Stripe payout {theirs.id} {theirs.status}: {theirs.failure or 'no reason given'}. "
+                       f"Its {money.format(theirs.amount)} returns to the balance and rolls into the next payout.",
+                       expected.net, theirs.amount)
+    if theirs.amount == expected.net:
+        return Finding("matched", expected.reference, f"Matches Stripe payout {theirs.id}.", expected.net, theirs.amount)
+    parts = [f"Stripe paid {money.format(theirs.amount)} in {theirs.id}; we expected {money.format(expected.net)} "
+             f"(difference {money.format(theirs.amount - expected.net)})."]
+    ours, paid = set(payments), theirs.payment_references
+    if ours - paid:
+        missing = sorted(ours - paid)
+        total = sum((payments[m] for m in missing), Decimal(0))
+        parts.append(f"{len(missing)} of our payments ({money.format(total)}: {', '.join(missing[:5])}) are not "
+                     "in this Stripe payout; they usually arrive in the next one.")
+    if paid - ours:
+        extra = sorted(paid - ours)
+        parts.append(f"{len(extra)} payments in the Stripe payout are not in ours ({', '.join(extra[:5])}): "
+                     "from an earlier or later period.")
+    checks = [
+        ("guest charges", theirs.total("charge"), expected.gross),
+        ("Stripe's processing fees", theirs.total("charge", "stripe_fee") + theirs.total("refund", "stripe_fee"),
+         expected.processing_fees),
+        ("platform fees", theirs.total("charge", "application_fee"), expected.platform_fees),
+        ("refunds", -theirs.total("refund"), expected.refunds),
+    ]
+    for label, stripe_value, our_value in checks:
+        if stripe_value != our_value:
+            parts.append(f"{label.capitalize()}: Stripe {money.format(stripe_value)}, ours {money.format(our_value)}.")
+    other = sum((t.net for t in theirs.transactions if t.category not in ("charge", "refund")), Decimal(0))
+    if other:
+        categories = sorted({t.category for t in theirs.transactions if t.category not in ("charge", "refund")})
+        parts.append(f"Other movements in the Stripe payout ({', '.join(categories)}): {money.format(other)}.")
+    return Finding("amount_differs", expected.reference, " ".join(parts), expected.net, theirs.amount)
+
+
+def match_processor_payouts(theirs: list[ProcessorPayout], payments_of: dict[str, dict[str, Decimal]]) -> dict[str, str]:
+    """Return processor payout id → our payout reference, by the most payments in common
+    (automatic Stripe payouts carry no reference of ours)."""
+    matches: dict[str, str] = {}
+    taken: set[str] = set()
+    for payout in sorted(theirs, key=lambda p: p.arrival or date.min):
+        best = max(
+            ((len(payout.payment_references & set(refs)), reference) for reference, refs in payments_of.items()
+             if reference not in taken),
+            default=(0, ""),
+        )
+        if best[0]:
+            matches[payout.id] = best[1]
+            taken.add(best[1])
+    return matches

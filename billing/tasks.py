@@ -17,6 +17,21 @@ def sessions_price_missing_task() -> int:
     return sessions_price_missing()
 
 
+@shared_task(name="billing.payouts_reconcile_processor")
+def payouts_reconcile_processor_task() -> int:
+    """Reconcile every organization's payouts with its Stripe payouts (beat, daily; docs/billing.md)."""
+    from .connect import payouts_reconcile_with_processor
+    from .gateways import StripeGateway, get_gateway
+    from .models import BillingSettings
+
+    if not isinstance(get_gateway(), StripeGateway):
+        return 0  # the sandbox pays nothing out
+    ids = BillingSettings.objects.exclude(payout_account_id="").values_list("organization_id", flat=True)
+    for organization_id in ids:
+        payouts_reconcile_with_processor(organization_id=organization_id)
+    return len(ids)
+
+
 @shared_task(name="billing.payouts_run")
 def payouts_run_task() -> list[int]:
     from .services import payouts_run

@@ -133,7 +133,10 @@ def payout_detail(request, payout_id: int):
     payout = get_object_or_404(Payout.objects.select_related("organization"), pk=payout_id)
     require_role(request.user, payout.organization_id, owner=True)
     return render(request, "billing/payout_detail.html", {
-        "payout": payout, "breakdown": payout_breakdown(payout), "issues": payout.issues.all(),
+        # The latest reconciliation's findings (each run of the report or of Stripe's payouts records its own).
+        "payout": payout, "breakdown": payout_breakdown(payout), "issues": payout.issues.filter(
+            reconciliation_id=payout.issues.order_by("-reconciliation_id").values("reconciliation_id")[:1],
+        ).select_related("reconciliation"),
     })
 
 

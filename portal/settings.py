@@ -175,6 +175,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Billing: price sessions whose signal was missed (or whose stop arrived late), daily payout run.
     "billing-price-sweep": {"task": "billing.sessions_price_missing", "schedule": env_int("BILLING_SWEEP_SECONDS", 300)},
     "billing-payouts": {"task": "billing.payouts_run", "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600)},
+    "billing-payouts-reconcile": {"task": "billing.payouts_reconcile_processor",
+                                  "schedule": env_int("BILLING_PAYOUT_RECONCILE_SECONDS", 86400)},
     # Guest QR charging: release holds of starts the car never followed, settle missed finishes.
     "guest-expire-overdue": {"task": "guest.expire_overdue", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
     "guest-finish-unsettled": {"task": "guest.finish_unsettled", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
