@@ -152,7 +152,7 @@ NEGATED_CONCEPTS: dict[str, str] = {
 
 # Feature weights, chosen by 5-fold cross-validation on labelled.tsv (docs/support.md).
 CONCEPT_WEIGHT = 1.0
-CHAR_WEIGHT = 0.2
+CHAR_WEIGHT = 0.1
 BIGRAM_WEIGHT = 0.6
 NEGATION_WEIGHT = 0.8
 
