@@ -736,3 +736,10 @@ def subscription_payment_method_set(*, customer_ref: str, payment_method_ref: st
         return 0
     return Subscription.objects.filter(customer_ref=customer_ref, status=Subscription.Status.ACTIVE).update(
         payment_method_ref=payment_method_ref)
+
+
+def subscription_email_set(*, customer_ref: str, email: str) -> int:
+    """Send the customer's subscription receipts and notices to another (confirmed) address."""
+    if not customer_ref:
+        return 0
+    return Subscription.objects.filter(customer_ref=customer_ref).update(email=email)

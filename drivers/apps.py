@@ -5,3 +5,10 @@ class DriversConfig(AppConfig):
     name = "drivers"
     verbose_name = "Driver accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from allauth.account.signals import email_changed
+
+        from . import receivers
+
+        email_changed.connect(receivers.driver_email_changed, dispatch_uid="drivers.email_changed")

@@ -12,6 +12,9 @@ class DriverProfile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="driver_profile")
     # The payment processor's Customer holding the saved cards (created with the first card).
     customer_ref = models.CharField(max_length=100, blank=True)
+    # Addresses the driver used before a change of email: payments and guest sessions made with
+    # them are theirs too, and are erased with the account.
+    former_emails = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -15,7 +15,13 @@ from django.template.loader import render_to_string
 
 from billing import services as billing_services
 from billing.gateways import GatewayError, SetupIntent, get_gateway
-from billing.models import Payment, Subscription, SubscriptionPlan, WebhookEvent
+from billing.models import (
+    Payment,
+    Subscription,
+    SubscriptionInvoice,
+    SubscriptionPlan,
+    WebhookEvent,
+)
 from guest.models import GuestSession
 
 from .models import ClaimedSession, DriverProfile, SavedCard
@@ -146,6 +152,19 @@ def sessions_claim(*, profile: DriverProfile) -> int:
     return claimed
 
 
+def driver_email_changed(*, user_id: int, old: str, new: str) -> None:
+    """After a confirmed change of email: remember the old address (its payments and guest
+    sessions stay the driver's, for claims and deletion) and send plan receipts to the new one."""
+    with transaction.atomic():
+        profile = DriverProfile.objects.select_for_update().filter(user_id=user_id).first()
+        if profile is None:
+            return
+        if old and old.lower() not in profile.former_emails:
+            profile.former_emails = [*profile.former_emails, old.lower()]
+            profile.save(update_fields=["former_emails"])
+        billing_services.subscription_email_set(customer_ref=profile.customer_ref, email=new.lower())
+
+
 # -- deleting an account -------------------------------------------------------------------------
 
 def _scrub_audit_log(actor_id: int, content_type_ids_and_pks: list[tuple[int, list[str]]]) -> None:
@@ -177,7 +196,7 @@ def account_delete(*, user: Any) -> None:
 
     profile = DriverProfile.objects.get(user=user)
     emails = sorted({e.lower() for e in EmailAddress.objects.filter(user=user).values_list("email", flat=True)}
-                    | ({user.email.lower()} if user.email else set()))
+                    | ({user.email.lower()} if user.email else set()) | set(profile.former_emails))
     address = verified_email(profile) or (emails[0] if emails else "")
     gateway = get_gateway()
     # At the processor first (no transaction may be open around a gateway call).
@@ -192,19 +211,26 @@ def account_delete(*, user: Any) -> None:
     for email in emails:
         email_q |= Q(email__iexact=email)
     with transaction.atomic(), disable_auditlog():
-        subscriptions = Subscription.objects.filter(
-            (Q(customer_ref=profile.customer_ref) if profile.customer_ref else Q(pk__in=[])) | email_q)
+        subscription_ids = list(Subscription.objects.filter(
+            (Q(customer_ref=profile.customer_ref) if profile.customer_ref else Q(pk__in=[])) | email_q
+        ).values_list("pk", flat=True))  # a list: the rows are about to lose what matched them
+        subscriptions = Subscription.objects.filter(pk__in=subscription_ids)
         for subscription in subscriptions.filter(status=Subscription.Status.ACTIVE):
             billing_services.subscription_cancel(subscription=subscription)
         subscriptions.update(email="", customer_ref="", payment_method_ref="", token=None)
-        payments = Payment.objects.filter(email_q) if emails else Payment.objects.none()
-        payment_ids = list(payments.values_list("pk", flat=True))
+        # The driver's payments: by any address they used, their plan fees and claimed sessions.
+        claimed = GuestSession.objects.filter(pk__in=ClaimedSession.objects.filter(profile=profile)
+                                              .values("guest_session_id"))
+        payment_ids = list(Payment.objects.filter(
+            email_q | Q(pk__in=SubscriptionInvoice.objects.filter(subscription__in=subscriptions)
+                        .values("payment_id"))
+            | Q(pk__in=claimed.exclude(payment_id=None).values("payment_id"))).values_list("pk", flat=True))
         Payment.objects.filter(pk__in=payment_ids).update(email="", card_last4="")
         # The processor's events about those payments copy the card's last 4: keep the event
         # ids (deduplication) and drop their bodies.
         references = list(Payment.objects.filter(pk__in=payment_ids).values_list("reference", flat=True))
         WebhookEvent.objects.filter(object_id__in=references).update(payload={})
-        guest_sessions = GuestSession.objects.filter(email_q) if emails else GuestSession.objects.none()
+        guest_sessions = GuestSession.objects.filter(email_q | Q(pk__in=claimed.values("pk")))
         Token.objects.filter(pk__in=guest_sessions.exclude(token=None).values("token_id")).update(valid=False)
         guest_sessions.update(email="", card_last4="")
         # Support keeps the ticket (what happened, for the host and the agent), not who wrote it.

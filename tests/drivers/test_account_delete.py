@@ -30,12 +30,13 @@ from tests.factories import ChargerFactory, TokenFactory
 pytestmark = pytest.mark.django_db
 
 EMAIL, NAME, LAST4 = "erase.me@example.com", "Quentin Erasmus", "4242"
-# The card's last 4 as a number of its own (not inside a random id such as pi_sbx_…4242…).
-LAST4_RE = rf"(^|[^0-9a-zA-Z]){LAST4}([^0-9a-zA-Z]|$)"
+# The card's last 4 is searched as a number of its own (not inside a random id like pi_sbx_…4242…).
 
 
-def rows_with_personal_data() -> list[str]:
+def rows_with_personal_data(email: str = EMAIL, names: tuple[str, ...] = ("Quentin", "Erasmus"),
+                            last4: str = LAST4) -> list[str]:
     """Query every text, char, email and JSON column of every table for the driver's data."""
+    last4_re = rf"(^|[^0-9a-zA-Z]){last4}([^0-9a-zA-Z]|$)"
     found = []
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
@@ -46,8 +47,10 @@ def rows_with_personal_data() -> list[str]:
                 qs = model._default_manager.annotate(**{column: Cast(field.name, TextField())})
             else:
                 continue
-            hits = qs.filter(Q(**{f"{column}__icontains": EMAIL}) | Q(**{f"{column}__icontains": "Quentin"})
-                             | Q(**{f"{column}__icontains": "Erasmus"}) | Q(**{f"{column}__regex": LAST4_RE}))
+            match = Q(**{f"{column}__icontains": email}) | Q(**{f"{column}__regex": last4_re})
+            for name in names:
+                match |= Q(**{f"{column}__icontains": name})
+            hits = qs.filter(match)
             if hits.exists():
                 found.append(f"{model._meta.label}.{field.name}")
     return found
