@@ -4,6 +4,7 @@
     python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
     python -m bench --only throughput,storm --fleet 5000 --duration 10
     python -m bench --soak                # only the soak: 2,000 chargers, 1 hour, RSS flat? (bench/soak.py)
+    python -m bench --pages               # every portal and admin page's server time (bench/pages.py)
 
 Needs PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432) and Redis
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). Creates and drops its own
@@ -591,6 +592,28 @@ def scaleout_table(scale: dict) -> list[str]:
     return lines
 
 
+def pages_main(args, *, quick: bool) -> int:
+    """`--pages`: the server time of every portal and admin page (bench/pages.py), its own JSON and table."""
+    from bench import pages
+
+    if quick:
+        args.pages_sessions, args.pages_log_rows, args.pages_repeat = 20_000, 50_000, 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                    "args": {k: v for k, v in vars(args).items() if k.startswith("pages") or k in ("quick", "keep_pages_db")}}
+    started = time.time()
+    pages.scenario(args, report, log=log)
+    report["elapsed_s"] = round(time.time() - started, 1)
+    report["table"] = pages.table(report)
+    out = Path(args.out) if args.out != str(RESULTS / "latest.json") else RESULTS / "pages.json"
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print()
+    print(report["table"])
+    print(f"\npages in {report['elapsed_s']} s; JSON: {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes (< 1 min)")
@@ -619,8 +642,17 @@ def main(argv=None) -> int:
     parser.add_argument("--soak-sample-s", type=float, default=30, help="RSS sample interval")
     parser.add_argument("--soak-warmup-minutes", type=float, default=None,
                         help="default 10, or the first third of a run shorter than 30 min")
+    parser.add_argument("--pages", action="store_true",
+                        help="only the page timings (bench/pages.py): every portal and admin page, demo and big data")
+    parser.add_argument("--pages-scale", default="demo,big", help="pages: demo, big or demo,big")
+    parser.add_argument("--pages-repeat", type=int, default=5, help="pages: timed requests per page")
+    parser.add_argument("--pages-sessions", type=int, default=1_000_000)
+    parser.add_argument("--pages-log-rows", type=int, default=10_000_000)
+    parser.add_argument("--keep-pages-db", action="store_true", help="keep (and reuse) the big pages database")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
+    if args.pages:
+        return pages_main(args, quick=args.quick)
     if args.quick:  # tiny sizes for whatever was not given explicitly
         quick = {"conns": "20,50", "duration": 3, "fleet": 200, "proxy_chargers": 100, "fleet_duration": 5, "storm": 200, "procs": "1,2",
                  "scale_conns": 50, "log_rows": 50_000, "log_requests": 10, "targets": "ours,peer,echo"}

@@ -1,0 +1,332 @@
+"""`make bench BENCH_ARGS=--pages` / `python -m bench --pages`: the server time of every portal and
+admin page, with the demo data and at scale (1,000 chargers, 1M sessions, 1M decisions, 10M log rows).
+
+Each page is requested in-process through Django's test client (the full middleware stack, no
+network), as an owner of the host organization (portal) and as a superuser (admin): one warm-up,
+then `--pages-repeat` timed requests; the median and the maximum are reported with the number of
+SQL queries. The big database is filled with COPY (indexes dropped and rebuilt, like bench/logscale)
+and kept for the next run with `--keep-pages-db`.
+
+    python -m bench --pages                         # demo + big (~10 min the first time)
+    python -m bench --pages --pages-scale demo      # the demo data only (seconds)
+    python -m bench --pages --keep-pages-db         # keep / reuse the big database
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from bench.servers import BENCH_DB, PG_ROOT, PY, ROOT, server_env
+
+DEMO_DB = f"{BENCH_DB}_pages_demo"
+BIG_DB = f"{BENCH_DB}_pages_big"
+BIG_CHARGERS = 1000
+BIG_SESSIONS = 1_000_000
+BIG_LOG_ROWS = 10_000_000
+HOST_USER = "pages-host@example.com"
+# Targets from issue 17: server time per page.
+TARGET_MS = {"demo": 300, "big": 500}
+
+
+# -- preparing the databases -----------------------------------------------------------------------
+
+
+def _manage(database: str, *command: str) -> str:
+    out = subprocess.run([PY, "manage.py", *command], cwd=ROOT, env=server_env(database, redis=False), check=True,
+                         capture_output=True, text=True)
+    return out.stdout
+
+
+def prepare_demo(log: Any) -> None:
+    from bench.__main__ import recreate_database
+
+    recreate_database(DEMO_DB)
+    _manage(DEMO_DB, "migrate", "--noinput", "-v", "0")
+    _manage(DEMO_DB, "load_demo")
+    _manage(DEMO_DB, "load_demo_billing")
+    log(f"pages: {DEMO_DB} has the demo data")
+
+
+def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: Any) -> float:
+    """Drop the table's secondary indexes, fill it with COPY, rebuild them; return seconds."""
+    started = time.monotonic()
+    indexes = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT LIKE '%%pkey'", [table],
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute("SET session_replication_role = replica")  # skip the FK trigger per row
+    fill()
+    conn.execute("SET session_replication_role = DEFAULT")
+    log(f"pages: {table} copied in {time.monotonic() - started:.0f} s; rebuilding {len(indexes)} indexes")
+    conn.execute("SET maintenance_work_mem = '512MB'")
+    for _, definition in indexes:
+        conn.execute(definition)
+    conn.execute(f"VACUUM ANALYZE {table}")
+    return time.monotonic() - started
+
+
+def _sessions(conn: psycopg.Connection, charger_ids: list[int], org_id: int, rows: int) -> None:
+    """1M finished sessions over two years (and one decision each), 10 % on the busy charger."""
+    rnd = random.Random(17)
+    now = datetime.now(UTC)
+    start = now - timedelta(days=730)
+    step = (now - start) / rows
+    busy, others = charger_ids[0], charger_ids[1:]
+    with conn.cursor() as cur:
+        with cur.copy(
+            "COPY chargers_chargingsession (charger_id, connector_id, transaction_id, id_tag, id_tag_status, "
+            "started_at, stopped_at, meter_start_wh, meter_stop_wh, stop_reason, stop_id_tag, status, "
+            "received_start_at, received_stop_at, ocpp_transaction_id) FROM STDIN"
+        ) as copy:
+            chunk: list[str] = []
+            for i in range(rows):
+                charger = busy if rnd.random() < 0.1 else others[rnd.randrange(len(others))]
+                began = start + step * i
+                ended = began + timedelta(minutes=rnd.randrange(20, 240))
+                meter = rnd.randrange(0, 5_000_000)
+                tag = f"TAG{rnd.randrange(5000):06d}"
+                chunk.append(
+                    f"{charger}\t1\t{1_000_000 + i}\t{tag}\tAccepted\t{began.isoformat()}\t{ended.isoformat()}\t"
+                    f"{meter}\t{meter + rnd.randrange(1000, 60_000)}\tEVDisconnected\t{tag}\tcompleted\t"
+                    f"{began.isoformat()}\t{ended.isoformat()}\t\n"
+                )
+                if len(chunk) >= 20_000:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+            copy.write("".join(chunk))
+        with cur.copy(
+            "COPY authorization_authorizationdecision (created_at, uid, uid_normalized, organization_id, station_id, "
+            "connector_id, context, status, reason, step, message, ocpp_unique_id) FROM STDIN"
+        ) as copy:
+            stations = dict(conn.execute("SELECT id, station_id FROM chargers_charger").fetchall())
+            chunk = []
+            for i in range(rows):
+                charger = busy if rnd.random() < 0.1 else others[rnd.randrange(len(others))]
+                tag = f"TAG{rnd.randrange(5000):06d}"
+                refused = rnd.random() < 0.05
+                chunk.append(
+                    f"{(start + step * i).isoformat()}\t{tag}\t{tag}\t{org_id}\t{stations[charger]}\t1\tlocal\t"
+                    f"{'Invalid' if refused else 'Accepted'}\t{'unknown_token' if refused else 'accepted_own'}\t"
+                    f"{2 if refused else 13}\t{'Unknown card.' if refused else 'Accepted.'}\tu{i}\n"
+                )
+                if len(chunk) >= 20_000:
+                    copy.write("".join(chunk))
+                    chunk.clear()
+            copy.write("".join(chunk))
+
+
+def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
+    from bench import logscale
+    from bench.__main__ import database_exists, migrate_and_seed, recreate_database
+
+    url = f"{PG_ROOT}/{BIG_DB}"
+    if keep and database_exists(BIG_DB):
+        with psycopg.connect(url) as conn:
+            have = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'chargers_ocppmessage'").fetchone()
+        if have and abs(have[0] - log_rows) <= log_rows * 0.01:
+            log(f"pages: reusing {BIG_DB} (~{have[0]:,} log rows)")
+            _manage(BIG_DB, "migrate", "--noinput", "-v", "0")
+            return {"reused": True}
+    recreate_database(BIG_DB)
+    migrate_and_seed(BIG_DB, BIG_CHARGERS)
+    _manage(BIG_DB, "load_demo")  # a host organization with its own pages, next to the big fleet
+    timings: dict[str, Any] = {"reused": False}
+    with psycopg.connect(url, autocommit=True) as conn:
+        charger_ids = [pk for (pk,) in conn.execute(
+            "SELECT id FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' ORDER BY station_id").fetchall()]
+        org_id = conn.execute("SELECT id FROM backoffice_organization WHERE name = 'Bench fleet'").fetchone()[0]
+        log(f"pages: COPY {sessions:,} sessions and decisions into {BIG_DB}")
+        timings["sessions_s"] = round(_copy_without_indexes(
+            conn, "chargers_chargingsession", lambda: _sessions(conn, charger_ids, org_id, sessions), log), 1)
+        conn.execute("VACUUM ANALYZE authorization_authorizationdecision")
+        log(f"pages: COPY {log_rows:,} log rows into {BIG_DB}")
+        timings["logs_s"] = round(_copy_without_indexes(
+            conn, logscale.TABLE, lambda: logscale._generate(conn, log_rows, charger_ids, log), log), 1)
+    return timings
+
+
+# -- measuring (in a subprocess with the database's settings) --------------------------------------
+
+
+def _portal_pages() -> list[tuple[str, str]]:
+    from django.urls import NoReverseMatch, reverse
+
+    from authorization.models import AuthorizationDecision
+    from backoffice.models import Organization
+    from chargers.models import Charger, ChargingSession
+
+    org = Organization.objects.order_by("id").first()
+    charger = Charger.objects.filter(property__organization=org).order_by("station_id").first()
+    assert charger is not None and charger.property is not None
+    session = ChargingSession.objects.filter(charger=charger).order_by("-started_at").first()
+    decision = AuthorizationDecision.objects.filter(station_id=charger.station_id).order_by("-id").first()
+    sid, prop = charger.station_id, charger.property
+    names: list[tuple[str, list[Any]]] = [
+        ("backoffice:dashboard", []), ("chargers:charger-list", []), ("chargers:charger-detail", [sid]),
+        ("chargers:charger-logs", [sid]), ("chargers:charger-sessions", [sid]), ("chargers:charger-authorizations", [sid]),
+        ("chargers:charger-reservations", [sid]), ("chargers:charger-smart-charging", [sid]),
+        ("chargers:charger-device-model", [sid]), ("chargers:charger-security", [sid]), ("chargers:charger-proxy", [sid]),
+        ("chargers:location-list", []), ("chargers:location-detail", [prop.pk]), ("chargers:network-list", []),
+        ("chargers:session-list", []), ("authorization:token-list", []), ("authorization:token-group-list", []),
+        ("authorization:roaming", []), ("authorization:msp-list", []), ("billing:payout-list", []),
+        ("billing:rate-list", [prop.pk]), ("support:ticket-list", []), ("stays:stay-settings", []),
+        ("stays:integration-list", []), ("backoffice:members", []),
+    ]
+    if session is not None:
+        names += [("chargers:session-detail", [session.pk]), ("billing:session-cost", [session.pk])]
+    if decision is not None:
+        names.append(("chargers:decision-detail", [decision.pk]))
+    pages = []
+    for name, args in names:
+        try:
+            pages.append((name, reverse(name, args=args)))
+        except NoReverseMatch:
+            continue
+    pages.append(("chargers:charger-logs search idTag", reverse("chargers:charger-logs", args=[sid]) + "?q=TAG000123"))
+    return pages
+
+
+def _admin_pages() -> list[tuple[str, str]]:
+    from django.contrib import admin
+    from django.urls import NoReverseMatch, reverse
+
+    pages = []
+    for model in sorted(admin.site._registry, key=lambda m: m._meta.label):
+        meta = model._meta
+        try:
+            pages.append((f"admin {meta.label} list", reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")))
+        except NoReverseMatch:
+            continue
+        first = model._default_manager.order_by("-pk").values_list("pk", flat=True).first()
+        if first is not None and meta.label in ("chargers.Charger", "chargers.ChargingSession", "chargers.OcppMessage",
+                                                "authorization.AuthorizationDecision", "billing.Payment"):
+            pages.append((f"admin {meta.label} change",
+                          reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first])))
+    searches = {"chargers.OcppMessage": "TAG000123", "chargers.ChargingSession": "TAG000123",
+                "authorization.AuthorizationDecision": "TAG000123", "chargers.Charger": "BENCH-00042"}
+    for label, query in searches.items():
+        app_label, model_name = label.lower().split(".")
+        try:
+            pages.append((f"admin {label} search",
+                          reverse(f"admin:{app_label}_{model_name}_changelist") + f"?q={query}"))
+        except NoReverseMatch:
+            continue
+    return pages
+
+
+def measure(repeat: int) -> list[dict[str, Any]]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from backoffice.models import Membership, Organization
+
+    User = get_user_model()
+    host, _ = User.objects.get_or_create(username=HOST_USER, defaults={"email": HOST_USER})
+    org = Organization.objects.order_by("id").first()
+    Membership.objects.get_or_create(user=host, organization=org, defaults={"role": "owner"})
+    staff, _ = User.objects.get_or_create(username="pages-admin", defaults={"is_staff": True, "is_superuser": True})
+    rows = []
+    for who, user, pages in (("portal", host, _portal_pages()), ("admin", staff, _admin_pages())):
+        client = Client()
+        client.force_login(user)
+        for name, url in pages:
+            client.get(url)  # warm: templates, caches, the plan cache of the database
+            times = []
+            queries = 0
+            status = 0
+            for _ in range(repeat):
+                with CaptureQueriesContext(connection) as captured:
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    times.append((time.perf_counter() - started) * 1000)
+                queries, status = len(captured), response.status_code
+            rows.append({"area": who, "page": name, "url": url, "status": status, "p50_ms": round(statistics.median(times), 1),
+                         "max_ms": round(max(times), 1), "queries": queries})
+    return rows
+
+
+def _measure_in(database: str, repeat: int) -> list[dict[str, Any]]:
+    out = subprocess.run([PY, "-m", "bench.pages", "--measure", "--repeat", str(repeat)], cwd=ROOT,
+                         env=server_env(database, redis=False), check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the scenario ----------------------------------------------------------------------------------
+
+
+def scenario(args: Any, report: dict, *, log: Any) -> None:
+    from bench.__main__ import drop_database
+
+    result: dict[str, Any] = {}
+    scales = [s for s in str(args.pages_scale).split(",") if s]
+    if "demo" in scales:
+        prepare_demo(log)
+        try:
+            result["demo"] = {"pages": _measure_in(DEMO_DB, args.pages_repeat)}
+        finally:
+            drop_database(DEMO_DB)
+    if "big" in scales:
+        prepared = prepare_big(keep=args.keep_pages_db, sessions=args.pages_sessions, log_rows=args.pages_log_rows,
+                               log=log)
+        try:
+            result["big"] = {**prepared, "pages": _measure_in(BIG_DB, args.pages_repeat)}
+        finally:
+            if not args.keep_pages_db:
+                drop_database(BIG_DB)
+    for scale, data in result.items():
+        slow = [row for row in data["pages"] if row["p50_ms"] > TARGET_MS[scale] or row["status"] >= 400]
+        log(f"pages {scale}: {len(data['pages'])} pages, {len(slow)} over {TARGET_MS[scale]} ms or failing")
+    report["pages"] = result
+
+
+def table(report: dict) -> str:
+    """Markdown table: each page's median and maximum server time per scale."""
+    pages = report.get("pages") or {}
+    scales = list(pages)
+    by_page: dict[tuple[str, str], dict[str, dict]] = {}
+    for scale in scales:
+        for row in pages[scale]["pages"]:
+            by_page.setdefault((row["area"], row["page"]), {})[scale] = row
+    header = "| area | page | " + " | ".join(f"{s} p50 ms | {s} max | {s} queries" for s in scales) + " |"
+    lines = [header, "|" + "---|" * (2 + 3 * len(scales))]
+    for (area, page), cells in by_page.items():
+        parts = []
+        for scale in scales:
+            row = cells.get(scale)
+            if row is None:
+                parts += ["", "", ""]
+                continue
+            flag = " ⚠" if row["p50_ms"] > TARGET_MS[scale] else ""
+            status = "" if row["status"] < 400 else f" (HTTP {row['status']})"
+            parts += [f"{row['p50_ms']}{flag}{status}", str(row["max_ms"]), str(row["queries"])]
+        lines.append(f"| {area} | {page} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--measure", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    options = parser.parse_args()
+    if options.measure:
+        print(json.dumps(measure(options.repeat)))
+    else:
+        sys.exit("run it through `python -m bench --pages`")
