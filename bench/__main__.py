@@ -3,6 +3,7 @@
     python -m bench                       # the full run (~15 min on 2 cores)
     python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
     python -m bench --only throughput,storm --fleet 5000 --duration 10
+    python -m bench --only throughput,storm --protocols 1.6,2.0.1   # also with OCPP 2.0.1 chargers
     python -m bench --soak                # only the soak: 2,000 chargers, 1 hour, RSS flat? (bench/soak.py)
     python -m bench --pages               # every portal and admin page's server time (bench/pages.py)
 
@@ -145,10 +146,11 @@ def stop_profile(spy) -> None:
 
 
 def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: float, workers: int, echo=False,
-               profile: str | None = None) -> dict:
-    """Closed loop (Heartbeat / MeterValues back to back) over n chargers; server CPU and RSS."""
+               profile: str | None = None, protocol: str = "1.6") -> dict:
+    """Closed loop (Heartbeat / MeterValues back to back; in 2.0.1 Heartbeat / TransactionEvent
+    Updated with the same meter values) over n chargers; server CPU and RSS."""
     rss_before = sum(s.rss() for s in servers)
-    load = Load({"mode": "closed", "urls": server_urls, "duration": duration, "echo": echo},
+    load = Load({"mode": "closed", "urls": server_urls, "duration": duration, "echo": echo, "protocol": protocol},
                 [station_id(i) for i in range(n)], workers=workers)
     connected = load.wait_ready()
     rss_connected = sum(s.rss() for s in servers)
@@ -177,10 +179,22 @@ def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: 
 # -- scenarios ---------------------------------------------------------------------------------
 
 
+def with_protocol(kind: str, protocol: str) -> str:
+    """The report's name of a run: the server kind, suffixed /2.0.1 for 2.0.1 chargers."""
+    return kind if protocol == "1.6" else f"{kind}/{protocol}"
+
+
+def runs(kinds: list[str], protocols: list[str]) -> list[tuple[str, str]]:
+    """(server kind, charger protocol) pairs: our servers with every protocol asked for, the
+    reference servers (peer, echo) speak 1.6 only."""
+    return [(kind, protocol) for kind in kinds for protocol in (protocols if kind in OURS else ["1.6"])]
+
+
 def scenario_throughput(args, report) -> None:
     targets = [t for t in args.targets.split(",") if t]
     rows = report.setdefault("throughput", {})
-    for kind in targets:
+    for kind, protocol in runs(targets, args.protocols):
+        name = with_protocol(kind, protocol)
         for n in args.conns:
             server = Server(kind, env=ours_env(kind) if kind in OURS else None)
             if kind in OURS:
@@ -189,16 +203,17 @@ def scenario_throughput(args, report) -> None:
             server.start()
             time.sleep(1.0)
             try:
-                log(f"throughput: {kind} x {n} chargers for {args.duration} s")
+                log(f"throughput: {name} x {n} chargers for {args.duration} s")
                 denials = asyncio.run(denial_statuses(server.ws_url)) if kind in OURS else None
                 result = run_closed([server.ws_url], [server], n, args.duration, args.workers,
-                                    echo=kind.startswith("echo"), profile=f"throughput-{kind}-{n}")
+                                    echo=kind.startswith("echo"), profile=f"throughput-{name.replace('/', '-')}-{n}",
+                                    protocol=protocol)
             finally:
                 server.terminate()
             if kind in OURS:
                 result["rows_logged"] = count_rows()
                 result["denials"] = denials
-            rows.setdefault(kind, {})[str(n)] = result
+            rows.setdefault(name, {})[str(n)] = result
             log(f"  -> {result}")
 
 
@@ -275,9 +290,10 @@ def scenario_storm(args, report) -> None:
     it again and time until every charger is back (connected, booted, status sent, its
     transaction stopped). The same load generator runs against the peer in the same run."""
     result = {}
-    for kind in [k for k in args.storm_targets.split(",") if k]:
-        result[kind] = storm_once(kind, args)
-        log(f"  -> {kind}: {result[kind]}")
+    for kind, protocol in runs([k for k in args.storm_targets.split(",") if k], args.protocols):
+        name = with_protocol(kind, protocol)
+        result[name] = storm_once(kind, args, protocol)
+        log(f"  -> {name}: {result[name]}")
     ours, peer = result.get("ours"), result.get("peer")
     if ours and peer:
         for key in ("connect_boot_s", "all_online_after_kill_s"):
@@ -286,7 +302,7 @@ def scenario_storm(args, report) -> None:
     report["storm"] = result
 
 
-def storm_once(kind: str, args) -> dict:
+def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
     n = args.storm
     ours = kind in OURS
     if ours:
@@ -295,10 +311,10 @@ def storm_once(kind: str, args) -> dict:
     server = Server(kind, env=ours_env(kind) if ours else None)
     server.start()
     time.sleep(1.0)
-    log(f"storm ({kind}): {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
+    log(f"storm ({with_protocol(kind, protocol)}): {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
     load = Load(
         {"mode": "storm", "urls": [server.ws_url], "charging_share": 0.3, "meter_s": 5, "spread_s": 5,
-         "reconnect_deadline_s": 180, "connect_concurrency": 250},
+         "reconnect_deadline_s": 180, "connect_concurrency": 250, "protocol": protocol},
         [station_id(i) for i in range(n)], workers=args.workers,
     )
     spy = start_profile(server, f"storm-connect-{kind}-{n}")
@@ -337,7 +353,7 @@ def storm_once(kind: str, args) -> dict:
     }
     if ours:
         result["online_in_db"] = online_db
-        result.update(transaction_loss(stats))
+        result.update(transaction_loss(stats, protocol))
     return result
 
 
@@ -350,19 +366,22 @@ def online_count(since: float) -> int:
         ).fetchone()[0]
 
 
-def transaction_loss(stats: dict) -> dict:
+def transaction_loss(stats: dict, protocol: str = "1.6") -> dict:
     """Every transaction message a charger got an answer for must be in the log, both ways,
-    and every transaction started before the restart must be stopped in the database."""
+    and every transaction started before the restart must be stopped in the database (by our
+    transactionId in 1.6, by the charger's in 2.0.1)."""
     answered = set(stats.get("answered", []))
+    tx_column = "transaction_id" if protocol == "1.6" else "ocpp_transaction_id"
     with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
         rows = conn.execute(
             "SELECT unique_id, direction FROM chargers_ocppmessage "
-            "WHERE action IN ('StartTransaction','StopTransaction','MeterValues') AND message_type IN (2, 3)"
+            "WHERE action IN ('StartTransaction','StopTransaction','MeterValues','TransactionEvent') "
+            "AND message_type IN (2, 3)"
         ).fetchall()
         started = set(stats.get("started", []))
         stopped_db = {
             tx for (tx,) in conn.execute(
-                "SELECT transaction_id FROM chargers_chargingsession WHERE status = 'completed'"
+                f"SELECT {tx_column} FROM chargers_chargingsession WHERE status = 'completed'"
             ).fetchall()
         }
     logged_in = {uid for uid, d in rows if d == "in"}
@@ -487,6 +506,7 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
                     f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
                     f"{storm['transactions_not_stopped']} tx not stopped",
                     storm["errors"] == 0 and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0))
+    out.extend(v201_targets(report, big))
     scale = report.get("scaleout", {})
     if "2" in scale:
         out.append(("scale-out: 2 processes >= 1.8x one", f"{scale['2']['ratio_to_1']}x", (scale["2"]["ratio_to_1"] or 0) >= 1.8))
@@ -508,15 +528,38 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def v201_targets(report: dict, big: str | None) -> list[tuple[str, str, bool | None]]:
+    """Issue 15: with 2.0.1 chargers, throughput and the restart storm within 20 % of 1.6."""
+    out = []
+    v16, v201 = report.get("throughput", {}).get("ours", {}).get(big), report.get("throughput", {}).get("ours/2.0.1", {}).get(big)
+    if v16 and v201:
+        ratio = v201["msg_per_s"] / max(v16["msg_per_s"], 0.1)
+        out.append((f"throughput @{big}: 2.0.1 chargers >= 80 % of 1.6 msg/s", f"{100 * ratio:.0f} %", ratio >= 0.8))
+    s16, s201 = report.get("storm", {}).get("ours"), report.get("storm", {}).get("ours/2.0.1")
+    if s16 and s201:
+        ratio = s201["all_online_after_kill_s"] / max(s16["all_online_after_kill_s"], 0.1)
+        out.append((f"storm {s201['connections']}: 2.0.1 all online within 1.2x of 1.6", f"{ratio:.2f}x "
+                    f"({s201['all_online_after_kill_s']} s vs {s16['all_online_after_kill_s']} s)",
+                    ratio <= 1.2 and s201["online"] >= s201["connections"] and s201["errors"] == 0))
+        out.append(("storm 2.0.1: 0 lost transaction messages",
+                    f"{s201['lost_in'] + s201['lost_out']} lost, {s201['transactions_not_stopped']} tx not stopped",
+                    s201["lost_in"] + s201["lost_out"] + s201["transactions_not_stopped"] == 0))
+    return out
+
+
 def print_table(report: dict, args) -> str:
     lines = []
     head = ("scenario", "server", "conns", "msg/s", "p50 ms", "p99 ms", "max ms", "CPU %", "KB/conn", "errors", "notes")
     rows = []
     tp = report.get("throughput", {})
     for kind, by_n in tp.items():
+        base = kind.split("/")[0]
         for n, r in by_n.items():
             note = ""
-            if kind in OURS:
+            if kind != base:  # 2.0.1 chargers: against the same server with 1.6 chargers
+                v16 = tp.get(base, {}).get(n)
+                note = f"{r['msg_per_s'] / max(v16['msg_per_s'], 0.1):.2f}x the 1.6 chargers" if v16 else ""
+            elif kind in OURS:
                 peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
                 parts = []
                 if peer:
@@ -539,7 +582,7 @@ def print_table(report: dict, args) -> str:
     for kind, r in report.get("storm", {}).items():
         note = (f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
                 f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)")
-        if kind in OURS:
+        if kind.split("/")[0] in OURS:
             note += (f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
                      f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped")
             if "all_online_after_kill_s_vs_peer" in r:
@@ -629,6 +672,8 @@ def main(argv=None) -> int:
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument("--storm-targets", default="ours,peer",
                         help="storm servers: peer, ours (uvicorn) or ours under ours-sansio, granian, hypercorn, daphne")
+    parser.add_argument("--protocols", default="1.6",
+                        help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1")
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)
@@ -661,6 +706,9 @@ def main(argv=None) -> int:
                 setattr(args, name, value)
     args.conns = [int(x) for x in str(args.conns).split(",") if x]
     args.procs = [int(x) for x in str(args.procs).split(",") if x]
+    args.protocols = [p for p in str(args.protocols).split(",") if p]
+    if unknown := set(args.protocols) - {"1.6", "2.0.1"}:
+        parser.error(f"unknown --protocols {sorted(unknown)}: 1.6 or 2.0.1")
     only = ["soak"] if args.soak else [s for s in args.only.split(",") if s]
     global PROFILE_DIR
     PROFILE_DIR = Path(args.profile) if args.profile else None

@@ -1,4 +1,7 @@
-"""A lean OCPP-J 1.6 load generator: many chargers per process, several processes.
+"""A lean OCPP-J load generator: many chargers per process, several processes. Chargers speak
+OCPP 1.6 (Charger) or OCPP 2.0.1 (Charger201: BootNotification, StatusNotification, Heartbeat,
+TransactionEvent Started/Updated/Ended with meter values, MeterValues outside a transaction),
+chosen by the spec's "protocol".
 
 Each worker process runs one uvloop event loop with a `websockets` client per charger.
 Modes:
@@ -69,7 +72,13 @@ class CallFailed(Exception):
     pass
 
 
+# The messages whose answer the storm's loss check looks for in the message log (both versions).
+TRANSACTION_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent")
+
+
 class Charger:
+    SUBPROTOCOL = "ocpp1.6"
+
     def __init__(self, station_id: str, url: str, stats: Stats) -> None:
         self.station_id = station_id
         self.url = url
@@ -82,7 +91,7 @@ class Charger:
     async def connect(self) -> None:
         credentials = base64.b64encode(f"{self.station_id}:{password(self.station_id)}".encode()).decode()
         self.ws = await connect(
-            f"{self.url}/{self.station_id}", subprotocols=["ocpp1.6"], ping_interval=None,
+            f"{self.url}/{self.station_id}", subprotocols=[self.SUBPROTOCOL], ping_interval=None,
             compression=None, open_timeout=CONNECT_TIMEOUT_S, max_queue=4, close_timeout=2,
             additional_headers=[("Authorization", f"Basic {credentials}")],
         )
@@ -112,7 +121,7 @@ class Charger:
             self.stats.latencies.append(elapsed * 1000)
             self.stats.by_action.setdefault(action, []).append(elapsed * 1000)
         self.stats.ok += 1
-        if action in ("StartTransaction", "StopTransaction", "MeterValues"):
+        if action in TRANSACTION_ACTIONS:
             self.stats.answered.append(unique_id)
         return message[2] if message[0] == 3 else {}
 
@@ -170,6 +179,77 @@ class Charger:
                 await self.ws.close()
             except Exception:
                 pass
+
+
+class Charger201(Charger):
+    """The same charger in OCPP 2.0.1 words (part 2: B01, G01, E01-E07, J02)."""
+
+    SUBPROTOCOL = "ocpp2.0.1"
+    # 1.6 connector statuses the scenarios use -> 2.0.1 ConnectorStatusEnumType.
+    STATUS = {"Available": "Available", "Charging": "Occupied", "SuspendedEV": "Occupied", "Unavailable": "Unavailable"}
+
+    def __init__(self, station_id: str, url: str, stats: Stats) -> None:
+        super().__init__(station_id, url, stats)
+        self.tx_seq = 0
+        self.tx_count = 0
+
+    async def boot(self, *, echo: bool = False) -> None:
+        reply = await self.call("BootNotification", {
+            "reason": "PowerUp", "chargingStation": {"vendorName": "Bench", "model": "LoadGen-1", "firmwareVersion": "1.0"}})
+        if not echo and reply.get("status") != "Accepted":
+            raise CallFailed(f"BootNotification {reply.get('status')}")
+
+    async def status(self, status: str) -> None:
+        await self.call("StatusNotification", {
+            "timestamp": _now_iso(), "connectorStatus": self.STATUS.get(status, status), "evseId": 1, "connectorId": 1})
+
+    def _event(self, event_type: str, trigger: str, *, context: str, **info) -> dict:
+        payload = {
+            "eventType": event_type, "timestamp": _now_iso(), "triggerReason": trigger, "seqNo": self.tx_seq,
+            "transactionInfo": {"transactionId": self.transaction_id, **info}, "evse": {"id": 1, "connectorId": 1},
+            "meterValue": meter_values_201(self.wh, context),
+        }
+        self.tx_seq += 1
+        return payload
+
+    async def start_transaction(self, *, echo: bool = False) -> None:
+        self.wh = random.randint(0, 50_000)
+        self.tx_count += 1
+        # E01: the charger names its transaction; idToken as read from an RFID card.
+        self.transaction_id, self.tx_seq = f"{self.station_id}-{self.tx_count}-{random.randrange(16**6):06x}", 0
+        payload = self._event("Started", "Authorized", context="Transaction.Begin", chargingState="Charging")
+        payload["idToken"] = {"idToken": "BENCHTAG", "type": "ISO14443"}
+        await self.call("TransactionEvent", payload)
+        if echo:
+            self.transaction_id = None
+
+    async def stop_transaction(self) -> None:
+        self.wh += 1000
+        await self.call("TransactionEvent", self._event(
+            "Ended", "StopAuthorized", context="Transaction.End", chargingState="Idle", stoppedReason="Local"))
+        self.stats.stopped.append(self.transaction_id)
+        self.transaction_id = None
+
+    async def meter(self, *, record: bool = False) -> None:
+        self.wh += 10
+        if self.transaction_id is None:  # J01: outside a transaction, MeterValues
+            await self.call("MeterValues", {"evseId": 1, "meterValue": meter_values_201(self.wh, "Sample.Periodic")},
+                            record=record)
+            return
+        await self.call("TransactionEvent", self._event("Updated", "MeterValuePeriodic", context="Sample.Periodic"),
+                        record=record)
+
+
+def meter_values_201(wh: int, context: str) -> list[dict]:
+    """The three sampled values of meter_values_payload in 2.0.1's MeterValueType (numbers, unitOfMeasure)."""
+    return [{"timestamp": _now_iso(), "sampledValue": [
+        {"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}, "context": context},
+        {"value": 7360, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}, "context": context},
+        {"value": 32.0, "measurand": "Current.Import", "unitOfMeasure": {"unit": "A"}, "context": context},
+    ]}]
+
+
+CHARGERS = {"1.6": Charger, "2.0.1": Charger201}
 
 
 class Stats:
@@ -332,7 +412,8 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
     stats = Stats()
     echo = spec.get("echo", False)
     urls = spec["urls"]
-    chargers = [Charger(sid, urls[i % len(urls)], stats) for i, sid in enumerate(stations)]
+    kind = CHARGERS[spec.get("protocol", "1.6")]
+    chargers = [kind(sid, urls[i % len(urls)], stats) for i, sid in enumerate(stations)]
     setup_started = time.time()
     alive = await _setup(chargers, spec, stats, echo)
     stats.setup_s = time.time() - setup_started
