@@ -1,0 +1,374 @@
+"""Issue 17: every portal and guest page, from the URL conf, in real Chromium (desktop and a 390 px
+phone) against the real server: axe-core finds no serious or critical violation, every page has a
+skip link to its content; on a phone the host menu folds (< 15 % of 844 px) and the charger tabs
+scroll sideways; guest pages stay readable at 200 % zoom (no sideways scroll at 195 CSS px).
+
+A new page in the URL conf fails test_every_page_is_classified until it is listed in HOST_PAGES,
+GUEST_PAGES or NOT_PAGES (with the reason it is not a page of its own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from tests.security.csp_browser import watch_csp
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PASSWORD = "secret-pass-123"
+NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "support", "stays", "partners", "guest"}
+AUTH_PAGES = {"login", "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete"}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords():
+    """The server process checks passwords with the default hashers: keep them here too."""
+
+
+@dataclass
+class World:
+    site: object
+    charger201: object
+    backoffice: object
+    rate: object
+    stay: object  # a reservation with its access code (the stay link)
+    paying: object  # a guest session waiting for its card
+    failed: object  # a guest session that never started (its receipt says nothing was charged)
+
+
+Args = Callable[[World], list]
+
+# Pages a host sees (signed in as the organization's owner).
+HOST_PAGES: dict[str, Args] = {
+    "backoffice:dashboard": lambda w: [],
+    "backoffice:members": lambda w: [],
+    "chargers:charger-list": lambda w: [],
+    "chargers:charger-detail": lambda w: [w.site.charger.station_id],
+    "chargers:charger-logs": lambda w: [w.site.charger.station_id],
+    "chargers:charger-proxy": lambda w: [w.site.charger.station_id],
+    "chargers:charger-proxy-add": lambda w: [w.site.charger.station_id],
+    "chargers:charger-proxy-edit": lambda w: [w.site.charger.station_id, w.backoffice.pk],
+    "chargers:charger-sessions": lambda w: [w.site.charger.station_id],
+    "chargers:charger-authorizations": lambda w: [w.site.charger.station_id],
+    "chargers:charger-security": lambda w: [w.site.charger.station_id],
+    "chargers:charger-reservations": lambda w: [w.charger201.station_id],
+    "chargers:charger-device-model": lambda w: [w.charger201.station_id],
+    "chargers:charger-smart-charging": lambda w: [w.charger201.station_id],
+    "chargers:charger-setup-card": lambda w: [w.site.charger.station_id],
+    "chargers:charger-add": lambda w: [w.site.prop.pk],
+    "chargers:decision-detail": lambda w: [w.site.decision.pk],
+    "chargers:location-list": lambda w: [],
+    "chargers:location-detail": lambda w: [w.site.prop.pk],
+    "chargers:network-list": lambda w: [],
+    "chargers:session-list": lambda w: [],
+    "chargers:session-detail": lambda w: [w.site.session.pk],
+    "authorization:token-list": lambda w: [],
+    "authorization:token-edit": lambda w: [w.site.token.pk],
+    "authorization:token-group-list": lambda w: [],
+    "authorization:token-group-detail": lambda w: [w.site.group.pk],
+    "authorization:roaming": lambda w: [],
+    "authorization:msp-list": lambda w: [],
+    "billing:rate-list": lambda w: [w.site.prop.pk],
+    "billing:rate-edit": lambda w: [w.rate.pk],
+    "billing:payout-list": lambda w: [],
+    "billing:session-cost": lambda w: [w.site.session.pk],
+    "partners:msp-ocpi-partner-list": lambda w: [],
+    "partners:location-ocpi": lambda w: [w.site.prop.pk],
+    "stays:stay-settings": lambda w: [],
+    "stays:integration-list": lambda w: [],
+    "support:ticket-list": lambda w: [],
+    "guest:label-charger": lambda w: [w.site.charger.station_id],
+    "guest:label-sheet": lambda w: [w.site.prop.pk],
+}
+
+# Pages anyone reaches without an account: the guest flow, support contact, sign-in.
+GUEST_PAGES: dict[str, Args] = {
+    "guest:entry": lambda w: [],
+    "guest:landing": lambda w: [w.site.charger.station_id],
+    "guest:location-access": lambda w: [],
+    "guest:pay": lambda w: [w.paying.key],
+    "guest:session": lambda w: [w.paying.key],
+    "guest:receipt": lambda w: [w.failed.key],
+    "guest:stay-link": lambda w: [w.stay.access_code],
+    "support:contact": lambda w: [],
+    "support:contact-sent": lambda w: [],
+    "login": lambda w: [],
+    "password_reset": lambda w: [],
+    "password_reset_done": lambda w: [],
+    "password_reset_confirm": lambda w: ["MQ", "not-a-token"],  # the "link is invalid" page
+    "password_reset_complete": lambda w: [],
+}
+
+# Routes that are not pages of their own, and why.
+NOT_PAGES: dict[str, str] = {
+    "backoffice:member-change": "POST only (Members page form)",
+    "chargers:charger-command": "POST only (Overview form)",
+    "chargers:charger-settings": "POST only (Overview form)",
+    "chargers:charger-whitelist": "POST only (Logs row form)",
+    "chargers:charger-proxy-state": "HTML fragment polled by the Proxy tab",
+    "chargers:charger-proxy-delete": "POST only",
+    "chargers:charger-proxy-leader": "POST only",
+    "chargers:charger-proxy-timeout": "POST only",
+    "chargers:charger-security-action": "POST only (Security tab form)",
+    "chargers:charger-security-profile": "POST only (Security tab form)",
+    "chargers:charger-rotate-password": "POST only (Security tab form)",
+    "chargers:charger-reserve": "POST only (Reservations tab form)",
+    "chargers:charger-reservation-cancel": "POST only",
+    "chargers:charger-set-variable": "POST only (Device model tab form)",
+    "chargers:charger-smart-charging-action": "POST only (Smart charging tab form)",
+    "chargers:network-move": "POST only (Network list form)",
+    "chargers:location-reimbursement": "POST only (Locations form)",
+    "chargers:location-reimbursement-remove": "POST only",
+    "chargers:session-export": "CSV download",
+    "chargers:session-meter": "HTML fragment polled by the session page",
+    "authorization:token-group-remove": "POST only",
+    "authorization:msp-block": "POST only",
+    "authorization:msp-validation": "POST only",
+    "billing:payout-detail": "needs a payout from the processor; its page is the payout list's row detail",
+    "billing:payment-refund": "POST only (session cost page form)",
+    "billing:statement-create": "POST only (payout list form)",
+    "billing:statement-progress": "JSON polled by the payout list",
+    "billing:statement-download": "file download",
+    "billing:reconciliation-upload": "staff only (support's reconciliation of payout reports)",
+    "billing:reconciliation-detail": "staff only",
+    "billing:stripe-webhook": "Stripe's webhook endpoint",
+    "billing:sandbox-confirm": "the sandbox processor's API",
+    "billing:sandbox-setup-confirm": "the sandbox processor's API",
+    "billing:sandbox-3ds": "the sandbox's stand-in for the card issuer's 3-D Secure page",
+    "billing:sandbox-onboarding": "the sandbox's stand-in for Stripe's hosted onboarding",
+    "billing:payout-account": "redirects to the processor's onboarding",
+    "billing:payout-account-return": "redirects back to the payout list",
+    "billing:subscription-manage": "driver subscriptions (tests/drivers)",
+    "partners:msp-ocpi-partner": "needs a registered OCPI partner (tests/roaming/test_portal_pages.py)",
+    "partners:msp-ocpi-partner-unregister": "POST only",
+    "stays:policy-update": "POST only",
+    "stays:calendar-add": "POST only",
+    "stays:calendar-sync": "POST only",
+    "stays:calendar-remove": "POST only",
+    "stays:integration-detail": "needs a PMS integration (tests/stays)",
+    "stays:integration-sync": "POST only",
+    "stays:listing-unit": "POST only",
+    "stays:webhook": "a PMS's webhook endpoint",
+    "support:ticket-detail": "needs a ticket (tests/support)",
+    "guest:pay-return": "the processor's return URL: shows the pay page again or redirects",
+    "guest:stop": "POST only",
+    "guest:start": "POST only (landing form)",
+    "guest:ports": "HTML fragment polled by the landing page",
+    "guest:stay-start": "POST only (stay code form)",
+    "logout": "POST only",
+}
+
+
+def route_names() -> set[str]:
+    def walk(patterns: list, namespace: str | None) -> list[str]:
+        names = []
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                names += walk(pattern.url_patterns, pattern.namespace or namespace)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                if namespace in NAMESPACES:
+                    names.append(f"{namespace}:{pattern.name}")
+                elif namespace is None and pattern.name in AUTH_PAGES | {"logout"}:
+                    names.append(pattern.name)
+        return names
+
+    return set(walk(get_resolver().url_patterns, None))
+
+
+def test_every_page_is_classified():
+    known = set(HOST_PAGES) | set(GUEST_PAGES) | set(NOT_PAGES)
+    assert route_names() - known == set(), "add these routes to HOST_PAGES, GUEST_PAGES or NOT_PAGES"
+    assert known - route_names() == set(), "these routes are gone"
+
+
+@pytest.fixture
+def world(transactional_db) -> World:
+    from billing.models import Rate
+    from chargers.models import Backoffice, Connector
+    from guest.models import GuestSession
+    from guest.services import guest_start
+    from tests.factories import ChargerFactory
+    from tests.guest.conftest import make_online
+    from tests.portal.conftest import make_site
+
+    site = make_site("ax")  # lower case: sign-in matches the login lower-cased
+    make_online(site.charger)
+    Connector.objects.filter(charger=site.charger, connector_id=2).update(status="Available", error_code="")
+    site.charger.license_valid_until = timezone.localdate() + timedelta(days=300)
+    site.charger.save()
+    charger201 = ChargerFactory(property=site.prop, station_id="ax-V201", ocpp_version="2.0.1",
+                                license_valid_until=timezone.localdate() + timedelta(days=300))
+    backoffice = Backoffice.objects.create(charger=site.charger, name="Employer backoffice",
+                                           url="ws://upstream.example/ocpp")
+    rate = Rate.objects.create(property=site.prop, valid_from=timezone.now() - timedelta(days=1),
+                               connection_fee=Decimal("1.00"), energy_price_per_kwh=Decimal("0.40"),
+                               tax_percent=Decimal("21"))
+    from stays.models import Reservation, Unit
+
+    unit = Unit.objects.create(property=site.prop, name="Apartment 1")
+    stay = Reservation.objects.create(property=site.prop, unit=unit, guest_name="Ada Guest",
+                                      check_in=timezone.now() - timedelta(hours=2),
+                                      check_out=timezone.now() + timedelta(days=2))
+    paying = guest_start(charger=site.charger, connector_id=1, email="guest@example.com")
+    failed = guest_start(charger=site.charger, connector_id=2, email="guest2@example.com")
+    GuestSession.objects.filter(pk=failed.pk).update(
+        state=GuestSession.State.FAILED, failure_code="no_start", finished_at=timezone.now(),
+        failure_message="The car was not plugged in, so charging did not start. You were not charged.")
+    return World(site, charger201, backoffice, rate, stay, paying, failed)
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def _axe_problems(page) -> list:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def _skip_link_problem(page) -> str:
+    """The first focusable element is a 'Skip to content' link to an element that exists."""
+    info = page.evaluate("""() => {
+        const link = document.querySelector('a.skip-link');
+        if (!link) return 'no skip link';
+        const target = document.querySelector(link.getAttribute('href'));
+        if (!target) return 'skip link target missing';
+        const first = document.querySelector('a[href], button:not([hidden]), input, select, textarea');
+        return first === link ? '' : 'skip link is not the first focusable element';
+    }""")
+    return info
+
+
+# QR label sheets are laid out in millimetres for A4 / Letter paper (their own print page, no menu).
+PRINT_SHEETS = {"guest:label-charger", "guest:label-sheet"}
+
+
+def _too_wide(page) -> list[str]:
+    """The elements that stick out on the right, to say what to fix."""
+    return page.evaluate("""() => { const w = document.documentElement.clientWidth; const out = [];
+        for (const el of document.querySelectorAll('body *')) { const r = el.getBoundingClientRect();
+            if (r.right > w + 1 && r.width > 0) out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '')
+                + ' ' + Math.round(r.right)); }
+        return out.slice(0, 6); }""")
+
+
+def _visit(page, url: str) -> int:
+    response = page.goto(url)
+    page.wait_for_load_state("load")
+    return response.status if response else 0
+
+
+def _login(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+@pytest.mark.parametrize("who, viewport", [
+    pytest.param("host", {"width": 1280, "height": 900}, id="host-desktop"),
+    pytest.param("host", {"width": 390, "height": 844}, id="host-phone"),
+    pytest.param("guest", {"width": 390, "height": 844}, id="guest-phone"),
+])
+def test_every_page_passes_axe_and_has_a_skip_link(live_server_proc, world, browser, who, viewport):
+    base = live_server_proc.url
+    phone = viewport["width"] < 800
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    csp: list = []
+    watch_csp(page, csp)
+    pages = HOST_PAGES if who == "host" else GUEST_PAGES
+    if who == "host":
+        _login(page, base, world.site.owner.username)
+    problems: dict[str, list] = {}
+    for name, args in sorted(pages.items()):
+        url = base + reverse(name, args=args(world))
+        status = _visit(page, url)
+        found = []
+        if status >= 400:
+            found.append(f"HTTP {status}")
+        skip = _skip_link_problem(page) if name not in PRINT_SHEETS else ""
+        if skip:
+            found.append(skip)
+        found += _axe_problems(page)
+        if phone and name not in PRINT_SHEETS:
+            width = page.evaluate("document.documentElement.scrollWidth")
+            if width > viewport["width"] + 2:
+                found.append(f"{width}px wide on a {viewport['width']}px phone: {_too_wide(page)}")
+        if found:
+            problems[name] = found
+    context.close()
+    assert problems == {}, problems
+    assert csp == []
+
+
+def test_phone_menu_folds_and_charger_tabs_scroll(live_server_proc, world, browser):
+    base = live_server_proc.url
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    _login(page, base, world.site.owner.username)
+    for path in ("/", f"/chargers/{world.charger201.station_id}/", "/sessions/", "/locations/"):
+        page.goto(base + path)
+        header = page.evaluate("document.querySelector('header.topbar').getBoundingClientRect().height")
+        assert header < 0.15 * 844, f"{path}: the header takes {header}px of 844"
+        assert not page.locator("nav.mainnav a:has-text('Sessions')").is_visible()
+    # The menu opens on a tap (and says so to screen readers), Escape closes it.
+    page.click("button.menu-toggle")
+    assert page.get_attribute("button.menu-toggle", "aria-expanded") == "true"
+    assert page.locator("nav.mainnav a:has-text('Sessions')").is_visible()
+    page.keyboard.press("Escape")
+    assert page.get_attribute("button.menu-toggle", "aria-expanded") == "false"
+    # A 2.0.1 charger has nine tabs: the row scrolls sideways inside the screen, none is cut off.
+    page.goto(f"{base}/chargers/{world.charger201.station_id}/device-model/")
+    tabs = page.evaluate("""() => { const t = document.querySelector('nav.tabs'); const r = t.getBoundingClientRect();
+        return {scroll: t.scrollWidth, client: t.clientWidth, right: r.right,
+                overflow: getComputedStyle(t).overflowX, page: document.documentElement.scrollWidth}; }""")
+    assert tabs["scroll"] > tabs["client"] and tabs["overflow"] == "auto"
+    assert tabs["right"] <= 390 and tabs["page"] <= 392
+    active = page.evaluate("""() => { const a = document.querySelector('nav.tabs a.active').getBoundingClientRect();
+        return [a.left, a.right]; }""")
+    assert 0 <= active[0] and active[1] <= 390, "the active tab is scrolled into view"
+    page.locator("nav.tabs a:has-text('Overview')").scroll_into_view_if_needed()
+    assert page.locator("nav.tabs a:has-text('Overview')").is_visible()
+    # Desktop: no menu button, the menu is open.
+    desktop = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _login(desktop, base, world.site.owner.username)
+    assert not desktop.locator("button.menu-toggle").is_visible()
+    assert desktop.locator("nav.mainnav a:has-text('Sessions')").is_visible()
+    context.close()
+
+
+def test_guest_pages_are_readable_at_200_percent_zoom_on_a_phone(live_server_proc, world, browser):
+    """200 % zoom on a 390 px phone leaves 195 CSS px: nothing may need a sideways scroll."""
+    base = live_server_proc.url
+    context = browser.new_context(viewport={"width": 195, "height": 422}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    wide = {}
+    for name in ("guest:entry", "guest:landing", "guest:location-access", "guest:pay", "guest:session",
+                 "guest:receipt", "guest:stay-link", "support:contact"):
+        page.goto(base + reverse(name, args=GUEST_PAGES[name](world)))
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 197:
+            wide[name] = (width, _too_wide(page))
+    context.close()
+    assert wide == {}
