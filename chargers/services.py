@@ -109,9 +109,11 @@ def connector_status_update(
 
 
 def charger_facts(charger: Charger) -> ChargerFacts:
-    group_ids = set(charger.token_groups.values_list("pk", flat=True))
+    # One statement for both lists (StartTransaction and Authorize read this on every call).
+    groups = charger.token_groups.order_by().values_list("pk", flat=True)
     if charger.property_id:
-        group_ids |= set(charger.property.restricted_token_groups.values_list("pk", flat=True))
+        groups = groups.union(charger.property.restricted_token_groups.order_by().values_list("pk", flat=True))
+    group_ids = set(groups)
     return ChargerFacts(
         station_id=charger.station_id,
         organization_id=charger.property.organization_id if charger.property_id else None,
@@ -227,6 +229,8 @@ def session_start(
                     reservation_id=reservation_id,
                     transaction_id=transaction_id or new_transaction_id(),
                 )
+                session_announce_on_commit("started", session.pk)
+                _close_superseded_around(session)
         except IntegrityError:
             existing = session_find_repeat(
                 charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
@@ -239,21 +243,27 @@ def session_start(
                 logger.error("Transaction id %s answered during an outage is taken; drawing another", transaction_id)
                 transaction_id = None
             continue  # transaction id collision: draw again
-        session_id = session.pk
-        session_announce_on_commit("started", session_id)
-        sessions_close_superseded(charger_id=charger_id, connector_id=connector_id, before=started_at, keep_id=session_id)
-        # A start that arrives after a newer one on the same connector (queued messages, clock
-        # jumps) is itself the older session: close it at once, whichever arrived last.
-        if ChargingSession.objects.filter(
-            charger_id=charger_id, connector_id=connector_id, status=ChargingSession.Status.ACTIVE,
-            started_at__gt=started_at,
-        ).exists():
-            session_close_as_superseded(session)
         return session
     raise RuntimeError("Could not allocate a transaction id")
 
 
 SUPERSEDED = "Superseded"
+
+
+def _close_superseded_around(session: ChargingSession) -> None:
+    """In the start's own transaction, with one statement when the connector is free: close the
+    sessions this start supersedes (older, still active on the connector), or this one when a
+    newer start already arrived (queued messages, clock jumps), whichever arrived last."""
+    others = list(
+        ChargingSession.objects.select_for_update()
+        .filter(charger_id=session.charger_id, connector_id=session.connector_id, status=ChargingSession.Status.ACTIVE)
+        .exclude(pk=session.pk)
+    )
+    for old in others:
+        if old.started_at < session.started_at:
+            session_close_as_superseded(old)
+    if any(other.started_at > session.started_at for other in others):
+        session_close_as_superseded(session)
 
 
 def _last_register_wh(session: ChargingSession) -> tuple[int | None, datetime | None]:
