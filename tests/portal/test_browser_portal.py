@@ -195,10 +195,19 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         entries = page.locator("details.log-entry")
         assert entries.count() >= 2
         texts = [entries.nth(i).inner_text() for i in range(entries.count())]
-        assert all("StartTransaction" in t for t in texts)
+        # Both card messages are listed: a card refused at Authorize never sends a StartTransaction.
+        assert all("StartTransaction" in t or "Authorize" in t for t in texts)
+        assert "never sends a StartTransaction" in page.inner_text(".card-search-note")
         assert any("idTagInfo: Invalid" in t and "DEADBEEF01" in t for t in texts)
         assert any("idTagInfo: Accepted" in t and "04A1B2C3" in t for t in texts)
         page.screenshot(path=str(SHOTS / "charger-logs-search.png"), full_page=True)
+        # Invalid only: the refusals alone, whichever message carried the card.
+        page.check("#id_invalid")
+        page.click("#log-filter button[type=submit]")
+        page.wait_for_url("**invalid=on**")
+        refused = [entries.nth(i).inner_text() for i in range(entries.count())]
+        assert refused and all("idTagInfo: Accepted" not in t for t in refused)
+        assert any("Authorize" in t and "DEADBEEF01" in t and "idTagInfo: Invalid" in t for t in refused)
 
         # Back to all messages; expand the rejected Authorize, see its JSON and whitelist the UID.
         page.click("text=Clear")
