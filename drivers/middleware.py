@@ -19,9 +19,16 @@ class DriverBoundaryMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        if (user is not None and user.is_authenticated and hasattr(user, "driver_profile")
-                and not request.path.startswith(DRIVER_PATHS)):
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        is_driver = hasattr(user, "driver_profile")
+        if is_driver and not request.path.startswith(DRIVER_PATHS):
             if request.path.startswith("/api/"):
                 return HttpResponseForbidden("Driver accounts have no access to the host API.")
             return redirect("drivers:home")
+        # allauth's account pages manage driver logins only: a host's email is their username
+        # and is changed by support (docs/drivers.md), never through these pages.
+        if (not is_driver and request.path.startswith("/driver/account/")
+                and not request.path.startswith("/driver/account/logout/")):
+            return redirect("backoffice:dashboard")
         return self.get_response(request)

@@ -47,3 +47,16 @@ def test_host_cannot_sign_in_as_driver_and_host_login_still_works(client, host):
     response = client.post("/accounts/login/", {"username": host.username, "password": "host-pass-1234"})
     assert response.status_code == 302 and client.session["_auth_user_id"] == str(host.pk)
     assert client.get("/").status_code == 200
+
+
+def test_a_signed_in_host_cannot_use_the_driver_account_pages(client, host):
+    client.force_login(host)
+    for url in ["/driver/account/email/", "/driver/account/password/change/", "/driver/account/signup/"]:
+        assert client.get(url)["Location"] == "/"
+    before = host.email
+    client.post("/driver/account/email/", {"action_add": "", "email": "takeover@example.com"})
+    host.refresh_from_db()
+    assert host.email == before
+    from allauth.account.models import EmailAddress
+
+    assert not EmailAddress.objects.filter(user=host).exists()
