@@ -87,9 +87,11 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
     command_id, delivery = None, "offline"
     try:
         charger = await db.run(Charger.objects.get, pk=charger_id)
-        command = await commands.send_command(
-            charger, "CertificateSigned", {"certificateChain": chain_pem}, source="csms"
-        )
+        signed: dict = {"certificateChain": chain_pem}
+        if charger.ocpp_version == Charger.OcppVersion.V201:
+            # 2.0.1 A02/A03: say which certificate this is (we sign charging station certificates only).
+            signed["certificateType"] = "ChargingStationCertificate"
+        command = await commands.send_command(charger, "CertificateSigned", signed, source="csms")
         command_id, delivery = command.pk, command.result_status or command.get_status_display()
     except commands.ChargerOffline:
         pass

@@ -38,7 +38,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "0123456789123456"
-STATIONS = ["CP_1", "CP_A_SP1", "CP_B", "CP_C", "CP_D", "CP_E", "CP_F", "CP_G"]
+STATIONS = ["CP_1", "CP_A_SP1", "CP_B", "CP_C", "CP_D", "CP_E", "CP_F", "CP_G", "CP_A_SP2", "CP_A_SP3"]
+# The tool's stations for security profiles 2 and 3 (SECURITY_PROFILE_2_CP_A, SECURITY_PROFILE_3_CP_A).
+PROFILES = {"CP_A_SP2": 2, "CP_A_SP3": 3}
 
 
 def _setup_django() -> None:
@@ -67,7 +69,7 @@ def seed() -> None:
     )
     for station_id in STATIONS:
         charger, _ = Charger.objects.get_or_create(station_id=station_id, defaults={"property": prop})
-        charger.property, charger.access_mode, charger.security_profile = prop, "public", 1
+        charger.property, charger.access_mode, charger.security_profile = prop, "public", PROFILES.get(station_id, 1)
         charger.license_valid_until = timezone.now().date() + timedelta(days=365)
         charger.set_ocpp_password(PASSWORD)
         charger.save()
@@ -395,6 +397,10 @@ _CARD = {"idToken": {"idToken": "D001001", "type": "Central"}, "idTokenInfo": {"
 # Test case -> what the operator does once its charger is connected (part 6 "Manual Action" /
 # "Manually request CSMS to ..." steps, where the CSMS is the one acting).
 TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
+    # A02/A03: the operator asks for a new charging station certificate; the charger's
+    # SignCertificate is answered and signed by the CSMS (chargers.ocpp.v16_security).
+    "tc_a_11": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
+    "tc_a_14": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
     "tc_b_02": [_accept],
     "tc_b_31": [_accept, _send("TriggerMessage", {"requestedMessage": "BootNotification"})],
     "tc_b_06": [_send("GetVariables", {"getVariableData": [_var("OCPPCommCtrlr", "OfflineThreshold")]})],
@@ -614,6 +620,54 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
         connections.close_all()
 
 
+def _tls_setup(octt: Path, app_port: int) -> tuple[dict[str, str], dict[str, str], subprocess.Popen[bytes]]:
+    """The test lab's TLS (block A): HAProxy with deploy/haproxy/ocpp.cfg in front of the server
+    (as in production) and a lab PKI from chargers.pki: a CA (the server's OCPP_CA_DIR, so it
+    signs the charger's CSRs and trusts what it signed), server certificates for localhost and a
+    client certificate for the tool's profile-3 station (CN = station id, as the handshake
+    requires), configured in the tool as its TLS_CA_CERT / TLS_CLIENT_CERT. The tool's own CA
+    cannot be used: it has no keyUsage extension, which RFC 5280 requires of a CA and the
+    CSMS's certificate path validation enforces. Its invalid client certificate stays (foreign to
+    the lab CA). Returns the server's environment, the tool's settings and the HAProxy process."""
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from chargers import pki
+
+    certs, work = octt / "certs", Path(tempfile.mkdtemp(prefix="octt-tls-"))
+    authority = pki.load_or_create(work / "ca")
+    ca_pem = pki.cert_pem(authority.certificate)
+    for kind in ("ecdsa", "rsa"):
+        key, certificate = authority.issue_server_certificate(["localhost", "127.0.0.1"], key=pki.new_key(
+            "rsa" if kind == "rsa" else "ec"))
+        (work / f"server-{kind}.pem").write_bytes(pki.cert_pem(certificate) + ca_pem + pki.key_pem(key))
+    station = next(s for s, profile in PROFILES.items() if profile == 3)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, station), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Conformance"),
+    ])).sign(client_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+    (work / "client.pem").write_text(authority.sign_csr(csr, station_id=station).certificate_pem)
+    (work / "client.key").write_bytes(client_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    tls_port = _free_port()
+    haproxy = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy" / "ocpp.cfg")],
+        env={**os.environ, "OCPP_TLS_BIND": f"127.0.0.1:{tls_port}", "OCPP_TLS_CERT_DIR": str(work),
+             "OCPP_CA_DIR": str(work / "ca"), "OCPP_APP_ADDR": f"127.0.0.1:{app_port}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    server_env = {"OCPP_CA_DIR": str(work / "ca"), "OCPP_TRUSTED_PROXIES": "127.0.0.1"}
+    tool = {"CSMS_WSS_ADDRESS": f"wss://localhost:{tls_port}/ocpp", "TLS_CA_CERT": str(work / "ca" / "ca.pem"),
+            "TLS_CLIENT_CERT": str(work / "client.pem"), "TLS_CLIENT_KEY": str(work / "client.key"),
+            "TLS_INVALID_CLIENT_CERT": str(certs / "invalid_client.pem"),
+            "TLS_INVALID_CLIENT_KEY": str(certs / "invalid_client.key")}
+    return server_env, tool, haproxy
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -635,6 +689,7 @@ def main() -> int:
     parser.add_argument("--octt", required=True, help="checkout of tzi-OCTT")
     parser.add_argument("--python", required=True, help="python of a virtualenv with its requirements")
     parser.add_argument("--blocks", default="A,B,C,D,E,F,G,H,J,K,N,P")
+    parser.add_argument("--tls", action="store_true", help="block A's TLS cases through HAProxy (needs haproxy)")
     parser.add_argument("--cases", default="", help="comma list of test ids (tc_f_01,...) to run only")
     parser.add_argument("--timeout", default="15", help="CSMS_ACTION_TIMEOUT for the suite, seconds")
     args = parser.parse_args()
@@ -642,6 +697,11 @@ def main() -> int:
     seed()
     port = _free_port()
     env = {**os.environ, "PORT": str(port), "SIMULATE": "0", "DEBUG": "true"}
+    tool_settings: dict[str, str] = {}
+    haproxy = None
+    if args.tls:
+        server_tls, tool_settings, haproxy = _tls_setup(Path(args.octt), port)
+        env.update(server_tls)
     log = open(ROOT / f".octt-server-{port}.log", "w")
     server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -661,6 +721,8 @@ def main() -> int:
     # C_02 wants an unknown idToken; the tool's configured type for it ("Cash") is not an
     # IdTokenEnumType, so its Authorize is refused by the schema before the token is looked at.
     ini = re.sub(r"INVALID_ID_TOKEN_TYPE=.*", "INVALID_ID_TOKEN_TYPE=ISO14443", ini)
+    for name, value in tool_settings.items():
+        ini = re.sub(rf"(?m)^(\s*){name}=.*$", rf"\g<1>{name}={value}", ini)
     config = Path(args.octt) / "pytest-h15.ini"
     config.write_text(ini)
     totals: dict[str, list[int]] = {}
@@ -693,6 +755,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        if haproxy is not None:
+            haproxy.terminate()
+            haproxy.wait(timeout=10)
         log.close()
         Path(log.name).unlink(missing_ok=True)
     print("\nblock  passed/total")

@@ -90,3 +90,21 @@ async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_onl
     assert logged and all(new_password not in f"{m.payload} {m.raw}" for m in logged)
     assert not await DeviceVariable.objects.filter(value=new_password).aexists()
     await client.close()
+
+
+async def test_a_signed_charging_station_certificate_says_its_type(charger, settings, tmp_path):
+    """A02/A03 (TC_A_11/A_14): the CertificateSigned after a 2.0.1 SignCertificate names its type."""
+    from tests.chargers.security_helpers import csr_for
+
+    settings.OCPP_CA_DIR = str(tmp_path / "ca")
+    client = await connect201()
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    csr, _ = csr_for("CP-TEST-1")
+    answer = await client.result("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
+    assert answer == {"status": "Accepted"}
+    call = await client.receive(timeout=10)
+    assert call[2] == "CertificateSigned"
+    assert call[3]["certificateType"] == "ChargingStationCertificate"
+    assert "BEGIN CERTIFICATE" in call[3]["certificateChain"]
+    await client.send([3, call[1], {"status": "Accepted"}])
+    await client.close()
