@@ -62,7 +62,8 @@ def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: 
     """Drop the table's secondary indexes, fill it with COPY, rebuild them; return seconds."""
     started = time.monotonic()
     indexes = conn.execute(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT LIKE '%%pkey'", [table],
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", [table],  # unique: kept
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')

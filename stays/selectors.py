@@ -150,7 +150,17 @@ def stay_facts(charger: Any, *, now: datetime) -> dict[str, Any]:
 def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]:
     """Return, in words for a support agent or the host, where `charger` is placed (property and
     unit), the reservations that may use it now, and the health of the property's calendar feeds and
-    its organization's PMS integrations (seed 003 section 8's checks). Empty without a property."""
+    its organization's PMS integrations (seed 003 section 8's checks). Empty without a property, and
+    for a property that does not use stays (no units, feeds, reservations or PMS): one query then."""
+    from django.db.models import Q
+
+    from backoffice.models import Property
+
+    if charger.property_id is None or not Property.objects.filter(pk=charger.property_id).filter(
+        Q(units__isnull=False) | Q(calendar_feeds__isnull=False) | Q(stay_reservations__isnull=False)
+        | Q(organization__pms_integrations__isnull=False)
+    ).exists():
+        return []
     facts = stay_facts(charger, now=now)
     if not facts["property"]:
         return []
