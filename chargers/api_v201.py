@@ -1,6 +1,7 @@
 """REST API for what a 2.0.1 charger holds and reports: charging profiles, limit and EV
 notifications, variable monitors (read-only; change them with the commands endpoint:
-SetChargingProfile, ClearChargingProfile, SetVariableMonitoring, ...).
+SetChargingProfile, ClearChargingProfile, SetVariableMonitoring, ...), and clearing monitors in
+as many ClearVariableMonitoring requests as the charger's ItemsPerMessage allows.
 
 Mixed into chargers.api.ChargerViewSet, so the charger is resolved tenant-scoped.
 """
@@ -45,10 +46,16 @@ class MonitorSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ClearMonitorsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), min_length=1, max_length=1000)
+
+
 class ChargerV201ApiMixin:
     """Read endpoints of ChargerViewSet for 2.0.1 smart charging and monitoring."""
 
     get_object: Any
+    require_edit: Any
+    organization_id_of: Any
 
     @extend_schema(parameters=[OpenApiParameter("all", bool, description="Include cleared profiles.")],
                    responses={200: ChargingProfileSerializer(many=True)})
@@ -76,3 +83,28 @@ class ChargerV201ApiMixin:
         """Monitors on the charger's device-model variables."""
         return Response(MonitorSerializer(VariableMonitor.objects.filter(charger=self.get_object())[:500],
                                           many=True).data)
+
+    @extend_schema(request=ClearMonitorsSerializer, responses={200: {"type": "object"}})
+    @action(detail=True, methods=["post"], url_path="monitors/clear", filter_backends=[], pagination_class=None)
+    def monitors_clear(self, request: Request, station_id: str | None = None) -> Response:
+        """Clear monitors by id (N06): the charger's MonitoringCtrlr.ItemsPerMessage is asked
+        first and the ids go out in requests of at most that many (chargers.monitoring)."""
+        from . import commands
+        from .monitoring import clear_monitors_sync
+
+        charger = self.get_object()
+        self.require_edit(self.organization_id_of(charger))
+        body = ClearMonitorsSerializer(data=request.data if isinstance(request.data, dict) else {})
+        body.is_valid(raise_exception=True)
+        if charger.ocpp_version != "2.0.1":
+            return Response({"detail": "Monitors are an OCPP 2.0.1 feature."}, status=400)
+        try:
+            sent = clear_monitors_sync(charger, body.validated_data["ids"], source="api", user_id=request.user.pk)
+        except commands.ChargerOffline:
+            return Response({"status": "offline", "detail": "The charger is not connected."}, status=409)
+        except commands.CommandTimeout as exc:
+            return Response({"status": "timeout", "detail": exc.command.error}, status=504)
+        except commands.InvalidCommand as exc:
+            return Response({"status": "invalid", "detail": exc.error.description}, status=400)
+        return Response({"requests": [{"ids": c.payload.get("id"), "status": c.status, "response": c.response}
+                                      for c in sent]})

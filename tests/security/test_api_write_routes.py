@@ -89,6 +89,8 @@ CASES: dict[tuple[str, str], Case] = {
                                                       "expires_at": "2030-01-01T00:00:00Z"}),
     ("charger", "reservation_cancel"): Case(url_object=station, own_status=(404,),  # no such reservation of it
                                             url_kwargs={"reservation_pk": MISSING_PK}),
+    # 400: the tenant's charger speaks 1.6 (monitors are 2.0.1); 409 if it spoke 2.0.1 (offline).
+    ("charger", "monitors_clear"): Case(url_object=station, body=lambda t: {"ids": [1, 2]}, own_status=(400, 409)),
     ("charger", "rotate_password"): Case(url_object=station, body=lambda t: {"over_ocpp": False}, own_status=(200,)),
     ("rate", "create"): Case(
         body=lambda t: {"property": t.prop.pk, "charger": t.charger.station_id, "valid_from": "2030-01-01T00:00:00Z",
@@ -232,7 +234,7 @@ def test_the_route_list_is_generated_from_the_router():
 
 
 # Commands reach the charger through the channel layer, in another thread: committed rows.
-COMMITTED = {("charger", "commands"), ("charger", "reservations")}
+COMMITTED = {("charger", "commands"), ("charger", "reservations"), ("charger", "monitors_clear")}
 
 
 @pytest.mark.parametrize("op", [

@@ -108,3 +108,27 @@ async def test_a_signed_charging_station_certificate_says_its_type(charger, sett
     assert "BEGIN CERTIFICATE" in call[3]["certificateChain"]
     await client.send([3, call[1], {"status": "Accepted"}])
     await client.close()
+
+
+async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, host):
+    from asgiref.sync import sync_to_async
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(host)
+    client = await connect201()
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    request = asyncio.create_task(sync_to_async(api.post)(
+        "/api/v1/chargers/CP-TEST-1/monitors/clear/", {"ids": [7, 8, 9]}, format="json"))
+    asked = await client.receive(timeout=10)
+    assert asked[2] == "GetVariables"
+    await client.send([3, asked[1], {"getVariableResult": [
+        {"attributeStatus": "Accepted", "attributeValue": "2", **asked[3]["getVariableData"][0]}]}])
+    for expected in ([7, 8], [9]):
+        call = await client.receive(timeout=10)
+        assert call[2] == "ClearVariableMonitoring" and call[3]["id"] == expected
+        await client.send([3, call[1], {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in expected]}])
+    response = await request
+    assert response.status_code == 200
+    assert [r["ids"] for r in response.json()["requests"]] == [[7, 8], [9]]
+    await client.close()
