@@ -4,7 +4,8 @@ admin page, with the demo data and at scale (1,000 chargers, 1M sessions, 1M dec
 Each page is requested in-process through Django's test client (the full middleware stack, no
 network), as an owner of the host organization (portal) and as a superuser (admin): one warm-up,
 then `--pages-repeat` timed requests; the median and the maximum are reported with the number of
-SQL queries. The big database is filled with COPY (indexes dropped and rebuilt, like bench/logscale)
+SQL queries. The big database is filled in the database itself (INSERT … SELECT generate_series:
+on a shared 2-core box a Python COPY feeder starves; indexes dropped and rebuilt, like bench/logscale)
 and kept for the next run with `--keep-pages-db`.
 
     python -m bench --pages                         # demo + big (~10 min the first time)
@@ -17,12 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -59,7 +58,8 @@ def prepare_demo(log: Any) -> None:
 
 
 def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: Any) -> float:
-    """Drop the table's secondary indexes, fill it with COPY, rebuild them; return seconds."""
+    """Drop the table's secondary indexes, fill it (one INSERT … SELECT generate_series in the
+    database: the rows never pass through Python), rebuild them; return seconds."""
     started = time.monotonic()
     indexes = conn.execute(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
@@ -70,7 +70,7 @@ def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: 
     conn.execute("SET session_replication_role = replica")  # skip the FK trigger per row
     fill()
     conn.execute("SET session_replication_role = DEFAULT")
-    log(f"pages: {table} copied in {time.monotonic() - started:.0f} s; rebuilding {len(indexes)} indexes")
+    log(f"pages: {table} filled in {time.monotonic() - started:.0f} s; rebuilding {len(indexes)} indexes")
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _, definition in indexes:
         conn.execute(definition)
@@ -78,58 +78,75 @@ def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: 
     return time.monotonic() - started
 
 
-def _sessions(conn: psycopg.Connection, charger_ids: list[int], org_id: int, rows: int) -> None:
-    """1M finished sessions over two years (and one decision each), 10 % on the busy charger."""
-    rnd = random.Random(17)
-    now = datetime.now(UTC)
-    start = now - timedelta(days=730)
-    step = (now - start) / rows
-    busy, others = charger_ids[0], charger_ids[1:]
-    with conn.cursor() as cur:
-        with cur.copy(
-            "COPY chargers_chargingsession (charger_id, connector_id, transaction_id, id_tag, id_tag_status, "
-            "started_at, stopped_at, meter_start_wh, meter_stop_wh, stop_reason, stop_id_tag, status, "
-            "received_start_at, received_stop_at, ocpp_transaction_id) FROM STDIN"
-        ) as copy:
-            chunk: list[str] = []
-            for i in range(rows):
-                charger = busy if rnd.random() < 0.1 else others[rnd.randrange(len(others))]
-                began = start + step * i
-                ended = began + timedelta(minutes=rnd.randrange(20, 240))
-                meter = rnd.randrange(0, 5_000_000)
-                tag = f"TAG{rnd.randrange(5000):06d}"
-                chunk.append(
-                    f"{charger}\t1\t{1_000_000 + i}\t{tag}\tAccepted\t{began.isoformat()}\t{ended.isoformat()}\t"
-                    f"{meter}\t{meter + rnd.randrange(1000, 60_000)}\tEVDisconnected\t{tag}\tcompleted\t"
-                    f"{began.isoformat()}\t{ended.isoformat()}\t\n"
-                )
-                if len(chunk) >= 20_000:
-                    copy.write("".join(chunk))
-                    chunk.clear()
-            copy.write("".join(chunk))
-        with cur.copy(
-            "COPY authorization_authorizationdecision (created_at, uid, uid_normalized, organization_id, station_id, "
-            "connector_id, context, status, reason, step, message, ocpp_unique_id) FROM STDIN"
-        ) as copy:
-            stations = dict(conn.execute("SELECT id, station_id FROM chargers_charger").fetchall())
-            chunk = []
-            for i in range(rows):
-                charger = busy if rnd.random() < 0.1 else others[rnd.randrange(len(others))]
-                tag = f"TAG{rnd.randrange(5000):06d}"
-                refused = rnd.random() < 0.05
-                chunk.append(
-                    f"{(start + step * i).isoformat()}\t{tag}\t{tag}\t{org_id}\t{stations[charger]}\t1\tlocal\t"
-                    f"{'Invalid' if refused else 'Accepted'}\t{'unknown_token' if refused else 'accepted_own'}\t"
-                    f"{2 if refused else 13}\t{'Unknown card.' if refused else 'Accepted.'}\tu{i}\n"
-                )
-                if len(chunk) >= 20_000:
-                    copy.write("".join(chunk))
-                    chunk.clear()
-            copy.write("".join(chunk))
+SESSIONS_SQL = """
+INSERT INTO chargers_chargingsession (charger_id, connector_id, transaction_id, id_tag, id_tag_status, started_at,
+    stopped_at, meter_start_wh, meter_stop_wh, stop_reason, stop_id_tag, status, received_start_at, received_stop_at,
+    ocpp_transaction_id{extra_columns})
+SELECT c.ids[CASE WHEN random() < 0.1 THEN 1 ELSE 2 + floor(random() * (c.n - 1))::int END], 1, 1000000 + g,
+       t.tag, 'Accepted', s.began, s.began + (20 + floor(random() * 220)) * interval '1 minute',
+       m.meter, m.meter + 1000 + floor(random() * 59000)::bigint, 'EVDisconnected', t.tag, 'completed', s.began,
+       s.began + interval '4 hours', ''{extra_values}
+FROM generate_series(1, %(rows)s) g
+CROSS JOIN (SELECT array_agg(id ORDER BY station_id) ids, count(*) n FROM chargers_charger
+            WHERE station_id LIKE 'BENCH-0%%') c
+CROSS JOIN LATERAL (SELECT now() - interval '730 days' + g * (interval '730 days' / %(rows)s) AS began) s
+CROSS JOIN LATERAL (SELECT 'TAG' || lpad((floor(random() * 5000) + g * 0)::int::text, 6, '0') AS tag) t
+CROSS JOIN LATERAL (SELECT floor(random() * 5000000 + g * 0)::bigint AS meter) m
+"""
+
+DECISIONS_SQL = """
+INSERT INTO authorization_authorizationdecision (created_at, uid, uid_normalized, organization_id, station_id,
+    connector_id, context, status, reason, step, message, ocpp_unique_id{extra_columns})
+SELECT s.started_at, s.id_tag, s.id_tag, %(org)s, ch.station_id, 1, 'local',
+       CASE WHEN s.id %% 20 = 0 THEN 'Invalid' ELSE 'Accepted' END,
+       CASE WHEN s.id %% 20 = 0 THEN 'unknown_token' ELSE 'accepted_own' END,
+       CASE WHEN s.id %% 20 = 0 THEN 2 ELSE 13 END,
+       CASE WHEN s.id %% 20 = 0 THEN 'Unknown card.' ELSE 'Accepted.' END, 'u' || s.id{extra_values}
+FROM chargers_chargingsession s JOIN chargers_charger ch ON ch.id = s.charger_id
+WHERE s.transaction_id >= 1000000
+"""
+
+# The Logs mix of bench/logscale (Heartbeat, MeterValues, StatusNotification, transactions), in SQL.
+LOGS_SQL = """
+INSERT INTO chargers_ocppmessage (charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload,
+    raw{extra_columns})
+SELECT c.ids[CASE WHEN random() < 0.1 THEN 1 ELSE 2 + floor(random() * (c.n - 1))::int END],
+       now() - interval '60 days' + g * (interval '60 days' / %(rows)s),
+       CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, CASE WHEN g %% 2 = 0 THEN 2 ELSE 3 END, 'u' || g, a.action,
+       CASE WHEN a.action IN ('StartTransaction', 'StopTransaction', 'Authorize')
+            THEN 'TAG' || lpad((floor(random() * 5000))::int::text, 6, '0') ELSE '' END,
+       CASE WHEN g %% 2 = 1 THEN '{{}}'::jsonb
+            WHEN a.action = 'MeterValues' THEN '{{"connectorId": 1, "transactionId": 1234, "meterValue": [{{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{{"value": "12345", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}}]}}]}}'::jsonb
+            WHEN a.action = 'StatusNotification' THEN '{{"connectorId": 1, "errorCode": "NoError", "status": "Charging"}}'::jsonb
+            ELSE '{{}}'::jsonb END,
+       ''{extra_values}
+FROM generate_series(1, %(rows)s) g
+CROSS JOIN (SELECT array_agg(id ORDER BY station_id) ids, count(*) n FROM chargers_charger
+            WHERE station_id LIKE 'BENCH-0%%') c
+CROSS JOIN LATERAL (SELECT (ARRAY['Heartbeat', 'MeterValues', 'StatusNotification', 'StartTransaction',
+                                  'StopTransaction', 'Authorize'])[
+    CASE WHEN r < 0.40 THEN 1 WHEN r < 0.85 THEN 2 WHEN r < 0.94 THEN 3 WHEN r < 0.96 THEN 4 WHEN r < 0.98 THEN 5 ELSE 6 END
+] AS action FROM (SELECT random() + g * 0 AS r) x) a
+"""
+
+
+def _with_required(conn: psycopg.Connection, sql: str, table: str) -> str:
+    """Fill NOT NULL columns without a default that `sql` does not name (fields added later) with
+    the empty value of their type, so the bench keeps working as models grow."""
+    named = sql.split("(", 1)[1].split(")", 1)[0].replace("{extra_columns}", "")
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s AND is_nullable = 'NO' "
+        "AND column_default IS NULL AND column_name <> 'id'", [table],
+    ).fetchall()
+    empty = {"boolean": "false", "jsonb": "'{}'::jsonb", "json": "'{}'::json"}
+    extra = [(name, empty.get(kind, "0" if kind in ("integer", "bigint", "smallint", "numeric", "double precision")
+                                else "''"))
+             for name, kind in rows if name not in {c.strip() for c in named.replace("\n", " ").split(",")}]
+    return sql.format(extra_columns="".join(f", {name}" for name, _ in extra),
+                      extra_values="".join(f", {value}" for _, value in extra))
 
 
 def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
-    from bench import logscale
     from bench.__main__ import database_exists, migrate_and_seed, recreate_database
 
     url = f"{PG_ROOT}/{BIG_DB}"
@@ -145,16 +162,18 @@ def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
     _manage(BIG_DB, "load_demo")  # a host organization with its own pages, next to the big fleet
     timings: dict[str, Any] = {"reused": False}
     with psycopg.connect(url, autocommit=True) as conn:
-        charger_ids = [pk for (pk,) in conn.execute(
-            "SELECT id FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' ORDER BY station_id").fetchall()]
         org_id = conn.execute("SELECT id FROM backoffice_organization WHERE name = 'Bench fleet'").fetchone()[0]
-        log(f"pages: COPY {sessions:,} sessions and decisions into {BIG_DB}")
+        log(f"pages: {sessions:,} sessions and decisions into {BIG_DB}")
         timings["sessions_s"] = round(_copy_without_indexes(
-            conn, "chargers_chargingsession", lambda: _sessions(conn, charger_ids, org_id, sessions), log), 1)
-        conn.execute("VACUUM ANALYZE authorization_authorizationdecision")
-        log(f"pages: COPY {log_rows:,} log rows into {BIG_DB}")
+            conn, "chargers_chargingsession", lambda: conn.execute(
+            _with_required(conn, SESSIONS_SQL, "chargers_chargingsession"), {"rows": sessions}), log), 1)
+        timings["decisions_s"] = round(_copy_without_indexes(
+            conn, "authorization_authorizationdecision", lambda: conn.execute(
+            _with_required(conn, DECISIONS_SQL, "authorization_authorizationdecision"), {"org": org_id}), log), 1)
+        log(f"pages: {log_rows:,} log rows into {BIG_DB}")
         timings["logs_s"] = round(_copy_without_indexes(
-            conn, logscale.TABLE, lambda: logscale._generate(conn, log_rows, charger_ids, log), log), 1)
+            conn, "chargers_ocppmessage", lambda: conn.execute(
+            _with_required(conn, LOGS_SQL, "chargers_ocppmessage"), {"rows": log_rows}), log), 1)
     return timings
 
 
