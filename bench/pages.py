@@ -112,7 +112,7 @@ INSERT INTO chargers_ocppmessage (charger_id, timestamp, direction, message_type
     raw{extra_columns})
 SELECT c.ids[CASE WHEN random() < 0.1 THEN 1 ELSE 2 + floor(random() * (c.n - 1))::int END],
        now() - interval '60 days' + g * (interval '60 days' / %(rows)s),
-       CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, CASE WHEN g %% 2 = 0 THEN 2 ELSE 3 END, 'u' || g, a.action,
+       CASE WHEN g %% 2 = 0 THEN 'in' ELSE 'out' END, CASE WHEN g %% 2 = 0 THEN 2 ELSE 3 END, 'u' || (g / 2), a.action,
        CASE WHEN a.action IN ('StartTransaction', 'StopTransaction', 'Authorize')
             THEN 'TAG' || lpad((floor(random() * 5000))::int::text, 6, '0') ELSE '' END,
        CASE WHEN g %% 2 = 1 THEN '{{}}'::jsonb
