@@ -386,3 +386,20 @@ def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charg
     payment.refresh_from_db()
     assert payment.amount_refunded == Decimal("2.00")
     assert mail.outbox[0].to == ["card@example.com"] and "2.00" in mail.outbox[0].body
+
+
+def test_2_a_vendor_code_added_in_the_admin_is_explained_by_the_assistant(desk):
+    charger = ChargerFactory(station_id="Q2-WBX", vendor="Wallbox Chargers S.L.", connection_id="c",
+                             last_seen_at=timezone.now())
+    Connector.objects.create(charger=charger, connector_id=1, status="Faulted", error_code="OtherError",
+                             vendor_error_code="E-77", status_timestamp=timezone.now())
+    before = assistant_answer(message="car not charging", station_id="Q2-WBX")
+    assert any("(vendor code E-77)" in f for f in before.facts)
+    added = desk.post("/admin/support/vendorerrorcode/add/", {
+        "vendor": "Wallbox", "code": "e-77", "explanation": "the charger lost its earth connection",
+        "advice": "An electrician must check the earth.",
+    })
+    assert added.status_code == 302, added.content.decode()[:2000]
+    after = assistant_answer(message="car not charging", station_id="Q2-WBX")
+    fault = next(f for f in after.facts if f.startswith("Connector 1 reports Faulted"))
+    assert "(vendor code E-77: the charger lost its earth connection – An electrician must check the earth.)" in fault
