@@ -31,6 +31,46 @@ def pytest_configure(config):
             raise pytest.UsageError("CI needs its services: " + "; ".join(problems))
 
 
+# Rows post_migrate creates; kept by the fast flush instead of deleted and created again.
+_FLUSH_KEEPS = frozenset({"django_content_type", "auth_permission", "django_site"})
+
+
+def _install_fast_flush() -> None:
+    """Empty the tables after a transactional test with DELETE instead of Django's TRUNCATE.
+
+    On PostgreSQL a TRUNCATE of the ~100 tables gives every table new files: ~3 s per
+    transactional test (about half of the suite's time on this machine), where DELETE of the few
+    rows a test leaves takes milliseconds. The end state is the same (every table empty, sequences
+    untouched, as with Django's flush), except that content types, permissions and sites are
+    kept, so post_migrate has nothing to create. Foreign keys are deferred on PostgreSQL, so one
+    transaction may delete in any order. Anything unusual falls back to Django's flush.
+    """
+    from django.db import connections, transaction
+    from django.test import TransactionTestCase
+
+    django_teardown = TransactionTestCase._fixture_teardown
+
+    def fixture_teardown(self):
+        names = self._databases_names(include_mirrors=False)
+        if self.available_apps is not None or self.serialized_rollback or any(
+            connections[name].vendor != "postgresql" for name in names
+        ):
+            return django_teardown(self)
+        for name in names:
+            connection = connections[name]
+            tables = [
+                table for table in connection.introspection.django_table_names(only_existing=True)
+                if table not in _FLUSH_KEEPS
+            ]
+            with transaction.atomic(using=name), connection.cursor() as cursor:
+                cursor.execute("; ".join(f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables))
+
+    TransactionTestCase._fixture_teardown = fixture_teardown
+
+
+_install_fast_flush()
+
+
 @pytest.fixture(autouse=True)
 def _clean_caches():
     from django.core.cache import cache
