@@ -261,6 +261,11 @@ WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "noreply@localhost")
+# Customers' replies to ticket emails (docs/support.md, "Replies by email"): the Reply-To address of
+# ticket replies, and the secrets of the two inbound hooks. Neither secret: replies are only sent.
+SUPPORT_INBOUND_EMAIL = env_str("SUPPORT_INBOUND_EMAIL", "")
+SUPPORT_INBOUND_SECRET = env_secret("SUPPORT_INBOUND_SECRET")
+MAILGUN_SIGNING_KEY = env_secret("MAILGUN_SIGNING_KEY")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

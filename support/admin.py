@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -22,14 +22,14 @@ from authorization.models import TokenGroup
 from billing.models import Payment
 
 from . import toolkit
-from .models import AssistantConversation, Ticket, TicketMessage, VendorErrorCode
+from .models import AssistantConversation, QuarantinedEmail, Ticket, TicketMessage, VendorErrorCode
 
 
 class TicketMessageInline(admin.TabularInline):
     model = TicketMessage
     extra = 0
     can_delete = False
-    fields = ("created_at", "direction", "author", "to_email", "subject", "body", "delivered", "error")
+    fields = ("created_at", "direction", "author", "from_email", "to_email", "subject", "body", "delivered", "error")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -350,6 +350,38 @@ class VendorErrorCodeAdmin(admin.ModelAdmin):
     list_display = ("vendor", "code", "explanation", "advice")
     search_fields = ("vendor", "code", "explanation")
     list_filter = ("vendor",)
+
+
+@admin.register(QuarantinedEmail)
+class QuarantinedEmailAdmin(admin.ModelAdmin):
+    """Replies that named a ticket but came from another address (support.inbound): an agent checks
+    the sender and attaches the genuine ones; the rest are deleted."""
+
+    list_display = ("received_at", "from_email", "subject", "ticket", "reason", "attached_message")
+    list_filter = ("reason", "transport", "received_at")
+    search_fields = ("from_email", "subject", "message_id", "ticket__reference", "ticket__email")
+    list_select_related = ("ticket", "attached_message")
+    raw_id_fields = ("ticket", "attached_message", "attached_by")
+    readonly_fields = ("message_id", "transport", "from_email", "to_email", "subject", "body", "reason", "ticket",
+                       "received_at", "attached_message", "attached_by")
+    actions = ["attach_to_ticket"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Attach to the ticket it names (sender checked)")
+    def attach_to_ticket(self, request: HttpRequest, queryset: Any) -> None:
+        from .inbound import quarantined_attach
+
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        for row in queryset.select_related("ticket"):
+            try:
+                quarantined_attach(quarantined=row, user=request.user)
+            except ValueError as exc:
+                self.message_user(request, f"{row}: {exc}", messages.WARNING)
+            else:
+                self.message_user(request, f"Attached to ticket #{row.ticket.reference}.", messages.SUCCESS)
 
 
 @admin.register(AssistantConversation)

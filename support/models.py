@@ -179,3 +179,41 @@ class VendorErrorCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.code}"
+
+
+class QuarantinedEmail(models.Model):
+    """An inbound email that names a ticket but not from its customer: kept apart for an agent.
+
+    Replies are attached only when the sender is the ticket's customer (support.inbound); anything
+    else that points at a ticket lands here, so a customer writing from another address is not lost
+    and a forged reply never reaches the thread. Mail that names no ticket is logged and dropped.
+    """
+
+    class Reason(models.TextChoices):
+        SENDER_MISMATCH = "sender_mismatch", "Sender is not the ticket's customer"
+
+    message_id = models.CharField(max_length=200, unique=True)
+    transport = models.CharField(max_length=10, help_text="mime (mail hook) or mailgun.")
+    from_email = models.CharField(max_length=254, blank=True)
+    to_email = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="quarantined_emails",
+        help_text="The ticket the email names (by its headers or subject).",
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    # Set when an agent, having checked the sender, attached it to the ticket's thread.
+    attached_message = models.OneToOneField(
+        TicketMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_email}: {self.subject}"

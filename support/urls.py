@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import inbound_views, views
 
 app_name = "support"
 
@@ -9,4 +9,7 @@ urlpatterns = [
     path("contact/sent/", views.contact_sent, name="contact-sent"),
     path("tickets/", views.host_tickets, name="ticket-list"),
     path("tickets/<str:reference>/", views.host_ticket, name="ticket-detail"),
+    # Customers' email replies (docs/support.md, "Replies by email"): 404 unless configured.
+    path("inbound/mime/", inbound_views.inbound_mime, name="inbound-mime"),
+    path("inbound/mailgun/", inbound_views.inbound_mailgun, name="inbound-mailgun"),
 ]
