@@ -8,7 +8,9 @@ class DriversConfig(AppConfig):
 
     def ready(self) -> None:
         from allauth.account.signals import email_changed
+        from django.contrib.auth.signals import user_logged_in
 
         from . import receivers
 
         email_changed.connect(receivers.driver_email_changed, dispatch_uid="drivers.email_changed")
+        user_logged_in.connect(receivers.driver_signed_in, dispatch_uid="drivers.signed_in")

@@ -55,3 +55,15 @@ class ClaimedSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id}: guest session {self.guest_session_id}"
+
+
+class DriverSignIn(models.Model):
+    """The session of each driver sign-in: sessions copy the sign-in email (allauth), so they
+    are ended and deleted with the account, on every device."""
+
+    profile = models.ForeignKey(DriverProfile, on_delete=models.CASCADE, related_name="sign_ins")
+    session_key = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} sign-in {self.created_at:%Y-%m-%d %H:%M}"

@@ -24,7 +24,7 @@ from billing.models import (
 )
 from guest.models import GuestSession
 
-from .models import ClaimedSession, DriverProfile, SavedCard
+from .models import ClaimedSession, DriverProfile, DriverSignIn, SavedCard
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,31 @@ def driver_email_changed(*, user_id: int, old: str, new: str) -> None:
         billing_services.subscription_email_set(customer_ref=profile.customer_ref, email=new.lower())
 
 
+def driver_sign_in_record(*, user_id: int, session_key: str) -> None:
+    """Remember a driver's session so that deleting the account ends it everywhere."""
+    profile = DriverProfile.objects.filter(user_id=user_id).first()
+    if profile is not None:
+        from datetime import timedelta
+
+        from django.conf import settings
+        from django.utils import timezone
+
+        # Sessions older than the cookie's age have expired anyway.
+        DriverSignIn.objects.filter(profile=profile, created_at__lt=timezone.now() - timedelta(
+            seconds=settings.SESSION_COOKIE_AGE)).delete()
+        DriverSignIn.objects.create(profile=profile, session_key=session_key)
+
+
+def _sessions_end(session_keys: list[str]) -> None:
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for key in session_keys:
+        store(session_key=key).delete()
+
+
 # -- deleting an account -------------------------------------------------------------------------
 
 def _scrub_audit_log(actor_id: int, content_type_ids_and_pks: list[tuple[int, list[str]]]) -> None:
@@ -254,7 +279,9 @@ def account_delete(*, user: Any) -> None:
             (ContentType.objects.get_for_model(Payment).pk, [str(pk) for pk in payment_ids]),
             (ContentType.objects.get_for_model(Ticket).pk, ticket_ids),
         ])
-        user.delete()  # cascades: profile, saved cards, claims, allauth's email addresses
+        session_keys = list(DriverSignIn.objects.filter(profile=profile).values_list("session_key", flat=True))
+        user.delete()  # cascades: profile, saved cards, claims, sign-ins, allauth's email addresses
+        _sessions_end(session_keys)
     if address:
         body = render_to_string("drivers/email_account_deleted.txt", {})
         send_mail("Your account was deleted", body, None, [address])

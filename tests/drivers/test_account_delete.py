@@ -1,15 +1,19 @@
 """Deleting a driver account: cards detached at the gateway, no personal data left anywhere,
 the ledger kept (and balanced) without it."""
 
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.contrib.sessions.models import Session
 from django.core import mail
 from django.db import models
 from django.db.models import Q, Sum, TextField
 from django.db.models.functions import Cast
+from django.test import Client
 from django.utils import timezone
 
 from billing import ledger
@@ -53,12 +57,21 @@ def rows_with_personal_data(email: str = EMAIL, names: tuple[str, ...] = ("Quent
             hits = qs.filter(match)
             if hits.exists():
                 found.append(f"{model._meta.label}.{field.name}")
+    # Session data is stored encoded: decode it to search it too.
+    for session in Session.objects.all():
+        text = json.dumps(session.get_decoded()).lower()
+        if email.lower() in text or re.search(last4_re, text) or any(n.lower() in text for n in names):
+            found.append(f"django_session {session.session_key[:6]}…")
     return found
 
 
 def test_delete_erases_personal_data_from_every_table_and_keeps_a_balanced_ledger(
         client, prop, plan, django_capture_on_commit_callbacks):
     sign_up(client, EMAIL)
+    # Signed in on a second device too: that session carries the sign-in email.
+    other_device = Client()
+    other_device.post("/driver/account/login/", {"login": EMAIL, "password": "long-pass-9182"})
+    assert "_auth_user_id" in other_device.session
     profile = DriverProfile.objects.get()
     profile.user.first_name, profile.user.last_name = "Quentin", "Erasmus"
     profile.user.save()
