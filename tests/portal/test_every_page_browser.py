@@ -159,6 +159,8 @@ NOT_PAGES: dict[str, str] = {
     "stays:listing-unit": "POST only",
     "stays:webhook": "a PMS's webhook endpoint",
     "support:ticket-detail": "needs a ticket (tests/support)",
+    "support:inbound-mime": "the mail server's hook for customers' replies (POST only)",
+    "support:inbound-mailgun": "Mailgun's inbound route (POST only)",
     "guest:pay-return": "the processor's return URL: shows the pay page again or redirects",
     "guest:stop": "POST only",
     "guest:start": "POST only (landing form)",

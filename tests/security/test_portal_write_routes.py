@@ -140,6 +140,9 @@ PUBLIC = {
     "stays:webhook",  # a PMS's webhook, authenticated by its signature (tests/stays/test_pms_sync.py)
     "billing:stripe-webhook", "billing:sandbox-3ds", "billing:sandbox-confirm", "billing:sandbox-onboarding",
     "billing:sandbox-setup-confirm",  # the sandbox's stand-in for Stripe.js confirmSetup (client secret)
+    # Customers' email replies from the mail server (bearer secret) or Mailgun (signature); 404 unless
+    # configured (tests/support/test_inbound_email.py).
+    "support:inbound-mime", "support:inbound-mailgun",
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
