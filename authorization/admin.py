@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from backoffice.admin import ReadOnlyAdmin
+from backoffice.admin_paging import EstimatedCountPaginator, fixed_choices_filter
 from backoffice.tenancy import check_same_organization
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
@@ -138,5 +139,8 @@ class AuthorizationDecisionAdmin(ReadOnlyAdmin):
                     "reservation"]
     list_select_related = ["reservation"]  # the stay whose access code was used (stays, docs/pms.md)
     search_fields = ["uid", "uid_normalized", "station_id"]
-    list_filter = ["status", "reason", "context"]
+    list_filter = [fixed_choices_filter("status", "status", ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]),
+                   "reason", "context"]
     date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator  # a decision per card presented: millions of rows

@@ -5,6 +5,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from backoffice.admin import ReadOnlyAdmin
+from backoffice.admin_paging import (
+    OCPP_ACTIONS,
+    STOP_REASONS,
+    EstimatedCountPaginator,
+    fixed_choices_filter,
+)
 from backoffice.tenancy import check_same_organization
 
 from . import commands, credentials
@@ -228,21 +234,37 @@ class ChargerAdmin(admin.ModelAdmin):
 @admin.register(OcppMessage)
 class OcppMessageAdmin(ReadOnlyAdmin):
     list_display = ["timestamp", "charger", "direction", "message_type", "action", "unique_id", "id_tag", "escaped", "violation"]
-    list_filter = ["direction", "message_type", "escaped", "action"]
-    search_fields = ["charger__station_id", "unique_id", "id_tag", "action"]
+    # Fixed actions: the default filter reads SELECT DISTINCT action over the whole log on every page.
+    list_filter = ["direction", "message_type", "escaped", fixed_choices_filter("action", "action", OCPP_ACTIONS)]
+    search_fields = ["charger__station_id", "id_tag"]  # for the help text; the lookups are get_search_results'
+    search_help_text = "A Station ID or an idTag, exactly (the log has millions of rows: indexed lookups only)."
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
+    paginator = EstimatedCountPaginator
+
+    def get_search_results(self, request, queryset, search_term):
+        # A substring search over 10M rows is a sequential scan (3.9 s at 660k rows): match a
+        # charger's Station ID (index charger, -id) or else an idTag (index id_tag, -id), exactly.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        charger_ids = list(Charger.objects.filter(station_id=term).values_list("pk", flat=True))
+        if charger_ids:
+            return queryset.filter(charger_id__in=charger_ids), False
+        return queryset.filter(id_tag=term), False
 
 
 @admin.register(ChargingSession)
 class ChargingSessionAdmin(admin.ModelAdmin):
     list_display = ["transaction_id", "charger", "connector_id", "id_tag", "started_at", "stopped_at", "energy", "status", "stop_reason"]
-    list_filter = ["status", "stop_reason"]
+    list_filter = ["status", fixed_choices_filter("stop_reason", "stop reason", STOP_REASONS)]
     search_fields = ["transaction_id", "ocpp_transaction_id", "id_tag", "charger__station_id"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger", "token"]
     date_hierarchy = "started_at"
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator  # millions of sessions: no COUNT(*) per page
 
     @admin.display(description="Energy (kWh)")
     def energy(self, obj):
@@ -256,6 +278,7 @@ class MeterValueAdmin(ReadOnlyAdmin):
     search_fields = ["charger__station_id"]
     list_select_related = ["charger", "session"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(OrphanStop)

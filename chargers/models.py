@@ -227,6 +227,8 @@ class OcppMessage(models.Model):
             models.Index(fields=["charger", "-id"], name="ocppmsg_charger_latest"),
             models.Index(fields=["charger", "action", "-id"], name="ocppmsg_charger_action"),
             models.Index(fields=["charger", "id_tag", "-id"], name="ocppmsg_charger_idtag"),
+            # Admin search by idTag across chargers (only the few rows that carry one).
+            models.Index(fields=["id_tag", "-id"], name="ocppmsg_idtag", condition=~models.Q(id_tag="")),
             models.Index(fields=["action", "-id"], name="ocppmsg_action"),
             models.Index(fields=["timestamp"], name="ocppmsg_timestamp"),
         ]
