@@ -763,9 +763,18 @@ def command_security_complete(*, command_id: int, status: str, response) -> None
     from .models import AuthorizationKeyChange, ChargerOperation, ChargerOperationStatus, Command
 
     command = Command.objects.filter(pk=command_id).only("action", "payload", "charger_id").first()
-    if command is None or command.action not in ("ChangeConfiguration", "SetVariables", *OPERATION_ACTIONS):
+    if command is None or command.action not in ("ChangeConfiguration", "SetVariables", "SetNetworkProfile",
+                                                  *OPERATION_ACTIONS):
         return
     answer = str(response.get("status", "")) if isinstance(response, dict) else ""
+    if command.action == "SetNetworkProfile":
+        # 2.0.1 A05: a profile with a higher securityProfile accepted: the upgrade is pending until
+        # the charger connects with it; from then on nothing less connects (A05.FR.07, handshake).
+        connection = command.payload.get("connectionData") or {}
+        wanted = connection.get("securityProfile") if isinstance(connection, dict) else None
+        if status == Command.Status.ANSWERED and answer == "Accepted" and isinstance(wanted, int):
+            Charger.objects.filter(pk=command.charger_id, security_profile__lt=wanted).update(security_profile_pending=wanted)
+        return
     if command.action == "SetVariables":
         # 2.0.1 A01.FR.03/04: the password's own setVariableResult decides.
         results = response.get("setVariableResult") if isinstance(response, dict) else None

@@ -132,3 +132,27 @@ async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, h
     assert response.status_code == 200
     assert [r["ids"] for r in response.json()["requests"]] == [[7, 8], [9]]
     await client.close()
+
+
+@pytest.mark.parametrize(("answer", "pending"), [("Accepted", 2), ("Rejected", None)])
+async def test_an_accepted_network_profile_with_a_higher_security_profile_makes_the_upgrade_pending(
+        charger, answer, pending):
+    """A05 (TC_A_19): as 1.6's ChangeConfiguration SecurityProfile; the handshake adopts it once the
+    charger connects with it and refuses anything less from then on."""
+    from chargers import commands
+
+    client = await connect201()
+    assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
+    await charger.arefresh_from_db()
+    assert charger.security_profile < 2
+    profile = {"configurationSlot": 1, "connectionData": {
+        "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://csms.example.com/ocpp",
+        "messageTimeout": 30, "securityProfile": 2, "ocppInterface": "Wired0"}}
+    sending = asyncio.create_task(commands.send_command(charger, "SetNetworkProfile", profile, source="test", timeout=5))
+    call = await client.receive(timeout=10)
+    assert call[2] == "SetNetworkProfile"
+    await client.send([3, call[1], {"status": answer}])
+    await sending
+    await charger.arefresh_from_db()
+    assert charger.security_profile_pending == pending
+    await client.close()
