@@ -330,6 +330,9 @@ def _customer_information(*, report: bool, clear: bool, by: str = "idToken") -> 
         payload: dict[str, Any] = {"requestId": _request_id(), "report": report, "clear": clear}
         if by == "idToken":
             payload["idToken"] = dict(_VALID)
+        elif by == "customerCertificate":  # N09 by the EV driver's contract certificate (its hash data)
+            payload["customerCertificate"] = {"hashAlgorithm": "SHA256", "issuerNameHash": "aabbccdd" * 8,
+                                              "issuerKeyHash": "eeff0011" * 8, "serialNumber": "01020304"}
         else:
             payload["customerIdentifier"] = "OpenChargeAlliance"
         _send("CustomerInformation", payload)(charger)
@@ -356,6 +359,7 @@ def _monitor(component: str, evse: int | None = None) -> dict[str, Any]:
 
 _CS_POWER, _EVSE_AVAILABILITY = _cv("ChargingStation", "Power"), _cv("EVSE", "AvailabilityState", 1)
 _CS_AVAILABILITY = _cv("ChargingStation", "AvailabilityState")
+_PUBLISHED = {"location": "https://firmware.example.com/cp-1.2.3.bin", "checksum": "9e107d9d372bb6826bd81d3542a419d6"}
 _NETWORK = {"configurationSlot": 1, "connectionData": {
     "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://localhost:8082", "messageTimeout": 30,
     "securityProfile": 2, "ocppInterface": "Wired0"}}
@@ -556,6 +560,10 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_n_31": [_customer_information(report=True, clear=True)],
     "tc_n_32": [_customer_information(report=False, clear=True)],
     "tc_n_62": [_customer_information(report=True, clear=True, by="customerIdentifier")],
+    "tc_n_63": [_customer_information(report=True, clear=True, by="customerCertificate")],
+    # L03/L04: a local controller publishes firmware to the stations behind it, then stops.
+    **{f"tc_l_{n}": [_with_request_id("PublishFirmware", _PUBLISHED)] for n in (17, 19, 20, 24)},
+    **{f"tc_l_{n}": [_send("UnpublishFirmware", {"checksum": _PUBLISHED["checksum"]})] for n in (21, 22, 23)},
     "tc_n_46": [_customer_information(report=True, clear=True),
                 _local_list(2, "Differential", [{"idToken": dict(_VALID)}])],
     "tc_k_32": [_profile("TxDefaultProfile", 1, profile_id=32),
