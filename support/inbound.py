@@ -243,7 +243,8 @@ def receive_email(email: bytes | ParsedEmail, *, transport: str = "mime") -> Tic
         logger.info("Inbound email %s from %s names no ticket: dropped", message_id, parsed.from_address)
         return None
     if not ticket.email or parsed.from_address.casefold() != ticket.email.strip().casefold():
-        return _quarantine(parsed, message_id=message_id, ticket=ticket, transport=transport)
+        _quarantine(parsed, message_id=message_id, ticket=ticket, transport=transport)
+        return None
     try:
         with transaction.atomic():
             message = TicketMessage.objects.create(
@@ -278,7 +279,6 @@ def _quarantine(parsed: ParsedEmail, *, message_id: str, ticket: Ticket, transpo
             )
     except IntegrityError:
         pass  # a concurrent redelivery quarantined it already
-    return None
 
 
 @transaction.atomic
