@@ -132,3 +132,19 @@ def test_guest_page_refuses_guests_at_a_charger_restricted_to_local_groups_and_r
     assert [(d.reason, d.context, d.status) for d in recorded] == [("not_in_local_group", "remote_app", "Invalid")]
     client.get(reverse("guest:landing", args=[site.charger.station_id]))
     assert recorded.count() == 1  # once per charger and reason in 10 minutes, not per visit
+
+
+def test_invalid_only_shows_a_refusal_by_the_upstream_leader_behind_the_proxy(client, site):
+    """Seed 001: behind the proxy the Leader's answer is the one the charger follows."""
+    from chargers.models import Backoffice
+
+    upstream = Backoffice.objects.create(charger=site.charger, name="Employer CSMS", url="ws://upstream.example/ocpp")
+    OcppMessage.objects.create(charger=site.charger, direction="out", message_type=2, unique_id="p1",
+                               action="Authorize", id_tag="EMPLOYEE9", payload={"idTag": "EMPLOYEE9"},
+                               backoffice=upstream)
+    OcppMessage.objects.create(charger=site.charger, direction="in", message_type=3, unique_id="p1",
+                               action="Authorize", payload={"idTagInfo": {"status": "Blocked"}}, backoffice=upstream)
+    client.force_login(site.viewer)
+    entries = client.get(_logs(site, "?invalid=on&q=EMPLOYEE9")).context["entries"]
+    assert [(e["action"], e["status"], e.get("backoffice")) for e in entries] == [
+        ("Authorize", "Blocked", "Employer CSMS")]
