@@ -284,7 +284,7 @@ def _quarantine(parsed: ParsedEmail, *, message_id: str, ticket: Ticket, transpo
 @transaction.atomic
 def quarantined_attach(*, quarantined: QuarantinedEmail, user: Any) -> TicketMessage:
     """Attach a quarantined email to the ticket it names, once an agent has checked the sender."""
-    locked = QuarantinedEmail.objects.select_for_update().select_related("ticket").get(pk=quarantined.pk)
+    locked = QuarantinedEmail.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=quarantined.pk)
     if locked.attached_message_id is not None:
         raise ValueError("This email is already on its ticket.")
     if locked.ticket is None:
