@@ -3,7 +3,7 @@
     python -m bench                       # the full run (~15 min on 2 cores)
     python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
     python -m bench --only throughput,storm --fleet 5000 --duration 10
-    python -m bench --only throughput,storm --protocols 1.6,2.0.1   # also with OCPP 2.0.1 chargers
+    python -m bench --only throughput,storm --protocols 1.6   # 1.6 chargers only (default: 1.6 and 2.0.1)
     python -m bench --soak                # only the soak: 2,000 chargers, 1 hour, RSS flat? (bench/soak.py)
     python -m bench --pages               # every portal and admin page's server time (bench/pages.py)
 
@@ -672,7 +672,7 @@ def main(argv=None) -> int:
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument("--storm-targets", default="ours,peer",
                         help="storm servers: peer, ours (uvicorn) or ours under ours-sansio, granian, hypercorn, daphne")
-    parser.add_argument("--protocols", default="1.6",
+    parser.add_argument("--protocols", default="1.6,2.0.1",
                         help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1")
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)

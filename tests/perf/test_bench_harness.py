@@ -36,4 +36,8 @@ def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
         assert run["errors"] == 0, run
         assert run["msg_per_s"] > 0
     assert report["throughput"]["ours"]["10"]["rows_logged"] > 0
+    # The same server with OCPP 2.0.1 chargers (--protocols defaults to 1.6,2.0.1; issue 15).
+    v201 = report["throughput"]["ours/2.0.1"]["10"]
+    assert v201["errors"] == 0 and v201["msg_per_s"] > 0 and "TransactionEvent" in v201["by_action"], v201
+    assert "x the 1.6 chargers" in report["table"]
     assert "x peer" in report["table"] and "% of echo" in report["table"]
