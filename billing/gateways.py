@@ -33,6 +33,9 @@ class PaymentResult:
     decline_reason: str = ""
     amount: Decimal | None = None
     raw: dict = field(default_factory=dict)
+    # False when the processor's answer never arrived (network, its 5xx): the charge may or may
+    # not have happened, so the caller retries with the SAME idempotency key, never a new one.
+    answered: bool = True
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,9 @@ class StripeGateway(PaymentGateway):
             body: Any = (exc.json_body or {}).get("error", {})  # type: ignore[attr-defined]
             ref = str((body.get("payment_intent") or {}).get("id", ""))
             return PaymentResult(False, ref, exc.user_message or str(exc))
+        except (self._stripe.APIConnectionError, self._stripe.RateLimitError, self._stripe.APIError) as exc:
+            # The client already retried with this key; whether Stripe charged is unknown.
+            return PaymentResult(False, "", f"No answer from Stripe: {exc.__class__.__name__}", answered=False)
         except self._stripe.StripeError as exc:
             return self._fail(exc)
         if intent.status != "succeeded":

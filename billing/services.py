@@ -584,6 +584,11 @@ def subscription_cancel(*, subscription: Subscription, now: datetime | None = No
 
 # A declined monthly fee is tried again after these delays (then the invoice is reported failed).
 SUBSCRIPTION_RETRY_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(days=5))
+# How long a claimed invoice is left to the run charging it. A run that dies mid-call, or a
+# charge whose answer was lost, is taken up again after this with the same attempt and so the
+# same idempotency key: the processor answers with the first charge instead of charging twice
+# (Stripe keeps keys for 24 hours, far longer than this).
+SUBSCRIPTION_CHARGE_LEASE = timedelta(minutes=15)
 
 
 def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: str, payment_method_ref: str,
@@ -601,6 +606,11 @@ def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: 
         subscription.save(update_fields=["customer_ref", "payment_method_ref"])
         invoice = _invoice_for(subscription, start=now)
     invoice = subscription_invoice_charge(invoice_id=invoice.pk, now=now)
+    if invoice.status == SubscriptionInvoice.Status.DUE and invoice.attempts == 0:
+        # The processor's answer was lost: the card may have been charged. Nothing is cancelled;
+        # the collection run asks again with the same key and emails the receipt or the refusal.
+        raise ValidationError("The payment processor did not answer. We will confirm the charge within "
+                              f"{SUBSCRIPTION_CHARGE_LEASE.seconds // 60} minutes and email you.")
     if invoice.status != SubscriptionInvoice.Status.PAID:
         with transaction.atomic():
             Subscription.objects.filter(pk=subscription.pk).update(
@@ -631,13 +641,15 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
             "subscription__plan__property").get(pk=invoice_id)
         if invoice.status in (SubscriptionInvoice.Status.PAID, SubscriptionInvoice.Status.FAILED):
             return invoice
-        invoice.attempts += 1
-        invoice.next_attempt_at = None  # claimed: a concurrent sweep skips it
-        invoice.save(update_fields=["attempts", "next_attempt_at"])
+        if invoice.next_attempt_at is None or invoice.next_attempt_at > now:
+            return invoice  # another run holds it, or its retry time has not come
+        invoice.next_attempt_at = now + SUBSCRIPTION_CHARGE_LEASE  # claimed: a concurrent sweep skips it
+        invoice.save(update_fields=["next_attempt_at"])
+    attempt = invoice.attempts + 1  # counted once the processor has answered
     subscription = invoice.subscription
     org_id = subscription.plan.property.organization_id
     if invoice.amount <= 0:
-        result_ok, reference, error, last4 = True, f"free-{invoice.pk}", "", ""
+        result_ok, reference, error, last4, answered = True, f"free-{invoice.pk}", "", "", True
     else:
         gateway = get_gateway()
         try:
@@ -648,13 +660,21 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
         result = gateway.charge_saved(
             amount=invoice.amount, currency=invoice.currency, customer=subscription.customer_ref,
             payment_method=subscription.payment_method_ref,
-            idempotency_key=f"subscription-invoice:{invoice.pk}:{invoice.attempts}",
+            idempotency_key=f"subscription-invoice:{invoice.pk}:{attempt}",
             metadata={"subscription": str(subscription.pk), "invoice": str(invoice.pk)},
             description=f"{subscription.plan.name} {invoice.period_start:%Y-%m}",
         )
-        result_ok, reference, error = result.ok, result.reference, result.decline_reason
+        result_ok, reference, error, answered = result.ok, result.reference, result.decline_reason, result.answered
+    if not answered:
+        # Charged or not is unknown: the lease brings it back with this attempt's key.
+        logger.warning("Subscription invoice %s: %s; asked again after %s with the same key", invoice.pk, error,
+                       SUBSCRIPTION_CHARGE_LEASE)
+        return invoice
     with transaction.atomic():
         invoice = SubscriptionInvoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status in (SubscriptionInvoice.Status.PAID, SubscriptionInvoice.Status.FAILED):
+            return invoice  # a run that took it over after the lease finished it
+        invoice.attempts = attempt
         if result_ok:
             payment = None
             if invoice.amount > 0:
@@ -669,8 +689,8 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
                     organization_id=org_id, currency=invoice.currency, amount=invoice.amount, occurred_at=now,
                     payment=payment, memo=f"Subscription {subscription.pk} {invoice.period_start:%Y-%m}",
                 )
-            invoice.status, invoice.paid_at, invoice.payment, invoice.last_error = (
-                SubscriptionInvoice.Status.PAID, now, payment, "")
+            invoice.status, invoice.paid_at, invoice.payment, invoice.last_error, invoice.next_attempt_at = (
+                SubscriptionInvoice.Status.PAID, now, payment, "", None)
             invoice.save()
             Subscription.objects.filter(pk=subscription.pk).update(paid_until=invoice.period_end)
             transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=True))
@@ -720,13 +740,19 @@ def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
                           "next_attempt_at": subscription.paid_until},
             )
         opened += int(created)
-    counts = {"opened": opened, "paid": 0, "refused": 0}
+    counts = {"opened": opened, "paid": 0, "refused": 0, "unanswered": 0}
     due = SubscriptionInvoice.objects.filter(
         status__in=[SubscriptionInvoice.Status.DUE, SubscriptionInvoice.Status.RETRYING],
         next_attempt_at__lte=now).values_list("pk", flat=True)
     for invoice_id in list(due):
+        before = SubscriptionInvoice.objects.filter(pk=invoice_id).values_list("attempts", flat=True).first()
         invoice = subscription_invoice_charge(invoice_id=invoice_id, now=now)
-        counts["paid" if invoice.status == SubscriptionInvoice.Status.PAID else "refused"] += 1
+        if invoice.status == SubscriptionInvoice.Status.PAID:
+            counts["paid"] += 1
+        elif invoice.attempts == before:
+            counts["unanswered"] += 1  # the lease brings it back
+        else:
+            counts["refused"] += 1
     return counts
 
 

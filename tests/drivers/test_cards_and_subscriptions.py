@@ -76,11 +76,11 @@ def test_monthly_collection_charges_next_month_and_retries_a_declined_card_with_
     subscription = Subscription.objects.get()
     first_end = subscription.paid_until
     # The next month is collected by the beat task once the paid period is over.
-    assert subscriptions_collect(now=first_end + timedelta(hours=1)) == {"opened": 1, "paid": 1, "refused": 0}
+    assert subscriptions_collect(now=first_end + timedelta(hours=1)) == {"opened": 1, "paid": 1, "refused": 0, "unanswered": 0}
     subscription.refresh_from_db()
     assert subscription.invoices.count() == 2 and subscription.paid_until > first_end
     # Rerunning changes nothing (idempotent).
-    assert subscriptions_collect(now=first_end + timedelta(hours=2)) == {"opened": 0, "paid": 0, "refused": 0}
+    assert subscriptions_collect(now=first_end + timedelta(hours=2)) == {"opened": 0, "paid": 0, "refused": 0, "unanswered": 0}
     # The saved card starts declining: the fee is retried after each back-off delay, then failed.
     SandboxPaymentMethod.objects.filter(pk=subscription.payment_method_ref).update(test_method="pm_card_chargeDeclined")
     due = subscription.paid_until + timedelta(minutes=1)
@@ -112,7 +112,7 @@ def test_task_wrapper_runs_the_collection(client, plan):
     save_card(client)
     client.post(f"/driver/plans/{plan.pk}/subscribe/")
     Subscription.objects.update(paid_until=datetime(2020, 1, 1, tzinfo=UTC))
-    assert subscriptions_collect_task.delay().get() == {"opened": 1, "paid": 1, "refused": 0}
+    assert subscriptions_collect_task.delay().get() == {"opened": 1, "paid": 1, "refused": 0, "unanswered": 0}
 
 
 def test_removing_the_only_card_of_an_active_subscription_is_refused(client, plan):
@@ -124,3 +124,59 @@ def test_removing_the_only_card_of_an_active_subscription_is_refused(client, pla
     assert SavedCard.objects.filter(pk=card.pk).exists()
     assert SandboxPaymentMethod.objects.filter(pk=card.reference).exists()
     assert DriverProfile.objects.get().customer_ref == Subscription.objects.get().customer_ref
+
+
+class _AnswerLost:
+    """The sandbox gateway, except that the processor's answer to the first monthly charge is lost
+    (the charge itself goes through), or the run dies in the middle of the call."""
+
+    def __init__(self, real, *, crash: bool = False):
+        self.real, self.crash, self.keys, self.references = real, crash, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def charge_saved(self, **kwargs):
+        from billing.gateways import PaymentResult
+
+        self.keys.append(kwargs["idempotency_key"])
+        if self.crash and len(self.keys) == 1:
+            raise RuntimeError("worker killed during the call")
+        result = self.real.charge_saved(**kwargs)
+        self.references.append(result.reference)
+        if len(self.keys) == 1:
+            return PaymentResult(False, "", "No answer from Stripe: APIConnectionError", answered=False)
+        return result
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["answer-lost", "run-died"])
+def test_a_charge_without_an_answer_is_asked_again_with_the_same_key_and_charged_once(
+        client, plan, monkeypatch, crash):
+    from billing import services
+    from billing.models import Payment
+
+    sign_up(client, "lost@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    subscription = Subscription.objects.get()
+    gateway = _AnswerLost(services.get_gateway(), crash=crash)
+    monkeypatch.setattr(services, "get_gateway", lambda: gateway)
+    due = subscription.paid_until + timedelta(hours=1)
+    if crash:
+        with pytest.raises(RuntimeError):
+            subscriptions_collect(now=due)
+    else:
+        assert subscriptions_collect(now=due) == {"opened": 1, "paid": 0, "refused": 0, "unanswered": 1}
+    invoice = SubscriptionInvoice.objects.get(period_start=subscription.paid_until)
+    # Neither refused nor forgotten: still due, no attempt counted, taken up again after the lease.
+    assert (invoice.status, invoice.attempts, invoice.next_attempt_at) == (
+        "due", 0, due + services.SUBSCRIPTION_CHARGE_LEASE)
+    assert subscriptions_collect(now=due + timedelta(minutes=5))["unanswered"] == 0 and len(gateway.keys) == 1
+    assert subscriptions_collect(now=due + services.SUBSCRIPTION_CHARGE_LEASE)["paid"] == 1
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.attempts) == ("paid", 1)
+    # The same key both times, so the processor answered with its first charge: charged once.
+    assert gateway.keys == [f"subscription-invoice:{invoice.pk}:1"] * 2
+    assert len(set(gateway.references)) == 1
+    assert Payment.objects.filter(session_ref=f"subscription-invoice:{invoice.pk}").count() == 1
+    assert LedgerEntry.objects.aggregate(t=Sum("amount"))["t"] == 0

@@ -67,3 +67,22 @@ def test_monthly_fee_is_an_off_session_charge_and_a_decline_is_reported():
                               metadata={})
     assert (refused.ok, refused.reference, refused.decline_reason) == (
         False, "pi_3QxTestFee00002", "Your card has insufficient funds.")
+
+
+class Unreachable(Recorded):
+    def request(self, method, url, headers, post_data=None, *, _usage=None):
+        import stripe
+
+        self.requests.append({"headers": dict(headers or {})})
+        raise stripe.APIConnectionError("connection reset while reading the answer")
+
+
+def test_a_monthly_fee_without_an_answer_is_not_a_decline():
+    http = Unreachable([])
+    gw = StripeGateway("sk_test_recorded", http_client=http)
+    result = gw.charge_saved(amount=Decimal("25.00"), currency="EUR", customer="cus_QxTestDriver01",
+                             payment_method="pm_1QxTestCard0001", idempotency_key="subscription-invoice:9:1",
+                             metadata={"invoice": "9"})
+    assert (result.ok, result.answered) == (False, False)
+    # The client's own retries reuse the key, as our next run will.
+    assert {r["headers"]["Idempotency-Key"] for r in http.requests} == {"charge-subscription-invoice:9:1"}
