@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ from chargers import commands
 from chargers.models import Charger, Command
 from chargers.remote import operator_remote_start_sync
 
-from .models import AssistantConversation, Ticket, TicketMessage
+from .models import AssistantConversation, QuarantinedEmail, Ticket, TicketMessage
 
 logger = logging.getLogger(__name__)
 
@@ -270,8 +271,8 @@ def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
 @transaction.atomic
 def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
     """Erase the verified customer's personal data: their email on payments (the amounts and the
-    ledger stay, without personal data), subscriptions cancelled and anonymised, their tickets'
-    and conversations' contact details. Confirm by email first. Return the rows changed."""
+    ledger stay, without personal data), subscriptions cancelled and anonymised, their tickets',
+    emails' and conversations' contact details. Confirm by email first. Return the rows changed."""
     _require_verified(ticket)
     email = ticket.email
     _send(f"Your data was deleted (request #{ticket.reference})",
@@ -287,6 +288,12 @@ def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
         sub.save()
         changed += 1
     changed += AssistantConversation.objects.filter(email__iexact=email).update(email="", details={}, messages=[])
+    # Their emails: the thread's addresses and words (replies by email land there), and any reply of
+    # theirs held in quarantine (support.inbound).
+    changed += TicketMessage.objects.filter(Q(from_email__iexact=email) | Q(to_email__iexact=email)).update(
+        from_email="", to_email="", body="(erased at the customer's request)",
+    )
+    changed += QuarantinedEmail.objects.filter(from_email__iexact=email).delete()[0]
     changed += Ticket.objects.filter(email__iexact=email).update(
         email="", name="", phone="", message="(erased at the customer's request)", details={}, client_ip=None,
     )

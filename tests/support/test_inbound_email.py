@@ -319,3 +319,25 @@ def test_strip_quoted_keeps_the_customers_own_words(text, own):
 
 def test_html_to_text_drops_scripts_and_quotes():
     assert html_to_text("<p>Hi&nbsp;there</p><script>x()</script><blockquote>old</blockquote>") == "Hi\xa0there"
+
+
+def test_erasing_the_customer_erases_their_replies_and_their_quarantined_mail(ticket, sent, agent):
+    from decimal import Decimal
+
+    from billing.models import Payment
+    from tests.factories import OrganizationFactory
+
+    Payment.objects.create(organization=OrganizationFactory(), email="guest@example.com", currency="EUR",
+                           amount_held=Decimal("20"), amount_captured=Decimal("3"), reference="pi_in1",
+                           status="captured", card_last4="4242")
+    post_mime(customer_reply(sent, text="My name is Ann Guest, flat 4B."))
+    someone_else = Ticket.objects.create(email="other@example.com", message="Mine.")
+    post_mime(customer_reply(sent, threaded=False, message_id="<reply-2@mail.example.com>",
+                             subject=f"Re: your request #{someone_else.reference}", text="Ann again, 4B."))
+    assert QuarantinedEmail.objects.filter(from_email="guest@example.com").count() == 1
+    assert toolkit.ticket_verify_identity(ticket=ticket, user=agent, card_last4="4242")
+    toolkit.ticket_erase_customer(ticket=ticket, user=agent)
+    assert not TicketMessage.objects.filter(body__icontains="4B").exists()
+    assert not TicketMessage.objects.filter(from_email__iexact="guest@example.com").exists()
+    assert not TicketMessage.objects.filter(to_email__iexact="guest@example.com").exists()
+    assert QuarantinedEmail.objects.count() == 0
