@@ -38,31 +38,11 @@
     return;
   }
 
-  var TEST_CARDS = {
-    "4242424242424242": "pm_card_visa",
-    "4000000000000002": "pm_card_chargeDeclined",
-    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
-    "4000002760003184": "pm_card_authenticationRequired"
-  };
-  function luhn(digits) {
-    var sum = 0;
-    for (var i = 0; i < digits.length; i++) {
-      var n = +digits[digits.length - 1 - i];
-      if (i % 2 === 1) { n *= 2; if (n > 9) n -= 9; }
-      sum += n;
-    }
-    return digits.length >= 12 && sum % 10 === 0;
-  }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    var digits = document.getElementById("sbx-card").value.replace(/\D/g, "");
-    var expiry = document.getElementById("sbx-exp").value.trim();
-    var cvc = document.getElementById("sbx-cvc").value.trim();
-    if (!luhn(digits)) return showError("Check the card number: it should be 12–19 digits, as printed on the card.");
-    if (!/^(0[1-9]|1[0-2])\/\d\d$/.test(expiry)) return showError("Enter the expiry date as MM/YY.");
-    if (!/^\d{3,4}$/.test(cvc)) return showError("Enter the 3 or 4 digit security code (CVC).");
-    var method = TEST_CARDS[digits];
-    if (!method) return showError("This is the sandbox: only Stripe's test cards work (for example 4242 4242 4242 4242).");
+    var card = window.SandboxCard.read();  // static/billing/sandbox_card.js
+    if (card.error) return showError(card.error);
+    var method = card.method;
     busy();
     var body = new URLSearchParams({ client_secret: data.clientSecret, payment_method: method });
     fetch(data.confirmUrl, { method: "POST", body: body, credentials: "omit" })
