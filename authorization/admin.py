@@ -144,3 +144,15 @@ class AuthorizationDecisionAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     paginator = EstimatedCountPaginator  # a decision per card presented: millions of rows
+    search_help_text = "A card UID or a Station ID, exactly (indexed lookups over millions of rows)."
+
+    def get_search_results(self, request, queryset, search_term):
+        # Substring matches scan every decision (2.9 s at 1M): the normalized UID or the station, exactly.
+        from django.db.models import Q
+
+        from .models import normalize_uid
+
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(uid_normalized=normalize_uid(term)) | Q(station_id=term)), False

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -265,6 +266,18 @@ class ChargingSessionAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     show_full_result_count = False
     paginator = EstimatedCountPaginator  # millions of sessions: no COUNT(*) per page
+    search_help_text = "A transaction id, a Station ID or an idTag, exactly (indexed lookups over millions of rows)."
+
+    def get_search_results(self, request, queryset, search_term):
+        # Substring matches cast and scan every session (4.6 s at 1M): exact, indexed lookups.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        match = Q(id_tag=term) | Q(ocpp_transaction_id=term) | Q(
+            charger_id__in=list(Charger.objects.filter(station_id=term).values_list("pk", flat=True)))
+        if term.isdecimal() and int(term) < 2**31:
+            match |= Q(transaction_id=int(term))
+        return queryset.filter(match), False
 
     @admin.display(description="Energy (kWh)")
     def energy(self, obj):

@@ -283,6 +283,8 @@ class ChargingSession(models.Model):
         ]
         indexes = [
             models.Index(fields=["charger", "-started_at"], name="session_charger_time"),
+            # Newest first across a host's chargers (Sessions list, dashboard): walked, not sorted.
+            models.Index(fields=["-started_at", "-id"], name="session_time"),
             models.Index(fields=["status", "charger"], name="session_status"),
             models.Index(fields=["id_tag"], name="session_idtag"),
         ]

@@ -56,3 +56,21 @@ def test_session_and_decision_lists_render(admin_client, log):
     assert admin_client.get("/admin/chargers/chargingsession/", {"stop_reason": "Remote"}).status_code == 200
     assert admin_client.get("/admin/authorization/authorizationdecision/", {"status": "Invalid"}).status_code == 200
     assert admin_client.get("/admin/chargers/metervalue/").status_code == 200
+
+
+def test_session_and_decision_searches_are_exact(admin_client, log):
+    from authorization.models import AuthorizationDecision
+
+    one, _ = log
+    ChargingSession.objects.create(charger=one, connector_id=1, transaction_id=777, id_tag="CARD42",
+                                   started_at=timezone.now(), meter_start_wh=0)
+    sessions = "/admin/chargers/chargingsession/"
+    for term in ("777", "ADM-1", "CARD42"):
+        assert admin_client.get(sessions, {"q": term}).context["cl"].result_count == 1, term
+    assert admin_client.get(sessions, {"q": "77"}).context["cl"].result_count == 0
+    AuthorizationDecision.objects.create(uid="04a1b2c3", uid_normalized="04A1B2C3", station_id="ADM-1", context="local",
+                                         status="Invalid", reason="unknown_token", step=2, message="Unknown card.")
+    decisions = "/admin/authorization/authorizationdecision/"
+    for term in ("04A1B2C3", "04a1b2c3", "ADM-1"):
+        assert admin_client.get(decisions, {"q": term}).context["cl"].result_count == 1, term
+    assert admin_client.get(decisions, {"q": "04A1"}).context["cl"].result_count == 0
