@@ -10,6 +10,7 @@ GUEST_PAGES or NOT_PAGES (with the reason it is not a page of its own).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -374,3 +375,38 @@ def test_guest_pages_are_readable_at_200_percent_zoom_on_a_phone(live_server_pro
             wide[name] = (width, _too_wide(page))
     context.close()
     assert wide == {}
+
+
+def test_session_page_follows_a_charging_session(live_server_proc, world, browser):
+    """The meter card refreshes itself (every 10 s) while the session charges: kWh, kW and price."""
+    from chargers.models import ChargingSession, MeterValue
+
+    now = timezone.now()
+
+    def charging() -> ChargingSession:
+        session = ChargingSession.objects.create(
+            charger=world.site.charger, connector_id=1, transaction_id=777001, id_tag=world.site.token.uid,
+            token=world.site.token, started_at=now - timedelta(minutes=10), meter_start_wh=0, status="active")
+        MeterValue.objects.create(charger=world.site.charger, session=session, connector_id=1,
+                                  timestamp=now - timedelta(minutes=5), unit="Wh", value=Decimal(1000))
+        return session
+
+    # Playwright's sync API runs an event loop in this thread: the ORM goes to another one.
+    pool = ThreadPoolExecutor(1)
+    active = pool.submit(charging).result()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _login(page, live_server_proc.url, world.site.owner.username)
+    page.goto(f"{live_server_proc.url}/sessions/{active.pk}/")
+    assert "1.000 kWh" in page.inner_text("#session-meter")
+
+    def new_readings() -> None:  # as the charger's MeterValues handler would store them
+        MeterValue.objects.create(charger=world.site.charger, session=active, connector_id=1, timestamp=now,
+                                  unit="Wh", value=Decimal(3500))
+        MeterValue.objects.create(charger=world.site.charger, session=active, connector_id=1, timestamp=now,
+                                  unit="W", measurand="Power.Active.Import", value=Decimal(11000))
+
+    pool.submit(new_readings).result()
+    pool.shutdown()
+    page.wait_for_selector("#session-meter:has-text('3.500 kWh'):has-text('11.0 kW now')", timeout=25_000)
+    assert page.locator("#session-meter .session-price").is_visible()
+    assert page.locator("#meter-chart .axis-right").count() == 3  # the kW axis appeared with the power
