@@ -110,11 +110,12 @@ class TicketAdmin(admin.ModelAdmin):
     list_select_related = ("property", "charger", "assigned_to")
     raw_id_fields = ("charger", "property", "assigned_to", "organization", "session", "requested_by")
     readonly_fields = ("reference", "source", "client_ip", "created_at", "updated_at", "toolkit_link",
-                       "details_display", "bundle_display")
+                       "details_display", "bundle_display", "quarantine_link")
     date_hierarchy = "created_at"
     inlines = [TicketMessageInline]
     fieldsets = (
-        (None, {"fields": ("reference", "status", "assigned_to", "topic", "source", "toolkit_link")}),
+        (None, {"fields": ("reference", "status", "assigned_to", "topic", "source", "toolkit_link",
+                           "quarantine_link")}),
         ("Customer", {"fields": ("name", "email", "phone", "requested_by")}),
         ("Charger", {"fields": ("station_id", "charger", "property", "property_name", "organization", "session",
                                 "occurred_at", "prompt")}),
@@ -134,6 +135,15 @@ class TicketAdmin(admin.ModelAdmin):
             return ""
         url = reverse("admin:support_ticket_toolkit", args=[obj.pk])
         return format_html('<a class="button" href="{}">Reply, start a session, whitelist, refund, reset…</a>', url)
+
+    @admin.display(description="Quarantined replies")
+    def quarantine_link(self, obj: Ticket) -> str:
+        # Replies naming this ticket from another address wait there (support.inbound).
+        waiting = obj.quarantined_emails.filter(attached_message__isnull=True).count() if obj.pk else 0
+        if not waiting:
+            return "None"
+        url = reverse("admin:support_quarantinedemail_changelist") + f"?ticket__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} email(s) from another address name this ticket</a>', url, waiting)
 
     @admin.display(description="Details collected")
     def details_display(self, obj: Ticket) -> str:

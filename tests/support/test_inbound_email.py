@@ -176,7 +176,11 @@ def test_a_reply_from_another_address_is_quarantined_not_attached(ticket, sent, 
     # An agent sees it in the admin, checks it, and may attach it; then it is on the thread.
     client = Client()
     client.force_login(agent)
-    assert "mallory@evil.example" in client.get("/admin/support/quarantinedemail/").content.decode()
+    page = client.get(f"/admin/support/ticket/{ticket.pk}/change/").content.decode()
+    assert f"/admin/support/quarantinedemail/?ticket__id__exact={ticket.pk}" in page
+    assert "1 email(s) from another address name this ticket" in page
+    listing = client.get(f"/admin/support/quarantinedemail/?ticket__id__exact={ticket.pk}").content.decode()
+    assert "mallory@evil.example" in listing
     response = client.post("/admin/support/quarantinedemail/", {
         "action": "attach_to_ticket", "_selected_action": [held.pk]})
     assert response.status_code == 302
