@@ -345,3 +345,19 @@ def test_erasing_the_customer_erases_their_replies_and_their_quarantined_mail(ti
     assert not TicketMessage.objects.filter(from_email__iexact="guest@example.com").exists()
     assert not TicketMessage.objects.filter(to_email__iexact="guest@example.com").exists()
     assert QuarantinedEmail.objects.count() == 0
+
+
+def test_a_mailgun_post_too_large_to_read_is_refused_without_retry(ticket, sent):
+    fields = {**mailgun_fields(sent), "body-plain": "x" * 3_000_000, "stripped-text": ""}
+    response = Client().post(MAILGUN_URL, fields)  # multipart, over DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert response.status_code == 406  # Mailgun stops retrying on 406 only
+    assert inbound(ticket) == [] and QuarantinedEmail.objects.count() == 0
+
+
+def test_a_mailgun_reply_with_nul_bytes_is_attached_clean(ticket, sent):
+    # The portal answers 400 to NULs in form fields elsewhere; Mailgun would retry that for hours.
+    fields = {**mailgun_fields(sent), "stripped-text": "At 10:42\x00 sharp.", "subject": f"Re: {sent.subject}\x00"}
+    response = Client().post(MAILGUN_URL, fields)
+    assert response.status_code == 200 and response.json() == {"result": "attached"}
+    [message] = inbound(ticket)
+    assert message.body == "At 10:42 sharp." and "\x00" not in message.subject
