@@ -361,3 +361,24 @@ def test_a_mailgun_reply_with_nul_bytes_is_attached_clean(ticket, sent):
     assert response.status_code == 200 and response.json() == {"result": "attached"}
     [message] = inbound(ticket)
     assert message.body == "At 10:42 sharp." and "\x00" not in message.subject
+
+
+@pytest.mark.parametrize("raw", [
+    b"\r\n",
+    b"\x00\xff\xfe garbage \r\n\r\n\x00",
+    b"From: =?utf-8?q?broken\r\nSubject: =?x-unknown?b?////?=\r\nContent-Type: text/plain; charset=x-nope\r\n"
+    b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!",
+    b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\ncut off",
+])
+def test_malformed_mail_is_answered_200_and_stored_nowhere(ticket, sent, raw):
+    response = post_mime(raw)
+    assert response.status_code == 200 and response.json() == {"result": "not attached"}
+    assert inbound(ticket) == [] and QuarantinedEmail.objects.count() == 0
+
+
+def test_a_broken_charset_reply_still_lands_with_its_text(ticket, sent):
+    raw = (f"From: guest@example.com\r\nSubject: Re: {sent.subject}\r\nMessage-ID: <cs@mail.example.com>\r\n"
+           f"In-Reply-To: {sent.extra_headers['Message-ID']}\r\nContent-Type: text/plain; charset=x-nope\r\n\r\n"
+           "Caf\xe9 at noon\r\n").encode("latin-1")
+    assert post_mime(raw).json() == {"result": "attached"}
+    assert inbound(ticket)[0].body == "Caf\ufffd at noon"
