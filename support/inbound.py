@@ -23,6 +23,7 @@ from email.utils import getaddresses, parseaddr
 from typing import Any
 
 from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.html import strip_tags
@@ -258,7 +259,24 @@ def receive_email(email: bytes | ParsedEmail, *, transport: str = "mime") -> Tic
         logger.info("Inbound email %s stored by a concurrent delivery", message_id)
         return None
     logger.info("Customer reply %s attached to ticket %s", message_id, ticket.reference)
+    transaction.on_commit(lambda: notify_assignee(message_id=message.pk))
     return message
+
+
+def notify_assignee(*, message_id: int) -> None:
+    """Tell the ticket's agent the customer answered (best effort: the ticket is reopened anyway)."""
+    message = TicketMessage.objects.select_related("ticket__assigned_to").get(pk=message_id)
+    agent = message.ticket.assigned_to
+    if agent is None or not agent.email:
+        return
+    ticket = message.ticket
+    body = (f"The customer answered on ticket #{ticket.reference} (now in progress again):\n\n"
+            f"{message.body[:2000]}\n\nOpen the ticket in the admin to reply.\n")
+    try:
+        # No Reply-To: an agent answering this would write to the customer's inbound address as a stranger.
+        send_mail(f"Customer replied on #{ticket.reference}", body, None, [agent.email])
+    except Exception:
+        logger.warning("Could not tell %s about the reply on ticket %s", agent.email, ticket.reference, exc_info=True)
 
 
 def _reopen(ticket: Ticket) -> None:

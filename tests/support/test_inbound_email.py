@@ -121,6 +121,15 @@ def test_a_reply_to_the_agents_email_lands_on_the_ticket_without_the_quote_and_r
     assert "It happened at 10:42, thanks." in page and "Received from the customer" in page
 
 
+def test_the_assigned_agent_is_told_the_customer_answered(ticket, sent, agent, django_capture_on_commit_callbacks):
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        post_mime(customer_reply(sent))
+    [notice] = mail.outbox
+    assert notice.to == ["agent@example.com"] and ticket.reference in notice.subject
+    assert "It happened at 10:42, thanks." in notice.body
+
+
 def test_the_next_agent_reply_threads_on_the_customers_reply(ticket, sent, agent):
     post_mime(customer_reply(sent))
     toolkit.ticket_reply(ticket=ticket, user=agent, body="Thanks, we reset it.")
