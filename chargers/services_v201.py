@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from .models import (
@@ -44,26 +45,33 @@ def charger_set_ocpp_version(*, charger_id: int, version: str) -> None:
     Charger.objects.filter(pk=charger_id).exclude(ocpp_version=version).update(ocpp_version=version)
 
 
-def _changes_nothing(session: ChargingSession, event: tx.TxEvent) -> bool:
+def _changes_nothing(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
     """Whether `event` is a plain in-order Updated of an active session whose Started and first
     energy reading we have (called before its own readings are stored): its fold would give the same
     session (start, meter start, driver, EVSE fixed; the end is not known yet), so the refold of
-    every event is skipped. This is most events of a long session; an Ended always refolds."""
+    every event is skipped. This is most events of a long session; an Ended always refolds.
+
+    Returns the time of the session's last energy reading when so (the connection keeps it to
+    append the next such events in batches, `transaction_events_append`), else None."""
     if not (
         event.event_type == "Updated" and session.status == ChargingSession.Status.ACTIVE and event.seq_no is not None
         and not event.id_token and event.evse_id in (None, session.connector_id)
         and event.remote_start_id in (None, session.remote_start_id) and event.reservation_id is None
         and event.timestamp >= session.started_at
     ):
-        return False
-    events = TransactionEvent.objects.filter(session=session)
-    if not events.filter(event_type="Started").exists() or events.filter(seq_no__gt=event.seq_no).exists():
-        return False
+        return None
+    flags = TransactionEvent.objects.filter(session=session).aggregate(
+        started=Count("pk", filter=Q(event_type="Started")), later=Count("pk", filter=Q(seq_no__gt=event.seq_no)),
+    )
+    if not flags["started"] or flags["later"]:
+        return None
     last_reading = (
         MeterValue.objects.filter(session=session, measurand=tx.ENERGY_REGISTER, phase="")
         .order_by("-timestamp").values_list("timestamp", flat=True).first()
     )
-    return last_reading is not None and all(r.timestamp >= last_reading for r in event.meter_values)
+    if last_reading is not None and all(r.timestamp >= last_reading for r in event.meter_values):
+        return last_reading
+    return None
 
 
 def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:
@@ -76,6 +84,66 @@ class TransactionEventOutcome:
     duplicate: bool  # this (transactionId, seqNo) was received before: nothing changed
     started: bool  # the session was created by this event
     ended: bool  # the session was completed by this event
+    # Set when the event changed nothing but its readings: the session's last energy reading
+    # before it. The connection may then append the next in-order Updated events in batches.
+    steady_since: datetime | None = None
+
+
+@dataclass
+class TxAppend:
+    """An in-order Updated event of a steady transaction (see `_changes_nothing`), to append."""
+
+    charger_id: int
+    session_id: int
+    connector_id: int
+    event: tx.TxEvent
+    payload: dict
+    received_at: datetime
+
+
+def transaction_events_append(items: list[TxAppend]) -> list[bool]:
+    """Append in-order Updated events of steady transactions, of many chargers at once, in one
+    database transaction: the event rows and their readings, nothing refolded (such an event
+    cannot change its session, `_changes_nothing`).
+
+    The connection that sends a transaction's events knows it is steady and in order; what it
+    cannot know is whether something else closed the session meanwhile (the stale-transaction
+    check, an agent), so the sessions are locked and checked here. An item whose session is not
+    active any more is not written (False): its caller takes the full path, which refolds.
+    A repeated (transactionId, seqNo) fails the batch on the unique constraint; the coalescer then
+    retries the items one by one and the failing caller takes the full path, which reports it.
+    """
+    from .services import _meter_rows
+
+    with transaction.atomic():
+        active = set(
+            ChargingSession.objects.select_for_update()
+            .filter(pk__in={item.session_id for item in items}, status=ChargingSession.Status.ACTIVE)
+            .order_by("pk").values_list("pk", flat=True)
+        )
+        written = [item.session_id in active for item in items]
+        events: list[TransactionEvent] = []
+        meters: list[MeterValue] = []
+        for item, write in zip(items, written, strict=True):
+            if not write:
+                continue
+            event = item.event
+            events.append(TransactionEvent(
+                charger_id=item.charger_id, session_id=item.session_id, ocpp_transaction_id=event.transaction_id,
+                seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
+                timestamp=event.timestamp, offline=event.offline, payload=item.payload, received_at=item.received_at,
+            ))
+            meters += _meter_rows(item.charger_id, item.connector_id, item.session_id, event.meter_values)
+        TransactionEvent.objects.bulk_create(events)
+        MeterValue.objects.bulk_create(meters)
+    return written
+
+
+def appended_outcome(*, session_id: int, charger_id: int, connector_id: int, transaction_id: int) -> TransactionEventOutcome:
+    """The outcome of an appended event, for the handler's live updates (no database read)."""
+    session = ChargingSession(pk=session_id, charger_id=charger_id, connector_id=connector_id,
+                              transaction_id=transaction_id)
+    return TransactionEventOutcome(session, duplicate=False, started=False, ended=False)
 
 
 def _no_validation(payload: dict) -> None:
@@ -154,12 +222,13 @@ def transaction_event_record(
                 )
         except IntegrityError:
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
-        unchanged = not created and _changes_nothing(session, event)
+        steady_since = None if created else _changes_nothing(session, event)
         rows = _meter_rows(charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values)
         if rows:
             MeterValue.objects.bulk_create(rows)
-        if unchanged:
-            return TransactionEventOutcome(session, duplicate=False, started=False, ended=False)
+        if steady_since is not None:
+            return TransactionEventOutcome(session, duplicate=False, started=False, ended=False,
+                                           steady_since=steady_since)
 
         state = tx.fold(_events_of(charger_id, event.transaction_id))
         was_completed = session.status == ChargingSession.Status.COMPLETED

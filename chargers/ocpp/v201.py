@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +24,13 @@ from django.utils import timezone
 from authorization.decisions import Context
 from backoffice import db
 from chargers import connection_state, services, services_v201
+from chargers.batching import Coalescer
+from chargers.journal import is_outage
 from chargers.message_log import MeterSample, writer
 from chargers.ocpp.tolerant import INT32_MAX
 
 from . import v16, v16_security
+from . import v201_transactions as tx
 from .protocol import format_datetime, parse_datetime
 from .protocol201 import (
     NOT_SUPPORTED,
@@ -59,10 +62,80 @@ def _spawn(coroutine: Awaitable[None]) -> None:
 
 
 @dataclass
+class Steady:
+    """A transaction of this socket whose last event changed nothing but its readings
+    (services_v201._changes_nothing): its next in-order Updated events can only add readings, so
+    they are appended in batches with other chargers' (`_appends`) instead of one database
+    transaction, session lock and check each. Only this socket sends this charger's events, so
+    what it saw stays true; a session closed by something else is caught when appending."""
+
+    session_id: int
+    connector_id: int
+    transaction_id: int
+    started_at: datetime
+    remote_start_id: int | None
+    seq_no: int
+    energy_at: datetime  # the last energy register reading stored
+
+
+@dataclass
 class Connection(v16.Connection):
     """What a handler knows about the 2.0.1 charger on this socket."""
 
     ocpp_version: str = VERSION
+    steady: dict[str, Steady] = field(default_factory=dict)  # by the charger's transactionId
+
+
+def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
+    """The last energy register reading once `event`'s readings are stored."""
+    times = [
+        reading.timestamp for reading in event.meter_values
+        if any(sample.measurand == tx.ENERGY_REGISTER and not sample.phase for sample in reading.samples)
+    ]
+    return max([since, *times])
+
+
+def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
+    """The conditions of services_v201._changes_nothing, from what this socket knows."""
+    return (
+        steady is not None and event.event_type == "Updated" and event.seq_no is not None
+        and event.seq_no > steady.seq_no and not event.id_token and event.evse_id in (None, steady.connector_id)
+        and event.remote_start_id in (None, steady.remote_start_id) and event.reservation_id is None
+        and event.timestamp >= steady.started_at
+        and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
+    )
+
+
+_appends: Coalescer[services_v201.TxAppend, bool] = Coalescer(
+    "tx-event-append", services_v201.transaction_events_append
+)
+
+
+async def _append(conn: Connection, event: tx.TxEvent, payload: dict) -> services_v201.TransactionEventOutcome | None:
+    """Append a steady transaction's in-order Updated (see Steady); None: take the full path."""
+    steady = conn.steady.get(event.transaction_id)
+    if steady is None or not _appendable(steady, event):
+        return None
+    assert event.seq_no is not None
+    steady.seq_no = event.seq_no  # a resend of this seqNo while it is written takes the full path
+    try:
+        written = await _appends.submit(services_v201.TxAppend(
+            charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
+            event=event, payload=payload, received_at=conn.received_at or timezone.now(),
+        ))
+    except Exception as exc:
+        if is_outage(exc):
+            raise  # journaled by the caller, like the full path
+        logger.warning("Appending TransactionEvent %s/%s failed (%s); full path", event.transaction_id,
+                       event.seq_no, exc)
+        written = False
+    if not written:
+        return None
+    steady.energy_at = _energy_at(event, steady.energy_at)
+    return services_v201.appended_outcome(
+        session_id=steady.session_id, charger_id=conn.charger_id, connector_id=steady.connector_id,
+        transaction_id=steady.transaction_id,
+    )
 
 
 def _timestamp(value: Any, default: datetime) -> datetime:
@@ -185,6 +258,12 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     our_id = _journaled_transactions.get(key) or services.new_transaction_id()
 
     async def now() -> tuple[services_v201.TransactionEventOutcome, str | None]:
+        appended = await _append(conn, event, payload)
+        if appended is not None:
+            return appended, None
+        # The full path may change any transaction of this charger (a Started closes the one it
+        # supersedes): what this socket knew is re-learned from its outcomes.
+        conn.steady.clear()
         answer: str | None = None
         session_status: str | None = None
         if event.id_token:
@@ -207,6 +286,13 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
             received_at=received, id_tag_status=session_status, transaction_id=our_id,
         )
+        if outcome.steady_since is not None and event.seq_no is not None:
+            session = outcome.session
+            conn.steady[event.transaction_id] = Steady(
+                session_id=session.pk, connector_id=session.connector_id, transaction_id=session.transaction_id,
+                started_at=session.started_at, remote_start_id=session.remote_start_id, seq_no=event.seq_no,
+                energy_at=_energy_at(event, outcome.steady_since),
+            )
         return outcome, answer
 
     result = await v16._durably(
@@ -214,6 +300,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     )
     if result is None:
         # Journaled: the card cannot be checked now; the charger already authorized it locally.
+        conn.steady.clear()  # the journal's replay takes the full path
         _journaled_transactions[key] = our_id
         while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
             _journaled_transactions.popitem(last=False)

@@ -1,0 +1,82 @@
+"""Steady transactions: in-order Updated events that can only add readings are appended in
+batches (chargers.ocpp.v201.Steady, services_v201.transaction_events_append) instead of one
+locked transaction and refold each; the session they give is the same, nothing is lost or doubled."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chargers.models import ChargingSession, MeterValue, TransactionEvent
+from chargers.ocpp import v201
+
+from .conftest import connect201, tx_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def at(minute: int) -> str:
+    return f"2026-11-20T10:{minute:02d}:00Z"
+
+
+async def _steady(client) -> None:
+    """Started, then one Updated through the full path, which tells the socket it is steady."""
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
+                                                     wh=1500))
+
+
+async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(charger, token):
+    client = await connect201()
+    await _steady(client)
+    batches = v201._appends.batches
+    for seq in range(2, 6):
+        assert await client.result("TransactionEvent", tx_event(
+            "Updated", seq, timestamp=at(seq), trigger="MeterValuePeriodic", wh=1000 + 500 * seq)) == {}
+        # Committed before the charger got its answer.
+        assert await TransactionEvent.objects.filter(charger=charger, seq_no=seq).aexists()
+        assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
+                                               ).acount() == 1
+    assert v201._appends.batches == batches + 4  # all four went the appending way
+    await client.result("TransactionEvent", tx_event("Ended", 6, timestamp=at(6), trigger="EVDeparted", wh=4000,
+                                                     stopped_reason="EVDisconnected"))
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 4000)
+    assert session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC) and session.stop_reason == "EVDisconnected"
+    assert await TransactionEvent.objects.filter(session=session).acount() == 7
+    assert await MeterValue.objects.filter(session=session).acount() == 7
+    await client.close()
+
+
+async def test_a_resent_event_of_a_steady_transaction_is_a_duplicate_not_a_second_row(charger, token):
+    client = await connect201()
+    await _steady(client)
+    event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
+    assert await client.result("TransactionEvent", event) == {}
+    assert await client.result("TransactionEvent", event) == {}  # our answer was lost; same seqNo
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
+    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+                                           ).acount() == 1
+    await client.close()
+
+
+async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_path(charger, token):
+    client = await connect201()
+    await _steady(client)
+    batches = v201._appends.batches
+    # An offline-queued reading older than the last one may change the fold: never appended.
+    await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=at(0), trigger="MeterValuePeriodic",
+                                                     wh=900, offline=True))
+    assert v201._appends.batches == batches
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=3, offline=True).acount() == 1
+    # Steady again; then something else closes the session (the stale-transaction check).
+    await client.result("TransactionEvent", tx_event("Updated", 4, timestamp=at(4), trigger="MeterValuePeriodic",
+                                                     wh=2500))
+    await ChargingSession.objects.filter(pk=session.pk).aupdate(status="completed", stop_reason="NoEndedEvent")
+    await client.result("TransactionEvent", tx_event("Updated", 5, timestamp=at(5), trigger="MeterValuePeriodic",
+                                                     wh=3000))
+    # Written once, by the full path, after the append found the session closed.
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=5).acount() == 1
+    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
+                                           ).acount() == 1
+    await client.close()
