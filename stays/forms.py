@@ -6,9 +6,9 @@ from typing import Any
 
 from django import forms
 
-from backoffice.models import Property
+from backoffice.models import Organization, Property
 
-from .models import StayPolicy, Unit
+from .models import PmsIntegration, StayPolicy, Unit
 
 
 class StayPolicyForm(forms.ModelForm):
@@ -54,3 +54,36 @@ class CalendarFeedForm(forms.Form):
         assert isinstance(unit, forms.ModelChoiceField)
         unit.queryset = Unit.objects.filter(property=property).order_by("name")
 
+
+
+class PmsConnectForm(forms.Form):
+    """Connect a PMS: the vendor and its API credentials (write-only, stored sealed)."""
+
+    organization: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=Organization.objects.none(), label="Organization")  # the user's writable ones, in __init__
+    vendor = forms.ChoiceField(choices=PmsIntegration.Vendor.choices, label="PMS")
+    name = forms.CharField(max_length=200, required=False, label="Name", help_text="Optional, e.g. “Guesty – lake”.")
+    base_url = forms.URLField(max_length=300, required=False, label="Track address", assume_scheme="https",
+                              help_text="Track only: https://yourcompany.trackhs.com")
+    key = forms.CharField(max_length=300, required=False, label="Client ID / API key",
+                          help_text="Guesty: client ID. Track: API key. Hospitable: leave empty.")
+    secret = forms.CharField(max_length=2000, required=False, label="Client secret / API secret / token",
+                             widget=forms.PasswordInput(render_value=False),
+                             help_text="Guesty: client secret. Track: API secret. Hospitable: personal access token.")
+    webhook_secret = forms.CharField(max_length=300, required=False, label="Webhook signing secret",
+                                     widget=forms.PasswordInput(render_value=False),
+                                     help_text="Guesty (whsec_…) or Hospitable, to verify their webhooks. Optional.")
+
+    def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        organization = self.fields["organization"]
+        assert isinstance(organization, forms.ModelChoiceField)
+        organization.queryset = organizations
+
+
+class PmsCredentialsForm(forms.Form):
+    key = forms.CharField(max_length=300, required=False, label="Client ID / API key")
+    secret = forms.CharField(max_length=2000, required=False, label="Client secret / API secret / token",
+                             widget=forms.PasswordInput(render_value=False))
+    webhook_secret = forms.CharField(max_length=300, required=False, label="Webhook signing secret",
+                                     widget=forms.PasswordInput(render_value=False))

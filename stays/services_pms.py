@@ -166,3 +166,53 @@ def listing_map(*, listing: Listing, unit: Unit | None) -> Listing:
     listing.unit = unit
     listing.save(update_fields=["unit", "updated_at"])
     return listing
+
+
+# Which credential each vendor's adapter reads (stays/pms.py), from the portal's three fields.
+CREDENTIAL_FIELDS: dict[str, tuple[str, str, str]] = {
+    PmsIntegration.Vendor.GUESTY: ("client_id", "client_secret", "webhook_secret"),
+    PmsIntegration.Vendor.HOSPITABLE: ("", "token", "webhook_secret"),
+    PmsIntegration.Vendor.TRACK: ("key", "secret", ""),
+}
+
+
+def credentials_from(vendor: str, *, key: str = "", secret: str = "", webhook_secret: str = "") -> dict[str, str]:
+    """Return the vendor's credentials dict from the portal's fields (key, secret, webhook secret)."""
+    names = CREDENTIAL_FIELDS[vendor]
+    return {name: value.strip() for name, value in zip(names, (key, secret, webhook_secret), strict=True)
+            if name and value.strip()}
+
+
+def integration_create(*, organization_id: int, vendor: str, name: str = "", base_url: str = "",
+                       credentials: dict[str, str]) -> PmsIntegration:
+    """Connect a PMS for an organization (portal or admin); credentials are sealed, never shown again."""
+    from django.core.exceptions import ValidationError
+
+    from .services import check_calendar_url
+
+    if vendor == PmsIntegration.Vendor.TRACK:
+        if not base_url:
+            raise ValidationError({"base_url": "Track needs your Track address, e.g. https://yourcompany.trackhs.com."})
+        check_calendar_url(base_url)  # https:// to a public address (server-side request forgery)
+    if not credentials:
+        raise ValidationError({"secret": "Enter the API credentials from your PMS."})
+    with transaction.atomic():
+        integration = PmsIntegration(organization_id=organization_id, vendor=vendor, name=name.strip(),
+                                     base_url=base_url.strip() if vendor == PmsIntegration.Vendor.TRACK else "")
+        integration.full_clean(exclude=["webhook_key"])
+        integration.save()
+        integration_credentials_set(integration=integration, credentials=credentials)
+    return integration
+
+
+def integration_credentials_replace(*, integration: PmsIntegration, credentials: dict[str, str]) -> PmsIntegration:
+    """New credentials (e.g. after "the API key was revoked"): sealed, the back-off is reset."""
+    from django.core.exceptions import ValidationError
+
+    if not credentials:
+        raise ValidationError({"secret": "Enter the API credentials from your PMS."})
+    with transaction.atomic():
+        integration_credentials_set(integration=integration, credentials=credentials)
+        PmsIntegration.objects.filter(pk=integration.pk).update(next_attempt_at=None, failures=0)
+    integration.refresh_from_db()
+    return integration

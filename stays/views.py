@@ -3,6 +3,8 @@ Sync now, listing ↔ unit mapping); webhooks."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,7 +18,7 @@ from django.views.decorators.http import require_POST
 from backoffice.models import Property
 from backoffice.selectors import can_edit, properties_for
 
-from .forms import CalendarFeedForm, StayPolicyForm
+from .forms import CalendarFeedForm, PmsConnectForm, PmsCredentialsForm, StayPolicyForm
 from .models import CalendarFeed, Listing, PmsIntegration, StayPolicy, Unit
 from .selectors import calendar_feeds_for, integrations_for, units_for
 from .services import (
@@ -26,7 +28,14 @@ from .services import (
     calendar_feed_sync,
     stay_policy_update,
 )
-from .services_pms import listing_map, pms_sync, pms_webhook
+from .services_pms import (
+    credentials_from,
+    integration_create,
+    integration_credentials_replace,
+    listing_map,
+    pms_sync,
+    pms_webhook,
+)
 
 
 @login_required
@@ -40,7 +49,10 @@ def integration_list(request: HttpRequest) -> HttpResponse:
             "units": list(units_for(request.user).filter(property__organization_id=integration.organization_id)),
             "webhook_url": request.build_absolute_uri(f"/stays/webhooks/{integration.webhook_key}/"),
         })
-    return render(request, "stays/integration_list.html", {"rows": rows, "portal_section": "integrations"})
+    organizations = _writable_organizations(request)
+    connect = PmsConnectForm(organizations=organizations, auto_id="connect_%s") if organizations.exists() else None
+    return render(request, "stays/integration_list.html", {"rows": rows, "portal_section": "integrations",
+                                                           "connect_form": connect})
 
 
 def _editable(request: HttpRequest, pk: int) -> PmsIntegration:
@@ -227,5 +239,63 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "units": list(units_for(request.user).filter(property__organization_id=integration.organization_id)),
         "reservations": list(integration.reservations.select_related("unit", "property").order_by("-updated_at")[:20]),
         "webhook_url": request.build_absolute_uri(f"/stays/webhooks/{integration.webhook_key}/"),
-        "portal_section": "integrations",
+        "portal_section": "integrations", "credentials_form": PmsCredentialsForm(auto_id="cred_%s"),
     })
+
+
+# -- connecting a PMS ------------------------------------------------------------------------------
+
+
+def _writable_organizations(request: HttpRequest) -> Any:
+    from backoffice.selectors import organizations_for
+    from backoffice.tenancy import writable_organization_ids
+
+    ids = writable_organization_ids(request.user)
+    organizations = organizations_for(request.user).order_by("name")
+    return organizations if ids is None else organizations.filter(pk__in=ids)
+
+
+@login_required
+@require_POST
+def integration_add(request: HttpRequest) -> HttpResponse:
+    """POST /stays/integrations/add/: owners/managers connect Guesty, Hospitable or Track."""
+    form = PmsConnectForm(request.POST, organizations=_writable_organizations(request))
+    if not form.is_valid():
+        messages.error(request, _errors_in_words(form))
+        return redirect("stays:integration-list")
+    data = form.cleaned_data
+    try:
+        integration = integration_create(
+            organization_id=data["organization"].pk, vendor=data["vendor"], name=data["name"],
+            base_url=data["base_url"] or "",
+            credentials=credentials_from(data["vendor"], key=data["key"], secret=data["secret"],
+                                         webhook_secret=data["webhook_secret"]),
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("stays:integration-list")
+    result = pms_sync(integration_id=integration.pk, force=True)  # the first pull: the host sees it work
+    if result.ok:
+        messages.success(request, f"{integration} connected: {result.listings} listings. Map them to your units below.")
+    else:
+        messages.error(request, f"{integration} connected, but the first sync failed: {result.error}")
+    return redirect("stays:integration-detail", pk=integration.pk)
+
+
+@login_required
+@require_POST
+def integration_credentials(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST /stays/integrations/<pk>/credentials/: new API credentials (e.g. after a revoked key)."""
+    integration = _editable(request, pk)
+    form = PmsCredentialsForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    try:
+        integration_credentials_replace(integration=integration, credentials=credentials_from(
+            integration.vendor, key=data.get("key", ""), secret=data.get("secret", ""),
+            webhook_secret=data.get("webhook_secret", "")))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{integration}: new credentials saved. Sync now to check them.")
+    return redirect("stays:integration-detail", pk=integration.pk)

@@ -160,6 +160,9 @@ TESTED_ELSEWHERE = {
     "stays:calendar-add": "tests/stays/test_stay_settings_page.py",
     "stays:integration-sync": "tests/stays/test_pms_sync.py (another organization's integration: 404)",
     "stays:listing-unit": "tests/stays/test_stay_settings_page.py (a foreign unit changes nothing)",
+    # Connecting pulls from the vendor at once (recorded answers there, no network here).
+    "stays:integration-add": "tests/stays/test_stay_settings_page.py (another organization: not a choice, nothing stored)",
+    "stays:integration-credentials": "tests/stays/test_stay_settings_page.py (viewers and strangers: 404)",
     # Driver accounts belong to one driver, not an organization: another driver's card,
     # subscription or receipt answers 404 and changes nothing (route tables there).
     "drivers:card-default": "tests/drivers/test_isolation.py (FOREIGN_WRITES)",

@@ -143,3 +143,46 @@ def test_each_integration_has_a_sync_page_with_state_counts_and_errors_in_words(
     assert Listing.objects.get(pk=mapped.pk).unit == cabin
     other = PmsIntegration.objects.create(organization=PropertyFactory().organization, vendor="track")
     assert client.get(f"/stays/integrations/{other.pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_manager_connects_guesty_and_replaces_a_revoked_key(client, site, monkeypatch):
+    """The portal's Connect form (no network: Guesty's recorded answers through the adapter)."""
+    from stays import views as stay_views
+    from stays.services_pms import integration_credentials, pms_sync
+    from tests.stays.test_pms_sync import GUESTY_LISTINGS, GUESTY_RESERVATIONS, _transport
+
+    answers = {("POST", "/oauth2/token"): (401, {"error": "invalid_client"}),
+               ("GET", "/v1/listings"): (200, GUESTY_LISTINGS), ("GET", "/v1/reservations"): (200, GUESTY_RESERVATIONS)}
+    seen: list = []
+    monkeypatch.setattr(stay_views, "pms_sync", lambda **kw: pms_sync(client=_transport(answers, seen), **kw))
+    prop, _ = site
+    user = _login(client, prop, "manager")
+    assert "Connect and sync" in client.get("/stays/integrations/").content.decode()
+    page = client.post("/stays/integrations/add/", {
+        "organization": prop.organization_id, "vendor": "guesty", "name": "Guesty – lake", "key": "cid-1",
+        "secret": "old-secret", "webhook_secret": "whsec_abc"}, follow=True).content.decode()
+    integration = PmsIntegration.objects.get()
+    assert integration.organization_id == prop.organization_id and str(integration) == "Guesty – lake"
+    assert integration_credentials(integration) == {"client_id": "cid-1", "client_secret": "old-secret",
+                                                    "webhook_secret": "whsec_abc"}
+    assert "old-secret" not in page and "cid-1" not in page  # write-only
+    assert "the first sync failed: Guesty returned 401" in page and "Replace the API credentials" in page
+    # New credentials: sealed, the back-off reset, the next sync works.
+    answers[("POST", "/oauth2/token")] = (200, {"access_token": "tok", "token_type": "Bearer", "expires_in": 86400})
+    client.post(f"/stays/integrations/{integration.pk}/credentials/", {"key": "cid-1", "secret": "new-secret"})
+    integration.refresh_from_db()
+    assert integration_credentials(integration)["client_secret"] == "new-secret" and integration.failures == 0
+    page = client.post(f"/stays/integrations/{integration.pk}/sync/", {"back": "detail"}, follow=True).content.decode()
+    assert "2 listings" in page
+    # Another organization, a viewer, an unknown vendor, Track without its address: refused, nothing stored.
+    other = PropertyFactory()
+    client.post("/stays/integrations/add/", {"organization": other.organization_id, "vendor": "guesty", "secret": "x"})
+    client.post("/stays/integrations/add/", {"organization": prop.organization_id, "vendor": "track", "key": "k",
+                                             "secret": "s"})
+    assert PmsIntegration.objects.count() == 1
+    _login(client, prop, "viewer")
+    assert "Connect and sync" not in client.get("/stays/integrations/").content.decode()
+    client.post("/stays/integrations/add/", {"organization": prop.organization_id, "vendor": "guesty", "secret": "x"})
+    assert client.post(f"/stays/integrations/{integration.pk}/credentials/", {"secret": "y"}).status_code == 404
+    assert PmsIntegration.objects.count() == 1 and user is not None
