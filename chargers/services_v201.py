@@ -280,7 +280,19 @@ def transaction_event_record(
             session_announce_on_commit("started", session.pk)
         if ended_now:
             session_announce_on_commit("finished", session.pk)
-        return TransactionEventOutcome(session, duplicate=False, started=created, ended=ended_now and not was_completed)
+        return TransactionEventOutcome(
+            session, duplicate=False, started=created, ended=ended_now and not was_completed,
+            steady_since=_steady_from_its_first_event(session, event) if created else None,
+        )
+
+
+def _steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
+    """A transaction that this event just opened, still active, is steady once it has an energy
+    reading: it has no other events, so `_changes_nothing` would hold for the next in-order
+    Updated. Returns that reading's time (see TransactionEventOutcome.steady_since)."""
+    if session.status != ChargingSession.Status.ACTIVE or event.event_type != "Started" or event.seq_no is None:
+        return None
+    return tx.last_energy_reading_at(event)
 
 
 def session_id_tag_status(*, charger_id: int, transaction_id: str) -> str | None:

@@ -88,11 +88,8 @@ class Connection(v16.Connection):
 
 def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
     """The last energy register reading once `event`'s readings are stored."""
-    times = [
-        reading.timestamp for reading in event.meter_values
-        if any(sample.measurand == tx.ENERGY_REGISTER and not sample.phase for sample in reading.samples)
-    ]
-    return max([since, *times])
+    latest = tx.last_energy_reading_at(event)
+    return max(since, latest) if latest else since
 
 
 def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:

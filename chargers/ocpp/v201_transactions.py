@@ -178,6 +178,16 @@ def read_event(payload: dict, validator: Callable[[dict], Any], received: dateti
     )
 
 
+def last_energy_reading_at(event: TxEvent) -> datetime | None:
+    """The time of the event's last energy register reading (stored as the session's
+    `Energy.Active.Import.Register` rows, phase-less), if it carries one."""
+    times = [
+        reading.timestamp for reading in event.meter_values
+        if any(sample.measurand == ENERGY_REGISTER and not sample.phase for sample in reading.samples)
+    ]
+    return max(times) if times else None
+
+
 def register_wh(reading: MeterReading) -> int | None:
     """The energy import register of a reading in Wh (phase-less sample), if it has one."""
     for sample in reading.samples:

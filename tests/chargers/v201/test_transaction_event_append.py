@@ -27,16 +27,17 @@ async def _steady(client) -> None:
 
 async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(charger, token):
     client = await connect201()
-    await _steady(client)
+    # A Started with its energy reading makes the transaction steady at once.
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
     batches = v201._appends.batches
-    for seq in range(2, 6):
+    for seq in range(1, 6):
         assert await client.result("TransactionEvent", tx_event(
             "Updated", seq, timestamp=at(seq), trigger="MeterValuePeriodic", wh=1000 + 500 * seq)) == {}
         # Committed before the charger got its answer.
         assert await TransactionEvent.objects.filter(charger=charger, seq_no=seq).aexists()
         assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
                                                ).acount() == 1
-    assert v201._appends.batches == batches + 4  # all four went the appending way
+    assert v201._appends.batches == batches + 5  # all five went the appending way
     await client.result("TransactionEvent", tx_event("Ended", 6, timestamp=at(6), trigger="EVDeparted", wh=4000,
                                                      stopped_reason="EVDisconnected"))
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
@@ -79,4 +80,19 @@ async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_pat
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=5).acount() == 1
     assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
                                            ).acount() == 1
+    await client.close()
+
+
+async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(charger, token):
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3"))
+    batches = v201._appends.batches
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), wh=1200))
+    assert v201._appends.batches == batches  # the first reading sets the meter start: full path
+    await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), wh=1700))
+    assert v201._appends.batches == batches  # the one that finds the reading stored: steady from here
+    await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=at(3), wh=2200))
+    assert v201._appends.batches == batches + 1
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert session.meter_start_wh == 1200
     await client.close()
