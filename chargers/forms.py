@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.db import transaction
 
@@ -207,11 +209,39 @@ class ReimbursementForm(forms.Form):
         help_text="The card then charges only at its allowed chargers (here and any set elsewhere).",
     )
 
+    # Above this many chargers a box per charger is a wall of checkboxes (and a slow page): the
+    # station ids are typed instead, or * for all of them.
+    CHECKBOXES_UP_TO = 50
+
     def __init__(self, *args, station_ids: list[str], **kwargs):
         super().__init__(*args, **kwargs)
+        self.station_ids = list(station_ids)
+        if len(self.station_ids) > self.CHECKBOXES_UP_TO:
+            self.fields["stations"] = forms.CharField(
+                label="At these chargers", initial="*", widget=forms.Textarea(attrs={"rows": 3}),
+                help_text=f"Station IDs separated by commas or spaces, or * for all {len(self.station_ids)} "
+                          "chargers here. The card then charges only at its allowed chargers (here and any set "
+                          "elsewhere).",
+            )
+            return
         # Only this location's chargers: another station id in the POST is not a choice (400).
-        self.fields["stations"].choices = [(s, s) for s in station_ids]
-        self.fields["stations"].initial = list(station_ids)
+        self.fields["stations"].choices = [(s, s) for s in self.station_ids]
+        self.fields["stations"].initial = list(self.station_ids)
+
+    def clean_stations(self) -> list[str]:
+        value = self.cleaned_data["stations"]
+        if isinstance(value, list):  # the checkboxes: Django checked the choices
+            return value
+        typed = [part for part in re.split(r"[\s,;]+", value.strip()) if part]
+        if typed == ["*"]:
+            return list(self.station_ids)
+        unknown = sorted(set(typed) - set(self.station_ids))
+        if unknown:
+            raise forms.ValidationError(f"Not a charger at this location: {', '.join(unknown[:5])}"
+                                        + (" …" if len(unknown) > 5 else ""))
+        if not typed:
+            raise forms.ValidationError("Name at least one charger, or * for all of them.")
+        return list(dict.fromkeys(typed))
 
     def clean_uid(self) -> str:
         uid = self.cleaned_data["uid"].strip()

@@ -644,6 +644,9 @@ def location_list(request):
     return render(request, "chargers/location_list.html", {"properties": properties, "q": q})
 
 
+LOCATION_CHARGERS_PER_PAGE = 50
+
+
 @login_required
 def location_detail(request, pk: int, reimbursement_form: ReimbursementForm | None = None):
     prop = get_object_or_404(properties_for(request.user), pk=pk)
@@ -662,9 +665,14 @@ def location_detail(request, pk: int, reimbursement_form: ReimbursementForm | No
         status = 200
     if reimbursement_form is not None:
         status = 400  # the reimbursement form below came back with errors
-    chargers = [(c, charger_state(c)) for c in chargers_for(request.user).filter(property=prop)]
-    station_ids = sorted(c.station_id for c, _ in chargers)
+    # A location may hold hundreds of chargers: they are listed a page at a time (the Chargers
+    # list filters by location for more); the reimbursement form still offers all of them.
+    here = chargers_for(request.user).filter(property=prop).order_by("station_id")
+    page = Paginator(here, LOCATION_CHARGERS_PER_PAGE).get_page(request.GET.get("page"))
+    chargers = [(c, charger_state(c)) for c in page]
+    station_ids = list(here.values_list("station_id", flat=True))
     return render(request, "chargers/location_detail.html", {
+        "page": page, "charger_count": page.paginator.count,
         "reimbursement_form": reimbursement_form or ReimbursementForm(station_ids=station_ids),
         "reimbursement_cards": _reimbursement_cards(prop, station_ids),
         "property": prop, "form": form, "can_edit": editable, "chargers": chargers,

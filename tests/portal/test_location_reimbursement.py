@@ -57,3 +57,23 @@ def test_only_this_locations_chargers_and_own_cards_and_editors(client, site, ot
     assert "Allow this card here" not in client.get(_detail(site)).content.decode()
     client.force_login(other.owner)
     assert client.post(url, {"uid": "X-1", "stations": [site.charger.station_id]}).status_code == 404
+
+
+def test_a_location_with_many_chargers_lists_them_a_page_at_a_time_and_takes_typed_station_ids(client, site, other):
+    ChargerFactory.create_batch(60, property=site.prop)
+    station_ids = sorted(site.prop.chargers.values_list("station_id", flat=True))
+    client.force_login(site.manager)
+    first = client.get(_detail(site)).content.decode()
+    assert "(61)" in first and "Page 1 of 2" in first
+    assert station_ids[0] in first and station_ids[-1] not in first.split('class="reimbursement-form"')[0]
+    assert station_ids[-1] in client.get(_detail(site) + "?page=2").content.decode()
+    assert 'type="checkbox" name="stations"' not in first  # a wall of 61 boxes: typed instead
+    url = reverse("chargers:location-reimbursement", args=[site.prop.pk])
+    # Another location's charger is refused by name, and nothing is created.
+    refused = client.post(url, {"uid": "EMP-7", "stations": f"{station_ids[0]}, {other.charger.station_id}"})
+    assert refused.status_code == 400 and "Not a charger at this location" in refused.content.decode()
+    assert not Token.objects.filter(uid="EMP-7").exists()
+    client.post(url, {"uid": "EMP-7", "stations": f"{station_ids[0]} {station_ids[5]}"})
+    assert Token.objects.get(uid="EMP-7").allowed_station_ids == sorted([station_ids[0], station_ids[5]])
+    client.post(url, {"uid": "EMP-8", "stations": "*"})
+    assert sorted(Token.objects.get(uid="EMP-8").allowed_station_ids) == station_ids
