@@ -44,6 +44,10 @@ class World:
     stay: object  # a reservation with its access code (the stay link)
     paying: object  # a guest session waiting for its card
     failed: object  # a guest session that never started (its receipt says nothing was charged)
+    payout: object  # two paid guest sessions (one partly refunded) paid out
+    partner: object  # a connected OCPI partner with a logged pull, a failed one and a waiting push
+    integration: object  # a Guesty integration, synced from Guesty's recorded answers
+    ticket: object  # the assistant's hand-over (its findings) with a reply from support
 
 
 Args = Callable[[World], list]
@@ -81,12 +85,16 @@ HOST_PAGES: dict[str, Args] = {
     "billing:rate-list": lambda w: [w.site.prop.pk],
     "billing:rate-edit": lambda w: [w.rate.pk],
     "billing:payout-list": lambda w: [],
+    "billing:payout-detail": lambda w: [w.payout.pk],
     "billing:session-cost": lambda w: [w.site.session.pk],
     "partners:msp-ocpi-partner-list": lambda w: [],
+    "partners:msp-ocpi-partner": lambda w: [w.partner.pk],
     "partners:location-ocpi": lambda w: [w.site.prop.pk],
     "stays:stay-settings": lambda w: [],
     "stays:integration-list": lambda w: [],
+    "stays:integration-detail": lambda w: [w.integration.pk],
     "support:ticket-list": lambda w: [],
+    "support:ticket-detail": lambda w: [w.ticket.reference],
     "guest:label-charger": lambda w: [w.site.charger.station_id],
     "guest:label-sheet": lambda w: [w.site.prop.pk],
 }
@@ -134,7 +142,6 @@ NOT_PAGES: dict[str, str] = {
     "authorization:token-group-remove": "POST only",
     "authorization:msp-block": "POST only",
     "authorization:msp-validation": "POST only",
-    "billing:payout-detail": "needs a payout from the processor; its page is the payout list's row detail",
     "billing:payment-refund": "POST only (session cost page form)",
     "billing:statement-create": "POST only (payout list form)",
     "billing:statement-progress": "JSON polled by the payout list",
@@ -149,17 +156,16 @@ NOT_PAGES: dict[str, str] = {
     "billing:payout-account": "redirects to the processor's onboarding",
     "billing:payout-account-return": "redirects back to the payout list",
     "billing:subscription-manage": "driver subscriptions (tests/drivers)",
-    "partners:msp-ocpi-partner": "needs a registered OCPI partner (tests/roaming/test_portal_pages.py)",
     "partners:msp-ocpi-partner-unregister": "POST only",
     "stays:policy-update": "POST only",
     "stays:calendar-add": "POST only",
     "stays:calendar-sync": "POST only",
     "stays:calendar-remove": "POST only",
-    "stays:integration-detail": "needs a PMS integration (tests/stays)",
+    "stays:integration-add": "POST only (integration list's Connect form)",
+    "stays:integration-credentials": "POST only (integration page's credentials form)",
     "stays:integration-sync": "POST only",
     "stays:listing-unit": "POST only",
     "stays:webhook": "a PMS's webhook endpoint",
-    "support:ticket-detail": "needs a ticket (tests/support)",
     "support:inbound-mime": "the mail server's hook for customers' replies (POST only)",
     "support:inbound-mailgun": "Mailgun's inbound route (POST only)",
     "guest:pay-return": "the processor's return URL: shows the pay page again or redirects",
@@ -226,7 +232,72 @@ def world(transactional_db) -> World:
     GuestSession.objects.filter(pk=failed.pk).update(
         state=GuestSession.State.FAILED, failure_code="no_start", finished_at=timezone.now(),
         failure_message="The car was not plugged in, so charging did not start. You were not charged.")
-    return World(site, charger201, backoffice, rate, stay, paying, failed)
+    return World(site, charger201, backoffice, rate, stay, paying, failed, _payout(site), _partner(site),
+                 _integration(site), _ticket(site))
+
+
+def _payout(site):
+    """Two guest sessions paid through the gateway, one partly refunded, paid out as billing does."""
+    from billing.services import payout_create, refund_issue
+    from tests.billing.helpers import paid_session
+
+    start = timezone.now() - timedelta(hours=6)
+    paid_session(site.charger, wh=12000, start=start)
+    _session, payment = paid_session(site.charger, wh=5000, start=start + timedelta(hours=1))
+    refund_issue(payment=payment, amount=Decimal("1.00"), reason="idle fee in error", source="host",
+                 idempotency_key="every-page")
+    return payout_create(organization_id=site.org.pk, currency=site.prop.currency, period_end=timezone.now())
+
+
+def _partner(site):
+    """A connected eMSP whose OCPI log has a pull that worked and one it refused, and a push waiting."""
+    import httpx
+
+    from roaming import client, services
+    from tests.roaming.conftest import connected_partner
+
+    partner = connected_partner(site.org, country_code="NL", party_id="AXE", name="Every eMSP")
+    answers = iter([{"status_code": 1000, "data": []}, {"status_code": 2001, "status_message": "Invalid token"}])
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers))))
+    for _ in range(2):
+        try:
+            client.call(partner=partner, method="GET", url=partner.endpoints["tokens"]["SENDER"],
+                        token=partner.outgoing_token, module="tokens", client=http)
+        except client.PartnerCallError:
+            pass
+    services.delivery_enqueue(partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={})
+    return partner
+
+
+def _integration(site):
+    """A Guesty integration (sealed credentials) synced from Guesty's recorded answers: one listing
+    maps to a unit by its id, the other is not mapped."""
+    from stays.models import Unit
+    from stays.services_pms import integration_create, pms_sync
+    from tests.stays.test_pms_sync import GUESTY_LISTINGS, GUESTY_RESERVATIONS, NOW, _transport
+
+    Unit.objects.create(property=site.prop, name="Cabin 1", external_id="64a1f0c2e4b0a1")
+    integration = integration_create(organization_id=site.org.pk, vendor="guesty", name="Guesty",
+                                     credentials={"client_id": "cid", "client_secret": "sec"})
+    routes = {("POST", "/oauth2/token"): (200, {"token_type": "Bearer", "access_token": "tok", "expires_in": 86400}),
+              ("GET", "/v1/listings"): (200, GUESTY_LISTINGS), ("GET", "/v1/reservations"): (200, GUESTY_RESERVATIONS)}
+    assert pms_sync(integration_id=integration.pk, client=_transport(routes, []), now=NOW).ok
+    return integration
+
+
+def _ticket(site):
+    """The assistant hands a charger problem over to support (with its findings); support replies."""
+    from support.assistant.service import assistant_answer
+    from support.models import Ticket
+    from support.toolkit import ticket_reply
+    from tests.factories import UserFactory
+
+    answer = assistant_answer(message="charger offline, that didn't help", station_id=site.charger.station_id,
+                              email="guest@example.com")
+    ticket = Ticket.objects.get(pk=answer.ticket)
+    ticket_reply(ticket=ticket, user=UserFactory(username="agent@support.test", is_staff=True),
+                 body="We restarted the charger; it is online again.")
+    return ticket
 
 
 @pytest.fixture
