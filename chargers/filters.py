@@ -24,6 +24,17 @@ def charger_state(charger: Charger) -> str:
     return "online" if charger.is_online() else "offline"
 
 
+def chargers_with_state(user) -> list[tuple[Charger, str]]:
+    """The user's chargers with their state, loaded once per request: the dashboard's figures and
+    its "Needs attention" (support) both need all of them, which at 1,000 chargers with their
+    connectors is the page's largest read. Kept on the request's user object."""
+    cached = getattr(user, "_chargers_with_state", None)
+    if cached is None:
+        cached = [(charger, charger_state(charger)) for charger in chargers_for(user)]
+        user._chargers_with_state = cached
+    return cached
+
+
 class ChargerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_q", label="Search")
     property = django_filters.ModelChoiceFilter(queryset=None, label="Location", empty_label="All locations")

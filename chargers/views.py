@@ -38,7 +38,7 @@ from backoffice.tenancy import writable
 from backoffice.views import dashboard_figures, require_role
 
 from . import commands
-from .filters import ChargerFilter, SessionFilter, charger_state
+from .filters import ChargerFilter, SessionFilter, charger_state, chargers_with_state
 from .forms import (
     ChargerAddForm,
     ChargerSettingsForm,
@@ -79,8 +79,9 @@ def _tab_context(request, charger: Charger, tab: str) -> dict:
 @receiver(dashboard_figures, dispatch_uid="chargers.dashboard_figures")
 def dashboard_charger_figures(sender, user, today, since, now, **kwargs) -> dict:
     """Return charger states, sessions and energy for the user's dashboard."""
-    chargers = list(chargers_for(user))
-    states = {c.pk: charger_state(c) for c in chargers}
+    with_state = chargers_with_state(user)
+    chargers = [charger for charger, _ in with_state]
+    states = {charger.pk: state for charger, state in with_state}
     sessions = sessions_for(user)
     completed = sessions.filter(status=ChargingSession.Status.COMPLETED, meter_stop_wh__isnull=False)
     energy = F("meter_stop_wh") - F("meter_start_wh")

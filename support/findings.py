@@ -11,9 +11,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision
-from chargers.filters import charger_state
+from chargers.filters import chargers_with_state
 from chargers.models import Charger
-from chargers.selectors import chargers_for
 
 from .assistant.diagnosis import Viewer, diagnose
 from .assistant.topics import Finding, Topic
@@ -33,9 +32,10 @@ def host_findings(user: Any, *, now: datetime | None = None, limit: int = MAX_CH
     """Return the user's chargers that need attention (faulted, offline, refusing cards in the
     last 24 h) with the assistant's facts about each, worst first."""
     now = now or timezone.now()
-    chargers = list(chargers_for(user))
+    with_state = chargers_with_state(user)  # shared with the dashboard's own figures
+    chargers = [charger for charger, _ in with_state]
     viewer = Viewer.for_user(user)
-    states = {c.pk: charger_state(c) for c in chargers}
+    states = {charger.pk: state for charger, state in with_state}
     refused = set(
         AuthorizationDecision.objects.filter(
             station_id__in=[c.station_id for c in chargers], created_at__gte=now - timedelta(hours=24),
