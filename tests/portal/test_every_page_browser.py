@@ -300,6 +300,25 @@ def _ticket(site):
     return ticket
 
 
+def test_the_detail_pages_show_the_worlds_objects(client, world):
+    """The payout, partner, integration and ticket pages checked above are not empty shells."""
+    client.force_login(world.site.owner)
+
+    def page(name: str) -> str:
+        response = client.get(reverse(name, args=HOST_PAGES[name](world)))
+        assert response.status_code == 200
+        return response.content.decode()
+
+    payout = page("billing:payout-detail")
+    assert payout.count('<td data-label="Session">') == 2 and "<dd>−1.00</dd>" in payout  # the refund
+    partner = page("partners:msp-ocpi-partner")
+    assert "OCPI 2001: Invalid token" in partner and "POST cdrs cdr:1" in partner
+    integration = page("stays:integration-detail")
+    assert "(1 not mapped to a unit)" in integration and "Anna Smith" in integration
+    ticket = page("support:ticket-detail")
+    assert "What the assistant found" in ticket and "We restarted the charger" in ticket
+
+
 @pytest.fixture
 def browser():
     from playwright.sync_api import sync_playwright
