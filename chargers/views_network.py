@@ -10,6 +10,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
@@ -41,8 +43,9 @@ def _places(user: Any) -> list[dict[str, Any]]:
 @login_required
 def network_list(request: HttpRequest) -> HttpResponse:
     """GET /network/: chargers grouped by property, then unit (shared chargers first), with state."""
-    chargers = chargers_for(request.user).select_related("property", "property__organization", "unit")
-    chargers = chargers.prefetch_related("connectors").order_by("station_id")
+    # chargers_for already joins the property and prefetches the connectors (a second prefetch of
+    # them cost a query clone per charger: 0.3 s at 1,000 chargers).
+    chargers = chargers_for(request.user).select_related("unit").order_by("station_id")
     by_place: dict[int, dict[int | None, list[tuple[Any, str]]]] = defaultdict(lambda: defaultdict(list))
     unplaced = []
     for charger in chargers:
@@ -67,6 +70,16 @@ def network_list(request: HttpRequest) -> HttpResponse:
         prop = group["property"]
         group["can_move"] = writable is None or prop.organization_id in writable
         group["places"] = [p for p in places if p["org"] == prop.organization_id]
+        if group["can_move"]:
+            # The same options for every charger of the group, built once: a template loop over
+            # every place for each of 1,000 chargers was most of the page's time.
+            options = format_html_join("", '<option value="{}">{}</option>', (
+                (p["value"], p["label"]) for p in group["places"]))
+            for unit in group["units"]:
+                for charger, _state in unit["chargers"]:
+                    current = format_html('<option value="{}">', charger.place_value)
+                    charger.place_options = mark_safe(  # noqa: S308 - both parts escaped above
+                        options.replace(current, current[:-1] + " selected>", 1))
     return render(request, "chargers/network_list.html", {
         "groups": groups, "unplaced": unplaced, "moves": moves, "portal_section": "network",
     })
