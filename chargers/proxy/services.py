@@ -195,6 +195,12 @@ def transaction_map_record(*, charger_id: int, backoffice_id: int | None, charge
             )
     except IntegrityError:
         pass  # recorded already (a resent StartTransaction)
+    if backoffice_id is None and session_id is not None:
+        # Upstreams that answered before our own session existed are linked to it now: the
+        # order of the answers is the network's, not ours.
+        ProxyTransaction.objects.filter(
+            charger_id=charger_id, charger_transaction_id=charger_transaction_id, session__isnull=True,
+        ).update(session_id=session_id)
     if backoffice_id is not None:
         # Link the upstream's id to our session too ("our session is linked to all of them").
         ours = ProxyTransaction.objects.filter(

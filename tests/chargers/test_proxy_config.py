@@ -193,3 +193,22 @@ def test_followers_send_only_what_is_allowed():
     assert rules.upstream_may_send("follower", ["Reset"], "Reset", {"type": "Soft"})[0] is True
     assert rules.upstream_may_send("leader", [], "Reset", {"type": "Soft"})[0] is True
     assert rules.upstream_may_send("leader", [], "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"})[0]
+
+
+@pytest.mark.parametrize("upstream_first", [True, False], ids=["follower-answers-first", "ours-first"])
+def test_every_partys_transaction_id_is_linked_to_our_session_whatever_the_order(charger, upstream_first):
+    from chargers.models import ChargingSession
+    from chargers.proxy.models import ProxyTransaction
+
+    beta = proxy_services.backoffice_save(charger, name="Beta", url="ws://b.example/ocpp")
+    session = ChargingSession.objects.create(
+        charger=charger, connector_id=1, id_tag="CAFE0001", started_at="2026-11-22T10:00:00Z", meter_start_wh=0,
+        transaction_id=4242,
+    )
+    ours = {"charger_id": charger.pk, "backoffice_id": None, "charger_transaction_id": 5001, "transaction_id": 4242}
+    theirs = {"charger_id": charger.pk, "backoffice_id": beta.pk, "charger_transaction_id": 5001,
+              "transaction_id": 9001}
+    for record in ([theirs, ours] if upstream_first else [ours, theirs]):
+        proxy_services.transaction_map_record(**record)
+    linked = {(row.backoffice_id, row.transaction_id, row.session_id) for row in ProxyTransaction.objects.all()}
+    assert linked == {(None, 4242, session.pk), (beta.pk, 9001, session.pk)}
