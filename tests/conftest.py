@@ -71,6 +71,25 @@ def _install_fast_flush() -> None:
 _install_fast_flush()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, dropped for sure at the end on PostgreSQL.
+
+    The log writer's async connection and the database pool's threads still hold connections
+    when the session ends, so Django's DROP DATABASE failed ("being accessed by other users")
+    and every run left a test database behind on the machine. They are ended first.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
 @pytest.fixture(autouse=True)
 def _clean_caches():
     from django.core.cache import cache
