@@ -27,6 +27,7 @@ from .models import (
 from .ocpp import v201_transactions as tx
 from .ocpp.protocol import parse_datetime
 from .ocpp.protocol201 import REQUEST_VALIDATORS
+from .storable import clean_value
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             events.append(TransactionEvent(
                 charger_id=item.charger_id, session_id=item.session_id, ocpp_transaction_id=event.transaction_id,
                 seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-                timestamp=event.timestamp, offline=event.offline, payload=item.payload, received_at=item.received_at,
+                timestamp=event.timestamp, offline=event.offline, payload=clean_value(item.payload)[0], received_at=item.received_at,
             ))
             meters += _meter_rows(item.charger_id, item.connector_id, item.session_id, event.meter_values)
         TransactionEvent.objects.bulk_create(events)
@@ -218,7 +219,9 @@ def transaction_event_record(
                 TransactionEvent.objects.create(
                     charger_id=charger_id, session=session, ocpp_transaction_id=event.transaction_id,
                     seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-                    timestamp=event.timestamp, offline=event.offline, payload=payload, received_at=received_at,
+                    # NaN/Infinity (legal in a frame, not in JSON columns) kept as text, never dropped.
+                    timestamp=event.timestamp, offline=event.offline, payload=clean_value(payload)[0],
+                    received_at=received_at,
                 )
         except IntegrityError:
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)

@@ -96,3 +96,16 @@ async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(ch
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert session.meter_start_wh == 1200
     await client.close()
+
+
+@pytest.mark.parametrize("steady", [True, False], ids=["appended", "full-path"])
+async def test_a_nan_reading_is_stored_not_taken_for_a_repeat(charger, token, steady):
+    client = await connect201()
+    started = tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000 if steady else None)
+    await client.result("TransactionEvent", started)
+    assert await client.result("TransactionEvent", tx_event(
+        "Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=float("nan"))) == {}
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=1).aexists()
+    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
+                                           ).acount() == 1
+    await client.close()
