@@ -21,7 +21,7 @@ def seed(count: int) -> dict:
     from authorization.models import Token
     from backoffice.models import Organization, Property
     from chargers.credentials import make_hash
-    from chargers.models import Charger
+    from chargers.models import Charger, DeviceVariable
 
     org, _ = Organization.objects.get_or_create(name="Bench fleet")
     prop, _ = Property.objects.get_or_create(organization=org, name="Bench depot")
@@ -36,6 +36,14 @@ def seed(count: int) -> dict:
                     ocpp_password_hash=make_hash(password(sid)))
             for sid in wanted if sid not in existing
         ],
+        batch_size=2000,
+    )
+    # Chargers that have been here before: their device model is known (one variable will do),
+    # so a 2.0.1 boot is not a first boot and the server sends no GetBaseReport in a measured
+    # window. The closed loop and the storm measure a running fleet, not its onboarding.
+    DeviceVariable.objects.bulk_create(
+        [DeviceVariable(charger_id=pk, component="ChargingStation", variable="Model", value="LoadGen-1")
+         for pk in Charger.objects.filter(station_id__in=wanted, device_variables__isnull=True).values_list("pk", flat=True)],
         batch_size=2000,
     )
     if not Token.objects.filter(organization=org, uid="BENCHTAG").exists():

@@ -10,16 +10,23 @@ trips. The single-item services in chargers.services delegate here, so the rules
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from django.db import connections, transaction
 from django.utils import timezone
 
+from backoffice import async_pg, db
 from backoffice.db import update_many
+from chargers.background import spawn
 from chargers.batching import Coalescer
 from chargers.models import Charger, Connector, StatusEvent
 from chargers.signals import connector_status_changed
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 # -- lookup ---------------------------------------------------------------------------------------
 
@@ -40,6 +47,7 @@ class ConnectionChange:
     connected: bool  # False: this connection ended
     at: datetime
     process_key: str = ""
+    ocpp_version: str = ""  # of a connect: the version it negotiated, stored on the charger ("" keeps it)
 
 
 def connections_record(changes: list[ConnectionChange]) -> list[None]:
@@ -52,6 +60,8 @@ def connections_record(changes: list[ConnectionChange]) -> list[None]:
             Charger, ["connection_id", "connection_process", "connected_at", "last_seen_at"], ["id"],
             [(c.connection_id, c.process_key, c.at, c.at, c.charger_id) for c in changes if c.connected],
         )
+        update_many(Charger, ["ocpp_version"], ["id"],
+                    [(c.ocpp_version, c.charger_id) for c in changes if c.connected and c.ocpp_version])
         update_many(
             Charger, ["connection_id", "connection_process", "disconnected_at"], ["id", "connection_id"],
             [("", "", c.at, c.charger_id, c.connection_id) for c in changes if not c.connected],
@@ -171,20 +181,189 @@ def connectors_status_update(changes: list[StatusChange]) -> list[None]:
     return [None] * len(changes)
 
 
+# -- the same on PostgreSQL, in the event loop ----------------------------------------------------
+#
+# The handshake and the boot wait for these. On the database pool they queued behind whatever
+# else the pool was doing (a storm's transactions, reports): handshakes went past the server's
+# 10 s opening timeout and were dropped. On their own async connection (backoffice.async_pg)
+# they never wait for a pool thread, and no thread builds rows while holding the GIL.
+
+_lookup_pg = async_pg.LoopConnection("ocpp-charger-lookup")
+_connections_pg = async_pg.LoopConnection("ocpp-connection-state")
+_boots_pg = async_pg.LoopConnection("ocpp-boot")
+_statuses_pg = async_pg.LoopConnection("ocpp-connector-status")
+_CHARGER_FIELDS = Charger._meta.concrete_fields
+_CHARGER = Charger._meta.db_table
+
+
+async def _chargers_for_connection_pg(station_ids: list[str]) -> list[Charger | None]:
+    columns = ", ".join(f'"{f.column}"' for f in _CHARGER_FIELDS)
+    async with _lookup_pg.use() as conn:
+        cursor = await conn.execute(
+            f'SELECT {columns} FROM "{_CHARGER}" WHERE station_id = ANY(%s)', [list(set(station_ids))]
+        )
+        rows = await cursor.fetchall()
+    names = [f.attname for f in _CHARGER_FIELDS]
+    found = {charger.station_id: charger for charger in (Charger.from_db("default", names, row) for row in rows)}
+    return [found.get(station_id) for station_id in station_ids]
+
+
+def _last_per_charger(items: list, key: Callable[[Any], Any] = lambda item: item.charger_id) -> list:
+    """The last item of each charger (the one a statement-per-item would have left in place)."""
+    return list({key(item): item for item in items}.values())
+
+
+async def _connections_record_pg(changes: list[ConnectionChange]) -> list[None]:
+    connects = _last_per_charger([c for c in changes if c.connected])
+    disconnects = [c for c in changes if not c.connected]
+    async with _connections_pg.use() as conn, conn.transaction():
+        if connects:
+            await conn.execute(
+                f'UPDATE "{_CHARGER}" AS c SET connection_id = v.connection_id, connection_process = v.process, '
+                "connected_at = v.at, last_seen_at = v.at, ocpp_version = COALESCE(NULLIF(v.version, ''), c.ocpp_version) "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[]) "
+                "AS v(id, connection_id, process, at, version) WHERE c.id = v.id",
+                [[c.charger_id for c in connects], [c.connection_id for c in connects],
+                 [c.process_key for c in connects], [c.at for c in connects], [c.ocpp_version for c in connects]],
+            )
+        if disconnects:  # after the connects: a connection that ended in this batch is cleared
+            await conn.execute(
+                f'UPDATE "{_CHARGER}" AS c SET connection_id = \'\', connection_process = \'\', disconnected_at = v.at '
+                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, connection_id, at) "
+                "WHERE c.id = v.id AND c.connection_id = v.connection_id",
+                [[c.charger_id for c in disconnects], [c.connection_id for c in disconnects],
+                 [c.at for c in disconnects]],
+            )
+    return [None] * len(changes)
+
+
+async def _chargers_boot_pg(boots: list[Boot]) -> list[tuple[str, int]]:
+    latest = _last_per_charger(boots)
+    async with _boots_pg.use() as conn, conn.transaction():
+        cursor = await conn.execute(
+            f'UPDATE "{_CHARGER}" AS c SET vendor = v.vendor, model = v.model, serial_number = v.serial, '
+            "firmware_version = v.firmware, last_boot_at = v.at, last_seen_at = v.at, heartbeat_interval = v.interval "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[]) "
+            "AS v(id, vendor, model, serial, firmware, at, interval) WHERE c.id = v.id "
+            "RETURNING c.id, c.registration_status",
+            [[b.charger_id for b in latest], [b.vendor for b in latest], [b.model for b in latest],
+             [b.serial_number for b in latest], [b.firmware_version for b in latest], [b.at for b in latest],
+             [b.heartbeat_interval for b in latest]],
+        )
+        status = dict(await cursor.fetchall())
+    return [(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval) for b in boots]
+
+
+_CONNECTOR = Connector._meta.db_table
+_STATUS_EVENT = StatusEvent._meta.db_table
+
+
+async def _connectors_status_update_pg(changes: list[StatusChange]) -> list[None]:
+    """`connectors_status_update` in three statements: missing connectors created (no sequence
+    value spent on the ones that exist), each connector set to its newest notification of the
+    batch unless it already holds a newer one, every notification kept as a StatusEvent."""
+    now = timezone.now()
+    rows = [(c, c.timestamp or now) for c in changes]
+    newest: dict[tuple[int, int], tuple[StatusChange, datetime]] = {}
+    for change, reported in rows:  # a later one of equal time wins, as applying them in order does
+        key = (change.charger_id, change.connector_id)
+        if key not in newest or reported >= newest[key][1]:
+            newest[key] = (change, reported)
+    latest = list(newest.values())
+    columns = [
+        [c.charger_id for c, _ in latest], [c.connector_id for c, _ in latest], [c.status for c, _ in latest],
+        [c.error_code for c, _ in latest], [c.info[:50] for c, _ in latest],
+        [c.vendor_error_code[:50] for c, _ in latest], [reported for _, reported in latest],
+    ]
+    values = ("unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
+              "AS v(charger_id, connector_id, status, error_code, info, vendor_error_code, reported)")
+    async with _statuses_pg.use() as conn, conn.transaction():
+        await conn.execute(
+            f'INSERT INTO "{_CONNECTOR}" (charger_id, connector_id, status, error_code, info, vendor_error_code, '
+            f"status_timestamp, updated_at) SELECT v.*, %s FROM {values} WHERE NOT EXISTS ("
+            f'SELECT 1 FROM "{_CONNECTOR}" AS c WHERE c.charger_id = v.charger_id AND c.connector_id = v.connector_id) '
+            "ON CONFLICT (charger_id, connector_id) DO NOTHING",  # another process created it meanwhile
+            [now, *columns],
+        )
+        await conn.execute(
+            f'UPDATE "{_CONNECTOR}" AS c SET status = v.status, error_code = v.error_code, info = v.info, '
+            f"vendor_error_code = v.vendor_error_code, status_timestamp = v.reported, updated_at = %s FROM {values} "
+            "WHERE c.charger_id = v.charger_id AND c.connector_id = v.connector_id "
+            "AND (c.status_timestamp IS NULL OR c.status_timestamp <= v.reported)",
+            [now, *columns],
+        )
+        await conn.execute(
+            f'INSERT INTO "{_STATUS_EVENT}" (charger_id, connector_id, status, error_code, timestamp, received_at) '
+            "SELECT v.*, %s FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::timestamptz[]) "
+            "AS v(charger_id, connector_id, status, error_code, reported)",
+            [now, [c.charger_id for c, _ in rows], [c.connector_id for c, _ in rows], [c.status for c, _ in rows],
+             [c.error_code for c, _ in rows], [reported for _, reported in rows]],
+        )
+    # Committed: announced once per batch (roaming pushes the EVSE statuses). Its receivers are
+    # ORM code, so they run on the pool, and the chargers' answers do not wait for them.
+    spawn(db.run(connector_status_changed.send, sender=Connector, connectors=list(newest)),
+          "Announcing connector statuses")
+    return [None] * len(changes)
+
+
+def chargers_without_device_model(charger_ids: list[int]) -> list[bool]:
+    """Whether we hold no device model (2.0.1 NotifyReport) of each charger yet."""
+    from chargers.models import DeviceVariable
+
+    known = set(DeviceVariable.objects.filter(charger_id__in=set(charger_ids)).values_list("charger_id", flat=True)
+                .distinct())
+    return [pk not in known for pk in charger_ids]
+
+
+_device_models_pg = async_pg.LoopConnection("ocpp-device-models")
+
+
+async def _chargers_without_device_model_pg(charger_ids: list[int]) -> list[bool]:
+    from chargers.models import DeviceVariable
+
+    async with _device_models_pg.use() as conn:
+        cursor = await conn.execute(
+            f'SELECT u.id FROM unnest(%s::bigint[]) AS u(id) WHERE EXISTS (SELECT 1 FROM "{DeviceVariable._meta.db_table}" '
+            "AS d WHERE d.charger_id = u.id)", [list(set(charger_ids))],
+        )
+        known = {row[0] for row in await cursor.fetchall()}
+    return [pk not in known for pk in charger_ids]
+
+
+def _on_pg_or_pool(on_pg: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+                   on_pool: Callable[[list[Item]], Sequence[Result]]) -> Callable[[list[Item]], Awaitable[Sequence[Result]]]:
+    """The batch function of a coalescer: `on_pg` on PostgreSQL, `on_pool` (ORM) elsewhere."""
+    async def apply(items: list[Item]) -> Sequence[Result]:
+        if async_pg.enabled():
+            return await on_pg(items)
+        return await db.run(on_pool, items)
+
+    return apply
+
+
 # -- async entry points (the consumer and the protocol handlers) ---------------------------------
 
-_lookups: Coalescer[str, Charger | None] = Coalescer("charger-lookup", chargers_for_connection)
-_connections: Coalescer[ConnectionChange, None] = Coalescer("connection-state", connections_record)
-_boots: Coalescer[Boot, tuple[str, int]] = Coalescer("boot", chargers_boot)
-_statuses: Coalescer[StatusChange, None] = Coalescer("connector-status", connectors_status_update)
+_lookups: Coalescer[str, Charger | None] = Coalescer(
+    "charger-lookup", apply_async=_on_pg_or_pool(_chargers_for_connection_pg, chargers_for_connection)
+)
+_connections: Coalescer[ConnectionChange, None] = Coalescer(
+    "connection-state", apply_async=_on_pg_or_pool(_connections_record_pg, connections_record)
+)
+_boots: Coalescer[Boot, tuple[str, int]] = Coalescer("boot", apply_async=_on_pg_or_pool(_chargers_boot_pg, chargers_boot))
+_device_models: Coalescer[int, bool] = Coalescer(
+    "device-model", apply_async=_on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model)
+)
+_statuses: Coalescer[StatusChange, None] = Coalescer(
+    "connector-status", apply_async=_on_pg_or_pool(_connectors_status_update_pg, connectors_status_update)
+)
 
 
 async def lookup(station_id: str) -> Charger | None:
     return await _lookups.submit(station_id)
 
 
-async def connected(*, charger_id: int, connection_id: str, process_key: str) -> None:
-    await _connections.submit(ConnectionChange(charger_id, connection_id, True, timezone.now(), process_key))
+async def connected(*, charger_id: int, connection_id: str, process_key: str, ocpp_version: str = "") -> None:
+    await _connections.submit(ConnectionChange(charger_id, connection_id, True, timezone.now(), process_key, ocpp_version))
 
 
 async def disconnected(*, charger_id: int, connection_id: str) -> None:
@@ -197,3 +376,8 @@ async def boot(item: Boot) -> tuple[str, int]:
 
 async def status(item: StatusChange) -> None:
     await _statuses.submit(item)
+
+
+async def needs_device_model(charger_id: int) -> bool:
+    """Whether a 2.0.1 charger's device model is still unknown (GetBaseReport after its boot)."""
+    return await _device_models.submit(charger_id)

@@ -29,7 +29,6 @@ from chargers import (
     layer_groups,
     process,
     services,
-    services_v201,
     watching,
 )
 from chargers.commands import command_complete, command_group
@@ -40,6 +39,7 @@ from chargers.ocpp import protocol, protocol201, v16, v201
 from chargers.proxy import rules as proxy_rules
 from chargers.proxy import services as proxy_services
 from chargers.proxy.links import Proxy, Relay
+from chargers.storable import may_need_cleaning
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -165,9 +165,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
             )
         await layer_groups.group_add(command_group(charger.pk), self.channel_name)
-        await connection_state.connected(charger_id=charger.pk, connection_id=connection_id, process_key=process.KEY)
-        if charger.ocpp_version != version:
-            await db.run(services_v201.charger_set_ocpp_version, charger_id=charger.pk, version=version)
+        # The version in use is stored with the connection (one statement for the batch).
+        await connection_state.connected(
+            charger_id=charger.pk, connection_id=connection_id, process_key=process.KEY,
+            ocpp_version=version if charger.ocpp_version != version else "",
+        )
         try:
             await self.accept(subprotocol)
         except RuntimeError:
@@ -235,6 +237,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close(code=1003)  # OCPP-J uses text frames only
             return
         conn.received_at = timezone.now()
+        conn.received_clean = not may_need_cleaning(text_data)
         writer.touch(conn.charger_id)
         try:
             frame = self.proto.parse_frame(text_data)
@@ -270,7 +273,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def _handle_call(self, frame: protocol.Frame, text: str) -> None:
         conn = self.conn
-        received_at = conn.received_at
+        received_at, text_suspect = conn.received_at, not conn.received_clean
         error: protocol.OcppError | None = None
         response: dict | None = None
         relay: Relay | None = None
@@ -294,7 +297,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,
             unique_id=frame.unique_id, action=frame.action, payload=frame.payload, text=text,
-            violation=conn.violation, timestamp=received_at,
+            violation=conn.violation, timestamp=received_at, text_suspect=text_suspect,
         )
         if relay is not None and relay.leader is not None:
             await self._answer_as_leader(frame, relay, response, error)

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from backoffice import db
+from backoffice import async_pg, db
 from backoffice.db import update_many
 from chargers.journal import is_outage, journal
 from chargers.live import connector_watch_key
@@ -108,11 +109,14 @@ def _id_tag_of(payload: Any) -> str:
 def make_row(
     *, charger_id: int, direction: str, message_type: int | None, unique_id: str, action: str, payload: Any,
     raw: str = "", text: str | None = None, violation: str = "", timestamp: datetime | None = None,
-    backoffice_id: int | None = None,
+    backoffice_id: int | None = None, text_suspect: bool | None = None,
 ) -> tuple[Row, int]:
-    """Build a storable row (and its size in bytes) from a frame, whatever it holds."""
+    """Build a storable row (and its size in bytes) from a frame, whatever it holds.
+    `text_suspect`: may_need_cleaning(text), when the caller has already asked."""
     escaped = False
-    if text is not None and may_need_cleaning(text):
+    if text_suspect is None and text is not None:
+        text_suspect = may_need_cleaning(text)
+    if text is not None and text_suspect:
         payload, changed = clean_value(payload)
         unique_id, uid_changed = clean_value(unique_id)
         action, action_changed = clean_value(action)
@@ -151,7 +155,7 @@ class MessageLogWriter:
         self._connector_known: set[int] = set()
         self._connector_watch = WatchedSet(connector_watch_key)
         self._connector_refreshed = 0.0
-        self._pg_conn: Any = None
+        self._pg_conn = async_pg.LoopConnection("ocpp-message-log")
         self._seen_scanned = 0.0
         self._sessions: dict[tuple[int, int], int] = {}  # (charger, transactionId) -> session pk
         self.dead_letters = 0
@@ -177,14 +181,14 @@ class MessageLogWriter:
     async def add_message(
         self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
         action: str, payload: Any, raw: str = "", text: str | None = None, violation: str = "",
-        timestamp: datetime | None = None, backoffice_id: int | None = None,
+        timestamp: datetime | None = None, backoffice_id: int | None = None, text_suspect: bool | None = None,
     ) -> None:
         """Buffer one frame for the log; waits only while this charger is over its byte share."""
         self._ensure_running()
         row, size = make_row(
             charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
             action=action, payload=payload, raw=raw, text=text, violation=violation, timestamp=timestamp,
-            backoffice_id=backoffice_id,
+            backoffice_id=backoffice_id, text_suspect=text_suspect,
         )
         per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
         total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
@@ -429,43 +433,14 @@ class MessageLogWriter:
     # rows in C on the loop itself and never blocks it on I/O.
 
     def _use_async_pg(self) -> bool:
-        from django.db import connections
-
-        return getattr(settings, "OCPP_LOG_ASYNC_COPY", True) and connections["default"].vendor == "postgresql"
-
-    async def _pg(self) -> Any:
-        import psycopg
-        from django.db import connections
-
-        if self._pg_conn is not None and not self._pg_conn.closed:
-            return self._pg_conn
-        params = connections["default"].settings_dict
-        conninfo = {
-            "dbname": params["NAME"], "user": params.get("USER") or None,
-            "password": params.get("PASSWORD") or None, "host": params.get("HOST") or None,
-            "port": str(params["PORT"]) if params.get("PORT") else None,
-            "application_name": "ocpp-message-log", "connect_timeout": "5",
-        }
-        for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"):
-            if params.get("OPTIONS", {}).get(key) is not None:
-                conninfo[key] = str(params["OPTIONS"][key])
-        self._pg_conn = await psycopg.AsyncConnection.connect(
-            **{k: v for k, v in conninfo.items() if v is not None}, autocommit=True
-        )
-        return self._pg_conn
+        return async_pg.enabled()
 
     def _close_pg(self) -> None:
         """Drop the log connection (idle writer, or its event loop is gone)."""
-        conn, self._pg_conn = self._pg_conn, None
-        if conn is not None and not conn.closed:
-            try:
-                conn.pgconn.finish()  # synchronous: works even when the loop is closed
-            except Exception:
-                pass
+        self._pg_conn.close()
 
     async def _write_batch_async(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
-        from chargers.models import ChargingSession, MeterValue, OcppMessage
-        from chargers.services import to_decimal
+        from chargers.models import ChargingSession, OcppMessage
 
         watched: set[int] | None = set()
         if messages:
@@ -476,9 +451,8 @@ class MessageLogWriter:
         assert watched is not None
         published: dict[int, list[dict[str, Any]]] = {}
         columns = COLUMNS
-        conn = await self._pg()
         try:
-            async with conn.transaction(), conn.cursor() as cur:
+            async with self._pg_conn.use() as conn, conn.transaction(), conn.cursor() as cur:
                 if any(m[0] not in watched for m in messages):
                     async with cur.copy(f"COPY {OcppMessage._meta.db_table} ({columns}) FROM STDIN") as copy:
                         for row in messages:
@@ -507,18 +481,12 @@ class MessageLogWriter:
                         for pk, charger_id, tx in await cur.fetchall():
                             self._sessions[(charger_id, tx)] = pk
                     sessions = self._sessions
-                    async with cur.copy(
-                        f"COPY {MeterValue._meta.db_table} (charger_id, session_id, connector_id, timestamp, "
-                        "measurand, phase, unit, context, location, value, raw_value) FROM STDIN"
-                    ) as copy:
-                        for m in samples:
-                            await copy.write_row((
-                                m.charger_id, sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id else None,
-                                m.connector_id, m.timestamp, m.measurand[:50], m.phase[:10], m.unit[:10],
-                                m.context[:20], m.location[:10], to_decimal(m.raw_value), m.raw_value[:100],
-                            ))
-        except Exception:
-            self._close_pg()
+                    await copy_meter_values(cur, (
+                        (m.charger_id, sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id else None,
+                         m.connector_id, m.timestamp, m.measurand, m.phase, m.unit, m.context, m.location, m.raw_value)
+                        for m in samples
+                    ))
+        except Exception:  # the connection was dropped by use()
             self._sessions.clear()  # a stale session id must not poison the retry
             raise
         return published
@@ -553,6 +521,23 @@ class MessageLogWriter:
                 if messages:
                     journal.append_sync([_journal_entry(messages)])
                 return
+
+
+METER_COLUMNS = "charger_id, session_id, connector_id, timestamp, measurand, phase, unit, context, location, value, raw_value"
+
+
+async def copy_meter_values(cur: Any, rows: Iterable[tuple[int, int | None, int, datetime, str, str, str, str, str, str]]) -> None:
+    """COPY meter values on an async cursor: (charger, session, connector, timestamp, measurand,
+    phase, unit, context, location, raw value) each, cut to the columns' sizes as the ORM path does."""
+    from chargers.models import MeterValue
+    from chargers.services import to_decimal
+
+    async with cur.copy(f"COPY {MeterValue._meta.db_table} ({METER_COLUMNS}) FROM STDIN") as copy:
+        for charger_id, session_id, connector_id, timestamp, measurand, phase, unit, context, location, raw in rows:
+            await copy.write_row((
+                charger_id, session_id, connector_id, timestamp, measurand[:50], phase[:10], unit[:10],
+                context[:20], location[:10], to_decimal(raw), raw[:100],
+            ))
 
 
 def _journal_entry(messages: list[Row]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""OCPP 2.0.1 charger services: transaction events, device model, events. Synchronous ORM code.
+"""OCPP 2.0.1 charger services: transaction events, device model, events. Synchronous ORM code,
+except the batched append of steady transaction events (`transaction_events_append_batch`).
 
 The same domain as chargers.services: a 2.0.1 transaction is a ChargingSession (with the
 charger's string transaction id in `ocpp_transaction_id` and one of our integer ids in
@@ -7,14 +8,17 @@ charger's string transaction id in `ocpp_transaction_id` and one of our integer 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Exists, Subquery, UniqueConstraint
 from django.utils import timezone
+
+from backoffice import async_pg, db
 
 from .models import (
     Charger,
@@ -27,7 +31,7 @@ from .models import (
 from .ocpp import v201_transactions as tx
 from .ocpp.protocol import parse_datetime
 from .ocpp.protocol201 import REQUEST_VALIDATORS
-from .storable import clean_value
+from .storable import clean_text, clean_value
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +45,7 @@ def token_group(*, charger_id: int, id_token: str) -> str:
     return token.parent_id_tag if token is not None else ""
 
 
-def charger_set_ocpp_version(*, charger_id: int, version: str) -> None:
-    """Record the OCPP version the charger connected with."""
-    Charger.objects.filter(pk=charger_id).exclude(ocpp_version=version).update(ocpp_version=version)
-
-
-def _changes_nothing(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
+def _steady_since(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
     """Whether `event` is a plain in-order Updated of an active session whose Started and first
     energy reading we have (called before its own readings are stored): its fold would give the same
     session (start, meter start, driver, EVSE fixed; the end is not known yet), so the refold of
@@ -61,15 +60,18 @@ def _changes_nothing(session: ChargingSession, event: tx.TxEvent) -> datetime | 
         and event.timestamp >= session.started_at
     ):
         return None
-    flags = TransactionEvent.objects.filter(session=session).aggregate(
-        started=Count("pk", filter=Q(event_type="Started")), later=Count("pk", filter=Q(seq_no__gt=event.seq_no)),
-    )
-    if not flags["started"] or flags["later"]:
+    # One round trip: a Started is stored, no later seqNo is, and the last energy reading.
+    events = TransactionEvent.objects.filter(session=session)
+    flags = ChargingSession.objects.filter(pk=session.pk).values_list(
+        Exists(events.filter(event_type="Started")), Exists(events.filter(seq_no__gt=event.seq_no)),
+        Subquery(MeterValue.objects.filter(session=session, measurand=tx.ENERGY_REGISTER, phase="")
+                 .order_by("-timestamp").values("timestamp")[:1]),
+    ).first()
+    if flags is None:
         return None
-    last_reading = (
-        MeterValue.objects.filter(session=session, measurand=tx.ENERGY_REGISTER, phase="")
-        .order_by("-timestamp").values_list("timestamp", flat=True).first()
-    )
+    started, later, last_reading = flags
+    if not started or later:
+        return None
     if last_reading is not None and all(r.timestamp >= last_reading for r in event.meter_values):
         return last_reading
     return None
@@ -92,20 +94,20 @@ class TransactionEventOutcome:
 
 @dataclass
 class TxAppend:
-    """An in-order Updated event of a steady transaction (see `_changes_nothing`), to append."""
+    """An in-order Updated event of a steady transaction (see `_steady_since`), to append."""
 
     charger_id: int
     session_id: int
     connector_id: int
     event: tx.TxEvent
-    payload: dict
+    payload: dict  # storable: cleaned (storable.clean_value) by the caller when the frame needed it
     received_at: datetime
 
 
 def transaction_events_append(items: list[TxAppend]) -> list[bool]:
     """Append in-order Updated events of steady transactions, of many chargers at once, in one
     database transaction: the event rows and their readings, nothing refolded (such an event
-    cannot change its session, `_changes_nothing`).
+    cannot change its session, `_steady_since`).
 
     The connection that sends a transaction's events knows it is steady and in order; what it
     cannot know is whether something else closed the session meanwhile (the stale-transaction
@@ -132,11 +134,54 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             events.append(TransactionEvent(
                 charger_id=item.charger_id, session_id=item.session_id, ocpp_transaction_id=event.transaction_id,
                 seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-                timestamp=event.timestamp, offline=event.offline, payload=clean_value(item.payload)[0], received_at=item.received_at,
+                timestamp=event.timestamp, offline=event.offline, payload=item.payload, received_at=item.received_at,
             ))
             meters += _meter_rows(item.charger_id, item.connector_id, item.session_id, event.meter_values)
         TransactionEvent.objects.bulk_create(events)
         MeterValue.objects.bulk_create(meters)
+    return written
+
+
+_append_pg = async_pg.LoopConnection("ocpp-tx-append")
+
+
+async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
+    """`transaction_events_append`, from the event loop: on PostgreSQL with COPY on an async
+    connection (backoffice.async_pg; the ORM's model building and array dumping on a database
+    thread held the GIL against the loop), elsewhere on the database pool. Same statements,
+    same rules, one transaction per batch."""
+    if not async_pg.enabled():
+        return await db.run(transaction_events_append, items)
+    from .message_log import copy_meter_values
+
+    async with _append_pg.use() as conn, conn.transaction(), conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT id FROM {ChargingSession._meta.db_table} WHERE id = ANY(%s) AND status = %s "
+            "ORDER BY id FOR UPDATE",
+            [sorted({item.session_id for item in items}), ChargingSession.Status.ACTIVE.value],
+        )
+        active = {row[0] for row in await cur.fetchall()}
+        written = [item.session_id in active for item in items]
+        kept = [item for item, write in zip(items, written, strict=True) if write]
+        if kept:
+            async with cur.copy(
+                f"COPY {TransactionEvent._meta.db_table} (charger_id, session_id, ocpp_transaction_id, seq_no, "
+                "event_type, trigger_reason, timestamp, offline, payload, received_at) FROM STDIN"
+            ) as copy:
+                for item in kept:
+                    event = item.event
+                    await copy.write_row((
+                        item.charger_id, item.session_id, event.transaction_id, event.seq_no, event.event_type,
+                        event.trigger_reason, event.timestamp, event.offline,
+                        json.dumps(item.payload, separators=(",", ":")), item.received_at,
+                    ))
+            # The sample's texts were cleaned when read (v201_transactions._text); its value is
+            # whatever the charger sent when it is not a number.
+            await copy_meter_values(cur, (
+                (item.charger_id, item.session_id, item.connector_id, reading.timestamp, sample.measurand,
+                 sample.phase, sample.unit, sample.context, sample.location, clean_text(sample.value))
+                for item in kept for reading in item.event.meter_values for sample in reading.samples
+            ))
     return written
 
 
@@ -145,6 +190,26 @@ def appended_outcome(*, session_id: int, charger_id: int, connector_id: int, tra
     session = ChargingSession(pk=session_id, charger_id=charger_id, connector_id=connector_id,
                               transaction_id=transaction_id)
     return TransactionEventOutcome(session, duplicate=False, started=False, ended=False)
+
+
+_EVENT_FIELDS = [f for f in TransactionEvent._meta.concrete_fields if not f.primary_key]
+
+
+def _event_insert(row: TransactionEvent) -> bool:
+    """Insert one event unless its (charger, transactionId, seqNo) is stored; whether it was.
+    One statement: a savepoint around a plain insert (to survive its IntegrityError) cost two
+    more round trips on every event of the full path."""
+    connection = connections["default"]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(TransactionEvent._meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(_EVENT_FIELDS))}) "
+            "ON CONFLICT (charger_id, ocpp_transaction_id, seq_no) DO NOTHING RETURNING id",
+            [f.get_db_prep_save(getattr(row, f.attname), connection) for f in _EVENT_FIELDS],
+        )
+        return cursor.fetchone() is not None
 
 
 def _no_validation(payload: dict) -> None:
@@ -214,18 +279,15 @@ def transaction_event_record(
                     transaction_id = None  # our integer id collided: draw another
             if session is None:
                 raise RuntimeError("Could not allocate a transaction id")
-        try:
-            with transaction.atomic():
-                TransactionEvent.objects.create(
-                    charger_id=charger_id, session=session, ocpp_transaction_id=event.transaction_id,
-                    seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-                    # NaN/Infinity (legal in a frame, not in JSON columns) kept as text, never dropped.
-                    timestamp=event.timestamp, offline=event.offline, payload=clean_value(payload)[0],
-                    received_at=received_at,
-                )
-        except IntegrityError:
+        if not _event_insert(TransactionEvent(
+            charger_id=charger_id, session=session, ocpp_transaction_id=event.transaction_id,
+            seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
+            # NaN/Infinity (legal in a frame, not in JSON columns) kept as text, never dropped.
+            timestamp=event.timestamp, offline=event.offline, payload=clean_value(payload)[0],
+            received_at=received_at,
+        )):
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
-        steady_since = None if created else _changes_nothing(session, event)
+        steady_since = None if created else _steady_since(session, event)
         rows = _meter_rows(charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values)
         if rows:
             MeterValue.objects.bulk_create(rows)
@@ -291,7 +353,7 @@ def transaction_event_record(
 
 def _steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
     """A transaction that this event just opened, still active, is steady once it has an energy
-    reading: it has no other events, so `_changes_nothing` would hold for the next in-order
+    reading: it has no other events, so `_steady_since` would hold for the next in-order
     Updated. Returns that reading's time (see TransactionEventOutcome.steady_since)."""
     if session.status != ChargingSession.Status.ACTIVE or event.event_type != "Started" or event.seq_no is None:
         return None
@@ -332,6 +394,13 @@ def _variable_key(variable: dict) -> dict[str, Any]:
     return {"variable": str(variable.get("name", ""))[:50], "variable_instance": str(variable.get("instance", ""))[:50]}
 
 
+# The model's unique constraint: a report upserts on it.
+_DEVICE_VARIABLE_KEY = next(
+    c.fields for c in DeviceVariable._meta.constraints
+    if isinstance(c, UniqueConstraint) and c.name == "unique_device_variable"
+)
+
+
 @transaction.atomic
 def device_report_store(*, charger_id: int, report_data: list[dict], generated_at: datetime | None = None) -> int:
     """Store the reportData of a NotifyReport, one row per (component, variable, attribute type).
@@ -339,29 +408,28 @@ def device_report_store(*, charger_id: int, report_data: list[dict], generated_a
     from .device_model import is_standardized
 
     now = generated_at or timezone.now()
-    written = 0
+    rows: dict[tuple, DeviceVariable] = {}  # by the unique key: a later item of the report wins
     for item in report_data:
         component, variable = item.get("component") or {}, item.get("variable") or {}
         characteristics = item.get("variableCharacteristics") or {}
         key = {**_component_key(component), **_variable_key(variable)}
         for attribute in item.get("variableAttribute") or []:
-            defaults = {
-                "value": str(attribute.get("value", ""))[:2500],
-                "mutability": str(attribute.get("mutability", ""))[:10],
-                "persistent": attribute.get("persistent"),
-                "constant": attribute.get("constant"),
-                "data_type": str(characteristics.get("dataType", ""))[:20],
-                "unit": str(characteristics.get("unit", ""))[:16],
-                "values_list": str(characteristics.get("valuesList", ""))[:1000],
-                "standardized": is_standardized(key["component"], key["variable"]),
-                "updated_at": now,
-            }
-            DeviceVariable.objects.update_or_create(
-                charger_id=charger_id, attribute_type=str(attribute.get("type", "Actual"))[:8], **key,
-                defaults=defaults,
+            attribute_type = str(attribute.get("type", "Actual"))[:8]
+            rows[(*key.values(), attribute_type)] = DeviceVariable(
+                charger_id=charger_id, attribute_type=attribute_type, **key,
+                value=str(attribute.get("value", ""))[:2500], mutability=str(attribute.get("mutability", ""))[:10],
+                persistent=attribute.get("persistent"), constant=attribute.get("constant"),
+                data_type=str(characteristics.get("dataType", ""))[:20], unit=str(characteristics.get("unit", ""))[:16],
+                values_list=str(characteristics.get("valuesList", ""))[:1000],
+                standardized=is_standardized(key["component"], key["variable"]), updated_at=now,
             )
-            written += 1
-    return written
+    # One statement per report (a full inventory has hundreds of variables), not one per variable.
+    DeviceVariable.objects.bulk_create(
+        rows.values(), batch_size=500, update_conflicts=True, unique_fields=_DEVICE_VARIABLE_KEY,
+        update_fields=["value", "mutability", "persistent", "constant", "data_type", "unit", "values_list",
+                       "standardized", "updated_at"],
+    )
+    return sum(len(item.get("variableAttribute") or []) for item in report_data)
 
 
 @transaction.atomic
@@ -408,11 +476,6 @@ def device_variables_from_set(*, charger_id: int, requested: list[dict], results
         )
         written += 1
     return written
-
-
-def charger_needs_base_report(*, charger_id: int) -> bool:
-    """Whether we have no device model of this charger yet (GetBaseReport after its first boot)."""
-    return not DeviceVariable.objects.filter(charger_id=charger_id).exists()
 
 
 # -- events --------------------------------------------------------------------------------------

@@ -59,6 +59,18 @@ def clean_value(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+def clean_texts(value: Any) -> Any:
+    """A copy of `value` with every string in it (keys too) cleaned by clean_text. Numbers are
+    left as they are: a NaN reading stays a number for the handler to judge."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_texts(key): clean_texts(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean_texts(item) for item in value]
+    return value
+
+
 def may_need_cleaning(text: str) -> bool:
     return _SUSPECT.search(text) is not None
 

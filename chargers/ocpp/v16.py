@@ -20,7 +20,7 @@ from backoffice import db
 from chargers import connection_state, services
 from chargers.journal import is_outage, journal
 from chargers.message_log import DatabaseUnavailable, MeterSample, writer
-from chargers.storable import clean_value
+from chargers.storable import clean_texts, clean_value
 
 from . import tolerant
 from .protocol import (
@@ -47,6 +47,9 @@ class Connection:
     events: list = field(default_factory=list)  # (connector_id, event dict) to publish live
     # Set per CALL by the consumer / the handler:
     received_at: datetime | None = None
+    # The frame's text holds nothing PostgreSQL cannot store (storable.may_need_cleaning), so
+    # its payload needs no clean_value walk before it is written as JSON.
+    received_clean: bool = False
     violation: str = ""  # schema violation accepted on a transaction message
 
     def publish(self, connector_id: int, **event) -> None:
@@ -297,7 +300,14 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
     conn.violation = ""
     if action not in LENIENT and action in REQUEST_VALIDATORS:
         validate(REQUEST_VALIDATORS[action], payload)
-    return await handler(conn, payload, unique_id)
+    return await handler(conn, storable_payload(conn, payload), unique_id)
+
+
+def storable_payload(conn: Connection, payload: dict) -> dict:
+    """The payload as the domain may store and look it up: a frame holding text PostgreSQL
+    refuses (NUL, lone surrogates) has it escaped once here, after validation, so no handler,
+    card lookup or report store meets it. The log keeps the frame as sent (message_log)."""
+    return payload if conn.received_clean else clean_texts(payload)
 
 from .v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402
 

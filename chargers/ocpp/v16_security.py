@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from backoffice import db
 from chargers import pki, security_config, services
+from chargers.background import spawn
 
 from .protocol import parse_datetime
 
@@ -31,16 +32,6 @@ Handler = Callable[["Connection", dict, str], Awaitable[dict]]
 # The CertificateSigned CALL follows our SignCertificate.conf; this pause keeps it behind the
 # answer on the wire (A02 step 4 before step 8).
 CERTIFICATE_DELIVERY_DELAY_S = 0.05
-
-# Follow-up CALLs run as tasks (the handler must return first); keep them referenced.
-_background: set[asyncio.Task] = set()
-
-
-def _spawn(coroutine: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coroutine)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
 
 def _timestamp(value: str) -> datetime:
     try:
@@ -75,7 +66,8 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
         )
         return {"status": "Rejected"}
     certificate_id = await db.run(services.charger_certificate_record, charger_id=conn.charger_id, issued=issued)
-    _spawn(_deliver(conn.charger_id, certificate_id, issued.chain_pem))
+    # A follow-up CALL: the handler must return (and its answer go out) first.
+    spawn(_deliver(conn.charger_id, certificate_id, issued.chain_pem), "Delivering a signed certificate")
     return {"status": "Accepted"}
 
 

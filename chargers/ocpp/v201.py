@@ -24,10 +24,12 @@ from django.utils import timezone
 from authorization.decisions import Context
 from backoffice import db
 from chargers import connection_state, services, services_v201
+from chargers.background import spawn
 from chargers.batching import Coalescer
 from chargers.journal import is_outage
 from chargers.message_log import MeterSample, writer
 from chargers.ocpp.tolerant import INT32_MAX
+from chargers.storable import clean_value
 
 from . import v16, v16_security
 from . import v201_transactions as tx
@@ -52,19 +54,10 @@ Handler = Callable[["Connection", dict, str], Awaitable[dict]]
 # do not have yet (B07); the pause keeps our CALL behind the BootNotification answer on the wire.
 BASE_REPORT_DELAY_S = 0.2
 
-_background: set[asyncio.Task] = set()
-
-
-def _spawn(coroutine: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coroutine)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
 @dataclass
 class Steady:
     """A transaction of this socket whose last event changed nothing but its readings
-    (services_v201._changes_nothing): its next in-order Updated events can only add readings, so
+    (services_v201._steady_since): its next in-order Updated events can only add readings, so
     they are appended in batches with other chargers' (`_appends`) instead of one database
     transaction, session lock and check each. Only this socket sends this charger's events, so
     what it saw stays true; a session closed by something else is caught when appending."""
@@ -76,6 +69,7 @@ class Steady:
     remote_start_id: int | None
     seq_no: int
     energy_at: datetime  # the last energy register reading stored
+    outcome: services_v201.TransactionEventOutcome  # what an appended event gives the handler
 
 
 @dataclass
@@ -93,7 +87,7 @@ def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
 
 
 def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
-    """The conditions of services_v201._changes_nothing, from what this socket knows."""
+    """The conditions of services_v201._steady_since, from what this socket knows."""
     return (
         steady is not None and event.event_type == "Updated" and event.seq_no is not None
         and event.seq_no > steady.seq_no and not event.id_token and event.evse_id in (None, steady.connector_id)
@@ -104,21 +98,27 @@ def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
 
 
 _appends: Coalescer[services_v201.TxAppend, bool] = Coalescer(
-    "tx-event-append", services_v201.transaction_events_append
+    "tx-event-append", apply_async=services_v201.transaction_events_append_batch
 )
 
 
-async def _append(conn: Connection, event: tx.TxEvent, payload: dict) -> services_v201.TransactionEventOutcome | None:
-    """Append a steady transaction's in-order Updated (see Steady); None: take the full path."""
+def _steady_for(conn: Connection, event: tx.TxEvent) -> Steady | None:
+    """The steady transaction `event` may be appended to (see Steady), if it may."""
     steady = conn.steady.get(event.transaction_id)
-    if steady is None or not _appendable(steady, event):
-        return None
+    return steady if _appendable(steady, event) else None
+
+
+async def _append(
+    conn: Connection, steady: Steady, event: tx.TxEvent, payload: dict
+) -> services_v201.TransactionEventOutcome | None:
+    """Append a steady transaction's in-order Updated; None: take the full path."""
     assert event.seq_no is not None
     steady.seq_no = event.seq_no  # a resend of this seqNo while it is written takes the full path
     try:
         written = await _appends.submit(services_v201.TxAppend(
             charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
-            event=event, payload=payload, received_at=conn.received_at or timezone.now(),
+            event=event, payload=payload if conn.received_clean else clean_value(payload)[0],
+            received_at=conn.received_at or timezone.now(),
         ))
     except Exception as exc:
         if is_outage(exc):
@@ -129,10 +129,7 @@ async def _append(conn: Connection, event: tx.TxEvent, payload: dict) -> service
     if not written:
         return None
     steady.energy_at = _energy_at(event, steady.energy_at)
-    return services_v201.appended_outcome(
-        session_id=steady.session_id, charger_id=conn.charger_id, connector_id=steady.connector_id,
-        transaction_id=steady.transaction_id,
-    )
+    return steady.outcome
 
 
 def _timestamp(value: Any, default: datetime) -> datetime:
@@ -166,7 +163,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
         status, interval = result
         conn.registration_status = status
     if conn.registration_status == "Accepted" and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True):
-        _spawn(_base_report_if_unknown(conn.charger_id))
+        spawn(_base_report_if_unknown(conn.charger_id), "Asking for a base report")
     return {"currentTime": format_datetime(timezone.now()), "interval": interval, "status": conn.registration_status}
 
 
@@ -177,7 +174,7 @@ async def _base_report_if_unknown(charger_id: int) -> None:
 
     await asyncio.sleep(BASE_REPORT_DELAY_S)
     try:
-        if not await db.run(services_v201.charger_needs_base_report, charger_id=charger_id):
+        if not await connection_state.needs_device_model(charger_id):
             return
         charger = await db.run(Charger.objects.get, pk=charger_id)
         await commands.send_command(
@@ -252,10 +249,12 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     event = services_v201.read_transaction_event(payload, received)  # refuses only a missing transactionId
     conn.violation = event.violation
     key = (conn.charger_id, event.transaction_id)
-    our_id = _journaled_transactions.get(key) or services.new_transaction_id()
+    steady = _steady_for(conn, event)
+    # Our integer id for a session this event may create; an appended event's session exists.
+    our_id = _journaled_transactions.get(key) or (None if steady else services.new_transaction_id())
 
     async def now() -> tuple[services_v201.TransactionEventOutcome, str | None]:
-        appended = await _append(conn, event, payload)
+        appended = await _append(conn, steady, event, payload) if steady is not None else None
         if appended is not None:
             return appended, None
         # The full path may change any transaction of this charger (a Started closes the one it
@@ -289,6 +288,10 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 session_id=session.pk, connector_id=session.connector_id, transaction_id=session.transaction_id,
                 started_at=session.started_at, remote_start_id=session.remote_start_id, seq_no=event.seq_no,
                 energy_at=_energy_at(event, outcome.steady_since),
+                outcome=services_v201.appended_outcome(
+                    session_id=session.pk, charger_id=conn.charger_id, connector_id=session.connector_id,
+                    transaction_id=session.transaction_id,
+                ),
             )
         return outcome, answer
 
@@ -298,7 +301,8 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     if result is None:
         # Journaled: the card cannot be checked now; the charger already authorized it locally.
         conn.steady.clear()  # the journal's replay takes the full path
-        _journaled_transactions[key] = our_id
+        if our_id is not None:
+            _journaled_transactions[key] = our_id
         while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
             _journaled_transactions.popitem(last=False)
         return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
@@ -510,4 +514,4 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
     conn.violation = ""
     if action not in LENIENT:
         validate(REQUEST_VALIDATORS[action], payload)
-    return await handler(conn, payload, unique_id)
+    return await handler(conn, v16.storable_payload(conn, payload), unique_id)

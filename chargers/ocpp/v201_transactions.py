@@ -21,6 +21,7 @@ from typing import Any
 
 import fastjsonschema
 
+from ..storable import clean_text
 from .protocol import OcppError, parse_datetime
 from .protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION
 from .tolerant import MeterReading, Sample
@@ -80,7 +81,9 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """Text as stored and looked up: NUL and lone surrogates (which PostgreSQL refuses) escaped,
+    so the same text read twice is the same key (storable.clean_text)."""
+    return clean_text(value)[:limit] if isinstance(value, str) else ""
 
 
 def _scaled(value: Any, multiplier: Any) -> str:
@@ -159,7 +162,7 @@ def read_event(payload: dict, validator: Callable[[dict], Any], received: dateti
     evse = _dict(payload.get("evse"))
     token = _dict(payload.get("idToken"))
     return TxEvent(
-        transaction_id=transaction_id[:TRANSACTION_ID_MAX],
+        transaction_id=_text(transaction_id, TRANSACTION_ID_MAX),
         event_type=event_type,
         timestamp=timestamp,
         seq_no=_int(payload.get("seqNo")),

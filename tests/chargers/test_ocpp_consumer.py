@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from authorization.models import AuthorizationDecision
 from chargers.message_log import writer
 from chargers.models import Charger, ChargingSession, Connector, OcppMessage, OrphanStop
 from tests.ocpp_client import OcppTestClient
@@ -87,6 +88,18 @@ async def test_authorize_known_token_accepted_and_unknown_invalid(charger, token
     client = await connected()
     assert (await client.result("Authorize", {"idTag": "04a1b2c3"}))["idTagInfo"]["status"] == "Accepted"
     assert (await client.result("Authorize", {"idTag": "DEADBEEF"}))["idTagInfo"]["status"] == "Invalid"
+    await client.close()
+
+
+async def test_a_card_with_text_the_database_cannot_hold_is_refused_with_a_reason_not_an_error(charger, token):
+    """NUL and a lone surrogate are valid JSON; PostgreSQL refuses both. The card is escaped once
+    before the handlers (v16.storable_payload): no such card exists, so Invalid, decision kept."""
+    client = await connected()
+    for tag in ("04A1B2C3\u0000", "\ud800AB"):
+        assert (await client.result("Authorize", {"idTag": tag}))["idTagInfo"]["status"] == "Invalid"
+    decisions = [d async for d in AuthorizationDecision.objects.filter(station_id=charger.station_id).order_by("id")
+                 .values_list("uid", flat=True)]
+    assert decisions == ["04A1B2C3\\u0000", "\\ud800AB"]
     await client.close()
 
 

@@ -280,5 +280,7 @@ def test_sweep_settles_sessions_whose_finish_was_missed(guest_charger, rate, fak
 def test_sweep_tasks_run_eagerly(guest_charger, rate, fake_charger):
     from guest.tasks import guest_expire_overdue_task, guest_finish_unsettled_task
 
-    assert guest_expire_overdue_task.apply().get() == 0
-    assert guest_finish_unsettled_task.apply().get() == 0
+    # `.result`, not `.get()` (Celery's join check is a process-global flag other threads set).
+    expired, finished = guest_expire_overdue_task.apply(), guest_finish_unsettled_task.apply()
+    assert expired.successful() and expired.result == 0
+    assert finished.successful() and finished.result == 0

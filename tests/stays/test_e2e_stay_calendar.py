@@ -119,7 +119,10 @@ def _api(base: str) -> httpx.Client:
 def _sync(feed_id: int) -> None:
     from stays.tasks import calendar_feed_sync_task
 
-    assert calendar_feed_sync_task.apply(args=[feed_id]).get() is True  # the task beat runs
+    # The task beat runs. `.result`, not `.get()`: Celery's "no join inside a task" flag is
+    # process-global, and an eager task another thread runs at that moment would set it.
+    run = calendar_feed_sync_task.apply(args=[feed_id])
+    assert run.successful() and run.result is True
 
 
 def _guest_post(base: str, station_id: str, code: str) -> httpx.Response:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from authorization.models import AuthorizationDecision
 from billing.models import Payment, SessionCharge
 from chargers.models import ChargingSession, Connector, OcppMessage
+from support.assistant.diagnosis import _tz, when
 from support.models import AssistantConversation, Ticket, VendorErrorCode
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
@@ -47,7 +48,9 @@ def test_offline_charger_fact_names_since_when_and_last_heartbeat(api_client, st
     at = _offline(station)
     answer = ask(api_client, "the charger is completely dead", station_id="HB-7")
     assert answer["topic"] == "charger_offline"
-    assert f"Charger HB-7 has been offline since {at:%H:%M} (last heartbeat 3 h ago)." in answer["facts"]
+    # "since 21:10" the same day, "since 22 Nov 21:10" when that was yesterday (a run after midnight).
+    since = when(at, _tz(station), timezone.now())
+    assert f"Charger HB-7 has been offline since {since} (last heartbeat 3 h ago)." in answer["facts"]
     assert "breaker" in answer["reply"]  # offline: the power checks are the point
     assert answer["ticket"] is None
     assert answer["asks_for"] == ["occurred_at"]  # property and charger come from the station

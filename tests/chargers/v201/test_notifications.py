@@ -42,6 +42,27 @@ async def test_notify_report_is_stored_per_component_variable_and_attribute(char
     await client.close()
 
 
+async def test_a_report_naming_an_attribute_twice_keeps_the_later_value(charger):
+    """One upsert per report: an attribute repeated within it must not fail the statement."""
+    client = await connect201()
+    item = REPORT["reportData"][0]
+    twice = {**REPORT, "reportData": [item, {**item, "variableAttribute": [{"type": "Actual", "value": "90"}]}]}
+    assert await client.result("NotifyReport", twice) == {}
+    values = [v async for v in DeviceVariable.objects.filter(charger=charger).values_list("value", flat=True)]
+    assert values == ["90"]
+    await client.close()
+
+
+async def test_a_report_with_text_the_database_cannot_hold_is_stored_escaped(charger):
+    client = await connect201()
+    report = {**REPORT, "reportData": [{"component": {"name": "Vendor\u0000Box"}, "variable": {"name": "Mood\ud800"},
+                                        "variableAttribute": [{"value": "x\u0000y"}]}]}
+    assert await client.result("NotifyReport", report) == {}
+    row = await DeviceVariable.objects.aget(charger=charger)
+    assert (row.component, row.variable, row.value) == ("Vendor\\u0000Box", "Mood\\ud800", "x\\u0000y")
+    await client.close()
+
+
 async def test_first_accepted_boot_asks_for_the_base_report_once(charger, settings):
     settings.OCPP_BASE_REPORT_AFTER_BOOT = True
     client = await connect201()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chargers import services_v201
 from chargers.models import ChargingSession, MeterValue, TransactionEvent
 from chargers.ocpp import v201
 
@@ -25,7 +26,17 @@ async def _steady(client) -> None:
                                                      wh=1500))
 
 
-async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(charger, token):
+async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(
+    charger, token, monkeypatch
+):
+    full_path: list[int] = []
+    record = services_v201.transaction_event_record
+
+    def recording(**kwargs):
+        full_path.append(kwargs["payload"]["seqNo"])
+        return record(**kwargs)
+
+    monkeypatch.setattr(services_v201, "transaction_event_record", recording)
     client = await connect201()
     # A Started with its energy reading makes the transaction steady at once.
     await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
@@ -38,12 +49,14 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
         assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
                                                ).acount() == 1
     assert v201._appends.batches == batches + 5  # all five went the appending way
+    assert full_path == [0]  # and none of them was refused by it and refolded
     await client.result("TransactionEvent", tx_event("Ended", 6, timestamp=at(6), trigger="EVDeparted", wh=4000,
                                                      stopped_reason="EVDisconnected"))
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 4000)
     assert session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC) and session.stop_reason == "EVDisconnected"
     assert await TransactionEvent.objects.filter(session=session).acount() == 7
+    assert full_path == [0, 6]
     assert await MeterValue.objects.filter(session=session).acount() == 7
     await client.close()
 
@@ -108,4 +121,24 @@ async def test_a_nan_reading_is_stored_not_taken_for_a_repeat(charger, token, st
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=1).aexists()
     assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
                                            ).acount() == 1
+    await client.close()
+
+
+async def test_a_transaction_id_with_a_nul_byte_is_one_transaction_stored_and_answered(charger, token):
+    """PostgreSQL cannot hold NUL: the id is escaped the same way on every event, so its events
+    find each other and the charger gets answers, not errors."""
+    client = await connect201()
+    odd = "TX\u0000-7"
+    started = tx_event("Started", 0, odd, timestamp=at(0), id_token="04A1B2C3\u0000", wh=1000)
+    assert (await client.result("TransactionEvent", started))["idTokenInfo"]["status"] in ("Invalid", "Unknown")
+    for seq in (1, 2):
+        assert await client.result("TransactionEvent", tx_event(
+            "Updated", seq, odd, timestamp=at(seq), trigger="MeterValuePeriodic", wh=1000 + 100 * seq)) == {}
+    assert await client.result("TransactionEvent", tx_event(
+        "Ended", 3, odd, timestamp=at(3), trigger="EVDeparted", wh=1500, stopped_reason="EVDisconnected")) == {}
+    sessions = [s async for s in ChargingSession.objects.filter(charger=charger)]
+    assert len(sessions) == 1
+    assert (sessions[0].ocpp_transaction_id, sessions[0].status, sessions[0].meter_stop_wh) == (
+        "TX\\u0000-7", "completed", 1500)
+    assert await TransactionEvent.objects.filter(session=sessions[0]).acount() == 4
     await client.close()
