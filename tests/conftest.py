@@ -114,6 +114,21 @@ def _flush_message_log():
     writer._loop = None
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test builds its own channel layer.
+
+    channels_redis releases the receive lock of a process's channels ("specific.<id>!") only when
+    the task that cleans the received message's backup finishes. A test whose event loop closed
+    before that left the lock held on a dead loop, and every later command reply in the run failed
+    with "bound to a different event loop".
+    """
+    from channels.layers import channel_layers
+
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def prop(db):
     return PropertyFactory()
