@@ -219,6 +219,13 @@ def token_with_facts(uid: str, organization_id: int | None, active_sessions_of=N
 
 def decide_sync(*, uid: str, charger: ChargerFacts, context: Context, now: datetime | None = None) -> Decision:
     """Decide without asking an MSP (a cached or synced answer only); used for previews."""
+    return decide_cached(uid=uid, charger=charger, context=context, now=now)[0]
+
+
+def decide_cached(
+    *, uid: str, charger: ChargerFacts, context: Context, now: datetime | None = None
+) -> tuple[Decision, Token | None]:
+    """`decide_sync`, with the card it found (for a caller that records the decision)."""
     now = now or timezone.now()
     token = token_find(uid, charger.organization_id)
     facts = token_facts(token) if token else None
@@ -227,7 +234,7 @@ def decide_sync(*, uid: str, charger: ChargerFacts, context: Context, now: datet
         cached = cache.get(_msp_cache_key(token.msp_id, uid))
         facts = replace(facts, msp_live_validation=not cached) if cached else facts
         decision = decide(facts, charger, context, now=now, msp_answer=MspAnswer.ALLOWED if cached else None)
-    return decision
+    return decision, token
 
 
 # -- host and agent actions ------------------------------------------------------------------

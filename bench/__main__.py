@@ -127,8 +127,11 @@ def start_profile(server: Server, name: str, duration: float | None = None):
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     spy = Path(PY).parent / "py-spy"
     limit = ["-d", str(int(duration))] if duration else []
+    # BENCH_PROFILE_GIL=1: only the thread holding the GIL is sampled, i.e. where the one core a
+    # process can use goes (a saturated server), not which threads wait on PostgreSQL.
+    gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") == "1" else []
     return subprocess.Popen(
-        [str(spy), "record", "-p", str(server.proc.pid), *limit, "-r", "200", "--nonblocking",
+        [str(spy), "record", "-p", str(server.proc.pid), *limit, *gil, "-r", "200", "--nonblocking",
          "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
         stdout=subprocess.DEVNULL, stderr=open(PROFILE_DIR / f"{name}.err", "w"),
     )

@@ -177,18 +177,24 @@ class StartFacts:
     token: tuple | None = None  # authorization.services.token_with_facts
 
 
+def decision_inputs(*, charger_id: int, connector_id: int | None, id_tag: str) -> tuple[ChargerFacts, str, tuple | None]:
+    """What deciding on `id_tag` at this charger needs, in one trip to the database pool: the
+    charger's facts, its location id and the card (`authorization.services.token_with_facts`)."""
+    from authorization.services import token_with_facts
+
+    facts, location_id = charger_facts_by_id(charger_id, connector_id)
+    return facts, location_id, token_with_facts(id_tag, facts.organization_id, token_active_sessions)
+
+
 def start_prepare(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
 ) -> StartFacts:
-    from authorization.services import token_with_facts
-
     repeat = session_find_repeat(
         charger_id=charger_id, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, started_at=started_at,
     )
     if repeat is not None:
         return StartFacts(repeat)
-    facts, location_id = charger_facts_by_id(charger_id, connector_id)
-    return StartFacts(None, facts, location_id, token_with_facts(id_tag, facts.organization_id, token_active_sessions))
+    return StartFacts(None, *decision_inputs(charger_id=charger_id, connector_id=connector_id, id_tag=id_tag))
 
 
 _LOOK_UP = object()
@@ -230,7 +236,7 @@ def session_start(
                     transaction_id=transaction_id or new_transaction_id(),
                 )
                 session_announce_on_commit("started", session.pk)
-                _close_superseded_around(session)
+                sessions_close_superseded_around(session)
         except IntegrityError:
             existing = session_find_repeat(
                 charger_id=charger_id, connector_id=connector_id, id_tag=id_tag,
@@ -250,7 +256,7 @@ def session_start(
 SUPERSEDED = "Superseded"
 
 
-def _close_superseded_around(session: ChargingSession) -> None:
+def sessions_close_superseded_around(session: ChargingSession) -> None:
     """In the start's own transaction, with one statement when the connector is free: close the
     sessions this start supersedes (older, still active on the connector), or this one when a
     newer start already arrived (queued messages, clock jumps), whichever arrived last."""
@@ -521,12 +527,11 @@ def token_status_for_stop(*, charger_id: int, id_tag: str, connector_id: int | N
     like every decision. No MSP is asked (a slow partner must not delay a stop); a cached
     positive answer is used."""
     from authorization.decisions import Context
-    from authorization.services import decide_sync, decision_record, token_find
+    from authorization.services import decide_cached, decision_record
 
     charger = Charger.objects.select_related("property").get(pk=charger_id)
     facts = charger_facts(charger)
-    decision = decide_sync(uid=id_tag, charger=facts, context=Context.STOP_TRANSACTION)
-    token = token_find(id_tag, facts.organization_id)
+    decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.STOP_TRANSACTION)
     decision_record(
         decision=decision, uid=id_tag, token_id=token.pk if token else None, organization_id=facts.organization_id,
         station_id=charger.station_id, connector_id=connector_id, context=Context.STOP_TRANSACTION,

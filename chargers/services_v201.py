@@ -225,7 +225,7 @@ def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
 
 def transaction_event_record(
     *, charger_id: int, payload: dict, received_at: datetime, id_tag_status: str | None = None,
-    transaction_id: int | None = None,
+    transaction_id: int | None = None, token_id: int | None = None, token_known: bool = False,
 ) -> TransactionEventOutcome:
     """Store one TransactionEvent and bring its session up to date. Never refuses.
 
@@ -234,7 +234,8 @@ def transaction_event_record(
     events (even after Ended) are taken into account and the order of arrival does not matter.
     `id_tag_status` is the authorization decision for the event's idToken, kept on the session
     when the event is the one that names its driver; `transaction_id` our integer id for a new
-    session (one drawn during an outage and already used, at replay).
+    session (one drawn during an outage and already used, at replay). `token_known`: the caller
+    already looked up the event's idToken for this charger (`token_id`, None if no card matched).
     """
     from authorization.services import token_find
 
@@ -242,8 +243,7 @@ def transaction_event_record(
         _meter_rows,
         new_transaction_id,
         session_announce_on_commit,
-        session_close_as_superseded,
-        sessions_close_superseded,
+        sessions_close_superseded_around,
     )
 
     event = read_transaction_event(payload, received_at)
@@ -255,14 +255,19 @@ def transaction_event_record(
         )
         created = False
         if session is None:
-            charger = Charger.objects.select_related("property").get(pk=charger_id)
-            organization_id = charger.property.organization_id if charger.property is not None else None
+            if not event.id_token:
+                token_id = None
+            elif not token_known:
+                organization_id = Charger.objects.filter(pk=charger_id).values_list(
+                    "property__organization_id", flat=True).first()
+                token = token_find(event.id_token, organization_id)
+                token_id = token.pk if token is not None else None
             for _ in range(10):
                 try:
                     with transaction.atomic():
                         session = ChargingSession.objects.create(
                             charger_id=charger_id, connector_id=event.evse_id or 0, id_tag=event.id_token,
-                            token=token_find(event.id_token, organization_id) if event.id_token else None,
+                            token_id=token_id,
                             id_tag_status=(id_tag_status or "Accepted")[:12], started_at=event.timestamp,
                             meter_start_wh=0, ocpp_transaction_id=event.transaction_id,
                             transaction_id=transaction_id or new_transaction_id(),
@@ -330,15 +335,8 @@ def transaction_event_record(
             # An EVSE has one transaction at a time: one it left open (it lost power or rebooted
             # without an Ended) is closed at its last reading, as for 1.6; its own Ended, if it
             # still comes, replaces that estimate (fold above).
-            sessions_close_superseded(
-                charger_id=charger_id, connector_id=session.connector_id, before=session.started_at, keep_id=session.pk
-            )
             # A queued older transaction arriving after a newer one is itself the one closed.
-            if ChargingSession.objects.filter(
-                charger_id=charger_id, connector_id=session.connector_id, status=ChargingSession.Status.ACTIVE,
-                started_at__gt=session.started_at,
-            ).exists():
-                session_close_as_superseded(session)
+            sessions_close_superseded_around(session)
         if created or named_driver:
             # A transaction started by plugging in names its driver in a later event: the
             # guest flow links the session then (guest.receivers).

@@ -14,8 +14,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from authorization.decisions import Context
-from authorization.services import authorize, decide_live
+from authorization.decisions import Context, Decision, TokenFacts
+from authorization.models import Token
+from authorization.services import decide_live, decision_record
 from backoffice import db
 from chargers import connection_state, services
 from chargers.journal import is_outage, journal
@@ -133,16 +134,25 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
     return {}
 
 
-async def _decide(conn: Connection, id_tag: str, context: Context, connector_id, unique_id: str):
-    facts, location_id = await db.run(services.charger_facts_by_id, conn.charger_id, connector_id)
-    return await authorize(
-        uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
-        ocpp_unique_id=unique_id, active_sessions_of=services.token_active_sessions,
+async def _decide(
+    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
+) -> tuple[Decision, tuple[Token, TokenFacts] | None]:
+    """Decide on a card at this charger and record the decision; return it with the card found
+    (2.0.1 answers the card's group and opens the session with it). Two trips to the database
+    pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
+    facts, location_id, token = await db.run(
+        services.decision_inputs, charger_id=conn.charger_id, connector_id=connector_id, id_tag=id_tag,
     )
+    decision, record = await decide_live(
+        uid=id_tag, charger=facts, context=context, token=token, location_id=location_id,
+        connector_id=connector_id, ocpp_unique_id=unique_id,
+    )
+    await db.run(decision_record, **record)
+    return decision, token
 
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
-    decision = await _decide(conn, payload["idTag"], Context.LOCAL, None, unique_id)
+    decision, _ = await _decide(conn, payload["idTag"], Context.LOCAL, None, unique_id)
     return {"idTagInfo": _id_tag_info(decision)}
 
 

@@ -223,15 +223,20 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
     token = payload["idToken"]
-    decision = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
-    return {"idTokenInfo": await _id_token_info(conn, token["idToken"], id_token_status(str(decision.status), decision.reason))}
+    decision, card = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
+    status = id_token_status(str(decision.status), decision.reason)
+    return {"idTokenInfo": await _id_token_info(conn, token["idToken"], status, card[1].parent_id_tag if card else "")}
 
 
-async def _id_token_info(conn: Connection, id_token: str, status: str) -> dict:
+_LOOK_UP = None
+
+
+async def _id_token_info(conn: Connection, id_token: str, status: str, group: str | None = _LOOK_UP) -> dict:
     """idTokenInfo with the card's group (C09.FR.02: cards of one group share a groupIdToken, so
-    one may stop what the other started)."""
+    one may stop what the other started). `group`: the card's, when the decision already read it."""
     info: dict = {"status": status}
-    group = await db.run(services_v201.token_group, charger_id=conn.charger_id, id_token=id_token)
+    if group is _LOOK_UP:
+        group = await db.run(services_v201.token_group, charger_id=conn.charger_id, id_token=id_token)
     if group:
         info["groupIdToken"] = {"idToken": group, "type": "Central"}
     return info
@@ -253,15 +258,18 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     # Our integer id for a session this event may create; an appended event's session exists.
     our_id = _journaled_transactions.get(key) or (None if steady else services.new_transaction_id())
 
-    async def now() -> tuple[services_v201.TransactionEventOutcome, str | None]:
+    async def now() -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
         appended = await _append(conn, steady, event, payload) if steady is not None else None
         if appended is not None:
-            return appended, None
+            return appended, None, None
         # The full path may change any transaction of this charger (a Started closes the one it
         # supersedes): what this socket knew is re-learned from its outcomes.
         conn.steady.clear()
         answer: str | None = None
         session_status: str | None = None
+        group: str | None = _LOOK_UP
+        token_id: int | None = None
+        token_known = False
         if event.id_token:
             if event.event_type == "Ended":
                 # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
@@ -271,9 +279,11 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 )
                 answer = id_token_status(answer)
             else:
-                decision = await v16._decide(
+                decision, card = await v16._decide(
                     conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
                 )
+                group = card[1].parent_id_tag if card else ""
+                token_id, token_known = (card[0].pk if card else None), True
                 session_status = str(decision.status)
                 answer = id_token_status(session_status, decision.reason)
         # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
@@ -281,6 +291,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         outcome = await db.run(
             services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
             received_at=received, id_tag_status=session_status, transaction_id=our_id,
+            token_id=token_id, token_known=token_known,
         )
         if outcome.steady_since is not None and event.seq_no is not None:
             session = outcome.session
@@ -293,7 +304,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                     transaction_id=session.transaction_id,
                 ),
             )
-        return outcome, answer
+        return outcome, answer, group
 
     result = await v16._durably(
         conn, "TransactionEvent", payload, unique_id, now, protocol=VERSION, transaction_id=our_id,
@@ -306,7 +317,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
             _journaled_transactions.popitem(last=False)
         return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
-    outcome, answer = result
+    outcome, answer, group = result
     session = outcome.session
     if outcome.started:
         conn.publish(session.connector_id, kind="started", transaction_id=session.transaction_id)
@@ -317,7 +328,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     }
     if latest and not outcome.ended:
         conn.publish(session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest)
-    return {"idTokenInfo": await _id_token_info(conn, event.id_token, answer)} if answer else {}
+    return {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
 
 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
