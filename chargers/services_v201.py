@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Exists, Subquery, UniqueConstraint
+from django.db.models import Exists, OuterRef, Subquery, UniqueConstraint
 from django.utils import timezone
 
 from backoffice import async_pg, db
@@ -75,6 +75,47 @@ def _steady_since(session: ChargingSession, event: tx.TxEvent) -> datetime | Non
     if last_reading is not None and all(r.timestamp >= last_reading for r in event.meter_values):
         return last_reading
     return None
+
+
+@dataclass
+class SteadyFacts:
+    """What a socket needs to append a transaction's next in-order Updated (`_steady_since`)."""
+
+    session_id: int
+    connector_id: int
+    transaction_id: int
+    started_at: datetime
+    remote_start_id: int | None
+    seq_no: int  # the highest stored
+    energy_at: datetime  # the last energy register reading stored
+
+
+def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts | None:
+    """For a socket that has not seen this transaction (its charger reconnected in the middle of
+    it): the facts `_steady_since` checks, from one read without a lock (the append locks the
+    session and checks it is still active). None when its next Updated must take the full path:
+    no active session, no Started stored or no energy reading yet."""
+    events = TransactionEvent.objects.filter(session=OuterRef("pk"))
+    row = (
+        ChargingSession.objects.filter(
+            charger_id=charger_id, ocpp_transaction_id=transaction_id, status=ChargingSession.Status.ACTIVE,
+        )
+        .annotate(
+            started=Exists(events.filter(event_type="Started")),
+            last_seq=Subquery(events.order_by("-seq_no").values("seq_no")[:1]),
+            energy_at=Subquery(MeterValue.objects.filter(session=OuterRef("pk"), measurand=tx.ENERGY_REGISTER, phase="")
+                               .order_by("-timestamp").values("timestamp")[:1]),
+        )
+        .values_list("pk", "connector_id", "transaction_id", "started_at", "remote_start_id", "started", "last_seq",
+                     "energy_at")
+        .first()
+    )
+    if row is None:
+        return None
+    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at = row
+    if not started or last_seq is None or energy_at is None:
+        return None
+    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at)
 
 
 def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:

@@ -78,6 +78,7 @@ class Connection(v16.Connection):
 
     ocpp_version: str = VERSION
     steady: dict[str, Steady] = field(default_factory=dict)  # by the charger's transactionId
+    asked: set[str] = field(default_factory=set)  # transactions whose steadiness was read (`_learn_steady`)
 
 
 def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
@@ -106,6 +107,40 @@ def _steady_for(conn: Connection, event: tx.TxEvent) -> Steady | None:
     """The steady transaction `event` may be appended to (see Steady), if it may."""
     steady = conn.steady.get(event.transaction_id)
     return steady if _appendable(steady, event) else None
+
+
+ASKED_MAX = 1_000  # transactions per socket: a charger inventing ids must not grow it forever
+
+
+def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
+    return Steady(
+        session_id=facts.session_id, connector_id=facts.connector_id, transaction_id=facts.transaction_id,
+        started_at=facts.started_at, remote_start_id=facts.remote_start_id, seq_no=facts.seq_no,
+        energy_at=facts.energy_at,
+        outcome=services_v201.appended_outcome(
+            session_id=facts.session_id, charger_id=charger_id, connector_id=facts.connector_id,
+            transaction_id=facts.transaction_id,
+        ),
+    )
+
+
+async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
+    """An Updated of a transaction this socket has not seen (the charger reconnected in the middle
+    of it, e.g. after a deploy): whether it may be appended, from one read instead of a locked
+    transaction of its own. Asked once per transaction and socket; the full path teaches the rest."""
+    if (event.event_type != "Updated" or event.seq_no is None or event.id_token
+            or event.transaction_id in conn.steady or event.transaction_id in conn.asked):
+        return None
+    if len(conn.asked) >= ASKED_MAX:
+        conn.asked.clear()
+    conn.asked.add(event.transaction_id)
+    facts = await db.run(
+        services_v201.transaction_steady, charger_id=conn.charger_id, transaction_id=event.transaction_id,
+    )
+    if facts is None:
+        return None
+    conn.steady[event.transaction_id] = _steady_of(facts, conn.charger_id)
+    return _steady_for(conn, event)
 
 
 async def _append(
@@ -259,12 +294,16 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     our_id = _journaled_transactions.get(key) or (None if steady else services.new_transaction_id())
 
     async def now() -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+        nonlocal steady
+        if steady is None:
+            steady = await _learn_steady(conn, event)
         appended = await _append(conn, steady, event, payload) if steady is not None else None
         if appended is not None:
             return appended, None, None
         # The full path may change any transaction of this charger (a Started closes the one it
         # supersedes): what this socket knew is re-learned from its outcomes.
         conn.steady.clear()
+        conn.asked.add(event.transaction_id)
         answer: str | None = None
         session_status: str | None = None
         group: str | None = _LOOK_UP

@@ -96,6 +96,57 @@ async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_pat
     await client.close()
 
 
+def _record_full_path(monkeypatch) -> list[int]:
+    full_path: list[int] = []
+    record = services_v201.transaction_event_record
+
+    def recording(**kwargs):
+        full_path.append(kwargs["payload"]["seqNo"])
+        return record(**kwargs)
+
+    monkeypatch.setattr(services_v201, "transaction_event_record", recording)
+    return full_path
+
+
+async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_update(charger, token, monkeypatch):
+    """After a deploy every charger reconnects: the next in-order Updated of a transaction the new
+    socket has not seen is appended after one read, not a locked transaction of its own."""
+    full_path = _record_full_path(monkeypatch)
+    first = await connect201()
+    await _steady(first)
+    await first.close()
+    second = await connect201()
+    batches = v201._appends.batches
+    update = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
+    assert await second.result("TransactionEvent", update) == {}
+    assert v201._appends.batches == batches + 1 and full_path == [0]
+    assert await second.result("TransactionEvent", update) == {}  # its answer was lost: the same seqNo again
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
+    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+                                           ).acount() == 1
+    await second.result("TransactionEvent", tx_event("Ended", 3, timestamp=at(3), trigger="EVDeparted", wh=2500,
+                                                     stopped_reason="EVDisconnected"))
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 2500)
+    assert await TransactionEvent.objects.filter(session=session).acount() == 4
+    await second.close()
+
+
+async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_full_path(charger, token, monkeypatch):
+    full_path = _record_full_path(monkeypatch)
+    first = await connect201()
+    await _steady(first)
+    await first.close()
+    await ChargingSession.objects.filter(charger=charger).aupdate(status="completed", stop_reason="NoEndedEvent")
+    second = await connect201()
+    batches = v201._appends.batches
+    assert await second.result("TransactionEvent", tx_event(
+        "Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)) == {}
+    assert v201._appends.batches == batches and full_path == [0, 2]
+    assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
+    await second.close()
+
+
 async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(charger, token):
     client = await connect201()
     await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3"))
