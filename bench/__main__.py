@@ -320,7 +320,7 @@ def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
          "reconnect_deadline_s": 180, "connect_concurrency": 250, "protocol": protocol},
         [station_id(i) for i in range(n)], workers=args.workers,
     )
-    spy = start_profile(server, f"storm-connect-{kind}-{n}")
+    spy = start_profile(server, f"storm-connect-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
     online_db = 0
     try:
         connected = load.wait_ready()
@@ -331,7 +331,7 @@ def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
         shutdown_s = server.terminate(timeout=120)
         server.start()
         t_ready = time.time()
-        spy = start_profile(server, f"storm-reconnect-{kind}-{n}")
+        spy = start_profile(server, f"storm-reconnect-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
         deadline = time.time() + 180
         while time.time() < deadline and load.online.value < connected:
             time.sleep(0.25)

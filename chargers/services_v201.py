@@ -118,6 +118,42 @@ def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts |
     return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at)
 
 
+def transactions_steady(keys: list[tuple[int, str]]) -> list[SteadyFacts | None]:
+    """`transaction_steady` of many (charger, transactionId) pairs (the ORM path of the batch)."""
+    return [transaction_steady(charger_id=charger_id, transaction_id=tx_id) for charger_id, tx_id in keys]
+
+
+_steady_pg = async_pg.LoopConnection("ocpp-tx-steady")
+
+
+async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyFacts | None]:
+    """`transaction_steady` of many chargers' transactions in one statement, from the event loop
+    on PostgreSQL (every charger reconnecting after a deploy asks at once); elsewhere the ORM on
+    the database pool. The ORM's compiling of this query cost more than the query."""
+    if not async_pg.enabled():
+        return await db.run(transactions_steady, keys)
+    sessions, events, meters = (m._meta.db_table for m in (ChargingSession, TransactionEvent, MeterValue))
+    async with _steady_pg.use() as conn:
+        cursor = await conn.execute(
+            f"SELECT k.charger_id, k.tx_id, s.id, s.connector_id, s.transaction_id, s.started_at, s.remote_start_id, "
+            f"EXISTS (SELECT 1 FROM {events} e WHERE e.session_id = s.id AND e.event_type = 'Started'), "
+            f"(SELECT max(e.seq_no) FROM {events} e WHERE e.session_id = s.id), "
+            f"(SELECT max(m.timestamp) FROM {meters} m WHERE m.session_id = s.id AND m.measurand = %s "
+            "AND m.phase = '') "
+            "FROM unnest(%s::bigint[], %s::text[]) AS k(charger_id, tx_id) "
+            f"JOIN {sessions} s ON s.charger_id = k.charger_id AND s.ocpp_transaction_id = k.tx_id AND s.status = %s",
+            [tx.ENERGY_REGISTER, [key[0] for key in keys], [key[1] for key in keys],
+             ChargingSession.Status.ACTIVE.value],
+        )
+        rows = await cursor.fetchall()
+    found: dict[tuple[int, str], SteadyFacts] = {}
+    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at in rows:
+        if started and last_seq is not None and energy_at is not None:
+            found[(charger_id, tx_id)] = SteadyFacts(
+                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at)
+    return [found.get(key) for key in keys]
+
+
 def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:
     return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], received)
 

@@ -109,6 +109,9 @@ def _steady_for(conn: Connection, event: tx.TxEvent) -> Steady | None:
     return steady if _appendable(steady, event) else None
 
 
+_steady_reads: Coalescer[tuple[int, str], services_v201.SteadyFacts | None] = Coalescer(
+    "tx-steady", apply_async=services_v201.transactions_steady_batch
+)
 ASKED_MAX = 1_000  # transactions per socket: a charger inventing ids must not grow it forever
 
 
@@ -134,9 +137,7 @@ async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
     if len(conn.asked) >= ASKED_MAX:
         conn.asked.clear()
     conn.asked.add(event.transaction_id)
-    facts = await db.run(
-        services_v201.transaction_steady, charger_id=conn.charger_id, transaction_id=event.transaction_id,
-    )
+    facts = await _steady_reads.submit((conn.charger_id, event.transaction_id))
     if facts is None:
         return None
     conn.steady[event.transaction_id] = _steady_of(facts, conn.charger_id)

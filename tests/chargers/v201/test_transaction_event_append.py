@@ -193,3 +193,24 @@ async def test_a_transaction_id_with_a_nul_byte_is_one_transaction_stored_and_an
         "TX\\u0000-7", "completed", 1500)
     assert await TransactionEvent.objects.filter(session=sessions[0]).acount() == 4
     await client.close()
+
+
+async def test_the_batched_steadiness_read_agrees_with_the_orm(charger, token):
+    """On PostgreSQL the read is one statement on the loop's own connection: it must say what the
+    ORM says for a steady transaction, one without a reading, a closed one and an unknown id."""
+    from asgiref.sync import sync_to_async
+
+    client = await connect201()
+    await _steady(client)  # TX-1: steady
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-2", timestamp=at(2), id_token="04A1B2C3",
+                                                     evse=2))  # no reading yet
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-3", timestamp=at(3), id_token="04A1B2C3",
+                                                     wh=10, evse=3))
+    await ChargingSession.objects.filter(ocpp_transaction_id="TX-3").aupdate(status="completed")
+    keys = [(charger.pk, "TX-1"), (charger.pk, "TX-2"), (charger.pk, "TX-3"), (charger.pk, "NO-SUCH"),
+            (charger.pk + 1000, "TX-1")]
+    batched = await services_v201.transactions_steady_batch(keys)
+    assert batched == await sync_to_async(services_v201.transactions_steady)(keys)
+    assert [facts is not None for facts in batched] == [True, False, False, False, False]
+    assert (batched[0].seq_no, batched[0].energy_at) == (1, datetime(2026, 11, 20, 10, 1, tzinfo=UTC))
+    await client.close()
