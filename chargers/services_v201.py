@@ -377,7 +377,9 @@ def transaction_event_record(
             return TransactionEventOutcome(session, duplicate=False, started=False, ended=False,
                                            steady_since=steady_since)
 
-        state = tx.fold(_events_of(charger_id, event.transaction_id))
+        # A session this event just created has no other event (events are stored with their
+        # session, created here under the lock): its fold is this event's.
+        state = tx.fold([event] if created else _events_of(charger_id, event.transaction_id))
         was_completed = session.status == ChargingSession.Status.COMPLETED
         before = (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
         session.started_at = state.started_at

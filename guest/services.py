@@ -330,8 +330,11 @@ def _guest_for(session: ChargingSession) -> GuestSession | None:
 
 def guest_session_link(*, session_id: int) -> GuestSession | None:
     """Attach a StartTransaction to the guest start it answers (matched by the guest's idTag)."""
-    # Every start of every charger comes here and almost none is a guest's: one indexed query
-    # says so, instead of a transaction that reads and locks (four round trips on each start).
+    # Every start of every charger comes here and almost none is a guest's: a query that compiles
+    # in no time says whether any guest is starting anywhere, a precise one whether this start is
+    # theirs; the transaction that reads and locks (four round trips) only for a guest's start.
+    if not GuestSession.objects.filter(state__in=OPEN_BEFORE_START).exists():
+        return None
     waiting = GuestSession.objects.filter(
         charger_id=OuterRef("charger_id"), id_tag=OuterRef("id_tag"), state__in=OPEN_BEFORE_START,
     ).exclude(id_tag="")

@@ -217,18 +217,21 @@ def test_start_transaction_links_settle_on_finish_and_email_receipt(guest_charge
 
 def test_a_start_that_is_no_guests_is_told_apart_in_one_query(
         guest_charger, rate, fake_charger, django_assert_num_queries):
-    """Every start of every charger asks whether a guest waits for it: another card's start on the
-    charger a guest is starting, or a refused start with the guest's card, is not linked."""
-    gs = start(guest_charger)
+    """Every start of every charger asks whether a guest waits for it: with no guest starting
+    anywhere one query says no; another card's start on the charger a guest is starting, or a
+    refused start with the guest's card, is told apart without locking anything and not linked."""
     other = ChargingSession.objects.create(
-        charger=gs.charger, connector_id=gs.connector_id, transaction_id=4243, id_tag="OTHERCARD",
+        charger=guest_charger, connector_id=1, transaction_id=4243, id_tag="OTHERCARD",
         started_at=timezone.now(), meter_start_wh=0,
     )
     with django_assert_num_queries(1):
         assert services.guest_session_link(session_id=other.pk) is None
+    gs = start(guest_charger)
+    with django_assert_num_queries(2):
+        assert services.guest_session_link(session_id=other.pk) is None
     refused, _, _ = _session_for(gs)
     ChargingSession.objects.filter(pk=refused.pk).update(id_tag_status="Blocked")
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):
         assert services.guest_session_link(session_id=refused.pk) is None
     gs.refresh_from_db()
     assert gs.state in services.OPEN_BEFORE_START and gs.charging_session_id is None
