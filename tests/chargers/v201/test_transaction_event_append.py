@@ -26,9 +26,8 @@ async def _steady(client) -> None:
                                                      wh=1500))
 
 
-async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(
-    charger, token, monkeypatch
-):
+def _record_full_path(monkeypatch) -> list[int]:
+    """The seqNos that took the full path (services_v201.transaction_event_record)."""
     full_path: list[int] = []
     record = services_v201.transaction_event_record
 
@@ -37,6 +36,13 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
         return record(**kwargs)
 
     monkeypatch.setattr(services_v201, "transaction_event_record", recording)
+    return full_path
+
+
+async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_the_same_session(
+    charger, token, monkeypatch
+):
+    full_path = _record_full_path(monkeypatch)
     client = await connect201()
     # A Started with its energy reading makes the transaction steady at once.
     await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
@@ -94,18 +100,6 @@ async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_pat
     assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
                                            ).acount() == 1
     await client.close()
-
-
-def _record_full_path(monkeypatch) -> list[int]:
-    full_path: list[int] = []
-    record = services_v201.transaction_event_record
-
-    def recording(**kwargs):
-        full_path.append(kwargs["payload"]["seqNo"])
-        return record(**kwargs)
-
-    monkeypatch.setattr(services_v201, "transaction_event_record", recording)
-    return full_path
 
 
 async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_update(charger, token, monkeypatch):
