@@ -328,7 +328,9 @@ def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
         load.start(delay=0)
         time.sleep(min(5.0, 1 + n / 2000))  # chargers metering: frames in flight when SIGTERM lands
         t_kill = time.time()
+        spy = start_profile(server, f"storm-shutdown-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
         shutdown_s = server.terminate(timeout=120)
+        stop_profile(spy)
         server.start()
         t_ready = time.time()
         spy = start_profile(server, f"storm-reconnect-{with_protocol(kind, protocol).replace('/', '-')}-{n}")

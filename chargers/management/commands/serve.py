@@ -89,7 +89,9 @@ def _tune_garbage_collector() -> None:
         gc.disable()
 
 
-async def _collect_garbage_on_schedule() -> None:
+async def _collect_garbage_on_schedule(server: uvicorn.Server) -> None:
+    """GC_MODE=scheduled's collections, until the server is told to stop: a stopping process
+    frees ten thousand connections' objects, and collecting them took ~20 % of a SIGTERM."""
     import gc
     import time
 
@@ -97,8 +99,10 @@ async def _collect_garbage_on_schedule() -> None:
         return
     full_every = env_float("GC_FULL_EVERY_S", 600.0)
     last_full = time.monotonic()
-    while True:
+    while not server.should_exit:
         await asyncio.sleep(1.0)
+        if server.should_exit:
+            return
         if time.monotonic() - last_full >= full_every:
             started = time.perf_counter()
             found = gc.collect()
@@ -137,7 +141,7 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
 
 
 async def _serve(server, host, port, simulate, stdout):
-    collector = asyncio.create_task(_collect_garbage_on_schedule())
+    collector = asyncio.create_task(_collect_garbage_on_schedule(server))
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
