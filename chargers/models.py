@@ -271,10 +271,12 @@ class ChargingSession(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
-            # A StartTransaction whose reply was lost comes again with the same facts.
+            # A 1.6 StartTransaction whose reply was lost comes again with the same facts. A 2.0.1
+            # transaction is named by the charger (the next constraint): two of them may start
+            # alike (a charger whose clock or meter is stuck) and are still two.
             models.UniqueConstraint(
                 fields=["charger", "connector_id", "id_tag", "meter_start_wh", "started_at"],
-                name="unique_session_start",
+                condition=models.Q(ocpp_transaction_id=""), name="unique_session_start",
             ),
             models.UniqueConstraint(
                 fields=["charger", "ocpp_transaction_id"], condition=~models.Q(ocpp_transaction_id=""),

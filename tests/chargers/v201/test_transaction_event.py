@@ -199,3 +199,18 @@ async def test_meter_start_comes_from_the_first_reading_when_the_started_has_non
     await session.arefresh_from_db()
     assert (session.meter_start_wh, session.meter_stop_wh) == (4000, 6000)
     await client.close()
+
+
+async def test_two_transactions_that_start_alike_are_two_sessions(charger):
+    """A charger whose clock or meter is stuck starts two transactions on one EVSE at the same
+    second, same reading, no card: both are stored and answered (the 1.6 rule that takes such a
+    start for a resent StartTransaction does not apply; 2.0.1 names its transactions)."""
+    client = await connect201()
+    for tx_id in ("TX-STUCK-1", "TX-STUCK-2"):
+        assert await client.result("TransactionEvent", tx_event(
+            "Started", 0, tx_id, timestamp="2026-11-20T10:00:00Z", trigger="CablePluggedIn", wh=0)) == {}
+        assert await client.result("TransactionEvent", tx_event(
+            "Updated", 1, tx_id, timestamp="2026-11-20T10:00:00Z", trigger="MeterValuePeriodic", wh=0)) == {}
+    assert await ChargingSession.objects.filter(charger=charger).acount() == 2
+    assert await TransactionEvent.objects.filter(charger=charger).acount() == 4
+    await client.close()
