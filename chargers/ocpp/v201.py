@@ -335,15 +335,10 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         )
         if outcome.steady_since is not None and event.seq_no is not None:
             session = outcome.session
-            conn.steady[event.transaction_id] = Steady(
-                session_id=session.pk, connector_id=session.connector_id, transaction_id=session.transaction_id,
-                started_at=session.started_at, remote_start_id=session.remote_start_id, seq_no=event.seq_no,
-                energy_at=_energy_at(event, outcome.steady_since),
-                outcome=services_v201.appended_outcome(
-                    session_id=session.pk, charger_id=conn.charger_id, connector_id=session.connector_id,
-                    transaction_id=session.transaction_id,
-                ),
-            )
+            conn.steady[event.transaction_id] = _steady_of(services_v201.SteadyFacts(
+                session.pk, session.connector_id, session.transaction_id, session.started_at, session.remote_start_id,
+                event.seq_no, _energy_at(event, outcome.steady_since),
+            ), conn.charger_id)
         return outcome, answer, group
 
     result = await v16._durably(
