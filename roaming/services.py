@@ -282,59 +282,83 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
     (roaming.ocpi.retry_delay) and holds back the later pushes of the same object, so each
     object's updates arrive in order; when the partner is unreachable or answers 5xx, all its
     pushes wait. Nothing is dropped: a push stays until the partner accepts it.
+
+    A push queued (or given a newer body) while the lock was held found it taken and left its
+    sending to the holder: after letting go, the holder looks for such pushes and goes again, so
+    none waits for the sweep's 30 s.
     """
-    if not cache.add(_lock_key(partner_id), 1, 300):
-        return 0
-    try:
-        partner = Partner.objects.select_related("msp").filter(pk=partner_id).first()
-        if partner is None or partner.state != Partner.State.CONNECTED:
-            return 0
-        held: set[str] = set()
-        sent = 0
-        now = timezone.now()
-        pending = list(Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[:limit])
-        for delivery in pending:
-            if delivery.object_key in held:
-                continue
-            if delivery.next_attempt_at > now:
-                held.add(delivery.object_key)
-                continue
-            base = partner.endpoint(delivery.module, ocpi.InterfaceRole.RECEIVER)
-            to_party = (delivery.to_country_code, delivery.to_party_id) if delivery.to_party_id else (
-                (partner.country_code, partner.party_id) if partner.role == Partner.Role.HUB else None
+    seen: dict[int, int] = {}
+    sent = 0
+    while True:
+        if not cache.add(_lock_key(partner_id), 1, 300):
+            return sent
+        try:
+            before = dict(seen)
+            sent_now, go_on = _deliveries_send_locked(partner_id, limit, seen)
+            sent += sent_now
+        finally:
+            cache.delete(_lock_key(partner_id))
+        if not go_on or seen == before:
+            return sent  # down or gone, or a pass that read nothing new (more than `limit` held back)
+        due = Delivery.objects.filter(partner_id=partner_id, status=Delivery.Status.PENDING,
+                                      next_attempt_at__lte=timezone.now()).values_list("pk", "revision")
+        if all(seen.get(pk) == revision for pk, revision in due):
+            return sent
+
+
+def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -> tuple[int, bool]:
+    """One pass over the partner's pending pushes (the caller holds the lock); record each
+    push's revision in `seen`. Return how many were accepted and whether a new pass may help
+    (not when the partner is gone or down)."""
+    partner = Partner.objects.select_related("msp").filter(pk=partner_id).first()
+    if partner is None or partner.state != Partner.State.CONNECTED:
+        return 0, False
+    held: set[str] = set()
+    sent = 0
+    now = timezone.now()
+    pending = list(Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[:limit])
+    seen.update((delivery.pk, delivery.revision) for delivery in pending)
+    for delivery in pending:
+        if delivery.object_key in held:
+            continue
+        if delivery.next_attempt_at > now:
+            held.add(delivery.object_key)
+            continue
+        base = partner.endpoint(delivery.module, ocpi.InterfaceRole.RECEIVER)
+        to_party = (delivery.to_country_code, delivery.to_party_id) if delivery.to_party_id else (
+            (partner.country_code, partner.party_id) if partner.role == Partner.Role.HUB else None
+        )
+        absolute = delivery.path.startswith(("http://", "https://"))
+        try:
+            if not base and not absolute:
+                raise client.PartnerCallError(f"The partner has no {delivery.module} receiver endpoint.")
+            client.call(
+                partner=partner, method=delivery.method,
+                url=delivery.path if absolute else base.rstrip("/") + delivery.path,
+                token=partner.outgoing_token, module=delivery.module, body=delivery.body, to_party=to_party,
             )
-            absolute = delivery.path.startswith(("http://", "https://"))
-            try:
-                if not base and not absolute:
-                    raise client.PartnerCallError(f"The partner has no {delivery.module} receiver endpoint.")
-                client.call(
-                    partner=partner, method=delivery.method,
-                    url=delivery.path if absolute else base.rstrip("/") + delivery.path,
-                    token=partner.outgoing_token, module=delivery.module, body=delivery.body, to_party=to_party,
-                )
-            except client.PartnerCallError as exc:
-                now = timezone.now()
-                Delivery.objects.filter(pk=delivery.pk).update(
-                    attempts=delivery.attempts + 1, last_error=exc.message[:500],
-                    next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
-                )
-                Partner.objects.filter(pk=partner.pk).update(
-                    last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500], last_error_at=now,
-                    last_error_ocpi_status=exc.ocpi_status,
-                )
-                held.add(delivery.object_key)
-                if exc.http_status is None or exc.http_status >= 500:
-                    break  # the partner is down: everything waits for it
-                continue
+        except client.PartnerCallError as exc:
             now = timezone.now()
-            # A newer body that arrived while this one was on its way keeps the push pending.
-            sent += Delivery.objects.filter(pk=delivery.pk, revision=delivery.revision).update(
-                status=Delivery.Status.SENT, sent_at=now, attempts=delivery.attempts + 1, last_error="",
+            Delivery.objects.filter(pk=delivery.pk).update(
+                attempts=delivery.attempts + 1, last_error=exc.message[:500],
+                next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
             )
-            Partner.objects.filter(pk=partner.pk).update(last_push_at=now)
-        return sent
-    finally:
-        cache.delete(_lock_key(partner_id))
+            Partner.objects.filter(pk=partner.pk).update(
+                last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500], last_error_at=now,
+                last_error_ocpi_status=exc.ocpi_status,
+            )
+            held.add(delivery.object_key)
+            if exc.http_status is None or exc.http_status >= 500:
+                return sent, False  # the partner is down: everything waits for it
+            continue
+        now = timezone.now()
+        # A newer body that arrived while this one was on its way keeps the push pending (the
+        # next pass sends it: its revision is not the one seen).
+        sent += Delivery.objects.filter(pk=delivery.pk, revision=delivery.revision).update(
+            status=Delivery.Status.SENT, sent_at=now, attempts=delivery.attempts + 1, last_error="",
+        )
+        Partner.objects.filter(pk=partner.pk).update(last_push_at=now)
+    return sent, True
 
 
 def partners_with_due_deliveries(*, fresh_s: int = 30) -> list[int]:

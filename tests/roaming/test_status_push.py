@@ -131,3 +131,55 @@ def test_a_failed_push_holds_back_later_pushes_of_the_same_object_only(operator,
     Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now())
     services.deliveries_send(partner_id=stub_partner.pk)
     assert [r["body"]["id"] for r in stub.requests_to("cdrs")] == ["2", "1", "1-bis"]
+
+
+def _while_sending(monkeypatch, during):
+    """Run `during()` once, inside the first partner call of a deliveries_send (its lock held)."""
+    real_call, calls = services.client.call, []
+
+    def call(**kwargs):
+        calls.append(kwargs["body"])
+        if len(calls) == 1:
+            during()
+        return real_call(**kwargs)
+
+    monkeypatch.setattr(services.client, "call", call)
+    return calls
+
+
+def test_a_push_queued_while_another_sender_holds_the_lock_is_sent_by_that_sender(
+        operator, stub, stub_partner, monkeypatch):
+    charger = operator["cp_public"]
+    cdr = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
+                                    path="", body={"id": "1"})
+
+    def status_change():
+        _status(charger, 1, "Unavailable")  # its own send finds the lock taken and returns
+    _while_sending(monkeypatch, status_change)
+
+    services.deliveries_send(partner_id=stub_partner.pk)
+
+    assert [p["body"]["status"] for p in stub.requests_to("locations", "PATCH")] == ["INOPERATIVE"]
+    assert Delivery.objects.get(pk=cdr.pk).status == Delivery.Status.SENT
+    assert not Delivery.objects.filter(status=Delivery.Status.PENDING).exists()
+
+
+def test_a_newer_body_given_to_a_push_on_its_way_is_sent_after_it(operator, stub, stub_partner, monkeypatch):
+    charger = operator["cp_public"]
+    _while_sending(monkeypatch, lambda: _status(charger, 1, "Faulted"))
+
+    _status(charger, 1, "Charging")
+
+    assert [p["body"]["status"] for p in stub.requests_to("locations", "PATCH")] == ["CHARGING", "OUTOFORDER"]
+    assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
+def test_a_partner_that_is_down_is_not_asked_again_in_a_loop(operator, stub, stub_partner, monkeypatch):
+    charger = operator["cp_public"]
+    stub.down = True
+    calls = _while_sending(monkeypatch, lambda: _status(charger, 2, "Faulted"))
+
+    _status(charger, 1, "Charging")
+
+    assert len(calls) == 1  # the push queued meanwhile waits with the first for the partner's return
+    assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == 2
