@@ -33,7 +33,18 @@ from bench import logscale, soak
 from bench import proxy as proxy_bench
 from bench.load import Charger, Load, Stats, raise_fd_limit
 from bench.seed import station_id
-from bench.servers import BENCH_DB, OURS, PG_ROOT, PY, REDIS_URL, ROOT, Server, server_env
+from bench.servers import (
+    BENCH_DB,
+    CLUSTER_PROCS,
+    OURS,
+    PG_ROOT,
+    PY,
+    REDIS_URL,
+    ROOT,
+    Server,
+    free_port,
+    server_env,
+)
 
 SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs", "proxy")
 RESULTS = ROOT / "bench" / "results"
@@ -199,7 +210,8 @@ def scenario_throughput(args, report) -> None:
     for kind, protocol in runs(targets, args.protocols):
         name = with_protocol(kind, protocol)
         for n in args.conns:
-            server = Server(kind, env=ours_env(kind) if kind in OURS else None)
+            port = free_port()
+            server = Server(kind, port=port, env=ours_env(kind, port) if kind in OURS else None)
             if kind in OURS:
                 reset_logs()
                 flush_redis()
@@ -220,8 +232,13 @@ def scenario_throughput(args, report) -> None:
             log(f"  -> {result}")
 
 
-def ours_env(kind: str) -> dict:
-    return server_env(UVICORN_WS="websockets-sansio") if kind == "ours-sansio" else server_env()
+def ours_env(kind: str, port: int | None = None) -> dict:
+    if kind == "ours-sansio":
+        return server_env(UVICORN_WS="websockets-sansio")
+    if kind == "ours-cluster":
+        # deploy/cluster.sh: HAProxy on `port`, the processes on the ports after it.
+        return server_env(OCPP_BIND=f"127.0.0.1:{port}", APP_PORT_BASE=port + 1, PY=PY)
+    return server_env()
 
 
 async def denial_statuses(ws_url: str) -> dict:
@@ -297,11 +314,12 @@ def scenario_storm(args, report) -> None:
         name = with_protocol(kind, protocol)
         result[name] = storm_once(kind, args, protocol)
         log(f"  -> {name}: {result[name]}")
-    ours, peer = result.get("ours"), result.get("peer")
-    if ours and peer:
-        for key in ("connect_boot_s", "all_online_after_kill_s"):
-            if ours.get(key) and peer.get(key):
-                ours[f"{key}_vs_peer"] = round(ours[key] / max(peer[key], 0.1), 2)
+    peer = result.get("peer")
+    for name, ours in result.items():
+        if peer and name.split("/")[0] in OURS:
+            for key in ("connect_boot_s", "all_online_after_kill_s"):
+                if ours.get(key) and peer.get(key):
+                    ours[f"{key}_vs_peer"] = round(ours[key] / max(peer[key], 0.1), 2)
     report["storm"] = result
 
 
@@ -311,7 +329,8 @@ def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
     if ours:
         reset_logs()
         flush_redis()
-    server = Server(kind, env=ours_env(kind) if ours else None)
+    port = free_port()
+    server = Server(kind, port=port, env=ours_env(kind, port) if ours else None)
     server.start()
     time.sleep(1.0)
     log(f"storm ({with_protocol(kind, protocol)}): {n} chargers (30 % in a transaction, metering), server SIGTERM + restart")
@@ -495,22 +514,8 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
         out.append((f"fleet {fleet['connections']}: p99 < 100 ms", f"{fleet['p99_ms']} ms", (fleet["p99_ms"] or 1e9) < 100))
         out.append(("fleet: < 60 KB RSS per connection", f"{fleet['rss_per_conn_kb']} KB", fleet["rss_per_conn_kb"] < 60))
         out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
-    storm = report.get("storm", {}).get("ours")
-    if storm:
-        peer = report["storm"].get("peer")
-        out.append((f"storm {storm['connections']}: all online within 60 s", f"{storm['all_online_after_kill_s']} s",
-                    storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60))
-        if peer:
-            for key, name in (("all_online_after_kill_s", "restart storm"), ("connect_boot_s", "connect + boot")):
-                ratio = storm.get(f"{key}_vs_peer")
-                out.append((f"{name} {storm['connections']}: within 2x the peer", f"{ratio}x ({storm[key]} s vs "
-                            f"{peer[key]} s)", storm["online"] >= storm["connections"] and (ratio or 1e9) <= 2))
-        out.append((f"storm: SIGTERM with {storm['connections']} connections < 10 s", f"{storm['shutdown_s']} s",
-                    storm["shutdown_s"] < 10))
-        out.append(("storm: 0 errors, 0 lost transaction messages",
-                    f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
-                    f"{storm['transactions_not_stopped']} tx not stopped",
-                    storm["errors"] == 0 and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0))
+    for shape in ("ours", "ours-cluster"):
+        out.extend(storm_targets(report, shape))
     out.extend(v201_targets(report, big))
     scale = report.get("scaleout", {})
     if "2" in scale:
@@ -530,6 +535,32 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
     if logs:
         worst = max(q["p95_ms"] for q in logs["queries"].values())
         out.append((f"logs {logs['rows']:,} rows: p95 < 100 ms (first page, action, idTag)", f"worst {worst} ms", worst < 100))
+    return out
+
+
+
+def storm_targets(report: dict, shape: str) -> list[tuple[str, str, bool]]:
+    """The storm targets for one server shape: ours (one process) or ours-cluster."""
+    out: list[tuple[str, str, bool]] = []
+    storm = report.get("storm", {}).get(shape)
+    if not storm:
+        return out
+    peer = report["storm"].get("peer")
+    # The single process is the plain name; the cluster says so.
+    on = "" if shape == "ours" else f" ({shape}, {CLUSTER_PROCS} processes)"
+    out.append((f"storm {storm['connections']}{on}: all online within 60 s", f"{storm['all_online_after_kill_s']} s",
+                storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60))
+    if peer:
+        for key, name in (("all_online_after_kill_s", "restart storm"), ("connect_boot_s", "connect + boot")):
+            ratio = storm.get(f"{key}_vs_peer")
+            out.append((f"{name} {storm['connections']}{on}: within 2x the peer", f"{ratio}x ({storm[key]} s vs "
+                        f"{peer[key]} s)", storm["online"] >= storm["connections"] and (ratio or 1e9) <= 2))
+    out.append((f"storm{on}: SIGTERM with {storm['connections']} connections < 10 s", f"{storm['shutdown_s']} s",
+                storm["shutdown_s"] < 10))
+    out.append((f"storm{on}: 0 errors, 0 lost transaction messages",
+                f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
+                f"{storm['transactions_not_stopped']} tx not stopped",
+                storm["errors"] == 0 and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0))
     return out
 
 
@@ -676,7 +707,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fleet-duration", type=float, default=120)
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument("--storm-targets", default="ours,peer",
-                        help="storm servers: peer, ours (uvicorn) or ours under ours-sansio, granian, hypercorn, daphne")
+                        help="storm servers: peer, ours (uvicorn), ours-cluster (deploy/cluster.sh: one process per core behind "
+                             "HAProxy, the README's production shape) or ours under ours-sansio, granian, hypercorn, daphne")
     parser.add_argument("--protocols", default="1.6,2.0.1",
                         help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1")
     parser.add_argument("--procs", default="1,2,4")

@@ -54,7 +54,10 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
 
 # Our application, under uvicorn (manage.py serve) or another ASGI server: these need the
 # bench database, and their transaction messages are checked.
-OURS = ("ours", "ours-sansio", "daphne", "granian", "hypercorn")
+# "ours-cluster" is the README's production shape on one host: deploy/cluster.sh, one process per
+# core (BENCH_CLUSTER_PROCS to override) behind HAProxy (deploy/haproxy/ocpp-cluster.cfg).
+OURS = ("ours", "ours-sansio", "daphne", "granian", "hypercorn", "ours-cluster")
+CLUSTER_PROCS = int(os.environ.get("BENCH_CLUSTER_PROCS") or os.cpu_count() or 2)
 
 
 class Server:
@@ -89,6 +92,7 @@ class Server:
                         "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "portal.asgi:application"],
             "hypercorn": [str(Path(PY).parent / "hypercorn"), "-b", f"127.0.0.1:{port}", "-k", "uvloop",
                           "--backlog", "4096", "--log-level", "warning", "portal.asgi:application"],
+            "ours-cluster": ["bash", "deploy/cluster.sh", str(CLUSTER_PROCS)],
         }[self.kind]
 
     def start(self, timeout: float = 60) -> float:
@@ -99,6 +103,7 @@ class Server:
             self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_raise_nofile
         )
         log.close()
+        # HAProxy listens last, once every process does (deploy/cluster.sh).
         while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}")
