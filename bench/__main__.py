@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from bench.seed import station_id
 from bench.servers import (
     BENCH_DB,
     CLUSTER_PROCS,
+    JOURNAL_DIR,
     OURS,
     PG_ROOT,
     PY,
@@ -109,6 +111,7 @@ def reset_logs(database: str = BENCH_DB) -> None:
         )
         conn.execute("TRUNCATE chargers_chargingsession CASCADE")
         conn.execute("UPDATE chargers_charger SET connection_id = '', connected_at = NULL, disconnected_at = NULL")
+    shutil.rmtree(JOURNAL_DIR, ignore_errors=True)
 
 
 def summarize(stats: dict, duration: float) -> dict:

@@ -20,6 +20,9 @@ PY = sys.executable
 BENCH_DB = os.environ.get("BENCH_DB", "bench_evportal")
 PG_ROOT = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The servers' outage journal: the bench's own, emptied with the per-run tables (a journal left by
+# an earlier run belongs to a database that was since reset, and a start would replay it first).
+JOURNAL_DIR = ROOT / "bench" / "results" / "journal"
 
 
 def free_port() -> int:
@@ -43,6 +46,7 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
         "CHANNEL_LAYER_PREFIX": BENCH_DB,
         "CACHE_PREFIX": BENCH_DB,
         "PYTHONUNBUFFERED": "1",
+        "OCPP_JOURNAL_DIR": str(JOURNAL_DIR),
     }
     if redis:
         env["REDIS_URL"] = REDIS_URL

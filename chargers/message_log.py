@@ -157,6 +157,10 @@ class MessageLogWriter:
         self._connector_refreshed = 0.0
         self._pg_conn = async_pg.LoopConnection("ocpp-message-log")
         self._seen_scanned = 0.0
+        # Last-seen times go on their own connection, beside the log batches: a write of thousands
+        # of chargers' times must not hold back meter values waiting for their commit.
+        self._seen_pg = async_pg.LoopConnection("ocpp-last-seen")
+        self._seen_task: asyncio.Task[None] | None = None
         self._sessions: dict[tuple[int, int], int] = {}  # (charger, transactionId) -> session pk
         self.dead_letters = 0
 
@@ -166,6 +170,7 @@ class MessageLogWriter:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             if self._loop is not loop:
+                self._seen_task = None  # its loop is gone
                 self._close_pg()
                 self._sessions.clear()
             self._loop = loop
@@ -344,22 +349,46 @@ class MessageLogWriter:
             if messages or meters:
                 await self._write_rows(messages, meters)
         finally:
-            # Last-seen times never wait behind the log: their own statement, every second.
+            # Last-seen times never wait behind the log: their own statement, every second; on
+            # PostgreSQL in a task of their own, so the log's next batches do not wait for them.
             now = time.monotonic()
-            if force_seen or now - self._seen_scanned >= 1.0:
+            if force_seen and self._seen_task is not None:
+                await asyncio.wait([self._seen_task])
+            if (force_seen or now - self._seen_scanned >= 1.0) and (self._seen_task is None or self._seen_task.done()):
                 self._seen_scanned = now
                 seen = self._due_seen(force_seen)
-                if seen and not journal.engaged:
-                    try:
-                        await db.run(_write_seen, seen)
-                    except Exception as exc:
-                        for charger_id, value in seen.items():
-                            self._seen.setdefault(charger_id, value)
-                        if not is_outage(exc):
-                            raise
+                if seen and self._use_async_pg() and not force_seen:
+                    assert self._loop is not None
+                    self._seen_task = self._loop.create_task(self._write_seen_logged(seen), name="ocpp-last-seen")
                 elif seen:
-                    for charger_id, value in seen.items():
-                        self._seen.setdefault(charger_id, value)
+                    await self._write_seen(seen, wait=force_seen)
+
+    async def _write_seen(self, seen: dict[int, tuple[datetime, bool]], *, wait: bool = False) -> None:
+        """Write last-seen times; on failure they wait in memory for the next scan."""
+        if journal.engaged:
+            for charger_id, value in seen.items():
+                self._seen.setdefault(charger_id, value)
+            return
+        try:
+            if self._use_async_pg():
+                # A charger's row locked by its connection or boot batch: its time waits for
+                # the next scan (a second later).
+                for charger_id in await _write_seen_async(self._seen_pg, seen, wait=wait):
+                    self._seen.setdefault(charger_id, seen[charger_id])
+                    self._seen_written.pop(charger_id, None)
+            else:
+                await db.run(_write_seen, seen)
+        except Exception as exc:
+            for charger_id, value in seen.items():
+                self._seen.setdefault(charger_id, value)
+            if not is_outage(exc):
+                raise
+
+    async def _write_seen_logged(self, seen: dict[int, tuple[datetime, bool]]) -> None:
+        try:
+            await self._write_seen(seen)
+        except Exception:  # kept for the next scan; a task has nobody else to tell
+            logger.exception("Writing chargers' last-seen times failed; retrying")
 
     async def _write_rows(
         self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]]
@@ -436,8 +465,10 @@ class MessageLogWriter:
         return async_pg.enabled()
 
     def _close_pg(self) -> None:
-        """Drop the log connection (idle writer, or its event loop is gone)."""
+        """Drop the log connections (idle writer, or its event loop is gone)."""
         self._pg_conn.close()
+        if self._seen_task is None or self._seen_task.done():
+            self._seen_pg.close()
 
     async def _write_batch_async(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
         from chargers.models import ChargingSession, OcppMessage
@@ -554,6 +585,31 @@ def _halves(messages: list[Row], samples: list[MeterSample]) -> list[tuple[list[
         return [(messages, []), ([], samples)]
     mid = len(samples) // 2
     return [([], samples[:mid]), ([], samples[mid:])]
+
+
+async def _write_seen_async(
+    pg: async_pg.LoopConnection, seen: dict[int, tuple[datetime, bool]], *, wait: bool = False
+) -> set[int]:
+    """`_write_seen` as one statement on an async connection, beside the other writers of charger
+    rows (connections, boots): it takes only the rows it can lock at once and never waits, so it
+    cannot deadlock with them. Returns the ids it did not write (locked: try again later).
+    With `wait` (the last write before the process stops) it waits for the locks instead."""
+    from chargers.models import Charger
+
+    table = Charger._meta.db_table
+    ids = sorted(seen)
+    skip = "" if wait else " SKIP LOCKED"
+    async with pg.use() as conn:
+        cursor = await conn.execute(
+            f'UPDATE "{table}" AS c SET last_seen_at = v.at, '
+            "last_heartbeat_at = CASE WHEN v.heartbeat THEN v.at ELSE c.last_heartbeat_at END "
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::bool[]) AS v(id, at, heartbeat) "
+            f'WHERE c.id = v.id AND c.id IN (SELECT id FROM "{table}" WHERE id = ANY(%s) FOR NO KEY UPDATE{skip}) '
+            "RETURNING c.id",
+            [ids, [seen[pk][0] for pk in ids], [seen[pk][1] for pk in ids], ids],
+        )
+        written = {pk for (pk,) in await cursor.fetchall()}
+    return set(ids) - written
 
 
 def _write_seen(seen: dict[int, tuple[datetime, bool]]) -> None:

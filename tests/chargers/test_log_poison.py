@@ -7,6 +7,7 @@ database still refuses is isolated as a dead letter while the rest of its batch 
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from chargers.message_log import writer
 from chargers.models import Charger, MeterValue, OcppDeadLetter, OcppMessage
@@ -101,6 +102,46 @@ async def test_last_seen_is_written_even_when_the_log_batch_fails(charger):
     await writer.flush(with_last_seen=True)
     refreshed = await Charger.objects.aget(pk=charger.pk)
     assert refreshed.last_heartbeat_at is not None
+
+
+async def test_a_last_seen_write_never_waits_for_a_locked_charger_row(charger):
+    """Last-seen times are written beside the log (PostgreSQL) and never wait for a charger row
+    another batch holds (two batches waiting for each other's rows would deadlock): that
+    charger's time waits in memory, meter values keep being committed, and it lands later."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import psycopg
+    from django.db import connection
+
+    from backoffice import async_pg
+    from chargers.message_log import MeterSample
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the async last-seen write is PostgreSQL's")
+    other = await sync_to_async(ChargerFactory)(station_id="CP-FREE", property=charger.property)
+    sample = MeterSample(charger.pk, 1, None, datetime(2026, 11, 20, 10, tzinfo=UTC), "Energy.Active.Import.Register",
+                         "", "Wh", "Sample.Periodic", "Outlet", "100")
+    locker = await psycopg.AsyncConnection.connect(**async_pg.conninfo("test-row-lock"))
+    try:
+        await locker.execute("SELECT id FROM chargers_charger WHERE id = %s FOR NO KEY UPDATE", [charger.pk])
+        writer.touch(charger.pk, heartbeat=True)
+        writer.touch(other.pk, heartbeat=True)
+        writer._seen_scanned = 0.0  # the next batch scans the last-seen times
+        await writer.store_meter_samples([sample])
+        seen_task = writer._seen_task
+        assert seen_task is not None
+        await asyncio.wait([seen_task], timeout=30)
+        assert seen_task.done() and seen_task.exception() is None  # it did not wait for the lock
+        assert (await Charger.objects.aget(pk=other.pk)).last_heartbeat_at is not None
+        assert (await Charger.objects.aget(pk=charger.pk)).last_heartbeat_at is None
+        await writer.store_meter_samples([sample])
+        assert await MeterValue.objects.filter(charger=charger).acount() == 2
+    finally:
+        await locker.rollback()
+        await locker.close()
+    await writer.flush(with_last_seen=True)
+    assert (await Charger.objects.aget(pk=charger.pk)).last_heartbeat_at is not None
 
 
 async def test_one_charger_over_its_byte_share_waits_alone(charger, settings):
