@@ -25,10 +25,14 @@ def _on_started(sender, session_id: int, **kwargs) -> None:
 def _on_finished(sender, session_id: int, **kwargs) -> None:
     # Settling talks to the payment processor: a worker does it when there is a broker. The
     # guest's open page and the receipt page finish it too if no worker got to it.
-    from .services import guest_session_finish
+    from .services import guest_session_finish, guest_sessions_unsettled_exist
     from .tasks import guest_session_finish_task
 
     try:
+        # Every stop of every charger comes here and almost none is a guest's: no task for it
+        # while no guest session anywhere is waiting to be settled (a restart stops thousands).
+        if not guest_sessions_unsettled_exist():
+            return
         if settings.CELERY_TASK_ALWAYS_EAGER:
             guest_session_finish(session_id=session_id)
         else:

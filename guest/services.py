@@ -359,6 +359,12 @@ def _guest_session_link(session_id: int) -> GuestSession | None:
     return gs
 
 
+def guest_sessions_unsettled_exist() -> bool:
+    """Whether any guest session could still be settled by a session that finishes now: one
+    paying, starting or charging (guest_session_finish does nothing for the others)."""
+    return GuestSession.objects.filter(state__in=(*OPEN_BEFORE_START, GuestSession.State.CHARGING)).exists()
+
+
 def guest_session_finish(*, session_id: int) -> GuestSession | None:
     """Settle the payment of a finished guest session and email the receipt (idempotent).
 

@@ -306,3 +306,26 @@ def test_sweep_tasks_run_eagerly(guest_charger, rate, fake_charger):
     expired, finished = guest_expire_overdue_task.apply(), guest_finish_unsettled_task.apply()
     assert expired.successful() and expired.result == 0
     assert finished.successful() and finished.result == 0
+
+
+def test_a_stop_queues_settling_only_while_some_guest_session_is_unsettled(
+        guest_charger, rate, fake_charger, settings, monkeypatch):
+    """Every stop of every charger announces "finished": no settling task is queued for it while
+    no guest session anywhere is paying, starting or charging (a restart stops thousands)."""
+    from guest import receivers, tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    queued = []
+    monkeypatch.setattr(tasks.guest_session_finish_task, "delay", queued.append)
+    other = ChargingSession.objects.create(
+        charger=guest_charger, connector_id=1, transaction_id=4243, id_tag="OTHERCARD",
+        started_at=timezone.now(), meter_start_wh=0,
+    )
+    receivers._on_finished(ChargingSession, session_id=other.pk)
+    assert queued == []
+    gs = start(guest_charger)
+    receivers._on_finished(ChargingSession, session_id=other.pk)
+    assert queued == [other.pk]
+    GuestSession.objects.filter(pk=gs.pk).update(state=GuestSession.State.FINISHED)
+    receivers._on_finished(ChargingSession, session_id=other.pk)
+    assert queued == [other.pk]
