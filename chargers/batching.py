@@ -10,7 +10,8 @@ batch-size round trips, and nobody waits for a timer.
 
 `apply` runs in the database pool (backoffice.db) and returns one result per item, in order.
 If a batch fails for a reason other than an outage, its items are retried one by one, so one
-bad item only fails its own caller; an outage fails them all at once (callers journal).
+bad item only fails its own caller; an outage fails them all at once (callers journal). A
+deadlock (two batches locking the same rows in different orders) runs the batch again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from backoffice import db
-from chargers.journal import is_outage
+from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Coalescer(Generic[Item, Result]):
             self._waiting = []
             raise
 
-    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]], attempt: int = 0) -> None:
         self.batches += 1
         try:
             items = [item for item, _ in batch]
@@ -83,6 +84,10 @@ class Coalescer(Generic[Item, Result]):
                 assert self.apply is not None
                 results = await db.run(self.apply, items)
         except Exception as exc:
+            if is_transient(exc) and attempt < TRANSIENT_RETRIES:
+                logger.info("%s batch of %d rolled back (%s); running it again", self.name, len(batch), exc)
+                await self._run(batch, attempt + 1)
+                return
             if len(batch) == 1 or is_outage(exc):
                 for _, future in batch:
                     _settle(future, exc=exc)

@@ -49,6 +49,21 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` is a deadlock or a serialization failure (SQLSTATE class 40): the database
+    is there and rolled the whole transaction back, so running it again is safe and usually
+    succeeds. `is_outage` says yes to these too (they are OperationalErrors), so callers that
+    can run the work again ask this first, and journal only if it keeps failing."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return any(isinstance(e, psycopg.Error) and (e.sqlstate or "").startswith("40") for e in (exc, exc.__cause__))
+
+
+TRANSIENT_RETRIES = 2
+
+
 def _encode(entry: dict[str, Any]) -> bytes:
     # ensure_ascii keeps lone surrogates and NUL as escapes; NaN stays NaN: json reads both back.
     return (json.dumps(entry, default=_default, separators=(",", ":")) + "\n").encode("ascii")

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from backoffice import async_pg, db
 from backoffice.db import update_many
-from chargers.journal import is_outage, journal
+from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
 from chargers.live import connector_watch_key
 from chargers.storable import clean_text, clean_value, escaped_raw, may_need_cleaning, text_is_clean
 from chargers.watching import WatchedSet
@@ -399,7 +399,13 @@ class MessageLogWriter:
             return
         try:
             started = time.monotonic()
-            published = await self._write_batch(messages, samples)
+            for attempt in range(TRANSIENT_RETRIES + 1):
+                try:
+                    published = await self._write_batch(messages, samples)
+                    break
+                except Exception as exc:  # a deadlock rolled the batch back: write it again
+                    if not is_transient(exc) or attempt == TRANSIENT_RETRIES:
+                        raise
             logger.debug(
                 "Wrote %d frames, %d meter values in %.1f ms; %d frames still buffered",
                 len(messages), len(samples), 1000 * (time.monotonic() - started), len(self._messages),

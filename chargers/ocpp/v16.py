@@ -19,7 +19,7 @@ from authorization.models import Token
 from authorization.services import decide_live, decision_record
 from backoffice import db
 from chargers import connection_state, services
-from chargers.journal import is_outage, journal
+from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
 from chargers.message_log import DatabaseUnavailable, MeterSample, writer
 from chargers.storable import clean_texts, clean_value
 
@@ -82,15 +82,21 @@ async def _journal(conn: Connection, action: str, payload: dict, unique_id: str,
 async def _durably(conn: Connection, action: str, payload: dict, unique_id: str, now, **extra):
     """Run `now()` against the database; if it is unreachable (or a journal is being replayed,
     to keep order), journal the message instead. Returns now()'s result, or None if journaled."""
-    if not journal.engaged:
+    attempt = 0
+    while not journal.engaged:
         try:
             return await now()
         except DatabaseUnavailable as exc:
             journal.engage(exc)
+            break
         except Exception as exc:
+            if is_transient(exc) and attempt < TRANSIENT_RETRIES:
+                attempt += 1  # a deadlock rolled it all back: the database is there, run it again
+                continue
             if not is_outage(exc):
                 raise
             journal.engage(exc)
+            break
     await _journal(conn, action, payload, unique_id, **extra)
     return None
 

@@ -62,6 +62,36 @@ async def test_an_outage_fails_every_caller_of_the_batch_at_once():
     assert sum(tried) == 20  # not retried one by one (callers journal instead)
 
 
+async def test_a_deadlock_is_retried_not_taken_for_an_outage():
+    """Two batches that lock the same rows in different orders: PostgreSQL rolls one back
+    (deadlock, SQLSTATE 40P01). The database is there, so the batch runs again; the callers
+    get their results and nobody journals."""
+    import psycopg
+    from django.db import OperationalError
+
+    from chargers.journal import is_outage, is_transient
+
+    tried = []
+
+    def apply(items):
+        tried.append(len(items))
+        if len(tried) == 1:
+            try:
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            except psycopg.Error as exc:  # as Django raises it: wrapped, the driver's as its cause
+                raise OperationalError(*exc.args) from exc
+        return list(items)
+
+    coalescer = Coalescer("test", apply)
+    results = await asyncio.gather(*(coalescer.submit(i) for i in range(20)))
+    assert results == list(range(20))
+    assert tried == [20, 20]  # the whole batch again, not one by one
+    deadlock = OperationalError("deadlock detected")
+    deadlock.__cause__ = psycopg.errors.DeadlockDetected()
+    assert is_outage(deadlock) and is_transient(deadlock)
+    assert not is_transient(OperationalError("connection refused"))
+
+
 async def test_lookups_in_one_batch_match_exactly(prop):
     await sync_to_async(ChargerFactory)(station_id="CP-A", property=prop)
     await sync_to_async(ChargerFactory)(station_id="cp-b", property=prop)
@@ -230,3 +260,22 @@ async def test_a_201_status_for_an_impossible_evse_is_refused_clearly(charger, e
     assert await client.result("StatusNotification", {**status, "evseId": 1}) == {}
     assert not await Connector.objects.filter(charger=charger).exclude(connector_id=1).aexists()
     await client.close()
+
+
+async def test_a_transaction_message_rolled_back_by_a_deadlock_is_run_again_not_journaled():
+    import psycopg
+    from django.db import OperationalError
+
+    from chargers.journal import journal
+    from chargers.ocpp import v16
+
+    runs = []
+
+    async def now():
+        runs.append(1)
+        if len(runs) == 1:
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
+        return "stored"
+
+    assert await v16._durably(None, "StopTransaction", {}, "u1", now) == "stored"  # no connection needed: not journaled
+    assert len(runs) == 2 and not journal.engaged

@@ -95,6 +95,31 @@ async def test_a_row_the_database_refuses_is_dead_lettered_and_the_batch_is_writ
     assert await OcppDeadLetter.objects.acount() == 1
 
 
+async def test_a_log_batch_rolled_back_by_a_deadlock_is_written_again(charger, monkeypatch):
+    """A deadlock is no outage and no poison row: the batch is written again, whole."""
+    import psycopg
+    from django.db import OperationalError
+
+    from chargers.journal import journal
+
+    real, calls = writer._write_batch, []
+
+    async def write_batch(messages, samples):
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
+        return await real(messages, samples)
+
+    monkeypatch.setattr(writer, "_write_batch", write_batch)
+    for n in range(3):
+        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"d{n}",
+                                 action="Heartbeat", payload={})
+    await writer.flush()
+    assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"d0", "d1", "d2"}
+    assert calls[:2] == [calls[0], calls[0]]  # the same batch again, not split into halves
+    assert not journal.engaged and await OcppDeadLetter.objects.acount() == 0
+
+
 async def test_last_seen_is_written_even_when_the_log_batch_fails(charger):
     await writer.add_message(charger_id=999_999_999, direction="in", message_type=2, unique_id="bad",
                              action="Heartbeat", payload={})
