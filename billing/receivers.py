@@ -1,10 +1,55 @@
 """Signal receivers: no rules here, only a hand-off to the pricing task on commit."""
 
 import logging
+import threading
 
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+# A restart storm stops thousands of sessions within seconds, each on a database thread whose
+# Celery publish held the GIL the event loop needs: finished sessions are priced in batches,
+# one task per PRICING_BATCH_S.
+PRICING_BATCH_S = 0.2
+
+
+class PricingBatch:
+    """Session ids waiting to be priced, published as one task a short moment after the first.
+
+    Ids still here when the process is killed are priced by the periodic sweep
+    (billing.sessions_price_missing, every BILLING_SWEEP_SECONDS), as is any failed publish."""
+
+    def __init__(self) -> None:
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, session_id: int) -> None:
+        with self._lock:
+            self._ids.append(session_id)
+            if self._timer is None:
+                self._timer = threading.Timer(PRICING_BATCH_S, self.publish)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def publish(self) -> None:
+        from .tasks import sessions_price_task
+
+        with self._lock:
+            ids, self._ids = self._ids, []
+            if self._timer is not None:
+                self._timer.cancel()  # when called directly (tests, shutdown)
+            self._timer = None
+        if not ids:
+            return
+        try:
+            sessions_price_task.delay(ids)
+        except Exception:
+            logger.exception("Queueing the pricing of %d sessions failed; the periodic sweep will", len(ids))
+
+
+pricing_batch = PricingBatch()
 
 
 def price_finished_session(sender, session_id: int, **kwargs) -> None:
@@ -14,7 +59,10 @@ def price_finished_session(sender, session_id: int, **kwargs) -> None:
 
     def queue() -> None:
         try:
-            session_price_task.delay(session_id)
+            if settings.CELERY_TASK_ALWAYS_EAGER:  # no broker: priced here and now
+                session_price_task.delay(session_id)
+            else:
+                pricing_batch.add(session_id)
         except Exception:
             logger.exception("Pricing session %s failed; the periodic sweep will retry", session_id)
 

@@ -371,11 +371,10 @@ class MessageLogWriter:
             return
         try:
             if self._use_async_pg():
-                # A charger's row locked by its connection or boot batch: its time waits for
-                # the next scan (a second later).
+                # A charger's row locked by its connection or boot batch (or deleted): its time
+                # waits for its next turn (LAST_SEEN_WRITE_EVERY_S).
                 for charger_id in await _write_seen_async(self._seen_pg, seen, wait=wait):
                     self._seen.setdefault(charger_id, seen[charger_id])
-                    self._seen_written.pop(charger_id, None)
             else:
                 await db.run(_write_seen, seen)
         except Exception as exc:
@@ -417,7 +416,24 @@ class MessageLogWriter:
                 return
             # Not an outage: some row is poison. Isolate it; everything else is written.
             logger.warning("A log batch was refused (%s); isolating the bad rows", exc)
-            published = await self._write_isolating(messages, samples)
+            done: set[int] = set()  # id() of the rows and samples written or dead-lettered
+            try:
+                published = await self._write_isolating(messages, samples, done)
+            except Exception as outage:
+                # The database went away while the bad rows were being isolated (or even a dead
+                # letter was refused): what is not written yet is journaled (frames) or handed
+                # back (meter values, whose handlers journal their message), as in an outage,
+                # and the journal's replay stores it later; nothing waits for ever.
+                journal.engage(outage)
+                await self._spill(
+                    [row for row in messages if id(row) not in done],
+                    [(batch, future) for batch, future in meters if not all(id(s) in done for s in batch)],
+                    outage,
+                )
+                for _, future in meters:
+                    if not future.done():
+                        future.set_result(None)
+                return
         for _, future in meters:
             if not future.done():
                 future.set_result(None)
@@ -432,25 +448,32 @@ class MessageLogWriter:
         if messages:
             await journal.append([_journal_entry(messages)])
 
-    async def _write_isolating(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
-        """Write what can be written; a row refused on its own goes to the dead-letter table."""
+    async def _write_isolating(
+        self, messages: list[Row], samples: list[MeterSample], done: set[int]
+    ) -> dict[int, list[dict[str, Any]]]:
+        """Write what can be written; a row refused on its own goes to the dead-letter table.
+        Adds the id() of every row and sample written (or dead-lettered) to `done`; an outage
+        is raised as is, for the caller to spill what is not in `done`."""
         if len(messages) + len(samples) <= 1:
             try:
-                return await self._write_batch(messages, samples)
+                result = await self._write_batch(messages, samples)
             except Exception as exc:
                 if is_outage(exc):
                     raise
                 await db.run(_dead_letter, messages, samples, exc)
                 self.dead_letters += 1
-                return {}
+                result = {}
+            done.update(id(row) for row in (*messages, *samples))
+            return result
         published: dict[int, list[dict[str, Any]]] = {}
         for part_messages, part_samples in _halves(messages, samples):
             try:
                 result = await self._write_batch(part_messages, part_samples)
+                done.update(id(row) for row in (*part_messages, *part_samples))
             except Exception as exc:
                 if is_outage(exc):
                     raise
-                result = await self._write_isolating(part_messages, part_samples)
+                result = await self._write_isolating(part_messages, part_samples, done)
             for charger_id, rows in result.items():
                 published.setdefault(charger_id, []).extend(rows)
         return published

@@ -34,6 +34,18 @@ websocket_application = URLRouter(
 
 
 
+async def _publish_pricing() -> None:
+    """Sessions stopped in the last moment: their pricing is queued now, not left to the sweep."""
+    import asyncio
+
+    from billing.receivers import pricing_batch
+
+    try:
+        await asyncio.to_thread(pricing_batch.publish)
+    except Exception:
+        logging.getLogger("billing").exception("Queueing the last pricing at shutdown failed; the sweep will")
+
+
 async def lifespan(scope, receive, send):
     """Start: register this server process, clear connections of processes that are gone and
     replay their journals. Stop (SIGTERM included): flush the OCPP message log, then mark this
@@ -55,6 +67,7 @@ async def lifespan(scope, receive, send):
             finally:
                 await process.stop()
                 journal.close()
+                await _publish_pricing()
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -207,3 +207,63 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
     services.journal_apply("test-journal", entry)
     stored = OcppMessage.objects.get(unique_id="j1")
     assert stored.payload == {"idTag": "CAFE"} and stored.id_tag == "CAFE"
+
+
+@pytest.fixture
+def spare_journal(settings, tmp_path, monkeypatch):
+    """The outage journal in a temporary directory, its replay left to the test."""
+    from chargers.journal import journal
+
+    settings.OCPP_JOURNAL_DIR = tmp_path
+
+    async def no_recovery():
+        return None
+
+    monkeypatch.setattr(journal, "_recover", no_recovery)
+    yield journal
+    journal._engaged = False
+    journal.close()
+    journal.key, journal._path, journal._seq, journal._replayed_offset = "", None, 0, 0
+
+
+async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_stalls_nothing(
+        charger, monkeypatch, spare_journal):
+    """The batch is refused for a bad row; while it is cut in halves the database goes away.
+    The half written stays written, the other frames go to the journal, and the meter values'
+    handler is told (it journals its message): nobody waits for ever, nothing is written twice."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from django.db import DataError, OperationalError
+
+    from chargers.journal import read_entries
+    from chargers.message_log import DatabaseUnavailable, MeterSample
+
+    real, calls = writer._write_batch, []
+
+    async def write_batch(messages, samples):
+        calls.append(([m[4] for m in messages], len(samples)))
+        if len(calls) == 1:
+            raise DataError("a bad row somewhere")
+        if len(calls) == 3:
+            raise OperationalError("connection refused")
+        return await real(messages, samples)
+
+    monkeypatch.setattr(writer, "_write_batch", write_batch)
+    sample = MeterSample(charger.pk, 1, None, datetime(2026, 11, 20, 10, tzinfo=UTC), "Energy.Active.Import.Register",
+                         "", "Wh", "Sample.Periodic", "Outlet", "100")
+    writer._ensure_running()
+    async with writer._flush_lock:  # everything below goes into one batch
+        for n in range(4):
+            await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"i{n}",
+                                     action="Heartbeat", payload={})
+        meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
+        await asyncio.sleep(0)
+    done, _ = await asyncio.wait([meters], timeout=30)
+    assert meters in done and isinstance(meters.exception(), DatabaseUnavailable)
+    assert calls[:3] == [(["i0", "i1", "i2", "i3"], 1), (["i0", "i1"], 0), (["i2", "i3"], 1)]
+    assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"i0", "i1"}
+    assert spare_journal.engaged
+    entries, _ = read_entries(spare_journal._path)
+    assert [row[4] for entry in entries if entry["kind"] == "log" for row in entry["rows"]] == ["i2", "i3"]
+    assert await MeterValue.objects.filter(charger=charger).acount() == 0
