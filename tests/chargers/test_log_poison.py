@@ -209,25 +209,8 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
     assert stored.payload == {"idTag": "CAFE"} and stored.id_tag == "CAFE"
 
 
-@pytest.fixture
-def spare_journal(settings, tmp_path, monkeypatch):
-    """The outage journal in a temporary directory, its replay left to the test."""
-    from chargers.journal import journal
-
-    settings.OCPP_JOURNAL_DIR = tmp_path
-
-    async def no_recovery():
-        return None
-
-    monkeypatch.setattr(journal, "_recover", no_recovery)
-    yield journal
-    journal._engaged = False
-    journal.close()
-    journal.key, journal._path, journal._seq, journal._replayed_offset = "", None, 0, 0
-
-
 async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_stalls_nothing(
-        charger, monkeypatch, spare_journal):
+        charger, monkeypatch, outage):
     """The batch is refused for a bad row; while it is cut in halves the database goes away.
     The half written stays written, the other frames go to the journal, and the meter values'
     handler is told (it journals its message): nobody waits for ever, nothing is written twice."""
@@ -263,7 +246,7 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
     assert meters in done and isinstance(meters.exception(), DatabaseUnavailable)
     assert calls[:3] == [(["i0", "i1", "i2", "i3"], 1), (["i0", "i1"], 0), (["i2", "i3"], 1)]
     assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"i0", "i1"}
-    assert spare_journal.engaged
-    entries, _ = read_entries(spare_journal._path)
+    assert outage.engaged
+    entries, _ = read_entries(outage._path)
     assert [row[4] for entry in entries if entry["kind"] == "log" for row in entry["rows"]] == ["i2", "i3"]
     assert await MeterValue.objects.filter(charger=charger).acount() == 0

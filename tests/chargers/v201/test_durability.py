@@ -4,27 +4,12 @@ journal (chargers.journal) and replayed into the database later, each exactly on
 import pytest
 
 from chargers import services
-from chargers.journal import journal, read_entries
+from chargers.journal import read_entries
 from chargers.models import ChargingSession, Connector, MeterValue, TransactionEvent
 
 from .conftest import TS, connect201, tx_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def outage(settings, tmp_path, monkeypatch):
-    """The journal engaged as after a failed write; its own replay is left to the test."""
-    settings.OCPP_JOURNAL_DIR = tmp_path
-
-    async def no_recovery():
-        return None
-
-    monkeypatch.setattr(journal, "_recover", no_recovery)
-    yield journal
-    journal._engaged = False
-    journal.close()
-    journal.key, journal._path, journal._seq, journal._replayed_offset = "", None, 0, 0
 
 
 async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger, token, outage):
