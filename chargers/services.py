@@ -265,10 +265,12 @@ def sessions_close_superseded_around(session: ChargingSession) -> None:
         .filter(charger_id=session.charger_id, connector_id=session.connector_id, status=ChargingSession.Status.ACTIVE)
         .exclude(pk=session.pk)
     )
+    # Started at the same moment (a stuck clock): the one that arrived first is the older one,
+    # since a connector runs one transaction at a time.
     for old in others:
-        if old.started_at < session.started_at:
+        if (old.started_at, old.pk) < (session.started_at, session.pk):
             session_close_as_superseded(old)
-    if any(other.started_at > session.started_at for other in others):
+    if any((other.started_at, other.pk) > (session.started_at, session.pk) for other in others):
         session_close_as_superseded(session)
 
 

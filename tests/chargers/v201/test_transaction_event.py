@@ -204,7 +204,8 @@ async def test_meter_start_comes_from_the_first_reading_when_the_started_has_non
 async def test_two_transactions_that_start_alike_are_two_sessions(charger):
     """A charger whose clock or meter is stuck starts two transactions on one EVSE at the same
     second, same reading, no card: both are stored and answered (the 1.6 rule that takes such a
-    start for a resent StartTransaction does not apply; 2.0.1 names its transactions)."""
+    start for a resent StartTransaction does not apply; 2.0.1 names its transactions). An EVSE
+    runs one transaction at a time: the one that arrived later supersedes the first."""
     client = await connect201()
     for tx_id in ("TX-STUCK-1", "TX-STUCK-2"):
         assert await client.result("TransactionEvent", tx_event(
@@ -213,4 +214,6 @@ async def test_two_transactions_that_start_alike_are_two_sessions(charger):
             "Updated", 1, tx_id, timestamp="2026-11-20T10:00:00Z", trigger="MeterValuePeriodic", wh=0)) == {}
     assert await ChargingSession.objects.filter(charger=charger).acount() == 2
     assert await TransactionEvent.objects.filter(charger=charger).acount() == 4
+    states = {s.ocpp_transaction_id: (s.status, s.stop_reason) async for s in ChargingSession.objects.filter(charger=charger)}
+    assert states == {"TX-STUCK-1": ("completed", "Superseded"), "TX-STUCK-2": ("active", "")}
     await client.close()
