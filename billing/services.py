@@ -180,6 +180,19 @@ def session_price(*, session_id: int) -> SessionCharge | None:
     return charge
 
 
+def sessions_price(session_ids: list[int]) -> int:
+    """Price finished sessions handed over together (billing.receivers.PricingBatch); one that
+    fails is left to the periodic sweep and the others are priced. Returns how many were priced."""
+    priced = 0
+    for session_id in session_ids:
+        try:
+            session_price(session_id=session_id)
+            priced += 1
+        except Exception:
+            logger.exception("Pricing session %s failed; the periodic sweep will retry", session_id)
+    return priced
+
+
 def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) -> int:
     """Price completed sessions without a snapshot, or whose snapshot is older than the stop
     (a late StopTransaction). Returns how many were priced. The periodic sweep calls this."""

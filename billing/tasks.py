@@ -12,20 +12,9 @@ def session_price_task(session_id: int) -> None:
 
 @shared_task(name="billing.sessions_price")
 def sessions_price_task(session_ids: list[int]) -> int:
-    """Price finished sessions (billing.receivers.PricingBatch); one that fails is left to the
-    periodic sweep, the others are priced. Returns how many were priced."""
-    import logging
+    from .services import sessions_price
 
-    from .services import session_price
-
-    priced = 0
-    for session_id in session_ids:
-        try:
-            session_price(session_id=session_id)
-            priced += 1
-        except Exception:
-            logging.getLogger(__name__).exception("Pricing session %s failed; the periodic sweep will retry", session_id)
-    return priced
+    return sessions_price(session_ids)
 
 
 @shared_task(name="billing.sessions_price_missing")
