@@ -830,6 +830,10 @@ def _meter_series(session: ChargingSession):
             kw = mv.value if unit == "kw" else mv.value / 1000
             power_by_time[mv.timestamp] = power_by_time.get(mv.timestamp, 0) + kw  # sum the phases
     power = sorted(power_by_time.items())
+    # A stopped session ends at its StopTransaction reading, which is often later than the last
+    # sample: the curve and its headline end there too (the figure the cost is priced on).
+    if session.energy_wh is not None and session.stopped_at and (not energy or energy[-1][0] < session.stopped_at):
+        energy.append((session.stopped_at, Decimal(max(session.energy_wh, 0)) / 1000))
     return energy, power
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -42,7 +43,11 @@ def test_session_detail_draws_energy_and_power(client, site):
     response = client.get(reverse("chargers:session-detail", args=[site.session.pk]))
     chart = response.context["chart"]
     assert [s.name for s in chart.series] == ["Energy", "Power"]
-    assert response.context["energy_points"] == 4
+    # Four samples, then the StopTransaction reading: the curve and its headline end on the
+    # energy the session is priced on.
+    assert response.context["energy_points"] == 5
+    assert response.context["last_energy"] == Decimal(site.session.energy_wh) / 1000
+    assert f"{Decimal(site.session.energy_wh) / 1000:.3f} kWh" in response.content.decode()
     assert "<path d=\"M" in response.content.decode()
 
 
