@@ -157,6 +157,16 @@ def session_announce_on_commit(event: str, session_id: int) -> None:
     transaction.on_commit(announce)
 
 
+def sessions_announce_finished(session_ids: list[int]) -> None:
+    """Announce sessions whose stop is committed (a batch of stops, chargers.stops). A receiver
+    that fails is logged: the stops are stored, and their chargers still get their answers."""
+    for session_id in session_ids:
+        try:
+            session_finished.send(sender=ChargingSession, session_id=session_id)
+        except Exception:
+            logger.exception("Announcing the end of session %s failed", session_id)
+
+
 def session_find_repeat(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
 ) -> ChargingSession | None:

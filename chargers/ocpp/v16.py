@@ -18,7 +18,7 @@ from authorization.decisions import Context, Decision, TokenFacts
 from authorization.models import Token
 from authorization.services import decide_live, decision_record
 from backoffice import db
-from chargers import connection_state, services
+from chargers import connection_state, services, stops
 from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
 from chargers.message_log import DatabaseUnavailable, MeterSample, writer
 from chargers.storable import clean_texts, clean_value
@@ -218,12 +218,12 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
     conn.violation = reading.violation
 
     async def now():
-        session = await db.run(
-            services.session_stop, charger_id=conn.charger_id, transaction_id=reading.transaction_id,
+        session = await stops.stop(stops.StopRequest(
+            charger_id=conn.charger_id, transaction_id=reading.transaction_id,
             meter_stop=reading.meter, stopped_at=reading.timestamp or received, reason=reading.reason,
             id_tag=reading.id_tag, transaction_data=clean_value(payload.get("transactionData"))[0] or None,
             payload=clean_value(payload)[0], readings=reading.meter_values,
-        )
+        ))
         return (session,)
 
     result = await _durably(conn, "StopTransaction", payload, unique_id, now)
