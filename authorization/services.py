@@ -45,9 +45,17 @@ def token_find(uid: str, organization_id: int | None) -> Token | None:
     of other organizations on the platform.
     """
     key = normalize_uid(uid)
-    candidates = list(
-        Token.objects.select_related("msp").filter(uid_normalized=key).order_by("pk")[:20]
+    return token_choose(
+        list(Token.objects.select_related("msp").filter(uid_normalized=key).order_by("pk")[:TOKEN_CANDIDATES]),
+        organization_id,
     )
+
+
+TOKEN_CANDIDATES = 20  # tokens of one UID looked at (several MSPs and organizations may share one)
+
+
+def token_choose(candidates: list[Token], organization_id: int | None) -> Token | None:
+    """`token_find`'s choice among the tokens of one UID (in pk order, their MSP loaded)."""
     if not candidates:
         return None
 
@@ -61,7 +69,7 @@ def token_find(uid: str, organization_id: int | None) -> Token | None:
     return min(candidates, key=rank)
 
 
-def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
+def token_facts(token: Token, *, active_sessions: int = 0, group_ids: frozenset[int] | None = None) -> TokenFacts:
     msp = token.msp
     live = bool(msp and msp.live_validation_url)
     on_timeout_accept = bool(msp and msp.on_timeout == MobilityServiceProvider.OnTimeout.ACCEPT)
@@ -81,7 +89,7 @@ def token_facts(token: Token, *, active_sessions: int = 0) -> TokenFacts:
         msp_blocked=bool(msp and msp.blocked),
         msp_live_validation=live,
         msp_on_timeout_accept=on_timeout_accept,
-        group_ids=frozenset(token.groups.values_list("pk", flat=True)),
+        group_ids=group_ids if group_ids is not None else frozenset(token.groups.values_list("pk", flat=True)),
         allowed_station_ids=frozenset(token.allowed_station_ids or []),
         single_session=token.single_session,
         active_sessions=active_sessions,

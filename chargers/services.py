@@ -108,12 +108,15 @@ def connector_status_update(
     )])
 
 
-def charger_facts(charger: Charger) -> ChargerFacts:
-    # One statement for both lists (StartTransaction and Authorize read this on every call).
-    groups = charger.token_groups.order_by().values_list("pk", flat=True)
-    if charger.property_id:
-        groups = groups.union(charger.property.restricted_token_groups.order_by().values_list("pk", flat=True))
-    group_ids = set(groups)
+def charger_facts(charger: Charger, group_ids: frozenset[int] | None = None) -> ChargerFacts:
+    """The charger's decision facts; `group_ids` (its token groups and its property's restricted
+    ones) when the caller has read them already (chargers.starts)."""
+    if group_ids is None:
+        # One statement for both lists (StartTransaction and Authorize read this on every call).
+        groups = charger.token_groups.order_by().values_list("pk", flat=True)
+        if charger.property_id:
+            groups = groups.union(charger.property.restricted_token_groups.order_by().values_list("pk", flat=True))
+        group_ids = frozenset(groups)
     return ChargerFacts(
         station_id=charger.station_id,
         organization_id=charger.property.organization_id if charger.property_id else None,

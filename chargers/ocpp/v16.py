@@ -18,7 +18,7 @@ from authorization.decisions import Context, Decision, TokenFacts
 from authorization.models import Token
 from authorization.services import decide_live, decision_record
 from backoffice import db
-from chargers import connection_state, services, stops
+from chargers import connection_state, services, starts, stops
 from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
 from chargers.message_log import DatabaseUnavailable, MeterSample, writer
 from chargers.storable import clean_texts, clean_value
@@ -146,8 +146,8 @@ async def _decide(
     """Decide on a card at this charger and record the decision; return it with the card found
     (2.0.1 answers the card's group and opens the session with it). Two trips to the database
     pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
-    facts, location_id, token = await db.run(
-        services.decision_inputs, charger_id=conn.charger_id, connector_id=connector_id, id_tag=id_tag,
+    facts, location_id, token = await starts.decision_inputs(
+        charger_id=conn.charger_id, connector_id=connector_id, id_tag=id_tag,
     )
     decision, record = await decide_live(
         uid=id_tag, charger=facts, context=context, token=token, location_id=location_id,
@@ -174,8 +174,8 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
     async def now():
         # Two round trips: read everything the decision needs, then record the decision and
         # the session in one transaction (the MSP, if it must be asked, in between).
-        prepared = await db.run(
-            services.start_prepare, charger_id=conn.charger_id, connector_id=reading.connector_id,
+        prepared = await starts.start_prepare(
+            charger_id=conn.charger_id, connector_id=reading.connector_id,
             id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
         )
         if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
