@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -112,12 +113,20 @@ def stay_facts_of(reservation: Reservation, *, kwh_used: float | None = None) ->
     )
 
 
-def decision_record(
+def decision_record(**kwargs: Any) -> AuthorizationDecision:
+    """Record a decision (`decision_build`'s keyword arguments)."""
+    record = decision_build(**kwargs)
+    record.save(force_insert=True)
+    return record
+
+
+def decision_build(
     *, decision: Decision, uid: str, token_id: int | None, organization_id: int | None, station_id: str,
     connector_id: int | None, context: Context, msp_id: int | None = None, msp_response: dict | None = None,
     msp_latency_ms: int | None = None, ocpp_unique_id: str = "",
 ) -> AuthorizationDecision:
-    return AuthorizationDecision.objects.create(
+    """The record of a decision, not saved yet (a batch of starts inserts many at once)."""
+    return AuthorizationDecision(
         uid=uid[:36], uid_normalized=normalize_uid(uid)[:36], token_id=token_id,
         organization_id=organization_id, station_id=station_id, connector_id=connector_id,
         context=str(context), status=str(decision.status), reason=decision.reason, step=decision.step,

@@ -160,14 +160,16 @@ def session_announce_on_commit(event: str, session_id: int) -> None:
     transaction.on_commit(announce)
 
 
-def sessions_announce_finished(session_ids: list[int]) -> None:
-    """Announce sessions whose stop is committed (a batch of stops, chargers.stops). A receiver
-    that fails is logged: the stops are stored, and their chargers still get their answers."""
+def sessions_announce(event: str, session_ids: list[int]) -> None:
+    """Announce sessions whose start or stop is committed ("started" / "finished"), for a batch
+    (chargers.starts, chargers.stops). A receiver that fails is logged: the sessions are stored,
+    and their chargers still get their answers."""
+    signal = session_started if event == "started" else session_finished
     for session_id in session_ids:
         try:
-            session_finished.send(sender=ChargingSession, session_id=session_id)
+            signal.send(sender=ChargingSession, session_id=session_id)
         except Exception:
-            logger.exception("Announcing the end of session %s failed", session_id)
+            logger.exception("Announcing that session %s %s failed", session_id, event)
 
 
 def session_find_repeat(

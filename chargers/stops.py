@@ -112,7 +112,7 @@ async def _stops_pg(items: list[StopRequest]) -> list[ChargingSession | None]:
                     await copy_meter_values(cur, readings)
         if stopped:
             # Committed: announced before the chargers are answered, as session_stop does.
-            await db.run(services.sessions_announce_finished, [s.pk for s in stopped.values()])
+            await db.run(services.sessions_announce, "finished", [s.pk for s in stopped.values()])
     results: list[ChargingSession | None] = []
     for index, item in enumerate(items):
         if index in stopped:

@@ -186,12 +186,12 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
         )
         # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
         # the charger stops a session whose idTagInfo is not Accepted.
-        session = await db.run(
-            services.session_start, charger_id=conn.charger_id, connector_id=reading.connector_id,
-            id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
-            reservation_id=reading.reservation_id, id_tag_status=str(decision.status), transaction_id=transaction_id,
+        session = await starts.session_start(starts.OpenRequest(
+            charger_id=conn.charger_id, connector_id=reading.connector_id, id_tag=reading.id_tag,
+            meter_start=reading.meter, started_at=started_at, transaction_id=transaction_id,
+            id_tag_status=str(decision.status), reservation_id=reading.reservation_id,
             token=prepared.token[0] if prepared.token else None, decision_record=record,
-        )
+        ))
         return session, True
 
     result = await _durably(
