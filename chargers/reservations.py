@@ -27,7 +27,7 @@ from authorization.decisions import Reserved
 
 from .models import Charger, ChargingSession, Command, Connector, ConnectorReservation
 from .ocpp.protocol import format_datetime
-from .signals import session_started
+from .signals import asked_once, session_started
 
 Status = ConnectorReservation.Status
 # ReserveNow answers: 1.6 Accepted/Faulted/Occupied/Rejected/Unavailable, 2.0.1 adds nothing else.
@@ -199,7 +199,7 @@ def reservation_use(*, session_id: int) -> ConnectorReservation | None:
 @receiver(session_started, dispatch_uid="chargers.reservation_use")
 def _session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
     # The one place both protocols' starts meet (after commit); cheap when nothing is reserved.
-    if ConnectorReservation.objects.filter(status=Status.ACTIVE).exists():
+    if asked_once(kwargs, "reservations-active", ConnectorReservation.objects.filter(status=Status.ACTIVE).exists):
         reservation_use(session_id=session_id)
 
 

@@ -165,9 +165,10 @@ def sessions_announce(event: str, session_ids: list[int]) -> None:
     (chargers.starts, chargers.stops). A receiver that fails is logged: the sessions are stored,
     and their chargers still get their answers."""
     signal = session_started if event == "started" else session_finished
+    batch: dict[str, object] = {}  # chargers.signals.asked_once: one answer for all of them
     for session_id in session_ids:
         try:
-            signal.send(sender=ChargingSession, session_id=session_id)
+            signal.send(sender=ChargingSession, session_id=session_id, batch=batch)
         except Exception:
             logger.exception("Announcing that session %s %s failed", session_id, event)
 

@@ -6,7 +6,7 @@ import logging
 
 from django.conf import settings
 
-from chargers.signals import session_finished, session_started
+from chargers.signals import asked_once, session_finished, session_started
 
 logger = logging.getLogger(__name__)
 
@@ -14,10 +14,13 @@ logger = logging.getLogger(__name__)
 def _on_started(sender, session_id: int, **kwargs) -> None:
     # Inline, not queued: linking is one indexed update, and it is what turns the guest's
     # page to "Charging"; a queue would only add latency.
-    from .services import guest_session_link
+    from .services import guest_session_link, guest_sessions_starting_exist
 
     try:
-        guest_session_link(session_id=session_id)
+        guest_session_link(
+            session_id=session_id,
+            guests_starting=asked_once(kwargs, "guests-starting", guest_sessions_starting_exist),
+        )
     except Exception:  # never break the charger's StartTransaction
         logger.exception("Linking session %s to a guest failed", session_id)
 
@@ -31,7 +34,7 @@ def _on_finished(sender, session_id: int, **kwargs) -> None:
     try:
         # Every stop of every charger comes here and almost none is a guest's: no task for it
         # while no guest session anywhere is waiting to be settled (a restart stops thousands).
-        if not guest_sessions_unsettled_exist():
+        if not asked_once(kwargs, "guests-unsettled", guest_sessions_unsettled_exist):
             return
         if settings.CELERY_TASK_ALWAYS_EAGER:
             guest_session_finish(session_id=session_id)

@@ -328,12 +328,18 @@ def _guest_for(session: ChargingSession) -> GuestSession | None:
     )
 
 
-def guest_session_link(*, session_id: int) -> GuestSession | None:
-    """Attach a StartTransaction to the guest start it answers (matched by the guest's idTag)."""
+def guest_sessions_starting_exist() -> bool:
+    """Whether any guest is paying or starting anywhere (a start could be theirs)."""
+    return GuestSession.objects.filter(state__in=OPEN_BEFORE_START).exists()
+
+
+def guest_session_link(*, session_id: int, guests_starting: bool | None = None) -> GuestSession | None:
+    """Attach a StartTransaction to the guest start it answers (matched by the guest's idTag).
+    `guests_starting`: `guest_sessions_starting_exist()` if the caller asked it already."""
     # Every start of every charger comes here and almost none is a guest's: a query that compiles
     # in no time says whether any guest is starting anywhere, a precise one whether this start is
     # theirs; the transaction that reads and locks (four round trips) only for a guest's start.
-    if not GuestSession.objects.filter(state__in=OPEN_BEFORE_START).exists():
+    if not (guest_sessions_starting_exist() if guests_starting is None else guests_starting):
         return None
     waiting = GuestSession.objects.filter(
         charger_id=OuterRef("charger_id"), id_tag=OuterRef("id_tag"), state__in=OPEN_BEFORE_START,

@@ -113,3 +113,23 @@ async def test_a_batch_the_database_refuses_still_opens_every_start(caplog):
     assert [r.transaction_id for r in results[2:]] == [900_002, 900_003]
     count = await sync_to_async(ChargingSession.objects.count)()
     assert count == 2 + 3
+
+
+def test_sessions_announced_together_ask_the_platform_wide_questions_once():
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    from chargers.models import ConnectorReservation
+    from guest.models import GuestSession
+
+    charger = ChargerFactory()
+    ids = [
+        services.session_start(charger_id=charger.pk, connector_id=n, id_tag="CARD", meter_start=0, started_at=T0).pk
+        for n in range(1, 11)
+    ]
+    guests, reservations = GuestSession._meta.db_table, ConnectorReservation._meta.db_table
+    for event in ("started", "finished"):
+        with CaptureQueriesContext(conn) as queries:
+            services.sessions_announce(event, ids)
+        asked = [q["sql"] for q in queries.captured_queries if guests in q["sql"] or reservations in q["sql"]]
+        assert len(asked) == (2 if event == "started" else 1), asked  # not once per session
