@@ -9,8 +9,6 @@ OccurrenceConstraintViolation, MessageTypeNotSupported, RpcFrameworkError, ...).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from .protocol import (
     Frame,
     FrameError,
     FrameErrorCodes,
+    LazyValidators,
     OcppError,
     call,
     call_error,
@@ -112,37 +111,12 @@ _RULE_TO_ERROR = {
 }
 
 
-class _Validators(Mapping[str, Any]):
-    """Compiled validators by action, each compiled on first use: compiling all 128 schemas of
-    2.0.1 takes about a second, which every server start and every 1.6-only process would pay."""
-
-    def __init__(self, suffix: str) -> None:
-        self._paths = {
-            path.stem[: -len(suffix)]: path for path in _SCHEMA_DIR.glob(f"*{suffix}.json")
-        }
-        self._compiled: dict[str, Any] = {}
-
-    def __getitem__(self, action: str) -> Any:
-        validator = self._compiled.get(action)
-        if validator is None:
-            schema = json.loads(self._paths[action].read_text())
-            schema.pop("$id", None)
-            schema.pop("id", None)
-            validator = self._compiled[action] = fastjsonschema.compile(schema)
-        return validator
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-    def __contains__(self, action: object) -> bool:
-        return action in self._paths
+def _validators(suffix: str) -> LazyValidators:
+    return LazyValidators({path.stem[: -len(suffix)]: path for path in _SCHEMA_DIR.glob(f"*{suffix}.json")})
 
 
-REQUEST_VALIDATORS = _Validators("Request")
-RESPONSE_VALIDATORS = _Validators("Response")
+REQUEST_VALIDATORS = _validators("Request")
+RESPONSE_VALIDATORS = _validators("Response")
 
 
 # Part 4 §4.2.3/§4.3: an unreadable frame or message id is an RpcFrameworkError (id "-1"), a

@@ -14,6 +14,10 @@ logger = logging.getLogger(__name__)
 
 class Command(BaseCommand):
     help = "Run the ASGI server (uvicorn) on 127.0.0.1:$PORT; SIMULATE=N also connects N demo chargers."
+    # Django's system checks run once per deploy, with `migrate` (the README's production steps,
+    # `make run`), not again in each server process: they took 0.6 s of every start, and a
+    # restart's reconnecting chargers waited for it (docs/performance.md, "Session 8").
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
