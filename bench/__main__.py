@@ -144,6 +144,8 @@ def start_profile(server: Server, name: str, duration: float | None = None):
     # BENCH_PROFILE_GIL=1: only the thread holding the GIL is sampled, i.e. where the one core a
     # process can use goes (a saturated server), not which threads wait on PostgreSQL.
     gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") == "1" else []
+    # BENCH_PROFILE_IDLE=1: waiting threads are sampled too (where a phase's wall time goes).
+    gil += ["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") == "1" else []
     return subprocess.Popen(
         [str(spy), "record", "-p", str(server.proc.pid), *limit, *gil, "-r", "200", "--nonblocking",
          "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
