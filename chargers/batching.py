@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from backoffice import db
@@ -98,6 +98,17 @@ class Coalescer(Generic[Item, Result]):
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+
+async def the_rest_one_by_one(
+    done: Mapping[int, Result], items: list[Item], one: Callable[[Item], Result]
+) -> list[Result]:
+    """A batch's results in order: those the batch statement gave (`done`, by index), the other
+    items through `one` (the ORM path) on the database pool, one after another."""
+    results: list[Result] = []
+    for index, item in enumerate(items):
+        results.append(done[index] if index in done else await db.run(one, item))
+    return results
 
 
 def _settle(future: asyncio.Future, *, result: object = None, exc: BaseException | None = None) -> None:

@@ -36,7 +36,7 @@ from backoffice import async_pg, db
 from backoffice.models import Property
 
 from . import services
-from .batching import Coalescer
+from .batching import Coalescer, the_rest_one_by_one
 from .connection_state import _on_pg_or_pool
 from .models import Charger, ChargingSession, ConnectorReservation
 
@@ -146,27 +146,22 @@ async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
                                                      row[_N_TOKEN:_N_TOKEN + _N_MSP]) if token.msp_id else None)
         candidates.setdefault(token.uid_normalized, []).append((token, frozenset(row[-1])))
 
-    results: list[services.StartFacts | None] = []
+    read: dict[int, services.StartFacts] = {}
     for index, query in enumerate(queries):
         repeat, reserved = flags[index]
         if repeat or reserved or query.charger_id not in chargers:
-            results.append(None)  # the ORM path decides (and raises for a charger that is gone)
-            continue
+            continue  # the ORM path decides (and raises for a charger that is gone)
         charger, group_ids = chargers[query.charger_id]
         facts: ChargerFacts = services.charger_facts(charger, group_ids)
         found = candidates.get(normalize_uid(query.id_tag), [])
         chosen = token_choose([t for t, _ in found], facts.organization_id)
         if chosen is not None and (chosen.reservation_id or chosen.single_session):
-            results.append(None)  # a stay's allowance, a one-session card: the ORM path counts
-            continue
+            continue  # a stay's allowance, a one-session card: the ORM path counts
         with_facts: tuple[Token, TokenFacts] | None = None
         if chosen is not None:
             with_facts = (chosen, token_facts(chosen, group_ids=next(g for t, g in found if t is chosen)))
-        results.append(services.StartFacts(None, facts, str(charger.property_id or ""), with_facts))
-    done: list[services.StartFacts] = []
-    for query, result in zip(queries, results, strict=True):
-        done.append(result if result is not None else await db.run(_prepare_orm, query))
-    return done
+        read[index] = services.StartFacts(None, facts, str(charger.property_id or ""), with_facts)
+    return await the_rest_one_by_one(read, queries, _prepare_orm)
 
 
 _facts: Coalescer[FactsQuery, services.StartFacts] = Coalescer(
@@ -293,13 +288,7 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
         opened = {}  # rolled back: every start takes session_start, which sorts each out
     if opened:
         await db.run(services.sessions_announce, "started", [s.pk for s in opened.values()])
-    results: list[ChargingSession] = []
-    for index, item in enumerate(items):
-        if index in opened:
-            results.append(opened[index])
-        else:
-            results.append(await db.run(_open_orm, item))
-    return results
+    return await the_rest_one_by_one(opened, items, _open_orm)
 
 
 _opens: Coalescer[OpenRequest, ChargingSession] = Coalescer(

@@ -26,7 +26,7 @@ from django.utils import timezone
 from backoffice import async_pg, db
 
 from . import services
-from .batching import Coalescer
+from .batching import Coalescer, the_rest_one_by_one
 from .connection_state import _on_pg_or_pool
 from .message_log import copy_meter_values
 from .models import ChargingSession
@@ -113,13 +113,7 @@ async def _stops_pg(items: list[StopRequest]) -> list[ChargingSession | None]:
         if stopped:
             # Committed: announced before the chargers are answered, as session_stop does.
             await db.run(services.sessions_announce, "finished", [s.pk for s in stopped.values()])
-    results: list[ChargingSession | None] = []
-    for index, item in enumerate(items):
-        if index in stopped:
-            results.append(stopped[index])
-        else:
-            results.append(await db.run(_stop_one, item))
-    return results
+    return await the_rest_one_by_one(stopped, items, _stop_one)
 
 
 _stops: Coalescer[StopRequest, ChargingSession | None] = Coalescer(
