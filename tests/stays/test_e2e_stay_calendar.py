@@ -236,7 +236,10 @@ def test_the_kwh_cap_stops_the_running_session_over_the_real_socket(live_server_
         try:
             started = await sync_to_async(_guest_post)(live_server_proc.url, "LAKE-E2E-1", reservation.access_code)
             assert started.status_code == 302
-            await _until(lambda: ChargingSession.objects.filter(status="active").exists())
+            # The session is committed before the charger reads its StartTransaction answer: wait
+            # for both, or the first meter values go out without the transaction, at 0 kW.
+            await _until(lambda: ChargingSession.objects.filter(status="active").exists()
+                         and own.state[1].transaction_id is not None)
             await own.meter_values(1, seconds=600)  # 7.4 kW for 10 minutes: 1.23 kWh
             assert await sync_to_async(stay_caps_enforce)() == []
             await own.meter_values(1, seconds=600)  # 2.47 kWh: over the 2 kWh included
