@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Exists, OuterRef, Subquery, UniqueConstraint
+from django.db.models import Exists, F, OuterRef, Subquery, UniqueConstraint, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from backoffice import async_pg, db
@@ -88,6 +89,9 @@ class SteadyFacts:
     remote_start_id: int | None
     seq_no: int  # the highest stored
     energy_at: datetime  # the last energy register reading stored
+    # Some stored event carries a stoppedReason: an Ended without one is folded in full (the
+    # reason is the latest given, v201_transactions.fold).
+    reason_before: bool = True
 
 
 def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts | None:
@@ -105,17 +109,18 @@ def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts |
             last_seq=Subquery(events.order_by("-seq_no").values("seq_no")[:1]),
             energy_at=Subquery(MeterValue.objects.filter(session=OuterRef("pk"), measurand=tx.ENERGY_REGISTER, phase="")
                                .order_by("-timestamp").values("timestamp")[:1]),
+            reasons=Exists(events.filter(payload__transactionInfo__has_key="stoppedReason")),
         )
         .values_list("pk", "connector_id", "transaction_id", "started_at", "remote_start_id", "started", "last_seq",
-                     "energy_at")
+                     "energy_at", "reasons")
         .first()
     )
     if row is None:
         return None
-    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at = row
+    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, reasons = row
     if not started or last_seq is None or energy_at is None:
         return None
-    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at)
+    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons)
 
 
 def transactions_steady(keys: list[tuple[int, str]]) -> list[SteadyFacts | None]:
@@ -139,7 +144,9 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
             f"EXISTS (SELECT 1 FROM {events} e WHERE e.session_id = s.id AND e.event_type = 'Started'), "
             f"(SELECT max(e.seq_no) FROM {events} e WHERE e.session_id = s.id), "
             f"(SELECT max(m.timestamp) FROM {meters} m WHERE m.session_id = s.id AND m.measurand = %s "
-            "AND m.phase = '') "
+            "AND m.phase = ''), "
+            f"EXISTS (SELECT 1 FROM {events} e WHERE e.session_id = s.id "
+            "AND jsonb_exists(e.payload -> 'transactionInfo', 'stoppedReason')) "
             "FROM unnest(%s::bigint[], %s::text[]) AS k(charger_id, tx_id) "
             f"JOIN {sessions} s ON s.charger_id = k.charger_id AND s.ocpp_transaction_id = k.tx_id AND s.status = %s",
             [tx.ENERGY_REGISTER, [key[0] for key in keys], [key[1] for key in keys],
@@ -147,10 +154,11 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
         )
         rows = await cursor.fetchall()
     found: dict[tuple[int, str], SteadyFacts] = {}
-    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at in rows:
+    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, \
+            reasons in rows:
         if started and last_seq is not None and energy_at is not None:
             found[(charger_id, tx_id)] = SteadyFacts(
-                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at)
+                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons)
     return [found.get(key) for key in keys]
 
 
@@ -169,9 +177,21 @@ class TransactionEventOutcome:
     steady_since: datetime | None = None
 
 
+@dataclass(frozen=True)
+class TxEnd:
+    """What the Ended of a steady transaction sets on its session: its fold, known without
+    reading the other events when the Ended is in order, names no new driver and carries the
+    newest energy reading (chargers.ocpp.v201._appendable)."""
+
+    stopped_at: datetime
+    meter_stop_wh: int  # the Ended's last register; the session's meter start if that is higher
+    reason: str
+
+
 @dataclass
 class TxAppend:
-    """An in-order Updated event of a steady transaction (see `_steady_since`), to append."""
+    """An in-order Updated (or Ended: `end`) event of a steady transaction (see
+    `_steady_since`), to append."""
 
     charger_id: int
     session_id: int
@@ -179,12 +199,27 @@ class TxAppend:
     event: tx.TxEvent
     payload: dict  # storable: cleaned (storable.clean_value) by the caller when the frame needed it
     received_at: datetime
+    end: TxEnd | None = None
+
+
+def _written(items: list[TxAppend], active: set[int]) -> list[bool]:
+    """Which items a batch writes: those of active sessions, except any that follows its
+    session's Ended in the batch (it takes the full path, which refolds the ended session)."""
+    ended: set[int] = set()
+    written = []
+    for item in items:
+        write = item.session_id in active and item.session_id not in ended
+        if write and item.end is not None:
+            ended.add(item.session_id)
+        written.append(write)
+    return written
 
 
 def transaction_events_append(items: list[TxAppend]) -> list[bool]:
     """Append in-order Updated events of steady transactions, of many chargers at once, in one
     database transaction: the event rows and their readings, nothing refolded (such an event
-    cannot change its session, `_steady_since`).
+    cannot change its session, `_steady_since`). An Ended (`TxAppend.end`) also completes its
+    session, as its fold would, and the session is announced finished once committed.
 
     The connection that sends a transaction's events knows it is steady and in order; what it
     cannot know is whether something else closed the session meanwhile (the stale-transaction
@@ -193,7 +228,7 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
     A repeated (transactionId, seqNo) fails the batch on the unique constraint; the coalescer then
     retries the items one by one and the failing caller takes the full path, which reports it.
     """
-    from .services import _meter_rows
+    from .services import _meter_rows, session_announce_on_commit
 
     with transaction.atomic():
         active = set(
@@ -201,7 +236,7 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             .filter(pk__in={item.session_id for item in items}, status=ChargingSession.Status.ACTIVE)
             .order_by("pk").values_list("pk", flat=True)
         )
-        written = [item.session_id in active for item in items]
+        written = _written(items, active)
         events: list[TransactionEvent] = []
         meters: list[MeterValue] = []
         for item, write in zip(items, written, strict=True):
@@ -216,6 +251,15 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             meters += _meter_rows(item.charger_id, item.connector_id, item.session_id, event.meter_values)
         TransactionEvent.objects.bulk_create(events)
         MeterValue.objects.bulk_create(meters)
+        now = timezone.now()
+        for item, write in zip(items, written, strict=True):
+            if write and item.end is not None:
+                ChargingSession.objects.filter(pk=item.session_id).update(
+                    status=ChargingSession.Status.COMPLETED, stopped_at=item.end.stopped_at,
+                    meter_stop_wh=Greatest(Value(item.end.meter_stop_wh), F("meter_start_wh")),
+                    stop_reason=item.end.reason, stop_id_tag="", received_stop_at=now,
+                )
+                session_announce_on_commit("finished", item.session_id)
     return written
 
 
@@ -230,6 +274,7 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
     if not async_pg.enabled():
         return await db.run(transaction_events_append, items)
     from .message_log import copy_meter_values
+    from .services import sessions_announce
 
     async with _append_pg.use() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.execute(
@@ -238,8 +283,9 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
             [sorted({item.session_id for item in items}), ChargingSession.Status.ACTIVE.value],
         )
         active = {row[0] for row in await cur.fetchall()}
-        written = [item.session_id in active for item in items]
+        written = _written(items, active)
         kept = [item for item, write in zip(items, written, strict=True) if write]
+        ended = [(item.session_id, item.end) for item in kept if item.end is not None]
         if kept:
             async with cur.copy(
                 f"COPY {TransactionEvent._meta.db_table} (charger_id, session_id, ocpp_transaction_id, seq_no, "
@@ -259,14 +305,33 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
                  sample.phase, sample.unit, sample.context, sample.location, clean_text(sample.value))
                 for item in kept for reading in item.event.meter_values for sample in reading.samples
             ))
+            if ended:
+                await cur.execute(_END, [
+                    ChargingSession.Status.COMPLETED.value, timezone.now(), [session_id for session_id, _ in ended],
+                    [end.stopped_at for _, end in ended], [end.meter_stop_wh for _, end in ended],
+                    [end.reason for _, end in ended],
+                ])
+    if ended:
+        # Committed: announced before the chargers are answered, as the full path does.
+        await db.run(sessions_announce, "finished", [session_id for session_id, _ in ended])
     return written
 
 
-def appended_outcome(*, session_id: int, charger_id: int, connector_id: int, transaction_id: int) -> TransactionEventOutcome:
+_END = (
+    f'UPDATE "{ChargingSession._meta.db_table}" AS s SET status = %s, received_stop_at = %s, '
+    "stopped_at = v.stopped_at, meter_stop_wh = GREATEST(v.meter_stop, s.meter_start_wh), stop_reason = v.reason, "
+    "stop_id_tag = '' FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[]) "
+    "AS v(id, stopped_at, meter_stop, reason) WHERE s.id = v.id"
+)
+
+
+def appended_outcome(
+    *, session_id: int, charger_id: int, connector_id: int, transaction_id: int, ended: bool = False
+) -> TransactionEventOutcome:
     """The outcome of an appended event, for the handler's live updates (no database read)."""
     session = ChargingSession(pk=session_id, charger_id=charger_id, connector_id=connector_id,
                               transaction_id=transaction_id)
-    return TransactionEventOutcome(session, duplicate=False, started=False, ended=False)
+    return TransactionEventOutcome(session, duplicate=False, started=False, ended=ended)
 
 
 _EVENT_FIELDS = [f for f in TransactionEvent._meta.concrete_fields if not f.primary_key]

@@ -70,6 +70,7 @@ class Steady:
     seq_no: int
     energy_at: datetime  # the last energy register reading stored
     outcome: services_v201.TransactionEventOutcome  # what an appended event gives the handler
+    reason_before: bool = True  # a stored event may carry a stoppedReason (SteadyFacts)
 
 
 @dataclass
@@ -88,14 +89,21 @@ def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
 
 
 def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
-    """The conditions of services_v201._steady_since, from what this socket knows."""
-    return (
-        steady is not None and event.event_type == "Updated" and event.seq_no is not None
+    """The conditions of services_v201._steady_since, from what this socket knows. An Ended that
+    meets them ends the session as its fold would (services_v201.TxEnd) when it also carries the
+    energy reading it ends at, newer than any stored, and its own stoppedReason (or none was
+    ever given: "Local")."""
+    if not (
+        steady is not None and event.event_type in ("Updated", "Ended") and event.seq_no is not None
         and event.seq_no > steady.seq_no and not event.id_token and event.evse_id in (None, steady.connector_id)
         and event.remote_start_id in (None, steady.remote_start_id) and event.reservation_id is None
         and event.timestamp >= steady.started_at
         and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
-    )
+    ):
+        return False
+    if event.event_type == "Ended":
+        return tx.end_register_wh(event) is not None and bool(event.stopped_reason or not steady.reason_before)
+    return True
 
 
 _appends: Coalescer[services_v201.TxAppend, bool] = Coalescer(
@@ -119,7 +127,7 @@ def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
     return Steady(
         session_id=facts.session_id, connector_id=facts.connector_id, transaction_id=facts.transaction_id,
         started_at=facts.started_at, remote_start_id=facts.remote_start_id, seq_no=facts.seq_no,
-        energy_at=facts.energy_at,
+        energy_at=facts.energy_at, reason_before=facts.reason_before,
         outcome=services_v201.appended_outcome(
             session_id=facts.session_id, charger_id=charger_id, connector_id=facts.connector_id,
             transaction_id=facts.transaction_id,
@@ -128,10 +136,11 @@ def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
 
 
 async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
-    """An Updated of a transaction this socket has not seen (the charger reconnected in the middle
-    of it, e.g. after a deploy): whether it may be appended, from one read instead of a locked
-    transaction of its own. Asked once per transaction and socket; the full path teaches the rest."""
-    if (event.event_type != "Updated" or event.seq_no is None or event.id_token
+    """An Updated or Ended of a transaction this socket has not seen (the charger reconnected in
+    the middle of it, e.g. after a deploy): whether it may be appended, from one read instead of a
+    locked transaction of its own. Asked once per transaction and socket; the full path teaches
+    the rest."""
+    if (event.event_type not in ("Updated", "Ended") or event.seq_no is None or event.id_token
             or event.transaction_id in conn.steady or event.transaction_id in conn.asked):
         return None
     if len(conn.asked) >= ASKED_MAX:
@@ -147,14 +156,20 @@ async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
 async def _append(
     conn: Connection, steady: Steady, event: tx.TxEvent, payload: dict
 ) -> services_v201.TransactionEventOutcome | None:
-    """Append a steady transaction's in-order Updated; None: take the full path."""
+    """Append a steady transaction's in-order Updated or its Ended; None: take the full path."""
     assert event.seq_no is not None
     steady.seq_no = event.seq_no  # a resend of this seqNo while it is written takes the full path
+    end = None
+    if event.event_type == "Ended":
+        meter_stop = tx.end_register_wh(event)
+        assert meter_stop is not None
+        # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
+        end = services_v201.TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local")
     try:
         written = await _appends.submit(services_v201.TxAppend(
             charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
             event=event, payload=payload if conn.received_clean else clean_value(payload)[0],
-            received_at=conn.received_at or timezone.now(),
+            received_at=conn.received_at or timezone.now(), end=end,
         ))
     except Exception as exc:
         if is_outage(exc):
@@ -164,7 +179,15 @@ async def _append(
         written = False
     if not written:
         return None
+    if end is not None:  # the transaction is over: a late event of it takes the full path
+        conn.steady.pop(event.transaction_id, None)
+        conn.asked.add(event.transaction_id)
+        return services_v201.appended_outcome(
+            session_id=steady.session_id, charger_id=conn.charger_id, connector_id=steady.connector_id,
+            transaction_id=steady.transaction_id, ended=True,
+        )
     steady.energy_at = _energy_at(event, steady.energy_at)
+    steady.reason_before = steady.reason_before or bool(event.stopped_reason)
     return steady.outcome
 
 
@@ -338,6 +361,8 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             conn.steady[event.transaction_id] = _steady_of(services_v201.SteadyFacts(
                 session.pk, session.connector_id, session.transaction_id, session.started_at, session.remote_start_id,
                 event.seq_no, _energy_at(event, outcome.steady_since),
+                # A session this event opened has no other event; otherwise not known here.
+                reason_before=bool(event.stopped_reason) if outcome.started else True,
             ), conn.charger_id)
         return outcome, answer, group
 

@@ -208,6 +208,17 @@ def register_wh(reading: MeterReading) -> int | None:
     return None
 
 
+def end_register_wh(event: TxEvent) -> int | None:
+    """The energy register (Wh) of the event's latest reading that has one, as `fold` orders
+    readings (by the charger's time; of equal times, the later in the message). For an Ended
+    whose readings are all newer than any stored one this is where the transaction ended."""
+    registers = [(reading.timestamp, wh) for reading in event.meter_values if (wh := register_wh(reading)) is not None]
+    if not registers:
+        return None
+    registers.sort(key=lambda item: item[0])  # stable, as fold's sort
+    return registers[-1][1]
+
+
 @dataclass(frozen=True)
 class TxState:
     """A transaction as all its events so far describe it."""

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing.models import SessionCharge
 from chargers import services_v201
 from chargers.models import ChargingSession, MeterValue, TransactionEvent
 from chargers.ocpp import v201
@@ -62,8 +63,10 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 4000)
     assert session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC) and session.stop_reason == "EVDisconnected"
     assert await TransactionEvent.objects.filter(session=session).acount() == 7
-    assert full_path == [0, 6]
+    assert full_path == [0]  # the in-order Ended with its reading ended the session by the batch too
     assert await MeterValue.objects.filter(session=session).acount() == 7
+    # Announced finished once committed: billing priced it before the charger got its answer.
+    assert await SessionCharge.objects.filter(session=session).aexists()
     await client.close()
 
 
@@ -201,10 +204,106 @@ async def test_the_batched_steadiness_read_agrees_with_the_orm(charger, token):
     await client.result("TransactionEvent", tx_event("Started", 0, "TX-3", timestamp=at(3), id_token="04A1B2C3",
                                                      wh=10, evse=3))
     await ChargingSession.objects.filter(ocpp_transaction_id="TX-3").aupdate(status="completed")
+    # TX-4: steady, one of its events gave a stoppedReason (an Ended without one must refold).
+    await client.result("TransactionEvent", tx_event("Started", 0, "TX-4", timestamp=at(4), id_token="04A1B2C3",
+                                                     wh=10, evse=4))
+    await client.result("TransactionEvent", tx_event("Updated", 1, "TX-4", timestamp=at(5), wh=20, evse=4,
+                                                     stopped_reason="PowerLoss"))
     keys = [(charger.pk, "TX-1"), (charger.pk, "TX-2"), (charger.pk, "TX-3"), (charger.pk, "NO-SUCH"),
-            (charger.pk + 1000, "TX-1")]
+            (charger.pk + 1000, "TX-1"), (charger.pk, "TX-4")]
     batched = await services_v201.transactions_steady_batch(keys)
     assert batched == await sync_to_async(services_v201.transactions_steady)(keys)
-    assert [facts is not None for facts in batched] == [True, False, False, False, False]
+    assert [facts is not None for facts in batched] == [True, False, False, False, False, True]
     assert (batched[0].seq_no, batched[0].energy_at) == (1, datetime(2026, 11, 20, 10, 1, tzinfo=UTC))
+    assert (batched[0].reason_before, batched[5].reason_before) == (False, True)
+    await client.close()
+
+
+def _two_readings(event: dict) -> dict:
+    """The Ended's reading at 10:06 followed, in the message, by an earlier one at 10:05."""
+    event["meterValue"].append({"timestamp": at(5), "sampledValue": [
+        {"value": 3000, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}]})
+    return event
+
+
+@pytest.mark.parametrize("case, ended, reason_before, batched", [
+    ("reading and reason", tx_event("Ended", 3, timestamp=at(6), wh=4000, stopped_reason="EVDisconnected"), None, True),
+    ("no reason: Local", tx_event("Ended", 3, timestamp=at(6), wh=4000), None, True),
+    ("no reason, an earlier one", tx_event("Ended", 3, timestamp=at(6), wh=4000), "PowerLoss", False),
+    ("no reading", tx_event("Ended", 3, timestamp=at(6), stopped_reason="Remote"), None, False),
+    ("register below the start", tx_event("Ended", 3, timestamp=at(6), wh=500, stopped_reason="Local"), None, True),
+    ("newest reading first", _two_readings(tx_event("Ended", 3, timestamp=at(6), wh=4000)), None, True),
+    ("names a driver", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="04A1B2C3"), None, False),
+], ids=lambda v: v if isinstance(v, str) else "")
+async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of_all_events(
+    charger, token, monkeypatch, case, ended, reason_before, batched
+):
+    """The batch completes the session from the Ended alone; for every case it takes, the session
+    must be what folding all the transaction's events gives, and the rest take the full path."""
+    from asgiref.sync import sync_to_async
+
+    from chargers.ocpp import v201_transactions as tx
+
+    full_path = _record_full_path(monkeypatch)
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
+                                                     wh=1500))
+    await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic",
+                                                     wh=2000, stopped_reason=reason_before))
+    assert full_path == [0]
+    await client.result("TransactionEvent", ended)
+    assert full_path == ([0] if batched else [0, 3])
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1"))
+    assert (session.status, session.stopped_at, session.meter_start_wh, session.meter_stop_wh, session.stop_reason,
+            session.stop_id_tag) == ("completed", state.stopped_at, state.meter_start_wh, state.meter_stop_wh,
+                                     state.stop_reason, state.stop_id_token)
+    assert session.received_stop_at is not None
+    await client.close()
+
+
+async def test_a_late_event_after_a_batched_ended_is_folded_in(charger, token, monkeypatch):
+    """An offline-queued Updated that arrives after the Ended (E: queued while offline) takes the
+    full path, which refolds the ended session with it."""
+    full_path = _record_full_path(monkeypatch)
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    await client.result("TransactionEvent", tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local"))
+    assert full_path == [0]
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(3), trigger="MeterValuePeriodic",
+                                                     wh=2500, offline=True))
+    assert full_path == [0, 1]
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    # Folded in by the charger's clock: the Ended's reading (10:06) stays the last one.
+    assert (session.status, session.meter_stop_wh, session.stop_reason) == ("completed", 4000, "Local")
+    assert await TransactionEvent.objects.filter(session=session).acount() == 3
+    await client.close()
+
+
+async def test_in_one_batch_nothing_is_appended_to_a_session_after_its_ended(charger, token):
+    """Two sockets of one charger (the old one not yet gone) can put an Ended and another event of
+    the same transaction in one batch: the one after the Ended is not written (its caller takes
+    the full path, which refolds the ended session)."""
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    received = datetime(2026, 11, 20, 10, 10, tzinfo=UTC)
+
+    def item(payload: dict, end: services_v201.TxEnd | None = None) -> services_v201.TxAppend:
+        return services_v201.TxAppend(
+            charger_id=charger.pk, session_id=session.pk, connector_id=1, payload=payload, received_at=received,
+            event=services_v201.read_transaction_event(payload, received), end=end)
+
+    ended = tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local")
+    late = tx_event("Updated", 3, timestamp=at(7), wh=4100)
+    written = await services_v201.transaction_events_append_batch([
+        item(tx_event("Updated", 1, timestamp=at(5), wh=3000)),
+        item(ended, services_v201.TxEnd(datetime(2026, 11, 20, 10, 6, tzinfo=UTC), 4000, "Local")),
+        item(late),
+    ])
+    assert written == [True, True, False]
+    assert sorted([e.seq_no async for e in TransactionEvent.objects.filter(session=session)]) == [0, 1, 2]
+    await session.arefresh_from_db()
+    assert (session.status, session.meter_stop_wh) == ("completed", 4000)
     await client.close()
