@@ -266,6 +266,30 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
 _append_pg = async_pg.LoopConnection("ocpp-tx-append")
 
 
+async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict, datetime]]) -> None:
+    """Write TransactionEvent rows and their readings by COPY on an async cursor (in its
+    transaction): (charger, session, connector, event, storable payload, received at) each."""
+    from .message_log import copy_meter_values
+
+    async with cur.copy(
+        f"COPY {TransactionEvent._meta.db_table} (charger_id, session_id, ocpp_transaction_id, seq_no, "
+        "event_type, trigger_reason, timestamp, offline, payload, received_at) FROM STDIN"
+    ) as copy:
+        for charger_id, session_id, _, event, payload, received_at in rows:
+            await copy.write_row((
+                charger_id, session_id, event.transaction_id, event.seq_no, event.event_type, event.trigger_reason,
+                event.timestamp, event.offline, json.dumps(payload, separators=(",", ":")), received_at,
+            ))
+    # The sample's texts were cleaned when read (v201_transactions._text); its value is whatever
+    # the charger sent when it is not a number.
+    await copy_meter_values(cur, (
+        (charger_id, session_id, connector_id, reading.timestamp, sample.measurand, sample.phase, sample.unit,
+         sample.context, sample.location, clean_text(sample.value))
+        for charger_id, session_id, connector_id, event, _, _ in rows for reading in event.meter_values
+        for sample in reading.samples
+    ))
+
+
 async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
     """`transaction_events_append`, from the event loop: on PostgreSQL with COPY on an async
     connection (backoffice.async_pg; the ORM's model building and array dumping on a database
@@ -273,7 +297,6 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
     same rules, one transaction per batch."""
     if not async_pg.enabled():
         return await db.run(transaction_events_append, items)
-    from .message_log import copy_meter_values
     from .services import sessions_announce
 
     async with _append_pg.use() as conn, conn.transaction(), conn.cursor() as cur:
@@ -287,24 +310,10 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
         kept = [item for item, write in zip(items, written, strict=True) if write]
         ended = [(item.session_id, item.end) for item in kept if item.end is not None]
         if kept:
-            async with cur.copy(
-                f"COPY {TransactionEvent._meta.db_table} (charger_id, session_id, ocpp_transaction_id, seq_no, "
-                "event_type, trigger_reason, timestamp, offline, payload, received_at) FROM STDIN"
-            ) as copy:
-                for item in kept:
-                    event = item.event
-                    await copy.write_row((
-                        item.charger_id, item.session_id, event.transaction_id, event.seq_no, event.event_type,
-                        event.trigger_reason, event.timestamp, event.offline,
-                        json.dumps(item.payload, separators=(",", ":")), item.received_at,
-                    ))
-            # The sample's texts were cleaned when read (v201_transactions._text); its value is
-            # whatever the charger sent when it is not a number.
-            await copy_meter_values(cur, (
-                (item.charger_id, item.session_id, item.connector_id, reading.timestamp, sample.measurand,
-                 sample.phase, sample.unit, sample.context, sample.location, clean_text(sample.value))
-                for item in kept for reading in item.event.meter_values for sample in reading.samples
-            ))
+            await copy_events(cur, [
+                (item.charger_id, item.session_id, item.connector_id, item.event, item.payload, item.received_at)
+                for item in kept
+            ])
             if ended:
                 await cur.execute(_END, [
                     ChargingSession.Status.COMPLETED.value, timezone.now(), [session_id for session_id, _ in ended],
@@ -489,11 +498,11 @@ def transaction_event_record(
             session_announce_on_commit("finished", session.pk)
         return TransactionEventOutcome(
             session, duplicate=False, started=created, ended=ended_now and not was_completed,
-            steady_since=_steady_from_its_first_event(session, event) if created else None,
+            steady_since=steady_from_its_first_event(session, event) if created else None,
         )
 
 
-def _steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
+def steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
     """A transaction that this event just opened, still active, is steady once it has an energy
     reading: it has no other events, so `_steady_since` would hold for the next in-order
     Updated. Returns that reading's time (see TransactionEventOutcome.steady_since)."""

@@ -146,6 +146,16 @@ async def _decide(
     """Decide on a card at this charger and record the decision; return it with the card found
     (2.0.1 answers the card's group and opens the session with it). Two trips to the database
     pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
+    decision, record, token = await _decide_unrecorded(conn, id_tag, context, connector_id, unique_id)
+    await db.run(decision_record, **record)
+    return decision, token
+
+
+async def _decide_unrecorded(
+    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
+) -> tuple[Decision, dict, tuple[Token, TokenFacts] | None]:
+    """`_decide` without recording: the decision, its record (`decision_record`'s arguments, for
+    the caller to store with what it opens) and the card found."""
     facts, location_id, token = await starts.decision_inputs(
         charger_id=conn.charger_id, connector_id=connector_id, id_tag=id_tag,
     )
@@ -153,8 +163,7 @@ async def _decide(
         uid=id_tag, charger=facts, context=context, token=token, location_id=location_id,
         connector_id=connector_id, ocpp_unique_id=unique_id,
     )
-    await db.run(decision_record, **record)
-    return decision, token
+    return decision, record, token
 
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:

@@ -22,8 +22,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from authorization.decisions import Context
+from authorization.services import decision_record
 from backoffice import db
-from chargers import connection_state, services, services_v201
+from chargers import connection_state, services, services_v201, starts_v201
 from chargers.background import spawn
 from chargers.batching import Coalescer
 from chargers.journal import is_outage
@@ -333,6 +334,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         group: str | None = _LOOK_UP
         token_id: int | None = None
         token_known = False
+        record: dict | None = None  # a decision to store with what this event opens
         if event.id_token:
             if event.event_type == "Ended":
                 # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
@@ -342,7 +344,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 )
                 answer = id_token_status(answer)
             else:
-                decision, card = await v16._decide(
+                decision, record, card = await v16._decide_unrecorded(
                     conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
                 )
                 group = card[1].parent_id_tag if card else ""
@@ -351,11 +353,21 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 answer = id_token_status(session_status, decision.reason)
         # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
         # charger stops a transaction whose idTokenInfo is not Accepted (E05).
-        outcome = await db.run(
-            services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
-            received_at=received, id_tag_status=session_status, transaction_id=our_id,
-            token_id=token_id, token_known=token_known,
-        )
+        if event.event_type == "Started" and our_id is not None:
+            # Opened in a batch with other chargers' (chargers.starts_v201), with its decision.
+            outcome = await starts_v201.started(starts_v201.StartedRequest(
+                charger_id=conn.charger_id, event=event, payload=payload,
+                storable=payload if conn.received_clean else clean_value(payload)[0], received_at=received,
+                transaction_id=our_id, id_tag_status=session_status, token_id=token_id, decision_record=record,
+            ))
+        else:
+            if record is not None:
+                await db.run(decision_record, **record)
+            outcome = await db.run(
+                services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
+                received_at=received, id_tag_status=session_status, transaction_id=our_id,
+                token_id=token_id, token_known=token_known,
+            )
         if outcome.steady_since is not None and event.seq_no is not None:
             session = outcome.session
             conn.steady[event.transaction_id] = _steady_of(services_v201.SteadyFacts(

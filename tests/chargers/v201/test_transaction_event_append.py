@@ -28,12 +28,15 @@ async def _steady(client) -> None:
 
 
 def _record_full_path(monkeypatch) -> list[int]:
-    """The seqNos that took the full path (services_v201.transaction_event_record)."""
+    """The seqNos of the Updated and Ended events that took the full path
+    (services_v201.transaction_event_record; a Started opens its session in a batch on
+    PostgreSQL, chargers.starts_v201, and through the full path elsewhere)."""
     full_path: list[int] = []
     record = services_v201.transaction_event_record
 
     def recording(**kwargs):
-        full_path.append(kwargs["payload"]["seqNo"])
+        if kwargs["payload"]["eventType"] != "Started":
+            full_path.append(kwargs["payload"]["seqNo"])
         return record(**kwargs)
 
     monkeypatch.setattr(services_v201, "transaction_event_record", recording)
@@ -56,14 +59,14 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
         assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
                                                ).acount() == 1
     assert v201._appends.batches == batches + 5  # all five went the appending way
-    assert full_path == [0]  # and none of them was refused by it and refolded
+    assert full_path == []  # and none of them was refused by it and refolded
     await client.result("TransactionEvent", tx_event("Ended", 6, timestamp=at(6), trigger="EVDeparted", wh=4000,
                                                      stopped_reason="EVDisconnected"))
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 4000)
     assert session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC) and session.stop_reason == "EVDisconnected"
     assert await TransactionEvent.objects.filter(session=session).acount() == 7
-    assert full_path == [0]  # the in-order Ended with its reading ended the session by the batch too
+    assert full_path == []  # the in-order Ended with its reading ended the session by the batch too
     assert await MeterValue.objects.filter(session=session).acount() == 7
     # Announced finished once committed: billing priced it before the charger got its answer.
     assert await SessionCharge.objects.filter(session=session).aexists()
@@ -116,7 +119,7 @@ async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_up
     batches = v201._appends.batches
     update = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     assert await second.result("TransactionEvent", update) == {}
-    assert v201._appends.batches == batches + 1 and full_path == [0]
+    assert v201._appends.batches == batches + 1 and full_path == []
     assert await second.result("TransactionEvent", update) == {}  # its answer was lost: the same seqNo again
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
     assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
@@ -139,7 +142,7 @@ async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_
     batches = v201._appends.batches
     assert await second.result("TransactionEvent", tx_event(
         "Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)) == {}
-    assert v201._appends.batches == batches and full_path == [0, 2]
+    assert v201._appends.batches == batches and full_path == [2]
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
     await second.close()
 
@@ -251,9 +254,9 @@ async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of
                                                      wh=1500))
     await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic",
                                                      wh=2000, stopped_reason=reason_before))
-    assert full_path == [0]
+    assert full_path == []
     await client.result("TransactionEvent", ended)
-    assert full_path == ([0] if batched else [0, 3])
+    assert full_path == ([] if batched else [3])
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1"))
     assert (session.status, session.stopped_at, session.meter_start_wh, session.meter_stop_wh, session.stop_reason,
@@ -270,10 +273,10 @@ async def test_a_late_event_after_a_batched_ended_is_folded_in(charger, token, m
     client = await connect201()
     await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
     await client.result("TransactionEvent", tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local"))
-    assert full_path == [0]
+    assert full_path == []
     await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(3), trigger="MeterValuePeriodic",
                                                      wh=2500, offline=True))
-    assert full_path == [0, 1]
+    assert full_path == [1]
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     # Folded in by the charger's clock: the Ended's reading (10:06) stays the last one.
     assert (session.status, session.meter_stop_wh, session.stop_reason) == ("completed", 4000, "Local")
