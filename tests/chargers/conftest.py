@@ -19,3 +19,31 @@ def outage(settings, tmp_path, monkeypatch):
     journal._engaged = False
     journal.close()
     journal.key, journal._path, journal._seq, journal._replayed_offset = "", None, 0, 0
+
+
+def _announced(signal, uid):
+    seen: list[int] = []
+
+    def receiver(sender, session_id, **kwargs):
+        seen.append(session_id)
+
+    signal.connect(receiver, dispatch_uid=uid, weak=False)  # the receiver outlives this call
+    return seen
+
+
+@pytest.fixture
+def announced_started():
+    """The ids of the sessions announced as started (chargers.signals.session_started)."""
+    from chargers.signals import session_started
+
+    yield _announced(session_started, "test-announced-started")
+    session_started.disconnect(dispatch_uid="test-announced-started")
+
+
+@pytest.fixture
+def announced_finished():
+    """The ids of the sessions announced as finished (chargers.signals.session_finished)."""
+    from chargers.signals import session_finished
+
+    yield _announced(session_finished, "test-announced-finished")
+    session_finished.disconnect(dispatch_uid="test-announced-finished")

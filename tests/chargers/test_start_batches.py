@@ -14,7 +14,6 @@ from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
 from chargers import services, starts
 from chargers.models import ChargingSession
-from chargers.signals import session_started
 from tests.factories import ChargerFactory, TokenFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,15 +22,8 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(hours=1)
 
 
 @pytest.fixture
-def announced():
-    seen = []
-
-    def receiver(sender, session_id, **kwargs):
-        seen.append(session_id)
-
-    session_started.connect(receiver, dispatch_uid="test-start-batches")
-    yield seen
-    session_started.disconnect(dispatch_uid="test-start-batches")
+def announced(announced_started):
+    return announced_started
 
 
 def _request(charger, *, connector_id=1, tx, token=None, started_at=T0, meter=1000, unique_id="u"):

@@ -28,15 +28,8 @@ def _start(charger, connector_id=1, meter_start=1000, tx=None):
 
 
 @pytest.fixture
-def announced():
-    seen = []
-
-    def receiver(sender, session_id, **kwargs):
-        seen.append(session_id)
-
-    session_finished.connect(receiver, dispatch_uid="test-stop-batches")
-    yield seen
-    session_finished.disconnect(dispatch_uid="test-stop-batches")
+def announced(announced_finished):
+    return announced_finished
 
 
 def _request(session, meter_stop, **kwargs):

@@ -15,7 +15,6 @@ from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
 from chargers import services_v201, starts_v201
 from chargers.models import ChargingSession, MeterValue, TransactionEvent
-from chargers.signals import session_started
 from tests.factories import ChargerFactory, TokenFactory
 
 from .conftest import tx_event
@@ -29,15 +28,8 @@ FIELDS = ("connector_id", "id_tag", "token_id", "id_tag_status", "started_at", "
 
 
 @pytest.fixture
-def announced():
-    seen = []
-
-    def receiver(sender, session_id, **kwargs):
-        seen.append(session_id)
-
-    session_started.connect(receiver, dispatch_uid="test-started-batches")
-    yield seen
-    session_started.disconnect(dispatch_uid="test-started-batches")
+def announced(announced_started):
+    return announced_started
 
 
 def _request(charger, payload, *, tx, token=None, unique_id="u"):
