@@ -13,6 +13,7 @@ from django.utils import timezone
 from chargers import services, starts
 from chargers.models import ConnectorReservation
 from chargers.starts import FactsQuery
+from stays.models import Reservation, Unit
 from tests.factories import (
     ChargerFactory,
     MspFactory,
@@ -55,6 +56,11 @@ def _world():
     vip.tokens.add(roamer)
     TokenFactory(uid="BLOCKED", organization=org, blocked=True, expires_at=T0 + timedelta(days=3))
     once = TokenFactory(uid="ONCE", organization=org, single_session=True)
+    # A guest's card for a stay: its allowance is counted by the ORM path.
+    unit = Unit.objects.create(property=home, name="Cabin 1", kind="cabin")
+    stay = Reservation.objects.create(property=home, unit=unit, guest_name="Anna Smith",
+                                      check_in=T0 - timedelta(days=1), check_out=T0 + timedelta(days=2))
+    TokenFactory(uid="STAY-1", organization=org, reservation=stay)
     services.session_start(charger_id=grouped.pk, connector_id=3, id_tag="ONCE", meter_start=0, started_at=T0,
                            token=once)  # charging elsewhere: a one-session card counts it
     ConnectorReservation.objects.create(
@@ -65,7 +71,7 @@ def _world():
                                     started_at=T0)
     queries = []
     for charger in (plain, grouped, restricted, loose, reserved):
-        for uid in ("AA11", "aa-11", "R-1", "BLOCKED", "ONCE", "NOBODY"):
+        for uid in ("AA11", "aa-11", "R-1", "BLOCKED", "ONCE", "STAY-1", "NOBODY"):
             queries.append(FactsQuery(charger.pk, 1, uid, (100, T0)))
             queries.append(FactsQuery(charger.pk, None, uid))  # Authorize: the charger as a whole
     queries.append(FactsQuery(plain.pk, 2, "AA11", (5, T0)))  # repeats the session started above
@@ -99,6 +105,7 @@ async def test_the_batched_read_reads_what_the_orm_reads():
     assert any(b.charger.restricted_group_ids for b in batched if b.charger)
     assert any(b.token[1].group_ids for b in batched if b.token)
     assert any(b.token[1].active_sessions for b in batched if b.token)
+    assert any(b.token[1].stay for b in batched if b.token)
 
 
 async def test_starts_waiting_at_once_share_statements():
