@@ -92,6 +92,7 @@ class SteadyFacts:
     # Some stored event carries a stoppedReason: an Ended without one is folded in full (the
     # reason is the latest given, v201_transactions.fold).
     reason_before: bool = True
+    driver: str = ""  # the session's idToken (the first an event gave): an Ended by card keeps it
 
 
 def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts | None:
@@ -112,15 +113,15 @@ def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts |
             reasons=Exists(events.filter(payload__transactionInfo__has_key="stoppedReason")),
         )
         .values_list("pk", "connector_id", "transaction_id", "started_at", "remote_start_id", "started", "last_seq",
-                     "energy_at", "reasons")
+                     "energy_at", "reasons", "id_tag")
         .first()
     )
     if row is None:
         return None
-    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, reasons = row
+    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, reasons, driver = row
     if not started or last_seq is None or energy_at is None:
         return None
-    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons)
+    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons, driver)
 
 
 def transactions_steady(keys: list[tuple[int, str]]) -> list[SteadyFacts | None]:
@@ -141,6 +142,7 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
     async with _steady_pg.use() as conn:
         cursor = await conn.execute(
             f"SELECT k.charger_id, k.tx_id, s.id, s.connector_id, s.transaction_id, s.started_at, s.remote_start_id, "
+            "s.id_tag, "
             f"EXISTS (SELECT 1 FROM {events} e WHERE e.session_id = s.id AND e.event_type = 'Started'), "
             f"(SELECT max(e.seq_no) FROM {events} e WHERE e.session_id = s.id), "
             f"(SELECT max(m.timestamp) FROM {meters} m WHERE m.session_id = s.id AND m.measurand = %s "
@@ -154,11 +156,11 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
         )
         rows = await cursor.fetchall()
     found: dict[tuple[int, str], SteadyFacts] = {}
-    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, \
-            reasons in rows:
+    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, driver, started, last_seq, \
+            energy_at, reasons in rows:
         if started and last_seq is not None and energy_at is not None:
             found[(charger_id, tx_id)] = SteadyFacts(
-                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons)
+                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons, driver)
     return [found.get(key) for key in keys]
 
 
@@ -186,6 +188,7 @@ class TxEnd:
     stopped_at: datetime
     meter_stop_wh: int  # the Ended's last register; the session's meter start if that is higher
     reason: str
+    stop_id_tag: str = ""  # the card that stopped it (the Ended's idToken)
 
 
 @dataclass
@@ -257,7 +260,7 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
                 ChargingSession.objects.filter(pk=item.session_id).update(
                     status=ChargingSession.Status.COMPLETED, stopped_at=item.end.stopped_at,
                     meter_stop_wh=Greatest(Value(item.end.meter_stop_wh), F("meter_start_wh")),
-                    stop_reason=item.end.reason, stop_id_tag="", received_stop_at=now,
+                    stop_reason=item.end.reason, stop_id_tag=item.end.stop_id_tag, received_stop_at=now,
                 )
                 session_announce_on_commit("finished", item.session_id)
     return written
@@ -318,7 +321,7 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
                 await cur.execute(_END, [
                     ChargingSession.Status.COMPLETED.value, timezone.now(), [session_id for session_id, _ in ended],
                     [end.stopped_at for _, end in ended], [end.meter_stop_wh for _, end in ended],
-                    [end.reason for _, end in ended],
+                    [end.reason for _, end in ended], [end.stop_id_tag for _, end in ended],
                 ])
     if ended:
         # Committed: announced before the chargers are answered, as the full path does.
@@ -329,8 +332,8 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
 _END = (
     f'UPDATE "{ChargingSession._meta.db_table}" AS s SET status = %s, received_stop_at = %s, '
     "stopped_at = v.stopped_at, meter_stop_wh = GREATEST(v.meter_stop, s.meter_start_wh), stop_reason = v.reason, "
-    "stop_id_tag = '' FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[]) "
-    "AS v(id, stopped_at, meter_stop, reason) WHERE s.id = v.id"
+    "stop_id_tag = v.stop_id_tag FROM unnest(%s::bigint[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
+    "AS v(id, stopped_at, meter_stop, reason, stop_id_tag) WHERE s.id = v.id"
 )
 
 

@@ -72,6 +72,7 @@ class Steady:
     energy_at: datetime  # the last energy register reading stored
     outcome: services_v201.TransactionEventOutcome  # what an appended event gives the handler
     reason_before: bool = True  # a stored event may carry a stoppedReason (SteadyFacts)
+    driver: str = ""  # the session's idToken, if an event gave one
 
 
 @dataclass
@@ -93,10 +94,12 @@ def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
     """The conditions of services_v201._steady_since, from what this socket knows. An Ended that
     meets them ends the session as its fold would (services_v201.TxEnd) when it also carries the
     energy reading it ends at, newer than any stored, and its own stoppedReason (or none was
-    ever given: "Local")."""
+    ever given: "Local"); it may name the card that stopped it when an earlier event named the
+    driver (the fold keeps the first)."""
     if not (
         steady is not None and event.event_type in ("Updated", "Ended") and event.seq_no is not None
-        and event.seq_no > steady.seq_no and not event.id_token and event.evse_id in (None, steady.connector_id)
+        and event.seq_no > steady.seq_no and (not event.id_token or (event.event_type == "Ended" and steady.driver))
+        and event.evse_id in (None, steady.connector_id)
         and event.remote_start_id in (None, steady.remote_start_id) and event.reservation_id is None
         and event.timestamp >= steady.started_at
         and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
@@ -128,7 +131,7 @@ def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
     return Steady(
         session_id=facts.session_id, connector_id=facts.connector_id, transaction_id=facts.transaction_id,
         started_at=facts.started_at, remote_start_id=facts.remote_start_id, seq_no=facts.seq_no,
-        energy_at=facts.energy_at, reason_before=facts.reason_before,
+        energy_at=facts.energy_at, reason_before=facts.reason_before, driver=facts.driver,
         outcome=services_v201.appended_outcome(
             session_id=facts.session_id, charger_id=charger_id, connector_id=facts.connector_id,
             transaction_id=facts.transaction_id,
@@ -141,7 +144,8 @@ async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
     the middle of it, e.g. after a deploy): whether it may be appended, from one read instead of a
     locked transaction of its own. Asked once per transaction and socket; the full path teaches
     the rest."""
-    if (event.event_type not in ("Updated", "Ended") or event.seq_no is None or event.id_token
+    if (event.event_type not in ("Updated", "Ended") or event.seq_no is None
+            or (event.id_token and event.event_type != "Ended")
             or event.transaction_id in conn.steady or event.transaction_id in conn.asked):
         return None
     if len(conn.asked) >= ASKED_MAX:
@@ -165,7 +169,7 @@ async def _append(
         meter_stop = tx.end_register_wh(event)
         assert meter_stop is not None
         # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
-        end = services_v201.TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local")
+        end = services_v201.TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token)
     try:
         written = await _appends.submit(services_v201.TxAppend(
             charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
@@ -324,6 +328,12 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             steady = await _learn_steady(conn, event)
         appended = await _append(conn, steady, event, payload) if steady is not None else None
         if appended is not None:
+            if event.id_token:  # an Ended by card: the card's status now, as the full path answers
+                status = await db.run(
+                    services.token_status_for_stop, charger_id=conn.charger_id, id_tag=event.id_token,
+                    connector_id=event.evse_id, unique_id=unique_id,
+                )
+                return appended, id_token_status(status), _LOOK_UP
             return appended, None, None
         # The full path may change any transaction of this charger (a Started closes the one it
         # supersedes): what this socket knew is re-learned from its outcomes.
@@ -375,6 +385,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 event.seq_no, _energy_at(event, outcome.steady_since),
                 # A session this event opened has no other event; otherwise not known here.
                 reason_before=bool(event.stopped_reason) if outcome.started else True,
+                driver=session.id_tag,
             ), conn.charger_id)
         return outcome, answer, group
 

@@ -236,7 +236,10 @@ def _two_readings(event: dict) -> dict:
     ("no reading", tx_event("Ended", 3, timestamp=at(6), stopped_reason="Remote"), None, False),
     ("register below the start", tx_event("Ended", 3, timestamp=at(6), wh=500, stopped_reason="Local"), None, True),
     ("newest reading first", _two_readings(tx_event("Ended", 3, timestamp=at(6), wh=4000)), None, True),
-    ("names a driver", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="04A1B2C3"), None, False),
+    ("stopped by a card", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="04A1B2C3",
+                                   trigger="StopAuthorized"), None, True),
+    ("stopped by another card", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="CARD-2",
+                                         trigger="StopAuthorized"), None, True),
 ], ids=lambda v: v if isinstance(v, str) else "")
 async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of_all_events(
     charger, token, monkeypatch, case, ended, reason_before, batched
@@ -255,8 +258,13 @@ async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of
     await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic",
                                                      wh=2000, stopped_reason=reason_before))
     assert full_path == []
-    await client.result("TransactionEvent", ended)
+    answer = await client.result("TransactionEvent", ended)
     assert full_path == ([] if batched else [3])
+    # A stop by card is answered with the card's status now, whichever path took it.
+    assert ("idTokenInfo" in answer) == ("idToken" in ended)
+    if "idToken" in ended:
+        assert answer["idTokenInfo"]["status"] == ("Accepted" if ended["idToken"]["idToken"] == "04A1B2C3"
+                                                   else "Invalid")
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1"))
     assert (session.status, session.stopped_at, session.meter_start_wh, session.meter_stop_wh, session.stop_reason,
@@ -309,4 +317,22 @@ async def test_in_one_batch_nothing_is_appended_to_a_session_after_its_ended(cha
     assert sorted([e.seq_no async for e in TransactionEvent.objects.filter(session=session)]) == [0, 1, 2]
     await session.arefresh_from_db()
     assert (session.status, session.meter_stop_wh) == ("completed", 4000)
+    await client.close()
+
+
+async def test_an_ended_that_names_the_first_driver_takes_the_full_path(charger, token, monkeypatch):
+    """A transaction started by plugging in (no idToken) whose Ended names a card: the fold makes
+    that card the driver (the guest flow links the session then), which only the full path does."""
+    full_path = _record_full_path(monkeypatch)
+    client = await connect201()
+    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), wh=1000, trigger="CablePluggedIn"))
+    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
+                                                     wh=1500))
+    assert full_path == []
+    answer = await client.result("TransactionEvent", tx_event(
+        "Ended", 2, timestamp=at(6), wh=4000, id_token="04A1B2C3", trigger="StopAuthorized", stopped_reason="Local"))
+    assert full_path == [2] and answer["idTokenInfo"]["status"] == "Accepted"
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (session.status, session.id_tag, session.stop_id_tag, session.meter_stop_wh) == (
+        "completed", "04A1B2C3", "04A1B2C3", 4000)
     await client.close()
