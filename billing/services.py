@@ -195,16 +195,13 @@ def sessions_price(session_ids: list[int]) -> int:
 
 def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) -> int:
     """Price completed sessions without a snapshot, or whose snapshot is older than the stop
-    (a late StopTransaction). Returns how many were priced. The periodic sweep calls this."""
+    (a late StopTransaction). Returns how many were priced. The periodic sweep calls this; a
+    session whose pricing fails is logged and left for the next sweep, the others are priced."""
     since = since or timezone.now() - timedelta(days=35)
     queryset = ChargingSession.objects.filter(
         status=ChargingSession.Status.COMPLETED, charger__property__isnull=False, received_stop_at__gte=since,
     ).filter(Q(charge__isnull=True) | Q(charge__final=False) | Q(charge__priced_at__lt=F("received_stop_at")))
-    count = 0
-    for session_id in list(queryset.values_list("pk", flat=True)[:limit]):
-        session_price(session_id=session_id)
-        count += 1
-    return count
+    return sessions_price(list(queryset.values_list("pk", flat=True)[:limit]))
 
 
 # -- guest payments -----------------------------------------------------------------------------

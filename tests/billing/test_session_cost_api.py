@@ -82,6 +82,37 @@ def test_late_stop_is_billed_by_the_chargers_times(charger, prop):
     assert sessions_price_missing() == 0
 
 
+def test_the_sweep_prices_the_others_when_one_session_fails(charger, prop, monkeypatch, caplog):
+    """One session whose pricing raises (bad data, a bug) must not leave every later session of
+    the sweep unpriced: it is logged and left for the next sweep."""
+    from billing import services
+
+    demo_rate(prop)
+    broken, fine = [
+        ChargingSession.objects.create(
+            charger=charger, connector_id=1 + i, transaction_id=95 + i, id_tag="X", started_at=T0,
+            stopped_at=T0 + timedelta(minutes=60), meter_start_wh=0, meter_stop_wh=10000, status="completed",
+            received_stop_at=timezone.now(),
+        )
+        for i in range(2)
+    ]
+    cost_and_context = services._cost_and_context
+
+    def failing(session):
+        if session.pk == broken.pk:
+            raise ValueError("a session the pricing cannot read")
+        return cost_and_context(session)
+
+    monkeypatch.setattr(services, "_cost_and_context", failing)
+    assert sessions_price_missing() == 1
+    assert SessionCharge.objects.filter(session=fine).exists()
+    assert not SessionCharge.objects.filter(session=broken).exists()
+    assert f"Pricing session {broken.pk} failed" in caplog.text
+    monkeypatch.setattr(services, "_cost_and_context", cost_and_context)
+    assert sessions_price_missing() == 1  # the next sweep prices it
+    assert SessionCharge.objects.filter(session=broken).exists()
+
+
 def test_failed_attempts_pay_the_connection_fee_once(charger, prop):
     demo_rate(prop, connection_fee_for_zero_energy=True)
     attempts = [
