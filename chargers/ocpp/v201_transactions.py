@@ -24,7 +24,7 @@ import fastjsonschema
 from ..storable import clean_text
 from .protocol import OcppError, parse_datetime
 from .protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION
-from .tolerant import MeterReading, Sample
+from .tolerant import BIGINT_MAX, MeterReading, Sample
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 TRANSACTION_ID_MAX = 36
@@ -204,6 +204,8 @@ def register_wh(reading: MeterReading) -> int | None:
             continue
         if sample.unit.lower() == "kwh":
             value *= 1000
+        if abs(value) > BIGINT_MAX:  # no meter holds that; a session's meter fields could not either
+            continue
         return int(value)
     return None
 

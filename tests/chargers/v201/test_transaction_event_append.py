@@ -336,3 +336,17 @@ async def test_an_ended_that_names_the_first_driver_takes_the_full_path(charger,
     assert (session.status, session.id_tag, session.stop_id_tag, session.meter_stop_wh) == (
         "completed", "04A1B2C3", "04A1B2C3", 4000)
     await client.close()
+
+
+async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothing_is_refused(charger, token):
+    """A Started whose energy register is 1e30 Wh (a broken meter) must still open its session
+    (a refused TransactionEvent loses billing data): the reading is not taken as the meter start."""
+    client = await connect201()
+    answer = await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3",
+                                                              wh=1e30))
+    assert answer["idTokenInfo"]["status"] == "Accepted"
+    await client.result("TransactionEvent", tx_event("Ended", 1, timestamp=at(5), wh=2e30, stopped_reason="Local"))
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 0, 0)
+    assert await TransactionEvent.objects.filter(session=session).acount() == 2
+    await client.close()
