@@ -39,7 +39,6 @@ from chargers.ocpp import protocol, protocol201, v16, v201
 from chargers.proxy import rules as proxy_rules
 from chargers.proxy import services as proxy_services
 from chargers.proxy.links import Proxy, Relay
-from chargers.storable import may_need_cleaning
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -250,34 +249,35 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close(code=1003)  # OCPP-J uses text frames only
             return
         conn.received_at = timezone.now()
-        conn.received_clean = not may_need_cleaning(text_data)
         writer.touch(conn.charger_id)
         try:
             frame = self.proto.parse_frame(text_data)
         except protocol.FrameError as exc:
+            conn.received_clean = not exc.suspect
             payload = exc.payload if isinstance(exc.payload, list) else None
             await writer.add_message(
                 charger_id=conn.charger_id, direction="in", message_type=None, unique_id=exc.unique_id,
                 action="", payload=payload, raw="" if payload is not None else text_data, text=text_data,
-                timestamp=conn.received_at,
+                timestamp=conn.received_at, text_suspect=exc.suspect,
             )
             await self._send_error(exc.unique_id, exc.code, exc.description, "")
             return
 
+        conn.received_clean = not frame.suspect
         if frame.message_type == protocol.CALL:
             await self._handle_call(frame, text_data)
             return
 
         pending = self.pending.pop(frame.unique_id, None)
-        payload, text = frame.payload, text_data
+        payload, text, suspect = frame.payload, text_data, frame.suspect
         if pending is not None and pending.action == "GetConfiguration":
             redacted = credentials.redact_response(payload)  # a charger that reports its key back
             if redacted is not payload:
-                payload, text = redacted, json.dumps(redacted)
+                payload, text, suspect = redacted, json.dumps(redacted), None  # judged on the new text
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=frame.message_type,
             unique_id=frame.unique_id, action=pending.action if pending else "", payload=payload,
-            text=text, timestamp=conn.received_at,
+            text=text, timestamp=conn.received_at, text_suspect=suspect,
         )
         if pending is None:
             logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)

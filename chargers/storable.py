@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from typing import Any
 
-# Cheap test on the frame text: only frames that may hold such values are walked.
-_SUSPECT = re.compile(r"\\u|\x00|NaN|Infinity|[eE][+-]?\d{3}")
+# Test on a frame's text, where it was not decoded by `loads_flagged`: only frames that may hold
+# such values are walked. A float overflows by its exponent or by 309 digits before its point.
+_SUSPECT = re.compile(r"\\u|\x00|NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -73,6 +75,34 @@ def clean_texts(value: Any) -> Any:
 
 def may_need_cleaning(text: str) -> bool:
     return _SUSPECT.search(text) is not None
+
+
+_decoding = threading.local()
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999, or 400 digits: finite in JSON, not in a float or in jsonb
+        _decoding.nonfinite = True
+    return value
+
+
+def _constant(name: str) -> float:
+    _decoding.nonfinite = True  # NaN, Infinity, -Infinity: Python's JSON extension
+    return float(name)
+
+
+_DECODER = json.JSONDecoder(parse_float=_float, parse_constant=_constant)
+
+
+def loads_flagged(text: str) -> tuple[Any, bool]:
+    """`json.loads(text)`, and whether the value may need `clean_value` before it is stored: it
+    holds a non-finite number, or text with a \\u escape (NUL and lone surrogates come only as
+    escapes in valid JSON). As precise as `may_need_cleaning` and cheaper than it on every frame:
+    the regular expression scan cost more than the decoding (docs/performance.md, session 10)."""
+    _decoding.nonfinite = False
+    value = _DECODER.decode(text)
+    return value, _decoding.nonfinite or "\\u" in text or "\x00" in text
 
 
 def escaped_raw(text: str) -> str:

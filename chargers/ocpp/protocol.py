@@ -18,6 +18,8 @@ from typing import Any
 import fastjsonschema
 import ocpp
 
+from chargers.storable import loads_flagged
+
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 §4.1.4
 
@@ -96,6 +98,8 @@ class Frame:
     error_code: str = ""
     error_description: str = ""
     error_details: dict = field(default_factory=dict)
+    # Whether the decoded frame may hold what must be cleaned before storing (storable).
+    suspect: bool = True
 
 
 class FrameError(OcppError):
@@ -105,6 +109,7 @@ class FrameError(OcppError):
         super().__init__(code, description)
         self.unique_id = unique_id
         self.payload = payload
+        self.suspect = True  # as Frame.suspect; True where nothing was decoded
 
 
 class LazyValidators(Mapping[str, Any]):
@@ -170,9 +175,19 @@ V16_FRAME_ERRORS = FrameErrorCodes(
 def read_frame(text: str, codes: FrameErrorCodes, max_id_length: int) -> Frame:
     """Return the frame in `text`, or raise FrameError with the version's code (`codes`)."""
     try:
-        message = json.loads(text)
+        message, suspect = loads_flagged(text)
     except (ValueError, RecursionError):
         raise FrameError(codes.unreadable, "Frame is not valid JSON") from None
+    try:
+        frame = _route(message, codes, max_id_length)
+    except FrameError as exc:
+        exc.suspect = suspect
+        raise
+    frame.suspect = suspect
+    return frame
+
+
+def _route(message: Any, codes: FrameErrorCodes, max_id_length: int) -> Frame:
     if not isinstance(message, list) or len(message) < 3:
         raise FrameError(codes.unreadable, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
     message_type, unique_id = message[0], message[1]

@@ -28,6 +28,9 @@ POISON_FRAMES = [
     '[2,"p7","MeterValues",{"connectorId":2147483648,"meterValue":[{"timestamp":"2026-11-20T10:00:00Z","sampledValue":[{"value":"2"}]}]}]',
     '[2,"p8","Heartbeat",{"\\u0000key":"\\udfff"}]',
     'not json at all \x00 with a NUL',
+    # Overflows a float without an exponent: decoded as inf, which jsonb cannot hold either.
+    '[2,"p9","DataTransfer",{"vendorId":"X","n":1' + '0' * 400 + '.5}]',
+    '[2,"p10","DataTransfer",1' + '0' * 400 + '.5]',  # refused as a frame, logged all the same
 ]
 
 
@@ -64,7 +67,8 @@ async def test_every_poison_frame_is_answered_stored_and_others_keep_flowing(cha
     for message in escaped:
         assert json.loads(message.raw) in POISON_FRAMES
     assert {json.loads(m.raw) for m in escaped} == {f for f in POISON_FRAMES if "NaN" in f or "\\u0000" in f
-                                                    or "\\ud8" in f or "\\udf" in f or "Infinity" in f or "\x00" in f}
+                                                    or "\\ud8" in f or "\\udf" in f or "Infinity" in f or "\x00" in f
+                                                    or '"p9"' in f or '"p10"' in f}
     # Out-of-range connector ids were stored on connector 0 and flagged, not lost.
     assert await MeterValue.objects.filter(charger=charger, connector_id=0).acount() == 2
     assert await OcppDeadLetter.objects.acount() == 0

@@ -2,13 +2,21 @@
 batches (chargers.ocpp.v201.Steady, services_v201.transaction_events_append) instead of one
 locked transaction and refold each; the session they give is the same, nothing is lost or doubled."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from billing.models import SessionCharge
 from chargers import services_v201
-from chargers.models import ChargingSession, MeterValue, TransactionEvent
+from chargers.message_log import writer
+from chargers.models import (
+    ChargingSession,
+    MeterValue,
+    OcppDeadLetter,
+    OcppMessage,
+    TransactionEvent,
+)
 from chargers.ocpp import v201
 
 from .conftest import connect201, tx_event
@@ -349,4 +357,32 @@ async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothi
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 0, 0)
     assert await TransactionEvent.objects.filter(session=session).acount() == 2
+    await client.close()
+
+
+async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_goes_on(charger, token):
+    """A power reading of 400 digits (no exponent: the frame is valid JSON) decodes to infinity,
+    which jsonb refuses: the steady event is answered, its payload stored with the number as
+    text, and the next event is appended as before."""
+    client = await connect201()
+    await _steady(client)
+    event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
+    event["meterValue"][0]["sampledValue"].append(
+        {"value": "__HUGE__", "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}})
+    text = json.dumps([2, "huge-1", "TransactionEvent", event]).replace('"__HUGE__"', "1" + "0" * 400 + ".5")
+    reply = await client.send_raw(text)
+    assert reply[0] == 3, reply
+    stored = await TransactionEvent.objects.aget(charger=charger, seq_no=2)
+    powers = [s["value"] for r in stored.payload["meterValue"] for s in r["sampledValue"]
+              if s.get("measurand") == "Power.Active.Import"]
+    assert powers == ["Infinity"]
+    assert await client.result("TransactionEvent", tx_event(
+        "Updated", 3, timestamp=at(3), trigger="MeterValuePeriodic", wh=2500)) == {}
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    assert (await TransactionEvent.objects.filter(session=session).acount(), session.status) == (4, "active")
+    # The frame is in the Logs, escaped and lossless, not set aside as a dead letter.
+    await writer.flush()
+    logged = await OcppMessage.objects.aget(charger=charger, unique_id="huge-1", direction="in")
+    assert logged.escaped and json.loads(logged.raw) == text
+    assert not await OcppDeadLetter.objects.aexists()
     await client.close()
