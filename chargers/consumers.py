@@ -39,6 +39,7 @@ from chargers.ocpp import protocol, protocol201, v16, v201
 from chargers.proxy import rules as proxy_rules
 from chargers.proxy import services as proxy_services
 from chargers.proxy.links import Proxy, Relay
+from chargers.storable import ours_may_need_cleaning
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -387,6 +388,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await writer.add_message(
             charger_id=conn.charger_id, direction="out", message_type=protocol.CALLRESULT,
             unique_id=frame.unique_id, action=frame.action, payload=response, text=reply,
+            text_suspect=ours_may_need_cleaning(reply),
         )
         if conn.events:
             events, conn.events = conn.events, []
@@ -400,7 +402,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
         await writer.add_message(
             charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALLERROR,
-            unique_id=unique_id, action=action, text=text,
+            unique_id=unique_id, action=action, text=text, text_suspect=ours_may_need_cleaning(text),
             payload={"errorCode": code, "errorDescription": description[:255], "errorDetails": details or {}},
         )
 
