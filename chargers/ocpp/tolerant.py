@@ -21,7 +21,12 @@ import fastjsonschema
 
 from chargers.storable import clean_text
 
-from .protocol import OCCURENCE_CONSTRAINT_VIOLATION, OcppError, parse_datetime
+from .protocol import (
+    OCCURENCE_CONSTRAINT_VIOLATION,
+    TYPE_CONSTRAINT_VIOLATION,
+    OcppError,
+    parse_datetime,
+)
 
 INT32_MAX = 2**31 - 1
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -165,9 +170,19 @@ def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[Me
     return out
 
 
+def _required_int(payload: dict, name: str) -> None:
+    """Raise the OCPP-J error that says what is wrong with a field the message cannot do without:
+    missing (OccurenceConstraintViolation) or not an integer (TypeConstraintViolation)."""
+    if name not in payload:
+        raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is required", {"field": name})
+    if _as_int(payload[name]) is None:
+        raise OcppError(
+            TYPE_CONSTRAINT_VIOLATION, f"{name} {str(payload[name])[:40]!r} is not an integer", {"field": name},
+        )
+
+
 def _connector(reading: Reading, payload: dict) -> int:
-    if "connectorId" not in payload or _as_int(payload["connectorId"]) is None:
-        raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, "connectorId is required", {"field": "connectorId"})
+    _required_int(payload, "connectorId")
     connector = _int_field(reading, payload, "connectorId", 0, INT32_MAX, required=True)
     # Out of range: recorded as connector 0 (the charger as a whole) and flagged.
     return connector if connector is not None else 0
@@ -194,8 +209,7 @@ def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime
     reading = Reading()
     if (violation := _schema_violation(validator, payload)) is not None:
         reading.violations.append(violation)
-    if "transactionId" not in payload or _as_int(payload["transactionId"]) is None:
-        raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, "transactionId is required", {"field": "transactionId"})
+    _required_int(payload, "transactionId")
     # We issue 1..INT32_MAX: anything else cannot be ours and becomes an orphan stop (id 0).
     transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=True)
     reading.transaction_id = transaction_id if transaction_id is not None else 0

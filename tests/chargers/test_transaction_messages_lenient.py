@@ -110,18 +110,26 @@ async def test_meter_values_with_odd_fields_are_stored(charger, token):
 
 
 @pytest.mark.parametrize(
-    ("action", "payload", "field"),
+    ("action", "payload", "field", "code", "says"),
     [
-        ("StopTransaction", {"meterStop": 10, "timestamp": TS}, "transactionId"),
-        ("StartTransaction", {"idTag": "X", "meterStart": 0, "timestamp": TS}, "connectorId"),
-        ("MeterValues", {"meterValue": []}, "connectorId"),
+        ("StopTransaction", {"meterStop": 10, "timestamp": TS}, "transactionId", "OccurenceConstraintViolation",
+         "required"),
+        ("StartTransaction", {"idTag": "X", "meterStart": 0, "timestamp": TS}, "connectorId",
+         "OccurenceConstraintViolation", "required"),
+        ("MeterValues", {"meterValue": []}, "connectorId", "OccurenceConstraintViolation", "required"),
+        # Present but not a number: the error names the type and the value, not a missing field.
+        ("MeterValues", {"connectorId": "one", "meterValue": []}, "connectorId", "TypeConstraintViolation",
+         "'one' is not an integer"),
+        ("StopTransaction", {"transactionId": [7], "meterStop": 10, "timestamp": TS}, "transactionId",
+         "TypeConstraintViolation", "[7]' is not an integer"),
     ],
 )
-async def test_uninterpretable_transaction_messages_get_a_callerror(charger, action, payload, field):
+async def test_uninterpretable_transaction_messages_get_a_callerror(charger, action, payload, field, code, says):
     client = await _client()
     reply = await client.call(action, payload)
-    assert reply[0] == 4 and reply[2] == "OccurenceConstraintViolation", reply
-    assert field in reply[3]
+    assert reply[0] == 4 and reply[2] == code, reply
+    assert reply[3].startswith(field) and says in reply[3], reply
+    assert reply[4] == {"field": field}
     assert not await ChargingSession.objects.aexists()
     await client.close()
 
