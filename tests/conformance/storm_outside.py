@@ -143,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     env = _env(args.db, 12)
     if args.peer or args.no_worker:
-        worker = subprocess.Popen(["sleep", "3600"])
+        worker = subprocess.Popen(["sleep", "3600"], start_new_session=True)  # killed by group below
     if args.peer:
         serve = [PYTHON, "-m", "bench.peer_ocpp", "--port", str(args.port)]
     else:
