@@ -503,6 +503,11 @@ def _journal_apply_entry(entry: dict) -> None:
             meter_start=reading.meter or 0, started_at=reading.timestamp or received,
             reservation_id=reading.reservation_id, id_tag_status=entry.get("id_tag_status", "Accepted"),
             transaction_id=entry.get("transaction_id"),
+            # Stored with the session it opens (not for a start the charger resent and we stored since).
+            decision_record=decision_for_replayed_start(
+                charger_id=charger_id, id_tag=reading.id_tag, connector_id=reading.connector_id,
+                unique_id=entry.get("unique_id", ""),
+            ),
         )
     elif action == "StopTransaction":
         reading = tolerant.read_stop(payload, REQUEST_VALIDATORS[action], received)
@@ -556,6 +561,33 @@ def token_status_for_stop(*, charger_id: int, id_tag: str, connector_id: int | N
         msp_id=token.msp_id if token else None, ocpp_unique_id=unique_id[:36],
     )
     return str(decision.status)
+
+
+REPLAYED_START_NOTE = (
+    " The database could not be reached when the charger started, so the charger was answered "
+    "Accepted; this is the card's status when the start was stored after the outage."
+)
+
+
+def decision_for_replayed_start(*, charger_id: int, id_tag: str, connector_id: int | None, unique_id: str) -> dict:
+    """The decision of a start answered from the outage journal (docs/ocpp.md, "During a database
+    outage"), made when it is replayed: `decision_record`'s arguments, for the caller to store with
+    the session. The card could not be checked when the charger asked; no MSP is asked now either
+    (a cached positive answer is used), as for a stop."""
+    from dataclasses import replace
+
+    from authorization.decisions import Context
+    from authorization.services import decide_cached
+
+    charger = Charger.objects.select_related("property").get(pk=charger_id)
+    facts = charger_facts(charger)
+    decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.START_TRANSACTION)
+    return dict(
+        decision=replace(decision, message=decision.message + REPLAYED_START_NOTE), uid=id_tag,
+        token_id=token.pk if token else None, organization_id=facts.organization_id, station_id=charger.station_id,
+        connector_id=connector_id, context=Context.START_TRANSACTION, msp_id=token.msp_id if token else None,
+        ocpp_unique_id=unique_id[:36],
+    )
 
 
 IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE = 5

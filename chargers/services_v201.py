@@ -670,10 +670,19 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
     1.6 shape and replayed by the 1.6 path; TransactionEvent comes here."""
     if entry["action"] != "TransactionEvent":
         raise ValueError(f"unknown 2.0.1 journal entry {entry['action']!r}")
-    transaction_event_record(
+    outcome = transaction_event_record(
         charger_id=entry["charger_id"], payload=entry["payload"], received_at=received,
         transaction_id=entry.get("transaction_id"),
     )
+    if outcome.started and outcome.session.id_tag:  # in journal_apply's transaction, with the session
+        from authorization.services import decision_record
+
+        from .services import decision_for_replayed_start
+
+        decision_record(**decision_for_replayed_start(
+            charger_id=entry["charger_id"], id_tag=outcome.session.id_tag, connector_id=outcome.session.connector_id,
+            unique_id=entry.get("unique_id", ""),
+        ))
 
 
 TRIGGER_VALID_S = 300

@@ -3,6 +3,7 @@ journal (chargers.journal) and replayed into the database later, each exactly on
 
 import pytest
 
+from authorization.models import AuthorizationDecision
 from chargers import services
 from chargers.journal import read_entries
 from chargers.models import ChargingSession, Connector, MeterValue, TransactionEvent
@@ -40,3 +41,8 @@ async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger
     assert await TransactionEvent.objects.filter(session=session).acount() == 2
     assert (await Connector.objects.aget(charger=charger, connector_id=1)).status == "Available"
     assert await MeterValue.objects.filter(charger=charger, measurand="Voltage").acount() == 1
+    # The card is decided when the start is replayed, once, and paired with its frame.
+    decision = await AuthorizationDecision.objects.aget()
+    assert (decision.uid, decision.context, decision.status) == ("04A1B2C3", "start_transaction", "Accepted")
+    assert decision.message.endswith(services.REPLAYED_START_NOTE)
+    assert decision.ocpp_unique_id == calls[0]["unique_id"]
