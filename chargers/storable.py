@@ -27,10 +27,14 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def clean_text(text: str) -> str:
     """Replace NUL and lone surrogates with their visible \\uXXXX escapes."""
+    if text.isascii() and "\x00" not in text:  # nearly every text; isascii() reads a flag
+        return text
     return _BAD_CHAR.sub(_escape_char, text)
 
 
 def text_is_clean(text: str) -> bool:
+    if text.isascii():
+        return "\x00" not in text
     return _BAD_CHAR.search(text) is None
 
 

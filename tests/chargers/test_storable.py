@@ -4,7 +4,7 @@
 import pytest
 
 from chargers.ocpp import protocol
-from chargers.storable import clean_value, ours_may_need_cleaning
+from chargers.storable import clean_text, clean_value, ours_may_need_cleaning, text_is_clean
 
 NEEDS_CLEANING = [
     {"data": "a\x00b"},
@@ -43,3 +43,15 @@ def test_an_ordinary_answer_is_not_walked(payload):
 @pytest.mark.parametrize("description", ["Unknown action 'a\x00'", "Unknown action '\ud800'"])
 def test_an_error_quoting_the_charger_is_flagged(description):
     assert ours_may_need_cleaning(protocol.call_error("u1", "NotImplemented", description))
+
+
+@pytest.mark.parametrize(("text", "cleaned"), [
+    ("a\x00b", "a\\u0000b"),  # ASCII, but NUL
+    ("\ud800 Zürich", "\\ud800 Zürich"),
+    ("Zürich \udfff", "Zürich \\udfff"),
+    ("plain", "plain"),
+    ("Zürich", "Zürich"),
+])
+def test_text_the_database_refuses_is_escaped_and_other_text_kept(text, cleaned):
+    assert clean_text(text) == cleaned
+    assert text_is_clean(text) is (text == cleaned)
