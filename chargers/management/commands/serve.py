@@ -102,32 +102,18 @@ async def _collect_garbage_on_schedule(server: uvicorn.Server) -> None:
     if env_str("GC_MODE", "scheduled") != "scheduled":
         return
     full_every = env_float("GC_FULL_EVERY_S", 600.0)
-    young_threshold = env_int("GC_YOUNG_THRESHOLD", 20_000)
-    young_every = env_float("GC_YOUNG_EVERY_S", 10.0)
-    last_full = last_young = time.monotonic()
+    last_full = time.monotonic()
     while not server.should_exit:
         await asyncio.sleep(1.0)
         if server.should_exit:
             return
-        now = time.monotonic()
-        if now - last_full >= full_every:
+        if time.monotonic() - last_full >= full_every:
             started = time.perf_counter()
             found = gc.collect()
-            last_full = last_young = time.monotonic()
+            last_full = time.monotonic()
             logger.info("Full garbage collection: %d unreachable objects, %.0f ms", found, 1000 * (time.perf_counter() - started))
-        elif young_collection_due(gc.get_count()[0], now - last_young, young_threshold, young_every):
+        else:
             gc.collect(1)
-            last_young = now
-
-
-def young_collection_due(net_new: int, since_s: float, threshold: int, every_s: float) -> bool:
-    """Whether the young generations are collected now. Their collection costs in proportion to
-    the objects alive in them, which under load are mostly the coroutines of the frames in flight
-    (13,000 coroutines with 1,000 chargers in a closed loop, 35-75 ms), not garbage: collecting
-    them every second was 6 % of the loop (docs/performance.md, session 11). So: once `net_new`
-    tracked objects were allocated and not freed since the last collection (garbage cycles keep
-    that count up), or every `every_s` seconds."""
-    return net_new >= threshold or since_s >= every_s
 
 
 def _loop_factory():
