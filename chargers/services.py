@@ -569,19 +569,31 @@ REPLAYED_START_NOTE = (
 )
 
 
-def decision_for_replayed_start(*, charger_id: int, id_tag: str, connector_id: int | None, unique_id: str) -> dict:
+def decision_for_replayed_start(
+    *, charger_id: int, id_tag: str, connector_id: int | None, unique_id: str,
+) -> dict | None:
     """The decision of a start answered from the outage journal (docs/ocpp.md, "During a database
     outage"), made when it is replayed: `decision_record`'s arguments, for the caller to store with
     the session. The card could not be checked when the charger asked; no MSP is asked now either
-    (a cached positive answer is used), as for a stop."""
+    (a cached positive answer is used), as for a stop. None, logged, if it cannot be decided: the
+    session is stored all the same (only an outage stops the replay)."""
     from dataclasses import replace
 
     from authorization.decisions import Context
     from authorization.services import decide_cached
 
-    charger = Charger.objects.select_related("property").get(pk=charger_id)
-    facts = charger_facts(charger)
-    decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.START_TRANSACTION)
+    from .journal import is_outage
+
+    try:
+        with transaction.atomic():  # a failed query must not break the replay's transaction
+            charger = Charger.objects.select_related("property").get(pk=charger_id)
+            facts = charger_facts(charger)
+            decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.START_TRANSACTION)
+    except Exception as exc:
+        if is_outage(exc):
+            raise
+        logger.exception("The replayed start %s of charger %s could not be decided", unique_id, charger_id)
+        return None
     return dict(
         decision=replace(decision, message=decision.message + REPLAYED_START_NOTE), uid=id_tag,
         token_id=token.pk if token else None, organization_id=facts.organization_id, station_id=charger.station_id,

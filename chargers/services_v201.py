@@ -679,10 +679,12 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
 
         from .services import decision_for_replayed_start
 
-        decision_record(**decision_for_replayed_start(
+        record = decision_for_replayed_start(
             charger_id=entry["charger_id"], id_tag=outcome.session.id_tag, connector_id=outcome.session.connector_id,
             unique_id=entry.get("unique_id", ""),
-        ))
+        )
+        if record is not None:
+            decision_record(**record)
 
 
 TRIGGER_VALID_S = 300

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 from authorization.models import AuthorizationDecision
 from chargers import services
 from chargers.journal import read_entries
-from chargers.models import ChargingSession
+from chargers.models import ChargingSession, OcppDeadLetter
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,3 +43,20 @@ async def test_a_journaled_start_is_decided_when_replayed(charger, token, outage
     assert decision.token_id == token.pk and decision.station_id == "CP-TEST-1" and decision.connector_id == 1
     assert decision.message.endswith(services.REPLAYED_START_NOTE)
     assert decision.ocpp_unique_id  # pairs with the StartTransaction in the Logs
+
+
+async def test_a_start_that_cannot_be_decided_at_replay_is_stored_all_the_same(charger, token, outage, monkeypatch):
+    client = OcppTestClient("CP-TEST-1")
+    assert (await client.connect())[0]
+    outage.engage("test outage")
+    await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 100, "timestamp": TS})
+    await client.close()
+
+    def engine_fails(**kwargs):
+        raise ValueError("a bug in the decision engine")
+
+    monkeypatch.setattr("authorization.services.decide_cached", engine_fails)
+    await _replay_twice(outage)
+    assert (await ChargingSession.objects.aget(charger=charger)).meter_start_wh == 100  # billing data kept
+    assert not await AuthorizationDecision.objects.aexists()
+    assert not await OcppDeadLetter.objects.aexists()
