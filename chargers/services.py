@@ -8,11 +8,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from authorization.decisions import ChargerFacts
+from authorization.decisions import ChargerFacts, Context
 
 from . import connection_state
 from .models import Charger, ChargingSession, MeterValue, OrphanStop
@@ -545,22 +546,39 @@ def new_transaction_id() -> int:
     return secrets.randbelow(INT32_MAX) + 1
 
 
+def _decided_from_cache(
+    *, charger_id: int, id_tag: str, connector_id: int | None, context: Context, unique_id: str, note: str = "",
+) -> dict[str, Any]:
+    """The card's decision now, from the engine without asking an MSP (a cached positive answer
+    is used), as `decision_record`'s arguments; `note` is added to its message."""
+    from dataclasses import replace
+
+    from authorization.services import decide_cached
+
+    charger = Charger.objects.select_related("property").get(pk=charger_id)
+    facts = charger_facts(charger)
+    decision, token = decide_cached(uid=id_tag, charger=facts, context=context)
+    if note:
+        decision = replace(decision, message=decision.message + note)
+    return dict(
+        decision=decision, uid=id_tag, token_id=token.pk if token else None, organization_id=facts.organization_id,
+        station_id=charger.station_id, connector_id=connector_id, context=context,
+        msp_id=token.msp_id if token else None, ocpp_unique_id=unique_id[:36],
+    )
+
+
 def token_status_for_stop(*, charger_id: int, id_tag: str, connector_id: int | None, unique_id: str) -> str:
     """The idTagInfo status of a StopTransaction: the card's status now, from the engine, recorded
     like every decision. No MSP is asked (a slow partner must not delay a stop); a cached
     positive answer is used."""
-    from authorization.decisions import Context
-    from authorization.services import decide_cached, decision_record
+    from authorization.services import decision_record
 
-    charger = Charger.objects.select_related("property").get(pk=charger_id)
-    facts = charger_facts(charger)
-    decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.STOP_TRANSACTION)
-    decision_record(
-        decision=decision, uid=id_tag, token_id=token.pk if token else None, organization_id=facts.organization_id,
-        station_id=charger.station_id, connector_id=connector_id, context=Context.STOP_TRANSACTION,
-        msp_id=token.msp_id if token else None, ocpp_unique_id=unique_id[:36],
+    record = _decided_from_cache(
+        charger_id=charger_id, id_tag=id_tag, connector_id=connector_id, context=Context.STOP_TRANSACTION,
+        unique_id=unique_id,
     )
-    return str(decision.status)
+    decision_record(**record)
+    return str(record["decision"].status)
 
 
 REPLAYED_START_NOTE = (
@@ -574,32 +592,22 @@ def decision_for_replayed_start(
 ) -> dict | None:
     """The decision of a start answered from the outage journal (docs/ocpp.md, "During a database
     outage"), made when it is replayed: `decision_record`'s arguments, for the caller to store with
-    the session. The card could not be checked when the charger asked; no MSP is asked now either
-    (a cached positive answer is used), as for a stop. None, logged, if it cannot be decided: the
-    session is stored all the same (only an outage stops the replay)."""
-    from dataclasses import replace
-
-    from authorization.decisions import Context
-    from authorization.services import decide_cached
-
+    the session. The card could not be checked when the charger asked; no MSP is asked now either,
+    as for a stop. None, logged, if it cannot be decided: the session is stored all the same
+    (only an outage stops the replay)."""
     from .journal import is_outage
 
     try:
         with transaction.atomic():  # a failed query must not break the replay's transaction
-            charger = Charger.objects.select_related("property").get(pk=charger_id)
-            facts = charger_facts(charger)
-            decision, token = decide_cached(uid=id_tag, charger=facts, context=Context.START_TRANSACTION)
+            return _decided_from_cache(
+                charger_id=charger_id, id_tag=id_tag, connector_id=connector_id,
+                context=Context.START_TRANSACTION, unique_id=unique_id, note=REPLAYED_START_NOTE,
+            )
     except Exception as exc:
         if is_outage(exc):
             raise
         logger.exception("The replayed start %s of charger %s could not be decided", unique_id, charger_id)
         return None
-    return dict(
-        decision=replace(decision, message=decision.message + REPLAYED_START_NOTE), uid=id_tag,
-        token_id=token.pk if token else None, organization_id=facts.organization_id, station_id=charger.station_id,
-        connector_id=connector_id, context=Context.START_TRANSACTION, msp_id=token.msp_id if token else None,
-        ocpp_unique_id=unique_id[:36],
-    )
 
 
 IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE = 5
