@@ -82,14 +82,11 @@ def may_need_cleaning(text: str) -> bool:
 
 
 def ours_may_need_cleaning(text: str) -> bool:
-    """`may_need_cleaning` for a frame we wrote with `json.dumps(..., ensure_ascii=False)`: it
-    writes NUL as \\u0000, a non-finite float as NaN or Infinity, never an overflowing number,
-    and a lone surrogate as itself (the only non-ASCII text that needs a look). Literal tests
-    instead of the regular expression: every answer we send is logged (docs/performance.md)."""
-    return (
-        "\\u" in text or "NaN" in text or "Infinity" in text
-        or (not text.isascii() and _BAD_CHAR.search(text) is not None)
-    )
+    """`may_need_cleaning` for a frame written by `chargers.ocpp.protocol.dumps`: it writes NUL
+    and lone surrogates as \\u escapes, a non-finite float as NaN or Infinity, never an
+    overflowing number. Literal tests instead of the regular expression: every answer we send is
+    logged (docs/performance.md)."""
+    return "\\u" in text or "NaN" in text or "Infinity" in text
 
 
 _decoding = threading.local()

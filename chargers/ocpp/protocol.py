@@ -18,7 +18,7 @@ from typing import Any
 import fastjsonschema
 import ocpp
 
-from chargers.storable import loads_flagged
+from chargers.storable import loads_flagged, text_is_clean
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 §4.1.4
@@ -254,7 +254,13 @@ def check_outgoing(action: str, payload: dict) -> None:
 
 
 def dumps(message: list) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    if not text_is_clean(text):
+        # A lone surrogate (a charger's "\\ud800" echoed in its unique id or an error text) has
+        # no UTF-8 form: the websocket could not send the frame and the charger was dropped.
+        # Escaped it is valid JSON the charger reads back as it sent it.
+        text = json.dumps(message, separators=(",", ":"))
+    return text
 
 
 def call(unique_id: str, action: str, payload: dict) -> str:

@@ -31,7 +31,7 @@ POISON_FRAMES = [
     # Overflows a float without an exponent: decoded as inf, which jsonb cannot hold either.
     '[2,"p9","DataTransfer",{"vendorId":"X","n":1' + '0' * 400 + '.5}]',
     '[2,"p10","DataTransfer",1' + '0' * 400 + '.5]',  # refused as a frame, logged all the same
-    '[2,"p11\\udfff","Heartbeat",{}]',  # echoed in the answer, which is written raw (ensure_ascii=False)
+    '[2,"p11\\udfff","Heartbeat",{}]',  # echoed in the answer's unique id, logged with it
 ]
 
 

@@ -127,3 +127,36 @@ def test_no_frame_from_one_charger_stops_another(live_server_proc):
             if conn.ws is not None:
                 loop.run_until_complete(conn.ws.close())
         loop.close()
+
+
+ECHOED_POISON = [
+    # (frame text, what the answer must say) - the unique id, or the action in an error text,
+    # comes back in the answer: a lone surrogate has no UTF-8 form and used to drop the charger.
+    ('[2,"s1\\udfff","Heartbeat",{}]', "s1\udfff"),
+    ('[2,"s2\\ud800x","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available"}]', "s2\ud800x"),
+    ('[2,"s3","No\\ud800Such",{}]', "s3"),
+    ('[2,"s4\\u0000","Heartbeat",{}]', "s4\x00"),
+]
+
+
+def test_an_answer_echoing_a_lone_surrogate_is_sent_and_the_charger_stays_connected(live_server_proc):
+    ChargerFactory(station_id="FUZZ-ECHO")
+    loop = asyncio.new_event_loop()
+
+    async def talk() -> list:
+        async with websockets.connect(f"{live_server_proc.ws_url}/ocpp/FUZZ-ECHO", subprotocols=["ocpp1.6"]) as ws:
+            replies = []
+            for text, _ in ECHOED_POISON:
+                await ws.send(text)
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+            await ws.send('[2,"after","Heartbeat",{}]')  # the same socket, still served
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 15)))
+            return replies
+
+    try:
+        replies = loop.run_until_complete(talk())
+    finally:
+        loop.close()
+    assert [r[1] for r in replies] == [uid for _, uid in ECHOED_POISON] + ["after"]
+    assert [r[0] for r in replies] == [3, 3, 4, 3, 3]
+    assert replies[2][2] == "NotImplemented" and "Such" in replies[2][3]
