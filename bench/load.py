@@ -459,8 +459,10 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
         await asyncio.sleep(0.02)
     start = start_value.value
     end = start + spec.get("duration", 10)
+    cpu_started = time.process_time()
     if spec["mode"] == "closed":
         await asyncio.gather(*(_closed_loop(ch, start, end, stats) for ch in alive))
+        stats.load_cpu_s = time.process_time() - cpu_started  # summed over the workers
     elif spec["mode"] == "fleet":
         await asyncio.gather(*(_fleet(ch, start, end, spec, stats) for ch in alive))
     elif spec["mode"] == "storm":

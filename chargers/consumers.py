@@ -307,11 +307,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await db.run(services.charger_count_violation, charger_id=conn.charger_id)
             except Exception as exc:  # counting must never cost the message
                 logger.warning("Could not count a schema violation of %s: %s", conn.station_id, exc)
-        # The CALL is logged once handled, with any schema violation that was accepted.
+        # The CALL is logged once handled, with any schema violation that was accepted (and the
+        # payload's JSON when the handler wrote it already, for this very payload).
+        dumped, conn.dumped = conn.dumped, None
         await writer.add_message(
             charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,
             unique_id=frame.unique_id, action=frame.action, payload=frame.payload, text=text,
             violation=conn.violation, timestamp=received_at, text_suspect=text_suspect,
+            payload_json=dumped[1] if dumped is not None and dumped[0] is frame.payload else None,
         )
         if relay is not None and relay.leader is not None:
             await self._answer_as_leader(frame, relay, response, error)

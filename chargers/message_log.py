@@ -109,10 +109,12 @@ def _id_tag_of(payload: Any) -> str:
 def make_row(
     *, charger_id: int, direction: str, message_type: int | None, unique_id: str, action: str, payload: Any,
     raw: str = "", text: str | None = None, violation: str = "", timestamp: datetime | None = None,
-    backoffice_id: int | None = None, text_suspect: bool | None = None,
+    backoffice_id: int | None = None, text_suspect: bool | None = None, payload_json: str | None = None,
 ) -> tuple[Row, int]:
     """Build a storable row (and its size in bytes) from a frame, whatever it holds.
-    `text_suspect`: may_need_cleaning(text), when the caller has already asked."""
+    `text_suspect`: may_need_cleaning(text), when the caller has already asked.
+    `payload_json`: the payload as compact JSON when the caller already has it; used only when
+    the payload needs no cleaning (the text is not suspect), so it is what would be written."""
     escaped = False
     if text_suspect is None and text is not None:
         text_suspect = may_need_cleaning(text)
@@ -126,7 +128,10 @@ def make_row(
         escaped = True
     if escaped:
         raw = escaped_raw(text if text is not None else raw)
-    payload_json = None if payload is None else json.dumps(payload, separators=(",", ":"))
+    if payload is None:
+        payload_json = None
+    elif payload_json is None or escaped or text_suspect is not False:
+        payload_json = json.dumps(payload, separators=(",", ":"))
     row: Row = (
         charger_id, timestamp or timezone.now(), direction, message_type, str(unique_id)[:64], str(action)[:64],
         clean_text(_id_tag_of(payload)), payload_json, raw, escaped, violation[:500], backoffice_id,
@@ -187,13 +192,14 @@ class MessageLogWriter:
         self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
         action: str, payload: Any, raw: str = "", text: str | None = None, violation: str = "",
         timestamp: datetime | None = None, backoffice_id: int | None = None, text_suspect: bool | None = None,
+        payload_json: str | None = None,
     ) -> None:
         """Buffer one frame for the log; waits only while this charger is over its byte share."""
         self._ensure_running()
         row, size = make_row(
             charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
             action=action, payload=payload, raw=raw, text=text, violation=violation, timestamp=timestamp,
-            backoffice_id=backoffice_id, text_suspect=text_suspect,
+            backoffice_id=backoffice_id, text_suspect=text_suspect, payload_json=payload_json,
         )
         per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
         total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)

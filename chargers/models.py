@@ -610,7 +610,11 @@ class TransactionEvent(models.Model):
     is unique, so a repeated event changes nothing."""
 
     id = models.BigAutoField(primary_key=True)
-    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="transaction_events")
+    # No index of its own: the unique (charger, transactionId, seqNo) index leads with it, and
+    # every event is written on the charging path, where each index is paid for.
+    charger = models.ForeignKey(
+        Charger, on_delete=models.CASCADE, related_name="transaction_events", db_index=False
+    )
     session = models.ForeignKey(
         ChargingSession, on_delete=models.CASCADE, null=True, blank=True, related_name="transaction_events"
     )
@@ -630,7 +634,7 @@ class TransactionEvent(models.Model):
                 fields=["charger", "ocpp_transaction_id", "seq_no"], name="unique_transaction_event_seq"
             )
         ]
-        indexes = [models.Index(fields=["charger", "ocpp_transaction_id"], name="txevent_transaction")]
+        # (charger, transactionId) lookups use the unique constraint's index (its prefix).
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.seq_no} of {self.ocpp_transaction_id} on {self.charger_id}"

@@ -203,6 +203,7 @@ class TxAppend:
     payload: dict  # storable: cleaned (storable.clean_value) by the caller when the frame needed it
     received_at: datetime
     end: TxEnd | None = None
+    payload_json: str | None = None  # `payload` as compact JSON, when the caller has it (the log row's)
 
 
 def _written(items: list[TxAppend], active: set[int]) -> list[bool]:
@@ -269,9 +270,10 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
 _append_pg = async_pg.LoopConnection("ocpp-tx-append")
 
 
-async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict, datetime]]) -> None:
+async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict | str, datetime]]) -> None:
     """Write TransactionEvent rows and their readings by COPY on an async cursor (in its
-    transaction): (charger, session, connector, event, storable payload, received at) each."""
+    transaction): (charger, session, connector, event, storable payload or its compact JSON,
+    received at) each."""
     from .message_log import copy_meter_values
 
     async with cur.copy(
@@ -281,7 +283,8 @@ async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict
         for charger_id, session_id, _, event, payload, received_at in rows:
             await copy.write_row((
                 charger_id, session_id, event.transaction_id, event.seq_no, event.event_type, event.trigger_reason,
-                event.timestamp, event.offline, json.dumps(payload, separators=(",", ":")), received_at,
+                event.timestamp, event.offline,
+                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")), received_at,
             ))
     # The sample's texts were cleaned when read (v201_transactions._text); its value is whatever
     # the charger sent when it is not a number.
@@ -314,7 +317,8 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
         ended = [(item.session_id, item.end) for item in kept if item.end is not None]
         if kept:
             await copy_events(cur, [
-                (item.charger_id, item.session_id, item.connector_id, item.event, item.payload, item.received_at)
+                (item.charger_id, item.session_id, item.connector_id, item.event,
+                 item.payload if item.payload_json is None else item.payload_json, item.received_at)
                 for item in kept
             ])
             if ended:
@@ -572,7 +576,8 @@ def device_report_store(*, charger_id: int, report_data: list[dict], generated_a
             rows[(*key.values(), attribute_type)] = DeviceVariable(
                 charger_id=charger_id, attribute_type=attribute_type, **key,
                 value=str(attribute.get("value", ""))[:2500], mutability=str(attribute.get("mutability", ""))[:10],
-                persistent=attribute.get("persistent"), constant=attribute.get("constant"),
+                # Part 2 VariableAttributeType: both default to false.
+                persistent=attribute.get("persistent", False), constant=attribute.get("constant", False),
                 data_type=str(characteristics.get("dataType", ""))[:20], unit=str(characteristics.get("unit", ""))[:16],
                 values_list=str(characteristics.get("valuesList", ""))[:1000],
                 standardized=is_standardized(key["component"], key["variable"]), updated_at=now,

@@ -128,7 +128,10 @@ class LazyValidators(Mapping[str, Any]):
             # The bundled files declare draft-04 and an $id fastjsonschema would try to resolve.
             schema.pop("$id", None)
             schema.pop("id", None)
-            validator = self._compiled[action] = fastjsonschema.compile(schema)
+            # use_default=False: a validator must not write the schema's defaults into the frame
+            # (2.0.1 `offline: false`, `multiplier: 0`, `tbc: false`, ...): the payload is what
+            # the Logs show as received and what we send; readers apply the defaults themselves.
+            validator = self._compiled[action] = fastjsonschema.compile(schema, use_default=False)
         return validator
 
     def __iter__(self) -> Iterator[str]:

@@ -10,6 +10,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -52,6 +53,10 @@ class Connection:
     # its payload needs no clean_value walk before it is written as JSON.
     received_clean: bool = False
     violation: str = ""  # schema violation accepted on a transaction message
+    # (payload, its JSON) when a handler already wrote the received payload as JSON for a row of
+    # its own (a 2.0.1 TransactionEvent's event row): the log row reuses the text instead of
+    # dumping the same payload again. Only for the very object the consumer logs.
+    dumped: tuple[Any, str] | None = None
 
     def publish(self, connector_id: int, **event) -> None:
         self.events.append((connector_id, event))

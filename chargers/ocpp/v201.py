@@ -11,6 +11,7 @@ are journaled in the domain's (1.6-shaped) words so the existing replay stores t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -170,11 +171,16 @@ async def _append(
         assert meter_stop is not None
         # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
         end = services_v201.TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token)
+    payload_json = None
+    if conn.received_clean:
+        # Written once: the event row's JSON is also the log row's (consumers: conn.dumped).
+        payload_json = json.dumps(payload, separators=(",", ":"))
+        conn.dumped = (payload, payload_json)
     try:
         written = await _appends.submit(services_v201.TxAppend(
             charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
             event=event, payload=payload if conn.received_clean else clean_value(payload)[0],
-            received_at=conn.received_at or timezone.now(), end=end,
+            received_at=conn.received_at or timezone.now(), end=end, payload_json=payload_json,
         ))
     except Exception as exc:
         if is_outage(exc):

@@ -90,6 +90,8 @@ def _scaled(value: Any, multiplier: Any) -> str:
     """The sampled value times 10^multiplier, as a decimal string ('' when unusable)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return ""
+    if isinstance(value, int) and multiplier in (None, 0):
+        return str(value)  # the common case (a register in Wh), without a Decimal round trip
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):

@@ -1,6 +1,8 @@
 """The cheap test on frames we write must flag every frame whose log row needs cleaning
 (chargers.storable, docs/ocpp.md "What is stored"); a miss is a row PostgreSQL refuses."""
 
+import json
+
 import pytest
 
 from chargers.ocpp import protocol
@@ -55,3 +57,25 @@ def test_an_error_quoting_the_charger_is_flagged(description):
 def test_text_the_database_refuses_is_escaped_and_other_text_kept(text, cleaned):
     assert clean_text(text) == cleaned
     assert text_is_clean(text) is (text == cleaned)
+
+
+def test_a_log_row_reuses_the_payload_json_it_is_given_only_when_nothing_needs_cleaning():
+    """make_row takes the payload's JSON from a handler that wrote it already (a 2.0.1
+    TransactionEvent's event row); a payload whose text needs cleaning is cleaned and dumped
+    here instead, whatever JSON it came with."""
+    from chargers.message_log import make_row
+
+    clean = {"idTag": "CAFE"}
+    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="a", action="Authorize",
+                      payload=clean, text='[2,"a","Authorize",{"idTag":"CAFE"}]', text_suspect=False,
+                      payload_json='{"idTag": "CAFE"}')
+    assert row[7] == '{"idTag": "CAFE"}'  # the text given, not a second dump
+    dirty = {"idTag": "CA\x00FE"}
+    text = json.dumps([2, "b", "Authorize", dirty])
+    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="b", action="Authorize",
+                      payload=dirty, text=text, text_suspect=True, payload_json=json.dumps(dirty))
+    assert json.loads(row[7]) == {"idTag": clean_text("CA\x00FE")} != dirty
+    # Without a verdict on the text, the JSON given is not trusted either.
+    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="c", action="Authorize",
+                      payload=dirty, text=text, payload_json=json.dumps(dirty))
+    assert json.loads(row[7]) == {"idTag": clean_text("CA\x00FE")}

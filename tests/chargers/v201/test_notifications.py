@@ -31,7 +31,10 @@ async def test_notify_report_is_stored_per_component_variable_and_attribute(char
     heartbeat = rows[("OCPPCommCtrl", 0, 0, "HeartbeatInterval", "Actual")]
     assert (heartbeat.value, heartbeat.mutability, heartbeat.data_type, heartbeat.unit, heartbeat.standardized) == (
         "300", "ReadWrite", "integer", "s", True)
-    assert rows[("Connector", 1, 1, "ConnectorType", "Actual")].standardized
+    assert (heartbeat.persistent, heartbeat.constant) == (True, False)
+    connector_type = rows[("Connector", 1, 1, "ConnectorType", "Actual")]
+    # Left out of the report: the schema's defaults (false), not unknown.
+    assert connector_type.standardized and (connector_type.persistent, connector_type.constant) == (False, False)
     assert not rows[("VendorThing", 0, 0, "Mood", "Target")].standardized
     # A newer report replaces the value, it does not add a row.
     newer = {**REPORT, "reportData": [{**REPORT["reportData"][0], "variableAttribute": [{"value": "60"}]}]}

@@ -386,3 +386,23 @@ async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_go
     assert logged.escaped and json.loads(logged.raw) == text
     assert not await OcppDeadLetter.objects.aexists()
     await client.close()
+
+
+async def test_an_appended_event_is_logged_as_sent_and_the_next_frame_with_its_own_payload(charger, token):
+    """An appended event's JSON is written once, for its event row and its log row
+    (v16.Connection.dumped): both hold what the charger sent, and the frame after it is logged
+    with its own payload."""
+    client = await connect201()
+    await _steady(client)
+    batches = v201._appends.batches
+    event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
+    reply = await client.call("TransactionEvent", event)
+    assert reply[0] == 3 and v201._appends.batches == batches + 1
+    assert "currentTime" in await client.result("Heartbeat", {})
+    await writer.flush()
+    logged = await OcppMessage.objects.aget(charger=charger, unique_id=reply[1], direction="in")
+    stored = await TransactionEvent.objects.aget(charger=charger, seq_no=2)
+    assert logged.payload == stored.payload == event
+    heartbeat = await OcppMessage.objects.aget(charger=charger, action="Heartbeat", direction="in")
+    assert heartbeat.payload == {}
+    await client.close()
