@@ -1,5 +1,5 @@
-"""Property: whatever one charger sends, another charger's frames keep reaching the log and its
-Heartbeats keep being answered. Hypothesis mixes the frame classes that once stalled the log
+"""Property: whatever one charger sends, it is answered on the same socket, and another charger's
+frames keep reaching the log and its Heartbeats keep being answered. Hypothesis mixes the frame classes that once stalled the log
 (NUL, lone surrogates, NaN/Infinity/1e999, out-of-range numbers, odd transaction messages,
 invalid JSON, large frames) and sends them to the real server over a real socket.
 Bounded and derandomized: the same examples every run, well under a minute."""
@@ -47,7 +47,9 @@ def frames(draw) -> tuple[str, bool]:
     kind = draw(st.sampled_from(["call", "call", "call", "not_json", "not_array", "result", "big"]))
     uid = draw(st.one_of(st.text(min_size=1, max_size=36), poison_text.filter(bool), st.just("x" * 40)))
     if kind == "not_json":
-        return draw(st.sampled_from(["{", "[2,", "nul\x00l", "[2, \"a\", \"Heartbeat\", {]", "\ud800"])), True
+        # (A raw lone surrogate is not here: it has no UTF-8 form, so no text frame can carry it;
+        # as a JSON escape it is in the other kinds.)
+        return draw(st.sampled_from(["{", "[2,", "nul\x00l", "[2, \"a\", \"Heartbeat\", {]", "é{\\ud800"])), True
     if kind == "not_array":
         return json.dumps(draw(st.one_of(st.dictionaries(st.text(max_size=5), odd_value, max_size=3), odd_value))).replace(
             f'"{HUGE}"', "1e999"), True
@@ -98,8 +100,10 @@ def test_no_frame_from_one_charger_stops_another(live_server_proc):
                 if answered:
                     reply = json.loads(await asyncio.wait_for(bad_ws.recv(), 15))
                     assert reply[0] in (3, 4), reply
-            except websockets.ConnectionClosed:
-                bad_ws = await bad.ensure()  # a charger may be dropped for a bad frame: never the others
+            except websockets.ConnectionClosed as exc:
+                # Every frame here is answered (a CALLERROR for what cannot be read) on the same
+                # socket: a charger dropped for a frame resends it after reconnecting, for ever.
+                raise AssertionError(f"the charger was dropped ({exc}) for {text[:200]!r}") from exc
             marker = f"ok-{uuid.uuid4().hex[:20]}"
             await good_ws.send(json.dumps([2, marker, "Heartbeat", {}]))
             reply = json.loads(await asyncio.wait_for(good_ws.recv(), 15))
