@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connections, transaction
 from django.utils import timezone
@@ -22,7 +22,7 @@ from backoffice import async_pg, db
 from backoffice.db import update_many
 from chargers.background import spawn
 from chargers.batching import Coalescer
-from chargers.models import Charger, Connector, StatusEvent
+from chargers.models import Charger, Connector, DeviceVariable, StatusEvent
 from chargers.signals import connector_status_changed
 
 Item = TypeVar("Item")
@@ -94,9 +94,18 @@ class Boot:
         )
 
 
-def chargers_boot(boots: list[Boot]) -> list[tuple[str, int]]:
-    """Store what each charger says about itself; return (registration status, heartbeat
-    interval) per boot, the registration status as it is now in the database."""
+class Booted(NamedTuple):
+    status: str  # the registration status as it is now in the database
+    interval: int  # the heartbeat interval
+    # A device model (2.0.1 NotifyReport rows) is stored: no GetBaseReport after this boot. Read
+    # with the boot, not by a task and query of its own per boot (every 2.0.1 charger boots at
+    # once after a deploy; that follow-up made their restart storm 1.2x the 1.6 one).
+    device_model_known: bool
+
+
+def chargers_boot(boots: list[Boot]) -> list[Booted]:
+    """Store what each charger says about itself; return per boot its registration status,
+    heartbeat interval and whether its device model is known."""
     with transaction.atomic():
         update_many(
             Charger,
@@ -105,11 +114,12 @@ def chargers_boot(boots: list[Boot]) -> list[tuple[str, int]]:
             [(b.vendor, b.model, b.serial_number, b.firmware_version, b.at, b.at, b.heartbeat_interval, b.charger_id)
              for b in boots],
         )
-        status = dict(
-            Charger.objects.filter(pk__in={b.charger_id for b in boots}).values_list("pk", "registration_status")
-        )
+        ids = {b.charger_id for b in boots}
+        status = dict(Charger.objects.filter(pk__in=ids).values_list("pk", "registration_status"))
+        known = set(DeviceVariable.objects.filter(charger_id__in=ids).values_list("charger_id", flat=True).distinct())
     # A charger deleted while it was connected is not welcome any more.
-    return [(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval) for b in boots]
+    return [Booted(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval, b.charger_id in known)
+            for b in boots]
 
 
 # -- StatusNotification ----------------------------------------------------------------------------
@@ -237,7 +247,7 @@ async def _connections_record_pg(changes: list[ConnectionChange]) -> list[None]:
     return [None] * len(changes)
 
 
-async def _chargers_boot_pg(boots: list[Boot]) -> list[tuple[str, int]]:
+async def _chargers_boot_pg(boots: list[Boot]) -> list[Booted]:
     latest = _last_per_charger(boots)
     async with _boots_pg.use() as conn, conn.transaction():
         cursor = await conn.execute(
@@ -245,13 +255,16 @@ async def _chargers_boot_pg(boots: list[Boot]) -> list[tuple[str, int]]:
             "firmware_version = v.firmware, last_boot_at = v.at, last_seen_at = v.at, heartbeat_interval = v.interval "
             "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[]) "
             "AS v(id, vendor, model, serial, firmware, at, interval) WHERE c.id = v.id "
-            "RETURNING c.id, c.registration_status",
+            f'RETURNING c.id, c.registration_status, EXISTS (SELECT 1 FROM "{DeviceVariable._meta.db_table}" AS d '
+            "WHERE d.charger_id = c.id)",
             [[b.charger_id for b in latest], [b.vendor for b in latest], [b.model for b in latest],
              [b.serial_number for b in latest], [b.firmware_version for b in latest], [b.at for b in latest],
              [b.heartbeat_interval for b in latest]],
         )
-        status = dict(await cursor.fetchall())
-    return [(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval) for b in boots]
+        found = {pk: (status, known) for pk, status, known in await cursor.fetchall()}
+    gone = (Charger.Registration.REJECTED, False)  # deleted while connected: not welcome any more
+    return [Booted(found.get(b.charger_id, gone)[0], b.heartbeat_interval, found.get(b.charger_id, gone)[1])
+            for b in boots]
 
 
 _CONNECTOR = Connector._meta.db_table
@@ -349,7 +362,7 @@ _lookups: Coalescer[str, Charger | None] = Coalescer(
 _connections: Coalescer[ConnectionChange, None] = Coalescer(
     "connection-state", apply_async=_on_pg_or_pool(_connections_record_pg, connections_record)
 )
-_boots: Coalescer[Boot, tuple[str, int]] = Coalescer("boot", apply_async=_on_pg_or_pool(_chargers_boot_pg, chargers_boot))
+_boots: Coalescer[Boot, Booted] = Coalescer("boot", apply_async=_on_pg_or_pool(_chargers_boot_pg, chargers_boot))
 _device_models: Coalescer[int, bool] = Coalescer(
     "device-model", apply_async=_on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model)
 )
@@ -370,7 +383,7 @@ async def disconnected(*, charger_id: int, connection_id: str) -> None:
     await _connections.submit(ConnectionChange(charger_id, connection_id, False, timezone.now()))
 
 
-async def boot(item: Boot) -> tuple[str, int]:
+async def boot(item: Boot) -> Booted:
     return await _boots.submit(item)
 
 

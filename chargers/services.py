@@ -96,7 +96,8 @@ def charger_record_identity_conflict(*, charger_id: int, replacements: int) -> N
 
 def charger_boot(*, charger_id: int, payload: dict, default_interval: int) -> tuple[str, int]:
     """Store what the charger says about itself; return (registration status, heartbeat interval)."""
-    return connection_state.chargers_boot([connection_state.Boot.from_payload(charger_id, payload, default_interval)])[0]
+    booted = connection_state.chargers_boot([connection_state.Boot.from_payload(charger_id, payload, default_interval)])[0]
+    return booted.status, booted.interval
 
 
 def connector_status_update(

@@ -114,8 +114,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
 
     result = await _durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
     if result is not None:
-        status, interval = result
-        conn.registration_status = status
+        conn.registration_status, interval = result.status, result.interval
     return {"status": conn.registration_status, "currentTime": format_datetime(timezone.now()), "interval": interval}
 
 

@@ -225,14 +225,14 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     }
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
-    async def now() -> tuple[str, int]:
+    async def now() -> connection_state.Booted:
         return await connection_state.boot(connection_state.Boot.from_payload(conn.charger_id, facts, interval))
 
     result = await v16._durably(conn, "BootNotification", facts, unique_id, now, interval=interval)
+    known = False  # journaled (database unreachable): not known, the follow-up asks later
     if result is not None:
-        status, interval = result
-        conn.registration_status = status
-    if conn.registration_status == "Accepted" and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True):
+        conn.registration_status, interval, known = result
+    if conn.registration_status == "Accepted" and not known and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True):
         spawn(_base_report_if_unknown(conn.charger_id), "Asking for a base report")
     return {"currentTime": format_datetime(timezone.now()), "interval": interval, "status": conn.registration_status}
 

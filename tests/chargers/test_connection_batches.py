@@ -13,7 +13,7 @@ from chargers import connection_state
 from chargers.batching import Coalescer
 from chargers.commands import command_group
 from chargers.connection_state import ConnectionChange, StatusChange
-from chargers.models import Charger, Connector, StatusEvent
+from chargers.models import Charger, Connector, DeviceVariable, StatusEvent
 from tests.factories import ChargerFactory
 from tests.ocpp_client import OcppTestClient
 
@@ -174,13 +174,16 @@ async def test_boot_answers_with_the_registration_status_in_the_database(charger
         charger.pk, {"chargePointVendor": "V" * 60, "chargePointModel": "M", "firmwareVersion": "1.2"}, 300)
     again = connection_state.Boot.from_payload(charger.pk, {"chargePointVendor": "V2", "chargePointModel": "M"}, 60)
     gone = connection_state.Boot.from_payload(charger.pk + 1000, {"chargePointVendor": "X"}, 300)
-    assert await connection_state._boots.apply_async([boot, gone]) == [("Rejected", 300), ("Rejected", 300)]
+    assert await connection_state._boots.apply_async([boot, gone]) == [("Rejected", 300, False), ("Rejected", 300, False)]
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.model, charger.firmware_version, charger.heartbeat_interval) == ("V" * 50, "M", "1.2", 300)
     assert charger.last_boot_at == boot.at
     # Two boots of one charger in a batch: the later one is what stays.
     await Charger.objects.filter(pk=charger.pk).aupdate(registration_status="Accepted")
-    assert await connection_state._boots.apply_async([boot, again]) == [("Accepted", 300), ("Accepted", 60)]
+    # With a device model stored, the boot says so (no GetBaseReport after it).
+    await DeviceVariable.objects.acreate(charger=charger, component="ChargingStation", variable="Model", value="M")
+    assert await connection_state._boots.apply_async([boot, again, gone]) == [
+        ("Accepted", 300, True), ("Accepted", 60, True), ("Rejected", 300, False)]
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.heartbeat_interval) == ("V2", 60)
 

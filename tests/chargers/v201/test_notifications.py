@@ -3,6 +3,7 @@ NotifyEvent, SecurityEventNotification, FirmwareStatusNotification, LogStatusNot
 
 import pytest
 
+from chargers import connection_state
 from chargers.models import ChargerEvent, ChargerOperation, Command, DeviceVariable, SecurityEvent
 
 from .conftest import BOOT, TS, connect201
@@ -74,9 +75,12 @@ async def test_first_accepted_boot_asks_for_the_base_report_once(charger, settin
     assert call[0] == 2 and call[2] == "GetBaseReport" and call[3]["reportBase"] == "FullInventory"
     await client.send([3, call[1], {"status": "Accepted"}])
     assert await client.result("NotifyReport", {**REPORT, "requestId": call[3]["requestId"]}) == {}
-    # Known device model: the next boot does not ask again.
+    # Known device model: the next boot does not ask again, and learns that with the boot itself
+    # (no follow-up read of its own: after a deploy every charger boots at once).
+    checks = connection_state._device_models.batches
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     assert await client.communicator.receive_nothing(timeout=1)
+    assert connection_state._device_models.batches == checks
     assert await Command.objects.filter(charger=charger, action="GetBaseReport").acount() == 1
     await client.close()
 
