@@ -428,6 +428,10 @@ def storm_once(kind: str, args, protocol: str = "1.6") -> dict:
         "restart_s": round(t_ready - t_kill - shutdown_s, 1),
         "all_online_after_kill_s": round((online_at[-1] if online_at else t_all) - t_kill, 1),
         "p50_online_after_kill_s": round(back[len(back) // 2], 1) if back else None,
+        "reconnect_attempts": stats.get("attempts", 0),
+        # p50 / p99 ms of each step of the reconnect that succeeded, idle and charging chargers apart.
+        "reconnect_steps_ms": {name: [_r(pct(values, 50)), _r(pct(values, 99))]
+                               for name, values in sorted(stats.get("steps", {}).items())},
         "online": len(online_at), "errors": stats.get("errors", 0) + (n - connected),
         "error_samples": stats.get("error_samples", [])[:3],
     }

@@ -301,6 +301,8 @@ class Stats:
         self.started: list[int] = []
         self.stopped: list[int] = []
         self.online_at: list[float] = []
+        self.steps: dict[str, list[float]] = {}  # storm: ms per reconnect step (`_storm`)
+        self.attempts = 0  # storm: reconnect attempts, refused ones included
         self.window_ok = 0
 
     def error(self, exc: BaseException) -> None:
@@ -415,15 +417,27 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
     await asyncio.sleep(backoff)
     deadline = time.monotonic() + spec.get("reconnect_deadline_s", 120)
     last = None
+    charging = ch.transaction_id is not None
     while time.monotonic() < deadline:
+        # Each step's time in the attempt that succeeds, by whether the charger was charging:
+        # where a reconnect waits (connect includes the refused attempts' last one only).
+        steps: list[tuple[str, float]] = []
         try:
-            await ch.connect()
-            await ch.boot()
-            await ch.status("Charging" if ch.transaction_id is not None else "Available")
+            stats.attempts += 1
+            for name, step in (("connect", ch.connect), ("boot", ch.boot),
+                               ("status", lambda: ch.status("Charging" if ch.transaction_id is not None else "Available"))):
+                began = time.perf_counter()
+                await step()
+                steps.append((name, time.perf_counter() - began))
             if ch.transaction_id is not None:
-                await ch.meter()
-                await ch.stop_transaction()
-                await ch.status("Available")
+                for name, step in (("meter", ch.meter), ("stop", ch.stop_transaction),
+                                   ("status", lambda: ch.status("Available"))):
+                    began = time.perf_counter()
+                    await step()
+                    steps.append((name if name != "status" else "status_after", time.perf_counter() - began))
+            kind = "charging" if charging else "idle"
+            for name, took in steps:
+                stats.steps.setdefault(f"{kind}:{name}", []).append(1000 * took)
             stats.online_at.append(time.time())
             with online.get_lock():
                 online.value += 1
