@@ -167,6 +167,11 @@ def test_leader_answers_follower_gets_its_own_ids_and_queued_messages(live_serve
             assert fallback[2]["idTagInfo"]["status"] == "Accepted"  # ours: the card is in our organization
             unknown = await cp.call("Authorize", {"idTag": "ACME-ONLY"})
             assert unknown[2]["idTagInfo"]["status"] == "Invalid"  # ours, not the absent Leader's
+            # The Leader's part is noted on the decision once the charger has its answer
+            # (consumers._note_leader), not before: wait for it rather than race it.
+            await _wait(lambda: asyncio.to_thread(lambda: AuthorizationDecision.objects.filter(
+                station_id=STATION, uid="ACME-ONLY").order_by("id").last().leader_answered is not None),
+                what="the fallback's Leader note")
             await beta_csms.stop()
         return cp
 
