@@ -116,7 +116,7 @@ def chargers_boot(boots: list[Boot]) -> list[Booted]:
         )
         ids = {b.charger_id for b in boots}
         status = dict(Charger.objects.filter(pk__in=ids).values_list("pk", "registration_status"))
-        known = set(DeviceVariable.objects.filter(charger_id__in=ids).values_list("charger_id", flat=True).distinct())
+        known = _chargers_with_device_model(ids)
     # A charger deleted while it was connected is not welcome any more.
     return [Booted(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval, b.charger_id in known)
             for b in boots]
@@ -263,8 +263,7 @@ async def _chargers_boot_pg(boots: list[Boot]) -> list[Booted]:
         )
         found = {pk: (status, known) for pk, status, known in await cursor.fetchall()}
     gone = (Charger.Registration.REJECTED, False)  # deleted while connected: not welcome any more
-    return [Booted(found.get(b.charger_id, gone)[0], b.heartbeat_interval, found.get(b.charger_id, gone)[1])
-            for b in boots]
+    return [Booted(status, b.heartbeat_interval, known) for b in boots for status, known in [found.get(b.charger_id, gone)]]
 
 
 _CONNECTOR = Connector._meta.db_table
@@ -319,12 +318,13 @@ async def _connectors_status_update_pg(changes: list[StatusChange]) -> list[None
     return [None] * len(changes)
 
 
+def _chargers_with_device_model(charger_ids: set[int]) -> set[int]:
+    return set(DeviceVariable.objects.filter(charger_id__in=charger_ids).values_list("charger_id", flat=True).distinct())
+
+
 def chargers_without_device_model(charger_ids: list[int]) -> list[bool]:
     """Whether we hold no device model (2.0.1 NotifyReport) of each charger yet."""
-    from chargers.models import DeviceVariable
-
-    known = set(DeviceVariable.objects.filter(charger_id__in=set(charger_ids)).values_list("charger_id", flat=True)
-                .distinct())
+    known = _chargers_with_device_model(set(charger_ids))
     return [pk not in known for pk in charger_ids]
 
 
@@ -332,8 +332,6 @@ _device_models_pg = async_pg.LoopConnection("ocpp-device-models")
 
 
 async def _chargers_without_device_model_pg(charger_ids: list[int]) -> list[bool]:
-    from chargers.models import DeviceVariable
-
     async with _device_models_pg.use() as conn:
         cursor = await conn.execute(
             f'SELECT u.id FROM unnest(%s::bigint[]) AS u(id) WHERE EXISTS (SELECT 1 FROM "{DeviceVariable._meta.db_table}" '
