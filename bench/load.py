@@ -87,6 +87,9 @@ class Charger:
         self.seq = 0
         self.transaction_id: int | None = None
         self.wh = 0
+        # What the charger decides (whether it charges, its back-off): seeded per station when
+        # the spec has a seed, so runs compared with each other face the same chargers.
+        self.rng = random.Random()
 
     async def connect(self) -> None:
         credentials = base64.b64encode(f"{self.station_id}:{password(self.station_id)}".encode()).decode()
@@ -329,7 +332,7 @@ async def _setup(chargers, spec, stats, echo) -> list:
                 await ch.boot(echo=echo)
                 if spec["mode"] != "closed":
                     await ch.status("Available")
-                if spec["mode"] == "closed" or random.random() < charging_share:
+                if spec["mode"] == "closed" or ch.rng.random() < charging_share:
                     await ch.start_transaction(echo=echo)
                     if ch.transaction_id is not None:
                         stats.started.append(ch.transaction_id)
@@ -403,7 +406,7 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
     meter_every = spec.get("meter_s", 5)
     try:
         while True:
-            await ch.idle(random.uniform(0.5, meter_every) if ch.transaction_id else 3600)
+            await ch.idle(ch.rng.uniform(0.5, meter_every) if ch.transaction_id else 3600)
             if ch.transaction_id is not None:
                 await ch.meter()
     except (websockets.ConnectionClosed, OSError, CallFailed, TimeoutError):
@@ -413,7 +416,7 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
         return
     # OCPP chargers wait a random back-off before reconnecting, then double it after each
     # failed attempt (as real chargers do, e.g. 1.6 security whitepaper's RetryBackOff*).
-    backoff = random.uniform(0, spec.get("spread_s", 5))
+    backoff = ch.rng.uniform(0, spec.get("spread_s", 5))
     await asyncio.sleep(backoff)
     deadline = time.monotonic() + spec.get("reconnect_deadline_s", 120)
     last = None
@@ -463,6 +466,9 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
     urls = spec["urls"]
     kind = CHARGERS[spec.get("protocol", "1.6")]
     chargers = [kind(sid, urls[i % len(urls)], stats) for i, sid in enumerate(stations)]
+    if spec.get("seed") is not None:
+        for ch in chargers:
+            ch.rng.seed(f"{spec['seed']}:{ch.station_id}")
     setup_started = time.time()
     alive = await _setup(chargers, spec, stats, echo)
     stats.setup_s = time.time() - setup_started
@@ -481,6 +487,7 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
         await asyncio.gather(*(_fleet(ch, start, end, spec, stats) for ch in alive))
     elif spec["mode"] == "storm":
         await asyncio.gather(*(_storm(ch, spec, stats, stop_event, online) for ch in alive))
+        stats.load_cpu_s = time.process_time() - cpu_started  # metering, the restart and the reconnect
     await asyncio.gather(*(ch.close() for ch in alive))
     return stats.as_dict()
 
