@@ -93,3 +93,17 @@ class LoopConnection:
                 conn.pgconn.finish()
             except Exception:
                 pass
+
+
+def insert_sql(model: Any, rows: int) -> tuple[str, list[Any]]:
+    """A plain multi-row INSERT of `model` for `rows` rows, and the fields in its column order."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ' + ", ".join([one] * rows), fields
+
+
+def insert_values(objs: list[Any], fields: list[Any]) -> list[Any]:
+    """The objects' column values as the ORM's insert prepares them (auto_now_add, JSON)."""
+    connection = connections["default"]
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 
-from backoffice import db
+from backoffice import async_pg, db
 from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,18 @@ class Coalescer(Generic[Item, Result]):
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+
+def on_pg_or_pool(on_pg: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+                  on_pool: Callable[[list[Item]], Sequence[Result]]) -> Callable[[list[Item]], Awaitable[Sequence[Result]]]:
+    """The batch function of a coalescer: `on_pg` on the event loop's own PostgreSQL connection
+    (backoffice.async_pg), `on_pool` (ORM code, in the database pool) elsewhere."""
+    async def apply(items: list[Item]) -> Sequence[Result]:
+        if async_pg.enabled():
+            return await on_pg(items)
+        return await db.run(on_pool, items)
+
+    return apply
 
 
 async def the_rest_one_by_one(

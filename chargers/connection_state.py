@@ -10,10 +10,10 @@ trips. The single-item services in chargers.services delegate here, so the rules
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from django.db import connections, transaction
 from django.utils import timezone
@@ -21,12 +21,9 @@ from django.utils import timezone
 from backoffice import async_pg, db
 from backoffice.db import update_many
 from chargers.background import spawn
-from chargers.batching import Coalescer
+from chargers.batching import Coalescer, on_pg_or_pool
 from chargers.models import Charger, Connector, DeviceVariable, StatusEvent
 from chargers.signals import connector_status_changed
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
 
 # -- lookup ---------------------------------------------------------------------------------------
 
@@ -341,31 +338,20 @@ async def _chargers_without_device_model_pg(charger_ids: list[int]) -> list[bool
     return [pk not in known for pk in charger_ids]
 
 
-def _on_pg_or_pool(on_pg: Callable[[list[Item]], Awaitable[Sequence[Result]]],
-                   on_pool: Callable[[list[Item]], Sequence[Result]]) -> Callable[[list[Item]], Awaitable[Sequence[Result]]]:
-    """The batch function of a coalescer: `on_pg` on PostgreSQL, `on_pool` (ORM) elsewhere."""
-    async def apply(items: list[Item]) -> Sequence[Result]:
-        if async_pg.enabled():
-            return await on_pg(items)
-        return await db.run(on_pool, items)
-
-    return apply
-
-
 # -- async entry points (the consumer and the protocol handlers) ---------------------------------
 
 _lookups: Coalescer[str, Charger | None] = Coalescer(
-    "charger-lookup", apply_async=_on_pg_or_pool(_chargers_for_connection_pg, chargers_for_connection)
+    "charger-lookup", apply_async=on_pg_or_pool(_chargers_for_connection_pg, chargers_for_connection)
 )
 _connections: Coalescer[ConnectionChange, None] = Coalescer(
-    "connection-state", apply_async=_on_pg_or_pool(_connections_record_pg, connections_record)
+    "connection-state", apply_async=on_pg_or_pool(_connections_record_pg, connections_record)
 )
-_boots: Coalescer[Boot, Booted] = Coalescer("boot", apply_async=_on_pg_or_pool(_chargers_boot_pg, chargers_boot))
+_boots: Coalescer[Boot, Booted] = Coalescer("boot", apply_async=on_pg_or_pool(_chargers_boot_pg, chargers_boot))
 _device_models: Coalescer[int, bool] = Coalescer(
-    "device-model", apply_async=_on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model)
+    "device-model", apply_async=on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model)
 )
 _statuses: Coalescer[StatusChange, None] = Coalescer(
-    "connector-status", apply_async=_on_pg_or_pool(_connectors_status_update_pg, connectors_status_update)
+    "connector-status", apply_async=on_pg_or_pool(_connectors_status_update_pg, connectors_status_update)
 )
 
 

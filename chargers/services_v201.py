@@ -384,6 +384,7 @@ def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
 def transaction_event_record(
     *, charger_id: int, payload: dict, received_at: datetime, id_tag_status: str | None = None,
     transaction_id: int | None = None, token_id: int | None = None, token_known: bool = False,
+    event: tx.TxEvent | None = None,
 ) -> TransactionEventOutcome:
     """Store one TransactionEvent and bring its session up to date. Never refuses.
 
@@ -394,6 +395,7 @@ def transaction_event_record(
     when the event is the one that names its driver; `transaction_id` our integer id for a new
     session (one drawn during an outage and already used, at replay). `token_known`: the caller
     already looked up the event's idToken for this charger (`token_id`, None if no card matched).
+    `event`: the caller's `read_transaction_event` of this same payload, so it is not read twice.
     """
     from authorization.services import token_find
 
@@ -404,7 +406,8 @@ def transaction_event_record(
         sessions_close_superseded_around,
     )
 
-    event = read_transaction_event(payload, received_at)
+    if event is None:
+        event = read_transaction_event(payload, received_at)
     with transaction.atomic():
         session = (
             ChargingSession.objects.select_for_update()

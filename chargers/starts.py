@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import connections
 
 from authorization.decisions import ChargerFacts, TokenFacts
 from authorization.models import (
@@ -36,8 +35,7 @@ from backoffice import async_pg, db
 from backoffice.models import Property
 
 from . import services
-from .batching import Coalescer, the_rest_one_by_one
-from .connection_state import _on_pg_or_pool
+from .batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from .models import Charger, ChargingSession, ConnectorReservation
 
 
@@ -165,7 +163,7 @@ async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
 
 
 _facts: Coalescer[FactsQuery, services.StartFacts] = Coalescer(
-    "decision-facts", apply_async=_on_pg_or_pool(_prepare_pg, _prepare_pool)
+    "decision-facts", apply_async=on_pg_or_pool(_prepare_pg, _prepare_pool)
 )
 
 
@@ -230,19 +228,6 @@ def _open_pool(items: list[OpenRequest]) -> list[ChargingSession]:
     return [_open_orm(item) for item in items]
 
 
-def _insert_sql(model: Any, rows: int) -> tuple[str, list[Any]]:
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ' + ", ".join([one] * rows), fields
-
-
-def _values(objs: list[Any], fields: list[Any]) -> list[Any]:
-    """The objects' column values as the ORM's insert prepares them (auto_now_add, JSON)."""
-    connection = connections["default"]
-    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-
-
 _BUSY = (
     f'SELECT s.charger_id, s.connector_id FROM "{ChargingSession._meta.db_table}" AS s '
     "JOIN unnest(%s::bigint[], %s::bigint[]) AS v(charger_id, connector_id) "
@@ -266,8 +251,8 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
             chosen = [i for key, i in first.items() if key not in busy]
             if chosen:
                 decisions = [decision_build(**items[i].decision_record) for i in chosen]
-                sql, fields = _insert_sql(AuthorizationDecision, len(decisions))
-                await conn.execute(sql, _values(decisions, fields))
+                sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
+                await conn.execute(sql, async_pg.insert_values(decisions, fields))
                 sessions = [
                     ChargingSession(
                         charger_id=items[i].charger_id, connector_id=items[i].connector_id,
@@ -277,8 +262,8 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
                     )
                     for i in chosen
                 ]
-                sql, fields = _insert_sql(ChargingSession, len(sessions))
-                cursor = await conn.execute(sql + " RETURNING id, transaction_id", _values(sessions, fields))
+                sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
+                cursor = await conn.execute(sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields))
                 ids = dict((transaction_id, pk) for pk, transaction_id in await cursor.fetchall())
                 for i, session in zip(chosen, sessions, strict=True):
                     session.pk = ids[session.transaction_id]
@@ -292,7 +277,7 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
 
 
 _opens: Coalescer[OpenRequest, ChargingSession] = Coalescer(
-    "session-start", apply_async=_on_pg_or_pool(_open_pg, _open_pool)
+    "session-start", apply_async=on_pg_or_pool(_open_pg, _open_pool)
 )
 
 

@@ -30,11 +30,9 @@ from authorization.services import decision_build, decision_record
 from backoffice import async_pg, db
 
 from . import services, services_v201
-from .batching import Coalescer, the_rest_one_by_one
-from .connection_state import _on_pg_or_pool
+from .batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from .models import ChargingSession
 from .ocpp import v201_transactions as tx
-from .starts import _insert_sql, _values
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ def _started_orm(item: StartedRequest) -> services_v201.TransactionEventOutcome:
         return services_v201.transaction_event_record(
             charger_id=item.charger_id, payload=item.payload, received_at=item.received_at,
             id_tag_status=item.id_tag_status, transaction_id=item.transaction_id, token_id=item.token_id,
-            token_known=True,
+            token_known=True, event=item.event,
         )
 
 
@@ -118,11 +116,11 @@ async def _started_pg(items: list[StartedRequest]) -> list[services_v201.Transac
                 records = [items[i].decision_record for i in chosen]
                 decisions = [decision_build(**record) for record in records if record is not None]
                 if decisions:
-                    sql, fields = _insert_sql(AuthorizationDecision, len(decisions))
-                    await cur.execute(sql, _values(decisions, fields))
-                sql, fields = _insert_sql(ChargingSession, len(chosen))
+                    sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
+                    await cur.execute(sql, async_pg.insert_values(decisions, fields))
+                sql, fields = async_pg.insert_sql(ChargingSession, len(chosen))
                 await cur.execute(sql + " RETURNING id, transaction_id",
-                                  _values([sessions[i] for i in chosen], fields))
+                                  async_pg.insert_values([sessions[i] for i in chosen], fields))
                 ids = {transaction_id: pk for pk, transaction_id in await cur.fetchall()}
                 for i in chosen:
                     session = sessions[i]
@@ -147,7 +145,7 @@ async def _started_pg(items: list[StartedRequest]) -> list[services_v201.Transac
 
 
 _starts: Coalescer[StartedRequest, services_v201.TransactionEventOutcome] = Coalescer(
-    "tx-started", apply_async=_on_pg_or_pool(_started_pg, _started_pool)
+    "tx-started", apply_async=on_pg_or_pool(_started_pg, _started_pool)
 )
 
 

@@ -26,8 +26,7 @@ from django.utils import timezone
 from backoffice import async_pg, db
 
 from . import services
-from .batching import Coalescer, the_rest_one_by_one
-from .connection_state import _on_pg_or_pool
+from .batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from .message_log import copy_meter_values
 from .models import ChargingSession
 from .ocpp.tolerant import MeterReading
@@ -117,7 +116,7 @@ async def _stops_pg(items: list[StopRequest]) -> list[ChargingSession | None]:
 
 
 _stops: Coalescer[StopRequest, ChargingSession | None] = Coalescer(
-    "session-stop", apply_async=_on_pg_or_pool(_stops_pg, _stops_pool)
+    "session-stop", apply_async=on_pg_or_pool(_stops_pg, _stops_pool)
 )
 
 

@@ -382,7 +382,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             outcome = await db.run(
                 services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
                 received_at=received, id_tag_status=session_status, transaction_id=our_id,
-                token_id=token_id, token_known=token_known,
+                token_id=token_id, token_known=token_known, event=event,
             )
         if outcome.steady_since is not None and event.seq_no is not None:
             session = outcome.session
