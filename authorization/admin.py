@@ -12,7 +12,8 @@ from .services import msp_set_blocked, token_group_add_uid, token_group_touch
 
 class TokenGroupAdminForm(forms.ModelForm):
     whitelist_uids = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Whitelist card UIDs into this group: one per line, as read by the charger (idTag).",
     )
 
@@ -24,17 +25,26 @@ class TokenGroupAdminForm(forms.ModelForm):
         data = super().clean()
         organization = data.get("organization")
         if organization is not None:
-            check_same_organization(organization.pk, data.get("tokens"), field="tokens",
-                                    message="Tokens must belong to the group's organization or its MSPs.")
-            check_same_organization(organization.pk, data.get("restricted_properties"),
-                                    field="restricted_properties",
-                                    message="Properties must belong to the group's organization.")
+            check_same_organization(
+                organization.pk,
+                data.get("tokens"),
+                field="tokens",
+                message="Tokens must belong to the group's organization or its MSPs.",
+            )
+            check_same_organization(
+                organization.pk,
+                data.get("restricted_properties"),
+                field="restricted_properties",
+                message="Properties must belong to the group's organization.",
+            )
         return data
 
 
 class MspAdminForm(forms.ModelForm):
     live_validation_url = forms.URLField(
-        required=False, max_length=200, assume_scheme="https",
+        required=False,
+        max_length=200,
+        assume_scheme="https",
         help_text=MobilityServiceProvider._meta.get_field("live_validation_url").help_text,
     )
 
@@ -57,7 +67,16 @@ class MspAdminForm(forms.ModelForm):
 @admin.register(MobilityServiceProvider)
 class MspAdmin(admin.ModelAdmin):
     form = MspAdminForm
-    list_display = ["name", "country_code", "party_id", "organization", "blocked", "timeout_s", "on_timeout", "tokens_synced_at"]
+    list_display = [
+        "name",
+        "country_code",
+        "party_id",
+        "organization",
+        "blocked",
+        "timeout_s",
+        "on_timeout",
+        "tokens_synced_at",
+    ]
     search_fields = ["name", "party_id", "organization__name"]
     list_filter = ["blocked", "on_timeout", "country_code"]
     list_select_related = ["organization"]
@@ -125,26 +144,50 @@ class TokenGroupAdmin(admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        uids = [line.strip() for line in form.cleaned_data.get("whitelist_uids", "").splitlines() if line.strip()]
+        uids = [
+            line.strip()
+            for line in form.cleaned_data.get("whitelist_uids", "").splitlines()
+            if line.strip()
+        ]
         for uid in uids:
             token_group_add_uid(group=form.instance, uid=uid)
         if uids:
-            self.message_user(request, f"Whitelisted {len(uids)} UID(s) in {form.instance}.", messages.SUCCESS)
+            self.message_user(
+                request, f"Whitelisted {len(uids)} UID(s) in {form.instance}.", messages.SUCCESS
+            )
         token_group_touch(group_ids=[form.instance.pk])
 
 
 @admin.register(AuthorizationDecision)
 class AuthorizationDecisionAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "uid", "station_id", "connector_id", "context", "status", "reason", "msp_latency_ms",
-                    "reservation"]
-    list_select_related = ["reservation"]  # the stay whose access code was used (stays, docs/pms.md)
+    list_display = [
+        "created_at",
+        "uid",
+        "station_id",
+        "connector_id",
+        "context",
+        "status",
+        "reason",
+        "msp_latency_ms",
+        "reservation",
+    ]
+    list_select_related = [
+        "reservation"
+    ]  # the stay whose access code was used (stays, docs/pms.md)
     search_fields = ["uid", "uid_normalized", "station_id"]
-    list_filter = [fixed_choices_filter("status", "status", ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]),
-                   "reason", "context"]
+    list_filter = [
+        fixed_choices_filter(
+            "status", "status", ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
+        ),
+        "reason",
+        "context",
+    ]
     date_hierarchy = "created_at"
     show_full_result_count = False
     paginator = EstimatedCountPaginator  # a decision per card presented: millions of rows
-    search_help_text = "A card UID or a Station ID, exactly (indexed lookups over millions of rows)."
+    search_help_text = (
+        "A card UID or a Station ID, exactly (indexed lookups over millions of rows)."
+    )
 
     def get_search_results(self, request, queryset, search_term):
         # Substring matches scan every decision (2.9 s at 1M): the normalized UID or the station, exactly.

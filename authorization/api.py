@@ -24,8 +24,17 @@ class MspSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = MobilityServiceProvider
         fields = [
-            "id", "organization", "name", "country_code", "party_id", "blocked", "live_validation_url",
-            "live_validation_token", "timeout_s", "on_timeout", "tokens_synced_at",
+            "id",
+            "organization",
+            "name",
+            "country_code",
+            "party_id",
+            "blocked",
+            "live_validation_url",
+            "live_validation_token",
+            "timeout_s",
+            "on_timeout",
+            "tokens_synced_at",
         ]
         read_only_fields = ["tokens_synced_at"]
 
@@ -44,7 +53,9 @@ class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return scope_to_user(MobilityServiceProvider.objects.all(), self.request.user).order_by("pk")
+        return scope_to_user(MobilityServiceProvider.objects.all(), self.request.user).order_by(
+            "pk"
+        )
 
     def perform_create(self, serializer):
         self.require_edit(serializer.validated_data["organization"].pk)
@@ -53,14 +64,30 @@ class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
 class TokenSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     owner_fields = ("organization", "msp")
-    groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
-    allowed_station_ids = serializers.ListField(child=serializers.CharField(max_length=48), required=False)
+    groups = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=TokenGroup.objects.all()
+    )
+    allowed_station_ids = serializers.ListField(
+        child=serializers.CharField(max_length=48), required=False
+    )
 
     class Meta:
         model = Token
         fields = [
-            "id", "uid", "type", "valid", "expires_at", "blocked", "organization", "msp", "groups",
-            "allowed_station_ids", "parent_id_tag", "single_session", "label", "created_at",
+            "id",
+            "uid",
+            "type",
+            "valid",
+            "expires_at",
+            "blocked",
+            "organization",
+            "msp",
+            "groups",
+            "allowed_station_ids",
+            "parent_id_tag",
+            "single_session",
+            "label",
+            "created_at",
         ]
 
     def validate(self, attrs):
@@ -129,21 +156,37 @@ class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
 class TokenGroupSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     owner_fields = ("organization",)
-    tokens = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=Token.objects.all())
+    tokens = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=Token.objects.all()
+    )
 
     class Meta:
         model = TokenGroup
-        fields = ["id", "organization", "name", "tokens", "restricted_properties", "version", "created_at"]
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "tokens",
+            "restricted_properties",
+            "version",
+            "created_at",
+        ]
         read_only_fields = ["version"]
 
     def validate(self, attrs):
         organization = attrs.get("organization", getattr(self.instance, "organization", None))
         for token in attrs.get("tokens", []):
-            if token.organization_id != organization.pk and (not token.msp_id or token.msp.organization_id != organization.pk):
-                raise ValidationError({"tokens": "Tokens must belong to the group's organization or its MSPs."})
+            if token.organization_id != organization.pk and (
+                not token.msp_id or token.msp.organization_id != organization.pk
+            ):
+                raise ValidationError(
+                    {"tokens": "Tokens must belong to the group's organization or its MSPs."}
+                )
         for prop in attrs.get("restricted_properties", []):
             if prop.organization_id != organization.pk:
-                raise ValidationError({"restricted_properties": "Properties must belong to the same organization."})
+                raise ValidationError(
+                    {"restricted_properties": "Properties must belong to the same organization."}
+                )
         return attrs
 
 
@@ -153,7 +196,10 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return scope_to_user(TokenGroup.objects.prefetch_related("tokens", "restricted_properties"), self.request.user).order_by("pk")
+        return scope_to_user(
+            TokenGroup.objects.prefetch_related("tokens", "restricted_properties"),
+            self.request.user,
+        ).order_by("pk")
 
     @transaction.atomic
     def perform_create(self, serializer):
@@ -173,8 +219,21 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuthorizationDecision
         fields = [
-            "id", "uid", "station_id", "connector_id", "context", "status", "reason", "step", "message",
-            "msp_latency_ms", "ocpp_unique_id", "leader_name", "leader_status", "leader_answered", "created_at",
+            "id",
+            "uid",
+            "station_id",
+            "connector_id",
+            "context",
+            "status",
+            "reason",
+            "step",
+            "message",
+            "msp_latency_ms",
+            "ocpp_unique_id",
+            "leader_name",
+            "leader_status",
+            "leader_answered",
+            "created_at",
         ]
 
 
@@ -189,17 +248,24 @@ class DecisionFilter(django_filters.FilterSet):
         return queryset.filter(uid_normalized=normalize_uid(value))
 
 
-class AuthorizationDecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AuthorizationDecisionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     serializer_class = DecisionSerializer
     filterset_class = DecisionFilter
 
     def get_queryset(self):
-        return scope_to_user(AuthorizationDecision.objects.all(), self.request.user).order_by("-created_at", "-id")
+        return scope_to_user(AuthorizationDecision.objects.all(), self.request.user).order_by(
+            "-created_at", "-id"
+        )
 
 
 class PropertyWithGroupsSerializer(PropertySerializer):
     token_groups = serializers.PrimaryKeyRelatedField(
-        source="restricted_token_groups", many=True, required=False, queryset=TokenGroup.objects.all()
+        source="restricted_token_groups",
+        many=True,
+        required=False,
+        queryset=TokenGroup.objects.all(),
     )
 
     class Meta(PropertySerializer.Meta):
@@ -209,7 +275,9 @@ class PropertyWithGroupsSerializer(PropertySerializer):
         organization = attrs.get("organization") or getattr(self.instance, "organization", None)
         for group in attrs.get("restricted_token_groups", []):
             if organization is None or group.organization_id != organization.pk:
-                raise ValidationError({"token_groups": "Token groups must belong to the same organization."})
+                raise ValidationError(
+                    {"token_groups": "Token groups must belong to the same organization."}
+                )
         return attrs
 
 
@@ -222,4 +290,6 @@ class PropertyWithGroupsViewSet(PropertyViewSet):
     @transaction.atomic
     def perform_update(self, serializer):
         super().perform_update(serializer)
-        token_group_touch(group_ids=[g.pk for g in serializer.instance.restricted_token_groups.all()])
+        token_group_touch(
+            group_ids=[g.pk for g in serializer.instance.restricted_token_groups.all()]
+        )

@@ -129,7 +129,10 @@ REASONS: dict[str, tuple[int, str]] = {
         "Unrecognized charging card: this UID is not in your tokens and no mobility provider claims it. "
         "Add it under Tokens (or whitelist it from the log), or ask the driver which provider issued it.",
     ),
-    "token_blocked": (3, "This card is blocked. Unblock it under Tokens if the driver should charge."),
+    "token_blocked": (
+        3,
+        "This card is blocked. Unblock it under Tokens if the driver should charge.",
+    ),
     "token_invalid": (
         4,
         "This card is known but its 'valid' box is not ticked. Tick 'valid' under Tokens, "
@@ -197,7 +200,10 @@ REASONS: dict[str, tuple[int, str]] = {
         "This stay's included energy is used up. Raise the kWh cap under the property's stay settings, "
         "or bill guests at the property's rate.",
     ),
-    "accepted_reservation": (13, "Accepted: the guest's reservation includes charging at this charger."),
+    "accepted_reservation": (
+        13,
+        "Accepted: the guest's reservation includes charging at this charger.",
+    ),
     "accepted_msp_live": (12, "Accepted: the card's mobility provider confirmed it live."),
     "accepted_roaming": (13, "Accepted: a roaming card at a public charger."),
     "accepted_group": (13, "Accepted: the card is in one of this charger's local token groups."),
@@ -239,11 +245,15 @@ def _stay_decision(token: TokenFacts, charger: ChargerFacts, now: datetime) -> D
     # The host put this charger in the guest's unit, so its access mode (private, no guest charging)
     # does not apply; one session at a time still does.
     if token.single_session and token.active_sessions > 0:
-        return replace(_decision(Status.CONCURRENT_TX, "concurrent_tx"), reservation_id=stay.reservation_id)
+        return replace(
+            _decision(Status.CONCURRENT_TX, "concurrent_tx"), reservation_id=stay.reservation_id
+        )
     # A connector held by ReserveNow for another card stays held, also for a guest's stay.
     if charger.reserved is not None and not charger.reserved.admits(token):
         return refused("connector_reserved")
-    return replace(_decision(Status.ACCEPTED, "accepted_reservation"), reservation_id=stay.reservation_id)
+    return replace(
+        _decision(Status.ACCEPTED, "accepted_reservation"), reservation_id=stay.reservation_id
+    )
 
 
 def decide(
@@ -282,14 +292,21 @@ def decide(
         held = None if context == Context.STOP_TRANSACTION else charger.reserved
         return _stay_decision(token, replace(charger, reserved=held), now)
 
-    own_card = token.organization_id is not None and token.organization_id == charger.organization_id
+    own_card = (
+        token.organization_id is not None and token.organization_id == charger.organization_id
+    )
     in_group = bool(token.group_ids & charger.restricted_group_ids)
     roaming_card = not own_card and not token.is_guest
 
     # 7. Remote activation needs roaming on at the location (seed 002 item 6).
     if context == Context.REMOTE_MSP and not charger.roaming_enabled:
         return _decision(Status.INVALID, "remote_start_roaming_disabled")
-    if context == Context.REMOTE_APP and roaming_card and not charger.roaming_enabled and not in_group:
+    if (
+        context == Context.REMOTE_APP
+        and roaming_card
+        and not charger.roaming_enabled
+        and not in_group
+    ):
         return _decision(Status.INVALID, "remote_start_roaming_disabled")
     # 8. Guest or third-party cards need a public / guest charger.
     if token.is_guest and not charger.guest_charging_enabled:
@@ -306,7 +323,11 @@ def decide(
     if token.single_session and token.active_sessions > 0:
         return _decision(Status.CONCURRENT_TX, "concurrent_tx")
     # 11. A reserved connector takes only its reservation's card or group (a stop is never refused).
-    if charger.reserved is not None and context != Context.STOP_TRANSACTION and not charger.reserved.admits(token):
+    if (
+        charger.reserved is not None
+        and context != Context.STOP_TRANSACTION
+        and not charger.reserved.admits(token)
+    ):
         return _decision(Status.INVALID, "connector_reserved")
     # 12. Live validation by the card's MSP. Not for a remote start its provider requested: the
     # provider vouches for its own card (OCPI 2.2.1 mod_commands: the CPO should not check the

@@ -25,7 +25,9 @@ class OrganizationChoiceMixin:
 class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
     organization = forms.ModelChoiceField(queryset=Organization.objects.all())
     groups = forms.ModelMultipleChoiceField(
-        queryset=TokenGroup.objects.all(), required=False, widget=forms.CheckboxSelectMultiple,
+        queryset=TokenGroup.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         label="Local token groups",
     )
 
@@ -33,8 +35,14 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         model = Token
         fields = ["organization", "uid", "label", "type", "valid", "expires_at"]
         labels = {"uid": "UID", "valid": "Valid"}
-        help_texts = {"uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."}
-        widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+        help_texts = {
+            "uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."
+        }
+        widgets = {
+            "expires_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        }
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, user=user, **kwargs)
@@ -53,8 +61,14 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
     def clean(self):
         data = super().clean()
         org, uid = data.get("organization"), data.get("uid")
-        if org and uid and Token.objects.filter(organization=org, uid_normalized=normalize_uid(uid)).exists():
-            self.add_error("uid", "This UID is already a token of your organization. Search for it to edit it.")
+        if (
+            org
+            and uid
+            and Token.objects.filter(organization=org, uid_normalized=normalize_uid(uid)).exists()
+        ):
+            self.add_error(
+                "uid", "This UID is already a token of your organization. Search for it to edit it."
+            )
         for group in data.get("groups") or []:
             if org and group.organization_id != org.pk:
                 self.add_error("groups", f"The group “{group}” belongs to another organization.")
@@ -66,7 +80,11 @@ class TokenEditForm(forms.ModelForm):
         model = Token
         fields = ["label", "valid", "blocked", "expires_at", "single_session"]
         labels = {"valid": "Valid", "blocked": "Blocked"}
-        widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")}
+        widgets = {
+            "expires_at": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        }
         help_texts = {
             "valid": "Untick when the card may no longer charge (e.g. lost); the charger is told on its next request.",
             "blocked": "A blocked card is refused everywhere, even if it is valid.",
@@ -103,7 +121,9 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
 
 
 class AddTokenForm(forms.Form):
-    uid = forms.CharField(max_length=20, label="UID", help_text="The chip number the charger reads, e.g. 04A1B2C3.")
+    uid = forms.CharField(
+        max_length=20, label="UID", help_text="The chip number the charger reads, e.g. 04A1B2C3."
+    )
 
     def clean_uid(self) -> str:
         uid = self.cleaned_data["uid"].strip()
@@ -113,8 +133,12 @@ class AddTokenForm(forms.Form):
 
 
 class RoamingSearchForm(forms.Form):
-    uid = forms.CharField(max_length=36, label="UID", min_length=2,
-                          widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. 04A1B2C3"}))
+    uid = forms.CharField(
+        max_length=36,
+        label="UID",
+        min_length=2,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. 04A1B2C3"}),
+    )
 
 
 def token_state(token: Token, now=None) -> tuple[str, str]:

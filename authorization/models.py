@@ -20,7 +20,9 @@ class MobilityServiceProvider(models.Model):
         ACCEPT = "accept", "Accept the card"
 
     organization = models.ForeignKey(
-        "backoffice.Organization", on_delete=models.CASCADE, related_name="msps",
+        "backoffice.Organization",
+        on_delete=models.CASCADE,
+        related_name="msps",
         help_text="The operator that has this roaming relation.",
     )
     name = models.CharField(max_length=200)
@@ -60,24 +62,38 @@ class Token(models.Model):
         # mod_tokens "WhitelistType": when the card's provider must be asked live.
         ALWAYS = "ALWAYS", "Always whitelisted: never asked live"
         ALLOWED = "ALLOWED", "Whitelisted (the provider allows it)"
-        ALLOWED_OFFLINE = "ALLOWED_OFFLINE", "Asked live; accepted when the provider cannot be reached"
+        ALLOWED_OFFLINE = (
+            "ALLOWED_OFFLINE",
+            "Asked live; accepted when the provider cannot be reached",
+        )
         NEVER = "NEVER", "Always asked live"
 
-    uid = models.CharField(max_length=36, help_text="As printed on the card or read by the charger.")
+    uid = models.CharField(
+        max_length=36, help_text="As printed on the card or read by the charger."
+    )
     uid_normalized = models.CharField(max_length=36, db_index=True, editable=False)
     type = models.CharField(max_length=5, choices=Type.choices, default=Type.RFID)
     valid = models.BooleanField(default=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     blocked = models.BooleanField(default=False)
     organization = models.ForeignKey(
-        "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+        "backoffice.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tokens",
     )
     msp = models.ForeignKey(
-        MobilityServiceProvider, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+        MobilityServiceProvider,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tokens",
     )
     parent_id_tag = models.CharField(max_length=20, blank=True)
     allowed_station_ids = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Reimbursement: this card may only charge at these Station IDs. Empty = anywhere.",
     )
     single_session = models.BooleanField(
@@ -96,7 +112,9 @@ class Token(models.Model):
     class Meta:
         ordering = ["uid"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "uid_normalized"], name="unique_org_token"),
+            models.UniqueConstraint(
+                fields=["organization", "uid_normalized"], name="unique_org_token"
+            ),
             models.UniqueConstraint(fields=["msp", "uid_normalized"], name="unique_msp_token"),
             models.CheckConstraint(
                 condition=models.Q(organization__isnull=False) | models.Q(msp__isnull=False),
@@ -119,19 +137,27 @@ class Token(models.Model):
 class TokenGroup(models.Model):
     """A local token group: a named whitelist of cards owned by an organization."""
 
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.CASCADE, related_name="token_groups")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="token_groups"
+    )
     name = models.CharField(max_length=200)
     tokens = models.ManyToManyField(Token, related_name="groups", blank=True)
     restricted_properties = models.ManyToManyField(
-        "backoffice.Property", related_name="restricted_token_groups", blank=True,
+        "backoffice.Property",
+        related_name="restricted_token_groups",
+        blank=True,
         help_text="Chargers at these properties accept only cards of their restricted groups.",
     )
-    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change; sent as the local list version.")
+    version = models.PositiveIntegerField(
+        default=1, help_text="Bumped on every change; sent as the local list version."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="unique_group_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="unique_group_name")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -150,7 +176,9 @@ class AuthorizationDecision(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     uid = models.CharField(max_length=36)
     uid_normalized = models.CharField(max_length=36, db_index=True)
-    token = models.ForeignKey(Token, on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions")
+    token = models.ForeignKey(
+        Token, on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+    )
     organization = models.ForeignKey(
         "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
@@ -161,13 +189,19 @@ class AuthorizationDecision(models.Model):
     reason = models.CharField(max_length=40, db_index=True)
     step = models.PositiveSmallIntegerField()
     message = models.TextField()
-    msp = models.ForeignKey(MobilityServiceProvider, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    msp = models.ForeignKey(
+        MobilityServiceProvider, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     msp_response = models.JSONField(null=True, blank=True)
     msp_latency_ms = models.IntegerField(null=True, blank=True)
     ocpp_unique_id = models.CharField(max_length=36, blank=True)
     # The stay whose access code was used (allowed or refused by it).
     reservation = models.ForeignKey(
-        "stays.Reservation", on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+        "stays.Reservation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="decisions",
     )
     # Behind the proxy (docs/proxy.md) with an upstream Leader: what the Leader answered (the
     # charger obeyed it), or leader_answered=False when it was unreachable and we answered.

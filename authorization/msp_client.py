@@ -67,7 +67,11 @@ def address_is_public(address: str) -> bool:
         if embedded is not None:
             return address_is_public(str(embedded))
     return ip.is_global and not (
-        ip.is_multicast or ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
+        ip.is_multicast
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
         or ip.is_unspecified
     )
 
@@ -116,17 +120,28 @@ def check_msp_url(url: str, *, resolve: bool = True) -> None:
 
 
 class _GuardedSyncBackend(httpcore.SyncBackend):
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         if not _allowed_host(host, port):
             host = public_addresses(host, port)[0]
         return super().connect_tcp(host, port, timeout, local_address, socket_options)
 
 
 class _GuardedAsyncBackend(httpcore.AnyIOBackend):
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Any = None) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
         if not _allowed_host(host, port):
             # Resolution blocks; run it off the event loop.
             host = (await anyio.to_thread.run_sync(public_addresses, host, port))[0]
@@ -142,12 +157,16 @@ def _ssl_context() -> ssl.SSLContext:
 # connection pool themselves (what HTTPTransport.__init__ does, with the guarded backend).
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self) -> None:
-        self._pool = httpcore.ConnectionPool(ssl_context=_ssl_context(), network_backend=_GuardedSyncBackend())
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=_ssl_context(), network_backend=_GuardedSyncBackend()
+        )
 
 
 class _GuardedAsyncTransport(httpx.AsyncHTTPTransport):
     def __init__(self) -> None:
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=_ssl_context(), network_backend=_GuardedAsyncBackend())
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_ssl_context(), network_backend=_GuardedAsyncBackend()
+        )
 
 
 class _GuardedClient(httpx.Client):
@@ -164,7 +183,9 @@ class _GuardedAsyncClient(httpx.AsyncClient):
 
 def msp_http_client(*, timeout: float) -> httpx.Client:
     """Return a synchronous client for MSP calls (checked URLs, no redirects, no proxies)."""
-    return _GuardedClient(timeout=timeout, follow_redirects=False, trust_env=False, transport=_GuardedTransport())
+    return _GuardedClient(
+        timeout=timeout, follow_redirects=False, trust_env=False, transport=_GuardedTransport()
+    )
 
 
 def msp_async_client(*, timeout: float) -> httpx.AsyncClient:

@@ -47,7 +47,11 @@ def token_find(uid: str, organization_id: int | None) -> Token | None:
     """
     key = normalize_uid(uid)
     return token_choose(
-        list(Token.objects.select_related("msp").filter(uid_normalized=key).order_by("pk")[:TOKEN_CANDIDATES]),
+        list(
+            Token.objects.select_related("msp")
+            .filter(uid_normalized=key)
+            .order_by("pk")[:TOKEN_CANDIDATES]
+        ),
         organization_id,
     )
 
@@ -70,7 +74,9 @@ def token_choose(candidates: list[Token], organization_id: int | None) -> Token 
     return min(candidates, key=rank)
 
 
-def token_facts(token: Token, *, active_sessions: int = 0, group_ids: frozenset[int] | None = None) -> TokenFacts:
+def token_facts(
+    token: Token, *, active_sessions: int = 0, group_ids: frozenset[int] | None = None
+) -> TokenFacts:
     msp = token.msp
     live = bool(msp and msp.live_validation_url)
     on_timeout_accept = bool(msp and msp.on_timeout == MobilityServiceProvider.OnTimeout.ACCEPT)
@@ -90,7 +96,9 @@ def token_facts(token: Token, *, active_sessions: int = 0, group_ids: frozenset[
         msp_blocked=bool(msp and msp.blocked),
         msp_live_validation=live,
         msp_on_timeout_accept=on_timeout_accept,
-        group_ids=group_ids if group_ids is not None else frozenset(token.groups.values_list("pk", flat=True)),
+        group_ids=group_ids
+        if group_ids is not None
+        else frozenset(token.groups.values_list("pk", flat=True)),
         allowed_station_ids=frozenset(token.allowed_station_ids or []),
         single_session=token.single_session,
         active_sessions=active_sessions,
@@ -107,9 +115,14 @@ def stay_facts_of(reservation: Reservation, *, kwh_used: float | None = None) ->
     if access.charging_included and access.kwh_cap is not None and kwh_used is not None:
         kwh_left = float(access.kwh_cap) - kwh_used
     return StayFacts(
-        reservation_id=access.reservation_id, confirmed=access.confirmed, valid_from=access.valid_from,
-        valid_until=access.valid_until, property_id=access.property_id, unit_id=access.unit_id,
-        shared_chargers=access.shared_chargers, kwh_left=kwh_left,
+        reservation_id=access.reservation_id,
+        confirmed=access.confirmed,
+        valid_from=access.valid_from,
+        valid_until=access.valid_until,
+        property_id=access.property_id,
+        unit_id=access.unit_id,
+        shared_chargers=access.shared_chargers,
+        kwh_left=kwh_left,
     )
 
 
@@ -121,17 +134,36 @@ def decision_record(**kwargs: Any) -> AuthorizationDecision:
 
 
 def decision_build(
-    *, decision: Decision, uid: str, token_id: int | None, organization_id: int | None, station_id: str,
-    connector_id: int | None, context: Context, msp_id: int | None = None, msp_response: dict | None = None,
-    msp_latency_ms: int | None = None, ocpp_unique_id: str = "",
+    *,
+    decision: Decision,
+    uid: str,
+    token_id: int | None,
+    organization_id: int | None,
+    station_id: str,
+    connector_id: int | None,
+    context: Context,
+    msp_id: int | None = None,
+    msp_response: dict | None = None,
+    msp_latency_ms: int | None = None,
+    ocpp_unique_id: str = "",
 ) -> AuthorizationDecision:
     """The record of a decision, not saved yet (a batch of starts inserts many at once)."""
     return AuthorizationDecision(
-        uid=uid[:36], uid_normalized=normalize_uid(uid)[:36], token_id=token_id,
-        organization_id=organization_id, station_id=station_id, connector_id=connector_id,
-        context=str(context), status=str(decision.status), reason=decision.reason, step=decision.step,
-        message=decision.message, msp_id=msp_id, msp_response=msp_response,
-        msp_latency_ms=msp_latency_ms, ocpp_unique_id=ocpp_unique_id[:36],
+        uid=uid[:36],
+        uid_normalized=normalize_uid(uid)[:36],
+        token_id=token_id,
+        organization_id=organization_id,
+        station_id=station_id,
+        connector_id=connector_id,
+        context=str(context),
+        status=str(decision.status),
+        reason=decision.reason,
+        step=decision.step,
+        message=decision.message,
+        msp_id=msp_id,
+        msp_response=msp_response,
+        msp_latency_ms=msp_latency_ms,
+        ocpp_unique_id=ocpp_unique_id[:36],
         reservation_id=decision.reservation_id,
     )
 
@@ -147,7 +179,9 @@ async def msp_validate_live(
     # The UID is one path segment: a "/", "?" or "#" in it must not reshape the URL.
     url = f"{msp.live_validation_url.rstrip('/')}/{quote(uid, safe='')}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
-    headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
+    headers = (
+        {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
+    )
     started = time.monotonic()
     try:
         async with msp_async_client(timeout=msp.timeout_s) as client:
@@ -156,7 +190,11 @@ async def msp_validate_live(
         return MspAnswer.TIMEOUT, None, int((time.monotonic() - started) * 1000)
     except httpx.HTTPError as exc:
         logger.warning("MSP %s unreachable: %s", msp.pk, exc)
-        return MspAnswer.TIMEOUT, {"error": str(exc)[:200]}, int((time.monotonic() - started) * 1000)
+        return (
+            MspAnswer.TIMEOUT,
+            {"error": str(exc)[:200]},
+            int((time.monotonic() - started) * 1000),
+        )
     latency = int((time.monotonic() - started) * 1000)
     try:
         payload = response.json()
@@ -173,8 +211,15 @@ async def msp_validate_live(
 
 
 async def authorize(
-    *, uid: str, charger: ChargerFacts, context: Context, location_id: str = "", connector_id: int | None = None,
-    ocpp_unique_id: str = "", active_sessions_of=None, now: datetime | None = None,
+    *,
+    uid: str,
+    charger: ChargerFacts,
+    context: Context,
+    location_id: str = "",
+    connector_id: int | None = None,
+    ocpp_unique_id: str = "",
+    active_sessions_of=None,
+    now: datetime | None = None,
 ) -> Decision:
     """Decide whether `uid` may charge at `charger`, asking its MSP live if needed, and record it.
 
@@ -183,16 +228,29 @@ async def authorize(
     """
     token = await db.run(token_with_facts, uid, charger.organization_id, active_sessions_of)
     decision, record = await decide_live(
-        uid=uid, charger=charger, context=context, token=token, location_id=location_id,
-        connector_id=connector_id, ocpp_unique_id=ocpp_unique_id, now=now,
+        uid=uid,
+        charger=charger,
+        context=context,
+        token=token,
+        location_id=location_id,
+        connector_id=connector_id,
+        ocpp_unique_id=ocpp_unique_id,
+        now=now,
     )
     await db.run(decision_record, **record)
     return decision
 
 
 async def decide_live(
-    *, uid: str, charger: ChargerFacts, context: Context, token: tuple[Token, TokenFacts] | None,
-    location_id: str = "", connector_id: int | None = None, ocpp_unique_id: str = "", now: datetime | None = None,
+    *,
+    uid: str,
+    charger: ChargerFacts,
+    context: Context,
+    token: tuple[Token, TokenFacts] | None,
+    location_id: str = "",
+    connector_id: int | None = None,
+    ocpp_unique_id: str = "",
+    now: datetime | None = None,
 ) -> tuple[Decision, dict]:
     """Decide with the token already looked up (`token_with_facts`), asking its MSP live if
     needed; return the decision and the keyword arguments of its `decision_record`, for a
@@ -218,15 +276,24 @@ async def decide_live(
     elif token and token[0].msp_id:
         msp_id = token[0].msp_id
     record = dict(
-        decision=decision, uid=uid, token_id=token[0].pk if token else None,
-        organization_id=charger.organization_id, station_id=charger.station_id, connector_id=connector_id,
-        context=context, msp_id=msp_id, msp_response=msp_response, msp_latency_ms=msp_latency,
+        decision=decision,
+        uid=uid,
+        token_id=token[0].pk if token else None,
+        organization_id=charger.organization_id,
+        station_id=charger.station_id,
+        connector_id=connector_id,
+        context=context,
+        msp_id=msp_id,
+        msp_response=msp_response,
+        msp_latency_ms=msp_latency,
         ocpp_unique_id=ocpp_unique_id,
     )
     return decision, record
 
 
-def token_with_facts(uid: str, organization_id: int | None, active_sessions_of=None) -> tuple[Token, TokenFacts] | None:
+def token_with_facts(
+    uid: str, organization_id: int | None, active_sessions_of=None
+) -> tuple[Token, TokenFacts] | None:
     token = token_find(uid, organization_id)
     if token is None:
         return None
@@ -234,7 +301,9 @@ def token_with_facts(uid: str, organization_id: int | None, active_sessions_of=N
     return token, token_facts(token, active_sessions=active)
 
 
-def decide_sync(*, uid: str, charger: ChargerFacts, context: Context, now: datetime | None = None) -> Decision:
+def decide_sync(
+    *, uid: str, charger: ChargerFacts, context: Context, now: datetime | None = None
+) -> Decision:
     """Decide without asking an MSP (a cached or synced answer only); used for previews."""
     return decide_cached(uid=uid, charger=charger, context=context, now=now)[0]
 
@@ -250,7 +319,9 @@ def decide_cached(
     if decision.reason == NEEDS_MSP:
         cached = cache.get(_msp_cache_key(token.msp_id, uid))
         facts = replace(facts, msp_live_validation=not cached) if cached else facts
-        decision = decide(facts, charger, context, now=now, msp_answer=MspAnswer.ALLOWED if cached else None)
+        decision = decide(
+            facts, charger, context, now=now, msp_answer=MspAnswer.ALLOWED if cached else None
+        )
     return decision, token
 
 
@@ -266,7 +337,9 @@ def token_group_create(*, organization_id: int, name: str) -> TokenGroup:
 def token_group_add_uid(*, group: TokenGroup, uid: str) -> Token:
     """Whitelist `uid` in `group`: reuse the organization's token for it, or create one."""
     uid = uid.strip()
-    token = Token.objects.filter(organization=group.organization, uid_normalized=normalize_uid(uid)).first()
+    token = Token.objects.filter(
+        organization=group.organization, uid_normalized=normalize_uid(uid)
+    ).first()
     if token is None:
         token = Token.objects.create(uid=uid, organization=group.organization, type=Token.Type.RFID)
     group.tokens.add(token)
@@ -287,7 +360,9 @@ def token_group_touch(*, group_ids: list[int]) -> None:
     from django.db.models import F
 
     TokenGroup.objects.filter(pk__in=group_ids).update(version=F("version") + 1)
-    transaction.on_commit(lambda: token_groups_changed.send(sender=TokenGroup, token_group_ids=list(group_ids)))
+    transaction.on_commit(
+        lambda: token_groups_changed.send(sender=TokenGroup, token_group_ids=list(group_ids))
+    )
 
 
 @transaction.atomic
@@ -300,13 +375,19 @@ def token_update(*, token: Token, **fields) -> Token:
     return token
 
 
-def token_reimbursement_allow(*, organization_id: int, uid: str, station_ids: list[str], label: str = "") -> Token:
+def token_reimbursement_allow(
+    *, organization_id: int, uid: str, station_ids: list[str], label: str = ""
+) -> Token:
     """Reimbursement (seed 002 item 5): let the organization's card `uid` charge at these stations
     too. A card with allowed stations charges only there (decision step 10); created if new."""
     uid = uid.strip()
-    token = Token.objects.filter(organization_id=organization_id, uid_normalized=normalize_uid(uid)).first()
+    token = Token.objects.filter(
+        organization_id=organization_id, uid_normalized=normalize_uid(uid)
+    ).first()
     if token is None:
-        token = Token(uid=uid, organization_id=organization_id, type=Token.Type.RFID, label=label.strip())
+        token = Token(
+            uid=uid, organization_id=organization_id, type=Token.Type.RFID, label=label.strip()
+        )
         token.full_clean()
         token.save()
     allowed = sorted(set(token.allowed_station_ids or []) | set(station_ids))
@@ -329,7 +410,9 @@ def msp_set_blocked(*, msp: MobilityServiceProvider, blocked: bool) -> MobilityS
 MSP_TIMEOUT_RANGE = (1, 30)  # seconds; a charger waits on Authorize, so never longer than this
 
 
-def msp_set_validation(*, msp: MobilityServiceProvider, timeout_s: int, on_timeout: str) -> MobilityServiceProvider:
+def msp_set_validation(
+    *, msp: MobilityServiceProvider, timeout_s: int, on_timeout: str
+) -> MobilityServiceProvider:
     """Set how long live validation waits for the provider, and what a timeout means."""
     from django.core.exceptions import ValidationError
 
@@ -337,7 +420,9 @@ def msp_set_validation(*, msp: MobilityServiceProvider, timeout_s: int, on_timeo
     if not low <= int(timeout_s) <= high:
         raise ValidationError({"timeout_s": f"Choose a timeout from {low} to {high} seconds."})
     if on_timeout not in MobilityServiceProvider.OnTimeout.values:
-        raise ValidationError({"on_timeout": "Choose what happens when the provider does not answer."})
+        raise ValidationError(
+            {"on_timeout": "Choose what happens when the provider does not answer."}
+        )
     msp.timeout_s, msp.on_timeout = int(timeout_s), on_timeout
     msp.save(update_fields=["timeout_s", "on_timeout"])
     return msp
@@ -349,7 +434,9 @@ def tokens_search(*, uid: str, organization_ids) -> list[Token]:
     return list(
         Token.objects.select_related("msp", "organization")
         .filter(uid_normalized__contains=key)
-        .filter(Q(organization_id__in=organization_ids) | Q(msp__organization_id__in=organization_ids))
+        .filter(
+            Q(organization_id__in=organization_ids) | Q(msp__organization_id__in=organization_ids)
+        )
         .order_by("uid")[:100]
     )
 
@@ -357,7 +444,9 @@ def tokens_search(*, uid: str, organization_ids) -> list[Token]:
 # -- MSP token pull (OCPI GET tokens) ----------------------------------------------------------
 
 
-def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, client: httpx.Client | None = None) -> int:
+def msp_tokens_pull(
+    *, msp: MobilityServiceProvider, page_size: int = 500, client: httpx.Client | None = None
+) -> int:
     """Pull the MSP's token list (incremental from the last sync); return how many were stored."""
     if not msp.live_validation_url:
         return 0
@@ -365,13 +454,17 @@ def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, clien
     params: dict = {"offset": 0, "limit": page_size}
     if msp.tokens_synced_at:
         params["date_from"] = msp.tokens_synced_at.isoformat()
-    headers = {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
+    headers = (
+        {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
+    )
     own_client = client is None
     client = client or msp_http_client(timeout=max(msp.timeout_s, 30))
     stored = 0
     try:
         while True:
-            response = client.get(msp.live_validation_url.rstrip("/"), params=params, headers=headers)
+            response = client.get(
+                msp.live_validation_url.rstrip("/"), params=params, headers=headers
+            )
             response.raise_for_status()
             data = response.json().get("data") or []
             for item in data:
@@ -386,7 +479,9 @@ def msp_tokens_pull(*, msp: MobilityServiceProvider, page_size: int = 500, clien
                 if item.get("whitelist") in Token.Whitelist.values:  # OCPI token objects carry it
                     defaults["whitelist"] = item["whitelist"]
                 token, _ = Token.objects.update_or_create(
-                    msp=msp, uid_normalized=normalize_uid(uid), defaults=defaults,
+                    msp=msp,
+                    uid_normalized=normalize_uid(uid),
+                    defaults=defaults,
                 )
                 stored += 1
             if len(data) < params["limit"]:

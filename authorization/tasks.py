@@ -8,8 +8,11 @@ from .services import msp_tokens_pull
 
 
 @shared_task(
-    name="authorization.msp_tokens_pull", autoretry_for=(httpx.HTTPError,), retry_backoff=30,
-    retry_backoff_max=900, max_retries=5,
+    name="authorization.msp_tokens_pull",
+    autoretry_for=(httpx.HTTPError,),
+    retry_backoff=30,
+    retry_backoff_max=900,
+    max_retries=5,
 )
 def msp_tokens_pull_task(msp_id: int) -> int:
     msp = MobilityServiceProvider.objects.filter(pk=msp_id).first()
@@ -18,7 +21,9 @@ def msp_tokens_pull_task(msp_id: int) -> int:
 
 @shared_task(name="authorization.msp_tokens_pull_all")
 def msp_tokens_pull_all_task() -> int:
-    ids = list(MobilityServiceProvider.objects.exclude(live_validation_url="").values_list("pk", flat=True))
+    ids = list(
+        MobilityServiceProvider.objects.exclude(live_validation_url="").values_list("pk", flat=True)
+    )
     for msp_id in ids:
         msp_tokens_pull_task.delay(msp_id)
     return len(ids)

@@ -37,7 +37,9 @@ from .services import (
 
 
 def _tokens_for(user):
-    return scope_to_user(Token.objects.select_related("organization"), user).filter(organization__isnull=False)
+    return scope_to_user(Token.objects.select_related("organization"), user).filter(
+        organization__isnull=False
+    )
 
 
 def _groups_for(user):
@@ -72,15 +74,28 @@ def token_list(request):
         form = TokenCreateForm(user=request.user, initial={"valid": True})
         status = 200
     q = request.GET.get("q", "").strip()
-    tokens = _tokens_for(request.user).exclude(type=Token.Type.GUEST).annotate(group_count=Count("groups"))
+    tokens = (
+        _tokens_for(request.user)
+        .exclude(type=Token.Type.GUEST)
+        .annotate(group_count=Count("groups"))
+    )
     if q:
         tokens = tokens.filter(Q(uid_normalized__contains=normalize_uid(q)) | Q(label__icontains=q))
     page = Paginator(tokens.order_by("uid", "pk"), 50).get_page(request.GET.get("page"))
     rows = [(t, *token_state(t)) for t in page.object_list]
-    return render(request, "authorization/token_list.html", {
-        "form": form, "rows": rows, "page": page, "q": q, "can_add": organizations.exists(),
-        "groups": _groups_for(request.user).annotate(n=Count("tokens")),
-    }, status=status)
+    return render(
+        request,
+        "authorization/token_list.html",
+        {
+            "form": form,
+            "rows": rows,
+            "page": page,
+            "q": q,
+            "can_add": organizations.exists(),
+            "groups": _groups_for(request.user).annotate(n=Count("tokens")),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -91,7 +106,9 @@ def token_edit(request, pk: int):
         require_role(request.user, token.organization_id, edit=True)
         form = TokenEditForm(request.POST, instance=Token.objects.get(pk=token.pk))
         if form.is_valid():
-            token_update(token=token, **{name: form.cleaned_data[name] for name in form.Meta.fields})
+            token_update(
+                token=token, **{name: form.cleaned_data[name] for name in form.Meta.fields}
+            )
             messages.success(request, f"Token {token.uid} saved.")
             return redirect("authorization:token-edit", token.pk)
         status = 400
@@ -99,10 +116,20 @@ def token_edit(request, pk: int):
         form = TokenEditForm(instance=token)
         status = 200
     label, badge = token_state(token)
-    return render(request, "authorization/token_edit.html", {
-        "token": token, "form": form, "can_edit": role in ("owner", "manager"), "state": label, "badge": badge,
-        "groups": token.groups.all(), "sessions": token.sessions.select_related("charger")[:10],
-    }, status=status)
+    return render(
+        request,
+        "authorization/token_edit.html",
+        {
+            "token": token,
+            "form": form,
+            "can_edit": role in ("owner", "manager"),
+            "state": label,
+            "badge": badge,
+            "groups": token.groups.all(),
+            "sessions": token.sessions.select_related("charger")[:10],
+        },
+        status=status,
+    )
 
 
 # -- Local token groups ------------------------------------------------------------------------------
@@ -127,9 +154,16 @@ def token_group_list(request):
     groups = _groups_for(request.user).annotate(
         n=Count("tokens", distinct=True), n_props=Count("restricted_properties", distinct=True)
     )
-    return render(request, "authorization/token_group_list.html", {
-        "groups": groups, "form": form, "can_add": organizations.exists(),
-    }, status=status)
+    return render(
+        request,
+        "authorization/token_group_list.html",
+        {
+            "groups": groups,
+            "form": form,
+            "can_add": organizations.exists(),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -144,15 +178,28 @@ def token_group_detail(request, pk: int):
         if add_form.is_valid():
             token = token_group_add_uid(group=group, uid=add_form.cleaned_data["uid"])
             label, _ = token_state(token)
-            note = "" if label == "Valid" else f" Note: the token is {label.lower()}, so it is still refused."
+            note = (
+                ""
+                if label == "Valid"
+                else f" Note: the token is {label.lower()}, so it is still refused."
+            )
             messages.success(request, f"Token {token.uid} added to “{group.name}”.{note}")
             return redirect("authorization:token-group-detail", group.pk)
         status = 400
     tokens = [(t, *token_state(t)) for t in group.tokens.all().order_by("uid")]
-    return render(request, "authorization/token_group_detail.html", {
-        "group": group, "tokens": tokens, "add_form": add_form, "can_edit": role in ("owner", "manager"),
-        "properties": group.restricted_properties.all(), "chargers": group.chargers.all(),
-    }, status=status)
+    return render(
+        request,
+        "authorization/token_group_detail.html",
+        {
+            "group": group,
+            "tokens": tokens,
+            "add_form": add_form,
+            "can_edit": role in ("owner", "manager"),
+            "properties": group.restricted_properties.all(),
+            "chargers": group.chargers.all(),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -175,7 +222,9 @@ def roaming(request):
     results = None
     if form.is_bound and form.is_valid():
         now = timezone.now()
-        tokens = tokens_search(uid=form.cleaned_data["uid"], organization_ids=_org_ids(request.user))
+        tokens = tokens_search(
+            uid=form.cleaned_data["uid"], organization_ids=_org_ids(request.user)
+        )
         results = [(t, *token_state(t, now)) for t in tokens]
     return render(request, "authorization/roaming.html", {"form": form, "results": results})
 
@@ -192,12 +241,20 @@ def msp_list(request):
     msps = _msps_for(request.user).annotate(token_count=Count("tokens"))
     q = request.GET.get("q", "").strip()
     if q:
-        msps = msps.filter(Q(name__icontains=q) | Q(party_id__icontains=q) | Q(country_code__iexact=q))
+        msps = msps.filter(
+            Q(name__icontains=q) | Q(party_id__icontains=q) | Q(country_code__iexact=q)
+        )
     editable = set(editable_organizations(request.user).values_list("pk", flat=True))
     rows = [(m, m.organization_id in editable) for m in msps]
-    return render(request, "authorization/msp_list.html", {
-        "rows": rows, "q": q, "on_timeout_choices": MobilityServiceProvider.OnTimeout.choices,
-    })
+    return render(
+        request,
+        "authorization/msp_list.html",
+        {
+            "rows": rows,
+            "q": q,
+            "on_timeout_choices": MobilityServiceProvider.OnTimeout.choices,
+        },
+    )
 
 
 @login_required
@@ -209,13 +266,23 @@ def msp_validation(request, pk: int):
     msp = get_object_or_404(_msps_for(request.user), pk=pk)
     require_role(request.user, msp.organization_id, edit=True)
     try:
-        msp_set_validation(msp=msp, timeout_s=int(request.POST.get("timeout_s", "")),
-                           on_timeout=request.POST.get("on_timeout", ""))
+        msp_set_validation(
+            msp=msp,
+            timeout_s=int(request.POST.get("timeout_s", "")),
+            on_timeout=request.POST.get("on_timeout", ""),
+        )
     except (ValueError, ValidationError) as exc:
-        detail = "; ".join(sum(exc.message_dict.values(), [])) if isinstance(exc, ValidationError) else "Enter a whole number of seconds."
+        detail = (
+            "; ".join(sum(exc.message_dict.values(), []))
+            if isinstance(exc, ValidationError)
+            else "Enter a whole number of seconds."
+        )
         messages.error(request, f"{msp.name} not changed: {detail}")
     else:
-        messages.success(request, f"{msp.name}: wait {msp.timeout_s} s, then {msp.get_on_timeout_display().lower()}.")
+        messages.success(
+            request,
+            f"{msp.name}: wait {msp.timeout_s} s, then {msp.get_on_timeout_display().lower()}.",
+        )
     return redirect("authorization:msp-list")
 
 
@@ -227,9 +294,11 @@ def msp_block(request, pk: int):
     blocked = request.POST.get("blocked") == "1"
     msp_set_blocked(msp=msp, blocked=blocked)
     # Cached local lists carry these cards' status: bump the groups that hold them.
-    token_group_touch(group_ids=list(
-        TokenGroup.objects.filter(tokens__msp=msp).values_list("pk", flat=True).distinct()
-    ))
+    token_group_touch(
+        group_ids=list(
+            TokenGroup.objects.filter(tokens__msp=msp).values_list("pk", flat=True).distinct()
+        )
+    )
     if blocked:
         messages.success(request, f"{msp.name} is blocked: its cards are refused at your chargers.")
     else:

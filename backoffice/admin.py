@@ -41,7 +41,14 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Property)
 class PropertyAdmin(admin.ModelAdmin):
-    list_display = ["name", "organization", "timezone", "currency", "roaming_enabled", "guest_charging_enabled"]
+    list_display = [
+        "name",
+        "organization",
+        "timezone",
+        "currency",
+        "roaming_enabled",
+        "guest_charging_enabled",
+    ]
     search_fields = ["name", "address", "organization__name"]
     list_filter = ["roaming_enabled", "guest_charging_enabled", "currency"]
     list_select_related = ["organization"]

@@ -28,8 +28,10 @@ class EstimatedCountPaginator(Paginator):
         connection = connections[queryset.db]
         if not query.where and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                               [queryset.model._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [queryset.model._meta.db_table],
+                )
                 row = cursor.fetchone()
             if row and row[0] > CAP:  # -1 / small: never analyzed or small enough to count exactly
                 return int(row[0])
@@ -57,13 +59,44 @@ def fixed_choices_filter(field: str, title: str, choices: list[str]) -> type:
 
 # OCPP 1.6 and 2.0.1 actions, for filters on the message log (its `action` column).
 OCPP_ACTIONS = [
-    "Authorize", "BootNotification", "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
-    "DataTransfer", "GetConfiguration", "GetVariables", "Heartbeat", "MeterValues", "NotifyEvent", "RemoteStartTransaction",
-    "RemoteStopTransaction", "RequestStartTransaction", "RequestStopTransaction", "ReserveNow", "Reset", "SetVariables",
-    "StartTransaction", "StatusNotification", "StopTransaction", "TransactionEvent", "TriggerMessage", "UnlockConnector",
+    "Authorize",
+    "BootNotification",
+    "CancelReservation",
+    "ChangeAvailability",
+    "ChangeConfiguration",
+    "ClearCache",
+    "DataTransfer",
+    "GetConfiguration",
+    "GetVariables",
+    "Heartbeat",
+    "MeterValues",
+    "NotifyEvent",
+    "RemoteStartTransaction",
+    "RemoteStopTransaction",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "ReserveNow",
+    "Reset",
+    "SetVariables",
+    "StartTransaction",
+    "StatusNotification",
+    "StopTransaction",
+    "TransactionEvent",
+    "TriggerMessage",
+    "UnlockConnector",
 ]
 # OCPP 1.6 StopTransaction reasons (7.30) and ours ("Superseded").
 STOP_REASONS = [
-    "DeAuthorized", "EmergencyStop", "EVDisconnected", "HardReset", "Local", "Other", "PowerLoss", "Reboot", "Remote",
-    "SoftReset", "UnlockCommand", "Superseded",
+    "DeAuthorized",
+    "EmergencyStop",
+    "EVDisconnected",
+    "HardReset",
+    "Local",
+    "Other",
+    "PowerLoss",
+    "Reboot",
+    "Remote",
+    "SoftReset",
+    "UnlockCommand",
+    "Superseded",
 ]

@@ -59,7 +59,9 @@ class TenantViewSetMixin:
 
     def check_object_permissions(self, request, obj):
         super().check_object_permissions(request, obj)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not can_edit(request.user, self.organization_id_of(obj)):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not can_edit(
+            request.user, self.organization_id_of(obj)
+        ):
             raise PermissionDenied("Your role in this organization is read-only.")
 
     def require_edit(self, organization_id: int | None) -> None:
@@ -86,7 +88,10 @@ class OrganizationSerializer(TenantSerializerMixin, serializers.ModelSerializer)
 class MemberSerializer(serializers.Serializer):
     email = serializers.EmailField()
     password = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, style={"input_type": "password"},
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        style={"input_type": "password"},
         help_text="For a new member: their password. Leave it out to email them an invitation instead.",
     )
     role = serializers.ChoiceField(choices=Membership.Role.choices)
@@ -94,8 +99,14 @@ class MemberSerializer(serializers.Serializer):
     user_id = serializers.IntegerField(read_only=True)
 
 
-class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.ListModelMixin,
-                          mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class OrganizationViewSet(
+    TenantViewSetMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = OrganizationSerializer
 
     def get_queryset(self):
@@ -116,7 +127,15 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
         if request.method == "GET":
             rows = Membership.objects.filter(organization=organization).select_related("user")
             return Response(
-                [{"id": m.pk, "user_id": m.user_id, "email": m.user.email or m.user.username, "role": m.role} for m in rows]
+                [
+                    {
+                        "id": m.pk,
+                        "user_id": m.user_id,
+                        "email": m.user.email or m.user.username,
+                        "role": m.role,
+                    }
+                    for m in rows
+                ]
             )
         if role_in(request.user, organization.pk) != Membership.Role.OWNER:
             raise PermissionDenied("Only owners manage members.")
@@ -129,7 +148,9 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
         invite = not data.get("password")
         try:
             membership = services.member_add(
-                organization=organization, email=email, role=data["role"],
+                organization=organization,
+                email=email,
+                role=data["role"],
                 password=get_random_string(32) if invite else data["password"],
             )
         except DjangoValidationError as exc:
@@ -139,7 +160,12 @@ class OrganizationViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.Li
 
             send_invitation(request, email=email, organization=organization)
         return Response(
-            {"id": membership.pk, "user_id": membership.user_id, "email": membership.user.email, "role": membership.role},
+            {
+                "id": membership.pk,
+                "user_id": membership.user_id,
+                "email": membership.user.email,
+                "role": membership.role,
+            },
             status=status.HTTP_201_CREATED,
         )
 
@@ -150,8 +176,15 @@ class PropertySerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Property
         fields = [
-            "id", "organization", "name", "address", "timezone", "currency", "roaming_enabled",
-            "guest_charging_enabled", "created_at",
+            "id",
+            "organization",
+            "name",
+            "address",
+            "timezone",
+            "currency",
+            "roaming_enabled",
+            "guest_charging_enabled",
+            "created_at",
         ]
 
 

@@ -24,17 +24,23 @@ from django.db import connections
 
 def enabled() -> bool:
     """Whether the batched writers use async connections (PostgreSQL, not turned off)."""
-    return bool(getattr(settings, "OCPP_LOG_ASYNC_COPY", True)) and connections["default"].vendor == "postgresql"
+    return (
+        bool(getattr(settings, "OCPP_LOG_ASYNC_COPY", True))
+        and connections["default"].vendor == "postgresql"
+    )
 
 
 def conninfo(application_name: str) -> dict[str, str]:
     """Connection parameters of Django's default database, for psycopg."""
     params = connections["default"].settings_dict
     info: dict[str, str | None] = {
-        "dbname": params["NAME"], "user": params.get("USER") or None,
-        "password": params.get("PASSWORD") or None, "host": params.get("HOST") or None,
+        "dbname": params["NAME"],
+        "user": params.get("USER") or None,
+        "password": params.get("PASSWORD") or None,
+        "host": params.get("HOST") or None,
         "port": str(params["PORT"]) if params.get("PORT") else None,
-        "application_name": application_name, "connect_timeout": "5",
+        "application_name": application_name,
+        "connect_timeout": "5",
     }
     for key in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options"):
         if params.get("OPTIONS", {}).get(key) is not None:
@@ -81,7 +87,9 @@ class LoopConnection:
         self.close()
         info = make_conninfo("", **conninfo(self.application_name))
         self._conn = await psycopg.AsyncConnection.connect(info, autocommit=True)
-        await self._conn.execute("SET TIME ZONE 'UTC'")  # as Django's connections: datetimes come back in UTC
+        await self._conn.execute(
+            "SET TIME ZONE 'UTC'"
+        )  # as Django's connections: datetimes come back in UTC
         self._loop = loop
         return self._conn
 
@@ -100,7 +108,9 @@ def insert_sql(model: Any, rows: int) -> tuple[str, list[Any]]:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     columns = ", ".join(f'"{f.column}"' for f in fields)
-    return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ' + ", ".join([one] * rows), fields
+    return f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES ' + ", ".join(
+        [one] * rows
+    ), fields
 
 
 def insert_values(objs: list[Any], fields: list[Any]) -> list[Any]:

@@ -41,7 +41,12 @@ def nice_max(value: float) -> float:
 
 
 def bar_chart(
-    points: list[tuple[str, float]], *, unit: str, width: int = 600, height: int = 180, pad_left: int = 44,
+    points: list[tuple[str, float]],
+    *,
+    unit: str,
+    width: int = 600,
+    height: int = 180,
+    pad_left: int = 44,
     pad_bottom: int = 22,
 ) -> BarChart:
     """Lay out one bar per (label, value) point."""
@@ -55,8 +60,12 @@ def bar_chart(
         h = plot_h * (value / top) if top else 0
         bars.append(
             Bar(
-                x=round(pad_left + i * slot + slot * 0.15, 2), y=round(8 + plot_h - h, 2),
-                width=round(slot * 0.7, 2), height=round(h, 2), label=label, value=value,
+                x=round(pad_left + i * slot + slot * 0.15, 2),
+                y=round(8 + plot_h - h, 2),
+                width=round(slot * 0.7, 2),
+                height=round(h, 2),
+                label=label,
+                value=value,
                 title=f"{label}: {value:g} {unit}",
             )
         )
@@ -84,8 +93,13 @@ class LineChart:
 
 
 def line_chart(
-    series: dict[str, tuple[str, list[tuple[datetime, Decimal | float]]]], *, width: int = 640, height: int = 220,
-    pad_left: int = 50, pad_bottom: int = 24, pad_right: int = 8,
+    series: dict[str, tuple[str, list[tuple[datetime, Decimal | float]]]],
+    *,
+    width: int = 640,
+    height: int = 220,
+    pad_left: int = 50,
+    pad_bottom: int = 24,
+    pad_right: int = 8,
 ) -> LineChart | None:
     """Lay out time series sharing one time axis; each series gets its own y scale.
 

@@ -23,9 +23,15 @@ def portal(request) -> dict:
 def _section(url_name: str | None) -> str:
     name = url_name or ""
     for prefix, section in (
-        ("charger", "chargers"), ("session", "sessions"), ("location", "locations"),
-        ("token", "tokens"), ("roaming", "roaming"), ("msp", "msps"), ("decision", "chargers"),
-        ("dashboard", "dashboard"), ("member", "members"),
+        ("charger", "chargers"),
+        ("session", "sessions"),
+        ("location", "locations"),
+        ("token", "tokens"),
+        ("roaming", "roaming"),
+        ("msp", "msps"),
+        ("decision", "chargers"),
+        ("dashboard", "dashboard"),
+        ("member", "members"),
     ):
         if name.startswith(prefix):
             return section

@@ -80,7 +80,9 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-def update_many(model: Any, set_fields: list[str], where_fields: list[str], rows: list[tuple]) -> int:
+def update_many(
+    model: Any, set_fields: list[str], where_fields: list[str], rows: list[tuple]
+) -> int:
     """`UPDATE <model> SET <set_fields> WHERE <where_fields>` once per row (set values first, then
     where values), as one executemany: on PostgreSQL a single pipelined round trip, and none of
     the per-object expression building of QuerySet.bulk_update. Returns the rows changed (the
@@ -90,11 +92,19 @@ def update_many(model: Any, set_fields: list[str], where_fields: list[str], rows
     connection = connections["default"]
     meta = model._meta
     fields = [meta.get_field(name) for name in (*set_fields, *where_fields)]
-    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields[: len(set_fields)])
-    conditions = " AND ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields[len(set_fields) :])
+    assignments = ", ".join(
+        f"{connection.ops.quote_name(f.column)} = %s" for f in fields[: len(set_fields)]
+    )
+    conditions = " AND ".join(
+        f"{connection.ops.quote_name(f.column)} = %s" for f in fields[len(set_fields) :]
+    )
     sql = f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {assignments} WHERE {conditions}"
     params = [
-        [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)] for row in rows
+        [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(fields, row, strict=True)
+        ]
+        for row in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

@@ -32,7 +32,9 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except DatabaseError as exc:
         logger.warning("Health check: database unreachable: %s", exc)
         connection.close()  # the next check connects afresh
-        response: HttpResponse = JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+        response: HttpResponse = JsonResponse(
+            {"status": "unavailable", "database": "unreachable"}, status=503
+        )
     else:
         response = JsonResponse({"status": "ok"})
     response["Cache-Control"] = "no-store"

@@ -73,10 +73,12 @@ class LoginThrottleHandler(AxesDatabaseHandler):
         ip_address = getattr(request, "axes_ip_address", None)
         if not ip_address:
             return 0
-        since = (getattr(request, "axes_attempt_time", None) or timezone.now()) - settings.AXES_COOLOFF_TIME
-        total = AccessAttempt.objects.filter(ip_address=ip_address, attempt_time__gte=since).aggregate(
-            total=Sum("failures_since_start")
-        )["total"]
+        since = (
+            getattr(request, "axes_attempt_time", None) or timezone.now()
+        ) - settings.AXES_COOLOFF_TIME
+        total = AccessAttempt.objects.filter(
+            ip_address=ip_address, attempt_time__gte=since
+        ).aggregate(total=Sum("failures_since_start"))["total"]
         return int(total or 0)
 
     def get_failures(self, request: Any, credentials: dict[str, Any] | None = None) -> int:
@@ -87,7 +89,9 @@ class LoginThrottleHandler(AxesDatabaseHandler):
             return max(failures, int(get_failure_limit(request, credentials)))
         return failures
 
-    def user_login_failed(self, sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
+    def user_login_failed(
+        self, sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+    ) -> None:
         super().user_login_failed(sender, credentials, request, **kwargs)
         # DRF hands authenticate() its own Request wrapper: axes flags the wrapper, while
         # AxesMiddleware looks at the Django HttpRequest underneath.

@@ -36,7 +36,9 @@ def request_has_nul(request: HttpRequest) -> bool:
     """Return True if the path, the query string or a text field of the body holds a NUL."""
     if "\x00" in request.path or b"\x00" in unquote_to_bytes(request.META.get("QUERY_STRING", "")):
         return True
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith(BODY_NUL_HANDLED_BY_VIEW):
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith(
+        BODY_NUL_HANDLED_BY_VIEW
+    ):
         return False
     content_type = request.content_type or ""
     if content_type == "application/json" or content_type.endswith("+json"):

@@ -34,13 +34,19 @@ class Membership(models.Model):
         MANAGER = "manager", "Manager"
         VIEWER = "viewer", "Viewer"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="unique_membership")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} ({self.role})"
@@ -57,14 +63,17 @@ class Membership(models.Model):
 class Property(models.Model):
     """A site where chargers stand. Hosts call these Locations in the portal."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="properties")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="properties"
+    )
     name = models.CharField(max_length=200)
     address = models.CharField(max_length=400, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="EUR", validators=[validate_currency])
     # Location access (seed 002 "Locations": public (roaming) / guest charging).
     roaming_enabled = models.BooleanField(
-        default=True, help_text="Accept cards and apps of other networks (roaming) at public chargers."
+        default=True,
+        help_text="Accept cards and apps of other networks (roaming) at public chargers.",
     )
     guest_charging_enabled = models.BooleanField(
         default=True, help_text="Let guests without an account charge by scanning the QR code."

@@ -38,6 +38,6 @@ def unseal(stored: str) -> str:
     if not stored or not stored.startswith(PREFIX):
         return ""
     try:
-        return _keys().decrypt(stored[len(PREFIX):].encode()).decode()
+        return _keys().decrypt(stored[len(PREFIX) :].encode()).decode()
     except InvalidToken:
         return ""

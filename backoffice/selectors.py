@@ -30,7 +30,9 @@ def role_in(user, organization_id: int | None) -> str | None:
         return None
     if user.is_staff:
         return Membership.Role.OWNER
-    membership = Membership.objects.filter(user=user, organization_id=organization_id).only("role").first()
+    membership = (
+        Membership.objects.filter(user=user, organization_id=organization_id).only("role").first()
+    )
     return membership.role if membership else None
 
 
@@ -44,4 +46,3 @@ def organizations_for(user) -> QuerySet:
 
 def properties_for(user) -> QuerySet:
     return scope_to_user(Property.objects.select_related("organization"), user)
-

@@ -18,7 +18,9 @@ def organization_create(*, name: str, owner=None) -> Organization:
 
 
 @transaction.atomic
-def member_add(*, organization: Organization, email: str, password: str | None, role: str) -> Membership:
+def member_add(
+    *, organization: Organization, email: str, password: str | None, role: str
+) -> Membership:
     """Create (or reuse) the user with this email and make them a member. Email is the username."""
     User = get_user_model()
     email = email.strip().lower()

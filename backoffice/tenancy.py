@@ -156,7 +156,11 @@ class TenantSerializerMixin:
         user = getattr(request, "user", None)
         for field in fields.values():
             relation = field.child_relation if isinstance(field, ManyRelatedField) else field
-            if isinstance(relation, RelatedField) and not relation.read_only and relation.queryset is not None:
+            if (
+                isinstance(relation, RelatedField)
+                and not relation.read_only
+                and relation.queryset is not None
+            ):
                 relation.queryset = writable(relation.queryset, user)
         return fields
 
@@ -181,7 +185,9 @@ class TenantFilterBackend(drf_filters.DjangoFilterBackend):
         if filterset is None:
             return None
         for flt in filterset.filters.values():
-            if isinstance(flt, (drf_filters.ModelChoiceFilter, drf_filters.ModelMultipleChoiceFilter)):
+            if isinstance(
+                flt, (drf_filters.ModelChoiceFilter, drf_filters.ModelMultipleChoiceFilter)
+            ):
                 choices = flt.get_queryset(request)
                 if isinstance(choices, QuerySet):
                     flt.queryset = readable(choices, request.user)
@@ -204,7 +210,9 @@ def protected_dependants(obj: models.Model) -> list[tuple[str, int]]:
         count = related._base_manager.filter(**{relation.field.name: obj}).count()
         if count:
             meta = related._meta
-            found.append((str(meta.verbose_name if count == 1 else meta.verbose_name_plural), count))
+            found.append(
+                (str(meta.verbose_name if count == 1 else meta.verbose_name_plural), count)
+            )
     return found
 
 

@@ -33,7 +33,9 @@ dashboard_figures = Signal()
 dashboard_revenue = Signal()
 
 
-def require_role(user, organization_id: int | None, *, edit: bool = False, owner: bool = False) -> str:
+def require_role(
+    user, organization_id: int | None, *, edit: bool = False, owner: bool = False
+) -> str:
     """Return the user's role in the organization, or raise.
 
     Not a member: 404 (the object does not exist for them). Member without the right: 403.
@@ -58,10 +60,14 @@ def send_invitation(request, *, email: str, organization: Organization) -> None:
     invite = PasswordResetForm({"email": email})
     invite.is_valid()
     invite.save(
-        request=request, use_https=request.is_secure(),
+        request=request,
+        use_https=request.is_secure(),
         subject_template_name="registration/invitation_subject.txt",
         email_template_name="registration/invitation_email.html",
-        extra_email_context={"organization": organization.name, "inviter": request.user.get_username()},
+        extra_email_context={
+            "organization": organization.name,
+            "inviter": request.user.get_username(),
+        },
     )
 
 
@@ -87,7 +93,12 @@ def dashboard(request):
         "revenue_30d": _revenue(org_ids, month_ago, now),
     }
     for _receiver, figures in dashboard_figures.send(
-        sender=None, user=request.user, organization_ids=org_ids, today=today, since=month_ago, now=now
+        sender=None,
+        user=request.user,
+        organization_ids=org_ids,
+        today=today,
+        since=month_ago,
+        now=now,
     ):
         context.update(figures or {})
     return render(request, "backoffice/dashboard.html", context)
@@ -103,8 +114,11 @@ def _owned_organizations(user):
 
 def _other_owners(membership: Membership) -> int:
     return (
-        Membership.objects.filter(organization_id=membership.organization_id, role=Membership.Role.OWNER)
-        .exclude(pk=membership.pk).count()
+        Membership.objects.filter(
+            organization_id=membership.organization_id, role=Membership.Role.OWNER
+        )
+        .exclude(pk=membership.pk)
+        .count()
     )
 
 
@@ -117,26 +131,44 @@ def members(request):
     forms_by_org = {org.pk: InviteMemberForm(organization=org) for org in organizations}
     status = 200
     if request.method == "POST":
-        org = next((o for o in organizations if str(o.pk) == request.POST.get("organization")), None)
+        org = next(
+            (o for o in organizations if str(o.pk) == request.POST.get("organization")), None
+        )
         if org is None:
             raise Http404("Not found")
         form = InviteMemberForm(request.POST, organization=org)
         if form.is_valid():
             email = form.cleaned_data["email"]
-            member_add(organization=org, email=email, password=get_random_string(32),
-                       role=form.cleaned_data["role"])
+            member_add(
+                organization=org,
+                email=email,
+                password=get_random_string(32),
+                role=form.cleaned_data["role"],
+            )
             send_invitation(request, email=email, organization=org)
-            messages.success(request, f"{email} is now a member of {org.name}. We emailed them a link to set their password.")
+            messages.success(
+                request,
+                f"{email} is now a member of {org.name}. We emailed them a link to set their password.",
+            )
             return redirect("backoffice:members")
         forms_by_org[org.pk] = form
         status = 400
     rows = [
-        (org, forms_by_org[org.pk],
-         Membership.objects.filter(organization=org).select_related("user").order_by("user__username"))
+        (
+            org,
+            forms_by_org[org.pk],
+            Membership.objects.filter(organization=org)
+            .select_related("user")
+            .order_by("user__username"),
+        )
         for org in organizations
     ]
-    return render(request, "backoffice/members.html", {"rows": rows, "roles": Membership.Role.choices},
-                  status=status)
+    return render(
+        request,
+        "backoffice/members.html",
+        {"rows": rows, "roles": Membership.Role.choices},
+        status=status,
+    )
 
 
 @login_required
@@ -147,7 +179,9 @@ def member_change(request, pk: int):
     keeps_an_owner = membership.role != Membership.Role.OWNER or _other_owners(membership) > 0
     if request.POST.get("remove"):
         if not keeps_an_owner:
-            messages.error(request, "An organization needs an owner: make someone else owner first.")
+            messages.error(
+                request, "An organization needs an owner: make someone else owner first."
+            )
         else:
             membership.delete()
             messages.success(request, f"{membership.user.get_username()} is no longer a member.")
@@ -158,9 +192,15 @@ def member_change(request, pk: int):
     elif form.cleaned_data["role"] != Membership.Role.OWNER and not keeps_an_owner:
         messages.error(request, "An organization needs an owner: make someone else owner first.")
     else:
-        member_add(organization=membership.organization, email=membership.user.username, password=None,
-                   role=form.cleaned_data["role"])
-        messages.success(request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}.")
+        member_add(
+            organization=membership.organization,
+            email=membership.user.username,
+            password=None,
+            role=form.cleaned_data["role"],
+        )
+        messages.success(
+            request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
+        )
     return redirect("backoffice:members")
 
 

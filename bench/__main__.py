@@ -79,15 +79,24 @@ def drop_database(name: str) -> None:
 
 def database_exists(name: str) -> bool:
     with psycopg.connect(f"{PG_ROOT}/postgres", autocommit=True) as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            is not None
+        )
 
 
 def migrate_and_seed(database: str, chargers: int) -> dict:
     env = server_env(database)
-    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
     out = subprocess.run(
-        [PY, "-m", "bench.seed", "--chargers", str(chargers)], cwd=ROOT, env=env, check=True,
-        capture_output=True, text=True,
+        [PY, "-m", "bench.seed", "--chargers", str(chargers)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -110,7 +119,9 @@ def reset_logs(database: str = BENCH_DB) -> None:
             "RESTART IDENTITY CASCADE"
         )
         conn.execute("TRUNCATE chargers_chargingsession CASCADE")
-        conn.execute("UPDATE chargers_charger SET connection_id = '', connected_at = NULL, disconnected_at = NULL")
+        conn.execute(
+            "UPDATE chargers_charger SET connection_id = '', connected_at = NULL, disconnected_at = NULL"
+        )
     shutil.rmtree(JOURNAL_DIR, ignore_errors=True)
 
 
@@ -118,11 +129,20 @@ def summarize(stats: dict, duration: float) -> dict:
     lat = stats.get("latencies", [])
     return {
         "msg_per_s": round(stats.get("window_ok", 0) / duration, 1),
-        "p50_ms": _r(pct(lat, 50)), "p99_ms": _r(pct(lat, 99)), "max_ms": _r(max(lat) if lat else None),
-        "errors": stats.get("errors", 0), "error_samples": stats.get("error_samples", [])[:3],
+        "p50_ms": _r(pct(lat, 50)),
+        "p99_ms": _r(pct(lat, 99)),
+        "max_ms": _r(max(lat) if lat else None),
+        "errors": stats.get("errors", 0),
+        "error_samples": stats.get("error_samples", [])[:3],
         "calls": len(lat),
-        "by_action": {name: {"calls": len(values), "p50_ms": _r(pct(values, 50)), "p99_ms": _r(pct(values, 99))}
-                      for name, values in sorted(stats.get("by_action", {}).items())},
+        "by_action": {
+            name: {
+                "calls": len(values),
+                "p50_ms": _r(pct(values, 50)),
+                "p99_ms": _r(pct(values, 99)),
+            }
+            for name, values in sorted(stats.get("by_action", {}).items())
+        },
     }
 
 
@@ -147,9 +167,23 @@ def start_profile(server: Server, name: str, duration: float | None = None):
     # BENCH_PROFILE_IDLE=1: waiting threads are sampled too (where a phase's wall time goes).
     gil += ["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") == "1" else []
     return subprocess.Popen(
-        [str(spy), "record", "-p", str(server.proc.pid), *limit, *gil, "-r", "200", "--nonblocking",
-         "-f", "raw", "-o", str(PROFILE_DIR / f"{name}.txt")],
-        stdout=subprocess.DEVNULL, stderr=open(PROFILE_DIR / f"{name}.err", "w"),
+        [
+            str(spy),
+            "record",
+            "-p",
+            str(server.proc.pid),
+            *limit,
+            *gil,
+            "-r",
+            "200",
+            "--nonblocking",
+            "-f",
+            "raw",
+            "-o",
+            str(PROFILE_DIR / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(PROFILE_DIR / f"{name}.err", "w"),
     )
 
 
@@ -178,34 +212,62 @@ def stop_profile(spy) -> None:
         spy.kill()
 
 
-def run_closed(server_urls: list[str], servers: list[Server], n: int, duration: float, workers: int, echo=False,
-               profile: str | None = None, protocol: str = "1.6") -> dict:
+def run_closed(
+    server_urls: list[str],
+    servers: list[Server],
+    n: int,
+    duration: float,
+    workers: int,
+    echo=False,
+    profile: str | None = None,
+    protocol: str = "1.6",
+) -> dict:
     """Closed loop (Heartbeat / MeterValues back to back; in 2.0.1 Heartbeat / TransactionEvent
     Updated with the same meter values) over n chargers; server CPU and RSS."""
     rss_before = sum(s.rss() for s in servers)
-    load = Load({"mode": "closed", "urls": server_urls, "duration": duration, "echo": echo, "protocol": protocol},
-                [station_id(i) for i in range(n)], workers=workers)
+    load = Load(
+        {
+            "mode": "closed",
+            "urls": server_urls,
+            "duration": duration,
+            "echo": echo,
+            "protocol": protocol,
+        },
+        [station_id(i) for i in range(n)],
+        workers=workers,
+    )
     connected = load.wait_ready()
     rss_connected = sum(s.rss() for s in servers)
-    cpu0, wall0, pg0 = sum(s.cpu_seconds() for s in servers), time.monotonic(), postgres_cpu_seconds()
+    cpu0, wall0, pg0 = (
+        sum(s.cpu_seconds() for s in servers),
+        time.monotonic(),
+        postgres_cpu_seconds(),
+    )
     load.start()
     spy = start_profile(servers[0], profile, duration) if profile else None
     stats = load.results(timeout=duration + 300)
     if spy is not None:
         spy.wait(timeout=60)
-    cpu1, wall1, pg1 = sum(s.cpu_seconds() for s in servers), time.monotonic(), postgres_cpu_seconds()
+    cpu1, wall1, pg1 = (
+        sum(s.cpu_seconds() for s in servers),
+        time.monotonic(),
+        postgres_cpu_seconds(),
+    )
     result = summarize(stats, duration)
     result.update(
-        connections=connected, setup_s=round(load.setup_s, 1),
+        connections=connected,
+        setup_s=round(load.setup_s, 1),
         cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
         rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
         rss_mb=round(sum(s.rss() for s in servers) / 2**20, 0),
         # Server CPU (all processes) over the same window as `messages_answered` (every CALL
         # answered from load.start() to the end, warm-up included), for CPU per 1,000 messages.
-        server_cpu_s=round(cpu1 - cpu0, 2), messages_answered=stats.get("ok", 0),
+        server_cpu_s=round(cpu1 - cpu0, 2),
+        messages_answered=stats.get("ok", 0),
         # The box is two cores shared by the server, PostgreSQL and the load generator: what a
         # message costs each says where a protocol's extra time goes.
-        postgres_cpu_s=round(pg1 - pg0, 2), load_cpu_s=round(stats.get("load_cpu_s", 0.0), 2),
+        postgres_cpu_s=round(pg1 - pg0, 2),
+        load_cpu_s=round(stats.get("load_cpu_s", 0.0), 2),
     )
     if connected < n:
         result["errors"] += n - connected
@@ -234,13 +296,15 @@ def scenario_throughput(args, report) -> None:
         for n in args.conns:
             results: dict[str, list[dict]] = {}
             for rep in range(repeat):
-                for protocol in (protocols if rep % 2 == 0 else protocols[::-1]):
+                for protocol in protocols if rep % 2 == 0 else protocols[::-1]:
                     name = with_protocol(kind, protocol)
                     result = _throughput_run(args, kind, protocol, n, profile=rep == 0)
                     results.setdefault(name, []).append(result)
             for name, runs_of in results.items():
                 ordered = sorted(runs_of, key=lambda r: r["msg_per_s"])
-                row = dict(ordered[(len(ordered) - 1) // 2])  # the median (the lower one of an even count)
+                row = dict(
+                    ordered[(len(ordered) - 1) // 2]
+                )  # the median (the lower one of an even count)
                 if len(runs_of) > 1:
                     row["runs_msg_per_s"] = [r["msg_per_s"] for r in runs_of]
                 rows.setdefault(name, {})[str(n)] = row
@@ -258,10 +322,16 @@ def _throughput_run(args, kind: str, protocol: str, n: int, *, profile: bool) ->
     try:
         log(f"throughput: {name} x {n} chargers for {args.duration} s")
         denials = asyncio.run(denial_statuses(server.ws_url)) if kind in OURS else None
-        result = run_closed([server.ws_url], [server], n, args.duration, args.workers,
-                            echo=kind.startswith("echo"),
-                            profile=f"throughput-{name.replace('/', '-')}-{n}" if profile else None,
-                            protocol=protocol)
+        result = run_closed(
+            [server.ws_url],
+            [server],
+            n,
+            args.duration,
+            args.workers,
+            echo=kind.startswith("echo"),
+            profile=f"throughput-{name.replace('/', '-')}-{n}" if profile else None,
+            protocol=protocol,
+        )
     finally:
         server.terminate()
     if kind in OURS:
@@ -318,9 +388,18 @@ def scenario_fleet(args, report) -> None:
         log(f"fleet: {n} chargers, 30 % charging, {duration} s")
         rss_before = server.rss()
         load = Load(
-            {"mode": "fleet", "urls": [server.ws_url], "duration": duration, "charging_share": 0.3,
-             "heartbeat_s": 60, "meter_s": 10, "status_s": 300, "connect_concurrency": 250},
-            [station_id(i) for i in range(n)], workers=args.workers,
+            {
+                "mode": "fleet",
+                "urls": [server.ws_url],
+                "duration": duration,
+                "charging_share": 0.3,
+                "heartbeat_s": 60,
+                "meter_s": 10,
+                "status_s": 300,
+                "connect_concurrency": 250,
+            },
+            [station_id(i) for i in range(n)],
+            workers=args.workers,
         )
         connected = load.wait_ready()
         rss_connected = server.rss()
@@ -332,7 +411,8 @@ def scenario_fleet(args, report) -> None:
         cpu1, wall1 = server.cpu_seconds(), time.monotonic()
         result = summarize(stats, duration)
         result.update(
-            connections=connected, connect_boot_s=round(load.setup_s, 1),
+            connections=connected,
+            connect_boot_s=round(load.setup_s, 1),
             cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
             rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
             rss_mb=round(server.rss() / 2**20, 0),
@@ -357,10 +437,12 @@ def scenario_storm(args, report) -> None:
         repeat = max(1, args.storm_repeat) if kind in OURS else 1
         found: dict[str, list[dict]] = {}
         for rep in range(repeat):
-            for protocol in (protocols if rep % 2 == 0 else protocols[::-1]):
+            for protocol in protocols if rep % 2 == 0 else protocols[::-1]:
                 name = with_protocol(kind, protocol)
                 # Each pair faces the same chargers (who charges, every back-off): a seed per pair.
-                found.setdefault(name, []).append(storm_once(kind, args, protocol, seed=f"{args.storm_seed}:{rep}"))
+                found.setdefault(name, []).append(
+                    storm_once(kind, args, protocol, seed=f"{args.storm_seed}:{rep}")
+                )
                 log(f"  -> {name}: {found[name][-1]}")
         for name, runs_of in found.items():
             ordered = sorted(runs_of, key=lambda r: r["all_online_after_kill_s"] or float("inf"))
@@ -390,14 +472,28 @@ def storm_once(kind: str, args, protocol: str = "1.6", seed: str | None = None) 
     server = Server(kind, port=port, env=ours_env(kind, port) if ours else None)
     server.start()
     time.sleep(1.0)
-    log(f"storm ({with_protocol(kind, protocol)}): {n} chargers ({args.storm_charging:.0%} in a transaction, metering), "
-        "server SIGTERM + restart")
-    load = Load(
-        {"mode": "storm", "urls": [server.ws_url], "charging_share": args.storm_charging, "meter_s": 5, "spread_s": 5,
-         "reconnect_deadline_s": 180, "connect_concurrency": 250, "protocol": protocol, "seed": seed},
-        [station_id(i) for i in range(n)], workers=args.workers,
+    log(
+        f"storm ({with_protocol(kind, protocol)}): {n} chargers ({args.storm_charging:.0%} in a transaction, metering), "
+        "server SIGTERM + restart"
     )
-    spy = start_profile(server, f"storm-connect-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
+    load = Load(
+        {
+            "mode": "storm",
+            "urls": [server.ws_url],
+            "charging_share": args.storm_charging,
+            "meter_s": 5,
+            "spread_s": 5,
+            "reconnect_deadline_s": 180,
+            "connect_concurrency": 250,
+            "protocol": protocol,
+            "seed": seed,
+        },
+        [station_id(i) for i in range(n)],
+        workers=args.workers,
+    )
+    spy = start_profile(
+        server, f"storm-connect-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
+    )
     online_db = 0
     reconnect_cpu: tuple[float | None, float | None] = (None, None)
     try:
@@ -406,19 +502,26 @@ def storm_once(kind: str, args, protocol: str = "1.6", seed: str | None = None) 
         load.start(delay=0)
         time.sleep(min(5.0, 1 + n / 2000))  # chargers metering: frames in flight when SIGTERM lands
         t_kill = time.time()
-        spy = start_profile(server, f"storm-shutdown-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
+        spy = start_profile(
+            server, f"storm-shutdown-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
+        )
         shutdown_s = server.terminate(timeout=120)
         stop_profile(spy)
         server.start()
         t_ready = time.time()
         cpu0, pg0 = server.cpu_seconds(), postgres_cpu_seconds()
-        spy = start_profile(server, f"storm-reconnect-{with_protocol(kind, protocol).replace('/', '-')}-{n}")
+        spy = start_profile(
+            server, f"storm-reconnect-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
+        )
         deadline = time.time() + 180
         while time.time() < deadline and load.online.value < connected:
             time.sleep(0.25)
         t_all = time.time()
         # What the reconnect cost the server and PostgreSQL, from listening until all are back.
-        reconnect_cpu = (round(server.cpu_seconds() - cpu0, 2), round(postgres_cpu_seconds() - pg0, 2))
+        reconnect_cpu = (
+            round(server.cpu_seconds() - cpu0, 2),
+            round(postgres_cpu_seconds() - pg0, 2),
+        )
         stop_profile(spy)
         if ours:
             online_db = online_count(t_kill)
@@ -430,18 +533,24 @@ def storm_once(kind: str, args, protocol: str = "1.6", seed: str | None = None) 
     online_at = sorted(stats.get("online_at", []))
     back = [t - t_kill for t in online_at]
     result = {
-        "connections": connected, "connect_boot_s": round(load.setup_s, 1), "shutdown_s": round(shutdown_s, 1),
+        "connections": connected,
+        "connect_boot_s": round(load.setup_s, 1),
+        "shutdown_s": round(shutdown_s, 1),
         "restart_s": round(t_ready - t_kill - shutdown_s, 1),
         "all_online_after_kill_s": round((online_at[-1] if online_at else t_all) - t_kill, 1),
         "p50_online_after_kill_s": round(back[len(back) // 2], 1) if back else None,
         "reconnect_attempts": stats.get("attempts", 0),
-        "reconnect_server_cpu_s": reconnect_cpu[0], "reconnect_postgres_cpu_s": reconnect_cpu[1],
+        "reconnect_server_cpu_s": reconnect_cpu[0],
+        "reconnect_postgres_cpu_s": reconnect_cpu[1],
         # The load generator shares the box's cores: what it spent from the start of metering on.
         "load_cpu_s": round(stats.get("load_cpu_s", 0.0), 2),
         # p50 / p99 ms of each step of the reconnect that succeeded, idle and charging chargers apart.
-        "reconnect_steps_ms": {name: [_r(pct(values, 50)), _r(pct(values, 99))]
-                               for name, values in sorted(stats.get("steps", {}).items())},
-        "online": len(online_at), "errors": stats.get("errors", 0) + (n - connected),
+        "reconnect_steps_ms": {
+            name: [_r(pct(values, 50)), _r(pct(values, 99))]
+            for name, values in sorted(stats.get("steps", {}).items())
+        },
+        "online": len(online_at),
+        "errors": stats.get("errors", 0) + (n - connected),
         "error_samples": stats.get("error_samples", [])[:3],
     }
     if ours:
@@ -455,7 +564,8 @@ def online_count(since: float) -> int:
     with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
         return conn.execute(
             "SELECT count(*) FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' AND connection_id <> '' "
-            "AND last_boot_at >= to_timestamp(%s)", [since]
+            "AND last_boot_at >= to_timestamp(%s)",
+            [since],
         ).fetchone()[0]
 
 
@@ -473,7 +583,8 @@ def transaction_loss(stats: dict, protocol: str = "1.6") -> dict:
         ).fetchall()
         started = set(stats.get("started", []))
         stopped_db = {
-            tx for (tx,) in conn.execute(
+            tx
+            for (tx,) in conn.execute(
                 f"SELECT {tx_column} FROM chargers_chargingsession WHERE status = 'completed'"
             ).fetchall()
         }
@@ -481,8 +592,10 @@ def transaction_loss(stats: dict, protocol: str = "1.6") -> dict:
     logged_out = {uid for uid, d in rows if d == "out"}
     return {
         "tx_messages_answered": len(answered),
-        "lost_in": len(answered - logged_in), "lost_out": len(answered - logged_out),
-        "transactions": len(started), "transactions_not_stopped": len(started - stopped_db),
+        "lost_in": len(answered - logged_in),
+        "lost_out": len(answered - logged_out),
+        "transactions": len(started),
+        "transactions_not_stopped": len(started - stopped_db),
     }
 
 
@@ -497,9 +610,13 @@ def scenario_scaleout(args, report) -> None:
         time.sleep(1.0)
         try:
             log(f"scale-out: {procs} process(es), {args.scale_conns} chargers, {args.duration} s")
-            run = run_closed([s.ws_url for s in servers], servers, args.scale_conns, args.duration, args.workers)
+            run = run_closed(
+                [s.ws_url for s in servers], servers, args.scale_conns, args.duration, args.workers
+            )
             if procs >= 2:
-                run["command_across_processes"] = command_across(servers[0], servers[1], report["api_token"])
+                run["command_across_processes"] = command_across(
+                    servers[0], servers[1], report["api_token"]
+                )
         finally:
             for server in servers:
                 server.terminate()
@@ -512,14 +629,22 @@ def scenario_scaleout(args, report) -> None:
     base_cpu = result.get("1", {}).get("cpu_s_per_1k_msgs")
     for run in result.values():
         # Flat (1.0) = adding processes costs no coordination; above 1 = overhead per message.
-        run["cpu_per_msg_to_1"] = round(run["cpu_s_per_1k_msgs"] / base_cpu, 2) if base_cpu and run["cpu_s_per_1k_msgs"] else None
+        run["cpu_per_msg_to_1"] = (
+            round(run["cpu_s_per_1k_msgs"] / base_cpu, 2)
+            if base_cpu and run["cpu_s_per_1k_msgs"]
+            else None
+        )
     report["scaleout"] = result
 
 
 def cpu_per_1k(run: dict) -> float | None:
     """Server CPU-seconds (sum over the server processes) per 1,000 answered messages (CALLs)."""
     messages = run.get("messages_answered") or 0
-    return round(1000 * run["server_cpu_s"] / messages, 3) if messages and "server_cpu_s" in run else None
+    return (
+        round(1000 * run["server_cpu_s"] / messages, 3)
+        if messages and "server_cpu_s" in run
+        else None
+    )
 
 
 def command_across(a: Server, b: Server, api_token: str) -> dict:
@@ -535,8 +660,11 @@ def command_across(a: Server, b: Server, api_token: str) -> dict:
         await asyncio.sleep(0.5)
         started = time.monotonic()
         response = await asyncio.to_thread(
-            httpx.post, f"{a.http_url}/api/v1/chargers/BENCH-CMD/commands/Reset/", json={"type": "Soft"},
-            headers={"Authorization": f"Token {api_token}"}, timeout=30,
+            httpx.post,
+            f"{a.http_url}/api/v1/chargers/BENCH-CMD/commands/Reset/",
+            json={"type": "Soft"},
+            headers={"Authorization": f"Token {api_token}"},
+            timeout=30,
         )
         elapsed = time.monotonic() - started
         idle.cancel()
@@ -545,15 +673,21 @@ def command_across(a: Server, b: Server, api_token: str) -> dict:
             body = response.json()
         except ValueError:
             body = response.text[:300]
-        return {"http": response.status_code, "body": body, "charger_received": stats.server_calls,
-                "round_trip_ms": round(elapsed * 1000, 1),
-                "ok": response.status_code == 200 and stats.server_calls == 1}
+        return {
+            "http": response.status_code,
+            "body": body,
+            "charger_received": stats.server_calls,
+            "round_trip_ms": round(elapsed * 1000, 1),
+            "ok": response.status_code == 200 and stats.server_calls == 1,
+        }
 
     return asyncio.run(go())
 
 
 def scenario_logs(args, report) -> None:
-    report["logs"] = logscale.run(args.log_rows, keep=args.keep_log_db, requests=args.log_requests, log=log)
+    report["logs"] = logscale.run(
+        args.log_rows, keep=args.keep_log_db, requests=args.log_requests, log=log
+    )
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -570,42 +704,105 @@ def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
     if ours and peer:
         ratio = ours["msg_per_s"] / max(peer["msg_per_s"], 0.1)
         out.append((f"throughput @{big}: >= 1.5x peer msg/s", f"{ratio:.2f}x", ratio >= 1.5))
-        out.append((f"throughput @{big}: p99 <= peer p99", f"{ours['p99_ms']} vs {peer['p99_ms']} ms",
-                    ours["p99_ms"] is not None and peer["p99_ms"] is not None and ours["p99_ms"] <= peer["p99_ms"]))
+        out.append(
+            (
+                f"throughput @{big}: p99 <= peer p99",
+                f"{ours['p99_ms']} vs {peer['p99_ms']} ms",
+                ours["p99_ms"] is not None
+                and peer["p99_ms"] is not None
+                and ours["p99_ms"] <= peer["p99_ms"],
+            )
+        )
     if ours and echo:
         ratio = ours["msg_per_s"] / max(echo["msg_per_s"], 0.1)
-        out.append((f"throughput @{big}: >= 40 % of raw websockets echo", f"{100 * ratio:.0f} %", ratio >= 0.4))
+        out.append(
+            (
+                f"throughput @{big}: >= 40 % of raw websockets echo",
+                f"{100 * ratio:.0f} %",
+                ratio >= 0.4,
+            )
+        )
     if ours and echo_asgi:
         ratio = ours["msg_per_s"] / max(echo_asgi["msg_per_s"], 0.1)
-        out.append((f"throughput @{big}: >= 40 % of echo through uvicorn", f"{100 * ratio:.0f} %", ratio >= 0.4))
+        out.append(
+            (
+                f"throughput @{big}: >= 40 % of echo through uvicorn",
+                f"{100 * ratio:.0f} %",
+                ratio >= 0.4,
+            )
+        )
     fleet = report.get("fleet")
     if fleet:
-        out.append((f"fleet {fleet['connections']}: p99 < 100 ms", f"{fleet['p99_ms']} ms", (fleet["p99_ms"] or 1e9) < 100))
-        out.append(("fleet: < 60 KB RSS per connection", f"{fleet['rss_per_conn_kb']} KB", fleet["rss_per_conn_kb"] < 60))
+        out.append(
+            (
+                f"fleet {fleet['connections']}: p99 < 100 ms",
+                f"{fleet['p99_ms']} ms",
+                (fleet["p99_ms"] or 1e9) < 100,
+            )
+        )
+        out.append(
+            (
+                "fleet: < 60 KB RSS per connection",
+                f"{fleet['rss_per_conn_kb']} KB",
+                fleet["rss_per_conn_kb"] < 60,
+            )
+        )
         out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
     for shape in ("ours", "ours-cluster"):
         out.extend(storm_targets(report, shape))
     out.extend(v201_targets(report, big))
     scale = report.get("scaleout", {})
     if "2" in scale:
-        out.append(("scale-out: 2 processes >= 1.8x one", f"{scale['2']['ratio_to_1']}x", (scale["2"]["ratio_to_1"] or 0) >= 1.8))
+        out.append(
+            (
+                "scale-out: 2 processes >= 1.8x one",
+                f"{scale['2']['ratio_to_1']}x",
+                (scale["2"]["ratio_to_1"] or 0) >= 1.8,
+            )
+        )
         flat = scale["2"].get("cpu_per_msg_to_1")
-        out.append(("scale-out: CPU per message with 2 processes within 1.25x of one", f"{flat}x",
-                    flat is not None and flat <= 1.25))
+        out.append(
+            (
+                "scale-out: CPU per message with 2 processes within 1.25x of one",
+                f"{flat}x",
+                flat is not None and flat <= 1.25,
+            )
+        )
         cmd = scale["2"].get("command_across_processes", {})
-        out.append(("scale-out: API on process A reaches charger on B", f"HTTP {cmd.get('http')}", bool(cmd.get("ok"))))
+        out.append(
+            (
+                "scale-out: API on process A reaches charger on B",
+                f"HTTP {cmd.get('http')}",
+                bool(cmd.get("ok")),
+            )
+        )
     proxied = report.get("proxy")
     if proxied:
-        out.append((f"proxy {proxied['connections']} chargers + {proxied['upstream_links']} upstream links: p99 < 100 ms",
-                    f"{proxied['p99_ms']} ms", (proxied["p99_ms"] or 1e9) < 100 and proxied["errors"] == 0))
-        out.append(("proxy: every charger's follower link up", f"{proxied['upstream_links']} of {proxied['connections']}",
-                    proxied["upstream_links"] >= proxied["connections"]))
+        out.append(
+            (
+                f"proxy {proxied['connections']} chargers + {proxied['upstream_links']} upstream links: p99 < 100 ms",
+                f"{proxied['p99_ms']} ms",
+                (proxied["p99_ms"] or 1e9) < 100 and proxied["errors"] == 0,
+            )
+        )
+        out.append(
+            (
+                "proxy: every charger's follower link up",
+                f"{proxied['upstream_links']} of {proxied['connections']}",
+                proxied["upstream_links"] >= proxied["connections"],
+            )
+        )
     logs = report.get("logs")
     if logs:
         worst = max(q["p95_ms"] for q in logs["queries"].values())
-        out.append((f"logs {logs['rows']:,} rows: p95 < 100 ms (first page, action, idTag)", f"worst {worst} ms", worst < 100))
+        out.append(
+            (
+                f"logs {logs['rows']:,} rows: p95 < 100 ms (first page, action, idTag)",
+                f"worst {worst} ms",
+                worst < 100,
+            )
+        )
     return out
-
 
 
 def storm_targets(report: dict, shape: str) -> list[tuple[str, str, bool]]:
@@ -617,53 +814,118 @@ def storm_targets(report: dict, shape: str) -> list[tuple[str, str, bool]]:
     peer = report["storm"].get("peer")
     # The single process is the plain name; the cluster says so.
     on = "" if shape == "ours" else f" ({shape}, {CLUSTER_PROCS} processes)"
-    out.append((f"storm {storm['connections']}{on}: all online within 60 s", f"{storm['all_online_after_kill_s']} s",
-                storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60))
+    out.append(
+        (
+            f"storm {storm['connections']}{on}: all online within 60 s",
+            f"{storm['all_online_after_kill_s']} s",
+            storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60,
+        )
+    )
     if peer:
-        for key, name in (("all_online_after_kill_s", "restart storm"), ("connect_boot_s", "connect + boot")):
+        for key, name in (
+            ("all_online_after_kill_s", "restart storm"),
+            ("connect_boot_s", "connect + boot"),
+        ):
             ratio = storm.get(f"{key}_vs_peer")
-            out.append((f"{name} {storm['connections']}{on}: within 2x the peer", f"{ratio}x ({storm[key]} s vs "
-                        f"{peer[key]} s)", storm["online"] >= storm["connections"] and (ratio or 1e9) <= 2))
-    out.append((f"storm{on}: SIGTERM with {storm['connections']} connections < 10 s", f"{storm['shutdown_s']} s",
-                storm["shutdown_s"] < 10))
-    out.append((f"storm{on}: 0 errors, 0 lost transaction messages",
-                f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
-                f"{storm['transactions_not_stopped']} tx not stopped",
-                storm["errors"] == 0 and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0))
+            out.append(
+                (
+                    f"{name} {storm['connections']}{on}: within 2x the peer",
+                    f"{ratio}x ({storm[key]} s vs {peer[key]} s)",
+                    storm["online"] >= storm["connections"] and (ratio or 1e9) <= 2,
+                )
+            )
+    out.append(
+        (
+            f"storm{on}: SIGTERM with {storm['connections']} connections < 10 s",
+            f"{storm['shutdown_s']} s",
+            storm["shutdown_s"] < 10,
+        )
+    )
+    out.append(
+        (
+            f"storm{on}: 0 errors, 0 lost transaction messages",
+            f"{storm['errors']} errors, {storm['lost_in'] + storm['lost_out']} lost, "
+            f"{storm['transactions_not_stopped']} tx not stopped",
+            storm["errors"] == 0
+            and storm["lost_in"] + storm["lost_out"] + storm["transactions_not_stopped"] == 0,
+        )
+    )
     return out
 
 
 def v201_targets(report: dict, big: str | None) -> list[tuple[str, str, bool | None]]:
     """Issue 15: with 2.0.1 chargers, throughput and the restart storm within 20 % of 1.6."""
     out = []
-    v16, v201 = report.get("throughput", {}).get("ours", {}).get(big), report.get("throughput", {}).get("ours/2.0.1", {}).get(big)
+    v16, v201 = (
+        report.get("throughput", {}).get("ours", {}).get(big),
+        report.get("throughput", {}).get("ours/2.0.1", {}).get(big),
+    )
     if v16 and v201:
         ratio = v201["msg_per_s"] / max(v16["msg_per_s"], 0.1)
-        pairs = list(zip(v16.get("runs_msg_per_s", []), v201.get("runs_msg_per_s", []), strict=False))
-        each = f" (medians of {len(pairs)}; run by run " + ", ".join(
-            f"{100 * b / max(a, 0.1):.0f} %" for a, b in pairs) + ")" if len(pairs) > 1 else ""
-        out.append((f"throughput @{big}: 2.0.1 chargers >= 80 % of 1.6 msg/s", f"{100 * ratio:.0f} %{each}",
-                    ratio >= 0.8))
+        pairs = list(
+            zip(v16.get("runs_msg_per_s", []), v201.get("runs_msg_per_s", []), strict=False)
+        )
+        each = (
+            f" (medians of {len(pairs)}; run by run "
+            + ", ".join(f"{100 * b / max(a, 0.1):.0f} %" for a, b in pairs)
+            + ")"
+            if len(pairs) > 1
+            else ""
+        )
+        out.append(
+            (
+                f"throughput @{big}: 2.0.1 chargers >= 80 % of 1.6 msg/s",
+                f"{100 * ratio:.0f} %{each}",
+                ratio >= 0.8,
+            )
+        )
     s16, s201 = report.get("storm", {}).get("ours"), report.get("storm", {}).get("ours/2.0.1")
     if s16 and s201:
         ratio = s201["all_online_after_kill_s"] / max(s16["all_online_after_kill_s"], 0.1)
-        pairs = list(zip(s16.get("runs_all_online_s", []), s201.get("runs_all_online_s", []), strict=False))
+        pairs = list(
+            zip(s16.get("runs_all_online_s", []), s201.get("runs_all_online_s", []), strict=False)
+        )
         # The runs of a pair face the same chargers (--storm-seed); pooled: every pair's time summed.
-        each = f"; medians of {len(pairs)}, pair by pair " + ", ".join(
-            f"{b / max(a, 0.1):.2f}x" for a, b in pairs) + (
-            f", pooled {sum(b for _, b in pairs) / max(sum(a for a, _ in pairs), 0.1):.2f}x") if len(pairs) > 1 else ""
-        out.append((f"storm {s201['connections']}: 2.0.1 all online within 1.2x of 1.6", f"{ratio:.2f}x "
-                    f"({s201['all_online_after_kill_s']} s vs {s16['all_online_after_kill_s']} s{each})",
-                    ratio <= 1.2 and s201["online"] >= s201["connections"] and s201["errors"] == 0))
-        out.append(("storm 2.0.1: 0 lost transaction messages",
-                    f"{s201['lost_in'] + s201['lost_out']} lost, {s201['transactions_not_stopped']} tx not stopped",
-                    s201["lost_in"] + s201["lost_out"] + s201["transactions_not_stopped"] == 0))
+        each = (
+            f"; medians of {len(pairs)}, pair by pair "
+            + ", ".join(f"{b / max(a, 0.1):.2f}x" for a, b in pairs)
+            + (f", pooled {sum(b for _, b in pairs) / max(sum(a for a, _ in pairs), 0.1):.2f}x")
+            if len(pairs) > 1
+            else ""
+        )
+        out.append(
+            (
+                f"storm {s201['connections']}: 2.0.1 all online within 1.2x of 1.6",
+                f"{ratio:.2f}x "
+                f"({s201['all_online_after_kill_s']} s vs {s16['all_online_after_kill_s']} s{each})",
+                ratio <= 1.2 and s201["online"] >= s201["connections"] and s201["errors"] == 0,
+            )
+        )
+        out.append(
+            (
+                "storm 2.0.1: 0 lost transaction messages",
+                f"{s201['lost_in'] + s201['lost_out']} lost, {s201['transactions_not_stopped']} tx not stopped",
+                s201["lost_in"] + s201["lost_out"] + s201["transactions_not_stopped"] == 0,
+            )
+        )
     return out
 
 
 def print_table(report: dict, args) -> str:
     lines = []
-    head = ("scenario", "server", "conns", "msg/s", "p50 ms", "p99 ms", "max ms", "CPU %", "KB/conn", "errors", "notes")
+    head = (
+        "scenario",
+        "server",
+        "conns",
+        "msg/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "CPU %",
+        "KB/conn",
+        "errors",
+        "notes",
+    )
     rows = []
     tp = report.get("throughput", {})
     for kind, by_n in tp.items():
@@ -672,35 +934,77 @@ def print_table(report: dict, args) -> str:
             note = ""
             if kind != base:  # 2.0.1 chargers: against the same server with 1.6 chargers
                 v16 = tp.get(base, {}).get(n)
-                note = f"{r['msg_per_s'] / max(v16['msg_per_s'], 0.1):.2f}x the 1.6 chargers" if v16 else ""
+                note = (
+                    f"{r['msg_per_s'] / max(v16['msg_per_s'], 0.1):.2f}x the 1.6 chargers"
+                    if v16
+                    else ""
+                )
             elif kind in OURS:
                 peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
                 parts = []
                 if peer:
                     parts.append(f"{r['msg_per_s'] / max(peer['msg_per_s'], 0.1):.2f}x peer")
                 if echo:
-                    parts.append(f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo")
+                    parts.append(
+                        f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo"
+                    )
                 if tp.get("echo-asgi", {}).get(n):
-                    parts.append(f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo")
+                    parts.append(
+                        f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo"
+                    )
                 if r.get("denials"):
                     d = r["denials"]
-                    parts.append(f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}")
+                    parts.append(
+                        f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}"
+                    )
                 note = ", ".join(parts)
             if r.get("runs_msg_per_s"):
                 note += f"{'; ' if note else ''}median of {r['runs_msg_per_s']}"
-            rows.append(("throughput", kind, n, r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["cpu_pct"],
-                         r["rss_per_conn_kb"], r["errors"], note))
+            rows.append(
+                (
+                    "throughput",
+                    kind,
+                    n,
+                    r["msg_per_s"],
+                    r["p50_ms"],
+                    r["p99_ms"],
+                    r["max_ms"],
+                    r["cpu_pct"],
+                    r["rss_per_conn_kb"],
+                    r["errors"],
+                    note,
+                )
+            )
     if "fleet" in report:
         r = report["fleet"]
-        per_action = "; ".join(f"{name} p99 {v['p99_ms']} ms" for name, v in r.get("by_action", {}).items())
-        rows.append(("fleet", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
-                     r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], f"connect+boot {r['connect_boot_s']} s; {per_action}"))
+        per_action = "; ".join(
+            f"{name} p99 {v['p99_ms']} ms" for name, v in r.get("by_action", {}).items()
+        )
+        rows.append(
+            (
+                "fleet",
+                "ours",
+                r["connections"],
+                r["msg_per_s"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["max_ms"],
+                r["cpu_pct"],
+                r["rss_per_conn_kb"],
+                r["errors"],
+                f"connect+boot {r['connect_boot_s']} s; {per_action}",
+            )
+        )
     for kind, r in report.get("storm", {}).items():
-        note = (f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
-                f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)")
+        note = (
+            f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
+            f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)"
+        )
         if kind.split("/")[0] in OURS:
-            note += (f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
-                     f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped")
+            note += (
+                f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
+                f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped"
+            )
             if "all_online_after_kill_s_vs_peer" in r:
                 note += f"; {r['connect_boot_s_vs_peer']}x / {r['all_online_after_kill_s_vs_peer']}x the peer"
             if r.get("runs_all_online_s"):
@@ -711,18 +1015,57 @@ def print_table(report: dict, args) -> str:
         if "command_across_processes" in r:
             c = r["command_across_processes"]
             note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
-        rows.append((f"scale-out x{procs}", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"],
-                     r["max_ms"], r["cpu_pct"], r["rss_per_conn_kb"], r["errors"], note))
+        rows.append(
+            (
+                f"scale-out x{procs}",
+                "ours",
+                r["connections"],
+                r["msg_per_s"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["max_ms"],
+                r["cpu_pct"],
+                r["rss_per_conn_kb"],
+                r["errors"],
+                note,
+            )
+        )
     if "proxy" in report:
         r = report["proxy"]
-        rows.append(("proxy", "ours", r["connections"], r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"],
-                     r["cpu_pct"], "", r["errors"], f"{r['upstream_links']} upstream links held by the follower "
-                     f"({r['links_at_end']} at the end)"))
+        rows.append(
+            (
+                "proxy",
+                "ours",
+                r["connections"],
+                r["msg_per_s"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["max_ms"],
+                r["cpu_pct"],
+                "",
+                r["errors"],
+                f"{r['upstream_links']} upstream links held by the follower "
+                f"({r['links_at_end']} at the end)",
+            )
+        )
     if "logs" in report:
         lg = report["logs"]
         for name, q in lg["queries"].items():
-            rows.append((f"logs {lg['rows'] / 1e6:g}M", name, "", "", q["p50_ms"], f"p95 {q['p95_ms']}", q["max_ms"], "",
-                         "", q.get("errors", 0), q.get("note", "")))
+            rows.append(
+                (
+                    f"logs {lg['rows'] / 1e6:g}M",
+                    name,
+                    "",
+                    "",
+                    q["p50_ms"],
+                    f"p95 {q['p95_ms']}",
+                    q["max_ms"],
+                    "",
+                    "",
+                    q.get("errors", 0),
+                    q.get("note", ""),
+                )
+            )
     table = [head, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
@@ -743,13 +1086,18 @@ def scaleout_table(scale: dict) -> list[str]:
     per 1,000 messages staying flat shows the processes add no coordination cost."""
     if not scale:
         return []
-    lines = ["", "Scale-out (CPU = user+sys of all server processes over the run):",
-             "| processes | chargers | msg/s | vs 1 | server CPU-s | messages | CPU-s per 1,000 msgs | vs 1 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "Scale-out (CPU = user+sys of all server processes over the run):",
+        "| processes | chargers | msg/s | vs 1 | server CPU-s | messages | CPU-s per 1,000 msgs | vs 1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for procs, r in scale.items():
-        lines.append(f"| {procs} | {r['connections']} | {r['msg_per_s']} | {r.get('ratio_to_1')}x | "
-                     f"{r.get('server_cpu_s')} | {r.get('messages_answered')} | {r.get('cpu_s_per_1k_msgs')} | "
-                     f"{r.get('cpu_per_msg_to_1')}x |")
+        lines.append(
+            f"| {procs} | {r['connections']} | {r['msg_per_s']} | {r.get('ratio_to_1')}x | "
+            f"{r.get('server_cpu_s')} | {r.get('messages_answered')} | {r.get('cpu_s_per_1k_msgs')} | "
+            f"{r.get('cpu_per_msg_to_1')}x |"
+        )
     return lines
 
 
@@ -760,9 +1108,15 @@ def pages_main(args, *, quick: bool) -> int:
     if quick:
         args.pages_sessions, args.pages_log_rows, args.pages_repeat = 20_000, 50_000, 2
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                    "args": {k: v for k, v in vars(args).items() if k.startswith("pages") or k in ("quick", "keep_pages_db")}}
+    report: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "args": {
+            k: v
+            for k, v in vars(args).items()
+            if k.startswith("pages") or k in ("quick", "keep_pages_db")
+        },
+    }
     started = time.time()
     pages.scenario(args, report, log=log)
     report["elapsed_s"] = round(time.time() - started, 1)
@@ -781,54 +1135,109 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {SCENARIOS}")
     parser.add_argument("--conns", default="200,1000", help="throughput connection counts")
     parser.add_argument("--duration", type=float, default=15, help="seconds per closed-loop run")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="closed-loop runs of our server per protocol and count, interleaved; the median is kept")
-    parser.add_argument("--targets", default="ours,peer,echo,echo-asgi,daphne",
-                        help="throughput servers: ours (uvicorn), ours under ours-sansio (uvicorn's websockets-sansio), "
-                             "granian, hypercorn or daphne; peer, echo, echo-asgi")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="closed-loop runs of our server per protocol and count, interleaved; the median is kept",
+    )
+    parser.add_argument(
+        "--targets",
+        default="ours,peer,echo,echo-asgi,daphne",
+        help="throughput servers: ours (uvicorn), ours under ours-sansio (uvicorn's websockets-sansio), "
+        "granian, hypercorn or daphne; peer, echo, echo-asgi",
+    )
     parser.add_argument("--fleet", type=int, default=10_000)
-    parser.add_argument("--proxy-chargers", type=int, default=1000, help="proxy: chargers, each with a follower")
+    parser.add_argument(
+        "--proxy-chargers", type=int, default=1000, help="proxy: chargers, each with a follower"
+    )
     parser.add_argument("--fleet-duration", type=float, default=120)
     parser.add_argument("--storm", type=int, default=10_000)
-    parser.add_argument("--storm-repeat", type=int, default=5,
-                        help="storms of our server per protocol, interleaved; the median is kept")
-    parser.add_argument("--storm-charging", type=float, default=0.3,
-                        help="storm: the share of chargers in a transaction when the server restarts")
-    parser.add_argument("--storm-seed", default="storm",
-                        help="seeds who charges and every back-off; the runs of one pair share it")
-    parser.add_argument("--storm-targets", default="ours,peer",
-                        help="storm servers: peer, ours (uvicorn), ours-cluster (deploy/cluster.sh: one process per core behind "
-                             "HAProxy, the README's production shape) or ours under ours-sansio, granian, hypercorn, daphne")
-    parser.add_argument("--protocols", default="1.6,2.0.1",
-                        help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1")
+    parser.add_argument(
+        "--storm-repeat",
+        type=int,
+        default=5,
+        help="storms of our server per protocol, interleaved; the median is kept",
+    )
+    parser.add_argument(
+        "--storm-charging",
+        type=float,
+        default=0.3,
+        help="storm: the share of chargers in a transaction when the server restarts",
+    )
+    parser.add_argument(
+        "--storm-seed",
+        default="storm",
+        help="seeds who charges and every back-off; the runs of one pair share it",
+    )
+    parser.add_argument(
+        "--storm-targets",
+        default="ours,peer",
+        help="storm servers: peer, ours (uvicorn), ours-cluster (deploy/cluster.sh: one process per core behind "
+        "HAProxy, the README's production shape) or ours under ours-sansio, granian, hypercorn, daphne",
+    )
+    parser.add_argument(
+        "--protocols",
+        default="1.6,2.0.1",
+        help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1",
+    )
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)
     parser.add_argument("--log-requests", type=int, default=60)
-    parser.add_argument("--keep-log-db", action="store_true", help="keep (and reuse) the 10M-row database")
+    parser.add_argument(
+        "--keep-log-db", action="store_true", help="keep (and reuse) the 10M-row database"
+    )
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy the servers during closed-loop runs into DIR")
-    parser.add_argument("--soak", action="store_true", help="only the soak (bench/soak.py): RSS flat over an hour?")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the servers during closed-loop runs into DIR"
+    )
+    parser.add_argument(
+        "--soak", action="store_true", help="only the soak (bench/soak.py): RSS flat over an hour?"
+    )
     parser.add_argument("--soak-minutes", type=float, default=60)
     parser.add_argument("--soak-chargers", type=int, default=2000)
     parser.add_argument("--soak-sample-s", type=float, default=30, help="RSS sample interval")
-    parser.add_argument("--soak-warmup-minutes", type=float, default=None,
-                        help="default 10, or the first third of a run shorter than 30 min")
-    parser.add_argument("--pages", action="store_true",
-                        help="only the page timings (bench/pages.py): every portal and admin page, demo and big data")
+    parser.add_argument(
+        "--soak-warmup-minutes",
+        type=float,
+        default=None,
+        help="default 10, or the first third of a run shorter than 30 min",
+    )
+    parser.add_argument(
+        "--pages",
+        action="store_true",
+        help="only the page timings (bench/pages.py): every portal and admin page, demo and big data",
+    )
     parser.add_argument("--pages-scale", default="demo,big", help="pages: demo, big or demo,big")
-    parser.add_argument("--pages-repeat", type=int, default=5, help="pages: timed requests per page")
+    parser.add_argument(
+        "--pages-repeat", type=int, default=5, help="pages: timed requests per page"
+    )
     parser.add_argument("--pages-sessions", type=int, default=1_000_000)
     parser.add_argument("--pages-log-rows", type=int, default=10_000_000)
-    parser.add_argument("--keep-pages-db", action="store_true", help="keep (and reuse) the big pages database")
+    parser.add_argument(
+        "--keep-pages-db", action="store_true", help="keep (and reuse) the big pages database"
+    )
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     if args.pages:
         return pages_main(args, quick=args.quick)
     if args.quick:  # tiny sizes for whatever was not given explicitly
-        quick = {"conns": "20,50", "duration": 3, "fleet": 200, "proxy_chargers": 100, "fleet_duration": 5, "storm": 200, "procs": "1,2",
-                 "scale_conns": 50, "log_rows": 50_000, "log_requests": 10, "targets": "ours,peer,echo", "repeat": 1,
-                 "storm_repeat": 1}
+        quick = {
+            "conns": "20,50",
+            "duration": 3,
+            "fleet": 200,
+            "proxy_chargers": 100,
+            "fleet_duration": 5,
+            "storm": 200,
+            "procs": "1,2",
+            "scale_conns": 50,
+            "log_rows": 50_000,
+            "log_requests": 10,
+            "targets": "ours,peer,echo",
+            "repeat": 1,
+            "storm_repeat": 1,
+        }
         for name, value in quick.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
@@ -847,21 +1256,37 @@ def main(argv=None) -> int:
     report: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         },
         "args": {k: v for k, v in vars(args).items()},
     }
-    need_chargers = max([*args.conns, args.fleet if "fleet" in only else 0, args.storm if "storm" in only else 0,
-                         args.proxy_chargers if "proxy" in only else 0,
-                         args.scale_conns, args.soak_chargers if args.soak else 0])
+    need_chargers = max(
+        [
+            *args.conns,
+            args.fleet if "fleet" in only else 0,
+            args.storm if "storm" in only else 0,
+            args.proxy_chargers if "proxy" in only else 0,
+            args.scale_conns,
+            args.soak_chargers if args.soak else 0,
+        ]
+    )
     log(f"preparing {BENCH_DB} with {need_chargers} chargers")
     recreate_database(BENCH_DB)
     report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers)["api_token"]
-    runners = {"throughput": scenario_throughput, "fleet": scenario_fleet, "storm": scenario_storm,
-               "scaleout": scenario_scaleout, "logs": scenario_logs,
-               "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs),
-               "proxy": lambda a, r: proxy_bench.scenario(a, r, log=log, reset=reset_logs, summarize=summarize)}
+    runners = {
+        "throughput": scenario_throughput,
+        "fleet": scenario_fleet,
+        "storm": scenario_storm,
+        "scaleout": scenario_scaleout,
+        "logs": scenario_logs,
+        "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs),
+        "proxy": lambda a, r: proxy_bench.scenario(
+            a, r, log=log, reset=reset_logs, summarize=summarize
+        ),
+    }
     failed = []
     try:
         for name in (*SCENARIOS, "soak"):

@@ -30,8 +30,14 @@ async def asgi_echo(scope, receive, send) -> None:
 
 async def main(port: int) -> None:
     async with serve(
-        _echo, "127.0.0.1", port, subprotocols=["ocpp1.6"], ping_interval=None, compression=None,
-        max_queue=16, backlog=4096,
+        _echo,
+        "127.0.0.1",
+        port,
+        subprotocols=["ocpp1.6"],
+        ping_interval=None,
+        compression=None,
+        max_queue=16,
+        backlog=4096,
     ) as server:
         await server.serve_forever()
 
@@ -39,12 +45,22 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--asgi", action="store_true", help="serve a raw ASGI echo app through uvicorn instead")
+    parser.add_argument(
+        "--asgi", action="store_true", help="serve a raw ASGI echo app through uvicorn instead"
+    )
     args = parser.parse_args()
     if args.asgi:
         import uvicorn
 
-        uvicorn.run(asgi_echo, host="127.0.0.1", port=args.port, ws="websockets", lifespan="off",
-                    log_level="warning", backlog=4096, ws_per_message_deflate=False)
+        uvicorn.run(
+            asgi_echo,
+            host="127.0.0.1",
+            port=args.port,
+            ws="websockets",
+            lifespan="off",
+            log_level="warning",
+            backlog=4096,
+            ws_per_message_deflate=False,
+        )
     else:
         asyncio.run(main(args.port))

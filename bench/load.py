@@ -56,9 +56,24 @@ def meter_values_payload(transaction_id: int | None, wh: int) -> dict:
             {
                 "timestamp": _now_iso(),
                 "sampledValue": [
-                    {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"},
-                    {"value": "7360", "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic"},
-                    {"value": "32.0", "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic"},
+                    {
+                        "value": str(wh),
+                        "measurand": "Energy.Active.Import.Register",
+                        "unit": "Wh",
+                        "context": "Sample.Periodic",
+                    },
+                    {
+                        "value": "7360",
+                        "measurand": "Power.Active.Import",
+                        "unit": "W",
+                        "context": "Sample.Periodic",
+                    },
+                    {
+                        "value": "32.0",
+                        "measurand": "Current.Import",
+                        "unit": "A",
+                        "context": "Sample.Periodic",
+                    },
                 ],
             }
         ],
@@ -92,10 +107,17 @@ class Charger:
         self.rng = random.Random()
 
     async def connect(self) -> None:
-        credentials = base64.b64encode(f"{self.station_id}:{password(self.station_id)}".encode()).decode()
+        credentials = base64.b64encode(
+            f"{self.station_id}:{password(self.station_id)}".encode()
+        ).decode()
         self.ws = await connect(
-            f"{self.url}/{self.station_id}", subprotocols=[self.SUBPROTOCOL], ping_interval=None,
-            compression=None, open_timeout=CONNECT_TIMEOUT_S, max_queue=4, close_timeout=2,
+            f"{self.url}/{self.station_id}",
+            subprotocols=[self.SUBPROTOCOL],
+            ping_interval=None,
+            compression=None,
+            open_timeout=CONNECT_TIMEOUT_S,
+            max_queue=4,
+            close_timeout=2,
             additional_headers=[("Authorization", f"Basic {credentials}")],
         )
 
@@ -150,20 +172,27 @@ class Charger:
 
     async def boot(self, *, echo: bool = False) -> None:
         reply = await self.call(
-            "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "LoadGen-1", "firmwareVersion": "1.0"}
+            "BootNotification",
+            {
+                "chargePointVendor": "Bench",
+                "chargePointModel": "LoadGen-1",
+                "firmwareVersion": "1.0",
+            },
         )
         if not echo and reply.get("status") != "Accepted":
             raise CallFailed(f"BootNotification {reply.get('status')}")
 
     async def status(self, status: str) -> None:
         await self.call(
-            "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": status, "timestamp": _now_iso()}
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": status, "timestamp": _now_iso()},
         )
 
     async def start_transaction(self, *, echo: bool = False) -> None:
         self.wh = random.randint(0, 50_000)
         reply = await self.call(
-            "StartTransaction", {"connectorId": 1, "idTag": "BENCHTAG", "meterStart": self.wh, "timestamp": _now_iso()}
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "BENCHTAG", "meterStart": self.wh, "timestamp": _now_iso()},
         )
         self.transaction_id = reply.get("transactionId") if not echo else None
 
@@ -171,14 +200,21 @@ class Charger:
         self.wh += 1000
         await self.call(
             "StopTransaction",
-            {"transactionId": self.transaction_id, "meterStop": self.wh, "timestamp": _now_iso(), "reason": "Local"},
+            {
+                "transactionId": self.transaction_id,
+                "meterStop": self.wh,
+                "timestamp": _now_iso(),
+                "reason": "Local",
+            },
         )
         self.stats.stopped.append(self.transaction_id)
         self.transaction_id = None
 
     async def meter(self, *, record: bool = False) -> None:
         self.wh += 10
-        await self.call("MeterValues", meter_values_payload(self.transaction_id, self.wh), record=record)
+        await self.call(
+            "MeterValues", meter_values_payload(self.transaction_id, self.wh), record=record
+        )
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -193,7 +229,12 @@ class Charger201(Charger):
 
     SUBPROTOCOL = "ocpp2.0.1"
     # 1.6 connector statuses the scenarios use -> 2.0.1 ConnectorStatusEnumType.
-    STATUS = {"Available": "Available", "Charging": "Occupied", "SuspendedEV": "Occupied", "Unavailable": "Unavailable"}
+    STATUS = {
+        "Available": "Available",
+        "Charging": "Occupied",
+        "SuspendedEV": "Occupied",
+        "Unavailable": "Unavailable",
+    }
 
     def __init__(self, station_id: str, url: str, stats: Stats) -> None:
         super().__init__(station_id, url, stats)
@@ -219,19 +260,39 @@ class Charger201(Charger):
             await Charger.call(self, "NotifyReport", notify_report_201(self.reports_due.pop(0)))
 
     async def boot(self, *, echo: bool = False) -> None:
-        reply = await self.call("BootNotification", {
-            "reason": "PowerUp", "chargingStation": {"vendorName": "Bench", "model": "LoadGen-1", "firmwareVersion": "1.0"}})
+        reply = await self.call(
+            "BootNotification",
+            {
+                "reason": "PowerUp",
+                "chargingStation": {
+                    "vendorName": "Bench",
+                    "model": "LoadGen-1",
+                    "firmwareVersion": "1.0",
+                },
+            },
+        )
         if not echo and reply.get("status") != "Accepted":
             raise CallFailed(f"BootNotification {reply.get('status')}")
 
     async def status(self, status: str) -> None:
-        await self.call("StatusNotification", {
-            "timestamp": _now_iso(), "connectorStatus": self.STATUS.get(status, status), "evseId": 1, "connectorId": 1})
+        await self.call(
+            "StatusNotification",
+            {
+                "timestamp": _now_iso(),
+                "connectorStatus": self.STATUS.get(status, status),
+                "evseId": 1,
+                "connectorId": 1,
+            },
+        )
 
     def _event(self, event_type: str, trigger: str, *, context: str, **info) -> dict:
         payload = {
-            "eventType": event_type, "timestamp": _now_iso(), "triggerReason": trigger, "seqNo": self.tx_seq,
-            "transactionInfo": {"transactionId": self.transaction_id, **info}, "evse": {"id": 1, "connectorId": 1},
+            "eventType": event_type,
+            "timestamp": _now_iso(),
+            "triggerReason": trigger,
+            "seqNo": self.tx_seq,
+            "transactionInfo": {"transactionId": self.transaction_id, **info},
+            "evse": {"id": 1, "connectorId": 1},
             "meterValue": meter_values_201(self.wh, context),
         }
         self.tx_seq += 1
@@ -241,8 +302,13 @@ class Charger201(Charger):
         self.wh = random.randint(0, 50_000)
         self.tx_count += 1
         # E01: the charger names its transaction; idToken as read from an RFID card.
-        self.transaction_id, self.tx_seq = f"{self.station_id}-{self.tx_count}-{random.randrange(16**6):06x}", 0
-        payload = self._event("Started", "Authorized", context="Transaction.Begin", chargingState="Charging")
+        self.transaction_id, self.tx_seq = (
+            f"{self.station_id}-{self.tx_count}-{random.randrange(16**6):06x}",
+            0,
+        )
+        payload = self._event(
+            "Started", "Authorized", context="Transaction.Begin", chargingState="Charging"
+        )
         payload["idToken"] = {"idToken": "BENCHTAG", "type": "ISO14443"}
         await self.call("TransactionEvent", payload)
         if echo:
@@ -250,41 +316,85 @@ class Charger201(Charger):
 
     async def stop_transaction(self) -> None:
         self.wh += 1000
-        await self.call("TransactionEvent", self._event(
-            "Ended", "StopAuthorized", context="Transaction.End", chargingState="Idle", stoppedReason="Local"))
+        await self.call(
+            "TransactionEvent",
+            self._event(
+                "Ended",
+                "StopAuthorized",
+                context="Transaction.End",
+                chargingState="Idle",
+                stoppedReason="Local",
+            ),
+        )
         self.stats.stopped.append(self.transaction_id)
         self.transaction_id = None
 
     async def meter(self, *, record: bool = False) -> None:
         self.wh += 10
         if self.transaction_id is None:  # J01: outside a transaction, MeterValues
-            await self.call("MeterValues", {"evseId": 1, "meterValue": meter_values_201(self.wh, "Sample.Periodic")},
-                            record=record)
+            await self.call(
+                "MeterValues",
+                {"evseId": 1, "meterValue": meter_values_201(self.wh, "Sample.Periodic")},
+                record=record,
+            )
             return
-        await self.call("TransactionEvent", self._event("Updated", "MeterValuePeriodic", context="Sample.Periodic"),
-                        record=record)
+        await self.call(
+            "TransactionEvent",
+            self._event("Updated", "MeterValuePeriodic", context="Sample.Periodic"),
+            record=record,
+        )
 
 
 def notify_report_201(request_id: int) -> dict:
     """A small FullInventory report (one message): identity and the security profile in use."""
-    def variable(component: str, name: str, value: str) -> dict:
-        return {"component": {"name": component}, "variable": {"name": name},
-                "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadOnly"}]}
 
-    return {"requestId": request_id, "generatedAt": _now_iso(), "seqNo": 0, "tbc": False, "reportData": [
-        variable("ChargingStation", "Model", "LoadGen-1"),
-        variable("ChargingStation", "VendorName", "Bench"),
-        variable("SecurityCtrlr", "SecurityProfile", "1"),
-    ]}
+    def variable(component: str, name: str, value: str) -> dict:
+        return {
+            "component": {"name": component},
+            "variable": {"name": name},
+            "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadOnly"}],
+        }
+
+    return {
+        "requestId": request_id,
+        "generatedAt": _now_iso(),
+        "seqNo": 0,
+        "tbc": False,
+        "reportData": [
+            variable("ChargingStation", "Model", "LoadGen-1"),
+            variable("ChargingStation", "VendorName", "Bench"),
+            variable("SecurityCtrlr", "SecurityProfile", "1"),
+        ],
+    }
 
 
 def meter_values_201(wh: int, context: str) -> list[dict]:
     """The three sampled values of meter_values_payload in 2.0.1's MeterValueType (numbers, unitOfMeasure)."""
-    return [{"timestamp": _now_iso(), "sampledValue": [
-        {"value": wh, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}, "context": context},
-        {"value": 7360, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}, "context": context},
-        {"value": 32.0, "measurand": "Current.Import", "unitOfMeasure": {"unit": "A"}, "context": context},
-    ]}]
+    return [
+        {
+            "timestamp": _now_iso(),
+            "sampledValue": [
+                {
+                    "value": wh,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                    "context": context,
+                },
+                {
+                    "value": 7360,
+                    "measurand": "Power.Active.Import",
+                    "unitOfMeasure": {"unit": "W"},
+                    "context": context,
+                },
+                {
+                    "value": 32.0,
+                    "measurand": "Current.Import",
+                    "unitOfMeasure": {"unit": "A"},
+                    "context": context,
+                },
+            ],
+        }
+    ]
 
 
 CHARGERS = {"1.6": Charger, "2.0.1": Charger201}
@@ -371,9 +481,15 @@ async def _fleet(ch: Charger, start: float, end: float, spec: dict, stats: Stats
     status_every = spec.get("status_s", 300)
     now = time.time()
     next_hb = start + random.uniform(0, hb_every)
-    next_meter = start + random.uniform(0, meter_every) if ch.transaction_id is not None else float("inf")
+    next_meter = (
+        start + random.uniform(0, meter_every) if ch.transaction_id is not None else float("inf")
+    )
     next_status = start + random.expovariate(1 / status_every)
-    status_cycle = ["Charging", "SuspendedEV"] if ch.transaction_id is not None else ["Available", "Unavailable"]
+    status_cycle = (
+        ["Charging", "SuspendedEV"]
+        if ch.transaction_id is not None
+        else ["Available", "Unavailable"]
+    )
     try:
         await ch.idle(max(0.0, start - now))
         while True:
@@ -392,7 +508,12 @@ async def _fleet(ch: Charger, start: float, end: float, spec: dict, stats: Stats
                 status_cycle.reverse()
                 await ch.call(
                     "StatusNotification",
-                    {"connectorId": 1, "errorCode": "NoError", "status": status_cycle[0], "timestamp": _now_iso()},
+                    {
+                        "connectorId": 1,
+                        "errorCode": "NoError",
+                        "status": status_cycle[0],
+                        "timestamp": _now_iso(),
+                    },
                     record=True,
                 )
                 next_status += random.expovariate(1 / status_every)
@@ -427,17 +548,28 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
         steps: list[tuple[str, float]] = []
         try:
             stats.attempts += 1
-            for name, step in (("connect", ch.connect), ("boot", ch.boot),
-                               ("status", lambda: ch.status("Charging" if ch.transaction_id is not None else "Available"))):
+            for name, step in (
+                ("connect", ch.connect),
+                ("boot", ch.boot),
+                (
+                    "status",
+                    lambda: ch.status("Charging" if ch.transaction_id is not None else "Available"),
+                ),
+            ):
                 began = time.perf_counter()
                 await step()
                 steps.append((name, time.perf_counter() - began))
             if ch.transaction_id is not None:
-                for name, step in (("meter", ch.meter), ("stop", ch.stop_transaction),
-                                   ("status", lambda: ch.status("Available"))):
+                for name, step in (
+                    ("meter", ch.meter),
+                    ("stop", ch.stop_transaction),
+                    ("status", lambda: ch.status("Available")),
+                ):
                     began = time.perf_counter()
                     await step()
-                    steps.append((name if name != "status" else "status_after", time.perf_counter() - began))
+                    steps.append(
+                        (name if name != "status" else "status_after", time.perf_counter() - began)
+                    )
             kind = "charging" if charging else "idle"
             for name, took in steps:
                 stats.steps.setdefault(f"{kind}:{name}", []).append(1000 * took)
@@ -460,7 +592,9 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
             return
 
 
-async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, stop_event, online) -> dict:
+async def _worker_main(
+    spec: dict, stations: list[str], ready_q, start_value, stop_event, online
+) -> dict:
     stats = Stats()
     echo = spec.get("echo", False)
     urls = spec["urls"]
@@ -487,7 +621,9 @@ async def _worker_main(spec: dict, stations: list[str], ready_q, start_value, st
         await asyncio.gather(*(_fleet(ch, start, end, spec, stats) for ch in alive))
     elif spec["mode"] == "storm":
         await asyncio.gather(*(_storm(ch, spec, stats, stop_event, online) for ch in alive))
-        stats.load_cpu_s = time.process_time() - cpu_started  # metering, the restart and the reconnect
+        stats.load_cpu_s = (
+            time.process_time() - cpu_started
+        )  # metering, the restart and the reconnect
     await asyncio.gather(*(ch.close() for ch in alive))
     return stats.as_dict()
 
@@ -517,13 +653,23 @@ class Load:
         self.ready_q, self.result_q = ctx.Queue(), ctx.Queue()
         self.start_value = ctx.Value("d", 0.0)
         self.stop_event = ctx.Event()
-        self.online = ctx.Value("i", 0)  # storm: chargers back online (connected, booted, caught up)
+        self.online = ctx.Value(
+            "i", 0
+        )  # storm: chargers back online (connected, booted, caught up)
         workers = max(1, min(workers, len(stations)))
         self.procs = [
             ctx.Process(
-                target=_worker, daemon=True,
-                args=(spec, stations[i::workers], self.ready_q, self.result_q, self.start_value, self.stop_event,
-                      self.online),
+                target=_worker,
+                daemon=True,
+                args=(
+                    spec,
+                    stations[i::workers],
+                    self.ready_q,
+                    self.result_q,
+                    self.start_value,
+                    self.stop_event,
+                    self.online,
+                ),
             )
             for i in range(workers)
         ]

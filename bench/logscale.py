@@ -21,20 +21,28 @@ LOG_DB = f"{BENCH_DB}_log"
 CHARGERS = 1000
 TABLE = "chargers_ocppmessage"
 ACTIONS = (
-    ["Heartbeat"] * 40 + ["MeterValues"] * 45 + ["StatusNotification"] * 9 + ["StartTransaction"] * 2
-    + ["StopTransaction"] * 2 + ["Authorize"] * 2
+    ["Heartbeat"] * 40
+    + ["MeterValues"] * 45
+    + ["StatusNotification"] * 9
+    + ["StartTransaction"] * 2
+    + ["StopTransaction"] * 2
+    + ["Authorize"] * 2
 )
 TAGGED = {"StartTransaction", "StopTransaction", "Authorize"}
 
 
 def _payload(action: str, tag: str) -> str:
     if action == "MeterValues":
-        return ('{"connectorId": 1, "transactionId": 1234, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", '
-                '"sampledValue": [{"value": "12345", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}')
+        return (
+            '{"connectorId": 1, "transactionId": 1234, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", '
+            '"sampledValue": [{"value": "12345", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}'
+        )
     if action == "StatusNotification":
         return '{"connectorId": 1, "errorCode": "NoError", "status": "Charging"}'
     if action in TAGGED:
-        return json.dumps({"idTag": tag, "connectorId": 1, "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"})
+        return json.dumps(
+            {"idTag": tag, "connectorId": 1, "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}
+        )
     return "{}"
 
 
@@ -47,10 +55,13 @@ def _generate(conn, rows: int, charger_ids: list[int], log) -> None:
     rnd = random.Random(7)
     chunk: list[str] = []
     copied = 0
-    with conn.cursor() as cur, cur.copy(
-        f"COPY {TABLE} (charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload, raw) "
-        "FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            f"COPY {TABLE} (charger_id, timestamp, direction, message_type, unique_id, action, id_tag, payload, raw) "
+            "FROM STDIN"
+        ) as copy,
+    ):
         for i in range(rows):
             charger = busy if rnd.random() < 0.1 else others[rnd.randrange(len(others))]
             action = ACTIONS[rnd.randrange(len(ACTIONS))]
@@ -59,7 +70,9 @@ def _generate(conn, rows: int, charger_ids: list[int], log) -> None:
             mtype = "2" if direction == "in" else "3"
             payload = _payload(action, tag) if direction == "in" else "{}"
             ts = (start + step * i).isoformat()
-            chunk.append(f"{charger}\t{ts}\t{direction}\t{mtype}\tu{i}\t{action}\t{tag}\t{payload}\t\n")
+            chunk.append(
+                f"{charger}\t{ts}\t{direction}\t{mtype}\tu{i}\t{action}\t{tag}\t{payload}\t\n"
+            )
             if len(chunk) >= 20000:
                 copy.write("".join(chunk))
                 copied += len(chunk)
@@ -76,7 +89,9 @@ def _prepare(rows: int, keep: bool, log) -> dict:
     url = f"{PG_ROOT}/{LOG_DB}"
     if keep and database_exists(LOG_DB):
         with psycopg.connect(url) as conn:
-            have = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [TABLE]).fetchone()
+            have = conn.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [TABLE]
+            ).fetchone()
         if have and abs(have[0] - rows) <= rows * 0.01:
             log(f"logs: reusing {LOG_DB} (~{have[0]:,} rows)")
             token = migrate_and_seed(LOG_DB, CHARGERS)["api_token"]
@@ -86,7 +101,8 @@ def _prepare(rows: int, keep: bool, log) -> dict:
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         charger_ids = [
-            pk for (pk,) in conn.execute(
+            pk
+            for (pk,) in conn.execute(
                 "SELECT id FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' ORDER BY station_id"
             ).fetchall()
         ]
@@ -106,8 +122,12 @@ def _prepare(rows: int, keep: bool, log) -> dict:
         for _, definition in indexes:
             conn.execute(definition)
         conn.execute(f"VACUUM ANALYZE {TABLE}")
-    return {"api_token": token, "generate_s": round(time.monotonic() - started, 1), "copy_s": round(copied_s, 1),
-            "reused": False}
+    return {
+        "api_token": token,
+        "generate_s": round(time.monotonic() - started, 1),
+        "copy_s": round(copied_s, 1),
+        "reused": False,
+    }
 
 
 def run(rows: int, *, keep: bool, requests: int, log) -> dict:
@@ -121,8 +141,16 @@ def run(rows: int, *, keep: bool, requests: int, log) -> dict:
         with httpx.Client(base_url=server.http_url, headers=headers, timeout=30) as client:
             base = "/api/v1/chargers/BENCH-00000/logs/"
             first = client.get(base).json()["results"]
-            tag = next((r["id_tag"] for r in client.get(base, params={"action": "StartTransaction"}).json()["results"]
-                        if r["id_tag"]), "TAG000001")
+            tag = next(
+                (
+                    r["id_tag"]
+                    for r in client.get(base, params={"action": "StartTransaction"}).json()[
+                        "results"
+                    ]
+                    if r["id_tag"]
+                ),
+                "TAG000001",
+            )
             queries = {
                 "first page": (base, {}),
                 "next page (keyset)": (base, {"before": first[-1]["id"]} if first else {}),
@@ -145,8 +173,11 @@ def run(rows: int, *, keep: bool, requests: int, log) -> dict:
                     if i >= 3:
                         timings.append(elapsed)
                 results[name] = {
-                    "p50_ms": round(pct(timings, 50), 1), "p95_ms": round(pct(timings, 95), 1),
-                    "max_ms": round(max(timings), 1), "errors": errors, "rows": count,
+                    "p50_ms": round(pct(timings, 50), 1),
+                    "p95_ms": round(pct(timings, 95), 1),
+                    "max_ms": round(max(timings), 1),
+                    "errors": errors,
+                    "rows": count,
                     "note": f"{count} rows/page",
                 }
                 log(f"  logs {name}: {results[name]}")
@@ -154,4 +185,8 @@ def run(rows: int, *, keep: bool, requests: int, log) -> dict:
         server.terminate()
         if not keep:
             drop_database(LOG_DB)
-    return {"rows": rows, **{k: v for k, v in prepared.items() if k != "api_token"}, "queries": results}
+    return {
+        "rows": rows,
+        **{k: v for k, v in prepared.items() if k != "api_token"},
+        "queries": results,
+    }

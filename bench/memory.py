@@ -29,9 +29,16 @@ def prepare(chargers: int) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{DB}"')
     env = server_env(DB)
-    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([PY, "-m", "bench.seed", "--chargers", str(chargers)], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [PY, "-m", "bench.seed", "--chargers", str(chargers)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 async def _each(n: int, one, concurrency: int = 50) -> int:
@@ -51,7 +58,9 @@ async def _each(n: int, one, concurrency: int = 50) -> int:
 async def refused(url: str, n: int) -> int:
     async def one(i: int) -> bool:
         try:
-            await websockets.connect(f"{url}/UNKNOWN-{i:06d}", subprotocols=["ocpp1.6"], open_timeout=20)
+            await websockets.connect(
+                f"{url}/UNKNOWN-{i:06d}", subprotocols=["ocpp1.6"], open_timeout=20
+            )
         except websockets.InvalidStatus:
             return True
         return False  # accepted: should not happen
@@ -62,9 +71,22 @@ async def refused(url: str, n: int) -> int:
 async def reconnects(url: str, n: int, chargers: int) -> int:
     async def one(i: int) -> bool:
         station = f"BENCH-{i % chargers:05d}"
-        async with websockets.connect(f"{url}/{station}", subprotocols=["ocpp1.6"], open_timeout=20,
-                                      additional_headers=_auth(station)) as ws:
-            await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
+        async with websockets.connect(
+            f"{url}/{station}",
+            subprotocols=["ocpp1.6"],
+            open_timeout=20,
+            additional_headers=_auth(station),
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    [
+                        2,
+                        "b",
+                        "BootNotification",
+                        {"chargePointVendor": "V", "chargePointModel": "M"},
+                    ]
+                )
+            )
             await asyncio.wait_for(ws.recv(), 20)
         return True
 
@@ -74,10 +96,16 @@ async def reconnects(url: str, n: int, chargers: int) -> int:
 async def big_frames(url: str, n: int) -> int:
     errors = 0
     data = "x" * (1024 * 1024 - 200)
-    async with websockets.connect(f"{url}/BENCH-00000", subprotocols=["ocpp1.6"], max_size=2**21,
-                                  additional_headers=_auth("BENCH-00000")) as ws:
+    async with websockets.connect(
+        f"{url}/BENCH-00000",
+        subprotocols=["ocpp1.6"],
+        max_size=2**21,
+        additional_headers=_auth("BENCH-00000"),
+    ) as ws:
         for i in range(n):
-            await ws.send(json.dumps([2, f"big{i}", "DataTransfer", {"vendorId": "bench", "data": data}]))
+            await ws.send(
+                json.dumps([2, f"big{i}", "DataTransfer", {"vendorId": "bench", "data": data}])
+            )
             reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
             errors += reply[0] != 3
     return errors
@@ -96,8 +124,14 @@ def measure(name: str, run) -> dict:
         after = server.rss()
     finally:
         server.terminate()
-    return {"scenario": name, "rss_before_mb": round(before / 2**20, 1), "rss_after_mb": round(after / 2**20, 1),
-            "delta_mb": round((after - before) / 2**20, 1), "seconds": round(seconds, 1), "errors": errors}
+    return {
+        "scenario": name,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "delta_mb": round((after - before) / 2**20, 1),
+        "seconds": round(seconds, 1),
+        "errors": errors,
+    }
 
 
 def _auth(station: str) -> list[tuple[str, str]]:
@@ -106,11 +140,18 @@ def _auth(station: str) -> list[tuple[str, str]]:
 
     from bench.seed import password
 
-    return [("Authorization", "Basic " + base64.b64encode(f"{station}:{password(station)}".encode()).decode())]
+    return [
+        (
+            "Authorization",
+            "Basic " + base64.b64encode(f"{station}:{password(station)}".encode()).decode(),
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.memory", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     n, frames, chargers = (500, 20, 50) if args.quick else (10_000, 1_000, 200)
@@ -127,4 +168,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

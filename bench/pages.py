@@ -42,8 +42,14 @@ TARGET_MS = {"demo": 300, "big": 500}
 
 
 def _manage(database: str, *command: str) -> str:
-    out = subprocess.run([PY, "manage.py", *command], cwd=ROOT, env=server_env(database, redis=False), check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [PY, "manage.py", *command],
+        cwd=ROOT,
+        env=server_env(database, redis=False),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout
 
 
@@ -63,14 +69,17 @@ def _copy_without_indexes(conn: psycopg.Connection, table: str, fill: Any, log: 
     started = time.monotonic()
     indexes = conn.execute(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", [table],  # unique: kept
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+        [table],  # unique: kept
     ).fetchall()
     for name, _ in indexes:
         conn.execute(f'DROP INDEX "{name}"')
     conn.execute("SET session_replication_role = replica")  # skip the FK trigger per row
     fill()
     conn.execute("SET session_replication_role = DEFAULT")
-    log(f"pages: {table} filled in {time.monotonic() - started:.0f} s; rebuilding {len(indexes)} indexes")
+    log(
+        f"pages: {table} filled in {time.monotonic() - started:.0f} s; rebuilding {len(indexes)} indexes"
+    )
     conn.execute("SET maintenance_work_mem = '512MB'")
     for _, definition in indexes:
         conn.execute(definition)
@@ -136,14 +145,27 @@ def _with_required(conn: psycopg.Connection, sql: str, table: str) -> str:
     named = sql.split("(", 1)[1].split(")", 1)[0].replace("{extra_columns}", "")
     rows = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s AND is_nullable = 'NO' "
-        "AND column_default IS NULL AND column_name <> 'id'", [table],
+        "AND column_default IS NULL AND column_name <> 'id'",
+        [table],
     ).fetchall()
     empty = {"boolean": "false", "jsonb": "'{}'::jsonb", "json": "'{}'::json"}
-    extra = [(name, empty.get(kind, "0" if kind in ("integer", "bigint", "smallint", "numeric", "double precision")
-                                else "''"))
-             for name, kind in rows if name not in {c.strip() for c in named.replace("\n", " ").split(",")}]
-    return sql.format(extra_columns="".join(f", {name}" for name, _ in extra),
-                      extra_values="".join(f", {value}" for _, value in extra))
+    extra = [
+        (
+            name,
+            empty.get(
+                kind,
+                "0"
+                if kind in ("integer", "bigint", "smallint", "numeric", "double precision")
+                else "''",
+            ),
+        )
+        for name, kind in rows
+        if name not in {c.strip() for c in named.replace("\n", " ").split(",")}
+    ]
+    return sql.format(
+        extra_columns="".join(f", {name}" for name, _ in extra),
+        extra_values="".join(f", {value}" for _, value in extra),
+    )
 
 
 def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
@@ -152,7 +174,9 @@ def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
     url = f"{PG_ROOT}/{BIG_DB}"
     if keep and database_exists(BIG_DB):
         with psycopg.connect(url) as conn:
-            have = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'chargers_ocppmessage'").fetchone()
+            have = conn.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE relname = 'chargers_ocppmessage'"
+            ).fetchone()
         if have and abs(have[0] - log_rows) <= log_rows * 0.01:
             log(f"pages: reusing {BIG_DB} (~{have[0]:,} log rows)")
             _manage(BIG_DB, "migrate", "--noinput", "-v", "0")
@@ -162,18 +186,46 @@ def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
     _manage(BIG_DB, "load_demo")  # a host organization with its own pages, next to the big fleet
     timings: dict[str, Any] = {"reused": False}
     with psycopg.connect(url, autocommit=True) as conn:
-        org_id = conn.execute("SELECT id FROM backoffice_organization WHERE name = 'Bench fleet'").fetchone()[0]
+        org_id = conn.execute(
+            "SELECT id FROM backoffice_organization WHERE name = 'Bench fleet'"
+        ).fetchone()[0]
         log(f"pages: {sessions:,} sessions and decisions into {BIG_DB}")
-        timings["sessions_s"] = round(_copy_without_indexes(
-            conn, "chargers_chargingsession", lambda: conn.execute(
-            _with_required(conn, SESSIONS_SQL, "chargers_chargingsession"), {"rows": sessions}), log), 1)
-        timings["decisions_s"] = round(_copy_without_indexes(
-            conn, "authorization_authorizationdecision", lambda: conn.execute(
-            _with_required(conn, DECISIONS_SQL, "authorization_authorizationdecision"), {"org": org_id}), log), 1)
+        timings["sessions_s"] = round(
+            _copy_without_indexes(
+                conn,
+                "chargers_chargingsession",
+                lambda: conn.execute(
+                    _with_required(conn, SESSIONS_SQL, "chargers_chargingsession"),
+                    {"rows": sessions},
+                ),
+                log,
+            ),
+            1,
+        )
+        timings["decisions_s"] = round(
+            _copy_without_indexes(
+                conn,
+                "authorization_authorizationdecision",
+                lambda: conn.execute(
+                    _with_required(conn, DECISIONS_SQL, "authorization_authorizationdecision"),
+                    {"org": org_id},
+                ),
+                log,
+            ),
+            1,
+        )
         log(f"pages: {log_rows:,} log rows into {BIG_DB}")
-        timings["logs_s"] = round(_copy_without_indexes(
-            conn, "chargers_ocppmessage", lambda: conn.execute(
-            _with_required(conn, LOGS_SQL, "chargers_ocppmessage"), {"rows": log_rows}), log), 1)
+        timings["logs_s"] = round(
+            _copy_without_indexes(
+                conn,
+                "chargers_ocppmessage",
+                lambda: conn.execute(
+                    _with_required(conn, LOGS_SQL, "chargers_ocppmessage"), {"rows": log_rows}
+                ),
+                log,
+            ),
+            1,
+        )
         conn.execute("ANALYZE")  # statistics of every table, as autovacuum keeps them in production
     return timings
 
@@ -192,18 +244,36 @@ def _portal_pages() -> list[tuple[str, str]]:
     charger = Charger.objects.filter(property__organization=org).order_by("station_id").first()
     assert charger is not None and charger.property is not None
     session = ChargingSession.objects.filter(charger=charger).order_by("-started_at").first()
-    decision = AuthorizationDecision.objects.filter(station_id=charger.station_id).order_by("-id").first()
+    decision = (
+        AuthorizationDecision.objects.filter(station_id=charger.station_id).order_by("-id").first()
+    )
     sid, prop = charger.station_id, charger.property
     names: list[tuple[str, list[Any]]] = [
-        ("backoffice:dashboard", []), ("chargers:charger-list", []), ("chargers:charger-detail", [sid]),
-        ("chargers:charger-logs", [sid]), ("chargers:charger-sessions", [sid]), ("chargers:charger-authorizations", [sid]),
-        ("chargers:charger-reservations", [sid]), ("chargers:charger-smart-charging", [sid]),
-        ("chargers:charger-device-model", [sid]), ("chargers:charger-security", [sid]), ("chargers:charger-proxy", [sid]),
-        ("chargers:location-list", []), ("chargers:location-detail", [prop.pk]), ("chargers:network-list", []),
-        ("chargers:session-list", []), ("authorization:token-list", []), ("authorization:token-group-list", []),
-        ("authorization:roaming", []), ("authorization:msp-list", []), ("billing:payout-list", []),
-        ("billing:rate-list", [prop.pk]), ("support:ticket-list", []), ("stays:stay-settings", []),
-        ("stays:integration-list", []), ("backoffice:members", []),
+        ("backoffice:dashboard", []),
+        ("chargers:charger-list", []),
+        ("chargers:charger-detail", [sid]),
+        ("chargers:charger-logs", [sid]),
+        ("chargers:charger-sessions", [sid]),
+        ("chargers:charger-authorizations", [sid]),
+        ("chargers:charger-reservations", [sid]),
+        ("chargers:charger-smart-charging", [sid]),
+        ("chargers:charger-device-model", [sid]),
+        ("chargers:charger-security", [sid]),
+        ("chargers:charger-proxy", [sid]),
+        ("chargers:location-list", []),
+        ("chargers:location-detail", [prop.pk]),
+        ("chargers:network-list", []),
+        ("chargers:session-list", []),
+        ("authorization:token-list", []),
+        ("authorization:token-group-list", []),
+        ("authorization:roaming", []),
+        ("authorization:msp-list", []),
+        ("billing:payout-list", []),
+        ("billing:rate-list", [prop.pk]),
+        ("support:ticket-list", []),
+        ("stays:stay-settings", []),
+        ("stays:integration-list", []),
+        ("backoffice:members", []),
     ]
     if session is not None:
         names += [("chargers:session-detail", [session.pk]), ("billing:session-cost", [session.pk])]
@@ -215,7 +285,12 @@ def _portal_pages() -> list[tuple[str, str]]:
             pages.append((name, reverse(name, args=args)))
         except NoReverseMatch:
             continue
-    pages.append(("chargers:charger-logs search idTag", reverse("chargers:charger-logs", args=[sid]) + "?q=TAG000123"))
+    pages.append(
+        (
+            "chargers:charger-logs search idTag",
+            reverse("chargers:charger-logs", args=[sid]) + "?q=TAG000123",
+        )
+    )
     return pages
 
 
@@ -227,21 +302,43 @@ def _admin_pages() -> list[tuple[str, str]]:
     for model in sorted(admin.site._registry, key=lambda m: m._meta.label):
         meta = model._meta
         try:
-            pages.append((f"admin {meta.label} list", reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")))
+            pages.append(
+                (
+                    f"admin {meta.label} list",
+                    reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"),
+                )
+            )
         except NoReverseMatch:
             continue
         first = model._default_manager.order_by("-pk").values_list("pk", flat=True).first()
-        if first is not None and meta.label in ("chargers.Charger", "chargers.ChargingSession", "chargers.OcppMessage",
-                                                "authorization.AuthorizationDecision", "billing.Payment"):
-            pages.append((f"admin {meta.label} change",
-                          reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first])))
-    searches = {"chargers.OcppMessage": "TAG000123", "chargers.ChargingSession": "TAG000123",
-                "authorization.AuthorizationDecision": "TAG000123", "chargers.Charger": "BENCH-00042"}
+        if first is not None and meta.label in (
+            "chargers.Charger",
+            "chargers.ChargingSession",
+            "chargers.OcppMessage",
+            "authorization.AuthorizationDecision",
+            "billing.Payment",
+        ):
+            pages.append(
+                (
+                    f"admin {meta.label} change",
+                    reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first]),
+                )
+            )
+    searches = {
+        "chargers.OcppMessage": "TAG000123",
+        "chargers.ChargingSession": "TAG000123",
+        "authorization.AuthorizationDecision": "TAG000123",
+        "chargers.Charger": "BENCH-00042",
+    }
     for label, query in searches.items():
         app_label, model_name = label.lower().split(".")
         try:
-            pages.append((f"admin {label} search",
-                          reverse(f"admin:{app_label}_{model_name}_changelist") + f"?q={query}"))
+            pages.append(
+                (
+                    f"admin {label} search",
+                    reverse(f"admin:{app_label}_{model_name}_changelist") + f"?q={query}",
+                )
+            )
         except NoReverseMatch:
             continue
     return pages
@@ -263,7 +360,9 @@ def measure(repeat: int) -> list[dict[str, Any]]:
     host, _ = User.objects.get_or_create(username=HOST_USER, defaults={"email": HOST_USER})
     org = Organization.objects.order_by("id").first()
     Membership.objects.get_or_create(user=host, organization=org, defaults={"role": "owner"})
-    staff, _ = User.objects.get_or_create(username="pages-admin", defaults={"is_staff": True, "is_superuser": True})
+    staff, _ = User.objects.get_or_create(
+        username="pages-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
     rows = []
     for who, user, pages in (("portal", host, _portal_pages()), ("admin", staff, _admin_pages())):
         client = Client()
@@ -279,14 +378,29 @@ def measure(repeat: int) -> list[dict[str, Any]]:
                     response = client.get(url)
                     times.append((time.perf_counter() - started) * 1000)
                 queries, status = len(captured), response.status_code
-            rows.append({"area": who, "page": name, "url": url, "status": status, "p50_ms": round(statistics.median(times), 1),
-                         "max_ms": round(max(times), 1), "queries": queries})
+            rows.append(
+                {
+                    "area": who,
+                    "page": name,
+                    "url": url,
+                    "status": status,
+                    "p50_ms": round(statistics.median(times), 1),
+                    "max_ms": round(max(times), 1),
+                    "queries": queries,
+                }
+            )
     return rows
 
 
 def _measure_in(database: str, repeat: int) -> list[dict[str, Any]]:
-    out = subprocess.run([PY, "-m", "bench.pages", "--measure", "--repeat", str(repeat)], cwd=ROOT,
-                         env=server_env(database, redis=False), check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [PY, "-m", "bench.pages", "--measure", "--repeat", str(repeat)],
+        cwd=ROOT,
+        env=server_env(database, redis=False),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -305,16 +419,24 @@ def scenario(args: Any, report: dict, *, log: Any) -> None:
         finally:
             drop_database(DEMO_DB)
     if "big" in scales:
-        prepared = prepare_big(keep=args.keep_pages_db, sessions=args.pages_sessions, log_rows=args.pages_log_rows,
-                               log=log)
+        prepared = prepare_big(
+            keep=args.keep_pages_db,
+            sessions=args.pages_sessions,
+            log_rows=args.pages_log_rows,
+            log=log,
+        )
         try:
             result["big"] = {**prepared, "pages": _measure_in(BIG_DB, args.pages_repeat)}
         finally:
             if not args.keep_pages_db:
                 drop_database(BIG_DB)
     for scale, data in result.items():
-        slow = [row for row in data["pages"] if row["p50_ms"] > TARGET_MS[scale] or row["status"] >= 400]
-        log(f"pages {scale}: {len(data['pages'])} pages, {len(slow)} over {TARGET_MS[scale]} ms or failing")
+        slow = [
+            row for row in data["pages"] if row["p50_ms"] > TARGET_MS[scale] or row["status"] >= 400
+        ]
+        log(
+            f"pages {scale}: {len(data['pages'])} pages, {len(slow)} over {TARGET_MS[scale]} ms or failing"
+        )
     report["pages"] = result
 
 
@@ -326,7 +448,11 @@ def table(report: dict) -> str:
     for scale in scales:
         for row in pages[scale]["pages"]:
             by_page.setdefault((row["area"], row["page"]), {})[scale] = row
-    header = "| area | page | " + " | ".join(f"{s} p50 ms | {s} max | {s} queries" for s in scales) + " |"
+    header = (
+        "| area | page | "
+        + " | ".join(f"{s} p50 ms | {s} max | {s} queries" for s in scales)
+        + " |"
+    )
     lines = [header, "|" + "---|" * (2 + 3 * len(scales))]
     for (area, page), cells in by_page.items():
         parts = []

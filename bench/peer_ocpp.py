@@ -24,7 +24,9 @@ def _now() -> str:
 class CentralSystemPeer(ChargePoint):
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
-        return call_result.BootNotification(current_time=_now(), interval=60, status=RegistrationStatus.accepted)
+        return call_result.BootNotification(
+            current_time=_now(), interval=60, status=RegistrationStatus.accepted
+        )
 
     @on(Action.heartbeat)
     async def on_heartbeat(self):
@@ -44,7 +46,9 @@ class CentralSystemPeer(ChargePoint):
 
     @on(Action.start_transaction)
     async def on_start(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
-        return call_result.StartTransaction(transaction_id=next(_tx), id_tag_info={"status": AuthorizationStatus.accepted})
+        return call_result.StartTransaction(
+            transaction_id=next(_tx), id_tag_info={"status": AuthorizationStatus.accepted}
+        )
 
     @on(Action.stop_transaction)
     async def on_stop(self, transaction_id, meter_stop, timestamp, **kwargs):
@@ -61,7 +65,12 @@ async def _handler(ws) -> None:
 
 async def main(port: int) -> None:
     async with serve(
-        _handler, "127.0.0.1", port, subprotocols=["ocpp1.6"], ping_interval=None, compression=None,
+        _handler,
+        "127.0.0.1",
+        port,
+        subprotocols=["ocpp1.6"],
+        ping_interval=None,
+        compression=None,
         backlog=4096,
     ) as server:
         await server.serve_forever()

@@ -50,7 +50,9 @@ def summarize_ours(path: str, top: int = 25) -> str:
             ours = [f for f in frames if any(app in f for app in OURS)]
             key = "LOOP: " + (ours[-1] if ours else frames[-1])
         where[key] += n
-    out = [f"{total} samples, by database-pool function (DB) or deepest frame of ours on the loop (LOOP)"]
+    out = [
+        f"{total} samples, by database-pool function (DB) or deepest frame of ours on the loop (LOOP)"
+    ]
     out += [f"  {100 * c / total:5.1f}%  {k}" for k, c in where.most_common(top)]
     return "\n".join(out)
 

@@ -25,22 +25,46 @@ from bench.servers import BENCH_DB, PG_ROOT, PY, ROOT, Server, server_env
 
 def _followers(url: str, count: int) -> None:
     env = {**server_env(), "DATABASE_URL": f"{PG_ROOT}/{BENCH_DB}"}
-    subprocess.run([PY, "-m", "bench.seed", "--chargers", "0", "--followers", url, "--followers-count", str(count)],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "bench.seed",
+            "--chargers",
+            "0",
+            "--followers",
+            url,
+            "--followers-count",
+            str(count),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def _links(peer: Server) -> int:
     """Established sockets on the peer's port (each one a proxied charger's upstream link)."""
     try:
         proc = psutil.Process(peer.proc.pid)  # type: ignore[union-attr]
-        return sum(1 for c in proc.net_connections(kind="tcp")
-                   if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == peer.port)
+        return sum(
+            1
+            for c in proc.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == peer.port
+        )
     except psutil.Error:
         return -1
 
 
-def scenario(args: Any, report: dict, *, log: Callable[[str], None], reset: Callable[[], None],
-             summarize: Callable[[dict, float], dict]) -> None:
+def scenario(
+    args: Any,
+    report: dict,
+    *,
+    log: Callable[[str], None],
+    reset: Callable[[], None],
+    summarize: Callable[[dict, float], dict],
+) -> None:
     n, duration = args.proxy_chargers, args.fleet_duration
     reset()
     peer = Server("peer")
@@ -50,11 +74,22 @@ def scenario(args: Any, report: dict, *, log: Callable[[str], None], reset: Call
         _followers(peer.ws_url, n)
         server.start()
         time.sleep(1.0)
-        log(f"proxy: {n} chargers, each with a follower upstream (the peer), fleet rates, {duration} s")
+        log(
+            f"proxy: {n} chargers, each with a follower upstream (the peer), fleet rates, {duration} s"
+        )
         load = Load(
-            {"mode": "fleet", "urls": [server.ws_url], "duration": duration, "charging_share": 0.3,
-             "heartbeat_s": 60, "meter_s": 10, "status_s": 300, "connect_concurrency": 250},
-            [station_id(i) for i in range(n)], workers=args.workers,
+            {
+                "mode": "fleet",
+                "urls": [server.ws_url],
+                "duration": duration,
+                "charging_share": 0.3,
+                "heartbeat_s": 60,
+                "meter_s": 10,
+                "status_s": 300,
+                "connect_concurrency": 250,
+            },
+            [station_id(i) for i in range(n)],
+            workers=args.workers,
         )
         connected = load.wait_ready()
         deadline = time.monotonic() + 120
@@ -66,9 +101,14 @@ def scenario(args: Any, report: dict, *, log: Callable[[str], None], reset: Call
         stats = load.results(timeout=duration + 600)
         cpu1, wall1 = server.cpu_seconds(), time.monotonic()
         result = summarize(stats, duration)
-        result.update(connections=connected, upstream_links=links, links_at_end=_links(peer),
-                      connect_boot_s=round(load.setup_s, 1), cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
-                      rss_mb=round(server.rss() / 2**20, 0))
+        result.update(
+            connections=connected,
+            upstream_links=links,
+            links_at_end=_links(peer),
+            connect_boot_s=round(load.setup_s, 1),
+            cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
+            rss_mb=round(server.rss() / 2**20, 0),
+        )
         result["errors"] += n - connected
         report["proxy"] = result
         log(f"  -> {result}")

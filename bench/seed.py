@@ -25,16 +25,25 @@ def seed(count: int) -> dict:
 
     org, _ = Organization.objects.get_or_create(name="Bench fleet")
     prop, _ = Property.objects.get_or_create(organization=org, name="Bench depot")
-    existing = set(Charger.objects.filter(station_id__startswith="BENCH-").values_list("station_id", flat=True))
+    existing = set(
+        Charger.objects.filter(station_id__startswith="BENCH-").values_list("station_id", flat=True)
+    )
     wanted = [station_id(n) for n in range(count)] + ["BENCH-CMD"]
     Charger.objects.bulk_create(
         [
             # Production shape: security profile 1, each charger its own password (HTTP Basic
             # at the handshake). The peer authenticates nobody and ignores the header.
-            Charger(station_id=sid, property=prop, access_mode="public", ownership="network",
-                    license_valid_until=date(2099, 12, 31), security_profile=1,
-                    ocpp_password_hash=make_hash(password(sid)))
-            for sid in wanted if sid not in existing
+            Charger(
+                station_id=sid,
+                property=prop,
+                access_mode="public",
+                ownership="network",
+                license_valid_until=date(2099, 12, 31),
+                security_profile=1,
+                ocpp_password_hash=make_hash(password(sid)),
+            )
+            for sid in wanted
+            if sid not in existing
         ],
         batch_size=2000,
     )
@@ -42,14 +51,21 @@ def seed(count: int) -> dict:
     # so a 2.0.1 boot is not a first boot and the server sends no GetBaseReport in a measured
     # window. The closed loop and the storm measure a running fleet, not its onboarding.
     DeviceVariable.objects.bulk_create(
-        [DeviceVariable(charger_id=pk, component="ChargingStation", variable="Model", value="LoadGen-1")
-         for pk in Charger.objects.filter(station_id__in=wanted, device_variables__isnull=True).values_list("pk", flat=True)],
+        [
+            DeviceVariable(
+                charger_id=pk, component="ChargingStation", variable="Model", value="LoadGen-1"
+            )
+            for pk in Charger.objects.filter(
+                station_id__in=wanted, device_variables__isnull=True
+            ).values_list("pk", flat=True)
+        ],
         batch_size=2000,
     )
     if not Token.objects.filter(organization=org, uid="BENCHTAG").exists():
         Token.objects.create(organization=org, uid="BENCHTAG", type="RFID", label="Bench card")
     user, created = get_user_model().objects.get_or_create(
-        username="bench", defaults={"is_staff": True, "is_superuser": True, "email": "bench@localhost"}
+        username="bench",
+        defaults={"is_staff": True, "is_superuser": True, "email": "bench@localhost"},
     )
     api_token, _ = ApiToken.objects.get_or_create(user=user)
     return {"api_token": api_token.key}
@@ -67,7 +83,8 @@ def followers(url: str, count: int) -> None:
     Charger.objects.filter(station_id__startswith="BENCH-").update(proxied=False)
     chargers = list(Charger.objects.filter(station_id__in=[station_id(n) for n in range(count)]))
     Backoffice.objects.bulk_create(
-        [Backoffice(charger=c, name="Bench follower", url=url, role="follower") for c in chargers], batch_size=2000
+        [Backoffice(charger=c, name="Bench follower", url=url, role="follower") for c in chargers],
+        batch_size=2000,
     )
     Charger.objects.filter(pk__in=[c.pk for c in chargers]).update(proxied=True)
 
@@ -84,7 +101,10 @@ def password(station: str) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--chargers", type=int, required=True)
-    parser.add_argument("--followers", help="ws:// URL of a follower backoffice for the first --followers-count chargers")
+    parser.add_argument(
+        "--followers",
+        help="ws:// URL of a follower backoffice for the first --followers-count chargers",
+    )
     parser.add_argument("--followers-count", type=int, default=0)
     args = parser.parse_args()
     if args.followers:

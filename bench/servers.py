@@ -67,7 +67,13 @@ CLUSTER_PROCS = int(os.environ.get("BENCH_CLUSTER_PROCS") or os.cpu_count() or 2
 class Server:
     """One server process: ours (uvicorn or daphne), the peer or an echo."""
 
-    def __init__(self, kind: str, port: int | None = None, env: dict | None = None, log_dir: Path | None = None):
+    def __init__(
+        self,
+        kind: str,
+        port: int | None = None,
+        env: dict | None = None,
+        log_dir: Path | None = None,
+    ):
         self.kind, self.port = kind, port or free_port()
         self.env = env or dict(os.environ)
         self.log_path = (log_dir or ROOT / "bench" / "results") / f"server-{kind}-{self.port}.log"
@@ -85,17 +91,49 @@ class Server:
         port = str(self.port)
         return {
             "ours": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
-            "daphne": [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", port, "--verbosity", "0",
-                       "portal.asgi:application"],
+            "daphne": [
+                str(Path(PY).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                port,
+                "--verbosity",
+                "0",
+                "portal.asgi:application",
+            ],
             "peer": [PY, "-m", "bench.peer_ocpp", "--port", port],
             "echo": [PY, "-m", "bench.echo", "--port", port],
             "echo-asgi": [PY, "-m", "bench.echo", "--asgi", "--port", port],
             # The same application under other ASGI servers (server choice by measurement).
             "ours-sansio": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
-            "granian": [str(Path(PY).parent / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", port,
-                        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "portal.asgi:application"],
-            "hypercorn": [str(Path(PY).parent / "hypercorn"), "-b", f"127.0.0.1:{port}", "-k", "uvloop",
-                          "--backlog", "4096", "--log-level", "warning", "portal.asgi:application"],
+            "granian": [
+                str(Path(PY).parent / "granian"),
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--workers",
+                "1",
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+                "portal.asgi:application",
+            ],
+            "hypercorn": [
+                str(Path(PY).parent / "hypercorn"),
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                "uvloop",
+                "--backlog",
+                "4096",
+                "--log-level",
+                "warning",
+                "portal.asgi:application",
+            ],
             "ours-cluster": ["bash", "deploy/cluster.sh", str(CLUSTER_PROCS)],
         }[self.kind]
 
@@ -104,13 +142,20 @@ class Server:
         log = open(self.log_path, "ab")
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_raise_nofile
+            self.command(),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_nofile,
         )
         log.close()
         # HAProxy listens last, once every process does (deploy/cluster.sh).
         while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return time.monotonic() - started

@@ -60,7 +60,10 @@ def flatness(samples: list[tuple[float, int]], warmup_s: float) -> dict[str, Any
     """Apply the flat-RSS rule (module docstring) to (seconds since start, RSS bytes) samples."""
     window = [(t, rss) for t, rss in samples if t >= warmup_s]
     if len(window) < 3:
-        return {"flat": None, "reason": f"only {len(window)} samples after the warm-up ({warmup_s:.0f} s)"}
+        return {
+            "flat": None,
+            "reason": f"only {len(window)} samples after the warm-up ({warmup_s:.0f} s)",
+        }
     r0 = window[0][1]
     peak = max(rss for _, rss in window)
     slope = least_squares_slope([(t, float(rss)) for t, rss in window])  # bytes per second
@@ -78,7 +81,7 @@ def flatness(samples: list[tuple[float, int]], warmup_s: float) -> dict[str, Any
         "slope_pct_per_10_min": round(100 * rise_per_10_min, 3),
         "slope_kb_per_min": round(slope * 60 / 1024, 1),
         "rule": f"max <= R0 + {100 * MAX_ABOVE_R0:g} % and least-squares rise < {100 * SLOPE_PER_10_MIN:g} % "
-                "of R0 per 10 min, after the warm-up",
+        "of R0 per 10 min, after the warm-up",
     }
 
 
@@ -101,7 +104,12 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def run(
-    chargers: int, minutes: float, *, workers: int = 2, sample_s: float = 30.0, warmup_min: float | None = None,
+    chargers: int,
+    minutes: float,
+    *,
+    workers: int = 2,
+    sample_s: float = 30.0,
+    warmup_min: float | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start a server, run the fleet for `minutes`, sample RSS; return the report's "soak" entry."""
@@ -112,12 +120,23 @@ def run(
     samples: list[tuple[float, int]] = []
     fds: list[tuple[float, int]] = []
     try:
-        log(f"soak: {chargers} chargers at fleet rates for {minutes:g} min, RSS every {sample_s:g} s")
+        log(
+            f"soak: {chargers} chargers at fleet rates for {minutes:g} min, RSS every {sample_s:g} s"
+        )
         rss_before = server.rss()
         load = Load(
-            {"mode": "fleet", "urls": [server.ws_url], "duration": duration, "charging_share": 0.3,
-             "heartbeat_s": 60, "meter_s": 10, "status_s": 300, "connect_concurrency": 250},
-            [station_id(i) for i in range(chargers)], workers=workers,
+            {
+                "mode": "fleet",
+                "urls": [server.ws_url],
+                "duration": duration,
+                "charging_share": 0.3,
+                "heartbeat_s": 60,
+                "meter_s": 10,
+                "status_s": 300,
+                "connect_concurrency": 250,
+            },
+            [station_id(i) for i in range(chargers)],
+            workers=workers,
         )
         connected = load.wait_ready()
         rss_connected = server.rss()
@@ -128,7 +147,9 @@ def run(
             samples.append((round(elapsed, 1), server.rss()))
             fds.append((round(elapsed, 1), _open_fds(server)))
             if len(samples) % max(1, int(300 / sample_s)) == 0:
-                log(f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1][1] / 2**20:.1f} MB, {fds[-1][1]} fds")
+                log(
+                    f"  soak {elapsed / 60:5.1f} min: RSS {samples[-1][1] / 2**20:.1f} MB, {fds[-1][1]} fds"
+                )
             time.sleep(max(0.0, min(sample_s, duration - (time.time() - started))))
         samples.append((round(time.time() - started, 1), server.rss()))
         fds.append((round(time.time() - started, 1), _open_fds(server)))
@@ -139,29 +160,43 @@ def run(
     latencies = stats.get("latencies", [])
     verdict = flatness(samples, warmup_seconds(duration, warmup_min))
     return {
-        "chargers": chargers, "connections": connected, "minutes": minutes, "sample_s": sample_s,
+        "chargers": chargers,
+        "connections": connected,
+        "minutes": minutes,
+        "sample_s": sample_s,
         "connect_boot_s": round(load.setup_s, 1),
-        "messages": stats.get("window_ok", 0), "msg_per_s": round(stats.get("window_ok", 0) / duration, 1),
-        "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99),
+        "messages": stats.get("window_ok", 0),
+        "msg_per_s": round(stats.get("window_ok", 0) / duration, 1),
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
         "max_ms": round(max(latencies), 1) if latencies else None,
         "errors": stats.get("errors", 0) + (chargers - connected),
         "error_samples": stats.get("error_samples", [])[:3],
         "cpu_pct": round(100 * (cpu1 - cpu0) / duration, 0),
-        "rss_before_mb": round(rss_before / 2**20, 1), "rss_connected_mb": round(rss_connected / 2**20, 1),
+        "rss_before_mb": round(rss_before / 2**20, 1),
+        "rss_connected_mb": round(rss_connected / 2**20, 1),
         "rss_per_conn_kb": round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
-        "fds_first": fds[0][1] if fds else None, "fds_last": fds[-1][1] if fds else None,
-        "rss": verdict, "samples": [[t, round(rss / 2**20, 2)] for t, rss in samples],
+        "fds_first": fds[0][1] if fds else None,
+        "fds_last": fds[-1][1] if fds else None,
+        "rss": verdict,
+        "samples": [[t, round(rss / 2**20, 2)] for t, rss in samples],
     }
 
 
-def scenario(args: Any, report: dict[str, Any], *, log: Callable[[str], None], reset: Callable[[], None]) -> None:
+def scenario(
+    args: Any, report: dict[str, Any], *, log: Callable[[str], None], reset: Callable[[], None]
+) -> None:
     """bench/__main__.py's runner for --soak (`reset` empties the per-run tables)."""
     reset()
     report["soak"] = run(
-        args.soak_chargers, args.soak_minutes, workers=args.workers, sample_s=args.soak_sample_s,
-        warmup_min=args.soak_warmup_minutes, log=log,
+        args.soak_chargers,
+        args.soak_minutes,
+        workers=args.workers,
+        sample_s=args.soak_sample_s,
+        warmup_min=args.soak_warmup_minutes,
+        log=log,
     )
-    log(f"  -> {({k: v for k, v in report['soak'].items() if k != 'samples'})}")
+    log(f"  -> { ({k: v for k, v in report['soak'].items() if k != 'samples'}) }")
 
 
 def table(report: dict[str, Any]) -> list[str]:
@@ -171,15 +206,18 @@ def table(report: dict[str, Any]) -> list[str]:
     rss = soak["rss"]
     flat = {True: "PASS", False: "MISS", None: "no verdict"}[rss["flat"]]
     lines = [
-        "", f"Soak: {soak['connections']} chargers at fleet rates for {soak['minutes']:g} min "
+        "",
+        f"Soak: {soak['connections']} chargers at fleet rates for {soak['minutes']:g} min "
         f"({soak['msg_per_s']} msg/s, server CPU {soak['cpu_pct']:g} %):",
         "| RSS flat | R0 (end of warm-up) | max | end | max above R0 | fitted rise per 10 min | fds first/last | "
         "p50 ms | p99 ms | max ms | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     if rss["flat"] is None:
-        lines.append(f"| {flat}: {rss['reason']} | | | | | | | {soak['p50_ms']} | {soak['p99_ms']} | "
-                     f"{soak['max_ms']} | {soak['errors']} |")
+        lines.append(
+            f"| {flat}: {rss['reason']} | | | | | | | {soak['p50_ms']} | {soak['p99_ms']} | "
+            f"{soak['max_ms']} | {soak['errors']} |"
+        )
     else:
         lines.append(
             f"| {flat} | {rss['r0_mb']} MB | {rss['max_mb']} MB | {rss['end_mb']} MB | {rss['max_above_r0_pct']} % | "
@@ -194,10 +232,20 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     if not soak:
         return []
     rss = soak["rss"]
-    value = rss.get("reason") or (f"max {rss['max_above_r0_pct']} % above R0, fitted rise "
-                                  f"{rss['slope_pct_per_10_min']} %/10 min over {rss['window_s']:g} s")
+    value = rss.get("reason") or (
+        f"max {rss['max_above_r0_pct']} % above R0, fitted rise "
+        f"{rss['slope_pct_per_10_min']} %/10 min over {rss['window_s']:g} s"
+    )
     return [
-        (f"soak {soak['connections']} x {soak['minutes']:g} min: RSS flat after the warm-up", value, rss["flat"]),
-        ("soak: p99 < 100 ms", f"{soak['p99_ms']} ms", soak["p99_ms"] is not None and soak["p99_ms"] < 100),
+        (
+            f"soak {soak['connections']} x {soak['minutes']:g} min: RSS flat after the warm-up",
+            value,
+            rss["flat"],
+        ),
+        (
+            "soak: p99 < 100 ms",
+            f"{soak['p99_ms']} ms",
+            soak["p99_ms"] is not None and soak["p99_ms"] < 100,
+        ),
         ("soak: 0 errors", str(soak["errors"]), soak["errors"] == 0),
     ]

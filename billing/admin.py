@@ -48,8 +48,16 @@ class RateAdminForm(forms.ModelForm):
 @admin.register(Rate)
 class RateAdmin(admin.ModelAdmin):
     form = RateAdminForm
-    list_display = ["property", "charger", "valid_from", "valid_until", "connection_fee", "energy_price_per_kwh",
-                    "idle_fee_per_minute", "tax_percent"]
+    list_display = [
+        "property",
+        "charger",
+        "valid_from",
+        "valid_until",
+        "connection_fee",
+        "energy_price_per_kwh",
+        "idle_fee_per_minute",
+        "tax_percent",
+    ]
     search_fields = ["property__name", "charger__station_id"]
     list_filter = ["property__currency", "valid_from"]
     list_select_related = ["property", "charger"]
@@ -67,7 +75,15 @@ class BillingSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(SessionCharge)
 class SessionChargeAdmin(ReadOnlyAdmin):
-    list_display = ["session", "organization", "total", "currency", "energy_wh", "started_at", "final"]
+    list_display = [
+        "session",
+        "organization",
+        "total",
+        "currency",
+        "energy_wh",
+        "started_at",
+        "final",
+    ]
     search_fields = ["session__transaction_id", "session__charger__station_id", "session__id_tag"]
     list_filter = ["currency", "final"]
     list_select_related = ["session", "session__charger", "organization"]
@@ -79,15 +95,28 @@ class SessionChargeAdmin(ReadOnlyAdmin):
     def cost_lines(self, obj):
         # The breakdown support reads to a customer, as lines (seed 003 §5), not the stored JSON.
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
-            ((line.get("description", ""), line.get("quantity", ""), line.get("unit", ""),
-              line.get("unit_price", ""), line.get("amount", "")) for line in obj.lines),
+            "",
+            "<tr><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    line.get("description", ""),
+                    line.get("quantity", ""),
+                    line.get("unit", ""),
+                    line.get("unit_price", ""),
+                    line.get("amount", ""),
+                )
+                for line in obj.lines
+            ),
         )
         return format_html(
             "<table><thead><tr><th>Line</th><th>Quantity</th><th>Unit price</th><th>Amount</th></tr></thead>"
             "<tbody>{}<tr><td>Subtotal</td><td></td><td></td><td>{}</td></tr><tr><td>Tax</td><td></td><td></td>"
             "<td>{}</td></tr><tr><th>Total</th><td></td><td></td><th>{} {}</th></tr></tbody></table>",
-            rows, obj.subtotal, obj.tax, obj.total, obj.currency,
+            rows,
+            obj.subtotal,
+            obj.tax,
+            obj.total,
+            obj.currency,
         )
 
 
@@ -98,10 +127,26 @@ class RefundActionForm(forms.Form):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "organization", "session", "email", "amount_held", "amount_captured",
-                    "amount_refunded", "currency", "status", "created_at"]
+    list_display = [
+        "reference",
+        "organization",
+        "session",
+        "email",
+        "amount_held",
+        "amount_captured",
+        "amount_refunded",
+        "currency",
+        "status",
+        "created_at",
+    ]
     # Support finds a payment by what the customer knows: card last 4, email, station id, date.
-    search_fields = ["reference", "email", "card_last4", "session__transaction_id", "session__charger__station_id"]
+    search_fields = [
+        "reference",
+        "email",
+        "card_last4",
+        "session__transaction_id",
+        "session__charger__station_id",
+    ]
     list_filter = ["status", "currency", "gateway", "created_at"]
     date_hierarchy = "created_at"
     list_select_related = ["organization", "session"]
@@ -119,21 +164,35 @@ class PaymentAdmin(ReadOnlyAdmin):
             if form.is_valid():
                 try:
                     refund = services.refund_issue(
-                        payment=payment, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
-                        source="support", user=request.user,
+                        payment=payment,
+                        amount=form.cleaned_data["amount"],
+                        reason=form.cleaned_data["reason"],
+                        source="support",
+                        user=request.user,
                         idempotency_key=f"admin:{request.POST.get('nonce') or uuid.uuid4().hex}",
                     )
                 except (ValidationError, GatewayError) as exc:
-                    self.message_user(request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR)
+                    self.message_user(
+                        request, "; ".join(getattr(exc, "messages", [str(exc)])), messages.ERROR
+                    )
                     return None
-                self.message_user(request, f"Refunded {refund.amount} {payment.currency} of {payment.reference}.")
+                self.message_user(
+                    request, f"Refunded {refund.amount} {payment.currency} of {payment.reference}."
+                )
                 return None
         else:
             form = RefundActionForm(initial={"amount": payment.refundable})
-        return render(request, "billing/admin_refund.html", {
-            "payment": payment, "form": form, "nonce": uuid.uuid4().hex, "opts": self.model._meta,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        })
+        return render(
+            request,
+            "billing/admin_refund.html",
+            {
+                "payment": payment,
+                "form": form,
+                "nonce": uuid.uuid4().hex,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
 
 @admin.register(Refund)
@@ -157,7 +216,15 @@ class LedgerEntryInline(admin.TabularInline):
 
 @admin.register(LedgerTransaction)
 class LedgerTransactionAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "kind", "organization", "amount", "currency", "payout", "idempotency_key"]
+    list_display = [
+        "occurred_at",
+        "kind",
+        "organization",
+        "amount",
+        "currency",
+        "payout",
+        "idempotency_key",
+    ]
     search_fields = ["idempotency_key", "memo"]
     list_filter = ["kind", "currency"]
     list_select_related = ["organization", "payout"]
@@ -167,7 +234,15 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "organization", "period_end", "net", "currency", "status_badge", "paid_at"]
+    list_display = [
+        "reference",
+        "organization",
+        "period_end",
+        "net",
+        "currency",
+        "status_badge",
+        "paid_at",
+    ]
     search_fields = ["reference", "organization__name"]
     list_filter = ["status", "currency"]
     list_select_related = ["organization"]
@@ -194,7 +269,14 @@ class IssueInline(admin.TabularInline):
     model = ReconciliationIssue
     extra = 0
     can_delete = False
-    readonly_fields = ["kind", "reported_payout_id", "payout", "expected_amount", "reported_amount", "explanation"]
+    readonly_fields = [
+        "kind",
+        "reported_payout_id",
+        "payout",
+        "expected_amount",
+        "reported_amount",
+        "explanation",
+    ]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -221,7 +303,16 @@ class ReconciliationImportAdmin(admin.ModelAdmin):
 
 @admin.register(StatementJob)
 class StatementJobAdmin(ReadOnlyAdmin):
-    list_display = ["organization", "kind", "date_from", "date_to", "status", "processed", "total", "created_at"]
+    list_display = [
+        "organization",
+        "kind",
+        "date_from",
+        "date_to",
+        "status",
+        "processed",
+        "total",
+        "created_at",
+    ]
     list_filter = ["kind", "status"]
     search_fields = ["organization__name"]
     list_select_related = ["organization"]
@@ -229,7 +320,14 @@ class StatementJobAdmin(ReadOnlyAdmin):
 
 @admin.register(SubscriptionPlan)
 class SubscriptionPlanAdmin(admin.ModelAdmin):
-    list_display = ["name", "property", "monthly_fee", "included_kwh", "energy_discount_percent", "active"]
+    list_display = [
+        "name",
+        "property",
+        "monthly_fee",
+        "included_kwh",
+        "energy_discount_percent",
+        "active",
+    ]
     search_fields = ["name", "property__name"]
     list_filter = ["active"]
     list_select_related = ["property"]
@@ -240,8 +338,17 @@ class SubscriptionInvoiceInline(admin.TabularInline):
     model = SubscriptionInvoice
     extra = 0
     can_delete = False
-    fields = ["period_start", "period_end", "amount", "currency", "status", "attempts", "next_attempt_at",
-              "last_error", "paid_at"]
+    fields = [
+        "period_start",
+        "period_end",
+        "amount",
+        "currency",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "paid_at",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -252,14 +359,34 @@ class SubscriptionInvoiceInline(admin.TabularInline):
 class SubscriptionInvoiceAdmin(admin.ModelAdmin):
     """Monthly fees collected from saved cards; failed and retrying ones are filtered here."""
 
-    list_display = ["subscription", "period_start", "amount", "currency", "status", "attempts", "next_attempt_at",
-                    "last_error"]
+    list_display = [
+        "subscription",
+        "period_start",
+        "amount",
+        "currency",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["status"]
     search_fields = ["subscription__email", "payment__reference", "payment__card_last4"]
     list_select_related = ["subscription__plan__property"]
     raw_id_fields = ["subscription", "payment"]
-    readonly_fields = ["subscription", "period_start", "period_end", "amount", "currency", "status", "attempts",
-                       "next_attempt_at", "last_error", "payment", "paid_at", "receipt_sent_at"]
+    readonly_fields = [
+        "subscription",
+        "period_start",
+        "period_end",
+        "amount",
+        "currency",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "payment",
+        "paid_at",
+        "receipt_sent_at",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -274,5 +401,3 @@ class SubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["plan", "token"]
     raw_id_fields = ["plan", "token"]
     readonly_fields = ["manage_key"]
-
-

@@ -32,7 +32,10 @@ MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
 class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all())
     charger = serializers.SlugRelatedField(
-        slug_field="station_id", queryset=Charger.objects.all(), allow_null=True, required=False,
+        slug_field="station_id",
+        queryset=Charger.objects.all(),
+        allow_null=True,
+        required=False,
         help_text="Station ID of the charger this rate overrides; null = the whole property.",
     )
     currency = serializers.CharField(source="property.currency", read_only=True)
@@ -40,8 +43,12 @@ class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     energy_price_per_kwh = serializers.DecimalField(**MONEY_FIELD, min_value=0)
     time_price_per_hour = serializers.DecimalField(**MONEY_FIELD, min_value=0, required=False)
     idle_fee_per_minute = serializers.DecimalField(**MONEY_FIELD, min_value=0, required=False)
-    idle_fee_cap = serializers.DecimalField(**MONEY_FIELD, min_value=0, required=False, allow_null=True)
-    tax_percent = serializers.DecimalField(max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False)
+    idle_fee_cap = serializers.DecimalField(
+        **MONEY_FIELD, min_value=0, required=False, allow_null=True
+    )
+    tax_percent = serializers.DecimalField(
+        max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False
+    )
     processing_fee_percent = serializers.DecimalField(
         max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False
     )
@@ -50,27 +57,53 @@ class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Rate
         fields = [
-            "id", "property", "charger", "currency", "valid_from", "valid_until", "connection_fee",
-            "connection_fee_for_zero_energy", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute",
-            "idle_grace_minutes", "idle_fee_cap", "tax_percent", "processing_fee_percent", "processing_fee_fixed",
-            "created_at", "updated_at",
+            "id",
+            "property",
+            "charger",
+            "currency",
+            "valid_from",
+            "valid_until",
+            "connection_fee",
+            "connection_fee_for_zero_energy",
+            "energy_price_per_kwh",
+            "time_price_per_hour",
+            "idle_fee_per_minute",
+            "idle_grace_minutes",
+            "idle_fee_cap",
+            "tax_percent",
+            "processing_fee_percent",
+            "processing_fee_fixed",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 
     def validate(self, attrs):
         prop = attrs.get("property") or getattr(self.instance, "property", None)
-        charger = attrs["charger"] if "charger" in attrs else getattr(self.instance, "charger", None)
+        charger = (
+            attrs["charger"] if "charger" in attrs else getattr(self.instance, "charger", None)
+        )
         if charger is not None and prop is not None and charger.property_id != prop.pk:
             raise ValidationError({"charger": "The charger belongs to another property."})
         start = attrs.get("valid_from") or getattr(self.instance, "valid_from", None)
-        end = attrs["valid_until"] if "valid_until" in attrs else getattr(self.instance, "valid_until", None)
+        end = (
+            attrs["valid_until"]
+            if "valid_until" in attrs
+            else getattr(self.instance, "valid_until", None)
+        )
         if start and end and end <= start:
             raise ValidationError({"valid_until": "Must be after valid_from."})
         return attrs
 
 
-class RateViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                  mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class RateViewSet(
+    TenantViewSetMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
     """Rates of a property, optionally overridden per charger, with validity dates."""
 
     serializer_class = RateSerializer
@@ -100,7 +133,9 @@ class RateViewSet(TenantViewSetMixin, mixins.CreateModelMixin, mixins.ListModelM
 
 
 class CostLineSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["connection_fee", "energy", "charging_time", "idle_fee", "subscription_discount"])
+    kind = serializers.ChoiceField(
+        choices=["connection_fee", "energy", "charging_time", "idle_fee", "subscription_discount"]
+    )
     description = serializers.CharField()
     quantity = serializers.CharField()
     unit = serializers.CharField()
@@ -155,8 +190,21 @@ class PayoutSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
     class Meta:
         model = Payout
         fields = [
-            "id", "reference", "organization", "currency", "period_start", "period_end", "gross", "processing_fees",
-            "platform_fees", "refunds", "carried_over", "net", "status", "failure_reason", "paid_at",
+            "id",
+            "reference",
+            "organization",
+            "currency",
+            "period_start",
+            "period_end",
+            "gross",
+            "processing_fees",
+            "platform_fees",
+            "refunds",
+            "carried_over",
+            "net",
+            "status",
+            "failure_reason",
+            "paid_at",
         ]
 
 
@@ -172,7 +220,9 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         if getattr(self, "swagger_fake_view", False):
             return Payout.objects.none()
         if not self.request.user.is_staff:
-            owned = Membership.objects.filter(user=self.request.user, role=Membership.Role.OWNER).values("organization_id")
+            owned = Membership.objects.filter(
+                user=self.request.user, role=Membership.Role.OWNER
+            ).values("organization_id")
             queryset = queryset.filter(organization_id__in=owned)
         return queryset.order_by("-period_end", "-id")
 
@@ -181,18 +231,32 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def breakdown(self, request, pk=None):
         payout = self.get_object()
         data = payout_breakdown(payout)
-        return Response({
-            "payout": PayoutSerializer(payout).data,
-            "sessions": [
-                {"session_id": row["session"].pk, "transaction_id": row["session"].transaction_id,
-                 "station_id": row["session"].charger.station_id, "started_at": row["session"].started_at,
-                 **{key: str(round_money(row[key], payout.currency))
-                    for key in ("gross", "processing_fee", "platform_fee", "refunds", "net")}}
-                for row in data["sessions"]
-            ],
-            "other": [{"kind": item.kind, "amount": str(round_money(item.amount, payout.currency)), "memo": item.memo}
-                      for item in data["other"]],
-        })
+        return Response(
+            {
+                "payout": PayoutSerializer(payout).data,
+                "sessions": [
+                    {
+                        "session_id": row["session"].pk,
+                        "transaction_id": row["session"].transaction_id,
+                        "station_id": row["session"].charger.station_id,
+                        "started_at": row["session"].started_at,
+                        **{
+                            key: str(round_money(row[key], payout.currency))
+                            for key in ("gross", "processing_fee", "platform_fee", "refunds", "net")
+                        },
+                    }
+                    for row in data["sessions"]
+                ],
+                "other": [
+                    {
+                        "kind": item.kind,
+                        "amount": str(round_money(item.amount, payout.currency)),
+                        "memo": item.memo,
+                    }
+                    for item in data["other"]
+                ],
+            }
+        )
 
 
 class RefundRequestSerializer(serializers.Serializer):
@@ -210,8 +274,19 @@ class PaymentSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = [
-            "id", "organization", "session", "email", "currency", "amount_held", "amount_captured",
-            "amount_refunded", "refundable", "status", "reference", "created_at", "settled_at",
+            "id",
+            "organization",
+            "session",
+            "email",
+            "currency",
+            "amount_held",
+            "amount_captured",
+            "amount_refunded",
+            "refundable",
+            "status",
+            "reference",
+            "created_at",
+            "settled_at",
         ]
 
 
@@ -228,7 +303,9 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
         if not self.request.user.is_staff:
-            owned = Membership.objects.filter(user=self.request.user, role=Membership.Role.OWNER).values("organization_id")
+            owned = Membership.objects.filter(
+                user=self.request.user, role=Membership.Role.OWNER
+            ).values("organization_id")
             queryset = queryset.filter(organization_id__in=owned)
         return queryset.order_by("-created_at", "-id")
 
@@ -245,17 +322,24 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         try:
             with transaction.atomic():
                 refund = services.refund_issue(
-                    payment=payment, amount=serializer.validated_data["amount"],
+                    payment=payment,
+                    amount=serializer.validated_data["amount"],
                     reason=serializer.validated_data["reason"],
-                    source="support" if request.user.is_staff else "host", user=request.user,
-                    idempotency_key=serializer.validated_data.get("idempotency_key") or f"api:{uuid.uuid4()}",
+                    source="support" if request.user.is_staff else "host",
+                    user=request.user,
+                    idempotency_key=serializer.validated_data.get("idempotency_key")
+                    or f"api:{uuid.uuid4()}",
                 )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
         except GatewayError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(
-            {"id": refund.pk, "amount": str(refund.amount), "reason": refund.reason,
-             "payment": PaymentSerializer(Payment.objects.get(pk=payment.pk)).data},
+            {
+                "id": refund.pk,
+                "amount": str(refund.amount),
+                "reason": refund.reason,
+                "payment": PaymentSerializer(Payment.objects.get(pk=payment.pk)).data,
+            },
             status=status.HTTP_201_CREATED,
         )

@@ -11,6 +11,12 @@ class BillingConfig(AppConfig):
 
         from . import receivers
 
-        session_finished.connect(receivers.price_finished_session, dispatch_uid="billing.price_finished_session")
-        dashboard_revenue.connect(receivers.dashboard_revenue, dispatch_uid="billing.dashboard_revenue")
-        session_price_asked.connect(receivers.session_price_so_far, dispatch_uid="billing.session_price_so_far")
+        session_finished.connect(
+            receivers.price_finished_session, dispatch_uid="billing.price_finished_session"
+        )
+        dashboard_revenue.connect(
+            receivers.dashboard_revenue, dispatch_uid="billing.dashboard_revenue"
+        )
+        session_price_asked.connect(
+            receivers.session_price_so_far, dispatch_uid="billing.session_price_so_far"
+        )

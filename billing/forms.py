@@ -18,17 +18,40 @@ class RateForm(TenantFormMixin, forms.ModelForm):
     class Meta:
         model = Rate
         fields = [
-            "charger", "valid_from", "valid_until", "connection_fee", "connection_fee_for_zero_energy",
-            "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_grace_minutes",
-            "idle_fee_cap", "tax_percent", "processing_fee_percent", "processing_fee_fixed",
+            "charger",
+            "valid_from",
+            "valid_until",
+            "connection_fee",
+            "connection_fee_for_zero_energy",
+            "energy_price_per_kwh",
+            "time_price_per_hour",
+            "idle_fee_per_minute",
+            "idle_grace_minutes",
+            "idle_fee_cap",
+            "tax_percent",
+            "processing_fee_percent",
+            "processing_fee_fixed",
         ]
         widgets = {
-            "valid_from": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-            "valid_until": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-            **{name: forms.NumberInput(attrs=MONEY_INPUT) for name in (
-                "connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute",
-                "idle_fee_cap", "tax_percent", "processing_fee_percent", "processing_fee_fixed",
-            )},
+            "valid_from": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+            "valid_until": forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            ),
+            **{
+                name: forms.NumberInput(attrs=MONEY_INPUT)
+                for name in (
+                    "connection_fee",
+                    "energy_price_per_kwh",
+                    "time_price_per_hour",
+                    "idle_fee_per_minute",
+                    "idle_fee_cap",
+                    "tax_percent",
+                    "processing_fee_percent",
+                    "processing_fee_fixed",
+                )
+            },
         }
         labels = {"charger": "Charger (empty = whole location)"}
 
@@ -43,7 +66,12 @@ class RateForm(TenantFormMixin, forms.ModelForm):
 
 class RefundForm(forms.Form):
     amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0.01)
-    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"placeholder": "e.g. idle fee charged while the car was still charging"}))
+    reason = forms.CharField(
+        max_length=300,
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. idle fee charged while the car was still charging"}
+        ),
+    )
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
 
@@ -51,7 +79,9 @@ class StatementForm(forms.Form):
     kind = forms.ChoiceField(choices=StatementJob.Kind.choices)
     date_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), required=False)
     date_to = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), required=False)
-    year = forms.IntegerField(min_value=2000, max_value=2100, required=False, help_text="For the annual statement.")
+    year = forms.IntegerField(
+        min_value=2000, max_value=2100, required=False, help_text="For the annual statement."
+    )
     organization = forms.ChoiceField(choices=())
 
     def __init__(self, *args, organizations, **kwargs):
@@ -71,4 +101,6 @@ class StatementForm(forms.Form):
 
 
 class ReconciliationForm(forms.Form):
-    report = forms.FileField(help_text="CSV with columns payout_id, date, amount, status (optional reason).")
+    report = forms.FileField(
+        help_text="CSV with columns payout_id, date, amount, status (optional reason)."
+    )

@@ -43,7 +43,9 @@ class Intent:
     """What we use of a PaymentIntent (Stripe's object, parsed the same for both gateways)."""
 
     reference: str
-    status: str  # requires_payment_method | requires_action | requires_capture | succeeded | canceled …
+    status: (
+        str  # requires_payment_method | requires_action | requires_capture | succeeded | canceled …
+    )
     amount: Decimal
     currency: str
     client_secret: str = ""
@@ -70,13 +72,16 @@ def intent_from(obj: dict[str, Any]) -> Intent:
     if isinstance(charge, dict):
         last4 = ((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", "")
     return Intent(
-        reference=str(obj["id"]), status=str(obj.get("status", "")),
-        amount=from_minor(int(obj.get("amount") or 0), currency), currency=currency,
+        reference=str(obj["id"]),
+        status=str(obj.get("status", "")),
+        amount=from_minor(int(obj.get("amount") or 0), currency),
+        currency=currency,
         client_secret=str(obj.get("client_secret") or ""),
         amount_capturable=from_minor(int(obj.get("amount_capturable") or 0), currency),
         amount_received=from_minor(int(obj.get("amount_received") or 0), currency),
         last4=str(last4 or (obj.get("metadata") or {}).get("sandbox_last4", "")),
-        decline_reason=str(error.get("message") or ""), next_action_url=str(redirect.get("url") or ""),
+        decline_reason=str(error.get("message") or ""),
+        next_action_url=str(redirect.get("url") or ""),
         metadata=dict(obj.get("metadata") or {}),
     )
 
@@ -113,9 +118,14 @@ def setup_intent_from(obj: dict[str, Any]) -> SetupIntent:
     customer = obj.get("customer") or ""
     if isinstance(customer, dict):
         customer = customer.get("id", "")
-    return SetupIntent(reference=str(obj["id"]), status=str(obj.get("status", "")),
-                       client_secret=str(obj.get("client_secret") or ""), payment_method=str(method),
-                       customer=str(customer), error=str(error.get("message") or ""))
+    return SetupIntent(
+        reference=str(obj["id"]),
+        status=str(obj.get("status", "")),
+        client_secret=str(obj.get("client_secret") or ""),
+        payment_method=str(method),
+        customer=str(customer),
+        error=str(error.get("message") or ""),
+    )
 
 
 def saved_card_from(obj: dict[str, Any]) -> SavedCard:
@@ -123,17 +133,31 @@ def saved_card_from(obj: dict[str, Any]) -> SavedCard:
     customer = obj.get("customer") or ""
     if isinstance(customer, dict):
         customer = customer.get("id", "")
-    return SavedCard(reference=str(obj["id"]), brand=str(card.get("brand") or ""), last4=str(card.get("last4") or ""),
-                     exp_month=int(card.get("exp_month") or 0), exp_year=int(card.get("exp_year") or 0),
-                     customer=str(customer))
+    return SavedCard(
+        reference=str(obj["id"]),
+        brand=str(card.get("brand") or ""),
+        last4=str(card.get("last4") or ""),
+        exp_month=int(card.get("exp_month") or 0),
+        exp_year=int(card.get("exp_year") or 0),
+        customer=str(customer),
+    )
 
 
 class PaymentGateway:
     name = "base"
     sandbox = False
 
-    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
-                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+    def hold_create(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+        payment_method: str = "",
+        return_url: str = "",
+    ) -> Intent:
         """Create a manual-capture PaymentIntent; with `payment_method` (an id, never a card
         number) it is confirmed at once, as for a saved card or a test PaymentMethod."""
         raise NotImplementedError
@@ -141,12 +165,23 @@ class PaymentGateway:
     def hold_get(self, reference: str) -> Intent:
         raise NotImplementedError
 
-    def authorize(self, amount: Decimal, currency: str, payment_method: str, idempotency_key: str) -> PaymentResult:
+    def authorize(
+        self, amount: Decimal, currency: str, payment_method: str, idempotency_key: str
+    ) -> PaymentResult:
         """Hold with a PaymentMethod id confirmed server-side (subscriptions, tests)."""
-        intent = self.hold_create(amount=amount, currency=currency, idempotency_key=idempotency_key,
-                                  metadata={}, payment_method=payment_method)
+        intent = self.hold_create(
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            metadata={},
+            payment_method=payment_method,
+        )
         if not intent.held:
-            return PaymentResult(False, intent.reference, intent.decline_reason or f"Not authorized ({intent.status}).")
+            return PaymentResult(
+                False,
+                intent.reference,
+                intent.decline_reason or f"Not authorized ({intent.status}).",
+            )
         return PaymentResult(True, intent.reference, amount=intent.amount)
 
     def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
@@ -180,8 +215,17 @@ class PaymentGateway:
     def payment_method_detach(self, reference: str) -> None:
         raise NotImplementedError
 
-    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
-                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
+    def charge_saved(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+    ) -> PaymentResult:
         """Charge a saved card off-session (captured at once). ok=False with the decline reason."""
         raise NotImplementedError
 
@@ -219,11 +263,23 @@ class StripeGateway(PaymentGateway):
         message = getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
         return PaymentResult(False, reference, message)
 
-    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
-                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+    def hold_create(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+        payment_method: str = "",
+        return_url: str = "",
+    ) -> Intent:
         params: Any = {
-            "amount": to_minor(amount, currency), "currency": currency.lower(), "capture_method": "manual",
-            "metadata": metadata, "payment_method_types": ["card"],
+            "amount": to_minor(amount, currency),
+            "currency": currency.lower(),
+            "capture_method": "manual",
+            "metadata": metadata,
+            "payment_method_types": ["card"],
         }
         if description:
             params["description"] = description
@@ -249,7 +305,9 @@ class StripeGateway(PaymentGateway):
 
     def hold_get(self, reference: str) -> Intent:
         try:
-            intent = self.client.v1.payment_intents.retrieve(reference, params={"expand": ["latest_charge"]})
+            intent = self.client.v1.payment_intents.retrieve(
+                reference, params={"expand": ["latest_charge"]}
+            )
         except self._stripe.StripeError as exc:
             raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
         return intent_from(self._dict(intent))
@@ -259,7 +317,8 @@ class StripeGateway(PaymentGateway):
             intent = self.client.v1.payment_intents.retrieve(reference)
             currency = intent.currency.upper()
             intent = self.client.v1.payment_intents.capture(
-                reference, params={"amount_to_capture": to_minor(amount, currency)},
+                reference,
+                params={"amount_to_capture": to_minor(amount, currency)},
                 options={"idempotency_key": f"capture-{idempotency_key}"},
             )
         except self._stripe.StripeError as exc:
@@ -275,21 +334,31 @@ class StripeGateway(PaymentGateway):
             )
         except self._stripe.StripeError as exc:
             return self._fail(exc, reference)
-        return PaymentResult(intent.status == "canceled", reference,
-                             "" if intent.status == "canceled" else f"Not released ({intent.status}).")
+        return PaymentResult(
+            intent.status == "canceled",
+            reference,
+            "" if intent.status == "canceled" else f"Not released ({intent.status}).",
+        )
 
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.retrieve(reference)
             refund = self.client.v1.refunds.create(
-                params={"payment_intent": reference, "amount": to_minor(amount, intent.currency.upper())},
+                params={
+                    "payment_intent": reference,
+                    "amount": to_minor(amount, intent.currency.upper()),
+                },
                 options={"idempotency_key": f"refund-{idempotency_key}"},
             )
         except self._stripe.StripeError as exc:
             return self._fail(exc, reference)
         ok = refund.status in ("succeeded", "pending")
-        return PaymentResult(ok, refund.id, "" if ok else f"Refund {refund.status}.",
-                             amount=from_minor(refund.amount, intent.currency.upper()))
+        return PaymentResult(
+            ok,
+            refund.id,
+            "" if ok else f"Refund {refund.status}.",
+            amount=from_minor(refund.amount, intent.currency.upper()),
+        )
 
     # -- Saved cards ----------------------------------------------------------------------------
 
@@ -300,8 +369,11 @@ class StripeGateway(PaymentGateway):
             raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
 
     def customer_create(self, *, email: str, idempotency_key: str) -> str:
-        customer = self._call(self.client.v1.customers.create, params={"email": email},
-                              options={"idempotency_key": f"customer-{idempotency_key}"})
+        customer = self._call(
+            self.client.v1.customers.create,
+            params={"email": email},
+            options={"idempotency_key": f"customer-{idempotency_key}"},
+        )
         return str(customer.id)
 
     def customer_delete(self, customer: str) -> None:
@@ -314,36 +386,65 @@ class StripeGateway(PaymentGateway):
             raise GatewayError(str(exc)) from exc
 
     def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
-        intent = self._call(self.client.v1.setup_intents.create,
-                            params={"customer": customer, "payment_method_types": ["card"], "usage": "off_session"},
-                            options={"idempotency_key": f"setup-{idempotency_key}"})
+        intent = self._call(
+            self.client.v1.setup_intents.create,
+            params={"customer": customer, "payment_method_types": ["card"], "usage": "off_session"},
+            options={"idempotency_key": f"setup-{idempotency_key}"},
+        )
         return setup_intent_from(self._dict(intent))
 
     def setup_intent_get(self, reference: str) -> SetupIntent:
-        return setup_intent_from(self._dict(self._call(self.client.v1.setup_intents.retrieve, reference)))
+        return setup_intent_from(
+            self._dict(self._call(self.client.v1.setup_intents.retrieve, reference))
+        )
 
     def payment_method_get(self, reference: str) -> SavedCard:
-        return saved_card_from(self._dict(self._call(self.client.v1.payment_methods.retrieve, reference)))
+        return saved_card_from(
+            self._dict(self._call(self.client.v1.payment_methods.retrieve, reference))
+        )
 
     def payment_method_detach(self, reference: str) -> None:
         self._call(self.client.v1.payment_methods.detach, reference)
 
-    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
-                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
-        params: Any = {"amount": to_minor(amount, currency), "currency": currency.lower(), "customer": customer,
-                       "payment_method": payment_method, "off_session": True, "confirm": True, "metadata": metadata}
+    def charge_saved(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+    ) -> PaymentResult:
+        params: Any = {
+            "amount": to_minor(amount, currency),
+            "currency": currency.lower(),
+            "customer": customer,
+            "payment_method": payment_method,
+            "off_session": True,
+            "confirm": True,
+            "metadata": metadata,
+        }
         if description:
             params["description"] = description
         try:
             intent = self.client.v1.payment_intents.create(
-                params=params, options={"idempotency_key": f"charge-{idempotency_key}"})
+                params=params, options={"idempotency_key": f"charge-{idempotency_key}"}
+            )
         except self._stripe.CardError as exc:
             body: Any = (exc.json_body or {}).get("error", {})  # type: ignore[attr-defined]
             ref = str((body.get("payment_intent") or {}).get("id", ""))
             return PaymentResult(False, ref, exc.user_message or str(exc))
-        except (self._stripe.APIConnectionError, self._stripe.RateLimitError, self._stripe.APIError) as exc:
+        except (
+            self._stripe.APIConnectionError,
+            self._stripe.RateLimitError,
+            self._stripe.APIError,
+        ) as exc:
             # The client already retried with this key; whether Stripe charged is unknown.
-            return PaymentResult(False, "", f"No answer from Stripe: {exc.__class__.__name__}", answered=False)
+            return PaymentResult(
+                False, "", f"No answer from Stripe: {exc.__class__.__name__}", answered=False
+            )
         except self._stripe.StripeError as exc:
             return self._fail(exc)
         if intent.status != "succeeded":
@@ -358,13 +459,19 @@ class StripeGateway(PaymentGateway):
             params["email"] = email
         if country:
             params["country"] = country
-        account = self.client.v1.accounts.create(params=params, options={"idempotency_key": f"account-{idempotency_key}"})
+        account = self.client.v1.accounts.create(
+            params=params, options={"idempotency_key": f"account-{idempotency_key}"}
+        )
         return str(account.id)
 
     def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
         link = self.client.v1.account_links.create(
-            params={"account": account, "refresh_url": refresh_url, "return_url": return_url,
-                    "type": "account_onboarding"},
+            params={
+                "account": account,
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+                "type": "account_onboarding",
+            },
         )
         return str(link.url)
 

@@ -29,7 +29,10 @@ def hold_amount(terms: RateTerms, ceiling: Ceiling) -> Decimal:
     if terms.idle_fee_cap is not None:
         idle = min(idle, terms.idle_fee_cap)
     subtotal = (
-        terms.connection_fee + ceiling.kwh * terms.energy_price_per_kwh + ceiling.hours * terms.time_price_per_hour + idle
+        terms.connection_fee
+        + ceiling.kwh * terms.energy_price_per_kwh
+        + ceiling.hours * terms.time_price_per_hour
+        + idle
     )
     total = subtotal * (1 + terms.tax_percent / 100)
     step = Decimal(1).scaleb(-minor_unit(terms.currency))

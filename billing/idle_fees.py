@@ -13,7 +13,11 @@ ACTIVE_STATUSES = frozenset({"Charging", "SuspendedEVSE", "Faulted", "Unavailabl
 
 
 def charging_window(
-    *, started_at: datetime, ended_at: datetime, statuses: Iterable, power_samples: Iterable,
+    *,
+    started_at: datetime,
+    ended_at: datetime,
+    statuses: Iterable,
+    power_samples: Iterable,
     power_threshold_w: Decimal,
 ) -> tuple[datetime, datetime]:
     """Return (charging started, charging finished) for the session.

@@ -34,10 +34,14 @@ def platform_account(currency: str) -> str:
     return f"platform_revenue:{currency.upper()}"
 
 
-def entries_for(kind: str, *, organization_id: int, currency: str, amount: Decimal) -> list[tuple[str, Decimal]]:
+def entries_for(
+    kind: str, *, organization_id: int, currency: str, amount: Decimal
+) -> list[tuple[str, Decimal]]:
     """Return the balanced entries of a movement of `kind` and size `amount` (positive)."""
     host, processor, platform = (
-        host_account(organization_id, currency), processor_account(currency), platform_account(currency)
+        host_account(organization_id, currency),
+        processor_account(currency),
+        platform_account(currency),
     )
     K = LedgerTransaction.Kind
     pairs = {
@@ -54,8 +58,18 @@ def entries_for(kind: str, *, organization_id: int, currency: str, amount: Decim
 
 
 def post(
-    *, key: str, kind: str, organization_id: int, currency: str, amount: Decimal, occurred_at: datetime,
-    session_id: int | None = None, payment=None, refund=None, for_payout=None, memo: str = "",
+    *,
+    key: str,
+    kind: str,
+    organization_id: int,
+    currency: str,
+    amount: Decimal,
+    occurred_at: datetime,
+    session_id: int | None = None,
+    payment=None,
+    refund=None,
+    for_payout=None,
+    memo: str = "",
 ) -> tuple[LedgerTransaction, bool]:
     """Record one movement once. Returns (transaction, created); a replayed key changes nothing."""
     existing = LedgerTransaction.objects.filter(idempotency_key=key).first()
@@ -69,12 +83,23 @@ def post(
     try:
         with transaction.atomic():
             txn = LedgerTransaction.objects.create(
-                idempotency_key=key, kind=kind, organization_id=organization_id, currency=currency.upper(),
-                session_id=session_id, payment=payment, refund=refund, for_payout=for_payout, amount=amount,
-                memo=memo[:300], occurred_at=occurred_at,
+                idempotency_key=key,
+                kind=kind,
+                organization_id=organization_id,
+                currency=currency.upper(),
+                session_id=session_id,
+                payment=payment,
+                refund=refund,
+                for_payout=for_payout,
+                amount=amount,
+                memo=memo[:300],
+                occurred_at=occurred_at,
             )
             LedgerEntry.objects.bulk_create(
-                [LedgerEntry(transaction=txn, account=account, amount=value) for account, value in entries]
+                [
+                    LedgerEntry(transaction=txn, account=account, amount=value)
+                    for account, value in entries
+                ]
             )
     except IntegrityError:
         # A concurrent replay won the race: same key, same movement.

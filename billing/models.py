@@ -23,9 +23,15 @@ class Rate(models.Model):
     that started last wins (selectors.rate_for_charger).
     """
 
-    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="rates")
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="rates"
+    )
     charger = models.ForeignKey(
-        "chargers.Charger", on_delete=models.CASCADE, null=True, blank=True, related_name="rates",
+        "chargers.Charger",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rates",
         help_text="Empty = the whole property.",
     )
     valid_from = models.DateTimeField()
@@ -69,9 +75,16 @@ class Rate(models.Model):
             errors["charger"] = "The charger belongs to another property."
         if self.valid_until and self.valid_from and self.valid_until <= self.valid_from:
             errors["valid_until"] = "Must be after valid from."
-        for name in ("connection_fee", "energy_price_per_kwh", "time_price_per_hour",
-                     "idle_fee_per_minute", "idle_fee_cap", "tax_percent", "processing_fee_percent",
-                     "processing_fee_fixed"):
+        for name in (
+            "connection_fee",
+            "energy_price_per_kwh",
+            "time_price_per_hour",
+            "idle_fee_per_minute",
+            "idle_fee_cap",
+            "tax_percent",
+            "processing_fee_percent",
+            "processing_fee_fixed",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 errors[name] = "Must not be negative."
@@ -98,7 +111,9 @@ class BillingSettings(models.Model):
     bank_account_label = models.CharField(max_length=100, blank=True)
     # The host's payout account at the processor (Stripe Connect); bank details stay there.
     payout_account_id = models.CharField(max_length=60, blank=True)
-    payout_account_ready = models.BooleanField(default=False, help_text="The processor can pay out to it.")
+    payout_account_ready = models.BooleanField(
+        default=False, help_text="The processor can pay out to it."
+    )
     payout_account_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -111,11 +126,21 @@ class BillingSettings(models.Model):
 class SessionCharge(models.Model):
     """The priced cost of a session (a snapshot; recalculation replaces it)."""
 
-    session = models.OneToOneField("chargers.ChargingSession", on_delete=models.CASCADE, related_name="charge")
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="+")
-    rate = models.ForeignKey(Rate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    session = models.OneToOneField(
+        "chargers.ChargingSession", on_delete=models.CASCADE, related_name="charge"
+    )
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="+"
+    )
+    rate = models.ForeignKey(
+        Rate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     subscription = models.ForeignKey(
-        "billing.Subscription", on_delete=models.SET_NULL, null=True, blank=True, related_name="charges"
+        "billing.Subscription",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="charges",
     )
     currency = models.CharField(max_length=3)
     lines = models.JSONField(default=list)
@@ -146,12 +171,20 @@ class Payment(models.Model):
         CAPTURED = "captured", "Charged"
         RELEASED = "released", "Hold released"
 
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="payments")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="payments"
+    )
     session = models.ForeignKey(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="payments",
     )
     session_ref = models.CharField(
-        max_length=64, blank=True, help_text="The caller's id of the session before it started (guest app)."
+        max_length=64,
+        blank=True,
+        help_text="The caller's id of the session before it started (guest app).",
     )
     email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3)
@@ -159,7 +192,9 @@ class Payment(models.Model):
     amount_captured = models.DecimalField(**MONEY, default=ZERO)
     amount_refunded = models.DecimalField(**MONEY, default=ZERO)
     gateway = models.CharField(max_length=20, default="sandbox")
-    reference = models.CharField(max_length=100, unique=True, help_text="The processor's id of the hold.")
+    reference = models.CharField(
+        max_length=100, unique=True, help_text="The processor's id of the hold."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.AUTHORIZED)
     release_reason = models.CharField(max_length=200, blank=True)
     # The processor's last word on the card (a decline, a failed 3-D Secure), from the webhook.
@@ -187,7 +222,9 @@ class Payout(models.Model):
         PAID = "paid", "Paid"
         FAILED = "failed", "Failed"
 
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="payouts")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="payouts"
+    )
     currency = models.CharField(max_length=3)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
@@ -204,12 +241,16 @@ class Payout(models.Model):
     reference = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
-    rolled_into = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rolled_from")
+    rolled_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rolled_from"
+    )
 
     class Meta:
         ordering = ["-period_end", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "currency", "period_end"], name="unique_payout_period"),
+            models.UniqueConstraint(
+                fields=["organization", "currency", "period_end"], name="unique_payout_period"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,18 +271,34 @@ class LedgerTransaction(models.Model):
 
     idempotency_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.PROTECT, related_name="+")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="+"
+    )
     currency = models.CharField(max_length=3)
     session = models.ForeignKey(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger")
-    refund = models.ForeignKey("billing.Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="ledger")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger"
+    )
+    refund = models.ForeignKey(
+        "billing.Refund", on_delete=models.PROTECT, null=True, blank=True, related_name="ledger"
+    )
     # The payout whose net includes this movement (None = not yet paid out).
-    payout = models.ForeignKey(Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="items")
+    payout = models.ForeignKey(
+        Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="items"
+    )
     # Which payout this movement itself is (kind payout / payout_failed).
-    for_payout = models.ForeignKey(Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    amount = models.DecimalField(**MONEY, help_text="The host-facing size of the movement (positive).")
+    for_payout = models.ForeignKey(
+        Payout, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    amount = models.DecimalField(
+        **MONEY, help_text="The host-facing size of the movement (positive)."
+    )
     memo = models.CharField(max_length=300, blank=True)
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -249,7 +306,10 @@ class LedgerTransaction(models.Model):
     class Meta:
         ordering = ["occurred_at", "id"]
         indexes = [
-            models.Index(fields=["organization", "currency", "payout", "occurred_at"], name="ledger_payout_scan"),
+            models.Index(
+                fields=["organization", "currency", "payout", "occurred_at"],
+                name="ledger_payout_scan",
+            ),
             models.Index(fields=["organization", "occurred_at"], name="ledger_org_time"),
         ]
 
@@ -260,7 +320,9 @@ class LedgerTransaction(models.Model):
 class LedgerEntry(models.Model):
     """A debit (positive) or credit (negative) on one account; a transaction's entries sum to 0."""
 
-    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+    )
     account = models.CharField(max_length=80)
     amount = models.DecimalField(**MONEY)
 
@@ -308,7 +370,11 @@ class ReconciliationImport(models.Model):
     filename = models.CharField(max_length=200, blank=True)
     content = models.TextField()
     organization = models.ForeignKey(
-        "backoffice.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        "backoffice.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Empty = a platform-wide report (staff).",
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
@@ -338,8 +404,12 @@ class ReconciliationIssue(models.Model):
         DATE_DIFFERS = "date_differs", "Paid on another day than expected"
         BAD_ROW = "bad_row", "Row could not be read"
 
-    reconciliation = models.ForeignKey(ReconciliationImport, on_delete=models.CASCADE, related_name="issues")
-    payout = models.ForeignKey(Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="issues")
+    reconciliation = models.ForeignKey(
+        ReconciliationImport, on_delete=models.CASCADE, related_name="issues"
+    )
+    payout = models.ForeignKey(
+        Payout, on_delete=models.SET_NULL, null=True, blank=True, related_name="issues"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     reported_payout_id = models.CharField(max_length=64, blank=True)
     expected_amount = models.DecimalField(**MONEY, null=True, blank=True)
@@ -366,14 +436,18 @@ class StatementJob(models.Model):
         DONE = "done", "Ready"
         FAILED = "failed", "Failed"
 
-    organization = models.ForeignKey("backoffice.Organization", on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     date_from = models.DateField()
     date_to = models.DateField(help_text="Inclusive.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
-    file_path = models.CharField(max_length=300, blank=True, help_text="Relative to BILLING_STATEMENT_ROOT.")
+    file_path = models.CharField(
+        max_length=300, blank=True, help_text="Relative to BILLING_STATEMENT_ROOT."
+    )
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -399,7 +473,9 @@ class StatementJob(models.Model):
 class SubscriptionPlan(models.Model):
     """A monthly plan at a property: a fee with included kWh and/or a discount on energy."""
 
-    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="subscription_plans")
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="subscription_plans"
+    )
     name = models.CharField(max_length=100)
     monthly_fee = models.DecimalField(**MONEY, default=ZERO)
     included_kwh = models.DecimalField(max_digits=10, decimal_places=3, default=ZERO)
@@ -425,22 +501,36 @@ class Subscription(models.Model):
         ACTIVE = "active", "Active"
         CANCELLED = "cancelled", "Cancelled"
 
-    plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(
+        SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions"
+    )
     token = models.ForeignKey(
-        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="subscriptions"
+        "authorization.Token",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="subscriptions",
     )
     email = models.EmailField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     started_at = models.DateTimeField()
     cancelled_at = models.DateTimeField(null=True, blank=True)
-    ends_at = models.DateTimeField(null=True, blank=True, help_text="Benefits last until the paid month ends.")
+    ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="Benefits last until the paid month ends."
+    )
     manage_key = models.CharField(max_length=64, unique=True, default=_manage_key, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Collected monthly through the gateway from a saved card (driver accounts); empty = the
     # plan is billed elsewhere (older subscriptions by link only).
-    customer_ref = models.CharField(max_length=100, blank=True, help_text="The processor's customer id.")
-    payment_method_ref = models.CharField(max_length=100, blank=True, help_text="The saved card charged monthly.")
-    paid_until = models.DateTimeField(null=True, blank=True, help_text="End of the last paid month.")
+    customer_ref = models.CharField(
+        max_length=100, blank=True, help_text="The processor's customer id."
+    )
+    payment_method_ref = models.CharField(
+        max_length=100, blank=True, help_text="The saved card charged monthly."
+    )
+    paid_until = models.DateTimeField(
+        null=True, blank=True, help_text="End of the last paid month."
+    )
 
     class Meta:
         ordering = ["-started_at"]
@@ -458,7 +548,9 @@ class SubscriptionInvoice(models.Model):
         RETRYING = "retrying", "Failed, will retry"
         FAILED = "failed", "Failed (no more retries)"
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoices"
+    )
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     amount = models.DecimalField(**MONEY)
@@ -467,7 +559,9 @@ class SubscriptionInvoice(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     paid_at = models.DateTimeField(null=True, blank=True)
     receipt_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -475,7 +569,9 @@ class SubscriptionInvoice(models.Model):
     class Meta:
         ordering = ["-period_start"]
         constraints = [
-            models.UniqueConstraint(fields=["subscription", "period_start"], name="unique_invoice_period"),
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"], name="unique_invoice_period"
+            ),
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="invoice_retry_scan")]
 
@@ -553,7 +649,9 @@ class SandboxPaymentMethod(models.Model):
     is Stripe's test PaymentMethod it behaves like (approved, declined …)."""
 
     id = models.CharField(max_length=40, primary_key=True)
-    customer = models.ForeignKey(SandboxCustomer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    customer = models.ForeignKey(
+        SandboxCustomer, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     test_method = models.CharField(max_length=60)
     brand = models.CharField(max_length=20, default="visa")
     last4 = models.CharField(max_length=4)

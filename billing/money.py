@@ -28,7 +28,9 @@ def is_known_currency(currency: str) -> bool:
 def round_money(amount: Decimal | int | float | str, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit (0.005 EUR -> 0.01; 0.5 JPY -> 1)."""
     exponent = Decimal(1).scaleb(-minor_unit(currency))
-    return Decimal(str(amount) if isinstance(amount, float) else amount).quantize(exponent, rounding=ROUND_HALF_UP)
+    return Decimal(str(amount) if isinstance(amount, float) else amount).quantize(
+        exponent, rounding=ROUND_HALF_UP
+    )
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

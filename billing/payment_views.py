@@ -47,11 +47,18 @@ def _sandbox_only() -> None:
 def sandbox_confirm(request: HttpRequest, intent_id: str) -> HttpResponse:
     _sandbox_only()
     return_url = request.POST.get("return_url", "")
-    if return_url and not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
-        return JsonResponse({"error": {"type": "invalid_request_error", "message": "Invalid return_url."}}, status=400)
+    if return_url and not url_has_allowed_host_and_scheme(
+        return_url, allowed_hosts={request.get_host()}
+    ):
+        return JsonResponse(
+            {"error": {"type": "invalid_request_error", "message": "Invalid return_url."}},
+            status=400,
+        )
     answer = sandbox.confirm(
-        intent_id, payment_method=request.POST.get("payment_method", ""),
-        client_secret=request.POST.get("client_secret", ""), return_url=return_url,
+        intent_id,
+        payment_method=request.POST.get("payment_method", ""),
+        client_secret=request.POST.get("client_secret", ""),
+        return_url=return_url,
     )
     if "error" in answer:
         status = 402 if answer["error"].get("type") == "card_error" else 400
@@ -63,8 +70,11 @@ def sandbox_confirm(request: HttpRequest, intent_id: str) -> HttpResponse:
 @require_POST
 def sandbox_setup_confirm(request: HttpRequest, setup_id: str) -> HttpResponse:
     _sandbox_only()
-    answer = sandbox.setup_confirm(setup_id, payment_method=request.POST.get("payment_method", ""),
-                                   client_secret=request.POST.get("client_secret", ""))
+    answer = sandbox.setup_confirm(
+        setup_id,
+        payment_method=request.POST.get("payment_method", ""),
+        client_secret=request.POST.get("client_secret", ""),
+    )
     if "error" in answer:
         status = 402 if answer["error"].get("type") == "card_error" else 400
         return JsonResponse(answer, status=status)
@@ -79,12 +89,20 @@ def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
     if row is None:
         raise Http404("No such payment")
     if request.method == "GET":
-        return render(request, "billing/sandbox_3ds.html", {"intent": row, "amount": from_minor(row.amount, row.currency)})
+        return render(
+            request,
+            "billing/sandbox_3ds.html",
+            {"intent": row, "amount": from_minor(row.amount, row.currency)},
+        )
     body = sandbox.authenticate(intent_id, approve=request.POST.get("outcome") == "approve")
     target = row.return_url or "/"
     separator = "&" if "?" in target else "?"
-    query = urlencode({"payment_intent": body["id"], "redirect_status":
-                       "succeeded" if body["status"] == "requires_capture" else "failed"})
+    query = urlencode(
+        {
+            "payment_intent": body["id"],
+            "redirect_status": "succeeded" if body["status"] == "requires_capture" else "failed",
+        }
+    )
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return HttpResponse("Bad return_url", status=400)
     return redirect(f"{target}{separator}{query}")
@@ -102,11 +120,16 @@ def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResp
     from .connect import payout_account_onboarding
 
     require_role(request.user, organization_id, owner=True)
-    back = request.build_absolute_uri(reverse("billing:payout-account-return", args=[organization_id]))
+    back = request.build_absolute_uri(
+        reverse("billing:payout-account-return", args=[organization_id])
+    )
     try:
         link = payout_account_onboarding(
-            organization_id=organization_id, email=getattr(request.user, "email", ""), country="",
-            return_url=back, refresh_url=back,
+            organization_id=organization_id,
+            email=getattr(request.user, "email", ""),
+            country="",
+            return_url=back,
+            refresh_url=back,
         )
     except GatewayError as exc:
         messages.error(request, f"The payment processor refused: {exc}")
@@ -126,7 +149,9 @@ def payout_account_return(request: HttpRequest, organization_id: int) -> HttpRes
     if row is not None and row.payout_account_ready:
         messages.success(request, "Your bank account is set up: payouts go to it.")
     else:
-        messages.warning(request, "The payout account is not finished yet: open the setup again to complete it.")
+        messages.warning(
+            request, "The payout account is not finished yet: open the setup again to complete it."
+        )
     return redirect("billing:payout-list")
 
 
@@ -141,10 +166,16 @@ def sandbox_onboarding(request: HttpRequest, account: str) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(return_url, allowed_hosts={request.get_host()}):
         return HttpResponseBadRequest("Invalid return_url.")
     if request.method == "GET":
-        return render(request, "billing/sandbox_onboarding.html", {"account": row, "return_url": return_url})
+        return render(
+            request, "billing/sandbox_onboarding.html", {"account": row, "return_url": return_url}
+        )
     iban = "".join(request.POST.get("iban", "").split())
     if len(iban) < 8:
-        return render(request, "billing/sandbox_onboarding.html",
-                      {"account": row, "return_url": return_url, "error": "Enter a test IBAN."}, status=400)
+        return render(
+            request,
+            "billing/sandbox_onboarding.html",
+            {"account": row, "return_url": return_url, "error": "Enter a test IBAN."},
+            status=400,
+        )
     sandbox.onboard(account, bank_last4=iban[-4:])
     return redirect(return_url)

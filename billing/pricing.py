@@ -94,9 +94,12 @@ class Cost:
             "currency": self.currency,
             "lines": [
                 {
-                    "kind": line["kind"], "description": line["description"],
-                    "quantity": str(line["quantity"]), "unit": line["unit"],
-                    "unit_price": price_str(line["unit_price"], self.currency), "amount": str(line["amount"]),
+                    "kind": line["kind"],
+                    "description": line["description"],
+                    "quantity": str(line["quantity"]),
+                    "unit": line["unit"],
+                    "unit_price": price_str(line["unit_price"], self.currency),
+                    "amount": str(line["amount"]),
                 }
                 for line in self.lines
             ],
@@ -150,16 +153,24 @@ def energy_delivered_wh(facts: SessionFacts) -> int:
 def _end_of(facts: SessionFacts) -> datetime:
     if facts.stopped_at is not None:
         return facts.stopped_at
-    moments = [facts.started_at] + [s.timestamp for s in facts.samples] + [
-        s.timestamp for s in facts.statuses
-    ]
+    moments = (
+        [facts.started_at]
+        + [s.timestamp for s in facts.samples]
+        + [s.timestamp for s in facts.statuses]
+    )
     return max(moments)
 
 
-def _line(kind: str, description: str, quantity: Decimal, unit: str, unit_price: Decimal, amount: Decimal) -> dict:
+def _line(
+    kind: str, description: str, quantity: Decimal, unit: str, unit_price: Decimal, amount: Decimal
+) -> dict:
     return {
-        "kind": kind, "description": description, "quantity": quantity, "unit": unit,
-        "unit_price": unit_price, "amount": amount,
+        "kind": kind,
+        "description": description,
+        "quantity": quantity,
+        "unit": unit,
+        "unit_price": unit_price,
+        "amount": amount,
     }
 
 
@@ -175,7 +186,9 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     kwh = Decimal(energy_wh) / Decimal(1000)
     end = _end_of(facts)
     charging_from, charging_until = charging_window(
-        started_at=facts.started_at, ended_at=end, statuses=facts.statuses,
+        started_at=facts.started_at,
+        ended_at=end,
+        statuses=facts.statuses,
         power_samples=[(s.timestamp, s.value) for s in facts.samples if s.measurand == POWER],
         power_threshold_w=facts.idle_power_threshold_w,
     )
@@ -184,27 +197,45 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     lines: list[dict] = []
 
     if rate.connection_fee > 0:
-        charge_fee = energy_wh > 0 or (rate.connection_fee_for_zero_energy and not facts.repeated_attempt)
+        charge_fee = energy_wh > 0 or (
+            rate.connection_fee_for_zero_energy and not facts.repeated_attempt
+        )
         if charge_fee:
-            lines.append(_line(
-                "connection_fee", "Connection fee (once per session)", Decimal(1), "session",
-                rate.connection_fee, round_money(rate.connection_fee, currency),
-            ))
+            lines.append(
+                _line(
+                    "connection_fee",
+                    "Connection fee (once per session)",
+                    Decimal(1),
+                    "session",
+                    rate.connection_fee,
+                    round_money(rate.connection_fee, currency),
+                )
+            )
 
     energy_amount = round_money(kwh * rate.energy_price_per_kwh, currency)
-    lines.append(_line(
-        "energy", f"Energy {kwh.quantize(Decimal('0.001'))} kWh × {_fmt(rate.energy_price_per_kwh)} {currency}/kWh",
-        kwh.quantize(Decimal("0.001")), "kWh", rate.energy_price_per_kwh, energy_amount,
-    ))
+    lines.append(
+        _line(
+            "energy",
+            f"Energy {kwh.quantize(Decimal('0.001'))} kWh × {_fmt(rate.energy_price_per_kwh)} {currency}/kWh",
+            kwh.quantize(Decimal("0.001")),
+            "kWh",
+            rate.energy_price_per_kwh,
+            energy_amount,
+        )
+    )
 
     if rate.time_price_per_hour > 0:
         hours = Decimal(charging_seconds) / Decimal(3600)
-        lines.append(_line(
-            "charging_time",
-            f"Charging time {charging_seconds // 3600} h {charging_seconds % 3600 // 60:02d} min",
-            hours.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP), "h", rate.time_price_per_hour,
-            round_money(hours * rate.time_price_per_hour, currency),
-        ))
+        lines.append(
+            _line(
+                "charging_time",
+                f"Charging time {charging_seconds // 3600} h {charging_seconds % 3600 // 60:02d} min",
+                hours.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP),
+                "h",
+                rate.time_price_per_hour,
+                round_money(hours * rate.time_price_per_hour, currency),
+            )
+        )
 
     billable_idle = idle_seconds_after_grace(idle_total, rate.idle_grace_minutes)
     if rate.idle_fee_per_minute > 0 and billable_idle > 0:
@@ -218,9 +249,16 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
             if rate.idle_fee_cap is not None and amount > rate.idle_fee_cap:
                 amount = round_money(rate.idle_fee_cap, currency)
                 description += f", capped at {_fmt(rate.idle_fee_cap)} {currency}"
-            lines.append(_line(
-                "idle_fee", description, Decimal(minutes), "min", rate.idle_fee_per_minute, amount,
-            ))
+            lines.append(
+                _line(
+                    "idle_fee",
+                    description,
+                    Decimal(minutes),
+                    "min",
+                    rate.idle_fee_per_minute,
+                    amount,
+                )
+            )
 
     if facts.plan is not None and kwh > 0:
         included = min(max(facts.plan.included_kwh_remaining, ZERO), kwh)
@@ -235,10 +273,16 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
                 parts.append(f"{included.quantize(Decimal('0.001'))} kWh included")
             if facts.plan.energy_discount_percent > 0 and rest > 0:
                 parts.append(f"{_fmt(facts.plan.energy_discount_percent)}% off energy")
-            lines.append(_line(
-                "subscription_discount", f"Subscription {facts.plan.name}: " + ", ".join(parts),
-                Decimal(1), "session", -discount, -discount,
-            ))
+            lines.append(
+                _line(
+                    "subscription_discount",
+                    f"Subscription {facts.plan.name}: " + ", ".join(parts),
+                    Decimal(1),
+                    "session",
+                    -discount,
+                    -discount,
+                )
+            )
 
     subtotal = sum((line["amount"] for line in lines), ZERO)
     subtotal = max(subtotal, ZERO)
@@ -246,9 +290,18 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     total = subtotal + tax
     processing = ZERO
     if total > 0:
-        processing = round_money(total * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency)
+        processing = round_money(
+            total * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency
+        )
     return Cost(
-        currency=currency, lines=lines, subtotal=round_money(subtotal, currency), tax=tax,
-        total=round_money(total, currency), processing_fee=processing, energy_wh=energy_wh,
-        charging_seconds=charging_seconds, idle_seconds=idle_total, final=facts.stopped_at is not None,
+        currency=currency,
+        lines=lines,
+        subtotal=round_money(subtotal, currency),
+        tax=tax,
+        total=round_money(total, currency),
+        processing_fee=processing,
+        energy_wh=energy_wh,
+        charging_seconds=charging_seconds,
+        idle_seconds=idle_total,
+        final=facts.stopped_at is not None,
     )

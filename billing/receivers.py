@@ -46,7 +46,9 @@ class PricingBatch:
         try:
             sessions_price_task.delay(ids)
         except Exception:
-            logger.exception("Queueing the pricing of %d sessions failed; the periodic sweep will", len(ids))
+            logger.exception(
+                "Queueing the pricing of %d sessions failed; the periodic sweep will", len(ids)
+            )
 
 
 pricing_batch = PricingBatch()
@@ -91,7 +93,8 @@ def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
     if organization_ids is not None:
         moves = moves.filter(organization_id__in=organization_ids)
     signed = Case(
-        When(kind="refund", then=-F("amount")), default=F("amount"),
+        When(kind="refund", then=-F("amount")),
+        default=F("amount"),
         output_field=DecimalField(max_digits=14, decimal_places=4),
     )
     rows = moves.values("currency").annotate(total=Sum(signed)).order_by("currency")

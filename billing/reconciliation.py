@@ -97,7 +97,17 @@ def parse_report(text: str) -> list[ReportRow]:
             errors.append(f"unreadable amount {amount_text!r}")
         if amount is None and not errors:
             errors.append("no amount")
-        rows.append(ReportRow(number, payout_id, day, amount, status, _pick(raw, REASON_COLUMNS), "; ".join(errors)))
+        rows.append(
+            ReportRow(
+                number,
+                payout_id,
+                day,
+                amount,
+                status,
+                _pick(raw, REASON_COLUMNS),
+                "; ".join(errors),
+            )
+        )
     return rows
 
 
@@ -107,28 +117,53 @@ def explain_difference(expected: ExpectedPayout, reported: Decimal) -> str:
     parts = [f"Expected {expected.net}, the bank reports {reported} (difference {diff:+})."]
     # (size, the bank paid less?, reason)
     candidates = [
-        (expected.processing_fees, True, "the payment processing fees were deducted a second time by the processor"),
+        (
+            expected.processing_fees,
+            True,
+            "the payment processing fees were deducted a second time by the processor",
+        ),
         (expected.platform_fees, True, "the platform fee was deducted a second time"),
         (expected.refunds, True, "refunds were deducted again (or a refund was reversed)"),
-        (expected.carried_over, True, "the balance carried over from an earlier failed payout was not included (timing)"),
-        (expected.gross - expected.net, False, "the bank paid the gross instead of the net (fees and refunds not deducted)"),
-        (expected.carried_over, False, "an earlier failed payout was paid again separately (timing)"),
+        (
+            expected.carried_over,
+            True,
+            "the balance carried over from an earlier failed payout was not included (timing)",
+        ),
+        (
+            expected.gross - expected.net,
+            False,
+            "the bank paid the gross instead of the net (fees and refunds not deducted)",
+        ),
+        (
+            expected.carried_over,
+            False,
+            "an earlier failed payout was paid again separately (timing)",
+        ),
     ]
     for value, paid_less, reason in candidates:
         if value and abs(diff) == abs(value) and (diff > 0) == paid_less:
             parts.append(f"The difference equals {value}: {reason}.")
             return " ".join(parts)
     if diff > 0 and expected.minimum_payout and reported < expected.minimum_payout:
-        parts.append(f"The amount is below the payout threshold of {expected.minimum_payout}; the rest follows.")
+        parts.append(
+            f"The amount is below the payout threshold of {expected.minimum_payout}; the rest follows."
+        )
     elif diff > 0:
-        parts.append("The bank paid less: part of the payout may still be in transit (timing) or a bank fee was charged.")
+        parts.append(
+            "The bank paid less: part of the payout may still be in transit (timing) or a bank fee was charged."
+        )
     else:
-        parts.append("The bank paid more: a previous payout may have been merged into this one (timing).")
+        parts.append(
+            "The bank paid more: a previous payout may have been merged into this one (timing)."
+        )
     return " ".join(parts)
 
 
-def reconcile(rows: list[ReportRow], expected: dict[str, ExpectedPayout],
-              window: tuple[date, date] | None = None) -> list[Finding]:
+def reconcile(
+    rows: list[ReportRow],
+    expected: dict[str, ExpectedPayout],
+    window: tuple[date, date] | None = None,
+) -> list[Finding]:
     """Compare the report with our payouts; one finding per row plus one per missing payout.
 
     `window` limits "missing" findings to payouts whose period ended inside the report's
@@ -138,52 +173,93 @@ def reconcile(rows: list[ReportRow], expected: dict[str, ExpectedPayout],
     seen: set[str] = set()
     for row in rows:
         if row.error:
-            findings.append(Finding("bad_row", row.payout_id, f"Line {row.line}: {row.error}.", report_line=row.line))
+            findings.append(
+                Finding(
+                    "bad_row", row.payout_id, f"Line {row.line}: {row.error}.", report_line=row.line
+                )
+            )
             continue
         ours = expected.get(row.payout_id)
         if ours is None:
-            findings.append(Finding(
-                "unknown_payout", row.payout_id,
-                f"Line {row.line}: the report has payout {row.payout_id} ({row.amount}) that we never created; "
-                "it may belong to another account or be a manual transfer.",
-                reported_amount=row.amount, report_line=row.line,
-            ))
+            findings.append(
+                Finding(
+                    "unknown_payout",
+                    row.payout_id,
+                    f"Line {row.line}: the report has payout {row.payout_id} ({row.amount}) that we never created; "
+                    "it may belong to another account or be a manual transfer.",
+                    reported_amount=row.amount,
+                    report_line=row.line,
+                )
+            )
             continue
         seen.add(row.payout_id)
         if row.status in FAILED:
             reason = row.reason or "no reason given"
-            findings.append(Finding(
-                "failed", ours.reference,
-                f"The bank reports payout {ours.reference} of {row.amount} failed ({reason}). "
-                "Its net returns to the balance and rolls into the next payout.",
-                ours.net, row.amount, row.line,
-            ))
+            findings.append(
+                Finding(
+                    "failed",
+                    ours.reference,
+                    f"The bank reports payout {ours.reference} of {row.amount} failed ({reason}). "
+                    "Its net returns to the balance and rolls into the next payout.",
+                    ours.net,
+                    row.amount,
+                    row.line,
+                )
+            )
             continue
         if row.amount != ours.net:
             assert row.amount is not None  # a row without an amount is a bad_row above
-            findings.append(Finding("amount_differs", ours.reference, explain_difference(ours, row.amount),
-                                    ours.net, row.amount, row.line))
+            findings.append(
+                Finding(
+                    "amount_differs",
+                    ours.reference,
+                    explain_difference(ours, row.amount),
+                    ours.net,
+                    row.amount,
+                    row.line,
+                )
+            )
             continue
         if row.day and row.day > ours.period_end + timedelta(days=EXPECTED_DELAY_DAYS):
-            findings.append(Finding(
-                "date_differs", ours.reference,
-                f"Paid on {row.day}, {(row.day - ours.period_end).days} days after the period closed on "
-                f"{ours.period_end} (usually within {EXPECTED_DELAY_DAYS}): bank timing, the amount matches.",
-                ours.net, row.amount, row.line,
-            ))
+            findings.append(
+                Finding(
+                    "date_differs",
+                    ours.reference,
+                    f"Paid on {row.day}, {(row.day - ours.period_end).days} days after the period closed on "
+                    f"{ours.period_end} (usually within {EXPECTED_DELAY_DAYS}): bank timing, the amount matches.",
+                    ours.net,
+                    row.amount,
+                    row.line,
+                )
+            )
             continue
-        findings.append(Finding("matched", ours.reference, "Amount and status match.", ours.net, row.amount, row.line))
+        findings.append(
+            Finding(
+                "matched",
+                ours.reference,
+                "Amount and status match.",
+                ours.net,
+                row.amount,
+                row.line,
+            )
+        )
     for reference, ours in expected.items():
         if reference in seen or ours.status == "failed":
             continue
-        if window is not None and not (window[0] - timedelta(days=EXPECTED_DELAY_DAYS) <= ours.period_end <= window[1]):
+        if window is not None and not (
+            window[0] - timedelta(days=EXPECTED_DELAY_DAYS) <= ours.period_end <= window[1]
+        ):
             continue
-        findings.append(Finding(
-            "missing_in_report", reference,
-            f"Payout {reference} of {ours.net} (period ending {ours.period_end}) is not in the report: "
-            "it may still be in transit (payouts take 1-3 business days) or the bank has not sent it.",
-            ours.net, None,
-        ))
+        findings.append(
+            Finding(
+                "missing_in_report",
+                reference,
+                f"Payout {reference} of {ours.net} (period ending {ours.period_end}) is not in the report: "
+                "it may still be in transit (payouts take 1-3 business days) or the bank has not sent it.",
+                ours.net,
+                None,
+            )
+        )
     return findings
 
 
@@ -218,7 +294,9 @@ class ProcessorPayout:
     transactions: tuple[ProcessorTxn, ...]
 
     def total(self, category: str, field: str = "amount") -> Decimal:
-        return sum((getattr(t, field) for t in self.transactions if t.category == category), Decimal(0))
+        return sum(
+            (getattr(t, field) for t in self.transactions if t.category == category), Decimal(0)
+        )
 
     @property
     def payment_references(self) -> frozenset[str]:
@@ -252,16 +330,28 @@ def processor_payout(payout: dict, transactions: list[dict]) -> ProcessorPayout:
         if t.get("type") == "payout" or t.get("reporting_category") == "payout":
             continue  # the payout's own debit
         fees = t.get("fee_details") or []
-        txns.append(ProcessorTxn(
-            id=str(t.get("id") or ""), category=str(t.get("reporting_category") or t.get("type") or ""),
-            amount=money(t.get("amount")),
-            stripe_fee=sum((money(f.get("amount")) for f in fees if f.get("type") == "stripe_fee"), Decimal(0)),
-            application_fee=sum((money(f.get("amount")) for f in fees if f.get("type") == "application_fee"), Decimal(0)),
-            net=money(t.get("net")), payment_reference=_payment_intent(t.get("source")),
-        ))
+        txns.append(
+            ProcessorTxn(
+                id=str(t.get("id") or ""),
+                category=str(t.get("reporting_category") or t.get("type") or ""),
+                amount=money(t.get("amount")),
+                stripe_fee=sum(
+                    (money(f.get("amount")) for f in fees if f.get("type") == "stripe_fee"),
+                    Decimal(0),
+                ),
+                application_fee=sum(
+                    (money(f.get("amount")) for f in fees if f.get("type") == "application_fee"),
+                    Decimal(0),
+                ),
+                net=money(t.get("net")),
+                payment_reference=_payment_intent(t.get("source")),
+            )
+        )
     arrival = payout.get("arrival_date")
     return ProcessorPayout(
-        id=str(payout.get("id") or ""), amount=money(payout.get("amount")), currency=currency,
+        id=str(payout.get("id") or ""),
+        amount=money(payout.get("amount")),
+        currency=currency,
         status=str(payout.get("status") or ""),
         arrival=(date(1970, 1, 1) + timedelta(seconds=int(str(arrival)))) if arrival else None,
         failure=str(payout.get("failure_message") or payout.get("failure_code") or ""),
@@ -269,56 +359,91 @@ def processor_payout(payout: dict, transactions: list[dict]) -> ProcessorPayout:
     )
 
 
-def compare_processor_payout(expected: ExpectedPayout, payments: dict[str, Decimal],
-                             theirs: ProcessorPayout) -> Finding:
+def compare_processor_payout(
+    expected: ExpectedPayout, payments: dict[str, Decimal], theirs: ProcessorPayout
+) -> Finding:
     """Compare our payout (its parts and its payments: PaymentIntent id → amount charged) with the
     processor's payout, and explain every difference in words."""
     money = f"{theirs.currency} {{:.2f}}"
     if theirs.status in ("failed", "canceled"):
-        return Finding("failed", expected.reference,
-                       f"Stripe payout {theirs.id} {theirs.status}: {theirs.failure or 'no reason given'}. "
-                       f"Its {money.format(theirs.amount)} returns to the balance and rolls into the next payout.",
-                       expected.net, theirs.amount)
+        return Finding(
+            "failed",
+            expected.reference,
+            f"Stripe payout {theirs.id} {theirs.status}: {theirs.failure or 'no reason given'}. "
+            f"Its {money.format(theirs.amount)} returns to the balance and rolls into the next payout.",
+            expected.net,
+            theirs.amount,
+        )
     if theirs.amount == expected.net:
-        return Finding("matched", expected.reference, f"Matches Stripe payout {theirs.id}.", expected.net, theirs.amount)
-    parts = [f"Stripe paid {money.format(theirs.amount)} in {theirs.id}; we expected {money.format(expected.net)} "
-             f"(difference {money.format(theirs.amount - expected.net)})."]
+        return Finding(
+            "matched",
+            expected.reference,
+            f"Matches Stripe payout {theirs.id}.",
+            expected.net,
+            theirs.amount,
+        )
+    parts = [
+        f"Stripe paid {money.format(theirs.amount)} in {theirs.id}; we expected {money.format(expected.net)} "
+        f"(difference {money.format(theirs.amount - expected.net)})."
+    ]
     ours, paid = set(payments), theirs.payment_references
     if ours - paid:
         missing = sorted(ours - paid)
         total = sum((payments[m] for m in missing), Decimal(0))
-        parts.append(f"{len(missing)} of our payments ({money.format(total)}: {', '.join(missing[:5])}) are not "
-                     "in this Stripe payout; they usually arrive in the next one.")
+        parts.append(
+            f"{len(missing)} of our payments ({money.format(total)}: {', '.join(missing[:5])}) are not "
+            "in this Stripe payout; they usually arrive in the next one."
+        )
     if paid - ours:
         extra = sorted(paid - ours)
-        parts.append(f"{len(extra)} payments in the Stripe payout are not in ours ({', '.join(extra[:5])}): "
-                     "from an earlier or later period.")
+        parts.append(
+            f"{len(extra)} payments in the Stripe payout are not in ours ({', '.join(extra[:5])}): "
+            "from an earlier or later period."
+        )
     checks = [
         ("guest charges", theirs.total("charge"), expected.gross),
-        ("Stripe's processing fees", theirs.total("charge", "stripe_fee") + theirs.total("refund", "stripe_fee"),
-         expected.processing_fees),
+        (
+            "Stripe's processing fees",
+            theirs.total("charge", "stripe_fee") + theirs.total("refund", "stripe_fee"),
+            expected.processing_fees,
+        ),
         ("platform fees", theirs.total("charge", "application_fee"), expected.platform_fees),
         ("refunds", -theirs.total("refund"), expected.refunds),
     ]
     for label, stripe_value, our_value in checks:
         if stripe_value != our_value:
-            parts.append(f"{label.capitalize()}: Stripe {money.format(stripe_value)}, ours {money.format(our_value)}.")
-    other = sum((t.net for t in theirs.transactions if t.category not in ("charge", "refund")), Decimal(0))
+            parts.append(
+                f"{label.capitalize()}: Stripe {money.format(stripe_value)}, ours {money.format(our_value)}."
+            )
+    other = sum(
+        (t.net for t in theirs.transactions if t.category not in ("charge", "refund")), Decimal(0)
+    )
     if other:
-        categories = sorted({t.category for t in theirs.transactions if t.category not in ("charge", "refund")})
-        parts.append(f"Other movements in the Stripe payout ({', '.join(categories)}): {money.format(other)}.")
-    return Finding("amount_differs", expected.reference, " ".join(parts), expected.net, theirs.amount)
+        categories = sorted(
+            {t.category for t in theirs.transactions if t.category not in ("charge", "refund")}
+        )
+        parts.append(
+            f"Other movements in the Stripe payout ({', '.join(categories)}): {money.format(other)}."
+        )
+    return Finding(
+        "amount_differs", expected.reference, " ".join(parts), expected.net, theirs.amount
+    )
 
 
-def match_processor_payouts(theirs: list[ProcessorPayout], payments_of: dict[str, dict[str, Decimal]]) -> dict[str, str]:
+def match_processor_payouts(
+    theirs: list[ProcessorPayout], payments_of: dict[str, dict[str, Decimal]]
+) -> dict[str, str]:
     """Return processor payout id → our payout reference, by the most payments in common
     (automatic Stripe payouts carry no reference of ours)."""
     matches: dict[str, str] = {}
     taken: set[str] = set()
     for payout in sorted(theirs, key=lambda p: p.arrival or date.min):
         best = max(
-            ((len(payout.payment_references & set(refs)), reference) for reference, refs in payments_of.items()
-             if reference not in taken),
+            (
+                (len(payout.payment_references & set(refs)), reference)
+                for reference, refs in payments_of.items()
+                if reference not in taken
+            ),
             default=(0, ""),
         )
         if best[0]:

@@ -11,8 +11,9 @@ from .models import BillingSettings, Payout, ReconciliationImport, Reconciliatio
 from .reconciliation import ExpectedPayout, parse_report, reconcile
 
 
-def reconciliation_create(*, content: str, filename: str = "", organization_id: int | None = None,
-                          user=None) -> ReconciliationImport:
+def reconciliation_create(
+    *, content: str, filename: str = "", organization_id: int | None = None, user=None
+) -> ReconciliationImport:
     """Store the report and queue its import (runs on commit)."""
     from .tasks import reconciliation_import_task
 
@@ -27,10 +28,16 @@ def _expected(payouts) -> dict[str, ExpectedPayout]:
     minimums = dict(BillingSettings.objects.values_list("organization_id", "minimum_payout"))
     return {
         p.reference: ExpectedPayout(
-            reference=p.reference, net=p.net, status=p.status,
-            period_end=p.period_end.astimezone(UTC).date(), gross=p.gross,
-            processing_fees=p.processing_fees, platform_fees=p.platform_fees, refunds=p.refunds,
-            carried_over=p.carried_over, minimum_payout=minimums.get(p.organization_id, 0),
+            reference=p.reference,
+            net=p.net,
+            status=p.status,
+            period_end=p.period_end.astimezone(UTC).date(),
+            gross=p.gross,
+            processing_fees=p.processing_fees,
+            platform_fees=p.platform_fees,
+            refunds=p.refunds,
+            carried_over=p.carried_over,
+            minimum_payout=minimums.get(p.organization_id, 0),
         )
         for p in payouts
     }
@@ -43,7 +50,9 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
     from .services import payout_mark_failed, payout_mark_paid
 
     record = ReconciliationImport.objects.get(pk=reconciliation_id)
-    ReconciliationImport.objects.filter(pk=record.pk).update(status=ReconciliationImport.Status.RUNNING)
+    ReconciliationImport.objects.filter(pk=record.pk).update(
+        status=ReconciliationImport.Status.RUNNING
+    )
     try:
         rows = parse_report(record.content)
         payouts = Payout.objects.all()
@@ -68,13 +77,20 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
                     payout_mark_paid(payout=payout, paid_at=paid_on)
                     matched += 1
                 if finding.kind == "failed" and payout is not None:
-                    payout_mark_failed(payout=payout, reason=f"Bank: {row.reason if row and row.reason else 'failed'}")
+                    payout_mark_failed(
+                        payout=payout,
+                        reason=f"Bank: {row.reason if row and row.reason else 'failed'}",
+                    )
                 if finding.kind == "matched":
                     continue
                 ReconciliationIssue.objects.create(
-                    reconciliation=record, payout=payout, kind=finding.kind,
-                    reported_payout_id=finding.payout_reference[:64], expected_amount=finding.expected_amount,
-                    reported_amount=finding.reported_amount, explanation=finding.explanation,
+                    reconciliation=record,
+                    payout=payout,
+                    kind=finding.kind,
+                    reported_payout_id=finding.payout_reference[:64],
+                    expected_amount=finding.expected_amount,
+                    reported_amount=finding.reported_amount,
+                    explanation=finding.explanation,
                 )
             record.rows = len(rows)
             record.matched = matched
@@ -83,7 +99,9 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
             record.save()
     except Exception as exc:  # the import is a user upload: record what went wrong
         ReconciliationImport.objects.filter(pk=record.pk).update(
-            status=ReconciliationImport.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+            status=ReconciliationImport.Status.FAILED,
+            error=str(exc)[:2000],
+            finished_at=timezone.now(),
         )
         raise
     return record

@@ -48,7 +48,11 @@ API_VERSION = "2025-06-30.basil"
 TEST_METHODS: dict[str, tuple[str, str | None, str]] = {
     "pm_card_visa": ("4242", None, ""),
     "pm_card_chargeDeclined": ("0002", "generic_decline", "Your card was declined."),
-    "pm_card_chargeDeclinedInsufficientFunds": ("9995", "insufficient_funds", "Your card has insufficient funds."),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "9995",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
     "pm_card_authenticationRequired": ("3184", None, ""),
 }
 NEEDS_3DS = {"pm_card_authenticationRequired"}
@@ -71,23 +75,49 @@ def intent_json(row: Any) -> dict[str, Any]:
     """The sandbox intent as Stripe's PaymentIntent object."""
     next_action = None
     if row.status == "requires_action":
-        next_action = {"type": "redirect_to_url", "redirect_to_url": {
-            "url": reverse("billing:sandbox-3ds", args=[row.id]), "return_url": row.return_url}}
+        next_action = {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "url": reverse("billing:sandbox-3ds", args=[row.id]),
+                "return_url": row.return_url,
+            },
+        }
     charge = None
     if row.last4 and row.status in ("requires_capture", "succeeded"):
-        charge = {"id": f"ch_{row.id[3:]}", "object": "charge", "amount": row.amount,
-                  "amount_captured": row.amount_received, "amount_refunded": row.amount_refunded,
-                  "refunded": bool(row.amount_refunded and row.amount_refunded >= row.amount_received),
-                  "payment_intent": row.id, "currency": row.currency.lower(),
-                  "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": row.last4}}}
+        charge = {
+            "id": f"ch_{row.id[3:]}",
+            "object": "charge",
+            "amount": row.amount,
+            "amount_captured": row.amount_received,
+            "amount_refunded": row.amount_refunded,
+            "refunded": bool(row.amount_refunded and row.amount_refunded >= row.amount_received),
+            "payment_intent": row.id,
+            "currency": row.currency.lower(),
+            "payment_method_details": {
+                "type": "card",
+                "card": {"brand": "visa", "last4": row.last4},
+            },
+        }
     return {
-        "id": row.id, "object": "payment_intent", "amount": row.amount, "currency": row.currency.lower(),
-        "amount_capturable": row.amount_capturable, "amount_received": row.amount_received,
-        "capture_method": "manual", "client_secret": row.client_secret, "confirmation_method": "automatic",
+        "id": row.id,
+        "object": "payment_intent",
+        "amount": row.amount,
+        "currency": row.currency.lower(),
+        "amount_capturable": row.amount_capturable,
+        "amount_received": row.amount_received,
+        "capture_method": "manual",
+        "client_secret": row.client_secret,
+        "confirmation_method": "automatic",
         "created": int(row.created_at.timestamp()) if row.created_at else int(time.time()),
-        "description": row.description or None, "last_payment_error": row.last_error, "latest_charge": charge,
-        "livemode": False, "metadata": row.metadata, "next_action": next_action,
-        "payment_method": row.payment_method or None, "payment_method_types": ["card"], "status": row.status,
+        "description": row.description or None,
+        "last_payment_error": row.last_error,
+        "latest_charge": charge,
+        "livemode": False,
+        "metadata": row.metadata,
+        "next_action": next_action,
+        "payment_method": row.payment_method or None,
+        "payment_method_types": ["card"],
+        "status": row.status,
     }
 
 
@@ -97,9 +127,15 @@ def emit(event_type: str, obj: dict[str, Any]) -> None:
     from .webhooks import receive
 
     event = {
-        "id": "evt_sbx_" + secrets.token_hex(12), "object": "event", "api_version": API_VERSION,
-        "created": int(time.time()), "livemode": False, "pending_webhooks": 1, "type": event_type,
-        "data": {"object": obj}, "request": {"id": None, "idempotency_key": None},
+        "id": "evt_sbx_" + secrets.token_hex(12),
+        "object": "event",
+        "api_version": API_VERSION,
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "type": event_type,
+        "data": {"object": obj},
+        "request": {"id": None, "idempotency_key": None},
     }
     payload = json.dumps(event).encode()
     receive(payload, sign(payload, sandbox_webhook_secret()))
@@ -129,7 +165,9 @@ def _forget_replies(object_id: str) -> None:
 
     from .models import SandboxRequest
 
-    SandboxRequest.objects.annotate(text=Cast("response", TextField())).filter(text__contains=object_id).delete()
+    SandboxRequest.objects.annotate(text=Cast("response", TextField())).filter(
+        text__contains=object_id
+    ).delete()
 
 
 def _saved_method(reference: str) -> tuple[str, str | None, str] | None:
@@ -144,15 +182,34 @@ def _saved_method(reference: str) -> tuple[str, str | None, str] | None:
 
 
 def setup_intent_json(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "object": "setup_intent", "client_secret": row.client_secret, "customer": row.customer_id,
-            "status": row.status, "payment_method": row.payment_method or None, "last_setup_error": row.last_error,
-            "usage": "off_session", "payment_method_types": ["card"], "livemode": False}
+    return {
+        "id": row.id,
+        "object": "setup_intent",
+        "client_secret": row.client_secret,
+        "customer": row.customer_id,
+        "status": row.status,
+        "payment_method": row.payment_method or None,
+        "last_setup_error": row.last_error,
+        "usage": "off_session",
+        "payment_method_types": ["card"],
+        "livemode": False,
+    }
 
 
 def payment_method_json(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "object": "payment_method", "type": "card", "customer": row.customer_id,
-            "card": {"brand": row.brand, "last4": row.last4, "exp_month": row.exp_month, "exp_year": row.exp_year},
-            "livemode": False}
+    return {
+        "id": row.id,
+        "object": "payment_method",
+        "type": "card",
+        "customer": row.customer_id,
+        "card": {
+            "brand": row.brand,
+            "last4": row.last4,
+            "exp_month": row.exp_month,
+            "exp_year": row.exp_year,
+        },
+        "livemode": False,
+    }
 
 
 def setup_confirm(setup_id: str, *, payment_method: str, client_secret: str | None = None) -> dict:
@@ -163,31 +220,59 @@ def setup_confirm(setup_id: str, *, payment_method: str, client_secret: str | No
 
     with transaction.atomic():
         row = SandboxSetupIntent.objects.select_for_update().filter(pk=setup_id).first()
-        if row is None or (client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)):
-            return {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                              "message": "No such setup_intent."}}
+        if row is None or (
+            client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)
+        ):
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": "No such setup_intent.",
+                }
+            }
         if row.status != "requires_payment_method":
-            return {"error": {"type": "invalid_request_error", "code": "setup_intent_unexpected_state",
-                              "message": f"This SetupIntent's status is {row.status}.",
-                              "setup_intent": setup_intent_json(row)}}
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "setup_intent_unexpected_state",
+                    "message": f"This SetupIntent's status is {row.status}.",
+                    "setup_intent": setup_intent_json(row),
+                }
+            }
         method = TEST_METHODS.get(payment_method)
         if method is None:
-            return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
-                              "message": "The sandbox accepts only Stripe's test cards."}}
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "param": "payment_method",
+                    "message": "The sandbox accepts only Stripe's test cards.",
+                }
+            }
         last4, decline, message = method
         if decline:
-            row.last_error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
+            row.last_error = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": decline,
+                "message": message,
+            }
             row.save()
             return {"error": {**row.last_error, "setup_intent": setup_intent_json(row)}}
         saved = SandboxPaymentMethod.objects.create(
-            id="pm_sbx_" + secrets.token_hex(12), customer_id=row.customer_id, test_method=payment_method, last4=last4,
+            id="pm_sbx_" + secrets.token_hex(12),
+            customer_id=row.customer_id,
+            test_method=payment_method,
+            last4=last4,
         )
         row.status, row.payment_method, row.last_error = "succeeded", saved.id, None
         row.save()
         return setup_intent_json(row)
 
 
-def confirm(intent_id: str, *, payment_method: str, client_secret: str | None = None, return_url: str = "") -> dict:
+def confirm(
+    intent_id: str, *, payment_method: str, client_secret: str | None = None, return_url: str = ""
+) -> dict:
     """Confirm an intent with a test PaymentMethod (what Stripe.js's confirmPayment does).
 
     Returns the PaymentIntent object, or {"error": {...}} in Stripe's error shape.
@@ -196,25 +281,56 @@ def confirm(intent_id: str, *, payment_method: str, client_secret: str | None = 
 
     with transaction.atomic():
         row = SandboxIntent.objects.select_for_update().filter(pk=intent_id).first()
-        if row is None or (client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)):
-            return {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                              "message": "No such payment_intent."}}
+        if row is None or (
+            client_secret is not None and not hmac.compare_digest(client_secret, row.client_secret)
+        ):
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": "No such payment_intent.",
+                }
+            }
         if row.status not in ("requires_payment_method", "requires_confirmation"):
-            return {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state",
-                              "message": f"This PaymentIntent's status is {row.status}.",
-                              "payment_intent": intent_json(row)}}
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_unexpected_state",
+                    "message": f"This PaymentIntent's status is {row.status}.",
+                    "payment_intent": intent_json(row),
+                }
+            }
         method = TEST_METHODS.get(payment_method) or _saved_method(payment_method)
         if method is None:
-            return {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "payment_method",
-                              "message": "The sandbox accepts only Stripe's test cards."}}
+            return {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "param": "payment_method",
+                    "message": "The sandbox accepts only Stripe's test cards.",
+                }
+            }
         last4, decline, message = method
-        row.payment_method, row.last4, row.return_url = payment_method, last4, return_url or row.return_url
+        row.payment_method, row.last4, row.return_url = (
+            payment_method,
+            last4,
+            return_url or row.return_url,
+        )
         if decline:
             row.status = "requires_payment_method"
-            row.last_error = {"type": "card_error", "code": "card_declined", "decline_code": decline, "message": message}
+            row.last_error = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": decline,
+                "message": message,
+            }
             event = "payment_intent.payment_failed"
         elif payment_method in NEEDS_3DS:
-            row.status, row.last_error, event = "requires_action", None, "payment_intent.requires_action"
+            row.status, row.last_error, event = (
+                "requires_action",
+                None,
+                "payment_intent.requires_action",
+            )
         else:
             row.status, row.last_error, row.amount_capturable = "requires_capture", None, row.amount
             event = "payment_intent.amount_capturable_updated"
@@ -235,12 +351,19 @@ def authenticate(intent_id: str, *, approve: bool) -> dict:
         if row.status != "requires_action":
             return intent_json(row)
         if approve:
-            row.status, row.amount_capturable, event = "requires_capture", row.amount, "payment_intent.amount_capturable_updated"
+            row.status, row.amount_capturable, event = (
+                "requires_capture",
+                row.amount,
+                "payment_intent.amount_capturable_updated",
+            )
         else:
             row.status, event = "requires_payment_method", "payment_intent.payment_failed"
-            row.last_error = {"type": "card_error", "code": "payment_intent_authentication_failure",
-                              "message": "We are unable to authenticate your payment method. Please choose a "
-                                         "different payment method and try again."}
+            row.last_error = {
+                "type": "card_error",
+                "code": "payment_intent_authentication_failure",
+                "message": "We are unable to authenticate your payment method. Please choose a "
+                "different payment method and try again.",
+            }
         row.save()
         body = intent_json(row)
     emit(event, body)
@@ -254,8 +377,17 @@ class SandboxGateway(PaymentGateway):
     sandbox = True
     publishable_key = "pk_sandbox"
 
-    def hold_create(self, *, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
-                    description: str = "", payment_method: str = "", return_url: str = "") -> Intent:
+    def hold_create(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+        payment_method: str = "",
+        return_url: str = "",
+    ) -> Intent:
         from .models import SandboxIntent
 
         minor = to_minor(Decimal(amount), currency)
@@ -264,8 +396,12 @@ class SandboxGateway(PaymentGateway):
 
         def make() -> dict:
             row = SandboxIntent.objects.create(
-                id="pi_sbx_" + secrets.token_hex(12), amount=minor, currency=currency.upper(),
-                client_secret="", metadata={k: str(v) for k, v in metadata.items()}, description=description[:200],
+                id="pi_sbx_" + secrets.token_hex(12),
+                amount=minor,
+                currency=currency.upper(),
+                client_secret="",
+                metadata={k: str(v) for k, v in metadata.items()},
+                description=description[:200],
                 return_url=return_url,
             )
             row.client_secret = f"{row.id}_secret_{secrets.token_hex(12)}"
@@ -301,7 +437,10 @@ class SandboxGateway(PaymentGateway):
                 row.save()
                 body = intent_json(row)
             if event:
-                emit(event, body if event.startswith("payment_intent") else body["latest_charge"] or body)
+                emit(
+                    event,
+                    body if event.startswith("payment_intent") else body["latest_charge"] or body,
+                )
             return {"intent": body}
 
         return _once(key, make)
@@ -310,7 +449,10 @@ class SandboxGateway(PaymentGateway):
         def change(row: Any) -> tuple[str, str]:
             minor = to_minor(Decimal(amount), row.currency)
             if row.status != "requires_capture":
-                return f"This PaymentIntent could not be captured because it has a status of {row.status}.", ""
+                return (
+                    f"This PaymentIntent could not be captured because it has a status of {row.status}.",
+                    "",
+                )
             if minor > row.amount_capturable:
                 return "The amount to capture is greater than the amount capturable.", ""
             row.status, row.amount_received, row.amount_capturable = "succeeded", minor, 0
@@ -320,12 +462,18 @@ class SandboxGateway(PaymentGateway):
         if "error" in answer:
             return PaymentResult(False, reference, answer["error"]["message"])
         body = answer["intent"]
-        return PaymentResult(True, reference, amount=from_minor(body["amount_received"], body["currency"]))
+        return PaymentResult(
+            True, reference, amount=from_minor(body["amount_received"], body["currency"])
+        )
 
     def release(self, reference: str, idempotency_key: str) -> PaymentResult:
         def change(row: Any) -> tuple[str, str]:
             if row.status in ("succeeded", "canceled"):
-                return ("" if row.status == "canceled" else "A captured PaymentIntent cannot be canceled."), ""
+                return (
+                    ""
+                    if row.status == "canceled"
+                    else "A captured PaymentIntent cannot be canceled."
+                ), ""
             row.status, row.amount_capturable = "canceled", 0
             return "", "payment_intent.canceled"
 
@@ -368,8 +516,14 @@ class SandboxGateway(PaymentGateway):
         from .models import SandboxCustomer, SandboxIntent, SandboxPaymentMethod
 
         with transaction.atomic():
-            methods = list(SandboxPaymentMethod.objects.filter(customer_id=customer).values_list("id", flat=True))
-            SandboxIntent.objects.filter(payment_method__in=methods).update(last4="", payment_method="")
+            methods = list(
+                SandboxPaymentMethod.objects.filter(customer_id=customer).values_list(
+                    "id", flat=True
+                )
+            )
+            SandboxIntent.objects.filter(payment_method__in=methods).update(
+                last4="", payment_method=""
+            )
             for method in methods:
                 _forget_replies(method)
             SandboxPaymentMethod.objects.filter(id__in=methods).delete()
@@ -382,7 +536,8 @@ class SandboxGateway(PaymentGateway):
         def make() -> dict:
             sid = "seti_sbx_" + secrets.token_hex(12)
             row = SandboxSetupIntent.objects.create(
-                id=sid, customer_id=customer, client_secret=f"{sid}_secret_{secrets.token_hex(12)}")
+                id=sid, customer_id=customer, client_secret=f"{sid}_secret_{secrets.token_hex(12)}"
+            )
             return setup_intent_json(row)
 
         return setup_intent_from(_once(f"setup-{idempotency_key}", make))
@@ -408,20 +563,43 @@ class SandboxGateway(PaymentGateway):
 
         # A detached PaymentMethod can never be used again; the sandbox forgets it entirely.
         with transaction.atomic():
-            SandboxIntent.objects.filter(payment_method=reference).update(last4="", payment_method="")
+            SandboxIntent.objects.filter(payment_method=reference).update(
+                last4="", payment_method=""
+            )
             _forget_replies(reference)
             SandboxPaymentMethod.objects.filter(pk=reference).delete()
 
-    def charge_saved(self, *, amount: Decimal, currency: str, customer: str, payment_method: str,
-                     idempotency_key: str, metadata: dict[str, str], description: str = "") -> PaymentResult:
+    def charge_saved(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        description: str = "",
+    ) -> PaymentResult:
         from .models import SandboxPaymentMethod
 
-        if not SandboxPaymentMethod.objects.filter(pk=payment_method, customer_id=customer).exists():
-            return PaymentResult(False, "", "The saved card is no longer attached to this customer.")
-        intent = self.hold_create(amount=amount, currency=currency, idempotency_key=f"charge-{idempotency_key}",
-                                  metadata=metadata, description=description, payment_method=payment_method)
+        if not SandboxPaymentMethod.objects.filter(
+            pk=payment_method, customer_id=customer
+        ).exists():
+            return PaymentResult(
+                False, "", "The saved card is no longer attached to this customer."
+            )
+        intent = self.hold_create(
+            amount=amount,
+            currency=currency,
+            idempotency_key=f"charge-{idempotency_key}",
+            metadata=metadata,
+            description=description,
+            payment_method=payment_method,
+        )
         if not intent.held:
-            return PaymentResult(False, intent.reference, intent.decline_reason or f"Not charged ({intent.status}).")
+            return PaymentResult(
+                False, intent.reference, intent.decline_reason or f"Not charged ({intent.status})."
+            )
         return self.capture(intent.reference, amount, idempotency_key=f"charge-{idempotency_key}")
 
     # -- Connect (payout accounts) ---------------------------------------------------------------
@@ -438,7 +616,11 @@ class SandboxGateway(PaymentGateway):
     def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
         from urllib.parse import urlencode
 
-        return reverse("billing:sandbox-onboarding", args=[account]) + "?" + urlencode({"return_url": return_url})
+        return (
+            reverse("billing:sandbox-onboarding", args=[account])
+            + "?"
+            + urlencode({"return_url": return_url})
+        )
 
     def connect_account_ready(self, account: str) -> bool:
         from .models import SandboxAccount
@@ -454,8 +636,17 @@ def onboard(account: str, *, bank_last4: str) -> dict:
     row = SandboxAccount.objects.get(pk=account)
     row.details_submitted, row.payouts_enabled, row.bank_last4 = True, True, bank_last4[-4:]
     row.save()
-    body = {"id": row.id, "object": "account", "details_submitted": True, "payouts_enabled": True,
-            "charges_enabled": True, "email": row.email,
-            "external_accounts": {"object": "list", "data": [{"object": "bank_account", "last4": row.bank_last4}]}}
+    body = {
+        "id": row.id,
+        "object": "account",
+        "details_submitted": True,
+        "payouts_enabled": True,
+        "charges_enabled": True,
+        "email": row.email,
+        "external_accounts": {
+            "object": "list",
+            "data": [{"object": "bank_account", "last4": row.bank_last4}],
+        },
+    }
     emit("account.updated", body)
     return body

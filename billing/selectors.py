@@ -43,8 +43,10 @@ def rate_for_charger(charger, at: datetime) -> Rate | None:
 
 
 def rates_for_property(property_id: int) -> QuerySet:
-    return Rate.objects.select_related("property", "charger").filter(property_id=property_id).order_by(
-        "charger__station_id", "-valid_from"
+    return (
+        Rate.objects.select_related("property", "charger")
+        .filter(property_id=property_id)
+        .order_by("charger__station_id", "-valid_from")
     )
 
 
@@ -77,10 +79,17 @@ def subscription_for_session(session, *, email: str = "") -> Subscription | None
     )
 
 
-def included_kwh_used(subscription: Subscription, *, month_start: datetime, month_end: datetime,
-                      exclude_session_id: int | None) -> Decimal:
+def included_kwh_used(
+    subscription: Subscription,
+    *,
+    month_start: datetime,
+    month_end: datetime,
+    exclude_session_id: int | None,
+) -> Decimal:
     used = (
-        SessionCharge.objects.filter(subscription=subscription, started_at__gte=month_start, started_at__lt=month_end)
+        SessionCharge.objects.filter(
+            subscription=subscription, started_at__gte=month_start, started_at__lt=month_end
+        )
         .exclude(session_id=exclude_session_id)
         .aggregate(total=Sum("included_kwh_used"))["total"]
     )
@@ -88,7 +97,9 @@ def included_kwh_used(subscription: Subscription, *, month_start: datetime, mont
 
 
 def account_balance(account: str) -> Decimal:
-    return exact_sum(LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"])
+    return exact_sum(
+        LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
+    )
 
 
 def host_balance(organization_id: int, currency: str) -> Decimal:
@@ -127,8 +138,13 @@ def payout_breakdown(payout: Payout) -> dict:
         if item.session_id:
             row = sessions.setdefault(
                 item.session_id,
-                {"session": item.session, "gross": Decimal(0), "processing_fee": Decimal(0),
-                 "platform_fee": Decimal(0), "refunds": Decimal(0)},
+                {
+                    "session": item.session,
+                    "gross": Decimal(0),
+                    "processing_fee": Decimal(0),
+                    "platform_fee": Decimal(0),
+                    "refunds": Decimal(0),
+                },
             )
             key = {"guest_charge": "gross", "refund": "refunds"}.get(item.kind, item.kind)
             if key in row:

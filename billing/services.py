@@ -38,8 +38,15 @@ ZERO = Decimal("0")
 # Zero-energy attempts by the same card on the same charger this close together are one attempt.
 RETRY_WINDOW = timedelta(minutes=15)
 RATE_FIELDS = (
-    "connection_fee", "connection_fee_for_zero_energy", "energy_price_per_kwh", "time_price_per_hour",
-    "idle_fee_per_minute", "idle_grace_minutes", "idle_fee_cap", "tax_percent", "processing_fee_percent",
+    "connection_fee",
+    "connection_fee_for_zero_energy",
+    "energy_price_per_kwh",
+    "time_price_per_hour",
+    "idle_fee_per_minute",
+    "idle_grace_minutes",
+    "idle_fee_cap",
+    "tax_percent",
+    "processing_fee_percent",
     "processing_fee_fixed",
 )
 
@@ -48,7 +55,9 @@ RATE_FIELDS = (
 
 
 def rate_terms(rate: Rate) -> pricing.RateTerms:
-    return pricing.RateTerms(currency=rate.property.currency, **{name: getattr(rate, name) for name in RATE_FIELDS})
+    return pricing.RateTerms(
+        currency=rate.property.currency, **{name: getattr(rate, name) for name in RATE_FIELDS}
+    )
 
 
 def _to_wh(value: Decimal, unit: str) -> Decimal:
@@ -62,7 +71,9 @@ def _to_w(value: Decimal, unit: str) -> Decimal:
 def _samples(session: ChargingSession) -> tuple[pricing.Sample, ...]:
     rows = (
         MeterValue.objects.filter(
-            session_id=session.pk, value__isnull=False, phase="",
+            session_id=session.pk,
+            value__isnull=False,
+            phase="",
             measurand__in=[pricing.ENERGY_REGISTER, pricing.POWER],
         )
         .order_by("timestamp", "id")
@@ -70,19 +81,26 @@ def _samples(session: ChargingSession) -> tuple[pricing.Sample, ...]:
     )
     samples = []
     for when, measurand, value, unit in rows:
-        converted = _to_wh(value, unit or "Wh") if measurand == pricing.ENERGY_REGISTER else _to_w(value, unit or "W")
+        converted = (
+            _to_wh(value, unit or "Wh")
+            if measurand == pricing.ENERGY_REGISTER
+            else _to_w(value, unit or "W")
+        )
         samples.append(pricing.Sample(when, measurand, converted))
     return tuple(samples)
 
 
 def _statuses(session: ChargingSession, end: datetime | None) -> tuple[pricing.StatusChange, ...]:
     rows = StatusEvent.objects.filter(
-        charger_id=session.charger_id, connector_id=session.connector_id, timestamp__gte=session.started_at
+        charger_id=session.charger_id,
+        connector_id=session.connector_id,
+        timestamp__gte=session.started_at,
     )
     if end is not None:
         rows = rows.filter(timestamp__lte=end)
     return tuple(
-        pricing.StatusChange(ts, status) for ts, status in rows.order_by("timestamp", "id").values_list("timestamp", "status")
+        pricing.StatusChange(ts, status)
+        for ts, status in rows.order_by("timestamp", "id").values_list("timestamp", "status")
     )
 
 
@@ -90,11 +108,15 @@ def _repeated_attempt(session: ChargingSession) -> bool:
     """A 0 kWh session counts as a retry when the same card started another session on the
     same charger within RETRY_WINDOW before it, or one that delivered energy after it."""
     nearby = ChargingSession.objects.filter(
-        charger_id=session.charger_id, id_tag=session.id_tag,
-        started_at__gte=session.started_at - RETRY_WINDOW, started_at__lte=session.started_at + RETRY_WINDOW,
+        charger_id=session.charger_id,
+        id_tag=session.id_tag,
+        started_at__gte=session.started_at - RETRY_WINDOW,
+        started_at__lte=session.started_at + RETRY_WINDOW,
     ).exclude(pk=session.pk)
     for other in nearby.only("started_at", "meter_start_wh", "meter_stop_wh", "pk"):
-        if other.started_at < session.started_at or (other.started_at == session.started_at and other.pk < session.pk):
+        if other.started_at < session.started_at or (
+            other.started_at == session.started_at and other.pk < session.pk
+        ):
             return True
         if other.meter_stop_wh is not None and other.meter_stop_wh > other.meter_start_wh:
             return True
@@ -113,23 +135,35 @@ def _payer_email(session: ChargingSession) -> str:
     return payment.email if payment else ""
 
 
-def session_facts(session: ChargingSession, *, subscription: Subscription | None = None) -> pricing.SessionFacts:
+def session_facts(
+    session: ChargingSession, *, subscription: Subscription | None = None
+) -> pricing.SessionFacts:
     """Return what the charger reported about the session, as pure facts."""
     samples = _samples(session)
     plan = None
     if subscription is not None:
         month_start, month_end = _month_bounds(session.started_at)
-        used = included_kwh_used(subscription, month_start=month_start, month_end=month_end,
-                                 exclude_session_id=session.pk)
+        used = included_kwh_used(
+            subscription,
+            month_start=month_start,
+            month_end=month_end,
+            exclude_session_id=session.pk,
+        )
         plan = pricing.PlanTerms(
             name=subscription.plan.name,
             included_kwh_remaining=max(subscription.plan.included_kwh - used, ZERO),
             energy_discount_percent=subscription.plan.energy_discount_percent,
         )
     return pricing.SessionFacts(
-        started_at=session.started_at, stopped_at=session.stopped_at, meter_start_wh=session.meter_start_wh,
-        meter_stop_wh=session.meter_stop_wh, samples=samples, statuses=_statuses(session, session.stopped_at),
-        repeated_attempt=_repeated_attempt(session) if (session.meter_stop_wh or 0) <= session.meter_start_wh else False,
+        started_at=session.started_at,
+        stopped_at=session.stopped_at,
+        meter_start_wh=session.meter_start_wh,
+        meter_stop_wh=session.meter_stop_wh,
+        samples=samples,
+        statuses=_statuses(session, session.stopped_at),
+        repeated_attempt=_repeated_attempt(session)
+        if (session.meter_stop_wh or 0) <= session.meter_start_wh
+        else False,
         plan=plan,
     )
 
@@ -139,7 +173,12 @@ def _cost_and_context(session: ChargingSession):
     rate = rate_for_charger(charger, session.started_at)
     currency = charger.property.currency if charger.property_id else "EUR"
     if rate is None:
-        return pricing.Cost(currency=currency, final=session.stopped_at is not None), None, None, None
+        return (
+            pricing.Cost(currency=currency, final=session.stopped_at is not None),
+            None,
+            None,
+            None,
+        )
     subscription = subscription_for_session(session, email=_payer_email(session))
     facts = session_facts(session, subscription=subscription)
     cost = pricing.session_cost(rate_terms(rate), facts)
@@ -163,7 +202,11 @@ def session_cost(session: ChargingSession) -> pricing.Cost:
 @transaction.atomic
 def session_price(*, session_id: int) -> SessionCharge | None:
     """Store (or refresh) the priced snapshot of a session. Idempotent."""
-    session = ChargingSession.objects.select_related("charger", "charger__property").filter(pk=session_id).first()
+    session = (
+        ChargingSession.objects.select_related("charger", "charger__property")
+        .filter(pk=session_id)
+        .first()
+    )
     if session is None or not session.charger.property_id:
         return None
     cost, rate, subscription, facts = _cost_and_context(session)
@@ -171,10 +214,19 @@ def session_price(*, session_id: int) -> SessionCharge | None:
     if facts is not None and facts.plan is not None:
         included = min(facts.plan.included_kwh_remaining, Decimal(cost.energy_wh) / 1000)
     values = {
-        "organization_id": session.charger.property.organization_id, "rate": rate, "subscription": subscription,
-        "currency": cost.currency, "lines": cost.as_dict()["lines"], "subtotal": cost.subtotal, "tax": cost.tax,
-        "total": cost.total, "processing_fee": cost.processing_fee, "energy_wh": cost.energy_wh,
-        "included_kwh_used": included, "started_at": session.started_at, "final": cost.final,
+        "organization_id": session.charger.property.organization_id,
+        "rate": rate,
+        "subscription": subscription,
+        "currency": cost.currency,
+        "lines": cost.as_dict()["lines"],
+        "subtotal": cost.subtotal,
+        "tax": cost.tax,
+        "total": cost.total,
+        "processing_fee": cost.processing_fee,
+        "energy_wh": cost.energy_wh,
+        "included_kwh_used": included,
+        "started_at": session.started_at,
+        "final": cost.final,
     }
     charge, _ = SessionCharge.objects.update_or_create(session=session, defaults=values)
     return charge
@@ -199,8 +251,14 @@ def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) 
     session whose pricing fails is logged and left for the next sweep, the others are priced."""
     since = since or timezone.now() - timedelta(days=35)
     queryset = ChargingSession.objects.filter(
-        status=ChargingSession.Status.COMPLETED, charger__property__isnull=False, received_stop_at__gte=since,
-    ).filter(Q(charge__isnull=True) | Q(charge__final=False) | Q(charge__priced_at__lt=F("received_stop_at")))
+        status=ChargingSession.Status.COMPLETED,
+        charger__property__isnull=False,
+        received_stop_at__gte=since,
+    ).filter(
+        Q(charge__isnull=True)
+        | Q(charge__final=False)
+        | Q(charge__priced_at__lt=F("received_stop_at"))
+    )
     return sessions_price(list(queryset.values_list("pk", flat=True)[:limit]))
 
 
@@ -213,8 +271,15 @@ def _platform_fee_percent(organization_id: int) -> Decimal:
 
 
 def guest_payment_record(
-    *, session_id: int | None, organization_id: int, amount_held: Decimal, currency: str, reference: str,
-    email: str = "", session_ref: str = "", gateway: str | None = None,
+    *,
+    session_id: int | None,
+    organization_id: int,
+    amount_held: Decimal,
+    currency: str,
+    reference: str,
+    email: str = "",
+    session_ref: str = "",
+    gateway: str | None = None,
     status: str = Payment.Status.AUTHORIZED,
 ) -> Payment:
     """Record a hold the guest app made through the gateway. Idempotent on `reference`.
@@ -225,9 +290,14 @@ def guest_payment_record(
     payment, created = Payment.objects.get_or_create(
         reference=reference,
         defaults={
-            "session_id": session_id, "organization_id": organization_id,
-            "amount_held": round_money(amount_held, currency), "currency": currency.upper(), "email": email,
-            "session_ref": session_ref, "gateway": gateway or get_gateway().name, "status": status,
+            "session_id": session_id,
+            "organization_id": organization_id,
+            "amount_held": round_money(amount_held, currency),
+            "currency": currency.upper(),
+            "email": email,
+            "session_ref": session_ref,
+            "gateway": gateway or get_gateway().name,
+            "status": status,
         },
     )
     if not created and session_id and payment.session_id is None:
@@ -236,7 +306,9 @@ def guest_payment_record(
     return payment
 
 
-def guest_payment_authorized(*, reference: str, amount_held: Decimal, card_last4: str = "") -> Payment | None:
+def guest_payment_authorized(
+    *, reference: str, amount_held: Decimal, card_last4: str = ""
+) -> Payment | None:
     """Mark a PENDING hold AUTHORIZED after reading the intent from the processor (idempotent)."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(reference=reference).first()
@@ -264,8 +336,12 @@ def guest_hold_amount(rate: Rate) -> Decimal:
         return Decimal(str(value if value is not None else env_float(name, default)))
 
     ceiling = Ceiling(
-        kwh=setting("GUEST_SESSION_MAX_KWH", 60), hours=setting("GUEST_SESSION_MAX_HOURS", 4),
-        idle_minutes=int(getattr(settings, "GUEST_SESSION_MAX_IDLE_MINUTES", None) or env_int("GUEST_SESSION_MAX_IDLE_MINUTES", 30)),
+        kwh=setting("GUEST_SESSION_MAX_KWH", 60),
+        hours=setting("GUEST_SESSION_MAX_HOURS", 4),
+        idle_minutes=int(
+            getattr(settings, "GUEST_SESSION_MAX_IDLE_MINUTES", None)
+            or env_int("GUEST_SESSION_MAX_IDLE_MINUTES", 30)
+        ),
     )
     return hold_amount(rate_terms(rate), ceiling)
 
@@ -276,22 +352,41 @@ def payment_attach_session(*, payment: Payment, session_id: int) -> Payment:
     return payment
 
 
-def _post_charge(payment: Payment, *, session: ChargingSession | None, amount: Decimal, rate: Rate | None,
-                 occurred_at: datetime) -> None:
+def _post_charge(
+    payment: Payment,
+    *,
+    session: ChargingSession | None,
+    amount: Decimal,
+    rate: Rate | None,
+    occurred_at: datetime,
+) -> None:
     currency, org = payment.currency, payment.organization_id
     session_id = session.pk if session else None
     ledger.post(
-        key=f"charge:{payment.reference}", kind=LedgerTransaction.Kind.GUEST_CHARGE, organization_id=org,
-        currency=currency, amount=amount, occurred_at=occurred_at, session_id=session_id, payment=payment,
+        key=f"charge:{payment.reference}",
+        kind=LedgerTransaction.Kind.GUEST_CHARGE,
+        organization_id=org,
+        currency=currency,
+        amount=amount,
+        occurred_at=occurred_at,
+        session_id=session_id,
+        payment=payment,
         memo=f"Guest charge for session {session.transaction_id if session else payment.session_ref}",
     )
     if rate is not None and amount > 0:
-        fee = round_money(amount * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency)
+        fee = round_money(
+            amount * rate.processing_fee_percent / 100 + rate.processing_fee_fixed, currency
+        )
         fee = min(fee, amount)
         if fee > 0:
             ledger.post(
-                key=f"processing-fee:{payment.reference}", kind=LedgerTransaction.Kind.PROCESSING_FEE,
-                organization_id=org, currency=currency, amount=fee, occurred_at=occurred_at, session_id=session_id,
+                key=f"processing-fee:{payment.reference}",
+                kind=LedgerTransaction.Kind.PROCESSING_FEE,
+                organization_id=org,
+                currency=currency,
+                amount=fee,
+                occurred_at=occurred_at,
+                session_id=session_id,
                 payment=payment,
                 memo=f"Processing fee {rate.processing_fee_percent}% + {rate.processing_fee_fixed} {currency}",
             )
@@ -300,9 +395,15 @@ def _post_charge(payment: Payment, *, session: ChargingSession | None, amount: D
         fee = round_money(amount * percent / 100, currency)
         if fee > 0:
             ledger.post(
-                key=f"platform-fee:{payment.reference}", kind=LedgerTransaction.Kind.PLATFORM_FEE,
-                organization_id=org, currency=currency, amount=fee, occurred_at=occurred_at, session_id=session_id,
-                payment=payment, memo=f"Platform fee {percent}%",
+                key=f"platform-fee:{payment.reference}",
+                kind=LedgerTransaction.Kind.PLATFORM_FEE,
+                organization_id=org,
+                currency=currency,
+                amount=fee,
+                occurred_at=occurred_at,
+                session_id=session_id,
+                payment=payment,
+                memo=f"Platform fee {percent}%",
             )
 
 
@@ -329,8 +430,12 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
     else:
         amount = min(total, payment.amount_held)
         if amount <= 0:
-            return guest_payment_release(payment=payment, reason="Nothing to charge: the session cost 0.")
-        result = get_gateway().capture(payment.reference, amount, idempotency_key=f"capture:{payment.reference}")
+            return guest_payment_release(
+                payment=payment, reason="Nothing to charge: the session cost 0."
+            )
+        result = get_gateway().capture(
+            payment.reference, amount, idempotency_key=f"capture:{payment.reference}"
+        )
         if not result.ok:
             raise GatewayError(result.decline_reason or "The capture failed.")
     with transaction.atomic():
@@ -342,10 +447,17 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
         payment.settled_at = payment.settled_at or timezone.now()
         payment.save()
         # Idempotent keys: booking twice (a retry, the webhook first) posts nothing new.
-        _post_charge(payment, session=session, amount=amount, rate=charge.rate if charge else None,
-                     occurred_at=session.stopped_at or payment.settled_at)
+        _post_charge(
+            payment,
+            session=session,
+            amount=amount,
+            rate=charge.rate if charge else None,
+            occurred_at=session.stopped_at or payment.settled_at,
+        )
     if amount < total:
-        logger.warning("Session %s cost %s but only %s was held", session.pk, total, payment.amount_held)
+        logger.warning(
+            "Session %s cost %s but only %s was held", session.pk, total, payment.amount_held
+        )
     return payment
 
 
@@ -355,12 +467,18 @@ def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
     payment.refresh_from_db()
     if payment.status not in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
         return payment
-    result = get_gateway().release(payment.reference, idempotency_key=f"release:{payment.reference}")
+    result = get_gateway().release(
+        payment.reference, idempotency_key=f"release:{payment.reference}"
+    )
     if not result.ok:
         raise GatewayError(result.decline_reason or "The hold could not be released.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status in (Payment.Status.PENDING, Payment.Status.AUTHORIZED, Payment.Status.RELEASED):
+        if payment.status in (
+            Payment.Status.PENDING,
+            Payment.Status.AUTHORIZED,
+            Payment.Status.RELEASED,
+        ):
             payment.status = Payment.Status.RELEASED
             payment.release_reason = (reason or "Released")[:200]
             payment.settled_at = payment.settled_at or timezone.now()
@@ -372,7 +490,13 @@ def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
 
 
 def refund_issue(
-    *, payment: Payment, amount: Decimal, reason: str, source: str, user=None, idempotency_key: str,
+    *,
+    payment: Payment,
+    amount: Decimal,
+    reason: str,
+    source: str,
+    user=None,
+    idempotency_key: str,
 ) -> Refund:
     """Give `amount` back to the guest; never more than was charged and not yet refunded.
 
@@ -383,7 +507,9 @@ def refund_issue(
         return existing
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the refund is given (the guest sees it on the receipt)."})
+        raise ValidationError(
+            {"reason": "Say why the refund is given (the guest sees it on the receipt)."}
+        )
     payment.refresh_from_db()
     amount = round_money(Decimal(amount), payment.currency)
     if amount <= 0:
@@ -392,11 +518,15 @@ def refund_issue(
         raise ValidationError({"amount": "Only charged payments can be refunded."})
     if amount > payment.refundable:
         raise ValidationError(
-            {"amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."}
+            {
+                "amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."
+            }
         )
     # The processor first, with no transaction open; it refuses more than was charged, and the
     # key makes a concurrent replay of the same refund return the first answer.
-    result = get_gateway().refund(payment.reference, amount, idempotency_key=f"refund:{idempotency_key}")
+    result = get_gateway().refund(
+        payment.reference, amount, idempotency_key=f"refund:{idempotency_key}"
+    )
     if not result.ok:
         raise GatewayError(result.decline_reason or "The processor refused the refund.")
     with transaction.atomic():
@@ -405,17 +535,30 @@ def refund_issue(
         if existing is not None:
             return existing
         refund = Refund.objects.create(
-            payment=payment, amount=amount, reason=reason[:300], source=source, created_by=user,
-            idempotency_key=idempotency_key, gateway_reference=result.reference,
+            payment=payment,
+            amount=amount,
+            reason=reason[:300],
+            source=source,
+            created_by=user,
+            idempotency_key=idempotency_key,
+            gateway_reference=result.reference,
         )
-        booked = exact_sum(Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"])
+        booked = exact_sum(
+            Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
+        )
         # The webhook may have recorded the processor's total first: never count a refund twice.
         payment.amount_refunded = max(payment.amount_refunded, booked)
         payment.save(update_fields=["amount_refunded"])
         ledger.post(
-            key=f"refund:{idempotency_key}", kind=LedgerTransaction.Kind.REFUND,
-            organization_id=payment.organization_id, currency=payment.currency, amount=amount,
-            occurred_at=refund.created_at, session_id=payment.session_id, payment=payment, refund=refund,
+            key=f"refund:{idempotency_key}",
+            kind=LedgerTransaction.Kind.REFUND,
+            organization_id=payment.organization_id,
+            currency=payment.currency,
+            amount=amount,
+            occurred_at=refund.created_at,
+            session_id=payment.session_id,
+            payment=payment,
+            refund=refund,
             memo=f"Refund: {reason}"[:300],
         )
         return refund
@@ -435,23 +578,34 @@ def period_end_for(period: str, now: datetime) -> datetime:
 
 
 PAYABLE_KINDS = (
-    LedgerTransaction.Kind.GUEST_CHARGE, LedgerTransaction.Kind.PROCESSING_FEE,
-    LedgerTransaction.Kind.PLATFORM_FEE, LedgerTransaction.Kind.REFUND, LedgerTransaction.Kind.PAYOUT_FAILED,
+    LedgerTransaction.Kind.GUEST_CHARGE,
+    LedgerTransaction.Kind.PROCESSING_FEE,
+    LedgerTransaction.Kind.PLATFORM_FEE,
+    LedgerTransaction.Kind.REFUND,
+    LedgerTransaction.Kind.PAYOUT_FAILED,
     LedgerTransaction.Kind.SUBSCRIPTION_FEE,
 )
 
 
 def payout_totals(items) -> dict:
-    sums = {row["kind"]: exact_sum(row["total"]) for row in items.values("kind").annotate(total=Sum("amount")).order_by()}
+    sums = {
+        row["kind"]: exact_sum(row["total"])
+        for row in items.values("kind").annotate(total=Sum("amount")).order_by()
+    }
     K = LedgerTransaction.Kind
     totals = {
         # Subscription fees are the host's revenue like session charges.
-        "gross": sums.get(K.GUEST_CHARGE, ZERO) + sums.get(K.SUBSCRIPTION_FEE, ZERO), "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
-        "platform_fees": sums.get(K.PLATFORM_FEE, ZERO), "refunds": sums.get(K.REFUND, ZERO),
+        "gross": sums.get(K.GUEST_CHARGE, ZERO) + sums.get(K.SUBSCRIPTION_FEE, ZERO),
+        "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
+        "platform_fees": sums.get(K.PLATFORM_FEE, ZERO),
+        "refunds": sums.get(K.REFUND, ZERO),
         "carried_over": sums.get(K.PAYOUT_FAILED, ZERO),
     }
     totals["net"] = (
-        totals["gross"] - totals["processing_fees"] - totals["platform_fees"] - totals["refunds"]
+        totals["gross"]
+        - totals["processing_fees"]
+        - totals["platform_fees"]
+        - totals["refunds"]
         + totals["carried_over"]
     )
     return totals
@@ -465,15 +619,22 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
     """
     currency = currency.upper()
     with transaction.atomic():
-        existing = Payout.objects.filter(organization_id=organization_id, currency=currency, period_end=period_end).first()
+        existing = Payout.objects.filter(
+            organization_id=organization_id, currency=currency, period_end=period_end
+        ).first()
         if existing is not None:
             return existing
         # Lock the unpaid movements first (FOR UPDATE cannot be combined with GROUP BY).
         ids = list(
-            LedgerTransaction.objects.select_for_update().filter(
-                organization_id=organization_id, currency=currency, payout__isnull=True, kind__in=PAYABLE_KINDS,
+            LedgerTransaction.objects.select_for_update()
+            .filter(
+                organization_id=organization_id,
+                currency=currency,
+                payout__isnull=True,
+                kind__in=PAYABLE_KINDS,
                 occurred_at__lt=period_end,
-            ).values_list("pk", flat=True)
+            )
+            .values_list("pk", flat=True)
         )
         if not ids:
             return None
@@ -483,19 +644,36 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
         minimum = settings_row.minimum_payout if settings_row else ZERO
         if totals["net"] <= 0 or totals["net"] < minimum:
             return None
-        previous = Payout.objects.filter(organization_id=organization_id, currency=currency).order_by("-period_end").first()
+        previous = (
+            Payout.objects.filter(organization_id=organization_id, currency=currency)
+            .order_by("-period_end")
+            .first()
+        )
         first_item = items.order_by("occurred_at").values_list("occurred_at", flat=True).first()
         period_start = previous.period_end if previous else first_item
         payout = Payout.objects.create(
-            organization_id=organization_id, currency=currency, period_start=min(period_start, first_item),
-            period_end=period_end, reference=f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}", **totals,
+            organization_id=organization_id,
+            currency=currency,
+            period_start=min(period_start, first_item),
+            period_end=period_end,
+            reference=f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}",
+            **totals,
         )
         items.update(payout=payout)
-        Payout.objects.filter(rolled_into__isnull=True, status=Payout.Status.FAILED, organization_id=organization_id,
-                              currency=currency).exclude(pk=payout.pk).update(rolled_into=payout)
+        Payout.objects.filter(
+            rolled_into__isnull=True,
+            status=Payout.Status.FAILED,
+            organization_id=organization_id,
+            currency=currency,
+        ).exclude(pk=payout.pk).update(rolled_into=payout)
         ledger.post(
-            key=f"payout:{payout.reference}", kind=LedgerTransaction.Kind.PAYOUT, organization_id=organization_id,
-            currency=currency, amount=payout.net, occurred_at=period_end, for_payout=payout,
+            key=f"payout:{payout.reference}",
+            kind=LedgerTransaction.Kind.PAYOUT,
+            organization_id=organization_id,
+            currency=currency,
+            amount=payout.net,
+            occurred_at=period_end,
+            for_payout=payout,
             memo=f"Payout {payout.reference}",
         )
         return payout
@@ -507,12 +685,18 @@ def payouts_run(*, now: datetime | None = None) -> list[Payout]:
     created = []
     pairs = (
         LedgerTransaction.objects.filter(payout__isnull=True, kind__in=PAYABLE_KINDS)
-        .values_list("organization_id", "currency").distinct().order_by()
+        .values_list("organization_id", "currency")
+        .distinct()
+        .order_by()
     )
     for organization_id, currency in list(pairs):
         settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
         period = settings_row.payout_period if settings_row else BillingSettings.Period.MONTHLY
-        payout = payout_create(organization_id=organization_id, currency=currency, period_end=period_end_for(period, now))
+        payout = payout_create(
+            organization_id=organization_id,
+            currency=currency,
+            period_end=period_end_for(period, now),
+        )
         if payout is not None:
             created.append(payout)
     return created
@@ -539,9 +723,14 @@ def payout_mark_failed(*, payout: Payout, reason: str) -> Payout:
         payout.paid_at = None
         payout.save(update_fields=["status", "failure_reason", "paid_at"])
         ledger.post(
-            key=f"payout-failed:{payout.reference}", kind=LedgerTransaction.Kind.PAYOUT_FAILED,
-            organization_id=payout.organization_id, currency=payout.currency, amount=payout.net,
-            occurred_at=timezone.now(), for_payout=payout, memo=f"Payout {payout.reference} failed: {payout.failure_reason}",
+            key=f"payout-failed:{payout.reference}",
+            kind=LedgerTransaction.Kind.PAYOUT_FAILED,
+            organization_id=payout.organization_id,
+            currency=payout.currency,
+            amount=payout.net,
+            occurred_at=timezone.now(),
+            for_payout=payout,
+            memo=f"Payout {payout.reference} failed: {payout.failure_reason}",
         )
         return payout
 
@@ -564,14 +753,20 @@ def billing_settings_for(organization_id: int) -> BillingSettings:
 
 
 @transaction.atomic
-def subscription_start(*, plan: SubscriptionPlan, email: str, token=None, now: datetime | None = None) -> Subscription:
+def subscription_start(
+    *, plan: SubscriptionPlan, email: str, token=None, now: datetime | None = None
+) -> Subscription:
     if not plan.active:
         raise ValidationError("This plan is no longer offered.")
     now = now or timezone.now()
-    existing = Subscription.objects.filter(plan=plan, email__iexact=email, status=Subscription.Status.ACTIVE).first()
+    existing = Subscription.objects.filter(
+        plan=plan, email__iexact=email, status=Subscription.Status.ACTIVE
+    ).first()
     if existing is not None:
         return existing
-    return Subscription.objects.create(plan=plan, email=email.strip().lower(), token=token, started_at=now)
+    return Subscription.objects.create(
+        plan=plan, email=email.strip().lower(), token=token, started_at=now
+    )
 
 
 @transaction.atomic
@@ -601,8 +796,14 @@ SUBSCRIPTION_RETRY_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(day
 SUBSCRIPTION_CHARGE_LEASE = timedelta(minutes=15)
 
 
-def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: str, payment_method_ref: str,
-                           now: datetime | None = None) -> Subscription:
+def subscription_subscribe(
+    *,
+    plan: SubscriptionPlan,
+    email: str,
+    customer_ref: str,
+    payment_method_ref: str,
+    now: datetime | None = None,
+) -> Subscription:
     """Start a plan paid by a saved card: the first month (to the end of this calendar month) is
     charged at once; a refused card starts nothing and raises ValidationError with the reason."""
     now = now or timezone.now()
@@ -612,21 +813,28 @@ def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: 
         subscription = subscription_start(plan=plan, email=email, now=now)
         if subscription.payment_method_ref and subscription.paid_until:
             return subscription  # already subscribed and paid
-        subscription.customer_ref, subscription.payment_method_ref = customer_ref, payment_method_ref
+        subscription.customer_ref, subscription.payment_method_ref = (
+            customer_ref,
+            payment_method_ref,
+        )
         subscription.save(update_fields=["customer_ref", "payment_method_ref"])
         invoice = _invoice_for(subscription, start=now)
     invoice = subscription_invoice_charge(invoice_id=invoice.pk, now=now)
     if invoice.status == SubscriptionInvoice.Status.DUE and invoice.attempts == 0:
         # The processor's answer was lost: the card may have been charged. Nothing is cancelled;
         # the collection run asks again with the same key and emails the receipt or the refusal.
-        raise ValidationError("The payment processor did not answer. We will confirm the charge within "
-                              f"{SUBSCRIPTION_CHARGE_LEASE.seconds // 60} minutes and email you.")
+        raise ValidationError(
+            "The payment processor did not answer. We will confirm the charge within "
+            f"{SUBSCRIPTION_CHARGE_LEASE.seconds // 60} minutes and email you."
+        )
     if invoice.status != SubscriptionInvoice.Status.PAID:
         with transaction.atomic():
             Subscription.objects.filter(pk=subscription.pk).update(
-                status=Subscription.Status.CANCELLED, cancelled_at=now, ends_at=now)
+                status=Subscription.Status.CANCELLED, cancelled_at=now, ends_at=now
+            )
             SubscriptionInvoice.objects.filter(pk=invoice.pk).update(
-                status=SubscriptionInvoice.Status.FAILED, next_attempt_at=None)
+                status=SubscriptionInvoice.Status.FAILED, next_attempt_at=None
+            )
         raise ValidationError(f"The card was not charged: {invoice.last_error}")
     subscription.refresh_from_db()
     return subscription
@@ -634,26 +842,38 @@ def subscription_subscribe(*, plan: SubscriptionPlan, email: str, customer_ref: 
 
 def _invoice_for(subscription: Subscription, *, start: datetime) -> SubscriptionInvoice:
     invoice, _ = SubscriptionInvoice.objects.get_or_create(
-        subscription=subscription, period_start=start,
-        defaults={"period_end": _month_bounds(start)[1], "amount": subscription.plan.monthly_fee,
-                  "currency": subscription.plan.property.currency, "next_attempt_at": start},
+        subscription=subscription,
+        period_start=start,
+        defaults={
+            "period_end": _month_bounds(start)[1],
+            "amount": subscription.plan.monthly_fee,
+            "currency": subscription.plan.property.currency,
+            "next_attempt_at": start,
+        },
     )
     return invoice
 
 
-def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None) -> SubscriptionInvoice:
+def subscription_invoice_charge(
+    *, invoice_id: int, now: datetime | None = None
+) -> SubscriptionInvoice:
     """Charge one invoice to the subscription's saved card, once per attempt. Paid: a Payment,
     the ledger's subscription fee and a receipt email. Refused: retried after the next delay
     of SUBSCRIPTION_RETRY_DELAYS, then failed; the driver is told each time."""
     now = now or timezone.now()
     with transaction.atomic():
-        invoice = SubscriptionInvoice.objects.select_for_update().select_related(
-            "subscription__plan__property").get(pk=invoice_id)
+        invoice = (
+            SubscriptionInvoice.objects.select_for_update()
+            .select_related("subscription__plan__property")
+            .get(pk=invoice_id)
+        )
         if invoice.status in (SubscriptionInvoice.Status.PAID, SubscriptionInvoice.Status.FAILED):
             return invoice
         if invoice.next_attempt_at is None or invoice.next_attempt_at > now:
             return invoice  # another run holds it, or its retry time has not come
-        invoice.next_attempt_at = now + SUBSCRIPTION_CHARGE_LEASE  # claimed: a concurrent sweep skips it
+        invoice.next_attempt_at = (
+            now + SUBSCRIPTION_CHARGE_LEASE
+        )  # claimed: a concurrent sweep skips it
         invoice.save(update_fields=["next_attempt_at"])
     attempt = invoice.attempts + 1  # counted once the processor has answered
     subscription = invoice.subscription
@@ -668,17 +888,28 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
             last4 = ""
         # One key per attempt: a retry after a decline must reach the card again.
         result = gateway.charge_saved(
-            amount=invoice.amount, currency=invoice.currency, customer=subscription.customer_ref,
+            amount=invoice.amount,
+            currency=invoice.currency,
+            customer=subscription.customer_ref,
             payment_method=subscription.payment_method_ref,
             idempotency_key=f"subscription-invoice:{invoice.pk}:{attempt}",
             metadata={"subscription": str(subscription.pk), "invoice": str(invoice.pk)},
             description=f"{subscription.plan.name} {invoice.period_start:%Y-%m}",
         )
-        result_ok, reference, error, answered = result.ok, result.reference, result.decline_reason, result.answered
+        result_ok, reference, error, answered = (
+            result.ok,
+            result.reference,
+            result.decline_reason,
+            result.answered,
+        )
     if not answered:
         # Charged or not is unknown: the lease brings it back with this attempt's key.
-        logger.warning("Subscription invoice %s: %s; asked again after %s with the same key", invoice.pk, error,
-                       SUBSCRIPTION_CHARGE_LEASE)
+        logger.warning(
+            "Subscription invoice %s: %s; asked again after %s with the same key",
+            invoice.pk,
+            error,
+            SUBSCRIPTION_CHARGE_LEASE,
+        )
         return invoice
     with transaction.atomic():
         invoice = SubscriptionInvoice.objects.select_for_update().get(pk=invoice.pk)
@@ -689,18 +920,35 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
             payment = None
             if invoice.amount > 0:
                 payment = Payment.objects.create(
-                    organization_id=org_id, email=subscription.email, currency=invoice.currency,
-                    amount_held=invoice.amount, amount_captured=invoice.amount, gateway=get_gateway().name,
-                    reference=reference, status=Payment.Status.CAPTURED, card_last4=last4,
-                    session_ref=f"subscription-invoice:{invoice.pk}", settled_at=now,
+                    organization_id=org_id,
+                    email=subscription.email,
+                    currency=invoice.currency,
+                    amount_held=invoice.amount,
+                    amount_captured=invoice.amount,
+                    gateway=get_gateway().name,
+                    reference=reference,
+                    status=Payment.Status.CAPTURED,
+                    card_last4=last4,
+                    session_ref=f"subscription-invoice:{invoice.pk}",
+                    settled_at=now,
                 )
                 ledger.post(
-                    key=f"subscription-fee:{invoice.pk}", kind=LedgerTransaction.Kind.SUBSCRIPTION_FEE,
-                    organization_id=org_id, currency=invoice.currency, amount=invoice.amount, occurred_at=now,
-                    payment=payment, memo=f"Subscription {subscription.pk} {invoice.period_start:%Y-%m}",
+                    key=f"subscription-fee:{invoice.pk}",
+                    kind=LedgerTransaction.Kind.SUBSCRIPTION_FEE,
+                    organization_id=org_id,
+                    currency=invoice.currency,
+                    amount=invoice.amount,
+                    occurred_at=now,
+                    payment=payment,
+                    memo=f"Subscription {subscription.pk} {invoice.period_start:%Y-%m}",
                 )
-            invoice.status, invoice.paid_at, invoice.payment, invoice.last_error, invoice.next_attempt_at = (
-                SubscriptionInvoice.Status.PAID, now, payment, "", None)
+            (
+                invoice.status,
+                invoice.paid_at,
+                invoice.payment,
+                invoice.last_error,
+                invoice.next_attempt_at,
+            ) = (SubscriptionInvoice.Status.PAID, now, payment, "", None)
             invoice.save()
             Subscription.objects.filter(pk=subscription.pk).update(paid_until=invoice.period_end)
             transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=True))
@@ -712,21 +960,32 @@ def subscription_invoice_charge(*, invoice_id: int, now: datetime | None = None)
             else:
                 invoice.status, invoice.next_attempt_at = SubscriptionInvoice.Status.FAILED, None
             invoice.save()
-            logger.warning("Subscription invoice %s refused (attempt %s): %s", invoice.pk, invoice.attempts,
-                           invoice.last_error)
+            logger.warning(
+                "Subscription invoice %s refused (attempt %s): %s",
+                invoice.pk,
+                invoice.attempts,
+                invoice.last_error,
+            )
             transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=False))
     return invoice
 
 
 def _invoice_email(invoice_id: int, *, receipt: bool) -> None:
-    invoice = SubscriptionInvoice.objects.select_related("subscription__plan__property", "payment").get(pk=invoice_id)
+    invoice = SubscriptionInvoice.objects.select_related(
+        "subscription__plan__property", "payment"
+    ).get(pk=invoice_id)
     if not invoice.subscription.email:
         return
     kind = "receipt" if receipt else "failed"
-    body = render_to_string(f"billing/email_subscription_{kind}.txt", {"invoice": invoice,
-                                                                       "plan": invoice.subscription.plan})
-    subject = (f"Receipt: {invoice.subscription.plan.name} {invoice.period_start:%B %Y}" if receipt
-               else f"Your {invoice.subscription.plan.name} payment failed")
+    body = render_to_string(
+        f"billing/email_subscription_{kind}.txt",
+        {"invoice": invoice, "plan": invoice.subscription.plan},
+    )
+    subject = (
+        f"Receipt: {invoice.subscription.plan.name} {invoice.period_start:%B %Y}"
+        if receipt
+        else f"Your {invoice.subscription.plan.name} payment failed"
+    )
     send_mail(subject, body, None, [invoice.subscription.email])
     if receipt:
         SubscriptionInvoice.objects.filter(pk=invoice_id).update(receipt_sent_at=timezone.now())
@@ -737,25 +996,36 @@ def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
     paid period is over, and charge every invoice that is due or whose retry time has come."""
     now = now or timezone.now()
     opened = 0
-    due_subscriptions = Subscription.objects.filter(
-        status=Subscription.Status.ACTIVE, paid_until__lte=now).exclude(payment_method_ref="").select_related(
-        "plan__property")
+    due_subscriptions = (
+        Subscription.objects.filter(status=Subscription.Status.ACTIVE, paid_until__lte=now)
+        .exclude(payment_method_ref="")
+        .select_related("plan__property")
+    )
     for subscription in due_subscriptions:
         assert subscription.paid_until is not None
         with transaction.atomic():
             _, created = SubscriptionInvoice.objects.get_or_create(
-                subscription=subscription, period_start=subscription.paid_until,
-                defaults={"period_end": _month_bounds(subscription.paid_until)[1],
-                          "amount": subscription.plan.monthly_fee, "currency": subscription.plan.property.currency,
-                          "next_attempt_at": subscription.paid_until},
+                subscription=subscription,
+                period_start=subscription.paid_until,
+                defaults={
+                    "period_end": _month_bounds(subscription.paid_until)[1],
+                    "amount": subscription.plan.monthly_fee,
+                    "currency": subscription.plan.property.currency,
+                    "next_attempt_at": subscription.paid_until,
+                },
             )
         opened += int(created)
     counts = {"opened": opened, "paid": 0, "refused": 0, "unanswered": 0}
     due = SubscriptionInvoice.objects.filter(
         status__in=[SubscriptionInvoice.Status.DUE, SubscriptionInvoice.Status.RETRYING],
-        next_attempt_at__lte=now).values_list("pk", flat=True)
+        next_attempt_at__lte=now,
+    ).values_list("pk", flat=True)
     for invoice_id in list(due):
-        before = SubscriptionInvoice.objects.filter(pk=invoice_id).values_list("attempts", flat=True).first()
+        before = (
+            SubscriptionInvoice.objects.filter(pk=invoice_id)
+            .values_list("attempts", flat=True)
+            .first()
+        )
         invoice = subscription_invoice_charge(invoice_id=invoice_id, now=now)
         if invoice.status == SubscriptionInvoice.Status.PAID:
             counts["paid"] += 1
@@ -770,8 +1040,9 @@ def subscription_payment_method_set(*, customer_ref: str, payment_method_ref: st
     """Charge the customer's active subscriptions (and their pending retries) to another saved card."""
     if not customer_ref:
         return 0
-    return Subscription.objects.filter(customer_ref=customer_ref, status=Subscription.Status.ACTIVE).update(
-        payment_method_ref=payment_method_ref)
+    return Subscription.objects.filter(
+        customer_ref=customer_ref, status=Subscription.Status.ACTIVE
+    ).update(payment_method_ref=payment_method_ref)
 
 
 def subscription_email_set(*, customer_ref: str, email: str) -> int:

@@ -25,11 +25,33 @@ from .money import exact_sum
 CHUNK = 2000
 ZERO = Decimal("0")
 SESSION_COLUMNS = [
-    "session_id", "transaction_id", "station_id", "property", "started_at", "stopped_at", "energy_kwh", "currency",
-    "subtotal", "tax", "total", "charged", "processing_fee", "platform_fee", "refunded", "net",
+    "session_id",
+    "transaction_id",
+    "station_id",
+    "property",
+    "started_at",
+    "stopped_at",
+    "energy_kwh",
+    "currency",
+    "subtotal",
+    "tax",
+    "total",
+    "charged",
+    "processing_fee",
+    "platform_fee",
+    "refunded",
+    "net",
 ]
 ANNUAL_COLUMNS = [
-    "month", "currency", "sessions", "energy_kwh", "gross", "processing_fees", "platform_fees", "refunds", "net",
+    "month",
+    "currency",
+    "sessions",
+    "energy_kwh",
+    "gross",
+    "processing_fees",
+    "platform_fees",
+    "refunds",
+    "net",
     "payouts_paid",
 ]
 
@@ -50,7 +72,9 @@ def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def statement_request(*, organization_id: int, kind: str, date_from: date, date_to: date, user=None) -> StatementJob:
+def statement_request(
+    *, organization_id: int, kind: str, date_from: date, date_to: date, user=None
+) -> StatementJob:
     """Queue a statement; the task runs on commit (in-process without a broker)."""
     from django.core.exceptions import ValidationError
 
@@ -59,7 +83,11 @@ def statement_request(*, organization_id: int, kind: str, date_from: date, date_
     if date_to < date_from:
         raise ValidationError({"date_to": "The end date is before the start date."})
     job = StatementJob.objects.create(
-        organization_id=organization_id, kind=kind, date_from=date_from, date_to=date_to, created_by=user
+        organization_id=organization_id,
+        kind=kind,
+        date_from=date_from,
+        date_to=date_to,
+        created_by=user,
     )
     transaction.on_commit(lambda: statement_generate_task.delay(job.pk))
     return job
@@ -70,7 +98,9 @@ def _ledger_sums(session_ids: list[int]) -> dict[tuple[int, str], Decimal]:
     rows = (
         LedgerTransaction.objects.filter(session_id__in=session_ids)
         .exclude(kind__in=["payout", "payout_failed"])
-        .values("session_id", "kind").annotate(total=Sum("amount")).order_by()
+        .values("session_id", "kind")
+        .annotate(total=Sum("amount"))
+        .order_by()
     )
     return {(row["session_id"], row["kind"]): exact_sum(row["total"]) for row in rows}
 
@@ -87,8 +117,17 @@ def _write_sessions(job: StatementJob, handle) -> None:
     total = queryset.count()
     StatementJob.objects.filter(pk=job.pk).update(total=total)
     rows = queryset.order_by("started_at", "session_id").values_list(
-        "session_id", "session__transaction_id", "session__charger__station_id", "session__charger__property__name",
-        "started_at", "session__stopped_at", "energy_wh", "currency", "subtotal", "tax", "total",
+        "session_id",
+        "session__transaction_id",
+        "session__charger__station_id",
+        "session__charger__property__name",
+        "started_at",
+        "session__stopped_at",
+        "energy_wh",
+        "currency",
+        "subtotal",
+        "tax",
+        "total",
     )
     writer = csv_writer(handle)
     writer.writerow(SESSION_COLUMNS)
@@ -99,13 +138,29 @@ def _write_sessions(job: StatementJob, handle) -> None:
         sums = _ledger_sums([row[0] for row in buffer])
         for sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost in buffer:
             charged, proc, platform, refunded = (
-                sums.get((sid, kind), ZERO) for kind in ("guest_charge", "processing_fee", "platform_fee", "refund")
+                sums.get((sid, kind), ZERO)
+                for kind in ("guest_charge", "processing_fee", "platform_fee", "refund")
             )
-            writer.writerow([
-                sid, tx, station, prop, started.isoformat(), stopped.isoformat() if stopped else "",
-                f"{Decimal(wh) / 1000:.3f}", currency, _money(subtotal), _money(tax), _money(cost), _money(charged),
-                _money(proc), _money(platform), _money(refunded), _money(charged - proc - platform - refunded),
-            ])
+            writer.writerow(
+                [
+                    sid,
+                    tx,
+                    station,
+                    prop,
+                    started.isoformat(),
+                    stopped.isoformat() if stopped else "",
+                    f"{Decimal(wh) / 1000:.3f}",
+                    currency,
+                    _money(subtotal),
+                    _money(tax),
+                    _money(cost),
+                    _money(charged),
+                    _money(proc),
+                    _money(platform),
+                    _money(refunded),
+                    _money(charged - proc - platform - refunded),
+                ]
+            )
         buffer.clear()
 
     # A server-side cursor on PostgreSQL: only one chunk of rows is in memory at a time.
@@ -127,47 +182,88 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
 
     def row(month, currency):
         key = (month.date() if isinstance(month, datetime) else month, currency)
-        return months.setdefault(key, {
-            "month": key[0].strftime("%Y-%m"), "currency": currency, "sessions": 0, "energy_kwh": ZERO,
-            "gross": ZERO, "processing_fees": ZERO, "platform_fees": ZERO, "refunds": ZERO, "net": ZERO,
-            "payouts_paid": ZERO,
-        })
+        return months.setdefault(
+            key,
+            {
+                "month": key[0].strftime("%Y-%m"),
+                "currency": currency,
+                "sessions": 0,
+                "energy_kwh": ZERO,
+                "gross": ZERO,
+                "processing_fees": ZERO,
+                "platform_fees": ZERO,
+                "refunds": ZERO,
+                "net": ZERO,
+                "payouts_paid": ZERO,
+            },
+        )
 
     charges = (
-        SessionCharge.objects.filter(organization_id=organization_id, started_at__gte=start, started_at__lt=end)
-        .annotate(month=TruncMonth("started_at", tzinfo=UTC)).values("month", "currency")
-        .annotate(sessions=Count("pk"), wh=Sum("energy_wh")).order_by()
+        SessionCharge.objects.filter(
+            organization_id=organization_id, started_at__gte=start, started_at__lt=end
+        )
+        .annotate(month=TruncMonth("started_at", tzinfo=UTC))
+        .values("month", "currency")
+        .annotate(sessions=Count("pk"), wh=Sum("energy_wh"))
+        .order_by()
     )
     for item in charges:
         target = row(item["month"], item["currency"])
         target["sessions"] += item["sessions"]
         target["energy_kwh"] += Decimal(item["wh"] or 0) / 1000
     moves = (
-        LedgerTransaction.objects.filter(organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end)
+        LedgerTransaction.objects.filter(
+            organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end
+        )
         .exclude(kind__in=["payout", "payout_failed"])
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC)).values("month", "currency", "kind")
-        .annotate(total=Sum("amount")).order_by()
+        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
+        .values("month", "currency", "kind")
+        .annotate(total=Sum("amount"))
+        .order_by()
     )
-    names = {"guest_charge": "gross", "processing_fee": "processing_fees", "platform_fee": "platform_fees",
-             "refund": "refunds"}
+    names = {
+        "guest_charge": "gross",
+        "processing_fee": "processing_fees",
+        "platform_fee": "platform_fees",
+        "refund": "refunds",
+    }
     for item in moves:
         row(item["month"], item["currency"])[names[item["kind"]]] += exact_sum(item["total"])
     paid = (
-        Payout.objects.filter(organization_id=organization_id, status=Payout.Status.PAID, paid_at__gte=start,
-                              paid_at__lt=end)
-        .annotate(month=TruncMonth("paid_at", tzinfo=UTC)).values("month", "currency")
-        .annotate(total=Sum("net")).order_by()
+        Payout.objects.filter(
+            organization_id=organization_id,
+            status=Payout.Status.PAID,
+            paid_at__gte=start,
+            paid_at__lt=end,
+        )
+        .annotate(month=TruncMonth("paid_at", tzinfo=UTC))
+        .values("month", "currency")
+        .annotate(total=Sum("net"))
+        .order_by()
     )
     for item in paid:
         row(item["month"], item["currency"])["payouts_paid"] += exact_sum(item["total"])
     result = [months[key] for key in sorted(months)]
     totals: dict = {}
     for item in result:
-        item["net"] = item["gross"] - item["processing_fees"] - item["platform_fees"] - item["refunds"]
-        total = totals.setdefault(item["currency"], {
-            "month": "TOTAL", "currency": item["currency"], "sessions": 0, "energy_kwh": ZERO, "gross": ZERO,
-            "processing_fees": ZERO, "platform_fees": ZERO, "refunds": ZERO, "net": ZERO, "payouts_paid": ZERO,
-        })
+        item["net"] = (
+            item["gross"] - item["processing_fees"] - item["platform_fees"] - item["refunds"]
+        )
+        total = totals.setdefault(
+            item["currency"],
+            {
+                "month": "TOTAL",
+                "currency": item["currency"],
+                "sessions": 0,
+                "energy_kwh": ZERO,
+                "gross": ZERO,
+                "processing_fees": ZERO,
+                "platform_fees": ZERO,
+                "refunds": ZERO,
+                "net": ZERO,
+                "payouts_paid": ZERO,
+            },
+        )
         for name in ANNUAL_COLUMNS[2:]:
             total[name] += item[name]
     return result + [totals[c] for c in sorted(totals)]
@@ -179,17 +275,24 @@ def _write_annual(job: StatementJob, handle) -> None:
     writer = csv_writer(handle)
     writer.writerow(ANNUAL_COLUMNS)
     for index, item in enumerate(rows, start=1):
-        writer.writerow([
-            item["month"], item["currency"], item["sessions"], f"{item['energy_kwh']:.3f}",
-            *[_money(item[name]) for name in ANNUAL_COLUMNS[4:]],
-        ])
+        writer.writerow(
+            [
+                item["month"],
+                item["currency"],
+                item["sessions"],
+                f"{item['energy_kwh']:.3f}",
+                *[_money(item[name]) for name in ANNUAL_COLUMNS[4:]],
+            ]
+        )
         StatementJob.objects.filter(pk=job.pk).update(processed=index)
 
 
 def statement_generate(*, job_id: int) -> StatementJob:
     """Write the statement file. Rerunning rewrites the same file (idempotent)."""
     job = StatementJob.objects.get(pk=job_id)
-    StatementJob.objects.filter(pk=job.pk).update(status=StatementJob.Status.RUNNING, processed=0, error="")
+    StatementJob.objects.filter(pk=job.pk).update(
+        status=StatementJob.Status.RUNNING, processed=0, error=""
+    )
     root = statement_root()
     root.mkdir(parents=True, exist_ok=True)
     name = f"org{job.organization_id}-{job.kind}-{job.date_from}-{job.date_to}-{job.pk}.csv"
@@ -219,6 +322,3 @@ def statement_path(job: StatementJob) -> Path | None:
         return None
     path = statement_root() / job.file_path
     return path if path.is_file() else None
-
-
-

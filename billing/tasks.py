@@ -3,7 +3,9 @@
 from celery import shared_task
 
 
-@shared_task(name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+@shared_task(
+    name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5
+)
 def session_price_task(session_id: int) -> None:
     from .services import session_price
 
@@ -33,7 +35,9 @@ def payouts_reconcile_processor_task() -> int:
 
     if not isinstance(get_gateway(), StripeGateway):
         return 0  # the sandbox pays nothing out
-    ids = BillingSettings.objects.exclude(payout_account_id="").values_list("organization_id", flat=True)
+    ids = BillingSettings.objects.exclude(payout_account_id="").values_list(
+        "organization_id", flat=True
+    )
     for organization_id in ids:
         payouts_reconcile_with_processor(organization_id=organization_id)
     return len(ids)

@@ -38,9 +38,11 @@ from .statements import statement_path, statement_request
 def owned_organizations(user):
     if user.is_staff:
         return Organization.objects.order_by("name")
-    return Organization.objects.filter(
-        memberships__user=user, memberships__role=Membership.Role.OWNER
-    ).distinct().order_by("name")
+    return (
+        Organization.objects.filter(memberships__user=user, memberships__role=Membership.Role.OWNER)
+        .distinct()
+        .order_by("name")
+    )
 
 
 def _require_owner_somewhere(user):
@@ -74,14 +76,24 @@ def _rate_list(request, prop):
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                messages.success(request, "Rate saved. New sessions starting from its valid-from time use it.")
+                messages.success(
+                    request, "Rate saved. New sessions starting from its valid-from time use it."
+                )
                 return redirect("billing:rate-list", property_id=prop.pk)
     elif request.method == "POST":
         raise PermissionDenied("Your role is read-only.")
-    return render(request, "billing/rate_list.html", {
-        "property": prop, "rates": rates_for_property(prop.pk), "form": form, "can_edit": can_edit,
-        "portal_section": "locations",
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "billing/rate_list.html",
+        {
+            "property": prop,
+            "rates": rates_for_property(prop.pk),
+            "form": form,
+            "can_edit": can_edit,
+            "portal_section": "locations",
+        },
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required
@@ -100,57 +112,94 @@ def _rate_edit(request, rate):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, "Rate updated. Sessions already priced keep the rate they started under.")
+            messages.success(
+                request, "Rate updated. Sessions already priced keep the rate they started under."
+            )
             return redirect("billing:rate-list", property_id=rate.property_id)
-    return render(request, "billing/rate_edit.html", {"rate": rate, "form": form, "portal_section": "locations"},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "billing/rate_edit.html",
+        {"rate": rate, "form": form, "portal_section": "locations"},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required
 def payout_list(request):
     organizations = _require_owner_somewhere(request.user)
     org_ids = [o.pk for o in organizations]
-    payouts = Payout.objects.filter(organization_id__in=org_ids).select_related("organization", "rolled_into")[:200]
+    payouts = Payout.objects.filter(organization_id__in=org_ids).select_related(
+        "organization", "rolled_into"
+    )[:200]
     payments = (
         Payment.objects.filter(organization_id__in=org_ids, status=Payment.Status.CAPTURED)
-        .select_related("session", "session__charger").order_by("-created_at")[:50]
+        .select_related("session", "session__charger")
+        .order_by("-created_at")[:50]
     )
     jobs = StatementJob.objects.filter(organization_id__in=org_ids).order_by("-created_at")[:20]
-    reconciliations = ReconciliationImport.objects.order_by("-created_at")[:10] if request.user.is_staff else []
-    accounts = {row.organization_id: row for row in BillingSettings.objects.filter(organization_id__in=org_ids)}
+    reconciliations = (
+        ReconciliationImport.objects.order_by("-created_at")[:10] if request.user.is_staff else []
+    )
+    accounts = {
+        row.organization_id: row
+        for row in BillingSettings.objects.filter(organization_id__in=org_ids)
+    }
     payout_accounts = [{"organization": o, "settings": accounts.get(o.pk)} for o in organizations]
-    return render(request, "billing/payout_list.html", {
-        "payouts": payouts, "payments": payments, "jobs": jobs, "organizations": organizations,
-        "payout_accounts": payout_accounts,
-        "statement_form": StatementForm(organizations=organizations),
-        "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
-        "reconciliations": reconciliations,
-    })
+    return render(
+        request,
+        "billing/payout_list.html",
+        {
+            "payouts": payouts,
+            "payments": payments,
+            "jobs": jobs,
+            "organizations": organizations,
+            "payout_accounts": payout_accounts,
+            "statement_form": StatementForm(organizations=organizations),
+            "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
+            "reconciliations": reconciliations,
+        },
+    )
 
 
 @login_required
 def payout_detail(request, payout_id: int):
     payout = get_object_or_404(Payout.objects.select_related("organization"), pk=payout_id)
     require_role(request.user, payout.organization_id, owner=True)
-    return render(request, "billing/payout_detail.html", {
-        # The latest reconciliation's findings (each run of the report or of Stripe's payouts records its own).
-        "payout": payout, "breakdown": payout_breakdown(payout), "issues": payout.issues.filter(
-            reconciliation_id=payout.issues.order_by("-reconciliation_id").values("reconciliation_id")[:1],
-        ).select_related("reconciliation"),
-    })
+    return render(
+        request,
+        "billing/payout_detail.html",
+        {
+            # The latest reconciliation's findings (each run of the report or of Stripe's payouts records its own).
+            "payout": payout,
+            "breakdown": payout_breakdown(payout),
+            "issues": payout.issues.filter(
+                reconciliation_id=payout.issues.order_by("-reconciliation_id").values(
+                    "reconciliation_id"
+                )[:1],
+            ).select_related("reconciliation"),
+        },
+    )
 
 
 @login_required
 def payment_refund(request, payment_id: int):
-    payment = get_object_or_404(Payment.objects.select_related("session", "session__charger"), pk=payment_id)
+    payment = get_object_or_404(
+        Payment.objects.select_related("session", "session__charger"), pk=payment_id
+    )
     require_role(request.user, payment.organization_id, owner=True)
-    form = RefundForm(request.POST or None, initial={"amount": payment.refundable, "idempotency_key": uuid.uuid4().hex})
+    form = RefundForm(
+        request.POST or None,
+        initial={"amount": payment.refundable, "idempotency_key": uuid.uuid4().hex},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
                 refund = services.refund_issue(
-                    payment=payment, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
-                    source="support" if request.user.is_staff else "host", user=request.user,
+                    payment=payment,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    source="support" if request.user.is_staff else "host",
+                    user=request.user,
                     idempotency_key=f"portal:{form.cleaned_data['idempotency_key']}",
                 )
         except ValidationError as exc:
@@ -160,7 +209,8 @@ def payment_refund(request, payment_id: int):
             form.add_error(None, f"The payment processor refused the refund: {exc}")
         else:
             messages.success(
-                request, f"Refunded {refund.amount} {payment.currency}. It appears on the guest's receipt and "
+                request,
+                f"Refunded {refund.amount} {payment.currency}. It appears on the guest's receipt and "
                 "is deducted from the next payout.",
             )
             return redirect("billing:payout-list")
@@ -178,10 +228,15 @@ def statement_create(request):
         return redirect("billing:payout-list")
     data = form.cleaned_data
     statement_request(
-        organization_id=int(data["organization"]), kind=data["kind"], date_from=data["date_from"],
-        date_to=data["date_to"], user=request.user,
+        organization_id=int(data["organization"]),
+        kind=data["kind"],
+        date_from=data["date_from"],
+        date_to=data["date_to"],
+        user=request.user,
     )
-    messages.success(request, "The statement is being prepared; the progress bar shows how far it is.")
+    messages.success(
+        request, "The statement is being prepared; the progress bar shows how far it is."
+    )
     return redirect("billing:payout-list")
 
 
@@ -194,10 +249,16 @@ def _owned_job(request, job_id: int) -> StatementJob:
 @login_required
 def statement_progress(request, job_id: int):
     job = _owned_job(request, job_id)
-    return JsonResponse({
-        "status": job.status, "percent": job.percent, "processed": job.processed, "total": job.total,
-        "error": job.error, "download": f"/billing/statements/{job.pk}/download/" if job.status == "done" else None,
-    })
+    return JsonResponse(
+        {
+            "status": job.status,
+            "percent": job.percent,
+            "processed": job.processed,
+            "total": job.total,
+            "error": job.error,
+            "download": f"/billing/statements/{job.pk}/download/" if job.status == "done" else None,
+        }
+    )
 
 
 @login_required
@@ -206,8 +267,12 @@ def statement_download(request, job_id: int):
     path = statement_path(job)
     if path is None:
         raise Http404("The statement is not ready.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"statement-{job.kind}-{job.date_from}-{job.date_to}.csv",
-                        content_type="text/csv")
+    return FileResponse(
+        open(path, "rb"),
+        as_attachment=True,
+        filename=f"statement-{job.kind}-{job.date_from}-{job.date_to}.csv",
+        content_type="text/csv",
+    )
 
 
 @login_required
@@ -234,9 +299,14 @@ def reconciliation_detail(request, reconciliation_id: int):
     if not request.user.is_staff:
         raise Http404("Not found")
     record = get_object_or_404(ReconciliationImport, pk=reconciliation_id)
-    return render(request, "billing/reconciliation_detail.html", {
-        "record": record, "issues": record.issues.select_related("payout"),
-    })
+    return render(
+        request,
+        "billing/reconciliation_detail.html",
+        {
+            "record": record,
+            "issues": record.issues.select_related("payout"),
+        },
+    )
 
 
 @login_required
@@ -244,25 +314,46 @@ def session_cost_detail(request, session_id: int):
     """The line-by-line answer to "why is this session so expensive?" for hosts and support."""
     from chargers.selectors import sessions_for
 
-    session = get_object_or_404(sessions_for(request.user).select_related("charger__property"), pk=session_id)
+    session = get_object_or_404(
+        sessions_for(request.user).select_related("charger__property"), pk=session_id
+    )
     prop = session.charger.property
     role = require_role(request.user, prop.organization_id) if prop else None
     cost, rate, subscription, facts = services.session_cost_explained(session)
     payments = Payment.objects.filter(session=session).prefetch_related("refunds")
     with timezone.override(zoneinfo.ZoneInfo(prop.timezone if prop else "UTC")):
-        return render(request, "billing/session_cost.html", {
-            "session": session, "cost": cost, "rate": rate, "subscription": subscription, "facts": facts,
-            "payments": payments, "is_owner": role == Membership.Role.OWNER, "portal_section": "sessions",
-            "charging_minutes": cost.charging_seconds // 60, "idle_minutes": cost.idle_seconds // 60,
-        })
+        return render(
+            request,
+            "billing/session_cost.html",
+            {
+                "session": session,
+                "cost": cost,
+                "rate": rate,
+                "subscription": subscription,
+                "facts": facts,
+                "payments": payments,
+                "is_owner": role == Membership.Role.OWNER,
+                "portal_section": "sessions",
+                "charging_minutes": cost.charging_seconds // 60,
+                "idle_minutes": cost.idle_seconds // 60,
+            },
+        )
 
 
 def subscription_manage(request, manage_key: str):
     """Self-service account page reached by the unguessable link sent at sign-up."""
-    subscription = get_object_or_404(Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key)
+    subscription = get_object_or_404(
+        Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key
+    )
     if request.method == "POST" and request.POST.get("action") == "cancel":
         subscription = services.subscription_cancel(subscription=subscription)
-        messages.success(request, "Your subscription is cancelled. No further monthly fees will be charged.")
+        messages.success(
+            request, "Your subscription is cancelled. No further monthly fees will be charged."
+        )
         return redirect("billing:subscription-manage", manage_key=manage_key)
     charges = subscription.charges.select_related("session").order_by("-started_at")[:20]
-    return render(request, "billing/subscription_manage.html", {"subscription": subscription, "charges": charges})
+    return render(
+        request,
+        "billing/subscription_manage.html",
+        {"subscription": subscription, "charges": charges},
+    )

@@ -39,7 +39,9 @@ def verify(payload: bytes, signature_header: str, secret: str) -> dict[str, Any]
     if not secret:
         raise WebhookRejected("No webhook signing secret is configured.")
     try:
-        stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=TOLERANCE_S)
+        stripe.WebhookSignature.verify_header(
+            payload, signature_header, secret, tolerance=TOLERANCE_S
+        )
     except stripe.SignatureVerificationError as exc:
         raise WebhookRejected(f"Bad signature: {exc.user_message or exc}") from exc
     try:
@@ -60,8 +62,11 @@ def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
         try:
             with transaction.atomic():
                 stored = WebhookEvent.objects.create(
-                    event_id=str(event["id"]), type=str(event.get("type", ""))[:60],
-                    livemode=bool(event.get("livemode")), object_id=str(obj.get("id", ""))[:100], payload=event,
+                    event_id=str(event["id"]),
+                    type=str(event.get("type", ""))[:60],
+                    livemode=bool(event.get("livemode")),
+                    object_id=str(obj.get("id", ""))[:100],
+                    payload=event,
                 )
         except IntegrityError:
             return None
@@ -80,7 +85,9 @@ def _payment(reference: str) -> Payment | None:
 def _last4(obj: dict) -> str:
     charge = obj.get("latest_charge")
     if isinstance(charge, dict):
-        return str(((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", ""))[:4]
+        return str(
+            ((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", "")
+        )[:4]
     return ""
 
 
@@ -90,7 +97,9 @@ def on_capturable(obj: dict) -> None:
         return
     if payment.status == Payment.Status.PENDING:
         payment.status = Payment.Status.AUTHORIZED
-        payment.amount_held = from_minor(int(obj.get("amount_capturable") or obj.get("amount") or 0), payment.currency)
+        payment.amount_held = from_minor(
+            int(obj.get("amount_capturable") or obj.get("amount") or 0), payment.currency
+        )
         payment.last_error = ""
         payment.card_last4 = _last4(obj) or payment.card_last4
         payment.save(update_fields=["status", "amount_held", "last_error", "card_last4"])
@@ -102,7 +111,9 @@ def on_failed(obj: dict) -> None:
     payment = _payment(obj["id"])
     if payment is None:
         return
-    message = ((obj.get("last_payment_error") or {}).get("message") or "The card was declined.")[:300]
+    message = ((obj.get("last_payment_error") or {}).get("message") or "The card was declined.")[
+        :300
+    ]
     payment.last_error = message
     payment.save(update_fields=["last_error"])
 
@@ -119,8 +130,12 @@ def on_succeeded(obj: dict) -> None:
         payment.settled_at = payment.settled_at or timezone.now()
         payment.save(update_fields=["status", "amount_captured", "settled_at"])
     elif payment.status == Payment.Status.CAPTURED and payment.amount_captured != received:
-        logger.error("Payment %s: captured %s here, %s at the processor", payment.reference,
-                     payment.amount_captured, received)
+        logger.error(
+            "Payment %s: captured %s here, %s at the processor",
+            payment.reference,
+            payment.amount_captured,
+            received,
+        )
 
 
 def on_canceled(obj: dict) -> None:
@@ -128,7 +143,10 @@ def on_canceled(obj: dict) -> None:
     if payment is None or payment.status not in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
         return
     payment.status = Payment.Status.RELEASED
-    payment.release_reason = payment.release_reason or f"Canceled at the processor ({obj.get('cancellation_reason') or 'no reason given'})."
+    payment.release_reason = (
+        payment.release_reason
+        or f"Canceled at the processor ({obj.get('cancellation_reason') or 'no reason given'})."
+    )
     payment.settled_at = payment.settled_at or timezone.now()
     payment.save(update_fields=["status", "release_reason", "settled_at"])
 
@@ -140,8 +158,12 @@ def on_refunded(obj: dict) -> None:
     refunded = from_minor(int(obj.get("amount_refunded") or 0), payment.currency)
     if refunded > payment.amount_refunded:
         # A refund made outside this product (the processor's dashboard): say so, keep the truth.
-        logger.warning("Payment %s: %s refunded at the processor, %s here", payment.reference, refunded,
-                       payment.amount_refunded)
+        logger.warning(
+            "Payment %s: %s refunded at the processor, %s here",
+            payment.reference,
+            refunded,
+            payment.amount_refunded,
+        )
         payment.amount_refunded = min(refunded, payment.amount_captured or refunded)
         payment.save(update_fields=["amount_refunded"])
 
@@ -152,7 +174,10 @@ def on_payout(obj: dict, *, paid: bool) -> None:
     reference = str((obj.get("metadata") or {}).get("payout_reference") or "")
     payout = Payout.objects.filter(reference=reference).first() if reference else None
     if payout is None:
-        logger.info("Payout event %s matches no payout here (reconcile with the payout report)", obj.get("id"))
+        logger.info(
+            "Payout event %s matches no payout here (reconcile with the payout report)",
+            obj.get("id"),
+        )
         return
     expected = payout.net
     reported = from_minor(int(obj.get("amount") or 0), str(obj.get("currency") or payout.currency))
@@ -161,7 +186,9 @@ def on_payout(obj: dict, *, paid: bool) -> None:
             logger.error("Payout %s: %s expected, %s paid", payout.reference, expected, reported)
         payout_mark_paid(payout=payout)
     else:
-        payout_mark_failed(payout=payout, reason=str(obj.get("failure_message") or obj.get("failure_code") or ""))
+        payout_mark_failed(
+            payout=payout, reason=str(obj.get("failure_message") or obj.get("failure_code") or "")
+        )
 
 
 def on_account_updated(obj: dict) -> None:

@@ -44,7 +44,15 @@ from .models import (
 class ConnectorInline(admin.TabularInline):
     model = Connector
     extra = 0
-    readonly_fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp", "updated_at"]
+    readonly_fields = [
+        "connector_id",
+        "status",
+        "error_code",
+        "vendor_error_code",
+        "info",
+        "status_timestamp",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -52,11 +60,15 @@ class ConnectorInline(admin.TabularInline):
 
 class ChargerAdminForm(forms.ModelForm):
     ocpp_password = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), min_length=16, max_length=40,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        min_length=16,
+        max_length=40,
         help_text="Set a new HTTP Basic password for this charger (16-40 characters). Leave empty to keep it.",
     )
     remove_password = forms.BooleanField(
-        required=False, help_text="Remove the password (only for security profile 0 or 3, which do not use it).",
+        required=False,
+        help_text="Remove the password (only for security profile 0 or 3, which do not use it).",
     )
 
     class Meta:
@@ -66,12 +78,19 @@ class ChargerAdminForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         prop = data.get("property")
-        check_same_organization(prop.organization_id if prop else None, data.get("token_groups"),
-                                field="token_groups", message="Token groups must belong to the charger's organization.")
+        check_same_organization(
+            prop.organization_id if prop else None,
+            data.get("token_groups"),
+            field="token_groups",
+            message="Token groups must belong to the charger's organization.",
+        )
         if data.get("remove_password") and data.get("security_profile") in (
-            Charger.SecurityProfile.BASIC_AUTH, Charger.SecurityProfile.TLS_BASIC_AUTH
+            Charger.SecurityProfile.BASIC_AUTH,
+            Charger.SecurityProfile.TLS_BASIC_AUTH,
         ):
-            self.add_error("remove_password", "Profiles 1 and 2 authenticate with the password: keep it.")
+            self.add_error(
+                "remove_password", "Profiles 1 and 2 authenticate with the password: keep it."
+            )
         return data
 
     def save(self, commit=True):
@@ -82,7 +101,8 @@ class ChargerAdminForm(forms.ModelForm):
         elif self.cleaned_data.get("ocpp_password"):
             charger.set_ocpp_password(self.cleaned_data["ocpp_password"])
         elif not charger.ocpp_password_hash and charger.security_profile in (
-            Charger.SecurityProfile.BASIC_AUTH, Charger.SecurityProfile.TLS_BASIC_AUTH
+            Charger.SecurityProfile.BASIC_AUTH,
+            Charger.SecurityProfile.TLS_BASIC_AUTH,
         ):
             # A charger that authenticates with a password gets one: shown once after saving.
             self.generated_password = credentials.generate_password()
@@ -106,25 +126,76 @@ class ConnectionFilter(admin.SimpleListFilter):
         if self.value() not in ("online", "offline"):
             return queryset
         now = timezone.now()
-        connected = queryset.exclude(connection_id="").exclude(last_seen_at=None).only(
-            "pk", "connection_id", "last_seen_at", "heartbeat_interval"
+        connected = (
+            queryset.exclude(connection_id="")
+            .exclude(last_seen_at=None)
+            .only("pk", "connection_id", "last_seen_at", "heartbeat_interval")
         )
         online = [c.pk for c in connected if c.is_online(now)]
-        return queryset.filter(pk__in=online) if self.value() == "online" else queryset.exclude(pk__in=online)
+        return (
+            queryset.filter(pk__in=online)
+            if self.value() == "online"
+            else queryset.exclude(pk__in=online)
+        )
 
 
 @admin.register(Charger)
 class ChargerAdmin(admin.ModelAdmin):
     form = ChargerAdminForm
-    list_display = ["station_id", "property", "online", "last_seen_at", "security_profile", "access_mode", "ownership", "license_valid_until", "out_of_order", "vendor", "model", "firmware_version", "ocpp_version"]
+    list_display = [
+        "station_id",
+        "property",
+        "online",
+        "last_seen_at",
+        "security_profile",
+        "access_mode",
+        "ownership",
+        "license_valid_until",
+        "out_of_order",
+        "vendor",
+        "model",
+        "firmware_version",
+        "ocpp_version",
+    ]
     search_fields = ["station_id", "name", "serial_number", "vendor", "model", "property__name"]
-    list_filter = [ConnectionFilter, "ocpp_version", "security_profile", "access_mode", "ownership", "out_of_order", "registration_status", "property__organization"]
+    list_filter = [
+        ConnectionFilter,
+        "ocpp_version",
+        "security_profile",
+        "access_mode",
+        "ownership",
+        "out_of_order",
+        "registration_status",
+        "property__organization",
+    ]
     list_select_related = ["property"]
     raw_id_fields = ["property"]
     filter_horizontal = ["token_groups"]
-    readonly_fields = ["vendor", "model", "serial_number", "firmware_version", "connection_id", "connected_at", "disconnected_at", "last_seen_at", "last_heartbeat_at", "last_boot_at", "security_profile_pending", "ocpp_password_set_at", "ocpp_version"]
+    readonly_fields = [
+        "vendor",
+        "model",
+        "serial_number",
+        "firmware_version",
+        "connection_id",
+        "connected_at",
+        "disconnected_at",
+        "last_seen_at",
+        "last_heartbeat_at",
+        "last_boot_at",
+        "security_profile_pending",
+        "ocpp_password_set_at",
+        "ocpp_version",
+    ]
     inlines = [ConnectorInline]
-    actions = ["remote_start", "remote_stop", "soft_reset", "hard_reset", "unlock_connector", "clear_cache", "push_local_list"]
+    actions = [
+        "remote_start",
+        "remote_stop",
+        "soft_reset",
+        "hard_reset",
+        "unlock_connector",
+        "clear_cache",
+        "push_local_list",
+    ]
 
     @admin.display(description="Online", boolean=True)
     def online(self, obj):
@@ -136,10 +207,17 @@ class ChargerAdmin(admin.ModelAdmin):
 
     def _password_once(self, request, obj):
         # Rendered, not redirected: the password must not travel through a message cookie.
-        response = TemplateResponse(request, "admin/chargers/charger/password_once.html", {
-            **self.admin_site.each_context(request), "charger": obj, "password": request._generated_ocpp_password,
-            "opts": self.model._meta, "title": f"OCPP password of {obj.station_id}",
-        })
+        response = TemplateResponse(
+            request,
+            "admin/chargers/charger/password_once.html",
+            {
+                **self.admin_site.each_context(request),
+                "charger": obj,
+                "password": request._generated_ocpp_password,
+                "opts": self.model._meta,
+                "title": f"OCPP password of {obj.station_id}",
+            },
+        )
         response["Cache-Control"] = "no-store"
         return response
 
@@ -157,19 +235,35 @@ class ChargerAdmin(admin.ModelAdmin):
         for charger in queryset:
             payload = payload_for(charger)
             if payload is None:
-                self.message_user(request, f"{charger}: nothing to send for {action}.", messages.WARNING)
+                self.message_user(
+                    request, f"{charger}: nothing to send for {action}.", messages.WARNING
+                )
                 continue
             try:
-                command = commands.send_command_sync(charger, action, payload, source="admin", user_id=request.user.pk)
+                command = commands.send_command_sync(
+                    charger, action, payload, source="admin", user_id=request.user.pk
+                )
             except commands.ChargerOffline:
-                self.message_user(request, f"{charger}: offline, {action} not sent.", messages.ERROR)
+                self.message_user(
+                    request, f"{charger}: offline, {action} not sent.", messages.ERROR
+                )
             except commands.CommandTimeout:
-                self.message_user(request, f"{charger}: no answer to {action} in time.", messages.ERROR)
+                self.message_user(
+                    request, f"{charger}: no answer to {action} in time.", messages.ERROR
+                )
             except commands.InvalidCommand as exc:
                 self.message_user(request, f"{charger}: {exc.error.description}", messages.ERROR)
             else:
-                level = messages.SUCCESS if command.result_status in ("Accepted", "Unlocked") else messages.WARNING
-                self.message_user(request, f"{charger}: {action} -> {command.result_status or command.status}", level)
+                level = (
+                    messages.SUCCESS
+                    if command.result_status in ("Accepted", "Unlocked")
+                    else messages.WARNING
+                )
+                self.message_user(
+                    request,
+                    f"{charger}: {action} -> {command.result_status or command.status}",
+                    level,
+                )
 
     @admin.action(description="Remote start on connector 1 (operator override token)")
     def remote_start(self, request, queryset):
@@ -179,26 +273,46 @@ class ChargerAdmin(admin.ModelAdmin):
 
         for charger in queryset:
             try:
-                token, decision, command = operator_remote_start_sync(charger, connector_id=1, user_id=request.user.pk)
+                token, decision, command = operator_remote_start_sync(
+                    charger, connector_id=1, user_id=request.user.pk
+                )
             except ValueError as exc:
                 self.message_user(request, f"{charger}: {exc}", messages.ERROR)
                 continue
             except commands.ChargerOffline:
-                self.message_user(request, f"{charger}: offline, RemoteStartTransaction not sent.", messages.ERROR)
+                self.message_user(
+                    request, f"{charger}: offline, RemoteStartTransaction not sent.", messages.ERROR
+                )
                 continue
             except commands.CommandTimeout:
-                self.message_user(request, f"{charger}: no answer to RemoteStartTransaction in time.", messages.ERROR)
+                self.message_user(
+                    request,
+                    f"{charger}: no answer to RemoteStartTransaction in time.",
+                    messages.ERROR,
+                )
                 continue
             if command is None:
-                self.message_user(request, f"{charger}: {token.uid} refused ({decision.reason}): {decision.message}", messages.ERROR)
+                self.message_user(
+                    request,
+                    f"{charger}: {token.uid} refused ({decision.reason}): {decision.message}",
+                    messages.ERROR,
+                )
                 continue
             level = messages.SUCCESS if command.result_status == "Accepted" else messages.WARNING
-            self.message_user(request, f"{charger}: RemoteStartTransaction with {token.uid} -> {command.result_status or command.status}", level)
+            self.message_user(
+                request,
+                f"{charger}: RemoteStartTransaction with {token.uid} -> {command.result_status or command.status}",
+                level,
+            )
 
     @admin.action(description="Remote stop the active session")
     def remote_stop(self, request, queryset):
         def payload(charger):
-            active = charger.sessions.filter(status=ChargingSession.Status.ACTIVE).order_by("-started_at").first()
+            active = (
+                charger.sessions.filter(status=ChargingSession.Status.ACTIVE)
+                .order_by("-started_at")
+                .first()
+            )
             return {"transactionId": active.transaction_id} if active else None
 
         self._send(request, queryset, "RemoteStopTransaction", payload)
@@ -225,20 +339,51 @@ class ChargerAdmin(admin.ModelAdmin):
 
         for charger in queryset:
             try:
-                command = local_list_push_sync(charger, user_id=request.user.pk, full=True, source="admin")
-            except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand) as exc:
-                self.message_user(request, f"{charger}: local list not pushed ({exc}).", messages.ERROR)
+                command = local_list_push_sync(
+                    charger, user_id=request.user.pk, full=True, source="admin"
+                )
+            except (
+                commands.ChargerOffline,
+                commands.CommandTimeout,
+                commands.InvalidCommand,
+            ) as exc:
+                self.message_user(
+                    request, f"{charger}: local list not pushed ({exc}).", messages.ERROR
+                )
             else:
-                self.message_user(request, f"{charger}: SendLocalList -> {command.result_status or command.status}")
+                self.message_user(
+                    request,
+                    f"{charger}: SendLocalList -> {command.result_status or command.status}",
+                )
 
 
 @admin.register(OcppMessage)
 class OcppMessageAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "charger", "direction", "message_type", "action", "unique_id", "id_tag", "escaped", "violation"]
+    list_display = [
+        "timestamp",
+        "charger",
+        "direction",
+        "message_type",
+        "action",
+        "unique_id",
+        "id_tag",
+        "escaped",
+        "violation",
+    ]
     # Fixed actions: the default filter reads SELECT DISTINCT action over the whole log on every page.
-    list_filter = ["direction", "message_type", "escaped", fixed_choices_filter("action", "action", OCPP_ACTIONS)]
-    search_fields = ["charger__station_id", "id_tag"]  # for the help text; the lookups are get_search_results'
-    search_help_text = "A Station ID or an idTag, exactly (the log has millions of rows: indexed lookups only)."
+    list_filter = [
+        "direction",
+        "message_type",
+        "escaped",
+        fixed_choices_filter("action", "action", OCPP_ACTIONS),
+    ]
+    search_fields = [
+        "charger__station_id",
+        "id_tag",
+    ]  # for the help text; the lookups are get_search_results'
+    search_help_text = (
+        "A Station ID or an idTag, exactly (the log has millions of rows: indexed lookups only)."
+    )
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
@@ -258,7 +403,17 @@ class OcppMessageAdmin(ReadOnlyAdmin):
 
 @admin.register(ChargingSession)
 class ChargingSessionAdmin(admin.ModelAdmin):
-    list_display = ["transaction_id", "charger", "connector_id", "id_tag", "started_at", "stopped_at", "energy", "status", "stop_reason"]
+    list_display = [
+        "transaction_id",
+        "charger",
+        "connector_id",
+        "id_tag",
+        "started_at",
+        "stopped_at",
+        "energy",
+        "status",
+        "stop_reason",
+    ]
     list_filter = ["status", fixed_choices_filter("stop_reason", "stop reason", STOP_REASONS)]
     search_fields = ["transaction_id", "ocpp_transaction_id", "id_tag", "charger__station_id"]
     list_select_related = ["charger"]
@@ -273,8 +428,15 @@ class ChargingSessionAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        match = Q(id_tag=term) | Q(ocpp_transaction_id=term) | Q(
-            charger_id__in=list(Charger.objects.filter(station_id=term).values_list("pk", flat=True)))
+        match = (
+            Q(id_tag=term)
+            | Q(ocpp_transaction_id=term)
+            | Q(
+                charger_id__in=list(
+                    Charger.objects.filter(station_id=term).values_list("pk", flat=True)
+                )
+            )
+        )
         if term.isdecimal() and int(term) < 2**31:
             match |= Q(transaction_id=int(term))
         return queryset.filter(match), False
@@ -286,7 +448,16 @@ class ChargingSessionAdmin(admin.ModelAdmin):
 
 @admin.register(MeterValue)
 class MeterValueAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "charger", "connector_id", "session", "measurand", "phase", "value", "unit"]
+    list_display = [
+        "timestamp",
+        "charger",
+        "connector_id",
+        "session",
+        "measurand",
+        "phase",
+        "value",
+        "unit",
+    ]
     list_filter = ["measurand"]
     search_fields = ["charger__station_id"]
     list_select_related = ["charger", "session"]
@@ -296,11 +467,29 @@ class MeterValueAdmin(ReadOnlyAdmin):
 
 @admin.register(OrphanStop)
 class OrphanStopAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "charger", "transaction_id", "id_tag", "stopped_at", "meter_stop_wh", "reason", "reviewed"]
+    list_display = [
+        "received_at",
+        "charger",
+        "transaction_id",
+        "id_tag",
+        "stopped_at",
+        "meter_stop_wh",
+        "reason",
+        "reviewed",
+    ]
     list_filter = ["reviewed", "reason"]
     search_fields = ["charger__station_id", "transaction_id", "id_tag"]
     list_select_related = ["charger"]
-    readonly_fields = ["charger", "transaction_id", "id_tag", "stopped_at", "meter_stop_wh", "reason", "payload", "received_at"]
+    readonly_fields = [
+        "charger",
+        "transaction_id",
+        "id_tag",
+        "stopped_at",
+        "meter_stop_wh",
+        "reason",
+        "payload",
+        "received_at",
+    ]
 
 
 @admin.register(Command)
@@ -343,13 +532,32 @@ class AuthorizationKeyChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(ChargerCertificate)
 class ChargerCertificateAdmin(admin.ModelAdmin):
-    list_display = ["issued_at", "charger", "subject", "serial_number", "not_after", "delivery", "revoked_at"]
+    list_display = [
+        "issued_at",
+        "charger",
+        "subject",
+        "serial_number",
+        "not_after",
+        "delivery",
+        "revoked_at",
+    ]
     search_fields = ["charger__station_id", "serial_number", "fingerprint_sha256", "subject"]
     list_filter = ["delivery"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger", "command"]
-    readonly_fields = ["charger", "serial_number", "fingerprint_sha256", "subject", "not_before", "not_after",
-                       "certificate_pem", "command", "delivery", "issued_at", "revoked_at"]
+    readonly_fields = [
+        "charger",
+        "serial_number",
+        "fingerprint_sha256",
+        "subject",
+        "not_before",
+        "not_after",
+        "certificate_pem",
+        "command",
+        "delivery",
+        "issued_at",
+        "revoked_at",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request):
@@ -404,7 +612,16 @@ class OcppServerProcessAdmin(ReadOnlyAdmin):
 
 @admin.register(TransactionEvent)
 class TransactionEventAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "charger", "ocpp_transaction_id", "seq_no", "event_type", "trigger_reason", "offline", "session"]
+    list_display = [
+        "timestamp",
+        "charger",
+        "ocpp_transaction_id",
+        "seq_no",
+        "event_type",
+        "trigger_reason",
+        "offline",
+        "session",
+    ]
     list_filter = ["event_type", "trigger_reason", "offline"]
     search_fields = ["charger__station_id", "ocpp_transaction_id"]
     list_select_related = ["charger", "session"]
@@ -414,7 +631,20 @@ class TransactionEventAdmin(ReadOnlyAdmin):
 
 @admin.register(DeviceVariable)
 class DeviceVariableAdmin(ReadOnlyAdmin):
-    list_display = ["charger", "component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance", "attribute_type", "value", "mutability", "standardized", "updated_at"]
+    list_display = [
+        "charger",
+        "component",
+        "component_instance",
+        "evse_id",
+        "connector_id",
+        "variable",
+        "variable_instance",
+        "attribute_type",
+        "value",
+        "mutability",
+        "standardized",
+        "updated_at",
+    ]
     list_filter = ["standardized", "attribute_type", "mutability"]
     search_fields = ["charger__station_id", "component", "variable"]
     list_select_related = ["charger"]
@@ -423,17 +653,37 @@ class DeviceVariableAdmin(ReadOnlyAdmin):
 
 @admin.register(ChargerEvent)
 class ChargerEventAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "charger", "component", "variable", "actual_value", "trigger", "event_notification_type", "cleared"]
+    list_display = [
+        "timestamp",
+        "charger",
+        "component",
+        "variable",
+        "actual_value",
+        "trigger",
+        "event_notification_type",
+        "cleared",
+    ]
     list_filter = ["trigger", "event_notification_type"]
     search_fields = ["charger__station_id", "component", "variable"]
     list_select_related = ["charger"]
     raw_id_fields = ["charger"]
 
+
 # What chargers hold or reported (reservations, profiles, monitors, notices): made through the
 # portal, the API or the charger, so read-only here like the rest of the OCPP record.
 @admin.register(ConnectorReservation)
 class ConnectorReservationAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "charger", "connector_id", "reservation_id", "id_tag", "expires_at", "status", "charger_answer", "source"]
+    list_display = [
+        "created_at",
+        "charger",
+        "connector_id",
+        "reservation_id",
+        "id_tag",
+        "expires_at",
+        "status",
+        "charger_answer",
+        "source",
+    ]
     list_filter = ["status", "source"]
     search_fields = ["charger__station_id", "id_tag", "group_id_tag"]
     list_select_related = ["charger"]
@@ -442,7 +692,17 @@ class ConnectorReservationAdmin(ReadOnlyAdmin):
 
 @admin.register(ChargingProfile)
 class ChargingProfileAdmin(ReadOnlyAdmin):
-    list_display = ["charger", "evse_id", "profile_id", "purpose", "stack_level", "kind", "status", "source", "updated_at"]
+    list_display = [
+        "charger",
+        "evse_id",
+        "profile_id",
+        "purpose",
+        "stack_level",
+        "kind",
+        "status",
+        "source",
+        "updated_at",
+    ]
     list_filter = ["status", "purpose", "source"]
     search_fields = ["charger__station_id", "transaction_id"]
     list_select_related = ["charger"]
@@ -451,7 +711,16 @@ class ChargingProfileAdmin(ReadOnlyAdmin):
 
 @admin.register(VariableMonitor)
 class VariableMonitorAdmin(ReadOnlyAdmin):
-    list_display = ["charger", "monitor_id", "component", "variable", "type", "value", "severity", "updated_at"]
+    list_display = [
+        "charger",
+        "monitor_id",
+        "component",
+        "variable",
+        "type",
+        "value",
+        "severity",
+        "updated_at",
+    ]
     list_filter = ["type", "severity"]
     search_fields = ["charger__station_id", "component", "variable"]
     list_select_related = ["charger"]

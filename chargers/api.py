@@ -43,7 +43,14 @@ from .selectors import chargers_for, message_log, sessions_for
 class ConnectorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connector
-        fields = ["connector_id", "status", "error_code", "vendor_error_code", "info", "status_timestamp"]
+        fields = [
+            "connector_id",
+            "status",
+            "error_code",
+            "vendor_error_code",
+            "info",
+            "status_timestamp",
+        ]
 
 
 class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
@@ -51,29 +58,39 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     station_id = serializers.CharField(max_length=48, validators=[station_id_validator])
     property = serializers.PrimaryKeyRelatedField(queryset=Property.objects.all(), allow_null=False)
     unit = serializers.PrimaryKeyRelatedField(
-        queryset=Unit.objects.all(), allow_null=True, required=False,
+        queryset=Unit.objects.all(),
+        allow_null=True,
+        required=False,
         help_text="The unit of its property it serves (stays, docs/pms.md); null: shared by the property.",
     )
     ocpp_password = serializers.CharField(
-        write_only=True, required=False, min_length=OCPP_PASSWORD_MIN_LENGTH, max_length=40, trim_whitespace=False,
+        write_only=True,
+        required=False,
+        min_length=OCPP_PASSWORD_MIN_LENGTH,
+        max_length=40,
+        trim_whitespace=False,
         help_text=(
             "HTTP Basic password of the charger (security profiles 1 and 2), 16-40 characters; write-only. "
             "Leave it out when creating a charger to get a generated one: the response shows it once."
         ),
     )
     security_profile = serializers.ChoiceField(
-        choices=Charger.SecurityProfile.choices, required=False,
+        choices=Charger.SecurityProfile.choices,
+        required=False,
         help_text="OCPP security profile a connection must meet (default 1). 0 and lowering: support staff only.",
     )
     # A plain integer: the same choices twice would make two enums in the OpenAPI schema.
     security_profile_pending = serializers.IntegerField(
-        read_only=True, allow_null=True,
+        read_only=True,
+        allow_null=True,
         help_text="A higher profile the charger accepted over OCPP; it becomes security_profile at its first "
         "connection that meets it.",
     )
     status = serializers.SerializerMethodField()
     connectors = serializers.SerializerMethodField()
-    token_groups = serializers.PrimaryKeyRelatedField(many=True, required=False, queryset=TokenGroup.objects.all())
+    token_groups = serializers.PrimaryKeyRelatedField(
+        many=True, required=False, queryset=TokenGroup.objects.all()
+    )
     roaming_enabled = serializers.BooleanField(allow_null=True, required=False)
     guest_charging_enabled = serializers.BooleanField(allow_null=True, required=False)
     has_password = serializers.SerializerMethodField()
@@ -81,15 +98,42 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Charger
         fields = [
-            "station_id", "name", "property", "access_mode", "ownership", "security_profile",
-            "security_profile_pending", "ocpp_password", "has_password", "ocpp_password_set_at",
-            "license_valid_until", "out_of_order", "status", "last_heartbeat", "last_seen_at", "vendor",
-            "model", "serial_number", "firmware_version", "registration_status", "connectors",
-            "roaming_enabled", "guest_charging_enabled", "token_groups", "ocpp_version", "unit",
+            "station_id",
+            "name",
+            "property",
+            "access_mode",
+            "ownership",
+            "security_profile",
+            "security_profile_pending",
+            "ocpp_password",
+            "has_password",
+            "ocpp_password_set_at",
+            "license_valid_until",
+            "out_of_order",
+            "status",
+            "last_heartbeat",
+            "last_seen_at",
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "registration_status",
+            "connectors",
+            "roaming_enabled",
+            "guest_charging_enabled",
+            "token_groups",
+            "ocpp_version",
+            "unit",
         ]
         read_only_fields = [
-            "vendor", "model", "serial_number", "firmware_version", "last_seen_at", "security_profile_pending",
-            "ocpp_password_set_at", "ocpp_version",
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "last_seen_at",
+            "security_profile_pending",
+            "ocpp_password_set_at",
+            "ocpp_version",
         ]
 
     last_heartbeat = serializers.DateTimeField(source="last_heartbeat_at", read_only=True)
@@ -108,7 +152,9 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     def validate_station_id(self, value):
         if self.instance:
             if value != self.instance.station_id:
-                raise ValidationError("The Station ID is the charger's OCPP identity and cannot change.")
+                raise ValidationError(
+                    "The Station ID is the charger's OCPP identity and cannot change."
+                )
             return value
         from .services import station_id_problem
 
@@ -121,13 +167,19 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         prop = attrs.get("property") or getattr(self.instance, "property", None)
         if self.instance is not None and "property" in attrs and self.instance.property_id:
             if prop.organization_id != self.instance.property.organization_id:
-                raise ValidationError({"property": "A charger moves only between locations of its organization."})
-        unit = attrs.get("unit", getattr(self.instance, "unit", None) if "property" not in attrs else None)
+                raise ValidationError(
+                    {"property": "A charger moves only between locations of its organization."}
+                )
+        unit = attrs.get(
+            "unit", getattr(self.instance, "unit", None) if "property" not in attrs else None
+        )
         if unit is not None and prop is not None and unit.property_id != prop.pk:
             raise ValidationError({"unit": "This unit belongs to another property."})
         for group in attrs.get("token_groups", []):
             if prop is None or group.organization_id != prop.organization_id:
-                raise ValidationError({"token_groups": "Token groups must belong to the charger's organization."})
+                raise ValidationError(
+                    {"token_groups": "Token groups must belong to the charger's organization."}
+                )
         return attrs
 
     def to_representation(self, instance):
@@ -154,7 +206,8 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             request = self.context.get("request")
             try:
                 self.generated_password = charger_set_security_profile(
-                    charger=instance, profile=instance.security_profile if profile is None else profile,
+                    charger=instance,
+                    profile=instance.security_profile if profile is None else profile,
                     by_staff=bool(request and request.user.is_staff),
                 )
             except SecurityProfileRefused as exc:
@@ -175,7 +228,9 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
 
 
 class ChargerFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=[("online", "online"), ("offline", "offline")], method="filter_status")
+    status = django_filters.ChoiceFilter(
+        choices=[("online", "online"), ("offline", "offline")], method="filter_status"
+    )
     search = django_filters.CharFilter(method="filter_search")
 
     class Meta:
@@ -200,9 +255,10 @@ class ChargerFilter(django_filters.FilterSet):
         from django.db.models import Q
 
         return queryset.filter(
-            Q(station_id__icontains=value) | Q(name__icontains=value) | Q(serial_number__icontains=value)
+            Q(station_id__icontains=value)
+            | Q(name__icontains=value)
+            | Q(serial_number__icontains=value)
         )
-
 
 
 class CommandSerializer(serializers.Serializer):
@@ -227,15 +283,31 @@ class OperationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChargerOperation
-        fields = ["id", "kind", "request_id", "status", "details", "created_at", "updated_at", "history"]
+        fields = [
+            "id",
+            "kind",
+            "request_id",
+            "status",
+            "details",
+            "created_at",
+            "updated_at",
+            "history",
+        ]
 
 
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChargerCertificate
         fields = [
-            "serial_number", "fingerprint_sha256", "subject", "not_before", "not_after", "delivery", "issued_at",
-            "revoked_at", "certificate_pem",
+            "serial_number",
+            "fingerprint_sha256",
+            "subject",
+            "not_before",
+            "not_after",
+            "delivery",
+            "issued_at",
+            "revoked_at",
+            "certificate_pem",
         ]
 
 
@@ -243,9 +315,22 @@ class DeviceVariableSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeviceVariable
         fields = [
-            "component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance",
-            "attribute_type", "value", "mutability", "persistent", "constant", "data_type", "unit", "values_list",
-            "standardized", "updated_at",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "attribute_type",
+            "value",
+            "mutability",
+            "persistent",
+            "constant",
+            "data_type",
+            "unit",
+            "values_list",
+            "standardized",
+            "updated_at",
         ]
 
 
@@ -275,17 +360,24 @@ def _security_command_check(charger: Charger, action: str, payload: dict) -> Non
         value = str(payload.get("value", ""))
         if not value.isdigit() or not charger.security_profile < int(value) <= 3:
             # A00.FR.005: OCPP never lowers a profile; A05.FR.01: only a higher one is sent.
-            raise commands.InvalidCommand(OcppError(
-                "PropertyConstraintViolation",
-                f"SecurityProfile can only be raised over OCPP, above the charger's {charger.security_profile}.",
-            ))
+            raise commands.InvalidCommand(
+                OcppError(
+                    "PropertyConstraintViolation",
+                    f"SecurityProfile can only be raised over OCPP, above the charger's {charger.security_profile}.",
+                )
+            )
         if int(value) < 3 and not charger.ocpp_password_hash:
-            raise commands.InvalidCommand(OcppError(
-                "PropertyConstraintViolation", "Give the charger a password before raising it to a password profile.",
-            ))
+            raise commands.InvalidCommand(
+                OcppError(
+                    "PropertyConstraintViolation",
+                    "Give the charger a password before raising it to a password profile.",
+                )
+            )
 
 
-class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMixin, viewsets.ModelViewSet):
+class ChargerViewSet(
+    ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMixin, viewsets.ModelViewSet
+):
     serializer_class = ChargerSerializer
     filterset_class = ChargerFilter
     lookup_field = "station_id"
@@ -294,7 +386,9 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return chargers_for(self.request.user).prefetch_related("token_groups").order_by("station_id")
+        return (
+            chargers_for(self.request.user).prefetch_related("token_groups").order_by("station_id")
+        )
 
     def organization_id_of(self, obj):
         return obj.property.organization_id if obj.property_id else None
@@ -320,7 +414,8 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("action", str), OpenApiParameter("search", str),
+            OpenApiParameter("action", str),
+            OpenApiParameter("search", str),
             OpenApiParameter("direction", str, enum=["in", "out"]),
             OpenApiParameter("message_type", str, enum=["CALL", "CALLRESULT", "CALLERROR"]),
             OpenApiParameter("before", int, description="Keyset: return rows older than this id."),
@@ -333,13 +428,19 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
         charger = self.get_object()
         try:
             limit = max(1, min(int(request.query_params.get("limit", 50)), 500))
-            before = int(request.query_params["before"]) if request.query_params.get("before") else None
+            before = (
+                int(request.query_params["before"]) if request.query_params.get("before") else None
+            )
         except ValueError:
             raise ValidationError({"limit": "Use whole numbers for limit and before."}) from None
         rows = message_log(
-            charger, search=request.query_params.get("search", ""), action=request.query_params.get("action", ""),
+            charger,
+            search=request.query_params.get("search", ""),
+            action=request.query_params.get("action", ""),
             direction=request.query_params.get("direction", ""),
-            message_type=request.query_params.get("message_type", ""), before_id=before, limit=limit,
+            message_type=request.query_params.get("message_type", ""),
+            before_id=before,
+            limit=limit,
         )
         results = [serialize_message(row) for row in rows]
         next_url = None
@@ -349,15 +450,28 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
         return Response({"next": next_url, "results": results})
 
-    @extend_schema(request={"application/json": {"type": "object"}}, responses={200: CommandSerializer})
-    @action(detail=True, methods=["post"], url_path=r"commands/(?P<ocpp_action>[A-Za-z]+)", filter_backends=[])
+    @extend_schema(
+        request={"application/json": {"type": "object"}}, responses={200: CommandSerializer}
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"commands/(?P<ocpp_action>[A-Za-z]+)",
+        filter_backends=[],
+    )
     def commands(self, request, station_id=None, ocpp_action=None):
         charger = self.get_object()
         self.require_edit(self.organization_id_of(charger))
         # A 2.0.1 charger takes its own actions and the 1.6 commands we translate for it.
-        allowed = CSMS_ACTIONS_V16 if charger.ocpp_version != "2.0.1" else CSMS_ACTIONS_V201 | set(TRANSLATED_FOR_V201)
+        allowed = (
+            CSMS_ACTIONS_V16
+            if charger.ocpp_version != "2.0.1"
+            else CSMS_ACTIONS_V201 | set(TRANSLATED_FOR_V201)
+        )
         if ocpp_action not in allowed:
-            raise ValidationError({"action": f"{ocpp_action} is not an action the central system sends."})
+            raise ValidationError(
+                {"action": f"{ocpp_action} is not an action the central system sends."}
+            )
         payload = request.data if isinstance(request.data, dict) else None
         if payload is None:
             raise ValidationError({"payload": "Send the OCPP payload as a JSON object."})
@@ -387,14 +501,19 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
             )
         except commands.ChargerOffline:
             return Response(
-                {"status": "offline", "detail": "The charger is not connected."}, status=status.HTTP_409_CONFLICT
+                {"status": "offline", "detail": "The charger is not connected."},
+                status=status.HTTP_409_CONFLICT,
             )
         except commands.CommandTimeout as exc:
             return Response(
-                {"status": "timeout", "detail": exc.command.error}, status=status.HTTP_504_GATEWAY_TIMEOUT
+                {"status": "timeout", "detail": exc.command.error},
+                status=status.HTTP_504_GATEWAY_TIMEOUT,
             )
         if command.status == command.Status.ERROR:
-            return Response({"status": "error", "response": command.response}, status=status.HTTP_502_BAD_GATEWAY)
+            return Response(
+                {"status": "error", "response": command.response},
+                status=status.HTTP_502_BAD_GATEWAY,
+            )
         body = {"status": command.result_status or "answered", "response": command.response}
         if ocpp_action in ("GetLog", "SignedUpdateFirmware"):
             body["requestId"] = payload["requestId"]
@@ -409,19 +528,27 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
 
         charger = self.get_object()
         self.require_edit(self.organization_id_of(charger))
-        options = RotatePasswordSerializer(data=request.data if isinstance(request.data, dict) else {})
+        options = RotatePasswordSerializer(
+            data=request.data if isinstance(request.data, dict) else {}
+        )
         options.is_valid(raise_exception=True)
         if not options.validated_data["over_ocpp"]:
-            return Response({"ocpp_password": charger_rotate_password(charger=charger), "has_password": True})
+            return Response(
+                {"ocpp_password": charger_rotate_password(charger=charger), "has_password": True}
+            )
         try:
             command = authorization_key_push_sync(charger, source="api", user_id=request.user.pk)
         except commands.ChargerOffline:
             return Response(
-                {"status": "offline", "detail": "The charger is not connected."}, status=status.HTTP_409_CONFLICT
+                {"status": "offline", "detail": "The charger is not connected."},
+                status=status.HTTP_409_CONFLICT,
             )
         except commands.CommandTimeout as exc:
             return Response(
-                {"status": "timeout", "detail": f"{exc.command.error} The old password stays valid."},
+                {
+                    "status": "timeout",
+                    "detail": f"{exc.command.error} The old password stays valid.",
+                },
                 status=status.HTTP_504_GATEWAY_TIMEOUT,
             )
         adopted = command.status == command.Status.ANSWERED and command.result_status == "Accepted"
@@ -431,7 +558,13 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
         parameters=[OpenApiParameter("before", int), OpenApiParameter("critical", bool)],
         responses={200: SecurityEventSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"], url_path="security-events", filter_backends=[], pagination_class=None)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="security-events",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def security_events(self, request, station_id=None):
         """Security events of the charger, newest first (100 a page; ?before=<id> for older ones)."""
         charger = self.get_object()
@@ -442,8 +575,10 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
             rows = rows.filter(critical=True)
         return Response(SecurityEventSerializer(rows[:100], many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("kind", str, enum=["log", "firmware"])],
-                   responses={200: OperationSerializer(many=True)})
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, enum=["log", "firmware"])],
+        responses={200: OperationSerializer(many=True)},
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def operations(self, request, station_id=None):
         """Log uploads and signed firmware updates with their status history, newest first."""
@@ -454,7 +589,13 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
         return Response(OperationSerializer(rows[:50], many=True).data)
 
     @extend_schema(responses={200: DeviceVariableSerializer(many=True)})
-    @action(detail=True, methods=["get"], url_path="device-model", filter_backends=[], pagination_class=None)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="device-model",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def device_model(self, request, station_id=None):
         """The OCPP 2.0.1 device model the charger reported (NotifyReport, GetVariables answers):
         one row per component, variable and attribute. Change a value with the SetVariables command."""
@@ -477,29 +618,51 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
 
         id_tag = payload.get("idTag")
         connector_id = payload.get("connectorId")
-        if not isinstance(id_tag, str) or not id_tag or (connector_id is not None and not isinstance(connector_id, int)):
+        if (
+            not isinstance(id_tag, str)
+            or not id_tag
+            or (connector_id is not None and not isinstance(connector_id, int))
+        ):
             raise commands.InvalidCommand(
-                OcppError("TypeConstraintViolation", "RemoteStartTransaction needs idTag (a string) and optionally connectorId (an integer)")
+                OcppError(
+                    "TypeConstraintViolation",
+                    "RemoteStartTransaction needs idTag (a string) and optionally connectorId (an integer)",
+                )
             )
         profile = payload.get("chargingProfile")
         if isinstance(profile, dict) and profile.get("chargingProfilePurpose") != "TxProfile":
             # OCPP 1.6 §5.11: the profile of a remote start is a TxProfile.
             raise commands.InvalidCommand(
-                OcppError("PropertyConstraintViolation", "chargingProfile of a remote start must be a TxProfile")
+                OcppError(
+                    "PropertyConstraintViolation",
+                    "chargingProfile of a remote start must be a TxProfile",
+                )
             )
-        context = Context.REMOTE_MSP if request.query_params.get("context") == "remote_msp" else Context.REMOTE_APP
+        context = (
+            Context.REMOTE_MSP
+            if request.query_params.get("context") == "remote_msp"
+            else Context.REMOTE_APP
+        )
         commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
         decision, command = remote_start_sync(
-            charger, id_tag=id_tag, connector_id=connector_id, context=context, source="api", user_id=request.user.pk,
+            charger,
+            id_tag=id_tag,
+            connector_id=connector_id,
+            context=context,
+            source="api",
+            user_id=request.user.pk,
             charging_profile=profile,
         )
         if command is None:
             return Response(
-                {"status": str(decision.status), "reason": decision.reason, "message": decision.message},
+                {
+                    "status": str(decision.status),
+                    "reason": decision.reason,
+                    "message": decision.message,
+                },
                 status=status.HTTP_403_FORBIDDEN,
             )
         return command
-
 
     def _request_start(self, request, charger, payload):
         """OCPP 2.0.1 RequestStartTransaction: the same authorization engine first (recorded),
@@ -511,16 +674,29 @@ class ChargerViewSet(ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMix
 
         payload.setdefault("remoteStartId", new_remote_start_id())
         commands.check_outgoing_or_raise("RequestStartTransaction", payload, "2.0.1")
-        context = Context.REMOTE_MSP if request.query_params.get("context") == "remote_msp" else Context.REMOTE_APP
+        context = (
+            Context.REMOTE_MSP
+            if request.query_params.get("context") == "remote_msp"
+            else Context.REMOTE_APP
+        )
         decision = remote_start_decide_sync(
-            charger, id_tag=payload["idToken"]["idToken"], connector_id=payload.get("evseId"), context=context,
+            charger,
+            id_tag=payload["idToken"]["idToken"],
+            connector_id=payload.get("evseId"),
+            context=context,
         )
         if not decision.accepted:
             return Response(
-                {"status": str(decision.status), "reason": decision.reason, "message": decision.message},
+                {
+                    "status": str(decision.status),
+                    "reason": decision.reason,
+                    "message": decision.message,
+                },
                 status=status.HTTP_403_FORBIDDEN,
             )
-        return commands.send_command_sync(charger, "RequestStartTransaction", payload, source="api", user_id=request.user.pk)
+        return commands.send_command_sync(
+            charger, "RequestStartTransaction", payload, source="api", user_id=request.user.pk
+        )
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -530,8 +706,19 @@ class SessionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChargingSession
         fields = [
-            "id", "transaction_id", "station_id", "connector_id", "id_tag", "id_tag_status", "started_at",
-            "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_kwh", "stop_reason", "status",
+            "id",
+            "transaction_id",
+            "station_id",
+            "connector_id",
+            "id_tag",
+            "id_tag_status",
+            "started_at",
+            "stopped_at",
+            "meter_start_wh",
+            "meter_stop_wh",
+            "energy_kwh",
+            "stop_reason",
+            "status",
             "ocpp_transaction_id",
         ]
 

@@ -23,8 +23,19 @@ class ChargingProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = ChargingProfile
         fields = [
-            "profile_id", "evse_id", "stack_level", "purpose", "kind", "transaction_id", "valid_from", "valid_to",
-            "status", "charger_answer", "source", "profile", "updated_at",
+            "profile_id",
+            "evse_id",
+            "stack_level",
+            "purpose",
+            "kind",
+            "transaction_id",
+            "valid_from",
+            "valid_to",
+            "status",
+            "charger_answer",
+            "source",
+            "profile",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -40,14 +51,27 @@ class MonitorSerializer(serializers.ModelSerializer):
     class Meta:
         model = VariableMonitor
         fields = [
-            "monitor_id", "component", "component_instance", "evse_id", "connector_id", "variable",
-            "variable_instance", "type", "value", "severity", "transaction", "kind", "updated_at",
+            "monitor_id",
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+            "type",
+            "value",
+            "severity",
+            "transaction",
+            "kind",
+            "updated_at",
         ]
         read_only_fields = fields
 
 
 class ClearMonitorsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=0), min_length=1, max_length=1000)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), min_length=1, max_length=1000
+    )
 
 
 class ChargerV201ApiMixin:
@@ -57,9 +81,17 @@ class ChargerV201ApiMixin:
     require_edit: Any
     organization_id_of: Any
 
-    @extend_schema(parameters=[OpenApiParameter("all", bool, description="Include cleared profiles.")],
-                   responses={200: ChargingProfileSerializer(many=True)})
-    @action(detail=True, methods=["get"], url_path="charging-profiles", filter_backends=[], pagination_class=None)
+    @extend_schema(
+        parameters=[OpenApiParameter("all", bool, description="Include cleared profiles.")],
+        responses={200: ChargingProfileSerializer(many=True)},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="charging-profiles",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def charging_profiles(self, request: Request, station_id: str | None = None) -> Response:
         """Charging profiles the charger holds as far as we know (set by us and accepted, or reported)."""
         rows = ChargingProfile.objects.filter(charger=self.get_object())
@@ -67,7 +99,9 @@ class ChargerV201ApiMixin:
             rows = rows.exclude(status=ChargingProfile.Status.CLEARED)
         return Response(ChargingProfileSerializer(rows[:200], many=True).data)
 
-    @extend_schema(parameters=[OpenApiParameter("action", str)], responses={200: NoticeSerializer(many=True)})
+    @extend_schema(
+        parameters=[OpenApiParameter("action", str)], responses={200: NoticeSerializer(many=True)}
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def notices(self, request: Request, station_id: str | None = None) -> Response:
         """NotifyChargingLimit, ClearedChargingLimit, NotifyEVChargingNeeds/Schedule and
@@ -81,11 +115,20 @@ class ChargerV201ApiMixin:
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def monitors(self, request: Request, station_id: str | None = None) -> Response:
         """Monitors on the charger's device-model variables."""
-        return Response(MonitorSerializer(VariableMonitor.objects.filter(charger=self.get_object())[:500],
-                                          many=True).data)
+        return Response(
+            MonitorSerializer(
+                VariableMonitor.objects.filter(charger=self.get_object())[:500], many=True
+            ).data
+        )
 
     @extend_schema(request=ClearMonitorsSerializer, responses={200: {"type": "object"}})
-    @action(detail=True, methods=["post"], url_path="monitors/clear", filter_backends=[], pagination_class=None)
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="monitors/clear",
+        filter_backends=[],
+        pagination_class=None,
+    )
     def monitors_clear(self, request: Request, station_id: str | None = None) -> Response:
         """Clear monitors by id (N06): the charger's MonitoringCtrlr.ItemsPerMessage is asked
         first and the ids go out in requests of at most that many (chargers.monitoring)."""
@@ -99,12 +142,22 @@ class ChargerV201ApiMixin:
         if charger.ocpp_version != "2.0.1":
             return Response({"detail": "Monitors are an OCPP 2.0.1 feature."}, status=400)
         try:
-            sent = clear_monitors_sync(charger, body.validated_data["ids"], source="api", user_id=request.user.pk)
+            sent = clear_monitors_sync(
+                charger, body.validated_data["ids"], source="api", user_id=request.user.pk
+            )
         except commands.ChargerOffline:
-            return Response({"status": "offline", "detail": "The charger is not connected."}, status=409)
+            return Response(
+                {"status": "offline", "detail": "The charger is not connected."}, status=409
+            )
         except commands.CommandTimeout as exc:
             return Response({"status": "timeout", "detail": exc.command.error}, status=504)
         except commands.InvalidCommand as exc:
             return Response({"status": "invalid", "detail": exc.error.description}, status=400)
-        return Response({"requests": [{"ids": c.payload.get("id"), "status": c.status, "response": c.response}
-                                      for c in sent]})
+        return Response(
+            {
+                "requests": [
+                    {"ids": c.payload.get("id"), "status": c.status, "response": c.response}
+                    for c in sent
+                ]
+            }
+        )

@@ -37,8 +37,12 @@ class Coalescer(Generic[Item, Result]):
     coroutine function run on the event loop, for batches of network calls (Redis)."""
 
     def __init__(
-        self, name: str, apply: Callable[[list[Item]], Sequence[Result]] | None = None, max_batch: int = MAX_BATCH,
-        *, apply_async: Callable[[list[Item]], Awaitable[Sequence[Result]]] | None = None,
+        self,
+        name: str,
+        apply: Callable[[list[Item]], Sequence[Result]] | None = None,
+        max_batch: int = MAX_BATCH,
+        *,
+        apply_async: Callable[[list[Item]], Awaitable[Sequence[Result]]] | None = None,
     ) -> None:
         assert (apply is None) != (apply_async is None), "give apply or apply_async"
         self.name = name
@@ -64,8 +68,13 @@ class Coalescer(Generic[Item, Result]):
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                batch = [(item, future) for item, future in batch if not future.done()]  # callers gone
+                batch, self._waiting = (
+                    self._waiting[: self.max_batch],
+                    self._waiting[self.max_batch :],
+                )
+                batch = [
+                    (item, future) for item, future in batch if not future.done()
+                ]  # callers gone
                 if batch:
                     await self._run(batch)
         except asyncio.CancelledError:  # the loop is closing: nobody may wait forever
@@ -74,7 +83,9 @@ class Coalescer(Generic[Item, Result]):
             self._waiting = []
             raise
 
-    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]], attempt: int = 0) -> None:
+    async def _run(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], attempt: int = 0
+    ) -> None:
         self.batches += 1
         try:
             items = [item for item, _ in batch]
@@ -85,14 +96,18 @@ class Coalescer(Generic[Item, Result]):
                 results = await db.run(self.apply, items)
         except Exception as exc:
             if is_transient(exc) and attempt < TRANSIENT_RETRIES:
-                logger.info("%s batch of %d rolled back (%s); running it again", self.name, len(batch), exc)
+                logger.info(
+                    "%s batch of %d rolled back (%s); running it again", self.name, len(batch), exc
+                )
                 await self._run(batch, attempt + 1)
                 return
             if len(batch) == 1 or is_outage(exc):
                 for _, future in batch:
                     _settle(future, exc=exc)
                 return
-            logger.warning("%s batch of %d failed (%s); retrying them one by one", self.name, len(batch), exc)
+            logger.warning(
+                "%s batch of %d failed (%s); retrying them one by one", self.name, len(batch), exc
+            )
             for one in batch:
                 await self._run([one])
             return
@@ -100,10 +115,13 @@ class Coalescer(Generic[Item, Result]):
             _settle(future, result=result)
 
 
-def on_pg_or_pool(on_pg: Callable[[list[Item]], Awaitable[Sequence[Result]]],
-                  on_pool: Callable[[list[Item]], Sequence[Result]]) -> Callable[[list[Item]], Awaitable[Sequence[Result]]]:
+def on_pg_or_pool(
+    on_pg: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+    on_pool: Callable[[list[Item]], Sequence[Result]],
+) -> Callable[[list[Item]], Awaitable[Sequence[Result]]]:
     """The batch function of a coalescer: `on_pg` on the event loop's own PostgreSQL connection
     (backoffice.async_pg), `on_pool` (ORM code, in the database pool) elsewhere."""
+
     async def apply(items: list[Item]) -> Sequence[Result]:
         if async_pg.enabled():
             return await on_pg(items)
@@ -123,7 +141,9 @@ async def the_rest_one_by_one(
     return results
 
 
-def _settle(future: asyncio.Future, *, result: object = None, exc: BaseException | None = None) -> None:
+def _settle(
+    future: asyncio.Future, *, result: object = None, exc: BaseException | None = None
+) -> None:
     if future.done():  # the caller was cancelled (its charger left): nobody to tell
         return
     if exc is not None:

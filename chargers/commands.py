@@ -77,17 +77,25 @@ async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str
     if action == "RemoteStopTransaction":
         ocpp_transaction_id = await db.run(_ocpp_transaction_id, charger.pk, payload)
     try:
-        translated = v201_commands.translate(action, payload, ocpp_transaction_id=ocpp_transaction_id)
+        translated = v201_commands.translate(
+            action, payload, ocpp_transaction_id=ocpp_transaction_id
+        )
     except OcppError as exc:
         raise InvalidCommand(exc) from None
     return translated.action, translated.payload
 
 
 @transaction.atomic
-def _command_create(charger_id: int, action: str, payload: dict, source: str, user_id, status: str) -> Command:
+def _command_create(
+    charger_id: int, action: str, payload: dict, source: str, user_id, status: str
+) -> Command:
     command = Command.objects.create(
-        charger_id=charger_id, action=action, payload=redact_payload(action, payload), source=source,
-        requested_by_id=user_id, status=status,
+        charger_id=charger_id,
+        action=action,
+        payload=redact_payload(action, payload),
+        source=source,
+        requested_by_id=user_id,
+        status=status,
         completed_at=timezone.now() if status != Command.Status.PENDING else None,
     )
     # Security (docs/security.md): the hash of a new AuthorizationKey, log/firmware operations.
@@ -95,9 +103,16 @@ def _command_create(charger_id: int, action: str, payload: dict, source: str, us
     return command
 
 
-def command_complete(*, command_id: int, status: str, response=None, error: str = "", unique_id: str = "") -> None:
+def command_complete(
+    *, command_id: int, status: str, response=None, error: str = "", unique_id: str = ""
+) -> None:
     # redact_response: an AuthorizationKey a charger wrongly reports back is not stored.
-    fields = {"status": status, "response": redact_response(response), "error": error[:2000], "completed_at": timezone.now()}
+    fields = {
+        "status": status,
+        "response": redact_response(response),
+        "error": error[:2000],
+        "completed_at": timezone.now(),
+    }
     if unique_id:
         fields["unique_id"] = unique_id
     updated = Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)
@@ -107,7 +122,12 @@ def command_complete(*, command_id: int, status: str, response=None, error: str 
 
 
 async def send_command(
-    charger: Charger, action: str, payload: dict, *, source: str = "api", user_id: int | None = None,
+    charger: Charger,
+    action: str,
+    payload: dict,
+    *,
+    source: str = "api",
+    user_id: int | None = None,
     timeout: float | None = None,
 ) -> Command:
     """Send `action` to the charger and return the completed Command.
@@ -116,18 +136,27 @@ async def send_command(
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
-    if charger.ocpp_version == Charger.OcppVersion.V201 and action in ("SetChargingProfile", "RequestStartTransaction"):
+    if charger.ocpp_version == Charger.OcppVersion.V201 and action in (
+        "SetChargingProfile",
+        "RequestStartTransaction",
+    ):
         from .smart_charging import check_outgoing as check_smart_charging
 
         try:  # K01/K05 rules between fields and against the profiles the charger holds
-            await db.run(check_smart_charging, charger_id=charger.pk, action=action, payload=payload)
+            await db.run(
+                check_smart_charging, charger_id=charger.pk, action=action, payload=payload
+            )
         except OcppError as exc:
             raise InvalidCommand(exc) from None
     timeout = timeout or settings.OCPP_CALL_TIMEOUT
     if not charger.is_online():
-        await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE)
+        await db.run(
+            _command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE
+        )
         raise ChargerOffline(charger.station_id)
-    command = await db.run(_command_create, charger.pk, action, payload, source, user_id, Command.Status.PENDING)
+    command = await db.run(
+        _command_create, charger.pk, action, payload, source, user_id, Command.Status.PENDING
+    )
     layer = get_channel_layer()
     # The default prefix, not a private one: channels_redis reads all process-local channels of
     # a process through one receive lock whose holder pops only the Redis key of its own prefix
@@ -137,8 +166,12 @@ async def send_command(
     await layer.group_send(
         command_group(charger.pk),
         {
-            "type": "cp.call", "command_id": command.pk, "action": action, "payload": payload,
-            "reply_channel": reply_channel, "timeout": timeout,
+            "type": "cp.call",
+            "command_id": command.pk,
+            "action": action,
+            "payload": payload,
+            "reply_channel": reply_channel,
+            "timeout": timeout,
         },
     )
     try:
@@ -146,14 +179,19 @@ async def send_command(
         await asyncio.wait_for(layer.receive(reply_channel), timeout + 2)
     except TimeoutError:
         await db.run(
-            command_complete, command_id=command.pk, status=Command.Status.TIMEOUT,
+            command_complete,
+            command_id=command.pk,
+            status=Command.Status.TIMEOUT,
             error="No process holding this charger's connection answered.",
         )
     await db.run(command.refresh_from_db)
     await _record_answer(charger, action, payload, command, source, user_id)
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
-    if command.status == Command.Status.ANSWERED and charger.ocpp_version == Charger.OcppVersion.V201:
+    if (
+        command.status == Command.Status.ANSWERED
+        and charger.ocpp_version == Charger.OcppVersion.V201
+    ):
         await _device_model_update(charger.pk, action, payload, command.response)
     return command
 
@@ -166,17 +204,33 @@ async def _record_answer(
 
     if action in ("ReserveNow", "CancelReservation"):
         await db.run(
-            reservations.reservation_record_answer, charger_id=charger.pk, payload=payload, status=command.status,
-            response=command.response, source=source, user_id=user_id,
+            reservations.reservation_record_answer,
+            charger_id=charger.pk,
+            payload=payload,
+            status=command.status,
+            response=command.response,
+            source=source,
+            user_id=user_id,
         )
-    elif action in ("SetChargingProfile", "ClearChargingProfile") and charger.ocpp_version == Charger.OcppVersion.V201:
+    elif (
+        action in ("SetChargingProfile", "ClearChargingProfile")
+        and charger.ocpp_version == Charger.OcppVersion.V201
+    ):
         await db.run(
-            smart_charging.record_answer, charger_id=charger.pk, action=action, payload=payload,
-            status=command.status, response=command.response,
+            smart_charging.record_answer,
+            charger_id=charger.pk,
+            action=action,
+            payload=payload,
+            status=command.status,
+            response=command.response,
         )
     elif action in ("SetVariableMonitoring", "ClearVariableMonitoring", "SetMonitoringBase"):
         await db.run(
-            monitoring.record_answer, charger_id=charger.pk, action=action, payload=payload, status=command.status,
+            monitoring.record_answer,
+            charger_id=charger.pk,
+            action=action,
+            payload=payload,
+            status=command.status,
             response=command.response,
         )
 
@@ -185,17 +239,24 @@ async def _device_model_update(charger_id: int, action: str, payload: dict, resp
     """Keep what GetVariables / SetVariables answers say in the charger's device model."""
     from . import services_v201
 
-    results = response.get("getVariableResult" if action == "GetVariables" else "setVariableResult") if isinstance(
-        response, dict) else None
+    results = (
+        response.get("getVariableResult" if action == "GetVariables" else "setVariableResult")
+        if isinstance(response, dict)
+        else None
+    )
     if not isinstance(results, list):
         return
     try:
         if action == "GetVariables":
-            await db.run(services_v201.device_variables_from_get, charger_id=charger_id, results=results)
+            await db.run(
+                services_v201.device_variables_from_get, charger_id=charger_id, results=results
+            )
         elif action == "SetVariables":
             await db.run(
-                services_v201.device_variables_from_set, charger_id=charger_id,
-                requested=payload.get("setVariableData") or [], results=results,
+                services_v201.device_variables_from_set,
+                charger_id=charger_id,
+                requested=payload.get("setVariableData") or [],
+                results=results,
             )
     except Exception:  # the command's answer is recorded whatever happens here
         logger.exception("Could not store the device model answer of charger %s", charger_id)
@@ -216,7 +277,11 @@ async def remote_start_decide(
 
     facts, location_id = await db.run(charger_facts_by_id, charger.pk, connector_id)
     return await authorize(
-        uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
+        uid=id_tag,
+        charger=facts,
+        context=context,
+        location_id=location_id,
+        connector_id=connector_id,
         active_sessions_of=token_active_sessions,
     )
 

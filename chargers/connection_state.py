@@ -44,7 +44,9 @@ class ConnectionChange:
     connected: bool  # False: this connection ended
     at: datetime
     process_key: str = ""
-    ocpp_version: str = ""  # of a connect: the version it negotiated, stored on the charger ("" keeps it)
+    ocpp_version: str = (
+        ""  # of a connect: the version it negotiated, stored on the charger ("" keeps it)
+    )
 
 
 def connections_record(changes: list[ConnectionChange]) -> list[None]:
@@ -54,13 +56,25 @@ def connections_record(changes: list[ConnectionChange]) -> list[None]:
     state as applying the changes one by one."""
     with transaction.atomic():
         update_many(
-            Charger, ["connection_id", "connection_process", "connected_at", "last_seen_at"], ["id"],
-            [(c.connection_id, c.process_key, c.at, c.at, c.charger_id) for c in changes if c.connected],
+            Charger,
+            ["connection_id", "connection_process", "connected_at", "last_seen_at"],
+            ["id"],
+            [
+                (c.connection_id, c.process_key, c.at, c.at, c.charger_id)
+                for c in changes
+                if c.connected
+            ],
         )
-        update_many(Charger, ["ocpp_version"], ["id"],
-                    [(c.ocpp_version, c.charger_id) for c in changes if c.connected and c.ocpp_version])
         update_many(
-            Charger, ["connection_id", "connection_process", "disconnected_at"], ["id", "connection_id"],
+            Charger,
+            ["ocpp_version"],
+            ["id"],
+            [(c.ocpp_version, c.charger_id) for c in changes if c.connected and c.ocpp_version],
+        )
+        update_many(
+            Charger,
+            ["connection_id", "connection_process", "disconnected_at"],
+            ["id", "connection_id"],
             [("", "", c.at, c.charger_id, c.connection_id) for c in changes if not c.connected],
         )
     return [None] * len(changes)
@@ -80,14 +94,19 @@ class Boot:
     at: datetime
 
     @classmethod
-    def from_payload(cls, charger_id: int, payload: dict, heartbeat_interval: int, at: datetime | None = None) -> Boot:
+    def from_payload(
+        cls, charger_id: int, payload: dict, heartbeat_interval: int, at: datetime | None = None
+    ) -> Boot:
         return cls(
             charger_id=charger_id,
             vendor=str(payload.get("chargePointVendor", ""))[:50],
             model=str(payload.get("chargePointModel", ""))[:50],
-            serial_number=str(payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber") or "")[:50],
+            serial_number=str(
+                payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber") or ""
+            )[:50],
             firmware_version=str(payload.get("firmwareVersion", ""))[:50],
-            heartbeat_interval=heartbeat_interval, at=at or timezone.now(),
+            heartbeat_interval=heartbeat_interval,
+            at=at or timezone.now(),
         )
 
 
@@ -106,17 +125,42 @@ def chargers_boot(boots: list[Boot]) -> list[Booted]:
     with transaction.atomic():
         update_many(
             Charger,
-            ["vendor", "model", "serial_number", "firmware_version", "last_boot_at", "last_seen_at", "heartbeat_interval"],
+            [
+                "vendor",
+                "model",
+                "serial_number",
+                "firmware_version",
+                "last_boot_at",
+                "last_seen_at",
+                "heartbeat_interval",
+            ],
             ["id"],
-            [(b.vendor, b.model, b.serial_number, b.firmware_version, b.at, b.at, b.heartbeat_interval, b.charger_id)
-             for b in boots],
+            [
+                (
+                    b.vendor,
+                    b.model,
+                    b.serial_number,
+                    b.firmware_version,
+                    b.at,
+                    b.at,
+                    b.heartbeat_interval,
+                    b.charger_id,
+                )
+                for b in boots
+            ],
         )
         ids = {b.charger_id for b in boots}
         status = dict(Charger.objects.filter(pk__in=ids).values_list("pk", "registration_status"))
         known = _chargers_with_device_model(ids)
     # A charger deleted while it was connected is not welcome any more.
-    return [Booted(status.get(b.charger_id, Charger.Registration.REJECTED), b.heartbeat_interval, b.charger_id in known)
-            for b in boots]
+    return [
+        Booted(
+            status.get(b.charger_id, Charger.Registration.REJECTED),
+            b.heartbeat_interval,
+            b.charger_id in known,
+        )
+        for b in boots
+    ]
 
 
 # -- StatusNotification ----------------------------------------------------------------------------
@@ -147,15 +191,22 @@ def connectors_status_update(changes: list[StatusChange]) -> list[None]:
         # Connectors are created once; looking them up is much cheaper than an insert that
         # conflicts (bulk_create's per-object work) on every notification.
         existing = set(
-            Connector.objects.filter(charger_id__in={pair[0] for pair in first}).values_list("charger_id", "connector_id")
+            Connector.objects.filter(charger_id__in={pair[0] for pair in first}).values_list(
+                "charger_id", "connector_id"
+            )
         )
         missing = [(c, reported) for pair, (c, reported) in first.items() if pair not in existing]
         if missing:
             Connector.objects.bulk_create(
                 [
                     Connector(
-                        charger_id=c.charger_id, connector_id=c.connector_id, status=c.status, error_code=c.error_code,
-                        info=c.info[:50], vendor_error_code=c.vendor_error_code[:50], status_timestamp=reported,
+                        charger_id=c.charger_id,
+                        connector_id=c.connector_id,
+                        status=c.status,
+                        error_code=c.error_code,
+                        info=c.info[:50],
+                        vendor_error_code=c.vendor_error_code[:50],
+                        status_timestamp=reported,
                     )
                     for c, reported in missing
                 ],
@@ -169,22 +220,37 @@ def connectors_status_update(changes: list[StatusChange]) -> list[None]:
                 "status_timestamp = %s, updated_at = %s "
                 "WHERE charger_id = %s AND connector_id = %s AND (status_timestamp IS NULL OR status_timestamp <= %s)",
                 [
-                    [c.status, c.error_code, c.info[:50], c.vendor_error_code[:50],
-                     timestamp_field.get_db_prep_save(reported, connection), timestamp_field.get_db_prep_save(now, connection),
-                     c.charger_id, c.connector_id, timestamp_field.get_db_prep_save(reported, connection)]
+                    [
+                        c.status,
+                        c.error_code,
+                        c.info[:50],
+                        c.vendor_error_code[:50],
+                        timestamp_field.get_db_prep_save(reported, connection),
+                        timestamp_field.get_db_prep_save(now, connection),
+                        c.charger_id,
+                        c.connector_id,
+                        timestamp_field.get_db_prep_save(reported, connection),
+                    ]
                     for c, reported in rows
                 ],
             )
         StatusEvent.objects.bulk_create(
             [
-                StatusEvent(charger_id=c.charger_id, connector_id=c.connector_id, status=c.status,
-                            error_code=c.error_code, timestamp=reported)
+                StatusEvent(
+                    charger_id=c.charger_id,
+                    connector_id=c.connector_id,
+                    status=c.status,
+                    error_code=c.error_code,
+                    timestamp=reported,
+                )
                 for c, reported in rows
             ]
         )
         # Once per batch, not per notification: a storm of status changes is one announcement.
         changed = list(first)
-        transaction.on_commit(lambda: connector_status_changed.send(sender=Connector, connectors=changed))
+        transaction.on_commit(
+            lambda: connector_status_changed.send(sender=Connector, connectors=changed)
+        )
     return [None] * len(changes)
 
 
@@ -207,15 +273,21 @@ async def _chargers_for_connection_pg(station_ids: list[str]) -> list[Charger | 
     columns = ", ".join(f'"{f.column}"' for f in _CHARGER_FIELDS)
     async with _lookup_pg.use() as conn:
         cursor = await conn.execute(
-            f'SELECT {columns} FROM "{_CHARGER}" WHERE station_id = ANY(%s)', [list(set(station_ids))]
+            f'SELECT {columns} FROM "{_CHARGER}" WHERE station_id = ANY(%s)',
+            [list(set(station_ids))],
         )
         rows = await cursor.fetchall()
     names = [f.attname for f in _CHARGER_FIELDS]
-    found = {charger.station_id: charger for charger in (Charger.from_db("default", names, row) for row in rows)}
+    found = {
+        charger.station_id: charger
+        for charger in (Charger.from_db("default", names, row) for row in rows)
+    }
     return [found.get(station_id) for station_id in station_ids]
 
 
-def _last_per_charger(items: list, key: Callable[[Any], Any] = lambda item: item.charger_id) -> list:
+def _last_per_charger(
+    items: list, key: Callable[[Any], Any] = lambda item: item.charger_id
+) -> list:
     """The last item of each charger (the one a statement-per-item would have left in place)."""
     return list({key(item): item for item in items}.values())
 
@@ -230,16 +302,24 @@ async def _connections_record_pg(changes: list[ConnectionChange]) -> list[None]:
                 "connected_at = v.at, last_seen_at = v.at, ocpp_version = COALESCE(NULLIF(v.version, ''), c.ocpp_version) "
                 "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[]) "
                 "AS v(id, connection_id, process, at, version) WHERE c.id = v.id",
-                [[c.charger_id for c in connects], [c.connection_id for c in connects],
-                 [c.process_key for c in connects], [c.at for c in connects], [c.ocpp_version for c in connects]],
+                [
+                    [c.charger_id for c in connects],
+                    [c.connection_id for c in connects],
+                    [c.process_key for c in connects],
+                    [c.at for c in connects],
+                    [c.ocpp_version for c in connects],
+                ],
             )
         if disconnects:  # after the connects: a connection that ended in this batch is cleared
             await conn.execute(
-                f'UPDATE "{_CHARGER}" AS c SET connection_id = \'\', connection_process = \'\', disconnected_at = v.at '
+                f"UPDATE \"{_CHARGER}\" AS c SET connection_id = '', connection_process = '', disconnected_at = v.at "
                 "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[]) AS v(id, connection_id, at) "
                 "WHERE c.id = v.id AND c.connection_id = v.connection_id",
-                [[c.charger_id for c in disconnects], [c.connection_id for c in disconnects],
-                 [c.at for c in disconnects]],
+                [
+                    [c.charger_id for c in disconnects],
+                    [c.connection_id for c in disconnects],
+                    [c.at for c in disconnects],
+                ],
             )
     return [None] * len(changes)
 
@@ -254,13 +334,23 @@ async def _chargers_boot_pg(boots: list[Boot]) -> list[Booted]:
             "AS v(id, vendor, model, serial, firmware, at, interval) WHERE c.id = v.id "
             f'RETURNING c.id, c.registration_status, EXISTS (SELECT 1 FROM "{DeviceVariable._meta.db_table}" AS d '
             "WHERE d.charger_id = c.id)",
-            [[b.charger_id for b in latest], [b.vendor for b in latest], [b.model for b in latest],
-             [b.serial_number for b in latest], [b.firmware_version for b in latest], [b.at for b in latest],
-             [b.heartbeat_interval for b in latest]],
+            [
+                [b.charger_id for b in latest],
+                [b.vendor for b in latest],
+                [b.model for b in latest],
+                [b.serial_number for b in latest],
+                [b.firmware_version for b in latest],
+                [b.at for b in latest],
+                [b.heartbeat_interval for b in latest],
+            ],
         )
         found = {pk: (status, known) for pk, status, known in await cursor.fetchall()}
     gone = (Charger.Registration.REJECTED, False)  # deleted while connected: not welcome any more
-    return [Booted(status, b.heartbeat_interval, known) for b in boots for status, known in [found.get(b.charger_id, gone)]]
+    return [
+        Booted(status, b.heartbeat_interval, known)
+        for b in boots
+        for status, known in [found.get(b.charger_id, gone)]
+    ]
 
 
 _CONNECTOR = Connector._meta.db_table
@@ -280,12 +370,18 @@ async def _connectors_status_update_pg(changes: list[StatusChange]) -> list[None
             newest[key] = (change, reported)
     latest = list(newest.values())
     columns = [
-        [c.charger_id for c, _ in latest], [c.connector_id for c, _ in latest], [c.status for c, _ in latest],
-        [c.error_code for c, _ in latest], [c.info[:50] for c, _ in latest],
-        [c.vendor_error_code[:50] for c, _ in latest], [reported for _, reported in latest],
+        [c.charger_id for c, _ in latest],
+        [c.connector_id for c, _ in latest],
+        [c.status for c, _ in latest],
+        [c.error_code for c, _ in latest],
+        [c.info[:50] for c, _ in latest],
+        [c.vendor_error_code[:50] for c, _ in latest],
+        [reported for _, reported in latest],
     ]
-    values = ("unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
-              "AS v(charger_id, connector_id, status, error_code, info, vendor_error_code, reported)")
+    values = (
+        "unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[]) "
+        "AS v(charger_id, connector_id, status, error_code, info, vendor_error_code, reported)"
+    )
     async with _statuses_pg.use() as conn, conn.transaction():
         await conn.execute(
             f'INSERT INTO "{_CONNECTOR}" (charger_id, connector_id, status, error_code, info, vendor_error_code, '
@@ -305,18 +401,30 @@ async def _connectors_status_update_pg(changes: list[StatusChange]) -> list[None
             f'INSERT INTO "{_STATUS_EVENT}" (charger_id, connector_id, status, error_code, timestamp, received_at) '
             "SELECT v.*, %s FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::timestamptz[]) "
             "AS v(charger_id, connector_id, status, error_code, reported)",
-            [now, [c.charger_id for c, _ in rows], [c.connector_id for c, _ in rows], [c.status for c, _ in rows],
-             [c.error_code for c, _ in rows], [reported for _, reported in rows]],
+            [
+                now,
+                [c.charger_id for c, _ in rows],
+                [c.connector_id for c, _ in rows],
+                [c.status for c, _ in rows],
+                [c.error_code for c, _ in rows],
+                [reported for _, reported in rows],
+            ],
         )
     # Committed: announced once per batch (roaming pushes the EVSE statuses). Its receivers are
     # ORM code, so they run on the pool, and the chargers' answers do not wait for them.
-    spawn(db.run(connector_status_changed.send, sender=Connector, connectors=list(newest)),
-          "Announcing connector statuses")
+    spawn(
+        db.run(connector_status_changed.send, sender=Connector, connectors=list(newest)),
+        "Announcing connector statuses",
+    )
     return [None] * len(changes)
 
 
 def _chargers_with_device_model(charger_ids: set[int]) -> set[int]:
-    return set(DeviceVariable.objects.filter(charger_id__in=charger_ids).values_list("charger_id", flat=True).distinct())
+    return set(
+        DeviceVariable.objects.filter(charger_id__in=charger_ids)
+        .values_list("charger_id", flat=True)
+        .distinct()
+    )
 
 
 def chargers_without_device_model(charger_ids: list[int]) -> list[bool]:
@@ -332,7 +440,8 @@ async def _chargers_without_device_model_pg(charger_ids: list[int]) -> list[bool
     async with _device_models_pg.use() as conn:
         cursor = await conn.execute(
             f'SELECT u.id FROM unnest(%s::bigint[]) AS u(id) WHERE EXISTS (SELECT 1 FROM "{DeviceVariable._meta.db_table}" '
-            "AS d WHERE d.charger_id = u.id)", [list(set(charger_ids))],
+            "AS d WHERE d.charger_id = u.id)",
+            [list(set(charger_ids))],
         )
         known = {row[0] for row in await cursor.fetchall()}
     return [pk not in known for pk in charger_ids]
@@ -341,17 +450,22 @@ async def _chargers_without_device_model_pg(charger_ids: list[int]) -> list[bool
 # -- async entry points (the consumer and the protocol handlers) ---------------------------------
 
 _lookups: Coalescer[str, Charger | None] = Coalescer(
-    "charger-lookup", apply_async=on_pg_or_pool(_chargers_for_connection_pg, chargers_for_connection)
+    "charger-lookup",
+    apply_async=on_pg_or_pool(_chargers_for_connection_pg, chargers_for_connection),
 )
 _connections: Coalescer[ConnectionChange, None] = Coalescer(
     "connection-state", apply_async=on_pg_or_pool(_connections_record_pg, connections_record)
 )
-_boots: Coalescer[Boot, Booted] = Coalescer("boot", apply_async=on_pg_or_pool(_chargers_boot_pg, chargers_boot))
+_boots: Coalescer[Boot, Booted] = Coalescer(
+    "boot", apply_async=on_pg_or_pool(_chargers_boot_pg, chargers_boot)
+)
 _device_models: Coalescer[int, bool] = Coalescer(
-    "device-model", apply_async=on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model)
+    "device-model",
+    apply_async=on_pg_or_pool(_chargers_without_device_model_pg, chargers_without_device_model),
 )
 _statuses: Coalescer[StatusChange, None] = Coalescer(
-    "connector-status", apply_async=on_pg_or_pool(_connectors_status_update_pg, connectors_status_update)
+    "connector-status",
+    apply_async=on_pg_or_pool(_connectors_status_update_pg, connectors_status_update),
 )
 
 
@@ -359,8 +473,12 @@ async def lookup(station_id: str) -> Charger | None:
     return await _lookups.submit(station_id)
 
 
-async def connected(*, charger_id: int, connection_id: str, process_key: str, ocpp_version: str = "") -> None:
-    await _connections.submit(ConnectionChange(charger_id, connection_id, True, timezone.now(), process_key, ocpp_version))
+async def connected(
+    *, charger_id: int, connection_id: str, process_key: str, ocpp_version: str = ""
+) -> None:
+    await _connections.submit(
+        ConnectionChange(charger_id, connection_id, True, timezone.now(), process_key, ocpp_version)
+    )
 
 
 async def disconnected(*, charger_id: int, connection_id: str) -> None:

@@ -152,10 +152,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if version == "2.0.1":
             self.proto, self.handler = protocol201, v201
         self.conn = self.handler.Connection(
-            charger_id=charger.pk, station_id=station_id, connection_id=connection_id,
+            charger_id=charger.pk,
+            station_id=station_id,
+            connection_id=connection_id,
             registration_status=charger.registration_status,
         )
-        self.charger_id, self.station_id, self.subprotocol, self.version = charger.pk, station_id, subprotocol, version
+        self.charger_id, self.station_id, self.subprotocol, self.version = (
+            charger.pk,
+            station_id,
+            subprotocol,
+            version,
+        )
         self.pending: dict[str, PendingCall] = {}
         self.call_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task] = set()
@@ -172,7 +179,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await local.cp_superseded({"connection_id": connection_id})
         if charger.connection_id or local is not None:
             # Another socket holds this id (a reconnect, or two clients fighting over it).
-            await db.run(services.charger_note_replacement, charger_id=charger.pk, station_id=station_id)
+            await db.run(
+                services.charger_note_replacement, charger_id=charger.pk, station_id=station_id
+            )
         if charger.connection_id and local is None:
             await self.channel_layer.group_send(
                 command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
@@ -180,7 +189,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await layer_groups.group_add(command_group(charger.pk), self.channel_name)
         # The version in use is stored with the connection (one statement for the batch).
         await connection_state.connected(
-            charger_id=charger.pk, connection_id=connection_id, process_key=process.KEY,
+            charger_id=charger.pk,
+            connection_id=connection_id,
+            process_key=process.KEY,
             ocpp_version=version if charger.ocpp_version != version else "",
         )
         try:
@@ -200,7 +211,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if "websocket.http.response" in self.scope.get("extensions", {}):
             await self.base_send(
                 {
-                    "type": "websocket.http.response.start", "status": status,
+                    "type": "websocket.http.response.start",
+                    "status": status,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
                 }
             )
@@ -225,16 +237,26 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # statement (10,000 single updates made a SIGTERM take ~50 s).
         if not self.draining:
             try:
-                await self.channel_layer.group_discard(command_group(self.conn.charger_id), self.channel_name)
+                await self.channel_layer.group_discard(
+                    command_group(self.conn.charger_id), self.channel_name
+                )
             except Exception as exc:
-                logger.warning("Could not leave the command group of %s: %s", self.conn.station_id, exc)
+                logger.warning(
+                    "Could not leave the command group of %s: %s", self.conn.station_id, exc
+                )
             try:
-                await connection_state.disconnected(charger_id=self.conn.charger_id, connection_id=self.conn.connection_id)
+                await connection_state.disconnected(
+                    charger_id=self.conn.charger_id, connection_id=self.conn.connection_id
+                )
             except Exception as exc:  # the process heartbeat clears it later
-                logger.warning("Could not record that %s disconnected: %s", self.conn.station_id, exc)
+                logger.warning(
+                    "Could not record that %s disconnected: %s", self.conn.station_id, exc
+                )
         if self.proxy is not None:
             proxy, self.proxy = self.proxy, None
-            await proxy.close()  # each upstream sees the charger leave; unsent transaction messages stay queued
+            await (
+                proxy.close()
+            )  # each upstream sees the charger leave; unsent transaction messages stay queued
         writer.forget(self.conn.charger_id)
         logger.info("Charger %s disconnected (%s)", self.conn.station_id, code)
 
@@ -257,9 +279,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
             conn.received_clean = not exc.suspect
             payload = exc.payload if isinstance(exc.payload, list) else None
             await writer.add_message(
-                charger_id=conn.charger_id, direction="in", message_type=None, unique_id=exc.unique_id,
-                action="", payload=payload, raw="" if payload is not None else text_data, text=text_data,
-                timestamp=conn.received_at, text_suspect=exc.suspect,
+                charger_id=conn.charger_id,
+                direction="in",
+                message_type=None,
+                unique_id=exc.unique_id,
+                action="",
+                payload=payload,
+                raw="" if payload is not None else text_data,
+                text=text_data,
+                timestamp=conn.received_at,
+                text_suspect=exc.suspect,
             )
             await self._send_error(exc.unique_id, exc.code, exc.description, "")
             return
@@ -274,11 +303,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if pending is not None and pending.action == "GetConfiguration":
             redacted = credentials.redact_response(payload)  # a charger that reports its key back
             if redacted is not payload:
-                payload, text, suspect = redacted, json.dumps(redacted), None  # judged on the new text
+                payload, text, suspect = (
+                    redacted,
+                    json.dumps(redacted),
+                    None,
+                )  # judged on the new text
         await writer.add_message(
-            charger_id=conn.charger_id, direction="in", message_type=frame.message_type,
-            unique_id=frame.unique_id, action=pending.action if pending else "", payload=payload,
-            text=text, timestamp=conn.received_at, text_suspect=suspect,
+            charger_id=conn.charger_id,
+            direction="in",
+            message_type=frame.message_type,
+            unique_id=frame.unique_id,
+            action=pending.action if pending else "",
+            payload=payload,
+            text=text,
+            timestamp=conn.received_at,
+            text_suspect=suspect,
         )
         if pending is None:
             logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)
@@ -311,9 +350,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # payload's JSON when the handler wrote it already, for this very payload).
         dumped, conn.dumped = conn.dumped, None
         await writer.add_message(
-            charger_id=conn.charger_id, direction="in", message_type=protocol.CALL,
-            unique_id=frame.unique_id, action=frame.action, payload=frame.payload, text=text,
-            violation=conn.violation, timestamp=received_at, text_suspect=text_suspect,
+            charger_id=conn.charger_id,
+            direction="in",
+            message_type=protocol.CALL,
+            unique_id=frame.unique_id,
+            action=frame.action,
+            payload=frame.payload,
+            text=text,
+            violation=conn.violation,
+            timestamp=received_at,
+            text_suspect=text_suspect,
             payload_json=dumped[1] if dumped is not None and dumped[0] is frame.payload else None,
         )
         if relay is not None and relay.leader is not None:
@@ -321,7 +367,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         elif error is not None:
             if relay is not None:
                 relay.charger_got(None)
-            await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
+            await self._send_error(
+                frame.unique_id, error.code, error.description, frame.action, error.details
+            )
         else:
             if relay is not None:
                 relay.charger_got(proxy_rules.started_transaction_id(frame.action, response))
@@ -334,16 +382,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             relay = await self.proxy.relay(frame.action, frame.payload, frame.unique_id)
         except Exception:
-            logger.exception("%s: could not relay %s to its upstream backoffices", self.conn.station_id, frame.action)
+            logger.exception(
+                "%s: could not relay %s to its upstream backoffices",
+                self.conn.station_id,
+                frame.action,
+            )
             return None, frame.payload
         try:
             return relay, await self.proxy.for_us(frame.action, frame.payload)
         except Exception:
-            logger.exception("%s: could not map the transactionId of %s", self.conn.station_id, frame.action)
+            logger.exception(
+                "%s: could not map the transactionId of %s", self.conn.station_id, frame.action
+            )
             return relay, frame.payload
 
-    async def _answer_as_leader(self, frame: protocol.Frame, relay: Relay, response: dict | None,
-                                error: protocol.OcppError | None) -> None:
+    async def _answer_as_leader(
+        self,
+        frame: protocol.Frame,
+        relay: Relay,
+        response: dict | None,
+        error: protocol.OcppError | None,
+    ) -> None:
         """An upstream leads: the charger gets its answer; ours only when it is unreachable or too
         slow (docs/proxy.md). Authorization decisions record both verdicts."""
         conn, leader = self.conn, relay.leader
@@ -351,17 +410,26 @@ class OcppConsumer(AsyncWebsocketConsumer):
         answer = await relay.leader_answer()
         ours_tx = proxy_rules.started_transaction_id(frame.action, response)
         if answer is None:
-            logger.warning("%s: Leader %s did not answer %s; this system answered", conn.station_id, leader.name, frame.action)
+            logger.warning(
+                "%s: Leader %s did not answer %s; this system answered",
+                conn.station_id,
+                leader.name,
+                frame.action,
+            )
             relay.charger_got(ours_tx)
             if error is not None:
-                await self._send_error(frame.unique_id, error.code, error.description, frame.action, error.details)
+                await self._send_error(
+                    frame.unique_id, error.code, error.description, frame.action, error.details
+                )
             else:
                 await self._send_result(frame, response)
             await self._note_leader(frame, leader.name, "", False, ours_tx)
             return
         if answer.message_type != protocol.CALLRESULT:
             relay.charger_got(None)
-            await self._send_error(frame.unique_id, answer.error_code, answer.error_description, frame.action)
+            await self._send_error(
+                frame.unique_id, answer.error_code, answer.error_description, frame.action
+            )
             return
         charger_tx = proxy_rules.started_transaction_id(frame.action, answer.payload)
         if frame.action == "StartTransaction":
@@ -370,15 +438,28 @@ class OcppConsumer(AsyncWebsocketConsumer):
             if charger_tx is not None and ours_tx is not None:
                 await self.proxy.remember_ours(charger_tx, ours_tx)
         await self._send_result(frame, answer.payload)
-        await self._note_leader(frame, leader.name, proxy_rules.id_token_status(frame.action, answer.payload), True, charger_tx)
+        await self._note_leader(
+            frame,
+            leader.name,
+            proxy_rules.id_token_status(frame.action, answer.payload),
+            True,
+            charger_tx,
+        )
 
-    async def _note_leader(self, frame: protocol.Frame, name: str, status: str, answered: bool, charger_tx: int | None) -> None:
+    async def _note_leader(
+        self, frame: protocol.Frame, name: str, status: str, answered: bool, charger_tx: int | None
+    ) -> None:
         if frame.action not in ("Authorize", "StartTransaction"):
             return
         try:
             await db.run(
-                proxy_services.decision_note_leader, station_id=self.conn.station_id, unique_id=frame.unique_id,
-                leader_name=name, leader_status=status, leader_answered=answered, charger_id=self.conn.charger_id,
+                proxy_services.decision_note_leader,
+                station_id=self.conn.station_id,
+                unique_id=frame.unique_id,
+                leader_name=name,
+                leader_status=status,
+                leader_answered=answered,
+                charger_id=self.conn.charger_id,
                 charger_transaction_id=charger_tx,
             )
         except Exception:  # the charger's answer must not wait on this note
@@ -389,8 +470,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
         reply = self.proto.call_result(frame.unique_id, response)
         await self.send(text_data=reply)
         await writer.add_message(
-            charger_id=conn.charger_id, direction="out", message_type=protocol.CALLRESULT,
-            unique_id=frame.unique_id, action=frame.action, payload=response, text=reply,
+            charger_id=conn.charger_id,
+            direction="out",
+            message_type=protocol.CALLRESULT,
+            unique_id=frame.unique_id,
+            action=frame.action,
+            payload=response,
+            text=reply,
             text_suspect=ours_may_need_cleaning(reply),
         )
         if conn.events:
@@ -400,13 +486,24 @@ class OcppConsumer(AsyncWebsocketConsumer):
             if writer.connector_watched(conn.charger_id) is not False:
                 await publish_connector_events(conn.charger_id, events)
 
-    async def _send_error(self, unique_id: str, code: str, description: str, action: str, details=None) -> None:
+    async def _send_error(
+        self, unique_id: str, code: str, description: str, action: str, details=None
+    ) -> None:
         text = self.proto.call_error(unique_id, code, description, details)
         await self.send(text_data=text)
         await writer.add_message(
-            charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALLERROR,
-            unique_id=unique_id, action=action, text=text, text_suspect=ours_may_need_cleaning(text),
-            payload={"errorCode": code, "errorDescription": description[:255], "errorDetails": details or {}},
+            charger_id=self.conn.charger_id,
+            direction="out",
+            message_type=protocol.CALLERROR,
+            unique_id=unique_id,
+            action=action,
+            text=text,
+            text_suspect=ours_may_need_cleaning(text),
+            payload={
+                "errorCode": code,
+                "errorDescription": description[:255],
+                "errorDetails": details or {},
+            },
         )
 
     # -- shutdown ------------------------------------------------------------------------------
@@ -420,7 +517,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         finally:
             self.closed = True
 
-
     # -- commands from the central system (channel layer) ---------------------------------------
 
     async def cp_call(self, event: dict) -> None:
@@ -430,7 +526,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _call(self, unique_id: str, action: str, payload: dict, timeout: float) -> protocol.Frame | None:
+    async def _call(
+        self, unique_id: str, action: str, payload: dict, timeout: float
+    ) -> protocol.Frame | None:
         """Send one CALL to the charger and return its answer (None: no answer within `timeout`).
         Raises ConnectionError when the charger leaves first."""
         # OCPP-J §4.1.1: one outstanding CALL per connection (ours, and upstreams' through the proxy).
@@ -440,8 +538,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             try:
                 await self.send(text_data=self.proto.call(unique_id, action, payload))
                 await writer.add_message(
-                    charger_id=self.conn.charger_id, direction="out", message_type=protocol.CALL,
-                    unique_id=unique_id, action=action, payload=_redacted(action, payload),
+                    charger_id=self.conn.charger_id,
+                    direction="out",
+                    message_type=protocol.CALL,
+                    unique_id=unique_id,
+                    action=action,
+                    payload=_redacted(action, payload),
                 )
                 return await asyncio.wait_for(future, timeout)
             except TimeoutError:
@@ -449,7 +551,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             finally:
                 self.pending.pop(unique_id, None)
 
-    async def call_charger(self, action: str, payload: dict, timeout: float) -> protocol.Frame | None:
+    async def call_charger(
+        self, action: str, payload: dict, timeout: float
+    ) -> protocol.Frame | None:
         """A CALL from an upstream backoffice (chargers.proxy); None if it got no answer."""
         try:
             return await self._call(uuid.uuid4().hex, action, payload, timeout)
@@ -468,12 +572,18 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("Could not load the upstream backoffices of %s", self.conn.station_id)
 
     async def _run_command(self, event: dict) -> None:
-        action, payload, timeout = event["action"], event["payload"], float(event.get("timeout") or 30)
+        action, payload, timeout = (
+            event["action"],
+            event["payload"],
+            float(event.get("timeout") or 30),
+        )
         status, response, error = Command.Status.TIMEOUT, None, ""
         unique_id = uuid.uuid4().hex
         try:
             if self.proxy is not None and self.proxy.active:
-                payload = await self.proxy.for_charger(action, payload)  # our transactionId -> the charger's
+                payload = await self.proxy.for_charger(
+                    action, payload
+                )  # our transactionId -> the charger's
             frame = await self._call(unique_id, action, payload, timeout)
             if frame is None:
                 error = f"The charger did not answer within {timeout:g} s."
@@ -481,24 +591,34 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 status, response = Command.Status.ANSWERED, frame.payload
             else:
                 status = Command.Status.ERROR
-                response = {"errorCode": frame.error_code, "errorDescription": frame.error_description}
+                response = {
+                    "errorCode": frame.error_code,
+                    "errorDescription": frame.error_description,
+                }
                 error = f"{frame.error_code}: {frame.error_description}"
         except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
             # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
             error = "The charger disconnected before answering."
         finally:
             await db.run(
-                command_complete, command_id=event["command_id"], status=status, response=response,
-                error=error, unique_id=unique_id,
+                command_complete,
+                command_id=event["command_id"],
+                status=status,
+                response=response,
+                error=error,
+                unique_id=unique_id,
             )
             if event.get("reply_channel"):
                 await self.channel_layer.send(
-                    event["reply_channel"], {"type": "cp.reply", "status": status, "response": response}
+                    event["reply_channel"],
+                    {"type": "cp.reply", "status": status, "response": response},
                 )
 
     async def cp_superseded(self, event: dict) -> None:
         if self.conn and event["connection_id"] != self.conn.connection_id and not self.closing:
-            logger.info("Charger %s reconnected elsewhere; closing the older socket", self.conn.station_id)
+            logger.info(
+                "Charger %s reconnected elsewhere; closing the older socket", self.conn.station_id
+            )
             self.closing = True
             try:
                 await self.close(code=CLOSE_SUPERSEDED)
@@ -546,10 +666,15 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message) -> None:
         if "websocket.http.response" in self.scope.get("extensions", {}):
             await self.base_send(
-                {"type": "websocket.http.response.start", "status": 404,
-                 "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
             )
-            await self.base_send({"type": "websocket.http.response.body", "body": b"No websocket endpoint here."})
+            await self.base_send(
+                {"type": "websocket.http.response.body", "body": b"No websocket endpoint here."}
+            )
         else:
             await self.close()
         raise StopConsumer()
@@ -586,5 +711,3 @@ class ChargerLogConsumer(AsyncWebsocketConsumer):
 
     async def log_rows(self, event: dict) -> None:
         await self.send(text_data=json.dumps({"rows": event["rows"]}))
-
-

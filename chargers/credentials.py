@@ -101,19 +101,34 @@ def is_password_variable(item: object) -> bool:
     if not isinstance(item, dict):
         return False
     component, variable = item.get("component"), item.get("variable")
-    return (isinstance(component, dict) and component.get("name") == "SecurityCtrlr"
-            and isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword")
+    return (
+        isinstance(component, dict)
+        and component.get("name") == "SecurityCtrlr"
+        and isinstance(variable, dict)
+        and variable.get("name") == "BasicAuthPassword"
+    )
 
 
 def redact_payload(action: str, payload: dict) -> dict:
     """Return `payload` as it may be stored or shown: a new AuthorizationKey (1.6) or
     BasicAuthPassword (2.0.1) is masked."""
-    if action == "ChangeConfiguration" and str(payload.get("key", "")).lower() == "authorizationkey":
+    if (
+        action == "ChangeConfiguration"
+        and str(payload.get("key", "")).lower() == "authorizationkey"
+    ):
         return {**payload, "value": MASK}
-    if action == "SetVariables" and isinstance(payload.get("setVariableData"), list) and any(
-            is_password_variable(item) for item in payload["setVariableData"]):
-        return {**payload, "setVariableData": [
-            {**item, "attributeValue": MASK} if is_password_variable(item) else item for item in payload["setVariableData"]]}
+    if (
+        action == "SetVariables"
+        and isinstance(payload.get("setVariableData"), list)
+        and any(is_password_variable(item) for item in payload["setVariableData"])
+    ):
+        return {
+            **payload,
+            "setVariableData": [
+                {**item, "attributeValue": MASK} if is_password_variable(item) else item
+                for item in payload["setVariableData"]
+            ],
+        }
     return payload
 
 
@@ -124,7 +139,9 @@ def redact_response(response: object) -> object:
         return response
     keys = [
         {**item, "value": MASK}
-        if isinstance(item, dict) and str(item.get("key", "")).lower() == "authorizationkey" and "value" in item
+        if isinstance(item, dict)
+        and str(item.get("key", "")).lower() == "authorizationkey"
+        and "value" in item
         else item
         for item in response["configurationKey"]
     ]

@@ -34,7 +34,9 @@ COMPONENT_VARIABLES: dict[str, frozenset[str]] = {
             "OfflineTxForUnknownIdEnabled",
         ]
     ),
-    "AuthCacheCtrl": frozenset(["Available", "DisablePostAuthorize", "Enabled", "LifeTime", "Policy"]),
+    "AuthCacheCtrl": frozenset(
+        ["Available", "DisablePostAuthorize", "Enabled", "LifeTime", "Policy"]
+    ),
     "CHAdeMOCtrl": frozenset(
         [
             "Active",

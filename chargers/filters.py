@@ -14,7 +14,10 @@ from .selectors import chargers_for
 
 
 def _is_faulted(charger: Charger) -> bool:
-    return any(c.status == "Faulted" or c.error_code not in ("", "NoError") for c in charger.connectors.all())
+    return any(
+        c.status == "Faulted" or c.error_code not in ("", "NoError")
+        for c in charger.connectors.all()
+    )
 
 
 def charger_state(charger: Charger) -> str:
@@ -37,10 +40,14 @@ def chargers_with_state(user) -> list[tuple[Charger, str]]:
 
 class ChargerFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="filter_q", label="Search")
-    property = django_filters.ModelChoiceFilter(queryset=None, label="Location", empty_label="All locations")
+    property = django_filters.ModelChoiceFilter(
+        queryset=None, label="Location", empty_label="All locations"
+    )
     status = django_filters.ChoiceFilter(
         choices=[("online", "Online"), ("offline", "Offline"), ("faulted", "Faulted")],
-        method="filter_status", label="Status", empty_label="Any status",
+        method="filter_status",
+        label="Status",
+        empty_label="Any status",
     )
 
     class Meta:
@@ -61,26 +68,38 @@ class ChargerFilter(django_filters.FilterSet):
         if not value:
             return queryset
         return queryset.filter(
-            Q(station_id__icontains=value) | Q(name__icontains=value) | Q(serial_number__icontains=value)
+            Q(station_id__icontains=value)
+            | Q(name__icontains=value)
+            | Q(serial_number__icontains=value)
             | Q(property__name__icontains=value)
         )
 
     def filter_status(self, queryset, name, value):
         # Online depends on each charger's heartbeat interval; decide per row like the badge does.
-        ids = [c.pk for c in queryset if charger_state(c) == value or (value == "offline" and not c.is_online())]
+        ids = [
+            c.pk
+            for c in queryset
+            if charger_state(c) == value or (value == "offline" and not c.is_online())
+        ]
         return queryset.filter(pk__in=ids)
 
 
 class SessionFilter(django_filters.FilterSet):
     date_from = django_filters.DateFilter(
-        field_name="started_at", lookup_expr="date__gte", label="From",
+        field_name="started_at",
+        lookup_expr="date__gte",
+        label="From",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = django_filters.DateFilter(
-        field_name="started_at", lookup_expr="date__lte", label="To",
+        field_name="started_at",
+        lookup_expr="date__lte",
+        label="To",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    charger = django_filters.ModelChoiceFilter(queryset=None, label="Charger", empty_label="All chargers")
+    charger = django_filters.ModelChoiceFilter(
+        queryset=None, label="Charger", empty_label="All chargers"
+    )
     token = django_filters.CharFilter(method="filter_token", label="Token (UID)")
     status = django_filters.ChoiceFilter(
         choices=ChargingSession.Status.choices, label="Status", empty_label="Any status"

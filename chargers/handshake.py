@@ -123,7 +123,11 @@ def _unauthorized(reason: str = "Authentication required.") -> Refused:
 async def _password_ok(charger: Charger, scope: dict, station_id: str) -> bool:
     credentials_sent = basic_auth(scope.get("headers", []))
     # A00.FR.204: the username is the station id of the URL.
-    if credentials_sent is None or credentials_sent[0] != station_id.encode() or not charger.ocpp_password_hash:
+    if (
+        credentials_sent is None
+        or credentials_sent[0] != station_id.encode()
+        or not charger.ocpp_password_hash
+    ):
         return False
     password = credentials_sent[1]
     stored = charger.ocpp_password_hash
@@ -131,13 +135,17 @@ async def _password_ok(charger: Charger, scope: dict, station_id: str) -> bool:
         if credentials.verify(stored, password):  # microseconds: no thread hop
             return True
         # Maybe the charger took a new AuthorizationKey whose Accepted never reached us.
-        return await db.run(services.authorization_key_adopt_open, charger_id=charger.pk, password=password)
+        return await db.run(
+            services.authorization_key_adopt_open, charger_id=charger.pk, password=password
+        )
     # A hash of the earlier PBKDF2 scheme (milliseconds): off the event loop, then replaced.
     ok = await asyncio.to_thread(credentials.verify, stored, password)
     if ok:
         try:
             await db.run(
-                services.charger_password_rehash, charger_id=charger.pk, old_hash=stored,
+                services.charger_password_rehash,
+                charger_id=charger.pk,
+                old_hash=stored,
                 new_hash=credentials.make_hash(password),
             )
         except Exception:
@@ -149,12 +157,16 @@ async def _certificate_error(facts: ConnectionFacts, station_id: str) -> str:
     if facts.certificate is None:
         return "no client certificate"
     error = pki.get_ca().verify_client(facts.certificate, station_id=station_id)
-    if not error and await db.run(services.charger_certificate_revoked, pki.fingerprint(facts.certificate)):
+    if not error and await db.run(
+        services.charger_certificate_revoked, pki.fingerprint(facts.certificate)
+    ):
         error = "certificate revoked"
     return error
 
 
-async def proven_profile(charger: Charger, scope: dict, facts: ConnectionFacts, station_id: str) -> tuple[int, str]:
+async def proven_profile(
+    charger: Charger, scope: dict, facts: ConnectionFacts, station_id: str
+) -> tuple[int, str]:
     """Return the highest security profile this connection proves, and why not a higher one."""
     why = ""
     if facts.tls and facts.certificate is not None:
@@ -176,10 +188,16 @@ async def admit(scope: dict, station_id: str) -> Charger:
     # Some servers (uvicorn's legacy websockets) report an absent header as [""]: offered nothing.
     offered = [name for name in scope.get("subprotocols", []) if name.strip()]
     if negotiate(offered) is None:
-        security_log.warning("Refused %s from %s: no supported subprotocol in %r", station_id, address, offered[:5])
+        security_log.warning(
+            "Refused %s from %s: no supported subprotocol in %r", station_id, address, offered[:5]
+        )
         # OCPP-J 1.6 and 2.0.1 §3.2: a client that offered other subprotocols gets the handshake
         # completed without Sec-WebSocket-Protocol, then an immediate close (MUST). None offered: HTTP 400.
-        raise Refused(400, "Offer the ocpp2.0.1 or ocpp1.6 websocket subprotocol.", complete_then_close=bool(offered))
+        raise Refused(
+            400,
+            "Offer the ocpp2.0.1 or ocpp1.6 websocket subprotocol.",
+            complete_then_close=bool(offered),
+        )
     if guard.blocked(address=address, station_id=station_id):
         security_log.warning("Throttled handshake for %r from %s", station_id, address)
         raise Refused(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])
@@ -187,7 +205,9 @@ async def admit(scope: dict, station_id: str) -> Charger:
         charger = await connection_state.lookup(station_id)
     except Exception:
         security_log.exception("Could not look up station %s (database unavailable?)", station_id)
-        raise Refused(503, "Central system temporarily unavailable; retry later.", [(b"retry-after", b"30")]) from None
+        raise Refused(
+            503, "Central system temporarily unavailable; retry later.", [(b"retry-after", b"30")]
+        ) from None
     if charger is None:
         guard.failed(address=address, station_id=station_id)
         security_log.warning("Refused unknown station %r from %s", station_id, address)
@@ -196,7 +216,9 @@ async def admit(scope: dict, station_id: str) -> Charger:
     required = charger.security_profile
     if required >= PROFILE.TLS_BASIC_AUTH and not facts.tls:
         # Checked before the password: whatever it is, it must not be accepted in clear.
-        await _refuse(charger, facts, "SecurityProfileMismatch", f"profile {required} charger without TLS")
+        await _refuse(
+            charger, facts, "SecurityProfileMismatch", f"profile {required} charger without TLS"
+        )
         raise Refused(403, f"This charger must connect over TLS (security profile {required}).")
     if required > PROFILE.NONE or charger.security_profile_pending:
         proven, why = await proven_profile(charger, scope, facts, station_id)
@@ -205,7 +227,9 @@ async def admit(scope: dict, station_id: str) -> Charger:
     if proven < required:
         if required == PROFILE.TLS_CLIENT_CERTIFICATE:
             await _refuse(charger, facts, "InvalidChargePointCertificate", why)
-            raise Refused(403, "A TLS client certificate issued by this central system is required.")
+            raise Refused(
+                403, "A TLS client certificate issued by this central system is required."
+            )
         await _refuse(charger, facts, "InvalidChargePointCredentials", why)
         raise _unauthorized()
     if charger.security_profile_pending and proven >= charger.security_profile_pending:
@@ -224,7 +248,9 @@ async def _refuse(charger: Charger, facts: ConnectionFacts, event_type: str, why
     security_log.warning("Refused %s from %s: %s", charger.station_id, facts.address, why)
     try:
         await db.run(
-            services.security_event_record_refusal, charger_id=charger.pk, event_type=event_type,
+            services.security_event_record_refusal,
+            charger_id=charger.pk,
+            event_type=event_type,
             tech_info=f"{why} (from {facts.address}{', via ' + facts.proxy if facts.proxy else ''})",
         )
     except Exception:

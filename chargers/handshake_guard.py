@@ -41,8 +41,11 @@ def address_key(address: str) -> str:
 
 class HandshakeGuard:
     def __init__(
-        self, window_s: float = WINDOW_S, max_failures: int = MAX_FAILURES,
-        max_failures_per_address: int = MAX_FAILURES_PER_ADDRESS, max_keys: int = MAX_KEYS,
+        self,
+        window_s: float = WINDOW_S,
+        max_failures: int = MAX_FAILURES,
+        max_failures_per_address: int = MAX_FAILURES_PER_ADDRESS,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.window_s = window_s
         self.max_failures = max_failures

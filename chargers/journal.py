@@ -58,7 +58,10 @@ def is_transient(exc: BaseException) -> bool:
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
-    return any(isinstance(e, psycopg.Error) and (e.sqlstate or "").startswith("40") for e in (exc, exc.__cause__))
+    return any(
+        isinstance(e, psycopg.Error) and (e.sqlstate or "").startswith("40")
+        for e in (exc, exc.__cause__)
+    )
 
 
 TRANSIENT_RETRIES = 2
@@ -111,7 +114,9 @@ class Journal:
 
     # -- setup --------------------------------------------------------------------------------
 
-    def configure(self, applier: Callable[[str, dict[str, Any]], None], process_key: str | None = None) -> None:
+    def configure(
+        self, applier: Callable[[str, dict[str, Any]], None], process_key: str | None = None
+    ) -> None:
         """Name this process's journal and say how an entry is applied to the database."""
         self._applier = applier
         if process_key and not self.key:
@@ -119,7 +124,9 @@ class Journal:
 
     @property
     def directory(self) -> Path:
-        return Path(getattr(settings, "OCPP_JOURNAL_DIR", Path(settings.BASE_DIR) / "var" / "journal"))
+        return Path(
+            getattr(settings, "OCPP_JOURNAL_DIR", Path(settings.BASE_DIR) / "var" / "journal")
+        )
 
     def _open(self) -> None:
         if self._fd is not None:
@@ -155,11 +162,17 @@ class Journal:
 
     def engage(self, reason: BaseException | str) -> None:
         if not self._engaged:
-            logger.error("Database unavailable (%s): journaling transaction messages to %s", reason, self.directory)
+            logger.error(
+                "Database unavailable (%s): journaling transaction messages to %s",
+                reason,
+                self.directory,
+            )
         self._engaged = True
         self._ensure_loop_state()
         if self._recovery is None or self._recovery.done():
-            self._recovery = asyncio.get_running_loop().create_task(self._recover(), name="ocpp-journal-replay")
+            self._recovery = asyncio.get_running_loop().create_task(
+                self._recover(), name="ocpp-journal-replay"
+            )
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -260,7 +273,11 @@ class Journal:
                     replayed += 1
                 path.unlink()
                 if entries:
-                    logger.warning("Replayed %d journal entries of a stopped process from %s", len(entries), path.name)
+                    logger.warning(
+                        "Replayed %d journal entries of a stopped process from %s",
+                        len(entries),
+                        path.name,
+                    )
             finally:
                 os.close(fd)
         self.replayed += replayed
@@ -277,7 +294,12 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-            if self._path is not None and not self._engaged and self._path.exists() and os.path.getsize(self._path) == 0:
+            if (
+                self._path is not None
+                and not self._engaged
+                and self._path.exists()
+                and os.path.getsize(self._path) == 0
+            ):
                 self._path.unlink()
         if self._recovery is not None:
             self._recovery.cancel()

@@ -55,6 +55,8 @@ async def publish_connector_events(charger_id: int, events: list) -> None:
     layer = get_channel_layer()
     for connector_id, event in events:
         try:
-            await layer.group_send(connector_group(charger_id, connector_id), {"type": "connector.event", **event})
+            await layer.group_send(
+                connector_group(charger_id, connector_id), {"type": "connector.event", **event}
+            )
         except Exception:  # live views are best effort; the state is stored either way
             logger.warning("Could not publish a connector event for %s", charger_id, exc_info=True)

@@ -32,7 +32,11 @@ AUTO_PUSH_TIMEOUT_S = 10
 def applicable_group_ids(charger: Charger) -> set[int]:
     ids = set(charger.token_groups.values_list("pk", flat=True))
     if charger.property_id:
-        ids |= set(TokenGroup.objects.filter(restricted_properties=charger.property_id).values_list("pk", flat=True))
+        ids |= set(
+            TokenGroup.objects.filter(restricted_properties=charger.property_id).values_list(
+                "pk", flat=True
+            )
+        )
     return ids
 
 
@@ -78,9 +82,12 @@ def last_accepted_state(charger: Charger) -> tuple[int | None, dict[str, dict] |
     # Pushes to a 2.0.1 charger were sent in its shape (D01); replayed here in 1.6 words.
     accepted = [
         local_list_as_16(c.payload)
-        for c in _sent_lists(charger).filter(status=Command.Status.ANSWERED) if c.result_status == "Accepted"
+        for c in _sent_lists(charger).filter(status=Command.Status.ANSWERED)
+        if c.result_status == "Accepted"
     ]
-    last_full = max((i for i, p in enumerate(accepted) if p.get("updateType") == "Full"), default=None)
+    last_full = max(
+        (i for i, p in enumerate(accepted) if p.get("updateType") == "Full"), default=None
+    )
     if last_full is None:
         return None, None
     state: dict[str, dict] = {}
@@ -101,8 +108,14 @@ def next_version(charger: Charger) -> int:
     return (int(local_list_as_16(last.payload).get("listVersion") or 0) + 1) if last else 1
 
 
-def local_list_push_sync(charger: Charger, *, user_id: int | None = None, full: bool = False,
-                         source: str = "portal", timeout: float | None = None) -> Command:
+def local_list_push_sync(
+    charger: Charger,
+    *,
+    user_id: int | None = None,
+    full: bool = False,
+    source: str = "portal",
+    timeout: float | None = None,
+) -> Command:
     """Push the charger's local list; return the SendLocalList Command (or the failed version query).
 
     Raises the exceptions of chargers.commands.send_command_sync.
@@ -111,7 +124,9 @@ def local_list_push_sync(charger: Charger, *, user_id: int | None = None, full: 
     version, state = last_accepted_state(charger)
     update_type = "Full"
     if not full and state is not None:
-        probe = commands.send_command_sync(charger, "GetLocalListVersion", {}, source=source, user_id=user_id, timeout=timeout)
+        probe = commands.send_command_sync(
+            charger, "GetLocalListVersion", {}, source=source, user_id=user_id, timeout=timeout
+        )
         if probe.status != Command.Status.ANSWERED:
             return probe
         # 1.6 answers listVersion, 2.0.1 versionNumber (D02).
@@ -120,10 +135,20 @@ def local_list_push_sync(charger: Charger, *, user_id: int | None = None, full: 
     if update_type == "Full":
         entries = [{"idTag": tag, "idTagInfo": info} for tag, info in wanted.items()]
     else:
-        entries = [{"idTag": tag, "idTagInfo": info} for tag, info in wanted.items() if state.get(tag) != info]
+        entries = [
+            {"idTag": tag, "idTagInfo": info}
+            for tag, info in wanted.items()
+            if state.get(tag) != info
+        ]
         entries += [{"idTag": tag} for tag in state if tag not in wanted]
-    payload = {"listVersion": next_version(charger), "updateType": update_type, "localAuthorizationList": entries}
-    return commands.send_command_sync(charger, "SendLocalList", payload, source=source, user_id=user_id, timeout=timeout)
+    payload = {
+        "listVersion": next_version(charger),
+        "updateType": update_type,
+        "localAuthorizationList": entries,
+    }
+    return commands.send_command_sync(
+        charger, "SendLocalList", payload, source=source, user_id=user_id, timeout=timeout
+    )
 
 
 def chargers_for_groups(group_ids: list[int]):
@@ -151,4 +176,6 @@ def push_after_group_change(sender, token_group_ids, **kwargs) -> None:
     for charger in chargers_for_groups(token_group_ids).select_related("property"):
         if charger.is_online():
             charger_id = charger.pk
-            transaction.on_commit(lambda charger_id=charger_id: local_list_push_task.delay(charger_id))
+            transaction.on_commit(
+                lambda charger_id=charger_id: local_list_push_task.delay(charger_id)
+            )

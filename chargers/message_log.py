@@ -107,9 +107,20 @@ def _id_tag_of(payload: Any) -> str:
 
 
 def make_row(
-    *, charger_id: int, direction: str, message_type: int | None, unique_id: str, action: str, payload: Any,
-    raw: str = "", text: str | None = None, violation: str = "", timestamp: datetime | None = None,
-    backoffice_id: int | None = None, text_suspect: bool | None = None, payload_json: str | None = None,
+    *,
+    charger_id: int,
+    direction: str,
+    message_type: int | None,
+    unique_id: str,
+    action: str,
+    payload: Any,
+    raw: str = "",
+    text: str | None = None,
+    violation: str = "",
+    timestamp: datetime | None = None,
+    backoffice_id: int | None = None,
+    text_suspect: bool | None = None,
+    payload_json: str | None = None,
 ) -> tuple[Row, int]:
     """Build a storable row (and its size in bytes) from a frame, whatever it holds.
     `text_suspect`: may_need_cleaning(text), when the caller has already asked.
@@ -133,8 +144,18 @@ def make_row(
     elif payload_json is None or escaped or text_suspect is not False:
         payload_json = json.dumps(payload, separators=(",", ":"))
     row: Row = (
-        charger_id, timestamp or timezone.now(), direction, message_type, str(unique_id)[:64], str(action)[:64],
-        clean_text(_id_tag_of(payload)), payload_json, raw, escaped, violation[:500], backoffice_id,
+        charger_id,
+        timestamp or timezone.now(),
+        direction,
+        message_type,
+        str(unique_id)[:64],
+        str(action)[:64],
+        clean_text(_id_tag_of(payload)),
+        payload_json,
+        raw,
+        escaped,
+        violation[:500],
+        backoffice_id,
     )
     return row, len(payload_json or "") + len(raw) + 200
 
@@ -189,17 +210,38 @@ class MessageLogWriter:
         return self._bytes
 
     async def add_message(
-        self, *, charger_id: int, direction: str, message_type: int | None, unique_id: str,
-        action: str, payload: Any, raw: str = "", text: str | None = None, violation: str = "",
-        timestamp: datetime | None = None, backoffice_id: int | None = None, text_suspect: bool | None = None,
+        self,
+        *,
+        charger_id: int,
+        direction: str,
+        message_type: int | None,
+        unique_id: str,
+        action: str,
+        payload: Any,
+        raw: str = "",
+        text: str | None = None,
+        violation: str = "",
+        timestamp: datetime | None = None,
+        backoffice_id: int | None = None,
+        text_suspect: bool | None = None,
         payload_json: str | None = None,
     ) -> None:
         """Buffer one frame for the log; waits only while this charger is over its byte share."""
         self._ensure_running()
         row, size = make_row(
-            charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
-            action=action, payload=payload, raw=raw, text=text, violation=violation, timestamp=timestamp,
-            backoffice_id=backoffice_id, text_suspect=text_suspect, payload_json=payload_json,
+            charger_id=charger_id,
+            direction=direction,
+            message_type=message_type,
+            unique_id=unique_id,
+            action=action,
+            payload=payload,
+            raw=raw,
+            text=text,
+            violation=violation,
+            timestamp=timestamp,
+            backoffice_id=backoffice_id,
+            text_suspect=text_suspect,
+            payload_json=payload_json,
         )
         per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
         total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
@@ -231,7 +273,9 @@ class MessageLogWriter:
         self._wakeup.set()
         await future
 
-    def touch(self, charger_id: int, *, heartbeat: bool = False, now: datetime | None = None) -> None:
+    def touch(
+        self, charger_id: int, *, heartbeat: bool = False, now: datetime | None = None
+    ) -> None:
         """Note that a charger was heard from; written at most every few seconds per charger."""
         now = now or timezone.now()
         previous = self._seen.get(charger_id)
@@ -297,7 +341,10 @@ class MessageLogWriter:
                     await self._wakeup.wait()
                 async with self._flush_lock:
                     await self._flush_once(force_seen=False)
-                if self._connector_interest and time.monotonic() - self._connector_refreshed > CONNECTOR_WATCH_REFRESH_S:
+                if (
+                    self._connector_interest
+                    and time.monotonic() - self._connector_refreshed > CONNECTOR_WATCH_REFRESH_S
+                ):
                     self._connector_refreshed = time.monotonic()
                     ids = set(self._connector_interest)
                     self._connector_watched = await db.run(self._refresh_connector_watch, ids)
@@ -311,7 +358,11 @@ class MessageLogWriter:
     def _take(self) -> tuple[list[Row], list[tuple[list[MeterSample], asyncio.Future[None]]]]:
         messages: list[Row] = []
         taken_bytes = 0
-        while self._messages and len(messages) < MAX_BATCH and (not messages or taken_bytes < MAX_BATCH_BYTES):
+        while (
+            self._messages
+            and len(messages) < MAX_BATCH
+            and (not messages or taken_bytes < MAX_BATCH_BYTES)
+        ):
             row, size = self._messages.popleft()
             messages.append(row)
             taken_bytes += size
@@ -360,16 +411,22 @@ class MessageLogWriter:
             now = time.monotonic()
             if force_seen and self._seen_task is not None:
                 await asyncio.wait([self._seen_task])
-            if (force_seen or now - self._seen_scanned >= 1.0) and (self._seen_task is None or self._seen_task.done()):
+            if (force_seen or now - self._seen_scanned >= 1.0) and (
+                self._seen_task is None or self._seen_task.done()
+            ):
                 self._seen_scanned = now
                 seen = self._due_seen(force_seen)
                 if seen and self._use_async_pg() and not force_seen:
                     assert self._loop is not None
-                    self._seen_task = self._loop.create_task(self._write_seen_logged(seen), name="ocpp-last-seen")
+                    self._seen_task = self._loop.create_task(
+                        self._write_seen_logged(seen), name="ocpp-last-seen"
+                    )
                 elif seen:
                     await self._write_seen(seen, wait=force_seen)
 
-    async def _write_seen(self, seen: dict[int, tuple[datetime, bool]], *, wait: bool = False) -> None:
+    async def _write_seen(
+        self, seen: dict[int, tuple[datetime, bool]], *, wait: bool = False
+    ) -> None:
         """Write last-seen times; on failure they wait in memory for the next scan."""
         if journal.engaged:
             for charger_id, value in seen.items():
@@ -413,7 +470,10 @@ class MessageLogWriter:
                         raise
             logger.debug(
                 "Wrote %d frames, %d meter values in %.1f ms; %d frames still buffered",
-                len(messages), len(samples), 1000 * (time.monotonic() - started), len(self._messages),
+                len(messages),
+                len(samples),
+                1000 * (time.monotonic() - started),
+                len(self._messages),
             )
         except Exception as exc:
             if is_outage(exc):
@@ -433,7 +493,11 @@ class MessageLogWriter:
                 journal.engage(outage)
                 await self._spill(
                     [row for row in messages if id(row) not in done],
-                    [(batch, future) for batch, future in meters if not all(id(s) in done for s in batch)],
+                    [
+                        (batch, future)
+                        for batch, future in meters
+                        if not all(id(s) in done for s in batch)
+                    ],
                     outage,
                 )
                 for _, future in meters:
@@ -446,7 +510,12 @@ class MessageLogWriter:
         if published:
             await _publish(published)
 
-    async def _spill(self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]], reason: Any) -> None:
+    async def _spill(
+        self,
+        messages: list[Row],
+        meters: list[tuple[list[MeterSample], asyncio.Future[None]]],
+        reason: Any,
+    ) -> None:
         """The database is unreachable: journal the log rows, hand meter values back."""
         for _, future in meters:
             if not future.done():
@@ -484,7 +553,9 @@ class MessageLogWriter:
                 published.setdefault(charger_id, []).extend(rows)
         return published
 
-    async def _write_batch(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
+    async def _write_batch(
+        self, messages: list[Row], samples: list[MeterSample]
+    ) -> dict[int, list[dict[str, Any]]]:
         if self._use_async_pg():
             return await self._write_batch_async(messages, samples)
         return await db.run(_write_batch_orm, messages, samples, self._watched_memo)
@@ -505,7 +576,9 @@ class MessageLogWriter:
         if self._seen_task is None or self._seen_task.done():
             self._seen_pg.close()
 
-    async def _write_batch_async(self, messages: list[Row], samples: list[MeterSample]) -> dict[int, list[dict[str, Any]]]:
+    async def _write_batch_async(
+        self, messages: list[Row], samples: list[MeterSample]
+    ) -> dict[int, list[dict[str, Any]]]:
         from chargers.models import ChargingSession, OcppMessage
 
         watched: set[int] | None = set()
@@ -520,7 +593,9 @@ class MessageLogWriter:
         try:
             async with self._pg_conn.use() as conn, conn.transaction(), conn.cursor() as cur:
                 if any(m[0] not in watched for m in messages):
-                    async with cur.copy(f"COPY {OcppMessage._meta.db_table} ({columns}) FROM STDIN") as copy:
+                    async with cur.copy(
+                        f"COPY {OcppMessage._meta.db_table} ({columns}) FROM STDIN"
+                    ) as copy:
                         for row in messages:
                             if row[0] not in watched:
                                 await copy.write_row(row)
@@ -535,23 +610,43 @@ class MessageLogWriter:
                     fetched = await cur.fetchone()
                     published.setdefault(row[0], []).append(_serialize_row(fetched[0], row))
                 if samples:
-                    wanted = {(m.charger_id, m.transaction_id) for m in samples if m.transaction_id is not None}
+                    wanted = {
+                        (m.charger_id, m.transaction_id)
+                        for m in samples
+                        if m.transaction_id is not None
+                    }
                     missing = {key[1] for key in wanted if key not in self._sessions}
                     if missing:
                         await cur.execute(
                             f"SELECT id, charger_id, transaction_id FROM {ChargingSession._meta.db_table} "
-                            "WHERE transaction_id = ANY(%s)", [list(missing)],
+                            "WHERE transaction_id = ANY(%s)",
+                            [list(missing)],
                         )
                         if len(self._sessions) > 100_000:
                             self._sessions.clear()
                         for pk, charger_id, tx in await cur.fetchall():
                             self._sessions[(charger_id, tx)] = pk
                     sessions = self._sessions
-                    await copy_meter_values(cur, (
-                        (m.charger_id, sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id else None,
-                         m.connector_id, m.timestamp, m.measurand, m.phase, m.unit, m.context, m.location, m.raw_value)
-                        for m in samples
-                    ))
+                    await copy_meter_values(
+                        cur,
+                        (
+                            (
+                                m.charger_id,
+                                sessions.get((m.charger_id, m.transaction_id))
+                                if m.transaction_id
+                                else None,
+                                m.connector_id,
+                                m.timestamp,
+                                m.measurand,
+                                m.phase,
+                                m.unit,
+                                m.context,
+                                m.location,
+                                m.raw_value,
+                            )
+                            for m in samples
+                        ),
+                    )
         except Exception:  # the connection was dropped by use()
             self._sessions.clear()  # a stale session id must not poison the retry
             raise
@@ -592,18 +687,42 @@ class MessageLogWriter:
 METER_COLUMNS = "charger_id, session_id, connector_id, timestamp, measurand, phase, unit, context, location, value, raw_value"
 
 
-async def copy_meter_values(cur: Any, rows: Iterable[tuple[int, int | None, int, datetime, str, str, str, str, str, str]]) -> None:
+async def copy_meter_values(
+    cur: Any, rows: Iterable[tuple[int, int | None, int, datetime, str, str, str, str, str, str]]
+) -> None:
     """COPY meter values on an async cursor: (charger, session, connector, timestamp, measurand,
     phase, unit, context, location, raw value) each, cut to the columns' sizes as the ORM path does."""
     from chargers.models import MeterValue
     from chargers.services import to_decimal
 
     async with cur.copy(f"COPY {MeterValue._meta.db_table} ({METER_COLUMNS}) FROM STDIN") as copy:
-        for charger_id, session_id, connector_id, timestamp, measurand, phase, unit, context, location, raw in rows:
-            await copy.write_row((
-                charger_id, session_id, connector_id, timestamp, measurand[:50], phase[:10], unit[:10],
-                context[:20], location[:10], to_decimal(raw), raw[:100],
-            ))
+        for (
+            charger_id,
+            session_id,
+            connector_id,
+            timestamp,
+            measurand,
+            phase,
+            unit,
+            context,
+            location,
+            raw,
+        ) in rows:
+            await copy.write_row(
+                (
+                    charger_id,
+                    session_id,
+                    connector_id,
+                    timestamp,
+                    measurand[:50],
+                    phase[:10],
+                    unit[:10],
+                    context[:20],
+                    location[:10],
+                    to_decimal(raw),
+                    raw[:100],
+                )
+            )
 
 
 def _journal_entry(messages: list[Row]) -> dict[str, Any]:
@@ -611,7 +730,9 @@ def _journal_entry(messages: list[Row]) -> dict[str, Any]:
     return {"kind": "log", "charger_id": None, "rows": [list(row) for row in messages]}
 
 
-def _halves(messages: list[Row], samples: list[MeterSample]) -> list[tuple[list[Row], list[MeterSample]]]:
+def _halves(
+    messages: list[Row], samples: list[MeterSample]
+) -> list[tuple[list[Row], list[MeterSample]]]:
     """Split a batch of two or more rows into two non-empty parts."""
     if len(messages) >= 2:
         mid = len(messages) // 2
@@ -651,9 +772,18 @@ def _write_seen(seen: dict[int, tuple[datetime, bool]]) -> None:
     from chargers.models import Charger
 
     with transaction.atomic():
-        update_many(Charger, ["last_seen_at", "last_heartbeat_at"], ["id"],
-                    [(when, when, pk) for pk, (when, hb) in seen.items() if hb])
-        update_many(Charger, ["last_seen_at"], ["id"], [(when, pk) for pk, (when, hb) in seen.items() if not hb])
+        update_many(
+            Charger,
+            ["last_seen_at", "last_heartbeat_at"],
+            ["id"],
+            [(when, when, pk) for pk, (when, hb) in seen.items() if hb],
+        )
+        update_many(
+            Charger,
+            ["last_seen_at"],
+            ["id"],
+            [(when, pk) for pk, (when, hb) in seen.items() if not hb],
+        )
 
 
 def _dead_letter(messages: list[Row], samples: list[MeterSample], exc: BaseException) -> None:
@@ -661,44 +791,93 @@ def _dead_letter(messages: list[Row], samples: list[MeterSample], exc: BaseExcep
 
     for row in messages:
         OcppDeadLetter.objects.create(
-            charger_id=row[0], received_at=row[1], kind="message", error=repr(exc)[:2000], row=ascii(row)[:1_000_000],
+            charger_id=row[0],
+            received_at=row[1],
+            kind="message",
+            error=repr(exc)[:2000],
+            row=ascii(row)[:1_000_000],
         )
-        logger.error("Log row of charger %s refused by the database, kept as a dead letter: %s", row[0], exc)
+        logger.error(
+            "Log row of charger %s refused by the database, kept as a dead letter: %s", row[0], exc
+        )
     for sample in samples:
         OcppDeadLetter.objects.create(
-            charger_id=sample.charger_id, received_at=sample.timestamp, kind="meter_value",
-            error=repr(exc)[:2000], row=ascii(sample)[:100_000],
+            charger_id=sample.charger_id,
+            received_at=sample.timestamp,
+            kind="meter_value",
+            error=repr(exc)[:2000],
+            row=ascii(sample)[:100_000],
         )
-        logger.error("Meter value of charger %s refused by the database, kept as a dead letter: %s", sample.charger_id, exc)
+        logger.error(
+            "Meter value of charger %s refused by the database, kept as a dead letter: %s",
+            sample.charger_id,
+            exc,
+        )
 
 
 def _message_model(row: Row) -> Any:
     from chargers.models import OcppMessage
 
-    charger_id, ts, direction, mtype, uid, action, id_tag, payload, raw, escaped, violation, backoffice_id = row
+    (
+        charger_id,
+        ts,
+        direction,
+        mtype,
+        uid,
+        action,
+        id_tag,
+        payload,
+        raw,
+        escaped,
+        violation,
+        backoffice_id,
+    ) = row
     return OcppMessage(
-        charger_id=charger_id, timestamp=ts, direction=direction, message_type=mtype, unique_id=uid,
-        action=action, id_tag=id_tag, payload=None if payload is None else json.loads(payload), raw=raw,
-        escaped=escaped, violation=violation, backoffice_id=backoffice_id,
+        charger_id=charger_id,
+        timestamp=ts,
+        direction=direction,
+        message_type=mtype,
+        unique_id=uid,
+        action=action,
+        id_tag=id_tag,
+        payload=None if payload is None else json.loads(payload),
+        raw=raw,
+        escaped=escaped,
+        violation=violation,
+        backoffice_id=backoffice_id,
     )
 
 
-def _write_batch_orm(messages: list[Row], samples: list[MeterSample], watched_of: Any) -> dict[int, list[dict[str, Any]]]:
+def _write_batch_orm(
+    messages: list[Row], samples: list[MeterSample], watched_of: Any
+) -> dict[int, list[dict[str, Any]]]:
     from chargers.models import MeterValue, OcppMessage
     from chargers.services import to_decimal
 
     with transaction.atomic():
-        rows = OcppMessage.objects.bulk_create([_message_model(m) for m in messages]) if messages else []
+        rows = (
+            OcppMessage.objects.bulk_create([_message_model(m) for m in messages])
+            if messages
+            else []
+        )
         if samples:
             sessions = _session_ids(samples)
             MeterValue.objects.bulk_create(
                 [
                     MeterValue(
                         charger_id=m.charger_id,
-                        session_id=sessions.get((m.charger_id, m.transaction_id)) if m.transaction_id is not None else None,
-                        connector_id=m.connector_id, timestamp=m.timestamp, measurand=m.measurand[:50],
-                        phase=m.phase[:10], unit=m.unit[:10], context=m.context[:20],
-                        location=m.location[:10], value=to_decimal(m.raw_value), raw_value=m.raw_value[:100],
+                        session_id=sessions.get((m.charger_id, m.transaction_id))
+                        if m.transaction_id is not None
+                        else None,
+                        connector_id=m.connector_id,
+                        timestamp=m.timestamp,
+                        measurand=m.measurand[:50],
+                        phase=m.phase[:10],
+                        unit=m.unit[:10],
+                        context=m.context[:20],
+                        location=m.location[:10],
+                        value=to_decimal(m.raw_value),
+                        raw_value=m.raw_value[:100],
                     )
                     for m in samples
                 ]

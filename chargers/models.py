@@ -49,27 +49,41 @@ class Charger(models.Model):
         V201 = "2.0.1", "OCPP 2.0.1"
 
     station_id = models.CharField(
-        max_length=48, unique=True, validators=[station_id_validator],
+        max_length=48,
+        unique=True,
+        validators=[station_id_validator],
         help_text="The OCPP identity in the websocket URL. Case-sensitive.",
     )
     property = models.ForeignKey(
-        "backoffice.Property", on_delete=models.PROTECT, related_name="chargers", null=True, blank=True
+        "backoffice.Property",
+        on_delete=models.PROTECT,
+        related_name="chargers",
+        null=True,
+        blank=True,
     )
     # The unit (apartment, parking space) of its property it serves; empty: shared by the property.
     # Always a unit of `property` (stays' placement service and the API check it).
-    unit = models.ForeignKey("stays.Unit", on_delete=models.SET_NULL, related_name="chargers", null=True, blank=True)
+    unit = models.ForeignKey(
+        "stays.Unit", on_delete=models.SET_NULL, related_name="chargers", null=True, blank=True
+    )
     name = models.CharField(max_length=200, blank=True)
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)
     serial_number = models.CharField(max_length=50, blank=True)
     firmware_version = models.CharField(max_length=50, blank=True)
-    access_mode = models.CharField(max_length=8, choices=AccessMode.choices, default=AccessMode.PUBLIC)
-    ownership = models.CharField(max_length=13, choices=Ownership.choices, default=Ownership.NETWORK)
+    access_mode = models.CharField(
+        max_length=8, choices=AccessMode.choices, default=AccessMode.PUBLIC
+    )
+    ownership = models.CharField(
+        max_length=13, choices=Ownership.choices, default=Ownership.NETWORK
+    )
     # None = follow the property's setting.
     roaming_enabled = models.BooleanField(null=True, blank=True)
     guest_charging_enabled = models.BooleanField(null=True, blank=True)
     token_groups = models.ManyToManyField(
-        "authorization.TokenGroup", related_name="chargers", blank=True,
+        "authorization.TokenGroup",
+        related_name="chargers",
+        blank=True,
         help_text="When set, only cards in these local token groups may charge here.",
     )
     license_valid_until = models.DateField(null=True, blank=True)
@@ -106,12 +120,15 @@ class Charger(models.Model):
     )
     ocpp_password_set_at = models.DateTimeField(null=True, blank=True)
     # The OCPP version of its last connection, negotiated by websocket subprotocol (docs/ocpp.md).
-    ocpp_version = models.CharField(max_length=5, choices=OcppVersion.choices, default=OcppVersion.V16)
+    ocpp_version = models.CharField(
+        max_length=5, choices=OcppVersion.choices, default=OcppVersion.V16
+    )
     # Proxy (chargers.proxy, docs/proxy.md): set while upstream backoffices are configured, so a
     # charger without any costs its connection nothing; how long the charger waits for a Leader.
     proxied = models.BooleanField(default=False, editable=False)
     proxy_leader_timeout_s = models.PositiveSmallIntegerField(
-        default=10, help_text="Seconds to wait for the Leader backoffice before this system answers in its place.",
+        default=10,
+        help_text="Seconds to wait for the Leader backoffice before this system answers in its place.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -175,12 +192,16 @@ class Connector(models.Model):
     error_code = models.CharField(max_length=30, default="NoError")
     vendor_error_code = models.CharField(max_length=50, blank=True)
     info = models.CharField(max_length=50, blank=True)
-    status_timestamp = models.DateTimeField(null=True, blank=True, help_text="As reported by the charger.")
+    status_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="As reported by the charger."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["charger", "connector_id"]
-        constraints = [models.UniqueConstraint(fields=["charger", "connector_id"], name="unique_connector")]
+        constraints = [
+            models.UniqueConstraint(fields=["charger", "connector_id"], name="unique_connector")
+        ]
 
     def __str__(self) -> str:
         return f"{self.charger_id}/{self.connector_id}"
@@ -199,7 +220,9 @@ class OcppMessage(models.Model):
         CALLERROR = 4, "CALLERROR"
 
     id = models.BigAutoField(primary_key=True)
-    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    charger = models.ForeignKey(
+        Charger, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     timestamp = models.DateTimeField(default=timezone.now)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     message_type = models.PositiveSmallIntegerField(choices=MessageType.choices, null=True)
@@ -217,8 +240,13 @@ class OcppMessage(models.Model):
     # Set for frames between us and an upstream backoffice (the proxy), with direction "out" =
     # to that backoffice; null for the charger's own link. No constraint: the log outlives it.
     backoffice = models.ForeignKey(
-        "chargers.Backoffice", on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True,
-        related_name="+", db_index=False,
+        "chargers.Backoffice",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -228,7 +256,9 @@ class OcppMessage(models.Model):
             models.Index(fields=["charger", "action", "-id"], name="ocppmsg_charger_action"),
             models.Index(fields=["charger", "id_tag", "-id"], name="ocppmsg_charger_idtag"),
             # Admin search by idTag across chargers (only the few rows that carry one).
-            models.Index(fields=["id_tag", "-id"], name="ocppmsg_idtag", condition=~models.Q(id_tag="")),
+            models.Index(
+                fields=["id_tag", "-id"], name="ocppmsg_idtag", condition=~models.Q(id_tag="")
+            ),
             models.Index(fields=["action", "-id"], name="ocppmsg_action"),
             models.Index(fields=["timestamp"], name="ocppmsg_timestamp"),
         ]
@@ -246,12 +276,20 @@ class ChargingSession(models.Model):
 
     charger = models.ForeignKey(Charger, on_delete=models.PROTECT, related_name="sessions")
     connector_id = models.PositiveIntegerField()
-    transaction_id = models.IntegerField(unique=True, help_text="Issued by us; fits a signed 32-bit integer.")
+    transaction_id = models.IntegerField(
+        unique=True, help_text="Issued by us; fits a signed 32-bit integer."
+    )
     id_tag = models.CharField(max_length=36)
     token = models.ForeignKey(
-        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+        "authorization.Token",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
     )
-    id_tag_status = models.CharField(max_length=12, default="Accepted", help_text="idTagInfo status we answered.")
+    id_tag_status = models.CharField(
+        max_length=12, default="Accepted", help_text="idTagInfo status we answered."
+    )
     started_at = models.DateTimeField(help_text="Charger's clock.")
     stopped_at = models.DateTimeField(null=True, blank=True, help_text="Charger's clock.")
     meter_start_wh = models.BigIntegerField()
@@ -276,10 +314,12 @@ class ChargingSession(models.Model):
             # alike (a charger whose clock or meter is stuck) and are still two.
             models.UniqueConstraint(
                 fields=["charger", "connector_id", "id_tag", "meter_start_wh", "started_at"],
-                condition=models.Q(ocpp_transaction_id=""), name="unique_session_start",
+                condition=models.Q(ocpp_transaction_id=""),
+                name="unique_session_start",
             ),
             models.UniqueConstraint(
-                fields=["charger", "ocpp_transaction_id"], condition=~models.Q(ocpp_transaction_id=""),
+                fields=["charger", "ocpp_transaction_id"],
+                condition=~models.Q(ocpp_transaction_id=""),
                 name="unique_session_ocpp_transaction",
             ),
         ]
@@ -305,9 +345,15 @@ class MeterValue(models.Model):
     """One sampled value of a MeterValues or StopTransaction.transactionData entry."""
 
     id = models.BigAutoField(primary_key=True)
-    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="meter_values", db_index=False)
+    charger = models.ForeignKey(
+        Charger, on_delete=models.CASCADE, related_name="meter_values", db_index=False
+    )
     session = models.ForeignKey(
-        ChargingSession, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_values"
+        ChargingSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="meter_values",
     )
     connector_id = models.PositiveIntegerField()
     timestamp = models.DateTimeField()
@@ -317,7 +363,9 @@ class MeterValue(models.Model):
     context = models.CharField(max_length=20, blank=True)
     location = models.CharField(max_length=10, blank=True)
     value = models.DecimalField(max_digits=20, decimal_places=4, null=True)
-    raw_value = models.CharField(max_length=100, blank=True, help_text="As sent, when not a plain number.")
+    raw_value = models.CharField(
+        max_length=100, blank=True, help_text="As sent, when not a plain number."
+    )
 
     class Meta:
         ordering = ["timestamp", "id"]
@@ -327,7 +375,9 @@ class MeterValue(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.measurand} {self.raw_value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+        return (
+            f"{self.measurand} {self.raw_value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 class OrphanStop(models.Model):
@@ -347,7 +397,8 @@ class OrphanStop(models.Model):
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["charger", "transaction_id", "stopped_at", "meter_stop_wh"], name="unique_orphan_stop"
+                fields=["charger", "transaction_id", "stopped_at", "meter_stop_wh"],
+                name="unique_orphan_stop",
             )
         ]
 
@@ -406,7 +457,11 @@ class StatusEvent(models.Model):
 
     class Meta:
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["charger", "connector_id", "timestamp"], name="statusevent_conn_time")]
+        indexes = [
+            models.Index(
+                fields=["charger", "connector_id", "timestamp"], name="statusevent_conn_time"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.charger_id}/{self.connector_id} {self.status} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
@@ -416,7 +471,9 @@ class OcppDeadLetter(models.Model):
     """A log row the database refused even after cleaning: kept here, never retried forever."""
 
     id = models.BigAutoField(primary_key=True)
-    charger_id = models.BigIntegerField(null=True, blank=True, help_text="Not a foreign key: the row may name anything.")
+    charger_id = models.BigIntegerField(
+        null=True, blank=True, help_text="Not a foreign key: the row may name anything."
+    )
     received_at = models.DateTimeField()
     kind = models.CharField(max_length=20, default="message")
     error = models.TextField()
@@ -456,7 +513,9 @@ class JournalEntryApplied(models.Model):
     applied_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["journal", "seq"], name="unique_journal_entry")]
+        constraints = [
+            models.UniqueConstraint(fields=["journal", "seq"], name="unique_journal_entry")
+        ]
 
     def __str__(self) -> str:
         return f"{self.journal}#{self.seq}"
@@ -467,8 +526,13 @@ class JournalEntryApplied(models.Model):
 # OCPP 1.6 security whitepaper §8: the events a charger must push because they are critical.
 CRITICAL_SECURITY_EVENTS = frozenset(
     {
-        "FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
-        "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated",
+        "FirmwareUpdated",
+        "SettingSystemTime",
+        "StartupOfTheDevice",
+        "ResetOrReboot",
+        "SecurityLogWasCleared",
+        "MemoryExhaustion",
+        "TamperDetectionActivated",
     }
 )
 
@@ -485,7 +549,9 @@ class SecurityEvent(models.Model):
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="security_events")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CHARGER)
     event_type = models.CharField(max_length=50)
-    timestamp = models.DateTimeField(help_text="The charger's clock; ours for central system events.")
+    timestamp = models.DateTimeField(
+        help_text="The charger's clock; ours for central system events."
+    )
     tech_info = models.CharField(max_length=255, blank=True)
     critical = models.BooleanField(default=False)
     received_at = models.DateTimeField(default=timezone.now)
@@ -499,7 +565,8 @@ class SecurityEvent(models.Model):
         constraints = [
             # A notification whose answer was lost comes again (A04.FR.02): store it once.
             models.UniqueConstraint(
-                fields=["charger", "source", "event_type", "timestamp", "tech_info"], name="unique_security_event"
+                fields=["charger", "source", "event_type", "timestamp", "tech_info"],
+                name="unique_security_event",
             )
         ]
 
@@ -519,8 +586,12 @@ class AuthorizationKeyChange(models.Model):
         # so both passwords work until it connects with one of them.
         NO_ANSWER = "noanswer", "No answer: whichever password the charger connects with"
 
-    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="authorization_key_changes")
-    command = models.OneToOneField(Command, on_delete=models.CASCADE, related_name="authorization_key_change")
+    charger = models.ForeignKey(
+        Charger, on_delete=models.CASCADE, related_name="authorization_key_changes"
+    )
+    command = models.OneToOneField(
+        Command, on_delete=models.CASCADE, related_name="authorization_key_change"
+    )
     password_hash = models.CharField(max_length=256)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -543,10 +614,16 @@ class ChargerCertificate(models.Model):
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
     certificate_pem = models.TextField()
-    command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    delivery = models.CharField(max_length=40, blank=True, help_text="The charger's answer to CertificateSigned.")
+    command = models.ForeignKey(
+        Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    delivery = models.CharField(
+        max_length=40, blank=True, help_text="The charger's answer to CertificateSigned."
+    )
     issued_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, help_text="A revoked certificate no longer connects.")
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, help_text="A revoked certificate no longer connects."
+    )
 
     class Meta:
         ordering = ["-issued_at", "-id"]
@@ -567,7 +644,9 @@ class ChargerOperation(models.Model):
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     request_id = models.IntegerField(null=True, blank=True)
-    command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    command = models.ForeignKey(
+        Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(max_length=40, default="Requested")
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -589,7 +668,9 @@ class ChargerOperationStatus(models.Model):
         ANSWER = "answer", "Answer to the command"
         NOTIFICATION = "notification", "Charger notification"
 
-    operation = models.ForeignKey(ChargerOperation, on_delete=models.CASCADE, related_name="history")
+    operation = models.ForeignKey(
+        ChargerOperation, on_delete=models.CASCADE, related_name="history"
+    )
     status = models.CharField(max_length=40)
     source = models.CharField(max_length=12, choices=Source.choices)
     received_at = models.DateTimeField(default=timezone.now)
@@ -616,7 +697,11 @@ class TransactionEvent(models.Model):
         Charger, on_delete=models.CASCADE, related_name="transaction_events", db_index=False
     )
     session = models.ForeignKey(
-        ChargingSession, on_delete=models.CASCADE, null=True, blank=True, related_name="transaction_events"
+        ChargingSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="transaction_events",
     )
     ocpp_transaction_id = models.CharField(max_length=36)
     seq_no = models.IntegerField(null=True, blank=True)
@@ -631,13 +716,16 @@ class TransactionEvent(models.Model):
         ordering = ["seq_no", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["charger", "ocpp_transaction_id", "seq_no"], name="unique_transaction_event_seq"
+                fields=["charger", "ocpp_transaction_id", "seq_no"],
+                name="unique_transaction_event_seq",
             )
         ]
         # (charger, transactionId) lookups use the unique constraint's index (its prefix).
 
     def __str__(self) -> str:
-        return f"{self.event_type} #{self.seq_no} of {self.ocpp_transaction_id} on {self.charger_id}"
+        return (
+            f"{self.event_type} #{self.seq_no} of {self.ocpp_transaction_id} on {self.charger_id}"
+        )
 
 
 class DeviceVariable(models.Model):
@@ -663,12 +751,25 @@ class DeviceVariable(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["component", "component_instance", "evse_id", "connector_id", "variable", "variable_instance"]
+        ordering = [
+            "component",
+            "component_instance",
+            "evse_id",
+            "connector_id",
+            "variable",
+            "variable_instance",
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=[
-                    "charger", "component", "component_instance", "evse_id", "connector_id", "variable",
-                    "variable_instance", "attribute_type",
+                    "charger",
+                    "component",
+                    "component_instance",
+                    "evse_id",
+                    "connector_id",
+                    "variable",
+                    "variable_instance",
+                    "attribute_type",
                 ],
                 name="unique_device_variable",
             )
@@ -699,7 +800,9 @@ class ChargerEvent(models.Model):
         ordering = ["-timestamp", "-id"]
         constraints = [
             # A NotifyEvent whose answer was lost comes again: stored once.
-            models.UniqueConstraint(fields=["charger", "event_id", "timestamp"], name="unique_charger_event")
+            models.UniqueConstraint(
+                fields=["charger", "event_id", "timestamp"], name="unique_charger_event"
+            )
         ]
 
     def __str__(self) -> str:
@@ -721,13 +824,19 @@ class ConnectorReservation(models.Model):
         REMOVED = "removed", "Removed by the charger"
 
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="reservations")
-    connector_id = models.PositiveIntegerField(default=0, help_text="0: any connector (EVSE) of the charger.")
+    connector_id = models.PositiveIntegerField(
+        default=0, help_text="0: any connector (EVSE) of the charger."
+    )
     reservation_id = models.IntegerField(help_text="The OCPP reservationId / id we chose.")
     id_tag = models.CharField(max_length=36)
-    group_id_tag = models.CharField(max_length=36, blank=True, help_text="parentIdTag (1.6) / groupIdToken (2.0.1).")
+    group_id_tag = models.CharField(
+        max_length=36, blank=True, help_text="parentIdTag (1.6) / groupIdToken (2.0.1)."
+    )
     expires_at = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    charger_answer = models.CharField(max_length=20, blank=True, help_text="Accepted, Occupied, Faulted, ...")
+    charger_answer = models.CharField(
+        max_length=20, blank=True, help_text="Accepted, Occupied, Faulted, ..."
+    )
     session = models.ForeignKey(
         ChargingSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -742,9 +851,13 @@ class ConnectorReservation(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # A ReserveNow with a known id replaces that reservation (1.6 §5.13, H01.FR.02).
-            models.UniqueConstraint(fields=["charger", "reservation_id"], name="unique_connector_reservation")
+            models.UniqueConstraint(
+                fields=["charger", "reservation_id"], name="unique_connector_reservation"
+            )
         ]
-        indexes = [models.Index(fields=["charger", "status", "expires_at"], name="reservation_active")]
+        indexes = [
+            models.Index(fields=["charger", "status", "expires_at"], name="reservation_active")
+        ]
 
     def __str__(self) -> str:
         return f"reservation {self.reservation_id} on {self.charger_id}/{self.connector_id}: {self.status}"
@@ -766,24 +879,32 @@ class ChargingProfile(models.Model):
         CLEARED = "cleared", "Cleared"
 
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="charging_profiles")
-    evse_id = models.PositiveIntegerField(default=0, help_text="0: the charging station as a whole.")
+    evse_id = models.PositiveIntegerField(
+        default=0, help_text="0: the charging station as a whole."
+    )
     profile_id = models.IntegerField()
     stack_level = models.IntegerField()
     purpose = models.CharField(max_length=40)
     kind = models.CharField(max_length=10)
-    transaction_id = models.CharField(max_length=36, blank=True, help_text="The charger's transactionId (TxProfile).")
+    transaction_id = models.CharField(
+        max_length=36, blank=True, help_text="The charger's transactionId (TxProfile)."
+    )
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_to = models.DateTimeField(null=True, blank=True)
     profile = models.JSONField(help_text="The ChargingProfileType as sent or reported.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.INSTALLED)
     charger_answer = models.CharField(max_length=20, blank=True)
-    source = models.CharField(max_length=20, default="csms", help_text="csms, or the chargingLimitSource reported.")
+    source = models.CharField(
+        max_length=20, default="csms", help_text="csms, or the chargingLimitSource reported."
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["evse_id", "purpose", "-stack_level", "profile_id"]
         constraints = [
-            models.UniqueConstraint(fields=["charger", "profile_id"], name="unique_charging_profile")
+            models.UniqueConstraint(
+                fields=["charger", "profile_id"], name="unique_charging_profile"
+            )
         ]
 
     def __str__(self) -> str:
@@ -805,7 +926,9 @@ class ChargerNotice(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["charger", "action", "-received_at"], name="notice_charger_action")]
+        indexes = [
+            models.Index(fields=["charger", "action", "-received_at"], name="notice_charger_action")
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} from {self.charger_id}: {self.summary}"
@@ -823,16 +946,27 @@ class VariableMonitor(models.Model):
     connector_id = models.PositiveIntegerField(default=0)
     variable = models.CharField(max_length=50)
     variable_instance = models.CharField(max_length=50, blank=True)
-    type = models.CharField(max_length=20, help_text="UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned")
+    type = models.CharField(
+        max_length=20,
+        help_text="UpperThreshold, LowerThreshold, Delta, Periodic, PeriodicClockAligned",
+    )
     value = models.FloatField()
     severity = models.PositiveSmallIntegerField(help_text="0 (Danger) .. 9 (Debug).")
     transaction = models.BooleanField(default=False, help_text="Only active during a transaction.")
-    kind = models.CharField(max_length=20, default="CustomMonitor", help_text="HardWiredMonitor, PreconfiguredMonitor, CustomMonitor")
+    kind = models.CharField(
+        max_length=20,
+        default="CustomMonitor",
+        help_text="HardWiredMonitor, PreconfiguredMonitor, CustomMonitor",
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["component", "variable", "monitor_id"]
-        constraints = [models.UniqueConstraint(fields=["charger", "monitor_id"], name="unique_variable_monitor")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charger", "monitor_id"], name="unique_variable_monitor"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"monitor {self.monitor_id} {self.type} {self.value} on {self.component}.{self.variable}"

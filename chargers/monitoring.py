@@ -21,35 +21,50 @@ from .models import Command, VariableMonitor
 def _place(component: dict[str, Any], variable: dict[str, Any]) -> dict[str, Any]:
     evse = component.get("evse") or {}
     return {
-        "component": str(component.get("name", ""))[:50], "component_instance": str(component.get("instance", ""))[:50],
-        "evse_id": max(int(evse.get("id", 0) or 0), 0), "connector_id": max(int(evse.get("connectorId", 0) or 0), 0),
-        "variable": str(variable.get("name", ""))[:50], "variable_instance": str(variable.get("instance", ""))[:50],
+        "component": str(component.get("name", ""))[:50],
+        "component_instance": str(component.get("instance", ""))[:50],
+        "evse_id": max(int(evse.get("id", 0) or 0), 0),
+        "connector_id": max(int(evse.get("connectorId", 0) or 0), 0),
+        "variable": str(variable.get("name", ""))[:50],
+        "variable_instance": str(variable.get("instance", ""))[:50],
     }
 
 
 @transaction.atomic
-def record_answer(*, charger_id: int, action: str, payload: dict[str, Any], status: str, response: Any) -> None:
+def record_answer(
+    *, charger_id: int, action: str, payload: dict[str, Any], status: str, response: Any
+) -> None:
     """Keep the monitors after the charger answered SetVariableMonitoring, ClearVariableMonitoring or
     SetMonitoringBase."""
     if status != Command.Status.ANSWERED or not isinstance(response, dict):
         return
     if action == "SetVariableMonitoring":
-        for wanted, result in zip(payload.get("setMonitoringData") or [], response.get("setMonitoringResult") or [],
-                                  strict=False):
+        for wanted, result in zip(
+            payload.get("setMonitoringData") or [],
+            response.get("setMonitoringResult") or [],
+            strict=False,
+        ):
             if result.get("status") != "Accepted" or not isinstance(result.get("id"), int):
                 continue
             VariableMonitor.objects.update_or_create(
-                charger_id=charger_id, monitor_id=result["id"],
+                charger_id=charger_id,
+                monitor_id=result["id"],
                 defaults={
                     **_place(result.get("component") or {}, result.get("variable") or {}),
-                    "type": str(result.get("type", wanted.get("type", "")))[:20], "value": float(wanted.get("value", 0)),
+                    "type": str(result.get("type", wanted.get("type", "")))[:20],
+                    "value": float(wanted.get("value", 0)),
                     "severity": int(result.get("severity", wanted.get("severity", 9))),
-                    "transaction": bool(wanted.get("transaction", False)), "kind": "CustomMonitor",
+                    "transaction": bool(wanted.get("transaction", False)),
+                    "kind": "CustomMonitor",
                     "updated_at": timezone.now(),
                 },
             )
     elif action == "ClearVariableMonitoring":
-        cleared = [r.get("id") for r in response.get("clearMonitoringResult") or [] if r.get("status") == "Accepted"]
+        cleared = [
+            r.get("id")
+            for r in response.get("clearMonitoringResult") or []
+            if r.get("status") == "Accepted"
+        ]
         VariableMonitor.objects.filter(charger_id=charger_id, monitor_id__in=cleared).delete()
     elif action == "SetMonitoringBase" and response.get("status") == "Accepted":
         if payload.get("monitoringBase") in ("HardWiredOnly", "FactoryDefault"):
@@ -64,10 +79,14 @@ def monitoring_report_store(*, charger_id: int, payload: dict[str, Any]) -> int:
         place = _place(entry.get("component") or {}, entry.get("variable") or {})
         for monitor in entry.get("variableMonitoring") or []:
             VariableMonitor.objects.update_or_create(
-                charger_id=charger_id, monitor_id=monitor["id"],
+                charger_id=charger_id,
+                monitor_id=monitor["id"],
                 defaults={
-                    **place, "type": str(monitor.get("type", ""))[:20], "value": float(monitor.get("value", 0)),
-                    "severity": int(monitor.get("severity", 9)), "transaction": bool(monitor.get("transaction")),
+                    **place,
+                    "type": str(monitor.get("type", ""))[:20],
+                    "value": float(monitor.get("value", 0)),
+                    "severity": int(monitor.get("severity", 9)),
+                    "transaction": bool(monitor.get("transaction")),
                     "updated_at": timezone.now(),
                 },
             )
@@ -97,11 +116,17 @@ def chunks(ids: list[int], size: int | None) -> list[list[int]]:
     unique = list(dict.fromkeys(ids))
     if not size:
         return [unique] if unique else []
-    return [unique[i:i + size] for i in range(0, len(unique), size)]
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
 
 
-async def clear_monitors(charger: Any, ids: list[int], *, source: str = "api", user_id: int | None = None,
-                         timeout: float | None = None) -> list[Command]:
+async def clear_monitors(
+    charger: Any,
+    ids: list[int],
+    *,
+    source: str = "api",
+    user_id: int | None = None,
+    timeout: float | None = None,
+) -> list[Command]:
     """Clear the charger's monitors `ids`, in as many ClearVariableMonitoringRequests as its
     ItemsPerMessage allows. The limit is asked with GetVariables each time (N06 flow: a firmware
     update may change it; the answer also lands in the device model); a charger that does not
@@ -110,15 +135,40 @@ async def clear_monitors(charger: Any, ids: list[int], *, source: str = "api", u
     from .commands import send_command
 
     asked = await send_command(
-        charger, "GetVariables", {"getVariableData": [{"component": CLEAR_ITEMS_COMPONENT, "variable": CLEAR_ITEMS_VARIABLE}]},
-        source=source, user_id=user_id, timeout=timeout,
+        charger,
+        "GetVariables",
+        {
+            "getVariableData": [
+                {"component": CLEAR_ITEMS_COMPONENT, "variable": CLEAR_ITEMS_VARIABLE}
+            ]
+        },
+        source=source,
+        user_id=user_id,
+        timeout=timeout,
     )
-    results = asked.response.get("getVariableResult") or [] if isinstance(asked.response, dict) else []
-    size = next((clear_batch_size(r.get("attributeValue")) for r in results if r.get("attributeStatus") == "Accepted"), None)
+    results = (
+        asked.response.get("getVariableResult") or [] if isinstance(asked.response, dict) else []
+    )
+    size = next(
+        (
+            clear_batch_size(r.get("attributeValue"))
+            for r in results
+            if r.get("attributeStatus") == "Accepted"
+        ),
+        None,
+    )
     sent = []
     for batch in chunks(ids, size):
-        sent.append(await send_command(charger, "ClearVariableMonitoring", {"id": batch}, source=source, user_id=user_id,
-                                       timeout=timeout))
+        sent.append(
+            await send_command(
+                charger,
+                "ClearVariableMonitoring",
+                {"id": batch},
+                source=source,
+                user_id=user_id,
+                timeout=timeout,
+            )
+        )
     return sent
 
 

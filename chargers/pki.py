@@ -85,12 +85,23 @@ def cert_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_usage(*, signing: bool = True, agreement: bool = False, encipherment: bool = False,
-               cert_sign: bool = False) -> x509.KeyUsage:
+def _key_usage(
+    *,
+    signing: bool = True,
+    agreement: bool = False,
+    encipherment: bool = False,
+    cert_sign: bool = False,
+) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=signing, content_commitment=False, key_encipherment=encipherment,
-        data_encipherment=False, key_agreement=agreement, key_cert_sign=cert_sign, crl_sign=cert_sign,
-        encipher_only=False, decipher_only=False,
+        digital_signature=signing,
+        content_commitment=False,
+        key_encipherment=encipherment,
+        data_encipherment=False,
+        key_agreement=agreement,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -114,45 +125,66 @@ class CertificateAuthority:
         return cert_pem(self.certificate).decode()
 
     @classmethod
-    def create(cls, *, name: str, organization: str, key: PrivateKey | None = None,
-               now: datetime | None = None) -> CertificateAuthority:
+    def create(
+        cls,
+        *,
+        name: str,
+        organization: str,
+        key: PrivateKey | None = None,
+        now: datetime | None = None,
+    ) -> CertificateAuthority:
         key = key or new_key()
         now = now or _now()
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        ])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            ]
+        )
         certificate = (
             x509.CertificateBuilder()
-            .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=365 * CA_YEARS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_key_usage(cert_sign=True), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         return cls(key, certificate)
 
-    def _issue(self, builder: x509.CertificateBuilder, public_key: CertificatePublicKeyTypes, now: datetime,
-               days: int) -> x509.Certificate:
+    def _issue(
+        self,
+        builder: x509.CertificateBuilder,
+        public_key: CertificatePublicKeyTypes,
+        now: datetime,
+        days: int,
+    ) -> x509.Certificate:
         not_after = min(now + timedelta(days=days), self.certificate.not_valid_after_utc)
         return (
-            builder.issuer_name(self.certificate.subject).public_key(public_key)
+            builder.issuer_name(self.certificate.subject)
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(not_after)
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_leaf_key_usage(public_key), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
             )
             .sign(self.key, hashes.SHA256())
         )
 
-    def sign_csr(self, csr_pem: str, *, station_id: str, days: int = 365,
-                 now: datetime | None = None) -> IssuedCertificate:
+    def sign_csr(
+        self, csr_pem: str, *, station_id: str, days: int = 365, now: datetime | None = None
+    ) -> IssuedCertificate:
         """Return a client certificate for `station_id` from a charger's PEM CSR (A02/A03).
 
         The subject is ours to decide: CN is always the station id (the identity the handshake
@@ -176,22 +208,36 @@ class CertificateAuthority:
             raise CsrRejected("Only RSA and EC keys are signed.")
         requested = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         if requested != [station_id]:
-            logger.info("CSR of %s asked for CN %r; issuing CN=%s", station_id, requested, station_id)
-        organizations = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, station_id),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organizations[0] if organizations else self.organization),
-        ])
+            logger.info(
+                "CSR of %s asked for CN %r; issuing CN=%s", station_id, requested, station_id
+            )
+        organizations = [
+            str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        ]
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, station_id),
+                x509.NameAttribute(
+                    NameOID.ORGANIZATION_NAME,
+                    organizations[0] if organizations else self.organization,
+                ),
+            ]
+        )
         now = now or _now()
-        builder = x509.CertificateBuilder().subject_name(subject).add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         )
         certificate = self._issue(builder, public_key, now, days)
         leaf = cert_pem(certificate).decode()
         return IssuedCertificate(
-            certificate_pem=leaf, chain_pem=leaf + self.certificate_pem,
-            serial_number=format(certificate.serial_number, "x"), fingerprint_sha256=fingerprint(certificate),
-            subject=certificate.subject.rfc4514_string(), not_before=certificate.not_valid_before_utc,
+            certificate_pem=leaf,
+            chain_pem=leaf + self.certificate_pem,
+            serial_number=format(certificate.serial_number, "x"),
+            fingerprint_sha256=fingerprint(certificate),
+            subject=certificate.subject.rfc4514_string(),
+            not_before=certificate.not_valid_before_utc,
             not_after=certificate.not_valid_after_utc,
         )
 
@@ -200,8 +246,14 @@ class CertificateAuthority:
         values = self.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         return str(values[0].value) if values else security_config.cpo_name()
 
-    def issue_server_certificate(self, hostnames: list[str], *, key: PrivateKey | None = None,
-                                 days: int = 90, now: datetime | None = None) -> tuple[PrivateKey, x509.Certificate]:
+    def issue_server_certificate(
+        self,
+        hostnames: list[str],
+        *,
+        key: PrivateKey | None = None,
+        days: int = 90,
+        now: datetime | None = None,
+    ) -> tuple[PrivateKey, x509.Certificate]:
         """Return a key and TLS server certificate for `hostnames` (CN = the first, A00.FR.510)."""
         import ipaddress
 
@@ -212,19 +264,23 @@ class CertificateAuthority:
                 names.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 names.append(x509.DNSName(host))
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
-        ])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.organization),
+            ]
+        )
         builder = (
-            x509.CertificateBuilder().subject_name(subject)
+            x509.CertificateBuilder()
+            .subject_name(subject)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         )
         return key, self._issue(builder, key.public_key(), now or _now(), days)
 
-    def verify_client(self, certificate: x509.Certificate, *, station_id: str,
-                      now: datetime | None = None) -> str:
+    def verify_client(
+        self, certificate: x509.Certificate, *, station_id: str, now: datetime | None = None
+    ) -> str:
         """Return why `certificate` may not authenticate `station_id` ("" when it may).
 
         RFC 5280 path validation to our CA (A00.FR.403), at `now` (validity dates), with the
@@ -235,7 +291,9 @@ class CertificateAuthority:
             x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
         )
         verifier = (
-            PolicyBuilder().store(Store([self.certificate])).time(now or _now())
+            PolicyBuilder()
+            .store(Store([self.certificate]))
+            .time(now or _now())
             .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ee_policy)
             .build_client_verifier()
         )
@@ -279,7 +337,8 @@ def load_or_create(directory: Path) -> CertificateAuthority:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (key_path.exists() and cert_path.exists()):
                 ca = CertificateAuthority.create(
-                    name=f"{security_config.cpo_name()} CSMS CA", organization=security_config.cpo_name()
+                    name=f"{security_config.cpo_name()} CSMS CA",
+                    organization=security_config.cpo_name(),
                 )
                 fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as out:

@@ -33,10 +33,18 @@ _heartbeat: asyncio.Task[None] | None = None
 
 
 async def _beat() -> None:
-    await db.run(services.server_process_heartbeat, key=KEY, hostname=HOSTNAME, pid=os.getpid(), started_at=STARTED_AT)
+    await db.run(
+        services.server_process_heartbeat,
+        key=KEY,
+        hostname=HOSTNAME,
+        pid=os.getpid(),
+        started_at=STARTED_AT,
+    )
     cleared = await db.run(services.connections_clear_dead_processes, own_key=KEY)
     if cleared:
-        logger.warning("Cleared %d charger connection(s) of server processes that are gone", cleared)
+        logger.warning(
+            "Cleared %d charger connection(s) of server processes that are gone", cleared
+        )
     await journal.replay_orphans()
 
 
@@ -59,7 +67,9 @@ async def start() -> None:
         await _beat()
     except Exception as exc:
         logger.error("Could not register the server process (database unavailable?): %s", exc)
-    _heartbeat = asyncio.get_running_loop().create_task(_heartbeat_loop(), name="ocpp-process-heartbeat")
+    _heartbeat = asyncio.get_running_loop().create_task(
+        _heartbeat_loop(), name="ocpp-process-heartbeat"
+    )
 
 
 async def stop() -> None:
@@ -70,6 +80,10 @@ async def stop() -> None:
         _heartbeat = None
     try:
         cleared = await db.run(services.server_process_stopped, key=KEY)
-        logger.info("Server process stopping: %d charger connection(s) marked disconnected", cleared)
+        logger.info(
+            "Server process stopping: %d charger connection(s) marked disconnected", cleared
+        )
     except Exception as exc:
-        logger.error("Could not mark this process's connections closed (cleared at next start): %s", exc)
+        logger.error(
+            "Could not mark this process's connections closed (cleared at next start): %s", exc
+        )

@@ -19,8 +19,14 @@ from .models import Charger, Command
 
 
 async def remote_start(
-    charger: Charger, *, id_tag: str, connector_id: int | None, context: Context = Context.REMOTE_APP,
-    source: str = "api", user_id: int | None = None, timeout: float | None = None,
+    charger: Charger,
+    *,
+    id_tag: str,
+    connector_id: int | None,
+    context: Context = Context.REMOTE_APP,
+    source: str = "api",
+    user_id: int | None = None,
+    timeout: float | None = None,
     charging_profile: dict | None = None,
 ) -> tuple[Decision, Command | None]:
     """Return the recorded decision and, when it accepted, the RemoteStartTransaction command.
@@ -37,7 +43,11 @@ async def remote_start(
     commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
     facts, location_id = await db.run(services.charger_facts_by_id, charger.pk, connector_id)
     decision = await authorize(
-        uid=id_tag, charger=facts, context=context, location_id=location_id, connector_id=connector_id,
+        uid=id_tag,
+        charger=facts,
+        context=context,
+        location_id=location_id,
+        connector_id=connector_id,
         active_sessions_of=services.token_active_sessions,
     )
     if not decision.accepted:
@@ -59,10 +69,14 @@ def operator_token(charger: Charger, *, uid: str = "", label: str = "") -> Token
     if charger.organization_id is None:
         raise ValueError("The charger has no property, so no organization's token can start it.")
     uid = uid.strip() or f"OPERATOR-{charger.station_id}"[:36]
-    token = Token.objects.filter(organization_id=charger.organization_id, uid_normalized=normalize_uid(uid)).first()
+    token = Token.objects.filter(
+        organization_id=charger.organization_id, uid_normalized=normalize_uid(uid)
+    ).first()
     if token is None:
         token = Token.objects.create(
-            uid=uid, organization_id=charger.organization_id, type=Token.Type.OTHER,
+            uid=uid,
+            organization_id=charger.organization_id,
+            type=Token.Type.OTHER,
             label=label or f"Operator override at {charger.station_id}",
         )
     groups = list(charger.token_groups.all())
@@ -72,7 +86,12 @@ def operator_token(charger: Charger, *, uid: str = "", label: str = "") -> Token
 
 
 def operator_remote_start_sync(
-    charger: Charger, *, connector_id: int, uid: str = "", label: str = "", source: str = "admin",
+    charger: Charger,
+    *,
+    connector_id: int,
+    uid: str = "",
+    label: str = "",
+    source: str = "admin",
     user_id: int | None = None,
 ) -> tuple[Token, Decision, Command | None]:
     """Start an operator's override session through the same path as any remote start: a token
@@ -80,14 +99,22 @@ def operator_remote_start_sync(
     authorization engine's recorded decision, then RemoteStartTransaction."""
     token = operator_token(charger, uid=uid, label=label)
     decision, command = remote_start_sync(
-        charger, id_tag=token.uid, connector_id=connector_id, context=Context.REMOTE_APP, source=source,
+        charger,
+        id_tag=token.uid,
+        connector_id=connector_id,
+        context=Context.REMOTE_APP,
+        source=source,
         user_id=user_id,
     )
     return token, decision, command
 
 
 async def authorization_key_push(
-    charger: Charger, *, source: str = "api", user_id: int | None = None, timeout: float | None = None,
+    charger: Charger,
+    *,
+    source: str = "api",
+    user_id: int | None = None,
+    timeout: float | None = None,
 ) -> Command:
     """Send the charger a new random AuthorizationKey (ChangeConfiguration, OCPP-J 1.6 §6 /
     whitepaper A01). Nobody ever sees the key: only its hash is kept, and it replaces the
@@ -98,10 +125,18 @@ async def authorization_key_push(
     password = credentials.generate_password()
     if charger.ocpp_version == Charger.OcppVersion.V201:
         # 2.0.1 A01: SetVariables SecurityCtrlr.BasicAuthPassword (the same 40 hex digits).
-        variable = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"},
-                    "attributeValue": password}
+        variable = {
+            "component": {"name": "SecurityCtrlr"},
+            "variable": {"name": "BasicAuthPassword"},
+            "attributeValue": password,
+        }
         return await commands.send_command(
-            charger, "SetVariables", {"setVariableData": [variable]}, source=source, user_id=user_id, timeout=timeout
+            charger,
+            "SetVariables",
+            {"setVariableData": [variable]},
+            source=source,
+            user_id=user_id,
+            timeout=timeout,
         )
     payload = {"key": "AuthorizationKey", "value": password}
     return await commands.send_command(

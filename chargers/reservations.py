@@ -44,11 +44,18 @@ def new_reservation_id() -> int:
 
 
 def reserve_now_payload(
-    *, connector_id: int, id_tag: str, expires_at: datetime, reservation_id: int, group_id_tag: str = "",
+    *,
+    connector_id: int,
+    id_tag: str,
+    expires_at: datetime,
+    reservation_id: int,
+    group_id_tag: str = "",
 ) -> dict[str, Any]:
     """Return ReserveNow in 1.6 words (translated for 2.0.1 chargers by chargers.commands)."""
     payload: dict[str, Any] = {
-        "connectorId": connector_id, "expiryDate": format_datetime(expires_at), "idTag": id_tag,
+        "connectorId": connector_id,
+        "expiryDate": format_datetime(expires_at),
+        "idTag": id_tag,
         "reservationId": reservation_id,
     }
     if group_id_tag:
@@ -56,8 +63,14 @@ def reserve_now_payload(
     return payload
 
 
-def check_reservation(*, charger: Charger, connector_id: int, id_tag: str, expires_at: datetime,
-                      now: datetime | None = None) -> None:
+def check_reservation(
+    *,
+    charger: Charger,
+    connector_id: int,
+    id_tag: str,
+    expires_at: datetime,
+    now: datetime | None = None,
+) -> None:
     """Raise ReservationRefused when the reservation cannot be made (before anything is sent)."""
     now = now or timezone.now()
     if not id_tag or len(id_tag) > 20:
@@ -67,13 +80,21 @@ def check_reservation(*, charger: Charger, connector_id: int, id_tag: str, expir
         raise ReservationRefused("The reservation must end in the future.")
     if connector_id < 0:
         raise ReservationRefused("The connector must be 0 (any) or a connector number.")
-    if connector_id and not Connector.objects.filter(charger=charger, connector_id=connector_id).exists():
+    if (
+        connector_id
+        and not Connector.objects.filter(charger=charger, connector_id=connector_id).exists()
+    ):
         raise ReservationRefused(f"This charger has no connector {connector_id}.")
 
 
 @transaction.atomic
 def reservation_record_answer(
-    *, charger_id: int, payload: dict[str, Any], status: str, response: Any, source: str = "api",
+    *,
+    charger_id: int,
+    payload: dict[str, Any],
+    status: str,
+    response: Any,
+    source: str = "api",
     user_id: int | None = None,
 ) -> ConnectorReservation | None:
     """Store what the charger answered to a ReserveNow or CancelReservation (`payload` as we sent
@@ -81,24 +102,29 @@ def reservation_record_answer(
     answer = str(response.get("status", "")) if isinstance(response, dict) else ""
     if "reservationId" in payload and "connectorId" not in payload and "expiryDate" not in payload:
         # CancelReservation (same shape in both versions).
-        reservation = ConnectorReservation.objects.select_for_update().filter(
-            charger_id=charger_id, reservation_id=payload["reservationId"]
-        ).first()
+        reservation = (
+            ConnectorReservation.objects.select_for_update()
+            .filter(charger_id=charger_id, reservation_id=payload["reservationId"])
+            .first()
+        )
         if reservation is not None and answer == ACCEPTED:
             reservation.status = Status.CANCELLED
             reservation.save(update_fields=["status", "updated_at"])
         return reservation
     if "idToken" in payload:  # 2.0.1 ReserveNow
         fields = {
-            "reservation_id": payload["id"], "connector_id": payload.get("evseId") or 0,
+            "reservation_id": payload["id"],
+            "connector_id": payload.get("evseId") or 0,
             "id_tag": payload["idToken"]["idToken"],
             "group_id_tag": (payload.get("groupIdToken") or {}).get("idToken", ""),
             "expires_at": payload["expiryDateTime"],
         }
     else:
         fields = {
-            "reservation_id": payload["reservationId"], "connector_id": payload.get("connectorId") or 0,
-            "id_tag": payload["idTag"], "group_id_tag": payload.get("parentIdTag", ""),
+            "reservation_id": payload["reservationId"],
+            "connector_id": payload.get("connectorId") or 0,
+            "id_tag": payload["idTag"],
+            "group_id_tag": payload.get("parentIdTag", ""),
             "expires_at": payload["expiryDate"],
         }
     from .ocpp.protocol import parse_datetime
@@ -112,7 +138,8 @@ def reservation_record_answer(
         fields["status"] = Status.REFUSED
         fields["charger_answer"] = str(status)[:20]
     reservation, _ = ConnectorReservation.objects.update_or_create(
-        charger_id=charger_id, reservation_id=fields.pop("reservation_id"),
+        charger_id=charger_id,
+        reservation_id=fields.pop("reservation_id"),
         defaults={**fields, "source": source[:20], "requested_by_id": user_id, "session": None},
     )
     return reservation
@@ -132,16 +159,20 @@ def reservation_status_update(*, charger_id: int, reservation_id: int, update: s
 
 def reservations_expire(*, now: datetime | None = None) -> int:
     """Mark active reservations past their expiry as expired; return how many."""
-    return ConnectorReservation.objects.filter(status=Status.ACTIVE, expires_at__lte=now or timezone.now()).update(
-        status=Status.EXPIRED, updated_at=timezone.now()
-    )
+    return ConnectorReservation.objects.filter(
+        status=Status.ACTIVE, expires_at__lte=now or timezone.now()
+    ).update(status=Status.EXPIRED, updated_at=timezone.now())
 
 
 def _active(charger_id: int, now: datetime) -> QuerySet[ConnectorReservation]:
-    return ConnectorReservation.objects.filter(charger_id=charger_id, status=Status.ACTIVE, expires_at__gt=now)
+    return ConnectorReservation.objects.filter(
+        charger_id=charger_id, status=Status.ACTIVE, expires_at__gt=now
+    )
 
 
-def reserved_for(charger_id: int, connector_id: int | None, *, now: datetime | None = None) -> Reserved | None:
+def reserved_for(
+    charger_id: int, connector_id: int | None, *, now: datetime | None = None
+) -> Reserved | None:
     """Return who may start on `connector_id` (None/0: the charger as a whole, as Authorize asks)
     when reservations hold it, else None.
 
@@ -149,11 +180,17 @@ def reserved_for(charger_id: int, connector_id: int | None, *, now: datetime | N
     holds a given connector only on a charger with one connector. Asked about the whole charger
     (an Authorize names no connector), it is held when every connector is reserved.
     """
-    rows = list(_active(charger_id, now or timezone.now()).values_list("connector_id", "id_tag", "group_id_tag"))
+    rows = list(
+        _active(charger_id, now or timezone.now()).values_list(
+            "connector_id", "id_tag", "group_id_tag"
+        )
+    )
     if not rows:
         return None
     connectors = set(
-        Connector.objects.filter(charger_id=charger_id, connector_id__gt=0).values_list("connector_id", flat=True)
+        Connector.objects.filter(charger_id=charger_id, connector_id__gt=0).values_list(
+            "connector_id", flat=True
+        )
     )
     any_connector = [r for r in rows if r[0] == 0]
     if connector_id:
@@ -169,7 +206,8 @@ def reserved_for(charger_id: int, connector_id: int | None, *, now: datetime | N
     if not holding:
         return None
     return Reserved(
-        id_tags=frozenset(r[1] for r in holding), group_id_tags=frozenset(r[2] for r in holding if r[2])
+        id_tags=frozenset(r[1] for r in holding),
+        group_id_tags=frozenset(r[2] for r in holding if r[2]),
     )
 
 
@@ -187,7 +225,8 @@ def reservation_use(*, session_id: int) -> ConnectorReservation | None:
     if reservation is None and session.id_tag:
         reservation = (
             active.filter(id_tag__iexact=session.id_tag, connector_id__in=[0, session.connector_id])
-            .order_by("-connector_id").first()
+            .order_by("-connector_id")
+            .first()
         )
     if reservation is None:
         return None
@@ -199,7 +238,11 @@ def reservation_use(*, session_id: int) -> ConnectorReservation | None:
 @receiver(session_started, dispatch_uid="chargers.reservation_use")
 def _session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
     # The one place both protocols' starts meet (after commit); cheap when nothing is reserved.
-    if asked_once(kwargs, "reservations-active", ConnectorReservation.objects.filter(status=Status.ACTIVE).exists):
+    if asked_once(
+        kwargs,
+        "reservations-active",
+        ConnectorReservation.objects.filter(status=Status.ACTIVE).exists,
+    ):
         reservation_use(session_id=session_id)
 
 
@@ -207,12 +250,20 @@ def _session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
 
 
 def reservations_for(charger: Charger) -> QuerySet[ConnectorReservation]:
-    return ConnectorReservation.objects.filter(charger=charger).select_related("requested_by", "session")
+    return ConnectorReservation.objects.filter(charger=charger).select_related(
+        "requested_by", "session"
+    )
 
 
 def reserve_sync(
-    charger: Charger, *, connector_id: int, id_tag: str, expires_at: datetime, group_id_tag: str = "",
-    source: str = "portal", user_id: int | None = None,
+    charger: Charger,
+    *,
+    connector_id: int,
+    id_tag: str,
+    expires_at: datetime,
+    group_id_tag: str = "",
+    source: str = "portal",
+    user_id: int | None = None,
 ) -> Command:
     """Check and send a ReserveNow; return the Command (its answer is stored by chargers.commands).
 
@@ -220,19 +271,35 @@ def reserve_sync(
     """
     from . import commands
 
-    check_reservation(charger=charger, connector_id=connector_id, id_tag=id_tag, expires_at=expires_at)
+    check_reservation(
+        charger=charger, connector_id=connector_id, id_tag=id_tag, expires_at=expires_at
+    )
     payload = reserve_now_payload(
-        connector_id=connector_id, id_tag=id_tag, expires_at=expires_at, reservation_id=new_reservation_id(),
+        connector_id=connector_id,
+        id_tag=id_tag,
+        expires_at=expires_at,
+        reservation_id=new_reservation_id(),
         group_id_tag=group_id_tag,
     )
-    return async_to_sync(commands.send_command)(charger, "ReserveNow", payload, source=source, user_id=user_id)
+    return async_to_sync(commands.send_command)(
+        charger, "ReserveNow", payload, source=source, user_id=user_id
+    )
 
 
-def cancel_sync(charger: Charger, reservation: ConnectorReservation, *, source: str = "portal",
-                user_id: int | None = None) -> Command:
+def cancel_sync(
+    charger: Charger,
+    reservation: ConnectorReservation,
+    *,
+    source: str = "portal",
+    user_id: int | None = None,
+) -> Command:
     """Send CancelReservation for one of this charger's reservations; return the Command."""
     from . import commands
 
     return async_to_sync(commands.send_command)(
-        charger, "CancelReservation", {"reservationId": reservation.reservation_id}, source=source, user_id=user_id
+        charger,
+        "CancelReservation",
+        {"reservationId": reservation.reservation_id},
+        source=source,
+        user_id=user_id,
     )

@@ -11,9 +11,9 @@ from .models import Charger, ChargingSession, Connector, OcppMessage
 
 
 def chargers_for(user) -> QuerySet:
-    queryset = Charger.objects.select_related("property", "property__organization").prefetch_related(
-        Prefetch("connectors", queryset=Connector.objects.order_by("connector_id"))
-    )
+    queryset = Charger.objects.select_related(
+        "property", "property__organization"
+    ).prefetch_related(Prefetch("connectors", queryset=Connector.objects.order_by("connector_id")))
     ids = organization_ids_for(user)
     if ids is not None:
         queryset = queryset.filter(property__organization_id__in=ids)
@@ -37,20 +37,33 @@ def sessions_for(user) -> QuerySet:
 CARD_ACTIONS = ("Authorize", "StartTransaction", "TransactionEvent")
 # Searching either 1.6 card message shows both: a card refused at Authorize never sends a
 # StartTransaction, so seed 001's "type StartTransaction" would otherwise miss the refusal.
-CARD_SEARCH = {"Authorize": ("Authorize", "StartTransaction"), "StartTransaction": ("Authorize", "StartTransaction")}
+CARD_SEARCH = {
+    "Authorize": ("Authorize", "StartTransaction"),
+    "StartTransaction": ("Authorize", "StartTransaction"),
+}
 
 
 def refused_answers() -> Q:
     """Answers that refused a card: idTagInfo / idTokenInfo present with a status other than Accepted."""
     refused = Q()
     for info in ("idTagInfo", "idTokenInfo"):
-        refused |= Q(**{f"payload__{info}__has_key": "status"}) & ~Q(**{f"payload__{info}__status": "Accepted"})
+        refused |= Q(**{f"payload__{info}__has_key": "status"}) & ~Q(
+            **{f"payload__{info}__status": "Accepted"}
+        )
     return Q(message_type=3, action__in=CARD_ACTIONS) & refused
 
 
 def message_log(
-    charger: Charger, *, search: str = "", action: str = "", direction: str = "", message_type: str = "",
-    before_id: int | None = None, limit: int = 50, link: str = "", refused_only: bool = False,
+    charger: Charger,
+    *,
+    search: str = "",
+    action: str = "",
+    direction: str = "",
+    message_type: str = "",
+    before_id: int | None = None,
+    limit: int = 50,
+    link: str = "",
+    refused_only: bool = False,
 ) -> list[OcppMessage]:
     """Return a page of the charger's log, newest first, by keyset (id < before_id).
 

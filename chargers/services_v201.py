@@ -41,7 +41,11 @@ def token_group(*, charger_id: int, id_token: str) -> str:
     """Return the group (groupIdToken, C09) of a card as this charger's organization knows it."""
     from authorization.services import token_find
 
-    organization_id = Charger.objects.filter(pk=charger_id).values_list("property__organization_id", flat=True).first()
+    organization_id = (
+        Charger.objects.filter(pk=charger_id)
+        .values_list("property__organization_id", flat=True)
+        .first()
+    )
     token = token_find(id_token, organization_id)
     return token.parent_id_tag if token is not None else ""
 
@@ -55,19 +59,31 @@ def _steady_since(session: ChargingSession, event: tx.TxEvent) -> datetime | Non
     Returns the time of the session's last energy reading when so (the connection keeps it to
     append the next such events in batches, `transaction_events_append`), else None."""
     if not (
-        event.event_type == "Updated" and session.status == ChargingSession.Status.ACTIVE and event.seq_no is not None
-        and not event.id_token and event.evse_id in (None, session.connector_id)
-        and event.remote_start_id in (None, session.remote_start_id) and event.reservation_id is None
+        event.event_type == "Updated"
+        and session.status == ChargingSession.Status.ACTIVE
+        and event.seq_no is not None
+        and not event.id_token
+        and event.evse_id in (None, session.connector_id)
+        and event.remote_start_id in (None, session.remote_start_id)
+        and event.reservation_id is None
         and event.timestamp >= session.started_at
     ):
         return None
     # One round trip: a Started is stored, no later seqNo is, and the last energy reading.
     events = TransactionEvent.objects.filter(session=session)
-    flags = ChargingSession.objects.filter(pk=session.pk).values_list(
-        Exists(events.filter(event_type="Started")), Exists(events.filter(seq_no__gt=event.seq_no)),
-        Subquery(MeterValue.objects.filter(session=session, measurand=tx.ENERGY_REGISTER, phase="")
-                 .order_by("-timestamp").values("timestamp")[:1]),
-    ).first()
+    flags = (
+        ChargingSession.objects.filter(pk=session.pk)
+        .values_list(
+            Exists(events.filter(event_type="Started")),
+            Exists(events.filter(seq_no__gt=event.seq_no)),
+            Subquery(
+                MeterValue.objects.filter(session=session, measurand=tx.ENERGY_REGISTER, phase="")
+                .order_by("-timestamp")
+                .values("timestamp")[:1]
+            ),
+        )
+        .first()
+    )
     if flags is None:
         return None
     started, later, last_reading = flags
@@ -103,30 +119,63 @@ def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts |
     events = TransactionEvent.objects.filter(session=OuterRef("pk"))
     row = (
         ChargingSession.objects.filter(
-            charger_id=charger_id, ocpp_transaction_id=transaction_id, status=ChargingSession.Status.ACTIVE,
+            charger_id=charger_id,
+            ocpp_transaction_id=transaction_id,
+            status=ChargingSession.Status.ACTIVE,
         )
         .annotate(
             started=Exists(events.filter(event_type="Started")),
             last_seq=Subquery(events.order_by("-seq_no").values("seq_no")[:1]),
-            energy_at=Subquery(MeterValue.objects.filter(session=OuterRef("pk"), measurand=tx.ENERGY_REGISTER, phase="")
-                               .order_by("-timestamp").values("timestamp")[:1]),
+            energy_at=Subquery(
+                MeterValue.objects.filter(
+                    session=OuterRef("pk"), measurand=tx.ENERGY_REGISTER, phase=""
+                )
+                .order_by("-timestamp")
+                .values("timestamp")[:1]
+            ),
             reasons=Exists(events.filter(payload__transactionInfo__has_key="stoppedReason")),
         )
-        .values_list("pk", "connector_id", "transaction_id", "started_at", "remote_start_id", "started", "last_seq",
-                     "energy_at", "reasons", "id_tag")
+        .values_list(
+            "pk",
+            "connector_id",
+            "transaction_id",
+            "started_at",
+            "remote_start_id",
+            "started",
+            "last_seq",
+            "energy_at",
+            "reasons",
+            "id_tag",
+        )
         .first()
     )
     if row is None:
         return None
-    pk, connector_id, our_id, started_at, remote_start_id, started, last_seq, energy_at, reasons, driver = row
+    (
+        pk,
+        connector_id,
+        our_id,
+        started_at,
+        remote_start_id,
+        started,
+        last_seq,
+        energy_at,
+        reasons,
+        driver,
+    ) = row
     if not started or last_seq is None or energy_at is None:
         return None
-    return SteadyFacts(pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons, driver)
+    return SteadyFacts(
+        pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons, driver
+    )
 
 
 def transactions_steady(keys: list[tuple[int, str]]) -> list[SteadyFacts | None]:
     """`transaction_steady` of many (charger, transactionId) pairs (the ORM path of the batch)."""
-    return [transaction_steady(charger_id=charger_id, transaction_id=tx_id) for charger_id, tx_id in keys]
+    return [
+        transaction_steady(charger_id=charger_id, transaction_id=tx_id)
+        for charger_id, tx_id in keys
+    ]
 
 
 _steady_pg = async_pg.LoopConnection("ocpp-tx-steady")
@@ -138,7 +187,9 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
     the database pool. The ORM's compiling of this query cost more than the query."""
     if not async_pg.enabled():
         return await db.run(transactions_steady, keys)
-    sessions, events, meters = (m._meta.db_table for m in (ChargingSession, TransactionEvent, MeterValue))
+    sessions, events, meters = (
+        m._meta.db_table for m in (ChargingSession, TransactionEvent, MeterValue)
+    )
     async with _steady_pg.use() as conn:
         cursor = await conn.execute(
             f"SELECT k.charger_id, k.tx_id, s.id, s.connector_id, s.transaction_id, s.started_at, s.remote_start_id, "
@@ -151,16 +202,41 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
             "AND jsonb_exists(e.payload -> 'transactionInfo', 'stoppedReason')) "
             "FROM unnest(%s::bigint[], %s::text[]) AS k(charger_id, tx_id) "
             f"JOIN {sessions} s ON s.charger_id = k.charger_id AND s.ocpp_transaction_id = k.tx_id AND s.status = %s",
-            [tx.ENERGY_REGISTER, [key[0] for key in keys], [key[1] for key in keys],
-             ChargingSession.Status.ACTIVE.value],
+            [
+                tx.ENERGY_REGISTER,
+                [key[0] for key in keys],
+                [key[1] for key in keys],
+                ChargingSession.Status.ACTIVE.value,
+            ],
         )
         rows = await cursor.fetchall()
     found: dict[tuple[int, str], SteadyFacts] = {}
-    for charger_id, tx_id, pk, connector_id, our_id, started_at, remote_start_id, driver, started, last_seq, \
-            energy_at, reasons in rows:
+    for (
+        charger_id,
+        tx_id,
+        pk,
+        connector_id,
+        our_id,
+        started_at,
+        remote_start_id,
+        driver,
+        started,
+        last_seq,
+        energy_at,
+        reasons,
+    ) in rows:
         if started and last_seq is not None and energy_at is not None:
             found[(charger_id, tx_id)] = SteadyFacts(
-                pk, connector_id, our_id, started_at, remote_start_id, last_seq, energy_at, reasons, driver)
+                pk,
+                connector_id,
+                our_id,
+                started_at,
+                remote_start_id,
+                last_seq,
+                energy_at,
+                reasons,
+                driver,
+            )
     return [found.get(key) for key in keys]
 
 
@@ -203,7 +279,9 @@ class TxAppend:
     payload: dict  # storable: cleaned (storable.clean_value) by the caller when the frame needed it
     received_at: datetime
     end: TxEnd | None = None
-    payload_json: str | None = None  # `payload` as compact JSON, when the caller has it (the log row's)
+    payload_json: str | None = (
+        None  # `payload` as compact JSON, when the caller has it (the log row's)
+    )
 
 
 def _written(items: list[TxAppend], active: set[int]) -> list[bool]:
@@ -237,8 +315,11 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
     with transaction.atomic():
         active = set(
             ChargingSession.objects.select_for_update()
-            .filter(pk__in={item.session_id for item in items}, status=ChargingSession.Status.ACTIVE)
-            .order_by("pk").values_list("pk", flat=True)
+            .filter(
+                pk__in={item.session_id for item in items}, status=ChargingSession.Status.ACTIVE
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         written = _written(items, active)
         events: list[TransactionEvent] = []
@@ -247,21 +328,35 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             if not write:
                 continue
             event = item.event
-            events.append(TransactionEvent(
-                charger_id=item.charger_id, session_id=item.session_id, ocpp_transaction_id=event.transaction_id,
-                seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-                timestamp=event.timestamp, offline=event.offline, payload=item.payload, received_at=item.received_at,
-            ))
-            meters += _meter_rows(item.charger_id, item.connector_id, item.session_id, event.meter_values)
+            events.append(
+                TransactionEvent(
+                    charger_id=item.charger_id,
+                    session_id=item.session_id,
+                    ocpp_transaction_id=event.transaction_id,
+                    seq_no=event.seq_no,
+                    event_type=event.event_type,
+                    trigger_reason=event.trigger_reason,
+                    timestamp=event.timestamp,
+                    offline=event.offline,
+                    payload=item.payload,
+                    received_at=item.received_at,
+                )
+            )
+            meters += _meter_rows(
+                item.charger_id, item.connector_id, item.session_id, event.meter_values
+            )
         TransactionEvent.objects.bulk_create(events)
         MeterValue.objects.bulk_create(meters)
         now = timezone.now()
         for item, write in zip(items, written, strict=True):
             if write and item.end is not None:
                 ChargingSession.objects.filter(pk=item.session_id).update(
-                    status=ChargingSession.Status.COMPLETED, stopped_at=item.end.stopped_at,
+                    status=ChargingSession.Status.COMPLETED,
+                    stopped_at=item.end.stopped_at,
                     meter_stop_wh=Greatest(Value(item.end.meter_stop_wh), F("meter_start_wh")),
-                    stop_reason=item.end.reason, stop_id_tag=item.end.stop_id_tag, received_stop_at=now,
+                    stop_reason=item.end.reason,
+                    stop_id_tag=item.end.stop_id_tag,
+                    received_stop_at=now,
                 )
                 session_announce_on_commit("finished", item.session_id)
     return written
@@ -270,7 +365,9 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
 _append_pg = async_pg.LoopConnection("ocpp-tx-append")
 
 
-async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict | str, datetime]]) -> None:
+async def copy_events(
+    cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict | str, datetime]]
+) -> None:
     """Write TransactionEvent rows and their readings by COPY on an async cursor (in its
     transaction): (charger, session, connector, event, storable payload or its compact JSON,
     received at) each."""
@@ -281,19 +378,44 @@ async def copy_events(cur: Any, rows: list[tuple[int, int, int, tx.TxEvent, dict
         "event_type, trigger_reason, timestamp, offline, payload, received_at) FROM STDIN"
     ) as copy:
         for charger_id, session_id, _, event, payload, received_at in rows:
-            await copy.write_row((
-                charger_id, session_id, event.transaction_id, event.seq_no, event.event_type, event.trigger_reason,
-                event.timestamp, event.offline,
-                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":")), received_at,
-            ))
+            await copy.write_row(
+                (
+                    charger_id,
+                    session_id,
+                    event.transaction_id,
+                    event.seq_no,
+                    event.event_type,
+                    event.trigger_reason,
+                    event.timestamp,
+                    event.offline,
+                    payload
+                    if isinstance(payload, str)
+                    else json.dumps(payload, separators=(",", ":")),
+                    received_at,
+                )
+            )
     # The sample's texts were cleaned when read (v201_transactions._text); its value is whatever
     # the charger sent when it is not a number.
-    await copy_meter_values(cur, (
-        (charger_id, session_id, connector_id, reading.timestamp, sample.measurand, sample.phase, sample.unit,
-         sample.context, sample.location, clean_text(sample.value))
-        for charger_id, session_id, connector_id, event, _, _ in rows for reading in event.meter_values
-        for sample in reading.samples
-    ))
+    await copy_meter_values(
+        cur,
+        (
+            (
+                charger_id,
+                session_id,
+                connector_id,
+                reading.timestamp,
+                sample.measurand,
+                sample.phase,
+                sample.unit,
+                sample.context,
+                sample.location,
+                clean_text(sample.value),
+            )
+            for charger_id, session_id, connector_id, event, _, _ in rows
+            for reading in event.meter_values
+            for sample in reading.samples
+        ),
+    )
 
 
 async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
@@ -316,17 +438,33 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
         kept = [item for item, write in zip(items, written, strict=True) if write]
         ended = [(item.session_id, item.end) for item in kept if item.end is not None]
         if kept:
-            await copy_events(cur, [
-                (item.charger_id, item.session_id, item.connector_id, item.event,
-                 item.payload if item.payload_json is None else item.payload_json, item.received_at)
-                for item in kept
-            ])
+            await copy_events(
+                cur,
+                [
+                    (
+                        item.charger_id,
+                        item.session_id,
+                        item.connector_id,
+                        item.event,
+                        item.payload if item.payload_json is None else item.payload_json,
+                        item.received_at,
+                    )
+                    for item in kept
+                ],
+            )
             if ended:
-                await cur.execute(_END, [
-                    ChargingSession.Status.COMPLETED.value, timezone.now(), [session_id for session_id, _ in ended],
-                    [end.stopped_at for _, end in ended], [end.meter_stop_wh for _, end in ended],
-                    [end.reason for _, end in ended], [end.stop_id_tag for _, end in ended],
-                ])
+                await cur.execute(
+                    _END,
+                    [
+                        ChargingSession.Status.COMPLETED.value,
+                        timezone.now(),
+                        [session_id for session_id, _ in ended],
+                        [end.stopped_at for _, end in ended],
+                        [end.meter_stop_wh for _, end in ended],
+                        [end.reason for _, end in ended],
+                        [end.stop_id_tag for _, end in ended],
+                    ],
+                )
     if ended:
         # Committed: announced before the chargers are answered, as the full path does.
         await db.run(sessions_announce, "finished", [session_id for session_id, _ in ended])
@@ -345,8 +483,12 @@ def appended_outcome(
     *, session_id: int, charger_id: int, connector_id: int, transaction_id: int, ended: bool = False
 ) -> TransactionEventOutcome:
     """The outcome of an appended event, for the handler's live updates (no database read)."""
-    session = ChargingSession(pk=session_id, charger_id=charger_id, connector_id=connector_id,
-                              transaction_id=transaction_id)
+    session = ChargingSession(
+        pk=session_id,
+        charger_id=charger_id,
+        connector_id=connector_id,
+        transaction_id=transaction_id,
+    )
     return TransactionEventOutcome(session, duplicate=False, started=False, ended=ended)
 
 
@@ -375,15 +517,21 @@ def _no_validation(payload: dict) -> None:
 
 
 def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
-    rows = TransactionEvent.objects.filter(charger_id=charger_id, ocpp_transaction_id=transaction_id).only(
-        "payload", "received_at"
-    )
+    rows = TransactionEvent.objects.filter(
+        charger_id=charger_id, ocpp_transaction_id=transaction_id
+    ).only("payload", "received_at")
     return [tx.read_event(row.payload, _no_validation, row.received_at) for row in rows]
 
 
 def transaction_event_record(
-    *, charger_id: int, payload: dict, received_at: datetime, id_tag_status: str | None = None,
-    transaction_id: int | None = None, token_id: int | None = None, token_known: bool = False,
+    *,
+    charger_id: int,
+    payload: dict,
+    received_at: datetime,
+    id_tag_status: str | None = None,
+    transaction_id: int | None = None,
+    token_id: int | None = None,
+    token_known: bool = False,
     event: tx.TxEvent | None = None,
 ) -> TransactionEventOutcome:
     """Store one TransactionEvent and bring its session up to date. Never refuses.
@@ -419,20 +567,28 @@ def transaction_event_record(
             if not event.id_token:
                 token_id = None
             elif not token_known:
-                organization_id = Charger.objects.filter(pk=charger_id).values_list(
-                    "property__organization_id", flat=True).first()
+                organization_id = (
+                    Charger.objects.filter(pk=charger_id)
+                    .values_list("property__organization_id", flat=True)
+                    .first()
+                )
                 token = token_find(event.id_token, organization_id)
                 token_id = token.pk if token is not None else None
             for _ in range(10):
                 try:
                     with transaction.atomic():
                         session = ChargingSession.objects.create(
-                            charger_id=charger_id, connector_id=event.evse_id or 0, id_tag=event.id_token,
+                            charger_id=charger_id,
+                            connector_id=event.evse_id or 0,
+                            id_tag=event.id_token,
                             token_id=token_id,
-                            id_tag_status=(id_tag_status or "Accepted")[:12], started_at=event.timestamp,
-                            meter_start_wh=0, ocpp_transaction_id=event.transaction_id,
+                            id_tag_status=(id_tag_status or "Accepted")[:12],
+                            started_at=event.timestamp,
+                            meter_start_wh=0,
+                            ocpp_transaction_id=event.transaction_id,
                             transaction_id=transaction_id or new_transaction_id(),
-                            remote_start_id=event.remote_start_id, reservation_id=event.reservation_id,
+                            remote_start_id=event.remote_start_id,
+                            reservation_id=event.reservation_id,
                         )
                     created = True
                     break
@@ -445,27 +601,43 @@ def transaction_event_record(
                     transaction_id = None  # our integer id collided: draw another
             if session is None:
                 raise RuntimeError("Could not allocate a transaction id")
-        if not _event_insert(TransactionEvent(
-            charger_id=charger_id, session=session, ocpp_transaction_id=event.transaction_id,
-            seq_no=event.seq_no, event_type=event.event_type, trigger_reason=event.trigger_reason,
-            # NaN/Infinity (legal in a frame, not in JSON columns) kept as text, never dropped.
-            timestamp=event.timestamp, offline=event.offline, payload=clean_value(payload)[0],
-            received_at=received_at,
-        )):
+        if not _event_insert(
+            TransactionEvent(
+                charger_id=charger_id,
+                session=session,
+                ocpp_transaction_id=event.transaction_id,
+                seq_no=event.seq_no,
+                event_type=event.event_type,
+                trigger_reason=event.trigger_reason,
+                # NaN/Infinity (legal in a frame, not in JSON columns) kept as text, never dropped.
+                timestamp=event.timestamp,
+                offline=event.offline,
+                payload=clean_value(payload)[0],
+                received_at=received_at,
+            )
+        ):
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
         steady_since = None if created else _steady_since(session, event)
-        rows = _meter_rows(charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values)
+        rows = _meter_rows(
+            charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values
+        )
         if rows:
             MeterValue.objects.bulk_create(rows)
         if steady_since is not None:
-            return TransactionEventOutcome(session, duplicate=False, started=False, ended=False,
-                                           steady_since=steady_since)
+            return TransactionEventOutcome(
+                session, duplicate=False, started=False, ended=False, steady_since=steady_since
+            )
 
         # A session this event just created has no other event (events are stored with their
         # session, created here under the lock): its fold is this event's.
         state = tx.fold([event] if created else _events_of(charger_id, event.transaction_id))
         was_completed = session.status == ChargingSession.Status.COMPLETED
-        before = (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+        before = (
+            session.meter_stop_wh,
+            session.stopped_at,
+            session.stop_reason,
+            session.meter_start_wh,
+        )
         session.started_at = state.started_at
         session.meter_start_wh = state.meter_start_wh
         if state.evse_id is not None:
@@ -477,7 +649,12 @@ def transaction_event_record(
             session.token = token_find(state.id_token, session.charger.organization_id)
             if id_tag_status:
                 session.id_tag_status = id_tag_status[:12]
-        elif id_tag_status and event.id_token and event.id_token == session.id_tag and event.event_type == "Started":
+        elif (
+            id_tag_status
+            and event.id_token
+            and event.id_token == session.id_tag
+            and event.event_type == "Started"
+        ):
             session.id_tag_status = id_tag_status[:12]
         session.remote_start_id = state.remote_start_id
         session.reservation_id = state.reservation_id
@@ -488,7 +665,12 @@ def transaction_event_record(
             session.meter_stop_wh = state.meter_stop_wh
             session.stop_reason = state.stop_reason
             session.stop_id_tag = state.stop_id_token
-            after = (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+            after = (
+                session.meter_stop_wh,
+                session.stopped_at,
+                session.stop_reason,
+                session.meter_start_wh,
+            )
             if not was_completed or after != before:
                 # Newly ended, or a late event changed an ended session: price it (again).
                 session.received_stop_at = timezone.now()
@@ -507,7 +689,10 @@ def transaction_event_record(
         if ended_now:
             session_announce_on_commit("finished", session.pk)
         return TransactionEventOutcome(
-            session, duplicate=False, started=created, ended=ended_now and not was_completed,
+            session,
+            duplicate=False,
+            started=created,
+            ended=ended_now and not was_completed,
             steady_since=steady_from_its_first_event(session, event) if created else None,
         )
 
@@ -516,7 +701,11 @@ def steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> 
     """A transaction that this event just opened, still active, is steady once it has an energy
     reading: it has no other events, so `_steady_since` would hold for the next in-order
     Updated. Returns that reading's time (see TransactionEventOutcome.steady_since)."""
-    if session.status != ChargingSession.Status.ACTIVE or event.event_type != "Started" or event.seq_no is None:
+    if (
+        session.status != ChargingSession.Status.ACTIVE
+        or event.event_type != "Started"
+        or event.seq_no is None
+    ):
         return None
     return tx.last_energy_reading_at(event)
 
@@ -525,7 +714,8 @@ def session_id_tag_status(*, charger_id: int, transaction_id: str) -> str | None
     """The idTokenInfo status answered when the session of this 2.0.1 transaction started."""
     return (
         ChargingSession.objects.filter(charger_id=charger_id, ocpp_transaction_id=transaction_id)
-        .values_list("id_tag_status", flat=True).first()
+        .values_list("id_tag_status", flat=True)
+        .first()
     )
 
 
@@ -533,7 +723,9 @@ def session_ocpp_transaction_id(*, charger_id: int, transaction_id: int) -> str 
     """The charger's 2.0.1 transactionId of the session we know as `transaction_id`."""
     return (
         ChargingSession.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
-        .exclude(ocpp_transaction_id="").values_list("ocpp_transaction_id", flat=True).first()
+        .exclude(ocpp_transaction_id="")
+        .values_list("ocpp_transaction_id", flat=True)
+        .first()
     )
 
 
@@ -552,18 +744,24 @@ def _component_key(component: dict) -> dict[str, Any]:
 
 
 def _variable_key(variable: dict) -> dict[str, Any]:
-    return {"variable": str(variable.get("name", ""))[:50], "variable_instance": str(variable.get("instance", ""))[:50]}
+    return {
+        "variable": str(variable.get("name", ""))[:50],
+        "variable_instance": str(variable.get("instance", ""))[:50],
+    }
 
 
 # The model's unique constraint: a report upserts on it.
 _DEVICE_VARIABLE_KEY = next(
-    c.fields for c in DeviceVariable._meta.constraints
+    c.fields
+    for c in DeviceVariable._meta.constraints
     if isinstance(c, UniqueConstraint) and c.name == "unique_device_variable"
 )
 
 
 @transaction.atomic
-def device_report_store(*, charger_id: int, report_data: list[dict], generated_at: datetime | None = None) -> int:
+def device_report_store(
+    *, charger_id: int, report_data: list[dict], generated_at: datetime | None = None
+) -> int:
     """Store the reportData of a NotifyReport, one row per (component, variable, attribute type).
     A newer report of the same attribute replaces the older one. Returns the rows written."""
     from .device_model import is_standardized
@@ -577,19 +775,37 @@ def device_report_store(*, charger_id: int, report_data: list[dict], generated_a
         for attribute in item.get("variableAttribute") or []:
             attribute_type = str(attribute.get("type", "Actual"))[:8]
             rows[(*key.values(), attribute_type)] = DeviceVariable(
-                charger_id=charger_id, attribute_type=attribute_type, **key,
-                value=str(attribute.get("value", ""))[:2500], mutability=str(attribute.get("mutability", ""))[:10],
+                charger_id=charger_id,
+                attribute_type=attribute_type,
+                **key,
+                value=str(attribute.get("value", ""))[:2500],
+                mutability=str(attribute.get("mutability", ""))[:10],
                 # Part 2 VariableAttributeType: both default to false.
-                persistent=attribute.get("persistent", False), constant=attribute.get("constant", False),
-                data_type=str(characteristics.get("dataType", ""))[:20], unit=str(characteristics.get("unit", ""))[:16],
+                persistent=attribute.get("persistent", False),
+                constant=attribute.get("constant", False),
+                data_type=str(characteristics.get("dataType", ""))[:20],
+                unit=str(characteristics.get("unit", ""))[:16],
                 values_list=str(characteristics.get("valuesList", ""))[:1000],
-                standardized=is_standardized(key["component"], key["variable"]), updated_at=now,
+                standardized=is_standardized(key["component"], key["variable"]),
+                updated_at=now,
             )
     # One statement per report (a full inventory has hundreds of variables), not one per variable.
     DeviceVariable.objects.bulk_create(
-        rows.values(), batch_size=500, update_conflicts=True, unique_fields=_DEVICE_VARIABLE_KEY,
-        update_fields=["value", "mutability", "persistent", "constant", "data_type", "unit", "values_list",
-                       "standardized", "updated_at"],
+        rows.values(),
+        batch_size=500,
+        update_conflicts=True,
+        unique_fields=_DEVICE_VARIABLE_KEY,
+        update_fields=[
+            "value",
+            "mutability",
+            "persistent",
+            "constant",
+            "data_type",
+            "unit",
+            "values_list",
+            "standardized",
+            "updated_at",
+        ],
     )
     return sum(len(item.get("variableAttribute") or []) for item in report_data)
 
@@ -603,11 +819,17 @@ def device_variables_from_get(*, charger_id: int, results: list[dict]) -> int:
     for result in results:
         if result.get("attributeStatus") != "Accepted" or "attributeValue" not in result:
             continue
-        key = {**_component_key(result.get("component") or {}), **_variable_key(result.get("variable") or {})}
+        key = {
+            **_component_key(result.get("component") or {}),
+            **_variable_key(result.get("variable") or {}),
+        }
         DeviceVariable.objects.update_or_create(
-            charger_id=charger_id, attribute_type=str(result.get("attributeType", "Actual"))[:8], **key,
+            charger_id=charger_id,
+            attribute_type=str(result.get("attributeType", "Actual"))[:8],
+            **key,
             defaults={
-                "value": str(result["attributeValue"])[:2500], "updated_at": timezone.now(),
+                "value": str(result["attributeValue"])[:2500],
+                "updated_at": timezone.now(),
                 "standardized": is_standardized(key["component"], key["variable"]),
             },
         )
@@ -616,7 +838,9 @@ def device_variables_from_get(*, charger_id: int, results: list[dict]) -> int:
 
 
 @transaction.atomic
-def device_variables_from_set(*, charger_id: int, requested: list[dict], results: list[dict]) -> int:
+def device_variables_from_set(
+    *, charger_id: int, requested: list[dict], results: list[dict]
+) -> int:
     """Store the values of a SetVariables the charger Accepted (RebootRequired is stored too:
     the value is set, it takes effect after a reboot). Returns the rows written."""
     from .device_model import is_standardized
@@ -626,13 +850,22 @@ def device_variables_from_set(*, charger_id: int, requested: list[dict], results
 
     for wanted, result in zip(requested, results, strict=False):
         # A password (SecurityCtrlr.BasicAuthPassword) is write-only: never kept in the clear.
-        if result.get("attributeStatus") not in ("Accepted", "RebootRequired") or is_password_variable(wanted):
+        if result.get("attributeStatus") not in (
+            "Accepted",
+            "RebootRequired",
+        ) or is_password_variable(wanted):
             continue
-        key = {**_component_key(wanted.get("component") or {}), **_variable_key(wanted.get("variable") or {})}
+        key = {
+            **_component_key(wanted.get("component") or {}),
+            **_variable_key(wanted.get("variable") or {}),
+        }
         DeviceVariable.objects.update_or_create(
-            charger_id=charger_id, attribute_type=str(wanted.get("attributeType", "Actual"))[:8], **key,
+            charger_id=charger_id,
+            attribute_type=str(wanted.get("attributeType", "Actual"))[:8],
+            **key,
             defaults={
-                "value": str(wanted.get("attributeValue", ""))[:2500], "updated_at": timezone.now(),
+                "value": str(wanted.get("attributeValue", ""))[:2500],
+                "updated_at": timezone.now(),
                 "standardized": is_standardized(key["component"], key["variable"]),
             },
         )
@@ -657,12 +890,18 @@ def charger_events_store(*, charger_id: int, event_data: list[dict]) -> int:
     for data in event_data:
         component, variable = data.get("component") or {}, data.get("variable") or {}
         _, created = ChargerEvent.objects.get_or_create(
-            charger_id=charger_id, event_id=int(data.get("eventId") or 0), timestamp=_time(data.get("timestamp")),
+            charger_id=charger_id,
+            event_id=int(data.get("eventId") or 0),
+            timestamp=_time(data.get("timestamp")),
             defaults={
-                "trigger": str(data.get("trigger", ""))[:10], "component": str(component.get("name", ""))[:50],
-                "variable": str(variable.get("name", ""))[:50], "actual_value": str(data.get("actualValue", ""))[:2500],
+                "trigger": str(data.get("trigger", ""))[:10],
+                "component": str(component.get("name", ""))[:50],
+                "variable": str(variable.get("name", ""))[:50],
+                "actual_value": str(data.get("actualValue", ""))[:2500],
                 "event_notification_type": str(data.get("eventNotificationType", ""))[:30],
-                "cleared": data.get("cleared"), "tech_info": str(data.get("techInfo", ""))[:500], "data": data,
+                "cleared": data.get("cleared"),
+                "tech_info": str(data.get("techInfo", ""))[:500],
+                "data": data,
             },
         )
         created_count += int(created)
@@ -679,16 +918,22 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
     if entry["action"] != "TransactionEvent":
         raise ValueError(f"unknown 2.0.1 journal entry {entry['action']!r}")
     outcome = transaction_event_record(
-        charger_id=entry["charger_id"], payload=entry["payload"], received_at=received,
+        charger_id=entry["charger_id"],
+        payload=entry["payload"],
+        received_at=received,
         transaction_id=entry.get("transaction_id"),
     )
-    if outcome.started and outcome.session.id_tag:  # in journal_apply's transaction, with the session
+    if (
+        outcome.started and outcome.session.id_tag
+    ):  # in journal_apply's transaction, with the session
         from authorization.services import decision_record
 
         from .services import decision_for_replayed_start
 
         record = decision_for_replayed_start(
-            charger_id=entry["charger_id"], id_tag=outcome.session.id_tag, connector_id=outcome.session.connector_id,
+            charger_id=entry["charger_id"],
+            id_tag=outcome.session.id_tag,
+            connector_id=outcome.session.connector_id,
             unique_id=entry.get("unique_id", ""),
         )
         if record is not None:
@@ -698,7 +943,9 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
 TRIGGER_VALID_S = 300
 
 
-def trigger_accepted_recently(*, charger_id: int, message: str, within_s: int = TRIGGER_VALID_S) -> bool:
+def trigger_accepted_recently(
+    *, charger_id: int, message: str, within_s: int = TRIGGER_VALID_S
+) -> bool:
     """Whether the charger accepted a TriggerMessage for `message` within the last `within_s`
     seconds (B02.FR.09: a Pending station may send what it was asked for)."""
     from datetime import timedelta
@@ -707,6 +954,12 @@ def trigger_accepted_recently(*, charger_id: int, message: str, within_s: int = 
 
     since = timezone.now() - timedelta(seconds=within_s)
     commands = Command.objects.filter(
-        charger_id=charger_id, action="TriggerMessage", status=Command.Status.ANSWERED, created_at__gte=since,
+        charger_id=charger_id,
+        action="TriggerMessage",
+        status=Command.Status.ANSWERED,
+        created_at__gte=since,
     ).only("payload", "response")
-    return any(c.payload.get("requestedMessage") == message and c.result_status == "Accepted" for c in commands)
+    return any(
+        c.payload.get("requestedMessage") == message and c.result_status == "Accepted"
+        for c in commands
+    )

@@ -11,7 +11,6 @@ session_started = Signal()
 session_finished = Signal()
 
 
-
 def asked_once(signal_kwargs: dict[str, Any], question: str, ask: Callable[[], bool]) -> bool:
     """The answer to a question about the whole platform that a receiver asks on every session
     (is any guest starting, any reservation active): asked once for all the sessions announced

@@ -29,10 +29,14 @@ logger = logging.getLogger("simulator")
 def demo_password(secret: str, station_id: str) -> str:
     """Return the OCPP password of a demo charger: derived from the server's SECRET_KEY, so
     `load_demo` and the simulators agree without it being written anywhere (40 hex digits)."""
-    return hmac.new(secret.encode(), f"demo-ocpp-password:{station_id}".encode(), hashlib.sha256).hexdigest()[:40]
+    return hmac.new(
+        secret.encode(), f"demo-ocpp-password:{station_id}".encode(), hashlib.sha256
+    ).hexdigest()[:40]
 
 
-def tls_context(ca_file: str, certificate_file: str | None = None, key_file: str | None = None) -> ssl.SSLContext:
+def tls_context(
+    ca_file: str, certificate_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
     """Return a TLS 1.2+ client context trusting `ca_file`, with a client certificate for
     security profile 3 when `certificate_file` (and its `key_file`) is given."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
@@ -84,7 +88,10 @@ class SimulatedCharger:
     def __post_init__(self) -> None:
         self.ws = None
         self.heartbeat_interval = 60
-        self.state = {n: ConnectorState(n, meter_wh=random.randint(100_000, 900_000)) for n in range(1, self.connectors + 1)}
+        self.state = {
+            n: ConnectorState(n, meter_wh=random.randint(100_000, 900_000))
+            for n in range(1, self.connectors + 1)
+        }
         self._pending: dict[str, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._tasks: list[asyncio.Task] = []
@@ -106,8 +113,12 @@ class SimulatedCharger:
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
-            f"{self.url.rstrip('/')}/{self.station_id}", subprotocols=["ocpp1.6"],
-            additional_headers=self._headers(), open_timeout=30, ping_interval=None, max_size=2**20,
+            f"{self.url.rstrip('/')}/{self.station_id}",
+            subprotocols=["ocpp1.6"],
+            additional_headers=self._headers(),
+            open_timeout=30,
+            ping_interval=None,
+            max_size=2**20,
             ssl=self.ssl if self.url.startswith("wss") else None,
         )
         self._tasks.append(asyncio.create_task(self._reader()))
@@ -156,8 +167,12 @@ class SimulatedCharger:
     async def boot(self) -> dict:
         result = await self.call(
             "BootNotification",
-            {"chargePointVendor": "EVSim", "chargePointModel": "Sim-22", "chargePointSerialNumber": f"SN-{self.station_id}",
-             "firmwareVersion": "1.4.2"},
+            {
+                "chargePointVendor": "EVSim",
+                "chargePointModel": "Sim-22",
+                "chargePointSerialNumber": f"SN-{self.station_id}",
+                "firmwareVersion": "1.4.2",
+            },
         )
         self.heartbeat_interval = int(result.get("interval") or 60)
         for connector in self.state.values():
@@ -169,7 +184,12 @@ class SimulatedCharger:
             self.state[connector_id].status = status
         await self.call(
             "StatusNotification",
-            {"connectorId": connector_id, "errorCode": error_code, "status": status, "timestamp": now_iso()},
+            {
+                "connectorId": connector_id,
+                "errorCode": error_code,
+                "status": status,
+                "timestamp": now_iso(),
+            },
         )
 
     async def heartbeat(self) -> dict:
@@ -183,7 +203,12 @@ class SimulatedCharger:
         await self.status(connector_id, "Preparing")
         result = await self.call(
             "StartTransaction",
-            {"connectorId": connector_id, "idTag": id_tag, "meterStart": connector.meter_wh, "timestamp": now_iso()},
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": connector.meter_wh,
+                "timestamp": now_iso(),
+            },
         )
         if result["idTagInfo"]["status"] == "Accepted":
             connector.transaction_id = result["transactionId"]
@@ -193,8 +218,12 @@ class SimulatedCharger:
         else:
             await self.call(
                 "StopTransaction",
-                {"transactionId": result["transactionId"], "meterStop": connector.meter_wh, "timestamp": now_iso(),
-                 "reason": "DeAuthorized"},
+                {
+                    "transactionId": result["transactionId"],
+                    "meterStop": connector.meter_wh,
+                    "timestamp": now_iso(),
+                    "reason": "DeAuthorized",
+                },
             )
             await self.status(connector_id, "Available")
         return result
@@ -205,14 +234,31 @@ class SimulatedCharger:
         connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
         payload = {
             "connectorId": connector_id,
-            "meterValue": [{
-                "timestamp": now_iso(),
-                "sampledValue": [
-                    {"value": str(connector.meter_wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh", "context": "Sample.Periodic"},
-                    {"value": f"{connector.power_kw * 1000:.0f}", "measurand": "Power.Active.Import", "unit": "W", "context": "Sample.Periodic"},
-                    {"value": f"{connector.power_kw * 1000 / 230:.1f}", "measurand": "Current.Import", "unit": "A", "context": "Sample.Periodic"},
-                ],
-            }],
+            "meterValue": [
+                {
+                    "timestamp": now_iso(),
+                    "sampledValue": [
+                        {
+                            "value": str(connector.meter_wh),
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                            "context": "Sample.Periodic",
+                        },
+                        {
+                            "value": f"{connector.power_kw * 1000:.0f}",
+                            "measurand": "Power.Active.Import",
+                            "unit": "W",
+                            "context": "Sample.Periodic",
+                        },
+                        {
+                            "value": f"{connector.power_kw * 1000 / 230:.1f}",
+                            "measurand": "Current.Import",
+                            "unit": "A",
+                            "context": "Sample.Periodic",
+                        },
+                    ],
+                }
+            ],
         }
         if connector.transaction_id is not None:
             payload["transactionId"] = connector.transaction_id
@@ -226,8 +272,13 @@ class SimulatedCharger:
         await self.status(connector_id, "Finishing")
         await self.call(
             "StopTransaction",
-            {"transactionId": tx, "meterStop": connector.meter_wh, "timestamp": now_iso(), "reason": reason,
-             "idTag": connector.id_tag},
+            {
+                "transactionId": tx,
+                "meterStop": connector.meter_wh,
+                "timestamp": now_iso(),
+                "reason": reason,
+                "idTag": connector.id_tag,
+            },
         )
         await self.status(connector_id, "Available")
 
@@ -252,8 +303,12 @@ class SimulatedCharger:
         elif action == "Reset":
             response = {"status": "Accepted"}
         elif action == "UnlockConnector":
-            response = {"status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"}
-        elif action == "ChangeConfiguration" and payload.get("key", "").lower() == "authorizationkey":
+            response = {
+                "status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"
+            }
+        elif (
+            action == "ChangeConfiguration" and payload.get("key", "").lower() == "authorizationkey"
+        ):
             # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
             response = {"status": "Accepted"}
             follow_up = self._adopt_key(payload["value"])
@@ -266,12 +321,18 @@ class SimulatedCharger:
         elif action in ("GetInstalledCertificateIds", "DeleteCertificate"):
             response = {"status": "NotFound"}
         elif action == "GetLog":
-            response = {"status": "Accepted", "filename": f"{self.station_id}-{payload['logType']}.log"}
-            follow_up = self._notify("LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"])
+            response = {
+                "status": "Accepted",
+                "filename": f"{self.station_id}-{payload['logType']}.log",
+            }
+            follow_up = self._notify(
+                "LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"]
+            )
         elif action == "SignedUpdateFirmware":
             response = {"status": "Accepted"}
             follow_up = self._notify(
-                "SignedFirmwareStatusNotification", payload["requestId"],
+                "SignedFirmwareStatusNotification",
+                payload["requestId"],
                 ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"],
             )
         elif action == "ExtendedTriggerMessage":
@@ -281,7 +342,15 @@ class SimulatedCharger:
         elif action == "GetLocalListVersion":
             response = {"listVersion": 0}
         elif action == "GetConfiguration":
-            response = {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": str(self.heartbeat_interval)}]}
+            response = {
+                "configurationKey": [
+                    {
+                        "key": "HeartbeatInterval",
+                        "readonly": False,
+                        "value": str(self.heartbeat_interval),
+                    }
+                ]
+            }
         elif action == "TriggerMessage":
             response = {"status": "Accepted"}
             if payload.get("requestedMessage") == "Heartbeat":
@@ -293,7 +362,13 @@ class SimulatedCharger:
     async def _reply(self, unique_id: str, action: str, response: dict | None, follow_up) -> None:
         """Answer a CALL (NotSupported when there is no response), then run what it asked for."""
         if response is None:
-            frame = [4, unique_id, "NotSupported", f"{action} is not supported by the simulator", {}]
+            frame = [
+                4,
+                unique_id,
+                "NotSupported",
+                f"{action} is not supported by the simulator",
+                {},
+            ]
         else:
             frame = [3, unique_id, response]
         await self.ws.send(json.dumps(frame))
@@ -332,7 +407,10 @@ class SimulatedCharger:
                 loops = [asyncio.create_task(self._heartbeats())]
                 if self.auto_sessions:
                     loops += [asyncio.create_task(self._sessions(n)) for n in self.state]
-                done, pending = await asyncio.wait([*loops, asyncio.create_task(self.ws.wait_closed())], return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await asyncio.wait(
+                    [*loops, asyncio.create_task(self.ws.wait_closed())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 for task in pending:
                     task.cancel()
             except (OSError, websockets.WebSocketException, ConnectionError, TimeoutError) as exc:
@@ -354,7 +432,9 @@ class SimulatedCharger:
                 if await self.authorize(id_tag) == "Accepted":
                     await self.start(connector_id, id_tag)
             deadline = time.monotonic() + random.uniform(*self.session_seconds)
-            while self.state[connector_id].transaction_id is not None and time.monotonic() < deadline:
+            while (
+                self.state[connector_id].transaction_id is not None and time.monotonic() < deadline
+            ):
                 await asyncio.sleep(self.meter_interval)
                 if self.state[connector_id].transaction_id is not None:
                     await self.meter_values(connector_id)
@@ -373,20 +453,35 @@ class SimulatedCharger201(SimulatedCharger):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.tx_ids: dict[int, str] = {}  # evse id -> the transactionId we named
-        self.seq_no = itertools.count(0)  # one counter per station (E: seqNo increments per transaction)
+        self.seq_no = itertools.count(
+            0
+        )  # one counter per station (E: seqNo increments per transaction)
 
     async def connect(self) -> None:
         self.ws = await websockets.connect(
-            f"{self.url.rstrip('/')}/{self.station_id}", subprotocols=[self.PROTOCOL],
-            additional_headers=self._headers(), open_timeout=30, ping_interval=None, max_size=2**20,
+            f"{self.url.rstrip('/')}/{self.station_id}",
+            subprotocols=[self.PROTOCOL],
+            additional_headers=self._headers(),
+            open_timeout=30,
+            ping_interval=None,
+            max_size=2**20,
             ssl=self.ssl if self.url.startswith("wss") else None,
         )
         self._tasks.append(asyncio.create_task(self._reader()))
 
     async def boot(self) -> dict:
-        result = await self.call("BootNotification", {"reason": "PowerUp", "chargingStation": {
-            "vendorName": "EVSim", "model": "Sim-201", "serialNumber": f"SN-{self.station_id}",
-            "firmwareVersion": "2.0.1-sim"}})
+        result = await self.call(
+            "BootNotification",
+            {
+                "reason": "PowerUp",
+                "chargingStation": {
+                    "vendorName": "EVSim",
+                    "model": "Sim-201",
+                    "serialNumber": f"SN-{self.station_id}",
+                    "firmwareVersion": "2.0.1-sim",
+                },
+            },
+        )
         self.heartbeat_interval = int(result.get("interval") or 60)
         for connector in self.state.values():
             await self.status(connector.connector_id, "Available")
@@ -394,37 +489,72 @@ class SimulatedCharger201(SimulatedCharger):
 
     async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> None:
         # 2.0.1 ConnectorStatusEnumType has no Preparing/Charging/Finishing: those are Occupied.
-        connector_status = {"Preparing": "Occupied", "Charging": "Occupied", "Finishing": "Occupied",
-                            "SuspendedEV": "Occupied", "SuspendedEVSE": "Occupied"}.get(status, status)
+        connector_status = {
+            "Preparing": "Occupied",
+            "Charging": "Occupied",
+            "Finishing": "Occupied",
+            "SuspendedEV": "Occupied",
+            "SuspendedEVSE": "Occupied",
+        }.get(status, status)
         if connector_id in self.state:
             self.state[connector_id].status = status
-        await self.call("StatusNotification", {"timestamp": now_iso(), "connectorStatus": connector_status,
-                                               "evseId": connector_id, "connectorId": 1})
+        await self.call(
+            "StatusNotification",
+            {
+                "timestamp": now_iso(),
+                "connectorStatus": connector_status,
+                "evseId": connector_id,
+                "connectorId": 1,
+            },
+        )
 
     async def authorize(self, id_tag: str) -> str:
-        answer = await self.call("Authorize", {"idToken": {"idToken": id_tag, "type": self.ID_TOKEN_TYPE}})
+        answer = await self.call(
+            "Authorize", {"idToken": {"idToken": id_tag, "type": self.ID_TOKEN_TYPE}}
+        )
         return answer["idTokenInfo"]["status"]
 
     def _meter(self, connector: ConnectorState, context: str) -> list[dict]:
-        return [{"timestamp": now_iso(), "sampledValue": [
-            {"value": connector.meter_wh, "measurand": "Energy.Active.Import.Register", "context": context,
-             "unitOfMeasure": {"unit": "Wh"}},
-            {"value": round(connector.power_kw * 1000), "measurand": "Power.Active.Import", "context": context,
-             "unitOfMeasure": {"unit": "W"}},
-        ]}]
+        return [
+            {
+                "timestamp": now_iso(),
+                "sampledValue": [
+                    {
+                        "value": connector.meter_wh,
+                        "measurand": "Energy.Active.Import.Register",
+                        "context": context,
+                        "unitOfMeasure": {"unit": "Wh"},
+                    },
+                    {
+                        "value": round(connector.power_kw * 1000),
+                        "measurand": "Power.Active.Import",
+                        "context": context,
+                        "unitOfMeasure": {"unit": "W"},
+                    },
+                ],
+            }
+        ]
 
-    async def _event(self, connector_id: int, event_type: str, trigger: str, context: str, **info: object) -> dict:
+    async def _event(
+        self, connector_id: int, event_type: str, trigger: str, context: str, **info: object
+    ) -> dict:
         connector = self.state[connector_id]
         payload: dict = {
-            "eventType": event_type, "timestamp": now_iso(), "triggerReason": trigger, "seqNo": next(self.seq_no),
+            "eventType": event_type,
+            "timestamp": now_iso(),
+            "triggerReason": trigger,
+            "seqNo": next(self.seq_no),
             "transactionInfo": {"transactionId": self.tx_ids[connector_id], **info},
-            "evse": {"id": connector_id, "connectorId": 1}, "meterValue": self._meter(connector, context),
+            "evse": {"id": connector_id, "connectorId": 1},
+            "meterValue": self._meter(connector, context),
         }
         if event_type == "Started" or trigger == "StopAuthorized":
             payload["idToken"] = {"idToken": connector.id_tag, "type": self.ID_TOKEN_TYPE}
         return await self.call("TransactionEvent", payload)
 
-    async def start(self, connector_id: int, id_tag: str, remote_start_id: int | None = None) -> dict:
+    async def start(
+        self, connector_id: int, id_tag: str, remote_start_id: int | None = None
+    ) -> dict:
         connector = self.state[connector_id]
         await self.status(connector_id, "Occupied")
         self.tx_ids[connector_id] = uuid.uuid4().hex[:36]
@@ -445,16 +575,27 @@ class SimulatedCharger201(SimulatedCharger):
         seconds = self.meter_interval if seconds is None else seconds
         connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
         if connector.transaction_id is None:
-            await self.call("MeterValues", {"evseId": connector_id, "meterValue": self._meter(connector, "Sample.Periodic")})
+            await self.call(
+                "MeterValues",
+                {"evseId": connector_id, "meterValue": self._meter(connector, "Sample.Periodic")},
+            )
             return
-        await self._event(connector_id, "Updated", "MeterValuePeriodic", "Sample.Periodic", chargingState="Charging")
+        await self._event(
+            connector_id,
+            "Updated",
+            "MeterValuePeriodic",
+            "Sample.Periodic",
+            chargingState="Charging",
+        )
 
     async def stop(self, connector_id: int, reason: str = "Local") -> None:
         connector = self.state[connector_id]
         if connector.transaction_id is None:
             return
         connector.power_kw = 0.0
-        trigger = {"Remote": "RemoteStop", "DeAuthorized": "Deauthorized"}.get(reason, "StopAuthorized")
+        trigger = {"Remote": "RemoteStop", "DeAuthorized": "Deauthorized"}.get(
+            reason, "StopAuthorized"
+        )
         info: dict = {"chargingState": "Idle"}
         if reason != "Local":  # E06: left out when Local
             info["stoppedReason"] = reason
@@ -469,10 +610,16 @@ class SimulatedCharger201(SimulatedCharger):
         follow_up = None
         if action == "RequestStartTransaction":
             evse_id = payload.get("evseId") or 1
-            ok = self.remote_start_accept and evse_id in self.state and self.state[evse_id].transaction_id is None
+            ok = (
+                self.remote_start_accept
+                and evse_id in self.state
+                and self.state[evse_id].transaction_id is None
+            )
             response = {"status": "Accepted" if ok else "Rejected"}
             if ok:
-                follow_up = self.start(evse_id, payload["idToken"]["idToken"], payload["remoteStartId"])
+                follow_up = self.start(
+                    evse_id, payload["idToken"]["idToken"], payload["remoteStartId"]
+                )
         elif action == "RequestStopTransaction":
             match = [n for n, tx in self.tx_ids.items() if tx == payload["transactionId"]]
             response = {"status": "Accepted" if match else "Rejected"}
@@ -481,22 +628,38 @@ class SimulatedCharger201(SimulatedCharger):
         elif action == "Reset":
             response = {"status": "Accepted"}
         elif action == "UnlockConnector":
-            response = {"status": "Unlocked" if payload["evseId"] in self.state else "UnknownConnector"}
+            response = {
+                "status": "Unlocked" if payload["evseId"] in self.state else "UnknownConnector"
+            }
         elif action in ("ClearCache", "ChangeAvailability", "SendLocalList", "CertificateSigned"):
             response = {"status": "Accepted"}
         elif action == "GetBaseReport":
             response = {"status": "Accepted"}
             follow_up = self._report(payload["requestId"])
         elif action == "GetVariables":
-            response = {"getVariableResult": [
-                {**item, "attributeStatus": "Accepted", "attributeValue": str(self.heartbeat_interval)}
-                if item.get("variable", {}).get("name") == "HeartbeatInterval"
-                else {**item, "attributeStatus": "UnknownVariable"}
-                for item in payload["getVariableData"]]}
+            response = {
+                "getVariableResult": [
+                    {
+                        **item,
+                        "attributeStatus": "Accepted",
+                        "attributeValue": str(self.heartbeat_interval),
+                    }
+                    if item.get("variable", {}).get("name") == "HeartbeatInterval"
+                    else {**item, "attributeStatus": "UnknownVariable"}
+                    for item in payload["getVariableData"]
+                ]
+            }
         elif action == "SetVariables":
-            response = {"setVariableResult": [
-                {"component": item["component"], "variable": item["variable"], "attributeStatus": "Accepted"}
-                for item in payload["setVariableData"]]}
+            response = {
+                "setVariableResult": [
+                    {
+                        "component": item["component"],
+                        "variable": item["variable"],
+                        "attributeStatus": "Accepted",
+                    }
+                    for item in payload["setVariableData"]
+                ]
+            }
         elif action == "TriggerMessage":
             response = {"status": "Accepted"}
             if payload.get("requestedMessage") == "Heartbeat":
@@ -508,18 +671,50 @@ class SimulatedCharger201(SimulatedCharger):
     async def _report(self, request_id: int) -> None:
         await asyncio.sleep(0.1)
         data = [
-            {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"},
-             "variableAttribute": [{"type": "Actual", "value": str(self.heartbeat_interval), "mutability": "ReadWrite"}],
-             "variableCharacteristics": {"dataType": "integer", "unit": "s", "supportsMonitoring": False}},
-            {"component": {"name": "ChargingStation"}, "variable": {"name": "Model"},
-             "variableAttribute": [{"type": "Actual", "value": "Sim-201", "mutability": "ReadOnly"}],
-             "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
+            {
+                "component": {"name": "OCPPCommCtrl"},
+                "variable": {"name": "HeartbeatInterval"},
+                "variableAttribute": [
+                    {
+                        "type": "Actual",
+                        "value": str(self.heartbeat_interval),
+                        "mutability": "ReadWrite",
+                    }
+                ],
+                "variableCharacteristics": {
+                    "dataType": "integer",
+                    "unit": "s",
+                    "supportsMonitoring": False,
+                },
+            },
+            {
+                "component": {"name": "ChargingStation"},
+                "variable": {"name": "Model"},
+                "variableAttribute": [
+                    {"type": "Actual", "value": "Sim-201", "mutability": "ReadOnly"}
+                ],
+                "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False},
+            },
         ]
         for n in self.state:
-            data.append({"component": {"name": "EVSE", "evse": {"id": n}}, "variable": {"name": "Power"},
-                         "variableAttribute": [{"type": "MaxSet", "value": str(int(self.power_kw * 1000))}],
-                         "variableCharacteristics": {"dataType": "decimal", "unit": "W", "supportsMonitoring": False}})
-        await self.call("NotifyReport", {"requestId": request_id, "generatedAt": now_iso(), "seqNo": 0, "reportData": data})
+            data.append(
+                {
+                    "component": {"name": "EVSE", "evse": {"id": n}},
+                    "variable": {"name": "Power"},
+                    "variableAttribute": [
+                        {"type": "MaxSet", "value": str(int(self.power_kw * 1000))}
+                    ],
+                    "variableCharacteristics": {
+                        "dataType": "decimal",
+                        "unit": "W",
+                        "supportsMonitoring": False,
+                    },
+                }
+            )
+        await self.call(
+            "NotifyReport",
+            {"requestId": request_id, "generatedAt": now_iso(), "seqNo": 0, "reportData": data},
+        )
 
 
 def make_simulator(protocol: str = "1.6", **kwargs: object) -> SimulatedCharger:

@@ -46,7 +46,8 @@ def stale_sessions(*, now: datetime | None = None, limit: int = 200) -> list[Cha
     cutoff = now - timedelta(seconds=stale_after_s())
     sessions = (
         ChargingSession.objects.filter(
-            status=ChargingSession.Status.ACTIVE, charger__ocpp_version=Charger.OcppVersion.V201,
+            status=ChargingSession.Status.ACTIVE,
+            charger__ocpp_version=Charger.OcppVersion.V201,
             received_start_at__lt=cutoff,
         )
         .exclude(ocpp_transaction_id="")
@@ -58,7 +59,9 @@ def stale_sessions(*, now: datetime | None = None, limit: int = 200) -> list[Cha
     result: list[ChargingSession] = []
     for session in sessions:
         asked = Command.objects.filter(
-            charger_id=session.charger_id, action="GetTransactionStatus", created_at__gte=cutoff,
+            charger_id=session.charger_id,
+            action="GetTransactionStatus",
+            created_at__gte=cutoff,
             payload__transactionId=session.ocpp_transaction_id,
         ).exists()
         if not asked and session.charger.is_online():
@@ -85,32 +88,52 @@ def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
     if response.get("ongoingIndicator", False):
         return Verdict("ongoing")
     with transaction.atomic():
-        session = ChargingSession.objects.select_for_update().filter(
-            pk=session_id, status=ChargingSession.Status.ACTIVE
-        ).first()
+        session = (
+            ChargingSession.objects.select_for_update()
+            .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
+            .first()
+        )
         if session is None:
             return Verdict("ended")  # its Ended arrived meanwhile
         if TransactionEvent.objects.filter(session=session, event_type="Ended").exists():
             return Verdict("ended")
         meter_wh, when = _last_register_wh(session)
-        session.meter_stop_wh = max(meter_wh if meter_wh is not None else session.meter_start_wh, session.meter_start_wh)
+        session.meter_stop_wh = max(
+            meter_wh if meter_wh is not None else session.meter_start_wh, session.meter_start_wh
+        )
         session.stopped_at = when or session.started_at
         session.stop_reason = NO_ENDED_EVENT
         session.status = ChargingSession.Status.COMPLETED
         session.received_stop_at = timezone.now()
-        session.save(update_fields=["meter_stop_wh", "stopped_at", "stop_reason", "status", "received_stop_at"])
+        session.save(
+            update_fields=[
+                "meter_stop_wh",
+                "stopped_at",
+                "stop_reason",
+                "status",
+                "received_stop_at",
+            ]
+        )
         session_announce_on_commit("finished", session.pk)
-    logger.warning("Closed 2.0.1 session %s on %s: the charger says it ended, no Ended event came",
-                   session.transaction_id, session.charger_id)
+    logger.warning(
+        "Closed 2.0.1 session %s on %s: the charger says it ended, no Ended event came",
+        session.transaction_id,
+        session.charger_id,
+    )
     return Verdict("ended", closed=True)
 
 
-def transaction_status_check(session: ChargingSession, *, timeout: float = CHECK_TIMEOUT_S) -> Verdict:
+def transaction_status_check(
+    session: ChargingSession, *, timeout: float = CHECK_TIMEOUT_S
+) -> Verdict:
     """Ask the session's charger about it (GetTransactionStatus) and act on the answer."""
     try:
         command = commands.send_command_sync(
-            session.charger, "GetTransactionStatus", {"transactionId": session.ocpp_transaction_id},
-            source="system", timeout=timeout,
+            session.charger,
+            "GetTransactionStatus",
+            {"transactionId": session.ocpp_transaction_id},
+            source="system",
+            timeout=timeout,
         )
     except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand):
         return Verdict("no_answer")

@@ -54,12 +54,20 @@ def _prepare_orm(query: FactsQuery) -> services.StartFacts:
     if query.start is not None:
         assert query.connector_id is not None
         return services.start_prepare(
-            charger_id=query.charger_id, connector_id=query.connector_id, id_tag=query.id_tag,
-            meter_start=query.start[0], started_at=query.start[1],
+            charger_id=query.charger_id,
+            connector_id=query.connector_id,
+            id_tag=query.id_tag,
+            meter_start=query.start[0],
+            started_at=query.start[1],
         )
-    return services.StartFacts(None, *services.decision_inputs(
-        charger_id=query.charger_id, connector_id=query.connector_id, id_tag=query.id_tag,
-    ))
+    return services.StartFacts(
+        None,
+        *services.decision_inputs(
+            charger_id=query.charger_id,
+            connector_id=query.connector_id,
+            id_tag=query.id_tag,
+        ),
+    )
 
 
 def _prepare_pool(queries: list[FactsQuery]) -> list[services.StartFacts]:
@@ -84,7 +92,10 @@ _CHARGER_GROUPS = _m2m(Charger, "token_groups")  # (table, charger_id, tokengrou
 _RESTRICTED = _m2m(TokenGroup, "restricted_properties")  # (table, tokengroup_id, property_id)
 _TOKEN_GROUPS = _m2m(TokenGroup, "tokens")  # (table, tokengroup_id, token_id)
 _N_CHARGER, _N_PROPERTY = len(Charger._meta.concrete_fields), len(Property._meta.concrete_fields)
-_N_TOKEN, _N_MSP = len(Token._meta.concrete_fields), len(MobilityServiceProvider._meta.concrete_fields)
+_N_TOKEN, _N_MSP = (
+    len(Token._meta.concrete_fields),
+    len(MobilityServiceProvider._meta.concrete_fields),
+)
 
 # Per query: whether an identical start exists (session_find_repeat) and whether the charger
 # holds an active reservation (then reserved_for decides, on the ORM path).
@@ -120,11 +131,17 @@ _pg = async_pg.LoopConnection("ocpp-decision-facts")
 async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
     uids = {normalize_uid(q.id_tag) for q in queries}
     async with _pg.use() as conn:
-        cursor = await conn.execute(_FLAGS, [
-            ConnectorReservation.Status.ACTIVE,
-            [q.charger_id for q in queries], [q.connector_id for q in queries], [q.id_tag[:36] for q in queries],
-            [q.start[0] if q.start else None for q in queries], [q.start[1] if q.start else None for q in queries],
-        ])
+        cursor = await conn.execute(
+            _FLAGS,
+            [
+                ConnectorReservation.Status.ACTIVE,
+                [q.charger_id for q in queries],
+                [q.connector_id for q in queries],
+                [q.id_tag[:36] for q in queries],
+                [q.start[0] if q.start else None for q in queries],
+                [q.start[1] if q.start else None for q in queries],
+            ],
+        )
         flags = {ord_ - 1: (repeat, reserved) for ord_, repeat, reserved in await cursor.fetchall()}
         cursor = await conn.execute(_CHARGERS, [list({q.charger_id for q in queries})])
         charger_rows = await cursor.fetchall()
@@ -135,13 +152,20 @@ async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
     for row in charger_rows:
         charger = Charger.from_db("default", _names(Charger), row[:_N_CHARGER])
         if charger.property_id:
-            charger.property = Property.from_db("default", _names(Property), row[_N_CHARGER:_N_CHARGER + _N_PROPERTY])
+            charger.property = Property.from_db(
+                "default", _names(Property), row[_N_CHARGER : _N_CHARGER + _N_PROPERTY]
+            )
         chargers[charger.pk] = (charger, frozenset(row[-1]))
     candidates: dict[str, list[tuple[Token, frozenset[int]]]] = {}
     for row in token_rows:
         token = Token.from_db("default", _names(Token), row[:_N_TOKEN])
-        token.msp = (MobilityServiceProvider.from_db("default", _names(MobilityServiceProvider),
-                                                     row[_N_TOKEN:_N_TOKEN + _N_MSP]) if token.msp_id else None)
+        token.msp = (
+            MobilityServiceProvider.from_db(
+                "default", _names(MobilityServiceProvider), row[_N_TOKEN : _N_TOKEN + _N_MSP]
+            )
+            if token.msp_id
+            else None
+        )
         candidates.setdefault(token.uid_normalized, []).append((token, frozenset(row[-1])))
 
     read: dict[int, services.StartFacts] = {}
@@ -157,7 +181,10 @@ async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
             continue  # a stay's allowance, a one-session card: the ORM path counts
         with_facts: tuple[Token, TokenFacts] | None = None
         if chosen is not None:
-            with_facts = (chosen, token_facts(chosen, group_ids=next(g for t, g in found if t is chosen)))
+            with_facts = (
+                chosen,
+                token_facts(chosen, group_ids=next(g for t, g in found if t is chosen)),
+            )
         read[index] = services.StartFacts(None, facts, str(charger.property_id or ""), with_facts)
     return await the_rest_one_by_one(read, queries, _prepare_orm)
 
@@ -171,7 +198,9 @@ async def start_prepare(
     *, charger_id: int, connector_id: int, id_tag: str, meter_start: int, started_at: datetime
 ) -> services.StartFacts:
     """`services.start_prepare`, batched with the other starts and decisions waiting."""
-    return await _facts.submit(FactsQuery(charger_id, connector_id, id_tag, (meter_start, started_at)))
+    return await _facts.submit(
+        FactsQuery(charger_id, connector_id, id_tag, (meter_start, started_at))
+    )
 
 
 async def decision_inputs(
@@ -217,9 +246,15 @@ class OpenRequest:
 
 def _open_orm(item: OpenRequest) -> ChargingSession:
     return services.session_start(
-        charger_id=item.charger_id, connector_id=item.connector_id, id_tag=item.id_tag,
-        meter_start=item.meter_start, started_at=item.started_at, reservation_id=item.reservation_id,
-        id_tag_status=item.id_tag_status, transaction_id=item.transaction_id, token=item.token,
+        charger_id=item.charger_id,
+        connector_id=item.connector_id,
+        id_tag=item.id_tag,
+        meter_start=item.meter_start,
+        started_at=item.started_at,
+        reservation_id=item.reservation_id,
+        id_tag_status=item.id_tag_status,
+        transaction_id=item.transaction_id,
+        token=item.token,
         decision_record=item.decision_record,
     )
 
@@ -243,10 +278,14 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
     opened: dict[int, ChargingSession] = {}
     try:
         async with _open_conn.use() as conn, conn.transaction():
-            cursor = await conn.execute(_BUSY, [
-                [items[i].charger_id for i in first.values()], [items[i].connector_id for i in first.values()],
-                ChargingSession.Status.ACTIVE,
-            ])
+            cursor = await conn.execute(
+                _BUSY,
+                [
+                    [items[i].charger_id for i in first.values()],
+                    [items[i].connector_id for i in first.values()],
+                    ChargingSession.Status.ACTIVE,
+                ],
+            )
             busy = set(await cursor.fetchall())
             chosen = [i for key, i in first.items() if key not in busy]
             if chosen:
@@ -255,15 +294,22 @@ async def _open_pg(items: list[OpenRequest]) -> list[ChargingSession]:
                 await conn.execute(sql, async_pg.insert_values(decisions, fields))
                 sessions = [
                     ChargingSession(
-                        charger_id=items[i].charger_id, connector_id=items[i].connector_id,
-                        id_tag=items[i].id_tag[:36], token=items[i].token, id_tag_status=items[i].id_tag_status,
-                        started_at=items[i].started_at, meter_start_wh=items[i].meter_start,
-                        reservation_id=items[i].reservation_id, transaction_id=items[i].transaction_id,
+                        charger_id=items[i].charger_id,
+                        connector_id=items[i].connector_id,
+                        id_tag=items[i].id_tag[:36],
+                        token=items[i].token,
+                        id_tag_status=items[i].id_tag_status,
+                        started_at=items[i].started_at,
+                        meter_start_wh=items[i].meter_start,
+                        reservation_id=items[i].reservation_id,
+                        transaction_id=items[i].transaction_id,
                     )
                     for i in chosen
                 ]
                 sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
-                cursor = await conn.execute(sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields))
+                cursor = await conn.execute(
+                    sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields)
+                )
                 ids = dict((transaction_id, pk) for pk, transaction_id in await cursor.fetchall())
                 for i, session in zip(chosen, sessions, strict=True):
                     session.pk = ids[session.transaction_id]

@@ -55,9 +55,14 @@ def _started_orm(item: StartedRequest) -> services_v201.TransactionEventOutcome:
         if item.decision_record is not None:
             decision_record(**item.decision_record)
         return services_v201.transaction_event_record(
-            charger_id=item.charger_id, payload=item.payload, received_at=item.received_at,
-            id_tag_status=item.id_tag_status, transaction_id=item.transaction_id, token_id=item.token_id,
-            token_known=True, event=item.event,
+            charger_id=item.charger_id,
+            payload=item.payload,
+            received_at=item.received_at,
+            id_tag_status=item.id_tag_status,
+            transaction_id=item.transaction_id,
+            token_id=item.token_id,
+            token_known=True,
+            event=item.event,
         )
 
 
@@ -69,11 +74,17 @@ def _session(item: StartedRequest) -> ChargingSession:
     """The session the full path leaves for a Started that opens it: the fold of its one event."""
     state = tx.fold([item.event])
     return ChargingSession(
-        charger_id=item.charger_id, connector_id=state.evse_id or 0, id_tag=state.id_token,
-        token_id=item.token_id, id_tag_status=(item.id_tag_status or "Accepted")[:12],
-        started_at=state.started_at, meter_start_wh=state.meter_start_wh,
-        ocpp_transaction_id=item.event.transaction_id, transaction_id=item.transaction_id,
-        remote_start_id=state.remote_start_id, reservation_id=state.reservation_id,
+        charger_id=item.charger_id,
+        connector_id=state.evse_id or 0,
+        id_tag=state.id_token,
+        token_id=item.token_id,
+        id_tag_status=(item.id_tag_status or "Accepted")[:12],
+        started_at=state.started_at,
+        meter_start_wh=state.meter_start_wh,
+        ocpp_transaction_id=item.event.transaction_id,
+        transaction_id=item.transaction_id,
+        remote_start_id=state.remote_start_id,
+        reservation_id=state.reservation_id,
     )
 
 
@@ -106,10 +117,15 @@ async def _started_pg(items: list[StartedRequest]) -> list[services_v201.Transac
     opened: dict[int, services_v201.TransactionEventOutcome] = {}
     try:
         async with _conn.use() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(_TAKEN, [
-                [sessions[i].charger_id for i in candidates], [sessions[i].connector_id for i in candidates],
-                [sessions[i].ocpp_transaction_id for i in candidates], ChargingSession.Status.ACTIVE.value,
-            ])
+            await cur.execute(
+                _TAKEN,
+                [
+                    [sessions[i].charger_id for i in candidates],
+                    [sessions[i].connector_id for i in candidates],
+                    [sessions[i].ocpp_transaction_id for i in candidates],
+                    ChargingSession.Status.ACTIVE.value,
+                ],
+            )
             taken = {candidates[row[0] - 1] for row in await cur.fetchall()}
             chosen = [i for i in candidates if i not in taken]
             if chosen:
@@ -119,22 +135,38 @@ async def _started_pg(items: list[StartedRequest]) -> list[services_v201.Transac
                     sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
                     await cur.execute(sql, async_pg.insert_values(decisions, fields))
                 sql, fields = async_pg.insert_sql(ChargingSession, len(chosen))
-                await cur.execute(sql + " RETURNING id, transaction_id",
-                                  async_pg.insert_values([sessions[i] for i in chosen], fields))
+                await cur.execute(
+                    sql + " RETURNING id, transaction_id",
+                    async_pg.insert_values([sessions[i] for i in chosen], fields),
+                )
                 ids = {transaction_id: pk for pk, transaction_id in await cur.fetchall()}
                 for i in chosen:
                     session = sessions[i]
                     session.pk = ids[session.transaction_id]
                     session._state.adding, session._state.db = False, "default"
-                await services_v201.copy_events(cur, [
-                    (sessions[i].charger_id, sessions[i].pk, sessions[i].connector_id,
-                     items[i].event, items[i].storable, items[i].received_at)
-                    for i in chosen
-                ])
+                await services_v201.copy_events(
+                    cur,
+                    [
+                        (
+                            sessions[i].charger_id,
+                            sessions[i].pk,
+                            sessions[i].connector_id,
+                            items[i].event,
+                            items[i].storable,
+                            items[i].received_at,
+                        )
+                        for i in chosen
+                    ],
+                )
                 for i in chosen:
                     opened[i] = services_v201.TransactionEventOutcome(
-                        sessions[i], duplicate=False, started=True, ended=False,
-                        steady_since=services_v201.steady_from_its_first_event(sessions[i], items[i].event),
+                        sessions[i],
+                        duplicate=False,
+                        started=True,
+                        ended=False,
+                        steady_since=services_v201.steady_from_its_first_event(
+                            sessions[i], items[i].event
+                        ),
                     )
     except psycopg.IntegrityError:
         opened = {}  # rolled back: every start takes the full path, which sorts each out

@@ -52,9 +52,15 @@ class StopRequest:
 
 def _stop_one(item: StopRequest) -> ChargingSession | None:
     return services.session_stop(
-        charger_id=item.charger_id, transaction_id=item.transaction_id, meter_stop=item.meter_stop,
-        stopped_at=item.stopped_at, reason=item.reason, id_tag=item.id_tag,
-        transaction_data=item.transaction_data, payload=item.payload, readings=item.readings,
+        charger_id=item.charger_id,
+        transaction_id=item.transaction_id,
+        meter_stop=item.meter_stop,
+        stopped_at=item.stopped_at,
+        reason=item.reason,
+        id_tag=item.id_tag,
+        transaction_data=item.transaction_data,
+        payload=item.payload,
+        readings=item.readings,
     )
 
 
@@ -90,21 +96,43 @@ async def _stops_pg(items: list[StopRequest]) -> list[ChargingSession | None]:
     if batched:
         chosen = [items[i] for i in batched]
         async with _pg.use() as conn, conn.transaction():
-            cursor = await conn.execute(_UPDATE, [
-                ChargingSession.Status.COMPLETED, timezone.now(),
-                [i.charger_id for i in chosen], [i.transaction_id for i in chosen], [i.meter_stop for i in chosen],
-                [i.stopped_at for i in chosen], [(i.reason or "Local")[:20] for i in chosen],
-                [i.id_tag[:36] for i in chosen],
-                [json.dumps(i.transaction_data) if i.transaction_data else None for i in chosen],
-                ChargingSession.Status.ACTIVE, services.SUPERSEDED,
-            ])
+            cursor = await conn.execute(
+                _UPDATE,
+                [
+                    ChargingSession.Status.COMPLETED,
+                    timezone.now(),
+                    [i.charger_id for i in chosen],
+                    [i.transaction_id for i in chosen],
+                    [i.meter_stop for i in chosen],
+                    [i.stopped_at for i in chosen],
+                    [(i.reason or "Local")[:20] for i in chosen],
+                    [i.id_tag[:36] for i in chosen],
+                    [
+                        json.dumps(i.transaction_data) if i.transaction_data else None
+                        for i in chosen
+                    ],
+                    ChargingSession.Status.ACTIVE,
+                    services.SUPERSEDED,
+                ],
+            )
             for row in await cursor.fetchall():
                 stopped[batched[row[0] - 1]] = ChargingSession.from_db("default", _NAMES, row[1:])
             readings = [
-                (session.charger_id, session.pk, session.connector_id, reading.timestamp, clean_text(s.measurand),
-                 clean_text(s.phase), clean_text(s.unit), clean_text(s.context), clean_text(s.location),
-                 clean_text(s.value))
-                for index, session in stopped.items() for reading in items[index].readings for s in reading.samples
+                (
+                    session.charger_id,
+                    session.pk,
+                    session.connector_id,
+                    reading.timestamp,
+                    clean_text(s.measurand),
+                    clean_text(s.phase),
+                    clean_text(s.unit),
+                    clean_text(s.context),
+                    clean_text(s.location),
+                    clean_text(s.value),
+                )
+                for index, session in stopped.items()
+                for reading in items[index].readings
+                for s in reading.samples
             ]
             if readings:
                 async with conn.cursor() as cur:

@@ -19,8 +19,13 @@ from .models import OcppMessage
 CLEANUP_BATCH = 10_000
 
 
-def message_log_prune(*, retention_days: int | None = None, now: datetime | None = None,
-                      batch_size: int = CLEANUP_BATCH, max_batches: int | None = None) -> int:
+def message_log_prune(
+    *,
+    retention_days: int | None = None,
+    now: datetime | None = None,
+    batch_size: int = CLEANUP_BATCH,
+    max_batches: int | None = None,
+) -> int:
     """Delete log rows older than the retention window; return how many went.
 
     retention_days <= 0 keeps everything. Each batch is one short DELETE by primary key.
@@ -32,7 +37,9 @@ def message_log_prune(*, retention_days: int | None = None, now: datetime | None
     deleted = batches = 0
     while max_batches is None or batches < max_batches:
         ids = list(
-            OcppMessage.objects.filter(timestamp__lt=cutoff).order_by("timestamp").values_list("id", flat=True)[:batch_size]
+            OcppMessage.objects.filter(timestamp__lt=cutoff)
+            .order_by("timestamp")
+            .values_list("id", flat=True)[:batch_size]
         )
         if not ids:
             break

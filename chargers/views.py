@@ -68,7 +68,10 @@ def _charger_or_404(user, station_id: str) -> Charger:
 def _tab_context(request, charger: Charger, tab: str) -> dict:
     role = role_in(request.user, charger.organization_id)
     return {
-        "charger": charger, "tab": tab, "role": role, "can_edit": role in ("owner", "manager"),
+        "charger": charger,
+        "tab": tab,
+        "role": role,
+        "can_edit": role in ("owner", "manager"),
         "state": charger_state(charger),
     }
 
@@ -83,11 +86,16 @@ def dashboard_charger_figures(sender, user, today, since, now, **kwargs) -> dict
     chargers = [charger for charger, _ in with_state]
     states = {charger.pk: state for charger, state in with_state}
     sessions = sessions_for(user)
-    completed = sessions.filter(status=ChargingSession.Status.COMPLETED, meter_stop_wh__isnull=False)
+    completed = sessions.filter(
+        status=ChargingSession.Status.COMPLETED, meter_stop_wh__isnull=False
+    )
     energy = F("meter_stop_wh") - F("meter_start_wh")
     per_day = dict(
-        completed.filter(started_at__gte=since).annotate(day=TruncDate("started_at"))
-        .values("day").annotate(wh=Sum(energy)).values_list("day", "wh")
+        completed.filter(started_at__gte=since)
+        .annotate(day=TruncDate("started_at"))
+        .values("day")
+        .annotate(wh=Sum(energy))
+        .values_list("day", "wh")
     )
     points = []
     for i in range((today - since).days + 1):
@@ -118,39 +126,59 @@ def dashboard_charger_figures(sender, user, today, since, now, **kwargs) -> dict
 
 @login_required
 def charger_list(request):
-    filterset = ChargerFilter(request.GET or None, queryset=chargers_for(request.user), user=request.user)
+    filterset = ChargerFilter(
+        request.GET or None, queryset=chargers_for(request.user), user=request.user
+    )
     queryset = filterset.qs if filterset.is_bound else chargers_for(request.user)
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
     rows = [(c, charger_state(c)) for c in page.object_list]
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "chargers/charger_list.html", {
-        "filter": filterset, "page": page, "rows": rows, "query": query.urlencode(),
-        "any_chargers": chargers_for(request.user).exists(),
-        # Locations where the user may add a charger (owners and managers).
-        "add_locations": list(writable(properties_for(request.user), request.user)[:20]),
-    })
+    return render(
+        request,
+        "chargers/charger_list.html",
+        {
+            "filter": filterset,
+            "page": page,
+            "rows": rows,
+            "query": query.urlencode(),
+            "any_chargers": chargers_for(request.user).exists(),
+            # Locations where the user may add a charger (owners and managers).
+            "add_locations": list(writable(properties_for(request.user), request.user)[:20]),
+        },
+    )
 
 
 # -- Chargers > View: Overview ----------------------------------------------------------------
 
 
-def _overview_context(request, charger: Charger, form: CommandForm | None = None,
-                      settings_form: ChargerSettingsForm | None = None) -> dict:
+def _overview_context(
+    request,
+    charger: Charger,
+    form: CommandForm | None = None,
+    settings_form: ChargerSettingsForm | None = None,
+) -> dict:
     context = _tab_context(request, charger, "overview")
-    context.update({
-        "connectors": [c for c in charger.connectors.all()],
-        "form": form or CommandForm(charger=charger, user=request.user),
-        "settings_form": settings_form or ChargerSettingsForm(instance=charger, user=request.user),
-        "recent_commands": [
-            (cmd, json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else "")
-            for cmd in Command.objects.filter(charger=charger).select_related("requested_by")[:10]
-        ],
-        "active_sessions": ChargingSession.objects.filter(charger=charger, status=ChargingSession.Status.ACTIVE),
-        "command_timeout": settings.OCPP_CALL_TIMEOUT,
-        "license_active": charger.license_active(),
-        "restricted_groups": list(charger.token_groups.all()),
-    })
+    context.update(
+        {
+            "connectors": [c for c in charger.connectors.all()],
+            "form": form or CommandForm(charger=charger, user=request.user),
+            "settings_form": settings_form
+            or ChargerSettingsForm(instance=charger, user=request.user),
+            "recent_commands": [
+                (cmd, json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else "")
+                for cmd in Command.objects.filter(charger=charger).select_related("requested_by")[
+                    :10
+                ]
+            ],
+            "active_sessions": ChargingSession.objects.filter(
+                charger=charger, status=ChargingSession.Status.ACTIVE
+            ),
+            "command_timeout": settings.OCPP_CALL_TIMEOUT,
+            "license_active": charger.license_active(),
+            "restricted_groups": list(charger.token_groups.all()),
+        }
+    )
     from .views_security import security_overview  # profile, password, security events
 
     context.update(security_overview(charger, staff=request.user.is_staff))
@@ -170,8 +198,12 @@ def charger_command(request, station_id: str):
     require_role(request.user, charger.organization_id, edit=True)
     form = CommandForm(request.POST, charger=charger, user=request.user)
     if not form.is_valid():
-        return render(request, "chargers/charger_overview.html",
-                      _overview_context(request, charger, form=form), status=400)
+        return render(
+            request,
+            "chargers/charger_overview.html",
+            _overview_context(request, charger, form=form),
+            status=400,
+        )
     action = form.cleaned_data["action"]
     label = dict(form.fields["action"].choices)[action]
     try:
@@ -179,11 +211,17 @@ def charger_command(request, station_id: str):
             from .remote import remote_start_sync
 
             decision, command = remote_start_sync(
-                charger, id_tag=form.cleaned_data["token"].uid, connector_id=form.cleaned_data["connector_id"],
-                source="portal", user_id=request.user.pk,
+                charger,
+                id_tag=form.cleaned_data["token"].uid,
+                connector_id=form.cleaned_data["connector_id"],
+                source="portal",
+                user_id=request.user.pk,
             )
             if command is None:
-                messages.error(request, f"{label} refused before sending: {decision.status} – {decision.message}")
+                messages.error(
+                    request,
+                    f"{label} refused before sending: {decision.status} – {decision.message}",
+                )
                 return redirect("chargers:charger-detail", charger.station_id)
         elif action == CommandForm.PUSH_LOCAL_LIST:
             from .local_list import local_list_push_sync
@@ -210,7 +248,10 @@ def _report_command(request, label: str, command: Command) -> None:
         level = messages.SUCCESS if result in ("Accepted", "Unlocked", "done") else messages.WARNING
         messages.add_message(request, level, f"{label}: the charger answered {result}.")
     elif command.status == Command.Status.ERROR:
-        messages.error(request, f"{label}: the charger answered with an error: {command.error or command.response}")
+        messages.error(
+            request,
+            f"{label}: the charger answered with an error: {command.error or command.response}",
+        )
     else:
         messages.warning(request, f"{label}: {command.get_status_display()}.")
 
@@ -222,8 +263,12 @@ def charger_settings(request, station_id: str):
     require_role(request.user, charger.organization_id, edit=True)
     form = ChargerSettingsForm(request.POST, instance=charger, user=request.user)
     if not form.is_valid():
-        return render(request, "chargers/charger_overview.html",
-                      _overview_context(request, charger, settings_form=form), status=400)
+        return render(
+            request,
+            "chargers/charger_overview.html",
+            _overview_context(request, charger, settings_form=form),
+            status=400,
+        )
     form.save()
     messages.success(request, "Charger settings saved.")
     return redirect("chargers:charger-detail", charger.station_id)
@@ -260,21 +305,35 @@ def _partner(charger: Charger, row: OcppMessage) -> OcppMessage | None:
     frames = OcppMessage.objects.filter(charger=charger)
     opposite = "out" if row.direction == "in" else "in"
     if row.message_type == 2:
-        bound = frames.filter(id__gt=row.id).order_by("id").values_list("id", flat=True)[
-            PARTNER_WINDOW - 1:PARTNER_WINDOW
-        ]
+        bound = (
+            frames.filter(id__gt=row.id)
+            .order_by("id")
+            .values_list("id", flat=True)[PARTNER_WINDOW - 1 : PARTNER_WINDOW]
+        )
         bound_id = next(iter(bound), None)
-        candidates = frames.filter(id__gt=row.id, unique_id=row.unique_id, message_type__in=(3, 4),
-                                   direction=opposite, backoffice_id=row.backoffice_id)
+        candidates = frames.filter(
+            id__gt=row.id,
+            unique_id=row.unique_id,
+            message_type__in=(3, 4),
+            direction=opposite,
+            backoffice_id=row.backoffice_id,
+        )
         if bound_id is not None:
             candidates = candidates.filter(id__lte=bound_id)
         return candidates.order_by("id").first()
-    bound = frames.filter(id__lt=row.id).order_by("-id").values_list("id", flat=True)[
-        PARTNER_WINDOW - 1:PARTNER_WINDOW
-    ]
+    bound = (
+        frames.filter(id__lt=row.id)
+        .order_by("-id")
+        .values_list("id", flat=True)[PARTNER_WINDOW - 1 : PARTNER_WINDOW]
+    )
     bound_id = next(iter(bound), None)
-    candidates = frames.filter(id__lt=row.id, unique_id=row.unique_id, message_type=2, direction=opposite,
-                               backoffice_id=row.backoffice_id)
+    candidates = frames.filter(
+        id__lt=row.id,
+        unique_id=row.unique_id,
+        message_type=2,
+        direction=opposite,
+        backoffice_id=row.backoffice_id,
+    )
     if bound_id is not None:
         candidates = candidates.filter(id__gte=bound_id)
     return candidates.order_by("-id").first()
@@ -292,10 +351,22 @@ def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
         # The proxy reuses the charger's unique id towards each upstream: pair within one link.
         same = [m for m in by_uid.get(row.unique_id, []) if m.backoffice_id == row.backoffice_id]
         if row.message_type == 2:
-            return next((m for m in same if m.id > row.id and m.message_type in (3, 4)
-                         and m.direction == opposite), None)
-        return next((m for m in reversed(same) if m.id < row.id and m.message_type == 2
-                     and m.direction == opposite), None)
+            return next(
+                (
+                    m
+                    for m in same
+                    if m.id > row.id and m.message_type in (3, 4) and m.direction == opposite
+                ),
+                None,
+            )
+        return next(
+            (
+                m
+                for m in reversed(same)
+                if m.id < row.id and m.message_type == 2 and m.direction == opposite
+            ),
+            None,
+        )
 
     page_ids = {r.id for r in rows}
     entries, seen = [], set()
@@ -321,7 +392,9 @@ def log_entries(charger: Charger, rows: list[OcppMessage]) -> list[dict]:
         for entry in entries:
             head = entry["call"] or entry["answer"]
             if head is not None and head.backoffice_id:
-                entry["backoffice"] = names.get(head.backoffice_id, f"removed backoffice #{head.backoffice_id}")
+                entry["backoffice"] = names.get(
+                    head.backoffice_id, f"removed backoffice #{head.backoffice_id}"
+                )
     _attach_decisions(charger, entries)
     return entries
 
@@ -334,11 +407,14 @@ def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
         "key": f"{head.unique_id or head.id}-{call.id if call else 'x'}",
         "unique_id": head.unique_id,
         "action": head.action or "(unreadable frame)",
-        "call": call, "answer": answer,
+        "call": call,
+        "answer": answer,
         "call_type": TYPE_NAMES.get(call.message_type) if call else None,
         "answer_type": TYPE_NAMES.get(answer.message_type, "INVALID") if answer else None,
         "call_json": _pretty(call.payload) if call else "",
-        "answer_json": (_pretty(answer.payload) if answer.payload is not None else answer.raw) if answer else "",
+        "answer_json": (_pretty(answer.payload) if answer.payload is not None else answer.raw)
+        if answer
+        else "",
         "direction": head.direction,
         "timestamp": head.timestamp,
         "id_tag": id_tag if head.action in ID_TAG_ACTIONS else "",
@@ -355,26 +431,38 @@ def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
 
 
 def _attach_decisions(charger: Charger, entries: list[dict]) -> None:
-    wanted = {e["unique_id"] for e in entries if e["call"] is not None and e["action"] in ID_TAG_ACTIONS}
+    wanted = {
+        e["unique_id"] for e in entries if e["call"] is not None and e["action"] in ID_TAG_ACTIONS
+    }
     if not wanted:
         return
     times = [e["call"].timestamp for e in entries if e["call"] is not None]
     decisions: dict[str, list[AuthorizationDecision]] = {}
     # Bounded in time so the (station_id, created_at) index does the work.
     for d in AuthorizationDecision.objects.filter(
-        station_id=charger.station_id, ocpp_unique_id__in=wanted,
-        created_at__gte=min(times) - timedelta(minutes=2), created_at__lte=max(times) + timedelta(minutes=2),
+        station_id=charger.station_id,
+        ocpp_unique_id__in=wanted,
+        created_at__gte=min(times) - timedelta(minutes=2),
+        created_at__lte=max(times) + timedelta(minutes=2),
     ):
         decisions.setdefault(d.ocpp_unique_id, []).append(d)
     for entry in entries:
         options = decisions.get(entry["unique_id"])
         if options and entry["call"] is not None:
             when = entry["call"].timestamp
-            entry["decision"] = min(options, key=lambda d: abs((d.created_at - when).total_seconds()))
+            entry["decision"] = min(
+                options, key=lambda d: abs((d.created_at - when).total_seconds())
+            )
 
 
-def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: str = "",
-             refused_only: bool = False) -> bool:
+def _matches(
+    row: OcppMessage,
+    search: str,
+    direction: str,
+    mtype: str,
+    link: str = "",
+    refused_only: bool = False,
+) -> bool:
     """The live view's filter: the same rules as chargers.selectors.message_log."""
     from .ocpp.protocol import KNOWN_ACTIONS_V16
 
@@ -404,7 +492,11 @@ def _matches(row: OcppMessage, search: str, direction: str, mtype: str, link: st
         return row.action == search
     if row.id_tag == search:
         return True
-    text = json.dumps(row.payload, ensure_ascii=False).lower() if row.payload is not None else row.raw.lower()
+    text = (
+        json.dumps(row.payload, ensure_ascii=False).lower()
+        if row.payload is not None
+        else row.raw.lower()
+    )
     return search.lower() in text or search.lower() in row.action.lower()
 
 
@@ -414,7 +506,11 @@ def charger_logs(request, station_id: str):
     backoffices = list(charger.backoffices.order_by("id").values_list("id", "name"))
     form = LogFilterForm(request.GET or None, backoffices=backoffices)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    search, direction, mtype = data.get("q") or "", data.get("direction") or "", data.get("type") or ""
+    search, direction, mtype = (
+        data.get("q") or "",
+        data.get("direction") or "",
+        data.get("type") or "",
+    )
     link = data.get("link") or ""
     refused_only = bool(data.get("invalid"))
     context = _tab_context(request, charger, "logs")
@@ -428,10 +524,21 @@ def charger_logs(request, station_id: str):
             return HttpResponse(status=400)
         # Oldest first and bounded: the client asks again from the last id it got, so a
         # burst is delivered in order, and a row written during this request is never skipped.
-        new_rows = list(OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("id")[:200])
-        fresh = [r for r in reversed(new_rows) if _matches(r, search, direction, mtype, link, refused_only)]
-        context.update({"entries": log_entries(charger, fresh), "whitelist_form": whitelist_form,
-                        "next_url": request.GET.get("back", "")})
+        new_rows = list(
+            OcppMessage.objects.filter(charger=charger, id__gt=after).order_by("id")[:200]
+        )
+        fresh = [
+            r
+            for r in reversed(new_rows)
+            if _matches(r, search, direction, mtype, link, refused_only)
+        ]
+        context.update(
+            {
+                "entries": log_entries(charger, fresh),
+                "whitelist_form": whitelist_form,
+                "next_url": request.GET.get("back", ""),
+            }
+        )
         response = render(request, "chargers/includes/_log_entries.html", context)
         response["X-Latest-Id"] = str(new_rows[-1].id if new_rows else after)
         if len(new_rows) == 200:
@@ -440,34 +547,63 @@ def charger_logs(request, station_id: str):
 
     before = data.get("before")
     # Read before the page, so a frame written meanwhile reaches the live view (at worst twice).
-    latest_id = OcppMessage.objects.filter(charger=charger).order_by("-id").values_list("id", flat=True).first() or 0
-    rows = message_log(charger, search=search, direction=direction, message_type=mtype, link=link,
-                       before_id=before, limit=LOG_PAGE + 1, refused_only=refused_only)
+    latest_id = (
+        OcppMessage.objects.filter(charger=charger)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0
+    )
+    rows = message_log(
+        charger,
+        search=search,
+        direction=direction,
+        message_type=mtype,
+        link=link,
+        before_id=before,
+        limit=LOG_PAGE + 1,
+        refused_only=refused_only,
+    )
     has_more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
-    filters = {k: v for k, v in (("q", search), ("direction", direction), ("type", mtype), ("link", link),
-                                 ("invalid", "on" if refused_only else "")) if v}
-    context.update({
-        "form": form if form.is_bound else LogFilterForm(backoffices=backoffices),
-        "entries": log_entries(charger, rows),
-        "older_url": f"?{urlencode({**filters, 'before': rows[-1].id})}" if has_more else "",
-        "newest_url": f"?{urlencode(filters)}" if before else "",
-        "live": not before,
-        "latest_id": latest_id,
-        "filters_json": json.dumps(filters),
-        "whitelist_form": whitelist_form,
-        "next_url": request.get_full_path(),
-        "groups": list(whitelist_form.fields["group"].queryset),
-        # Seed 001 says "type StartTransaction": say why Authorize rows are listed too.
-        "card_search": search in CARD_SEARCH,
-        "refused_only": refused_only,
-    })
+    filters = {
+        k: v
+        for k, v in (
+            ("q", search),
+            ("direction", direction),
+            ("type", mtype),
+            ("link", link),
+            ("invalid", "on" if refused_only else ""),
+        )
+        if v
+    }
+    context.update(
+        {
+            "form": form if form.is_bound else LogFilterForm(backoffices=backoffices),
+            "entries": log_entries(charger, rows),
+            "older_url": f"?{urlencode({**filters, 'before': rows[-1].id})}" if has_more else "",
+            "newest_url": f"?{urlencode(filters)}" if before else "",
+            "live": not before,
+            "latest_id": latest_id,
+            "filters_json": json.dumps(filters),
+            "whitelist_form": whitelist_form,
+            "next_url": request.get_full_path(),
+            "groups": list(whitelist_form.fields["group"].queryset),
+            # Seed 001 says "type StartTransaction": say why Authorize rows are listed too.
+            "card_search": search in CARD_SEARCH,
+            "refused_only": refused_only,
+        }
+    )
     return render(request, "chargers/charger_logs.html", context)
 
 
 def _whitelist_form(request, charger: Charger, data=None) -> WhitelistForm:
-    return WhitelistForm(data, organization_id=charger.organization_id, user=request.user,
-                         restricting=charger_facts(charger).restricted_group_ids)
+    return WhitelistForm(
+        data,
+        organization_id=charger.organization_id,
+        user=request.user,
+        restricting=charger_facts(charger).restricted_group_ids,
+    )
 
 
 @login_required
@@ -480,26 +616,37 @@ def charger_whitelist(request, station_id: str):
     if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         back = reverse("chargers:charger-logs", args=[charger.station_id])
     if not form.is_valid():
-        errors = "; ".join(f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"
-                           for f, e in form.errors.items())
+        errors = "; ".join(
+            f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"
+            for f, e in form.errors.items()
+        )
         messages.error(request, f"The UID was not whitelisted. {errors}")
         return redirect(back)
     group = form.cleaned_data["group"]
     created = group is None
     if created:
-        group = token_group_create(organization_id=charger.organization_id, name=form.cleaned_data["new_group"])
+        group = token_group_create(
+            organization_id=charger.organization_id, name=form.cleaned_data["new_group"]
+        )
     token = token_group_add_uid(group=group, uid=form.cleaned_data["uid"])
     # Tell the host what the charger will now hear, from the same rules that answer it.
     facts = charger_facts(charger)
     preview = decide_sync(uid=token.uid, charger=facts, context=Context.LOCAL)
     text = f"UID {token.uid} is now in the {'new ' if created else ''}local token group “{group.name}”."
     if facts.restricted_group_ids and group.pk not in facts.restricted_group_ids:
-        text += (f" That group does not restrict {charger.station_id}; this charger accepts only its own"
-                 " groups (Settings on the Overview tab, or the location's restricted groups).")
+        text += (
+            f" That group does not restrict {charger.station_id}; this charger accepts only its own"
+            " groups (Settings on the Overview tab, or the location's restricted groups)."
+        )
     if preview.accepted:
-        messages.success(request, f"{text} The next Authorize with this card at {charger.station_id} will be accepted.")
+        messages.success(
+            request,
+            f"{text} The next Authorize with this card at {charger.station_id} will be accepted.",
+        )
     else:
-        messages.warning(request, f"{text} It is still refused here ({preview.status}): {preview.message}")
+        messages.warning(
+            request, f"{text} It is still refused here ({preview.status}): {preview.message}"
+        )
     return redirect(back)
 
 
@@ -528,7 +675,9 @@ def _keyset(request, queryset, *, page_size: int = 50):
 def charger_sessions(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     context = _tab_context(request, charger, "sessions")
-    rows, older = _keyset(request, ChargingSession.objects.filter(charger=charger).select_related("token"))
+    rows, older = _keyset(
+        request, ChargingSession.objects.filter(charger=charger).select_related("token")
+    )
     context.update({"sessions": rows, "older_url": older})
     return render(request, "chargers/charger_sessions.html", context)
 
@@ -537,7 +686,9 @@ def charger_sessions(request, station_id: str):
 def charger_authorizations(request, station_id: str):
     charger = _charger_or_404(request.user, station_id)
     context = _tab_context(request, charger, "authorizations")
-    queryset = AuthorizationDecision.objects.filter(station_id=charger.station_id).select_related("msp", "token")
+    queryset = AuthorizationDecision.objects.filter(station_id=charger.station_id).select_related(
+        "msp", "token"
+    )
     status = request.GET.get("status", "")
     if status == "rejected":
         queryset = queryset.exclude(status="Accepted")
@@ -550,19 +701,32 @@ def charger_authorizations(request, station_id: str):
 
 @login_required
 def decision_detail(request, pk: int):
-    decision = get_object_or_404(AuthorizationDecision.objects.select_related("msp", "token"), pk=pk)
+    decision = get_object_or_404(
+        AuthorizationDecision.objects.select_related("msp", "token"), pk=pk
+    )
     charger = _charger_or_404(request.user, decision.station_id)
     context = _tab_context(request, charger, "authorizations")
     frames = []
     if decision.ocpp_unique_id:
-        frames = log_entries(charger, list(
-            OcppMessage.objects.filter(charger=charger, unique_id=decision.ocpp_unique_id,
-                                       timestamp__gte=decision.created_at - timedelta(minutes=5),
-                                       timestamp__lte=decision.created_at + timedelta(minutes=5)).order_by("-id")[:10]
-        ))
-    context.update({"decision": decision, "entries": frames,
-                    "whitelist_form": _whitelist_form(request, charger),
-                    "next_url": request.get_full_path()})
+        frames = log_entries(
+            charger,
+            list(
+                OcppMessage.objects.filter(
+                    charger=charger,
+                    unique_id=decision.ocpp_unique_id,
+                    timestamp__gte=decision.created_at - timedelta(minutes=5),
+                    timestamp__lte=decision.created_at + timedelta(minutes=5),
+                ).order_by("-id")[:10]
+            ),
+        )
+    context.update(
+        {
+            "decision": decision,
+            "entries": frames,
+            "whitelist_form": _whitelist_form(request, charger),
+            "next_url": request.get_full_path(),
+        }
+    )
     return render(request, "chargers/decision_detail.html", context)
 
 
@@ -587,10 +751,17 @@ def _setup_card_context(request, charger: Charger, password: str | None) -> dict
     guest_url = request.build_absolute_uri(reverse("guest:landing", args=[charger.station_id]))
     if settings.SITE_URL:
         guest_url = settings.SITE_URL + reverse("guest:landing", args=[charger.station_id])
-    qr = segno.make(guest_url, error="m", micro=False).svg_inline(scale=5, border=2, dark="#000", light="#fff")
+    qr = segno.make(guest_url, error="m", micro=False).svg_inline(
+        scale=5, border=2, dark="#000", light="#fff"
+    )
     return {
-        "charger": charger, "password": password, "ocpp_url": ocpp_url, "full_url": full_url,
-        "guest_url": guest_url, "qr_svg": qr, "portal_section": "chargers",
+        "charger": charger,
+        "password": password,
+        "ocpp_url": ocpp_url,
+        "full_url": full_url,
+        "guest_url": guest_url,
+        "qr_svg": qr,
+        "portal_section": "chargers",
         "label_url": reverse("guest:label-charger", args=[charger.station_id]),
     }
 
@@ -607,27 +778,44 @@ def charger_add(request, pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             charger, password = charger_create(
-                prop=prop, station_id=form.cleaned_data["station_id"], name=form.cleaned_data["name"],
-                security_profile=form.cleaned_data["security_profile"], by_staff=request.user.is_staff,
+                prop=prop,
+                station_id=form.cleaned_data["station_id"],
+                name=form.cleaned_data["name"],
+                security_profile=form.cleaned_data["security_profile"],
+                by_staff=request.user.is_staff,
             )
         except StationIdRefused as exc:
             form.add_error("station_id", str(exc))
         else:
-            response = render(request, "chargers/charger_setup_card.html", {
-                **_setup_card_context(request, charger, password), "just_added": True,
-            })
+            response = render(
+                request,
+                "chargers/charger_setup_card.html",
+                {
+                    **_setup_card_context(request, charger, password),
+                    "just_added": True,
+                },
+            )
             response["Cache-Control"] = "no-store"  # the password must not stay in a cache
             return response
-    return render(request, "chargers/charger_add.html", {
-        "property": prop, "form": form, "portal_section": "locations",
-    }, status=400 if form.is_bound else 200)
+    return render(
+        request,
+        "chargers/charger_add.html",
+        {
+            "property": prop,
+            "form": form,
+            "portal_section": "locations",
+        },
+        status=400 if form.is_bound else 200,
+    )
 
 
 @login_required
 def charger_setup_card(request, station_id: str):
     """The printable setup card again, without the password (only its hash is stored)."""
     charger = _charger_or_404(request.user, station_id)
-    return render(request, "chargers/charger_setup_card.html", _setup_card_context(request, charger, None))
+    return render(
+        request, "chargers/charger_setup_card.html", _setup_card_context(request, charger, None)
+    )
 
 
 # -- Locations ------------------------------------------------------------------------------------
@@ -658,7 +846,9 @@ def location_detail(request, pk: int, reimbursement_form: ReimbursementForm | No
         form = LocationAccessForm(request.POST, instance=prop, user=request.user)
         if form.is_valid():
             form.save()
-            messages.success(request, "Access settings saved. Chargers here follow them from their next request.")
+            messages.success(
+                request, "Access settings saved. Chargers here follow them from their next request."
+            )
             return redirect("chargers:location-detail", prop.pk)
         status = 400
     else:
@@ -672,14 +862,23 @@ def location_detail(request, pk: int, reimbursement_form: ReimbursementForm | No
     page = Paginator(here, LOCATION_CHARGERS_PER_PAGE).get_page(request.GET.get("page"))
     chargers = [(c, charger_state(c)) for c in page]
     station_ids = list(here.values_list("station_id", flat=True))
-    return render(request, "chargers/location_detail.html", {
-        "page": page, "charger_count": page.paginator.count,
-        "reimbursement_form": reimbursement_form or ReimbursementForm(station_ids=station_ids),
-        "reimbursement_cards": _reimbursement_cards(prop, station_ids),
-        "property": prop, "form": form, "can_edit": editable, "chargers": chargers,
-        "restricted_groups": list(prop.restricted_token_groups.all()),
-        "rates_url": f"/billing/properties/{prop.pk}/rates/",
-    }, status=status)
+    return render(
+        request,
+        "chargers/location_detail.html",
+        {
+            "page": page,
+            "charger_count": page.paginator.count,
+            "reimbursement_form": reimbursement_form or ReimbursementForm(station_ids=station_ids),
+            "reimbursement_cards": _reimbursement_cards(prop, station_ids),
+            "property": prop,
+            "form": form,
+            "can_edit": editable,
+            "chargers": chargers,
+            "restricted_groups": list(prop.restricted_token_groups.all()),
+            "rates_url": f"/billing/properties/{prop.pk}/rates/",
+        },
+        status=status,
+    )
 
 
 def _reimbursement_cards(prop, station_ids: list[str]) -> list[tuple]:
@@ -688,7 +887,9 @@ def _reimbursement_cards(prop, station_ids: list[str]) -> list[tuple]:
 
     here = set(station_ids)
     rows = []
-    tokens = Token.objects.filter(organization_id=prop.organization_id).exclude(allowed_station_ids=[])
+    tokens = Token.objects.filter(organization_id=prop.organization_id).exclude(
+        allowed_station_ids=[]
+    )
     for token in tokens.order_by("uid"):
         allowed = set(token.allowed_station_ids or [])
         if allowed & here:
@@ -703,14 +904,25 @@ def location_reimbursement_add(request, pk: int):
 
     prop = get_object_or_404(properties_for(request.user), pk=pk)
     require_role(request.user, prop.organization_id, edit=True)
-    station_ids = list(Charger.objects.filter(property=prop).order_by("station_id").values_list("station_id", flat=True))
+    station_ids = list(
+        Charger.objects.filter(property=prop)
+        .order_by("station_id")
+        .values_list("station_id", flat=True)
+    )
     form = ReimbursementForm(request.POST, station_ids=station_ids)
     if not form.is_valid():
         return location_detail(request, pk, reimbursement_form=form)
-    token = token_reimbursement_allow(organization_id=prop.organization_id, uid=form.cleaned_data["uid"],
-                                      station_ids=form.cleaned_data["stations"], label=form.cleaned_data["label"])
-    messages.success(request, f"Card {token.uid} may charge at {', '.join(form.cleaned_data['stations'])}"
-                              f" and only at its {len(token.allowed_station_ids)} allowed charger(s).")
+    token = token_reimbursement_allow(
+        organization_id=prop.organization_id,
+        uid=form.cleaned_data["uid"],
+        station_ids=form.cleaned_data["stations"],
+        label=form.cleaned_data["label"],
+    )
+    messages.success(
+        request,
+        f"Card {token.uid} may charge at {', '.join(form.cleaned_data['stations'])}"
+        f" and only at its {len(token.allowed_station_ids)} allowed charger(s).",
+    )
     return redirect(reverse("chargers:location-detail", args=[prop.pk]) + "#reimbursement")
 
 
@@ -728,8 +940,11 @@ def location_reimbursement_remove(request, pk: int, token_pk: int):
     if token.allowed_station_ids:
         messages.success(request, f"Card {token.uid} is no longer reimbursed at {prop.name}.")
     else:
-        messages.warning(request, f"Card {token.uid} is no longer reimbursed at {prop.name}. It has no allowed "
-                                  "chargers left, so it is no longer limited: it charges wherever your other rules allow.")
+        messages.warning(
+            request,
+            f"Card {token.uid} is no longer reimbursed at {prop.name}. It has no allowed "
+            "chargers left, so it is no longer limited: it charges wherever your other rules allow.",
+        )
     return redirect(reverse("chargers:location-detail", args=[prop.pk]) + "#reimbursement")
 
 
@@ -749,10 +964,18 @@ def session_list(request):
     page = Paginator(queryset.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "chargers/session_list.html", {
-        "filter": filterset, "page": page, "query": query.urlencode(), "total": page.paginator.count,
-        "export_url": reverse("chargers:session-export") + (f"?{query.urlencode()}" if query else ""),
-    })
+    return render(
+        request,
+        "chargers/session_list.html",
+        {
+            "filter": filterset,
+            "page": page,
+            "query": query.urlencode(),
+            "total": page.paginator.count,
+            "export_url": reverse("chargers:session-export")
+            + (f"?{query.urlencode()}" if query else ""),
+        },
+    )
 
 
 class _Echo:
@@ -761,8 +984,19 @@ class _Echo:
 
 
 CSV_HEADER = [
-    "transaction_id", "station_id", "location", "connector_id", "id_tag", "token_label", "status",
-    "started_at", "stopped_at", "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason",
+    "transaction_id",
+    "station_id",
+    "location",
+    "connector_id",
+    "id_tag",
+    "token_label",
+    "status",
+    "started_at",
+    "stopped_at",
+    "meter_start_wh",
+    "meter_stop_wh",
+    "energy_wh",
+    "stop_reason",
 ]
 
 
@@ -770,13 +1004,23 @@ def _csv_rows(queryset):
     writer = csv_writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     for s in queryset.iterator(chunk_size=2000):
-        yield writer.writerow([
-            s.transaction_id, s.charger.station_id, s.charger.property.name if s.charger.property_id else "",
-            s.connector_id, s.id_tag, s.token.label if s.token_id else "", s.status,
-            s.started_at.isoformat(), s.stopped_at.isoformat() if s.stopped_at else "",
-            s.meter_start_wh, "" if s.meter_stop_wh is None else s.meter_stop_wh,
-            "" if s.energy_wh is None else s.energy_wh, s.stop_reason,
-        ])
+        yield writer.writerow(
+            [
+                s.transaction_id,
+                s.charger.station_id,
+                s.charger.property.name if s.charger.property_id else "",
+                s.connector_id,
+                s.id_tag,
+                s.token.label if s.token_id else "",
+                s.status,
+                s.started_at.isoformat(),
+                s.stopped_at.isoformat() if s.stopped_at else "",
+                s.meter_start_wh,
+                "" if s.meter_stop_wh is None else s.meter_stop_wh,
+                "" if s.energy_wh is None else s.energy_wh,
+                s.stop_reason,
+            ]
+        )
 
 
 def _take(rows, n: int) -> str:
@@ -805,8 +1049,11 @@ async def _csv_rows_async(queryset):
 def session_export(request):
     filterset, queryset = _session_filter(request)
     if filterset.is_bound and not filterset.form.is_valid():
-        return HttpResponse("Invalid filters: " + filterset.form.errors.as_text(), status=400,
-                            content_type="text/plain")
+        return HttpResponse(
+            "Invalid filters: " + filterset.form.errors.as_text(),
+            status=400,
+            content_type="text/plain",
+        )
     queryset = queryset.order_by("-started_at", "-id")
     content = _csv_rows_async(queryset) if isinstance(request, ASGIRequest) else _csv_rows(queryset)
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
@@ -819,7 +1066,9 @@ def session_export(request):
 
 def _meter_series(session: ChargingSession):
     energy, power = [], []
-    rows = MeterValue.objects.filter(session=session, value__isnull=False).order_by("timestamp", "id")
+    rows = MeterValue.objects.filter(session=session, value__isnull=False).order_by(
+        "timestamp", "id"
+    )
     power_by_time: dict = {}
     for mv in rows:
         unit = (mv.unit or "").lower()
@@ -832,7 +1081,11 @@ def _meter_series(session: ChargingSession):
     power = sorted(power_by_time.items())
     # A stopped session ends at its StopTransaction reading, which is often later than the last
     # sample: the curve and its headline end there too (the figure the cost is priced on).
-    if session.energy_wh is not None and session.stopped_at and (not energy or energy[-1][0] < session.stopped_at):
+    if (
+        session.energy_wh is not None
+        and session.stopped_at
+        and (not energy or energy[-1][0] < session.stopped_at)
+    ):
         energy.append((session.stopped_at, Decimal(max(session.energy_wh, 0)) / 1000))
     return energy, power
 
@@ -845,29 +1098,52 @@ def session_decisions(session: ChargingSession) -> list[AuthorizationDecision]:
     station = session.charger.station_id
     start = session.received_start_at
     since = start - timedelta(minutes=10)
-    previous = (ChargingSession.objects.filter(charger_id=session.charger_id, id_tag=session.id_tag,
-                                               received_start_at__lt=start)
-                .exclude(pk=session.pk).order_by("-received_start_at").values_list("received_start_at", flat=True)
-                .first())
+    previous = (
+        ChargingSession.objects.filter(
+            charger_id=session.charger_id, id_tag=session.id_tag, received_start_at__lt=start
+        )
+        .exclude(pk=session.pk)
+        .order_by("-received_start_at")
+        .values_list("received_start_at", flat=True)
+        .first()
+    )
     if previous is not None:
         since = max(since, previous + timedelta(minutes=1))
     until_stop = (session.received_stop_at or timezone.now()) + timedelta(minutes=1)
-    rows = AuthorizationDecision.objects.filter(station_id=station, uid=session.id_tag).filter(
-        Q(created_at__gte=since, created_at__lte=start + timedelta(minutes=1))
-        | Q(context=Context.STOP_TRANSACTION, created_at__gt=start, created_at__lte=until_stop)
-    ).exclude(Q(connector_id__isnull=False) & ~Q(connector_id__in=(0, session.connector_id))).order_by("created_at")
+    rows = (
+        AuthorizationDecision.objects.filter(station_id=station, uid=session.id_tag)
+        .filter(
+            Q(created_at__gte=since, created_at__lte=start + timedelta(minutes=1))
+            | Q(context=Context.STOP_TRANSACTION, created_at__gt=start, created_at__lte=until_stop)
+        )
+        .exclude(Q(connector_id__isnull=False) & ~Q(connector_id__in=(0, session.connector_id)))
+        .order_by("created_at")
+    )
     return list(rows[:20])
 
 
 def _session_meter_context(session: ChargingSession) -> dict:
     energy, power = _meter_series(session)
     local = timezone.localtime
-    chart = line_chart({"Energy": ("kWh", [(local(t), v) for t, v in energy]),
-                        "Power": ("kW", [(local(t), v) for t, v in power])}, pad_right=46)
-    answers = [answer for _, answer in session_price_asked.send(sender=ChargingSession, session=session) if answer]
+    chart = line_chart(
+        {
+            "Energy": ("kWh", [(local(t), v) for t, v in energy]),
+            "Power": ("kW", [(local(t), v) for t, v in power]),
+        },
+        pad_right=46,
+    )
+    answers = [
+        answer
+        for _, answer in session_price_asked.send(sender=ChargingSession, session=session)
+        if answer
+    ]
     return {
-        "session": session, "chart": chart, "energy_points": len(energy), "power_points": len(power),
-        "last_energy": energy[-1][1] if energy else None, "last_power": power[-1][1] if power else None,
+        "session": session,
+        "chart": chart,
+        "energy_points": len(energy),
+        "power_points": len(power),
+        "last_energy": energy[-1][1] if energy else None,
+        "last_power": power[-1][1] if power else None,
         "price": answers[0] if answers else None,
         "live": session.status == ChargingSession.Status.ACTIVE,
     }
@@ -886,11 +1162,18 @@ def session_detail(request, pk: int):
     prop = session.charger.property
     # Times in the property's zone, named on the page (the cost page uses the same zone).
     with timezone.override(_property_zone(session)):
-        return render(request, "chargers/session_detail.html", {
-            **_session_meter_context(session), "decisions": session_decisions(session),
-            "duration": duration_text((session.stopped_at or timezone.now()) - session.started_at),
-            "zone_name": prop.timezone if prop else timezone.get_current_timezone_name(),
-        })
+        return render(
+            request,
+            "chargers/session_detail.html",
+            {
+                **_session_meter_context(session),
+                "decisions": session_decisions(session),
+                "duration": duration_text(
+                    (session.stopped_at or timezone.now()) - session.started_at
+                ),
+                "zone_name": prop.timezone if prop else timezone.get_current_timezone_name(),
+            },
+        )
 
 
 @login_required
@@ -898,6 +1181,8 @@ def session_meter(request, pk: int):
     """The meter card alone: the session page polls it while the session charges."""
     session = get_object_or_404(sessions_for(request.user), pk=pk)
     with timezone.override(_property_zone(session)):
-        response = render(request, "chargers/includes/_session_meter.html", _session_meter_context(session))
+        response = render(
+            request, "chargers/includes/_session_meter.html", _session_meter_context(session)
+        )
     response["Cache-Control"] = "no-store"
     return response

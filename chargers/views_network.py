@@ -33,10 +33,21 @@ def _places(user: Any) -> list[dict[str, Any]]:
         props = props.filter(organization_id__in=writable)
     options = []
     for prop in props.order_by("organization__name", "name"):
-        options.append({"value": f"{prop.pk}:", "label": f"{prop.name} – shared (no unit)", "org": prop.organization_id})
+        options.append(
+            {
+                "value": f"{prop.pk}:",
+                "label": f"{prop.name} – shared (no unit)",
+                "org": prop.organization_id,
+            }
+        )
         for unit in prop.units.all():
-            options.append({"value": f"{prop.pk}:{unit.pk}", "label": f"{prop.name} – {unit.name}",
-                             "org": prop.organization_id})
+            options.append(
+                {
+                    "value": f"{prop.pk}:{unit.pk}",
+                    "label": f"{prop.name} – {unit.name}",
+                    "org": prop.organization_id,
+                }
+            )
     return options
 
 
@@ -46,7 +57,9 @@ def network_list(request: HttpRequest) -> HttpResponse:
     # chargers_for already joins the property and prefetches the connectors (a second prefetch of
     # them cost a query clone per charger: 0.3 s at 1,000 chargers).
     chargers = chargers_for(request.user).select_related("unit").order_by("station_id")
-    by_place: dict[int, dict[int | None, list[tuple[Any, str]]]] = defaultdict(lambda: defaultdict(list))
+    by_place: dict[int, dict[int | None, list[tuple[Any, str]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     unplaced = []
     for charger in chargers:
         charger.place_value = f"{charger.property_id}:{charger.unit_id or ''}"
@@ -55,7 +68,11 @@ def network_list(request: HttpRequest) -> HttpResponse:
         else:
             by_place[charger.property_id][charger.unit_id].append((charger, charger_state(charger)))
     groups = []
-    for prop in properties_for(request.user).prefetch_related("units").order_by("organization__name", "name"):
+    for prop in (
+        properties_for(request.user)
+        .prefetch_related("units")
+        .order_by("organization__name", "name")
+    ):
         rows: list[tuple[Any, list[tuple[Any, str]]]] = [(None, by_place[prop.pk].get(None, []))]
         rows += [(unit, by_place[prop.pk].get(unit.pk, [])) for unit in prop.units.all()]
         units = [{"unit": unit, "chargers": listed} for unit, listed in rows]
@@ -64,7 +81,8 @@ def network_list(request: HttpRequest) -> HttpResponse:
         groups.append({"property": prop, "units": units, "total": total, "online": online})
     places = _places(request.user)
     moves = ChargerPlacement.objects.filter(charger_id__in=[c.pk for c in chargers]).select_related(
-        "from_property", "from_unit", "to_property", "to_unit", "changed_by")[:20]
+        "from_property", "from_unit", "to_property", "to_unit", "changed_by"
+    )[:20]
     writable = writable_organization_ids(request.user)
     for group in groups:
         prop = group["property"]
@@ -73,16 +91,27 @@ def network_list(request: HttpRequest) -> HttpResponse:
         if group["can_move"]:
             # The same options for every charger of the group, built once: a template loop over
             # every place for each of 1,000 chargers was most of the page's time.
-            options = format_html_join("", '<option value="{}">{}</option>', (
-                (p["value"], p["label"]) for p in group["places"]))
+            options = format_html_join(
+                "",
+                '<option value="{}">{}</option>',
+                ((p["value"], p["label"]) for p in group["places"]),
+            )
             for unit in group["units"]:
                 for charger, _state in unit["chargers"]:
                     current = format_html('<option value="{}">', charger.place_value)
                     charger.place_options = mark_safe(  # noqa: S308 - both parts escaped above
-                        options.replace(current, current[:-1] + " selected>", 1))
-    return render(request, "chargers/network_list.html", {
-        "groups": groups, "unplaced": unplaced, "moves": moves, "portal_section": "network",
-    })
+                        options.replace(current, current[:-1] + " selected>", 1)
+                    )
+    return render(
+        request,
+        "chargers/network_list.html",
+        {
+            "groups": groups,
+            "unplaced": unplaced,
+            "moves": moves,
+            "portal_section": "network",
+        },
+    )
 
 
 @login_required
@@ -92,14 +121,26 @@ def network_move(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = charger_for_user(request.user, station_id)
     if charger is None:
         raise Http404("No such charger")
-    require_role(request.user, charger.property.organization_id if charger.property else None, edit=True)
+    require_role(
+        request.user, charger.property.organization_id if charger.property else None, edit=True
+    )
     prop_id, _, unit_id = request.POST.get("place", "").partition(":")
     writable = writable_organization_ids(request.user)
-    props = Property.objects.all() if writable is None else Property.objects.filter(organization_id__in=writable)
+    props = (
+        Property.objects.all()
+        if writable is None
+        else Property.objects.filter(organization_id__in=writable)
+    )
     prop = props.filter(pk=int(prop_id)).first() if prop_id.isdecimal() else None
-    unit = Unit.objects.filter(pk=int(unit_id), property=prop).first() if (prop and unit_id.isdecimal()) else None
+    unit = (
+        Unit.objects.filter(pk=int(unit_id), property=prop).first()
+        if (prop and unit_id.isdecimal())
+        else None
+    )
     if prop is None or (unit_id and unit is None):
-        messages.error(request, "Choose one of your properties (and one of its units) from the list.")
+        messages.error(
+            request, "Choose one of your properties (and one of its units) from the list."
+        )
         return redirect("chargers:network-list")
     try:
         charger_place(charger=charger, property=prop, unit=unit, by=request.user)

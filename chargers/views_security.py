@@ -43,7 +43,9 @@ def security_overview(charger: Charger, *, staff: bool = False) -> dict:
     since = timezone.now() - timedelta(days=CRITICAL_DAYS)
     return {
         "security_profile_form": SecurityProfileForm(charger=charger, staff=staff),
-        "security_events": list(SecurityEvent.objects.filter(charger=charger).order_by("-timestamp", "-id")[:5]),
+        "security_events": list(
+            SecurityEvent.objects.filter(charger=charger).order_by("-timestamp", "-id")[:5]
+        ),
         "critical_events_recent": SecurityEvent.objects.filter(
             charger=charger, critical=True, received_at__gte=since
         ).count(),
@@ -59,17 +61,26 @@ def dashboard_security_figures(sender: Any, user: Any, now: datetime, **kwargs: 
     return {
         "security_alerts": list(
             SecurityEvent.objects.filter(
-                charger__in=chargers, critical=True, received_at__gte=now - timedelta(days=CRITICAL_DAYS)
-            ).select_related("charger").order_by("-received_at", "-id")[:10]
+                charger__in=chargers,
+                critical=True,
+                received_at__gte=now - timedelta(days=CRITICAL_DAYS),
+            )
+            .select_related("charger")
+            .order_by("-received_at", "-id")[:10]
         ),
-        "unauthenticated_chargers": list(chargers.filter(security_profile=Charger.SecurityProfile.NONE)[:10]),
+        "unauthenticated_chargers": list(
+            chargers.filter(security_profile=Charger.SecurityProfile.NONE)[:10]
+        ),
         # Refused handshakes of known chargers (kept at most once a minute per kind): someone
         # guessing, or a charger whose credentials or profile are wrong (S2 in the checklist).
         "refused_connections": list(
             Charger.objects.filter(
-                pk__in=chargers.values("pk"), security_events__source=SecurityEvent.Source.CSMS,
+                pk__in=chargers.values("pk"),
+                security_events__source=SecurityEvent.Source.CSMS,
                 security_events__received_at__gte=now - timedelta(hours=24),
-            ).annotate(refusals=Count("security_events")).order_by("-refusals")[:10]
+            )
+            .annotate(refusals=Count("security_events"))
+            .order_by("-refusals")[:10]
         ),
     }
 
@@ -94,16 +105,24 @@ def charger_rotate_password(request: HttpRequest, station_id: str) -> HttpRespon
         try:
             command = authorization_key_push_sync(charger, source="portal", user_id=request.user.pk)
         except commands.ChargerOffline:
-            messages.error(request, "The charger is offline: no new key was sent, the password is unchanged.")
+            messages.error(
+                request, "The charger is offline: no new key was sent, the password is unchanged."
+            )
         except commands.CommandTimeout:
-            messages.error(request, "The charger did not answer in time: the password is unchanged.")
+            messages.error(
+                request, "The charger did not answer in time: the password is unchanged."
+            )
         else:
             if command.status == command.Status.ANSWERED and command.result_status == "Accepted":
-                messages.success(request, "The charger accepted a new key. It reconnects with it; the old password no longer works.")
+                messages.success(
+                    request,
+                    "The charger accepted a new key. It reconnects with it; the old password no longer works.",
+                )
             else:
                 messages.warning(
-                    request, f"The charger answered {command.result_status or command.get_status_display()}: "
-                    "the old password stays valid."
+                    request,
+                    f"The charger answered {command.result_status or command.get_status_display()}: "
+                    "the old password stays valid.",
                 )
         return redirect("chargers:charger-detail", charger.station_id)
     password = services.charger_rotate_password(charger=charger)
@@ -124,7 +143,9 @@ def charger_security_profile(request: HttpRequest, station_id: str) -> HttpRespo
         return redirect("chargers:charger-detail", charger.station_id)
     try:
         password = services.charger_set_security_profile(
-            charger=charger, profile=form.cleaned_data["security_profile"], by_staff=request.user.is_staff
+            charger=charger,
+            profile=form.cleaned_data["security_profile"],
+            by_staff=request.user.is_staff,
         )
     except services.SecurityProfileRefused as exc:
         messages.error(request, str(exc))
@@ -151,14 +172,19 @@ def _security_context(request: HttpRequest, charger: Charger, **forms: Any) -> d
     if len(rows) > 50:
         rows = rows[:50]
         older = f"?before={rows[-1].id}"
-    context.update({
-        "events": rows, "older_url": older,
-        "operations": list(ChargerOperation.objects.filter(charger=charger).prefetch_related("history")[:20]),
-        "certificates": list(ChargerCertificate.objects.filter(charger=charger)[:20]),
-        "key_changes": list(AuthorizationKeyChange.objects.filter(charger=charger)[:10]),
-        "log_form": forms.get("log_form") or GetLogForm(),
-        "firmware_form": forms.get("firmware_form") or SignedFirmwareForm(),
-    })
+    context.update(
+        {
+            "events": rows,
+            "older_url": older,
+            "operations": list(
+                ChargerOperation.objects.filter(charger=charger).prefetch_related("history")[:20]
+            ),
+            "certificates": list(ChargerCertificate.objects.filter(charger=charger)[:20]),
+            "key_changes": list(AuthorizationKeyChange.objects.filter(charger=charger)[:10]),
+            "log_form": forms.get("log_form") or GetLogForm(),
+            "firmware_form": forms.get("firmware_form") or SignedFirmwareForm(),
+        }
+    )
     return context
 
 
@@ -170,7 +196,9 @@ def charger_security(request: HttpRequest, station_id: str) -> HttpResponse:
 
 def _send(request: HttpRequest, charger: Charger, label: str, action: str, payload: dict) -> None:
     try:
-        command = commands.send_command_sync(charger, action, payload, source="portal", user_id=request.user.pk)
+        command = commands.send_command_sync(
+            charger, action, payload, source="portal", user_id=request.user.pk
+        )
     except commands.ChargerOffline:
         messages.error(request, f"{label} was not sent: the charger is offline.")
     except commands.CommandTimeout:
@@ -196,25 +224,51 @@ def charger_security_action(request: HttpRequest, station_id: str) -> HttpRespon
     if what == "log":
         log_form = GetLogForm(request.POST)
         if not log_form.is_valid():
-            return render(request, "chargers/charger_security.html",
-                          _security_context(request, charger, log_form=log_form), status=400)
+            return render(
+                request,
+                "chargers/charger_security.html",
+                _security_context(request, charger, log_form=log_form),
+                status=400,
+            )
         _send(request, charger, "Log upload", "GetLog", log_form.payload(new_request_id()))
     elif what == "firmware":
         firmware_form = SignedFirmwareForm(request.POST)
         if not firmware_form.is_valid():
-            return render(request, "chargers/charger_security.html",
-                          _security_context(request, charger, firmware_form=firmware_form), status=400)
-        _send(request, charger, "Signed firmware update", "SignedUpdateFirmware",
-              firmware_form.payload(new_request_id(), timezone.now()))
+            return render(
+                request,
+                "chargers/charger_security.html",
+                _security_context(request, charger, firmware_form=firmware_form),
+                status=400,
+            )
+        _send(
+            request,
+            charger,
+            "Signed firmware update",
+            "SignedUpdateFirmware",
+            firmware_form.payload(new_request_id(), timezone.now()),
+        )
     elif what == "install_ca":
         from .pki import get_ca
 
-        _send(request, charger, "Installing the central system's CA certificate", "InstallCertificate",
-              {"certificateType": "CentralSystemRootCertificate", "certificate": get_ca().certificate_pem})
+        _send(
+            request,
+            charger,
+            "Installing the central system's CA certificate",
+            "InstallCertificate",
+            {
+                "certificateType": "CentralSystemRootCertificate",
+                "certificate": get_ca().certificate_pem,
+            },
+        )
     elif what == "renew_certificate":
         # Whitepaper A02: the charger answers with a SignCertificate, which our CA signs.
-        _send(request, charger, "Asking the charger for a new certificate", "ExtendedTriggerMessage",
-              {"requestedMessage": "SignChargePointCertificate"})
+        _send(
+            request,
+            charger,
+            "Asking the charger for a new certificate",
+            "ExtendedTriggerMessage",
+            {"requestedMessage": "SignChargePointCertificate"},
+        )
     else:
         messages.error(request, "Unknown security action.")
     return redirect("chargers:charger-security", charger.station_id)

@@ -27,7 +27,12 @@ from .models import Charger, ChargerEvent, Command, DeviceVariable, VariableMoni
 
 MAX_RESERVATION_MINUTES = 24 * 60
 # The notices the Smart charging tab lists (the others are customer data, display messages, ...).
-SMART_CHARGING_NOTICES = ("NotifyChargingLimit", "ClearedChargingLimit", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule")
+SMART_CHARGING_NOTICES = (
+    "NotifyChargingLimit",
+    "ClearedChargingLimit",
+    "NotifyEVChargingNeeds",
+    "NotifyEVChargingSchedule",
+)
 
 
 def _charger_or_404(user: Any, station_id: str) -> Charger:
@@ -45,18 +50,25 @@ def _tab(request: HttpRequest, charger: Charger, tab: str) -> dict[str, Any]:
     return _tab_context(request, charger, tab)
 
 
-def _report(request: HttpRequest, label: str, command: Command, good: tuple[str, ...] = ("Accepted",)) -> None:
+def _report(
+    request: HttpRequest, label: str, command: Command, good: tuple[str, ...] = ("Accepted",)
+) -> None:
     if command.status == Command.Status.ANSWERED:
         result = command.result_status or "done"
         level = messages.SUCCESS if result in good else messages.WARNING
         messages.add_message(request, level, f"{label}: the charger answered {result}.")
     elif command.status == Command.Status.ERROR:
-        messages.error(request, f"{label}: the charger answered with an error: {command.error or command.response}")
+        messages.error(
+            request,
+            f"{label}: the charger answered with an error: {command.error or command.response}",
+        )
     else:
         messages.warning(request, f"{label}: {command.get_status_display()}.")
 
 
-def _send(request: HttpRequest, label: str, send: Any, good: tuple[str, ...] = ("Accepted",)) -> Command | None:
+def _send(
+    request: HttpRequest, label: str, send: Any, good: tuple[str, ...] = ("Accepted",)
+) -> Command | None:
     """Run `send()` (which sends one command) and tell the user what came of it."""
     try:
         command = send()
@@ -79,18 +91,27 @@ def _send(request: HttpRequest, label: str, send: Any, good: tuple[str, ...] = (
 
 class ReserveForm(forms.Form):
     connector_id = forms.TypedChoiceField(label="Connector", coerce=int)
-    id_tag = forms.CharField(label="Card UID", max_length=20, help_text="The card the connector is held for.")
+    id_tag = forms.CharField(
+        label="Card UID", max_length=20, help_text="The card the connector is held for."
+    )
     group_id_tag = forms.CharField(
-        label="Group (optional)", max_length=20, required=False,
+        label="Group (optional)",
+        max_length=20,
+        required=False,
         help_text="Cards of this group (parent id / groupIdToken) may use it too.",
     )
     minutes = forms.IntegerField(
-        label="Hold for (minutes)", min_value=1, max_value=MAX_RESERVATION_MINUTES, initial=30,
+        label="Hold for (minutes)",
+        min_value=1,
+        max_value=MAX_RESERVATION_MINUTES,
+        initial=30,
     )
 
     def __init__(self, *args: Any, charger: Charger, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        numbers = list(charger.connectors.filter(connector_id__gt=0).values_list("connector_id", flat=True))
+        numbers = list(
+            charger.connectors.filter(connector_id__gt=0).values_list("connector_id", flat=True)
+        )
         field = self.fields["connector_id"]
         assert isinstance(field, forms.TypedChoiceField)
         field.choices = [(0, "Any connector")] + [(n, f"Connector {n}") for n in numbers]
@@ -100,11 +121,13 @@ class ReserveForm(forms.Form):
 def charger_reservations(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = _charger_or_404(request.user, station_id)
     context = _tab(request, charger, "reservations")
-    context.update({
-        "reservations": list(reservations.reservations_for(charger)[:50]),
-        "form": ReserveForm(charger=charger),
-        "now": timezone.now(),
-    })
+    context.update(
+        {
+            "reservations": list(reservations.reservations_for(charger)[:50]),
+            "form": ReserveForm(charger=charger),
+            "now": timezone.now(),
+        }
+    )
     return render(request, "chargers/charger_reservations.html", context)
 
 
@@ -116,14 +139,24 @@ def charger_reserve(request: HttpRequest, station_id: str) -> HttpResponse:
     form = ReserveForm(request.POST, charger=charger)
     if not form.is_valid():
         context = _tab(request, charger, "reservations")
-        context.update({"reservations": list(reservations.reservations_for(charger)[:50]), "form": form})
+        context.update(
+            {"reservations": list(reservations.reservations_for(charger)[:50]), "form": form}
+        )
         return render(request, "chargers/charger_reservations.html", context, status=400)
     data = form.cleaned_data
-    _send(request, "Reservation", lambda: reservations.reserve_sync(
-        charger, connector_id=data["connector_id"], id_tag=data["id_tag"].strip(),
-        group_id_tag=data["group_id_tag"].strip(), expires_at=timezone.now() + timedelta(minutes=data["minutes"]),
-        source="portal", user_id=request.user.pk,
-    ))
+    _send(
+        request,
+        "Reservation",
+        lambda: reservations.reserve_sync(
+            charger,
+            connector_id=data["connector_id"],
+            id_tag=data["id_tag"].strip(),
+            group_id_tag=data["group_id_tag"].strip(),
+            expires_at=timezone.now() + timedelta(minutes=data["minutes"]),
+            source="portal",
+            user_id=request.user.pk,
+        ),
+    )
     return redirect("chargers:charger-reservations", charger.station_id)
 
 
@@ -135,9 +168,16 @@ def charger_reservation_cancel(request: HttpRequest, station_id: str, pk: int) -
     reservation = reservations.reservations_for(charger).filter(pk=pk).first()
     if reservation is None:
         raise Http404("No such reservation")
-    _send(request, "Cancel reservation", lambda: reservations.cancel_sync(
-        charger, reservation, source="portal", user_id=request.user.pk,
-    ))
+    _send(
+        request,
+        "Cancel reservation",
+        lambda: reservations.cancel_sync(
+            charger,
+            reservation,
+            source="portal",
+            user_id=request.user.pk,
+        ),
+    )
     return redirect("chargers:charger-reservations", charger.station_id)
 
 
@@ -161,16 +201,20 @@ def charger_device_model(request: HttpRequest, station_id: str) -> HttpResponse:
     for row in variables:
         # valuesList is a comma-separated memberList (2.0.1 VariableCharacteristicsType).
         row.options = [v.strip() for v in row.values_list.split(",") if v.strip()]  # type: ignore[attr-defined]
-    context.update({
-        "variables": variables,
-        "components": list(
-            DeviceVariable.objects.filter(charger=charger).values_list("component", flat=True).distinct()
-            .order_by("component")
-        ),
-        "component": component,
-        "monitors": list(VariableMonitor.objects.filter(charger=charger)[:200]),
-        "events": list(ChargerEvent.objects.filter(charger=charger)[:20]),
-    })
+    context.update(
+        {
+            "variables": variables,
+            "components": list(
+                DeviceVariable.objects.filter(charger=charger)
+                .values_list("component", flat=True)
+                .distinct()
+                .order_by("component")
+            ),
+            "component": component,
+            "monitors": list(VariableMonitor.objects.filter(charger=charger)[:200]),
+            "events": list(ChargerEvent.objects.filter(charger=charger)[:20]),
+        }
+    )
     return render(request, "chargers/charger_device_model.html", context)
 
 
@@ -192,13 +236,24 @@ def charger_set_variable(request: HttpRequest, station_id: str) -> HttpResponse:
         return redirect("chargers:charger-device-model", charger.station_id)
     payload = {"setVariableData": [set_variable_data(row, form.cleaned_data["value"])]}
     label = f"Set {row.component}.{row.variable}"
-    command = _send(request, label, lambda: commands.send_command_sync(
-        charger, "SetVariables", payload, source="portal", user_id=request.user.pk,
-    ), good=("Accepted", "RebootRequired"))
+    command = _send(
+        request,
+        label,
+        lambda: commands.send_command_sync(
+            charger,
+            "SetVariables",
+            payload,
+            source="portal",
+            user_id=request.user.pk,
+        ),
+        good=("Accepted", "RebootRequired"),
+    )
     if command is not None and command.status == Command.Status.ANSWERED:
         for result in (command.response or {}).get("setVariableResult", []):
             info = (result.get("attributeStatusInfo") or {}).get("reasonCode", "")
-            messages.info(request, f"{label}: {result.get('attributeStatus')}{f' ({info})' if info else ''}.")
+            messages.info(
+                request, f"{label}: {result.get('attributeStatus')}{f' ({info})' if info else ''}."
+            )
     url = reverse("chargers:charger-device-model", args=[charger.station_id])
     return redirect(f"{url}?{urlencode({'component': row.component})}")
 
@@ -209,11 +264,19 @@ def set_variable_data(row: DeviceVariable, value: str) -> dict[str, Any]:
     if row.component_instance:
         component["instance"] = row.component_instance
     if row.evse_id:
-        component["evse"] = {"id": row.evse_id, **({"connectorId": row.connector_id} if row.connector_id else {})}
+        component["evse"] = {
+            "id": row.evse_id,
+            **({"connectorId": row.connector_id} if row.connector_id else {}),
+        }
     variable: dict[str, Any] = {"name": row.variable}
     if row.variable_instance:
         variable["instance"] = row.variable_instance
-    return {"attributeType": row.attribute_type, "attributeValue": value, "component": component, "variable": variable}
+    return {
+        "attributeType": row.attribute_type,
+        "attributeValue": value,
+        "component": component,
+        "variable": variable,
+    }
 
 
 # -- Smart charging (OCPP 2.0.1 K01-K17) -------------------------------------------------------------
@@ -226,16 +289,24 @@ class ChargingLimitForm(forms.Form):
     ]
     evse_id = forms.TypedChoiceField(label="Where", coerce=int)
     purpose = forms.ChoiceField(label="Limit", choices=PURPOSES)
-    stack_level = forms.IntegerField(label="Stack level", min_value=0, max_value=99, initial=0,
-                                     help_text="A higher level overrules a lower one of the same kind.")
+    stack_level = forms.IntegerField(
+        label="Stack level",
+        min_value=0,
+        max_value=99,
+        initial=0,
+        help_text="A higher level overrules a lower one of the same kind.",
+    )
     unit = forms.ChoiceField(label="Unit", choices=[("A", "Amperes per phase"), ("W", "Watts")])
     limit = forms.DecimalField(label="Limit", min_value=0, max_digits=9, decimal_places=1)
-    hours = forms.IntegerField(label="For (hours, empty: until cleared)", min_value=1, max_value=24 * 365,
-                               required=False)
+    hours = forms.IntegerField(
+        label="For (hours, empty: until cleared)", min_value=1, max_value=24 * 365, required=False
+    )
 
     def __init__(self, *args: Any, charger: Charger, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        numbers = list(charger.connectors.filter(connector_id__gt=0).values_list("connector_id", flat=True))
+        numbers = list(
+            charger.connectors.filter(connector_id__gt=0).values_list("connector_id", flat=True)
+        )
         field = self.fields["evse_id"]
         assert isinstance(field, forms.TypedChoiceField)
         field.choices = [(0, "Whole charger")] + [(n, f"Connector {n}") for n in numbers]
@@ -243,7 +314,9 @@ class ChargingLimitForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("purpose") == "ChargingStationMaxProfile" and data.get("evse_id"):
-            self.add_error("evse_id", "The maximum for the whole charger is set on the whole charger.")
+            self.add_error(
+                "evse_id", "The maximum for the whole charger is set on the whole charger."
+            )
         return data
 
 
@@ -256,12 +329,20 @@ def _smart_context(request: HttpRequest, charger: Charger, **forms_: Any) -> dic
     from .models import ChargerNotice, ChargingProfile
 
     context = _tab(request, charger, "smart-charging")
-    context.update({
-        "profiles": list(ChargingProfile.objects.filter(charger=charger).exclude(status="cleared")[:100]),
-        "notices": list(ChargerNotice.objects.filter(charger=charger).filter(action__in=SMART_CHARGING_NOTICES)[:20]),
-        "limit_form": forms_.get("limit_form") or ChargingLimitForm(charger=charger),
-        "schedule_form": forms_.get("schedule_form") or CompositeScheduleForm(),
-    })
+    context.update(
+        {
+            "profiles": list(
+                ChargingProfile.objects.filter(charger=charger).exclude(status="cleared")[:100]
+            ),
+            "notices": list(
+                ChargerNotice.objects.filter(charger=charger).filter(
+                    action__in=SMART_CHARGING_NOTICES
+                )[:20]
+            ),
+            "limit_form": forms_.get("limit_form") or ChargingLimitForm(charger=charger),
+            "schedule_form": forms_.get("schedule_form") or CompositeScheduleForm(),
+        }
+    )
     return context
 
 
@@ -284,42 +365,75 @@ def charger_smart_charging_action(request: HttpRequest, station_id: str) -> Http
     what = request.POST.get("what")
 
     def send(action: str, payload: dict[str, Any]) -> Command:
-        return commands.send_command_sync(charger, action, payload, source="portal", user_id=request.user.pk)
+        return commands.send_command_sync(
+            charger, action, payload, source="portal", user_id=request.user.pk
+        )
 
     if what == "limit":
         form = ChargingLimitForm(request.POST, charger=charger)
         if not form.is_valid():
-            return render(request, "chargers/charger_smart_charging.html",
-                          _smart_context(request, charger, limit_form=form), status=400)
+            return render(
+                request,
+                "chargers/charger_smart_charging.html",
+                _smart_context(request, charger, limit_form=form),
+                status=400,
+            )
         data = form.cleaned_data
         profile = simple_limit_profile(
-            profile_id=secrets.randbelow(2**31 - 1) + 1, purpose=data["purpose"], stack_level=data["stack_level"],
-            unit=data["unit"], limit=float(data["limit"]), start=timezone.now(),
+            profile_id=secrets.randbelow(2**31 - 1) + 1,
+            purpose=data["purpose"],
+            stack_level=data["stack_level"],
+            unit=data["unit"],
+            limit=float(data["limit"]),
+            start=timezone.now(),
             duration_s=data["hours"] * 3600 if data["hours"] else None,
         )
-        _send(request, "Charging limit", lambda: send("SetChargingProfile", {"evseId": data["evse_id"],
-                                                                             "chargingProfile": profile}))
+        _send(
+            request,
+            "Charging limit",
+            lambda: send(
+                "SetChargingProfile", {"evseId": data["evse_id"], "chargingProfile": profile}
+            ),
+        )
     elif what == "clear":
-        row = ChargingProfile.objects.filter(charger=charger, pk=request.POST.get("profile", "0") or 0).first()
+        row = ChargingProfile.objects.filter(
+            charger=charger, pk=request.POST.get("profile", "0") or 0
+        ).first()
         if row is None:
             raise Http404("No such profile")
-        _send(request, f"Clear profile {row.profile_id}",
-              lambda: send("ClearChargingProfile", {"chargingProfileId": row.profile_id}))
+        _send(
+            request,
+            f"Clear profile {row.profile_id}",
+            lambda: send("ClearChargingProfile", {"chargingProfileId": row.profile_id}),
+        )
     elif what == "schedule":
         schedule_form = CompositeScheduleForm(request.POST)
         if not schedule_form.is_valid():
-            return render(request, "chargers/charger_smart_charging.html",
-                          _smart_context(request, charger, schedule_form=schedule_form), status=400)
+            return render(
+                request,
+                "chargers/charger_smart_charging.html",
+                _smart_context(request, charger, schedule_form=schedule_form),
+                status=400,
+            )
         data = schedule_form.cleaned_data
-        command = _send(request, "Composite schedule", lambda: send(
-            "GetCompositeSchedule", {"evseId": data["evse_id"], "duration": data["minutes"] * 60}))
+        command = _send(
+            request,
+            "Composite schedule",
+            lambda: send(
+                "GetCompositeSchedule",
+                {"evseId": data["evse_id"], "duration": data["minutes"] * 60},
+            ),
+        )
         schedule = (command.response or {}).get("schedule") if command is not None else None
         if isinstance(schedule, dict):
             periods = ", ".join(
                 f"from +{p.get('startPeriod', 0) // 60} min: {p.get('limit')} {schedule.get('chargingRateUnit', '')}"
                 for p in schedule.get("chargingSchedulePeriod") or []
             )
-            messages.info(request, f"Composite schedule from {schedule.get('scheduleStart', '?')}: {periods or 'no limit'}.")
+            messages.info(
+                request,
+                f"Composite schedule from {schedule.get('scheduleStart', '?')}: {periods or 'no limit'}.",
+            )
     else:
         messages.error(request, "Unknown action.")
     return redirect("chargers:charger-smart-charging", charger.station_id)

@@ -58,7 +58,9 @@ class WatchedSet:
             self.version, self.checked = version, set()
         else:
             ask = self.watched | (charger_ids - self.checked)
-            ask |= charger_ids if time.monotonic() - self.refreshed > 60 * REFRESH_S else set()  # belt and braces
+            ask |= (
+                charger_ids if time.monotonic() - self.refreshed > 60 * REFRESH_S else set()
+            )  # belt and braces
         found = cache.get_many([self.key_of(pk) for pk in ask]) if ask else {}
         now_watched = {pk for pk in ask if self.key_of(pk) in found}
         self.watched = (self.watched - ask) | now_watched

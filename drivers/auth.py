@@ -16,7 +16,9 @@ class DriverEmailBackend(AuthenticationBackend):
     a host can never sign in through the driver form (no DriverProfile).
     """
 
-    def authenticate(self, request: HttpRequest | None, **credentials: Any) -> AbstractBaseUser | None:
+    def authenticate(
+        self, request: HttpRequest | None, **credentials: Any
+    ) -> AbstractBaseUser | None:
         if not credentials.get("email"):
             return None
         credentials.pop("username", None)

@@ -9,8 +9,15 @@ from django.shortcuts import redirect
 
 # What a driver may open while signed in: their pages, the guest QR pages, support and the
 # payment processor's doors (the sandbox card element and webhooks), static files.
-DRIVER_PATHS = ("/driver/", "/s/", "/support/", "/billing/sandbox/", "/billing/webhooks/", "/static/",
-                "/api/v1/support/")
+DRIVER_PATHS = (
+    "/driver/",
+    "/s/",
+    "/support/",
+    "/billing/sandbox/",
+    "/billing/webhooks/",
+    "/static/",
+    "/api/v1/support/",
+)
 
 
 class DriverBoundaryMiddleware:
@@ -28,7 +35,10 @@ class DriverBoundaryMiddleware:
             return redirect("drivers:home")
         # allauth's account pages manage driver logins only: a host's email is their username
         # and is changed by support (docs/drivers.md), never through these pages.
-        if (not is_driver and request.path.startswith("/driver/account/")
-                and not request.path.startswith("/driver/account/logout/")):
+        if (
+            not is_driver
+            and request.path.startswith("/driver/account/")
+            and not request.path.startswith("/driver/account/logout/")
+        ):
             return redirect("backoffice:dashboard")
         return self.get_response(request)

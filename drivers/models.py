@@ -9,7 +9,9 @@ from django.db import models
 class DriverProfile(models.Model):
     """Marks a user as a driver (never a host): signed up through the driver pages."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="driver_profile")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="driver_profile"
+    )
     # The payment processor's Customer holding the saved cards (created with the first card).
     customer_ref = models.CharField(max_length=100, blank=True)
     # Addresses the driver used before a change of email: payments and guest sessions made with
@@ -25,7 +27,9 @@ class SavedCard(models.Model):
     """A card saved at the processor (a PaymentMethod); only brand, last 4 and expiry are kept."""
 
     profile = models.ForeignKey(DriverProfile, on_delete=models.CASCADE, related_name="cards")
-    reference = models.CharField(max_length=100, unique=True, help_text="The processor's PaymentMethod id.")
+    reference = models.CharField(
+        max_length=100, unique=True, help_text="The processor's PaymentMethod id."
+    )
     brand = models.CharField(max_length=20, blank=True)
     last4 = models.CharField(max_length=4)
     exp_month = models.PositiveSmallIntegerField()
@@ -36,7 +40,9 @@ class SavedCard(models.Model):
     class Meta:
         ordering = ["-is_default", "created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["profile"], condition=models.Q(is_default=True), name="one_default_card"),
+            models.UniqueConstraint(
+                fields=["profile"], condition=models.Q(is_default=True), name="one_default_card"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -46,8 +52,12 @@ class SavedCard(models.Model):
 class ClaimedSession(models.Model):
     """A guest QR session paid with the driver's verified email, now in their history."""
 
-    profile = models.ForeignKey(DriverProfile, on_delete=models.CASCADE, related_name="claimed_sessions")
-    guest_session = models.OneToOneField("guest.GuestSession", on_delete=models.CASCADE, related_name="+")
+    profile = models.ForeignKey(
+        DriverProfile, on_delete=models.CASCADE, related_name="claimed_sessions"
+    )
+    guest_session = models.OneToOneField(
+        "guest.GuestSession", on_delete=models.CASCADE, related_name="+"
+    )
     claimed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

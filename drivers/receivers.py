@@ -5,12 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 
-def driver_email_changed(sender: Any, request: Any, user: Any, from_email_address: Any, to_email_address: Any,
-                         **kwargs: Any) -> None:
+def driver_email_changed(
+    sender: Any,
+    request: Any,
+    user: Any,
+    from_email_address: Any,
+    to_email_address: Any,
+    **kwargs: Any,
+) -> None:
     from .services import driver_email_changed as change
 
-    change(user_id=user.pk, old=from_email_address.email if from_email_address else "",
-           new=to_email_address.email)
+    change(
+        user_id=user.pk,
+        old=from_email_address.email if from_email_address else "",
+        new=to_email_address.email,
+    )
 
 
 def driver_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

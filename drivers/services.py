@@ -39,7 +39,9 @@ def _customer(profile: DriverProfile) -> str:
     """Return the processor's customer of the driver, created once (idempotency key per driver)."""
     if profile.customer_ref:
         return profile.customer_ref
-    customer = get_gateway().customer_create(email=verified_email(profile), idempotency_key=f"driver-{profile.pk}")
+    customer = get_gateway().customer_create(
+        email=verified_email(profile), idempotency_key=f"driver-{profile.pk}"
+    )
     DriverProfile.objects.filter(pk=profile.pk, customer_ref="").update(customer_ref=customer)
     profile.refresh_from_db(fields=["customer_ref"])
     return profile.customer_ref
@@ -48,7 +50,9 @@ def _customer(profile: DriverProfile) -> str:
 def card_setup_start(*, profile: DriverProfile, attempt: str) -> SetupIntent:
     """Create a SetupIntent for the Payment Element (or the sandbox's card element)."""
     customer = _customer(profile)
-    return get_gateway().setup_intent_create(customer=customer, idempotency_key=f"driver-{profile.pk}-{attempt}")
+    return get_gateway().setup_intent_create(
+        customer=customer, idempotency_key=f"driver-{profile.pk}-{attempt}"
+    )
 
 
 def card_setup_finish(*, profile: DriverProfile, setup_intent: str) -> SavedCard:
@@ -61,18 +65,26 @@ def card_setup_finish(*, profile: DriverProfile, setup_intent: str) -> SavedCard
         raise ValidationError(intent.error or "The card was not saved. Please try again.")
     card = gateway.payment_method_get(intent.payment_method)
     with transaction.atomic():
-        DriverProfile.objects.select_for_update().get(pk=profile.pk)  # one default, even for two tabs
+        DriverProfile.objects.select_for_update().get(
+            pk=profile.pk
+        )  # one default, even for two tabs
         existing = SavedCard.objects.filter(reference=card.reference).first()
         if existing is not None:
             return existing
         first = not SavedCard.objects.filter(profile=profile).exists()
         saved = SavedCard.objects.create(
-            profile=profile, reference=card.reference, brand=card.brand, last4=card.last4,
-            exp_month=card.exp_month, exp_year=card.exp_year, is_default=first,
+            profile=profile,
+            reference=card.reference,
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            is_default=first,
         )
     if first:
-        billing_services.subscription_payment_method_set(customer_ref=profile.customer_ref,
-                                                         payment_method_ref=saved.reference)
+        billing_services.subscription_payment_method_set(
+            customer_ref=profile.customer_ref, payment_method_ref=saved.reference
+        )
     return saved
 
 
@@ -88,10 +100,13 @@ def card_set_default(*, profile: DriverProfile, card_id: int) -> SavedCard:
     with transaction.atomic():
         DriverProfile.objects.select_for_update().get(pk=profile.pk)
         card = _own_card(profile, card_id)
-        SavedCard.objects.filter(profile=profile, is_default=True).exclude(pk=card.pk).update(is_default=False)
+        SavedCard.objects.filter(profile=profile, is_default=True).exclude(pk=card.pk).update(
+            is_default=False
+        )
         SavedCard.objects.filter(pk=card.pk).update(is_default=True)
-        billing_services.subscription_payment_method_set(customer_ref=profile.customer_ref,
-                                                         payment_method_ref=card.reference)
+        billing_services.subscription_payment_method_set(
+            customer_ref=profile.customer_ref, payment_method_ref=card.reference
+        )
     card.is_default = True
     return card
 
@@ -101,9 +116,13 @@ def card_remove(*, profile: DriverProfile, card_id: int) -> None:
     stays: the next monthly fee needs a card (cancel the plan or add another card first)."""
     card = _own_card(profile, card_id)
     others = SavedCard.objects.filter(profile=profile).exclude(pk=card.pk).order_by("created_at")
-    active = Subscription.objects.filter(customer_ref=profile.customer_ref, status=Subscription.Status.ACTIVE)
+    active = Subscription.objects.filter(
+        customer_ref=profile.customer_ref, status=Subscription.Status.ACTIVE
+    )
     if profile.customer_ref and active.exists() and not others.exists():
-        raise ValidationError("This card pays your subscription. Add another card or cancel the subscription first.")
+        raise ValidationError(
+            "This card pays your subscription. Add another card or cancel the subscription first."
+        )
     get_gateway().payment_method_detach(card.reference)
     with transaction.atomic():
         DriverProfile.objects.select_for_update().get(pk=profile.pk)
@@ -112,13 +131,16 @@ def card_remove(*, profile: DriverProfile, card_id: int) -> None:
             successor = others.first()
             if successor is not None:
                 SavedCard.objects.filter(pk=successor.pk).update(is_default=True)
-                billing_services.subscription_payment_method_set(customer_ref=profile.customer_ref,
-                                                                 payment_method_ref=successor.reference)
+                billing_services.subscription_payment_method_set(
+                    customer_ref=profile.customer_ref, payment_method_ref=successor.reference
+                )
 
 
 def subscribe(*, profile: DriverProfile, plan_id: int) -> Subscription:
     """Subscribe to a property's plan, paid monthly by the default card (first month now)."""
-    plan = SubscriptionPlan.objects.select_related("property").filter(pk=plan_id, active=True).first()
+    plan = (
+        SubscriptionPlan.objects.select_related("property").filter(pk=plan_id, active=True).first()
+    )
     if plan is None:
         raise ValidationError("This plan is not offered.")
     email = verified_email(profile)
@@ -127,12 +149,15 @@ def subscribe(*, profile: DriverProfile, plan_id: int) -> Subscription:
     card = SavedCard.objects.filter(profile=profile, is_default=True).first()
     if card is None:
         raise ValidationError("Save a card first: the monthly fee is charged to it.")
-    return billing_services.subscription_subscribe(plan=plan, email=email, customer_ref=profile.customer_ref,
-                                                   payment_method_ref=card.reference)
+    return billing_services.subscription_subscribe(
+        plan=plan, email=email, customer_ref=profile.customer_ref, payment_method_ref=card.reference
+    )
 
 
 def subscription_cancel(*, profile: DriverProfile, subscription_id: int) -> Subscription:
-    subscription = Subscription.objects.filter(pk=subscription_id, customer_ref=profile.customer_ref).first()
+    subscription = Subscription.objects.filter(
+        pk=subscription_id, customer_ref=profile.customer_ref
+    ).first()
     if subscription is None or not profile.customer_ref:
         raise PermissionDenied("No such subscription in this account.")
     return billing_services.subscription_cancel(subscription=subscription)
@@ -142,11 +167,16 @@ def sessions_claim(*, profile: DriverProfile) -> int:
     """Claim the guest sessions paid with the driver's verified email; return how many were new."""
     email = verified_email(profile)
     if not email:
-        raise ValidationError("Verify your email first: only sessions paid with a verified email can be claimed.")
+        raise ValidationError(
+            "Verify your email first: only sessions paid with a verified email can be claimed."
+        )
     claimed = 0
     with transaction.atomic():
-        for gs in GuestSession.objects.filter(email__iexact=email).exclude(
-                pk__in=ClaimedSession.objects.values("guest_session_id")).select_for_update():
+        for gs in (
+            GuestSession.objects.filter(email__iexact=email)
+            .exclude(pk__in=ClaimedSession.objects.values("guest_session_id"))
+            .select_for_update()
+        ):
             ClaimedSession.objects.create(profile=profile, guest_session=gs)
             claimed += 1
     return claimed
@@ -162,7 +192,9 @@ def driver_email_changed(*, user_id: int, old: str, new: str) -> None:
         if old and old.lower() not in profile.former_emails:
             profile.former_emails = [*profile.former_emails, old.lower()]
             profile.save(update_fields=["former_emails"])
-        billing_services.subscription_email_set(customer_ref=profile.customer_ref, email=new.lower())
+        billing_services.subscription_email_set(
+            customer_ref=profile.customer_ref, email=new.lower()
+        )
 
 
 def driver_sign_in_record(*, user_id: int, session_key: str) -> None:
@@ -175,8 +207,10 @@ def driver_sign_in_record(*, user_id: int, session_key: str) -> None:
         from django.utils import timezone
 
         # Sessions older than the cookie's age have expired anyway.
-        DriverSignIn.objects.filter(profile=profile, created_at__lt=timezone.now() - timedelta(
-            seconds=settings.SESSION_COOKIE_AGE)).delete()
+        DriverSignIn.objects.filter(
+            profile=profile,
+            created_at__lt=timezone.now() - timedelta(seconds=settings.SESSION_COOKIE_AGE),
+        ).delete()
         DriverSignIn.objects.create(profile=profile, session_key=session_key)
 
 
@@ -192,6 +226,7 @@ def _sessions_end(session_keys: list[str]) -> None:
 
 # -- deleting an account -------------------------------------------------------------------------
 
+
 def _scrub_audit_log(actor_id: int, content_type_ids_and_pks: list[tuple[int, list[str]]]) -> None:
     """The audit log copies field values (the user's email, a payment's card digits); keep who
     did what and when, drop the values of the erased rows."""
@@ -201,7 +236,12 @@ def _scrub_audit_log(actor_id: int, content_type_ids_and_pks: list[tuple[int, li
     for ct_id, pks in content_type_ids_and_pks:
         if pks:
             LogEntry.objects.filter(content_type_id=ct_id, object_pk__in=pks).update(
-                changes={}, changes_text="", object_repr="(erased)", additional_data=None, serialized_data=None)
+                changes={},
+                changes_text="",
+                object_repr="(erased)",
+                additional_data=None,
+                serialized_data=None,
+            )
 
 
 def account_delete(*, user: Any) -> None:
@@ -220,8 +260,11 @@ def account_delete(*, user: Any) -> None:
     from support.models import AssistantConversation, Ticket, TicketMessage
 
     profile = DriverProfile.objects.get(user=user)
-    emails = sorted({e.lower() for e in EmailAddress.objects.filter(user=user).values_list("email", flat=True)}
-                    | ({user.email.lower()} if user.email else set()) | set(profile.former_emails))
+    emails = sorted(
+        {e.lower() for e in EmailAddress.objects.filter(user=user).values_list("email", flat=True)}
+        | ({user.email.lower()} if user.email else set())
+        | set(profile.former_emails)
+    )
     address = verified_email(profile) or (emails[0] if emails else "")
     gateway = get_gateway()
     # At the processor first (no transaction may be open around a gateway call).
@@ -229,34 +272,51 @@ def account_delete(*, user: Any) -> None:
         try:
             gateway.payment_method_detach(reference)
         except GatewayError:
-            logger.warning("Could not detach a card of driver %s; the customer is deleted next", profile.pk)
+            logger.warning(
+                "Could not detach a card of driver %s; the customer is deleted next", profile.pk
+            )
     if profile.customer_ref:
         gateway.customer_delete(profile.customer_ref)
     email_q = Q(pk__in=[])  # matches nothing without an email (an empty Q() would match all)
     for email in emails:
         email_q |= Q(email__iexact=email)
     with transaction.atomic(), disable_auditlog():
-        subscription_ids = list(Subscription.objects.filter(
-            (Q(customer_ref=profile.customer_ref) if profile.customer_ref else Q(pk__in=[])) | email_q
-        ).values_list("pk", flat=True))  # a list: the rows are about to lose what matched them
+        subscription_ids = list(
+            Subscription.objects.filter(
+                (Q(customer_ref=profile.customer_ref) if profile.customer_ref else Q(pk__in=[]))
+                | email_q
+            ).values_list("pk", flat=True)
+        )  # a list: the rows are about to lose what matched them
         subscriptions = Subscription.objects.filter(pk__in=subscription_ids)
         for subscription in subscriptions.filter(status=Subscription.Status.ACTIVE):
             billing_services.subscription_cancel(subscription=subscription)
         subscriptions.update(email="", customer_ref="", payment_method_ref="", token=None)
         # The driver's payments: by any address they used, their plan fees and claimed sessions.
-        claimed = GuestSession.objects.filter(pk__in=ClaimedSession.objects.filter(profile=profile)
-                                              .values("guest_session_id"))
-        payment_ids = list(Payment.objects.filter(
-            email_q | Q(pk__in=SubscriptionInvoice.objects.filter(subscription__in=subscriptions)
-                        .values("payment_id"))
-            | Q(pk__in=claimed.exclude(payment_id=None).values("payment_id"))).values_list("pk", flat=True))
+        claimed = GuestSession.objects.filter(
+            pk__in=ClaimedSession.objects.filter(profile=profile).values("guest_session_id")
+        )
+        payment_ids = list(
+            Payment.objects.filter(
+                email_q
+                | Q(
+                    pk__in=SubscriptionInvoice.objects.filter(
+                        subscription__in=subscriptions
+                    ).values("payment_id")
+                )
+                | Q(pk__in=claimed.exclude(payment_id=None).values("payment_id"))
+            ).values_list("pk", flat=True)
+        )
         Payment.objects.filter(pk__in=payment_ids).update(email="", card_last4="")
         # The processor's events about those payments copy the card's last 4: keep the event
         # ids (deduplication) and drop their bodies.
-        references = list(Payment.objects.filter(pk__in=payment_ids).values_list("reference", flat=True))
+        references = list(
+            Payment.objects.filter(pk__in=payment_ids).values_list("reference", flat=True)
+        )
         WebhookEvent.objects.filter(object_id__in=references).update(payload={})
         guest_sessions = GuestSession.objects.filter(email_q | Q(pk__in=claimed.values("pk")))
-        Token.objects.filter(pk__in=guest_sessions.exclude(token=None).values("token_id")).update(valid=False)
+        Token.objects.filter(pk__in=guest_sessions.exclude(token=None).values("token_id")).update(
+            valid=False
+        )
         guest_sessions.update(email="", card_last4="")
         # Support keeps the ticket (what happened, for the host and the agent), not who wrote it.
         ticket_ids = [str(pk) for pk in Ticket.objects.filter(email_q).values_list("pk", flat=True)]
@@ -274,12 +334,17 @@ def account_delete(*, user: Any) -> None:
         AccessFailureLog.objects.filter(username__in=usernames).delete()
         user_pk = str(user.pk)
         User = get_user_model()
-        _scrub_audit_log(user.pk, [
-            (ContentType.objects.get_for_model(User).pk, [user_pk]),
-            (ContentType.objects.get_for_model(Payment).pk, [str(pk) for pk in payment_ids]),
-            (ContentType.objects.get_for_model(Ticket).pk, ticket_ids),
-        ])
-        session_keys = list(DriverSignIn.objects.filter(profile=profile).values_list("session_key", flat=True))
+        _scrub_audit_log(
+            user.pk,
+            [
+                (ContentType.objects.get_for_model(User).pk, [user_pk]),
+                (ContentType.objects.get_for_model(Payment).pk, [str(pk) for pk in payment_ids]),
+                (ContentType.objects.get_for_model(Ticket).pk, ticket_ids),
+            ],
+        )
+        session_keys = list(
+            DriverSignIn.objects.filter(profile=profile).values_list("session_key", flat=True)
+        )
         user.delete()  # cascades: profile, saved cards, claims, sign-ins, allauth's email addresses
         _sessions_end(session_keys)
     if address:

@@ -13,7 +13,11 @@ urlpatterns = [
     path("cards/<int:card_id>/remove/", views.card_remove, name="card-remove"),
     path("subscriptions/", views.subscriptions, name="subscriptions"),
     path("plans/<int:plan_id>/subscribe/", views.subscribe, name="subscribe"),
-    path("subscriptions/<int:subscription_id>/cancel/", views.subscription_cancel, name="subscription-cancel"),
+    path(
+        "subscriptions/<int:subscription_id>/cancel/",
+        views.subscription_cancel,
+        name="subscription-cancel",
+    ),
     path("sessions/", views.sessions, name="sessions"),
     path("sessions/claim/", views.sessions_claim, name="sessions-claim"),
     path("sessions/<int:session_id>/receipt/", views.session_receipt, name="session-receipt"),

@@ -37,9 +37,15 @@ def driver_required(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        profile = DriverProfile.objects.filter(user_id=request.user.pk).first() if request.user.is_authenticated else None
+        profile = (
+            DriverProfile.objects.filter(user_id=request.user.pk).first()
+            if request.user.is_authenticated
+            else None
+        )
         if profile is None:
-            return redirect(f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}")
+            return redirect(
+                f"{reverse('account_login')}?{urlencode({'next': request.get_full_path()})}"
+            )
         request.driver = profile  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 
@@ -60,10 +66,17 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated or not hasattr(request.user, "driver_profile"):
         return render(request, "drivers/welcome.html")
     profile = DriverProfile.objects.get(user_id=request.user.pk)
-    return render(request, "drivers/home.html", {
-        "profile": profile, "email": services.verified_email(profile), "cards": selectors.cards_for(profile),
-        "subscriptions": selectors.subscriptions_for(profile), "sessions": selectors.sessions_for(profile)[:5],
-    })
+    return render(
+        request,
+        "drivers/home.html",
+        {
+            "profile": profile,
+            "email": services.verified_email(profile),
+            "cards": selectors.cards_for(profile),
+            "subscriptions": selectors.subscriptions_for(profile),
+            "sessions": selectors.sessions_for(profile)[:5],
+        },
+    )
 
 
 @require_GET
@@ -85,10 +98,13 @@ def card_add(request: HttpRequest) -> HttpResponse:
         return redirect("drivers:cards")
     sandbox = bool(getattr(gateway, "sandbox", False))
     context = {
-        "sandbox": sandbox, "client_secret": intent.client_secret,
+        "sandbox": sandbox,
+        "client_secret": intent.client_secret,
         "publishable_key": getattr(gateway, "publishable_key", ""),
         "return_url": request.build_absolute_uri(reverse("drivers:card-return")),
-        "confirm_url": reverse("billing:sandbox-setup-confirm", args=[intent.reference]) if sandbox else "",
+        "confirm_url": reverse("billing:sandbox-setup-confirm", args=[intent.reference])
+        if sandbox
+        else "",
     }
     response = render(request, "drivers/card_add.html", context)
     if not sandbox:
@@ -100,7 +116,9 @@ def card_add(request: HttpRequest) -> HttpResponse:
 @driver_required
 def card_return(request: HttpRequest) -> HttpResponse:
     try:
-        card = services.card_setup_finish(profile=_profile(request), setup_intent=request.GET.get("setup_intent", ""))
+        card = services.card_setup_finish(
+            profile=_profile(request), setup_intent=request.GET.get("setup_intent", "")
+        )
     except (ValidationError, GatewayError, PermissionDenied) as exc:
         _error(request, exc)
         return redirect("drivers:cards")
@@ -137,10 +155,15 @@ def card_remove(request: HttpRequest, card_id: int) -> HttpResponse:
 @driver_required
 def subscriptions(request: HttpRequest) -> HttpResponse:
     profile = _profile(request)
-    return render(request, "drivers/subscriptions.html", {
-        "subscriptions": selectors.subscriptions_for(profile), "plans": selectors.plans_offered(),
-        "has_card": selectors.cards_for(profile).exists(),
-    })
+    return render(
+        request,
+        "drivers/subscriptions.html",
+        {
+            "subscriptions": selectors.subscriptions_for(profile),
+            "plans": selectors.plans_offered(),
+            "has_card": selectors.cards_for(profile).exists(),
+        },
+    )
 
 
 @require_POST
@@ -151,8 +174,13 @@ def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
     except (ValidationError, GatewayError) as exc:
         _error(request, exc)
         return redirect("drivers:subscriptions")
-    messages.success(request, f"Subscribed to {subscription.plan.name}. Next charge on "
-                              f"{subscription.paid_until:%Y-%m-%d}." if subscription.paid_until else "Subscribed.")
+    messages.success(
+        request,
+        f"Subscribed to {subscription.plan.name}. Next charge on "
+        f"{subscription.paid_until:%Y-%m-%d}."
+        if subscription.paid_until
+        else "Subscribed.",
+    )
     return redirect("drivers:subscriptions")
 
 
@@ -160,12 +188,18 @@ def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
 @driver_required
 def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpResponse:
     try:
-        subscription = services.subscription_cancel(profile=_profile(request), subscription_id=subscription_id)
+        subscription = services.subscription_cancel(
+            profile=_profile(request), subscription_id=subscription_id
+        )
     except PermissionDenied as exc:
         raise Http404(str(exc)) from exc
     ends = subscription.ends_at
-    messages.success(request, f"Cancelled. No further fees; your plan lasts until {ends:%Y-%m-%d}." if ends
-                     else "Cancelled.")
+    messages.success(
+        request,
+        f"Cancelled. No further fees; your plan lasts until {ends:%Y-%m-%d}."
+        if ends
+        else "Cancelled.",
+    )
     return redirect("drivers:subscriptions")
 
 
@@ -173,10 +207,15 @@ def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpRespo
 @driver_required
 def sessions(request: HttpRequest) -> HttpResponse:
     profile = _profile(request)
-    return render(request, "drivers/sessions.html", {
-        "sessions": selectors.sessions_for(profile), "email": services.verified_email(profile),
-        "invoices": selectors.invoices_for(profile),
-    })
+    return render(
+        request,
+        "drivers/sessions.html",
+        {
+            "sessions": selectors.sessions_for(profile),
+            "email": services.verified_email(profile),
+            "invoices": selectors.invoices_for(profile),
+        },
+    )
 
 
 @require_POST
@@ -187,8 +226,12 @@ def sessions_claim(request: HttpRequest) -> HttpResponse:
     except ValidationError as exc:
         _error(request, exc)
         return redirect("drivers:sessions")
-    messages.success(request, f"{count} guest session(s) added to your history." if count
-                     else "No other guest sessions were paid with your email.")
+    messages.success(
+        request,
+        f"{count} guest session(s) added to your history."
+        if count
+        else "No other guest sessions were paid with your email.",
+    )
     return redirect("drivers:sessions")
 
 

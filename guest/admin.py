@@ -7,7 +7,17 @@ from .models import GuestSession
 
 @admin.register(GuestSession)
 class GuestSessionAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "charger", "connector_id", "state", "failure_code", "email", "amount_held", "currency")
+    list_display = (
+        "id",
+        "created_at",
+        "charger",
+        "connector_id",
+        "state",
+        "failure_code",
+        "email",
+        "amount_held",
+        "currency",
+    )
     list_filter = ("state", "failure_code", "created_at")
     search_fields = ("charger__station_id", "email", "id_tag", "payment_reference")
     list_select_related = ("charger",)

@@ -38,7 +38,10 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        self.tasks = [asyncio.create_task(self._keep_watching()), asyncio.create_task(self._resync_after(MEMO_S + 0.5))]
+        self.tasks = [
+            asyncio.create_task(self._keep_watching()),
+            asyncio.create_task(self._resync_after(MEMO_S + 0.5)),
+        ]
         await self._send_snapshot()
 
     async def disconnect(self, code) -> None:
@@ -101,7 +104,9 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
                 try:
                     await db.run(guest_session_finish, session_id=snap["session_id"])
                 except Exception:
-                    logger.warning("Settling guest session %s from its page failed", self.gs_id, exc_info=True)
+                    logger.warning(
+                        "Settling guest session %s from its page failed", self.gs_id, exc_info=True
+                    )
                 continue
             await asyncio.sleep(1)
 
@@ -111,16 +116,25 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
     async def connector_event(self, event: dict) -> None:
         kind = event.get("kind")
         snap = getattr(self, "snap", {}) or {}
-        if kind in ("status", "meter") and snap.get("state") in (GuestSession.State.PENDING, GuestSession.State.STARTING):
+        if kind in ("status", "meter") and snap.get("state") in (
+            GuestSession.State.PENDING,
+            GuestSession.State.STARTING,
+        ):
             # The car may have started while no "started" event reached us (the charger's
             # watch marker is read with a short memo): the stored state is the truth.
             snap = await self._send_snapshot() or snap
         tx = snap.get("transaction_id")
         if kind == "status":
             status = event.get("status", "")
-            await self.send(text_data=json.dumps(
-                {"type": "status", "status": status, "status_label": STATUS_WORDS.get(status, status)}
-            ))
+            await self.send(
+                text_data=json.dumps(
+                    {
+                        "type": "status",
+                        "status": status,
+                        "status_label": STATUS_WORDS.get(status, status),
+                    }
+                )
+            )
         elif kind == "meter":
             if tx is None or event.get("transaction_id") != tx:
                 return
@@ -129,10 +143,15 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
             power, p_unit = parse_reading(values.get("Power.Active.Import"))
             kwh = energy_kwh(energy, e_unit or "Wh", snap.get("meter_start_wh"))
             kw = power_kw(power, p_unit or "W")
-            await self.send(text_data=json.dumps({
-                "type": "meter", "kw": str(kw) if kw is not None else None,
-                "kwh": str(kwh) if kwh is not None else None,
-            }))
+            await self.send(
+                text_data=json.dumps(
+                    {
+                        "type": "meter",
+                        "kw": str(kw) if kw is not None else None,
+                        "kwh": str(kwh) if kwh is not None else None,
+                    }
+                )
+            )
         elif kind == "started":
             await self._send_snapshot()
         elif kind == "stopped":

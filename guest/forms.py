@@ -15,6 +15,8 @@ class StartForm(forms.Form):
 
     def __init__(self, *args, ports: list[dict], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["connector"].choices = [(p["id"], f"Port {p['id']}") for p in ports if p["startable"]]
+        self.fields["connector"].choices = [
+            (p["id"], f"Port {p['id']}") for p in ports if p["startable"]
+        ]
         if len(self.fields["connector"].choices) == 1:
             self.fields["connector"].initial = self.fields["connector"].choices[0][0]

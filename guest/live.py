@@ -53,14 +53,18 @@ def power_kw(value: Decimal | None, unit: str) -> Decimal | None:
 
 def snapshot(gs: GuestSession) -> dict:
     """Return the page state of this guest session only."""
-    connector = Connector.objects.filter(charger_id=gs.charger_id, connector_id=gs.connector_id).first()
+    connector = Connector.objects.filter(
+        charger_id=gs.charger_id, connector_id=gs.connector_id
+    ).first()
     status = connector.status if connector else ""
     session = gs.charging_session
     kw = kwh = None
     if session is not None:
         latest = {}
         for mv in MeterValue.objects.filter(
-            session=session, measurand__in=["Energy.Active.Import.Register", "Power.Active.Import"], phase=""
+            session=session,
+            measurand__in=["Energy.Active.Import.Register", "Power.Active.Import"],
+            phase="",
         ).order_by("-timestamp", "-id")[:6]:
             latest.setdefault(mv.measurand, mv)
         energy = latest.get("Energy.Active.Import.Register")
@@ -91,7 +95,10 @@ def snapshot(gs: GuestSession) -> dict:
         "session_id": session.pk if session else None,
         "failure": gs.failure_message,
         "seconds_left": seconds_left,
-        "can_stop": gs.state in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING),
+        "can_stop": gs.state
+        in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING),
         "stop_requested": gs.stop_requested_at is not None,
-        "receipt_url": reverse("guest:receipt", args=[gs.key]) if gs.state == GuestSession.State.FINISHED else None,
+        "receipt_url": reverse("guest:receipt", args=[gs.key])
+        if gs.state == GuestSession.State.FINISHED
+        else None,
     }

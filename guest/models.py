@@ -19,7 +19,9 @@ class GuestSession(models.Model):
         FAILED = "failed", "Did not start"
 
     key = models.CharField(max_length=64, unique=True, default=new_key, editable=False)
-    charger = models.ForeignKey("chargers.Charger", on_delete=models.PROTECT, related_name="guest_sessions")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.PROTECT, related_name="guest_sessions"
+    )
     connector_id = models.PositiveIntegerField()
     email = models.EmailField()
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
@@ -27,11 +29,19 @@ class GuestSession(models.Model):
     failure_code = models.CharField(max_length=30, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
     token = models.ForeignKey(
-        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="guest_sessions"
+        "authorization.Token",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="guest_sessions",
     )
     id_tag = models.CharField(max_length=20, blank=True)
     charging_session = models.OneToOneField(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="guest_session"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="guest_session",
     )
     # billing.Payment, referenced by id so guest never needs billing to import (contract in docs/guest.md).
     payment_id = models.BigIntegerField(null=True, blank=True)

@@ -46,14 +46,27 @@ def hold_amount(charger, at: datetime) -> Decimal | None:
     return None if rate is None else guest_hold_amount(rate)
 
 
-def hold_create(*, amount: Decimal, currency: str, idempotency_key: str, metadata: dict[str, str],
-                description: str = "", payment_method: str = "", return_url: str = ""):
+def hold_create(
+    *,
+    amount: Decimal,
+    currency: str,
+    idempotency_key: str,
+    metadata: dict[str, str],
+    description: str = "",
+    payment_method: str = "",
+    return_url: str = "",
+):
     """Create the manual-capture PaymentIntent (never inside a database transaction)."""
     from billing.gateways import get_gateway
 
     return get_gateway().hold_create(
-        amount=amount, currency=currency, idempotency_key=idempotency_key, metadata=metadata,
-        description=description, payment_method=payment_method, return_url=return_url,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        metadata=metadata,
+        description=description,
+        payment_method=payment_method,
+        return_url=return_url,
     )
 
 
@@ -69,21 +82,35 @@ def publishable_key() -> str:
     return str(getattr(get_gateway(), "publishable_key", "") or "")
 
 
-def record(*, organization_id: int, amount_held: Decimal, currency: str, reference: str, email: str,
-           pending: bool = False):
+def record(
+    *,
+    organization_id: int,
+    amount_held: Decimal,
+    currency: str,
+    reference: str,
+    email: str,
+    pending: bool = False,
+):
     from billing.models import Payment
     from billing.services import guest_payment_record
 
     return guest_payment_record(
-        session_id=None, organization_id=organization_id, amount_held=amount_held, currency=currency,
-        reference=reference, email=email, status=Payment.Status.PENDING if pending else Payment.Status.AUTHORIZED,
+        session_id=None,
+        organization_id=organization_id,
+        amount_held=amount_held,
+        currency=currency,
+        reference=reference,
+        email=email,
+        status=Payment.Status.PENDING if pending else Payment.Status.AUTHORIZED,
     )
 
 
 def authorized(*, reference: str, amount_held: Decimal, card_last4: str):
     from billing.services import guest_payment_authorized
 
-    return guest_payment_authorized(reference=reference, amount_held=amount_held, card_last4=card_last4)
+    return guest_payment_authorized(
+        reference=reference, amount_held=amount_held, card_last4=card_last4
+    )
 
 
 def _payment(payment_id: int):

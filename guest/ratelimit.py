@@ -50,7 +50,10 @@ def rate_limited(scope: str):
             allowed, retry_after = hit(scope, client_ip(request))
             if not allowed:
                 response = render(
-                    request, "guest/rate_limited.html", {"retry_after": retry_after, "scope": scope}, status=429
+                    request,
+                    "guest/rate_limited.html",
+                    {"retry_after": retry_after, "scope": scope},
+                    status=429,
                 )
                 response["Retry-After"] = str(retry_after)
                 return response

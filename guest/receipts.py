@@ -29,7 +29,9 @@ def _included_stay(gs: GuestSession) -> Reservation | None:
     token = gs.token
     if gs.payment_id or token is None or token.reservation_id is None:
         return None
-    reservation = Reservation.objects.select_related("property", "unit").get(pk=token.reservation_id)
+    reservation = Reservation.objects.select_related("property", "unit").get(
+        pk=token.reservation_id
+    )
     return reservation if reservation_access(reservation).charging_included else None
 
 

@@ -27,24 +27,32 @@ def charger_for_station_id(station_id: str) -> Charger | None:
 
 def connector_statuses(charger: Charger) -> list[tuple[int, str]]:
     return list(
-        Connector.objects.filter(charger=charger).order_by("connector_id").values_list("connector_id", "status")
+        Connector.objects.filter(charger=charger)
+        .order_by("connector_id")
+        .values_list("connector_id", "status")
     )
 
 
-def station_facts(charger: Charger, connectors: list[tuple[int, str]] | None = None) -> StationFacts:
+def station_facts(
+    charger: Charger, connectors: list[tuple[int, str]] | None = None
+) -> StationFacts:
     if connectors is None:
         connectors = connector_statuses(charger)
     return StationFacts(
-        ownership=charger.ownership, access_mode=charger.access_mode,
-        license_valid_until=charger.license_valid_until, online=charger.is_online(),
-        out_of_order=charger.out_of_order, connectors=tuple(connectors),
+        ownership=charger.ownership,
+        access_mode=charger.access_mode,
+        license_valid_until=charger.license_valid_until,
+        online=charger.is_online(),
+        out_of_order=charger.out_of_order,
+        connectors=tuple(connectors),
     )
 
 
 def _guest_visible() -> Q:
     """Chargers a guest may be pointed at: network chargers open to the public or to guests."""
     return Q(
-        property__isnull=False, ownership=Charger.Ownership.NETWORK,
+        property__isnull=False,
+        ownership=Charger.Ownership.NETWORK,
         access_mode__in=[Charger.AccessMode.PUBLIC, Charger.AccessMode.GUEST],
     )
 
@@ -71,7 +79,9 @@ def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
     """Return other guest-usable chargers at the same property with their live status."""
     today = timezone.localdate()
     others = list(
-        Charger.objects.filter(_guest_visible(), property_id=charger.property_id, out_of_order=False)
+        Charger.objects.filter(
+            _guest_visible(), property_id=charger.property_id, out_of_order=False
+        )
         .filter(license_valid_until__gte=today)
         .exclude(pk=charger.pk)
         .prefetch_related("connectors")[:50]
@@ -87,7 +97,14 @@ def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
             label = "Available"
         else:
             label = "In use"
-        rows.append({"station_id": other.station_id, "name": other.name, "status": label, "free_ports": len(free)})
+        rows.append(
+            {
+                "station_id": other.station_id,
+                "name": other.name,
+                "status": label,
+                "free_ports": len(free),
+            }
+        )
     rows.sort(key=lambda r: (r["status"] != "Available", r["station_id"]))
     return rows[:limit]
 
@@ -95,7 +112,12 @@ def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
 def port_rows(connectors: list[tuple[int, str]]) -> list[dict]:
     """Return the ports (connector 1..n) with what a guest can do with each."""
     return [
-        {"id": cid, "status": status, "startable": status in STARTABLE_STATUSES, "dead": status in DEAD_STATUSES}
+        {
+            "id": cid,
+            "status": status,
+            "startable": status in STARTABLE_STATUSES,
+            "dead": status in DEAD_STATUSES,
+        }
         for cid, status in connectors
         if cid > 0
     ]
@@ -115,7 +137,10 @@ def payment_timeout_s() -> float:
 
     from portal.env import env_float
 
-    return float(getattr(settings, "GUEST_PAYMENT_TIMEOUT_S", None) or env_float("GUEST_PAYMENT_TIMEOUT_S", 600.0))
+    return float(
+        getattr(settings, "GUEST_PAYMENT_TIMEOUT_S", None)
+        or env_float("GUEST_PAYMENT_TIMEOUT_S", 600.0)
+    )
 
 
 def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
@@ -127,6 +152,8 @@ def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
 
     paying_since = timezone.now() - timedelta(seconds=payment_timeout_s())
     return GuestSession.objects.filter(
-        Q(state=GuestSession.State.STARTING) | Q(state=GuestSession.State.PENDING, created_at__gt=paying_since),
-        charger_id=charger_id, connector_id=connector_id,
+        Q(state=GuestSession.State.STARTING)
+        | Q(state=GuestSession.State.PENDING, created_at__gt=paying_since),
+        charger_id=charger_id,
+        connector_id=connector_id,
     ).exists()

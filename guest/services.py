@@ -43,7 +43,9 @@ OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
 
 def start_timeout_s() -> float:
     """Seconds a guest has to plug in after the charger accepted the remote start."""
-    return float(getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0))
+    return float(
+        getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0)
+    )
 
 
 def guest_group(guest_session_id: int) -> str:
@@ -53,7 +55,9 @@ def guest_group(guest_session_id: int) -> str:
 class StartRefused(Exception):
     """The start cannot go on; `message` is for the guest, `prompt` names a seed prompt."""
 
-    def __init__(self, code: str, message: str, *, prompt: PromptCode | None = None, field: str = ""):
+    def __init__(
+        self, code: str, message: str, *, prompt: PromptCode | None = None, field: str = ""
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
@@ -68,7 +72,9 @@ class StopFailed(Exception):
 def publish(guest_session_id: int) -> None:
     """Tell the guest's open page to reload its state (best effort; the page also reads the DB)."""
     try:
-        async_to_sync(get_channel_layer().group_send)(guest_group(guest_session_id), {"type": "guest.update"})
+        async_to_sync(get_channel_layer().group_send)(
+            guest_group(guest_session_id), {"type": "guest.update"}
+        )
     except Exception:
         logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
 
@@ -85,14 +91,24 @@ def guest_refusal_record(*, charger: Charger, decision) -> bool:
     if not cache.add(f"guest-refused:{charger.pk}:{decision.reason}", 1, GUEST_REFUSAL_EVERY_S):
         return False
     decision_record(
-        decision=decision, uid="GUEST", token_id=None, organization_id=charger.property.organization_id,
-        station_id=charger.station_id, connector_id=None, context=Context.REMOTE_APP,
+        decision=decision,
+        uid="GUEST",
+        token_id=None,
+        organization_id=charger.property.organization_id,
+        station_id=charger.station_id,
+        connector_id=None,
+        context=Context.REMOTE_APP,
     )
     return True
 
 
 def guest_start(
-    *, charger: Charger, connector_id: int, email: str, site_url: str = "", payment_method: str = "",
+    *,
+    charger: Charger,
+    connector_id: int,
+    email: str,
+    site_url: str = "",
+    payment_method: str = "",
     return_url: str = "",
 ) -> GuestSession:
     """Reserve the port for a guest and create the card hold (a manual-capture PaymentIntent).
@@ -111,55 +127,102 @@ def guest_start(
         raise StartRefused(code.value, PROMPTS[code].title, prompt=code)
     startable = {row["id"] for row in port_rows(connectors) if row["startable"]}
     if connector_id not in startable or connector_busy_with_guest(charger.pk, connector_id):
-        raise StartRefused("port_busy", "That port is not free right now. Please choose another port.", field="connector")
+        raise StartRefused(
+            "port_busy",
+            "That port is not free right now. Please choose another port.",
+            field="connector",
+        )
     if not payments.available():
-        raise StartRefused("payments_unavailable", "Card payments are not available right now. Please try again later.")
+        raise StartRefused(
+            "payments_unavailable",
+            "Card payments are not available right now. Please try again later.",
+        )
     amount = payments.hold_amount(charger, timezone.now())
     if amount is None:
-        raise StartRefused("no_price", "This charger has no guest price yet, so it cannot be started with a card.")
+        raise StartRefused(
+            "no_price", "This charger has no guest price yet, so it cannot be started with a card."
+        )
 
     uid = secrets.token_hex(10).upper()  # 20 characters: the OCPP 1.6 idToken limit
     token = Token.objects.create(
-        uid=uid, type=Token.Type.GUEST, organization_id=charger.property.organization_id,
-        allowed_station_ids=[charger.station_id], single_session=True,
-        expires_at=timezone.now() + timedelta(days=1), label="Guest QR session",
+        uid=uid,
+        type=Token.Type.GUEST,
+        organization_id=charger.property.organization_id,
+        allowed_station_ids=[charger.station_id],
+        single_session=True,
+        expires_at=timezone.now() + timedelta(days=1),
+        label="Guest QR session",
     )
     decision = decide_sync(uid=uid, charger=charger_facts(charger), context=Context.REMOTE_APP)
     # Recorded like every other remote start (Authorizations tab, audit), accepted or not.
     decision_record(
-        decision=decision, uid=uid, token_id=token.pk, organization_id=charger.property.organization_id,
-        station_id=charger.station_id, connector_id=connector_id, context=Context.REMOTE_APP,
+        decision=decision,
+        uid=uid,
+        token_id=token.pk,
+        organization_id=charger.property.organization_id,
+        station_id=charger.station_id,
+        connector_id=connector_id,
+        context=Context.REMOTE_APP,
     )
     if not decision.accepted:
         Token.objects.filter(pk=token.pk).update(valid=False)
-        raise StartRefused(decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED)
+        raise StartRefused(
+            decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED
+        )
 
     currency = charger.property.currency
     gs = GuestSession.objects.create(
-        charger=charger, connector_id=connector_id, email=email, token=token, id_tag=uid,
-        amount_held=amount, currency=currency, site_url=site_url,
+        charger=charger,
+        connector_id=connector_id,
+        email=email,
+        token=token,
+        id_tag=uid,
+        amount_held=amount,
+        currency=currency,
+        site_url=site_url,
     )
     try:
         intent = payments.hold_create(
-            amount=amount, currency=currency, idempotency_key=f"guest-hold-{gs.key}",
-            metadata={"guest_session": gs.key, "station_id": charger.station_id, "connector_id": str(connector_id)},
-            description=f"Charging at {charger.station_id}", payment_method=payment_method, return_url=return_url,
+            amount=amount,
+            currency=currency,
+            idempotency_key=f"guest-hold-{gs.key}",
+            metadata={
+                "guest_session": gs.key,
+                "station_id": charger.station_id,
+                "connector_id": str(connector_id),
+            },
+            description=f"Charging at {charger.station_id}",
+            payment_method=payment_method,
+            return_url=return_url,
         )
     except Exception:
         logger.exception("Creating the hold for guest session %s failed", gs.pk)
         _fail(gs, "payments_unavailable", "Card payments are not available right now.")
-        raise StartRefused("payments_unavailable", "Card payments are not available right now. Please try again later.") from None
+        raise StartRefused(
+            "payments_unavailable",
+            "Card payments are not available right now. Please try again later.",
+        ) from None
     payment = payments.record(
-        organization_id=charger.property.organization_id, amount_held=amount, currency=currency,
-        reference=intent.reference, email=email, pending=True,
+        organization_id=charger.property.organization_id,
+        amount_held=amount,
+        currency=currency,
+        reference=intent.reference,
+        email=email,
+        pending=True,
     )
-    GuestSession.objects.filter(pk=gs.pk).update(payment_id=payment.pk, payment_reference=intent.reference)
+    GuestSession.objects.filter(pk=gs.pk).update(
+        payment_id=payment.pk, payment_reference=intent.reference
+    )
     gs.payment_id, gs.payment_reference = payment.pk, intent.reference
     if payment_method:
         if not intent.held:
-            _fail_and_release(gs, "payment_declined", "Your card was declined. You were not charged.")
+            _fail_and_release(
+                gs, "payment_declined", "Your card was declined. You were not charged."
+            )
             reason = f" ({intent.decline_reason})" if intent.decline_reason else ""
-            raise StartRefused("payment_declined", f"Your card was declined{reason}. Please use another card.")
+            raise StartRefused(
+                "payment_declined", f"Your card was declined{reason}. Please use another card."
+            )
         return guest_hold_confirmed(gs=gs)
     return gs
 
@@ -176,10 +239,12 @@ def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
     intent = payments.hold_get(gs.payment_reference)
     if not intent.held:
         return gs
-    payments.authorized(reference=intent.reference, amount_held=intent.amount, card_last4=intent.last4)
-    claimed = GuestSession.objects.filter(pk=gs.pk, state=GuestSession.State.PENDING, paid_at__isnull=True).update(
-        paid_at=timezone.now(), amount_held=intent.amount, card_last4=intent.last4[-4:]
+    payments.authorized(
+        reference=intent.reference, amount_held=intent.amount, card_last4=intent.last4
     )
+    claimed = GuestSession.objects.filter(
+        pk=gs.pk, state=GuestSession.State.PENDING, paid_at__isnull=True
+    ).update(paid_at=timezone.now(), amount_held=intent.amount, card_last4=intent.last4[-4:])
     gs.refresh_from_db()
     if not claimed:
         return gs
@@ -189,12 +254,19 @@ def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
     connector_watch(charger.pk)
     try:
         command = send_command_sync(
-            charger, "RemoteStartTransaction", {"connectorId": gs.connector_id, "idTag": gs.id_tag}, source="guest"
+            charger,
+            "RemoteStartTransaction",
+            {"connectorId": gs.connector_id, "idTag": gs.id_tag},
+            source="guest",
         )
     except ChargerOffline:
-        return _fail_and_release(gs, "charger_offline", "The charger went offline before it could start.")
+        return _fail_and_release(
+            gs, "charger_offline", "The charger went offline before it could start."
+        )
     except CommandTimeout:
-        return _fail_and_release(gs, "start_timeout", "The charger did not answer the start request.")
+        return _fail_and_release(
+            gs, "start_timeout", "The charger did not answer the start request."
+        )
     except InvalidCommand:
         logger.exception("Guest remote start payload refused for %s", charger.station_id)
         return _fail_and_release(gs, "start_failed", "The charger could not be started.")
@@ -222,7 +294,10 @@ def guest_hold_authorized(*, reference: str) -> GuestSession | None:
 def _fail(gs: GuestSession, code: str, message: str) -> bool:
     """Mark a not-yet-started session failed and retire its token; False if it had moved on."""
     done = GuestSession.objects.filter(pk=gs.pk, state__in=OPEN_BEFORE_START).update(
-        state=GuestSession.State.FAILED, failure_code=code, failure_message=message, finished_at=timezone.now()
+        state=GuestSession.State.FAILED,
+        failure_code=code,
+        failure_message=message,
+        finished_at=timezone.now(),
     )
     if done and gs.token_id:
         # A late StartTransaction with this idTag is now refused, so the charger stops it.
@@ -252,7 +327,8 @@ def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
         return False
     before = gs.state
     _fail_and_release(
-        gs, "not_plugged_in",
+        gs,
+        "not_plugged_in",
         f"No charging started within {int(start_timeout_s())} seconds: the car was not plugged in, "
         "or it did not accept the charge.",
     )
@@ -264,7 +340,8 @@ def guest_expire_overdue(*, now=None) -> int:
     lost), and every payment the guest left unfinished (the port is freed, the intent canceled)."""
     now = now or timezone.now()
     unpaid = GuestSession.objects.filter(
-        state=GuestSession.State.PENDING, paid_at__isnull=True,
+        state=GuestSession.State.PENDING,
+        paid_at__isnull=True,
         created_at__lte=now - timedelta(seconds=payment_timeout_s()),
     )
     for gs in unpaid:
@@ -272,7 +349,9 @@ def guest_expire_overdue(*, now=None) -> int:
     cutoff = now - timedelta(seconds=start_timeout_s())
     ids = list(
         GuestSession.objects.filter(
-            state=GuestSession.State.STARTING, start_requested_at__lte=cutoff, charging_session__isnull=True
+            state=GuestSession.State.STARTING,
+            start_requested_at__lte=cutoff,
+            charging_session__isnull=True,
         ).values_list("pk", flat=True)
     )
     return sum(guest_start_expire(guest_session_id=pk, now=now) for pk in ids)
@@ -282,7 +361,8 @@ def guest_finish_unsettled(*, limit: int = 500) -> int:
     """Finish guest sessions whose charging ended but whose settlement never ran (a sweep)."""
     session_ids = list(
         GuestSession.objects.filter(
-            state=GuestSession.State.CHARGING, charging_session__status=ChargingSession.Status.COMPLETED
+            state=GuestSession.State.CHARGING,
+            charging_session__status=ChargingSession.Status.COMPLETED,
         ).values_list("charging_session_id", flat=True)[:limit]
     )
     done = 0
@@ -305,12 +385,19 @@ def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
         return gs
     try:
         command = send_command_sync(
-            gs.charger, "RemoteStopTransaction", {"transactionId": session.transaction_id}, source="guest"
+            gs.charger,
+            "RemoteStopTransaction",
+            {"transactionId": session.transaction_id},
+            source="guest",
         )
     except ChargerOffline:
-        raise StopFailed("The charger is offline right now. Unplug your car to end the session.") from None
+        raise StopFailed(
+            "The charger is offline right now. Unplug your car to end the session."
+        ) from None
     except CommandTimeout:
-        raise StopFailed("The charger did not answer. Unplug your car to end the session.") from None
+        raise StopFailed(
+            "The charger did not answer. Unplug your car to end the session."
+        ) from None
     if command.result_status != "Accepted":
         raise StopFailed("The charger refused to stop. Unplug your car to end the session.")
     GuestSession.objects.filter(pk=gs.pk).update(stop_requested_at=timezone.now())
@@ -321,7 +408,9 @@ def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
 def _guest_for(session: ChargingSession) -> GuestSession | None:
     return (
         GuestSession.objects.select_for_update()
-        .filter(Q(charging_session=session) | Q(id_tag=session.id_tag, charger_id=session.charger_id))
+        .filter(
+            Q(charging_session=session) | Q(id_tag=session.id_tag, charger_id=session.charger_id)
+        )
         .exclude(id_tag="")
         .order_by("-created_at")
         .first()
@@ -333,7 +422,9 @@ def guest_sessions_starting_exist() -> bool:
     return GuestSession.objects.filter(state__in=OPEN_BEFORE_START).exists()
 
 
-def guest_session_link(*, session_id: int, guests_starting: bool | None = None) -> GuestSession | None:
+def guest_session_link(
+    *, session_id: int, guests_starting: bool | None = None
+) -> GuestSession | None:
     """Attach a StartTransaction to the guest start it answers (matched by the guest's idTag).
     `guests_starting`: `guest_sessions_starting_exist()` if the caller asked it already."""
     # Every start of every charger comes here and almost none is a guest's: a query that compiles
@@ -342,9 +433,15 @@ def guest_session_link(*, session_id: int, guests_starting: bool | None = None) 
     if not (guest_sessions_starting_exist() if guests_starting is None else guests_starting):
         return None
     waiting = GuestSession.objects.filter(
-        charger_id=OuterRef("charger_id"), id_tag=OuterRef("id_tag"), state__in=OPEN_BEFORE_START,
+        charger_id=OuterRef("charger_id"),
+        id_tag=OuterRef("id_tag"),
+        state__in=OPEN_BEFORE_START,
     ).exclude(id_tag="")
-    if not ChargingSession.objects.filter(pk=session_id, id_tag_status="Accepted").filter(Exists(waiting)).exists():
+    if (
+        not ChargingSession.objects.filter(pk=session_id, id_tag_status="Accepted")
+        .filter(Exists(waiting))
+        .exists()
+    ):
         return None
     return _guest_session_link(session_id)
 
@@ -368,7 +465,9 @@ def _guest_session_link(session_id: int) -> GuestSession | None:
 def guest_sessions_unsettled_exist() -> bool:
     """Whether any guest session could still be settled by a session that finishes now: one
     paying, starting or charging (guest_session_finish does nothing for the others)."""
-    return GuestSession.objects.filter(state__in=(*OPEN_BEFORE_START, GuestSession.State.CHARGING)).exists()
+    return GuestSession.objects.filter(
+        state__in=(*OPEN_BEFORE_START, GuestSession.State.CHARGING)
+    ).exists()
 
 
 def guest_session_finish(*, session_id: int) -> GuestSession | None:

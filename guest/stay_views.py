@@ -30,16 +30,26 @@ def stay_code_start(request: HttpRequest, station_id: str) -> HttpResponse:
     connector = request.POST.get("connector", "")
     try:
         gs = stay_start(
-            charger=charger, code=code, connector_id=int(connector) if connector.isdecimal() else None,
+            charger=charger,
+            code=code,
+            connector_id=int(connector) if connector.isdecimal() else None,
             site_url=request.build_absolute_uri("/").rstrip("/"),
         )
     except StayRefused as refused:
         if refused.billed:
             return redirect("guest:landing", station_id=charger.station_id)
-        return render(request, "guest/stay_refused.html", {
-            "charger": charger, "property": charger.property, "reason": refused.reason,
-            "message": refused.message, "code": normalize_access_code(code),
-        }, status=_STATUS.get(refused.reason, 403))
+        return render(
+            request,
+            "guest/stay_refused.html",
+            {
+                "charger": charger,
+                "property": charger.property,
+                "reason": refused.reason,
+                "message": refused.message,
+                "code": normalize_access_code(code),
+            },
+            status=_STATUS.get(refused.reason, 403),
+        )
     return redirect("guest:session", key=gs.key)
 
 
@@ -48,7 +58,9 @@ def stay_code_start(request: HttpRequest, station_id: str) -> HttpResponse:
 def stay_link(request: HttpRequest, code: str) -> HttpResponse:
     """GET /s/stay/<code>/: the link in the guest's booking message: their stay and chargers."""
     reservation = (
-        Reservation.objects.select_related("property", "unit").filter(access_code=normalize_access_code(code)).first()
+        Reservation.objects.select_related("property", "unit")
+        .filter(access_code=normalize_access_code(code))
+        .first()
     )
     if reservation is None:
         raise Http404("No such access code")
@@ -56,13 +68,24 @@ def stay_link(request: HttpRequest, code: str) -> HttpResponse:
     chargers = Charger.objects.filter(property_id=reservation.property_id)
     if reservation.unit_id:
         place = Q(unit_id=reservation.unit_id)
-        chargers = chargers.filter(place | Q(unit__isnull=True)) if access.shared_chargers else chargers.filter(place)
+        chargers = (
+            chargers.filter(place | Q(unit__isnull=True))
+            if access.shared_chargers
+            else chargers.filter(place)
+        )
     elif access.shared_chargers:
         chargers = chargers.filter(unit__isnull=True)
     else:
         chargers = chargers.none()
-    return render(request, "guest/stay_link.html", {
-        "reservation": reservation, "access": access, "chargers": chargers.order_by("station_id"),
-        "included": access.charging_included, "policy": policy_for(reservation.property_id),
-        "code": reservation.access_code,
-    })
+    return render(
+        request,
+        "guest/stay_link.html",
+        {
+            "reservation": reservation,
+            "access": access,
+            "chargers": chargers.order_by("station_id"),
+            "included": access.charging_included,
+            "policy": policy_for(reservation.property_id),
+            "code": reservation.access_code,
+        },
+    )

@@ -65,10 +65,17 @@ def refusal_message(decision: Decision, reservation: Reservation, charger: Charg
             f"{_local(access.valid_until, tz)} ({tz}). Please come back then."
         )
     if decision.reason == "reservation_other_unit":
-        own = list(
-            Charger.objects.filter(property_id=reservation.property_id, unit_id=reservation.unit_id)
-            .exclude(unit__isnull=True).values_list("station_id", flat=True)[:5]
-        ) if reservation.unit_id else []
+        own = (
+            list(
+                Charger.objects.filter(
+                    property_id=reservation.property_id, unit_id=reservation.unit_id
+                )
+                .exclude(unit__isnull=True)
+                .values_list("station_id", flat=True)[:5]
+            )
+            if reservation.unit_id
+            else []
+        )
         where = f" for {reservation.unit.name}" if reservation.unit else ""
         hint = f" Your charger: {', '.join(own)}." if own else ""
         return f"This code is{where} and does not start this charger.{hint}"
@@ -83,15 +90,20 @@ def refusal_message(decision: Decision, reservation: Reservation, charger: Charg
 
 def reservation_kwh_used(reservation: Reservation) -> float:
     """Return the kWh the reservation's finished sessions took (anywhere at its property)."""
-    total = (
-        ChargingSession.objects.filter(token__reservation=reservation, meter_stop_wh__isnull=False)
-        .aggregate(wh=Sum(F("meter_stop_wh") - F("meter_start_wh")))["wh"]
-    )
+    total = ChargingSession.objects.filter(
+        token__reservation=reservation, meter_stop_wh__isnull=False
+    ).aggregate(wh=Sum(F("meter_stop_wh") - F("meter_start_wh")))["wh"]
     return max(total or 0, 0) / 1000
 
 
-def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_url: str = "",
-               now: datetime | None = None) -> GuestSession:
+def stay_start(
+    *,
+    charger: Charger,
+    code: str,
+    connector_id: int | None,
+    site_url: str = "",
+    now: datetime | None = None,
+) -> GuestSession:
     """Start charging for the guest of the reservation with access code `code` (charging included).
 
     Raises StayRefused when the code is unknown, refused here or now, or when the stay does not
@@ -101,7 +113,9 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
     organization_id = charger.property.organization_id if charger.property is not None else None
     reservation = reservation_by_code(code, organization_id=organization_id)
     if reservation is None:
-        raise StayRefused("unknown_code", "This access code is not known here. Check it in your booking message.")
+        raise StayRefused(
+            "unknown_code", "This access code is not known here. Check it in your booking message."
+        )
     connectors = connector_statuses(charger)
     prompt = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
     # A unit's charger is usually private (no cards, no paying guests): the reservation is its
@@ -120,30 +134,55 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
     uid = "S" + secrets.token_hex(9).upper()  # 19 characters: within OCPP 1.6's 20
     access = reservation_access(reservation)
     token = Token.objects.create(
-        uid=uid, type=Token.Type.GUEST, organization_id=organization_id, reservation=reservation,
-        allowed_station_ids=[charger.station_id], single_session=True, expires_at=access.valid_until,
+        uid=uid,
+        type=Token.Type.GUEST,
+        organization_id=organization_id,
+        reservation=reservation,
+        allowed_station_ids=[charger.station_id],
+        single_session=True,
+        expires_at=access.valid_until,
         label=f"Stay access code ({reservation})"[:200],
     )
-    facts = replace(token_facts(token), stay=stay_facts_of(reservation, kwh_used=reservation_kwh_used(reservation)))
-    here = replace(charger_facts(charger), reserved=reserved_for(charger.pk, port) if port else None)
+    facts = replace(
+        token_facts(token),
+        stay=stay_facts_of(reservation, kwh_used=reservation_kwh_used(reservation)),
+    )
+    here = replace(
+        charger_facts(charger), reserved=reserved_for(charger.pk, port) if port else None
+    )
     decision = decide(facts, here, Context.REMOTE_APP, now=now)
     decision_record(
-        decision=decision, uid=uid, token_id=token.pk, organization_id=organization_id,
-        station_id=charger.station_id, connector_id=port or connector_id, context=Context.REMOTE_APP,
+        decision=decision,
+        uid=uid,
+        token_id=token.pk,
+        organization_id=organization_id,
+        station_id=charger.station_id,
+        connector_id=port or connector_id,
+        context=Context.REMOTE_APP,
     )
     if not decision.accepted:
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StayRefused(decision.reason, refusal_message(decision, reservation, charger))
     if not access.charging_included:
         Token.objects.filter(pk=token.pk).update(valid=False)
-        raise StayRefused("stay_billed", "Charging is billed at this property's rate: please pay below.", billed=True)
+        raise StayRefused(
+            "stay_billed",
+            "Charging is billed at this property's rate: please pay below.",
+            billed=True,
+        )
 
     if port is None or connector_busy_with_guest(charger.pk, port):
         Token.objects.filter(pk=token.pk).update(valid=False)
-        raise StayRefused("port_busy", "No port is free right now. Please try again when one is free.")
+        raise StayRefused(
+            "port_busy", "No port is free right now. Please try again when one is free."
+        )
 
     gs = GuestSession.objects.create(
-        charger=charger, connector_id=port, email=reservation.guest_email, token=token, id_tag=uid,
+        charger=charger,
+        connector_id=port,
+        email=reservation.guest_email,
+        token=token,
+        id_tag=uid,
         site_url=site_url,
         # Nothing to pay and maybe no address: no receipt email unless the guest has one.
         receipt_sent_at=None if reservation.guest_email else now,
@@ -154,9 +193,13 @@ def stay_start(*, charger: Charger, code: str, connector_id: int | None, site_ur
             charger, "RemoteStartTransaction", {"connectorId": port, "idTag": uid}, source="guest"
         )
     except ChargerOffline:
-        return _fail_and_release(gs, "charger_offline", "The charger went offline before it could start.")
+        return _fail_and_release(
+            gs, "charger_offline", "The charger went offline before it could start."
+        )
     except CommandTimeout:
-        return _fail_and_release(gs, "start_timeout", "The charger did not answer the start request.")
+        return _fail_and_release(
+            gs, "start_timeout", "The charger did not answer the start request."
+        )
     except InvalidCommand:
         logger.exception("Stay remote start payload refused for %s", charger.station_id)
         return _fail_and_release(gs, "start_failed", "The charger could not be started.")
@@ -182,8 +225,12 @@ CAP_STOP_REPEAT_S = 120
 def running_kwh(session: ChargingSession) -> float:
     """Return the energy a running session has taken so far, from its last register reading."""
     sample = (
-        MeterValue.objects.filter(session=session, measurand="Energy.Active.Import.Register", phase="")
-        .exclude(value=None).order_by("-timestamp", "-id").first()
+        MeterValue.objects.filter(
+            session=session, measurand="Energy.Active.Import.Register", phase=""
+        )
+        .exclude(value=None)
+        .order_by("-timestamp", "-id")
+        .first()
     )
     if sample is None or sample.value is None:
         return 0.0
@@ -206,9 +253,14 @@ def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:
 
     now = now or timezone.now()
     stopped: list[int] = []
-    running = (
-        ChargingSession.objects.filter(status=ChargingSession.Status.ACTIVE, token__reservation__isnull=False)
-        .select_related("charger", "charger__property", "token", "token__reservation", "token__reservation__property")
+    running = ChargingSession.objects.filter(
+        status=ChargingSession.Status.ACTIVE, token__reservation__isnull=False
+    ).select_related(
+        "charger",
+        "charger__property",
+        "token",
+        "token__reservation",
+        "token__reservation__property",
     )
     for session in running:
         token = session.token
@@ -221,26 +273,41 @@ def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:
         if used < float(access.kwh_cap):
             continue
         recently = AuthorizationDecision.objects.filter(
-            token=token, reason="reservation_cap_reached", created_at__gte=now - timedelta(seconds=CAP_STOP_REPEAT_S),
+            token=token,
+            reason="reservation_cap_reached",
+            created_at__gte=now - timedelta(seconds=CAP_STOP_REPEAT_S),
         )
         if recently.exists():
             continue
         step, message = REASONS["reservation_cap_reached"]
         charger = session.charger
         decision = Decision(
-            Status.INVALID, "reservation_cap_reached", step,
+            Status.INVALID,
+            "reservation_cap_reached",
+            step,
             f"Stopped remotely: the stay's included {float(access.kwh_cap):g} kWh are used up ({used:.2f} kWh). {message}",
             reservation.pk,
         )
         decision_record(
-            decision=decision, uid=token.uid, token_id=token.pk,
-            organization_id=charger.property.organization_id if charger.property is not None else None,
-            station_id=charger.station_id, connector_id=session.connector_id, context=Context.REMOTE_APP,
+            decision=decision,
+            uid=token.uid,
+            token_id=token.pk,
+            organization_id=charger.property.organization_id
+            if charger.property is not None
+            else None,
+            station_id=charger.station_id,
+            connector_id=session.connector_id,
+            context=Context.REMOTE_APP,
         )
-        GuestSession.objects.filter(token=token, stop_requested_at__isnull=True).update(stop_requested_at=now)
+        GuestSession.objects.filter(token=token, stop_requested_at__isnull=True).update(
+            stop_requested_at=now
+        )
         try:
             command = send_command_sync(
-                charger, "RemoteStopTransaction", {"transactionId": session.transaction_id}, source="stays"
+                charger,
+                "RemoteStopTransaction",
+                {"transactionId": session.transaction_id},
+                source="stays",
             )
         except (ChargerOffline, CommandTimeout, InvalidCommand) as exc:
             logger.warning("Could not stop session %s at its stay's kWh cap: %s", session.pk, exc)
@@ -248,5 +315,9 @@ def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:
         if command.status == Command.Status.ANSWERED and command.result_status == "Accepted":
             stopped.append(session.pk)
         else:
-            logger.warning("Charger %s did not accept the cap stop of session %s", charger.station_id, session.pk)
+            logger.warning(
+                "Charger %s did not accept the cap stop of session %s",
+                charger.station_id,
+                session.pk,
+            )
     return stopped

@@ -55,7 +55,9 @@ def guest_session_link_task(session_id: int) -> None:
     guest_session_link(session_id=session_id)
 
 
-@shared_task(name="guest.session_finish", autoretry_for=(Exception,), retry_backoff=10, max_retries=5)
+@shared_task(
+    name="guest.session_finish", autoretry_for=(Exception,), retry_backoff=10, max_retries=5
+)
 def guest_session_finish_task(session_id: int) -> None:
     from .services import guest_session_finish
 

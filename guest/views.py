@@ -55,16 +55,32 @@ def _rate_limited_page(request, retry_after: int):
     return response
 
 
-def _prompt_page(request, code: PromptCode, *, station_id: str, charger=None, detail: str = "",
-                 suggestions=None, status: int = 200, connectors=None):
+def _prompt_page(
+    request,
+    code: PromptCode,
+    *,
+    station_id: str,
+    charger=None,
+    detail: str = "",
+    suggestions=None,
+    status: int = 200,
+    connectors=None,
+):
     """Render a seed prompt in place of the start button, with its next steps and support link."""
     context = {
-        "prompt": PROMPTS[code], "code": code.value, "station_id": station_id, "detail": detail,
-        "suggestions": suggestions or [], "now": timezone.now(), "form": StationIdForm(initial={"station_id": station_id}),
+        "prompt": PROMPTS[code],
+        "code": code.value,
+        "station_id": station_id,
+        "detail": detail,
+        "suggestions": suggestions or [],
+        "now": timezone.now(),
+        "form": StationIdForm(initial={"station_id": station_id}),
     }
     if charger is not None and code == PromptCode.OUT_OF_ORDER:
         context["alternatives"] = alternatives(charger)
-        context["ports"] = port_rows(connectors if connectors is not None else connector_statuses(charger))
+        context["ports"] = port_rows(
+            connectors if connectors is not None else connector_statuses(charger)
+        )
     if charger is not None and code != PromptCode.PRIVATE_OWNER:
         context["property"] = charger.property  # never shown for privately owned chargers
     context["support_query"] = _support_query(station_id, PROMPTS[code].title)
@@ -74,7 +90,13 @@ def _prompt_page(request, code: PromptCode, *, station_id: str, charger=None, de
 def _support_query(station_id: str, prompt: str) -> str:
     from urllib.parse import urlencode
 
-    return urlencode({"station_id": station_id, "prompt": prompt, "at": timezone.now().isoformat(timespec="seconds")})
+    return urlencode(
+        {
+            "station_id": station_id,
+            "prompt": prompt,
+            "at": timezone.now().isoformat(timespec="seconds"),
+        }
+    )
 
 
 def _invalid(request, typed: str):
@@ -84,8 +106,14 @@ def _invalid(request, typed: str):
         # instead of asking for a second tap. Nothing starts before the guest confirms and pays.
         from urllib.parse import urlencode
 
-        return redirect(reverse("guest:landing", args=[suggestions[0]]) + "?" + urlencode({"typed": typed[:100]}))
-    return _prompt_page(request, PromptCode.INVALID, station_id=typed, suggestions=suggestions, status=404)
+        return redirect(
+            reverse("guest:landing", args=[suggestions[0]])
+            + "?"
+            + urlencode({"typed": typed[:100]})
+        )
+    return _prompt_page(
+        request, PromptCode.INVALID, station_id=typed, suggestions=suggestions, status=404
+    )
 
 
 @require_GET
@@ -109,8 +137,13 @@ def _guest_precheck(charger) -> str | None:
     """Return the authorization engine's refusal for any guest here, before the guest pays
     (recorded for the host: see guest_refusal_record)."""
     facts = charger_facts(charger)
-    guest = TokenFacts(uid="GUEST-PREVIEW", organization_id=facts.organization_id, is_guest=True,
-                       allowed_station_ids=frozenset({charger.station_id}), single_session=True)
+    guest = TokenFacts(
+        uid="GUEST-PREVIEW",
+        organization_id=facts.organization_id,
+        is_guest=True,
+        allowed_station_ids=frozenset({charger.station_id}),
+        single_session=True,
+    )
     decision = decide(guest, facts, Context.REMOTE_APP, now=timezone.now())
     if decision.accepted:
         return None
@@ -124,7 +157,13 @@ def _price(charger) -> dict | None:
     rate = payments.rate_for_charger(charger, timezone.now())
     if rate is None:
         return None
-    fields = ("connection_fee", "energy_price_per_kwh", "time_price_per_hour", "idle_fee_per_minute", "idle_fee_cap")
+    fields = (
+        "connection_fee",
+        "energy_price_per_kwh",
+        "time_price_per_hour",
+        "idle_fee_per_minute",
+        "idle_fee_cap",
+    )
     shown = {name: money(getattr(rate, name)) for name in fields}
     shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
@@ -152,15 +191,28 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
     selected = request.GET.get("c") or request.POST.get("connector")
     if form is None:
         initial = {}
-        if selected and selected.isdecimal() and any(p["id"] == int(selected) and p["startable"] for p in ports):
+        if (
+            selected
+            and selected.isdecimal()
+            and any(p["id"] == int(selected) and p["startable"] for p in ports)
+        ):
             initial["connector"] = int(selected)
         form = StartForm(ports=ports, initial=initial)
     payments_ok = payments.available()
     gateway_name, sandbox = payments.gateway_info() if payments_ok else ("", False)
     return {
-        "charger": charger, "property": charger.property, "ports": ports, "form": form, "error": error,
-        "price": _price(charger), "payments_ok": payments_ok, "sandbox": sandbox, "gateway_name": gateway_name,
-        "hold": _hold(charger), "ceiling": _ceiling(), "any_free": any(p["startable"] for p in ports),
+        "charger": charger,
+        "property": charger.property,
+        "ports": ports,
+        "form": form,
+        "error": error,
+        "price": _price(charger),
+        "payments_ok": payments_ok,
+        "sandbox": sandbox,
+        "gateway_name": gateway_name,
+        "hold": _hold(charger),
+        "ceiling": _ceiling(),
+        "any_free": any(p["startable"] for p in ports),
         "support_query": _support_query(charger.station_id, ""),
         "typed": (request.GET.get("typed") or "")[:100],
         "alternatives": [] if any(p["startable"] for p in ports) else alternatives(charger),
@@ -176,11 +228,16 @@ def _landing_or_prompt(request, charger, station_id: str):
     connectors = connector_statuses(charger)
     code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
     if code is not None:
-        return None, _prompt_page(request, code, station_id=station_id, charger=charger, connectors=connectors)
+        return None, _prompt_page(
+            request, code, station_id=station_id, charger=charger, connectors=connectors
+        )
     refusal = _guest_precheck(charger)
     if refusal is not None:
         return None, _prompt_page(
-            request, PromptCode.NOT_ALLOWED, station_id=station_id, charger=charger,
+            request,
+            PromptCode.NOT_ALLOWED,
+            station_id=station_id,
+            charger=charger,
             detail=not_allowed_reason(refusal),
         )
     return connectors, None
@@ -210,8 +267,12 @@ def ports(request, station_id: str):
     if charger is None:
         raise Http404("No such charger")
     rows = port_rows(connector_statuses(charger))
-    return JsonResponse({"any_free": any(p["startable"] for p in rows),
-                         "ports": [{"id": p["id"], "status": p["status"]} for p in rows]})
+    return JsonResponse(
+        {
+            "any_free": any(p["startable"] for p in rows),
+            "ports": [{"id": p["id"], "status": p["status"]} for p in rows],
+        }
+    )
 
 
 @require_POST
@@ -225,20 +286,36 @@ def start(request, station_id: str):
         return prompt
     form = StartForm(request.POST, ports=port_rows(connectors))
     if not form.is_valid():
-        return render(request, "guest/landing.html", _landing_context(request, charger, connectors, form), status=400)
+        return render(
+            request,
+            "guest/landing.html",
+            _landing_context(request, charger, connectors, form),
+            status=400,
+        )
     data = form.cleaned_data
     try:
         gs = guest_start(
-            charger=charger, connector_id=data["connector"], email=data["email"],
+            charger=charger,
+            connector_id=data["connector"],
+            email=data["email"],
             site_url=request.build_absolute_uri("/").rstrip("/"),
         )
     except StartRefused as refused:
         if refused.prompt is not None:
             return _prompt_page(
-                request, refused.prompt, station_id=station_id, charger=charger,
+                request,
+                refused.prompt,
+                station_id=station_id,
+                charger=charger,
                 detail=refused.message if refused.prompt == PromptCode.NOT_ALLOWED else "",
             )
-        context = _landing_context(request, charger, connector_statuses(charger), StartForm(request.POST, ports=port_rows(connectors)), refused.message)
+        context = _landing_context(
+            request,
+            charger,
+            connector_statuses(charger),
+            StartForm(request.POST, ports=port_rows(connectors)),
+            refused.message,
+        )
         return render(request, "guest/landing.html", context, status=409)
     return redirect("guest:pay", key=gs.key)
 
@@ -247,11 +324,19 @@ def _pay_page(request, gs: GuestSession, *, error: str = "", status: int = 200):
     intent = payments.hold_get(gs.payment_reference)
     gateway_name, sandbox = payments.gateway_info()
     context = {
-        "gs": gs, "charger": gs.charger, "property": gs.charger.property, "amount": money(intent.amount),
-        "currency": intent.currency, "client_secret": intent.client_secret, "sandbox": sandbox,
-        "publishable_key": payments.publishable_key(), "error": error,
+        "gs": gs,
+        "charger": gs.charger,
+        "property": gs.charger.property,
+        "amount": money(intent.amount),
+        "currency": intent.currency,
+        "client_secret": intent.client_secret,
+        "sandbox": sandbox,
+        "publishable_key": payments.publishable_key(),
+        "error": error,
         "return_url": request.build_absolute_uri(reverse("guest:pay-return", args=[gs.key])),
-        "confirm_url": reverse("billing:sandbox-confirm", args=[gs.payment_reference]) if sandbox else "",
+        "confirm_url": reverse("billing:sandbox-confirm", args=[gs.payment_reference])
+        if sandbox
+        else "",
         "support_query": _support_query(gs.charger.station_id, "Payment"),
     }
     response = render(request, "guest/pay.html", context, status=status)
@@ -281,8 +366,12 @@ def pay_return(request, key: str):
         return redirect("guest:session", key=key)
     intent = payments.hold_get(gs.payment_reference)
     if intent.status == "requires_payment_method" and intent.decline_reason:
-        return _pay_page(request, gs, error=f"{intent.decline_reason} Please try another card.", status=402)
-    return _pay_page(request, gs, error="The payment is not finished yet. Please complete it below.")
+        return _pay_page(
+            request, gs, error=f"{intent.decline_reason} Please try another card.", status=402
+        )
+    return _pay_page(
+        request, gs, error="The payment is not finished yet. Please complete it below."
+    )
 
 
 def _session_or_404(key: str) -> GuestSession:
@@ -301,11 +390,20 @@ def session(request, key: str):
         if guest_start_expire(guest_session_id=gs.pk):
             gs = _session_or_404(key)
     snap = snapshot(gs)
-    return render(request, "guest/session.html", {
-        "gs": gs, "snap": snap, "charger": gs.charger, "property": gs.charger.property,
-        "support_query": _support_query(gs.charger.station_id, "Charging did not start" if gs.failure_code else ""),
-        "ws_path": f"/ws/guest/{gs.key}/",
-    })
+    return render(
+        request,
+        "guest/session.html",
+        {
+            "gs": gs,
+            "snap": snap,
+            "charger": gs.charger,
+            "property": gs.charger.property,
+            "support_query": _support_query(
+                gs.charger.station_id, "Charging did not start" if gs.failure_code else ""
+            ),
+            "ws_path": f"/ws/guest/{gs.key}/",
+        },
+    )
 
 
 @require_POST
@@ -315,11 +413,20 @@ def stop(request, key: str):
         guest_cancel_or_stop(gs=gs)
     except StopFailed as failed:
         gs = _session_or_404(key)
-        return render(request, "guest/session.html", {
-            "gs": gs, "snap": snapshot(gs), "charger": gs.charger, "property": gs.charger.property,
-            "error": str(failed), "support_query": _support_query(gs.charger.station_id, ""),
-            "ws_path": f"/ws/guest/{gs.key}/",
-        }, status=409)
+        return render(
+            request,
+            "guest/session.html",
+            {
+                "gs": gs,
+                "snap": snapshot(gs),
+                "charger": gs.charger,
+                "property": gs.charger.property,
+                "error": str(failed),
+                "support_query": _support_query(gs.charger.station_id, ""),
+                "ws_path": f"/ws/guest/{gs.key}/",
+            },
+            status=409,
+        )
     return redirect("guest:session", key=key)
 
 
@@ -328,12 +435,20 @@ def stop(request, key: str):
 def receipt(request, key: str):
     gs = _session_or_404(key)
     session = gs.charging_session
-    if gs.state == GuestSession.State.CHARGING and session is not None and session.status == "completed":
+    if (
+        gs.state == GuestSession.State.CHARGING
+        and session is not None
+        and session.status == "completed"
+    ):
         # The charger ended it but no worker settled it yet: settle now (idempotent), so the
         # receipt link in the guest's hand always works.
         guest_session_finish(session_id=session.pk)
         gs = _session_or_404(key)
-    if gs.state in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING):
+    if gs.state in (
+        GuestSession.State.PENDING,
+        GuestSession.State.STARTING,
+        GuestSession.State.CHARGING,
+    ):
         return redirect("guest:session", key=key)
     context = receipt_context(gs)
     context["support_query"] = _support_query(gs.charger.station_id, "")
@@ -360,7 +475,9 @@ def _label_rows(request, chargers) -> list[dict]:
         if len(ports) > 1:
             for cid in ports:
                 url = landing_url(base, charger.station_id, cid)
-                rows.append({"charger": charger, "connector_id": cid, "url": url, "svg": qr_svg(url)})
+                rows.append(
+                    {"charger": charger, "connector_id": cid, "url": url, "svg": qr_svg(url)}
+                )
     return rows
 
 
@@ -386,10 +503,16 @@ def label_charger(request, station_id: str):
         labels = [{"charger": charger, "connector_id": int(port), "url": url, "svg": qr_svg(url)}]
     else:
         labels = _label_rows(request, [charger])
-    return render(request, "guest/labels.html", {
-        "title": f"QR label – {charger.station_id}", "labels": labels,
-        "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
-    })
+    return render(
+        request,
+        "guest/labels.html",
+        {
+            "title": f"QR label – {charger.station_id}",
+            "labels": labels,
+            "paper": "letter" if request.GET.get("paper") == "letter" else "a4",
+            "entry_url": _entry_url(request),
+        },
+    )
 
 
 @login_required
@@ -401,8 +524,17 @@ def label_sheet(request, property_id: int):
     prop = properties_for(request.user).filter(pk=property_id).first()
     if prop is None:
         raise Http404("No such property")
-    chargers = Charger.objects.filter(property=prop).prefetch_related("connectors").order_by("station_id")
-    return render(request, "guest/labels.html", {
-        "title": f"QR labels – {prop.name}", "labels": _label_rows(request, chargers), "property": prop,
-        "paper": "letter" if request.GET.get("paper") == "letter" else "a4", "entry_url": _entry_url(request),
-    })
+    chargers = (
+        Charger.objects.filter(property=prop).prefetch_related("connectors").order_by("station_id")
+    )
+    return render(
+        request,
+        "guest/labels.html",
+        {
+            "title": f"QR labels – {prop.name}",
+            "labels": _label_rows(request, chargers),
+            "property": prop,
+            "paper": "letter" if request.GET.get("paper") == "letter" else "a4",
+            "entry_url": _entry_url(request),
+        },
+    )

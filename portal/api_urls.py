@@ -39,8 +39,20 @@ urlpatterns = [
     path("support/assistant/", AssistantView.as_view(), name="support-assistant"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("properties/<int:property_id>/calendars/", PropertyCalendarsView.as_view(), name="property-calendars"),
-    path("chargers/<str:station_id>/backoffices/", BackofficeListView.as_view(), name="charger-backoffices"),
-    path("chargers/<str:station_id>/backoffices/<int:pk>/", BackofficeDetailView.as_view(), name="charger-backoffice"),
+    path(
+        "properties/<int:property_id>/calendars/",
+        PropertyCalendarsView.as_view(),
+        name="property-calendars",
+    ),
+    path(
+        "chargers/<str:station_id>/backoffices/",
+        BackofficeListView.as_view(),
+        name="charger-backoffices",
+    ),
+    path(
+        "chargers/<str:station_id>/backoffices/<int:pk>/",
+        BackofficeDetailView.as_view(),
+        name="charger-backoffice",
+    ),
     path("", include(router.urls)),
 ]

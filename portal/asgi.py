@@ -26,12 +26,13 @@ websocket_application = URLRouter(
         *ocpp_websocket_urlpatterns,
         re_path(
             r"^ws/",
-            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websocket_urlpatterns))),
+            AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(browser_websocket_urlpatterns))
+            ),
         ),
         *not_found_websocket_urlpatterns,
     ]
 )
-
 
 
 async def _publish_pricing() -> None:
@@ -43,7 +44,9 @@ async def _publish_pricing() -> None:
     try:
         await asyncio.to_thread(pricing_batch.publish)
     except Exception:
-        logging.getLogger("billing").exception("Queueing the last pricing at shutdown failed; the sweep will")
+        logging.getLogger("billing").exception(
+            "Queueing the last pricing at shutdown failed; the sweep will"
+        )
 
 
 async def lifespan(scope, receive, send):
@@ -63,7 +66,9 @@ async def lifespan(scope, receive, send):
             try:
                 await writer.close()
             except Exception:  # never "Application shutdown failed": the rest must still run
-                logging.getLogger("chargers.ocpp").exception("Writing the message log at shutdown failed")
+                logging.getLogger("chargers.ocpp").exception(
+                    "Writing the message log at shutdown failed"
+                )
             finally:
                 await process.stop()
                 journal.close()

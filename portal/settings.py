@@ -106,7 +106,9 @@ TEMPLATES = [
 
 # Default database is SQLite so a fresh checkout runs with no setup at all.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -124,7 +126,9 @@ else:
     # An unreachable database must fail fast, so the OCPP path journals instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     if TESTING:  # one test database per pytest process, so parallel runs never collide
-        DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+        DATABASES["default"]["TEST"] = {
+            "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
+        }
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -171,33 +175,75 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
-    "msp-token-sync": {"task": "authorization.msp_tokens_pull_all", "schedule": env_int("MSP_TOKEN_SYNC_SECONDS", 900)},
+    "msp-token-sync": {
+        "task": "authorization.msp_tokens_pull_all",
+        "schedule": env_int("MSP_TOKEN_SYNC_SECONDS", 900),
+    },
     # Billing: price sessions whose signal was missed (or whose stop arrived late), daily payout run.
-    "billing-price-sweep": {"task": "billing.sessions_price_missing", "schedule": env_int("BILLING_SWEEP_SECONDS", 300)},
-    "billing-payouts": {"task": "billing.payouts_run", "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600)},
-    "billing-payouts-reconcile": {"task": "billing.payouts_reconcile_processor",
-                                  "schedule": env_int("BILLING_PAYOUT_RECONCILE_SECONDS", 86400)},
+    "billing-price-sweep": {
+        "task": "billing.sessions_price_missing",
+        "schedule": env_int("BILLING_SWEEP_SECONDS", 300),
+    },
+    "billing-payouts": {
+        "task": "billing.payouts_run",
+        "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600),
+    },
+    "billing-payouts-reconcile": {
+        "task": "billing.payouts_reconcile_processor",
+        "schedule": env_int("BILLING_PAYOUT_RECONCILE_SECONDS", 86400),
+    },
     # Guest QR charging: release holds of starts the car never followed, settle missed finishes.
-    "guest-expire-overdue": {"task": "guest.expire_overdue", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
-    "guest-finish-unsettled": {"task": "guest.finish_unsettled", "schedule": env_int("GUEST_SWEEP_SECONDS", 60)},
+    "guest-expire-overdue": {
+        "task": "guest.expire_overdue",
+        "schedule": env_int("GUEST_SWEEP_SECONDS", 60),
+    },
+    "guest-finish-unsettled": {
+        "task": "guest.finish_unsettled",
+        "schedule": env_int("GUEST_SWEEP_SECONDS", 60),
+    },
     # OCPP message log retention (OCPP_LOG_RETENTION_DAYS; docs/performance.md).
-    "ocpp-log-cleanup": {"task": "chargers.message_log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
+    "ocpp-log-cleanup": {
+        "task": "chargers.message_log_cleanup",
+        "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600),
+    },
     # OCPI roaming (docs/ocpi.md): send pushes that waited (back-off over, partner back).
-    "roaming-deliveries": {"task": "roaming.deliveries_sweep", "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15)},
-    "roaming-evse-status": {"task": "roaming.evse_status_sweep", "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5)},
-    "roaming-sessions": {"task": "roaming.sessions_sweep", "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60)},
-    "roaming-locations": {"task": "roaming.locations_reconcile", "schedule": env_int("OCPI_LOCATIONS_SWEEP_SECONDS", 300)},
-    "roaming-log-cleanup": {"task": "roaming.log_cleanup", "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600)},
+    "roaming-deliveries": {
+        "task": "roaming.deliveries_sweep",
+        "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15),
+    },
+    "roaming-evse-status": {
+        "task": "roaming.evse_status_sweep",
+        "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5),
+    },
+    "roaming-sessions": {
+        "task": "roaming.sessions_sweep",
+        "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60),
+    },
+    "roaming-locations": {
+        "task": "roaming.locations_reconcile",
+        "schedule": env_int("OCPI_LOCATIONS_SWEEP_SECONDS", 300),
+    },
+    "roaming-log-cleanup": {
+        "task": "roaming.log_cleanup",
+        "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600),
+    },
     # OCPP 2.0.1 transactions with no event for OCPP_STALE_TRANSACTION_SECONDS (docs/ocpp.md, E14).
     "ocpp-stale-transactions": {
-        "task": "chargers.stale_transactions_check", "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
+        "task": "chargers.stale_transactions_check",
+        "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
     },
     # Driver subscriptions (docs/drivers.md): monthly fees from saved cards, declined ones retried.
-    "billing-subscriptions": {"task": "billing.subscriptions_collect", "schedule": env_int("BILLING_SUBSCRIPTION_SECONDS", 3600)},
+    "billing-subscriptions": {
+        "task": "billing.subscriptions_collect",
+        "schedule": env_int("BILLING_SUBSCRIPTION_SECONDS", 3600),
+    },
     # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
     "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
     "stays-pms": {"task": "stays.pms_sync_due", "schedule": 60},
-    "stays-kwh-caps": {"task": "guest.stay_caps_enforce", "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30)},
+    "stays-kwh-caps": {
+        "task": "guest.stay_caps_enforce",
+        "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30),
+    },
 }
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # How often each calendar feed and PMS integration is pulled (docs/pms.md).
@@ -214,7 +260,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # django-axes first: it refuses a locked-out sign-in before any password is checked.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend", "backoffice.auth.EmailUsernameBackend",
+    "axes.backends.AxesStandaloneBackend",
+    "backoffice.auth.EmailUsernameBackend",
     # Drivers only, and only from the driver sign-in (allauth passes `email`): docs/drivers.md.
     "drivers.auth.DriverEmailBackend",
 ]
@@ -323,7 +370,9 @@ OCPP_LOG_BUFFER_BYTES_PER_CHARGER = env_int("OCPP_LOG_BUFFER_BYTES_PER_CHARGER",
 # More socket replacements than this per minute for one station id: two clients fight over it.
 OCPP_IDENTITY_CONFLICT_REPLACEMENTS = env_int("OCPP_IDENTITY_CONFLICT_REPLACEMENTS", 5)
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)

@@ -28,16 +28,38 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Partner)
 class PartnerAdmin(admin.ModelAdmin):
-    list_display = ["name", "party", "role", "state", "organization", "last_push_at", "last_pull_at", "last_error"]
+    list_display = [
+        "name",
+        "party",
+        "role",
+        "state",
+        "organization",
+        "last_push_at",
+        "last_pull_at",
+        "last_error",
+    ]
     list_filter = ["state", "role"]
     search_fields = ["name", "party_id", "country_code"]
     list_select_related = ["organization"]
     raw_id_fields = ["organization", "msp"]
     # Tokens are never shown nor edited here: register or unregister through the portal.
     exclude = ["token_a_hash", "incoming_token_hash", "outgoing_token"]
-    readonly_fields = ["state", "version", "endpoints", "business_details", "registered_at", "last_push_at",
-                       "last_pull_at", "last_error", "last_error_at", "last_error_ocpi_status", "country_code",
-                       "party_id", "role", "versions_url"]
+    readonly_fields = [
+        "state",
+        "version",
+        "endpoints",
+        "business_details",
+        "registered_at",
+        "last_push_at",
+        "last_pull_at",
+        "last_error",
+        "last_error_at",
+        "last_error_ocpi_status",
+        "country_code",
+        "party_id",
+        "role",
+        "versions_url",
+    ]
 
     @admin.display(description="Party")
     def party(self, obj: Partner) -> str:
@@ -46,7 +68,16 @@ class PartnerAdmin(admin.ModelAdmin):
 
 @admin.register(OcpiLog)
 class OcpiLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "partner", "direction", "method", "url", "http_status", "ocpi_status", "duration_ms"]
+    list_display = [
+        "created_at",
+        "partner",
+        "direction",
+        "method",
+        "url",
+        "http_status",
+        "ocpi_status",
+        "duration_ms",
+    ]
     list_filter = ["direction", "module", "ocpi_status"]
     search_fields = ["url", "request_id", "correlation_id", "error"]
     list_select_related = ["partner"]
@@ -55,8 +86,17 @@ class OcpiLogAdmin(ReadOnlyAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "partner", "method", "module", "object_key", "status", "attempts", "next_attempt_at",
-                    "last_error"]
+    list_display = [
+        "id",
+        "partner",
+        "method",
+        "module",
+        "object_key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["status", "module"]
     search_fields = ["object_key", "last_error"]
     list_select_related = ["partner"]

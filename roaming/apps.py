@@ -15,10 +15,16 @@ class RoamingConfig(AppConfig):
             receivers.connector_status_changed, dispatch_uid="roaming.connector_status_changed"
         )
         session_started.connect(receivers.session_started, dispatch_uid="roaming.session_started")
-        session_finished.connect(receivers.session_finished, dispatch_uid="roaming.session_finished")
+        session_finished.connect(
+            receivers.session_finished, dispatch_uid="roaming.session_finished"
+        )
         from django.db.models.signals import post_delete, post_save
 
         from .models import Partner
 
-        post_save.connect(receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_saved")
-        post_delete.connect(receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_deleted")
+        post_save.connect(
+            receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_saved"
+        )
+        post_delete.connect(
+            receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_deleted"
+        )

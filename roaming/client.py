@@ -24,7 +24,9 @@ from .transport import redact
 class PartnerCallError(Exception):
     """The partner could not be reached or did not accept the request."""
 
-    def __init__(self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
@@ -40,9 +42,17 @@ class Answer:
 
 
 def call(
-    *, partner: Partner | None, method: str, url: str, token: str, module: str, body: Any = None,
-    params: dict[str, str] | None = None, to_party: tuple[str, str] | None = None,
-    timeout: float | None = None, client: httpx.Client | None = None,
+    *,
+    partner: Partner | None,
+    method: str,
+    url: str,
+    token: str,
+    module: str,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+    to_party: tuple[str, str] | None = None,
+    timeout: float | None = None,
+    client: httpx.Client | None = None,
 ) -> Answer:
     """Send one OCPI request and return its answer; raise PartnerCallError unless it is 1xxx.
 
@@ -59,13 +69,23 @@ def call(
         headers["Content-Type"] = "application/json"
     if to_party is not None and module not in ("versions", "credentials"):
         # Routing headers are never used with the configuration modules (transport_and_format).
-        headers.update({
-            "OCPI-to-country-code": to_party[0], "OCPI-to-party-id": to_party[1],
-            "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE, "OCPI-from-party-id": settings.OCPI_PARTY_ID,
-        })
+        headers.update(
+            {
+                "OCPI-to-country-code": to_party[0],
+                "OCPI-to-party-id": to_party[1],
+                "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE,
+                "OCPI-from-party-id": settings.OCPI_PARTY_ID,
+            }
+        )
     log = OcpiLog(
-        partner=partner, direction=OcpiLog.Direction.OUT, module=module, method=method, url=url[:1000],
-        request_id=request_id, correlation_id=correlation_id, request_body=redact(module, body),
+        partner=partner,
+        direction=OcpiLog.Direction.OUT,
+        module=module,
+        method=method,
+        url=url[:1000],
+        request_id=request_id,
+        correlation_id=correlation_id,
+        request_body=redact(module, body),
     )
     started = time.monotonic()
     own_client = client is None
@@ -92,14 +112,20 @@ def call(
             log.response_body = {"body": response.text[:2000]}
         if not 200 <= response.status_code < 300:
             log.error = f"HTTP {response.status_code}"
-            raise PartnerCallError(log.error, http_status=response.status_code, ocpi_status=log.ocpi_status)
+            raise PartnerCallError(
+                log.error, http_status=response.status_code, ocpi_status=log.ocpi_status
+            )
         if not isinstance(payload, dict) or not isinstance(payload.get("status_code"), int):
             log.error = "answer is not an OCPI response"
             raise PartnerCallError(log.error, http_status=response.status_code)
         if not 1000 <= payload["status_code"] < 2000:
             log.error = f"OCPI {payload['status_code']}: {payload.get('status_message', '')}"[:500]
-            raise PartnerCallError(log.error, http_status=response.status_code, ocpi_status=payload["status_code"])
-        return Answer(response.status_code, payload["status_code"], payload.get("data"), response.headers)
+            raise PartnerCallError(
+                log.error, http_status=response.status_code, ocpi_status=payload["status_code"]
+            )
+        return Answer(
+            response.status_code, payload["status_code"], payload.get("data"), response.headers
+        )
     finally:
         log.duration_ms = int((time.monotonic() - started) * 1000)
         log.save()

@@ -32,9 +32,16 @@ logger = logging.getLogger(__name__)
 _RESULTS: dict[str, dict[str, str]] = {
     RemoteCommand.Type.START_SESSION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
     RemoteCommand.Type.STOP_SESSION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
-    RemoteCommand.Type.UNLOCK_CONNECTOR: {"Unlocked": "ACCEPTED", "UnlockFailed": "FAILED", "NotSupported": "NOT_SUPPORTED"},
+    RemoteCommand.Type.UNLOCK_CONNECTOR: {
+        "Unlocked": "ACCEPTED",
+        "UnlockFailed": "FAILED",
+        "NotSupported": "NOT_SUPPORTED",
+    },
     RemoteCommand.Type.RESERVE_NOW: {
-        "Accepted": "ACCEPTED", "Faulted": "EVSE_INOPERATIVE", "Occupied": "EVSE_OCCUPIED", "Rejected": "REJECTED",
+        "Accepted": "ACCEPTED",
+        "Faulted": "EVSE_INOPERATIVE",
+        "Occupied": "EVSE_OCCUPIED",
+        "Rejected": "REJECTED",
         "Unavailable": "EVSE_INOPERATIVE",
     },
     RemoteCommand.Type.CANCEL_RESERVATION: {"Accepted": "ACCEPTED", "Rejected": "REJECTED"},
@@ -75,9 +82,11 @@ def _charger_at(partner: Partner, location_id: Any, evse_uid: Any) -> tuple[Char
     """
     if not isinstance(location_id, str) or not location_id.isdigit():
         raise _Refused(Response("REJECTED", "Unknown location.", code=ocpi.Code.UNKNOWN_LOCATION))
-    chargers = Charger.objects.select_related("property").filter(
-        property_id=int(location_id), property__organization_id=partner.organization_id
-    ).order_by("station_id")
+    chargers = (
+        Charger.objects.select_related("property")
+        .filter(property_id=int(location_id), property__organization_id=partner.organization_id)
+        .order_by("station_id")
+    )
     if evse_uid:
         parts = ocpi.split_evse_uid(str(evse_uid))
         charger = chargers.filter(station_id=parts[0]).first() if parts else None
@@ -103,8 +112,12 @@ def _store_token(partner: Partner, token: Any) -> str:
         raise _invalid("token (a Token object) is required.")
     try:
         services.token_store(
-            partner=partner, country_code=str(token.get("country_code", "")), party_id=str(token.get("party_id", "")),
-            uid=str(token.get("uid", "")), type_=str(token.get("type", "")), body=token,
+            partner=partner,
+            country_code=str(token.get("country_code", "")),
+            party_id=str(token.get("party_id", "")),
+            uid=str(token.get("uid", "")),
+            type_=str(token.get("type", "")),
+            body=token,
         )
     except services.TokenRefused as exc:
         raise _Refused(Response("REJECTED", exc.message, code=exc.code)) from None
@@ -114,7 +127,11 @@ def _store_token(partner: Partner, token: Any) -> str:
 def _decide(charger: Charger, uid: str, connector_id: int | None) -> Decision:
     facts, location_id = charger_services.charger_facts_by_id(charger.pk, connector_id)
     return async_to_sync(authorize)(
-        uid=uid, charger=facts, context=Context.REMOTE_MSP, location_id=location_id, connector_id=connector_id,
+        uid=uid,
+        charger=facts,
+        context=Context.REMOTE_MSP,
+        location_id=location_id,
+        connector_id=connector_id,
         active_sessions_of=charger_services.token_active_sessions,
     )
 
@@ -133,8 +150,12 @@ def _payload(remote: RemoteCommand) -> tuple[str, dict[str, Any]]:
         return "UnlockConnector", {"connectorId": remote.connector_id}
     if remote.type == RemoteCommand.Type.RESERVE_NOW:
         expiry = ocpi.format_datetime(ocpi.parse_datetime(str(body["expiry_date"])))
-        return "ReserveNow", {"connectorId": remote.connector_id or 0, "expiryDate": expiry,
-                              "idTag": body["token"]["uid"], "reservationId": remote.ocpp_reservation_id}
+        return "ReserveNow", {
+            "connectorId": remote.connector_id or 0,
+            "expiryDate": expiry,
+            "idTag": body["token"]["uid"],
+            "reservationId": remote.ocpp_reservation_id,
+        }
     return "CancelReservation", {"reservationId": remote.ocpp_reservation_id}
 
 
@@ -142,7 +163,9 @@ def _checked(action: str, payload: dict[str, Any]) -> None:
     try:
         charger_commands.check_outgoing_or_raise(action, payload)
     except charger_commands.InvalidCommand as exc:
-        raise _Refused(Response("REJECTED", f"The charger cannot take this command: {exc}")) from None
+        raise _Refused(
+            Response("REJECTED", f"The charger cannot take this command: {exc}")
+        ) from None
 
 
 def command_receive(*, partner: Partner, command: str, body: Any) -> Response:
@@ -150,7 +173,9 @@ def command_receive(*, partner: Partner, command: str, body: Any) -> Response:
     if command not in RemoteCommand.Type.values:
         return Response("NOT_SUPPORTED", f"{command} is not a command we support.")
     if not isinstance(body, dict):
-        return Response("REJECTED", "A command object is required.", code=ocpi.Code.INVALID_PARAMETERS)
+        return Response(
+            "REJECTED", "A command object is required.", code=ocpi.Code.INVALID_PARAMETERS
+        )
     if partner.blocked:
         # Mobility Providers > block: the partner's commands stop with its tokens.
         return Response("REJECTED", "This mobility provider is blocked by the operator.")
@@ -164,7 +189,9 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
     url = _response_url(body)
     remote = RemoteCommand(partner=partner, type=command, request=body, response_url=url)
     if command in (RemoteCommand.Type.START_SESSION, RemoteCommand.Type.RESERVE_NOW):
-        remote.charger, remote.connector_id = _charger_at(partner, body.get("location_id"), body.get("evse_uid"))
+        remote.charger, remote.connector_id = _charger_at(
+            partner, body.get("location_id"), body.get("evse_uid")
+        )
         if body.get("connector_id") and remote.connector_id is None:
             raise _invalid("connector_id needs evse_uid.")
         if command == RemoteCommand.Type.RESERVE_NOW:
@@ -175,11 +202,17 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
             except ValueError:
                 raise _invalid("expiry_date is not a DateTime.") from None
             remote.reservation_id = body["reservation_id"][:36]
-            earlier = RemoteCommand.objects.filter(
-                partner=partner, type=command, reservation_id=remote.reservation_id
-            ).exclude(ocpp_reservation_id=None).first()
+            earlier = (
+                RemoteCommand.objects.filter(
+                    partner=partner, type=command, reservation_id=remote.reservation_id
+                )
+                .exclude(ocpp_reservation_id=None)
+                .first()
+            )
             # A RESERVE_NOW with a known reservation_id replaces that reservation (mod_commands).
-            remote.ocpp_reservation_id = earlier.ocpp_reservation_id if earlier else secrets.randbelow(2**31 - 1) + 1
+            remote.ocpp_reservation_id = (
+                earlier.ocpp_reservation_id if earlier else secrets.randbelow(2**31 - 1) + 1
+            )
         uid = _store_token(partner, body.get("token"))
         _checked(*_payload(remote))
         decision = _decide(remote.charger, uid, remote.connector_id)
@@ -189,13 +222,21 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
             return Response("REJECTED", decision.message, remote_command_id=remote.pk)
     elif command == RemoteCommand.Type.STOP_SESSION:
         session_id = str(body.get("session_id", ""))
-        session = ChargingSession.objects.select_related("token", "charger").filter(
-            pk=int(session_id) if session_id.isdigit() else 0,
-            charger__property__organization_id=partner.organization_id,
-        ).first()
+        session = (
+            ChargingSession.objects.select_related("token", "charger")
+            .filter(
+                pk=int(session_id) if session_id.isdigit() else 0,
+                charger__property__organization_id=partner.organization_id,
+            )
+            .first()
+        )
         if session is None:
             return Response("UNKNOWN_SESSION", "Unknown session.")
-        if session.token is None or session.token.msp_id is None or not _partner_owns(partner, session.token.msp_id):
+        if (
+            session.token is None
+            or session.token.msp_id is None
+            or not _partner_owns(partner, session.token.msp_id)
+        ):
             return Response("REJECTED", "This session is not one of your customers'.")
         if session.status != ChargingSession.Status.ACTIVE:
             return Response("REJECTED", "This session has already ended.")
@@ -203,14 +244,23 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
     elif command == RemoteCommand.Type.UNLOCK_CONNECTOR:
         if not body.get("evse_uid") or not body.get("connector_id"):
             raise _invalid("location_id, evse_uid and connector_id are required.")
-        remote.charger, remote.connector_id = _charger_at(partner, body.get("location_id"), body.get("evse_uid"))
+        remote.charger, remote.connector_id = _charger_at(
+            partner, body.get("location_id"), body.get("evse_uid")
+        )
     else:  # CANCEL_RESERVATION
         reservation_id = str(body.get("reservation_id", ""))[:36]
         if not reservation_id:
             raise _invalid("reservation_id is required.")
-        reserved = RemoteCommand.objects.filter(
-            partner=partner, type=RemoteCommand.Type.RESERVE_NOW, reservation_id=reservation_id, result="ACCEPTED"
-        ).order_by("-id").first()
+        reserved = (
+            RemoteCommand.objects.filter(
+                partner=partner,
+                type=RemoteCommand.Type.RESERVE_NOW,
+                reservation_id=reservation_id,
+                result="ACCEPTED",
+            )
+            .order_by("-id")
+            .first()
+        )
         remote.reservation_id = reservation_id
         if reserved is not None:
             remote.charger, remote.connector_id = reserved.charger, reserved.connector_id
@@ -230,7 +280,9 @@ def _partner_owns(partner: Partner, msp_id: int) -> bool:
         return False
     from authorization.models import MobilityServiceProvider
 
-    return MobilityServiceProvider.objects.filter(pk=msp_id, organization_id=partner.organization_id).exists()
+    return MobilityServiceProvider.objects.filter(
+        pk=msp_id, organization_id=partner.organization_id
+    ).exists()
 
 
 def _queue(remote_id: int) -> None:
@@ -255,10 +307,17 @@ def command_execute(*, remote_command_id: int) -> str:
     if message:
         body["message"] = [{"language": "en", "text": message[:512]}]
     token = remote.request.get("token") if isinstance(remote.request.get("token"), dict) else {}
-    to_party = (str(token.get("country_code", "")), str(token.get("party_id", ""))) if token else None
+    to_party = (
+        (str(token.get("country_code", "")), str(token.get("party_id", ""))) if token else None
+    )
     services.delivery_enqueue(
-        partner=remote.partner, module="commands", object_key=f"command:{remote.pk}", method="POST",
-        path=remote.response_url, body=body, to_party=to_party if to_party and to_party[1] else None,
+        partner=remote.partner,
+        module="commands",
+        object_key=f"command:{remote.pk}",
+        method="POST",
+        path=remote.response_url,
+        body=body,
+        to_party=to_party if to_party and to_party[1] else None,
     )
     services.deliveries_send(partner_id=remote.partner_id)
     return result

@@ -13,8 +13,11 @@ from .models import EvseProfile, LocationProfile
 
 
 class _OrganizationForm(forms.Form):
-    organization = forms.ModelChoiceField(queryset=Organization.objects.none(), empty_label=None,
-                                          help_text="The operator whose public locations the partner sees.")
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.none(),
+        empty_label=None,
+        help_text="The operator whose public locations the partner sees.",
+    )
     name = forms.CharField(max_length=200, label="Partner name")
 
     def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
@@ -29,9 +32,17 @@ class PartnerInviteForm(_OrganizationForm):
 class PartnerConnectForm(_OrganizationForm):
     """We register with the partner from its versions URL and the token A it gave us."""
 
-    versions_url = forms.URLField(max_length=500, label="Partner's versions URL", assume_scheme="https",
-                                  help_text="e.g. https://emsp.example.com/ocpi/versions")
-    token_a = forms.CharField(max_length=64, label="Token A from the partner", widget=forms.PasswordInput(render_value=True))
+    versions_url = forms.URLField(
+        max_length=500,
+        label="Partner's versions URL",
+        assume_scheme="https",
+        help_text="e.g. https://emsp.example.com/ocpi/versions",
+    )
+    token_a = forms.CharField(
+        max_length=64,
+        label="Token A from the partner",
+        widget=forms.PasswordInput(render_value=True),
+    )
 
     def clean_versions_url(self) -> str:
         url = str(self.cleaned_data["versions_url"])
@@ -67,4 +78,11 @@ class LocationProfileForm(forms.ModelForm):
 class EvseProfileForm(forms.ModelForm):
     class Meta:
         model = EvseProfile
-        fields = ["standard", "format", "power_type", "max_voltage", "max_amperage", "max_electric_power"]
+        fields = [
+            "standard",
+            "format",
+            "power_type",
+            "max_voltage",
+            "max_amperage",
+            "max_electric_power",
+        ]

@@ -84,7 +84,12 @@ def evse_object(evse: EvseFacts) -> dict[str, Any]:
         "evse_id": evse.evse_id,
         "status": evse.status,
         # What a partner may ask of it through the commands module (mod_locations "Capability").
-        "capabilities": ["REMOTE_START_STOP_CAPABLE", "RESERVABLE", "UNLOCK_CAPABLE", "RFID_READER"],
+        "capabilities": [
+            "REMOTE_START_STOP_CAPABLE",
+            "RESERVABLE",
+            "UNLOCK_CAPABLE",
+            "RFID_READER",
+        ],
         "connectors": [connector_object(evse)],
     }
     if evse.physical_reference:
@@ -106,18 +111,26 @@ def location_object(location: LocationFacts, *, country_code: str, party_id: str
     }
     if location.postal_code:
         data["postal_code"] = location.postal_code
-    data.update({
-        "country": location.country,
-        # GeoLocation: decimal degrees as strings, up to 6 decimals (mod_locations "GeoLocation").
-        "coordinates": {"latitude": f"{location.latitude:.6f}", "longitude": f"{location.longitude:.6f}"},
-        "evses": [evse_object(evse) for evse in location.evses],
-        "operator": {"name": location.operator_name},
-        "time_zone": location.time_zone,
-    })
+    data.update(
+        {
+            "country": location.country,
+            # GeoLocation: decimal degrees as strings, up to 6 decimals (mod_locations "GeoLocation").
+            "coordinates": {
+                "latitude": f"{location.latitude:.6f}",
+                "longitude": f"{location.longitude:.6f}",
+            },
+            "evses": [evse_object(evse) for evse in location.evses],
+            "operator": {"name": location.operator_name},
+            "time_zone": location.time_zone,
+        }
+    )
     if location.open_24_7:
         data["opening_times"] = {"twentyfourseven": True}
     else:
-        data["opening_times"] = {"twentyfourseven": False, "regular_hours": list(location.regular_hours)}
+        data["opening_times"] = {
+            "twentyfourseven": False,
+            "regular_hours": list(location.regular_hours),
+        }
     evse_times = [evse.last_updated for evse in location.evses]
     data["last_updated"] = format_datetime(max([location.last_updated, *evse_times]))
     return data
@@ -219,8 +232,13 @@ class CdrTokenFacts:
     contract_id: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"country_code": self.country_code, "party_id": self.party_id, "uid": self.uid, "type": self.type,
-                "contract_id": self.contract_id}
+        return {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "uid": self.uid,
+            "type": self.type,
+            "contract_id": self.contract_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -278,22 +296,29 @@ def session_object(session: SessionFacts, *, country_code: str, party_id: str) -
     }
     if session.stopped_at is not None:
         data["end_date_time"] = format_datetime(session.stopped_at)
-    data.update({
-        "kwh": _kwh(session.cost.energy_wh),
-        "cdr_token": session.token.as_dict(),
-        "auth_method": session.auth_method,
-    })
+    data.update(
+        {
+            "kwh": _kwh(session.cost.energy_wh),
+            "cdr_token": session.token.as_dict(),
+            "auth_method": session.auth_method,
+        }
+    )
     if session.authorization_reference:
         data["authorization_reference"] = session.authorization_reference
-    data.update({
-        "location_id": session.location_id,
-        "evse_uid": session.evse_uid,
-        "connector_id": "1",
-        "currency": session.cost.currency,
-        "total_cost": {"excl_vat": number(session.cost.subtotal), "incl_vat": number(session.cost.total)},
-        "status": "ACTIVE" if session.active else "COMPLETED",
-        "last_updated": format_datetime(session.last_updated),
-    })
+    data.update(
+        {
+            "location_id": session.location_id,
+            "evse_uid": session.evse_uid,
+            "connector_id": "1",
+            "currency": session.cost.currency,
+            "total_cost": {
+                "excl_vat": number(session.cost.subtotal),
+                "incl_vat": number(session.cost.total),
+            },
+            "status": "ACTIVE" if session.active else "COMPLETED",
+            "last_updated": format_datetime(session.last_updated),
+        }
+    )
     return data
 
 
@@ -309,8 +334,10 @@ def charging_periods(session: SessionFacts) -> list[dict[str, Any]]:
     cost = session.cost
     charging: dict[str, Any] = {
         "start_date_time": format_datetime(session.started_at),
-        "dimensions": [{"type": "ENERGY", "volume": _kwh(cost.energy_wh)},
-                       {"type": "TIME", "volume": _hours(cost.charging_seconds)}],
+        "dimensions": [
+            {"type": "ENERGY", "volume": _kwh(cost.energy_wh)},
+            {"type": "TIME", "volume": _hours(cost.charging_seconds)},
+        ],
     }
     if session.tariff_id:
         charging["tariff_id"] = session.tariff_id
@@ -318,7 +345,9 @@ def charging_periods(session: SessionFacts) -> list[dict[str, Any]]:
     if cost.idle_seconds > 0 and session.stopped_at is not None:
         parking_from = session.stopped_at.timestamp() - cost.idle_seconds
         parking: dict[str, Any] = {
-            "start_date_time": format_datetime(datetime.fromtimestamp(parking_from, tz=session.stopped_at.tzinfo)),
+            "start_date_time": format_datetime(
+                datetime.fromtimestamp(parking_from, tz=session.stopped_at.tzinfo)
+            ),
             "dimensions": [{"type": "PARKING_TIME", "volume": _hours(cost.idle_seconds)}],
         }
         if session.tariff_id:
@@ -328,8 +357,15 @@ def charging_periods(session: SessionFacts) -> list[dict[str, Any]]:
 
 
 def cdr_object(
-    session: SessionFacts, *, cdr_id: str, location: dict[str, Any], tariffs: list[dict[str, Any]],
-    signed_values: tuple[SignedValueFacts, ...], country_code: str, party_id: str, created: datetime,
+    session: SessionFacts,
+    *,
+    cdr_id: str,
+    location: dict[str, Any],
+    tariffs: list[dict[str, Any]],
+    signed_values: tuple[SignedValueFacts, ...],
+    country_code: str,
+    party_id: str,
+    created: datetime,
 ) -> dict[str, Any]:
     """Return an OCPI CDR (mod_cdrs "CDR Object") whose costs are our billing's for the session.
 
@@ -361,7 +397,11 @@ def cdr_object(
             # OCPP 1.6 'SignedData' sampled values as the charger sent them.
             "encoding_method": "OCPP1.6-SignedData",
             "signed_values": [
-                {"nature": v.nature, "plain_data": v.plain_data[:5000], "signed_data": v.signed_data[:5000]}
+                {
+                    "nature": v.nature,
+                    "plain_data": v.plain_data[:5000],
+                    "signed_data": v.signed_data[:5000],
+                }
                 for v in signed_values
             ],
         }

@@ -21,11 +21,16 @@ class Partner(models.Model):
         UNREGISTERED = "unregistered", "Unregistered"
 
     organization = models.ForeignKey(
-        "backoffice.Organization", on_delete=models.CASCADE, related_name="ocpi_partners",
+        "backoffice.Organization",
+        on_delete=models.CASCADE,
+        related_name="ocpi_partners",
         help_text="The operator whose public locations this partner sees.",
     )
     msp = models.OneToOneField(
-        "authorization.MobilityServiceProvider", on_delete=models.SET_NULL, null=True, blank=True,
+        "authorization.MobilityServiceProvider",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="ocpi_partner",
     )
     name = models.CharField(max_length=200)
@@ -79,7 +84,9 @@ class OcpiLog(models.Model):
         OUT = "out", "To the partner"
 
     id = models.BigAutoField(primary_key=True)
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="log")
+    partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="log"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     module = models.CharField(max_length=30, blank=True)
@@ -105,7 +112,9 @@ class OcpiLog(models.Model):
 class LocationProfile(models.Model):
     """What OCPI (and AFIR) need about a property beyond what hosts set for charging."""
 
-    property = models.OneToOneField("backoffice.Property", on_delete=models.CASCADE, related_name="ocpi_profile")
+    property = models.OneToOneField(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="ocpi_profile"
+    )
     city = models.CharField(max_length=45)
     postal_code = models.CharField(max_length=10, blank=True)
     country = models.CharField(max_length=3, help_text="ISO 3166-1 alpha-3, e.g. NLD.")
@@ -139,13 +148,21 @@ class EvseProfile(models.Model):
         AC_3_PHASE = "AC_3_PHASE", "AC, 3 phases"
         DC = "DC", "DC"
 
-    charger = models.OneToOneField("chargers.Charger", on_delete=models.CASCADE, related_name="ocpi_profile")
+    charger = models.OneToOneField(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="ocpi_profile"
+    )
     standard = models.CharField(max_length=20, choices=Standard.choices, default=Standard.TYPE2)
     format = models.CharField(max_length=6, choices=Format.choices, default=Format.SOCKET)
-    power_type = models.CharField(max_length=10, choices=PowerType.choices, default=PowerType.AC_3_PHASE)
-    max_voltage = models.PositiveIntegerField(default=230, help_text="Volt, line to neutral for AC 3 phases.")
+    power_type = models.CharField(
+        max_length=10, choices=PowerType.choices, default=PowerType.AC_3_PHASE
+    )
+    max_voltage = models.PositiveIntegerField(
+        default=230, help_text="Volt, line to neutral for AC 3 phases."
+    )
     max_amperage = models.PositiveIntegerField(default=32)
-    max_electric_power = models.PositiveIntegerField(null=True, blank=True, help_text="Watt, when lower than V x A.")
+    max_electric_power = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Watt, when lower than V x A."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -205,7 +222,9 @@ class PushedToken(models.Model):
     authorization Token the decision engine uses."""
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="tokens")
-    token = models.OneToOneField("authorization.Token", on_delete=models.CASCADE, related_name="ocpi")
+    token = models.OneToOneField(
+        "authorization.Token", on_delete=models.CASCADE, related_name="ocpi"
+    )
     country_code = models.CharField(max_length=2)
     party_id = models.CharField(max_length=3)
     uid = models.CharField(max_length=36)
@@ -216,7 +235,9 @@ class PushedToken(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["country_code", "party_id", "uid", "type"], name="unique_pushed_token")
+            models.UniqueConstraint(
+                fields=["country_code", "party_id", "uid", "type"], name="unique_pushed_token"
+            )
         ]
 
     def __str__(self) -> str:
@@ -237,15 +258,22 @@ class RemoteCommand(models.Model):
     type = models.CharField(max_length=20, choices=Type.choices)
     request = models.JSONField()
     response_url = models.URLField(max_length=500)
-    charger = models.ForeignKey("chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     connector_id = models.PositiveIntegerField(null=True, blank=True)
     # The OCPP CALL it became (RemoteStartTransaction, ReserveNow, ...).
-    charger_command = models.ForeignKey("chargers.Command", on_delete=models.SET_NULL, null=True, blank=True,
-                                        related_name="+")
-    reservation_id = models.CharField(max_length=36, blank=True, help_text="The partner's (OCPI) reservation id.")
+    charger_command = models.ForeignKey(
+        "chargers.Command", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reservation_id = models.CharField(
+        max_length=36, blank=True, help_text="The partner's (OCPI) reservation id."
+    )
     ocpp_reservation_id = models.IntegerField(null=True, blank=True)
     response = models.CharField(max_length=20, help_text="Our CommandResponse result.")
-    result = models.CharField(max_length=20, blank=True, help_text="The CommandResult sent to response_url.")
+    result = models.CharField(
+        max_length=20, blank=True, help_text="The CommandResult sent to response_url."
+    )
     message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -260,7 +288,9 @@ class RemoteCommand(models.Model):
 class Cdr(models.Model):
     """The charge detail record of a finished roaming session, as sent (CDRs are never changed)."""
 
-    session = models.OneToOneField("chargers.ChargingSession", on_delete=models.PROTECT, related_name="ocpi_cdr")
+    session = models.OneToOneField(
+        "chargers.ChargingSession", on_delete=models.PROTECT, related_name="ocpi_cdr"
+    )
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="cdrs")
     cdr_id = models.CharField(max_length=39, unique=True)
     data = models.JSONField()

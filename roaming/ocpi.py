@@ -153,7 +153,12 @@ def parse_page(params: dict[str, str]) -> Page:
             dates[name] = parse_datetime(value) if value else None
         except ValueError:
             raise BadParameter(f"{name} is not a DateTime") from None
-    return Page(offset=offset, limit=min(limit, MAX_LIMIT), date_from=dates["date_from"], date_to=dates["date_to"])
+    return Page(
+        offset=offset,
+        limit=min(limit, MAX_LIMIT),
+        date_from=dates["date_from"],
+        date_to=dates["date_to"],
+    )
 
 
 def next_link(base_url: str, params: dict[str, str], page: Page, total: int) -> str | None:

@@ -48,36 +48,64 @@ def partner_list(request: HttpRequest) -> HttpResponse:
             invite = PartnerInviteForm(request.POST, organizations=organizations, prefix="invite")
             if invite.is_valid():
                 partner, token_a = services.partner_invite(
-                    organization=invite.cleaned_data["organization"], name=invite.cleaned_data["name"]
+                    organization=invite.cleaned_data["organization"],
+                    name=invite.cleaned_data["name"],
                 )
                 # Shown once: only its hash is kept.
-                issued = {"partner": partner, "token_a": token_a, "versions_url": _our_versions_url(request)}
+                issued = {
+                    "partner": partner,
+                    "token_a": token_a,
+                    "versions_url": _our_versions_url(request),
+                }
                 invite = PartnerInviteForm(organizations=organizations, prefix="invite")
         else:
-            connect = PartnerConnectForm(request.POST, organizations=organizations, prefix="connect")
+            connect = PartnerConnectForm(
+                request.POST, organizations=organizations, prefix="connect"
+            )
             if connect.is_valid():
                 try:
                     partner = services.partner_connect(
-                        organization=connect.cleaned_data["organization"], name=connect.cleaned_data["name"],
-                        versions_url=connect.cleaned_data["versions_url"], token_a=connect.cleaned_data["token_a"],
+                        organization=connect.cleaned_data["organization"],
+                        name=connect.cleaned_data["name"],
+                        versions_url=connect.cleaned_data["versions_url"],
+                        token_a=connect.cleaned_data["token_a"],
                         our_versions_url=_our_versions_url(request),
                     )
                 except services.RegistrationError as exc:
-                    connect.add_error(None, f"The partner refused or could not be reached (OCPI {exc.code}): {exc.message}")
+                    connect.add_error(
+                        None,
+                        f"The partner refused or could not be reached (OCPI {exc.code}): {exc.message}",
+                    )
                 else:
-                    messages.success(request, f"Connected to {partner.name} ({partner.country_code}*{partner.party_id}).")
+                    messages.success(
+                        request,
+                        f"Connected to {partner.name} ({partner.country_code}*{partner.party_id}).",
+                    )
                     return redirect("partners:msp-ocpi-partner", pk=partner.pk)
     rows = [(p, selectors.partner_counts(p)) for p in _partners_for(request.user).order_by("name")]
-    properties = scope_to_user(Property.objects.select_related("ocpi_profile"), request.user).order_by("name")
+    properties = scope_to_user(
+        Property.objects.select_related("ocpi_profile"), request.user
+    ).order_by("name")
     locations = [
-        (prop, hasattr(prop, "ocpi_profile"),
-         selectors.published_chargers(prop.organization_id).filter(property=prop).exists())
+        (
+            prop,
+            hasattr(prop, "ocpi_profile"),
+            selectors.published_chargers(prop.organization_id).filter(property=prop).exists(),
+        )
         for prop in properties[:200]
     ]
-    return render(request, "roaming/partner_list.html", {
-        "rows": rows, "invite": invite, "connect": connect, "issued": issued, "can_add": organizations.exists(),
-        "locations": locations,
-    })
+    return render(
+        request,
+        "roaming/partner_list.html",
+        {
+            "rows": rows,
+            "invite": invite,
+            "connect": connect,
+            "issued": issued,
+            "can_add": organizations.exists(),
+            "locations": locations,
+        },
+    )
 
 
 @login_required
@@ -89,15 +117,31 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if q:
         status = int(q) if q.isdigit() else None
         log = log.filter(
-            Q(url__icontains=q) | Q(module__iexact=q) | Q(method__iexact=q) | Q(request_id=q)
-            | Q(correlation_id=q) | Q(error__icontains=q) | Q(http_status=status) | Q(ocpi_status=status)
+            Q(url__icontains=q)
+            | Q(module__iexact=q)
+            | Q(method__iexact=q)
+            | Q(request_id=q)
+            | Q(correlation_id=q)
+            | Q(error__icontains=q)
+            | Q(http_status=status)
+            | Q(ocpi_status=status)
         )
     page = Paginator(log.order_by("-id"), 50).get_page(request.GET.get("page"))
-    waiting = Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[:50]
-    return render(request, "roaming/partner_detail.html", {
-        "partner": partner, "counts": selectors.partner_counts(partner), "page": page, "q": q, "waiting": waiting,
-        "can_edit": role in ("owner", "manager"),
-    })
+    waiting = Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by(
+        "id"
+    )[:50]
+    return render(
+        request,
+        "roaming/partner_detail.html",
+        {
+            "partner": partner,
+            "counts": selectors.partner_counts(partner),
+            "page": page,
+            "q": q,
+            "waiting": waiting,
+            "can_edit": role in ("owner", "manager"),
+        },
+    )
 
 
 @login_required
@@ -106,7 +150,9 @@ def partner_unregister(request: HttpRequest, pk: int) -> HttpResponse:
     partner = get_object_or_404(_partners_for(request.user), pk=pk)
     require_role(request.user, partner.organization_id, edit=True)
     services.partner_disconnect(partner=partner)
-    messages.success(request, f"{partner.name} is unregistered: neither side can call the other any more.")
+    messages.success(
+        request, f"{partner.name} is unregistered: neither side can call the other any more."
+    )
     return redirect("partners:msp-ocpi-partner", pk=partner.pk)
 
 
@@ -119,26 +165,41 @@ def location_ocpi(request: HttpRequest, pk: int) -> HttpResponse:
     profile = LocationProfile.objects.filter(property=prop).first()
     chargers = list(Charger.objects.filter(property=prop).order_by("station_id"))
     forms_by_charger = {
-        c.pk: EvseProfileForm(instance=EvseProfile.objects.filter(charger=c).first() or EvseProfile(charger=c),
-                              prefix=f"cp{c.pk}")
+        c.pk: EvseProfileForm(
+            instance=EvseProfile.objects.filter(charger=c).first() or EvseProfile(charger=c),
+            prefix=f"cp{c.pk}",
+        )
         for c in chargers
     }
     form = LocationProfileForm(instance=profile or LocationProfile(property=prop), prefix="loc")
     if request.method == "POST":
         if not can_edit:
             raise PermissionDenied("Your role is read-only.")
-        form = LocationProfileForm(request.POST, instance=profile or LocationProfile(property=prop), prefix="loc")
+        form = LocationProfileForm(
+            request.POST, instance=profile or LocationProfile(property=prop), prefix="loc"
+        )
         forms_by_charger = {
-            c.pk: EvseProfileForm(request.POST, instance=EvseProfile.objects.filter(charger=c).first()
-                                  or EvseProfile(charger=c), prefix=f"cp{c.pk}")
+            c.pk: EvseProfileForm(
+                request.POST,
+                instance=EvseProfile.objects.filter(charger=c).first() or EvseProfile(charger=c),
+                prefix=f"cp{c.pk}",
+            )
             for c in chargers
         }
         if form.is_valid() and all(f.is_valid() for f in forms_by_charger.values()):
-            services.location_ocpi_save(location=form.instance, connectors=[f.instance for f in forms_by_charger.values()])
+            services.location_ocpi_save(
+                location=form.instance, connectors=[f.instance for f in forms_by_charger.values()]
+            )
             messages.success(request, f"OCPI data of {prop.name} saved.")
             return redirect("partners:location-ocpi", pk=prop.pk)
     published = {c.pk: selectors.charger_is_published(c) for c in chargers}
-    return render(request, "roaming/location_ocpi.html", {
-        "prop": prop, "form": form, "chargers": [(c, forms_by_charger[c.pk], published[c.pk]) for c in chargers],
-        "can_edit": can_edit,
-    })
+    return render(
+        request,
+        "roaming/location_ocpi.html",
+        {
+            "prop": prop,
+            "form": form,
+            "chargers": [(c, forms_by_charger[c.pk], published[c.pk]) for c in chargers],
+            "can_edit": can_edit,
+        },
+    )

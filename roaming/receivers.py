@@ -45,7 +45,9 @@ def connector_status_changed(sender: Any, connectors: list[tuple[int, int]], **k
     try:
         if not _any_connected_partner():
             return
-        evse_status_push_task.delay([[charger_id, connector_id] for charger_id, connector_id in connectors])
+        evse_status_push_task.delay(
+            [[charger_id, connector_id] for charger_id, connector_id in connectors]
+        )
     except Exception:
         logger.exception("Could not push connector statuses to roaming partners; the sweep will")
 
@@ -59,7 +61,9 @@ def session_started(sender: Any, session_id: int, **kwargs: Any) -> None:
             return
         session_started_task.delay(session_id)
     except Exception:
-        logger.exception("Could not push session %s to roaming partners; the sweep will", session_id)
+        logger.exception(
+            "Could not push session %s to roaming partners; the sweep will", session_id
+        )
 
 
 def session_finished(sender: Any, session_id: int, **kwargs: Any) -> None:

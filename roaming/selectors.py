@@ -16,8 +16,11 @@ from . import mapping, ocpi
 from .models import EvseProfile, Partner
 
 _DEFAULT_SPEC = mapping.ConnectorSpec(
-    standard=EvseProfile.Standard.TYPE2, format=EvseProfile.Format.SOCKET,
-    power_type=EvseProfile.PowerType.AC_3_PHASE, max_voltage=230, max_amperage=32,
+    standard=EvseProfile.Standard.TYPE2,
+    format=EvseProfile.Format.SOCKET,
+    power_type=EvseProfile.PowerType.AC_3_PHASE,
+    max_voltage=230,
+    max_amperage=32,
 )
 
 
@@ -28,11 +31,19 @@ def published_chargers(organization_id: int) -> QuerySet[Charger]:
     roaming switch, or the property's when the charger follows it.
     """
     return (
-        Charger.objects.select_related("property", "property__ocpi_profile", "property__organization", "ocpi_profile")
+        Charger.objects.select_related(
+            "property", "property__ocpi_profile", "property__organization", "ocpi_profile"
+        )
         .prefetch_related("connectors")
-        .filter(property__organization_id=organization_id, access_mode=Charger.AccessMode.PUBLIC,
-                property__ocpi_profile__isnull=False)
-        .filter(Q(roaming_enabled=True) | Q(roaming_enabled__isnull=True, property__roaming_enabled=True))
+        .filter(
+            property__organization_id=organization_id,
+            access_mode=Charger.AccessMode.PUBLIC,
+            property__ocpi_profile__isnull=False,
+        )
+        .filter(
+            Q(roaming_enabled=True)
+            | Q(roaming_enabled__isnull=True, property__roaming_enabled=True)
+        )
         .order_by("property_id", "station_id")
     )
 
@@ -46,15 +57,20 @@ def connector_spec(charger: Charger) -> mapping.ConnectorSpec:
     if profile is None:
         return _DEFAULT_SPEC
     return mapping.ConnectorSpec(
-        standard=profile.standard, format=profile.format, power_type=profile.power_type,
-        max_voltage=profile.max_voltage, max_amperage=profile.max_amperage,
+        standard=profile.standard,
+        format=profile.format,
+        power_type=profile.power_type,
+        max_voltage=profile.max_voltage,
+        max_amperage=profile.max_amperage,
         max_electric_power=profile.max_electric_power,
     )
 
 
 def evses_of(charger: Charger, *, now: datetime) -> list[mapping.EvseFacts]:
     """Return one EVSE per OCPP connector (connector 0, the whole charger, is not an EVSE)."""
-    connectors = sorted((c for c in charger.connectors.all() if c.connector_id >= 1), key=lambda c: c.connector_id)
+    connectors = sorted(
+        (c for c in charger.connectors.all() if c.connector_id >= 1), key=lambda c: c.connector_id
+    )
     rate = rate_for_charger(charger, now)
     tariff_ids = (str(rate.pk),) if rate is not None else ()
     online = charger.is_online(now)
@@ -65,28 +81,50 @@ def evses_of(charger: Charger, *, now: datetime) -> list[mapping.EvseFacts]:
         moments.append(profile.updated_at)
     facts = []
     # A charger that never reported its connectors still has at least one.
-    for connector_id, status, updated in (
-        [(c.connector_id, c.status, c.updated_at) for c in connectors] or [(1, "", charger.created_at)]
-    ):
-        facts.append(mapping.EvseFacts(
-            uid=ocpi.evse_uid(charger.station_id, connector_id),
-            evse_id=ocpi.evse_id(settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID, charger.station_id, connector_id),
-            status=ocpi.evse_status(status, charger_online=online, out_of_order=charger.out_of_order),
-            spec=spec, tariff_ids=tariff_ids, last_updated=max([updated, *moments]),
-            physical_reference=charger.station_id if len(charger.station_id) <= 16 else "",
-        ))
+    for connector_id, status, updated in [
+        (c.connector_id, c.status, c.updated_at) for c in connectors
+    ] or [(1, "", charger.created_at)]:
+        facts.append(
+            mapping.EvseFacts(
+                uid=ocpi.evse_uid(charger.station_id, connector_id),
+                evse_id=ocpi.evse_id(
+                    settings.OCPI_COUNTRY_CODE,
+                    settings.OCPI_PARTY_ID,
+                    charger.station_id,
+                    connector_id,
+                ),
+                status=ocpi.evse_status(
+                    status, charger_online=online, out_of_order=charger.out_of_order
+                ),
+                spec=spec,
+                tariff_ids=tariff_ids,
+                last_updated=max([updated, *moments]),
+                physical_reference=charger.station_id if len(charger.station_id) <= 16 else "",
+            )
+        )
     return facts
 
 
-def _location_facts(prop: Property, chargers: list[Charger], *, now: datetime) -> mapping.LocationFacts:
+def _location_facts(
+    prop: Property, chargers: list[Charger], *, now: datetime
+) -> mapping.LocationFacts:
     profile = prop.ocpi_profile
     evses = tuple(evse for charger in chargers for evse in evses_of(charger, now=now))
     return mapping.LocationFacts(
-        id=str(prop.pk), name=prop.name, address=prop.address or "#NA", city=profile.city,
-        postal_code=profile.postal_code, country=profile.country, latitude=profile.latitude,
-        longitude=profile.longitude, time_zone=prop.timezone, open_24_7=profile.open_24_7,
-        regular_hours=tuple(profile.regular_hours or ()), operator_name=prop.organization.name,
-        evses=evses, last_updated=profile.updated_at,
+        id=str(prop.pk),
+        name=prop.name,
+        address=prop.address or "#NA",
+        city=profile.city,
+        postal_code=profile.postal_code,
+        country=profile.country,
+        latitude=profile.latitude,
+        longitude=profile.longitude,
+        time_zone=prop.timezone,
+        open_24_7=profile.open_24_7,
+        regular_hours=tuple(profile.regular_hours or ()),
+        operator_name=prop.organization.name,
+        evses=evses,
+        last_updated=profile.updated_at,
     )
 
 
@@ -111,7 +149,8 @@ def locations_all(organization_id: int, *, now: datetime) -> list[dict]:
     return [
         mapping.location_object(
             _location_facts(property_of(chargers[0]), chargers, now=now),
-            country_code=settings.OCPI_COUNTRY_CODE, party_id=settings.OCPI_PARTY_ID,
+            country_code=settings.OCPI_COUNTRY_CODE,
+            party_id=settings.OCPI_PARTY_ID,
         )
         for _, chargers in sorted(by_property.items())
     ]
@@ -119,28 +158,41 @@ def locations_all(organization_id: int, *, now: datetime) -> list[dict]:
 
 def locations_page(partner: Partner, page: ocpi.Page, *, now: datetime) -> tuple[int, list[dict]]:
     """Return (total matching, this page) of the partner's view of our locations."""
-    matching = [loc for loc in locations_all(partner.organization_id, now=now) if in_window(loc["last_updated"], page)]
-    return len(matching), matching[page.offset:page.offset + page.limit]
+    matching = [
+        loc
+        for loc in locations_all(partner.organization_id, now=now)
+        if in_window(loc["last_updated"], page)
+    ]
+    return len(matching), matching[page.offset : page.offset + page.limit]
 
 
 def location_get(partner: Partner, location_id: str, *, now: datetime) -> dict | None:
     if not location_id.isdigit():
         return None
-    chargers = [c for c in published_chargers(partner.organization_id).filter(property_id=int(location_id))]
+    chargers = [
+        c for c in published_chargers(partner.organization_id).filter(property_id=int(location_id))
+    ]
     if not chargers:
         return None
     return mapping.location_object(
         _location_facts(property_of(chargers[0]), chargers, now=now),
-        country_code=settings.OCPI_COUNTRY_CODE, party_id=settings.OCPI_PARTY_ID,
+        country_code=settings.OCPI_COUNTRY_CODE,
+        party_id=settings.OCPI_PARTY_ID,
     )
 
 
-def charger_for_evse(organization_id: int, location_id: str, evse_uid: str) -> tuple[Charger, int] | None:
+def charger_for_evse(
+    organization_id: int, location_id: str, evse_uid: str
+) -> tuple[Charger, int] | None:
     """Return (published charger, connector id) of one of our EVSE uids at `location_id`, or None."""
     parts = ocpi.split_evse_uid(evse_uid)
     if parts is None or not location_id.isdigit():
         return None
-    charger = published_chargers(organization_id).filter(property_id=int(location_id), station_id=parts[0]).first()
+    charger = (
+        published_chargers(organization_id)
+        .filter(property_id=int(location_id), station_id=parts[0])
+        .first()
+    )
     return (charger, parts[1]) if charger is not None else None
 
 
@@ -154,11 +206,18 @@ def evse_facts(charger: Charger, connector_id: int, *, now: datetime) -> mapping
 
 def rate_facts(rate: Rate) -> mapping.RateFacts:
     return mapping.RateFacts(
-        id=str(rate.pk), currency=rate.property.currency, connection_fee=rate.connection_fee,
-        energy_price_per_kwh=rate.energy_price_per_kwh, time_price_per_hour=rate.time_price_per_hour,
-        idle_fee_per_minute=rate.idle_fee_per_minute, idle_grace_minutes=rate.idle_grace_minutes,
-        idle_fee_cap=rate.idle_fee_cap, tax_percent=rate.tax_percent, valid_from=rate.valid_from,
-        valid_until=rate.valid_until, last_updated=rate.updated_at,
+        id=str(rate.pk),
+        currency=rate.property.currency,
+        connection_fee=rate.connection_fee,
+        energy_price_per_kwh=rate.energy_price_per_kwh,
+        time_price_per_hour=rate.time_price_per_hour,
+        idle_fee_per_minute=rate.idle_fee_per_minute,
+        idle_grace_minutes=rate.idle_grace_minutes,
+        idle_fee_cap=rate.idle_fee_cap,
+        tax_percent=rate.tax_percent,
+        valid_from=rate.valid_from,
+        valid_until=rate.valid_until,
+        last_updated=rate.updated_at,
     )
 
 
@@ -180,8 +239,12 @@ def tariffs_page(partner: Partner, page: ocpi.Page, *, now: datetime) -> tuple[i
     rates = rates.order_by("created_at", "pk")
     total = rates.count()
     data = [
-        mapping.tariff_object(rate_facts(rate), country_code=settings.OCPI_COUNTRY_CODE, party_id=settings.OCPI_PARTY_ID)
-        for rate in rates[page.offset:page.offset + page.limit]
+        mapping.tariff_object(
+            rate_facts(rate),
+            country_code=settings.OCPI_COUNTRY_CODE,
+            party_id=settings.OCPI_PARTY_ID,
+        )
+        for rate in rates[page.offset : page.offset + page.limit]
     ]
     return total, data
 
@@ -194,7 +257,9 @@ def partner_counts(partner: Partner) -> dict[str, int]:
 
     sessions = ChargingSession.objects.filter(token__ocpi__partner=partner)
     if partner.msp_id:
-        sessions = ChargingSession.objects.filter(Q(token__ocpi__partner=partner) | Q(token__msp_id=partner.msp_id))
+        sessions = ChargingSession.objects.filter(
+            Q(token__ocpi__partner=partner) | Q(token__msp_id=partner.msp_id)
+        )
     return {
         "tokens": PushedToken.objects.filter(partner=partner).count(),
         "sessions": sessions.distinct().count(),

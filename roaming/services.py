@@ -50,12 +50,14 @@ def our_credentials(*, token: str, versions_url: str) -> dict[str, Any]:
     return {
         "token": token,
         "url": versions_url,
-        "roles": [{
-            "role": ocpi.Role.CPO,
-            "party_id": settings.OCPI_PARTY_ID,
-            "country_code": settings.OCPI_COUNTRY_CODE,
-            "business_details": {"name": settings.OCPP_CPO_NAME},
-        }],
+        "roles": [
+            {
+                "role": ocpi.Role.CPO,
+                "party_id": settings.OCPI_PARTY_ID,
+                "country_code": settings.OCPI_COUNTRY_CODE,
+                "business_details": {"name": settings.OCPP_CPO_NAME},
+            }
+        ],
     }
 
 
@@ -72,19 +74,34 @@ def parse_credentials(body: Any) -> tuple[str, str, PartnerParty]:
     if not isinstance(body, dict):
         raise RegistrationError(ocpi.Code.INVALID_PARAMETERS, "A credentials object is required.")
     token, url, roles = body.get("token"), body.get("url"), body.get("roles")
-    if not isinstance(token, str) or not token or len(token) > 64 or not all(0x21 <= ord(c) <= 0x7E for c in token):
-        raise RegistrationError(ocpi.Code.INVALID_PARAMETERS, "token: 1 to 64 printable ASCII characters.")
+    if (
+        not isinstance(token, str)
+        or not token
+        or len(token) > 64
+        or not all(0x21 <= ord(c) <= 0x7E for c in token)
+    ):
+        raise RegistrationError(
+            ocpi.Code.INVALID_PARAMETERS, "token: 1 to 64 printable ASCII characters."
+        )
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise RegistrationError(ocpi.Code.INVALID_PARAMETERS, "url: the versions endpoint URL is required.")
+        raise RegistrationError(
+            ocpi.Code.INVALID_PARAMETERS, "url: the versions endpoint URL is required."
+        )
     if not isinstance(roles, list) or not roles:
-        raise RegistrationError(ocpi.Code.INVALID_PARAMETERS, "roles: at least one role is required.")
+        raise RegistrationError(
+            ocpi.Code.INVALID_PARAMETERS, "roles: at least one role is required."
+        )
     for item in roles:
         if not isinstance(item, dict):
             continue
         role = str(item.get("role", "")).upper()
         cc, pid = str(item.get("country_code", "")).upper(), str(item.get("party_id", "")).upper()
         if role in (ocpi.Role.EMSP, ocpi.Role.HUB) and len(cc) == 2 and 1 <= len(pid) <= 3:
-            details = item.get("business_details") if isinstance(item.get("business_details"), dict) else {}
+            details = (
+                item.get("business_details")
+                if isinstance(item.get("business_details"), dict)
+                else {}
+            )
             return token, url, PartnerParty(role, cc, pid, details or {})
     raise RegistrationError(
         ocpi.Code.NO_MATCHING_ENDPOINTS, "We are a CPO: the roles must include an EMSP or a HUB."
@@ -97,32 +114,55 @@ def fetch_endpoints(*, partner: Partner | None, versions_url: str, token: str) -
     Raises RegistrationError 3001 when its API cannot be used, 3002 without version 2.2.1.
     """
     try:
-        versions = client.call(partner=partner, method="GET", url=versions_url, token=token, module="versions").data
+        versions = client.call(
+            partner=partner, method="GET", url=versions_url, token=token, module="versions"
+        ).data
     except client.PartnerCallError as exc:
-        raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, f"GET versions failed: {exc.message}") from None
+        raise RegistrationError(
+            ocpi.Code.CLIENT_API_UNUSABLE, f"GET versions failed: {exc.message}"
+        ) from None
     detail_url = next(
-        (v.get("url") for v in versions or [] if isinstance(v, dict) and v.get("version") == ocpi.VERSION), None
+        (
+            v.get("url")
+            for v in versions or []
+            if isinstance(v, dict) and v.get("version") == ocpi.VERSION
+        ),
+        None,
     )
     if not isinstance(detail_url, str):
-        raise RegistrationError(ocpi.Code.UNSUPPORTED_VERSION, f"The partner offers no OCPI {ocpi.VERSION}.")
+        raise RegistrationError(
+            ocpi.Code.UNSUPPORTED_VERSION, f"The partner offers no OCPI {ocpi.VERSION}."
+        )
     try:
-        details = client.call(partner=partner, method="GET", url=detail_url, token=token, module="versions").data
+        details = client.call(
+            partner=partner, method="GET", url=detail_url, token=token, module="versions"
+        ).data
     except client.PartnerCallError as exc:
-        raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, f"GET version details failed: {exc.message}") from None
+        raise RegistrationError(
+            ocpi.Code.CLIENT_API_UNUSABLE, f"GET version details failed: {exc.message}"
+        ) from None
     endpoints: dict[str, dict[str, str]] = {}
     for item in (details or {}).get("endpoints") or []:
-        if isinstance(item, dict) and isinstance(item.get("identifier"), str) and isinstance(item.get("url"), str):
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("identifier"), str)
+            and isinstance(item.get("url"), str)
+        ):
             role = str(item.get("role") or ocpi.InterfaceRole.RECEIVER).upper()
             endpoints.setdefault(item["identifier"], {})[role] = item["url"]
     if "credentials" not in endpoints:
-        raise RegistrationError(ocpi.Code.NO_MATCHING_ENDPOINTS, "The partner has no credentials endpoint.")
+        raise RegistrationError(
+            ocpi.Code.NO_MATCHING_ENDPOINTS, "The partner has no credentials endpoint."
+        )
     return ocpi.VERSION, endpoints
 
 
 def _link_msp(partner: Partner, party: PartnerParty) -> None:
     """Make the partner's party the operator's MobilityServiceProvider (one row per party)."""
     msp, _ = MobilityServiceProvider.objects.get_or_create(
-        organization=partner.organization, country_code=party.country_code, party_id=party.party_id,
+        organization=partner.organization,
+        country_code=party.country_code,
+        party_id=party.party_id,
         defaults={"name": str(party.business_details.get("name") or partner.name)[:200]},
     )
     # Real-time authorization (mod_tokens "POST authorize") goes to the partner's tokens
@@ -135,8 +175,15 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     partner.msp = msp
 
 
-def _connect(partner: Partner, *, party: PartnerParty, version: str, endpoints: dict, versions_url: str,
-             outgoing_token: str) -> None:
+def _connect(
+    partner: Partner,
+    *,
+    party: PartnerParty,
+    version: str,
+    endpoints: dict,
+    versions_url: str,
+    outgoing_token: str,
+) -> None:
     partner.role = party.role if party.role in Partner.Role.values else Partner.Role.EMSP
     partner.country_code, partner.party_id = party.country_code, party.party_id
     partner.business_details = party.business_details
@@ -153,31 +200,48 @@ def _connect(partner: Partner, *, party: PartnerParty, version: str, endpoints: 
 
 
 @transaction.atomic
-def partner_invite(*, organization: Organization, name: str, role: str = Partner.Role.EMSP) -> tuple[Partner, str]:
+def partner_invite(
+    *, organization: Organization, name: str, role: str = Partner.Role.EMSP
+) -> tuple[Partner, str]:
     """Create a partner and return it with the token A to hand over (shown once, kept hashed)."""
     token_a = ocpi.new_credentials_token()
     partner = Partner.objects.create(
-        organization=organization, name=name, role=role, state=Partner.State.PENDING,
+        organization=organization,
+        name=name,
+        role=role,
+        state=Partner.State.PENDING,
         token_a_hash=ocpi.token_hash(token_a),
     )
     return partner, token_a
 
 
-def credentials_receive(*, partner: Partner, body: Any, versions_url: str, update: bool) -> dict[str, Any]:
+def credentials_receive(
+    *, partner: Partner, body: Any, versions_url: str, update: bool
+) -> dict[str, Any]:
     """Register (POST) or update (PUT) a partner calling us; return our new credentials.
 
     Fetches the partner's endpoints with its token first (no database transaction is held
     during those calls), then issues a new token C and keeps only its hash.
     """
     token, their_versions_url, party = parse_credentials(body)
-    version, endpoints = fetch_endpoints(partner=partner, versions_url=their_versions_url, token=token)
+    version, endpoints = fetch_endpoints(
+        partner=partner, versions_url=their_versions_url, token=token
+    )
     token_c = ocpi.new_credentials_token()
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         locked.incoming_token_hash = ocpi.token_hash(token_c)
-        _connect(locked, party=party, version=version, endpoints=endpoints, versions_url=their_versions_url,
-                 outgoing_token=token)
-    logger.info("OCPI partner %s %s", partner.pk, "updated its credentials" if update else "registered")
+        _connect(
+            locked,
+            party=party,
+            version=version,
+            endpoints=endpoints,
+            versions_url=their_versions_url,
+            outgoing_token=token,
+        )
+    logger.info(
+        "OCPI partner %s %s", partner.pk, "updated its credentials" if update else "registered"
+    )
     return our_credentials(token=token_c, versions_url=versions_url)
 
 
@@ -185,18 +249,28 @@ def credentials_receive(*, partner: Partner, body: Any, versions_url: str, updat
 def partner_unregister(*, partner: Partner) -> None:
     """Forget both tokens: the partner can no longer call us, nor we it (credentials DELETE)."""
     Partner.objects.filter(pk=partner.pk).update(
-        state=Partner.State.UNREGISTERED, incoming_token_hash="", token_a_hash="", outgoing_token="",
+        state=Partner.State.UNREGISTERED,
+        incoming_token_hash="",
+        token_a_hash="",
+        outgoing_token="",
         updated_at=timezone.now(),
     )
     if partner.msp_id:
-        MobilityServiceProvider.objects.filter(pk=partner.msp_id).update(live_validation_url="", live_validation_token="")
+        MobilityServiceProvider.objects.filter(pk=partner.msp_id).update(
+            live_validation_url="", live_validation_token=""
+        )
 
 
 # -- we register with them (they issued token A) -------------------------------------------------
 
 
 def partner_connect(
-    *, organization: Organization, name: str, versions_url: str, token_a: str, our_versions_url: str,
+    *,
+    organization: Organization,
+    name: str,
+    versions_url: str,
+    token_a: str,
+    our_versions_url: str,
     partner: Partner | None = None,
 ) -> Partner:
     """Register with a partner from its versions URL and token A; return the connected partner.
@@ -212,16 +286,24 @@ def partner_connect(
     token_b = ocpi.new_credentials_token()
     created = partner is None
     if partner is None:
-        partner = Partner.objects.create(organization=organization, name=name, state=Partner.State.PENDING)
+        partner = Partner.objects.create(
+            organization=organization, name=name, state=Partner.State.PENDING
+        )
     Partner.objects.filter(pk=partner.pk).update(
-        incoming_token_hash=ocpi.token_hash(token_b), versions_url=versions_url, endpoints=endpoints,
+        incoming_token_hash=ocpi.token_hash(token_b),
+        versions_url=versions_url,
+        endpoints=endpoints,
     )
     partner.refresh_from_db()
     method = "PUT" if partner.registered_at else "POST"
     try:
         answer = client.call(
-            partner=partner, method=method, url=credentials_url, token=token_a if method == "POST" else partner.outgoing_token,
-            module="credentials", body=our_credentials(token=token_b, versions_url=our_versions_url),
+            partner=partner,
+            method=method,
+            url=credentials_url,
+            token=token_a if method == "POST" else partner.outgoing_token,
+            module="credentials",
+            body=our_credentials(token=token_b, versions_url=our_versions_url),
         )
         token_c, their_versions_url, party = parse_credentials(answer.data)
     except (client.PartnerCallError, RegistrationError) as exc:
@@ -231,14 +313,21 @@ def partner_connect(
             partner.delete()
         else:
             Partner.objects.filter(pk=partner.pk).update(
-                last_error=f"Registration failed: {message}"[:500], last_error_at=timezone.now(),
+                last_error=f"Registration failed: {message}"[:500],
+                last_error_at=timezone.now(),
                 last_error_ocpi_status=getattr(exc, "ocpi_status", None),
             )
         raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, message) from None
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
-        _connect(locked, party=party, version=version, endpoints=endpoints, versions_url=their_versions_url,
-                 outgoing_token=token_c)
+        _connect(
+            locked,
+            party=party,
+            version=version,
+            endpoints=endpoints,
+            versions_url=their_versions_url,
+            outgoing_token=token_c,
+        )
     return locked
 
 
@@ -246,8 +335,15 @@ def partner_connect(
 
 
 def delivery_enqueue(
-    *, partner: Partner, module: str, object_key: str, method: str, path: str, body: Any,
-    coalesce: bool = False, to_party: tuple[str, str] | None = None,
+    *,
+    partner: Partner,
+    module: str,
+    object_key: str,
+    method: str,
+    path: str,
+    body: Any,
+    coalesce: bool = False,
+    to_party: tuple[str, str] | None = None,
 ) -> Delivery:
     """Queue a push to `partner`; with `coalesce`, a push of the same object still waiting takes
     the new body instead (the partner needs the state now, not every state in between)."""
@@ -255,9 +351,16 @@ def delivery_enqueue(
         if coalesce:
             waiting = (
                 Delivery.objects.select_for_update()
-                .filter(partner=partner, object_key=object_key, status=Delivery.Status.PENDING, coalesce=True,
-                        method=method, path=path)
-                .order_by("-id").first()
+                .filter(
+                    partner=partner,
+                    object_key=object_key,
+                    status=Delivery.Status.PENDING,
+                    coalesce=True,
+                    method=method,
+                    path=path,
+                )
+                .order_by("-id")
+                .first()
             )
             if waiting is not None:
                 waiting.body = body
@@ -266,8 +369,16 @@ def delivery_enqueue(
                 return waiting
         cc, pid = to_party if to_party is not None else ("", "")
         return Delivery.objects.create(
-            partner=partner, module=module, object_key=object_key, method=method, path=path, body=body,
-            coalesce=coalesce, next_attempt_at=timezone.now(), to_country_code=cc, to_party_id=pid,
+            partner=partner,
+            module=module,
+            object_key=object_key,
+            method=method,
+            path=path,
+            body=body,
+            coalesce=coalesce,
+            next_attempt_at=timezone.now(),
+            to_country_code=cc,
+            to_party_id=pid,
         )
 
 
@@ -299,9 +410,14 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
         finally:
             cache.delete(_lock_key(partner_id))
         if not go_on or seen == before:
-            return sent  # down or gone, or a pass that read nothing new (more than `limit` held back)
-        due = Delivery.objects.filter(partner_id=partner_id, status=Delivery.Status.PENDING,
-                                      next_attempt_at__lte=timezone.now()).values_list("pk", "revision")
+            return (
+                sent  # down or gone, or a pass that read nothing new (more than `limit` held back)
+            )
+        due = Delivery.objects.filter(
+            partner_id=partner_id,
+            status=Delivery.Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
+        ).values_list("pk", "revision")
         if all(seen.get(pk) == revision for pk, revision in due):
             return sent
 
@@ -316,7 +432,11 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
     held: set[str] = set()
     sent = 0
     now = timezone.now()
-    pending = list(Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[:limit])
+    pending = list(
+        Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[
+            :limit
+        ]
+    )
     seen.update((delivery.pk, delivery.revision) for delivery in pending)
     for delivery in pending:
         if delivery.object_key in held:
@@ -325,26 +445,40 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
             held.add(delivery.object_key)
             continue
         base = partner.endpoint(delivery.module, ocpi.InterfaceRole.RECEIVER)
-        to_party = (delivery.to_country_code, delivery.to_party_id) if delivery.to_party_id else (
-            (partner.country_code, partner.party_id) if partner.role == Partner.Role.HUB else None
+        to_party = (
+            (delivery.to_country_code, delivery.to_party_id)
+            if delivery.to_party_id
+            else (
+                (partner.country_code, partner.party_id)
+                if partner.role == Partner.Role.HUB
+                else None
+            )
         )
         absolute = delivery.path.startswith(("http://", "https://"))
         try:
             if not base and not absolute:
-                raise client.PartnerCallError(f"The partner has no {delivery.module} receiver endpoint.")
+                raise client.PartnerCallError(
+                    f"The partner has no {delivery.module} receiver endpoint."
+                )
             client.call(
-                partner=partner, method=delivery.method,
+                partner=partner,
+                method=delivery.method,
                 url=delivery.path if absolute else base.rstrip("/") + delivery.path,
-                token=partner.outgoing_token, module=delivery.module, body=delivery.body, to_party=to_party,
+                token=partner.outgoing_token,
+                module=delivery.module,
+                body=delivery.body,
+                to_party=to_party,
             )
         except client.PartnerCallError as exc:
             now = timezone.now()
             Delivery.objects.filter(pk=delivery.pk).update(
-                attempts=delivery.attempts + 1, last_error=exc.message[:500],
+                attempts=delivery.attempts + 1,
+                last_error=exc.message[:500],
                 next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
             )
             Partner.objects.filter(pk=partner.pk).update(
-                last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500], last_error_at=now,
+                last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500],
+                last_error_at=now,
                 last_error_ocpi_status=exc.ocpi_status,
             )
             held.add(delivery.object_key)
@@ -355,7 +489,10 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
         # A newer body that arrived while this one was on its way keeps the push pending (the
         # next pass sends it: its revision is not the one seen).
         sent += Delivery.objects.filter(pk=delivery.pk, revision=delivery.revision).update(
-            status=Delivery.Status.SENT, sent_at=now, attempts=delivery.attempts + 1, last_error="",
+            status=Delivery.Status.SENT,
+            sent_at=now,
+            attempts=delivery.attempts + 1,
+            last_error="",
         )
         Partner.objects.filter(pk=partner.pk).update(last_push_at=now)
     return sent, True
@@ -365,19 +502,29 @@ def partners_with_due_deliveries(*, fresh_s: int = 30) -> list[int]:
     """Return the partners with pushes due: failed ones whose back-off is over, and new ones
     nobody sent within `fresh_s` (their own task is sending the others)."""
     now = timezone.now()
-    due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now,
-                                  partner__state=Partner.State.CONNECTED)
+    due = Delivery.objects.filter(
+        status=Delivery.Status.PENDING,
+        next_attempt_at__lte=now,
+        partner__state=Partner.State.CONNECTED,
+    )
     due = due.filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=fresh_s)))
     return list(due.values_list("partner_id", flat=True).distinct())
 
 
 def _partners_receiving(organization_id: int, module: str) -> list[Partner]:
-    partners = Partner.objects.filter(organization_id=organization_id, state=Partner.State.CONNECTED)
+    partners = Partner.objects.filter(
+        organization_id=organization_id, state=Partner.State.CONNECTED
+    )
     return [p for p in partners if p.endpoint(module, ocpi.InterfaceRole.RECEIVER)]
 
 
 def _last_pushed(partner: Partner, object_key: str) -> Any:
-    last = Delivery.objects.filter(partner=partner, object_key=object_key).order_by("-id").values_list("body", flat=True).first()
+    last = (
+        Delivery.objects.filter(partner=partner, object_key=object_key)
+        .order_by("-id")
+        .values_list("body", flat=True)
+        .first()
+    )
     return last
 
 
@@ -390,9 +537,16 @@ def evse_status_queue(*, charger_id: int, connector_id: int) -> list[int]:
     """
     charger = (
         Charger.objects.select_related("property", "property__ocpi_profile", "ocpi_profile")
-        .prefetch_related("connectors").filter(pk=charger_id).first()
+        .prefetch_related("connectors")
+        .filter(pk=charger_id)
+        .first()
     )
-    if charger is None or not charger.property_id or connector_id < 1 or not selectors.charger_is_published(charger):
+    if (
+        charger is None
+        or not charger.property_id
+        or connector_id < 1
+        or not selectors.charger_is_published(charger)
+    ):
         return []
     evse = selectors.evse_facts(charger, connector_id, now=timezone.now())
     if evse is None:
@@ -406,9 +560,13 @@ def evse_status_queue(*, charger_id: int, connector_id: int) -> list[int]:
         if isinstance(last, dict) and last.get("status") == body["status"]:
             continue
         delivery_enqueue(
-            partner=partner, module="locations", object_key=object_key, method="PATCH",
+            partner=partner,
+            module="locations",
+            object_key=object_key,
+            method="PATCH",
             path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{location_id}/{evse.uid}",
-            body=body, coalesce=True,
+            body=body,
+            coalesce=True,
         )
         queued.append(partner.pk)
     return queued
@@ -418,19 +576,29 @@ def evse_status_changes_since(since: datetime) -> list[tuple[int, int]]:
     """Return (charger id, connector id) of the connectors whose EVSE status may have changed
     since `since`: a new connector status, or the charger connected or disconnected."""
     pairs = set(
-        Connector.objects.filter(updated_at__gte=since, connector_id__gte=1).values_list("charger_id", "connector_id")
+        Connector.objects.filter(updated_at__gte=since, connector_id__gte=1).values_list(
+            "charger_id", "connector_id"
+        )
     )
-    moved = Charger.objects.filter(Q(connected_at__gte=since) | Q(disconnected_at__gte=since)).values_list("pk", flat=True)
+    moved = Charger.objects.filter(
+        Q(connected_at__gte=since) | Q(disconnected_at__gte=since)
+    ).values_list("pk", flat=True)
     pairs |= set(
-        Connector.objects.filter(charger_id__in=list(moved), connector_id__gte=1).values_list("charger_id", "connector_id")
+        Connector.objects.filter(charger_id__in=list(moved), connector_id__gte=1).values_list(
+            "charger_id", "connector_id"
+        )
     )
     return sorted(pairs)
 
 
 # -- tokens receiver (mod_tokens): the partner's cards become authorization tokens ----------------
 
-TOKEN_TYPES = {"RFID": Token.Type.RFID, "APP_USER": Token.Type.APP, "AD_HOC_USER": Token.Type.OTHER,
-               "OTHER": Token.Type.OTHER}
+TOKEN_TYPES = {
+    "RFID": Token.Type.RFID,
+    "APP_USER": Token.Type.APP,
+    "AD_HOC_USER": Token.Type.OTHER,
+    "OTHER": Token.Type.OTHER,
+}
 
 
 class TokenRefused(Exception):
@@ -456,20 +624,28 @@ def party_msp(partner: Partner, country_code: str, party_id: str) -> MobilitySer
     if len(country_code) != 2 or not 1 <= len(party_id) <= 3:
         return None
     msp, _ = MobilityServiceProvider.objects.get_or_create(
-        organization=partner.organization, country_code=country_code, party_id=party_id,
+        organization=partner.organization,
+        country_code=country_code,
+        party_id=party_id,
         defaults={"name": f"{country_code}*{party_id} via {partner.name}"[:200]},
     )
     return msp
 
 
-def _token_fields(body: dict, *, country_code: str, party_id: str, uid: str, type_: str) -> dict[str, Any]:
+def _token_fields(
+    body: dict, *, country_code: str, party_id: str, uid: str, type_: str
+) -> dict[str, Any]:
     """Check a Token object against its URL (mod_tokens "PUT Method"); return the card's fields."""
+
     def bad(message: str) -> TokenRefused:
         return TokenRefused(ocpi.Code.INVALID_PARAMETERS, message)
 
     if str(body.get("uid", "")) != uid or str(body.get("type", "")) != type_:
         raise bad("uid and type must be those of the URL.")
-    if str(body.get("country_code", "")).upper() != country_code or str(body.get("party_id", "")).upper() != party_id:
+    if (
+        str(body.get("country_code", "")).upper() != country_code
+        or str(body.get("party_id", "")).upper() != party_id
+    ):
         raise bad("country_code and party_id must be those of the URL.")
     if type_ not in TOKEN_TYPES:
         raise bad(f"Unknown token type {type_}.")
@@ -487,14 +663,24 @@ def _token_fields(body: dict, *, country_code: str, party_id: str, uid: str, typ
     if not 1 <= len(uid) <= 36:
         raise bad("uid: 1 to 36 characters.")
     return {
-        "uid": uid, "type": TOKEN_TYPES[type_], "valid": body["valid"], "whitelist": body["whitelist"],
+        "uid": uid,
+        "type": TOKEN_TYPES[type_],
+        "valid": body["valid"],
+        "whitelist": body["whitelist"],
         "label": str(body.get("visual_number") or body["contract_id"])[:200],
         "parent_id_tag": str(body.get("group_id") or "")[:20],
     }
 
 
 def token_store(
-    *, partner: Partner, country_code: str, party_id: str, uid: str, type_: str, body: Any, patch: bool = False,
+    *,
+    partner: Partner,
+    country_code: str,
+    party_id: str,
+    uid: str,
+    type_: str,
+    body: Any,
+    patch: bool = False,
 ) -> bool:
     """Store a pushed token (PUT), or apply a partial update (PATCH); return True if it is new."""
     country_code, party_id = country_code.upper(), party_id.upper()
@@ -502,35 +688,63 @@ def token_store(
         raise TokenRefused(ocpi.Code.INVALID_PARAMETERS, "A Token object is required.")
     msp = party_msp(partner, country_code, party_id)
     if msp is None:
-        raise TokenRefused(ocpi.Code.CLIENT_ERROR, "You cannot push tokens for this party.", http_status=404)
+        raise TokenRefused(
+            ocpi.Code.CLIENT_ERROR, "You cannot push tokens for this party.", http_status=404
+        )
     with transaction.atomic():
         pushed = (
-            PushedToken.objects.select_for_update().select_related("token")
-            .filter(country_code=country_code, party_id=party_id, uid=uid, type=type_).first()
+            PushedToken.objects.select_for_update()
+            .select_related("token")
+            .filter(country_code=country_code, party_id=party_id, uid=uid, type=type_)
+            .first()
         )
         if patch:
             if pushed is None:
-                raise TokenRefused(ocpi.Code.UNKNOWN_TOKEN, "Unknown token: PUT it first.", http_status=404)
+                raise TokenRefused(
+                    ocpi.Code.UNKNOWN_TOKEN, "Unknown token: PUT it first.", http_status=404
+                )
             if "last_updated" not in body:
-                raise TokenRefused(ocpi.Code.INVALID_PARAMETERS, "A PATCH must contain last_updated.")
+                raise TokenRefused(
+                    ocpi.Code.INVALID_PARAMETERS, "A PATCH must contain last_updated."
+                )
             body = {**pushed.data, **body}
-        fields = _token_fields(body, country_code=country_code, party_id=party_id, uid=uid, type_=type_)
-        token = pushed.token if pushed is not None else (
-            Token.objects.filter(msp=msp, uid_normalized=normalize_uid(uid)).first() or Token(msp=msp)
+        fields = _token_fields(
+            body, country_code=country_code, party_id=party_id, uid=uid, type_=type_
         )
-        other = PushedToken.objects.filter(token_id=token.pk).exclude(type=type_).first() if token.pk else None
+        token = (
+            pushed.token
+            if pushed is not None
+            else (
+                Token.objects.filter(msp=msp, uid_normalized=normalize_uid(uid)).first()
+                or Token(msp=msp)
+            )
+        )
+        other = (
+            PushedToken.objects.filter(token_id=token.pk).exclude(type=type_).first()
+            if token.pk
+            else None
+        )
         if other is not None:
             # One card per uid and provider for the authorization engine (chargers send only the uid).
-            raise TokenRefused(ocpi.Code.INVALID_PARAMETERS,
-                               f"This uid is already pushed as a {other.type} token of this party.")
+            raise TokenRefused(
+                ocpi.Code.INVALID_PARAMETERS,
+                f"This uid is already pushed as a {other.type} token of this party.",
+            )
         for name, value in fields.items():
             setattr(token, name, value)
         token.msp, token.organization = msp, None
         token.save()
         PushedToken.objects.update_or_create(
-            country_code=country_code, party_id=party_id, uid=uid, type=type_,
-            defaults={"partner": partner, "token": token, "data": body,
-                      "last_updated": ocpi.parse_datetime(body["last_updated"])},
+            country_code=country_code,
+            party_id=party_id,
+            uid=uid,
+            type=type_,
+            defaults={
+                "partner": partner,
+                "token": token,
+                "data": body,
+                "last_updated": ocpi.parse_datetime(body["last_updated"]),
+            },
         )
     return pushed is None
 
@@ -542,9 +756,17 @@ def partner_disconnect(*, partner: Partner) -> None:
     )
     if partner.state == Partner.State.CONNECTED and url and partner.outgoing_token:
         try:
-            client.call(partner=partner, method="DELETE", url=url, token=partner.outgoing_token, module="credentials")
+            client.call(
+                partner=partner,
+                method="DELETE",
+                url=url,
+                token=partner.outgoing_token,
+                module="credentials",
+            )
         except client.PartnerCallError as exc:
-            logger.warning("Partner %s did not take our unregistration: %s", partner.pk, exc.message)
+            logger.warning(
+                "Partner %s did not take our unregistration: %s", partner.pk, exc.message
+            )
     partner_unregister(partner=partner)
 
 
@@ -583,8 +805,13 @@ def location_push_queue(*, property_id: int) -> list[int]:
         return []
     for partner in partners:
         delivery_enqueue(
-            partner=partner, module="locations", object_key=f"location:{property_id}", method="PUT",
-            path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{property_id}", body=location, coalesce=True,
+            partner=partner,
+            module="locations",
+            object_key=f"location:{property_id}",
+            method="PUT",
+            path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{property_id}",
+            body=location,
+            coalesce=True,
         )
     return [p.pk for p in partners]
 
@@ -611,9 +838,15 @@ def locations_reconcile(*, partner_id: int) -> int:
         return 0
     now = timezone.now()
     current = {loc["id"]: loc for loc in selectors.locations_all(partner.organization_id, now=now)}
-    current_evses = {f"evse:{loc_id}/{evse['uid']}" for loc_id, loc in current.items() for evse in loc["evses"]}
+    current_evses = {
+        f"evse:{loc_id}/{evse['uid']}" for loc_id, loc in current.items() for evse in loc["evses"]
+    }
     told: dict[str, str] = {}  # evse object key -> last status told
-    rows = Delivery.objects.filter(partner=partner, module="locations").order_by("id").values_list("object_key", "body")
+    rows = (
+        Delivery.objects.filter(partner=partner, module="locations")
+        .order_by("id")
+        .values_list("object_key", "body")
+    )
     for object_key, body in rows.iterator():
         if not isinstance(body, dict):
             continue
@@ -626,18 +859,27 @@ def locations_reconcile(*, partner_id: int) -> int:
     prefix = f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}"
     for object_key, status in sorted(told.items()):
         if object_key not in current_evses and status != "REMOVED":
-            location_id, uid = object_key[len("evse:"):].split("/", 1)
+            location_id, uid = object_key[len("evse:") :].split("/", 1)
             delivery_enqueue(
-                partner=partner, module="locations", object_key=object_key, method="PATCH",
+                partner=partner,
+                module="locations",
+                object_key=object_key,
+                method="PATCH",
                 path=f"{prefix}/{location_id}/{uid}",
-                body={"status": "REMOVED", "last_updated": ocpi.format_datetime(now)}, coalesce=True,
+                body={"status": "REMOVED", "last_updated": ocpi.format_datetime(now)},
+                coalesce=True,
             )
             queued += 1
     for location_id, location in current.items():
         if any(f"evse:{location_id}/{evse['uid']}" not in told for evse in location["evses"]):
             delivery_enqueue(
-                partner=partner, module="locations", object_key=f"location:{location_id}", method="PUT",
-                path=f"{prefix}/{location_id}", body=location, coalesce=True,
+                partner=partner,
+                module="locations",
+                object_key=f"location:{location_id}",
+                method="PUT",
+                path=f"{prefix}/{location_id}",
+                body=location,
+                coalesce=True,
             )
             queued += 1
     return queued

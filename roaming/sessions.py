@@ -24,7 +24,11 @@ from .models import Cdr, Partner, PushedToken, RemoteCommand
 
 logger = logging.getLogger(__name__)
 
-_TOKEN_TYPES: dict[str, str] = {Token.Type.RFID: "RFID", Token.Type.APP: "APP_USER", Token.Type.OTHER: "OTHER"}
+_TOKEN_TYPES: dict[str, str] = {
+    Token.Type.RFID: "RFID",
+    Token.Type.APP: "APP_USER",
+    Token.Type.OTHER: "OTHER",
+}
 _NATURE = {"Transaction.Begin": "Start", "Transaction.End": "End"}
 
 
@@ -33,8 +37,14 @@ def roaming_sessions() -> QuerySet[ChargingSession]:
     return ChargingSession.objects.filter(
         Q(token__ocpi__partner__state=Partner.State.CONNECTED)
         | Q(token__msp__ocpi_partner__state=Partner.State.CONNECTED)
-    ).select_related("token", "token__msp", "charger", "charger__property", "charger__property__ocpi_profile",
-                     "charger__ocpi_profile")
+    ).select_related(
+        "token",
+        "token__msp",
+        "charger",
+        "charger__property",
+        "charger__property__ocpi_profile",
+        "charger__ocpi_profile",
+    )
 
 
 def partner_of(session: ChargingSession) -> Partner | None:
@@ -54,11 +64,18 @@ def _cdr_token(token: Token) -> mapping.CdrTokenFacts:
     pushed = PushedToken.objects.filter(token=token).first()
     if pushed is not None:
         return mapping.CdrTokenFacts(
-            pushed.country_code, pushed.party_id, pushed.uid, pushed.type, str(pushed.data.get("contract_id") or pushed.uid)
+            pushed.country_code,
+            pushed.party_id,
+            pushed.uid,
+            pushed.type,
+            str(pushed.data.get("contract_id") or pushed.uid),
         )
     msp = token.msp
     return mapping.CdrTokenFacts(
-        msp.country_code if msp else "", msp.party_id if msp else "", token.uid, _TOKEN_TYPES.get(str(token.type), "OTHER"),
+        msp.country_code if msp else "",
+        msp.party_id if msp else "",
+        token.uid,
+        _TOKEN_TYPES.get(str(token.type), "OTHER"),
         token.uid,
     )
 
@@ -69,16 +86,31 @@ def _auth_method(session: ChargingSession) -> tuple[str, str]:
     eMSP gave in its START_SESSION or real-time authorization answer, if any."""
     # Our clock on both sides: the charger's may be off.
     since = session.received_start_at - timedelta(minutes=15)
-    command = RemoteCommand.objects.filter(
-        charger_id=session.charger_id, type=RemoteCommand.Type.START_SESSION, result="ACCEPTED",
-        created_at__gte=since, created_at__lte=session.received_start_at, request__token__uid=session.id_tag,
-    ).order_by("-id").first()
+    command = (
+        RemoteCommand.objects.filter(
+            charger_id=session.charger_id,
+            type=RemoteCommand.Type.START_SESSION,
+            result="ACCEPTED",
+            created_at__gte=since,
+            created_at__lte=session.received_start_at,
+            request__token__uid=session.id_tag,
+        )
+        .order_by("-id")
+        .first()
+    )
     if command is not None:
         return "COMMAND", str(command.request.get("authorization_reference") or "")[:36]
-    live = AuthorizationDecision.objects.filter(
-        station_id=session.charger.station_id, uid=session.id_tag, created_at__gte=since,
-        created_at__lte=session.received_start_at, reason="accepted_msp_live",
-    ).order_by("-id").first()
+    live = (
+        AuthorizationDecision.objects.filter(
+            station_id=session.charger.station_id,
+            uid=session.id_tag,
+            created_at__gte=since,
+            created_at__lte=session.received_start_at,
+            reason="accepted_msp_live",
+        )
+        .order_by("-id")
+        .first()
+    )
     if live is None:
         return "WHITELIST", ""
     answer = live.msp_response.get("data") if isinstance(live.msp_response, dict) else None
@@ -92,13 +124,23 @@ def _line_total(cost: Cost, kind: str) -> Decimal | None:
 
 
 def cost_facts(cost: Cost) -> mapping.CostFacts:
-    others = [line["description"] for line in cost.lines
-              if line["kind"] not in ("connection_fee", "energy", "charging_time", "idle_fee")]
+    others = [
+        line["description"]
+        for line in cost.lines
+        if line["kind"] not in ("connection_fee", "energy", "charging_time", "idle_fee")
+    ]
     return mapping.CostFacts(
-        currency=cost.currency, subtotal=cost.subtotal, total=cost.total, fixed=_line_total(cost, "connection_fee"),
-        energy=_line_total(cost, "energy"), time=_line_total(cost, "charging_time"),
-        parking=_line_total(cost, "idle_fee"), energy_wh=cost.energy_wh, charging_seconds=cost.charging_seconds,
-        idle_seconds=cost.idle_seconds, remark="; ".join(others),
+        currency=cost.currency,
+        subtotal=cost.subtotal,
+        total=cost.total,
+        fixed=_line_total(cost, "connection_fee"),
+        energy=_line_total(cost, "energy"),
+        time=_line_total(cost, "charging_time"),
+        parking=_line_total(cost, "idle_fee"),
+        energy_wh=cost.energy_wh,
+        charging_seconds=cost.charging_seconds,
+        idle_seconds=cost.idle_seconds,
+        remark="; ".join(others),
     )
 
 
@@ -113,12 +155,19 @@ def session_facts(session: ChargingSession, *, cost: Cost | None = None) -> mapp
     rate = rate_for_charger(session.charger, session.started_at)
     auth_method, reference = _auth_method(session)
     return mapping.SessionFacts(
-        id=str(session.pk), started_at=session.started_at, stopped_at=session.stopped_at,
-        token=_cdr_token(session.token), auth_method=auth_method, authorization_reference=reference,
+        id=str(session.pk),
+        started_at=session.started_at,
+        stopped_at=session.stopped_at,
+        token=_cdr_token(session.token),
+        auth_method=auth_method,
+        authorization_reference=reference,
         location_id=str(session.charger.property_id or ""),
-        evse_uid=ocpi.evse_uid(session.charger.station_id, session.connector_id), cost=cost_facts(cost),
+        evse_uid=ocpi.evse_uid(session.charger.station_id, session.connector_id),
+        cost=cost_facts(cost),
         active=session.status == ChargingSession.Status.ACTIVE,
-        last_updated=session.received_stop_at or _last_reading(session) or session.received_start_at,
+        last_updated=session.received_stop_at
+        or _last_reading(session)
+        or session.received_start_at,
         tariff_id=str(rate.pk) if rate else "",
     )
 
@@ -130,13 +179,19 @@ def _signed_values(session: ChargingSession) -> tuple[mapping.SignedValueFacts, 
         if not isinstance(meter_value, dict):
             continue
         for sampled in meter_value.get("sampledValue") or []:
-            if isinstance(sampled, dict) and sampled.get("format") == "SignedData" and sampled.get("value"):
+            if (
+                isinstance(sampled, dict)
+                and sampled.get("format") == "SignedData"
+                and sampled.get("value")
+            ):
                 context = str(sampled.get("context") or "")
-                found.append(mapping.SignedValueFacts(
-                    nature=_NATURE.get(context, "Intermediate"),
-                    plain_data=f"{meter_value.get('timestamp', '')} {sampled.get('measurand', '')} {context}".strip(),
-                    signed_data=str(sampled["value"]),
-                ))
+                found.append(
+                    mapping.SignedValueFacts(
+                        nature=_NATURE.get(context, "Intermediate"),
+                        plain_data=f"{meter_value.get('timestamp', '')} {sampled.get('measurand', '')} {context}".strip(),
+                        signed_data=str(sampled["value"]),
+                    )
+                )
     return tuple(found)
 
 
@@ -146,7 +201,11 @@ def _cdr_location(session: ChargingSession) -> dict[str, Any]:
     profile = getattr(prop, "ocpi_profile", None)
     spec = selectors.connector_spec(charger)
     uid = ocpi.evse_uid(charger.station_id, session.connector_id)
-    data: dict[str, Any] = {"id": str(prop.pk), "name": prop.name, "address": (prop.address or "#NA")[:45]}
+    data: dict[str, Any] = {
+        "id": str(prop.pk),
+        "name": prop.name,
+        "address": (prop.address or "#NA")[:45],
+    }
     # A location without OCPI data is not published, but a whitelisted card may still have
     # charged there: "#NA" where we have no value (transport_and_format "No data available").
     data["city"] = profile.city if profile else "#NA"
@@ -154,16 +213,25 @@ def _cdr_location(session: ChargingSession) -> dict[str, Any]:
         data["postal_code"] = profile.postal_code
     data["country"] = profile.country if profile else "#NA"
     data["coordinates"] = (
-        {"latitude": f"{profile.latitude:.6f}", "longitude": f"{profile.longitude:.6f}"} if profile
+        {"latitude": f"{profile.latitude:.6f}", "longitude": f"{profile.longitude:.6f}"}
+        if profile
         else {"latitude": "#NA", "longitude": "#NA"}
     )
-    data.update({
-        "evse_uid": uid,
-        "evse_id": ocpi.evse_id(settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID, charger.station_id,
-                                session.connector_id),
-        "connector_id": "1", "connector_standard": spec.standard, "connector_format": spec.format,
-        "connector_power_type": spec.power_type,
-    })
+    data.update(
+        {
+            "evse_uid": uid,
+            "evse_id": ocpi.evse_id(
+                settings.OCPI_COUNTRY_CODE,
+                settings.OCPI_PARTY_ID,
+                charger.station_id,
+                session.connector_id,
+            ),
+            "connector_id": "1",
+            "connector_standard": spec.standard,
+            "connector_format": spec.format,
+            "connector_power_type": spec.power_type,
+        }
+    )
     return data
 
 
@@ -174,18 +242,30 @@ def session_push_queue(*, session_id: int) -> int | None:
     """
     session = roaming_sessions().filter(pk=session_id).first()
     partner = partner_of(session) if session is not None else None
-    if session is None or partner is None or not partner.endpoint("sessions", ocpi.InterfaceRole.RECEIVER):
+    if (
+        session is None
+        or partner is None
+        or not partner.endpoint("sessions", ocpi.InterfaceRole.RECEIVER)
+    ):
         return None
-    body = mapping.session_object(session_facts(session), country_code=settings.OCPI_COUNTRY_CODE,
-                                  party_id=settings.OCPI_PARTY_ID)
+    body = mapping.session_object(
+        session_facts(session),
+        country_code=settings.OCPI_COUNTRY_CODE,
+        party_id=settings.OCPI_PARTY_ID,
+    )
     object_key = f"session:{session.pk}"
     last = services._last_pushed(partner, object_key)
     same = ("kwh", "total_cost", "status", "end_date_time")
     if isinstance(last, dict) and all(last.get(k) == body.get(k) for k in same):
         return None
     services.delivery_enqueue(
-        partner=partner, module="sessions", object_key=object_key, method="PUT",
-        path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{session.pk}", body=body, coalesce=True,
+        partner=partner,
+        module="sessions",
+        object_key=object_key,
+        method="PUT",
+        path=f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}/{session.pk}",
+        body=body,
+        coalesce=True,
         to_party=(body["cdr_token"]["country_code"], body["cdr_token"]["party_id"]),
     )
     return partner.pk
@@ -200,27 +280,48 @@ def cdr_create(*, session_id: int) -> Cdr | None:
     existing = Cdr.objects.filter(session_id=session_id).first()
     if existing is not None:
         return existing
-    session = roaming_sessions().filter(pk=session_id, status=ChargingSession.Status.COMPLETED).first()
+    session = (
+        roaming_sessions().filter(pk=session_id, status=ChargingSession.Status.COMPLETED).first()
+    )
     partner = partner_of(session) if session is not None else None
     if session is None or partner is None:
         return None
     cost = session_cost(session)
     facts = session_facts(session, cost=cost)
     rate = rate_for_charger(session.charger, session.started_at)
-    tariffs = [mapping.tariff_object(selectors.rate_facts(rate), country_code=settings.OCPI_COUNTRY_CODE,
-                                     party_id=settings.OCPI_PARTY_ID)] if rate else []
+    tariffs = (
+        [
+            mapping.tariff_object(
+                selectors.rate_facts(rate),
+                country_code=settings.OCPI_COUNTRY_CODE,
+                party_id=settings.OCPI_PARTY_ID,
+            )
+        ]
+        if rate
+        else []
+    )
     cdr_id = f"CDR-{session.pk}"
     data = mapping.cdr_object(
-        facts, cdr_id=cdr_id, location=_cdr_location(session), tariffs=tariffs,
-        signed_values=_signed_values(session), country_code=settings.OCPI_COUNTRY_CODE,
-        party_id=settings.OCPI_PARTY_ID, created=timezone.now(),
+        facts,
+        cdr_id=cdr_id,
+        location=_cdr_location(session),
+        tariffs=tariffs,
+        signed_values=_signed_values(session),
+        country_code=settings.OCPI_COUNTRY_CODE,
+        party_id=settings.OCPI_PARTY_ID,
+        created=timezone.now(),
     )
     try:
         with transaction.atomic():
             cdr = Cdr.objects.create(session=session, partner=partner, cdr_id=cdr_id, data=data)
             if partner.endpoint("cdrs", ocpi.InterfaceRole.RECEIVER):
                 services.delivery_enqueue(
-                    partner=partner, module="cdrs", object_key=f"cdr:{cdr.pk}", method="POST", path="", body=data,
+                    partner=partner,
+                    module="cdrs",
+                    object_key=f"cdr:{cdr.pk}",
+                    method="POST",
+                    path="",
+                    body=data,
                     to_party=(data["cdr_token"]["country_code"], data["cdr_token"]["party_id"]),
                 )
     except IntegrityError:  # created meanwhile by the sweep or a repeated signal
@@ -233,13 +334,21 @@ def sessions_sweep(*, now: datetime | None = None, days: int = 7) -> set[int]:
     CDR (a lost signal); return the partner ids with something queued."""
     now = now or timezone.now()
     partner_ids: set[int] = set()
-    for session_id in roaming_sessions().filter(status=ChargingSession.Status.ACTIVE).values_list("pk", flat=True):
+    for session_id in (
+        roaming_sessions().filter(status=ChargingSession.Status.ACTIVE).values_list("pk", flat=True)
+    ):
         partner_id = session_push_queue(session_id=session_id)
         if partner_id:
             partner_ids.add(partner_id)
-    finished = roaming_sessions().filter(
-        status=ChargingSession.Status.COMPLETED, received_stop_at__gte=now - timedelta(days=days), ocpi_cdr__isnull=True,
-    ).values_list("pk", flat=True)
+    finished = (
+        roaming_sessions()
+        .filter(
+            status=ChargingSession.Status.COMPLETED,
+            received_stop_at__gte=now - timedelta(days=days),
+            ocpi_cdr__isnull=True,
+        )
+        .values_list("pk", flat=True)
+    )
     for session_id in finished:
         partner_id = session_push_queue(session_id=session_id)
         cdr = cdr_create(session_id=session_id)
@@ -257,10 +366,16 @@ def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str
         mine |= Q(token__msp_id=partner.msp_id)
     candidates = roaming_sessions().filter(mine).order_by("received_start_at", "pk")
     sessions = [s for s in candidates if partner_of(s) == partner]
-    objects = [mapping.session_object(session_facts(s), country_code=settings.OCPI_COUNTRY_CODE,
-                                      party_id=settings.OCPI_PARTY_ID) for s in sessions]
+    objects = [
+        mapping.session_object(
+            session_facts(s),
+            country_code=settings.OCPI_COUNTRY_CODE,
+            party_id=settings.OCPI_PARTY_ID,
+        )
+        for s in sessions
+    ]
     matching = [o for o in objects if selectors.in_window(o["last_updated"], page)]
-    return len(matching), matching[page.offset:page.offset + page.limit]
+    return len(matching), matching[page.offset : page.offset + page.limit]
 
 
 def cdrs_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, Any]]]:
@@ -271,4 +386,4 @@ def cdrs_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, An
     if page.date_to is not None:
         cdrs = cdrs.filter(created_at__lt=page.date_to)
     cdrs = cdrs.order_by("created_at", "pk")
-    return cdrs.count(), [cdr.data for cdr in cdrs[page.offset:page.offset + page.limit]]
+    return cdrs.count(), [cdr.data for cdr in cdrs[page.offset : page.offset + page.limit]]

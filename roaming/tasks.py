@@ -23,7 +23,9 @@ def evse_status_push_task(connectors: list[list[int]]) -> int:
     """Queue new EVSE statuses for their operators' partners and send them at once."""
     partner_ids: set[int] = set()
     for charger_id, connector_id in connectors:
-        partner_ids.update(services.evse_status_queue(charger_id=charger_id, connector_id=connector_id))
+        partner_ids.update(
+            services.evse_status_queue(charger_id=charger_id, connector_id=connector_id)
+        )
     for partner_id in sorted(partner_ids):
         services.deliveries_send(partner_id=partner_id)
     return len(partner_ids)
@@ -108,7 +110,9 @@ def locations_reconcile_task() -> int:
     from .models import Partner
 
     queued = 0
-    for partner_id in Partner.objects.filter(state=Partner.State.CONNECTED).values_list("pk", flat=True):
+    for partner_id in Partner.objects.filter(state=Partner.State.CONNECTED).values_list(
+        "pk", flat=True
+    ):
         count = services.locations_reconcile(partner_id=partner_id)
         if count:
             queued += count

@@ -86,7 +86,9 @@ def _json_body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
-        raise OcpiError(ocpi.Code.CLIENT_ERROR, "The body is not valid JSON.", http_status=400) from None
+        raise OcpiError(
+            ocpi.Code.CLIENT_ERROR, "The body is not valid JSON.", http_status=400
+        ) from None
 
 
 def redact(module: str, body: Any) -> Any:
@@ -99,7 +101,9 @@ def redact(module: str, body: Any) -> Any:
     return body
 
 
-def ocpi_endpoint(module: str, *, token_a_allowed: bool = False, connected_only: bool = True) -> Callable:
+def ocpi_endpoint(
+    module: str, *, token_a_allowed: bool = False, connected_only: bool = True
+) -> Callable:
     """Wrap an OCPI view: `view(request, caller, body, *args, **kwargs) -> OcpiResult`.
 
     token_a_allowed: the versions and credentials modules accept the registration token A
@@ -119,14 +123,22 @@ def ocpi_endpoint(module: str, *, token_a_allowed: bool = False, connected_only:
             try:
                 auth = authenticate(request)
                 if auth is None or (auth[1] and not token_a_allowed):
-                    raise OcpiError(ocpi.Code.CLIENT_ERROR, "Unknown or missing credentials token.", http_status=401)
+                    raise OcpiError(
+                        ocpi.Code.CLIENT_ERROR,
+                        "Unknown or missing credentials token.",
+                        http_status=401,
+                    )
                 partner, with_token_a, presented = auth
                 if connected_only and partner.state != Partner.State.CONNECTED:
-                    raise OcpiError(ocpi.Code.CLIENT_ERROR, "Register first (credentials).", http_status=401)
+                    raise OcpiError(
+                        ocpi.Code.CLIENT_ERROR, "Register first (credentials).", http_status=401
+                    )
                 body = _json_body(request)
                 headers = request.headers
                 caller = Caller(
-                    partner=partner, with_token_a=with_token_a, token=presented,
+                    partner=partner,
+                    with_token_a=with_token_a,
+                    token=presented,
                     from_country_code=headers.get("OCPI-from-country-code", "").upper(),
                     from_party_id=headers.get("OCPI-from-party-id", "").upper(),
                     to_country_code=headers.get("OCPI-to-country-code", "").upper(),
@@ -137,8 +149,12 @@ def ocpi_endpoint(module: str, *, token_a_allowed: bool = False, connected_only:
                 result = OcpiResult(code=exc.code, message=exc.message, http_status=exc.http_status)
             except Exception:
                 logger.exception("OCPI %s %s failed", request.method, request.path)
-                result = OcpiResult(code=ocpi.Code.SERVER_ERROR, message="Internal error.", http_status=500)
-            payload = ocpi.envelope(result.data, code=result.code, message=result.message, now=timezone.now())
+                result = OcpiResult(
+                    code=ocpi.Code.SERVER_ERROR, message="Internal error.", http_status=500
+                )
+            payload = ocpi.envelope(
+                result.data, code=result.code, message=result.message, now=timezone.now()
+            )
             response = JsonResponse(payload, status=result.http_status, safe=False)
             response["X-Request-ID"] = request_id
             response["X-Correlation-ID"] = correlation_id
@@ -152,11 +168,18 @@ def ocpi_endpoint(module: str, *, token_a_allowed: bool = False, connected_only:
                 response[name] = value
             try:
                 OcpiLog.objects.create(
-                    partner=partner, direction=OcpiLog.Direction.IN, module=module, method=request.method or "",
-                    url=request.get_full_path()[:1000], request_id=request_id[:100],
-                    correlation_id=correlation_id[:100], request_body=redact(module, body),
-                    http_status=result.http_status, ocpi_status=int(result.code),
-                    response_body=redact(module, payload), error=result.message[:500] if result.code >= 2000 else "",
+                    partner=partner,
+                    direction=OcpiLog.Direction.IN,
+                    module=module,
+                    method=request.method or "",
+                    url=request.get_full_path()[:1000],
+                    request_id=request_id[:100],
+                    correlation_id=correlation_id[:100],
+                    request_body=redact(module, body),
+                    http_status=result.http_status,
+                    ocpi_status=int(result.code),
+                    response_body=redact(module, payload),
+                    error=result.message[:500] if result.code >= 2000 else "",
                     duration_ms=int((time.monotonic() - started) * 1000),
                 )
             except Exception:  # the log must never cost the partner its answer

@@ -21,7 +21,14 @@ def _versions_url(request: HttpRequest) -> str:
 def versions(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     if request.method != "GET":
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
-    return OcpiResult(data=[{"version": ocpi.VERSION, "url": request.build_absolute_uri(reverse("roaming:version-details"))}])
+    return OcpiResult(
+        data=[
+            {
+                "version": ocpi.VERSION,
+                "url": request.build_absolute_uri(reverse("roaming:version-details")),
+            }
+        ]
+    )
 
 
 @ocpi_endpoint("versions", token_a_allowed=True, connected_only=False)
@@ -29,7 +36,11 @@ def version_details(request: HttpRequest, caller: Caller, body: Any) -> OcpiResu
     if request.method != "GET":
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
     endpoints = [
-        {"identifier": identifier, "role": str(role), "url": request.build_absolute_uri(reverse(name))}
+        {
+            "identifier": identifier,
+            "role": str(role),
+            "url": request.build_absolute_uri(reverse(name)),
+        }
         for identifier, role, name in services.OUR_ENDPOINTS
     ]
     return OcpiResult(data={"version": ocpi.VERSION, "endpoints": endpoints})
@@ -43,7 +54,9 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     if method == "GET":
         # Our credentials for the partner: the token is the one it called with (we keep only
         # its hash, so it comes from the request).
-        return OcpiResult(data=services.our_credentials(token=caller.token, versions_url=_versions_url(request)))
+        return OcpiResult(
+            data=services.our_credentials(token=caller.token, versions_url=_versions_url(request))
+        )
     if method in ("POST", "PUT"):
         # credentials "POST Method" / "PUT Method": 405 when already / not yet registered.
         if (method == "POST") == registered:
@@ -51,7 +64,10 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
             raise OcpiError(ocpi.Code.CLIENT_ERROR, message, http_status=405)
         try:
             data = services.credentials_receive(
-                partner=partner, body=body, versions_url=_versions_url(request), update=method == "PUT"
+                partner=partner,
+                body=body,
+                versions_url=_versions_url(request),
+                update=method == "PUT",
             )
         except services.RegistrationError as exc:
             raise OcpiError(exc.code, exc.message) from None
@@ -87,7 +103,12 @@ def _unknown_location() -> OcpiError:
 
 @ocpi_endpoint("locations")
 def location_detail(
-    request: HttpRequest, caller: Caller, body: Any, location_id: str, evse_uid: str = "", connector_id: str = "",
+    request: HttpRequest,
+    caller: Caller,
+    body: Any,
+    location_id: str,
+    evse_uid: str = "",
+    connector_id: str = "",
 ) -> OcpiResult:
     _get_only(request)
     location = selectors.location_get(caller.partner, location_id, now=timezone.now())
@@ -127,7 +148,14 @@ def _pulled(partner: Partner) -> None:
 
 
 @ocpi_endpoint("tokens")
-def token(request: HttpRequest, caller: Caller, body: Any, country_code: str, party_id: str, token_uid: str) -> OcpiResult:
+def token(
+    request: HttpRequest,
+    caller: Caller,
+    body: Any,
+    country_code: str,
+    party_id: str,
+    token_uid: str,
+) -> OcpiResult:
     type_ = request.GET.get("type") or "RFID"
     if request.method == "GET":
         if services.party_msp(caller.partner, country_code, party_id) is None:
@@ -142,8 +170,13 @@ def token(request: HttpRequest, caller: Caller, body: Any, country_code: str, pa
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or PATCH.", http_status=405)
     try:
         created = services.token_store(
-            partner=caller.partner, country_code=country_code, party_id=party_id, uid=token_uid, type_=type_,
-            body=body, patch=request.method == "PATCH",
+            partner=caller.partner,
+            country_code=country_code,
+            party_id=party_id,
+            uid=token_uid,
+            type_=type_,
+            body=body,
+            patch=request.method == "PATCH",
         )
     except services.TokenRefused as exc:
         raise OcpiError(exc.code, exc.message, http_status=exc.http_status) from None
@@ -153,7 +186,11 @@ def token(request: HttpRequest, caller: Caller, body: Any, country_code: str, pa
 @ocpi_endpoint("tokens")
 def tokens_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     """The tokens receiver's base URL (listed in version details): tokens live below it."""
-    raise OcpiError(ocpi.Code.CLIENT_ERROR, "Use {tokens}/{country_code}/{party_id}/{token_uid}.", http_status=404)
+    raise OcpiError(
+        ocpi.Code.CLIENT_ERROR,
+        "Use {tokens}/{country_code}/{party_id}/{token_uid}.",
+        http_status=404,
+    )
 
 
 # -- commands (Receiver) ---------------------------------------------------------------------------
@@ -164,7 +201,11 @@ def command(request: HttpRequest, caller: Caller, body: Any, command: str = "") 
     if request.method != "POST" or not command:
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "POST {commands}/{command}.", http_status=405)
     response = commands.command_receive(partner=caller.partner, command=command, body=body)
-    return OcpiResult(data=response.data(), code=response.code, message=response.message if response.code >= 2000 else "")
+    return OcpiResult(
+        data=response.data(),
+        code=response.code,
+        message=response.message if response.code >= 2000 else "",
+    )
 
 
 # -- sessions and CDRs (Sender) --------------------------------------------------------------------

@@ -24,7 +24,9 @@ from .models import CalendarFeed, Reservation, Unit
 
 
 def _drf_error(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+    return ValidationError(
+        exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+    )
 
 
 class UnitSerializer(TenantSerializerMixin, serializers.ModelSerializer):
@@ -83,12 +85,33 @@ class StayReservationSerializer(TenantSerializerMixin, serializers.ModelSerializ
     class Meta:
         model = Reservation
         fields = [
-            "id", "property", "unit", "guest_name", "guest_email", "guest_phone", "check_in", "check_out",
-            "source", "external_id", "status", "access_code", "access_link", "code_sent_at", "calendar",
-            "integration", "created_at", "updated_at",
+            "id",
+            "property",
+            "unit",
+            "guest_name",
+            "guest_email",
+            "guest_phone",
+            "check_in",
+            "check_out",
+            "source",
+            "external_id",
+            "status",
+            "access_code",
+            "access_link",
+            "code_sent_at",
+            "calendar",
+            "integration",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = [
-            "source", "access_code", "code_sent_at", "calendar", "integration", "created_at", "updated_at",
+            "source",
+            "access_code",
+            "code_sent_at",
+            "calendar",
+            "integration",
+            "created_at",
+            "updated_at",
         ]
 
     def get_access_link(self, obj: Reservation) -> str:
@@ -104,7 +127,9 @@ class ReservationViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_fields = ["property", "unit", "status", "source"]
 
-    @extend_schema(parameters=[OpenApiParameter("active_at", str, description="ISO 8601 date-time")])
+    @extend_schema(
+        parameters=[OpenApiParameter("active_at", str, description="ISO 8601 date-time")]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -116,7 +141,11 @@ class ReservationViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         if at:
             when = parse_datetime(at)
             if when is None or when.tzinfo is None:
-                raise ValidationError({"active_at": "Use an ISO 8601 date-time with a time zone, e.g. 2026-07-01T12:00:00Z."})
+                raise ValidationError(
+                    {
+                        "active_at": "Use an ISO 8601 date-time with a time zone, e.g. 2026-07-01T12:00:00Z."
+                    }
+                )
             rows = selectors.reservations_active_at(rows, when)
         return rows
 
@@ -133,7 +162,9 @@ class ReservationViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     def perform_update(self, serializer: StayReservationSerializer) -> None:
         fields = {k: v for k, v in serializer.validated_data.items() if k != "property"}
         try:
-            serializer.instance = services.reservation_update(reservation=serializer.instance, **fields)
+            serializer.instance = services.reservation_update(
+                reservation=serializer.instance, **fields
+            )
         except DjangoValidationError as exc:
             raise _drf_error(exc) from None
 
@@ -142,12 +173,30 @@ class CalendarFeedSerializer(TenantSerializerMixin, serializers.ModelSerializer)
     class Meta:
         model = CalendarFeed
         fields = [
-            "id", "property", "unit", "name", "url", "state", "last_synced_at", "last_success_at", "last_error",
-            "bookings_seen", "blocked_seen", "cancelled_count", "created_at",
+            "id",
+            "property",
+            "unit",
+            "name",
+            "url",
+            "state",
+            "last_synced_at",
+            "last_success_at",
+            "last_error",
+            "bookings_seen",
+            "blocked_seen",
+            "cancelled_count",
+            "created_at",
         ]
         read_only_fields = [
-            "property", "state", "last_synced_at", "last_success_at", "last_error", "bookings_seen",
-            "blocked_seen", "cancelled_count", "created_at",
+            "property",
+            "state",
+            "last_synced_at",
+            "last_success_at",
+            "last_error",
+            "bookings_seen",
+            "blocked_seen",
+            "cancelled_count",
+            "created_at",
         ]
         extra_kwargs = {"name": {"required": False}}
 
@@ -176,7 +225,10 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
         data = serializer.validated_data
         try:
             feed = services.calendar_feed_create(
-                property=prop, name=data.get("name", ""), url=data["url"], unit=data.get("unit"),
+                property=prop,
+                name=data.get("name", ""),
+                url=data["url"],
+                unit=data.get("unit"),
             )
         except DjangoValidationError as exc:
             raise _drf_error(exc) from None
@@ -188,7 +240,10 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
 
 
 class CalendarFeedViewSet(
-    TenantViewSetMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.DestroyModelMixin,
+    TenantViewSetMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """All calendar feeds of your properties; POST .../{id}/sync/ pulls one now."""

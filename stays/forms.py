@@ -17,8 +17,13 @@ class StayPolicyForm(forms.ModelForm):
     class Meta:
         model = StayPolicy
         fields = [
-            "charging", "kwh_cap", "grace_before_minutes", "grace_after_minutes", "check_in_time",
-            "check_out_time", "shared_chargers",
+            "charging",
+            "kwh_cap",
+            "grace_before_minutes",
+            "grace_after_minutes",
+            "check_in_time",
+            "check_out_time",
+            "shared_chargers",
         ]
         labels = {
             "charging": "Charging during a stay",
@@ -36,16 +41,23 @@ class StayPolicyForm(forms.ModelForm):
     def clean_kwh_cap(self) -> Any:
         cap = self.cleaned_data.get("kwh_cap")
         if cap is not None and cap <= 0:
-            raise forms.ValidationError("Enter a positive number of kWh, or leave it empty for no cap.")
+            raise forms.ValidationError(
+                "Enter a positive number of kWh, or leave it empty for no cap."
+            )
         return cap
 
 
 class CalendarFeedForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, label="Name",
-                           help_text="For example “Airbnb – Cabin 1”. Empty: the calendar's host name.")
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Name",
+        help_text="For example “Airbnb – Cabin 1”. Empty: the calendar's host name.",
+    )
     url = forms.URLField(max_length=1000, label="Calendar (iCal) export URL", assume_scheme="https")
-    unit = forms.ModelChoiceField(queryset=Unit.objects.none(), required=False, label="Unit",
-                                  empty_label="The whole property")
+    unit = forms.ModelChoiceField(
+        queryset=Unit.objects.none(), required=False, label="Unit", empty_label="The whole property"
+    )
 
     def __init__(self, *args: Any, property: Property, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,24 +67,43 @@ class CalendarFeedForm(forms.Form):
         unit.queryset = Unit.objects.filter(property=property).order_by("name")
 
 
-
 class PmsConnectForm(forms.Form):
     """Connect a PMS: the vendor and its API credentials (write-only, stored sealed)."""
 
     organization: forms.ModelChoiceField = forms.ModelChoiceField(
-        queryset=Organization.objects.none(), label="Organization")  # the user's writable ones, in __init__
+        queryset=Organization.objects.none(), label="Organization"
+    )  # the user's writable ones, in __init__
     vendor = forms.ChoiceField(choices=PmsIntegration.Vendor.choices, label="PMS")
-    name = forms.CharField(max_length=200, required=False, label="Name", help_text="Optional, e.g. “Guesty – lake”.")
-    base_url = forms.URLField(max_length=300, required=False, label="Track address", assume_scheme="https",
-                              help_text="Track only: https://yourcompany.trackhs.com")
-    key = forms.CharField(max_length=300, required=False, label="Client ID / API key",
-                          help_text="Guesty: client ID. Track: API key. Hospitable: leave empty.")
-    secret = forms.CharField(max_length=2000, required=False, label="Client secret / API secret / token",
-                             widget=forms.PasswordInput(render_value=False),
-                             help_text="Guesty: client secret. Track: API secret. Hospitable: personal access token.")
-    webhook_secret = forms.CharField(max_length=300, required=False, label="Webhook signing secret",
-                                     widget=forms.PasswordInput(render_value=False),
-                                     help_text="Guesty (whsec_…) or Hospitable, to verify their webhooks. Optional.")
+    name = forms.CharField(
+        max_length=200, required=False, label="Name", help_text="Optional, e.g. “Guesty – lake”."
+    )
+    base_url = forms.URLField(
+        max_length=300,
+        required=False,
+        label="Track address",
+        assume_scheme="https",
+        help_text="Track only: https://yourcompany.trackhs.com",
+    )
+    key = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Client ID / API key",
+        help_text="Guesty: client ID. Track: API key. Hospitable: leave empty.",
+    )
+    secret = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Client secret / API secret / token",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Guesty: client secret. Track: API secret. Hospitable: personal access token.",
+    )
+    webhook_secret = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Webhook signing secret",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Guesty (whsec_…) or Hospitable, to verify their webhooks. Optional.",
+    )
 
     def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,7 +114,15 @@ class PmsConnectForm(forms.Form):
 
 class PmsCredentialsForm(forms.Form):
     key = forms.CharField(max_length=300, required=False, label="Client ID / API key")
-    secret = forms.CharField(max_length=2000, required=False, label="Client secret / API secret / token",
-                             widget=forms.PasswordInput(render_value=False))
-    webhook_secret = forms.CharField(max_length=300, required=False, label="Webhook signing secret",
-                                     widget=forms.PasswordInput(render_value=False))
+    secret = forms.CharField(
+        max_length=2000,
+        required=False,
+        label="Client secret / API secret / token",
+        widget=forms.PasswordInput(render_value=False),
+    )
+    webhook_secret = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Webhook signing secret",
+        widget=forms.PasswordInput(render_value=False),
+    )

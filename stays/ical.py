@@ -19,8 +19,12 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-_BLOCKED = re.compile(r"not available|unavailable|blocked|closed|owner (stay|block)|maintenance", re.IGNORECASE)
-_RESERVED_PREFIX = re.compile(r"^\s*(reserved|reservation|booked|booking)\s*(-|:|–)?\s*", re.IGNORECASE)
+_BLOCKED = re.compile(
+    r"not available|unavailable|blocked|closed|owner (stay|block)|maintenance", re.IGNORECASE
+)
+_RESERVED_PREFIX = re.compile(
+    r"^\s*(reserved|reservation|booked|booking)\s*(-|:|–)?\s*", re.IGNORECASE
+)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"phone[^:\n]*:\s*([+\d][\d ()\-]{3,})", re.IGNORECASE)
 
@@ -59,7 +63,11 @@ def _guest_name(summary: str) -> str:
 
 
 def parse_calendar(
-    content: bytes | str, *, timezone: str, check_in_at: time = time(15), check_out_at: time = time(11)
+    content: bytes | str,
+    *,
+    timezone: str,
+    check_in_at: time = time(15),
+    check_out_at: time = time(11),
 ) -> list[FeedEvent]:
     """Return the events of an iCal document; all-day dates get the property's check-in and
     check-out times in its `timezone`."""
@@ -93,10 +101,18 @@ def parse_calendar(
         transparent = str(component.get("TRANSP", "")).upper() == "TRANSPARENT"
         email = _EMAIL.search(description)
         phone = _PHONE.search(description)
-        events.append(FeedEvent(
-            uid=uid[:255], summary=summary[:200], check_in=check_in, check_out=check_out, all_day=all_day,
-            blocked=bool(_BLOCKED.search(summary)) or transparent, cancelled=status == "CANCELLED",
-            guest_name=_guest_name(summary), guest_email=email.group(0) if email else "",
-            guest_phone=phone.group(1).strip()[:40] if phone else "",
-        ))
+        events.append(
+            FeedEvent(
+                uid=uid[:255],
+                summary=summary[:200],
+                check_in=check_in,
+                check_out=check_out,
+                all_day=all_day,
+                blocked=bool(_BLOCKED.search(summary)) or transparent,
+                cancelled=status == "CANCELLED",
+                guest_name=_guest_name(summary),
+                guest_email=email.group(0) if email else "",
+                guest_phone=phone.group(1).strip()[:40] if phone else "",
+            )
+        )
     return events

@@ -33,7 +33,9 @@ class Unit(models.Model):
         PARKING = "parking", "Parking space"
         OTHER = "other", "Other"
 
-    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="units")
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="units"
+    )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.APARTMENT)
     # The unit's id in a PMS or channel (listing id), for hosts' own reference.
@@ -42,7 +44,9 @@ class Unit(models.Model):
 
     class Meta:
         ordering = ["property_id", "name"]
-        constraints = [models.UniqueConstraint(fields=["property", "name"], name="unique_unit_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["property", "name"], name="unique_unit_name")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -55,10 +59,15 @@ class StayPolicy(models.Model):
         INCLUDED = "included", "Included in the stay (free, up to a kWh cap)"
         BILLED = "billed", "Billed at the property's rate"
 
-    property = models.OneToOneField("backoffice.Property", on_delete=models.CASCADE, related_name="stay_policy")
+    property = models.OneToOneField(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="stay_policy"
+    )
     charging = models.CharField(max_length=8, choices=Charging.choices, default=Charging.INCLUDED)
     kwh_cap = models.DecimalField(
-        max_digits=8, decimal_places=2, null=True, blank=True,
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
         help_text="Energy included per stay when charging is included; empty: no cap.",
     )
     grace_before_minutes = models.PositiveIntegerField(
@@ -90,8 +99,12 @@ class CalendarFeed(models.Model):
         OK = "ok", "Synced"
         ERROR = "error", "Sync failed"
 
-    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="calendar_feeds")
-    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, null=True, blank=True, related_name="calendar_feeds")
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="calendar_feeds"
+    )
+    unit = models.ForeignKey(
+        Unit, on_delete=models.CASCADE, null=True, blank=True, related_name="calendar_feeds"
+    )
     name = models.CharField(max_length=200)
     url = models.URLField(max_length=1000)
     state = models.CharField(max_length=5, choices=State.choices, default=State.NEW)
@@ -134,7 +147,9 @@ class PmsIntegration(models.Model):
     base_url = models.URLField(max_length=300, blank=True)
     # Fernet token of a JSON object of the vendor's credentials (stays.crypto).
     credentials_encrypted = models.TextField(blank=True, editable=False)
-    webhook_key = models.CharField(max_length=43, unique=True, default=secrets.token_urlsafe, editable=False)
+    webhook_key = models.CharField(
+        max_length=43, unique=True, default=secrets.token_urlsafe, editable=False
+    )
     state = models.CharField(max_length=7, choices=State.choices, default=State.NEW)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
@@ -157,16 +172,22 @@ class PmsIntegration(models.Model):
 class Listing(models.Model):
     """A PMS listing and the unit it is mapped to (unmapped listings' reservations are kept, unlinked)."""
 
-    integration = models.ForeignKey(PmsIntegration, on_delete=models.CASCADE, related_name="listings")
+    integration = models.ForeignKey(
+        PmsIntegration, on_delete=models.CASCADE, related_name="listings"
+    )
     external_id = models.CharField(max_length=100)
     name = models.CharField(max_length=300, blank=True)
-    unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="listings")
+    unit = models.ForeignKey(
+        Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="listings"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["integration_id", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["integration", "external_id"], name="unique_listing_external_id")
+            models.UniqueConstraint(
+                fields=["integration", "external_id"], name="unique_listing_external_id"
+            )
         ]
 
     def __str__(self) -> str:
@@ -191,7 +212,9 @@ class Reservation(models.Model):
     property = models.ForeignKey(
         "backoffice.Property", on_delete=models.CASCADE, related_name="stay_reservations"
     )
-    unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="reservations")
+    unit = models.ForeignKey(
+        Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="reservations"
+    )
     guest_name = models.CharField(max_length=200, blank=True)
     guest_email = models.EmailField(blank=True)
     guest_phone = models.CharField(max_length=40, blank=True)
@@ -204,10 +227,16 @@ class Reservation(models.Model):
         CalendarFeed, on_delete=models.SET_NULL, null=True, blank=True, related_name="reservations"
     )
     integration = models.ForeignKey(
-        PmsIntegration, on_delete=models.SET_NULL, null=True, blank=True, related_name="reservations"
+        PmsIntegration,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reservations",
     )
     status = models.CharField(max_length=9, choices=Status.choices, default=Status.CONFIRMED)
-    access_code = models.CharField(max_length=16, unique=True, default=new_access_code, editable=False)
+    access_code = models.CharField(
+        max_length=16, unique=True, default=new_access_code, editable=False
+    )
     code_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -216,16 +245,25 @@ class Reservation(models.Model):
         ordering = ["check_in", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["calendar", "external_id"], condition=Q(calendar__isnull=False),
+                fields=["calendar", "external_id"],
+                condition=Q(calendar__isnull=False),
                 name="unique_reservation_per_calendar",
             ),
             models.UniqueConstraint(
-                fields=["integration", "external_id"], condition=Q(integration__isnull=False),
+                fields=["integration", "external_id"],
+                condition=Q(integration__isnull=False),
                 name="unique_reservation_per_integration",
             ),
-            models.CheckConstraint(condition=Q(check_out__gt=models.F("check_in")), name="reservation_check_out_after_in"),
+            models.CheckConstraint(
+                condition=Q(check_out__gt=models.F("check_in")),
+                name="reservation_check_out_after_in",
+            ),
         ]
-        indexes = [models.Index(fields=["property", "check_in", "check_out"], name="reservation_property_time")]
+        indexes = [
+            models.Index(
+                fields=["property", "check_in", "check_out"], name="reservation_property_time"
+            )
+        ]
 
     def __str__(self) -> str:
         who = self.guest_name or "guest"
@@ -249,11 +287,15 @@ class ChargerPlacement(models.Model):
     from_property = models.ForeignKey(
         "backoffice.Property", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    from_unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    from_unit = models.ForeignKey(
+        Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     to_property = models.ForeignKey(
         "backoffice.Property", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    to_unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    to_unit = models.ForeignKey(
+        Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -32,7 +32,9 @@ TIMEOUT_S = 20.0
 class PmsError(Exception):
     """A call failed; `message` is for hosts ("Guesty returned 401: ..."), `retry_after` in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, auth: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, auth: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
@@ -74,21 +76,31 @@ class Adapter(Protocol):
 def _words(vendor: str, response: httpx.Response) -> PmsError:
     status = response.status_code
     if status == 401:
-        return PmsError(f"{vendor} returned 401: the API credentials were revoked or are wrong. "
-                        "Enter new ones for this integration.", auth=True)
+        return PmsError(
+            f"{vendor} returned 401: the API credentials were revoked or are wrong. "
+            "Enter new ones for this integration.",
+            auth=True,
+        )
     if status == 403:
-        return PmsError(f"{vendor} returned 403: these credentials may not read listings and reservations. "
-                        "Give the API user read access in your PMS.", auth=True)
+        return PmsError(
+            f"{vendor} returned 403: these credentials may not read listings and reservations. "
+            "Give the API user read access in your PMS.",
+            auth=True,
+        )
     if status == 429:
         try:
             retry = float(response.headers.get("Retry-After", "60"))
         except ValueError:
             retry = 60.0
-        return PmsError(f"{vendor} returned 429: too many requests. We wait {int(retry)} s and try again.",
-                        retry_after=retry)
+        return PmsError(
+            f"{vendor} returned 429: too many requests. We wait {int(retry)} s and try again.",
+            retry_after=retry,
+        )
     if status >= 500:
-        return PmsError(f"{vendor} returned {status}: their service has a problem. We try again later.",
-                        retry_after=300.0)
+        return PmsError(
+            f"{vendor} returned {status}: their service has a problem. We try again later.",
+            retry_after=300.0,
+        )
     return PmsError(f"{vendor} returned {status}: {response.text[:160]}")
 
 
@@ -96,9 +108,13 @@ def _get(client: httpx.Client, vendor: str, url: str, **kwargs: Any) -> Any:
     try:
         response = client.get(url, **kwargs)
     except httpx.TimeoutException:
-        raise PmsError(f"{vendor} did not answer within {TIMEOUT_S:.0f} seconds.", retry_after=120.0) from None
+        raise PmsError(
+            f"{vendor} did not answer within {TIMEOUT_S:.0f} seconds.", retry_after=120.0
+        ) from None
     except httpx.HTTPError as exc:
-        raise PmsError(f"{vendor} could not be reached ({type(exc).__name__}).", retry_after=120.0) from None
+        raise PmsError(
+            f"{vendor} could not be reached ({type(exc).__name__}).", retry_after=120.0
+        ) from None
     if response.status_code != 200:
         raise _words(vendor, response)
     try:
@@ -127,20 +143,28 @@ class Guesty:
     base = "https://open-api.guesty.com"
     page = 100
 
-    def __init__(self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo) -> None:
+    def __init__(
+        self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo
+    ) -> None:
         self.credentials, self.client, self.zone = credentials, client, zone
         self._token = ""
 
     def _headers(self) -> dict[str, str]:
         if not self._token:
             try:
-                response = self.client.post(f"{self.base}/oauth2/token", data={
-                    "grant_type": "client_credentials", "scope": "open-api",
-                    "client_id": self.credentials.get("client_id", ""),
-                    "client_secret": self.credentials.get("client_secret", ""),
-                })
+                response = self.client.post(
+                    f"{self.base}/oauth2/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "scope": "open-api",
+                        "client_id": self.credentials.get("client_id", ""),
+                        "client_secret": self.credentials.get("client_secret", ""),
+                    },
+                )
             except httpx.HTTPError as exc:
-                raise PmsError(f"Guesty could not be reached ({type(exc).__name__}).", retry_after=120.0) from None
+                raise PmsError(
+                    f"Guesty could not be reached ({type(exc).__name__}).", retry_after=120.0
+                ) from None
             if response.status_code != 200:
                 raise _words(self.vendor, response)
             self._token = str(response.json().get("access_token", ""))
@@ -149,8 +173,13 @@ class Guesty:
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         skip = 0
         while True:
-            data = _get(self.client, self.vendor, f"{self.base}{path}", headers=self._headers(),
-                        params={**params, "limit": self.page, "skip": skip})
+            data = _get(
+                self.client,
+                self.vendor,
+                f"{self.base}{path}",
+                headers=self._headers(),
+                params={**params, "limit": self.page, "skip": skip},
+            )
             results = data.get("results") or []
             yield from results
             skip += len(results)
@@ -159,18 +188,24 @@ class Guesty:
 
     def listings(self) -> Iterator[PmsListing]:
         for item in self._pages("/v1/listings", {"fields": "_id title nickname"}):
-            yield PmsListing(str(item["_id"]), str(item.get("nickname") or item.get("title") or item["_id"]))
+            yield PmsListing(
+                str(item["_id"]), str(item.get("nickname") or item.get("title") or item["_id"])
+            )
 
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
         guest = item.get("guest") or {}
         status = str(item.get("status", "")).lower()
         return PmsReservation(
-            external_id=str(item["_id"]), listing_id=str(item.get("listingId", "")),
+            external_id=str(item["_id"]),
+            listing_id=str(item.get("listingId", "")),
             check_in=_aware(str(item["checkIn"]), self.zone, time(15)),
             check_out=_aware(str(item["checkOut"]), self.zone, time(11)),
-            confirmed=status == "confirmed", cancelled=status in ("canceled", "cancelled", "declined", "expired"),
-            guest_name=str(guest.get("fullName", "")), guest_email=str(guest.get("email", "") or ""),
-            guest_phone=str(guest.get("phone", "") or ""), updated_at=str(item.get("lastUpdatedAt", "")),
+            confirmed=status == "confirmed",
+            cancelled=status in ("canceled", "cancelled", "declined", "expired"),
+            guest_name=str(guest.get("fullName", "")),
+            guest_email=str(guest.get("email", "") or ""),
+            guest_phone=str(guest.get("phone", "") or ""),
+            updated_at=str(item.get("lastUpdatedAt", "")),
         )
 
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
@@ -179,14 +214,19 @@ class Guesty:
             "sort": "lastUpdatedAt",
         }
         if since:
-            params["filters"] = json.dumps([{"field": "lastUpdatedAt", "operator": "$gte", "value": since}])
+            params["filters"] = json.dumps(
+                [{"field": "lastUpdatedAt", "operator": "$gte", "value": since}]
+            )
         for item in self._pages("/v1/reservations", params):
             yield self._reservation(item)
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
         secret = self.credentials.get("webhook_secret", "")
-        msg_id, stamp, signatures = (headers.get("svix-id", ""), headers.get("svix-timestamp", ""),
-                                     headers.get("svix-signature", ""))
+        msg_id, stamp, signatures = (
+            headers.get("svix-id", ""),
+            headers.get("svix-timestamp", ""),
+            headers.get("svix-signature", ""),
+        )
         if not (secret and msg_id and stamp and signatures):
             return False
         try:
@@ -195,7 +235,9 @@ class Guesty:
                 return False
         except ValueError:
             return False
-        expected = base64.b64encode(hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest())
+        expected = base64.b64encode(
+            hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+        )
         return any(_hmac_equal(expected, part.partition(",")[2]) for part in signatures.split())
 
     def webhook_reservation(self, body: bytes) -> PmsReservation | None:
@@ -211,18 +253,28 @@ class Hospitable:
     vendor = "Hospitable"
     base = "https://public.api.hospitable.com/v2"
 
-    def __init__(self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo) -> None:
+    def __init__(
+        self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo
+    ) -> None:
         self.credentials, self.client, self.zone = credentials, client, zone
         self._properties: list[str] = []
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.credentials.get('token', '')}", "Accept": "application/json"}
+        return {
+            "Authorization": f"Bearer {self.credentials.get('token', '')}",
+            "Accept": "application/json",
+        }
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
-            data = _get(self.client, self.vendor, f"{self.base}{path}", headers=self._headers(),
-                        params={**params, "page": page, "per_page": 100})
+            data = _get(
+                self.client,
+                self.vendor,
+                f"{self.base}{path}",
+                headers=self._headers(),
+                params={**params, "page": page, "per_page": 100},
+            )
             yield from data.get("data") or []
             meta = data.get("meta") or {}
             if page >= int(meta.get("last_page", page)):
@@ -232,23 +284,33 @@ class Hospitable:
     def listings(self) -> Iterator[PmsListing]:
         for item in self._pages("/properties", {}):
             self._properties.append(str(item["id"]))
-            yield PmsListing(str(item["id"]), str(item.get("name") or item.get("public_name") or item["id"]))
+            yield PmsListing(
+                str(item["id"]), str(item.get("name") or item.get("public_name") or item["id"])
+            )
 
     def _reservation(self, item: dict[str, Any], listing_id: str = "") -> PmsReservation:
         guest = item.get("guest") or {}
         status = item.get("reservation_status") or {}
-        category = str((status.get("current") or {}).get("category") or item.get("status", "")).lower()
+        category = str(
+            (status.get("current") or {}).get("category") or item.get("status", "")
+        ).lower()
         phones = guest.get("phone_numbers") or []
         props = item.get("properties") or []
-        listing = listing_id or (str(props[0].get("id")) if props and isinstance(props[0], dict) else "")
+        listing = listing_id or (
+            str(props[0].get("id")) if props and isinstance(props[0], dict) else ""
+        )
         return PmsReservation(
-            external_id=str(item["id"]), listing_id=listing,
+            external_id=str(item["id"]),
+            listing_id=listing,
             check_in=_aware(str(item.get("check_in") or item["arrival_date"]), self.zone, time(15)),
-            check_out=_aware(str(item.get("check_out") or item["departure_date"]), self.zone, time(11)),
-            confirmed=category in ("accepted", "confirmed"), cancelled=category in ("cancelled", "canceled",
-                                                                                    "declined", "expired"),
+            check_out=_aware(
+                str(item.get("check_out") or item["departure_date"]), self.zone, time(11)
+            ),
+            confirmed=category in ("accepted", "confirmed"),
+            cancelled=category in ("cancelled", "canceled", "declined", "expired"),
             guest_name=" ".join(p for p in (guest.get("first_name"), guest.get("last_name")) if p),
-            guest_email=str(guest.get("email") or ""), guest_phone=str(phones[0]) if phones else "",
+            guest_email=str(guest.get("email") or ""),
+            guest_phone=str(phones[0]) if phones else "",
         )
 
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
@@ -257,9 +319,12 @@ class Hospitable:
         if not self._properties:
             list(self.listings())
         for property_id in self._properties:
-            params = {"properties[]": property_id, "include": "guest,properties",
-                      "start_date": (now - timedelta(days=1)).date().isoformat(),
-                      "end_date": (now + timedelta(days=365)).date().isoformat()}
+            params = {
+                "properties[]": property_id,
+                "include": "guest,properties",
+                "start_date": (now - timedelta(days=1)).date().isoformat(),
+                "end_date": (now + timedelta(days=365)).date().isoformat(),
+            }
             for item in self._pages("/reservations", params):
                 yield self._reservation(item, property_id)
 
@@ -274,7 +339,11 @@ class Hospitable:
     def webhook_reservation(self, body: bytes) -> PmsReservation | None:
         payload = json.loads(body)
         item = payload.get("data") if isinstance(payload, dict) else None
-        if not isinstance(item, dict) or "id" not in item or not str(payload.get("action", "")).startswith("reservation"):
+        if (
+            not isinstance(item, dict)
+            or "id" not in item
+            or not str(payload.get("action", "")).startswith("reservation")
+        ):
             return None
         return self._reservation(item)
 
@@ -285,7 +354,9 @@ class Hospitable:
 class Track:
     vendor = "Track"
 
-    def __init__(self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo, base_url: str) -> None:
+    def __init__(
+        self, credentials: dict[str, str], client: httpx.Client, *, zone: ZoneInfo, base_url: str
+    ) -> None:
         self.credentials, self.client, self.zone = credentials, client, zone
         self.base = base_url.rstrip("/")
         self.auth = httpx.BasicAuth(credentials.get("key", ""), credentials.get("secret", ""))
@@ -293,8 +364,13 @@ class Track:
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
-            data = _get(self.client, self.vendor, f"{self.base}{path}", auth=self.auth,
-                        params={**params, "page": page, "size": 100})
+            data = _get(
+                self.client,
+                self.vendor,
+                f"{self.base}{path}",
+                auth=self.auth,
+                params={**params, "page": page, "size": 100},
+            )
             yield from (data.get("_embedded") or {}).get(key) or []
             if page >= int(data.get("page_count", page)):
                 return
@@ -310,12 +386,17 @@ class Track:
             contact = ((item.get("_embedded") or {}).get("contact")) or {}
             status = str(item.get("status", "")).lower()
             yield PmsReservation(
-                external_id=str(item["id"]), listing_id=str(item.get("unitId", "")),
+                external_id=str(item["id"]),
+                listing_id=str(item.get("unitId", "")),
                 check_in=_aware(str(item["arrivalDate"]), self.zone, time(15)),
                 check_out=_aware(str(item["departureDate"]), self.zone, time(11)),
-                confirmed=status in ("confirmed", "checked in"), cancelled=status == "cancelled",
-                guest_name=" ".join(p for p in (contact.get("firstName"), contact.get("lastName")) if p),
-                guest_email=str(contact.get("primaryEmail") or ""), guest_phone=str(contact.get("cellPhone") or ""),
+                confirmed=status in ("confirmed", "checked in"),
+                cancelled=status == "cancelled",
+                guest_name=" ".join(
+                    p for p in (contact.get("firstName"), contact.get("lastName")) if p
+                ),
+                guest_email=str(contact.get("primaryEmail") or ""),
+                guest_phone=str(contact.get("cellPhone") or ""),
                 updated_at=str(item.get("updatedAt", "")),
             )
 
@@ -326,8 +407,14 @@ class Track:
         return None
 
 
-def adapter_for(vendor: str, credentials: dict[str, str], client: httpx.Client, *, timezone: str,
-                base_url: str = "") -> Adapter:
+def adapter_for(
+    vendor: str,
+    credentials: dict[str, str],
+    client: httpx.Client,
+    *,
+    timezone: str,
+    base_url: str = "",
+) -> Adapter:
     """Return the adapter of `vendor` ("guesty", "hospitable", "track")."""
     zone = ZoneInfo(timezone)
     if vendor == "guesty":

@@ -117,7 +117,9 @@ def stay_facts(charger: Any, *, now: datetime) -> dict[str, Any]:
         "pms_integrations": [],
     }
     if property_id is None:
-        facts["problem"] = "The charger is not linked to any property, so no reservation can use it."
+        facts["problem"] = (
+            "The charger is not linked to any property, so no reservation can use it."
+        )
         return facts
     unit = Unit.objects.filter(pk=unit_id).first() if unit_id else None
     facts["unit"] = unit.name if unit else None
@@ -128,20 +130,35 @@ def stay_facts(charger: Any, *, now: datetime) -> dict[str, Any]:
     elif not policy.shared_chargers:  # a shared charger serves every stay, unless the host said no
         current = current.none()
     facts["reservations_now"] = [
-        {"id": r.pk, "guest": r.guest_name, "unit": r.unit.name if r.unit else None, "source": r.source,
-         "check_in": r.check_in.isoformat(), "check_out": r.check_out.isoformat()}
+        {
+            "id": r.pk,
+            "guest": r.guest_name,
+            "unit": r.unit.name if r.unit else None,
+            "source": r.source,
+            "check_in": r.check_in.isoformat(),
+            "check_out": r.check_out.isoformat(),
+        }
         for r in current.select_related("unit")[:10]
     ]
     facts["calendar_feeds"] = [
-        {"name": f.name, "unit": f.unit.name if f.unit else None, "state": f.state,
-         "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None, "error": f.last_error}
+        {
+            "name": f.name,
+            "unit": f.unit.name if f.unit else None,
+            "state": f.state,
+            "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None,
+            "error": f.last_error,
+        }
         for f in CalendarFeed.objects.filter(property_id=property_id).select_related("unit")
     ]
     organization_id = charger.property.organization_id
     facts["pms_integrations"] = [
-        {"vendor": i.vendor, "state": i.state, "error": i.last_error,
-         "last_synced_at": i.last_synced_at.isoformat() if i.last_synced_at else None,
-         "unmapped_listings": i.listings.filter(unit__isnull=True).count()}
+        {
+            "vendor": i.vendor,
+            "state": i.state,
+            "error": i.last_error,
+            "last_synced_at": i.last_synced_at.isoformat() if i.last_synced_at else None,
+            "unmapped_listings": i.listings.filter(unit__isnull=True).count(),
+        }
         for i in PmsIntegration.objects.filter(organization_id=organization_id)
     ]
     return facts
@@ -156,10 +173,17 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
 
     from backoffice.models import Property
 
-    if charger.property_id is None or not Property.objects.filter(pk=charger.property_id).filter(
-        Q(units__isnull=False) | Q(calendar_feeds__isnull=False) | Q(stay_reservations__isnull=False)
-        | Q(organization__pms_integrations__isnull=False)
-    ).exists():
+    if (
+        charger.property_id is None
+        or not Property.objects.filter(pk=charger.property_id)
+        .filter(
+            Q(units__isnull=False)
+            | Q(calendar_feeds__isnull=False)
+            | Q(stay_reservations__isnull=False)
+            | Q(organization__pms_integrations__isnull=False)
+        )
+        .exists()
+    ):
         return []
     facts = stay_facts(charger, now=now)
     if not facts["property"]:
@@ -169,7 +193,9 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
     out = [f"Charger {sid} is at {facts['property']}, {place}."]
     units = Unit.objects.filter(property_id=charger.property_id).count()
     if units and not facts["unit"]:
-        out[0] += f" The property has {units} units: if this charger belongs to one, link it under Network list."
+        out[0] += (
+            f" The property has {units} units: if this charger belongs to one, link it under Network list."
+        )
 
     def local(value: str) -> str:
         return datetime.fromisoformat(value).astimezone(tz).strftime("%d %b %H:%M")
@@ -178,7 +204,8 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
     if stays_now:
         names = "; ".join(
             f"{r['guest'] or 'a guest'} ({r['unit'] or 'whole property'}, {r['source']}, "
-            f"{local(r['check_in'])} – {local(r['check_out'])})" for r in stays_now[:3]
+            f"{local(r['check_in'])} – {local(r['check_out'])})"
+            for r in stays_now[:3]
         )
         out.append(f"Reservations that may use {sid} now: {names}.")
     elif facts["calendar_feeds"] or facts["pms_integrations"]:
@@ -188,15 +215,23 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
         if feed["error"]:
             out.append(f"Calendar feed {feed['name']}{where} failed its last sync: {feed['error']}")
         elif feed["last_synced_at"]:
-            out.append(f"Calendar feed {feed['name']}{where} synced at {local(feed['last_synced_at'])}.")
+            out.append(
+                f"Calendar feed {feed['name']}{where} synced at {local(feed['last_synced_at'])}."
+            )
         else:
             out.append(f"Calendar feed {feed['name']}{where} has not synced yet.")
     for pms in facts["pms_integrations"]:
         vendor = dict(PmsIntegration.Vendor.choices).get(pms["vendor"], pms["vendor"])
-        text = (f"{vendor} sync failed: {pms['error']}" if pms["error"] else
-                f"{vendor} synced at {local(pms['last_synced_at'])}." if pms["last_synced_at"] else
-                f"{vendor} has not synced yet.")
+        text = (
+            f"{vendor} sync failed: {pms['error']}"
+            if pms["error"]
+            else f"{vendor} synced at {local(pms['last_synced_at'])}."
+            if pms["last_synced_at"]
+            else f"{vendor} has not synced yet."
+        )
         if pms["unmapped_listings"]:
-            text += f" {pms['unmapped_listings']} listings are not mapped to a unit (PMS sync page)."
+            text += (
+                f" {pms['unmapped_listings']} listings are not mapped to a unit (PMS sync page)."
+            )
         out.append(text)
     return out

@@ -41,7 +41,9 @@ def unit_check(*, property: Property, unit: Unit | None) -> None:
 
 
 @transaction.atomic
-def unit_create(*, property: Property, name: str, kind: str = Unit.Kind.APARTMENT, external_id: str = "") -> Unit:
+def unit_create(
+    *, property: Property, name: str, kind: str = Unit.Kind.APARTMENT, external_id: str = ""
+) -> Unit:
     unit = Unit(property=property, name=name.strip(), kind=kind, external_id=external_id.strip())
     unit.full_clean()
     unit.save()
@@ -78,12 +80,16 @@ def access_link(reservation: Reservation, site_url: str = "") -> str:
 
 def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
     """Email the guest their access code and link, once; True if an email went out."""
-    reservation = Reservation.objects.select_related("property", "unit").filter(pk=reservation_id).first()
+    reservation = (
+        Reservation.objects.select_related("property", "unit").filter(pk=reservation_id).first()
+    )
     if reservation is None or not reservation.guest_email or reservation.code_sent_at is not None:
         return False
     if reservation.status != Reservation.Status.CONFIRMED:
         return False
-    where = f"{reservation.property.name}" + (f", {reservation.unit.name}" if reservation.unit else "")
+    where = f"{reservation.property.name}" + (
+        f", {reservation.unit.name}" if reservation.unit else ""
+    )
     body = (
         f"Hello {reservation.guest_name or 'and welcome'},\n\n"
         f"Your stay at {where} includes access to its EV charger.\n"
@@ -93,24 +99,43 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
         f"shortly after check-out ({reservation.check_out:%Y-%m-%d %H:%M %Z}).\n"
     )
     try:
-        send_mail(f"EV charging during your stay at {reservation.property.name}", body, None, [reservation.guest_email])
+        send_mail(
+            f"EV charging during your stay at {reservation.property.name}",
+            body,
+            None,
+            [reservation.guest_email],
+        )
     except Exception:
-        logger.warning("Could not email the access code of reservation %s", reservation.pk, exc_info=True)
+        logger.warning(
+            "Could not email the access code of reservation %s", reservation.pk, exc_info=True
+        )
         return False
     Reservation.objects.filter(pk=reservation.pk).update(code_sent_at=timezone.now())
     return True
 
 
 def _send_code_on_commit(reservation: Reservation) -> None:
-    if reservation.guest_email and reservation.code_sent_at is None and reservation.status == Reservation.Status.CONFIRMED:
+    if (
+        reservation.guest_email
+        and reservation.code_sent_at is None
+        and reservation.status == Reservation.Status.CONFIRMED
+    ):
         reservation_id = reservation.pk
         transaction.on_commit(lambda: reservation_send_code(reservation_id=reservation_id))
 
 
 @transaction.atomic
 def reservation_create(
-    *, property: Property, check_in: datetime, check_out: datetime, unit: Unit | None = None, guest_name: str = "",
-    guest_email: str = "", guest_phone: str = "", source: str = Reservation.Source.MANUAL, external_id: str = "",
+    *,
+    property: Property,
+    check_in: datetime,
+    check_out: datetime,
+    unit: Unit | None = None,
+    guest_name: str = "",
+    guest_email: str = "",
+    guest_phone: str = "",
+    source: str = Reservation.Source.MANUAL,
+    external_id: str = "",
     status: str = Reservation.Status.CONFIRMED,
 ) -> Reservation:
     """Create a reservation (entered by the host or an API client) and email its code."""
@@ -118,8 +143,16 @@ def reservation_create(
     if check_out <= check_in:
         raise ValidationError({"check_out": "Check-out must be after check-in."})
     reservation = Reservation(
-        property=property, unit=unit, guest_name=guest_name, guest_email=guest_email, guest_phone=guest_phone,
-        check_in=check_in, check_out=check_out, source=source, external_id=external_id, status=status,
+        property=property,
+        unit=unit,
+        guest_name=guest_name,
+        guest_email=guest_email,
+        guest_phone=guest_phone,
+        check_in=check_in,
+        check_out=check_out,
+        source=source,
+        external_id=external_id,
+        status=status,
     )
     reservation.full_clean(exclude=["access_code"])
     reservation.save()
@@ -150,7 +183,9 @@ URL_MESSAGE = (
 
 def _allowlist() -> frozenset[str]:
     # The staff allow-list of private hosts shared with MSP URLs (README, MSP_URL_ALLOWLIST).
-    return frozenset(item.strip().lower() for item in getattr(settings, "MSP_URL_ALLOWLIST", []) if item.strip())
+    return frozenset(
+        item.strip().lower() for item in getattr(settings, "MSP_URL_ALLOWLIST", []) if item.strip()
+    )
 
 
 def check_calendar_url(url: str, *, resolve: bool = True) -> None:
@@ -179,10 +214,17 @@ def check_calendar_url(url: str, *, resolve: bool = True) -> None:
 
 
 @transaction.atomic
-def calendar_feed_create(*, property: Property, name: str, url: str, unit: Unit | None = None) -> CalendarFeed:
+def calendar_feed_create(
+    *, property: Property, name: str, url: str, unit: Unit | None = None
+) -> CalendarFeed:
     unit_check(property=property, unit=unit)
     check_calendar_url(url)
-    feed = CalendarFeed(property=property, unit=unit, name=name.strip() or urlsplit(url).hostname or "Calendar", url=url)
+    feed = CalendarFeed(
+        property=property,
+        unit=unit,
+        name=name.strip() or urlsplit(url).hostname or "Calendar",
+        url=url,
+    )
     feed.full_clean()
     feed.save()
     return feed
@@ -194,7 +236,8 @@ def calendar_feed_delete(*, feed: CalendarFeed) -> int:
     past ones stay as history. Return how many were cancelled."""
     cancelled = (
         Reservation.objects.filter(calendar=feed, check_out__gt=timezone.now())
-        .exclude(status=Reservation.Status.CANCELLED).update(status=Reservation.Status.CANCELLED)
+        .exclude(status=Reservation.Status.CANCELLED)
+        .update(status=Reservation.Status.CANCELLED)
     )
     feed.delete()
     return cancelled
@@ -250,18 +293,30 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
     bookings = [e for e in events if not e.blocked]
     seen: set[str] = set()
     created = updated = cancelled = 0
-    existing = {r.external_id: r for r in Reservation.objects.select_for_update().filter(calendar=feed)}
+    existing = {
+        r.external_id: r for r in Reservation.objects.select_for_update().filter(calendar=feed)
+    }
     for event in bookings:
         seen.add(event.uid)
         status = Reservation.Status.CANCELLED if event.cancelled else Reservation.Status.CONFIRMED
         values = {
-            "check_in": event.check_in, "check_out": event.check_out, "status": status, "unit": feed.unit,
-            "guest_name": event.guest_name, "guest_email": event.guest_email, "guest_phone": event.guest_phone,
+            "check_in": event.check_in,
+            "check_out": event.check_out,
+            "status": status,
+            "unit": feed.unit,
+            "guest_name": event.guest_name,
+            "guest_email": event.guest_email,
+            "guest_phone": event.guest_phone,
         }
         row = existing.get(event.uid)
         if row is None:
-            row = Reservation(property=feed.property, calendar=feed, external_id=event.uid,
-                              source=Reservation.Source.ICAL, **values)
+            row = Reservation(
+                property=feed.property,
+                calendar=feed,
+                external_id=event.uid,
+                source=Reservation.Source.ICAL,
+                **values,
+            )
             row.save()
             created += 1
         elif any(getattr(row, name) != value for name, value in values.items()):
@@ -273,47 +328,76 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
         _send_code_on_commit(row)
     # A booking that disappeared from the feed (or turned into a block) was cancelled at the source.
     gone = [
-        r for uid, r in existing.items()
-        if uid not in seen and r.status != Reservation.Status.CANCELLED and r.check_out > now - KEEP_PAST
+        r
+        for uid, r in existing.items()
+        if uid not in seen
+        and r.status != Reservation.Status.CANCELLED
+        and r.check_out > now - KEEP_PAST
     ]
     for row in gone:
         row.status = Reservation.Status.CANCELLED
         row.save(update_fields=["status", "updated_at"])
     cancelled += len(gone)
-    return SyncResult(ok=True, bookings=len(bookings), blocked=len(events) - len(bookings), created=created,
-                      updated=updated, cancelled=cancelled)
+    return SyncResult(
+        ok=True,
+        bookings=len(bookings),
+        blocked=len(events) - len(bookings),
+        created=created,
+        updated=updated,
+        cancelled=cancelled,
+    )
 
 
-def calendar_feed_sync(*, feed_id: int, client: httpx.Client | None = None, now: datetime | None = None) -> SyncResult:
+def calendar_feed_sync(
+    *, feed_id: int, client: httpx.Client | None = None, now: datetime | None = None
+) -> SyncResult:
     """Pull a calendar feed and bring its reservations in line; record the outcome on the feed."""
     now = now or timezone.now()
     feed = CalendarFeed.objects.select_related("property", "unit").get(pk=feed_id)
     policy = StayPolicy.objects.filter(property_id=feed.property_id).first() or StayPolicy()
     try:
         content = _fetch(feed.url, client)
-        events = parse_calendar(content, timezone=feed.property.timezone, check_in_at=policy.check_in_time,
-                                check_out_at=policy.check_out_time)
+        events = parse_calendar(
+            content,
+            timezone=feed.property.timezone,
+            check_in_at=policy.check_in_time,
+            check_out_at=policy.check_out_time,
+        )
     except ValidationError as exc:
         result = SyncResult(ok=False, error=" ".join(exc.message_dict.get("url", exc.messages)))
     except _FetchError as exc:
         result = SyncResult(ok=False, error=str(exc))
     except httpx.TimeoutException:
-        result = SyncResult(ok=False, error=f"The calendar server did not answer within {FEED_TIMEOUT_S:.0f} seconds.")
+        result = SyncResult(
+            ok=False,
+            error=f"The calendar server did not answer within {FEED_TIMEOUT_S:.0f} seconds.",
+        )
     except httpx.HTTPError as exc:
-        result = SyncResult(ok=False, error=f"The calendar server could not be reached ({type(exc).__name__}).")
+        result = SyncResult(
+            ok=False, error=f"The calendar server could not be reached ({type(exc).__name__})."
+        )
     except CalendarError as exc:
-        result = SyncResult(ok=False, error=f"The URL answered, but {str(exc)[0].lower()}{str(exc)[1:]}")
+        result = SyncResult(
+            ok=False, error=f"The URL answered, but {str(exc)[0].lower()}{str(exc)[1:]}"
+        )
     else:
         try:
             with transaction.atomic():
                 result = _apply_events(feed, events, now)
         except IntegrityError as exc:  # e.g. two events with one UID; nothing was changed
             logger.warning("Calendar %s: %s", feed.pk, exc)
-            result = SyncResult(ok=False, error="The calendar has conflicting events (the same UID twice).")
+            result = SyncResult(
+                ok=False, error="The calendar has conflicting events (the same UID twice)."
+            )
     fields: dict[str, Any] = {"last_synced_at": now, "last_error": result.error[:500]}
     if result.ok:
-        fields.update(state=CalendarFeed.State.OK, last_success_at=now, bookings_seen=result.bookings,
-                      blocked_seen=result.blocked, cancelled_count=result.cancelled)
+        fields.update(
+            state=CalendarFeed.State.OK,
+            last_success_at=now,
+            bookings_seen=result.bookings,
+            blocked_seen=result.blocked,
+            cancelled_count=result.cancelled,
+        )
     else:
         fields.update(state=CalendarFeed.State.ERROR)
     CalendarFeed.objects.filter(pk=feed.pk).update(**fields)
@@ -326,6 +410,7 @@ def calendar_feeds_due(*, every: timedelta, now: datetime | None = None) -> list
     from django.db.models import Q
 
     return list(
-        CalendarFeed.objects.filter(Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=now - every))
-        .values_list("pk", flat=True)
+        CalendarFeed.objects.filter(
+            Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=now - every)
+        ).values_list("pk", flat=True)
     )

@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF = timedelta(hours=1)
 
 
-def integration_credentials_set(*, integration: PmsIntegration, credentials: dict[str, str]) -> None:
+def integration_credentials_set(
+    *, integration: PmsIntegration, credentials: dict[str, str]
+) -> None:
     """Store the vendor credentials encrypted (backoffice.sealed); they are never shown again."""
-    integration.credentials_encrypted = seal(json.dumps({k: v for k, v in credentials.items() if v}))
+    integration.credentials_encrypted = seal(
+        json.dumps({k: v for k, v in credentials.items() if v})
+    )
     integration.save(update_fields=["credentials_encrypted"])
 
 
@@ -39,8 +43,13 @@ def _timezone_of(integration: PmsIntegration) -> str:
 
 
 def _adapter(integration: PmsIntegration, client: httpx.Client) -> Adapter:
-    return adapter_for(integration.vendor, integration_credentials(integration), client,
-                       timezone=_timezone_of(integration), base_url=integration.base_url)
+    return adapter_for(
+        integration.vendor,
+        integration_credentials(integration),
+        client,
+        timezone=_timezone_of(integration),
+        base_url=integration.base_url,
+    )
 
 
 @dataclass(frozen=True)
@@ -52,29 +61,53 @@ class PmsSyncResult:
     error: str = ""
 
 
-def _upsert(integration: PmsIntegration, item: PmsReservation, units: dict[str, Unit | None]) -> bool:
+def _upsert(
+    integration: PmsIntegration, item: PmsReservation, units: dict[str, Unit | None]
+) -> bool:
     """Create or update the reservation of `item`; False when its listing is not mapped to a unit."""
     unit = units.get(item.listing_id)
     if unit is None:
         return False
-    status = (Reservation.Status.CANCELLED if item.cancelled else
-              Reservation.Status.CONFIRMED if item.confirmed else Reservation.Status.TENTATIVE)
+    status = (
+        Reservation.Status.CANCELLED
+        if item.cancelled
+        else Reservation.Status.CONFIRMED
+        if item.confirmed
+        else Reservation.Status.TENTATIVE
+    )
     row, _ = Reservation.objects.update_or_create(
-        integration=integration, external_id=item.external_id,
-        defaults={"property": unit.property, "unit": unit, "check_in": item.check_in, "check_out": item.check_out,
-                  "status": status, "guest_name": item.guest_name[:200], "guest_email": item.guest_email[:254],
-                  "guest_phone": item.guest_phone[:40], "source": integration.vendor},
+        integration=integration,
+        external_id=item.external_id,
+        defaults={
+            "property": unit.property,
+            "unit": unit,
+            "check_in": item.check_in,
+            "check_out": item.check_out,
+            "status": status,
+            "guest_name": item.guest_name[:200],
+            "guest_email": item.guest_email[:254],
+            "guest_phone": item.guest_phone[:40],
+            "source": integration.vendor,
+        },
     )
     _send_code_on_commit(row)
     return True
 
 
 def _mapping(integration: PmsIntegration) -> dict[str, Unit | None]:
-    return {listing.external_id: listing.unit for listing in integration.listings.select_related("unit__property")}
+    return {
+        listing.external_id: listing.unit
+        for listing in integration.listings.select_related("unit__property")
+    }
 
 
-def pms_sync(*, integration_id: int, client: httpx.Client | None = None, now: datetime | None = None,
-             force: bool = False) -> PmsSyncResult:
+def pms_sync(
+    *,
+    integration_id: int,
+    client: httpx.Client | None = None,
+    now: datetime | None = None,
+    force: bool = False,
+) -> PmsSyncResult:
     """Pull listings and the reservations changed since the cursor; back off after failures."""
     now = now or timezone.now()
     integration = PmsIntegration.objects.select_related("organization").get(pk=integration_id)
@@ -88,13 +121,18 @@ def pms_sync(*, integration_id: int, client: httpx.Client | None = None, now: da
         with transaction.atomic():
             for listing in listings:
                 row, created = Listing.objects.get_or_create(
-                    integration=integration, external_id=listing.external_id, defaults={"name": listing.name[:300]})
+                    integration=integration,
+                    external_id=listing.external_id,
+                    defaults={"name": listing.name[:300]},
+                )
                 if row.name != listing.name[:300]:
                     Listing.objects.filter(pk=row.pk).update(name=listing.name[:300])
                 if row.unit_id is None:
                     # A unit whose external id is the listing id is mapped for the host.
-                    unit = Unit.objects.filter(property__organization=integration.organization,
-                                               external_id=listing.external_id).first()
+                    unit = Unit.objects.filter(
+                        property__organization=integration.organization,
+                        external_id=listing.external_id,
+                    ).first()
                     if unit is not None:
                         Listing.objects.filter(pk=row.pk).update(unit=unit)
         units = _mapping(integration)
@@ -109,30 +147,49 @@ def pms_sync(*, integration_id: int, client: httpx.Client | None = None, now: da
                 newest = max(newest, item.updated_at) if item.updated_at else newest
     except PmsError as exc:
         failures = integration.failures + 1
-        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else min(
-            timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+        wait = (
+            timedelta(seconds=exc.retry_after)
+            if exc.retry_after
+            else min(timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+        )
         PmsIntegration.objects.filter(pk=integration.pk).update(
-            state=PmsIntegration.State.BACKING_OFF if exc.retry_after else PmsIntegration.State.ERROR,
-            last_synced_at=now, last_error=exc.message[:500], failures=failures, next_attempt_at=now + wait,
+            state=PmsIntegration.State.BACKING_OFF
+            if exc.retry_after
+            else PmsIntegration.State.ERROR,
+            last_synced_at=now,
+            last_error=exc.message[:500],
+            failures=failures,
+            next_attempt_at=now + wait,
         )
         return PmsSyncResult(ok=False, error=exc.message)
     finally:
         if own:
             client.close()
     PmsIntegration.objects.filter(pk=integration.pk).update(
-        state=PmsIntegration.State.OK, last_synced_at=now, last_success_at=now, last_error="", failures=0,
-        next_attempt_at=None, cursor=newest[:100], listings_count=len(listings),
+        state=PmsIntegration.State.OK,
+        last_synced_at=now,
+        last_success_at=now,
+        last_error="",
+        failures=0,
+        next_attempt_at=None,
+        cursor=newest[:100],
+        listings_count=len(listings),
         reservations_count=Reservation.objects.filter(integration=integration).count(),
     )
     if unmapped:
         PmsIntegration.objects.filter(pk=integration.pk).update(
-            last_error=f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below.")
+            last_error=f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below."
+        )
     return PmsSyncResult(ok=True, listings=len(listings), reservations=stored, unmapped=unmapped)
 
 
 def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> str:
     """Apply a vendor's webhook; return "ok", "ignored", "unknown" or "bad_signature"."""
-    integration = PmsIntegration.objects.select_related("organization").filter(webhook_key=webhook_key).first()
+    integration = (
+        PmsIntegration.objects.select_related("organization")
+        .filter(webhook_key=webhook_key)
+        .first()
+    )
     if integration is None:
         return "unknown"
     with httpx.Client(timeout=TIMEOUT_S, trust_env=False) as client:
@@ -153,8 +210,12 @@ def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> st
 def pms_integrations_due(*, every: timedelta, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     rows = PmsIntegration.objects.exclude(credentials_encrypted="")
-    return [i.pk for i in rows if (i.last_synced_at is None or i.last_synced_at <= now - every)
-            and (i.next_attempt_at is None or i.next_attempt_at <= now)]
+    return [
+        i.pk
+        for i in rows
+        if (i.last_synced_at is None or i.last_synced_at <= now - every)
+        and (i.next_attempt_at is None or i.next_attempt_at <= now)
+    ]
 
 
 def listing_map(*, listing: Listing, unit: Unit | None) -> Listing:
@@ -176,15 +237,26 @@ CREDENTIAL_FIELDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def credentials_from(vendor: str, *, key: str = "", secret: str = "", webhook_secret: str = "") -> dict[str, str]:
+def credentials_from(
+    vendor: str, *, key: str = "", secret: str = "", webhook_secret: str = ""
+) -> dict[str, str]:
     """Return the vendor's credentials dict from the portal's fields (key, secret, webhook secret)."""
     names = CREDENTIAL_FIELDS[vendor]
-    return {name: value.strip() for name, value in zip(names, (key, secret, webhook_secret), strict=True)
-            if name and value.strip()}
+    return {
+        name: value.strip()
+        for name, value in zip(names, (key, secret, webhook_secret), strict=True)
+        if name and value.strip()
+    }
 
 
-def integration_create(*, organization_id: int, vendor: str, name: str = "", base_url: str = "",
-                       credentials: dict[str, str]) -> PmsIntegration:
+def integration_create(
+    *,
+    organization_id: int,
+    vendor: str,
+    name: str = "",
+    base_url: str = "",
+    credentials: dict[str, str],
+) -> PmsIntegration:
     """Connect a PMS for an organization (portal or admin); credentials are sealed, never shown again."""
     from django.core.exceptions import ValidationError
 
@@ -192,20 +264,30 @@ def integration_create(*, organization_id: int, vendor: str, name: str = "", bas
 
     if vendor == PmsIntegration.Vendor.TRACK:
         if not base_url:
-            raise ValidationError({"base_url": "Track needs your Track address, e.g. https://yourcompany.trackhs.com."})
+            raise ValidationError(
+                {
+                    "base_url": "Track needs your Track address, e.g. https://yourcompany.trackhs.com."
+                }
+            )
         check_calendar_url(base_url)  # https:// to a public address (server-side request forgery)
     if not credentials:
         raise ValidationError({"secret": "Enter the API credentials from your PMS."})
     with transaction.atomic():
-        integration = PmsIntegration(organization_id=organization_id, vendor=vendor, name=name.strip(),
-                                     base_url=base_url.strip() if vendor == PmsIntegration.Vendor.TRACK else "")
+        integration = PmsIntegration(
+            organization_id=organization_id,
+            vendor=vendor,
+            name=name.strip(),
+            base_url=base_url.strip() if vendor == PmsIntegration.Vendor.TRACK else "",
+        )
         integration.full_clean(exclude=["webhook_key"])
         integration.save()
         integration_credentials_set(integration=integration, credentials=credentials)
     return integration
 
 
-def integration_credentials_replace(*, integration: PmsIntegration, credentials: dict[str, str]) -> PmsIntegration:
+def integration_credentials_replace(
+    *, integration: PmsIntegration, credentials: dict[str, str]
+) -> PmsIntegration:
     """New credentials (e.g. after "the API key was revoked"): sealed, the back-off is reset."""
     from django.core.exceptions import ValidationError
 

@@ -15,8 +15,16 @@ urlpatterns = [
     path("integrations/", views.integration_list, name="integration-list"),
     path("integrations/<int:pk>/", views.integration_detail, name="integration-detail"),
     path("integrations/add/", views.integration_add, name="integration-add"),
-    path("integrations/<int:pk>/credentials/", views.integration_credentials, name="integration-credentials"),
+    path(
+        "integrations/<int:pk>/credentials/",
+        views.integration_credentials,
+        name="integration-credentials",
+    ),
     path("integrations/<int:pk>/sync/", views.integration_sync, name="integration-sync"),
-    path("integrations/<int:pk>/listings/<int:listing_id>/unit/", views.listing_unit, name="listing-unit"),
+    path(
+        "integrations/<int:pk>/listings/<int:listing_id>/unit/",
+        views.listing_unit,
+        name="listing-unit",
+    ),
     path("webhooks/<str:key>/", views.webhook, name="webhook"),
 ]

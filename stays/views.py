@@ -43,16 +43,32 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     """GET /stays/integrations/: each PMS integration's last sync, counts, error and mapping."""
     rows = []
     for integration in integrations_for(request.user).prefetch_related("listings__unit"):
-        rows.append({
-            "integration": integration, "can_edit": can_edit(request.user, integration.organization_id),
-            "listings": list(integration.listings.all()),
-            "units": list(units_for(request.user).filter(property__organization_id=integration.organization_id)),
-            "webhook_url": request.build_absolute_uri(f"/stays/webhooks/{integration.webhook_key}/"),
-        })
+        rows.append(
+            {
+                "integration": integration,
+                "can_edit": can_edit(request.user, integration.organization_id),
+                "listings": list(integration.listings.all()),
+                "units": list(
+                    units_for(request.user).filter(
+                        property__organization_id=integration.organization_id
+                    )
+                ),
+                "webhook_url": request.build_absolute_uri(
+                    f"/stays/webhooks/{integration.webhook_key}/"
+                ),
+            }
+        )
     organizations = _writable_organizations(request)
-    connect = PmsConnectForm(organizations=organizations, auto_id="connect_%s") if organizations.exists() else None
-    return render(request, "stays/integration_list.html", {"rows": rows, "portal_section": "integrations",
-                                                           "connect_form": connect})
+    connect = (
+        PmsConnectForm(organizations=organizations, auto_id="connect_%s")
+        if organizations.exists()
+        else None
+    )
+    return render(
+        request,
+        "stays/integration_list.html",
+        {"rows": rows, "portal_section": "integrations", "connect_form": connect},
+    )
 
 
 def _editable(request: HttpRequest, pk: int) -> PmsIntegration:
@@ -68,8 +84,11 @@ def integration_sync(request: HttpRequest, pk: int) -> HttpResponse:
     integration = _editable(request, pk)
     result = pms_sync(integration_id=integration.pk, force=True)
     if result.ok:
-        messages.success(request, f"{integration}: {result.listings} listings, {result.reservations} reservations "
-                                  f"synced{f', {result.unmapped} on unmapped listings' if result.unmapped else ''}.")
+        messages.success(
+            request,
+            f"{integration}: {result.listings} listings, {result.reservations} reservations "
+            f"synced{f', {result.unmapped} on unmapped listings' if result.unmapped else ''}.",
+        )
     else:
         messages.error(request, f"{integration}: {result.error}")
     return _back_to(request, integration)
@@ -90,7 +109,9 @@ def listing_unit(request: HttpRequest, pk: int, listing_id: int) -> HttpResponse
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"{listing} → {unit or 'not mapped'}. The next sync links its reservations.")
+        messages.success(
+            request, f"{listing} → {unit or 'not mapped'}. The next sync links its reservations."
+        )
     return _back_to(request, integration)
 
 
@@ -118,7 +139,9 @@ def stay_settings(request: HttpRequest) -> HttpResponse:
     properties = list(properties_for(request.user).order_by("name"))
     policies = {p.property_id: p for p in StayPolicy.objects.filter(property__in=properties)}
     feeds: dict[int, list[CalendarFeed]] = {}
-    for feed in CalendarFeed.objects.filter(property__in=properties).select_related("unit").order_by("name"):
+    for feed in (
+        CalendarFeed.objects.filter(property__in=properties).select_related("unit").order_by("name")
+    ):
         feeds.setdefault(feed.property_id, []).append(feed)
     units: dict[int, list[Unit]] = {}
     for unit in Unit.objects.filter(property__in=properties).order_by("name"):
@@ -126,13 +149,20 @@ def stay_settings(request: HttpRequest) -> HttpResponse:
     rows = []
     for prop in properties:
         policy = policies.get(prop.pk) or StayPolicy(property=prop)
-        rows.append({
-            "property": prop, "policy": policy, "can_edit": can_edit(request.user, prop.organization_id),
-            "policy_form": StayPolicyForm(instance=policy, auto_id=f"policy{prop.pk}_%s"),
-            "feed_form": CalendarFeedForm(property=prop, auto_id=f"feed{prop.pk}_%s"),
-            "feeds": feeds.get(prop.pk, []), "units": units.get(prop.pk, []),
-        })
-    return render(request, "stays/stay_settings.html", {"rows": rows, "portal_section": "integrations"})
+        rows.append(
+            {
+                "property": prop,
+                "policy": policy,
+                "can_edit": can_edit(request.user, prop.organization_id),
+                "policy_form": StayPolicyForm(instance=policy, auto_id=f"policy{prop.pk}_%s"),
+                "feed_form": CalendarFeedForm(property=prop, auto_id=f"feed{prop.pk}_%s"),
+                "feeds": feeds.get(prop.pk, []),
+                "units": units.get(prop.pk, []),
+            }
+        )
+    return render(
+        request, "stays/stay_settings.html", {"rows": rows, "portal_section": "integrations"}
+    )
 
 
 def _editable_property(request: HttpRequest, pk: int) -> Property:
@@ -185,8 +215,12 @@ def calendar_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"{prop.name}: {_errors_in_words(form)}")
         return _back(prop.pk)
     try:
-        feed = calendar_feed_create(property=prop, name=form.cleaned_data["name"], url=form.cleaned_data["url"],
-                                    unit=form.cleaned_data["unit"])
+        feed = calendar_feed_create(
+            property=prop,
+            name=form.cleaned_data["name"],
+            url=form.cleaned_data["url"],
+            unit=form.cleaned_data["unit"],
+        )
     except ValidationError as exc:
         messages.error(request, f"{prop.name}: {' '.join(exc.messages)}")
         return _back(prop.pk)
@@ -204,8 +238,11 @@ def _editable_feed(request: HttpRequest, pk: int) -> CalendarFeed:
 
 def _sync_message(request: HttpRequest, feed: CalendarFeed, result: SyncResult) -> None:
     if result.ok:
-        messages.success(request, f"{feed.name}: {result.bookings} bookings ({result.created} new, "
-                                  f"{result.cancelled} cancelled), {result.blocked} blocked ranges skipped.")
+        messages.success(
+            request,
+            f"{feed.name}: {result.bookings} bookings ({result.created} new, "
+            f"{result.cancelled} cancelled), {result.blocked} blocked ranges skipped.",
+        )
     else:
         messages.error(request, f"{feed.name}: {result.error}")
 
@@ -224,7 +261,11 @@ def calendar_remove(request: HttpRequest, pk: int) -> HttpResponse:
     feed = _editable_feed(request, pk)
     prop_id, name = feed.property_id, feed.name
     cancelled = calendar_feed_delete(feed=feed)
-    messages.success(request, f"{name} removed" + (f"; {cancelled} upcoming reservations from it cancelled." if cancelled else "."))
+    messages.success(
+        request,
+        f"{name} removed"
+        + (f"; {cancelled} upcoming reservations from it cancelled." if cancelled else "."),
+    )
     return _back(prop_id)
 
 
@@ -233,14 +274,31 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """GET /stays/integrations/<pk>/: one integration's sync state, listings and latest reservations."""
     integration = get_object_or_404(integrations_for(request.user), pk=pk)
     listings = list(integration.listings.select_related("unit", "unit__property"))
-    return render(request, "stays/integration_detail.html", {
-        "i": integration, "can_edit": can_edit(request.user, integration.organization_id),
-        "listings": listings, "unmapped": sum(1 for listing in listings if listing.unit_id is None),
-        "units": list(units_for(request.user).filter(property__organization_id=integration.organization_id)),
-        "reservations": list(integration.reservations.select_related("unit", "property").order_by("-updated_at")[:20]),
-        "webhook_url": request.build_absolute_uri(f"/stays/webhooks/{integration.webhook_key}/"),
-        "portal_section": "integrations", "credentials_form": PmsCredentialsForm(auto_id="cred_%s"),
-    })
+    return render(
+        request,
+        "stays/integration_detail.html",
+        {
+            "i": integration,
+            "can_edit": can_edit(request.user, integration.organization_id),
+            "listings": listings,
+            "unmapped": sum(1 for listing in listings if listing.unit_id is None),
+            "units": list(
+                units_for(request.user).filter(
+                    property__organization_id=integration.organization_id
+                )
+            ),
+            "reservations": list(
+                integration.reservations.select_related("unit", "property").order_by("-updated_at")[
+                    :20
+                ]
+            ),
+            "webhook_url": request.build_absolute_uri(
+                f"/stays/webhooks/{integration.webhook_key}/"
+            ),
+            "portal_section": "integrations",
+            "credentials_form": PmsCredentialsForm(auto_id="cred_%s"),
+        },
+    )
 
 
 # -- connecting a PMS ------------------------------------------------------------------------------
@@ -266,19 +324,32 @@ def integration_add(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         integration = integration_create(
-            organization_id=data["organization"].pk, vendor=data["vendor"], name=data["name"],
+            organization_id=data["organization"].pk,
+            vendor=data["vendor"],
+            name=data["name"],
             base_url=data["base_url"] or "",
-            credentials=credentials_from(data["vendor"], key=data["key"], secret=data["secret"],
-                                         webhook_secret=data["webhook_secret"]),
+            credentials=credentials_from(
+                data["vendor"],
+                key=data["key"],
+                secret=data["secret"],
+                webhook_secret=data["webhook_secret"],
+            ),
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("stays:integration-list")
-    result = pms_sync(integration_id=integration.pk, force=True)  # the first pull: the host sees it work
+    result = pms_sync(
+        integration_id=integration.pk, force=True
+    )  # the first pull: the host sees it work
     if result.ok:
-        messages.success(request, f"{integration} connected: {result.listings} listings. Map them to your units below.")
+        messages.success(
+            request,
+            f"{integration} connected: {result.listings} listings. Map them to your units below.",
+        )
     else:
-        messages.error(request, f"{integration} connected, but the first sync failed: {result.error}")
+        messages.error(
+            request, f"{integration} connected, but the first sync failed: {result.error}"
+        )
     return redirect("stays:integration-detail", pk=integration.pk)
 
 
@@ -291,9 +362,15 @@ def integration_credentials(request: HttpRequest, pk: int) -> HttpResponse:
     form.is_valid()
     data = form.cleaned_data
     try:
-        integration_credentials_replace(integration=integration, credentials=credentials_from(
-            integration.vendor, key=data.get("key", ""), secret=data.get("secret", ""),
-            webhook_secret=data.get("webhook_secret", "")))
+        integration_credentials_replace(
+            integration=integration,
+            credentials=credentials_from(
+                integration.vendor,
+                key=data.get("key", ""),
+                secret=data.get("secret", ""),
+                webhook_secret=data.get("webhook_secret", ""),
+            ),
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

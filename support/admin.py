@@ -29,7 +29,17 @@ class TicketMessageInline(admin.TabularInline):
     model = TicketMessage
     extra = 0
     can_delete = False
-    fields = ("created_at", "direction", "author", "from_email", "to_email", "subject", "body", "delivered", "error")
+    fields = (
+        "created_at",
+        "direction",
+        "author",
+        "from_email",
+        "to_email",
+        "subject",
+        "body",
+        "delivered",
+        "error",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -40,60 +50,214 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     if not rows:
         return format_html("<p>{}</p>", "None.")
     head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
-    body = format_html_join("", "<tr>{}</tr>", (
-        (format_html_join("", "<td>{}</td>", ((cell if cell is not None else "",) for cell in row)),) for row in rows
-    ))
-    return format_html('<table class="bundle"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        (
+            (
+                format_html_join(
+                    "", "<td>{}</td>", ((cell if cell is not None else "",) for cell in row)
+                ),
+            )
+            for row in rows
+        ),
+    )
+    return format_html(
+        '<table class="bundle"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body
+    )
 
 
 def render_bundle(bundle: dict[str, Any]) -> str:
     """Return the diagnostic bundle as headed tables (escaped), for the ticket page."""
     parts = []
     if bundle.get("facts"):
-        parts.append(format_html("<h3>Findings</h3><ul>{}</ul>",
-                                 format_html_join("", "<li>{}</li>", ((f,) for f in bundle["facts"]))))
+        parts.append(
+            format_html(
+                "<h3>Findings</h3><ul>{}</ul>",
+                format_html_join("", "<li>{}</li>", ((f,) for f in bundle["facts"])),
+            )
+        )
     charger = bundle.get("charger")
     if charger:
-        keys = ["station_id", "property", "online", "last_seen_at", "last_heartbeat_at", "disconnected_at",
-                "registration_status", "access_mode", "guest_charging", "license_valid_until", "out_of_order",
-                "token_groups", "vendor", "model", "firmware_version", "ocpp_version"]
-        parts.append(format_html("<h3>Charger</h3>{}", _table(["field", "value"], [[k, charger.get(k)] for k in keys])))
-        parts.append(format_html("<h3>Connectors</h3>{}", _table(
-            ["connector", "status", "error code", "vendor code", "info", "since"],
-            [[c["connector_id"], c["status"], c["error_code"], c["vendor_error_code"], c["info"], c["status_timestamp"]]
-             for c in charger.get("connectors", [])])))
+        keys = [
+            "station_id",
+            "property",
+            "online",
+            "last_seen_at",
+            "last_heartbeat_at",
+            "disconnected_at",
+            "registration_status",
+            "access_mode",
+            "guest_charging",
+            "license_valid_until",
+            "out_of_order",
+            "token_groups",
+            "vendor",
+            "model",
+            "firmware_version",
+            "ocpp_version",
+        ]
+        parts.append(
+            format_html(
+                "<h3>Charger</h3>{}",
+                _table(["field", "value"], [[k, charger.get(k)] for k in keys]),
+            )
+        )
+        parts.append(
+            format_html(
+                "<h3>Connectors</h3>{}",
+                _table(
+                    ["connector", "status", "error code", "vendor code", "info", "since"],
+                    [
+                        [
+                            c["connector_id"],
+                            c["status"],
+                            c["error_code"],
+                            c["vendor_error_code"],
+                            c["info"],
+                            c["status_timestamp"],
+                        ]
+                        for c in charger.get("connectors", [])
+                    ],
+                ),
+            )
+        )
     if "connector_history" in bundle:
-        parts.append(format_html("<h3>Connector history</h3>{}", _table(
-            ["time", "connector", "status", "error code"],
-            [[e["timestamp"], e["connector_id"], e["status"], e["error_code"]] for e in bundle["connector_history"]])))
+        parts.append(
+            format_html(
+                "<h3>Connector history</h3>{}",
+                _table(
+                    ["time", "connector", "status", "error code"],
+                    [
+                        [e["timestamp"], e["connector_id"], e["status"], e["error_code"]]
+                        for e in bundle["connector_history"]
+                    ],
+                ),
+            )
+        )
     if "decisions" in bundle:
-        parts.append(format_html("<h3>Recent authorization decisions</h3>{}", _table(
-            ["time", "UID", "context", "status", "reason", "why"],
-            [[d["created_at"], d["uid"], d["context"], d["status"], d["reason"], d["message"]] for d in bundle["decisions"]])))
+        parts.append(
+            format_html(
+                "<h3>Recent authorization decisions</h3>{}",
+                _table(
+                    ["time", "UID", "context", "status", "reason", "why"],
+                    [
+                        [
+                            d["created_at"],
+                            d["uid"],
+                            d["context"],
+                            d["status"],
+                            d["reason"],
+                            d["message"],
+                        ]
+                        for d in bundle["decisions"]
+                    ],
+                ),
+            )
+        )
     session = bundle.get("session")
     if session:
-        parts.append(format_html("<h3>Session</h3>{}", _table(["field", "value"], [[k, v] for k, v in session.items()])))
+        parts.append(
+            format_html(
+                "<h3>Session</h3>{}",
+                _table(["field", "value"], [[k, v] for k, v in session.items()]),
+            )
+        )
     cost = bundle.get("cost")
     if cost:
-        rows = [[line["description"], line["quantity"], line["unit"], line["unit_price"], line["amount"]] for line in cost["lines"]]
-        rows += [["Subtotal", "", "", "", cost["subtotal"]], ["Tax", "", "", "", cost["tax"]],
-                 ["Total", "", "", "", f"{cost['total']} {cost['currency']}"]]
-        parts.append(format_html("<h3>Cost lines</h3>{}", _table(["line", "quantity", "unit", "unit price", "amount"], rows)))
+        rows = [
+            [
+                line["description"],
+                line["quantity"],
+                line["unit"],
+                line["unit_price"],
+                line["amount"],
+            ]
+            for line in cost["lines"]
+        ]
+        rows += [
+            ["Subtotal", "", "", "", cost["subtotal"]],
+            ["Tax", "", "", "", cost["tax"]],
+            ["Total", "", "", "", f"{cost['total']} {cost['currency']}"],
+        ]
+        parts.append(
+            format_html(
+                "<h3>Cost lines</h3>{}",
+                _table(["line", "quantity", "unit", "unit price", "amount"], rows),
+            )
+        )
     if bundle.get("payments"):
-        parts.append(format_html("<h3>Payments</h3>{}", _table(
-            ["reference", "status", "email", "card", "held", "charged", "refunded", "released because"],
-            [[p["reference"], p["status"], p["email"], p.get("card_last4", ""), p["held"], p["captured"], p["refunded"],
-              p["release_reason"]] for p in bundle["payments"]])))
+        parts.append(
+            format_html(
+                "<h3>Payments</h3>{}",
+                _table(
+                    [
+                        "reference",
+                        "status",
+                        "email",
+                        "card",
+                        "held",
+                        "charged",
+                        "refunded",
+                        "released because",
+                    ],
+                    [
+                        [
+                            p["reference"],
+                            p["status"],
+                            p["email"],
+                            p.get("card_last4", ""),
+                            p["held"],
+                            p["captured"],
+                            p["refunded"],
+                            p["release_reason"],
+                        ]
+                        for p in bundle["payments"]
+                    ],
+                ),
+            )
+        )
     if bundle.get("payouts"):
-        parts.append(format_html("<h3>Payouts</h3>{}", _table(
-            ["id", "reference", "status", "period end", "net", "failure"],
-            [[p["id"], p["reference"], p["status"], p["period_end"], f"{p['net']} {p['currency']}", p["failure_reason"]]
-             for p in bundle["payouts"]])))
+        parts.append(
+            format_html(
+                "<h3>Payouts</h3>{}",
+                _table(
+                    ["id", "reference", "status", "period end", "net", "failure"],
+                    [
+                        [
+                            p["id"],
+                            p["reference"],
+                            p["status"],
+                            p["period_end"],
+                            f"{p['net']} {p['currency']}",
+                            p["failure_reason"],
+                        ]
+                        for p in bundle["payouts"]
+                    ],
+                ),
+            )
+        )
     if "frames" in bundle:
-        parts.append(format_html("<h3>Last {} OCPP frames</h3>{}", len(bundle["frames"]), _table(
-            ["time", "dir", "type", "action", "unique id", "payload"],
-            [[m["timestamp"], m["direction"], m["message_type"], m["action"], m["unique_id"], str(m["payload"])[:300]]
-             for m in bundle["frames"]])))
+        parts.append(
+            format_html(
+                "<h3>Last {} OCPP frames</h3>{}",
+                len(bundle["frames"]),
+                _table(
+                    ["time", "dir", "type", "action", "unique id", "payload"],
+                    [
+                        [
+                            m["timestamp"],
+                            m["direction"],
+                            m["message_type"],
+                            m["action"],
+                            m["unique_id"],
+                            str(m["payload"])[:300],
+                        ]
+                        for m in bundle["frames"]
+                    ],
+                ),
+            )
+        )
     if not parts:
         return format_html("<p>{}</p>", "No bundle (the ticket did not come from the assistant).")
     return format_html_join("", "{}", ((p,) for p in parts))
@@ -102,23 +266,79 @@ def render_bundle(bundle: dict[str, Any]) -> str:
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
     list_display = (
-        "reference", "created_at", "status", "topic", "station_id", "property_display", "email", "prompt",
+        "reference",
+        "created_at",
+        "status",
+        "topic",
+        "station_id",
+        "property_display",
+        "email",
+        "prompt",
         "assigned_to",
     )
     list_filter = ("status", "topic", "source", "created_at")
-    search_fields = ("reference", "station_id", "email", "name", "phone", "property_name", "message")
+    search_fields = (
+        "reference",
+        "station_id",
+        "email",
+        "name",
+        "phone",
+        "property_name",
+        "message",
+    )
     list_select_related = ("property", "charger", "assigned_to")
-    raw_id_fields = ("charger", "property", "assigned_to", "organization", "session", "requested_by")
-    readonly_fields = ("reference", "source", "client_ip", "created_at", "updated_at", "toolkit_link",
-                       "details_display", "bundle_display", "quarantine_link")
+    raw_id_fields = (
+        "charger",
+        "property",
+        "assigned_to",
+        "organization",
+        "session",
+        "requested_by",
+    )
+    readonly_fields = (
+        "reference",
+        "source",
+        "client_ip",
+        "created_at",
+        "updated_at",
+        "toolkit_link",
+        "details_display",
+        "bundle_display",
+        "quarantine_link",
+    )
     date_hierarchy = "created_at"
     inlines = [TicketMessageInline]
     fieldsets = (
-        (None, {"fields": ("reference", "status", "assigned_to", "topic", "source", "toolkit_link",
-                           "quarantine_link")}),
+        (
+            None,
+            {
+                "fields": (
+                    "reference",
+                    "status",
+                    "assigned_to",
+                    "topic",
+                    "source",
+                    "toolkit_link",
+                    "quarantine_link",
+                )
+            },
+        ),
         ("Customer", {"fields": ("name", "email", "phone", "requested_by")}),
-        ("Charger", {"fields": ("station_id", "charger", "property", "property_name", "organization", "session",
-                                "occurred_at", "prompt")}),
+        (
+            "Charger",
+            {
+                "fields": (
+                    "station_id",
+                    "charger",
+                    "property",
+                    "property_name",
+                    "organization",
+                    "session",
+                    "occurred_at",
+                    "prompt",
+                )
+            },
+        ),
         ("Message", {"fields": ("message", "details_display", "agent_notes")}),
         ("Diagnostic bundle", {"fields": ("bundle_display",)}),
         ("Audit", {"fields": ("client_ip", "created_at", "updated_at")}),
@@ -134,16 +354,22 @@ class TicketAdmin(admin.ModelAdmin):
         if not obj.pk:
             return ""
         url = reverse("admin:support_ticket_toolkit", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Reply, start a session, whitelist, refund, reset…</a>', url)
+        return format_html(
+            '<a class="button" href="{}">Reply, start a session, whitelist, refund, reset…</a>', url
+        )
 
     @admin.display(description="Quarantined replies")
     def quarantine_link(self, obj: Ticket) -> str:
         # Replies naming this ticket from another address wait there (support.inbound).
-        waiting = obj.quarantined_emails.filter(attached_message__isnull=True).count() if obj.pk else 0
+        waiting = (
+            obj.quarantined_emails.filter(attached_message__isnull=True).count() if obj.pk else 0
+        )
         if not waiting:
             return "None"
         url = reverse("admin:support_quarantinedemail_changelist") + f"?ticket__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} email(s) from another address name this ticket</a>', url, waiting)
+        return format_html(
+            '<a href="{}">{} email(s) from another address name this ticket</a>', url, waiting
+        )
 
     @admin.display(description="Details collected")
     def details_display(self, obj: Ticket) -> str:
@@ -155,12 +381,18 @@ class TicketAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         return [
-            path("<int:ticket_id>/toolkit/", self.admin_site.admin_view(self.toolkit_view), name="support_ticket_toolkit"),
+            path(
+                "<int:ticket_id>/toolkit/",
+                self.admin_site.admin_view(self.toolkit_view),
+                name="support_ticket_toolkit",
+            ),
             *super().get_urls(),
         ]
 
     def toolkit_view(self, request: HttpRequest, ticket_id: int) -> HttpResponse:
-        ticket = get_object_or_404(Ticket.objects.select_related("charger", "organization", "session"), pk=ticket_id)
+        ticket = get_object_or_404(
+            Ticket.objects.select_related("charger", "organization", "session"), pk=ticket_id
+        )
         if not self.has_change_permission(request, ticket):
             return HttpResponse(status=403)
         forms_ = {
@@ -176,51 +408,109 @@ class TicketAdmin(admin.ModelAdmin):
         if request.method == "POST":
             which = request.POST.get("action", "")
             if which in forms_:
-                form = type(forms_[which])(request.POST, prefix=which, **({"ticket": ticket} if which in ("override", "whitelist", "refund") else {}))
+                form = type(forms_[which])(
+                    request.POST,
+                    prefix=which,
+                    **({"ticket": ticket} if which in ("override", "whitelist", "refund") else {}),
+                )
                 forms_[which] = form
                 if form.is_valid() and self._run(request, ticket, which, form.cleaned_data, form):
                     return HttpResponseRedirect(request.path)
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "ticket": ticket, "forms": forms_,
-            "title": f"Toolkit for ticket #{ticket.reference}", "thread": ticket.thread.select_related("author"),
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "ticket": ticket,
+            "forms": forms_,
+            "title": f"Toolkit for ticket #{ticket.reference}",
+            "thread": ticket.thread.select_related("author"),
             "override_sessions": _override_sessions(ticket),
         }
         return TemplateResponse(request, "admin/support/ticket/toolkit.html", context)
 
-    def _run(self, request: HttpRequest, ticket: Ticket, which: str, data: dict, form: forms.Form) -> bool:
+    def _run(
+        self, request: HttpRequest, ticket: Ticket, which: str, data: dict, form: forms.Form
+    ) -> bool:
         user = request.user
         try:
             if which == "reply":
-                toolkit.ticket_reply(ticket=ticket, user=user, body=data["body"], status=data["status"])
+                toolkit.ticket_reply(
+                    ticket=ticket, user=user, body=data["body"], status=data["status"]
+                )
                 self.message_user(request, f"Reply sent to {ticket.email}.", messages.SUCCESS)
             elif which == "override":
-                command = toolkit.ticket_override_start(ticket=ticket, charger=data["charger"],
-                                                        connector_id=data["connector_id"], uid=data["uid"], user=user)
-                self.message_user(request, f"The charger accepted the start (command {command.pk}).", messages.SUCCESS)
+                command = toolkit.ticket_override_start(
+                    ticket=ticket,
+                    charger=data["charger"],
+                    connector_id=data["connector_id"],
+                    uid=data["uid"],
+                    user=user,
+                )
+                self.message_user(
+                    request,
+                    f"The charger accepted the start (command {command.pk}).",
+                    messages.SUCCESS,
+                )
             elif which == "whitelist":
-                toolkit.ticket_whitelist(ticket=ticket, group=data["group"], uid=data["uid"], user=user)
-                self.message_user(request, f"{data['uid']} whitelisted into {data['group']}.", messages.SUCCESS)
+                toolkit.ticket_whitelist(
+                    ticket=ticket, group=data["group"], uid=data["uid"], user=user
+                )
+                self.message_user(
+                    request, f"{data['uid']} whitelisted into {data['group']}.", messages.SUCCESS
+                )
             elif which == "refund":
-                refund = toolkit.ticket_refund(ticket=ticket, payment=data["payment"], amount=data["amount"],
-                                               reason=data["reason"], user=user)
-                self.message_user(request, f"Refunded {refund.amount}; confirmation emailed.", messages.SUCCESS)
+                refund = toolkit.ticket_refund(
+                    ticket=ticket,
+                    payment=data["payment"],
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    user=user,
+                )
+                self.message_user(
+                    request, f"Refunded {refund.amount}; confirmation emailed.", messages.SUCCESS
+                )
             elif which == "verify":
-                ok = toolkit.ticket_verify_identity(ticket=ticket, user=user, session_date=data.get("session_date"),
-                                                    card_last4=data.get("card_last4", ""))
-                self.message_user(request, "Identity verified." if ok else "Identity NOT verified: the details do not match.",
-                                  messages.SUCCESS if ok else messages.ERROR)
+                ok = toolkit.ticket_verify_identity(
+                    ticket=ticket,
+                    user=user,
+                    session_date=data.get("session_date"),
+                    card_last4=data.get("card_last4", ""),
+                )
+                self.message_user(
+                    request,
+                    "Identity verified."
+                    if ok
+                    else "Identity NOT verified: the details do not match.",
+                    messages.SUCCESS if ok else messages.ERROR,
+                )
             elif which == "email":
-                changed = toolkit.ticket_change_email(ticket=ticket, user=user, new_email=data["new_email"])
-                self.message_user(request, f"Email changed on {changed} records; both addresses notified.", messages.SUCCESS)
+                changed = toolkit.ticket_change_email(
+                    ticket=ticket, user=user, new_email=data["new_email"]
+                )
+                self.message_user(
+                    request,
+                    f"Email changed on {changed} records; both addresses notified.",
+                    messages.SUCCESS,
+                )
             elif which == "erase":
                 changed = toolkit.ticket_erase_customer(ticket=ticket, user=user)
-                self.message_user(request, f"Customer data erased on {changed} records.", messages.SUCCESS)
+                self.message_user(
+                    request, f"Customer data erased on {changed} records.", messages.SUCCESS
+                )
             elif which == "command":
                 if ticket.charger is None:
                     raise toolkit.ActionFailed("The ticket has no charger.")
-                command = toolkit.ticket_charger_command(ticket=ticket, charger=ticket.charger, action=data["action"],
-                                                         connector_id=data["connector_id"], user=user)
-                self.message_user(request, f"{command.action}: {command.result_status or command.status}.", messages.SUCCESS)
+                command = toolkit.ticket_charger_command(
+                    ticket=ticket,
+                    charger=ticket.charger,
+                    action=data["action"],
+                    connector_id=data["connector_id"],
+                    user=user,
+                )
+                self.message_user(
+                    request,
+                    f"{command.action}: {command.result_status or command.status}.",
+                    messages.SUCCESS,
+                )
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
@@ -228,7 +518,9 @@ class TicketAdmin(admin.ModelAdmin):
         except toolkit.ActionFailed as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return False
-        except Exception as exc:  # a gateway refusal: shown, nothing half-done (the services are atomic)
+        except (
+            Exception
+        ) as exc:  # a gateway refusal: shown, nothing half-done (the services are atomic)
             self.message_user(request, f"{type(exc).__name__}: {exc}", messages.ERROR)
             return False
         return True
@@ -237,13 +529,17 @@ class TicketAdmin(admin.ModelAdmin):
     def mark_open(self, request: HttpRequest, queryset: Any) -> None:
         from .services import tickets_set_status
 
-        tickets_set_status(ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.OPEN)
+        tickets_set_status(
+            ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.OPEN
+        )
 
     @admin.action(description="Mark selected tickets as resolved")
     def mark_resolved(self, request: HttpRequest, queryset: Any) -> None:
         from .services import tickets_set_status
 
-        tickets_set_status(ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.RESOLVED)
+        tickets_set_status(
+            ticket_ids=list(queryset.values_list("pk", flat=True)), status=Ticket.Status.RESOLVED
+        )
 
 
 def _override_sessions(ticket: Ticket) -> list:
@@ -252,23 +548,36 @@ def _override_sessions(ticket: Ticket) -> list:
     override = (ticket.details or {}).get("override")
     if not override:
         return []
-    return list(ChargingSession.objects.filter(
-        charger__station_id=override["station_id"], id_tag=override["id_tag"],
-    ).order_by("-started_at")[:5])
+    return list(
+        ChargingSession.objects.filter(
+            charger__station_id=override["station_id"],
+            id_tag=override["id_tag"],
+        ).order_by("-started_at")[:5]
+    )
 
 
 class ReplyForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="reply")
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), label="Reply to the customer")
-    status = forms.ChoiceField(choices=Ticket.Status.choices, initial=Ticket.Status.WAITING, label="Then set the status to")
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 80}), label="Reply to the customer"
+    )
+    status = forms.ChoiceField(
+        choices=Ticket.Status.choices, initial=Ticket.Status.WAITING, label="Then set the status to"
+    )
 
 
 class OverrideForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="override")
     charger = forms.ModelChoiceField(queryset=None, label="Charger")  # type: ignore[arg-type]
-    connector_id = forms.IntegerField(min_value=1, max_value=2**31 - 1, initial=1, label="Connector")
-    uid = forms.CharField(max_length=36, required=False, label="Card UID",
-                          help_text="Empty: an operator token made for this ticket (SUPPORT-<reference>).")
+    connector_id = forms.IntegerField(
+        min_value=1, max_value=2**31 - 1, initial=1, label="Connector"
+    )
+    uid = forms.CharField(
+        max_length=36,
+        required=False,
+        label="Card UID",
+        help_text="Empty: an operator token made for this ticket (SUPPORT-<reference>).",
+    )
 
     def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -296,7 +605,9 @@ class WhitelistForm(forms.Form):
         field = self.fields["group"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = groups
-        refused = [d for d in (ticket.bundle or {}).get("decisions", []) if d.get("status") != "Accepted"]
+        refused = [
+            d for d in (ticket.bundle or {}).get("decisions", []) if d.get("status") != "Accepted"
+        ]
         if refused:
             self.fields["uid"].initial = refused[0]["uid"]
 
@@ -305,7 +616,9 @@ class RefundForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="refund")
     payment = forms.ModelChoiceField(queryset=None, label="Payment")  # type: ignore[arg-type]
     amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
-    reason = forms.CharField(max_length=300, help_text="The customer sees this in the confirmation email.")
+    reason = forms.CharField(
+        max_length=300, help_text="The customer sees this in the confirmation email."
+    )
 
     def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -329,9 +642,17 @@ class RefundForm(forms.Form):
 
 class CommandForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="command")
-    action_name = forms.ChoiceField(choices=[("soft_reset", "Reset (soft)"), ("hard_reset", "Reset (hard)"),
-                                             ("unlock", "Unlock connector")], label="Command")
-    connector_id = forms.IntegerField(min_value=1, max_value=2**31 - 1, initial=1, label="Connector (unlock)")
+    action_name = forms.ChoiceField(
+        choices=[
+            ("soft_reset", "Reset (soft)"),
+            ("hard_reset", "Reset (hard)"),
+            ("unlock", "Unlock connector"),
+        ],
+        label="Command",
+    )
+    connector_id = forms.IntegerField(
+        min_value=1, max_value=2**31 - 1, initial=1, label="Connector (unlock)"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -352,7 +673,9 @@ class EmailChangeForm(forms.Form):
 
 class EraseForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="erase")
-    confirm = forms.BooleanField(label="Erase this customer's personal data (after verifying identity)")
+    confirm = forms.BooleanField(
+        label="Erase this customer's personal data (after verifying identity)"
+    )
 
 
 @admin.register(VendorErrorCode)
@@ -372,8 +695,19 @@ class QuarantinedEmailAdmin(admin.ModelAdmin):
     search_fields = ("from_email", "subject", "message_id", "ticket__reference", "ticket__email")
     list_select_related = ("ticket", "attached_message")
     raw_id_fields = ("ticket", "attached_message", "attached_by")
-    readonly_fields = ("message_id", "transport", "from_email", "to_email", "subject", "body", "reason", "ticket",
-                       "received_at", "attached_message", "attached_by")
+    readonly_fields = (
+        "message_id",
+        "transport",
+        "from_email",
+        "to_email",
+        "subject",
+        "body",
+        "reason",
+        "ticket",
+        "received_at",
+        "attached_message",
+        "attached_by",
+    )
     actions = ["attach_to_ticket"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -391,7 +725,9 @@ class QuarantinedEmailAdmin(admin.ModelAdmin):
             except ValueError as exc:
                 self.message_user(request, f"{row}: {exc}", messages.WARNING)
             else:
-                self.message_user(request, f"Attached to ticket #{row.ticket.reference}.", messages.SUCCESS)
+                self.message_user(
+                    request, f"Attached to ticket #{row.ticket.reference}.", messages.SUCCESS
+                )
 
 
 @admin.register(AssistantConversation)
@@ -416,16 +752,24 @@ class SignInEmailChangeForm(UserChangeForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if "email" not in self.changed_data or "username" in self.changed_data or not self.instance.pk:
+        if (
+            "email" not in self.changed_data
+            or "username" in self.changed_data
+            or not self.instance.pk
+        ):
             return data
         old_email = str(self.initial.get("email") or "")
         new_email = str(data.get("email") or "")
         sign_in = toolkit.sign_in_name(
-            username=str(self.initial.get("username") or ""), old_email=old_email, new_email=new_email,
+            username=str(self.initial.get("username") or ""),
+            old_email=old_email,
+            new_email=new_email,
         )
         if sign_in != self.initial.get("username"):
-            taken = get_user_model().objects.exclude(pk=self.instance.pk).filter(
-                Q(username__iexact=new_email) | Q(email__iexact=new_email)
+            taken = (
+                get_user_model()
+                .objects.exclude(pk=self.instance.pk)
+                .filter(Q(username__iexact=new_email) | Q(email__iexact=new_email))
             )
             if taken.exists():
                 self.add_error("email", "Another account signs in with that email.")

@@ -16,14 +16,20 @@ from .assistant.service import assistant_answer
 
 
 class AssistantContextSerializer(serializers.Serializer):
-    station_id = serializers.CharField(max_length=60, required=False, allow_blank=True, allow_null=True)
-    session_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
+    station_id = serializers.CharField(
+        max_length=60, required=False, allow_blank=True, allow_null=True
+    )
+    session_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**63 - 1
+    )
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
 
 
 class AssistantRequestSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=2000, trim_whitespace=True)
-    conversation = serializers.CharField(max_length=40, required=False, allow_null=True, allow_blank=True)
+    conversation = serializers.CharField(
+        max_length=40, required=False, allow_null=True, allow_blank=True
+    )
     context = AssistantContextSerializer(required=False, allow_null=True)
 
 
@@ -31,10 +37,21 @@ AssistantResponseSerializer = inline_serializer(
     "AssistantResponse",
     {
         "conversation": serializers.CharField(),
-        "topic": serializers.ChoiceField(choices=[
-            "charger_offline", "not_charging", "no_permission", "billing_dispute", "cost_breakdown",
-            "account_cancel", "account_email", "charger_setup", "guest_start_error", "payouts_reporting", "other",
-        ]),
+        "topic": serializers.ChoiceField(
+            choices=[
+                "charger_offline",
+                "not_charging",
+                "no_permission",
+                "billing_dispute",
+                "cost_breakdown",
+                "account_cancel",
+                "account_email",
+                "charger_setup",
+                "guest_start_error",
+                "payouts_reporting",
+                "other",
+            ]
+        ),
         "reply": serializers.CharField(),
         "facts": serializers.ListField(child=serializers.CharField()),
         "asks_for": serializers.ListField(child=serializers.CharField()),
@@ -68,8 +85,12 @@ class AssistantView(APIView):
         context = data.get("context") or {}
         user = request.user if request.user.is_authenticated else None
         answer = assistant_answer(
-            message=data["message"], conversation_key=data.get("conversation") or None,
-            station_id=context.get("station_id") or "", session_id=context.get("session_id"),
-            email=context.get("email") or "", user=user, client_ip=request.META.get("REMOTE_ADDR") or None,
+            message=data["message"],
+            conversation_key=data.get("conversation") or None,
+            station_id=context.get("station_id") or "",
+            session_id=context.get("session_id"),
+            email=context.get("email") or "",
+            user=user,
+            client_ip=request.META.get("REMOTE_ADDR") or None,
         )
         return Response(answer.as_dict())

@@ -14,9 +14,14 @@ class SupportConfig(AppConfig):
         from . import receivers  # noqa: F401 - connects the dashboard's findings
 
         for label, options in (
-            ("support.Ticket", {}), ("support.TicketMessage", {}), ("support.VendorErrorCode", {}),
-            ("billing.Refund", {}), ("billing.Payment", {}), ("authorization.Token", {}),
-            ("authorization.TokenGroup", {"m2m_fields": {"tokens"}}), ("chargers.Command", {}),
+            ("support.Ticket", {}),
+            ("support.TicketMessage", {}),
+            ("support.VendorErrorCode", {}),
+            ("billing.Refund", {}),
+            ("billing.Payment", {}),
+            ("authorization.Token", {}),
+            ("authorization.TokenGroup", {"m2m_fields": {"tokens"}}),
+            ("chargers.Command", {}),
             ("auth.User", {"include_fields": ["username", "email", "is_active", "is_staff"]}),
         ):
             model = apps.get_model(label)

@@ -28,7 +28,9 @@ class ChargerFinding:
     facts: list[str]
 
 
-def host_findings(user: Any, *, now: datetime | None = None, limit: int = MAX_CHARGERS) -> list[ChargerFinding]:
+def host_findings(
+    user: Any, *, now: datetime | None = None, limit: int = MAX_CHARGERS
+) -> list[ChargerFinding]:
     """Return the user's chargers that need attention (faulted, offline, refusing cards in the
     last 24 h) with the assistant's facts about each, worst first."""
     now = now or timezone.now()
@@ -38,8 +40,11 @@ def host_findings(user: Any, *, now: datetime | None = None, limit: int = MAX_CH
     states = {charger.pk: state for charger, state in with_state}
     refused = set(
         AuthorizationDecision.objects.filter(
-            station_id__in=[c.station_id for c in chargers], created_at__gte=now - timedelta(hours=24),
-        ).exclude(status="Accepted").values_list("station_id", flat=True)
+            station_id__in=[c.station_id for c in chargers],
+            created_at__gte=now - timedelta(hours=24),
+        )
+        .exclude(status="Accepted")
+        .values_list("station_id", flat=True)
     )
     order = {"faulted": 0, "offline": 1, "refused": 2}
     problems = []

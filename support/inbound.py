@@ -43,10 +43,14 @@ MAILGUN_MAX_AGE_S = 15 * 60
 _REFERENCE = re.compile(r"#([0-9A-F]{8})\b", re.IGNORECASE)
 _MSGID = re.compile(r"<[^<>\s]{1,198}>")
 # Where a mail client starts quoting the previous message.
-_ATTRIBUTION = re.compile(r"^\s*(On\b.{0,300}\bwrote:|Le\b.{0,300}\ba écrit\s?:|Am\b.{0,300}\bschrieb\b.{0,80}:)\s*$",
-                          re.IGNORECASE)
-_SEPARATOR = re.compile(r"^\s*(-{2,}\s*Original Message\s*-{2,}|_{10,}|-{2,}\s*Forwarded message\s*-{2,})\s*$",
-                        re.IGNORECASE)
+_ATTRIBUTION = re.compile(
+    r"^\s*(On\b.{0,300}\bwrote:|Le\b.{0,300}\ba écrit\s?:|Am\b.{0,300}\bschrieb\b.{0,80}:)\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(
+    r"^\s*(-{2,}\s*Original Message\s*-{2,}|_{10,}|-{2,}\s*Forwarded message\s*-{2,})\s*$",
+    re.IGNORECASE,
+)
 _OUTLOOK_HEADER = re.compile(r"^\s*\*?(From|De|Von):\*?\s", re.IGNORECASE)
 _OUTLOOK_FOLLOW = re.compile(r"^\s*\*?(Sent|Date|To|Subject|Envoyé|Gesendet):\*?\s", re.IGNORECASE)
 
@@ -86,9 +90,15 @@ def strip_quoted(text: str) -> str:
         joined = f"{line} {lines[i + 1]}" if i + 1 < len(lines) else line
         if _SEPARATOR.match(line) or _ATTRIBUTION.match(line) or line.rstrip() == "--":
             break
-        if line.startswith("On ") and not line.rstrip().endswith(":") and _ATTRIBUTION.match(joined):
+        if (
+            line.startswith("On ")
+            and not line.rstrip().endswith(":")
+            and _ATTRIBUTION.match(joined)
+        ):
             break  # "On Mon, 3 Jun 2026 at 10:42, Support <…>\nwrote:" split over two lines
-        if _OUTLOOK_HEADER.match(line) and any(_OUTLOOK_FOLLOW.match(nxt) for nxt in lines[i + 1:i + 5]):
+        if _OUTLOOK_HEADER.match(line) and any(
+            _OUTLOOK_FOLLOW.match(nxt) for nxt in lines[i + 1 : i + 5]
+        ):
             break
         if line.lstrip().startswith(">"):
             continue
@@ -120,7 +130,9 @@ def _mime_text(message: EmailMessage) -> str:
         content = part.get_content()
     except (LookupError, ValueError, AssertionError):  # unknown charset, broken encoding
         payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+        content = (
+            payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
+        )
     if not isinstance(content, str):
         content = content.decode("utf-8", "replace") if isinstance(content, bytes) else ""
     content = _clean(content, MAX_BODY_CHARS * 5)
@@ -177,7 +189,9 @@ def parse_mailgun(fields: Mapping[str, Any]) -> ParsedEmail:
     )
 
 
-def mailgun_signature_valid(*, signing_key: str, timestamp: str, token: str, signature: str, now: float) -> bool:
+def mailgun_signature_valid(
+    *, signing_key: str, timestamp: str, token: str, signature: str, now: float
+) -> bool:
     """Return whether Mailgun signed this (HMAC-SHA256 of timestamp + token with the signing key)
     and the timestamp is fresh."""
     try:
@@ -186,7 +200,9 @@ def mailgun_signature_valid(*, signing_key: str, timestamp: str, token: str, sig
         return False
     if abs(now - stamp) > MAILGUN_MAX_AGE_S or not token or not signature:
         return False
-    expected = hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
+    ).hexdigest()
     return hmac.compare_digest(expected, signature.strip().lower())
 
 
@@ -203,9 +219,17 @@ def mailgun_token_first_use(token: str) -> bool:
 def _fallback_message_id(email: ParsedEmail) -> str:
     # No Message-ID (rare, broken clients): one derived from the content, so a redelivery of the
     # same mail still matches itself.
-    digest = hashlib.sha256("\n".join([
-        email.from_address, email.subject, email.in_reply_to, " ".join(email.references), email.body,
-    ]).encode()).hexdigest()[:40]
+    digest = hashlib.sha256(
+        "\n".join(
+            [
+                email.from_address,
+                email.subject,
+                email.in_reply_to,
+                " ".join(email.references),
+                email.body,
+            ]
+        ).encode()
+    ).hexdigest()[:40]
     return f"<{digest}@inbound.invalid>"
 
 
@@ -213,8 +237,12 @@ def ticket_for(email: ParsedEmail) -> Ticket | None:
     """Return the ticket an email answers: by its thread headers first, else by the subject."""
     ids = [i for i in (email.in_reply_to, *email.references) if i]
     if ids:
-        earlier = (TicketMessage.objects.filter(message_id__in=ids).select_related("ticket")
-                   .order_by("-created_at", "-id").first())
+        earlier = (
+            TicketMessage.objects.filter(message_id__in=ids)
+            .select_related("ticket")
+            .order_by("-created_at", "-id")
+            .first()
+        )
         if earlier is not None:
             return earlier.ticket
     match = _REFERENCE.search(email.subject)
@@ -224,8 +252,10 @@ def ticket_for(email: ParsedEmail) -> Ticket | None:
 
 
 def _is_duplicate(message_id: str) -> bool:
-    return (TicketMessage.objects.filter(message_id=message_id).exists()
-            or QuarantinedEmail.objects.filter(message_id=message_id).exists())
+    return (
+        TicketMessage.objects.filter(message_id=message_id).exists()
+        or QuarantinedEmail.objects.filter(message_id=message_id).exists()
+    )
 
 
 def receive_email(email: bytes | ParsedEmail, *, transport: str = "mime") -> TicketMessage | None:
@@ -241,7 +271,9 @@ def receive_email(email: bytes | ParsedEmail, *, transport: str = "mime") -> Tic
         return None
     ticket = ticket_for(parsed)
     if ticket is None:
-        logger.info("Inbound email %s from %s names no ticket: dropped", message_id, parsed.from_address)
+        logger.info(
+            "Inbound email %s from %s names no ticket: dropped", message_id, parsed.from_address
+        )
         return None
     if not ticket.email or parsed.from_address.casefold() != ticket.email.strip().casefold():
         _quarantine(parsed, message_id=message_id, ticket=ticket, transport=transport)
@@ -249,10 +281,16 @@ def receive_email(email: bytes | ParsedEmail, *, transport: str = "mime") -> Tic
     try:
         with transaction.atomic():
             message = TicketMessage.objects.create(
-                ticket=ticket, direction=TicketMessage.Direction.IN, from_email=parsed.from_address,
-                to_email=parsed.to_address, subject=parsed.subject or f"Reply on #{ticket.reference}",
-                body=parsed.body, message_id=message_id, delivered=True,
-                in_reply_to=parsed.in_reply_to or (parsed.references[-1] if parsed.references else ""),
+                ticket=ticket,
+                direction=TicketMessage.Direction.IN,
+                from_email=parsed.from_address,
+                to_email=parsed.to_address,
+                subject=parsed.subject or f"Reply on #{ticket.reference}",
+                body=parsed.body,
+                message_id=message_id,
+                delivered=True,
+                in_reply_to=parsed.in_reply_to
+                or (parsed.references[-1] if parsed.references else ""),
             )
             _reopen(ticket)
     except IntegrityError:  # the same mail delivered twice at once: the other delivery stored it
@@ -270,13 +308,20 @@ def notify_assignee(*, message_id: int) -> None:
     if agent is None or not agent.email:
         return
     ticket = message.ticket
-    body = (f"The customer answered on ticket #{ticket.reference} (now in progress again):\n\n"
-            f"{message.body[:2000]}\n\nOpen the ticket in the admin to reply.\n")
+    body = (
+        f"The customer answered on ticket #{ticket.reference} (now in progress again):\n\n"
+        f"{message.body[:2000]}\n\nOpen the ticket in the admin to reply.\n"
+    )
     try:
         # No Reply-To: an agent answering this would write to the customer's inbound address as a stranger.
         send_mail(f"Customer replied on #{ticket.reference}", body, None, [agent.email])
     except Exception:
-        logger.warning("Could not tell %s about the reply on ticket %s", agent.email, ticket.reference, exc_info=True)
+        logger.warning(
+            "Could not tell %s about the reply on ticket %s",
+            agent.email,
+            ticket.reference,
+            exc_info=True,
+        )
 
 
 def _reopen(ticket: Ticket) -> None:
@@ -286,13 +331,22 @@ def _reopen(ticket: Ticket) -> None:
 
 
 def _quarantine(parsed: ParsedEmail, *, message_id: str, ticket: Ticket, transport: str) -> None:
-    logger.warning("Inbound email %s names ticket %s but comes from %r, not its customer: quarantined",
-                   message_id, ticket.reference, parsed.from_address)
+    logger.warning(
+        "Inbound email %s names ticket %s but comes from %r, not its customer: quarantined",
+        message_id,
+        ticket.reference,
+        parsed.from_address,
+    )
     try:
         with transaction.atomic():
             QuarantinedEmail.objects.create(
-                message_id=message_id, transport=transport[:10], from_email=parsed.from_address,
-                to_email=parsed.to_address, subject=parsed.subject, body=parsed.body, ticket=ticket,
+                message_id=message_id,
+                transport=transport[:10],
+                from_email=parsed.from_address,
+                to_email=parsed.to_address,
+                subject=parsed.subject,
+                body=parsed.body,
+                ticket=ticket,
                 reason=QuarantinedEmail.Reason.SENDER_MISMATCH,
             )
     except IntegrityError:
@@ -302,15 +356,25 @@ def _quarantine(parsed: ParsedEmail, *, message_id: str, ticket: Ticket, transpo
 @transaction.atomic
 def quarantined_attach(*, quarantined: QuarantinedEmail, user: Any) -> TicketMessage:
     """Attach a quarantined email to the ticket it names, once an agent has checked the sender."""
-    locked = QuarantinedEmail.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=quarantined.pk)
+    locked = (
+        QuarantinedEmail.objects.select_for_update(of=("self",))
+        .select_related("ticket")
+        .get(pk=quarantined.pk)
+    )
     if locked.attached_message_id is not None:
         raise ValueError("This email is already on its ticket.")
     if locked.ticket is None:
         raise ValueError("The ticket this email named no longer exists.")
     message = TicketMessage.objects.create(
-        ticket=locked.ticket, direction=TicketMessage.Direction.IN, author=None, from_email=locked.from_email[:254],
-        to_email=locked.to_email[:254], subject=locked.subject or f"Reply on #{locked.ticket.reference}",
-        body=locked.body, message_id=locked.message_id, delivered=True,
+        ticket=locked.ticket,
+        direction=TicketMessage.Direction.IN,
+        author=None,
+        from_email=locked.from_email[:254],
+        to_email=locked.to_email[:254],
+        subject=locked.subject or f"Reply on #{locked.ticket.reference}",
+        body=locked.body,
+        message_id=locked.message_id,
+        delivered=True,
     )
     locked.attached_message, locked.attached_by = message, user
     locked.save(update_fields=["attached_message", "attached_by"])

@@ -65,11 +65,17 @@ def inbound_mime(request: HttpRequest) -> HttpResponse:
     if _over_limit(request, "mime"):
         return _too_many()
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), secret.encode()):
-        security_log.warning("Inbound email hook: wrong or missing secret from %s", request.META.get("REMOTE_ADDR"))
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), secret.encode()
+    ):
+        security_log.warning(
+            "Inbound email hook: wrong or missing secret from %s", request.META.get("REMOTE_ADDR")
+        )
         return JsonResponse({"error": "forbidden"}, status=403)
     if request.content_type != "message/rfc822":
-        return JsonResponse({"error": "send the message as Content-Type: message/rfc822"}, status=415)
+        return JsonResponse(
+            {"error": "send the message as Content-Type: message/rfc822"}, status=415
+        )
     # Read the stream directly: request.body refuses anything over DATA_UPLOAD_MAX_MEMORY_SIZE, and
     # a mail with attachments is bigger; only its first MAX_RAW_BYTES (the text part) are needed.
     raw = request.read(MAX_RAW_BYTES)
@@ -92,11 +98,16 @@ def inbound_mailgun(request: HttpRequest) -> HttpResponse:
         security_log.warning("Mailgun inbound POST over DATA_UPLOAD_MAX_MEMORY_SIZE: refused")
         return JsonResponse({"error": "too large"}, status=406)
     signed = mailgun_signature_valid(
-        signing_key=signing_key, timestamp=fields.get("timestamp", ""), token=fields.get("token", ""),
-        signature=fields.get("signature", ""), now=time.time(),
+        signing_key=signing_key,
+        timestamp=fields.get("timestamp", ""),
+        token=fields.get("token", ""),
+        signature=fields.get("signature", ""),
+        now=time.time(),
     )
     if not signed or not mailgun_token_first_use(fields.get("token", "")):
-        security_log.warning("Mailgun inbound POST with a bad, stale or replayed signature from %s",
-                             request.META.get("REMOTE_ADDR"))
+        security_log.warning(
+            "Mailgun inbound POST with a bad, stale or replayed signature from %s",
+            request.META.get("REMOTE_ADDR"),
+        )
         return JsonResponse({"error": "forbidden"}, status=403)
     return _result(receive_email(parse_mailgun(fields), transport="mailgun"))

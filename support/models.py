@@ -43,7 +43,9 @@ class Ticket(models.Model):
         CONTACT_FORM = "contact_form", "Contact form"
         ASSISTANT = "assistant", "Support assistant"
 
-    reference = models.CharField(max_length=8, unique=True, default=_ticket_reference, editable=False)
+    reference = models.CharField(
+        max_length=8, unique=True, default=_ticket_reference, editable=False
+    )
     topic = models.CharField(max_length=20, choices=Topic.choices, default=Topic.OTHER)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     source = models.CharField(max_length=12, choices=Source.choices, default=Source.CONTACT_FORM)
@@ -57,12 +59,20 @@ class Ticket(models.Model):
         "chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
     )
     property = models.ForeignKey(
-        "backoffice.Property", on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+        "backoffice.Property",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets",
     )
     property_name = models.CharField(
-        max_length=200, blank=True, help_text="As the customer gave it (the charger's property if known)."
+        max_length=200,
+        blank=True,
+        help_text="As the customer gave it (the charger's property if known).",
     )
-    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When the problem happened.")
+    occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the problem happened."
+    )
     prompt = models.CharField(
         max_length=120, blank=True, help_text="The error prompt the guest saw, if any."
     )
@@ -75,13 +85,25 @@ class Ticket(models.Model):
     # The host organization the ticket concerns (its charger's, or the asking host's): hosts see
     # their organizations' tickets in the portal.
     organization = models.ForeignKey(
-        "backoffice.Organization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "backoffice.Organization",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     session = models.ForeignKey(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="The signed-in host who asked, if any.",
     )
     # What the assistant collected (asks_for names -> values) and found when it handed over.
@@ -145,13 +167,19 @@ class AssistantConversation(models.Model):
         "chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     session = models.ForeignKey(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     email = models.EmailField(blank=True)
     details = models.JSONField(default=dict, blank=True)
     # [{"role": "user"|"assistant", "text": ..., "at": iso, "topic": ...}]
     messages = models.JSONField(default=list, blank=True)
-    ticket = models.ForeignKey(Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations")
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations"
+    )
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -171,11 +199,15 @@ class VendorErrorCode(models.Model):
     )
     code = models.CharField(max_length=50)
     explanation = models.CharField(max_length=400)
-    advice = models.CharField(max_length=400, blank=True, help_text="What the guest or host should do.")
+    advice = models.CharField(
+        max_length=400, blank=True, help_text="What the guest or host should do."
+    )
 
     class Meta:
         ordering = ["vendor", "code"]
-        constraints = [models.UniqueConstraint(fields=["vendor", "code"], name="unique_vendor_error_code")]
+        constraints = [
+            models.UniqueConstraint(fields=["vendor", "code"], name="unique_vendor_error_code")
+        ]
 
     def __str__(self) -> str:
         return f"{self.vendor} {self.code}"
@@ -200,7 +232,11 @@ class QuarantinedEmail(models.Model):
     body = models.TextField(blank=True)
     reason = models.CharField(max_length=20, choices=Reason.choices)
     ticket = models.ForeignKey(
-        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="quarantined_emails",
+        Ticket,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="quarantined_emails",
         help_text="The ticket the email names (by its headers or subject).",
     )
     received_at = models.DateTimeField(auto_now_add=True)

@@ -17,17 +17,36 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def ticket_create(
-    *, email: str, message: str, topic: str = Ticket.Topic.OTHER, name: str = "", phone: str = "",
-    station_id: str = "", property_name: str = "", occurred_at: datetime | None = None, prompt: str = "",
-    source: str = Ticket.Source.CONTACT_FORM, client_ip: str | None = None,
+    *,
+    email: str,
+    message: str,
+    topic: str = Ticket.Topic.OTHER,
+    name: str = "",
+    phone: str = "",
+    station_id: str = "",
+    property_name: str = "",
+    occurred_at: datetime | None = None,
+    prompt: str = "",
+    source: str = Ticket.Source.CONTACT_FORM,
+    client_ip: str | None = None,
 ) -> Ticket:
     """Create a ticket, link it to the charger the Station ID names (exact match), confirm by email."""
     station_id = station_id.strip()
     charger, prop = charger_context(station_id)
     ticket = Ticket.objects.create(
-        email=email, message=message, topic=topic, name=name, phone=phone, station_id=station_id,
-        charger=charger, property=prop, property_name=property_name or (prop.name if prop else ""),
-        occurred_at=occurred_at, prompt=prompt[:120], source=source, client_ip=client_ip,
+        email=email,
+        message=message,
+        topic=topic,
+        name=name,
+        phone=phone,
+        station_id=station_id,
+        charger=charger,
+        property=prop,
+        property_name=property_name or (prop.name if prop else ""),
+        occurred_at=occurred_at,
+        prompt=prompt[:120],
+        source=source,
+        client_ip=client_ip,
     )
     transaction.on_commit(lambda: ticket_confirm_email(ticket_id=ticket.pk))
     return ticket
@@ -42,7 +61,9 @@ def ticket_confirm_email(*, ticket_id: int) -> None:
     try:
         send_mail(f"We received your request #{ticket.reference}", body, None, [ticket.email])
     except Exception:  # the ticket is stored either way; agents see it in the admin
-        logger.warning("Could not email the confirmation of ticket %s", ticket.reference, exc_info=True)
+        logger.warning(
+            "Could not email the confirmation of ticket %s", ticket.reference, exc_info=True
+        )
 
 
 def tickets_set_status(*, ticket_ids: list[int], status: str) -> int:

@@ -42,7 +42,9 @@ class ActionFailed(Exception):
 def _note(ticket: Ticket, user: Any, text: str) -> None:
     stamp = timezone.now().strftime("%Y-%m-%d %H:%M")
     who = getattr(user, "get_username", lambda: "system")()
-    ticket.agent_notes = (ticket.agent_notes + "\n" if ticket.agent_notes else "") + f"[{stamp} {who}] {text}"
+    ticket.agent_notes = (
+        ticket.agent_notes + "\n" if ticket.agent_notes else ""
+    ) + f"[{stamp} {who}] {text}"
     ticket.save(update_fields=["agent_notes", "updated_at"])
 
 
@@ -50,7 +52,9 @@ def _domain() -> str:
     return settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(">") or "localhost"
 
 
-def ticket_reply(*, ticket: Ticket, user: Any, body: str, status: str = Ticket.Status.WAITING) -> TicketMessage:
+def ticket_reply(
+    *, ticket: Ticket, user: Any, body: str, status: str = Ticket.Status.WAITING
+) -> TicketMessage:
     """Email the customer from the ticket, threaded on the previous message, and log it."""
     body = body.strip()
     if not body:
@@ -61,16 +65,28 @@ def ticket_reply(*, ticket: Ticket, user: Any, body: str, status: str = Ticket.S
     message_id = make_msgid(f"ticket-{ticket.reference}", domain=_domain())
     subject = f"Re: your request #{ticket.reference}"
     reply = TicketMessage.objects.create(
-        ticket=ticket, direction=TicketMessage.Direction.OUT, author=user, to_email=ticket.email,
-        from_email=settings.DEFAULT_FROM_EMAIL, subject=subject, body=body, message_id=message_id,
+        ticket=ticket,
+        direction=TicketMessage.Direction.OUT,
+        author=user,
+        to_email=ticket.email,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        subject=subject,
+        body=body,
+        message_id=message_id,
         in_reply_to=previous.message_id if previous else "",
     )
     headers = {"Message-ID": message_id, "X-Ticket": ticket.reference}
     if previous:
         headers["In-Reply-To"] = previous.message_id
         headers["References"] = " ".join(m.message_id for m in ticket.thread.exclude(pk=reply.pk))
-    email = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [ticket.email], headers=headers,
-                         reply_to=[getattr(settings, "SUPPORT_INBOUND_EMAIL", "") or settings.DEFAULT_FROM_EMAIL])
+    email = EmailMessage(
+        subject,
+        body,
+        settings.DEFAULT_FROM_EMAIL,
+        [ticket.email],
+        headers=headers,
+        reply_to=[getattr(settings, "SUPPORT_INBOUND_EMAIL", "") or settings.DEFAULT_FROM_EMAIL],
+    )
     try:
         email.send()
         reply.delivered = True
@@ -85,34 +101,58 @@ def ticket_reply(*, ticket: Ticket, user: Any, body: str, status: str = Ticket.S
     return reply
 
 
-def ticket_override_start(*, ticket: Ticket, charger: Charger, connector_id: int, uid: str, user: Any) -> Command:
+def ticket_override_start(
+    *, ticket: Ticket, charger: Charger, connector_id: int, uid: str, user: Any
+) -> Command:
     """Start a session for the customer at the ticket's charger with the given card or an operator
     token made for this ticket; the decision and the command are real and noted on the ticket."""
     label = f"Support override for ticket #{ticket.reference}"
     try:
         token, decision, command = operator_remote_start_sync(
-            charger, connector_id=connector_id, uid=uid or f"SUPPORT-{ticket.reference}", label=label,
-            source="support", user_id=getattr(user, "pk", None),
+            charger,
+            connector_id=connector_id,
+            uid=uid or f"SUPPORT-{ticket.reference}",
+            label=label,
+            source="support",
+            user_id=getattr(user, "pk", None),
         )
     except ValueError as exc:
         raise ActionFailed(str(exc)) from exc
     except commands.ChargerOffline as exc:
         raise ActionFailed(f"{charger.station_id} is offline: nothing was sent.") from exc
     except commands.CommandTimeout as exc:
-        raise ActionFailed(f"{charger.station_id} did not answer RemoteStartTransaction in time.") from exc
+        raise ActionFailed(
+            f"{charger.station_id} did not answer RemoteStartTransaction in time."
+        ) from exc
     except commands.InvalidCommand as exc:
         raise ActionFailed(exc.error.description) from exc
     if command is None:
-        _note(ticket, user, f"Override start at {charger.station_id}/{connector_id} with {token.uid} refused: {decision.message}")
-        raise ActionFailed(f"{token.uid} is refused at {charger.station_id} ({decision.reason}): {decision.message}")
-    ticket.details = {**ticket.details, "override": {
-        "station_id": charger.station_id, "connector_id": connector_id, "id_tag": token.uid,
-        "command_id": command.pk, "result": command.result_status or command.status,
-        "at": timezone.now().isoformat(),
-    }}
+        _note(
+            ticket,
+            user,
+            f"Override start at {charger.station_id}/{connector_id} with {token.uid} refused: {decision.message}",
+        )
+        raise ActionFailed(
+            f"{token.uid} is refused at {charger.station_id} ({decision.reason}): {decision.message}"
+        )
+    ticket.details = {
+        **ticket.details,
+        "override": {
+            "station_id": charger.station_id,
+            "connector_id": connector_id,
+            "id_tag": token.uid,
+            "command_id": command.pk,
+            "result": command.result_status or command.status,
+            "at": timezone.now().isoformat(),
+        },
+    }
     ticket.save(update_fields=["details", "updated_at"])
-    _note(ticket, user, f"Override start at {charger.station_id}/{connector_id} with {token.uid}: "
-                        f"charger answered {command.result_status or command.status} (command {command.pk})")
+    _note(
+        ticket,
+        user,
+        f"Override start at {charger.station_id}/{connector_id} with {token.uid}: "
+        f"charger answered {command.result_status or command.status} (command {command.pk})",
+    )
     if command.result_status != "Accepted":
         raise ActionFailed(f"The charger answered {command.result_status or command.status}.")
     return command
@@ -128,31 +168,56 @@ def ticket_whitelist(*, ticket: Ticket, group: TokenGroup, uid: str, user: Any) 
     _note(ticket, user, f"Whitelisted {token.uid} into token group {group.name}")
 
 
-def ticket_refund(*, ticket: Ticket, payment: Payment, amount: Decimal, reason: str, user: Any) -> Refund:
+def ticket_refund(
+    *, ticket: Ticket, payment: Payment, amount: Decimal, reason: str, user: Any
+) -> Refund:
     """Refund part or all of a payment and email the customer a confirmation."""
     if ticket.organization_id is not None and payment.organization_id != ticket.organization_id:
         raise ValidationError({"payment": "That payment is not of the ticket's organization."})
     refund = refund_issue(
-        payment=payment, amount=amount, reason=reason, source=Refund.Source.SUPPORT, user=user,
+        payment=payment,
+        amount=amount,
+        reason=reason,
+        source=Refund.Source.SUPPORT,
+        user=user,
         idempotency_key=f"ticket:{ticket.pk}:{payment.pk}:{amount}",
     )
-    _note(ticket, user, f"Refunded {refund.amount} {payment.currency} of payment {payment.reference}: {reason}")
+    _note(
+        ticket,
+        user,
+        f"Refunded {refund.amount} {payment.currency} of payment {payment.reference}: {reason}",
+    )
     to = payment.email or ticket.email
     if to:
-        body = render_to_string("support/email_refund_confirmation.txt", {
-            "ticket": ticket, "payment": payment, "refund": refund,
-        })
+        body = render_to_string(
+            "support/email_refund_confirmation.txt",
+            {
+                "ticket": ticket,
+                "payment": payment,
+                "refund": refund,
+            },
+        )
         with transaction.atomic():
             previous = ticket.thread.order_by("-created_at", "-id").first()
             message = TicketMessage.objects.create(
-                ticket=ticket, direction=TicketMessage.Direction.OUT, author=user, to_email=to,
-                from_email=settings.DEFAULT_FROM_EMAIL, subject=f"Your refund for request #{ticket.reference}",
-                body=body, message_id=make_msgid(f"ticket-{ticket.reference}", domain=_domain()),
+                ticket=ticket,
+                direction=TicketMessage.Direction.OUT,
+                author=user,
+                to_email=to,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                subject=f"Your refund for request #{ticket.reference}",
+                body=body,
+                message_id=make_msgid(f"ticket-{ticket.reference}", domain=_domain()),
                 in_reply_to=previous.message_id if previous else "",
             )
         try:
-            EmailMessage(message.subject, body, settings.DEFAULT_FROM_EMAIL, [to],
-                         headers={"Message-ID": message.message_id}).send()
+            EmailMessage(
+                message.subject,
+                body,
+                settings.DEFAULT_FROM_EMAIL,
+                [to],
+                headers={"Message-ID": message.message_id},
+            ).send()
             message.delivered = True
         except Exception as exc:
             message.error = str(exc)[:300]
@@ -160,7 +225,9 @@ def ticket_refund(*, ticket: Ticket, payment: Payment, amount: Decimal, reason: 
     return refund
 
 
-def ticket_charger_command(*, ticket: Ticket, charger: Charger, action: str, connector_id: int, user: Any) -> Command:
+def ticket_charger_command(
+    *, ticket: Ticket, charger: Charger, action: str, connector_id: int, user: Any
+) -> Command:
     """Reset (soft/hard) or unlock a connector of the ticket's charger."""
     payloads: dict[str, tuple[str, dict[str, Any]]] = {
         "soft_reset": ("Reset", {"type": "Soft"}),
@@ -171,28 +238,37 @@ def ticket_charger_command(*, ticket: Ticket, charger: Charger, action: str, con
         raise ValidationError({"action": "Unknown action."})
     ocpp_action, payload = payloads[action]
     try:
-        command = commands.send_command_sync(charger, ocpp_action, payload, source="support",
-                                             user_id=getattr(user, "pk", None))
+        command = commands.send_command_sync(
+            charger, ocpp_action, payload, source="support", user_id=getattr(user, "pk", None)
+        )
     except commands.ChargerOffline as exc:
         raise ActionFailed(f"{charger.station_id} is offline: nothing was sent.") from exc
     except commands.CommandTimeout as exc:
         raise ActionFailed(f"{charger.station_id} did not answer {ocpp_action} in time.") from exc
     except commands.InvalidCommand as exc:
         raise ActionFailed(exc.error.description) from exc
-    _note(ticket, user, f"{ocpp_action} {payload} at {charger.station_id}: {command.result_status or command.status}")
+    _note(
+        ticket,
+        user,
+        f"{ocpp_action} {payload} at {charger.station_id}: {command.result_status or command.status}",
+    )
     return command
 
 
 # -- identity, email change, erasure (seed 003 §6 and §7) ---------------------------------------
 
 
-def ticket_verify_identity(*, ticket: Ticket, user: Any, session_date: Any = None, card_last4: str = "") -> bool:
+def ticket_verify_identity(
+    *, ticket: Ticket, user: Any, session_date: Any = None, card_last4: str = ""
+) -> bool:
     """Check the customer is who the ticket's email says: a session of theirs on that date, or a
     payment with a card ending in those digits (seed 003 §7). Record the outcome on the ticket."""
     if not ticket.email:
         raise ValidationError({"card_last4": "The ticket has no customer email to verify against."})
     if not session_date and not card_last4.strip():
-        raise ValidationError({"card_last4": "Give a recent session date or the card's last 4 digits."})
+        raise ValidationError(
+            {"card_last4": "Give a recent session date or the card's last 4 digits."}
+        )
     payments = Payment.objects.filter(email__iexact=ticket.email)
     checks = []
     if session_date:
@@ -200,10 +276,18 @@ def ticket_verify_identity(*, ticket: Ticket, user: Any, session_date: Any = Non
     if card_last4.strip():
         checks.append(payments.filter(card_last4=card_last4.strip()).exists())
     verified = all(checks)
-    by = " and ".join(p for p, v in (("session date", session_date), ("card last 4", card_last4.strip())) if v)
-    ticket.details = {**ticket.details, "identity_verified": {
-        "ok": verified, "by": by, "at": timezone.now().isoformat(), "agent": getattr(user, "pk", None),
-    }}
+    by = " and ".join(
+        p for p, v in (("session date", session_date), ("card last 4", card_last4.strip())) if v
+    )
+    ticket.details = {
+        **ticket.details,
+        "identity_verified": {
+            "ok": verified,
+            "by": by,
+            "at": timezone.now().isoformat(),
+            "agent": getattr(user, "pk", None),
+        },
+    }
     ticket.save(update_fields=["details", "updated_at"])
     _note(ticket, user, f"Identity check by {by}: {'verified' if verified else 'NOT verified'}")
     return verified
@@ -244,27 +328,40 @@ def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
     if not new_email or new_email.lower() == old.lower():
         raise ValidationError({"new_email": "Give a different email address."})
     users = get_user_model().objects
-    if users.filter(email__iexact=new_email).exists() or users.filter(username__iexact=new_email).exists():
+    if (
+        users.filter(email__iexact=new_email).exists()
+        or users.filter(username__iexact=new_email).exists()
+    ):
         raise ValidationError({"new_email": "Another account already uses that email."})
     changed = 0
     changed += Payment.objects.filter(email__iexact=old).update(email=new_email)
     changed += Subscription.objects.filter(email__iexact=old).update(email=new_email)
     changed += Ticket.objects.filter(email__iexact=old).update(email=new_email)
     for account in users.filter(email__iexact=old):
-        account.username = sign_in_name(username=account.get_username(), old_email=old, new_email=new_email)
+        account.username = sign_in_name(
+            username=account.get_username(), old_email=old, new_email=new_email
+        )
         account.email = new_email
         account.save()
         changed += 1
     ticket.refresh_from_db()
     _note(ticket, user, f"Email changed from {old} to {new_email} ({changed} records)")
-    transaction.on_commit(lambda: _send(
-        f"Your email was changed (request #{ticket.reference})",
-        f"Hello,\n\nAt your request (#{ticket.reference}) we changed your email from {old} to {new_email}.\n"
-        "If you did not ask for this, reply to this email at once.\n", old))
-    transaction.on_commit(lambda: _send(
-        f"Your email is now {new_email}",
-        f"Hello,\n\nYour request #{ticket.reference} is done: receipts, subscriptions and sign-in now use "
-        f"{new_email}.\n", new_email))
+    transaction.on_commit(
+        lambda: _send(
+            f"Your email was changed (request #{ticket.reference})",
+            f"Hello,\n\nAt your request (#{ticket.reference}) we changed your email from {old} to {new_email}.\n"
+            "If you did not ask for this, reply to this email at once.\n",
+            old,
+        )
+    )
+    transaction.on_commit(
+        lambda: _send(
+            f"Your email is now {new_email}",
+            f"Hello,\n\nYour request #{ticket.reference} is done: receipts, subscriptions and sign-in now use "
+            f"{new_email}.\n",
+            new_email,
+        )
+    )
     return changed
 
 
@@ -275,10 +372,13 @@ def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
     emails' and conversations' contact details. Confirm by email first. Return the rows changed."""
     _require_verified(ticket)
     email = ticket.email
-    _send(f"Your data was deleted (request #{ticket.reference})",
-          f"Hello,\n\nAt your request (#{ticket.reference}) we deleted your personal data: your email, name and "
-          "phone on payments, subscriptions and support requests. Amounts we must keep for accounting and tax "
-          "are kept without anything that identifies you.\n", email)
+    _send(
+        f"Your data was deleted (request #{ticket.reference})",
+        f"Hello,\n\nAt your request (#{ticket.reference}) we deleted your personal data: your email, name and "
+        "phone on payments, subscriptions and support requests. Amounts we must keep for accounting and tax "
+        "are kept without anything that identifies you.\n",
+        email,
+    )
     now = timezone.now()
     changed = Payment.objects.filter(email__iexact=email).update(email="")
     for sub in Subscription.objects.filter(email__iexact=email):
@@ -287,15 +387,26 @@ def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
             sub.status, sub.cancelled_at, sub.ends_at = Subscription.Status.CANCELLED, now, now
         sub.save()
         changed += 1
-    changed += AssistantConversation.objects.filter(email__iexact=email).update(email="", details={}, messages=[])
+    changed += AssistantConversation.objects.filter(email__iexact=email).update(
+        email="", details={}, messages=[]
+    )
     # Their emails: the thread's addresses and words (replies by email land there), and any reply of
     # theirs held in quarantine (support.inbound).
-    changed += TicketMessage.objects.filter(Q(from_email__iexact=email) | Q(to_email__iexact=email)).update(
-        from_email="", to_email="", body="(erased at the customer's request)",
+    changed += TicketMessage.objects.filter(
+        Q(from_email__iexact=email) | Q(to_email__iexact=email)
+    ).update(
+        from_email="",
+        to_email="",
+        body="(erased at the customer's request)",
     )
     changed += QuarantinedEmail.objects.filter(from_email__iexact=email).delete()[0]
     changed += Ticket.objects.filter(email__iexact=email).update(
-        email="", name="", phone="", message="(erased at the customer's request)", details={}, client_ip=None,
+        email="",
+        name="",
+        phone="",
+        message="(erased at the customer's request)",
+        details={},
+        client_ip=None,
     )
     ticket.refresh_from_db()
     _note(ticket, user, f"Customer data erased ({changed} records)")

@@ -55,7 +55,9 @@ def _initial(request) -> dict:
         "station_id": station_id,
         "property_name": public_property_name(station_id),
         "prompt": request.GET.get("prompt", "")[:120],
-        "topic": request.GET.get("topic", "") if request.GET.get("topic") in Ticket.Topic.values else "",
+        "topic": request.GET.get("topic", "")
+        if request.GET.get("topic") in Ticket.Topic.values
+        else "",
     }
     at = request.GET.get("at", "")
     try:
@@ -91,12 +93,20 @@ def contact(request):
         # A bot: answer as if it worked, store nothing.
         return HttpResponseRedirect(reverse("support:contact-sent"))
     if _over_limit(_client_ip(request)):
-        return render(request, "support/contact.html", {"form": form, "rate_limited": True}, status=429)
+        return render(
+            request, "support/contact.html", {"form": form, "rate_limited": True}, status=429
+        )
     data = form.cleaned_data
     ticket = ticket_create(
-        email=data["email"], message=data["message"], topic=data["topic"], name=data["name"],
-        phone=data["phone"], station_id=data["station_id"], property_name=data["property_name"],
-        occurred_at=data["occurred_at"], prompt=data["prompt"],
+        email=data["email"],
+        message=data["message"],
+        topic=data["topic"],
+        name=data["name"],
+        phone=data["phone"],
+        station_id=data["station_id"],
+        property_name=data["property_name"],
+        occurred_at=data["occurred_at"],
+        prompt=data["prompt"],
         source=Ticket.Source.GUEST_PAGE if data["prompt"] else Ticket.Source.CONTACT_FORM,
         client_ip=request.META.get("REMOTE_ADDR") or None,
     )
@@ -112,16 +122,28 @@ def contact_sent(request):
 def host_tickets(request):
     """Hosts: their organizations' support tickets and the assistant's findings for their chargers."""
     tickets = tickets_for(request.user).order_by("-created_at")[:100]
-    return render(request, "support/host_tickets.html", {
-        "tickets": tickets, "findings": host_findings(request.user), "portal_section": "support",
-    })
+    return render(
+        request,
+        "support/host_tickets.html",
+        {
+            "tickets": tickets,
+            "findings": host_findings(request.user),
+            "portal_section": "support",
+        },
+    )
 
 
 @login_required
 def host_ticket(request, reference: str):
     """Hosts: one ticket, with what the assistant found and the emails support sent."""
     ticket = get_object_or_404(tickets_for(request.user), reference=reference.upper()[:8])
-    return render(request, "support/host_ticket.html", {
-        "ticket": ticket, "facts": (ticket.bundle or {}).get("facts", []),
-        "thread": ticket.thread.filter(direction="out").order_by("created_at"), "portal_section": "support",
-    })
+    return render(
+        request,
+        "support/host_ticket.html",
+        {
+            "ticket": ticket,
+            "facts": (ticket.bundle or {}).get("facts", []),
+            "thread": ticket.thread.filter(direction="out").order_by("created_at"),
+            "portal_section": "support",
+        },
+    )

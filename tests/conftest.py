@@ -52,18 +52,23 @@ def _install_fast_flush() -> None:
 
     def fixture_teardown(self):
         names = self._databases_names(include_mirrors=False)
-        if self.available_apps is not None or self.serialized_rollback or any(
-            connections[name].vendor != "postgresql" for name in names
+        if (
+            self.available_apps is not None
+            or self.serialized_rollback
+            or any(connections[name].vendor != "postgresql" for name in names)
         ):
             return django_teardown(self)
         for name in names:
             connection = connections[name]
             tables = [
-                table for table in connection.introspection.django_table_names(only_existing=True)
+                table
+                for table in connection.introspection.django_table_names(only_existing=True)
                 if table not in _FLUSH_KEEPS
             ]
             with transaction.atomic(using=name), connection.cursor() as cursor:
-                cursor.execute("; ".join(f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables))
+                cursor.execute(
+                    "; ".join(f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables)
+                )
 
     TransactionTestCase._fixture_teardown = fixture_teardown
 
@@ -208,7 +213,10 @@ def start_live_server(**env_overrides) -> LiveServer:
     log = open(root / f".live-server-{port}.log", "w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -8,7 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 
 class FakeMsp:
-    def __init__(self, *, allowed: str = "ALLOWED", delay: float = 0.0, tokens: list[dict] | None = None):
+    def __init__(
+        self, *, allowed: str = "ALLOWED", delay: float = 0.0, tokens: list[dict] | None = None
+    ):
         self.allowed = allowed
         self.delay = delay
         self.tokens = tokens or []
@@ -35,17 +37,36 @@ class FakeMsp:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 url = urlparse(self.path)
-                outer.requests.append({"method": "POST", "path": url.path, "query": parse_qs(url.query),
-                                       "auth": self.headers.get("Authorization"), "body": body})
+                outer.requests.append(
+                    {
+                        "method": "POST",
+                        "path": url.path,
+                        "query": parse_qs(url.query),
+                        "auth": self.headers.get("Authorization"),
+                        "body": body,
+                    }
+                )
                 if outer.delay:
                     time.sleep(outer.delay)
                 outer.answered += 1
-                self._reply({"status_code": 1000, "data": {"allowed": outer.allowed, "authorization_reference": "REF-1"}})
+                self._reply(
+                    {
+                        "status_code": 1000,
+                        "data": {"allowed": outer.allowed, "authorization_reference": "REF-1"},
+                    }
+                )
 
             def do_GET(self):
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
-                outer.requests.append({"method": "GET", "path": url.path, "query": query, "auth": self.headers.get("Authorization")})
+                outer.requests.append(
+                    {
+                        "method": "GET",
+                        "path": url.path,
+                        "query": query,
+                        "auth": self.headers.get("Authorization"),
+                    }
+                )
                 offset = int(query.get("offset", ["0"])[0])
                 limit = int(query.get("limit", ["50"])[0])
                 self._reply({"status_code": 1000, "data": outer.tokens[offset : offset + limit]})

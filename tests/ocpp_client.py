@@ -16,7 +16,9 @@ def basic_auth(username: str, password: str) -> tuple[bytes, bytes]:
 
 
 class OcppTestClient:
-    def __init__(self, station_id: str, *, password: str | None = None, subprotocols=("ocpp1.6",), headers=()):
+    def __init__(
+        self, station_id: str, *, password: str | None = None, subprotocols=("ocpp1.6",), headers=()
+    ):
         headers = list(headers)
         if password is not None:
             headers.append(basic_auth(station_id, password))

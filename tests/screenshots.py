@@ -24,9 +24,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-HOST, HOST_PASSWORD = "host@example.com", "demo-host-pass"  # chargers/management/commands/load_demo.py
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOST, HOST_PASSWORD = (
+    "host@example.com",
+    "demo-host-pass",
+)  # chargers/management/commands/load_demo.py
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -38,14 +46,25 @@ def _free_port() -> int:
 
 
 def _server(workdir: Path, port: int) -> tuple[subprocess.Popen, dict]:
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": f"sqlite:///{workdir / 'shots.sqlite3'}",
-           "REDIS_URL": "", "CONN_MAX_AGE": "0", "OCPP_JOURNAL_DIR": str(workdir / "journal")}
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{workdir / 'shots.sqlite3'}",
+        "REDIS_URL": "",
+        "CONN_MAX_AGE": "0",
+        "OCPP_JOURNAL_DIR": str(workdir / "journal"),
+    }
     manage = [sys.executable, "manage.py"]
     for command in (["migrate", "--noinput"], ["load_demo"], ["load_demo_billing"]):
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     log = open(workdir / "server.log", "w")
-    process = subprocess.Popen(manage + ["serve", "--port", str(port), "--simulate", "3"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        manage + ["serve", "--port", str(port), "--simulate", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -93,8 +112,13 @@ asyncio.run(main())
 
 def _guest_charger(env: dict, port: int, workdir: Path) -> subprocess.Popen:
     log = open(workdir / "guest-charger.log", "w")
-    return subprocess.Popen([sys.executable, "manage.py", "shell", "-c", GUEST_CHARGER % {"port": port}],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "-c", GUEST_CHARGER % {"port": port}],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _login(page, base: str) -> None:
@@ -197,8 +221,10 @@ def guest_phone(browser, base: str, out: Path) -> None:
         page.wait_for_url(re.compile(r"/s/receipt/[^/]+/$"))
         page.screenshot(path=str(out / "guest-5-receipt.png"), full_page=True)
     else:
-        print("GUEST-001 is not ready (see guest-charger.log): the guest payment screenshots were skipped",
-              file=sys.stderr)
+        print(
+            "GUEST-001 is not ready (see guest-charger.log): the guest payment screenshots were skipped",
+            file=sys.stderr,
+        )
     # The support assistant, opened from a prompt a guest meets.
     page.goto(f"{base}/s/NO-SUCH-CHARGER")
     page.get_by_role("button", name="Ask the assistant about this").first.click()
@@ -227,7 +253,9 @@ def main() -> None:
         try:
             time.sleep(15)  # the simulated chargers boot, authorize and start sessions
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(
+                    executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+                )
                 try:
                     host_desktop(browser, base, out)
                     host_phone(browser, base, out)

@@ -30,9 +30,19 @@ def _now() -> str:
 
 
 class UpstreamCsms:
-    def __init__(self, name: str, *, port: int, password: str, tx_base: int, statuses: dict[str, str] | None = None,
-                 default_status: str = "Accepted", interval: int = 300, delays: dict[str, float] | None = None,
-                 fail: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        port: int,
+        password: str,
+        tx_base: int,
+        statuses: dict[str, str] | None = None,
+        default_status: str = "Accepted",
+        interval: int = 300,
+        delays: dict[str, float] | None = None,
+        fail: frozenset[str] = frozenset(),
+    ) -> None:
         self.name, self.port, self.password = name, port, password
         self.statuses = statuses or {}
         self.default_status = default_status
@@ -47,7 +57,11 @@ class UpstreamCsms:
 
     async def start(self) -> UpstreamCsms:
         self._server = await serve(
-            self._handler, "127.0.0.1", self.port, subprotocols=["ocpp1.6"], ping_interval=None,
+            self._handler,
+            "127.0.0.1",
+            self.port,
+            subprotocols=["ocpp1.6"],
+            ping_interval=None,
             process_request=self._check_auth,
         )
         return self
@@ -86,13 +100,17 @@ class UpstreamCsms:
         deadline = asyncio.get_running_loop().time() + timeout
         while not predicate():
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{self.name}: condition not met in {timeout} s; received {self.received}")
+                raise AssertionError(
+                    f"{self.name}: condition not met in {timeout} s; received {self.received}"
+                )
             await asyncio.sleep(0.05)
 
     async def remote_start(self, station_id: str, id_tag: str):
         """RemoteStartTransaction to the charger; the answer, or the error (code, description) the proxy sent."""
         try:
-            return await self.points[station_id].call(call.RemoteStartTransaction(id_tag=id_tag), suppress=False)
+            return await self.points[station_id].call(
+                call.RemoteStartTransaction(id_tag=id_tag), suppress=False
+            )
         except OCPPError as exc:
             return _Refused(exc.code, exc.description)
 
@@ -114,7 +132,9 @@ class _Point(ChargePoint):
     @on(Action.boot_notification)
     async def on_boot(self, **kwargs):
         self.csms.received.append(("BootNotification", kwargs))
-        return call_result.BootNotification(current_time=_now(), interval=self.csms.interval, status=RegistrationStatus.accepted)
+        return call_result.BootNotification(
+            current_time=_now(), interval=self.csms.interval, status=RegistrationStatus.accepted
+        )
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **kwargs):
@@ -143,7 +163,8 @@ class _Point(ChargePoint):
     async def on_start(self, **kwargs):
         self.csms.received.append(("StartTransaction", kwargs))
         return call_result.StartTransaction(
-            transaction_id=next(self.csms._tx), id_tag_info={"status": self._status(kwargs["id_tag"])}
+            transaction_id=next(self.csms._tx),
+            id_tag_info={"status": self._status(kwargs["id_tag"])},
         )
 
     @on(Action.meter_values)

@@ -39,23 +39,51 @@ GENERIC_ERROR = "GenericError"
 # What a charger may send to the central system (OCPP 1.6 §4 and the security whitepaper).
 CHARGER_ACTIONS_V16 = frozenset(
     {
-        "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
-        "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
-        "StatusNotification", "StopTransaction",
-        "SecurityEventNotification", "SignCertificate", "LogStatusNotification",
+        "Authorize",
+        "BootNotification",
+        "DataTransfer",
+        "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "StartTransaction",
+        "StatusNotification",
+        "StopTransaction",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "LogStatusNotification",
         "SignedFirmwareStatusNotification",
     }
 )
 # What the central system may send to a charger.
 CSMS_ACTIONS_V16 = frozenset(
     {
-        "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
-        "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetConfiguration",
-        "GetDiagnostics", "GetLocalListVersion", "RemoteStartTransaction", "RemoteStopTransaction",
-        "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile", "TriggerMessage",
-        "UnlockConnector", "UpdateFirmware",
-        "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage", "GetInstalledCertificateIds",
-        "GetLog", "InstallCertificate", "SignedUpdateFirmware",
+        "CancelReservation",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "ClearChargingProfile",
+        "DataTransfer",
+        "GetCompositeSchedule",
+        "GetConfiguration",
+        "GetDiagnostics",
+        "GetLocalListVersion",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UpdateFirmware",
+        "CertificateSigned",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetInstalledCertificateIds",
+        "GetLog",
+        "InstallCertificate",
+        "SignedUpdateFirmware",
     }
 )
 KNOWN_ACTIONS_V16 = CHARGER_ACTIONS_V16 | CSMS_ACTIONS_V16
@@ -169,8 +197,13 @@ class FrameErrorCodes:
 
 
 V16_FRAME_ERRORS = FrameErrorCodes(
-    unreadable=FORMATION_VIOLATION, id_name="UniqueId", call_length=PROTOCOL_ERROR, action_type=FORMATION_VIOLATION,
-    payload_type=FORMATION_VIOLATION, result_shape=FORMATION_VIOLATION, error_length=FORMATION_VIOLATION,
+    unreadable=FORMATION_VIOLATION,
+    id_name="UniqueId",
+    call_length=PROTOCOL_ERROR,
+    action_type=FORMATION_VIOLATION,
+    payload_type=FORMATION_VIOLATION,
+    result_shape=FORMATION_VIOLATION,
+    error_length=FORMATION_VIOLATION,
     unknown_type=PROTOCOL_ERROR,
 )
 
@@ -192,11 +225,15 @@ def read_frame(text: str, codes: FrameErrorCodes, max_id_length: int) -> Frame:
 
 def _route(message: Any, codes: FrameErrorCodes, max_id_length: int) -> Frame:
     if not isinstance(message, list) or len(message) < 3:
-        raise FrameError(codes.unreadable, "Frame is not an OCPP-J array [type, id, ...]", payload=message)
+        raise FrameError(
+            codes.unreadable, "Frame is not an OCPP-J array [type, id, ...]", payload=message
+        )
     message_type, unique_id = message[0], message[1]
     if not isinstance(unique_id, str) or not unique_id or len(unique_id) > max_id_length:
         raise FrameError(
-            codes.unreadable, f"{codes.id_name} must be a string of 1 to {max_id_length} characters", payload=message
+            codes.unreadable,
+            f"{codes.id_name} must be a string of 1 to {max_id_length} characters",
+            payload=message,
         )
     if message_type == CALL:
         if len(message) != 4:
@@ -205,21 +242,33 @@ def _route(message: Any, codes: FrameErrorCodes, max_id_length: int) -> Frame:
         if not isinstance(action, str):
             raise FrameError(codes.action_type, "Action must be a string", unique_id, message)
         if not isinstance(payload, dict):
-            raise FrameError(codes.payload_type, "Payload must be a JSON object", unique_id, message)
+            raise FrameError(
+                codes.payload_type, "Payload must be a JSON object", unique_id, message
+            )
         return Frame(CALL, unique_id, action, payload)
     if message_type == CALLRESULT:
         if len(message) != 3 or not isinstance(message[2], dict):
-            raise FrameError(codes.result_shape, "CALLRESULT must be [3, id, {payload}]", unique_id, message)
+            raise FrameError(
+                codes.result_shape, "CALLRESULT must be [3, id, {payload}]", unique_id, message
+            )
         return Frame(CALLRESULT, unique_id, payload=message[2])
     if message_type == CALLERROR:
         if len(message) != 5:
-            raise FrameError(codes.error_length, "CALLERROR must have 5 elements", unique_id, message)
+            raise FrameError(
+                codes.error_length, "CALLERROR must have 5 elements", unique_id, message
+            )
         details = message[4] if isinstance(message[4], dict) else {}
         return Frame(
-            CALLERROR, unique_id, error_code=str(message[2]), error_description=str(message[3]),
-            error_details=details, payload=details,
+            CALLERROR,
+            unique_id,
+            error_code=str(message[2]),
+            error_description=str(message[3]),
+            error_details=details,
+            payload=details,
         )
-    raise FrameError(codes.unknown_type, f"Unknown MessageTypeId {message_type!r}", unique_id, message)
+    raise FrameError(
+        codes.unknown_type, f"Unknown MessageTypeId {message_type!r}", unique_id, message
+    )
 
 
 def parse_frame(text: str) -> Frame:
@@ -274,7 +323,9 @@ def call_result(unique_id: str, payload: dict) -> str:
     return dumps([CALLRESULT, unique_id, payload])
 
 
-def call_error(unique_id: str, code: str, description: str = "", details: dict | None = None) -> str:
+def call_error(
+    unique_id: str, code: str, description: str = "", details: dict | None = None
+) -> str:
     return dumps([CALLERROR, unique_id, code, description[:255], details or {}])
 
 
@@ -295,4 +346,6 @@ def parse_datetime(value: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """Format an aware datetime as OCPP wants it: UTC with Z, millisecond precision."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )

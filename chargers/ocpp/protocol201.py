@@ -34,9 +34,27 @@ from .protocol import (
 )
 
 __all__ = [
-    "CALL", "CALLERROR", "CALLRESULT", "Frame", "FrameError", "OcppError", "call", "call_error", "call_result",
-    "dumps", "format_datetime", "parse_datetime", "parse_frame", "check_action", "check_call", "check_outgoing",
-    "validate", "REQUEST_VALIDATORS", "RESPONSE_VALIDATORS", "SUBPROTOCOL", "VERSION",
+    "CALL",
+    "CALLERROR",
+    "CALLRESULT",
+    "Frame",
+    "FrameError",
+    "OcppError",
+    "call",
+    "call_error",
+    "call_result",
+    "dumps",
+    "format_datetime",
+    "parse_datetime",
+    "parse_frame",
+    "check_action",
+    "check_call",
+    "check_outgoing",
+    "validate",
+    "REQUEST_VALIDATORS",
+    "RESPONSE_VALIDATORS",
+    "SUBPROTOCOL",
+    "VERSION",
 ]
 
 SUBPROTOCOL = "ocpp2.0.1"
@@ -59,34 +77,93 @@ TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
 
 ERROR_CODES = frozenset(
     {
-        FORMAT_VIOLATION, GENERIC_ERROR, INTERNAL_ERROR, MESSAGE_TYPE_NOT_SUPPORTED, NOT_IMPLEMENTED,
-        NOT_SUPPORTED, OCCURRENCE_CONSTRAINT_VIOLATION, PROPERTY_CONSTRAINT_VIOLATION, PROTOCOL_ERROR,
-        RPC_FRAMEWORK_ERROR, SECURITY_ERROR, TYPE_CONSTRAINT_VIOLATION,
+        FORMAT_VIOLATION,
+        GENERIC_ERROR,
+        INTERNAL_ERROR,
+        MESSAGE_TYPE_NOT_SUPPORTED,
+        NOT_IMPLEMENTED,
+        NOT_SUPPORTED,
+        OCCURRENCE_CONSTRAINT_VIOLATION,
+        PROPERTY_CONSTRAINT_VIOLATION,
+        PROTOCOL_ERROR,
+        RPC_FRAMEWORK_ERROR,
+        SECURITY_ERROR,
+        TYPE_CONSTRAINT_VIOLATION,
     }
 )
 
 # What a Charging Station sends to the CSMS (OCPP 2.0.1 part 2, messages section).
 CHARGER_ACTIONS = frozenset(
     {
-        "Authorize", "BootNotification", "ClearedChargingLimit", "DataTransfer", "FirmwareStatusNotification",
-        "Get15118EVCertificate", "GetCertificateStatus", "Heartbeat", "LogStatusNotification", "MeterValues",
-        "NotifyChargingLimit", "NotifyCustomerInformation", "NotifyDisplayMessages", "NotifyEVChargingNeeds",
-        "NotifyEVChargingSchedule", "NotifyEvent", "NotifyMonitoringReport", "NotifyReport",
-        "PublishFirmwareStatusNotification", "ReportChargingProfiles", "ReservationStatusUpdate",
-        "SecurityEventNotification", "SignCertificate", "StatusNotification", "TransactionEvent",
+        "Authorize",
+        "BootNotification",
+        "ClearedChargingLimit",
+        "DataTransfer",
+        "FirmwareStatusNotification",
+        "Get15118EVCertificate",
+        "GetCertificateStatus",
+        "Heartbeat",
+        "LogStatusNotification",
+        "MeterValues",
+        "NotifyChargingLimit",
+        "NotifyCustomerInformation",
+        "NotifyDisplayMessages",
+        "NotifyEVChargingNeeds",
+        "NotifyEVChargingSchedule",
+        "NotifyEvent",
+        "NotifyMonitoringReport",
+        "NotifyReport",
+        "PublishFirmwareStatusNotification",
+        "ReportChargingProfiles",
+        "ReservationStatusUpdate",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "StatusNotification",
+        "TransactionEvent",
     }
 )
 # What the CSMS sends to a Charging Station.
 CSMS_ACTIONS = frozenset(
     {
-        "CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache", "ClearChargingProfile",
-        "ClearDisplayMessage", "ClearVariableMonitoring", "CostUpdated", "CustomerInformation", "DataTransfer",
-        "DeleteCertificate", "GetBaseReport", "GetChargingProfiles", "GetCompositeSchedule", "GetDisplayMessages",
-        "GetInstalledCertificateIds", "GetLocalListVersion", "GetLog", "GetMonitoringReport", "GetReport",
-        "GetTransactionStatus", "GetVariables", "InstallCertificate", "PublishFirmware", "RequestStartTransaction",
-        "RequestStopTransaction", "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile",
-        "SetDisplayMessage", "SetMonitoringBase", "SetMonitoringLevel", "SetNetworkProfile",
-        "SetVariableMonitoring", "SetVariables", "TriggerMessage", "UnlockConnector", "UnpublishFirmware",
+        "CancelReservation",
+        "CertificateSigned",
+        "ChangeAvailability",
+        "ClearCache",
+        "ClearChargingProfile",
+        "ClearDisplayMessage",
+        "ClearVariableMonitoring",
+        "CostUpdated",
+        "CustomerInformation",
+        "DataTransfer",
+        "DeleteCertificate",
+        "GetBaseReport",
+        "GetChargingProfiles",
+        "GetCompositeSchedule",
+        "GetDisplayMessages",
+        "GetInstalledCertificateIds",
+        "GetLocalListVersion",
+        "GetLog",
+        "GetMonitoringReport",
+        "GetReport",
+        "GetTransactionStatus",
+        "GetVariables",
+        "InstallCertificate",
+        "PublishFirmware",
+        "RequestStartTransaction",
+        "RequestStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "SetDisplayMessage",
+        "SetMonitoringBase",
+        "SetMonitoringLevel",
+        "SetNetworkProfile",
+        "SetVariableMonitoring",
+        "SetVariables",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UnpublishFirmware",
         "UpdateFirmware",
     }
 )
@@ -112,7 +189,9 @@ _RULE_TO_ERROR = {
 
 
 def _validators(suffix: str) -> LazyValidators:
-    return LazyValidators({path.stem[: -len(suffix)]: path for path in _SCHEMA_DIR.glob(f"*{suffix}.json")})
+    return LazyValidators(
+        {path.stem[: -len(suffix)]: path for path in _SCHEMA_DIR.glob(f"*{suffix}.json")}
+    )
 
 
 REQUEST_VALIDATORS = _validators("Request")
@@ -123,8 +202,13 @@ RESPONSE_VALIDATORS = _validators("Response")
 # broken shape a ProtocolError, a payload that is not an object a FormatViolation, and an unknown
 # message type MessageTypeNotSupported (§4.4).
 FRAME_ERRORS = FrameErrorCodes(
-    unreadable=RPC_FRAMEWORK_ERROR, id_name="MessageId", call_length=PROTOCOL_ERROR, action_type=PROTOCOL_ERROR,
-    payload_type=FORMAT_VIOLATION, result_shape=PROTOCOL_ERROR, error_length=PROTOCOL_ERROR,
+    unreadable=RPC_FRAMEWORK_ERROR,
+    id_name="MessageId",
+    call_length=PROTOCOL_ERROR,
+    action_type=PROTOCOL_ERROR,
+    payload_type=FORMAT_VIOLATION,
+    result_shape=PROTOCOL_ERROR,
+    error_length=PROTOCOL_ERROR,
     unknown_type=MESSAGE_TYPE_NOT_SUPPORTED,
 )
 
@@ -177,8 +261,16 @@ _REASON_TO_STATUS = {
 }
 AUTHORIZATION_STATUSES = frozenset(
     {
-        "Accepted", "Blocked", "ConcurrentTx", "Expired", "Invalid", "NoCredit", "NotAllowedTypeEVSE",
-        "NotAtThisLocation", "NotAtThisTime", "Unknown",
+        "Accepted",
+        "Blocked",
+        "ConcurrentTx",
+        "Expired",
+        "Invalid",
+        "NoCredit",
+        "NotAllowedTypeEVSE",
+        "NotAtThisLocation",
+        "NotAtThisTime",
+        "Unknown",
     }
 )
 

@@ -88,7 +88,9 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _int_field(reading: Reading, payload: dict, name: str, lo: int, hi: int, *, required: bool) -> int | None:
+def _int_field(
+    reading: Reading, payload: dict, name: str, lo: int, hi: int, *, required: bool
+) -> int | None:
     if name not in payload:
         if required:
             raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is required", {"field": name})
@@ -96,7 +98,9 @@ def _int_field(reading: Reading, payload: dict, name: str, lo: int, hi: int, *, 
     number = _as_int(payload[name])
     if number is None:
         if required:
-            raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is not an integer", {"field": name})
+            raise OcppError(
+                OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is not an integer", {"field": name}
+            )
         reading.violations.append(f"{name} {str(payload[name])[:40]!r} is not an integer: ignored")
         return None
     if not isinstance(payload[name], int):
@@ -157,12 +161,16 @@ def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[Me
             if not isinstance(sample, dict) or "value" not in sample:
                 reading.violations.append("a sampled value without value: ignored")
                 continue
-            values = {name: _text(reading, sample, name, limit) for name, limit in SAMPLE_FIELDS.items()}
+            values = {
+                name: _text(reading, sample, name, limit) for name, limit in SAMPLE_FIELDS.items()
+            }
             samples.append(
                 Sample(
                     value=_text(reading, sample, "value", VALUE_MAX),
                     measurand=values["measurand"] or "Energy.Active.Import.Register",
-                    phase=values["phase"], unit=values["unit"], context=values["context"],
+                    phase=values["phase"],
+                    unit=values["unit"],
+                    context=values["context"],
                     location=values["location"],
                 )
             )
@@ -177,7 +185,9 @@ def _required_int(payload: dict, name: str) -> None:
         raise OcppError(OCCURENCE_CONSTRAINT_VIOLATION, f"{name} is required", {"field": name})
     if _as_int(payload[name]) is None:
         raise OcppError(
-            TYPE_CONSTRAINT_VIOLATION, f"{name} {str(payload[name])[:40]!r} is not an integer", {"field": name},
+            TYPE_CONSTRAINT_VIOLATION,
+            f"{name} {str(payload[name])[:40]!r} is not an integer",
+            {"field": name},
         )
 
 
@@ -201,7 +211,9 @@ def read_start(payload: dict, validator: Callable[[Any], Any], received: datetim
         reading.violations.append("meterStart unusable: 0 used")
     reading.meter = meter if meter is not None else 0
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
-    reading.reservation_id = _int_field(reading, payload, "reservationId", -(2**31), INT32_MAX, required=False)
+    reading.reservation_id = _int_field(
+        reading, payload, "reservationId", -(2**31), INT32_MAX, required=False
+    )
     return reading
 
 
@@ -213,7 +225,9 @@ def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime
     # We issue 1..INT32_MAX: anything else cannot be ours and becomes an orphan stop (id 0).
     transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=True)
     reading.transaction_id = transaction_id if transaction_id is not None else 0
-    reading.meter = _int_field(reading, payload, "meterStop", BIGINT_MIN, BIGINT_MAX, required=False)
+    reading.meter = _int_field(
+        reading, payload, "meterStop", BIGINT_MIN, BIGINT_MAX, required=False
+    )
     if reading.meter is None:
         reading.violations.append("meterStop unusable: the last meter reading is used")
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
@@ -223,12 +237,16 @@ def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime
     return reading
 
 
-def read_meter_values(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+def read_meter_values(
+    payload: dict, validator: Callable[[Any], Any], received: datetime
+) -> Reading:
     reading = Reading()
     if (violation := _schema_violation(validator, payload)) is not None:
         reading.violations.append(violation)
     reading.connector_id = _connector(reading, payload)
-    reading.transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=False)
+    reading.transaction_id = _int_field(
+        reading, payload, "transactionId", 1, INT32_MAX, required=False
+    )
     if "meterValue" not in payload:
         reading.violations.append("meterValue missing")
     reading.meter_values = _meter_values(reading, payload.get("meterValue"), received)

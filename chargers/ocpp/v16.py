@@ -67,7 +67,13 @@ def _id_tag_info(decision) -> dict:
 
 
 # Messages answered from the journal while the database is unreachable (chargers.journal).
-JOURNALED = {"StartTransaction", "StopTransaction", "MeterValues", "StatusNotification", "BootNotification"}
+JOURNALED = {
+    "StartTransaction",
+    "StopTransaction",
+    "MeterValues",
+    "StatusNotification",
+    "BootNotification",
+}
 # Transaction messages are read leniently (chargers.ocpp.tolerant): never refused for being odd.
 LENIENT = {"StartTransaction", "StopTransaction", "MeterValues"}
 
@@ -78,10 +84,19 @@ JOURNALED_STARTS_MAX = 10_000
 
 
 async def _journal(conn: Connection, action: str, payload: dict, unique_id: str, **extra) -> None:
-    await journal.append([{
-        "kind": "call", "action": action, "charger_id": conn.charger_id, "payload": payload,
-        "unique_id": unique_id, "received_at": conn.received_at or timezone.now(), **extra,
-    }])
+    await journal.append(
+        [
+            {
+                "kind": "call",
+                "action": action,
+                "charger_id": conn.charger_id,
+                "payload": payload,
+                "unique_id": unique_id,
+                "received_at": conn.received_at or timezone.now(),
+                **extra,
+            }
+        ]
+    )
 
 
 async def _durably(conn: Connection, action: str, payload: dict, unique_id: str, now, **extra):
@@ -110,12 +125,18 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
     async def now():
-        return await connection_state.boot(connection_state.Boot.from_payload(conn.charger_id, payload, interval))
+        return await connection_state.boot(
+            connection_state.Boot.from_payload(conn.charger_id, payload, interval)
+        )
 
     result = await _durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
     if result is not None:
         conn.registration_status, interval = result.status, result.interval
-    return {"status": conn.registration_status, "currentTime": format_datetime(timezone.now()), "interval": interval}
+    return {
+        "status": conn.registration_status,
+        "currentTime": format_datetime(timezone.now()),
+        "interval": interval,
+    }
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -126,21 +147,33 @@ async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
 async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     if not 0 <= payload["connectorId"] <= tolerant.INT32_MAX:  # the schema sets no bounds
         raise OcppError(
-            PROPERTY_CONSTRAINT_VIOLATION, "connectorId must be 0 (the charger) or a connector number",
+            PROPERTY_CONSTRAINT_VIOLATION,
+            "connectorId must be 0 (the charger) or a connector number",
             {"field": "connectorId"},
         )
     timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
 
     async def now():
-        await connection_state.status(connection_state.StatusChange(
-            charger_id=conn.charger_id, connector_id=payload["connectorId"], status=payload["status"],
-            error_code=payload["errorCode"], info=payload.get("info", ""),
-            vendor_error_code=payload.get("vendorErrorCode", ""), timestamp=timestamp,
-        ))
+        await connection_state.status(
+            connection_state.StatusChange(
+                charger_id=conn.charger_id,
+                connector_id=payload["connectorId"],
+                status=payload["status"],
+                error_code=payload["errorCode"],
+                info=payload.get("info", ""),
+                vendor_error_code=payload.get("vendorErrorCode", ""),
+                timestamp=timestamp,
+            )
+        )
         return True
 
     await _durably(conn, "StatusNotification", payload, unique_id, now)
-    conn.publish(payload["connectorId"], kind="status", status=payload["status"], error_code=payload["errorCode"])
+    conn.publish(
+        payload["connectorId"],
+        kind="status",
+        status=payload["status"],
+        error_code=payload["errorCode"],
+    )
     return {}
 
 
@@ -150,7 +183,9 @@ async def _decide(
     """Decide on a card at this charger and record the decision; return it with the card found
     (2.0.1 answers the card's group and opens the session with it). Two trips to the database
     pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
-    decision, record, token = await _decide_unrecorded(conn, id_tag, context, connector_id, unique_id)
+    decision, record, token = await _decide_unrecorded(
+        conn, id_tag, context, connector_id, unique_id
+    )
     await db.run(decision_record, **record)
     return decision, token
 
@@ -161,11 +196,18 @@ async def _decide_unrecorded(
     """`_decide` without recording: the decision, its record (`decision_record`'s arguments, for
     the caller to store with what it opens) and the card found."""
     facts, location_id, token = await starts.decision_inputs(
-        charger_id=conn.charger_id, connector_id=connector_id, id_tag=id_tag,
+        charger_id=conn.charger_id,
+        connector_id=connector_id,
+        id_tag=id_tag,
     )
     decision, record = await decide_live(
-        uid=id_tag, charger=facts, context=context, token=token, location_id=location_id,
-        connector_id=connector_id, ocpp_unique_id=unique_id,
+        uid=id_tag,
+        charger=facts,
+        context=context,
+        token=token,
+        location_id=location_id,
+        connector_id=connector_id,
+        ocpp_unique_id=unique_id,
     )
     return decision, record, token
 
@@ -188,27 +230,49 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
         # Two round trips: read everything the decision needs, then record the decision and
         # the session in one transaction (the MSP, if it must be asked, in between).
         prepared = await starts.start_prepare(
-            charger_id=conn.charger_id, connector_id=reading.connector_id,
-            id_tag=reading.id_tag, meter_start=reading.meter, started_at=started_at,
+            charger_id=conn.charger_id,
+            connector_id=reading.connector_id,
+            id_tag=reading.id_tag,
+            meter_start=reading.meter,
+            started_at=started_at,
         )
         if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
             return prepared.repeat, False
         decision, record = await decide_live(
-            uid=reading.id_tag, charger=prepared.charger, context=Context.START_TRANSACTION, token=prepared.token,
-            location_id=prepared.location_id, connector_id=reading.connector_id, ocpp_unique_id=unique_id,
+            uid=reading.id_tag,
+            charger=prepared.charger,
+            context=Context.START_TRANSACTION,
+            token=prepared.token,
+            location_id=prepared.location_id,
+            connector_id=reading.connector_id,
+            ocpp_unique_id=unique_id,
         )
         # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
         # the charger stops a session whose idTagInfo is not Accepted.
-        session = await starts.session_start(starts.OpenRequest(
-            charger_id=conn.charger_id, connector_id=reading.connector_id, id_tag=reading.id_tag,
-            meter_start=reading.meter, started_at=started_at, transaction_id=transaction_id,
-            id_tag_status=str(decision.status), reservation_id=reading.reservation_id,
-            token=prepared.token[0] if prepared.token else None, decision_record=record,
-        ))
+        session = await starts.session_start(
+            starts.OpenRequest(
+                charger_id=conn.charger_id,
+                connector_id=reading.connector_id,
+                id_tag=reading.id_tag,
+                meter_start=reading.meter,
+                started_at=started_at,
+                transaction_id=transaction_id,
+                id_tag_status=str(decision.status),
+                reservation_id=reading.reservation_id,
+                token=prepared.token[0] if prepared.token else None,
+                decision_record=record,
+            )
+        )
         return session, True
 
     result = await _durably(
-        conn, "StartTransaction", payload, unique_id, now, transaction_id=transaction_id, id_tag_status="Accepted",
+        conn,
+        "StartTransaction",
+        payload,
+        unique_id,
+        now,
+        transaction_id=transaction_id,
+        id_tag_status="Accepted",
     )
     if result is None:
         # Journaled: the card cannot be checked now. The charger already started (it
@@ -231,17 +295,26 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
     conn.violation = reading.violation
 
     async def now():
-        session = await stops.stop(stops.StopRequest(
-            charger_id=conn.charger_id, transaction_id=reading.transaction_id,
-            meter_stop=reading.meter, stopped_at=reading.timestamp or received, reason=reading.reason,
-            id_tag=reading.id_tag, transaction_data=clean_value(payload.get("transactionData"))[0] or None,
-            payload=clean_value(payload)[0], readings=reading.meter_values,
-        ))
+        session = await stops.stop(
+            stops.StopRequest(
+                charger_id=conn.charger_id,
+                transaction_id=reading.transaction_id,
+                meter_stop=reading.meter,
+                stopped_at=reading.timestamp or received,
+                reason=reading.reason,
+                id_tag=reading.id_tag,
+                transaction_data=clean_value(payload.get("transactionData"))[0] or None,
+                payload=clean_value(payload)[0],
+                readings=reading.meter_values,
+            )
+        )
         return (session,)
 
     result = await _durably(conn, "StopTransaction", payload, unique_id, now)
     if result is not None and result[0] is not None:
-        conn.publish(result[0].connector_id, kind="stopped", transaction_id=result[0].transaction_id)
+        conn.publish(
+            result[0].connector_id, kind="stopped", transaction_id=result[0].transaction_id
+        )
     if not reading.id_tag:
         return {}
     status = "Accepted"
@@ -250,11 +323,16 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
         # (OCPP 1.6 §4.10). The stop itself is already stored whatever this says.
         try:
             status = await db.run(
-                services.token_status_for_stop, charger_id=conn.charger_id, id_tag=reading.id_tag,
-                connector_id=result[0].connector_id if result[0] is not None else None, unique_id=unique_id,
+                services.token_status_for_stop,
+                charger_id=conn.charger_id,
+                id_tag=reading.id_tag,
+                connector_id=result[0].connector_id if result[0] is not None else None,
+                unique_id=unique_id,
             )
         except Exception:
-            logger.exception("Could not decide the idTag status of a StopTransaction; answering without it")
+            logger.exception(
+                "Could not decide the idTag status of a StopTransaction; answering without it"
+            )
             return {}
     return {"idTagInfo": {"status": status}}
 
@@ -270,8 +348,16 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
         for sample in entry.samples:
             samples.append(
                 MeterSample(
-                    conn.charger_id, connector_id, transaction_id, entry.timestamp, sample.measurand,
-                    sample.phase, sample.unit, sample.context, sample.location, sample.value,
+                    conn.charger_id,
+                    connector_id,
+                    transaction_id,
+                    entry.timestamp,
+                    sample.measurand,
+                    sample.phase,
+                    sample.unit,
+                    sample.context,
+                    sample.location,
+                    sample.value,
                 )
             )
             if not sample.phase:
@@ -337,6 +423,7 @@ def storable_payload(conn: Connection, payload: dict) -> dict:
     refuses (NUL, lone surrogates) has it escaped once here, after validation, so no handler,
     card lookup or report store meets it. The log keeps the frame as sent (message_log)."""
     return payload if conn.received_clean else clean_texts(payload)
+
 
 from .v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402
 

@@ -33,6 +33,7 @@ Handler = Callable[["Connection", dict, str], Awaitable[dict]]
 # answer on the wire (A02 step 4 before step 8).
 CERTIFICATE_DELIVERY_DELAY_S = 0.05
 
+
 def _timestamp(value: str) -> datetime:
     try:
         return parse_datetime(value)
@@ -43,14 +44,19 @@ def _timestamp(value: str) -> datetime:
 async def security_event_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     # A04.FR.03: always an empty CALLRESULT; the event is stored once even if sent again.
     await db.run(
-        services.security_event_record, charger_id=conn.charger_id, event_type=payload["type"],
-        timestamp=_timestamp(payload["timestamp"]), tech_info=payload.get("techInfo", ""),
+        services.security_event_record,
+        charger_id=conn.charger_id,
+        event_type=payload["type"],
+        timestamp=_timestamp(payload["timestamp"]),
+        tech_info=payload.get("techInfo", ""),
     )
     return {}
 
 
 def _sign(csr: str, station_id: str) -> pki.IssuedCertificate:
-    return pki.get_ca().sign_csr(csr, station_id=station_id, days=security_config.client_certificate_days())
+    return pki.get_ca().sign_csr(
+        csr, station_id=station_id, days=security_config.client_certificate_days()
+    )
 
 
 async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -61,13 +67,22 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
     except pki.CsrRejected as exc:
         security_log.warning("SignCertificate of %s rejected: %s", conn.station_id, exc)
         await db.run(
-            services.security_event_record, charger_id=conn.charger_id, event_type="InvalidCsr",
-            timestamp=timezone.now(), tech_info=str(exc), source="csms",
+            services.security_event_record,
+            charger_id=conn.charger_id,
+            event_type="InvalidCsr",
+            timestamp=timezone.now(),
+            tech_info=str(exc),
+            source="csms",
         )
         return {"status": "Rejected"}
-    certificate_id = await db.run(services.charger_certificate_record, charger_id=conn.charger_id, issued=issued)
+    certificate_id = await db.run(
+        services.charger_certificate_record, charger_id=conn.charger_id, issued=issued
+    )
     # A follow-up CALL: the handler must return (and its answer go out) first.
-    spawn(_deliver(conn.charger_id, certificate_id, issued.chain_pem), "Delivering a signed certificate")
+    spawn(
+        _deliver(conn.charger_id, certificate_id, issued.chain_pem),
+        "Delivering a signed certificate",
+    )
     return {"status": "Accepted"}
 
 
@@ -93,22 +108,33 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
         logger.exception("Could not send CertificateSigned to charger %s", charger_id)
         delivery = "failed"
     await db.run(
-        services.charger_certificate_delivered, certificate_id=certificate_id, command_id=command_id, delivery=delivery
+        services.charger_certificate_delivered,
+        certificate_id=certificate_id,
+        command_id=command_id,
+        delivery=delivery,
     )
 
 
 async def log_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services.operation_status_record, charger_id=conn.charger_id, kind="log",
-        request_id=payload.get("requestId"), status=payload["status"],
+        services.operation_status_record,
+        charger_id=conn.charger_id,
+        kind="log",
+        request_id=payload.get("requestId"),
+        status=payload["status"],
     )
     return {}
 
 
-async def signed_firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+async def signed_firmware_status_notification(
+    conn: Connection, payload: dict, unique_id: str
+) -> dict:
     await db.run(
-        services.operation_status_record, charger_id=conn.charger_id, kind="firmware",
-        request_id=payload.get("requestId"), status=payload["status"],
+        services.operation_status_record,
+        charger_id=conn.charger_id,
+        kind="firmware",
+        request_id=payload.get("requestId"),
+        status=payload["status"],
     )
     return {}
 

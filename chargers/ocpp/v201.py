@@ -56,6 +56,7 @@ Handler = Callable[["Connection", dict, str], Awaitable[dict]]
 # do not have yet (B07); the pause keeps our CALL behind the BootNotification answer on the wire.
 BASE_REPORT_DELAY_S = 0.2
 
+
 @dataclass
 class Steady:
     """A transaction of this socket whose last event changed nothing but its readings
@@ -82,7 +83,9 @@ class Connection(v16.Connection):
 
     ocpp_version: str = VERSION
     steady: dict[str, Steady] = field(default_factory=dict)  # by the charger's transactionId
-    asked: set[str] = field(default_factory=set)  # transactions whose steadiness was read (`_learn_steady`)
+    asked: set[str] = field(
+        default_factory=set
+    )  # transactions whose steadiness was read (`_learn_steady`)
 
 
 def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
@@ -98,16 +101,22 @@ def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
     ever given: "Local"); it may name the card that stopped it when an earlier event named the
     driver (the fold keeps the first)."""
     if not (
-        steady is not None and event.event_type in ("Updated", "Ended") and event.seq_no is not None
-        and event.seq_no > steady.seq_no and (not event.id_token or (event.event_type == "Ended" and steady.driver))
+        steady is not None
+        and event.event_type in ("Updated", "Ended")
+        and event.seq_no is not None
+        and event.seq_no > steady.seq_no
+        and (not event.id_token or (event.event_type == "Ended" and steady.driver))
         and event.evse_id in (None, steady.connector_id)
-        and event.remote_start_id in (None, steady.remote_start_id) and event.reservation_id is None
+        and event.remote_start_id in (None, steady.remote_start_id)
+        and event.reservation_id is None
         and event.timestamp >= steady.started_at
         and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
     ):
         return False
     if event.event_type == "Ended":
-        return tx.end_register_wh(event) is not None and bool(event.stopped_reason or not steady.reason_before)
+        return tx.end_register_wh(event) is not None and bool(
+            event.stopped_reason or not steady.reason_before
+        )
     return True
 
 
@@ -130,11 +139,19 @@ ASKED_MAX = 1_000  # transactions per socket: a charger inventing ids must not g
 
 def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
     return Steady(
-        session_id=facts.session_id, connector_id=facts.connector_id, transaction_id=facts.transaction_id,
-        started_at=facts.started_at, remote_start_id=facts.remote_start_id, seq_no=facts.seq_no,
-        energy_at=facts.energy_at, reason_before=facts.reason_before, driver=facts.driver,
+        session_id=facts.session_id,
+        connector_id=facts.connector_id,
+        transaction_id=facts.transaction_id,
+        started_at=facts.started_at,
+        remote_start_id=facts.remote_start_id,
+        seq_no=facts.seq_no,
+        energy_at=facts.energy_at,
+        reason_before=facts.reason_before,
+        driver=facts.driver,
         outcome=services_v201.appended_outcome(
-            session_id=facts.session_id, charger_id=charger_id, connector_id=facts.connector_id,
+            session_id=facts.session_id,
+            charger_id=charger_id,
+            connector_id=facts.connector_id,
             transaction_id=facts.transaction_id,
         ),
     )
@@ -145,9 +162,13 @@ async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
     the middle of it, e.g. after a deploy): whether it may be appended, from one read instead of a
     locked transaction of its own. Asked once per transaction and socket; the full path teaches
     the rest."""
-    if (event.event_type not in ("Updated", "Ended") or event.seq_no is None
-            or (event.id_token and event.event_type != "Ended")
-            or event.transaction_id in conn.steady or event.transaction_id in conn.asked):
+    if (
+        event.event_type not in ("Updated", "Ended")
+        or event.seq_no is None
+        or (event.id_token and event.event_type != "Ended")
+        or event.transaction_id in conn.steady
+        or event.transaction_id in conn.asked
+    ):
         return None
     if len(conn.asked) >= ASKED_MAX:
         conn.asked.clear()
@@ -170,23 +191,36 @@ async def _append(
         meter_stop = tx.end_register_wh(event)
         assert meter_stop is not None
         # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
-        end = services_v201.TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token)
+        end = services_v201.TxEnd(
+            event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token
+        )
     payload_json = None
     if conn.received_clean:
         # Written once: the event row's JSON is also the log row's (consumers: conn.dumped).
         payload_json = json.dumps(payload, separators=(",", ":"))
         conn.dumped = (payload, payload_json)
     try:
-        written = await _appends.submit(services_v201.TxAppend(
-            charger_id=conn.charger_id, session_id=steady.session_id, connector_id=steady.connector_id,
-            event=event, payload=payload if conn.received_clean else clean_value(payload)[0],
-            received_at=conn.received_at or timezone.now(), end=end, payload_json=payload_json,
-        ))
+        written = await _appends.submit(
+            services_v201.TxAppend(
+                charger_id=conn.charger_id,
+                session_id=steady.session_id,
+                connector_id=steady.connector_id,
+                event=event,
+                payload=payload if conn.received_clean else clean_value(payload)[0],
+                received_at=conn.received_at or timezone.now(),
+                end=end,
+                payload_json=payload_json,
+            )
+        )
     except Exception as exc:
         if is_outage(exc):
             raise  # journaled by the caller, like the full path
-        logger.warning("Appending TransactionEvent %s/%s failed (%s); full path", event.transaction_id,
-                       event.seq_no, exc)
+        logger.warning(
+            "Appending TransactionEvent %s/%s failed (%s); full path",
+            event.transaction_id,
+            event.seq_no,
+            exc,
+        )
         written = False
     if not written:
         return None
@@ -194,8 +228,11 @@ async def _append(
         conn.steady.pop(event.transaction_id, None)
         conn.asked.add(event.transaction_id)
         return services_v201.appended_outcome(
-            session_id=steady.session_id, charger_id=conn.charger_id, connector_id=steady.connector_id,
-            transaction_id=steady.transaction_id, ended=True,
+            session_id=steady.session_id,
+            charger_id=conn.charger_id,
+            connector_id=steady.connector_id,
+            transaction_id=steady.transaction_id,
+            ended=True,
         )
     steady.energy_at = _energy_at(event, steady.energy_at)
     steady.reason_before = steady.reason_before or bool(event.stopped_reason)
@@ -219,22 +256,34 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     modem = station.get("modem") or {}
     # The domain's words for what the station says about itself (chargers.services.charger_boot).
     facts = {
-        "chargePointVendor": station.get("vendorName", ""), "chargePointModel": station.get("model", ""),
+        "chargePointVendor": station.get("vendorName", ""),
+        "chargePointModel": station.get("model", ""),
         "chargePointSerialNumber": station.get("serialNumber", ""),
-        "firmwareVersion": station.get("firmwareVersion", ""), "iccid": modem.get("iccid", ""),
+        "firmwareVersion": station.get("firmwareVersion", ""),
+        "iccid": modem.get("iccid", ""),
     }
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
     async def now() -> connection_state.Booted:
-        return await connection_state.boot(connection_state.Boot.from_payload(conn.charger_id, facts, interval))
+        return await connection_state.boot(
+            connection_state.Boot.from_payload(conn.charger_id, facts, interval)
+        )
 
     result = await v16._durably(conn, "BootNotification", facts, unique_id, now, interval=interval)
     known = False  # journaled (database unreachable): not known, the follow-up asks later
     if result is not None:
         conn.registration_status, interval, known = result
-    if conn.registration_status == "Accepted" and not known and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True):
+    if (
+        conn.registration_status == "Accepted"
+        and not known
+        and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True)
+    ):
         spawn(_base_report_if_unknown(conn.charger_id), "Asking for a base report")
-    return {"currentTime": format_datetime(timezone.now()), "interval": interval, "status": conn.registration_status}
+    return {
+        "currentTime": format_datetime(timezone.now()),
+        "interval": interval,
+        "status": conn.registration_status,
+    }
 
 
 async def _base_report_if_unknown(charger_id: int) -> None:
@@ -248,7 +297,10 @@ async def _base_report_if_unknown(charger_id: int) -> None:
             return
         charger = await db.run(Charger.objects.get, pk=charger_id)
         await commands.send_command(
-            charger, "GetBaseReport", {"requestId": new_request_id(), "reportBase": "FullInventory"}, source="csms"
+            charger,
+            "GetBaseReport",
+            {"requestId": new_request_id(), "reportBase": "FullInventory"},
+            source="csms",
         )
     except (commands.ChargerOffline, commands.CommandTimeout):
         pass
@@ -266,21 +318,32 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
     # transaction), so evseId is our connector id; 0 is the station as a whole.
     if not 0 <= payload["evseId"] <= INT32_MAX:  # the schema sets no bounds
         raise OcppError(
-            PROPERTY_CONSTRAINT_VIOLATION, "evseId must be 0 (the station) or an EVSE number", {"field": "evseId"}
+            PROPERTY_CONSTRAINT_VIOLATION,
+            "evseId must be 0 (the station) or an EVSE number",
+            {"field": "evseId"},
         )
     timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
     evse_id, status = payload["evseId"], payload["connectorStatus"]
     info = f"connector {payload['connectorId']}"
     facts = {
-        "connectorId": evse_id, "status": status, "errorCode": "NoError", "info": info,
+        "connectorId": evse_id,
+        "status": status,
+        "errorCode": "NoError",
+        "info": info,
         "timestamp": format_datetime(timestamp),
     }
 
     async def now() -> bool:
-        await connection_state.status(connection_state.StatusChange(
-            charger_id=conn.charger_id, connector_id=evse_id, status=status, error_code="NoError", info=info,
-            timestamp=timestamp,
-        ))
+        await connection_state.status(
+            connection_state.StatusChange(
+                charger_id=conn.charger_id,
+                connector_id=evse_id,
+                status=status,
+                error_code="NoError",
+                info=info,
+                timestamp=timestamp,
+            )
+        )
         return True
 
     await v16._durably(conn, "StatusNotification", facts, unique_id, now)
@@ -295,18 +358,26 @@ async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> 
     token = payload["idToken"]
     decision, card = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
     status = id_token_status(str(decision.status), decision.reason)
-    return {"idTokenInfo": await _id_token_info(conn, token["idToken"], status, card[1].parent_id_tag if card else "")}
+    return {
+        "idTokenInfo": await _id_token_info(
+            conn, token["idToken"], status, card[1].parent_id_tag if card else ""
+        )
+    }
 
 
 _LOOK_UP = None
 
 
-async def _id_token_info(conn: Connection, id_token: str, status: str, group: str | None = _LOOK_UP) -> dict:
+async def _id_token_info(
+    conn: Connection, id_token: str, status: str, group: str | None = _LOOK_UP
+) -> dict:
     """idTokenInfo with the card's group (C09.FR.02: cards of one group share a groupIdToken, so
     one may stop what the other started). `group`: the card's, when the decision already read it."""
     info: dict = {"status": status}
     if group is _LOOK_UP:
-        group = await db.run(services_v201.token_group, charger_id=conn.charger_id, id_token=id_token)
+        group = await db.run(
+            services_v201.token_group, charger_id=conn.charger_id, id_token=id_token
+        )
     if group:
         info["groupIdToken"] = {"idToken": group, "type": "Central"}
     return info
@@ -321,7 +392,9 @@ JOURNALED_TRANSACTIONS_MAX = 10_000
 
 async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    event = services_v201.read_transaction_event(payload, received)  # refuses only a missing transactionId
+    event = services_v201.read_transaction_event(
+        payload, received
+    )  # refuses only a missing transactionId
     conn.violation = event.violation
     key = (conn.charger_id, event.transaction_id)
     steady = _steady_for(conn, event)
@@ -336,8 +409,11 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         if appended is not None:
             if event.id_token:  # an Ended by card: the card's status now, as the full path answers
                 status = await db.run(
-                    services.token_status_for_stop, charger_id=conn.charger_id, id_tag=event.id_token,
-                    connector_id=event.evse_id, unique_id=unique_id,
+                    services.token_status_for_stop,
+                    charger_id=conn.charger_id,
+                    id_tag=event.id_token,
+                    connector_id=event.evse_id,
+                    unique_id=unique_id,
                 )
                 return appended, id_token_status(status), _LOOK_UP
             return appended, None, None
@@ -355,8 +431,11 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             if event.event_type == "Ended":
                 # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
                 answer = await db.run(
-                    services.token_status_for_stop, charger_id=conn.charger_id, id_tag=event.id_token,
-                    connector_id=event.evse_id, unique_id=unique_id,
+                    services.token_status_for_stop,
+                    charger_id=conn.charger_id,
+                    id_tag=event.id_token,
+                    connector_id=event.evse_id,
+                    unique_id=unique_id,
                 )
                 answer = id_token_status(answer)
             else:
@@ -371,32 +450,60 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         # charger stops a transaction whose idTokenInfo is not Accepted (E05).
         if event.event_type == "Started" and our_id is not None:
             # Opened in a batch with other chargers' (chargers.starts_v201), with its decision.
-            outcome = await starts_v201.started(starts_v201.StartedRequest(
-                charger_id=conn.charger_id, event=event, payload=payload,
-                storable=payload if conn.received_clean else clean_value(payload)[0], received_at=received,
-                transaction_id=our_id, id_tag_status=session_status, token_id=token_id, decision_record=record,
-            ))
+            outcome = await starts_v201.started(
+                starts_v201.StartedRequest(
+                    charger_id=conn.charger_id,
+                    event=event,
+                    payload=payload,
+                    storable=payload if conn.received_clean else clean_value(payload)[0],
+                    received_at=received,
+                    transaction_id=our_id,
+                    id_tag_status=session_status,
+                    token_id=token_id,
+                    decision_record=record,
+                )
+            )
         else:
             if record is not None:
                 await db.run(decision_record, **record)
             outcome = await db.run(
-                services_v201.transaction_event_record, charger_id=conn.charger_id, payload=payload,
-                received_at=received, id_tag_status=session_status, transaction_id=our_id,
-                token_id=token_id, token_known=token_known, event=event,
+                services_v201.transaction_event_record,
+                charger_id=conn.charger_id,
+                payload=payload,
+                received_at=received,
+                id_tag_status=session_status,
+                transaction_id=our_id,
+                token_id=token_id,
+                token_known=token_known,
+                event=event,
             )
         if outcome.steady_since is not None and event.seq_no is not None:
             session = outcome.session
-            conn.steady[event.transaction_id] = _steady_of(services_v201.SteadyFacts(
-                session.pk, session.connector_id, session.transaction_id, session.started_at, session.remote_start_id,
-                event.seq_no, _energy_at(event, outcome.steady_since),
-                # A session this event opened has no other event; otherwise not known here.
-                reason_before=bool(event.stopped_reason) if outcome.started else True,
-                driver=session.id_tag,
-            ), conn.charger_id)
+            conn.steady[event.transaction_id] = _steady_of(
+                services_v201.SteadyFacts(
+                    session.pk,
+                    session.connector_id,
+                    session.transaction_id,
+                    session.started_at,
+                    session.remote_start_id,
+                    event.seq_no,
+                    _energy_at(event, outcome.steady_since),
+                    # A session this event opened has no other event; otherwise not known here.
+                    reason_before=bool(event.stopped_reason) if outcome.started else True,
+                    driver=session.id_tag,
+                ),
+                conn.charger_id,
+            )
         return outcome, answer, group
 
     result = await v16._durably(
-        conn, "TransactionEvent", payload, unique_id, now, protocol=VERSION, transaction_id=our_id,
+        conn,
+        "TransactionEvent",
+        payload,
+        unique_id,
+        now,
+        protocol=VERSION,
+        transaction_id=our_id,
     )
     if result is None:
         # Journaled: the card cannot be checked now; the charger already authorized it locally.
@@ -413,11 +520,18 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     if outcome.ended:
         conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
     latest = {
-        s.measurand: f"{s.value} {s.unit}".strip() for r in event.meter_values for s in r.samples if not s.phase
+        s.measurand: f"{s.value} {s.unit}".strip()
+        for r in event.meter_values
+        for s in r.samples
+        if not s.phase
     }
     if latest and not outcome.ended:
-        conn.publish(session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest)
-    return {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
+        conn.publish(
+            session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest
+        )
+    return (
+        {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
+    )
 
 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -432,10 +546,19 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     readings = read_meter_values(payload.get("meterValue"), received)
     samples = [
         MeterSample(
-            conn.charger_id, evse_id, None, reading.timestamp, s.measurand, s.phase, s.unit, s.context, s.location,
+            conn.charger_id,
+            evse_id,
+            None,
+            reading.timestamp,
+            s.measurand,
+            s.phase,
+            s.unit,
+            s.context,
+            s.location,
             s.value,
         )
-        for reading in readings for s in reading.samples
+        for reading in readings
+        for s in reading.samples
     ]
     # Journaled in the 1.6 shape the replay reads (chargers.ocpp.tolerant.read_meter_values).
     facts = {
@@ -444,8 +567,18 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
             {
                 "timestamp": format_datetime(r.timestamp),
                 "sampledValue": [
-                    {k: v for k, v in (("value", s.value), ("measurand", s.measurand), ("phase", s.phase),
-                                       ("unit", s.unit), ("context", s.context), ("location", s.location)) if v}
+                    {
+                        k: v
+                        for k, v in (
+                            ("value", s.value),
+                            ("measurand", s.measurand),
+                            ("phase", s.phase),
+                            ("unit", s.unit),
+                            ("context", s.context),
+                            ("location", s.location),
+                        )
+                        if v
+                    }
                     for s in r.samples
                 ],
             }
@@ -466,14 +599,20 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
 
 async def notify_report(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services_v201.device_report_store, charger_id=conn.charger_id, report_data=payload.get("reportData") or [],
+        services_v201.device_report_store,
+        charger_id=conn.charger_id,
+        report_data=payload.get("reportData") or [],
         generated_at=_timestamp(payload.get("generatedAt"), timezone.now()),
     )
     return {}
 
 
 async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
-    await db.run(services_v201.charger_events_store, charger_id=conn.charger_id, event_data=payload["eventData"])
+    await db.run(
+        services_v201.charger_events_store,
+        charger_id=conn.charger_id,
+        event_data=payload["eventData"],
+    )
     return {}
 
 
@@ -486,8 +625,11 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
 
 async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services.operation_status_record, charger_id=conn.charger_id, kind="firmware",
-        request_id=payload.get("requestId"), status=payload["status"],
+        services.operation_status_record,
+        charger_id=conn.charger_id,
+        kind="firmware",
+        request_id=payload.get("requestId"),
+        status=payload["status"],
     )
     return {}
 
@@ -500,7 +642,9 @@ async def reservation_status_update(conn: Connection, payload: dict, unique_id: 
 
     # H01.FR.16/17, H04: the charger ended a reservation (expired, or its EVSE became unusable).
     await db.run(
-        reservations.reservation_status_update, charger_id=conn.charger_id, reservation_id=payload["reservationId"],
+        reservations.reservation_status_update,
+        charger_id=conn.charger_id,
+        reservation_id=payload["reservationId"],
         update=payload["reservationUpdateStatus"],
     )
     return {}
@@ -512,7 +656,9 @@ async def reservation_status_update(conn: Connection, payload: dict, unique_id: 
 async def _store_notice(conn: Connection, action: str, payload: dict) -> None:
     from chargers import smart_charging
 
-    await db.run(smart_charging.notice_store, charger_id=conn.charger_id, action=action, payload=payload)
+    await db.run(
+        smart_charging.notice_store, charger_id=conn.charger_id, action=action, payload=payload
+    )
 
 
 def notice(action: str) -> Handler:
@@ -607,8 +753,11 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
         raise OcppError(NOT_SUPPORTED, f"{action} is not supported by this CSMS")
     status = conn.registration_status
     if (status == "Rejected" and action not in ALLOWED_WHEN_REJECTED) or (
-        status == "Pending" and action not in ALLOWED_WHEN_PENDING
-        and not await db.run(services_v201.trigger_accepted_recently, charger_id=conn.charger_id, message=action)
+        status == "Pending"
+        and action not in ALLOWED_WHEN_PENDING
+        and not await db.run(
+            services_v201.trigger_accepted_recently, charger_id=conn.charger_id, message=action
+        )
     ):
         raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
     conn.violation = ""

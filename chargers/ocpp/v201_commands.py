@@ -32,8 +32,11 @@ TRANSLATED = {
 }
 # F06: the 1.6 names of messages a TriggerMessage may ask for, in 2.0.1.
 _TRIGGERED = {
-    "BootNotification": "BootNotification", "Heartbeat": "Heartbeat", "MeterValues": "MeterValues",
-    "StatusNotification": "StatusNotification", "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "BootNotification": "BootNotification",
+    "Heartbeat": "Heartbeat",
+    "MeterValues": "MeterValues",
+    "StatusNotification": "StatusNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
     "DiagnosticsStatusNotification": "LogStatusNotification",
 }
 # The token type of a remote start by our app, portal or guest page: an id the CSMS issued.
@@ -57,7 +60,9 @@ def _refuse(description: str) -> OcppError:
     return OcppError(PROPERTY_CONSTRAINT_VIOLATION, description)
 
 
-def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None) -> Translated:
+def translate(
+    action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None
+) -> Translated:
     """Return `action`/`payload` as a 2.0.1 charger takes them, or raise OcppError.
 
     `ocpp_transaction_id` is the charger's transactionId of the session a RemoteStopTransaction
@@ -84,11 +89,19 @@ def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str 
         # B11/B12: Hard resets at once; Soft waits for transactions to end. Anything else is
         # passed on for the schema check to refuse.
         reset_type = payload.get("type")
-        return Translated("Reset", {**payload, "type": {"Hard": "Immediate", "Soft": "OnIdle"}.get(str(reset_type), reset_type)})
+        return Translated(
+            "Reset",
+            {
+                **payload,
+                "type": {"Hard": "Immediate", "Soft": "OnIdle"}.get(str(reset_type), reset_type),
+            },
+        )
     if action == "UnlockConnector":
         if "evseId" in payload:
             return Translated("UnlockConnector", payload)
-        return Translated("UnlockConnector", {"evseId": payload.get("connectorId"), "connectorId": 1})
+        return Translated(
+            "UnlockConnector", {"evseId": payload.get("connectorId"), "connectorId": 1}
+        )
     if action == "ChangeAvailability":
         if "operationalStatus" in payload:
             return Translated("ChangeAvailability", payload)
@@ -109,19 +122,27 @@ def translate(action: str, payload: dict[str, Any], *, ocpp_transaction_id: str 
             return Translated(action, payload)
         # H01: id, expiryDateTime, idToken, evseId (none: any EVSE), groupIdToken.
         reserve: dict[str, Any] = {
-            "id": payload.get("reservationId"), "expiryDateTime": payload.get("expiryDate"),
+            "id": payload.get("reservationId"),
+            "expiryDateTime": payload.get("expiryDate"),
             "idToken": {"idToken": str(payload.get("idTag", "")), "type": CARD_TOKEN_TYPE},
         }
         if payload.get("connectorId"):
             reserve["evseId"] = payload["connectorId"]
         if payload.get("parentIdTag"):
-            reserve["groupIdToken"] = {"idToken": str(payload["parentIdTag"]), "type": CARD_TOKEN_TYPE}
+            reserve["groupIdToken"] = {
+                "idToken": str(payload["parentIdTag"]),
+                "type": CARD_TOKEN_TYPE,
+            }
         return Translated(action, reserve)
     if action == "SendLocalList":
-        return Translated(action, payload if "versionNumber" in payload else local_list_to_201(payload))
+        return Translated(
+            action, payload if "versionNumber" in payload else local_list_to_201(payload)
+        )
     if action in ("ClearCache", "DataTransfer"):
         return Translated(action, payload)
-    raise OcppError("NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1")
+    raise OcppError(
+        "NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1"
+    )
 
 
 # -- Local authorization list (1.6 §5.15 / 2.0.1 D01): one list, two shapes --------------------------
@@ -133,17 +154,25 @@ def local_list_to_201(payload: dict[str, Any]) -> dict[str, Any]:
     removes the card in a differential update, as in 1.6."""
     entries = []
     for entry in payload.get("localAuthorizationList") or []:
-        item: dict[str, Any] = {"idToken": {"idToken": str(entry.get("idTag", "")), "type": CARD_TOKEN_TYPE}}
+        item: dict[str, Any] = {
+            "idToken": {"idToken": str(entry.get("idTag", "")), "type": CARD_TOKEN_TYPE}
+        }
         info = entry.get("idTagInfo")
         if isinstance(info, dict):
             token_info: dict[str, Any] = {"status": info.get("status")}
             if info.get("expiryDate"):
                 token_info["cacheExpiryDateTime"] = info["expiryDate"]
             if info.get("parentIdTag"):
-                token_info["groupIdToken"] = {"idToken": str(info["parentIdTag"]), "type": CARD_TOKEN_TYPE}
+                token_info["groupIdToken"] = {
+                    "idToken": str(info["parentIdTag"]),
+                    "type": CARD_TOKEN_TYPE,
+                }
             item["idTokenInfo"] = token_info
         entries.append(item)
-    translated: dict[str, Any] = {"versionNumber": payload.get("listVersion"), "updateType": payload.get("updateType")}
+    translated: dict[str, Any] = {
+        "versionNumber": payload.get("listVersion"),
+        "updateType": payload.get("updateType"),
+    }
     if entries:  # minItems 1: a full update without cards is sent without the list (it empties it)
         translated["localAuthorizationList"] = entries
     return translated
@@ -165,5 +194,8 @@ def local_list_as_16(payload: dict[str, Any]) -> dict[str, Any]:
                 tag_info["parentIdTag"] = info["groupIdToken"].get("idToken", "")
             entry["idTagInfo"] = tag_info
         entries.append(entry)
-    return {"listVersion": payload["versionNumber"], "updateType": payload.get("updateType"),
-            "localAuthorizationList": entries}
+    return {
+        "listVersion": payload["versionNumber"],
+        "updateType": payload.get("updateType"),
+        "localAuthorizationList": entries,
+    }

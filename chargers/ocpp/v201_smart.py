@@ -48,9 +48,13 @@ def _time(value: Any) -> datetime | None:
         raise _refuse(f"{value!r} is not a date-time") from None
 
 
-def _overlap(a_from: datetime | None, a_to: datetime | None, b_from: datetime | None, b_to: datetime | None) -> bool:
+def _overlap(
+    a_from: datetime | None, a_to: datetime | None, b_from: datetime | None, b_to: datetime | None
+) -> bool:
     # K01.FR.10/.36/.37: valid from validFrom (inclusive) until validTo (exclusive); unset: unbounded.
-    return (a_to is None or b_from is None or b_from < a_to) and (b_to is None or a_from is None or a_from < b_to)
+    return (a_to is None or b_from is None or b_from < a_to) and (
+        b_to is None or a_from is None or a_from < b_to
+    )
 
 
 def check_schedule(schedule: dict[str, Any], kind: str, purpose: str) -> None:
@@ -75,8 +79,13 @@ def check_schedule(schedule: dict[str, Any], kind: str, purpose: str) -> None:
 
 
 def check_profile(
-    evse_id: int, profile: dict[str, Any], *, evse_ids: Iterable[int], active_transactions: dict[str, int],
-    installed: Iterable[Installed], ev_charging_needs: bool = False,
+    evse_id: int,
+    profile: dict[str, Any],
+    *,
+    evse_ids: Iterable[int],
+    active_transactions: dict[str, int],
+    installed: Iterable[Installed],
+    ev_charging_needs: bool = False,
 ) -> None:
     """Raise OcppError unless the CSMS may send SetChargingProfile(evse_id, profile).
 
@@ -86,7 +95,9 @@ def check_profile(
     """
     purpose, kind = profile.get("chargingProfilePurpose"), profile.get("chargingProfileKind")
     if purpose == EXTERNAL:
-        raise _refuse("The CSMS may not set a ChargingStationExternalConstraints profile (K01.FR.22)")
+        raise _refuse(
+            "The CSMS may not set a ChargingStationExternalConstraints profile (K01.FR.22)"
+        )
     if evse_id != 0 and evse_id not in set(evse_ids):
         raise _refuse(f"The charger has no EVSE {evse_id} (K01.FR.28)")
     if purpose == STATION_MAX and evse_id != 0:
@@ -98,14 +109,21 @@ def check_profile(
         if evse_id <= 0:
             raise _refuse("A TxProfile is set on an EVSE (evseId > 0, K01.FR.16)")
         if not transaction_id:
-            raise _refuse("A TxProfile names its transaction (transactionId, K01.FR.03)", OCCURRENCE_CONSTRAINT_VIOLATION)
+            raise _refuse(
+                "A TxProfile names its transaction (transactionId, K01.FR.03)",
+                OCCURRENCE_CONSTRAINT_VIOLATION,
+            )
         if active_transactions.get(transaction_id) != evse_id:
-            raise _refuse(f"No running transaction {transaction_id!r} on EVSE {evse_id} (K01.FR.09/.33)")
+            raise _refuse(
+                f"No running transaction {transaction_id!r} on EVSE {evse_id} (K01.FR.09/.33)"
+            )
     elif transaction_id:
         raise _refuse("Only a TxProfile names a transaction")
     schedules = profile.get("chargingSchedule") or []
     if len(schedules) > (3 if ev_charging_needs else 1):
-        raise _refuse("One chargingSchedule per profile unless the EV negotiates over ISO 15118 (K01.FR.34)")
+        raise _refuse(
+            "One chargingSchedule per profile unless the EV negotiates over ISO 15118 (K01.FR.34)"
+        )
     for schedule in schedules:
         check_schedule(schedule, str(kind), str(purpose))
     valid_from, valid_to = _time(profile.get("validFrom")), _time(profile.get("validTo"))
@@ -116,12 +134,20 @@ def check_profile(
         if other.profile_id == profile_id:
             continue  # K01.FR.05: the same id replaces it
         if purpose == TX_PROFILE:
-            if other.purpose == TX_PROFILE and other.transaction_id == transaction_id and other.stack_level == stack_level:
-                raise _refuse(f"Profile {other.profile_id} already has stackLevel {stack_level} for this transaction (K01.FR.39)")
+            if (
+                other.purpose == TX_PROFILE
+                and other.transaction_id == transaction_id
+                and other.stack_level == stack_level
+            ):
+                raise _refuse(
+                    f"Profile {other.profile_id} already has stackLevel {stack_level} for this transaction (K01.FR.39)"
+                )
             continue
         if other.purpose != purpose or other.stack_level != stack_level:
             continue
-        same_place = other.evse_id == evse_id or (purpose == TX_DEFAULT and 0 in (other.evse_id, evse_id))
+        same_place = other.evse_id == evse_id or (
+            purpose == TX_DEFAULT and 0 in (other.evse_id, evse_id)
+        )
         if same_place and _overlap(valid_from, valid_to, other.valid_from, other.valid_to):
             raise _refuse(
                 f"Profile {other.profile_id} already has {purpose} stackLevel {stack_level} on EVSE {other.evse_id} "
@@ -135,27 +161,42 @@ def clear_matches(criteria: dict[str, Any], profile_id: int | None, installed: I
         return installed.profile_id == profile_id
     if installed.purpose == EXTERNAL:
         return False  # set by an external system; the CSMS cannot clear it
-    return all((
-        criteria.get("evseId") in (None, installed.evse_id),
-        criteria.get("chargingProfilePurpose") in (None, installed.purpose),
-        criteria.get("stackLevel") in (None, installed.stack_level),
-    ))
+    return all(
+        (
+            criteria.get("evseId") in (None, installed.evse_id),
+            criteria.get("chargingProfilePurpose") in (None, installed.purpose),
+            criteria.get("stackLevel") in (None, installed.stack_level),
+        )
+    )
 
 
 def simple_limit_profile(
-    *, profile_id: int, purpose: str, stack_level: int, unit: str, limit: float, start: datetime,
-    transaction_id: str = "", duration_s: int | None = None,
+    *,
+    profile_id: int,
+    purpose: str,
+    stack_level: int,
+    unit: str,
+    limit: float,
+    start: datetime,
+    transaction_id: str = "",
+    duration_s: int | None = None,
 ) -> dict[str, Any]:
     """Return an Absolute profile with one period: `limit` (A or W) from `start` (the portal's form)."""
     from .protocol import format_datetime
 
     schedule: dict[str, Any] = {
-        "id": profile_id, "chargingRateUnit": unit, "startSchedule": format_datetime(start),
+        "id": profile_id,
+        "chargingRateUnit": unit,
+        "startSchedule": format_datetime(start),
         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
     }
     profile: dict[str, Any] = {
-        "id": profile_id, "stackLevel": stack_level, "chargingProfilePurpose": purpose,
-        "chargingProfileKind": "Absolute", "validFrom": format_datetime(start), "chargingSchedule": [schedule],
+        "id": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute",
+        "validFrom": format_datetime(start),
+        "chargingSchedule": [schedule],
     }
     if duration_s:
         # A limit for a while: the schedule ends then, and so does the profile (K01.FR.37), so it

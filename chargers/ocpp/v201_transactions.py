@@ -155,7 +155,9 @@ def read_event(payload: dict, validator: Callable[[dict], Any], received: dateti
     info = payload.get("transactionInfo")
     transaction_id = info.get("transactionId") if isinstance(info, dict) else None
     if not isinstance(transaction_id, str) or not transaction_id.strip():
-        raise OcppError(OCCURRENCE_CONSTRAINT_VIOLATION, "transactionInfo.transactionId is required")
+        raise OcppError(
+            OCCURRENCE_CONSTRAINT_VIOLATION, "transactionInfo.transactionId is required"
+        )
     info = info if isinstance(info, dict) else {}
     event_type = payload.get("eventType")
     if event_type not in ("Started", "Updated", "Ended"):
@@ -187,8 +189,11 @@ def last_energy_reading_at(event: TxEvent) -> datetime | None:
     """The time of the event's last energy register reading (stored as the session's
     `Energy.Active.Import.Register` rows, phase-less), if it carries one."""
     times = [
-        reading.timestamp for reading in event.meter_values
-        if any(sample.measurand == ENERGY_REGISTER and not sample.phase for sample in reading.samples)
+        reading.timestamp
+        for reading in event.meter_values
+        if any(
+            sample.measurand == ENERGY_REGISTER and not sample.phase for sample in reading.samples
+        )
     ]
     return max(times) if times else None
 
@@ -206,7 +211,9 @@ def register_wh(reading: MeterReading) -> int | None:
             continue
         if sample.unit.lower() == "kwh":
             value *= 1000
-        if abs(value) > BIGINT_MAX:  # no meter holds that; a session's meter fields could not either
+        if (
+            abs(value) > BIGINT_MAX
+        ):  # no meter holds that; a session's meter fields could not either
             continue
         return int(value)
     return None
@@ -216,7 +223,11 @@ def end_register_wh(event: TxEvent) -> int | None:
     """The energy register (Wh) of the event's latest reading that has one, as `fold` orders
     readings (by the charger's time; of equal times, the later in the message). For an Ended
     whose readings are all newer than any stored one this is where the transaction ended."""
-    registers = [(reading.timestamp, wh) for reading in event.meter_values if (wh := register_wh(reading)) is not None]
+    registers = [
+        (reading.timestamp, wh)
+        for reading in event.meter_values
+        if (wh := register_wh(reading)) is not None
+    ]
     if not registers:
         return None
     registers.sort(key=lambda item: item[0])  # stable, as fold's sort
@@ -266,8 +277,12 @@ def fold(events: Iterable[TxEvent]) -> TxState:
     registers.sort(key=lambda item: (item[0], item[1]))
     start_register = None
     if started is not None:
-        start_register = next((register_wh(r) for r in started.meter_values if register_wh(r) is not None), None)
-    meter_start = start_register if start_register is not None else (registers[0][2] if registers else 0)
+        start_register = next(
+            (register_wh(r) for r in started.meter_values if register_wh(r) is not None), None
+        )
+    meter_start = (
+        start_register if start_register is not None else (registers[0][2] if registers else 0)
+    )
     started_at = started.timestamp if started is not None else min(e.timestamp for e in ordered)
     id_token = next((e.id_token for e in ordered if e.id_token), "")
     id_token_type = next((e.id_token_type for e in ordered if e.id_token), "")
@@ -280,7 +295,9 @@ def fold(events: Iterable[TxEvent]) -> TxState:
         last = registers[-1][2] if registers else meter_start
         meter_stop = max(last, meter_start)
         # E06: stoppedReason is left out when it is "Local".
-        stop_reason = next((e.stopped_reason for e in reversed(ordered) if e.stopped_reason), "") or "Local"
+        stop_reason = (
+            next((e.stopped_reason for e in reversed(ordered) if e.stopped_reason), "") or "Local"
+        )
         stop_id_token = ended.id_token
     return TxState(
         started_at=started_at,
@@ -293,8 +310,12 @@ def fold(events: Iterable[TxEvent]) -> TxState:
         id_token_type=id_token_type,
         stop_id_token=stop_id_token,
         evse_id=next((e.evse_id for e in ordered if e.evse_id is not None), None),
-        remote_start_id=next((e.remote_start_id for e in ordered if e.remote_start_id is not None), None),
-        reservation_id=next((e.reservation_id for e in ordered if e.reservation_id is not None), None),
+        remote_start_id=next(
+            (e.remote_start_id for e in ordered if e.remote_start_id is not None), None
+        ),
+        reservation_id=next(
+            (e.reservation_id for e in ordered if e.reservation_id is not None), None
+        ),
         charging_state=next((e.charging_state for e in reversed(ordered) if e.charging_state), ""),
         has_started_event=started is not None,
     )

@@ -16,7 +16,8 @@ from chargers.proxy.models import Backoffice
 
 class BackofficeAdminForm(forms.ModelForm):
     password = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="The charger's password at that backoffice. Leave empty to keep the current one.",
     )
 
@@ -29,8 +30,13 @@ class BackofficeAdminForm(forms.ModelForm):
         charger = data.get("charger")
         if charger is not None and self.errors == {}:
             try:  # validate with the service's rules before save_model runs it
-                services._clean(charger, name=data.get("name", ""), url=data.get("url", ""),
-                                role=data.get("role", ""), allowed_actions=data.get("allowed_actions") or [])
+                services._clean(
+                    charger,
+                    name=data.get("name", ""),
+                    url=data.get("url", ""),
+                    role=data.get("role", ""),
+                    allowed_actions=data.get("allowed_actions") or [],
+                )
             except ValidationError as exc:
                 raise forms.ValidationError(exc.messages) from None
         return data
@@ -49,8 +55,12 @@ class BackofficeAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Backoffice, form: Any, change: bool) -> None:
         data = form.cleaned_data
         saved = services.backoffice_save(
-            data["charger"], backoffice=obj if change else None, name=data["name"], url=data["url"],
-            role=data["role"], allowed_actions=list(data.get("allowed_actions") or []),
+            data["charger"],
+            backoffice=obj if change else None,
+            name=data["name"],
+            url=data["url"],
+            role=data["role"],
+            allowed_actions=list(data.get("allowed_actions") or []),
             password=data["password"] if data.get("password") or not change else None,
         )
         obj.pk = saved.pk

@@ -27,14 +27,22 @@ from chargers.selectors import charger_for_user
 class BackofficeSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=100)
-    url = serializers.CharField(max_length=400, help_text="ws:// or wss:// base URL; the station id is appended.")
+    url = serializers.CharField(
+        max_length=400, help_text="ws:// or wss:// base URL; the station id is appended."
+    )
     password = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=200,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=200,
         help_text="Basic auth password at that backoffice (username: the station id). Never returned.",
     )
-    role = serializers.ChoiceField(choices=Backoffice.Role.choices, default=Backoffice.Role.FOLLOWER)
+    role = serializers.ChoiceField(
+        choices=Backoffice.Role.choices, default=Backoffice.Role.FOLLOWER
+    )
     allowed_actions = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False,
+        child=serializers.CharField(max_length=64),
+        required=False,
         help_text="CSMS-to-charger actions this backoffice may send through us. A Leader may send all.",
     )
     status = serializers.CharField(read_only=True)
@@ -60,18 +68,24 @@ def _charger(request: Request, station_id: str, *, write: bool) -> Charger:
     return charger
 
 
-def _save(charger: Charger, data: dict[str, Any], backoffice: Backoffice | None = None) -> Backoffice:
+def _save(
+    charger: Charger, data: dict[str, Any], backoffice: Backoffice | None = None
+) -> Backoffice:
     current = backoffice
     try:
         return services.backoffice_save(
-            charger, backoffice=backoffice,
+            charger,
+            backoffice=backoffice,
             name=data.get("name", current.name if current else ""),
             url=data.get("url", current.url if current else ""),
             role=data.get("role", current.role if current else Backoffice.Role.FOLLOWER),
-            allowed_actions=data.get("allowed_actions"), password=data.get("password"),
+            allowed_actions=data.get("allowed_actions"),
+            password=data.get("password"),
         )
     except DjangoValidationError as exc:
-        raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}) from None
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        ) from None
 
 
 class BackofficeListView(APIView):
@@ -92,14 +106,18 @@ class BackofficeListView(APIView):
         data = dict(serializer.validated_data)
         if "allowed_actions" not in data:
             data["allowed_actions"] = []  # a follower may send nothing until allowed
-        return Response(BackofficeSerializer(_save(charger, data)).data, status=status.HTTP_201_CREATED)
+        return Response(
+            BackofficeSerializer(_save(charger, data)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class BackofficeDetailView(APIView):
     permission_classes = [IsAuthenticated]
     serializer_class = BackofficeSerializer
 
-    def _object(self, request: Request, station_id: str, pk: int, *, write: bool) -> tuple[Charger, Backoffice]:
+    def _object(
+        self, request: Request, station_id: str, pk: int, *, write: bool
+    ) -> tuple[Charger, Backoffice]:
         charger = _charger(request, station_id, write=write)
         backoffice = charger.backoffices.select_related("charger").filter(pk=pk).first()
         if backoffice is None:

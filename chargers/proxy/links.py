@@ -45,7 +45,9 @@ class ChargerSide(Protocol):
     station_id: str
     subprotocol: str
 
-    async def call_charger(self, action: str, payload: dict, timeout: float) -> protocol.Frame | None: ...
+    async def call_charger(
+        self, action: str, payload: dict, timeout: float
+    ) -> protocol.Frame | None: ...
 
 
 @dataclass
@@ -60,11 +62,25 @@ class Outgoing:
     queued_id: int | None = None  # its row in the durable queue, if it came from there
 
 
-def _log(charger_id: int, backoffice_id: int, direction: str, message_type: int, unique_id: str, action: str,
-         payload: Any, text: str) -> Awaitable[None]:
+def _log(
+    charger_id: int,
+    backoffice_id: int,
+    direction: str,
+    message_type: int,
+    unique_id: str,
+    action: str,
+    payload: Any,
+    text: str,
+) -> Awaitable[None]:
     return writer.add_message(
-        charger_id=charger_id, direction=direction, message_type=message_type, unique_id=unique_id,
-        action=action, payload=payload, text=text, backoffice_id=backoffice_id,
+        charger_id=charger_id,
+        direction=direction,
+        message_type=message_type,
+        unique_id=unique_id,
+        action=action,
+        payload=payload,
+        text=text,
+        backoffice_id=backoffice_id,
     )
 
 
@@ -98,7 +114,9 @@ class UpstreamLink:
         return self.status == "connected"
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"proxy {self.side.station_id} -> {self.name}")
+        self.task = asyncio.create_task(
+            self._run(), name=f"proxy {self.side.station_id} -> {self.name}"
+        )
 
     async def stop(self, *, record: bool = True) -> None:
         """Close the socket; unanswered transaction messages go to the durable queue."""
@@ -172,15 +190,20 @@ class UpstreamLink:
             await self._state("connecting")
             try:
                 self.ws = await websockets.connect(
-                    f"{self.config.url}/{self.side.station_id}", subprotocols=[self.side.subprotocol],  # type: ignore[list-item]
-                    additional_headers=self._auth_headers(), open_timeout=10, ping_interval=None,
+                    f"{self.config.url}/{self.side.station_id}",
+                    subprotocols=[self.side.subprotocol],  # type: ignore[list-item]
+                    additional_headers=self._auth_headers(),
+                    open_timeout=10,
+                    ping_interval=None,
                     max_size=4 * 1024 * 1024,
                 )
             except InvalidStatus as exc:
                 code = exc.response.status_code
-                why = {401: "refused our credentials (HTTP 401): check the password",
-                       403: "refused the connection (HTTP 403)",
-                       404: "does not know this station id (HTTP 404)"}.get(code, f"refused the handshake (HTTP {code})")
+                why = {
+                    401: "refused our credentials (HTTP 401): check the password",
+                    403: "refused the connection (HTTP 403)",
+                    404: "does not know this station id (HTTP 404)",
+                }.get(code, f"refused the handshake (HTTP {code})")
                 await self._down(f"{self.name} {why}", delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
@@ -191,7 +214,9 @@ class UpstreamLink:
             delay = BACKOFF_FIRST_S
             if self.ws.subprotocol != self.side.subprotocol:
                 await self.ws.close()
-                await self._down(f"{self.name} did not accept the {self.side.subprotocol} subprotocol", delay)
+                await self._down(
+                    f"{self.name} did not accept the {self.side.subprotocol} subprotocol", delay
+                )
                 continue
             reader = asyncio.create_task(self._read())
             async with self.gate:
@@ -205,7 +230,9 @@ class UpstreamLink:
                     task.cancel()
                 await asyncio.gather(reader, sender, return_exceptions=True)
                 if sender.done() and not sender.cancelled() and sender.exception() is not None:
-                    logger.info("Link %s -> %s: %s", self.side.station_id, self.name, sender.exception())
+                    logger.info(
+                        "Link %s -> %s: %s", self.side.station_id, self.name, sender.exception()
+                    )
                 try:
                     await self.ws.close()
                 except Exception:
@@ -228,11 +255,15 @@ class UpstreamLink:
         await self._go_down()
         await self._state("disconnected", error=error, disconnected_at=timezone.now())
         if not self.stopping:
-            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: links of a restarted fleet spread out
+            await asyncio.sleep(
+                delay * (0.5 + random.random())
+            )  # jitter: links of a restarted fleet spread out
 
     async def _state(self, status: str, **fields: Any) -> None:
         try:
-            await db.run(services.link_state_record, backoffice_id=self.config.id, status=status, **fields)
+            await db.run(
+                services.link_state_record, backoffice_id=self.config.id, status=status, **fields
+            )
         except Exception as exc:  # state is shown to hosts; never worth the link
             logger.warning("Could not record link state of %s: %s", self.name, exc)
 
@@ -252,7 +283,9 @@ class UpstreamLink:
             if not head:
                 break
             for queued in head:
-                item = Outgoing(queued.action, queued.unique_id, queued.payload, True, queued_id=queued.id)
+                item = Outgoing(
+                    queued.action, queued.unique_id, queued.payload, True, queued_id=queued.id
+                )
                 await self._deliver(item, queued.charger_transaction_id)
         while True:
             item = await self.queue.get()
@@ -267,7 +300,16 @@ class UpstreamLink:
         self.pending[item.unique_id] = future
         self.pending_actions[item.unique_id] = item.action
         await self.ws.send(text)
-        await _log(self.side.charger_id, self.config.id, "out", protocol.CALL, item.unique_id, item.action, payload, text)
+        await _log(
+            self.side.charger_id,
+            self.config.id,
+            "out",
+            protocol.CALL,
+            item.unique_id,
+            item.action,
+            payload,
+            text,
+        )
         try:
             frame: protocol.Frame | None = await asyncio.wait_for(future, CALL_TIMEOUT_S)
         except TimeoutError:
@@ -279,14 +321,22 @@ class UpstreamLink:
             if item.durable:
                 # Unanswered transaction message: reconnect and deliver it again (it is kept),
                 # rather than skip it and break the upstream's order.
-                raise ConnectionError(f"{self.name} did not answer {item.action} within {CALL_TIMEOUT_S:g} s")
+                raise ConnectionError(
+                    f"{self.name} did not answer {item.action} within {CALL_TIMEOUT_S:g} s"
+                )
             return
-        tx = rules.started_transaction_id(item.action, frame.payload) if frame.message_type == protocol.CALLRESULT else None
+        tx = (
+            rules.started_transaction_id(item.action, frame.payload)
+            if frame.message_type == protocol.CALLRESULT
+            else None
+        )
         if tx is not None:
             if charger_tx is None and item.charger_tx is not None:
                 # Live: the charger's id is known once the Leader (maybe this upstream) answered.
                 try:
-                    charger_tx = await asyncio.wait_for(asyncio.shield(item.charger_tx), CALL_TIMEOUT_S)
+                    charger_tx = await asyncio.wait_for(
+                        asyncio.shield(item.charger_tx), CALL_TIMEOUT_S
+                    )
                 except TimeoutError:
                     charger_tx = None
             if charger_tx is not None:
@@ -298,8 +348,11 @@ class UpstreamLink:
         self.tx_to_party[charger_tx] = tx
         self.tx_to_charger[tx] = charger_tx
         await db.run(
-            services.transaction_map_record, charger_id=self.side.charger_id, backoffice_id=self.config.id,
-            charger_transaction_id=charger_tx, transaction_id=tx,
+            services.transaction_map_record,
+            charger_id=self.side.charger_id,
+            backoffice_id=self.config.id,
+            charger_transaction_id=charger_tx,
+            transaction_id=tx,
         )
 
     async def _for_upstream(self, action: str, payload: Any) -> Any:
@@ -307,7 +360,9 @@ class UpstreamLink:
         for charger_tx in ids:
             if charger_tx not in self.tx_to_party:
                 found = await db.run(
-                    services.party_transaction_id, charger_id=self.side.charger_id, backoffice_id=self.config.id,
+                    services.party_transaction_id,
+                    charger_id=self.side.charger_id,
+                    backoffice_id=self.config.id,
                     charger_transaction_id=charger_tx,
                 )
                 if found is not None:
@@ -336,7 +391,9 @@ class UpstreamLink:
         try:
             await self._queue_durably(durable)
         except Exception:
-            logger.exception("Could not queue %d transaction messages for %s", len(durable), self.name)
+            logger.exception(
+                "Could not queue %d transaction messages for %s", len(durable), self.name
+            )
 
     # -- frames from the upstream ----------------------------------------------------------------
 
@@ -349,7 +406,12 @@ class UpstreamLink:
                 try:
                     frame = protocol.parse_frame(text)
                 except protocol.FrameError as exc:
-                    logger.info("%s sent a malformed frame for %s: %s", self.name, self.side.station_id, exc.description)
+                    logger.info(
+                        "%s sent a malformed frame for %s: %s",
+                        self.name,
+                        self.side.station_id,
+                        exc.description,
+                    )
                     continue
                 if frame.message_type == protocol.CALL:
                     task = asyncio.create_task(self._upstream_call(frame, text))
@@ -360,18 +422,43 @@ class UpstreamLink:
                 action = self.pending_actions.pop(frame.unique_id, "")
                 if future is not None and not future.done():
                     future.set_result(frame)
-                await _log(self.side.charger_id, self.config.id, "in", frame.message_type, frame.unique_id, action,
-                           frame.payload if frame.message_type == protocol.CALLRESULT else
-                           {"errorCode": frame.error_code, "errorDescription": frame.error_description}, text)
+                await _log(
+                    self.side.charger_id,
+                    self.config.id,
+                    "in",
+                    frame.message_type,
+                    frame.unique_id,
+                    action,
+                    frame.payload
+                    if frame.message_type == protocol.CALLRESULT
+                    else {
+                        "errorCode": frame.error_code,
+                        "errorDescription": frame.error_description,
+                    },
+                    text,
+                )
         except (WebSocketException, OSError):
             pass
 
     async def _upstream_call(self, frame: protocol.Frame, text: str) -> None:
         """A CALL from this upstream to the charger: forwarded if its role allows it."""
-        await _log(self.side.charger_id, self.config.id, "in", protocol.CALL, frame.unique_id, frame.action, frame.payload, text)
-        allowed, why = rules.upstream_may_send(self.config.role, list(self.config.allowed_actions), frame.action, frame.payload)
+        await _log(
+            self.side.charger_id,
+            self.config.id,
+            "in",
+            protocol.CALL,
+            frame.unique_id,
+            frame.action,
+            frame.payload,
+            text,
+        )
+        allowed, why = rules.upstream_may_send(
+            self.config.role, list(self.config.allowed_actions), frame.action, frame.payload
+        )
         if not allowed:
-            logger.warning("%s: refused %s from %s: %s", self.side.station_id, frame.action, self.name, why)
+            logger.warning(
+                "%s: refused %s from %s: %s", self.side.station_id, frame.action, self.name, why
+            )
             await self._reply_error(frame, protocol.SECURITY_ERROR, why)
             return
         payload = await self._for_charger(frame.action, frame.payload)
@@ -388,7 +475,9 @@ class UpstreamLink:
         for tx in rules.party_ids_in(action, payload):
             if tx not in self.tx_to_charger:
                 found = await db.run(
-                    services.charger_transaction_id, charger_id=self.side.charger_id, backoffice_id=self.config.id,
+                    services.charger_transaction_id,
+                    charger_id=self.side.charger_id,
+                    backoffice_id=self.config.id,
                     transaction_id=tx,
                 )
                 if found is not None:
@@ -397,14 +486,27 @@ class UpstreamLink:
 
     async def _reply_error(self, frame: protocol.Frame, code: str, description: str) -> None:
         text = protocol.call_error(frame.unique_id, code, description)
-        await self._send_reply(text, frame, protocol.CALLERROR, {"errorCode": code, "errorDescription": description})
+        await self._send_reply(
+            text, frame, protocol.CALLERROR, {"errorCode": code, "errorDescription": description}
+        )
 
-    async def _send_reply(self, text: str, frame: protocol.Frame, message_type: int, payload: Any) -> None:
+    async def _send_reply(
+        self, text: str, frame: protocol.Frame, message_type: int, payload: Any
+    ) -> None:
         try:
             await self.ws.send(text)
         except (WebSocketException, OSError):
             return
-        await _log(self.side.charger_id, self.config.id, "out", message_type, frame.unique_id, frame.action, payload, text)
+        await _log(
+            self.side.charger_id,
+            self.config.id,
+            "out",
+            message_type,
+            frame.unique_id,
+            frame.action,
+            payload,
+            text,
+        )
 
 
 @dataclass
@@ -463,7 +565,10 @@ class Proxy:
         for backoffice_id in list(self.links):
             link = self.links[backoffice_id]
             config = wanted.get(backoffice_id)
-            if config is None or (config.url, config.password) != (link.config.url, link.config.password):
+            if config is None or (config.url, config.password) != (
+                link.config.url,
+                link.config.password,
+            ):
                 del self.links[backoffice_id]
                 await link.stop(record=config is not None)
             elif config != link.config:
@@ -481,15 +586,25 @@ class Proxy:
     async def relay(self, action: str, payload: Any, unique_id: str) -> Relay:
         """Send a charger CALL to every upstream; return what tracks the Leader's answer."""
         loop = asyncio.get_running_loop()
-        charger_tx: asyncio.Future[int | None] | None = loop.create_future() if action == "StartTransaction" else None
+        charger_tx: asyncio.Future[int | None] | None = (
+            loop.create_future() if action == "StartTransaction" else None
+        )
         leader = self.leader
         leader_future: asyncio.Future[protocol.Frame | None] | None = None
         for link in list(self.links.values()):
             answer: asyncio.Future[protocol.Frame | None] = loop.create_future()
             if link is leader:
                 leader_future = answer
-            await link.forward(Outgoing(action, unique_id, payload, action in rules.TRANSACTION_ACTIONS,
-                                        answer=answer, charger_tx=charger_tx))
+            await link.forward(
+                Outgoing(
+                    action,
+                    unique_id,
+                    payload,
+                    action in rules.TRANSACTION_ACTIONS,
+                    answer=answer,
+                    charger_tx=charger_tx,
+                )
+            )
         return Relay(action, leader, leader_future, charger_tx, self.leader_timeout_s)
 
     # -- this system's own transactionIds when a Leader numbered the transaction -----------------
@@ -500,7 +615,9 @@ class Proxy:
         for charger_tx in rules.charger_ids_in(action, payload):
             if charger_tx not in self.to_ours:
                 found = await db.run(
-                    services.party_transaction_id, charger_id=self.side.charger_id, backoffice_id=None,
+                    services.party_transaction_id,
+                    charger_id=self.side.charger_id,
+                    backoffice_id=None,
                     charger_transaction_id=charger_tx,
                 )
                 # None: we gave the charger this id ourselves (we led); remembered, so a
@@ -513,7 +630,10 @@ class Proxy:
         for tx in rules.party_ids_in(action, payload):
             if tx not in self.to_charger:
                 found = await db.run(
-                    services.charger_transaction_id, charger_id=self.side.charger_id, backoffice_id=None, transaction_id=tx,
+                    services.charger_transaction_id,
+                    charger_id=self.side.charger_id,
+                    backoffice_id=None,
+                    transaction_id=tx,
                 )
                 if found is not None:
                     self.to_charger[tx] = found
@@ -526,8 +646,11 @@ class Proxy:
         self.to_charger[ours] = charger_tx
         try:
             await db.run(
-                services.transaction_map_record, charger_id=self.side.charger_id, backoffice_id=None,
-                charger_transaction_id=charger_tx, transaction_id=ours,
+                services.transaction_map_record,
+                charger_id=self.side.charger_id,
+                backoffice_id=None,
+                charger_transaction_id=charger_tx,
+                transaction_id=ours,
             )
         except Exception:  # kept in memory for this connection; the charger's answer must not wait
             logger.exception("Could not record transaction %s = our %s", charger_tx, ours)

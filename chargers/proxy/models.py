@@ -27,10 +27,13 @@ class Backoffice(models.Model):
         CONNECTING = "connecting", "Connecting"
         DISCONNECTED = "disconnected", "Disconnected"
 
-    charger = models.ForeignKey("chargers.Charger", on_delete=models.CASCADE, related_name="backoffices")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="backoffices"
+    )
     name = models.CharField(max_length=100)
     url = models.CharField(
-        max_length=400, validators=[upstream_url_validator],
+        max_length=400,
+        validators=[upstream_url_validator],
         help_text="ws:// or wss:// base URL; the station id is appended as the last path segment.",
     )
     # Basic auth password (username: the station id), sealed (backoffice.sealed): we must send it.
@@ -48,10 +51,17 @@ class Backoffice(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["charger_id", "-role", "name", "id"]  # "leader" sorts before "follower" descending
+        ordering = [
+            "charger_id",
+            "-role",
+            "name",
+            "id",
+        ]  # "leader" sorts before "follower" descending
         constraints = [
             models.UniqueConstraint(
-                fields=["charger"], condition=models.Q(role="leader"), name="one_leader_backoffice_per_charger"
+                fields=["charger"],
+                condition=models.Q(role="leader"),
+                name="one_leader_backoffice_per_charger",
             ),
         ]
 
@@ -69,11 +79,17 @@ class ProxyTransaction(models.Model):
     answered). MeterValues and StopTransaction are rewritten with it for that party."""
 
     charger = models.ForeignKey("chargers.Charger", on_delete=models.CASCADE, related_name="+")
-    backoffice = models.ForeignKey(Backoffice, on_delete=models.CASCADE, null=True, blank=True, related_name="transactions")
+    backoffice = models.ForeignKey(
+        Backoffice, on_delete=models.CASCADE, null=True, blank=True, related_name="transactions"
+    )
     charger_transaction_id = models.IntegerField()
     transaction_id = models.IntegerField()
     session = models.ForeignKey(
-        "chargers.ChargingSession", on_delete=models.SET_NULL, null=True, blank=True, related_name="proxy_transactions"
+        "chargers.ChargingSession",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="proxy_transactions",
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -81,11 +97,13 @@ class ProxyTransaction(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["backoffice", "charger_transaction_id"], condition=models.Q(backoffice__isnull=False),
+                fields=["backoffice", "charger_transaction_id"],
+                condition=models.Q(backoffice__isnull=False),
                 name="proxy_tx_one_per_upstream",
             ),
             models.UniqueConstraint(
-                fields=["charger", "charger_transaction_id"], condition=models.Q(backoffice__isnull=True),
+                fields=["charger", "charger_transaction_id"],
+                condition=models.Q(backoffice__isnull=True),
                 name="proxy_tx_one_for_us",
             ),
         ]

@@ -16,13 +16,17 @@ FOLLOWER = "follower"
 
 # Charger-to-CSMS messages an upstream must receive even if it is unreachable when they happen
 # (billing data): queued durably and delivered in order. Everything else is live-only.
-TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
+TRANSACTION_ACTIONS = frozenset(
+    {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
+)
 
 # Upstream CALLs that would take the charger away from us (its password, its security profile,
 # where it connects): never forwarded, whatever the role.
 _PROTECTED_KEYS_V16 = frozenset({"authorizationkey", "securityprofile"})
 _PROTECTED_COMPONENTS_V201 = frozenset({"securityctrlr", "ocppcommctrlr"})
-_PROTECTED_VARIABLES_V201 = frozenset({"basicauthpassword", "securityprofile", "networkconfigurationpriority", "identity"})
+_PROTECTED_VARIABLES_V201 = frozenset(
+    {"basicauthpassword", "securityprofile", "networkconfigurationpriority", "identity"}
+)
 
 
 def csms_actions(version: str) -> list[str]:
@@ -53,10 +57,15 @@ def protected(action: str, payload: Any) -> bool:
     return False
 
 
-def upstream_may_send(role: str, allowed_actions: list[str], action: str, payload: Any) -> tuple[bool, str]:
+def upstream_may_send(
+    role: str, allowed_actions: list[str], action: str, payload: Any
+) -> tuple[bool, str]:
     """(allowed, why not) for a CALL an upstream wants to send to the charger."""
     if protected(action, payload):
-        return False, f"{action} of the charger's credentials or connection is not allowed through this proxy"
+        return (
+            False,
+            f"{action} of the charger's credentials or connection is not allowed through this proxy",
+        )
     if role == LEADER or action in allowed_actions:
         return True, ""
     return False, f"{action} is not allowed through this proxy for this backoffice"

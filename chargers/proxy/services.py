@@ -38,14 +38,20 @@ def _notify_consumer(charger_id: int) -> None:
 
     def send() -> None:
         try:
-            async_to_sync(get_channel_layer().group_send)(command_group(charger_id), {"type": "cp.proxy_reload"})
+            async_to_sync(get_channel_layer().group_send)(
+                command_group(charger_id), {"type": "cp.proxy_reload"}
+            )
         except Exception as exc:  # the next connection reads the configuration anyway
-            logger.warning("Could not tell charger %s's process about its backoffices: %s", charger_id, exc)
+            logger.warning(
+                "Could not tell charger %s's process about its backoffices: %s", charger_id, exc
+            )
 
     transaction.on_commit(send)
 
 
-def _clean(charger: Charger, *, name: str, url: str, role: str, allowed_actions: list[str]) -> tuple[str, str]:
+def _clean(
+    charger: Charger, *, name: str, url: str, role: str, allowed_actions: list[str]
+) -> tuple[str, str]:
     errors: dict[str, str] = {}
     name = (name or "").strip()
     url = (url or "").strip().rstrip("/")
@@ -60,12 +66,16 @@ def _clean(charger: Charger, *, name: str, url: str, role: str, allowed_actions:
     if role not in (Backoffice.Role.LEADER, Backoffice.Role.FOLLOWER):
         errors["role"] = 'Use "leader" or "follower".'
     known = set(rules.all_csms_actions())
-    if not isinstance(allowed_actions, list) or not all(isinstance(a, str) for a in allowed_actions):
+    if not isinstance(allowed_actions, list) or not all(
+        isinstance(a, str) for a in allowed_actions
+    ):
         errors["allowed_actions"] = "A list of action names."
     else:
         unknown = sorted(set(allowed_actions) - known)
         if unknown:
-            errors["allowed_actions"] = f"Not actions a central system sends to a charger: {', '.join(unknown)}."
+            errors["allowed_actions"] = (
+                f"Not actions a central system sends to a charger: {', '.join(unknown)}."
+            )
     if errors:
         raise ValidationError(errors)
     return name, url
@@ -73,8 +83,14 @@ def _clean(charger: Charger, *, name: str, url: str, role: str, allowed_actions:
 
 @transaction.atomic
 def backoffice_save(
-    charger: Charger, *, name: str, url: str, role: str = Backoffice.Role.FOLLOWER,
-    allowed_actions: list[str] | None = None, password: str | None = None, backoffice: Backoffice | None = None,
+    charger: Charger,
+    *,
+    name: str,
+    url: str,
+    role: str = Backoffice.Role.FOLLOWER,
+    allowed_actions: list[str] | None = None,
+    password: str | None = None,
+    backoffice: Backoffice | None = None,
 ) -> Backoffice:
     """Create or change one upstream backoffice of `charger`. Making it Leader demotes the
     previous Leader. `password` None keeps the stored one; "" removes it. Raises ValidationError."""
@@ -86,9 +102,13 @@ def backoffice_save(
     if backoffice is not None:
         others = others.exclude(pk=backoffice.pk)
     if backoffice is None and others.count() >= MAX_BACKOFFICES_PER_CHARGER:
-        raise ValidationError(f"A charger can be forwarded to at most {MAX_BACKOFFICES_PER_CHARGER} backoffices.")
+        raise ValidationError(
+            f"A charger can be forwarded to at most {MAX_BACKOFFICES_PER_CHARGER} backoffices."
+        )
     if role == Backoffice.Role.LEADER:
-        others.filter(role=Backoffice.Role.LEADER).update(role=Backoffice.Role.FOLLOWER, updated_at=timezone.now())
+        others.filter(role=Backoffice.Role.LEADER).update(
+            role=Backoffice.Role.FOLLOWER, updated_at=timezone.now()
+        )
     if backoffice is None:
         backoffice = Backoffice(charger=charger)
     backoffice.name, backoffice.url, backoffice.role = name, url, role
@@ -128,7 +148,11 @@ def backoffice_delete(backoffice: Backoffice) -> None:
 
 def charger_set_leader_timeout(charger: Charger, seconds: int) -> None:
     if not 1 <= int(seconds) <= 60:
-        raise ValidationError({"proxy_leader_timeout_s": "Between 1 and 60 seconds (chargers give up on a CSMS at about 30 s)."})
+        raise ValidationError(
+            {
+                "proxy_leader_timeout_s": "Between 1 and 60 seconds (chargers give up on a CSMS at about 30 s)."
+            }
+        )
     Charger.objects.filter(pk=charger.pk).update(proxy_leader_timeout_s=int(seconds))
     _notify_consumer(charger.pk)
 
@@ -152,17 +176,30 @@ class UpstreamConfig:
 
 def proxy_config(charger_id: int) -> tuple[list[UpstreamConfig], int]:
     """The charger's upstreams (passwords unsealed, for its socket only) and the Leader timeout."""
-    timeout = Charger.objects.filter(pk=charger_id).values_list("proxy_leader_timeout_s", flat=True).first() or 10
+    timeout = (
+        Charger.objects.filter(pk=charger_id)
+        .values_list("proxy_leader_timeout_s", flat=True)
+        .first()
+        or 10
+    )
     configs = [
-        UpstreamConfig(b.pk, b.name, b.url, unseal(b.password_sealed), b.role, tuple(b.allowed_actions or ()))
+        UpstreamConfig(
+            b.pk, b.name, b.url, unseal(b.password_sealed), b.role, tuple(b.allowed_actions or ())
+        )
         for b in Backoffice.objects.filter(charger_id=charger_id).order_by("id")
     ]
     return configs, timeout
 
 
-def link_state_record(*, backoffice_id: int, status: str, error: str | None = None,
-                      connected_at: datetime | None = None, disconnected_at: datetime | None = None,
-                      last_message_at: datetime | None = None) -> None:
+def link_state_record(
+    *,
+    backoffice_id: int,
+    status: str,
+    error: str | None = None,
+    connected_at: datetime | None = None,
+    disconnected_at: datetime | None = None,
+    last_message_at: datetime | None = None,
+) -> None:
     fields: dict[str, object] = {"status": status}
     if error is not None:
         fields["last_error"] = error[:300]
@@ -178,20 +215,26 @@ def link_state_record(*, backoffice_id: int, status: str, error: str | None = No
 # -- transactionId maps ------------------------------------------------------------------------------
 
 
-def transaction_map_record(*, charger_id: int, backoffice_id: int | None, charger_transaction_id: int,
-                           transaction_id: int) -> None:
+def transaction_map_record(
+    *, charger_id: int, backoffice_id: int | None, charger_transaction_id: int, transaction_id: int
+) -> None:
     """Remember that `backoffice_id` (None: this system) knows the charger's transaction
     `charger_transaction_id` as `transaction_id`. Repeats are ignored."""
     session_id = None
     if backoffice_id is None:
-        session_id = ChargingSession.objects.filter(
-            charger_id=charger_id, transaction_id=transaction_id
-        ).values_list("pk", flat=True).first()
+        session_id = (
+            ChargingSession.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
     try:
         with transaction.atomic():
             ProxyTransaction.objects.create(
-                charger_id=charger_id, backoffice_id=backoffice_id, charger_transaction_id=charger_transaction_id,
-                transaction_id=transaction_id, session_id=session_id,
+                charger_id=charger_id,
+                backoffice_id=backoffice_id,
+                charger_transaction_id=charger_transaction_id,
+                transaction_id=transaction_id,
+                session_id=session_id,
             )
     except IntegrityError:
         pass  # recorded already (a resent StartTransaction)
@@ -199,32 +242,60 @@ def transaction_map_record(*, charger_id: int, backoffice_id: int | None, charge
         # Upstreams that answered before our own session existed are linked to it now: the
         # order of the answers is the network's, not ours.
         ProxyTransaction.objects.filter(
-            charger_id=charger_id, charger_transaction_id=charger_transaction_id, session__isnull=True,
+            charger_id=charger_id,
+            charger_transaction_id=charger_transaction_id,
+            session__isnull=True,
         ).update(session_id=session_id)
     if backoffice_id is not None:
         # Link the upstream's id to our session too ("our session is linked to all of them").
-        ours = ProxyTransaction.objects.filter(
-            charger_id=charger_id, backoffice__isnull=True, charger_transaction_id=charger_transaction_id
-        ).values_list("session_id", flat=True).first()
+        ours = (
+            ProxyTransaction.objects.filter(
+                charger_id=charger_id,
+                backoffice__isnull=True,
+                charger_transaction_id=charger_transaction_id,
+            )
+            .values_list("session_id", flat=True)
+            .first()
+        )
         if ours is None:
-            ours = ChargingSession.objects.filter(
-                charger_id=charger_id, transaction_id=charger_transaction_id
-            ).values_list("pk", flat=True).first()
+            ours = (
+                ChargingSession.objects.filter(
+                    charger_id=charger_id, transaction_id=charger_transaction_id
+                )
+                .values_list("pk", flat=True)
+                .first()
+            )
         if ours is not None:
             ProxyTransaction.objects.filter(
-                backoffice_id=backoffice_id, charger_transaction_id=charger_transaction_id, session__isnull=True
+                backoffice_id=backoffice_id,
+                charger_transaction_id=charger_transaction_id,
+                session__isnull=True,
             ).update(session_id=ours)
 
 
-def party_transaction_id(*, charger_id: int, backoffice_id: int | None, charger_transaction_id: int) -> int | None:
-    rows = ProxyTransaction.objects.filter(charger_id=charger_id, charger_transaction_id=charger_transaction_id)
-    rows = rows.filter(backoffice__isnull=True) if backoffice_id is None else rows.filter(backoffice_id=backoffice_id)
+def party_transaction_id(
+    *, charger_id: int, backoffice_id: int | None, charger_transaction_id: int
+) -> int | None:
+    rows = ProxyTransaction.objects.filter(
+        charger_id=charger_id, charger_transaction_id=charger_transaction_id
+    )
+    rows = (
+        rows.filter(backoffice__isnull=True)
+        if backoffice_id is None
+        else rows.filter(backoffice_id=backoffice_id)
+    )
     return rows.values_list("transaction_id", flat=True).first()
 
 
-def charger_transaction_id(*, charger_id: int, backoffice_id: int | None, transaction_id: int) -> int | None:
+def charger_transaction_id(
+    *, charger_id: int, backoffice_id: int | None, transaction_id: int
+) -> int | None:
     rows = ProxyTransaction.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
-    rows = rows.filter(backoffice__isnull=True) if backoffice_id is None else rows.filter(backoffice_id=backoffice_id)
+    rows = (
+        rows.filter(backoffice__isnull=True)
+        if backoffice_id is None
+        else rows.filter(backoffice_id=backoffice_id)
+    )
     return rows.values_list("charger_transaction_id", flat=True).first()
 
 
@@ -242,20 +313,27 @@ class Queued:
 
 def queue_append(backoffice_id: int, items: list[Queued]) -> list[int]:
     """Append in order; returns the new rows' ids."""
-    created = ProxyQueuedMessage.objects.bulk_create([
-        ProxyQueuedMessage(
-            backoffice_id=backoffice_id, action=item.action, unique_id=item.unique_id, payload=item.payload,
-            charger_transaction_id=item.charger_transaction_id,
-        )
-        for item in items
-    ])
+    created = ProxyQueuedMessage.objects.bulk_create(
+        [
+            ProxyQueuedMessage(
+                backoffice_id=backoffice_id,
+                action=item.action,
+                unique_id=item.unique_id,
+                payload=item.payload,
+                charger_transaction_id=item.charger_transaction_id,
+            )
+            for item in items
+        ]
+    )
     return [m.pk for m in created]
 
 
 def queue_head(backoffice_id: int, limit: int = 100) -> list[Queued]:
     return [
         Queued(m.action, m.unique_id, m.payload, m.charger_transaction_id, m.pk)
-        for m in ProxyQueuedMessage.objects.filter(backoffice_id=backoffice_id).order_by("id")[:limit]
+        for m in ProxyQueuedMessage.objects.filter(backoffice_id=backoffice_id).order_by("id")[
+            :limit
+        ]
     ]
 
 
@@ -267,23 +345,44 @@ def queue_remove(message_id: int) -> None:
 
 
 @transaction.atomic
-def decision_note_leader(*, station_id: str, unique_id: str, leader_name: str, leader_status: str,
-                         leader_answered: bool, charger_id: int | None = None,
-                         charger_transaction_id: int | None = None) -> int:
+def decision_note_leader(
+    *,
+    station_id: str,
+    unique_id: str,
+    leader_name: str,
+    leader_status: str,
+    leader_answered: bool,
+    charger_id: int | None = None,
+    charger_transaction_id: int | None = None,
+) -> int:
     """Record on our decision(s) for this CALL what the Leader answered (the charger obeyed it),
     or that it did not answer and we did. A StartTransaction's session takes the status the
     charger was given. Returns the number of decisions updated."""
-    updated = AuthorizationDecision.objects.filter(station_id=station_id, ocpp_unique_id=unique_id).update(
-        leader_name=leader_name[:100], leader_status=leader_status[:20], leader_answered=leader_answered,
+    updated = AuthorizationDecision.objects.filter(
+        station_id=station_id, ocpp_unique_id=unique_id
+    ).update(
+        leader_name=leader_name[:100],
+        leader_status=leader_status[:20],
+        leader_answered=leader_answered,
     )
-    if leader_answered and leader_status and charger_id is not None and charger_transaction_id is not None:
-        ours = party_transaction_id(charger_id=charger_id, backoffice_id=None, charger_transaction_id=charger_transaction_id)
+    if (
+        leader_answered
+        and leader_status
+        and charger_id is not None
+        and charger_transaction_id is not None
+    ):
+        ours = party_transaction_id(
+            charger_id=charger_id, backoffice_id=None, charger_transaction_id=charger_transaction_id
+        )
         ChargingSession.objects.filter(
-            charger_id=charger_id, transaction_id=ours if ours is not None else charger_transaction_id
+            charger_id=charger_id,
+            transaction_id=ours if ours is not None else charger_transaction_id,
         ).update(id_tag_status=leader_status[:12])
     return updated
 
 
 def queue_set_charger_tx(message_id: int, charger_transaction_id: int | None) -> None:
     if charger_transaction_id is not None:
-        ProxyQueuedMessage.objects.filter(pk=message_id).update(charger_transaction_id=charger_transaction_id)
+        ProxyQueuedMessage.objects.filter(pk=message_id).update(
+            charger_transaction_id=charger_transaction_id
+        )

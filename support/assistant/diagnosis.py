@@ -82,7 +82,9 @@ class Diagnosis:
 
 
 def _tz(charger: Charger | None) -> zoneinfo.ZoneInfo:
-    name = charger.property.timezone if charger is not None and charger.property is not None else "UTC"
+    name = (
+        charger.property.timezone if charger is not None and charger.property is not None else "UTC"
+    )
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -119,8 +121,10 @@ def find_charger(station_id: str, viewer: Viewer) -> Charger | None:
     if not station_id:
         return None
     charger = (
-        Charger.objects.select_related("property").prefetch_related("token_groups")
-        .filter(station_id=station_id.strip()).first()
+        Charger.objects.select_related("property")
+        .prefetch_related("token_groups")
+        .filter(station_id=station_id.strip())
+        .first()
     )
     if charger is None:
         return None
@@ -129,12 +133,16 @@ def find_charger(station_id: str, viewer: Viewer) -> Charger | None:
     return charger
 
 
-def find_session(session_id: int | None, viewer: Viewer, *, email: str, charger: Charger | None) -> ChargingSession | None:
+def find_session(
+    session_id: int | None, viewer: Viewer, *, email: str, charger: Charger | None
+) -> ChargingSession | None:
     """Return the session the viewer may see: a host's by id, a guest's only with its payment email."""
     sessions = ChargingSession.objects.select_related("charger", "charger__property")
     if viewer.is_host:
         if viewer.organization_ids is not None:
-            sessions = sessions.filter(charger__property__organization_id__in=viewer.organization_ids)
+            sessions = sessions.filter(
+                charger__property__organization_id__in=viewer.organization_ids
+            )
         if session_id is not None:
             return sessions.filter(pk=session_id).first()
         if charger is not None:
@@ -148,7 +156,8 @@ def find_session(session_id: int | None, viewer: Viewer, *, email: str, charger:
     if charger is not None:
         return (
             sessions.filter(charger=charger, pk__in=paid_with.values("session_id"))
-            .order_by("-started_at").first()
+            .order_by("-started_at")
+            .first()
         )
     return sessions.filter(pk__in=paid_with.values("session_id")).order_by("-started_at").first()
 
@@ -184,8 +193,10 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     sid = charger.station_id
     facts, findings = diagnosis.facts, diagnosis.findings
     if charger.ownership == Charger.Ownership.PRIVATE_OWNER and not viewer.is_host:
-        facts.append(f"Charger {sid} is a privately owned charger, not part of the public network: "
-                     "ask its owner for permission to use it.")
+        facts.append(
+            f"Charger {sid} is a privately owned charger, not part of the public network: "
+            "ask its owner for permission to use it."
+        )
         findings.add(Finding.RESTRICTED)
         return
     if charger.is_online(now) and charger.last_seen_at is not None:
@@ -217,16 +228,28 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     restricted = list(charger.token_groups.all())
     if restricted:
         findings.add(Finding.RESTRICTED)
-        names = ", ".join(g.name for g in restricted) if viewer.is_host else "residents or registered guests"
+        names = (
+            ", ".join(g.name for g in restricted)
+            if viewer.is_host
+            else "residents or registered guests"
+        )
         facts.append(f"Charger {sid} accepts only cards in its local token groups ({names}).")
     if viewer.is_host and charger.property_id is None:
         findings.add(Finding.NO_PROPERTY)
         facts.append(f"Charger {sid} is not assigned to a property yet.")
-    if viewer.is_host:  # stays (docs/pms.md): its unit, the stays using it, calendar/PMS sync health
+    if (
+        viewer.is_host
+    ):  # stays (docs/pms.md): its unit, the stays using it, calendar/PMS sync health
         facts.extend(stay_support_sentences(charger, now=now, tz=tz))
     for connector in Connector.objects.filter(charger=charger).order_by("connector_id"):
-        at = f" since {when(connector.status_timestamp, tz, now)}" if connector.status_timestamp else ""
-        label = "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
+        at = (
+            f" since {when(connector.status_timestamp, tz, now)}"
+            if connector.status_timestamp
+            else ""
+        )
+        label = (
+            "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
+        )
         if connector.status == "Faulted" or connector.error_code not in ("", "NoError"):
             findings.add(Finding.FAULTED)
             text = f"{label} reports {connector.status}: {connector.error_code}"
@@ -263,17 +286,28 @@ def refusal_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     tz = _tz(charger)
     window = HOST_REFUSAL_WINDOW if viewer.is_host else GUEST_REFUSAL_WINDOW
     refusals = (
-        AuthorizationDecision.objects.filter(station_id=charger.station_id, created_at__gte=now - window)
-        .exclude(status=ACCEPTED).select_related("reservation").order_by("-created_at")[:3]
+        AuthorizationDecision.objects.filter(
+            station_id=charger.station_id, created_at__gte=now - window
+        )
+        .exclude(status=ACCEPTED)
+        .select_related("reservation")
+        .order_by("-created_at")[:3]
     )
     for decision in refusals:
         diagnosis.findings.add(Finding.CARD_REFUSED)
-        reason = decision.message if viewer.is_host else GUEST_REASON_WORDS.get(
-            decision.reason, "the charger's access settings do not allow it"
+        reason = (
+            decision.message
+            if viewer.is_host
+            else GUEST_REASON_WORDS.get(
+                decision.reason, "the charger's access settings do not allow it"
+            )
         )
         reason = reason[0].lower() + reason[1:] if reason else reason
-        stay = f" (access code of the reservation {decision.reservation})" if (
-            viewer.is_host and decision.reservation_id) else ""
+        stay = (
+            f" (access code of the reservation {decision.reservation})"
+            if (viewer.is_host and decision.reservation_id)
+            else ""
+        )
         diagnosis.facts.append(
             f"Card {mask_uid(decision.uid)}{stay} was refused at {when(decision.created_at, tz, now)} "
             f"({decision.status}) because {reason.rstrip('.')}."
@@ -284,15 +318,23 @@ def _money(value: Decimal, currency: str) -> str:
     return f"{value.quantize(Decimal('0.01'))} {currency}"
 
 
-def session_facts(session: ChargingSession, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+def session_facts(
+    session: ChargingSession, viewer: Viewer, now: datetime, diagnosis: Diagnosis
+) -> None:
     """Add the session's energy, cost lines, payment and refund state."""
     tz = _tz(session.charger)
     started = when(session.started_at, tz, now)
     energy = session.energy_wh
     if session.status == ChargingSession.Status.ACTIVE:
-        diagnosis.facts.append(f"Session {session.pk} at {session.charger.station_id} has been running since {started}.")
+        diagnosis.facts.append(
+            f"Session {session.pk} at {session.charger.station_id} has been running since {started}."
+        )
     else:
-        kwh = f"{Decimal(energy or 0) / 1000:.3f} kWh" if energy is not None else "an unknown amount of energy"
+        kwh = (
+            f"{Decimal(energy or 0) / 1000:.3f} kWh"
+            if energy is not None
+            else "an unknown amount of energy"
+        )
         reason = f", stop reason {session.stop_reason}" if session.stop_reason else ""
         diagnosis.facts.append(
             f"Session {session.pk} at {session.charger.station_id} started {started} and delivered {kwh}{reason}."
@@ -303,7 +345,9 @@ def session_facts(session: ChargingSession, viewer: Viewer, now: datetime, diagn
         lines = []
         for line in charge.lines:
             amount = Decimal(str(line.get("amount", "0")))
-            lines.append(f"{line.get('description', line.get('kind', ''))} = {_money(amount, charge.currency)}")
+            lines.append(
+                f"{line.get('description', line.get('kind', ''))} = {_money(amount, charge.currency)}"
+            )
             if line.get("kind") == "idle_fee":
                 diagnosis.findings.add(Finding.IDLE_FEE)
         if charge.tax:
@@ -314,9 +358,11 @@ def session_facts(session: ChargingSession, viewer: Viewer, now: datetime, diagn
     for payment in Payment.objects.filter(session=session).order_by("created_at"):
         last4 = getattr(payment, "card_last4", "")
         card = f" on the card ending {last4}" if last4 else ""
-        text = (f"Payment {payment.reference[-8:]}: {payment.get_status_display().lower()}{card}, "
-                f"held {_money(payment.amount_held, payment.currency)}, "
-                f"charged {_money(payment.amount_captured, payment.currency)}")
+        text = (
+            f"Payment {payment.reference[-8:]}: {payment.get_status_display().lower()}{card}, "
+            f"held {_money(payment.amount_held, payment.currency)}, "
+            f"charged {_money(payment.amount_captured, payment.currency)}"
+        )
         if payment.amount_refunded:
             text += f", refunded {_money(payment.amount_refunded, payment.currency)}"
         if payment.status == Payment.Status.RELEASED and payment.release_reason:
@@ -348,37 +394,58 @@ def payout_facts(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
             )
 
 
-CHARGER_TOPICS = frozenset({
-    Topic.CHARGER_OFFLINE, Topic.NOT_CHARGING, Topic.NO_PERMISSION, Topic.GUEST_START_ERROR,
-    Topic.CHARGER_SETUP, Topic.OTHER,
-})
-REFUSAL_TOPICS = frozenset({Topic.NO_PERMISSION, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING, Topic.OTHER})
+CHARGER_TOPICS = frozenset(
+    {
+        Topic.CHARGER_OFFLINE,
+        Topic.NOT_CHARGING,
+        Topic.NO_PERMISSION,
+        Topic.GUEST_START_ERROR,
+        Topic.CHARGER_SETUP,
+        Topic.OTHER,
+    }
+)
+REFUSAL_TOPICS = frozenset(
+    {Topic.NO_PERMISSION, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING, Topic.OTHER}
+)
 SESSION_TOPICS = frozenset({Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN, Topic.NOT_CHARGING})
 
 
 def diagnose(
-    topic: Topic, *, viewer: Viewer, station_id: str = "", session_id: int | None = None, email: str = "",
+    topic: Topic,
+    *,
+    viewer: Viewer,
+    station_id: str = "",
+    session_id: int | None = None,
+    email: str = "",
     now: datetime | None = None,
 ) -> Diagnosis:
     """Return the live findings for this topic about the charger / session the viewer may see."""
     now = now or timezone.now()
     diagnosis = Diagnosis()
     charger = find_charger(station_id, viewer)
-    session = find_session(session_id, viewer, email=email, charger=charger) if (
-        topic in SESSION_TOPICS or session_id is not None
-    ) else None
+    session = (
+        find_session(session_id, viewer, email=email, charger=charger)
+        if (topic in SESSION_TOPICS or session_id is not None)
+        else None
+    )
     if charger is None and session is not None:
         charger = session.charger
     diagnosis.charger, diagnosis.session = charger, session
-    if charger is not None and charger.property is not None and (
-        viewer.is_host or charger.ownership != Charger.Ownership.PRIVATE_OWNER
+    if (
+        charger is not None
+        and charger.property is not None
+        and (viewer.is_host or charger.ownership != Charger.Ownership.PRIVATE_OWNER)
     ):
         diagnosis.property_name = charger.property.name
     if station_id and charger is None:
         diagnosis.findings.add(Finding.UNKNOWN_STATION)
         diagnosis.facts.append(
             f"No charger with Station ID {station_id.strip()[:48]} is known"
-            + (" in your organizations." if viewer.is_host else ": check the ID under the QR code (it is case-sensitive).")
+            + (
+                " in your organizations."
+                if viewer.is_host
+                else ": check the ID under the QR code (it is case-sensitive)."
+            )
         )
     if charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
         charger_facts(charger, viewer, now, diagnosis)

@@ -9,8 +9,10 @@ AMOUNT = re.compile(
     r"(?:[$€£]\s*\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s*(?:dollars?|euros?|eur|usd|gbp|pounds?|bucks))",
     re.IGNORECASE,
 )
-LAST4 = re.compile(r"(?:ending(?: in)?|last\s*(?:4|four)(?:\s*digits)?(?:\s*(?:are|is|:))?|ends? (?:in|with))\s*(\d{4})\b",
-                   re.IGNORECASE)
+LAST4 = re.compile(
+    r"(?:ending(?: in)?|last\s*(?:4|four)(?:\s*digits)?(?:\s*(?:are|is|:))?|ends? (?:in|with))\s*(\d{4})\b",
+    re.IGNORECASE,
+)
 TIME = re.compile(
     r"\b(?:today|yesterday|last night|this morning|tonight|\d{1,2}:\d{2}\s*(?:am|pm)?|\d{1,2}\s*(?:am|pm)|"
     r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?|(?:mon|tues|wednes|thurs|fri|satur|sun)day|"
@@ -64,6 +66,9 @@ def extract(text: str) -> dict[str, str]:
             break
     if re.search(r"\bdelete|erase|remove (?:all|my data)|gdpr\b", lowered):
         found["cancel_or_delete"] = "delete the account and its data"
-    elif re.search(r"\bsubscription only|just (?:the )?(?:subscription|plan)|cancel (?:the |my )?(?:subscription|plan)\b", lowered):
+    elif re.search(
+        r"\bsubscription only|just (?:the )?(?:subscription|plan)|cancel (?:the |my )?(?:subscription|plan)\b",
+        lowered,
+    ):
         found["cancel_or_delete"] = "cancel the subscription only"
     return found

@@ -30,11 +30,16 @@ MAX_MESSAGE = 2000
 
 # API topics -> the Ticket model's topic values (the same ten sections).
 TICKET_TOPIC = {
-    Topic.CHARGER_OFFLINE: Ticket.Topic.OFFLINE, Topic.NOT_CHARGING: Ticket.Topic.NOT_CHARGING,
-    Topic.NO_PERMISSION: Ticket.Topic.NOT_ALLOWED, Topic.BILLING_DISPUTE: Ticket.Topic.BILLING,
-    Topic.COST_BREAKDOWN: Ticket.Topic.COST, Topic.ACCOUNT_CANCEL: Ticket.Topic.ACCOUNT,
-    Topic.ACCOUNT_EMAIL: Ticket.Topic.EMAIL_CHANGE, Topic.CHARGER_SETUP: Ticket.Topic.ASSIGNMENT,
-    Topic.GUEST_START_ERROR: Ticket.Topic.GUEST_START, Topic.PAYOUTS_REPORTING: Ticket.Topic.PAYOUTS,
+    Topic.CHARGER_OFFLINE: Ticket.Topic.OFFLINE,
+    Topic.NOT_CHARGING: Ticket.Topic.NOT_CHARGING,
+    Topic.NO_PERMISSION: Ticket.Topic.NOT_ALLOWED,
+    Topic.BILLING_DISPUTE: Ticket.Topic.BILLING,
+    Topic.COST_BREAKDOWN: Ticket.Topic.COST,
+    Topic.ACCOUNT_CANCEL: Ticket.Topic.ACCOUNT,
+    Topic.ACCOUNT_EMAIL: Ticket.Topic.EMAIL_CHANGE,
+    Topic.CHARGER_SETUP: Ticket.Topic.ASSIGNMENT,
+    Topic.GUEST_START_ERROR: Ticket.Topic.GUEST_START,
+    Topic.PAYOUTS_REPORTING: Ticket.Topic.PAYOUTS,
     Topic.OTHER: Ticket.Topic.OTHER,
 }
 
@@ -56,8 +61,12 @@ class Answer:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "conversation": self.conversation, "topic": self.topic, "reply": self.reply,
-            "facts": self.facts, "asks_for": self.asks_for, "ticket": self.ticket,
+            "conversation": self.conversation,
+            "topic": self.topic,
+            "reply": self.reply,
+            "facts": self.facts,
+            "asks_for": self.asks_for,
+            "ticket": self.ticket,
         }
 
 
@@ -81,41 +90,67 @@ def _intro(topic: Topic, diagnosis: Diagnosis) -> str:
         return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
     lines = [f"This sounds like: {title}."]
     if Finding.UNKNOWN_STATION in findings:
-        lines.append("I couldn't find that charger, so please check its Station ID (printed under the QR code).")
+        lines.append(
+            "I couldn't find that charger, so please check its Station ID (printed under the QR code)."
+        )
     if topic in (Topic.CHARGER_OFFLINE, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING):
         if Finding.OFFLINE in findings:
-            lines.append("The charger is offline right now, which explains it: it cannot start or report a session until it is back.")
+            lines.append(
+                "The charger is offline right now, which explains it: it cannot start or report a session until it is back."
+            )
         elif Finding.ONLINE in findings and topic == Topic.CHARGER_OFFLINE:
-            lines.append("The charger is online and talking to us right now, so power and internet are fine: you can skip the breaker and Wi-Fi checks.")
+            lines.append(
+                "The charger is online and talking to us right now, so power and internet are fine: you can skip the breaker and Wi-Fi checks."
+            )
     if Finding.FAULTED in findings:
-        lines.append("A connector reports a fault (details below); try another port if there is one, and a person can reset it remotely.")
+        lines.append(
+            "A connector reports a fault (details below); try another port if there is one, and a person can reset it remotely."
+        )
     if Finding.LICENSE_INACTIVE in findings:
-        lines.append("The charger's license is not active, so no session can start until the site host renews it.")
+        lines.append(
+            "The charger's license is not active, so no session can start until the site host renews it."
+        )
     if Finding.CARD_REFUSED in findings:
         lines.append("I can see the refusal and its reason below.")
     if topic in (Topic.COST_BREAKDOWN, Topic.BILLING_DISPUTE):
         if Finding.SESSION_PRICED in findings:
             lines.append("Here is how the session was priced, line by line.")
         else:
-            lines.append("Give me the session (the email it was paid with, the charger and the time) and I'll show its lines.")
+            lines.append(
+                "Give me the session (the email it was paid with, the charger and the time) and I'll show its lines."
+            )
     if topic == Topic.PAYOUTS_REPORTING and Finding.PAYOUT_FAILED in findings:
-        lines.append("A payout failed; the reason is below and the amount is carried into the next payout once the bank account is fixed.")
+        lines.append(
+            "A payout failed; the reason is below and the amount is carried into the next payout once the bank account is fixed."
+        )
     return " ".join(lines)
 
 
-def _reply(topic: Topic, diagnosis: Diagnosis, asks_for: list[str], ticket: Ticket | None, handed_over_now: bool) -> str:
+def _reply(
+    topic: Topic,
+    diagnosis: Diagnosis,
+    asks_for: list[str],
+    ticket: Ticket | None,
+    handed_over_now: bool,
+) -> str:
     parts = [_intro(topic, diagnosis)]
     steps = reply_steps(topic, diagnosis.findings)
     if steps and not (ticket is not None and not handed_over_now):
         parts.append("What to do: " + " ".join(f"{i}. {s}" for i, s in enumerate(steps, 1)))
     if ticket is not None:
         if handed_over_now:
-            parts.append(f"I've passed this to a person with everything I found: ticket {ticket.pk} (reference {ticket.reference}).")
+            parts.append(
+                f"I've passed this to a person with everything I found: ticket {ticket.pk} (reference {ticket.reference})."
+            )
         else:
             parts.append(f"Your ticket {ticket.pk} (reference {ticket.reference}) has this too.")
     if asks_for:
         wanted = ", ".join(DETAIL_LABELS.get(name, name) for name in asks_for)
-        parts.append(f"Please send {wanted}." if ticket is not None else f"If this doesn't solve it, tell me {wanted}.")
+        parts.append(
+            f"Please send {wanted}."
+            if ticket is not None
+            else f"If this doesn't solve it, tell me {wanted}."
+        )
     return " ".join(parts)
 
 
@@ -125,8 +160,15 @@ def _transcript(conversation: AssistantConversation) -> str:
 
 @transaction.atomic
 def assistant_answer(
-    *, message: str, conversation_key: str | None = None, station_id: str = "", session_id: int | None = None,
-    email: str = "", user: Any = None, client_ip: str | None = None, now: datetime | None = None,
+    *,
+    message: str,
+    conversation_key: str | None = None,
+    station_id: str = "",
+    session_id: int | None = None,
+    email: str = "",
+    user: Any = None,
+    client_ip: str | None = None,
+    now: datetime | None = None,
 ) -> Answer:
     """Answer one message: classify, diagnose, reply, and hand over to a ticket when needed."""
     now = now or timezone.now()
@@ -135,26 +177,41 @@ def assistant_answer(
     conversation = _conversation(conversation_key, user)
     if conversation is None:
         conversation = AssistantConversation(
-            user=user if viewer.is_host else None, client_ip=client_ip or None,
+            user=user if viewer.is_host else None,
+            client_ip=client_ip or None,
         )
     found = extract(message)
     details = dict(conversation.details)
     details.update({k: v for k, v in found.items() if v})
-    station_id = (station_id or "").strip()[:60] or details.get("station_id", "") or conversation.station_id
+    station_id = (
+        (station_id or "").strip()[:60] or details.get("station_id", "") or conversation.station_id
+    )
     email = (email or "").strip() or found.get("email", "") or conversation.email
     if email:
         details.setdefault("account_email", email)
         details["email"] = email
-    session_id = session_id if session_id is not None else (conversation.session_id if conversation.session_id else None)
+    session_id = (
+        session_id
+        if session_id is not None
+        else (conversation.session_id if conversation.session_id else None)
+    )
 
     helped_not = not_helped(message)
     prediction = classify(model(), message)
-    previous = Topic(conversation.topic) if conversation.pk and conversation.topic in Topic._value2member_map_ else Topic.OTHER
+    previous = (
+        Topic(conversation.topic)
+        if conversation.pk and conversation.topic in Topic._value2member_map_
+        else Topic.OTHER
+    )
     topic = Topic(prediction.topic)
-    if previous != Topic.OTHER and (helped_not or topic == Topic.OTHER or (found and prediction.confidence < 0.6)):
+    if previous != Topic.OTHER and (
+        helped_not or topic == Topic.OTHER or (found and prediction.confidence < 0.6)
+    ):
         topic = previous  # a follow-up ("didn't help", "it's DEMO-002") stays on the same section
 
-    diagnosis = diagnose(topic, viewer=viewer, station_id=station_id, session_id=session_id, email=email, now=now)
+    diagnosis = diagnose(
+        topic, viewer=viewer, station_id=station_id, session_id=session_id, email=email, now=now
+    )
     if diagnosis.charger is not None:
         details["station_id"] = diagnosis.charger.station_id
         if diagnosis.property_name:
@@ -170,7 +227,10 @@ def assistant_answer(
     conversation.session = diagnosis.session
     conversation.email = email
     conversation.details = details
-    conversation.messages = [*conversation.messages, {"role": "user", "text": message, "at": now.isoformat()}]
+    conversation.messages = [
+        *conversation.messages,
+        {"role": "user", "text": message, "at": now.isoformat()},
+    ]
 
     ticket = conversation.ticket
     handed_over_now = False
@@ -182,16 +242,32 @@ def assistant_answer(
     if ticket is not None and not email:
         asks_for = ["email", *[a for a in asks_for if a != "account_email"]]
     reply = _reply(topic, diagnosis, asks_for, ticket, handed_over_now)
-    conversation.messages = [*conversation.messages, {"role": "assistant", "text": reply, "at": now.isoformat(), "topic": topic.value}]
+    conversation.messages = [
+        *conversation.messages,
+        {"role": "assistant", "text": reply, "at": now.isoformat(), "topic": topic.value},
+    ]
     conversation.ticket = ticket
     conversation.save()
     if ticket is not None and not handed_over_now:
         _ticket_follow_up(ticket, conversation, email)
-    return Answer(conversation.key, topic.value, reply, diagnosis.facts, asks_for, ticket.pk if ticket else None)
+    return Answer(
+        conversation.key,
+        topic.value,
+        reply,
+        diagnosis.facts,
+        asks_for,
+        ticket.pk if ticket else None,
+    )
 
 
-def _handover(conversation: AssistantConversation, topic: Topic, diagnosis: Diagnosis, viewer: Viewer,
-              user: Any, client_ip: str | None) -> Ticket:
+def _handover(
+    conversation: AssistantConversation,
+    topic: Topic,
+    diagnosis: Diagnosis,
+    viewer: Viewer,
+    user: Any,
+    client_ip: str | None,
+) -> Ticket:
     charger = diagnosis.charger
     organization_id = charger.organization_id if charger is not None else None
     if organization_id is None and viewer.is_host and viewer.organization_ids:
@@ -199,14 +275,25 @@ def _handover(conversation: AssistantConversation, topic: Topic, diagnosis: Diag
     email = conversation.email or (getattr(user, "email", "") if viewer.is_host else "")
     details = conversation.details
     ticket = Ticket.objects.create(
-        topic=TICKET_TOPIC[topic], source=Ticket.Source.ASSISTANT, email=email,
-        station_id=conversation.station_id[:60], charger=charger,
+        topic=TICKET_TOPIC[topic],
+        source=Ticket.Source.ASSISTANT,
+        email=email,
+        station_id=conversation.station_id[:60],
+        charger=charger,
         property=charger.property if charger is not None and charger.property_id else None,
-        property_name=details.get("property", ""), organization_id=organization_id,
-        session=diagnosis.session, requested_by=user if viewer.is_host else None,
-        message=_transcript(conversation), details=details, client_ip=client_ip or None,
-        bundle=bundle_build(charger=charger, session=diagnosis.session, organization_id=organization_id,
-                            facts=diagnosis.facts),
+        property_name=details.get("property", ""),
+        organization_id=organization_id,
+        session=diagnosis.session,
+        requested_by=user if viewer.is_host else None,
+        message=_transcript(conversation),
+        details=details,
+        client_ip=client_ip or None,
+        bundle=bundle_build(
+            charger=charger,
+            session=diagnosis.session,
+            organization_id=organization_id,
+            facts=diagnosis.facts,
+        ),
     )
     if email:
         transaction.on_commit(lambda: ticket_confirm_email(ticket_id=ticket.pk))

@@ -71,95 +71,148 @@ def _s(text: str, *ruled_out_by: Finding) -> Step:
 
 SECTIONS: dict[Topic, Section] = {
     Topic.CHARGER_OFFLINE: Section(
-        Topic.CHARGER_OFFLINE, "Charger is offline or not working",
+        Topic.CHARGER_OFFLINE,
+        "Charger is offline or not working",
         (
             _s("Check that the charger's breaker is ON and that its LEDs are lit.", Finding.ONLINE),
-            _s("Power-cycle the charger: breaker OFF for 1–2 minutes, then ON, and wait until it has "
-               "booted fully.", Finding.ONLINE),
-            _s("Check that the site's internet works and that the charger is on the right Wi-Fi or "
-               "router.", Finding.ONLINE),
-            _s("If another port or charger here is free, use that one meanwhile.", Finding.UNKNOWN_STATION),
+            _s(
+                "Power-cycle the charger: breaker OFF for 1–2 minutes, then ON, and wait until it has "
+                "booted fully.",
+                Finding.ONLINE,
+            ),
+            _s(
+                "Check that the site's internet works and that the charger is on the right Wi-Fi or "
+                "router.",
+                Finding.ONLINE,
+            ),
+            _s(
+                "If another port or charger here is free, use that one meanwhile.",
+                Finding.UNKNOWN_STATION,
+            ),
         ),
         ("property", "station_id", "occurred_at"),
     ),
     Topic.NOT_CHARGING: Section(
-        Topic.NOT_CHARGING, "Plugged in but the car is not charging or keeps stopping",
+        Topic.NOT_CHARGING,
+        "Plugged in but the car is not charging or keeps stopping",
         (
-            _s("Push the connector fully into the car and put the car in Park, ready to charge.",
-               Finding.CHARGING),
-            _s("Restart the session: stop it, unplug, wait about 30 seconds, plug back in and start "
-               "again.", Finding.OFFLINE),
-            _s("Note the charger's light colour or pattern and any message in the car or the app.",),
+            _s(
+                "Push the connector fully into the car and put the car in Park, ready to charge.",
+                Finding.CHARGING,
+            ),
+            _s(
+                "Restart the session: stop it, unplug, wait about 30 seconds, plug back in and start "
+                "again.",
+                Finding.OFFLINE,
+            ),
+            _s(
+                "Note the charger's light colour or pattern and any message in the car or the app.",
+            ),
         ),
         ("property", "station_id", "occurred_at", "screenshot"),
     ),
     Topic.NO_PERMISSION: Section(
-        Topic.NO_PERMISSION, "“Not allowed to use this charger” or “No permission”",
+        Topic.NO_PERMISSION,
+        "“Not allowed to use this charger” or “No permission”",
         (
-            _s("Make sure you are signed in and your profile is complete.", Finding.LICENSE_INACTIVE),
-            _s("Scan the QR code on the charger you are physically at (not a photo of another one).",
-               Finding.LICENSE_INACTIVE),
-            _s("If this charger is for residents or registered guests only, ask the property to "
-               "confirm that you should have access."),
+            _s(
+                "Make sure you are signed in and your profile is complete.",
+                Finding.LICENSE_INACTIVE,
+            ),
+            _s(
+                "Scan the QR code on the charger you are physically at (not a photo of another one).",
+                Finding.LICENSE_INACTIVE,
+            ),
+            _s(
+                "If this charger is for residents or registered guests only, ask the property to "
+                "confirm that you should have access."
+            ),
         ),
         ("property", "station_id", "account_email"),
     ),
     Topic.BILLING_DISPUTE: Section(
-        Topic.BILLING_DISPUTE, "Overcharge, idle fee or refund request",
+        Topic.BILLING_DISPUTE,
+        "Overcharge, idle fee or refund request",
         (
-            _s("A session costs a connection fee (once, if the site has one), the energy (kWh × the "
-               "site's rate), idle minutes after charging finished (after any free grace time) and "
-               "taxes where they apply."),
-            _s("Compare the lines below with the rate posted at the charger; support reviews the "
-               "session logs and refunds a confirmed mischarge with a confirmation email."),
+            _s(
+                "A session costs a connection fee (once, if the site has one), the energy (kWh × the "
+                "site's rate), idle minutes after charging finished (after any free grace time) and "
+                "taxes where they apply."
+            ),
+            _s(
+                "Compare the lines below with the rate posted at the charger; support reviews the "
+                "session logs and refunds a confirmed mischarge with a confirmation email."
+            ),
         ),
         ("property", "occurred_at", "amount", "card_last4"),
         needs_human=True,
     ),
     Topic.COST_BREAKDOWN: Section(
-        Topic.COST_BREAKDOWN, "Why is this session so expensive? (cost breakdown)",
+        Topic.COST_BREAKDOWN,
+        "Why is this session so expensive? (cost breakdown)",
         (
-            _s("Each line below is one part of the price: connection fee, energy (kWh × rate), idle "
-               "minutes after the grace time, and taxes or processing fees where they apply."),
-            _s("If a line does not match the price posted at the charger, tell me and a person will "
-               "check the site's configuration and correct it."),
+            _s(
+                "Each line below is one part of the price: connection fee, energy (kWh × rate), idle "
+                "minutes after the grace time, and taxes or processing fees where they apply."
+            ),
+            _s(
+                "If a line does not match the price posted at the charger, tell me and a person will "
+                "check the site's configuration and correct it."
+            ),
         ),
         ("property", "station_id", "occurred_at", "amount"),
     ),
     Topic.ACCOUNT_CANCEL: Section(
-        Topic.ACCOUNT_CANCEL, "Cancel a subscription, delete an account or remove a card",
+        Topic.ACCOUNT_CANCEL,
+        "Cancel a subscription, delete an account or remove a card",
         (
-            _s("Subscriptions are cancelled from the link in your subscription email; the plan stays "
-               "active until the end of the paid month."),
-            _s("Support verifies your identity (a recent session date or the last 4 digits of your "
-               "card), then stops recurring charges, removes cards and deletes your data."),
+            _s(
+                "Subscriptions are cancelled from the link in your subscription email; the plan stays "
+                "active until the end of the paid month."
+            ),
+            _s(
+                "Support verifies your identity (a recent session date or the last 4 digits of your "
+                "card), then stops recurring charges, removes cards and deletes your data."
+            ),
         ),
         ("account_email", "cancel_or_delete"),
         needs_human=True,
     ),
     Topic.ACCOUNT_EMAIL: Section(
-        Topic.ACCOUNT_EMAIL, "Change my email or account details",
+        Topic.ACCOUNT_EMAIL,
+        "Change my email or account details",
         (
-            _s("Send the request from your current email address if you can; otherwise support asks "
-               "for a recent session date or the last 4 digits of your card."),
+            _s(
+                "Send the request from your current email address if you can; otherwise support asks "
+                "for a recent session date or the last 4 digits of your card."
+            ),
             _s("Support updates your sign-in and notification email and confirms when it is done."),
         ),
         ("account_email", "new_email"),
         needs_human=True,
     ),
     Topic.CHARGER_SETUP: Section(
-        Topic.CHARGER_SETUP, "Assign chargers to properties or sync with a PMS",
+        Topic.CHARGER_SETUP,
+        "Assign chargers to properties or sync with a PMS",
         (
-            _s("Check that the charger has connected at least once: it appears under Chargers with a "
-               "last-seen time.", Finding.ONLINE),
-            _s("Open the charger under Chargers and set its Location (property).",),
-            _s("A PMS (Guesty, Hospitable, Track…) integration is connected by support; tell me its name."),
+            _s(
+                "Check that the charger has connected at least once: it appears under Chargers with a "
+                "last-seen time.",
+                Finding.ONLINE,
+            ),
+            _s(
+                "Open the charger under Chargers and set its Location (property).",
+            ),
+            _s(
+                "A PMS (Guesty, Hospitable, Track…) integration is connected by support; tell me its name."
+            ),
         ),
         ("property", "serial_or_station_id", "pms_name", "pms_connected"),
         host_only=True,
     ),
     Topic.GUEST_START_ERROR: Section(
-        Topic.GUEST_START_ERROR, "Guest can't start a charge (QR code or app errors)",
+        Topic.GUEST_START_ERROR,
+        "Guest can't start a charge (QR code or app errors)",
         (
             _s("Use the official web link from the QR code, not a third-party page."),
             _s("Scan the QR code on the charger itself, not a photo or a screenshot."),
@@ -168,21 +221,31 @@ SECTIONS: dict[Topic, Section] = {
         ("screenshot", "property", "station_id", "occurred_at"),
     ),
     Topic.PAYOUTS_REPORTING: Section(
-        Topic.PAYOUTS_REPORTING, "Payouts, reporting and usage history",
+        Topic.PAYOUTS_REPORTING,
+        "Payouts, reporting and usage history",
         (
-            _s("Payouts are net of processing and platform fees and refunds; balances below the "
-               "minimum payout carry over to the next one."),
-            _s("A failed payout returns to your balance and is paid with the next run once the bank "
-               "account is fixed under Payouts."),
+            _s(
+                "Payouts are net of processing and platform fees and refunds; balances below the "
+                "minimum payout carry over to the next one."
+            ),
+            _s(
+                "A failed payout returns to your balance and is paid with the next run once the bank "
+                "account is fixed under Payouts."
+            ),
             _s("Statements and session CSVs for any period are under Payouts › Statements."),
         ),
         ("property", "payout_id_or_dates", "amount"),
         host_only=True,
     ),
     Topic.OTHER: Section(
-        Topic.OTHER, "Something else",
-        (_s("Tell me what happened in a sentence or two (the charger, the time, what you saw), or "
-            "ask for a person and I'll pass this on."),),
+        Topic.OTHER,
+        "Something else",
+        (
+            _s(
+                "Tell me what happened in a sentence or two (the charger, the time, what you saw), or "
+                "ask for a person and I'll pass this on."
+            ),
+        ),
         ("station_id", "occurred_at"),
     ),
 }

@@ -22,7 +22,9 @@ async def answer(client, action, response):
 
 async def test_group_change_pushes_full_then_differential_list(db):
     charger = await sync_to_async(ChargerFactory)(station_id="LL-1")
-    group = await sync_to_async(TokenGroupFactory)(organization=await sync_to_async(lambda: charger.property.organization)())
+    group = await sync_to_async(TokenGroupFactory)(
+        organization=await sync_to_async(lambda: charger.property.organization)()
+    )
     await sync_to_async(charger.token_groups.add)(group)
     client = OcppTestClient("LL-1")
     assert (await client.connect())[0]
@@ -31,23 +33,38 @@ async def test_group_change_pushes_full_then_differential_list(db):
     payload = await answer(client, "SendLocalList", {"status": "Accepted"})
     await first
     assert payload["updateType"] == "Full" and payload["listVersion"] == 1
-    assert payload["localAuthorizationList"] == [{"idTag": "04AA0001", "idTagInfo": {"status": "Accepted"}}]
+    assert payload["localAuthorizationList"] == [
+        {"idTag": "04AA0001", "idTagInfo": {"status": "Accepted"}}
+    ]
 
     second = asyncio.create_task(sync_to_async(token_group_add_uid)(group=group, uid="04AA0002"))
     await answer(client, "GetLocalListVersion", {"listVersion": 1})
     payload = await answer(client, "SendLocalList", {"status": "Accepted"})
     await second
     assert payload["updateType"] == "Differential" and payload["listVersion"] == 2
-    assert payload["localAuthorizationList"] == [{"idTag": "04AA0002", "idTagInfo": {"status": "Accepted"}}]
+    assert payload["localAuthorizationList"] == [
+        {"idTag": "04AA0002", "idTagInfo": {"status": "Accepted"}}
+    ]
 
-    statuses = [c async for c in Command.objects.filter(charger=charger).order_by("pk").values_list("action", "status")]
-    assert statuses == [("SendLocalList", "answered"), ("GetLocalListVersion", "answered"), ("SendLocalList", "answered")]
+    statuses = [
+        c
+        async for c in Command.objects.filter(charger=charger)
+        .order_by("pk")
+        .values_list("action", "status")
+    ]
+    assert statuses == [
+        ("SendLocalList", "answered"),
+        ("GetLocalListVersion", "answered"),
+        ("SendLocalList", "answered"),
+    ]
     await client.close()
 
 
 async def test_charger_that_lost_its_list_gets_a_full_one(db):
     charger = await sync_to_async(ChargerFactory)(station_id="LL-2")
-    group = await sync_to_async(TokenGroupFactory)(organization=await sync_to_async(lambda: charger.property.organization)())
+    group = await sync_to_async(TokenGroupFactory)(
+        organization=await sync_to_async(lambda: charger.property.organization)()
+    )
     await sync_to_async(charger.token_groups.add)(group)
     client = OcppTestClient("LL-2")
     assert (await client.connect())[0]

@@ -18,7 +18,9 @@ def _stub_msp_allow_listed(settings):
 
 
 def test_pull_pages_through_the_list_and_then_asks_incrementally():
-    server = FakeMsp(tokens=[{"uid": f"0A{n:04d}", "type": "RFID", "valid": n % 7 != 0} for n in range(12)])
+    server = FakeMsp(
+        tokens=[{"uid": f"0A{n:04d}", "type": "RFID", "valid": n % 7 != 0} for n in range(12)]
+    )
     try:
         msp = MspFactory(live_validation_url=server.url, live_validation_token="cred")
         assert msp_tokens_pull(msp=msp, page_size=5) == 12

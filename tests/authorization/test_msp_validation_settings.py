@@ -12,7 +12,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def msp(prop):
     return MobilityServiceProvider.objects.create(
-        organization=prop.organization, name="PlugSurfing", country_code="NL", party_id="PLS",
+        organization=prop.organization,
+        name="PlugSurfing",
+        country_code="NL",
+        party_id="PLS",
         live_validation_url="https://msp.example/ocpi/2.2.1/tokens",
     )
 
@@ -30,13 +33,22 @@ def test_owner_edits_timeout_and_policy(client, host, msp):
     assert (msp.timeout_s, msp.on_timeout) == (5, "accept")
 
 
-@pytest.mark.parametrize("data", [{"timeout_s": "0", "on_timeout": "accept"}, {"timeout_s": "90", "on_timeout": "reject"},
-                                  {"timeout_s": "x", "on_timeout": "reject"}, {"timeout_s": "5", "on_timeout": "maybe"}])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"timeout_s": "0", "on_timeout": "accept"},
+        {"timeout_s": "90", "on_timeout": "reject"},
+        {"timeout_s": "x", "on_timeout": "reject"},
+        {"timeout_s": "5", "on_timeout": "maybe"},
+    ],
+)
 def test_bad_values_change_nothing_and_say_why(client, host, msp, data):
     from django.urls import reverse
 
     client.force_login(host)
-    response = client.post(reverse("authorization:msp-validation", args=[msp.pk]), data, follow=True)
+    response = client.post(
+        reverse("authorization:msp-validation", args=[msp.pk]), data, follow=True
+    )
     msp.refresh_from_db()
     assert (msp.timeout_s, msp.on_timeout) == (15, "reject")
     assert "not changed" in response.content.decode()
@@ -50,6 +62,9 @@ def test_viewers_and_other_organizations_cannot(client, prop, msp):
     stranger = MembershipFactory(organization=PropertyFactory().organization, role="owner").user
     for user in (viewer, stranger):
         client.force_login(user)
-        assert client.post(url, {"timeout_s": "3", "on_timeout": "accept"}).status_code in (403, 404)
+        assert client.post(url, {"timeout_s": "3", "on_timeout": "accept"}).status_code in (
+            403,
+            404,
+        )
     msp.refresh_from_db()
     assert msp.timeout_s == 15

@@ -29,7 +29,12 @@ async def authorize(station_id: str, uid: str, action: str = "Authorize") -> str
     if action == "Authorize":
         status = (await client.result("Authorize", {"idTag": uid}))["idTagInfo"]["status"]
     else:
-        status = (await client.result("StartTransaction", {"connectorId": 1, "idTag": uid, "meterStart": 0, "timestamp": TS}))["idTagInfo"]["status"]
+        status = (
+            await client.result(
+                "StartTransaction",
+                {"connectorId": 1, "idTag": uid, "meterStart": 0, "timestamp": TS},
+            )
+        )["idTagInfo"]["status"]
     await client.close()
     return status
 
@@ -78,7 +83,9 @@ async def test_token_invalid(db):
 
 async def test_token_expired(db):
     charger, org = await setup()
-    await sync_to_async(TokenFactory)(uid="AA03", organization=org, expires_at=timezone.now() - timedelta(hours=1))
+    await sync_to_async(TokenFactory)(
+        uid="AA03", organization=org, expires_at=timezone.now() - timedelta(hours=1)
+    )
     await assert_outcome("CP-A", "AA03", "Expired", "token_expired")
 
 
@@ -90,7 +97,9 @@ async def test_token_blocked(db):
 
 async def test_charger_not_roaming(db):
     await setup(access_mode="private")
-    await sync_to_async(TokenFactory)(uid="AA05", organization=await sync_to_async(OrganizationFactory)())
+    await sync_to_async(TokenFactory)(
+        uid="AA05", organization=await sync_to_async(OrganizationFactory)()
+    )
     await assert_outcome("CP-A", "AA05", "Invalid", "charger_not_roaming")
 
 
@@ -134,7 +143,9 @@ async def test_concurrent_tx(db):
 async def test_accepted_local_and_roaming(db):
     charger, org = await setup()
     await sync_to_async(TokenFactory)(uid="AA11", organization=org)
-    await sync_to_async(TokenFactory)(uid="AA12", organization=await sync_to_async(OrganizationFactory)())
+    await sync_to_async(TokenFactory)(
+        uid="AA12", organization=await sync_to_async(OrganizationFactory)()
+    )
     await assert_outcome("CP-A", "AA11", "Accepted", "accepted_local")
     await assert_outcome("CP-A", "AA12", "Accepted", "accepted_roaming")
 
@@ -142,7 +153,9 @@ async def test_accepted_local_and_roaming(db):
 async def test_start_transaction_records_its_own_decision_and_never_refuses(db):
     charger, org = await setup()
     await sync_to_async(TokenFactory)(uid="AA13", organization=org, blocked=True)
-    decision = await assert_outcome("CP-A", "AA13", "Blocked", "token_blocked", action="StartTransaction")
+    decision = await assert_outcome(
+        "CP-A", "AA13", "Blocked", "token_blocked", action="StartTransaction"
+    )
     assert decision.context == "start_transaction"
     assert await charger.sessions.acount() == 1  # the session is kept; the charger stops it
 
@@ -169,7 +182,10 @@ def msp_endpoint():
 
 async def _msp_token(org, endpoint, **msp_kwargs):
     msp = await sync_to_async(MspFactory)(
-        organization=org, live_validation_url=endpoint.url, live_validation_token="secret-msp-credential", **msp_kwargs
+        organization=org,
+        live_validation_url=endpoint.url,
+        live_validation_token="secret-msp-credential",
+        **msp_kwargs,
     )
     await sync_to_async(TokenFactory)(uid="BB01", organization=None, msp=msp)
     return msp
@@ -221,9 +237,14 @@ def test_remote_start_roaming_disabled_through_the_api(transactional_db, api_cli
     api_client.force_authenticate(membership.user)
     response = api_client.post(
         "/api/v1/chargers/CP-R/commands/RemoteStartTransaction/?context=remote_msp",
-        {"connectorId": 1, "idTag": "CC01"}, format="json",
+        {"connectorId": 1, "idTag": "CC01"},
+        format="json",
     )
     assert response.status_code == 403
     assert response.json()["reason"] == "remote_start_roaming_disabled"
     decision = AuthorizationDecision.objects.get()
-    assert (decision.status, decision.reason, decision.context) == ("Invalid", "remote_start_roaming_disabled", "remote_msp")
+    assert (decision.status, decision.reason, decision.context) == (
+        "Invalid",
+        "remote_start_roaming_disabled",
+        "remote_msp",
+    )

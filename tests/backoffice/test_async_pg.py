@@ -11,7 +11,9 @@ from tests.factories import ChargerFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="the async connections are PostgreSQL's"),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the async connections are PostgreSQL's"
+    ),
 ]
 
 
@@ -35,10 +37,14 @@ async def test_a_failed_batch_drops_its_connection_and_the_next_one_starts_clean
     shared = async_pg.LoopConnection("test-failing")
     with pytest.raises(Exception, match="division by zero"):
         async with shared.use() as conn, conn.transaction():
-            await conn.execute("UPDATE chargers_charger SET name = 'half-written' WHERE id = %s", [charger.pk])
+            await conn.execute(
+                "UPDATE chargers_charger SET name = 'half-written' WHERE id = %s", [charger.pk]
+            )
             await conn.execute("SELECT 1 / 0")
     async with shared.use() as conn:
-        cursor = await conn.execute("SELECT name, now()::text FROM chargers_charger WHERE id = %s", [charger.pk])
+        cursor = await conn.execute(
+            "SELECT name, now()::text FROM chargers_charger WHERE id = %s", [charger.pk]
+        )
         name, now = await cursor.fetchone()
     assert name != "half-written"  # rolled back
     assert now.endswith("+00")  # UTC, like Django's own connections

@@ -24,8 +24,12 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(days=1)
 
 def make_rate(prop, charger=None, **kw):
     values = dict(
-        property=prop, charger=charger, valid_from=T0 - timedelta(days=30), connection_fee=Decimal("1.00"),
-        energy_price_per_kwh=Decimal("0.35"), tax_percent=Decimal("21"),
+        property=prop,
+        charger=charger,
+        valid_from=T0 - timedelta(days=30),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.35"),
+        tax_percent=Decimal("21"),
     )
     values.update(kw)
     return Rate.objects.create(**values)
@@ -33,8 +37,14 @@ def make_rate(prop, charger=None, **kw):
 
 def make_session(charger, wh=10000, minutes=60, tx=1):
     return ChargingSession.objects.create(
-        charger=charger, connector_id=1, transaction_id=tx, id_tag="GUEST-1", started_at=T0,
-        stopped_at=T0 + timedelta(minutes=minutes), meter_start_wh=1000, meter_stop_wh=1000 + wh,
+        charger=charger,
+        connector_id=1,
+        transaction_id=tx,
+        id_tag="GUEST-1",
+        started_at=T0,
+        stopped_at=T0 + timedelta(minutes=minutes),
+        meter_start_wh=1000,
+        meter_stop_wh=1000 + wh,
         status="completed",
     )
 
@@ -66,8 +76,12 @@ def test_hold_settle_captures_the_cost_and_books_the_ledger(charger, prop):
     result = get_gateway().authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-1")
     assert result.ok
     payment = guest_payment_record(
-        session_id=None, organization_id=prop.organization_id, amount_held=Decimal("30.00"), currency="EUR",
-        reference=result.reference, email="guest@example.com",
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("30.00"),
+        currency="EUR",
+        reference=result.reference,
+        email="guest@example.com",
     )
     payment = guest_payment_settle(payment=payment, session=session)
     assert payment.status == Payment.Status.CAPTURED
@@ -87,8 +101,12 @@ def test_capture_is_limited_to_the_hold(charger, prop):
     session = make_session(charger, wh=100000)
     result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-2")
     payment = guest_payment_record(
-        session_id=session.pk, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
-        reference=result.reference, email="",
+        session_id=session.pk,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("20.00"),
+        currency="EUR",
+        reference=result.reference,
+        email="",
     )
     payment = guest_payment_settle(payment=payment, session=session)
     assert payment.amount_captured == Decimal("20.00")
@@ -97,8 +115,12 @@ def test_capture_is_limited_to_the_hold(charger, prop):
 def test_release_keeps_nothing_and_is_idempotent(charger, prop):
     result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-3")
     payment = guest_payment_record(
-        session_id=None, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
-        reference=result.reference, email="g@example.com",
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("20.00"),
+        currency="EUR",
+        reference=result.reference,
+        email="g@example.com",
     )
     payment = guest_payment_release(payment=payment, reason="Charger did not start")
     payment = guest_payment_release(payment=payment, reason="again")
@@ -113,14 +135,23 @@ def test_zero_cost_session_releases_the_hold(charger, prop):
     session = make_session(charger, wh=0)
     result = get_gateway().authorize(Decimal("20.00"), "EUR", "pm_card_visa", "guest-hold-4")
     payment = guest_payment_record(
-        session_id=session.pk, organization_id=prop.organization_id, amount_held=Decimal("20.00"), currency="EUR",
-        reference=result.reference, email="",
+        session_id=session.pk,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("20.00"),
+        currency="EUR",
+        reference=result.reference,
+        email="",
     )
     assert guest_payment_settle(payment=payment, session=session).status == Payment.Status.RELEASED
 
 
 @pytest.mark.parametrize(
-    "card,ok", [("pm_card_visa", True), ("pm_card_chargeDeclined", False), ("pm_card_chargeDeclinedInsufficientFunds", False)]
+    "card,ok",
+    [
+        ("pm_card_visa", True),
+        ("pm_card_chargeDeclined", False),
+        ("pm_card_chargeDeclinedInsufficientFunds", False),
+    ],
 )
 def test_sandbox_cards(card, ok):
     result = get_gateway().authorize(Decimal("10"), "EUR", card, f"k-{card}")
@@ -132,13 +163,21 @@ def test_settle_applies_the_payers_subscription(charger, prop):
     from billing.models import Subscription, SubscriptionPlan
 
     make_rate(prop)
-    plan = SubscriptionPlan.objects.create(property=prop, name="Guest plan", energy_discount_percent=Decimal("20"))
-    Subscription.objects.create(plan=plan, email="sub@example.com", started_at=T0 - timedelta(days=1))
+    plan = SubscriptionPlan.objects.create(
+        property=prop, name="Guest plan", energy_discount_percent=Decimal("20")
+    )
+    Subscription.objects.create(
+        plan=plan, email="sub@example.com", started_at=T0 - timedelta(days=1)
+    )
     session = make_session(charger)
     result = get_gateway().authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-sub")
     payment = guest_payment_record(
-        session_id=None, organization_id=prop.organization_id, amount_held=Decimal("30.00"), currency="EUR",
-        reference=result.reference, email="sub@example.com",
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("30.00"),
+        currency="EUR",
+        reference=result.reference,
+        email="sub@example.com",
     )
     payment = guest_payment_settle(payment=payment, session=session)
     # 1.00 + 3.50 - 20% of 3.50 (0.70) = 3.80; 21% = 0.798 -> 0.80; total 4.60.
@@ -147,7 +186,12 @@ def test_settle_applies_the_payers_subscription(charger, prop):
 
 def test_expired_charger_rate_falls_back_to_the_property_rate(charger, prop):
     base = make_rate(prop)
-    own = make_rate(prop, charger=charger, valid_until=T0 - timedelta(hours=1), energy_price_per_kwh=Decimal("0.50"))
+    own = make_rate(
+        prop,
+        charger=charger,
+        valid_until=T0 - timedelta(hours=1),
+        energy_price_per_kwh=Decimal("0.50"),
+    )
     newer = make_rate(prop, valid_from=T0 - timedelta(days=2), energy_price_per_kwh=Decimal("0.40"))
     assert rate_for_charger(charger, T0) == newer  # the override expired: newest property rate
     assert rate_for_charger(charger, T0 - timedelta(days=10)) == own  # the override was in force

@@ -22,25 +22,42 @@ pytestmark = pytest.mark.django_db
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("charge"), st.integers(min_value=0, max_value=5000)),
-        st.tuples(st.just("refund"), st.integers(min_value=0, max_value=50), st.integers(min_value=1, max_value=6000)),
+        st.tuples(
+            st.just("refund"),
+            st.integers(min_value=0, max_value=50),
+            st.integers(min_value=1, max_value=6000),
+        ),
         st.tuples(st.just("replay"), st.integers(min_value=0, max_value=50)),
         st.tuples(st.just("payout"), st.just(0)),
         st.tuples(st.just("fail"), st.just(0)),
     ),
-    min_size=1, max_size=14,
+    min_size=1,
+    max_size=14,
 )
 
 
 def _sum(org_id, kind):
-    return exact_sum(LedgerTransaction.objects.filter(organization_id=org_id, kind=kind).aggregate(t=Sum("amount"))["t"])
+    return exact_sum(
+        LedgerTransaction.objects.filter(organization_id=org_id, kind=kind).aggregate(
+            t=Sum("amount")
+        )["t"]
+    )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=operations)
 def test_any_sequence_keeps_the_ledger_balanced(ops):
     charger = ChargerFactory()
     org_id = charger.property.organization_id
-    unit_rate(charger.property, processing_fee_percent=Decimal("2.9"), processing_fee_fixed=Decimal("0.30"))
+    unit_rate(
+        charger.property,
+        processing_fee_percent=Decimal("2.9"),
+        processing_fee_fixed=Decimal("0.30"),
+    )
     BillingSettings.objects.create(organization_id=org_id, platform_fee_percent=Decimal("5"))
     payments: list[Payment] = []
     refund_keys: list[str] = []
@@ -55,7 +72,13 @@ def test_any_sequence_keeps_the_ledger_balanced(ops):
             key = f"r-{charger.pk}-{step}"
             before = payment.amount_refunded
             try:
-                refund_issue(payment=payment, amount=amount, reason="test", source="support", idempotency_key=key)
+                refund_issue(
+                    payment=payment,
+                    amount=amount,
+                    reason="test",
+                    source="support",
+                    idempotency_key=key,
+                )
                 refund_keys.append(key)
             except ValidationError:
                 payment.refresh_from_db()
@@ -69,14 +92,23 @@ def test_any_sequence_keeps_the_ledger_balanced(ops):
                     guest_payment_settle(payment=payment, session=payment.session)
             if refund_keys:
                 refund = Refund.objects.get(idempotency_key=refund_keys[op[1] % len(refund_keys)])
-                refund_issue(payment=refund.payment, amount=refund.amount, reason="again", source="support",
-                             idempotency_key=refund.idempotency_key)
+                refund_issue(
+                    payment=refund.payment,
+                    amount=refund.amount,
+                    reason="again",
+                    source="support",
+                    idempotency_key=refund.idempotency_key,
+                )
             assert LedgerTransaction.objects.count() == count
         elif op[0] == "payout":
             period_end += timedelta(days=1)
             payout_create(organization_id=org_id, currency="EUR", period_end=period_end)
         elif op[0] == "fail":
-            last = Payout.objects.filter(organization_id=org_id, status="pending").order_by("-period_end").first()
+            last = (
+                Payout.objects.filter(organization_id=org_id, status="pending")
+                .order_by("-period_end")
+                .first()
+            )
             if last is not None:
                 payout_mark_failed(payout=last, reason="account closed")
 
@@ -87,10 +119,18 @@ def test_any_sequence_keeps_the_ledger_balanced(ops):
         refunded = exact_sum(payment.refunds.aggregate(t=Sum("amount"))["t"])
         assert refunded == payment.amount_refunded <= payment.amount_captured
     expected = (
-        _sum(org_id, "guest_charge") - _sum(org_id, "processing_fee") - _sum(org_id, "platform_fee")
-        - _sum(org_id, "refund") - _sum(org_id, "payout") + _sum(org_id, "payout_failed")
+        _sum(org_id, "guest_charge")
+        - _sum(org_id, "processing_fee")
+        - _sum(org_id, "platform_fee")
+        - _sum(org_id, "refund")
+        - _sum(org_id, "payout")
+        + _sum(org_id, "payout_failed")
     )
     assert host_balance(org_id, "EUR") == expected
     # Whatever no payout holds yet is exactly the balance still owed.
-    pending_paid = Payout.objects.filter(organization_id=org_id).exclude(status="failed").aggregate(t=Sum("net"))["t"]
+    pending_paid = (
+        Payout.objects.filter(organization_id=org_id)
+        .exclude(status="failed")
+        .aggregate(t=Sum("net"))["t"]
+    )
     assert _sum(org_id, "payout") - _sum(org_id, "payout_failed") == exact_sum(pending_paid)

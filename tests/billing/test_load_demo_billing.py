@@ -13,7 +13,18 @@ def test_load_demo_billing_twice_changes_nothing():
         call_command("load_demo_billing")
     call_command("load_demo")
     call_command("load_demo_billing")
-    counts = (Rate.objects.count(), BillingSettings.objects.count(), SubscriptionPlan.objects.count())
+    counts = (
+        Rate.objects.count(),
+        BillingSettings.objects.count(),
+        SubscriptionPlan.objects.count(),
+    )
     call_command("load_demo_billing")
-    assert (Rate.objects.count(), BillingSettings.objects.count(), SubscriptionPlan.objects.count()) == counts
-    assert counts[0] == 2 and Rate.objects.filter(charger__isnull=True, property__name="Harbour View Garage").exists()
+    assert (
+        Rate.objects.count(),
+        BillingSettings.objects.count(),
+        SubscriptionPlan.objects.count(),
+    ) == counts
+    assert (
+        counts[0] == 2
+        and Rate.objects.filter(charger__isnull=True, property__name="Harbour View Garage").exists()
+    )

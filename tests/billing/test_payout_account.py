@@ -15,7 +15,9 @@ def test_owner_sets_up_the_payout_account_through_hosted_onboarding(client, host
     page = client.get("/billing/payouts/").content.decode()
     assert "No bank account" in page and f'action="/billing/payout-account/{org}/"' in page
     response = client.post(f"/billing/payout-account/{org}/")
-    assert response.status_code == 302 and response["Location"].startswith("/billing/sandbox/onboarding/acct_sbx_")
+    assert response.status_code == 302 and response["Location"].startswith(
+        "/billing/sandbox/onboarding/acct_sbx_"
+    )
     again = client.post(f"/billing/payout-account/{org}/")  # a double click: the same account
     assert again["Location"] == response["Location"] and SandboxAccount.objects.count() == 1
     onboarding = client.get(response["Location"])

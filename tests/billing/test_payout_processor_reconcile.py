@@ -31,12 +31,21 @@ def payout():
     """Our payout: 20.00 + 10.00 charged, 1.00 processing fees, 1.50 platform fee, 4.00 refunded: 23.50."""
     charger = ChargerFactory()
     org_id = charger.property.organization_id
-    unit_rate(charger.property, processing_fee_percent=Decimal("2"), processing_fee_fixed=Decimal("0.20"))
-    BillingSettings.objects.create(organization_id=org_id, platform_fee_percent=Decimal("5"), payout_period="weekly",
-                                   payout_account_id=ACCOUNT, payout_account_ready=True)
+    unit_rate(
+        charger.property, processing_fee_percent=Decimal("2"), processing_fee_fixed=Decimal("0.20")
+    )
+    BillingSettings.objects.create(
+        organization_id=org_id,
+        platform_fee_percent=Decimal("5"),
+        payout_period="weekly",
+        payout_account_id=ACCOUNT,
+        payout_account_ready=True,
+    )
     _, p1 = paid_session(charger, wh=20000)
     _, p2 = paid_session(charger, wh=10000)
-    refund_issue(payment=p2, amount=Decimal("4.00"), reason="idle fee", source="host", idempotency_key="r1")
+    refund_issue(
+        payment=p2, amount=Decimal("4.00"), reason="idle fee", source="host", idempotency_key="r1"
+    )
     # The PaymentIntents Stripe's balance transactions name (the recordings).
     Payment.objects.filter(pk=p1.pk).update(reference="pi_3QxRecon0001")
     Payment.objects.filter(pk=p2.pk).update(reference="pi_3QxRecon0002")
@@ -47,8 +56,10 @@ def payout():
 
 def _run(ours, *replies):
     http = RecordedHTTP([(name, 200) for name in replies])
-    record = payouts_reconcile_with_processor(organization_id=ours.organization_id,
-                                              gateway=StripeGateway("sk_test_recorded", http_client=http))
+    record = payouts_reconcile_with_processor(
+        organization_id=ours.organization_id,
+        gateway=StripeGateway("sk_test_recorded", http_client=http),
+    )
     return record, http
 
 
@@ -57,8 +68,15 @@ def test_a_matching_stripe_payout_marks_ours_paid_and_asks_stripe_as_documented(
     assert (record.status, record.rows, record.matched, record.issues.count()) == ("done", 1, 1, 0)
     assert Payout.objects.get(pk=payout.pk).status == Payout.Status.PAID
     listing, transactions = http.requests
-    assert listing["method"] == "get" and "/v1/payouts?" in listing["url"] and "arrival_date[gte]=" in listing["url"]
-    assert "/v1/balance_transactions?" in transactions["url"] and "payout=po_1QxMatched0001" in transactions["url"]
+    assert (
+        listing["method"] == "get"
+        and "/v1/payouts?" in listing["url"]
+        and "arrival_date[gte]=" in listing["url"]
+    )
+    assert (
+        "/v1/balance_transactions?" in transactions["url"]
+        and "payout=po_1QxMatched0001" in transactions["url"]
+    )
     assert "expand[0]=data.source" in transactions["url"]
     assert all(r["headers"]["Stripe-Account"] == ACCOUNT for r in http.requests)
 
@@ -69,7 +87,10 @@ def test_differences_are_explained_to_the_host_and_in_admin(payout, client, admi
     issue = ReconciliationIssue.objects.get(kind="amount_differs")
     assert issue.payout_id == payout.pk and issue.reported_payout_id == "po_1QxDiffers0001"
     text = issue.explanation
-    assert "Stripe paid EUR 18.35 in po_1QxDiffers0001; we expected EUR 23.50 (difference EUR -5.15)." in text
+    assert (
+        "Stripe paid EUR 18.35 in po_1QxDiffers0001; we expected EUR 23.50 (difference EUR -5.15)."
+        in text
+    )
     assert "1 of our payments (EUR 10.00: pi_3QxRecon0002) are not in this Stripe payout" in text
     assert "Stripe's processing fees: Stripe EUR 0.65, ours EUR 1.00." in text
     assert "Refunds: Stripe EUR 0.00, ours EUR 4.00." in text
@@ -81,11 +102,16 @@ def test_differences_are_explained_to_the_host_and_in_admin(payout, client, admi
     client.force_login(owner)
     page = client.get(f"/billing/payouts/{payout.pk}/").content.decode()
     assert "Reconciliation findings" in page and "we expected EUR 23.50" in page
-    admin_page = admin_client.get(f"/admin/billing/reconciliationimport/{record.pk}/change/").content.decode()
+    admin_page = admin_client.get(
+        f"/admin/billing/reconciliationimport/{record.pk}/change/"
+    ).content.decode()
     assert "po_1QxDiffers0001" in admin_page and "Stripe&#x27;s processing fees" in admin_page
     # Run again (the daily beat): the host sees the latest run's findings once, not every run's.
     _run(payout, "payouts_list_differs", "bt_payout_differs", "bt_payout_unknown")
-    assert client.get(f"/billing/payouts/{payout.pk}/").content.decode().count("we expected EUR 23.50") == 1
+    assert (
+        client.get(f"/billing/payouts/{payout.pk}/").content.decode().count("we expected EUR 23.50")
+        == 1
+    )
 
 
 def test_a_failed_stripe_payout_fails_ours_and_says_why(payout):
@@ -93,14 +119,25 @@ def test_a_failed_stripe_payout_fails_ours_and_says_why(payout):
     issue = record.issues.get()
     assert issue.kind == "failed" and "The bank account has been closed." in issue.explanation
     ours = Payout.objects.get(pk=payout.pk)
-    assert ours.status == Payout.Status.FAILED and "The bank account has been closed." in ours.failure_reason
+    assert (
+        ours.status == Payout.Status.FAILED
+        and "The bank account has been closed." in ours.failure_reason
+    )
 
 
 def test_without_a_payout_account_or_stripe_the_run_fails_in_words(payout):
-    BillingSettings.objects.filter(organization_id=payout.organization_id).update(payout_account_id="")
+    BillingSettings.objects.filter(organization_id=payout.organization_id).update(
+        payout_account_id=""
+    )
     record, http = _run(payout)
-    assert record.status == "failed" and "no payout account at Stripe" in record.error and http.requests == []
-    BillingSettings.objects.filter(organization_id=payout.organization_id).update(payout_account_id=ACCOUNT)
+    assert (
+        record.status == "failed"
+        and "no payout account at Stripe" in record.error
+        and http.requests == []
+    )
+    BillingSettings.objects.filter(organization_id=payout.organization_id).update(
+        payout_account_id=ACCOUNT
+    )
     sandbox = payouts_reconcile_with_processor(organization_id=payout.organization_id)
     assert sandbox.status == "failed" and "PAYMENT_GATEWAY=stripe" in sandbox.error
     assert ReconciliationImport.objects.count() == 2

@@ -21,8 +21,12 @@ def setup(db):
     charger = ChargerFactory()
     org_id = charger.property.organization_id
     # 2% + 0.20 processing, 5% platform fee.
-    unit_rate(charger.property, processing_fee_percent=Decimal("2"), processing_fee_fixed=Decimal("0.20"))
-    BillingSettings.objects.create(organization_id=org_id, platform_fee_percent=Decimal("5"), payout_period="weekly")
+    unit_rate(
+        charger.property, processing_fee_percent=Decimal("2"), processing_fee_fixed=Decimal("0.20")
+    )
+    BillingSettings.objects.create(
+        organization_id=org_id, platform_fee_percent=Decimal("5"), payout_period="weekly"
+    )
     return charger, org_id
 
 
@@ -30,28 +34,46 @@ def test_payout_net_and_breakdown(setup):
     charger, org_id = setup
     s1, p1 = paid_session(charger, wh=20000)  # 20.00: fee 0.40 + 0.20 = 0.60, platform 1.00
     s2, p2 = paid_session(charger, wh=10000)  # 10.00: fee 0.20 + 0.20 = 0.40, platform 0.50
-    refund_issue(payment=p2, amount=Decimal("4.00"), reason="idle fee while still charging", source="host",
-                 idempotency_key="r1")
-    payout = payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10))
+    refund_issue(
+        payment=p2,
+        amount=Decimal("4.00"),
+        reason="idle fee while still charging",
+        source="host",
+        idempotency_key="r1",
+    )
+    payout = payout_create(
+        organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10)
+    )
     assert (payout.gross, payout.processing_fees, payout.platform_fees, payout.refunds) == (
-        Decimal("30.00"), Decimal("1.00"), Decimal("1.50"), Decimal("4.00"))
+        Decimal("30.00"),
+        Decimal("1.00"),
+        Decimal("1.50"),
+        Decimal("4.00"),
+    )
     assert payout.net == Decimal("23.50")
     assert host_balance(org_id, "EUR") == 0
     rows = {row["session"].pk: row for row in payout_breakdown(payout)["sessions"]}
     assert rows[s1.pk]["net"] == Decimal("18.40")
     assert rows[s2.pk]["net"] == Decimal("5.10")  # 10.00 - 0.40 - 0.50 - 4.00
     # Idempotent: the same period again returns the same payout.
-    assert payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10)) == payout
+    assert (
+        payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10))
+        == payout
+    )
 
 
 def test_failed_payout_rolls_into_the_next(setup):
     charger, org_id = setup
     paid_session(charger, wh=10000)
-    first = payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10))
+    first = payout_create(
+        organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10)
+    )
     payout_mark_failed(payout=first, reason="IBAN closed")
     assert host_balance(org_id, "EUR") == first.net
     paid_session(charger, wh=5000, start=T0 + timedelta(days=12))  # 5.00 - 0.30 - 0.25 = 4.45
-    second = payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=20))
+    second = payout_create(
+        organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=20)
+    )
     assert second.carried_over == first.net == Decimal("9.10")
     assert second.net == Decimal("13.55")
     first.refresh_from_db()
@@ -63,9 +85,16 @@ def test_refund_after_payout_is_deducted_from_the_next_payout(setup):
     _s, payment = paid_session(charger, wh=10000)
     payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10))
     paid_session(charger, wh=20000, start=T0 + timedelta(days=11))
-    refund_issue(payment=payment, amount=Decimal("10.00"), reason="charger fault", source="support",
-                 idempotency_key="r-late")
-    second = payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=20))
+    refund_issue(
+        payment=payment,
+        amount=Decimal("10.00"),
+        reason="charger fault",
+        source="support",
+        idempotency_key="r-late",
+    )
+    second = payout_create(
+        organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=20)
+    )
     assert second.refunds == Decimal("10.00")
     assert second.net == Decimal("20.00") - Decimal("0.60") - Decimal("1.00") - Decimal("10.00")
 
@@ -74,7 +103,10 @@ def test_below_minimum_waits_for_the_next_period(setup):
     charger, org_id = setup
     BillingSettings.objects.filter(organization_id=org_id).update(minimum_payout=Decimal("50"))
     paid_session(charger, wh=10000)
-    assert payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10)) is None
+    assert (
+        payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10))
+        is None
+    )
     assert host_balance(org_id, "EUR") == Decimal("9.10")
 
 
@@ -91,25 +123,41 @@ def test_reconciliation_flags_every_crafted_mismatch(setup, django_capture_on_co
     payouts = []
     for day in (10, 20, 30, 40, 50):
         paid_session(charger, wh=10000, start=T0 + timedelta(days=day - 5))  # net 9.10 each
-        payouts.append(payout_create(organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=day)))
+        payouts.append(
+            payout_create(
+                organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=day)
+            )
+        )
     ok, short, failed, late, missing = payouts
     d = lambda p, extra=1: (p.period_end + timedelta(days=extra)).date().isoformat()  # noqa: E731
-    report = "\n".join([
-        "payout_id,date,amount,status,reason",
-        f"{ok.reference},{d(ok)},9.10,paid,",
-        f"{short.reference},{d(short)},8.70,paid,",  # 0.40 less = the processing fees deducted again
-        f"{failed.reference},{d(failed)},9.10,failed,account closed",
-        f"{late.reference},{d(late, 12)},9.10,paid,",
-        "PO-999-EUR-20200101,2026-01-01,12.00,paid,",
-        f"{ok.reference[:-1]}X,not-a-date,abc,paid,",
-    ]) + "\n"
+    report = (
+        "\n".join(
+            [
+                "payout_id,date,amount,status,reason",
+                f"{ok.reference},{d(ok)},9.10,paid,",
+                f"{short.reference},{d(short)},8.70,paid,",  # 0.40 less = the processing fees deducted again
+                f"{failed.reference},{d(failed)},9.10,failed,account closed",
+                f"{late.reference},{d(late, 12)},9.10,paid,",
+                "PO-999-EUR-20200101,2026-01-01,12.00,paid,",
+                f"{ok.reference[:-1]}X,not-a-date,abc,paid,",
+            ]
+        )
+        + "\n"
+    )
     with django_capture_on_commit_callbacks(execute=True):
         record = reconciliation_create(content=report, filename="bank.csv", organization_id=org_id)
     record.refresh_from_db()
     assert record.status == ReconciliationImport.Status.DONE
     issues = {(i.kind, i.reported_payout_id): i for i in record.issues.all()}
     kinds = sorted(kind for kind, _ in issues)
-    assert kinds == ["amount_differs", "bad_row", "date_differs", "failed", "missing_in_report", "unknown_payout"]
+    assert kinds == [
+        "amount_differs",
+        "bad_row",
+        "date_differs",
+        "failed",
+        "missing_in_report",
+        "unknown_payout",
+    ]
     assert "processing fees" in issues[("amount_differs", short.reference)].explanation
     assert issues[("amount_differs", short.reference)].expected_amount == Decimal("9.10")
     assert "rolls into the next payout" in issues[("failed", failed.reference)].explanation

@@ -26,11 +26,22 @@ def login(user) -> Client:
 def test_rates_page_lists_and_creates_rates(host, prop, charger):
     client = login(host)
     assert client.get(f"/billing/properties/{prop.pk}/rates/").status_code == 200
-    response = client.post(f"/billing/properties/{prop.pk}/rates/", {
-        "charger": charger.pk, "valid_from": "2026-01-01T00:00", "connection_fee": "1.00", "energy_price_per_kwh": "0.45",
-        "time_price_per_hour": "0", "idle_fee_per_minute": "0.10", "idle_grace_minutes": "15", "idle_fee_cap": "",
-        "tax_percent": "21", "processing_fee_percent": "0", "processing_fee_fixed": "0",
-    })
+    response = client.post(
+        f"/billing/properties/{prop.pk}/rates/",
+        {
+            "charger": charger.pk,
+            "valid_from": "2026-01-01T00:00",
+            "connection_fee": "1.00",
+            "energy_price_per_kwh": "0.45",
+            "time_price_per_hour": "0",
+            "idle_fee_per_minute": "0.10",
+            "idle_grace_minutes": "15",
+            "idle_fee_cap": "",
+            "tax_percent": "21",
+            "processing_fee_percent": "0",
+            "processing_fee_fixed": "0",
+        },
+    )
     assert response.status_code == 302, response.content
     rate = Rate.objects.get()
     assert (rate.charger, rate.energy_price_per_kwh) == (charger, Decimal("0.45"))
@@ -53,7 +64,9 @@ def test_viewer_sees_rates_but_cannot_change_them(prop):
 def test_payouts_page_is_for_owners_and_shows_the_breakdown(host, prop, charger):
     unit_rate(prop)
     session, payment = paid_session(charger, wh=12340)
-    payout = payout_create(organization_id=prop.organization_id, currency="EUR", period_end=T0 + timedelta(days=10))
+    payout = payout_create(
+        organization_id=prop.organization_id, currency="EUR", period_end=T0 + timedelta(days=10)
+    )
     client = login(host)
     page = client.get("/billing/payouts/").content.decode()
     assert payout.reference in page and "12.34" in page
@@ -70,15 +83,21 @@ def test_owner_refunds_from_the_portal_never_more_than_charged(host, prop, charg
     client = login(host)
     form = client.get(f"/billing/payments/{payment.pk}/refund/")
     assert form.status_code == 200
-    too_much = client.post(f"/billing/payments/{payment.pk}/refund/",
-                           {"amount": "10.01", "reason": "x", "idempotency_key": "k1"})
+    too_much = client.post(
+        f"/billing/payments/{payment.pk}/refund/",
+        {"amount": "10.01", "reason": "x", "idempotency_key": "k1"},
+    )
     assert too_much.status_code == 200 and b"At most 10.00 EUR can" in too_much.content
-    ok = client.post(f"/billing/payments/{payment.pk}/refund/",
-                     {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"})
+    ok = client.post(
+        f"/billing/payments/{payment.pk}/refund/",
+        {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"},
+    )
     assert ok.status_code == 302
     # A double submit of the same form refunds once.
-    client.post(f"/billing/payments/{payment.pk}/refund/",
-                {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"})
+    client.post(
+        f"/billing/payments/{payment.pk}/refund/",
+        {"amount": "2.50", "reason": "Idle fee while charging", "idempotency_key": "k2"},
+    )
     assert Refund.objects.count() == 1
     assert Payment.objects.get(pk=payment.pk).amount_refunded == Decimal("2.50")
 
@@ -94,10 +113,15 @@ def test_statement_csv_with_progress(host, prop, charger, django_capture_on_comm
         session_price(session_id=session.pk)
     client = login(host)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/billing/statements/", {
-            "organization": prop.organization_id, "kind": "sessions", "date_from": (T0 - timedelta(days=1)).date(),
-            "date_to": (T0 + timedelta(days=5)).date(),
-        })
+        response = client.post(
+            "/billing/statements/",
+            {
+                "organization": prop.organization_id,
+                "kind": "sessions",
+                "date_from": (T0 - timedelta(days=1)).date(),
+                "date_to": (T0 + timedelta(days=5)).date(),
+            },
+        )
     assert response.status_code == 302
     job = StatementJob.objects.get()
     progress = client.get(f"/billing/statements/{job.pk}/progress/").json()
@@ -106,17 +130,23 @@ def test_statement_csv_with_progress(host, prop, charger, django_capture_on_comm
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert [r["charged"] for r in rows] == ["1.00", "2.00", "3.00"]
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/billing/statements/", {"organization": prop.organization_id, "kind": "annual",
-                                             "year": T0.year})
+        client.post(
+            "/billing/statements/",
+            {"organization": prop.organization_id, "kind": "annual", "year": T0.year},
+        )
     annual = StatementJob.objects.filter(kind="annual").get()
-    text = b"".join(client.get(f"/billing/statements/{annual.pk}/download/").streaming_content).decode()
+    text = b"".join(
+        client.get(f"/billing/statements/{annual.pk}/download/").streaming_content
+    ).decode()
     total = [r for r in csv.DictReader(io.StringIO(text)) if r["month"] == "TOTAL"][0]
     assert (total["sessions"], total["energy_kwh"], total["gross"]) == ("3", "6.000", "6.00")
     outsider = MembershipFactory(role="owner").user
     assert login(outsider).get(f"/billing/statements/{job.pk}/progress/").status_code == 404
 
 
-def test_statement_streams_in_chunks(prop, charger, monkeypatch, django_capture_on_commit_callbacks):
+def test_statement_streams_in_chunks(
+    prop, charger, monkeypatch, django_capture_on_commit_callbacks
+):
     """The writer consumes a server-side iterator chunk by chunk (no list of all rows)."""
     from billing import statements
     from billing.services import session_price
@@ -142,14 +172,20 @@ def test_statement_streams_in_chunks(prop, charger, monkeypatch, django_capture_
         return qs
 
     monkeypatch.setattr(StatementJob.objects, "filter", spy)
-    job = StatementJob.objects.create(organization_id=prop.organization_id, kind="sessions",
-                                      date_from=date(2000, 1, 1), date_to=date(2100, 1, 1))
+    job = StatementJob.objects.create(
+        organization_id=prop.organization_id,
+        kind="sessions",
+        date_from=date(2000, 1, 1),
+        date_to=date(2100, 1, 1),
+    )
     statements.statement_generate(job_id=job.pk)
     assert updates == [0, 3, 6, 7]
 
 
 def test_subscription_self_service_cancel(prop):
-    plan = SubscriptionPlan.objects.create(property=prop, name="Resident", monthly_fee=Decimal("25"))
+    plan = SubscriptionPlan.objects.create(
+        property=prop, name="Resident", monthly_fee=Decimal("25")
+    )
     sub = Subscription.objects.create(plan=plan, email="r@example.com", started_at=T0)
     client = Client()
     assert client.get("/billing/subscriptions/not-the-key/").status_code == 404
@@ -166,8 +202,12 @@ def test_session_cost_page_explains_each_line(host, prop, charger):
 
     unit_rate(prop, idle_fee_per_minute=Decimal("0.10"), idle_grace_minutes=5)
     session, payment = paid_session(charger, wh=2500, minutes=60)
-    StatusEvent.objects.create(charger=charger, connector_id=1, status="SuspendedEV",
-                               timestamp=session.started_at + timedelta(minutes=40))
+    StatusEvent.objects.create(
+        charger=charger,
+        connector_id=1,
+        status="SuspendedEV",
+        timestamp=session.started_at + timedelta(minutes=40),
+    )
     page = login(host).get(f"/billing/sessions/{session.pk}/cost/").content.decode()
     assert "Energy 2.500 kWh" in page and "15 min" in page and "Refund…" in page
     outsider = MembershipFactory(role="owner").user

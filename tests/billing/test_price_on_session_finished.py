@@ -18,21 +18,37 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(hours=3)
 
 def _session(charger):
     return ChargingSession.objects.create(
-        charger=charger, connector_id=1, transaction_id=4242, id_tag="X", started_at=T0, meter_start_wh=0,
+        charger=charger,
+        connector_id=1,
+        transaction_id=4242,
+        id_tag="X",
+        started_at=T0,
+        meter_start_wh=0,
     )
 
 
 def test_stop_transaction_prices_the_session(charger, prop, django_capture_on_commit_callbacks):
-    Rate.objects.create(property=prop, valid_from=T0 - timedelta(days=1), energy_price_per_kwh=Decimal("0.40"),
-                        tax_percent=Decimal("0"))
+    Rate.objects.create(
+        property=prop,
+        valid_from=T0 - timedelta(days=1),
+        energy_price_per_kwh=Decimal("0.40"),
+        tax_percent=Decimal("0"),
+    )
     session = _session(charger)
     with django_capture_on_commit_callbacks(execute=True):
-        session_stop(charger_id=charger.pk, transaction_id=4242, meter_stop=5000, stopped_at=T0 + timedelta(hours=1))
+        session_stop(
+            charger_id=charger.pk,
+            transaction_id=4242,
+            meter_stop=5000,
+            stopped_at=T0 + timedelta(hours=1),
+        )
     charge = SessionCharge.objects.get(session=session)
     assert (charge.total, charge.energy_wh, charge.final) == (Decimal("2.00"), 5000, True)
 
 
-def test_pricing_failure_does_not_break_the_stop(charger, prop, monkeypatch, django_capture_on_commit_callbacks):
+def test_pricing_failure_does_not_break_the_stop(
+    charger, prop, monkeypatch, django_capture_on_commit_callbacks
+):
     from billing import services
 
     def broken(**kwargs):
@@ -41,33 +57,54 @@ def test_pricing_failure_does_not_break_the_stop(charger, prop, monkeypatch, dja
     monkeypatch.setattr(services, "session_price", broken)
     session = _session(charger)
     with django_capture_on_commit_callbacks(execute=True):
-        session_stop(charger_id=charger.pk, transaction_id=4242, meter_stop=5000, stopped_at=T0 + timedelta(hours=1))
+        session_stop(
+            charger_id=charger.pk,
+            transaction_id=4242,
+            meter_stop=5000,
+            stopped_at=T0 + timedelta(hours=1),
+        )
     session.refresh_from_db()
     assert session.status == "completed"
     assert not SessionCharge.objects.exists()
 
 
 def test_with_a_broker_stopped_sessions_are_priced_by_one_task_per_batch(
-        charger, prop, settings, monkeypatch, django_capture_on_commit_callbacks):
+    charger, prop, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     """A restart stops thousands of sessions at once: with a broker they are queued for pricing
     together, one task a moment after the first stop, not one publish per stop. The task prices
     each of them; one that fails is left to the sweep and the others are priced."""
     from billing import receivers, services, tasks
 
-    Rate.objects.create(property=prop, valid_from=T0 - timedelta(days=1), energy_price_per_kwh=Decimal("0.40"),
-                        tax_percent=Decimal("0"))
+    Rate.objects.create(
+        property=prop,
+        valid_from=T0 - timedelta(days=1),
+        energy_price_per_kwh=Decimal("0.40"),
+        tax_percent=Decimal("0"),
+    )
     settings.CELERY_TASK_ALWAYS_EAGER = False
     published = []
     monkeypatch.setattr(tasks.sessions_price_task, "delay", published.append)
     monkeypatch.setattr(receivers, "PRICING_BATCH_S", 3600)  # this test says when: publish()
     sessions = []
     for n in range(3):
-        sessions.append(ChargingSession.objects.create(
-            charger=charger, connector_id=1, transaction_id=5000 + n, id_tag="X", started_at=T0 + timedelta(minutes=n),
-            meter_start_wh=0))
+        sessions.append(
+            ChargingSession.objects.create(
+                charger=charger,
+                connector_id=1,
+                transaction_id=5000 + n,
+                id_tag="X",
+                started_at=T0 + timedelta(minutes=n),
+                meter_start_wh=0,
+            )
+        )
         with django_capture_on_commit_callbacks(execute=True):
-            session_stop(charger_id=charger.pk, transaction_id=5000 + n, meter_stop=1000 * (n + 1),
-                         stopped_at=T0 + timedelta(hours=1))
+            session_stop(
+                charger_id=charger.pk,
+                transaction_id=5000 + n,
+                meter_stop=1000 * (n + 1),
+                stopped_at=T0 + timedelta(hours=1),
+            )
     assert published == []  # waiting for the batch
     receivers.pricing_batch.publish()
     assert published == [[s.pk for s in sessions]]
@@ -83,4 +120,7 @@ def test_with_a_broker_stopped_sessions_are_priced_by_one_task_per_batch(
 
     monkeypatch.setattr(services, "session_price", fails_for_the_second)
     assert tasks.sessions_price_task.run(published[0]) == 2
-    assert set(SessionCharge.objects.values_list("session_id", flat=True)) == {sessions[0].pk, sessions[2].pk}
+    assert set(SessionCharge.objects.values_list("session_id", flat=True)) == {
+        sessions[0].pk,
+        sessions[2].pk,
+    }

@@ -9,20 +9,37 @@ from backoffice.formatting import duration_text
 from chargers.models import ChargingSession
 
 
-@pytest.mark.parametrize("seconds,text", [(50.063, "50 s"), (0, "0 s"), (420, "7 min"), (3900, "1 h 05 min"),
-                                          (36000 + 59, "10 h 00 min")])
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        (50.063, "50 s"),
+        (0, "0 s"),
+        (420, "7 min"),
+        (3900, "1 h 05 min"),
+        (36000 + 59, "10 h 00 min"),
+    ],
+)
 def test_duration_text(seconds, text):
     assert duration_text(timedelta(seconds=seconds)) == text
 
 
 @pytest.mark.django_db
-def test_session_detail_in_the_property_zone_with_duration_and_cost_link(client, host, prop, charger):
+def test_session_detail_in_the_property_zone_with_duration_and_cost_link(
+    client, host, prop, charger
+):
     prop.timezone = "Europe/Amsterdam"
     prop.save()
     started = datetime(2026, 1, 15, 7, 38, 31, tzinfo=UTC)  # 08:38:31 in Amsterdam (winter)
     session = ChargingSession.objects.create(
-        charger=charger, connector_id=1, transaction_id=7, id_tag="AA01", started_at=started,
-        stopped_at=started + timedelta(minutes=65), meter_start_wh=0, meter_stop_wh=5000, status="completed",
+        charger=charger,
+        connector_id=1,
+        transaction_id=7,
+        id_tag="AA01",
+        started_at=started,
+        stopped_at=started + timedelta(minutes=65),
+        meter_start_wh=0,
+        meter_stop_wh=5000,
+        status="completed",
     )
     client.force_login(host)
     body = client.get(f"/sessions/{session.pk}/").content.decode()

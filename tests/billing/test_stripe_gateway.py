@@ -26,8 +26,14 @@ class RecordedHTTP(stripe.HTTPClient):
         self.requests = []
 
     def request(self, method, url, headers, post_data=None, *, _usage=None):
-        self.requests.append({"method": method, "url": url, "headers": dict(headers or {}),
-                              "data": parse_qs(post_data or "")})
+        self.requests.append(
+            {
+                "method": method,
+                "url": url,
+                "headers": dict(headers or {}),
+                "data": parse_qs(post_data or ""),
+            }
+        )
         name, status = self.replies.pop(0)
         return (RECORDINGS / f"{name}.json").read_text(), status, {"request-id": "req_test"}
 
@@ -42,9 +48,18 @@ def gateway(*replies):
 
 def test_hold_is_a_manual_capture_intent_for_the_browser_to_confirm():
     gw, http = gateway(("pi_created", 200))
-    intent = gw.hold_create(amount=Decimal("32.67"), currency="EUR", idempotency_key="guest-hold-k1",
-                            metadata={"guest_session": "k1"}, description="Charging at HB-Lot-01")
-    assert (intent.reference, intent.status, intent.amount) == ("pi_3QxTestHold0002", "requires_payment_method", Decimal("32.67"))
+    intent = gw.hold_create(
+        amount=Decimal("32.67"),
+        currency="EUR",
+        idempotency_key="guest-hold-k1",
+        metadata={"guest_session": "k1"},
+        description="Charging at HB-Lot-01",
+    )
+    assert (intent.reference, intent.status, intent.amount) == (
+        "pi_3QxTestHold0002",
+        "requires_payment_method",
+        Decimal("32.67"),
+    )
     assert intent.client_secret == "pi_3QxTestHold0002_secret_Xy12AbCdEfGh"
     request = http.requests[0]
     assert request["method"] == "post" and request["url"].endswith("/v1/payment_intents")
@@ -59,15 +74,25 @@ def test_hold_is_a_manual_capture_intent_for_the_browser_to_confirm():
 def test_server_side_confirmation_takes_a_payment_method_id():
     gw, http = gateway(("pi_requires_capture", 200))
     result = gw.authorize(Decimal("30.00"), "EUR", "pm_card_visa", "guest-hold-1")
-    assert (result.ok, result.reference, result.amount) == (True, "pi_3QxTestHold0001", Decimal("30.00"))
+    assert (result.ok, result.reference, result.amount) == (
+        True,
+        "pi_3QxTestHold0001",
+        Decimal("30.00"),
+    )
     assert http.requests[0]["data"]["payment_method"] == ["pm_card_visa"]
     assert http.requests[0]["data"]["confirm"] == ["true"]
 
 
 def test_three_d_secure_is_the_intents_next_action():
     gw, _http = gateway(("pi_requires_action", 200))
-    intent = gw.hold_create(amount=Decimal("30"), currency="EUR", idempotency_key="k3", metadata={},
-                            payment_method="pm_card_authenticationRequired", return_url="https://charge.example/r")
+    intent = gw.hold_create(
+        amount=Decimal("30"),
+        currency="EUR",
+        idempotency_key="k3",
+        metadata={},
+        payment_method="pm_card_authenticationRequired",
+        return_url="https://charge.example/r",
+    )
     assert intent.status == "requires_action" and not intent.held
     assert intent.next_action_url.startswith("https://hooks.stripe.com/3d_secure_2/")
 
@@ -89,7 +114,9 @@ def test_declined_card_returns_the_processor_message():
 def test_zero_decimal_currency_is_sent_without_cents():
     gw, http = gateway(("pi_created", 200))
     gw.hold_create(amount=Decimal("2700"), currency="JPY", idempotency_key="jpy", metadata={})
-    assert http.requests[0]["data"]["amount"] == ["2700"] and http.requests[0]["data"]["currency"] == ["jpy"]
+    assert http.requests[0]["data"]["amount"] == ["2700"] and http.requests[0]["data"][
+        "currency"
+    ] == ["jpy"]
 
 
 def test_capture_sends_the_amount_in_minor_units():
@@ -111,7 +138,11 @@ def test_release_cancels_the_intent():
 def test_refund_is_created_for_the_intent():
     gw, http = gateway(("pi_captured", 200), ("refund_succeeded", 200))
     result = gw.refund("pi_3QxTestHold0001", Decimal("2.00"), "r1")
-    assert (result.ok, result.reference, result.amount) == (True, "re_3QxTestRefund01", Decimal("2.00"))
+    assert (result.ok, result.reference, result.amount) == (
+        True,
+        "re_3QxTestRefund01",
+        Decimal("2.00"),
+    )
     assert http.requests[1]["data"] == {"payment_intent": ["pi_3QxTestHold0001"], "amount": ["200"]}
     assert http.requests[1]["headers"]["Idempotency-Key"] == "refund-r1"
 
@@ -136,10 +167,14 @@ def test_recordings_are_valid_json():
 
 def test_capture_retried_after_a_lost_answer_reuses_the_idempotency_key(monkeypatch):
     """Stripe answers a replayed key with the first result: a retry can never capture twice."""
-    monkeypatch.setattr(stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, *a, **k: 0)
+    monkeypatch.setattr(
+        stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, *a, **k: 0
+    )
     gw, http = gateway(("pi_requires_capture", 200), ("api_error", 500), ("pi_captured", 200))
     result = gw.capture("pi_3QxTestHold0001", Decimal("5.45"), "capture:pi_3QxTestHold0001")
     assert result.ok
     captures = [r for r in http.requests if r["url"].endswith("/capture")]
     assert len(captures) == 2
-    assert {r["headers"]["Idempotency-Key"] for r in captures} == {"capture-capture:pi_3QxTestHold0001"}
+    assert {r["headers"]["Idempotency-Key"] for r in captures} == {
+        "capture-capture:pi_3QxTestHold0001"
+    }

@@ -28,15 +28,34 @@ def signed(event: dict, secret: str = SECRET, at: int | None = None) -> tuple[by
 
 def event(kind: str, obj: dict, event_id: str = "evt_1QxTest0001") -> dict:
     # The documented event envelope (docs.stripe.com/api/events/object).
-    return {"id": event_id, "object": "event", "api_version": "2025-06-30.basil", "created": int(time.time()),
-            "livemode": False, "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
-            "type": kind, "data": {"object": obj}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2025-06-30.basil",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": kind,
+        "data": {"object": obj},
+    }
 
 
 def intent(status: str, **kw) -> dict:
-    base = {"id": "pi_3QxTestHold0002", "object": "payment_intent", "amount": 3267, "amount_capturable": 0,
-            "amount_received": 0, "capture_method": "manual", "currency": "eur", "livemode": False,
-            "metadata": {}, "status": status, "last_payment_error": None, "latest_charge": None}
+    base = {
+        "id": "pi_3QxTestHold0002",
+        "object": "payment_intent",
+        "amount": 3267,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "capture_method": "manual",
+        "currency": "eur",
+        "livemode": False,
+        "metadata": {},
+        "status": status,
+        "last_payment_error": None,
+        "latest_charge": None,
+    }
     base.update(kw)
     return base
 
@@ -50,32 +69,61 @@ def stripe_mode(monkeypatch):
 
 @pytest.fixture
 def pending(prop):
-    return guest_payment_record(session_id=None, organization_id=prop.organization_id, amount_held=Decimal("32.67"),
-                                currency="EUR", reference="pi_3QxTestHold0002", email="g@example.com",
-                                gateway="stripe", status=Payment.Status.PENDING)
+    return guest_payment_record(
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("32.67"),
+        currency="EUR",
+        reference="pi_3QxTestHold0002",
+        email="g@example.com",
+        gateway="stripe",
+        status=Payment.Status.PENDING,
+    )
 
 
 def post(client, payload: bytes, header: str):
-    return client.post("/billing/webhooks/stripe/", payload, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=header)
+    return client.post(
+        "/billing/webhooks/stripe/",
+        payload,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=header,
+    )
 
 
 def test_signed_capturable_event_authorizes_the_hold(client, stripe_mode, pending):
-    charge = {"id": "ch_1", "object": "charge", "payment_method_details": {"type": "card", "card": {"last4": "4242"}}}
-    payload, header = signed(event("payment_intent.amount_capturable_updated",
-                                   intent("requires_capture", amount_capturable=3267, latest_charge=charge)))
+    charge = {
+        "id": "ch_1",
+        "object": "charge",
+        "payment_method_details": {"type": "card", "card": {"last4": "4242"}},
+    }
+    payload, header = signed(
+        event(
+            "payment_intent.amount_capturable_updated",
+            intent("requires_capture", amount_capturable=3267, latest_charge=charge),
+        )
+    )
     response = post(client, payload, header)
     assert response.status_code == 200
     pending.refresh_from_db()
-    assert (pending.status, pending.amount_held, pending.card_last4) == (Payment.Status.AUTHORIZED, Decimal("32.67"), "4242")
+    assert (pending.status, pending.amount_held, pending.card_last4) == (
+        Payment.Status.AUTHORIZED,
+        Decimal("32.67"),
+        "4242",
+    )
     assert WebhookEvent.objects.get().processed_at is not None
 
 
 @pytest.mark.parametrize("tamper", ["secret", "body", "old", "missing"])
 def test_unsigned_or_tampered_events_change_nothing(client, stripe_mode, pending, tamper):
-    body = event("payment_intent.amount_capturable_updated", intent("requires_capture", amount_capturable=3267))
-    payload, header = signed(body, secret="whsec_wrong" if tamper == "secret" else SECRET,
-                             at=int(time.time()) - 600 if tamper == "old" else None)
+    body = event(
+        "payment_intent.amount_capturable_updated",
+        intent("requires_capture", amount_capturable=3267),
+    )
+    payload, header = signed(
+        body,
+        secret="whsec_wrong" if tamper == "secret" else SECRET,
+        at=int(time.time()) - 600 if tamper == "old" else None,
+    )
     if tamper == "body":
         payload = payload.replace(b"3267", b"9999")
     response = post(client, payload, "" if tamper == "missing" else header)
@@ -85,10 +133,21 @@ def test_unsigned_or_tampered_events_change_nothing(client, stripe_mode, pending
 
 
 def test_a_redelivered_event_is_applied_once(client, stripe_mode, pending):
-    Payment.objects.filter(pk=pending.pk).update(status=Payment.Status.CAPTURED, amount_captured=Decimal("5.45"),
-                                                 amount_refunded=Decimal("0"))
-    refund = {"id": "ch_1", "object": "charge", "payment_intent": "pi_3QxTestHold0002", "amount": 3267,
-              "amount_captured": 545, "amount_refunded": 200, "refunded": False, "currency": "eur"}
+    Payment.objects.filter(pk=pending.pk).update(
+        status=Payment.Status.CAPTURED,
+        amount_captured=Decimal("5.45"),
+        amount_refunded=Decimal("0"),
+    )
+    refund = {
+        "id": "ch_1",
+        "object": "charge",
+        "payment_intent": "pi_3QxTestHold0002",
+        "amount": 3267,
+        "amount_captured": 545,
+        "amount_refunded": 200,
+        "refunded": False,
+        "currency": "eur",
+    }
     payload, header = signed(event("charge.refunded", refund, "evt_refund_1"))
     assert post(client, payload, header).json() == {"received": True, "duplicate": False}
     assert post(client, payload, header).json() == {"received": True, "duplicate": True}
@@ -98,18 +157,37 @@ def test_a_redelivered_event_is_applied_once(client, stripe_mode, pending):
 
 
 def test_failed_and_canceled_events(client, stripe_mode, pending):
-    failed = intent("requires_payment_method", last_payment_error={"code": "card_declined", "message": "Your card was declined."})
+    failed = intent(
+        "requires_payment_method",
+        last_payment_error={"code": "card_declined", "message": "Your card was declined."},
+    )
     post(client, *signed(event("payment_intent.payment_failed", failed, "evt_f")))
     pending.refresh_from_db()
-    assert pending.status == Payment.Status.PENDING and pending.last_error == "Your card was declined."
-    post(client, *signed(event("payment_intent.canceled", intent("canceled", cancellation_reason="abandoned"), "evt_c")))
+    assert (
+        pending.status == Payment.Status.PENDING and pending.last_error == "Your card was declined."
+    )
+    post(
+        client,
+        *signed(
+            event(
+                "payment_intent.canceled",
+                intent("canceled", cancellation_reason="abandoned"),
+                "evt_c",
+            )
+        ),
+    )
     pending.refresh_from_db()
     assert pending.status == Payment.Status.RELEASED and "abandoned" in pending.release_reason
 
 
 def test_succeeded_event_records_the_captured_amount(client, stripe_mode, pending):
     Payment.objects.filter(pk=pending.pk).update(status=Payment.Status.AUTHORIZED)
-    post(client, *signed(event("payment_intent.succeeded", intent("succeeded", amount_received=545), "evt_s")))
+    post(
+        client,
+        *signed(
+            event("payment_intent.succeeded", intent("succeeded", amount_received=545), "evt_s")
+        ),
+    )
     pending.refresh_from_db()
     assert pending.status == Payment.Status.CAPTURED and pending.amount_captured == Decimal("5.45")
 
@@ -119,10 +197,22 @@ def test_payout_paid_event_marks_the_payout(client, stripe_mode, prop):
 
     from billing.models import Payout
 
-    payout = Payout.objects.create(organization_id=prop.organization_id, currency="EUR", period_start=timezone.now(),
-                                   period_end=timezone.now(), net=Decimal("12.30"), reference="PO-TEST-1")
-    obj = {"id": "po_1", "object": "payout", "amount": 1230, "currency": "eur", "status": "paid",
-           "metadata": {"payout_reference": "PO-TEST-1"}}
+    payout = Payout.objects.create(
+        organization_id=prop.organization_id,
+        currency="EUR",
+        period_start=timezone.now(),
+        period_end=timezone.now(),
+        net=Decimal("12.30"),
+        reference="PO-TEST-1",
+    )
+    obj = {
+        "id": "po_1",
+        "object": "payout",
+        "amount": 1230,
+        "currency": "eur",
+        "status": "paid",
+        "metadata": {"payout_reference": "PO-TEST-1"},
+    }
     post(client, *signed(event("payout.paid", obj, "evt_p")))
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID
@@ -131,19 +221,35 @@ def test_payout_paid_event_marks_the_payout(client, stripe_mode, prop):
 def test_sandbox_flow_is_stripes_flow_with_signed_webhooks(client, prop):
     """Create, confirm from the browser's side, capture twice with one key: one capture."""
     gateway = get_gateway()
-    held = gateway.hold_create(amount=Decimal("32.67"), currency="EUR", idempotency_key="sbx-1", metadata={})
-    assert held.status == "requires_payment_method" and held.client_secret.startswith(held.reference)
-    guest_payment_record(session_id=None, organization_id=prop.organization_id, amount_held=Decimal("32.67"),
-                         currency="EUR", reference=held.reference, status=Payment.Status.PENDING)
+    held = gateway.hold_create(
+        amount=Decimal("32.67"), currency="EUR", idempotency_key="sbx-1", metadata={}
+    )
+    assert held.status == "requires_payment_method" and held.client_secret.startswith(
+        held.reference
+    )
+    guest_payment_record(
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("32.67"),
+        currency="EUR",
+        reference=held.reference,
+        status=Payment.Status.PENDING,
+    )
     # The browser's confirm carries the client secret and a test PaymentMethod id, no card number.
-    response = client.post(f"/billing/sandbox/v1/payment_intents/{held.reference}/confirm",
-                           {"client_secret": "wrong", "payment_method": "pm_card_visa"})
+    response = client.post(
+        f"/billing/sandbox/v1/payment_intents/{held.reference}/confirm",
+        {"client_secret": "wrong", "payment_method": "pm_card_visa"},
+    )
     assert response.status_code == 400
-    response = client.post(f"/billing/sandbox/v1/payment_intents/{held.reference}/confirm",
-                           {"client_secret": held.client_secret, "payment_method": "pm_card_visa"})
+    response = client.post(
+        f"/billing/sandbox/v1/payment_intents/{held.reference}/confirm",
+        {"client_secret": held.client_secret, "payment_method": "pm_card_visa"},
+    )
     assert response.json()["status"] == "requires_capture"
     payment = Payment.objects.get(reference=held.reference)
-    assert payment.status == Payment.Status.AUTHORIZED and payment.card_last4 == "4242"  # by the signed webhook
+    assert (
+        payment.status == Payment.Status.AUTHORIZED and payment.card_last4 == "4242"
+    )  # by the signed webhook
     first = gateway.capture(held.reference, Decimal("5.45"), "capture:one")
     again = gateway.capture(held.reference, Decimal("9.99"), "capture:one")
     assert first == again and first.amount == Decimal("5.45")
@@ -153,11 +259,19 @@ def test_sandbox_flow_is_stripes_flow_with_signed_webhooks(client, prop):
 
 def test_sandbox_decline_and_three_d_secure(client):
     gateway = get_gateway()
-    held = gateway.hold_create(amount=Decimal("10"), currency="EUR", idempotency_key="sbx-2", metadata={})
-    declined = sandbox.confirm(held.reference, payment_method="pm_card_chargeDeclined", client_secret=held.client_secret)
+    held = gateway.hold_create(
+        amount=Decimal("10"), currency="EUR", idempotency_key="sbx-2", metadata={}
+    )
+    declined = sandbox.confirm(
+        held.reference, payment_method="pm_card_chargeDeclined", client_secret=held.client_secret
+    )
     assert declined["error"]["code"] == "card_declined"
-    action = sandbox.confirm(held.reference, payment_method="pm_card_authenticationRequired",
-                             client_secret=held.client_secret, return_url="/s/pay/k/return/")
+    action = sandbox.confirm(
+        held.reference,
+        payment_method="pm_card_authenticationRequired",
+        client_secret=held.client_secret,
+        return_url="/s/pay/k/return/",
+    )
     assert action["status"] == "requires_action"
     url = action["next_action"]["redirect_to_url"]["url"]
     response = client.post(url, {"outcome": "approve"})

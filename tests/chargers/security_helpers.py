@@ -29,13 +29,21 @@ def scope(station_id: str, *, address: str = "203.0.113.10", headers=(), passwor
     if password is not None:
         headers.append(basic(station_id, password))
     return {
-        "type": "websocket", "path": f"/ocpp/{station_id}", "headers": headers, "subprotocols": ["ocpp1.6"],
-        "client": (address, 40000), "scheme": "ws",
+        "type": "websocket",
+        "path": f"/ocpp/{station_id}",
+        "headers": headers,
+        "subprotocols": ["ocpp1.6"],
+        "client": (address, 40000),
+        "scheme": "ws",
     }
 
 
-def via_proxy(certificate: x509.Certificate | None = None, *, tls: str = "TLSv1.3",
-              client: str = "198.51.100.20") -> list[tuple[bytes, bytes]]:
+def via_proxy(
+    certificate: x509.Certificate | None = None,
+    *,
+    tls: str = "TLSv1.3",
+    client: str = "198.51.100.20",
+) -> list[tuple[bytes, bytes]]:
     """Headers the shipped HAProxy config adds (deploy/haproxy/ocpp.cfg)."""
     headers = [(b"x-ocpp-client-address", client.encode()), (b"x-ocpp-tls", tls.encode())]
     if certificate is not None:
@@ -44,9 +52,13 @@ def via_proxy(certificate: x509.Certificate | None = None, *, tls: str = "TLSv1.
     return headers
 
 
-def communicator(station_id: str, *, address: str = "203.0.113.10", headers=(), password=None) -> WebsocketCommunicator:
+def communicator(
+    station_id: str, *, address: str = "203.0.113.10", headers=(), password=None
+) -> WebsocketCommunicator:
     """A websocket client whose handshake refusals come back as HTTP statuses."""
-    c = WebsocketCommunicator(application, f"/ocpp/{station_id}", headers=[], subprotocols=["ocpp1.6"])
+    c = WebsocketCommunicator(
+        application, f"/ocpp/{station_id}", headers=[], subprotocols=["ocpp1.6"]
+    )
     c.scope.update(scope(station_id, address=address, headers=headers, password=password))
     c.scope["extensions"] = {"websocket.http.response": {}}
     return c
@@ -62,14 +74,20 @@ async def handshake_status(c: WebsocketCommunicator) -> int:
     return message["status"]
 
 
-def csr_for(common_name: str, key=None, organization: str = "Test CPO") -> tuple[str, ec.EllipticCurvePrivateKey]:
+def csr_for(
+    common_name: str, key=None, organization: str = "Test CPO"
+) -> tuple[str, ec.EllipticCurvePrivateKey]:
     key = key or ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-        ]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                ]
+            )
+        )
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM).decode(), key

@@ -29,8 +29,15 @@ def test_every_registered_model_has_a_searchable_filterable_changelist(agent):
 def test_agent_whitelists_uids_into_a_group(agent):
     group = TokenGroupFactory()
     url = reverse("admin:authorization_tokengroup_change", args=[group.pk])
-    response = agent.post(url, {"organization": group.organization_id, "name": group.name, "version": group.version,
-                                "whitelist_uids": "04AB0001\n04ab0002\n"})
+    response = agent.post(
+        url,
+        {
+            "organization": group.organization_id,
+            "name": group.name,
+            "version": group.version,
+            "whitelist_uids": "04AB0001\n04ab0002\n",
+        },
+    )
     assert response.status_code == 302
     assert sorted(group.tokens.values_list("uid", flat=True)) == ["04AB0001", "04ab0002"]
     assert TokenGroup.objects.get(pk=group.pk).version > group.version
@@ -48,8 +55,11 @@ def test_agent_unticks_valid_and_blocks(agent):
 @pytest.mark.django_db(transaction=True)
 def test_command_action_on_an_offline_charger_reports_it(agent):
     charger = ChargerFactory()
-    response = agent.post(reverse("admin:chargers_charger_changelist"),
-                          {"action": "soft_reset", "_selected_action": [charger.pk]}, follow=True)
+    response = agent.post(
+        reverse("admin:chargers_charger_changelist"),
+        {"action": "soft_reset", "_selected_action": [charger.pk]},
+        follow=True,
+    )
     assert b"offline" in response.content
 
 

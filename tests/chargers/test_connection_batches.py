@@ -42,7 +42,9 @@ async def test_one_bad_item_fails_only_its_own_caller():
         return list(items)
 
     coalescer = Coalescer("test", apply)
-    results = await asyncio.gather(*(coalescer.submit(i) for i in range(30)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(coalescer.submit(i) for i in range(30)), return_exceptions=True
+    )
     assert isinstance(results[13], ValueError)
     assert [r for i, r in enumerate(results) if i != 13] == [i for i in range(30) if i != 13]
 
@@ -57,7 +59,9 @@ async def test_an_outage_fails_every_caller_of_the_batch_at_once():
         raise OperationalError("connection refused")
 
     coalescer = Coalescer("test", apply)
-    results = await asyncio.gather(*(coalescer.submit(i) for i in range(20)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(coalescer.submit(i) for i in range(20)), return_exceptions=True
+    )
     assert all(isinstance(r, OperationalError) for r in results)
     assert sum(tried) == 20  # not retried one by one (callers journal instead)
 
@@ -95,7 +99,9 @@ async def test_a_deadlock_is_retried_not_taken_for_an_outage():
 async def test_lookups_in_one_batch_match_exactly(prop):
     await sync_to_async(ChargerFactory)(station_id="CP-A", property=prop)
     await sync_to_async(ChargerFactory)(station_id="cp-b", property=prop)
-    found = await asyncio.gather(*(connection_state.lookup(s) for s in ["CP-A", "CP-B", "cp-b", "CP-A", "nope"]))
+    found = await asyncio.gather(
+        *(connection_state.lookup(s) for s in ["CP-A", "CP-B", "cp-b", "CP-A", "nope"])
+    )
     assert [c.station_id if c else None for c in found] == ["CP-A", None, "cp-b", "CP-A", None]
 
 
@@ -106,34 +112,50 @@ async def test_lookups_in_one_batch_match_exactly(prop):
 async def test_a_disconnect_never_clears_a_newer_connection(charger):
     now = timezone.now()
     record = connection_state._connections.apply_async
-    await record([
-        ConnectionChange(charger.pk, "old", True, now, "p1"),
-        ConnectionChange(charger.pk, "new", True, now, "p1"),
-        ConnectionChange(charger.pk, "old", False, now),  # the replaced socket closes after
-    ])
+    await record(
+        [
+            ConnectionChange(charger.pk, "old", True, now, "p1"),
+            ConnectionChange(charger.pk, "new", True, now, "p1"),
+            ConnectionChange(charger.pk, "old", False, now),  # the replaced socket closes after
+        ]
+    )
     await charger.arefresh_from_db()
-    assert (charger.connection_id, charger.connection_process, charger.connected_at) == ("new", "p1", now)
+    assert (charger.connection_id, charger.connection_process, charger.connected_at) == (
+        "new",
+        "p1",
+        now,
+    )
     await record([ConnectionChange(charger.pk, "new", False, now)])
     await charger.arefresh_from_db()
     assert charger.connection_id == "" and charger.disconnected_at == now
 
 
-async def test_a_connection_that_ends_in_its_own_batch_is_cleared_and_other_chargers_keep_theirs(charger, prop):
+async def test_a_connection_that_ends_in_its_own_batch_is_cleared_and_other_chargers_keep_theirs(
+    charger, prop
+):
     other = await sync_to_async(ChargerFactory)(station_id="CP-OTHER", property=prop)
     now = timezone.now()
-    await connection_state._connections.apply_async([
-        ConnectionChange(charger.pk, "brief", True, now, "p1"),
-        ConnectionChange(other.pk, "stays", True, now, "p2"),
-        ConnectionChange(charger.pk, "brief", False, now),
-    ])
-    states = {c.pk: (c.connection_id, c.connection_process) async for c in Charger.objects.filter(
-        pk__in=[charger.pk, other.pk])}
+    await connection_state._connections.apply_async(
+        [
+            ConnectionChange(charger.pk, "brief", True, now, "p1"),
+            ConnectionChange(other.pk, "stays", True, now, "p2"),
+            ConnectionChange(charger.pk, "brief", False, now),
+        ]
+    )
+    states = {
+        c.pk: (c.connection_id, c.connection_process)
+        async for c in Charger.objects.filter(pk__in=[charger.pk, other.pk])
+    }
     assert states == {charger.pk: ("", ""), other.pk: ("stays", "p2")}
 
 
 async def test_a_looked_up_charger_is_the_one_the_orm_reads(charger):
     await Charger.objects.filter(pk=charger.pk).aupdate(
-        connected_at=timezone.now(), security_profile=2, ocpp_password_hash="fast$abc", ocpp_version="2.0.1")
+        connected_at=timezone.now(),
+        security_profile=2,
+        ocpp_password_hash="fast$abc",
+        ocpp_version="2.0.1",
+    )
     [found] = await connection_state._lookups.apply_async([charger.station_id])
     expected = await Charger.objects.aget(pk=charger.pk)
     fields = [f.attname for f in Charger._meta.concrete_fields]
@@ -144,25 +166,43 @@ async def test_a_looked_up_charger_is_the_one_the_orm_reads(charger):
 async def test_an_older_status_in_the_same_batch_never_overwrites_a_newer_one(charger):
     t0 = timezone.now()
     later, earlier = t0, t0 - timezone.timedelta(minutes=5)
-    await connection_state._statuses.apply_async([
-        StatusChange(charger.pk, 1, "Charging", "NoError", timestamp=later),
-        StatusChange(charger.pk, 1, "Preparing", "NoError", timestamp=earlier),  # queued, arrives late
-        StatusChange(charger.pk, 2, "Faulted", "GroundFailure", info="x" * 80, timestamp=earlier),
-    ])
-    states = {c.connector_id: (c.status, c.error_code, len(c.info), c.status_timestamp)
-              async for c in Connector.objects.filter(charger=charger)}
+    await connection_state._statuses.apply_async(
+        [
+            StatusChange(charger.pk, 1, "Charging", "NoError", timestamp=later),
+            StatusChange(
+                charger.pk, 1, "Preparing", "NoError", timestamp=earlier
+            ),  # queued, arrives late
+            StatusChange(
+                charger.pk, 2, "Faulted", "GroundFailure", info="x" * 80, timestamp=earlier
+            ),
+        ]
+    )
+    states = {
+        c.connector_id: (c.status, c.error_code, len(c.info), c.status_timestamp)
+        async for c in Connector.objects.filter(charger=charger)
+    }
     assert states[1] == ("Charging", "NoError", 0, later)
     assert states[2] == ("Faulted", "GroundFailure", 50, earlier)
     # Every notification is kept for billing and support history, in the charger's order.
-    assert [s async for s in StatusEvent.objects.filter(charger=charger, connector_id=1).values_list(
-        "status", flat=True)] == ["Preparing", "Charging"]
+    assert [
+        s
+        async for s in StatusEvent.objects.filter(charger=charger, connector_id=1).values_list(
+            "status", flat=True
+        )
+    ] == ["Preparing", "Charging"]
     # A later batch with an older notification leaves the newer state; a newer one replaces it.
-    await connection_state._statuses.apply_async([StatusChange(charger.pk, 1, "Finishing", "NoError", timestamp=earlier)])
+    await connection_state._statuses.apply_async(
+        [StatusChange(charger.pk, 1, "Finishing", "NoError", timestamp=earlier)]
+    )
     assert (await Connector.objects.aget(charger=charger, connector_id=1)).status == "Charging"
-    await connection_state._statuses.apply_async([
-        StatusChange(charger.pk, 1, "Finishing", "NoError", timestamp=later),  # equal times: the later one wins
-        StatusChange(charger.pk, 1, "Available", "NoError", timestamp=later),
-    ])
+    await connection_state._statuses.apply_async(
+        [
+            StatusChange(
+                charger.pk, 1, "Finishing", "NoError", timestamp=later
+            ),  # equal times: the later one wins
+            StatusChange(charger.pk, 1, "Available", "NoError", timestamp=later),
+        ]
+    )
     assert (await Connector.objects.aget(charger=charger, connector_id=1)).status == "Available"
     assert await Connector.objects.filter(charger=charger).acount() == 2
     assert await StatusEvent.objects.filter(charger=charger).acount() == 6
@@ -171,19 +211,37 @@ async def test_an_older_status_in_the_same_batch_never_overwrites_a_newer_one(ch
 async def test_boot_answers_with_the_registration_status_in_the_database(charger):
     await Charger.objects.filter(pk=charger.pk).aupdate(registration_status="Rejected")
     boot = connection_state.Boot.from_payload(
-        charger.pk, {"chargePointVendor": "V" * 60, "chargePointModel": "M", "firmwareVersion": "1.2"}, 300)
-    again = connection_state.Boot.from_payload(charger.pk, {"chargePointVendor": "V2", "chargePointModel": "M"}, 60)
+        charger.pk,
+        {"chargePointVendor": "V" * 60, "chargePointModel": "M", "firmwareVersion": "1.2"},
+        300,
+    )
+    again = connection_state.Boot.from_payload(
+        charger.pk, {"chargePointVendor": "V2", "chargePointModel": "M"}, 60
+    )
     gone = connection_state.Boot.from_payload(charger.pk + 1000, {"chargePointVendor": "X"}, 300)
-    assert await connection_state._boots.apply_async([boot, gone]) == [("Rejected", 300, False), ("Rejected", 300, False)]
+    assert await connection_state._boots.apply_async([boot, gone]) == [
+        ("Rejected", 300, False),
+        ("Rejected", 300, False),
+    ]
     await charger.arefresh_from_db()
-    assert (charger.vendor, charger.model, charger.firmware_version, charger.heartbeat_interval) == ("V" * 50, "M", "1.2", 300)
+    assert (
+        charger.vendor,
+        charger.model,
+        charger.firmware_version,
+        charger.heartbeat_interval,
+    ) == ("V" * 50, "M", "1.2", 300)
     assert charger.last_boot_at == boot.at
     # Two boots of one charger in a batch: the later one is what stays.
     await Charger.objects.filter(pk=charger.pk).aupdate(registration_status="Accepted")
     # With a device model stored, the boot says so (no GetBaseReport after it).
-    await DeviceVariable.objects.acreate(charger=charger, component="ChargingStation", variable="Model", value="M")
+    await DeviceVariable.objects.acreate(
+        charger=charger, component="ChargingStation", variable="Model", value="M"
+    )
     assert await connection_state._boots.apply_async([boot, again, gone]) == [
-        ("Accepted", 300, True), ("Accepted", 60, True), ("Rejected", 300, False)]
+        ("Accepted", 300, True),
+        ("Accepted", 60, True),
+        ("Rejected", 300, False),
+    ]
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.heartbeat_interval) == ("V2", 60)
 
@@ -225,17 +283,27 @@ async def test_a_status_batch_announces_its_connectors_once_committed(charger):
 
     def receiver(sender, connectors, **kwargs):
         # Committed before it is told: another connection sees the new states.
-        received.append((sorted(connectors), sorted(Connector.objects.filter(charger_id=charger.pk).values_list(
-            "connector_id", "status"))))
+        received.append(
+            (
+                sorted(connectors),
+                sorted(
+                    Connector.objects.filter(charger_id=charger.pk).values_list(
+                        "connector_id", "status"
+                    )
+                ),
+            )
+        )
         loop.call_soon_threadsafe(announced.set)
 
     connector_status_changed.connect(receiver)
     try:
-        await connection_state._statuses.apply_async([
-            StatusChange(charger.pk, 1, "Preparing", "NoError"),
-            StatusChange(charger.pk, 2, "Available", "NoError"),
-            StatusChange(charger.pk, 1, "Charging", "NoError"),
-        ])
+        await connection_state._statuses.apply_async(
+            [
+                StatusChange(charger.pk, 1, "Preparing", "NoError"),
+                StatusChange(charger.pk, 2, "Available", "NoError"),
+                StatusChange(charger.pk, 1, "Charging", "NoError"),
+            ]
+        )
         await asyncio.wait_for(announced.wait(), 10)
     finally:
         connector_status_changed.disconnect(receiver)
@@ -243,12 +311,22 @@ async def test_a_status_batch_announces_its_connectors_once_committed(charger):
 
 
 @pytest.mark.parametrize("connector_id", [-1, 2**40])
-async def test_a_status_for_an_impossible_connector_is_refused_clearly_and_nothing_else_breaks(charger, connector_id):
+async def test_a_status_for_an_impossible_connector_is_refused_clearly_and_nothing_else_breaks(
+    charger, connector_id
+):
     client = OcppTestClient(charger.station_id)
     assert (await client.connect())[0]
-    reply = await client.call("StatusNotification", {"connectorId": connector_id, "status": "Available", "errorCode": "NoError"})
+    reply = await client.call(
+        "StatusNotification",
+        {"connectorId": connector_id, "status": "Available", "errorCode": "NoError"},
+    )
     assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation"
-    assert await client.result("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}) == {}
+    assert (
+        await client.result(
+            "StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+        )
+        == {}
+    )
     assert not await Connector.objects.filter(charger=charger).exclude(connector_id=1).aexists()
     await client.close()
 
@@ -280,5 +358,7 @@ async def test_a_transaction_message_rolled_back_by_a_deadlock_is_run_again_not_
             raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
         return "stored"
 
-    assert await v16._durably(None, "StopTransaction", {}, "u1", now) == "stored"  # no connection needed: not journaled
+    assert (
+        await v16._durably(None, "StopTransaction", {}, "u1", now) == "stored"
+    )  # no connection needed: not journaled
     assert len(runs) == 2 and not journal.engaged

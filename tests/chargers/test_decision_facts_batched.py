@@ -58,17 +58,33 @@ def _world():
     once = TokenFactory(uid="ONCE", organization=org, single_session=True)
     # A guest's card for a stay: its allowance is counted by the ORM path.
     unit = Unit.objects.create(property=home, name="Cabin 1", kind="cabin")
-    stay = Reservation.objects.create(property=home, unit=unit, guest_name="Anna Smith",
-                                      check_in=T0 - timedelta(days=1), check_out=T0 + timedelta(days=2))
+    stay = Reservation.objects.create(
+        property=home,
+        unit=unit,
+        guest_name="Anna Smith",
+        check_in=T0 - timedelta(days=1),
+        check_out=T0 + timedelta(days=2),
+    )
     TokenFactory(uid="STAY-1", organization=org, reservation=stay)
-    services.session_start(charger_id=grouped.pk, connector_id=3, id_tag="ONCE", meter_start=0, started_at=T0,
-                           token=once)  # charging elsewhere: a one-session card counts it
+    services.session_start(
+        charger_id=grouped.pk,
+        connector_id=3,
+        id_tag="ONCE",
+        meter_start=0,
+        started_at=T0,
+        token=once,
+    )  # charging elsewhere: a one-session card counts it
     ConnectorReservation.objects.create(
-        charger=reserved, connector_id=1, reservation_id=7, id_tag="AA11", expires_at=T0 + timedelta(days=1),
+        charger=reserved,
+        connector_id=1,
+        reservation_id=7,
+        id_tag="AA11",
+        expires_at=T0 + timedelta(days=1),
         status=ConnectorReservation.Status.ACTIVE,
     )
-    repeat = services.session_start(charger_id=plain.pk, connector_id=2, id_tag="AA11", meter_start=5,
-                                    started_at=T0)
+    repeat = services.session_start(
+        charger_id=plain.pk, connector_id=2, id_tag="AA11", meter_start=5, started_at=T0
+    )
     queries = []
     for charger in (plain, grouped, restricted, loose, reserved):
         for uid in ("AA11", "aa-11", "R-1", "BLOCKED", "ONCE", "STAY-1", "NOBODY"):
@@ -87,7 +103,8 @@ def _same(batched, orm):
         assert batched.token[0].pk == orm.token[0].pk
         assert batched.token[0].msp_id == orm.token[0].msp_id
         assert (batched.token[0].msp.pk if batched.token[0].msp_id else None) == (
-            orm.token[0].msp.pk if orm.token[0].msp_id else None)
+            orm.token[0].msp.pk if orm.token[0].msp_id else None
+        )
         assert batched.token[1] == orm.token[1]
 
 
@@ -111,9 +128,13 @@ async def test_the_batched_read_reads_what_the_orm_reads():
 async def test_starts_waiting_at_once_share_statements():
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(30)])()
     before = starts.batches()
-    facts = await asyncio.gather(*(
-        starts.start_prepare(charger_id=c.pk, connector_id=1, id_tag="NOBODY", meter_start=0, started_at=T0)
-        for c in chargers
-    ))
+    facts = await asyncio.gather(
+        *(
+            starts.start_prepare(
+                charger_id=c.pk, connector_id=1, id_tag="NOBODY", meter_start=0, started_at=T0
+            )
+            for c in chargers
+        )
+    )
     assert [f.charger.station_id for f in facts] == [c.station_id for c in chargers]
     assert starts.batches() - before < len(chargers)

@@ -50,8 +50,13 @@ async def test_the_frame_in_progress_is_answered_and_new_frames_are_not_taken(mo
     assert await busy.receive() == [3, "dt-1", {"status": "Accepted"}]  # answered first
     assert await asyncio.wait_for(draining, 5) == 3
     for client in (busy, *idle):  # then every socket is closed for a restart
-        assert await client.communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 1012}
+        assert await client.communicator.receive_output(timeout=5) == {
+            "type": "websocket.close",
+            "code": 1012,
+        }
     await writer.flush()
-    handled = await sync_to_async(lambda: set(OcppMessage.objects.values_list("unique_id", flat=True)))()
+    handled = await sync_to_async(
+        lambda: set(OcppMessage.objects.values_list("unique_id", flat=True))
+    )()
     assert "dt-1" in handled
     assert "hb-0" not in handled and "hb-1" not in handled

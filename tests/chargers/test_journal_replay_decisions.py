@@ -28,9 +28,15 @@ async def test_a_journaled_start_is_decided_when_replayed(charger, token, outage
     client = OcppTestClient("CP-TEST-1")
     assert (await client.connect())[0]
     outage.engage("test outage")
-    answer = await client.result("StartTransaction", {
-        "connectorId": 1, "idTag": "04A1B2C3", "meterStart": 100, "timestamp": TS,
-    })
+    answer = await client.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "04A1B2C3",
+            "meterStart": 100,
+            "timestamp": TS,
+        },
+    )
     assert answer["idTagInfo"] == {"status": "Accepted"}  # the card could not be checked
     await client.close()
     assert not await AuthorizationDecision.objects.aexists()
@@ -39,17 +45,30 @@ async def test_a_journaled_start_is_decided_when_replayed(charger, token, outage
     session = await ChargingSession.objects.aget(charger=charger)
     assert session.id_tag_status == "Accepted"  # what the charger was told
     decision = await AuthorizationDecision.objects.aget()  # one, though replayed twice
-    assert (decision.uid, decision.context, decision.status) == ("04A1B2C3", "start_transaction", "Blocked")
-    assert decision.token_id == token.pk and decision.station_id == "CP-TEST-1" and decision.connector_id == 1
+    assert (decision.uid, decision.context, decision.status) == (
+        "04A1B2C3",
+        "start_transaction",
+        "Blocked",
+    )
+    assert (
+        decision.token_id == token.pk
+        and decision.station_id == "CP-TEST-1"
+        and decision.connector_id == 1
+    )
     assert decision.message.endswith(services.REPLAYED_START_NOTE)
     assert decision.ocpp_unique_id  # pairs with the StartTransaction in the Logs
 
 
-async def test_a_start_that_cannot_be_decided_at_replay_is_stored_all_the_same(charger, token, outage, monkeypatch):
+async def test_a_start_that_cannot_be_decided_at_replay_is_stored_all_the_same(
+    charger, token, outage, monkeypatch
+):
     client = OcppTestClient("CP-TEST-1")
     assert (await client.connect())[0]
     outage.engage("test outage")
-    await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 100, "timestamp": TS})
+    await client.result(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 100, "timestamp": TS},
+    )
     await client.close()
 
     def engine_fails(**kwargs):
@@ -57,6 +76,8 @@ async def test_a_start_that_cannot_be_decided_at_replay_is_stored_all_the_same(c
 
     monkeypatch.setattr("authorization.services.decide_cached", engine_fails)
     await _replay_twice(outage)
-    assert (await ChargingSession.objects.aget(charger=charger)).meter_start_wh == 100  # billing data kept
+    assert (
+        await ChargingSession.objects.aget(charger=charger)
+    ).meter_start_wh == 100  # billing data kept
     assert not await AuthorizationDecision.objects.aexists()
     assert not await OcppDeadLetter.objects.aexists()

@@ -27,10 +27,10 @@ POISON_FRAMES = [
     '[2,"p6","MeterValues",{"connectorId":-1,"meterValue":[{"timestamp":"2026-11-20T10:00:00Z","sampledValue":[{"value":"1\\u0000"}]}]}]',
     '[2,"p7","MeterValues",{"connectorId":2147483648,"meterValue":[{"timestamp":"2026-11-20T10:00:00Z","sampledValue":[{"value":"2"}]}]}]',
     '[2,"p8","Heartbeat",{"\\u0000key":"\\udfff"}]',
-    'not json at all \x00 with a NUL',
+    "not json at all \x00 with a NUL",
     # Overflows a float without an exponent: decoded as inf, which jsonb cannot hold either.
-    '[2,"p9","DataTransfer",{"vendorId":"X","n":1' + '0' * 400 + '.5}]',
-    '[2,"p10","DataTransfer",1' + '0' * 400 + '.5]',  # refused as a frame, logged all the same
+    '[2,"p9","DataTransfer",{"vendorId":"X","n":1' + "0" * 400 + ".5}]",
+    '[2,"p10","DataTransfer",1' + "0" * 400 + ".5]",  # refused as a frame, logged all the same
     '[2,"p11\\udfff","Heartbeat",{}]',  # echoed in the answer's unique id, logged with it
 ]
 
@@ -43,33 +43,58 @@ async def _connect(station_id):
 
 
 async def test_every_poison_frame_is_answered_stored_and_others_keep_flowing(charger):
-    healthy_charger = await ChargerFactory.acreate(station_id="CP-HEALTHY", property=charger.property) \
-        if hasattr(ChargerFactory, "acreate") else None
+    healthy_charger = (
+        await ChargerFactory.acreate(station_id="CP-HEALTHY", property=charger.property)
+        if hasattr(ChargerFactory, "acreate")
+        else None
+    )
     if healthy_charger is None:
         from asgiref.sync import sync_to_async
 
-        healthy_charger = await sync_to_async(ChargerFactory)(station_id="CP-HEALTHY", property=charger.property)
+        healthy_charger = await sync_to_async(ChargerFactory)(
+            station_id="CP-HEALTHY", property=charger.property
+        )
     bad, healthy = await _connect("CP-TEST-1"), await _connect("CP-HEALTHY")
     for n, frame in enumerate(POISON_FRAMES):
         reply = await bad.send_raw(frame)
         assert reply[0] in (3, 4), reply  # answered, never silence
         assert "currentTime" in await healthy.result("Heartbeat", {})
-        await healthy.result("StatusNotification", {
-            "connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS, "info": f"n{n}",
-        })
+        await healthy.result(
+            "StatusNotification",
+            {
+                "connectorId": 1,
+                "errorCode": "NoError",
+                "status": "Available",
+                "timestamp": TS,
+                "info": f"n{n}",
+            },
+        )
     await writer.flush()
     # The healthy charger's frames all reached the log.
-    healthy_rows = OcppMessage.objects.filter(charger=healthy_charger, direction="in", action="StatusNotification")
+    healthy_rows = OcppMessage.objects.filter(
+        charger=healthy_charger, direction="in", action="StatusNotification"
+    )
     assert await healthy_rows.acount() == len(POISON_FRAMES)
     # Every poison frame is in the log, kept losslessly.
-    stored = [m async for m in OcppMessage.objects.filter(charger=charger, direction="in").order_by("id")]
+    stored = [
+        m async for m in OcppMessage.objects.filter(charger=charger, direction="in").order_by("id")
+    ]
     assert len(stored) == len(POISON_FRAMES)
     escaped = [m for m in stored if m.escaped]
     for message in escaped:
         assert json.loads(message.raw) in POISON_FRAMES
-    assert {json.loads(m.raw) for m in escaped} == {f for f in POISON_FRAMES if "NaN" in f or "\\u0000" in f
-                                                    or "\\ud8" in f or "\\udf" in f or "Infinity" in f or "\x00" in f
-                                                    or '"p9"' in f or '"p10"' in f}
+    assert {json.loads(m.raw) for m in escaped} == {
+        f
+        for f in POISON_FRAMES
+        if "NaN" in f
+        or "\\u0000" in f
+        or "\\ud8" in f
+        or "\\udf" in f
+        or "Infinity" in f
+        or "\x00" in f
+        or '"p9"' in f
+        or '"p10"' in f
+    }
     # Out-of-range connector ids were stored on connector 0 and flagged, not lost.
     assert await MeterValue.objects.filter(charger=charger, connector_id=0).acount() == 2
     assert await OcppDeadLetter.objects.acount() == 0
@@ -80,21 +105,45 @@ async def test_every_poison_frame_is_answered_stored_and_others_keep_flowing(cha
 async def test_a_row_the_database_refuses_is_dead_lettered_and_the_batch_is_written(charger):
     """A row with a foreign key to nothing stands for any row the database refuses."""
     for n in range(5):
-        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"ok{n}",
-                                 action="Heartbeat", payload={})
-    await writer.add_message(charger_id=999_999_999, direction="in", message_type=2, unique_id="bad",
-                             action="Heartbeat", payload={})
+        await writer.add_message(
+            charger_id=charger.pk,
+            direction="in",
+            message_type=2,
+            unique_id=f"ok{n}",
+            action="Heartbeat",
+            payload={},
+        )
+    await writer.add_message(
+        charger_id=999_999_999,
+        direction="in",
+        message_type=2,
+        unique_id="bad",
+        action="Heartbeat",
+        payload={},
+    )
     for n in range(5, 10):
-        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"ok{n}",
-                                 action="Heartbeat", payload={})
+        await writer.add_message(
+            charger_id=charger.pk,
+            direction="in",
+            message_type=2,
+            unique_id=f"ok{n}",
+            action="Heartbeat",
+            payload={},
+        )
     await writer.flush()
     stored = {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)}
     assert stored == {f"ok{n}" for n in range(10)}
     dead = await OcppDeadLetter.objects.aget()
     assert dead.charger_id == 999_999_999 and "bad" in dead.row
     # The writer goes on: a later frame is written too, and the bad row is not retried.
-    await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id="later",
-                             action="Heartbeat", payload={})
+    await writer.add_message(
+        charger_id=charger.pk,
+        direction="in",
+        message_type=2,
+        unique_id="later",
+        action="Heartbeat",
+        payload={},
+    )
     await writer.flush()
     assert await OcppMessage.objects.filter(unique_id="later").aexists()
     assert await OcppDeadLetter.objects.acount() == 1
@@ -117,17 +166,33 @@ async def test_a_log_batch_rolled_back_by_a_deadlock_is_written_again(charger, m
 
     monkeypatch.setattr(writer, "_write_batch", write_batch)
     for n in range(3):
-        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"d{n}",
-                                 action="Heartbeat", payload={})
+        await writer.add_message(
+            charger_id=charger.pk,
+            direction="in",
+            message_type=2,
+            unique_id=f"d{n}",
+            action="Heartbeat",
+            payload={},
+        )
     await writer.flush()
-    assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"d0", "d1", "d2"}
+    assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {
+        "d0",
+        "d1",
+        "d2",
+    }
     assert calls[:2] == [calls[0], calls[0]]  # the same batch again, not split into halves
     assert not journal.engaged and await OcppDeadLetter.objects.acount() == 0
 
 
 async def test_last_seen_is_written_even_when_the_log_batch_fails(charger):
-    await writer.add_message(charger_id=999_999_999, direction="in", message_type=2, unique_id="bad",
-                             action="Heartbeat", payload={})
+    await writer.add_message(
+        charger_id=999_999_999,
+        direction="in",
+        message_type=2,
+        unique_id="bad",
+        action="Heartbeat",
+        payload={},
+    )
     writer.touch(charger.pk, heartbeat=True)
     await writer.flush(with_last_seen=True)
     refreshed = await Charger.objects.aget(pk=charger.pk)
@@ -150,11 +215,23 @@ async def test_a_last_seen_write_never_waits_for_a_locked_charger_row(charger):
     if connection.vendor != "postgresql":
         pytest.skip("the async last-seen write is PostgreSQL's")
     other = await sync_to_async(ChargerFactory)(station_id="CP-FREE", property=charger.property)
-    sample = MeterSample(charger.pk, 1, None, datetime(2026, 11, 20, 10, tzinfo=UTC), "Energy.Active.Import.Register",
-                         "", "Wh", "Sample.Periodic", "Outlet", "100")
+    sample = MeterSample(
+        charger.pk,
+        1,
+        None,
+        datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "Energy.Active.Import.Register",
+        "",
+        "Wh",
+        "Sample.Periodic",
+        "Outlet",
+        "100",
+    )
     locker = await psycopg.AsyncConnection.connect(**async_pg.conninfo("test-row-lock"))
     try:
-        await locker.execute("SELECT id FROM chargers_charger WHERE id = %s FOR NO KEY UPDATE", [charger.pk])
+        await locker.execute(
+            "SELECT id FROM chargers_charger WHERE id = %s FOR NO KEY UPDATE", [charger.pk]
+        )
         writer.touch(charger.pk, heartbeat=True)
         writer.touch(other.pk, heartbeat=True)
         writer._seen_scanned = 0.0  # the next batch scans the last-seen times
@@ -185,15 +262,38 @@ async def test_one_charger_over_its_byte_share_waits_alone(charger, settings):
     big = {"data": "x" * 40_000}
     writer._ensure_running()
     async with writer._flush_lock:  # the writer cannot flush meanwhile: the buffer only fills
-        await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id="b1",
-                                 action="DataTransfer", payload=big)
-        second = asyncio.create_task(writer.add_message(
-            charger_id=charger.pk, direction="in", message_type=2, unique_id="b2", action="DataTransfer", payload=big))
+        await writer.add_message(
+            charger_id=charger.pk,
+            direction="in",
+            message_type=2,
+            unique_id="b1",
+            action="DataTransfer",
+            payload=big,
+        )
+        second = asyncio.create_task(
+            writer.add_message(
+                charger_id=charger.pk,
+                direction="in",
+                message_type=2,
+                unique_id="b2",
+                action="DataTransfer",
+                payload=big,
+            )
+        )
         await asyncio.sleep(0.05)
         assert not second.done()  # over its share: this charger waits
         # Another charger is not held up by it.
-        await asyncio.wait_for(writer.add_message(
-            charger_id=other.pk, direction="in", message_type=2, unique_id="o1", action="Heartbeat", payload={}), 1)
+        await asyncio.wait_for(
+            writer.add_message(
+                charger_id=other.pk,
+                direction="in",
+                message_type=2,
+                unique_id="o1",
+                action="Heartbeat",
+                payload={},
+            ),
+            1,
+        )
     await asyncio.wait_for(second, 5)  # the writer drained the first frame: room again
     await writer.flush()
     assert {m.unique_id async for m in OcppMessage.objects.all()} == {"b1", "b2", "o1"}
@@ -206,8 +306,15 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
     from chargers import services
     from chargers.message_log import _journal_entry, make_row
 
-    row, _ = make_row(charger_id=charger.pk, direction="in", message_type=2, unique_id="j1", action="Authorize",
-                      payload={"idTag": "CAFE"}, text='[2,"j1","Authorize",{"idTag":"CAFE"}]')
+    row, _ = make_row(
+        charger_id=charger.pk,
+        direction="in",
+        message_type=2,
+        unique_id="j1",
+        action="Authorize",
+        payload={"idTag": "CAFE"},
+        text='[2,"j1","Authorize",{"idTag":"CAFE"}]',
+    )
     entry = {**json.loads(json.dumps(_journal_entry([row]), default=str)), "seq": 1}
     services.journal_apply("test-journal", entry)
     stored = OcppMessage.objects.get(unique_id="j1")
@@ -215,7 +322,8 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
 
 
 async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_stalls_nothing(
-        charger, monkeypatch, outage):
+    charger, monkeypatch, outage
+):
     """The batch is refused for a bad row; while it is cut in halves the database goes away.
     The half written stays written, the other frames go to the journal, and the meter values'
     handler is told (it journals its message): nobody waits for ever, nothing is written twice."""
@@ -238,13 +346,29 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
         return await real(messages, samples)
 
     monkeypatch.setattr(writer, "_write_batch", write_batch)
-    sample = MeterSample(charger.pk, 1, None, datetime(2026, 11, 20, 10, tzinfo=UTC), "Energy.Active.Import.Register",
-                         "", "Wh", "Sample.Periodic", "Outlet", "100")
+    sample = MeterSample(
+        charger.pk,
+        1,
+        None,
+        datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "Energy.Active.Import.Register",
+        "",
+        "Wh",
+        "Sample.Periodic",
+        "Outlet",
+        "100",
+    )
     writer._ensure_running()
     async with writer._flush_lock:  # everything below goes into one batch
         for n in range(4):
-            await writer.add_message(charger_id=charger.pk, direction="in", message_type=2, unique_id=f"i{n}",
-                                     action="Heartbeat", payload={})
+            await writer.add_message(
+                charger_id=charger.pk,
+                direction="in",
+                message_type=2,
+                unique_id=f"i{n}",
+                action="Heartbeat",
+                payload={},
+            )
         meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
         await asyncio.sleep(0)
     done, _ = await asyncio.wait([meters], timeout=30)
@@ -253,5 +377,8 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
     assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"i0", "i1"}
     assert outage.engaged
     entries, _ = read_entries(outage._path)
-    assert [row[4] for entry in entries if entry["kind"] == "log" for row in entry["rows"]] == ["i2", "i3"]
+    assert [row[4] for entry in entries if entry["kind"] == "log" for row in entry["rows"]] == [
+        "i2",
+        "i3",
+    ]
     assert await MeterValue.objects.filter(charger=charger).acount() == 0

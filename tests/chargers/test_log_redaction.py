@@ -17,10 +17,19 @@ SECRET = "00112233445566778899aabbccddeeff"
 
 
 async def _command(charger, action, payload):
-    command = await Command.objects.acreate(charger=charger, action=action, payload={}, status="pending")
-    await get_channel_layer().group_send(command_group(charger.pk), {
-        "type": "cp.call", "command_id": command.pk, "action": action, "payload": payload, "timeout": 5,
-    })
+    command = await Command.objects.acreate(
+        charger=charger, action=action, payload={}, status="pending"
+    )
+    await get_channel_layer().group_send(
+        command_group(charger.pk),
+        {
+            "type": "cp.call",
+            "command_id": command.pk,
+            "action": action,
+            "payload": payload,
+            "timeout": 5,
+        },
+    )
     return command
 
 
@@ -33,13 +42,23 @@ async def test_authorization_key_is_masked_in_the_log(charger):
     await client.send([3, call[1], {"status": "Rejected"}])
     await _command(charger, "GetConfiguration", {})
     call = await client.receive()
-    await client.send([3, call[1], {"configurationKey": [
-        {"key": "AuthorizationKey", "readonly": False, "value": SECRET},
-        {"key": "HeartbeatInterval", "readonly": False, "value": "60"}]}])
+    await client.send(
+        [
+            3,
+            call[1],
+            {
+                "configurationKey": [
+                    {"key": "AuthorizationKey", "readonly": False, "value": SECRET},
+                    {"key": "HeartbeatInterval", "readonly": False, "value": "60"},
+                ]
+            },
+        ]
+    )
     await client.result("Heartbeat", {})  # both answers were read before this reply
     await writer.flush()
-    stored = json.dumps([m.payload async for m in OcppMessage.objects.filter(charger=charger)]) + "".join(
-        [m.raw async for m in OcppMessage.objects.filter(charger=charger)])
+    stored = json.dumps(
+        [m.payload async for m in OcppMessage.objects.filter(charger=charger)]
+    ) + "".join([m.raw async for m in OcppMessage.objects.filter(charger=charger)])
     assert SECRET not in stored
     assert "HeartbeatInterval" in stored
     await client.close()

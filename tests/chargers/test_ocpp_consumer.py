@@ -69,11 +69,24 @@ async def test_boot_heartbeat_and_status_are_stored(charger):
     client = await connected()
     boot = await client.result(
         "BootNotification",
-        {"chargePointVendor": "Alfen", "chargePointModel": "Eve", "chargePointSerialNumber": "SN1", "firmwareVersion": "6.1"},
+        {
+            "chargePointVendor": "Alfen",
+            "chargePointModel": "Eve",
+            "chargePointSerialNumber": "SN1",
+            "firmwareVersion": "6.1",
+        },
     )
-    assert boot["status"] == "Accepted" and boot["interval"] > 0 and boot["currentTime"].endswith("Z")
+    assert (
+        boot["status"] == "Accepted" and boot["interval"] > 0 and boot["currentTime"].endswith("Z")
+    )
     assert "currentTime" in await client.result("Heartbeat", {})
-    assert await client.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS}) == {}
+    assert (
+        await client.result(
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS},
+        )
+        == {}
+    )
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.model, charger.firmware_version) == ("Alfen", "Eve", "6.1")
     assert charger.is_online()
@@ -86,34 +99,67 @@ async def test_boot_heartbeat_and_status_are_stored(charger):
 
 async def test_authorize_known_token_accepted_and_unknown_invalid(charger, token):
     client = await connected()
-    assert (await client.result("Authorize", {"idTag": "04a1b2c3"}))["idTagInfo"]["status"] == "Accepted"
-    assert (await client.result("Authorize", {"idTag": "DEADBEEF"}))["idTagInfo"]["status"] == "Invalid"
+    assert (await client.result("Authorize", {"idTag": "04a1b2c3"}))["idTagInfo"][
+        "status"
+    ] == "Accepted"
+    assert (await client.result("Authorize", {"idTag": "DEADBEEF"}))["idTagInfo"][
+        "status"
+    ] == "Invalid"
     await client.close()
 
 
-async def test_a_card_with_text_the_database_cannot_hold_is_refused_with_a_reason_not_an_error(charger, token):
+async def test_a_card_with_text_the_database_cannot_hold_is_refused_with_a_reason_not_an_error(
+    charger, token
+):
     """NUL and a lone surrogate are valid JSON; PostgreSQL refuses both. The card is escaped once
     before the handlers (v16.storable_payload): no such card exists, so Invalid, decision kept."""
     client = await connected()
     for tag in ("04A1B2C3\u0000", "\ud800AB"):
-        assert (await client.result("Authorize", {"idTag": tag}))["idTagInfo"]["status"] == "Invalid"
-    decisions = [d async for d in AuthorizationDecision.objects.filter(station_id=charger.station_id).order_by("id")
-                 .values_list("uid", flat=True)]
+        assert (await client.result("Authorize", {"idTag": tag}))["idTagInfo"][
+            "status"
+        ] == "Invalid"
+    decisions = [
+        d
+        async for d in AuthorizationDecision.objects.filter(station_id=charger.station_id)
+        .order_by("id")
+        .values_list("uid", flat=True)
+    ]
     assert decisions == ["04A1B2C3\\u0000", "\\ud800AB"]
     await client.close()
 
 
 async def test_transaction_with_meter_values_and_energy(charger, token):
     client = await connected()
-    start = await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": TS})
+    start = await client.result(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": TS},
+    )
     tx = start["transactionId"]
     assert start["idTagInfo"]["status"] == "Accepted"
     assert 0 < tx < 2**31
     await client.result(
         "MeterValues",
-        {"connectorId": 1, "transactionId": tx, "meterValue": [{"timestamp": "2026-11-20T10:10:00Z", "sampledValue": [{"value": "4500", "unit": "Wh"}]}]},
+        {
+            "connectorId": 1,
+            "transactionId": tx,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-20T10:10:00Z",
+                    "sampledValue": [{"value": "4500", "unit": "Wh"}],
+                }
+            ],
+        },
     )
-    stop = await client.result("StopTransaction", {"transactionId": tx, "meterStop": 8500, "timestamp": "2026-11-20T11:00:00+01:00", "reason": "EVDisconnected", "idTag": "04A1B2C3"})
+    stop = await client.result(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 8500,
+            "timestamp": "2026-11-20T11:00:00+01:00",
+            "reason": "EVDisconnected",
+            "idTag": "04A1B2C3",
+        },
+    )
     assert stop == {"idTagInfo": {"status": "Accepted"}}
     await writer.flush()
     session = await ChargingSession.objects.aget(transaction_id=tx)
@@ -144,9 +190,20 @@ async def test_stop_for_unknown_transaction_is_acknowledged_and_kept(charger):
 
 async def test_repeated_stop_changes_nothing(charger, token):
     client = await connected()
-    tx = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS}))["transactionId"]
-    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 100, "timestamp": "2026-11-20T10:30:00Z"})
-    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 999, "timestamp": "2026-11-20T12:30:00Z"})
+    tx = (
+        await client.result(
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS},
+        )
+    )["transactionId"]
+    await client.result(
+        "StopTransaction",
+        {"transactionId": tx, "meterStop": 100, "timestamp": "2026-11-20T10:30:00Z"},
+    )
+    await client.result(
+        "StopTransaction",
+        {"transactionId": tx, "meterStop": 999, "timestamp": "2026-11-20T12:30:00Z"},
+    )
     session = await ChargingSession.objects.aget(transaction_id=tx)
     assert session.meter_stop_wh == 100
     await client.close()
@@ -155,8 +212,16 @@ async def test_repeated_stop_changes_nothing(charger, token):
 async def test_offline_queued_transaction_with_old_timestamps_is_processed(charger, token):
     client = await connected()
     old = "2024-01-01T08:00:00.1234567Z"
-    tx = (await client.result("StartTransaction", {"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 5, "timestamp": old}))["transactionId"]
-    await client.result("StopTransaction", {"transactionId": tx, "meterStop": 2005, "timestamp": "2024-01-01T09:00:00Z"})
+    tx = (
+        await client.result(
+            "StartTransaction",
+            {"connectorId": 2, "idTag": "04A1B2C3", "meterStart": 5, "timestamp": old},
+        )
+    )["transactionId"]
+    await client.result(
+        "StopTransaction",
+        {"transactionId": tx, "meterStop": 2005, "timestamp": "2024-01-01T09:00:00Z"},
+    )
     session = await ChargingSession.objects.aget(transaction_id=tx)
     assert session.started_at.year == 2024 and session.energy_wh == 2000
     await client.close()
@@ -170,9 +235,18 @@ async def test_offline_queued_transaction_with_old_timestamps_is_processed(charg
         ('[2, "x1", "Heartbeat"]', "ProtocolError"),
         ('[2, "x2", "FooBar", {}]', "NotImplemented"),
         ('[2, "x3", "Reset", {"type": "Hard"}]', "NotSupported"),
-        ('[2, "x4", "StatusNotification", {"connectorId": "1", "errorCode": "NoError", "status": "Available"}]', "TypeConstraintViolation"),
-        ('[2, "x5", "StatusNotification", {"connectorId": 1, "errorCode": "Broken", "status": "Available"}]', "PropertyConstraintViolation"),
-        ('[2, "x6", "StatusNotification", {"connectorId": 1, "status": "Available"}]', "OccurenceConstraintViolation"),
+        (
+            '[2, "x4", "StatusNotification", {"connectorId": "1", "errorCode": "NoError", "status": "Available"}]',
+            "TypeConstraintViolation",
+        ),
+        (
+            '[2, "x5", "StatusNotification", {"connectorId": 1, "errorCode": "Broken", "status": "Available"}]',
+            "PropertyConstraintViolation",
+        ),
+        (
+            '[2, "x6", "StatusNotification", {"connectorId": 1, "status": "Available"}]',
+            "OccurenceConstraintViolation",
+        ),
         ('[2, "x7", "Heartbeat", {"extra": true}]', "FormationViolation"),
         ('[9, "x8", "Heartbeat", {}]', "ProtocolError"),
     ],
@@ -193,7 +267,10 @@ async def test_every_frame_is_logged_with_action_on_results(charger, token):
     await writer.flush()
     rows = [row async for row in OcppMessage.objects.filter(charger=charger).order_by("id")]
     assert [(r.direction, r.message_type, r.action) for r in rows] == [
-        ("in", 2, "Authorize"), ("out", 3, "Authorize"), ("in", None, ""), ("out", 4, ""),
+        ("in", 2, "Authorize"),
+        ("out", 3, "Authorize"),
+        ("in", None, ""),
+        ("out", 4, ""),
     ]
     assert rows[0].id_tag == "04A1B2C3" and rows[2].raw == "garbage"
     await client.close()
@@ -208,7 +285,9 @@ async def test_newer_connection_replaces_older_one(charger):
     assert charger.is_online()
     await first.close()
     await charger.arefresh_from_db()
-    assert charger.is_online(), "the late disconnect of the old socket must not mark the charger offline"
+    assert charger.is_online(), (
+        "the late disconnect of the old socket must not mark the charger offline"
+    )
     await second.close()
 
 
@@ -225,11 +304,15 @@ async def test_remote_start_command_reaches_the_charger_and_returns_its_answer(c
 
     answering = asyncio.create_task(charger_side())
     await charger.arefresh_from_db()
-    command = await send_command(charger, "RemoteStartTransaction", {"connectorId": 1, "idTag": "04A1B2C3"}, timeout=5)
+    command = await send_command(
+        charger, "RemoteStartTransaction", {"connectorId": 1, "idTag": "04A1B2C3"}, timeout=5
+    )
     await answering
     assert command.status == "answered" and command.response == {"status": "Accepted"}
     await writer.flush()
-    result_row = await OcppMessage.objects.filter(charger=charger, direction="in", message_type=3).alast()
+    result_row = await OcppMessage.objects.filter(
+        charger=charger, direction="in", message_type=3
+    ).alast()
     assert result_row.action == "RemoteStartTransaction"
     await client.close()
 
@@ -258,8 +341,6 @@ async def test_invalid_command_payload_is_refused_before_sending(charger):
         await send_command(charger, "Reset", {"type": "Sideways"})
 
 
-
-
 def test_a_watched_charger_missing_from_an_earlier_batch_is_still_seen_as_watched():
     from django.core.cache import cache
 
@@ -268,28 +349,77 @@ def test_a_watched_charger_missing_from_an_earlier_batch_is_still_seen_as_watche
     writer_under_test = MessageLogWriter()
     cache.set(log_watch_key(2), 1, 60)
     assert writer_under_test._watched_memo({1}) == set()
-    assert writer_under_test._watched_if_fresh({1, 2}) is None, "charger 2 was never asked: not fresh"
+    assert writer_under_test._watched_if_fresh({1, 2}) is None, (
+        "charger 2 was never asked: not fresh"
+    )
     assert writer_under_test._watched_memo({1, 2}) == {2}
     assert writer_under_test._watched_if_fresh({1, 2}) == {2}
 
 
 async def test_a_new_start_closes_the_session_a_rebooted_charger_left_running(charger, token):
     client = await connected()
-    old = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": "2026-11-20T08:00:00Z"}))["transactionId"]
-    await client.result("MeterValues", {"connectorId": 1, "transactionId": old, "meterValue": [{"timestamp": "2026-11-20T08:30:00Z", "sampledValue": [{"value": "3.5", "unit": "kWh"}]}]})
+    old = (
+        await client.result(
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": "04A1B2C3",
+                "meterStart": 1000,
+                "timestamp": "2026-11-20T08:00:00Z",
+            },
+        )
+    )["transactionId"]
+    await client.result(
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": old,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-20T08:30:00Z",
+                    "sampledValue": [{"value": "3.5", "unit": "kWh"}],
+                }
+            ],
+        },
+    )
     await writer.flush()
     # The charger lost power and reboots without a StopTransaction, then starts anew.
     await client.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
-    new = (await client.result("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 3600, "timestamp": "2026-11-20T09:00:00Z"}))["transactionId"]
+    new = (
+        await client.result(
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": "04A1B2C3",
+                "meterStart": 3600,
+                "timestamp": "2026-11-20T09:00:00Z",
+            },
+        )
+    )["transactionId"]
     closed = await ChargingSession.objects.aget(transaction_id=old)
-    assert (closed.status, closed.stop_reason, closed.meter_stop_wh) == ("completed", "Superseded", 3500)
+    assert (closed.status, closed.stop_reason, closed.meter_stop_wh) == (
+        "completed",
+        "Superseded",
+        3500,
+    )
     assert closed.stopped_at.isoformat() == "2026-11-20T08:30:00+00:00"
     assert (await ChargingSession.objects.aget(transaction_id=new)).status == "active"
     # The charger's own stop, queued while it was off, still replaces the estimate once.
-    await client.result("StopTransaction", {"transactionId": old, "meterStop": 3590, "timestamp": "2026-11-20T08:41:00Z", "reason": "PowerLoss"})
+    await client.result(
+        "StopTransaction",
+        {
+            "transactionId": old,
+            "meterStop": 3590,
+            "timestamp": "2026-11-20T08:41:00Z",
+            "reason": "PowerLoss",
+        },
+    )
     closed = await ChargingSession.objects.aget(transaction_id=old)
     assert (closed.stop_reason, closed.meter_stop_wh) == ("PowerLoss", 3590)
-    await client.result("StopTransaction", {"transactionId": old, "meterStop": 9999, "timestamp": "2026-11-20T10:00:00Z"})
+    await client.result(
+        "StopTransaction",
+        {"transactionId": old, "meterStop": 9999, "timestamp": "2026-11-20T10:00:00Z"},
+    )
     assert (await ChargingSession.objects.aget(transaction_id=old)).meter_stop_wh == 3590
     await client.close()
 
@@ -301,8 +431,9 @@ async def test_a_charger_leaving_never_waits_for_the_sync_thread(charger):
     import threading
 
     client = await connected()
-    assert (await client.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}))[
-        "status"] == "Accepted"
+    assert (
+        await client.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+    )["status"] == "Accepted"
     release = threading.Event()
     blocker = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)())
     try:

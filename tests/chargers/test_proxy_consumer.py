@@ -33,21 +33,30 @@ async def _until(predicate, timeout=10.0):
 def _leader(charger, port, password="leader-secret-1"):
     charger.proxy_leader_timeout_s = 1
     charger.save(update_fields=["proxy_leader_timeout_s"])
-    return proxy_services.backoffice_save(charger, name="Acme CSMS", url=f"ws://127.0.0.1:{port}", role="leader",
-                                          password=password)
+    return proxy_services.backoffice_save(
+        charger, name="Acme CSMS", url=f"ws://127.0.0.1:{port}", role="leader", password=password
+    )
 
 
 async def test_a_slow_leader_is_answered_for_once_and_its_late_answer_dropped(charger, token):
     port = _port()
     await sync_to_async(_leader)(charger, port)
-    acme = await UpstreamCsms("Acme", port=port, password="leader-secret-1", tx_base=1, default_status="Blocked",
-                              delays={"Authorize": 2.5}).start()
+    acme = await UpstreamCsms(
+        "Acme",
+        port=port,
+        password="leader-secret-1",
+        tx_base=1,
+        default_status="Blocked",
+        delays={"Authorize": 2.5},
+    ).start()
     client = OcppTestClient(charger.station_id)
     try:
         assert (await client.connect())[0]
         await _until(lambda: Backoffice.objects.filter(status="connected").exists())
         reply = await client.call("Authorize", {"idTag": token.uid})
-        assert reply[2]["idTagInfo"]["status"] == "Accepted"  # ours, after the 1 s timeout, not Acme's Blocked
+        assert (
+            reply[2]["idTagInfo"]["status"] == "Accepted"
+        )  # ours, after the 1 s timeout, not Acme's Blocked
         await asyncio.sleep(2.5)  # Acme answers late: the charger must not get a second answer
         assert await client.communicator.receive_nothing(timeout=0.5)
         heartbeat = await client.call("Heartbeat", {})
@@ -63,7 +72,9 @@ async def test_a_slow_leader_is_answered_for_once_and_its_late_answer_dropped(ch
 async def test_the_leaders_callerror_reaches_the_charger(charger):
     port = _port()
     await sync_to_async(_leader)(charger, port)
-    acme = await UpstreamCsms("Acme", port=port, password="leader-secret-1", tx_base=1, fail=frozenset({"Heartbeat"})).start()
+    acme = await UpstreamCsms(
+        "Acme", port=port, password="leader-secret-1", tx_base=1, fail=frozenset({"Heartbeat"})
+    ).start()
     client = OcppTestClient(charger.station_id)
     try:
         assert (await client.connect())[0]
@@ -78,7 +89,9 @@ async def test_the_leaders_callerror_reaches_the_charger(charger):
 async def test_a_refused_link_says_why_and_we_answer_at_once(charger, token):
     port = _port()
     await sync_to_async(_leader)(charger, port, password="not-the-password")
-    acme = await UpstreamCsms("Acme", port=port, password="leader-secret-1", tx_base=1, default_status="Invalid").start()
+    acme = await UpstreamCsms(
+        "Acme", port=port, password="leader-secret-1", tx_base=1, default_status="Invalid"
+    ).start()
     client = OcppTestClient(charger.station_id)
     try:
         assert (await client.connect())[0]
@@ -86,7 +99,10 @@ async def test_a_refused_link_says_why_and_we_answer_at_once(charger, token):
         assert acme.refused_auth >= 1
         reply = await client.call("Authorize", {"idTag": token.uid})
         assert reply[2]["idTagInfo"]["status"] == "Accepted"  # the Leader is unreachable: ours
-        assert (await sync_to_async(Backoffice.objects.get)()).status in ("disconnected", "connecting")
+        assert (await sync_to_async(Backoffice.objects.get)()).status in (
+            "disconnected",
+            "connecting",
+        )
     finally:
         await client.close()
         await acme.stop()

@@ -20,16 +20,34 @@ async def _client(station_id="CP-TEST-1"):
 @pytest.mark.parametrize("newer_first", [True, False])
 async def test_out_of_order_starts_never_leave_two_active_sessions(charger, token, newer_first):
     client = await _client()
-    older = {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 10, "timestamp": "2026-11-20T10:00:00Z"}
-    newer = {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 20, "timestamp": "2026-11-20T11:00:00Z"}
-    for payload in ([newer, older] if newer_first else [older, newer]):
+    older = {
+        "connectorId": 1,
+        "idTag": "04A1B2C3",
+        "meterStart": 10,
+        "timestamp": "2026-11-20T10:00:00Z",
+    }
+    newer = {
+        "connectorId": 1,
+        "idTag": "04A1B2C3",
+        "meterStart": 20,
+        "timestamp": "2026-11-20T11:00:00Z",
+    }
+    for payload in [newer, older] if newer_first else [older, newer]:
         await client.result("StartTransaction", payload)
-    sessions = [s async for s in ChargingSession.objects.filter(charger=charger).order_by("started_at")]
+    sessions = [
+        s async for s in ChargingSession.objects.filter(charger=charger).order_by("started_at")
+    ]
     assert [s.status for s in sessions] == ["completed", "active"]
     assert sessions[0].stop_reason == "Superseded" and sessions[0].meter_start_wh == 10
     # The charger's own late stop of the older one still replaces the estimate, once.
-    await client.result("StopTransaction", {
-        "transactionId": sessions[0].transaction_id, "meterStop": 15, "timestamp": "2026-11-20T10:30:00Z"})
+    await client.result(
+        "StopTransaction",
+        {
+            "transactionId": sessions[0].transaction_id,
+            "meterStop": 15,
+            "timestamp": "2026-11-20T10:30:00Z",
+        },
+    )
     await sessions[0].arefresh_from_db()
     assert (sessions[0].meter_stop_wh, sessions[0].stop_reason) == (15, "Local")
     await client.close()
@@ -40,9 +58,14 @@ async def test_connections_of_a_dead_process_are_cleared_and_live_ones_kept(char
 
     other = await sync_to_async(ChargerFactory)(station_id="CP-LIVE", property=prop)
     await sync_to_async(services.server_process_heartbeat)(
-        key="alive-elsewhere", hostname="another-host", pid=1, started_at=process.STARTED_AT)
-    await Charger.objects.filter(pk=charger.pk).aupdate(connection_id="x", connection_process="gone-process")
-    await Charger.objects.filter(pk=other.pk).aupdate(connection_id="y", connection_process="alive-elsewhere")
+        key="alive-elsewhere", hostname="another-host", pid=1, started_at=process.STARTED_AT
+    )
+    await Charger.objects.filter(pk=charger.pk).aupdate(
+        connection_id="x", connection_process="gone-process"
+    )
+    await Charger.objects.filter(pk=other.pk).aupdate(
+        connection_id="y", connection_process="alive-elsewhere"
+    )
     cleared = await sync_to_async(services.connections_clear_dead_processes)(own_key=process.KEY)
     assert cleared == 1
     assert (await Charger.objects.aget(pk=charger.pk)).connection_id == ""
@@ -51,7 +74,11 @@ async def test_connections_of_a_dead_process_are_cleared_and_live_ones_kept(char
     import socket
 
     await sync_to_async(services.server_process_heartbeat)(
-        key="killed-here", hostname=socket.gethostname(), pid=2**22 + 12345, started_at=process.STARTED_AT)
+        key="killed-here",
+        hostname=socket.gethostname(),
+        pid=2**22 + 12345,
+        started_at=process.STARTED_AT,
+    )
     await Charger.objects.filter(pk=other.pk).aupdate(connection_process="killed-here")
     assert await sync_to_async(services.connections_clear_dead_processes)(own_key=process.KEY) == 1
     assert not await OcppServerProcess.objects.filter(key="killed-here").aexists()
@@ -72,7 +99,9 @@ async def test_two_clients_fighting_over_one_id_are_detected_once(charger, setti
     for _ in range(6):
         clients.append(await _client())
     refreshed = await Charger.objects.aget(pk=charger.pk)
-    assert refreshed.identity_conflict_at is not None and refreshed.identity_conflict_replacements > 3
+    assert (
+        refreshed.identity_conflict_at is not None and refreshed.identity_conflict_replacements > 3
+    )
     warnings = [r for r in caplog.records if "fighting over station id" in r.getMessage()]
     assert len(warnings) == 1
     for client in clients:

@@ -14,8 +14,13 @@ def test_every_1_6_action_has_both_schemas_and_each_compiles():
     assert set(protocol.REQUEST_VALIDATORS) == set(protocol.RESPONSE_VALIDATORS)
     assert set(CHARGER_ACTIONS_V16) | set(CSMS_ACTIONS_V16) <= set(protocol.REQUEST_VALIDATORS)
     for action in protocol.REQUEST_VALIDATORS:
-        assert callable(protocol.REQUEST_VALIDATORS[action]) and callable(protocol.RESPONSE_VALIDATORS[action])
-    assert len(protocol201.REQUEST_VALIDATORS) > 60 and "TransactionEvent" in protocol201.REQUEST_VALIDATORS
+        assert callable(protocol.REQUEST_VALIDATORS[action]) and callable(
+            protocol.RESPONSE_VALIDATORS[action]
+        )
+    assert (
+        len(protocol201.REQUEST_VALIDATORS) > 60
+        and "TransactionEvent" in protocol201.REQUEST_VALIDATORS
+    )
 
 
 def test_a_lazily_compiled_schema_still_refuses_a_bad_payload():

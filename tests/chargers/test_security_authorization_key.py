@@ -20,8 +20,12 @@ NEW_KEY = "00112233445566778899aabbccddeeff0a0b0c0d"
 
 
 async def setup(station_id: str):
-    charger = await sync_to_async(ChargerFactory)(station_id=station_id, security_profile=1, ocpp_password=PASSWORD)
-    owner = await sync_to_async(lambda: MembershipFactory(organization=charger.property.organization).user)()
+    charger = await sync_to_async(ChargerFactory)(
+        station_id=station_id, security_profile=1, ocpp_password=PASSWORD
+    )
+    owner = await sync_to_async(
+        lambda: MembershipFactory(organization=charger.property.organization).user
+    )()
     api = APIClient()
     api.force_authenticate(owner)
     client = OcppTestClient(station_id, password=PASSWORD)
@@ -30,10 +34,13 @@ async def setup(station_id: str):
 
 
 async def send_key(api, client, station_id: str, answer: str):
-    request = asyncio.create_task(sync_to_async(api.post)(
-        f"/api/v1/chargers/{station_id}/commands/ChangeConfiguration/",
-        {"key": "AuthorizationKey", "value": NEW_KEY}, format="json",
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            f"/api/v1/chargers/{station_id}/commands/ChangeConfiguration/",
+            {"key": "AuthorizationKey", "value": NEW_KEY},
+            format="json",
+        )
+    )
     call = await client.receive(timeout=10)
     assert call[2] == "ChangeConfiguration" and call[3]["value"] == NEW_KEY
     await client.send([3, call[1], {"status": answer}])
@@ -42,7 +49,9 @@ async def send_key(api, client, station_id: str, answer: str):
 
 async def connects(station_id: str, password) -> bool:
     try:
-        await handshake.admit(scope(station_id, address="198.51.100.3", password=password), station_id)
+        await handshake.admit(
+            scope(station_id, address="198.51.100.3", password=password), station_id
+        )
     except handshake.Refused:
         return False
     return True
@@ -75,7 +84,9 @@ async def test_the_key_is_never_stored_in_clear():
     await send_key(api, client, "AK-CLEAR", "Accepted")
     await client.close()
     command = await Command.objects.aget(charger=charger, action="ChangeConfiguration")
-    assert NEW_KEY not in json.dumps(command.payload) and NEW_KEY not in json.dumps(command.response)
+    assert NEW_KEY not in json.dumps(command.payload) and NEW_KEY not in json.dumps(
+        command.response
+    )
     charger = await Charger.objects.aget(pk=charger.pk)
     assert NEW_KEY not in charger.ocpp_password_hash
 
@@ -83,7 +94,8 @@ async def test_the_key_is_never_stored_in_clear():
 async def test_a_malformed_key_is_refused_before_sending():
     charger, api, client = await setup("AK-BAD")
     response = await sync_to_async(api.post)(
-        "/api/v1/chargers/AK-BAD/commands/ChangeConfiguration/", {"key": "AuthorizationKey", "value": "short"},
+        "/api/v1/chargers/AK-BAD/commands/ChangeConfiguration/",
+        {"key": "AuthorizationKey", "value": "short"},
         format="json",
     )
     assert response.status_code == 400
@@ -93,9 +105,11 @@ async def test_a_malformed_key_is_refused_before_sending():
 
 async def test_rotate_over_ocpp_pushes_a_key_nobody_sees():
     charger, api, client = await setup("AK-PUSH")
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/AK-PUSH/rotate-password/", {"over_ocpp": True}, format="json"
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/AK-PUSH/rotate-password/", {"over_ocpp": True}, format="json"
+        )
+    )
     call = await client.receive(timeout=10)
     assert call[2] == "ChangeConfiguration" and call[3]["key"] == "AuthorizationKey"
     key = call[3]["value"]
@@ -111,12 +125,18 @@ async def test_rotate_over_ocpp_pushes_a_key_nobody_sees():
 async def test_an_accepted_security_profile_upgrade_waits_for_the_charger():
     charger, api, client = await setup("AK-SP")
     lower = await sync_to_async(api.post)(
-        "/api/v1/chargers/AK-SP/commands/ChangeConfiguration/", {"key": "SecurityProfile", "value": "1"}, format="json"
+        "/api/v1/chargers/AK-SP/commands/ChangeConfiguration/",
+        {"key": "SecurityProfile", "value": "1"},
+        format="json",
     )
     assert lower.status_code == 400, "A00.FR.005: never lower or equal over OCPP"
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/AK-SP/commands/ChangeConfiguration/", {"key": "SecurityProfile", "value": "2"}, format="json"
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/AK-SP/commands/ChangeConfiguration/",
+            {"key": "SecurityProfile", "value": "2"},
+            format="json",
+        )
+    )
     call = await client.receive(timeout=10)
     await client.send([3, call[1], {"status": "Accepted"}])
     await request
@@ -127,16 +147,21 @@ async def test_an_accepted_security_profile_upgrade_waits_for_the_charger():
 
 async def test_a_key_whose_answer_was_lost_works_once_the_charger_uses_it():
     charger, api, client = await setup("AK-LOST")
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/AK-LOST/commands/ChangeConfiguration/", {"key": "AuthorizationKey", "value": NEW_KEY},
-        format="json",
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/AK-LOST/commands/ChangeConfiguration/",
+            {"key": "AuthorizationKey", "value": NEW_KEY},
+            format="json",
+        )
+    )
     call = await client.receive(timeout=10)
     assert call[2] == "ChangeConfiguration"
     await client.close()  # it switched keys and dropped the line before its answer got out
     await request
     assert (await AuthorizationKeyChange.objects.aget(charger=charger)).status == "noanswer"
-    assert await connects("AK-LOST", PASSWORD), "it may not have switched: the old password still works"
+    assert await connects("AK-LOST", PASSWORD), (
+        "it may not have switched: the old password still works"
+    )
     assert await connects("AK-LOST", bytes.fromhex(NEW_KEY)), "it did switch: the new key works"
     assert (await AuthorizationKeyChange.objects.aget(charger=charger)).status == "adopted"
     assert not await connects("AK-LOST", PASSWORD), "from then on only the new key"
@@ -144,11 +169,23 @@ async def test_a_key_whose_answer_was_lost_works_once_the_charger_uses_it():
 
 async def test_a_key_a_charger_reports_back_is_not_stored():
     charger, api, client = await setup("AK-ECHO")
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/AK-ECHO/commands/GetConfiguration/", {}, format="json"
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/AK-ECHO/commands/GetConfiguration/", {}, format="json"
+        )
+    )
     call = await client.receive(timeout=10)
-    await client.send([3, call[1], {"configurationKey": [{"key": "AuthorizationKey", "readonly": False, "value": NEW_KEY}]}])
+    await client.send(
+        [
+            3,
+            call[1],
+            {
+                "configurationKey": [
+                    {"key": "AuthorizationKey", "readonly": False, "value": NEW_KEY}
+                ]
+            },
+        ]
+    )
     response = await request
     await client.close()
     assert NEW_KEY not in json.dumps(response.json())

@@ -40,12 +40,17 @@ def test_a_csr_naming_another_station_gets_a_certificate_for_its_own():
     issued = pki.get_ca().sign_csr(csr, station_id="CERT-1")
     certificate = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
     assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "CERT-1"
-    assert certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Test CPO"
+    assert (
+        certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Test CPO"
+    )
     assert pki.get_ca().verify_client(certificate, station_id="CERT-1") == ""
     assert pki.get_ca().verify_client(certificate, station_id="SOMEONE-ELSE") != ""
 
 
-@pytest.mark.parametrize("csr", ["not a csr", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----"])
+@pytest.mark.parametrize(
+    "csr",
+    ["not a csr", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----"],
+)
 def test_garbage_is_not_signed(csr):
     with pytest.raises(pki.CsrRejected):
         pki.get_ca().sign_csr(csr, station_id="CERT-1")
@@ -81,7 +86,9 @@ async def test_sign_certificate_then_certificate_signed_then_profile_3():
 
     charger.security_profile = 3
     await charger.asave()
-    admitted = await handshake.admit(scope("CERT-2", address=PROXY, headers=via_proxy(chain[0])), "CERT-2")
+    admitted = await handshake.admit(
+        scope("CERT-2", address=PROXY, headers=via_proxy(chain[0])), "CERT-2"
+    )
     assert admitted.pk == charger.pk
 
 
@@ -92,33 +99,55 @@ async def test_a_bad_csr_is_rejected_and_kept_as_an_event():
     assert (await client.connect())[0]
     assert await client.result("SignCertificate", {"csr": "nonsense"}) == {"status": "Rejected"}
     await client.close()
-    assert await SecurityEvent.objects.filter(charger=charger, event_type="InvalidCsr", source="csms").aexists()
+    assert await SecurityEvent.objects.filter(
+        charger=charger, event_type="InvalidCsr", source="csms"
+    ).aexists()
     assert not await ChargerCertificate.objects.filter(charger=charger).aexists()
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_certificate_management_commands_go_out_and_are_recorded():
     charger = await sync_to_async(ChargerFactory)(station_id="CERT-4")
-    owner = await sync_to_async(lambda: MembershipFactory(organization=charger.property.organization).user)()
+    owner = await sync_to_async(
+        lambda: MembershipFactory(organization=charger.property.organization).user
+    )()
     api = APIClient()
     api.force_authenticate(owner)
     client = OcppTestClient("CERT-4")
     assert (await client.connect())[0]
     ca_pem = (await sync_to_async(pki.get_ca)()).certificate_pem
-    hash_data = {"hashAlgorithm": "SHA256", "issuerNameHash": "aa", "issuerKeyHash": "bb", "serialNumber": "01"}
+    hash_data = {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": "aa",
+        "issuerKeyHash": "bb",
+        "serialNumber": "01",
+    }
     calls = [
-        ("InstallCertificate", {"certificateType": "CentralSystemRootCertificate", "certificate": ca_pem}, {"status": "Accepted"}),
-        ("GetInstalledCertificateIds", {"certificateType": "CentralSystemRootCertificate"},
-         {"status": "Accepted", "certificateHashData": [hash_data]}),
+        (
+            "InstallCertificate",
+            {"certificateType": "CentralSystemRootCertificate", "certificate": ca_pem},
+            {"status": "Accepted"},
+        ),
+        (
+            "GetInstalledCertificateIds",
+            {"certificateType": "CentralSystemRootCertificate"},
+            {"status": "Accepted", "certificateHashData": [hash_data]},
+        ),
         ("DeleteCertificate", {"certificateHashData": hash_data}, {"status": "Accepted"}),
     ]
     for action, payload, answer in calls:
-        request = asyncio.create_task(sync_to_async(api.post)(f"/api/v1/chargers/CERT-4/commands/{action}/", payload, format="json"))
+        request = asyncio.create_task(
+            sync_to_async(api.post)(
+                f"/api/v1/chargers/CERT-4/commands/{action}/", payload, format="json"
+            )
+        )
         call = await client.receive(timeout=10)
         assert call[2] == action and call[3] == payload
         await client.send([3, call[1], answer])
         response = await request
         assert response.status_code == 200 and response.json()["response"] == answer
     await client.close()
-    recorded = [(c.action, c.response) async for c in Command.objects.filter(charger=charger).order_by("pk")]
+    recorded = [
+        (c.action, c.response) async for c in Command.objects.filter(charger=charger).order_by("pk")
+    ]
     assert recorded == [(a, answer) for a, _, answer in calls]

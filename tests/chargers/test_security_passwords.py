@@ -46,7 +46,9 @@ def test_a_plain_text_password_verifies_as_sent():
 
 
 def test_legacy_pbkdf2_hashes_still_verify():
-    legacy = PBKDF2PasswordHasher().encode("correct-horse-battery", "somesalt12345678", iterations=5000)
+    legacy = PBKDF2PasswordHasher().encode(
+        "correct-horse-battery", "somesalt12345678", iterations=5000
+    )
     assert credentials.verify(legacy, b"correct-horse-battery")
     assert not credentials.verify(legacy, b"\xffcorrect-horse")  # not UTF-8: no crash, no match
 
@@ -61,12 +63,19 @@ def test_authorization_key_rules():
 def test_the_key_is_masked_in_stored_payloads():
     payload = {"key": "authorizationKey", "value": "ab" * 20}
     assert credentials.redact_payload("ChangeConfiguration", payload)["value"] == credentials.MASK
-    assert credentials.redact_payload("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"})["value"] == "60"
+    assert (
+        credentials.redact_payload(
+            "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}
+        )["value"]
+        == "60"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_binary_authorization_key_connects():
-    await sync_to_async(ChargerFactory)(station_id="BIN-1", security_profile=1, ocpp_password=BINARY_KEY.hex())
+    await sync_to_async(ChargerFactory)(
+        station_id="BIN-1", security_profile=1, ocpp_password=BINARY_KEY.hex()
+    )
     charger = await handshake.admit(scope("BIN-1", password=BINARY_KEY), "BIN-1")
     assert charger.station_id == "BIN-1"
 
@@ -74,7 +83,9 @@ async def test_a_binary_authorization_key_connects():
 @pytest.mark.django_db(transaction=True)
 async def test_a_legacy_hash_is_replaced_by_the_fast_one_on_login():
     charger = await sync_to_async(ChargerFactory)(station_id="OLD-1", security_profile=1)
-    charger.ocpp_password_hash = PBKDF2PasswordHasher().encode("correct-horse-battery", "somesalt12345678", iterations=5000)
+    charger.ocpp_password_hash = PBKDF2PasswordHasher().encode(
+        "correct-horse-battery", "somesalt12345678", iterations=5000
+    )
     await charger.asave()
     await handshake.admit(scope("OLD-1", password="correct-horse-battery"), "OLD-1")
     charger = await Charger.objects.aget(pk=charger.pk)
@@ -100,7 +111,9 @@ def owner_and_property(db):
 def test_a_new_charger_gets_a_password_shown_once(owner_and_property):
     owner, prop = owner_and_property
     api = api_for(owner)
-    created = api.post("/api/v1/chargers/", {"station_id": "NEW-1", "property": prop.pk}, format="json")
+    created = api.post(
+        "/api/v1/chargers/", {"station_id": "NEW-1", "property": prop.pk}, format="json"
+    )
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["security_profile"] == 1 and body["has_password"] is True
@@ -113,10 +126,18 @@ def test_a_new_charger_gets_a_password_shown_once(owner_and_property):
 def test_hosts_cannot_create_or_set_profile_0_or_lower_a_profile(owner_and_property):
     owner, prop = owner_and_property
     api = api_for(owner)
-    refused = api.post("/api/v1/chargers/", {"station_id": "NEW-0", "property": prop.pk, "security_profile": 0}, format="json")
+    refused = api.post(
+        "/api/v1/chargers/",
+        {"station_id": "NEW-0", "property": prop.pk, "security_profile": 0},
+        format="json",
+    )
     assert refused.status_code == 400 and "security_profile" in refused.json()
     assert not Charger.objects.filter(station_id="NEW-0").exists()
-    api.post("/api/v1/chargers/", {"station_id": "NEW-2", "property": prop.pk, "security_profile": 2}, format="json")
+    api.post(
+        "/api/v1/chargers/",
+        {"station_id": "NEW-2", "property": prop.pk, "security_profile": 2},
+        format="json",
+    )
     lowered = api.patch("/api/v1/chargers/NEW-2/", {"security_profile": 1}, format="json")
     assert lowered.status_code == 400
     assert Charger.objects.get(station_id="NEW-2").security_profile == 2
@@ -124,19 +145,29 @@ def test_hosts_cannot_create_or_set_profile_0_or_lower_a_profile(owner_and_prope
 
 def test_staff_may_set_profile_0_and_raising_it_again_generates_a_password(owner_and_property):
     _, prop = owner_and_property
-    staff = get_user_model().objects.create_user("ops", "ops@example.com", "ops-pass-123456", is_staff=True)
+    staff = get_user_model().objects.create_user(
+        "ops", "ops@example.com", "ops-pass-123456", is_staff=True
+    )
     api = api_for(staff)
-    created = api.post("/api/v1/chargers/", {"station_id": "OPEN-1", "property": prop.pk, "security_profile": 0}, format="json")
+    created = api.post(
+        "/api/v1/chargers/",
+        {"station_id": "OPEN-1", "property": prop.pk, "security_profile": 0},
+        format="json",
+    )
     assert created.status_code == 201 and "ocpp_password" not in created.json()
     raised = api.patch("/api/v1/chargers/OPEN-1/", {"security_profile": 1}, format="json")
     assert raised.status_code == 200
-    assert Charger.objects.get(station_id="OPEN-1").check_ocpp_password(raised.json()["ocpp_password"])
+    assert Charger.objects.get(station_id="OPEN-1").check_ocpp_password(
+        raised.json()["ocpp_password"]
+    )
 
 
 def test_rotating_replaces_the_password_at_once(owner_and_property):
     owner, prop = owner_and_property
     api = api_for(owner)
-    old = api.post("/api/v1/chargers/", {"station_id": "ROT-1", "property": prop.pk}, format="json").json()["ocpp_password"]
+    old = api.post(
+        "/api/v1/chargers/", {"station_id": "ROT-1", "property": prop.pk}, format="json"
+    ).json()["ocpp_password"]
     rotated = api.post("/api/v1/chargers/ROT-1/rotate-password/", {}, format="json")
     assert rotated.status_code == 200
     new = rotated.json()["ocpp_password"]
@@ -148,7 +179,12 @@ def test_viewers_cannot_rotate(owner_and_property):
     _, prop = owner_and_property
     charger = ChargerFactory(property=prop, security_profile=1, ocpp_password="x" * 20)
     viewer = MembershipFactory(organization=prop.organization, role="viewer").user
-    assert api_for(viewer).post(f"/api/v1/chargers/{charger.station_id}/rotate-password/", {}, format="json").status_code == 403
+    assert (
+        api_for(viewer)
+        .post(f"/api/v1/chargers/{charger.station_id}/rotate-password/", {}, format="json")
+        .status_code
+        == 403
+    )
 
 
 def test_the_overview_shows_a_rotated_password_once(client, owner_and_property):
@@ -169,15 +205,19 @@ def test_the_overview_warns_about_a_charger_without_authentication(client, owner
     owner, prop = owner_and_property
     charger = ChargerFactory(property=prop, security_profile=0)
     client.force_login(owner)
-    page = client.get(reverse("chargers:charger-detail", args=[charger.station_id])).content.decode()
+    page = client.get(
+        reverse("chargers:charger-detail", args=[charger.station_id])
+    ).content.decode()
     assert "without authentication" in page
 
 
 def test_a_reported_authorization_key_is_masked_in_stored_answers():
-    answer = {"configurationKey": [
-        {"key": "AuthorizationKey", "readonly": False, "value": "ab" * 20},
-        {"key": "HeartbeatInterval", "readonly": False, "value": "60"},
-    ]}
+    answer = {
+        "configurationKey": [
+            {"key": "AuthorizationKey", "readonly": False, "value": "ab" * 20},
+            {"key": "HeartbeatInterval", "readonly": False, "value": "60"},
+        ]
+    }
     stored = credentials.redact_response(answer)
     assert stored["configurationKey"][0]["value"] == credentials.MASK
     assert stored["configurationKey"][1]["value"] == "60"

@@ -31,7 +31,9 @@ def _ca_and_proxy(settings, tmp_path):
 
 
 async def make(station_id: str, profile: int, password: str | None = PASSWORD) -> Charger:
-    return await sync_to_async(ChargerFactory)(station_id=station_id, security_profile=profile, ocpp_password=password)
+    return await sync_to_async(ChargerFactory)(
+        station_id=station_id, security_profile=profile, ocpp_password=password
+    )
 
 
 async def status_of(station_id: str, **kwargs) -> int:
@@ -46,7 +48,9 @@ async def test_profile_1_needs_the_password_and_the_station_id_as_username():
     await make("SP1-A", 1)
     assert await status_of("SP1-A") == 401
     assert await status_of("SP1-A", password="wrong-" + PASSWORD[6:]) == 401
-    assert await status_of("SP1-A", headers=[(b"authorization", b"Basic U1AxLUI6eA==")]) == 401  # SP1-B:x
+    assert (
+        await status_of("SP1-A", headers=[(b"authorization", b"Basic U1AxLUI6eA==")]) == 401
+    )  # SP1-B:x
     assert await status_of("SP1-A", password=PASSWORD) == 101
 
 
@@ -54,7 +58,9 @@ async def test_an_impostor_without_the_password_cannot_displace_the_real_charger
     await make("SP1-REAL", 1)
     real = communicator("SP1-REAL", password=PASSWORD)
     assert await handshake_status(real) == 101
-    await real.send_to(text_data='[2,"b1","BootNotification",{"chargePointVendor":"Real","chargePointModel":"R"}]')
+    await real.send_to(
+        text_data='[2,"b1","BootNotification",{"chargePointVendor":"Real","chargePointModel":"R"}]'
+    )
     await real.receive_from(5)
     impostor = communicator("SP1-REAL", address="192.0.2.66")
     assert await handshake_status(impostor) == 401
@@ -86,12 +92,18 @@ async def test_profile_2_connects_over_tls_through_the_trusted_proxy():
 
 async def test_proxy_headers_from_anyone_else_are_ignored():
     await make("SP2-C", 2)
-    assert await status_of("SP2-C", address="198.51.100.99", headers=via_proxy(), password=PASSWORD) == 403
+    assert (
+        await status_of("SP2-C", address="198.51.100.99", headers=via_proxy(), password=PASSWORD)
+        == 403
+    )
 
 
 async def test_tls_older_than_1_2_does_not_count_as_tls():
     await make("SP2-D", 2)
-    assert await status_of("SP2-D", address=PROXY, headers=via_proxy(tls="TLSv1.1"), password=PASSWORD) == 403
+    assert (
+        await status_of("SP2-D", address=PROXY, headers=via_proxy(tls="TLSv1.1"), password=PASSWORD)
+        == 403
+    )
 
 
 async def test_profile_3_needs_a_certificate_from_our_ca_for_this_station():
@@ -101,8 +113,18 @@ async def test_profile_3_needs_a_certificate_from_our_ca_for_this_station():
     good = client_certificate(ca, "SP3-A")
     assert await status_of("SP3-A", address=PROXY, headers=via_proxy(good)) == 101
     assert await status_of("SP3-A", address=PROXY, headers=via_proxy()) == 403
-    assert await status_of("SP3-A", address=PROXY, headers=via_proxy(client_certificate(foreign_ca(), "SP3-A"))) == 403
-    assert await status_of("SP3-A", address=PROXY, headers=via_proxy(client_certificate(ca, "SP3-OTHER"))) == 403
+    assert (
+        await status_of(
+            "SP3-A", address=PROXY, headers=via_proxy(client_certificate(foreign_ca(), "SP3-A"))
+        )
+        == 403
+    )
+    assert (
+        await status_of(
+            "SP3-A", address=PROXY, headers=via_proxy(client_certificate(ca, "SP3-OTHER"))
+        )
+        == 403
+    )
     expired = client_certificate(ca, "SP3-A", days=30, now=long_ago())
     assert await status_of("SP3-A", address=PROXY, headers=via_proxy(expired)) == 403
     # The certificate is public: presented by anyone but the TLS proxy, it proves nothing.
@@ -115,8 +137,14 @@ async def test_a_revoked_certificate_no_longer_connects():
     certificate = client_certificate(ca, "SP3-R")
     charger = await Charger.objects.aget(station_id="SP3-R")
     await ChargerCertificate.objects.acreate(
-        charger=charger, serial_number="1", fingerprint_sha256=pki.fingerprint(certificate), subject="CN=SP3-R",
-        not_before=timezone.now(), not_after=timezone.now(), certificate_pem="", revoked_at=timezone.now(),
+        charger=charger,
+        serial_number="1",
+        fingerprint_sha256=pki.fingerprint(certificate),
+        subject="CN=SP3-R",
+        not_before=timezone.now(),
+        not_after=timezone.now(),
+        certificate_pem="",
+        revoked_at=timezone.now(),
     )
     assert await status_of("SP3-R", address=PROXY, headers=via_proxy(certificate)) == 403
 
@@ -159,7 +187,9 @@ async def test_refused_connections_show_on_the_dashboard():
     from tests.factories import MembershipFactory
 
     charger = await make("SP-DASH", 1)
-    owner = await sync_to_async(lambda: MembershipFactory(organization=charger.property.organization).user)()
+    owner = await sync_to_async(
+        lambda: MembershipFactory(organization=charger.property.organization).user
+    )()
     assert await status_of("SP-DASH", address="192.0.2.5") == 401
     web = AsyncClient()
     await web.aforce_login(owner)

@@ -15,8 +15,14 @@ from tests.guest.conftest import make_online
 from tests.ocpp_client import OcppTestClient
 
 TX_PROFILE = {
-    "chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Absolute",
-    "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]},
+    "chargingProfileId": 7,
+    "stackLevel": 0,
+    "chargingProfilePurpose": "TxProfile",
+    "chargingProfileKind": "Absolute",
+    "chargingSchedule": {
+        "chargingRateUnit": "A",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+    },
 }
 
 
@@ -35,10 +41,13 @@ async def setup(station_id: str):
 @pytest.mark.django_db(transaction=True)
 async def test_the_charging_profile_reaches_the_charger():
     charger, api, client = await setup("RS-1")
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/RS-1/commands/RemoteStartTransaction/",
-        {"idTag": "CAFE0042", "connectorId": 1, "chargingProfile": TX_PROFILE}, format="json",
-    ))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/RS-1/commands/RemoteStartTransaction/",
+            {"idTag": "CAFE0042", "connectorId": 1, "chargingProfile": TX_PROFILE},
+            format="json",
+        )
+    )
     call = await client.receive(timeout=10)
     assert call[2] == "RemoteStartTransaction" and call[3]["chargingProfile"] == TX_PROFILE
     await client.send([3, call[1], {"status": "Accepted"}])
@@ -49,15 +58,22 @@ async def test_the_charging_profile_reaches_the_charger():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("profile", [
-    {**TX_PROFILE, "chargingProfilePurpose": "TxDefaultProfile"},
-    {**TX_PROFILE, "chargingSchedule": {"chargingRateUnit": "Volt", "chargingSchedulePeriod": []}},
-])
+@pytest.mark.parametrize(
+    "profile",
+    [
+        {**TX_PROFILE, "chargingProfilePurpose": "TxDefaultProfile"},
+        {
+            **TX_PROFILE,
+            "chargingSchedule": {"chargingRateUnit": "Volt", "chargingSchedulePeriod": []},
+        },
+    ],
+)
 async def test_a_wrong_charging_profile_is_refused_before_any_decision(profile):
     charger, api, client = await setup("RS-2")
     response = await sync_to_async(api.post)(
         "/api/v1/chargers/RS-2/commands/RemoteStartTransaction/",
-        {"idTag": "CAFE0042", "connectorId": 1, "chargingProfile": profile}, format="json",
+        {"idTag": "CAFE0042", "connectorId": 1, "chargingProfile": profile},
+        format="json",
     )
     assert response.status_code == 400
     assert not await AuthorizationDecision.objects.filter(station_id="RS-2").aexists()
@@ -75,12 +91,21 @@ def test_a_guest_remote_start_records_its_decision(db, monkeypatch):
 
     charger = make_online(ChargerFactory(station_id="RS-GUEST", access_mode="guest"))
     # A guest hold is priced from the rate (no rate, no guest start).
-    Rate.objects.create(property=charger.property, valid_from=timezone.now() - timedelta(days=1),
-                        energy_price_per_kwh=Decimal("0.40"))
+    Rate.objects.create(
+        property=charger.property,
+        valid_from=timezone.now() - timedelta(days=1),
+        energy_price_per_kwh=Decimal("0.40"),
+    )
     fake = FakeCharger()
     monkeypatch.setattr(guest_services, "send_command_sync", fake)
     monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
-    gs = guest_services.guest_start(charger=charger, connector_id=1, email="g@example.com", payment_method=APPROVE)
+    gs = guest_services.guest_start(
+        charger=charger, connector_id=1, email="g@example.com", payment_method=APPROVE
+    )
     decision = AuthorizationDecision.objects.get(station_id="RS-GUEST")
-    assert decision.uid == gs.id_tag and decision.context == "remote_app" and decision.status == "Accepted"
+    assert (
+        decision.uid == gs.id_tag
+        and decision.context == "remote_app"
+        and decision.status == "Accepted"
+    )
     assert decision.connector_id == 1 and decision.token_id == gs.token_id

@@ -20,11 +20,15 @@ def test_failures_from_one_address_block_only_that_address():
         assert not g.blocked(address="192.0.2.1", station_id="CP", now=t)
         g.failed(address="192.0.2.1", station_id="CP", now=t)
     assert g.blocked(address="192.0.2.1", station_id="CP", now=10)
-    assert not g.blocked(address="198.51.100.7", station_id="CP", now=10), "the real charger elsewhere"
+    assert not g.blocked(address="198.51.100.7", station_id="CP", now=10), (
+        "the real charger elsewhere"
+    )
     assert not g.blocked(address="192.0.2.1", station_id="OTHER", now=10)
     g.failed(address="192.0.2.1", station_id="OTHER", now=11)
     g.failed(address="192.0.2.1", station_id="THIRD", now=12)
-    assert g.blocked(address="192.0.2.1", station_id="FOURTH", now=13), "per address, whatever the station"
+    assert g.blocked(address="192.0.2.1", station_id="FOURTH", now=13), (
+        "per address, whatever the station"
+    )
     assert not g.blocked(address="192.0.2.1", station_id="CP", now=100), "the window passed"
 
 
@@ -39,7 +43,11 @@ def test_a_success_clears_only_its_own_address():
 
 
 def test_ipv6_is_counted_per_64():
-    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert (
+        address_key("2001:db8:1:2:aaaa::1")
+        == address_key("2001:db8:1:2:bbbb::2")
+        == "2001:db8:1:2::/64"
+    )
     assert address_key("::ffff:192.0.2.9") == "192.0.2.9"
     g = HandshakeGuard(window_s=60, max_failures=2, max_failures_per_address=100)
     g.failed(address="2001:db8:1:2::1", station_id="CP", now=0)
@@ -52,7 +60,11 @@ def test_a_flood_of_random_station_ids_leaves_a_bounded_table():
     rng = random.Random(7)
     for n in range(10_000):
         station = "".join(rng.choices(string.ascii_uppercase, k=12))
-        g.failed(address=f"10.{n % 250}.{rng.randrange(250)}.{rng.randrange(250)}", station_id=station, now=n / 100)
+        g.failed(
+            address=f"10.{n % 250}.{rng.randrange(250)}.{rng.randrange(250)}",
+            station_id=station,
+            now=n / 100,
+        )
     assert len(g) <= 1000
     assert all(len(entries) <= 200 for entries in g._failures.values())
 
@@ -67,17 +79,25 @@ def test_old_entries_expire():
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_stranger_guessing_cannot_lock_out_the_real_charger():
-    await sync_to_async(ChargerFactory)(station_id="GUARD-1", security_profile=1, ocpp_password=PASSWORD)
+    await sync_to_async(ChargerFactory)(
+        station_id="GUARD-1", security_profile=1, ocpp_password=PASSWORD
+    )
     stranger = "192.0.2.66"
     for n in range(30):  # far past the threshold
         with pytest.raises(handshake.Refused) as refused:
-            await handshake.admit(scope("GUARD-1", address=stranger, password=f"guess-number-{n:06d}xx"), "GUARD-1")
+            await handshake.admit(
+                scope("GUARD-1", address=stranger, password=f"guess-number-{n:06d}xx"), "GUARD-1"
+            )
         assert refused.value.status in (401, 429)
     assert guard.blocked(address=stranger, station_id="GUARD-1")
     with pytest.raises(handshake.Refused) as refused:
         await handshake.admit(scope("GUARD-1", address=stranger, password=PASSWORD), "GUARD-1")
-    assert refused.value.status == 429, "the guessing address stays throttled, even with the right password"
-    charger = await handshake.admit(scope("GUARD-1", address="198.51.100.7", password=PASSWORD), "GUARD-1")
+    assert refused.value.status == 429, (
+        "the guessing address stays throttled, even with the right password"
+    )
+    charger = await handshake.admit(
+        scope("GUARD-1", address="198.51.100.7", password=PASSWORD), "GUARD-1"
+    )
     assert charger.station_id == "GUARD-1"
 
 

@@ -22,7 +22,11 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(hours=1)
 
 def _start(charger, connector_id=1, meter_start=1000, tx=None):
     return services.session_start(
-        charger_id=charger.pk, connector_id=connector_id, id_tag="CARD", meter_start=meter_start, started_at=T0,
+        charger_id=charger.pk,
+        connector_id=connector_id,
+        id_tag="CARD",
+        meter_start=meter_start,
+        started_at=T0,
         transaction_id=tx,
     )
 
@@ -34,8 +38,11 @@ def announced(announced_finished):
 
 def _request(session, meter_stop, **kwargs):
     return stops.StopRequest(
-        charger_id=session.charger_id, transaction_id=session.transaction_id, meter_stop=meter_stop,
-        stopped_at=T0 + timedelta(minutes=30), **kwargs,
+        charger_id=session.charger_id,
+        transaction_id=session.transaction_id,
+        meter_stop=meter_stop,
+        stopped_at=T0 + timedelta(minutes=30),
+        **kwargs,
     )
 
 
@@ -43,12 +50,25 @@ async def test_concurrent_stops_share_statements_and_each_closes_its_own_session
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(40)])()
     sessions = await sync_to_async(lambda: [_start(c) for c in chargers])()
     before = stops.batches()
-    reading = MeterReading(T0 + timedelta(minutes=29), [Sample("1500", unit="Wh"), Sample("7.2", "Power.Active.Import", unit="kW")])
-    results = await asyncio.gather(*(
-        stops.stop(_request(s, 2000 + i, reason="EVDisconnected", id_tag="CARD", readings=[reading],
-                            transaction_data=[{"sampledValue": [{"value": "1500"}]}]))
-        for i, s in enumerate(sessions)
-    ))
+    reading = MeterReading(
+        T0 + timedelta(minutes=29),
+        [Sample("1500", unit="Wh"), Sample("7.2", "Power.Active.Import", unit="kW")],
+    )
+    results = await asyncio.gather(
+        *(
+            stops.stop(
+                _request(
+                    s,
+                    2000 + i,
+                    reason="EVDisconnected",
+                    id_tag="CARD",
+                    readings=[reading],
+                    transaction_data=[{"sampledValue": [{"value": "1500"}]}],
+                )
+            )
+            for i, s in enumerate(sessions)
+        )
+    )
     assert [r.pk for r in results] == [s.pk for s in sessions]
     if connection.vendor == "postgresql":
         assert stops.batches() - before < len(sessions)  # shared, not one per stop
@@ -56,12 +76,18 @@ async def test_concurrent_stops_share_statements_and_each_closes_its_own_session
     for i, session in enumerate(sessions):
         done = stored[session.pk]
         assert (done.status, done.meter_stop_wh, done.stop_reason, done.stop_id_tag) == (
-            "completed", 2000 + i, "EVDisconnected", "CARD")
+            "completed",
+            2000 + i,
+            "EVDisconnected",
+            "CARD",
+        )
         assert done.stopped_at == T0 + timedelta(minutes=30)
         assert done.received_stop_at is not None
         assert done.transaction_data == [{"sampledValue": [{"value": "1500"}]}]
         assert results[i].connector_id == 1 and results[i].transaction_id == session.transaction_id
-    rows = await sync_to_async(lambda: list(MeterValue.objects.values_list("session_id", "measurand", "value")))()
+    rows = await sync_to_async(
+        lambda: list(MeterValue.objects.values_list("session_id", "measurand", "value"))
+    )()
     assert len(rows) == 2 * len(sessions)
     assert {r[0] for r in rows} == {s.pk for s in sessions}
     assert sorted(announced) == sorted(s.pk for s in sessions)  # each once, before the answers
@@ -76,10 +102,23 @@ async def test_what_the_statement_does_not_take_ends_as_session_stop_ends_it(ann
     superseded = await sync_to_async(_start)(charger, connector_id=5, meter_start=100)
 
     def prepare():
-        MeterValue.objects.create(charger=charger, session=no_meter, connector_id=3, timestamp=T0 + timedelta(minutes=5),
-                                  measurand="Energy.Active.Import.Register", unit="Wh", value=640, raw_value="640")
-        services.session_stop(charger_id=charger.pk, transaction_id=done.transaction_id, meter_stop=900,
-                              stopped_at=T0 + timedelta(minutes=10), reason="Local")
+        MeterValue.objects.create(
+            charger=charger,
+            session=no_meter,
+            connector_id=3,
+            timestamp=T0 + timedelta(minutes=5),
+            measurand="Energy.Active.Import.Register",
+            unit="Wh",
+            value=640,
+            raw_value="640",
+        )
+        services.session_stop(
+            charger_id=charger.pk,
+            transaction_id=done.transaction_id,
+            meter_stop=900,
+            stopped_at=T0 + timedelta(minutes=10),
+            reason="Local",
+        )
         services.session_close_as_superseded(ChargingSession.objects.get(pk=superseded.pk))
 
     await sync_to_async(prepare)()
@@ -91,17 +130,40 @@ async def test_what_the_statement_does_not_take_ends_as_session_stop_ends_it(ann
         stops.stop(_request(no_meter, None)),
         stops.stop(_request(done, 12345)),
         stops.stop(_request(superseded, 800, reason="PowerLoss")),
-        stops.stop(stops.StopRequest(charger_id=charger.pk, transaction_id=987654, meter_stop=50,
-                                     stopped_at=T0, payload={"transactionId": 987654})),
+        stops.stop(
+            stops.StopRequest(
+                charger_id=charger.pk,
+                transaction_id=987654,
+                meter_stop=50,
+                stopped_at=T0,
+                payload={"transactionId": 987654},
+            )
+        ),
     )
     assert results[-1] is None
-    assert [r.pk for r in results[:-1]] == [running.pk, twice.pk, twice.pk, no_meter.pk, done.pk, superseded.pk]
+    assert [r.pk for r in results[:-1]] == [
+        running.pk,
+        twice.pk,
+        twice.pk,
+        no_meter.pk,
+        done.pk,
+        superseded.pk,
+    ]
     stored = await sync_to_async(lambda: {s.pk: s for s in ChargingSession.objects.all()})()
     assert (stored[running.pk].meter_stop_wh, stored[running.pk].stop_reason) == (500, "Local")
-    assert (stored[twice.pk].meter_stop_wh, stored[twice.pk].stop_reason) == (700, "Remote")  # first one wins
+    assert (stored[twice.pk].meter_stop_wh, stored[twice.pk].stop_reason) == (
+        700,
+        "Remote",
+    )  # first one wins
     assert stored[no_meter.pk].meter_stop_wh == 640  # the last reading
-    assert (stored[done.pk].meter_stop_wh, stored[done.pk].stop_reason) == (900, "Local")  # unchanged
-    assert (stored[superseded.pk].meter_stop_wh, stored[superseded.pk].stop_reason) == (800, "PowerLoss")
+    assert (stored[done.pk].meter_stop_wh, stored[done.pk].stop_reason) == (
+        900,
+        "Local",
+    )  # unchanged
+    assert (stored[superseded.pk].meter_stop_wh, stored[superseded.pk].stop_reason) == (
+        800,
+        "PowerLoss",
+    )
     assert await sync_to_async(OrphanStop.objects.filter(transaction_id=987654).exists)()
     assert sorted(announced) == sorted([running.pk, twice.pk, no_meter.pk, superseded.pk])
 
@@ -111,13 +173,16 @@ async def test_one_stop_the_database_refuses_fails_only_its_own_charger():
     sessions = await sync_to_async(lambda: [_start(c) for c in chargers])()
     # PostgreSQL refuses a NUL in jsonb text (the handler cleans it; this one was not cleaned).
     bad = "\x00" if connection.vendor == "postgresql" else None
-    requests = [_request(s, 3000, transaction_data=[{"x": bad}] if i == 2 and bad else None)
-                for i, s in enumerate(sessions)]
+    requests = [
+        _request(s, 3000, transaction_data=[{"x": bad}] if i == 2 and bad else None)
+        for i, s in enumerate(sessions)
+    ]
     results = await asyncio.gather(*(stops.stop(r) for r in requests), return_exceptions=True)
     if bad:
         assert isinstance(results[2], Exception)
-    completed = await sync_to_async(lambda: set(
-        ChargingSession.objects.filter(status="completed").values_list("pk", flat=True)))()
+    completed = await sync_to_async(
+        lambda: set(ChargingSession.objects.filter(status="completed").values_list("pk", flat=True))
+    )()
     expected = {s.pk for i, s in enumerate(sessions) if not (bad and i == 2)}
     assert completed == expected
     assert all(results[i].pk == sessions[i].pk for i in range(6) if not (bad and i == 2))

@@ -47,13 +47,16 @@ def test_an_error_quoting_the_charger_is_flagged(description):
     assert ours_may_need_cleaning(protocol.call_error("u1", "NotImplemented", description))
 
 
-@pytest.mark.parametrize(("text", "cleaned"), [
-    ("a\x00b", "a\\u0000b"),  # ASCII, but NUL
-    ("\ud800 Zürich", "\\ud800 Zürich"),
-    ("Zürich \udfff", "Zürich \\udfff"),
-    ("plain", "plain"),
-    ("Zürich", "Zürich"),
-])
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("a\x00b", "a\\u0000b"),  # ASCII, but NUL
+        ("\ud800 Zürich", "\\ud800 Zürich"),
+        ("Zürich \udfff", "Zürich \\udfff"),
+        ("plain", "plain"),
+        ("Zürich", "Zürich"),
+    ],
+)
 def test_text_the_database_refuses_is_escaped_and_other_text_kept(text, cleaned):
     assert clean_text(text) == cleaned
     assert text_is_clean(text) is (text == cleaned)
@@ -66,16 +69,41 @@ def test_a_log_row_reuses_the_payload_json_it_is_given_only_when_nothing_needs_c
     from chargers.message_log import make_row
 
     clean = {"idTag": "CAFE"}
-    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="a", action="Authorize",
-                      payload=clean, text='[2,"a","Authorize",{"idTag":"CAFE"}]', text_suspect=False,
-                      payload_json='{"idTag": "CAFE"}')
+    row, _ = make_row(
+        charger_id=1,
+        direction="in",
+        message_type=2,
+        unique_id="a",
+        action="Authorize",
+        payload=clean,
+        text='[2,"a","Authorize",{"idTag":"CAFE"}]',
+        text_suspect=False,
+        payload_json='{"idTag": "CAFE"}',
+    )
     assert row[7] == '{"idTag": "CAFE"}'  # the text given, not a second dump
     dirty = {"idTag": "CA\x00FE"}
     text = json.dumps([2, "b", "Authorize", dirty])
-    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="b", action="Authorize",
-                      payload=dirty, text=text, text_suspect=True, payload_json=json.dumps(dirty))
+    row, _ = make_row(
+        charger_id=1,
+        direction="in",
+        message_type=2,
+        unique_id="b",
+        action="Authorize",
+        payload=dirty,
+        text=text,
+        text_suspect=True,
+        payload_json=json.dumps(dirty),
+    )
     assert json.loads(row[7]) == {"idTag": clean_text("CA\x00FE")} != dirty
     # Without a verdict on the text, the JSON given is not trusted either.
-    row, _ = make_row(charger_id=1, direction="in", message_type=2, unique_id="c", action="Authorize",
-                      payload=dirty, text=text, payload_json=json.dumps(dirty))
+    row, _ = make_row(
+        charger_id=1,
+        direction="in",
+        message_type=2,
+        unique_id="c",
+        action="Authorize",
+        payload=dirty,
+        text=text,
+        payload_json=json.dumps(dirty),
+    )
     assert json.loads(row[7]) == {"idTag": clean_text("CA\x00FE")}

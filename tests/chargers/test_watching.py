@@ -24,7 +24,9 @@ def test_the_steady_state_reads_only_watched_and_new_chargers(monkeypatch):
     view.refresh(set(range(1, 1001)))
     asked = []
     real_get_many = cache.get_many
-    monkeypatch.setattr(cache, "get_many", lambda keys: asked.append(len(keys)) or real_get_many(keys))
+    monkeypatch.setattr(
+        cache, "get_many", lambda keys: asked.append(len(keys)) or real_get_many(keys)
+    )
     assert view.refresh(set(range(1, 1001))) == {7}
     assert view.refresh(set(range(1, 1002))) == {7}  # charger 1001 connected: asked about once
     assert asked == [1, 2]

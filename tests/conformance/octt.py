@@ -38,7 +38,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "0123456789123456"
-STATIONS = ["CP_1", "CP_A_SP1", "CP_B", "CP_C", "CP_D", "CP_E", "CP_F", "CP_G", "CP_A_SP2", "CP_A_SP3"]
+STATIONS = [
+    "CP_1",
+    "CP_A_SP1",
+    "CP_B",
+    "CP_C",
+    "CP_D",
+    "CP_E",
+    "CP_F",
+    "CP_G",
+    "CP_A_SP2",
+    "CP_A_SP3",
+]
 # The tool's stations for security profiles 2 and 3 (SECURITY_PROFILE_2_CP_A, SECURITY_PROFILE_3_CP_A).
 PROFILES = {"CP_A_SP2": 2, "CP_A_SP3": 3}
 
@@ -64,25 +75,37 @@ def seed() -> None:
     call_command("migrate", verbosity=0)
     organization, _ = Organization.objects.get_or_create(name="Conformance")
     prop, _ = Property.objects.get_or_create(
-        organization=organization, name="Conformance site",
+        organization=organization,
+        name="Conformance site",
         defaults={"address": "1 Test Street", "timezone": "Europe/Amsterdam", "currency": "EUR"},
     )
     for station_id in STATIONS:
-        charger, _ = Charger.objects.get_or_create(station_id=station_id, defaults={"property": prop})
-        charger.property, charger.access_mode, charger.security_profile = prop, "public", PROFILES.get(station_id, 1)
+        charger, _ = Charger.objects.get_or_create(
+            station_id=station_id, defaults={"property": prop}
+        )
+        charger.property, charger.access_mode, charger.security_profile = (
+            prop,
+            "public",
+            PROFILES.get(station_id, 1),
+        )
         charger.license_valid_until = timezone.now().date() + timedelta(days=365)
         charger.set_ocpp_password(PASSWORD)
         charger.save()
         Connector.objects.get_or_create(charger=charger, connector_id=1)
     now = timezone.now()
     cards = {
-        "100000C01": {"parent_id_tag": "GROUP001"}, "100000C39B": {"parent_id_tag": "GROUP001"},
-        "D001001": {}, "D001002": {},
+        "100000C01": {"parent_id_tag": "GROUP001"},
+        "100000C39B": {"parent_id_tag": "GROUP001"},
+        "D001001": {},
+        "D001002": {},
         "MASTERC47": {"parent_id_tag": "GROUP001"},
-        "100000C06": {"blocked": True}, "100000C07": {"expires_at": now - timedelta(days=1)},
+        "100000C06": {"blocked": True},
+        "100000C07": {"expires_at": now - timedelta(days=1)},
     }
     for uid, fields in cards.items():
-        Token.objects.update_or_create(uid=uid, organization=organization, defaults={"type": "RFID", **fields})
+        Token.objects.update_or_create(
+            uid=uid, organization=organization, defaults={"type": "RFID", **fields}
+        )
 
 
 # -- the operator's actions ------------------------------------------------------------------------
@@ -97,8 +120,6 @@ def _send(action: str, payload: dict[str, Any]) -> Callable[[Any], None]:
     return run
 
 
-
-
 def _cancel_last_reservation(charger: Any) -> None:
     from chargers import reservations
 
@@ -107,18 +128,16 @@ def _cancel_last_reservation(charger: Any) -> None:
         reservations.cancel_sync(charger, reservation, source="conformance")
 
 
-
-
-
-
-
-
 def _var(component: str, variable: str, instance: str = "") -> dict[str, Any]:
-    return {"component": {"name": component}, "variable": {"name": variable, **({"instance": instance} if instance else {})}}
+    return {
+        "component": {"name": component},
+        "variable": {"name": variable, **({"instance": instance} if instance else {})},
+    }
 
 
-def _reserve201(evse_id: int | None = 1, group: str = "", connector_type: str = "",
-                expires_in_s: int = 30) -> Callable[[Any], None]:
+def _reserve201(
+    evse_id: int | None = 1, group: str = "", connector_type: str = "", expires_in_s: int = 30
+) -> Callable[[Any], None]:
     """ReserveNow in 2.0.1 words (the tool's cards are of type Central), as the API takes it."""
 
     def run(charger: Any) -> None:
@@ -128,7 +147,8 @@ def _reserve201(evse_id: int | None = 1, group: str = "", connector_type: str = 
         from chargers.reservations import new_reservation_id
 
         payload: dict[str, Any] = {
-            "id": new_reservation_id(), "expiryDateTime": format_datetime(timezone.now() + timedelta(seconds=expires_in_s)),
+            "id": new_reservation_id(),
+            "expiryDateTime": format_datetime(timezone.now() + timedelta(seconds=expires_in_s)),
             "idToken": {"idToken": "100000C01", "type": "Central"},
         }
         if evse_id:
@@ -149,8 +169,16 @@ def _local_list(version: int, update: str, entries: list[dict[str, Any]]) -> Cal
     return _send("SendLocalList", body)
 
 
-def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int = 1, limit: float = 6.0,
-             with_transaction: bool = False, profile_id: int | None = None) -> Callable[[Any], None]:
+def _profile(
+    purpose: str,
+    evse_id: int,
+    *,
+    kind: str = "Absolute",
+    stack: int = 1,
+    limit: float = 6.0,
+    with_transaction: bool = False,
+    profile_id: int | None = None,
+) -> Callable[[Any], None]:
     """SetChargingProfile as the Smart charging tab or the API sends it (K01)."""
 
     def run(charger: Any) -> None:
@@ -162,14 +190,25 @@ def _profile(purpose: str, evse_id: int, *, kind: str = "Absolute", stack: int =
         transaction_id = ""
         if with_transaction:
             for _ in range(50):
-                transaction_id = ChargingSession.objects.filter(charger=charger, status="active").exclude(
-                    ocpp_transaction_id="").values_list("ocpp_transaction_id", flat=True).first() or ""
+                transaction_id = (
+                    ChargingSession.objects.filter(charger=charger, status="active")
+                    .exclude(ocpp_transaction_id="")
+                    .values_list("ocpp_transaction_id", flat=True)
+                    .first()
+                    or ""
+                )
                 if transaction_id:
                     break
                 time.sleep(0.2)
         profile = simple_limit_profile(
-            profile_id=profile_id or int(time.time() * 1000) % 2**30, purpose=purpose, stack_level=stack, unit="A", limit=limit,
-            start=timezone.now(), transaction_id=transaction_id, duration_s=300,
+            profile_id=profile_id or int(time.time() * 1000) % 2**30,
+            purpose=purpose,
+            stack_level=stack,
+            unit="A",
+            limit=limit,
+            start=timezone.now(),
+            transaction_id=transaction_id,
+            duration_s=300,
         )
         if kind == "Recurring":
             profile["chargingProfileKind"], profile["recurrencyKind"] = "Recurring", "Daily"
@@ -187,8 +226,12 @@ def _active_transaction(charger: Any, *, ended: bool = False, wait_s: float = 30
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         sessions = ChargingSession.objects.filter(charger=charger).exclude(ocpp_transaction_id="")
-        found = sessions.filter(status="completed" if ended else "active").order_by("-id").values_list(
-            "ocpp_transaction_id", flat=True).first()
+        found = (
+            sessions.filter(status="completed" if ended else "active")
+            .order_by("-id")
+            .values_list("ocpp_transaction_id", flat=True)
+            .first()
+        )
         if found:
             return str(found)
         time.sleep(0.2)
@@ -219,7 +262,9 @@ def _next_connection(charger: Any, stop: threading.Event, wait_s: float = 60) ->
         time.sleep(0.2)
 
 
-def _transaction_status(*, reconnect: bool = False, with_id: bool = True, after_end: bool = False) -> Callable[[Any], None]:
+def _transaction_status(
+    *, reconnect: bool = False, with_id: bool = True, after_end: bool = False
+) -> Callable[[Any], None]:
     """GetTransactionStatus (E14), as chargers.stale_transactions or the API sends it."""
 
     def run(charger: Any) -> None:
@@ -228,7 +273,10 @@ def _transaction_status(*, reconnect: bool = False, with_id: bool = True, after_
             _reconnected(charger)
         if after_end:
             transaction_id = _active_transaction(charger, ended=True) or transaction_id
-        _send("GetTransactionStatus", {"transactionId": transaction_id} if with_id and transaction_id else {})(charger)
+        _send(
+            "GetTransactionStatus",
+            {"transactionId": transaction_id} if with_id and transaction_id else {},
+        )(charger)
 
     return run
 
@@ -267,12 +315,24 @@ def _remote_start(*, profile: bool = False) -> Callable[[Any], None]:
     def run(charger: Any) -> None:
         from chargers.ocpp.v201_commands import new_remote_start_id
 
-        payload: dict[str, Any] = {"idToken": dict(_VALID), "remoteStartId": new_remote_start_id(), "evseId": 1}
+        payload: dict[str, Any] = {
+            "idToken": dict(_VALID),
+            "remoteStartId": new_remote_start_id(),
+            "evseId": 1,
+        }
         if profile:
             payload["chargingProfile"] = {
-                "id": int(time.time() * 1000) % 2**30, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
-                "chargingProfileKind": "Relative", "chargingSchedule": [{
-                    "id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}],
+                "id": int(time.time() * 1000) % 2**30,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": [
+                    {
+                        "id": 1,
+                        "chargingRateUnit": "A",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}],
+                    }
+                ],
             }
         _send("RequestStartTransaction", payload)(charger)
 
@@ -298,7 +358,8 @@ def _firmware(*, install_in_s: int = 0, retrieve_in_s: int = 0) -> Callable[[Any
         firmware: dict[str, Any] = {
             "location": "https://firmware.example.com/cp-1.2.3.bin",
             "retrieveDateTime": format_datetime(now + timedelta(seconds=retrieve_in_s)),
-            "signingCertificate": _certificate_pem(), "signature": "c2lnbmF0dXJlLW9mLXRoZS1maXJtd2FyZQ==",
+            "signingCertificate": _certificate_pem(),
+            "signature": "c2lnbmF0dXJlLW9mLXRoZS1maXJtd2FyZQ==",
         }
         if install_in_s:
             firmware["installDateTime"] = format_datetime(now + timedelta(seconds=install_in_s))
@@ -309,7 +370,9 @@ def _firmware(*, install_in_s: int = 0, retrieve_in_s: int = 0) -> Callable[[Any
 
 def _install_certificate(kind: str) -> Callable[[Any], None]:
     def run(charger: Any) -> None:
-        _send("InstallCertificate", {"certificateType": kind, "certificate": _certificate_pem()})(charger)
+        _send("InstallCertificate", {"certificateType": kind, "certificate": _certificate_pem()})(
+            charger
+        )
 
     return run
 
@@ -318,21 +381,36 @@ def _delete_installed_certificate(charger: Any) -> None:
     """M04: list the CSMS root certificates the charger holds, then delete the first one listed."""
     from chargers import commands
 
-    listed = commands.send_command_sync(charger, "GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]},
-                                        source="conformance", timeout=20)
+    listed = commands.send_command_sync(
+        charger,
+        "GetInstalledCertificateIds",
+        {"certificateType": ["CSMSRootCertificate"]},
+        source="conformance",
+        timeout=20,
+    )
     chains = (listed.response or {}).get("certificateHashDataChain") or []
     if chains:
-        _send("DeleteCertificate", {"certificateHashData": chains[0]["certificateHashData"]})(charger)
+        _send("DeleteCertificate", {"certificateHashData": chains[0]["certificateHashData"]})(
+            charger
+        )
 
 
-def _customer_information(*, report: bool, clear: bool, by: str = "idToken") -> Callable[[Any], None]:
+def _customer_information(
+    *, report: bool, clear: bool, by: str = "idToken"
+) -> Callable[[Any], None]:
     def run(charger: Any) -> None:
         payload: dict[str, Any] = {"requestId": _request_id(), "report": report, "clear": clear}
         if by == "idToken":
             payload["idToken"] = dict(_VALID)
-        elif by == "customerCertificate":  # N09 by the EV driver's contract certificate (its hash data)
-            payload["customerCertificate"] = {"hashAlgorithm": "SHA256", "issuerNameHash": "aabbccdd" * 8,
-                                              "issuerKeyHash": "eeff0011" * 8, "serialNumber": "01020304"}
+        elif (
+            by == "customerCertificate"
+        ):  # N09 by the EV driver's contract certificate (its hash data)
+            payload["customerCertificate"] = {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": "aabbccdd" * 8,
+                "issuerKeyHash": "eeff0011" * 8,
+                "serialNumber": "01020304",
+            }
         else:
             payload["customerIdentifier"] = "OpenChargeAlliance"
         _send("CustomerInformation", payload)(charger)
@@ -350,7 +428,10 @@ def _clear_monitors(ids: list[int]) -> Callable[[Any], None]:
 
 
 def _cv(component: str, variable: str, evse: int | None = None) -> dict[str, Any]:
-    return {"component": {"name": component, **({"evse": {"id": evse}} if evse else {})}, "variable": {"name": variable}}
+    return {
+        "component": {"name": component, **({"evse": {"id": evse}} if evse else {})},
+        "variable": {"name": variable},
+    }
 
 
 def _monitor(component: str, evse: int | None = None) -> dict[str, Any]:
@@ -359,18 +440,35 @@ def _monitor(component: str, evse: int | None = None) -> dict[str, Any]:
 
 _CS_POWER, _EVSE_AVAILABILITY = _cv("ChargingStation", "Power"), _cv("EVSE", "AvailabilityState", 1)
 _CS_AVAILABILITY = _cv("ChargingStation", "AvailabilityState")
-_PUBLISHED = {"location": "https://firmware.example.com/cp-1.2.3.bin", "checksum": "9e107d9d372bb6826bd81d3542a419d6"}
-_NETWORK = {"configurationSlot": 1, "connectionData": {
-    "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://localhost:8082", "messageTimeout": 30,
-    "securityProfile": 2, "ocppInterface": "Wired0"}}
+_PUBLISHED = {
+    "location": "https://firmware.example.com/cp-1.2.3.bin",
+    "checksum": "9e107d9d372bb6826bd81d3542a419d6",
+}
+_NETWORK = {
+    "configurationSlot": 1,
+    "connectionData": {
+        "ocppVersion": "OCPP20",
+        "ocppTransport": "JSON",
+        "ocppCsmsUrl": "wss://localhost:8082",
+        "messageTimeout": 30,
+        "securityProfile": 2,
+        "ocppInterface": "Wired0",
+    },
+}
 
 
 def _clear_reported_profile(charger: Any) -> None:
     """K09 then K10: ask what the charger holds, then clear the profile it reported, by its id."""
     from chargers.models import ChargingProfile
 
-    _send("GetChargingProfiles", {"requestId": _request_id(), "evseId": 1, "chargingProfile": {
-        "chargingProfilePurpose": "TxDefaultProfile"}})(charger)
+    _send(
+        "GetChargingProfiles",
+        {
+            "requestId": _request_id(),
+            "evseId": 1,
+            "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"},
+        },
+    )(charger)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         reported = ChargingProfile.objects.filter(charger=charger).order_by("-updated_at").first()
@@ -396,7 +494,10 @@ def _password_push(charger: Any) -> None:
     authorization_key_push_sync(charger, source="conformance", timeout=20)
 
 
-_CARD = {"idToken": {"idToken": "D001001", "type": "Central"}, "idTokenInfo": {"status": "Accepted"}}
+_CARD = {
+    "idToken": {"idToken": "D001001", "type": "Central"},
+    "idTokenInfo": {"status": "Accepted"},
+}
 
 # Test case -> what the operator does once its charger is connected (part 6 "Manual Action" /
 # "Manually request CSMS to ..." steps, where the CSMS is the one acting).
@@ -407,25 +508,86 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_a_14": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
     "tc_b_02": [_accept],
     "tc_b_31": [_accept, _send("TriggerMessage", {"requestedMessage": "BootNotification"})],
-    "tc_b_06": [_send("GetVariables", {"getVariableData": [_var("OCPPCommCtrlr", "OfflineThreshold")]})],
-    "tc_b_07": [_send("GetVariables", {"getVariableData": [_var("OCPPCommCtrlr", "OfflineThreshold"),
-                                                           _var("AuthCtrlr", "AuthorizeRemoteStart")]})],
-    "tc_b_08": [_send("GetVariables", {"getVariableData": [
-        _var("DeviceDataCtrlr", "ItemsPerMessage", "GetReport"), _var("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"),
-        _var("DeviceDataCtrlr", "BytesPerMessage", "GetReport"), _var("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"),
-        _var("AuthCtrlr", "AuthorizeRemoteStart")]})],
-    "tc_b_09": [_send("SetVariables", {"setVariableData": [{**_var("OCPPCommCtrlr", "OfflineThreshold"),
-                                                            "attributeValue": "123"}]})],
-    "tc_b_10": [_send("SetVariables", {"setVariableData": [
-        {**_var("OCPPCommCtrlr", "OfflineThreshold"), "attributeValue": "123"},
-        {**_var("AuthCtrlr", "AuthorizeRemoteStart"), "attributeValue": "false"}]})],
+    "tc_b_06": [
+        _send("GetVariables", {"getVariableData": [_var("OCPPCommCtrlr", "OfflineThreshold")]})
+    ],
+    "tc_b_07": [
+        _send(
+            "GetVariables",
+            {
+                "getVariableData": [
+                    _var("OCPPCommCtrlr", "OfflineThreshold"),
+                    _var("AuthCtrlr", "AuthorizeRemoteStart"),
+                ]
+            },
+        )
+    ],
+    "tc_b_08": [
+        _send(
+            "GetVariables",
+            {
+                "getVariableData": [
+                    _var("DeviceDataCtrlr", "ItemsPerMessage", "GetReport"),
+                    _var("DeviceDataCtrlr", "ItemsPerMessage", "GetVariables"),
+                    _var("DeviceDataCtrlr", "BytesPerMessage", "GetReport"),
+                    _var("DeviceDataCtrlr", "BytesPerMessage", "GetVariables"),
+                    _var("AuthCtrlr", "AuthorizeRemoteStart"),
+                ]
+            },
+        )
+    ],
+    "tc_b_09": [
+        _send(
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {**_var("OCPPCommCtrlr", "OfflineThreshold"), "attributeValue": "123"}
+                ]
+            },
+        )
+    ],
+    "tc_b_10": [
+        _send(
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {**_var("OCPPCommCtrlr", "OfflineThreshold"), "attributeValue": "123"},
+                    {**_var("AuthCtrlr", "AuthorizeRemoteStart"), "attributeValue": "false"},
+                ]
+            },
+        )
+    ],
     "tc_b_12": [_send("GetBaseReport", {"requestId": 12, "reportBase": "ConfigurationInventory"})],
     "tc_b_13": [_send("GetBaseReport", {"requestId": 13, "reportBase": "FullInventory"})],
     "tc_b_14": [_send("GetBaseReport", {"requestId": 14, "reportBase": "SummaryInventory"})],
-    "tc_b_18": [_send("GetReport", {"requestId": 18, "componentCriteria": ["Problem"], "componentVariable": [
-                    {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}}]}),
-                _send("GetReport", {"requestId": 19, "componentCriteria": ["Available"], "componentVariable": [
-                    {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}}]})],
+    "tc_b_18": [
+        _send(
+            "GetReport",
+            {
+                "requestId": 18,
+                "componentCriteria": ["Problem"],
+                "componentVariable": [
+                    {
+                        "component": {"name": "EVSE", "evse": {"id": 1}},
+                        "variable": {"name": "AvailabilityState"},
+                    }
+                ],
+            },
+        ),
+        _send(
+            "GetReport",
+            {
+                "requestId": 19,
+                "componentCriteria": ["Available"],
+                "componentVariable": [
+                    {
+                        "component": {"name": "EVSE", "evse": {"id": 1}},
+                        "variable": {"name": "AvailabilityState"},
+                    }
+                ],
+            },
+        ),
+    ],
     "tc_b_20": [_send("Reset", {"type": "OnIdle"})],
     "tc_b_21": [_send("Reset", {"type": "OnIdle"})],
     "tc_b_22": [_send("Reset", {"type": "Immediate"})],
@@ -458,33 +620,99 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_k_01": [_profile("TxDefaultProfile", 1)],
     "tc_k_02": [_profile("TxProfile", 1, with_transaction=True)],
     "tc_k_03": [_profile("ChargingStationMaxProfile", 0, limit=8.0)],
-    "tc_k_04": [_profile("TxDefaultProfile", 1, limit=8.0, profile_id=4),
-                _profile("TxDefaultProfile", 1, limit=6.0, profile_id=4)],
+    "tc_k_04": [
+        _profile("TxDefaultProfile", 1, limit=8.0, profile_id=4),
+        _profile("TxDefaultProfile", 1, limit=6.0, profile_id=4),
+    ],
     "tc_k_05": [_clear_reported_profile],
-    "tc_k_06": [_send("ClearChargingProfile", {"chargingProfileCriteria": {
-        "evseId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}})],
-    "tc_k_08": [_send("ClearChargingProfile", {"chargingProfileCriteria": {
-        "evseId": 1, "chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}})],
+    "tc_k_06": [
+        _send(
+            "ClearChargingProfile",
+            {
+                "chargingProfileCriteria": {
+                    "evseId": 1,
+                    "chargingProfilePurpose": "TxDefaultProfile",
+                    "stackLevel": 1,
+                }
+            },
+        )
+    ],
+    "tc_k_08": [
+        _send(
+            "ClearChargingProfile",
+            {
+                "chargingProfileCriteria": {
+                    "evseId": 1,
+                    "chargingProfilePurpose": "TxDefaultProfile",
+                    "stackLevel": 1,
+                }
+            },
+        )
+    ],
     "tc_k_10": [_profile("TxDefaultProfile", 0)],
     "tc_k_15": [_profile("TxDefaultProfile", 1)],
     "tc_k_19": [_profile("TxDefaultProfile", 1, kind="Recurring")],
-    "tc_k_29": [_send("GetChargingProfiles", {"requestId": 29, "evseId": 0,
-                                              "chargingProfile": {"chargingProfilePurpose": "ChargingStationMaxProfile"}})],
-    "tc_k_30": [_send("GetChargingProfiles", {"requestId": 30, "evseId": 1,
-                                              "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}})],
-    "tc_k_31": [_send("GetChargingProfiles", {"requestId": 31, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}})],
-    "tc_k_43": [_send("GetCompositeSchedule", {"duration": 300, "evseId": 1, "chargingRateUnit": "A"})],
-    "tc_k_44": [_send("GetCompositeSchedule", {"duration": 300, "evseId": 0, "chargingRateUnit": "A"})],
+    "tc_k_29": [
+        _send(
+            "GetChargingProfiles",
+            {
+                "requestId": 29,
+                "evseId": 0,
+                "chargingProfile": {"chargingProfilePurpose": "ChargingStationMaxProfile"},
+            },
+        )
+    ],
+    "tc_k_30": [
+        _send(
+            "GetChargingProfiles",
+            {
+                "requestId": 30,
+                "evseId": 1,
+                "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"},
+            },
+        )
+    ],
+    "tc_k_31": [
+        _send(
+            "GetChargingProfiles",
+            {"requestId": 31, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}},
+        )
+    ],
+    "tc_k_43": [
+        _send("GetCompositeSchedule", {"duration": 300, "evseId": 1, "chargingRateUnit": "A"})
+    ],
+    "tc_k_44": [
+        _send("GetCompositeSchedule", {"duration": 300, "evseId": 0, "chargingRateUnit": "A"})
+    ],
     "tc_k_60": [_profile("TxProfile", 1, with_transaction=True)],
     "tc_k_70": [_profile("TxDefaultProfile", 1), _profile("ChargingStationMaxProfile", 0)],
-    "tc_n_01": [_send("GetMonitoringReport", {"requestId": 1, "monitoringCriteria": ["DeltaMonitoring"]}),
-                _send("GetMonitoringReport", {"requestId": 2, "monitoringCriteria": ["ThresholdMonitoring"]})],
-    "tc_n_05": [_send("SetMonitoringBase", {"monitoringBase": "All"}),
-                _send("SetMonitoringBase", {"monitoringBase": "FactoryDefault"}),
-                _send("SetMonitoringBase", {"monitoringBase": "HardWiredOnly"})],
-    "tc_n_08": [_send("SetVariableMonitoring", {"setMonitoringData": [{
-        "value": 1, "type": "Delta", "severity": 8, "component": {"name": "EVSE", "evse": {"id": 1}},
-        "variable": {"name": "AvailabilityState"}}]})],
+    "tc_n_01": [
+        _send("GetMonitoringReport", {"requestId": 1, "monitoringCriteria": ["DeltaMonitoring"]}),
+        _send(
+            "GetMonitoringReport", {"requestId": 2, "monitoringCriteria": ["ThresholdMonitoring"]}
+        ),
+    ],
+    "tc_n_05": [
+        _send("SetMonitoringBase", {"monitoringBase": "All"}),
+        _send("SetMonitoringBase", {"monitoringBase": "FactoryDefault"}),
+        _send("SetMonitoringBase", {"monitoringBase": "HardWiredOnly"}),
+    ],
+    "tc_n_08": [
+        _send(
+            "SetVariableMonitoring",
+            {
+                "setMonitoringData": [
+                    {
+                        "value": 1,
+                        "type": "Delta",
+                        "severity": 8,
+                        "component": {"name": "EVSE", "evse": {"id": 1}},
+                        "variable": {"name": "AvailabilityState"},
+                    }
+                ]
+            },
+        )
+    ],
     "tc_n_16": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_17": [_send("SetMonitoringLevel", {"severity": 4})],
     "tc_n_47": [_send("GetMonitoringReport", {"requestId": 47})],
@@ -502,18 +730,28 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_f_15": [_send("TriggerMessage", {"requestedMessage": "LogStatusNotification"})],
     "tc_f_18": [_send("TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})],
     "tc_f_20": [_send("TriggerMessage", {"requestedMessage": "Heartbeat"})],
-    "tc_f_23": [_send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})],
-    "tc_f_24": [_send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})],
+    "tc_f_23": [
+        _send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})
+    ],
+    "tc_f_24": [
+        _send("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": _CONNECTOR})
+    ],
     "tc_f_27": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
     "tc_g_03": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _EVSE})],
     "tc_g_04": [_send("ChangeAvailability", {"operationalStatus": "Operative", "evse": _EVSE})],
     "tc_g_05": [_send("ChangeAvailability", {"operationalStatus": "Inoperative"})],
     "tc_g_06": [_send("ChangeAvailability", {"operationalStatus": "Operative"})],
-    "tc_g_07": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})],
-    "tc_g_08": [_send("ChangeAvailability", {"operationalStatus": "Operative", "evse": _CONNECTOR})],
+    "tc_g_07": [
+        _send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})
+    ],
+    "tc_g_08": [
+        _send("ChangeAvailability", {"operationalStatus": "Operative", "evse": _CONNECTOR})
+    ],
     "tc_g_11": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _EVSE})],
     "tc_g_14": [_send("ChangeAvailability", {"operationalStatus": "Inoperative"})],
-    "tc_g_17": [_send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})],
+    "tc_g_17": [
+        _send("ChangeAvailability", {"operationalStatus": "Inoperative", "evse": _CONNECTOR})
+    ],
     "tc_l_01": [_firmware()],
     "tc_l_02": [_firmware(install_in_s=60)],
     "tc_l_03": [_firmware(retrieve_in_s=60)],
@@ -525,34 +763,120 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_m_03": [_install_certificate("V2GRootCertificate")],
     "tc_m_04": [_install_certificate("MORootCertificate")],
     "tc_m_05": [_install_certificate("CSMSRootCertificate")],
-    "tc_m_12": [_send("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]})] * 3,
-    "tc_m_13": [_send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})],
+    "tc_m_12": [_send("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]})]
+    * 3,
+    "tc_m_13": [
+        _send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})
+    ],
     "tc_m_14": [_send("GetInstalledCertificateIds", {"certificateType": ["V2GRootCertificate"]})],
     "tc_m_15": [_send("GetInstalledCertificateIds", {"certificateType": ["V2GCertificateChain"]})],
     "tc_m_16": [_send("GetInstalledCertificateIds", {"certificateType": ["MORootCertificate"]})],
-    "tc_m_17": [_send("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate", "ManufacturerRootCertificate"]})],
+    "tc_m_17": [
+        _send(
+            "GetInstalledCertificateIds",
+            {"certificateType": ["CSMSRootCertificate", "ManufacturerRootCertificate"]},
+        )
+    ],
     "tc_m_18": [_send("GetInstalledCertificateIds", {})],
-    "tc_m_19": [_send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})],
+    "tc_m_19": [
+        _send("GetInstalledCertificateIds", {"certificateType": ["ManufacturerRootCertificate"]})
+    ],
     "tc_m_20": [_install_certificate("CSMSRootCertificate"), _delete_installed_certificate],
     "tc_m_21": [_install_certificate("CSMSRootCertificate"), _delete_installed_certificate],
-    "tc_n_02": [_send("GetMonitoringReport", {"requestId": 21, "componentVariable": [_CS_POWER]}),
-                _send("GetMonitoringReport", {"requestId": 22, "componentVariable": [_CS_POWER, _EVSE_AVAILABILITY]})],
-    "tc_n_03": [_send("GetMonitoringReport", {"requestId": 31, "monitoringCriteria": ["DeltaMonitoring"],
-                                              "componentVariable": [_EVSE_AVAILABILITY]}),
-                _send("GetMonitoringReport", {"requestId": 32, "monitoringCriteria": ["ThresholdMonitoring"],
-                                              "componentVariable": [_CS_POWER]})],
-    "tc_n_60": [_send("GetMonitoringReport", {"requestId": 601, "monitoringCriteria": ["DeltaMonitoring"],
-                                              "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY]}),
-                _send("GetMonitoringReport", {"requestId": 602, "monitoringCriteria": ["ThresholdMonitoring"],
-                                              "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY]})],
-    "tc_n_09": [_send("SetVariableMonitoring", {"setMonitoringData": [_monitor("EVSE", 1), _monitor("ChargingStation")]})],
+    "tc_n_02": [
+        _send("GetMonitoringReport", {"requestId": 21, "componentVariable": [_CS_POWER]}),
+        _send(
+            "GetMonitoringReport",
+            {"requestId": 22, "componentVariable": [_CS_POWER, _EVSE_AVAILABILITY]},
+        ),
+    ],
+    "tc_n_03": [
+        _send(
+            "GetMonitoringReport",
+            {
+                "requestId": 31,
+                "monitoringCriteria": ["DeltaMonitoring"],
+                "componentVariable": [_EVSE_AVAILABILITY],
+            },
+        ),
+        _send(
+            "GetMonitoringReport",
+            {
+                "requestId": 32,
+                "monitoringCriteria": ["ThresholdMonitoring"],
+                "componentVariable": [_CS_POWER],
+            },
+        ),
+    ],
+    "tc_n_60": [
+        _send(
+            "GetMonitoringReport",
+            {
+                "requestId": 601,
+                "monitoringCriteria": ["DeltaMonitoring"],
+                "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY],
+            },
+        ),
+        _send(
+            "GetMonitoringReport",
+            {
+                "requestId": 602,
+                "monitoringCriteria": ["ThresholdMonitoring"],
+                "componentVariable": [_CS_AVAILABILITY, _EVSE_AVAILABILITY],
+            },
+        ),
+    ],
+    "tc_n_09": [
+        _send(
+            "SetVariableMonitoring",
+            {"setMonitoringData": [_monitor("EVSE", 1), _monitor("ChargingStation")]},
+        )
+    ],
     "tc_n_18": [_clear_monitors([1, 2, 3, 4, 5])],
     "tc_n_44": [_clear_monitors([1])],
-    "tc_n_25": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
-    "tc_n_34": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
-    "tc_n_35": [_with_request_id("GetLog", {"logType": "SecurityLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
-    "tc_n_36": [_with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}}),
-                _with_request_id("GetLog", {"logType": "DiagnosticsLog", "log": {"remoteLocation": "https://logs.example.com/upload"}})],
+    "tc_n_25": [
+        _with_request_id(
+            "GetLog",
+            {
+                "logType": "DiagnosticsLog",
+                "log": {"remoteLocation": "https://logs.example.com/upload"},
+            },
+        )
+    ],
+    "tc_n_34": [
+        _with_request_id(
+            "GetLog",
+            {
+                "logType": "DiagnosticsLog",
+                "log": {"remoteLocation": "https://logs.example.com/upload"},
+            },
+        )
+    ],
+    "tc_n_35": [
+        _with_request_id(
+            "GetLog",
+            {
+                "logType": "SecurityLog",
+                "log": {"remoteLocation": "https://logs.example.com/upload"},
+            },
+        )
+    ],
+    "tc_n_36": [
+        _with_request_id(
+            "GetLog",
+            {
+                "logType": "DiagnosticsLog",
+                "log": {"remoteLocation": "https://logs.example.com/upload"},
+            },
+        ),
+        _with_request_id(
+            "GetLog",
+            {
+                "logType": "DiagnosticsLog",
+                "log": {"remoteLocation": "https://logs.example.com/upload"},
+            },
+        ),
+    ],
     "tc_n_27": [_customer_information(report=True, clear=False)],
     "tc_n_28": [_customer_information(report=True, clear=False)],
     "tc_n_29": [_customer_information(report=True, clear=False)],
@@ -563,17 +887,52 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     "tc_n_63": [_customer_information(report=True, clear=True, by="customerCertificate")],
     # L03/L04: a local controller publishes firmware to the stations behind it, then stops.
     **{f"tc_l_{n}": [_with_request_id("PublishFirmware", _PUBLISHED)] for n in (17, 19, 20, 24)},
-    **{f"tc_l_{n}": [_send("UnpublishFirmware", {"checksum": _PUBLISHED["checksum"]})] for n in (21, 22, 23)},
-    "tc_n_46": [_customer_information(report=True, clear=True),
-                _local_list(2, "Differential", [{"idToken": dict(_VALID)}])],
-    "tc_k_32": [_profile("TxDefaultProfile", 1, profile_id=32),
-                _send("GetChargingProfiles", {"requestId": 32, "chargingProfile": {"chargingProfileId": [32]}})],
-    "tc_k_33": [_send("GetChargingProfiles", {"requestId": 33, "evseId": 1, "chargingProfile": {"stackLevel": 1}})],
-    "tc_k_34": [_send("GetChargingProfiles", {"requestId": 34, "evseId": 1, "chargingProfile": {"chargingLimitSource": ["CSO"]}})],
-    "tc_k_35": [_send("GetChargingProfiles", {"requestId": 35, "evseId": 1,
-                                              "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}})],
-    "tc_k_36": [_send("GetChargingProfiles", {"requestId": 36, "evseId": 1,
-                                              "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1}})],
+    **{
+        f"tc_l_{n}": [_send("UnpublishFirmware", {"checksum": _PUBLISHED["checksum"]})]
+        for n in (21, 22, 23)
+    },
+    "tc_n_46": [
+        _customer_information(report=True, clear=True),
+        _local_list(2, "Differential", [{"idToken": dict(_VALID)}]),
+    ],
+    "tc_k_32": [
+        _profile("TxDefaultProfile", 1, profile_id=32),
+        _send(
+            "GetChargingProfiles", {"requestId": 32, "chargingProfile": {"chargingProfileId": [32]}}
+        ),
+    ],
+    "tc_k_33": [
+        _send(
+            "GetChargingProfiles",
+            {"requestId": 33, "evseId": 1, "chargingProfile": {"stackLevel": 1}},
+        )
+    ],
+    "tc_k_34": [
+        _send(
+            "GetChargingProfiles",
+            {"requestId": 34, "evseId": 1, "chargingProfile": {"chargingLimitSource": ["CSO"]}},
+        )
+    ],
+    "tc_k_35": [
+        _send(
+            "GetChargingProfiles",
+            {
+                "requestId": 35,
+                "evseId": 1,
+                "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"},
+            },
+        )
+    ],
+    "tc_k_36": [
+        _send(
+            "GetChargingProfiles",
+            {
+                "requestId": 36,
+                "evseId": 1,
+                "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile", "stackLevel": 1},
+            },
+        )
+    ],
     "tc_k_37": [_remote_start(profile=True)],
     "tc_b_42": [_send("SetNetworkProfile", _NETWORK)],
     "tc_b_44": [_send("SetNetworkProfile", _NETWORK)],
@@ -603,14 +962,18 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
             charger.save(update_fields=["ocpp_password_hash", "ocpp_password_set_at"])
     # B_02/B_30/B_31: the operator has set the station to Pending (the charger's registration
     # status in the admin); every other case starts Accepted.
-    Charger.objects.filter(station_id__in=STATIONS).update(registration_status=REGISTRATION.get(test_id, "Accepted"))
+    Charger.objects.filter(station_id__in=STATIONS).update(
+        registration_status=REGISTRATION.get(test_id, "Accepted")
+    )
     actions = TRIGGERS.get(test_id)
     if not actions:
         return
     rounds = REPEATS.get(test_id, 1)
     try:
         while not stop.is_set():
-            charger = next((c for c in Charger.objects.filter(station_id__in=STATIONS) if c.is_online()), None)
+            charger = next(
+                (c for c in Charger.objects.filter(station_id__in=STATIONS) if c.is_online()), None
+            )
             if charger is not None:
                 time.sleep(1.0)  # its boot and status first
                 for action in actions:
@@ -628,7 +991,9 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
         connections.close_all()
 
 
-def _tls_setup(octt: Path, app_port: int) -> tuple[dict[str, str], dict[str, str], subprocess.Popen[bytes]]:
+def _tls_setup(
+    octt: Path, app_port: int
+) -> tuple[dict[str, str], dict[str, str], subprocess.Popen[bytes]]:
     """The test lab's TLS (block A): HAProxy with deploy/haproxy/ocpp.cfg in front of the server
     (as in production) and a lab PKI from chargers.pki: a CA (the server's OCPP_CA_DIR, so it
     signs the charger's CSRs and trusts what it signed), server certificates for localhost and a
@@ -650,29 +1015,58 @@ def _tls_setup(octt: Path, app_port: int) -> tuple[dict[str, str], dict[str, str
     authority = pki.load_or_create(work / "ca")
     ca_pem = pki.cert_pem(authority.certificate)
     for kind in ("ecdsa", "rsa"):
-        key, certificate = authority.issue_server_certificate(["localhost", "127.0.0.1"], key=pki.new_key(
-            "rsa" if kind == "rsa" else "ec"))
-        (work / f"server-{kind}.pem").write_bytes(pki.cert_pem(certificate) + ca_pem + pki.key_pem(key))
+        key, certificate = authority.issue_server_certificate(
+            ["localhost", "127.0.0.1"], key=pki.new_key("rsa" if kind == "rsa" else "ec")
+        )
+        (work / f"server-{kind}.pem").write_bytes(
+            pki.cert_pem(certificate) + ca_pem + pki.key_pem(key)
+        )
     station = next(s for s, profile in PROFILES.items() if profile == 3)
     client_key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, station), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Conformance"),
-    ])).sign(client_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, station),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Conformance"),
+                ]
+            )
+        )
+        .sign(client_key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
     (work / "client.pem").write_text(authority.sign_csr(csr, station_id=station).certificate_pem)
-    (work / "client.key").write_bytes(client_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (work / "client.key").write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     tls_port = _free_port()
     haproxy = subprocess.Popen(
         ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy" / "ocpp.cfg")],
-        env={**os.environ, "OCPP_TLS_BIND": f"127.0.0.1:{tls_port}", "OCPP_TLS_CERT_DIR": str(work),
-             "OCPP_CA_DIR": str(work / "ca"), "OCPP_APP_ADDR": f"127.0.0.1:{app_port}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "OCPP_TLS_BIND": f"127.0.0.1:{tls_port}",
+            "OCPP_TLS_CERT_DIR": str(work),
+            "OCPP_CA_DIR": str(work / "ca"),
+            "OCPP_APP_ADDR": f"127.0.0.1:{app_port}",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     server_env = {"OCPP_CA_DIR": str(work / "ca"), "OCPP_TRUSTED_PROXIES": "127.0.0.1"}
-    tool = {"CSMS_WSS_ADDRESS": f"wss://localhost:{tls_port}/ocpp", "TLS_CA_CERT": str(work / "ca" / "ca.pem"),
-            "TLS_CLIENT_CERT": str(work / "client.pem"), "TLS_CLIENT_KEY": str(work / "client.key"),
-            "TLS_INVALID_CLIENT_CERT": str(certs / "invalid_client.pem"),
-            "TLS_INVALID_CLIENT_KEY": str(certs / "invalid_client.key")}
+    tool = {
+        "CSMS_WSS_ADDRESS": f"wss://localhost:{tls_port}/ocpp",
+        "TLS_CA_CERT": str(work / "ca" / "ca.pem"),
+        "TLS_CLIENT_CERT": str(work / "client.pem"),
+        "TLS_CLIENT_KEY": str(work / "client.key"),
+        "TLS_INVALID_CLIENT_CERT": str(certs / "invalid_client.pem"),
+        "TLS_INVALID_CLIENT_KEY": str(certs / "invalid_client.key"),
+    }
     return server_env, tool, haproxy
 
 
@@ -688,18 +1082,30 @@ def _offline_all() -> None:
     # A test's socket closing marks its charger offline; wait for it so the next test's trigger
     # does not fire at the previous test's charger.
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(c.is_online() for c in Charger.objects.filter(station_id__in=STATIONS)):
+    while time.monotonic() < deadline and any(
+        c.is_online() for c in Charger.objects.filter(station_id__in=STATIONS)
+    ):
         time.sleep(0.2)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--octt", required=True, help="checkout of tzi-OCTT")
-    parser.add_argument("--python", required=True, help="python of a virtualenv with its requirements")
+    parser.add_argument(
+        "--python", required=True, help="python of a virtualenv with its requirements"
+    )
     parser.add_argument("--blocks", default="A,B,C,D,E,F,G,H,J,K,N,P")
-    parser.add_argument("--tls", action="store_true", help="block A's TLS cases through HAProxy (needs haproxy)")
-    parser.add_argument("--cases", default="", help="comma list of test ids (tc_f_01,...) to run only")
-    parser.add_argument("--timeout", default="15", help="CSMS_ACTION_TIMEOUT for the suite, seconds")
+    parser.add_argument(
+        "--tls", action="store_true", help="block A's TLS cases through HAProxy (needs haproxy)"
+    )
+    parser.add_argument(
+        "--cases", default="", help="comma list of test ids (tc_f_01,...) to run only"
+    )
+    parser.add_argument(
+        "--timeout", default="15", help="CSMS_ACTION_TIMEOUT for the suite, seconds"
+    )
     args = parser.parse_args()
     _setup_django()
     seed()
@@ -711,8 +1117,13 @@ def main() -> int:
         server_tls, tool_settings, haproxy = _tls_setup(Path(args.octt), port)
         env.update(server_tls)
     log = open(ROOT / f".octt-server-{port}.log", "w")
-    server = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -745,16 +1156,34 @@ def main() -> int:
                 trigger.start()
                 report = Path(f"/tmp/octt-{test_id}.xml")
                 subprocess.run(
-                    [args.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(config),
-                     "--rootdir", str(Path(args.octt)), f"--junitxml={report}", str(path.relative_to(suite))],
-                    cwd=suite, env=suite_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
+                    [
+                        args.python,
+                        "-m",
+                        "pytest",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                        "-c",
+                        str(config),
+                        "--rootdir",
+                        str(Path(args.octt)),
+                        f"--junitxml={report}",
+                        str(path.relative_to(suite)),
+                    ],
+                    cwd=suite,
+                    env=suite_env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=300,
                 )
                 stop.set()
                 trigger.join(timeout=30)
                 root = ET.parse(report).getroot()
                 suite_node = root if root.tag == "testsuite" else root[0]
-                tests, bad = int(suite_node.get("tests", 0)), sum(
-                    int(suite_node.get(k, 0)) for k in ("failures", "errors", "skipped"))
+                tests, bad = (
+                    int(suite_node.get("tests", 0)),
+                    sum(int(suite_node.get(k, 0)) for k in ("failures", "errors", "skipped")),
+                )
                 counts = totals.setdefault(block, [0, 0])
                 counts[0] += tests - bad
                 counts[1] += tests

@@ -16,7 +16,9 @@ def link_in(message) -> str:
 def sign_up(client, email: str, password: str = "long-pass-9182") -> None:
     """Sign up through allauth's form and confirm through the link sent by email."""
     mail.outbox.clear()
-    response = client.post("/driver/account/signup/", {"email": email, "password1": password, "password2": password})
+    response = client.post(
+        "/driver/account/signup/", {"email": email, "password1": password, "password2": password}
+    )
     assert response.status_code == 302, response.content[:2000]
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [email]
     confirm = link_in(mail.outbox[0])
@@ -38,5 +40,6 @@ def save_card(client, card: str = "pm_card_visa"):
 
 @pytest.fixture
 def plan(prop):
-    return SubscriptionPlan.objects.create(property=prop, name="Resident", monthly_fee=Decimal("25.00"),
-                                           included_kwh=Decimal("100"))
+    return SubscriptionPlan.objects.create(
+        property=prop, name="Resident", monthly_fee=Decimal("25.00"), included_kwh=Decimal("100")
+    )

@@ -37,8 +37,9 @@ EMAIL, NAME, LAST4 = "erase.me@example.com", "Quentin Erasmus", "4242"
 # The card's last 4 is searched as a number of its own (not inside a random id like pi_sbx_…4242…).
 
 
-def rows_with_personal_data(email: str = EMAIL, names: tuple[str, ...] = ("Quentin", "Erasmus"),
-                            last4: str = LAST4) -> list[str]:
+def rows_with_personal_data(
+    email: str = EMAIL, names: tuple[str, ...] = ("Quentin", "Erasmus"), last4: str = LAST4
+) -> list[str]:
     """Query every text, char, email and JSON column of every table for the driver's data."""
     last4_re = rf"(^|[^0-9a-zA-Z]){last4}([^0-9a-zA-Z]|$)"
     found = []
@@ -60,13 +61,18 @@ def rows_with_personal_data(email: str = EMAIL, names: tuple[str, ...] = ("Quent
     # Session data is stored encoded: decode it to search it too.
     for session in Session.objects.all():
         text = json.dumps(session.get_decoded()).lower()
-        if email.lower() in text or re.search(last4_re, text) or any(n.lower() in text for n in names):
+        if (
+            email.lower() in text
+            or re.search(last4_re, text)
+            or any(n.lower() in text for n in names)
+        ):
             found.append(f"django_session {session.session_key[:6]}…")
     return found
 
 
 def test_delete_erases_personal_data_from_every_table_and_keeps_a_balanced_ledger(
-        client, prop, plan, django_capture_on_commit_callbacks):
+    client, prop, plan, django_capture_on_commit_callbacks
+):
     sign_up(client, EMAIL)
     # Signed in on a second device too: that session carries the sign-in email.
     other_device = Client()
@@ -83,15 +89,35 @@ def test_delete_erases_personal_data_from_every_table_and_keeps_a_balanced_ledge
     token = TokenFactory(uid="AB12CD34EF", organization=prop.organization, type="GUEST")
     now = timezone.now()
     payment = Payment.objects.create(
-        organization=prop.organization, email=EMAIL, currency="EUR", amount_held=Decimal("30"),
-        amount_captured=Decimal("12.50"), reference="pi_test_guest_1", status="captured", card_last4=LAST4,
-        settled_at=now)
-    ledger.post(key="charge:pi_test_guest_1", kind=LedgerTransaction.Kind.GUEST_CHARGE,
-                organization_id=prop.organization_id, currency="EUR", amount=Decimal("12.50"), occurred_at=now,
-                payment=payment)
-    GuestSession.objects.create(charger=charger, connector_id=1, email=EMAIL, token=token, card_last4=LAST4,
-                                payment_id=payment.pk, state=GuestSession.State.FINISHED,
-                                finished_at=now - timedelta(days=3))
+        organization=prop.organization,
+        email=EMAIL,
+        currency="EUR",
+        amount_held=Decimal("30"),
+        amount_captured=Decimal("12.50"),
+        reference="pi_test_guest_1",
+        status="captured",
+        card_last4=LAST4,
+        settled_at=now,
+    )
+    ledger.post(
+        key="charge:pi_test_guest_1",
+        kind=LedgerTransaction.Kind.GUEST_CHARGE,
+        organization_id=prop.organization_id,
+        currency="EUR",
+        amount=Decimal("12.50"),
+        occurred_at=now,
+        payment=payment,
+    )
+    GuestSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        email=EMAIL,
+        token=token,
+        card_last4=LAST4,
+        payment_id=payment.pk,
+        state=GuestSession.State.FINISHED,
+        finished_at=now - timedelta(days=3),
+    )
     client.post("/driver/sessions/claim/")
     Ticket.objects.create(name=NAME, email=EMAIL, message="Please delete my data")
     assert rows_with_personal_data()  # the search finds the data while the account exists
@@ -106,7 +132,9 @@ def test_delete_erases_personal_data_from_every_table_and_keeps_a_balanced_ledge
 
     assert rows_with_personal_data() == []
     assert not DriverProfile.objects.exists() and not SavedCard.objects.exists()
-    assert not SandboxPaymentMethod.objects.filter(pk__in=card_refs).exists()  # detached at the gateway
+    assert not SandboxPaymentMethod.objects.filter(
+        pk__in=card_refs
+    ).exists()  # detached at the gateway
     assert not SandboxCustomer.objects.exists()
     assert Subscription.objects.get().status == "cancelled"
     token.refresh_from_db()

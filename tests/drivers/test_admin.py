@@ -21,6 +21,9 @@ def test_a_refused_monthly_fee_is_listed_with_its_reason_in_admin(client, plan):
     client.force_login(agent)
     page = client.get("/admin/billing/subscriptioninvoice/?status__exact=retrying").content.decode()
     assert "insufficient funds" in page and "admin.view@example.com" in page
-    assert "insufficient funds" in client.get(f"/admin/billing/subscription/{subscription.pk}/change/").content.decode()
+    assert (
+        "insufficient funds"
+        in client.get(f"/admin/billing/subscription/{subscription.pk}/change/").content.decode()
+    )
     found = client.get("/admin/drivers/driverprofile/?q=4242").content.decode()
     assert "1 result" in found or "1 driver profile" in found

@@ -39,7 +39,9 @@ def _plan():
     from tests.factories import PropertyFactory
 
     prop = PropertyFactory(name="Harbour Flats", currency="EUR")
-    return SubscriptionPlan.objects.create(property=prop, name="Resident", monthly_fee=Decimal("25.00"))
+    return SubscriptionPlan.objects.create(
+        property=prop, name="Resident", monthly_fee=Decimal("25.00")
+    )
 
 
 def _ledger_total():
@@ -48,7 +50,9 @@ def _ledger_total():
     return LedgerEntry.objects.aggregate(t=Sum("amount"))["t"], LedgerTransaction.objects.count()
 
 
-async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_deletes(live_server_proc):
+async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_deletes(
+    live_server_proc,
+):
     from playwright.async_api import async_playwright
 
     await sync_to_async(_plan)()
@@ -117,4 +121,6 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
     total, transactions = await sync_to_async(_ledger_total)()
     assert total == 0 and transactions >= 1
     for email in (OLD, NEW):
-        assert await sync_to_async(rows_with_personal_data)(email=email, names=(), last4="4242") == []
+        assert (
+            await sync_to_async(rows_with_personal_data)(email=email, names=(), last4="4242") == []
+        )

@@ -32,9 +32,14 @@ def test_card_is_saved_at_the_gateway_made_default_and_detached_on_remove(client
     second = SavedCard.objects.exclude(pk=card.pk).get()
     assert not second.is_default
     client.post(f"/driver/cards/{second.pk}/default/")
-    assert SavedCard.objects.get(pk=second.pk).is_default and not SavedCard.objects.get(pk=card.pk).is_default
+    assert (
+        SavedCard.objects.get(pk=second.pk).is_default
+        and not SavedCard.objects.get(pk=card.pk).is_default
+    )
     client.post(f"/driver/cards/{second.pk}/remove/")
-    assert not SandboxPaymentMethod.objects.filter(pk=second.reference).exists()  # detached at the gateway
+    assert not SandboxPaymentMethod.objects.filter(
+        pk=second.reference
+    ).exists()  # detached at the gateway
     assert SavedCard.objects.get().pk == card.pk and SavedCard.objects.get().is_default
 
 
@@ -46,7 +51,8 @@ def test_a_declined_card_is_not_saved(client):
 
 
 def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_paid_period(
-        client, plan, django_capture_on_commit_callbacks):
+    client, plan, django_capture_on_commit_callbacks
+):
     sign_up(client, "sub@example.com")
     save_card(client)
     mail.outbox.clear()
@@ -65,24 +71,40 @@ def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_pa
     client.post(f"/driver/subscriptions/{subscription.pk}/cancel/")
     subscription.refresh_from_db()
     assert subscription.status == "cancelled" and subscription.ends_at == subscription.paid_until
-    assert f"lasts until <strong>{subscription.ends_at:%Y-%m-%d}" in client.get("/driver/subscriptions/").content.decode()
+    assert (
+        f"lasts until <strong>{subscription.ends_at:%Y-%m-%d}"
+        in client.get("/driver/subscriptions/").content.decode()
+    )
 
 
 def test_monthly_collection_charges_next_month_and_retries_a_declined_card_with_backoff(
-        client, plan, django_capture_on_commit_callbacks):
+    client, plan, django_capture_on_commit_callbacks
+):
     sign_up(client, "monthly@example.com")
     save_card(client)
     client.post(f"/driver/plans/{plan.pk}/subscribe/")
     subscription = Subscription.objects.get()
     first_end = subscription.paid_until
     # The next month is collected by the beat task once the paid period is over.
-    assert subscriptions_collect(now=first_end + timedelta(hours=1)) == {"opened": 1, "paid": 1, "refused": 0, "unanswered": 0}
+    assert subscriptions_collect(now=first_end + timedelta(hours=1)) == {
+        "opened": 1,
+        "paid": 1,
+        "refused": 0,
+        "unanswered": 0,
+    }
     subscription.refresh_from_db()
     assert subscription.invoices.count() == 2 and subscription.paid_until > first_end
     # Rerunning changes nothing (idempotent).
-    assert subscriptions_collect(now=first_end + timedelta(hours=2)) == {"opened": 0, "paid": 0, "refused": 0, "unanswered": 0}
+    assert subscriptions_collect(now=first_end + timedelta(hours=2)) == {
+        "opened": 0,
+        "paid": 0,
+        "refused": 0,
+        "unanswered": 0,
+    }
     # The saved card starts declining: the fee is retried after each back-off delay, then failed.
-    SandboxPaymentMethod.objects.filter(pk=subscription.payment_method_ref).update(test_method="pm_card_chargeDeclined")
+    SandboxPaymentMethod.objects.filter(pk=subscription.payment_method_ref).update(
+        test_method="pm_card_chargeDeclined"
+    )
     due = subscription.paid_until + timedelta(minutes=1)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
@@ -112,7 +134,12 @@ def test_task_wrapper_runs_the_collection(client, plan):
     save_card(client)
     client.post(f"/driver/plans/{plan.pk}/subscribe/")
     Subscription.objects.update(paid_until=datetime(2020, 1, 1, tzinfo=UTC))
-    assert subscriptions_collect_task.delay().get() == {"opened": 1, "paid": 1, "refused": 0, "unanswered": 0}
+    assert subscriptions_collect_task.delay().get() == {
+        "opened": 1,
+        "paid": 1,
+        "refused": 0,
+        "unanswered": 0,
+    }
 
 
 def test_removing_the_only_card_of_an_active_subscription_is_refused(client, plan):
@@ -145,13 +172,16 @@ class _AnswerLost:
         result = self.real.charge_saved(**kwargs)
         self.references.append(result.reference)
         if len(self.keys) == 1:
-            return PaymentResult(False, "", "No answer from Stripe: APIConnectionError", answered=False)
+            return PaymentResult(
+                False, "", "No answer from Stripe: APIConnectionError", answered=False
+            )
         return result
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["answer-lost", "run-died"])
 def test_a_charge_without_an_answer_is_asked_again_with_the_same_key_and_charged_once(
-        client, plan, monkeypatch, crash):
+    client, plan, monkeypatch, crash
+):
     from billing import services
     from billing.models import Payment
 
@@ -166,12 +196,23 @@ def test_a_charge_without_an_answer_is_asked_again_with_the_same_key_and_charged
         with pytest.raises(RuntimeError):
             subscriptions_collect(now=due)
     else:
-        assert subscriptions_collect(now=due) == {"opened": 1, "paid": 0, "refused": 0, "unanswered": 1}
+        assert subscriptions_collect(now=due) == {
+            "opened": 1,
+            "paid": 0,
+            "refused": 0,
+            "unanswered": 1,
+        }
     invoice = SubscriptionInvoice.objects.get(period_start=subscription.paid_until)
     # Neither refused nor forgotten: still due, no attempt counted, taken up again after the lease.
     assert (invoice.status, invoice.attempts, invoice.next_attempt_at) == (
-        "due", 0, due + services.SUBSCRIPTION_CHARGE_LEASE)
-    assert subscriptions_collect(now=due + timedelta(minutes=5))["unanswered"] == 0 and len(gateway.keys) == 1
+        "due",
+        0,
+        due + services.SUBSCRIPTION_CHARGE_LEASE,
+    )
+    assert (
+        subscriptions_collect(now=due + timedelta(minutes=5))["unanswered"] == 0
+        and len(gateway.keys) == 1
+    )
     assert subscriptions_collect(now=due + services.SUBSCRIPTION_CHARGE_LEASE)["paid"] == 1
     invoice.refresh_from_db()
     assert (invoice.status, invoice.attempts) == ("paid", 1)

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 FOREIGN_WRITES = {
     "drivers:card-default": lambda o: f"/driver/cards/{o['card'].pk}/default/",
     "drivers:card-remove": lambda o: f"/driver/cards/{o['card'].pk}/remove/",
-    "drivers:subscription-cancel": lambda o: f"/driver/subscriptions/{o['subscription'].pk}/cancel/",
+    "drivers:subscription-cancel": lambda o: (
+        f"/driver/subscriptions/{o['subscription'].pk}/cancel/"
+    ),
 }
 FOREIGN_READS = {
     "drivers:session-receipt": lambda o: f"/driver/sessions/{o['session'].pk}/receipt/",
@@ -29,24 +31,36 @@ def two_drivers(prop, plan):
     drivers = {}
     for email in ("alice@example.com", "bob@example.com"):
         client = Client()
-        gs = GuestSession.objects.create(charger=charger, connector_id=1, email=email, card_last4="4242",
-                                         state=GuestSession.State.FAILED, failure_message="x")
+        gs = GuestSession.objects.create(
+            charger=charger,
+            connector_id=1,
+            email=email,
+            card_last4="4242",
+            state=GuestSession.State.FAILED,
+            failure_message="x",
+        )
         sign_up(client, email)
         save_card(client)
         client.post(f"/driver/plans/{plan.pk}/subscribe/")
         client.post("/driver/sessions/claim/")
         profile = DriverProfile.objects.get(user__email=email)
         drivers[email.split("@")[0]] = {
-            "client": client, "profile": profile, "card": SavedCard.objects.get(profile=profile),
-            "subscription": Subscription.objects.get(customer_ref=profile.customer_ref), "session": gs,
+            "client": client,
+            "profile": profile,
+            "card": SavedCard.objects.get(profile=profile),
+            "subscription": Subscription.objects.get(customer_ref=profile.customer_ref),
+            "session": gs,
         }
     return drivers["alice"], drivers["bob"]
 
 
 def _state():
-    return (list(SavedCard.objects.order_by("pk").values_list("pk", "is_default")),
-            list(Subscription.objects.order_by("pk").values_list("pk", "status")),
-            SandboxPaymentMethod.objects.count(), ClaimedSession.objects.count())
+    return (
+        list(SavedCard.objects.order_by("pk").values_list("pk", "is_default")),
+        list(Subscription.objects.order_by("pk").values_list("pk", "status")),
+        SandboxPaymentMethod.objects.count(),
+        ClaimedSession.objects.count(),
+    )
 
 
 @pytest.mark.parametrize("name", sorted(FOREIGN_WRITES))
@@ -80,7 +94,9 @@ def test_a_setup_intent_of_another_driver_cannot_be_recorded(two_drivers):
     alice, bob = two_drivers
     from billing.models import SandboxSetupIntent
 
-    bobs_setup = SandboxSetupIntent.objects.filter(customer_id=bob["profile"].customer_ref, status="succeeded").first()
+    bobs_setup = SandboxSetupIntent.objects.filter(
+        customer_id=bob["profile"].customer_ref, status="succeeded"
+    ).first()
     before = _state()
     alice["client"].get(f"/driver/cards/return/?setup_intent={bobs_setup.pk}")
     assert _state() == before

@@ -11,8 +11,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_sign_up_sends_a_verification_email_and_needs_it_before_sign_in(client):
-    response = client.post("/driver/account/signup/", {"email": "Dana@Example.com", "password1": "long-pass-9182",
-                                                       "password2": "long-pass-9182"})
+    response = client.post(
+        "/driver/account/signup/",
+        {"email": "Dana@Example.com", "password1": "long-pass-9182", "password2": "long-pass-9182"},
+    )
     assert response.status_code == 302
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["dana@example.com"]
     profile = DriverProfile.objects.get()
@@ -20,7 +22,9 @@ def test_sign_up_sends_a_verification_email_and_needs_it_before_sign_in(client):
     # Not verified yet: the account pages are refused.
     assert client.get("/driver/cards/").status_code == 302
     client.logout()
-    refused = client.post("/driver/account/login/", {"login": "dana@example.com", "password": "long-pass-9182"})
+    refused = client.post(
+        "/driver/account/login/", {"login": "dana@example.com", "password": "long-pass-9182"}
+    )
     assert "_auth_user_id" not in client.session
     assert refused.status_code == 302 and "confirm-email" in refused["Location"]
     client.post(link_in(mail.outbox[-1]))
@@ -34,7 +38,9 @@ def test_driver_cannot_use_host_portal_or_host_sign_in(client, host):
     assert client.get("/api/v1/chargers/").status_code == 403
     client.logout()
     # The host sign-in form authenticates by username; a driver's email is not one.
-    client.post("/accounts/login/", {"username": "driver@example.com", "password": "long-pass-9182"})
+    client.post(
+        "/accounts/login/", {"username": "driver@example.com", "password": "long-pass-9182"}
+    )
     assert "_auth_user_id" not in client.session
 
 
@@ -44,14 +50,20 @@ def test_host_cannot_sign_in_as_driver_and_host_login_still_works(client, host):
     host.save()
     client.post("/driver/account/login/", {"login": host.username, "password": "host-pass-1234"})
     assert "_auth_user_id" not in client.session
-    response = client.post("/accounts/login/", {"username": host.username, "password": "host-pass-1234"})
+    response = client.post(
+        "/accounts/login/", {"username": host.username, "password": "host-pass-1234"}
+    )
     assert response.status_code == 302 and client.session["_auth_user_id"] == str(host.pk)
     assert client.get("/").status_code == 200
 
 
 def test_a_signed_in_host_cannot_use_the_driver_account_pages(client, host):
     client.force_login(host)
-    for url in ["/driver/account/email/", "/driver/account/password/change/", "/driver/account/signup/"]:
+    for url in [
+        "/driver/account/email/",
+        "/driver/account/password/change/",
+        "/driver/account/signup/",
+    ]:
         assert client.get(url)["Location"] == "/"
     before = host.email
     client.post("/driver/account/email/", {"action_add": "", "email": "takeover@example.com"})

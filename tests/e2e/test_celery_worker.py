@@ -27,21 +27,45 @@ pytestmark = [
 def test_worker_pulls_msp_tokens_from_a_task_sent_through_redis(transactional_db):
     from portal.celery import app
 
-    msp_server = FakeMsp(tokens=[{"uid": "0C0001", "valid": True}, {"uid": "0C0002", "valid": False}])
+    msp_server = FakeMsp(
+        tokens=[{"uid": "0C0001", "valid": True}, {"uid": "0C0002", "valid": False}]
+    )
     MspFactory(live_validation_url=msp_server.url)
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL, "DEBUG": "true",
-           "CELERY_TASK_ALWAYS_EAGER": "false", "CONN_MAX_AGE": "0",
-           "MSP_URL_ALLOWLIST": "127.0.0.1"}  # the stub MSP listens on loopback
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "DEBUG": "true",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CONN_MAX_AGE": "0",
+        "MSP_URL_ALLOWLIST": "127.0.0.1",
+    }  # the stub MSP listens on loopback
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo", "--loglevel=warning",
-         "--without-heartbeat", "--without-mingle", "--without-gossip"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool=solo",
+            "--loglevel=warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         app.send_task("authorization.msp_tokens_pull_all")  # through the broker, never in-process
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and Token.objects.filter(uid__startswith="0C").count() < 2:
+        while (
+            time.monotonic() < deadline and Token.objects.filter(uid__startswith="0C").count() < 2
+        ):
             time.sleep(0.2)
         assert Token.objects.filter(uid__startswith="0C").count() == 2
         assert Token.objects.get(uid="0C0002").valid is False

@@ -34,7 +34,10 @@ BOUND_S = CALL_TIMEOUT_S / 4
 FLEET = 24
 # Each action gets its own answer, so an API call that returned another command's answer shows.
 ANSWERS = {"ClearCache": "Accepted", "ChangeAvailability": "Scheduled"}
-PAYLOADS: dict[str, dict] = {"ClearCache": {}, "ChangeAvailability": {"connectorId": 0, "type": "Operative"}}
+PAYLOADS: dict[str, dict] = {
+    "ClearCache": {},
+    "ChangeAvailability": {"connectorId": 0, "type": "Operative"},
+}
 
 Outcome = tuple[int, dict] | str
 
@@ -50,7 +53,9 @@ class RawCharger:
         self.release: asyncio.Event | None = None  # when given, answer only once it is set
 
     async def run(self, ws_url: str) -> None:
-        async with websockets.connect(f"{ws_url}/ocpp/{self.station_id}", subprotocols=["ocpp1.6"]) as ws:
+        async with websockets.connect(
+            f"{ws_url}/ocpp/{self.station_id}", subprotocols=["ocpp1.6"]
+        ) as ws:
             boot = {"chargePointVendor": "LatencyCo", "chargePointModel": "L1"}
             await ws.send(json.dumps([2, "boot-1", "BootNotification", boot]))
             reply = json.loads(await ws.recv())
@@ -64,7 +69,9 @@ class RawCharger:
                 self.called.set()
                 if self.release is not None:
                     await self.release.wait()
-                await ws.send(json.dumps([3, frame[1], {"status": ANSWERS.get(frame[2], "Accepted")}]))
+                await ws.send(
+                    json.dumps([3, frame[1], {"status": ANSWERS.get(frame[2], "Accepted")}])
+                )
 
 
 @contextlib.asynccontextmanager
@@ -82,7 +89,9 @@ async def connected(ws_url: str, chargers: list[RawCharger]) -> AsyncIterator[No
 @contextlib.asynccontextmanager
 async def api_client(base_url: str, username: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=base_url, timeout=BOUND_S) as http:
-        token = await http.post("/api/v1/auth/token/", json={"username": username, "password": "secret-pass-123"})
+        token = await http.post(
+            "/api/v1/auth/token/", json={"username": username, "password": "secret-pass-123"}
+        )
         http.headers["Authorization"] = f"Token {token.json()['token']}"
         yield http
 
@@ -90,9 +99,13 @@ async def api_client(base_url: str, username: str) -> AsyncIterator[httpx.AsyncC
 async def send(http: httpx.AsyncClient, station_id: str, action: str) -> Outcome:
     """POST the command; the HTTP status and body, or a note that the API did not return in time."""
     try:
-        response = await http.post(f"/api/v1/chargers/{station_id}/commands/{action}/", json=PAYLOADS[action])
+        response = await http.post(
+            f"/api/v1/chargers/{station_id}/commands/{action}/", json=PAYLOADS[action]
+        )
     except httpx.TimeoutException:
-        return f"no API answer within {BOUND_S:g} s (a quarter of the {CALL_TIMEOUT_S} s call timeout)"
+        return (
+            f"no API answer within {BOUND_S:g} s (a quarter of the {CALL_TIMEOUT_S} s call timeout)"
+        )
     return response.status_code, response.json()
 
 
@@ -130,15 +143,22 @@ def _commands_by_station() -> dict[str, list]:
 
 def test_commands_one_after_another_return_each_chargers_answer(server: LiveServer) -> None:
     username, chargers = _fleet()
-    targets = [(chargers[0], "ClearCache"), (chargers[7], "ChangeAvailability"),
-               (chargers[13], "ClearCache"), (chargers[23], "ChangeAvailability"), (chargers[7], "ClearCache")]
+    targets = [
+        (chargers[0], "ClearCache"),
+        (chargers[7], "ChangeAvailability"),
+        (chargers[13], "ClearCache"),
+        (chargers[23], "ChangeAvailability"),
+        (chargers[7], "ClearCache"),
+    ]
 
     async def scenario() -> None:
         async with connected(server.ws_url, chargers):
             async with api_client(server.url, username) as http:
                 for charger, action in targets:
                     outcome = await send(http, charger.station_id, action)
-                    assert outcome == answered(action), f"{action} to {charger.station_id}: {outcome}"
+                    assert outcome == answered(action), (
+                        f"{action} to {charger.station_id}: {outcome}"
+                    )
                     # The CALL reached the charger before the API call returned: it answered it.
                     assert charger.calls and charger.calls[-1][1] == action
 
@@ -157,7 +177,9 @@ def test_commands_one_after_another_return_each_chargers_answer(server: LiveServ
             assert command.response == {"status": ANSWERS[command.action]}
 
 
-def test_concurrent_commands_are_not_held_up_by_a_charger_that_has_not_answered(server: LiveServer) -> None:
+def test_concurrent_commands_are_not_held_up_by_a_charger_that_has_not_answered(
+    server: LiveServer,
+) -> None:
     username, chargers = _fleet()
     held, others = chargers[0], chargers[1:7]
     held.release = asyncio.Event()
@@ -168,7 +190,9 @@ def test_concurrent_commands_are_not_held_up_by_a_charger_that_has_not_answered(
                 held_call = asyncio.create_task(send(http, held.station_id, "ClearCache"))
                 await asyncio.wait_for(held.called.wait(), BOUND_S)
                 jobs = [(charger.station_id, action) for charger in others for action in ANSWERS]
-                outcomes = await asyncio.gather(*(send(http, station_id, action) for station_id, action in jobs))
+                outcomes = await asyncio.gather(
+                    *(send(http, station_id, action) for station_id, action in jobs)
+                )
                 held_still_owed = not held_call.done() and len(held.calls) == 1
                 held.release.set()
                 return dict(zip(jobs, outcomes, strict=True)), held_still_owed, await held_call
@@ -192,5 +216,7 @@ def test_concurrent_commands_are_not_held_up_by_a_charger_that_has_not_answered(
             assert command.status == Command.Status.ANSWERED
             assert command.response == {"status": ANSWERS[command.action]}
     (held_command,) = by_station[held.station_id]
-    others_completed = [c.completed_at for charger in others for c in by_station[charger.station_id]]
+    others_completed = [
+        c.completed_at for charger in others for c in by_station[charger.station_id]
+    ]
     assert held_command.completed_at > max(others_completed)

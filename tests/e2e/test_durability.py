@@ -26,7 +26,9 @@ from tests.tcp_proxy import CuttableProxy
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TS = "2026-11-20T10:00:00Z"
-needs_postgres = pytest.mark.skipif(not settings.IS_POSTGRES, reason="the outage is cut between the server and PostgreSQL")
+needs_postgres = pytest.mark.skipif(
+    not settings.IS_POSTGRES, reason="the outage is cut between the server and PostgreSQL"
+)
 
 
 class Charger16:
@@ -49,8 +51,11 @@ class Charger16:
 
 
 def _meter(tx: int, value: int) -> dict:
-    return {"connectorId": 1, "transactionId": tx, "meterValue": [
-        {"timestamp": TS, "sampledValue": [{"value": str(value), "unit": "Wh"}]}]}
+    return {
+        "connectorId": 1,
+        "transactionId": tx,
+        "meterValue": [{"timestamp": TS, "sampledValue": [{"value": str(value), "unit": "Wh"}]}],
+    }
 
 
 def _setup(station_id: str) -> Charger:
@@ -76,9 +81,17 @@ def _wait_for(check, timeout: float = 45.0):
 
 
 def _assert_acked_are_stored(charger: Charger, acked: list) -> None:
-    starts = [reply[2]["transactionId"] for _, action, _, reply in acked if action == "StartTransaction"]
-    stops = [payload["transactionId"] for _, action, payload, _ in acked if action == "StopTransaction"]
-    meters = [payload["meterValue"][0]["sampledValue"][0]["value"] for _, action, payload, _ in acked if action == "MeterValues"]
+    starts = [
+        reply[2]["transactionId"] for _, action, _, reply in acked if action == "StartTransaction"
+    ]
+    stops = [
+        payload["transactionId"] for _, action, payload, _ in acked if action == "StopTransaction"
+    ]
+    meters = [
+        payload["meterValue"][0]["sampledValue"][0]["value"]
+        for _, action, payload, _ in acked
+        if action == "MeterValues"
+    ]
     sessions = {s.transaction_id: s for s in ChargingSession.objects.filter(charger=charger)}
     assert set(starts) <= set(sessions), (starts, list(sessions))
     for tx in stops:
@@ -91,43 +104,113 @@ def _assert_acked_are_stored(charger: Charger, acked: list) -> None:
 def test_outage_transaction_messages_are_answered_then_replayed_exactly_once(tmp_path):
     charger = _setup("DUR-OUTAGE")
     proxy = CuttableProxy(target_port=int(urlsplit(_test_database_url()).port or 5432))
-    server = start_live_server(DATABASE_URL=_proxied_database_url(proxy), OCPP_JOURNAL_DIR=tmp_path / "journal")
+    server = start_live_server(
+        DATABASE_URL=_proxied_database_url(proxy), OCPP_JOURNAL_DIR=tmp_path / "journal"
+    )
     try:
+
         async def scenario() -> Charger16:
-            async with websockets.connect(f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"]) as ws:
+            async with websockets.connect(
+                f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"]
+            ) as ws:
                 cp = Charger16(ws)
-                assert (await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}))[0] == 3
-                tx1 = (await cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS}))[2]["transactionId"]
+                assert (
+                    await cp.call(
+                        "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}
+                    )
+                )[0] == 3
+                tx1 = (
+                    await cp.call(
+                        "StartTransaction",
+                        {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS},
+                    )
+                )[2]["transactionId"]
                 proxy.cut()  # PostgreSQL is gone for the server from here
                 for value in range(1, 6):
                     assert (await cp.call("MeterValues", _meter(tx1, value)))[0] == 3
-                assert (await cp.call("StopTransaction", {"transactionId": tx1, "meterStop": 5, "timestamp": "2026-11-20T10:30:00Z", "reason": "Local"}))[0] == 3
-                start2 = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 5, "timestamp": "2026-11-20T11:00:00Z"})
+                assert (
+                    await cp.call(
+                        "StopTransaction",
+                        {
+                            "transactionId": tx1,
+                            "meterStop": 5,
+                            "timestamp": "2026-11-20T10:30:00Z",
+                            "reason": "Local",
+                        },
+                    )
+                )[0] == 3
+                start2 = await cp.call(
+                    "StartTransaction",
+                    {
+                        "connectorId": 1,
+                        "idTag": "04A1B2C3",
+                        "meterStart": 5,
+                        "timestamp": "2026-11-20T11:00:00Z",
+                    },
+                )
                 assert start2[0] == 3 and start2[2]["idTagInfo"]["status"] == "Accepted"
                 tx2 = start2[2]["transactionId"]
                 # The charger resends a start whose answer it lost: same transactionId.
-                again = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 5, "timestamp": "2026-11-20T11:00:00Z"})
+                again = await cp.call(
+                    "StartTransaction",
+                    {
+                        "connectorId": 1,
+                        "idTag": "04A1B2C3",
+                        "meterStart": 5,
+                        "timestamp": "2026-11-20T11:00:00Z",
+                    },
+                )
                 assert again[2]["transactionId"] == tx2
                 cp.acked.pop()  # the same start, once
                 for value in range(6, 9):
                     assert (await cp.call("MeterValues", _meter(tx2, value)))[0] == 3
-                assert (await cp.call("StopTransaction", {"transactionId": tx2, "meterStop": 9, "timestamp": "2026-11-20T11:30:00Z"}))[0] == 3
-                assert (await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": TS}))[0] == 3
+                assert (
+                    await cp.call(
+                        "StopTransaction",
+                        {"transactionId": tx2, "meterStop": 9, "timestamp": "2026-11-20T11:30:00Z"},
+                    )
+                )[0] == 3
+                assert (
+                    await cp.call(
+                        "StatusNotification",
+                        {
+                            "connectorId": 1,
+                            "errorCode": "NoError",
+                            "status": "Available",
+                            "timestamp": TS,
+                        },
+                    )
+                )[0] == 3
                 journals = list((tmp_path / "journal").glob("*.journal"))
                 assert journals and journals[0].stat().st_size > 0  # answered from the journal
                 proxy.restore()
                 # Keep the socket until everything is replayed.
                 assert await asyncio.to_thread(
-                    _wait_for, lambda: ChargingSession.objects.filter(charger=charger, status="completed").count() == 2)
+                    _wait_for,
+                    lambda: (
+                        ChargingSession.objects.filter(charger=charger, status="completed").count()
+                        == 2
+                    ),
+                )
                 return cp
 
         cp = asyncio.run(scenario())
         assert _wait_for(lambda: MeterValue.objects.filter(charger=charger).count() == 8)
         _assert_acked_are_stored(charger, cp.acked)
         # The log shows every acknowledged message, with the charger's unique ids.
-        assert _wait_for(lambda: {u for u, *_ in cp.acked} <= set(
-            OcppMessage.objects.filter(charger=charger, direction="in").values_list("unique_id", flat=True)))
-        session2 = ChargingSession.objects.get(charger=charger, started_at__gt="2026-11-20T10:45:00Z")
+        assert _wait_for(
+            lambda: (
+                {u for u, *_ in cp.acked}
+                <= set(
+                    OcppMessage.objects.filter(charger=charger, direction="in").values_list(
+                        "unique_id", flat=True
+                    )
+                )
+            )
+        )
+        session2 = ChargingSession.objects.get(
+            charger=charger, started_at__gt="2026-11-20T10:45:00Z"
+        )
         assert (session2.meter_start_wh, session2.meter_stop_wh) == (5, 9)
     finally:
         stop_live_server(server)
@@ -139,11 +222,19 @@ def test_kill_9_loses_nothing_acknowledged_and_the_next_start_clears_the_connect
     journal_dir = tmp_path / "journal"
     server = start_live_server(OCPP_JOURNAL_DIR=journal_dir)
     try:
+
         async def scenario() -> Charger16:
-            ws = await websockets.connect(f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"])
+            ws = await websockets.connect(
+                f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"]
+            )
             cp = Charger16(ws)
             await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
-            tx = (await cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS}))[2]["transactionId"]
+            tx = (
+                await cp.call(
+                    "StartTransaction",
+                    {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS},
+                )
+            )[2]["transactionId"]
             value = 0
             try:
                 while True:
@@ -159,7 +250,9 @@ def test_kill_9_loses_nothing_acknowledged_and_the_next_start_clears_the_connect
         server.process.wait(timeout=10)
         assert sum(1 for _, action, *_ in cp.acked if action == "MeterValues") >= 39
         _assert_acked_are_stored(charger, cp.acked)
-        assert Charger.objects.get(pk=charger.pk).connection_id != ""  # nobody recorded the disconnect
+        assert (
+            Charger.objects.get(pk=charger.pk).connection_id != ""
+        )  # nobody recorded the disconnect
     finally:
         stop_live_server(server)
     # The next process to start clears the connection the dead one left behind.
@@ -175,33 +268,53 @@ def test_kill_9_during_an_outage_the_next_process_replays_the_journal(tmp_path):
     charger = _setup("DUR-KILL-OUTAGE")
     journal_dir = tmp_path / "journal"
     proxy = CuttableProxy(target_port=int(urlsplit(_test_database_url()).port or 5432))
-    server = start_live_server(DATABASE_URL=_proxied_database_url(proxy), OCPP_JOURNAL_DIR=journal_dir)
+    server = start_live_server(
+        DATABASE_URL=_proxied_database_url(proxy), OCPP_JOURNAL_DIR=journal_dir
+    )
     try:
+
         async def scenario() -> Charger16:
-            async with websockets.connect(f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"]) as ws:
+            async with websockets.connect(
+                f"{server.ws_url}/ocpp/{charger.station_id}", subprotocols=["ocpp1.6"]
+            ) as ws:
                 cp = Charger16(ws)
-                await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+                await cp.call(
+                    "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}
+                )
                 proxy.cut()
-                start = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS})
+                start = await cp.call(
+                    "StartTransaction",
+                    {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS},
+                )
                 tx = start[2]["transactionId"]
                 for value in range(1, 11):
                     assert (await cp.call("MeterValues", _meter(tx, value)))[0] == 3
-                assert (await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 10, "timestamp": "2026-11-20T10:30:00Z"}))[0] == 3
+                assert (
+                    await cp.call(
+                        "StopTransaction",
+                        {"transactionId": tx, "meterStop": 10, "timestamp": "2026-11-20T10:30:00Z"},
+                    )
+                )[0] == 3
                 os.kill(server.process.pid, signal.SIGKILL)
                 return cp
 
         cp = asyncio.run(scenario())
         server.process.wait(timeout=10)
-        assert not ChargingSession.objects.filter(charger=charger).exists()  # only in the journal yet
+        assert not ChargingSession.objects.filter(
+            charger=charger
+        ).exists()  # only in the journal yet
     finally:
         stop_live_server(server)
         proxy.close()
     server = start_live_server(OCPP_JOURNAL_DIR=journal_dir)  # database reachable again
     try:
-        assert _wait_for(lambda: ChargingSession.objects.filter(charger=charger, status="completed").exists())
+        assert _wait_for(
+            lambda: ChargingSession.objects.filter(charger=charger, status="completed").exists()
+        )
         assert _wait_for(lambda: MeterValue.objects.filter(charger=charger).count() == 10)
         _assert_acked_are_stored(charger, cp.acked)
         assert not list(journal_dir.glob("*.journal")) or all(
-            p.stat().st_size == 0 for p in journal_dir.glob("*.journal"))
+            p.stat().st_size == 0 for p in journal_dir.glob("*.journal")
+        )
     finally:
         stop_live_server(server)

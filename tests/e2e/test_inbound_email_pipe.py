@@ -36,7 +36,9 @@ def server(tmp_path):
     stop_live_server(server)
 
 
-def test_the_documented_alias_posts_a_reply_onto_the_ticket_and_defers_when_refused(server, tmp_path):
+def test_the_documented_alias_posts_a_reply_onto_the_ticket_and_defers_when_refused(
+    server, tmp_path
+):
     agent = UserFactory(username="agent@example.com", is_staff=True)
     ticket = Ticket.objects.create(email="guest@example.com", message="Dead charger.")
     mail.outbox.clear()
@@ -53,7 +55,9 @@ def test_the_documented_alias_posts_a_reply_onto_the_ticket_and_defers_when_refu
     header = tmp_path / "support-inbound.header"
     header.write_text(f"Authorization: Bearer {SECRET}\n")
     command = documented_pipe_command(server.url, header)
-    done = subprocess.run(["/bin/sh", "-c", command], input=bytes(reply), capture_output=True, timeout=60)
+    done = subprocess.run(
+        ["/bin/sh", "-c", command], input=bytes(reply), capture_output=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     [message] = TicketMessage.objects.filter(ticket=ticket, direction="in")
     assert message.body == "Around noon."
@@ -61,6 +65,10 @@ def test_the_documented_alias_posts_a_reply_onto_the_ticket_and_defers_when_refu
 
     # A wrong secret: exit 75 (EX_TEMPFAIL), so Postfix keeps the mail and retries, never bounces it.
     header.write_text("Authorization: Bearer wrong\n")
-    done = subprocess.run(["/bin/sh", "-c", documented_pipe_command(server.url, header)], input=bytes(reply),
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        ["/bin/sh", "-c", documented_pipe_command(server.url, header)],
+        input=bytes(reply),
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 75

@@ -68,8 +68,10 @@ def _wait_for(what: str, check, timeout: float = 60.0, every: float = 0.2):
 @pytest.fixture
 def shared_services() -> None:
     if not settings.IS_POSTGRES or not settings.REDIS_URL:
-        pytest.skip("two server processes must share PostgreSQL and Redis (the CI=true pass): "
-                    "on SQLite or the in-memory channel layer they share nothing")
+        pytest.skip(
+            "two server processes must share PostgreSQL and Redis (the CI=true pass): "
+            "on SQLite or the in-memory channel layer they share nothing"
+        )
     if shutil.which("haproxy") is None:
         if os.environ.get("REQUIRE_SERVICES") == "true":
             pytest.fail("haproxy is not installed (make test installs it)")
@@ -80,13 +82,19 @@ class Haproxy:
     def __init__(self, backends: list[LiveServer], **extra_env: str) -> None:
         self.port, self.stats_port = _free_port(), _free_port()
         env = {
-            **os.environ, "OCPP_BIND": f"127.0.0.1:{self.port}", "OCPP_STATS_BIND": f"127.0.0.1:{self.stats_port}",
-            "OCPP_MAXCONN": "2000", **extra_env,
+            **os.environ,
+            "OCPP_BIND": f"127.0.0.1:{self.port}",
+            "OCPP_STATS_BIND": f"127.0.0.1:{self.stats_port}",
+            "OCPP_MAXCONN": "2000",
+            **extra_env,
         }
         for number, backend in enumerate(backends, 1):
             env[f"OCPP_APP_{number}"] = f"127.0.0.1:{backend.port}"
         self.process = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(CONFIG)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            ["haproxy", "-db", "-f", str(CONFIG)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self.ws_url = f"ws://127.0.0.1:{self.port}/ocpp"
 
@@ -110,18 +118,28 @@ class Haproxy:
 
 
 @pytest.fixture
-def cluster(shared_services, transactional_db, tmp_path, monkeypatch) -> Iterator[tuple[list[LiveServer], Haproxy]]:
+def cluster(
+    shared_services, transactional_db, tmp_path, monkeypatch
+) -> Iterator[tuple[list[LiveServer], Haproxy]]:
     """Two server processes (same database, same Redis) trusting HAProxy on 127.0.0.1, and HAProxy."""
-    env = {"OCPP_JOURNAL_DIR": tmp_path / "journal", "OCPP_TRUSTED_PROXIES": "127.0.0.1",
-           "OCPP_CALL_TIMEOUT": CALL_TIMEOUT_S}
+    env = {
+        "OCPP_JOURNAL_DIR": tmp_path / "journal",
+        "OCPP_TRUSTED_PROXIES": "127.0.0.1",
+        "OCPP_CALL_TIMEOUT": CALL_TIMEOUT_S,
+    }
     servers: list[LiveServer] = []
     proxy = None
     try:
         servers.append(start_live_server(**env))
         servers.append(start_live_server(**env))
         proxy = Haproxy(servers)
-        _wait_for("HAProxy to see both processes healthy",
-                  lambda: proxy.server_status().get("app1") == "UP" and proxy.server_status().get("app2") == "UP")
+        _wait_for(
+            "HAProxy to see both processes healthy",
+            lambda: (
+                proxy.server_status().get("app1") == "UP"
+                and proxy.server_status().get("app2") == "UP"
+            ),
+        )
         yield servers, proxy
     finally:
         output = proxy.stop() if proxy is not None else ""
@@ -149,7 +167,9 @@ class Fleet:
     def __enter__(self) -> Fleet:
         self._thread.start()
         if not self.ready.wait(60) or self.errors:
-            raise AssertionError(f"chargers did not all boot through the balancer: {self.errors[:3]}")
+            raise AssertionError(
+                f"chargers did not all boot through the balancer: {self.errors[:3]}"
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -167,10 +187,19 @@ class Fleet:
 
     async def _charger(self, station_id: str) -> None:
         try:
-            async with websockets.connect(f"{self.url}/{station_id}", subprotocols=["ocpp1.6"],
-                                          local_addr=(CLIENT_SOURCE, 0)) as ws:
-                await ws.send(json.dumps([2, "boot", "BootNotification",
-                                          {"chargePointVendor": "LB", "chargePointModel": "Spread"}]))
+            async with websockets.connect(
+                f"{self.url}/{station_id}", subprotocols=["ocpp1.6"], local_addr=(CLIENT_SOURCE, 0)
+            ) as ws:
+                await ws.send(
+                    json.dumps(
+                        [
+                            2,
+                            "boot",
+                            "BootNotification",
+                            {"chargePointVendor": "LB", "chargePointModel": "Spread"},
+                        ]
+                    )
+                )
                 reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 assert reply[:2] == [3, "boot"] and reply[2]["status"] == "Accepted", reply
                 self.booted.add(station_id)
@@ -195,7 +224,9 @@ class Fleet:
 def _holders(station_ids: list[str]) -> dict[str, str]:
     from chargers.models import Charger
 
-    rows = Charger.objects.filter(station_id__in=station_ids).values_list("station_id", "connection_process")
+    rows = Charger.objects.filter(station_id__in=station_ids).values_list(
+        "station_id", "connection_process"
+    )
     return {sid: process for sid, process in rows if process}
 
 
@@ -225,8 +256,10 @@ def test_chargers_spread_over_two_processes_and_commands_cross_them(cluster) -> 
         ChargerFactory(property=prop, station_id=sid)
 
     with Fleet(proxy.ws_url, station_ids) as fleet:
-        holders = _wait_for("every charger's connection recorded",
-                            lambda: (h := _holders(station_ids)) and len(h) == FLEET and h)
+        holders = _wait_for(
+            "every charger's connection recorded",
+            lambda: (h := _holders(station_ids)) and len(h) == FLEET and h,
+        )
         keys = set(holders.values())
         # Both processes hold chargers, evenly (leastconn: each new socket to the emptier one).
         assert len(keys) == 2, holders
@@ -235,28 +268,37 @@ def test_chargers_spread_over_two_processes_and_commands_cross_them(cluster) -> 
         assert all(len(sids) >= FLEET // 2 - 1 for sids in held.values()), held
 
         # The balancer spreads the API too; here each process's own API is called directly.
-        token = httpx.post(f"{servers[0].url}/api/v1/auth/token/",
-                           json={"username": user.username, "password": "secret-pass-123"}, timeout=30)
+        token = httpx.post(
+            f"{servers[0].url}/api/v1/auth/token/",
+            json={"username": user.username, "password": "secret-pass-123"},
+            timeout=30,
+        )
         headers = {"Authorization": f"Token {token.json()['token']}"}
         for api, other in ((servers[0], by_server[1]), (servers[1], by_server[0])):
             target = held[other][0]
             before = list(fleet.calls[target])
             response = httpx.post(
                 f"{api.url}/api/v1/chargers/{target}/commands/DataTransfer/",
-                json={"vendorId": "LB", "messageId": "who"}, headers=headers, timeout=CALL_TIMEOUT_S + 10,
+                json={"vendorId": "LB", "messageId": "who"},
+                headers=headers,
+                timeout=CALL_TIMEOUT_S + 10,
             )
             # The charger held by the other process got the CALL, and its own answer came back.
             assert (response.status_code, response.json()) == (
-                200, {"status": "Accepted", "response": {"status": "Accepted", "data": target}}
+                200,
+                {"status": "Accepted", "response": {"status": "Accepted", "data": target}},
             ), f"API of port {api.port} -> {target} held by {other}"
             assert fleet.calls[target] == [*before, "DataTransfer"]
         assert fleet.errors == []
 
     from chargers.models import Command
 
-    answered = Command.objects.filter(action="DataTransfer").values_list("charger__station_id", "status", "response")
+    answered = Command.objects.filter(action="DataTransfer").values_list(
+        "charger__station_id", "status", "response"
+    )
     assert sorted(answered) == sorted(
-        (held[key][0], Command.Status.ANSWERED, {"status": "Accepted", "data": held[key][0]}) for key in by_server
+        (held[key][0], Command.Status.ANSWERED, {"status": "Accepted", "data": held[key][0]})
+        for key in by_server
     )
 
 
@@ -271,13 +313,19 @@ def test_proxy_headers_cannot_be_forged_through_the_balancer(cluster) -> None:
     charger = ChargerFactory(station_id="LB-P2", security_profile=2, ocpp_password=password)
     forged = {
         "Authorization": "Basic " + base64.b64encode(f"LB-P2:{password}".encode()).decode(),
-        "X-Ocpp-Tls": "TLSv1.3", "X-Ocpp-Client-Address": "203.0.113.9",
+        "X-Ocpp-Tls": "TLSv1.3",
+        "X-Ocpp-Client-Address": "203.0.113.9",
     }
 
     async def handshake() -> int:
         try:
-            ws = await websockets.connect(f"{proxy.ws_url}/LB-P2", subprotocols=["ocpp1.6"], additional_headers=forged,
-                                          local_addr=(CLIENT_SOURCE, 0), open_timeout=20)
+            ws = await websockets.connect(
+                f"{proxy.ws_url}/LB-P2",
+                subprotocols=["ocpp1.6"],
+                additional_headers=forged,
+                local_addr=(CLIENT_SOURCE, 0),
+                open_timeout=20,
+            )
         except websockets.InvalidStatus as exc:
             return exc.response.status_code
         await ws.close()
@@ -295,23 +343,35 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
 ) -> None:
     """/healthz answers 503 when the process cannot reach its database: HAProxy marks it down and
     sends every charger to the healthy process."""
-    healthy = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1")
+    healthy = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1"
+    )
     # Same everything, but its database is a port nobody listens on.
-    cut_off = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1",
-                                DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere")
+    cut_off = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal",
+        OCPP_TRUSTED_PROXIES="127.0.0.1",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere",
+    )
     proxy = Haproxy([healthy, cut_off])
     try:
         assert httpx.get(f"{cut_off.url}/healthz", timeout=30).status_code == 503
         assert httpx.get(f"{healthy.url}/healthz", timeout=30).status_code == 200
-        _wait_for("HAProxy to mark the process without database down",
-                  lambda: proxy.server_status().get("app2") == "DOWN" and proxy.server_status().get("app1") == "UP")
+        _wait_for(
+            "HAProxy to mark the process without database down",
+            lambda: (
+                proxy.server_status().get("app2") == "DOWN"
+                and proxy.server_status().get("app1") == "UP"
+            ),
+        )
         prop = PropertyFactory()
         station_ids = [f"LB-H{n:02d}" for n in range(6)]
         for sid in station_ids:
             ChargerFactory(property=prop, station_id=sid)
         with Fleet(proxy.ws_url, station_ids):
-            holders = _wait_for("every charger's connection recorded",
-                                lambda: (h := _holders(station_ids)) and len(h) == len(station_ids) and h)
+            holders = _wait_for(
+                "every charger's connection recorded",
+                lambda: (h := _holders(station_ids)) and len(h) == len(station_ids) and h,
+            )
         assert {_process_of(healthy, set(holders.values()))} == set(holders.values())
     finally:
         proxy.stop()
@@ -332,7 +392,11 @@ def test_when_every_process_fails_its_health_check_they_all_still_take_connectio
 
     class Outage(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, body = (503, b"database unreachable") if self.path == "/healthz" else (200, str(self.server.server_port).encode())
+            status, body = (
+                (503, b"database unreachable")
+                if self.path == "/healthz"
+                else (200, str(self.server.server_port).encode())
+            )
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -351,9 +415,16 @@ def test_when_every_process_fails_its_health_check_they_all_still_take_connectio
     stand_ins = [LiveServer(None, backend.server_port) for backend in backends]
     proxy = Haproxy(stand_ins)
     try:
-        _wait_for("HAProxy to mark both processes down",
-                  lambda: proxy.server_status().get("app1") == "DOWN" and proxy.server_status().get("app2") == "DOWN")
-        answered_by = {httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10).text for _ in range(6)}
+        _wait_for(
+            "HAProxy to mark both processes down",
+            lambda: (
+                proxy.server_status().get("app1") == "DOWN"
+                and proxy.server_status().get("app2") == "DOWN"
+            ),
+        )
+        answered_by = {
+            httpx.get(f"http://127.0.0.1:{proxy.port}/", timeout=10).text for _ in range(6)
+        }
         # Both processes still take new connections.
         assert answered_by == {str(backend.server_port) for backend in backends}
     finally:
@@ -362,29 +433,55 @@ def test_when_every_process_fails_its_health_check_they_all_still_take_connectio
             backend.shutdown()
 
 
-def test_tls_listener_admits_profile_3_to_either_process(shared_services, transactional_db, tmp_path, request) -> None:
+def test_tls_listener_admits_profile_3_to_either_process(
+    shared_services, transactional_db, tmp_path, request
+) -> None:
     """The cluster's TLS listener is ocpp.cfg's: a profile-3 charger with a certificate of the CSMS CA
     boots through it (held by one of the two processes); without a certificate it is refused."""
     from chargers.simulator import tls_context
 
-    tls = request.getfixturevalue("tls_setup")  # CA + certificates; OCPP_CA_DIR, OCPP_TRUSTED_PROXIES set
+    tls = request.getfixturevalue(
+        "tls_setup"
+    )  # CA + certificates; OCPP_CA_DIR, OCPP_TRUSTED_PROXIES set
     ChargerFactory(station_id="TLS-P3", security_profile=3)
     servers = [start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal") for _ in range(2)]
     tls_port = _free_port()
-    proxy = Haproxy(servers, OCPP_TLS_BIND=f"127.0.0.1:{tls_port}", OCPP_TLS_CERT_DIR=str(tls["certs"]),
-                    OCPP_CA_DIR=str(Path(tls["ca_file"]).parent))
+    proxy = Haproxy(
+        servers,
+        OCPP_TLS_BIND=f"127.0.0.1:{tls_port}",
+        OCPP_TLS_CERT_DIR=str(tls["certs"]),
+        OCPP_CA_DIR=str(Path(tls["ca_file"]).parent),
+    )
     try:
-        _wait_for("HAProxy to see both processes healthy",
-                  lambda: proxy.server_status().get("app1") == "UP" and proxy.server_status().get("app2") == "UP")
+        _wait_for(
+            "HAProxy to see both processes healthy",
+            lambda: (
+                proxy.server_status().get("app1") == "UP"
+                and proxy.server_status().get("app2") == "UP"
+            ),
+        )
 
         async def scenario() -> tuple[dict, int]:
             url = f"wss://localhost:{tls_port}/ocpp/TLS-P3"
-            async with websockets.connect(url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"], *tls["p3"])) as ws:
-                await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "LB", "chargePointModel": "T"}]))
+            async with websockets.connect(
+                url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"], *tls["p3"])
+            ) as ws:
+                await ws.send(
+                    json.dumps(
+                        [
+                            2,
+                            "b",
+                            "BootNotification",
+                            {"chargePointVendor": "LB", "chargePointModel": "T"},
+                        ]
+                    )
+                )
                 boot = json.loads(await asyncio.wait_for(ws.recv(), 20))
                 holder = await asyncio.to_thread(_holder_from_thread, "TLS-P3")
             try:
-                await websockets.connect(url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"]), open_timeout=20)
+                await websockets.connect(
+                    url, subprotocols=["ocpp1.6"], ssl=tls_context(tls["ca_file"]), open_timeout=20
+                )
             except websockets.InvalidStatus as exc:
                 return {"boot": boot[2], "holder": holder}, exc.response.status_code
             return {"boot": boot[2], "holder": holder}, 101

@@ -30,12 +30,19 @@ async def call(ws, uid, action, payload):
 
 
 @pytest.mark.parametrize("policy, expected", [("reject", "Invalid"), ("accept", "Accepted")])
-def test_slow_msp_times_out_at_its_timeout_and_other_chargers_keep_going(live_server_proc, policy, expected):
+def test_slow_msp_times_out_at_its_timeout_and_other_chargers_keep_going(
+    live_server_proc, policy, expected
+):
     msp_server = FakeMsp(delay=20)
     try:
         slow = ChargerFactory(station_id="MSP-SLOW")
         ChargerFactory(station_id="MSP-OTHER", property=slow.property)
-        msp = MspFactory(organization=slow.property.organization, live_validation_url=msp_server.url, timeout_s=2, on_timeout=policy)
+        msp = MspFactory(
+            organization=slow.property.organization,
+            live_validation_url=msp_server.url,
+            timeout_s=2,
+            on_timeout=policy,
+        )
         TokenFactory(uid="ROAM0001", organization=None, msp=msp)
         url = live_server_proc.ws_url
 

@@ -21,7 +21,12 @@ from tests.factories import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 PASSWORD = "secret-pass-123"
 CP_PASSWORD = "browser-test-password-201"
 
@@ -31,8 +36,12 @@ class Charger201:
 
     def __init__(self, url: str, station_id: str):
         auth = base64.b64encode(f"{station_id}:{CP_PASSWORD}".encode()).decode()
-        self.ws = connect(f"{url}/ocpp/{station_id}", subprotocols=["ocpp2.0.1"], open_timeout=10,
-                          additional_headers={"Authorization": f"Basic {auth}"})
+        self.ws = connect(
+            f"{url}/ocpp/{station_id}",
+            subprotocols=["ocpp2.0.1"],
+            open_timeout=10,
+            additional_headers={"Authorization": f"Basic {auth}"},
+        )
         self.ids = itertools.count(1)
         self.calls: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
@@ -53,9 +62,17 @@ class Charger201:
         self.calls.append((action, payload))
         answer: dict = {"status": "Accepted"}
         if action == "SetVariables":
-            answer = {"setVariableResult": [
-                {"attributeType": "Actual", "attributeStatus": "RebootRequired", "component": d["component"],
-                 "variable": d["variable"]} for d in payload["setVariableData"]]}
+            answer = {
+                "setVariableResult": [
+                    {
+                        "attributeType": "Actual",
+                        "attributeStatus": "RebootRequired",
+                        "component": d["component"],
+                        "variable": d["variable"],
+                    }
+                    for d in payload["setVariableData"]
+                ]
+            }
         self.ws.send(json.dumps([3, frame[1], answer]))
 
     def serve(self) -> None:
@@ -77,7 +94,9 @@ def site(transactional_db):
     prop = PropertyFactory(name="Depot")
     user = UserFactory(username="host201@example.com", password=PASSWORD)
     MembershipFactory(organization=prop.organization, user=user, role="owner")
-    charger = ChargerFactory(property=prop, station_id="WEB-201", name="Depot bay", security_profile=1)
+    charger = ChargerFactory(
+        property=prop, station_id="WEB-201", name="Depot bay", security_profile=1
+    )
     charger.set_ocpp_password(CP_PASSWORD)
     charger.save()
     TokenFactory(uid="04A1B2C3", organization=prop.organization, label="Fleet van")
@@ -91,19 +110,51 @@ def test_host_reserves_and_sets_a_variable_of_a_201_charger(live_server_proc, si
     from chargers.models import ConnectorReservation, DeviceVariable
 
     cp = Charger201(live_server_proc.ws_url, "WEB-201")
-    assert cp.call("BootNotification", {"reason": "PowerUp", "chargingStation": {
-        "model": "M1", "vendorName": "V"}})["status"] == "Accepted"
-    cp.call("StatusNotification", {"timestamp": "2026-11-20T10:00:00Z", "connectorStatus": "Available",
-                                   "evseId": 1, "connectorId": 1})
-    cp.call("NotifyReport", {"requestId": 1, "generatedAt": "2026-11-20T10:00:00Z", "seqNo": 0, "reportData": [{
-        "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
-        "variableAttribute": [{"type": "Actual", "value": "60", "mutability": "ReadWrite"}],
-        "variableCharacteristics": {"dataType": "integer", "supportsMonitoring": False, "unit": "s"}}]})
+    assert (
+        cp.call(
+            "BootNotification",
+            {"reason": "PowerUp", "chargingStation": {"model": "M1", "vendorName": "V"}},
+        )["status"]
+        == "Accepted"
+    )
+    cp.call(
+        "StatusNotification",
+        {
+            "timestamp": "2026-11-20T10:00:00Z",
+            "connectorStatus": "Available",
+            "evseId": 1,
+            "connectorId": 1,
+        },
+    )
+    cp.call(
+        "NotifyReport",
+        {
+            "requestId": 1,
+            "generatedAt": "2026-11-20T10:00:00Z",
+            "seqNo": 0,
+            "reportData": [
+                {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                    "variableAttribute": [
+                        {"type": "Actual", "value": "60", "mutability": "ReadWrite"}
+                    ],
+                    "variableCharacteristics": {
+                        "dataType": "integer",
+                        "supportsMonitoring": False,
+                        "unit": "s",
+                    },
+                }
+            ],
+        },
+    )
     cp.serve()
     base = live_server_proc.url
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
             page = browser.new_page()
             page.goto(f"{base}/accounts/login/")
             page.fill("#id_username", "host201@example.com")
@@ -130,6 +181,9 @@ def test_host_reserves_and_sets_a_variable_of_a_201_charger(live_server_proc, si
             browser.close()
     finally:
         cp.ws.close()
-    assert [a for a, _ in cp.calls if a in ("ReserveNow", "SetVariables")] == ["ReserveNow", "SetVariables"]
+    assert [a for a, _ in cp.calls if a in ("ReserveNow", "SetVariables")] == [
+        "ReserveNow",
+        "SetVariables",
+    ]
     assert ConnectorReservation.objects.get(charger=site).status == "active"
     assert DeviceVariable.objects.get(charger=site, variable="HeartbeatInterval").value == "120"

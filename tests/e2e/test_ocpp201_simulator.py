@@ -28,8 +28,13 @@ def test_the_201_simulator_boots_reports_charges_and_obeys_remote_start_stop(liv
     charger = ChargerFactory(station_id="SIM-201")
     TokenFactory(uid="SIMCARD", organization=charger.property.organization)
     user = MembershipFactory(organization=charger.property.organization, role="owner").user
-    sim = make_simulator("2.0.1", url=f"{live_server_proc.ws_url}/ocpp", station_id="SIM-201", auto_sessions=False,
-                         id_tags=["SIMCARD"])
+    sim = make_simulator(
+        "2.0.1",
+        url=f"{live_server_proc.ws_url}/ocpp",
+        station_id="SIM-201",
+        auto_sessions=False,
+        id_tags=["SIMCARD"],
+    )
     assert isinstance(sim, SimulatedCharger201)
 
     async def scenario():
@@ -42,26 +47,42 @@ def test_the_201_simulator_boots_reports_charges_and_obeys_remote_start_stop(liv
         await sim.meter_values(1, seconds=3600)  # one hour at 7.4 kW
         await sim.stop(1)
         # The server asked for the device model after the first boot; the simulator sent it.
-        assert await asyncio.to_thread(_wait_for, lambda: DeviceVariable.objects.filter(charger=charger).exists())
+        assert await asyncio.to_thread(
+            _wait_for, lambda: DeviceVariable.objects.filter(charger=charger).exists()
+        )
         # Protocol-neutral commands: a 1.6 remote start reaches it as RequestStartTransaction
         # (sent by the server process, through the API).
         async with httpx.AsyncClient(base_url=live_server_proc.url, timeout=30) as http:
-            token = (await http.post("/api/v1/auth/token/", json={"username": user.username,
-                                                                   "password": "secret-pass-123"})).json()["token"]
+            token = (
+                await http.post(
+                    "/api/v1/auth/token/",
+                    json={"username": user.username, "password": "secret-pass-123"},
+                )
+            ).json()["token"]
             http.headers["Authorization"] = f"Token {token}"
-            started = await http.post("/api/v1/chargers/SIM-201/commands/RemoteStartTransaction/",
-                                      json={"idTag": "SIMCARD", "connectorId": 1})
+            started = await http.post(
+                "/api/v1/chargers/SIM-201/commands/RemoteStartTransaction/",
+                json={"idTag": "SIMCARD", "connectorId": 1},
+            )
             assert started.status_code == 200 and started.json()["status"] == "Accepted"
-            assert await asyncio.to_thread(_wait_for, lambda: ChargingSession.objects.filter(
-                charger=charger, status="active").exists())
+            assert await asyncio.to_thread(
+                _wait_for,
+                lambda: ChargingSession.objects.filter(charger=charger, status="active").exists(),
+            )
             active = await ChargingSession.objects.aget(charger=charger, status="active")
-            stopped = await http.post("/api/v1/chargers/SIM-201/commands/RemoteStopTransaction/",
-                                      json={"transactionId": active.transaction_id})
+            stopped = await http.post(
+                "/api/v1/chargers/SIM-201/commands/RemoteStopTransaction/",
+                json={"transactionId": active.transaction_id},
+            )
             assert stopped.status_code == 200 and stopped.json()["status"] == "Accepted"
-        assert await asyncio.to_thread(_wait_for, lambda: not ChargingSession.objects.filter(
-            charger=charger, status="active").exists())
+        assert await asyncio.to_thread(
+            _wait_for,
+            lambda: not ChargingSession.objects.filter(charger=charger, status="active").exists(),
+        )
         assert [a for a, _ in sim.received_calls if a.startswith("Request")] == [
-            "RequestStartTransaction", "RequestStopTransaction"]
+            "RequestStartTransaction",
+            "RequestStopTransaction",
+        ]
         await sim.close()
 
     asyncio.run(scenario())

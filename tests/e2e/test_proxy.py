@@ -73,8 +73,11 @@ async def _wait(predicate, timeout=20.0, what="condition"):
 def _connected(name):
     async def check():
         return await asyncio.to_thread(
-            lambda: Backoffice.objects.filter(charger__station_id=STATION, name=name, status="connected").exists()
+            lambda: Backoffice.objects.filter(
+                charger__station_id=STATION, name=name, status="connected"
+            ).exists()
         )
+
     return check
 
 
@@ -83,109 +86,217 @@ def test_leader_answers_follower_gets_its_own_ids_and_queued_messages(live_serve
     user = MembershipFactory(organization=prop.organization, role="owner").user
     user.set_password("pw-for-proxy-e2e-1")
     user.save()
-    charger = ChargerFactory(property=prop, station_id=STATION, security_profile=1, proxy_leader_timeout_s=3)
+    charger = ChargerFactory(
+        property=prop, station_id=STATION, security_profile=1, proxy_leader_timeout_s=3
+    )
     charger.set_ocpp_password(PASSWORD)
     charger.save()
     TokenFactory(uid="CAFE0001", organization=prop.organization)
     acme_port, beta_port = _port(), _port()
-    proxy_services.backoffice_save(charger, name="Acme CSMS", url=f"ws://127.0.0.1:{acme_port}/ocpp",
-                                   role="leader", password="acme-secret-1")
-    beta = proxy_services.backoffice_save(charger, name="Beta CSMS", url=f"ws://127.0.0.1:{beta_port}/ocpp",
-                                          role="follower", password="beta-secret-1")
+    proxy_services.backoffice_save(
+        charger,
+        name="Acme CSMS",
+        url=f"ws://127.0.0.1:{acme_port}/ocpp",
+        role="leader",
+        password="acme-secret-1",
+    )
+    beta = proxy_services.backoffice_save(
+        charger,
+        name="Beta CSMS",
+        url=f"ws://127.0.0.1:{beta_port}/ocpp",
+        role="follower",
+        password="beta-secret-1",
+    )
     base = live_server_proc.url
 
     async def scenario():
-        acme = await UpstreamCsms("Acme", port=acme_port, password="acme-secret-1", tx_base=5001,
-                                  statuses={"ACME-ONLY": "Accepted", "CAFE0001": "Accepted"},
-                                  default_status="Invalid", interval=77).start()
-        beta_csms = await UpstreamCsms("Beta", port=beta_port, password="beta-secret-1", tx_base=9001).start()
-        async with websockets.connect(f"{live_server_proc.ws_url}/ocpp/{STATION}", subprotocols=["ocpp1.6"],
-                                      additional_headers=_auth()) as ws:
+        acme = await UpstreamCsms(
+            "Acme",
+            port=acme_port,
+            password="acme-secret-1",
+            tx_base=5001,
+            statuses={"ACME-ONLY": "Accepted", "CAFE0001": "Accepted"},
+            default_status="Invalid",
+            interval=77,
+        ).start()
+        beta_csms = await UpstreamCsms(
+            "Beta", port=beta_port, password="beta-secret-1", tx_base=9001
+        ).start()
+        async with websockets.connect(
+            f"{live_server_proc.ws_url}/ocpp/{STATION}",
+            subprotocols=["ocpp1.6"],
+            additional_headers=_auth(),
+        ) as ws:
             cp = Charger(ws)
             await _wait(_connected("Acme CSMS"), what="Acme link up")
             await _wait(_connected("Beta CSMS"), what="Beta link up")
 
-            boot = await cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+            boot = await cp.call(
+                "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}
+            )
             assert boot[2]["interval"] == 77  # the Leader's answer, not ours
 
             # A card only the Leader knows: the charger hears Accepted; we record both verdicts.
             auth = await cp.call("Authorize", {"idTag": "ACME-ONLY"})
             assert auth[2]["idTagInfo"]["status"] == "Accepted"
 
-            start = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "CAFE0001", "meterStart": 1000,
-                                                       "timestamp": "2026-11-22T10:00:00Z"})
+            start = await cp.call(
+                "StartTransaction",
+                {
+                    "connectorId": 1,
+                    "idTag": "CAFE0001",
+                    "meterStart": 1000,
+                    "timestamp": "2026-11-22T10:00:00Z",
+                },
+            )
             assert start[2]["transactionId"] == 5001  # the Leader's transactionId
-            await cp.call("MeterValues", {"connectorId": 1, "transactionId": 5001, "meterValue": [
-                {"timestamp": "2026-11-22T10:05:00Z", "sampledValue": [{"value": "1500"}]}]})
+            await cp.call(
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": 5001,
+                    "meterValue": [
+                        {"timestamp": "2026-11-22T10:05:00Z", "sampledValue": [{"value": "1500"}]}
+                    ],
+                },
+            )
             await beta_csms.wait_for(lambda: beta_csms.actions("MeterValues"))
-            assert beta_csms.actions("MeterValues")[0]["transaction_id"] == 9001  # its own id substituted
+            assert (
+                beta_csms.actions("MeterValues")[0]["transaction_id"] == 9001
+            )  # its own id substituted
             await acme.wait_for(lambda: acme.actions("MeterValues"))
             assert acme.actions("MeterValues")[0]["transaction_id"] == 5001
-            assert beta_csms.actions("Authorize") == [{"id_tag": "ACME-ONLY"}]  # every frame reaches followers
+            assert beta_csms.actions("Authorize") == [
+                {"id_tag": "ACME-ONLY"}
+            ]  # every frame reaches followers
 
             # Backoffices -> charger: the Leader may; the follower may not (not in allowed_actions).
             answer = await acme.remote_start(STATION, "CAFE0001")
             assert answer.status == "Accepted"
             assert ("RemoteStartTransaction", {"idTag": "CAFE0001"}) in cp.calls
             refused = await beta_csms.remote_start(STATION, "CAFE0001")
-            assert refused.error_code == "SecurityError" and "not allowed through this proxy" in refused.error_description
+            assert (
+                refused.error_code == "SecurityError"
+                and "not allowed through this proxy" in refused.error_description
+            )
             assert len([c for c in cp.calls if c[0] == "RemoteStartTransaction"]) == 1
 
             # ... until the host allows it (API, handled by the server process, which reloads the link).
             async with httpx.AsyncClient(base_url=base, timeout=10) as web:
-                token = (await web.post("/api/v1/auth/token/", json={"username": user.username,
-                                                                     "password": "pw-for-proxy-e2e-1"})).json()["token"]
-                r = await web.patch(f"/api/v1/chargers/{STATION}/backoffices/{beta.pk}/",
-                                    json={"allowed_actions": ["RemoteStartTransaction"]},
-                                    headers={"Authorization": f"Token {token}"})
+                token = (
+                    await web.post(
+                        "/api/v1/auth/token/",
+                        json={"username": user.username, "password": "pw-for-proxy-e2e-1"},
+                    )
+                ).json()["token"]
+                r = await web.patch(
+                    f"/api/v1/chargers/{STATION}/backoffices/{beta.pk}/",
+                    json={"allowed_actions": ["RemoteStartTransaction"]},
+                    headers={"Authorization": f"Token {token}"},
+                )
                 assert r.status_code == 200, r.text
-                assert r.json()["allowed_actions"] == ["RemoteStartTransaction"] and "password" not in r.json()
+                assert (
+                    r.json()["allowed_actions"] == ["RemoteStartTransaction"]
+                    and "password" not in r.json()
+                )
             await asyncio.sleep(0.5)
             allowed = await beta_csms.remote_start(STATION, "CAFE0001")
             assert allowed.status == "Accepted"
 
             # The follower goes away: charging goes on; its transaction messages wait, in order.
             await beta_csms.stop()
-            await cp.call("MeterValues", {"connectorId": 1, "transactionId": 5001, "meterValue": [
-                {"timestamp": "2026-11-22T10:10:00Z", "sampledValue": [{"value": "2500"}]}]})
-            stop = await cp.call("StopTransaction", {"transactionId": 5001, "meterStop": 3000,
-                                                     "timestamp": "2026-11-22T10:20:00Z", "idTag": "CAFE0001"})
+            await cp.call(
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": 5001,
+                    "meterValue": [
+                        {"timestamp": "2026-11-22T10:10:00Z", "sampledValue": [{"value": "2500"}]}
+                    ],
+                },
+            )
+            stop = await cp.call(
+                "StopTransaction",
+                {
+                    "transactionId": 5001,
+                    "meterStop": 3000,
+                    "timestamp": "2026-11-22T10:20:00Z",
+                    "idTag": "CAFE0001",
+                },
+            )
             assert stop[0] == 3
-            await _wait(lambda: asyncio.to_thread(
-                lambda: ProxyQueuedMessage.objects.filter(backoffice=beta).count() >= 2), what="queued for Beta")
-            beta_csms = await UpstreamCsms("Beta", port=beta_port, password="beta-secret-1", tx_base=9500).start()
+            await _wait(
+                lambda: asyncio.to_thread(
+                    lambda: ProxyQueuedMessage.objects.filter(backoffice=beta).count() >= 2
+                ),
+                what="queued for Beta",
+            )
+            beta_csms = await UpstreamCsms(
+                "Beta", port=beta_port, password="beta-secret-1", tx_base=9500
+            ).start()
             await beta_csms.wait_for(lambda: beta_csms.actions("StopTransaction"), timeout=30)
-            assert [a for a, _ in beta_csms.received if a in ("MeterValues", "StopTransaction")] == ["MeterValues", "StopTransaction"]
+            assert [
+                a for a, _ in beta_csms.received if a in ("MeterValues", "StopTransaction")
+            ] == ["MeterValues", "StopTransaction"]
             assert beta_csms.actions("StopTransaction")[0]["transaction_id"] == 9001
             assert beta_csms.actions("MeterValues")[0]["transaction_id"] == 9001
 
             # The Leader goes away: this system answers in its place, and says so.
             await acme.stop()
-            await _wait(lambda: asyncio.to_thread(
-                lambda: not Backoffice.objects.filter(name="Acme CSMS", status="connected").exists()), what="Acme down")
+            await _wait(
+                lambda: asyncio.to_thread(
+                    lambda: (
+                        not Backoffice.objects.filter(name="Acme CSMS", status="connected").exists()
+                    )
+                ),
+                what="Acme down",
+            )
             fallback = await cp.call("Authorize", {"idTag": "CAFE0001"})
-            assert fallback[2]["idTagInfo"]["status"] == "Accepted"  # ours: the card is in our organization
+            assert (
+                fallback[2]["idTagInfo"]["status"] == "Accepted"
+            )  # ours: the card is in our organization
             unknown = await cp.call("Authorize", {"idTag": "ACME-ONLY"})
             assert unknown[2]["idTagInfo"]["status"] == "Invalid"  # ours, not the absent Leader's
             # The Leader's part is noted on the decision once the charger has its answer
             # (consumers._note_leader), not before: wait for it rather than race it.
-            await _wait(lambda: asyncio.to_thread(lambda: AuthorizationDecision.objects.filter(
-                station_id=STATION, uid="ACME-ONLY").order_by("id").last().leader_answered is not None),
-                what="the fallback's Leader note")
+            await _wait(
+                lambda: asyncio.to_thread(
+                    lambda: (
+                        AuthorizationDecision.objects.filter(station_id=STATION, uid="ACME-ONLY")
+                        .order_by("id")
+                        .last()
+                        .leader_answered
+                        is not None
+                    )
+                ),
+                what="the fallback's Leader note",
+            )
             await beta_csms.stop()
         return cp
 
     asyncio.run(scenario())
 
-    decision = AuthorizationDecision.objects.filter(station_id=STATION, uid="ACME-ONLY").order_by("id").first()
+    decision = (
+        AuthorizationDecision.objects.filter(station_id=STATION, uid="ACME-ONLY")
+        .order_by("id")
+        .first()
+    )
     assert decision.status == "Invalid" and decision.leader_name == "Acme CSMS"
     assert decision.leader_status == "Accepted" and decision.leader_answered is True
-    fallback = AuthorizationDecision.objects.filter(station_id=STATION, uid="ACME-ONLY").order_by("id").last()
+    fallback = (
+        AuthorizationDecision.objects.filter(station_id=STATION, uid="ACME-ONLY")
+        .order_by("id")
+        .last()
+    )
     assert fallback.leader_answered is False and fallback.leader_name == "Acme CSMS"
     session = ChargingSession.objects.get(charger=charger)
     assert session.meter_stop_wh == 3000 and session.transaction_id != 5001
-    assert MeterValue.objects.filter(session=session).count() == 2  # MeterValues for 5001 reached our session
-    linked = {(p.backoffice.name if p.backoffice else "us", p.charger_transaction_id, p.transaction_id)
-              for p in session.proxy_transactions.select_related("backoffice")}
+    assert (
+        MeterValue.objects.filter(session=session).count() == 2
+    )  # MeterValues for 5001 reached our session
+    linked = {
+        (p.backoffice.name if p.backoffice else "us", p.charger_transaction_id, p.transaction_id)
+        for p in session.proxy_transactions.select_related("backoffice")
+    }
     assert ("Beta CSMS", 5001, 9001) in linked and ("us", 5001, session.transaction_id) in linked
     assert not ProxyQueuedMessage.objects.exists()

@@ -22,7 +22,12 @@ from tests.upstream_csms import UpstreamCsms
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 PASSWORD = "secret-pass-123"
 CP_PASSWORD = "proxy-browser-password-1"
 STATION = "PX-WEB-1"
@@ -55,8 +60,12 @@ class Upstreams:
 class Charger:
     def __init__(self, url: str):
         auth = base64.b64encode(f"{STATION}:{CP_PASSWORD}".encode()).decode()
-        self.ws = connect(f"{url}/ocpp/{STATION}", subprotocols=["ocpp1.6"], open_timeout=10,
-                          additional_headers={"Authorization": f"Basic {auth}"})
+        self.ws = connect(
+            f"{url}/ocpp/{STATION}",
+            subprotocols=["ocpp1.6"],
+            open_timeout=10,
+            additional_headers={"Authorization": f"Basic {auth}"},
+        )
         self.ids = itertools.count(1)
 
     def call(self, action: str, payload: dict) -> dict:
@@ -70,8 +79,12 @@ class Charger:
 
 def _wait_connected(names: list[str]) -> None:
     deadline = time.monotonic() + 20
-    while Backoffice.objects.filter(charger__station_id=STATION, name__in=names, status="connected").count() < len(names):
-        assert time.monotonic() < deadline, list(Backoffice.objects.values_list("name", "status", "last_error"))
+    while Backoffice.objects.filter(
+        charger__station_id=STATION, name__in=names, status="connected"
+    ).count() < len(names):
+        assert time.monotonic() < deadline, list(
+            Backoffice.objects.values_list("name", "status", "last_error")
+        )
         time.sleep(0.1)
 
 
@@ -82,25 +95,46 @@ def test_host_sees_both_backoffices_and_changes_the_leader(live_server_proc, tra
     prop = PropertyFactory(name="Depot")
     user = UserFactory(username="proxyhost@example.com", password=PASSWORD)
     MembershipFactory(organization=prop.organization, user=user, role="owner")
-    charger = ChargerFactory(property=prop, station_id=STATION, name="Depot bay", security_profile=1)
+    charger = ChargerFactory(
+        property=prop, station_id=STATION, name="Depot bay", security_profile=1
+    )
     charger.set_ocpp_password(CP_PASSWORD)
     charger.save()
     acme_port, beta_port = _port(), _port()
-    proxy_services.backoffice_save(charger, name="Acme CSMS", url=f"ws://127.0.0.1:{acme_port}", role="leader",
-                                   password="acme-secret-1")
-    proxy_services.backoffice_save(charger, name="Beta CSMS", url=f"ws://127.0.0.1:{beta_port}", password="beta-secret-1")
+    proxy_services.backoffice_save(
+        charger,
+        name="Acme CSMS",
+        url=f"ws://127.0.0.1:{acme_port}",
+        role="leader",
+        password="acme-secret-1",
+    )
+    proxy_services.backoffice_save(
+        charger, name="Beta CSMS", url=f"ws://127.0.0.1:{beta_port}", password="beta-secret-1"
+    )
     upstreams = Upstreams(
-        UpstreamCsms("Acme", port=acme_port, password="acme-secret-1", tx_base=100, default_status="Invalid"),
-        UpstreamCsms("Beta", port=beta_port, password="beta-secret-1", tx_base=200, statuses={"BETA-CARD": "Accepted"},
-                     default_status="Invalid"),
+        UpstreamCsms(
+            "Acme", port=acme_port, password="acme-secret-1", tx_base=100, default_status="Invalid"
+        ),
+        UpstreamCsms(
+            "Beta",
+            port=beta_port,
+            password="beta-secret-1",
+            tx_base=200,
+            statuses={"BETA-CARD": "Accepted"},
+            default_status="Invalid",
+        ),
     )
     cp = Charger(live_server_proc.ws_url)
     base = live_server_proc.url
     try:
         _wait_connected(["Acme CSMS", "Beta CSMS"])
-        assert cp.call("Authorize", {"idTag": "BETA-CARD"})["idTagInfo"]["status"] == "Invalid"  # Acme leads
+        assert (
+            cp.call("Authorize", {"idTag": "BETA-CARD"})["idTagInfo"]["status"] == "Invalid"
+        )  # Acme leads
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            )
             page = browser.new_page()
             page.goto(f"{base}/accounts/login/")
             page.fill("#id_username", "proxyhost@example.com")

@@ -27,18 +27,29 @@ def _setup():
     charger.save()
     UserFactory(username="agent@example.com", is_staff=True, is_superuser=True)
     ticket = Ticket.objects.create(
-        email="guest@example.com", message="my guest can't start a charge", topic="guest_start",
-        source="assistant", station_id="OVR-001", charger=charger, property=prop, organization=prop.organization,
+        email="guest@example.com",
+        message="my guest can't start a charge",
+        topic="guest_start",
+        source="assistant",
+        station_id="OVR-001",
+        charger=charger,
+        property=prop,
+        organization=prop.organization,
     )
     return charger, ticket
 
 
 async def _admin_session(http: httpx.AsyncClient) -> None:
     await http.get("/admin/login/")
-    response = await http.post("/admin/login/?next=/admin/", data={
-        "username": "agent@example.com", "password": "secret-pass-123",
-        "csrfmiddlewaretoken": http.cookies["csrftoken"], "next": "/admin/",
-    })
+    response = await http.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": "agent@example.com",
+            "password": "secret-pass-123",
+            "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+    )
     assert response.status_code == 302, response.text[:500]
 
 
@@ -57,10 +68,21 @@ def test_override_start_from_a_ticket_starts_a_real_linked_session(live_server_p
                 seen["remote_start"] = frame[3]
                 await ws.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
                 break
-        await ws.send(json.dumps([2, "st-1", "StartTransaction", {
-            "connectorId": frame[3].get("connectorId", 1), "idTag": frame[3]["idTag"], "meterStart": 1000,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        }]))
+        await ws.send(
+            json.dumps(
+                [
+                    2,
+                    "st-1",
+                    "StartTransaction",
+                    {
+                        "connectorId": frame[3].get("connectorId", 1),
+                        "idTag": frame[3]["idTag"],
+                        "meterStart": 1000,
+                        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    },
+                ]
+            )
+        )
         while True:
             reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if reply[0] == 3 and reply[1] == "st-1":
@@ -70,19 +92,46 @@ def test_override_start_from_a_ticket_starts_a_real_linked_session(live_server_p
     async def agent_side(http):
         page = await http.get(toolkit)
         assert page.status_code == 200 and 'name="override-charger"' in page.text
-        response = await http.post(toolkit, data={
-            "csrfmiddlewaretoken": http.cookies["csrftoken"], "action": "override", "override-action": "override",
-            "override-charger": str(charger.pk), "override-connector_id": "1", "override-uid": "",
-        })
+        response = await http.post(
+            toolkit,
+            data={
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+                "action": "override",
+                "override-action": "override",
+                "override-charger": str(charger.pk),
+                "override-connector_id": "1",
+                "override-uid": "",
+            },
+        )
         assert response.status_code == 302, response.text[:2000]  # done: back to the toolkit
 
     async def scenario():
-        ws = await websockets.connect(f"{live_server_proc.ws_url}/ocpp/OVR-001", subprotocols=["ocpp1.6"],
-                                      additional_headers={"Authorization": f"Basic {auth}"})
-        await ws.send(json.dumps([2, "b1", "BootNotification", {"chargePointVendor": "RawCo", "chargePointModel": "R1"}]))
+        ws = await websockets.connect(
+            f"{live_server_proc.ws_url}/ocpp/OVR-001",
+            subprotocols=["ocpp1.6"],
+            additional_headers={"Authorization": f"Basic {auth}"},
+        )
+        await ws.send(
+            json.dumps(
+                [
+                    2,
+                    "b1",
+                    "BootNotification",
+                    {"chargePointVendor": "RawCo", "chargePointModel": "R1"},
+                ]
+            )
+        )
         assert json.loads(await ws.recv())[2]["status"] == "Accepted"
-        await ws.send(json.dumps([2, "s1", "StatusNotification",
-                                  {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}]))
+        await ws.send(
+            json.dumps(
+                [
+                    2,
+                    "s1",
+                    "StatusNotification",
+                    {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"},
+                ]
+            )
+        )
         await ws.recv()
         async with httpx.AsyncClient(base_url=live_server_proc.url, timeout=40) as http:
             await _admin_session(http)
@@ -105,8 +154,15 @@ def test_override_start_from_a_ticket_starts_a_real_linked_session(live_server_p
     assert session.transaction_id == seen["start"]["transactionId"]
     ticket.refresh_from_db()
     override = ticket.details["override"]
-    assert (override["station_id"], override["id_tag"], override["result"]) == ("OVR-001", id_tag, "Accepted")
+    assert (override["station_id"], override["id_tag"], override["result"]) == (
+        "OVR-001",
+        id_tag,
+        "Accepted",
+    )
     assert Command.objects.get(pk=override["command_id"]).action == "RemoteStartTransaction"
     assert AuthorizationDecision.objects.filter(uid=id_tag, status="Accepted").exists()
     assert re.search(rf'href="/admin/chargers/chargingsession/{session.pk}/change/"', seen["page"])
-    assert f"Override start at OVR-001/1 with {id_tag}: charger answered Accepted" in ticket.agent_notes
+    assert (
+        f"Override start at OVR-001/1 with {id_tag}: charger answered Accepted"
+        in ticket.agent_notes
+    )

@@ -55,21 +55,33 @@ def tls_setup(settings, tmp_path, monkeypatch):
     out = tmp_path / "tls"
     out.mkdir()
     for kind in ("ecdsa", "rsa"):
-        key, certificate = ca.issue_server_certificate(["localhost", "127.0.0.1"], key=pki.new_key("rsa" if kind == "rsa" else "ec"))
-        (out / f"server-{kind}.pem").write_bytes(pki.cert_pem(certificate) + pki.cert_pem(ca.certificate) + pki.key_pem(key))
+        key, certificate = ca.issue_server_certificate(
+            ["localhost", "127.0.0.1"], key=pki.new_key("rsa" if kind == "rsa" else "ec")
+        )
+        (out / f"server-{kind}.pem").write_bytes(
+            pki.cert_pem(certificate) + pki.cert_pem(ca.certificate) + pki.key_pem(key)
+        )
 
-    def client_files(name: str, authority: pki.CertificateAuthority, station_id: str) -> tuple[str, str]:
+    def client_files(
+        name: str, authority: pki.CertificateAuthority, station_id: str
+    ) -> tuple[str, str]:
         csr, key = csr_for(station_id)
         issued = authority.sign_csr(csr, station_id=station_id)
         (out / f"{name}.pem").write_text(issued.certificate_pem)
-        (out / f"{name}.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ))
+        (out / f"{name}.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         return str(out / f"{name}.pem"), str(out / f"{name}.key")
 
     return {
-        "ca_file": str(ca_dir / "ca.pem"), "certs": out,
-        "p3": client_files("p3", ca, "TLS-P3"), "foreign": client_files("foreign", foreign_ca(), "TLS-P3"),
+        "ca_file": str(ca_dir / "ca.pem"),
+        "certs": out,
+        "p3": client_files("p3", ca, "TLS-P3"),
+        "foreign": client_files("foreign", foreign_ca(), "TLS-P3"),
     }
 
 
@@ -77,12 +89,17 @@ def tls_setup(settings, tmp_path, monkeypatch):
 def proxy(tls_setup, live_server_proc):
     port = _free_port()
     env = {
-        **os.environ, "OCPP_TLS_BIND": f"127.0.0.1:{port}", "OCPP_TLS_CERT_DIR": str(tls_setup["certs"]),
-        "OCPP_CA_DIR": str(Path(tls_setup["ca_file"]).parent), "OCPP_APP_ADDR": f"127.0.0.1:{live_server_proc.port}",
+        **os.environ,
+        "OCPP_TLS_BIND": f"127.0.0.1:{port}",
+        "OCPP_TLS_CERT_DIR": str(tls_setup["certs"]),
+        "OCPP_CA_DIR": str(Path(tls_setup["ca_file"]).parent),
+        "OCPP_APP_ADDR": f"127.0.0.1:{live_server_proc.port}",
     }
     process = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy" / "ocpp.cfg")], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy" / "ocpp.cfg")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 15
     while True:
@@ -92,19 +109,31 @@ def proxy(tls_setup, live_server_proc):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"haproxy did not start: {process.stdout.read().decode()[-2000:]}") from None
+                raise RuntimeError(
+                    f"haproxy did not start: {process.stdout.read().decode()[-2000:]}"
+                ) from None
             time.sleep(0.1)
-    yield {"wss": f"wss://localhost:{port}/ocpp", "ws": f"{live_server_proc.ws_url}/ocpp", **tls_setup}
+    yield {
+        "wss": f"wss://localhost:{port}/ocpp",
+        "ws": f"{live_server_proc.ws_url}/ocpp",
+        **tls_setup,
+    }
     process.terminate()
     process.wait(timeout=10)
 
 
 def _auth(station_id: str, password: str) -> dict:
-    return {"Authorization": "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()}
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
+    }
 
 
 async def _boot(ws) -> dict:
-    await ws.send(json.dumps([2, "b1", "BootNotification", {"chargePointVendor": "TLS", "chargePointModel": "T"}]))
+    await ws.send(
+        json.dumps(
+            [2, "b1", "BootNotification", {"chargePointVendor": "TLS", "chargePointModel": "T"}]
+        )
+    )
     return json.loads(await asyncio.wait_for(ws.recv(), 10))
 
 
@@ -127,33 +156,63 @@ def test_profiles_2_and_3_over_tls(proxy):
 
     async def scenario():
         # Profile 3: our certificate connects and boots.
-        ws = await websockets.connect(f"{proxy['wss']}/TLS-P3", subprotocols=["ocpp1.6"], ssl=p3_context)
+        ws = await websockets.connect(
+            f"{proxy['wss']}/TLS-P3", subprotocols=["ocpp1.6"], ssl=p3_context
+        )
         assert (await _boot(ws))[2]["status"] == "Accepted"
         await ws.close()
         # ... without a certificate it is refused by the application,
         assert await _status(f"{proxy['wss']}/TLS-P3", ssl=plain_tls) == 403
         # ... and with a foreign CA's certificate already by the TLS handshake.
         with pytest.raises((ssl.SSLError, OSError, websockets.InvalidHandshake)):
-            ws = await websockets.connect(f"{proxy['wss']}/TLS-P3", subprotocols=["ocpp1.6"], ssl=foreign_context)
+            ws = await websockets.connect(
+                f"{proxy['wss']}/TLS-P3", subprotocols=["ocpp1.6"], ssl=foreign_context
+            )
             await ws.recv()
         # Its certificate's headers sent straight to the application prove nothing.
         certificate = Path(proxy["p3"][0]).read_bytes()
-        der = base64.b64encode(pki.x509.load_pem_x509_certificate(certificate).public_bytes(serialization.Encoding.DER))
+        der = base64.b64encode(
+            pki.x509.load_pem_x509_certificate(certificate).public_bytes(serialization.Encoding.DER)
+        )
         forged = {"X-SSL-Client-Cert": der.decode(), "X-Ocpp-Tls": "TLSv1.3"}
-        assert await _status(f"{proxy['ws']}/TLS-P3", additional_headers=forged, local_addr=DIRECT_SOURCE) == 403
+        assert (
+            await _status(
+                f"{proxy['ws']}/TLS-P3", additional_headers=forged, local_addr=DIRECT_SOURCE
+            )
+            == 403
+        )
 
         # Profile 2: TLS and the password.
         ws = await websockets.connect(
-            f"{proxy['wss']}/TLS-P2", subprotocols=["ocpp1.6"], ssl=plain_tls, additional_headers=_auth("TLS-P2", PASSWORD)
+            f"{proxy['wss']}/TLS-P2",
+            subprotocols=["ocpp1.6"],
+            ssl=plain_tls,
+            additional_headers=_auth("TLS-P2", PASSWORD),
         )
         assert (await _boot(ws))[2]["status"] == "Accepted"
         await ws.close()
-        assert await _status(f"{proxy['wss']}/TLS-P2", ssl=plain_tls, additional_headers=_auth("TLS-P2", "wrong-password-0000")) == 401
+        assert (
+            await _status(
+                f"{proxy['wss']}/TLS-P2",
+                ssl=plain_tls,
+                additional_headers=_auth("TLS-P2", "wrong-password-0000"),
+            )
+            == 401
+        )
         # Over plain ws the right password is refused (and not even checked).
-        assert await _status(f"{proxy['ws']}/TLS-P2", additional_headers=_auth("TLS-P2", PASSWORD), local_addr=DIRECT_SOURCE) == 403
+        assert (
+            await _status(
+                f"{proxy['ws']}/TLS-P2",
+                additional_headers=_auth("TLS-P2", PASSWORD),
+                local_addr=DIRECT_SOURCE,
+            )
+            == 403
+        )
 
         # The simulator speaks profile 3 too.
-        sim = SimulatedCharger(url=proxy["wss"], station_id="TLS-P3", ssl=p3_context, auto_sessions=False)
+        sim = SimulatedCharger(
+            url=proxy["wss"], station_id="TLS-P3", ssl=p3_context, auto_sessions=False
+        )
         await sim.connect()
         assert (await sim.boot())["status"] == "Accepted"
         await sim.close()

@@ -10,7 +10,9 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def _handshake_status(port: int, path: str, origin: bool = False, subprotocol: str | None = "ocpp1.6") -> int:
+def _handshake_status(
+    port: int, path: str, origin: bool = False, subprotocol: str | None = "ocpp1.6"
+) -> int:
     key = base64.b64encode(os.urandom(16)).decode()
     extra = f"Origin: http://127.0.0.1:{port}\r\n" if origin else ""
     if subprotocol is not None:

@@ -13,9 +13,13 @@ def make_online(charger, statuses=("Available",)):
     charger.connection_id = "test-conn"
     charger.last_seen_at = timezone.now()
     charger.save(update_fields=["connection_id", "last_seen_at"])
-    Connector.objects.update_or_create(charger=charger, connector_id=0, defaults={"status": "Available"})
+    Connector.objects.update_or_create(
+        charger=charger, connector_id=0, defaults={"status": "Available"}
+    )
     for n, status in enumerate(statuses, start=1):
-        Connector.objects.update_or_create(charger=charger, connector_id=n, defaults={"status": status})
+        Connector.objects.update_or_create(
+            charger=charger, connector_id=n, defaults={"status": status}
+        )
     return charger
 
 
@@ -34,7 +38,12 @@ def rate(site):
     from billing.models import Rate
 
     return Rate.objects.create(
-        property=site, charger=None, valid_from=timezone.now() - timedelta(days=1),
-        connection_fee=Decimal("1.00"), energy_price_per_kwh=Decimal("0.40"),
-        idle_fee_per_minute=Decimal("0.10"), idle_grace_minutes=10, tax_percent=Decimal("21"),
+        property=site,
+        charger=None,
+        valid_from=timezone.now() - timedelta(days=1),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.40"),
+        idle_fee_per_minute=Decimal("0.10"),
+        idle_grace_minutes=10,
+        tax_percent=Decimal("21"),
     )

@@ -14,7 +14,13 @@ from tests.security.csp_browser import awatch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _site(station_id: str):
@@ -23,8 +29,11 @@ def _site(station_id: str):
     prop = PropertyFactory(name="Harbour Hotel", currency="EUR", timezone="Europe/Amsterdam")
     ChargerFactory(property=prop, station_id=station_id, name="Lot A")
     Rate.objects.create(
-        property=prop, valid_from=timezone.now() - timedelta(days=1), connection_fee=Decimal("1.00"),
-        energy_price_per_kwh=Decimal("0.40"), tax_percent=Decimal("21"),
+        property=prop,
+        valid_from=timezone.now() - timedelta(days=1),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.40"),
+        tax_percent=Decimal("21"),
     )
 
 
@@ -41,12 +50,19 @@ def short_start_timeout(monkeypatch):
 
 
 async def _phone(playwright):
-    browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    browser = await playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+    )
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = await context.new_page()
     page.frames_seen = []
     page.csp_violations = await awatch_csp(page, [])
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: page.frames_seen.append(payload)))
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: page.frames_seen.append(payload)),
+    )
     return browser, page
 
 
@@ -55,8 +71,11 @@ async def _axe_clean(page) -> None:
     from axe_playwright_python.async_playwright import Axe
 
     results = await Axe().run(page)
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
     assert bad == [], f"{page.url}: {bad}"
 
 
@@ -71,8 +90,14 @@ CARD_DIGITS = re.compile(r"4242\D?4242|4000\D?0027|4000\D?0000\D?0000\D?0002")
 def _watch_requests(page, base: str) -> list[str]:
     """Everything the browser sends to our server (URL and body), to prove no card number is in it."""
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(f"{request.url} {request.post_data or ''}")
-            if request.url.startswith(base) else None)
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(f"{request.url} {request.post_data or ''}")
+            if request.url.startswith(base)
+            else None
+        ),
+    )
     return sent
 
 
@@ -82,7 +107,12 @@ async def _start(page, base: str, station_id: str):
     await page.fill("#id_email", "guest@example.com")
     await page.check("input[name=agree]")
     # "Continue to payment" is on the first screen of a phone (it was 1.5 screens down).
-    assert await page.evaluate("document.getElementById('pay-start').getBoundingClientRect().bottom + window.scrollY") <= 844
+    assert (
+        await page.evaluate(
+            "document.getElementById('pay-start').getBoundingClientRect().bottom + window.scrollY"
+        )
+        <= 844
+    )
     await page.click("#pay-start")
     await page.wait_for_url(re.compile(r"/s/pay/[^/]+/$"))
     await page.get_by_text("Sandbox card element").wait_for()
@@ -110,7 +140,12 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
     from playwright.async_api import async_playwright
 
     await sync_to_async(_site)("QR-E2E-1")
-    sim = SimulatedCharger(url=f"{live_server_proc.ws_url}/ocpp", station_id="QR-E2E-1", auto_sessions=False, power_kw=11.0)
+    sim = SimulatedCharger(
+        url=f"{live_server_proc.ws_url}/ocpp",
+        station_id="QR-E2E-1",
+        auto_sessions=False,
+        power_kw=11.0,
+    )
     await _wait_online(sim)
     async with async_playwright() as p:
         browser, page = await _phone(p)
@@ -129,8 +164,10 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             await _axe_clean(page)
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             await page.click("#stop-btn")
-            await page.locator("#receipt-link", has_text="View receipt").wait_for(state="visible", timeout=20_000)
-            assert ("RemoteStopTransaction" in [action for action, _ in sim.received_calls])
+            await page.locator("#receipt-link", has_text="View receipt").wait_for(
+                state="visible", timeout=20_000
+            )
+            assert "RemoteStopTransaction" in [action for action, _ in sim.received_calls]
             await page.click("#receipt-link")
             await page.wait_for_url(re.compile(r"/s/receipt/[^/]+/$"))
             receipt = await page.inner_text("#receipt")
@@ -143,9 +180,13 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             await page.keyboard.press("Tab")
             assert await page.evaluate("document.activeElement.className") == "skip-link"
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
-            assert page.csp_violations == []  # landing, payment, live session page (websocket) and receipt
+            assert (
+                page.csp_violations == []
+            )  # landing, payment, live session page (websocket) and receipt
             assert any("pm_card_visa" in line for line in sent)
-            assert not [line for line in sent if CARD_DIGITS.search(line)]  # no card number ever reached us
+            assert not [
+                line for line in sent if CARD_DIGITS.search(line)
+            ]  # no card number ever reached us
         except Exception:
             print("FRAMES", page.frames_seen)
             print("URL", page.url, "SENT", sent)
@@ -164,7 +205,9 @@ async def test_guest_never_plugs_in_hold_is_released(short_start_timeout, live_s
     from billing.models import Payment
 
     await sync_to_async(_site)("QR-E2E-2")
-    sim = NeverPluggedIn(url=f"{live_server_proc.ws_url}/ocpp", station_id="QR-E2E-2", auto_sessions=False)
+    sim = NeverPluggedIn(
+        url=f"{live_server_proc.ws_url}/ocpp", station_id="QR-E2E-2", auto_sessions=False
+    )
     await _wait_online(sim)
     async with async_playwright() as p:
         browser, page = await _phone(p)
@@ -182,7 +225,9 @@ async def test_guest_never_plugs_in_hold_is_released(short_start_timeout, live_s
             await page.click("#sbx-3ds-approve")
             await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"), timeout=30_000)
             await page.locator("#state-label", has_text="Plug in your car").wait_for()
-            await page.locator("#failure", has_text="released").wait_for(state="visible", timeout=20_000)
+            await page.locator("#failure", has_text="released").wait_for(
+                state="visible", timeout=20_000
+            )
             assert "Charging did not start" in await page.inner_text("#state-label")
             assert page.csp_violations == []
             assert not [line for line in sent if CARD_DIGITS.search(line)]

@@ -30,7 +30,9 @@ def test_qr_decodes_back_to_the_url():
 
 
 def test_charger_label_needs_login_and_shows_station_id_large(client, site):
-    charger = make_online(ChargerFactory(property=site, station_id="LBL-1"), ("Available", "Available"))
+    charger = make_online(
+        ChargerFactory(property=site, station_id="LBL-1"), ("Available", "Available")
+    )
     assert client.get("/s/labels/charger/LBL-1/").status_code == 302
     user = MembershipFactory(organization=site.organization, role="viewer").user
     client.force_login(user)

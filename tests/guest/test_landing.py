@@ -58,7 +58,9 @@ def test_unknown_station_id_is_invalid_with_404_and_next_steps(client, guest_cha
     assert "Contact support" in body
 
 
-def test_lower_case_or_one_typo_lands_on_the_one_close_charger_and_says_so(client, guest_charger, rate):
+def test_lower_case_or_one_typo_lands_on_the_one_close_charger_and_says_so(
+    client, guest_charger, rate
+):
     for typed in ("hb-lot-01", "HB-Lot-0l", "HBLot-01"):
         response = client.get(f"/s/{typed}")
         assert response.status_code == 302 and response["Location"] == f"/s/HB-Lot-01?typed={typed}"
@@ -122,7 +124,13 @@ def test_private_owner_prompt_links_location_access_and_hides_property(client, s
 
 def test_license_inactive_prompt(client, site):
     make_online(ChargerFactory(property=site, station_id="LIC-1", license_valid_until=None))
-    make_online(ChargerFactory(property=site, station_id="LIC-2", license_valid_until=timezone.localdate() - timedelta(days=1)))
+    make_online(
+        ChargerFactory(
+            property=site,
+            station_id="LIC-2",
+            license_valid_until=timezone.localdate() - timedelta(days=1),
+        )
+    )
     for station_id in ("LIC-1", "LIC-2"):
         body = client.get(f"/s/{station_id}").content.decode()
         assert "License inactive" in body
@@ -176,7 +184,9 @@ def test_busy_ports_say_so_without_start_button(client, site, rate):
     assert "Continue to payment" not in body
 
 
-def test_busy_charger_offers_the_free_ones_and_its_refresh_never_trips_the_lookup_limit(client, site, rate, settings):
+def test_busy_charger_offers_the_free_ones_and_its_refresh_never_trips_the_lookup_limit(
+    client, site, rate, settings
+):
     from django.core.cache import cache
 
     cache.clear()
@@ -205,4 +215,7 @@ def test_landing_never_shows_owner_or_other_guest_data(client, guest_charger, ra
 
 
 def test_landing_page_has_a_phone_viewport(client, guest_charger, rate):
-    assert 'name="viewport" content="width=device-width' in client.get(f"/s/{guest_charger.station_id}").content.decode()
+    assert (
+        'name="viewport" content="width=device-width'
+        in client.get(f"/s/{guest_charger.station_id}").content.decode()
+    )

@@ -18,7 +18,9 @@ TS = "2026-11-21T10:00:00Z"
 
 
 def guest_socket(key: str) -> WebsocketCommunicator:
-    return WebsocketCommunicator(application, f"/ws/guest/{key}/", headers=[(b"origin", b"http://testserver")])
+    return WebsocketCommunicator(
+        application, f"/ws/guest/{key}/", headers=[(b"origin", b"http://testserver")]
+    )
 
 
 async def next_of(ws, kind: str, timeout=5) -> dict:
@@ -39,7 +41,13 @@ async def until_state(ws, wanted: str, timeout=10) -> dict:
 @pytest.fixture
 def started_guest(guest_charger, rate, monkeypatch):
     def send(charger, action, payload, **kwargs):
-        return Command(charger=charger, action=action, payload=payload, status="answered", response={"status": "Accepted"})
+        return Command(
+            charger=charger,
+            action=action,
+            payload=payload,
+            status="answered",
+            response={"status": "Accepted"},
+        )
 
     monkeypatch.setattr(services, "send_command_sync", send)
     monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
@@ -54,7 +62,11 @@ async def test_unknown_key_is_refused(db):
 
 
 async def test_foreign_origin_is_refused(started_guest):
-    ws = WebsocketCommunicator(application, f"/ws/guest/{started_guest.key}/", headers=[(b"origin", b"http://evil.example")])
+    ws = WebsocketCommunicator(
+        application,
+        f"/ws/guest/{started_guest.key}/",
+        headers=[(b"origin", b"http://evil.example")],
+    )
     ok, _ = await ws.connect()
     assert not ok
 
@@ -70,32 +82,65 @@ async def test_live_session_from_plug_in_to_receipt(started_guest):
     first = await next_of(ws, "state")
     assert first["state"] == "starting" and first["seconds_left"] > 0
 
-    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Preparing", "timestamp": TS})
+    await charger.result(
+        "StatusNotification",
+        {"connectorId": 1, "errorCode": "NoError", "status": "Preparing", "timestamp": TS},
+    )
     status = await next_of(ws, "status")
     assert status["status"] == "Preparing"
 
     started = await charger.result(
-        "StartTransaction", {"connectorId": 1, "idTag": gs.id_tag, "meterStart": 100_000, "timestamp": TS}
+        "StartTransaction",
+        {"connectorId": 1, "idTag": gs.id_tag, "meterStart": 100_000, "timestamp": TS},
     )
     assert started["idTagInfo"]["status"] == "Accepted"
     tx = started["transactionId"]
     state = await until_state(ws, "charging")
     assert state["transaction_id"] == tx
 
-    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": TS})
+    await charger.result(
+        "StatusNotification",
+        {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": TS},
+    )
     assert (await next_of(ws, "status"))["status_label"] == "Charging"
-    await charger.result("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [{
-        "timestamp": "2026-11-21T10:30:00Z", "sampledValue": [
-            {"value": "103700", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-            {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"},
-        ]}]})
+    await charger.result(
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": tx,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-21T10:30:00Z",
+                    "sampledValue": [
+                        {
+                            "value": "103700",
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                        },
+                        {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"},
+                    ],
+                }
+            ],
+        },
+    )
     meter = await next_of(ws, "meter")
     assert meter == {"type": "meter", "kw": "7.4", "kwh": "3.700"}
 
-    await charger.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV", "timestamp": TS})
+    await charger.result(
+        "StatusNotification",
+        {"connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV", "timestamp": TS},
+    )
     assert (await next_of(ws, "status"))["status"] == "SuspendedEV"
 
-    await charger.result("StopTransaction", {"transactionId": tx, "meterStop": 110_000, "timestamp": "2026-11-21T11:00:00Z", "reason": "EVDisconnected"})
+    await charger.result(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 110_000,
+            "timestamp": "2026-11-21T11:00:00Z",
+            "reason": "EVDisconnected",
+        },
+    )
     state = await until_state(ws, "finished")
     assert state["receipt_url"] == f"/s/receipt/{gs.key}/"
     assert state["kwh"] == "10.000"

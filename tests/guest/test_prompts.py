@@ -19,8 +19,12 @@ TODAY = date(2026, 11, 21)
 
 def facts(**overrides) -> StationFacts:
     base = dict(
-        ownership="network", access_mode="public", license_valid_until=date(2027, 1, 1), online=True,
-        out_of_order=False, connectors=((0, "Available"), (1, "Available")),
+        ownership="network",
+        access_mode="public",
+        license_valid_until=date(2027, 1, 1),
+        online=True,
+        out_of_order=False,
+        connectors=((0, "Available"), (1, "Available")),
     )
     base.update(overrides)
     return StationFacts(**base)
@@ -47,7 +51,10 @@ def test_guest_access_mode_has_no_prompt():
         ({"access_mode": "private"}, PromptCode.PRIVATE_NOT_SETUP),
         ({"online": False}, PromptCode.OUT_OF_ORDER),
         ({"out_of_order": True}, PromptCode.OUT_OF_ORDER),
-        ({"connectors": ((0, "Available"), (1, "Faulted"), (2, "Unavailable"))}, PromptCode.OUT_OF_ORDER),
+        (
+            {"connectors": ((0, "Available"), (1, "Faulted"), (2, "Unavailable"))},
+            PromptCode.OUT_OF_ORDER,
+        ),
         ({"connectors": ((0, "Unavailable"), (1, "Available"))}, PromptCode.OUT_OF_ORDER),
         ({"connectors": ((0, "Available"),)}, PromptCode.OUT_OF_ORDER),
     ],
@@ -67,7 +74,11 @@ def test_one_working_port_of_a_multi_port_station_is_not_out_of_order():
 
 def test_precedence_private_owner_beats_license_private_and_out_of_order():
     everything_wrong = facts(
-        ownership="private_owner", license_valid_until=None, access_mode="private", online=False, out_of_order=True
+        ownership="private_owner",
+        license_valid_until=None,
+        access_mode="private",
+        online=False,
+        out_of_order=True,
     )
     assert landing_prompt(everything_wrong, today=TODAY) == PromptCode.PRIVATE_OWNER
 
@@ -78,7 +89,10 @@ def test_precedence_license_beats_private_not_setup_and_out_of_order():
 
 
 def test_precedence_private_not_setup_beats_out_of_order():
-    assert landing_prompt(facts(access_mode="private", online=False), today=TODAY) == PromptCode.PRIVATE_NOT_SETUP
+    assert (
+        landing_prompt(facts(access_mode="private", online=False), today=TODAY)
+        == PromptCode.PRIVATE_NOT_SETUP
+    )
 
 
 def test_titles_are_the_seed_wording():
@@ -112,7 +126,10 @@ def test_near_misses(typed, candidate):
     assert is_near_miss(typed, candidate)
 
 
-@pytest.mark.parametrize(("typed", "candidate"), [("HB-Lot-22", "HB-Lot-01"), ("XY", "HB-Lot-01"), ("HB-Lot-01", "HB-Lot-01")])
+@pytest.mark.parametrize(
+    ("typed", "candidate"),
+    [("HB-Lot-22", "HB-Lot-01"), ("XY", "HB-Lot-01"), ("HB-Lot-01", "HB-Lot-01")],
+)
 def test_not_near_misses(typed, candidate):
     assert not is_near_miss(typed, candidate)
 

@@ -34,7 +34,10 @@ class FakeCharger:
         if self.raises:
             raise self.raises
         return Command(
-            charger=charger, action=action, payload=payload, status=Command.Status.ANSWERED,
+            charger=charger,
+            action=action,
+            payload=payload,
+            status=Command.Status.ANSWERED,
             response={"status": self.answer},
         )
 
@@ -49,7 +52,10 @@ def fake_charger(monkeypatch):
 
 def start(charger, card=APPROVE, connector_id=1):
     return services.guest_start(
-        charger=charger, connector_id=connector_id, email="guest@example.com", payment_method=card,
+        charger=charger,
+        connector_id=connector_id,
+        email="guest@example.com",
+        payment_method=card,
         site_url="https://charge.example",
     )
 
@@ -91,7 +97,9 @@ def test_charger_rejecting_remote_start_releases_the_hold(guest_charger, rate, f
     assert not Token.objects.get(pk=gs.token_id).valid
 
 
-@pytest.mark.parametrize("error", [ChargerOffline("x"), CommandTimeout(Command(action="RemoteStartTransaction"))])
+@pytest.mark.parametrize(
+    "error", [ChargerOffline("x"), CommandTimeout(Command(action="RemoteStartTransaction"))]
+)
 def test_charger_offline_or_silent_releases_the_hold(guest_charger, rate, fake_charger, error):
     fake_charger.raises = error
     gs = start(guest_charger)
@@ -100,7 +108,9 @@ def test_charger_offline_or_silent_releases_the_hold(guest_charger, rate, fake_c
 
 
 def test_not_allowed_from_authorization_engine_holds_nothing(site, rate, fake_charger):
-    charger = make_online(ChargerFactory(property=site, station_id="NOG-1", guest_charging_enabled=False))
+    charger = make_online(
+        ChargerFactory(property=site, station_id="NOG-1", guest_charging_enabled=False)
+    )
     with pytest.raises(services.StartRefused) as refused:
         start(charger)
     assert refused.value.prompt == "not_allowed"
@@ -129,7 +139,9 @@ def test_prompt_state_is_rechecked_at_start(guest_charger, rate, fake_charger):
     assert refused.value.prompt == "out_of_order"
 
 
-def test_no_transaction_within_the_timeout_releases_the_hold(guest_charger, rate, fake_charger, settings):
+def test_no_transaction_within_the_timeout_releases_the_hold(
+    guest_charger, rate, fake_charger, settings
+):
     settings.GUEST_START_TIMEOUT_S = 60
     gs = start(guest_charger)
     assert services.guest_start_expire(guest_session_id=gs.pk) is False  # not yet
@@ -158,7 +170,9 @@ def test_schedule_check_runs_in_a_timer_without_broker(guest_charger, rate, fake
     from guest import tasks
 
     gs = start(guest_charger)
-    GuestSession.objects.filter(pk=gs.pk).update(start_requested_at=timezone.now() - timedelta(minutes=5))
+    GuestSession.objects.filter(pk=gs.pk).update(
+        start_requested_at=timezone.now() - timedelta(minutes=5)
+    )
     done = threading.Event()
     original = tasks._check_later
 
@@ -178,24 +192,40 @@ def test_schedule_check_runs_in_a_timer_without_broker(guest_charger, rate, fake
 
 def _session_for(gs, *, energy_wh=10_000, minutes=60):
     started = timezone.now() - timedelta(minutes=minutes)
-    return ChargingSession.objects.create(
-        charger=gs.charger, connector_id=gs.connector_id, transaction_id=4242, id_tag=gs.id_tag,
-        token_id=gs.token_id, started_at=started, meter_start_wh=1000,
-    ), started, energy_wh
+    return (
+        ChargingSession.objects.create(
+            charger=gs.charger,
+            connector_id=gs.connector_id,
+            transaction_id=4242,
+            id_tag=gs.id_tag,
+            token_id=gs.token_id,
+            started_at=started,
+            meter_start_wh=1000,
+        ),
+        started,
+        energy_wh,
+    )
 
 
-def test_start_transaction_links_settle_on_finish_and_email_receipt(guest_charger, rate, fake_charger):
+def test_start_transaction_links_settle_on_finish_and_email_receipt(
+    guest_charger, rate, fake_charger
+):
     gs = start(guest_charger)
     session, started, energy = _session_for(gs)
     services.guest_session_link(session_id=session.pk)
     gs.refresh_from_db()
     assert gs.state == GuestSession.State.CHARGING and gs.charging_session_id == session.pk
     # A late expiry check must not touch a session that started.
-    assert services.guest_start_expire(guest_session_id=gs.pk, now=timezone.now() + timedelta(hours=1)) is False
+    assert (
+        services.guest_start_expire(guest_session_id=gs.pk, now=timezone.now() + timedelta(hours=1))
+        is False
+    )
 
     ChargingSession.objects.filter(pk=session.pk).update(
-        status=ChargingSession.Status.COMPLETED, stopped_at=started + timedelta(minutes=60),
-        meter_stop_wh=1000 + energy, stop_reason="EVDisconnected",
+        status=ChargingSession.Status.COMPLETED,
+        stopped_at=started + timedelta(minutes=60),
+        meter_stop_wh=1000 + energy,
+        stop_reason="EVDisconnected",
     )
     services.guest_session_finish(session_id=session.pk)
     gs.refresh_from_db()
@@ -216,13 +246,18 @@ def test_start_transaction_links_settle_on_finish_and_email_receipt(guest_charge
 
 
 def test_a_start_that_is_no_guests_is_told_apart_in_one_query(
-        guest_charger, rate, fake_charger, django_assert_num_queries):
+    guest_charger, rate, fake_charger, django_assert_num_queries
+):
     """Every start of every charger asks whether a guest waits for it: with no guest starting
     anywhere one query says no; another card's start on the charger a guest is starting, or a
     refused start with the guest's card, is told apart without locking anything and not linked."""
     other = ChargingSession.objects.create(
-        charger=guest_charger, connector_id=1, transaction_id=4243, id_tag="OTHERCARD",
-        started_at=timezone.now(), meter_start_wh=0,
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=4243,
+        id_tag="OTHERCARD",
+        started_at=timezone.now(),
+        meter_start_wh=0,
     )
     with django_assert_num_queries(1):
         assert services.guest_session_link(session_id=other.pk) is None
@@ -266,15 +301,21 @@ def test_cancel_before_the_car_starts_releases_the_hold(guest_charger, rate, fak
     assert Payment.objects.get(pk=gs.payment_id).status == Payment.Status.RELEASED
 
 
-def test_start_transaction_racing_the_remote_start_answer_still_links(guest_charger, rate, fake_charger, monkeypatch):
+def test_start_transaction_racing_the_remote_start_answer_still_links(
+    guest_charger, rate, fake_charger, monkeypatch
+):
     """The simulator starts before our RemoteStart answer arrives: PENDING -> CHARGING directly."""
     original = fake_charger.__call__
 
     def answer_and_start(charger, action, payload, **kwargs):
         gs = GuestSession.objects.get(id_tag=payload["idTag"])
         session = ChargingSession.objects.create(
-            charger=charger, connector_id=1, transaction_id=777, id_tag=payload["idTag"],
-            started_at=timezone.now(), meter_start_wh=0,
+            charger=charger,
+            connector_id=1,
+            transaction_id=777,
+            id_tag=payload["idTag"],
+            started_at=timezone.now(),
+            meter_start_wh=0,
         )
         services.guest_session_link(session_id=session.pk)
         assert GuestSession.objects.get(pk=gs.pk).state == GuestSession.State.CHARGING
@@ -290,7 +331,9 @@ def test_sweep_settles_sessions_whose_finish_was_missed(guest_charger, rate, fak
     session, started, energy = _session_for(gs)
     services.guest_session_link(session_id=session.pk)
     ChargingSession.objects.filter(pk=session.pk).update(
-        status=ChargingSession.Status.COMPLETED, stopped_at=started + timedelta(minutes=60), meter_stop_wh=1000 + energy,
+        status=ChargingSession.Status.COMPLETED,
+        stopped_at=started + timedelta(minutes=60),
+        meter_stop_wh=1000 + energy,
     )
     assert services.guest_finish_unsettled() == 1
     gs.refresh_from_db()
@@ -309,7 +352,8 @@ def test_sweep_tasks_run_eagerly(guest_charger, rate, fake_charger):
 
 
 def test_a_stop_queues_settling_only_while_some_guest_session_is_unsettled(
-        guest_charger, rate, fake_charger, settings, monkeypatch):
+    guest_charger, rate, fake_charger, settings, monkeypatch
+):
     """Every stop of every charger announces "finished": no settling task is queued for it while
     no guest session anywhere is paying, starting or charging (a restart stops thousands)."""
     from guest import receivers, tasks
@@ -318,8 +362,12 @@ def test_a_stop_queues_settling_only_while_some_guest_session_is_unsettled(
     queued = []
     monkeypatch.setattr(tasks.guest_session_finish_task, "delay", queued.append)
     other = ChargingSession.objects.create(
-        charger=guest_charger, connector_id=1, transaction_id=4243, id_tag="OTHERCARD",
-        started_at=timezone.now(), meter_start_wh=0,
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=4243,
+        id_tag="OTHERCARD",
+        started_at=timezone.now(),
+        meter_start_wh=0,
     )
     receivers._on_finished(ChargingSession, session_id=other.pk)
     assert queued == []

@@ -19,7 +19,13 @@ def accepted(monkeypatch):
 
     def send(charger, action, payload, **kwargs):
         calls.append((action, payload))
-        return Command(charger=charger, action=action, payload=payload, status="answered", response={"status": "Accepted"})
+        return Command(
+            charger=charger,
+            action=action,
+            payload=payload,
+            status="answered",
+            response={"status": "Accepted"},
+        )
 
     monkeypatch.setattr(services, "send_command_sync", send)
     monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
@@ -40,8 +46,10 @@ def start_and_pay(client, charger, method="pm_card_visa"):
     page = client.get(response["Location"]).content.decode()
     intent = SandboxIntent.objects.get(pk=gs.payment_reference)
     assert f'data-client-secret="{intent.client_secret}"' in page
-    confirm = client.post(f"/billing/sandbox/v1/payment_intents/{intent.pk}/confirm",
-                          {"client_secret": intent.client_secret, "payment_method": method})
+    confirm = client.post(
+        f"/billing/sandbox/v1/payment_intents/{intent.pk}/confirm",
+        {"client_secret": intent.client_secret, "payment_method": method},
+    )
     return confirm, client.get(f"/s/pay/{gs.key}/return/?payment_intent={intent.pk}")
 
 
@@ -55,7 +63,9 @@ def test_start_then_pay_leads_to_an_unguessable_session_page(client, guest_charg
     assert f'data-ws="/ws/guest/{gs.key}/"' in page
 
 
-def test_the_start_form_has_no_card_field_and_starts_nothing_before_payment(client, guest_charger, rate, accepted):
+def test_the_start_form_has_no_card_field_and_starts_nothing_before_payment(
+    client, guest_charger, rate, accepted
+):
     landing = client.get(f"/s/{guest_charger.station_id}").content.decode()
     assert "card_number" not in landing and 'autocomplete="cc-number"' not in landing
     client.post(f"/s/{guest_charger.station_id}/start/", FORM)
@@ -69,7 +79,9 @@ def test_the_start_form_has_no_card_field_and_starts_nothing_before_payment(clie
 def test_return_url_without_a_confirmed_hold_starts_nothing(client, guest_charger, rate, accepted):
     client.post(f"/s/{guest_charger.station_id}/start/", FORM)
     gs = GuestSession.objects.get()
-    response = client.get(f"/s/pay/{gs.key}/return/?payment_intent={gs.payment_reference}&redirect_status=succeeded")
+    response = client.get(
+        f"/s/pay/{gs.key}/return/?payment_intent={gs.payment_reference}&redirect_status=succeeded"
+    )
     assert response.status_code == 200 and accepted == []
     assert "not finished yet" in response.content.decode()
 
@@ -94,9 +106,14 @@ def test_stop_requires_csrf(guest_charger, rate, accepted, client):
     assert response.status_code == 403
 
 
-def test_declined_card_shows_the_reason_once_and_starts_nothing(client, guest_charger, rate, accepted):
+def test_declined_card_shows_the_reason_once_and_starts_nothing(
+    client, guest_charger, rate, accepted
+):
     confirm, response = start_and_pay(client, guest_charger, method="pm_card_chargeDeclined")
-    assert confirm.status_code == 402 and confirm.json()["error"]["message"] == "Your card was declined."
+    assert (
+        confirm.status_code == 402
+        and confirm.json()["error"]["message"] == "Your card was declined."
+    )
     assert response.status_code == 402
     body = response.content.decode()
     assert body.count("Your card was declined.") == 1
@@ -120,7 +137,9 @@ def test_unknown_session_key_is_404(client, db):
 def test_session_page_past_deadline_shows_released_hold(client, guest_charger, rate, accepted):
     start_and_pay(client, guest_charger)
     gs = GuestSession.objects.get()
-    GuestSession.objects.filter(pk=gs.pk).update(start_requested_at=timezone.now() - timedelta(minutes=5))
+    GuestSession.objects.filter(pk=gs.pk).update(
+        start_requested_at=timezone.now() - timedelta(minutes=5)
+    )
     body = client.get(f"/s/session/{gs.key}/").content.decode()
     assert "hold on your card was released" in body
     receipt = client.get(f"/s/receipt/{gs.key}/").content.decode()
@@ -132,8 +151,13 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
     gs = GuestSession.objects.get()
     started = timezone.now() - timedelta(minutes=30)
     session = ChargingSession.objects.create(
-        charger=guest_charger, connector_id=1, transaction_id=99, id_tag=gs.id_tag, token_id=gs.token_id,
-        started_at=started, meter_start_wh=5000,
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=99,
+        id_tag=gs.id_tag,
+        token_id=gs.token_id,
+        started_at=started,
+        meter_start_wh=5000,
     )
     services.guest_session_link(session_id=session.pk)
     assert client.get(f"/s/receipt/{gs.key}/")["Location"] == f"/s/session/{gs.key}/"
@@ -141,7 +165,9 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
     assert response.status_code == 302
     assert accepted[-1] == ("RemoteStopTransaction", {"transactionId": 99})
     ChargingSession.objects.filter(pk=session.pk).update(
-        status="completed", stopped_at=started + timedelta(minutes=30), meter_stop_wh=12500,
+        status="completed",
+        stopped_at=started + timedelta(minutes=30),
+        meter_stop_wh=12500,
     )
     services.guest_session_finish(session_id=session.pk)
     # The port is free again, but this guest's page shows their session's end, not an invitation.
@@ -149,7 +175,11 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
 
     Connector.objects.filter(charger=guest_charger, connector_id=1).update(status="Available")
     page = client.get(f"/s/session/{gs.key}/").content.decode()
-    assert "Ready – plug in your car" not in page and "Session ended" in page and "View receipt" in page
+    assert (
+        "Ready – plug in your car" not in page
+        and "Session ended" in page
+        and "View receipt" in page
+    )
     body = client.get(f"/s/receipt/{gs.key}/").content.decode()
     assert "Receipt" in body and "7.500 kWh" in body
     assert "Connection fee" in body or "connection" in body.lower()
@@ -163,12 +193,19 @@ def test_receipt_page_settles_a_session_no_worker_settled(client, guest_charger,
     gs = GuestSession.objects.get()
     started = timezone.now() - timedelta(minutes=10)
     session = ChargingSession.objects.create(
-        charger=guest_charger, connector_id=1, transaction_id=101, id_tag=gs.id_tag, token_id=gs.token_id,
-        started_at=started, meter_start_wh=0,
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=101,
+        id_tag=gs.id_tag,
+        token_id=gs.token_id,
+        started_at=started,
+        meter_start_wh=0,
     )
     services.guest_session_link(session_id=session.pk)
     # Completed without the finish signal's work (e.g. the worker was down).
-    ChargingSession.objects.filter(pk=session.pk).update(status="completed", stopped_at=timezone.now(), meter_stop_wh=2000)
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=timezone.now(), meter_stop_wh=2000
+    )
     response = client.get(f"/s/receipt/{gs.key}/")
     assert response.status_code == 200
     assert "2.000 kWh" in response.content.decode()
@@ -183,12 +220,18 @@ def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, 
     gs = GuestSession.objects.get()
     started = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)  # 12:00 in Amsterdam (summer time)
     session = ChargingSession.objects.create(
-        charger=guest_charger, connector_id=1, transaction_id=202, id_tag=gs.id_tag, started_at=started,
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=202,
+        id_tag=gs.id_tag,
+        started_at=started,
         meter_start_wh=0,
     )
     services.guest_session_link(session_id=session.pk)
     ChargingSession.objects.filter(pk=session.pk).update(
-        status="completed", stopped_at=started + timedelta(hours=1), meter_stop_wh=7345,
+        status="completed",
+        stopped_at=started + timedelta(hours=1),
+        meter_stop_wh=7345,
     )
     services.guest_session_finish(session_id=session.pk)
     body = client.get(f"/s/receipt/{gs.key}/").content.decode()
@@ -197,7 +240,9 @@ def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, 
     assert "0000" not in body.split('id="receipt"')[1]
 
 
-def test_failed_session_contact_support_carries_what_happened(client, guest_charger, rate, accepted):
+def test_failed_session_contact_support_carries_what_happened(
+    client, guest_charger, rate, accepted
+):
     start_and_pay(client, guest_charger)
     gs = GuestSession.objects.get()
     client.post(f"/s/session/{gs.key}/stop/")  # cancel before the car started

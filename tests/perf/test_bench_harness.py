@@ -20,13 +20,32 @@ def _reachable(port: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis")
+@pytest.mark.skipif(
+    not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis"
+)
 def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "throughput", "--conns", "10", "--duration", "2",
-         "--targets", "ours,peer,echo", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "throughput",
+            "--conns",
+            "10",
+            "--duration",
+            "2",
+            "--targets",
+            "ours,peer,echo",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "BENCH_DB": f"bench_smoke_{os.getpid()}"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -38,6 +57,8 @@ def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
     assert report["throughput"]["ours"]["10"]["rows_logged"] > 0
     # The same server with OCPP 2.0.1 chargers (--protocols defaults to 1.6,2.0.1; issue 15).
     v201 = report["throughput"]["ours/2.0.1"]["10"]
-    assert v201["errors"] == 0 and v201["msg_per_s"] > 0 and "TransactionEvent" in v201["by_action"], v201
+    assert (
+        v201["errors"] == 0 and v201["msg_per_s"] > 0 and "TransactionEvent" in v201["by_action"]
+    ), v201
     assert "x the 1.6 chargers" in report["table"]
     assert "x peer" in report["table"] and "% of echo" in report["table"]

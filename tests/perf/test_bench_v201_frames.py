@@ -29,8 +29,15 @@ def test_a_2_0_1_session_from_the_load_generator_is_schema_valid():
         await charger.meter()  # outside a transaction: MeterValues
 
     asyncio.run(session())
-    assert [a for a, _ in sent] == ["BootNotification", "StatusNotification", "TransactionEvent", "TransactionEvent",
-                                    "TransactionEvent", "TransactionEvent", "MeterValues"]
+    assert [a for a, _ in sent] == [
+        "BootNotification",
+        "StatusNotification",
+        "TransactionEvent",
+        "TransactionEvent",
+        "TransactionEvent",
+        "TransactionEvent",
+        "MeterValues",
+    ]
     for action, payload in sent:
         validate(REQUEST_VALIDATORS[action], payload)
     events = [p for a, p in sent if a == "TransactionEvent"]
@@ -61,7 +68,9 @@ def test_the_load_generator_answers_a_base_report_request_with_its_report():
         return {"status": "Accepted"}
 
     async def exchange() -> None:
-        await charger._answer([2, "csms-1", "GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"}])
+        await charger._answer(
+            [2, "csms-1", "GetBaseReport", {"requestId": 7, "reportBase": "FullInventory"}]
+        )
         with patch.object(Charger, "call", call):
             await charger.after_server_call()
             await charger.after_server_call()  # sent once

@@ -16,8 +16,15 @@ def _rows(charger, ages_days):
     now = timezone.now()
     OcppMessage.objects.bulk_create(
         [
-            OcppMessage(charger=charger, timestamp=now - timedelta(days=age), direction="in", message_type=2,
-                        unique_id=f"u{i}", action="Heartbeat", payload={})
+            OcppMessage(
+                charger=charger,
+                timestamp=now - timedelta(days=age),
+                direction="in",
+                message_type=2,
+                unique_id=f"u{i}",
+                action="Heartbeat",
+                payload={},
+            )
             for i, age in enumerate(ages_days)
         ]
     )
@@ -27,8 +34,10 @@ def test_cleanup_keeps_the_retention_window():
     charger = ChargerFactory()
     _rows(charger, [0, 1, 29, 31, 45, 400])
     assert message_log_prune(retention_days=30) == 3
-    kept = sorted(round((timezone.now() - t).total_seconds() / 86400) for t in
-                  OcppMessage.objects.values_list("timestamp", flat=True))
+    kept = sorted(
+        round((timezone.now() - t).total_seconds() / 86400)
+        for t in OcppMessage.objects.values_list("timestamp", flat=True)
+    )
     assert kept == [0, 1, 29]
 
 

@@ -24,7 +24,9 @@ async def _drive(server, station_ids: list[str]) -> tuple[list[str], list[int], 
     close_codes: list[int] = []
 
     async def one(station_id: str):
-        ws = await websockets.connect(f"{server.ws_url}/ocpp/{station_id}", subprotocols=["ocpp1.6"])
+        ws = await websockets.connect(
+            f"{server.ws_url}/ocpp/{station_id}", subprotocols=["ocpp1.6"]
+        )
 
         async def call(uid, action, payload):
             await ws.send(json.dumps([2, uid, action, payload]))
@@ -33,17 +35,32 @@ async def _drive(server, station_ids: list[str]) -> tuple[list[str], list[int], 
             answered.append(uid)
             return reply[2]
 
-        await call(f"{station_id}-boot", "BootNotification", {"chargePointVendor": "T", "chargePointModel": "M"})
-        start = await call(f"{station_id}-start", "StartTransaction", {
-            "connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS})
+        await call(
+            f"{station_id}-boot",
+            "BootNotification",
+            {"chargePointVendor": "T", "chargePointModel": "M"},
+        )
+        start = await call(
+            f"{station_id}-start",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 0, "timestamp": TS},
+        )
         n = 0
         try:
             while True:  # keep sending until the server closes us
                 n += 1
                 uid = f"{station_id}-mv{n}"
-                await call(uid, "MeterValues", {
-                    "connectorId": 1, "transactionId": start["transactionId"],
-                    "meterValue": [{"timestamp": TS, "sampledValue": [{"value": uid, "unit": "Wh"}]}]})
+                await call(
+                    uid,
+                    "MeterValues",
+                    {
+                        "connectorId": 1,
+                        "transactionId": start["transactionId"],
+                        "meterValue": [
+                            {"timestamp": TS, "sampledValue": [{"value": uid, "unit": "Wh"}]}
+                        ],
+                    },
+                )
                 meter_values.append(uid)
         except websockets.ConnectionClosed:
             pass
@@ -65,17 +82,29 @@ def test_sigterm_with_chargers_sending_loses_nothing_and_leaves_true_state(live_
         charger.property = chargers[0].property
         charger.save()
 
-    answered, close_codes, meter_values = asyncio.run(_drive(live_server_proc, [c.station_id for c in chargers]))
+    answered, close_codes, meter_values = asyncio.run(
+        _drive(live_server_proc, [c.station_id for c in chargers])
+    )
     # uvicorn shuts down cleanly, then re-raises the signal it caught: -SIGTERM.
     assert live_server_proc.process.wait(timeout=30) == -signal.SIGTERM
 
     assert close_codes == [1012, 1012, 1012]  # service restart: reconnect, nothing was cut short
     assert len(meter_values) >= 3  # they really were sending when the signal came
-    logged_in = set(OcppMessage.objects.filter(direction="in", message_type=2).values_list("unique_id", flat=True))
-    logged_out = set(OcppMessage.objects.filter(direction="out", message_type=3).values_list("unique_id", flat=True))
+    logged_in = set(
+        OcppMessage.objects.filter(direction="in", message_type=2).values_list(
+            "unique_id", flat=True
+        )
+    )
+    logged_out = set(
+        OcppMessage.objects.filter(direction="out", message_type=3).values_list(
+            "unique_id", flat=True
+        )
+    )
     assert set(answered) <= logged_in
     assert set(answered) <= logged_out
-    stored = set(MeterValue.objects.filter(session__isnull=False).values_list("raw_value", flat=True))
+    stored = set(
+        MeterValue.objects.filter(session__isnull=False).values_list("raw_value", flat=True)
+    )
     assert set(meter_values) <= stored
     assert ChargingSession.objects.filter(status="active").count() == 3
     # Every connection of the stopped process is recorded as closed: nobody shows online.

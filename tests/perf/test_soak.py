@@ -33,7 +33,9 @@ def test_least_squares_slope():
 
 def test_flat_after_warmup_growth_and_noise():
     # Grows 40 MB during the warm-up, then wobbles by +-1 MB around 240 MB: flat.
-    wobble = _series(60, lambda t: 200 * MB + min(t, 600) / 600 * 40 * MB + (MB if (t // 30) % 2 else -MB))
+    wobble = _series(
+        60, lambda t: 200 * MB + min(t, 600) / 600 * 40 * MB + (MB if (t // 30) % 2 else -MB)
+    )
     verdict = flatness(wobble, warmup_seconds(3600))
     assert verdict["flat"] is True, verdict
     assert verdict["r0_mb"] == pytest.approx(239, abs=0.1)
@@ -68,14 +70,36 @@ def _reachable(port: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis")
+@pytest.mark.skipif(
+    not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis"
+)
 def test_soak_runs_end_to_end(tmp_path):
     out = tmp_path / "soak.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--soak", "--soak-minutes", "0.25", "--soak-chargers", "12",
-         "--soak-sample-s", "1", "--soak-warmup-minutes", "0.05", "--conns", "10", "--scale-conns", "10",
-         "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--soak",
+            "--soak-minutes",
+            "0.25",
+            "--soak-chargers",
+            "12",
+            "--soak-sample-s",
+            "1",
+            "--soak-warmup-minutes",
+            "0.05",
+            "--conns",
+            "10",
+            "--scale-conns",
+            "10",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "BENCH_DB": f"bench_soak_smoke_{os.getpid()}"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -87,4 +111,6 @@ def test_soak_runs_end_to_end(tmp_path):
     # RSS sampled through the run, the rule applied to the samples after the warm-up.
     assert len(soak["samples"]) >= 10
     assert soak["rss"]["flat"] in (True, False) and soak["rss"]["warmup_s"] == 3.0
-    assert "Soak: 12 chargers" in report["table"] and "RSS flat after the warm-up" in report["table"]
+    assert (
+        "Soak: 12 chargers" in report["table"] and "RSS flat after the warm-up" in report["table"]
+    )

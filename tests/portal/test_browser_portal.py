@@ -41,8 +41,13 @@ SHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "evportal-screenshots"
 )
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "secret-pass-123"
 CP_PASSWORD = "browser-test-password-1"
 
@@ -57,8 +62,12 @@ class RawCharger:
 
     def __init__(self, url: str, station_id: str, password: str):
         auth = base64.b64encode(f"{station_id}:{password}".encode()).decode()
-        self.ws = connect(f"{url}/ocpp/{station_id}", subprotocols=["ocpp1.6"], open_timeout=10,
-                          additional_headers={"Authorization": f"Basic {auth}"})
+        self.ws = connect(
+            f"{url}/ocpp/{station_id}",
+            subprotocols=["ocpp1.6"],
+            open_timeout=10,
+            additional_headers={"Authorization": f"Basic {auth}"},
+        )
         self.replies: queue.Queue = queue.Queue()
         self.received_calls: list[tuple[str, dict]] = []
         self.ids = itertools.count(1)
@@ -101,7 +110,9 @@ def portal_site(transactional_db):
     prop = PropertyFactory(name="Harbour View Garage", address="1 Quay Street, Rotterdam")
     user = UserFactory(username="host@example.com", password=PASSWORD)
     MembershipFactory(organization=prop.organization, user=user, role="owner")
-    charger = ChargerFactory(property=prop, station_id="WEB-001", name="Entrance left", security_profile=1)
+    charger = ChargerFactory(
+        property=prop, station_id="WEB-001", name="Entrance left", security_profile=1
+    )
     charger.set_ocpp_password(CP_PASSWORD)
     charger.save()
     ChargerFactory(property=prop, station_id="WEB-002", name="Entrance right")
@@ -120,7 +131,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        instance = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
         yield instance
         instance.close()
 
@@ -136,18 +149,44 @@ def _login(page, base: str) -> None:
 def _charge_once(cp: RawCharger) -> None:
     """A completed session with meter values, so the sessions pages have something to show."""
     start = datetime.now(UTC) - timedelta(minutes=50)
-    tx = cp.call("StartTransaction", {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 120000,
-                                      "timestamp": _iso(start)})["transactionId"]
+    tx = cp.call(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 120000, "timestamp": _iso(start)},
+    )["transactionId"]
     for i in range(1, 6):
-        cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [{
-            "timestamp": _iso(start + timedelta(minutes=8 * i)),
-            "sampledValue": [
-                {"value": str(120000 + 1500 * i), "unit": "Wh", "measurand": "Energy.Active.Import.Register"},
-                {"value": str(11000 - 300 * i), "unit": "W", "measurand": "Power.Active.Import"},
-            ],
-        }]})
-    cp.call("StopTransaction", {"transactionId": tx, "meterStop": 128200, "timestamp": _iso(start + timedelta(minutes=45)),
-                                "reason": "EVDisconnected"})
+        cp.call(
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": tx,
+                "meterValue": [
+                    {
+                        "timestamp": _iso(start + timedelta(minutes=8 * i)),
+                        "sampledValue": [
+                            {
+                                "value": str(120000 + 1500 * i),
+                                "unit": "Wh",
+                                "measurand": "Energy.Active.Import.Register",
+                            },
+                            {
+                                "value": str(11000 - 300 * i),
+                                "unit": "W",
+                                "measurand": "Power.Active.Import",
+                            },
+                        ],
+                    }
+                ],
+            },
+        )
+    cp.call(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 128200,
+            "timestamp": _iso(start + timedelta(minutes=45)),
+            "reason": "EVDisconnected",
+        },
+    )
 
 
 def test_host_follows_the_support_articles_in_the_browser(live_server_proc, portal_site, browser):
@@ -155,10 +194,23 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
     SHOTS.mkdir(parents=True, exist_ok=True)
     cp = RawCharger(live_server_proc.ws_url, "WEB-001", CP_PASSWORD)
     try:
-        assert cp.call("BootNotification", {"chargePointVendor": "Alfen", "chargePointModel": "Eve Single",
-                                            "firmwareVersion": "6.4.0"})["status"] == "Accepted"
-        cp.call("StatusNotification", {"connectorId": 0, "errorCode": "NoError", "status": "Available"})
-        cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+        assert (
+            cp.call(
+                "BootNotification",
+                {
+                    "chargePointVendor": "Alfen",
+                    "chargePointModel": "Eve Single",
+                    "firmwareVersion": "6.4.0",
+                },
+            )["status"]
+            == "Accepted"
+        )
+        cp.call(
+            "StatusNotification", {"connectorId": 0, "errorCode": "NoError", "status": "Available"}
+        )
+        cp.call(
+            "StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+        )
         cp.call("Heartbeat", {})
         _charge_once(cp)
 
@@ -186,9 +238,18 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         assert page.evaluate("window.__noReload") is True
 
         # A StartTransaction with the same card (offline-started, say): search for it.
-        cp.call("StartTransaction", {"connectorId": 1, "idTag": "DEADBEEF01", "meterStart": 128200,
-                                     "timestamp": _iso(datetime.now(UTC))})
-        page.wait_for_selector("details.log-entry:has-text('StartTransaction'):has-text('DEADBEEF01')", timeout=10000)
+        cp.call(
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": "DEADBEEF01",
+                "meterStart": 128200,
+                "timestamp": _iso(datetime.now(UTC)),
+            },
+        )
+        page.wait_for_selector(
+            "details.log-entry:has-text('StartTransaction'):has-text('DEADBEEF01')", timeout=10000
+        )
         page.fill("#id_q", "StartTransaction")
         page.click("#log-filter button[type=submit]")
         page.wait_for_url("**/logs/?q=StartTransaction**")
@@ -207,7 +268,9 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         page.wait_for_url("**invalid=on**")
         refused = [entries.nth(i).inner_text() for i in range(entries.count())]
         assert refused and all("idTagInfo: Accepted" not in t for t in refused)
-        assert any("Authorize" in t and "DEADBEEF01" in t and "idTagInfo: Invalid" in t for t in refused)
+        assert any(
+            "Authorize" in t and "DEADBEEF01" in t and "idTagInfo: Invalid" in t for t in refused
+        )
 
         # Back to all messages; expand the rejected Authorize, see its JSON and whitelist the UID.
         page.click("text=Clear")
@@ -244,7 +307,9 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         page.select_option("#id_action", "Reset")
         page.select_option("#id_reset_type", "Soft")
         page.click("#command-form button[type=submit]")
-        page.wait_for_selector(".flash:has-text('Reset: the charger answered Accepted')", timeout=40000)
+        page.wait_for_selector(
+            ".flash:has-text('Reset: the charger answered Accepted')", timeout=40000
+        )
         assert ("Reset", {"type": "Soft"}) in cp.received_calls
         page.screenshot(path=str(SHOTS / "charger-overview.png"), full_page=True)
 
@@ -305,12 +370,23 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         page.screenshot(path=str(SHOTS / "chargers.png"), full_page=True)
 
         # A 390 px wide phone: every main page fits the screen and the navigation stays reachable.
-        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone = browser.new_page(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
         watch_csp(phone, csp_violations)
         _login(phone, base)
-        for path in ("/", "/chargers/", "/chargers/WEB-001/", "/chargers/WEB-001/logs/",
-                     "/chargers/WEB-001/proxy/", "/tokens/", "/locations/", "/sessions/",
-                     "/mobility-providers/", "/authorization/roaming/?uid=04"):
+        for path in (
+            "/",
+            "/chargers/",
+            "/chargers/WEB-001/",
+            "/chargers/WEB-001/logs/",
+            "/chargers/WEB-001/proxy/",
+            "/tokens/",
+            "/locations/",
+            "/sessions/",
+            "/mobility-providers/",
+            "/authorization/roaming/?uid=04",
+        ):
             phone.goto(base + path)
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 392, f"{path} is {width}px wide on a 390px phone"

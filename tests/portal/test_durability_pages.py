@@ -10,7 +10,8 @@ from chargers.models import Charger, ChargingSession, OcppMessage
 
 def test_overview_warns_of_two_clients_and_counts_violations(client, site):
     Charger.objects.filter(pk=site.charger.pk).update(
-        identity_conflict_at=timezone.now(), identity_conflict_replacements=9, schema_violations=3)
+        identity_conflict_at=timezone.now(), identity_conflict_replacements=9, schema_violations=3
+    )
     client.force_login(site.viewer)
     page = client.get(f"/chargers/{site.charger.station_id}/").content.decode()
     assert "Station ID in use twice" in page and "9 connections replaced each other" in page
@@ -25,13 +26,25 @@ def test_overview_is_quiet_when_all_is_well(client, site):
 
 def test_logs_show_violation_and_escaped_frames(client, site):
     frame = '[2,"x1","StopTransaction",{"transactionId":5,"meterStop":1,"timestamp":"2026-11-20T10:00:00Z","reason":"VendorX"}]'
-    OcppMessage.objects.create(charger=site.charger, direction="in", message_type=2, unique_id="x1",
-                               action="StopTransaction", payload=json.loads(frame)[3],
-                               violation="schema: data.reason must be one of [...]")
-    OcppMessage.objects.create(charger=site.charger, direction="in", message_type=2, unique_id="x2",
-                               action="DataTransfer", payload={"vendorId": "V", "data": "a\\u0000b"},
-                               raw=json.dumps('[2,"x2","DataTransfer",{"vendorId":"V","data":"a\\u0000b"}]'),
-                               escaped=True)
+    OcppMessage.objects.create(
+        charger=site.charger,
+        direction="in",
+        message_type=2,
+        unique_id="x1",
+        action="StopTransaction",
+        payload=json.loads(frame)[3],
+        violation="schema: data.reason must be one of [...]",
+    )
+    OcppMessage.objects.create(
+        charger=site.charger,
+        direction="in",
+        message_type=2,
+        unique_id="x2",
+        action="DataTransfer",
+        payload={"vendorId": "V", "data": "a\\u0000b"},
+        raw=json.dumps('[2,"x2","DataTransfer",{"vendorId":"V","data":"a\\u0000b"}]'),
+        escaped=True,
+    )
     client.force_login(site.viewer)
     page = client.get(f"/chargers/{site.charger.station_id}/logs/").content.decode()
     assert "schema violation" in page and "data.reason must be one of" in page
@@ -40,7 +53,8 @@ def test_logs_show_violation_and_escaped_frames(client, site):
 
 def test_superseded_sessions_are_explained(client, site):
     ChargingSession.objects.filter(pk=site.session.pk).update(
-        status="completed", stop_reason="Superseded", stopped_at=timezone.now(), meter_stop_wh=10**6)
+        status="completed", stop_reason="Superseded", stopped_at=timezone.now(), meter_stop_wh=10**6
+    )
     client.force_login(site.viewer)
     assert "Closed: superseded" in client.get("/sessions/").content.decode()
     detail = client.get(f"/sessions/{site.session.pk}/").content.decode()

@@ -23,11 +23,31 @@ from tests.security.csp_browser import watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "secret-pass-123"
-NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "support", "stays", "partners", "guest"}
-AUTH_PAGES = {"login", "password_reset", "password_reset_done", "password_reset_confirm", "password_reset_complete"}
+NAMESPACES = {
+    "backoffice",
+    "chargers",
+    "authorization",
+    "billing",
+    "support",
+    "stays",
+    "partners",
+    "guest",
+}
+AUTH_PAGES = {
+    "login",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -195,7 +215,9 @@ def route_names() -> set[str]:
 
 def test_every_page_is_classified():
     known = set(HOST_PAGES) | set(GUEST_PAGES) | set(NOT_PAGES)
-    assert route_names() - known == set(), "add these routes to HOST_PAGES, GUEST_PAGES or NOT_PAGES"
+    assert route_names() - known == set(), (
+        "add these routes to HOST_PAGES, GUEST_PAGES or NOT_PAGES"
+    )
     assert known - route_names() == set(), "these routes are gone"
 
 
@@ -211,29 +233,58 @@ def world(transactional_db) -> World:
 
     site = make_site("ax")  # lower case: sign-in matches the login lower-cased
     make_online(site.charger)
-    Connector.objects.filter(charger=site.charger, connector_id=2).update(status="Available", error_code="")
+    Connector.objects.filter(charger=site.charger, connector_id=2).update(
+        status="Available", error_code=""
+    )
     site.charger.license_valid_until = timezone.localdate() + timedelta(days=300)
     site.charger.save()
-    charger201 = ChargerFactory(property=site.prop, station_id="ax-V201", ocpp_version="2.0.1",
-                                license_valid_until=timezone.localdate() + timedelta(days=300))
-    backoffice = Backoffice.objects.create(charger=site.charger, name="Employer backoffice",
-                                           url="ws://upstream.example/ocpp")
-    rate = Rate.objects.create(property=site.prop, valid_from=timezone.now() - timedelta(days=1),
-                               connection_fee=Decimal("1.00"), energy_price_per_kwh=Decimal("0.40"),
-                               tax_percent=Decimal("21"))
+    charger201 = ChargerFactory(
+        property=site.prop,
+        station_id="ax-V201",
+        ocpp_version="2.0.1",
+        license_valid_until=timezone.localdate() + timedelta(days=300),
+    )
+    backoffice = Backoffice.objects.create(
+        charger=site.charger, name="Employer backoffice", url="ws://upstream.example/ocpp"
+    )
+    rate = Rate.objects.create(
+        property=site.prop,
+        valid_from=timezone.now() - timedelta(days=1),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.40"),
+        tax_percent=Decimal("21"),
+    )
     from stays.models import Reservation, Unit
 
     unit = Unit.objects.create(property=site.prop, name="Apartment 1")
-    stay = Reservation.objects.create(property=site.prop, unit=unit, guest_name="Ada Guest",
-                                      check_in=timezone.now() - timedelta(hours=2),
-                                      check_out=timezone.now() + timedelta(days=2))
+    stay = Reservation.objects.create(
+        property=site.prop,
+        unit=unit,
+        guest_name="Ada Guest",
+        check_in=timezone.now() - timedelta(hours=2),
+        check_out=timezone.now() + timedelta(days=2),
+    )
     paying = guest_start(charger=site.charger, connector_id=1, email="guest@example.com")
     failed = guest_start(charger=site.charger, connector_id=2, email="guest2@example.com")
     GuestSession.objects.filter(pk=failed.pk).update(
-        state=GuestSession.State.FAILED, failure_code="no_start", finished_at=timezone.now(),
-        failure_message="The car was not plugged in, so charging did not start. You were not charged.")
-    return World(site, charger201, backoffice, rate, stay, paying, failed, _payout(site), _partner(site),
-                 _integration(site), _ticket(site))
+        state=GuestSession.State.FAILED,
+        failure_code="no_start",
+        finished_at=timezone.now(),
+        failure_message="The car was not plugged in, so charging did not start. You were not charged.",
+    )
+    return World(
+        site,
+        charger201,
+        backoffice,
+        rate,
+        stay,
+        paying,
+        failed,
+        _payout(site),
+        _partner(site),
+        _integration(site),
+        _ticket(site),
+    )
 
 
 def _payout(site):
@@ -244,9 +295,16 @@ def _payout(site):
     start = timezone.now() - timedelta(hours=6)
     paid_session(site.charger, wh=12000, start=start)
     _session, payment = paid_session(site.charger, wh=5000, start=start + timedelta(hours=1))
-    refund_issue(payment=payment, amount=Decimal("1.00"), reason="idle fee in error", source="host",
-                 idempotency_key="every-page")
-    return payout_create(organization_id=site.org.pk, currency=site.prop.currency, period_end=timezone.now())
+    refund_issue(
+        payment=payment,
+        amount=Decimal("1.00"),
+        reason="idle fee in error",
+        source="host",
+        idempotency_key="every-page",
+    )
+    return payout_create(
+        organization_id=site.org.pk, currency=site.prop.currency, period_end=timezone.now()
+    )
 
 
 def _partner(site):
@@ -257,15 +315,30 @@ def _partner(site):
     from tests.roaming.conftest import connected_partner
 
     partner = connected_partner(site.org, country_code="NL", party_id="AXE", name="Every eMSP")
-    answers = iter([{"status_code": 1000, "data": []}, {"status_code": 2001, "status_message": "Invalid token"}])
-    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers))))
+    answers = iter(
+        [
+            {"status_code": 1000, "data": []},
+            {"status_code": 2001, "status_message": "Invalid token"},
+        ]
+    )
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=next(answers)))
+    )
     for _ in range(2):
         try:
-            client.call(partner=partner, method="GET", url=partner.endpoints["tokens"]["SENDER"],
-                        token=partner.outgoing_token, module="tokens", client=http)
+            client.call(
+                partner=partner,
+                method="GET",
+                url=partner.endpoints["tokens"]["SENDER"],
+                token=partner.outgoing_token,
+                module="tokens",
+                client=http,
+            )
         except client.PartnerCallError:
             pass
-    services.delivery_enqueue(partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={})
+    services.delivery_enqueue(
+        partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={}
+    )
     return partner
 
 
@@ -277,10 +350,20 @@ def _integration(site):
     from tests.stays.test_pms_sync import GUESTY_LISTINGS, GUESTY_RESERVATIONS, NOW, _transport
 
     Unit.objects.create(property=site.prop, name="Cabin 1", external_id="64a1f0c2e4b0a1")
-    integration = integration_create(organization_id=site.org.pk, vendor="guesty", name="Guesty",
-                                     credentials={"client_id": "cid", "client_secret": "sec"})
-    routes = {("POST", "/oauth2/token"): (200, {"token_type": "Bearer", "access_token": "tok", "expires_in": 86400}),
-              ("GET", "/v1/listings"): (200, GUESTY_LISTINGS), ("GET", "/v1/reservations"): (200, GUESTY_RESERVATIONS)}
+    integration = integration_create(
+        organization_id=site.org.pk,
+        vendor="guesty",
+        name="Guesty",
+        credentials={"client_id": "cid", "client_secret": "sec"},
+    )
+    routes = {
+        ("POST", "/oauth2/token"): (
+            200,
+            {"token_type": "Bearer", "access_token": "tok", "expires_in": 86400},
+        ),
+        ("GET", "/v1/listings"): (200, GUESTY_LISTINGS),
+        ("GET", "/v1/reservations"): (200, GUESTY_RESERVATIONS),
+    }
     assert pms_sync(integration_id=integration.pk, client=_transport(routes, []), now=NOW).ok
     return integration
 
@@ -292,11 +375,17 @@ def _ticket(site):
     from support.toolkit import ticket_reply
     from tests.factories import UserFactory
 
-    answer = assistant_answer(message="charger offline, that didn't help", station_id=site.charger.station_id,
-                              email="guest@example.com")
+    answer = assistant_answer(
+        message="charger offline, that didn't help",
+        station_id=site.charger.station_id,
+        email="guest@example.com",
+    )
     ticket = Ticket.objects.get(pk=answer.ticket)
-    ticket_reply(ticket=ticket, user=UserFactory(username="agent@support.test", is_staff=True),
-                 body="We restarted the charger; it is online again.")
+    ticket_reply(
+        ticket=ticket,
+        user=UserFactory(username="agent@support.test", is_staff=True),
+        body="We restarted the charger; it is online again.",
+    )
     return ticket
 
 
@@ -310,7 +399,9 @@ def test_the_detail_pages_show_the_worlds_objects(client, world):
         return response.content.decode()
 
     payout = page("billing:payout-detail")
-    assert payout.count('<td data-label="Session">') == 2 and "<dd>−1.00</dd>" in payout  # the refund
+    assert (
+        payout.count('<td data-label="Session">') == 2 and "<dd>−1.00</dd>" in payout
+    )  # the refund
     partner = page("partners:msp-ocpi-partner")
     assert "OCPI 2001: Invalid token" in partner and "POST cdrs cdr:1" in partner
     integration = page("stays:integration-detail")
@@ -324,7 +415,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        instance = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
         yield instance
         instance.close()
 
@@ -333,8 +426,11 @@ def _axe_problems(page) -> list:
     from axe_playwright_python.sync_playwright import Axe
 
     results = Axe().run(page)
-    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def _skip_link_problem(page) -> str:
@@ -378,11 +474,14 @@ def _login(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
-@pytest.mark.parametrize("who, viewport", [
-    pytest.param("host", {"width": 1280, "height": 900}, id="host-desktop"),
-    pytest.param("host", {"width": 390, "height": 844}, id="host-phone"),
-    pytest.param("guest", {"width": 390, "height": 844}, id="guest-phone"),
-])
+@pytest.mark.parametrize(
+    "who, viewport",
+    [
+        pytest.param("host", {"width": 1280, "height": 900}, id="host-desktop"),
+        pytest.param("host", {"width": 390, "height": 844}, id="host-phone"),
+        pytest.param("guest", {"width": 390, "height": 844}, id="guest-phone"),
+    ],
+)
 def test_every_page_passes_axe_and_has_a_skip_link(live_server_proc, world, browser, who, viewport):
     base = live_server_proc.url
     phone = viewport["width"] < 800
@@ -417,12 +516,16 @@ def test_every_page_passes_axe_and_has_a_skip_link(live_server_proc, world, brow
 
 def test_phone_menu_folds_and_charger_tabs_scroll(live_server_proc, world, browser):
     base = live_server_proc.url
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     _login(page, base, world.site.owner.username)
     for path in ("/", f"/chargers/{world.charger201.station_id}/", "/sessions/", "/locations/"):
         page.goto(base + path)
-        header = page.evaluate("document.querySelector('header.topbar').getBoundingClientRect().height")
+        header = page.evaluate(
+            "document.querySelector('header.topbar').getBoundingClientRect().height"
+        )
         assert header < 0.15 * 844, f"{path}: the header takes {header}px of 844"
         assert not page.locator("nav.mainnav a:has-text('Sessions')").is_visible()
     # The menu opens on a tap (and says so to screen readers), Escape closes it.
@@ -454,11 +557,21 @@ def test_phone_menu_folds_and_charger_tabs_scroll(live_server_proc, world, brows
 def test_guest_pages_are_readable_at_200_percent_zoom_on_a_phone(live_server_proc, world, browser):
     """200 % zoom on a 390 px phone leaves 195 CSS px: nothing may need a sideways scroll."""
     base = live_server_proc.url
-    context = browser.new_context(viewport={"width": 195, "height": 422}, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 195, "height": 422}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     wide = {}
-    for name in ("guest:entry", "guest:landing", "guest:location-access", "guest:pay", "guest:session",
-                 "guest:receipt", "guest:stay-link", "support:contact"):
+    for name in (
+        "guest:entry",
+        "guest:landing",
+        "guest:location-access",
+        "guest:pay",
+        "guest:session",
+        "guest:receipt",
+        "guest:stay-link",
+        "support:contact",
+    ):
         page.goto(base + reverse(name, args=GUEST_PAGES[name](world)))
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 197:
@@ -475,10 +588,23 @@ def test_session_page_follows_a_charging_session(live_server_proc, world, browse
 
     def charging() -> ChargingSession:
         session = ChargingSession.objects.create(
-            charger=world.site.charger, connector_id=1, transaction_id=777001, id_tag=world.site.token.uid,
-            token=world.site.token, started_at=now - timedelta(minutes=10), meter_start_wh=0, status="active")
-        MeterValue.objects.create(charger=world.site.charger, session=session, connector_id=1,
-                                  timestamp=now - timedelta(minutes=5), unit="Wh", value=Decimal(1000))
+            charger=world.site.charger,
+            connector_id=1,
+            transaction_id=777001,
+            id_tag=world.site.token.uid,
+            token=world.site.token,
+            started_at=now - timedelta(minutes=10),
+            meter_start_wh=0,
+            status="active",
+        )
+        MeterValue.objects.create(
+            charger=world.site.charger,
+            session=session,
+            connector_id=1,
+            timestamp=now - timedelta(minutes=5),
+            unit="Wh",
+            value=Decimal(1000),
+        )
         return session
 
     # Playwright's sync API runs an event loop in this thread: the ORM goes to another one.
@@ -490,13 +616,30 @@ def test_session_page_follows_a_charging_session(live_server_proc, world, browse
     assert "1.000 kWh" in page.inner_text("#session-meter")
 
     def new_readings() -> None:  # as the charger's MeterValues handler would store them
-        MeterValue.objects.create(charger=world.site.charger, session=active, connector_id=1, timestamp=now,
-                                  unit="Wh", value=Decimal(3500))
-        MeterValue.objects.create(charger=world.site.charger, session=active, connector_id=1, timestamp=now,
-                                  unit="W", measurand="Power.Active.Import", value=Decimal(11000))
+        MeterValue.objects.create(
+            charger=world.site.charger,
+            session=active,
+            connector_id=1,
+            timestamp=now,
+            unit="Wh",
+            value=Decimal(3500),
+        )
+        MeterValue.objects.create(
+            charger=world.site.charger,
+            session=active,
+            connector_id=1,
+            timestamp=now,
+            unit="W",
+            measurand="Power.Active.Import",
+            value=Decimal(11000),
+        )
 
     pool.submit(new_readings).result()
     pool.shutdown()
-    page.wait_for_selector("#session-meter:has-text('3.500 kWh'):has-text('11.0 kW now')", timeout=25_000)
+    page.wait_for_selector(
+        "#session-meter:has-text('3.500 kWh'):has-text('11.0 kW now')", timeout=25_000
+    )
     assert page.locator("#session-meter .session-price").is_visible()
-    assert page.locator("#meter-chart .axis-right").count() == 3  # the kW axis appeared with the power
+    assert (
+        page.locator("#meter-chart .axis-right").count() == 3
+    )  # the kW axis appeared with the power

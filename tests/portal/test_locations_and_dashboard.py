@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 def test_location_access_settings_and_restricted_groups(client, site):
     client.force_login(site.manager)
     url = reverse("chargers:location-detail", args=[site.prop.pk])
-    response = client.post(url, {"guest_charging_enabled": "on", "restricted_token_groups": [site.group.pk]})
+    response = client.post(
+        url, {"guest_charging_enabled": "on", "restricted_token_groups": [site.group.pk]}
+    )
     assert response.status_code == 302
     site.prop.refresh_from_db()
     assert not site.prop.roaming_enabled and site.prop.guest_charging_enabled
@@ -24,17 +26,24 @@ def test_location_access_settings_and_restricted_groups(client, site):
 def test_location_form_rejects_another_organizations_group(client, site, other):
     client.force_login(site.owner)
     url = reverse("chargers:location-detail", args=[site.prop.pk])
-    response = client.post(url, {"roaming_enabled": "on", "restricted_token_groups": [other.group.pk]})
+    response = client.post(
+        url, {"roaming_enabled": "on", "restricted_token_groups": [other.group.pk]}
+    )
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
 
 
 def test_charger_settings_change_access_mode(client, site):
     client.force_login(site.owner)
-    response = client.post(reverse("chargers:charger-settings", args=[site.charger.station_id]), {
-        "name": "Entrance", "access_mode": "private", "roaming_enabled": "unknown",
-        "guest_charging_enabled": "false",
-    })
+    response = client.post(
+        reverse("chargers:charger-settings", args=[site.charger.station_id]),
+        {
+            "name": "Entrance",
+            "access_mode": "private",
+            "roaming_enabled": "unknown",
+            "guest_charging_enabled": "false",
+        },
+    )
     assert response.status_code == 302
     charger = Charger.objects.get(pk=site.charger.pk)
     assert charger.access_mode == "private" and charger.guest_charging_enabled is False
@@ -43,8 +52,10 @@ def test_charger_settings_change_access_mode(client, site):
 
 def test_command_form_explains_missing_choices(client, site):
     client.force_login(site.owner)
-    response = client.post(reverse("chargers:charger-command", args=[site.charger.station_id]),
-                           {"action": "RemoteStartTransaction"})
+    response = client.post(
+        reverse("chargers:charger-command", args=[site.charger.station_id]),
+        {"action": "RemoteStartTransaction"},
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert "Choose the token to start the session for." in body
@@ -53,8 +64,11 @@ def test_command_form_explains_missing_choices(client, site):
 
 def test_command_to_an_offline_charger_says_so(client, site, transactional_db):
     client.force_login(site.owner)
-    response = client.post(reverse("chargers:charger-command", args=[site.charger.station_id]),
-                           {"action": "ClearCache"}, follow=True)
+    response = client.post(
+        reverse("chargers:charger-command", args=[site.charger.station_id]),
+        {"action": "ClearCache"},
+        follow=True,
+    )
     assert "was not sent: the charger is offline" in response.content.decode()
 
 

@@ -18,10 +18,23 @@ def _logs(site, query=""):
 
 
 def _pair(charger, uid, action, call, answer, direction_in="in"):
-    OcppMessage.objects.create(charger=charger, direction=direction_in, message_type=2, unique_id=uid, action=action,
-                               id_tag=call.get("idTag") or call.get("idToken", {}).get("idToken", ""), payload=call)
-    OcppMessage.objects.create(charger=charger, direction="out", message_type=3, unique_id=uid, action=action,
-                               payload=answer)
+    OcppMessage.objects.create(
+        charger=charger,
+        direction=direction_in,
+        message_type=2,
+        unique_id=uid,
+        action=action,
+        id_tag=call.get("idTag") or call.get("idToken", {}).get("idToken", ""),
+        payload=call,
+    )
+    OcppMessage.objects.create(
+        charger=charger,
+        direction="out",
+        message_type=3,
+        unique_id=uid,
+        action=action,
+        payload=answer,
+    )
 
 
 @pytest.fixture
@@ -31,14 +44,34 @@ def card_log(site):
     Authorize (the site's own rows)."""
     ch = site.charger
     _pair(ch, "a1", "Authorize", {"idTag": "CAFE01"}, {"idTagInfo": {"status": "Accepted"}})
-    _pair(ch, "s1", "StartTransaction", {"connectorId": 1, "idTag": "CAFE01", "meterStart": 0, "timestamp": "x"},
-          {"transactionId": 1, "idTagInfo": {"status": "Accepted"}})
-    _pair(ch, "s2", "StartTransaction", {"connectorId": 1, "idTag": "BAD02", "meterStart": 0, "timestamp": "x"},
-          {"transactionId": 2, "idTagInfo": {"status": "Blocked"}})
-    _pair(ch, "t1", "Authorize", {"idToken": {"idToken": "V2CARD", "type": "ISO14443"}},
-          {"idTokenInfo": {"status": "Unknown"}})
-    _pair(ch, "t2", "Authorize", {"idToken": {"idToken": "V2OK", "type": "ISO14443"}},
-          {"idTokenInfo": {"status": "Accepted"}})
+    _pair(
+        ch,
+        "s1",
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "CAFE01", "meterStart": 0, "timestamp": "x"},
+        {"transactionId": 1, "idTagInfo": {"status": "Accepted"}},
+    )
+    _pair(
+        ch,
+        "s2",
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "BAD02", "meterStart": 0, "timestamp": "x"},
+        {"transactionId": 2, "idTagInfo": {"status": "Blocked"}},
+    )
+    _pair(
+        ch,
+        "t1",
+        "Authorize",
+        {"idToken": {"idToken": "V2CARD", "type": "ISO14443"}},
+        {"idTokenInfo": {"status": "Unknown"}},
+    )
+    _pair(
+        ch,
+        "t2",
+        "Authorize",
+        {"idToken": {"idToken": "V2OK", "type": "ISO14443"}},
+        {"idTokenInfo": {"status": "Accepted"}},
+    )
     return site
 
 
@@ -54,18 +87,26 @@ def test_invalid_only_lists_every_refusal_with_the_message_that_carried_the_card
     response = client.get(_logs(card_log, "?invalid=on"))
     entries = response.context["entries"]
     found = {(e["action"], e["id_tag"], e["status"]) for e in entries}
-    assert found == {("Authorize", "DEADBEEF", "Invalid"), ("StartTransaction", "BAD02", "Blocked"),
-                     ("Authorize", "V2CARD", "Unknown")}
+    assert found == {
+        ("Authorize", "DEADBEEF", "Invalid"),
+        ("StartTransaction", "BAD02", "Blocked"),
+        ("Authorize", "V2CARD", "Unknown"),
+    }
     assert all(e["rejected"] and e["call"] is not None for e in entries)
     assert 'name="invalid"' in response.content.decode() and "checked" in response.content.decode()
 
 
-def test_seed_001_path_typing_start_transaction_with_invalid_only_finds_the_authorize_refusal(client, card_log):
+def test_seed_001_path_typing_start_transaction_with_invalid_only_finds_the_authorize_refusal(
+    client, card_log
+):
     client.force_login(card_log.viewer)
     response = client.get(_logs(card_log, "?q=StartTransaction&invalid=on"))
     entries = response.context["entries"]
     assert {(e["action"], e["id_tag"]) for e in entries} == {
-        ("Authorize", "DEADBEEF"), ("StartTransaction", "BAD02"), ("Authorize", "V2CARD")}
+        ("Authorize", "DEADBEEF"),
+        ("StartTransaction", "BAD02"),
+        ("Authorize", "V2CARD"),
+    }
     assert "a card refused at Authorize never sends a StartTransaction" in response.content.decode()
 
 
@@ -79,8 +120,16 @@ def test_invalid_only_with_a_uid_keeps_that_card(client, card_log):
 def test_live_fragment_respects_invalid_only(client, card_log):
     client.force_login(card_log.viewer)
     before = OcppMessage.objects.order_by("-id").first().id
-    _pair(card_log.charger, "n1", "Authorize", {"idTag": "NEW1"}, {"idTagInfo": {"status": "Accepted"}})
-    _pair(card_log.charger, "n2", "Authorize", {"idTag": "NEW2"}, {"idTagInfo": {"status": "Expired"}})
+    _pair(
+        card_log.charger,
+        "n1",
+        "Authorize",
+        {"idTag": "NEW1"},
+        {"idTagInfo": {"status": "Accepted"}},
+    )
+    _pair(
+        card_log.charger, "n2", "Authorize", {"idTag": "NEW2"}, {"idTagInfo": {"status": "Expired"}}
+    )
     entries = client.get(_logs(card_log, f"?invalid=on&after={before}")).context["entries"]
     assert [(e["id_tag"], e["status"]) for e in entries] == [("NEW2", "Expired")]
 
@@ -90,19 +139,25 @@ def test_whitelist_offers_every_group_restricting_ones_first_and_a_new_group(cli
     site.charger.token_groups.add(restricting)
     client.force_login(site.owner)
     body = client.get(_logs(site)).content.decode()
-    assert body.index("Zeta residents (restricts this charger)") < body.index(f">{site.group.name}<")
+    assert body.index("Zeta residents (restricts this charger)") < body.index(
+        f">{site.group.name}<"
+    )
     assert "New group…" in body and 'name="new_group"' in body
 
 
 def test_whitelist_into_a_new_group(client, site):
     client.force_login(site.manager)
     url = reverse("chargers:charger-whitelist", args=[site.charger.station_id])
-    response = client.post(url, {"uid": "DEADBEEF", "group": "", "new_group": " Visitors "}, follow=True)
+    response = client.post(
+        url, {"uid": "DEADBEEF", "group": "", "new_group": " Visitors "}, follow=True
+    )
     group = TokenGroup.objects.get(organization=site.org, name="Visitors")
     assert group.tokens.filter(uid="DEADBEEF").exists()
     assert "is now in the new local token group “Visitors”" in response.content.decode()
     # The charger is not restricted, so the card (now the host's own) is accepted here.
-    assert decide_sync(uid="DEADBEEF", charger=charger_facts(site.charger), context=Context.LOCAL).accepted
+    assert decide_sync(
+        uid="DEADBEEF", charger=charger_facts(site.charger), context=Context.LOCAL
+    ).accepted
     # The same name twice is refused, nothing else changes; neither a name nor a group is refused.
     client.post(url, {"uid": "OTHER1", "group": "", "new_group": "visitors"})
     assert not TokenGroup.objects.filter(organization=site.org, tokens__uid="OTHER1").exists()
@@ -119,7 +174,9 @@ def test_whitelist_new_group_refused_for_viewers_and_other_organizations(client,
     assert not TokenGroup.objects.filter(name="Sneaky").exists()
 
 
-def test_guest_page_refuses_guests_at_a_charger_restricted_to_local_groups_and_records_it(client, site):
+def test_guest_page_refuses_guests_at_a_charger_restricted_to_local_groups_and_records_it(
+    client, site
+):
     from tests.guest.conftest import make_online
 
     make_online(site.charger)
@@ -129,7 +186,9 @@ def test_guest_page_refuses_guests_at_a_charger_restricted_to_local_groups_and_r
     assert "Not allowed to use this charger" in body
     assert "reserved for residents or registered guests" in body
     recorded = AuthorizationDecision.objects.filter(station_id=site.charger.station_id, uid="GUEST")
-    assert [(d.reason, d.context, d.status) for d in recorded] == [("not_in_local_group", "remote_app", "Invalid")]
+    assert [(d.reason, d.context, d.status) for d in recorded] == [
+        ("not_in_local_group", "remote_app", "Invalid")
+    ]
     client.get(reverse("guest:landing", args=[site.charger.station_id]))
     assert recorded.count() == 1  # once per charger and reason in 10 minutes, not per visit
 
@@ -138,13 +197,30 @@ def test_invalid_only_shows_a_refusal_by_the_upstream_leader_behind_the_proxy(cl
     """Seed 001: behind the proxy the Leader's answer is the one the charger follows."""
     from chargers.models import Backoffice
 
-    upstream = Backoffice.objects.create(charger=site.charger, name="Employer CSMS", url="ws://upstream.example/ocpp")
-    OcppMessage.objects.create(charger=site.charger, direction="out", message_type=2, unique_id="p1",
-                               action="Authorize", id_tag="EMPLOYEE9", payload={"idTag": "EMPLOYEE9"},
-                               backoffice=upstream)
-    OcppMessage.objects.create(charger=site.charger, direction="in", message_type=3, unique_id="p1",
-                               action="Authorize", payload={"idTagInfo": {"status": "Blocked"}}, backoffice=upstream)
+    upstream = Backoffice.objects.create(
+        charger=site.charger, name="Employer CSMS", url="ws://upstream.example/ocpp"
+    )
+    OcppMessage.objects.create(
+        charger=site.charger,
+        direction="out",
+        message_type=2,
+        unique_id="p1",
+        action="Authorize",
+        id_tag="EMPLOYEE9",
+        payload={"idTag": "EMPLOYEE9"},
+        backoffice=upstream,
+    )
+    OcppMessage.objects.create(
+        charger=site.charger,
+        direction="in",
+        message_type=3,
+        unique_id="p1",
+        action="Authorize",
+        payload={"idTagInfo": {"status": "Blocked"}},
+        backoffice=upstream,
+    )
     client.force_login(site.viewer)
     entries = client.get(_logs(site, "?invalid=on&q=EMPLOYEE9")).context["entries"]
     assert [(e["action"], e["status"], e.get("backoffice")) for e in entries] == [
-        ("Authorize", "Blocked", "Employer CSMS")]
+        ("Authorize", "Blocked", "Employer CSMS")
+    ]

@@ -27,7 +27,10 @@ PAGES = [
 OBJECT_PAGES = [
     lambda s: reverse("chargers:charger-detail", args=[s.charger.station_id]),
     lambda s: reverse("chargers:charger-logs", args=[s.charger.station_id]),
-    lambda s: reverse("chargers:charger-logs", args=[s.charger.station_id]) + "?q=Authorize&direction=in&type=CALL",
+    lambda s: (
+        reverse("chargers:charger-logs", args=[s.charger.station_id])
+        + "?q=Authorize&direction=in&type=CALL"
+    ),
     lambda s: reverse("chargers:charger-logs", args=[s.charger.station_id]) + "?after=0",
     lambda s: reverse("chargers:charger-proxy", args=[s.charger.station_id]),
     lambda s: reverse("chargers:charger-sessions", args=[s.charger.station_id]),
@@ -41,15 +44,28 @@ OBJECT_PAGES = [
 
 # Writes: (url, data). Viewers get 403, another organization 404.
 ACTIONS = [
-    lambda s: (reverse("chargers:charger-command", args=[s.charger.station_id]),
-               {"action": "Reset", "reset_type": "Soft"}),
-    lambda s: (reverse("chargers:charger-settings", args=[s.charger.station_id]),
-               {"name": "Front", "access_mode": "public", "roaming_enabled": "unknown",
-                "guest_charging_enabled": "unknown"}),
-    lambda s: (reverse("chargers:charger-whitelist", args=[s.charger.station_id]),
-               {"uid": "DEADBEEF", "group": s.group.pk}),
+    lambda s: (
+        reverse("chargers:charger-command", args=[s.charger.station_id]),
+        {"action": "Reset", "reset_type": "Soft"},
+    ),
+    lambda s: (
+        reverse("chargers:charger-settings", args=[s.charger.station_id]),
+        {
+            "name": "Front",
+            "access_mode": "public",
+            "roaming_enabled": "unknown",
+            "guest_charging_enabled": "unknown",
+        },
+    ),
+    lambda s: (
+        reverse("chargers:charger-whitelist", args=[s.charger.station_id]),
+        {"uid": "DEADBEEF", "group": s.group.pk},
+    ),
     lambda s: (reverse("chargers:location-detail", args=[s.prop.pk]), {"roaming_enabled": "on"}),
-    lambda s: (reverse("authorization:token-edit", args=[s.token.pk]), {"label": "x", "valid": "on"}),
+    lambda s: (
+        reverse("authorization:token-edit", args=[s.token.pk]),
+        {"label": "x", "valid": "on"},
+    ),
     lambda s: (reverse("authorization:token-group-detail", args=[s.group.pk]), {"uid": "CAFE1234"}),
     lambda s: (reverse("authorization:token-group-remove", args=[s.group.pk, s.token.pk]), {}),
     lambda s: (reverse("authorization:msp-block", args=[s.msp.pk]), {"blocked": "1"}),
@@ -105,11 +121,21 @@ def test_owners_and_managers_may_change_things(client, site, role, action):
 
 def test_lists_show_only_the_users_organization(client, site, other):
     client.force_login(site.owner)
-    for url in (reverse("chargers:charger-list"), reverse("chargers:location-list"),
-                reverse("chargers:session-list"), reverse("authorization:token-list"),
-                reverse("authorization:msp-list"), reverse("authorization:token-group-list")):
+    for url in (
+        reverse("chargers:charger-list"),
+        reverse("chargers:location-list"),
+        reverse("chargers:session-list"),
+        reverse("authorization:token-list"),
+        reverse("authorization:msp-list"),
+        reverse("authorization:token-group-list"),
+    ):
         body = client.get(url).content.decode()
-        assert "B-CP-1" not in body and "B Garage" not in body and "B0001" not in body and "B Roam" not in body, url
+        assert (
+            "B-CP-1" not in body
+            and "B Garage" not in body
+            and "B0001" not in body
+            and "B Roam" not in body
+        ), url
     body = client.get(reverse("authorization:roaming") + "?uid=MSP01").content.decode()
     assert "AMSP01" in body and "BMSP01" not in body
 
@@ -123,9 +149,13 @@ def test_payouts_link_only_for_owners(client, site):
 
 def test_viewers_see_no_forms_that_change_things(client, site):
     client.force_login(site.viewer)
-    body = client.get(reverse("chargers:charger-detail", args=[site.charger.station_id])).content.decode()
+    body = client.get(
+        reverse("chargers:charger-detail", args=[site.charger.station_id])
+    ).content.decode()
     assert 'id="command-form"' not in body and "read-only" in body
-    body = client.get(reverse("chargers:charger-logs", args=[site.charger.station_id])).content.decode()
+    body = client.get(
+        reverse("chargers:charger-logs", args=[site.charger.station_id])
+    ).content.decode()
     assert "Whitelist this UID" not in body
     body = client.get(reverse("authorization:msp-list")).content.decode()
     assert "Block</button>" not in body

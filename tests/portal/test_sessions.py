@@ -21,7 +21,9 @@ def test_filters_by_charger_token_and_dates(client, site):
 
 def test_bad_date_range_shows_an_error_and_keeps_the_input(client, site):
     client.force_login(site.viewer)
-    response = client.get(reverse("chargers:session-list"), {"date_from": "2024-05-02", "date_to": "2024-05-01"})
+    response = client.get(
+        reverse("chargers:session-list"), {"date_from": "2024-05-02", "date_to": "2024-05-01"}
+    )
     body = response.content.decode()
     assert "The end date is before the start date." in body
     assert 'value="2024-05-02"' in body
@@ -48,7 +50,7 @@ def test_session_detail_draws_energy_and_power(client, site):
     assert response.context["energy_points"] == 5
     assert response.context["last_energy"] == Decimal(site.session.energy_wh) / 1000
     assert f"{Decimal(site.session.energy_wh) / 1000:.3f} kWh" in response.content.decode()
-    assert "<path d=\"M" in response.content.decode()
+    assert '<path d="M' in response.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,11 +60,21 @@ async def test_csv_export_under_asgi_streams_in_chunks(async_client, site):
     from chargers.models import ChargingSession
 
     base = site.session
-    await sync_to_async(ChargingSession.objects.bulk_create)([
-        ChargingSession(charger=base.charger, connector_id=1, transaction_id=900000 + i, id_tag="BULK",
-                        started_at=base.started_at, meter_start_wh=i, meter_stop_wh=i + 10, status="completed")
-        for i in range(1200)
-    ])
+    await sync_to_async(ChargingSession.objects.bulk_create)(
+        [
+            ChargingSession(
+                charger=base.charger,
+                connector_id=1,
+                transaction_id=900000 + i,
+                id_tag="BULK",
+                started_at=base.started_at,
+                meter_start_wh=i,
+                meter_stop_wh=i + 10,
+                status="completed",
+            )
+            for i in range(1200)
+        ]
+    )
     await async_client.aforce_login(site.owner)
     response = await async_client.get(reverse("chargers:session-export"))
     assert response.is_async

@@ -10,10 +10,17 @@ pytestmark = pytest.mark.django_db
 
 def test_add_token_and_find_it_by_uid(client, site):
     client.force_login(site.manager)
-    response = client.post(reverse("authorization:token-list"), {
-        "organization": site.org.pk, "uid": "04 aa bb cc", "label": "Van", "type": "RFID", "valid": "on",
-        "groups": [site.group.pk],
-    })
+    response = client.post(
+        reverse("authorization:token-list"),
+        {
+            "organization": site.org.pk,
+            "uid": "04 aa bb cc",
+            "label": "Van",
+            "type": "RFID",
+            "valid": "on",
+            "groups": [site.group.pk],
+        },
+    )
     assert response.status_code == 302
     token = Token.objects.get(organization=site.org, uid_normalized="04AABBCC")
     assert site.group.tokens.filter(pk=token.pk).exists()
@@ -23,9 +30,15 @@ def test_add_token_and_find_it_by_uid(client, site):
 
 def test_a_duplicate_uid_is_refused_and_what_was_typed_stays(client, site):
     client.force_login(site.owner)
-    response = client.post(reverse("authorization:token-list"), {
-        "organization": site.org.pk, "uid": site.token.uid.lower(), "label": "Typed label", "type": "RFID",
-    })
+    response = client.post(
+        reverse("authorization:token-list"),
+        {
+            "organization": site.org.pk,
+            "uid": site.token.uid.lower(),
+            "label": "Typed label",
+            "type": "RFID",
+        },
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert "already a token of your organization" in body
@@ -35,7 +48,9 @@ def test_a_duplicate_uid_is_refused_and_what_was_typed_stays(client, site):
 def test_edit_valid_box_expiry_and_block(client, site):
     client.force_login(site.owner)
     url = reverse("authorization:token-edit", args=[site.token.pk])
-    response = client.post(url, {"label": "Lost", "blocked": "on", "expires_at": "2030-01-01T10:00"})
+    response = client.post(
+        url, {"label": "Lost", "blocked": "on", "expires_at": "2030-01-01T10:00"}
+    )
     assert response.status_code == 302
     site.token.refresh_from_db()
     assert site.token.blocked and not site.token.valid and site.token.expires_at.year == 2030

@@ -43,7 +43,9 @@ class EmspStub:
     PARTY_ID = "EMS"
 
     def __init__(self, *, tokens: list[dict] | None = None) -> None:
-        self.token_a = "stub-token-a-" + secrets.token_hex(8)  # what we give a CPO to register with us
+        self.token_a = "stub-token-a-" + secrets.token_hex(
+            8
+        )  # what we give a CPO to register with us
         self.cpo_token: str | None = None  # the token the CPO calls us with (B or C)
         self.our_token_at_cpo: str | None = None  # the token we call the CPO with
         self.cpo_versions_url: str | None = None
@@ -60,14 +62,18 @@ class EmspStub:
             def log_message(self, *args):
                 pass
 
-            def _send(self, status: int, body: dict | list | None, headers: dict | None = None) -> None:
+            def _send(
+                self, status: int, body: dict | list | None, headers: dict | None = None
+            ) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 if self.headers.get("X-Request-ID"):
                     self.send_header("X-Request-ID", self.headers["X-Request-ID"])
-                self.send_header("X-Correlation-ID", self.headers.get("X-Correlation-ID") or str(uuid.uuid4()))
+                self.send_header(
+                    "X-Correlation-ID", self.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+                )
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
@@ -85,16 +91,29 @@ class EmspStub:
                 body = json.loads(raw) if raw else None
                 url = urlparse(self.path)
                 record = {
-                    "method": method, "path": url.path, "query": url.query, "body": body,
-                    "headers": dict(self.headers.items()), "at": time.monotonic(),
+                    "method": method,
+                    "path": url.path,
+                    "query": url.query,
+                    "body": body,
+                    "headers": dict(self.headers.items()),
+                    "at": time.monotonic(),
                 }
                 if stub.down:
-                    self._send(503, {"status_code": 3000, "status_message": "down", "timestamp": _now()})
+                    self._send(
+                        503, {"status_code": 3000, "status_message": "down", "timestamp": _now()}
+                    )
                     return
                 presented = self.headers.get("Authorization", "")
                 accepted = {t for t in (stub.token_a, stub.cpo_token) if t}
                 if not any(presented == _auth(t) for t in accepted):
-                    self._send(401, {"status_code": 2000, "status_message": "Unauthorized", "timestamp": _now()})
+                    self._send(
+                        401,
+                        {
+                            "status_code": 2000,
+                            "status_message": "Unauthorized",
+                            "timestamp": _now(),
+                        },
+                    )
                     return
                 with stub.lock:
                     stub.received.append(record)
@@ -130,20 +149,39 @@ class EmspStub:
 
     def our_credentials(self, token: str) -> dict:
         return {
-            "token": token, "url": self.versions_url,
-            "roles": [{"role": "EMSP", "party_id": self.PARTY_ID, "country_code": self.COUNTRY_CODE,
-                       "business_details": {"name": "Stub Mobility"}}],
+            "token": token,
+            "url": self.versions_url,
+            "roles": [
+                {
+                    "role": "EMSP",
+                    "party_id": self.PARTY_ID,
+                    "country_code": self.COUNTRY_CODE,
+                    "business_details": {"name": "Stub Mobility"},
+                }
+            ],
         }
 
     def route(self, handler, method: str, path: str, body, presented: str) -> None:
-        rel = path[len("/ocpi/emsp"):]
+        rel = path[len("/ocpi/emsp") :]
         if rel == "/versions":
             handler._ok([{"version": "2.2.1", "url": f"{self.base}/2.2.1"}])
         elif rel == "/2.2.1":
             endpoints = [
-                {"identifier": "credentials", "role": "RECEIVER", "url": f"{self.base}/2.2.1/credentials"},
-                {"identifier": "locations", "role": "RECEIVER", "url": f"{self.base}/2.2.1/locations"},
-                {"identifier": "sessions", "role": "RECEIVER", "url": f"{self.base}/2.2.1/sessions"},
+                {
+                    "identifier": "credentials",
+                    "role": "RECEIVER",
+                    "url": f"{self.base}/2.2.1/credentials",
+                },
+                {
+                    "identifier": "locations",
+                    "role": "RECEIVER",
+                    "url": f"{self.base}/2.2.1/locations",
+                },
+                {
+                    "identifier": "sessions",
+                    "role": "RECEIVER",
+                    "url": f"{self.base}/2.2.1/sessions",
+                },
                 {"identifier": "cdrs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/cdrs"},
                 {"identifier": "tariffs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/tariffs"},
                 {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/2.2.1/tokens"},
@@ -151,7 +189,9 @@ class EmspStub:
             ]
             handler._ok({"version": "2.2.1", "endpoints": endpoints})
         elif rel == "/2.2.1/credentials" and method in ("POST", "PUT") and self.refuse_credentials:
-            handler._send(200, {"status_code": 2001, "status_message": "roles missing", "timestamp": _now()})
+            handler._send(
+                200, {"status_code": 2001, "status_message": "roles missing", "timestamp": _now()}
+            )
         elif rel == "/2.2.1/credentials" and method in ("POST", "PUT"):
             # A CPO registers with us (we are the Receiver of the credentials module): check its
             # versions with its token B, then answer our token C.
@@ -163,22 +203,32 @@ class EmspStub:
             self.cpo_token = token_c
             handler._ok(self.our_credentials(token_c))
         elif rel.startswith("/2.2.1/tokens") and rel.endswith("/authorize") and method == "POST":
-            handler._ok({"allowed": self.allowed, "authorization_reference": "AUTH-" + secrets.token_hex(4)})
+            handler._ok(
+                {"allowed": self.allowed, "authorization_reference": "AUTH-" + secrets.token_hex(4)}
+            )
         elif rel.startswith("/2.2.1/tokens") and method == "GET":
             handler._ok(self.tokens)
         elif method in ("PUT", "PATCH", "POST") and rel.startswith("/2.2.1/"):
             handler._ok(status=200)
         else:
-            handler._send(404, {"status_code": 2000, "status_message": "not found", "timestamp": _now()})
+            handler._send(
+                404, {"status_code": 2000, "status_message": "not found", "timestamp": _now()}
+            )
 
     def requests_to(self, module: str, method: str | None = None) -> list[dict]:
         with self.lock:
-            return [r for r in self.received if r["path"].startswith(f"/ocpi/emsp/2.2.1/{module}")
-                    and (method is None or r["method"] == method)]
+            return [
+                r
+                for r in self.received
+                if r["path"].startswith(f"/ocpi/emsp/2.2.1/{module}")
+                and (method is None or r["method"] == method)
+            ]
 
     # -- our client side -------------------------------------------------------------------
 
-    def request(self, method: str, url: str, body=None, token: str | None = None) -> tuple[int, dict, Message]:
+    def request(
+        self, method: str, url: str, body=None, token: str | None = None
+    ) -> tuple[int, dict, Message]:
         """Return (HTTP status, body, headers); header names are case-insensitive (RFC 9110)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
@@ -204,7 +254,9 @@ class EmspStub:
         url = next(v["url"] for v in versions["data"] if v["version"] == "2.2.1")
         status, details, _ = self.request("GET", url, token=token)
         assert status == 200 and details["status_code"] == 1000, details
-        self.cpo_endpoints = {(e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]}
+        self.cpo_endpoints = {
+            (e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]
+        }
 
     def register_with(self, versions_url: str, token_a: str) -> dict:
         """Register with a CPO that gave us `token_a` (we are the Sender of credentials)."""
@@ -218,7 +270,9 @@ class EmspStub:
         self.our_token_at_cpo = answer["data"]["token"]
         return answer
 
-    def get_all(self, module: str, *, limit: int | None = None, query: str = "") -> tuple[list, list[Message]]:
+    def get_all(
+        self, module: str, *, limit: int | None = None, query: str = ""
+    ) -> tuple[list, list[Message]]:
         """GET every page of a CPO sender list, following Link rel="next"; return (items, page headers)."""
         url = self.cpo_endpoints[(module, "SENDER")]
         params = [p for p in (query, f"limit={limit}" if limit else "") if p]
@@ -232,5 +286,5 @@ class EmspStub:
             items.extend(body["data"])
             headers_seen.append(headers)
             link = headers.get("Link", "")
-            url = link[1:link.index(">")] if 'rel="next"' in link else ""
+            url = link[1 : link.index(">")] if 'rel="next"' in link else ""
         return items, headers_seen

@@ -19,7 +19,7 @@ def fields(document: str, anchor: str) -> dict[str, str]:
     start = lines.index(f"[[{anchor}]]")
     found: dict[str, str] = {}
     in_table = False
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("|==="):
             if in_table:
                 break
@@ -62,4 +62,6 @@ def same_types(ours, theirs, path: str = "$") -> None:
     elif isinstance(theirs, int | float):
         assert isinstance(ours, int | float) and not isinstance(ours, bool), path
     else:
-        assert isinstance(ours, type(theirs)), f"{path}: {type(ours).__name__} vs {type(theirs).__name__}"
+        assert isinstance(ours, type(theirs)), (
+            f"{path}: {type(ours).__name__} vs {type(theirs).__name__}"
+        )

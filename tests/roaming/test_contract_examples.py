@@ -12,8 +12,11 @@ from tests.roaming.conftest import auth
 
 
 def test_our_location_evse_and_connector_objects_follow_the_spec(client, operator, partner):
-    Rate.objects.create(property=operator["public"], valid_from=timezone.now() - timedelta(days=1),
-                        energy_price_per_kwh=Decimal("0.30"))
+    Rate.objects.create(
+        property=operator["public"],
+        valid_from=timezone.now() - timedelta(days=1),
+        energy_price_per_kwh=Decimal("0.30"),
+    )
     location = client.get("/ocpi/2.2.1/locations", HTTP_AUTHORIZATION=auth()).json()["data"][0]
 
     spec.check_object(location, "mod_locations.asciidoc", "mod_locations_location_object")
@@ -25,9 +28,15 @@ def test_our_location_evse_and_connector_objects_follow_the_spec(client, operato
 
 
 def test_our_tariff_follows_the_spec(client, operator, partner):
-    Rate.objects.create(property=operator["public"], valid_from=timezone.now() - timedelta(days=1),
-                        connection_fee=Decimal("1"), energy_price_per_kwh=Decimal("0.25"),
-                        time_price_per_hour=Decimal("2"), idle_fee_per_minute=Decimal("0.05"), tax_percent=Decimal("19"))
+    Rate.objects.create(
+        property=operator["public"],
+        valid_from=timezone.now() - timedelta(days=1),
+        connection_fee=Decimal("1"),
+        energy_price_per_kwh=Decimal("0.25"),
+        time_price_per_hour=Decimal("2"),
+        idle_fee_per_minute=Decimal("0.05"),
+        tax_percent=Decimal("19"),
+    )
     tariff = client.get("/ocpi/2.2.1/tariffs", HTTP_AUTHORIZATION=auth()).json()["data"][0]
 
     spec.check_object(tariff, "mod_tariffs.asciidoc", "mod_tariffs_tariff_object")
@@ -39,8 +48,11 @@ def test_our_tariff_follows_the_spec(client, operator, partner):
 
 def test_status_patch_has_the_shape_of_the_spec_example():
     evse = mapping.EvseFacts(
-        uid="CP*1", evse_id="NL*EVB*ECP1", status="CHARGING",
-        spec=mapping.ConnectorSpec("IEC_62196_T2", "SOCKET", "AC_3_PHASE", 230, 16), tariff_ids=(),
+        uid="CP*1",
+        evse_id="NL*EVB*ECP1",
+        status="CHARGING",
+        spec=mapping.ConnectorSpec("IEC_62196_T2", "SOCKET", "AC_3_PHASE", 230, 16),
+        tariff_ids=(),
         last_updated=ocpi.parse_datetime("2019-06-24T12:39:09Z"),
     )
     assert mapping.evse_status_patch(evse) == spec.example("location_patch_example_status.json")
@@ -51,7 +63,9 @@ def test_our_versions_and_credentials_have_the_shape_of_the_examples(client, par
     spec.same_types(versions, spec.example("versions_info_example.json"))
     details = client.get("/ocpi/2.2.1", HTTP_AUTHORIZATION=auth()).json()["data"]
     spec.same_types(details, spec.example("version_details_example.json"))
-    assert {"credentials", "locations", "tariffs"} <= {e["identifier"] for e in details["endpoints"]}
+    assert {"credentials", "locations", "tariffs"} <= {
+        e["identifier"] for e in details["endpoints"]
+    }
     credentials = client.get("/ocpi/2.2.1/credentials", HTTP_AUTHORIZATION=auth()).json()["data"]
     spec.check_object(credentials, "credentials.asciidoc", "credentials_credentials_object")
     spec.same_types(credentials, spec.example("credentials_example.json"))

@@ -34,10 +34,16 @@ def test_partner_registers_with_our_token_a_and_then_only_token_c_works(live_ser
     assert partner.outgoing_token == stub.cpo_token
     assert partner.incoming_token_hash == ocpi.token_hash(token_c)
     assert partner.token_a_hash == ""
-    assert token_c not in json.dumps([str(v) for v in Partner.objects.values().get(pk=partner.pk).values()])
+    assert token_c not in json.dumps(
+        [str(v) for v in Partner.objects.values().get(pk=partner.pk).values()]
+    )
     # The partner is the operator's MSP for its party.
     msp = MobilityServiceProvider.objects.get(pk=partner.msp_id)
-    assert (msp.organization_id, msp.country_code, msp.party_id) == (partner.organization_id, "DE", "EMS")
+    assert (msp.organization_id, msp.country_code, msp.party_id) == (
+        partner.organization_id,
+        "DE",
+        "EMS",
+    )
     assert msp.live_validation_url == stub.base + "/2.2.1/tokens"
     # Token A is thrown away; token C works.
     status, body, _ = stub.request("GET", versions_url, token=token_a)
@@ -50,7 +56,10 @@ def test_we_register_with_a_partner_from_its_versions_url_and_token_a(live_serve
     organization = OrganizationFactory()
 
     partner = services.partner_connect(
-        organization=organization, name="Stub", versions_url=stub.versions_url, token_a=stub.token_a,
+        organization=organization,
+        name="Stub",
+        versions_url=stub.versions_url,
+        token_a=stub.token_a,
         our_versions_url=f"{live_server.url}/ocpi/versions",
     )
 
@@ -66,7 +75,9 @@ def test_we_register_with_a_partner_from_its_versions_url_and_token_a(live_serve
     # Both directions are in the log, without the tokens.
     rows = OcpiLog.objects.filter(partner=partner)
     assert {row.direction for row in rows} == {"in", "out"}
-    assert stub.our_token_at_cpo not in json.dumps([r.request_body for r in rows] + [r.response_body for r in rows])
+    assert stub.our_token_at_cpo not in json.dumps(
+        [r.request_body for r in rows] + [r.response_body for r in rows]
+    )
 
 
 def test_registration_fails_with_3001_when_the_partner_versions_cannot_be_read(live_server, stub):
@@ -114,7 +125,10 @@ def test_a_partner_that_refuses_our_registration_leaves_no_partner_behind(live_s
 
     with pytest.raises(services.RegistrationError) as refused:
         services.partner_connect(
-            organization=organization, name="Stub", versions_url=stub.versions_url, token_a=stub.token_a,
+            organization=organization,
+            name="Stub",
+            versions_url=stub.versions_url,
+            token_a=stub.token_a,
             our_versions_url=f"{live_server.url}/ocpi/versions",
         )
 

@@ -21,41 +21,87 @@ def stub(settings):
 
 @pytest.fixture
 def hub(operator, stub):
-    partner = connected_partner(operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-hub",
-                                role="HUB", country_code="EU", party_id="HUB")
+    partner = connected_partner(
+        operator["org"],
+        base=stub.base + "/2.2.1",
+        outgoing_token="cpo-calls-hub",
+        role="HUB",
+        country_code="EU",
+        party_id="HUB",
+    )
     stub.cpo_token = partner.outgoing_token
     return partner
 
 
 def _token(cc, pid, uid):
-    return {"country_code": cc, "party_id": pid, "uid": uid, "type": "RFID", "contract_id": f"{cc}-{pid}-{uid}",
-            "issuer": "Behind the hub", "valid": True, "whitelist": "ALWAYS", "last_updated": "2024-01-01T00:00:00Z"}
+    return {
+        "country_code": cc,
+        "party_id": pid,
+        "uid": uid,
+        "type": "RFID",
+        "contract_id": f"{cc}-{pid}-{uid}",
+        "issuer": "Behind the hub",
+        "valid": True,
+        "whitelist": "ALWAYS",
+        "last_updated": "2024-01-01T00:00:00Z",
+    }
 
 
 def test_a_hub_pushes_tokens_of_the_parties_behind_it_each_its_own_provider(client, operator, hub):
     for cc, pid, uid in (("FR", "ABC", "F001"), ("BE", "XYZ", "B001")):
-        response = client.put(f"/ocpi/2.2.1/tokens/{cc}/{pid}/{uid}", json.dumps(_token(cc, pid, uid)),
-                              content_type="application/json", HTTP_AUTHORIZATION=auth(),
-                              HTTP_OCPI_FROM_COUNTRY_CODE=cc, HTTP_OCPI_FROM_PARTY_ID=pid,
-                              HTTP_OCPI_TO_COUNTRY_CODE="NL", HTTP_OCPI_TO_PARTY_ID="EVB")
+        response = client.put(
+            f"/ocpi/2.2.1/tokens/{cc}/{pid}/{uid}",
+            json.dumps(_token(cc, pid, uid)),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(),
+            HTTP_OCPI_FROM_COUNTRY_CODE=cc,
+            HTTP_OCPI_FROM_PARTY_ID=pid,
+            HTTP_OCPI_TO_COUNTRY_CODE="NL",
+            HTTP_OCPI_TO_PARTY_ID="EVB",
+        )
         assert response.status_code == 201
         assert (response["OCPI-to-country-code"], response["OCPI-to-party-id"]) == (cc, pid)
-    french = MobilityServiceProvider.objects.get(organization=operator["org"], country_code="FR", party_id="ABC")
+    french = MobilityServiceProvider.objects.get(
+        organization=operator["org"], country_code="FR", party_id="ABC"
+    )
     assert Token.objects.get(uid="F001").msp == french
     assert Token.objects.get(uid="B001").msp.party_id == "XYZ"
 
 
 def test_pushes_to_a_hub_are_addressed_to_the_party_or_broadcast_to_the_hub(operator, hub, stub):
-    services.delivery_enqueue(partner=hub, module="cdrs", object_key="cdr:9", method="POST", path="",
-                              body={"id": "CDR-9"}, to_party=("FR", "ABC"))
-    services.delivery_enqueue(partner=hub, module="locations", object_key="evse:1/X*1", method="PATCH",
-                              path="/NL/EVB/1/X*1", body={"status": "AVAILABLE"}, coalesce=True)
+    services.delivery_enqueue(
+        partner=hub,
+        module="cdrs",
+        object_key="cdr:9",
+        method="POST",
+        path="",
+        body={"id": "CDR-9"},
+        to_party=("FR", "ABC"),
+    )
+    services.delivery_enqueue(
+        partner=hub,
+        module="locations",
+        object_key="evse:1/X*1",
+        method="PATCH",
+        path="/NL/EVB/1/X*1",
+        body={"status": "AVAILABLE"},
+        coalesce=True,
+    )
 
     services.deliveries_send(partner_id=hub.pk)
 
     (cdr,) = stub.requests_to("cdrs")
-    assert (cdr["headers"]["OCPI-to-country-code"], cdr["headers"]["OCPI-to-party-id"]) == ("FR", "ABC")
-    assert (cdr["headers"]["OCPI-from-country-code"], cdr["headers"]["OCPI-from-party-id"]) == ("NL", "EVB")
+    assert (cdr["headers"]["OCPI-to-country-code"], cdr["headers"]["OCPI-to-party-id"]) == (
+        "FR",
+        "ABC",
+    )
+    assert (cdr["headers"]["OCPI-from-country-code"], cdr["headers"]["OCPI-from-party-id"]) == (
+        "NL",
+        "EVB",
+    )
     (patch,) = stub.requests_to("locations")
-    assert (patch["headers"]["OCPI-to-country-code"], patch["headers"]["OCPI-to-party-id"]) == ("EU", "HUB")
+    assert (patch["headers"]["OCPI-to-country-code"], patch["headers"]["OCPI-to-party-id"]) == (
+        "EU",
+        "HUB",
+    )
     assert Delivery.objects.filter(status="sent").count() == 2

@@ -7,8 +7,10 @@ from tests.roaming.conftest import online
 
 
 def _queued(partner):
-    return [(d.method, d.path.rsplit("/", 2)[-2:], d.body.get("status")) for d in
-            Delivery.objects.filter(partner=partner).order_by("id")]
+    return [
+        (d.method, d.path.rsplit("/", 2)[-2:], d.body.get("status"))
+        for d in Delivery.objects.filter(partner=partner).order_by("id")
+    ]
 
 
 def test_a_partner_gets_our_locations_once_then_removed_evses_and_new_locations(operator, partner):
@@ -21,11 +23,15 @@ def test_a_partner_gets_our_locations_once_then_removed_evses_and_new_locations(
     assert services.locations_reconcile(partner_id=partner.pk) == 0  # nothing new
 
     # Roaming switched off on the charger: both its EVSEs are REMOVED at the partner, once.
-    type(operator["cp_public"]).objects.filter(pk=operator["cp_public"].pk).update(roaming_enabled=False)
+    type(operator["cp_public"]).objects.filter(pk=operator["cp_public"].pk).update(
+        roaming_enabled=False
+    )
     assert services.locations_reconcile(partner_id=partner.pk) == 2
     removed = Delivery.objects.filter(partner=partner, method="PATCH").order_by("object_key")
     assert [(d.path, d.body["status"]) for d in removed] == [
-        (f"/NL/EVB/{location}/PUB-1*1", "REMOVED"), (f"/NL/EVB/{location}/PUB-1*2", "REMOVED")]
+        (f"/NL/EVB/{location}/PUB-1*1", "REMOVED"),
+        (f"/NL/EVB/{location}/PUB-1*2", "REMOVED"),
+    ]
     assert services.locations_reconcile(partner_id=partner.pk) == 0
 
     # A new public charger there: the location is PUT again with it.

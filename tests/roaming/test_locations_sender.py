@@ -13,7 +13,9 @@ def _get(client, url, **headers):
     return client.get(url, HTTP_AUTHORIZATION=auth(), **headers)
 
 
-def test_only_public_roaming_chargers_at_located_properties_are_published(client, operator, partner):
+def test_only_public_roaming_chargers_at_located_properties_are_published(
+    client, operator, partner
+):
     response = _get(client, "/ocpi/2.2.1/locations")
 
     assert response.status_code == 200
@@ -21,7 +23,11 @@ def test_only_public_roaming_chargers_at_located_properties_are_published(client
     assert body["status_code"] == 1000
     assert [loc["id"] for loc in body["data"]] == [str(operator["public"].pk)]
     location = body["data"][0]
-    assert (location["country_code"], location["party_id"], location["publish"]) == ("NL", "EVB", True)
+    assert (location["country_code"], location["party_id"], location["publish"]) == (
+        "NL",
+        "EVB",
+        True,
+    )
     assert location["coordinates"] == {"latitude": "52.090737", "longitude": "5.121420"}
     # One EVSE per OCPP connector of the public charger; connector 0 and the private and
     # guest-only chargers are not there.
@@ -30,7 +36,9 @@ def test_only_public_roaming_chargers_at_located_properties_are_published(client
     assert location["evses"][0]["evse_id"] == "NL*EVB*EPUB11"
 
 
-def test_an_offline_charger_is_unknown_and_an_out_of_order_one_outoforder(client, operator, partner):
+def test_an_offline_charger_is_unknown_and_an_out_of_order_one_outoforder(
+    client, operator, partner
+):
     charger = operator["cp_public"]
     type(charger).objects.filter(pk=charger.pk).update(connection_id="")
     evses = _get(client, "/ocpi/2.2.1/locations").json()["data"][0]["evses"]
@@ -57,14 +65,20 @@ def test_pages_carry_link_total_and_limit_and_keep_the_filters(client, operator,
     assert first["X-Total-Count"] == "5" and first["X-Limit"] == "2"
     assert len(first.json()["data"]) == 2
     link = first["Link"]
-    assert link.startswith("<http://testserver/ocpi/2.2.1/locations?offset=2&limit=2&date_from=2000-01-01")
+    assert link.startswith(
+        "<http://testserver/ocpi/2.2.1/locations?offset=2&limit=2&date_from=2000-01-01"
+    )
     assert link.endswith('>; rel="next"')
     ids = [loc["id"] for loc in first.json()["data"]]
-    url = link[1:link.index(">")].replace("http://testserver", "")
+    url = link[1 : link.index(">")].replace("http://testserver", "")
     while url:
         page = _get(client, url)
         ids += [loc["id"] for loc in page.json()["data"]]
-        url = page["Link"][1:page["Link"].index(">")].replace("http://testserver", "") if page.has_header("Link") else ""
+        url = (
+            page["Link"][1 : page["Link"].index(">")].replace("http://testserver", "")
+            if page.has_header("Link")
+            else ""
+        )
     assert len(ids) == len(set(ids)) == 5
 
 
@@ -85,8 +99,11 @@ def test_one_location_evse_and_connector_and_404_for_unpublished_ones(client, op
     assert evse["status"] == "CHARGING"
     connector = _get(client, f"/ocpi/2.2.1/locations/{loc}/PUB-1*2/1").json()["data"]
     assert connector["standard"] == "IEC_62196_T2"
-    for url in (f"/ocpi/2.2.1/locations/{operator['closed'].pk}", f"/ocpi/2.2.1/locations/{loc}/PRIV-1*1",
-                f"/ocpi/2.2.1/locations/{loc}/PUB-1*2/9"):
+    for url in (
+        f"/ocpi/2.2.1/locations/{operator['closed'].pk}",
+        f"/ocpi/2.2.1/locations/{loc}/PRIV-1*1",
+        f"/ocpi/2.2.1/locations/{loc}/PUB-1*2/9",
+    ):
         response = _get(client, url)
         assert response.status_code == 404 and response.json()["status_code"] == 2003
 
@@ -110,6 +127,8 @@ def test_token_a_and_a_pending_partner_get_401_on_locations(client, operator):
 def test_location_data_changes_move_last_updated(client, operator, partner):
     before = _get(client, "/ocpi/2.2.1/locations").json()["data"][0]["last_updated"]
     profile = LocationProfile.objects.get(property=operator["public"])
-    LocationProfile.objects.filter(pk=profile.pk).update(updated_at=timezone.now() + timedelta(hours=1))
+    LocationProfile.objects.filter(pk=profile.pk).update(
+        updated_at=timezone.now() + timedelta(hours=1)
+    )
     after = _get(client, "/ocpi/2.2.1/locations").json()["data"][0]["last_updated"]
     assert after > before

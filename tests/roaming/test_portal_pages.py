@@ -25,15 +25,20 @@ def viewer(operator):
 
 def test_the_partner_list_shows_state_last_push_and_pull_errors_and_counts(client, owner, partner):
     Partner.objects.filter(pk=partner.pk).update(
-        last_push_at=timezone.now(), last_pull_at=timezone.now(), last_error="PATCH locations: OCPI 2001: bad",
-        last_error_at=timezone.now(), last_error_ocpi_status=2001,
+        last_push_at=timezone.now(),
+        last_pull_at=timezone.now(),
+        last_error="PATCH locations: OCPI 2001: bad",
+        last_error_at=timezone.now(),
+        last_error_ocpi_status=2001,
     )
-    services.delivery_enqueue(partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={})
+    services.delivery_enqueue(
+        partner=partner, module="cdrs", object_key="cdr:1", method="POST", path="", body={}
+    )
     client.force_login(owner)
 
     page = client.get("/roaming/partners/").content.decode()
 
-    row = re.search(r'<tbody>.*?</tbody>', page, re.S).group(0)
+    row = re.search(r"<tbody>.*?</tbody>", page, re.S).group(0)
     assert "eMSP" in row and "DE*EMS" in row and "Connected" in row
     assert "OCPI 2001" in row and "PATCH locations" in row
     assert '<td data-label="Waiting"><span class="badge badge-warn">1</span>' in row
@@ -42,8 +47,10 @@ def test_the_partner_list_shows_state_last_push_and_pull_errors_and_counts(clien
 def test_an_owner_invites_a_partner_and_sees_token_a_once(client, owner, operator):
     client.force_login(owner)
 
-    response = client.post("/roaming/partners/", {"action": "invite", "invite-organization": operator["org"].pk,
-                                                  "invite-name": "New eMSP"})
+    response = client.post(
+        "/roaming/partners/",
+        {"action": "invite", "invite-organization": operator["org"].pk, "invite-name": "New eMSP"},
+    )
 
     token_a = re.search(r'id="token-a">([^<]+)<', response.content.decode()).group(1)
     partner = Partner.objects.get(name="New eMSP")
@@ -52,35 +59,63 @@ def test_an_owner_invites_a_partner_and_sees_token_a_once(client, owner, operato
     assert token_a not in client.get("/roaming/partners/").content.decode()
 
 
-def test_an_owner_connects_to_a_partner_from_its_versions_url(client, owner, operator, live_server, settings):
+def test_an_owner_connects_to_a_partner_from_its_versions_url(
+    client, owner, operator, live_server, settings
+):
     settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
     settings.SITE_URL = live_server.url  # the stub calls our versions URL back
     stub = EmspStub()
     try:
         client.force_login(owner)
-        response = client.post("/roaming/partners/", {
-            "action": "connect", "connect-organization": operator["org"].pk, "connect-name": "Stub",
-            "connect-versions_url": stub.versions_url, "connect-token_a": stub.token_a})
+        response = client.post(
+            "/roaming/partners/",
+            {
+                "action": "connect",
+                "connect-organization": operator["org"].pk,
+                "connect-name": "Stub",
+                "connect-versions_url": stub.versions_url,
+                "connect-token_a": stub.token_a,
+            },
+        )
         partner = Partner.objects.get(name="Stub")
-        assert response.status_code == 302 and response["Location"] == f"/roaming/partners/{partner.pk}/"
+        assert (
+            response.status_code == 302
+            and response["Location"] == f"/roaming/partners/{partner.pk}/"
+        )
         assert partner.state == "connected" and partner.outgoing_token == stub.cpo_token
     finally:
         stub.close()
 
 
-def test_a_partner_url_in_a_private_network_is_refused_by_the_form(client, owner, operator, settings):
+def test_a_partner_url_in_a_private_network_is_refused_by_the_form(
+    client, owner, operator, settings
+):
     settings.MSP_URL_ALLOWLIST = []
     client.force_login(owner)
-    response = client.post("/roaming/partners/", {
-        "action": "connect", "connect-organization": operator["org"].pk, "connect-name": "Evil",
-        "connect-versions_url": "http://127.0.0.1:8000/ocpi/versions", "connect-token_a": "x"})
+    response = client.post(
+        "/roaming/partners/",
+        {
+            "action": "connect",
+            "connect-organization": operator["org"].pk,
+            "connect-name": "Evil",
+            "connect-versions_url": "http://127.0.0.1:8000/ocpi/versions",
+            "connect-token_a": "x",
+        },
+    )
     assert response.status_code == 200 and not Partner.objects.filter(name="Evil").exists()
 
 
-def test_viewers_cannot_add_partners_and_other_operators_partners_are_404(client, viewer, operator, partner):
+def test_viewers_cannot_add_partners_and_other_operators_partners_are_404(
+    client, viewer, operator, partner
+):
     client.force_login(viewer)
-    assert client.post("/roaming/partners/", {"action": "invite", "invite-organization": operator["org"].pk,
-                                              "invite-name": "x"}).status_code == 403
+    assert (
+        client.post(
+            "/roaming/partners/",
+            {"action": "invite", "invite-organization": operator["org"].pk, "invite-name": "x"},
+        ).status_code
+        == 403
+    )
     assert client.post(f"/roaming/partners/{partner.pk}/unregister/").status_code == 403
     foreign = connected_partner(OrganizationFactory(), token="foreign-token")
     assert client.get(f"/roaming/partners/{foreign.pk}/").status_code == 404
@@ -89,10 +124,25 @@ def test_viewers_cannot_add_partners_and_other_operators_partners_are_404(client
 
 
 def test_the_ocpi_log_of_a_partner_is_searchable(client, owner, partner):
-    OcpiLog.objects.create(partner=partner, direction="in", module="tokens", method="PUT",
-                           url="/ocpi/2.2.1/tokens/DE/EMS/AA01", http_status=200, ocpi_status=2001, error="bad uid")
-    OcpiLog.objects.create(partner=partner, direction="out", module="locations", method="PATCH",
-                           url="https://emsp/locations/NL/EVB/1/CP*1", http_status=200, ocpi_status=1000)
+    OcpiLog.objects.create(
+        partner=partner,
+        direction="in",
+        module="tokens",
+        method="PUT",
+        url="/ocpi/2.2.1/tokens/DE/EMS/AA01",
+        http_status=200,
+        ocpi_status=2001,
+        error="bad uid",
+    )
+    OcpiLog.objects.create(
+        partner=partner,
+        direction="out",
+        module="locations",
+        method="PATCH",
+        url="https://emsp/locations/NL/EVB/1/CP*1",
+        http_status=200,
+        ocpi_status=1000,
+    )
     client.force_login(owner)
 
     found = client.get(f"/roaming/partners/{partner.pk}/?q=2001").content.decode()
@@ -117,11 +167,20 @@ def test_saving_a_locations_roaming_data_publishes_it_and_puts_it_to_partners(
     prop = operator["nodata"]
     client.force_login(owner)
     charger = operator["cp_nodata"]
-    data = {"loc-city": "Gouda", "loc-postal_code": "2801", "loc-country": "nld", "loc-latitude": "52.011",
-            "loc-longitude": "4.710", "loc-open_24_7": "on",
-            f"cp{charger.pk}-standard": "IEC_62196_T2_COMBO", f"cp{charger.pk}-format": "CABLE",
-            f"cp{charger.pk}-power_type": "DC", f"cp{charger.pk}-max_voltage": "920",
-            f"cp{charger.pk}-max_amperage": "200", f"cp{charger.pk}-max_electric_power": "150000"}
+    data = {
+        "loc-city": "Gouda",
+        "loc-postal_code": "2801",
+        "loc-country": "nld",
+        "loc-latitude": "52.011",
+        "loc-longitude": "4.710",
+        "loc-open_24_7": "on",
+        f"cp{charger.pk}-standard": "IEC_62196_T2_COMBO",
+        f"cp{charger.pk}-format": "CABLE",
+        f"cp{charger.pk}-power_type": "DC",
+        f"cp{charger.pk}-max_voltage": "920",
+        f"cp{charger.pk}-max_amperage": "200",
+        f"cp{charger.pk}-max_electric_power": "150000",
+    }
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(f"/roaming/locations/{prop.pk}/", data)

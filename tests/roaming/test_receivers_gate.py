@@ -11,7 +11,11 @@ pytestmark = pytest.mark.django_db
 
 def test_no_task_without_a_connected_partner_then_at_once_with_one(operator, monkeypatch):
     published = []
-    for task in (tasks.evse_status_push_task, tasks.session_started_task, tasks.session_finished_task):
+    for task in (
+        tasks.evse_status_push_task,
+        tasks.session_started_task,
+        tasks.session_finished_task,
+    ):
         monkeypatch.setattr(task, "delay", lambda *args, _name=task.name: published.append(_name))
 
     def everything() -> None:

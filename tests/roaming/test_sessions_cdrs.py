@@ -32,17 +32,37 @@ def stub(settings):
 
 @pytest.fixture
 def emsp(operator, stub, client):
-    partner = connected_partner(operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub")
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
+    )
     stub.cpo_token = partner.outgoing_token
-    token = {"country_code": "DE", "party_id": "EMS", "uid": "RFID0001", "type": "RFID", "contract_id": "DE-EMS-C0001",
-             "issuer": "Stub", "valid": True, "whitelist": "ALWAYS", "last_updated": "2024-01-01T00:00:00Z"}
-    response = client.put("/ocpi/2.2.1/tokens/DE/EMS/RFID0001", json.dumps(token), content_type="application/json",
-                          HTTP_AUTHORIZATION=auth())
+    token = {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "RFID0001",
+        "type": "RFID",
+        "contract_id": "DE-EMS-C0001",
+        "issuer": "Stub",
+        "valid": True,
+        "whitelist": "ALWAYS",
+        "last_updated": "2024-01-01T00:00:00Z",
+    }
+    response = client.put(
+        "/ocpi/2.2.1/tokens/DE/EMS/RFID0001",
+        json.dumps(token),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(),
+    )
     assert response.status_code == 201
     Rate.objects.create(
-        property=operator["public"], valid_from=datetime(2026, 1, 1, tzinfo=UTC), connection_fee=Decimal("1.00"),
-        energy_price_per_kwh=Decimal("0.35"), idle_fee_per_minute=Decimal("0.10"), idle_grace_minutes=15,
-        idle_fee_cap=Decimal("10.00"), tax_percent=Decimal("21"),
+        property=operator["public"],
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.35"),
+        idle_fee_per_minute=Decimal("0.10"),
+        idle_grace_minutes=15,
+        idle_fee_cap=Decimal("10.00"),
+        tax_percent=Decimal("21"),
     )
     return partner
 
@@ -51,22 +71,67 @@ async def _charge(station_id="PUB-1", *, before_stop=None):
     """A charger's session: 12 kWh from 08:00, full at 09:00, unplugged at 09:40, signed meter data."""
     charger = OcppTestClient(station_id)
     assert (await charger.connect())[0]
-    start = await charger.result("StartTransaction", {
-        "connectorId": 1, "idTag": "RFID0001", "meterStart": 10000, "timestamp": "2026-11-20T08:00:00Z"})
+    start = await charger.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "RFID0001",
+            "meterStart": 10000,
+            "timestamp": "2026-11-20T08:00:00Z",
+        },
+    )
     assert start["idTagInfo"]["status"] == "Accepted"
     tx = start["transactionId"]
-    await charger.result("StatusNotification", {
-        "connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": "2026-11-20T08:00:05Z"})
-    await charger.result("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [{
-        "timestamp": "2026-11-20T08:30:00Z", "sampledValue": [{"value": "16000", "unit": "Wh"}]}]})
-    await charger.result("StatusNotification", {
-        "connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV", "timestamp": "2026-11-20T09:00:00Z"})
+    await charger.result(
+        "StatusNotification",
+        {
+            "connectorId": 1,
+            "errorCode": "NoError",
+            "status": "Charging",
+            "timestamp": "2026-11-20T08:00:05Z",
+        },
+    )
+    await charger.result(
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": tx,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-20T08:30:00Z",
+                    "sampledValue": [{"value": "16000", "unit": "Wh"}],
+                }
+            ],
+        },
+    )
+    await charger.result(
+        "StatusNotification",
+        {
+            "connectorId": 1,
+            "errorCode": "NoError",
+            "status": "SuspendedEV",
+            "timestamp": "2026-11-20T09:00:00Z",
+        },
+    )
     if before_stop:
         await before_stop()
-    await charger.result("StopTransaction", {
-        "transactionId": tx, "meterStop": 22000, "timestamp": "2026-11-20T09:40:00Z", "reason": "EVDisconnected",
-        "transactionData": [{"timestamp": "2026-11-20T09:40:00Z", "sampledValue": [
-            {"value": SIGNED, "format": "SignedData", "context": "Transaction.End"}]}]})
+    await charger.result(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 22000,
+            "timestamp": "2026-11-20T09:40:00Z",
+            "reason": "EVDisconnected",
+            "transactionData": [
+                {
+                    "timestamp": "2026-11-20T09:40:00Z",
+                    "sampledValue": [
+                        {"value": SIGNED, "format": "SignedData", "context": "Transaction.End"}
+                    ],
+                }
+            ],
+        },
+    )
     await charger.close()
 
 
@@ -78,22 +143,42 @@ async def test_the_partner_gets_the_session_then_a_cdr_with_our_cost(operator, s
     assert [p["path"] for p in puts] == [f"/ocpi/emsp/2.2.1/sessions/NL/EVB/{session.pk}"] * 2
     assert (puts[0]["body"]["status"], puts[1]["body"]["status"]) == ("ACTIVE", "COMPLETED")
     assert puts[1]["body"]["kwh"] == 12 and puts[1]["body"]["evse_uid"] == "PUB-1*1"
-    assert puts[0]["body"]["cdr_token"] == {"country_code": "DE", "party_id": "EMS", "uid": "RFID0001",
-                                            "type": "RFID", "contract_id": "DE-EMS-C0001"}
+    assert puts[0]["body"]["cdr_token"] == {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "RFID0001",
+        "type": "RFID",
+        "contract_id": "DE-EMS-C0001",
+    }
     (post,) = stub.requests_to("cdrs", "POST")
     cdr = post["body"]
     charge = await SessionCharge.objects.aget(session=session)
     # Our own bill of the session: 1.00 + 12 kWh x 0.35 + (40 - 15) min x 0.10 = 7.70, +21% = 9.32.
-    assert (Decimal(str(cdr["total_cost"]["excl_vat"])), Decimal(str(cdr["total_cost"]["incl_vat"]))) == (
-        charge.subtotal, charge.total) == (Decimal("7.70"), Decimal("9.32"))
+    assert (
+        (Decimal(str(cdr["total_cost"]["excl_vat"])), Decimal(str(cdr["total_cost"]["incl_vat"])))
+        == (charge.subtotal, charge.total)
+        == (Decimal("7.70"), Decimal("9.32"))
+    )
     lines = {line["kind"]: Decimal(line["amount"]) for line in charge.lines}
     assert Decimal(str(cdr["total_fixed_cost"]["excl_vat"])) == lines["connection_fee"]
     assert Decimal(str(cdr["total_energy_cost"]["excl_vat"])) == lines["energy"]
     assert Decimal(str(cdr["total_parking_cost"]["excl_vat"])) == lines["idle_fee"]
-    assert cdr["total_energy"] == 12 and cdr["auth_method"] == "WHITELIST" and cdr["session_id"] == str(session.pk)
+    assert (
+        cdr["total_energy"] == 12
+        and cdr["auth_method"] == "WHITELIST"
+        and cdr["session_id"] == str(session.pk)
+    )
     assert cdr["signed_data"]["signed_values"] == [
-        {"nature": "End", "plain_data": "2026-11-20T09:40:00Z  Transaction.End", "signed_data": SIGNED}]
-    assert [p["dimensions"][0]["type"] for p in cdr["charging_periods"]] == ["ENERGY", "PARKING_TIME"]
+        {
+            "nature": "End",
+            "plain_data": "2026-11-20T09:40:00Z  Transaction.End",
+            "signed_data": SIGNED,
+        }
+    ]
+    assert [p["dimensions"][0]["type"] for p in cdr["charging_periods"]] == [
+        "ENERGY",
+        "PARKING_TIME",
+    ]
     assert cdr["tariffs"][0]["id"] == cdr["charging_periods"][0]["tariff_id"]
     spec.check_object(cdr, "mod_cdrs.asciidoc", "mod_cdrs_cdr_object")
     spec.check_object(cdr["cdr_location"], "mod_cdrs.asciidoc", "mod_cdrs_cdr_location_class")
@@ -109,11 +194,15 @@ async def test_a_partner_down_during_the_session_gets_the_cdr_when_it_is_back(op
     await _charge(before_stop=go_down)
 
     assert stub.requests_to("cdrs") == []
-    waiting = [d async for d in Delivery.objects.filter(module__in=["sessions", "cdrs"], status="pending")]
+    waiting = [
+        d async for d in Delivery.objects.filter(module__in=["sessions", "cdrs"], status="pending")
+    ]
     assert {d.module for d in waiting} == {"sessions", "cdrs"}
     assert await Cdr.objects.acount() == 1
     stub.down = False
-    await Delivery.objects.filter(status="pending").aupdate(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    await Delivery.objects.filter(status="pending").aupdate(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
 
     await _sweep()
 
@@ -140,7 +229,9 @@ async def test_a_lost_session_finished_signal_is_made_up_by_the_sweep(operator, 
     try:
         await _charge()
     finally:
-        session_finished.connect(receivers.session_finished, dispatch_uid="roaming.session_finished")
+        session_finished.connect(
+            receivers.session_finished, dispatch_uid="roaming.session_finished"
+        )
     assert stub.requests_to("cdrs") == []
 
     await sync_to_async(tasks.sessions_sweep_task.delay)()
@@ -154,8 +245,9 @@ async def test_partners_pull_their_sessions_and_cdrs_with_paging(operator, stub,
     from django.test import Client
 
     await _charge()
-    other = await sync_to_async(connected_partner)(operator["org"], token="other-partner", country_code="FR",
-                                                   party_id="OTH")
+    other = await sync_to_async(connected_partner)(
+        operator["org"], token="other-partner", country_code="FR", party_id="OTH"
+    )
     assert other.pk
 
     def get(url, token=None):

@@ -25,7 +25,9 @@ def stub(settings):
 
 @pytest.fixture
 def stub_partner(operator, stub):
-    partner = connected_partner(operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub-with-this")
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub-with-this"
+    )
     stub.cpo_token = partner.outgoing_token
     return partner
 
@@ -33,7 +35,10 @@ def stub_partner(operator, stub):
 def _status(charger, connector_id, status, *, at=None):
     """A StatusNotification as the OCPP path stores it, then the signal chargers sends on commit."""
     charger_services.connector_status_update(
-        charger_id=charger.pk, connector_id=connector_id, status=status, error_code="NoError",
+        charger_id=charger.pk,
+        connector_id=connector_id,
+        status=status,
+        error_code="NoError",
         timestamp=at or timezone.now(),
     )
     connector_status_changed.send(sender=Connector, connectors=[(charger.pk, connector_id)])
@@ -63,26 +68,36 @@ def test_unpublished_chargers_push_nothing(operator, stub, stub_partner):
     assert not Delivery.objects.exists()
 
 
-def test_the_sweep_pushes_a_change_whose_signal_was_missed_and_only_once(operator, stub, stub_partner):
+def test_the_sweep_pushes_a_change_whose_signal_was_missed_and_only_once(
+    operator, stub, stub_partner
+):
     charger = operator["cp_public"]
     tasks.evse_status_sweep_task.delay()  # first sweep: what partners do not have yet
     first = len(stub.requests_to("locations", "PATCH"))
     charger_services.connector_status_update(
-        charger_id=charger.pk, connector_id=2, status="Faulted", error_code="GroundFailure", timestamp=timezone.now(),
+        charger_id=charger.pk,
+        connector_id=2,
+        status="Faulted",
+        error_code="GroundFailure",
+        timestamp=timezone.now(),
     )
 
     tasks.evse_status_sweep_task.delay()
     tasks.evse_status_sweep_task.delay()
 
     patches = stub.requests_to("locations", "PATCH")[first:]
-    assert [(p["path"].rsplit("/", 1)[1], p["body"]["status"]) for p in patches] == [("PUB-1*2", "OUTOFORDER")]
+    assert [(p["path"].rsplit("/", 1)[1], p["body"]["status"]) for p in patches] == [
+        ("PUB-1*2", "OUTOFORDER")
+    ]
 
 
 def test_a_charger_that_disconnects_is_pushed_as_unknown_by_the_sweep(operator, stub, stub_partner):
     charger = operator["cp_public"]
     tasks.evse_status_sweep_task.delay()
     first = len(stub.requests_to("locations", "PATCH"))
-    type(charger).objects.filter(pk=charger.pk).update(connection_id="", disconnected_at=timezone.now())
+    type(charger).objects.filter(pk=charger.pk).update(
+        connection_id="", disconnected_at=timezone.now()
+    )
 
     tasks.evse_status_sweep_task.delay()
 
@@ -90,7 +105,9 @@ def test_a_charger_that_disconnects_is_pushed_as_unknown_by_the_sweep(operator, 
     assert sorted(p["body"]["status"] for p in patches) == ["UNKNOWN", "UNKNOWN"]
 
 
-def test_a_partner_that_was_down_gets_the_latest_state_when_it_is_back(operator, stub, stub_partner):
+def test_a_partner_that_was_down_gets_the_latest_state_when_it_is_back(
+    operator, stub, stub_partner
+):
     charger = operator["cp_public"]
     stub.down = True
     _status(charger, 1, "Charging")
@@ -114,14 +131,36 @@ def test_a_partner_that_was_down_gets_the_latest_state_when_it_is_back(operator,
     assert Delivery.objects.get().status == Delivery.Status.SENT
 
 
-def test_a_failed_push_holds_back_later_pushes_of_the_same_object_only(operator, stub, stub_partner):
-    first = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
-                                      path="", body={"id": "1"})
-    second = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
-                                       path="", body={"id": "1-bis"})
-    other = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:2", method="POST",
-                                      path="", body={"id": "2"})
-    Delivery.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+def test_a_failed_push_holds_back_later_pushes_of_the_same_object_only(
+    operator, stub, stub_partner
+):
+    first = services.delivery_enqueue(
+        partner=stub_partner,
+        module="cdrs",
+        object_key="cdr:1",
+        method="POST",
+        path="",
+        body={"id": "1"},
+    )
+    second = services.delivery_enqueue(
+        partner=stub_partner,
+        module="cdrs",
+        object_key="cdr:1",
+        method="POST",
+        path="",
+        body={"id": "1-bis"},
+    )
+    other = services.delivery_enqueue(
+        partner=stub_partner,
+        module="cdrs",
+        object_key="cdr:2",
+        method="POST",
+        path="",
+        body={"id": "2"},
+    )
+    Delivery.objects.filter(pk=first.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
 
     services.deliveries_send(partner_id=stub_partner.pk)
 
@@ -148,13 +187,21 @@ def _while_sending(monkeypatch, during):
 
 
 def test_a_push_queued_while_another_sender_holds_the_lock_is_sent_by_that_sender(
-        operator, stub, stub_partner, monkeypatch):
+    operator, stub, stub_partner, monkeypatch
+):
     charger = operator["cp_public"]
-    cdr = services.delivery_enqueue(partner=stub_partner, module="cdrs", object_key="cdr:1", method="POST",
-                                    path="", body={"id": "1"})
+    cdr = services.delivery_enqueue(
+        partner=stub_partner,
+        module="cdrs",
+        object_key="cdr:1",
+        method="POST",
+        path="",
+        body={"id": "1"},
+    )
 
     def status_change():
         _status(charger, 1, "Unavailable")  # its own send finds the lock taken and returns
+
     _while_sending(monkeypatch, status_change)
 
     services.deliveries_send(partner_id=stub_partner.pk)
@@ -164,22 +211,31 @@ def test_a_push_queued_while_another_sender_holds_the_lock_is_sent_by_that_sende
     assert not Delivery.objects.filter(status=Delivery.Status.PENDING).exists()
 
 
-def test_a_newer_body_given_to_a_push_on_its_way_is_sent_after_it(operator, stub, stub_partner, monkeypatch):
+def test_a_newer_body_given_to_a_push_on_its_way_is_sent_after_it(
+    operator, stub, stub_partner, monkeypatch
+):
     charger = operator["cp_public"]
     _while_sending(monkeypatch, lambda: _status(charger, 1, "Faulted"))
 
     _status(charger, 1, "Charging")
 
-    assert [p["body"]["status"] for p in stub.requests_to("locations", "PATCH")] == ["CHARGING", "OUTOFORDER"]
+    assert [p["body"]["status"] for p in stub.requests_to("locations", "PATCH")] == [
+        "CHARGING",
+        "OUTOFORDER",
+    ]
     assert Delivery.objects.get().status == Delivery.Status.SENT
 
 
-def test_a_partner_that_is_down_is_not_asked_again_in_a_loop(operator, stub, stub_partner, monkeypatch):
+def test_a_partner_that_is_down_is_not_asked_again_in_a_loop(
+    operator, stub, stub_partner, monkeypatch
+):
     charger = operator["cp_public"]
     stub.down = True
     calls = _while_sending(monkeypatch, lambda: _status(charger, 2, "Faulted"))
 
     _status(charger, 1, "Charging")
 
-    assert len(calls) == 1  # the push queued meanwhile waits with the first for the partner's return
+    assert (
+        len(calls) == 1
+    )  # the push queued meanwhile waits with the first for the partner's return
     assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == 2

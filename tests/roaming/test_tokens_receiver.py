@@ -24,7 +24,9 @@ def tnm(operator):
 
 
 def _send(client, method, url, body):
-    return client.generic(method, url, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=auth())
+    return client.generic(
+        method, url, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=auth()
+    )
 
 
 def test_the_spec_put_example_creates_a_token_and_get_returns_it(client, tnm):
@@ -34,7 +36,12 @@ def test_the_spec_put_example_creates_a_token_and_get_returns_it(client, tnm):
 
     assert response.status_code == 201 and response.json()["status_code"] == 1000
     token = Token.objects.get(uid="012345678")
-    assert (token.msp_id, token.valid, token.whitelist, token.type) == (tnm.msp_id, True, "ALWAYS", "RFID")
+    assert (token.msp_id, token.valid, token.whitelist, token.type) == (
+        tnm.msp_id,
+        True,
+        "ALWAYS",
+        "RFID",
+    )
     assert token.organization_id is None and token.parent_id_tag == "DF000-2001-8999"
     got = client.get(URL, HTTP_AUTHORIZATION=auth()).json()
     assert got["data"] == example
@@ -64,11 +71,21 @@ def test_app_user_example_is_stored_under_its_type(client, operator):
 def test_malformed_pushes_are_2001_and_unknown_or_foreign_tokens_404(client, tnm):
     example = spec.example("token_put_example.json")
     assert _send(client, "PUT", URL, {**example, "uid": "other"}).json()["status_code"] == 2001
-    assert _send(client, "PUT", URL, {**example, "whitelist": "SOMETIMES"}).json()["status_code"] == 2001
+    assert (
+        _send(client, "PUT", URL, {**example, "whitelist": "SOMETIMES"}).json()["status_code"]
+        == 2001
+    )
     assert _send(client, "PATCH", URL, {"valid": False}).status_code == 404  # not PUT yet
     _send(client, "PUT", URL, example)
-    assert _send(client, "PATCH", URL, {"valid": False}).json()["status_code"] == 2001  # no last_updated
-    assert client.get("/ocpi/2.2.1/tokens/NL/TNM/nope", HTTP_AUTHORIZATION=auth()).json()["status_code"] == 2004
+    assert (
+        _send(client, "PATCH", URL, {"valid": False}).json()["status_code"] == 2001
+    )  # no last_updated
+    assert (
+        client.get("/ocpi/2.2.1/tokens/NL/TNM/nope", HTTP_AUTHORIZATION=auth()).json()[
+            "status_code"
+        ]
+        == 2004
+    )
     foreign = {**example, "party_id": "XYZ"}
     assert _send(client, "PUT", "/ocpi/2.2.1/tokens/NL/XYZ/012345678", foreign).status_code == 404
     assert Token.objects.count() == 1
@@ -87,22 +104,35 @@ def stub(settings):
 
 @pytest.fixture
 def live_partner(operator, stub):
-    partner = connected_partner(operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub")
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
+    )
     stub.cpo_token = partner.outgoing_token
     return partner
 
 
 def _push(client, partner, uid, whitelist, **fields):
-    body = {"country_code": partner.country_code, "party_id": partner.party_id, "uid": uid, "type": "RFID",
-            "contract_id": f"DE-EMS-{uid}", "issuer": "Stub", "valid": True, "whitelist": whitelist,
-            "last_updated": "2024-01-01T00:00:00Z", **fields}
+    body = {
+        "country_code": partner.country_code,
+        "party_id": partner.party_id,
+        "uid": uid,
+        "type": "RFID",
+        "contract_id": f"DE-EMS-{uid}",
+        "issuer": "Stub",
+        "valid": True,
+        "whitelist": whitelist,
+        "last_updated": "2024-01-01T00:00:00Z",
+        **fields,
+    }
     url = f"/ocpi/2.2.1/tokens/{partner.country_code}/{partner.party_id}/{uid}"
     assert _send(client, "PUT", url, body).json()["status_code"] == 1000
 
 
 def _decide(charger, uid):
     facts, location_id = charger_services.charger_facts_by_id(charger.pk)
-    return async_to_sync(authorize)(uid=uid, charger=facts, context=Context.LOCAL, location_id=location_id)
+    return async_to_sync(authorize)(
+        uid=uid, charger=facts, context=Context.LOCAL, location_id=location_id
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -123,11 +153,16 @@ def test_whitelist_rules_decide_whether_the_emsp_is_asked(client, operator, stub
     stub.allowed = "ALLOWED"
     assert _decide(charger, "AA02").reason == "accepted_msp_live"
     recorded = AuthorizationDecision.objects.filter(uid="AA02").order_by("id").last()
-    assert recorded.msp_id == live_partner.msp_id and recorded.msp_response["data"]["allowed"] == "ALLOWED"
+    assert (
+        recorded.msp_id == live_partner.msp_id
+        and recorded.msp_response["data"]["allowed"] == "ALLOWED"
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unreachable_emsp_accepts_allowed_offline_and_refuses_never(client, operator, stub, live_partner):
+def test_an_unreachable_emsp_accepts_allowed_offline_and_refuses_never(
+    client, operator, stub, live_partner
+):
     charger = operator["cp_public"]
     _push(client, live_partner, "BB01", "ALLOWED_OFFLINE")
     _push(client, live_partner, "BB02", "NEVER")
@@ -140,7 +175,9 @@ def test_an_unreachable_emsp_accepts_allowed_offline_and_refuses_never(client, o
     assert (never.status, never.reason) == ("Invalid", "msp_timeout")
 
 
-def test_blocking_the_partner_in_mobility_providers_blocks_its_tokens(client, operator, live_partner):
+def test_blocking_the_partner_in_mobility_providers_blocks_its_tokens(
+    client, operator, live_partner
+):
     _push(client, live_partner, "CC01", "ALWAYS")
     live_partner.msp.blocked = True
     live_partner.msp.save()
@@ -150,14 +187,19 @@ def test_blocking_the_partner_in_mobility_providers_blocks_its_tokens(client, op
     assert decide_sync(uid="CC01", charger=facts, context=Context.LOCAL).reason == "msp_blocked"
 
 
-def test_pushed_tokens_do_not_open_private_chargers_and_invalid_ones_are_refused(client, operator, live_partner):
+def test_pushed_tokens_do_not_open_private_chargers_and_invalid_ones_are_refused(
+    client, operator, live_partner
+):
     from authorization.services import decide_sync
 
     _push(client, live_partner, "DD01", "ALWAYS")
     _push(client, live_partner, "DD02", "ALWAYS", valid=False)
     private, _ = charger_services.charger_facts_by_id(operator["cp_private"].pk)
     public, _ = charger_services.charger_facts_by_id(operator["cp_public"].pk)
-    assert decide_sync(uid="DD01", charger=private, context=Context.LOCAL).reason == "charger_not_roaming"
+    assert (
+        decide_sync(uid="DD01", charger=private, context=Context.LOCAL).reason
+        == "charger_not_roaming"
+    )
     assert decide_sync(uid="DD02", charger=public, context=Context.LOCAL).reason == "token_invalid"
 
 

@@ -21,7 +21,17 @@ from stays.models import CalendarFeed, Reservation, Unit
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import Site, make_site
 
-APP_LABELS = {"auth", "authtoken", "backoffice", "authorization", "chargers", "billing", "guest", "support", "stays"}
+APP_LABELS = {
+    "auth",
+    "authtoken",
+    "backoffice",
+    "authorization",
+    "chargers",
+    "billing",
+    "guest",
+    "support",
+    "stays",
+}
 
 
 @dataclass
@@ -41,24 +51,40 @@ class Tenant:
 
 def make_tenant(prefix: str) -> Tenant:
     site = make_site(prefix)
-    rate = Rate.objects.create(property=site.prop, valid_from=timezone.now() - timedelta(days=30),
-                               energy_price_per_kwh=Decimal("0.30"))
+    rate = Rate.objects.create(
+        property=site.prop,
+        valid_from=timezone.now() - timedelta(days=30),
+        energy_price_per_kwh=Decimal("0.30"),
+    )
     payment = Payment.objects.create(
-        organization=site.org, session=site.session, email="guest@example.com", currency="EUR",
-        amount_held=Decimal("20"), amount_captured=Decimal("5"), reference=f"pay-{prefix}",
+        organization=site.org,
+        session=site.session,
+        email="guest@example.com",
+        currency="EUR",
+        amount_held=Decimal("20"),
+        amount_captured=Decimal("5"),
+        reference=f"pay-{prefix}",
         status=Payment.Status.CAPTURED,
     )
-    extra = MembershipFactory(organization=site.org, role="viewer",
-                              user=UserFactory(username=f"extra@{prefix}.test"))
+    extra = MembershipFactory(
+        organization=site.org, role="viewer", user=UserFactory(username=f"extra@{prefix}.test")
+    )
     unit = Unit.objects.create(property=site.prop, name=f"{prefix} Apartment 1")
     reservation = Reservation.objects.create(
-        property=site.prop, unit=unit, guest_name=f"{prefix} Guest", check_in=timezone.now(),
+        property=site.prop,
+        unit=unit,
+        guest_name=f"{prefix} Guest",
+        check_in=timezone.now(),
         check_out=timezone.now() + timedelta(days=2),
     )
     # Loopback without the allow-list: a sync is refused before any request (and recorded).
-    feed = CalendarFeed.objects.create(property=site.prop, unit=unit, name="Airbnb", url="http://127.0.0.1:9/x.ics")
+    feed = CalendarFeed.objects.create(
+        property=site.prop, unit=unit, name="Airbnb", url="http://127.0.0.1:9/x.ics"
+    )
     # An upstream backoffice the charger is forwarded to (the proxy; never connected in these tests).
-    backoffice = Backoffice.objects.create(charger=site.charger, name=f"{prefix} upstream", url="ws://upstream.example/ocpp")
+    backoffice = Backoffice.objects.create(
+        charger=site.charger, name=f"{prefix} upstream", url="ws://upstream.example/ocpp"
+    )
     return Tenant(site, rate, payment, extra, unit, reservation, feed, backoffice)
 
 

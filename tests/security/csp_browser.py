@@ -25,7 +25,14 @@ def watch_csp(page: Any, violations: list[str]) -> list[str]:
     """Collect the CSP violations of a sync-API `page` into `violations` and return it."""
     page.expose_function("__cspViolation", lambda text: violations.append(text))
     page.add_init_script(_LISTENER)
-    page.on("console", lambda msg: violations.append(msg.text) if msg.type == "error" and _is_csp_message(msg.text) else None)
+    page.on(
+        "console",
+        lambda msg: (
+            violations.append(msg.text)
+            if msg.type == "error" and _is_csp_message(msg.text)
+            else None
+        ),
+    )
     return violations
 
 
@@ -33,5 +40,12 @@ async def awatch_csp(page: Any, violations: list[str]) -> list[str]:
     """The same for an async-API `page`."""
     await page.expose_function("__cspViolation", lambda text: violations.append(text))
     await page.add_init_script(_LISTENER)
-    page.on("console", lambda msg: violations.append(msg.text) if msg.type == "error" and _is_csp_message(msg.text) else None)
+    page.on(
+        "console",
+        lambda msg: (
+            violations.append(msg.text)
+            if msg.type == "error" and _is_csp_message(msg.text)
+            else None
+        ),
+    )
     return violations

@@ -36,10 +36,21 @@ def schema():
 
 def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
     """Path parameters naming the host's own objects (ocpp_action and the like stay generated)."""
-    ids = {"organizations": t.org.pk, "properties": t.prop.pk, "rates": t.rate.pk, "payments": t.payment.pk,
-           "tokens": t.token.pk, "token-groups": t.group.pk, "msps": t.msp.pk, "authorizations": t.decision.pk,
-           "sessions": t.session.pk, "payouts": 1, "units": t.unit.pk, "reservations": t.reservation.pk,
-           "calendars": t.feed.pk}
+    ids = {
+        "organizations": t.org.pk,
+        "properties": t.prop.pk,
+        "rates": t.rate.pk,
+        "payments": t.payment.pk,
+        "tokens": t.token.pk,
+        "token-groups": t.group.pk,
+        "msps": t.msp.pk,
+        "authorizations": t.decision.pk,
+        "sessions": t.session.pk,
+        "payouts": 1,
+        "units": t.unit.pk,
+        "reservations": t.reservation.pk,
+        "calendars": t.feed.pk,
+    }
     resource = path.split("/")[3]
     values: dict[str, Any] = {}
     if "{station_id}" in path:
@@ -67,14 +78,26 @@ def test_no_operation_answers_a_server_error(schema, mine, theirs, settings):
             variants: list[dict | None] = [None]
             if mode == GenerationMode.NEGATIVE and "station_id" in own:
                 variants = []  # negative station ids are strings with "/", which never route: costly to make
-            if own and (mode == GenerationMode.POSITIVE or len(operation.query) or list(operation.body)):
-                variants.append(own)  # (with the path fixed, a negative case needs a query or body to break)
+            if own and (
+                mode == GenerationMode.POSITIVE or len(operation.query) or list(operation.body)
+            ):
+                variants.append(
+                    own
+                )  # (with the path fixed, a negative case needs a query or body to break)
             for path_parameters in variants:
 
-                @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+                @given(
+                    case=operation.as_strategy(
+                        generation_mode=mode, path_parameters=path_parameters
+                    )
+                )
                 @hypothesis_settings(
-                    max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
-                    phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                    max_examples=EXAMPLES,
+                    derandomize=True,
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
                 )
                 def run(case) -> None:
                     response = case.call(headers=headers)

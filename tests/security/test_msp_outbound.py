@@ -35,11 +35,32 @@ def _no_allowlist(settings):
     settings.MSP_URL_ALLOWLIST = []
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.9.9.9", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-    "224.0.0.1", "240.0.0.1", "255.255.255.255", "192.0.2.10", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::1", "not-an-ip",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.9.9.9",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "192.0.2.10",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "2002:7f00:1::1",
+        "not-an-ip",
+    ],
+)
 def test_non_public_addresses_are_refused(address):
     assert address_is_public(address) is False
 
@@ -49,19 +70,22 @@ def test_public_addresses_are_accepted(address):
     assert address_is_public(address) is True
 
 
-@pytest.mark.parametrize("url", [
-    "http://8.8.8.8/ocpi/tokens",  # not https
-    "ftp://8.8.8.8/tokens",
-    "https://127.0.0.1/ocpi/tokens",
-    "https://localhost/ocpi/tokens",  # resolves to loopback
-    "https://LOCALHOST:8443/ocpi/tokens",
-    "https://[::1]/ocpi/tokens",
-    "https://169.254.169.254/latest/meta-data/",
-    "https://10.1.2.3/",
-    "https://user:pw@8.8.8.8/",  # credentials in a URL: refused
-    "https:///no-host",
-    "https://8.8.8.8:99999/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://8.8.8.8/ocpi/tokens",  # not https
+        "ftp://8.8.8.8/tokens",
+        "https://127.0.0.1/ocpi/tokens",
+        "https://localhost/ocpi/tokens",  # resolves to loopback
+        "https://LOCALHOST:8443/ocpi/tokens",
+        "https://[::1]/ocpi/tokens",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/",
+        "https://user:pw@8.8.8.8/",  # credentials in a URL: refused
+        "https:///no-host",
+        "https://8.8.8.8:99999/",
+    ],
+)
 def test_urls_into_private_networks_or_without_https_are_refused(url):
     with pytest.raises(BlockedMspUrl):
         check_msp_url(url)
@@ -90,16 +114,33 @@ def test_the_allow_list_comes_from_the_setting_normalised(settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/ocpi/tokens", "https://localhost/ocpi/tokens",
-                                 "https://169.254.169.254/latest/meta-data/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/ocpi/tokens",
+        "https://localhost/ocpi/tokens",
+        "https://169.254.169.254/latest/meta-data/",
+    ],
+)
 def test_the_api_refuses_such_a_url_on_create_and_update(url, mine):
     api = APIClient()
     api.force_authenticate(mine.owner)
-    response = api.post("/api/v1/msps/", {"organization": mine.org.pk, "name": "Evil", "country_code": "NL",
-                                          "party_id": "EVL", "live_validation_url": url}, format="json")
+    response = api.post(
+        "/api/v1/msps/",
+        {
+            "organization": mine.org.pk,
+            "name": "Evil",
+            "country_code": "NL",
+            "party_id": "EVL",
+            "live_validation_url": url,
+        },
+        format="json",
+    )
     assert response.status_code == 400 and "live_validation_url" in response.json()
     assert not MobilityServiceProvider.objects.filter(name="Evil").exists()
-    response = api.patch(f"/api/v1/msps/{mine.msp.pk}/", {"live_validation_url": url}, format="json")
+    response = api.patch(
+        f"/api/v1/msps/{mine.msp.pk}/", {"live_validation_url": url}, format="json"
+    )
     assert response.status_code == 400
     mine.msp.refresh_from_db()
     assert mine.msp.live_validation_url == ""
@@ -109,8 +150,11 @@ def test_the_api_refuses_such_a_url_on_create_and_update(url, mine):
 def test_the_api_accepts_a_public_https_url(mine):
     api = APIClient()
     api.force_authenticate(mine.owner)
-    response = api.patch(f"/api/v1/msps/{mine.msp.pk}/", {"live_validation_url": "https://8.8.8.8/ocpi/tokens"},
-                         format="json")
+    response = api.patch(
+        f"/api/v1/msps/{mine.msp.pk}/",
+        {"live_validation_url": "https://8.8.8.8/ocpi/tokens"},
+        format="json",
+    )
     assert response.status_code == 200
 
 
@@ -118,12 +162,22 @@ def test_the_api_accepts_a_public_https_url(mine):
 def test_the_admin_refuses_such_a_url(client, mine):
     from django.contrib.auth import get_user_model
 
-    staff = get_user_model().objects.create_superuser("ops@example.com", "ops@example.com", "ops-pass-123456")
+    staff = get_user_model().objects.create_superuser(
+        "ops@example.com", "ops@example.com", "ops-pass-123456"
+    )
     client.force_login(staff)
-    response = client.post(reverse("admin:authorization_mobilityserviceprovider_change", args=[mine.msp.pk]), {
-        "organization": mine.org.pk, "name": mine.msp.name, "country_code": "NL", "party_id": mine.msp.party_id,
-        "live_validation_url": "https://127.0.0.1/ocpi/tokens", "timeout_s": 15, "on_timeout": "reject",
-    })
+    response = client.post(
+        reverse("admin:authorization_mobilityserviceprovider_change", args=[mine.msp.pk]),
+        {
+            "organization": mine.org.pk,
+            "name": mine.msp.name,
+            "country_code": "NL",
+            "party_id": mine.msp.party_id,
+            "live_validation_url": "https://127.0.0.1/ocpi/tokens",
+            "timeout_s": 15,
+            "on_timeout": "reject",
+        },
+    )
     assert response.status_code == 200 and b"MSP_URL_ALLOWLIST" in response.content
     mine.msp.refresh_from_db()
     assert mine.msp.live_validation_url == ""
@@ -137,13 +191,19 @@ def test_a_stored_url_into_the_local_network_is_never_called(stub_msp):
     msp = MspFactory(live_validation_url=stub_msp.url)  # stored before the check existed
     with pytest.raises(BlockedMspUrl):
         msp_tokens_pull(msp=msp)
-    answer, body, _latency = asyncio.run(msp_validate_live(msp, "0D0001", location_id="1", station_id="CP-1"))
-    assert answer == "TIMEOUT" and body == {"error": msp_client.MSP_URL_MESSAGE}  # the on-timeout policy applies
+    answer, body, _latency = asyncio.run(
+        msp_validate_live(msp, "0D0001", location_id="1", station_id="CP-1")
+    )
+    assert answer == "TIMEOUT" and body == {
+        "error": msp_client.MSP_URL_MESSAGE
+    }  # the on-timeout policy applies
     assert stub_msp.requests == []
 
 
 @pytest.mark.django_db
-def test_a_name_that_resolves_into_the_local_network_after_the_save_is_not_called(stub_msp, monkeypatch):
+def test_a_name_that_resolves_into_the_local_network_after_the_save_is_not_called(
+    stub_msp, monkeypatch
+):
     port = stub_msp.server.server_address[1]
     answers = {"msp.example": ["8.8.8.8"]}
     monkeypatch.setattr(msp_client, "_resolve", lambda host, port: answers.get(host, []))
@@ -187,11 +247,18 @@ def test_redirects_are_not_followed(stub_msp, settings):
     redirector = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
     threading.Thread(target=redirector.serve_forever, daemon=True).start()
     try:
-        settings.MSP_URL_ALLOWLIST = ["127.0.0.1", "localhost"]  # even an allowed target is not followed
-        msp = MspFactory(live_validation_url=f"http://127.0.0.1:{redirector.server_address[1]}/ocpi/tokens")
+        settings.MSP_URL_ALLOWLIST = [
+            "127.0.0.1",
+            "localhost",
+        ]  # even an allowed target is not followed
+        msp = MspFactory(
+            live_validation_url=f"http://127.0.0.1:{redirector.server_address[1]}/ocpi/tokens"
+        )
         with pytest.raises(Exception, match="307"):
             msp_tokens_pull(msp=msp)
-        answer, _body, _latency = asyncio.run(msp_validate_live(msp, "0D0001", location_id="1", station_id="CP-1"))
+        answer, _body, _latency = asyncio.run(
+            msp_validate_live(msp, "0D0001", location_id="1", station_id="CP-1")
+        )
         assert answer == "NOT_ALLOWED"
         assert stub_msp.requests == []
     finally:

@@ -22,7 +22,16 @@ from tests.security.conftest import Tenant, changed_tables, db_state
 
 pytestmark = pytest.mark.django_db
 
-PORTAL_NAMESPACES = {"backoffice", "chargers", "authorization", "billing", "guest", "support", "stays", "drivers"}
+PORTAL_NAMESPACES = {
+    "backoffice",
+    "chargers",
+    "authorization",
+    "billing",
+    "guest",
+    "support",
+    "stays",
+    "drivers",
+}
 
 
 @dataclass
@@ -38,94 +47,178 @@ class Write:
 
 
 def _members_data(t: Tenant) -> dict:
-    return {"organization": t.org.pk, f"org{t.org.pk}-email": "new.member@example.com", f"org{t.org.pk}-role": "viewer"}
+    return {
+        "organization": t.org.pk,
+        f"org{t.org.pk}-email": "new.member@example.com",
+        f"org{t.org.pk}-role": "viewer",
+    }
 
 
 def _settings_data(t: Tenant) -> dict:
-    return {"name": "Front", "access_mode": "public", "roaming_enabled": "unknown",
-            "guest_charging_enabled": "unknown", "token_groups": [t.group.pk]}
+    return {
+        "name": "Front",
+        "access_mode": "public",
+        "roaming_enabled": "unknown",
+        "guest_charging_enabled": "unknown",
+        "token_groups": [t.group.pk],
+    }
 
 
 def _rate_data(t: Tenant) -> dict:
-    return {"charger": t.charger.pk, "valid_from": "2031-01-01T00:00", "connection_fee": "0",
-            "energy_price_per_kwh": "0.40", "time_price_per_hour": "0", "idle_fee_per_minute": "0",
-            "idle_grace_minutes": "0", "tax_percent": "0", "processing_fee_percent": "0", "processing_fee_fixed": "0"}
+    return {
+        "charger": t.charger.pk,
+        "valid_from": "2031-01-01T00:00",
+        "connection_fee": "0",
+        "energy_price_per_kwh": "0.40",
+        "time_price_per_hour": "0",
+        "idle_fee_per_minute": "0",
+        "idle_grace_minutes": "0",
+        "tax_percent": "0",
+        "processing_fee_percent": "0",
+        "processing_fee_fixed": "0",
+    }
 
 
 # The URL tenant and the field tenant are passed separately: args(url_tenant), data(field_tenant).
 WRITES: dict[str, Write] = {
-    "backoffice:members": Write(args=lambda t: [], data=_members_data, fields=("organization",),
-                                refused_status=(404,)),
-    "backoffice:member-change": Write(args=lambda t: [t.membership.pk], data=lambda t: {"role": "manager"}),
+    "backoffice:members": Write(
+        args=lambda t: [], data=_members_data, fields=("organization",), refused_status=(404,)
+    ),
+    "backoffice:member-change": Write(
+        args=lambda t: [t.membership.pk], data=lambda t: {"role": "manager"}
+    ),
     "chargers:charger-command": Write(
         args=lambda t: [t.charger.station_id],
         data=lambda t: {"action": "RemoteStartTransaction", "token": t.token.pk, "connector_id": 1},
         fields=("token",),
     ),
-    "chargers:charger-settings": Write(args=lambda t: [t.charger.station_id], data=_settings_data,
-                                       fields=("token_groups",)),
+    "chargers:charger-settings": Write(
+        args=lambda t: [t.charger.station_id], data=_settings_data, fields=("token_groups",)
+    ),
     # An invalid whitelist form goes back to the log page with a message.
     # Add charger answers with its setup card (the password is shown once there), not a redirect.
-    "chargers:charger-add": Write(args=lambda t: [t.prop.pk], data=lambda t: {"station_id": "SEC-NEW-1",
-                                                                             "security_profile": "1"},
-                                  own_status=(200,)),
+    "chargers:charger-add": Write(
+        args=lambda t: [t.prop.pk],
+        data=lambda t: {"station_id": "SEC-NEW-1", "security_profile": "1"},
+        own_status=(200,),
+    ),
     # Locations › Reimbursement (seed 002 item 5): only this location's chargers are choices.
-    "chargers:location-reimbursement": Write(args=lambda t: [t.prop.pk], data=lambda t: {
-        "uid": "SEC-R-1", "stations": [t.charger.station_id]}, fields=("stations",)),
-    "chargers:location-reimbursement-remove": Write(args=lambda t: [t.prop.pk, t.token.pk], data=lambda t: {}),
-    "chargers:charger-whitelist": Write(args=lambda t: [t.charger.station_id],
-                                        data=lambda t: {"uid": "CAFE0001", "group": t.group.pk},
-                                        fields=("group",), refused_status=(302,)),
-    "chargers:charger-security-action": Write(args=lambda t: [t.charger.station_id],
-                                              data=lambda t: {"action": "GetInstalledCertificateIds"}),
-    "chargers:charger-security-profile": Write(args=lambda t: [t.charger.station_id],
-                                               data=lambda t: {"security_profile": "1"}, own_status=(200, 302)),
-    "chargers:charger-rotate-password": Write(args=lambda t: [t.charger.station_id], data=lambda t: {},
-                                              own_status=(200, 302)),
-    "chargers:location-detail": Write(args=lambda t: [t.prop.pk],
-                                      data=lambda t: {"roaming_enabled": "on", "restricted_token_groups": [t.group.pk]},
-                                      fields=("restricted_token_groups",)),
+    "chargers:location-reimbursement": Write(
+        args=lambda t: [t.prop.pk],
+        data=lambda t: {"uid": "SEC-R-1", "stations": [t.charger.station_id]},
+        fields=("stations",),
+    ),
+    "chargers:location-reimbursement-remove": Write(
+        args=lambda t: [t.prop.pk, t.token.pk], data=lambda t: {}
+    ),
+    "chargers:charger-whitelist": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"uid": "CAFE0001", "group": t.group.pk},
+        fields=("group",),
+        refused_status=(302,),
+    ),
+    "chargers:charger-security-action": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"action": "GetInstalledCertificateIds"},
+    ),
+    "chargers:charger-security-profile": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"security_profile": "1"},
+        own_status=(200, 302),
+    ),
+    "chargers:charger-rotate-password": Write(
+        args=lambda t: [t.charger.station_id], data=lambda t: {}, own_status=(200, 302)
+    ),
+    "chargers:location-detail": Write(
+        args=lambda t: [t.prop.pk],
+        data=lambda t: {"roaming_enabled": "on", "restricted_token_groups": [t.group.pk]},
+        fields=("restricted_token_groups",),
+    ),
     "authorization:token-list": Write(
-        args=lambda t: [], data=lambda t: {"organization": t.org.pk, "uid": "NEWCARD9", "type": "RFID",
-                                           "valid": "on", "groups": [t.group.pk]},
+        args=lambda t: [],
+        data=lambda t: {
+            "organization": t.org.pk,
+            "uid": "NEWCARD9",
+            "type": "RFID",
+            "valid": "on",
+            "groups": [t.group.pk],
+        },
         fields=("organization", "groups"),
     ),
-    "authorization:token-edit": Write(args=lambda t: [t.token.pk], data=lambda t: {"label": "x", "valid": "on"}),
-    "authorization:token-group-list": Write(args=lambda t: [], data=lambda t: {"organization": t.org.pk,
-                                                                               "name": "Night shift"},
-                                            fields=("organization",)),
-    "authorization:token-group-detail": Write(args=lambda t: [t.group.pk], data=lambda t: {"uid": "CAFE1234"}),
-    "authorization:token-group-remove": Write(args=lambda t: [t.group.pk, t.token.pk], data=lambda t: {}),
+    "authorization:token-edit": Write(
+        args=lambda t: [t.token.pk], data=lambda t: {"label": "x", "valid": "on"}
+    ),
+    "authorization:token-group-list": Write(
+        args=lambda t: [],
+        data=lambda t: {"organization": t.org.pk, "name": "Night shift"},
+        fields=("organization",),
+    ),
+    "authorization:token-group-detail": Write(
+        args=lambda t: [t.group.pk], data=lambda t: {"uid": "CAFE1234"}
+    ),
+    "authorization:token-group-remove": Write(
+        args=lambda t: [t.group.pk, t.token.pk], data=lambda t: {}
+    ),
     "authorization:msp-block": Write(args=lambda t: [t.msp.pk], data=lambda t: {"blocked": "1"}),
     "billing:rate-list": Write(args=lambda t: [t.prop.pk], data=_rate_data, fields=("charger",)),
     "billing:rate-edit": Write(args=lambda t: [t.rate.pk], data=_rate_data, fields=("charger",)),
-    "billing:payment-refund": Write(args=lambda t: [t.payment.pk],
-                                    data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
-                                    own_status=(200, 302)),
+    "billing:payment-refund": Write(
+        args=lambda t: [t.payment.pk],
+        data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
+        own_status=(200, 302),
+    ),
     # An invalid statement request goes back to the payouts page with a message.
     # A foreign property or unit goes back to the Network list with a message, nothing moved.
-    "chargers:network-move": Write(args=lambda t: [t.charger.station_id],
-                                   data=lambda t: {"place": f"{t.prop.pk}:{t.unit.pk}"}, fields=("place",),
-                                   refused_status=(302,)),
-    "chargers:charger-proxy-add": Write(args=lambda t: [t.charger.station_id],
-                                        data=lambda t: {"name": "Acme", "url": "ws://acme.example/ocpp", "role": "follower"}),
-    "chargers:charger-proxy-edit": Write(args=lambda t: [t.charger.station_id, t.backoffice.pk],
-                                         data=lambda t: {"name": "Acme", "url": "ws://acme.example/ocpp", "role": "leader"}),
-    "chargers:charger-proxy-delete": Write(args=lambda t: [t.charger.station_id, t.backoffice.pk], data=lambda t: {}),
-    "chargers:charger-proxy-leader": Write(args=lambda t: [t.charger.station_id], data=lambda t: {"backoffice": ""}),
-    "chargers:charger-proxy-timeout": Write(args=lambda t: [t.charger.station_id],
-                                            data=lambda t: {"proxy_leader_timeout_s": "5"}),
+    "chargers:network-move": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"place": f"{t.prop.pk}:{t.unit.pk}"},
+        fields=("place",),
+        refused_status=(302,),
+    ),
+    "chargers:charger-proxy-add": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"name": "Acme", "url": "ws://acme.example/ocpp", "role": "follower"},
+    ),
+    "chargers:charger-proxy-edit": Write(
+        args=lambda t: [t.charger.station_id, t.backoffice.pk],
+        data=lambda t: {"name": "Acme", "url": "ws://acme.example/ocpp", "role": "leader"},
+    ),
+    "chargers:charger-proxy-delete": Write(
+        args=lambda t: [t.charger.station_id, t.backoffice.pk], data=lambda t: {}
+    ),
+    "chargers:charger-proxy-leader": Write(
+        args=lambda t: [t.charger.station_id], data=lambda t: {"backoffice": ""}
+    ),
+    "chargers:charger-proxy-timeout": Write(
+        args=lambda t: [t.charger.station_id], data=lambda t: {"proxy_leader_timeout_s": "5"}
+    ),
     # Stays (docs/pms.md): a property's stay policy, its calendar feeds (the sync of the fixture's
     # loopback feed is refused before any request, and recorded).
-    "stays:policy-update": Write(args=lambda t: [t.prop.pk], data=lambda t: {
-        "charging": "included", "kwh_cap": "20", "grace_before_minutes": "60", "grace_after_minutes": "60",
-        "check_in_time": "15:00", "check_out_time": "11:00", "shared_chargers": "on"}),
+    "stays:policy-update": Write(
+        args=lambda t: [t.prop.pk],
+        data=lambda t: {
+            "charging": "included",
+            "kwh_cap": "20",
+            "grace_before_minutes": "60",
+            "grace_after_minutes": "60",
+            "check_in_time": "15:00",
+            "check_out_time": "11:00",
+            "shared_chargers": "on",
+        },
+    ),
     "stays:calendar-sync": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
     "stays:calendar-remove": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
-    "billing:statement-create": Write(args=lambda t: [], data=lambda t: {"organization": t.org.pk, "kind": "sessions",
-                                                                        "date_from": "2026-01-01",
-                                                                        "date_to": "2026-01-31"},
-                                      fields=("organization",), refused_status=(302,)),
+    "billing:statement-create": Write(
+        args=lambda t: [],
+        data=lambda t: {
+            "organization": t.org.pk,
+            "kind": "sessions",
+            "date_from": "2026-01-01",
+            "date_to": "2026-01-31",
+        },
+        fields=("organization",),
+        refused_status=(302,),
+    ),
 }
 
 # Staff-only writes: a host gets 403 and changes nothing.
@@ -133,16 +226,32 @@ STAFF_ONLY = {"billing:reconciliation-upload"}
 
 # Public or key-addressed flows (guests, the support form): no organization's ids.
 PUBLIC = {
-    "guest:entry", "guest:start", "guest:stop", "guest:session", "guest:receipt", "guest:landing",
-    "guest:location-access", "guest:stay-start", "guest:stay-link", "support:contact", "support:contact-sent", "billing:subscription-manage",
-    "guest:pay", "guest:pay-return", "guest:ports",
+    "guest:entry",
+    "guest:start",
+    "guest:stop",
+    "guest:session",
+    "guest:receipt",
+    "guest:landing",
+    "guest:location-access",
+    "guest:stay-start",
+    "guest:stay-link",
+    "support:contact",
+    "support:contact-sent",
+    "billing:subscription-manage",
+    "guest:pay",
+    "guest:pay-return",
+    "guest:ports",
     # Stripe's webhook (signature-verified) and the sandbox's stand-ins for Stripe's own pages.
     "stays:webhook",  # a PMS's webhook, authenticated by its signature (tests/stays/test_pms_sync.py)
-    "billing:stripe-webhook", "billing:sandbox-3ds", "billing:sandbox-confirm", "billing:sandbox-onboarding",
+    "billing:stripe-webhook",
+    "billing:sandbox-3ds",
+    "billing:sandbox-confirm",
+    "billing:sandbox-onboarding",
     "billing:sandbox-setup-confirm",  # the sandbox's stand-in for Stripe.js confirmSetup (client secret)
     # Customers' email replies from the mail server (bearer secret) or Mailgun (signature); 404 unless
     # configured (tests/support/test_inbound_email.py).
-    "support:inbound-mime", "support:inbound-mailgun",
+    "support:inbound-mime",
+    "support:inbound-mailgun",
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
@@ -219,8 +328,14 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "drivers:subscriptions": lambda t: [],
     "drivers:sessions": lambda t: [],
 }
-NEEDS_OTHER_ROWS = {"billing:payout-detail", "billing:statement-progress", "billing:statement-download",
-                    "billing:reconciliation-detail", "support:ticket-detail", "stays:integration-detail"}  # no row of these in the fixture: their 404s are tested elsewhere
+NEEDS_OTHER_ROWS = {
+    "billing:payout-detail",
+    "billing:statement-progress",
+    "billing:statement-download",
+    "billing:reconciliation-detail",
+    "support:ticket-detail",
+    "stays:integration-detail",
+}  # no row of these in the fixture: their 404s are tested elsewhere
 
 
 def portal_route_names() -> set[str]:
@@ -229,7 +344,9 @@ def portal_route_names() -> set[str]:
         for pattern in patterns:
             if isinstance(pattern, URLResolver):
                 names += walk(pattern.url_patterns, pattern.namespace or namespace)
-            elif isinstance(pattern, URLPattern) and pattern.name and namespace in PORTAL_NAMESPACES:
+            elif (
+                isinstance(pattern, URLPattern) and pattern.name and namespace in PORTAL_NAMESPACES
+            ):
                 names.append(f"{namespace}:{pattern.name}")
         return names
 
@@ -238,7 +355,9 @@ def portal_route_names() -> set[str]:
 
 def test_every_portal_route_is_classified():
     known = set(WRITES) | STAFF_ONLY | PUBLIC | set(READ_ONLY) | set(TESTED_ELSEWHERE)
-    assert portal_route_names() - known == set(), "classify these new portal routes (WRITES, READ_ONLY, ...)"
+    assert portal_route_names() - known == set(), (
+        "classify these new portal routes (WRITES, READ_ONLY, ...)"
+    )
     assert known - portal_route_names() == set(), "these routes are gone"
 
 
@@ -256,7 +375,9 @@ def _committed(name: str) -> list:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_committed(n)) for n in sorted(WRITES)])
-def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(name, client, mine, theirs):
+def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(
+    name, client, mine, theirs
+):
     write = WRITES[name]
     if not write.args(theirs):
         pytest.skip("no object in this route's URL")
@@ -269,13 +390,17 @@ def test_another_organizations_object_in_the_url_is_404_and_changes_nothing(name
     assert own.status_code in write.own_status, (name, own.status_code)
 
 
-FIELD_CASES = [pytest.param(name, f, marks=_committed(name)) for name, write in sorted(WRITES.items())
-               for f in write.fields]
+FIELD_CASES = [
+    pytest.param(name, f, marks=_committed(name))
+    for name, write in sorted(WRITES.items())
+    for f in write.fields
+]
 
 
 @pytest.mark.parametrize("name, field_name", FIELD_CASES)
-def test_another_organizations_object_in_a_form_field_is_refused_and_changes_nothing(name, field_name, client,
-                                                                                      mine, theirs):
+def test_another_organizations_object_in_a_form_field_is_refused_and_changes_nothing(
+    name, field_name, client, mine, theirs
+):
     write = WRITES[name]
     _login(client, mine.owner)
     url = reverse(name, args=write.args(mine))
@@ -292,7 +417,9 @@ def test_another_organizations_object_in_a_form_field_is_refused_and_changes_not
     assert changed_tables(before, db_state()) == []
     accepted = client.post(url, own_data)
     assert accepted.status_code in write.own_status, (name, accepted.status_code)
-    assert changed_tables(before, db_state()) != [], "the same request with own objects should write"
+    assert changed_tables(before, db_state()) != [], (
+        "the same request with own objects should write"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(STAFF_ONLY))
@@ -306,8 +433,14 @@ def test_staff_only_writes_refuse_hosts(name, client, mine):
 @pytest.mark.parametrize("name", sorted(set(READ_ONLY) - NEEDS_OTHER_ROWS))
 def test_read_only_pages_write_nothing_even_when_posted_foreign_ids(name, client, mine, theirs):
     _login(client, mine.owner)
-    junk = {"organization": theirs.org.pk, "property": theirs.prop.pk, "token": theirs.token.pk,
-            "group": theirs.group.pk, "charger": theirs.charger.pk, "msp": theirs.msp.pk}
+    junk = {
+        "organization": theirs.org.pk,
+        "property": theirs.prop.pk,
+        "token": theirs.token.pk,
+        "group": theirs.group.pk,
+        "charger": theirs.charger.pk,
+        "msp": theirs.msp.pk,
+    }
     before = db_state()
     response = client.post(reverse(name, args=READ_ONLY[name](mine)), junk)
     assert response.status_code < 500

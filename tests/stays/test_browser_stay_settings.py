@@ -9,7 +9,13 @@ from tests.factories import MembershipFactory, PropertyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "stay-settings-pass-1"
 
 
@@ -18,12 +24,23 @@ def _site() -> tuple[int, int]:
 
     prop = PropertyFactory(name="Lake Cabins", timezone="Europe/Amsterdam")
     cabin = Unit.objects.create(property=prop, name="Cabin 1", kind="cabin")
-    CalendarFeed.objects.create(property=prop, unit=cabin, name="Airbnb – Cabin 1", url="https://example.com/a.ics",
-                                state="error", last_synced_at=timezone.now(),
-                                last_error="The calendar server answered 404: the calendar no longer exists at this URL.")
+    CalendarFeed.objects.create(
+        property=prop,
+        unit=cabin,
+        name="Airbnb – Cabin 1",
+        url="https://example.com/a.ics",
+        state="error",
+        last_synced_at=timezone.now(),
+        last_error="The calendar server answered 404: the calendar no longer exists at this URL.",
+    )
     integration = PmsIntegration.objects.create(
-        organization=prop.organization, vendor="guesty", state="error", last_synced_at=timezone.now(),
-        listings_count=1, last_error="Guesty returned 401: the API credentials were revoked or are wrong.")
+        organization=prop.organization,
+        vendor="guesty",
+        state="error",
+        last_synced_at=timezone.now(),
+        listings_count=1,
+        last_error="Guesty returned 401: the API credentials were revoked or are wrong.",
+    )
     Listing.objects.create(integration=integration, external_id="L-1", name="Lake cabin 1")
     user = UserFactory(username="stays@example.com", password=PASSWORD)
     MembershipFactory(organization=prop.organization, role="manager", user=user)
@@ -41,8 +58,11 @@ def _serious(results) -> list:
     return [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
 
 
-@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
-                         ids=["desktop", "phone"])
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+    ids=["desktop", "phone"],
+)
 async def test_host_edits_the_stay_policy_and_reads_sync_errors(live_server_proc, viewport):
     from asgiref.sync import sync_to_async
     from axe_playwright_python.async_playwright import Axe
@@ -51,7 +71,9 @@ async def test_host_edits_the_stay_policy_and_reads_sync_errors(live_server_proc
     prop_id, integration_id = await sync_to_async(_site)()
     base = live_server_proc.url
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
         try:
             page = await browser.new_page(viewport=viewport)
             await page.goto(f"{base}/accounts/login/")
@@ -61,7 +83,10 @@ async def test_host_edits_the_stay_policy_and_reads_sync_errors(live_server_proc
             await page.wait_for_load_state()
             await page.goto(f"{base}/stays/properties/")
             card = page.locator(f"#property-{prop_id}")
-            assert "The calendar server answered 404" in await card.locator("[data-error]").inner_text()
+            assert (
+                "The calendar server answered 404"
+                in await card.locator("[data-error]").inner_text()
+            )
             assert not _serious(await Axe().run(page))
             await card.get_by_label("Included in the stay").check()
             await card.get_by_label("kWh included per stay").fill("30")

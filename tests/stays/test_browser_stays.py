@@ -12,7 +12,13 @@ from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, 
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "stay-host-pass-1"
 
 
@@ -31,7 +37,10 @@ def _site() -> str:
     MembershipFactory(organization=prop.organization, role="owner", user=user)
     now = timezone.now()
     reservation = Reservation.objects.create(
-        property=prop, unit=cabin1, guest_name="Anna Smith", check_in=now - timedelta(hours=20),
+        property=prop,
+        unit=cabin1,
+        guest_name="Anna Smith",
+        check_in=now - timedelta(hours=20),
         check_out=now + timedelta(days=2),
     )
     return reservation.access_code
@@ -40,8 +49,11 @@ def _site() -> str:
 def _decisions():
     from authorization.models import AuthorizationDecision
 
-    return list(AuthorizationDecision.objects.filter(context="remote_app").order_by("id").values_list(
-        "station_id", "reason", "reservation_id", "reservation__guest_name"))
+    return list(
+        AuthorizationDecision.objects.filter(context="remote_app")
+        .order_by("id")
+        .values_list("station_id", "reason", "reservation_id", "reservation__guest_name")
+    )
 
 
 async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(live_server_proc):
@@ -58,9 +70,13 @@ async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(
         await sim.boot()
     base = live_server_proc.url
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
         try:
-            context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+            context = await browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True
+            )
             page = await context.new_page()
             # The link from the booking message lists the guest's charger with the code filled in.
             await page.goto(f"{base}/s/stay/{code}/")
@@ -76,12 +92,20 @@ async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(
             await page.click("#stay-start")
             message = page.locator("[data-stay-message]")
             await message.wait_for()
-            assert "This code is for Cabin 1 and does not start this charger. Your charger: LAKE-C1." in (
-                await message.inner_text())
+            assert (
+                "This code is for Cabin 1 and does not start this charger. Your charger: LAKE-C1."
+                in (await message.inner_text())
+            )
             assert "RemoteStartTransaction" not in [action for action, _ in other.received_calls]
             decisions = await sync_to_async(_decisions)()
-            assert decisions[0][:2] == ("LAKE-C1", "accepted_reservation") and decisions[0][3] == "Anna Smith"
-            assert decisions[-1][:2] == ("LAKE-C2", "reservation_other_unit") and decisions[-1][2] == decisions[0][2]
+            assert (
+                decisions[0][:2] == ("LAKE-C1", "accepted_reservation")
+                and decisions[0][3] == "Anna Smith"
+            )
+            assert (
+                decisions[-1][:2] == ("LAKE-C2", "reservation_other_unit")
+                and decisions[-1][2] == decisions[0][2]
+            )
 
             host = await browser.new_page()
             await host.goto(f"{base}/accounts/login/")
@@ -90,15 +114,25 @@ async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(
             await host.click("button[type=submit]")
             await host.get_by_role("link", name="Network list").click(timeout=30_000)
             await host.wait_for_url(f"{base}/network/")
-            lake = host.locator("section[data-property]").filter(has=host.locator("h2", has_text="Lake Cabins"))
-            units = await lake.locator("h3.network-unit").evaluate_all("els => els.map(e => e.dataset.unit)")
+            lake = host.locator("section[data-property]").filter(
+                has=host.locator("h2", has_text="Lake Cabins")
+            )
+            units = await lake.locator("h3.network-unit").evaluate_all(
+                "els => els.map(e => e.dataset.unit)"
+            )
             assert units == ["shared", "Cabin 1", "Cabin 2"]
-            for unit, station in (("shared", "LAKE-SHARED"), ("Cabin 1", "LAKE-C1"), ("Cabin 2", "LAKE-C2")):
+            for unit, station in (
+                ("shared", "LAKE-SHARED"),
+                ("Cabin 1", "LAKE-C1"),
+                ("Cabin 2", "LAKE-C2"),
+            ):
                 table = lake.locator(f"h3[data-unit='{unit}'] + .table-wrap")
                 assert station in await table.inner_text()
             online = lake.locator("tr[data-station='LAKE-C1'] [data-state]")
             assert (await online.inner_text()).strip() == "Online"
-            garage = host.locator("section[data-property]").filter(has=host.locator("h2", has_text="Village Garage"))
+            garage = host.locator("section[data-property]").filter(
+                has=host.locator("h2", has_text="Village Garage")
+            )
             assert "VILLAGE-1" in await garage.inner_text()
             results = await Axe().run(host)
             assert results.violations_count == 0, results.generate_report()

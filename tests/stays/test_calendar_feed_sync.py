@@ -78,8 +78,18 @@ def _free_port() -> int:
 def ical_server(tmp_path):
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -113,7 +123,8 @@ def test_feed_bookings_become_reservations_and_disappearing_ones_are_cancelled(i
     with override_settings(MSP_URL_ALLOWLIST=[host_port]):
         response = client.post(
             f"/api/v1/properties/{prop.pk}/calendars/",
-            {"name": "Airbnb", "url": f"{base}/listing.ics", "unit": unit.pk}, format="json",
+            {"name": "Airbnb", "url": f"{base}/listing.ics", "unit": unit.pk},
+            format="json",
         )
         assert response.status_code == 201, response.content
         feed = response.json()
@@ -124,8 +135,13 @@ def test_feed_bookings_become_reservations_and_disappearing_ones_are_cancelled(i
         assert set(rows) == {"1418fb94e984-3e47c4d5a2b2a3f4d5a7b0a1@airbnb.com", "vrbo-4471-2231"}
         airbnb = rows["1418fb94e984-3e47c4d5a2b2a3f4d5a7b0a1@airbnb.com"]
         # All-day dates get the policy's check-in 15:00 / check-out 11:00 in the property's zone (CET).
-        assert airbnb["check_in"] == "2026-12-01T14:00:00Z" and airbnb["check_out"] == "2026-12-05T10:00:00Z"
-        assert airbnb["source"] == "ical" and airbnb["status"] == "confirmed" and airbnb["access_code"]
+        assert (
+            airbnb["check_in"] == "2026-12-01T14:00:00Z"
+            and airbnb["check_out"] == "2026-12-05T10:00:00Z"
+        )
+        assert (
+            airbnb["source"] == "ical" and airbnb["status"] == "confirmed" and airbnb["access_code"]
+        )
         anna = rows["vrbo-4471-2231"]
         assert anna["guest_name"] == "Anna Smith"
         assert anna["check_in"] == "2026-12-15T21:00:00Z"  # 16:00 in New York (EST, UTC-5)
@@ -138,7 +154,9 @@ def test_feed_bookings_become_reservations_and_disappearing_ones_are_cancelled(i
         assert response.json()["cancelled_count"] == 1
 
     rows = _listed(client, unit=unit.pk)
-    assert set(rows) == {"vrbo-4471-2231"}  # the vanished Airbnb booking is cancelled, Bob's never confirmed
+    assert set(rows) == {
+        "vrbo-4471-2231"
+    }  # the vanished Airbnb booking is cancelled, Bob's never confirmed
     assert rows["vrbo-4471-2231"]["check_in"] == "2026-12-16T21:00:00Z"
     cancelled = _listed(client, status="cancelled")
     assert set(cancelled) == {"1418fb94e984-3e47c4d5a2b2a3f4d5a7b0a1@airbnb.com", "pms-998"}

@@ -49,7 +49,10 @@ def _free_port() -> int:
 
 def _ics(now: datetime, *, with_later: bool = True) -> str:
     """The calendar as Airbnb/VRBO export it, dated around `now`."""
-    start, end = (now - timedelta(days=1)).astimezone(NEW_YORK), (now + timedelta(days=2)).astimezone(NEW_YORK)
+    start, end = (
+        (now - timedelta(days=1)).astimezone(NEW_YORK),
+        (now + timedelta(days=2)).astimezone(NEW_YORK),
+    )
     later = now.date() + timedelta(days=10)
     events = [
         # A booking in a named zone, under way now.
@@ -66,8 +69,11 @@ def _ics(now: datetime, *, with_later: bool = True) -> str:
             f"BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:{later:%Y%m%d}\r\nDTEND;VALUE=DATE:{later + timedelta(days=3):%Y%m%d}\r\n"
             "UID:later-2@airbnb.com\r\nSUMMARY:Reserved\r\nEND:VEVENT\r\n"
         )
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Airbnb Inc//Hosting Calendar 0.8.8//EN\r\n"
-            + "".join(events) + "END:VCALENDAR\r\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Airbnb Inc//Hosting Calendar 0.8.8//EN\r\n"
+        + "".join(events)
+        + "END:VCALENDAR\r\n"
+    )
 
 
 @pytest.fixture
@@ -76,8 +82,18 @@ def ical_and_live_server(tmp_path):
     folder.mkdir()
     port = _free_port()
     ical = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -111,7 +127,9 @@ def _site():
 
 def _api(base: str) -> httpx.Client:
     http = httpx.Client(base_url=base, timeout=20)
-    token = http.post("/api/v1/auth/token/", json={"username": "lake-host@example.com", "password": PASSWORD})
+    token = http.post(
+        "/api/v1/auth/token/", json={"username": "lake-host@example.com", "password": PASSWORD}
+    )
     http.headers["Authorization"] = f"Token {token.json()['token']}"
     return http
 
@@ -131,8 +149,11 @@ def _guest_post(base: str, station_id: str, code: str) -> httpx.Response:
         page = guest.get(f"/s/{station_id}")
         assert page.status_code == 200 and "Staying here?" in page.text
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        return guest.post(f"/s/{station_id}/stay/", data={"code": code, "csrfmiddlewaretoken": csrf},
-                          headers={"Referer": f"{base}/s/{station_id}"})
+        return guest.post(
+            f"/s/{station_id}/stay/",
+            data={"code": code, "csrfmiddlewaretoken": csrf},
+            headers={"Referer": f"{base}/s/{station_id}"},
+        )
 
 
 async def _connected(base_ws: str, station_id: str) -> SimulatedCharger:
@@ -149,48 +170,81 @@ async def _until(predicate, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.2)
 
 
-def test_calendar_bookings_reach_the_api_and_their_codes_start_only_their_units_charger(ical_and_live_server):
+def test_calendar_bookings_reach_the_api_and_their_codes_start_only_their_units_charger(
+    ical_and_live_server,
+):
     folder, ical_base, server = ical_and_live_server
     prop, cabin1, _ = _site()
     now = timezone.now()
     (folder / "cabin1.ics").write_text(_ics(now))
 
     with contextlib.closing(_api(server.url)) as api:
-        response = api.post(f"/api/v1/properties/{prop.pk}/calendars/",
-                            json={"name": "Airbnb – Cabin 1", "url": f"{ical_base}/cabin1.ics", "unit": cabin1.pk})
+        response = api.post(
+            f"/api/v1/properties/{prop.pk}/calendars/",
+            json={"name": "Airbnb – Cabin 1", "url": f"{ical_base}/cabin1.ics", "unit": cabin1.pk},
+        )
         assert response.status_code == 201, response.text
         feed_id = response.json()["id"]
         _sync(feed_id)
         feed = api.get(f"/api/v1/calendars/{feed_id}/").json()
         assert feed["state"] == "ok" and feed["bookings_seen"] == 2 and feed["blocked_seen"] == 1
 
-        rows = {r["external_id"]: r for r in api.get("/api/v1/reservations/", params={"unit": cabin1.pk}).json()["results"]}
+        rows = {
+            r["external_id"]: r
+            for r in api.get("/api/v1/reservations/", params={"unit": cabin1.pk}).json()["results"]
+        }
         assert set(rows) == {"vrbo-now-1", "later-2@airbnb.com"}  # the blocked range created none
         anna = rows["vrbo-now-1"]
         start_ny = (now - timedelta(days=1)).astimezone(NEW_YORK).replace(second=0, microsecond=0)
-        assert datetime.fromisoformat(anna["check_in"]) == start_ny and anna["guest_name"] == "Anna Smith"
+        assert (
+            datetime.fromisoformat(anna["check_in"]) == start_ny
+            and anna["guest_name"] == "Anna Smith"
+        )
         later = rows["later-2@airbnb.com"]
         # All day: the policy's check-in 15:00 in the property's zone (Amsterdam).
         later_day = date.fromisoformat(later["check_in"][:10])
-        local_in = datetime.fromisoformat(later["check_in"]).astimezone(zoneinfo.ZoneInfo("Europe/Amsterdam"))
-        assert later_day == now.date() + timedelta(days=10) and (local_in.hour, local_in.minute) == (15, 0)
-        active = api.get("/api/v1/reservations/", params={"active_at": now.isoformat()}).json()["results"]
+        local_in = datetime.fromisoformat(later["check_in"]).astimezone(
+            zoneinfo.ZoneInfo("Europe/Amsterdam")
+        )
+        assert later_day == now.date() + timedelta(days=10) and (
+            local_in.hour,
+            local_in.minute,
+        ) == (15, 0)
+        active = api.get("/api/v1/reservations/", params={"active_at": now.isoformat()}).json()[
+            "results"
+        ]
         assert [r["external_id"] for r in active] == ["vrbo-now-1"]
 
         async def at_the_chargers():
             own = await _connected(server.ws_url, "LAKE-E2E-1")
             other = await _connected(server.ws_url, "LAKE-E2E-2")
             try:
-                started = await sync_to_async(_guest_post)(server.url, "LAKE-E2E-1", anna["access_code"])
+                started = await sync_to_async(_guest_post)(
+                    server.url, "LAKE-E2E-1", anna["access_code"]
+                )
                 assert started.status_code == 302 and "/s/session/" in started.headers["location"]
-                await _until(lambda: ChargingSession.objects.filter(charger__station_id="LAKE-E2E-1").exists())
+                await _until(
+                    lambda: ChargingSession.objects.filter(
+                        charger__station_id="LAKE-E2E-1"
+                    ).exists()
+                )
                 assert [a for a, _ in own.received_calls].count("RemoteStartTransaction") == 1
 
-                early = await sync_to_async(_guest_post)(server.url, "LAKE-E2E-1", later["access_code"])
-                assert early.status_code == 403 and "Your reservation allows charging from" in early.text
-                elsewhere = await sync_to_async(_guest_post)(server.url, "LAKE-E2E-2", anna["access_code"])
+                early = await sync_to_async(_guest_post)(
+                    server.url, "LAKE-E2E-1", later["access_code"]
+                )
+                assert (
+                    early.status_code == 403
+                    and "Your reservation allows charging from" in early.text
+                )
+                elsewhere = await sync_to_async(_guest_post)(
+                    server.url, "LAKE-E2E-2", anna["access_code"]
+                )
                 assert elsewhere.status_code == 403
-                assert "This code is for Cabin 1 and does not start this charger. Your charger: LAKE-E2E-1." in elsewhere.text
+                assert (
+                    "This code is for Cabin 1 and does not start this charger. Your charger: LAKE-E2E-1."
+                    in elsewhere.text
+                )
                 assert "RemoteStartTransaction" not in [a for a, _ in other.received_calls]
             finally:
                 await own.close()
@@ -198,8 +252,11 @@ def test_calendar_bookings_reach_the_api_and_their_codes_start_only_their_units_
 
         asyncio.run(at_the_chargers())
 
-        decisions = list(AuthorizationDecision.objects.filter(context="remote_app").order_by("id").values_list(
-            "station_id", "reason", "reservation__external_id"))
+        decisions = list(
+            AuthorizationDecision.objects.filter(context="remote_app")
+            .order_by("id")
+            .values_list("station_id", "reason", "reservation__external_id")
+        )
         assert decisions == [
             ("LAKE-E2E-1", "accepted_reservation", "vrbo-now-1"),
             ("LAKE-E2E-1", "reservation_not_active", "later-2@airbnb.com"),
@@ -207,7 +264,11 @@ def test_calendar_bookings_reach_the_api_and_their_codes_start_only_their_units_
         ]
         # No payment step: no hold, no payment.
         gs = GuestSession.objects.get()
-        assert gs.payment_id is None and gs.amount_held is None and gs.token.reservation.external_id == "vrbo-now-1"
+        assert (
+            gs.payment_id is None
+            and gs.amount_held is None
+            and gs.token.reservation.external_id == "vrbo-now-1"
+        )
         session = ChargingSession.objects.get(charger__station_id="LAKE-E2E-1")
         assert session.token.reservation.external_id == "vrbo-now-1"
 
@@ -216,30 +277,44 @@ def test_calendar_bookings_reach_the_api_and_their_codes_start_only_their_units_
         _sync(feed_id)
         listed = api.get("/api/v1/reservations/", params={"unit": cabin1.pk}).json()["results"]
         assert [r["external_id"] for r in listed] == ["vrbo-now-1"]
-        cancelled = api.get("/api/v1/reservations/", params={"status": "cancelled"}).json()["results"]
+        cancelled = api.get("/api/v1/reservations/", params={"status": "cancelled"}).json()[
+            "results"
+        ]
         assert [r["external_id"] for r in cancelled] == ["later-2@airbnb.com"]
         assert api.get(f"/api/v1/calendars/{feed_id}/").json()["cancelled_count"] == 1
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="the test process reaches the server's charger through Redis")
+@pytest.mark.skipif(
+    not settings.REDIS_URL, reason="the test process reaches the server's charger through Redis"
+)
 def test_the_kwh_cap_stops_the_running_session_over_the_real_socket(live_server_proc):
     from guest.stays import stay_caps_enforce
 
     prop, cabin1, _ = _site()
     StayPolicy.objects.create(property=prop, kwh_cap=2)
-    reservation = Reservation.objects.create(property=prop, unit=cabin1, guest_name="Bo",
-                                             check_in=timezone.now() - timedelta(hours=3),
-                                             check_out=timezone.now() + timedelta(days=1))
+    reservation = Reservation.objects.create(
+        property=prop,
+        unit=cabin1,
+        guest_name="Bo",
+        check_in=timezone.now() - timedelta(hours=3),
+        check_out=timezone.now() + timedelta(days=1),
+    )
 
     async def scenario():
         own = await _connected(live_server_proc.ws_url, "LAKE-E2E-1")
         try:
-            started = await sync_to_async(_guest_post)(live_server_proc.url, "LAKE-E2E-1", reservation.access_code)
+            started = await sync_to_async(_guest_post)(
+                live_server_proc.url, "LAKE-E2E-1", reservation.access_code
+            )
             assert started.status_code == 302
             # The session is committed before the charger reads its StartTransaction answer: wait
             # for both, or the first meter values go out without the transaction, at 0 kW.
-            await _until(lambda: ChargingSession.objects.filter(status="active").exists()
-                         and own.state[1].transaction_id is not None)
+            await _until(
+                lambda: (
+                    ChargingSession.objects.filter(status="active").exists()
+                    and own.state[1].transaction_id is not None
+                )
+            )
             await own.meter_values(1, seconds=600)  # 7.4 kW for 10 minutes: 1.23 kWh
             assert await sync_to_async(stay_caps_enforce)() == []
             await own.meter_values(1, seconds=600)  # 2.47 kWh: over the 2 kWh included

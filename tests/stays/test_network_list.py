@@ -28,13 +28,28 @@ def _login(client, organization, role):
     return user
 
 
-def test_network_list_groups_chargers_by_property_and_unit_and_hides_other_organizations(client, network):
+def test_network_list_groups_chargers_by_property_and_unit_and_hides_other_organizations(
+    client, network
+):
     prop, _, _, _ = network
     _login(client, prop.organization, "viewer")
     page = client.get("/network/").content.decode()
     dune, garage = page.index("Dune Apartments"), page.index("Town Garage")
-    shared, apt1, apt2 = page.index("Shared (no unit)"), page.index("Apartment 1"), page.index("Apartment 2")
-    assert dune < shared < page.index("DUNE-SHARED") < apt1 < page.index("DUNE-A1") < apt2 < garage < page.index("GARAGE-1")
+    shared, apt1, apt2 = (
+        page.index("Shared (no unit)"),
+        page.index("Apartment 1"),
+        page.index("Apartment 2"),
+    )
+    assert (
+        dune
+        < shared
+        < page.index("DUNE-SHARED")
+        < apt1
+        < page.index("DUNE-A1")
+        < apt2
+        < garage
+        < page.index("GARAGE-1")
+    )
     assert "ELSEWHERE-1" not in page
     assert "Move to" not in page  # viewers see no move form
 
@@ -48,7 +63,11 @@ def test_manager_moves_a_charger_to_another_unit_and_the_move_is_logged(client, 
     client.post("/network/DUNE-A1/move/", {"place": f"{garage.pk}:"})
     charger = Charger.objects.get(station_id="DUNE-A1")
     assert (charger.property_id, charger.unit_id) == (garage.pk, None)
-    log = list(ChargerPlacement.objects.order_by("id").values_list("from_unit", "to_unit", "to_property", "changed_by"))
+    log = list(
+        ChargerPlacement.objects.order_by("id").values_list(
+            "from_unit", "to_unit", "to_property", "changed_by"
+        )
+    )
     assert log == [(a1.pk, a2.pk, prop.pk, manager.pk), (a2.pk, None, garage.pk, manager.pk)]
     page = client.get("/network/").content.decode()
     assert 'id="moves"' in page and "Town Garage" in page
@@ -63,7 +82,9 @@ def test_a_viewer_or_a_foreign_place_cannot_move_a_charger(client, network):
     foreign = PropertyFactory()
     foreign_unit = Unit.objects.create(property=foreign, name="Theirs")
     client.post("/network/DUNE-A1/move/", {"place": f"{foreign.pk}:{foreign_unit.pk}"})
-    client.post("/network/DUNE-A1/move/", {"place": f"{prop.pk}:{foreign_unit.pk}"})  # unit of another property
+    client.post(
+        "/network/DUNE-A1/move/", {"place": f"{prop.pk}:{foreign_unit.pk}"}
+    )  # unit of another property
     assert client.post("/network/ELSEWHERE-1/move/", {"place": f"{prop.pk}:"}).status_code == 404
     assert Charger.objects.get(station_id="DUNE-A1").unit_id == a1.pk
     assert not ChargerPlacement.objects.exists()

@@ -25,20 +25,54 @@ def paid_session(db):
     charger = ChargerFactory(property=PropertyFactory(), station_id="HB-PAY")
     now = timezone.now()
     session = ChargingSession.objects.create(
-        charger=charger, connector_id=1, transaction_id=777, id_tag="G", started_at=now - timedelta(hours=1),
-        meter_start_wh=0, meter_stop_wh=8200, status="completed", stopped_at=now,
+        charger=charger,
+        connector_id=1,
+        transaction_id=777,
+        id_tag="G",
+        started_at=now - timedelta(hours=1),
+        meter_start_wh=0,
+        meter_stop_wh=8200,
+        status="completed",
+        stopped_at=now,
     )
     org = charger.property.organization
-    Payment.objects.create(organization=org, session=session, email="guest@example.com", currency="EUR",
-                           amount_held=Decimal("50"), amount_captured=Decimal("3.87"), reference="pi_findme",
-                           status="captured", card_last4="4242")
-    Payment.objects.create(organization=org, email="other@example.com", currency="EUR", amount_held=Decimal("50"),
-                           reference="pi_other", card_last4="1111")
+    Payment.objects.create(
+        organization=org,
+        session=session,
+        email="guest@example.com",
+        currency="EUR",
+        amount_held=Decimal("50"),
+        amount_captured=Decimal("3.87"),
+        reference="pi_findme",
+        status="captured",
+        card_last4="4242",
+    )
+    Payment.objects.create(
+        organization=org,
+        email="other@example.com",
+        currency="EUR",
+        amount_held=Decimal("50"),
+        reference="pi_other",
+        card_last4="1111",
+    )
     SessionCharge.objects.create(
-        session=session, organization=org, currency="EUR", subtotal=Decimal("3.20"), tax=Decimal("0.67"),
-        total=Decimal("3.87"), started_at=session.started_at,
-        lines=[{"kind": "energy", "description": "Energy 8.200 kWh × 0.39 EUR/kWh", "quantity": "8.200",
-                "unit": "kWh", "unit_price": "0.39", "amount": "3.20"}],
+        session=session,
+        organization=org,
+        currency="EUR",
+        subtotal=Decimal("3.20"),
+        tax=Decimal("0.67"),
+        total=Decimal("3.87"),
+        started_at=session.started_at,
+        lines=[
+            {
+                "kind": "energy",
+                "description": "Energy 8.200 kWh × 0.39 EUR/kWh",
+                "quantity": "8.200",
+                "unit": "kWh",
+                "unit_price": "0.39",
+                "amount": "3.20",
+            }
+        ],
     )
     return session
 
@@ -53,7 +87,9 @@ def test_charger_list_filters_online_and_shows_last_seen(agent_client, db):
     ChargerFactory(station_id="ON-1", connection_id="c", last_seen_at=timezone.now())
     ChargerFactory(station_id="OFF-1", last_seen_at=timezone.now() - timedelta(hours=2))
     online = agent_client.get("/admin/chargers/charger/", {"connection": "online"}).content.decode()
-    offline = agent_client.get("/admin/chargers/charger/", {"connection": "offline"}).content.decode()
+    offline = agent_client.get(
+        "/admin/chargers/charger/", {"connection": "offline"}
+    ).content.decode()
     assert "ON-1" in online and "OFF-1" not in online
     assert "OFF-1" in offline and "ON-1" not in offline
     assert "Last seen at" in online

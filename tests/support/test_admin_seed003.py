@@ -69,7 +69,9 @@ class _FormReader(HTMLParser):
             self._select = None
         elif tag == "textarea" and self._textarea:
             # Browsers drop the newline right after <textarea>.
-            self.data.append((self._textarea, self._text[1:] if self._text.startswith("\n") else self._text))
+            self.data.append(
+                (self._textarea, self._text[1:] if self._text.startswith("\n") else self._text)
+            )
             self._textarea = None
 
 
@@ -105,7 +107,10 @@ def messages_of(response):
 
 def signs_in(login, password="secret-pass-123"):
     """Return whether the portal's sign-in page accepts these credentials."""
-    return Client().post("/accounts/login/", {"username": login, "password": password}).status_code == 302
+    return (
+        Client().post("/accounts/login/", {"username": login, "password": password}).status_code
+        == 302
+    )
 
 
 def ticket_from(message, **context):
@@ -116,7 +121,12 @@ def ticket_from(message, **context):
 
 def _offline(charger, hours=3):
     at = timezone.now() - timedelta(hours=hours)
-    charger.connection_id, charger.last_seen_at, charger.last_heartbeat_at, charger.disconnected_at = "", at, at, at
+    (
+        charger.connection_id,
+        charger.last_seen_at,
+        charger.last_heartbeat_at,
+        charger.disconnected_at,
+    ) = "", at, at, at
     charger.save()
 
 
@@ -128,7 +138,9 @@ def test_1_offline_charger_is_confirmed_from_the_charger_list_and_the_ticket(des
     charger = ChargerFactory(station_id="Q1-OFF", heartbeat_interval=60)
     ChargerFactory(station_id="Q1-ON", connection_id="c1", last_seen_at=timezone.now())
     _offline(charger)
-    ticket = ticket_from("charger is dead, that didn't help", station_id="Q1-OFF", email="g@example.com")
+    ticket = ticket_from(
+        "charger is dead, that didn't help", station_id="Q1-OFF", email="g@example.com"
+    )
     offline = desk.get("/admin/chargers/charger/", {"connection": "offline"}).content.decode()
     assert "Q1-OFF" in offline and "Q1-ON" not in offline
     page = desk.get(f"/admin/support/ticket/{ticket.pk}/change/").content.decode()
@@ -143,14 +155,36 @@ def test_1_offline_charger_is_confirmed_from_the_charger_list_and_the_ticket(des
 
 
 def test_2_not_charging_the_ticket_shows_the_fault_in_plain_words_and_the_charger_frames(desk):
-    charger = ChargerFactory(station_id="Q2-FLT", vendor="Alfen BV", connection_id="c", last_seen_at=timezone.now())
-    Connector.objects.create(charger=charger, connector_id=1, status="Faulted", error_code="GroundFailure",
-                             vendor_error_code="101", status_timestamp=timezone.now())
-    OcppMessage.objects.create(charger=charger, direction="in", message_type=2, unique_id="sn1",
-                               action="StatusNotification", payload={"status": "Faulted"})
-    ChargingSession.objects.create(charger=charger, connector_id=1, transaction_id=4242, id_tag="G2",
-                                   started_at=timezone.now() - timedelta(minutes=5), meter_start_wh=0)
-    ticket = ticket_from("plugged in, nothing flows. still not working", station_id="Q2-FLT", email="g@example.com")
+    charger = ChargerFactory(
+        station_id="Q2-FLT", vendor="Alfen BV", connection_id="c", last_seen_at=timezone.now()
+    )
+    Connector.objects.create(
+        charger=charger,
+        connector_id=1,
+        status="Faulted",
+        error_code="GroundFailure",
+        vendor_error_code="101",
+        status_timestamp=timezone.now(),
+    )
+    OcppMessage.objects.create(
+        charger=charger,
+        direction="in",
+        message_type=2,
+        unique_id="sn1",
+        action="StatusNotification",
+        payload={"status": "Faulted"},
+    )
+    ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=4242,
+        id_tag="G2",
+        started_at=timezone.now() - timedelta(minutes=5),
+        meter_start_wh=0,
+    )
+    ticket = ticket_from(
+        "plugged in, nothing flows. still not working", station_id="Q2-FLT", email="g@example.com"
+    )
     page = desk.get(f"/admin/support/ticket/{ticket.pk}/change/").content.decode()
     assert "GroundFailure" in page and "the 6 mA DC leakage sensor tripped" in page
     assert "StatusNotification" in page  # the recent frames are in the bundle
@@ -165,11 +199,20 @@ def test_3_refused_card_is_whitelisted_from_the_ticket(desk, agent):
     prop = PropertyFactory()
     ChargerFactory(property=prop, station_id="Q3-RES")
     AuthorizationDecision.objects.create(
-        uid="04A1B2C3", uid_normalized="04A1B2C3", station_id="Q3-RES", context="local", status="Invalid",
-        reason="not_in_local_group", step=9, message="Not in a local group", organization=prop.organization,
+        uid="04A1B2C3",
+        uid_normalized="04A1B2C3",
+        station_id="Q3-RES",
+        context="local",
+        status="Invalid",
+        reason="not_in_local_group",
+        step=9,
+        message="Not in a local group",
+        organization=prop.organization,
     )
     group = TokenGroup.objects.create(organization=prop.organization, name="Residents")
-    ticket = ticket_from("my card was rejected, that didn't help", station_id="Q3-RES", email="r@example.com")
+    ticket = ticket_from(
+        "my card was rejected, that didn't help", station_id="Q3-RES", email="r@example.com"
+    )
     toolkit_page = desk.get(f"/admin/support/ticket/{ticket.pk}/toolkit/").content.decode()
     assert 'value="04A1B2C3"' in toolkit_page  # the refused card, ready to whitelist
     done = toolkit_post(desk, ticket, "whitelist", group=group.pk, uid="04A1B2C3")
@@ -181,13 +224,22 @@ def test_3_refused_card_is_whitelisted_from_the_ticket(desk, agent):
 # 4. Overcharge / refund (the sandbox gateway; the Stripe one is below) --------------------------
 
 
-def test_4_refund_from_the_ticket_moves_money_at_the_gateway_and_emails_a_confirmation(desk, prop, charger):
+def test_4_refund_from_the_ticket_moves_money_at_the_gateway_and_emails_a_confirmation(
+    desk, prop, charger
+):
     unit_rate(prop)
     session, payment = paid_session(charger, wh=10000, email="payer@example.com")
-    ticket = Ticket.objects.create(email="payer@example.com", message="I was overcharged", topic="billing",
-                                   session=session, organization=prop.organization)
+    ticket = Ticket.objects.create(
+        email="payer@example.com",
+        message="I was overcharged",
+        topic="billing",
+        session=session,
+        organization=prop.organization,
+    )
     mail.outbox.clear()
-    done = toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="4.00", reason="Idle fee while charging")
+    done = toolkit_post(
+        desk, ticket, "refund", payment=payment.pk, amount="4.00", reason="Idle fee while charging"
+    )
     assert any(m.startswith("Refunded 4.00") for m in messages_of(done)), messages_of(done)
     refund = payment.refunds.get()
     assert refund.gateway_reference.startswith("re_sbx_")  # the sandbox processor answered
@@ -195,7 +247,9 @@ def test_4_refund_from_the_ticket_moves_money_at_the_gateway_and_emails_a_confir
     assert [m.to for m in mail.outbox] == [["payer@example.com"]]
     assert "4.00" in mail.outbox[0].body and "Idle fee while charging" in mail.outbox[0].body
     assert ticket.thread.filter(to_email="payer@example.com").exists()
-    too_much = toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="7.00", reason="again")
+    too_much = toolkit_post(
+        desk, ticket, "refund", payment=payment.pk, amount="7.00", reason="again"
+    )
     assert "At most 6.00" in too_much.content.decode()  # 10.00 charged, 4.00 back already
     assert payment.refunds.count() == 1
 
@@ -222,8 +276,12 @@ def test_5_payment_found_by_card_last4_and_its_cost_read_as_lines(desk, prop, ch
 def test_6_verified_customer_is_unsubscribed_and_erased_from_the_toolkit(desk, prop, charger):
     unit_rate(prop)
     session, payment = paid_session(charger, wh=10000, email="leaver@example.com")
-    plan = SubscriptionPlan.objects.create(property=prop, name="Residents", monthly_fee=Decimal("20"))
-    sub = Subscription.objects.create(plan=plan, email="leaver@example.com", started_at=timezone.now())
+    plan = SubscriptionPlan.objects.create(
+        property=prop, name="Residents", monthly_fee=Decimal("20")
+    )
+    sub = Subscription.objects.create(
+        plan=plan, email="leaver@example.com", started_at=timezone.now()
+    )
     ticket = ticket_from("I moved out, stop billing me", email="leaver@example.com")
     refused = toolkit_post(desk, ticket, "erase", confirm="on")
     assert "Verify the customer" in refused.content.decode()
@@ -249,7 +307,9 @@ def test_7_verified_email_change_moves_receipts_and_the_hosts_sign_in(desk, prop
     session, payment = paid_session(charger, wh=1000, email="Host.Old@example.com")
     UserFactory(username="host.old@example.com", email="Host.Old@example.com")
     ticket = ticket_from("I need to change my email", email="Host.Old@example.com")
-    verified = toolkit_post(desk, ticket, "verify", session_date=session.started_at.date().isoformat())
+    verified = toolkit_post(
+        desk, ticket, "verify", session_date=session.started_at.date().isoformat()
+    )
     assert "Identity verified." in messages_of(verified)
     done = toolkit_post(desk, ticket, "email", new_email="Host.New@example.com")
     assert any(m.startswith("Email changed") for m in messages_of(done)), messages_of(done)
@@ -291,8 +351,12 @@ def test_7_changing_a_hosts_email_on_the_user_page_changes_their_sign_in(desk, a
 def test_8_new_charger_is_assigned_to_its_property_on_the_charger_page(desk):
     prop = PropertyFactory(name="Beach House")
     charger = ChargerFactory(station_id="Q8-NEW", property=None, serial_number="SN-778")
-    ticket = Ticket.objects.create(email="host@example.com", message="new charger not under our property",
-                                   topic="assignment", station_id="Q8-NEW")
+    ticket = Ticket.objects.create(
+        email="host@example.com",
+        message="new charger not under our property",
+        topic="assignment",
+        station_id="Q8-NEW",
+    )
     found = desk.get("/admin/chargers/charger/", {"q": "SN-778"}).content.decode()
     assert "Q8-NEW" in found
     page = desk.get(f"/admin/chargers/charger/{charger.pk}/change/")
@@ -301,7 +365,9 @@ def test_8_new_charger_is_assigned_to_its_property_on_the_charger_page(desk):
     saved = desk.post(f"/admin/chargers/charger/{charger.pk}/change/", data)
     assert saved.status_code == 302, saved.content.decode()[:3000]
     assert Charger.objects.get(pk=charger.pk).property == prop
-    reply = toolkit_post(desk, ticket, "reply", body="Q8-NEW is now under Beach House.", status="resolved")
+    reply = toolkit_post(
+        desk, ticket, "reply", body="Q8-NEW is now under Beach House.", status="resolved"
+    )
     assert "Reply sent to host@example.com." in messages_of(reply)
     assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.RESOLVED
 
@@ -315,12 +381,24 @@ def test_9_guest_start_error_shows_the_refusal_and_the_override_form(desk):
     charger = ChargerFactory(property=prop, station_id="Q9-GST")
     _offline(charger, hours=1)
     AuthorizationDecision.objects.create(
-        uid="GUEST-X", uid_normalized="GUEST-X", station_id="Q9-GST", context="remote", status="Invalid",
-        reason="license_inactive", step=2, message="License expired", organization=prop.organization,
+        uid="GUEST-X",
+        uid_normalized="GUEST-X",
+        station_id="Q9-GST",
+        context="remote",
+        status="Invalid",
+        reason="license_inactive",
+        step=2,
+        message="License expired",
+        organization=prop.organization,
     )
-    ticket = ticket_from("my guest can't start a charge after paying, that didn't help", station_id="Q9-GST",
-                         email="guest@example.com")
-    decisions = desk.get("/admin/authorization/authorizationdecision/", {"q": "Q9-GST"}).content.decode()
+    ticket = ticket_from(
+        "my guest can't start a charge after paying, that didn't help",
+        station_id="Q9-GST",
+        email="guest@example.com",
+    )
+    decisions = desk.get(
+        "/admin/authorization/authorizationdecision/", {"q": "Q9-GST"}
+    ).content.decode()
     assert "GUEST-X" in decisions
     toolkit_page = desk.get(f"/admin/support/ticket/{ticket.pk}/toolkit/").content.decode()
     assert f'<option value="{charger.pk}" selected>' in toolkit_page
@@ -338,16 +416,30 @@ def test_10_failed_payout_reason_is_found_and_explained_to_the_host(desk):
     prop = PropertyFactory()
     org = prop.organization
     now = timezone.now()
-    Payout.objects.create(organization=org, currency="EUR", period_start=now - timedelta(days=30),
-                          period_end=now, net=Decimal("412.50"), status="failed", reference="po_q10",
-                          failure_reason="The bank account was rejected")
+    Payout.objects.create(
+        organization=org,
+        currency="EUR",
+        period_start=now - timedelta(days=30),
+        period_end=now,
+        net=Decimal("412.50"),
+        status="failed",
+        reference="po_q10",
+        failure_reason="The bank account was rejected",
+    )
     host = UserFactory(username="payee@example.com")
-    ticket = Ticket.objects.create(email=host.email, message="payout failed, why", topic="payouts", organization=org)
+    ticket = Ticket.objects.create(
+        email=host.email, message="payout failed, why", topic="payouts", organization=org
+    )
     listing = desk.get("/admin/billing/payout/", {"q": org.name}).content.decode()
     assert "po_q10" in listing and "The bank account was rejected" in listing
     mail.outbox.clear()
-    reply = toolkit_post(desk, ticket, "reply", body="Payout po_q10 failed: the bank rejected the account.",
-                         status="waiting")
+    reply = toolkit_post(
+        desk,
+        ticket,
+        "reply",
+        body="Payout po_q10 failed: the bank rejected the account.",
+        status="waiting",
+    )
     assert "Reply sent to payee@example.com." in messages_of(reply)
     assert mail.outbox[0].to == ["payee@example.com"] and "po_q10" in mail.outbox[0].body
 
@@ -365,20 +457,42 @@ def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charg
     from tests.billing.test_stripe_gateway import RecordedHTTP
 
     session = ChargingSession.objects.create(
-        charger=charger, connector_id=1, transaction_id=8801, id_tag="G4", started_at=timezone.now() - timedelta(hours=1),
-        stopped_at=timezone.now(), meter_start_wh=0, meter_stop_wh=1500, status="completed",
+        charger=charger,
+        connector_id=1,
+        transaction_id=8801,
+        id_tag="G4",
+        started_at=timezone.now() - timedelta(hours=1),
+        stopped_at=timezone.now(),
+        meter_start_wh=0,
+        meter_stop_wh=1500,
+        status="completed",
     )
     payment = Payment.objects.create(
-        organization=prop.organization, session=session, email="card@example.com", currency="EUR",
-        amount_held=Decimal("30.00"), amount_captured=Decimal("5.45"), reference="pi_3QxTestHold0001",
-        status="captured", gateway="stripe",
+        organization=prop.organization,
+        session=session,
+        email="card@example.com",
+        currency="EUR",
+        amount_held=Decimal("30.00"),
+        amount_captured=Decimal("5.45"),
+        reference="pi_3QxTestHold0001",
+        status="captured",
+        gateway="stripe",
     )
     http = RecordedHTTP([("pi_captured", 200), ("refund_succeeded", 200)])
-    monkeypatch.setattr(billing_services, "get_gateway", lambda: StripeGateway("sk_test_recorded", http_client=http))
-    ticket = Ticket.objects.create(email="card@example.com", message="refund please", topic="billing",
-                                   session=session, organization=prop.organization)
+    monkeypatch.setattr(
+        billing_services, "get_gateway", lambda: StripeGateway("sk_test_recorded", http_client=http)
+    )
+    ticket = Ticket.objects.create(
+        email="card@example.com",
+        message="refund please",
+        topic="billing",
+        session=session,
+        organization=prop.organization,
+    )
     mail.outbox.clear()
-    done = toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed start")
+    done = toolkit_post(
+        desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed start"
+    )
     assert any(m.startswith("Refunded 2.00") for m in messages_of(done)), messages_of(done)
     assert http.requests[1]["url"].endswith("/v1/refunds")
     assert http.requests[1]["data"] == {"payment_intent": ["pi_3QxTestHold0001"], "amount": ["200"]}
@@ -389,17 +503,35 @@ def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charg
 
 
 def test_2_a_vendor_code_added_in_the_admin_is_explained_by_the_assistant(desk):
-    charger = ChargerFactory(station_id="Q2-WBX", vendor="Wallbox Chargers S.L.", connection_id="c",
-                             last_seen_at=timezone.now())
-    Connector.objects.create(charger=charger, connector_id=1, status="Faulted", error_code="OtherError",
-                             vendor_error_code="E-77", status_timestamp=timezone.now())
+    charger = ChargerFactory(
+        station_id="Q2-WBX",
+        vendor="Wallbox Chargers S.L.",
+        connection_id="c",
+        last_seen_at=timezone.now(),
+    )
+    Connector.objects.create(
+        charger=charger,
+        connector_id=1,
+        status="Faulted",
+        error_code="OtherError",
+        vendor_error_code="E-77",
+        status_timestamp=timezone.now(),
+    )
     before = assistant_answer(message="car not charging", station_id="Q2-WBX")
     assert any("(vendor code E-77)" in f for f in before.facts)
-    added = desk.post("/admin/support/vendorerrorcode/add/", {
-        "vendor": "Wallbox", "code": "e-77", "explanation": "the charger lost its earth connection",
-        "advice": "An electrician must check the earth.",
-    })
+    added = desk.post(
+        "/admin/support/vendorerrorcode/add/",
+        {
+            "vendor": "Wallbox",
+            "code": "e-77",
+            "explanation": "the charger lost its earth connection",
+            "advice": "An electrician must check the earth.",
+        },
+    )
     assert added.status_code == 302, added.content.decode()[:2000]
     after = assistant_answer(message="car not charging", station_id="Q2-WBX")
     fault = next(f for f in after.facts if f.startswith("Connector 1 reports Faulted"))
-    assert "(vendor code E-77: the charger lost its earth connection – An electrician must check the earth.)" in fault
+    assert (
+        "(vendor code E-77: the charger lost its earth connection – An electrician must check the earth.)"
+        in fault
+    )

@@ -19,7 +19,9 @@ URL = "/api/v1/support/assistant/"
 
 
 def ask(client, message, conversation=None, **context):
-    response = client.post(URL, {"message": message, "conversation": conversation, "context": context}, format="json")
+    response = client.post(
+        URL, {"message": message, "conversation": conversation, "context": context}, format="json"
+    )
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -50,7 +52,9 @@ def test_offline_charger_fact_names_since_when_and_last_heartbeat(api_client, st
     assert answer["topic"] == "charger_offline"
     # "since 21:10" the same day, "since 22 Nov 21:10" when that was yesterday (a run after midnight).
     since = when(at, _tz(station), timezone.now())
-    assert f"Charger HB-7 has been offline since {since} (last heartbeat 3 h ago)." in answer["facts"]
+    assert (
+        f"Charger HB-7 has been offline since {since} (last heartbeat 3 h ago)." in answer["facts"]
+    )
     assert "breaker" in answer["reply"]  # offline: the power checks are the point
     assert answer["ticket"] is None
     assert answer["asks_for"] == ["occurred_at"]  # property and charger come from the station
@@ -66,9 +70,17 @@ def test_online_charger_skips_power_and_wifi_steps(api_client, station):
 
 def test_faulted_connector_fact_explains_ocpp_and_vendor_code(api_client, station):
     _online(station)
-    VendorErrorCode.objects.create(vendor="acme", code="E12", explanation="residual current detected")
-    Connector.objects.create(charger=station, connector_id=1, status="Faulted", error_code="GroundFailure",
-                             vendor_error_code="E12", status_timestamp=timezone.now())
+    VendorErrorCode.objects.create(
+        vendor="acme", code="E12", explanation="residual current detected"
+    )
+    Connector.objects.create(
+        charger=station,
+        connector_id=1,
+        status="Faulted",
+        error_code="GroundFailure",
+        vendor_error_code="E12",
+        status_timestamp=timezone.now(),
+    )
     answer = ask(api_client, "the plug is in and nothing happens", station_id="HB-7")
     assert answer["topic"] == "not_charging"
     fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
@@ -81,19 +93,34 @@ def test_seeded_vendor_code_is_explained_for_a_vendor_named_loosely(api_client, 
     _online(station)
     station.vendor = "Alfen BV"
     station.save()
-    Connector.objects.create(charger=station, connector_id=1, status="Faulted", error_code="GroundFailure",
-                             vendor_error_code="101", status_timestamp=timezone.now())
+    Connector.objects.create(
+        charger=station,
+        connector_id=1,
+        status="Faulted",
+        error_code="GroundFailure",
+        vendor_error_code="101",
+        status_timestamp=timezone.now(),
+    )
     answer = ask(api_client, "car wont charge", station_id="HB-7")
     fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
-    assert "(vendor code 101: the 6 mA DC leakage sensor tripped (a ground fault) – Turn the charger off" in fault
+    assert (
+        "(vendor code 101: the 6 mA DC leakage sensor tripped (a ground fault) – Turn the charger off"
+        in fault
+    )
 
 
 def test_vendor_code_of_another_vendor_is_not_explained(api_client, station):
     _online(station)
     station.vendor = "Alfenix"  # not Alfen: a prefix of the word is no match
     station.save()
-    Connector.objects.create(charger=station, connector_id=1, status="Faulted", error_code="OtherError",
-                             vendor_error_code="101", status_timestamp=timezone.now())
+    Connector.objects.create(
+        charger=station,
+        connector_id=1,
+        status="Faulted",
+        error_code="OtherError",
+        vendor_error_code="101",
+        status_timestamp=timezone.now(),
+    )
     answer = ask(api_client, "car wont charge", station_id="HB-7")
     fault = next(f for f in answer["facts"] if f.startswith("Connector 1 reports Faulted"))
     assert "(vendor code 101)" in fault and "leakage" not in fault
@@ -102,8 +129,15 @@ def test_vendor_code_of_another_vendor_is_not_explained(api_client, station):
 def test_refused_card_fact_for_a_guest_masks_the_uid_and_gives_the_cause(api_client, station):
     _online(station)
     AuthorizationDecision.objects.create(
-        uid="04A1B2C3D4", uid_normalized="04A1B2C3D4", station_id="HB-7", context="local", status="Invalid",
-        reason="not_in_local_group", step=9, message="host words", organization=station.property.organization,
+        uid="04A1B2C3D4",
+        uid_normalized="04A1B2C3D4",
+        station_id="HB-7",
+        context="local",
+        status="Invalid",
+        reason="not_in_local_group",
+        step=9,
+        message="host words",
+        organization=station.property.organization,
     )
     answer = ask(api_client, "my card was rejected", station_id="HB-7")
     assert answer["topic"] == "no_permission"
@@ -112,29 +146,64 @@ def test_refused_card_fact_for_a_guest_masks_the_uid_and_gives_the_cause(api_cli
     assert "not in this charger's local token group" in refusal
 
 
-def test_cost_question_returns_the_sessions_cost_lines_only_with_the_payment_email(api_client, station):
+def test_cost_question_returns_the_sessions_cost_lines_only_with_the_payment_email(
+    api_client, station
+):
     now = timezone.now()
     session = ChargingSession.objects.create(
-        charger=station, connector_id=1, transaction_id=501, id_tag="G1", started_at=now - timedelta(hours=2),
-        stopped_at=now - timedelta(hours=1), meter_start_wh=0, meter_stop_wh=8200, status="completed",
+        charger=station,
+        connector_id=1,
+        transaction_id=501,
+        id_tag="G1",
+        started_at=now - timedelta(hours=2),
+        stopped_at=now - timedelta(hours=1),
+        meter_start_wh=0,
+        meter_stop_wh=8200,
+        status="completed",
     )
     org = station.property.organization
     SessionCharge.objects.create(
-        session=session, organization=org, currency="EUR", subtotal=Decimal("5.27"), tax=Decimal("0"),
-        total=Decimal("5.27"), started_at=session.started_at, energy_wh=8200,
+        session=session,
+        organization=org,
+        currency="EUR",
+        subtotal=Decimal("5.27"),
+        tax=Decimal("0"),
+        total=Decimal("5.27"),
+        started_at=session.started_at,
+        energy_wh=8200,
         lines=[
-            {"kind": "connection_fee", "description": "Connection fee (once per session)", "amount": "1.00"},
+            {
+                "kind": "connection_fee",
+                "description": "Connection fee (once per session)",
+                "amount": "1.00",
+            },
             {"kind": "energy", "description": "Energy 8.200 kWh × 0.35 EUR/kWh", "amount": "2.87"},
-            {"kind": "idle_fee", "description": "Idle fee: plugged in 27 min after charging finished, first 15 min free", "amount": "1.40"},
+            {
+                "kind": "idle_fee",
+                "description": "Idle fee: plugged in 27 min after charging finished, first 15 min free",
+                "amount": "1.40",
+            },
         ],
     )
-    Payment.objects.create(organization=org, session=session, email="guest@example.com", currency="EUR",
-                           amount_held=Decimal("50"), amount_captured=Decimal("5.27"), reference="pay_abc12345",
-                           status="captured")
+    Payment.objects.create(
+        organization=org,
+        session=session,
+        email="guest@example.com",
+        currency="EUR",
+        amount_held=Decimal("50"),
+        amount_captured=Decimal("5.27"),
+        reference="pay_abc12345",
+        status="captured",
+    )
     hidden = ask(api_client, "why is this session so expensive", session_id=session.pk)
     assert hidden["topic"] == "cost_breakdown"
     assert not any("Energy 8.200" in f for f in hidden["facts"])
-    shown = ask(api_client, "why is this session so expensive", session_id=session.pk, email="guest@example.com")
+    shown = ask(
+        api_client,
+        "why is this session so expensive",
+        session_id=session.pk,
+        email="guest@example.com",
+    )
     cost = next(f for f in shown["facts"] if f.startswith("This session cost 5.27 EUR"))
     assert "Connection fee (once per session) = 1.00 EUR" in cost
     assert "Energy 8.200 kWh × 0.35 EUR/kWh = 2.87 EUR" in cost and "Idle fee" in cost
@@ -143,8 +212,14 @@ def test_cost_question_returns_the_sessions_cost_lines_only_with_the_payment_ema
 def test_didnt_help_hands_over_a_ticket_with_charger_state_and_recent_frames(api_client, station):
     _offline(station)
     for i in range(60):
-        OcppMessage.objects.create(charger=station, direction="in", message_type=2, unique_id=str(i),
-                                   action="Heartbeat", payload={})
+        OcppMessage.objects.create(
+            charger=station,
+            direction="in",
+            message_type=2,
+            unique_id=str(i),
+            action="Heartbeat",
+            payload={},
+        )
     first = ask(api_client, "charger shows offline", station_id="HB-7")
     assert first["ticket"] is None
     second = ask(api_client, "that didn't help", conversation=first["conversation"])
@@ -153,7 +228,10 @@ def test_didnt_help_hands_over_a_ticket_with_charger_state_and_recent_frames(api
     assert ticket.reference in second["reply"] and "email" in second["asks_for"]
     assert ticket.source == Ticket.Source.ASSISTANT and ticket.topic == Ticket.Topic.OFFLINE
     assert ticket.charger == station and ticket.organization == station.property.organization
-    assert ticket.bundle["charger"]["station_id"] == "HB-7" and ticket.bundle["charger"]["online"] is False
+    assert (
+        ticket.bundle["charger"]["station_id"] == "HB-7"
+        and ticket.bundle["charger"]["online"] is False
+    )
     assert len(ticket.bundle["frames"]) == 50 and ticket.bundle["frames"][0]["unique_id"] == "59"
     assert "that didn't help" in ticket.message
     # The email given afterwards lands on the same ticket.
@@ -182,7 +260,9 @@ def test_host_sees_own_charger_but_another_organizations_charger_is_unknown(api_
     own = ask(api_client, "charger offline", station_id="HB-7")
     assert any(f.startswith("Charger HB-7 has been offline") for f in own["facts"])
     foreign = ask(api_client, "charger offline", station_id="OTHER-1")
-    assert foreign["facts"] == ["No charger with Station ID OTHER-1 is known in your organizations."]
+    assert foreign["facts"] == [
+        "No charger with Station ID OTHER-1 is known in your organizations."
+    ]
     unknown = ask(api_client, "charger offline", station_id="NOPE-9")
     assert unknown["facts"] == ["No charger with Station ID NOPE-9 is known in your organizations."]
 
@@ -193,7 +273,10 @@ def test_a_conversation_of_someone_else_is_not_continued(api_client, station):
     api_client.force_authenticate(host)
     again = ask(api_client, "that didn't help", conversation=first["conversation"])
     assert again["conversation"] != first["conversation"]
-    assert AssistantConversation.objects.get(key=first["conversation"]).messages[-1]["role"] == "assistant"
+    assert (
+        AssistantConversation.objects.get(key=first["conversation"]).messages[-1]["role"]
+        == "assistant"
+    )
 
 
 def test_bad_input_is_a_400_and_stores_nothing(api_client):

@@ -10,13 +10,25 @@ from tests.security.csp_browser import awatch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _offline_charger() -> None:
     prop = PropertyFactory(name="Harbour Hotel", timezone="UTC")
     seen = timezone.now() - timedelta(hours=3)
-    ChargerFactory(property=prop, station_id="HB-OFF-1", last_seen_at=seen, last_heartbeat_at=seen, disconnected_at=seen)
+    ChargerFactory(
+        property=prop,
+        station_id="HB-OFF-1",
+        last_seen_at=seen,
+        last_heartbeat_at=seen,
+        disconnected_at=seen,
+    )
 
 
 async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(live_server_proc):
@@ -28,8 +40,12 @@ async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(li
 
     await sync_to_async(_offline_charger)()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
         page = await context.new_page()
         violations = await awatch_csp(page, [])
         try:
@@ -43,9 +59,15 @@ async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(li
             await panel.get_by_role("button", name="Send").click()
             first = panel.locator(".sa-log > .bot").first
             await first.wait_for(timeout=15_000)
-            assert await first.get_attribute("data-topic") in ("charger_offline", "guest_start_error")
+            assert await first.get_attribute("data-topic") in (
+                "charger_offline",
+                "guest_start_error",
+            )
             text = await first.inner_text()
-            assert "Charger HB-OFF-1 has been offline since" in text and "last heartbeat 3 h ago" in text
+            assert (
+                "Charger HB-OFF-1 has been offline since" in text
+                and "last heartbeat 3 h ago" in text
+            )
             await page.fill("#sa-input", "that didn't help")
             await page.fill("#sa-email", "guest@example.com")
             await panel.get_by_role("button", name="Send").click()
@@ -61,7 +83,9 @@ async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(li
             results = await Axe().run(page)
             assert results.violations_count == 0, results.generate_report()
             reply = await panel.locator(".sa-log > .bot").last.inner_text()
-            assert f"#{row.reference}" in reply or str(ticket_id) in reply  # the guest is told the ticket
+            assert (
+                f"#{row.reference}" in reply or str(ticket_id) in reply
+            )  # the guest is told the ticket
             assert violations == []
         finally:
             await browser.close()

@@ -27,8 +27,19 @@ def test_shipped_model_keeps_its_margin_on_the_untouched_sets():
 
 def test_every_topic_is_known_to_the_model():
     assert sorted(_shipped().classes) == sorted(
-        ["charger_offline", "not_charging", "no_permission", "billing_dispute", "cost_breakdown", "account_cancel",
-         "account_email", "charger_setup", "guest_start_error", "payouts_reporting", "other"]
+        [
+            "charger_offline",
+            "not_charging",
+            "no_permission",
+            "billing_dispute",
+            "cost_breakdown",
+            "account_cancel",
+            "account_email",
+            "charger_setup",
+            "guest_start_error",
+            "payouts_reporting",
+            "other",
+        ]
     )
 
 
@@ -41,7 +52,12 @@ def test_negated_words_are_their_own_features_and_carry_a_concept():
 
 
 def test_amounts_with_or_without_a_currency_are_money():
-    for text in ("why did you take 38 dollars", "what does the 14.20 consist of", "41 bucks", "€12"):
+    for text in (
+        "why did you take 38 dollars",
+        "what does the 14.20 consist of",
+        "41 bucks",
+        "€12",
+    ):
         assert "@money" in classifier.features(text), text
 
 

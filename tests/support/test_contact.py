@@ -18,7 +18,8 @@ def station(db):
 
 def test_contact_form_is_prefilled_with_station_property_time_and_prompt(client, station):
     response = client.get(
-        "/support/contact/", {"station_id": "HB-7", "prompt": "License inactive", "at": "2026-11-21T19:30:00+00:00"}
+        "/support/contact/",
+        {"station_id": "HB-7", "prompt": "License inactive", "at": "2026-11-21T19:30:00+00:00"},
     )
     body = response.content.decode()
     assert response.status_code == 200
@@ -36,11 +37,18 @@ def test_contact_form_never_reveals_property_of_private_owner_chargers(client, s
 
 
 def test_submitting_creates_a_ticket_linked_to_the_charger(client, station):
-    response = client.post("/support/contact/", {
-        "topic": "offline", "station_id": " HB-7 ", "property_name": "Harbour Hotel",
-        "occurred_at": "2026-11-21T20:30", "message": "The charger is dark.", "email": "guest@example.com",
-        "prompt": "Charger is Out of Order",
-    })
+    response = client.post(
+        "/support/contact/",
+        {
+            "topic": "offline",
+            "station_id": " HB-7 ",
+            "property_name": "Harbour Hotel",
+            "occurred_at": "2026-11-21T20:30",
+            "message": "The charger is dark.",
+            "email": "guest@example.com",
+            "prompt": "Charger is Out of Order",
+        },
+    )
     assert response.status_code == 302
     ticket = Ticket.objects.get()
     assert response["Location"] == f"/support/contact/sent/?ref={ticket.reference}"
@@ -54,7 +62,10 @@ def test_submitting_creates_a_ticket_linked_to_the_charger(client, station):
 
 
 def test_invalid_station_id_is_kept_verbatim_for_support(client, db):
-    client.post("/support/contact/", {"topic": "guest_start", "station_id": "NOPE-1", "message": "x", "email": "a@b.co"})
+    client.post(
+        "/support/contact/",
+        {"topic": "guest_start", "station_id": "NOPE-1", "message": "x", "email": "a@b.co"},
+    )
     ticket = Ticket.objects.get()
     assert ticket.station_id == "NOPE-1" and ticket.charger is None
 
@@ -66,7 +77,10 @@ def test_missing_email_is_a_form_error(client, db):
 
 
 def test_honeypot_stores_nothing(client, db):
-    client.post("/support/contact/", {"topic": "other", "message": "buy", "email": "a@b.co", "website": "spam"})
+    client.post(
+        "/support/contact/",
+        {"topic": "other", "message": "buy", "email": "a@b.co", "website": "spam"},
+    )
     assert not Ticket.objects.exists()
 
 
@@ -74,18 +88,24 @@ def test_contact_is_rate_limited(client, db, monkeypatch):
     monkeypatch.setattr("support.views._window", lambda: 42)  # no window boundary mid-test
     for _ in range(5):
         client.post("/support/contact/", {"topic": "other", "message": "m", "email": "a@b.co"})
-    response = client.post("/support/contact/", {"topic": "other", "message": "m", "email": "a@b.co"})
+    response = client.post(
+        "/support/contact/", {"topic": "other", "message": "m", "email": "a@b.co"}
+    )
     assert response.status_code == 429
     assert Ticket.objects.count() == 5
 
 
 def test_contact_requires_csrf(db):
-    response = Client(enforce_csrf_checks=True).post("/support/contact/", {"message": "m", "email": "a@b.co"})
+    response = Client(enforce_csrf_checks=True).post(
+        "/support/contact/", {"message": "m", "email": "a@b.co"}
+    )
     assert response.status_code == 403
 
 
 def test_agents_see_tickets_in_admin(client, station):
-    Ticket.objects.create(email="guest@example.com", message="help", station_id="HB-7", charger=station)
+    Ticket.objects.create(
+        email="guest@example.com", message="help", station_id="HB-7", charger=station
+    )
     admin = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(admin)
     body = client.get("/admin/support/ticket/").content.decode()
@@ -97,6 +117,8 @@ def test_agents_see_tickets_in_admin(client, station):
 def test_admin_action_resolves_tickets(client, station):
     ticket = Ticket.objects.create(email="g@example.com", message="help")
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    client.post("/admin/support/ticket/", {"action": "mark_resolved", "_selected_action": [ticket.pk]})
+    client.post(
+        "/admin/support/ticket/", {"action": "mark_resolved", "_selected_action": [ticket.pk]}
+    )
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.RESOLVED

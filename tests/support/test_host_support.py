@@ -17,11 +17,19 @@ def setup(db):
     prop = PropertyFactory(name="Harbour Hotel", timezone="UTC")
     seen = timezone.now() - timedelta(hours=3)
     ChargerFactory(property=prop, station_id="HB-OFF", last_seen_at=seen, disconnected_at=seen)
-    faulted = ChargerFactory(property=prop, station_id="HB-FLT", connection_id="c", last_seen_at=timezone.now())
-    Connector.objects.create(charger=faulted, connector_id=1, status="Faulted", error_code="HighTemperature")
+    faulted = ChargerFactory(
+        property=prop, station_id="HB-FLT", connection_id="c", last_seen_at=timezone.now()
+    )
+    Connector.objects.create(
+        charger=faulted, connector_id=1, status="Faulted", error_code="HighTemperature"
+    )
     other = ChargerFactory(station_id="THEIRS-1", last_seen_at=seen)
-    mine = assistant_answer(message="charger offline, that didn't help", station_id="HB-OFF", email="g@example.com")
-    theirs = assistant_answer(message="charger offline, that didn't help", station_id="THEIRS-1", email="x@example.com")
+    mine = assistant_answer(
+        message="charger offline, that didn't help", station_id="HB-OFF", email="g@example.com"
+    )
+    theirs = assistant_answer(
+        message="charger offline, that didn't help", station_id="THEIRS-1", email="x@example.com"
+    )
     host = MembershipFactory(organization=prop.organization, role="viewer").user
     return host, mine.ticket, theirs.ticket, other
 
@@ -46,7 +54,10 @@ def test_host_sees_own_tickets_only(client, setup):
     theirs_ref = Ticket.objects.get(pk=theirs).reference
     assert mine_ref in page and theirs_ref not in page
     detail = client.get(f"/support/tickets/{mine_ref}/")
-    assert detail.status_code == 200 and "Charger HB-OFF has been offline since" in detail.content.decode()
+    assert (
+        detail.status_code == 200
+        and "Charger HB-OFF has been offline since" in detail.content.decode()
+    )
     assert client.get(f"/support/tickets/{theirs_ref}/").status_code == 404
 
 
@@ -57,18 +68,36 @@ def test_needs_attention_rows_are_the_assistants_own_facts(client, setup):
 
     host, *_ = setup
     prop = host.memberships.first().organization.properties.first()
-    refusing = ChargerFactory(property=prop, station_id="HB-REF", connection_id="c", last_seen_at=timezone.now())
+    refusing = ChargerFactory(
+        property=prop, station_id="HB-REF", connection_id="c", last_seen_at=timezone.now()
+    )
     AuthorizationDecision.objects.create(
-        uid="04A1B2C3", uid_normalized="04A1B2C3", station_id="HB-REF", context="local", status="Invalid",
-        reason="not_in_local_group", step=9, message="Not in a local group", organization=prop.organization,
+        uid="04A1B2C3",
+        uid_normalized="04A1B2C3",
+        station_id="HB-REF",
+        context="local",
+        status="Invalid",
+        reason="not_in_local_group",
+        step=9,
+        message="Not in a local group",
+        organization=prop.organization,
     )
     client.force_login(host)
     dashboard = client.get("/").content.decode()
-    for station, message, row in (("HB-FLT", "the plug is in and nothing happens", "faulted"),
-                                  ("HB-OFF", "charger is offline", "offline"),
-                                  (refusing.station_id, "my card was rejected", "refused")):
-        answer = client.post("/api/v1/support/assistant/", {"message": message, "context": {"station_id": station}},
-                             content_type="application/json").json()
-        fact = next(f for f in answer["facts"] if f.startswith(("Connector 1 reports", "Charger HB-OFF has been", "Card 04A1")))
+    for station, message, row in (
+        ("HB-FLT", "the plug is in and nothing happens", "faulted"),
+        ("HB-OFF", "charger is offline", "offline"),
+        (refusing.station_id, "my card was rejected", "refused"),
+    ):
+        answer = client.post(
+            "/api/v1/support/assistant/",
+            {"message": message, "context": {"station_id": station}},
+            content_type="application/json",
+        ).json()
+        fact = next(
+            f
+            for f in answer["facts"]
+            if f.startswith(("Connector 1 reports", "Charger HB-OFF has been", "Card 04A1"))
+        )
         assert f'data-finding="{row}"' in dashboard
         assert fact in dashboard.replace("&#x27;", "'"), (fact, row)

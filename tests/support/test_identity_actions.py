@@ -27,13 +27,32 @@ def agent(db):
 def customer(db):
     charger = ChargerFactory(station_id="ID-1")
     started = timezone.now() - timedelta(days=2)
-    session = ChargingSession.objects.create(charger=charger, connector_id=1, transaction_id=901, id_tag="G",
-                                             started_at=started, meter_start_wh=0)
-    Payment.objects.create(organization=charger.property.organization, session=session, email="old@example.com",
-                           currency="EUR", amount_held=Decimal("50"), amount_captured=Decimal("4"),
-                           reference="pi_id1", status="captured", card_last4="4242")
-    ticket = Ticket.objects.create(email="old@example.com", message="change my email", topic="email_change",
-                                   name="Ann Guest", phone="+31 6 1234")
+    session = ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=901,
+        id_tag="G",
+        started_at=started,
+        meter_start_wh=0,
+    )
+    Payment.objects.create(
+        organization=charger.property.organization,
+        session=session,
+        email="old@example.com",
+        currency="EUR",
+        amount_held=Decimal("50"),
+        amount_captured=Decimal("4"),
+        reference="pi_id1",
+        status="captured",
+        card_last4="4242",
+    )
+    ticket = Ticket.objects.create(
+        email="old@example.com",
+        message="change my email",
+        topic="email_change",
+        name="Ann Guest",
+        phone="+31 6 1234",
+    )
     return ticket, started.date()
 
 
@@ -47,7 +66,9 @@ def test_email_change_needs_verified_identity(agent, customer):
     assert Payment.objects.get().email == "old@example.com"
 
 
-def test_verified_email_change_moves_payments_and_the_hosts_sign_in(agent, customer, django_capture_on_commit_callbacks):
+def test_verified_email_change_moves_payments_and_the_hosts_sign_in(
+    agent, customer, django_capture_on_commit_callbacks
+):
     ticket, day = customer
     host = UserFactory(username="old@example.com")
     assert toolkit.ticket_verify_identity(ticket=ticket, user=agent, session_date=day)
@@ -59,7 +80,9 @@ def test_verified_email_change_moves_payments_and_the_hosts_sign_in(agent, custo
     assert Payment.objects.get().email == "new@example.com"
     host.refresh_from_db()
     assert host.username == host.email == "new@example.com"
-    assert get_user_model().objects.get(username="new@example.com").check_password("secret-pass-123")
+    assert (
+        get_user_model().objects.get(username="new@example.com").check_password("secret-pass-123")
+    )
     assert sorted(m.to[0] for m in mail.outbox) == ["new@example.com", "old@example.com"]
 
 

@@ -24,14 +24,25 @@ def ticket(db):
     prop = PropertyFactory(name="Harbour Hotel", timezone="UTC")
     ChargerFactory(property=prop, station_id="HB-9")
     AuthorizationDecision.objects.create(
-        uid="04A1B2C3", uid_normalized="04A1B2C3", station_id="HB-9", context="local", status="Invalid",
-        reason="not_in_local_group", step=9, message="Not in a local group <b>x</b>", organization=prop.organization,
+        uid="04A1B2C3",
+        uid_normalized="04A1B2C3",
+        station_id="HB-9",
+        context="local",
+        status="Invalid",
+        reason="not_in_local_group",
+        step=9,
+        message="Not in a local group <b>x</b>",
+        organization=prop.organization,
     )
-    answer = assistant_answer(message="my card was rejected, that didn't help", station_id="HB-9", email="g@example.com")
+    answer = assistant_answer(
+        message="my card was rejected, that didn't help", station_id="HB-9", email="g@example.com"
+    )
     return Ticket.objects.select_related("charger").get(pk=answer.ticket)
 
 
-def test_ticket_page_renders_the_bundle_as_escaped_tables_and_links_the_toolkit(client, agent, ticket):
+def test_ticket_page_renders_the_bundle_as_escaped_tables_and_links_the_toolkit(
+    client, agent, ticket
+):
     client.force_login(agent)
     body = client.get(f"/admin/support/ticket/{ticket.pk}/change/").content.decode()
     assert '<table class="bundle">' in body and "<td>04A1B2C3</td>" in body
@@ -39,14 +50,24 @@ def test_ticket_page_renders_the_bundle_as_escaped_tables_and_links_the_toolkit(
     assert f"/admin/support/ticket/{ticket.pk}/toolkit/" in body
     toolkit_page = client.get(f"/admin/support/ticket/{ticket.pk}/toolkit/")
     assert toolkit_page.status_code == 200
-    assert 'value="04A1B2C3"' in toolkit_page.content.decode()  # the refused UID, ready to whitelist
+    assert (
+        'value="04A1B2C3"' in toolkit_page.content.decode()
+    )  # the refused UID, ready to whitelist
 
 
 def test_replies_are_emailed_threaded_and_logged(client, agent, ticket):
     mail.outbox.clear()
     client.force_login(agent)
     url = f"/admin/support/ticket/{ticket.pk}/toolkit/"
-    response = client.post(url, {"action": "reply", "reply-action": "reply", "reply-body": "We checked it.", "reply-status": "waiting"})
+    response = client.post(
+        url,
+        {
+            "action": "reply",
+            "reply-action": "reply",
+            "reply-body": "We checked it.",
+            "reply-status": "waiting",
+        },
+    )
     assert response.status_code == 302
     toolkit.ticket_reply(ticket=ticket, user=agent, body="Second answer.")
     first, second = TicketMessage.objects.filter(ticket=ticket).order_by("id")
@@ -63,7 +84,10 @@ def test_whitelist_from_the_ticket_adds_the_uid_to_the_group(agent, ticket):
     group = TokenGroup.objects.create(organization=ticket.organization, name="Residents")
     toolkit.ticket_whitelist(ticket=ticket, group=group, uid="04A1B2C3", user=agent)
     assert list(group.tokens.values_list("uid", flat=True)) == ["04A1B2C3"]
-    assert "Whitelisted 04A1B2C3 into token group Residents" in Ticket.objects.get(pk=ticket.pk).agent_notes
+    assert (
+        "Whitelisted 04A1B2C3 into token group Residents"
+        in Ticket.objects.get(pk=ticket.pk).agent_notes
+    )
 
 
 def test_whitelist_into_another_organizations_group_is_refused(agent, ticket):
@@ -76,9 +100,15 @@ def test_whitelist_into_another_organizations_group_is_refused(agent, ticket):
 @pytest.mark.django_db(transaction=True)  # the command path reads from its own database threads
 def test_override_start_at_an_offline_charger_sends_nothing_and_says_so(agent, ticket):
     with pytest.raises(toolkit.ActionFailed, match="offline"):
-        toolkit.ticket_override_start(ticket=ticket, charger=ticket.charger, connector_id=1, uid="", user=agent)
+        toolkit.ticket_override_start(
+            ticket=ticket, charger=ticket.charger, connector_id=1, uid="", user=agent
+        )
     # The engine accepted the operator token made for the ticket; the charger was not reachable.
-    assert AuthorizationDecision.objects.filter(uid=f"SUPPORT-{ticket.reference}", status="Accepted").exists()
-    assert [c.status for c in Command.objects.filter(action="RemoteStartTransaction")] == ["offline"]
+    assert AuthorizationDecision.objects.filter(
+        uid=f"SUPPORT-{ticket.reference}", status="Accepted"
+    ).exists()
+    assert [c.status for c in Command.objects.filter(action="RemoteStartTransaction")] == [
+        "offline"
+    ]
     ticket.refresh_from_db()
     assert "override" not in ticket.details

@@ -35,7 +35,9 @@ class Command(BaseCommand):
         config = uvicorn_config(options["host"], options["port"])
         server = OcppServer(config)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(server, options["host"], options["port"], options["simulate"], self.stdout))
+            runner.run(
+                _serve(server, options["host"], options["port"], options["simulate"], self.stdout)
+            )
 
 
 class OcppServer(uvicorn.Server):
@@ -111,7 +113,11 @@ async def _collect_garbage_on_schedule(server: uvicorn.Server) -> None:
             started = time.perf_counter()
             found = gc.collect()
             last_full = time.monotonic()
-            logger.info("Full garbage collection: %d unreachable objects, %.0f ms", found, 1000 * (time.perf_counter() - started))
+            logger.info(
+                "Full garbage collection: %d unreachable objects, %.0f ms",
+                found,
+                1000 * (time.perf_counter() - started),
+            )
         else:
             gc.collect(1)
 
@@ -130,15 +136,22 @@ def _loop_factory():
 
 def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
     kwargs = dict(
-        host=host, port=port, lifespan="on", ws=env_str("UVICORN_WS", "websockets"),
-        ws_ping_interval=30, ws_ping_timeout=30, ws_max_size=1024 * 1024,
+        host=host,
+        port=port,
+        lifespan="on",
+        ws=env_str("UVICORN_WS", "websockets"),
+        ws_ping_interval=30,
+        ws_ping_timeout=30,
+        ws_max_size=1024 * 1024,
         # Frames read ahead per socket (each up to ws_max_size): a charger that floods waits in
         # TCP, not in our memory.
         ws_max_queue=4,
         # OCPP frames are small; a deflate context per charger costs ~100 KB+ of RSS each.
         ws_per_message_deflate=False,
         log_level=env_str("UVICORN_LOG_LEVEL", "warning"),
-        backlog=4096, timeout_graceful_shutdown=10, proxy_headers=env_bool("BEHIND_TLS_PROXY", False),
+        backlog=4096,
+        timeout_graceful_shutdown=10,
+        proxy_headers=env_bool("BEHIND_TLS_PROXY", False),
     )
     kwargs.update(overrides)
     return uvicorn.Config("portal.asgi:application", **kwargs)
@@ -149,7 +162,9 @@ async def _serve(server, host, port, simulate, stdout):
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
-    stdout.write(f"Serving on http://{host}:{port}/  (admin /admin/, API /api/v1/, OCPP ws://{host}:{port}/ocpp/<station_id>)")
+    stdout.write(
+        f"Serving on http://{host}:{port}/  (admin /admin/, API /api/v1/, OCPP ws://{host}:{port}/ocpp/<station_id>)"
+    )
     sims = []
     if simulate and server.started:
         from django.conf import settings
@@ -160,10 +175,15 @@ async def _serve(server, host, port, simulate, stdout):
             # The last one speaks OCPP 2.0.1 beside the 1.6 ones (when there are two or more).
             protocol = "2.0.1" if n == simulate and simulate > 1 else "1.6"
             sim = make_simulator(
-                protocol, url=f"ws://{host}:{port}/ocpp", station_id=f"DEMO-{n:03d}", connectors=2,
+                protocol,
+                url=f"ws://{host}:{port}/ocpp",
+                station_id=f"DEMO-{n:03d}",
+                connectors=2,
                 password=demo_password(settings.SECRET_KEY, f"DEMO-{n:03d}"),  # set by load_demo
-                id_tags=["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"], meter_interval=5,
-                session_seconds=(40, 120), idle_seconds=(5, 30),
+                id_tags=["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
+                meter_interval=5,
+                session_seconds=(40, 120),
+                idle_seconds=(5, 30),
             )
             sims.append(asyncio.create_task(sim.run()))
         stdout.write(

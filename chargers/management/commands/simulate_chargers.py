@@ -14,24 +14,35 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--count", type=int, default=3)
         parser.add_argument("--url", default="ws://127.0.0.1:8000/ocpp")
-        parser.add_argument("--prefix", default="DEMO-", help="Station IDs are PREFIX001, PREFIX002, ...")
+        parser.add_argument(
+            "--prefix", default="DEMO-", help="Station IDs are PREFIX001, PREFIX002, ..."
+        )
         parser.add_argument("--start", type=int, default=1)
         parser.add_argument(
-            "--password", default=None,
+            "--password",
+            default=None,
             help="OCPP password of every charger; default: the demo password load_demo gave each station id.",
         )
         parser.add_argument("--connectors", type=int, default=2)
         parser.add_argument("--id-tag", action="append", dest="id_tags", default=None)
         parser.add_argument("--meter-interval", type=float, default=10.0)
-        parser.add_argument("--protocol", choices=["1.6", "2.0.1"], default="1.6",
-                            help="OCPP version the chargers speak (subprotocol ocpp1.6 or ocpp2.0.1).")
+        parser.add_argument(
+            "--protocol",
+            choices=["1.6", "2.0.1"],
+            default="1.6",
+            help="OCPP version the chargers speak (subprotocol ocpp1.6 or ocpp2.0.1).",
+        )
 
     def handle(self, *args, **options):
         chargers = [
             make_simulator(
-                options["protocol"], url=options["url"], station_id=f"{options['prefix']}{n:03d}",
-                password=options["password"] or demo_password(settings.SECRET_KEY, f"{options['prefix']}{n:03d}"),
-                connectors=options["connectors"], id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
+                options["protocol"],
+                url=options["url"],
+                station_id=f"{options['prefix']}{n:03d}",
+                password=options["password"]
+                or demo_password(settings.SECRET_KEY, f"{options['prefix']}{n:03d}"),
+                connectors=options["connectors"],
+                id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
                 meter_interval=options["meter_interval"],
             )
             for n in range(options["start"], options["start"] + options["count"])

@@ -26,15 +26,25 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--write", action="store_true", help="Write model.json trained on labelled.tsv.")
-        parser.add_argument("--misses", action="store_true", help="List the held-out messages it got wrong.")
-        parser.add_argument("--no-cv", action="store_true", help="Skip the (slow) 5-fold cross-validation.")
+        parser.add_argument(
+            "--write", action="store_true", help="Write model.json trained on labelled.tsv."
+        )
+        parser.add_argument(
+            "--misses", action="store_true", help="List the held-out messages it got wrong."
+        )
+        parser.add_argument(
+            "--no-cv", action="store_true", help="Skip the (slow) 5-fold cross-validation."
+        )
 
-    def _report(self, name: str, score: float, total: int, misses: list[tuple[str, str, str]], show: bool) -> None:
+    def _report(
+        self, name: str, score: float, total: int, misses: list[tuple[str, str, str]], show: bool
+    ) -> None:
         self.stdout.write(f"{name}: {score:.1%} ({total - len(misses)}/{total})")
         by_topic = Counter(expected for expected, _got, _text in misses)
         if by_topic:
-            self.stdout.write("  misses by topic: " + ", ".join(f"{t} {n}" for t, n in sorted(by_topic.items())))
+            self.stdout.write(
+                "  misses by topic: " + ", ".join(f"{t} {n}" for t, n in sorted(by_topic.items()))
+            )
         if show:
             for expected, got, text in misses:
                 self.stdout.write(f"  {expected:>18} -> {got:<18} {text}")
@@ -43,9 +53,13 @@ class Command(BaseCommand):
         examples = classifier.read_labelled(LABELLED)
         train = [e for e in examples if not classifier.held_out(e[1])]
         test = [e for e in examples if classifier.held_out(e[1])]
-        self.stdout.write(f"labelled examples: {len(examples)} ({len(train)} train, {len(test)} held out)")
+        self.stdout.write(
+            f"labelled examples: {len(examples)} ({len(train)} train, {len(test)} held out)"
+        )
         score, misses = classifier.accuracy(classifier.train(train), test)
-        self._report("held-out accuracy (labelled.tsv, 1 in 4)", score, len(test), misses, options["misses"])
+        self._report(
+            "held-out accuracy (labelled.tsv, 1 in 4)", score, len(test), misses, options["misses"]
+        )
         if not options["no_cv"]:
             right = 0
             for fold in range(5):
@@ -53,7 +67,9 @@ class Command(BaseCommand):
                 fold_test = [e for i, e in enumerate(examples) if i % 5 == fold]
                 _score, fold_misses = classifier.accuracy(classifier.train(fold_train), fold_test)
                 right += len(fold_test) - len(fold_misses)
-            self.stdout.write(f"5-fold cross-validated accuracy: {right / len(examples):.1%} ({right}/{len(examples)})")
+            self.stdout.write(
+                f"5-fold cross-validated accuracy: {right / len(examples):.1%} ({right}/{len(examples)})"
+            )
         if options["write"]:
             MODEL_PATH.write_text(classifier.train(examples).to_json(), encoding="utf-8")
             self.stdout.write(f"wrote {MODEL_PATH} (trained on all {len(examples)} examples)")
@@ -63,7 +79,14 @@ class Command(BaseCommand):
             untouched = classifier.read_labelled(Path(path))
             leaked = [text for _topic, text in untouched if text in texts]
             if leaked:
-                self.stderr.write(f"{path.name}: {len(leaked)} messages also in labelled.tsv: {leaked[:3]}")
+                self.stderr.write(
+                    f"{path.name}: {len(leaked)} messages also in labelled.tsv: {leaked[:3]}"
+                )
             score, misses = classifier.accuracy(shipped, untouched)
-            self._report(f"shipped model on {path.name} (never trained on)", score, len(untouched), misses,
-                         options["misses"])
+            self._report(
+                f"shipped model on {path.name} (never trained on)",
+                score,
+                len(untouched),
+                misses,
+                options["misses"],
+            )

@@ -15,23 +15,46 @@ def _no_base_report(settings):
 
 
 async def connect201(station_id: str = "CP-TEST-1", **kwargs) -> OcppTestClient:
-    client = OcppTestClient(station_id, subprotocols=kwargs.pop("subprotocols", ["ocpp2.0.1"]), **kwargs)
+    client = OcppTestClient(
+        station_id, subprotocols=kwargs.pop("subprotocols", ["ocpp2.0.1"]), **kwargs
+    )
     ok, subprotocol = await client.connect()
     assert ok and subprotocol == "ocpp2.0.1", subprotocol
     return client
 
 
-BOOT = {"reason": "PowerUp", "chargingStation": {"model": "SingleSocketCharger", "vendorName": "VendorX",
-        "serialNumber": "SN-201", "firmwareVersion": "1.2.3"}}
+BOOT = {
+    "reason": "PowerUp",
+    "chargingStation": {
+        "model": "SingleSocketCharger",
+        "vendorName": "VendorX",
+        "serialNumber": "SN-201",
+        "firmwareVersion": "1.2.3",
+    },
+}
 
 
-def tx_event(event_type: str, seq_no: int, transaction_id: str = "TX-1", *, timestamp: str = TS,
-             trigger: str = "Authorized", id_token: str | None = None, wh: float | None = None,
-             context: str = "Sample.Periodic", offline: bool | None = None, stopped_reason: str | None = None,
-             evse: int | None = 1, **info) -> dict:
+def tx_event(
+    event_type: str,
+    seq_no: int,
+    transaction_id: str = "TX-1",
+    *,
+    timestamp: str = TS,
+    trigger: str = "Authorized",
+    id_token: str | None = None,
+    wh: float | None = None,
+    context: str = "Sample.Periodic",
+    offline: bool | None = None,
+    stopped_reason: str | None = None,
+    evse: int | None = 1,
+    **info,
+) -> dict:
     """A TransactionEventRequest as OCPP 2.0.1 part 2 §1.x defines it."""
     payload: dict = {
-        "eventType": event_type, "timestamp": timestamp, "triggerReason": trigger, "seqNo": seq_no,
+        "eventType": event_type,
+        "timestamp": timestamp,
+        "triggerReason": trigger,
+        "seqNo": seq_no,
         "transactionInfo": {"transactionId": transaction_id, **info},
     }
     if stopped_reason:
@@ -43,7 +66,17 @@ def tx_event(event_type: str, seq_no: int, transaction_id: str = "TX-1", *, time
     if offline is not None:
         payload["offline"] = offline
     if wh is not None:
-        payload["meterValue"] = [{"timestamp": timestamp, "sampledValue": [
-            {"value": wh, "context": context, "measurand": "Energy.Active.Import.Register",
-             "unitOfMeasure": {"unit": "Wh"}}]}]
+        payload["meterValue"] = [
+            {
+                "timestamp": timestamp,
+                "sampledValue": [
+                    {
+                        "value": wh,
+                        "context": context,
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"},
+                    }
+                ],
+            }
+        ]
     return payload

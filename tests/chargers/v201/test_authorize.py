@@ -52,12 +52,27 @@ async def test_cards_of_one_group_are_told_their_group(charger, token):
     """C09.FR.02: idTokenInfo carries the card's groupIdToken (Authorize and TransactionEvent)."""
     from tests.factories import TokenFactory
 
-    await sync_to_async(TokenFactory)(uid="GROUPED-1", organization=token.organization, parent_id_tag="FAMILY")
+    await sync_to_async(TokenFactory)(
+        uid="GROUPED-1", organization=token.organization, parent_id_tag="FAMILY"
+    )
     client = await connect201()
-    answer = await client.result("Authorize", {"idToken": {"idToken": "GROUPED-1", "type": "ISO14443"}})
-    assert answer["idTokenInfo"] == {"status": "Accepted", "groupIdToken": {"idToken": "FAMILY", "type": "Central"}}
-    answer = await client.result("TransactionEvent", tx_event("Started", 0, "TX-G", id_token="GROUPED-1", wh=0))
+    answer = await client.result(
+        "Authorize", {"idToken": {"idToken": "GROUPED-1", "type": "ISO14443"}}
+    )
+    assert answer["idTokenInfo"] == {
+        "status": "Accepted",
+        "groupIdToken": {"idToken": "FAMILY", "type": "Central"},
+    }
+    answer = await client.result(
+        "TransactionEvent", tx_event("Started", 0, "TX-G", id_token="GROUPED-1", wh=0)
+    )
     assert answer["idTokenInfo"]["groupIdToken"]["idToken"] == "FAMILY"
-    assert "groupIdToken" not in (await client.result(
-        "Authorize", {"idToken": {"idToken": "04A1B2C3", "type": "ISO14443"}}))["idTokenInfo"]
+    assert (
+        "groupIdToken"
+        not in (
+            await client.result(
+                "Authorize", {"idToken": {"idToken": "04A1B2C3", "type": "ISO14443"}}
+            )
+        )["idTokenInfo"]
+    )
     await client.close()

@@ -15,8 +15,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def test_customer_information_the_charger_reports_is_acknowledged_and_kept(charger):
     client = await connect201()
-    answer = await client.call("NotifyCustomerInformation", {
-        "data": "Card 100000C01: 3 sessions", "seqNo": 0, "tbc": True, "generatedAt": TS, "requestId": 42})
+    answer = await client.call(
+        "NotifyCustomerInformation",
+        {
+            "data": "Card 100000C01: 3 sessions",
+            "seqNo": 0,
+            "tbc": True,
+            "generatedAt": TS,
+            "requestId": 42,
+        },
+    )
     assert answer[0] == 3 and answer[2] == {}
     notice = await ChargerNotice.objects.aget(charger=charger, action="NotifyCustomerInformation")
     assert notice.payload["data"] == "Card 100000C01: 3 sessions"
@@ -24,28 +32,52 @@ async def test_customer_information_the_charger_reports_is_acknowledged_and_kept
     await client.close()
 
 
-@pytest.mark.parametrize(("size", "batches"), [("2", [[1, 2], [3, 4], [5]]), ("", [[1, 2, 3, 4, 5]])])
-async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_each_time(charger, size, batches):
+@pytest.mark.parametrize(
+    ("size", "batches"), [("2", [[1, 2], [3, 4], [5]]), ("", [[1, 2, 3, 4, 5]])]
+)
+async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_each_time(
+    charger, size, batches
+):
     client = await connect201()
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     await charger.arefresh_from_db()
-    clearing = asyncio.create_task(monitoring.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5))
+    clearing = asyncio.create_task(
+        monitoring.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5)
+    )
     asked = await client.receive(timeout=10)
     assert asked[2] == "GetVariables"
-    assert asked[3]["getVariableData"] == [{"component": {"name": "MonitoringCtrlr"},
-                                            "variable": {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"}}]
-    result = {"attributeStatus": "Accepted", "attributeValue": size} if size else {"attributeStatus": "UnknownVariable"}
-    await client.send([3, asked[1], {"getVariableResult": [{**result, **asked[3]["getVariableData"][0]}]}])
+    assert asked[3]["getVariableData"] == [
+        {
+            "component": {"name": "MonitoringCtrlr"},
+            "variable": {"name": "ItemsPerMessage", "instance": "ClearVariableMonitoring"},
+        }
+    ]
+    result = (
+        {"attributeStatus": "Accepted", "attributeValue": size}
+        if size
+        else {"attributeStatus": "UnknownVariable"}
+    )
+    await client.send(
+        [3, asked[1], {"getVariableResult": [{**result, **asked[3]["getVariableData"][0]}]}]
+    )
     sent = []
     for _ in batches:
         call = await client.receive(timeout=10)
         assert call[2] == "ClearVariableMonitoring"
         sent.append(call[3]["id"])
-        await client.send([3, call[1], {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in call[3]["id"]]}])
+        await client.send(
+            [
+                3,
+                call[1],
+                {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in call[3]["id"]]},
+            ]
+        )
     assert sent == batches
     commands = await clearing
     assert [c.action for c in commands] == ["ClearVariableMonitoring"] * len(batches)
-    assert await Command.objects.filter(charger=charger, action="ClearVariableMonitoring").acount() == len(batches)
+    assert await Command.objects.filter(
+        charger=charger, action="ClearVariableMonitoring"
+    ).acount() == len(batches)
     await client.close()
 
 
@@ -57,7 +89,9 @@ def test_batches_keep_order_and_drop_duplicates():
 
 
 @pytest.mark.parametrize("status", ["Accepted", "Rejected"])
-async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_only_when_accepted(charger, status):
+async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_only_when_accepted(
+    charger, status
+):
     from chargers import remote
     from chargers.models import DeviceVariable, OcppMessage
 
@@ -70,11 +104,27 @@ async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_onl
     call = await client.receive(timeout=10)
     assert call[2] == "SetVariables"
     [item] = call[3]["setVariableData"]
-    assert (item["component"], item["variable"]) == ({"name": "SecurityCtrlr"}, {"name": "BasicAuthPassword"})
+    assert (item["component"], item["variable"]) == (
+        {"name": "SecurityCtrlr"},
+        {"name": "BasicAuthPassword"},
+    )
     new_password = item["attributeValue"]
     assert len(new_password) == 40
-    await client.send([3, call[1], {"setVariableResult": [
-        {"component": item["component"], "variable": item["variable"], "attributeStatus": status}]}])
+    await client.send(
+        [
+            3,
+            call[1],
+            {
+                "setVariableResult": [
+                    {
+                        "component": item["component"],
+                        "variable": item["variable"],
+                        "attributeStatus": status,
+                    }
+                ]
+            },
+        ]
+    )
     command = await pushing
     await charger.arefresh_from_db()
     assert charger.check_ocpp_password(new_password) is (status == "Accepted")
@@ -83,7 +133,9 @@ async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_onl
     assert new_password not in str(command.payload)
     logged = []
     for _ in range(50):  # the message log is written in batches
-        logged = [m async for m in OcppMessage.objects.filter(charger=charger, action="SetVariables")]
+        logged = [
+            m async for m in OcppMessage.objects.filter(charger=charger, action="SetVariables")
+        ]
         if logged:
             break
         await asyncio.sleep(0.1)
@@ -100,7 +152,9 @@ async def test_a_signed_charging_station_certificate_says_its_type(charger, sett
     client = await connect201()
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     csr, _ = csr_for("CP-TEST-1")
-    answer = await client.result("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
+    answer = await client.result(
+        "SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"}
+    )
     assert answer == {"status": "Accepted"}
     call = await client.receive(timeout=10)
     assert call[2] == "CertificateSigned"
@@ -118,16 +172,38 @@ async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, h
     api.force_authenticate(host)
     client = await connect201()
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
-    request = asyncio.create_task(sync_to_async(api.post)(
-        "/api/v1/chargers/CP-TEST-1/monitors/clear/", {"ids": [7, 8, 9]}, format="json"))
+    request = asyncio.create_task(
+        sync_to_async(api.post)(
+            "/api/v1/chargers/CP-TEST-1/monitors/clear/", {"ids": [7, 8, 9]}, format="json"
+        )
+    )
     asked = await client.receive(timeout=10)
     assert asked[2] == "GetVariables"
-    await client.send([3, asked[1], {"getVariableResult": [
-        {"attributeStatus": "Accepted", "attributeValue": "2", **asked[3]["getVariableData"][0]}]}])
+    await client.send(
+        [
+            3,
+            asked[1],
+            {
+                "getVariableResult": [
+                    {
+                        "attributeStatus": "Accepted",
+                        "attributeValue": "2",
+                        **asked[3]["getVariableData"][0],
+                    }
+                ]
+            },
+        ]
+    )
     for expected in ([7, 8], [9]):
         call = await client.receive(timeout=10)
         assert call[2] == "ClearVariableMonitoring" and call[3]["id"] == expected
-        await client.send([3, call[1], {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in expected]}])
+        await client.send(
+            [
+                3,
+                call[1],
+                {"clearMonitoringResult": [{"id": i, "status": "Accepted"} for i in expected]},
+            ]
+        )
     response = await request
     assert response.status_code == 200
     assert [r["ids"] for r in response.json()["requests"]] == [[7, 8], [9]]
@@ -136,7 +212,8 @@ async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, h
 
 @pytest.mark.parametrize(("answer", "pending"), [("Accepted", 2), ("Rejected", None)])
 async def test_an_accepted_network_profile_with_a_higher_security_profile_makes_the_upgrade_pending(
-        charger, answer, pending):
+    charger, answer, pending
+):
     """A05 (TC_A_19): as 1.6's ChangeConfiguration SecurityProfile; the handshake adopts it once the
     charger connects with it and refuses anything less from then on."""
     from chargers import commands
@@ -145,10 +222,20 @@ async def test_an_accepted_network_profile_with_a_higher_security_profile_makes_
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     await charger.arefresh_from_db()
     assert charger.security_profile < 2
-    profile = {"configurationSlot": 1, "connectionData": {
-        "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://csms.example.com/ocpp",
-        "messageTimeout": 30, "securityProfile": 2, "ocppInterface": "Wired0"}}
-    sending = asyncio.create_task(commands.send_command(charger, "SetNetworkProfile", profile, source="test", timeout=5))
+    profile = {
+        "configurationSlot": 1,
+        "connectionData": {
+            "ocppVersion": "OCPP20",
+            "ocppTransport": "JSON",
+            "ocppCsmsUrl": "wss://csms.example.com/ocpp",
+            "messageTimeout": 30,
+            "securityProfile": 2,
+            "ocppInterface": "Wired0",
+        },
+    }
+    sending = asyncio.create_task(
+        commands.send_command(charger, "SetNetworkProfile", profile, source="test", timeout=5)
+    )
     call = await client.receive(timeout=10)
     assert call[2] == "SetNetworkProfile"
     await client.send([3, call[1], {"status": answer}])

@@ -16,20 +16,40 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger, token, outage):
     client = await connect201()
     outage.engage("test outage")
-    started = await client.result("TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=100))
+    started = await client.result(
+        "TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=100)
+    )
     assert started == {"idTokenInfo": {"status": "Accepted"}}  # the card cannot be checked now
-    await client.result("TransactionEvent", tx_event("Ended", 1, timestamp="2026-11-20T10:30:00Z", wh=2100))
+    await client.result(
+        "TransactionEvent", tx_event("Ended", 1, timestamp="2026-11-20T10:30:00Z", wh=2100)
+    )
     status = {"timestamp": TS, "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
     assert await client.result("StatusNotification", status) == {}
-    meter = {"evseId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": 5, "measurand": "Voltage",
-                                                                           "unitOfMeasure": {"unit": "V"}}]}]}
+    meter = {
+        "evseId": 1,
+        "meterValue": [
+            {
+                "timestamp": TS,
+                "sampledValue": [
+                    {"value": 5, "measurand": "Voltage", "unitOfMeasure": {"unit": "V"}}
+                ],
+            }
+        ],
+    }
     assert await client.result("MeterValues", meter) == {}
     await client.close()
-    assert not await ChargingSession.objects.filter(charger=charger).aexists()  # only in the journal yet
+    assert not await ChargingSession.objects.filter(
+        charger=charger
+    ).aexists()  # only in the journal yet
 
     entries, _ = read_entries(outage._path)
     calls = [e for e in entries if e.get("kind") == "call"]
-    assert [e["action"] for e in calls] == ["TransactionEvent", "TransactionEvent", "StatusNotification", "MeterValues"]
+    assert [e["action"] for e in calls] == [
+        "TransactionEvent",
+        "TransactionEvent",
+        "StatusNotification",
+        "MeterValues",
+    ]
     from asgiref.sync import sync_to_async
 
     for _ in range(2):  # a replay interrupted and run again applies each entry once
@@ -37,12 +57,20 @@ async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger
             await sync_to_async(services.journal_apply)(outage._path.name, entry)
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert session.transaction_id == calls[0]["transaction_id"]  # the id drawn while journaling
-    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 100, 2100)
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
+        "completed",
+        100,
+        2100,
+    )
     assert await TransactionEvent.objects.filter(session=session).acount() == 2
     assert (await Connector.objects.aget(charger=charger, connector_id=1)).status == "Available"
     assert await MeterValue.objects.filter(charger=charger, measurand="Voltage").acount() == 1
     # The card is decided when the start is replayed, once, and paired with its frame.
     decision = await AuthorizationDecision.objects.aget()
-    assert (decision.uid, decision.context, decision.status) == ("04A1B2C3", "start_transaction", "Accepted")
+    assert (decision.uid, decision.context, decision.status) == (
+        "04A1B2C3",
+        "start_transaction",
+        "Accepted",
+    )
     assert decision.message.endswith(services.REPLAYED_START_NOTE)
     assert decision.ocpp_unique_id == calls[0]["unique_id"]

@@ -46,7 +46,11 @@ async def test_password_rules_apply_to_201(charger):
     charger.security_profile = 1
     await charger.asave()
     assert not (await OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1"]).connect())[0]
-    assert not (await OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.0.1"], password="wrong-password-123").connect())[0]
+    assert not (
+        await OcppTestClient(
+            "CP-TEST-1", subprotocols=["ocpp2.0.1"], password="wrong-password-123"
+        ).connect()
+    )[0]
     client = await connect201(password="correct-horse-battery")
     await client.close()
 
@@ -54,20 +58,33 @@ async def test_password_rules_apply_to_201(charger):
 async def test_boot_heartbeat_status_are_stored_and_logged(charger):
     client = await connect201()
     boot = await client.result("BootNotification", BOOT)
-    assert boot["status"] == "Accepted" and boot["interval"] > 0 and boot["currentTime"].endswith("Z")
+    assert (
+        boot["status"] == "Accepted" and boot["interval"] > 0 and boot["currentTime"].endswith("Z")
+    )
     assert (await client.result("Heartbeat", {}))["currentTime"].endswith("Z")
     status = {"timestamp": TS, "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
     assert await client.result("StatusNotification", status) == {}
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.model, charger.serial_number, charger.firmware_version) == (
-        "VendorX", "SingleSocketCharger", "SN-201", "1.2.3")
+        "VendorX",
+        "SingleSocketCharger",
+        "SN-201",
+        "1.2.3",
+    )
     assert charger.is_online()
     connector = await Connector.objects.aget(charger=charger, connector_id=1)
     assert connector.status == "Occupied"
-    assert await StatusEvent.objects.filter(charger=charger, connector_id=1, status="Occupied").aexists()
+    assert await StatusEvent.objects.filter(
+        charger=charger, connector_id=1, status="Occupied"
+    ).aexists()
     await client.close()
     await writer.flush()
-    actions = [m async for m in OcppMessage.objects.filter(charger=charger).values_list("action", "direction")]
+    actions = [
+        m
+        async for m in OcppMessage.objects.filter(charger=charger).values_list(
+            "action", "direction"
+        )
+    ]
     assert ("BootNotification", "in") in actions and ("BootNotification", "out") in actions
     assert ("StatusNotification", "out") in actions
 
@@ -89,8 +106,19 @@ async def test_pending_station_may_send_the_report_it_was_asked_for(charger):
     charger.registration_status = "Pending"
     await charger.asave()
     client = await connect201()
-    report = {"requestId": 1, "generatedAt": TS, "seqNo": 0, "reportData": [
-        {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"},
-         "variableAttribute": [{"type": "Actual", "value": "300", "mutability": "ReadWrite"}]}]}
+    report = {
+        "requestId": 1,
+        "generatedAt": TS,
+        "seqNo": 0,
+        "reportData": [
+            {
+                "component": {"name": "OCPPCommCtrl"},
+                "variable": {"name": "HeartbeatInterval"},
+                "variableAttribute": [
+                    {"type": "Actual", "value": "300", "mutability": "ReadWrite"}
+                ],
+            }
+        ],
+    }
     assert await client.result("NotifyReport", report) == {}
     await client.close()

@@ -17,19 +17,42 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_two_shapes_convert_both_ways():
-    list16 = {"listVersion": 3, "updateType": "Differential", "localAuthorizationList": [
-        {"idTag": "AA", "idTagInfo": {"status": "Blocked", "expiryDate": "2027-01-01T00:00:00Z", "parentIdTag": "G"}},
-        {"idTag": "BB"}]}
+    list16 = {
+        "listVersion": 3,
+        "updateType": "Differential",
+        "localAuthorizationList": [
+            {
+                "idTag": "AA",
+                "idTagInfo": {
+                    "status": "Blocked",
+                    "expiryDate": "2027-01-01T00:00:00Z",
+                    "parentIdTag": "G",
+                },
+            },
+            {"idTag": "BB"},
+        ],
+    }
     list201 = local_list_to_201(list16)
-    assert list201 == {"versionNumber": 3, "updateType": "Differential", "localAuthorizationList": [
-        {"idToken": {"idToken": "AA", "type": "ISO14443"}, "idTokenInfo": {
-            "status": "Blocked", "cacheExpiryDateTime": "2027-01-01T00:00:00Z",
-            "groupIdToken": {"idToken": "G", "type": "ISO14443"}}},
-        {"idToken": {"idToken": "BB", "type": "ISO14443"}}]}
+    assert list201 == {
+        "versionNumber": 3,
+        "updateType": "Differential",
+        "localAuthorizationList": [
+            {
+                "idToken": {"idToken": "AA", "type": "ISO14443"},
+                "idTokenInfo": {
+                    "status": "Blocked",
+                    "cacheExpiryDateTime": "2027-01-01T00:00:00Z",
+                    "groupIdToken": {"idToken": "G", "type": "ISO14443"},
+                },
+            },
+            {"idToken": {"idToken": "BB", "type": "ISO14443"}},
+        ],
+    }
     assert local_list_as_16(list201) == list16
     # minItems 1: an empty full list is sent without the list.
-    assert local_list_to_201({"listVersion": 1, "updateType": "Full", "localAuthorizationList": []}) == {
-        "versionNumber": 1, "updateType": "Full"}
+    assert local_list_to_201(
+        {"listVersion": 1, "updateType": "Full", "localAuthorizationList": []}
+    ) == {"versionNumber": 1, "updateType": "Full"}
 
 
 async def test_push_to_a_201_charger_is_full_then_differential(charger, prop):
@@ -45,10 +68,17 @@ async def test_push_to_a_201_charger_is_full_then_differential(charger, prop):
     assert call[2] == "SendLocalList"
     assert call[3]["versionNumber"] == 1 and call[3]["updateType"] == "Full"
     assert call[3]["localAuthorizationList"] == [
-        {"idToken": {"idToken": "CARD-1", "type": "ISO14443"}, "idTokenInfo": {"status": "Accepted"}}]
+        {
+            "idToken": {"idToken": "CARD-1", "type": "ISO14443"},
+            "idTokenInfo": {"status": "Accepted"},
+        }
+    ]
     await client.send([3, call[1], {"status": "Accepted"}])
     await push
-    assert await sync_to_async(last_accepted_state)(fresh) == (1, {"CARD-1": {"status": "Accepted"}})
+    assert await sync_to_async(last_accepted_state)(fresh) == (
+        1,
+        {"CARD-1": {"status": "Accepted"}},
+    )
 
     second = await sync_to_async(TokenFactory)(uid="CARD-2", organization=prop.organization)
     await sync_to_async(second.groups.add)(group)

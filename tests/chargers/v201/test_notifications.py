@@ -10,35 +10,72 @@ from .conftest import BOOT, TS, connect201
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REPORT = {"requestId": 7, "generatedAt": TS, "seqNo": 0, "tbc": False, "reportData": [
-    {"component": {"name": "OCPPCommCtrl"}, "variable": {"name": "HeartbeatInterval"},
-     "variableAttribute": [{"type": "Actual", "value": "300", "mutability": "ReadWrite", "persistent": True}],
-     "variableCharacteristics": {"dataType": "integer", "unit": "s", "supportsMonitoring": False}},
-    {"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}}, "variable": {"name": "ConnectorType"},
-     "variableAttribute": [{"value": "cType2", "mutability": "ReadOnly"}],
-     "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
-    {"component": {"name": "VendorThing", "instance": "a"}, "variable": {"name": "Mood"},
-     "variableAttribute": [{"type": "Actual", "value": "happy"}, {"type": "Target", "value": "ecstatic"}],
-     "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}},
-]}
+REPORT = {
+    "requestId": 7,
+    "generatedAt": TS,
+    "seqNo": 0,
+    "tbc": False,
+    "reportData": [
+        {
+            "component": {"name": "OCPPCommCtrl"},
+            "variable": {"name": "HeartbeatInterval"},
+            "variableAttribute": [
+                {"type": "Actual", "value": "300", "mutability": "ReadWrite", "persistent": True}
+            ],
+            "variableCharacteristics": {
+                "dataType": "integer",
+                "unit": "s",
+                "supportsMonitoring": False,
+            },
+        },
+        {
+            "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+            "variable": {"name": "ConnectorType"},
+            "variableAttribute": [{"value": "cType2", "mutability": "ReadOnly"}],
+            "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False},
+        },
+        {
+            "component": {"name": "VendorThing", "instance": "a"},
+            "variable": {"name": "Mood"},
+            "variableAttribute": [
+                {"type": "Actual", "value": "happy"},
+                {"type": "Target", "value": "ecstatic"},
+            ],
+            "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False},
+        },
+    ],
+}
 
 
 async def test_notify_report_is_stored_per_component_variable_and_attribute(charger):
     client = await connect201()
     assert await client.result("NotifyReport", REPORT) == {}
-    rows = {(r.component, r.evse_id, r.connector_id, r.variable, r.attribute_type): r
-            async for r in DeviceVariable.objects.filter(charger=charger)}
+    rows = {
+        (r.component, r.evse_id, r.connector_id, r.variable, r.attribute_type): r
+        async for r in DeviceVariable.objects.filter(charger=charger)
+    }
     assert len(rows) == 4
     heartbeat = rows[("OCPPCommCtrl", 0, 0, "HeartbeatInterval", "Actual")]
-    assert (heartbeat.value, heartbeat.mutability, heartbeat.data_type, heartbeat.unit, heartbeat.standardized) == (
-        "300", "ReadWrite", "integer", "s", True)
+    assert (
+        heartbeat.value,
+        heartbeat.mutability,
+        heartbeat.data_type,
+        heartbeat.unit,
+        heartbeat.standardized,
+    ) == ("300", "ReadWrite", "integer", "s", True)
     assert (heartbeat.persistent, heartbeat.constant) == (True, False)
     connector_type = rows[("Connector", 1, 1, "ConnectorType", "Actual")]
     # Left out of the report: the schema's defaults (false), not unknown.
-    assert connector_type.standardized and (connector_type.persistent, connector_type.constant) == (False, False)
+    assert connector_type.standardized and (connector_type.persistent, connector_type.constant) == (
+        False,
+        False,
+    )
     assert not rows[("VendorThing", 0, 0, "Mood", "Target")].standardized
     # A newer report replaces the value, it does not add a row.
-    newer = {**REPORT, "reportData": [{**REPORT["reportData"][0], "variableAttribute": [{"value": "60"}]}]}
+    newer = {
+        **REPORT,
+        "reportData": [{**REPORT["reportData"][0], "variableAttribute": [{"value": "60"}]}],
+    }
     await client.result("NotifyReport", newer)
     assert await DeviceVariable.objects.filter(charger=charger).acount() == 4
     await heartbeat.arefresh_from_db()
@@ -50,20 +87,40 @@ async def test_a_report_naming_an_attribute_twice_keeps_the_later_value(charger)
     """One upsert per report: an attribute repeated within it must not fail the statement."""
     client = await connect201()
     item = REPORT["reportData"][0]
-    twice = {**REPORT, "reportData": [item, {**item, "variableAttribute": [{"type": "Actual", "value": "90"}]}]}
+    twice = {
+        **REPORT,
+        "reportData": [item, {**item, "variableAttribute": [{"type": "Actual", "value": "90"}]}],
+    }
     assert await client.result("NotifyReport", twice) == {}
-    values = [v async for v in DeviceVariable.objects.filter(charger=charger).values_list("value", flat=True)]
+    values = [
+        v
+        async for v in DeviceVariable.objects.filter(charger=charger).values_list(
+            "value", flat=True
+        )
+    ]
     assert values == ["90"]
     await client.close()
 
 
 async def test_a_report_with_text_the_database_cannot_hold_is_stored_escaped(charger):
     client = await connect201()
-    report = {**REPORT, "reportData": [{"component": {"name": "Vendor\u0000Box"}, "variable": {"name": "Mood\ud800"},
-                                        "variableAttribute": [{"value": "x\u0000y"}]}]}
+    report = {
+        **REPORT,
+        "reportData": [
+            {
+                "component": {"name": "Vendor\u0000Box"},
+                "variable": {"name": "Mood\ud800"},
+                "variableAttribute": [{"value": "x\u0000y"}],
+            }
+        ],
+    }
     assert await client.result("NotifyReport", report) == {}
     row = await DeviceVariable.objects.aget(charger=charger)
-    assert (row.component, row.variable, row.value) == ("Vendor\\u0000Box", "Mood\\ud800", "x\\u0000y")
+    assert (row.component, row.variable, row.value) == (
+        "Vendor\\u0000Box",
+        "Mood\\ud800",
+        "x\\u0000y",
+    )
     await client.close()
 
 
@@ -87,42 +144,81 @@ async def test_first_accepted_boot_asks_for_the_base_report_once(charger, settin
 
 async def test_notify_event_is_stored_once(charger):
     client = await connect201()
-    event = {"generatedAt": TS, "seqNo": 0, "eventData": [
-        {"eventId": 11, "timestamp": TS, "trigger": "Delta", "actualValue": "Occupied",
-         "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
-         "variable": {"name": "AvailabilityState"}, "eventNotificationType": "HardWiredNotification"}]}
+    event = {
+        "generatedAt": TS,
+        "seqNo": 0,
+        "eventData": [
+            {
+                "eventId": 11,
+                "timestamp": TS,
+                "trigger": "Delta",
+                "actualValue": "Occupied",
+                "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+                "variable": {"name": "AvailabilityState"},
+                "eventNotificationType": "HardWiredNotification",
+            }
+        ],
+    }
     assert await client.result("NotifyEvent", event) == {}
     assert await client.result("NotifyEvent", event) == {}  # answer lost, sent again
     stored = await ChargerEvent.objects.aget(charger=charger)
     assert (stored.component, stored.variable, stored.actual_value, stored.trigger) == (
-        "Connector", "AvailabilityState", "Occupied", "Delta")
+        "Connector",
+        "AvailabilityState",
+        "Occupied",
+        "Delta",
+    )
     await client.close()
 
 
 async def test_security_firmware_and_log_notifications_are_kept(charger):
     client = await connect201()
-    assert await client.result("SecurityEventNotification",
-                               {"type": "StartupOfTheDevice", "timestamp": TS, "techInfo": "cold boot"}) == {}
-    assert await client.result("FirmwareStatusNotification", {"status": "Downloading", "requestId": 3}) == {}
-    assert await client.result("LogStatusNotification", {"status": "Uploading", "requestId": 4}) == {}
+    assert (
+        await client.result(
+            "SecurityEventNotification",
+            {"type": "StartupOfTheDevice", "timestamp": TS, "techInfo": "cold boot"},
+        )
+        == {}
+    )
+    assert (
+        await client.result("FirmwareStatusNotification", {"status": "Downloading", "requestId": 3})
+        == {}
+    )
+    assert (
+        await client.result("LogStatusNotification", {"status": "Uploading", "requestId": 4}) == {}
+    )
     event = await SecurityEvent.objects.aget(charger=charger)
     assert event.event_type == "StartupOfTheDevice" and event.critical
-    kinds = {(o.kind, o.request_id, o.status) async for o in ChargerOperation.objects.filter(charger=charger)}
+    kinds = {
+        (o.kind, o.request_id, o.status)
+        async for o in ChargerOperation.objects.filter(charger=charger)
+    }
     assert kinds == {("firmware", 3, "Downloading"), ("log", 4, "Uploading")}
     await client.close()
 
 
 async def test_data_transfer_is_answered_unknown_vendor(charger):
     client = await connect201()
-    assert await client.result("DataTransfer", {"vendorId": "com.example"}) == {"status": "UnknownVendorId"}
+    assert await client.result("DataTransfer", {"vendorId": "com.example"}) == {
+        "status": "UnknownVendorId"
+    }
     await client.close()
 
 
 async def test_a_message_we_do_not_handle_is_not_supported(charger):
     client = await connect201()
     # ISO 15118 certificate status (M06) is not handled: the charger is told so.
-    reply = await client.call("GetCertificateStatus", {"ocspRequestData": {
-        "hashAlgorithm": "SHA256", "issuerNameHash": "a1", "issuerKeyHash": "b2", "serialNumber": "01",
-        "responderURL": "http://ocsp.example.com"}})
+    reply = await client.call(
+        "GetCertificateStatus",
+        {
+            "ocspRequestData": {
+                "hashAlgorithm": "SHA256",
+                "issuerNameHash": "a1",
+                "issuerKeyHash": "b2",
+                "serialNumber": "01",
+                "responderURL": "http://ocsp.example.com",
+            }
+        },
+    )
     assert reply[0] == 4 and reply[2] == "NotSupported"
     await client.close()

@@ -15,21 +15,34 @@ VALIDATE = REQUEST_VALIDATORS["TransactionEvent"]
 
 def event(event_type, seq_no, minute, wh=None, **extra):
     timestamp = f"2026-11-20T10:{minute:02d}:00Z"
-    payload = {"eventType": event_type, "timestamp": timestamp, "triggerReason": "Trigger", "seqNo": seq_no,
-               "transactionInfo": {"transactionId": "T", **extra.pop("info", {})}, **extra}
+    payload = {
+        "eventType": event_type,
+        "timestamp": timestamp,
+        "triggerReason": "Trigger",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": "T", **extra.pop("info", {})},
+        **extra,
+    }
     if wh is not None:
         payload["meterValue"] = [{"timestamp": timestamp, "sampledValue": [{"value": wh}]}]
     return read_event(payload, VALIDATE, RECEIVED)
 
 
 def test_fold_is_the_same_in_any_order():
-    events = [event("Started", 0, 0, 100, idToken={"idToken": "A", "type": "Central"}), event("Updated", 1, 10, 400),
-              event("Ended", 2, 20, 900, info={"stoppedReason": "EVDisconnected"})]
+    events = [
+        event("Started", 0, 0, 100, idToken={"idToken": "A", "type": "Central"}),
+        event("Updated", 1, 10, 400),
+        event("Ended", 2, 20, 900, info={"stoppedReason": "EVDisconnected"}),
+    ]
     states = {fold(order) for order in (events, events[::-1], [events[1], events[2], events[0]])}
     assert len(states) == 1
     state = states.pop()
     assert (state.meter_start_wh, state.meter_stop_wh, state.stop_reason, state.id_token) == (
-        100, 900, "EVDisconnected", "A")
+        100,
+        900,
+        "EVDisconnected",
+        "A",
+    )
     assert state.started_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
@@ -43,33 +56,82 @@ def test_meter_stop_never_below_meter_start():
 
 
 def test_read_event_records_violations_and_refuses_only_a_missing_transaction_id():
-    odd = read_event({"eventType": "Weird", "timestamp": "not a time", "triggerReason": "X", "seqNo": "3",
-                      "transactionInfo": {"transactionId": "T"}}, VALIDATE, RECEIVED)
-    assert odd.event_type == "Updated" and odd.timestamp == RECEIVED and odd.seq_no == 3 and odd.violation
+    odd = read_event(
+        {
+            "eventType": "Weird",
+            "timestamp": "not a time",
+            "triggerReason": "X",
+            "seqNo": "3",
+            "transactionInfo": {"transactionId": "T"},
+        },
+        VALIDATE,
+        RECEIVED,
+    )
+    assert (
+        odd.event_type == "Updated"
+        and odd.timestamp == RECEIVED
+        and odd.seq_no == 3
+        and odd.violation
+    )
     with pytest.raises(OcppError) as refused:
         read_event({"eventType": "Started", "transactionInfo": {}}, VALIDATE, RECEIVED)
     assert refused.value.code == "OccurrenceConstraintViolation"
 
 
 def test_multiplier_and_kwh():
-    reading = read_event({"eventType": "Updated", "timestamp": "2026-11-20T10:00:00Z", "triggerReason": "Trigger",
-                          "seqNo": 0, "transactionInfo": {"transactionId": "T"}, "meterValue": [
-                              {"timestamp": "2026-11-20T10:00:00Z", "sampledValue": [
-                                  {"value": 1.5, "unitOfMeasure": {"unit": "kWh"}},
-                                  {"value": 2, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W", "multiplier": 3}}]}]},
-                         VALIDATE, RECEIVED).meter_values[0]
+    reading = read_event(
+        {
+            "eventType": "Updated",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "triggerReason": "Trigger",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "T"},
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-20T10:00:00Z",
+                    "sampledValue": [
+                        {"value": 1.5, "unitOfMeasure": {"unit": "kWh"}},
+                        {
+                            "value": 2,
+                            "measurand": "Power.Active.Import",
+                            "unitOfMeasure": {"unit": "W", "multiplier": 3},
+                        },
+                    ],
+                }
+            ],
+        },
+        VALIDATE,
+        RECEIVED,
+    ).meter_values[0]
     samples = {s.measurand: (s.value, s.unit) for s in reading.samples}
-    assert samples == {"Energy.Active.Import.Register": ("1.5", "kWh"), "Power.Active.Import": ("2000", "W")}
+    assert samples == {
+        "Energy.Active.Import.Register": ("1.5", "kWh"),
+        "Power.Active.Import": ("2000", "W"),
+    }
 
 
-@pytest.mark.parametrize(("action", "payload", "expected"), [
-    ("Reset", {"type": "Hard"}, ("Reset", {"type": "Immediate"})),
-    ("UnlockConnector", {"connectorId": 3}, ("UnlockConnector", {"evseId": 3, "connectorId": 1})),
-    ("ChangeAvailability", {"connectorId": 2, "type": "Operative"},
-     ("ChangeAvailability", {"operationalStatus": "Operative", "evse": {"id": 2}})),
-    ("RemoteStopTransaction", {"transactionId": 5}, ("RequestStopTransaction", {"transactionId": "abc"})),
-    ("GetVariables", {"getVariableData": []}, ("GetVariables", {"getVariableData": []})),
-])
+@pytest.mark.parametrize(
+    ("action", "payload", "expected"),
+    [
+        ("Reset", {"type": "Hard"}, ("Reset", {"type": "Immediate"})),
+        (
+            "UnlockConnector",
+            {"connectorId": 3},
+            ("UnlockConnector", {"evseId": 3, "connectorId": 1}),
+        ),
+        (
+            "ChangeAvailability",
+            {"connectorId": 2, "type": "Operative"},
+            ("ChangeAvailability", {"operationalStatus": "Operative", "evse": {"id": 2}}),
+        ),
+        (
+            "RemoteStopTransaction",
+            {"transactionId": 5},
+            ("RequestStopTransaction", {"transactionId": "abc"}),
+        ),
+        ("GetVariables", {"getVariableData": []}, ("GetVariables", {"getVariableData": []})),
+    ],
+)
 def test_translate_gives_valid_201_commands(action, payload, expected):
     translated = translate(action, payload, ocpp_transaction_id="abc")
     assert (translated.action, translated.payload) == expected

@@ -22,14 +22,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
         ('[7, "m3", "Heartbeat", {}]', "MessageTypeNotSupported", "m3"),
         ('[2, "m4", "FlyToTheMoon", {}]', "NotImplemented", "m4"),
         ('[2, "m5", "Reset", {"type": "Immediate"}]', "NotSupported", "m5"),
-        ('[2, "m6", "BootNotification", {"reason": "PowerUp"}]', "OccurrenceConstraintViolation", "m6"),
+        (
+            '[2, "m6", "BootNotification", {"reason": "PowerUp"}]',
+            "OccurrenceConstraintViolation",
+            "m6",
+        ),
         ('[2, "m7", "Heartbeat", {"extra": 1}]', "FormatViolation", "m7"),
-        ('[2, "m8", "BootNotification", {"reason": "Bored", "chargingStation": {"model": "m", "vendorName": "v"}}]',
-         "PropertyConstraintViolation", "m8"),
-        ('[2, "m9", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "v"}}]',
-         "TypeConstraintViolation", "m9"),
-        ('[2, "m10", "TransactionEvent", {"eventType": "Started", "timestamp": "2026-11-20T10:00:00Z", '
-         '"triggerReason": "Authorized", "seqNo": 0, "transactionInfo": {}}]', "OccurrenceConstraintViolation", "m10"),
+        (
+            '[2, "m8", "BootNotification", {"reason": "Bored", "chargingStation": {"model": "m", "vendorName": "v"}}]',
+            "PropertyConstraintViolation",
+            "m8",
+        ),
+        (
+            '[2, "m9", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "v"}}]',
+            "TypeConstraintViolation",
+            "m9",
+        ),
+        (
+            '[2, "m10", "TransactionEvent", {"eventType": "Started", "timestamp": "2026-11-20T10:00:00Z", '
+            '"triggerReason": "Authorized", "seqNo": 0, "transactionInfo": {}}]',
+            "OccurrenceConstraintViolation",
+            "m10",
+        ),
     ],
 )
 async def test_bad_frames_get_the_201_error_code(charger, frame, code, message_id):

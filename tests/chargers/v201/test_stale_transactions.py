@@ -19,23 +19,34 @@ def _stale_at_once(settings):
 
 
 async def _ask(client, answer: dict):
-    session = await ChargingSession.objects.select_related("charger").aget(ocpp_transaction_id="TX-1")
+    session = await ChargingSession.objects.select_related("charger").aget(
+        ocpp_transaction_id="TX-1"
+    )
     check = asyncio.create_task(sync_to_async(transaction_status_check)(session))
     call = await client.receive(timeout=10)
     await client.send([3, call[1], answer])
     return call, await check
 
 
-@pytest.mark.parametrize(("answer", "outcome", "status"), [
-    ({"ongoingIndicator": True, "messagesInQueue": False}, "ongoing", "active"),
-    ({"ongoingIndicator": False, "messagesInQueue": True}, "queued", "active"),
-    ({"ongoingIndicator": False, "messagesInQueue": False}, "ended", "completed"),
-])
-async def test_a_silent_transaction_is_asked_about_and_closed_only_when_ended(charger, token, answer, outcome, status):
+@pytest.mark.parametrize(
+    ("answer", "outcome", "status"),
+    [
+        ({"ongoingIndicator": True, "messagesInQueue": False}, "ongoing", "active"),
+        ({"ongoingIndicator": False, "messagesInQueue": True}, "queued", "active"),
+        ({"ongoingIndicator": False, "messagesInQueue": False}, "ended", "completed"),
+    ],
+)
+async def test_a_silent_transaction_is_asked_about_and_closed_only_when_ended(
+    charger, token, answer, outcome, status
+):
     client = await connect201()
     await client.result("TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=1000))
-    await client.result("TransactionEvent", tx_event("Updated", 1, wh=4000, timestamp="2026-11-20T10:30:00Z",
-                                                     trigger="MeterValuePeriodic"))
+    await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Updated", 1, wh=4000, timestamp="2026-11-20T10:30:00Z", trigger="MeterValuePeriodic"
+        ),
+    )
     assert [s.ocpp_transaction_id for s in await sync_to_async(stale_sessions)()] == ["TX-1"]
     call, verdict = await _ask(client, answer)
     assert call[2] == "GetTransactionStatus" and call[3] == {"transactionId": "TX-1"}
@@ -54,8 +65,17 @@ async def test_a_late_ended_event_still_replaces_the_estimate(charger, token):
     client = await connect201()
     await client.result("TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=1000))
     await _ask(client, {"ongoingIndicator": False, "messagesInQueue": False})
-    await client.result("TransactionEvent", tx_event("Ended", 1, wh=9000, timestamp="2026-11-20T11:00:00Z",
-                                                     trigger="EVCommunicationLost", stopped_reason="EVDisconnected"))
+    await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Ended",
+            1,
+            wh=9000,
+            timestamp="2026-11-20T11:00:00Z",
+            trigger="EVCommunicationLost",
+            stopped_reason="EVDisconnected",
+        ),
+    )
     session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
     assert (session.stop_reason, session.meter_stop_wh) == ("EVDisconnected", 9000)
     await client.close()

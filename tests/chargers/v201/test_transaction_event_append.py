@@ -30,9 +30,13 @@ def at(minute: int) -> str:
 
 async def _steady(client) -> None:
     """Started, then one Updated through the full path, which tells the socket it is steady."""
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
-    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
-                                                     wh=1500))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=1500),
+    )
 
 
 def _record_full_path(monkeypatch) -> list[int]:
@@ -57,22 +61,55 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
     full_path = _record_full_path(monkeypatch)
     client = await connect201()
     # A Started with its energy reading makes the transaction steady at once.
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
+    )
     batches = v201._appends.batches
     for seq in range(1, 6):
-        assert await client.result("TransactionEvent", tx_event(
-            "Updated", seq, timestamp=at(seq), trigger="MeterValuePeriodic", wh=1000 + 500 * seq)) == {}
+        assert (
+            await client.result(
+                "TransactionEvent",
+                tx_event(
+                    "Updated",
+                    seq,
+                    timestamp=at(seq),
+                    trigger="MeterValuePeriodic",
+                    wh=1000 + 500 * seq,
+                ),
+            )
+            == {}
+        )
         # Committed before the charger got its answer.
         assert await TransactionEvent.objects.filter(charger=charger, seq_no=seq).aexists()
-        assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
-                                               ).acount() == 1
+        assert (
+            await MeterValue.objects.filter(
+                charger=charger, timestamp=datetime(2026, 11, 20, 10, seq, tzinfo=UTC)
+            ).acount()
+            == 1
+        )
     assert v201._appends.batches == batches + 5  # all five went the appending way
     assert full_path == []  # and none of them was refused by it and refolded
-    await client.result("TransactionEvent", tx_event("Ended", 6, timestamp=at(6), trigger="EVDeparted", wh=4000,
-                                                     stopped_reason="EVDisconnected"))
+    await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Ended",
+            6,
+            timestamp=at(6),
+            trigger="EVDeparted",
+            wh=4000,
+            stopped_reason="EVDisconnected",
+        ),
+    )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 4000)
-    assert session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC) and session.stop_reason == "EVDisconnected"
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
+        "completed",
+        1000,
+        4000,
+    )
+    assert (
+        session.stopped_at == datetime(2026, 11, 20, 10, 6, tzinfo=UTC)
+        and session.stop_reason == "EVDisconnected"
+    )
     assert await TransactionEvent.objects.filter(session=session).acount() == 7
     assert full_path == []  # the in-order Ended with its reading ended the session by the batch too
     assert await MeterValue.objects.filter(session=session).acount() == 7
@@ -81,15 +118,21 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
     await client.close()
 
 
-async def test_a_resent_event_of_a_steady_transaction_is_a_duplicate_not_a_second_row(charger, token):
+async def test_a_resent_event_of_a_steady_transaction_is_a_duplicate_not_a_second_row(
+    charger, token
+):
     client = await connect201()
     await _steady(client)
     event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     assert await client.result("TransactionEvent", event) == {}
     assert await client.result("TransactionEvent", event) == {}  # our answer was lost; same seqNo
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
-    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
-                                           ).acount() == 1
+    assert (
+        await MeterValue.objects.filter(
+            charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+        ).acount()
+        == 1
+    )
     await client.close()
 
 
@@ -98,25 +141,41 @@ async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_pat
     await _steady(client)
     batches = v201._appends.batches
     # An offline-queued reading older than the last one may change the fold: never appended.
-    await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=at(0), trigger="MeterValuePeriodic",
-                                                     wh=900, offline=True))
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 3, timestamp=at(0), trigger="MeterValuePeriodic", wh=900, offline=True),
+    )
     assert v201._appends.batches == batches
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    assert await TransactionEvent.objects.filter(charger=charger, seq_no=3, offline=True).acount() == 1
+    assert (
+        await TransactionEvent.objects.filter(charger=charger, seq_no=3, offline=True).acount() == 1
+    )
     # Steady again; then something else closes the session (the stale-transaction check).
-    await client.result("TransactionEvent", tx_event("Updated", 4, timestamp=at(4), trigger="MeterValuePeriodic",
-                                                     wh=2500))
-    await ChargingSession.objects.filter(pk=session.pk).aupdate(status="completed", stop_reason="NoEndedEvent")
-    await client.result("TransactionEvent", tx_event("Updated", 5, timestamp=at(5), trigger="MeterValuePeriodic",
-                                                     wh=3000))
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 4, timestamp=at(4), trigger="MeterValuePeriodic", wh=2500),
+    )
+    await ChargingSession.objects.filter(pk=session.pk).aupdate(
+        status="completed", stop_reason="NoEndedEvent"
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 5, timestamp=at(5), trigger="MeterValuePeriodic", wh=3000),
+    )
     # Written once, by the full path, after the append found the session closed.
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=5).acount() == 1
-    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
-                                           ).acount() == 1
+    assert (
+        await MeterValue.objects.filter(
+            charger=charger, timestamp=datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
+        ).acount()
+        == 1
+    )
     await client.close()
 
 
-async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_update(charger, token, monkeypatch):
+async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_update(
+    charger, token, monkeypatch
+):
     """After a deploy every charger reconnects: the next in-order Updated of a transaction the new
     socket has not seen is appended after one read, not a locked transaction of its own."""
     full_path = _record_full_path(monkeypatch)
@@ -128,28 +187,56 @@ async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_up
     update = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     assert await second.result("TransactionEvent", update) == {}
     assert v201._appends.batches == batches + 1 and full_path == []
-    assert await second.result("TransactionEvent", update) == {}  # its answer was lost: the same seqNo again
+    assert (
+        await second.result("TransactionEvent", update) == {}
+    )  # its answer was lost: the same seqNo again
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
-    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
-                                           ).acount() == 1
-    await second.result("TransactionEvent", tx_event("Ended", 3, timestamp=at(3), trigger="EVDeparted", wh=2500,
-                                                     stopped_reason="EVDisconnected"))
+    assert (
+        await MeterValue.objects.filter(
+            charger=charger, timestamp=datetime(2026, 11, 20, 10, 2, tzinfo=UTC)
+        ).acount()
+        == 1
+    )
+    await second.result(
+        "TransactionEvent",
+        tx_event(
+            "Ended",
+            3,
+            timestamp=at(3),
+            trigger="EVDeparted",
+            wh=2500,
+            stopped_reason="EVDisconnected",
+        ),
+    )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 1000, 2500)
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
+        "completed",
+        1000,
+        2500,
+    )
     assert await TransactionEvent.objects.filter(session=session).acount() == 4
     await second.close()
 
 
-async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_full_path(charger, token, monkeypatch):
+async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_full_path(
+    charger, token, monkeypatch
+):
     full_path = _record_full_path(monkeypatch)
     first = await connect201()
     await _steady(first)
     await first.close()
-    await ChargingSession.objects.filter(charger=charger).aupdate(status="completed", stop_reason="NoEndedEvent")
+    await ChargingSession.objects.filter(charger=charger).aupdate(
+        status="completed", stop_reason="NoEndedEvent"
+    )
     second = await connect201()
     batches = v201._appends.batches
-    assert await second.result("TransactionEvent", tx_event(
-        "Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)) == {}
+    assert (
+        await second.result(
+            "TransactionEvent",
+            tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000),
+        )
+        == {}
+    )
     assert v201._appends.batches == batches and full_path == [2]
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
     await second.close()
@@ -157,12 +244,16 @@ async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_
 
 async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(charger, token):
     client = await connect201()
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3"))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3")
+    )
     batches = v201._appends.batches
     await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), wh=1200))
     assert v201._appends.batches == batches  # the first reading sets the meter start: full path
     await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), wh=1700))
-    assert v201._appends.batches == batches  # the one that finds the reading stored: steady from here
+    assert (
+        v201._appends.batches == batches
+    )  # the one that finds the reading stored: steady from here
     await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=at(3), wh=2200))
     assert v201._appends.batches == batches + 1
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
@@ -173,32 +264,76 @@ async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(ch
 @pytest.mark.parametrize("steady", [True, False], ids=["appended", "full-path"])
 async def test_a_nan_reading_is_stored_not_taken_for_a_repeat(charger, token, steady):
     client = await connect201()
-    started = tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000 if steady else None)
+    started = tx_event(
+        "Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000 if steady else None
+    )
     await client.result("TransactionEvent", started)
-    assert await client.result("TransactionEvent", tx_event(
-        "Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=float("nan"))) == {}
+    assert (
+        await client.result(
+            "TransactionEvent",
+            tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=float("nan")),
+        )
+        == {}
+    )
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=1).aexists()
-    assert await MeterValue.objects.filter(charger=charger, timestamp=datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
-                                           ).acount() == 1
+    assert (
+        await MeterValue.objects.filter(
+            charger=charger, timestamp=datetime(2026, 11, 20, 10, 1, tzinfo=UTC)
+        ).acount()
+        == 1
+    )
     await client.close()
 
 
-async def test_a_transaction_id_with_a_nul_byte_is_one_transaction_stored_and_answered(charger, token):
+async def test_a_transaction_id_with_a_nul_byte_is_one_transaction_stored_and_answered(
+    charger, token
+):
     """PostgreSQL cannot hold NUL: the id is escaped the same way on every event, so its events
     find each other and the charger gets answers, not errors."""
     client = await connect201()
     odd = "TX\u0000-7"
     started = tx_event("Started", 0, odd, timestamp=at(0), id_token="04A1B2C3\u0000", wh=1000)
-    assert (await client.result("TransactionEvent", started))["idTokenInfo"]["status"] in ("Invalid", "Unknown")
+    assert (await client.result("TransactionEvent", started))["idTokenInfo"]["status"] in (
+        "Invalid",
+        "Unknown",
+    )
     for seq in (1, 2):
-        assert await client.result("TransactionEvent", tx_event(
-            "Updated", seq, odd, timestamp=at(seq), trigger="MeterValuePeriodic", wh=1000 + 100 * seq)) == {}
-    assert await client.result("TransactionEvent", tx_event(
-        "Ended", 3, odd, timestamp=at(3), trigger="EVDeparted", wh=1500, stopped_reason="EVDisconnected")) == {}
+        assert (
+            await client.result(
+                "TransactionEvent",
+                tx_event(
+                    "Updated",
+                    seq,
+                    odd,
+                    timestamp=at(seq),
+                    trigger="MeterValuePeriodic",
+                    wh=1000 + 100 * seq,
+                ),
+            )
+            == {}
+        )
+    assert (
+        await client.result(
+            "TransactionEvent",
+            tx_event(
+                "Ended",
+                3,
+                odd,
+                timestamp=at(3),
+                trigger="EVDeparted",
+                wh=1500,
+                stopped_reason="EVDisconnected",
+            ),
+        )
+        == {}
+    )
     sessions = [s async for s in ChargingSession.objects.filter(charger=charger)]
     assert len(sessions) == 1
     assert (sessions[0].ocpp_transaction_id, sessions[0].status, sessions[0].meter_stop_wh) == (
-        "TX\\u0000-7", "completed", 1500)
+        "TX\\u0000-7",
+        "completed",
+        1500,
+    )
     assert await TransactionEvent.objects.filter(session=sessions[0]).acount() == 4
     await client.close()
 
@@ -210,45 +345,108 @@ async def test_the_batched_steadiness_read_agrees_with_the_orm(charger, token):
 
     client = await connect201()
     await _steady(client)  # TX-1: steady
-    await client.result("TransactionEvent", tx_event("Started", 0, "TX-2", timestamp=at(2), id_token="04A1B2C3",
-                                                     evse=2))  # no reading yet
-    await client.result("TransactionEvent", tx_event("Started", 0, "TX-3", timestamp=at(3), id_token="04A1B2C3",
-                                                     wh=10, evse=3))
+    await client.result(
+        "TransactionEvent",
+        tx_event("Started", 0, "TX-2", timestamp=at(2), id_token="04A1B2C3", evse=2),
+    )  # no reading yet
+    await client.result(
+        "TransactionEvent",
+        tx_event("Started", 0, "TX-3", timestamp=at(3), id_token="04A1B2C3", wh=10, evse=3),
+    )
     await ChargingSession.objects.filter(ocpp_transaction_id="TX-3").aupdate(status="completed")
     # TX-4: steady, one of its events gave a stoppedReason (an Ended without one must refold).
-    await client.result("TransactionEvent", tx_event("Started", 0, "TX-4", timestamp=at(4), id_token="04A1B2C3",
-                                                     wh=10, evse=4))
-    await client.result("TransactionEvent", tx_event("Updated", 1, "TX-4", timestamp=at(5), wh=20, evse=4,
-                                                     stopped_reason="PowerLoss"))
-    keys = [(charger.pk, "TX-1"), (charger.pk, "TX-2"), (charger.pk, "TX-3"), (charger.pk, "NO-SUCH"),
-            (charger.pk + 1000, "TX-1"), (charger.pk, "TX-4")]
+    await client.result(
+        "TransactionEvent",
+        tx_event("Started", 0, "TX-4", timestamp=at(4), id_token="04A1B2C3", wh=10, evse=4),
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, "TX-4", timestamp=at(5), wh=20, evse=4, stopped_reason="PowerLoss"),
+    )
+    keys = [
+        (charger.pk, "TX-1"),
+        (charger.pk, "TX-2"),
+        (charger.pk, "TX-3"),
+        (charger.pk, "NO-SUCH"),
+        (charger.pk + 1000, "TX-1"),
+        (charger.pk, "TX-4"),
+    ]
     batched = await services_v201.transactions_steady_batch(keys)
     assert batched == await sync_to_async(services_v201.transactions_steady)(keys)
     assert [facts is not None for facts in batched] == [True, False, False, False, False, True]
-    assert (batched[0].seq_no, batched[0].energy_at) == (1, datetime(2026, 11, 20, 10, 1, tzinfo=UTC))
+    assert (batched[0].seq_no, batched[0].energy_at) == (
+        1,
+        datetime(2026, 11, 20, 10, 1, tzinfo=UTC),
+    )
     assert (batched[0].reason_before, batched[5].reason_before) == (False, True)
     await client.close()
 
 
 def _two_readings(event: dict) -> dict:
     """The Ended's reading at 10:06 followed, in the message, by an earlier one at 10:05."""
-    event["meterValue"].append({"timestamp": at(5), "sampledValue": [
-        {"value": 3000, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}]})
+    event["meterValue"].append(
+        {
+            "timestamp": at(5),
+            "sampledValue": [
+                {
+                    "value": 3000,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                }
+            ],
+        }
+    )
     return event
 
 
-@pytest.mark.parametrize("case, ended, reason_before, batched", [
-    ("reading and reason", tx_event("Ended", 3, timestamp=at(6), wh=4000, stopped_reason="EVDisconnected"), None, True),
-    ("no reason: Local", tx_event("Ended", 3, timestamp=at(6), wh=4000), None, True),
-    ("no reason, an earlier one", tx_event("Ended", 3, timestamp=at(6), wh=4000), "PowerLoss", False),
-    ("no reading", tx_event("Ended", 3, timestamp=at(6), stopped_reason="Remote"), None, False),
-    ("register below the start", tx_event("Ended", 3, timestamp=at(6), wh=500, stopped_reason="Local"), None, True),
-    ("newest reading first", _two_readings(tx_event("Ended", 3, timestamp=at(6), wh=4000)), None, True),
-    ("stopped by a card", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="04A1B2C3",
-                                   trigger="StopAuthorized"), None, True),
-    ("stopped by another card", tx_event("Ended", 3, timestamp=at(6), wh=4000, id_token="CARD-2",
-                                         trigger="StopAuthorized"), None, True),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "case, ended, reason_before, batched",
+    [
+        (
+            "reading and reason",
+            tx_event("Ended", 3, timestamp=at(6), wh=4000, stopped_reason="EVDisconnected"),
+            None,
+            True,
+        ),
+        ("no reason: Local", tx_event("Ended", 3, timestamp=at(6), wh=4000), None, True),
+        (
+            "no reason, an earlier one",
+            tx_event("Ended", 3, timestamp=at(6), wh=4000),
+            "PowerLoss",
+            False,
+        ),
+        ("no reading", tx_event("Ended", 3, timestamp=at(6), stopped_reason="Remote"), None, False),
+        (
+            "register below the start",
+            tx_event("Ended", 3, timestamp=at(6), wh=500, stopped_reason="Local"),
+            None,
+            True,
+        ),
+        (
+            "newest reading first",
+            _two_readings(tx_event("Ended", 3, timestamp=at(6), wh=4000)),
+            None,
+            True,
+        ),
+        (
+            "stopped by a card",
+            tx_event(
+                "Ended", 3, timestamp=at(6), wh=4000, id_token="04A1B2C3", trigger="StopAuthorized"
+            ),
+            None,
+            True,
+        ),
+        (
+            "stopped by another card",
+            tx_event(
+                "Ended", 3, timestamp=at(6), wh=4000, id_token="CARD-2", trigger="StopAuthorized"
+            ),
+            None,
+            True,
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of_all_events(
     charger, token, monkeypatch, case, ended, reason_before, batched
 ):
@@ -260,24 +458,50 @@ async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of
 
     full_path = _record_full_path(monkeypatch)
     client = await connect201()
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
-    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
-                                                     wh=1500))
-    await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic",
-                                                     wh=2000, stopped_reason=reason_before))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=1500),
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Updated",
+            2,
+            timestamp=at(2),
+            trigger="MeterValuePeriodic",
+            wh=2000,
+            stopped_reason=reason_before,
+        ),
+    )
     assert full_path == []
     answer = await client.result("TransactionEvent", ended)
     assert full_path == ([] if batched else [3])
     # A stop by card is answered with the card's status now, whichever path took it.
     assert ("idTokenInfo" in answer) == ("idToken" in ended)
     if "idToken" in ended:
-        assert answer["idTokenInfo"]["status"] == ("Accepted" if ended["idToken"]["idToken"] == "04A1B2C3"
-                                                   else "Invalid")
+        assert answer["idTokenInfo"]["status"] == (
+            "Accepted" if ended["idToken"]["idToken"] == "04A1B2C3" else "Invalid"
+        )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1"))
-    assert (session.status, session.stopped_at, session.meter_start_wh, session.meter_stop_wh, session.stop_reason,
-            session.stop_id_tag) == ("completed", state.stopped_at, state.meter_start_wh, state.meter_stop_wh,
-                                     state.stop_reason, state.stop_id_token)
+    assert (
+        session.status,
+        session.stopped_at,
+        session.meter_start_wh,
+        session.meter_stop_wh,
+        session.stop_reason,
+        session.stop_id_tag,
+    ) == (
+        "completed",
+        state.stopped_at,
+        state.meter_start_wh,
+        state.meter_stop_wh,
+        state.stop_reason,
+        state.stop_id_token,
+    )
     assert session.received_stop_at is not None
     await client.close()
 
@@ -287,15 +511,27 @@ async def test_a_late_event_after_a_batched_ended_is_folded_in(charger, token, m
     full path, which refolds the ended session with it."""
     full_path = _record_full_path(monkeypatch)
     client = await connect201()
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
-    await client.result("TransactionEvent", tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local"))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
+    )
+    await client.result(
+        "TransactionEvent", tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local")
+    )
     assert full_path == []
-    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(3), trigger="MeterValuePeriodic",
-                                                     wh=2500, offline=True))
+    await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Updated", 1, timestamp=at(3), trigger="MeterValuePeriodic", wh=2500, offline=True
+        ),
+    )
     assert full_path == [1]
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     # Folded in by the charger's clock: the Ended's reading (10:06) stays the last one.
-    assert (session.status, session.meter_stop_wh, session.stop_reason) == ("completed", 4000, "Local")
+    assert (session.status, session.meter_stop_wh, session.stop_reason) == (
+        "completed",
+        4000,
+        "Local",
+    )
     assert await TransactionEvent.objects.filter(session=session).acount() == 3
     await client.close()
 
@@ -305,62 +541,106 @@ async def test_in_one_batch_nothing_is_appended_to_a_session_after_its_ended(cha
     the same transaction in one batch: the one after the Ended is not written (its caller takes
     the full path, which refolds the ended session)."""
     client = await connect201()
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000))
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
+    )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     received = datetime(2026, 11, 20, 10, 10, tzinfo=UTC)
 
     def item(payload: dict, end: services_v201.TxEnd | None = None) -> services_v201.TxAppend:
         return services_v201.TxAppend(
-            charger_id=charger.pk, session_id=session.pk, connector_id=1, payload=payload, received_at=received,
-            event=services_v201.read_transaction_event(payload, received), end=end)
+            charger_id=charger.pk,
+            session_id=session.pk,
+            connector_id=1,
+            payload=payload,
+            received_at=received,
+            event=services_v201.read_transaction_event(payload, received),
+            end=end,
+        )
 
     ended = tx_event("Ended", 2, timestamp=at(6), wh=4000, stopped_reason="Local")
     late = tx_event("Updated", 3, timestamp=at(7), wh=4100)
-    written = await services_v201.transaction_events_append_batch([
-        item(tx_event("Updated", 1, timestamp=at(5), wh=3000)),
-        item(ended, services_v201.TxEnd(datetime(2026, 11, 20, 10, 6, tzinfo=UTC), 4000, "Local")),
-        item(late),
-    ])
+    written = await services_v201.transaction_events_append_batch(
+        [
+            item(tx_event("Updated", 1, timestamp=at(5), wh=3000)),
+            item(
+                ended, services_v201.TxEnd(datetime(2026, 11, 20, 10, 6, tzinfo=UTC), 4000, "Local")
+            ),
+            item(late),
+        ]
+    )
     assert written == [True, True, False]
-    assert sorted([e.seq_no async for e in TransactionEvent.objects.filter(session=session)]) == [0, 1, 2]
+    assert sorted([e.seq_no async for e in TransactionEvent.objects.filter(session=session)]) == [
+        0,
+        1,
+        2,
+    ]
     await session.arefresh_from_db()
     assert (session.status, session.meter_stop_wh) == ("completed", 4000)
     await client.close()
 
 
-async def test_an_ended_that_names_the_first_driver_takes_the_full_path(charger, token, monkeypatch):
+async def test_an_ended_that_names_the_first_driver_takes_the_full_path(
+    charger, token, monkeypatch
+):
     """A transaction started by plugging in (no idToken) whose Ended names a card: the fold makes
     that card the driver (the guest flow links the session then), which only the full path does."""
     full_path = _record_full_path(monkeypatch)
     client = await connect201()
-    await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), wh=1000, trigger="CablePluggedIn"))
-    await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic",
-                                                     wh=1500))
+    await client.result(
+        "TransactionEvent",
+        tx_event("Started", 0, timestamp=at(0), wh=1000, trigger="CablePluggedIn"),
+    )
+    await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, timestamp=at(1), trigger="MeterValuePeriodic", wh=1500),
+    )
     assert full_path == []
-    answer = await client.result("TransactionEvent", tx_event(
-        "Ended", 2, timestamp=at(6), wh=4000, id_token="04A1B2C3", trigger="StopAuthorized", stopped_reason="Local"))
+    answer = await client.result(
+        "TransactionEvent",
+        tx_event(
+            "Ended",
+            2,
+            timestamp=at(6),
+            wh=4000,
+            id_token="04A1B2C3",
+            trigger="StopAuthorized",
+            stopped_reason="Local",
+        ),
+    )
     assert full_path == [2] and answer["idTokenInfo"]["status"] == "Accepted"
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.id_tag, session.stop_id_tag, session.meter_stop_wh) == (
-        "completed", "04A1B2C3", "04A1B2C3", 4000)
+        "completed",
+        "04A1B2C3",
+        "04A1B2C3",
+        4000,
+    )
     await client.close()
 
 
-async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothing_is_refused(charger, token):
+async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothing_is_refused(
+    charger, token
+):
     """A Started whose energy register is 1e30 Wh (a broken meter) must still open its session
     (a refused TransactionEvent loses billing data): the reading is not taken as the meter start."""
     client = await connect201()
-    answer = await client.result("TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3",
-                                                              wh=1e30))
+    answer = await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1e30)
+    )
     assert answer["idTokenInfo"]["status"] == "Accepted"
-    await client.result("TransactionEvent", tx_event("Ended", 1, timestamp=at(5), wh=2e30, stopped_reason="Local"))
+    await client.result(
+        "TransactionEvent", tx_event("Ended", 1, timestamp=at(5), wh=2e30, stopped_reason="Local")
+    )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 0, 0)
     assert await TransactionEvent.objects.filter(session=session).acount() == 2
     await client.close()
 
 
-async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_goes_on(charger, token):
+async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_goes_on(
+    charger, token
+):
     """A power reading of 400 digits (no exponent: the frame is valid JSON) decodes to infinity,
     which jsonb refuses: the steady event is answered, its payload stored with the number as
     text, and the next event is appended as before."""
@@ -368,18 +648,33 @@ async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_go
     await _steady(client)
     event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     event["meterValue"][0]["sampledValue"].append(
-        {"value": "__HUGE__", "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}})
-    text = json.dumps([2, "huge-1", "TransactionEvent", event]).replace('"__HUGE__"', "1" + "0" * 400 + ".5")
+        {"value": "__HUGE__", "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}}
+    )
+    text = json.dumps([2, "huge-1", "TransactionEvent", event]).replace(
+        '"__HUGE__"', "1" + "0" * 400 + ".5"
+    )
     reply = await client.send_raw(text)
     assert reply[0] == 3, reply
     stored = await TransactionEvent.objects.aget(charger=charger, seq_no=2)
-    powers = [s["value"] for r in stored.payload["meterValue"] for s in r["sampledValue"]
-              if s.get("measurand") == "Power.Active.Import"]
+    powers = [
+        s["value"]
+        for r in stored.payload["meterValue"]
+        for s in r["sampledValue"]
+        if s.get("measurand") == "Power.Active.Import"
+    ]
     assert powers == ["Infinity"]
-    assert await client.result("TransactionEvent", tx_event(
-        "Updated", 3, timestamp=at(3), trigger="MeterValuePeriodic", wh=2500)) == {}
+    assert (
+        await client.result(
+            "TransactionEvent",
+            tx_event("Updated", 3, timestamp=at(3), trigger="MeterValuePeriodic", wh=2500),
+        )
+        == {}
+    )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    assert (await TransactionEvent.objects.filter(session=session).acount(), session.status) == (4, "active")
+    assert (await TransactionEvent.objects.filter(session=session).acount(), session.status) == (
+        4,
+        "active",
+    )
     # The frame is in the Logs, escaped and lossless, not set aside as a dead letter.
     await writer.flush()
     logged = await OcppMessage.objects.aget(charger=charger, unique_id="huge-1", direction="in")
@@ -388,7 +683,9 @@ async def test_a_reading_no_float_holds_is_stored_escaped_and_the_transaction_go
     await client.close()
 
 
-async def test_an_appended_event_is_logged_as_sent_and_the_next_frame_with_its_own_payload(charger, token):
+async def test_an_appended_event_is_logged_as_sent_and_the_next_frame_with_its_own_payload(
+    charger, token
+):
     """An appended event's JSON is written once, for its event row and its log row
     (v16.Connection.dumped): both hold what the charger sent, and the frame after it is logged
     with its own payload."""

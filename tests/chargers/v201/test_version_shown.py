@@ -37,13 +37,34 @@ def test_admin_lists_the_protocol(admin_client, charger201):
 def test_admin_shows_the_201_records(admin_client, charger201):
     from chargers.models import ChargerEvent, DeviceVariable, TransactionEvent
 
-    DeviceVariable.objects.create(charger=charger201, component="OCPPCommCtrl", variable="HeartbeatInterval",
-                                  value="300", standardized=True)
-    ChargerEvent.objects.create(charger=charger201, event_id=1, timestamp="2026-11-20T10:00:00Z", trigger="Delta",
-                                component="Connector", variable="AvailabilityState", actual_value="Occupied", data={})
-    TransactionEvent.objects.create(charger=charger201, ocpp_transaction_id="TX-ADMIN", seq_no=0, event_type="Started",
-                                    timestamp="2026-11-20T10:00:00Z", payload={})
-    assert "HeartbeatInterval" in admin_client.get("/admin/chargers/devicevariable/").content.decode()
+    DeviceVariable.objects.create(
+        charger=charger201,
+        component="OCPPCommCtrl",
+        variable="HeartbeatInterval",
+        value="300",
+        standardized=True,
+    )
+    ChargerEvent.objects.create(
+        charger=charger201,
+        event_id=1,
+        timestamp="2026-11-20T10:00:00Z",
+        trigger="Delta",
+        component="Connector",
+        variable="AvailabilityState",
+        actual_value="Occupied",
+        data={},
+    )
+    TransactionEvent.objects.create(
+        charger=charger201,
+        ocpp_transaction_id="TX-ADMIN",
+        seq_no=0,
+        event_type="Started",
+        timestamp="2026-11-20T10:00:00Z",
+        payload={},
+    )
+    assert (
+        "HeartbeatInterval" in admin_client.get("/admin/chargers/devicevariable/").content.decode()
+    )
     assert "AvailabilityState" in admin_client.get("/admin/chargers/chargerevent/").content.decode()
     assert "TX-ADMIN" in admin_client.get("/admin/chargers/transactionevent/").content.decode()
 
@@ -52,13 +73,20 @@ def test_api_lists_the_device_model_of_own_chargers_only(api_client, host, charg
     from chargers.models import DeviceVariable
     from tests.factories import ChargerFactory
 
-    DeviceVariable.objects.create(charger=charger201, component="OCPPCommCtrl", variable="HeartbeatInterval",
-                                  value="300", mutability="ReadWrite", standardized=True)
+    DeviceVariable.objects.create(
+        charger=charger201,
+        component="OCPPCommCtrl",
+        variable="HeartbeatInterval",
+        value="300",
+        mutability="ReadWrite",
+        standardized=True,
+    )
     other = ChargerFactory(station_id="OTHER-ORG-1")
     api_client.force_authenticate(host)
     rows = api_client.get(f"/api/v1/chargers/{charger201.station_id}/device-model/").json()
     assert [(r["component"], r["variable"], r["value"], r["standardized"]) for r in rows] == [
-        ("OCPPCommCtrl", "HeartbeatInterval", "300", True)]
+        ("OCPPCommCtrl", "HeartbeatInterval", "300", True)
+    ]
     assert api_client.get(f"/api/v1/chargers/{other.station_id}/device-model/").status_code == 404
 
 
@@ -67,8 +95,17 @@ def test_api_sessions_show_the_chargers_transaction_id(api_client, host, charger
 
     from chargers.models import ChargingSession
 
-    ChargingSession.objects.create(charger=charger201, connector_id=1, transaction_id=77, id_tag="X",
-                                   started_at=timezone.now(), meter_start_wh=0, ocpp_transaction_id="cs-tx-77")
+    ChargingSession.objects.create(
+        charger=charger201,
+        connector_id=1,
+        transaction_id=77,
+        id_tag="X",
+        started_at=timezone.now(),
+        meter_start_wh=0,
+        ocpp_transaction_id="cs-tx-77",
+    )
     api_client.force_authenticate(host)
-    rows = api_client.get("/api/v1/sessions/", {"station_id": charger201.station_id}).json()["results"]
+    rows = api_client.get("/api/v1/sessions/", {"station_id": charger201.station_id}).json()[
+        "results"
+    ]
     assert rows[0]["ocpp_transaction_id"] == "cs-tx-77" and rows[0]["transaction_id"] == 77
