@@ -44,6 +44,7 @@ test: install chromium haproxy
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
 	DEBUG=true $(VENV)/bin/lint-imports --no-cache >/dev/null || { $(VENV)/bin/lint-imports --no-cache; exit 1; }
 	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet . || { echo "Unformatted files: run .venv/bin/ruff format ."; exit 1; }
 	DEBUG=true $(VENV)/bin/mypy
 	@if [ "$$CI" = "true" ]; then \
 	  echo "== PostgreSQL + Redis ==" && \
@@ -57,6 +58,7 @@ test: install chromium haproxy
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 migrations-check: install
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run

@@ -256,7 +256,7 @@ def _stay_decision(token: TokenFacts, charger: ChargerFacts, now: datetime) -> D
     )
 
 
-def decide(
+def decide(  # noqa: C901 (to be split: issue 36)
     token: TokenFacts | None,
     charger: ChargerFacts,
     context: Context,

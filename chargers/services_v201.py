@@ -523,7 +523,7 @@ def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
     return [tx.read_event(row.payload, _no_validation, row.received_at) for row in rows]
 
 
-def transaction_event_record(
+def transaction_event_record(  # noqa: C901 (to be split: issue 36)
     *,
     charger_id: int,
     payload: dict,

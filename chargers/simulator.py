@@ -284,7 +284,7 @@ class SimulatedCharger:
 
     # -- what a charger answers -----------------------------------------------------------------------
 
-    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:  # noqa: C901 (to be split: issue 36)
         self.received_calls.append((action, payload))
         response: dict | None = None
         follow_up = None

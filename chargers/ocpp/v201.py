@@ -390,7 +390,7 @@ _journaled_transactions: OrderedDict[tuple[int, str], int] = OrderedDict()
 JOURNALED_TRANSACTIONS_MAX = 10_000
 
 
-async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
+async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:  # noqa: C901 (to be split: issue 36)
     received = conn.received_at or timezone.now()
     event = services_v201.read_transaction_event(
         payload, received

@@ -60,7 +60,7 @@ def _refuse(description: str) -> OcppError:
     return OcppError(PROPERTY_CONSTRAINT_VIOLATION, description)
 
 
-def translate(
+def translate(  # noqa: C901 (to be split: issue 36)
     action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None
 ) -> Translated:
     """Return `action`/`payload` as a 2.0.1 charger takes them, or raise OcppError.

@@ -78,7 +78,7 @@ def check_schedule(schedule: dict[str, Any], kind: str, purpose: str) -> None:
     _time(schedule.get("startSchedule"))
 
 
-def check_profile(
+def check_profile(  # noqa: C901 (to be split: issue 36)
     evse_id: int,
     profile: dict[str, Any],
     *,

@@ -187,7 +187,7 @@ def vendor_explanation(vendor: str, code: str) -> str:
     return best.explanation + (f" – {best.advice}" if best.advice else "")
 
 
-def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:  # noqa: C901 (to be split: issue 36)
     """Add the charger's connection, license, access and connector facts."""
     tz = _tz(charger)
     sid = charger.station_id
