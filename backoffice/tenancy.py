@@ -47,6 +47,15 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "stays.calendarfeed": ("property__organization",),
     "stays.pmsintegration": ("organization",),
     "stays.listing": ("integration__organization",),
+    "roaming.partner": ("organization",),
+    "roaming.pushedtoken": ("organization",),
+    "roaming.hubparty": ("partner__organization",),
+    "roaming.remotecommand": ("partner__organization",),
+    "roaming.delivery": ("partner__organization",),
+    "roaming.cdr": ("partner__organization",),
+    "roaming.ocpilog": ("partner__organization",),
+    "roaming.locationprofile": ("property__organization",),
+    "roaming.evseprofile": ("charger__property__organization",),
 }
 
 

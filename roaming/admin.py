@@ -7,6 +7,7 @@ from .models import (
     Cdr,
     Delivery,
     EvseProfile,
+    HubParty,
     LocationProfile,
     OcpiLog,
     Partner,
@@ -105,15 +106,26 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(PushedToken)
 class PushedTokenAdmin(ReadOnlyAdmin):
-    list_display = ["uid", "type", "party", "partner", "last_updated"]
+    list_display = ["uid", "type", "party", "organization", "partner", "last_updated"]
     list_filter = ["type"]
     search_fields = ["uid", "party_id"]
-    list_select_related = ["partner"]
-    raw_id_fields = ["partner", "token"]
+    list_select_related = ["partner", "organization"]
+    raw_id_fields = ["organization", "partner", "token"]
 
     @admin.display(description="Party")
     def party(self, obj: PushedToken) -> str:
         return f"{obj.country_code}*{obj.party_id}"
+
+
+@admin.register(HubParty)
+class HubPartyAdmin(ReadOnlyAdmin):
+    """Which hub routes which party for an operator (claimed by the hub's first push for it)."""
+
+    list_display = ["msp", "partner", "created_at"]
+    list_filter = ["partner__role"]
+    search_fields = ["msp__party_id", "msp__country_code", "partner__name"]
+    list_select_related = ["msp", "partner"]
+    raw_id_fields = ["msp", "partner"]
 
 
 @admin.register(RemoteCommand)

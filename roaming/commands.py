@@ -235,7 +235,7 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
         if (
             session.token is None
             or session.token.msp_id is None
-            or not _partner_owns(partner, session.token.msp_id)
+            or not services.partner_speaks_for(partner, session.token.msp_id)
         ):
             return Response("REJECTED", "This session is not one of your customers'.")
         if session.status != ChargingSession.Status.ACTIVE:
@@ -271,18 +271,6 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
         remote_id = remote.pk
         transaction.on_commit(lambda: _queue(remote_id))
     return Response("ACCEPTED", remote_command_id=remote_id)
-
-
-def _partner_owns(partner: Partner, msp_id: int) -> bool:
-    if partner.msp_id == msp_id:
-        return True
-    if partner.role != Partner.Role.HUB:
-        return False
-    from authorization.models import MobilityServiceProvider
-
-    return MobilityServiceProvider.objects.filter(
-        pk=msp_id, organization_id=partner.organization_id
-    ).exists()
 
 
 def _queue(remote_id: int) -> None:

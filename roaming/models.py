@@ -219,8 +219,16 @@ class Delivery(models.Model):
 
 class PushedToken(models.Model):
     """A token an eMSP pushed (mod_tokens receiver), as it sent it; the card itself is the
-    authorization Token the decision engine uses."""
+    authorization Token the decision engine uses.
 
+    Tokens are the operator's: one eMSP connected to two operators pushes the same
+    country/party/uid to each, and neither operator's partners see or change the other's.
+    """
+
+    # The partner's operator, kept on the row so every lookup and the uniqueness are per tenant.
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="tokens")
     token = models.OneToOneField(
         "authorization.Token", on_delete=models.CASCADE, related_name="ocpi"
@@ -236,12 +244,34 @@ class PushedToken(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["country_code", "party_id", "uid", "type"], name="unique_pushed_token"
+                fields=["organization", "country_code", "party_id", "uid", "type"],
+                name="unique_pushed_token_per_org",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id} {self.type} {self.uid}"
+
+
+class HubParty(models.Model):
+    """A party a hub routes for one operator: its tokens and commands come through that hub.
+
+    A hub claims a party the first time it pushes for it. A party connected to the operator
+    directly (its own eMSP partner) or routed by another connected hub is not the hub's: it
+    gets 404 for that party's tokens, as for a party it does not know.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="routed_parties")
+    msp = models.OneToOneField(
+        "authorization.MobilityServiceProvider", on_delete=models.CASCADE, related_name="hub_route"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "hub parties"
+
+    def __str__(self) -> str:
+        return f"{self.msp_id} via {self.partner_id}"
 
 
 class RemoteCommand(models.Model):

@@ -19,7 +19,15 @@ from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
 from . import client, mapping, ocpi, selectors
-from .models import Delivery, EvseProfile, LocationProfile, OcpiLog, Partner, PushedToken
+from .models import (
+    Delivery,
+    EvseProfile,
+    HubParty,
+    LocationProfile,
+    OcpiLog,
+    Partner,
+    PushedToken,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +180,8 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     msp.live_validation_token = base64.b64encode(partner.outgoing_token.encode()).decode()
     msp.save(update_fields=["live_validation_url", "live_validation_token"])
     Partner.objects.filter(msp=msp).exclude(pk=partner.pk).update(msp=None)
+    # A party connected directly speaks for itself: a hub no longer routes it here.
+    HubParty.objects.filter(msp=msp).exclude(partner=partner).delete()
     partner.msp = msp
 
 
@@ -611,25 +621,60 @@ class TokenRefused(Exception):
         self.http_status = http_status
 
 
-def party_msp(partner: Partner, country_code: str, party_id: str) -> MobilityServiceProvider | None:
-    """Return the MobilityServiceProvider of a party the partner may push for, or None.
+def party_msp(
+    partner: Partner, country_code: str, party_id: str, *, claim: bool = True
+) -> MobilityServiceProvider | None:
+    """Return the MobilityServiceProvider of a party the partner speaks for, or None.
 
-    An eMSP pushes for its own party; a hub for the parties behind it, each of which becomes a
-    provider of the operator (so it can be blocked on its own under Mobility Providers).
+    Always the partner's own operator's provider. An eMSP speaks for its own party; a hub for
+    the parties it routes (roaming.HubParty), each a provider of the operator (so it can be
+    blocked on its own under Mobility Providers). With `claim`, a hub routes a party it names
+    for the first time, unless that party is connected directly (its own eMSP partner) or
+    routed by another connected hub; without it (reads), nothing is created.
     """
     country_code, party_id = country_code.upper(), party_id.upper()
-    if partner.role != Partner.Role.HUB:
-        own = (partner.country_code, partner.party_id) == (country_code, party_id)
-        return partner.msp if own else None
-    if len(country_code) != 2 or not 1 <= len(party_id) <= 3:
+    if (partner.country_code, partner.party_id) == (country_code, party_id):
+        return partner.msp
+    if partner.role != Partner.Role.HUB or len(country_code) != 2 or not 1 <= len(party_id) <= 3:
         return None
-    msp, _ = MobilityServiceProvider.objects.get_or_create(
-        organization=partner.organization,
-        country_code=country_code,
-        party_id=party_id,
-        defaults={"name": f"{country_code}*{party_id} via {partner.name}"[:200]},
-    )
+    scope = {"organization_id": partner.organization_id}
+    msp = MobilityServiceProvider.objects.filter(
+        **scope, country_code=country_code, party_id=party_id
+    ).first()
+    route = HubParty.objects.filter(msp=msp).select_related("partner").first() if msp else None
+    if route is not None and route.partner_id == partner.pk:
+        return msp
+    if not claim:
+        return None
+    with transaction.atomic():
+        msp, _ = MobilityServiceProvider.objects.get_or_create(
+            **scope,
+            country_code=country_code,
+            party_id=party_id,
+            defaults={"name": f"{country_code}*{party_id} via {partner.name}"[:200]},
+        )
+        live = Partner.objects.exclude(state=Partner.State.UNREGISTERED).exclude(pk=partner.pk)
+        if live.filter(msp=msp).exists():
+            return None  # connected directly: its own partner speaks for it
+        route = HubParty.objects.select_for_update().filter(msp=msp).first()
+        if route is None:
+            HubParty.objects.create(partner=partner, msp=msp)
+        elif route.partner_id != partner.pk:
+            if live.filter(pk=route.partner_id).exists():
+                return None  # another connected hub routes it
+            route.partner = partner  # the hub that routed it is gone
+            route.save(update_fields=["partner"])
     return msp
+
+
+def partner_speaks_for(partner: Partner, msp_id: int) -> bool:
+    """Return True if `msp_id` is the partner's own party or one it routes (as a hub)."""
+    if partner.msp_id == msp_id:
+        return True
+    return (
+        partner.role == Partner.Role.HUB
+        and HubParty.objects.filter(partner=partner, msp_id=msp_id).exists()
+    )
 
 
 def _token_fields(
@@ -695,7 +740,13 @@ def token_store(
         pushed = (
             PushedToken.objects.select_for_update()
             .select_related("token")
-            .filter(country_code=country_code, party_id=party_id, uid=uid, type=type_)
+            .filter(
+                organization_id=partner.organization_id,
+                country_code=country_code,
+                party_id=party_id,
+                uid=uid,
+                type=type_,
+            )
             .first()
         )
         if patch:
@@ -735,6 +786,7 @@ def token_store(
         token.msp, token.organization = msp, None
         token.save()
         PushedToken.objects.update_or_create(
+            organization_id=partner.organization_id,
             country_code=country_code,
             party_id=party_id,
             uid=uid,
@@ -747,6 +799,23 @@ def token_store(
             },
         )
     return pushed is None
+
+
+def token_get(
+    *, partner: Partner, country_code: str, party_id: str, uid: str, type_: str
+) -> PushedToken | None:
+    """Return a token the partner's operator holds for a party the partner speaks for, or None."""
+    msp = party_msp(partner, country_code, party_id, claim=False)
+    if msp is None:
+        return None
+    return PushedToken.objects.filter(
+        organization_id=partner.organization_id,
+        token__msp=msp,
+        country_code=country_code.upper(),
+        party_id=party_id.upper(),
+        uid=uid,
+        type=type_,
+    ).first()
 
 
 def partner_disconnect(*, partner: Partner) -> None:

@@ -48,16 +48,26 @@ def roaming_sessions() -> QuerySet[ChargingSession]:
 
 
 def partner_of(session: ChargingSession) -> Partner | None:
-    """Return the connected partner whose card the session ran on, or None."""
+    """Return the connected partner whose card the session ran on, or None.
+
+    Only a partner of the charger's own operator: another operator's partner never gets the
+    session or its CDR, whatever the card.
+    """
     token = session.token
-    if token is None:
+    prop = session.charger.property
+    if token is None or prop is None:
         return None
-    pushed = PushedToken.objects.select_related("partner").filter(token=token).first()
-    if pushed is not None and pushed.partner.state == Partner.State.CONNECTED:
-        return pushed.partner
+    connected = Partner.objects.filter(
+        state=Partner.State.CONNECTED, organization_id=prop.organization_id
+    )
+    pushed = PushedToken.objects.filter(token=token).values_list("partner_id", flat=True).first()
+    if pushed is not None:
+        partner = connected.filter(pk=pushed).first()
+        if partner is not None:
+            return partner
     if token.msp_id is None:
         return None
-    return Partner.objects.filter(msp_id=token.msp_id, state=Partner.State.CONNECTED).first()
+    return connected.filter(msp_id=token.msp_id).first()
 
 
 def _cdr_token(token: Token) -> mapping.CdrTokenFacts:
@@ -364,7 +374,11 @@ def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str
     mine = Q(token__ocpi__partner=partner)
     if partner.msp_id:
         mine |= Q(token__msp_id=partner.msp_id)
-    candidates = roaming_sessions().filter(mine).order_by("received_start_at", "pk")
+    candidates = (
+        roaming_sessions()
+        .filter(mine, charger__property__organization_id=partner.organization_id)
+        .order_by("received_start_at", "pk")
+    )
     sessions = [s for s in candidates if partner_of(s) == partner]
     objects = [
         mapping.session_object(
@@ -380,7 +394,9 @@ def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str
 
 def cdrs_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, Any]]]:
     """Return (total, page) of the CDRs of the partner's customers, oldest first."""
-    cdrs = Cdr.objects.filter(partner=partner)
+    cdrs = Cdr.objects.filter(
+        partner=partner, session__charger__property__organization_id=partner.organization_id
+    )
     if page.date_from is not None:
         cdrs = cdrs.filter(created_at__gte=page.date_from)
     if page.date_to is not None:

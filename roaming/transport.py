@@ -122,6 +122,8 @@ def ocpi_endpoint(
             body: Any = None
             try:
                 auth = authenticate(request)
+                # A known partner's refused call is logged on that partner (its own row).
+                partner = auth[0] if auth is not None else None
                 if auth is None or (auth[1] and not token_a_allowed):
                     raise OcpiError(
                         ocpi.Code.CLIENT_ERROR,

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import commands, ocpi, selectors, services, sessions
-from .models import Partner, PushedToken
+from .models import Partner
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
@@ -158,11 +158,15 @@ def token(
 ) -> OcpiResult:
     type_ = request.GET.get("type") or "RFID"
     if request.method == "GET":
-        if services.party_msp(caller.partner, country_code, party_id) is None:
+        if services.party_msp(caller.partner, country_code, party_id, claim=False) is None:
             raise OcpiError(ocpi.Code.CLIENT_ERROR, "Not your party.", http_status=404)
-        pushed = PushedToken.objects.filter(
-            country_code=country_code.upper(), party_id=party_id.upper(), uid=token_uid, type=type_
-        ).first()
+        pushed = services.token_get(
+            partner=caller.partner,
+            country_code=country_code,
+            party_id=party_id,
+            uid=token_uid,
+            type_=type_,
+        )
         if pushed is None:
             raise OcpiError(ocpi.Code.UNKNOWN_TOKEN, "Unknown token.", http_status=404)
         return OcpiResult(data=pushed.data)

@@ -3,11 +3,13 @@
 import json
 
 import pytest
+from django.utils import timezone
 
 from authorization.models import MobilityServiceProvider, Token
-from roaming import services
+from chargers.models import ChargingSession
+from roaming import commands, services
 from roaming.models import Delivery
-from tests.roaming.conftest import auth, connected_partner
+from tests.roaming.conftest import PARTNER_TOKEN, auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub
 
 
@@ -105,3 +107,73 @@ def test_pushes_to_a_hub_are_addressed_to_the_party_or_broadcast_to_the_hub(oper
         "HUB",
     )
     assert Delivery.objects.filter(status="sent").count() == 2
+
+
+def _put(client, token, cc, pid, uid, **fields):
+    return client.put(
+        f"/ocpi/2.2.1/tokens/{cc}/{pid}/{uid}",
+        json.dumps({**_token(cc, pid, uid), **fields}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(token),
+    )
+
+
+def test_a_hub_routes_only_parties_not_connected_directly_nor_routed_by_another_hub(
+    client, operator, hub
+):
+    # The operator's own eMSP partner DE*EMS speaks for its party; the hub may not.
+    connected_partner(operator["org"], token="direct-emsp", name="Direct eMSP")
+    assert _put(client, "direct-emsp", "DE", "EMS", "D001").status_code == 201
+    assert _put(client, PARTNER_TOKEN, "DE", "EMS", "D001", valid=False).status_code == 404
+    assert _put(client, PARTNER_TOKEN, "DE", "EMS", "D002").status_code == 404
+    read = client.get("/ocpi/2.2.1/tokens/DE/EMS/D001", HTTP_AUTHORIZATION=auth(PARTNER_TOKEN))
+    assert read.status_code == 404
+    assert Token.objects.get(uid="D001").valid is True
+    assert not Token.objects.filter(uid="D002").exists()
+
+    # FR*ABC is routed by the first hub that pushed for it; a second connected hub gets 404.
+    assert _put(client, PARTNER_TOKEN, "FR", "ABC", "F001").status_code == 201
+    connected_partner(
+        operator["org"],
+        token="second-hub",
+        name="Second hub",
+        role="HUB",
+        country_code="EU",
+        party_id="HB2",
+    )
+    assert _put(client, "second-hub", "FR", "ABC", "F001", valid=False).status_code == 404
+    read = client.get("/ocpi/2.2.1/tokens/FR/ABC/F001", HTTP_AUTHORIZATION=auth("second-hub"))
+    assert read.status_code == 404
+    assert Token.objects.get(uid="F001").valid is True
+
+    # Once the first hub is unregistered, the party is the hub's that routes it now.
+    services.partner_unregister(partner=hub)
+    assert _put(client, "second-hub", "FR", "ABC", "F001", valid=False).status_code == 200
+    assert Token.objects.get(uid="F001").valid is False
+
+
+def test_a_hub_cannot_stop_a_session_of_a_party_it_does_not_route(client, operator, hub):
+    connected_partner(operator["org"], token="direct-emsp", name="Direct eMSP")
+    assert _put(client, "direct-emsp", "DE", "EMS", "D001").status_code == 201
+    assert _put(client, PARTNER_TOKEN, "FR", "ABC", "F001").status_code == 201
+    sessions = {}
+    for number, uid in enumerate(("D001", "F001"), start=1):
+        sessions[uid] = ChargingSession.objects.create(
+            charger=operator["cp_public"],
+            connector_id=number,
+            transaction_id=number,
+            id_tag=uid,
+            token=Token.objects.get(uid=uid),
+            started_at=timezone.now(),
+            meter_start_wh=0,
+        )
+
+    def stop(uid):
+        return commands.command_receive(
+            partner=hub,
+            command="STOP_SESSION",
+            body={"response_url": "https://hub.example/cb", "session_id": str(sessions[uid].pk)},
+        )
+
+    assert stop("D001").result == "REJECTED"
+    assert stop("F001").result == "ACCEPTED"
