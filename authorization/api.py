@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from backoffice.api import PropertySerializer, PropertyViewSet, TenantViewSetMixin
 from backoffice.selectors import organization_ids_for, scope_to_user
 from backoffice.tenancy import TenantSerializerMixin
+from stays.models import Reservation
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
@@ -213,8 +214,21 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         token_group_touch(group_ids=[group.pk])
 
 
+class DecisionReservationSerializer(serializers.ModelSerializer):
+    """The stay whose access code was used: it allowed or refused the start."""
+
+    class Meta:
+        model = Reservation
+        fields = ["id", "external_id"]
+
+
 class DecisionSerializer(serializers.ModelSerializer):
     reason = serializers.CharField()
+    reservation = DecisionReservationSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The stay (reservation) that allowed or refused the start; null for others.",
+    )
 
     class Meta:
         model = AuthorizationDecision
@@ -233,6 +247,7 @@ class DecisionSerializer(serializers.ModelSerializer):
             "leader_name",
             "leader_status",
             "leader_answered",
+            "reservation",
             "created_at",
         ]
 
@@ -242,7 +257,7 @@ class DecisionFilter(django_filters.FilterSet):
 
     class Meta:
         model = AuthorizationDecision
-        fields = ["station_id", "status", "reason", "context", "uid"]
+        fields = ["station_id", "status", "reason", "context", "uid", "reservation"]
 
     def filter_uid(self, queryset, name, value):
         return queryset.filter(uid_normalized=normalize_uid(value))
@@ -255,9 +270,9 @@ class AuthorizationDecisionViewSet(
     filterset_class = DecisionFilter
 
     def get_queryset(self):
-        return scope_to_user(AuthorizationDecision.objects.all(), self.request.user).order_by(
-            "-created_at", "-id"
-        )
+        return scope_to_user(
+            AuthorizationDecision.objects.select_related("reservation"), self.request.user
+        ).order_by("-created_at", "-id")
 
 
 class PropertyWithGroupsSerializer(PropertySerializer):

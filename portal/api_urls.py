@@ -7,7 +7,6 @@ from rest_framework.routers import DefaultRouter
 from authorization.api import (
     AuthorizationDecisionViewSet,
     MspViewSet,
-    PropertyWithGroupsViewSet,
     TokenGroupViewSet,
     TokenViewSet,
 )
@@ -15,12 +14,13 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.api import ChargerViewSet
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
+from roaming.api import PartnerViewSet, PropertyRoamingViewSet
 from stays.api import CalendarFeedViewSet, PropertyCalendarsView, ReservationViewSet, UnitViewSet
 from support.api import AssistantView
 
 router = DefaultRouter()
 router.register("organizations", OrganizationViewSet, basename="organization")
-router.register("properties", PropertyWithGroupsViewSet, basename="property")
+router.register("properties", PropertyRoamingViewSet, basename="property")
 router.register("chargers", ChargerViewSet, basename="charger")
 router.register("sessions", BillingSessionViewSet, basename="session")
 router.register("rates", RateViewSet, basename="rate")
@@ -30,6 +30,9 @@ router.register("tokens", TokenViewSet, basename="token")
 router.register("token-groups", TokenGroupViewSet, basename="token-group")
 router.register("msps", MspViewSet, basename="msp")
 router.register("authorizations", AuthorizationDecisionViewSet, basename="authorization")
+# The issues call them decisions: the same list, under the name the portal uses.
+router.register("decisions", AuthorizationDecisionViewSet, basename="decision")
+router.register("roaming/partners", PartnerViewSet, basename="roaming-partner")
 router.register("units", UnitViewSet, basename="unit")
 router.register("reservations", ReservationViewSet, basename="reservation")
 router.register("calendars", CalendarFeedViewSet, basename="calendar")

@@ -1,7 +1,9 @@
 """Outbound OCPI calls to partners: headers, envelope check, the OCPI log.
 
-Every call goes through the MSP client of authorization.msp_client: https to a public address
-(or a host on MSP_URL_ALLOWLIST), no redirects, no proxies (docs/security.md).
+Every partner URL goes through the project's outbound guard, here and only here: a URL given
+to us (portal form, API) is checked by check_partner_url(), and every call uses the guarded
+client, which checks again at connect time (today authorization.msp_client: https to a public
+address, or a host on the staff allow-list; no redirects, no proxies; docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from authorization.msp_client import msp_http_client
+from authorization.msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url, msp_http_client
 
 from . import ocpi
 from .models import OcpiLog, Partner
@@ -31,6 +33,35 @@ class PartnerCallError(Exception):
         self.message = message
         self.http_status = http_status
         self.ocpi_status = ocpi_status
+
+
+class BlockedPartnerUrl(ValueError):
+    """A partner URL the outbound guard refuses (private, loopback, link-local, not https)."""
+
+
+PARTNER_URL_MESSAGE = MSP_URL_MESSAGE.replace("provider's", "partner's")
+
+
+def check_partner_url(url: str) -> None:
+    """Raise BlockedPartnerUrl unless our outbound guard lets us call `url`."""
+    try:
+        check_msp_url(url)
+    except BlockedMspUrl:
+        raise BlockedPartnerUrl(PARTNER_URL_MESSAGE) from None
+
+
+def unreachable_words(exc: httpx.HTTPError) -> str:
+    """Return what went wrong in words a host can act on (the log keeps the exception)."""
+    if isinstance(exc, BlockedMspUrl):
+        return "its address is not allowed (a private, loopback or link-local network)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "it did not answer in time"
+    text = str(exc).lower()
+    if isinstance(exc, httpx.ConnectError) and ("ssl" in text or "certificate" in text):
+        return "the secure connection (TLS) failed: check its certificate"
+    if isinstance(exc, httpx.ConnectError):
+        return "it could not be reached: check the URL and that the server is up"
+    return "the connection failed"
 
 
 @dataclass(frozen=True)
@@ -94,8 +125,8 @@ def call(
         try:
             response = http.request(method, url, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            log.error = f"unreachable: {exc}"[:500]
-            raise PartnerCallError(f"{url} unreachable: {exc}") from None
+            log.error = f"unreachable: {exc!r}"[:500]
+            raise PartnerCallError(f"{url}: {unreachable_words(exc)}") from None
         finally:
             if own_client:
                 http.close()

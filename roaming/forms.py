@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 
-from authorization.msp_client import BlockedMspUrl, check_msp_url
 from backoffice.models import Organization
 
+from .client import BlockedPartnerUrl, check_partner_url
+from .location_data import InvalidLocationData, check_country
 from .models import EvseProfile, LocationProfile
 
 
@@ -47,8 +48,8 @@ class PartnerConnectForm(_OrganizationForm):
     def clean_versions_url(self) -> str:
         url = str(self.cleaned_data["versions_url"])
         try:
-            check_msp_url(url)
-        except BlockedMspUrl as exc:
+            check_partner_url(url)
+        except BlockedPartnerUrl as exc:
             raise forms.ValidationError(str(exc)) from None
         return url
 
@@ -60,10 +61,10 @@ class LocationProfileForm(forms.ModelForm):
         labels = {"country": "Country (ISO 3166 alpha-3)", "open_24_7": "Open 24/7"}
 
     def clean_country(self) -> str:
-        value = str(self.cleaned_data["country"]).upper()
-        if len(value) != 3 or not value.isalpha():
-            raise forms.ValidationError("Use the three-letter ISO 3166-1 code, e.g. NLD, DEU, FRA.")
-        return value
+        try:
+            return check_country(self.cleaned_data["country"])
+        except InvalidLocationData as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from .location_data import format_coordinate
 from .ocpi import format_datetime
 
 
@@ -51,8 +52,8 @@ class LocationFacts:
     latitude: Decimal
     longitude: Decimal
     time_zone: str
-    open_24_7: bool
-    regular_hours: tuple[dict[str, Any], ...]
+    # An OCPI Hours object (mod_locations "Hours"), already checked (roaming.location_data).
+    opening_times: dict[str, Any]
     operator_name: str
     evses: tuple[EvseFacts, ...]
     last_updated: datetime
@@ -116,21 +117,15 @@ def location_object(location: LocationFacts, *, country_code: str, party_id: str
             "country": location.country,
             # GeoLocation: decimal degrees as strings, up to 6 decimals (mod_locations "GeoLocation").
             "coordinates": {
-                "latitude": f"{location.latitude:.6f}",
-                "longitude": f"{location.longitude:.6f}",
+                "latitude": format_coordinate(location.latitude),
+                "longitude": format_coordinate(location.longitude),
             },
             "evses": [evse_object(evse) for evse in location.evses],
             "operator": {"name": location.operator_name},
             "time_zone": location.time_zone,
         }
     )
-    if location.open_24_7:
-        data["opening_times"] = {"twentyfourseven": True}
-    else:
-        data["opening_times"] = {
-            "twentyfourseven": False,
-            "regular_hours": list(location.regular_hours),
-        }
+    data["opening_times"] = location.opening_times
     evse_times = [evse.last_updated for evse in location.evses]
     data["last_updated"] = format_datetime(max([location.last_updated, *evse_times]))
     return data

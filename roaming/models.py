@@ -118,11 +118,20 @@ class LocationProfile(models.Model):
     city = models.CharField(max_length=45)
     postal_code = models.CharField(max_length=10, blank=True)
     country = models.CharField(max_length=3, help_text="ISO 3166-1 alpha-3, e.g. NLD.")
-    latitude = models.DecimalField(max_digits=9, decimal_places=6)
-    longitude = models.DecimalField(max_digits=9, decimal_places=6)
+    # WGS 84 decimal degrees; OCPI GeoLocation allows up to 7 decimals (about 1 cm).
+    latitude = models.DecimalField(max_digits=10, decimal_places=7)
+    longitude = models.DecimalField(max_digits=10, decimal_places=7)
+    operator_name = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The operator name partners show; empty: the organization's name.",
+    )
     open_24_7 = models.BooleanField(default=True, help_text="Chargers can be used at any time.")
     # OCPI RegularHours when not open 24/7: [{"weekday": 1, "period_begin": "08:00", "period_end": "18:00"}]
     regular_hours = models.JSONField(default=list, blank=True)
+    # OCPI ExceptionalPeriods: [{"period_begin": DateTime, "period_end": DateTime}]
+    exceptional_openings = models.JSONField(default=list, blank=True)
+    exceptional_closings = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

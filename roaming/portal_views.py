@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,7 +12,6 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
@@ -24,15 +22,11 @@ from chargers.models import Charger
 from . import selectors, services
 from .forms import EvseProfileForm, LocationProfileForm, PartnerConnectForm, PartnerInviteForm
 from .models import Delivery, EvseProfile, LocationProfile, OcpiLog, Partner
+from .views import our_versions_url
 
 
 def _partners_for(user: Any) -> Any:
     return scope_to_user(Partner.objects.select_related("organization", "msp"), user)
-
-
-def _our_versions_url(request: HttpRequest) -> str:
-    path = reverse("roaming:versions")
-    return f"{settings.SITE_URL}{path}" if settings.SITE_URL else request.build_absolute_uri(path)
 
 
 @login_required
@@ -55,7 +49,7 @@ def partner_list(request: HttpRequest) -> HttpResponse:
                 issued = {
                     "partner": partner,
                     "token_a": token_a,
-                    "versions_url": _our_versions_url(request),
+                    "versions_url": our_versions_url(request),
                 }
                 invite = PartnerInviteForm(organizations=organizations, prefix="invite")
         else:
@@ -69,7 +63,7 @@ def partner_list(request: HttpRequest) -> HttpResponse:
                         name=connect.cleaned_data["name"],
                         versions_url=connect.cleaned_data["versions_url"],
                         token_a=connect.cleaned_data["token_a"],
-                        our_versions_url=_our_versions_url(request),
+                        our_versions_url=our_versions_url(request),
                     )
                 except services.RegistrationError as exc:
                     connect.add_error(

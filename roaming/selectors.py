@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -13,7 +14,7 @@ from billing.selectors import rate_for_charger
 from chargers.models import Charger
 
 from . import mapping, ocpi
-from .models import EvseProfile, Partner
+from .models import EvseProfile, LocationProfile, Partner
 
 _DEFAULT_SPEC = mapping.ConnectorSpec(
     standard=EvseProfile.Standard.TYPE2,
@@ -105,6 +106,18 @@ def evses_of(charger: Charger, *, now: datetime) -> list[mapping.EvseFacts]:
     return facts
 
 
+def opening_hours_of(profile: LocationProfile) -> dict[str, Any]:
+    """Return the location's OCPI Hours object (mod_locations "Hours")."""
+    hours: dict[str, Any] = {"twentyfourseven": profile.open_24_7}
+    if not profile.open_24_7:
+        hours["regular_hours"] = list(profile.regular_hours or [])
+    for name in ("exceptional_openings", "exceptional_closings"):
+        periods = getattr(profile, name)
+        if periods:
+            hours[name] = list(periods)
+    return hours
+
+
 def _location_facts(
     prop: Property, chargers: list[Charger], *, now: datetime
 ) -> mapping.LocationFacts:
@@ -120,9 +133,8 @@ def _location_facts(
         latitude=profile.latitude,
         longitude=profile.longitude,
         time_zone=prop.timezone,
-        open_24_7=profile.open_24_7,
-        regular_hours=tuple(profile.regular_hours or ()),
-        operator_name=prop.organization.name,
+        opening_times=opening_hours_of(profile),
+        operator_name=profile.operator_name or prop.organization.name,
         evses=evses,
         last_updated=profile.updated_at,
     )

@@ -839,14 +839,9 @@ def partner_disconnect(*, partner: Partner) -> None:
     partner_unregister(partner=partner)
 
 
-@transaction.atomic
-def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfile]) -> None:
-    """Save a location's OCPI data and its chargers' connectors; the location (when published)
-    is then PUT to the operator's partners (after commit)."""
-    location.save()
-    for connector in connectors:
-        connector.save()
-    property_id = location.property_id
+def _push_after_commit(property_id: int) -> None:
+    """After commit, PUT the location to the operator's partners (or REMOVE what is no longer
+    published)."""
 
     def push() -> None:
         from .tasks import location_push_task
@@ -857,6 +852,52 @@ def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfil
             logger.exception("Could not push location %s to roaming partners", property_id)
 
     transaction.on_commit(push)
+
+
+@transaction.atomic
+def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfile]) -> None:
+    """Save a location's OCPI data and its chargers' connectors; the location (when published)
+    is then PUT to the operator's partners (after commit)."""
+    location.save()
+    for connector in connectors:
+        connector.save()
+    _push_after_commit(location.property_id)
+
+
+# The fields of a location's roaming data a caller may set (roaming.location_data checks them).
+LOCATION_DATA_FIELDS = (
+    "city",
+    "postal_code",
+    "country",
+    "latitude",
+    "longitude",
+    "operator_name",
+    "open_24_7",
+    "regular_hours",
+    "exceptional_openings",
+    "exceptional_closings",
+)
+
+
+@transaction.atomic
+def location_data_save(*, property_id: int, data: dict[str, Any] | None) -> LocationProfile | None:
+    """Set a location's roaming data (the fields given), or remove it with None (the location
+    is then no longer published); partners get the change after commit."""
+    profile = LocationProfile.objects.select_for_update().filter(property_id=property_id).first()
+    if data is None:
+        if profile is not None:
+            profile.delete()
+        _push_after_commit(property_id)
+        return None
+    profile = profile or LocationProfile(property_id=property_id)
+    for name, value in data.items():
+        if name not in LOCATION_DATA_FIELDS:
+            raise ValueError(f"not a roaming data field: {name}")
+        setattr(profile, name, value)
+    profile.full_clean(exclude=["property"])
+    profile.save()
+    _push_after_commit(property_id)
+    return profile
 
 
 def location_push_queue(*, property_id: int) -> list[int]:
@@ -871,7 +912,8 @@ def location_push_queue(*, property_id: int) -> list[int]:
         return []
     location = selectors.location_get(partners[0], str(property_id), now=timezone.now())
     if location is None:
-        return []
+        # Not published (any more): partners told about its EVSEs get them REMOVED now.
+        return [p.pk for p in partners if locations_reconcile(partner_id=p.pk)]
     for partner in partners:
         delivery_enqueue(
             partner=partner,

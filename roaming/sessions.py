@@ -19,7 +19,7 @@ from billing.selectors import rate_for_charger
 from billing.services import session_cost
 from chargers.models import ChargingSession
 
-from . import mapping, ocpi, selectors, services
+from . import location_data, mapping, ocpi, selectors, services
 from .models import Cdr, Partner, PushedToken, RemoteCommand
 
 logger = logging.getLogger(__name__)
@@ -223,7 +223,10 @@ def _cdr_location(session: ChargingSession) -> dict[str, Any]:
         data["postal_code"] = profile.postal_code
     data["country"] = profile.country if profile else "#NA"
     data["coordinates"] = (
-        {"latitude": f"{profile.latitude:.6f}", "longitude": f"{profile.longitude:.6f}"}
+        {
+            "latitude": location_data.format_coordinate(profile.latitude),
+            "longitude": location_data.format_coordinate(profile.longitude),
+        }
         if profile
         else {"latitude": "#NA", "longitude": "#NA"}
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +16,13 @@ from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_err
 
 def _versions_url(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("roaming:versions"))
+
+
+def our_versions_url(request: HttpRequest) -> str:
+    """Return the versions URL we hand partners: SITE_URL's when set (behind a proxy the
+    request's host may not be the public one), else the request's."""
+    path = reverse("roaming:versions")
+    return f"{settings.SITE_URL}{path}" if settings.SITE_URL else request.build_absolute_uri(path)
 
 
 @ocpi_endpoint("versions", token_a_allowed=True, connected_only=False)

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
+from roaming import ocpi
+from roaming.models import Partner
 from stays.models import CalendarFeed, Reservation, Unit
 from tests.factories import MembershipFactory, UserFactory
 from tests.portal.conftest import Site, make_site
@@ -31,6 +33,7 @@ APP_LABELS = {
     "guest",
     "support",
     "stays",
+    "roaming",
 }
 
 
@@ -44,6 +47,7 @@ class Tenant:
     reservation: Any = None
     feed: Any = None
     backoffice: Any = None
+    partner: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -85,7 +89,19 @@ def make_tenant(prefix: str) -> Tenant:
     backoffice = Backoffice.objects.create(
         charger=site.charger, name=f"{prefix} upstream", url="ws://upstream.example/ocpp"
     )
-    return Tenant(site, rate, payment, extra, unit, reservation, feed, backoffice)
+    # A connected OCPI partner; its endpoints are on loopback, which the outbound guard refuses,
+    # so an unregistration's credentials DELETE never leaves the machine.
+    partner = Partner.objects.create(
+        organization=site.org,
+        name=f"{prefix} eMSP",
+        country_code="DE",
+        party_id="EMS",
+        state=Partner.State.CONNECTED,
+        incoming_token_hash=ocpi.token_hash(f"{prefix}-partner-token"),
+        outgoing_token=f"{prefix}-calls-partner",
+        endpoints={"credentials": {"RECEIVER": "https://127.0.0.1:9/ocpi/2.2.1/credentials"}},
+    )
+    return Tenant(site, rate, payment, extra, unit, reservation, feed, backoffice, partner)
 
 
 def db_state() -> dict[str, list[tuple]]:

@@ -45,6 +45,8 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
         "token-groups": t.group.pk,
         "msps": t.msp.pk,
         "authorizations": t.decision.pk,
+        "decisions": t.decision.pk,
+        "roaming": t.partner.pk,
         "sessions": t.session.pk,
         "payouts": 1,
         "units": t.unit.pk,

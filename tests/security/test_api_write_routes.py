@@ -29,6 +29,7 @@ from backoffice.models import Organization, Property
 from billing.models import Payment, Rate
 from chargers.models import Charger, ChargingSession
 from portal.api_urls import router, urlpatterns
+from roaming.models import Partner
 from stays.models import CalendarFeed, Reservation, Unit
 from tests.security.conftest import Tenant, changed_tables, db_state
 
@@ -53,6 +54,7 @@ def objects_of(t: Tenant) -> dict[type, Any]:
         Unit: t.unit,
         Reservation: t.reservation,
         CalendarFeed: t.feed,
+        Partner: t.partner,
     }
 
 
@@ -215,6 +217,15 @@ CASES: dict[tuple[str, str], Case] = {
         url_object=lambda t: t.reservation.pk, body=lambda t: {"guest_name": "Bo"}
     ),
     ("calendar", "destroy"): Case(url_object=lambda t: t.feed.pk, own_status=(204,)),
+    # Without the partner's versions_url + token_a: we issue a token A (no outbound call).
+    ("roaming-partner", "create"): Case(
+        body=lambda t: {"organization": t.org.pk, "name": "New partner"}, own_status=(201,)
+    ),
+    ("roaming-partner", "partial_update"): Case(
+        url_object=lambda t: t.partner.pk, body=lambda t: {"name": "Renamed"}
+    ),
+    # Unregisters (the credentials DELETE to the partner is refused by the outbound guard).
+    ("roaming-partner", "destroy"): Case(url_object=lambda t: t.partner.pk, own_status=(204,)),
     ("calendar", "sync"): Case(url_object=lambda t: t.feed.pk, own_status=(200,)),
 }
 
