@@ -334,7 +334,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # security_profile and security_profile_pending share one choice set: one schema enum.
-    "ENUM_NAME_OVERRIDES": {"SecurityProfileEnum": "chargers.models.Charger.SecurityProfile"},
+    "ENUM_NAME_OVERRIDES": {
+        "SecurityProfileEnum": "chargers.models.Charger.SecurityProfile",
+        # An OCPI partner's role and state share field names with other choice sets.
+        "PartnerRoleEnum": "roaming.models.Partner.Role",
+        "PartnerStateEnum": "roaming.models.Partner.State",
+    },
 }
 
 # OCPI 2.2.1 roaming (docs/ocpi.md): our CPO party and the calls to partners.

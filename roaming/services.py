@@ -656,10 +656,10 @@ def party_msp(
         live = Partner.objects.exclude(state=Partner.State.UNREGISTERED).exclude(pk=partner.pk)
         if live.filter(msp=msp).exists():
             return None  # connected directly: its own partner speaks for it
-        route = HubParty.objects.select_for_update().filter(msp=msp).first()
-        if route is None:
-            HubParty.objects.create(partner=partner, msp=msp)
-        elif route.partner_id != partner.pk:
+        route, created = HubParty.objects.select_for_update().get_or_create(
+            msp=msp, defaults={"partner": partner}
+        )
+        if not created and route.partner_id != partner.pk:
             if live.filter(pk=route.partner_id).exists():
                 return None  # another connected hub routes it
             route.partner = partner  # the hub that routed it is gone
