@@ -33,8 +33,11 @@ chromium:
 haproxy:
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
-# With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing),
-# then the zero-config setup (SQLite, in-memory channel layer) runs the tests of the code that
+# With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing).
+# The test process itself runs without the connection pool (DB_POOL=false): its many short-lived
+# threads (communicators, sync_to_async) each keep a connection, as Django's test runner expects,
+# and a bounded pool there runs dry; the servers the tests start run the production pool
+# (tests/conftest.py, start_live_server). Then the zero-config setup (SQLite, in-memory channel layer) runs the tests of the code that
 # differs by backend: the OCPP consumer, connection state and message log (ORM writer instead of
 # COPY), the settings, and the real server on SQLite over a socket. The rest of the suite does
 # not branch on the backend; running all of it twice doubled CI's time.
@@ -48,8 +51,10 @@ test: install chromium haproxy
 	DEBUG=true $(VENV)/bin/mypy
 	@if [ "$$CI" = "true" ]; then \
 	  echo "== PostgreSQL + Redis ==" && \
-	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
+	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 DB_POOL=false BENCH_SMOKE=1 \
 	    $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) && \
+	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 DB_POOL=true \
+	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py && \
 	  echo "== SQLite, in-memory channel layer ==" && \
 	  env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not browser" $(PYTEST_ARGS) $(SQLITE_TESTS); \
 	else \

@@ -59,7 +59,7 @@ class MspAdminForm(forms.ModelForm):
                 check_msp_url(url)
             except BlockedMspUrl:
                 raise forms.ValidationError(
-                    f"{MSP_URL_MESSAGE} Staff can allow a host with the MSP_URL_ALLOWLIST setting."
+                    f"{MSP_URL_MESSAGE} Staff can allow a host with the OUTBOUND_URL_ALLOWLIST setting (MSP_URL_ALLOWLIST)."
                 ) from None
         return url
 
@@ -80,7 +80,7 @@ class MspAdmin(admin.ModelAdmin):
     search_fields = ["name", "party_id", "organization__name"]
     list_filter = ["blocked", "on_timeout", "country_code"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     actions = ["block", "unblock"]
 
     @admin.action(description="Block selected mobility providers")
@@ -102,7 +102,7 @@ class TokenAdmin(admin.ModelAdmin):
     search_fields = ["uid", "uid_normalized", "label"]
     list_filter = ["type", "valid", "blocked"]
     list_select_related = ["organization", "msp"]
-    raw_id_fields = ["organization", "msp"]
+    autocomplete_fields = ["organization", "msp"]
     actions = ["mark_valid", "mark_invalid", "block", "unblock"]
 
     def _update(self, request, queryset, **fields):
@@ -138,7 +138,7 @@ class TokenGroupAdmin(admin.ModelAdmin):
     search_fields = ["name", "organization__name", "tokens__uid"]
     list_filter = ["organization"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     filter_horizontal = ["tokens", "restricted_properties"]
     form = TokenGroupAdminForm
 

@@ -9,8 +9,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
 from backoffice.api import PropertySerializer, PropertyViewSet, TenantViewSetMixin
-from backoffice.selectors import organization_ids_for, scope_to_user
-from backoffice.tenancy import TenantSerializerMixin
+from backoffice.tenancy import TenantSerializerMixin, readable, readable_organization_ids
 from stays.models import Reservation
 
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
@@ -54,9 +53,7 @@ class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return scope_to_user(MobilityServiceProvider.objects.all(), self.request.user).order_by(
-            "pk"
-        )
+        return readable(MobilityServiceProvider.objects.all(), self.request.user).order_by("pk")
 
     def perform_create(self, serializer):
         self.require_edit(serializer.validated_data["organization"].pk)
@@ -127,7 +124,7 @@ class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        ids = organization_ids_for(self.request.user)
+        ids = readable_organization_ids(self.request.user)
         queryset = Token.objects.prefetch_related("groups").select_related("msp").order_by("pk")
         if ids is not None:
             queryset = queryset.filter(Q(organization_id__in=ids) | Q(msp__organization_id__in=ids))
@@ -197,7 +194,7 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return scope_to_user(
+        return readable(
             TokenGroup.objects.prefetch_related("tokens", "restricted_properties"),
             self.request.user,
         ).order_by("pk")
@@ -270,7 +267,7 @@ class AuthorizationDecisionViewSet(
     filterset_class = DecisionFilter
 
     def get_queryset(self):
-        return scope_to_user(
+        return readable(
             AuthorizationDecision.objects.select_related("reservation"), self.request.user
         ).order_by("-created_at", "-id")
 

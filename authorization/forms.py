@@ -5,10 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 
+from backoffice.forms import LocalDateTimeField
 from backoffice.models import Organization
 from backoffice.tenancy import TenantFormMixin
 
-from .models import Token, TokenGroup, normalize_uid
+from .models import Token, TokenGroup, normalize_uid, typed_uid
 
 
 class OrganizationChoiceMixin:
@@ -31,17 +32,14 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         label="Local token groups",
     )
 
+    expires_at = LocalDateTimeField(label="Expires at", required=False)
+
     class Meta:
         model = Token
         fields = ["organization", "uid", "label", "type", "valid", "expires_at"]
         labels = {"uid": "UID", "valid": "Valid"}
         help_texts = {
             "uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."
-        }
-        widgets = {
-            "expires_at": forms.DateTimeInput(
-                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
-            )
         }
 
     def __init__(self, *args, user, **kwargs):
@@ -51,7 +49,7 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         self.fields["expires_at"].required = False
 
     def clean_uid(self) -> str:
-        uid = self.cleaned_data["uid"].strip()
+        uid = typed_uid(self.cleaned_data["uid"])
         if not normalize_uid(uid):
             raise forms.ValidationError("Enter the card's UID.")
         if len(uid) > 20:
@@ -76,15 +74,15 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
 
 
 class TokenEditForm(forms.ModelForm):
+    expires_at = LocalDateTimeField(
+        label="Expires at", required=False, help_text="Leave empty for no expiry."
+    )
+
     class Meta:
         model = Token
         fields = ["label", "valid", "blocked", "expires_at", "single_session"]
         labels = {"valid": "Valid", "blocked": "Blocked"}
-        widgets = {
-            "expires_at": forms.DateTimeInput(
-                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
-            )
-        }
+
         help_texts = {
             "valid": "Untick when the card may no longer charge (e.g. lost); the charger is told on its next request.",
             "blocked": "A blocked card is refused everywhere, even if it is valid.",
@@ -122,13 +120,17 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
 
 class AddTokenForm(forms.Form):
     uid = forms.CharField(
-        max_length=20, label="UID", help_text="The chip number the charger reads, e.g. 04A1B2C3."
+        max_length=36,
+        label="UID",
+        help_text="The chip number the charger reads, e.g. 04A1B2C3 (spaces or colons are fine).",
     )
 
     def clean_uid(self) -> str:
-        uid = self.cleaned_data["uid"].strip()
+        uid = typed_uid(self.cleaned_data["uid"])
         if not normalize_uid(uid):
             raise forms.ValidationError("Enter the card's UID.")
+        if len(uid) > 20:
+            raise forms.ValidationError("OCPP 1.6 idTags are at most 20 characters.")
         return uid
 
 

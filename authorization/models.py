@@ -12,6 +12,23 @@ def normalize_uid(uid: str) -> str:
     return "".join(ch for ch in uid.strip().upper() if ch not in ": -")
 
 
+_HEX_WITH_SEPARATORS = frozenset("0123456789abcdefABCDEF :-")
+
+
+def typed_uid(text: str) -> str:
+    """Return a UID someone typed the way chargers send it (issue 35 item 10).
+
+    A chip number typed with spaces, colons or dashes, or in lower case ("04 a1 b2 c3 ff",
+    "04:A1:B2:C3:FF") is stored as the charger's idTag reads it: 04A1B2C3FF. Anything that is not a
+    hex chip number (an app id such as "NL-PLS-0001") is kept as typed, trimmed. Either way the
+    token is found by both spellings through normalize_uid.
+    """
+    text = text.strip()
+    if text and set(text) <= _HEX_WITH_SEPARATORS and any(ch.isalnum() for ch in text):
+        return normalize_uid(text)
+    return text
+
+
 class MobilityServiceProvider(models.Model):
     """Another network whose cards may charge here (an eMSP in OCPI terms)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from backoffice import db
+from backoffice import db, outbound
 from stays.models import Reservation
 from stays.selectors import reservation_access
 
@@ -37,6 +38,9 @@ from .signals import token_groups_changed
 logger = logging.getLogger(__name__)
 
 MSP_CACHE_SECONDS = getattr(settings, "MSP_POSITIVE_CACHE_SECONDS", 300)
+
+# How many sessions a card has open now (for single-session cards).
+ActiveSessionsOf = Callable[[Token], int]
 
 
 def token_find(uid: str, organization_id: int | None) -> Token | None:
@@ -67,7 +71,7 @@ def token_choose(candidates: list[Token], organization_id: int | None) -> Token 
     def rank(token: Token) -> int:
         if organization_id is not None and token.organization_id == organization_id:
             return 0
-        if token.msp_id and token.msp.organization_id == organization_id:
+        if token.msp is not None and token.msp.organization_id == organization_id:
             return 1
         return 2
 
@@ -103,7 +107,7 @@ def token_facts(
         single_session=token.single_session,
         active_sessions=active_sessions,
         is_guest=token.type == Token.Type.GUEST,
-        stay=stay_facts_of(token.reservation) if token.reservation_id else None,
+        stay=stay_facts_of(token.reservation) if token.reservation is not None else None,
         parent_id_tag=token.parent_id_tag,
     )
 
@@ -192,7 +196,7 @@ async def msp_validate_live(
         logger.warning("MSP %s unreachable: %s", msp.pk, exc)
         return (
             MspAnswer.TIMEOUT,
-            {"error": str(exc)[:200]},
+            {"error": outbound.failure_words(exc, "the provider")},
             int((time.monotonic() - started) * 1000),
         )
     latency = int((time.monotonic() - started) * 1000)
@@ -200,7 +204,7 @@ async def msp_validate_live(
         payload = response.json()
     except ValueError:
         payload = {"http_status": response.status_code, "body": response.text[:500]}
-    allowed = None
+    allowed = ""  # none: a malformed answer
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
         allowed = payload["data"].get("allowed")
     try:
@@ -218,7 +222,7 @@ async def authorize(
     location_id: str = "",
     connector_id: int | None = None,
     ocpp_unique_id: str = "",
-    active_sessions_of=None,
+    active_sessions_of: ActiveSessionsOf | None = None,
     now: datetime | None = None,
 ) -> Decision:
     """Decide whether `uid` may charge at `charger`, asking its MSP live if needed, and record it.
@@ -263,6 +267,7 @@ async def decide_live(
         assert token is not None
         token_obj = token[0]
         msp = token_obj.msp
+        assert msp is not None  # only a card of an MSP needs it asked
         msp_id = msp.pk
         if cache.get(_msp_cache_key(msp.pk, uid)):
             answer, msp_response, msp_latency = MspAnswer.ALLOWED, {"cached": True}, 0
@@ -292,7 +297,7 @@ async def decide_live(
 
 
 def token_with_facts(
-    uid: str, organization_id: int | None, active_sessions_of=None
+    uid: str, organization_id: int | None, active_sessions_of: ActiveSessionsOf | None = None
 ) -> tuple[Token, TokenFacts] | None:
     token = token_find(uid, organization_id)
     if token is None:
@@ -317,6 +322,8 @@ def decide_cached(
     facts = token_facts(token) if token else None
     decision = decide(facts, charger, context, now=now)
     if decision.reason == NEEDS_MSP:
+        # Only a card of an MSP needs it asked.
+        assert token is not None and token.msp_id is not None and facts is not None
         cached = cache.get(_msp_cache_key(token.msp_id, uid))
         facts = replace(facts, msp_live_validation=not cached) if cached else facts
         decision = decide(
@@ -366,7 +373,7 @@ def token_group_touch(*, group_ids: list[int]) -> None:
 
 
 @transaction.atomic
-def token_update(*, token: Token, **fields) -> Token:
+def token_update(*, token: Token, **fields: Any) -> Token:
     for name, value in fields.items():
         setattr(token, name, value)
     token.full_clean()
@@ -428,7 +435,7 @@ def msp_set_validation(
     return msp
 
 
-def tokens_search(*, uid: str, organization_ids) -> list[Token]:
+def tokens_search(*, uid: str, organization_ids: Iterable[int]) -> list[Token]:
     """Return tokens matching `uid` among an organization's own and its MSPs' cards."""
     key = normalize_uid(uid)
     return list(

@@ -17,6 +17,7 @@ urlpatterns = [
         name="token-group-remove",
     ),
     path("authorization/roaming/", views.roaming, name="roaming"),
+    path("authorization/roaming/<int:pk>/valid/", views.roaming_valid, name="roaming-valid"),
     path("mobility-providers/", views.msp_list, name="msp-list"),
     path("mobility-providers/<int:pk>/block/", views.msp_block, name="msp-block"),
     path("mobility-providers/<int:pk>/validation/", views.msp_validation, name="msp-validation"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -9,12 +11,13 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Organization
-from backoffice.selectors import organization_ids_for, scope_to_user
-from backoffice.views import editable_organizations, require_role
+from backoffice.tenancy import readable, readable_organization_ids, writable_organizations
+from backoffice.views import require_role
 
 from .forms import (
     AddTokenForm,
@@ -26,6 +29,7 @@ from .forms import (
 )
 from .models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .services import (
+    MSP_TIMEOUT_RANGE,
     msp_set_blocked,
     msp_set_validation,
     token_group_add_uid,
@@ -37,17 +41,17 @@ from .services import (
 
 
 def _tokens_for(user):
-    return scope_to_user(Token.objects.select_related("organization"), user).filter(
+    return readable(Token.objects.select_related("organization"), user).filter(
         organization__isnull=False
     )
 
 
 def _groups_for(user):
-    return scope_to_user(TokenGroup.objects.select_related("organization"), user)
+    return readable(TokenGroup.objects.select_related("organization"), user)
 
 
 def _org_ids(user) -> list[int]:
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     return list(Organization.objects.values_list("pk", flat=True)) if ids is None else ids
 
 
@@ -56,7 +60,7 @@ def _org_ids(user) -> list[int]:
 
 @login_required
 def token_list(request):
-    organizations = editable_organizations(request.user)
+    organizations = writable_organizations(request.user)
     if request.method == "POST":
         if not organizations.exists():
             raise PermissionDenied("Your role is read-only.")
@@ -101,7 +105,7 @@ def token_list(request):
 @login_required
 def token_edit(request, pk: int):
     token = get_object_or_404(_tokens_for(request.user), pk=pk)
-    role = require_role(request.user, token.organization_id)
+    membership = require_role(request.user, token.organization_id)
     if request.method == "POST":
         require_role(request.user, token.organization_id, edit=True)
         form = TokenEditForm(request.POST, instance=Token.objects.get(pk=token.pk))
@@ -122,7 +126,7 @@ def token_edit(request, pk: int):
         {
             "token": token,
             "form": form,
-            "can_edit": role in ("owner", "manager"),
+            "can_edit": membership.can_write,
             "state": label,
             "badge": badge,
             "groups": token.groups.all(),
@@ -137,7 +141,7 @@ def token_edit(request, pk: int):
 
 @login_required
 def token_group_list(request):
-    organizations = editable_organizations(request.user)
+    organizations = writable_organizations(request.user)
     if request.method == "POST":
         if not organizations.exists():
             raise PermissionDenied("Your role is read-only.")
@@ -169,7 +173,7 @@ def token_group_list(request):
 @login_required
 def token_group_detail(request, pk: int):
     group = get_object_or_404(_groups_for(request.user), pk=pk)
-    role = require_role(request.user, group.organization_id)
+    membership = require_role(request.user, group.organization_id)
     add_form = AddTokenForm()
     status = 200
     if request.method == "POST":
@@ -194,7 +198,7 @@ def token_group_detail(request, pk: int):
             "group": group,
             "tokens": tokens,
             "add_form": add_form,
-            "can_edit": role in ("owner", "manager"),
+            "can_edit": membership.can_write,
             "properties": group.restricted_properties.all(),
             "chargers": group.chargers.all(),
         },
@@ -226,14 +230,37 @@ def roaming(request):
             uid=form.cleaned_data["uid"], organization_ids=_org_ids(request.user)
         )
         results = [(t, *token_state(t, now)) for t in tokens]
-    return render(request, "authorization/roaming.html", {"form": form, "results": results})
+    editable = set(writable_organizations(request.user).values_list("pk", flat=True))
+    return render(
+        request,
+        "authorization/roaming.html",
+        {"form": form, "results": results, "editable": editable},
+    )
+
+
+@login_required
+@require_POST
+def roaming_valid(request, pk: int):
+    """Authorization › Roaming: tick or untick the "valid" box of one of the organization's own
+    cards. A provider's (MSP's) card is the provider's to validate: not here."""
+    token = get_object_or_404(
+        readable(Token.objects.all(), request.user).filter(msp__isnull=True), pk=pk
+    )
+    require_role(request.user, token.organization_id, edit=True)
+    token_update(token=token, valid=request.POST.get("valid") == "1")
+    messages.success(
+        request,
+        f"{token.uid} is {'valid: it may charge' if token.valid else 'not valid: it is refused'}.",
+    )
+    uid = request.POST.get("uid", "").strip() or token.uid
+    return redirect(f"{reverse('authorization:roaming')}?{urlencode({'uid': uid})}")
 
 
 # -- Mobility Providers -----------------------------------------------------------------------------
 
 
 def _msps_for(user):
-    return scope_to_user(MobilityServiceProvider.objects.select_related("organization"), user)
+    return readable(MobilityServiceProvider.objects.select_related("organization"), user)
 
 
 @login_required
@@ -244,7 +271,7 @@ def msp_list(request):
         msps = msps.filter(
             Q(name__icontains=q) | Q(party_id__icontains=q) | Q(country_code__iexact=q)
         )
-    editable = set(editable_organizations(request.user).values_list("pk", flat=True))
+    editable = set(writable_organizations(request.user).values_list("pk", flat=True))
     rows = [(m, m.organization_id in editable) for m in msps]
     return render(
         request,
@@ -258,32 +285,50 @@ def msp_list(request):
 
 
 @login_required
-@require_POST
 def msp_validation(request, pk: int):
-    """Owners/managers: live-validation timeout and what a timeout means for the card."""
+    """Live validation of a provider's cards: how long to wait for its answer (15 s by default)
+    and what a timeout means for the card. Anyone may read it; owners and managers change it."""
     from django.core.exceptions import ValidationError
 
     msp = get_object_or_404(_msps_for(request.user), pk=pk)
-    require_role(request.user, msp.organization_id, edit=True)
-    try:
-        msp_set_validation(
-            msp=msp,
-            timeout_s=int(request.POST.get("timeout_s", "")),
-            on_timeout=request.POST.get("on_timeout", ""),
-        )
-    except (ValueError, ValidationError) as exc:
-        detail = (
-            "; ".join(sum(exc.message_dict.values(), []))
-            if isinstance(exc, ValidationError)
-            else "Enter a whole number of seconds."
-        )
-        messages.error(request, f"{msp.name} not changed: {detail}")
-    else:
-        messages.success(
-            request,
-            f"{msp.name}: wait {msp.timeout_s} s, then {msp.get_on_timeout_display().lower()}.",
-        )
-    return redirect("authorization:msp-list")
+    membership = require_role(request.user, msp.organization_id)
+    error = ""
+    if request.method == "POST":
+        require_role(request.user, msp.organization_id, edit=True)
+        try:
+            msp_set_validation(
+                msp=msp,
+                timeout_s=int(request.POST.get("timeout_s", "")),
+                on_timeout=request.POST.get("on_timeout", ""),
+            )
+        except (ValueError, ValidationError) as exc:
+            error = (
+                "; ".join(sum(exc.message_dict.values(), []))
+                if isinstance(exc, ValidationError)
+                else "Enter a whole number of seconds."
+            )
+            msp.refresh_from_db()
+        else:
+            messages.success(
+                request,
+                f"{msp.name}: wait {msp.timeout_s} s, then {msp.get_on_timeout_display().lower()}.",
+            )
+            return redirect("authorization:msp-list")
+    low, high = MSP_TIMEOUT_RANGE
+    return render(
+        request,
+        "authorization/msp_validation.html",
+        {
+            "msp": msp,
+            "error": error,
+            "can_edit": membership.can_write,
+            "on_timeout_choices": MobilityServiceProvider.OnTimeout.choices,
+            "low": low,
+            "high": high,
+            "portal_section": "msps",
+        },
+        status=400 if error else 200,
+    )
 
 
 @login_required

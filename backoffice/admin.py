@@ -19,7 +19,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]
 
 
 @admin.register(Organization)
@@ -36,7 +36,7 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "user__email", "organization__name"]
     list_filter = ["role"]
     list_select_related = ["user", "organization"]
-    raw_id_fields = ["user", "organization"]
+    autocomplete_fields = ["user", "organization"]
 
 
 @admin.register(Property)
@@ -52,4 +52,4 @@ class PropertyAdmin(admin.ModelAdmin):
     search_fields = ["name", "address", "organization__name"]
     list_filter = ["roaming_enabled", "guest_charging_enabled", "currency"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]

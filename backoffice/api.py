@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -12,18 +15,55 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import get_object_or_404
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from . import services
 from .models import Membership, Organization, Property
-from .selectors import can_edit, organizations_for, properties_for, role_in
+from .permissions import OrganizationWritePermission
 from .tenancy import (
     Conflict,
     TenantFilterBackend,
     TenantSerializerMixin,
+    can_write,
     delete_refusal,
     protected_dependants,
+    readable,
+    readable_organizations,
+    role_in,
 )
+
+# Real time zones lie within +-14:00; PostgreSQL refuses an offset past +-15:59 with an error (a
+# 500), so a query's moments are checked and turned to UTC before they reach the database.
+MAX_UTC_OFFSET = timedelta(hours=14)
+OFFSET_ERROR = "A time zone offset lies between -14:00 and +14:00."
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware moment in UTC (naive ones are returned as they are); ValueError past +-14:00."""
+    offset = value.utcoffset()
+    if offset is None:
+        return value
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise ValueError(OFFSET_ERROR)
+    return value.astimezone(UTC)
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return as_utc(moment)
+        except ValueError as exc:
+            raise DjangoValidationError(str(exc), code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 moment in a query string, checked and compared in UTC."""
+
+    field_class = UtcIsoDateTimeField
 
 
 def as_drf_error(exc: DjangoValidationError) -> ValidationError:
@@ -40,6 +80,7 @@ class TenantViewSetMixin:
     """
 
     lookup_value_regex = "[0-9]+"
+    permission_classes = [IsAuthenticated, OrganizationWritePermission]
     filter_backends = [TenantFilterBackend]
     # Completes "This <object> has 12 <dependants>; ..." when a delete is refused.
     protected_delete_hint = ""
@@ -57,15 +98,9 @@ class TenantViewSetMixin:
     def organization_id_of(self, obj) -> int | None:
         return obj.organization_id
 
-    def check_object_permissions(self, request, obj):
-        super().check_object_permissions(request, obj)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not can_edit(
-            request.user, self.organization_id_of(obj)
-        ):
-            raise PermissionDenied("Your role in this organization is read-only.")
-
     def require_edit(self, organization_id: int | None) -> None:
-        if not can_edit(self.request.user, organization_id):
+        """For writes whose organization comes from the body (create, move): the same rule."""
+        if not can_write(self.request.user, organization_id):
             if role_in(self.request.user, organization_id) is None:
                 raise ValidationError({"organization": "Unknown organization."})
             raise PermissionDenied("Your role in this organization is read-only.")
@@ -110,7 +145,7 @@ class OrganizationViewSet(
     serializer_class = OrganizationSerializer
 
     def get_queryset(self):
-        return organizations_for(self.request.user).order_by("pk")
+        return readable_organizations(self.request.user).order_by("pk")
 
     def organization_id_of(self, obj) -> int:
         return obj.pk
@@ -196,7 +231,9 @@ class PropertyViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     protected_delete_hint = "move its chargers to another location first"
 
     def get_queryset(self):
-        return properties_for(self.request.user).order_by("pk")
+        return readable(
+            Property.objects.select_related("organization"), self.request.user
+        ).order_by("pk")
 
     def perform_create(self, serializer):
         self.require_edit(serializer.validated_data["organization"].pk)

@@ -1,25 +1,37 @@
-"""One psycopg AsyncConnection in the event loop, for the hot batched writes of the OCPP path.
+"""The event loop's own PostgreSQL connections, for the hot batched writes of the OCPP path.
 
 ORM work runs on database threads (backoffice.db), and a thread that formats thousands of rows
 holds the GIL while the event loop waits for it after every socket write (the convoy the
 message log escaped, docs/performance.md). The batched writers that carry most of a busy
-fleet's rows therefore write with COPY and a few plain statements on an async connection in
-the loop instead; psycopg formats the rows in C and never blocks the loop on I/O.
+fleet's rows therefore write with COPY and a few plain statements on async connections in the
+loop instead; psycopg formats the rows in C and never blocks the loop on I/O.
 
-Each writer owns one `LoopConnection` (writers that run side by side would wait for each other
-on a shared one); `use()` holds it for one batch, so even a shared one is never used by two
-batches at once (psycopg refuses interleaved transactions on one connection). PostgreSQL only; on SQLite (`make run`, part of the tests) the writers keep their ORM path.
+Each writer has a `LoopConnection`; `use()` lends it a connection of the loop's pool for one
+batch (psycopg refuses interleaved transactions on one connection, so two batches of a writer
+take turns). The pool holds at most DB_ASYNC_POOL_SIZE connections (README, "Connections"):
+with Django's pool that is every connection a process opens. A connection that sat idle, or
+whose socket says the server went away (an outage, pg_terminate_backend), is tested before it
+is lent, so the first batch after an outage does not fail on a stale one. PostgreSQL only; on
+SQLite (`make run`, part of the tests) the writers keep their ORM path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
+
+# A connection idle this long is tested with an empty query before it is lent: a server that
+# vanished without closing the socket (a network cut) shows nothing on it.
+CHECK_IDLE_S = 1.0
+# Idle connections beyond the first are closed after this long, so a quiet process holds one.
+MAX_IDLE_S = 60.0
 
 
 def enabled() -> bool:
@@ -48,59 +60,189 @@ def conninfo(application_name: str) -> dict[str, str]:
     return {k: v for k, v in info.items() if v is not None}
 
 
-class LoopConnection:
-    """A lazily opened autocommit AsyncConnection bound to the running event loop.
+def pool_size() -> int:
+    return max(1, int(getattr(settings, "DB_ASYNC_POOL_SIZE", 8)))
 
-    `get()` opens it on first use (or after `close()`, a failure, or in a new event loop:
-    tests run many loops in one process). A writer calls `close()` when a batch fails, so the
-    retry starts from a fresh connection rather than one in an unknown state.
+
+class LoopPool:
+    """A bounded pool of autocommit AsyncConnections of one event loop.
+
+    At most `size` connections are open; a borrower waits for one when all are lent. Written
+    here rather than psycopg_pool's AsyncConnectionPool because tests run many event loops in
+    one process: a pool whose loop is gone is dropped synchronously (`discard_all`).
     """
 
-    def __init__(self, application_name: str) -> None:
-        self.application_name = application_name
-        self._conn: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.loop = asyncio.get_running_loop()
+        self.opened = 0  # connections open, idle or lent
+        self.peak = 0
+        self._idle: list[tuple[Any, float]] = []  # (connection, idle since), newest last
+        self._freed = asyncio.Condition()
+        self._reaper: asyncio.TimerHandle | None = None
+
+    async def borrow(self) -> Any:
+        async with self._freed:
+            while True:
+                while self._idle:
+                    conn, since = self._idle.pop()
+                    if await _healthy(conn, time.monotonic() - since):
+                        return conn
+                    self._drop(conn)
+                if self.opened < self.size:
+                    self.opened += 1
+                    self.peak = max(self.peak, self.opened)
+                    break
+                await self._freed.wait()
+        try:
+            return await _connect()
+        except BaseException:
+            await self._give_back(None)
+            raise
+
+    async def give_back(self, conn: Any, *, broken: bool) -> None:
+        """Return a lent connection; a broken one (or one left in a transaction) is closed."""
+        from psycopg import pq
+
+        if broken or conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._drop(conn)
+            conn = None
+        await self._give_back(conn)
+
+    async def _give_back(self, conn: Any) -> None:
+        async with self._freed:
+            if conn is None:
+                self.opened -= 1
+            else:
+                self._idle.append((conn, time.monotonic()))
+                if self._reaper is None:
+                    self._reaper = self.loop.call_later(MAX_IDLE_S, self._reap)
+            self._freed.notify()
+
+    def _reap(self) -> None:
+        """Close connections idle for MAX_IDLE_S, all but the newest: a quiet process holds one."""
+        self._reaper = None
+        now = time.monotonic()
+        for item in [item for item in self._idle[:-1] if now - item[1] >= MAX_IDLE_S]:
+            self._idle.remove(item)
+            self._drop(item[0])
+            self.opened -= 1
+        if len(self._idle) > 1:
+            self._reaper = self.loop.call_later(MAX_IDLE_S, self._reap)
+
+    def discard_all(self) -> None:
+        """Drop every idle connection without the loop (it may be gone)."""
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            self._drop(conn)
+        self.opened = 0
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+
+    @staticmethod
+    def _drop(conn: Any) -> None:
+        """Close a connection; synchronous, so it works when its event loop is gone."""
+        if not conn.closed:
+            try:
+                conn.pgconn.finish()
+            except Exception:
+                pass
+
+
+async def _connect() -> Any:
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"{getattr(settings, 'DB_APPLICATION_NAME', 'evportal')}-ocpp"
+    info = make_conninfo("", **conninfo(name))
+    conn = await psycopg.AsyncConnection.connect(
+        info,
+        autocommit=True,
+        # PgBouncer in transaction mode cannot keep a prepared statement for the next one.
+        prepare_threshold=None if getattr(settings, "PGBOUNCER_TRANSACTION_POOLING", False) else 5,
+    )
+    await conn.execute("SET TIME ZONE 'UTC'")  # as Django's connections: datetimes in UTC
+    return conn
+
+
+async def _healthy(conn: Any, idle_for: float) -> bool:
+    """Whether an idle connection can be lent. Idle, nothing should arrive on its socket: data
+    or end-of-file there is the server's goodbye (terminated backend, shutdown), found without
+    a round trip; a connection idle for a while gets an empty query (a silent network cut)."""
+    from psycopg import pq
+
+    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
+        return False
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    if not readable and idle_for < CHECK_IDLE_S:
+        return True
+    try:
+        await asyncio.wait_for(conn.execute(""), timeout=5)
+    except Exception:
+        return False
+    return True
+
+
+_pool: LoopPool | None = None
+
+
+def loop_pool() -> LoopPool:
+    """The running event loop's pool (a new one in a new loop: tests run many)."""
+    global _pool
+    loop = asyncio.get_running_loop()
+    if _pool is None or _pool.loop is not loop:
+        if _pool is not None:
+            _pool.discard_all()
+        _pool = LoopPool(pool_size())
+    return _pool
+
+
+class LoopConnection:
+    """One writer's access to the loop's pool: `use()` lends it a connection for one batch.
+
+    Two batches of one writer take turns. A batch that fails gives its connection up (its state
+    is unknown), so the retry starts from a healthy one.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.asynccontextmanager
     async def use(self) -> AsyncIterator[Any]:
-        """The connection, for one batch; dropped if the batch fails (its state is unknown)."""
+        """A connection of the loop's pool, for one batch; dropped if the batch fails."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
-            conn = await self.get()
+            pool = loop_pool()
+            conn = await pool.borrow()
             try:
                 yield conn
             except BaseException:
-                self.close()
+                await asyncio.shield(pool.give_back(conn, broken=True))
                 raise
-
-    async def get(self) -> Any:
-        import psycopg
-        from psycopg.conninfo import make_conninfo
-
-        loop = asyncio.get_running_loop()
-        if self._conn is not None and not self._conn.closed and self._loop is loop:
-            return self._conn
-        self.close()
-        info = make_conninfo("", **conninfo(self.application_name))
-        self._conn = await psycopg.AsyncConnection.connect(info, autocommit=True)
-        await self._conn.execute(
-            "SET TIME ZONE 'UTC'"
-        )  # as Django's connections: datetimes come back in UTC
-        self._loop = loop
-        return self._conn
+            await pool.give_back(conn, broken=False)
 
     def close(self) -> None:
-        """Drop the connection; synchronous, so it works when its event loop is gone."""
-        conn, self._conn, self._loop = self._conn, None, None
-        if conn is not None and not conn.closed:
-            try:
-                conn.pgconn.finish()
-            except Exception:
-                pass
+        """The writer is idle, or its event loop is gone. The pool closes its own idle
+        connections (MAX_IDLE_S); one left behind by a finished loop is dropped here,
+        synchronously (that loop runs nothing any more)."""
+        pool = _pool
+        if pool is not None and _running_loop() is not pool.loop:
+            pool.discard_all()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def insert_sql(model: Any, rows: int) -> tuple[str, list[Any]]:

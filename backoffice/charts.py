@@ -57,7 +57,7 @@ def bar_chart(
     slot = plot_w / n
     bars = []
     for i, (label, value) in enumerate(points):
-        h = plot_h * (value / top) if top else 0
+        h = plot_h * (float(value) / top) if top else 0  # energy is Decimal
         bars.append(
             Bar(
                 x=round(pad_left + i * slot + slot * 0.15, 2),

@@ -10,11 +10,11 @@ def portal(request) -> dict:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         if user.is_staff:
-            roles = {Membership.Role.OWNER}
+            memberships = [Membership(role=Membership.Role.OWNER)]
         else:
-            roles = set(Membership.objects.filter(user=user).values_list("role", flat=True))
-        context["portal_is_owner"] = Membership.Role.OWNER in roles
-        context["portal_can_edit"] = bool(roles & {Membership.Role.OWNER, Membership.Role.MANAGER})
+            memberships = list(Membership.objects.filter(user=user).only("role"))
+        context["portal_is_owner"] = any(m.is_owner for m in memberships)
+        context["portal_can_edit"] = any(m.can_write for m in memberships)
         match = getattr(request, "resolver_match", None)
         context["portal_section"] = _section(match.url_name if match else "")
     return context
@@ -32,6 +32,11 @@ def _section(url_name: str | None) -> str:
         ("decision", "chargers"),
         ("dashboard", "dashboard"),
         ("member", "members"),
+        ("rate", "prices"),
+        ("price", "prices"),
+        ("payout", "payouts"),
+        ("network", "network"),
+        ("integration", "integrations"),
     ):
         if name.startswith(prefix):
             return section

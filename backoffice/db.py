@@ -2,8 +2,8 @@
 
 Channels' database_sync_to_async runs every ORM call of a process on one shared
 thread, so one slow query stalls every charger. The websocket path uses this pool
-instead: several threads on PostgreSQL (each keeps its own connection), exactly one
-on SQLite, which allows a single writer.
+instead: several threads on PostgreSQL (each takes a connection from Django's pool while it
+has work), exactly one on SQLite, which allows a single writer.
 """
 
 import asyncio
@@ -48,11 +48,22 @@ def _call(func: Callable[..., T], args: tuple, kwargs: dict) -> T:
         close_old_connections()
         _local.checked = now
     try:
-        return func(*args, **kwargs)
+        result = func(*args, **kwargs)
     except Exception:
         close_old_connections()  # a broken connection is dropped right away
         _local.checked = time.monotonic()
         raise
+    _release_when_idle()
+    return result
+
+
+def _release_when_idle() -> None:
+    """With Django's pool, give the connection back when no work is waiting: an idle thread
+    would otherwise hold it for good, and web requests share the same bounded pool. Under load
+    the thread keeps it from one call to the next (the pool checks each one it hands out)."""
+    executor = _executor
+    if settings.DB_POOL and executor is not None and executor._work_queue.empty():
+        connections["default"].close()
 
 
 async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -1,10 +1,10 @@
-"""Portal forms for the organization's members (owners only)."""
+"""Portal forms for the organization: its members (owners only), its settings."""
 
 from __future__ import annotations
 
 from django import forms
 
-from .models import Membership
+from .models import Membership, Organization
 
 
 class InviteMemberForm(forms.Form):
@@ -36,3 +36,55 @@ class InviteMemberForm(forms.Form):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class EnergyReportingForm(forms.ModelForm):
+    """Owners and managers: whether chargers are set to report their energy meter (its
+    checkbox is on the Chargers page)."""
+
+    class Meta:
+        model = Organization
+        fields = ["configure_energy_reporting"]
+
+
+# One way to write a date on every page and in every form (issue 35 item 7): "24 Nov 2026",
+# a 24 h clock. The browser's own date pickers follow the browser's language (mm/dd/yyyy in an
+# American Chromium), so dates are typed as text; the usual European and ISO spellings are read.
+DATE_INPUT_FORMATS = ["%d %b %Y", "%d %B %Y", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d"]
+TIME_INPUT_FORMATS = ["%H:%M", "%H:%M:%S", "%H.%M"]
+
+
+class LocalDateTimeField(forms.SplitDateTimeField):
+    """A date and a time in the zone active for the request (the location's), as two text boxes:
+    "24 Nov 2026" and "08:00"."""
+
+    def __init__(self, *, label: str = "", **kwargs) -> None:
+        widget = forms.SplitDateTimeWidget(
+            date_format="%d %b %Y",
+            time_format="%H:%M",
+            date_attrs={"placeholder": "24 Nov 2026", "autocomplete": "off", "size": "12"},
+            time_attrs={
+                "placeholder": "08:00",
+                "inputmode": "numeric",
+                "size": "6",
+                "aria-label": f"{label} (time, 24 h)" if label else "Time (24 h)",
+            },
+        )
+        super().__init__(
+            widget=widget,
+            label=label,
+            input_date_formats=DATE_INPUT_FORMATS,
+            input_time_formats=TIME_INPUT_FORMATS,
+            error_messages={
+                "invalid_date": "Write the date as 24 Nov 2026 or 24-11-2026.",
+                "invalid_time": "Write the time on the 24 h clock, e.g. 08:00.",
+            },
+            **kwargs,
+        )
+
+
+def date_input() -> forms.DateInput:
+    """A date typed as the pages show it ("24 Nov 2026"; 24-11-2026 and ISO are read too)."""
+    return forms.DateInput(
+        format="%d %b %Y", attrs={"placeholder": "24 Nov 2026", "autocomplete": "off"}
+    )

@@ -18,26 +18,30 @@ from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth.views import PasswordResetView
 from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from . import throttle
 
 
 def normalized_login(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
     """Return the login as the lock key: stripped and lower-cased, like the email sign-in backend.
 
     `Host@Example.com` and ` host@example.com` are one account (backoffice.auth), so they share
-    one failure counter. Other usernames are lower-cased too: that only merges counters.
+    one failure counter; so are a driver's addresses in any case (drivers.auth). Other usernames are lower-cased too: that only merges counters.
     """
     value: Any = None
     if credentials:
-        value = credentials.get("username")
+        # Hosts, staff and API clients sign in with `username`, drivers (allauth) with `email`.
+        value = credentials.get("username") or credentials.get("email")
     if value is None:
         data = getattr(request, "data", None)
         if data is None or not hasattr(data, "get"):
             data = request.POST
-        value = data.get("username")
+        value = data.get("username") or data.get("login")
     if not isinstance(value, str):
         return None
     return value.strip().lower()
@@ -114,3 +118,27 @@ def lockout_response(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRes
     if retry_after:
         response["Retry-After"] = retry_after
     return response
+
+
+MAIL_THROTTLED = (
+    "Too many password reset emails were asked for this address or from your network. "
+    "Try again in an hour."
+)
+
+
+class ThrottledPasswordResetView(PasswordResetView):
+    """The portal's password reset, sending at most MAIL_ADDRESS_LIMIT mails an hour to one
+    address and MAIL_CLIENT_LIMIT from one client IP (backoffice/throttle.py); above that a 429
+    and no mail, for a known address or not (the answer says nothing about which it is)."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not throttle.mail_allowed(self.request, "password-reset", form.cleaned_data["email"]):
+            response = render(
+                self.request,
+                "registration/mail_throttled.html",
+                {"message": MAIL_THROTTLED},
+                status=429,
+            )
+            response["Retry-After"] = "3600"
+            return response
+        return super().form_valid(form)

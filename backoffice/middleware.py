@@ -73,3 +73,38 @@ class RejectNulMiddleware:
                 return JsonResponse({"detail": NUL_MESSAGE}, status=400)
             return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+# The zone a viewer chose to read every time in (session key); empty: each location's own zone.
+VIEWER_ZONE_KEY = "viewer_time_zone"
+# Machine interfaces keep UTC ("Z") in their answers: only pages follow the viewer's zone.
+_UTC_PATHS = ("/api/", "/ocpi/", "/admin/")
+
+
+class ViewerTimezoneMiddleware:
+    """Pages show times in the viewer's zone (issue 35 item 6): the zone of their locations when
+    they all share one (the usual host), otherwise UTC; pages about one location switch to its
+    zone themselves. Each shown time names its zone (backoffice.templatetags.when)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or request.path.startswith(_UTC_PATHS):
+            return self.get_response(request)
+        from django.utils import timezone
+
+        from .formatting import zone_or_utc
+        from .templatetags.when import viewer_zone_chosen
+        from .tenancy import viewer_zone_name
+
+        chosen = request.session.get(VIEWER_ZONE_KEY, "") if hasattr(request, "session") else ""
+        zone = zone_or_utc(chosen) if chosen else None
+        timezone.activate(zone or viewer_zone_name(user))
+        token = viewer_zone_chosen.set(zone is not None)
+        try:
+            return self.get_response(request)
+        finally:
+            viewer_zone_chosen.reset(token)
+            timezone.deactivate()

@@ -20,6 +20,13 @@ def validate_currency(value: str) -> None:
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A charger whose transaction measurands leave out Energy.Active.Import.Register is set to
+    # include it (2.0.1 SetVariables, 1.6 ChangeConfiguration): sessions without a reading have
+    # no known energy. A host who manages the chargers' configuration elsewhere turns it off.
+    configure_energy_reporting = models.BooleanField(
+        default=True,
+        help_text="Set chargers to report the energy meter in their sessions when they do not.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -52,7 +59,10 @@ class Membership(models.Model):
         return f"{self.user} in {self.organization} ({self.role})"
 
     @property
-    def can_edit(self) -> bool:
+    def can_write(self) -> bool:
+        """The write rule: owners and managers change their organization's objects; viewers
+        only read. Every portal view, API permission and form choice asks this (through
+        backoffice.tenancy.can_write and writable_organization_ids), nothing else."""
         return self.role in (self.Role.OWNER, self.Role.MANAGER)
 
     @property
@@ -86,3 +96,16 @@ class Property(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SchedulerLease(models.Model):
+    """Which process runs a deployment-wide job (the in-process beat, backoffice.beat), and until
+    when. The holder renews it well before `expires_at`; once it has expired another process may
+    take it over."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -1,16 +1,23 @@
-"""DRF permissions: members read; owners and managers write; staff everything."""
+"""The API's write permission: members read, writers (Membership.can_write) write, staff everything."""
+
+from typing import Any
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
 
-from .selectors import role_in
+from .tenancy import can_write
 
 
-class OrganizationRolePermission(BasePermission):
-    """Object-level: viewers may only read. Objects expose `permission_organization_id`."""
+class OrganizationWritePermission(BasePermission):
+    """Object-level: a write needs Membership.can_write in the object's organization.
 
-    def has_object_permission(self, request, view, obj) -> bool:
-        organization_id = view.organization_id_of(obj)
-        role = role_in(request.user, organization_id)
-        if role is None:
-            return False
-        return request.method in SAFE_METHODS or role in ("owner", "manager")
+    The view says which organization an object belongs to (`organization_id_of`); reads
+    are already limited to the user's organizations by the view's queryset.
+    """
+
+    message = "Your role in this organization is read-only."
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return can_write(request.user, view.organization_id_of(obj))

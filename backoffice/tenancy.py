@@ -1,5 +1,10 @@
-"""Tenant isolation for writes: which organizations a user may write in, and the one set of
-helpers every serializer, portal form and API filter uses to accept only their objects.
+"""Tenant isolation: which organizations a user may read and write in, and the one set of
+helpers every view, serializer, portal form and API filter uses to see and accept only
+their objects. The write rule itself is one property, Membership.can_write; `can_write`,
+`writable_organization_ids` and everything built on them ask it.
+
+Scoping: `readable(queryset, user)` and `writable(queryset, user)` restrict any
+tenant-owned queryset, following the model's declared path to its organization.
 
 A referenced object of another organization is treated exactly like one that does not
 exist (same message, same status), so a write can neither touch nor reveal it.
@@ -20,9 +25,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.relations import ManyRelatedField, RelatedField
 
-from .models import Membership, Organization
-
-WRITE_ROLES = (Membership.Role.OWNER, Membership.Role.MANAGER)
+from .models import Membership, Organization, Property
 
 # How each tenant-owned model reaches its organization (ORM paths, OR-ed together).
 # A model used as a relation in a write must be listed here: scoping an unknown model
@@ -63,30 +66,69 @@ class UnscopedModel(LookupError):
     """A relation to a model whose organization path is not declared in ORGANIZATION_PATHS."""
 
 
-def _user_ids(user: Any, roles: tuple[str, ...] | None) -> list[int] | None:
+def _memberships(user: Any) -> list[Membership] | None:
+    """The user's memberships; None for staff (who act as owners everywhere)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return []
     if user.is_staff:
         return None
-    memberships = Membership.objects.filter(user=user)
-    if roles is not None:
-        memberships = memberships.filter(role__in=roles)
-    return list(memberships.values_list("organization_id", flat=True))
+    return list(Membership.objects.filter(user=user).only("organization_id", "role"))
+
+
+def membership_in(user: Any, organization: Organization | int | None) -> Membership | None:
+    """Return the user's membership of the organization, or None.
+
+    Staff get an unsaved owner's membership: they may do everything everywhere.
+    """
+    organization_id = organization.pk if isinstance(organization, Organization) else organization
+    if user is None or not getattr(user, "is_authenticated", False) or organization_id is None:
+        return None
+    if user.is_staff:
+        return Membership(user=user, organization_id=organization_id, role=Membership.Role.OWNER)
+    return (
+        Membership.objects.filter(user=user, organization_id=organization_id)
+        .only("organization_id", "role")
+        .first()
+    )
+
+
+def role_in(user: Any, organization: Organization | int | None) -> str | None:
+    """Return the user's role in the organization ('owner' for staff), or None."""
+    membership = membership_in(user, organization)
+    return membership.role if membership else None
+
+
+def can_write(user: Any, organization: Organization | int | None) -> bool:
+    """Whether the user may change this organization's objects (Membership.can_write)."""
+    membership = membership_in(user, organization)
+    return membership is not None and membership.can_write
 
 
 def writable_organization_ids(user: Any) -> list[int] | None:
-    """Return the ids of organizations where the user is owner or manager; None for staff (all)."""
-    return _user_ids(user, WRITE_ROLES)
+    """Return the ids of organizations the user may write in (Membership.can_write);
+    None for staff (all)."""
+    memberships = _memberships(user)
+    if memberships is None:
+        return None
+    return [m.organization_id for m in memberships if m.can_write]
 
 
 def readable_organization_ids(user: Any) -> list[int] | None:
     """Return the ids of the user's organizations (any role); None for staff (all)."""
-    return _user_ids(user, None)
+    memberships = _memberships(user)
+    if memberships is None:
+        return None
+    return [m.organization_id for m in memberships]
 
 
 def writable_organizations(user: Any) -> QuerySet[Organization]:
-    """Organizations where the user may change things (owner or manager; staff: all)."""
+    """Organizations where the user may change things (staff: all)."""
     return scope_queryset(Organization.objects.all(), writable_organization_ids(user))
+
+
+def readable_organizations(user: Any) -> QuerySet[Organization]:
+    """The user's organizations (staff: all)."""
+    return scope_queryset(Organization.objects.all(), readable_organization_ids(user))
 
 
 def organization_paths(model: type[models.Model]) -> tuple[str, ...]:
@@ -250,3 +292,16 @@ class TenantFormMixin:
     def restrict(self, name: str, queryset: QuerySet) -> None:
         """Narrow a model choice further (e.g. to one charger's organization), still writable only."""
         self.fields[name].queryset = writable(queryset, self.user)  # type: ignore[attr-defined]
+
+
+def location_zones(user: Any, limit: int = 50) -> list[str]:
+    """The time zones of the user's locations."""
+    zones = readable(Property.objects.all(), user).order_by().values_list("timezone", flat=True)
+    return sorted(zones.distinct()[:limit])
+
+
+def viewer_zone_name(user: Any) -> str:
+    """The zone a page spanning locations shows times in: the one zone all the user's locations
+    share, else UTC (each time still names its zone)."""
+    zones = location_zones(user, limit=2)
+    return zones[0] if len(zones) == 1 else "UTC"

@@ -2,57 +2,79 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
-from django.dispatch import Signal
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.views.decorators.http import require_POST
 
-from .forms import InviteMemberForm, MemberRoleForm
-from .models import Membership, Organization
-from .selectors import organization_ids_for, role_in
+from .forms import EnergyReportingForm, InviteMemberForm, MemberRoleForm
+from .middleware import VIEWER_ZONE_KEY
+from .models import Membership, Organization, Property
+from .providers import Provider
 from .services import member_add
-from .tenancy import writable_organizations
+from .tenancy import location_zones, membership_in, readable_organization_ids
 
-# Higher apps fill the dashboard (this app may not import them, so it asks): the chargers
-# app answers with charger, session and energy figures (a dict merged into the template
-# context); receivers get user, organization_ids (None = all), today, since and now.
-dashboard_figures = Signal()
 
-# Billing answers this (it sits above this app, so it is asked, never imported):
-# receivers get organization_ids (None = all) and since/until, and return
-# [(currency, Decimal amount), ...] of revenue in that window.
-dashboard_revenue = Signal()
+class DashboardFigures(Protocol):
+    """A part of the dashboard: a dict merged into the template context."""
+
+    def __call__(
+        self,
+        *,
+        user: Any,
+        organization_ids: list[int] | None,  # None: all (staff)
+        today: datetime,
+        since: datetime,
+        now: datetime,
+    ) -> dict[str, Any]: ...
+
+
+class DashboardRevenue(Protocol):
+    """Revenue booked in [since, until): [(currency, Decimal amount), ...]."""
+
+    def __call__(
+        self, *, organization_ids: list[int] | None, since: datetime, until: datetime
+    ) -> list[tuple[str, Decimal]]: ...
+
+
+# Higher apps fill the dashboard (this app may not import them): each part has one provider,
+# registered in that app's AppConfig.ready().
+charger_figures: Provider[DashboardFigures] = Provider("dashboard charger figures")  # chargers
+security_figures: Provider[DashboardFigures] = Provider("dashboard security figures")  # chargers
+support_figures: Provider[DashboardFigures] = Provider("dashboard support figures")  # support
+reliability_figures: Provider[DashboardFigures] = Provider(
+    "dashboard reliability figures"
+)  # reliability
+revenue: Provider[DashboardRevenue] = Provider("dashboard revenue")  # billing
 
 
 def require_role(
     user, organization_id: int | None, *, edit: bool = False, owner: bool = False
-) -> str:
-    """Return the user's role in the organization, or raise.
+) -> Membership:
+    """Return the user's membership of the organization, or raise.
 
-    Not a member: 404 (the object does not exist for them). Member without the right: 403.
+    Not a member: 404 (the object does not exist for them). Member without the right
+    (edit: Membership.can_write; owner: Membership.is_owner): 403.
     """
-    role = role_in(user, organization_id)
-    if role is None:
+    membership = membership_in(user, organization_id)
+    if membership is None:
         raise Http404("Not found")
-    if owner and role != Membership.Role.OWNER:
+    if owner and not membership.is_owner:
         raise PermissionDenied("Only owners may do this.")
-    if edit and role not in (Membership.Role.OWNER, Membership.Role.MANAGER):
+    if edit and not membership.can_write:
         raise PermissionDenied("Your role is read-only.")
-    return role
-
-
-def editable_organizations(user) -> QuerySet:
-    """Organizations where the user may change things (owner or manager)."""
-    return writable_organizations(user)
+    return membership
 
 
 def send_invitation(request, *, email: str, organization: Organization) -> None:
@@ -71,37 +93,60 @@ def send_invitation(request, *, email: str, organization: Organization) -> None:
     )
 
 
-def _revenue(organization_ids, since, until) -> list[tuple[str, object]]:
-    totals: dict[str, object] = {}
-    for _receiver, answer in dashboard_revenue.send(
-        sender=None, organization_ids=organization_ids, since=since, until=until
-    ):
-        for currency, amount in answer or []:
-            totals[currency] = totals.get(currency, 0) + amount
-    return sorted(totals.items())
+def _currencies(organization_ids) -> list[str]:
+    properties = Property.objects.all()
+    if organization_ids is not None:
+        properties = properties.filter(organization_id__in=organization_ids)
+    return sorted(set(properties.values_list("currency", flat=True)))
 
 
 @login_required
 def dashboard(request):
     now = timezone.now()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # "Today" and the chart's days are the viewer's (ViewerTimezoneMiddleware), as every time shown.
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     month_ago = today - timedelta(days=29)
-    org_ids = organization_ids_for(request.user)
+    org_ids = readable_organization_ids(request.user)
+    # No payment yet is 0.00 in the locations' currencies, not "–" beside a list of sessions.
+    zero = [(currency, Decimal(0)) for currency in _currencies(org_ids)]
     context = {
         "has_memberships": org_ids is None or bool(org_ids),
-        "revenue_today": _revenue(org_ids, today, now),
-        "revenue_30d": _revenue(org_ids, month_ago, now),
+        "revenue_today": revenue.call(organization_ids=org_ids, since=today, until=now) or zero,
+        "revenue_30d": revenue.call(organization_ids=org_ids, since=month_ago, until=now) or zero,
+        "zone_label": timezone.localtime(now).tzname(),
+        "zone_name": timezone.get_current_timezone_name(),
+        "zone_choices": [*location_zones(request.user), "UTC"],
+        "zone_chosen": request.session.get(VIEWER_ZONE_KEY, ""),
     }
-    for _receiver, figures in dashboard_figures.send(
-        sender=None,
-        user=request.user,
-        organization_ids=org_ids,
-        today=today,
-        since=month_ago,
-        now=now,
-    ):
-        context.update(figures or {})
+    for part in (charger_figures, security_figures, support_figures, reliability_figures):
+        context.update(
+            part.call(
+                user=request.user, organization_ids=org_ids, today=today, since=month_ago, now=now
+            )
+        )
     return render(request, "backoffice/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def time_zone_choice(request):
+    """POST /time-zone/ zone=<one of the viewer's location zones, or UTC; empty: each location's
+    own>: every time on the portal's pages is then shown in it (kept for the sign-in session)."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    zone = request.POST.get("zone", "")
+    if zone and zone not in {*location_zones(request.user), "UTC"}:
+        messages.error(request, "Choose one of the listed time zones.")
+    elif zone:
+        request.session[VIEWER_ZONE_KEY] = zone
+        messages.success(request, f"Times are shown in {zone}.")
+    else:
+        request.session.pop(VIEWER_ZONE_KEY, None)
+        messages.success(request, "Times are shown in each location's own zone.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = reverse("backoffice:dashboard")
+    return redirect(back)
 
 
 def _owned_organizations(user):
@@ -210,3 +255,17 @@ def search_q(text: str, *fields: str) -> Q:
     for field in fields:
         q |= Q(**{f"{field}__icontains": text})
     return q
+
+
+@login_required
+@require_POST
+def organization_energy_reporting(request, pk: int):
+    """The organization's "Set chargers to report their energy meter" (Chargers page)."""
+    organization = get_object_or_404(Organization, pk=pk)
+    require_role(request.user, organization.pk, edit=True)
+    form = EnergyReportingForm(request.POST, instance=organization)
+    form.is_valid()  # a checkbox: absent is off, so every POST is valid
+    form.save()
+    state = "sets" if organization.configure_energy_reporting else "no longer sets"
+    messages.success(request, f"{organization.name} {state} chargers to report their energy meter.")
+    return redirect("chargers:charger-list")

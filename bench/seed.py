@@ -20,8 +20,8 @@ def seed(count: int) -> dict:
 
     from authorization.models import Token
     from backoffice.models import Organization, Property
-    from chargers.credentials import make_hash
     from chargers.models import Charger, DeviceVariable
+    from chargers.security.credentials import make_hash
 
     org, _ = Organization.objects.get_or_create(name="Bench fleet")
     prop, _ = Property.objects.get_or_create(organization=org, name="Bench depot")

@@ -38,11 +38,13 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
         **os.environ,
         "DATABASE_URL": f"{PG_ROOT}/{database}" + os.environ.get("BENCH_DB_QUERY", ""),
         "DEBUG": "false",
+        "ALLOW_SANDBOX_PAYMENTS": "true",  # no real payments in this run
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "LOG_LEVEL": "WARNING",
         "UVICORN_LOG_LEVEL": "warning",
         "SECURE_COOKIES": "false",
         "CONN_MAX_AGE": "600",
+        "DB_POOL": os.environ.get("BENCH_DB_POOL", "true"),  # the production shape
         "CHANNEL_LAYER_PREFIX": BENCH_DB,
         "CACHE_PREFIX": BENCH_DB,
         "PYTHONUNBUFFERED": "1",

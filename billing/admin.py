@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
@@ -61,7 +62,7 @@ class RateAdmin(admin.ModelAdmin):
     search_fields = ["property__name", "charger__station_id"]
     list_filter = ["property__currency", "valid_from"]
     list_select_related = ["property", "charger"]
-    raw_id_fields = ["property", "charger"]
+    autocomplete_fields = ["property", "charger"]
 
 
 @admin.register(BillingSettings)
@@ -70,7 +71,7 @@ class BillingSettingsAdmin(admin.ModelAdmin):
     search_fields = ["organization__name"]
     list_filter = ["payout_period"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
 
 
 @admin.register(SessionCharge)
@@ -87,7 +88,7 @@ class SessionChargeAdmin(ReadOnlyAdmin):
     search_fields = ["session__transaction_id", "session__charger__station_id", "session__id_tag"]
     list_filter = ["currency", "final"]
     list_select_related = ["session", "session__charger", "organization"]
-    raw_id_fields = ["session", "rate", "subscription"]
+    autocomplete_fields = ["session", "rate", "subscription"]
     exclude = ["lines"]
     readonly_fields = ["cost_lines"]
 
@@ -149,8 +150,8 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "currency", "gateway", "created_at"]
     date_hierarchy = "created_at"
-    list_select_related = ["organization", "session"]
-    raw_id_fields = ["session", "organization"]
+    list_select_related = ["organization", "session__charger"]
+    autocomplete_fields = ["session", "organization"]
     actions = ["refund_payment"]
 
     @admin.action(description="Refund (partial or full) with a reason")
@@ -201,7 +202,7 @@ class RefundAdmin(ReadOnlyAdmin):
     search_fields = ["payment__reference", "reason"]
     list_filter = ["source"]
     list_select_related = ["payment", "created_by"]
-    raw_id_fields = ["payment"]
+    autocomplete_fields = ["payment"]
 
 
 class LedgerEntryInline(admin.TabularInline):
@@ -228,7 +229,7 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
     search_fields = ["idempotency_key", "memo"]
     list_filter = ["kind", "currency"]
     list_select_related = ["organization", "payout"]
-    raw_id_fields = ["session", "payment", "refund", "payout", "for_payout"]
+    autocomplete_fields = ["session", "payment", "refund", "payout", "for_payout"]
     inlines = [LedgerEntryInline]
 
 
@@ -331,7 +332,7 @@ class SubscriptionPlanAdmin(admin.ModelAdmin):
     search_fields = ["name", "property__name"]
     list_filter = ["active"]
     list_select_related = ["property"]
-    raw_id_fields = ["property"]
+    autocomplete_fields = ["property"]
 
 
 class SubscriptionInvoiceInline(admin.TabularInline):
@@ -372,7 +373,7 @@ class SubscriptionInvoiceAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["subscription__email", "payment__reference", "payment__card_last4"]
     list_select_related = ["subscription__plan__property"]
-    raw_id_fields = ["subscription", "payment"]
+    autocomplete_fields = ["subscription", "payment"]
     readonly_fields = [
         "subscription",
         "period_start",
@@ -395,9 +396,59 @@ class SubscriptionInvoiceAdmin(admin.ModelAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     inlines = [SubscriptionInvoiceInline]
-    list_display = ["email", "plan", "status", "started_at", "paid_until", "cancelled_at"]
+    list_display = [
+        "email",
+        "plan",
+        "status",
+        "started_at",
+        "paid_until",
+        "cancelled_at",
+        "ends_at",
+    ]
     search_fields = ["email", "token__uid"]
     list_filter = ["status"]
     list_select_related = ["plan", "token"]
-    raw_id_fields = ["plan", "token"]
-    readonly_fields = ["manage_key"]
+    autocomplete_fields = ["plan", "token"]
+    # The status and its dates change only through the cancel action (the driver's own cancel):
+    # setting Cancelled by hand left the driver "Cancelled on ; the plan lasts until ." (issue 34).
+    readonly_fields = [
+        "status",
+        "cancelled_at",
+        "ends_at",
+        "paid_until",
+        "customer_ref",
+        "payment_method_ref",
+        "manage_key",
+    ]
+    actions = ["cancel_subscriptions"]
+
+    @admin.action(description="Cancel (as the driver's own cancel: fees stop, dates set)")
+    def cancel_subscriptions(self, request, queryset):
+        active = list(
+            queryset.filter(status=Subscription.Status.ACTIVE).select_related("plan__property")
+        )
+        if not active:
+            self.message_user(request, "None of those subscriptions is active.", messages.ERROR)
+            return None
+        now = timezone.now()
+        if "apply" in request.POST:
+            for subscription in active:
+                services.subscription_cancel(subscription=subscription, now=now)
+            self.message_user(
+                request,
+                f"Cancelled {len(active)} subscription(s): no further monthly fees; each lasts "
+                "until its paid month ends, and the driver's Plans page says so.",
+            )
+            return None
+        return render(
+            request,
+            "billing/admin_subscription_cancel.html",
+            {
+                "rows": [(s, services.subscription_cancel_ends_at(s, now)) for s in active],
+                "skipped": queryset.count() - len(active),
+                "now": now,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "title": "Cancel subscriptions",
+            },
+        )

@@ -15,10 +15,9 @@ from rest_framework.response import Response
 
 from backoffice.api import TenantViewSetMixin, as_drf_error
 from backoffice.models import Membership, Property
-from backoffice.selectors import role_in
-from backoffice.tenancy import TenantFilterBackend, TenantSerializerMixin
-from chargers.api import SessionSerializer, SessionViewSet
+from backoffice.tenancy import TenantFilterBackend, TenantSerializerMixin, role_in
 from chargers.models import Charger
+from chargers.web.api import SessionSerializer, SessionViewSet
 
 from . import services
 from .gateways import GatewayError

@@ -25,6 +25,7 @@ from .models import (
     ReconciliationImport,
     ReconciliationIssue,
 )
+from .payouts import expected_payouts, payout_mark_failed, payout_mark_paid
 from .reconciliation import (
     ProcessorPayout,
     compare_processor_payout,
@@ -132,8 +133,6 @@ def payouts_reconcile_with_processor(
     """Reconcile an organization's payouts of the last weeks against Stripe's payouts to its
     connected account: matched ones are marked paid, failed ones failed (rolled into the next), and
     every difference is recorded in words (shown on the payout's page and in admin)."""
-    from .reconciliation_service import _expected
-    from .services import payout_mark_failed, payout_mark_paid
 
     now = now or timezone.now()
     settings_row = BillingSettings.objects.filter(organization_id=organization_id).first()
@@ -167,7 +166,7 @@ def payouts_reconcile_with_processor(
     )
     by_reference = {p.reference: p for p in ours}
     payments_of = _payments_of(ours)
-    expected = _expected(ours)
+    expected = expected_payouts(ours)
     matches = match_processor_payouts(theirs, payments_of)
     with transaction.atomic():
         matched = 0

@@ -7,6 +7,7 @@ from datetime import date
 from django import forms
 from django.utils import timezone
 
+from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
 from backoffice.tenancy import TenantFormMixin
 
 from .models import Rate, StatementJob
@@ -14,7 +15,33 @@ from .models import Rate, StatementJob
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
 
 
+# The price fields, grouped as the page shows them; labels name the location's currency.
+PRICE_GROUPS = (
+    (
+        "What drivers pay",
+        ("connection_fee", "energy_price_per_kwh", "time_price_per_hour"),
+    ),
+    ("Idle fee", ("idle_fee_per_minute", "idle_grace_minutes", "idle_fee_cap")),
+    ("Tax and card fees", ("tax_percent", "processing_fee_percent", "processing_fee_fixed")),
+)
+_MONEY_LABELS = {
+    "connection_fee": ("Start fee", "{c} per session"),
+    "energy_price_per_kwh": ("Energy", "{c} per kWh"),
+    "time_price_per_hour": ("Charging time", "{c} per hour"),
+    "idle_fee_per_minute": ("Idle fee", "{c} per minute"),
+    "idle_fee_cap": ("Idle fee cap", "{c} at most per session"),
+    "processing_fee_fixed": ("Card fee", "{c} per payment"),
+}
+
+
 class RateForm(TenantFormMixin, forms.ModelForm):
+    """A location's (or one charger's) prices, in the location's currency and time zone."""
+
+    valid_from = LocalDateTimeField(label="From")
+    valid_until = LocalDateTimeField(
+        label="Until", required=False, help_text="Empty: until you set another price."
+    )
+
     class Meta:
         model = Rate
         fields = [
@@ -33,12 +60,6 @@ class RateForm(TenantFormMixin, forms.ModelForm):
             "processing_fee_fixed",
         ]
         widgets = {
-            "valid_from": forms.DateTimeInput(
-                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
-            ),
-            "valid_until": forms.DateTimeInput(
-                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
-            ),
             **{
                 name: forms.NumberInput(attrs=MONEY_INPUT)
                 for name in (
@@ -53,15 +74,29 @@ class RateForm(TenantFormMixin, forms.ModelForm):
                 )
             },
         }
-        labels = {"charger": "Charger (empty = whole location)"}
+        labels = {
+            "charger": "Applies to",
+            "connection_fee_for_zero_energy": "Charge the start fee also when no energy was delivered",
+            "idle_grace_minutes": "Idle fee starts after (minutes)",
+            "tax_percent": "Tax (%)",
+            "processing_fee_percent": "Card fee (% of the amount)",
+        }
+        help_texts = {
+            "idle_fee_per_minute": "While the car stays plugged in after charging ended.",
+            "idle_fee_cap": "Empty: no cap.",
+            "tax_percent": "Included in the prices above, shown on receipts (e.g. 21 for NL VAT).",
+        }
 
     def __init__(self, *args, property, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.property = property
         self.restrict("charger", property.chargers.order_by("station_id"))
         self.fields["charger"].required = False
-        for name in ("valid_from", "valid_until"):
-            self.fields[name].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+        self.fields["charger"].empty_label = "Every charger of the location"
+        currency = property.currency
+        for name, (label, unit) in _MONEY_LABELS.items():
+            self.fields[name].label = f"{label} ({unit.format(c=currency)})"
+        self.groups = [(title, [self[name] for name in names]) for title, names in PRICE_GROUPS]
 
 
 class RefundForm(forms.Form):
@@ -77,8 +112,10 @@ class RefundForm(forms.Form):
 
 class StatementForm(forms.Form):
     kind = forms.ChoiceField(choices=StatementJob.Kind.choices)
-    date_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), required=False)
-    date_to = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), required=False)
+    date_from = forms.DateField(
+        widget=date_input(), input_formats=DATE_INPUT_FORMATS, required=False
+    )
+    date_to = forms.DateField(widget=date_input(), input_formats=DATE_INPUT_FORMATS, required=False)
     year = forms.IntegerField(
         min_value=2000, max_value=2100, required=False, help_text="For the annual statement."
     )

@@ -7,17 +7,21 @@ sandbox's test-card element), so no card number ever reaches this server; 3-D Se
 through the intent's `next_action` and the `return_url`; the server captures the real amount
 at the end or cancels the intent (release). Webhooks tell the outcome (billing/webhooks.py).
 
-get_gateway() returns the sandbox unless PAYMENT_GATEWAY=stripe (with STRIPE_SECRET_KEY).
+get_gateway() returns the gateway settings.PAYMENT_GATEWAY names (validated in portal/env.py:
+"stripe" with STRIPE_SECRET_KEY, or "sandbox").
 Every write carries an idempotency key, so a retried request never moves money twice. No
 method here may be called inside a database transaction: call, then record.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from django.conf import settings
+
+from portal.env import env_secret, env_str
 
 from .money import from_minor, to_minor
 
@@ -157,6 +161,7 @@ class PaymentGateway:
         description: str = "",
         payment_method: str = "",
         return_url: str = "",
+        customer: str = "",
     ) -> Intent:
         """Create a manual-capture PaymentIntent; with `payment_method` (an id, never a card
         number) it is confirmed at once, as for a saved card or a test PaymentMethod."""
@@ -273,6 +278,7 @@ class StripeGateway(PaymentGateway):
         description: str = "",
         payment_method: str = "",
         return_url: str = "",
+        customer: str = "",
     ) -> Intent:
         params: Any = {
             "amount": to_minor(amount, currency),
@@ -287,6 +293,8 @@ class StripeGateway(PaymentGateway):
             params.update(confirm=True, payment_method=payment_method)
             if return_url:
                 params["return_url"] = return_url
+        if customer:  # a saved card is confirmed only on the intent of the customer it belongs to
+            params["customer"] = customer
         try:
             intent = self.client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": f"hold-{idempotency_key}"}
@@ -484,32 +492,23 @@ class StripeGateway(PaymentGateway):
 
 
 def _secret(name: str) -> str:
-    value = os.environ.get(name, "")
-    if not value and os.environ.get(f"{name}_FILE"):
-        with open(os.environ[f"{name}_FILE"]) as handle:
-            value = handle.read().strip()
-    return value
+    return env_secret(name)
 
 
-def webhook_secret() -> str:
-    """The signing secret of the webhook endpoint (whsec_…); the sandbox derives its own."""
-    if os.environ.get("PAYMENT_GATEWAY", "sandbox").strip().lower() == "stripe":
-        return _secret("STRIPE_WEBHOOK_SECRET")
-    from .sandbox import sandbox_webhook_secret
-
-    return sandbox_webhook_secret()
+def sandbox_in_use() -> bool:
+    """True when payments are simulated: pages then say "test mode"."""
+    return settings.PAYMENT_GATEWAY == "sandbox"
 
 
 def get_gateway() -> PaymentGateway:
     """Return the configured gateway: Stripe when PAYMENT_GATEWAY=stripe, else the sandbox."""
-    choice = os.environ.get("PAYMENT_GATEWAY", "sandbox").strip().lower()
-    if choice == "stripe":
+    if settings.PAYMENT_GATEWAY == "stripe":
         key = _secret("STRIPE_SECRET_KEY")
         if not key:
             from django.core.exceptions import ImproperlyConfigured
 
             raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY.")
-        return StripeGateway(key, publishable_key=os.environ.get("STRIPE_PUBLISHABLE_KEY", ""))
+        return StripeGateway(key, publishable_key=env_str("STRIPE_PUBLISHABLE_KEY"))
     from .sandbox import SandboxGateway
 
     return SandboxGateway()

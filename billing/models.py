@@ -148,7 +148,8 @@ class SessionCharge(models.Model):
     tax = models.DecimalField(**MONEY)
     total = models.DecimalField(**MONEY)
     processing_fee = models.DecimalField(**MONEY, default=ZERO)
-    energy_wh = models.BigIntegerField(default=0)
+    # Exact Wh as priced; None: the charger reported no energy reading (priced by time only).
+    energy_wh = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     included_kwh_used = models.DecimalField(max_digits=12, decimal_places=3, default=ZERO)
     started_at = models.DateTimeField(help_text="Charger's clock, copied for statements.")
     final = models.BooleanField(default=True)

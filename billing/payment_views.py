@@ -74,6 +74,7 @@ def sandbox_setup_confirm(request: HttpRequest, setup_id: str) -> HttpResponse:
         setup_id,
         payment_method=request.POST.get("payment_method", ""),
         client_secret=request.POST.get("client_secret", ""),
+        expiry=sandbox.typed_expiry(request.POST.get("exp_month"), request.POST.get("exp_year")),
     )
     if "error" in answer:
         status = 402 if answer["error"].get("type") == "card_error" else 400

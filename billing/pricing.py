@@ -65,8 +65,8 @@ class SessionFacts:
 
     started_at: datetime
     stopped_at: datetime | None
-    meter_start_wh: int
-    meter_stop_wh: int | None
+    meter_start_wh: Decimal | None  # exact Wh; None: the charger reported no energy reading
+    meter_stop_wh: Decimal | None
     samples: tuple[Sample, ...] = ()
     statuses: tuple[StatusChange, ...] = ()
     # A 0 kWh session that is a retry of another attempt by the same card on the same charger.
@@ -83,7 +83,7 @@ class Cost:
     tax: Decimal = ZERO
     total: Decimal = ZERO
     processing_fee: Decimal = ZERO
-    energy_wh: int = 0
+    energy_wh: Decimal | None = ZERO  # exact Wh; None: no reading reported (priced by time only)
     charging_seconds: int = 0
     idle_seconds: int = 0
     final: bool = True
@@ -123,22 +123,26 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 
 
-def energy_delivered_wh(facts: SessionFacts) -> int:
-    """Return the energy of the session in Wh.
+def energy_delivered_wh(facts: SessionFacts) -> Decimal | None:
+    """Return the energy of the session in Wh, exact (the registers' decimals kept).
 
     meter stop - meter start when both are known and the stop is not lower. Otherwise the
     register samples are walked in time order and every increase is added; a drop means the
     meter was reset (to zero), so the value after the drop counts from zero.
+    None when the charger reported no energy reading at all: unknown, not 0.
     """
     start, stop = facts.meter_start_wh, facts.meter_stop_wh
+    if start is None:
+        return None
+    start = Decimal(start)
     if stop is not None and stop >= start:
-        return int(stop - start)
+        return Decimal(stop) - start
     readings = sorted(
         (s for s in facts.samples if s.measurand == ENERGY_REGISTER), key=lambda s: s.timestamp
     )
     total = Decimal(0)
-    previous = Decimal(start)
-    values = [r.value for r in readings]
+    previous = start
+    values = [Decimal(r.value) for r in readings]
     if stop is not None:
         values.append(Decimal(stop))
     for value in values:
@@ -147,7 +151,7 @@ def energy_delivered_wh(facts: SessionFacts) -> int:
         else:
             total += value
         previous = value
-    return int(total.to_integral_value(rounding=ROUND_HALF_UP))
+    return total
 
 
 def _end_of(facts: SessionFacts) -> datetime:
@@ -183,7 +187,9 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     """Return the line items and totals of one session under one rate."""
     currency = rate.currency.upper()
     energy_wh = energy_delivered_wh(facts)
-    kwh = Decimal(energy_wh) / Decimal(1000)
+    # No reading reported: nothing is charged for energy (time rules only), and the connection
+    # fee follows the rule for a session that delivered nothing.
+    kwh = ZERO if energy_wh is None else energy_wh / Decimal(1000)
     end = _end_of(facts)
     charging_from, charging_until = charging_window(
         started_at=facts.started_at,
@@ -197,9 +203,7 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     lines: list[dict] = []
 
     if rate.connection_fee > 0:
-        charge_fee = energy_wh > 0 or (
-            rate.connection_fee_for_zero_energy and not facts.repeated_attempt
-        )
+        charge_fee = kwh > 0 or (rate.connection_fee_for_zero_energy and not facts.repeated_attempt)
         if charge_fee:
             lines.append(
                 _line(
@@ -213,16 +217,17 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
             )
 
     energy_amount = round_money(kwh * rate.energy_price_per_kwh, currency)
-    lines.append(
-        _line(
-            "energy",
-            f"Energy {kwh.quantize(Decimal('0.001'))} kWh × {_fmt(rate.energy_price_per_kwh)} {currency}/kWh",
-            kwh.quantize(Decimal("0.001")),
-            "kWh",
-            rate.energy_price_per_kwh,
-            energy_amount,
+    if energy_wh is not None:
+        lines.append(
+            _line(
+                "energy",
+                f"Energy {kwh.quantize(Decimal('0.001'))} kWh × {_fmt(rate.energy_price_per_kwh)} {currency}/kWh",
+                kwh.quantize(Decimal("0.001")),
+                "kWh",
+                rate.energy_price_per_kwh,
+                energy_amount,
+            )
         )
-    )
 
     if rate.time_price_per_hour > 0:
         hours = Decimal(charging_seconds) / Decimal(3600)

@@ -71,7 +71,7 @@ def price_finished_session(sender, session_id: int, **kwargs) -> None:
     transaction.on_commit(queue)
 
 
-def session_price_so_far(sender, session, **kwargs) -> dict | None:
+def session_price_so_far(session) -> dict | None:
     """Answer the session page: the session's price under its rate, so far (final once stopped)."""
     from .services import session_cost
 
@@ -81,7 +81,7 @@ def session_price_so_far(sender, session, **kwargs) -> dict | None:
     return {"total": cost.total, "currency": cost.currency, "final": cost.final}
 
 
-def dashboard_revenue(sender, organization_ids, since, until, **kwargs) -> list:
+def dashboard_revenue(*, organization_ids, since, until) -> list:
     """Answer the dashboard: guest charges minus refunds booked in [since, until), per currency."""
     from django.db.models import Case, DecimalField, F, Sum, When
 

@@ -7,8 +7,9 @@ from datetime import UTC
 from django.db import transaction
 from django.utils import timezone
 
-from .models import BillingSettings, Payout, ReconciliationImport, ReconciliationIssue
-from .reconciliation import ExpectedPayout, parse_report, reconcile
+from .models import Payout, ReconciliationImport, ReconciliationIssue
+from .payouts import expected_payouts, payout_mark_failed, payout_mark_paid
+from .reconciliation import parse_report, reconcile
 
 
 def reconciliation_create(
@@ -24,30 +25,10 @@ def reconciliation_create(
     return record
 
 
-def _expected(payouts) -> dict[str, ExpectedPayout]:
-    minimums = dict(BillingSettings.objects.values_list("organization_id", "minimum_payout"))
-    return {
-        p.reference: ExpectedPayout(
-            reference=p.reference,
-            net=p.net,
-            status=p.status,
-            period_end=p.period_end.astimezone(UTC).date(),
-            gross=p.gross,
-            processing_fees=p.processing_fees,
-            platform_fees=p.platform_fees,
-            refunds=p.refunds,
-            carried_over=p.carried_over,
-            minimum_payout=minimums.get(p.organization_id, 0),
-        )
-        for p in payouts
-    }
-
-
 def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
     """Match the report: mark matched payouts paid, failed ones failed (their net rolls into
     the next payout), and record an issue with an explanation for every mismatch. Rerunning
     replaces the issues and changes no payout twice."""
-    from .services import payout_mark_failed, payout_mark_paid
 
     record = ReconciliationImport.objects.get(pk=reconciliation_id)
     ReconciliationImport.objects.filter(pk=record.pk).update(
@@ -61,7 +42,7 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
         by_reference = {p.reference: p for p in payouts}
         days = [row.day for row in rows if row.day]
         window = (min(days), max(days)) if days else None
-        findings = reconcile(rows, _expected(by_reference.values()), window)
+        findings = reconcile(rows, expected_payouts(by_reference.values()), window)
         with transaction.atomic():
             record.issues.all().delete()
             matched = 0

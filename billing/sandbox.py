@@ -25,7 +25,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -56,12 +55,6 @@ TEST_METHODS: dict[str, tuple[str, str | None, str]] = {
     "pm_card_authenticationRequired": ("3184", None, ""),
 }
 NEEDS_3DS = {"pm_card_authenticationRequired"}
-
-
-def sandbox_webhook_secret() -> str:
-    """A per-installation signing secret for sandbox webhooks (derived, never configured)."""
-    digest = hashlib.sha256(f"sandbox-webhook:{settings.SECRET_KEY}".encode()).hexdigest()[:32]
-    return f"whsec_sandbox_{digest}"
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -124,7 +117,7 @@ def intent_json(row: Any) -> dict[str, Any]:
 def emit(event_type: str, obj: dict[str, Any]) -> None:
     """Send a signed event in Stripe's format to our webhook receiver (the same code path as
     an HTTP delivery from Stripe: the signature is checked before anything is read)."""
-    from .webhooks import receive
+    from .webhooks import receive, sandbox_webhook_secret
 
     event = {
         "id": "evt_sbx_" + secrets.token_hex(12),
@@ -212,7 +205,23 @@ def payment_method_json(row: Any) -> dict[str, Any]:
     }
 
 
-def setup_confirm(setup_id: str, *, payment_method: str, client_secret: str | None = None) -> dict:
+def typed_expiry(month: Any, year: Any) -> tuple[int, int] | None:
+    """The expiry the person typed in the card element (Stripe keeps it on the PaymentMethod),
+    or None when absent or not a month and a 4-digit year."""
+    try:
+        month_n, year_n = int(month), int(year)
+    except (TypeError, ValueError):
+        return None
+    return (month_n, year_n) if 1 <= month_n <= 12 and 2000 <= year_n <= 2099 else None
+
+
+def setup_confirm(
+    setup_id: str,
+    *,
+    payment_method: str,
+    client_secret: str | None = None,
+    expiry: tuple[int, int] | None = None,
+) -> dict:
     """Confirm a SetupIntent with a test PaymentMethod: save it on the customer (what Stripe.js's
     confirmSetup does). A declining test card fails the setup, as Stripe's card check does.
     Stripe's 3-D Secure test card is saved without the challenge (the sandbox skips it here)."""
@@ -264,6 +273,8 @@ def setup_confirm(setup_id: str, *, payment_method: str, client_secret: str | No
             customer_id=row.customer_id,
             test_method=payment_method,
             last4=last4,
+            # The expiry typed (11/30 stays 11/30), else the test card's own.
+            **({"exp_month": expiry[0], "exp_year": expiry[1]} if expiry else {}),
         )
         row.status, row.payment_method, row.last_error = "succeeded", saved.id, None
         row.save()
@@ -387,6 +398,7 @@ class SandboxGateway(PaymentGateway):
         description: str = "",
         payment_method: str = "",
         return_url: str = "",
+        customer: str = "",
     ) -> Intent:
         from .models import SandboxIntent
 

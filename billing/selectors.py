@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet, Sum
 
-from backoffice.selectors import organization_ids_for
+from backoffice.tenancy import readable_organization_ids
 
 from .models import (
     LedgerEntry,
@@ -52,7 +52,7 @@ def rates_for_property(property_id: int) -> QuerySet:
 
 def rates_for(user) -> QuerySet:
     queryset = Rate.objects.select_related("property", "charger")
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     if ids is not None:
         queryset = queryset.filter(property__organization_id__in=ids)
     return queryset
@@ -111,7 +111,7 @@ def host_balance(organization_id: int, currency: str) -> Decimal:
 
 def payouts_for(user) -> QuerySet:
     queryset = Payout.objects.select_related("organization")
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     if ids is not None:
         queryset = queryset.filter(organization_id__in=ids)
     return queryset
@@ -119,7 +119,7 @@ def payouts_for(user) -> QuerySet:
 
 def payments_for(user) -> QuerySet:
     queryset = Payment.objects.select_related("organization", "session", "session__charger")
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     if ids is not None:
         queryset = queryset.filter(organization_id__in=ids)
     return queryset

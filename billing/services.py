@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -31,6 +32,11 @@ from .models import (
 )
 from .money import exact_sum, round_money
 from .selectors import included_kwh_used, rate_for_charger, subscription_for_session
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from authorization.models import Token
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +87,8 @@ def _samples(session: ChargingSession) -> tuple[pricing.Sample, ...]:
     )
     samples = []
     for when, measurand, value, unit in rows:
+        if value is None:  # excluded by the query; the column is nullable
+            continue
         converted = (
             _to_wh(value, unit or "Wh")
             if measurand == pricing.ENERGY_REGISTER
@@ -118,7 +126,7 @@ def _repeated_attempt(session: ChargingSession) -> bool:
             other.started_at == session.started_at and other.pk < session.pk
         ):
             return True
-        if other.meter_stop_wh is not None and other.meter_stop_wh > other.meter_start_wh:
+        if other.energy_wh:
             return True
     return False
 
@@ -161,17 +169,21 @@ def session_facts(
         meter_stop_wh=session.meter_stop_wh,
         samples=samples,
         statuses=_statuses(session, session.stopped_at),
-        repeated_attempt=_repeated_attempt(session)
-        if (session.meter_stop_wh or 0) <= session.meter_start_wh
-        else False,
+        # 0 Wh, or no reading reported: whether it was a retry decides its connection fee.
+        repeated_attempt=_repeated_attempt(session) if not session.energy_wh else False,
         plan=plan,
     )
 
 
-def _cost_and_context(session: ChargingSession):
+# A session's cost with what it came from: the rate, the subscription and the facts priced.
+CostAndContext = tuple[pricing.Cost, Rate | None, Subscription | None, pricing.SessionFacts | None]
+
+
+def _cost_and_context(session: ChargingSession) -> CostAndContext:
     charger = session.charger
     rate = rate_for_charger(charger, session.started_at)
-    currency = charger.property.currency if charger.property_id else "EUR"
+    prop = charger.property if charger.property_id else None
+    currency = prop.currency if prop is not None else "EUR"
     if rate is None:
         return (
             pricing.Cost(currency=currency, final=session.stopped_at is not None),
@@ -185,7 +197,7 @@ def _cost_and_context(session: ChargingSession):
     return cost, rate, subscription, facts
 
 
-def session_cost_explained(session: ChargingSession):
+def session_cost_explained(session: ChargingSession) -> CostAndContext:
     """Return (cost, rate, subscription, facts) for pages that show how a cost came about."""
     return _cost_and_context(session)
 
@@ -207,14 +219,15 @@ def session_price(*, session_id: int) -> SessionCharge | None:
         .filter(pk=session_id)
         .first()
     )
-    if session is None or not session.charger.property_id:
+    prop = session.charger.property if session is not None else None
+    if session is None or prop is None:
         return None
     cost, rate, subscription, facts = _cost_and_context(session)
     included = ZERO
     if facts is not None and facts.plan is not None:
-        included = min(facts.plan.included_kwh_remaining, Decimal(cost.energy_wh) / 1000)
+        included = min(facts.plan.included_kwh_remaining, (cost.energy_wh or ZERO) / 1000)
     values = {
-        "organization_id": session.charger.property.organization_id,
+        "organization_id": prop.organization_id,
         "rate": rate,
         "subscription": subscription,
         "currency": cost.currency,
@@ -495,12 +508,15 @@ def refund_issue(
     amount: Decimal,
     reason: str,
     source: str,
-    user=None,
+    user: User | None = None,
     idempotency_key: str,
+    notify_payer: bool = True,
 ) -> Refund:
     """Give `amount` back to the guest; never more than was charged and not yet refunded.
 
-    Replaying the same idempotency key returns the first refund and moves no money.
+    The payer is emailed the refund and what they paid net (refund_email), unless the caller
+    sends its own confirmation (the support toolkit threads it on the ticket). Replaying the same
+    idempotency key returns the first refund, moves no money and sends nothing.
     """
     existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
@@ -561,7 +577,32 @@ def refund_issue(
             refund=refund,
             memo=f"Refund: {reason}"[:300],
         )
+        if notify_payer and payment.email:
+            refund_id = refund.pk
+            transaction.on_commit(lambda: refund_email(refund_id))
         return refund
+
+
+def refund_email(refund_id: int) -> None:
+    """Tell the payer what was refunded, why, and what they paid net (best effort: the refund is
+    done and shows on the receipt whether or not the mail goes out)."""
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    payment = refund.payment
+    if not payment.email:
+        return
+    body = render_to_string(
+        "billing/email_refund.txt",
+        {
+            "refund": refund,
+            "payment": payment,
+            "net": payment.amount_captured - payment.amount_refunded,
+            "test_mode": payment.gateway == "sandbox",
+        },
+    )
+    try:
+        send_mail(f"Your refund of {refund.amount} {payment.currency}", body, None, [payment.email])
+    except Exception:
+        logger.warning("Could not email refund %s to the payer", refund_id, exc_info=True)
 
 
 # -- payouts ------------------------------------------------------------------------------------
@@ -587,7 +628,7 @@ PAYABLE_KINDS = (
 )
 
 
-def payout_totals(items) -> dict:
+def payout_totals(items: QuerySet[LedgerTransaction]) -> dict[str, Decimal]:
     sums = {
         row["kind"]: exact_sum(row["total"])
         for row in items.values("kind").annotate(total=Sum("amount")).order_by()
@@ -650,6 +691,7 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
             .first()
         )
         first_item = items.order_by("occurred_at").values_list("occurred_at", flat=True).first()
+        assert first_item is not None  # `ids` is not empty
         period_start = previous.period_end if previous else first_item
         payout = Payout.objects.create(
             organization_id=organization_id,
@@ -702,44 +744,11 @@ def payouts_run(*, now: datetime | None = None) -> list[Payout]:
     return created
 
 
-def payout_mark_paid(*, payout: Payout, paid_at: datetime | None = None) -> Payout:
-    with transaction.atomic():
-        payout = Payout.objects.select_for_update().get(pk=payout.pk)
-        if payout.status == Payout.Status.PENDING:
-            payout.status = Payout.Status.PAID
-            payout.paid_at = paid_at or timezone.now()
-            payout.save(update_fields=["status", "paid_at"])
-        return payout
-
-
-def payout_mark_failed(*, payout: Payout, reason: str) -> Payout:
-    """Mark the payout failed and return its net to the host balance (rolls into the next one)."""
-    with transaction.atomic():
-        payout = Payout.objects.select_for_update().get(pk=payout.pk)
-        if payout.status == Payout.Status.FAILED:
-            return payout
-        payout.status = Payout.Status.FAILED
-        payout.failure_reason = (reason or "The bank returned the payout.")[:300]
-        payout.paid_at = None
-        payout.save(update_fields=["status", "failure_reason", "paid_at"])
-        ledger.post(
-            key=f"payout-failed:{payout.reference}",
-            kind=LedgerTransaction.Kind.PAYOUT_FAILED,
-            organization_id=payout.organization_id,
-            currency=payout.currency,
-            amount=payout.net,
-            occurred_at=timezone.now(),
-            for_payout=payout,
-            memo=f"Payout {payout.reference} failed: {payout.failure_reason}",
-        )
-        return payout
-
-
 # -- rates, settings and subscriptions ----------------------------------------------------------
 
 
 @transaction.atomic
-def rate_save(*, rate: Rate, **fields) -> Rate:
+def rate_save(*, rate: Rate, **fields: Any) -> Rate:
     for name, value in fields.items():
         setattr(rate, name, value)
     rate.full_clean()
@@ -754,7 +763,7 @@ def billing_settings_for(organization_id: int) -> BillingSettings:
 
 @transaction.atomic
 def subscription_start(
-    *, plan: SubscriptionPlan, email: str, token=None, now: datetime | None = None
+    *, plan: SubscriptionPlan, email: str, token: Token | None = None, now: datetime | None = None
 ) -> Subscription:
     if not plan.active:
         raise ValidationError("This plan is no longer offered.")
@@ -778,11 +787,16 @@ def subscription_cancel(*, subscription: Subscription, now: datetime | None = No
         return subscription
     subscription.status = Subscription.Status.CANCELLED
     subscription.cancelled_at = now
-    # Benefits last to the end of the paid period (the month already collected), else the month.
-    paid_until = subscription.paid_until
-    subscription.ends_at = paid_until if paid_until and paid_until > now else _month_bounds(now)[1]
+    subscription.ends_at = subscription_cancel_ends_at(subscription, now)
     subscription.save(update_fields=["status", "cancelled_at", "ends_at"])
     return subscription
+
+
+def subscription_cancel_ends_at(subscription: Subscription, now: datetime) -> datetime:
+    """When a plan cancelled at `now` ends: the benefits last to the end of the paid period (the
+    month already collected), else to the end of this month (shown before an agent confirms)."""
+    paid_until = subscription.paid_until
+    return paid_until if paid_until and paid_until > now else _month_bounds(now)[1]
 
 
 # -- subscriptions collected from a saved card --------------------------------------------------

@@ -5,6 +5,7 @@ from . import payment_views, views
 app_name = "billing"
 
 urlpatterns = [
+    path("prices/", views.price_overview, name="price-overview"),
     path("properties/<int:property_id>/rates/", views.rate_list, name="rate-list"),
     path("rates/<int:rate_id>/edit/", views.rate_edit, name="rate-edit"),
     path("payouts/", views.payout_list, name="payout-list"),

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Membership, Organization, Property
+from backoffice.tenancy import can_write, readable
 from backoffice.views import require_role
 
 from . import services
@@ -65,8 +66,7 @@ def rate_list(request, property_id: int):
 
 
 def _rate_list(request, prop):
-    role = require_role(request.user, prop.organization_id)
-    can_edit = role in (Membership.Role.OWNER, Membership.Role.MANAGER)
+    can_edit = require_role(request.user, prop.organization_id).can_write
     form = None
     if can_edit:
         form = RateForm(request.POST or None, property=prop, user=request.user)
@@ -90,10 +90,35 @@ def _rate_list(request, prop):
             "rates": rates_for_property(prop.pk),
             "form": form,
             "can_edit": can_edit,
-            "portal_section": "locations",
+            "portal_section": "prices",
         },
         status=400 if request.method == "POST" else 200,
     )
+
+
+@login_required
+def price_overview(request):
+    """GET /billing/prices/: every location with the price in force now, to change it."""
+    now = timezone.now()
+    rows = []
+    for prop in readable(Property.objects.select_related("organization"), request.user).order_by(
+        "name"
+    ):
+        in_force = [
+            r
+            for r in rates_for_property(prop.pk).filter(valid_from__lte=now)
+            if r.valid_until is None or r.valid_until > now
+        ]
+        location_rate = next((r for r in in_force if r.charger_id is None), None)
+        rows.append(
+            {
+                "property": prop,
+                "rate": location_rate,
+                "charger_rates": sum(1 for r in in_force if r.charger_id is not None),
+                "can_edit": can_write(request.user, prop.organization_id),
+            }
+        )
+    return render(request, "billing/price_overview.html", {"rows": rows})
 
 
 @login_required
@@ -119,7 +144,7 @@ def _rate_edit(request, rate):
     return render(
         request,
         "billing/rate_edit.html",
-        {"rate": rate, "form": form, "portal_section": "locations"},
+        {"rate": rate, "form": form, "portal_section": "prices"},
         status=400 if request.method == "POST" else 200,
     )
 
@@ -312,13 +337,13 @@ def reconciliation_detail(request, reconciliation_id: int):
 @login_required
 def session_cost_detail(request, session_id: int):
     """The line-by-line answer to "why is this session so expensive?" for hosts and support."""
-    from chargers.selectors import sessions_for
+    from chargers.web.selectors import sessions_for
 
     session = get_object_or_404(
         sessions_for(request.user).select_related("charger__property"), pk=session_id
     )
     prop = session.charger.property
-    role = require_role(request.user, prop.organization_id) if prop else None
+    membership = require_role(request.user, prop.organization_id) if prop else None
     cost, rate, subscription, facts = services.session_cost_explained(session)
     payments = Payment.objects.filter(session=session).prefetch_related("refunds")
     with timezone.override(zoneinfo.ZoneInfo(prop.timezone if prop else "UTC")):
@@ -332,7 +357,7 @@ def session_cost_detail(request, session_id: int):
                 "subscription": subscription,
                 "facts": facts,
                 "payments": payments,
-                "is_owner": role == Membership.Role.OWNER,
+                "is_owner": membership is not None and membership.is_owner,
                 "portal_section": "sessions",
                 "charging_minutes": cost.charging_seconds // 60,
                 "idle_minutes": cost.idle_seconds // 60,

@@ -1,14 +1,16 @@
 """Chargers, their connectors, the OCPP message log, charging sessions and commands."""
 
 import builtins
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from . import credentials
+from chargers.security import credentials
+from chargers.sessions.energy import METER_DIGITS, WH_PLACES
 
 # OCPP-J 1.6 §3.1.1 / 2.0.1 identifierString: printable, no colon (it breaks Basic auth), at most 48.
 station_id_validator = RegexValidator(
@@ -18,7 +20,7 @@ station_id_validator = RegexValidator(
 
 
 # OCPP passwords are machine keys of 16+ bytes (security whitepaper §7.2), not human
-# passwords: see chargers/credentials.py for how they are hashed.
+# passwords: see chargers/security/credentials.py for how they are hashed.
 OCPP_PASSWORD_MIN_LENGTH = credentials.MIN_PASSWORD_LENGTH
 
 
@@ -130,6 +132,10 @@ class Charger(models.Model):
         default=10,
         help_text="Seconds to wait for the Leader backoffice before this system answers in its place.",
     )
+    # OCPP 1.6: when it was checked (GetConfiguration) and, where needed, set to include the energy
+    # register in its sampled and stop-transaction data (chargers.ocpp.v16). Checked once: a
+    # charger that refuses is logged, not asked again after every boot.
+    energy_reporting_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -147,7 +153,7 @@ class Charger(models.Model):
         """Return whether `raw` (bytes as sent, or text) is this charger's password."""
         return credentials.verify(self.ocpp_password_hash, raw)
 
-    def is_online(self, now=None) -> bool:
+    def is_online(self, now: datetime | None = None) -> bool:
         """Connected now, and heard from within two heartbeat intervals."""
         if not self.connection_id or not self.last_seen_at:
             return False
@@ -158,7 +164,7 @@ class Charger(models.Model):
     def status(self) -> str:
         return "online" if self.is_online() else "offline"
 
-    def license_active(self, today=None) -> bool:
+    def license_active(self, today: date | None = None) -> bool:
         today = today or timezone.localdate()
         return self.license_valid_until is not None and self.license_valid_until >= today
 
@@ -168,7 +174,8 @@ class Charger(models.Model):
             return False
         if self.roaming_enabled is not None:
             return self.roaming_enabled
-        return self.property.roaming_enabled if self.property_id else False
+        prop = self.property if self.property_id else None
+        return prop.roaming_enabled if prop is not None else False
 
     @builtins.property
     def effective_guest_charging_enabled(self) -> bool:
@@ -176,11 +183,13 @@ class Charger(models.Model):
             return False
         if self.guest_charging_enabled is not None:
             return self.guest_charging_enabled
-        return self.property.guest_charging_enabled if self.property_id else False
+        prop = self.property if self.property_id else None
+        return prop.guest_charging_enabled if prop is not None else False
 
     @builtins.property
-    def organization_id(self):
-        return self.property.organization_id if self.property_id else None
+    def organization_id(self) -> int | None:
+        prop = self.property if self.property_id else None
+        return prop.organization_id if prop is not None else None
 
 
 class Connector(models.Model):
@@ -292,8 +301,15 @@ class ChargingSession(models.Model):
     )
     started_at = models.DateTimeField(help_text="Charger's clock.")
     stopped_at = models.DateTimeField(null=True, blank=True, help_text="Charger's clock.")
-    meter_start_wh = models.BigIntegerField()
-    meter_stop_wh = models.BigIntegerField(null=True, blank=True)
+    # Exact registers in Wh (chargers.sessions.energy: decimals kept, kWh converted without rounding).
+    # meter_start_wh is None for a 2.0.1 transaction no event of which carried an energy
+    # reading (yet): finished so, its energy is unknown ("no reading reported"), never 0.
+    meter_start_wh = models.DecimalField(
+        max_digits=METER_DIGITS, decimal_places=WH_PLACES, null=True, blank=True
+    )
+    meter_stop_wh = models.DecimalField(
+        max_digits=METER_DIGITS, decimal_places=WH_PLACES, null=True, blank=True
+    )
     stop_reason = models.CharField(max_length=20, blank=True)
     stop_id_tag = models.CharField(max_length=36, blank=True)
     reservation_id = models.IntegerField(null=True, blank=True)
@@ -332,13 +348,21 @@ class ChargingSession(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"tx {self.transaction_id} on {self.charger_id}/{self.connector_id}"
+        # What support searches by (issue 34): the station id and connector, then when.
+        started = f" {self.started_at:%Y-%m-%d %H:%M} UTC" if self.started_at else ""
+        return f"{self.charger.station_id} #{self.connector_id}{started}"
 
     @property
-    def energy_wh(self) -> int | None:
-        if self.meter_stop_wh is None:
+    def energy_wh(self) -> Decimal | None:
+        """Exact Wh delivered; None while running or when no reading was reported."""
+        if self.meter_stop_wh is None or self.meter_start_wh is None:
             return None
-        return max(self.meter_stop_wh - self.meter_start_wh, 0)
+        return max(Decimal(self.meter_stop_wh) - Decimal(self.meter_start_wh), Decimal(0))
+
+    @property
+    def no_reading(self) -> bool:
+        """Finished without any energy reading from the charger: its energy is unknown."""
+        return self.status == self.Status.COMPLETED and self.energy_wh is None
 
 
 class MeterValue(models.Model):
@@ -387,7 +411,7 @@ class OrphanStop(models.Model):
     transaction_id = models.IntegerField()
     id_tag = models.CharField(max_length=36, blank=True)
     stopped_at = models.DateTimeField()
-    meter_stop_wh = models.BigIntegerField()
+    meter_stop_wh = models.DecimalField(max_digits=METER_DIGITS, decimal_places=WH_PLACES)
     reason = models.CharField(max_length=20, blank=True)
     payload = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
@@ -746,7 +770,7 @@ class DeviceVariable(models.Model):
     data_type = models.CharField(max_length=20, blank=True)
     unit = models.CharField(max_length=16, blank=True)
     values_list = models.CharField(max_length=1000, blank=True)
-    # In the standardized list of the 2.0.1 appendices (chargers.device_model).
+    # In the standardized list of the 2.0.1 appendices (chargers.devices.device_model).
     standardized = models.BooleanField(default=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -862,7 +886,7 @@ class ConnectorReservation(models.Model):
     def __str__(self) -> str:
         return f"reservation {self.reservation_id} on {self.charger_id}/{self.connector_id}: {self.status}"
 
-    def is_active(self, now=None) -> bool:
+    def is_active(self, now: datetime | None = None) -> bool:
         return self.status == self.Status.ACTIVE and self.expires_at > (now or timezone.now())
 
 

@@ -14,7 +14,7 @@ session_finished = Signal()
 def asked_once(signal_kwargs: dict[str, Any], question: str, ask: Callable[[], bool]) -> bool:
     """The answer to a question about the whole platform that a receiver asks on every session
     (is any guest starting, any reservation active): asked once for all the sessions announced
-    together (`batch`, a dict the announcer passes, chargers.services.sessions_announce)."""
+    together (`batch`, a dict the announcer passes, chargers.sessions.services.sessions_announce)."""
     batch = signal_kwargs.get("batch")
     if batch is None:
         return ask()
@@ -23,9 +23,15 @@ def asked_once(signal_kwargs: dict[str, Any], question: str, ask: Callable[[], b
     return bool(batch[question])
 
 
-# session=...; asked by the session page (live): billing answers {"total", "currency", "final"}.
-session_price_asked = Signal()
-
 # connectors=[(charger_id, connector_id), ...]; to be sent after a StatusNotification's new
 # connector status was committed (roaming pushes it to OCPI partners, docs/ocpi.md).
 connector_status_changed = Signal()
+
+# session_id=...; sent after a session that finished without any energy reading was committed
+# (its energy is unknown: priced by time only). Support flags it (support.receivers).
+session_without_energy_reading = Signal()
+
+# changes=[(charger_id, connection_id, connected, at), ...]; sent after connects and
+# disconnects were committed, so every drop is known, not only the last (reliability's port
+# timeline, docs/reliability.md).
+connection_changed = Signal()

@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from .models import OcppMessage
+from chargers.models import OcppMessage
 
 CLEANUP_BATCH = 10_000
 
@@ -55,4 +55,4 @@ def message_log_cleanup_task() -> int:
 
 
 # Registered here so the worker knows it (beat: "ocpp-stale-transactions").
-from .stale_transactions import stale_transactions_check_task  # noqa: E402, F401
+from chargers.sessions.stale import stale_transactions_check_task  # noqa: E402, F401

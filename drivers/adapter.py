@@ -33,3 +33,9 @@ class DriverAccountAdapter(DefaultAccountAdapter):
 
     def get_email_verification_redirect_url(self, email_address: Any) -> str:
         return reverse("drivers:home")
+
+
+def user_display(user: Any) -> str:
+    """How allauth names a driver in its pages and messages ("Successfully signed in as …"):
+    their email, never the opaque username."""
+    return getattr(user, "email", "") or "your account"

@@ -28,3 +28,22 @@ def driver_signed_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> Non
     session = getattr(request, "session", None)
     if session is not None and session.session_key:
         driver_sign_in_record(user_id=user.pk, session_key=session.session_key)
+
+
+def saved_card_offer(*, user: Any, charger: Any) -> dict | None:
+    """The guest landing page asks: may this signed-in person start with a saved card?"""
+    from django.urls import reverse
+
+    from .selectors import default_card, profile_of
+
+    profile = profile_of(user)
+    if profile is None or not profile.customer_ref:
+        return None
+    card = default_card(profile)
+    if card is None:
+        return None
+    return {
+        "label": f"{card.brand.title()} ending {card.last4}",
+        "email": user.email,
+        "action": reverse("drivers:start", args=[charger.station_id]),
+    }

@@ -25,6 +25,7 @@ from billing.models import (
 from guest.models import GuestSession
 
 from .models import ClaimedSession, DriverProfile, DriverSignIn, SavedCard
+from .selectors import account_emails, account_subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -260,11 +261,7 @@ def account_delete(*, user: Any) -> None:
     from support.models import AssistantConversation, Ticket, TicketMessage
 
     profile = DriverProfile.objects.get(user=user)
-    emails = sorted(
-        {e.lower() for e in EmailAddress.objects.filter(user=user).values_list("email", flat=True)}
-        | ({user.email.lower()} if user.email else set())
-        | set(profile.former_emails)
-    )
+    emails = account_emails(user, profile)
     address = verified_email(profile) or (emails[0] if emails else "")
     gateway = get_gateway()
     # At the processor first (no transaction may be open around a gateway call).
@@ -282,10 +279,7 @@ def account_delete(*, user: Any) -> None:
         email_q |= Q(email__iexact=email)
     with transaction.atomic(), disable_auditlog():
         subscription_ids = list(
-            Subscription.objects.filter(
-                (Q(customer_ref=profile.customer_ref) if profile.customer_ref else Q(pk__in=[]))
-                | email_q
-            ).values_list("pk", flat=True)
+            account_subscriptions(profile, emails).values_list("pk", flat=True)
         )  # a list: the rows are about to lose what matched them
         subscriptions = Subscription.objects.filter(pk__in=subscription_ids)
         for subscription in subscriptions.filter(status=Subscription.Status.ACTIVE):
@@ -350,3 +344,28 @@ def account_delete(*, user: Any) -> None:
     if address:
         body = render_to_string("drivers/email_account_deleted.txt", {})
         send_mail("Your account was deleted", body, None, [address])
+
+
+def driver_start(
+    *, profile: DriverProfile, charger: Any, connector_id: int, email: str, site_url: str = ""
+) -> GuestSession:
+    """A signed-in driver starts with their saved card (issue 35 item 19): the hold is confirmed
+    with the card at once, the charger is started, and the session is the driver's (their history
+    and receipts). Raises guest.services.StartRefused as the guest start does."""
+    from guest.services import guest_start
+
+    from .selectors import default_card
+
+    card = default_card(profile)
+    if card is None or not profile.customer_ref:
+        raise ValidationError("Save a card first.")
+    gs = guest_start(
+        charger=charger,
+        connector_id=connector_id,
+        email=email,
+        site_url=site_url,
+        payment_method=card.reference,
+        customer=profile.customer_ref,
+    )
+    ClaimedSession.objects.get_or_create(guest_session=gs, defaults={"profile": profile})
+    return gs

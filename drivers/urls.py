@@ -18,6 +18,7 @@ urlpatterns = [
         views.subscription_cancel,
         name="subscription-cancel",
     ),
+    path("start/<str:station_id>/", views.start, name="start"),
     path("sessions/", views.sessions, name="sessions"),
     path("sessions/claim/", views.sessions_claim, name="sessions-claim"),
     path("sessions/<int:session_id>/receipt/", views.session_receipt, name="session-receipt"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -14,9 +15,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from backoffice.formatting import date_text, zone_or_utc
 from billing.gateways import GatewayError, get_gateway
 from guest.receipts import receipt_context
 
@@ -155,15 +158,62 @@ def card_remove(request: HttpRequest, card_id: int) -> HttpResponse:
 @driver_required
 def subscriptions(request: HttpRequest) -> HttpResponse:
     profile = _profile(request)
+    mine = list(selectors.subscriptions_for(profile))
+    # A plan the driver already has (active) is not offered again (issue 35 item 20).
+    active = {s.plan_id for s in mine if s.status == "active"}
+    plans = [p for p in selectors.plans_offered() if p.pk not in active]
     return render(
         request,
         "drivers/subscriptions.html",
         {
-            "subscriptions": selectors.subscriptions_for(profile),
-            "plans": selectors.plans_offered(),
+            "subscriptions": mine,
+            "plans": plans,
+            "first_month": first_month_terms(timezone.now()),
             "has_card": selectors.cards_for(profile).exists(),
         },
     )
+
+
+def first_month_terms(now: datetime) -> dict:
+    """What subscribing today pays for: the full monthly fee now covers the rest of this month
+    (billing.services.subscription_subscribe), then the fee on the 1st. Said before subscribing,
+    so nobody learns afterwards that 6 days cost a whole month."""
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    days = (end - now.astimezone(UTC)).days + 1
+    return {"days": min(days, (end - start).days), "last": end - timedelta(days=1), "next": end}
+
+
+@require_POST
+@driver_required
+def start(request: HttpRequest, station_id: str) -> HttpResponse:
+    """POST from a charger's page: start with the saved card, one tap (issue 35 item 19)."""
+    from guest.selectors import charger_for_station_id
+    from guest.services import StartRefused
+
+    charger = charger_for_station_id(station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    connector = request.POST.get("connector", "")
+    landing = reverse("guest:landing", args=[charger.station_id])
+    if not connector.isdecimal():
+        messages.error(request, "Choose a port.")
+        return redirect(landing)
+    try:
+        gs = services.driver_start(
+            profile=_profile(request),
+            charger=charger,
+            connector_id=int(connector),
+            email=request.user.email,  # type: ignore[union-attr]
+            site_url=request.build_absolute_uri("/").rstrip("/"),
+        )
+    except StartRefused as refused:
+        messages.error(request, refused.message)
+        return redirect(landing)
+    except ValidationError as exc:
+        _error(request, exc)
+        return redirect("drivers:cards")
+    return redirect("guest:session", key=gs.key)
 
 
 @require_POST
@@ -177,7 +227,7 @@ def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
     messages.success(
         request,
         f"Subscribed to {subscription.plan.name}. Next charge on "
-        f"{subscription.paid_until:%Y-%m-%d}."
+        f"{date_text(subscription.paid_until, zone_or_utc(subscription.plan.property.timezone))}."
         if subscription.paid_until
         else "Subscribed.",
     )

@@ -21,7 +21,7 @@ class GuestSessionAdmin(admin.ModelAdmin):
     list_filter = ("state", "failure_code", "created_at")
     search_fields = ("charger__station_id", "email", "id_tag", "payment_reference")
     list_select_related = ("charger",)
-    raw_id_fields = ("charger", "token", "charging_session")
+    autocomplete_fields = ("charger", "token", "charging_session")
     exclude = ("key",)
     date_hierarchy = "created_at"
 

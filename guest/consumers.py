@@ -9,18 +9,19 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from backoffice import db
-from chargers.live import connector_group, connector_watch
+from chargers.connections.live import connector_group, connector_watch
 
 from .live import STATUS_WORDS, energy_kwh, parse_reading, power_kw
 from .models import GuestSession
 from .selectors import guest_session_by_key
-from .services import guest_group, guest_session_finish, guest_start_expire
+from .services import guest_session_finish, guest_start_expire
+from .starts import guest_group
 
 logger = logging.getLogger(__name__)
 
-WATCH_REFRESH_S = 30  # chargers.live asks for a refresh at least every 60 s
+WATCH_REFRESH_S = 30  # chargers.connections.live asks for a refresh at least every 60 s
 SETTLE_FALLBACK_AFTER_S = 3
-MEMO_S = 2.0  # chargers.live re-reads the watch marker at most this often per process
+MEMO_S = 2.0  # chargers.connections.live re-reads the watch marker at most this often per process
 
 
 class GuestSessionConsumer(AsyncWebsocketConsumer):
@@ -80,7 +81,7 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         return snap
 
     async def _resync_after(self, delay: float) -> None:
-        # The OCPP process reads the watch marker with a short memo (chargers.live): events
+        # The OCPP process reads the watch marker with a short memo (chargers.connections.live): events
         # in the first moments after the marker was set can be dropped. One re-read once that
         # memo has expired catches up; everything after arrives as events.
         await asyncio.sleep(delay)

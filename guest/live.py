@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from chargers.models import Connector, MeterValue
+from chargers.sessions.energy import kwh as to_kwh
+from chargers.sessions.energy import wh_text
 
 from .models import GuestSession
-from .services import start_timeout_s
+from .starts import start_timeout_s
 
 # OCPP 1.6 ChargePointStatus in a guest's words.
 STATUS_WORDS = {
@@ -23,7 +26,74 @@ STATUS_WORDS = {
     "Reserved": "Reserved",
     "Unavailable": "Unavailable",
     "Faulted": "Fault – the charger reported a problem",
+    # OCPP 2.0.1 says Occupied for a port in use, whether the car draws power or not: while the
+    # guest's session runs, the guest reads it as charging (power and kWh show the rest).
+    "Occupied": "Charging",
 }
+
+
+def _energy_wh(session) -> int | None:
+    if session is None:
+        return None
+    if session.energy_wh is not None:
+        return int(session.energy_wh)
+    if session.meter_stop_wh is not None:
+        return int(session.meter_stop_wh) - int(session.meter_start_wh or 0)
+    return None
+
+
+def _port_taken(gs: GuestSession) -> bool:
+    """Another session (the charger's own, or a card's) held the guest's port meanwhile."""
+    from chargers.models import ChargingSession
+
+    until = gs.finished_at or timezone.now()
+    return (
+        ChargingSession.objects.filter(
+            charger_id=gs.charger_id, connector_id=gs.connector_id, started_at__lt=until
+        )
+        .exclude(pk=gs.charging_session_id)
+        .exclude(id_tag=gs.id_tag)
+        .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gt=gs.created_at))
+        .exists()
+    )
+
+
+def _captured(gs: GuestSession) -> Decimal | None:
+    from billing.models import Payment
+
+    if not gs.payment_id:
+        return None
+    payment = Payment.objects.filter(pk=gs.payment_id).only("amount_captured").first()
+    return payment.amount_captured if payment else None
+
+
+def finish_note(gs: GuestSession) -> str:
+    """What happened when a session ended without energy (issue 35 item 15): say why, and that
+    nothing was charged, instead of a bare "Finished" at 0.000 kWh."""
+    if gs.state != GuestSession.State.FINISHED or (_energy_wh(gs.charging_session) or 0) > 0:
+        return ""
+    why = (
+        "Another session was using this port, so no energy reached your car."
+        if _port_taken(gs)
+        else "No energy reached your car (it did not draw power, or the cable was unplugged)."
+    )
+    captured = _captured(gs)
+    if captured is None or captured == 0:
+        return f"{why} Nothing was charged: the hold on your card is released."
+    return f"{why} See the receipt for what was charged."
+
+
+def headline(gs: GuestSession, status_label: str, note: str) -> str:
+    """The big line of the session page, the same words on load and on every live update."""
+    if gs.state == GuestSession.State.CHARGING:
+        return status_label or "Charging"
+    if gs.state == GuestSession.State.FINISHED:
+        return "Ended – no energy delivered" if note else "Finished – thank you!"
+    return {
+        GuestSession.State.PENDING: "Paying…",
+        GuestSession.State.STARTING: "Plug in your car",
+        GuestSession.State.FAILED: "Charging did not start",
+    }.get(gs.state, gs.get_state_display())
 
 
 def parse_reading(text: str | None) -> tuple[Decimal | None, str]:
@@ -37,11 +107,13 @@ def parse_reading(text: str | None) -> tuple[Decimal | None, str]:
         return None, ""
 
 
-def energy_kwh(register: Decimal | None, unit: str, meter_start_wh: int | None) -> Decimal | None:
-    if register is None or meter_start_wh is None:
+def energy_kwh(
+    register: Decimal | None, unit: str, meter_start_wh: Decimal | str | int | None
+) -> Decimal | None:
+    if register is None or meter_start_wh in (None, ""):
         return None
-    wh = register * 1000 if unit.lower() == "kwh" else register
-    return max((wh - meter_start_wh) / 1000, Decimal(0)).quantize(Decimal("0.001"))
+    wh = register.scaleb(3) if unit.lower() == "kwh" else register
+    return max((wh - Decimal(meter_start_wh)) / 1000, Decimal(0)).quantize(Decimal("0.001"))
 
 
 def power_kw(value: Decimal | None, unit: str) -> Decimal | None:
@@ -72,7 +144,7 @@ def snapshot(gs: GuestSession) -> dict:
         if energy is not None:
             kwh = energy_kwh(energy.value, energy.unit or "Wh", session.meter_start_wh)
         if session.energy_wh is not None:
-            kwh = (Decimal(session.energy_wh) / 1000).quantize(Decimal("0.001"))
+            kwh = to_kwh(session.energy_wh)
         if power is not None and session.status == "active":
             kw = power_kw(power.value, power.unit or "W")
     seconds_left = None
@@ -83,14 +155,19 @@ def snapshot(gs: GuestSession) -> dict:
     if gs.state in (GuestSession.State.FINISHED, GuestSession.State.FAILED):
         # The port is the next guest's now: "Ready – plug in your car" would read as an invitation.
         status_label = "Session ended"
+    note = finish_note(gs)
     return {
+        "headline": headline(gs, status_label, note),
+        "note": note,
         "state": gs.state,
         "state_label": gs.get_state_display(),
         "status": status,
         "status_label": status_label,
         "kw": str(kw) if kw is not None else None,
         "kwh": str(kwh) if kwh is not None else None,
-        "meter_start_wh": session.meter_start_wh if session else None,
+        # Sent to the page's socket as JSON: the exact register as text.
+        "meter_start_wh": wh_text(session.meter_start_wh) or None if session else None,
+        "no_reading": bool(session is not None and session.no_reading),
         "transaction_id": session.transaction_id if session else None,
         "session_id": session.pk if session else None,
         "failure": gs.failure_message,

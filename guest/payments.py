@@ -1,8 +1,7 @@
-"""The guest app's only door into billing (the contract in docs/guest.md), imported lazily.
+"""The guest app's only door into billing (the contract in docs/guest.md).
 
-Billing sits below guest in the layers, but it is built in parallel: importing it inside these
-functions keeps the guest pages that need no money (prompts, labels) working without it, and
-gives tests one seam to replace.
+Billing sits below guest in the layers, so this module imports it plainly; guest pages call
+these few functions and nothing else of billing.
 """
 
 from __future__ import annotations
@@ -10,28 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-
-def available() -> bool:
-    """True when the billing app provides the payment gateway (guest starts need it)."""
-    try:
-        from billing import gateways, services  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from billing import services as billing_services
+from billing.gateways import get_gateway
+from billing.models import Payment
+from billing.selectors import rate_for_charger as _rate_for_charger
 
 
 def rate_for_charger(charger, at: datetime):
-    try:
-        from billing.selectors import rate_for_charger as select
-    except ImportError:
-        return None
-    return select(charger, at)
+    return _rate_for_charger(charger, at)
 
 
 def gateway_info() -> tuple[str, bool]:
     """Return (gateway name, is_sandbox)."""
-    from billing.gateways import get_gateway
-
     gateway = get_gateway()
     name = getattr(gateway, "name", type(gateway).__name__)
     sandbox = bool(getattr(gateway, "sandbox", "sandbox" in str(name).lower()))
@@ -40,10 +29,8 @@ def gateway_info() -> tuple[str, bool]:
 
 def hold_amount(charger, at: datetime) -> Decimal | None:
     """The hold for a guest session here: the rate's price of the session ceiling (None: no rate)."""
-    from billing.services import guest_hold_amount
-
     rate = rate_for_charger(charger, at)
-    return None if rate is None else guest_hold_amount(rate)
+    return None if rate is None else billing_services.guest_hold_amount(rate)
 
 
 def hold_create(
@@ -55,10 +42,9 @@ def hold_create(
     description: str = "",
     payment_method: str = "",
     return_url: str = "",
+    customer: str = "",
 ):
     """Create the manual-capture PaymentIntent (never inside a database transaction)."""
-    from billing.gateways import get_gateway
-
     return get_gateway().hold_create(
         amount=amount,
         currency=currency,
@@ -67,18 +53,15 @@ def hold_create(
         description=description,
         payment_method=payment_method,
         return_url=return_url,
+        customer=customer,
     )
 
 
 def hold_get(reference: str):
-    from billing.gateways import get_gateway
-
     return get_gateway().hold_get(reference)
 
 
 def publishable_key() -> str:
-    from billing.gateways import get_gateway
-
     return str(getattr(get_gateway(), "publishable_key", "") or "")
 
 
@@ -91,10 +74,7 @@ def record(
     email: str,
     pending: bool = False,
 ):
-    from billing.models import Payment
-    from billing.services import guest_payment_record
-
-    return guest_payment_record(
+    return billing_services.guest_payment_record(
         session_id=None,
         organization_id=organization_id,
         amount_held=amount_held,
@@ -106,29 +86,21 @@ def record(
 
 
 def authorized(*, reference: str, amount_held: Decimal, card_last4: str):
-    from billing.services import guest_payment_authorized
-
-    return guest_payment_authorized(
+    return billing_services.guest_payment_authorized(
         reference=reference, amount_held=amount_held, card_last4=card_last4
     )
 
 
 def _payment(payment_id: int):
-    from billing.models import Payment
-
     return Payment.objects.get(pk=payment_id)
 
 
 def settle(*, payment_id: int, session):
-    from billing.services import guest_payment_settle
-
-    return guest_payment_settle(payment=_payment(payment_id), session=session)
+    return billing_services.guest_payment_settle(payment=_payment(payment_id), session=session)
 
 
 def release(*, payment_id: int, reason: str):
-    from billing.services import guest_payment_release
-
-    return guest_payment_release(payment=_payment(payment_id), reason=reason)
+    return billing_services.guest_payment_release(payment=_payment(payment_id), reason=reason)
 
 
 def payment_summary(payment_id: int | None) -> dict | None:
@@ -137,12 +109,20 @@ def payment_summary(payment_id: int | None) -> dict | None:
         return None
     try:
         payment = _payment(payment_id)
-    except Exception:  # billing missing or row gone: the receipt still shows the session
+    except Payment.DoesNotExist:  # row gone: the receipt still shows the session
         return None
+    captured = getattr(payment, "amount_captured", None)
+    refunded = getattr(payment, "amount_refunded", None) or 0
     return {
         "amount_held": payment.amount_held,
-        "amount_captured": getattr(payment, "amount_captured", None),
-        "amount_refunded": getattr(payment, "amount_refunded", None),
+        "amount_captured": captured,
+        "amount_refunded": refunded,
+        # Each refund (an agent's or the host's) with its reason, and what the guest paid net.
+        "refunds": [
+            {"amount": r.amount, "reason": r.reason, "created_at": r.created_at}
+            for r in payment.refunds.order_by("created_at", "pk")
+        ],
+        "net": (captured - refunded) if captured is not None else None,
         "status": getattr(payment, "status", ""),
         "last_error": getattr(payment, "last_error", ""),
         "currency": payment.currency,
@@ -150,6 +130,4 @@ def payment_summary(payment_id: int | None) -> dict | None:
 
 
 def session_cost(session):
-    from billing.services import session_cost as cost
-
-    return cost(session)
+    return billing_services.session_cost(session)

@@ -202,5 +202,10 @@ def suggestions(typed: str, candidates: list[str], *, limit: int = 3) -> list[st
     """Return up to `limit` near misses, closest first (case/space-only differences first)."""
     key = normalize_for_suggestion(typed)
     near = [c for c in candidates if is_near_miss(typed, c)]
-    near.sort(key=lambda c: (normalize_for_suggestion(c) != key, c))
-    return near[:limit]
+    # One rule for every slip: an ID that differs only in case or spaces is THE close match
+    # ("demo-001" is DEMO-001, not also DEMO-002 and DEMO-003), as a one-character typo with a
+    # single near miss is ("DEMO-0O1").
+    same = [c for c in near if normalize_for_suggestion(c) == key]
+    if same:
+        return sorted(same)[:limit]
+    return sorted(near)[:limit]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
-from decimal import Decimal
 
 from django.utils import timezone
 
+from chargers.sessions.energy import kwh
 from stays.models import Reservation
 from stays.selectors import reservation_access
 
@@ -49,9 +49,7 @@ def receipt_context(gs: GuestSession) -> dict:
     stay = _included_stay(gs)
     if stay is not None:
         cost = None
-    energy_kwh = None
-    if session is not None and session.energy_wh is not None:
-        energy_kwh = (Decimal(session.energy_wh) / 1000).quantize(Decimal("0.001"))
+    energy_kwh = kwh(session.energy_wh) if session is not None else None
 
     def local(value):
         return timezone.localtime(value, tz) if value else None
@@ -64,6 +62,7 @@ def receipt_context(gs: GuestSession) -> dict:
         "started_at": local(session.started_at if session else gs.started_at),
         "stopped_at": local(session.stopped_at if session else gs.finished_at),
         "energy_kwh": energy_kwh,
+        "no_reading": session is not None and session.no_reading,
         "cost": cost,
         "stay": stay,
         "payment": payments.payment_summary(gs.payment_id),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -16,14 +14,18 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from authorization.decisions import Context
+from authorization.decisions import Context, Decision
 from authorization.models import Token
 from authorization.services import decide_sync, decision_record
-from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
-from chargers.live import connector_watch
+from chargers.connections.live import connector_watch
+from chargers.devices.commands import (
+    ChargerOffline,
+    CommandTimeout,
+    InvalidCommand,
+    send_command_sync,
+)
 from chargers.models import Charger, ChargingSession, Command
-from chargers.services import charger_facts
-from portal.env import env_float
+from chargers.sessions.services import charger_facts
 
 from . import payments
 from .models import GuestSession
@@ -35,21 +37,15 @@ from .selectors import (
     port_rows,
     station_facts,
 )
+from .starts import (
+    OPEN_BEFORE_START,
+    fail_and_release,
+    fail_start,
+    publish,
+    start_timeout_s,
+)
 
 logger = logging.getLogger(__name__)
-
-OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
-
-
-def start_timeout_s() -> float:
-    """Seconds a guest has to plug in after the charger accepted the remote start."""
-    return float(
-        getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0)
-    )
-
-
-def guest_group(guest_session_id: int) -> str:
-    return f"guest.{guest_session_id}"
 
 
 class StartRefused(Exception):
@@ -69,20 +65,10 @@ class StopFailed(Exception):
     pass
 
 
-def publish(guest_session_id: int) -> None:
-    """Tell the guest's open page to reload its state (best effort; the page also reads the DB)."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(
-            guest_group(guest_session_id), {"type": "guest.update"}
-        )
-    except Exception:
-        logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
-
-
 GUEST_REFUSAL_EVERY_S = 600  # one recorded refusal per charger and reason in this window
 
 
-def guest_refusal_record(*, charger: Charger, decision) -> bool:
+def guest_refusal_record(*, charger: Charger, decision: Decision) -> bool:
     """Record that the guest page refused guests here (before any card is held), so the host sees
     it on the charger's Authorizations tab. At most once per charger and reason every 10 minutes:
     every visit of the landing page would otherwise add a row. Returns True when recorded."""
@@ -94,7 +80,7 @@ def guest_refusal_record(*, charger: Charger, decision) -> bool:
         decision=decision,
         uid="GUEST",
         token_id=None,
-        organization_id=charger.property.organization_id,
+        organization_id=charger.organization_id,
         station_id=charger.station_id,
         connector_id=None,
         context=Context.REMOTE_APP,
@@ -110,6 +96,7 @@ def guest_start(
     site_url: str = "",
     payment_method: str = "",
     return_url: str = "",
+    customer: str = "",
 ) -> GuestSession:
     """Reserve the port for a guest and create the card hold (a manual-capture PaymentIntent).
 
@@ -132,22 +119,19 @@ def guest_start(
             "That port is not free right now. Please choose another port.",
             field="connector",
         )
-    if not payments.available():
-        raise StartRefused(
-            "payments_unavailable",
-            "Card payments are not available right now. Please try again later.",
-        )
     amount = payments.hold_amount(charger, timezone.now())
     if amount is None:
         raise StartRefused(
             "no_price", "This charger has no guest price yet, so it cannot be started with a card."
         )
+    prop = charger.property
+    assert prop is not None  # a charger of no property has no rate: refused just above
 
     uid = secrets.token_hex(10).upper()  # 20 characters: the OCPP 1.6 idToken limit
     token = Token.objects.create(
         uid=uid,
         type=Token.Type.GUEST,
-        organization_id=charger.property.organization_id,
+        organization_id=prop.organization_id,
         allowed_station_ids=[charger.station_id],
         single_session=True,
         expires_at=timezone.now() + timedelta(days=1),
@@ -159,7 +143,7 @@ def guest_start(
         decision=decision,
         uid=uid,
         token_id=token.pk,
-        organization_id=charger.property.organization_id,
+        organization_id=prop.organization_id,
         station_id=charger.station_id,
         connector_id=connector_id,
         context=Context.REMOTE_APP,
@@ -170,7 +154,7 @@ def guest_start(
             decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED
         )
 
-    currency = charger.property.currency
+    currency = prop.currency
     gs = GuestSession.objects.create(
         charger=charger,
         connector_id=connector_id,
@@ -194,16 +178,17 @@ def guest_start(
             description=f"Charging at {charger.station_id}",
             payment_method=payment_method,
             return_url=return_url,
+            customer=customer,
         )
     except Exception:
         logger.exception("Creating the hold for guest session %s failed", gs.pk)
-        _fail(gs, "payments_unavailable", "Card payments are not available right now.")
+        fail_start(gs, "payments_unavailable", "Card payments are not available right now.")
         raise StartRefused(
             "payments_unavailable",
             "Card payments are not available right now. Please try again later.",
         ) from None
     payment = payments.record(
-        organization_id=charger.property.organization_id,
+        organization_id=prop.organization_id,
         amount_held=amount,
         currency=currency,
         reference=intent.reference,
@@ -216,7 +201,7 @@ def guest_start(
     gs.payment_id, gs.payment_reference = payment.pk, intent.reference
     if payment_method:
         if not intent.held:
-            _fail_and_release(
+            fail_and_release(
                 gs, "payment_declined", "Your card was declined. You were not charged."
             )
             reason = f" ({intent.decline_reason})" if intent.decline_reason else ""
@@ -260,18 +245,18 @@ def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
             source="guest",
         )
     except ChargerOffline:
-        return _fail_and_release(
+        return fail_and_release(
             gs, "charger_offline", "The charger went offline before it could start."
         )
     except CommandTimeout:
-        return _fail_and_release(
+        return fail_and_release(
             gs, "start_timeout", "The charger did not answer the start request."
         )
     except InvalidCommand:
         logger.exception("Guest remote start payload refused for %s", charger.station_id)
-        return _fail_and_release(gs, "start_failed", "The charger could not be started.")
+        return fail_and_release(gs, "start_failed", "The charger could not be started.")
     if command.status != Command.Status.ANSWERED or command.result_status != "Accepted":
-        return _fail_and_release(gs, "start_rejected", "The charger refused to start a session.")
+        return fail_and_release(gs, "start_rejected", "The charger refused to start a session.")
     # The car may already have started (StartTransaction raced our answer): only move on from PENDING.
     GuestSession.objects.filter(pk=gs.pk, state=GuestSession.State.PENDING).update(
         state=GuestSession.State.STARTING, start_requested_at=timezone.now()
@@ -291,33 +276,7 @@ def guest_hold_authorized(*, reference: str) -> GuestSession | None:
     return None if gs is None else guest_hold_confirmed(gs=gs)
 
 
-def _fail(gs: GuestSession, code: str, message: str) -> bool:
-    """Mark a not-yet-started session failed and retire its token; False if it had moved on."""
-    done = GuestSession.objects.filter(pk=gs.pk, state__in=OPEN_BEFORE_START).update(
-        state=GuestSession.State.FAILED,
-        failure_code=code,
-        failure_message=message,
-        finished_at=timezone.now(),
-    )
-    if done and gs.token_id:
-        # A late StartTransaction with this idTag is now refused, so the charger stops it.
-        Token.objects.filter(pk=gs.token_id).update(valid=False)
-    gs.refresh_from_db()
-    return bool(done)
-
-
-def _fail_and_release(gs: GuestSession, code: str, message: str) -> GuestSession:
-    if _fail(gs, code, message) and gs.payment_id:
-        payments.release(payment_id=gs.payment_id, reason=f"guest start: {code}")
-        GuestSession.objects.filter(pk=gs.pk).update(
-            failure_message=f"{message} The hold on your card was released; you were not charged."
-        )
-        gs.refresh_from_db()
-    publish(gs.pk)
-    return gs
-
-
-def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
+def guest_start_expire(*, guest_session_id: int, now: datetime | None = None) -> bool:
     """Release the hold of a start the car never followed within the timeout; True if it did."""
     now = now or timezone.now()
     gs = GuestSession.objects.filter(pk=guest_session_id).first()
@@ -326,7 +285,7 @@ def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
     if gs.start_requested_at and gs.start_requested_at > now - timedelta(seconds=start_timeout_s()):
         return False
     before = gs.state
-    _fail_and_release(
+    fail_and_release(
         gs,
         "not_plugged_in",
         f"No charging started within {int(start_timeout_s())} seconds: the car was not plugged in, "
@@ -335,7 +294,7 @@ def guest_start_expire(*, guest_session_id: int, now=None) -> bool:
     return before != gs.state
 
 
-def guest_expire_overdue(*, now=None) -> int:
+def guest_expire_overdue(*, now: datetime | None = None) -> int:
     """Expire every overdue start (a sweep that keeps holds correct if a scheduled check was
     lost), and every payment the guest left unfinished (the port is freed, the intent canceled)."""
     now = now or timezone.now()
@@ -345,7 +304,7 @@ def guest_expire_overdue(*, now=None) -> int:
         created_at__lte=now - timedelta(seconds=payment_timeout_s()),
     )
     for gs in unpaid:
-        _fail_and_release(gs, "payment_abandoned", "The payment was not completed in time.")
+        fail_and_release(gs, "payment_abandoned", "The payment was not completed in time.")
     cutoff = now - timedelta(seconds=start_timeout_s())
     ids = list(
         GuestSession.objects.filter(
@@ -377,11 +336,11 @@ def guest_finish_unsettled(*, limit: int = 500) -> int:
 def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
     """Stop charging (RemoteStopTransaction), or cancel a start that has not begun (hold released)."""
     if gs.state in OPEN_BEFORE_START:
-        return _fail_and_release(gs, "cancelled", "You cancelled before charging started.")
-    if gs.state != GuestSession.State.CHARGING or gs.charging_session_id is None:
+        return fail_and_release(gs, "cancelled", "You cancelled before charging started.")
+    if gs.state != GuestSession.State.CHARGING:
         return gs
     session = gs.charging_session
-    if session.status != ChargingSession.Status.ACTIVE:
+    if session is None or session.status != ChargingSession.Status.ACTIVE:
         return gs
     try:
         command = send_command_sync(
@@ -517,6 +476,7 @@ def receipt_email(*, gs: GuestSession) -> None:
 
     context = receipt_context(gs)
     context["url"] = receipt_url(gs)
+    context["test_mode"] = settings.PAYMENT_GATEWAY == "sandbox" and gs.payment_id is not None
     body = render_to_string("guest/email_receipt.txt", context)
     try:
         send_mail(f"Your charging receipt – {gs.charger.station_id}", body, None, [gs.email])

@@ -13,6 +13,7 @@ import secrets
 import zoneinfo
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -20,18 +21,24 @@ from django.utils import timezone
 from authorization.decisions import Context, Decision, decide
 from authorization.models import Token
 from authorization.services import decision_record, stay_facts_of, token_facts
-from chargers.commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command_sync
-from chargers.live import connector_watch
+from chargers.connections.live import connector_watch
+from chargers.devices.commands import (
+    ChargerOffline,
+    CommandTimeout,
+    InvalidCommand,
+    send_command_sync,
+)
+from chargers.devices.reservations import reserved_for
 from chargers.models import Charger, ChargingSession, Command, MeterValue
-from chargers.reservations import reserved_for
-from chargers.services import charger_facts
+from chargers.sessions.energy import register_wh
+from chargers.sessions.services import charger_facts
 from stays.models import Reservation
 from stays.selectors import reservation_access, reservation_by_code
 
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt
 from .selectors import connector_busy_with_guest, connector_statuses, port_rows, station_facts
-from .services import _fail_and_release, start_timeout_s
+from .starts import fail_and_release, start_timeout_s
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +98,9 @@ def refusal_message(decision: Decision, reservation: Reservation, charger: Charg
 def reservation_kwh_used(reservation: Reservation) -> float:
     """Return the kWh the reservation's finished sessions took (anywhere at its property)."""
     total = ChargingSession.objects.filter(
-        token__reservation=reservation, meter_stop_wh__isnull=False
+        token__reservation=reservation, meter_stop_wh__isnull=False, meter_start_wh__isnull=False
     ).aggregate(wh=Sum(F("meter_stop_wh") - F("meter_start_wh")))["wh"]
-    return max(total or 0, 0) / 1000
+    return float(max(Decimal(total or 0), Decimal(0)) / 1000)
 
 
 def stay_start(
@@ -193,18 +200,18 @@ def stay_start(
             charger, "RemoteStartTransaction", {"connectorId": port, "idTag": uid}, source="guest"
         )
     except ChargerOffline:
-        return _fail_and_release(
+        return fail_and_release(
             gs, "charger_offline", "The charger went offline before it could start."
         )
     except CommandTimeout:
-        return _fail_and_release(
+        return fail_and_release(
             gs, "start_timeout", "The charger did not answer the start request."
         )
     except InvalidCommand:
         logger.exception("Stay remote start payload refused for %s", charger.station_id)
-        return _fail_and_release(gs, "start_failed", "The charger could not be started.")
+        return fail_and_release(gs, "start_failed", "The charger could not be started.")
     if command.status != Command.Status.ANSWERED or command.result_status != "Accepted":
-        return _fail_and_release(gs, "start_rejected", "The charger refused to start a session.")
+        return fail_and_release(gs, "start_rejected", "The charger refused to start a session.")
     GuestSession.objects.filter(pk=gs.pk, state=GuestSession.State.PENDING).update(
         state=GuestSession.State.STARTING, start_requested_at=timezone.now()
     )
@@ -232,10 +239,12 @@ def running_kwh(session: ChargingSession) -> float:
         .order_by("-timestamp", "-id")
         .first()
     )
-    if sample is None or sample.value is None:
+    if sample is None or sample.value is None or session.meter_start_wh is None:
         return 0.0
-    wh = float(sample.value) * (1000 if sample.unit.lower() == "kwh" else 1)
-    return max(wh - session.meter_start_wh, 0.0) / 1000
+    wh = register_wh(sample.value, sample.unit)
+    if wh is None:
+        return 0.0
+    return float(max(wh - session.meter_start_wh, Decimal(0)) / 1000)
 
 
 def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:

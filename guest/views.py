@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Protocol
+
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +14,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from authorization.decisions import Context, TokenFacts, decide
-from chargers.services import charger_facts
+from backoffice.models import Property
+from backoffice.providers import Provider
+from backoffice.tenancy import readable
+from chargers.models import Charger
+from chargers.sessions.services import charger_facts
 
 from . import payments
 from .formatting import money
@@ -41,6 +48,18 @@ from .services import (
     guest_start_expire,
 )
 
+
+class SavedCardOffer(Protocol):
+    """May this signed-in person start with a saved card at this charger? {"label": "Visa ending
+    4242", "action": the URL to POST the port to}, or None."""
+
+    def __call__(self, *, user: Any, charger: Any) -> dict | None: ...
+
+
+# A signed-in driver starts with their saved card in one tap (issue 35 item 19). Drivers sit above
+# this app, so they provide the answer (registered in drivers.apps).
+saved_card_offer: Provider[SavedCardOffer] = Provider("landing saved card")
+
 # Stripe.js and its Payment Element (iframes) on the payment page only (docs.stripe.com/security/guide#content-security-policy).
 STRIPE_CSP = {
     "script-src": ["https://js.stripe.com"],
@@ -49,25 +68,25 @@ STRIPE_CSP = {
 }
 
 
-def _rate_limited_page(request, retry_after: int):
+def _rate_limited_page(request: HttpRequest, retry_after: int) -> HttpResponse:
     response = render(request, "guest/rate_limited.html", {"retry_after": retry_after}, status=429)
     response["Retry-After"] = str(retry_after)
     return response
 
 
 def _prompt_page(
-    request,
+    request: HttpRequest,
     code: PromptCode,
     *,
     station_id: str,
-    charger=None,
+    charger: Charger | None = None,
     detail: str = "",
-    suggestions=None,
+    suggestions: list[str] | None = None,
     status: int = 200,
-    connectors=None,
-):
+    connectors: list[tuple[int, str]] | None = None,
+) -> HttpResponse:
     """Render a seed prompt in place of the start button, with its next steps and support link."""
-    context = {
+    context: dict[str, Any] = {
         "prompt": PROMPTS[code],
         "code": code.value,
         "station_id": station_id,
@@ -99,7 +118,7 @@ def _support_query(station_id: str, prompt: str) -> str:
     )
 
 
-def _invalid(request, typed: str):
+def _invalid(request: HttpRequest, typed: str) -> HttpResponse:
     suggestions = station_id_suggestions(typed)
     if len(suggestions) == 1:
         # One charger is this close (case, spaces, one character): show it at once, and say so,
@@ -117,7 +136,7 @@ def _invalid(request, typed: str):
 
 
 @require_GET
-def entry(request):
+def entry(request: HttpRequest) -> HttpResponse:
     """The Station ID form; a typed ID is looked up exactly after trimming surrounding spaces."""
     if "station_id" not in request.GET:
         return render(request, "guest/entry.html", {"form": StationIdForm()})
@@ -133,7 +152,7 @@ def entry(request):
     return redirect("guest:landing", station_id=typed)
 
 
-def _guest_precheck(charger) -> str | None:
+def _guest_precheck(charger: Charger) -> str | None:
     """Return the authorization engine's refusal for any guest here, before the guest pays
     (recorded for the host: see guest_refusal_record)."""
     facts = charger_facts(charger)
@@ -151,7 +170,7 @@ def _guest_precheck(charger) -> str | None:
     return decision.reason
 
 
-def _price(charger) -> dict | None:
+def _price(charger: Charger) -> dict | None:
     """The prices the guest pays. The processing fee is the host's cost (deducted from payouts),
     never charged to the guest, so it is not shown."""
     rate = payments.rate_for_charger(charger, timezone.now())
@@ -164,13 +183,13 @@ def _price(charger) -> dict | None:
         "idle_fee_per_minute",
         "idle_fee_cap",
     )
-    shown = {name: money(getattr(rate, name)) for name in fields}
+    shown: dict[str, str | int] = {name: money(getattr(rate, name)) for name in fields}
     shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
     for name in ("connection_fee", "time_price_per_hour", "idle_fee_per_minute"):
         if not getattr(rate, name):
             shown[name] = ""
-    return {"rate": shown, "currency": charger.property.currency}
+    return {"rate": shown, "currency": rate.property.currency}
 
 
 def _ceiling() -> dict:
@@ -186,11 +205,17 @@ def _ceiling() -> dict:
     return {"kwh": value("GUEST_SESSION_MAX_KWH", 60), "hours": value("GUEST_SESSION_MAX_HOURS", 4)}
 
 
-def _landing_context(request, charger, connectors, form=None, error: str = "") -> dict:
+def _landing_context(
+    request: HttpRequest,
+    charger: Charger,
+    connectors: list[tuple[int, str]],
+    form: StartForm | None = None,
+    error: str = "",
+) -> dict:
     ports = port_rows(connectors)
     selected = request.GET.get("c") or request.POST.get("connector")
     if form is None:
-        initial = {}
+        initial: dict[str, int] = {}
         if (
             selected
             and selected.isdecimal()
@@ -198,8 +223,7 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
         ):
             initial["connector"] = int(selected)
         form = StartForm(ports=ports, initial=initial)
-    payments_ok = payments.available()
-    gateway_name, sandbox = payments.gateway_info() if payments_ok else ("", False)
+    gateway_name, sandbox = payments.gateway_info()
     return {
         "charger": charger,
         "property": charger.property,
@@ -207,7 +231,6 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
         "form": form,
         "error": error,
         "price": _price(charger),
-        "payments_ok": payments_ok,
         "sandbox": sandbox,
         "gateway_name": gateway_name,
         "hold": _hold(charger),
@@ -216,50 +239,62 @@ def _landing_context(request, charger, connectors, form=None, error: str = "") -
         "support_query": _support_query(charger.station_id, ""),
         "typed": (request.GET.get("typed") or "")[:100],
         "alternatives": [] if any(p["startable"] for p in ports) else alternatives(charger),
+        "saved_card": _saved_card(request, charger),
+        "first_free": next((p["id"] for p in ports if p["startable"]), None),
     }
 
 
-def _hold(charger) -> str:
+def _saved_card(request: HttpRequest, charger: Charger) -> dict | None:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    return saved_card_offer.call(user=user, charger=charger)
+
+
+def _hold(charger: Charger) -> str:
     amount = payments.hold_amount(charger, timezone.now())
     return "" if amount is None else money(amount)
 
 
-def _landing_or_prompt(request, charger, station_id: str):
+def _landing_or_prompt(
+    request: HttpRequest, charger: Charger, station_id: str
+) -> list[tuple[int, str]] | HttpResponse:
+    """The charger's connectors, or the prompt page that applies instead of the start form."""
     connectors = connector_statuses(charger)
     code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
     if code is not None:
-        return None, _prompt_page(
+        return _prompt_page(
             request, code, station_id=station_id, charger=charger, connectors=connectors
         )
     refusal = _guest_precheck(charger)
     if refusal is not None:
-        return None, _prompt_page(
+        return _prompt_page(
             request,
             PromptCode.NOT_ALLOWED,
             station_id=station_id,
             charger=charger,
             detail=not_allowed_reason(refusal),
         )
-    return connectors, None
+    return connectors
 
 
 @require_GET
 @rate_limited("lookup")
-def landing(request, station_id: str):
+def landing(request: HttpRequest, station_id: str) -> HttpResponse:
     """/s/<station_id>: the prompt that applies, or the price and the start form."""
     charger = charger_for_station_id(station_id)
     if charger is None:
         return _invalid(request, station_id)
-    connectors, prompt = _landing_or_prompt(request, charger, station_id)
-    if prompt is not None:
-        return prompt
+    connectors = _landing_or_prompt(request, charger, station_id)
+    if isinstance(connectors, HttpResponse):
+        return connectors
     return render(request, "guest/landing.html", _landing_context(request, charger, connectors))
 
 
 @never_cache
 @require_GET
 @rate_limited("ports")
-def ports(request, station_id: str):
+def ports(request: HttpRequest, station_id: str) -> HttpResponse:
     """The ports' state for the "all ports are in use" page, which checks it every 20 s."""
     from django.http import JsonResponse
 
@@ -277,13 +312,13 @@ def ports(request, station_id: str):
 
 @require_POST
 @rate_limited("start")
-def start(request, station_id: str):
+def start(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = charger_for_station_id(station_id)
     if charger is None:
         return _invalid(request, station_id)
-    connectors, prompt = _landing_or_prompt(request, charger, station_id)
-    if prompt is not None:
-        return prompt
+    connectors = _landing_or_prompt(request, charger, station_id)
+    if isinstance(connectors, HttpResponse):
+        return connectors
     form = StartForm(request.POST, ports=port_rows(connectors))
     if not form.is_valid():
         return render(
@@ -320,7 +355,9 @@ def start(request, station_id: str):
     return redirect("guest:pay", key=gs.key)
 
 
-def _pay_page(request, gs: GuestSession, *, error: str = "", status: int = 200):
+def _pay_page(
+    request: HttpRequest, gs: GuestSession, *, error: str = "", status: int = 200
+) -> HttpResponse:
     intent = payments.hold_get(gs.payment_reference)
     gateway_name, sandbox = payments.gateway_info()
     context = {
@@ -347,7 +384,7 @@ def _pay_page(request, gs: GuestSession, *, error: str = "", status: int = 200):
 
 @never_cache
 @require_GET
-def pay(request, key: str):
+def pay(request: HttpRequest, key: str) -> HttpResponse:
     """The card step: the processor's element confirms the hold in the browser."""
     gs = _session_or_404(key)
     if gs.state != GuestSession.State.PENDING or gs.paid_at is not None or not gs.payment_reference:
@@ -357,7 +394,7 @@ def pay(request, key: str):
 
 @never_cache
 @require_GET
-def pay_return(request, key: str):
+def pay_return(request: HttpRequest, key: str) -> HttpResponse:
     """Where the browser lands after confirming (and after 3-D Secure): read the intent from the
     processor, never from the query string, and start the charger if the hold is in place."""
     gs = _session_or_404(key)
@@ -383,7 +420,7 @@ def _session_or_404(key: str) -> GuestSession:
 
 @never_cache
 @require_GET
-def session(request, key: str):
+def session(request: HttpRequest, key: str) -> HttpResponse:
     gs = _session_or_404(key)
     if gs.state == GuestSession.State.STARTING:
         # Reading is never what expires a hold, but the page must not show a stale "waiting".
@@ -407,7 +444,7 @@ def session(request, key: str):
 
 
 @require_POST
-def stop(request, key: str):
+def stop(request: HttpRequest, key: str) -> HttpResponse:
     gs = _session_or_404(key)
     try:
         guest_cancel_or_stop(gs=gs)
@@ -432,7 +469,7 @@ def stop(request, key: str):
 
 @never_cache
 @require_GET
-def receipt(request, key: str):
+def receipt(request: HttpRequest, key: str) -> HttpResponse:
     gs = _session_or_404(key)
     session = gs.charging_session
     if (
@@ -456,18 +493,18 @@ def receipt(request, key: str):
 
 
 @require_GET
-def location_access_help(request):
+def location_access_help(request: HttpRequest) -> HttpResponse:
     return render(request, "guest/location_access.html")
 
 
 # -- printable QR labels (hosts) --------------------------------------------------------------
 
 
-def _label_rows(request, chargers) -> list[dict]:
+def _label_rows(request: HttpRequest, chargers: Iterable[Charger]) -> list[dict]:
     from .qr import landing_url, qr_svg
 
     base = request.build_absolute_uri("/")
-    rows = []
+    rows: list[dict] = []
     for charger in chargers:
         url = landing_url(base, charger.station_id)
         rows.append({"charger": charger, "connector_id": None, "url": url, "svg": qr_svg(url)})
@@ -481,7 +518,7 @@ def _label_rows(request, chargers) -> list[dict]:
     return rows
 
 
-def _entry_url(request) -> str:
+def _entry_url(request: HttpRequest) -> str:
     from .qr import landing_url
 
     return landing_url(request.build_absolute_uri("/"), "").rstrip("/") + "/"
@@ -489,8 +526,8 @@ def _entry_url(request) -> str:
 
 @login_required
 @require_GET
-def label_charger(request, station_id: str):
-    from chargers.selectors import charger_for_user
+def label_charger(request: HttpRequest, station_id: str) -> HttpResponse:
+    from chargers.web.selectors import charger_for_user
 
     from .qr import landing_url, qr_svg
 
@@ -517,11 +554,12 @@ def label_charger(request, station_id: str):
 
 @login_required
 @require_GET
-def label_sheet(request, property_id: int):
-    from backoffice.selectors import properties_for
-    from chargers.models import Charger
-
-    prop = properties_for(request.user).filter(pk=property_id).first()
+def label_sheet(request: HttpRequest, property_id: int) -> HttpResponse:
+    prop = (
+        readable(Property.objects.select_related("organization"), request.user)
+        .filter(pk=property_id)
+        .first()
+    )
     if prop is None:
         raise Http404("No such property")
     chargers = (

@@ -12,8 +12,16 @@ from authorization.api import (
 )
 from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
-from chargers.api import ChargerViewSet
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
+from chargers.web.api import ChargerViewSet
+from reliability.api import (
+    AlertRuleViewSet,
+    AlertViewSet,
+    CecCsvView,
+    ExclusionViewSet,
+    NeviCsvView,
+    UptimeView,
+)
 from roaming.api import PartnerViewSet, PropertyRoamingViewSet
 from stays.api import CalendarFeedViewSet, PropertyCalendarsView, ReservationViewSet, UnitViewSet
 from support.api import AssistantView
@@ -36,6 +44,9 @@ router.register("roaming/partners", PartnerViewSet, basename="roaming-partner")
 router.register("units", UnitViewSet, basename="unit")
 router.register("reservations", ReservationViewSet, basename="reservation")
 router.register("calendars", CalendarFeedViewSet, basename="calendar")
+router.register("exclusions", ExclusionViewSet, basename="exclusion")
+router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
+router.register("alerts", AlertViewSet, basename="alert")
 
 urlpatterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
@@ -57,5 +68,8 @@ urlpatterns = [
         BackofficeDetailView.as_view(),
         name="charger-backoffice",
     ),
+    path("uptime/", UptimeView.as_view(), name="uptime"),
+    path("uptime/nevi.csv", NeviCsvView.as_view(), name="uptime-nevi"),
+    path("uptime/cec.csv", CecCsvView.as_view(), name="uptime-cec"),
     path("", include(router.urls)),
 ]

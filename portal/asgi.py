@@ -52,10 +52,10 @@ async def _publish_pricing() -> None:
 async def lifespan(scope, receive, send):
     """Start: register this server process, clear connections of processes that are gone and
     replay their journals. Stop (SIGTERM included): flush the OCPP message log, then mark this
-    process's connections closed (chargers.process)."""
-    from chargers import process
-    from chargers.journal import journal
-    from chargers.message_log import writer
+    process's connections closed (chargers.connections.process)."""
+    from chargers.connections import process
+    from chargers.messagelog.journal import journal
+    from chargers.messagelog.log import writer
 
     while True:
         message = await receive()

@@ -64,6 +64,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """Return NAME, one of `choices` (any case); unset or empty: default. Anything else (a typo
+    such as PAYMENT_GATEWAY=strpe) raises ImproperlyConfigured instead of picking a fallback."""
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    if value.lower() not in choices:
+        raise ImproperlyConfigured(f"{name}={value!r}: use one of {', '.join(choices)}")
+    return value.lower()
+
+
 def env_secret(name: str, default: str = "") -> str:
     """Return NAME from the environment, or the contents of the file NAME_FILE points to."""
     path = os.environ.get(f"{name}_FILE")

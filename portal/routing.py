@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from chargers.consumers import ChargerLogConsumer, NotFoundConsumer, OcppConsumer
+from chargers.connections.consumer import ChargerLogConsumer, NotFoundConsumer, OcppConsumer
 from guest.consumers import GuestSessionConsumer
 
 ocpp_websocket_urlpatterns = [

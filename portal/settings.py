@@ -14,7 +14,8 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_int, env_list, env_secret, env_str
+from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
+from portal.env import env_bool, env_choice, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "authorization",
     "chargers",
     "billing",
+    "reliability",
     "guest",
     "support",
     "roaming",
@@ -75,6 +77,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     # Drivers are signed-in users too: keep them on the driver pages, never in the host portal.
     "drivers.middleware.DriverBoundaryMiddleware",
+    # Pages show times in the viewer's zone (their locations' when they share one, else UTC).
+    "backoffice.middleware.ViewerTimezoneMiddleware",
     # Records the signed-in user as the actor of audit log entries.
     "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -99,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "backoffice.context_processors.portal",
+                "billing.context_processors.payments",
             ],
         },
     },
@@ -109,6 +114,26 @@ DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60))
 }
+IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+# Threads that run ORM work for the websocket path. SQLite allows one writer at a time.
+DB_EXECUTOR_THREADS = env_int("DB_EXECUTOR_THREADS", 8 if IS_POSTGRES else 1)
+# PostgreSQL connections of one process (README, "Connections"): Django's psycopg pool, shared
+# by request threads, database threads and the scheduler, plus the event loop's own pool for
+# the OCPP path's batched writers (backoffice/async_pg.py). Nothing else opens one.
+DB_POOL = IS_POSTGRES and env_bool("DB_POOL", True)
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", DB_EXECUTOR_THREADS + 4)
+DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 10)  # seconds a request waits for a free connection
+DB_ASYNC_POOL_SIZE = env_int("DB_ASYNC_POOL_SIZE", 8)
+DB_APPLICATION_NAME = env_str("DB_APPLICATION_NAME", "evportal")
+# PgBouncer in transaction mode: no server-side cursors or prepared statements (README).
+PGBOUNCER_TRANSACTION_POOLING = env_bool("PGBOUNCER_TRANSACTION_POOLING", False)
+if DB_POOL and DB_POOL_SIZE <= DB_EXECUTOR_THREADS:
+    raise ImproperlyConfigured(
+        f"DB_POOL_SIZE={DB_POOL_SIZE} leaves no connection for web requests: make it larger "
+        f"than DB_EXECUTOR_THREADS={DB_EXECUTOR_THREADS}"
+    )
+if IS_POSTGRES and DB_ASYNC_POOL_SIZE < 1:
+    raise ImproperlyConfigured("DB_ASYNC_POOL_SIZE must be at least 1")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -122,14 +147,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so the database threads and a live server process share it.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
 else:
+    # Test a reused connection first, so one that went stale in a database outage is replaced
+    # instead of failing a request; with the pool, the pool tests it (portal/db_pool.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     # An unreachable database must fail fast, so the OCPP path journals instead of hanging.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    _db_options.setdefault("connect_timeout", 5)
+    _db_options.setdefault("application_name", DB_APPLICATION_NAME)  # pg_stat_activity
+    if DB_POOL:
+        # Each request and database-thread call takes a connection and gives it back: under
+        # ASGI every request runs on a thread of its own, and persistent connections (one per
+        # thread) leaked until PostgreSQL refused new clients (issue 33 item 3).
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        _db_options["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+            "max_idle": 60,  # an idle process shrinks back to min_size
+            "name": DB_APPLICATION_NAME,
+        }
+    # PgBouncer in transaction mode gives each transaction any server connection: a cursor
+    # kept across transactions (iterator()) would be lost there. Django already sends no
+    # prepared statements (prepare_threshold None).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = PGBOUNCER_TRANSACTION_POOLING
     if TESTING:  # one test database per pytest process, so parallel runs never collide
         DATABASES["default"]["TEST"] = {
             "NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"
         }
-IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
@@ -174,6 +218,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
+# energy within this many seconds is a failed start (the port is down until energy flows).
+RELIABILITY_FAILED_START_AFTER_S = env_int("RELIABILITY_FAILED_START_AFTER_S", 300)
+
 CELERY_BEAT_SCHEDULE: dict = {
     "msp-token-sync": {
         "task": "authorization.msp_tokens_pull_all",
@@ -232,6 +280,16 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "chargers.stale_transactions_check",
         "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
     },
+    # Port timeline (docs/reliability.md): connection changes and any missed status change.
+    "reliability-sweep": {
+        "task": "reliability.sweep",
+        "schedule": env_int("RELIABILITY_SYNC_SECONDS", 15),
+    },
+    # Alerts (docs/reliability.md): open, clear, first aid, deliveries and their retries.
+    "reliability-alerts": {
+        "task": "reliability.alerts",
+        "schedule": env_int("RELIABILITY_ALERT_SECONDS", 30),
+    },
     # Driver subscriptions (docs/drivers.md): monthly fees from saved cards, declined ones retried.
     "billing-subscriptions": {
         "task": "billing.subscriptions_collect",
@@ -245,6 +303,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30),
     },
 }
+# Without a broker no `celery beat` runs: `manage.py serve` runs the schedule above itself, in
+# one process per deployment (the holder of a database lease; backoffice/beat.py, README).
+IN_PROCESS_BEAT = env_bool("IN_PROCESS_BEAT", not CELERY_BROKER_URL)
+BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 30)
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # How often each calendar feed and PMS integration is pulled (docs/pms.md).
 STAYS_CALENDAR_SYNC_SECONDS = env_int("STAYS_CALENDAR_SYNC_SECONDS", 900)
@@ -278,6 +340,10 @@ AXES_CLIENT_IP_CALLABLE = "backoffice.login_throttle.client_ip"
 AXES_HANDLER = "backoffice.login_throttle.LoginThrottleHandler"
 AXES_LOCKOUT_CALLABLE = "backoffice.login_throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
+# Mails anyone can make us send (password reset, email change): at most MAIL_ADDRESS_LIMIT an
+# hour to one address and MAIL_CLIENT_LIMIT an hour from one client IP (backoffice/throttle.py).
+MAIL_ADDRESS_LIMIT = env_int("MAIL_ADDRESS_LIMIT", 3)
+MAIL_CLIENT_LIMIT = env_int("MAIL_CLIENT_LIMIT", 20)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -285,9 +351,19 @@ LOGOUT_REDIRECT_URL = "login"
 # Driver accounts (django-allauth, docs/drivers.md): email is the login, verified before use;
 # a change of email takes effect only once the new address is confirmed, the old one is told.
 ACCOUNT_ADAPTER = "drivers.adapter.DriverAccountAdapter"
+# A driver is named by their email in allauth's messages, never by the internal username.
+ACCOUNT_USER_DISPLAY = "drivers.adapter.user_display"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+# One sign-in policy: driver sign-in failures are counted by django-axes like every other
+# sign-in (allauth's own login limits off); allauth's mail limits get the numbers above.
+ACCOUNT_RATE_LIMITS = {
+    "login": None,
+    "login_failed": None,
+    "reset_password": f"{MAIL_CLIENT_LIMIT}/h/ip,{MAIL_ADDRESS_LIMIT}/h/key",
+    "manage_email": f"{MAIL_CLIENT_LIMIT}/h/ip,{MAIL_ADDRESS_LIMIT}/h/user",
+}
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True
@@ -300,6 +376,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date format per language (portal/formats/<lang>/formats.py), used by every page.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -311,9 +389,13 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "noreply@localhost")
 # Customers' replies to ticket emails (docs/support.md, "Replies by email"): the Reply-To address of
 # ticket replies, and the secrets of the two inbound hooks. Neither secret: replies are only sent.
 SUPPORT_INBOUND_EMAIL = env_str("SUPPORT_INBOUND_EMAIL", "")
+# What the assistant promises when it hands over to a person (docs/support.md).
+SUPPORT_REPLY_HOURS = env_int("SUPPORT_REPLY_HOURS", 24)
 SUPPORT_INBOUND_SECRET = env_secret("SUPPORT_INBOUND_SECRET")
 MAILGUN_SIGNING_KEY = env_secret("MAILGUN_SIGNING_KEY")
 
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
+API_MAX_LIMIT = env_int("API_MAX_LIMIT", 500)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -321,8 +403,19 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # JSON text must be valid Unicode: a lone surrogate is a 400, never a 500 (backoffice/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "backoffice.parsers.UnicodeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "backoffice.parsers.SafeJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # A page of API_PAGE_SIZE rows, `limit` up to API_MAX_LIMIT (more is a 400; README, "API").
+    "DEFAULT_PAGINATION_CLASS": "backoffice.pagination.CappedLimitOffsetPagination",
+    "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"guest_lookup": "20/min", "guest_start": "10/min"},
 }
@@ -347,8 +440,25 @@ OCPI_COUNTRY_CODE = env_str("OCPI_COUNTRY_CODE", "NL").upper()
 OCPI_PARTY_ID = env_str("OCPI_PARTY_ID", "EVB").upper()
 OCPI_TIMEOUT_S = env_int("OCPI_TIMEOUT_S", 15)
 
-# MSP URLs in private networks that staff allow (docs/security.md, "Outbound calls to MSPs").
+# Hosts (or host:port) in private networks that staff allow every configured outbound URL to
+# reach: proxy upstreams, PMS, MSP, OCPI partners, calendars (backoffice/outbound.py,
+# docs/security.md "Outbound calls"). MSP_URL_ALLOWLIST is the older name; both are read.
+OUTBOUND_URL_ALLOWLIST = env_list("OUTBOUND_URL_ALLOWLIST", [])
 MSP_URL_ALLOWLIST = env_list("MSP_URL_ALLOWLIST", [])
+
+# Payments (docs/billing.md "Gateways"): "stripe", or "sandbox" (test cards, no real money).
+# Outside DEBUG the sandbox runs only when asked for by name, and every payment page then
+# says "test mode" (billing.context_processors).
+PAYMENT_GATEWAY = env_choice("PAYMENT_GATEWAY", ("sandbox", "stripe"), "sandbox")
+ALLOW_SANDBOX_PAYMENTS = env_bool("ALLOW_SANDBOX_PAYMENTS", False)
+if PAYMENT_GATEWAY == "sandbox" and not DEBUG and not TESTING and not ALLOW_SANDBOX_PAYMENTS:
+    raise ImproperlyConfigured(
+        "PAYMENT_GATEWAY is sandbox (the default), which takes no real payments, and DEBUG is "
+        "false: set PAYMENT_GATEWAY=stripe with STRIPE_SECRET_KEY, or ALLOW_SANDBOX_PAYMENTS=true "
+        "to run a site in test mode."
+    )
+if PAYMENT_GATEWAY == "stripe" and not TESTING and not env_secret("STRIPE_SECRET_KEY"):
+    raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY (or _FILE).")
 
 # OCPP behaviour.
 # Charger identity (docs/security.md): TLS terminators whose headers are believed, the CSMS CA.
@@ -359,11 +469,12 @@ OCPP_CPO_NAME = env_str("OCPP_CPO_NAME", "EV Backoffice")
 OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
+# After a 1.6 boot, check (once) that the charger reports its energy register and set it if not,
+# unless its organization turned that off (docs/ocpp.md, "Energy reporting").
+OCPP_ENERGY_CONFIG_AFTER_BOOT = env_bool("OCPP_ENERGY_CONFIG_AFTER_BOOT", True)
 # A 2.0.1 transaction silent this long is asked about with GetTransactionStatus (docs/ocpp.md).
 OCPP_STALE_TRANSACTION_SECONDS = env_int("OCPP_STALE_TRANSACTION_SECONDS", 3600)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
-# Threads that run ORM work for the websocket path. SQLite allows one writer at a time.
-DB_EXECUTOR_THREADS = env_int("DB_EXECUTOR_THREADS", 8 if IS_POSTGRES else 1)
 # Performance (docs/performance.md): on PostgreSQL the OCPP message log is written with COPY
 # on an async connection in the event loop (no GIL convoy with a database thread).
 OCPP_LOG_ASYNC_COPY = env_bool("OCPP_LOG_ASYNC_COPY", True)

@@ -2,12 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from backoffice.login_throttle import ThrottledPasswordResetView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "accounts/password-reset/",
+        ThrottledPasswordResetView.as_view(),
+        name="password_reset",
+    ),
     path(
         "accounts/password-reset/done/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -32,6 +38,7 @@ urlpatterns = [
     path("roaming/", include("roaming.portal_urls")),
     path("stays/", include("stays.urls")),
     path("", include("backoffice.urls")),
-    path("", include("chargers.urls")),
+    path("", include("reliability.urls")),
+    path("", include("chargers.web.urls")),
     path("", include("authorization.urls")),
 ]

@@ -42,7 +42,7 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ["state", "role"]
     search_fields = ["name", "party_id", "country_code"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization", "msp"]
+    autocomplete_fields = ["organization", "msp"]
     # Tokens are never shown nor edited here: register or unregister through the portal.
     exclude = ["token_a_hash", "incoming_token_hash", "outgoing_token"]
     readonly_fields = [
@@ -82,7 +82,7 @@ class OcpiLogAdmin(ReadOnlyAdmin):
     list_filter = ["direction", "module", "ocpi_status"]
     search_fields = ["url", "request_id", "correlation_id", "error"]
     list_select_related = ["partner"]
-    raw_id_fields = ["partner"]
+    autocomplete_fields = ["partner"]
 
 
 @admin.register(Delivery)
@@ -101,7 +101,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "module"]
     search_fields = ["object_key", "last_error"]
     list_select_related = ["partner"]
-    raw_id_fields = ["partner"]
+    autocomplete_fields = ["partner"]
 
 
 @admin.register(PushedToken)
@@ -110,7 +110,7 @@ class PushedTokenAdmin(ReadOnlyAdmin):
     list_filter = ["type"]
     search_fields = ["uid", "party_id"]
     list_select_related = ["partner", "organization"]
-    raw_id_fields = ["organization", "partner", "token"]
+    autocomplete_fields = ["organization", "partner", "token"]
 
     @admin.display(description="Party")
     def party(self, obj: PushedToken) -> str:
@@ -125,7 +125,7 @@ class HubPartyAdmin(ReadOnlyAdmin):
     list_filter = ["partner__role"]
     search_fields = ["msp__party_id", "msp__country_code", "partner__name"]
     list_select_related = ["msp", "partner"]
-    raw_id_fields = ["msp", "partner"]
+    autocomplete_fields = ["msp", "partner"]
 
 
 @admin.register(RemoteCommand)
@@ -134,15 +134,15 @@ class RemoteCommandAdmin(ReadOnlyAdmin):
     list_filter = ["type", "response", "result"]
     search_fields = ["reservation_id", "message"]
     list_select_related = ["partner", "charger"]
-    raw_id_fields = ["partner", "charger", "charger_command"]
+    autocomplete_fields = ["partner", "charger", "charger_command"]
 
 
 @admin.register(Cdr)
 class CdrAdmin(ReadOnlyAdmin):
     list_display = ["cdr_id", "partner", "session", "total", "created_at"]
     search_fields = ["cdr_id"]
-    list_select_related = ["partner", "session"]
-    raw_id_fields = ["partner", "session"]
+    list_select_related = ["partner", "session__charger"]
+    autocomplete_fields = ["partner", "session"]
 
     @admin.display(description="Total (incl. VAT)")
     def total(self, obj: Cdr) -> str:
@@ -155,7 +155,7 @@ class LocationProfileAdmin(admin.ModelAdmin):
     list_display = ["property", "city", "country", "latitude", "longitude", "open_24_7"]
     search_fields = ["property__name", "city"]
     list_select_related = ["property"]
-    raw_id_fields = ["property"]
+    autocomplete_fields = ["property"]
 
 
 @admin.register(EvseProfile)
@@ -164,4 +164,4 @@ class EvseProfileAdmin(admin.ModelAdmin):
     list_filter = ["standard", "power_type"]
     search_fields = ["charger__station_id"]
     list_select_related = ["charger"]
-    raw_id_fields = ["charger"]
+    autocomplete_fields = ["charger"]

@@ -20,8 +20,7 @@ from rest_framework.response import Response
 from authorization.api import PropertyWithGroupsSerializer, PropertyWithGroupsViewSet
 from backoffice.api import TenantViewSetMixin, as_drf_error
 from backoffice.models import Organization, Property
-from backoffice.selectors import scope_to_user
-from backoffice.tenancy import TenantSerializerMixin
+from backoffice.tenancy import TenantSerializerMixin, readable
 
 from . import location_data, selectors, services
 from .client import BlockedPartnerUrl, check_partner_url
@@ -216,6 +215,10 @@ class PartnerCountsSerializer(serializers.Serializer):
 class PartnerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
     owner_fields = ("organization",)
     counts = serializers.SerializerMethodField()
+    # Empty ("") for a partner we invited until it registers: a string, not a URI, in the schema.
+    versions_url = serializers.CharField(
+        read_only=True, help_text="The partner's versions URL; empty until it has registered."
+    )
 
     class Meta:
         model = Partner
@@ -315,7 +318,7 @@ class PartnerViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> Any:
-        return scope_to_user(
+        return readable(
             Partner.objects.select_related("organization", "msp"), self.request.user
         ).order_by("pk")
 

@@ -2,8 +2,8 @@
 
 Every partner URL goes through the project's outbound guard, here and only here: a URL given
 to us (portal form, API) is checked by check_partner_url(), and every call uses the guarded
-client, which checks again at connect time (today authorization.msp_client: https to a public
-address, or a host on the staff allow-list; no redirects, no proxies; docs/security.md).
+client, which checks again at connect time (backoffice.outbound: https to a public address, or a
+host on the staff allow-list OUTBOUND_URL_ALLOWLIST; no redirects, no proxies; docs/security.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from authorization.msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url, msp_http_client
+from backoffice import outbound
 
 from . import ocpi
 from .models import OcpiLog, Partner
@@ -39,29 +39,25 @@ class BlockedPartnerUrl(ValueError):
     """A partner URL the outbound guard refuses (private, loopback, link-local, not https)."""
 
 
-PARTNER_URL_MESSAGE = MSP_URL_MESSAGE.replace("provider's", "partner's")
+PARTNER_URL_MESSAGE = (
+    "Enter an https:// URL of the partner's public server; addresses in private, loopback, "
+    "link-local or reserved networks are not allowed."
+)
 
 
 def check_partner_url(url: str) -> None:
-    """Raise BlockedPartnerUrl unless our outbound guard lets us call `url`."""
+    """Raise BlockedPartnerUrl unless the outbound guard lets us call `url`."""
     try:
-        check_msp_url(url)
-    except BlockedMspUrl:
+        outbound.check_url(url, schemes=("https",))
+    except outbound.HostNotFound as exc:
+        raise BlockedPartnerUrl(exc.say("the partner")) from None
+    except outbound.OutboundBlocked:
         raise BlockedPartnerUrl(PARTNER_URL_MESSAGE) from None
 
 
 def unreachable_words(exc: httpx.HTTPError) -> str:
-    """Return what went wrong in words a host can act on (the log keeps the exception)."""
-    if isinstance(exc, BlockedMspUrl):
-        return "its address is not allowed (a private, loopback or link-local network)"
-    if isinstance(exc, httpx.TimeoutException):
-        return "it did not answer in time"
-    text = str(exc).lower()
-    if isinstance(exc, httpx.ConnectError) and ("ssl" in text or "certificate" in text):
-        return "the secure connection (TLS) failed: check its certificate"
-    if isinstance(exc, httpx.ConnectError):
-        return "it could not be reached: check the URL and that the server is up"
-    return "the connection failed"
+    """Return what went wrong in words a host can act on (never the exception's text)."""
+    return outbound.failure_words(exc, "the partner")
 
 
 @dataclass(frozen=True)
@@ -120,12 +116,12 @@ def call(
     )
     started = time.monotonic()
     own_client = client is None
-    http = client or msp_http_client(timeout=timeout or settings.OCPI_TIMEOUT_S)
+    http = client or outbound.http_client(timeout=timeout or settings.OCPI_TIMEOUT_S)
     try:
         try:
             response = http.request(method, url, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
-            log.error = f"unreachable: {exc!r}"[:500]
+            log.error = f"unreachable: {unreachable_words(exc)}"[:500]
             raise PartnerCallError(f"{url}: {unreachable_words(exc)}") from None
         finally:
             if own_client:

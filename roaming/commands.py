@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from authorization.decisions import Context, Decision
 from authorization.services import authorize
-from chargers import commands as charger_commands
-from chargers import services as charger_services
+from chargers.devices import commands as charger_commands
 from chargers.models import Charger, ChargingSession, Command
+from chargers.sessions import services as charger_services
 
 from . import ocpi, services
 from .models import Partner, RemoteCommand

@@ -247,7 +247,7 @@ class CostFacts:
     energy: Decimal | None
     time: Decimal | None
     parking: Decimal | None
-    energy_wh: int
+    energy_wh: Decimal  # exact Wh
     charging_seconds: int
     idle_seconds: int
     remark: str = ""
@@ -273,7 +273,7 @@ def _price(amount: Decimal) -> dict[str, Any]:
     return {"excl_vat": number(amount)}
 
 
-def _kwh(wh: int) -> float | int:
+def _kwh(wh: Decimal | int) -> float | int:
     return number((Decimal(wh) / 1000).quantize(Decimal("0.001")))
 
 

@@ -15,8 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
-from backoffice.selectors import scope_to_user
-from backoffice.views import editable_organizations, require_role
+from backoffice.tenancy import readable, writable_organizations
+from backoffice.views import require_role
 from chargers.models import Charger
 
 from . import selectors, services
@@ -26,12 +26,12 @@ from .views import our_versions_url
 
 
 def _partners_for(user: Any) -> Any:
-    return scope_to_user(Partner.objects.select_related("organization", "msp"), user)
+    return readable(Partner.objects.select_related("organization", "msp"), user)
 
 
 @login_required
 def partner_list(request: HttpRequest) -> HttpResponse:
-    organizations = editable_organizations(request.user)
+    organizations = writable_organizations(request.user)
     invite = PartnerInviteForm(organizations=organizations, prefix="invite")
     connect = PartnerConnectForm(organizations=organizations, prefix="connect")
     issued = None
@@ -77,9 +77,9 @@ def partner_list(request: HttpRequest) -> HttpResponse:
                     )
                     return redirect("partners:msp-ocpi-partner", pk=partner.pk)
     rows = [(p, selectors.partner_counts(p)) for p in _partners_for(request.user).order_by("name")]
-    properties = scope_to_user(
-        Property.objects.select_related("ocpi_profile"), request.user
-    ).order_by("name")
+    properties = readable(Property.objects.select_related("ocpi_profile"), request.user).order_by(
+        "name"
+    )
     locations = [
         (
             prop,
@@ -105,7 +105,7 @@ def partner_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
     partner = get_object_or_404(_partners_for(request.user), pk=pk)
-    role = require_role(request.user, partner.organization_id)
+    membership = require_role(request.user, partner.organization_id)
     q = request.GET.get("q", "").strip()
     log = OcpiLog.objects.filter(partner=partner)
     if q:
@@ -133,7 +133,7 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "q": q,
             "waiting": waiting,
-            "can_edit": role in ("owner", "manager"),
+            "can_edit": membership.can_write,
         },
     )
 
@@ -153,9 +153,8 @@ def partner_unregister(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def location_ocpi(request: HttpRequest, pk: int) -> HttpResponse:
     """Locations > roaming options: the data OCPI (and AFIR) publish about a location."""
-    prop = get_object_or_404(scope_to_user(Property.objects.all(), request.user), pk=pk)
-    role = require_role(request.user, prop.organization_id)
-    can_edit = role in ("owner", "manager")
+    prop = get_object_or_404(readable(Property.objects.all(), request.user), pk=pk)
+    can_edit = require_role(request.user, prop.organization_id).can_write
     profile = LocationProfile.objects.filter(property=prop).first()
     chargers = list(Charger.objects.filter(property=prop).order_by("station_id"))
     forms_by_charger = {
@@ -181,10 +180,21 @@ def location_ocpi(request: HttpRequest, pk: int) -> HttpResponse:
             for c in chargers
         }
         if form.is_valid() and all(f.is_valid() for f in forms_by_charger.values()):
-            services.location_ocpi_save(
-                location=form.instance, connectors=[f.instance for f in forms_by_charger.values()]
+            services.location_portal_save(
+                location=form.instance,
+                address=form.cleaned_data["address"],
+                connectors=[f.instance for f in forms_by_charger.values()],
             )
-            messages.success(request, f"OCPI data of {prop.name} saved.")
+            count = selectors.published_chargers(prop.organization_id).filter(property=prop).count()
+            messages.success(
+                request,
+                f"Address and roaming data of {prop.name} saved: "
+                + (
+                    f"{count} charger(s) published to roaming partners."
+                    if count
+                    else "no charger is published yet (only public chargers with roaming on are)."
+                ),
+            )
             return redirect("partners:location-ocpi", pk=prop.pk)
     published = {c.pk: selectors.charger_is_published(c) for c in chargers}
     return render(

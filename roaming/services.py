@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -528,7 +529,7 @@ def _partners_receiving(organization_id: int, module: str) -> list[Partner]:
     return [p for p in partners if p.endpoint(module, ocpi.InterfaceRole.RECEIVER)]
 
 
-def _last_pushed(partner: Partner, object_key: str) -> Any:
+def last_pushed(partner: Partner, object_key: str) -> Any:
     last = (
         Delivery.objects.filter(partner=partner, object_key=object_key)
         .order_by("-id")
@@ -566,7 +567,7 @@ def evse_status_queue(*, charger_id: int, connector_id: int) -> list[int]:
     body = mapping.evse_status_patch(evse)
     queued = []
     for partner in _partners_receiving(selectors.property_of(charger).organization_id, "locations"):
-        last = _last_pushed(partner, object_key)
+        last = last_pushed(partner, object_key)
         if isinstance(last, dict) and last.get("status") == body["status"]:
             continue
         delivery_enqueue(
@@ -839,13 +840,20 @@ def partner_disconnect(*, partner: Partner) -> None:
     partner_unregister(partner=partner)
 
 
+@shared_task(name="roaming.location_push")
+def location_push_task(property_id: int) -> int:
+    """PUT a location whose OCPI data changed to its operator's partners."""
+    partner_ids = location_push_queue(property_id=property_id)
+    for partner_id in sorted(partner_ids):
+        deliveries_send(partner_id=partner_id)
+    return len(partner_ids)
+
+
 def _push_after_commit(property_id: int) -> None:
     """After commit, PUT the location to the operator's partners (or REMOVE what is no longer
     published)."""
 
     def push() -> None:
-        from .tasks import location_push_task
-
         try:
             location_push_task.delay(property_id)
         except Exception:
@@ -862,6 +870,21 @@ def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfil
     for connector in connectors:
         connector.save()
     _push_after_commit(location.property_id)
+
+
+@transaction.atomic
+def location_portal_save(
+    *, location: LocationProfile, address: str, connectors: list[EvseProfile]
+) -> None:
+    """The portal's roaming data form: the location's street address (on the property), its
+    OCPI data and its chargers' connectors, in one transaction; partners get the change after
+    commit."""
+    prop = location.property
+    prop.address = address.strip()
+    prop.full_clean(exclude=["organization"])
+    prop.save(update_fields=["address"])
+    location.full_clean(exclude=["property"])
+    location_ocpi_save(location=location, connectors=connectors)
 
 
 # The fields of a location's roaming data a caller may set (roaming.location_data checks them).

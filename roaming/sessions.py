@@ -139,6 +139,9 @@ def cost_facts(cost: Cost) -> mapping.CostFacts:
         for line in cost.lines
         if line["kind"] not in ("connection_fee", "energy", "charging_time", "idle_fee")
     ]
+    if cost.energy_wh is None:
+        # OCPI wants a number of kWh: 0 is sent, and the remark says it is not a measurement.
+        others.insert(0, "No energy reading reported by the charger; priced by time only")
     return mapping.CostFacts(
         currency=cost.currency,
         subtotal=cost.subtotal,
@@ -147,7 +150,7 @@ def cost_facts(cost: Cost) -> mapping.CostFacts:
         energy=_line_total(cost, "energy"),
         time=_line_total(cost, "charging_time"),
         parking=_line_total(cost, "idle_fee"),
-        energy_wh=cost.energy_wh,
+        energy_wh=cost.energy_wh if cost.energy_wh is not None else Decimal(0),
         charging_seconds=cost.charging_seconds,
         idle_seconds=cost.idle_seconds,
         remark="; ".join(others),
@@ -267,7 +270,7 @@ def session_push_queue(*, session_id: int) -> int | None:
         party_id=settings.OCPI_PARTY_ID,
     )
     object_key = f"session:{session.pk}"
-    last = services._last_pushed(partner, object_key)
+    last = services.last_pushed(partner, object_key)
     same = ("kwh", "total_cost", "status", "end_date_time")
     if isinstance(last, dict) and all(last.get(k) == body.get(k) for k in same):
         return None

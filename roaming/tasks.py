@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from . import commands, services, sessions
 
+# roaming.location_push is defined next to what enqueues it (services.location_push_task).
+
 STATUS_MARK = "roaming:status-sweep-mark"
 
 
@@ -87,14 +89,6 @@ def sessions_sweep_task() -> int:
     partner_ids = sessions.sessions_sweep()
     for partner_id in sorted(partner_ids):
         deliveries_send_task.delay(partner_id)
-    return len(partner_ids)
-
-
-@shared_task(name="roaming.location_push")
-def location_push_task(property_id: int) -> int:
-    """PUT a location whose OCPI data changed to its operator's partners."""
-    partner_ids = services.location_push_queue(property_id=property_id)
-    _send(set(partner_ids))
     return len(partner_ids)
 
 

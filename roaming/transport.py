@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+
+from backoffice import throttle
 
 from . import ocpi
 from .models import OcpiLog, Partner
@@ -30,11 +33,14 @@ logger = logging.getLogger(__name__)
 class OcpiError(Exception):
     """An error answered as an OCPI envelope with `code`, over HTTP `http_status`."""
 
-    def __init__(self, code: int, message: str, *, http_status: int = 200) -> None:
+    def __init__(
+        self, code: int, message: str, *, http_status: int = 200, headers: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.headers = headers or {}
 
 
 @dataclass
@@ -80,6 +86,19 @@ def authenticate(request: HttpRequest) -> tuple[Partner, bool, str] | None:
     return None
 
 
+def _refuse_a_token_guesser(request: HttpRequest) -> None:
+    """A client that sent LOGIN_FAILURE_LIMIT unknown tokens is refused before any token is
+    looked at, for LOGIN_COOLOFF_MINUTES: the sign-in policy, applied to token guessing."""
+    if throttle.ocpi_token_locked(request):
+        minutes = settings.LOGIN_COOLOFF_MINUTES
+        raise OcpiError(
+            ocpi.Code.CLIENT_ERROR,
+            f"Too many unknown credentials tokens from your address. Try again in {minutes} minutes.",
+            http_status=429,
+            headers={"Retry-After": str(minutes * 60)},
+        )
+
+
 def _json_body(request: HttpRequest) -> Any:
     if not request.body:
         return None
@@ -121,9 +140,12 @@ def ocpi_endpoint(
             partner: Partner | None = None
             body: Any = None
             try:
+                _refuse_a_token_guesser(request)
                 auth = authenticate(request)
                 # A known partner's refused call is logged on that partner (its own row).
                 partner = auth[0] if auth is not None else None
+                if auth is None:
+                    throttle.ocpi_token_failed(request)
                 if auth is None or (auth[1] and not token_a_allowed):
                     raise OcpiError(
                         ocpi.Code.CLIENT_ERROR,
@@ -148,7 +170,12 @@ def ocpi_endpoint(
                 )
                 result = view(request, caller, body, *args, **kwargs)
             except OcpiError as exc:
-                result = OcpiResult(code=exc.code, message=exc.message, http_status=exc.http_status)
+                result = OcpiResult(
+                    code=exc.code,
+                    message=exc.message,
+                    http_status=exc.http_status,
+                    headers=exc.headers,
+                )
             except Exception:
                 logger.exception("OCPI %s %s failed", request.method, request.path)
                 result = OcpiResult(

@@ -31,7 +31,7 @@ class UnitAdmin(admin.ModelAdmin):
     search_fields = ["name", "external_id", "property__name", "chargers__station_id"]
     list_filter = ["kind"]
     list_select_related = ["property"]
-    raw_id_fields = ["property"]
+    autocomplete_fields = ["property"]
 
     @admin.display(description="Chargers")
     def chargers_here(self, obj: Unit) -> str:
@@ -52,7 +52,7 @@ class StayPolicyAdmin(admin.ModelAdmin):
     search_fields = ["property__name"]
     list_filter = ["charging", "shared_chargers"]
     list_select_related = ["property"]
-    raw_id_fields = ["property"]
+    autocomplete_fields = ["property"]
 
 
 @admin.register(Reservation)
@@ -79,7 +79,7 @@ class ReservationAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "source"]
     list_select_related = ["property", "unit"]
-    raw_id_fields = ["property", "unit", "calendar", "integration"]
+    autocomplete_fields = ["property", "unit", "calendar", "integration"]
     readonly_fields = [
         "access_code",
         "code_sent_at",
@@ -142,7 +142,7 @@ class CalendarFeedAdmin(admin.ModelAdmin):
     search_fields = ["name", "url", "property__name", "unit__name"]
     list_filter = ["state"]
     list_select_related = ["property", "unit"]
-    raw_id_fields = ["property", "unit"]
+    autocomplete_fields = ["property", "unit"]
     readonly_fields = [
         "state",
         "last_synced_at",
@@ -171,7 +171,7 @@ class ListingInline(admin.TabularInline):
     model = Listing
     extra = 0
     fields = ["external_id", "name", "unit"]
-    raw_id_fields = ["unit"]
+    autocomplete_fields = ["unit"]
 
 
 class PmsIntegrationForm(forms.ModelForm):
@@ -205,7 +205,7 @@ class PmsIntegrationAdmin(admin.ModelAdmin):
     search_fields = ["name", "organization__name"]
     list_filter = ["vendor", "state"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     readonly_fields = [
         "state",
         "last_synced_at",
@@ -258,7 +258,7 @@ class ChargerPlacementAdmin(admin.ModelAdmin):
     search_fields = ["station_id", "changed_by__email"]
     list_filter = ["changed_at"]
     list_select_related = ["from_property", "from_unit", "to_property", "to_unit", "changed_by"]
-    raw_id_fields = ["from_property", "from_unit", "to_property", "to_unit", "changed_by"]
+    autocomplete_fields = ["from_property", "from_unit", "to_property", "to_unit", "changed_by"]
 
     # The move log is history: read-only.
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -10,14 +10,13 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from backoffice.api import TenantViewSetMixin
 from backoffice.models import Property
-from backoffice.selectors import can_edit, properties_for, role_in
-from backoffice.tenancy import TenantSerializerMixin
+from backoffice.tenancy import TenantSerializerMixin, can_write, readable
 
 from . import selectors, services
 from .models import CalendarFeed, Reservation, Unit
@@ -209,7 +208,10 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
     queryset = CalendarFeed.objects.none()  # for the schema; requests use get_queryset
 
     def _property(self) -> Property:
-        return get_object_or_404(properties_for(self.request.user), pk=self.kwargs["property_id"])
+        return get_object_or_404(
+            readable(Property.objects.select_related("organization"), self.request.user),
+            pk=self.kwargs["property_id"],
+        )
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular builds the schema
@@ -218,9 +220,7 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
 
     def perform_create(self, serializer: CalendarFeedSerializer) -> None:
         prop = self._property()
-        if not can_edit(self.request.user, prop.organization_id):
-            from rest_framework.exceptions import PermissionDenied
-
+        if not can_write(self.request.user, prop.organization_id):
             raise PermissionDenied("Your role in this organization is read-only.")
         data = serializer.validated_data
         try:
@@ -263,11 +263,7 @@ class CalendarFeedViewSet(
     @extend_schema(request=None, responses={200: CalendarFeedSerializer})
     @action(detail=True, methods=["post"], filter_backends=[])
     def sync(self, request: Request, pk: str | None = None) -> Response:
-        feed = self.get_object()
-        if role_in(request.user, feed.property.organization_id) not in ("owner", "manager"):
-            from rest_framework.exceptions import PermissionDenied
-
-            raise PermissionDenied("Your role in this organization is read-only.")
+        feed = self.get_object()  # a POST: OrganizationWritePermission checks the role
         services.calendar_feed_sync(feed_id=feed.pk)
         feed.refresh_from_db()
         return Response(self.get_serializer(feed).data, status=status.HTTP_200_OK)

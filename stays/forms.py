@@ -47,6 +47,15 @@ class StayPolicyForm(forms.ModelForm):
         return cap
 
 
+class UnitForm(forms.ModelForm):
+    """A new unit of a property (apartment, room, parking space): chargers can then be moved into it."""
+
+    class Meta:
+        model = Unit
+        fields = ["name", "kind"]
+        labels = {"name": "Unit name", "kind": "Kind"}
+
+
 class CalendarFeedForm(forms.Form):
     name = forms.CharField(
         max_length=200,

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from backoffice import outbound
+
 TIMEOUT_S = 20.0
 
 
@@ -112,9 +114,7 @@ def _get(client: httpx.Client, vendor: str, url: str, **kwargs: Any) -> Any:
             f"{vendor} did not answer within {TIMEOUT_S:.0f} seconds.", retry_after=120.0
         ) from None
     except httpx.HTTPError as exc:
-        raise PmsError(
-            f"{vendor} could not be reached ({type(exc).__name__}).", retry_after=120.0
-        ) from None
+        raise PmsError(outbound.failure_words(exc, vendor), retry_after=120.0) from None
     if response.status_code != 200:
         raise _words(vendor, response)
     try:
@@ -162,9 +162,7 @@ class Guesty:
                     },
                 )
             except httpx.HTTPError as exc:
-                raise PmsError(
-                    f"Guesty could not be reached ({type(exc).__name__}).", retry_after=120.0
-                ) from None
+                raise PmsError(outbound.failure_words(exc, "Guesty"), retry_after=120.0) from None
             if response.status_code != 200:
                 raise _words(self.vendor, response)
             self._token = str(response.json().get("access_token", ""))

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from backoffice.selectors import organization_ids_for
+from backoffice.tenancy import readable_organization_ids
 
 from .models import (
     CalendarFeed,
@@ -72,13 +72,13 @@ def reservation_by_code(typed: str, *, organization_id: int | None) -> Reservati
 
 
 def units_for(user: Any) -> QuerySet[Unit]:
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     units = Unit.objects.select_related("property", "property__organization")
     return units if ids is None else units.filter(property__organization_id__in=ids)
 
 
 def reservations_for(user: Any) -> QuerySet[Reservation]:
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     rows = Reservation.objects.select_related("property", "unit", "calendar", "integration")
     return rows if ids is None else rows.filter(property__organization_id__in=ids)
 
@@ -89,13 +89,13 @@ def reservations_active_at(queryset: QuerySet[Reservation], at: datetime) -> Que
 
 
 def calendar_feeds_for(user: Any) -> QuerySet[CalendarFeed]:
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     rows = CalendarFeed.objects.select_related("property", "unit")
     return rows if ids is None else rows.filter(property__organization_id__in=ids)
 
 
 def integrations_for(user: Any) -> QuerySet[PmsIntegration]:
-    ids = organization_ids_for(user)
+    ids = readable_organization_ids(user)
     rows = PmsIntegration.objects.select_related("organization")
     return rows if ids is None else rows.filter(organization_id__in=ids)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +15,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from backoffice import outbound
 from backoffice.models import Property
 
 from .ical import CalendarError, FeedEvent, parse_calendar
@@ -114,7 +113,7 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
     return True
 
 
-def _send_code_on_commit(reservation: Reservation) -> None:
+def send_code_on_commit(reservation: Reservation) -> None:
     if (
         reservation.guest_email
         and reservation.code_sent_at is None
@@ -156,7 +155,7 @@ def reservation_create(
     )
     reservation.full_clean(exclude=["access_code"])
     reservation.save()
-    _send_code_on_commit(reservation)
+    send_code_on_commit(reservation)
     return reservation
 
 
@@ -169,7 +168,7 @@ def reservation_update(*, reservation: Reservation, **fields: Any) -> Reservatio
         raise ValidationError({"check_out": "Check-out must be after check-in."})
     reservation.full_clean(exclude=["access_code"])
     reservation.save()
-    _send_code_on_commit(reservation)
+    send_code_on_commit(reservation)
     return reservation
 
 
@@ -181,36 +180,16 @@ URL_MESSAGE = (
 )
 
 
-def _allowlist() -> frozenset[str]:
-    # The staff allow-list of private hosts shared with MSP URLs (README, MSP_URL_ALLOWLIST).
-    return frozenset(
-        item.strip().lower() for item in getattr(settings, "MSP_URL_ALLOWLIST", []) if item.strip()
-    )
-
-
 def check_calendar_url(url: str, *, resolve: bool = True) -> None:
-    """Raise ValidationError unless `url` may be fetched: https:// to a public address, or any
-    scheme of http/https to a host:port staff allow-listed (server-side request forgery)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValidationError({"url": URL_MESSAGE})
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    allowed = _allowlist()
-    if host in allowed or f"{host}:{port}" in allowed:
-        return
-    if parts.scheme != "https":
-        raise ValidationError({"url": URL_MESSAGE})
-    if not resolve:
-        return
+    """Raise ValidationError unless the outbound guard lets us fetch `url` (backoffice.outbound):
+    https:// to a public address, or http/https to a host staff allow-listed."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
-    except OSError:
+        outbound.check_url(url, schemes=("https",), resolve=resolve)
+    except outbound.HostNotFound:
+        host = urlsplit(url).hostname or url
         raise ValidationError({"url": f"The host {host} could not be found."}) from None
-    for address in addresses:
-        ip = ipaddress.ip_address(str(address).split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            raise ValidationError({"url": URL_MESSAGE})
+    except outbound.OutboundBlocked:
+        raise ValidationError({"url": URL_MESSAGE}) from None
 
 
 @transaction.atomic
@@ -257,7 +236,7 @@ class SyncResult:
 def _fetch(url: str, client: httpx.Client | None) -> bytes:
     check_calendar_url(url)
     own = client is None
-    client = client or httpx.Client(timeout=FEED_TIMEOUT_S, follow_redirects=False, trust_env=False)
+    client = client or outbound.http_client(timeout=FEED_TIMEOUT_S)
     try:
         with client.stream("GET", url, headers={"Accept": "text/calendar"}) as response:
             if response.status_code != 200:
@@ -325,7 +304,7 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
                 setattr(row, name, value)
             row.save()
             updated += 1
-        _send_code_on_commit(row)
+        send_code_on_commit(row)
     # A booking that disappeared from the feed (or turned into a block) was cancelled at the source.
     gone = [
         r
@@ -373,9 +352,7 @@ def calendar_feed_sync(
             error=f"The calendar server did not answer within {FEED_TIMEOUT_S:.0f} seconds.",
         )
     except httpx.HTTPError as exc:
-        result = SyncResult(
-            ok=False, error=f"The calendar server could not be reached ({type(exc).__name__})."
-        )
+        result = SyncResult(ok=False, error=outbound.failure_words(exc, "the calendar server"))
     except CalendarError as exc:
         result = SyncResult(
             ok=False, error=f"The URL answered, but {str(exc)[0].lower()}{str(exc)[1:]}"

@@ -11,11 +11,12 @@ import httpx
 from django.db import transaction
 from django.utils import timezone
 
+from backoffice import outbound
 from backoffice.sealed import seal, unseal
 
 from .models import Listing, PmsIntegration, Reservation, Unit
 from .pms import TIMEOUT_S, Adapter, PmsError, PmsReservation, adapter_for
-from .services import _send_code_on_commit
+from .services import send_code_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _upsert(
             "source": integration.vendor,
         },
     )
-    _send_code_on_commit(row)
+    send_code_on_commit(row)
     return True
 
 
@@ -114,7 +115,9 @@ def pms_sync(
     if not force and integration.next_attempt_at and integration.next_attempt_at > now:
         return PmsSyncResult(ok=False, error=integration.last_error)
     own = client is None
-    client = client or httpx.Client(timeout=TIMEOUT_S, trust_env=False)
+    # Every PMS call goes through the outbound guard: a Track base URL is checked again here, at
+    # connect time, not only when it was saved (its DNS may have changed since).
+    client = client or outbound.http_client(timeout=TIMEOUT_S)
     try:
         adapter = _adapter(integration, client)
         listings = list(adapter.listings())
@@ -192,7 +195,7 @@ def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> st
     )
     if integration is None:
         return "unknown"
-    with httpx.Client(timeout=TIMEOUT_S, trust_env=False) as client:
+    with outbound.http_client(timeout=TIMEOUT_S) as client:
         adapter = _adapter(integration, client)
         if not adapter.verify_webhook({k.lower(): v for k, v in headers.items()}, body):
             return "bad_signature"

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
-from backoffice.selectors import can_edit, properties_for
+from backoffice.tenancy import can_write, readable, writable_organizations
 
 from .forms import CalendarFeedForm, PmsConnectForm, PmsCredentialsForm, StayPolicyForm
 from .models import CalendarFeed, Listing, PmsIntegration, StayPolicy, Unit
@@ -46,7 +46,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "integration": integration,
-                "can_edit": can_edit(request.user, integration.organization_id),
+                "can_edit": can_write(request.user, integration.organization_id),
                 "listings": list(integration.listings.all()),
                 "units": list(
                     units_for(request.user).filter(
@@ -73,7 +73,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 
 def _editable(request: HttpRequest, pk: int) -> PmsIntegration:
     integration = get_object_or_404(integrations_for(request.user), pk=pk)
-    if not can_edit(request.user, integration.organization_id):
+    if not can_write(request.user, integration.organization_id):
         raise Http404("No such integration")
     return integration
 
@@ -136,7 +136,9 @@ def webhook(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 def stay_settings(request: HttpRequest) -> HttpResponse:
     """GET /stays/properties/: per property, the stay policy, its units and its calendar feeds."""
-    properties = list(properties_for(request.user).order_by("name"))
+    properties = list(
+        readable(Property.objects.select_related("organization"), request.user).order_by("name")
+    )
     policies = {p.property_id: p for p in StayPolicy.objects.filter(property__in=properties)}
     feeds: dict[int, list[CalendarFeed]] = {}
     for feed in (
@@ -153,7 +155,7 @@ def stay_settings(request: HttpRequest) -> HttpResponse:
             {
                 "property": prop,
                 "policy": policy,
-                "can_edit": can_edit(request.user, prop.organization_id),
+                "can_edit": can_write(request.user, prop.organization_id),
                 "policy_form": StayPolicyForm(instance=policy, auto_id=f"policy{prop.pk}_%s"),
                 "feed_form": CalendarFeedForm(property=prop, auto_id=f"feed{prop.pk}_%s"),
                 "feeds": feeds.get(prop.pk, []),
@@ -166,8 +168,10 @@ def stay_settings(request: HttpRequest) -> HttpResponse:
 
 
 def _editable_property(request: HttpRequest, pk: int) -> Property:
-    prop = get_object_or_404(properties_for(request.user), pk=pk)
-    if not can_edit(request.user, prop.organization_id):
+    prop = get_object_or_404(
+        readable(Property.objects.select_related("organization"), request.user), pk=pk
+    )
+    if not can_write(request.user, prop.organization_id):
         raise Http404("No such property")
     return prop
 
@@ -231,7 +235,7 @@ def calendar_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _editable_feed(request: HttpRequest, pk: int) -> CalendarFeed:
     feed = get_object_or_404(calendar_feeds_for(request.user), pk=pk)
-    if not can_edit(request.user, feed.property.organization_id):
+    if not can_write(request.user, feed.property.organization_id):
         raise Http404("No such calendar")
     return feed
 
@@ -279,7 +283,7 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stays/integration_detail.html",
         {
             "i": integration,
-            "can_edit": can_edit(request.user, integration.organization_id),
+            "can_edit": can_write(request.user, integration.organization_id),
             "listings": listings,
             "unmapped": sum(1 for listing in listings if listing.unit_id is None),
             "units": list(
@@ -305,12 +309,7 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _writable_organizations(request: HttpRequest) -> Any:
-    from backoffice.selectors import organizations_for
-    from backoffice.tenancy import writable_organization_ids
-
-    ids = writable_organization_ids(request.user)
-    organizations = organizations_for(request.user).order_by("name")
-    return organizations if ids is None else organizations.filter(pk__in=ids)
+    return writable_organizations(request.user).order_by("name")
 
 
 @login_required

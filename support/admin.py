@@ -287,7 +287,7 @@ class TicketAdmin(admin.ModelAdmin):
         "message",
     )
     list_select_related = ("property", "charger", "assigned_to")
-    raw_id_fields = (
+    autocomplete_fields = (
         "charger",
         "property",
         "assigned_to",
@@ -484,11 +484,15 @@ class TicketAdmin(admin.ModelAdmin):
                 )
             elif which == "email":
                 changed = toolkit.ticket_change_email(
-                    ticket=ticket, user=user, new_email=data["new_email"]
+                    ticket=ticket, user=user, new_email=data["new_email"], request=request
                 )
                 self.message_user(
                     request,
-                    f"Email changed on {changed} records; both addresses notified.",
+                    f"Email changed on {changed} records; both addresses notified."
+                    if changed
+                    else f"A verification link was sent to {data['new_email']}; the driver's "
+                    "email changes when they open it, exactly as when they change it themselves. "
+                    f"{ticket.email} was told and signs in until then.",
                     messages.SUCCESS,
                 )
             elif which == "erase":
@@ -694,7 +698,8 @@ class QuarantinedEmailAdmin(admin.ModelAdmin):
     list_filter = ("reason", "transport", "received_at")
     search_fields = ("from_email", "subject", "message_id", "ticket__reference", "ticket__email")
     list_select_related = ("ticket", "attached_message")
-    raw_id_fields = ("ticket", "attached_message", "attached_by")
+    autocomplete_fields = ("ticket", "attached_by")
+    raw_id_fields = ("attached_message",)  # thread messages have no admin list of their own
     readonly_fields = (
         "message_id",
         "transport",
@@ -736,7 +741,7 @@ class AssistantConversationAdmin(admin.ModelAdmin):
     list_filter = ("topic",)
     search_fields = ("key", "station_id", "email")
     list_select_related = ("user", "ticket")
-    raw_id_fields = ("user", "charger", "session", "ticket")
+    autocomplete_fields = ("user", "charger", "session", "ticket")
     readonly_fields = ("key", "messages", "details", "client_ip", "created_at", "updated_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -750,6 +755,8 @@ class SignInEmailChangeForm(UserChangeForm):
     """The user form that moves sign-in with the email: a host whose username is their email signs
     in with the new address once an agent changes it (toolkit.sign_in_name)."""
 
+    pending_email = ""  # a driver's new address, verified through allauth (save_model)
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if (
@@ -760,6 +767,12 @@ class SignInEmailChangeForm(UserChangeForm):
             return data
         old_email = str(self.initial.get("email") or "")
         new_email = str(data.get("email") or "")
+        if new_email and toolkit.uses_email_addresses(self.instance):
+            # A driver: the change goes through allauth's verification (SupportUserAdmin.save_model);
+            # the account keeps its address until the new one is confirmed.
+            self.pending_email = new_email
+            data["email"] = old_email
+            return data
         sign_in = toolkit.sign_in_name(
             username=str(self.initial.get("username") or ""),
             old_email=old_email,
@@ -786,3 +799,15 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class SupportUserAdmin(UserAdmin):
     form = SignInEmailChangeForm
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        pending = getattr(form, "pending_email", "")
+        if pending:
+            toolkit.agent_change_driver_email(request=request, account=obj, new_email=pending)
+            messages.info(
+                request,
+                f"A verification link was sent to {pending}; the email changes when the driver opens "
+                f"it, exactly as when they change it themselves. {form.initial.get('email')} was told "
+                "and signs in until then.",
+            )

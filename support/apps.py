@@ -11,7 +11,11 @@ class SupportConfig(AppConfig):
         from auditlog.registry import auditlog
         from django.apps import apps
 
-        from . import receivers  # noqa: F401 - connects the dashboard's findings
+        from backoffice.views import support_figures
+
+        from . import receivers  # connects the no-energy-reading receiver
+
+        support_figures.register(receivers.dashboard_support_figures)
 
         for label, options in (
             ("support.Ticket", {}),

@@ -10,11 +10,11 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from authorization.models import AuthorizationDecision
-from chargers.filters import chargers_with_state
 from chargers.models import Charger
+from chargers.web.filters import chargers_with_state
 
 from .assistant.diagnosis import Viewer, diagnose
+from .assistant.refusals import current_refusal_stations
 from .assistant.topics import Finding, Topic
 from .models import Ticket
 
@@ -32,19 +32,18 @@ def host_findings(
     user: Any, *, now: datetime | None = None, limit: int = MAX_CHARGERS
 ) -> list[ChargerFinding]:
     """Return the user's chargers that need attention (faulted, offline, refusing cards in the
-    last 24 h) with the assistant's facts about each, worst first."""
+    last 24 h that are still refused now) with the assistant's facts about each, worst first;
+    one sentence per card and reason, each with its time."""
     now = now or timezone.now()
     with_state = chargers_with_state(user)  # shared with the dashboard's own figures
     chargers = [charger for charger, _ in with_state]
     viewer = Viewer.for_user(user)
     states = {charger.pk: state for charger, state in with_state}
-    refused = set(
-        AuthorizationDecision.objects.filter(
-            station_id__in=[c.station_id for c in chargers],
-            created_at__gte=now - timedelta(hours=24),
-        )
-        .exclude(status="Accepted")
-        .values_list("station_id", flat=True)
+    # Only refusals still a problem now: not the ones whose card was whitelisted or has charged.
+    refused = current_refusal_stations(
+        [c for c in chargers if states[c.pk] == "online"],
+        since=now - timedelta(hours=24),
+        now=now,
     )
     order = {"faulted": 0, "offline": 1, "refused": 2}
     problems = []

@@ -69,3 +69,55 @@ def ticket_confirm_email(*, ticket_id: int) -> None:
 def tickets_set_status(*, ticket_ids: list[int], status: str) -> int:
     """Set the status of several tickets (an agent action in the admin)."""
     return Ticket.objects.filter(pk__in=ticket_ids).update(status=status)
+
+
+NO_ENERGY_READING = "no_energy_reading"
+FLAGGED_SESSIONS_MAX = 50
+
+
+@transaction.atomic
+def flag_session_without_energy_reading(*, session_id: int) -> Ticket | None:
+    """Flag for support a session that finished without any energy reading (its energy is
+    unknown and it was priced by time only): one open ticket per charger, which lists the
+    sessions, so a charger that never reports energy raises one ticket, not one per session."""
+    from chargers.models import ChargingSession
+
+    session = (
+        ChargingSession.objects.select_related("charger", "charger__property")
+        .filter(pk=session_id)
+        .first()
+    )
+    if session is None or not session.no_reading:
+        return None
+    charger = session.charger
+    ticket = (
+        Ticket.objects.select_for_update()
+        .filter(charger=charger, details__flag=NO_ENERGY_READING)
+        .exclude(status=Ticket.Status.RESOLVED)
+        .first()
+    )
+    if ticket is not None:
+        sessions = list(ticket.details.get("sessions") or [])
+        if session_id not in sessions:
+            ticket.details["sessions"] = [*sessions, session_id][-FLAGGED_SESSIONS_MAX:]
+            ticket.save(update_fields=["details", "updated_at"])
+        return ticket
+    prop = charger.property
+    return Ticket.objects.create(
+        topic=Ticket.Topic.OTHER,
+        source=Ticket.Source.ASSISTANT,
+        message=(
+            f"Charger {charger.station_id} finished session {session.transaction_id} without "
+            "reporting any energy reading, so its energy is unknown and it was priced by time "
+            "only. Check that the charger sends Energy.Active.Import.Register in its transaction "
+            "meter values (it is configured to when the organization's setting allows it)."
+        ),
+        station_id=charger.station_id,
+        charger=charger,
+        property=prop,
+        property_name=prop.name if prop else "",
+        organization=prop.organization if prop else None,
+        session=session,
+        occurred_at=session.stopped_at,
+        details={"flag": NO_ENERGY_READING, "sessions": [session_id]},
+    )

@@ -26,9 +26,9 @@ from authorization.models import TokenGroup
 from authorization.services import token_group_add_uid
 from billing.models import Payment, Refund, Subscription
 from billing.services import refund_issue
-from chargers import commands
+from chargers.devices import commands
+from chargers.devices.remote import operator_remote_start_sync
 from chargers.models import Charger, Command
-from chargers.remote import operator_remote_start_sync
 
 from .models import AssistantConversation, QuarantinedEmail, Ticket, TicketMessage
 
@@ -181,12 +181,14 @@ def ticket_refund(
         source=Refund.Source.SUPPORT,
         user=user,
         idempotency_key=f"ticket:{ticket.pk}:{payment.pk}:{amount}",
+        notify_payer=False,  # the confirmation below, threaded on the ticket, is the payer's mail
     )
     _note(
         ticket,
         user,
         f"Refunded {refund.amount} {payment.currency} of payment {payment.reference}: {reason}",
     )
+    payment.refresh_from_db()  # the refund's total, for the net amount in the email
     to = payment.email or ticket.email
     if to:
         body = render_to_string(
@@ -305,6 +307,42 @@ def _send(subject: str, body: str, to: str) -> None:
         logger.warning("Could not send %r to the customer", subject, exc_info=True)
 
 
+def uses_email_addresses(account: Any) -> bool:
+    """Whether the account signs in through allauth's addresses (a driver) rather than a username."""
+    from allauth.account.models import EmailAddress
+
+    return EmailAddress.objects.filter(user=account).exists()
+
+
+def agent_change_driver_email(*, request: Any, account: Any, new_email: str) -> None:
+    """Change a driver's email the way they would themselves (ACCOUNT_CHANGE_EMAIL): allauth adds
+    the new address and sends it a verification link; once confirmed it replaces the old one, allauth
+    tells the old address, and drivers.services.driver_email_changed moves receipts and plans. Until
+    then the old address still signs in, as in self-service. The old address hears of the request
+    now, so a change nobody asked for is caught."""
+    from allauth.account.models import EmailAddress
+
+    new_email = new_email.strip().lower()
+    old = str(account.email or "")
+    if EmailAddress.objects.filter(email__iexact=new_email).exclude(user=account).exists():
+        raise ValidationError({"email": "Another account already uses that email."})
+    from allauth.core import context
+
+    # allauth builds the link from its own request context (its middleware sets it for its views).
+    with context.request_context(request):
+        EmailAddress.objects.add_new_email(request, account, new_email)
+    if old:
+        transaction.on_commit(
+            lambda: _send(
+                "A change of your email was requested",
+                f"Hello,\n\nSupport started changing your account's email from {old} to {new_email}. "
+                f"It takes effect when the link sent to {new_email} is opened; until then {old} still "
+                "signs in.\nIf you did not ask for this, reply to this email at once.\n",
+                old,
+            )
+        )
+
+
 def sign_in_name(*, username: str, old_email: str, new_email: str) -> str:
     """Return the username an account should have once its email changes from `old_email`.
 
@@ -318,10 +356,14 @@ def sign_in_name(*, username: str, old_email: str, new_email: str) -> str:
 
 
 @transaction.atomic
-def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
+def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str, request: Any = None) -> int:
     """Move the verified customer's email to `new_email` everywhere it identifies them: payments,
     subscriptions, tickets, and a host's sign-in (username and email together, so sign-in moves
-    too). Notify the old address and confirm to the new one. Return the rows changed."""
+    too). Notify the old address and confirm to the new one. Return the rows changed.
+
+    A driver's account changes through allauth instead (agent_change_driver_email, the path of
+    their own change): nothing moves until they open the link sent to the new address. Return 0
+    then; `request` is the agent's (allauth builds the link from it)."""
     _require_verified(ticket)
     old = ticket.email
     new_email = new_email.strip()
@@ -333,6 +375,21 @@ def ticket_change_email(*, ticket: Ticket, user: Any, new_email: str) -> int:
         or users.filter(username__iexact=new_email).exists()
     ):
         raise ValidationError({"new_email": "Another account already uses that email."})
+    driver = next((a for a in users.filter(email__iexact=old) if uses_email_addresses(a)), None)
+    if driver is not None:
+        if request is None:
+            raise ValidationError({"new_email": "A driver's email changes from the admin page."})
+        try:
+            agent_change_driver_email(request=request, account=driver, new_email=new_email)
+        except ValidationError as exc:
+            raise ValidationError({"new_email": exc.messages}) from exc
+        _note(
+            ticket,
+            user,
+            f"Email change from {old} to {new_email} started: verification link sent to "
+            f"{new_email}, {old} told; it takes effect when the driver opens the link",
+        )
+        return 0
     changed = 0
     changed += Payment.objects.filter(email__iexact=old).update(email=new_email)
     changed += Subscription.objects.filter(email__iexact=old).update(email=new_email)

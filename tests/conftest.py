@@ -16,6 +16,10 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def pytest_configure(config):
+    # Scripted chargers expect the answers they ask for, not a GetConfiguration 0.2 s after
+    # their boot: the tests of energy reporting (tests/chargers/test_energy_reporting_16.py)
+    # turn it on.
+    settings.OCPP_ENERGY_CONFIG_AFTER_BOOT = False
     # CI must exercise PostgreSQL and Redis for real: fail loudly instead of skipping.
     if os.environ.get("REQUIRE_SERVICES") == "true":
         problems = []
@@ -99,7 +103,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _clean_caches():
     from django.core.cache import cache
 
-    from chargers.handshake_guard import guard
+    from chargers.connections.handshake_guard import guard
 
     cache.clear()
     guard._failures.clear()
@@ -109,7 +113,7 @@ def _clean_caches():
 @pytest.fixture(autouse=True)
 def _flush_message_log():
     """Detach the OCPP log writer from the test's event loop; tests that read the log flush it."""
-    from chargers.message_log import writer
+    from chargers.messagelog.log import writer
 
     yield
     writer._messages.clear()
@@ -203,7 +207,10 @@ def start_live_server(**env_overrides) -> LiveServer:
         "DEBUG": "true",
         "PORT": str(port),
         "SIMULATE": "0",
+        "OCPP_ENERGY_CONFIG_AFTER_BOOT": "false",  # as in-process (pytest_configure)
         "CONN_MAX_AGE": "0",
+        # The production shape: the bounded pool (the test process itself may run without it).
+        "DB_POOL": "true",
         "GUEST_START_TIMEOUT_S": os.environ.get("GUEST_START_TIMEOUT_S", "60"),
     }
     if settings.REDIS_URL:

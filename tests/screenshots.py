@@ -87,7 +87,7 @@ import asyncio
 from datetime import date, timedelta
 from backoffice.models import Property
 from chargers.models import Charger
-from chargers.simulator import SimulatedCharger
+from chargers.management.simulator import SimulatedCharger
 prop = Property.objects.get(name="Harbour View Garage")
 charger, _ = Charger.objects.get_or_create(station_id="GUEST-001", defaults={
     "property": prop, "name": "Visitor bay", "access_mode": "public",

@@ -3,6 +3,11 @@
 The server under test reaches PostgreSQL through it; `cut()` drops every open connection and
 refuses new ones (accept then close at once, like a database that went away), `restore()` lets
 them through again. PostgreSQL itself keeps running for everything else.
+
+`freeze()` makes the open connections half-open, as a silent network drop does: nothing is
+passed on in either direction any more and nobody is told (no FIN, no RST); what arrives is read
+and dropped. New connections go through. `closed_by_target` counts frozen connections the
+target closed since (e.g. a server that reaped the dead socket).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ class CuttableProxy:
         self.target = (target_host, target_port)
         self.cut_now = False
         self._writers: set[asyncio.StreamWriter] = set()
+        self._links: list[dict[str, bool]] = []  # one per open connection: {"frozen": ...}
+        self.closed_by_target = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         with socket.socket() as sock:
@@ -44,19 +51,30 @@ class CuttableProxy:
             writer.close()
             return
         self._writers |= {writer, up_writer}
+        link = {"frozen": False}
+        self._links.append(link)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, from_target: bool
+        ) -> None:
             try:
                 while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
+                    if not link["frozen"]:
+                        dst.write(data)
+                        await dst.drain()
+                if link["frozen"]:
+                    if from_target:
+                        self.closed_by_target += 1
+                    return  # the other side is never told
             except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
+                if link["frozen"] and from_target:
+                    self.closed_by_target += 1
+                    return
+            dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
         self._writers -= {writer, up_writer}
+        self._links.remove(link)
 
     def _drop_all(self) -> None:
         for writer in list(self._writers):
@@ -64,6 +82,13 @@ class CuttableProxy:
             if transport is not None:
                 transport.abort()
         self._writers.clear()
+
+    def freeze(self) -> None:
+        async def freeze_all() -> None:
+            for link in self._links:
+                link["frozen"] = True
+
+        asyncio.run_coroutine_threadsafe(freeze_all(), self._loop).result(5)
 
     def cut(self) -> None:
         self.cut_now = True

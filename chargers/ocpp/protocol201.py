@@ -15,7 +15,7 @@ from typing import Any
 import fastjsonschema
 import ocpp
 
-from .protocol import (
+from chargers.ocpp.protocol import (
     CALL,
     CALLERROR,
     CALLRESULT,

@@ -15,21 +15,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import fastjsonschema
 
-from chargers.storable import clean_text
-
-from .protocol import (
+from chargers.messagelog.storable import clean_text
+from chargers.ocpp.protocol import (
     OCCURENCE_CONSTRAINT_VIOLATION,
     TYPE_CONSTRAINT_VIOLATION,
     OcppError,
     parse_datetime,
 )
+from chargers.sessions.energy import exact_wh, number
 
 INT32_MAX = 2**31 - 1
-BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 ID_TAG_MAX = 36  # column size; the schema says 20, longer tags are kept up to 36 and flagged
 STOP_REASON_MAX = 20
 SAMPLE_FIELDS = {"measurand": 50, "phase": 10, "unit": 10, "context": 20, "location": 10}
@@ -61,7 +61,7 @@ class Reading:
     connector_id: int = 0
     transaction_id: int | None = None
     id_tag: str = ""
-    meter: int | None = None  # meterStart / meterStop in Wh
+    meter: Decimal | None = None  # meterStart / meterStop in Wh, exact
     timestamp: datetime | None = None
     reason: str = ""
     reservation_id: int | None = None
@@ -109,6 +109,26 @@ def _int_field(
         reading.violations.append(f"{name} {number} out of range {lo}..{hi}")
         return None
     return number
+
+
+def _meter_field(reading: Reading, payload: dict, name: str) -> Decimal | None:
+    """meterStart / meterStop in Wh. The schema says integer; a charger that sends its register
+    with decimals (1234.5, "1234.5") is taken exactly and flagged, never cut to an integer."""
+    if name not in payload:
+        return None
+    raw = payload[name]
+    value = number(raw)
+    if value is None or not value.is_finite():
+        reading.violations.append(f"{name} {str(raw)[:40]!r} is not a number: ignored")
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        reading.violations.append(f"{name} sent as {type(raw).__name__}")
+    wh = exact_wh(value)
+    if wh is None:
+        reading.violations.append(f"{name} {str(raw)[:40]} out of range")
+    elif wh != value:
+        reading.violations.append(f"{name} {str(raw)[:40]} has more decimals than kept")
+    return wh
 
 
 def _text(reading: Reading, payload: dict, name: str, limit: int) -> str:
@@ -206,10 +226,10 @@ def read_start(payload: dict, validator: Callable[[Any], Any], received: datetim
     if "idTag" not in payload:
         reading.violations.append("idTag missing")
     reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
-    meter = _int_field(reading, payload, "meterStart", BIGINT_MIN, BIGINT_MAX, required=False)
+    meter = _meter_field(reading, payload, "meterStart")
     if meter is None:
         reading.violations.append("meterStart unusable: 0 used")
-    reading.meter = meter if meter is not None else 0
+    reading.meter = meter if meter is not None else Decimal(0)
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
     reading.reservation_id = _int_field(
         reading, payload, "reservationId", -(2**31), INT32_MAX, required=False
@@ -225,9 +245,7 @@ def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime
     # We issue 1..INT32_MAX: anything else cannot be ours and becomes an orphan stop (id 0).
     transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=True)
     reading.transaction_id = transaction_id if transaction_id is not None else 0
-    reading.meter = _int_field(
-        reading, payload, "meterStop", BIGINT_MIN, BIGINT_MAX, required=False
-    )
+    reading.meter = _meter_field(reading, payload, "meterStop")
     if reading.meter is None:
         reading.violations.append("meterStop unusable: the last meter reading is used")
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)

@@ -6,26 +6,31 @@ the database pool (backoffice.db.run) and shape the answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 
-from authorization.decisions import Context, Decision, TokenFacts
-from authorization.models import Token
-from authorization.services import decide_live, decision_record
+from authorization.decisions import Context, Decision
+from authorization.services import decide_live
 from backoffice import db
-from chargers import connection_state, services, starts, stops
-from chargers.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
-from chargers.message_log import DatabaseUnavailable, MeterSample, writer
-from chargers.storable import clean_texts, clean_value
-
-from . import tolerant
-from .protocol import (
+from chargers.connections import state as connection_state
+from chargers.connections.background import spawn
+from chargers.devices import energy_config
+from chargers.messagelog.log import MeterSample, writer
+from chargers.messagelog.storable import clean_value
+from chargers.ocpp import tolerant
+from chargers.ocpp.common import (
+    Connection,
+    Handler,
+    decide,
+    durably,
+    storable_payload,
+)
+from chargers.ocpp.protocol import (
     PROPERTY_CONSTRAINT_VIOLATION,
     REQUEST_VALIDATORS,
     SECURITY_ERROR,
@@ -34,39 +39,20 @@ from .protocol import (
     parse_datetime,
     validate,
 )
+from chargers.sessions import closing, opening, services, starts
+
+if TYPE_CHECKING:
+    from chargers.connections.state import Booted
+    from chargers.models import Charger, ChargingSession
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Connection:
-    """What a handler knows about the charger on this socket."""
-
-    charger_id: int
-    station_id: str
-    connection_id: str
-    registration_status: str
-    events: list = field(default_factory=list)  # (connector_id, event dict) to publish live
-    # Set per CALL by the consumer / the handler:
-    received_at: datetime | None = None
-    # The frame's text holds nothing PostgreSQL cannot store (storable.may_need_cleaning), so
-    # its payload needs no clean_value walk before it is written as JSON.
-    received_clean: bool = False
-    violation: str = ""  # schema violation accepted on a transaction message
-    # (payload, its JSON) when a handler already wrote the received payload as JSON for a row of
-    # its own (a 2.0.1 TransactionEvent's event row): the log row reuses the text instead of
-    # dumping the same payload again. Only for the very object the consumer logs.
-    dumped: tuple[Any, str] | None = None
-
-    def publish(self, connector_id: int, **event) -> None:
-        self.events.append((connector_id, event))
-
-
-def _id_tag_info(decision) -> dict:
+def _id_tag_info(decision: Decision) -> dict:
     return {"status": str(decision.status)}
 
 
-# Messages answered from the journal while the database is unreachable (chargers.journal).
+# Messages answered from the journal while the database is unreachable (chargers.messagelog.journal).
 JOURNALED = {
     "StartTransaction",
     "StopTransaction",
@@ -83,60 +69,76 @@ _journaled_starts: OrderedDict[tuple, int] = OrderedDict()
 JOURNALED_STARTS_MAX = 10_000
 
 
-async def _journal(conn: Connection, action: str, payload: dict, unique_id: str, **extra) -> None:
-    await journal.append(
-        [
-            {
-                "kind": "call",
-                "action": action,
-                "charger_id": conn.charger_id,
-                "payload": payload,
-                "unique_id": unique_id,
-                "received_at": conn.received_at or timezone.now(),
-                **extra,
-            }
-        ]
-    )
-
-
-async def _durably(conn: Connection, action: str, payload: dict, unique_id: str, now, **extra):
-    """Run `now()` against the database; if it is unreachable (or a journal is being replayed,
-    to keep order), journal the message instead. Returns now()'s result, or None if journaled."""
-    attempt = 0
-    while not journal.engaged:
-        try:
-            return await now()
-        except DatabaseUnavailable as exc:
-            journal.engage(exc)
-            break
-        except Exception as exc:
-            if is_transient(exc) and attempt < TRANSIENT_RETRIES:
-                attempt += 1  # a deadlock rolled it all back: the database is there, run it again
-                continue
-            if not is_outage(exc):
-                raise
-            journal.engage(exc)
-            break
-    await _journal(conn, action, payload, unique_id, **extra)
-    return None
-
-
 async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     interval = settings.OCPP_HEARTBEAT_INTERVAL
 
-    async def now():
+    async def now() -> Booted:
         return await connection_state.boot(
             connection_state.Boot.from_payload(conn.charger_id, payload, interval)
         )
 
-    result = await _durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
+    result = await durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
     if result is not None:
         conn.registration_status, interval = result.status, result.interval
+        if conn.registration_status == "Accepted" and settings.OCPP_ENERGY_CONFIG_AFTER_BOOT:
+            # A follow-up: this answer goes out first (journaled boots: checked after the next).
+            spawn(_energy_reporting(conn.charger_id), "Configuring energy reporting")
     return {
         "status": conn.registration_status,
         "currentTime": format_datetime(timezone.now()),
         "interval": interval,
     }
+
+
+ENERGY_CONFIG_DELAY_S = 0.2
+
+
+async def _energy_reporting(charger_id: int) -> None:
+    """Check once that the charger samples the energy register in transactions (GetConfiguration
+    of MeterValuesSampledData / StopTxnSampledData) and add it where missing (ChangeConfiguration,
+    chargers.devices.energy_config). What it refuses, or keys it does not know, are logged and it is
+    not asked again; a charger offline or silent is asked after its next boot."""
+    from chargers.devices import commands
+    from chargers.models import Charger
+
+    await asyncio.sleep(ENERGY_CONFIG_DELAY_S)
+    try:
+        if not await db.run(services.energy_reporting_16_due, charger_id=charger_id):
+            return
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        problems = await _energy_reporting_set(charger)
+        await db.run(services.energy_reporting_16_checked, charger_id=charger_id)
+    except (commands.ChargerOffline, commands.CommandTimeout):
+        return
+    except Exception:
+        logger.exception("Could not configure energy reporting of charger %s", charger_id)
+        return
+    if problems:
+        logger.warning(
+            "Charger %s cannot be set to report its energy register: %s",
+            charger.station_id,
+            "; ".join(problems),
+        )
+
+
+async def _energy_reporting_set(charger: Charger) -> list[str]:
+    from chargers.devices import commands
+    from chargers.models import Command
+
+    asked = await commands.send_command(
+        charger, "GetConfiguration", {"key": list(energy_config.KEYS_16)}, source="csms"
+    )
+    if asked.status != Command.Status.ANSWERED:
+        return [f"GetConfiguration answered a CALLERROR ({asked.error or 'no details'})"]
+    response = asked.response if isinstance(asked.response, dict) else {}
+    keys = response.get("configurationKey") or []
+    keys = [entry for entry in keys if isinstance(entry, dict)] if isinstance(keys, list) else []
+    changed: dict[str, str] = {}
+    for change in energy_config.change_configuration_16(keys):
+        command = await commands.send_command(charger, "ChangeConfiguration", change, source="csms")
+        answered = command.status == Command.Status.ANSWERED
+        changed[change["key"]] = command.result_status if answered else "a CALLERROR"
+    return energy_config.problems_16(keys, changed)
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -153,7 +155,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
         )
     timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
 
-    async def now():
+    async def now() -> bool:
         await connection_state.status(
             connection_state.StatusChange(
                 charger_id=conn.charger_id,
@@ -167,7 +169,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
         )
         return True
 
-    await _durably(conn, "StatusNotification", payload, unique_id, now)
+    await durably(conn, "StatusNotification", payload, unique_id, now)
     conn.publish(
         payload["connectorId"],
         kind="status",
@@ -177,43 +179,8 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
     return {}
 
 
-async def _decide(
-    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
-) -> tuple[Decision, tuple[Token, TokenFacts] | None]:
-    """Decide on a card at this charger and record the decision; return it with the card found
-    (2.0.1 answers the card's group and opens the session with it). Two trips to the database
-    pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
-    decision, record, token = await _decide_unrecorded(
-        conn, id_tag, context, connector_id, unique_id
-    )
-    await db.run(decision_record, **record)
-    return decision, token
-
-
-async def _decide_unrecorded(
-    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
-) -> tuple[Decision, dict, tuple[Token, TokenFacts] | None]:
-    """`_decide` without recording: the decision, its record (`decision_record`'s arguments, for
-    the caller to store with what it opens) and the card found."""
-    facts, location_id, token = await starts.decision_inputs(
-        charger_id=conn.charger_id,
-        connector_id=connector_id,
-        id_tag=id_tag,
-    )
-    decision, record = await decide_live(
-        uid=id_tag,
-        charger=facts,
-        context=context,
-        token=token,
-        location_id=location_id,
-        connector_id=connector_id,
-        ocpp_unique_id=unique_id,
-    )
-    return decision, record, token
-
-
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
-    decision, _ = await _decide(conn, payload["idTag"], Context.LOCAL, None, unique_id)
+    decision, _ = await decide(conn, payload["idTag"], Context.LOCAL, None, unique_id)
     return {"idTagInfo": _id_tag_info(decision)}
 
 
@@ -225,19 +192,23 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
     facts = (conn.charger_id, reading.connector_id, reading.id_tag, reading.meter, started_at)
     # Drawn before any write, so a start journaled after an ambiguous failure keeps its id.
     transaction_id = _journaled_starts.get(facts) or services.new_transaction_id()
+    # read_start puts 0 in for an unusable meterStart.
+    assert reading.meter is not None
+    meter_start = reading.meter
 
-    async def now():
+    async def now() -> tuple[ChargingSession, bool]:
         # Two round trips: read everything the decision needs, then record the decision and
         # the session in one transaction (the MSP, if it must be asked, in between).
         prepared = await starts.start_prepare(
             charger_id=conn.charger_id,
             connector_id=reading.connector_id,
             id_tag=reading.id_tag,
-            meter_start=reading.meter,
+            meter_start=meter_start,
             started_at=started_at,
         )
         if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
             return prepared.repeat, False
+        assert prepared.charger is not None  # start_prepare reads it whenever it is no repeat
         decision, record = await decide_live(
             uid=reading.id_tag,
             charger=prepared.charger,
@@ -249,12 +220,12 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
         )
         # Never refuse a transaction message (OCPP 1.6 §3.7): record it whatever the decision;
         # the charger stops a session whose idTagInfo is not Accepted.
-        session = await starts.session_start(
-            starts.OpenRequest(
+        session = await opening.session_start(
+            opening.OpenRequest(
                 charger_id=conn.charger_id,
                 connector_id=reading.connector_id,
                 id_tag=reading.id_tag,
-                meter_start=reading.meter,
+                meter_start=meter_start,
                 started_at=started_at,
                 transaction_id=transaction_id,
                 id_tag_status=str(decision.status),
@@ -265,7 +236,7 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
         )
         return session, True
 
-    result = await _durably(
+    result = await durably(
         conn,
         "StartTransaction",
         payload,
@@ -293,12 +264,15 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
     received = conn.received_at or timezone.now()
     reading = tolerant.read_stop(payload, REQUEST_VALIDATORS["StopTransaction"], received)
     conn.violation = reading.violation
+    # read_stop puts 0 (no transaction of ours: an orphan stop) in for an unusable transactionId.
+    assert reading.transaction_id is not None
+    transaction_id = reading.transaction_id
 
-    async def now():
-        session = await stops.stop(
-            stops.StopRequest(
+    async def now() -> tuple[ChargingSession | None]:
+        session = await closing.stop(
+            closing.StopRequest(
                 charger_id=conn.charger_id,
-                transaction_id=reading.transaction_id,
+                transaction_id=transaction_id,
                 meter_stop=reading.meter,
                 stopped_at=reading.timestamp or received,
                 reason=reading.reason,
@@ -310,7 +284,7 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
         )
         return (session,)
 
-    result = await _durably(conn, "StopTransaction", payload, unique_id, now)
+    result = await durably(conn, "StopTransaction", payload, unique_id, now)
     if result is not None and result[0] is not None:
         conn.publish(
             result[0].connector_id, kind="stopped", transaction_id=result[0].transaction_id
@@ -363,12 +337,12 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
             if not sample.phase:
                 latest[sample.measurand] = f"{sample.value} {sample.unit}".strip()
 
-    async def now():
+    async def now() -> bool:
         # Answered only once the samples are committed (group commit, every few ms).
         await writer.store_meter_samples(samples)
         return True
 
-    await _durably(conn, "MeterValues", payload, unique_id, now)
+    await durably(conn, "MeterValues", payload, unique_id, now)
     if transaction_id is not None:
         conn.publish(connector_id, kind="meter", transaction_id=transaction_id, values=latest)
     return {}
@@ -387,7 +361,7 @@ async def firmware_status_notification(conn: Connection, payload: dict, unique_i
     return {}
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
     "StatusNotification": status_notification,
@@ -418,13 +392,6 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
     return await handler(conn, storable_payload(conn, payload), unique_id)
 
 
-def storable_payload(conn: Connection, payload: dict) -> dict:
-    """The payload as the domain may store and look it up: a frame holding text PostgreSQL
-    refuses (NUL, lone surrogates) has it escaped once here, after validation, so no handler,
-    card lookup or report store meets it. The log keeps the frame as sent (message_log)."""
-    return payload if conn.received_clean else clean_texts(payload)
-
-
-from .v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402
+from chargers.ocpp.v16_security import HANDLERS as _SECURITY_HANDLERS  # noqa: E402
 
 HANDLERS.update(_SECURITY_HANDLERS)

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from backoffice import db
-from chargers import pki, security_config, services
-from chargers.background import spawn
-
-from .protocol import parse_datetime
+from chargers.connections.background import spawn
+from chargers.ocpp.protocol import parse_datetime
+from chargers.security import config as security_config
+from chargers.security import pki
+from chargers.security import services as security_services
 
 if TYPE_CHECKING:
-    from .v16 import Connection
+    from chargers.ocpp.common import Connection
 
 logger = logging.getLogger(__name__)
 security_log = logging.getLogger("chargers.security")
@@ -44,7 +45,7 @@ def _timestamp(value: str) -> datetime:
 async def security_event_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     # A04.FR.03: always an empty CALLRESULT; the event is stored once even if sent again.
     await db.run(
-        services.security_event_record,
+        security_services.security_event_record,
         charger_id=conn.charger_id,
         event_type=payload["type"],
         timestamp=_timestamp(payload["timestamp"]),
@@ -67,7 +68,7 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
     except pki.CsrRejected as exc:
         security_log.warning("SignCertificate of %s rejected: %s", conn.station_id, exc)
         await db.run(
-            services.security_event_record,
+            security_services.security_event_record,
             charger_id=conn.charger_id,
             event_type="InvalidCsr",
             timestamp=timezone.now(),
@@ -76,7 +77,7 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
         )
         return {"status": "Rejected"}
     certificate_id = await db.run(
-        services.charger_certificate_record, charger_id=conn.charger_id, issued=issued
+        security_services.charger_certificate_record, charger_id=conn.charger_id, issued=issued
     )
     # A follow-up CALL: the handler must return (and its answer go out) first.
     spawn(
@@ -87,7 +88,7 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
 
 
 async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None:
-    from chargers import commands
+    from chargers.devices import commands
     from chargers.models import Charger
 
     await asyncio.sleep(CERTIFICATE_DELIVERY_DELAY_S)
@@ -108,7 +109,7 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
         logger.exception("Could not send CertificateSigned to charger %s", charger_id)
         delivery = "failed"
     await db.run(
-        services.charger_certificate_delivered,
+        security_services.charger_certificate_delivered,
         certificate_id=certificate_id,
         command_id=command_id,
         delivery=delivery,
@@ -117,7 +118,7 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
 
 async def log_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services.operation_status_record,
+        security_services.operation_status_record,
         charger_id=conn.charger_id,
         kind="log",
         request_id=payload.get("requestId"),
@@ -130,7 +131,7 @@ async def signed_firmware_status_notification(
     conn: Connection, payload: dict, unique_id: str
 ) -> dict:
     await db.run(
-        services.operation_status_record,
+        security_services.operation_status_record,
         charger_id=conn.charger_id,
         kind="firmware",
         request_id=payload.get("requestId"),

@@ -3,8 +3,8 @@
 Same shape as chargers.ocpp.v16 (a Connection and `handle_call`), same rules: handlers hold no
 rules and no ORM, they translate OCPP 2.0.1 field names to the domain's words, call a service
 through the database pool (backoffice.db.run) and shape the answer. Durability is the 1.6
-path's: what is journaled during a database outage (chargers.journal) is answered from the
-journal and replayed later (v16._durably); BootNotification, StatusNotification and MeterValues
+path's: what is journaled during a database outage (chargers.messagelog.journal) is answered from the
+journal and replayed later (chargers.ocpp.common.durably); BootNotification, StatusNotification and MeterValues
 are journaled in the domain's (1.6-shaped) words so the existing replay stores them.
 """
 
@@ -25,18 +25,17 @@ from django.utils import timezone
 from authorization.decisions import Context
 from authorization.services import decision_record
 from backoffice import db
-from chargers import connection_state, services, services_v201, starts_v201
-from chargers.background import spawn
-from chargers.batching import Coalescer
-from chargers.journal import is_outage
-from chargers.message_log import MeterSample, writer
-from chargers.ocpp.tolerant import INT32_MAX
-from chargers.storable import clean_value
-
-from . import v16, v16_security
-from . import v201_transactions as tx
-from .protocol import format_datetime, parse_datetime
-from .protocol201 import (
+from chargers.connections import state as connection_state
+from chargers.connections.background import spawn
+from chargers.connections.batching import Coalescer
+from chargers.devices import variables
+from chargers.messagelog.journal import is_outage
+from chargers.messagelog.log import MeterSample, writer
+from chargers.messagelog.storable import clean_value
+from chargers.ocpp import common, v16_security
+from chargers.ocpp import v201_transactions as tx
+from chargers.ocpp.protocol import format_datetime, parse_datetime
+from chargers.ocpp.protocol201 import (
     NOT_SUPPORTED,
     PROPERTY_CONSTRAINT_VIOLATION,
     REQUEST_VALIDATORS,
@@ -45,7 +44,11 @@ from .protocol201 import (
     id_token_status,
     validate,
 )
-from .v201_transactions import read_meter_values
+from chargers.ocpp.tolerant import INT32_MAX
+from chargers.ocpp.v201_transactions import read_meter_values
+from chargers.security import services as security_services
+from chargers.sessions import services
+from chargers.sessions import transactions as services_v201
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ class Steady:
 
 
 @dataclass
-class Connection(v16.Connection):
+class Connection(common.Connection):
     """What a handler knows about the 2.0.1 charger on this socket."""
 
     ocpp_version: str = VERSION
@@ -254,7 +257,7 @@ def _timestamp(value: Any, default: datetime) -> datetime:
 async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     station = payload.get("chargingStation") or {}
     modem = station.get("modem") or {}
-    # The domain's words for what the station says about itself (chargers.services.charger_boot).
+    # The domain's words for what the station says about itself (chargers.connections.state.charger_boot).
     facts = {
         "chargePointVendor": station.get("vendorName", ""),
         "chargePointModel": station.get("model", ""),
@@ -269,7 +272,9 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
             connection_state.Boot.from_payload(conn.charger_id, facts, interval)
         )
 
-    result = await v16._durably(conn, "BootNotification", facts, unique_id, now, interval=interval)
+    result = await common.durably(
+        conn, "BootNotification", facts, unique_id, now, interval=interval
+    )
     known = False  # journaled (database unreachable): not known, the follow-up asks later
     if result is not None:
         conn.registration_status, interval, known = result
@@ -287,9 +292,9 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
 
 
 async def _base_report_if_unknown(charger_id: int) -> None:
-    from chargers import commands
+    from chargers.devices import commands
+    from chargers.devices.remote import new_request_id
     from chargers.models import Charger
-    from chargers.remote import new_request_id
 
     await asyncio.sleep(BASE_REPORT_DELAY_S)
     try:
@@ -346,7 +351,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
         )
         return True
 
-    await v16._durably(conn, "StatusNotification", facts, unique_id, now)
+    await common.durably(conn, "StatusNotification", facts, unique_id, now)
     conn.publish(evse_id, kind="status", status=status, error_code="NoError")
     return {}
 
@@ -356,7 +361,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
     token = payload["idToken"]
-    decision, card = await v16._decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
+    decision, card = await common.decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
     status = id_token_status(str(decision.status), decision.reason)
     return {
         "idTokenInfo": await _id_token_info(
@@ -439,7 +444,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
                 )
                 answer = id_token_status(answer)
             else:
-                decision, record, card = await v16._decide_unrecorded(
+                decision, record, card = await common.decide_unrecorded(
                     conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
                 )
                 group = card[1].parent_id_tag if card else ""
@@ -449,9 +454,9 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
         # charger stops a transaction whose idTokenInfo is not Accepted (E05).
         if event.event_type == "Started" and our_id is not None:
-            # Opened in a batch with other chargers' (chargers.starts_v201), with its decision.
-            outcome = await starts_v201.started(
-                starts_v201.StartedRequest(
+            # Opened in a batch with other chargers' (services_v201.started_batched), with its decision.
+            outcome = await services_v201.started(
+                services_v201.StartedRequest(
                     charger_id=conn.charger_id,
                     event=event,
                     payload=payload,
@@ -496,7 +501,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             )
         return outcome, answer, group
 
-    result = await v16._durably(
+    result = await common.durably(
         conn,
         "TransactionEvent",
         payload,
@@ -590,7 +595,7 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
         await writer.store_meter_samples(samples)
         return True
 
-    await v16._durably(conn, "MeterValues", facts, unique_id, now)
+    await common.durably(conn, "MeterValues", facts, unique_id, now)
     return {}
 
 
@@ -599,17 +604,40 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
 
 async def notify_report(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services_v201.device_report_store,
+        variables.device_report_store,
         charger_id=conn.charger_id,
         report_data=payload.get("reportData") or [],
         generated_at=_timestamp(payload.get("generatedAt"), timezone.now()),
     )
+    if not payload.get("tbc"):  # the report's last part: the device model is complete
+        spawn(_energy_reporting(conn.charger_id), "Configuring energy reporting")
     return {}
+
+
+async def _energy_reporting(charger_id: int) -> None:
+    """Set the charger to include the energy register in its transaction measurands when its
+    device model shows it does not (chargers.devices.energy_config); the answer is stored in the device
+    model (commands._device_model_update), so an accepted change is not sent again."""
+    from chargers.devices import commands
+    from chargers.models import Charger
+
+    try:
+        data = await db.run(variables.energy_reporting_changes, charger_id=charger_id)
+        if not data:
+            return
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        await commands.send_command(
+            charger, "SetVariables", {"setVariableData": data}, source="csms"
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout):
+        pass
+    except Exception:
+        logger.exception("Could not configure energy reporting of charger %s", charger_id)
 
 
 async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services_v201.charger_events_store,
+        variables.charger_events_store,
         charger_id=conn.charger_id,
         event_data=payload["eventData"],
     )
@@ -625,7 +653,7 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
 
 async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
-        services.operation_status_record,
+        security_services.operation_status_record,
         charger_id=conn.charger_id,
         kind="firmware",
         request_id=payload.get("requestId"),
@@ -638,7 +666,7 @@ async def firmware_status_notification(conn: Connection, payload: dict, unique_i
 
 
 async def reservation_status_update(conn: Connection, payload: dict, unique_id: str) -> dict:
-    from chargers import reservations
+    from chargers.devices import reservations
 
     # H01.FR.16/17, H04: the charger ended a reservation (expired, or its EVSE became unusable).
     await db.run(
@@ -654,7 +682,7 @@ async def reservation_status_update(conn: Connection, payload: dict, unique_id: 
 
 
 async def _store_notice(conn: Connection, action: str, payload: dict) -> None:
-    from chargers import smart_charging
+    from chargers.devices import smart_charging
 
     await db.run(
         smart_charging.notice_store, charger_id=conn.charger_id, action=action, payload=payload
@@ -675,7 +703,7 @@ def notice(action: str) -> Handler:
 
 
 async def report_charging_profiles(conn: Connection, payload: dict, unique_id: str) -> dict:
-    from chargers import smart_charging
+    from chargers.devices import smart_charging
 
     await db.run(smart_charging.profiles_report_store, charger_id=conn.charger_id, payload=payload)
     return {}
@@ -696,7 +724,7 @@ async def notify_ev_charging_schedule(conn: Connection, payload: dict, unique_id
 
 
 async def notify_monitoring_report(conn: Connection, payload: dict, unique_id: str) -> dict:
-    from chargers import monitoring
+    from chargers.devices import monitoring
 
     await db.run(monitoring.monitoring_report_store, charger_id=conn.charger_id, payload=payload)
     await _store_notice(conn, "NotifyMonitoringReport", payload)
@@ -763,4 +791,4 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
     conn.violation = ""
     if action not in LENIENT:
         validate(REQUEST_VALIDATORS[action], payload)
-    return await handler(conn, v16.storable_payload(conn, payload), unique_id)
+    return await handler(conn, common.storable_payload(conn, payload), unique_id)

@@ -2,7 +2,7 @@
 
 The portal, the admin, the guest flow and the API send remote start/stop, reset, unlock,
 availability, cache and trigger commands by their 1.6 names and payloads. For a charger that
-speaks 2.0.1, chargers.commands translates them here (part 2: F01/F03 RequestStart/Stop,
+speaks 2.0.1, chargers.devices.commands translates them here (part 2: F01/F03 RequestStart/Stop,
 B11/B12 Reset, F05 UnlockConnector, G03 ChangeAvailability, C11 ClearCache, F06 TriggerMessage,
 H01 ReserveNow),
 so no caller needs to know the charger's protocol. 2.0.1 actions pass through unchanged.
@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from .protocol import OcppError
-from .protocol201 import CSMS_ACTIONS, PROPERTY_CONSTRAINT_VIOLATION
+from chargers.ocpp.protocol import OcppError
+from chargers.ocpp.protocol201 import CSMS_ACTIONS, PROPERTY_CONSTRAINT_VIOLATION
 
 # 1.6 action -> the 2.0.1 action it becomes.
 TRANSLATED = {

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .protocol import OcppError, parse_datetime
-from .protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION, PROPERTY_CONSTRAINT_VIOLATION
+from chargers.ocpp.protocol import OcppError, parse_datetime
+from chargers.ocpp.protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION, PROPERTY_CONSTRAINT_VIOLATION
 
 TX_PROFILE = "TxProfile"
 TX_DEFAULT = "TxDefaultProfile"
@@ -182,7 +182,7 @@ def simple_limit_profile(
     duration_s: int | None = None,
 ) -> dict[str, Any]:
     """Return an Absolute profile with one period: `limit` (A or W) from `start` (the portal's form)."""
-    from .protocol import format_datetime
+    from chargers.ocpp.protocol import format_datetime
 
     schedule: dict[str, Any] = {
         "id": profile_id,

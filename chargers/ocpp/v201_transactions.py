@@ -21,10 +21,12 @@ from typing import Any
 
 import fastjsonschema
 
-from ..storable import clean_text
-from .protocol import OcppError, parse_datetime
-from .protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION
-from .tolerant import BIGINT_MAX, MeterReading, Sample
+from chargers.messagelog.storable import clean_text
+from chargers.ocpp.protocol import OcppError, parse_datetime
+from chargers.ocpp.protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION
+from chargers.ocpp.tolerant import MeterReading, Sample
+from chargers.sessions.energy import register_wh as _register
+from chargers.sessions.rules import meter_stop_floor
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 TRANSACTION_ID_MAX = 36
@@ -198,28 +200,19 @@ def last_energy_reading_at(event: TxEvent) -> datetime | None:
     return max(times) if times else None
 
 
-def register_wh(reading: MeterReading) -> int | None:
-    """The energy import register of a reading in Wh (phase-less sample), if it has one."""
+def register_wh(reading: MeterReading) -> Decimal | None:
+    """The energy import register of a reading in Wh (phase-less sample), if it has one: exact,
+    decimals and kWh included (chargers.sessions.energy)."""
     for sample in reading.samples:
         if sample.measurand != ENERGY_REGISTER or sample.phase:
             continue
-        try:
-            value = Decimal(sample.value)
-        except (InvalidOperation, ValueError):
-            continue
-        if not value.is_finite():
-            continue
-        if sample.unit.lower() == "kwh":
-            value *= 1000
-        if (
-            abs(value) > BIGINT_MAX
-        ):  # no meter holds that; a session's meter fields could not either
-            continue
-        return int(value)
+        wh = _register(sample.value, sample.unit)
+        if wh is not None:
+            return wh
     return None
 
 
-def end_register_wh(event: TxEvent) -> int | None:
+def end_register_wh(event: TxEvent) -> Decimal | None:
     """The energy register (Wh) of the event's latest reading that has one, as `fold` orders
     readings (by the charger's time; of equal times, the later in the message). For an Ended
     whose readings are all newer than any stored one this is where the transaction ended."""
@@ -239,10 +232,12 @@ class TxState:
     """A transaction as all its events so far describe it."""
 
     started_at: datetime
-    meter_start_wh: int
+    # None: no event carried an energy register reading (yet); at the end, "no reading
+    # reported", never 0 kWh.
+    meter_start_wh: Decimal | None
     ended: bool
     stopped_at: datetime | None
-    meter_stop_wh: int | None
+    meter_stop_wh: Decimal | None
     stop_reason: str
     id_token: str
     id_token_type: str
@@ -268,7 +263,7 @@ def fold(events: Iterable[TxEvent]) -> TxState:
     ended = next((e for e in ordered if e.event_type == "Ended"), None)
     # Every register reading, by the charger's time (then seqNo): the first is where the
     # transaction started, the last where it ended, whichever message carried them.
-    registers: list[tuple[datetime, int, int]] = []
+    registers: list[tuple[datetime, int, Decimal]] = []
     for event in ordered:
         for reading in event.meter_values:
             wh = register_wh(reading)
@@ -281,7 +276,7 @@ def fold(events: Iterable[TxEvent]) -> TxState:
             (register_wh(r) for r in started.meter_values if register_wh(r) is not None), None
         )
     meter_start = (
-        start_register if start_register is not None else (registers[0][2] if registers else 0)
+        start_register if start_register is not None else (registers[0][2] if registers else None)
     )
     started_at = started.timestamp if started is not None else min(e.timestamp for e in ordered)
     id_token = next((e.id_token for e in ordered if e.id_token), "")
@@ -292,8 +287,8 @@ def fold(events: Iterable[TxEvent]) -> TxState:
     stop_id_token = ""
     if ended is not None:
         stopped_at = ended.timestamp
-        last = registers[-1][2] if registers else meter_start
-        meter_stop = max(last, meter_start)
+        # Never below its start; none when no event carried a reading (chargers.sessions.rules).
+        meter_stop = meter_stop_floor(registers[-1][2] if registers else None, meter_start)
         # E06: stoppedReason is left out when it is "Local".
         stop_reason = (
             next((e.stopped_reason for e in reversed(ordered) if e.stopped_reason), "") or "Local"

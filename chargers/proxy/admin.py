@@ -30,7 +30,7 @@ class BackofficeAdminForm(forms.ModelForm):
         charger = data.get("charger")
         if charger is not None and self.errors == {}:
             try:  # validate with the service's rules before save_model runs it
-                services._clean(
+                services.backoffice_clean(
                     charger,
                     name=data.get("name", ""),
                     url=data.get("url", ""),
@@ -49,7 +49,7 @@ class BackofficeAdmin(admin.ModelAdmin):
     list_filter = ["role", "status"]
     search_fields = ["name", "charger__station_id", "url"]
     list_select_related = ["charger"]
-    raw_id_fields = ["charger"]
+    autocomplete_fields = ["charger"]
     readonly_fields = ["status", "last_error", "connected_at", "disconnected_at", "last_message_at"]
 
     def save_model(self, request: HttpRequest, obj: Backoffice, form: Any, change: bool) -> None:

@@ -17,11 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.selectors import can_edit
+from backoffice.tenancy import can_write
 from chargers.models import Charger
 from chargers.proxy import rules, services
 from chargers.proxy.models import Backoffice
-from chargers.selectors import charger_for_user
+from chargers.web.selectors import charger_for_user
 
 
 class BackofficeSerializer(serializers.Serializer):
@@ -47,8 +47,8 @@ class BackofficeSerializer(serializers.Serializer):
     )
     status = serializers.CharField(read_only=True)
     last_error = serializers.CharField(read_only=True)
-    connected_at = serializers.DateTimeField(read_only=True)
-    last_message_at = serializers.DateTimeField(read_only=True)
+    connected_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    last_message_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     def to_representation(self, instance: Backoffice) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -63,7 +63,7 @@ def _charger(request: Request, station_id: str, *, write: bool) -> Charger:
     charger = charger_for_user(request.user, station_id)
     if charger is None:
         raise Http404
-    if write and not can_edit(request.user, charger.organization_id):
+    if write and not can_write(request.user, charger.organization_id):
         raise PermissionDenied("Your role in this organization is read-only.")
     return charger
 

@@ -19,12 +19,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import websockets
 from django.utils import timezone
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from backoffice import db
-from chargers.message_log import writer
+from backoffice import db, outbound
+from chargers.messagelog.log import writer
 from chargers.ocpp import protocol
 from chargers.proxy import rules, services
 from chargers.proxy.services import Queued, UpstreamConfig
@@ -189,9 +188,11 @@ class UpstreamLink:
                 self.status = "connecting"
             await self._state("connecting")
             try:
-                self.ws = await websockets.connect(
+                # The outbound guard refuses a private address before any connection is made
+                # (no port scan through the error) and connects to the address it checked.
+                self.ws = await outbound.ws_connect(
                     f"{self.config.url}/{self.side.station_id}",
-                    subprotocols=[self.side.subprotocol],  # type: ignore[list-item]
+                    subprotocols=[self.side.subprotocol],
                     additional_headers=self._auth_headers(),
                     open_timeout=10,
                     ping_interval=None,
@@ -207,8 +208,10 @@ class UpstreamLink:
                 await self._down(f"{self.name} {why}", delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                await self._down(f"Could not connect: {exc.__class__.__name__}: {exc}"[:300], delay)
+            except (OSError, TimeoutError, WebSocketException, outbound.OutboundBlocked) as exc:
+                # Plain words for the host, never the exception's text (it is logged).
+                logger.info("Link %s -> %s: %r", self.side.station_id, self.name, exc)
+                await self._down(outbound.failure_words(exc, "the backoffice")[:300], delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             delay = BACKOFF_FIRST_S

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision
+from backoffice import outbound
 from backoffice.sealed import seal, unseal
 from chargers.models import Charger, ChargingSession
 from chargers.proxy import rules
@@ -34,7 +35,7 @@ MAX_BACKOFFICES_PER_CHARGER = 5  # each is a socket kept open by us for the char
 
 def _notify_consumer(charger_id: int) -> None:
     """Tell the process holding the charger's socket to reload its upstreams (no-op if offline)."""
-    from chargers.commands import command_group
+    from chargers.devices.commands import command_group
 
     def send() -> None:
         try:
@@ -49,7 +50,7 @@ def _notify_consumer(charger_id: int) -> None:
     transaction.on_commit(send)
 
 
-def _clean(
+def backoffice_clean(
     charger: Charger, *, name: str, url: str, role: str, allowed_actions: list[str]
 ) -> tuple[str, str]:
     errors: dict[str, str] = {}
@@ -59,8 +60,13 @@ def _clean(
         errors["name"] = "Give the backoffice a name hosts will recognise."
     try:
         upstream_url_validator(url)
+        # Server-side request forgery: never a private, loopback or link-local address unless
+        # staff allow-listed it (checked again at every connection, backoffice.outbound).
+        outbound.check_url(url, schemes=outbound.WS_SCHEMES, unresolvable_ok=True)
     except ValidationError as exc:
         errors["url"] = exc.messages[0]
+    except outbound.OutboundBlocked as exc:
+        errors["url"] = exc.say("the backoffice")
     if url.endswith("/" + charger.station_id):
         errors["url"] = "Give the base URL: the station id is appended to it, as chargers do."
     if role not in (Backoffice.Role.LEADER, Backoffice.Role.FOLLOWER):
@@ -96,7 +102,9 @@ def backoffice_save(
     previous Leader. `password` None keeps the stored one; "" removes it. Raises ValidationError."""
     if allowed_actions is None:
         allowed_actions = list(backoffice.allowed_actions) if backoffice is not None else []
-    name, url = _clean(charger, name=name, url=url, role=role, allowed_actions=allowed_actions)
+    name, url = backoffice_clean(
+        charger, name=name, url=url, role=role, allowed_actions=allowed_actions
+    )
     charger = Charger.objects.select_for_update().get(pk=charger.pk)  # one writer per charger's set
     others = Backoffice.objects.filter(charger=charger)
     if backoffice is not None:

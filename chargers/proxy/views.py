@@ -11,15 +11,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from backoffice.templatetags.when import when_seconds
 from chargers.proxy import services
 from chargers.proxy.forms import BackofficeForm, LeaderTimeoutForm
 from chargers.proxy.models import Backoffice
-from chargers.views import _charger_or_404, _tab_context
+from chargers.web.views import charger_or_404, tab_context
 
 
 def _editable(request: HttpRequest, station_id: str):  # type: ignore[no-untyped-def]
-    charger = _charger_or_404(request.user, station_id)
-    context = _tab_context(request, charger, "proxy")
+    charger = charger_or_404(request.user, station_id)
+    context = tab_context(request, charger, "proxy")
     if request.method == "POST" and not context["can_edit"]:
         raise PermissionDenied("Your role in this organization is read-only.")
     return charger, context
@@ -80,7 +81,7 @@ def charger_proxy(request: HttpRequest, station_id: str) -> HttpResponse:
 @login_required
 def charger_proxy_state(request: HttpRequest, station_id: str) -> JsonResponse:
     """The live connection state the Proxy tab refreshes every few seconds."""
-    charger = _charger_or_404(request.user, station_id)
+    charger = charger_or_404(request.user, station_id)
     charger.refresh_from_db()
     return JsonResponse(
         {
@@ -93,6 +94,8 @@ def charger_proxy_state(request: HttpRequest, station_id: str) -> JsonResponse:
                     "last_message_at": r["last_message_at"].isoformat()
                     if r["last_message_at"]
                     else None,
+                    # As the page writes it: the location's zone, named (issue 35 item 6).
+                    "last_message_text": when_seconds(r["last_message_at"], charger),
                 }
                 for r in _rows(charger)
             ]

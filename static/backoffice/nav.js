@@ -23,6 +23,24 @@
       button.focus();
     }
   });
+  // Menu groups: one open at a time; a click elsewhere or Escape closes them.
+  var groups = Array.prototype.slice.call(nav.querySelectorAll("details.navgroup"));
+  var closeGroups = function (except) {
+    groups.forEach(function (g) { if (g !== except) { g.open = false; } });
+  };
+  groups.forEach(function (g) {
+    g.addEventListener("toggle", function () { if (g.open) { closeGroups(g); } });
+  });
+  document.addEventListener("click", function (event) {
+    if (!nav.contains(event.target)) { closeGroups(null); }
+  });
+  document.addEventListener("keydown", function (event) {
+    var open = groups.filter(function (g) { return g.open; })[0];
+    if (event.key === "Escape" && open) {
+      open.open = false;
+      open.querySelector("summary").focus();
+    }
+  });
   if (phone.addEventListener) { phone.addEventListener("change", sync); }
   sync();
   // Keep the active charger tab in view when the tab row scrolls sideways on a phone.

@@ -25,11 +25,26 @@
     var expiry = document.getElementById("sbx-exp").value.trim();
     var cvc = document.getElementById("sbx-cvc").value.trim();
     if (!luhn(digits)) return { error: "Check the card number: it should be 12–19 digits, as printed on the card." };
-    if (!/^(0[1-9]|1[0-2])\/\d\d$/.test(expiry)) return { error: "Enter the expiry date as MM/YY." };
+    var exp = parseExpiry(expiry);
+    if (!exp) return { error: "Enter the expiry date as MM/YY, for example 12/34." };
+    var now = new Date();
+    if (exp.year < now.getFullYear() || (exp.year === now.getFullYear() && exp.month < now.getMonth() + 1)) {
+      return { error: "This card has expired: check the expiry date." };
+    }
     if (!/^\d{3,4}$/.test(cvc)) return { error: "Enter the 3 or 4 digit security code (CVC)." };
     var method = TEST_CARDS[digits];
     if (!method) return { error: "This is the sandbox: only Stripe's test cards work (for example 4242 4242 4242 4242)." };
-    return { method: method };
+    return { method: method, exp_month: exp.month, exp_year: exp.year };
   }
-  window.SandboxCard = { read: read };
+  // The expiry as people and card fields write it: "12/34", "12 / 34" (the way card fields format
+  // it), "1234", "12-34" or "12/2034". Returns {month, year} or null.
+  function parseExpiry(text) {
+    var m = /^(\d{1,2})\s*[\/\-.]?\s*(\d{2}|\d{4})$/.exec(text.replace(/\s+/g, " "));
+    if (!m) return null;
+    var month = +m[1], year = +m[2];
+    if (month < 1 || month > 12) return null;
+    if (m[2].length === 2) year += 2000;
+    return { month: month, year: year };
+  }
+  window.SandboxCard = { read: read, parseExpiry: parseExpiry };
 })();

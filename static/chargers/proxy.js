@@ -31,7 +31,7 @@
             render(state, row);
           }
           var last = tr.querySelector(".js-last");
-          if (last && row.last_message_at) last.textContent = new Date(row.last_message_at).toLocaleString();
+          if (last && row.last_message_text) last.textContent = row.last_message_text;
         });
       })
       .catch(function () {});

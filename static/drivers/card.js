@@ -44,7 +44,8 @@
     if (card.error) return showError(card.error);
     var method = card.method;
     busy();
-    var body = new URLSearchParams({ client_secret: data.clientSecret, payment_method: method });
+    var body = new URLSearchParams({ client_secret: data.clientSecret, payment_method: method,
+                                     exp_month: card.exp_month, exp_year: card.exp_year });
     fetch(data.confirmUrl, { method: "POST", body: body, credentials: "omit" })
       .then(function (response) { return response.json(); })
       .then(function (intent) {

@@ -34,17 +34,19 @@
   function apply(s) {
     state = s.state;
     live.dataset.state = state;
-    var labels = {pending: "Paying…", starting: "Plug in your car", charging: s.status_label || "Charging",
-                  finished: "Finished – thank you!", failed: "Charging did not start"};
-    $("state-label").textContent = labels[state] || s.state_label;
+    $("state-label").textContent = s.headline || s.state_label;
     setStatus(s.status, s.status_label);
     if (s.kw !== null && s.kw !== undefined) $("kw").textContent = s.kw;
     if (state !== "charging") $("kw").textContent = "–";
     if (s.kwh !== null && s.kwh !== undefined) $("kwh").textContent = s.kwh;
+    if (s.no_reading) $("kwh").textContent = "–";
+    show("no-reading", !!s.no_reading);
     show("waiting", state === "starting");
     show("meters", state === "charging" || state === "finished");
     $("failure").textContent = s.failure || "";
     show("failure", !!s.failure);
+    $("finish-note").textContent = s.note || "";
+    show("finish-note", !!s.note);
     show("stop-form", !!s.can_stop);
     $("stop-btn").textContent = state === "charging" ? (s.stop_requested ? "Stopping…" : "Stop charging") : "Cancel";
     var receipt = $("receipt-link");
@@ -73,7 +75,13 @@
       retry = Math.min(retry * 2, 30000);
     };
   }
-  document.getElementById("stop-form").addEventListener("submit", function () {
+  document.getElementById("stop-form").addEventListener("submit", function (ev) {
+    // Stopping a running charge asks once; cancelling before it started does not.
+    var form = ev.currentTarget;
+    if (state === "charging" && !window.confirm(form.getAttribute("data-confirm-stop"))) {
+      ev.preventDefault();
+      return;
+    }
     $("stop-btn").disabled = true; $("stop-btn").textContent = "Stopping…";
   });
   connect();

@@ -13,6 +13,14 @@
   const email = form.querySelector("input[type=email]");
   const send = form.querySelector("button[type=submit]");
   const KEY = "support-assistant-conversation";
+  // The floating button must not hide the page's last lines or the field being typed in
+  // (assistant.css pads the page; the button steps aside while a page field has the focus).
+  document.body.classList.add("has-sa");
+  document.addEventListener("focusin", (event) => {
+    const field = event.target.closest && event.target.closest("input, textarea, select");
+    root.classList.toggle("sa-typing", Boolean(field) && !root.contains(field));
+  });
+  document.addEventListener("focusout", () => root.classList.remove("sa-typing"));
 
   function open(message) {
     panel.hidden = false;
@@ -49,7 +57,8 @@
     item.className = role;
     build(item);
     log.appendChild(item);
-    item.scrollIntoView({ block: "end" });
+    // An answer is read from its start: the advice first, then the facts below it.
+    log.scrollTop = role === "bot" ? item.offsetTop : log.scrollHeight;
     return item;
   }
   function list(item, heading, values) {
@@ -94,7 +103,7 @@
           const t = document.createElement("div");
           t.className = "sa-ticket";
           t.dataset.ticket = answer.ticket;
-          t.textContent = "Ticket " + answer.ticket + " is open.";
+          t.textContent = "Ticket " + (answer.ticket_reference || answer.ticket) + " is open.";
           li.appendChild(t);
         }
       });

@@ -13,6 +13,7 @@ from typing import Any
 from authorization.models import AuthorizationDecision
 from billing.models import Payment, Payout, Refund, SessionCharge
 from chargers.models import Charger, ChargingSession, Connector, OcppMessage, StatusEvent
+from chargers.sessions.energy import wh_text
 
 FRAMES = 50
 STATUS_HISTORY = 30
@@ -126,7 +127,8 @@ def bundle_build(
             "status": session.status,
             "started_at": _iso(session.started_at),
             "stopped_at": _iso(session.stopped_at),
-            "energy_wh": session.energy_wh,
+            "energy_wh": wh_text(session.energy_wh) or None,  # exact, as text
+            "no_energy_reading": session.no_reading,
             "stop_reason": session.stop_reason,
         }
         charge = SessionCharge.objects.filter(session=session).first()

@@ -1,12 +1,14 @@
 """Classify a support message into a seed-003 topic, offline, from a model file kept in the repo.
 
 Pure: no Django. A message becomes features: its words (lower-cased, lightly stemmed, each unknown
-word corrected to the nearest known one so typos land), word pairs, concept tags from a hand-built
-lexicon (so "38 dollars" and "50 euros" are both @money, "fob" and "badge" both @card), and
-character 4-grams of longer words. A multinomial naive Bayes model over these features is trained
-from support/assistant/data/labelled.tsv (`manage.py assistant_accuracy --write` writes the
-weights to model.json); it was chosen over a library model because 300 short sentences need no
-more, it trains in a second, and the weights are a small readable JSON file (docs/support.md).
+word corrected to the nearest known one so typos land), word pairs, negated words ("won't let me"),
+concept tags from a hand-built lexicon (so "38 dollars" and "50 euros" are both @money, "fob" and
+"badge" both @card), and character 3- to 5-grams of every word; each vector is scaled to unit
+length. A multinomial logistic regression (softmax; AdaGrad, L2, fixed seed) over these features is
+trained from support/assistant/data/labelled.tsv, about 600 sentences (`manage.py
+assistant_accuracy --write` writes the weights to model.json). Pure Python was chosen over a
+library model because that many short sentences need no more, and the weights are a readable JSON
+file (docs/support.md). A best topic below MIN_CONFIDENCE is `other`.
 """
 
 from __future__ import annotations

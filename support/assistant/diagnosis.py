@@ -9,6 +9,7 @@ when the email they give is the one the session was paid with.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,14 +18,17 @@ from typing import Any
 
 from django.utils import timezone
 
-from authorization.models import AuthorizationDecision
-from backoffice.selectors import organization_ids_for
+from authorization.models import AuthorizationDecision, normalize_uid
+from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from chargers.models import Charger, ChargingSession, Connector
+from reliability.alerts import charger_facts as reliability_facts
 from stays.selectors import stay_support_sentences
 
 from ..models import VendorErrorCode
+from . import lookups
 from .error_codes import explain_error_code
+from .refusals import refusals_at
 from .topics import Finding, Topic
 
 ACCEPTED = "Accepted"
@@ -51,20 +55,34 @@ GUEST_REASON_WORDS = {
 
 @dataclass
 class Viewer:
-    """Who asks: a signed-in host (their organizations; None = staff, everything) or a guest."""
+    """Who asks: a host (their organizations; None = staff, everything) or a guest.
+
+    A signed-in driver (no organization) asks as a guest does, with their account's email: they
+    see their own sessions and no organization's data.
+    """
 
     user: Any = None
     organization_ids: list[int] | None = field(default_factory=list)
 
     @property
     def is_host(self) -> bool:
-        return self.user is not None and getattr(self.user, "is_authenticated", False)
+        return (
+            self.user is not None
+            and getattr(self.user, "is_authenticated", False)
+            and (self.organization_ids is None or bool(self.organization_ids))
+        )
+
+    @property
+    def driver_email(self) -> str:
+        if self.is_host or self.user is None or not getattr(self.user, "is_authenticated", False):
+            return ""
+        return str(getattr(self.user, "email", "") or "")
 
     @classmethod
     def for_user(cls, user: Any) -> Viewer:
         if user is None or not getattr(user, "is_authenticated", False):
             return cls()
-        return cls(user, organization_ids_for(user))
+        return cls(user, readable_organization_ids(user))
 
     def may_see_org(self, organization_id: int | None) -> bool:
         if not self.is_host:
@@ -79,6 +97,10 @@ class Diagnosis:
     charger: Charger | None = None
     session: ChargingSession | None = None
     property_name: str = ""
+    # Details the live data answers (PMS name, the failed payout …), merged into the conversation's.
+    details: dict[str, str] = field(default_factory=dict)
+    # For the agent on the ticket only (identity verification), never shown to the asker.
+    agent_facts: list[str] = field(default_factory=list)
 
 
 def _tz(charger: Charger | None) -> zoneinfo.ZoneInfo:
@@ -133,11 +155,51 @@ def find_charger(station_id: str, viewer: Viewer) -> Charger | None:
     return charger
 
 
+def _amount(text: str) -> Decimal | None:
+    """Return the number in an amount as typed ("1.28 EUR", "€1,28", "41 bucks")."""
+    match = re.search(r"\d+(?:[.,]\d{1,2})?", text or "")
+    if not match:
+        return None
+    try:
+        return Decimal(match.group(0).replace(",", "."))
+    except ArithmeticError:
+        return None
+
+
+def _matches(payment: Payment, amount: Decimal | None, last4: str, email: str) -> int:
+    """How many of the details the guest gave this payment matches."""
+    charged = payment.amount_captured or payment.amount_held
+    total = getattr(getattr(payment.session, "charge", None), "total", None)
+    score = 0
+    if amount is not None and amount in (charged, total):
+        score += 1
+    if last4 and payment.card_last4 == last4:
+        score += 1
+    if email and payment.email.lower() == email.strip().lower():
+        score += 2
+    return score
+
+
 def find_session(
-    session_id: int | None, viewer: Viewer, *, email: str, charger: Charger | None
+    session_id: int | None,
+    viewer: Viewer,
+    *,
+    email: str,
+    charger: Charger | None,
+    amount: str = "",
+    card_last4: str = "",
+    now: datetime | None = None,
 ) -> ChargingSession | None:
-    """Return the session the viewer may see: a host's by id, a guest's only with its payment email."""
+    """Return the session the viewer may see.
+
+    A host: by id, else the charger's session with that amount, else its latest. A guest: their
+    own paid session, found by the email it was paid with (on the page's charger when there is
+    one), or on the page's charger by the amount
+    or the card's last 4 (last 24 h), or anywhere by the amount and the last 4 together (7 days);
+    never someone else's.
+    """
     sessions = ChargingSession.objects.select_related("charger", "charger__property")
+    wanted = _amount(amount)
     if viewer.is_host:
         if viewer.organization_ids is not None:
             sessions = sessions.filter(
@@ -145,21 +207,35 @@ def find_session(
             )
         if session_id is not None:
             return sessions.filter(pk=session_id).first()
-        if charger is not None:
-            return sessions.filter(charger=charger).order_by("-started_at").first()
-        return None
-    if not email:
-        return None
-    paid_with = Payment.objects.filter(email__iexact=email.strip()).exclude(session=None)
+        if charger is None:
+            return None
+        latest = sessions.filter(charger=charger).order_by("-started_at")
+        if wanted is not None:
+            priced = latest.filter(charge__total=wanted).first()
+            if priced is not None:
+                return priced
+        return latest.first()
+    now = now or timezone.now()
+    payments = Payment.objects.exclude(session=None).select_related("session__charge")
     if session_id is not None:
-        return sessions.filter(pk=session_id, pk__in=paid_with.values("session_id")).first()
-    if charger is not None:
-        return (
-            sessions.filter(charger=charger, pk__in=paid_with.values("session_id"))
-            .order_by("-started_at")
-            .first()
+        payments = payments.filter(session_id=session_id)
+    elif email:
+        payments = payments.filter(email__iexact=email.strip())
+        if charger is not None:
+            payments = payments.filter(session__charger=charger)
+    elif charger is not None:
+        payments = payments.filter(
+            session__charger=charger, created_at__gte=now - timedelta(hours=24)
         )
-    return sessions.filter(pk__in=paid_with.values("session_id")).order_by("-started_at").first()
+    else:
+        payments = payments.filter(created_at__gte=now - timedelta(days=7))
+    needed = 2 if (charger is None and session_id is None) else 1
+    best: tuple[int, int | None] | None = None
+    for payment in payments.order_by("-created_at")[:200]:
+        score = _matches(payment, wanted, card_last4, email)
+        if score >= needed and (best is None or score > best[0]):
+            best = (score, payment.session_id)
+    return sessions.filter(pk=best[1]).first() if best and best[1] is not None else None
 
 
 def vendor_explanation(vendor: str, code: str) -> str:
@@ -281,37 +357,57 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
                 facts.append(f"{label} is {connector.status}{at}{explanation}.")
 
 
-def refusal_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
-    """Add the most recent refusals at this charger (guests: the last 30 minutes, card masked)."""
+def _refusal_reason(decision: AuthorizationDecision, viewer: Viewer) -> str:
+    reason = (
+        decision.message
+        if viewer.is_host
+        else GUEST_REASON_WORDS.get(
+            decision.reason, "the charger's access settings do not allow it"
+        )
+    )
+    reason = reason[0].lower() + reason[1:] if reason else reason
+    return reason.rstrip(".")
+
+
+def refusal_facts(
+    charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis, card_uid: str = ""
+) -> None:
+    """Add the refusals at this charger that are still a problem now (support/assistant/refusals.py).
+
+    One sentence per card and reason. A host sees the card and, when they ask about that very
+    card, since when a refusal is solved; a guest sees no card data of anyone else: "a card", or "your card" when they named it.
+    """
     tz = _tz(charger)
     window = HOST_REFUSAL_WINDOW if viewer.is_host else GUEST_REFUSAL_WINDOW
-    refusals = (
-        AuthorizationDecision.objects.filter(
-            station_id=charger.station_id, created_at__gte=now - window
-        )
-        .exclude(status=ACCEPTED)
-        .select_related("reservation")
-        .order_by("-created_at")[:3]
-    )
-    for decision in refusals:
-        diagnosis.findings.add(Finding.CARD_REFUSED)
-        reason = (
-            decision.message
-            if viewer.is_host
-            else GUEST_REASON_WORDS.get(
-                decision.reason, "the charger's access settings do not allow it"
+    mine = normalize_uid(card_uid) if card_uid else ""
+    for refusal in refusals_at(charger, since=now - window, now=now)[:3]:
+        decision = refusal.decision
+        yours = bool(mine) and (decision.uid_normalized or normalize_uid(decision.uid)) == mine
+        if not refusal.current and not (viewer.is_host and yours):
+            continue  # solved: worth saying only to a host asking about that very card
+        times = f" {refusal.count} times" if refusal.count > 1 else ""
+        at = when(decision.created_at, tz, now)
+        last = f", last at {at}" if refusal.count > 1 else f" at {at}"
+        reason = _refusal_reason(decision, viewer)
+        if viewer.is_host:
+            stay = (
+                f" (access code of the reservation {decision.reservation})"
+                if decision.reservation_id
+                else ""
             )
-        )
-        reason = reason[0].lower() + reason[1:] if reason else reason
-        stay = (
-            f" (access code of the reservation {decision.reservation})"
-            if (viewer.is_host and decision.reservation_id)
-            else ""
-        )
-        diagnosis.facts.append(
-            f"Card {mask_uid(decision.uid)}{stay} was refused at {when(decision.created_at, tz, now)} "
-            f"({decision.status}) because {reason.rstrip('.')}."
-        )
+            text = f"Card {decision.uid}{stay} was refused{times}{last} ({decision.status}) because {reason}"
+        else:
+            who = "Your card" if yours else "A card"
+            text = f"{who} was refused here{times}{last} because {reason}"
+        if refusal.current:
+            diagnosis.findings.add(Finding.CARD_REFUSED)
+            diagnosis.facts.append(text + ".")
+        elif refusal.solved_how == "charged" and refusal.solved_at is not None:
+            diagnosis.facts.append(
+                f"{text}, but it has charged here since {when(refusal.solved_at, tz, now)}: solved."
+            )
+        else:
+            diagnosis.facts.append(f"{text}, but the charger's settings accept it now: solved.")
 
 
 def _money(value: Decimal, currency: str) -> str:
@@ -333,7 +429,7 @@ def session_facts(
         kwh = (
             f"{Decimal(energy or 0) / 1000:.3f} kWh"
             if energy is not None
-            else "an unknown amount of energy"
+            else "an unknown amount of energy (the charger reported no energy reading)"
         )
         reason = f", stop reason {session.stop_reason}" if session.stop_reason else ""
         diagnosis.facts.append(
@@ -410,6 +506,57 @@ REFUSAL_TOPICS = frozenset(
 SESSION_TOPICS = frozenset({Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN, Topic.NOT_CHARGING})
 
 
+def _host_lookups(
+    topic: Topic, viewer: Viewer, now: datetime, diagnosis: Diagnosis, *, named_station: bool
+) -> None:
+    """A host's question: answer from their chargers (when none is named), PMS and payouts."""
+    if (
+        not named_station
+        and diagnosis.charger is None
+        and topic
+        in (
+            Topic.CHARGER_OFFLINE,
+            Topic.GUEST_START_ERROR,
+            Topic.NOT_CHARGING,
+        )
+    ):
+        offline = lookups.host_offline_chargers(viewer, now)
+        if len(offline) == 1:
+            diagnosis.charger = offline[0]
+            diagnosis.property_name = offline[0].property.name if offline[0].property else ""
+            charger_facts(offline[0], viewer, now, diagnosis)
+        elif offline:
+            names = ", ".join(c.station_id for c in offline[:10])
+            diagnosis.facts.append(
+                f"{len(offline)} of your chargers are offline: {names}. Which one is it?"
+            )
+            diagnosis.findings.add(Finding.OFFLINE)
+        elif topic == Topic.CHARGER_OFFLINE and Finding.NO_PROPERTY not in diagnosis.findings:
+            diagnosis.facts.append("All your chargers are online right now.")
+    if topic == Topic.CHARGER_SETUP:
+        diagnosis.details.update(lookups.pms_facts(viewer, now, diagnosis))
+    if topic == Topic.PAYOUTS_REPORTING:
+        diagnosis.details.update(lookups.payout_account_facts(viewer, diagnosis))
+        payout_facts(viewer, now, diagnosis)
+    if not diagnosis.property_name:
+        diagnosis.property_name = lookups.account_name(viewer)
+
+
+def _unassigned_fact(station_id: str, now: datetime, diagnosis: Diagnosis) -> bool:
+    """A host naming a charger that connected but belongs to no property yet (seed 003 §8)."""
+    charger = Charger.objects.filter(station_id=station_id.strip(), property=None).first()
+    if charger is None:
+        return False
+    seen = f" (last message {ago(charger.last_seen_at, now)})" if charger.last_seen_at else ""
+    diagnosis.findings.add(Finding.NO_PROPERTY)
+    diagnosis.facts.append(
+        f"Charger {charger.station_id} has connected{seen} but is not assigned to any property "
+        "yet: support links it to yours (a charger's location is set by support)."
+    )
+    diagnosis.details["station_id"] = charger.station_id
+    return True
+
+
 def diagnose(
     topic: Topic,
     *,
@@ -417,14 +564,24 @@ def diagnose(
     station_id: str = "",
     session_id: int | None = None,
     email: str = "",
+    details: dict[str, str] | None = None,
     now: datetime | None = None,
 ) -> Diagnosis:
     """Return the live findings for this topic about the charger / session the viewer may see."""
     now = now or timezone.now()
+    details = details or {}
     diagnosis = Diagnosis()
     charger = find_charger(station_id, viewer)
     session = (
-        find_session(session_id, viewer, email=email, charger=charger)
+        find_session(
+            session_id,
+            viewer,
+            email=email,
+            charger=charger,
+            amount=details.get("amount", ""),
+            card_last4=details.get("card_last4", ""),
+            now=now,
+        )
         if (topic in SESSION_TOPICS or session_id is not None)
         else None
     )
@@ -437,7 +594,11 @@ def diagnose(
         and (viewer.is_host or charger.ownership != Charger.Ownership.PRIVATE_OWNER)
     ):
         diagnosis.property_name = charger.property.name
-    if station_id and charger is None:
+    if (
+        station_id
+        and charger is None
+        and not (viewer.is_host and _unassigned_fact(station_id, now, diagnosis))
+    ):
         diagnosis.findings.add(Finding.UNKNOWN_STATION)
         diagnosis.facts.append(
             f"No charger with Station ID {station_id.strip()[:48]} is known"
@@ -449,8 +610,11 @@ def diagnose(
         )
     if charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
         charger_facts(charger, viewer, now, diagnosis)
+        if viewer.is_host and topic in CHARGER_TOPICS:
+            # The same reliability facts the dashboard shows (open alerts, first aid, uptime).
+            diagnosis.facts += reliability_facts(charger, now)
     if charger is not None and topic in REFUSAL_TOPICS:
-        refusal_facts(charger, viewer, now, diagnosis)
+        refusal_facts(charger, viewer, now, diagnosis, details.get("card_uid", ""))
     if session is not None:
         session_facts(session, viewer, now, diagnosis)
     elif topic in (Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN) and session_id is not None:
@@ -458,6 +622,8 @@ def diagnose(
             "I can't show that session here"
             + ("." if viewer.is_host else ": give the email the session was paid with.")
         )
-    if topic == Topic.PAYOUTS_REPORTING and viewer.is_host:
-        payout_facts(viewer, now, diagnosis)
+    if viewer.is_host:
+        _host_lookups(topic, viewer, now, diagnosis, named_station=bool(station_id))
+    if topic in (Topic.ACCOUNT_CANCEL, Topic.ACCOUNT_EMAIL):
+        diagnosis.agent_facts = lookups.identity_facts(details.get("account_email", "") or email)
     return diagnosis

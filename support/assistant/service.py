@@ -14,8 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from backoffice.models import Property
 
 from ..models import AssistantConversation, Ticket
 from ..services import ticket_confirm_email
@@ -23,7 +26,15 @@ from .bundle import bundle_build
 from .classifier import Model, classify
 from .diagnosis import Diagnosis, Viewer, diagnose
 from .extract import extract, not_helped
-from .topics import DETAIL_LABELS, SECTIONS, Finding, Topic, missing_details, reply_steps
+from .topics import (
+    DETAIL_LABELS,
+    SECTIONS,
+    Finding,
+    Topic,
+    missing_details,
+    reply_steps,
+    required_missing,
+)
 
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000
@@ -58,6 +69,7 @@ class Answer:
     facts: list[str] = field(default_factory=list)
     asks_for: list[str] = field(default_factory=list)
     ticket: int | None = None
+    ticket_reference: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +79,7 @@ class Answer:
             "facts": self.facts,
             "asks_for": self.asks_for,
             "ticket": self.ticket,
+            "ticket_reference": self.ticket_reference,
         }
 
 
@@ -83,12 +96,12 @@ def _conversation(key: str | None, user: Any) -> AssistantConversation | None:
     return conversation
 
 
-def _intro(topic: Topic, diagnosis: Diagnosis) -> str:
+def _intro(topic: Topic, diagnosis: Diagnosis, follow_up: bool = False) -> str:
     findings = diagnosis.findings
     title = SECTIONS[topic].title
     if topic == Topic.OTHER:
         return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
-    lines = [f"This sounds like: {title}."]
+    lines = [] if follow_up else [f"This sounds like: {title}."]
     if Finding.UNKNOWN_STATION in findings:
         lines.append(
             "I couldn't find that charger, so please check its Station ID (printed under the QR code)."
@@ -117,7 +130,8 @@ def _intro(topic: Topic, diagnosis: Diagnosis) -> str:
             lines.append("Here is how the session was priced, line by line.")
         else:
             lines.append(
-                "Give me the session (the email it was paid with, the charger and the time) and I'll show its lines."
+                "Tell me the amount or the last 4 digits of the card (or the email it was paid "
+                "with), and the charger if you are not on its page, and I'll show its lines."
             )
     if topic == Topic.PAYOUTS_REPORTING and Finding.PAYOUT_FAILED in findings:
         lines.append(
@@ -132,30 +146,126 @@ def _reply(
     asks_for: list[str],
     ticket: Ticket | None,
     handed_over_now: bool,
+    steps: list[str],
+    suggested_before: bool,
 ) -> str:
-    parts = [_intro(topic, diagnosis)]
-    steps = reply_steps(topic, diagnosis.findings)
-    if steps and not (ticket is not None and not handed_over_now):
+    parts = [_intro(topic, diagnosis, follow_up=suggested_before or not steps)]
+    if steps and ticket is None:
         parts.append("What to do: " + " ".join(f"{i}. {s}" for i, s in enumerate(steps, 1)))
+    elif suggested_before and ticket is None:
+        parts.append("You have tried what I suggested.")
     if ticket is not None:
+        hours = settings.SUPPORT_REPLY_HOURS
         if handed_over_now:
             parts.append(
-                f"I've passed this to a person with everything I found: ticket {ticket.pk} (reference {ticket.reference})."
+                f"I've passed this to a person with the details and everything I found: ticket "
+                f"{ticket.reference}. They will answer by email within {hours} hours."
             )
         else:
-            parts.append(f"Your ticket {ticket.pk} (reference {ticket.reference}) has this too.")
+            parts.append(
+                f"Your ticket {ticket.reference} has this too; a person will answer by email "
+                f"within {hours} hours."
+            )
     if asks_for:
         wanted = ", ".join(DETAIL_LABELS.get(name, name) for name in asks_for)
-        parts.append(
-            f"Please send {wanted}."
-            if ticket is not None
-            else f"If this doesn't solve it, tell me {wanted}."
-        )
+        if ticket is not None:
+            parts.append(f"Please send {wanted}.")
+        elif SECTIONS[topic].needs_human:
+            parts.append(f"So a person can do this, tell me {wanted}.")
+        else:
+            parts.append(f"If this doesn't solve it, tell me {wanted}.")
     return " ".join(parts)
+
+
+def _suggested(conversation: AssistantConversation, topic: Topic) -> set[str]:
+    """The steps the assistant already gave in this conversation for this section."""
+    return {
+        step
+        for m in conversation.messages
+        if m.get("role") == "assistant" and m.get("topic") == topic.value
+        for step in m.get("steps", [])
+    }
+
+
+def _property_named(message: str, viewer: Viewer) -> str:
+    """Return the name of a property the message names (a host: only their own)."""
+    lowered = " ".join(message.lower().split())
+    properties = Property.objects.all()
+    if viewer.is_host and viewer.organization_ids is not None:
+        properties = properties.filter(organization_id__in=viewer.organization_ids)
+    for name in properties.order_by("-name").values_list("name", flat=True)[:2000]:
+        if len(name) >= 4 and " ".join(name.lower().split()) in lowered:
+            return name
+    return ""
 
 
 def _transcript(conversation: AssistantConversation) -> str:
     return "\n".join(f"{m['role']}: {m['text']}" for m in conversation.messages)
+
+
+def _collect(
+    conversation: AssistantConversation, message: str, viewer: Viewer, user: Any
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Return (what this message says, all details so far) in asks_for names."""
+    found = extract(message)
+    details = dict(conversation.details)
+    if (
+        "account_email" in found
+        and "new_email" not in found
+        and details.get("account_email")
+        and found["account_email"].lower() != details["account_email"].lower()
+        and conversation.topic == Topic.ACCOUNT_EMAIL.value
+    ):
+        # The current address is known: a second one is the address to move to.
+        found = {k: v for k, v in found.items() if k not in ("account_email", "email")}
+        found["new_email"] = extract(message)["account_email"]
+    host_email = str(getattr(user, "email", "") or "") if viewer.is_host else ""
+    if host_email:
+        details.setdefault("account_email", host_email)
+    if "property" not in found and (named := _property_named(message, viewer)):
+        found["property"] = named
+    details.update({k: v for k, v in found.items() if v})
+    return found, details
+
+
+def _choose_topic(
+    conversation: AssistantConversation, message: str, found: dict[str, str], helped_not: bool
+) -> Topic:
+    prediction = classify(model(), message)
+    previous = (
+        Topic(conversation.topic)
+        if conversation.pk and conversation.topic in Topic._value2member_map_
+        else Topic.OTHER
+    )
+    topic = Topic(prediction.topic)
+    if previous != Topic.OTHER and (
+        helped_not or topic == Topic.OTHER or found or prediction.confidence < 0.8
+    ):
+        return previous  # a follow-up ("didn't help", "it's DEMO-002, 9:05") stays on its section
+    return topic
+
+
+def _hand_over_now(
+    conversation: AssistantConversation,
+    topic: Topic,
+    details: dict[str, str],
+    found: dict[str, str],
+    helped_not: bool,
+) -> bool:
+    """Hand over when the person says it did not help or asks for one, or once the details the
+    section collects are all there: at once for what only a person can do (refund, deletion,
+    email change), after the steps were suggested for the others."""
+    if helped_not:
+        return True
+    if required_missing(topic, details):
+        return False
+    if SECTIONS[topic].needs_human:
+        return True
+    answered_before = any(
+        m.get("role") == "assistant" and m.get("topic") == topic.value
+        for m in conversation.messages[:-1]
+    )
+    return answered_before and bool(found)
 
 
 @transaction.atomic
@@ -176,17 +286,23 @@ def assistant_answer(
     viewer = Viewer.for_user(user)
     conversation = _conversation(conversation_key, user)
     if conversation is None:
+        signed_in = user is not None and getattr(user, "is_authenticated", False)
         conversation = AssistantConversation(
-            user=user if viewer.is_host else None,
-            client_ip=client_ip or None,
+            user=user if signed_in else None, client_ip=client_ip or None
         )
-    found = extract(message)
-    details = dict(conversation.details)
-    details.update({k: v for k, v in found.items() if v})
+    helped_not = not_helped(message)
+    topic = _choose_topic(conversation, message, extract(message), helped_not)
+    conversation.topic = topic.value
+    found, details = _collect(conversation, message, viewer, user)
     station_id = (
         (station_id or "").strip()[:60] or details.get("station_id", "") or conversation.station_id
     )
-    email = (email or "").strip() or found.get("email", "") or conversation.email
+    email = (
+        (email or "").strip()
+        or details.get("email", "")
+        or conversation.email
+        or viewer.driver_email
+    )
     if email:
         details.setdefault("account_email", email)
         details["email"] = email
@@ -195,33 +311,17 @@ def assistant_answer(
         if session_id is not None
         else (conversation.session_id if conversation.session_id else None)
     )
-
-    helped_not = not_helped(message)
-    prediction = classify(model(), message)
-    previous = (
-        Topic(conversation.topic)
-        if conversation.pk and conversation.topic in Topic._value2member_map_
-        else Topic.OTHER
-    )
-    topic = Topic(prediction.topic)
-    if previous != Topic.OTHER and (
-        helped_not or topic == Topic.OTHER or (found and prediction.confidence < 0.6)
-    ):
-        topic = previous  # a follow-up ("didn't help", "it's DEMO-002") stays on the same section
-
     diagnosis = diagnose(
-        topic, viewer=viewer, station_id=station_id, session_id=session_id, email=email, now=now
+        topic,
+        viewer=viewer,
+        station_id=station_id,
+        session_id=session_id,
+        email=email,
+        details=details,
+        now=now,
     )
-    if diagnosis.charger is not None:
-        details["station_id"] = diagnosis.charger.station_id
-        if diagnosis.property_name:
-            details.setdefault("property", diagnosis.property_name)
-    elif station_id:
-        details["station_id"] = station_id
-    if diagnosis.session is not None:
-        details.setdefault("occurred_at", diagnosis.session.started_at.isoformat())
+    _merge_live(details, diagnosis)
 
-    conversation.topic = topic.value
     conversation.station_id = station_id
     conversation.charger = diagnosis.charger
     conversation.session = diagnosis.session
@@ -234,17 +334,24 @@ def assistant_answer(
 
     ticket = conversation.ticket
     handed_over_now = False
-    if helped_not or SECTIONS[topic].needs_human:
-        if ticket is None:
-            ticket = _handover(conversation, topic, diagnosis, viewer, user, client_ip)
-            handed_over_now = True
+    if ticket is None and _hand_over_now(conversation, topic, details, found, helped_not):
+        ticket = _handover(conversation, topic, diagnosis, viewer, user, client_ip)
+        handed_over_now = True
     asks_for = missing_details(topic, details)
-    if ticket is not None and not email:
-        asks_for = ["email", *[a for a in asks_for if a != "account_email"]]
-    reply = _reply(topic, diagnosis, asks_for, ticket, handed_over_now)
+    if ticket is not None and not email and not viewer.is_host:
+        asks_for = ["email", *[a for a in asks_for if a not in ("account_email", "email")]]
+    before = _suggested(conversation, topic)
+    steps = [s for s in reply_steps(topic, diagnosis.findings) if s not in before]
+    reply = _reply(topic, diagnosis, asks_for, ticket, handed_over_now, steps, bool(before))
     conversation.messages = [
         *conversation.messages,
-        {"role": "assistant", "text": reply, "at": now.isoformat(), "topic": topic.value},
+        {
+            "role": "assistant",
+            "text": reply,
+            "at": now.isoformat(),
+            "topic": topic.value,
+            "steps": steps if ticket is None else [],
+        },
     ]
     conversation.ticket = ticket
     conversation.save()
@@ -257,7 +364,28 @@ def assistant_answer(
         diagnosis.facts,
         asks_for,
         ticket.pk if ticket else None,
+        ticket.reference if ticket else "",
     )
+
+
+def _merge_live(details: dict[str, str], diagnosis: Diagnosis) -> None:
+    """Add what the live data answers: the charger, its property, the session's time, PMS, payout."""
+    for name, value in diagnosis.details.items():
+        details.setdefault(name, value)
+    if diagnosis.charger is not None:
+        details["station_id"] = diagnosis.charger.station_id
+    if details.get("station_id"):
+        details.setdefault("serial_or_station_id", details["station_id"])
+    if diagnosis.property_name:
+        details.setdefault("property", diagnosis.property_name)
+    session = diagnosis.session
+    if session is not None:
+        details.setdefault("occurred_at", session.started_at.isoformat())
+        charge = getattr(session, "charge", None)
+        if charge is not None:
+            details.setdefault("amount", f"{charge.total} {charge.currency}")
+    # What was found, for the ticket; identity facts go to the agent only (never into a reply).
+    details["diagnosis"] = " ".join([*diagnosis.facts, *diagnosis.agent_facts])[:2000]
 
 
 def _handover(

@@ -201,10 +201,12 @@ SECTIONS: dict[Topic, Section] = {
                 Finding.ONLINE,
             ),
             _s(
-                "Open the charger under Chargers and set its Location (property).",
+                "Linking a charger to a property or unit is done by support: tell me the charger's "
+                "Station ID or serial number and the property it belongs to.",
             ),
             _s(
-                "A PMS (Guesty, Hospitable, Track…) integration is connected by support; tell me its name."
+                "A PMS (Guesty, Hospitable, Track…) integration is connected by support with the API "
+                "credentials you send; tell me its name."
             ),
         ),
         ("property", "serial_or_station_id", "pms_name", "pms_connected"),
@@ -280,3 +282,12 @@ def missing_details(topic: Topic, collected: dict[str, str]) -> list[str]:
     if "station_id" in have:
         have.add("serial_or_station_id")
     return [name for name in SECTIONS[topic].details if name not in have]
+
+
+# Asked for, but a hand-off does not wait for them (a chat cannot always attach a screenshot).
+OPTIONAL_DETAILS = frozenset({"screenshot", "pms_name"})  # the PMS "if any" (seed 003 §8)
+
+
+def required_missing(topic: Topic, collected: dict[str, str]) -> list[str]:
+    """Return the missing details a hand-off waits for (all but the optional ones)."""
+    return [name for name in missing_details(topic, collected) if name not in OPTIONAL_DETAILS]

@@ -27,7 +27,10 @@ def test_owner_edits_timeout_and_policy(client, host, msp):
 
     url = reverse("authorization:msp-validation", args=[msp.pk])
     listing = client.get(reverse("authorization:msp-list")).content.decode()
-    assert f'action="{url}"' in listing and 'name="timeout_s" value="15"' in listing
+    # Issue 35 item 3: the list links to the provider's page, which answers GET with the form.
+    assert f'href="{url}"' in listing and "on, 15 s timeout, then reject the card" in listing
+    page = client.get(url).content.decode()
+    assert 'name="timeout_s" value="15"' in page and "try the card again after a brief wait" in page
     client.post(url, {"timeout_s": "5", "on_timeout": "accept"})
     msp.refresh_from_db()
     assert (msp.timeout_s, msp.on_timeout) == (5, "accept")
@@ -51,6 +54,7 @@ def test_bad_values_change_nothing_and_say_why(client, host, msp, data):
     )
     msp.refresh_from_db()
     assert (msp.timeout_s, msp.on_timeout) == (15, "reject")
+    assert response.status_code == 400
     assert "not changed" in response.content.decode()
 
 
@@ -68,3 +72,6 @@ def test_viewers_and_other_organizations_cannot(client, prop, msp):
         )
     msp.refresh_from_db()
     assert msp.timeout_s == 15
+    client.force_login(viewer)
+    page = client.get(url).content.decode()  # viewers read the settings, without a form
+    assert "15 s" in page and 'name="timeout_s"' not in page

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -50,3 +51,47 @@ async def test_a_failed_batch_drops_its_connection_and_the_next_one_starts_clean
     assert now.endswith("+00")  # UTC, like Django's own connections
     assert (await Charger.objects.aget(pk=charger.pk)).name == name
     shared.close()
+
+
+async def test_writers_side_by_side_never_open_more_than_the_pool_size(settings):
+    settings.DB_ASYNC_POOL_SIZE = 3
+    writers = [async_pg.LoopConnection(f"test-writer-{n}") for n in range(8)]
+    pids: set[int] = set()
+
+    async def batch(writer: async_pg.LoopConnection) -> None:
+        async with writer.use() as conn:
+            cursor = await conn.execute("SELECT pg_backend_pid(), pg_sleep(0.05)")
+            pids.add((await cursor.fetchone())[0])
+
+    await asyncio.gather(*(batch(writer) for writer in writers for _ in range(3)))
+    pool = async_pg.loop_pool()
+    assert pool.size == 3
+    assert pool.peak == 3  # all eight writers had work: the pool was full, never more
+    assert len(pids) <= 3
+
+
+async def test_a_connection_terminated_while_idle_is_replaced_before_the_next_batch():
+    writer = async_pg.LoopConnection("test-terminated")
+    async with writer.use() as conn:
+        old_pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+    # What an outage or a database restart does to a pooled connection: the server ends it.
+    async with await psycopg.AsyncConnection.connect(
+        **async_pg.conninfo("test-terminator"), autocommit=True
+    ) as killer:
+        await killer.execute("SELECT pg_terminate_backend(%s)", [old_pid])
+        for _ in range(50):  # until the backend is gone
+            cursor = await killer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [old_pid]
+            )
+            if (await cursor.fetchone())[0] == 0:
+                break
+            await asyncio.sleep(0.02)
+    async with writer.use() as conn:  # right away: no idle time for the timed check
+        new_pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+    assert new_pid != old_pid
+
+
+async def test_behind_pgbouncer_in_transaction_mode_no_statement_is_prepared(settings):
+    settings.PGBOUNCER_TRANSACTION_POOLING = True
+    async with async_pg.LoopConnection("test-pgbouncer").use() as conn:
+        assert conn.prepare_threshold is None  # the next transaction may be on another backend

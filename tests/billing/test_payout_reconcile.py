@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 
 from billing.models import BillingSettings, Payout, ReconciliationImport
+from billing.payouts import payout_mark_failed
 from billing.reconciliation_service import reconciliation_create
 from billing.selectors import host_balance, payout_breakdown
-from billing.services import payout_create, payout_mark_failed, payouts_run, refund_issue
+from billing.services import payout_create, payouts_run, refund_issue
 from tests.billing.helpers import T0, paid_session, unit_rate
 from tests.factories import ChargerFactory
 

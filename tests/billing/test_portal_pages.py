@@ -30,7 +30,8 @@ def test_rates_page_lists_and_creates_rates(host, prop, charger):
         f"/billing/properties/{prop.pk}/rates/",
         {
             "charger": charger.pk,
-            "valid_from": "2026-01-01T00:00",
+            "valid_from_0": "01-01-2026",
+            "valid_from_1": "00:00",
             "connection_fee": "1.00",
             "energy_price_per_kwh": "0.45",
             "time_price_per_hour": "0",
@@ -49,13 +50,14 @@ def test_rates_page_lists_and_creates_rates(host, prop, charger):
     assert rate.valid_from.astimezone(UTC).isoformat() == "2025-12-31T23:00:00+00:00"
     page = client.get(f"/billing/properties/{prop.pk}/rates/").content.decode()
     assert "CP-TEST-1" in page and "0.4500" in page
+    assert "1 Jan 2026, 00:00" in page  # one date format: the location's local time
 
 
 def test_viewer_sees_rates_but_cannot_change_them(prop):
     viewer = MembershipFactory(organization=prop.organization, role="viewer").user
     client = login(viewer)
     page = client.get(f"/billing/properties/{prop.pk}/rates/")
-    assert page.status_code == 200 and b"Add a rate" not in page.content
+    assert page.status_code == 200 and b"Set a new price" not in page.content
     assert client.post(f"/billing/properties/{prop.pk}/rates/", {}).status_code == 403
     outsider = MembershipFactory(role="owner").user
     assert login(outsider).get(f"/billing/properties/{prop.pk}/rates/").status_code == 404
@@ -212,3 +214,33 @@ def test_session_cost_page_explains_each_line(host, prop, charger):
     assert "Energy 2.500 kWh" in page and "15 min" in page and "Refund…" in page
     outsider = MembershipFactory(role="owner").user
     assert login(outsider).get(f"/billing/sessions/{session.pk}/cost/").status_code == 404
+
+
+def test_prices_have_a_menu_entry_an_overview_and_a_currency_aware_form(host, prop, charger):
+    """Issue 35 item 4: Prices in the menu, what is in force per location, labels in the
+    location's currency, dates typed as the pages show them (not the browser's mm/dd/yyyy)."""
+    client = login(host)
+    unit_rate(prop, energy_price_per_kwh=Decimal("0.39"))
+    home = client.get("/").content.decode()
+    assert 'href="/billing/prices/"' in home
+    overview = client.get("/billing/prices/").content.decode()
+    row = overview.split(f'data-property="{prop.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert f"{prop.currency} 0.39" in row and f"/billing/properties/{prop.pk}/rates/" in row
+    form = client.get(f"/billing/properties/{prop.pk}/rates/").content.decode()
+    assert f"Energy ({prop.currency} per kWh)" in form
+    assert 'type="datetime-local"' not in form and 'placeholder="24 Nov 2026"' in form
+    bad = client.post(
+        f"/billing/properties/{prop.pk}/rates/",
+        {"valid_from_0": "13/31/2031", "valid_from_1": "00:00", "energy_price_per_kwh": "1"},
+    )
+    assert "Write the date as 24 Nov 2026 or 24-11-2026." in bad.content.decode()
+
+
+def test_the_cost_page_explains_each_line_itself(host, prop, charger):
+    """Issue 35 item 9: hosts read how a line is computed on the page, not in a repository file."""
+    unit_rate(prop)
+    session, _payment = paid_session(charger, wh=5000)
+    page = login(host).get(f"/billing/sessions/{session.pk}/cost/").content.decode()
+    assert "docs/" not in page and ".md" not in page
+    explained = page.split('id="how-computed"', 1)[1]
+    assert "kWh delivered × the price per kWh" in explained and "SuspendedEVSE" in explained

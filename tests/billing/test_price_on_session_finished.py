@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.models import Rate, SessionCharge
 from chargers.models import ChargingSession
-from chargers.services import session_stop
+from chargers.sessions.closing import StopRequest, close_orm
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +36,13 @@ def test_stop_transaction_prices_the_session(charger, prop, django_capture_on_co
     )
     session = _session(charger)
     with django_capture_on_commit_callbacks(execute=True):
-        session_stop(
-            charger_id=charger.pk,
-            transaction_id=4242,
-            meter_stop=5000,
-            stopped_at=T0 + timedelta(hours=1),
+        close_orm(
+            StopRequest(
+                charger_id=charger.pk,
+                transaction_id=4242,
+                meter_stop=5000,
+                stopped_at=T0 + timedelta(hours=1),
+            )
         )
     charge = SessionCharge.objects.get(session=session)
     assert (charge.total, charge.energy_wh, charge.final) == (Decimal("2.00"), 5000, True)
@@ -57,11 +59,13 @@ def test_pricing_failure_does_not_break_the_stop(
     monkeypatch.setattr(services, "session_price", broken)
     session = _session(charger)
     with django_capture_on_commit_callbacks(execute=True):
-        session_stop(
-            charger_id=charger.pk,
-            transaction_id=4242,
-            meter_stop=5000,
-            stopped_at=T0 + timedelta(hours=1),
+        close_orm(
+            StopRequest(
+                charger_id=charger.pk,
+                transaction_id=4242,
+                meter_stop=5000,
+                stopped_at=T0 + timedelta(hours=1),
+            )
         )
     session.refresh_from_db()
     assert session.status == "completed"
@@ -99,11 +103,13 @@ def test_with_a_broker_stopped_sessions_are_priced_by_one_task_per_batch(
             )
         )
         with django_capture_on_commit_callbacks(execute=True):
-            session_stop(
-                charger_id=charger.pk,
-                transaction_id=5000 + n,
-                meter_stop=1000 * (n + 1),
-                stopped_at=T0 + timedelta(hours=1),
+            close_orm(
+                StopRequest(
+                    charger_id=charger.pk,
+                    transaction_id=5000 + n,
+                    meter_stop=1000 * (n + 1),
+                    stopped_at=T0 + timedelta(hours=1),
+                )
             )
     assert published == []  # waiting for the batch
     receivers.pricing_batch.publish()

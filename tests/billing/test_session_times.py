@@ -43,7 +43,7 @@ def test_session_detail_in_the_property_zone_with_duration_and_cost_link(
     )
     client.force_login(host)
     body = client.get(f"/sessions/{session.pk}/").content.decode()
-    assert "15 Jan 2026 08:38:31 CET" in body and "(Europe/Amsterdam)" in body
+    assert "15 Jan 2026, 08:38:31 CET" in body and "(Europe/Amsterdam time)" in body
     assert "07:38:31" not in body
     assert "1 h 05 min" in body and "0:" not in body.split("Duration")[1][:40]
     assert f'href="/billing/sessions/{session.pk}/cost/"' in body

@@ -147,10 +147,10 @@ def test_refund_is_created_for_the_intent():
     assert http.requests[1]["headers"]["Idempotency-Key"] == "refund-r1"
 
 
-def test_gateway_is_chosen_by_environment(monkeypatch):
-    monkeypatch.delenv("PAYMENT_GATEWAY", raising=False)
+def test_gateway_is_chosen_by_setting(monkeypatch, settings):
+    settings.PAYMENT_GATEWAY = "sandbox"
     assert get_gateway().name == "sandbox"
-    monkeypatch.setenv("PAYMENT_GATEWAY", "stripe")
+    settings.PAYMENT_GATEWAY = "stripe"
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_x")
     assert isinstance(get_gateway(), StripeGateway)
     monkeypatch.delenv("STRIPE_SECRET_KEY")

@@ -61,8 +61,8 @@ def intent(status: str, **kw) -> dict:
 
 
 @pytest.fixture
-def stripe_mode(monkeypatch):
-    monkeypatch.setenv("PAYMENT_GATEWAY", "stripe")
+def stripe_mode(monkeypatch, settings):
+    settings.PAYMENT_GATEWAY = "stripe"
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_x")
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
 

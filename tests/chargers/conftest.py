@@ -2,7 +2,7 @@
 
 import pytest
 
-from chargers.journal import journal
+from chargers.messagelog.journal import journal
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chargers import pki
+from chargers.security import pki
 from portal.asgi import application
 
 PASSWORD = "0123456789abcdef0123456789abcdef01234567"  # 40 hex digits, like a generated one
@@ -24,7 +24,7 @@ def basic(station_id: str, password: bytes | str) -> tuple[bytes, bytes]:
 
 
 def scope(station_id: str, *, address: str = "203.0.113.10", headers=(), password=None) -> dict:
-    """The ASGI scope of an OCPP handshake, for chargers.handshake.admit()."""
+    """The ASGI scope of an OCPP handshake, for chargers.connections.handshake.admit()."""
     headers = list(headers)
     if password is not None:
         headers.append(basic(station_id, password))

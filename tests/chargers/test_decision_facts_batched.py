@@ -1,4 +1,4 @@
-"""The facts a card decision needs, read in batches (chargers.starts): on PostgreSQL they are read
+"""The facts a card decision needs, read in batches (chargers.sessions.starts): on PostgreSQL they are read
 by three plain statements for every start and Authorize waiting, and must be exactly what the
 ORM path (`services.start_prepare` / `decision_inputs`) reads, charger by charger and card by card."""
 
@@ -10,9 +10,9 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
-from chargers import services, starts
 from chargers.models import ConnectorReservation
-from chargers.starts import FactsQuery
+from chargers.sessions import opening, starts
+from chargers.sessions.starts import FactsQuery
 from stays.models import Reservation, Unit
 from tests.factories import (
     ChargerFactory,
@@ -66,13 +66,15 @@ def _world():
         check_out=T0 + timedelta(days=2),
     )
     TokenFactory(uid="STAY-1", organization=org, reservation=stay)
-    services.session_start(
-        charger_id=grouped.pk,
-        connector_id=3,
-        id_tag="ONCE",
-        meter_start=0,
-        started_at=T0,
-        token=once,
+    opening.open_orm(
+        opening.OpenRequest(
+            charger_id=grouped.pk,
+            connector_id=3,
+            id_tag="ONCE",
+            meter_start=0,
+            started_at=T0,
+            token=once,
+        )
     )  # charging elsewhere: a one-session card counts it
     ConnectorReservation.objects.create(
         charger=reserved,
@@ -82,8 +84,10 @@ def _world():
         expires_at=T0 + timedelta(days=1),
         status=ConnectorReservation.Status.ACTIVE,
     )
-    repeat = services.session_start(
-        charger_id=plain.pk, connector_id=2, id_tag="AA11", meter_start=5, started_at=T0
+    repeat = opening.open_orm(
+        opening.OpenRequest(
+            charger_id=plain.pk, connector_id=2, id_tag="AA11", meter_start=5, started_at=T0
+        )
     )
     queries = []
     for charger in (plain, grouped, restricted, loose, reserved):

@@ -1,4 +1,4 @@
-"""Shutdown (chargers.consumers.drain): a frame being handled is answered before its socket is
+"""Shutdown (chargers.connections.consumer.drain): a frame being handled is answered before its socket is
 closed with 1012; from the moment the shutdown starts no socket takes a new frame (it could not
 be answered; the charger sends it again after reconnecting), so nobody waits for chargers that
 keep sending."""
@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargers import consumers
-from chargers.message_log import writer
+from chargers.connections import consumer as consumers
+from chargers.messagelog.log import writer
 from chargers.models import OcppMessage
 from chargers.ocpp import v16
 from tests.factories import ChargerFactory

@@ -5,9 +5,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from authorization.models import AuthorizationDecision
-from chargers import services
-from chargers.journal import read_entries
+from chargers.messagelog.journal import read_entries
 from chargers.models import ChargingSession, OcppDeadLetter
+from chargers.sessions import replay, services
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ async def _replay_twice(outage):
     entries, _ = read_entries(outage._path)
     for _ in range(2):  # an interrupted replay run again applies each entry once
         for entry in entries:
-            await sync_to_async(services.journal_apply)(outage._path.name, entry)
+            await sync_to_async(replay.journal_apply)(outage._path.name, entry)
 
 
 async def test_a_journaled_start_is_decided_when_replayed(charger, token, outage):

@@ -8,8 +8,9 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import Charger, MeterValue, OcppDeadLetter, OcppMessage
 from tests.factories import ChargerFactory
 from tests.ocpp_client import OcppTestClient
@@ -154,7 +155,7 @@ async def test_a_log_batch_rolled_back_by_a_deadlock_is_written_again(charger, m
     import psycopg
     from django.db import OperationalError
 
-    from chargers.journal import journal
+    from chargers.messagelog.journal import journal
 
     real, calls = writer._write_batch, []
 
@@ -210,7 +211,7 @@ async def test_a_last_seen_write_never_waits_for_a_locked_charger_row(charger):
     from django.db import connection
 
     from backoffice import async_pg
-    from chargers.message_log import MeterSample
+    from chargers.messagelog.log import MeterSample
 
     if connection.vendor != "postgresql":
         pytest.skip("the async last-seen write is PostgreSQL's")
@@ -303,8 +304,8 @@ async def test_one_charger_over_its_byte_share_waits_alone(charger, settings):
 def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
     """Rows the database could not take during an outage are journaled as they were bound for COPY
     (payload as JSON text); replayed, the payload is the object again (searchable, shown)."""
-    from chargers import services
-    from chargers.message_log import _journal_entry, make_row
+    from chargers.messagelog.log import _journal_entry, make_row
+    from chargers.sessions import replay
 
     row, _ = make_row(
         charger_id=charger.pk,
@@ -316,7 +317,7 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
         text='[2,"j1","Authorize",{"idTag":"CAFE"}]',
     )
     entry = {**json.loads(json.dumps(_journal_entry([row]), default=str)), "seq": 1}
-    services.journal_apply("test-journal", entry)
+    replay.journal_apply("test-journal", entry)
     stored = OcppMessage.objects.get(unique_id="j1")
     assert stored.payload == {"idTag": "CAFE"} and stored.id_tag == "CAFE"
 
@@ -332,8 +333,8 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
 
     from django.db import DataError, OperationalError
 
-    from chargers.journal import read_entries
-    from chargers.message_log import DatabaseUnavailable, MeterSample
+    from chargers.messagelog.journal import read_entries
+    from chargers.messagelog.log import DatabaseUnavailable, MeterSample
 
     real, calls = writer._write_batch, []
 
@@ -382,3 +383,66 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
         "i3",
     ]
     assert await MeterValue.objects.filter(charger=charger).acount() == 0
+
+
+@pytest.mark.django_db
+def test_a_poison_row_in_a_replayed_log_entry_costs_only_itself(charger, prop):
+    """A journaled batch holds rows of many chargers. One the database refuses (a NUL it cannot
+    store in text or jsonb, from any path that did not clean it) is kept as a dead letter; every
+    other row of the entry is stored. It used to dead-letter the whole entry (issue 33 item 5)."""
+    from chargers.messagelog.log import _journal_entry, make_row
+    from chargers.sessions import replay
+
+    others = [ChargerFactory(station_id=f"CP-REPLAY-{n}", property=prop) for n in range(3)]
+    rows = []
+    for n in range(30):
+        row, _ = make_row(
+            charger_id=others[n % 3].pk,
+            direction="in",
+            message_type=2,
+            unique_id=f"ok-{n}",
+            action="Heartbeat",
+            payload={},
+            text=f'[2,"ok-{n}","Heartbeat",{{}}]',
+        )
+        rows.append(row)
+    good, _ = make_row(
+        charger_id=charger.pk,
+        direction="in",
+        message_type=2,
+        unique_id="bad",
+        action="DataTransfer",
+        payload={"vendorId": "X"},
+    )
+    # As the rows reached the journal before: not cleaned. jsonb refuses \u0000, text a NUL.
+    rows.insert(7, (*good[:7], '{"vendorId":"X","data":"a\\u0000b"}', *good[8:]))
+    rows.insert(20, (*good[:4], "bad-raw", *good[5:8], "not json \x00", *good[9:]))
+    entry = {**json.loads(json.dumps(_journal_entry(rows), default=str)), "seq": 1}
+    replay.journal_apply("test-journal", entry)
+    stored = set(OcppMessage.objects.values_list("unique_id", flat=True))
+    if settings.IS_POSTGRES:
+        assert stored == {f"ok-{n}" for n in range(30)}
+        assert OcppDeadLetter.objects.filter(kind="message", charger_id=charger.pk).count() == 2
+    else:  # SQLite stores NUL: nothing to isolate
+        assert stored == {f"ok-{n}" for n in range(30)} | {"bad", "bad-raw"}
+    assert not OcppDeadLetter.objects.filter(kind="journal").exists()
+
+
+def test_a_call_of_ours_logged_without_its_text_is_cleaned_too():
+    """A DataTransfer sent through the API with a NUL in its data, or a violation quoting one,
+    reaches the log storable: the stored payload shows the escape, `raw` keeps what was sent."""
+    from chargers.messagelog.log import make_row
+
+    payload = {"vendorId": "X", "data": "a\x00b"}
+    row, _ = make_row(
+        charger_id=1,
+        direction="out",
+        message_type=2,
+        unique_id="c1",
+        action="DataTransfer",
+        payload=payload,
+        violation="reason 'x\x00' unknown",
+    )
+    assert json.loads(row[7]) == {"vendorId": "X", "data": "a\\u0000b"}
+    assert row[9] is True and json.loads(json.loads(row[8])) == payload
+    assert row[10] == "reason 'x\\u0000' unknown"

@@ -6,8 +6,8 @@ import json
 import pytest
 from channels.layers import get_channel_layer
 
-from chargers.commands import command_group
-from chargers.message_log import writer
+from chargers.devices.commands import command_group
+from chargers.messagelog.log import writer
 from chargers.models import Command, OcppMessage
 from tests.ocpp_client import OcppTestClient
 

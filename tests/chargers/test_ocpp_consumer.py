@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from authorization.models import AuthorizationDecision
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import Charger, ChargingSession, Connector, OcppMessage, OrphanStop
 from tests.ocpp_client import OcppTestClient
 
@@ -292,7 +292,7 @@ async def test_newer_connection_replaces_older_one(charger):
 
 
 async def test_remote_start_command_reaches_the_charger_and_returns_its_answer(charger):
-    from chargers.commands import send_command
+    from chargers.devices.commands import send_command
 
     client = await connected()
 
@@ -318,7 +318,7 @@ async def test_remote_start_command_reaches_the_charger_and_returns_its_answer(c
 
 
 async def test_command_to_silent_charger_times_out(charger):
-    from chargers.commands import CommandTimeout, send_command
+    from chargers.devices.commands import CommandTimeout, send_command
 
     client = await connected()
     await charger.arefresh_from_db()
@@ -328,14 +328,14 @@ async def test_command_to_silent_charger_times_out(charger):
 
 
 async def test_command_to_offline_charger_is_refused(charger):
-    from chargers.commands import ChargerOffline, send_command
+    from chargers.devices.commands import ChargerOffline, send_command
 
     with pytest.raises(ChargerOffline):
         await send_command(charger, "Reset", {"type": "Soft"})
 
 
 async def test_invalid_command_payload_is_refused_before_sending(charger):
-    from chargers.commands import InvalidCommand, send_command
+    from chargers.devices.commands import InvalidCommand, send_command
 
     with pytest.raises(InvalidCommand):
         await send_command(charger, "Reset", {"type": "Sideways"})
@@ -344,7 +344,7 @@ async def test_invalid_command_payload_is_refused_before_sending(charger):
 def test_a_watched_charger_missing_from_an_earlier_batch_is_still_seen_as_watched():
     from django.core.cache import cache
 
-    from chargers.message_log import MessageLogWriter, log_watch_key
+    from chargers.messagelog.log import MessageLogWriter, log_watch_key
 
     writer_under_test = MessageLogWriter()
     cache.set(log_watch_key(2), 1, 60)

@@ -17,6 +17,12 @@ from tests.upstream_csms import UpstreamCsms
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _upstreams_allow_listed(settings):
+    # The upstream listens on 127.0.0.1, which the outbound guard refuses unless staff allow it.
+    settings.OUTBOUND_URL_ALLOWLIST = ["127.0.0.1"]
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,7 +3,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargers import process, services
+from chargers.connections import process
 from chargers.models import Charger, ChargingSession, OcppServerProcess
 from tests.ocpp_client import OcppTestClient
 
@@ -57,7 +57,7 @@ async def test_connections_of_a_dead_process_are_cleared_and_live_ones_kept(char
     from tests.factories import ChargerFactory
 
     other = await sync_to_async(ChargerFactory)(station_id="CP-LIVE", property=prop)
-    await sync_to_async(services.server_process_heartbeat)(
+    await sync_to_async(process.server_process_heartbeat)(
         key="alive-elsewhere", hostname="another-host", pid=1, started_at=process.STARTED_AT
     )
     await Charger.objects.filter(pk=charger.pk).aupdate(
@@ -66,28 +66,28 @@ async def test_connections_of_a_dead_process_are_cleared_and_live_ones_kept(char
     await Charger.objects.filter(pk=other.pk).aupdate(
         connection_id="y", connection_process="alive-elsewhere"
     )
-    cleared = await sync_to_async(services.connections_clear_dead_processes)(own_key=process.KEY)
+    cleared = await sync_to_async(process.connections_clear_dead_processes)(own_key=process.KEY)
     assert cleared == 1
     assert (await Charger.objects.aget(pk=charger.pk)).connection_id == ""
     assert (await Charger.objects.aget(pk=other.pk)).connection_id == "y"
     # A process on this host whose pid is gone is dead at once, heartbeat or not.
     import socket
 
-    await sync_to_async(services.server_process_heartbeat)(
+    await sync_to_async(process.server_process_heartbeat)(
         key="killed-here",
         hostname=socket.gethostname(),
         pid=2**22 + 12345,
         started_at=process.STARTED_AT,
     )
     await Charger.objects.filter(pk=other.pk).aupdate(connection_process="killed-here")
-    assert await sync_to_async(services.connections_clear_dead_processes)(own_key=process.KEY) == 1
+    assert await sync_to_async(process.connections_clear_dead_processes)(own_key=process.KEY) == 1
     assert not await OcppServerProcess.objects.filter(key="killed-here").aexists()
 
 
 async def test_clean_stop_marks_every_connection_of_the_process_closed(charger):
     client = await _client()
     assert (await Charger.objects.aget(pk=charger.pk)).connection_process == process.KEY
-    await sync_to_async(services.server_process_stopped)(key=process.KEY)
+    await sync_to_async(process.server_process_stopped)(key=process.KEY)
     refreshed = await Charger.objects.aget(pk=charger.pk)
     assert refreshed.connection_id == "" and not refreshed.is_online()
     await client.close()

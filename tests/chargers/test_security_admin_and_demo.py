@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from chargers import handshake
+from chargers.connections import handshake
+from chargers.management.simulator import SimulatedCharger, demo_password
 from chargers.models import Charger, ChargerCertificate
-from chargers.simulator import SimulatedCharger, demo_password
 from tests.chargers.security_helpers import scope
 from tests.factories import ChargerFactory, PropertyFactory
 

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from chargers import handshake
+from chargers.connections import handshake
 from chargers.models import AuthorizationKeyChange, Charger, Command
 from tests.chargers.security_helpers import PASSWORD, scope
 from tests.factories import ChargerFactory, MembershipFactory

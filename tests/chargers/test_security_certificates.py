@@ -12,8 +12,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from rest_framework.test import APIClient
 
-from chargers import handshake, pki
+from chargers.connections import handshake
 from chargers.models import ChargerCertificate, Command, SecurityEvent
+from chargers.security import pki
 from tests.chargers.security_helpers import PROXY, csr_for, scope, via_proxy
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.ocpp_client import OcppTestClient

@@ -8,8 +8,9 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from chargers import credentials, handshake
+from chargers.connections import handshake
 from chargers.models import Charger
+from chargers.security import credentials
 from tests.chargers.security_helpers import scope
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 

@@ -5,8 +5,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from chargers import handshake, pki
+from chargers.connections import handshake
 from chargers.models import Charger, ChargerCertificate, SecurityEvent
+from chargers.security import pki
 from tests.chargers.security_helpers import (
     PASSWORD,
     PROXY,

@@ -8,8 +8,8 @@ import string
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargers import handshake
-from chargers.handshake_guard import HandshakeGuard, address_key, guard
+from chargers.connections import handshake
+from chargers.connections.handshake_guard import HandshakeGuard, address_key, guard
 from tests.chargers.security_helpers import PASSWORD, scope
 from tests.factories import ChargerFactory
 

@@ -1,6 +1,6 @@
-"""Sessions opened in batches (chargers.starts.session_start): starts that arrive together are
+"""Sessions opened in batches (chargers.sessions.opening.session_start): starts that arrive together are
 inserted together on PostgreSQL, with their decisions; what the batch cannot take (a connector
-with a running session, a start the database refuses) ends as `services.session_start` ends it."""
+with a running session, a start the database refuses) ends as `opening.open_orm` ends it."""
 
 import asyncio
 from datetime import timedelta
@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
-from chargers import services, starts
 from chargers.models import ChargingSession
+from chargers.sessions import opening, rules, services
 from tests.factories import ChargerFactory, TokenFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +38,7 @@ def _request(charger, *, connector_id=1, tx, token=None, started_at=T0, meter=10
         context=Context.START_TRANSACTION,
         ocpp_unique_id=unique_id,
     )
-    return starts.OpenRequest(
+    return opening.OpenRequest(
         charger_id=charger.pk,
         connector_id=connector_id,
         id_tag="CARD-1",
@@ -55,10 +55,10 @@ def _request(charger, *, connector_id=1, tx, token=None, started_at=T0, meter=10
 async def test_starts_waiting_at_once_open_their_own_sessions_together(announced):
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(30)])()
     token = await sync_to_async(TokenFactory)(uid="CARD-1")
-    before = starts.open_batches()
+    before = opening.open_batches()
     sessions = await asyncio.gather(
         *(
-            starts.session_start(
+            opening.session_start(
                 _request(
                     c,
                     tx=700_000 + i,
@@ -71,7 +71,7 @@ async def test_starts_waiting_at_once_open_their_own_sessions_together(announced
         )
     )
     if connection.vendor == "postgresql":
-        assert starts.open_batches() - before < len(chargers)
+        assert opening.open_batches() - before < len(chargers)
     stored = await sync_to_async(
         lambda: {s.transaction_id: s for s in ChargingSession.objects.all()}
     )()
@@ -97,22 +97,24 @@ async def test_starts_waiting_at_once_open_their_own_sessions_together(announced
 
 async def test_a_start_on_a_busy_connector_closes_what_it_supersedes(announced):
     charger = await sync_to_async(ChargerFactory)()
-    older = await sync_to_async(services.session_start)(
-        charger_id=charger.pk,
-        connector_id=1,
-        id_tag="OLD",
-        meter_start=0,
-        started_at=T0 - timedelta(hours=2),
+    older = await sync_to_async(opening.open_orm)(
+        opening.OpenRequest(
+            charger_id=charger.pk,
+            connector_id=1,
+            id_tag="OLD",
+            meter_start=0,
+            started_at=T0 - timedelta(hours=2),
+        )
     )
     announced.clear()
     results = await asyncio.gather(
-        starts.session_start(_request(charger, connector_id=1, tx=800_001)),
+        opening.session_start(_request(charger, connector_id=1, tx=800_001)),
         # Two starts of connector 2 in one batch: the earlier one is superseded by the later.
-        starts.session_start(_request(charger, connector_id=2, tx=800_002)),
-        starts.session_start(
+        opening.session_start(_request(charger, connector_id=2, tx=800_002)),
+        opening.session_start(
             _request(charger, connector_id=2, tx=800_003, started_at=T0 + timedelta(minutes=5))
         ),
-        starts.session_start(_request(charger, connector_id=3, tx=800_004)),
+        opening.session_start(_request(charger, connector_id=3, tx=800_004)),
     )
     assert [r.transaction_id for r in results] == [800_001, 800_002, 800_003, 800_004]
     stored = await sync_to_async(
@@ -120,11 +122,11 @@ async def test_a_start_on_a_busy_connector_closes_what_it_supersedes(announced):
     )()
     assert (stored[older.transaction_id].status, stored[older.transaction_id].stop_reason) == (
         "completed",
-        services.SUPERSEDED,
+        rules.SUPERSEDED,
     )
     assert (stored[800_002].status, stored[800_002].stop_reason) == (
         "completed",
-        services.SUPERSEDED,
+        rules.SUPERSEDED,
     )
     assert [stored[tx].status for tx in (800_001, 800_003, 800_004)] == ["active"] * 3
     assert sorted(announced) == sorted(r.pk for r in results)
@@ -134,24 +136,28 @@ async def test_a_batch_the_database_refuses_still_opens_every_start(caplog):
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(5)])()
     # Charger 0 resends a start whose first copy is stored already (a race the facts read could
     # not see); charger 1's drawn transaction id is taken meanwhile.
-    first = await sync_to_async(services.session_start)(
-        charger_id=chargers[0].pk,
-        connector_id=1,
-        id_tag="CARD-1",
-        meter_start=1000,
-        started_at=T0,
-        transaction_id=900_000,
+    first = await sync_to_async(opening.open_orm)(
+        opening.OpenRequest(
+            charger_id=chargers[0].pk,
+            connector_id=1,
+            id_tag="CARD-1",
+            meter_start=1000,
+            started_at=T0,
+            transaction_id=900_000,
+        )
     )
-    await sync_to_async(services.session_start)(
-        charger_id=chargers[4].pk,
-        connector_id=9,
-        id_tag="X",
-        meter_start=0,
-        started_at=T0,
-        transaction_id=900_001,
+    await sync_to_async(opening.open_orm)(
+        opening.OpenRequest(
+            charger_id=chargers[4].pk,
+            connector_id=9,
+            id_tag="X",
+            meter_start=0,
+            started_at=T0,
+            transaction_id=900_001,
+        )
     )
     results = await asyncio.gather(
-        *(starts.session_start(_request(c, tx=900_000 + i)) for i, c in enumerate(chargers[:4]))
+        *(opening.session_start(_request(c, tx=900_000 + i)) for i, c in enumerate(chargers[:4]))
     )
     assert results[0].pk == first.pk  # the same session, the same answer
     assert results[1].transaction_id not in (900_000, 900_001)  # drawn again
@@ -169,8 +175,10 @@ def test_sessions_announced_together_ask_the_platform_wide_questions_once():
 
     charger = ChargerFactory()
     ids = [
-        services.session_start(
-            charger_id=charger.pk, connector_id=n, id_tag="CARD", meter_start=0, started_at=T0
+        opening.open_orm(
+            opening.OpenRequest(
+                charger_id=charger.pk, connector_id=n, id_tag="CARD", meter_start=0, started_at=T0
+            )
         ).pk
         for n in range(1, 11)
     ]

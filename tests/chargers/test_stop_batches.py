@@ -1,5 +1,5 @@
-"""StopTransaction in batches (chargers.stops): stops that arrive together share one statement
-on PostgreSQL, and every stop, batched or not, ends as `services.session_stop` alone would end it."""
+"""StopTransaction in batches (chargers.sessions.closing): stops that arrive together share one statement
+on PostgreSQL, and every stop, batched or not, ends as `closing.close_orm` alone would end it."""
 
 import asyncio
 from datetime import timedelta
@@ -9,9 +9,9 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.utils import timezone
 
-from chargers import services, stops
 from chargers.models import ChargingSession, MeterValue, OrphanStop
 from chargers.ocpp.tolerant import MeterReading, Sample
+from chargers.sessions import closing, opening
 from chargers.signals import session_finished
 from tests.factories import ChargerFactory
 
@@ -21,13 +21,15 @@ T0 = timezone.now().replace(microsecond=0) - timedelta(hours=1)
 
 
 def _start(charger, connector_id=1, meter_start=1000, tx=None):
-    return services.session_start(
-        charger_id=charger.pk,
-        connector_id=connector_id,
-        id_tag="CARD",
-        meter_start=meter_start,
-        started_at=T0,
-        transaction_id=tx,
+    return opening.open_orm(
+        opening.OpenRequest(
+            charger_id=charger.pk,
+            connector_id=connector_id,
+            id_tag="CARD",
+            meter_start=meter_start,
+            started_at=T0,
+            transaction_id=tx,
+        )
     )
 
 
@@ -37,7 +39,7 @@ def announced(announced_finished):
 
 
 def _request(session, meter_stop, **kwargs):
-    return stops.StopRequest(
+    return closing.StopRequest(
         charger_id=session.charger_id,
         transaction_id=session.transaction_id,
         meter_stop=meter_stop,
@@ -49,14 +51,14 @@ def _request(session, meter_stop, **kwargs):
 async def test_concurrent_stops_share_statements_and_each_closes_its_own_session(announced):
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(40)])()
     sessions = await sync_to_async(lambda: [_start(c) for c in chargers])()
-    before = stops.batches()
+    before = closing.batches()
     reading = MeterReading(
         T0 + timedelta(minutes=29),
         [Sample("1500", unit="Wh"), Sample("7.2", "Power.Active.Import", unit="kW")],
     )
     results = await asyncio.gather(
         *(
-            stops.stop(
+            closing.stop(
                 _request(
                     s,
                     2000 + i,
@@ -71,7 +73,7 @@ async def test_concurrent_stops_share_statements_and_each_closes_its_own_session
     )
     assert [r.pk for r in results] == [s.pk for s in sessions]
     if connection.vendor == "postgresql":
-        assert stops.batches() - before < len(sessions)  # shared, not one per stop
+        assert closing.batches() - before < len(sessions)  # shared, not one per stop
     stored = await sync_to_async(lambda: {s.pk: s for s in ChargingSession.objects.all()})()
     for i, session in enumerate(sessions):
         done = stored[session.pk]
@@ -112,26 +114,28 @@ async def test_what_the_statement_does_not_take_ends_as_session_stop_ends_it(ann
             value=640,
             raw_value="640",
         )
-        services.session_stop(
-            charger_id=charger.pk,
-            transaction_id=done.transaction_id,
-            meter_stop=900,
-            stopped_at=T0 + timedelta(minutes=10),
-            reason="Local",
+        closing.close_orm(
+            closing.StopRequest(
+                charger_id=charger.pk,
+                transaction_id=done.transaction_id,
+                meter_stop=900,
+                stopped_at=T0 + timedelta(minutes=10),
+                reason="Local",
+            )
         )
-        services.session_close_as_superseded(ChargingSession.objects.get(pk=superseded.pk))
+        closing.close_as_superseded(ChargingSession.objects.get(pk=superseded.pk))
 
     await sync_to_async(prepare)()
     announced.clear()
     results = await asyncio.gather(
-        stops.stop(_request(running, 500)),
-        stops.stop(_request(twice, 700, reason="Remote")),
-        stops.stop(_request(twice, 999, reason="Local")),  # the same stop again, other values
-        stops.stop(_request(no_meter, None)),
-        stops.stop(_request(done, 12345)),
-        stops.stop(_request(superseded, 800, reason="PowerLoss")),
-        stops.stop(
-            stops.StopRequest(
+        closing.stop(_request(running, 500)),
+        closing.stop(_request(twice, 700, reason="Remote")),
+        closing.stop(_request(twice, 999, reason="Local")),  # the same stop again, other values
+        closing.stop(_request(no_meter, None)),
+        closing.stop(_request(done, 12345)),
+        closing.stop(_request(superseded, 800, reason="PowerLoss")),
+        closing.stop(
+            closing.StopRequest(
                 charger_id=charger.pk,
                 transaction_id=987654,
                 meter_stop=50,
@@ -177,7 +181,7 @@ async def test_one_stop_the_database_refuses_fails_only_its_own_charger():
         _request(s, 3000, transaction_data=[{"x": bad}] if i == 2 and bad else None)
         for i, s in enumerate(sessions)
     ]
-    results = await asyncio.gather(*(stops.stop(r) for r in requests), return_exceptions=True)
+    results = await asyncio.gather(*(closing.stop(r) for r in requests), return_exceptions=True)
     if bad:
         assert isinstance(results[2], Exception)
     completed = await sync_to_async(
@@ -199,7 +203,7 @@ async def test_a_failing_receiver_costs_no_stop():
         pytest.skip("the batch runs on PostgreSQL; the ORM path raises from its commit hook")
     session_finished.connect(broken, dispatch_uid="test-broken-receiver")
     try:
-        result = await stops.stop(_request(session, 4000))
+        result = await closing.stop(_request(session, 4000))
         assert result.pk == session.pk
         stored = await sync_to_async(ChargingSession.objects.get)(pk=session.pk)
         assert (stored.status, stored.meter_stop_wh) == ("completed", 4000)

@@ -1,12 +1,17 @@
 """The cheap test on frames we write must flag every frame whose log row needs cleaning
-(chargers.storable, docs/ocpp.md "What is stored"); a miss is a row PostgreSQL refuses."""
+(chargers.messagelog.storable, docs/ocpp.md "What is stored"); a miss is a row PostgreSQL refuses."""
 
 import json
 
 import pytest
 
+from chargers.messagelog.storable import (
+    clean_text,
+    clean_value,
+    ours_may_need_cleaning,
+    text_is_clean,
+)
 from chargers.ocpp import protocol
-from chargers.storable import clean_text, clean_value, ours_may_need_cleaning, text_is_clean
 
 NEEDS_CLEANING = [
     {"data": "a\x00b"},
@@ -66,7 +71,7 @@ def test_a_log_row_reuses_the_payload_json_it_is_given_only_when_nothing_needs_c
     """make_row takes the payload's JSON from a handler that wrote it already (a 2.0.1
     TransactionEvent's event row); a payload whose text needs cleaning is cleaned and dumped
     here instead, whatever JSON it came with."""
-    from chargers.message_log import make_row
+    from chargers.messagelog.log import make_row
 
     clean = {"idTag": "CAFE"}
     row, _ = make_row(

@@ -7,7 +7,7 @@ processed, and the violation is recorded on the message and counted on the charg
 
 import pytest
 
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import Charger, ChargingSession, MeterValue, OcppMessage, OrphanStop
 from tests.ocpp_client import OcppTestClient
 

@@ -113,7 +113,7 @@ def seed() -> None:
 
 def _send(action: str, payload: dict[str, Any]) -> Callable[[Any], None]:
     def run(charger: Any) -> None:
-        from chargers import commands
+        from chargers.devices import commands
 
         commands.send_command_sync(charger, action, payload, source="conformance", timeout=20)
 
@@ -121,11 +121,11 @@ def _send(action: str, payload: dict[str, Any]) -> Callable[[Any], None]:
 
 
 def _cancel_last_reservation(charger: Any) -> None:
-    from chargers import reservations
+    from chargers.devices import remote, reservations
 
     reservation = reservations.reservations_for(charger).first()
     if reservation is not None:
-        reservations.cancel_sync(charger, reservation, source="conformance")
+        remote.cancel_sync(charger, reservation, source="conformance")
 
 
 def _var(component: str, variable: str, instance: str = "") -> dict[str, Any]:
@@ -143,8 +143,8 @@ def _reserve201(
     def run(charger: Any) -> None:
         from django.utils import timezone
 
+        from chargers.devices.reservations import new_reservation_id
         from chargers.ocpp.protocol import format_datetime
-        from chargers.reservations import new_reservation_id
 
         payload: dict[str, Any] = {
             "id": new_reservation_id(),
@@ -265,7 +265,7 @@ def _next_connection(charger: Any, stop: threading.Event, wait_s: float = 60) ->
 def _transaction_status(
     *, reconnect: bool = False, with_id: bool = True, after_end: bool = False
 ) -> Callable[[Any], None]:
-    """GetTransactionStatus (E14), as chargers.stale_transactions or the API sends it."""
+    """GetTransactionStatus (E14), as chargers.sessions.stale or the API sends it."""
 
     def run(charger: Any) -> None:
         transaction_id = _active_transaction(charger)
@@ -295,7 +295,7 @@ _CONNECTOR = {"id": 1, "connectorId": 1}
 
 
 def _request_id() -> int:
-    from chargers.remote import new_request_id
+    from chargers.devices.remote import new_request_id
 
     return int(new_request_id())
 
@@ -340,8 +340,8 @@ def _remote_start(*, profile: bool = False) -> Callable[[Any], None]:
 
 
 def _certificate_pem() -> str:
-    """A CA certificate as the operator would paste it (the CSMS's own charger CA, chargers.pki)."""
-    from chargers import pki
+    """A CA certificate as the operator would paste it (the CSMS's own charger CA, chargers.security.pki)."""
+    from chargers.security import pki
 
     return pki.cert_pem(pki.get_ca().certificate).decode()
 
@@ -379,7 +379,7 @@ def _install_certificate(kind: str) -> Callable[[Any], None]:
 
 def _delete_installed_certificate(charger: Any) -> None:
     """M04: list the CSMS root certificates the charger holds, then delete the first one listed."""
-    from chargers import commands
+    from chargers.devices import commands
 
     listed = commands.send_command_sync(
         charger,
@@ -420,9 +420,9 @@ def _customer_information(
 
 def _clear_monitors(ids: list[int]) -> Callable[[Any], None]:
     def run(charger: Any) -> None:
-        from chargers import monitoring
+        from chargers.devices import remote
 
-        monitoring.clear_monitors_sync(charger, ids, source="conformance")
+        remote.clear_monitors_sync(charger, ids, source="conformance")
 
     return run
 
@@ -489,7 +489,7 @@ def _accept(charger: Any) -> None:
 
 def _password_push(charger: Any) -> None:
     """A01: a new password over OCPP, as the Security tab's "rotate over OCPP" sends it."""
-    from chargers.remote import authorization_key_push_sync
+    from chargers.devices.remote import authorization_key_push_sync
 
     authorization_key_push_sync(charger, source="conformance", timeout=20)
 
@@ -950,6 +950,18 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
     """Wait until a charger of the test connects, then do the operator's actions."""
     from django.db import connections
 
+    # A thread's connection is a slot of the bounded pool until it is closed: give it back on
+    # every way out (a case without actions returned early and kept its slot; 12 such cases
+    # emptied the pool).
+    try:
+        _prepare_and_act(test_id, stop)
+    finally:
+        connections.close_all()
+
+
+def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
+    from django.db import connections
+
     from chargers.models import Charger, ChargingProfile, ConnectorReservation, VariableMonitor
 
     # Each test case starts from a charger with nothing installed and the tool's password (its
@@ -995,7 +1007,7 @@ def _tls_setup(
     octt: Path, app_port: int
 ) -> tuple[dict[str, str], dict[str, str], subprocess.Popen[bytes]]:
     """The test lab's TLS (block A): HAProxy with deploy/haproxy/ocpp.cfg in front of the server
-    (as in production) and a lab PKI from chargers.pki: a CA (the server's OCPP_CA_DIR, so it
+    (as in production) and a lab PKI from chargers.security.pki: a CA (the server's OCPP_CA_DIR, so it
     signs the charger's CSRs and trusts what it signed), server certificates for localhost and a
     client certificate for the tool's profile-3 station (CN = station id, as the handshake
     requires), configured in the tool as its TLS_CA_CERT / TLS_CLIENT_CERT. The tool's own CA
@@ -1009,7 +1021,7 @@ def _tls_setup(
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from chargers import pki
+    from chargers.security import pki
 
     certs, work = octt / "certs", Path(tempfile.mkdtemp(prefix="octt-tls-"))
     authority = pki.load_or_create(work / "ca")

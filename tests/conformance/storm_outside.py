@@ -147,6 +147,7 @@ def _env(db: str, redis_db: int) -> dict[str, str]:
         "SECRET_KEY": "outside-check-" + "x" * 40,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DEBUG": "false",
+        "ALLOW_SANDBOX_PAYMENTS": "true",  # no real payments in this run
         "OCPP_JOURNAL_DIR": f"/tmp/{db}-journal",
     }
 

@@ -26,14 +26,15 @@ def sign_up(client, email: str, password: str = "long-pass-9182") -> None:
     assert response.status_code == 302
 
 
-def save_card(client, card: str = "pm_card_visa"):
-    """Start a SetupIntent on the card page and confirm it as the sandbox card element does."""
+def save_card(client, card: str = "pm_card_visa", **typed):
+    """Start a SetupIntent on the card page and confirm it as the sandbox card element does
+    (`typed`: the expiry the element read, exp_month and exp_year)."""
     page = client.get("/driver/cards/add/")
     assert page.status_code == 200
     html = page.content.decode()
     secret = re.search(r'data-client-secret="([^"]+)"', html).group(1)
     confirm_url = re.search(r'data-confirm-url="([^"]+)"', html).group(1)
-    answer = client.post(confirm_url, {"client_secret": secret, "payment_method": card})
+    answer = client.post(confirm_url, {"client_secret": secret, "payment_method": card, **typed})
     setup_id = answer.json().get("id") or answer.json()["error"]["setup_intent"]["id"]
     return client.get(f"/driver/cards/return/?setup_intent={setup_id}")
 

@@ -80,11 +80,13 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
             assert await page.is_visible("[data-sandbox]")
             await _axe_clean(page)
             await page.fill("#sbx-card", "4242 4242 4242 4242")
-            await page.fill("#sbx-exp", "12/34")
+            await page.fill("#sbx-exp", "11 / 30")  # as card fields format it (issue 35 item 18)
             await page.fill("#sbx-cvc", "123")
             await page.click("#card-button")
             await page.wait_for_url(f"{base}/driver/cards/")
             assert await page.is_visible("[data-card='4242']")
+            # Issue 35 item 20: the expiry typed, not the test card's 12/2034.
+            assert "expires 11/30" in await page.text_content("[data-card='4242']")
             await _axe_clean(page)
 
             await page.goto(f"{base}/driver/subscriptions/")

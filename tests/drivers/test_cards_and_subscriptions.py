@@ -56,6 +56,10 @@ def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_pa
     sign_up(client, "sub@example.com")
     save_card(client)
     mail.outbox.clear()
+    # Issue 35 item 20: before subscribing the page says what the first fee pays for.
+    before = client.get("/driver/subscriptions/").content.decode()
+    assert "charges the full monthly fee now for the rest of this month" in before
+    assert "Subscribe to Resident" in before
     with django_capture_on_commit_callbacks(execute=True):
         client.post(f"/driver/plans/{plan.pk}/subscribe/")
     subscription = Subscription.objects.get()
@@ -67,12 +71,13 @@ def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_pa
     txn = LedgerTransaction.objects.get(kind="subscription_fee")
     assert txn.amount == Decimal("25.00")
     page = client.get("/driver/subscriptions/").content.decode()
-    assert f"on {subscription.paid_until:%Y-%m-%d}" in page
+    assert f"on {subscription.paid_until.day} {subscription.paid_until:%b %Y}" in page
+    assert "Subscribe to Resident" not in page  # not offered again to a subscriber
     client.post(f"/driver/subscriptions/{subscription.pk}/cancel/")
     subscription.refresh_from_db()
     assert subscription.status == "cancelled" and subscription.ends_at == subscription.paid_until
     assert (
-        f"lasts until <strong>{subscription.ends_at:%Y-%m-%d}"
+        f"lasts until <strong>{subscription.ends_at.day} {subscription.ends_at:%b %Y}"
         in client.get("/driver/subscriptions/").content.decode()
     )
 
@@ -221,3 +226,15 @@ def test_a_charge_without_an_answer_is_asked_again_with_the_same_key_and_charged
     assert len(set(gateway.references)) == 1
     assert Payment.objects.filter(session_ref=f"subscription-invoice:{invoice.pk}").count() == 1
     assert LedgerEntry.objects.aggregate(t=Sum("amount"))["t"] == 0
+
+
+def test_a_saved_card_keeps_the_typed_expiry_and_the_driver_is_named_by_email(client, db):
+    """Issue 35 item 20: 11/30 typed stays 11/30 (not the test card's 12/2034); allauth's
+    messages name the driver by email, never "driver-66987c27…"."""
+    sign_up(client, "expiry@example.com")
+    home = client.get("/driver/").content.decode()
+    assert "driver-" not in home
+    save_card(client, exp_month="11", exp_year="2030")
+    card = SavedCard.objects.get()
+    assert (card.exp_month, card.exp_year) == (11, 2030)
+    assert "expires 11/30" in client.get("/driver/cards/").content.decode()

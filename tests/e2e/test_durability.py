@@ -250,6 +250,16 @@ def test_kill_9_loses_nothing_acknowledged_and_the_next_start_clears_the_connect
         server.process.wait(timeout=10)
         assert sum(1 for _, action, *_ in cp.acked if action == "MeterValues") >= 39
         _assert_acked_are_stored(charger, cp.acked)
+        # Each acknowledged frame's Logs row is as durable as its data (issue 33 item 7): the
+        # kill came right after an answer, before the writer's next batch would have run.
+        logged = set(
+            OcppMessage.objects.filter(charger=charger, direction="in").values_list(
+                "unique_id", flat=True
+            )
+        )
+        assert {unique_id for unique_id, *_ in cp.acked} <= logged, sorted(
+            {unique_id for unique_id, *_ in cp.acked} - logged
+        )
         assert (
             Charger.objects.get(pk=charger.pk).connection_id != ""
         )  # nobody recorded the disconnect

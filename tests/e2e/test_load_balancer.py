@@ -242,7 +242,7 @@ def _holder_from_thread(station_id: str) -> str:
 
 
 def _process_of(server: LiveServer, keys: set[str]) -> str:
-    """The process key (hostname-pid-random, chargers.process.KEY) of this server process."""
+    """The process key (hostname-pid-random, chargers.connections.process.KEY) of this server process."""
     (key,) = [k for k in keys if f"-{server.process.pid}-" in k]
     return key
 
@@ -438,7 +438,7 @@ def test_tls_listener_admits_profile_3_to_either_process(
 ) -> None:
     """The cluster's TLS listener is ocpp.cfg's: a profile-3 charger with a certificate of the CSMS CA
     boots through it (held by one of the two processes); without a certificate it is refused."""
-    from chargers.simulator import tls_context
+    from chargers.management.simulator import tls_context
 
     tls = request.getfixturevalue(
         "tls_setup"

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from chargers.management.simulator import SimulatedCharger201, make_simulator
 from chargers.models import Charger, ChargingSession, DeviceVariable
-from chargers.simulator import SimulatedCharger201, make_simulator
 from tests.factories import ChargerFactory, MembershipFactory, TokenFactory
 
 pytestmark = pytest.mark.e2e

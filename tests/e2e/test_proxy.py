@@ -15,8 +15,22 @@ from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, MeterValue
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice, ProxyQueuedMessage
+from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 from tests.upstream_csms import UpstreamCsms
+
+
+@pytest.fixture
+def live_server_proc(transactional_db, tmp_path, settings):
+    """The real server, with this test's upstream backoffices (on 127.0.0.1) allow-listed by
+    staff: the outbound guard refuses loopback addresses otherwise (backoffice/outbound.py)."""
+    settings.OUTBOUND_URL_ALLOWLIST = ["127.0.0.1"]
+    server = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal", OUTBOUND_URL_ALLOWLIST="127.0.0.1"
+    )
+    yield server
+    stop_live_server(server)
+
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ import pytest
 import websockets
 from cryptography.hazmat.primitives import serialization
 
-from chargers import pki
-from chargers.simulator import SimulatedCharger, tls_context
+from chargers.management.simulator import SimulatedCharger, tls_context
+from chargers.security import pki
 from tests.chargers.security_helpers import csr_for, foreign_ca
 from tests.factories import ChargerFactory
 

@@ -70,6 +70,14 @@ def test_lower_case_or_one_typo_lands_on_the_one_close_charger_and_says_so(
     assert response["Location"] == "/s/HB-Lot-01?typed=hb-lot-01"
 
 
+def test_a_case_slip_lands_on_its_charger_even_with_close_neighbours(client, site, guest_charger):
+    """Issue 35 item 14: neighbours one character away do not turn a case slip into a list."""
+    for other in ("HB-Lot-02", "HB-Lot-03"):
+        make_online(ChargerFactory(property=site, station_id=other))
+    response = client.get("/s/", {"station_id": "hb-lot-01"})
+    assert response["Location"] == "/s/HB-Lot-01?typed=hb-lot-01"
+
+
 def test_two_close_chargers_are_offered_not_guessed(client, site, guest_charger):
     make_online(ChargerFactory(property=site, station_id="HB-Lot-02"))
     response = client.get("/s/hb-lot-0")

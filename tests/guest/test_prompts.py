@@ -134,10 +134,16 @@ def test_not_near_misses(typed, candidate):
     assert not is_near_miss(typed, candidate)
 
 
-def test_suggestions_put_case_only_differences_first_and_are_capped():
-    found = suggestions("cp-10", ["CP-11", "CP-10", "CP-12", "CP-13", "cp-1"], limit=3)
-    assert found[0] == "CP-10"
-    assert len(found) == 3
+def test_a_case_only_slip_is_the_one_close_match_and_typos_are_capped():
+    """Issue 35 item 14: "demo-001" goes to DEMO-001 as "DEMO-0O1" does, not to a list of three."""
+    assert suggestions("cp-10", ["CP-11", "CP-10", "CP-12", "CP-13", "cp-1"], limit=3) == ["CP-10"]
+    assert suggestions("demo-001", ["DEMO-001", "DEMO-002", "DEMO-003"]) == ["DEMO-001"]
+    assert suggestions("DEMO-0O1", ["DEMO-001", "DEMO-002", "DEMO-003"]) == ["DEMO-001"]
+    assert suggestions("CP-1O", ["CP-11", "CP-12", "CP-13", "CP-14"], limit=3) == [
+        "CP-11",
+        "CP-12",
+        "CP-13",
+    ]
 
 
 def test_not_allowed_reasons_are_in_guest_words_without_host_instructions():

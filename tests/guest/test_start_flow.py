@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from authorization.models import Token
 from billing.models import Payment
-from chargers.commands import ChargerOffline, CommandTimeout
+from chargers.devices.commands import ChargerOffline, CommandTimeout
 from chargers.models import ChargingSession, Command
-from guest import services
+from guest import services, starts
 from guest.models import GuestSession
 from guest.tasks import schedule_start_check as real_schedule_start_check
 from tests.factories import ChargerFactory
@@ -24,7 +24,7 @@ DECLINE = "pm_card_chargeDeclined"
 
 
 class FakeCharger:
-    """Stands in for chargers.commands.send_command_sync and records the CALLs."""
+    """Stands in for chargers.devices.commands.send_command_sync and records the CALLs."""
 
     def __init__(self, answer="Accepted", raises=None):
         self.answer, self.raises, self.calls = answer, raises, []
@@ -240,6 +240,7 @@ def test_start_transaction_links_settle_on_finish_and_email_receipt(
     assert email.to == ["guest@example.com"]
     assert f"https://charge.example/s/receipt/{gs.key}/" in email.body
     assert "10.000 kWh" in email.body and "EUR 6.05" in email.body
+    assert "Test mode: this payment was simulated" in email.body  # the sandbox gateway
     # Idempotent: a repeated signal neither captures again nor re-sends the receipt.
     services.guest_session_finish(session_id=session.pk)
     assert len(mail.outbox) == 1
@@ -269,7 +270,7 @@ def test_a_start_that_is_no_guests_is_told_apart_in_one_query(
     with django_assert_num_queries(2):
         assert services.guest_session_link(session_id=refused.pk) is None
     gs.refresh_from_db()
-    assert gs.state in services.OPEN_BEFORE_START and gs.charging_session_id is None
+    assert gs.state in starts.OPEN_BEFORE_START and gs.charging_session_id is None
 
 
 def test_stop_sends_remote_stop_for_the_transaction(guest_charger, rate, fake_charger):

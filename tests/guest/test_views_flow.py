@@ -74,6 +74,9 @@ def test_the_start_form_has_no_card_field_and_starts_nothing_before_payment(
     pay = client.get(f"/s/pay/{gs.key}/").content.decode()
     # The sandbox element's inputs have no name: a form submit could not carry them.
     assert 'id="sbx-card"' in pay and 'name="card' not in pay and "Sandbox card element" in pay
+    # Payments are simulated: every payment page says so (issue 33 item 12).
+    assert "data-test-mode" in pay and "<strong>Test mode</strong>" in pay
+    assert "data-test-mode" in landing
 
 
 def test_return_url_without_a_confirmed_hold_starts_nothing(client, guest_charger, rate, accepted):
@@ -186,6 +189,7 @@ def test_stop_then_receipt(client, guest_charger, rate, accepted):
     assert "Total" in body and "EUR" in body
     assert "ending 4242" in body
     assert guest_charger.property.name in body
+    assert "data-test-mode" in body  # a sandbox payment: the receipt says test mode
 
 
 def test_receipt_page_settles_a_session_no_worker_settled(client, guest_charger, rate, accepted):
@@ -235,7 +239,8 @@ def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, 
     )
     services.guest_session_finish(session_id=session.pk)
     body = client.get(f"/s/receipt/{gs.key}/").content.decode()
-    assert "2026-07-01 12:00" in body and "2026-07-01 13:00" in body
+    assert "1 Jul 2026, 12:00 CEST" in body and "1 Jul 2026, 13:00 CEST" in body
+    assert "UTC" not in body.split('id="receipt"')[1]
     assert "EUR 32.67 hold" in body
     assert "0000" not in body.split('id="receipt"')[1]
 
@@ -249,3 +254,47 @@ def test_failed_session_contact_support_carries_what_happened(
     body = client.get(f"/s/session/{gs.key}/").content.decode()
     assert "prompt=Charging+did+not+start" in body
     assert "station_id=HB-Lot-01" in body
+
+
+def test_a_paid_session_that_got_no_energy_says_why_and_that_nothing_was_charged(
+    client, guest_charger, rate, accepted
+):
+    """Issue 35 item 15: the charger's own session held the port; the guest's got 0 kWh."""
+    start_and_pay(client, guest_charger)
+    gs = GuestSession.objects.get()
+    now = timezone.now()
+    ChargingSession.objects.create(  # the charger's own session on the guest's port
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=301,
+        id_tag="LOCAL-CARD",
+        started_at=now - timedelta(minutes=5),
+        meter_start_wh=0,
+    )
+    session = ChargingSession.objects.create(
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=302,
+        id_tag=gs.id_tag,
+        started_at=now - timedelta(minutes=2),
+        meter_start_wh=500,
+    )
+    services.guest_session_link(session_id=session.pk)
+    # Item 16: OCPP 2.0.1's Occupied reads as Charging; the receipt waits for the end; stopping
+    # asks once.
+    from chargers.models import Connector
+
+    Connector.objects.filter(charger=guest_charger, connector_id=1).update(status="Occupied")
+    page = client.get(f"/s/session/{gs.key}/").content.decode()
+    assert '<div class="big" id="state-label">Charging</div>' in page and ">Occupied<" not in page
+    receipt_link = page.split('id="receipt-link"', 1)[1].split(">", 1)[0]
+    assert receipt_link.rstrip().endswith("hidden")
+    assert 'data-confirm-stop="Stop charging now?' in page
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=now, meter_stop_wh=500
+    )
+    services.guest_session_finish(session_id=session.pk)
+    page = client.get(f"/s/session/{gs.key}/").content.decode()
+    assert "Ended – no energy delivered" in page and "Finished – thank you!" not in page
+    assert "Another session was using this port" in page
+    assert "Nothing was charged: the hold on your card is released." in page

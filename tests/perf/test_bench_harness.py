@@ -2,27 +2,16 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.perf.bench_smoke import bench_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(
-    not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis"
-)
+@bench_smoke
 def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(

@@ -3,7 +3,6 @@ through the same code path (not a timed test: the verdict of such a short run me
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.soak import flatness, least_squares_slope, warmup_seconds
+from tests.perf.bench_smoke import bench_smoke
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 2**20
@@ -62,17 +62,7 @@ def test_no_verdict_without_samples_after_warmup():
     assert flatness([(0, 100 * MB), (30, 100 * MB), (60, 100 * MB)], 600)["flat"] is None
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(
-    not (_reachable(5432) and _reachable(6379)), reason="the bench needs PostgreSQL and Redis"
-)
+@bench_smoke
 def test_soak_runs_end_to_end(tmp_path):
     out = tmp_path / "soak.json"
     result = subprocess.run(

@@ -314,22 +314,26 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         page.screenshot(path=str(SHOTS / "charger-overview.png"), full_page=True)
 
         # Tokens > local group > Add Token.
+        page.click("nav.mainnav summary:has-text('Cards & roaming')")
         page.click("nav.mainnav >> text=Tokens")
         page.click("text=Staff cards")
         page.fill("#id_uid", "04C0FFEE")
         page.click("button:has-text('Add Token')")
         page.wait_for_selector("#group-tokens >> text=04C0FFEE")
+        page.click("nav.mainnav summary:has-text('Cards & roaming')")
         page.click("nav.mainnav >> text=Tokens")
         page.screenshot(path=str(SHOTS / "tokens.png"), full_page=True)
 
         # Authorization > Roaming: is this UID valid?
-        page.click("nav.mainnav >> text=Roaming")
+        page.click("nav.mainnav summary:has-text('Cards & roaming')")
+        page.click("nav.mainnav >> text=Authorization › Roaming")
         page.fill("#id_uid", "NL-PLS")
         page.click("main button[type=submit]")
         assert "Valid" in page.inner_text("#roaming-results")
 
         # Mobility Providers: Block is a visible button in the row (a ⋯ menu was clipped by the
         # table) and asks first; Unblock does not.
+        page.click("nav.mainnav summary:has-text('Cards & roaming')")
         page.click("nav.mainnav >> text=Mobility Providers")
         row = page.locator("#msp-table tr", has_text="PlugSurfing")
         block = row.locator("button:has-text('Block')")
@@ -391,8 +395,10 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 392, f"{path} is {width}px wide on a 390px phone"
             # The menu is folded behind its button on a phone and opens on a tap.
-            assert not phone.locator("nav.mainnav a:has-text('Tokens')").is_visible()
+            assert not phone.locator("nav.mainnav a:has-text('Sessions')").is_visible()
             phone.click("button.menu-toggle")
+            assert phone.locator("nav.mainnav a:has-text('Sessions')").is_visible()
+            phone.click("nav.mainnav summary:has-text('Cards & roaming')")
             assert phone.locator("nav.mainnav a:has-text('Tokens')").is_visible()
         phone.goto(base + "/chargers/WEB-001/logs/")
         phone.locator("details.log-entry").first.locator("summary").click()

@@ -4,8 +4,8 @@ and a printable setup card (OCPP URL, Station ID, password, QR label)."""
 import pytest
 from django.urls import reverse
 
-from chargers import credentials
 from chargers.models import Charger
+from chargers.security import credentials
 
 pytestmark = pytest.mark.django_db
 

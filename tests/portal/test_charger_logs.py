@@ -6,7 +6,7 @@ from django.urls import reverse
 from authorization.decisions import Context
 from authorization.services import decide_sync
 from chargers.models import OcppMessage
-from chargers.services import charger_facts
+from chargers.sessions.services import charger_facts
 
 pytestmark = pytest.mark.django_db
 

@@ -102,6 +102,8 @@ HOST_PAGES: dict[str, Args] = {
     "authorization:token-group-detail": lambda w: [w.site.group.pk],
     "authorization:roaming": lambda w: [],
     "authorization:msp-list": lambda w: [],
+    "authorization:msp-validation": lambda w: [w.site.msp.pk],
+    "billing:price-overview": lambda w: [],
     "billing:rate-list": lambda w: [w.site.prop.pk],
     "billing:rate-edit": lambda w: [w.rate.pk],
     "billing:payout-list": lambda w: [],
@@ -140,6 +142,7 @@ GUEST_PAGES: dict[str, Args] = {
 # Routes that are not pages of their own, and why.
 NOT_PAGES: dict[str, str] = {
     "backoffice:member-change": "POST only (Members page form)",
+    "backoffice:organization-energy-reporting": "POST only (Chargers page form)",
     "chargers:charger-command": "POST only (Overview form)",
     "chargers:charger-settings": "POST only (Overview form)",
     "chargers:charger-whitelist": "POST only (Logs row form)",
@@ -161,7 +164,9 @@ NOT_PAGES: dict[str, str] = {
     "chargers:session-meter": "HTML fragment polled by the session page",
     "authorization:token-group-remove": "POST only",
     "authorization:msp-block": "POST only",
-    "authorization:msp-validation": "POST only",
+    "chargers:network-unit-add": "POST only (the Network list's Add unit form)",
+    "backoffice:time-zone": "POST only (the dashboard's Show times in form)",
+    "authorization:roaming-valid": "POST only (Authorization › Roaming's valid box)",
     "billing:payment-refund": "POST only (session cost page form)",
     "billing:statement-create": "POST only (payout list form)",
     "billing:statement-progress": "JSON polled by the payout list",

@@ -7,7 +7,7 @@ from django.urls import reverse
 from authorization.decisions import Context
 from authorization.models import Token
 from authorization.services import decide_sync
-from chargers.services import charger_facts
+from chargers.sessions.services import charger_facts
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from authorization.decisions import Context
 from authorization.models import AuthorizationDecision, TokenGroup
 from authorization.services import decide_sync
 from chargers.models import OcppMessage
-from chargers.services import charger_facts
+from chargers.sessions.services import charger_facts
 
 pytestmark = pytest.mark.django_db
 

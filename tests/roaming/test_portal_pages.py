@@ -168,6 +168,7 @@ def test_saving_a_locations_roaming_data_publishes_it_and_puts_it_to_partners(
     client.force_login(owner)
     charger = operator["cp_nodata"]
     data = {
+        "loc-address": "Markt 1",
         "loc-city": "Gouda",
         "loc-postal_code": "2801",
         "loc-country": "nld",
@@ -195,6 +196,7 @@ def test_saving_a_locations_roaming_data_publishes_it_and_puts_it_to_partners(
     gouda = next(loc for loc in locations if loc["id"] == str(prop.pk))
     assert gouda["evses"][0]["connectors"][0]["standard"] == "IEC_62196_T2_COMBO"
     assert gouda["evses"][0]["connectors"][0]["max_electric_power"] == 150000
+    assert gouda["address"] == "Markt 1"
     from roaming import services as roaming_services
 
     assert roaming_services.location_push_queue(property_id=prop.pk) == [partner.pk]
@@ -209,3 +211,64 @@ def test_a_viewer_sees_the_roaming_data_but_cannot_change_it(client, viewer, ope
     assert client.post(f"/roaming/locations/{prop.pk}/", {"loc-city": "X"}).status_code == 403
     other = PropertyFactory()
     assert client.get(f"/roaming/locations/{other.pk}/").status_code == 404
+
+
+def _connector_fields(charger) -> dict:
+    return {
+        f"cp{charger.pk}-standard": "IEC_62196_T2",
+        f"cp{charger.pk}-format": "SOCKET",
+        f"cp{charger.pk}-power_type": "AC_3_PHASE",
+        f"cp{charger.pk}-max_voltage": "400",
+        f"cp{charger.pk}-max_amperage": "32",
+        f"cp{charger.pk}-max_electric_power": "22000",
+    }
+
+
+def test_a_host_enters_address_operator_and_opening_hours_of_a_location(client, owner, operator):
+    """Issue 35 item 2: everything a partner publishes about a location is editable by the host,
+    checked by the same rules as the API (roaming.location_data)."""
+    prop = operator["nodata"]
+    client.force_login(owner)
+    page = client.get(f"/locations/{prop.pk}/").content.decode()
+    assert f'href="/roaming/locations/{prop.pk}/" id="edit-address"' in page
+    listing = client.get("/roaming/partners/").content.decode()
+    assert "missing: city, country, coordinates" in listing
+    assert f'<a href="/roaming/locations/{prop.pk}/" class="fix-link">Enter them' in listing
+    data = {
+        "loc-address": "Markt 1",
+        "loc-city": "Gouda",
+        "loc-postal_code": "2801 JG",
+        "loc-country": "NLD",
+        "loc-latitude": "52.0116",
+        "loc-longitude": "4.7105",
+        "loc-operator_name": "Gouda Parking",
+        "loc-day1_begin": "08:00",
+        "loc-day1_end": "18:00",
+        "loc-day6_begin": "09:00",
+        "loc-day6_end": "13:00",
+        **_connector_fields(operator["cp_nodata"]),
+    }
+    # Hours given for a day without its closing time, or closing before opening: said per day.
+    bad = client.post(f"/roaming/locations/{prop.pk}/", {**data, "loc-day6_end": "08:00"})
+    assert bad.status_code == 200
+    assert "Saturday: the closing time is before opening." in bad.content.decode()
+    bad = client.post(
+        f"/roaming/locations/{prop.pk}/",
+        {k: v for k, v in data.items() if not k.startswith("loc-day")},
+    )
+    assert "Give the opening hours of at least one day, or tick Open 24/7." in bad.content.decode()
+    assert not LocationProfile.objects.filter(property=prop).exists()
+
+    assert client.post(f"/roaming/locations/{prop.pk}/", data).status_code == 302
+    profile = LocationProfile.objects.get(property=prop)
+    prop.refresh_from_db()
+    assert prop.address == "Markt 1" and profile.operator_name == "Gouda Parking"
+    assert profile.open_24_7 is False
+    assert profile.regular_hours == [
+        {"weekday": 1, "period_begin": "08:00", "period_end": "18:00"},
+        {"weekday": 6, "period_begin": "09:00", "period_end": "13:00"},
+    ]
+    form = client.get(f"/roaming/locations/{prop.pk}/").content.decode()
+    assert 'name="loc-day6_begin" value="09:00"' in form
+    listing = client.get("/roaming/partners/").content.decode()
+    assert "missing: city" not in listing.split(prop.name, 1)[1].split("</tr>")[0]

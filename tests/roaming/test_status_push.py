@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chargers import services as charger_services
+from chargers.connections import state as connection_state
 from chargers.models import Connector
 from chargers.signals import connector_status_changed
 from roaming import services, tasks
@@ -34,7 +34,7 @@ def stub_partner(operator, stub):
 
 def _status(charger, connector_id, status, *, at=None):
     """A StatusNotification as the OCPP path stores it, then the signal chargers sends on commit."""
-    charger_services.connector_status_update(
+    connection_state.connector_status_update(
         charger_id=charger.pk,
         connector_id=connector_id,
         status=status,
@@ -74,7 +74,7 @@ def test_the_sweep_pushes_a_change_whose_signal_was_missed_and_only_once(
     charger = operator["cp_public"]
     tasks.evse_status_sweep_task.delay()  # first sweep: what partners do not have yet
     first = len(stub.requests_to("locations", "PATCH"))
-    charger_services.connector_status_update(
+    connection_state.connector_status_update(
         charger_id=charger.pk,
         connector_id=2,
         status="Faulted",

@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from authorization.decisions import Context
 from authorization.models import AuthorizationDecision, Token
 from authorization.services import authorize
-from chargers import services as charger_services
+from chargers.sessions import services as charger_services
 from tests.roaming import spec
 from tests.roaming.conftest import auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
+from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
 from roaming.models import Partner
 from stays.models import CalendarFeed, Reservation, Unit
@@ -34,6 +35,7 @@ APP_LABELS = {
     "support",
     "stays",
     "roaming",
+    "reliability",
 }
 
 
@@ -48,6 +50,8 @@ class Tenant:
     feed: Any = None
     backoffice: Any = None
     partner: Any = None
+    alert_rule: Any = None
+    exclusion: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -101,7 +105,26 @@ def make_tenant(prefix: str) -> Tenant:
         outgoing_token=f"{prefix}-calls-partner",
         endpoints={"credentials": {"RECEIVER": "https://127.0.0.1:9/ocpi/2.2.1/credentials"}},
     )
-    return Tenant(site, rate, payment, extra, unit, reservation, feed, backoffice, partner)
+    alert_rule = AlertRule.objects.create(organization=site.org, kind="offline", after_s=300)
+    exclusion = Exclusion.objects.create(
+        charger=site.charger,
+        start=timezone.now() - timedelta(hours=2),
+        end=timezone.now() - timedelta(hours=1),
+        reason="grid_outage",
+    )
+    return Tenant(
+        site,
+        rate,
+        payment,
+        extra,
+        unit,
+        reservation,
+        feed,
+        backoffice,
+        partner,
+        alert_rule,
+        exclusion,
+    )
 
 
 def db_state() -> dict[str, list[tuple]]:

@@ -29,6 +29,7 @@ from backoffice.models import Organization, Property
 from billing.models import Payment, Rate
 from chargers.models import Charger, ChargingSession
 from portal.api_urls import router, urlpatterns
+from reliability.models import Exclusion
 from roaming.models import Partner
 from stays.models import CalendarFeed, Reservation, Unit
 from tests.security.conftest import Tenant, changed_tables, db_state
@@ -55,6 +56,7 @@ def objects_of(t: Tenant) -> dict[type, Any]:
         Reservation: t.reservation,
         CalendarFeed: t.feed,
         Partner: t.partner,
+        Exclusion: t.exclusion,
     }
 
 
@@ -227,6 +229,28 @@ CASES: dict[tuple[str, str], Case] = {
     # Unregisters (the credentials DELETE to the partner is refused by the outbound guard).
     ("roaming-partner", "destroy"): Case(url_object=lambda t: t.partner.pk, own_status=(204,)),
     ("calendar", "sync"): Case(url_object=lambda t: t.feed.pk, own_status=(200,)),
+    ("exclusion", "create"): Case(
+        body=lambda t: {
+            "station_id": station(t),
+            "start": "2026-01-10T00:00:00Z",
+            "end": "2026-01-11T00:00:00Z",
+            "reason": "grid_outage",
+        },
+        own_status=(201,),
+    ),
+    ("exclusion", "withdraw"): Case(url_object=lambda t: t.exclusion.pk, own_status=(200,)),
+    ("alert-rule", "create"): Case(
+        body=lambda t: {"organization": t.org.pk, "kind": "faulted", "after_s": 120},
+        own_status=(201,),
+    ),
+    ("alert-rule", "update"): Case(
+        url_object=lambda t: t.alert_rule.pk,
+        body=lambda t: {"organization": t.org.pk, "kind": "offline", "after_s": 60},
+    ),
+    ("alert-rule", "partial_update"): Case(
+        url_object=lambda t: t.alert_rule.pk, body=lambda t: {"after_s": 60}
+    ),
+    ("alert-rule", "destroy"): Case(url_object=lambda t: t.alert_rule.pk, own_status=(204,)),
 }
 
 # Routes outside the router, with why they need no tenant case.
@@ -238,6 +262,9 @@ NON_ROUTER_ROUTES = {
     "charger-backoffices": "the charger in the URL is scoped like a detail route; another organization's charger "
     "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
     "charger-backoffice": "as charger-backoffices, and the backoffice must be that charger's (test_proxy_config.py)",
+    "uptime": "read-only (tests/reliability/test_uptime_api.py scopes it)",
+    "uptime-nevi": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
+    "uptime-cec": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
     "support-assistant": "no object in the URL or body: another organization's station id or session gets the "
     "answer an unknown one gets (tests/support/test_assistant_api.py)",
 }
@@ -430,4 +457,6 @@ def case_target(op: Operation, t: Tenant) -> Any:
         "unit": t.unit,
         "reservation": t.reservation,
         "calendar": t.feed,
+        "exclusion": t.exclusion,
+        "alert-rule": t.alert_rule,
     }[op.basename]

@@ -19,6 +19,7 @@ from authorization import msp_client
 from authorization.models import MobilityServiceProvider
 from authorization.msp_client import BlockedMspUrl, address_is_public, check_msp_url
 from authorization.services import msp_tokens_pull, msp_validate_live
+from backoffice import outbound
 from tests.factories import MspFactory
 from tests.msp_server import FakeMsp
 
@@ -194,9 +195,9 @@ def test_a_stored_url_into_the_local_network_is_never_called(stub_msp):
     answer, body, _latency = asyncio.run(
         msp_validate_live(msp, "0D0001", location_id="1", station_id="CP-1")
     )
-    assert answer == "TIMEOUT" and body == {
-        "error": msp_client.MSP_URL_MESSAGE
-    }  # the on-timeout policy applies
+    assert answer == "TIMEOUT" and body == {  # the on-timeout policy applies, in plain words
+        "error": outbound.OutboundBlocked().say("the provider")
+    }
     assert stub_msp.requests == []
 
 
@@ -206,7 +207,7 @@ def test_a_name_that_resolves_into_the_local_network_after_the_save_is_not_calle
 ):
     port = stub_msp.server.server_address[1]
     answers = {"msp.example": ["8.8.8.8"]}
-    monkeypatch.setattr(msp_client, "_resolve", lambda host, port: answers.get(host, []))
+    monkeypatch.setattr(outbound, "_resolve", lambda host, port: answers.get(host, []))
     url = f"https://msp.example:{port}/ocpi/2.2.1/tokens"
     check_msp_url(url)  # accepted when saved
     msp = MspFactory(live_validation_url=url)

@@ -67,7 +67,8 @@ def _settings_data(t: Tenant) -> dict:
 def _rate_data(t: Tenant) -> dict:
     return {
         "charger": t.charger.pk,
-        "valid_from": "2031-01-01T00:00",
+        "valid_from_0": "01 Jan 2031",
+        "valid_from_1": "00:00",
         "connection_fee": "0",
         "energy_price_per_kwh": "0.40",
         "time_price_per_hour": "0",
@@ -87,6 +88,7 @@ WRITES: dict[str, Write] = {
     "backoffice:member-change": Write(
         args=lambda t: [t.membership.pk], data=lambda t: {"role": "manager"}
     ),
+    "backoffice:organization-energy-reporting": Write(args=lambda t: [t.org.pk], data=lambda t: {}),
     "chargers:charger-command": Write(
         args=lambda t: [t.charger.station_id],
         data=lambda t: {"action": "RemoteStartTransaction", "token": t.token.pk, "connector_id": 1},
@@ -159,6 +161,7 @@ WRITES: dict[str, Write] = {
     "authorization:token-group-remove": Write(
         args=lambda t: [t.group.pk, t.token.pk], data=lambda t: {}
     ),
+    "authorization:roaming-valid": Write(args=lambda t: [t.token.pk], data=lambda t: {"valid": ""}),
     "authorization:msp-block": Write(args=lambda t: [t.msp.pk], data=lambda t: {"blocked": "1"}),
     "billing:rate-list": Write(args=lambda t: [t.prop.pk], data=_rate_data, fields=("charger",)),
     "billing:rate-edit": Write(args=lambda t: [t.rate.pk], data=_rate_data, fields=("charger",)),
@@ -174,6 +177,9 @@ WRITES: dict[str, Write] = {
         data=lambda t: {"place": f"{t.prop.pk}:{t.unit.pk}"},
         fields=("place",),
         refused_status=(302,),
+    ),
+    "chargers:network-unit-add": Write(
+        args=lambda t: [t.prop.pk], data=lambda t: {"name": "Cabin 9", "kind": "cabin"}
     ),
     "chargers:charger-proxy-add": Write(
         args=lambda t: [t.charger.station_id],
@@ -282,6 +288,8 @@ TESTED_ELSEWHERE = {
     "drivers:card-add": "tests/drivers/test_cards_and_subscriptions.py (a SetupIntent on the own customer)",
     "drivers:card-return": "tests/drivers/test_isolation.py (another driver's SetupIntent is refused)",
     "drivers:sessions-claim": "tests/drivers/test_email_change_and_claim.py (verified email only)",
+    "backoffice:time-zone": "tests/portal/test_one_time_story.py (the viewer's own location zones or UTC; writes no row)",
+    "drivers:start": "tests/drivers/test_one_tap_start.py (chargers are public; held on the own default card)",
     "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
 }
 
@@ -309,6 +317,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "chargers:charger-setup-card": lambda t: [t.charger.station_id],
     "authorization:roaming": lambda t: [],
     "authorization:msp-list": lambda t: [],
+    "billing:price-overview": lambda t: [],
     "billing:payout-list": lambda t: [],
     "billing:payout-detail": lambda t: [],
     "billing:statement-progress": lambda t: [],

@@ -158,8 +158,10 @@ def test_deleting_a_charger_with_sessions_is_409_and_says_what_to_do(mine):
     before = db_state()
     response = api_for(mine.owner).delete(f"/api/v1/chargers/{mine.charger.station_id}/")
     assert response.status_code == 409
+    # The tenant's charger also has an uptime exclusion: its history names both.
     assert response.json()["detail"] == (
-        "This charger has 1 charging session; mark it out of order instead of deleting it."
+        "This charger has 1 charging session and 1 exclusion; mark it out of order instead of "
+        "deleting it."
     )
     assert changed_tables(before, db_state()) == []
 

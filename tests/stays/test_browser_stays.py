@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chargers.simulator import SimulatedCharger
+from chargers.management.simulator import SimulatedCharger
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

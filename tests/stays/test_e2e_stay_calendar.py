@@ -28,8 +28,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision
+from chargers.management.simulator import SimulatedCharger
 from chargers.models import ChargingSession
-from chargers.simulator import SimulatedCharger
 from guest.models import GuestSession
 from stays.models import Reservation, StayPolicy, Unit
 from tests.conftest import start_live_server, stop_live_server

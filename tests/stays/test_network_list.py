@@ -88,3 +88,36 @@ def test_a_viewer_or_a_foreign_place_cannot_move_a_charger(client, network):
     assert client.post("/network/ELSEWHERE-1/move/", {"place": f"{prop.pk}:"}).status_code == 404
     assert Charger.objects.get(station_id="DUNE-A1").unit_id == a1.pk
     assert not ChargerPlacement.objects.exists()
+
+
+def test_a_host_creates_a_unit_and_moves_a_charger_into_it_without_the_admin(client, network):
+    """Issue 35 item 1: units are created in the portal and "Move to" offers them at once."""
+    prop, _, _, _ = network
+    _login(client, prop.organization, "owner")
+    page = client.get("/network/").content.decode()
+    assert f'action="/network/properties/{prop.pk}/units/"' in page
+    response = client.post(
+        f"/network/properties/{prop.pk}/units/", {"name": " Cabin 3 ", "kind": "cabin"}
+    )
+    assert response.status_code == 302
+    cabin = Unit.objects.get(property=prop, name="Cabin 3")
+    assert cabin.kind == "cabin"
+    page = client.get("/network/").content.decode()
+    assert f'<option value="{prop.pk}:{cabin.pk}">Dune Apartments – Cabin 3</option>' in page
+    client.post("/network/DUNE-SHARED/move/", {"place": f"{prop.pk}:{cabin.pk}"})
+    assert Charger.objects.get(station_id="DUNE-SHARED").unit_id == cabin.pk
+    # The same name twice is refused in words, nothing added.
+    response = client.post(
+        f"/network/properties/{prop.pk}/units/", {"name": "Cabin 3", "kind": "cabin"}, follow=True
+    )
+    assert "already has a unit of that name" in response.content.decode()
+    assert Unit.objects.filter(property=prop, name="Cabin 3").count() == 1
+
+
+def test_a_viewer_cannot_add_a_unit(client, network):
+    prop, _, _, _ = network
+    _login(client, prop.organization, "viewer")
+    assert "Add unit" not in client.get("/network/").content.decode()
+    response = client.post(f"/network/properties/{prop.pk}/units/", {"name": "X", "kind": "room"})
+    assert response.status_code == 403
+    assert not Unit.objects.filter(name="X").exists()

@@ -351,3 +351,50 @@ def test_sync_page_shows_state_in_plain_words_and_only_editors_get_sync_now(clie
         organization=PropertyFactory().organization, vendor="track"
     )
     assert client.post(f"/stays/integrations/{other.pk}/sync/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("age_s", "accepted"),
+    [
+        (0, True),
+        (270, True),  # inside Svix's five minutes
+        (-270, True),  # a sender clock slightly ahead
+        (330, False),  # a captured message replayed later
+        (-330, False),  # a stamp from the future
+        (3600, False),
+        (86400 * 30, False),
+    ],
+)
+def test_guesty_webhook_refuses_a_correctly_signed_message_outside_five_minutes(
+    client, site, age_s, accepted
+):
+    """The signature covers the timestamp, so only the window stops a replay of a captured
+    message: widening it past five minutes or dropping the check fails here."""
+    prop, cabin1, _ = site
+    integration = _integration(
+        prop,
+        "guesty",
+        {
+            "client_id": "c",
+            "client_secret": "s",
+            "webhook_secret": "whsec_" + base64.b64encode(b"guesty-webhook-key").decode(),
+        },
+    )
+    Listing.objects.create(integration=integration, external_id="64a1f0c2e4b0a1", unit=cabin1)
+    body = json.dumps(
+        {"event": "reservation.new", "reservation": GUESTY_RESERVATIONS["results"][0]}
+    ).encode()
+    stamp = str(int(time.time()) - age_s)
+    sig = base64.b64encode(
+        hmac.new(b"guesty-webhook-key", f"msg_9.{stamp}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    answer = client.post(
+        f"/stays/webhooks/{integration.webhook_key}/",
+        body,
+        content_type="application/json",
+        HTTP_SVIX_ID="msg_9",
+        HTTP_SVIX_TIMESTAMP=stamp,
+        HTTP_SVIX_SIGNATURE=f"v1,{sig}",
+    )
+    assert answer.status_code == (200 if accepted else 401)
+    assert Reservation.objects.exists() is accepted

@@ -95,7 +95,7 @@ def test_the_chargers_start_transaction_is_accepted_for_the_reservation_token(
     """StartTransaction decides from the stored token and charger (token_facts, charger_facts)."""
     from authorization.decisions import Context, decide
     from authorization.services import token_with_facts
-    from chargers.services import charger_facts
+    from chargers.sessions.services import charger_facts
 
     _, own, other, reservation = stay
     _post(client, own, reservation.access_code)

@@ -282,7 +282,10 @@ def test_6_verified_customer_is_unsubscribed_and_erased_from_the_toolkit(desk, p
     sub = Subscription.objects.create(
         plan=plan, email="leaver@example.com", started_at=timezone.now()
     )
-    ticket = ticket_from("I moved out, stop billing me", email="leaver@example.com")
+    # The hand-off waits for the section's details: the email and what to do (seed 003 §6).
+    ticket = ticket_from(
+        "I moved out, stop billing me and delete my account", email="leaver@example.com"
+    )
     refused = toolkit_post(desk, ticket, "erase", confirm="on")
     assert "Verify the customer" in refused.content.decode()
     wrong = toolkit_post(desk, ticket, "verify", card_last4="0000")
@@ -306,7 +309,10 @@ def test_7_verified_email_change_moves_receipts_and_the_hosts_sign_in(desk, prop
     unit_rate(prop)
     session, payment = paid_session(charger, wh=1000, email="Host.Old@example.com")
     UserFactory(username="host.old@example.com", email="Host.Old@example.com")
-    ticket = ticket_from("I need to change my email", email="Host.Old@example.com")
+    # The hand-off waits for the section's details: current and new address (seed 003 §7).
+    ticket = ticket_from(
+        "I need to change my email to host.new@example.com", email="Host.Old@example.com"
+    )
     verified = toolkit_post(
         desk, ticket, "verify", session_date=session.started_at.date().isoformat()
     )

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from authorization.models import AuthorizationDecision
+from authorization.models import AuthorizationDecision, TokenGroup
 from billing.models import Payment, SessionCharge
 from chargers.models import ChargingSession, Connector, OcppMessage
 from support.assistant.diagnosis import _tz, when
@@ -126,8 +126,11 @@ def test_vendor_code_of_another_vendor_is_not_explained(api_client, station):
     assert "(vendor code 101)" in fault and "leakage" not in fault
 
 
-def test_refused_card_fact_for_a_guest_masks_the_uid_and_gives_the_cause(api_client, station):
+def test_refused_card_fact_for_a_guest_shows_no_card_data_and_gives_the_cause(api_client, station):
     _online(station)
+    station.token_groups.add(
+        TokenGroup.objects.create(organization=station.property.organization, name="Residents")
+    )
     AuthorizationDecision.objects.create(
         uid="04A1B2C3D4",
         uid_normalized="04A1B2C3D4",
@@ -141,8 +144,9 @@ def test_refused_card_fact_for_a_guest_masks_the_uid_and_gives_the_cause(api_cli
     )
     answer = ask(api_client, "my card was rejected", station_id="HB-7")
     assert answer["topic"] == "no_permission"
-    refusal = next(f for f in answer["facts"] if f.startswith("Card 04A1…"))
-    assert "04A1B2C3D4" not in refusal and "host words" not in refusal
+    refusal = next(f for f in answer["facts"] if f.startswith("A card was refused here"))
+    assert "04A1" not in " ".join(answer["facts"]) + answer["reply"]  # someone else's card
+    assert "host words" not in refusal
     assert "not in this charger's local token group" in refusal
 
 
@@ -242,13 +246,22 @@ def test_didnt_help_hands_over_a_ticket_with_charger_state_and_recent_frames(api
     assert Ticket.objects.count() == 1
 
 
-def test_refund_request_goes_straight_to_a_person(api_client, station):
+def test_refund_request_goes_to_a_person_once_the_details_are_in(api_client, station):
     answer = ask(api_client, "why did you take 38 dollars, I want it back", email="g@example.com")
     assert answer["topic"] == "billing_dispute"
-    assert answer["ticket"] is not None
-    ticket = Ticket.objects.get(pk=answer["ticket"])
+    assert answer["ticket"] is None  # only a person refunds, but first the seed's details
+    assert answer["asks_for"] == ["property", "occurred_at", "card_last4"]
+    more = ask(
+        api_client,
+        "Harbour Hotel, yesterday, card ending 1234",
+        conversation=answer["conversation"],
+        email="g@example.com",
+    )
+    assert more["ticket"] is not None and more["asks_for"] == []
+    ticket = Ticket.objects.get(pk=more["ticket"])
     assert ticket.details["amount"] == "38 dollars" and ticket.email == "g@example.com"
-    assert "card_last4" in answer["asks_for"]
+    assert ticket.details["card_last4"] == "1234" and ticket.details["property"] == "Harbour Hotel"
+    assert ticket.reference in more["reply"] and "answer by email within 24 hours" in more["reply"]
 
 
 def test_host_sees_own_charger_but_another_organizations_charger_is_unknown(api_client, station):

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from authorization.models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from backoffice.models import Membership, Organization, Property
+from chargers.management.simulator import demo_password
 from chargers.models import Charger
-from chargers.simulator import demo_password
 
 DEMO_EMAIL = "host@example.com"
 DEMO_PASSWORD = "demo-host-pass"
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 },
             )
             # Security profile 1 with a password derived from SECRET_KEY, which `serve --simulate`
-            # and `simulate_chargers` derive the same way (chargers.simulator.demo_password).
+            # and `simulate_chargers` derive the same way (chargers.management.simulator.demo_password).
             password = demo_password(settings.SECRET_KEY, station_id)
             if (
                 charger.security_profile == Charger.SecurityProfile.NONE
@@ -105,5 +105,5 @@ class Command(BaseCommand):
         self.stdout.write(f"  Host portal login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(f"  Support agent (Django admin): {ADMIN_USER} / {ADMIN_PASSWORD}")
         self.stdout.write(
-            f"  Demo chargers {specs[0][0]}..{specs[-1][0]}: OCPP password = chargers.simulator.demo_password(SECRET_KEY, station id)"
+            f"  Demo chargers {specs[0][0]}..{specs[-1][0]}: OCPP password = chargers.management.simulator.demo_password(SECRET_KEY, station id)"
         )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chargers import pki, security_config
+from chargers.security import config as security_config
+from chargers.security import pki
 
 
 class Command(BaseCommand):

@@ -49,7 +49,7 @@ class OcppServer(uvicorn.Server):
     """
 
     async def shutdown(self, sockets=None) -> None:
-        from chargers.consumers import drain
+        from chargers.connections.consumer import drain
 
         for server in self.servers:
             server.close()  # no new connections while draining
@@ -140,8 +140,12 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
         port=port,
         lifespan="on",
         ws=env_str("UVICORN_WS", "websockets"),
-        ws_ping_interval=30,
-        ws_ping_timeout=30,
+        # A socket whose peer vanished without a close (a silent network drop leaves it
+        # half-open) is found by its unanswered ping and closed: ping every 30 s, closed when no
+        # pong came within 30 s (then up to 10 s for the close). 30 s tolerates a mobile link's
+        # and a busy event loop's delays; ~333 pings/s at 10,000 chargers cost nothing.
+        ws_ping_interval=env_float("WS_PING_INTERVAL_S", 30.0),
+        ws_ping_timeout=env_float("WS_PING_TIMEOUT_S", 30.0),
         ws_max_size=1024 * 1024,
         # Frames read ahead per socket (each up to ws_max_size): a charger that floods waits in
         # TCP, not in our memory.
@@ -165,11 +169,12 @@ async def _serve(server, host, port, simulate, stdout):
     stdout.write(
         f"Serving on http://{host}:{port}/  (admin /admin/, API /api/v1/, OCPP ws://{host}:{port}/ocpp/<station_id>)"
     )
+    beat = _start_in_process_beat(server, stdout) if server.started else None
     sims = []
     if simulate and server.started:
         from django.conf import settings
 
-        from chargers.simulator import demo_password, make_simulator
+        from chargers.management.simulator import demo_password, make_simulator
 
         for n in range(1, simulate + 1):
             # The last one speaks OCPP 2.0.1 beside the 1.6 ones (when there are two or more).
@@ -196,3 +201,22 @@ async def _serve(server, host, port, simulate, stdout):
         collector.cancel()
         for task in sims:
             task.cancel()
+        if beat is not None:
+            # server.should_exit is set: the beat stops its loop and gives up its lease.
+            await asyncio.wait([beat], timeout=10)
+
+
+def _start_in_process_beat(server: uvicorn.Server, stdout) -> asyncio.Task | None:
+    """Without a broker no `celery beat` runs: run its schedule here (backoffice/beat.py)."""
+    from django.conf import settings
+
+    if not settings.IN_PROCESS_BEAT:
+        return None
+    from backoffice.beat import from_settings
+
+    beat = from_settings()
+    stdout.write(
+        f"Running the {len(beat.entries)} periodic tasks in this process (no Celery broker; "
+        "one process per database runs them)"
+    )
+    return asyncio.create_task(beat.run(lambda: server.should_exit))

@@ -5,7 +5,7 @@ import asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from chargers.simulator import demo_password, make_simulator
+from chargers.management.simulator import demo_password, make_simulator
 
 
 class Command(BaseCommand):

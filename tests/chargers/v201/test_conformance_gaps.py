@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from chargers import monitoring
+from chargers.devices import monitoring, remote
 from chargers.models import ChargerNotice, Command
 
 from .conftest import BOOT, TS, connect201
@@ -42,7 +42,7 @@ async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     await charger.arefresh_from_db()
     clearing = asyncio.create_task(
-        monitoring.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5)
+        remote.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5)
     )
     asked = await client.receive(timeout=10)
     assert asked[2] == "GetVariables"
@@ -92,7 +92,7 @@ def test_batches_keep_order_and_drop_duplicates():
 async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_only_when_accepted(
     charger, status
 ):
-    from chargers import remote
+    from chargers.devices import remote
     from chargers.models import DeviceVariable, OcppMessage
 
     charger.set_ocpp_password("old-password-0123456789")
@@ -216,7 +216,7 @@ async def test_an_accepted_network_profile_with_a_higher_security_profile_makes_
 ):
     """A05 (TC_A_19): as 1.6's ChangeConfiguration SecurityProfile; the handshake adopts it once the
     charger connects with it and refuses anything less from then on."""
-    from chargers import commands
+    from chargers.devices import commands
 
     client = await connect201()
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"

@@ -1,12 +1,12 @@
 """Durability of 2.0.1 transaction messages: during a database outage they are answered from the
-journal (chargers.journal) and replayed into the database later, each exactly once."""
+journal (chargers.messagelog.journal) and replayed into the database later, each exactly once."""
 
 import pytest
 
 from authorization.models import AuthorizationDecision
-from chargers import services
-from chargers.journal import read_entries
+from chargers.messagelog.journal import read_entries
 from chargers.models import ChargingSession, Connector, MeterValue, TransactionEvent
+from chargers.sessions import replay, services
 
 from .conftest import TS, connect201, tx_event
 
@@ -54,7 +54,7 @@ async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger
 
     for _ in range(2):  # a replay interrupted and run again applies each entry once
         for entry in entries:
-            await sync_to_async(services.journal_apply)(outage._path.name, entry)
+            await sync_to_async(replay.journal_apply)(outage._path.name, entry)
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert session.transaction_id == calls[0]["transaction_id"]  # the id drawn while journaling
     assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import Connector, OcppMessage, StatusEvent
 from tests.ocpp_client import OcppTestClient
 

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargers.local_list import last_accepted_state, local_list_push_sync
+from chargers.devices.local_list import last_accepted_state, local_list_push_sync
 from chargers.models import Charger
 from chargers.ocpp.v201_commands import local_list_as_16, local_list_to_201
 from tests.factories import TokenFactory, TokenGroupFactory

@@ -3,7 +3,7 @@ NotifyEvent, SecurityEventNotification, FirmwareStatusNotification, LogStatusNot
 
 import pytest
 
-from chargers import connection_state
+from chargers.connections import state as connection_state
 from chargers.models import ChargerEvent, ChargerOperation, Command, DeviceVariable, SecurityEvent
 
 from .conftest import BOOT, TS, connect201

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import OcppMessage
 
 from .conftest import BOOT, connect201

@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chargers.models import ChargingSession, Command
-from chargers.stale_transactions import stale_sessions, transaction_status_check
+from chargers.sessions.stale import stale_sessions, transaction_status_check
 
 from .conftest import connect201, tx_event
 

@@ -1,4 +1,4 @@
-"""TransactionEvent Started in batches (chargers.starts_v201): Started events that arrive together
+"""TransactionEvent Started in batches (chargers.sessions.transactions.started_batched): Started events that arrive together
 open their sessions together on PostgreSQL, with their decisions, events and readings, and the
 sessions are the ones the full path (services_v201.transaction_event_record) opens. What the batch
 cannot take (a resent Started, a running session on the connector, two starts of one connector,
@@ -13,8 +13,9 @@ from django.db import connection
 
 from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
-from chargers import services_v201, starts_v201
 from chargers.models import ChargingSession, MeterValue, TransactionEvent
+from chargers.sessions import transactions as services_v201
+from chargers.sessions import transactions as starts_v201
 from tests.factories import ChargerFactory, TokenFactory
 
 from .conftest import tx_event
@@ -108,7 +109,7 @@ async def test_started_events_waiting_at_once_open_the_sessions_the_full_path_op
     chargers = await sync_to_async(lambda: [ChargerFactory() for _ in range(30)])()
     twins = await sync_to_async(lambda: [ChargerFactory(property=c.property) for c in chargers])()
     token = await sync_to_async(TokenFactory)(uid="CARD-1")
-    before = starts_v201.batches()
+    before = starts_v201.started_batches()
     outcomes = await asyncio.gather(
         *(
             starts_v201.started(
@@ -124,7 +125,7 @@ async def test_started_events_waiting_at_once_open_the_sessions_the_full_path_op
         )
     )
     if connection.vendor == "postgresql":
-        assert starts_v201.batches() - before < len(chargers)
+        assert starts_v201.started_batches() - before < len(chargers)
     # The same events through the full path, on twin chargers.
     for i, twin in enumerate(twins):
         await sync_to_async(services_v201.transaction_event_record)(

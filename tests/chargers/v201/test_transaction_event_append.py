@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.models import SessionCharge
-from chargers import services_v201
-from chargers.message_log import writer
+from chargers.messagelog.log import writer
 from chargers.models import (
     ChargingSession,
     MeterValue,
@@ -18,6 +17,7 @@ from chargers.models import (
     TransactionEvent,
 )
 from chargers.ocpp import v201
+from chargers.sessions import transactions as services_v201
 
 from .conftest import connect201, tx_event
 
@@ -42,7 +42,7 @@ async def _steady(client) -> None:
 def _record_full_path(monkeypatch) -> list[int]:
     """The seqNos of the Updated and Ended events that took the full path
     (services_v201.transaction_event_record; a Started opens its session in a batch on
-    PostgreSQL, chargers.starts_v201, and through the full path elsewhere)."""
+    PostgreSQL, chargers.sessions.transactions.started_batched, and through the full path elsewhere)."""
     full_path: list[int] = []
     record = services_v201.transaction_event_record
 
@@ -623,7 +623,8 @@ async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothi
     charger, token
 ):
     """A Started whose energy register is 1e30 Wh (a broken meter) must still open its session
-    (a refused TransactionEvent loses billing data): the reading is not taken as the meter start."""
+    (a refused TransactionEvent loses billing data): the reading is not taken as the meter start,
+    and with no usable reading the session's energy is unknown (no reading reported), not 0."""
     client = await connect201()
     answer = await client.result(
         "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1e30)
@@ -633,7 +634,12 @@ async def test_a_register_reading_no_meter_can_hold_is_stored_not_used_and_nothi
         "TransactionEvent", tx_event("Ended", 1, timestamp=at(5), wh=2e30, stopped_reason="Local")
     )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == ("completed", 0, 0)
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
+        "completed",
+        None,
+        None,
+    )
+    assert session.no_reading
     assert await TransactionEvent.objects.filter(session=session).acount() == 2
     await client.close()
 

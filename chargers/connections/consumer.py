@@ -1,0 +1,772 @@
+"""Websocket consumers: OCPP-J 1.6 and 2.0.1 for chargers, and the live message log for browsers.
+
+The OCPP consumer is transport only: handshake (chargers.connections.handshake), framing, logging every
+frame, and routing each CALL to chargers.ocpp.v16 or chargers.ocpp.v201, by the negotiated
+subprotocol. Domain work happens in services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from backoffice import db
+from chargers.connections import handshake, layer_groups, process, watching
+from chargers.connections import state as connection_state
+from chargers.connections.background import spawn
+from chargers.connections.live import publish_connector_events
+from chargers.devices.commands import command_complete, command_group
+from chargers.messagelog.log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
+from chargers.messagelog.storable import ours_may_need_cleaning
+from chargers.models import Command
+from chargers.ocpp import common, protocol, protocol201, v16, v201
+from chargers.proxy import rules as proxy_rules
+from chargers.proxy import services as proxy_services
+from chargers.proxy.links import Proxy, Relay
+from chargers.security import credentials
+from chargers.security import services as security_services
+
+logger = logging.getLogger("chargers.ocpp")
+
+SUBPROTOCOL = handshake.SUBPROTOCOL
+CLOSE_SERVICE_RESTART = 1012  # RFC 6455: the server is restarting; reconnect
+CLOSE_SUPERSEDED = 4000
+# Answered only once their data is committed or journaled (docs/ocpp.md, "Durability"): their
+# Logs row is made as durable before the answer goes out.
+DURABLE_ACTIONS = frozenset(
+    {
+        "BootNotification",
+        "StatusNotification",
+        "StartTransaction",
+        "StopTransaction",
+        "MeterValues",
+        "TransactionEvent",
+    }
+)
+
+# Open charger sockets of this process, for draining at shutdown.
+_open: set[OcppConsumer] = set()
+# The newest socket of each charger in this process (a newer one closes the older one directly).
+_by_charger: dict[int, OcppConsumer] = {}
+
+
+@dataclass
+class PendingCall:
+    action: str
+    future: asyncio.Future
+
+
+def _redacted(action: str, payload: Any) -> Any:
+    """The AuthorizationKey is a password: it never reaches the message log."""
+    return credentials.redact_payload(action, payload) if isinstance(payload, dict) else payload
+
+
+class OcppConsumer(AsyncWebsocketConsumer):
+    conn: common.Connection | None = None
+    # Framing/validation and handlers of the negotiated OCPP version (1.6 or 2.0.1).
+    proto: Any = protocol
+    handler: Any = v16
+    busy = False
+    draining = False
+    closing = False
+    closed = False  # our close (1012) is done
+    superseded = False  # a newer connection of this station id took over
+    layer_task: asyncio.Task | None = None
+    proxy: Proxy | None = None  # upstream backoffices (chargers.proxy), only when configured
+
+    async def __call__(
+        self,
+        scope: dict,
+        receive: Callable[[], Awaitable[dict]],
+        send: Callable[[dict], Awaitable[None]],
+    ) -> None:
+        # Channels' await_many_dispatch wraps every frame in a new task plus an asyncio.wait()
+        # over the websocket and the channel layer (py-spy: ~20 % of the server's time at 1,000
+        # chargers). Read the socket in this coroutine and the channel layer in a side task,
+        # started only once the handshake is accepted (a refused one costs no channel).
+        self.scope = scope
+        self.base_send = send
+        try:
+            while True:
+                message = await receive()
+                if self.closing and message["type"] == "websocket.receive":
+                    # Arrived after our close: it cannot be answered, so it is not handled either;
+                    # the charger sends it again once it has reconnected (nothing stored twice).
+                    continue
+                self.busy = True
+                try:
+                    await self.dispatch(message)
+                finally:
+                    self.busy = False
+                if self.draining:
+                    self.closing = True  # answered; drain() closes it with the others
+        except StopConsumer:
+            pass
+        finally:
+            _open.discard(self)
+            if self.layer_task is not None:
+                self.layer_task.cancel()
+                try:
+                    await self.layer_task
+                except (asyncio.CancelledError, StopConsumer):
+                    pass
+
+    async def _layer_loop(self) -> None:
+        while True:
+            message = await self.channel_receive()
+            try:
+                await self.dispatch(message)
+            except StopConsumer:
+                raise
+            except Exception:
+                logger.exception("Handling %s failed", message.get("type"))
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' dispatch hops to the single thread-sensitive thread for
+        # close_old_connections() before every frame: that serialises all chargers of the
+        # process on one thread and deadlocks behind any blocked sync caller. Our ORM work runs
+        # in backoffice.db's pool, which manages its own connections, so skip the hop.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        # Channels' version ends with close_old_connections() on its one thread-sensitive thread:
+        # a hop per socket, all in a row, and 10,000 of them when a deploy stops the process
+        # (py-spy of a SIGTERM). The same reason as `dispatch`: nothing to close there. This
+        # consumer keeps no groups in `self.groups` (`disconnect` leaves its command group).
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
+    async def websocket_connect(self, message: dict) -> None:
+        station_id = self.scope["url_route"]["kwargs"]["station_id"]
+        try:
+            charger = await handshake.admit(self.scope, station_id)
+        except handshake.Refused as refusal:
+            if refusal.complete_then_close:
+                await self.accept()  # no Sec-WebSocket-Protocol in the answer
+                await self.close(code=1002)
+                raise StopConsumer() from None
+            await self._refuse(refusal.status, refusal.reason, refusal.headers)
+        connection_id = uuid.uuid4().hex
+        subprotocol = handshake.negotiate(self.scope.get("subprotocols", []))
+        assert subprotocol is not None  # admit() refused a charger offering none of ours
+        version = handshake.SUBPROTOCOLS[subprotocol]
+        if version == "2.0.1":
+            self.proto, self.handler = protocol201, v201
+        self.conn = self.handler.Connection(
+            charger_id=charger.pk,
+            station_id=station_id,
+            connection_id=connection_id,
+            registration_status=charger.registration_status,
+        )
+        self.charger_id, self.station_id, self.subprotocol, self.version = (
+            charger.pk,
+            station_id,
+            subprotocol,
+            version,
+        )
+        self.pending: dict[str, PendingCall] = {}
+        self.call_lock = asyncio.Lock()
+        self.tasks: set[asyncio.Task] = set()
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.layer_task = asyncio.create_task(self._layer_loop())
+        # A newer connection for the same charger replaces an older one, wherever it is: in this
+        # process directly; in another one through the channel layer, and only when the database
+        # says a socket holds this id (after a restart none does: no Redis round trip per charger).
+        local = _by_charger.get(charger.pk)
+        _by_charger[charger.pk] = self
+        if local is not None:
+            # Evicted at once; its close runs on its own (a half-open socket's close waits ~20 s
+            # for an echo that never comes, and this handshake must not wait for it).
+            await local.cp_superseded({"connection_id": connection_id})
+        if charger.connection_id or local is not None:
+            # Another socket holds this id (a reconnect, or two clients fighting over it).
+            await db.run(
+                security_services.charger_note_replacement,
+                charger_id=charger.pk,
+                station_id=station_id,
+            )
+        if charger.connection_id and local is None:
+            await self.channel_layer.group_send(
+                command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
+            )
+        await layer_groups.group_add(command_group(charger.pk), self.channel_name)
+        # The version in use is stored with the connection (one statement for the batch).
+        await connection_state.connected(
+            charger_id=charger.pk,
+            connection_id=connection_id,
+            process_key=process.KEY,
+            ocpp_version=version if charger.ocpp_version != version else "",
+        )
+        try:
+            await self.accept(subprotocol)
+        except RuntimeError:
+            # The handshake already failed under us (the client gave up, or the server is
+            # stopping): nothing to accept; the disconnect clears the state recorded above.
+            logger.info("Charger %s left before its handshake completed", station_id)
+            await self.disconnect(1006)
+            raise StopConsumer() from None
+        _open.add(self)
+        logger.info("Charger %s connected", station_id)
+        if charger.proxied:
+            await self.cp_proxy_reload({})
+
+    async def _refuse(self, status: int, reason: str, headers: list | None = None) -> NoReturn:
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            await self.base_send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])],
+                }
+            )
+            await self.base_send({"type": "websocket.http.response.body", "body": reason.encode()})
+        else:
+            await self.close()  # servers without the denial extension answer 403
+        raise StopConsumer()
+
+    async def disconnect(self, code: int) -> None:
+        _open.discard(self)
+        if self.conn is None:
+            return
+        if _by_charger.get(self.conn.charger_id) is self:
+            del _by_charger[self.conn.charger_id]
+        # Command tasks are not cancelled: one whose answer already arrived records it; the
+        # others fail their wait at once ("disconnected") and record that.
+        for pending in self.pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(ConnectionError("charger disconnected"))
+        # A stopping process skips both: its channels die with it (thousands of group discards at
+        # once only exhausted Redis connections), and it marks all its connections closed in one
+        # statement (10,000 single updates made a SIGTERM take ~50 s).
+        if not self.draining:
+            try:
+                await self.channel_layer.group_discard(
+                    command_group(self.conn.charger_id), self.channel_name
+                )
+            except Exception as exc:
+                logger.warning(
+                    "Could not leave the command group of %s: %s", self.conn.station_id, exc
+                )
+            try:
+                await connection_state.disconnected(
+                    charger_id=self.conn.charger_id, connection_id=self.conn.connection_id
+                )
+            except Exception as exc:  # the process heartbeat clears it later
+                logger.warning(
+                    "Could not record that %s disconnected: %s", self.conn.station_id, exc
+                )
+        if self.proxy is not None:
+            proxy, self.proxy = self.proxy, None
+            await (
+                proxy.close()
+            )  # each upstream sees the charger leave; unsent transaction messages stay queued
+        if not self.superseded:  # the newer socket's state is the charger's now
+            writer.forget(self.conn.charger_id)
+        logger.info("Charger %s disconnected (%s)", self.conn.station_id, code)
+
+    # -- frames from the charger -------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        conn = self.conn
+        assert conn is not None  # set at the handshake, before the first frame
+        if self.closing:
+            # Read after we started closing: neither stored nor answered, so the charger sends
+            # it again after reconnecting (it was never acknowledged).
+            return
+        if text_data is None:
+            await self.close(code=1003)  # OCPP-J uses text frames only
+            return
+        conn.received_at = timezone.now()
+        writer.touch(conn.charger_id)
+        try:
+            frame = self.proto.parse_frame(text_data)
+        except protocol.FrameError as exc:
+            conn.received_clean = not exc.suspect
+            kept = exc.payload if isinstance(exc.payload, list) else None
+            await writer.add_message(
+                charger_id=conn.charger_id,
+                direction="in",
+                message_type=None,
+                unique_id=exc.unique_id,
+                action="",
+                payload=kept,
+                raw="" if kept is not None else text_data,
+                text=text_data,
+                timestamp=conn.received_at,
+                text_suspect=exc.suspect,
+            )
+            await self._send_error(exc.unique_id, exc.code, exc.description, "")
+            return
+
+        conn.received_clean = not frame.suspect
+        if frame.message_type == protocol.CALL:
+            await self._handle_call(frame, text_data)
+            return
+
+        pending = self.pending.pop(frame.unique_id, None)
+        payload, text, suspect = frame.payload, text_data, frame.suspect
+        if pending is not None and pending.action == "GetConfiguration":
+            redacted = credentials.redact_response(payload)  # a charger that reports its key back
+            if redacted is not payload:
+                payload, text, suspect = (
+                    redacted,
+                    json.dumps(redacted),
+                    None,
+                )  # judged on the new text
+        await writer.add_message(
+            charger_id=conn.charger_id,
+            direction="in",
+            message_type=frame.message_type,
+            unique_id=frame.unique_id,
+            action=pending.action if pending else "",
+            payload=payload,
+            text=text,
+            timestamp=conn.received_at,
+            text_suspect=suspect,
+        )
+        if pending is None:
+            logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)
+        elif not pending.future.done():
+            pending.future.set_result(frame)
+
+    async def _handle_call(self, frame: protocol.Frame, text: str) -> None:
+        conn = self.conn
+        assert conn is not None
+        received_at, text_suspect = conn.received_at, not conn.received_clean
+        error: protocol.OcppError | None = None
+        response: dict | None = None
+        relay: Relay | None = None
+        payload = frame.payload
+        try:
+            self.proto.check_action(frame.action)
+            if self.proxy is not None and self.proxy.active:
+                relay, payload = await self._relay(frame)
+            response = await self.handler.handle_call(conn, frame.action, payload, frame.unique_id)
+        except protocol.OcppError as exc:
+            error = exc
+        except Exception:
+            logger.exception("%s %s from %s failed", frame.action, frame.unique_id, conn.station_id)
+            error = protocol.OcppError("InternalError", "The central system failed to process it")
+        if conn.violation:
+            try:
+                await db.run(security_services.charger_count_violation, charger_id=conn.charger_id)
+            except Exception as exc:  # counting must never cost the message
+                logger.warning("Could not count a schema violation of %s: %s", conn.station_id, exc)
+        # The CALL is logged once handled, with any schema violation that was accepted (and the
+        # payload's JSON when the handler wrote it already, for this very payload).
+        dumped, conn.dumped = conn.dumped, None
+        try:
+            await writer.add_message(
+                charger_id=conn.charger_id,
+                direction="in",
+                message_type=protocol.CALL,
+                unique_id=frame.unique_id,
+                action=frame.action,
+                payload=frame.payload,
+                text=text,
+                violation=conn.violation,
+                timestamp=received_at,
+                text_suspect=text_suspect,
+                payload_json=dumped[1]
+                if dumped is not None and dumped[0] is frame.payload
+                else None,
+                # The Logs row of an acknowledged transaction message survives a kill -9 as
+                # its data does: committed (or journaled) before the answer goes out.
+                durable=error is None and frame.action in DURABLE_ACTIONS,
+            )
+        except Exception:  # its data is stored: the answer still goes out (a resend duplicates)
+            logger.exception("The log row of %s %s was not stored", frame.action, frame.unique_id)
+        if relay is not None and relay.leader is not None:
+            await self._answer_as_leader(frame, relay, response, error)
+        elif error is not None:
+            if relay is not None:
+                relay.charger_got(None)
+            await self._send_error(
+                frame.unique_id, error.code, error.description, frame.action, error.details
+            )
+        else:
+            if relay is not None:
+                relay.charger_got(proxy_rules.started_transaction_id(frame.action, response))
+            await self._send_result(frame, response)
+
+    async def _relay(self, frame: protocol.Frame) -> tuple[Relay | None, Any]:
+        """Every upstream gets the frame as sent; we handle it in our own transaction numbering.
+        The proxy failing (e.g. the database is down) never costs our own handling of the frame."""
+        assert self.proxy is not None and self.conn is not None
+        try:
+            relay = await self.proxy.relay(frame.action, frame.payload, frame.unique_id)
+        except Exception:
+            logger.exception(
+                "%s: could not relay %s to its upstream backoffices",
+                self.conn.station_id,
+                frame.action,
+            )
+            return None, frame.payload
+        try:
+            return relay, await self.proxy.for_us(frame.action, frame.payload)
+        except Exception:
+            logger.exception(
+                "%s: could not map the transactionId of %s", self.conn.station_id, frame.action
+            )
+            return relay, frame.payload
+
+    async def _answer_as_leader(
+        self,
+        frame: protocol.Frame,
+        relay: Relay,
+        response: dict | None,
+        error: protocol.OcppError | None,
+    ) -> None:
+        """An upstream leads: the charger gets its answer; ours only when it is unreachable or too
+        slow (docs/proxy.md). Authorization decisions record both verdicts."""
+        conn, leader = self.conn, relay.leader
+        assert conn is not None and leader is not None and self.proxy is not None
+        answer = await relay.leader_answer()
+        ours_tx = proxy_rules.started_transaction_id(frame.action, response)
+        if answer is None:
+            logger.warning(
+                "%s: Leader %s did not answer %s; this system answered",
+                conn.station_id,
+                leader.name,
+                frame.action,
+            )
+            relay.charger_got(ours_tx)
+            if error is not None:
+                await self._send_error(
+                    frame.unique_id, error.code, error.description, frame.action, error.details
+                )
+            else:
+                await self._send_result(frame, response)
+            await self._note_leader(frame, leader.name, "", False, ours_tx)
+            return
+        if answer.message_type != protocol.CALLRESULT:
+            relay.charger_got(None)
+            await self._send_error(
+                frame.unique_id, answer.error_code, answer.error_description, frame.action
+            )
+            return
+        charger_tx = proxy_rules.started_transaction_id(frame.action, answer.payload)
+        if frame.action == "StartTransaction":
+            charger_tx = charger_tx if charger_tx is not None else ours_tx
+            relay.charger_got(charger_tx)
+            if charger_tx is not None and ours_tx is not None:
+                await self.proxy.remember_ours(charger_tx, ours_tx)
+        await self._send_result(frame, answer.payload)
+        await self._note_leader(
+            frame,
+            leader.name,
+            proxy_rules.id_token_status(frame.action, answer.payload),
+            True,
+            charger_tx,
+        )
+
+    async def _note_leader(
+        self, frame: protocol.Frame, name: str, status: str, answered: bool, charger_tx: int | None
+    ) -> None:
+        if frame.action not in ("Authorize", "StartTransaction"):
+            return
+        assert self.conn is not None
+        try:
+            await db.run(
+                proxy_services.decision_note_leader,
+                station_id=self.conn.station_id,
+                unique_id=frame.unique_id,
+                leader_name=name,
+                leader_status=status,
+                leader_answered=answered,
+                charger_id=self.conn.charger_id,
+                charger_transaction_id=charger_tx,
+            )
+        except Exception:  # the charger's answer must not wait on this note
+            logger.exception("Could not record the Leader's verdict for %s", frame.unique_id)
+
+    async def _send_result(self, frame: protocol.Frame, response: dict | None) -> None:
+        conn = self.conn
+        assert conn is not None
+        reply = self.proto.call_result(frame.unique_id, response)
+        await self.send(text_data=reply)
+        await writer.add_message(
+            charger_id=conn.charger_id,
+            direction="out",
+            message_type=protocol.CALLRESULT,
+            unique_id=frame.unique_id,
+            action=frame.action,
+            payload=response,
+            text=reply,
+            text_suspect=ours_may_need_cleaning(reply),
+        )
+        if conn.events:
+            events, conn.events = conn.events, []
+            # The writer knows (batched, every 2 s) which chargers a browser follows, so the
+            # common case, nobody watching, costs no cache round trip per frame.
+            if writer.connector_watched(conn.charger_id) is not False:
+                await publish_connector_events(conn.charger_id, events)
+
+    async def _send_error(
+        self, unique_id: str, code: str, description: str, action: str, details: dict | None = None
+    ) -> None:
+        assert self.conn is not None
+        text = self.proto.call_error(unique_id, code, description, details)
+        await self.send(text_data=text)
+        await writer.add_message(
+            charger_id=self.conn.charger_id,
+            direction="out",
+            message_type=protocol.CALLERROR,
+            unique_id=unique_id,
+            action=action,
+            text=text,
+            text_suspect=ours_may_need_cleaning(text),
+            payload={
+                "errorCode": code,
+                "errorDescription": description[:255],
+                "errorDetails": details or {},
+            },
+        )
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def _close_for_restart(self) -> None:
+        self.closing = True
+        try:
+            await self.close(code=CLOSE_SERVICE_RESTART)
+        except Exception:  # the socket may already be gone
+            pass
+        finally:
+            self.closed = True
+
+    # -- commands from the central system (channel layer) ---------------------------------------
+
+    async def cp_call(self, event: dict) -> None:
+        if self.superseded:  # sent before we left the group: the newer socket has it too
+            return
+        # Never await the charger's answer here: this handler must return so the consumer
+        # can receive that answer. Run the call as a task.
+        task = asyncio.create_task(self._run_command(event))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _call(
+        self, unique_id: str, action: str, payload: dict, timeout: float
+    ) -> protocol.Frame | None:
+        """Send one CALL to the charger and return its answer (None: no answer within `timeout`).
+        Raises ConnectionError when the charger leaves first."""
+        # OCPP-J §4.1.1: one outstanding CALL per connection (ours, and upstreams' through the proxy).
+        assert self.conn is not None  # commands reach a socket once it is accepted
+        async with self.call_lock:
+            future = asyncio.get_running_loop().create_future()
+            self.pending[unique_id] = PendingCall(action, future)
+            try:
+                await self.send(text_data=self.proto.call(unique_id, action, payload))
+                await writer.add_message(
+                    charger_id=self.conn.charger_id,
+                    direction="out",
+                    message_type=protocol.CALL,
+                    unique_id=unique_id,
+                    action=action,
+                    payload=_redacted(action, payload),
+                )
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self.pending.pop(unique_id, None)
+
+    async def call_charger(
+        self, action: str, payload: dict, timeout: float
+    ) -> protocol.Frame | None:
+        """A CALL from an upstream backoffice (chargers.proxy); None if it got no answer."""
+        try:
+            return await self._call(uuid.uuid4().hex, action, payload, timeout)
+        except (ConnectionError, RuntimeError, OSError):
+            return None
+
+    async def cp_proxy_reload(self, event: dict) -> None:
+        """The charger's upstream backoffices changed (or it just connected with some)."""
+        if self.conn is None or self.closing:
+            return
+        if self.proxy is None:
+            self.proxy = Proxy(self, self.version)
+        try:
+            await self.proxy.reload()
+        except Exception:
+            logger.exception("Could not load the upstream backoffices of %s", self.conn.station_id)
+
+    async def _run_command(self, event: dict) -> None:
+        action, payload, timeout = (
+            event["action"],
+            event["payload"],
+            float(event.get("timeout") or 30),
+        )
+        status, response, error = Command.Status.TIMEOUT, None, ""
+        unique_id = uuid.uuid4().hex
+        try:
+            if self.proxy is not None and self.proxy.active:
+                payload = await self.proxy.for_charger(
+                    action, payload
+                )  # our transactionId -> the charger's
+            frame = await self._call(unique_id, action, payload, timeout)
+            if frame is None:
+                error = f"The charger did not answer within {timeout:g} s."
+            elif frame.message_type == protocol.CALLRESULT:
+                status, response = Command.Status.ANSWERED, frame.payload
+            else:
+                status = Command.Status.ERROR
+                response = {
+                    "errorCode": frame.error_code,
+                    "errorDescription": frame.error_description,
+                }
+                error = f"{frame.error_code}: {frame.error_description}"
+        except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
+            # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
+            error = "The charger disconnected before answering."
+        finally:
+            await db.run(
+                command_complete,
+                command_id=event["command_id"],
+                status=status,
+                response=response,
+                error=error,
+                unique_id=unique_id,
+            )
+            if event.get("reply_channel"):
+                await self.channel_layer.send(
+                    event["reply_channel"],
+                    {"type": "cp.reply", "status": status, "response": response},
+                )
+
+    async def cp_superseded(self, event: dict) -> None:
+        """A newer connection of this station id was accepted: this one is evicted now.
+
+        It stops reading frames, leaves the command group (commands go to the new socket only)
+        and fails its pending CALLs at once; the close itself runs in the background. After a
+        silent network drop the old socket is half-open: its close waits for a close frame
+        that never comes (websockets' close timeout, ~20 s), and nothing may wait for that."""
+        if not self.conn or event["connection_id"] == self.conn.connection_id or self.closing:
+            return
+        logger.info(
+            "Charger %s reconnected elsewhere; closing the older socket", self.conn.station_id
+        )
+        self.closing = self.superseded = True
+        for pending in self.pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(ConnectionError("charger reconnected"))
+        proxy, self.proxy = self.proxy, None
+        spawn(self._close_superseded(proxy), f"Closing the older socket of {self.conn.station_id}")
+        try:
+            await self.channel_layer.group_discard(
+                command_group(self.conn.charger_id), self.channel_name
+            )
+        except Exception as exc:  # its disconnect tries again
+            logger.warning("Could not leave the command group of %s: %s", self.conn.station_id, exc)
+
+    async def _close_superseded(self, proxy: Proxy | None) -> None:
+        try:
+            await self.close(code=CLOSE_SUPERSEDED)
+        except Exception:  # already gone: nothing to close
+            pass
+        if proxy is not None:
+            await proxy.close()  # the upstreams see this socket leave; the new one has its own
+
+
+async def drain(timeout_s: float = 10.0) -> int:
+    """Shutdown, before the server closes sockets: let every charger's frame in progress be
+    answered, then close each socket with 1012 (service restart) so chargers reconnect."""
+    consumers = list(_open)
+    # No socket takes a new frame from now on (it could not be answered before the close; the
+    # charger sends it again after reconnecting). Before, waiting for a moment when no socket was
+    # busy took 4.6 s of a 10,000-charger shutdown: the others kept sending meter values.
+    for consumer in consumers:
+        consumer.draining = True
+        if not consumer.busy:
+            consumer.closing = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while any(c.busy for c in consumers) and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    # Every frame in progress is answered: close them all with 1012. Not waiting for each
+    # charger's close echo (5 s at 10,000 chargers): uvicorn's shutdown, which follows, ends
+    # the connections, with 1012 for any whose close frame had not gone out yet.
+    for consumer in consumers:
+        if not consumer.closed:
+            _spawn_close(consumer)
+    await asyncio.sleep(0)  # the closes start writing their frames
+    return len(consumers)
+
+
+_closes: set[asyncio.Task] = set()
+
+
+def _spawn_close(consumer: OcppConsumer) -> None:
+    task = asyncio.create_task(consumer._close_for_restart())
+    _closes.add(task)
+    task.add_done_callback(_closes.discard)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any websocket path no route matches: 404 at the handshake, never a server error."""
+
+    async def websocket_connect(self, message: dict) -> None:
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            await self.base_send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await self.base_send(
+                {"type": "websocket.http.response.body", "body": b"No websocket endpoint here."}
+            )
+        else:
+            await self.close()
+        raise StopConsumer()
+
+
+class ChargerLogConsumer(AsyncWebsocketConsumer):
+    """Pushes new OCPP log rows of one charger to a host's open Logs tab."""
+
+    async def connect(self) -> None:
+        from chargers.web.selectors import charger_for_user
+
+        user = self.scope.get("user")
+        station_id = self.scope["url_route"]["kwargs"]["station_id"]
+        charger = None
+        if user is not None and user.is_authenticated:
+            charger = await db.run(charger_for_user, user, station_id)
+        if charger is None:
+            await self.close()
+            return
+        self.charger_id = charger.pk
+        await self.channel_layer.group_add(log_group(charger.pk), self.channel_name)
+        await self.accept()
+        self.keepalive = asyncio.create_task(self._keep_watching())
+
+    async def _keep_watching(self) -> None:
+        while True:
+            await db.run(watching.watch, log_watch_key(self.charger_id), LOG_WATCH_TTL_S)
+            await asyncio.sleep(LOG_WATCH_TTL_S / 3)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "charger_id"):
+            self.keepalive.cancel()
+            await self.channel_layer.group_discard(log_group(self.charger_id), self.channel_name)
+
+    async def log_rows(self, event: dict) -> None:
+        await self.send(text_data=json.dumps({"rows": event["rows"]}))

@@ -1,0 +1,285 @@
+"""Send a CALL to a charger connected to any process, through the channel layer, and await it.
+
+Each connected charger's consumer joins the group `cp.<charger pk>`. The caller records a
+Command row (so a lost message still shows up as a timeout to the operator), sends the CALL
+to the group with a private reply channel, and waits for the answer with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from backoffice import db
+from chargers.models import Charger, Command
+from chargers.ocpp import protocol201, v201_commands
+from chargers.ocpp.protocol import OcppError, check_outgoing
+from chargers.security.credentials import redact_payload, redact_response
+from chargers.security.services import command_security_complete, command_security_prepare
+
+logger = logging.getLogger(__name__)
+
+
+class ChargerOffline(Exception):
+    pass
+
+
+class CommandTimeout(Exception):
+    def __init__(self, command: Command):
+        super().__init__(f"{command.action} to {command.charger_id} got no answer in time")
+        self.command = command
+
+
+class InvalidCommand(Exception):
+    def __init__(self, error: OcppError):
+        super().__init__(error.description)
+        self.error = error
+
+
+def command_group(charger_id: int) -> str:
+    return f"cp.{charger_id}"
+
+
+def check_outgoing_or_raise(action: str, payload: dict, version: str = "1.6") -> None:
+    try:
+        if version == "2.0.1":
+            protocol201.check_outgoing(action, payload)
+        else:
+            check_outgoing(action, payload)
+    except OcppError as exc:
+        raise InvalidCommand(exc) from None
+
+
+def _ocpp_transaction_id(charger_id: int, payload: dict) -> str | None:
+    from chargers.sessions.transactions import session_ocpp_transaction_id
+
+    transaction_id = payload.get("transactionId")
+    if isinstance(transaction_id, bool) or not isinstance(transaction_id, int):
+        return None
+    return session_ocpp_transaction_id(charger_id=charger_id, transaction_id=transaction_id)
+
+
+async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str, dict]:
+    """Return the action and payload to send this charger: a 1.6 command (remote start/stop,
+    reset, unlock, ...) becomes its OCPP 2.0.1 equivalent for a 2.0.1 charger, so callers need
+    not know the protocol (chargers.ocpp.v201_commands). Raises InvalidCommand."""
+    if charger.ocpp_version != Charger.OcppVersion.V201:
+        return action, payload
+    ocpp_transaction_id = None
+    if action == "RemoteStopTransaction":
+        ocpp_transaction_id = await db.run(_ocpp_transaction_id, charger.pk, payload)
+    try:
+        translated = v201_commands.translate(
+            action, payload, ocpp_transaction_id=ocpp_transaction_id
+        )
+    except OcppError as exc:
+        raise InvalidCommand(exc) from None
+    return translated.action, translated.payload
+
+
+@transaction.atomic
+def _command_create(
+    charger_id: int, action: str, payload: dict, source: str, user_id: int | None, status: str
+) -> Command:
+    command = Command.objects.create(
+        charger_id=charger_id,
+        action=action,
+        payload=redact_payload(action, payload),
+        source=source,
+        requested_by_id=user_id,
+        status=status,
+        completed_at=timezone.now() if status != Command.Status.PENDING else None,
+    )
+    # Security (docs/security.md): the hash of a new AuthorizationKey, log/firmware operations.
+    command_security_prepare(command=command, payload=payload)
+    return command
+
+
+def command_complete(
+    *,
+    command_id: int,
+    status: str,
+    response: object = None,
+    error: str = "",
+    unique_id: str = "",
+) -> None:
+    # redact_response: an AuthorizationKey a charger wrongly reports back is not stored.
+    fields = {
+        "status": status,
+        "response": redact_response(response),
+        "error": error[:2000],
+        "completed_at": timezone.now(),
+    }
+    if unique_id:
+        fields["unique_id"] = unique_id
+    updated = Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)
+    if updated:
+        # Security (docs/security.md): adopt an accepted AuthorizationKey, follow operations.
+        command_security_complete(command_id=command_id, status=status, response=response)
+
+
+async def send_command(
+    charger: Charger,
+    action: str,
+    payload: dict,
+    *,
+    source: str = "api",
+    user_id: int | None = None,
+    timeout: float | None = None,
+) -> Command:
+    """Send `action` to the charger and return the completed Command.
+
+    Raises InvalidCommand, ChargerOffline or CommandTimeout.
+    """
+    action, payload = await for_charger(charger, action, payload)
+    check_outgoing_or_raise(action, payload, charger.ocpp_version)
+    if charger.ocpp_version == Charger.OcppVersion.V201 and action in (
+        "SetChargingProfile",
+        "RequestStartTransaction",
+    ):
+        from chargers.devices.smart_charging import check_outgoing as check_smart_charging
+
+        try:  # K01/K05 rules between fields and against the profiles the charger holds
+            await db.run(
+                check_smart_charging, charger_id=charger.pk, action=action, payload=payload
+            )
+        except OcppError as exc:
+            raise InvalidCommand(exc) from None
+    timeout = timeout or settings.OCPP_CALL_TIMEOUT
+    if not charger.is_online():
+        await db.run(
+            _command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE
+        )
+        raise ChargerOffline(charger.station_id)
+    command = await db.run(
+        _command_create, charger.pk, action, payload, source, user_id, Command.Status.PENDING
+    )
+    layer = get_channel_layer()
+    # The default prefix, not a private one: channels_redis reads all process-local channels of
+    # a process through one receive lock whose holder pops only the Redis key of its own prefix
+    # ("specific.<process>!"). A "cmdreply." channel lived in a key nobody popped while a charger
+    # consumer held the lock: with two chargers connected every answer waited for the timeout.
+    reply_channel = await layer.new_channel()
+    await layer.group_send(
+        command_group(charger.pk),
+        {
+            "type": "cp.call",
+            "command_id": command.pk,
+            "action": action,
+            "payload": payload,
+            "reply_channel": reply_channel,
+            "timeout": timeout,
+        },
+    )
+    try:
+        # The consumer answers within `timeout`; the margin covers the hops in between.
+        await asyncio.wait_for(layer.receive(reply_channel), timeout + 2)
+    except TimeoutError:
+        await db.run(
+            command_complete,
+            command_id=command.pk,
+            status=Command.Status.TIMEOUT,
+            error="No process holding this charger's connection answered.",
+        )
+    await db.run(command.refresh_from_db)
+    await _record_answer(charger, action, payload, command, source, user_id)
+    if command.status == Command.Status.TIMEOUT:
+        raise CommandTimeout(command)
+    if (
+        command.status == Command.Status.ANSWERED
+        and charger.ocpp_version == Charger.OcppVersion.V201
+    ):
+        await _device_model_update(charger.pk, action, payload, command.response)
+    return command
+
+
+async def _record_answer(
+    charger: Charger, action: str, payload: dict, command: Command, source: str, user_id: int | None
+) -> None:
+    """Keep what the charger now holds, from its answer: reservations, charging profiles, monitors."""
+    from chargers.devices import monitoring, reservations, smart_charging
+
+    if action in ("ReserveNow", "CancelReservation"):
+        await db.run(
+            reservations.reservation_record_answer,
+            charger_id=charger.pk,
+            payload=payload,
+            status=command.status,
+            response=command.response,
+            source=source,
+            user_id=user_id,
+        )
+    elif (
+        action in ("SetChargingProfile", "ClearChargingProfile")
+        and charger.ocpp_version == Charger.OcppVersion.V201
+    ):
+        await db.run(
+            smart_charging.record_answer,
+            charger_id=charger.pk,
+            action=action,
+            payload=payload,
+            status=command.status,
+            response=command.response,
+        )
+    elif action in ("SetVariableMonitoring", "ClearVariableMonitoring", "SetMonitoringBase"):
+        await db.run(
+            monitoring.record_answer,
+            charger_id=charger.pk,
+            action=action,
+            payload=payload,
+            status=command.status,
+            response=command.response,
+        )
+
+
+async def _device_model_update(
+    charger_id: int, action: str, payload: dict, response: object
+) -> None:
+    """Keep what GetVariables / SetVariables answers say in the charger's device model."""
+    from chargers.devices import variables
+
+    results = (
+        response.get("getVariableResult" if action == "GetVariables" else "setVariableResult")
+        if isinstance(response, dict)
+        else None
+    )
+    if not isinstance(results, list):
+        return
+    try:
+        if action == "GetVariables":
+            await db.run(
+                variables.device_variables_from_get, charger_id=charger_id, results=results
+            )
+        elif action == "SetVariables":
+            await db.run(
+                variables.device_variables_from_set,
+                charger_id=charger_id,
+                requested=payload.get("setVariableData") or [],
+                results=results,
+            )
+    except Exception:  # the command's answer is recorded whatever happens here
+        logger.exception("Could not store the device model answer of charger %s", charger_id)
+
+
+def send_command_sync(
+    charger: Charger,
+    action: str,
+    payload: dict,
+    *,
+    source: str = "api",
+    user_id: int | None = None,
+    timeout: float | None = None,
+) -> Command:
+    # The charger may take up to the call timeout to answer: the request's thread gives its pooled
+    # database connection back meanwhile (13 such requests held a 12-connection pool: 500s).
+    if not connection.in_atomic_block:
+        connection.close()
+    return async_to_sync(send_command)(
+        charger, action, payload, source=source, user_id=user_id, timeout=timeout
+    )

@@ -1,0 +1,751 @@
+"""A simulated OCPP 1.6J charger speaking real frames over a websocket.
+
+Used by `manage.py simulate_chargers`, by `make run` (a few live chargers for newcomers),
+by the end-to-end tests and as the load generator of the benchmarks. It never imports
+Django, so the benchmarks can run it in a separate process without settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import random
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import websockets
+
+logger = logging.getLogger("simulator")
+
+
+def demo_password(secret: str, station_id: str) -> str:
+    """Return the OCPP password of a demo charger: derived from the server's SECRET_KEY, so
+    `load_demo` and the simulators agree without it being written anywhere (40 hex digits)."""
+    return hmac.new(
+        secret.encode(), f"demo-ocpp-password:{station_id}".encode(), hashlib.sha256
+    ).hexdigest()[:40]
+
+
+def tls_context(
+    ca_file: str, certificate_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """Return a TLS 1.2+ client context trusting `ca_file`, with a client certificate for
+    security profile 3 when `certificate_file` (and its `key_file`) is given."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certificate_file:
+        context.load_cert_chain(certificate_file, key_file)
+    return context
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class CallError(Exception):
+    def __init__(self, code: str, description: str):
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+@dataclass
+class ConnectorState:
+    connector_id: int
+    status: str = "Available"
+    transaction_id: int | None = None
+    id_tag: str = ""
+    meter_wh: int = 0
+    power_kw: float = 0.0
+
+
+@dataclass
+class SimulatedCharger:
+    url: str  # ws://host:port/ocpp, or wss:// with `ssl`
+    station_id: str
+    # HTTP Basic password; bytes for a binary AuthorizationKey (sent raw, OCPP-J 1.6 §6).
+    password: str | bytes | None = None
+    # TLS (security profiles 2 and 3): trust anchors and, for profile 3, the client certificate.
+    ssl: ssl.SSLContext | None = None
+    connectors: int = 1
+    id_tags: list[str] = field(default_factory=lambda: ["DEMO-CARD-1"])
+    meter_interval: float = 10.0
+    session_seconds: tuple[float, float] = (60.0, 180.0)
+    idle_seconds: tuple[float, float] = (20.0, 60.0)
+    power_kw: float = 7.4
+    remote_start_accept: bool = True
+    auto_sessions: bool = True
+    # Simulated sessions never take the last free ports: a newcomer trying the guest flow on the
+    # demo always finds this many ports free (issue 35 item 17). 0: every port may be busy.
+    keep_free: int = 1
+    call_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.ws = None
+        self.heartbeat_interval = 60
+        self.state = {
+            n: ConnectorState(n, meter_wh=random.randint(100_000, 900_000))
+            for n in range(1, self.connectors + 1)
+        }
+        self._pending: dict[str, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._tasks: list[asyncio.Task] = []
+        self._stop = asyncio.Event()
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.received_calls: list[tuple[str, dict]] = []
+        self.certificate_chain = ""
+        self.call_lock = asyncio.Lock()
+        self._session_lock = asyncio.Lock()
+
+    # -- connection -----------------------------------------------------------------------------------
+
+    def _headers(self) -> dict:
+        if not self.password:
+            return {}
+        secret = self.password if isinstance(self.password, bytes) else self.password.encode()
+        token = base64.b64encode(self.station_id.encode() + b":" + secret).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            f"{self.url.rstrip('/')}/{self.station_id}",
+            subprotocols=["ocpp1.6"],
+            additional_headers=self._headers(),
+            open_timeout=30,
+            ping_interval=None,
+            max_size=2**20,
+            ssl=self.ssl if self.url.startswith("wss") else None,
+        )
+        self._tasks.append(asyncio.create_task(self._reader()))
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _reader(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                kind = message[0]
+                if kind == 2:
+                    asyncio.create_task(self._answer(message[1], message[2], message[3]))
+                elif kind in (3, 4):
+                    future = self._pending.pop(message[1], None)
+                    if future and not future.done():
+                        future.set_result(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("closed"))
+
+    async def call(self, action: str, payload: dict) -> dict:
+        unique_id = f"{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+        future = asyncio.get_running_loop().create_future()
+        self._pending[unique_id] = future
+        started = time.perf_counter()
+        async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
+            await self.ws.send(json.dumps([2, unique_id, action, payload]))
+            message = await asyncio.wait_for(future, self.call_timeout)
+        self.latencies.append(time.perf_counter() - started)
+        if message[0] == 4:
+            self.errors += 1
+            raise CallError(message[2], message[3])
+        return message[2]
+
+    # -- what a charger says --------------------------------------------------------------------------
+
+    async def boot(self) -> dict:
+        result = await self.call(
+            "BootNotification",
+            {
+                "chargePointVendor": "EVSim",
+                "chargePointModel": "Sim-22",
+                "chargePointSerialNumber": f"SN-{self.station_id}",
+                "firmwareVersion": "1.4.2",
+            },
+        )
+        self.heartbeat_interval = int(result.get("interval") or 60)
+        for connector in self.state.values():
+            await self.status(connector.connector_id, connector.status)
+        return result
+
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> None:
+        if connector_id in self.state:
+            self.state[connector_id].status = status
+        await self.call(
+            "StatusNotification",
+            {
+                "connectorId": connector_id,
+                "errorCode": error_code,
+                "status": status,
+                "timestamp": now_iso(),
+            },
+        )
+
+    async def heartbeat(self) -> dict:
+        return await self.call("Heartbeat", {})
+
+    async def authorize(self, id_tag: str) -> str:
+        return (await self.call("Authorize", {"idTag": id_tag}))["idTagInfo"]["status"]
+
+    async def start(self, connector_id: int, id_tag: str) -> dict:
+        connector = self.state[connector_id]
+        await self.status(connector_id, "Preparing")
+        result = await self.call(
+            "StartTransaction",
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": connector.meter_wh,
+                "timestamp": now_iso(),
+            },
+        )
+        if result["idTagInfo"]["status"] == "Accepted":
+            connector.transaction_id = result["transactionId"]
+            connector.id_tag = id_tag
+            connector.power_kw = self.power_kw
+            await self.status(connector_id, "Charging")
+        else:
+            await self.call(
+                "StopTransaction",
+                {
+                    "transactionId": result["transactionId"],
+                    "meterStop": connector.meter_wh,
+                    "timestamp": now_iso(),
+                    "reason": "DeAuthorized",
+                },
+            )
+            await self.status(connector_id, "Available")
+        return result
+
+    async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
+        connector = self.state[connector_id]
+        seconds = self.meter_interval if seconds is None else seconds
+        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        payload = {
+            "connectorId": connector_id,
+            "meterValue": [
+                {
+                    "timestamp": now_iso(),
+                    "sampledValue": [
+                        {
+                            "value": str(connector.meter_wh),
+                            "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh",
+                            "context": "Sample.Periodic",
+                        },
+                        {
+                            "value": f"{connector.power_kw * 1000:.0f}",
+                            "measurand": "Power.Active.Import",
+                            "unit": "W",
+                            "context": "Sample.Periodic",
+                        },
+                        {
+                            "value": f"{connector.power_kw * 1000 / 230:.1f}",
+                            "measurand": "Current.Import",
+                            "unit": "A",
+                            "context": "Sample.Periodic",
+                        },
+                    ],
+                }
+            ],
+        }
+        if connector.transaction_id is not None:
+            payload["transactionId"] = connector.transaction_id
+        await self.call("MeterValues", payload)
+
+    async def stop(self, connector_id: int, reason: str = "Local") -> None:
+        connector = self.state[connector_id]
+        if connector.transaction_id is None:
+            return
+        tx, connector.transaction_id, connector.power_kw = connector.transaction_id, None, 0.0
+        await self.status(connector_id, "Finishing")
+        await self.call(
+            "StopTransaction",
+            {
+                "transactionId": tx,
+                "meterStop": connector.meter_wh,
+                "timestamp": now_iso(),
+                "reason": reason,
+                "idTag": connector.id_tag,
+            },
+        )
+        await self.status(connector_id, "Available")
+
+    # -- what a charger answers -----------------------------------------------------------------------
+
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:  # noqa: C901 (to be split: issue 36)
+        self.received_calls.append((action, payload))
+        response: dict | None = None
+        follow_up = None
+        if action == "RemoteStartTransaction":
+            connector_id = payload.get("connectorId") or 1
+            free = connector_id in self.state and self.state[connector_id].transaction_id is None
+            ok = self.remote_start_accept and free
+            response = {"status": "Accepted" if ok else "Rejected"}
+            if ok:
+                follow_up = self.start(connector_id, payload["idTag"])
+        elif action == "RemoteStopTransaction":
+            match = [c for c in self.state.values() if c.transaction_id == payload["transactionId"]]
+            response = {"status": "Accepted" if match else "Rejected"}
+            if match:
+                follow_up = self.stop(match[0].connector_id, "Remote")
+        elif action == "Reset":
+            response = {"status": "Accepted"}
+        elif action == "UnlockConnector":
+            response = {
+                "status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"
+            }
+        elif (
+            action == "ChangeConfiguration" and payload.get("key", "").lower() == "authorizationkey"
+        ):
+            # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
+            response = {"status": "Accepted"}
+            follow_up = self._adopt_key(payload["value"])
+        elif action in ("ClearCache", "ChangeAvailability", "ChangeConfiguration", "SendLocalList"):
+            response = {"status": "Accepted"}
+        elif action in ("CertificateSigned", "InstallCertificate"):
+            response = {"status": "Accepted"}
+            if action == "CertificateSigned":
+                self.certificate_chain = payload["certificateChain"]
+        elif action in ("GetInstalledCertificateIds", "DeleteCertificate"):
+            response = {"status": "NotFound"}
+        elif action == "GetLog":
+            response = {
+                "status": "Accepted",
+                "filename": f"{self.station_id}-{payload['logType']}.log",
+            }
+            follow_up = self._notify(
+                "LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"]
+            )
+        elif action == "SignedUpdateFirmware":
+            response = {"status": "Accepted"}
+            follow_up = self._notify(
+                "SignedFirmwareStatusNotification",
+                payload["requestId"],
+                ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"],
+            )
+        elif action == "ExtendedTriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
+        elif action == "GetLocalListVersion":
+            response = {"listVersion": 0}
+        elif action == "GetConfiguration":
+            known = {
+                "HeartbeatInterval": (False, str(self.heartbeat_interval)),
+                # What meter_values() sends, fixed (the central system checks it after boot).
+                "MeterValuesSampledData": (
+                    True,
+                    "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
+                ),
+            }
+            asked = payload.get("key") or list(known)
+            response = {
+                "configurationKey": [
+                    {"key": key, "readonly": known[key][0], "value": known[key][1]}
+                    for key in asked
+                    if key in known
+                ],
+                "unknownKey": [key for key in asked if key not in known],
+            }
+        elif action == "TriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
+        elif action == "DataTransfer":
+            response = {"status": "UnknownVendorId"}
+        await self._reply(unique_id, action, response, follow_up)
+
+    async def _reply(self, unique_id: str, action: str, response: dict | None, follow_up) -> None:
+        """Answer a CALL (NotSupported when there is no response), then run what it asked for."""
+        if response is None:
+            frame = [
+                4,
+                unique_id,
+                "NotSupported",
+                f"{action} is not supported by the simulator",
+                {},
+            ]
+        else:
+            frame = [3, unique_id, response]
+        await self.ws.send(json.dumps(frame))
+        if follow_up is not None:
+            try:
+                await follow_up
+            except Exception:  # noqa: BLE001 - a simulator keeps going
+                logger.warning("%s: follow-up of %s failed", self.station_id, action, exc_info=True)
+
+    async def _adopt_key(self, value: str) -> None:
+        await asyncio.sleep(0.1)  # let the answer go out first
+        self.password = bytes.fromhex(value)
+        if self.ws is not None:
+            await self.ws.close()  # run() reconnects with the new key
+
+    async def _notify(self, action: str, request_id: int, statuses: list[str]) -> None:
+        for status in statuses:
+            await asyncio.sleep(0.2)
+            await self.call(action, {"status": status, "requestId": request_id})
+
+    async def security_event(self, event_type: str, tech_info: str = "") -> None:
+        payload = {"type": event_type, "timestamp": now_iso()}
+        if tech_info:
+            payload["techInfo"] = tech_info
+        await self.call("SecurityEventNotification", payload)
+
+    # -- behaviour over time ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Boot, then heartbeat and run charging sessions until closed (reconnects on drops)."""
+        while not self._stop.is_set():
+            try:
+                if self.ws is None or self.ws.state.name != "OPEN":
+                    await self.connect()
+                    await self.boot()
+                loops = [asyncio.create_task(self._heartbeats())]
+                if self.auto_sessions:
+                    loops += [asyncio.create_task(self._sessions(n)) for n in self.state]
+                done, pending = await asyncio.wait(
+                    [*loops, asyncio.create_task(self.ws.wait_closed())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for task in pending:
+                    task.cancel()
+            except (OSError, websockets.WebSocketException, ConnectionError, TimeoutError) as exc:
+                logger.info("%s: connection problem (%s); retrying", self.station_id, exc)
+            if not self._stop.is_set():
+                self.ws = None
+                await asyncio.sleep(random.uniform(1, 5))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self.heartbeat()
+
+    def may_simulate_on(self, connector_id: int) -> bool:
+        """A simulated session may start here only if `keep_free` other ports stay free."""
+        connector = self.state[connector_id]
+        if connector.transaction_id is not None or connector.status != "Available":
+            return False
+        free = sum(
+            1
+            for c in self.state.values()
+            if c.connector_id != connector_id
+            and c.transaction_id is None
+            and c.status == "Available"
+        )
+        return free >= self.keep_free
+
+    async def _sessions(self, connector_id: int) -> None:
+        while True:
+            await asyncio.sleep(random.uniform(*self.idle_seconds))
+            # One port at a time decides and starts, so two ports never both take the last slot.
+            async with self._session_lock:
+                if self.may_simulate_on(connector_id):
+                    id_tag = random.choice(self.id_tags)
+                    if await self.authorize(id_tag) == "Accepted":
+                        await self.start(connector_id, id_tag)
+            deadline = time.monotonic() + random.uniform(*self.session_seconds)
+            while (
+                self.state[connector_id].transaction_id is not None and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(self.meter_interval)
+                if self.state[connector_id].transaction_id is not None:
+                    await self.meter_values(connector_id)
+            await self.stop(connector_id)
+
+
+class SimulatedCharger201(SimulatedCharger):
+    """The same charger speaking OCPP 2.0.1 (subprotocol ocpp2.0.1): BootNotification with
+    chargingStation, StatusNotification per EVSE/connector, Authorize with idToken, and
+    transactions as TransactionEvent Started/Updated/Ended with a seqNo (part 2, E01-E06).
+    Each simulated connector is one EVSE with one connector."""
+
+    PROTOCOL = "ocpp2.0.1"
+    ID_TOKEN_TYPE = "ISO14443"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tx_ids: dict[int, str] = {}  # evse id -> the transactionId we named
+        self.seq_no = itertools.count(
+            0
+        )  # one counter per station (E: seqNo increments per transaction)
+
+    async def connect(self) -> None:
+        self.ws = await websockets.connect(
+            f"{self.url.rstrip('/')}/{self.station_id}",
+            subprotocols=[self.PROTOCOL],
+            additional_headers=self._headers(),
+            open_timeout=30,
+            ping_interval=None,
+            max_size=2**20,
+            ssl=self.ssl if self.url.startswith("wss") else None,
+        )
+        self._tasks.append(asyncio.create_task(self._reader()))
+
+    async def boot(self) -> dict:
+        result = await self.call(
+            "BootNotification",
+            {
+                "reason": "PowerUp",
+                "chargingStation": {
+                    "vendorName": "EVSim",
+                    "model": "Sim-201",
+                    "serialNumber": f"SN-{self.station_id}",
+                    "firmwareVersion": "2.0.1-sim",
+                },
+            },
+        )
+        self.heartbeat_interval = int(result.get("interval") or 60)
+        for connector in self.state.values():
+            await self.status(connector.connector_id, "Available")
+        return result
+
+    async def status(self, connector_id: int, status: str, error_code: str = "NoError") -> None:
+        # 2.0.1 ConnectorStatusEnumType has no Preparing/Charging/Finishing: those are Occupied.
+        connector_status = {
+            "Preparing": "Occupied",
+            "Charging": "Occupied",
+            "Finishing": "Occupied",
+            "SuspendedEV": "Occupied",
+            "SuspendedEVSE": "Occupied",
+        }.get(status, status)
+        if connector_id in self.state:
+            self.state[connector_id].status = status
+        await self.call(
+            "StatusNotification",
+            {
+                "timestamp": now_iso(),
+                "connectorStatus": connector_status,
+                "evseId": connector_id,
+                "connectorId": 1,
+            },
+        )
+
+    async def authorize(self, id_tag: str) -> str:
+        answer = await self.call(
+            "Authorize", {"idToken": {"idToken": id_tag, "type": self.ID_TOKEN_TYPE}}
+        )
+        return answer["idTokenInfo"]["status"]
+
+    def _meter(self, connector: ConnectorState, context: str) -> list[dict]:
+        return [
+            {
+                "timestamp": now_iso(),
+                "sampledValue": [
+                    {
+                        "value": connector.meter_wh,
+                        "measurand": "Energy.Active.Import.Register",
+                        "context": context,
+                        "unitOfMeasure": {"unit": "Wh"},
+                    },
+                    {
+                        "value": round(connector.power_kw * 1000),
+                        "measurand": "Power.Active.Import",
+                        "context": context,
+                        "unitOfMeasure": {"unit": "W"},
+                    },
+                ],
+            }
+        ]
+
+    async def _event(
+        self, connector_id: int, event_type: str, trigger: str, context: str, **info: object
+    ) -> dict:
+        connector = self.state[connector_id]
+        payload: dict = {
+            "eventType": event_type,
+            "timestamp": now_iso(),
+            "triggerReason": trigger,
+            "seqNo": next(self.seq_no),
+            "transactionInfo": {"transactionId": self.tx_ids[connector_id], **info},
+            "evse": {"id": connector_id, "connectorId": 1},
+            "meterValue": self._meter(connector, context),
+        }
+        if event_type == "Started" or trigger == "StopAuthorized":
+            payload["idToken"] = {"idToken": connector.id_tag, "type": self.ID_TOKEN_TYPE}
+        return await self.call("TransactionEvent", payload)
+
+    async def start(
+        self, connector_id: int, id_tag: str, remote_start_id: int | None = None
+    ) -> dict:
+        connector = self.state[connector_id]
+        await self.status(connector_id, "Occupied")
+        self.tx_ids[connector_id] = uuid.uuid4().hex[:36]
+        connector.id_tag, connector.transaction_id = id_tag, 1
+        info: dict = {"chargingState": "Charging"}
+        trigger = "Authorized"
+        if remote_start_id is not None:
+            info["remoteStartId"], trigger = remote_start_id, "RemoteStart"
+        result = await self._event(connector_id, "Started", trigger, "Transaction.Begin", **info)
+        if result.get("idTokenInfo", {}).get("status", "Accepted") == "Accepted":
+            connector.power_kw = self.power_kw
+        else:  # E05: not authorized: end it at once
+            await self.stop(connector_id, "DeAuthorized")
+        return result
+
+    async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
+        connector = self.state[connector_id]
+        seconds = self.meter_interval if seconds is None else seconds
+        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        if connector.transaction_id is None:
+            await self.call(
+                "MeterValues",
+                {"evseId": connector_id, "meterValue": self._meter(connector, "Sample.Periodic")},
+            )
+            return
+        await self._event(
+            connector_id,
+            "Updated",
+            "MeterValuePeriodic",
+            "Sample.Periodic",
+            chargingState="Charging",
+        )
+
+    async def stop(self, connector_id: int, reason: str = "Local") -> None:
+        connector = self.state[connector_id]
+        if connector.transaction_id is None:
+            return
+        connector.power_kw = 0.0
+        trigger = {"Remote": "RemoteStop", "DeAuthorized": "Deauthorized"}.get(
+            reason, "StopAuthorized"
+        )
+        info: dict = {"chargingState": "Idle"}
+        if reason != "Local":  # E06: left out when Local
+            info["stoppedReason"] = reason
+        await self._event(connector_id, "Ended", trigger, "Transaction.End", **info)
+        connector.transaction_id = None
+        self.tx_ids.pop(connector_id, None)
+        await self.status(connector_id, "Available")
+
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
+        self.received_calls.append((action, payload))
+        response: dict | None = None
+        follow_up = None
+        if action == "RequestStartTransaction":
+            evse_id = payload.get("evseId") or 1
+            ok = (
+                self.remote_start_accept
+                and evse_id in self.state
+                and self.state[evse_id].transaction_id is None
+            )
+            response = {"status": "Accepted" if ok else "Rejected"}
+            if ok:
+                follow_up = self.start(
+                    evse_id, payload["idToken"]["idToken"], payload["remoteStartId"]
+                )
+        elif action == "RequestStopTransaction":
+            match = [n for n, tx in self.tx_ids.items() if tx == payload["transactionId"]]
+            response = {"status": "Accepted" if match else "Rejected"}
+            if match:
+                follow_up = self.stop(match[0], "Remote")
+        elif action == "Reset":
+            response = {"status": "Accepted"}
+        elif action == "UnlockConnector":
+            response = {
+                "status": "Unlocked" if payload["evseId"] in self.state else "UnknownConnector"
+            }
+        elif action in ("ClearCache", "ChangeAvailability", "SendLocalList", "CertificateSigned"):
+            response = {"status": "Accepted"}
+        elif action == "GetBaseReport":
+            response = {"status": "Accepted"}
+            follow_up = self._report(payload["requestId"])
+        elif action == "GetVariables":
+            response = {
+                "getVariableResult": [
+                    {
+                        **item,
+                        "attributeStatus": "Accepted",
+                        "attributeValue": str(self.heartbeat_interval),
+                    }
+                    if item.get("variable", {}).get("name") == "HeartbeatInterval"
+                    else {**item, "attributeStatus": "UnknownVariable"}
+                    for item in payload["getVariableData"]
+                ]
+            }
+        elif action == "SetVariables":
+            response = {
+                "setVariableResult": [
+                    {
+                        "component": item["component"],
+                        "variable": item["variable"],
+                        "attributeStatus": "Accepted",
+                    }
+                    for item in payload["setVariableData"]
+                ]
+            }
+        elif action == "TriggerMessage":
+            response = {"status": "Accepted"}
+            if payload.get("requestedMessage") == "Heartbeat":
+                follow_up = self.heartbeat()
+        elif action == "DataTransfer":
+            response = {"status": "UnknownVendorId"}
+        await self._reply(unique_id, action, response, follow_up)
+
+    async def _report(self, request_id: int) -> None:
+        await asyncio.sleep(0.1)
+        data = [
+            {
+                "component": {"name": "OCPPCommCtrl"},
+                "variable": {"name": "HeartbeatInterval"},
+                "variableAttribute": [
+                    {
+                        "type": "Actual",
+                        "value": str(self.heartbeat_interval),
+                        "mutability": "ReadWrite",
+                    }
+                ],
+                "variableCharacteristics": {
+                    "dataType": "integer",
+                    "unit": "s",
+                    "supportsMonitoring": False,
+                },
+            },
+            {
+                "component": {"name": "ChargingStation"},
+                "variable": {"name": "Model"},
+                "variableAttribute": [
+                    {"type": "Actual", "value": "Sim-201", "mutability": "ReadOnly"}
+                ],
+                "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False},
+            },
+        ]
+        for n in self.state:
+            data.append(
+                {
+                    "component": {"name": "EVSE", "evse": {"id": n}},
+                    "variable": {"name": "Power"},
+                    "variableAttribute": [
+                        {"type": "MaxSet", "value": str(int(self.power_kw * 1000))}
+                    ],
+                    "variableCharacteristics": {
+                        "dataType": "decimal",
+                        "unit": "W",
+                        "supportsMonitoring": False,
+                    },
+                }
+            )
+        await self.call(
+            "NotifyReport",
+            {"requestId": request_id, "generatedAt": now_iso(), "seqNo": 0, "reportData": data},
+        )
+
+
+def make_simulator(protocol: str = "1.6", **kwargs: object) -> SimulatedCharger:
+    """Return a simulated charger speaking `protocol` ("1.6" or "2.0.1")."""
+    cls = SimulatedCharger201 if protocol == "2.0.1" else SimulatedCharger
+    return cls(**kwargs)

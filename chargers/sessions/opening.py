@@ -1,0 +1,222 @@
+"""Opening a 1.6 session (StartTransaction), both ways: `open_orm` one start at a time through
+the ORM, `open_batched` the decided starts waiting at one moment together on PostgreSQL. The
+rules they share are in chargers.sessions.rules.
+
+Once decided, a start is recorded in one transaction: its decision, its session, and the closing
+of what it supersedes. Through the ORM that was a fifth of a connect storm's GIL time (two
+inserts, a select-for-update, the commit hooks); the batch inserts its starts together. It takes
+the first start of each connector in the batch, on a connector with no running session. A start
+on a busy connector (it supersedes a session, or a newer start already arrived), a second start
+of one connector in the batch, and a batch the database refuses (a resent start that raced its
+first, a transaction id already taken) take `open_orm` instead, which handles each of those.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from django.db import IntegrityError, transaction
+
+from authorization.models import AuthorizationDecision, Token
+from authorization.services import decision_build, token_find
+from authorization.services import decision_record as record_decision
+from backoffice import async_pg, db
+from chargers.connections.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
+from chargers.models import Charger, ChargingSession
+from chargers.sessions import rules
+from chargers.sessions.closing import close_as_superseded
+from chargers.sessions.services import (
+    new_transaction_id,
+    session_announce_on_commit,
+    session_find_repeat,
+    sessions_announce,
+)
+
+logger = logging.getLogger(__name__)
+
+_LOOK_UP: Any = object()
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """A StartTransaction to record. `transaction_id` is the id answered to the charger (drawn
+    by the handler, or one journaled during a database outage, replayed now); None: draw one.
+    `token` is the card a caller already looked up (`starts.start_prepare`), or `_LOOK_UP`;
+    `decision_record` the decision to store with the session, in the same transaction."""
+
+    charger_id: int
+    connector_id: int
+    id_tag: str
+    meter_start: Decimal
+    started_at: datetime
+    transaction_id: int | None = None
+    id_tag_status: str = "Accepted"
+    reservation_id: int | None = None
+    token: Token | None = _LOOK_UP
+    decision_record: dict[str, Any] | None = None
+
+    def row(self, transaction_id: int) -> dict[str, Any]:
+        return rules.opened_row(
+            charger_id=self.charger_id,
+            connector_id=self.connector_id,
+            id_tag=self.id_tag,
+            id_tag_status=self.id_tag_status,
+            started_at=self.started_at,
+            meter_start_wh=self.meter_start,
+            transaction_id=transaction_id,
+            reservation_id=self.reservation_id,
+        )
+
+
+def close_superseded_around(session: ChargingSession) -> None:
+    """In the start's own transaction, with one statement when the connector is free: close the
+    sessions this start supersedes (older, still active on the connector), or this one when a
+    newer start already arrived (`rules.superseded`). Both versions' starts call this."""
+    others = list(
+        ChargingSession.objects.select_for_update()
+        .filter(
+            charger_id=session.charger_id,
+            connector_id=session.connector_id,
+            status=ChargingSession.Status.ACTIVE,
+        )
+        .exclude(pk=session.pk)
+    )
+    older, newer_exists = rules.superseded(
+        (session.started_at, session.pk), [(o.started_at, o.pk) for o in others]
+    )
+    for index in older:
+        close_as_superseded(others[index])
+    if newer_exists:
+        close_as_superseded(session)
+
+
+# -- one by one, through the ORM -----------------------------------------------------------------
+
+
+def _find_repeat(item: OpenRequest) -> ChargingSession | None:
+    return session_find_repeat(
+        charger_id=item.charger_id,
+        connector_id=item.connector_id,
+        id_tag=item.id_tag,
+        meter_start=item.meter_start,
+        started_at=item.started_at,
+    )
+
+
+def open_orm(item: OpenRequest) -> ChargingSession:
+    """Open a session and give it a fresh transaction id; a resent start gets the same one."""
+    token = item.token
+    if token is _LOOK_UP:
+        existing = _find_repeat(item)
+        if existing:
+            return existing
+        charger = Charger.objects.select_related("property").get(pk=item.charger_id)
+        place = charger.property if charger.property_id else None
+        token = token_find(item.id_tag, place.organization_id if place is not None else None)
+    transaction_id = item.transaction_id
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                if item.decision_record is not None:
+                    record_decision(**item.decision_record)
+                session = ChargingSession.objects.create(
+                    token=token, **item.row(transaction_id or new_transaction_id())
+                )
+                session_announce_on_commit("started", session.pk)
+                close_superseded_around(session)
+        except IntegrityError:
+            existing = _find_repeat(item)
+            if existing:
+                return existing
+            if transaction_id is not None:
+                # The answered id was taken meanwhile (astronomically rare): keep the data.
+                logger.error(
+                    "Transaction id %s answered during an outage is taken; drawing another",
+                    transaction_id,
+                )
+                transaction_id = None
+            continue  # transaction id collision: draw again
+        return session
+    raise RuntimeError("Could not allocate a transaction id")
+
+
+def _open_pool(items: list[OpenRequest]) -> list[ChargingSession]:
+    return [open_orm(item) for item in items]
+
+
+# -- in batches, on PostgreSQL -------------------------------------------------------------------
+
+_BUSY = (
+    f'SELECT s.charger_id, s.connector_id FROM "{ChargingSession._meta.db_table}" AS s '
+    "JOIN unnest(%s::bigint[], %s::bigint[]) AS v(charger_id, connector_id) "
+    "ON s.charger_id = v.charger_id AND s.connector_id = v.connector_id WHERE s.status = %s"
+)
+_open_conn = async_pg.LoopConnection("ocpp-session-start")
+
+
+async def open_batched(items: list[OpenRequest]) -> list[ChargingSession]:
+    """`open_orm` of each decided start (`token` and `transaction_id` given), the common ones in
+    one transaction (see the module's doc)."""
+    first = rules.first_in_batch([[(i.charger_id, i.connector_id)] for i in items])
+    opened: dict[int, ChargingSession] = {}
+    try:
+        async with _open_conn.use() as conn, conn.transaction():
+            cursor = await conn.execute(
+                _BUSY,
+                [
+                    [items[i].charger_id for i in first],
+                    [items[i].connector_id for i in first],
+                    rules.ACTIVE,
+                ],
+            )
+            busy = set(await cursor.fetchall())
+            chosen = [i for i in first if (items[i].charger_id, items[i].connector_id) not in busy]
+            if chosen:
+                records = [items[i].decision_record for i in chosen]
+                decisions = [decision_build(**record) for record in records if record is not None]
+                if decisions:
+                    sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
+                    await conn.execute(sql, async_pg.insert_values(decisions, fields))
+                sessions = [
+                    ChargingSession(token=items[i].token, **items[i].row(_answered(items[i])))
+                    for i in chosen
+                ]
+                sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
+                cursor = await conn.execute(
+                    sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields)
+                )
+                ids = dict((transaction_id, pk) for pk, transaction_id in await cursor.fetchall())
+                for i, session in zip(chosen, sessions, strict=True):
+                    session.pk = ids[session.transaction_id]
+                    session._state.adding, session._state.db = False, "default"
+                    opened[i] = session
+    except psycopg.IntegrityError:
+        opened = {}  # rolled back: every start takes open_orm, which sorts each out
+    if opened:
+        await db.run(sessions_announce, "started", [s.pk for s in opened.values()])
+    return await the_rest_one_by_one(opened, items, open_orm)
+
+
+def _answered(item: OpenRequest) -> int:
+    assert item.transaction_id is not None and item.token is not _LOOK_UP, "a decided start"
+    return item.transaction_id
+
+
+_opens: Coalescer[OpenRequest, ChargingSession] = Coalescer(
+    "session-start", apply_async=on_pg_or_pool(open_batched, _open_pool)
+)
+
+
+async def session_start(item: OpenRequest) -> ChargingSession:
+    """Open the session of a decided StartTransaction, batched with the others waiting."""
+    return await _opens.submit(item)
+
+
+def open_batches() -> int:
+    """How many batches the session starts took (tests)."""
+    return _opens.batches

@@ -1,0 +1,155 @@
+"""Stale 2.0.1 transactions (E14): a session whose charger has sent nothing about it for a while
+is asked about with GetTransactionStatus, and closed when the charger says it has ended.
+
+A 2.0.1 charger that lost its Ended event (a crash, a full queue, a swapped controller) leaves its
+session open forever: billing never prices it and the connector looks busy. Every
+`OCPP_STALE_TRANSACTION_CHECK_SECONDS` a beat task finds active 2.0.1 sessions of online chargers
+with no TransactionEvent for `OCPP_STALE_TRANSACTION_SECONDS` (not asked within that time either)
+and asks their charger. The answer (E14.FR.02-.04):
+
+- `ongoingIndicator` true: still running (a long session with no meter values); nothing changes.
+- `messagesInQueue` true: the charger still has events of it queued; they will come, we wait.
+- neither: the transaction is over and no Ended will come: the session is closed at its last
+  reading with stop reason `NoEndedEvent` (priced like any finished session). Should the Ended
+  still arrive, the session is recomputed from it as for any late event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from chargers.devices import commands
+from chargers.models import Charger, ChargingSession, Command, TransactionEvent
+
+logger = logging.getLogger(__name__)
+
+NO_ENDED_EVENT = "NoEndedEvent"
+CHECK_TIMEOUT_S = 10
+
+
+def stale_after_s() -> int:
+    return int(getattr(settings, "OCPP_STALE_TRANSACTION_SECONDS", 3600))
+
+
+def stale_sessions(*, now: datetime | None = None, limit: int = 200) -> list[ChargingSession]:
+    """Return active 2.0.1 sessions of online chargers nothing was heard about for too long."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_s())
+    sessions = (
+        ChargingSession.objects.filter(
+            status=ChargingSession.Status.ACTIVE,
+            charger__ocpp_version=Charger.OcppVersion.V201,
+            received_start_at__lt=cutoff,
+        )
+        .exclude(ocpp_transaction_id="")
+        .annotate(last_event=Max("transaction_events__received_at"))
+        .filter(Q(last_event__lt=cutoff) | Q(last_event__isnull=True))
+        .select_related("charger")
+        .order_by("last_event")[: limit * 2]
+    )
+    result: list[ChargingSession] = []
+    for session in sessions:
+        asked = Command.objects.filter(
+            charger_id=session.charger_id,
+            action="GetTransactionStatus",
+            created_at__gte=cutoff,
+            payload__transactionId=session.ocpp_transaction_id,
+        ).exists()
+        if not asked and session.charger.is_online():
+            result.append(session)
+        if len(result) >= limit:
+            break
+    return result
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # ongoing | queued | ended | no_answer
+    closed: bool = False
+
+
+def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
+    """Act on a GetTransactionStatus answer about a session (E14)."""
+    from chargers.sessions.closing import last_register_wh
+    from chargers.sessions.rules import meter_stop_floor
+    from chargers.sessions.services import (
+        session_announce_on_commit,
+        session_flag_no_reading_on_commit,
+    )
+
+    if not isinstance(response, dict):
+        return Verdict("no_answer")
+    if response.get("messagesInQueue"):
+        return Verdict("queued")
+    if response.get("ongoingIndicator", False):
+        return Verdict("ongoing")
+    with transaction.atomic():
+        session = (
+            ChargingSession.objects.select_for_update()
+            .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
+            .first()
+        )
+        if session is None:
+            return Verdict("ended")  # its Ended arrived meanwhile
+        if TransactionEvent.objects.filter(session=session, event_type="Ended").exists():
+            return Verdict("ended")
+        meter_wh, when = last_register_wh(session)
+        session.meter_stop_wh = meter_stop_floor(meter_wh, session.meter_start_wh)
+        session.stopped_at = when or session.started_at
+        session.stop_reason = NO_ENDED_EVENT
+        session.status = ChargingSession.Status.COMPLETED
+        session.received_stop_at = timezone.now()
+        session.save(
+            update_fields=[
+                "meter_stop_wh",
+                "stopped_at",
+                "stop_reason",
+                "status",
+                "received_stop_at",
+            ]
+        )
+        session_announce_on_commit("finished", session.pk)
+        session_flag_no_reading_on_commit(session)
+    logger.warning(
+        "Closed 2.0.1 session %s on %s: the charger says it ended, no Ended event came",
+        session.transaction_id,
+        session.charger_id,
+    )
+    return Verdict("ended", closed=True)
+
+
+def transaction_status_check(
+    session: ChargingSession, *, timeout: float = CHECK_TIMEOUT_S
+) -> Verdict:
+    """Ask the session's charger about it (GetTransactionStatus) and act on the answer."""
+    try:
+        command = commands.send_command_sync(
+            session.charger,
+            "GetTransactionStatus",
+            {"transactionId": session.ocpp_transaction_id},
+            source="system",
+            timeout=timeout,
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand):
+        return Verdict("no_answer")
+    if command.status != Command.Status.ANSWERED:
+        return Verdict("no_answer")
+    return transaction_status_apply(session_id=session.pk, response=command.response)
+
+
+@shared_task(name="chargers.stale_transactions_check")
+def stale_transactions_check_task() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for session in stale_sessions():
+        verdict = transaction_status_check(session)
+        counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
+    return counts

@@ -1,0 +1,69 @@
+"""What every guest start shares (guest.services for the QR flow, guest.stays for a stay's code):
+how long the guest has to plug in, telling the guest's open page to reload, and failing a
+start (the session failed, its card token retired, the hold on the card released)."""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from authorization.models import Token
+from portal.env import env_float
+
+from . import payments
+from .models import GuestSession
+
+logger = logging.getLogger(__name__)
+
+OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
+
+
+def start_timeout_s() -> float:
+    """Seconds a guest has to plug in after the charger accepted the remote start."""
+    return float(
+        getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0)
+    )
+
+
+def guest_group(guest_session_id: int) -> str:
+    return f"guest.{guest_session_id}"
+
+
+def publish(guest_session_id: int) -> None:
+    """Tell the guest's open page to reload its state (best effort; the page also reads the DB)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            guest_group(guest_session_id), {"type": "guest.update"}
+        )
+    except Exception:
+        logger.warning("Could not notify guest session %s", guest_session_id, exc_info=True)
+
+
+def fail_start(gs: GuestSession, code: str, message: str) -> bool:
+    """Mark a not-yet-started session failed and retire its token; False if it had moved on."""
+    done = GuestSession.objects.filter(pk=gs.pk, state__in=OPEN_BEFORE_START).update(
+        state=GuestSession.State.FAILED,
+        failure_code=code,
+        failure_message=message,
+        finished_at=timezone.now(),
+    )
+    if done and gs.token_id:
+        # A late StartTransaction with this idTag is now refused, so the charger stops it.
+        Token.objects.filter(pk=gs.token_id).update(valid=False)
+    gs.refresh_from_db()
+    return bool(done)
+
+
+def fail_and_release(gs: GuestSession, code: str, message: str) -> GuestSession:
+    if fail_start(gs, code, message) and gs.payment_id:
+        payments.release(payment_id=gs.payment_id, reason=f"guest start: {code}")
+        GuestSession.objects.filter(pk=gs.pk).update(
+            failure_message=f"{message} The hold on your card was released; you were not charged."
+        )
+        gs.refresh_from_db()
+    publish(gs.pk)
+    return gs

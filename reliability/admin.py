@@ -1,0 +1,127 @@
+from django.contrib import admin
+
+from .models import (
+    Alert,
+    AlertDelivery,
+    AlertRule,
+    Exclusion,
+    ExclusionAudit,
+    FaultCode,
+    FaultCodeMapping,
+    PortEvent,
+)
+
+
+@admin.register(PortEvent)
+class PortEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "at",
+        "charger",
+        "connector_id",
+        "kind",
+        "status",
+        "error_code",
+        "vendor_error_code",
+    ]
+    list_filter = ["kind"]
+    search_fields = ["charger__station_id", "status", "error_code", "vendor_error_code"]
+    raw_id_fields = ["charger"]
+    date_hierarchy = "at"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # the timeline is what the chargers said: read only
+
+
+class ExclusionAuditInline(admin.TabularInline):
+    model = ExclusionAudit
+    extra = 0
+    can_delete = False
+    readonly_fields = ["action", "by", "at", "details"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Exclusion)
+class ExclusionAdmin(admin.ModelAdmin):
+    list_display = [
+        "charger",
+        "connector_id",
+        "reason",
+        "start",
+        "end",
+        "created_by",
+        "withdrawn_at",
+    ]
+    list_filter = ["reason"]
+    search_fields = ["charger__station_id", "note"]
+    raw_id_fields = ["charger"]
+    # Entered through the API or the portal (caps checked, audited); here they are read.
+    readonly_fields = [
+        "charger",
+        "connector_id",
+        "start",
+        "end",
+        "reason",
+        "note",
+        "created_by",
+        "created_at",
+        "withdrawn_at",
+    ]
+    inlines = [ExclusionAuditInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["organization", "kind", "after_s", "remediation", "enabled"]
+    list_filter = ["kind", "remediation", "enabled"]
+    raw_id_fields = ["organization"]
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "event",
+        "channel",
+        "target",
+        "status",
+        "attempts",
+        "response_status",
+        "last_error",
+        "next_try_at",
+        "sent_at",
+    ]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """The alerts and their delivery log (read only: they are what happened)."""
+
+    list_display = ["opened_at", "kind", "charger", "connector_id", "mrec_code", "cleared_at"]
+    list_filter = ["kind"]
+    search_fields = ["charger__station_id", "mrec_code"]
+    raw_id_fields = ["charger", "rule"]
+    inlines = [AlertDeliveryInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class FaultCodeMappingInline(admin.TabularInline):
+    model = FaultCodeMapping
+    extra = 1
+
+
+@admin.register(FaultCode)
+class FaultCodeAdmin(admin.ModelAdmin):
+    """ChargeX MREC codes and the vendor codes that map to them (editable)."""
+
+    list_display = ["code", "name", "description"]
+    search_fields = ["code", "name", "mappings__vendor_error_code", "mappings__error_code"]
+    inlines = [FaultCodeMappingInline]

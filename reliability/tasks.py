@@ -1,0 +1,48 @@
+"""Celery tasks of the reliability app (docs/reliability.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from chargers.models import Charger, Connector
+
+from . import timeline
+
+
+@shared_task(name="reliability.statuses_record")
+def statuses_record_task(ports: list[list[int]]) -> int:
+    pairs = [(int(c), int(n)) for c, n in ports]
+    recorded = timeline.statuses_record(pairs)
+    # A charger that reports statuses is connected: its return (if it was away) is recorded now.
+    timeline.links_sync(Charger.objects.filter(pk__in={c for c, _ in pairs}))
+    return recorded
+
+
+@shared_task(name="reliability.session_record")
+def session_record_task(session_id: int) -> None:
+    timeline.session_record(session_id)
+
+
+@shared_task(name="reliability.sweep")
+def sweep_task() -> int:
+    """Silence past the missed-heartbeat rule (nothing announces it), and any connection change
+    or status a missed announcement left out."""
+    now = timezone.now()
+    recorded = timeline.links_sync(Charger.objects.filter(property__isnull=False), now)
+    recent = Connector.objects.filter(updated_at__gte=now - timedelta(minutes=10))
+    recorded += timeline.statuses_record(recent.values_list("charger_id", "connector_id"))
+    return recorded
+
+
+@shared_task(name="reliability.alerts")
+def alerts_task() -> int:
+    """Open and clear alerts, give first aid where a rule asks for it, send what is due."""
+    from . import alerts, first_aid
+
+    now = timezone.now()
+    for alert in alerts.evaluate(now):
+        first_aid.treat(alert, now)
+    return alerts.deliveries_send()

@@ -1,0 +1,75 @@
+"""Wiring you can follow: environment reads in one place, no signal used as a call that returns data.
+
+Scans the product code (not tests, bench or the virtualenv) with the AST.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SKIP = {"tests", "bench", ".venv", "node_modules", "migrations"}
+
+
+def product_modules() -> list[tuple[Path, ast.Module]]:
+    modules = []
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if SKIP & set(relative.parts):
+            continue
+        modules.append((relative, ast.parse(path.read_text(), filename=str(path))))
+    return modules
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def test_environment_is_read_only_through_portal_env():
+    reads = []
+    for path, tree in product_modules():
+        if path == Path("portal/env.py"):
+            continue
+        for node in ast.walk(tree):
+            name = _dotted(node) if isinstance(node, ast.Attribute) else ""
+            if name in ("os.environ", "os.getenv", "os.environb"):
+                reads.append(f"{path}:{node.lineno}")
+            if isinstance(node, ast.ImportFrom) and node.module == "os":
+                if {a.name for a in node.names} & {"environ", "getenv", "environb"}:
+                    reads.append(f"{path}:{node.lineno}")
+    # The one write allowed: pointing Django at its settings before it starts.
+    starters = {"manage.py", "portal/asgi.py", "portal/celery.py"}
+    assert [r for r in reads if r.split(":")[0] not in starters] == []
+
+
+def test_no_signal_is_asked_for_an_answer():
+    """A signal's receivers' return values are never collected: use backoffice.providers."""
+    signals: set[str] = set()
+    modules = product_modules()
+    for _path, tree in modules:
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Call)
+                and _dotted(node.value.func) in ("Signal", "dispatch.Signal")
+            ):
+                signals |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    assert {"session_started", "session_finished"} <= signals  # the scan finds them
+    used = []
+    for path, tree in modules:
+        parents = {
+            child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("send", "send_robust")
+                and _dotted(node.func.value).split(".")[-1] in signals
+                and not isinstance(parents.get(node), (ast.Expr, ast.Lambda))
+            ):
+                used.append(f"{path}:{node.lineno}")
+    assert used == []

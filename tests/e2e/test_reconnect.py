@@ -1,0 +1,100 @@
+"""A charger whose network dropped silently reconnects on its first try (issue 33 item 4).
+
+The old socket is left half-open by a TCP proxy between charger and server (tests/tcp_proxy.py,
+`freeze`: nothing passes any more, nobody is told). The reconnect of the same station id opens
+with a charger's usual 10 s opening timeout, gets its BootNotification answered, and the server
+closes the old socket on its own. Without a reconnect, the unanswered websocket ping reaps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import websockets
+
+from chargers.models import Charger
+from tests.conftest import start_live_server, stop_live_server
+from tests.factories import ChargerFactory
+from tests.tcp_proxy import CuttableProxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+async def _boot(ws, unique_id: str) -> list:
+    await ws.send(json.dumps([2, unique_id, "BootNotification", BOOT]))
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+def _wait_for(check, timeout: float):
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return result
+
+
+def _connect(url: str):
+    # A charger's opening timeout (the conformance tool's too): the handshake completes within
+    # 10 s or the attempt counts as failed. No ping from the client: the server's are the test.
+    return websockets.connect(url, subprotocols=["ocpp1.6"], open_timeout=10, ping_interval=None)
+
+
+def test_a_reconnect_after_a_silent_drop_is_accepted_at_once_and_the_old_socket_closed(tmp_path):
+    charger = ChargerFactory(station_id="RECONNECT-1")
+    server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal")
+    link = CuttableProxy(target_port=server.port)
+    try:
+
+        async def scenario() -> None:
+            old = await _connect(f"ws://127.0.0.1:{link.port}/ocpp/{charger.station_id}")
+            assert (await _boot(old, "boot-1"))[0] == 3
+            link.freeze()  # the network dropped: the old socket is half-open on both ends
+            async with _connect(f"{server.ws_url}/ocpp/{charger.station_id}") as new:
+                reply = await _boot(new, "boot-2")
+                assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
+                # The server closed the old socket (after its close timeout, on its own).
+                assert await asyncio.to_thread(_wait_for, lambda: link.closed_by_target, 45)
+                await new.send(json.dumps([2, "hb", "Heartbeat", {}]))
+                assert json.loads(await asyncio.wait_for(new.recv(), 10))[0] == 3
+                # Still the new socket's charger: the old one's late disconnect cleared nothing.
+                assert await asyncio.to_thread(
+                    lambda: Charger.objects.get(pk=charger.pk).connection_id != ""
+                )
+            old.transport.abort()
+
+        asyncio.run(scenario())
+    finally:
+        link.close()
+        stop_live_server(server)
+
+
+def test_a_socket_whose_pings_go_unanswered_is_reaped(tmp_path):
+    charger = ChargerFactory(station_id="RECONNECT-2")
+    server = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal", WS_PING_INTERVAL_S="1", WS_PING_TIMEOUT_S="1"
+    )
+    link = CuttableProxy(target_port=server.port)
+    try:
+
+        async def scenario() -> None:
+            old = await _connect(f"ws://127.0.0.1:{link.port}/ocpp/{charger.station_id}")
+            assert (await _boot(old, "boot-1"))[0] == 3
+            assert await asyncio.to_thread(
+                lambda: Charger.objects.get(pk=charger.pk).connection_id != ""
+            )
+            link.freeze()
+            assert await asyncio.to_thread(_wait_for, lambda: link.closed_by_target, 45)
+            # Reaped: the charger is offline.
+            assert await asyncio.to_thread(
+                _wait_for, lambda: Charger.objects.get(pk=charger.pk).connection_id == "", 15
+            )
+            old.transport.abort()
+
+        asyncio.run(scenario())
+    finally:
+        link.close()
+        stop_live_server(server)

@@ -1,0 +1,191 @@
+"""The shape of the house, checked on every `make test` (docs/architecture.md, issue 36 item 3).
+
+- No import circle of more than two modules in the import graph (grimp's, the graph
+  import-linter checks the layers on). A pair that imports each other is tolerated (a task
+  module and the service that enqueues it); a third module in the loop means nobody can say
+  which one is underneath, so the fix is to move the shared piece down or make the dependency
+  point one way.
+- No module uses another module's underscore names (`from x import _y`, `x._y`): what is shared
+  is public in the module that owns it.
+
+Function-local imports count: they are imports all the same (grimp sees them too).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grimp
+import pytest
+
+from portal.settings import BASE_DIR
+
+PACKAGES = [
+    "portal",
+    "backoffice",
+    "authorization",
+    "chargers",
+    "billing",
+    "support",
+    "guest",
+    "roaming",
+    "stays",
+    "drivers",
+]
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph(*PACKAGES, cache_dir=None)
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (the graph has a few hundred modules)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    parts: list[list[str]] = []
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                part = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    part.append(member)
+                    if member == node:
+                        break
+                parts.append(sorted(part))
+    return parts
+
+
+def has_circle_over_two(part: list[str], edges: dict[str, set[str]]) -> bool:
+    """Whether a strongly connected part holds a circle of more than two modules. It holds none
+    only when every import inside it is answered by one back (pairs) and the pairs form a tree:
+    a one-way import u -> v closes a longer circle with the way back from v to u, and pairs
+    that form a ring are a longer circle too."""
+    members = set(part)
+    pairs = set()
+    for a in part:
+        for b in edges[a] & members:
+            if a not in edges[b]:
+                return True
+            pairs.add(frozenset((a, b)))
+    return len(pairs) != len(part) - 1
+
+
+def test_circles_over_two_modules_are_found_and_pairs_are_not():
+    loop = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d"}, "f": {"a"}}
+    assert sorted(strongly_connected(loop)) == [["a", "b", "c"], ["d", "e"], ["f"]]
+    assert has_circle_over_two(["a", "b", "c"], loop)
+    assert not has_circle_over_two(["d", "e"], loop)
+    hub = {"t": {"s", "u"}, "s": {"t"}, "u": {"t"}}  # two pairs sharing a module: no circle
+    assert not has_circle_over_two(["s", "t", "u"], hub)
+    ring = {"a": {"b", "c"}, "b": {"a", "c"}, "c": {"a", "b"}}  # pairs in a ring: a -> b -> c
+    assert has_circle_over_two(["a", "b", "c"], ring)
+
+
+def test_no_import_circle_of_more_than_two_modules(graph):
+    modules = {m for m in graph.modules if m.split(".")[0] in PACKAGES}
+    edges = {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
+    circles = [part for part in strongly_connected(edges) if has_circle_over_two(part, edges)]
+    assert not circles, "Import circles of more than two modules: " + "; ".join(
+        " <-> ".join(part) for part in circles
+    )
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(BASE_DIR).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(source: str, me: str, package: str, modules: set[str]) -> list[str]:
+    """Underscore names of another house module that module `me` (in `package`) imports or reads
+    as `module._name`."""
+    tree = ast.parse(source)
+    found = []
+    bound: dict[str, str] = {}  # local name -> house module it stands for
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            if base not in modules:
+                continue
+            for alias in node.names:
+                if _private(alias.name) and base != me:
+                    found.append(f"{me}:{node.lineno} imports {base}.{alias.name}")
+                elif f"{base}.{alias.name}" in modules:
+                    bound[alias.asname or alias.name] = f"{base}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in modules and alias.asname:
+                    bound[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and _private(node.attr)
+            and isinstance(node.value, ast.Name)
+            and bound.get(node.value.id, me) != me
+        ):
+            found.append(f"{me}:{node.lineno} uses {bound[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_private_uses_are_found(graph):
+    modules = {m for m in graph.modules if m.split(".")[0] in PACKAGES}
+    source = (
+        "from chargers.ocpp import v16\n"
+        "from .common import _x\n"
+        "from chargers.models import Charger\n"
+        "v16._y, v16.y, Charger._meta, _own\n"
+    )
+    assert private_uses(source, "chargers.ocpp.probe", "chargers.ocpp", modules) == [
+        "chargers.ocpp.probe:2 imports chargers.ocpp.common._x",
+        "chargers.ocpp.probe:4 uses chargers.ocpp.v16._y",
+    ]
+
+
+def test_no_module_uses_another_modules_underscore_names(graph):
+    modules = {m for m in graph.modules if m.split(".")[0] in PACKAGES}
+    found = []
+    for package in PACKAGES:
+        for path in sorted((Path(BASE_DIR) / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                me = _module_name(path)
+                package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+                found += private_uses(path.read_text(), me, package, modules)
+    assert not found, "Private names used across modules:\n" + "\n".join(found)
