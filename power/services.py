@@ -200,7 +200,10 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
             .first()
         )
         if site is None:
-            ConnectorAllocation.objects.filter(property_id=property_id).delete()
+            # No budget (any more): no limits; enforcement lifts what it had set.
+            deleted, _ = ConnectorAllocation.objects.filter(property_id=property_id).delete()
+            if deleted:
+                transaction.on_commit(lambda: _enforce(property_id, []))
             return []
         in_force = budget_in_force(site, now)
         demands, facts = demands_for(property_id, site)
@@ -320,3 +323,125 @@ def recompute_due(*, now: datetime | None = None, refresh: timedelta) -> int:
         recompute(property_id, now=now)
         done += 1
     return done
+
+
+@dataclass(frozen=True)
+class CircuitSpec:
+    name: str
+    limit_a: Decimal
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    charger_id: int
+    connector_id: int
+    phases: int
+    phase_rotation: str
+    min_a: Decimal
+    max_a: Decimal
+    circuit: str | None = None
+
+
+def check_circuits(circuits: Sequence[CircuitSpec]) -> None:
+    """Raise allocation.CircuitError unless the circuits form a tree under the main connection."""
+    names = [c.name for c in circuits]
+    if len(set(names)) != len(names):
+        raise allocation.CircuitError("Two circuits have the same name.")
+    allocation.circuit_paths(
+        Budget(
+            Decimal(0),
+            circuits=tuple(
+                allocation.Circuit(c.name, c.limit_a, c.parent or allocation.MAIN) for c in circuits
+            ),
+        )
+    )
+
+
+@transaction.atomic
+def budget_save(
+    *,
+    property_id: int,
+    limit_a: Decimal,
+    phases: int,
+    voltage: int,
+    policy: str,
+    schedule_entries: list[dict],
+    circuits: Sequence[CircuitSpec] | None = None,
+    connectors: Sequence[ConnectorSpec] | None = None,
+) -> SiteBudget:
+    """Create or replace the property's budget (and, when given, its circuits and connectors'
+    electrical data), then recompute its allocation. Input is validated by the caller
+    (schedule.parse_schedule, check_circuits)."""
+    site, _ = SiteBudget.objects.update_or_create(
+        property_id=property_id,
+        defaults={
+            "limit_a": limit_a,
+            "phases": phases,
+            "voltage": voltage,
+            "policy": policy,
+            "schedule": schedule_entries,
+        },
+    )
+    if circuits is not None:
+        _circuits_replace(property_id, circuits)
+    if connectors is not None:
+        by_name = dict(Circuit.objects.filter(property_id=property_id).values_list("name", "pk"))
+        for spec in connectors:
+            ConnectorPower.objects.update_or_create(
+                charger_id=spec.charger_id,
+                connector_id=spec.connector_id,
+                defaults={
+                    "phases": spec.phases,
+                    "phase_rotation": spec.phase_rotation,
+                    "min_a": spec.min_a,
+                    "max_a": spec.max_a,
+                    "circuit_id": by_name.get(spec.circuit) if spec.circuit else None,
+                },
+            )
+    recompute(property_id)
+    site.refresh_from_db()
+    return site
+
+
+def _circuits_replace(property_id: int, circuits: Sequence[CircuitSpec]) -> None:
+    existing = {c.name: c for c in Circuit.objects.filter(property_id=property_id)}
+    wanted = {c.name for c in circuits}
+    Circuit.objects.filter(property_id=property_id).exclude(name__in=wanted).delete()
+    rows: dict[str, Circuit] = {}
+    for spec in circuits:
+        row = existing.get(spec.name) or Circuit(property_id=property_id, name=spec.name)
+        row.limit_a = spec.limit_a
+        row.parent = None
+        row.save()
+        rows[spec.name] = row
+    for spec in circuits:
+        if spec.parent:
+            rows[spec.name].parent = rows[spec.parent]
+            rows[spec.name].save(update_fields=["parent"])
+
+
+@transaction.atomic
+def budget_delete(*, property_id: int) -> None:
+    """Remove the property's budget and circuits: its sessions are no longer limited."""
+    SiteBudget.objects.filter(property_id=property_id).delete()
+    Circuit.objects.filter(property_id=property_id).delete()
+    recompute(property_id)
+
+
+def live_reading_record(
+    *, property_id: int, limit_a: Decimal, valid_for: timedelta = LIVE_READING_TTL
+) -> SiteBudget | None:
+    """Store a live budget (a building meter's headroom) valid for `valid_for`, then recompute.
+    None when the property has no budget."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = SiteBudget.objects.filter(property_id=property_id).update(
+            live_limit_a=limit_a.quantize(Decimal("0.1"), rounding="ROUND_DOWN"),
+            live_at=now,
+            live_expires_at=now + valid_for,
+        )
+        if not updated:
+            return None
+        recompute(property_id, now=now)
+    return SiteBudget.objects.select_related("property").get(property_id=property_id)

@@ -1,0 +1,51 @@
+"""Site power reads: the budget, circuits, connectors and allocation of a property."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from chargers.models import Charger
+
+from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+
+
+def budget_get(property_id: int) -> SiteBudget | None:
+    return SiteBudget.objects.select_related("property").filter(property_id=property_id).first()
+
+
+def circuits_of(property_id: int) -> QuerySet[Circuit]:
+    return Circuit.objects.filter(property_id=property_id).select_related("parent")
+
+
+def connectors_of(property_id: int) -> QuerySet[ConnectorPower]:
+    return (
+        ConnectorPower.objects.filter(charger__property_id=property_id)
+        .select_related("charger", "circuit")
+        .order_by("charger__station_id", "connector_id")
+    )
+
+
+def allocations_of(property_id: int) -> QuerySet[ConnectorAllocation]:
+    return (
+        ConnectorAllocation.objects.filter(property_id=property_id)
+        .select_related("charger")
+        .order_by("charger__station_id", "connector_id")
+    )
+
+
+def chargers_of(property_id: int) -> QuerySet[Charger]:
+    return Charger.objects.filter(property_id=property_id).order_by("station_id")
+
+
+def samples_of(
+    property_id: int, *, since: timedelta = timedelta(hours=6), now: datetime | None = None
+) -> list[AllocationSample]:
+    start = (now or timezone.now()) - since
+    return list(AllocationSample.objects.filter(property_id=property_id, at__gte=start))
+
+
+def allocation_for_session(session_id: int) -> ConnectorAllocation | None:
+    return ConnectorAllocation.objects.filter(session_id=session_id).first()
