@@ -545,6 +545,7 @@ POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)
 # charger above its safe default) lasts; a charger that loses its connection is back at its safe
 # default at most this long after. At most one profile per connector per MIN_INTERVAL; a charger
 # that refused is asked again after REFUSED_RETRY; a CALL waits COMMAND_TIMEOUT for its answer.
+POWER_SETTLE_SECONDS = env_int("POWER_SETTLE_SECONDS", 60)  # give-back: drawing less this long
 POWER_LEASE_SECONDS = env_int("POWER_LEASE_SECONDS", 120)
 POWER_PROFILE_MIN_INTERVAL_S = env_int("POWER_PROFILE_MIN_INTERVAL_S", 3)
 POWER_REFUSED_RETRY_SECONDS = env_int("POWER_REFUSED_RETRY_SECONDS", 300)

@@ -36,6 +36,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from backoffice import beat
 from chargers.devices import commands
 from chargers.models import Charger, ChargingProfile, ChargingSession, Command, Connector
 from reliability.alerts import problem_report, problem_resolved
@@ -184,12 +185,16 @@ def _charger_setup(
     return sends, holds
 
 
-def _applied(row: ConnectorAllocation, session: ChargingSession) -> Decimal | None:
-    """The limit the charger accepted for this session (None: none yet for this session)."""
+def _applied(
+    row: ConnectorAllocation, session: ChargingSession, charger: Charger
+) -> Decimal | None:
+    """The limit the charger accepted for this session on this connection (None: none yet)."""
     if row.applied_at is None or row.applied_limit_a is None:
         return None
     if row.applied_at < session.received_start_at:
         return None  # accepted for an earlier session on this connector
+    if charger.connected_at and row.applied_at < charger.connected_at:
+        return None  # before it (re)connected: sent again with its safe default
     return row.applied_limit_a
 
 
@@ -237,7 +242,7 @@ def _plan_sessions(
         charger, session = chargers.get(row.charger_id), row.session
         if charger is None or session is None or row.charger_id not in ready:
             continue  # offline or not booted: its safe default holds
-        applied = _applied(row, session)
+        applied = _applied(row, session, charger)
         if row.refused and row.applied_at and now - row.applied_at < retry:
             continue
         # Before its first limit a session draws the lease's TxDefaultProfile: 0 A.
@@ -340,6 +345,10 @@ def send_all(sends: Sequence[Send]) -> list[Outcome]:
     """Send the profiles, chargers in parallel; return each one's outcome."""
     if not sends:
         return []
+    loop = beat.server_loop()
+    if loop is not None and loop.is_running():
+        # A beat task's thread: the commands go through the server's own loop (backoffice.beat).
+        return asyncio.run_coroutine_threadsafe(_send_all(sends), loop).result()
     return async_to_sync(_send_all)(sends)
 
 
