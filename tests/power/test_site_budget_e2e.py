@@ -34,6 +34,9 @@ LEASE_S = 4
 def power_server(transactional_db, tmp_path):
     server = start_live_server(
         OCPP_JOURNAL_DIR=tmp_path / "journal",
+        # The sweeps run in the server even when a broker is configured (PostgreSQL + Redis runs).
+        IN_PROCESS_BEAT="true",
+        CELERY_TASK_ALWAYS_EAGER="true",
         POWER_SWEEP_SECONDS=1,
         POWER_ENFORCE_SWEEP_SECONDS=1,
         POWER_REFRESH_SECONDS=1,
