@@ -185,3 +185,31 @@ def test_an_entry_naming_no_task_is_left_out_and_said(caplog):
         )
     assert beat.entries == [] and "names no registered task" in caplog.text
     beat.stop()
+
+
+@shared_task(name="tests.beat_loop_probe")
+def beat_loop_probe() -> None:
+    from backoffice.beat import server_loop
+
+    calls.append(("loop", server_loop()))
+
+
+def test_a_task_knows_the_servers_loop_to_run_async_work_on():
+    import asyncio
+
+    from backoffice.beat import server_loop
+
+    beat = InProcessBeat(
+        {"probe": {"task": "tests.beat_loop_probe", "schedule": 5}}, holder="L", lease_seconds=30
+    )
+    loop = asyncio.new_event_loop()
+    beat.loop = loop  # as run() sets it: the loop the server runs on
+    try:
+        beat.tick(at(0))
+        beat.tick(at(5))
+        _settle(beat)
+    finally:
+        beat.stop()
+        loop.close()
+    assert calls == [("loop", loop)]
+    assert server_loop() is None  # not a beat task's thread
