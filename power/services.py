@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -220,7 +220,7 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
                 previous,
             )
         _store(property_id, limits, facts)
-        _sample(site, in_force, limits, facts, now)
+        _sample(site, in_force, limits, demands, facts, now)
         SiteBudget.objects.filter(pk=site.pk).update(dirty_at=None, computed_at=now)
         transaction.on_commit(lambda: _enforce(property_id, limits))
     return limits
@@ -253,14 +253,22 @@ def _store(
     ConnectorAllocation.objects.filter(property_id=property_id).exclude(pk__in=keep).delete()
 
 
+def main_phase_load(limits: Sequence[Limit], demands: Sequence[Demand], budget: Budget) -> Decimal:
+    """Return the amperes on the most loaded phase of the main connection."""
+    load = allocation.phase_load(limits, demands, budget)
+    return max((a for (node, _), a in load.items() if node == allocation.MAIN), default=Decimal(0))
+
+
 def _sample(
     site: SiteBudget,
     in_force: BudgetInForce,
     limits: Sequence[Limit],
+    demands: Sequence[Demand],
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]],
     now: datetime,
 ) -> None:
-    """Keep a point for the chart at most every SAMPLE_EVERY (the highest-loaded phase)."""
+    """Keep a point for the chart at most every SAMPLE_EVERY: the budget, and the limits and the
+    measured draw on the most loaded phase of the main connection."""
     last = (
         AllocationSample.objects.filter(property_id=site.property_id)
         .order_by("-at")
@@ -269,13 +277,19 @@ def _sample(
     )
     if last is not None and now - last < SAMPLE_EVERY:
         return
-    measured = [m for limit in limits if (m := facts[limit.key][2]) is not None]
+    drawn = [
+        Limit(limit.station_id, limit.connector_id, m, False, "")
+        for limit in limits
+        if (m := facts[limit.key][2]) is not None
+    ]
+    # A refused charger is counted at its assumed draw in the limits, at its reading here.
+    unfixed = [replace(d, fixed_a=None) for d in demands]
     AllocationSample.objects.create(
         property_id=site.property_id,
         at=now,
         budget_a=in_force.limit_a,
-        allocated_a=sum((limit.limit_a for limit in limits), Decimal(0)),
-        measured_a=round(sum(measured, Decimal(0)), 1) if measured else None,
+        allocated_a=round(main_phase_load(limits, demands, in_force.budget), 1),
+        measured_a=round(main_phase_load(drawn, unfixed, in_force.budget), 1) if drawn else None,
         sessions=len(limits),
         waiting=sum(1 for limit in limits if limit.waiting),
     )
