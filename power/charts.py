@@ -52,7 +52,7 @@ def power_chart(
         parts: list[str] = []
         previous: Decimal | None = None
         for p in points:
-            value = p[index]
+            value = (p[1], p[2], p[3])[index - 1]
             if value is None:
                 continue
             if step and previous is not None:
