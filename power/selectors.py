@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -49,3 +51,30 @@ def samples_of(
 
 def allocation_for_session(session_id: int) -> ConnectorAllocation | None:
     return ConnectorAllocation.objects.filter(session_id=session_id).first()
+
+
+def session_allowance(session_id: int) -> dict[str, Any] | None:
+    """Return what a driver is told about the power their session may draw, or None when the
+    site shares no budget: {"waiting", "limit_a", "kw", "text"}."""
+    a = (
+        ConnectorAllocation.objects.filter(session_id=session_id)
+        .select_related("property__power_budget")
+        .first()
+    )
+    if a is None:
+        return None
+    if a.waiting:
+        return {"waiting": True, "limit_a": "0", "kw": "0", "text": a.reason}
+    site = getattr(a.property, "power_budget", None)
+    electrical = ConnectorPower.objects.filter(
+        charger_id=a.charger_id, connector_id=a.connector_id
+    ).first()
+    phases = electrical.phases if electrical else (site.phases if site else 3)
+    voltage = site.voltage if site else 230
+    kw = (a.limit_a * voltage * phases / 1000).quantize(Decimal("0.1"))
+    return {
+        "waiting": False,
+        "limit_a": str(a.limit_a),
+        "kw": str(kw),
+        "text": f"Power allowed: {kw} kW ({a.limit_a} A), shared with the other cars here",
+    }

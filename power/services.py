@@ -222,8 +222,25 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
         _store(property_id, limits, facts)
         _sample(site, in_force, limits, demands, facts, now)
         SiteBudget.objects.filter(pk=site.pk).update(dirty_at=None, computed_at=now)
+        before = {p.key: (p.limit_a, p.waiting) for p in previous}
+        changed = [
+            limit.session_id
+            for limit in limits
+            if limit.session_id is not None
+            and before.get(limit.key) != (limit.limit_a, limit.waiting)
+        ]
         transaction.on_commit(lambda: _enforce(property_id, limits))
+        if changed:
+            transaction.on_commit(lambda: _announce(changed))
     return limits
+
+
+def _announce(session_ids: list[int]) -> None:
+    from .signals import allocation_changed
+
+    for receiver, result in allocation_changed.send_robust(sender=None, session_ids=session_ids):
+        if isinstance(result, Exception):
+            logger.error("%s failed on a changed allocation: %r", receiver, result)
 
 
 def _store(
