@@ -11,7 +11,14 @@ from django.utils import timezone
 
 from chargers.models import Charger
 
-from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
 
 
 def budget_get(property_id: int) -> SiteBudget | None:
@@ -78,3 +85,10 @@ def session_allowance(session_id: int) -> dict[str, Any] | None:
         "kw": str(kw),
         "text": f"Power allowed: {kw} kW ({a.limit_a} A), shared with the other cars here",
     }
+
+
+def waiting_periods(session_id: int) -> list[tuple[datetime, datetime | None]]:
+    """Return when the session waited for power: [(from, until or None while it still waits)]."""
+    return list(
+        WaitingPeriod.objects.filter(session_id=session_id).values_list("started_at", "ended_at")
+    )

@@ -19,7 +19,14 @@ from chargers.models import ChargingSession, MeterValue
 
 from . import allocation, schedule
 from .allocation import Budget, Demand, Limit, Policy, PriorityClass
-from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +227,7 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
                 previous,
             )
         _store(property_id, limits, facts)
+        _waiting_periods(property_id, limits, now)
         _sample(site, in_force, limits, demands, facts, now)
         SiteBudget.objects.filter(pk=site.pk).update(dirty_at=None, computed_at=now)
         before = {p.key: (p.limit_a, p.waiting) for p in previous}
@@ -274,6 +282,19 @@ def main_phase_load(limits: Sequence[Limit], demands: Sequence[Demand], budget: 
     """Return the amperes on the most loaded phase of the main connection."""
     load = allocation.phase_load(limits, demands, budget)
     return max((a for (node, _), a in load.items() if node == allocation.MAIN), default=Decimal(0))
+
+
+def _waiting_periods(property_id: int, limits: Sequence[Limit], now: datetime) -> None:
+    """Open a WaitingPeriod when a session starts waiting, close it when it gets power or ends."""
+    waiting = {limit.session_id for limit in limits if limit.waiting and limit.session_id}
+    open_waits = WaitingPeriod.objects.filter(
+        session__charger__property_id=property_id, ended_at=None
+    )
+    already = set(open_waits.values_list("session_id", flat=True))
+    open_waits.exclude(session_id__in=waiting).update(ended_at=now)
+    WaitingPeriod.objects.bulk_create(
+        [WaitingPeriod(session_id=sid, started_at=now) for sid in sorted(waiting - already)]
+    )
 
 
 def _sample(

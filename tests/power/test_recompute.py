@@ -209,3 +209,25 @@ def test_enforcement_gets_the_limits_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         limits = services.recompute(prop.pk)
     assert seen == [(prop.pk, limits)]
+
+
+def test_waiting_is_recorded_for_billing_and_closed_when_power_comes(site):
+    from billing.services import session_facts
+    from power.models import WaitingPeriod
+
+    prop, budget = site
+    budget.limit_a = A(6)
+    budget.save()
+    first = start(ChargerFactory(property=prop), minutes_ago=20)
+    second = start(ChargerFactory(property=prop), minutes_ago=10)
+    t = timezone.now()
+    services.recompute(prop.pk, now=t)
+    services.recompute(prop.pk, now=t + timedelta(seconds=5))  # still waiting: one period
+    wait = WaitingPeriod.objects.get()
+    assert wait.session_id == second.pk and wait.ended_at is None
+    ChargingSession.objects.filter(pk=first.pk).update(status=ChargingSession.Status.COMPLETED)
+    services.recompute(prop.pk, now=t + timedelta(minutes=3))
+    wait.refresh_from_db()
+    assert wait.ended_at == t + timedelta(minutes=3)
+    second.refresh_from_db()
+    assert session_facts(second).waiting == ((t, t + timedelta(minutes=3)),)
