@@ -15,7 +15,7 @@ DEMO_PROPERTY = "Harbour View Garage"
 class Command(BaseCommand):
     help = "Load a demo power budget for Harbour View Garage (run load_demo first). Idempotent."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: object, **options: object) -> None:
         prop = Property.objects.filter(name=DEMO_PROPERTY).first()
         if prop is None:
             raise CommandError(
