@@ -256,26 +256,61 @@ def _store(
     limits: Sequence[Limit],
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]],
 ) -> None:
-    keep = []
+    """Write the rows that changed (every few seconds per site: most rows stay as they were),
+    create the new ones and remove those of sessions that ended."""
+    existing = {
+        (row.charger_id, row.connector_id): row
+        for row in ConnectorAllocation.objects.filter(
+            charger_id__in={charger_id for charger_id, _, _ in facts.values()}
+        )
+    }
+    now = timezone.now()
+    keep, new, changed = [], [], []
     for limit in limits:
         charger_id, kind, measured = facts[limit.key]
-        row, _ = ConnectorAllocation.objects.update_or_create(
-            charger_id=charger_id,
-            connector_id=limit.connector_id,
-            defaults={
-                "property_id": property_id,
-                "session_id": limit.session_id,
-                "limit_a": limit.limit_a,
-                "measured_a": None if measured is None else round(measured, 1),
-                "waiting": limit.waiting,
-                "reason": limit.reason,
-                "priority_class": kind,
-                "low_since": limit.low_since,
-                "given_back": limit.given_back,
-            },
-        )
+        values = {
+            "property_id": property_id,
+            "session_id": limit.session_id,
+            "limit_a": limit.limit_a,
+            "measured_a": None if measured is None else round(measured, 1),
+            "waiting": limit.waiting,
+            "reason": limit.reason,
+            "priority_class": kind,
+            "low_since": limit.low_since,
+            "given_back": limit.given_back,
+        }
+        row = existing.get((charger_id, limit.connector_id))
+        if row is None:
+            new.append(
+                ConnectorAllocation(
+                    charger_id=charger_id, connector_id=limit.connector_id, **values
+                )
+            )
+            continue
         keep.append(row.pk)
+        if any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = now
+            changed.append(row)
+    if changed:
+        ConnectorAllocation.objects.bulk_update(changed, [*STORED_FIELDS, "updated_at"])
     ConnectorAllocation.objects.filter(property_id=property_id).exclude(pk__in=keep).delete()
+    if new:
+        ConnectorAllocation.objects.bulk_create(new)
+
+
+STORED_FIELDS = (
+    "property_id",
+    "session_id",
+    "limit_a",
+    "measured_a",
+    "waiting",
+    "reason",
+    "priority_class",
+    "low_since",
+    "given_back",
+)
 
 
 def main_phase_load(limits: Sequence[Limit], demands: Sequence[Demand], budget: Budget) -> Decimal:

@@ -231,3 +231,18 @@ def test_waiting_is_recorded_for_billing_and_closed_when_power_comes(site):
     assert wait.ended_at == t + timedelta(minutes=3)
     second.refresh_from_db()
     assert session_facts(second).waiting == ((t, t + timedelta(minutes=3)),)
+
+
+def test_an_unchanged_allocation_is_not_written_again(site):
+    prop, budget = site
+    start(ChargerFactory(property=prop))
+    services.recompute(prop.pk)
+    first = ConnectorAllocation.objects.get()
+    services.recompute(prop.pk)
+    assert ConnectorAllocation.objects.get().updated_at == first.updated_at
+    budget.limit_a = A(20)
+    budget.save()
+    services.recompute(prop.pk)
+    again = ConnectorAllocation.objects.get()
+    assert again.pk == first.pk and again.limit_a == A(20)
+    assert again.updated_at > first.updated_at
