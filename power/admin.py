@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
 
 
 @admin.register(SiteBudget)
@@ -49,3 +56,12 @@ class AllocationSampleAdmin(admin.ModelAdmin):
     list_filter = ("property",)
     list_select_related = ("property",)
     raw_id_fields = ("property",)
+
+
+@admin.register(WaitingPeriod)
+class WaitingPeriodAdmin(admin.ModelAdmin):
+    list_display = ("session", "started_at", "ended_at")
+    search_fields = ("session__charger__station_id",)
+    list_filter = ("ended_at",)
+    list_select_related = ("session",)
+    raw_id_fields = ("session",)

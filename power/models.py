@@ -169,3 +169,21 @@ class AllocationSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.property_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.allocated_a} A"
+
+
+class WaitingPeriod(models.Model):
+    """A stretch of time a session waited for power at 0 A (no idle fee runs meanwhile)."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.CASCADE, related_name="power_waits"
+    )
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [models.Index(fields=["session", "started_at"], name="power_wait_session")]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id} waited from {self.started_at:%H:%M:%S}"

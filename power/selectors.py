@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargers.models import Charger
 
-from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
 
 
 def budget_get(property_id: int) -> SiteBudget | None:
@@ -49,3 +58,37 @@ def samples_of(
 
 def allocation_for_session(session_id: int) -> ConnectorAllocation | None:
     return ConnectorAllocation.objects.filter(session_id=session_id).first()
+
+
+def session_allowance(session_id: int) -> dict[str, Any] | None:
+    """Return what a driver is told about the power their session may draw, or None when the
+    site shares no budget: {"waiting", "limit_a", "kw", "text"}."""
+    a = (
+        ConnectorAllocation.objects.filter(session_id=session_id)
+        .select_related("property__power_budget")
+        .first()
+    )
+    if a is None:
+        return None
+    if a.waiting:
+        return {"waiting": True, "limit_a": "0", "kw": "0", "text": a.reason}
+    site = getattr(a.property, "power_budget", None)
+    electrical = ConnectorPower.objects.filter(
+        charger_id=a.charger_id, connector_id=a.connector_id
+    ).first()
+    phases = electrical.phases if electrical else (site.phases if site else 3)
+    voltage = site.voltage if site else 230
+    kw = (a.limit_a * voltage * phases / 1000).quantize(Decimal("0.1"))
+    return {
+        "waiting": False,
+        "limit_a": str(a.limit_a),
+        "kw": str(kw),
+        "text": f"Power allowed: {kw} kW ({a.limit_a} A), shared with the other cars here",
+    }
+
+
+def waiting_periods(session_id: int) -> list[tuple[datetime, datetime | None]]:
+    """Return when the session waited for power: [(from, until or None while it still waits)]."""
+    return list(
+        WaitingPeriod.objects.filter(session_id=session_id).values_list("started_at", "ended_at")
+    )

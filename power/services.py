@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import zoneinfo
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -20,7 +20,14 @@ from chargers.models import ChargingSession, MeterValue
 
 from . import allocation, schedule
 from .allocation import Budget, Demand, Limit, Policy, PriorityClass
-from .models import AllocationSample, Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +236,28 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
                 settle=_settle(),
             )
         _store(property_id, limits, facts)
-        _sample(site, in_force, limits, facts, now)
+        _waiting_periods(property_id, limits, now)
+        _sample(site, in_force, limits, demands, facts, now)
         SiteBudget.objects.filter(pk=site.pk).update(dirty_at=None, computed_at=now)
+        before = {p.key: (p.limit_a, p.waiting) for p in previous}
+        changed = [
+            limit.session_id
+            for limit in limits
+            if limit.session_id is not None
+            and before.get(limit.key) != (limit.limit_a, limit.waiting)
+        ]
         transaction.on_commit(lambda: _enforce(property_id, limits))
+        if changed:
+            transaction.on_commit(lambda: _announce(changed))
     return limits
+
+
+def _announce(session_ids: list[int]) -> None:
+    from .signals import allocation_changed
+
+    for receiver, result in allocation_changed.send_robust(sender=None, session_ids=session_ids):
+        if isinstance(result, Exception):
+            logger.error("%s failed on a changed allocation: %r", receiver, result)
 
 
 def _store(
@@ -240,36 +265,92 @@ def _store(
     limits: Sequence[Limit],
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]],
 ) -> None:
-    keep = []
+    """Write the rows that changed (every few seconds per site: most rows stay as they were),
+    create the new ones and remove those of sessions that ended."""
+    existing = {
+        (row.charger_id, row.connector_id): row
+        for row in ConnectorAllocation.objects.filter(
+            charger_id__in={charger_id for charger_id, _, _ in facts.values()}
+        )
+    }
+    now = timezone.now()
+    keep, new, changed = [], [], []
     for limit in limits:
         charger_id, kind, measured = facts[limit.key]
-        row, _ = ConnectorAllocation.objects.update_or_create(
-            charger_id=charger_id,
-            connector_id=limit.connector_id,
-            defaults={
-                "property_id": property_id,
-                "session_id": limit.session_id,
-                "limit_a": limit.limit_a,
-                "measured_a": None if measured is None else round(measured, 1),
-                "waiting": limit.waiting,
-                "reason": limit.reason,
-                "priority_class": kind,
-                "low_since": limit.low_since,
-                "given_back": limit.given_back,
-            },
-        )
+        values = {
+            "property_id": property_id,
+            "session_id": limit.session_id,
+            "limit_a": limit.limit_a,
+            "measured_a": None if measured is None else round(measured, 1),
+            "waiting": limit.waiting,
+            "reason": limit.reason,
+            "priority_class": kind,
+            "low_since": limit.low_since,
+            "given_back": limit.given_back,
+        }
+        row = existing.get((charger_id, limit.connector_id))
+        if row is None:
+            new.append(
+                ConnectorAllocation(
+                    charger_id=charger_id, connector_id=limit.connector_id, **values
+                )
+            )
+            continue
         keep.append(row.pk)
+        if any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = now
+            changed.append(row)
+    if changed:
+        ConnectorAllocation.objects.bulk_update(changed, [*STORED_FIELDS, "updated_at"])
     ConnectorAllocation.objects.filter(property_id=property_id).exclude(pk__in=keep).delete()
+    if new:
+        ConnectorAllocation.objects.bulk_create(new)
+
+
+STORED_FIELDS = (
+    "property_id",
+    "session_id",
+    "limit_a",
+    "measured_a",
+    "waiting",
+    "reason",
+    "priority_class",
+    "low_since",
+    "given_back",
+)
+
+
+def main_phase_load(limits: Sequence[Limit], demands: Sequence[Demand], budget: Budget) -> Decimal:
+    """Return the amperes on the most loaded phase of the main connection."""
+    load = allocation.phase_load(limits, demands, budget)
+    return max((a for (node, _), a in load.items() if node == allocation.MAIN), default=Decimal(0))
+
+
+def _waiting_periods(property_id: int, limits: Sequence[Limit], now: datetime) -> None:
+    """Open a WaitingPeriod when a session starts waiting, close it when it gets power or ends."""
+    waiting = {limit.session_id for limit in limits if limit.waiting and limit.session_id}
+    open_waits = WaitingPeriod.objects.filter(
+        session__charger__property_id=property_id, ended_at=None
+    )
+    already = set(open_waits.values_list("session_id", flat=True))
+    open_waits.exclude(session_id__in=waiting).update(ended_at=now)
+    WaitingPeriod.objects.bulk_create(
+        [WaitingPeriod(session_id=sid, started_at=now) for sid in sorted(waiting - already)]
+    )
 
 
 def _sample(
     site: SiteBudget,
     in_force: BudgetInForce,
     limits: Sequence[Limit],
+    demands: Sequence[Demand],
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]],
     now: datetime,
 ) -> None:
-    """Keep a point for the chart at most every SAMPLE_EVERY (the highest-loaded phase)."""
+    """Keep a point for the chart at most every SAMPLE_EVERY: the budget, and the limits and the
+    measured draw on the most loaded phase of the main connection."""
     last = (
         AllocationSample.objects.filter(property_id=site.property_id)
         .order_by("-at")
@@ -278,13 +359,19 @@ def _sample(
     )
     if last is not None and now - last < SAMPLE_EVERY:
         return
-    measured = [m for limit in limits if (m := facts[limit.key][2]) is not None]
+    drawn = [
+        Limit(limit.station_id, limit.connector_id, m, False, "")
+        for limit in limits
+        if (m := facts[limit.key][2]) is not None
+    ]
+    # A refused charger is counted at its assumed draw in the limits, at its reading here.
+    unfixed = [replace(d, fixed_a=None) for d in demands]
     AllocationSample.objects.create(
         property_id=site.property_id,
         at=now,
         budget_a=in_force.limit_a,
-        allocated_a=sum((limit.limit_a for limit in limits), Decimal(0)),
-        measured_a=round(sum(measured, Decimal(0)), 1) if measured else None,
+        allocated_a=round(main_phase_load(limits, demands, in_force.budget), 1),
+        measured_a=round(main_phase_load(drawn, unfixed, in_force.budget), 1) if drawn else None,
         sessions=len(limits),
         waiting=sum(1 for limit in limits if limit.waiting),
     )

@@ -202,3 +202,10 @@ def test_the_sum_of_limits_never_exceeds_the_budget_anywhere(seed):
         for d, limit in zip(demands, result, strict=True):
             assert limit.waiting or d.min_a <= limit.limit_a <= d.max_a
             assert not limit.waiting or limit.limit_a == 0
+
+
+def test_a_later_session_that_would_fit_does_not_overtake_one_waiting():
+    demands = [demand(0), demand(1, min_a=A(10)), demand(2)]
+    result = allocate(demands, Budget(A(15)), Policy.EQUAL, T0)
+    assert [r.waiting for r in result] == [False, True, True]
+    assert result[2].reason == "Waiting for power: 1 ahead of you"

@@ -209,3 +209,40 @@ def test_enforcement_gets_the_limits_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         limits = services.recompute(prop.pk)
     assert seen == [(prop.pk, limits)]
+
+
+def test_waiting_is_recorded_for_billing_and_closed_when_power_comes(site):
+    from billing.services import session_facts
+    from power.models import WaitingPeriod
+
+    prop, budget = site
+    budget.limit_a = A(6)
+    budget.save()
+    first = start(ChargerFactory(property=prop), minutes_ago=20)
+    second = start(ChargerFactory(property=prop), minutes_ago=10)
+    t = timezone.now()
+    services.recompute(prop.pk, now=t)
+    services.recompute(prop.pk, now=t + timedelta(seconds=5))  # still waiting: one period
+    wait = WaitingPeriod.objects.get()
+    assert wait.session_id == second.pk and wait.ended_at is None
+    ChargingSession.objects.filter(pk=first.pk).update(status=ChargingSession.Status.COMPLETED)
+    services.recompute(prop.pk, now=t + timedelta(minutes=3))
+    wait.refresh_from_db()
+    assert wait.ended_at == t + timedelta(minutes=3)
+    second.refresh_from_db()
+    assert session_facts(second).waiting == ((t, t + timedelta(minutes=3)),)
+
+
+def test_an_unchanged_allocation_is_not_written_again(site):
+    prop, budget = site
+    start(ChargerFactory(property=prop))
+    services.recompute(prop.pk)
+    first = ConnectorAllocation.objects.get()
+    services.recompute(prop.pk)
+    assert ConnectorAllocation.objects.get().updated_at == first.updated_at
+    budget.limit_a = A(20)
+    budget.save()
+    services.recompute(prop.pk)
+    again = ConnectorAllocation.objects.get()
+    assert again.pk == first.pk and again.limit_a == A(20)
+    assert again.updated_at > first.updated_at
