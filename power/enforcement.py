@@ -243,14 +243,18 @@ def _plan_sessions(
         if charger is None or session is None or row.charger_id not in ready:
             continue  # offline or not booted: its safe default holds
         applied = _applied(row, session, charger)
-        if row.refused and row.applied_at and now - row.applied_at < retry:
+        # A refusal counts for the session it was made in; asked again after `retry`.
+        refused_now = bool(
+            row.refused and row.applied_at and row.applied_at >= session.received_start_at
+        )
+        if refused_now and row.applied_at and now - row.applied_at < retry:
             continue
         # Before its first limit a session draws the lease's TxDefaultProfile: 0 A.
         in_force = (
             applied if applied is not None else (Decimal(0) if ready[row.charger_id] else None)
         )
         target = Decimal(str(profiles.amps(row.limit_a)))
-        if in_force is not None and target == in_force and not row.refused:
+        if in_force is not None and target == in_force and not refused_now:
             if applied is None:
                 result.settled.append((row.pk, session.received_start_at))
             continue
