@@ -177,9 +177,15 @@ class SimulatedCharger:
         future = asyncio.get_running_loop().create_future()
         self._pending[unique_id] = future
         started = time.perf_counter()
-        async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
-            await self.ws.send(json.dumps([2, unique_id, action, payload]))
-            message = await asyncio.wait_for(future, self.call_timeout)
+        try:
+            async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
+                await self.ws.send(json.dumps([2, unique_id, action, payload]))
+                message = await asyncio.wait_for(future, self.call_timeout)
+        finally:
+            # A call given up (cancelled while waiting for the lock, timed out) leaves no future
+            # behind for the reader to fail when the socket closes ("never retrieved").
+            self._pending.pop(unique_id, None)
+            future.cancel()
         self.latencies.append(time.perf_counter() - started)
         if message[0] == 4:
             self.errors += 1
