@@ -86,14 +86,23 @@ class Plan:
     settled: list[tuple[int, datetime]] = field(default_factory=list)
 
 
+# A 1.6 charger whose socket dropped reconnects without a BootNotification: once it has been
+# connected this long, it is not about to boot and may be sent profiles.
+RECONNECT_GRACE = timedelta(seconds=3)
+
+
 def _booted(charger: Charger, now: datetime) -> bool:
-    """Connected, accepted and booted on this connection: it may be sent profiles."""
-    return bool(
+    """Connected and accepted, and booted on this connection or reconnected without booting:
+    it may be sent profiles (not before its BootNotification, OCPP 1.6 §4.2, B02)."""
+    if not (
         charger.is_online(now)
         and charger.registration_status == Charger.Registration.ACCEPTED
         and charger.connected_at
         and charger.last_boot_at
-        and charger.last_boot_at >= charger.connected_at
+    ):
+        return False
+    return charger.last_boot_at >= charger.connected_at or (
+        now - charger.connected_at >= RECONNECT_GRACE
     )
 
 
