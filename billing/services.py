@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from chargers.models import ChargingSession, MeterValue, StatusEvent
+from power.selectors import waiting_periods
 
 from . import ledger, pricing
 from .gateways import GatewayError, get_gateway
@@ -172,6 +173,7 @@ def session_facts(
         # 0 Wh, or no reading reported: whether it was a retry decides its connection fee.
         repeated_attempt=_repeated_attempt(session) if not session.energy_wh else False,
         plan=plan,
+        waiting=tuple(waiting_periods(session.pk)),
     )
 
 

@@ -156,6 +156,11 @@ def snapshot(gs: GuestSession) -> dict:
         # The port is the next guest's now: "Ready – plug in your car" would read as an invitation.
         status_label = "Session ended"
     note = finish_note(gs)
+    allowance = None
+    if session is not None and session.status == "active":
+        from power.selectors import session_allowance
+
+        allowance = session_allowance(session.pk)
     return {
         "headline": headline(gs, status_label, note),
         "note": note,
@@ -182,6 +187,9 @@ def snapshot(gs: GuestSession) -> dict:
         "can_stop": gs.state
         in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING),
         "stop_requested": gs.stop_requested_at is not None,
+        # The site's shared power budget (docs/power.md): what this car may draw, or its turn.
+        "power": allowance["text"] if allowance else None,
+        "power_waiting": bool(allowance and allowance["waiting"]),
         "receipt_url": reverse("guest:receipt", args=[gs.key])
         if gs.state == GuestSession.State.FINISHED
         else None,

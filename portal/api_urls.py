@@ -14,6 +14,7 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from chargers.web.api import ChargerViewSet
+from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
     AlertViewSet,
@@ -57,6 +58,17 @@ urlpatterns = [
         "properties/<int:property_id>/calendars/",
         PropertyCalendarsView.as_view(),
         name="property-calendars",
+    ),
+    path("properties/<int:property_id>/power/", PowerView.as_view(), name="property-power"),
+    path(
+        "properties/<int:property_id>/power/reading/",
+        PowerReadingView.as_view(),
+        name="property-power-reading",
+    ),
+    path(
+        "properties/<int:property_id>/power/allocations/",
+        PowerAllocationsView.as_view(),
+        name="property-power-allocations",
     ),
     path(
         "chargers/<str:station_id>/backoffices/",

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "support",
     "roaming",
     "stays",
+    "power",
     # Driver accounts (docs/drivers.md): django-allauth for sign-up, email verification and change.
     "allauth",
     "allauth.account",
@@ -267,6 +268,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-deliveries": {
         "task": "roaming.deliveries_sweep",
         "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15),
+    },
+    # Site power (docs/power.md): sites whose sessions started/stopped, and every site with
+    # sessions every POWER_REFRESH_SECONDS (meter values, give-back, schedule, live expiry).
+    "power-recompute": {
+        "task": "power.recompute_due",
+        "schedule": env_int("POWER_SWEEP_SECONDS", 2),
     },
     "roaming-evse-status": {
         "task": "roaming.evse_status_sweep",
@@ -534,3 +541,6 @@ LOGGING = {
     # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# Site power (docs/power.md): every site with active sessions is recomputed at least this often.
+POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)

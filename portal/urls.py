@@ -39,6 +39,7 @@ urlpatterns = [
     path("stays/", include("stays.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
+    path("", include("power.urls")),
     path("", include("chargers.web.urls")),
     path("", include("authorization.urls")),
 ]
