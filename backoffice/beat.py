@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -98,6 +99,17 @@ class Entry:
         return bool(self.schedule.is_due(self.last_run).is_due)  # crontab and the like
 
 
+_task_thread = threading.local()
+
+
+def server_loop() -> asyncio.AbstractEventLoop | None:
+    """The server's event loop when called from a task this beat runs (else None). A task that
+    must await something of the server's loop (a command through the in-memory channel layer)
+    runs it there: `asyncio.run_coroutine_threadsafe(work, loop)`; async_to_sync in this thread
+    would start a loop of its own, which the in-memory layer's queues do not wake."""
+    return getattr(_task_thread, "loop", None)
+
+
 class InProcessBeat:
     def __init__(
         self,
@@ -129,6 +141,7 @@ class InProcessBeat:
         self.running: dict[str, Future] = {}
         self.holding = False
         self._renewed_at: datetime | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once run() runs
 
     def _hold_lease(self, now: datetime) -> bool:
         renew_every = self.lease_seconds / 3
@@ -169,6 +182,7 @@ class InProcessBeat:
         return started
 
     def _run(self, entry: Entry) -> None:
+        _task_thread.loop = self.loop
         try:
             self.run_task(entry.task, entry.args, entry.kwargs)
         except Exception:
@@ -197,7 +211,7 @@ class InProcessBeat:
     async def run(self, should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
         """Tick every `poll_seconds` until `should_stop()`; the lease's database calls run on a
         thread of their own, so a busy task pool never delays a renewal."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         lease_thread = ThreadPoolExecutor(1, thread_name_prefix="beat-lease")
         try:
             while not should_stop():

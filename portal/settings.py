@@ -275,6 +275,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "power.recompute_due",
         "schedule": env_int("POWER_SWEEP_SECONDS", 2),
     },
+    # Power enforcement (docs/power.md): leases renewed, reconnected chargers set up, limits the
+    # rate limit held back sent.
+    "power-enforce": {
+        "task": "power.enforce",
+        "schedule": env_int("POWER_ENFORCE_SWEEP_SECONDS", 2),
+    },
     "roaming-evse-status": {
         "task": "roaming.evse_status_sweep",
         "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5),
@@ -544,3 +550,12 @@ LOGGING = {
 
 # Site power (docs/power.md): every site with active sessions is recomputed at least this often.
 POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)
+# Enforcement over OCPP (docs/power.md, "Enforcement"): how long a lease (the profiles that lift a
+# charger above its safe default) lasts; a charger that loses its connection is back at its safe
+# default at most this long after. At most one profile per connector per MIN_INTERVAL; a charger
+# that refused is asked again after REFUSED_RETRY; a CALL waits COMMAND_TIMEOUT for its answer.
+POWER_SETTLE_SECONDS = env_int("POWER_SETTLE_SECONDS", 60)  # give-back: drawing less this long
+POWER_LEASE_SECONDS = env_int("POWER_LEASE_SECONDS", 120)
+POWER_PROFILE_MIN_INTERVAL_S = env_int("POWER_PROFILE_MIN_INTERVAL_S", 3)
+POWER_REFUSED_RETRY_SECONDS = env_int("POWER_REFUSED_RETRY_SECONDS", 300)
+POWER_COMMAND_TIMEOUT = env_int("POWER_COMMAND_TIMEOUT", 10)
