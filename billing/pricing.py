@@ -109,7 +109,6 @@ class Cost:
             "subtotal": str(self.subtotal),
             "tax": str(self.tax),
             "total": str(self.total),
-            "energy_source": self.energy_source,
         }
 
 
