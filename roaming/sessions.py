@@ -29,7 +29,7 @@ _TOKEN_TYPES: dict[str, str] = {
     Token.Type.APP: "APP_USER",
     Token.Type.OTHER: "OTHER",
 }
-_NATURE = {"Transaction.Begin": "Start", "Transaction.End": "End"}
+_NATURE = mapping.OCMF_NATURE
 
 
 def roaming_sessions() -> QuerySet[ChargingSession]:
@@ -185,6 +185,16 @@ def session_facts(session: ChargingSession, *, cost: Cost | None = None) -> mapp
     )
 
 
+def _signed_data(session: ChargingSession) -> mapping.SignedDataFacts | None:
+    """Return the session's signed meter values for its CDR: the OCMF records metering kept
+    (with the meter's key), else the raw 'SignedData' values of StopTransaction."""
+    raw = _signed_values(session)
+    if not raw:
+        return None
+    # OCPP 1.6 'SignedData' sampled values as the charger sent them.
+    return mapping.SignedDataFacts(encoding_method="OCPP1.6-SignedData", values=raw)
+
+
 def _signed_values(session: ChargingSession) -> tuple[mapping.SignedValueFacts, ...]:
     """Return the 'SignedData' sampled values the charger sent in StopTransaction.transactionData."""
     found = []
@@ -322,7 +332,7 @@ def cdr_create(*, session_id: int) -> Cdr | None:
         cdr_id=cdr_id,
         location=_cdr_location(session),
         tariffs=tariffs,
-        signed_values=_signed_values(session),
+        signed=_signed_data(session),
         country_code=settings.OCPI_COUNTRY_CODE,
         party_id=settings.OCPI_PARTY_ID,
         created=timezone.now(),
