@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "backoffice",
     "authorization",
     "chargers",
+    "metering",  # signed meter values (OCMF), meter keys (docs/metering.md)
     "billing",
     "reliability",
     "guest",
