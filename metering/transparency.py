@@ -44,7 +44,9 @@ def transparency_xml(
             f'    <signedData format="OCMF" encoding="plain">{escape(record)}</signedData>'
         )
         if public_key_hex:
-            lines.append(f'    <publicKey encoding="hex">{escape(public_key_hex)}</publicKey>')
+            lines.append(
+                f'    <publicKey encoding="hex">{escape(public_key_hex.upper())}</publicKey>'
+            )
         lines.append("  </value>")
     lines.append("</values>")
     return "\n".join(lines) + "\n"
