@@ -50,7 +50,9 @@ def _records(summary: SignedSummary) -> list[tuple[str, str]]:
     return [
         (context.get(value.nature, "Sample.Periodic"), value.ocmf)
         for value in summary.values
-        if value.ocmf and value.encoding.upper() == "OCMF"
+        # Only what reads as an OCMF record: a value metering could not read is kept as sent
+        # (maybe Base64 or another format), which neither OCPI's OCMF nor the software takes.
+        if value.ocmf.startswith("OCMF|")
     ]
 
 
