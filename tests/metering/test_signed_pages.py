@@ -192,3 +192,20 @@ def test_the_drivers_history_says_verified(client, signed):
     assert "Signed by the meter: verified" in history
     receipt = client.get(f"/driver/sessions/{gs.pk}/receipt/").content.decode()
     assert display.transparency_path(signed["good"].pk) in receipt
+
+
+def test_the_assistants_session_facts_include_the_signature(signed):
+    from support.assistant.diagnosis import Viewer, diagnose
+    from support.assistant.topics import Topic
+
+    host = Viewer.for_user(signed["owner"])
+    good = diagnose(Topic.COST_BREAKDOWN, viewer=host, session_id=signed["good"].pk)
+    assert any(
+        fact.startswith(
+            "Signed by the meter: verified: signed start 10.000 kWh, signed end "
+            "14.500 kWh, so 4.500 kWh billed"
+        )
+        for fact in good.facts
+    ), good.facts
+    bad = diagnose(Topic.COST_BREAKDOWN, viewer=host, session_id=signed["bad"].pk)
+    assert any("not verified" in fact and "held for review" in fact for fact in bad.facts)
