@@ -209,3 +209,17 @@ def test_the_assistants_session_facts_include_the_signature(signed):
     ), good.facts
     bad = diagnose(Topic.COST_BREAKDOWN, viewer=host, session_id=signed["bad"].pk)
     assert any("not verified" in fact and "held for review" in fact for fact in bad.facts)
+
+
+def test_admin_shows_the_verification_result(client, signed):
+    from django.contrib.auth import get_user_model
+
+    admin_user = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+    client.force_login(admin_user)
+    page = client.get(f"/admin/chargers/chargingsession/{signed['bad'].pk}/change/")
+    text = page.content.decode()
+    assert "Signed by the meter: not verified" in text and "each reading" in text
+    readings = client.get(
+        f"/admin/metering/signedreading/?session__id__exact={signed['bad'].pk}"
+    ).content.decode()
+    assert "invalid_signature" in readings or "Invalid signature" in readings
