@@ -258,9 +258,11 @@ def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpRespo
 @driver_required
 def sessions(request: HttpRequest) -> HttpResponse:
     profile = _profile(request)
-    history = list(selectors.sessions_for(profile))
-    for gs in history:  # "Signed by the meter: verified" beside each signed session
-        gs.signature = signed_meter_values(gs.charging_session) if gs.charging_session_id else None
+    # Each session with what its meter signed ("Signed by the meter: verified"), or None.
+    history = [
+        (gs, signed_meter_values(gs.charging_session) if gs.charging_session else None)
+        for gs in selectors.sessions_for(profile)
+    ]
     return render(
         request,
         "drivers/sessions.html",
