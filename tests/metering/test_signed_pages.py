@@ -223,3 +223,18 @@ def test_admin_shows_the_verification_result(client, signed):
         f"/admin/metering/signedreading/?session__id__exact={signed['bad'].pk}"
     ).content.decode()
     assert "invalid_signature" in readings or "Invalid signature" in readings
+
+
+def test_the_emailed_receipt_says_verified(signed, mailoutbox):
+    from guest.services import receipt_email
+
+    gs = GuestSession.objects.create(
+        charger=signed["charger"],
+        connector_id=1,
+        email="guest@example.com",
+        state=GuestSession.State.FINISHED,
+        charging_session=signed["good"],
+    )
+    receipt_email(gs=gs)
+    body = mailoutbox[-1].body
+    assert "Signed by the meter: verified. The receipt page below offers the transparency" in body
