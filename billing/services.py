@@ -15,8 +15,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from chargers.models import ChargingSession, MeterValue, StatusEvent
-from power.selectors import waiting_periods
 from metering.selectors import SignedSummary, session_signature
+from power.selectors import waiting_periods
 
 from . import ledger, pricing
 from .gateways import GatewayError, get_gateway

@@ -14,8 +14,8 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from chargers.web.api import ChargerViewSet
-from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from metering.api import MeterKeyDetailView, MeterKeyListView
+from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
     AlertViewSet,
