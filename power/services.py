@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -195,6 +196,11 @@ def _previous(property_id: int) -> list[Limit]:
     ]
 
 
+def _settle() -> timedelta:
+    """How long a car draws less than its limit before the rest goes to others."""
+    return timedelta(seconds=getattr(settings, "POWER_SETTLE_SECONDS", 60))
+
+
 def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
     """Allocate the property's budget to its active sessions, store the allocation, and hand the
     limits to enforcement once committed. Without a budget: nothing (no allocation rows)."""
@@ -216,7 +222,9 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
         demands, facts = demands_for(property_id, site)
         previous = _previous(property_id)
         try:
-            limits = allocation.allocate(demands, in_force.budget, in_force.policy, now, previous)
+            limits = allocation.allocate(
+                demands, in_force.budget, in_force.policy, now, previous, settle=_settle()
+            )
         except allocation.CircuitError:
             logger.exception("Property %s: its circuits are not a tree", property_id)
             limits = allocation.allocate(
@@ -225,6 +233,7 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
                 in_force.policy,
                 now,
                 previous,
+                settle=_settle(),
             )
         _store(property_id, limits, facts)
         _waiting_periods(property_id, limits, now)

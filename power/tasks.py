@@ -19,3 +19,11 @@ def recompute_task(property_id: int) -> int:
 def recompute_due_task() -> int:
     """Recompute the sites marked dirty, and those with sessions every POWER_REFRESH_SECONDS."""
     return services.recompute_due(refresh=timedelta(seconds=settings.POWER_REFRESH_SECONDS))
+
+
+@shared_task(name="power.enforce")
+def enforce_task() -> int:
+    """One enforcement pass over every site with a budget (power.enforcement.enforce_all)."""
+    from . import enforcement
+
+    return enforcement.enforce_all()
