@@ -102,7 +102,8 @@ def measured_current(session_id: int, *, phases: int, voltage: int) -> Decimal |
     rows = list(
         MeterValue.objects.filter(session_id=session_id, measurand__in=(CURRENT, POWER))
         .exclude(value=None)
-        .order_by("-id")
+        # Newest first along the (session, timestamp) index: a long session has thousands.
+        .order_by("-timestamp", "-id")
         .values_list("timestamp", "measurand", "unit", "value")[:8]
     )
     if not rows:
