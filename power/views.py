@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -61,6 +62,7 @@ def live_context(prop: Property) -> dict[str, Any]:
         "site": site,
         "in_force": in_force,
         "source_words": SOURCE_WORDS.get(in_force.source, "") if in_force else "",
+        "in_force_kw": in_force.budget.limit_kw.quantize(Decimal("0.1")) if in_force else None,
         "allocations": [
             {"row": a, "kind": CLASS_WORDS.get(a.priority_class, a.priority_class)} for a in rows
         ],
