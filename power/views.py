@@ -17,7 +17,7 @@ from backoffice.tenancy import readable
 from backoffice.views import require_role
 
 from . import charts, selectors, services
-from .forms import PowerForm, circuits_text, schedule_text
+from .forms import PowerForm, circuits_text, connectors_text, schedule_text
 
 CLASS_WORDS = {
     "stay_guest": "Stay guest",
@@ -37,6 +37,10 @@ def _property(request: HttpRequest, pk: int) -> Property:
     return get_object_or_404(
         readable(Property.objects.select_related("organization"), request.user), pk=pk
     )
+
+
+def _station_ids(prop: Property) -> dict[str, int]:
+    return dict(selectors.chargers_of(prop.pk).values_list("station_id", "pk"))
 
 
 def _zone(prop: Property) -> zoneinfo.ZoneInfo:
@@ -80,7 +84,7 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
     site = selectors.budget_get(prop.pk)
     if request.method == "POST":
         require_role(request.user, prop.organization_id, edit=True)
-        form = PowerForm(request.POST)
+        form = PowerForm(request.POST, station_ids=_station_ids(prop))
         if form.is_valid():
             data = form.cleaned_data
             services.budget_save(
@@ -91,6 +95,8 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
                 policy=data["policy"],
                 schedule_entries=data["schedule"],
                 circuits=data["circuits"],
+                connectors=data["connectors"],
+                connectors_replace=True,
             )
             messages.success(request, "Power budget saved. The chargers get their new limits now.")
             return redirect("power:location-power", prop.pk)
@@ -103,6 +109,7 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
                 "policy": site.policy,
                 "schedule": schedule_text(site.schedule),
                 "circuits": circuits_text(list(selectors.circuits_of(prop.pk))),
+                "connectors": connectors_text(list(selectors.connectors_of(prop.pk))),
             }
         )
     else:
