@@ -42,9 +42,9 @@ from chargers.models import (
     TransactionEvent,
     VariableMonitor,
 )
-from chargers.providers import signed_meter_values
 from chargers.security import credentials
 from chargers.sessions.energy import kwh
+from chargers.web.providers import signed_meter_values
 
 
 class ConnectorInline(admin.TabularInline):

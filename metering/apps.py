@@ -7,8 +7,8 @@ class MeteringConfig(AppConfig):
     verbose_name = "Signed metering"
 
     def ready(self) -> None:
-        from chargers.providers import signed_meter_values
         from chargers.signals import session_finished, session_started, signed_values_received
+        from chargers.web.providers import signed_meter_values
 
         from . import display, receivers
 

@@ -40,6 +40,7 @@ urlpatterns = [
     path("metering/", include("metering.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
+    path("", include("power.urls")),
     path("", include("chargers.web.urls")),
     path("", include("authorization.urls")),
 ]

@@ -40,10 +40,10 @@ from chargers.models import (
 from chargers.ocpp.protocol import CSMS_ACTIONS_V16, OcppError
 from chargers.ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
 from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
-from chargers.providers import signed_meter_values
 from chargers.sessions.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
+from chargers.web.providers import signed_meter_values
 from chargers.web.selectors import chargers_for, message_log, sessions_for
 from stays.models import Unit
 
