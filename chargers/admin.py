@@ -37,6 +37,7 @@ from chargers.models import (
     OcppServerProcess,
     OrphanStop,
     SecurityEvent,
+    SignedSample,
     StatusEvent,
     TransactionEvent,
     VariableMonitor,
@@ -504,6 +505,18 @@ class MeterValueAdmin(ReadOnlyAdmin):
     list_filter = ["measurand"]
     search_fields = ["charger__station_id"]
     list_select_related = ["charger", "session__charger"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
+@admin.register(SignedSample)
+class SignedSampleAdmin(ReadOnlyAdmin):
+    """Signed values of 1.6 MeterValues as received (metering shows what they verify to)."""
+
+    list_display = ["timestamp", "charger", "connector_id", "transaction_id", "context"]
+    list_filter = ["context"]
+    search_fields = ["charger__station_id", "=transaction_id"]
+    list_select_related = ["charger"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
 

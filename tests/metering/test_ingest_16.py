@@ -10,12 +10,15 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from chargers.messagelog.log import writer
 from chargers.models import ChargingSession, MeterValue, OcppMessage, SignedSample
+from chargers.sessions import closing, opening
 from metering import services
 from metering.models import SignedReading
 from metering.selectors import session_signature
+from tests.chargers.conftest import outage  # noqa: F401  (the outage journal fixture)
 from tests.metering.signing import Meter, signed_data_16, tamper
 from tests.ocpp_client import OcppTestClient
 
@@ -45,6 +48,7 @@ async def charge(
     client = OcppTestClient("CP-TEST-1")
     ok, _ = await client.connect()
     assert ok
+    batches = (opening.open_batches(), closing.batches())
     started = await client.result(
         "StartTransaction",
         {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": iso(T0)},
@@ -82,6 +86,8 @@ async def charge(
         },
     )
     await client.close()
+    if connection.vendor == "postgresql":  # the start and the stop went through the batches
+        assert opening.open_batches() > batches[0] and closing.batches() > batches[1]
     return await ChargingSession.objects.aget(transaction_id=transaction_id)
 
 
@@ -164,3 +170,71 @@ async def test_a_session_of_a_charger_that_does_not_sign_has_no_signature(charge
     await client.close()
     session = await ChargingSession.objects.aget(transaction_id=started["transactionId"])
     assert await sync_to_async(session_signature)(session) is None
+
+
+async def test_signed_values_journaled_in_an_outage_are_kept_and_verified_on_replay(
+    charger,
+    token,
+    meter,
+    outage,  # noqa: F811
+):
+    from chargers.messagelog.journal import read_entries
+    from chargers.sessions import replay
+
+    outage.engage("test outage")
+    await charge_without_reading(meter)
+    entries, _ = read_entries(outage._path)
+    assert not await SignedSample.objects.aexists()
+    for _ in range(2):  # an interrupted replay run again applies each entry once
+        for entry in entries:
+            await sync_to_async(replay.journal_apply)(outage._path.name, entry)
+    assert await SignedSample.objects.acount() == 1
+    session = await ChargingSession.objects.aget(charger=charger)
+    summary = await sync_to_async(session_signature)(session)
+    assert summary is not None and summary.status == "verified"
+    assert summary.energy_wh == Decimal(8500)
+
+
+async def charge_without_reading(meter: Meter) -> None:
+    """As charge(), for a database that is away: the answers come from the journal."""
+    client = OcppTestClient("CP-TEST-1")
+    assert (await client.connect())[0]
+    started = await client.result(
+        "StartTransaction",
+        {"connectorId": 1, "idTag": "04A1B2C3", "meterStart": 1000, "timestamp": iso(T0)},
+    )
+    transaction_id = started["transactionId"]
+    start_text = meter.ocmf("B", "1.000", T0, pagination=11)
+    end_text = meter.ocmf("E", "9.500", T0 + timedelta(hours=1), pagination=12)
+    await client.result(
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": transaction_id,
+            "meterValue": [
+                {
+                    "timestamp": iso(T0),
+                    "sampledValue": [
+                        signed_sample(signed_data_16(meter, start_text), "Transaction.Begin")
+                    ],
+                }
+            ],
+        },
+    )
+    await client.result(
+        "StopTransaction",
+        {
+            "transactionId": transaction_id,
+            "meterStop": 9000,
+            "timestamp": iso(T0 + timedelta(hours=1)),
+            "transactionData": [
+                {
+                    "timestamp": iso(T0 + timedelta(hours=1)),
+                    "sampledValue": [
+                        signed_sample(signed_data_16(meter, end_text), "Transaction.End")
+                    ],
+                }
+            ],
+        },
+    )
+    await client.close()
