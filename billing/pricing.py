@@ -75,6 +75,8 @@ class SessionFacts:
     idle_power_threshold_w: Decimal = Decimal("100")
     # When the session waited for power at 0 A (docs/power.md): never idle time.
     waiting: tuple[tuple[datetime, datetime | None], ...] = ()
+    # meter_start_wh / meter_stop_wh are the meter's signed readings, both verified.
+    energy_signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Cost:
     charging_seconds: int = 0
     idle_seconds: int = 0
     final: bool = True
+    energy_source: str = "measured"  # "signed": signed end - signed start (docs/metering.md)
 
     def as_dict(self) -> dict:
         """Return the API shape: amounts as decimal strings."""
@@ -312,4 +315,5 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
         charging_seconds=charging_seconds,
         idle_seconds=idle_total,
         final=facts.stopped_at is not None,
+        energy_source="signed" if facts.energy_signed else "measured",
     )

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from chargers.models import Connector, MeterValue
+from chargers.models import ChargingSession, Connector, MeterValue
 from chargers.sessions.energy import kwh as to_kwh
 from chargers.sessions.energy import wh_text
 
@@ -175,6 +175,13 @@ def snapshot(gs: GuestSession) -> dict:
         "no_reading": bool(session is not None and session.no_reading),
         "transaction_id": session.transaction_id if session else None,
         "session_id": session.pk if session else None,
+        # The charger has ended the session but it is not settled yet: a page that opens now
+        # (after the stop, its "stopped" event already gone) settles it if no worker does.
+        "awaiting_settlement": bool(
+            session is not None
+            and session.status == ChargingSession.Status.COMPLETED
+            and gs.state == GuestSession.State.CHARGING
+        ),
         "failure": gs.failure_message,
         "seconds_left": seconds_left,
         "can_stop": gs.state

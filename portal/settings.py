@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "backoffice",
     "authorization",
     "chargers",
+    "metering",  # signed meter values (OCMF), meter keys (docs/metering.md)
     "billing",
     "reliability",
     "guest",
@@ -99,6 +100,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # Tag libraries kept outside an app's templatetags/ package ({% load energy %}).
+            "libraries": {"energy": "chargers.web.energy_tags"},
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -219,6 +222,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Task modules a worker (and the in-process beat, backoffice/beat.py) imports besides each app's
+# tasks.py (autodiscovery): chargers keeps its tasks in the packages that own them.
+CELERY_IMPORTS = (
+    "chargers.devices.local_list",  # chargers.local_list_push
+    "chargers.messagelog.retention",  # chargers.message_log_cleanup
+    "chargers.sessions.stale",  # chargers.stale_transactions_check
+)
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
 RELIABILITY_FAILED_START_AFTER_S = env_int("RELIABILITY_FAILED_START_AFTER_S", 300)

@@ -37,6 +37,7 @@ urlpatterns = [
     path("ocpi/", include("roaming.urls")),
     path("roaming/", include("roaming.portal_urls")),
     path("stays/", include("stays.urls")),
+    path("metering/", include("metering.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
     path("", include("power.urls")),

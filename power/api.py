@@ -72,7 +72,19 @@ class LiveSerializer(serializers.Serializer):
 
 class PowerSerializer(serializers.Serializer):
     limit_a = serializers.DecimalField(
-        **AMPS, max_value=MAX_AMPS, help_text="Amperes per phase (the main fuse)"
+        **AMPS,
+        max_value=MAX_AMPS,
+        required=False,
+        help_text="Amperes per phase (the main fuse); or give limit_kw",
+    )
+    limit_kw = serializers.DecimalField(
+        max_digits=9,
+        decimal_places=3,
+        min_value=Decimal(0),
+        max_value=Decimal(100000),
+        required=False,
+        write_only=True,
+        help_text="Or the budget in kW, converted to amperes per phase with voltage and phases",
     )
     phases = serializers.ChoiceField(choices=[1, 3], default=3)
     voltage = serializers.IntegerField(min_value=100, max_value=480, default=230)
@@ -114,6 +126,17 @@ class PowerSerializer(serializers.Serializer):
         return specs
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("limit_a" in attrs) == ("limit_kw" in attrs):
+            raise serializers.ValidationError({"limit_a": "Give either limit_a or limit_kw."})
+        if "limit_kw" in attrs:
+            attrs["limit_a"] = allocation.amps_from_kw(
+                attrs.pop("limit_kw"), voltage=attrs["voltage"], phases=attrs["phases"]
+            )
+            if attrs["limit_a"] > MAX_AMPS:
+                raise serializers.ValidationError({"limit_kw": "That is more than 10000 A."})
+        return self._connectors(attrs)
+
+    def _connectors(self, attrs: dict[str, Any]) -> dict[str, Any]:
         prop: Property = self.context["property"]
         connectors = attrs.get("connectors")
         if connectors is None:

@@ -36,7 +36,6 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from backoffice import beat
 from chargers.devices import commands
 from chargers.models import Charger, ChargingProfile, ChargingSession, Command, Connector
 from reliability.alerts import problem_report, problem_resolved
@@ -358,10 +357,8 @@ def send_all(sends: Sequence[Send]) -> list[Outcome]:
     """Send the profiles, chargers in parallel; return each one's outcome."""
     if not sends:
         return []
-    loop = beat.server_loop()
-    if loop is not None and loop.is_running():
-        # A beat task's thread: the commands go through the server's own loop (backoffice.beat).
-        return asyncio.run_coroutine_threadsafe(_send_all(sends), loop).result()
+    # From a request or a beat task (backoffice.beat._submit) this runs on the server's loop,
+    # where the charger connections are; from a Celery worker, on a loop of its own.
     return async_to_sync(_send_all)(sends)
 
 

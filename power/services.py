@@ -102,7 +102,8 @@ def measured_current(session_id: int, *, phases: int, voltage: int) -> Decimal |
     rows = list(
         MeterValue.objects.filter(session_id=session_id, measurand__in=(CURRENT, POWER))
         .exclude(value=None)
-        .order_by("-id")
+        # Newest first along the (session, timestamp) index: a long session has thousands.
+        .order_by("-timestamp", "-id")
         .values_list("timestamp", "measurand", "unit", "value")[:8]
     )
     if not rows:
@@ -465,9 +466,11 @@ def budget_save(
     schedule_entries: list[dict],
     circuits: Sequence[CircuitSpec] | None = None,
     connectors: Sequence[ConnectorSpec] | None = None,
+    connectors_replace: bool = False,
 ) -> SiteBudget:
     """Create or replace the property's budget (and, when given, its circuits and connectors'
-    electrical data), then recompute its allocation. Input is validated by the caller
+    electrical data; `connectors_replace`: the connectors not given lose theirs), then recompute
+    its allocation. Input is validated by the caller
     (schedule.parse_schedule, check_circuits)."""
     site, _ = SiteBudget.objects.update_or_create(
         property_id=property_id,
@@ -481,6 +484,11 @@ def budget_save(
     )
     if circuits is not None:
         _circuits_replace(property_id, circuits)
+    if connectors is not None and connectors_replace:  # the portal's list is all of them
+        listed = {(c.charger_id, c.connector_id) for c in connectors}
+        for row in ConnectorPower.objects.filter(charger__property_id=property_id):
+            if (row.charger_id, row.connector_id) not in listed:
+                row.delete()
     if connectors is not None:
         by_name = dict(Circuit.objects.filter(property_id=property_id).values_list("name", "pk"))
         for spec in connectors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -16,7 +17,7 @@ from backoffice.tenancy import readable
 from backoffice.views import require_role
 
 from . import charts, selectors, services
-from .forms import PowerForm, circuits_text, schedule_text
+from .forms import PowerForm, circuits_text, connectors_text, schedule_text
 
 CLASS_WORDS = {
     "stay_guest": "Stay guest",
@@ -36,6 +37,10 @@ def _property(request: HttpRequest, pk: int) -> Property:
     return get_object_or_404(
         readable(Property.objects.select_related("organization"), request.user), pk=pk
     )
+
+
+def _station_ids(prop: Property) -> dict[str, int]:
+    return dict(selectors.chargers_of(prop.pk).values_list("station_id", "pk"))
 
 
 def _zone(prop: Property) -> zoneinfo.ZoneInfo:
@@ -61,6 +66,7 @@ def live_context(prop: Property) -> dict[str, Any]:
         "site": site,
         "in_force": in_force,
         "source_words": SOURCE_WORDS.get(in_force.source, "") if in_force else "",
+        "in_force_kw": in_force.budget.limit_kw.quantize(Decimal("0.1")) if in_force else None,
         "allocations": [
             {"row": a, "kind": CLASS_WORDS.get(a.priority_class, a.priority_class)} for a in rows
         ],
@@ -78,7 +84,7 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
     site = selectors.budget_get(prop.pk)
     if request.method == "POST":
         require_role(request.user, prop.organization_id, edit=True)
-        form = PowerForm(request.POST)
+        form = PowerForm(request.POST, station_ids=_station_ids(prop))
         if form.is_valid():
             data = form.cleaned_data
             services.budget_save(
@@ -89,6 +95,8 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
                 policy=data["policy"],
                 schedule_entries=data["schedule"],
                 circuits=data["circuits"],
+                connectors=data["connectors"],
+                connectors_replace=True,
             )
             messages.success(request, "Power budget saved. The chargers get their new limits now.")
             return redirect("power:location-power", prop.pk)
@@ -101,6 +109,7 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
                 "policy": site.policy,
                 "schedule": schedule_text(site.schedule),
                 "circuits": circuits_text(list(selectors.circuits_of(prop.pk))),
+                "connectors": connectors_text(list(selectors.connectors_of(prop.pk))),
             }
         )
     else:

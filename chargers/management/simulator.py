@@ -25,6 +25,8 @@ from typing import Any
 
 import websockets
 
+from chargers.management.ocmf_meter import SigningMeter, change_one_digit, oca_public_key
+from chargers.management.ocmf_meter import signed_meter_value as smv
 from chargers.management.sim_profiles import Held, Profiles
 from chargers.ocpp import protocol, protocol201
 from chargers.ocpp.protocol import OcppError
@@ -106,6 +108,12 @@ class SimulatedCharger:
     voltage: float = 230.0
     ev_max_a: float | None = None
     profile_accept: bool = True  # False: every SetChargingProfile is answered Rejected
+    # A calibrated meter signing its readings (OCMF, ECDSA P-256; ocmf_meter.generate_key()):
+    # signed start and end as the OCA "Signed Meter Values in OCPP" note puts them.
+    signing_key: object | None = None
+    signed_start_in_stop: bool = True  # 1.6/2.0.1: repeat the signed start at the end (OCA 3.1.4)
+    public_key_in_message: bool = True  # PublicKeyWithSignedMeterValue=EveryMeterValue
+    tamper_signed_end: bool = False  # a faulty meter: one digit of the signed end changed
 
     def __post_init__(self) -> None:
         self.ws = None
@@ -125,6 +133,13 @@ class SimulatedCharger:
         self.call_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
         self.profiles = Profiles()
+        self.meters = {
+            n: SigningMeter(self.signing_key, serial=f"SIM-{self.station_id}-{n}")  # type: ignore[arg-type]
+            for n in self.state
+            if self.signing_key is not None
+        }
+        self.signed: dict[int, dict[str, str]] = {}  # connector -> {"B": record, "E": record}
+        self.signed_start_wh: dict[int, int] = {}
 
     # -- connection -----------------------------------------------------------------------------------
 
@@ -231,6 +246,7 @@ class SimulatedCharger:
     async def start(self, connector_id: int, id_tag: str) -> dict:
         connector = self.state[connector_id]
         await self.status(connector_id, "Preparing")
+        self._sign_reading(connector_id, "B", id_tag)
         result = await self.call(
             "StartTransaction",
             {
@@ -245,6 +261,7 @@ class SimulatedCharger:
             connector.id_tag = id_tag
             connector.power_kw = self.power_kw
             connector.started_at = datetime.now(UTC)
+            await self._send_signed_start(connector_id)
             await self.status(connector_id, "Charging")
         else:
             await self.call(
@@ -364,17 +381,87 @@ class SimulatedCharger:
         connector.started_at = None
         self.profiles.end_transaction(connector_id)
         await self.status(connector_id, "Finishing")
+        payload = {
+            "transactionId": tx,
+            "meterStop": connector.meter_wh,
+            "timestamp": now_iso(),
+            "reason": reason,
+            "idTag": connector.id_tag,
+        }
+        if self.signing_key is not None:
+            payload["transactionData"] = self._signed_stop_data(connector_id)
+        await self.call("StopTransaction", payload)
+        await self.status(connector_id, "Available")
+
+    # -- a signing meter (OCMF) --------------------------------------------------------------------
+
+    def _sign_reading(self, connector_id: int, tx: str, id_tag: str = "") -> str | None:
+        """Have the connector's meter sign its reading now ("B" begin, "E" end); keep it."""
+        meter = self.meters.get(connector_id)
+        if meter is None:
+            return None
+        connector = self.state[connector_id]
+        if tx == "B":
+            self.signed[connector_id] = {}
+            self.signed_start_wh[connector_id] = connector.meter_wh
+        record = meter.sign(
+            wh=connector.meter_wh,
+            tx=tx,
+            when=datetime.now(UTC),
+            id_tag=id_tag or connector.id_tag,
+            charge_point=f"{self.station_id} {connector_id}",
+        )
+        if tx == "E" and self.tamper_signed_end:
+            record = change_one_digit(record)
+        self.signed.setdefault(connector_id, {})[tx] = record
+        return record
+
+    def _signed_value(self, record: str) -> dict:
+        key = oca_public_key(self.signing_key) if self.public_key_in_message else ""  # type: ignore[arg-type]
+        return smv(record, public_key=key)
+
+    def _signed_sampled_16(self, record: str, context: str) -> dict:
+        """A 1.6 sampledValue carrying a signed reading (OCA 3.2.1: the SignedMeterValueType
+        as JSON text in `value`, format SignedData)."""
+        return {
+            "value": json.dumps(self._signed_value(record)),
+            "format": "SignedData",
+            "context": context,
+            "measurand": "Energy.Active.Import.Register",
+            "location": "Outlet",
+            "unit": "Wh",
+        }
+
+    async def _send_signed_start(self, connector_id: int) -> None:
+        """OCA 3.1.2: the signed start in a MeterValues right after StartTransaction."""
+        record = self.signed.get(connector_id, {}).get("B")
+        connector = self.state[connector_id]
+        if record is None or connector.transaction_id is None:
+            return
         await self.call(
-            "StopTransaction",
+            "MeterValues",
             {
-                "transactionId": tx,
-                "meterStop": connector.meter_wh,
-                "timestamp": now_iso(),
-                "reason": reason,
-                "idTag": connector.id_tag,
+                "connectorId": connector_id,
+                "transactionId": connector.transaction_id,
+                "meterValue": [
+                    {
+                        "timestamp": now_iso(),
+                        "sampledValue": [self._signed_sampled_16(record, "Transaction.Begin")],
+                    }
+                ],
             },
         )
-        await self.status(connector_id, "Available")
+
+    def _signed_stop_data(self, connector_id: int) -> list[dict]:
+        """OCA 3.1.4: StopTransaction.transactionData with the signed end (and the start)."""
+        end = self._sign_reading(connector_id, "E")
+        begin = self.signed.get(connector_id, {}).get("B")
+        sampled = []
+        if begin is not None and self.signed_start_in_stop:
+            sampled.append(self._signed_sampled_16(begin, "Transaction.Begin"))
+        if end is not None:
+            sampled.append(self._signed_sampled_16(end, "Transaction.End"))
+        return [{"timestamp": now_iso(), "sampledValue": sampled}]
 
     # -- what a charger answers -----------------------------------------------------------------------
 
@@ -750,7 +837,34 @@ class SimulatedCharger201(SimulatedCharger):
         }
         if event_type == "Started" or trigger == "StopAuthorized":
             payload["idToken"] = {"idToken": connector.id_tag, "type": self.ID_TOKEN_TYPE}
+        if self.signing_key is not None and event_type in ("Started", "Ended"):
+            self._sign_201(connector_id, event_type, payload["meterValue"])
         return await self.call("TransactionEvent", payload)
+
+    def _sign_201(self, connector_id: int, event_type: str, meter_value: list[dict]) -> None:
+        """2.0.1 signedMeterValue on the energy reading of Started (Transaction.Begin) and Ended
+        (Transaction.End, with the start again as its own Transaction.Begin value, OCA 4.1.2)."""
+        record = self._sign_reading(connector_id, "B" if event_type == "Started" else "E")
+        if record is None:
+            return
+        meter_value[0]["sampledValue"][0]["signedMeterValue"] = self._signed_value(record)
+        begin = self.signed.get(connector_id, {}).get("B")
+        if event_type == "Ended" and begin is not None and self.signed_start_in_stop:
+            begin_wh = self.signed_start_wh[connector_id]
+            meter_value.append(
+                {
+                    "timestamp": meter_value[0]["timestamp"],
+                    "sampledValue": [
+                        {
+                            "value": begin_wh,
+                            "measurand": "Energy.Active.Import.Register",
+                            "context": "Transaction.Begin",
+                            "unitOfMeasure": {"unit": "Wh"},
+                            "signedMeterValue": self._signed_value(begin),
+                        }
+                    ],
+                }
+            )
 
     async def start(
         self, connector_id: int, id_tag: str, remote_start_id: int | None = None

@@ -142,6 +142,16 @@ def test_bad_input_is_a_clear_400_and_changes_nothing(client, prop, change, fiel
     assert not SiteBudget.objects.exists() and not Circuit.objects.exists()
 
 
+def test_the_budget_may_be_given_in_kw(client, prop):
+    body = dict(BUDGET, circuits=[])
+    del body["limit_a"]
+    body["limit_kw"] = "43.47"  # 63 A × 230 V × 3 = 43.47 kW
+    response = client.put(url(prop), body, format="json")
+    assert response.status_code == 200 and response.json()["limit_a"] == "63.0"
+    both = dict(body, limit_a="63")
+    assert client.put(url(prop), both, format="json").status_code == 400
+
+
 def test_a_reading_needs_a_budget_and_one_value(client, prop):
     assert client.post(url(prop, "reading/"), {"limit_a": "30"}, format="json").status_code == 404
     client.put(url(prop), BUDGET, format="json")

@@ -44,9 +44,39 @@ def test_the_host_saves_a_budget_with_schedule_and_circuits(client, host, prop):
     assert "17:00-21:00 40 A" in body and "Row B: 16.0 A under Garage" in body
 
 
+def test_the_host_sets_the_connectors_electrical_data(client, host, prop):
+    from power.models import ConnectorPower
+
+    one = ChargerFactory(property=prop, station_id="ROW-1")
+    two = ChargerFactory(property=prop, station_id="ROW-2")
+    ConnectorPower.objects.create(charger=two, connector_id=1)  # not listed below: removed
+    client.force_login(host)
+    data = {"limit_a": "63", "phases": "3", "voltage": "230", "policy": "equal"}
+    data["circuits"] = "Garage: 32 A"
+    data["connectors"] = "ROW-1/1: 1 phase STR, 6-32 A, Garage\nROW-1/2: 3 phases, 6-16 A"
+    assert client.post(page(prop), data).status_code == 302
+    rows = {r.connector_id: r for r in ConnectorPower.objects.filter(charger=one)}
+    assert (rows[1].phases, rows[1].phase_rotation, rows[1].max_a, rows[1].circuit.name) == (
+        1,
+        "STR",
+        Decimal(32),
+        "Garage",
+    )
+    assert rows[2].phases == 3 and rows[2].circuit is None
+    assert not ConnectorPower.objects.filter(charger=two).exists()
+    body = client.get(page(prop)).content.decode()
+    assert "ROW-1/1: 1 phase STR, 6.0-32.0 A, Garage" in body
+
+
 @pytest.mark.parametrize(
     "field, value",
-    [("schedule", "evenings 40"), ("circuits", "A: 10 A under B"), ("limit_a", "-3")],
+    [
+        ("schedule", "evenings 40"),
+        ("circuits", "A: 10 A under B"),
+        ("limit_a", "-3"),
+        ("connectors", "ELSEWHERE/1: 3 phases, 6-16 A"),
+        ("connectors", "bad line"),
+    ],
 )
 def test_bad_input_shows_the_form_again_and_changes_nothing(client, host, prop, field, value):
     client.force_login(host)

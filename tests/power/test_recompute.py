@@ -246,3 +246,14 @@ def test_an_unchanged_allocation_is_not_written_again(site):
     again = ConnectorAllocation.objects.get()
     assert again.pk == first.pk and again.limit_a == A(20)
     assert again.updated_at > first.updated_at
+
+
+def test_the_sweep_task_recomputes_marked_sites(site):
+    from power.tasks import recompute_due_task, recompute_task
+
+    prop, _ = site
+    session = start(ChargerFactory(property=prop))
+    session_started.send(sender=None, session_id=session.pk)
+    assert recompute_due_task.apply().get() == 1
+    assert ConnectorAllocation.objects.filter(session=session).exists()
+    assert recompute_task.apply(args=[prop.pk]).get() == 1
