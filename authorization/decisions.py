@@ -256,7 +256,7 @@ def _stay_decision(token: TokenFacts, charger: ChargerFacts, now: datetime) -> D
     )
 
 
-def decide(  # noqa: C901 (to be split: issue 36)
+def decide(
     token: TokenFacts | None,
     charger: ChargerFacts,
     context: Context,
@@ -275,46 +275,81 @@ def decide(  # noqa: C901 (to be split: issue 36)
     # 2. Unknown card.
     if token is None:
         return _decision(Status.INVALID, "unknown_token")
-    # 3-5. The card itself.
+    refused = _card_refusal(token, now)
+    if refused is not None:
+        return refused
+    # 7. A reservation's access code: only its unit's (or shared) chargers, only during the stay.
+    if token.stay is not None:
+        # A stop is never refused for a reserved connector (as for other cards, step 11).
+        held = None if context == Context.STOP_TRANSACTION else charger.reserved
+        return _stay_decision(token, replace(charger, reserved=held), now)
+    card = _CardHere.of(token, charger)
+    refused = _access_refusal(token, charger, context, card)
+    if refused is not None:
+        return refused
+    # 12. Live validation by the card's MSP. Not for a remote start its provider requested: the
+    # provider vouches for its own card (OCPI 2.2.1 mod_commands: the CPO should not check the
+    # token of a START_SESSION).
+    if token.msp_id is not None and token.msp_live_validation and context != Context.REMOTE_MSP:
+        return _msp_live_decision(token, msp_answer)
+    # 13. Accepted.
+    if card.in_group:
+        return _decision(Status.ACCEPTED, "accepted_group")
+    if card.roaming:
+        return _decision(Status.ACCEPTED, "accepted_roaming")
+    return _decision(Status.ACCEPTED, "accepted_local")
+
+
+def _card_refusal(token: TokenFacts, now: datetime) -> Decision | None:
+    """Steps 3-6: the card itself (blocked, invalid, expired) and its provider (blocked)."""
     if token.blocked:
         return _decision(Status.BLOCKED, "token_blocked")
     if not token.valid:
         return _decision(Status.INVALID, "token_invalid")
     if token.expires_at is not None and token.expires_at <= now:
         return _decision(Status.EXPIRED, "token_expired")
-    # 6. Its provider.
     if token.msp_id is not None and token.msp_blocked:
         return _decision(Status.BLOCKED, "msp_blocked")
+    return None
 
-    # 7. A reservation's access code: only its unit's (or shared) chargers, only during the stay.
-    if token.stay is not None:
-        # A stop is never refused for a reserved connector (as for other cards, step 11).
-        held = None if context == Context.STOP_TRANSACTION else charger.reserved
-        return _stay_decision(token, replace(charger, reserved=held), now)
 
-    own_card = (
-        token.organization_id is not None and token.organization_id == charger.organization_id
-    )
-    in_group = bool(token.group_ids & charger.restricted_group_ids)
-    roaming_card = not own_card and not token.is_guest
+@dataclass(frozen=True)
+class _CardHere:
+    """What the card is at this charger: in one of its local groups, or a roaming card (neither
+    the charger's organization's own card nor a guest's)."""
 
+    in_group: bool
+    roaming: bool
+
+    @classmethod
+    def of(cls, token: TokenFacts, charger: ChargerFacts) -> _CardHere:
+        own_card = (
+            token.organization_id is not None and token.organization_id == charger.organization_id
+        )
+        return cls(
+            in_group=bool(token.group_ids & charger.restricted_group_ids),
+            roaming=not own_card and not token.is_guest,
+        )
+
+
+def _access_refusal(
+    token: TokenFacts, charger: ChargerFacts, context: Context, card: _CardHere
+) -> Decision | None:
+    """Steps 7-11: may this card start here (roaming, guests, local groups, reimbursement
+    stations, one session at a time, a reserved connector)?"""
     # 7. Remote activation needs roaming on at the location (seed 002 item 6).
+    roaming_refused = card.roaming and not charger.roaming_enabled and not card.in_group
     if context == Context.REMOTE_MSP and not charger.roaming_enabled:
         return _decision(Status.INVALID, "remote_start_roaming_disabled")
-    if (
-        context == Context.REMOTE_APP
-        and roaming_card
-        and not charger.roaming_enabled
-        and not in_group
-    ):
+    if context == Context.REMOTE_APP and roaming_refused:
         return _decision(Status.INVALID, "remote_start_roaming_disabled")
     # 8. Guest or third-party cards need a public / guest charger.
     if token.is_guest and not charger.guest_charging_enabled:
         return _decision(Status.INVALID, "charger_not_roaming")
-    if roaming_card and not charger.roaming_enabled and not in_group:
+    if roaming_refused:
         return _decision(Status.INVALID, "charger_not_roaming")
     # 9. A charger restricted to local token groups: guests (QR pay) included, they are in no group.
-    if charger.restricted_group_ids and not in_group:
+    if charger.restricted_group_ids and not card.in_group:
         return _decision(Status.INVALID, "not_in_local_group")
     # 10. Reimbursement cards only at their stations.
     if token.allowed_station_ids and charger.station_id not in token.allowed_station_ids:
@@ -329,24 +364,20 @@ def decide(  # noqa: C901 (to be split: issue 36)
         and not charger.reserved.admits(token)
     ):
         return _decision(Status.INVALID, "connector_reserved")
-    # 12. Live validation by the card's MSP. Not for a remote start its provider requested: the
-    # provider vouches for its own card (OCPI 2.2.1 mod_commands: the CPO should not check the
-    # token of a START_SESSION).
-    if token.msp_id is not None and token.msp_live_validation and context != Context.REMOTE_MSP:
-        if msp_answer is None:
-            return Decision(Status.INVALID, NEEDS_MSP, 12, "Waiting for the mobility provider.")
-        if msp_answer == MspAnswer.TIMEOUT:
-            status = Status.ACCEPTED if token.msp_on_timeout_accept else Status.INVALID
-            step, message = REASONS["msp_timeout"]
-            if status == Status.ACCEPTED:
-                message += " Your timeout policy accepts the card meanwhile."
-            return Decision(status, "msp_timeout", step, message)
-        if msp_answer != MspAnswer.ALLOWED:
-            return _decision(_MSP_STATUS.get(msp_answer, Status.INVALID), "msp_rejected")
-        return _decision(Status.ACCEPTED, "accepted_msp_live")
-    # 13. Accepted.
-    if in_group:
-        return _decision(Status.ACCEPTED, "accepted_group")
-    if roaming_card:
-        return _decision(Status.ACCEPTED, "accepted_roaming")
-    return _decision(Status.ACCEPTED, "accepted_local")
+    return None
+
+
+def _msp_live_decision(token: TokenFacts, msp_answer: MspAnswer | None) -> Decision:
+    """Step 12: the decision on the card's MSP's live answer (none yet: NEEDS_MSP; none in time:
+    the MSP's timeout policy)."""
+    if msp_answer is None:
+        return Decision(Status.INVALID, NEEDS_MSP, 12, "Waiting for the mobility provider.")
+    if msp_answer == MspAnswer.TIMEOUT:
+        status = Status.ACCEPTED if token.msp_on_timeout_accept else Status.INVALID
+        step, message = REASONS["msp_timeout"]
+        if status == Status.ACCEPTED:
+            message += " Your timeout policy accepts the card meanwhile."
+        return Decision(status, "msp_timeout", step, message)
+    if msp_answer != MspAnswer.ALLOWED:
+        return _decision(_MSP_STATUS.get(msp_answer, Status.INVALID), "msp_rejected")
+    return _decision(Status.ACCEPTED, "accepted_msp_live")

@@ -911,167 +911,33 @@ def v201_targets(report: dict, big: str | None) -> list[tuple[str, str, bool | N
     return out
 
 
-def print_table(report: dict, args) -> str:  # noqa: C901 (to be split: issue 36)
-    lines = []
-    head = (
-        "scenario",
-        "server",
-        "conns",
-        "msg/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "CPU %",
-        "KB/conn",
-        "errors",
-        "notes",
-    )
-    rows = []
-    tp = report.get("throughput", {})
-    for kind, by_n in tp.items():
-        base = kind.split("/")[0]
-        for n, r in by_n.items():
-            note = ""
-            if kind != base:  # 2.0.1 chargers: against the same server with 1.6 chargers
-                v16 = tp.get(base, {}).get(n)
-                note = (
-                    f"{r['msg_per_s'] / max(v16['msg_per_s'], 0.1):.2f}x the 1.6 chargers"
-                    if v16
-                    else ""
-                )
-            elif kind in OURS:
-                peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
-                parts = []
-                if peer:
-                    parts.append(f"{r['msg_per_s'] / max(peer['msg_per_s'], 0.1):.2f}x peer")
-                if echo:
-                    parts.append(
-                        f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo"
-                    )
-                if tp.get("echo-asgi", {}).get(n):
-                    parts.append(
-                        f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo"
-                    )
-                if r.get("denials"):
-                    d = r["denials"]
-                    parts.append(
-                        f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}"
-                    )
-                note = ", ".join(parts)
-            if r.get("runs_msg_per_s"):
-                note += f"{'; ' if note else ''}median of {r['runs_msg_per_s']}"
-            rows.append(
-                (
-                    "throughput",
-                    kind,
-                    n,
-                    r["msg_per_s"],
-                    r["p50_ms"],
-                    r["p99_ms"],
-                    r["max_ms"],
-                    r["cpu_pct"],
-                    r["rss_per_conn_kb"],
-                    r["errors"],
-                    note,
-                )
-            )
-    if "fleet" in report:
-        r = report["fleet"]
-        per_action = "; ".join(
-            f"{name} p99 {v['p99_ms']} ms" for name, v in r.get("by_action", {}).items()
-        )
-        rows.append(
-            (
-                "fleet",
-                "ours",
-                r["connections"],
-                r["msg_per_s"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["max_ms"],
-                r["cpu_pct"],
-                r["rss_per_conn_kb"],
-                r["errors"],
-                f"connect+boot {r['connect_boot_s']} s; {per_action}",
-            )
-        )
-    for kind, r in report.get("storm", {}).items():
-        note = (
-            f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
-            f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)"
-        )
-        if kind.split("/")[0] in OURS:
-            note += (
-                f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
-                f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped"
-            )
-            if "all_online_after_kill_s_vs_peer" in r:
-                note += f"; {r['connect_boot_s_vs_peer']}x / {r['all_online_after_kill_s_vs_peer']}x the peer"
-            if r.get("runs_all_online_s"):
-                note += f"; median of {r['runs_all_online_s']} s (losses summed over all)"
-        rows.append(("storm", kind, r["connections"], "", "", "", "", "", "", r["errors"], note))
-    for procs, r in report.get("scaleout", {}).items():
-        note = f"{r['ratio_to_1']}x one process; {r.get('cpu_s_per_1k_msgs')} CPU-s/1k msgs"
-        if "command_across_processes" in r:
-            c = r["command_across_processes"]
-            note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
-        rows.append(
-            (
-                f"scale-out x{procs}",
-                "ours",
-                r["connections"],
-                r["msg_per_s"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["max_ms"],
-                r["cpu_pct"],
-                r["rss_per_conn_kb"],
-                r["errors"],
-                note,
-            )
-        )
-    if "proxy" in report:
-        r = report["proxy"]
-        rows.append(
-            (
-                "proxy",
-                "ours",
-                r["connections"],
-                r["msg_per_s"],
-                r["p50_ms"],
-                r["p99_ms"],
-                r["max_ms"],
-                r["cpu_pct"],
-                "",
-                r["errors"],
-                f"{r['upstream_links']} upstream links held by the follower "
-                f"({r['links_at_end']} at the end)",
-            )
-        )
-    if "logs" in report:
-        lg = report["logs"]
-        for name, q in lg["queries"].items():
-            rows.append(
-                (
-                    f"logs {lg['rows'] / 1e6:g}M",
-                    name,
-                    "",
-                    "",
-                    q["p50_ms"],
-                    f"p95 {q['p95_ms']}",
-                    q["max_ms"],
-                    "",
-                    "",
-                    q.get("errors", 0),
-                    q.get("note", ""),
-                )
-            )
-    table = [head, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    lines.append(fmt(head))
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines.extend(fmt(r) for r in table[1:])
+TABLE_HEAD = (
+    "scenario",
+    "server",
+    "conns",
+    "msg/s",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+    "CPU %",
+    "KB/conn",
+    "errors",
+    "notes",
+)
+
+
+def print_table(report: dict, args) -> str:
+    """The report as one markdown table (a row per scenario and server), the scale-out and soak
+    tables, then the targets."""
+    rows = [
+        *throughput_rows(report.get("throughput", {})),
+        *fleet_rows(report),
+        *storm_rows(report.get("storm", {})),
+        *scaleout_rows(report.get("scaleout", {})),
+        *proxy_rows(report),
+        *logs_rows(report),
+    ]
+    lines = markdown_table(TABLE_HEAD, rows)
     lines.extend(scaleout_table(report.get("scaleout", {})))
     lines.extend(soak.table(report))
     lines.append("")
@@ -1079,6 +945,154 @@ def print_table(report: dict, args) -> str:  # noqa: C901 (to be split: issue 36
     for name, value, ok in [*targets(report, args), *soak.targets(report)]:
         lines.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
     return "\n".join(lines)
+
+
+def markdown_table(head: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    """`rows` under `head`, each column as wide as its widest cell (None is an empty cell)."""
+    table = [head, *[tuple("" if v is None else str(v) for v in row) for row in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+
+    def fmt(r: tuple) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
+    return [
+        fmt(head),
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        *(fmt(r) for r in table[1:]),
+    ]
+
+
+def _measured(r: dict) -> tuple:
+    """The msg/s, latency, CPU, memory and error cells of a closed-loop row."""
+    return (
+        r["msg_per_s"],
+        r["p50_ms"],
+        r["p99_ms"],
+        r["max_ms"],
+        r["cpu_pct"],
+        r["rss_per_conn_kb"],
+        r["errors"],
+    )
+
+
+def throughput_rows(tp: dict) -> list[tuple]:
+    rows = []
+    for kind, by_n in tp.items():
+        for n, r in by_n.items():
+            note = throughput_note(tp, kind, n, r)
+            if r.get("runs_msg_per_s"):
+                note += f"{'; ' if note else ''}median of {r['runs_msg_per_s']}"
+            rows.append(("throughput", kind, n, *_measured(r), note))
+    return rows
+
+
+def throughput_note(tp: dict, kind: str, n: str, r: dict) -> str:
+    """2.0.1 chargers: against the same server with 1.6 chargers; our servers: against the
+    plain-library peer and the echo servers, and the refused connections."""
+    base = kind.split("/")[0]
+    if kind != base:
+        v16 = tp.get(base, {}).get(n)
+        return f"{r['msg_per_s'] / max(v16['msg_per_s'], 0.1):.2f}x the 1.6 chargers" if v16 else ""
+    if kind not in OURS:
+        return ""
+    parts = []
+    peer, echo = tp.get("peer", {}).get(n), tp.get("echo", {}).get(n)
+    if peer:
+        parts.append(f"{r['msg_per_s'] / max(peer['msg_per_s'], 0.1):.2f}x peer")
+    if echo:
+        parts.append(f"{100 * r['msg_per_s'] / max(echo['msg_per_s'], 0.1):.0f}% of echo")
+    if tp.get("echo-asgi", {}).get(n):
+        parts.append(
+            f"{100 * r['msg_per_s'] / max(tp['echo-asgi'][n]['msg_per_s'], 0.1):.0f}% of uvicorn echo"
+        )
+    if r.get("denials"):
+        d = r["denials"]
+        parts.append(
+            f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}"
+        )
+    return ", ".join(parts)
+
+
+def fleet_rows(report: dict) -> list[tuple]:
+    if "fleet" not in report:
+        return []
+    r = report["fleet"]
+    per_action = "; ".join(
+        f"{name} p99 {v['p99_ms']} ms" for name, v in r.get("by_action", {}).items()
+    )
+    note = f"connect+boot {r['connect_boot_s']} s; {per_action}"
+    return [("fleet", "ours", r["connections"], *_measured(r), note)]
+
+
+def storm_rows(storm: dict) -> list[tuple]:
+    rows = []
+    for kind, r in storm.items():
+        note = (
+            f"connect+boot {r['connect_boot_s']} s; all online {r['all_online_after_kill_s']} s after SIGTERM "
+            f"(p50 {r['p50_online_after_kill_s']} s, shutdown {r['shutdown_s']} s, restart {r['restart_s']} s)"
+        )
+        if kind.split("/")[0] in OURS:
+            note += storm_note_ours(r)
+        rows.append(("storm", kind, r["connections"], "", "", "", "", "", "", r["errors"], note))
+    return rows
+
+
+def storm_note_ours(r: dict) -> str:
+    """What only our servers report after a storm: lost messages, transactions not stopped, the
+    ratio to the peer, the runs."""
+    note = (
+        f"; lost {r['lost_in']}+{r['lost_out']} of {r['tx_messages_answered']} tx msgs; "
+        f"{r['transactions_not_stopped']}/{r['transactions']} tx not stopped"
+    )
+    if "all_online_after_kill_s_vs_peer" in r:
+        note += (
+            f"; {r['connect_boot_s_vs_peer']}x / {r['all_online_after_kill_s_vs_peer']}x the peer"
+        )
+    if r.get("runs_all_online_s"):
+        note += f"; median of {r['runs_all_online_s']} s (losses summed over all)"
+    return note
+
+
+def scaleout_rows(scale: dict) -> list[tuple]:
+    rows = []
+    for procs, r in scale.items():
+        note = f"{r['ratio_to_1']}x one process; {r.get('cpu_s_per_1k_msgs')} CPU-s/1k msgs"
+        if "command_across_processes" in r:
+            c = r["command_across_processes"]
+            note += f"; API A -> charger on B: HTTP {c['http']} {'ok' if c['ok'] else 'FAILED'} ({c['round_trip_ms']} ms)"
+        rows.append((f"scale-out x{procs}", "ours", r["connections"], *_measured(r), note))
+    return rows
+
+
+def proxy_rows(report: dict) -> list[tuple]:
+    if "proxy" not in report:
+        return []
+    r = report["proxy"]
+    note = f"{r['upstream_links']} upstream links held by the follower ({r['links_at_end']} at the end)"
+    measured = (r["msg_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["cpu_pct"], "")
+    return [("proxy", "ours", r["connections"], *measured, r["errors"], note)]
+
+
+def logs_rows(report: dict) -> list[tuple]:
+    if "logs" not in report:
+        return []
+    lg = report["logs"]
+    return [
+        (
+            f"logs {lg['rows'] / 1e6:g}M",
+            name,
+            "",
+            "",
+            q["p50_ms"],
+            f"p95 {q['p95_ms']}",
+            q["max_ms"],
+            "",
+            "",
+            q.get("errors", 0),
+            q.get("note", ""),
+        )
+        for name, q in lg["queries"].items()
+    ]
 
 
 def scaleout_table(scale: dict) -> list[str]:

@@ -7,8 +7,8 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from backoffice.views import revenue
-        from chargers.providers import session_price
         from chargers.signals import session_finished
+        from chargers.web.providers import session_price
 
         from . import receivers
 

@@ -73,6 +73,8 @@ class SessionFacts:
     repeated_attempt: bool = False
     plan: PlanTerms | None = None
     idle_power_threshold_w: Decimal = Decimal("100")
+    # When the session waited for power at 0 A (docs/power.md): never idle time.
+    waiting: tuple[tuple[datetime, datetime | None], ...] = ()
     # meter_start_wh / meter_stop_wh are the meter's signed readings, both verified.
     energy_signed: bool = False
 
@@ -200,6 +202,7 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
         statuses=facts.statuses,
         power_samples=[(s.timestamp, s.value) for s in facts.samples if s.measurand == POWER],
         power_threshold_w=facts.idle_power_threshold_w,
+        waiting=facts.waiting,
     )
     charging_seconds = max(int((charging_until - charging_from).total_seconds()), 0)
     idle_total = max(int((end - charging_until).total_seconds()), 0)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from chargers.models import ChargingSession, MeterValue, StatusEvent
 from metering.selectors import SignedSummary, session_signature
+from power.selectors import waiting_periods
 
 from . import ledger, pricing
 from .gateways import GatewayError, get_gateway
@@ -192,6 +193,7 @@ def session_facts(
         # 0 Wh, or no reading reported: whether it was a retry decides its connection fee.
         repeated_attempt=_repeated_attempt(session) if not session.energy_wh else False,
         plan=plan,
+        waiting=tuple(waiting_periods(session.pk)),
     )
 
 

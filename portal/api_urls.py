@@ -15,6 +15,7 @@ from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, Ra
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from chargers.web.api import ChargerViewSet
 from metering.api import MeterKeyDetailView, MeterKeyListView
+from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
     AlertViewSet,
@@ -58,6 +59,17 @@ urlpatterns = [
         "properties/<int:property_id>/calendars/",
         PropertyCalendarsView.as_view(),
         name="property-calendars",
+    ),
+    path("properties/<int:property_id>/power/", PowerView.as_view(), name="property-power"),
+    path(
+        "properties/<int:property_id>/power/reading/",
+        PowerReadingView.as_view(),
+        name="property-power-reading",
+    ),
+    path(
+        "properties/<int:property_id>/power/allocations/",
+        PowerAllocationsView.as_view(),
+        name="property-power-allocations",
     ),
     path(
         "chargers/<str:station_id>/backoffices/",

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "support",
     "roaming",
     "stays",
+    "power",
     # Driver accounts (docs/drivers.md): django-allauth for sign-up, email verification and change.
     "allauth",
     "allauth.account",
@@ -99,6 +100,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # Tag libraries kept outside an app's templatetags/ package ({% load energy %}).
+            "libraries": {"energy": "chargers.web.energy_tags"},
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -219,6 +222,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Task modules a worker (and the in-process beat, backoffice/beat.py) imports besides each app's
+# tasks.py (autodiscovery): chargers keeps its tasks in the packages that own them.
+CELERY_IMPORTS = (
+    "chargers.devices.local_list",  # chargers.local_list_push
+    "chargers.messagelog.retention",  # chargers.message_log_cleanup
+    "chargers.sessions.stale",  # chargers.stale_transactions_check
+)
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
 RELIABILITY_FAILED_START_AFTER_S = env_int("RELIABILITY_FAILED_START_AFTER_S", 300)
@@ -259,6 +269,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-deliveries": {
         "task": "roaming.deliveries_sweep",
         "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15),
+    },
+    # Site power (docs/power.md): sites whose sessions started/stopped, and every site with
+    # sessions every POWER_REFRESH_SECONDS (meter values, give-back, schedule, live expiry).
+    "power-recompute": {
+        "task": "power.recompute_due",
+        "schedule": env_int("POWER_SWEEP_SECONDS", 2),
+    },
+    # Power enforcement (docs/power.md): leases renewed, reconnected chargers set up, limits the
+    # rate limit held back sent.
+    "power-enforce": {
+        "task": "power.enforce",
+        "schedule": env_int("POWER_ENFORCE_SWEEP_SECONDS", 2),
     },
     "roaming-evse-status": {
         "task": "roaming.evse_status_sweep",
@@ -526,3 +548,15 @@ LOGGING = {
     # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# Site power (docs/power.md): every site with active sessions is recomputed at least this often.
+POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)
+# Enforcement over OCPP (docs/power.md, "Enforcement"): how long a lease (the profiles that lift a
+# charger above its safe default) lasts; a charger that loses its connection is back at its safe
+# default at most this long after. At most one profile per connector per MIN_INTERVAL; a charger
+# that refused is asked again after REFUSED_RETRY; a CALL waits COMMAND_TIMEOUT for its answer.
+POWER_SETTLE_SECONDS = env_int("POWER_SETTLE_SECONDS", 60)  # give-back: drawing less this long
+POWER_LEASE_SECONDS = env_int("POWER_LEASE_SECONDS", 120)
+POWER_PROFILE_MIN_INTERVAL_S = env_int("POWER_PROFILE_MIN_INTERVAL_S", 3)
+POWER_REFUSED_RETRY_SECONDS = env_int("POWER_REFUSED_RETRY_SECONDS", 300)
+POWER_COMMAND_TIMEOUT = env_int("POWER_COMMAND_TIMEOUT", 10)

@@ -189,3 +189,35 @@ def test_no_module_uses_another_modules_underscore_names(graph):
                 package = me if path.name == "__init__.py" else me.rpartition(".")[0]
                 found += private_uses(path.read_text(), me, package, modules)
     assert not found, "Private names used across modules:\n" + "\n".join(found)
+
+
+# chargers/ at its top level: Django's own modules (models, admin, apps, migrations, management),
+# the app's public events (signals) and one package per job (docs/architecture.md). A new entry
+# here is a decision: put the code in the package that owns it, or say here why it needs its own.
+CHARGERS_TOP_LEVEL = {
+    "__init__.py",
+    "admin.py",
+    "apps.py",
+    "models.py",
+    "signals.py",
+    "migrations",
+    "management",
+    "ocpp",
+    "connections",
+    "sessions",
+    "messagelog",
+    "security",
+    "devices",
+    "proxy",
+    "web",
+}
+
+
+def test_chargers_top_level_holds_one_package_per_job():
+    top = Path(BASE_DIR) / "chargers"
+    entries = {
+        p.name
+        for p in top.iterdir()
+        if p.name != "__pycache__" and (p.suffix == ".py" or (p / "__init__.py").exists())
+    }
+    assert entries == CHARGERS_TOP_LEVEL

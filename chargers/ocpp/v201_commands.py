@@ -11,6 +11,7 @@ so no caller needs to know the charger's protocol. 2.0.1 actions pass through un
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,7 @@ def _refuse(description: str) -> OcppError:
     return OcppError(PROPERTY_CONSTRAINT_VIOLATION, description)
 
 
-def translate(  # noqa: C901 (to be split: issue 36)
+def translate(
     action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None
 ) -> Translated:
     """Return `action`/`payload` as a 2.0.1 charger takes them, or raise OcppError.
@@ -70,79 +71,110 @@ def translate(  # noqa: C901 (to be split: issue 36)
     """
     if action in CSMS_ACTIONS and action not in TRANSLATED:
         return Translated(action, payload)
-    if action == "RemoteStartTransaction":
-        if "chargingProfile" in payload:
-            # A 1.6 TxProfile is not a 2.0.1 ChargingProfileType: send RequestStartTransaction.
-            raise _refuse("Send a 2.0.1 chargingProfile with RequestStartTransaction")
-        start: dict[str, Any] = {
-            "idToken": {"idToken": str(payload.get("idTag", "")), "type": REMOTE_START_TOKEN_TYPE},
-            "remoteStartId": new_remote_start_id(),
-        }
-        if payload.get("connectorId"):
-            start["evseId"] = payload["connectorId"]  # an EVSE is what 1.6 calls a connector
-        return Translated("RequestStartTransaction", start)
     if action == "RemoteStopTransaction":
         if ocpp_transaction_id is None:
             raise _refuse(f"No 2.0.1 transaction {payload.get('transactionId')!r} on this charger")
         return Translated("RequestStopTransaction", {"transactionId": ocpp_transaction_id})
-    if action == "Reset":
-        # B11/B12: Hard resets at once; Soft waits for transactions to end. Anything else is
-        # passed on for the schema check to refuse.
-        reset_type = payload.get("type")
-        return Translated(
-            "Reset",
-            {
-                **payload,
-                "type": {"Hard": "Immediate", "Soft": "OnIdle"}.get(str(reset_type), reset_type),
-            },
+    translator = _TRANSLATORS.get(action)
+    if translator is None:
+        raise OcppError(
+            "NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1"
         )
-    if action == "UnlockConnector":
-        if "evseId" in payload:
-            return Translated("UnlockConnector", payload)
-        return Translated(
-            "UnlockConnector", {"evseId": payload.get("connectorId"), "connectorId": 1}
-        )
-    if action == "ChangeAvailability":
-        if "operationalStatus" in payload:
-            return Translated("ChangeAvailability", payload)
-        change: dict[str, Any] = {"operationalStatus": payload.get("type")}
-        if payload.get("connectorId"):
-            change["evse"] = {"id": payload["connectorId"]}
-        return Translated("ChangeAvailability", change)
-    if action == "TriggerMessage":
-        requested = payload.get("requestedMessage")
-        trigger: dict[str, Any] = {"requestedMessage": _TRIGGERED.get(str(requested), requested)}
-        if payload.get("connectorId"):
-            trigger["evse"] = {"id": payload["connectorId"]}
-        elif isinstance(payload.get("evse"), dict):
-            trigger["evse"] = payload["evse"]
-        return Translated("TriggerMessage", trigger)
-    if action == "ReserveNow":
-        if "idToken" in payload:
-            return Translated(action, payload)
-        # H01: id, expiryDateTime, idToken, evseId (none: any EVSE), groupIdToken.
-        reserve: dict[str, Any] = {
-            "id": payload.get("reservationId"),
-            "expiryDateTime": payload.get("expiryDate"),
-            "idToken": {"idToken": str(payload.get("idTag", "")), "type": CARD_TOKEN_TYPE},
+    return Translated(TRANSLATED[action], translator(payload))
+
+
+def _remote_start(payload: dict[str, Any]) -> dict[str, Any]:
+    """F01 RequestStartTransaction: the card as a Central idToken, a new remoteStartId."""
+    if "chargingProfile" in payload:
+        # A 1.6 TxProfile is not a 2.0.1 ChargingProfileType: send RequestStartTransaction.
+        raise _refuse("Send a 2.0.1 chargingProfile with RequestStartTransaction")
+    start: dict[str, Any] = {
+        "idToken": {"idToken": str(payload.get("idTag", "")), "type": REMOTE_START_TOKEN_TYPE},
+        "remoteStartId": new_remote_start_id(),
+    }
+    if payload.get("connectorId"):
+        start["evseId"] = payload["connectorId"]  # an EVSE is what 1.6 calls a connector
+    return start
+
+
+def _reset(payload: dict[str, Any]) -> dict[str, Any]:
+    """B11/B12: Hard resets at once; Soft waits for transactions to end. Anything else is passed
+    on for the schema check to refuse."""
+    reset_type = payload.get("type")
+    return {
+        **payload,
+        "type": {"Hard": "Immediate", "Soft": "OnIdle"}.get(str(reset_type), reset_type),
+    }
+
+
+def _unlock(payload: dict[str, Any]) -> dict[str, Any]:
+    """F05: the 1.6 connector is the EVSE; its (only) connector is 1."""
+    if "evseId" in payload:
+        return payload
+    return {"evseId": payload.get("connectorId"), "connectorId": 1}
+
+
+def _change_availability(payload: dict[str, Any]) -> dict[str, Any]:
+    """G03: the 1.6 type is the operationalStatus; connector 0 (or none) is the whole charger."""
+    if "operationalStatus" in payload:
+        return payload
+    change: dict[str, Any] = {"operationalStatus": payload.get("type")}
+    if payload.get("connectorId"):
+        change["evse"] = {"id": payload["connectorId"]}
+    return change
+
+
+def _trigger(payload: dict[str, Any]) -> dict[str, Any]:
+    """F06: the 1.6 name of the requested message in 2.0.1, for one EVSE or the charger."""
+    requested = payload.get("requestedMessage")
+    trigger: dict[str, Any] = {"requestedMessage": _TRIGGERED.get(str(requested), requested)}
+    if payload.get("connectorId"):
+        trigger["evse"] = {"id": payload["connectorId"]}
+    elif isinstance(payload.get("evse"), dict):
+        trigger["evse"] = payload["evse"]
+    return trigger
+
+
+def _reserve(payload: dict[str, Any]) -> dict[str, Any]:
+    """H01: id, expiryDateTime, idToken, evseId (none: any EVSE), groupIdToken."""
+    if "idToken" in payload:
+        return payload
+    reserve: dict[str, Any] = {
+        "id": payload.get("reservationId"),
+        "expiryDateTime": payload.get("expiryDate"),
+        "idToken": {"idToken": str(payload.get("idTag", "")), "type": CARD_TOKEN_TYPE},
+    }
+    if payload.get("connectorId"):
+        reserve["evseId"] = payload["connectorId"]
+    if payload.get("parentIdTag"):
+        reserve["groupIdToken"] = {
+            "idToken": str(payload["parentIdTag"]),
+            "type": CARD_TOKEN_TYPE,
         }
-        if payload.get("connectorId"):
-            reserve["evseId"] = payload["connectorId"]
-        if payload.get("parentIdTag"):
-            reserve["groupIdToken"] = {
-                "idToken": str(payload["parentIdTag"]),
-                "type": CARD_TOKEN_TYPE,
-            }
-        return Translated(action, reserve)
-    if action == "SendLocalList":
-        return Translated(
-            action, payload if "versionNumber" in payload else local_list_to_201(payload)
-        )
-    if action in ("ClearCache", "DataTransfer"):
-        return Translated(action, payload)
-    raise OcppError(
-        "NotSupported", f"{action} is an OCPP 1.6 action; this charger speaks OCPP 2.0.1"
-    )
+    return reserve
+
+
+def _local_list(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload if "versionNumber" in payload else local_list_to_201(payload)
+
+
+def _unchanged(payload: dict[str, Any]) -> dict[str, Any]:
+    return payload
+
+
+# The payload of each 1.6 action (but RemoteStopTransaction, which needs the charger's
+# transactionId) in 2.0.1 words; the action's 2.0.1 name is TRANSLATED's.
+_TRANSLATORS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "RemoteStartTransaction": _remote_start,
+    "Reset": _reset,
+    "UnlockConnector": _unlock,
+    "ChangeAvailability": _change_availability,
+    "TriggerMessage": _trigger,
+    "ReserveNow": _reserve,
+    "SendLocalList": _local_list,
+    "ClearCache": _unchanged,
+    "DataTransfer": _unchanged,
+}
 
 
 # -- Local authorization list (1.6 §5.15 / 2.0.1 D01): one list, two shapes --------------------------

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import re
+from typing import Any, TypeVar
 
 from django import forms
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import QuerySet
 
 from authorization.models import Token, TokenGroup, typed_uid
 from authorization.services import token_group_touch
 from backoffice.models import Property
 from backoffice.tenancy import TenantFormMixin
 from chargers.models import Charger, ChargingSession
+
+M = TypeVar("M", bound=models.Model)
+
+
+def of_organization(queryset: QuerySet[M], organization_id: int | None) -> QuerySet[M]:
+    """The rows of one organization. No organization (a charger not placed at a property yet)
+    means the rows of none, as `filter(organization_id=None)` reads in Django."""
+    if organization_id is None:
+        return queryset.filter(organization__isnull=True)
+    return queryset.filter(organization_id=organization_id)
+
+
+class TokenChoiceField(forms.ModelChoiceField):
+    """A card by its UID and label."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.uid} {obj.label}".strip()
 
 
 class CommandForm(TenantFormMixin, forms.Form):
@@ -34,7 +53,7 @@ class CommandForm(TenantFormMixin, forms.Form):
     connector_id = forms.TypedChoiceField(
         coerce=int, required=False, empty_value=None, label="Connector"
     )
-    token = forms.ModelChoiceField(
+    token = TokenChoiceField(
         queryset=Token.objects.none(), required=False, label="Token", empty_label="Choose a token"
     )
     transaction_id = forms.TypedChoiceField(
@@ -47,37 +66,41 @@ class CommandForm(TenantFormMixin, forms.Form):
         label="Reset type",
     )
 
-    def __init__(self, *args, charger: Charger, **kwargs):
+    def __init__(self, *args: Any, charger: Charger, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.charger = charger
-        connectors = [c.connector_id for c in charger.connectors.all() if c.connector_id > 0]
-        self.fields["connector_id"].choices = [("", "Choose a connector")] + [
-            (c, f"Connector {c}") for c in connectors
+        self.connectors = [c.connector_id for c in charger.connectors.all() if c.connector_id > 0]
+        connector = self.fields["connector_id"]
+        assert isinstance(connector, forms.TypedChoiceField)
+        connector.choices = [("", "Choose a connector")] + [
+            (c, f"Connector {c}") for c in self.connectors
         ]
         self.restrict(
             "token",
             (
-                Token.objects.filter(organization_id=charger.organization_id, blocked=False)
+                of_organization(Token.objects.filter(blocked=False), charger.organization_id)
                 .exclude(type=Token.Type.GUEST)
                 .order_by("uid")
             ),
         )
-        self.fields["token"].label_from_instance = lambda t: f"{t.uid} {t.label}".strip()
         active = ChargingSession.objects.filter(
             charger=charger, status=ChargingSession.Status.ACTIVE
         )
-        self.fields["transaction_id"].choices = [("", "Choose a running session")] + [
+        transaction_field = self.fields["transaction_id"]
+        assert isinstance(transaction_field, forms.TypedChoiceField)
+        transaction_field.choices = [("", "Choose a running session")] + [
             (s.transaction_id, f"Connector {s.connector_id}: {s.id_tag} (tx {s.transaction_id})")
             for s in active
         ]
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         action = data.get("action")
         if action == self.REMOTE_START:
             if not data.get("token"):
                 self.add_error("token", "Choose the token to start the session for.")
-            if len(self.fields["connector_id"].choices) > 2 and not data.get("connector_id"):
+            if len(self.connectors) > 1 and not data.get("connector_id"):
                 self.add_error("connector_id", "Choose the connector to start.")
         elif action == self.REMOTE_STOP and not data.get("transaction_id"):
             self.add_error("transaction_id", "Choose the running session to stop.")
@@ -87,7 +110,7 @@ class CommandForm(TenantFormMixin, forms.Form):
             self.add_error("reset_type", "Choose Soft or Hard.")
         return data
 
-    def payload(self) -> dict:
+    def payload(self) -> dict[str, Any]:
         data = self.cleaned_data
         action = data["action"]
         if action == self.REMOTE_STOP:
@@ -130,10 +153,14 @@ class LogFilterForm(forms.Form):
         help_text="Only cards the answer refused (idTagInfo / idTokenInfo not Accepted)",
     )
 
-    def __init__(self, *args, backoffices: list[tuple[int, str]] | None = None, **kwargs):
+    def __init__(
+        self, *args: Any, backoffices: list[tuple[int, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # Behind the proxy: all frames, only the charger's own link, or one upstream backoffice.
-        self.fields["link"].choices = [
+        link = self.fields["link"]
+        assert isinstance(link, forms.ChoiceField)
+        link.choices = [
             ("", "All connections"),
             ("charger", "Charger ↔ this system"),
             *((str(pk), f"This system ↔ {name}") for pk, name in backoffices or []),
@@ -155,14 +182,14 @@ class WhitelistForm(TenantFormMixin, forms.Form):
 
     def __init__(
         self,
-        *args,
+        *args: Any,
         organization_id: int | None,
         restricting: frozenset[int] = frozenset(),
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.restrict(
-            "group", TokenGroup.objects.filter(organization_id=organization_id).order_by("name")
+            "group", of_organization(TokenGroup.objects.order_by("name"), organization_id)
         )
         self.organization_id = organization_id
         self.restricting = restricting
@@ -188,15 +215,16 @@ class WhitelistForm(TenantFormMixin, forms.Form):
             raise forms.ValidationError("The UID is empty.")
         return uid
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         name = (data.get("new_group") or "").strip()
         data["new_group"] = name
         if name:
             # A typed name wins over the list (whose first group is preselected).
             data["group"] = None
-            if TokenGroup.objects.filter(
-                organization_id=self.organization_id, name__iexact=name
+            if of_organization(
+                TokenGroup.objects.filter(name__iexact=name), self.organization_id
             ).exists():
                 self.add_error(
                     "new_group", f"A group named “{name}” exists already: choose it in the list."
@@ -234,10 +262,10 @@ class ChargerSettingsForm(TenantFormMixin, forms.ModelForm):
         widgets = {"token_groups": forms.CheckboxSelectMultiple}
         labels = {"token_groups": "Restrict to local token groups"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.restrict(
-            "token_groups", TokenGroup.objects.filter(organization_id=self.instance.organization_id)
+            "token_groups", of_organization(TokenGroup.objects.all(), self.instance.organization_id)
         )
 
     @transaction.atomic
@@ -305,7 +333,7 @@ class ReimbursementForm(forms.Form):
     # station ids are typed instead, or * for all of them.
     CHECKBOXES_UP_TO = 50
 
-    def __init__(self, *args, station_ids: list[str], **kwargs):
+    def __init__(self, *args: Any, station_ids: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.station_ids = list(station_ids)
         if len(self.station_ids) > self.CHECKBOXES_UP_TO:
@@ -319,8 +347,10 @@ class ReimbursementForm(forms.Form):
             )
             return
         # Only this location's chargers: another station id in the POST is not a choice (400).
-        self.fields["stations"].choices = [(s, s) for s in self.station_ids]
-        self.fields["stations"].initial = list(self.station_ids)
+        stations = self.fields["stations"]
+        assert isinstance(stations, forms.MultipleChoiceField)
+        stations.choices = [(s, s) for s in self.station_ids]
+        stations.initial = list(self.station_ids)
 
     def clean_stations(self) -> list[str]:
         value = self.cleaned_data["stations"]
@@ -360,11 +390,11 @@ class LocationAccessForm(TenantFormMixin, forms.ModelForm):
         fields = ["roaming_enabled", "guest_charging_enabled"]
         labels = {"roaming_enabled": "Public (roaming)", "guest_charging_enabled": "Guest charging"}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.restrict(
             "restricted_token_groups",
-            TokenGroup.objects.filter(organization_id=self.instance.organization_id),
+            of_organization(TokenGroup.objects.all(), self.instance.organization_id),
         )
         if self.instance.pk and not self.is_bound:
             self.initial["restricted_token_groups"] = list(

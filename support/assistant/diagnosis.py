@@ -263,33 +263,58 @@ def vendor_explanation(vendor: str, code: str) -> str:
     return best.explanation + (f" – {best.advice}" if best.advice else "")
 
 
-def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:  # noqa: C901 (to be split: issue 36)
+def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
     """Add the charger's connection, license, access and connector facts."""
+    if charger.ownership == Charger.Ownership.PRIVATE_OWNER and not viewer.is_host:
+        diagnosis.facts.append(
+            f"Charger {charger.station_id} is a privately owned charger, not part of the public "
+            "network: ask its owner for permission to use it."
+        )
+        diagnosis.findings.add(Finding.RESTRICTED)
+        return
     tz = _tz(charger)
+    _connection_facts(charger, now, tz, diagnosis)
+    _access_facts(charger, viewer, now, tz, diagnosis)
+    if (
+        viewer.is_host
+    ):  # stays (docs/pms.md): its unit, the stays using it, calendar/PMS sync health
+        diagnosis.facts.extend(stay_support_sentences(charger, now=now, tz=tz))
+    for connector in Connector.objects.filter(charger=charger).order_by("connector_id"):
+        _connector_facts(charger, connector, now, tz, diagnosis)
+
+
+def _connection_facts(
+    charger: Charger, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+) -> None:
+    """Online (since its last message) or offline (since when, its last heartbeat), or never
+    connected."""
+    sid = charger.station_id
+    if charger.is_online(now) and charger.last_seen_at is not None:
+        diagnosis.findings.add(Finding.ONLINE)
+        diagnosis.facts.append(
+            f"Charger {sid} is online (last message {ago(charger.last_seen_at, now)})."
+        )
+        return
+    diagnosis.findings.add(Finding.OFFLINE)
+    if charger.last_seen_at is None:
+        diagnosis.facts.append(f"Charger {sid} has never connected to the network.")
+        return
+    since = charger.disconnected_at if not charger.connection_id else charger.last_seen_at
+    since = since or charger.last_seen_at
+    heartbeat = charger.last_heartbeat_at or charger.last_seen_at
+    diagnosis.facts.append(
+        f"Charger {sid} has been offline since {when(since, tz, now)} "
+        f"(last heartbeat {ago(heartbeat, now)})."
+    )
+
+
+def _access_facts(
+    charger: Charger, viewer: Viewer, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+) -> None:
+    """Who may start here: the license, out of order, private or no guest charging, local token
+    groups (named to a host only), and (to a host) a charger with no property."""
     sid = charger.station_id
     facts, findings = diagnosis.facts, diagnosis.findings
-    if charger.ownership == Charger.Ownership.PRIVATE_OWNER and not viewer.is_host:
-        facts.append(
-            f"Charger {sid} is a privately owned charger, not part of the public network: "
-            "ask its owner for permission to use it."
-        )
-        findings.add(Finding.RESTRICTED)
-        return
-    if charger.is_online(now) and charger.last_seen_at is not None:
-        findings.add(Finding.ONLINE)
-        facts.append(f"Charger {sid} is online (last message {ago(charger.last_seen_at, now)}).")
-    else:
-        findings.add(Finding.OFFLINE)
-        since = charger.disconnected_at if not charger.connection_id else charger.last_seen_at
-        if charger.last_seen_at is None:
-            facts.append(f"Charger {sid} has never connected to the network.")
-        else:
-            since = since or charger.last_seen_at
-            heartbeat = charger.last_heartbeat_at or charger.last_seen_at
-            facts.append(
-                f"Charger {sid} has been offline since {when(since, tz, now)} "
-                f"(last heartbeat {ago(heartbeat, now)})."
-            )
     if not charger.license_active(now.astimezone(tz).date()):
         findings.add(Finding.LICENSE_INACTIVE)
         facts.append(f"Charger {sid}'s license is not active, so no session can start on it.")
@@ -313,48 +338,58 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
     if viewer.is_host and charger.property_id is None:
         findings.add(Finding.NO_PROPERTY)
         facts.append(f"Charger {sid} is not assigned to a property yet.")
-    if (
-        viewer.is_host
-    ):  # stays (docs/pms.md): its unit, the stays using it, calendar/PMS sync health
-        facts.extend(stay_support_sentences(charger, now=now, tz=tz))
-    for connector in Connector.objects.filter(charger=charger).order_by("connector_id"):
-        at = (
-            f" since {when(connector.status_timestamp, tz, now)}"
-            if connector.status_timestamp
-            else ""
-        )
-        label = (
-            "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
-        )
-        if connector.status == "Faulted" or connector.error_code not in ("", "NoError"):
-            findings.add(Finding.FAULTED)
-            text = f"{label} reports {connector.status}: {connector.error_code}"
-            if connector.vendor_error_code:
-                # "(vendor code E12: <plain words>)" when the vendor table knows the code.
-                vendor_meaning = vendor_explanation(charger.vendor, connector.vendor_error_code)
-                text += f" (vendor code {connector.vendor_error_code}"
-                text += f": {vendor_meaning})" if vendor_meaning else ")"
-            text += at
-            meaning = explain_error_code(connector.error_code)
-            if meaning:
-                text += f" – {meaning}"
-            facts.append(text + ".")
-        elif connector.connector_id > 0:
-            if connector.status in ("Charging",):
-                findings.add(Finding.CHARGING)
-            if connector.status in ("Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing"):
-                findings.add(Finding.PLUGGED_IN)
-            if connector.status == "Available":
-                findings.add(Finding.CONNECTOR_OK)
-            if connector.status != "Available":
-                explanation = {
-                    "SuspendedEV": " – the car is not taking energy (full, scheduled charging, or not ready)",
-                    "SuspendedEVSE": " – the charger is holding the energy back (power limit or a start "
-                    "that has not been authorized)",
-                    "Preparing": " – plugged in, waiting for a start",
-                    "Unavailable": " – taken out of service",
-                }.get(connector.status, "")
-                facts.append(f"{label} is {connector.status}{at}{explanation}.")
+
+
+# What a connector's status means, said after it (not for Available).
+_STATUS_WORDS = {
+    "SuspendedEV": " – the car is not taking energy (full, scheduled charging, or not ready)",
+    "SuspendedEVSE": " – the charger is holding the energy back (power limit or a start "
+    "that has not been authorized)",
+    "Preparing": " – plugged in, waiting for a start",
+    "Unavailable": " – taken out of service",
+}
+
+
+def _connector_facts(
+    charger: Charger,
+    connector: Connector,
+    now: datetime,
+    tz: zoneinfo.ZoneInfo,
+    diagnosis: Diagnosis,
+) -> None:
+    """A fault (with the vendor's code and the error's meaning in plain words), or a connector's
+    status when it is not Available."""
+    at = f" since {when(connector.status_timestamp, tz, now)}" if connector.status_timestamp else ""
+    label = "The charger" if connector.connector_id == 0 else f"Connector {connector.connector_id}"
+    if connector.status == "Faulted" or connector.error_code not in ("", "NoError"):
+        diagnosis.findings.add(Finding.FAULTED)
+        diagnosis.facts.append(_fault_text(charger, connector, label, at) + ".")
+        return
+    if connector.connector_id <= 0:
+        return
+    if connector.status in ("Charging",):
+        diagnosis.findings.add(Finding.CHARGING)
+    if connector.status in ("Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing"):
+        diagnosis.findings.add(Finding.PLUGGED_IN)
+    if connector.status == "Available":
+        diagnosis.findings.add(Finding.CONNECTOR_OK)
+    else:
+        explanation = _STATUS_WORDS.get(connector.status, "")
+        diagnosis.facts.append(f"{label} is {connector.status}{at}{explanation}.")
+
+
+def _fault_text(charger: Charger, connector: Connector, label: str, at: str) -> str:
+    text = f"{label} reports {connector.status}: {connector.error_code}"
+    if connector.vendor_error_code:
+        # "(vendor code E12: <plain words>)" when the vendor table knows the code.
+        vendor_meaning = vendor_explanation(charger.vendor, connector.vendor_error_code)
+        text += f" (vendor code {connector.vendor_error_code}"
+        text += f": {vendor_meaning})" if vendor_meaning else ")"
+    text += at
+    meaning = explain_error_code(connector.error_code)
+    if meaning:
+        text += f" – {meaning}"
+    return text
 
 
 def _refusal_reason(decision: AuthorizationDecision, viewer: Viewer) -> str:
@@ -435,6 +470,7 @@ def session_facts(
         diagnosis.facts.append(
             f"Session {session.pk} at {session.charger.station_id} started {started} and delivered {kwh}{reason}."
         )
+    lookups.signed_meter_facts(session, diagnosis)
     charge = SessionCharge.objects.filter(session=session).first()
     if charge is not None:
         diagnosis.findings.add(Finding.SESSION_PRICED)

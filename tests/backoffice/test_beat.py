@@ -2,8 +2,12 @@
 when there is no broker, by one process per database (issue 33 item 13)."""
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from celery import shared_task
@@ -67,6 +71,26 @@ def test_every_beat_entry_names_a_registered_task():
         assert len(beat.entries) >= 17
     finally:
         beat.stop()
+
+
+def test_a_fresh_process_knows_every_beat_task_before_anything_imports_it():
+    """A worker finds each app's tasks.py and settings.CELERY_IMPORTS (chargers keeps its tasks
+    in the packages that own them): every task beat names is registered in a new process."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "from portal.celery import app\n"
+        "app.loader.import_default_modules()\n"
+        "missing = {e['task'] for e in settings.CELERY_BEAT_SCHEDULE.values()} - set(app.tasks)\n"
+        "print(sorted(missing))\n"
+    )
+    env = {**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_due_task_runs_off_the_calling_thread_one_interval_after_the_start():
@@ -185,3 +209,43 @@ def test_an_entry_naming_no_task_is_left_out_and_said(caplog):
         )
     assert beat.entries == [] and "names no registered task" in caplog.text
     beat.stop()
+
+
+@shared_task(name="tests.beat_loop_probe")
+def beat_loop_probe() -> None:
+    """What a task sending a command does: async_to_sync from its thread."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    async def which_loop():
+        return asyncio.get_running_loop()
+
+    calls.append(("loop", async_to_sync(which_loop)()))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_run_a_task_reaches_the_servers_event_loop():
+    """Started from the server's loop, a task's async_to_sync runs there, where the charger
+    connections are (without Redis the in-memory channel layer only works on that loop: a
+    first-aid command sent from a task of a bare thread never reached the charger)."""
+    import asyncio
+
+    beat = InProcessBeat(
+        {"loop": {"task": "tests.beat_loop_probe", "schedule": 0.1}}, holder="L", lease_seconds=30
+    )
+
+    async def serve():
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def should_stop():
+            if calls:
+                done.set()
+            return done.is_set()
+
+        await asyncio.wait_for(beat.run(should_stop, poll_seconds=0.1), 30)
+        return loop
+
+    server_loop = asyncio.run(serve())
+    assert calls and calls[0] == ("loop", server_loop)

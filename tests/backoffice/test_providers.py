@@ -8,9 +8,9 @@ from django.core.exceptions import ImproperlyConfigured
 from backoffice import views as dashboard
 from backoffice.providers import Provider
 from billing import receivers as billing_receivers
-from chargers.providers import session_price
 from chargers.security import views as views_security
 from chargers.web import views as charger_views
+from chargers.web.providers import session_price
 from drivers import receivers as driver_receivers
 from guest.views import saved_card_offer
 from support import receivers as support_receivers

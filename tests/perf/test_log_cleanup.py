@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from chargers.messagelog.retention import message_log_cleanup_task, message_log_prune
 from chargers.models import OcppMessage
-from chargers.tasks import message_log_cleanup_task, message_log_prune
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db

@@ -62,6 +62,14 @@ def test_command_form_explains_missing_choices(client, site):
     assert "Choose the connector to start." in body
 
 
+def test_command_form_offers_own_cards_by_uid_and_label(client, site, other):
+    client.force_login(site.owner)
+    body = client.get(reverse("chargers:charger-detail", args=[site.charger.station_id]))
+    html = body.content.decode()
+    assert f">{site.token.uid} Reception</option>" in html
+    assert other.token.uid not in html and site.msp_token.uid not in html
+
+
 def test_command_to_an_offline_charger_says_so(client, site, transactional_db):
     client.force_login(site.owner)
     response = client.post(

@@ -259,6 +259,10 @@ NON_ROUTER_ROUTES = {
     "api-schema": "read-only",
     "api-docs": "read-only",
     "property-calendars": "the property in the URL is scoped like a detail route: tests/stays/test_stays_api.py",
+    "property-power": "the property in the URL is scoped like a detail route; another organization's is a 404 "
+    "for GET, PUT and DELETE, a viewer's write a 403 (tests/power/test_api.py)",
+    "property-power-reading": "as property-power (tests/power/test_api.py)",
+    "property-power-allocations": "read-only, scoped as property-power (tests/power/test_api.py)",
     "charger-backoffices": "the charger in the URL is scoped like a detail route; another organization's charger "
     "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
     "charger-backoffice": "as charger-backoffices, and the backoffice must be that charger's (test_proxy_config.py)",

@@ -1,4 +1,4 @@
-"""Celery tasks of the chargers app: OCPP message log retention.
+"""OCPP message log retention (a beat task).
 
 The log gets every frame in both directions (a charger metering every 10 s writes
 ~17,000 rows a day), so it is pruned to OCPP_LOG_RETENTION_DAYS by a beat task that
@@ -52,7 +52,3 @@ def message_log_prune(
 @shared_task(name="chargers.message_log_cleanup")
 def message_log_cleanup_task() -> int:
     return message_log_prune()
-
-
-# Registered here so the worker knows it (beat: "ocpp-stale-transactions").
-from chargers.sessions.stale import stale_transactions_check_task  # noqa: E402, F401
