@@ -9,6 +9,7 @@ page or the CDR holds the link; nobody can make one for another session.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -70,7 +71,15 @@ def signed_meter_values(session: ChargingSession) -> dict[str, Any] | None:
     data["text"] = transparency.status_text(summary.status)
     data["transparency_url"] = transparency_path(session.pk) if has_records else None
     data["how_to_check"] = transparency.HOW_TO_CHECK if has_records else ""
+    # The signed figures in kWh, as pages show them (energy only when start and end verify).
+    data["start_kwh"] = _kwh(summary.start.value_wh if summary.start else None)
+    data["end_kwh"] = _kwh(summary.end.value_wh if summary.end else None)
+    data["energy_kwh"] = _kwh(summary.energy_wh)
     return data
+
+
+def _kwh(wh: Decimal | None) -> str | None:
+    return None if wh is None else str((wh / 1000).quantize(Decimal("0.001")))
 
 
 def transparency_document(session: ChargingSession) -> str | None:

@@ -780,6 +780,11 @@ class SignedMeterValuesSchema(serializers.Serializer):
         help_text="The file for the S.A.F.E. transparency software (OCMF records and key).",
     )
     how_to_check = serializers.CharField()
+    start_kwh = serializers.CharField(allow_null=True, help_text="Signed start, kWh.")
+    end_kwh = serializers.CharField(allow_null=True, help_text="Signed end, kWh.")
+    energy_kwh = serializers.CharField(
+        allow_null=True, help_text="Signed end - signed start, kWh; only when both verify."
+    )
 
 
 class SessionSerializer(serializers.ModelSerializer):

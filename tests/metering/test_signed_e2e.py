@@ -23,7 +23,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from billing.models import Rate
+from billing.models import Rate, SessionCharge
 from chargers.management.ocmf_meter import generate_key, public_key_hex
 from chargers.management.simulator import make_simulator
 from chargers.models import ChargingSession
@@ -190,6 +190,30 @@ def _verified_session_checks(world, station, key, sessions_by_id):
     return good, records
 
 
+def _settlements(station):
+    """Billing follows the signature: the verified session is billed its signed energy, the
+    tampered one's settlement is held."""
+    good, bad = _session(station, 0), _session(station, 1)
+    charges = _wait_for(
+        lambda: (
+            {
+                c.session_id: c
+                for c in SessionCharge.objects.filter(session__in=[good, bad])
+                if c.signature_status
+            }
+            if SessionCharge.objects.filter(session__in=[good, bad])
+            .exclude(signature_status="")
+            .count()
+            == 2
+            else None
+        )
+    )
+    assert charges, "both sessions priced"
+    assert (charges[good.pk].energy_source, charges[good.pk].held) == ("signed", False)
+    assert charges[good.pk].energy_wh == Decimal(3700)
+    assert charges[bad.pk].held and charges[bad.pk].signature_status == "invalid_signature"
+
+
 def _tampered_session_checks(station, sessions_by_id):
     bad = _session(station, 1)
     signed = sessions_by_id[bad.pk]["signed_meter_values"]
@@ -206,6 +230,7 @@ def test_16_signed_session_is_verified_billed_and_roamed_with_signed_data(world)
     sessions_by_id = {s["id"]: s for s in listing["results"]}
     good, records = _verified_session_checks(world, station, key, sessions_by_id)
     _tampered_session_checks(station, sessions_by_id)
+    _settlements(station)
 
     # The CDR pushed to the OCPI partner carries signed_data with both values.
     assert _wait_for(lambda: Cdr.objects.filter(session=good).exists())
@@ -227,3 +252,4 @@ def test_201_signed_session_is_verified(world):
     sessions_by_id = {s["id"]: s for s in listing["results"]}
     _verified_session_checks(world, station, key, sessions_by_id)
     _tampered_session_checks(station, sessions_by_id)
+    _settlements(station)

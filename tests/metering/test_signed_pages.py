@@ -132,6 +132,7 @@ def test_the_host_page_says_verified_and_offers_the_download(client, signed):
     client.force_login(signed["owner"])
     page = client.get(f"/sessions/{signed['good'].pk}/").content.decode()
     assert "Signed by the meter: verified" in page
+    assert "start 10.000 kWh, end 14.500 kWh: <strong>4.500 kWh</strong> signed and billed" in page
     link = display.transparency_path(signed["good"].pk)
     assert f'href="{link}"' in page and "transparency software" in page
     download = client.get(link)
