@@ -172,6 +172,12 @@ class SessionCharge(models.Model):
     # or booked for this session until they do, or support decides.
     held = models.BooleanField(default=False)
     hold_reason = models.CharField(max_length=200, blank=True)
+    # Support decided to bill this session's measured energy although its signed readings do
+    # not verify (billing.services.settlement_hold_waive): it is never held again.
+    hold_waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    hold_waived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

@@ -282,8 +282,13 @@ def session_price(*, session_id: int) -> SessionCharge | None:
         return None
     cost, rate, subscription, facts = _cost_and_context(session)
     signature = session_signature(session)
+    previous = (
+        SessionCharge.objects.filter(session=session).values("held", "hold_waived_at").first()
+    )
     hold_reason = signature_hold(session, prop.organization_id, signature)
-    was_held = SessionCharge.objects.filter(session=session, held=True).exists()
+    if previous is not None and previous["hold_waived_at"] is not None:
+        hold_reason = ""  # support decided: the measured energy is billed
+    was_held = bool(previous and previous["held"])
     included = ZERO
     if facts is not None and facts.plan is not None:
         included = min(facts.plan.included_kwh_remaining, (cost.energy_wh or ZERO) / 1000)
@@ -361,6 +366,23 @@ def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) 
     if held:
         settlements_released(held)
     return priced
+
+
+def settlement_hold_waive(*, session_id: int, user: Any) -> SessionCharge | None:
+    """Support's decision on a held settlement: bill the measured energy (the signed readings
+    stay as they are, shown as not verified). Re-prices the session and captures a guest
+    payment held for it. Idempotent; None when the session has no held charge."""
+    with transaction.atomic():
+        charge = SessionCharge.objects.select_for_update().filter(session_id=session_id).first()
+        if charge is None or (not charge.held and charge.hold_waived_at is None):
+            return None
+        if charge.hold_waived_at is None:
+            charge.hold_waived_at = timezone.now()
+            charge.hold_waived_by = user
+            charge.save(update_fields=["hold_waived_at", "hold_waived_by"])
+    session_price(session_id=session_id)
+    settlements_released({session_id})
+    return SessionCharge.objects.get(session_id=session_id)
 
 
 def settlements_released(session_ids: set[int]) -> int:

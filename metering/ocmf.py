@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -305,7 +305,7 @@ def load_public_key(text: str) -> bytes:
     if "BEGIN PUBLIC KEY" in text:
         try:
             key = serialization.load_pem_public_key(text.encode())
-        except ValueError:
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise ValueError("The PEM public key cannot be read.") from None
         return _der_of(key)
     if not text.lower().startswith("oca:") and _hex(text) is None:
@@ -333,7 +333,7 @@ def load_public_key(text: str) -> bytes:
 def _der_from_bytes(raw: bytes) -> bytes:
     try:
         key = serialization.load_der_public_key(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError("The public key is not a DER SubjectPublicKeyInfo.") from None
     return _der_of(key)
 
@@ -376,7 +376,7 @@ def verify(reading: OcmfReading, public_key: bytes | None) -> VerificationResult
         )
     try:
         key = serialization.load_der_public_key(public_key)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return VerificationResult(Status.UNKNOWN_KEY, "the meter's public key cannot be read")
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != curve.name:
         return VerificationResult(

@@ -97,7 +97,10 @@ def _found(session: ChargingSession) -> list[Found]:
             )
         found.extend(Found(value) for value in signed_values(session.transaction_data))
         return found
-    events = TransactionEvent.objects.filter(session_id=session.pk).only("payload")
+    # Only the events that carry a signed value leave the database (a long session has many).
+    events = TransactionEvent.objects.filter(
+        session_id=session.pk, payload__meterValue__icontains="signedMeterValue"
+    ).only("payload")
     for event in events.order_by("seq_no", "id"):
         payload = event.payload if isinstance(event.payload, dict) else {}
         found.extend(Found(value) for value in signed_values(payload.get("meterValue")))

@@ -179,3 +179,26 @@ def test_a_charger_with_a_key_whose_session_has_no_signed_end_is_held(charger, m
     session.save()
     charge = session_price(session_id=session.pk)
     assert charge is not None and charge.held and charge.signature_status == "incomplete"
+
+
+def test_support_waives_a_hold_and_the_measured_energy_is_captured(charger, meter, admin_client):
+    session = signed_session(charger, meter, end_text=tampered(meter))
+    payment = guest_payment_settle(payment=guest_payment(session), session=session)
+    assert payment.status == Payment.Status.AUTHORIZED
+    response = admin_client.post(
+        "/admin/billing/sessioncharge/",
+        {
+            "action": "waive_signature_hold",
+            "_selected_action": [SessionCharge.objects.get(session=session).pk],
+        },
+    )
+    assert response.status_code == 302
+    charge = SessionCharge.objects.get(session=session)
+    assert not charge.held and charge.hold_waived_at is not None
+    assert charge.hold_waived_by is not None and charge.hold_waived_by.is_staff
+    assert (charge.energy_source, charge.energy_wh) == ("measured", Decimal(8000))
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CAPTURED
+    assert payment.amount_captured == Decimal("8.00")
+    session_price(session_id=session.pk)  # priced again: the decision stands
+    assert not SessionCharge.objects.get(session=session).held

@@ -199,3 +199,10 @@ def test_a_reading_is_checked_against_the_session(
     reading = ocmf.parse(meter.ocmf(kind, "3", at, pagination=1, **options))
     result = ocmf.check_value(reading, reading.values[0], facts, nature=nature)
     assert (result.status if result else None) == status
+
+
+def test_a_key_on_a_curve_ocmf_does_not_sign_with_is_refused() -> None:
+    p521 = Meter(curve=ec.SECP521R1())
+    der = ocmf.load_public_key(p521.public_key_hex)  # readable ...
+    with pytest.raises(ValueError, match="curve"):
+        ocmf.signing_method_for(der)  # ... but no OCMF signing method
