@@ -23,6 +23,7 @@ run: install
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py load_demo
 	DEBUG=true $(PY) manage.py load_demo_billing
+	DEBUG=true $(PY) manage.py load_demo_power
 	DEBUG=true $(PY) manage.py serve --port $(PORT) --simulate $$( [ "$(SIMULATE)" = "0" ] && echo 0 || echo $(SIM_COUNT) )
 
 # Browser tests drive Debian's Chromium; install it when it is missing (CI runs as root).

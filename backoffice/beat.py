@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -127,6 +128,8 @@ class InProcessBeat:
         self.run_task = run
         self.pool = ThreadPoolExecutor(TASK_THREADS, thread_name_prefix="beat-task")
         self.running: dict[str, Future] = {}
+        # The server's event loop once run() is going: tasks are started from it (see _submit).
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.holding = False
         self._renewed_at: datetime | None = None
 
@@ -164,9 +167,21 @@ class InProcessBeat:
             if previous is not None and not previous.done():
                 logger.info("In-process beat: %s is still running; skipped this time", entry.name)
                 continue
-            self.running[entry.name] = self.pool.submit(self._run, entry)
+            self.running[entry.name] = self._submit(entry)
             started.append(entry.name)
         return started
+
+    def _submit(self, entry: Entry) -> Future:
+        """Run the entry on the task pool. Under run(), as a thread the server's event loop
+        started (sync_to_async): what the task does with async_to_sync then runs on that loop,
+        where the charger connections live. Started from a bare thread, async_to_sync would make
+        a loop of its own, and without Redis (the in-memory channel layer, bound to the server's
+        loop) a command to a charger, such as an alert's first aid, would never reach it."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return self.pool.submit(self._run, entry)
+        work = sync_to_async(self._run, thread_sensitive=False, executor=self.pool)
+        return asyncio.run_coroutine_threadsafe(work(entry), loop)
 
     def _run(self, entry: Entry) -> None:
         try:
@@ -197,7 +212,7 @@ class InProcessBeat:
     async def run(self, should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> None:
         """Tick every `poll_seconds` until `should_stop()`; the lease's database calls run on a
         thread of their own, so a busy task pool never delays a renewal."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         lease_thread = ThreadPoolExecutor(1, thread_name_prefix="beat-lease")
         try:
             while not should_stop():

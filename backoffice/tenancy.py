@@ -58,6 +58,11 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "roaming.cdr": ("partner__organization",),
     "roaming.ocpilog": ("partner__organization",),
     "roaming.locationprofile": ("property__organization",),
+    "power.sitebudget": ("property__organization",),
+    "power.circuit": ("property__organization",),
+    "power.connectorpower": ("charger__property__organization",),
+    "power.connectorallocation": ("property__organization",),
+    "power.allocationsample": ("property__organization",),
     "roaming.evseprofile": ("charger__property__organization",),
 }
 

@@ -82,11 +82,25 @@ class SessionChargeAdmin(ReadOnlyAdmin):
         "total",
         "currency",
         "energy_wh",
+        "energy_source",
+        "held",
         "started_at",
         "final",
     ]
     search_fields = ["session__transaction_id", "session__charger__station_id", "session__id_tag"]
-    list_filter = ["currency", "final"]
+    list_filter = ["currency", "final", "held", "energy_source", "signature_status"]
+    actions = ["waive_signature_hold"]
+
+    @admin.action(description="Held (signed readings not verified): bill the measured energy")
+    def waive_signature_hold(self, request, queryset):
+        from .services import settlement_hold_waive
+
+        done = 0
+        for charge in queryset.filter(held=True):
+            if settlement_hold_waive(session_id=charge.session_id, user=request.user):
+                done += 1
+        self.message_user(request, f"{done} held settlement(s) billed with the measured energy.")
+
     list_select_related = ["session", "session__charger", "organization"]
     autocomplete_fields = ["session", "rate", "subscription"]
     exclude = ["lines"]

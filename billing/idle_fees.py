@@ -19,6 +19,7 @@ def charging_window(
     statuses: Iterable,
     power_samples: Iterable,
     power_threshold_w: Decimal,
+    waiting: Iterable[tuple[datetime, datetime | None]] = (),
 ) -> tuple[datetime, datetime]:
     """Return (charging started, charging finished) for the session.
 
@@ -26,6 +27,9 @@ def charging_window(
     before the session ended. Without status notifications in the session, it finished at
     the first of the trailing power samples below the threshold, provided the car drew
     power before. Otherwise charging lasted until the session ended (no idle time).
+    Waiting for power (`waiting`: (from, until or None while it waits)) is never idle: an idle
+    stretch that a wait overlaps or follows starts after that wait at the earliest (in the
+    driver's favour), and a session still waiting at its end has no idle time.
     """
     idle_since = None
     seen_status = False
@@ -53,6 +57,11 @@ def charging_window(
                 low_since = None
         idle_since = low_since
     finished = idle_since if idle_since is not None else ended_at
+    # Waiting for power (the site's shared budget, docs/power.md) is never the driver's idle
+    # time: idle time starts at the earliest after the last wait ended (never, while waiting).
+    for wait_from, wait_until in waiting:
+        if wait_from < ended_at and (wait_until is None or wait_until > finished):
+            finished = ended_at if wait_until is None else max(finished, wait_until)
     return started_at, max(started_at, min(finished, ended_at))
 
 

@@ -116,6 +116,16 @@ class BillingSettings(models.Model):
     )
     payout_account_checked_at = models.DateTimeField(null=True, blank=True)
 
+    class SignaturePolicy(models.TextChoices):
+        HOLD = "hold", "Hold the settlement until support resolves it"
+        BILL_MEASURED = "bill_measured", "Bill the charger's measured energy"
+
+    # What to do with a finished session whose signed meter readings do not verify
+    # (docs/metering.md): hold its settlement (default), or bill what the charger measured.
+    signature_policy = models.CharField(
+        max_length=16, choices=SignaturePolicy.choices, default=SignaturePolicy.HOLD
+    )
+
     class Meta:
         verbose_name_plural = "billing settings"
 
@@ -154,6 +164,20 @@ class SessionCharge(models.Model):
     started_at = models.DateTimeField(help_text="Charger's clock, copied for statements.")
     final = models.BooleanField(default=True)
     priced_at = models.DateTimeField(auto_now=True)
+    # Signed metering (docs/metering.md): `signed` when the energy billed is the meter's signed
+    # end - signed start (both verified), `measured` otherwise (the charger's registers).
+    energy_source = models.CharField(max_length=8, default="measured")
+    signature_status = models.CharField(max_length=20, blank=True)  # SignedSummary.status
+    # The signed readings did not verify and the host's policy is to hold: nothing is captured
+    # or booked for this session until they do, or support decides.
+    held = models.BooleanField(default=False)
+    hold_reason = models.CharField(max_length=200, blank=True)
+    # Support decided to bill this session's measured energy although its signed readings do
+    # not verify (billing.services.settlement_hold_waive): it is never held again.
+    hold_waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    hold_waived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

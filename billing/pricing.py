@@ -73,6 +73,10 @@ class SessionFacts:
     repeated_attempt: bool = False
     plan: PlanTerms | None = None
     idle_power_threshold_w: Decimal = Decimal("100")
+    # When the session waited for power at 0 A (docs/power.md): never idle time.
+    waiting: tuple[tuple[datetime, datetime | None], ...] = ()
+    # meter_start_wh / meter_stop_wh are the meter's signed readings, both verified.
+    energy_signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class Cost:
     charging_seconds: int = 0
     idle_seconds: int = 0
     final: bool = True
+    energy_source: str = "measured"  # "signed": signed end - signed start (docs/metering.md)
 
     def as_dict(self) -> dict:
         """Return the API shape: amounts as decimal strings."""
@@ -197,6 +202,7 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
         statuses=facts.statuses,
         power_samples=[(s.timestamp, s.value) for s in facts.samples if s.measurand == POWER],
         power_threshold_w=facts.idle_power_threshold_w,
+        waiting=facts.waiting,
     )
     charging_seconds = max(int((charging_until - charging_from).total_seconds()), 0)
     idle_total = max(int((end - charging_until).total_seconds()), 0)
@@ -309,4 +315,5 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
         charging_seconds=charging_seconds,
         idle_seconds=idle_total,
         final=facts.stopped_at is not None,
+        energy_source="signed" if facts.energy_signed else "measured",
     )

@@ -15,6 +15,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from chargers.models import ChargingSession, MeterValue, StatusEvent
+from metering.selectors import SignedSummary, session_signature
+from power.selectors import waiting_periods
 
 from . import ledger, pricing
 from .gateways import GatewayError, get_gateway
@@ -143,11 +145,29 @@ def _payer_email(session: ChargingSession) -> str:
     return payment.email if payment else ""
 
 
+def signed_energy(signature: SignedSummary | None) -> tuple[Decimal, Decimal] | None:
+    """The meter's signed start and end in Wh when both verified (billing follows the
+    signature, docs/metering.md), else None."""
+    if signature is None or not signature.verified or signature.energy_wh is None:
+        return None
+    assert signature.start is not None and signature.end is not None
+    assert signature.start.value_wh is not None and signature.end.value_wh is not None
+    return signature.start.value_wh, signature.end.value_wh
+
+
 def session_facts(
-    session: ChargingSession, *, subscription: Subscription | None = None
+    session: ChargingSession,
+    *,
+    subscription: Subscription | None = None,
+    signature: SignedSummary | None = None,
 ) -> pricing.SessionFacts:
-    """Return what the charger reported about the session, as pure facts."""
+    """Return what the charger reported about the session, as pure facts; with a verified
+    signature, the energy registers are the meter's signed start and end."""
     samples = _samples(session)
+    signed = signed_energy(signature)
+    meter_start, meter_stop = (
+        signed if signed is not None else (session.meter_start_wh, session.meter_stop_wh)
+    )
     plan = None
     if subscription is not None:
         month_start, month_end = _month_bounds(session.started_at)
@@ -165,13 +185,15 @@ def session_facts(
     return pricing.SessionFacts(
         started_at=session.started_at,
         stopped_at=session.stopped_at,
-        meter_start_wh=session.meter_start_wh,
-        meter_stop_wh=session.meter_stop_wh,
+        meter_start_wh=meter_start,
+        meter_stop_wh=meter_stop,
+        energy_signed=signed is not None,
         samples=samples,
         statuses=_statuses(session, session.stopped_at),
         # 0 Wh, or no reading reported: whether it was a retry decides its connection fee.
         repeated_attempt=_repeated_attempt(session) if not session.energy_wh else False,
         plan=plan,
+        waiting=tuple(waiting_periods(session.pk)),
     )
 
 
@@ -192,7 +214,7 @@ def _cost_and_context(session: ChargingSession) -> CostAndContext:
             None,
         )
     subscription = subscription_for_session(session, email=_payer_email(session))
-    facts = session_facts(session, subscription=subscription)
+    facts = session_facts(session, subscription=subscription, signature=session_signature(session))
     cost = pricing.session_cost(rate_terms(rate), facts)
     return cost, rate, subscription, facts
 
@@ -211,9 +233,45 @@ def session_cost(session: ChargingSession) -> pricing.Cost:
     return _cost_and_context(session)[0]
 
 
+def _signature_checked(session_id: int) -> None:
+    """Verify the session's signed readings now (metering reads them where chargers kept them;
+    idempotent), so the price never waits for metering's own receiver. A failure is logged:
+    the raw values stay stored, and what is stored decides (an unverified value holds)."""
+    from metering.services import session_signed_ingest
+
+    try:
+        with transaction.atomic():
+            session_signed_ingest(session_id=session_id)
+    except Exception:
+        logger.exception("Verifying the signed readings of session %s failed", session_id)
+
+
+def signature_hold(
+    session: ChargingSession, organization_id: int, signature: SignedSummary | None
+) -> str:
+    """Why the settlement of a finished session is held ('' when it is not): its signed
+    readings do not verify and the organization's policy is to hold (the default)."""
+    if session.stopped_at is None or signature is None or signature.verified:
+        return ""
+    policy = (
+        BillingSettings.objects.filter(organization_id=organization_id)
+        .values_list("signature_policy", flat=True)
+        .first()
+    ) or BillingSettings.SignaturePolicy.HOLD
+    if policy != BillingSettings.SignaturePolicy.HOLD:
+        return ""
+    said = signature.reason or signature.status.replace("_", " ")
+    return f"Signed meter readings {signature.status.replace('_', ' ')}: {said}"[:200]
+
+
 @transaction.atomic
 def session_price(*, session_id: int) -> SessionCharge | None:
-    """Store (or refresh) the priced snapshot of a session. Idempotent."""
+    """Store (or refresh) the priced snapshot of a session. Idempotent.
+
+    Billing follows the signature (docs/metering.md): a verified signed start and end are the
+    energy billed; otherwise, by the organization's policy, the settlement is held and support
+    is told (billing.signals.settlement_held)."""
+    _signature_checked(session_id)
     session = (
         ChargingSession.objects.select_related("charger", "charger__property")
         .filter(pk=session_id)
@@ -223,6 +281,14 @@ def session_price(*, session_id: int) -> SessionCharge | None:
     if session is None or prop is None:
         return None
     cost, rate, subscription, facts = _cost_and_context(session)
+    signature = session_signature(session)
+    previous = (
+        SessionCharge.objects.filter(session=session).values("held", "hold_waived_at").first()
+    )
+    hold_reason = signature_hold(session, prop.organization_id, signature)
+    if previous is not None and previous["hold_waived_at"] is not None:
+        hold_reason = ""  # support decided: the measured energy is billed
+    was_held = bool(previous and previous["held"])
     included = ZERO
     if facts is not None and facts.plan is not None:
         included = min(facts.plan.included_kwh_remaining, (cost.energy_wh or ZERO) / 1000)
@@ -240,9 +306,24 @@ def session_price(*, session_id: int) -> SessionCharge | None:
         "included_kwh_used": included,
         "started_at": session.started_at,
         "final": cost.final,
+        "energy_source": cost.energy_source,
+        "signature_status": signature.status if signature is not None else "",
+        "held": bool(hold_reason),
+        "hold_reason": hold_reason,
     }
     charge, _ = SessionCharge.objects.update_or_create(session=session, defaults=values)
+    if hold_reason and not was_held:
+        transaction.on_commit(lambda: _announce_held(session_id, hold_reason))
     return charge
+
+
+def _announce_held(session_id: int, reason: str) -> None:
+    from .signals import settlement_held
+
+    try:
+        settlement_held.send(sender=SessionCharge, session_id=session_id, reason=reason)
+    except Exception:  # the hold is stored; support sees it on the session too
+        logger.exception("Announcing the held settlement of session %s failed", session_id)
 
 
 def sessions_price(session_ids: list[int]) -> int:
@@ -271,8 +352,54 @@ def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) 
         Q(charge__isnull=True)
         | Q(charge__final=False)
         | Q(charge__priced_at__lt=F("received_stop_at"))
+        # Held: priced again until the signature verifies (a key registered) or the policy
+        # changes; then the guest payment held for it is captured.
+        | Q(charge__held=True)
     )
-    return sessions_price(list(queryset.values_list("pk", flat=True)[:limit]))
+    ids = list(queryset.values_list("pk", flat=True)[:limit])
+    held = set(
+        SessionCharge.objects.filter(session_id__in=ids, held=True).values_list(
+            "session_id", flat=True
+        )
+    )
+    priced = sessions_price(ids)
+    if held:
+        settlements_released(held)
+    return priced
+
+
+def settlement_hold_waive(*, session_id: int, user: Any) -> SessionCharge | None:
+    """Support's decision on a held settlement: bill the measured energy (the signed readings
+    stay as they are, shown as not verified). Re-prices the session and captures a guest
+    payment held for it. Idempotent; None when the session has no held charge."""
+    with transaction.atomic():
+        charge = SessionCharge.objects.select_for_update().filter(session_id=session_id).first()
+        if charge is None or (not charge.held and charge.hold_waived_at is None):
+            return None
+        if charge.hold_waived_at is None:
+            charge.hold_waived_at = timezone.now()
+            charge.hold_waived_by = user
+            charge.save(update_fields=["hold_waived_at", "hold_waived_by"])
+    session_price(session_id=session_id)
+    settlements_released({session_id})
+    return SessionCharge.objects.get(session_id=session_id)
+
+
+def settlements_released(session_ids: set[int]) -> int:
+    """Capture the guest payments of sessions whose hold was lifted; return how many."""
+    released = SessionCharge.objects.filter(session_id__in=session_ids, held=False)
+    payments = Payment.objects.filter(
+        session_id__in=released.values("session_id"), status=Payment.Status.AUTHORIZED
+    ).select_related("session")
+    done = 0
+    for payment in payments:
+        try:
+            assert payment.session is not None
+            guest_payment_settle(payment=payment, session=payment.session)
+            done += 1
+        except Exception:
+            logger.exception("Settling payment %s after its hold was lifted failed", payment.pk)
+    return done
 
 
 # -- guest payments -----------------------------------------------------------------------------
@@ -437,6 +564,11 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
             payment.session = session
             payment.save(update_fields=["session"])
         charge = session_price(session_id=session.pk)
+    if charge is not None and charge.held:
+        # Billing follows the signature: nothing is captured while the signed readings do not
+        # verify (docs/metering.md); the sweep settles it once they do (settlements_released).
+        logger.warning("Settlement of session %s held: %s", session.pk, charge.hold_reason)
+        return payment
     total = charge.total if charge else ZERO
     if payment.status == Payment.Status.CAPTURED:
         amount = payment.amount_captured

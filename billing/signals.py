@@ -5,3 +5,8 @@ from django.dispatch import Signal
 # A hold was confirmed by the processor (webhook payment_intent.amount_capturable_updated).
 # Sent on commit with reference=<PaymentIntent id>.
 hold_authorized = Signal()
+
+# A finished session's settlement is held: its signed meter readings do not verify and the
+# host's policy is to hold (docs/metering.md). Sent on commit with session_id=..., reason=...;
+# support opens a ticket for the agents (support.receivers).
+settlement_held = Signal()

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -36,12 +37,14 @@ from chargers.models import (
     OcppServerProcess,
     OrphanStop,
     SecurityEvent,
+    SignedSample,
     StatusEvent,
     TransactionEvent,
     VariableMonitor,
 )
 from chargers.security import credentials
 from chargers.sessions.energy import kwh
+from chargers.web.providers import signed_meter_values
 
 
 class ConnectorInline(admin.TabularInline):
@@ -429,6 +432,7 @@ class ChargingSessionAdmin(admin.ModelAdmin):
     search_fields = ["transaction_id", "ocpp_transaction_id", "id_tag", "charger__station_id"]
     list_select_related = ["charger"]
     autocomplete_fields = ["charger", "token"]
+    readonly_fields = ["signed_readings"]
     date_hierarchy = "started_at"
     show_full_result_count = False
     paginator = EstimatedCountPaginator  # millions of sessions: no COUNT(*) per page
@@ -467,6 +471,24 @@ class ChargingSessionAdmin(admin.ModelAdmin):
             return "no reading reported"
         return "" if obj.energy_wh is None else format_html("{}", str(kwh(obj.energy_wh)))
 
+    @admin.display(description="Signed by the meter")
+    def signed_readings(self, obj):
+        """The verification result of the meter's signed readings (metering, docs/metering.md)."""
+        data = signed_meter_values.call(obj) if obj.pk else None
+        if data is None:
+            return "No signed readings (the charger's meter has no registered key)"
+        text = format_html("{}", data["text"])
+        if data.get("reason"):
+            text = format_html("{} ({})", text, data["reason"])
+        if data.get("transparency_url"):
+            text = format_html(
+                '{} · <a href="{}">transparency data</a>', text, data["transparency_url"]
+            )
+        readings = reverse("admin:metering_signedreading_changelist")
+        return format_html(
+            '{} · <a href="{}?session__id__exact={}">each reading</a>', text, readings, obj.pk
+        )
+
 
 @admin.register(MeterValue)
 class MeterValueAdmin(ReadOnlyAdmin):
@@ -483,6 +505,18 @@ class MeterValueAdmin(ReadOnlyAdmin):
     list_filter = ["measurand"]
     search_fields = ["charger__station_id"]
     list_select_related = ["charger", "session__charger"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
+@admin.register(SignedSample)
+class SignedSampleAdmin(ReadOnlyAdmin):
+    """Signed values of 1.6 MeterValues as received (metering shows what they verify to)."""
+
+    list_display = ["timestamp", "charger", "connector_id", "transaction_id", "context"]
+    list_filter = ["context"]
+    search_fields = ["charger__station_id", "=transaction_id"]
+    list_select_related = ["charger"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
 

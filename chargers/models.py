@@ -404,6 +404,36 @@ class MeterValue(models.Model):
         )
 
 
+class SignedSample(models.Model):
+    """A signed sampled value (format SignedData) of a 1.6 MeterValues, kept whole (MeterValue
+    keeps 100 characters of a value): the signed start reading a 1.6 charger sends right after
+    StartTransaction (OCA "Signed Meter Values in OCPP" 3.1.2), or a signed intermediate one.
+    Stored before the MeterValues is answered; metering reads and verifies it. Signed values of
+    StopTransaction (ChargingSession.transaction_data) and of 2.0.1 (TransactionEvent.payload)
+    are already kept whole where they arrive."""
+
+    id = models.BigAutoField(primary_key=True)
+    charger = models.ForeignKey(
+        Charger, on_delete=models.CASCADE, related_name="signed_samples", db_index=False
+    )
+    connector_id = models.PositiveIntegerField()
+    transaction_id = models.IntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField(help_text="Charger's clock.")
+    context = models.CharField(max_length=20, blank=True)
+    measurand = models.CharField(max_length=50, blank=True)
+    value = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [
+            models.Index(fields=["charger", "transaction_id"], name="signed_sample_transaction")
+        ]
+
+    def __str__(self) -> str:
+        return f"signed {self.context or 'sample'} of {self.transaction_id} on {self.charger_id}"
+
+
 class OrphanStop(models.Model):
     """A StopTransaction for a transaction we never saw start: acknowledged and kept for review."""
 

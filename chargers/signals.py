@@ -35,3 +35,9 @@ session_without_energy_reading = Signal()
 # disconnects were committed, so every drop is known, not only the last (reliability's port
 # timeline, docs/reliability.md).
 connection_changed = Signal()
+
+# charger_id=..., transaction_id=... (ours, 1.6) or session_id=...; sent after signed meter
+# values (OCMF, format SignedData) outside a start or stop were committed: the signed start
+# reading of a 1.6 charger arrives in a MeterValues right after StartTransaction. Metering
+# verifies them (metering.receivers); what it misses, it reads again when the session finishes.
+signed_values_received = Signal()

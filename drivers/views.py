@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from backoffice.formatting import date_text, zone_or_utc
 from billing.gateways import GatewayError, get_gateway
 from guest.receipts import receipt_context
+from metering.display import signed_meter_values
 
 from . import selectors, services
 from .models import DriverProfile
@@ -257,11 +258,16 @@ def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpRespo
 @driver_required
 def sessions(request: HttpRequest) -> HttpResponse:
     profile = _profile(request)
+    # Each session with what its meter signed ("Signed by the meter: verified"), or None.
+    history = [
+        (gs, signed_meter_values(gs.charging_session) if gs.charging_session else None)
+        for gs in selectors.sessions_for(profile)
+    ]
     return render(
         request,
         "drivers/sessions.html",
         {
-            "sessions": selectors.sessions_for(profile),
+            "sessions": history,
             "email": services.verified_email(profile),
             "invoices": selectors.invoices_for(profile),
         },

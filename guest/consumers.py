@@ -78,7 +78,21 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "state", **snap}))
         if snap["state"] == GuestSession.State.STARTING and snap["seconds_left"] is not None:
             self.tasks.append(asyncio.create_task(self._expire_at(snap["seconds_left"] + 1)))
+        if snap.get("awaiting_settlement"):
+            self._watch_settlement()
         return snap
+
+    def _watch_settlement(self) -> None:
+        # One watcher per page: it re-reads until settled, and settles itself if no worker did.
+        if not getattr(self, "settle_watching", False):
+            self.settle_watching = True
+            self.tasks.append(asyncio.create_task(self._settle_watch_once()))
+
+    async def _settle_watch_once(self) -> None:
+        try:
+            await self._settle_watch()
+        finally:
+            self.settle_watching = False
 
     async def _resync_after(self, delay: float) -> None:
         # The OCPP process reads the watch marker with a short memo (chargers.connections.live): events
@@ -157,4 +171,4 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
             await self._send_snapshot()
         elif kind == "stopped":
             if tx is None or event.get("transaction_id") == tx:
-                self.tasks.append(asyncio.create_task(self._settle_watch()))
+                self._watch_settlement()

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from chargers.models import Connector, MeterValue
+from chargers.models import ChargingSession, Connector, MeterValue
 from chargers.sessions.energy import kwh as to_kwh
 from chargers.sessions.energy import wh_text
 
@@ -156,6 +156,11 @@ def snapshot(gs: GuestSession) -> dict:
         # The port is the next guest's now: "Ready – plug in your car" would read as an invitation.
         status_label = "Session ended"
     note = finish_note(gs)
+    allowance = None
+    if session is not None and session.status == "active":
+        from power.selectors import session_allowance
+
+        allowance = session_allowance(session.pk)
     return {
         "headline": headline(gs, status_label, note),
         "note": note,
@@ -170,11 +175,21 @@ def snapshot(gs: GuestSession) -> dict:
         "no_reading": bool(session is not None and session.no_reading),
         "transaction_id": session.transaction_id if session else None,
         "session_id": session.pk if session else None,
+        # The charger has ended the session but it is not settled yet: a page that opens now
+        # (after the stop, its "stopped" event already gone) settles it if no worker does.
+        "awaiting_settlement": bool(
+            session is not None
+            and session.status == ChargingSession.Status.COMPLETED
+            and gs.state == GuestSession.State.CHARGING
+        ),
         "failure": gs.failure_message,
         "seconds_left": seconds_left,
         "can_stop": gs.state
         in (GuestSession.State.PENDING, GuestSession.State.STARTING, GuestSession.State.CHARGING),
         "stop_requested": gs.stop_requested_at is not None,
+        # The site's shared power budget (docs/power.md): what this car may draw, or its turn.
+        "power": allowance["text"] if allowance else None,
+        "power_waiting": bool(allowance and allowance["waiting"]),
         "receipt_url": reverse("guest:receipt", args=[gs.key])
         if gs.state == GuestSession.State.FINISHED
         else None,

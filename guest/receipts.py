@@ -8,6 +8,7 @@ import zoneinfo
 from django.utils import timezone
 
 from chargers.sessions.energy import kwh
+from metering.display import signed_meter_values
 from stays.models import Reservation
 from stays.selectors import reservation_access
 
@@ -63,6 +64,8 @@ def receipt_context(gs: GuestSession) -> dict:
         "stopped_at": local(session.stopped_at if session else gs.finished_at),
         "energy_kwh": energy_kwh,
         "no_reading": session is not None and session.no_reading,
+        # What the meter signed (OCMF): "Signed by the meter: verified" and the transparency file.
+        "signature": signed_meter_values(session) if session is not None else None,
         "cost": cost,
         "stay": stay,
         "payment": payments.payment_summary(gs.payment_id),

@@ -59,9 +59,23 @@ def _on_hold_authorized(sender, reference: str, **kwargs) -> None:
         logger.exception("Starting the guest session of payment %s failed", reference)
 
 
+def _on_allocation_changed(sender, session_ids: list[int], **kwargs) -> None:
+    # A guest's power allowance (or its turn) changed: the open page shows it at once.
+    from .models import GuestSession
+    from .starts import publish
+
+    for gs_id in GuestSession.objects.filter(
+        charging_session_id__in=session_ids, state=GuestSession.State.CHARGING
+    ).values_list("pk", flat=True):
+        publish(gs_id)
+
+
 def connect() -> None:
     from billing.signals import hold_authorized
 
     hold_authorized.connect(_on_hold_authorized, dispatch_uid="guest.hold_authorized")
     session_started.connect(_on_started, dispatch_uid="guest.session_started")
     session_finished.connect(_on_finished, dispatch_uid="guest.session_finished")
+    from power.signals import allocation_changed
+
+    allocation_changed.connect(_on_allocation_changed, dispatch_uid="guest.allocation_changed")

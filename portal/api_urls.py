@@ -14,6 +14,8 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from chargers.web.api import ChargerViewSet
+from metering.api import MeterKeyDetailView, MeterKeyListView
+from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
     AlertViewSet,
@@ -58,6 +60,17 @@ urlpatterns = [
         PropertyCalendarsView.as_view(),
         name="property-calendars",
     ),
+    path("properties/<int:property_id>/power/", PowerView.as_view(), name="property-power"),
+    path(
+        "properties/<int:property_id>/power/reading/",
+        PowerReadingView.as_view(),
+        name="property-power-reading",
+    ),
+    path(
+        "properties/<int:property_id>/power/allocations/",
+        PowerAllocationsView.as_view(),
+        name="property-power-allocations",
+    ),
     path(
         "chargers/<str:station_id>/backoffices/",
         BackofficeListView.as_view(),
@@ -67,6 +80,16 @@ urlpatterns = [
         "chargers/<str:station_id>/backoffices/<int:pk>/",
         BackofficeDetailView.as_view(),
         name="charger-backoffice",
+    ),
+    path(
+        "chargers/<str:station_id>/meter-keys/",
+        MeterKeyListView.as_view(),
+        name="charger-meter-keys",
+    ),
+    path(
+        "chargers/<str:station_id>/meter-keys/<str:meter_serial>/",
+        MeterKeyDetailView.as_view(),
+        name="charger-meter-key",
     ),
     path("uptime/", UptimeView.as_view(), name="uptime"),
     path("uptime/nevi.csv", NeviCsvView.as_view(), name="uptime-nevi"),

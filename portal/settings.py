@@ -51,12 +51,14 @@ INSTALLED_APPS = [
     "backoffice",
     "authorization",
     "chargers",
+    "metering",  # signed meter values (OCMF), meter keys (docs/metering.md)
     "billing",
     "reliability",
     "guest",
     "support",
     "roaming",
     "stays",
+    "power",
     # Driver accounts (docs/drivers.md): django-allauth for sign-up, email verification and change.
     "allauth",
     "allauth.account",
@@ -267,6 +269,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-deliveries": {
         "task": "roaming.deliveries_sweep",
         "schedule": env_int("OCPI_DELIVERY_SWEEP_SECONDS", 15),
+    },
+    # Site power (docs/power.md): sites whose sessions started/stopped, and every site with
+    # sessions every POWER_REFRESH_SECONDS (meter values, give-back, schedule, live expiry).
+    "power-recompute": {
+        "task": "power.recompute_due",
+        "schedule": env_int("POWER_SWEEP_SECONDS", 2),
+    },
+    # Power enforcement (docs/power.md): leases renewed, reconnected chargers set up, limits the
+    # rate limit held back sent.
+    "power-enforce": {
+        "task": "power.enforce",
+        "schedule": env_int("POWER_ENFORCE_SWEEP_SECONDS", 2),
     },
     "roaming-evse-status": {
         "task": "roaming.evse_status_sweep",
@@ -534,3 +548,15 @@ LOGGING = {
     # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# Site power (docs/power.md): every site with active sessions is recomputed at least this often.
+POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)
+# Enforcement over OCPP (docs/power.md, "Enforcement"): how long a lease (the profiles that lift a
+# charger above its safe default) lasts; a charger that loses its connection is back at its safe
+# default at most this long after. At most one profile per connector per MIN_INTERVAL; a charger
+# that refused is asked again after REFUSED_RETRY; a CALL waits COMMAND_TIMEOUT for its answer.
+POWER_SETTLE_SECONDS = env_int("POWER_SETTLE_SECONDS", 60)  # give-back: drawing less this long
+POWER_LEASE_SECONDS = env_int("POWER_LEASE_SECONDS", 120)
+POWER_PROFILE_MIN_INTERVAL_S = env_int("POWER_PROFILE_MIN_INTERVAL_S", 3)
+POWER_REFUSED_RETRY_SECONDS = env_int("POWER_REFUSED_RETRY_SECONDS", 300)
+POWER_COMMAND_TIMEOUT = env_int("POWER_COMMAND_TIMEOUT", 10)

@@ -37,8 +37,10 @@ urlpatterns = [
     path("ocpi/", include("roaming.urls")),
     path("roaming/", include("roaming.portal_urls")),
     path("stays/", include("stays.urls")),
+    path("metering/", include("metering.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
+    path("", include("power.urls")),
     path("", include("chargers.web.urls")),
     path("", include("authorization.urls")),
 ]

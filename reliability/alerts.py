@@ -35,6 +35,9 @@ REMEDIES_BY_KIND = {
     Kind.FAULTED: ("none", "soft_reset", "trigger_status"),
     Kind.STUCK_SESSION: ("none", "stop_stuck"),
 }
+# Kinds another app reports when it sees the problem and resolves when it is gone
+# (`problem_report`, `problem_resolved`): the evaluation leaves their alerts alone.
+PUSHED_KINDS = {Kind.POWER_REFUSED}
 # Kinds read from each port's outages this month (the uptime rules, exclusions applied).
 _FROM_OUTAGES = {Kind.FAULTED: outages.FAULTED, Kind.FAILED_START: outages.FAILED_START}
 
@@ -282,6 +285,31 @@ def alert_clear(alert_id: int, now: datetime) -> Alert | None:
     return alert
 
 
+def problem_report(
+    *, kind: str, charger_id: int, connector_id: int, details: str, now: datetime | None = None
+) -> list[Alert]:
+    """Open an alert of a pushed kind (PUSHED_KINDS) under every enabled rule of that kind of the
+    charger's organization, unless one is open; return the alerts opened."""
+    now = now or timezone.now()
+    rules = AlertRule.objects.filter(
+        kind=kind, enabled=True, organization__properties__chargers=charger_id
+    ).select_related("organization")
+    problem = alerting.Problem(kind, charger_id, connector_id, now, details=details[:300])
+    opened = [alert_open(rule, problem, now) for rule in rules]
+    return [alert for alert in opened if alert is not None]
+
+
+def problem_resolved(
+    *, kind: str, charger_id: int, connector_id: int, now: datetime | None = None
+) -> int:
+    """Clear the open alerts of a pushed kind for this port; return how many cleared."""
+    now = now or timezone.now()
+    open_ids = Alert.objects.filter(
+        kind=kind, charger_id=charger_id, connector_id=connector_id, cleared_at__isnull=True
+    ).values_list("pk", flat=True)
+    return sum(1 for alert_id in list(open_ids) if alert_clear(alert_id, now) is not None)
+
+
 def _org_chargers(organization_id: int) -> list[Charger]:
     return list(Charger.objects.filter(property__organization_id=organization_id).order_by("pk"))
 
@@ -300,7 +328,11 @@ def evaluate(now: datetime | None = None) -> list[Alert]:
     """Open and clear every enabled rule's alerts; return the alerts opened or still open (the
     first aid works on those)."""
     now = now or timezone.now()
-    rules = list(AlertRule.objects.filter(enabled=True).order_by("organization_id", "id"))
+    rules = list(
+        AlertRule.objects.filter(enabled=True)
+        .exclude(kind__in=PUSHED_KINDS)
+        .order_by("organization_id", "id")
+    )
     by_org: dict[int, list[AlertRule]] = {}
     for rule in rules:
         by_org.setdefault(rule.organization_id, []).append(rule)

@@ -124,6 +124,8 @@ class AlertRule(models.Model):
         REBOOT_LOOP = "reboot_loop", "Reboot loop"
         CERTIFICATE_EXPIRING = "certificate_expiring", "Certificate expiring"
         UPTIME_BELOW = "uptime_below", "Month's uptime below target"
+        # Reported by the app that sees it (power.enforcement), not evaluated here (PUSHED_KINDS).
+        POWER_REFUSED = "power_refused", "Charger refused its power limit"
 
     class Remediation(models.TextChoices):
         NONE = "none", "None"

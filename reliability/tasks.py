@@ -39,10 +39,13 @@ def sweep_task() -> int:
 
 @shared_task(name="reliability.alerts")
 def alerts_task() -> int:
-    """Open and clear alerts, give first aid where a rule asks for it, send what is due."""
+    """Open and clear alerts, send what is due, then give first aid where a rule asks for it."""
     from . import alerts, first_aid
 
     now = timezone.now()
-    for alert in alerts.evaluate(now):
+    still_open = alerts.evaluate(now)
+    # The events go out first: first aid waits for a charger's answer (up to its timeout).
+    sent = alerts.deliveries_send()
+    for alert in still_open:
         first_aid.treat(alert, now)
-    return alerts.deliveries_send()
+    return sent

@@ -6,6 +6,7 @@ AFIR table in docs/ocpi.md says which of these fields carries which AFIR data it
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -324,6 +325,77 @@ class SignedValueFacts:
     signed_data: str
 
 
+@dataclass(frozen=True)
+class SignedDataFacts:
+    """A session's signed meter values as the CDR carries them (mod_cdrs "SignedData")."""
+
+    encoding_method: str
+    values: tuple[SignedValueFacts, ...]
+    encoding_method_version: int | None = None
+    public_key: str = ""  # base64, as OCPI wants it
+    url: str = ""
+
+
+OCMF_NATURE = {"Transaction.Begin": "Start", "Transaction.End": "End"}
+
+
+def ocmf_signed_data(
+    records: list[tuple[str, str]], *, public_key_der: bytes | None, url: str = ""
+) -> SignedDataFacts:
+    """Return the SignedData of OCMF records [(OCPP context, "OCMF|...|...")]: plain_data is
+    the record as the meter wrote it, signed_data the same bytes base64 encoded (the spec's
+    "blob of signed data, base64 encoded"), public_key the meter's DER key in base64, and
+    encoding_method_version the OCMF format's major version (FV) when the record names it."""
+    version = None
+    values = []
+    for context, record in records:
+        values.append(
+            SignedValueFacts(
+                nature=OCMF_NATURE.get(context, "Intermediate"),
+                plain_data=record,
+                signed_data=base64.b64encode(record.encode()).decode(),
+            )
+        )
+        if version is None:
+            version = _ocmf_major_version(record)
+    return SignedDataFacts(
+        encoding_method="OCMF",
+        encoding_method_version=version,
+        values=tuple(values),
+        public_key=base64.b64encode(public_key_der).decode() if public_key_der else "",
+        url=url,
+    )
+
+
+def _ocmf_major_version(record: str) -> int | None:
+    marker = '"FV":'
+    at = record.find(marker)
+    if at < 0:
+        return None
+    text = record[at + len(marker) :].lstrip(" ").lstrip('"').split(".", 1)[0]
+    return int(text) if text.isdigit() else None
+
+
+def signed_data_object(signed: SignedDataFacts) -> dict[str, Any]:
+    """Return a mod_cdrs SignedData object (string lengths as the spec's table allows)."""
+    data: dict[str, Any] = {"encoding_method": signed.encoding_method[:36]}
+    if signed.encoding_method_version is not None:
+        data["encoding_method_version"] = signed.encoding_method_version
+    if signed.public_key and len(signed.public_key) <= 512:
+        data["public_key"] = signed.public_key
+    data["signed_values"] = [
+        {
+            "nature": v.nature[:32],
+            "plain_data": v.plain_data[:5000],
+            "signed_data": v.signed_data[:5000],
+        }
+        for v in signed.values
+    ]
+    if signed.url and len(signed.url) <= 512:
+        data["url"] = signed.url
+    return data
+
+
 def charging_periods(session: SessionFacts) -> list[dict[str, Any]]:
     """Return the CDR's charging periods: charging (ENERGY, TIME), then not charging (PARKING_TIME)."""
     cost = session.cost
@@ -357,7 +429,7 @@ def cdr_object(
     cdr_id: str,
     location: dict[str, Any],
     tariffs: list[dict[str, Any]],
-    signed_values: tuple[SignedValueFacts, ...],
+    signed: SignedDataFacts | None,
     country_code: str,
     party_id: str,
     created: datetime,
@@ -387,19 +459,8 @@ def cdr_object(
     if tariffs:
         data["tariffs"] = tariffs
     data["charging_periods"] = charging_periods(session)
-    if signed_values:
-        data["signed_data"] = {
-            # OCPP 1.6 'SignedData' sampled values as the charger sent them.
-            "encoding_method": "OCPP1.6-SignedData",
-            "signed_values": [
-                {
-                    "nature": v.nature,
-                    "plain_data": v.plain_data[:5000],
-                    "signed_data": v.signed_data[:5000],
-                }
-                for v in signed_values
-            ],
-        }
+    if signed is not None and signed.values:
+        data["signed_data"] = signed_data_object(signed)
     data["total_cost"] = {"excl_vat": number(cost.subtotal), "incl_vat": number(cost.total)}
     if cost.fixed is not None:
         data["total_fixed_cost"] = _price(cost.fixed)

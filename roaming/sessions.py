@@ -18,6 +18,8 @@ from billing.pricing import Cost
 from billing.selectors import rate_for_charger
 from billing.services import session_cost
 from chargers.models import ChargingSession
+from metering.display import cdr_signed_records, transparency_url
+from metering.services import session_signed_ingest
 
 from . import location_data, mapping, ocpi, selectors, services
 from .models import Cdr, Partner, PushedToken, RemoteCommand
@@ -29,7 +31,7 @@ _TOKEN_TYPES: dict[str, str] = {
     Token.Type.APP: "APP_USER",
     Token.Type.OTHER: "OTHER",
 }
-_NATURE = {"Transaction.Begin": "Start", "Transaction.End": "End"}
+_NATURE = mapping.OCMF_NATURE
 
 
 def roaming_sessions() -> QuerySet[ChargingSession]:
@@ -185,6 +187,31 @@ def session_facts(session: ChargingSession, *, cost: Cost | None = None) -> mapp
     )
 
 
+def _signed_data(session: ChargingSession) -> mapping.SignedDataFacts | None:
+    """Return the session's signed meter values for its CDR: the OCMF records metering kept
+    (with the meter's key), else the raw 'SignedData' values of StopTransaction."""
+    ocmf = cdr_signed_records(session)
+    if ocmf is not None:
+        records, key_hex = ocmf
+        return mapping.ocmf_signed_data(
+            records,
+            public_key_der=_der(key_hex),
+            url=transparency_url(session.pk) if settings.SITE_URL else "",
+        )
+    raw = _signed_values(session)
+    if not raw:
+        return None
+    # OCPP 1.6 'SignedData' sampled values as the charger sent them.
+    return mapping.SignedDataFacts(encoding_method="OCPP1.6-SignedData", values=raw)
+
+
+def _der(key_hex: str) -> bytes | None:
+    try:
+        return bytes.fromhex(key_hex) if key_hex else None
+    except ValueError:
+        return None
+
+
 def _signed_values(session: ChargingSession) -> tuple[mapping.SignedValueFacts, ...]:
     """Return the 'SignedData' sampled values the charger sent in StopTransaction.transactionData."""
     found = []
@@ -302,6 +329,9 @@ def cdr_create(*, session_id: int) -> Cdr | None:
     partner = partner_of(session) if session is not None else None
     if session is None or partner is None:
         return None
+    # A CDR cannot change once sent: have metering read the signed values first (idempotent),
+    # in case its own task has not run yet (both follow session_finished).
+    session_signed_ingest(session_id=session.pk)
     cost = session_cost(session)
     facts = session_facts(session, cost=cost)
     rate = rate_for_charger(session.charger, session.started_at)
@@ -322,7 +352,7 @@ def cdr_create(*, session_id: int) -> Cdr | None:
         cdr_id=cdr_id,
         location=_cdr_location(session),
         tariffs=tariffs,
-        signed_values=_signed_values(session),
+        signed=_signed_data(session),
         country_code=settings.OCPI_COUNTRY_CODE,
         party_id=settings.OCPI_PARTY_ID,
         created=timezone.now(),

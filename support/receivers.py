@@ -7,6 +7,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from billing.signals import settlement_held
 from chargers.signals import session_without_energy_reading
 
 from .findings import host_findings, tickets_for
@@ -27,3 +28,11 @@ def flag_no_energy_reading(sender: Any, session_id: int, **kwargs: Any) -> None:
     from .services import flag_session_without_energy_reading
 
     flag_session_without_energy_reading(session_id=session_id)
+
+
+@receiver(settlement_held, dispatch_uid="support.flag_settlement_held")
+def flag_settlement_held(sender: Any, session_id: int, reason: str = "", **kwargs: Any) -> None:
+    """A settlement is held (signed meter readings that do not verify): a ticket for support."""
+    from .services import flag_settlement_held as flag
+
+    flag(session_id=session_id, reason=reason)

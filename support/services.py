@@ -121,3 +121,45 @@ def flag_session_without_energy_reading(*, session_id: int) -> Ticket | None:
         occurred_at=session.stopped_at,
         details={"flag": NO_ENERGY_READING, "sessions": [session_id]},
     )
+
+
+SETTLEMENT_HELD = "signed_meter_values"
+
+
+def flag_settlement_held(*, session_id: int, reason: str) -> Ticket | None:
+    """Open a ticket for a session whose settlement is held because its signed meter readings
+    do not verify (billing follows the signature, docs/metering.md): one per session, since
+    each is money waiting for an agent's decision."""
+    from chargers.models import ChargingSession
+
+    session = (
+        ChargingSession.objects.select_related("charger", "charger__property")
+        .filter(pk=session_id)
+        .first()
+    )
+    if session is None:
+        return None
+    existing = Ticket.objects.filter(session=session, details__flag=SETTLEMENT_HELD).first()
+    if existing is not None:
+        return existing
+    charger = session.charger
+    prop = charger.property
+    return Ticket.objects.create(
+        topic=Ticket.Topic.BILLING,
+        source=Ticket.Source.ASSISTANT,
+        message=(
+            f"The settlement of session {session.transaction_id} on charger "
+            f"{charger.station_id} is held: {reason}. Check the meter's public key registered "
+            "for the charger (meter keys) against the one printed on the meter, then register "
+            "the right key (the session is verified and settled again) or set the "
+            "organization's policy to bill the measured energy."
+        ),
+        station_id=charger.station_id,
+        charger=charger,
+        property=prop,
+        property_name=prop.name if prop else "",
+        organization=prop.organization if prop else None,
+        session=session,
+        occurred_at=session.stopped_at,
+        details={"flag": SETTLEMENT_HELD, "reason": reason[:200]},
+    )

@@ -10,6 +10,8 @@ trips. The single-item services in chargers.sessions.services delegate here, so 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -327,11 +329,32 @@ async def _connections_record_pg(changes: list[ConnectionChange]) -> list[None]:
                     [c.at for c in disconnects],
                 ],
             )
-    spawn(
-        db.run(connection_changed.send, sender=Charger, changes=_link_changes(changes)),
-        "Announcing connection changes",
-    )
+    _announce_in_order(_link_changes(changes))
     return [None] * len(changes)
+
+
+# The announcement of each batch that is (or was last) on its way, per event loop.
+_last_announcement: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _announce_in_order(changes: list[tuple[int, str, bool, datetime]]) -> None:
+    """Announce a batch of connection changes in the background, after the batch before it.
+    The pool runs announcements on several threads at once: unordered, the connect of a
+    charger's next socket could be announced before the drop of its last one, and the drop
+    would then look like a socket replaced by a newer one (not recorded as a drop)."""
+    loop = asyncio.get_running_loop()
+    previous = _last_announcement.get(loop)
+
+    async def announce() -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # its failure is logged by spawn, not ours to raise
+        await db.run(connection_changed.send, sender=Charger, changes=changes)
+
+    task = asyncio.ensure_future(announce())
+    _last_announcement[loop] = task
+    spawn(task, "Announcing connection changes")
 
 
 async def _chargers_boot_pg(boots: list[Boot]) -> list[Booted]:

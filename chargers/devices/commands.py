@@ -215,10 +215,10 @@ async def _record_answer(
             source=source,
             user_id=user_id,
         )
-    elif (
-        action in ("SetChargingProfile", "ClearChargingProfile")
-        and charger.ocpp_version == Charger.OcppVersion.V201
-    ):
+    elif action in ("SetChargingProfile", "ClearChargingProfile"):
+        if charger.ocpp_version != Charger.OcppVersion.V201:
+            # 1.6 profiles are kept in the same words (chargers.devices.smart_charging.as_201).
+            payload = smart_charging.as_201(action, payload)
         await db.run(
             smart_charging.record_answer,
             charger_id=charger.pk,

@@ -97,6 +97,38 @@ def check_outgoing(*, charger_id: int, action: str, payload: dict[str, Any]) -> 
             )
 
 
+_PURPOSE_201 = {"ChargePointMaxProfile": rules.STATION_MAX}
+
+
+def as_201(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a 1.6 SetChargingProfile / ClearChargingProfile payload in 2.0.1 words, so what a
+    1.6 charger holds is kept as a 2.0.1 one's is (connectorId is the EVSE, ChargePointMaxProfile
+    the ChargingStationMaxProfile, a transactionId a string)."""
+    if action == "ClearChargingProfile":
+        criteria = {
+            key201: payload[key16]
+            for key16, key201 in (
+                ("connectorId", "evseId"),
+                ("chargingProfilePurpose", "chargingProfilePurpose"),
+                ("stackLevel", "stackLevel"),
+            )
+            if key16 in payload
+        }
+        if "chargingProfilePurpose" in criteria:
+            purpose = criteria["chargingProfilePurpose"]
+            criteria["chargingProfilePurpose"] = _PURPOSE_201.get(purpose, purpose)
+        return {"chargingProfileId": payload.get("id"), "chargingProfileCriteria": criteria}
+    profile = dict(payload.get("csChargingProfiles") or {})
+    profile["id"] = profile.pop("chargingProfileId", None)
+    purpose = profile.get("chargingProfilePurpose", "")
+    profile["chargingProfilePurpose"] = _PURPOSE_201.get(purpose, purpose)
+    if "transactionId" in profile:
+        profile["transactionId"] = str(profile["transactionId"])
+    if "chargingSchedule" in profile:
+        profile["chargingSchedule"] = [profile["chargingSchedule"]]
+    return {"evseId": payload.get("connectorId", 0), "chargingProfile": profile}
+
+
 def _profile_fields(evse_id: int, profile: dict[str, Any]) -> dict[str, Any]:
     return {
         "evse_id": max(int(evse_id), 0),

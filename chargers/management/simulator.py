@@ -18,10 +18,18 @@ import random
 import ssl
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import websockets
+
+from chargers.management.ocmf_meter import SigningMeter, change_one_digit, oca_public_key
+from chargers.management.ocmf_meter import signed_meter_value as smv
+from chargers.management.sim_profiles import Held, Profiles
+from chargers.ocpp import protocol, protocol201
+from chargers.ocpp.protocol import OcppError
 
 logger = logging.getLogger("simulator")
 
@@ -50,6 +58,11 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# What a simulated charger answers a CALL: (response, follow-up). The response None answers
+# NotSupported (a CALLERROR); the follow-up runs once the answer is out.
+Answer = tuple[dict | None, Awaitable[Any] | None]
+
+
 class CallError(Exception):
     def __init__(self, code: str, description: str):
         super().__init__(f"{code}: {description}")
@@ -65,6 +78,8 @@ class ConnectorState:
     id_tag: str = ""
     meter_wh: int = 0
     power_kw: float = 0.0
+    started_at: datetime | None = None  # of the running transaction (Relative profiles)
+    ev_max_a: float | None = None  # the car plugged in here draws at most this (A per phase)
 
 
 @dataclass
@@ -87,6 +102,18 @@ class SimulatedCharger:
     # demo always finds this many ports free (issue 35 item 17). 0: every port may be busy.
     keep_free: int = 1
     call_timeout: float = 30.0
+    # The electrical side (issue 38): a car draws min(its maximum, the profile limit in force).
+    # Its maximum is `ev_max_a` per phase, or `power_kw` over `phases` at `voltage`.
+    phases: int = 1
+    voltage: float = 230.0
+    ev_max_a: float | None = None
+    profile_accept: bool = True  # False: every SetChargingProfile is answered Rejected
+    # A calibrated meter signing its readings (OCMF, ECDSA P-256; ocmf_meter.generate_key()):
+    # signed start and end as the OCA "Signed Meter Values in OCPP" note puts them.
+    signing_key: object | None = None
+    signed_start_in_stop: bool = True  # 1.6/2.0.1: repeat the signed start at the end (OCA 3.1.4)
+    public_key_in_message: bool = True  # PublicKeyWithSignedMeterValue=EveryMeterValue
+    tamper_signed_end: bool = False  # a faulty meter: one digit of the signed end changed
 
     def __post_init__(self) -> None:
         self.ws = None
@@ -105,6 +132,14 @@ class SimulatedCharger:
         self.certificate_chain = ""
         self.call_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
+        self.profiles = Profiles()
+        self.meters = {
+            n: SigningMeter(self.signing_key, serial=f"SIM-{self.station_id}-{n}")  # type: ignore[arg-type]
+            for n in self.state
+            if self.signing_key is not None
+        }
+        self.signed: dict[int, dict[str, str]] = {}  # connector -> {"B": record, "E": record}
+        self.signed_start_wh: dict[int, int] = {}
 
     # -- connection -----------------------------------------------------------------------------------
 
@@ -157,9 +192,15 @@ class SimulatedCharger:
         future = asyncio.get_running_loop().create_future()
         self._pending[unique_id] = future
         started = time.perf_counter()
-        async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
-            await self.ws.send(json.dumps([2, unique_id, action, payload]))
-            message = await asyncio.wait_for(future, self.call_timeout)
+        try:
+            async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
+                await self.ws.send(json.dumps([2, unique_id, action, payload]))
+                message = await asyncio.wait_for(future, self.call_timeout)
+        finally:
+            # A call given up (cancelled while waiting for the lock, timed out) leaves no future
+            # behind for the reader to fail when the socket closes ("never retrieved").
+            self._pending.pop(unique_id, None)
+            future.cancel()
         self.latencies.append(time.perf_counter() - started)
         if message[0] == 4:
             self.errors += 1
@@ -205,6 +246,7 @@ class SimulatedCharger:
     async def start(self, connector_id: int, id_tag: str) -> dict:
         connector = self.state[connector_id]
         await self.status(connector_id, "Preparing")
+        self._sign_reading(connector_id, "B", id_tag)
         result = await self.call(
             "StartTransaction",
             {
@@ -218,6 +260,8 @@ class SimulatedCharger:
             connector.transaction_id = result["transactionId"]
             connector.id_tag = id_tag
             connector.power_kw = self.power_kw
+            connector.started_at = datetime.now(UTC)
+            await self._send_signed_start(connector_id)
             await self.status(connector_id, "Charging")
         else:
             await self.call(
@@ -232,10 +276,76 @@ class SimulatedCharger:
             await self.status(connector_id, "Available")
         return result
 
+    # -- what the car draws (issue 38) --------------------------------------------------------------
+
+    def transaction_key(self, connector_id: int) -> str | None:
+        """The running transaction's id as a profile names it (None: no transaction)."""
+        tx = self.state[connector_id].transaction_id
+        return None if tx is None else str(tx)
+
+    def limit_a(self, connector_id: int, now: datetime | None = None) -> float | None:
+        """The limit in force on the connector, in amperes per phase (None: no profile limits it)."""
+        return self.profiles.limit_a(
+            connector_id,
+            now or datetime.now(UTC),
+            transaction_id=self.transaction_key(connector_id),
+            tx_start=self.state[connector_id].started_at,
+            volts=self.voltage,
+            phases=self.phases,
+        )
+
+    def ev_max_current(self, connector: ConnectorState) -> float:
+        return (
+            connector.ev_max_a
+            or self.ev_max_a
+            or connector.power_kw * 1000 / (self.voltage * self.phases)
+        )
+
+    def draw_a(self, connector_id: int) -> float:
+        """The current the car draws now, per phase: min(its maximum, the limit in force)."""
+        connector = self.state[connector_id]
+        if connector.transaction_id is None:
+            return 0.0
+        limit = self.limit_a(connector_id)
+        wanted = self.ev_max_current(connector)
+        return wanted if limit is None else max(0.0, min(wanted, limit))
+
+    def drawn_kw(self, connector: ConnectorState) -> float:
+        if connector.transaction_id is None or (
+            connector.ev_max_a is None and self.ev_max_a is None and not self.profiles.held
+        ):
+            return connector.power_kw  # no car model and no profile: the configured power
+        return self.draw_a(connector.connector_id) * self.voltage * self.phases / 1000
+
+    def _currents(self, connector: ConnectorState, power_kw: float) -> list[dict]:
+        """Current.Import sampled values: one without a phase for a single-phase charger, else
+        one per phase (L1..L3)."""
+        if self.phases == 1:
+            return [
+                {
+                    "value": f"{power_kw * 1000 / self.voltage:.1f}",
+                    "measurand": "Current.Import",
+                    "unit": "A",
+                    "context": "Sample.Periodic",
+                }
+            ]
+        amps = power_kw * 1000 / (self.voltage * self.phases)
+        return [
+            {
+                "value": f"{amps:.1f}",
+                "measurand": "Current.Import",
+                "unit": "A",
+                "context": "Sample.Periodic",
+                "phase": f"L{n}",
+            }
+            for n in range(1, self.phases + 1)
+        ]
+
     async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
         connector = self.state[connector_id]
         seconds = self.meter_interval if seconds is None else seconds
-        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        power_kw = self.drawn_kw(connector)
+        connector.meter_wh += int(power_kw * 1000 * seconds / 3600)
         payload = {
             "connectorId": connector_id,
             "meterValue": [
@@ -249,17 +359,12 @@ class SimulatedCharger:
                             "context": "Sample.Periodic",
                         },
                         {
-                            "value": f"{connector.power_kw * 1000:.0f}",
+                            "value": f"{power_kw * 1000:.0f}",
                             "measurand": "Power.Active.Import",
                             "unit": "W",
                             "context": "Sample.Periodic",
                         },
-                        {
-                            "value": f"{connector.power_kw * 1000 / 230:.1f}",
-                            "measurand": "Current.Import",
-                            "unit": "A",
-                            "context": "Sample.Periodic",
-                        },
+                        *self._currents(connector, power_kw),
                     ],
                 }
             ],
@@ -273,103 +378,257 @@ class SimulatedCharger:
         if connector.transaction_id is None:
             return
         tx, connector.transaction_id, connector.power_kw = connector.transaction_id, None, 0.0
+        connector.started_at = None
+        self.profiles.end_transaction(connector_id)
         await self.status(connector_id, "Finishing")
+        payload = {
+            "transactionId": tx,
+            "meterStop": connector.meter_wh,
+            "timestamp": now_iso(),
+            "reason": reason,
+            "idTag": connector.id_tag,
+        }
+        if self.signing_key is not None:
+            payload["transactionData"] = self._signed_stop_data(connector_id)
+        await self.call("StopTransaction", payload)
+        await self.status(connector_id, "Available")
+
+    # -- a signing meter (OCMF) --------------------------------------------------------------------
+
+    def _sign_reading(self, connector_id: int, tx: str, id_tag: str = "") -> str | None:
+        """Have the connector's meter sign its reading now ("B" begin, "E" end); keep it."""
+        meter = self.meters.get(connector_id)
+        if meter is None:
+            return None
+        connector = self.state[connector_id]
+        if tx == "B":
+            self.signed[connector_id] = {}
+            self.signed_start_wh[connector_id] = connector.meter_wh
+        record = meter.sign(
+            wh=connector.meter_wh,
+            tx=tx,
+            when=datetime.now(UTC),
+            id_tag=id_tag or connector.id_tag,
+            charge_point=f"{self.station_id} {connector_id}",
+        )
+        if tx == "E" and self.tamper_signed_end:
+            record = change_one_digit(record)
+        self.signed.setdefault(connector_id, {})[tx] = record
+        return record
+
+    def _signed_value(self, record: str) -> dict:
+        key = oca_public_key(self.signing_key) if self.public_key_in_message else ""  # type: ignore[arg-type]
+        return smv(record, public_key=key)
+
+    def _signed_sampled_16(self, record: str, context: str) -> dict:
+        """A 1.6 sampledValue carrying a signed reading (OCA 3.2.1: the SignedMeterValueType
+        as JSON text in `value`, format SignedData)."""
+        return {
+            "value": json.dumps(self._signed_value(record)),
+            "format": "SignedData",
+            "context": context,
+            "measurand": "Energy.Active.Import.Register",
+            "location": "Outlet",
+            "unit": "Wh",
+        }
+
+    async def _send_signed_start(self, connector_id: int) -> None:
+        """OCA 3.1.2: the signed start in a MeterValues right after StartTransaction."""
+        record = self.signed.get(connector_id, {}).get("B")
+        connector = self.state[connector_id]
+        if record is None or connector.transaction_id is None:
+            return
         await self.call(
-            "StopTransaction",
+            "MeterValues",
             {
-                "transactionId": tx,
-                "meterStop": connector.meter_wh,
-                "timestamp": now_iso(),
-                "reason": reason,
-                "idTag": connector.id_tag,
+                "connectorId": connector_id,
+                "transactionId": connector.transaction_id,
+                "meterValue": [
+                    {
+                        "timestamp": now_iso(),
+                        "sampledValue": [self._signed_sampled_16(record, "Transaction.Begin")],
+                    }
+                ],
             },
         )
-        await self.status(connector_id, "Available")
+
+    def _signed_stop_data(self, connector_id: int) -> list[dict]:
+        """OCA 3.1.4: StopTransaction.transactionData with the signed end (and the start)."""
+        end = self._sign_reading(connector_id, "E")
+        begin = self.signed.get(connector_id, {}).get("B")
+        sampled = []
+        if begin is not None and self.signed_start_in_stop:
+            sampled.append(self._signed_sampled_16(begin, "Transaction.Begin"))
+        if end is not None:
+            sampled.append(self._signed_sampled_16(end, "Transaction.End"))
+        return [{"timestamp": now_iso(), "sampledValue": sampled}]
 
     # -- what a charger answers -----------------------------------------------------------------------
 
-    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:  # noqa: C901 (to be split: issue 36)
+    def _answers(self) -> dict[str, Callable[[dict], Answer]]:
+        accepted = self._accepted
+        return {
+            "RemoteStartTransaction": self._on_remote_start,
+            "RemoteStopTransaction": self._on_remote_stop,
+            "Reset": accepted,
+            "UnlockConnector": lambda p: (
+                {"status": "Unlocked" if p["connectorId"] in self.state else "NotSupported"},
+                None,
+            ),
+            "ChangeConfiguration": self._on_change_configuration,
+            "ClearCache": accepted,
+            "ChangeAvailability": accepted,
+            "SendLocalList": accepted,
+            "CertificateSigned": self._on_certificate_signed,
+            "InstallCertificate": accepted,
+            "GetInstalledCertificateIds": lambda p: ({"status": "NotFound"}, None),
+            "DeleteCertificate": lambda p: ({"status": "NotFound"}, None),
+            "GetLog": self._on_get_log,
+            "SignedUpdateFirmware": self._on_signed_update_firmware,
+            "ExtendedTriggerMessage": self._on_trigger,
+            "GetLocalListVersion": lambda p: ({"listVersion": 0}, None),
+            "GetConfiguration": self._on_get_configuration,
+            "TriggerMessage": self._on_trigger,
+            "DataTransfer": lambda p: ({"status": "UnknownVendorId"}, None),
+            "SetChargingProfile": self._on_set_charging_profile,
+            "ClearChargingProfile": self._on_clear_charging_profile,
+            "GetCompositeSchedule": self._on_get_composite_schedule,
+        }
+
+    def _check_request(self, action: str, payload: dict) -> None:
+        """Raise CallError unless the CALL's payload is schema-valid (the smart charging ones)."""
+        try:
+            protocol.check_outgoing(action, payload)
+        except OcppError as exc:
+            raise CallError(exc.code, exc.description) from None
+
+    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
         self.received_calls.append((action, payload))
-        response: dict | None = None
-        follow_up = None
-        if action == "RemoteStartTransaction":
-            connector_id = payload.get("connectorId") or 1
-            free = connector_id in self.state and self.state[connector_id].transaction_id is None
-            ok = self.remote_start_accept and free
-            response = {"status": "Accepted" if ok else "Rejected"}
-            if ok:
-                follow_up = self.start(connector_id, payload["idTag"])
-        elif action == "RemoteStopTransaction":
-            match = [c for c in self.state.values() if c.transaction_id == payload["transactionId"]]
-            response = {"status": "Accepted" if match else "Rejected"}
-            if match:
-                follow_up = self.stop(match[0].connector_id, "Remote")
-        elif action == "Reset":
-            response = {"status": "Accepted"}
-        elif action == "UnlockConnector":
-            response = {
-                "status": "Unlocked" if payload["connectorId"] in self.state else "NotSupported"
-            }
-        elif (
-            action == "ChangeConfiguration" and payload.get("key", "").lower() == "authorizationkey"
-        ):
-            # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
-            response = {"status": "Accepted"}
-            follow_up = self._adopt_key(payload["value"])
-        elif action in ("ClearCache", "ChangeAvailability", "ChangeConfiguration", "SendLocalList"):
-            response = {"status": "Accepted"}
-        elif action in ("CertificateSigned", "InstallCertificate"):
-            response = {"status": "Accepted"}
-            if action == "CertificateSigned":
-                self.certificate_chain = payload["certificateChain"]
-        elif action in ("GetInstalledCertificateIds", "DeleteCertificate"):
-            response = {"status": "NotFound"}
-        elif action == "GetLog":
-            response = {
-                "status": "Accepted",
-                "filename": f"{self.station_id}-{payload['logType']}.log",
-            }
-            follow_up = self._notify(
-                "LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"]
-            )
-        elif action == "SignedUpdateFirmware":
-            response = {"status": "Accepted"}
-            follow_up = self._notify(
-                "SignedFirmwareStatusNotification",
-                payload["requestId"],
-                ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"],
-            )
-        elif action == "ExtendedTriggerMessage":
-            response = {"status": "Accepted"}
-            if payload.get("requestedMessage") == "Heartbeat":
-                follow_up = self.heartbeat()
-        elif action == "GetLocalListVersion":
-            response = {"listVersion": 0}
-        elif action == "GetConfiguration":
-            known = {
-                "HeartbeatInterval": (False, str(self.heartbeat_interval)),
-                # What meter_values() sends, fixed (the central system checks it after boot).
-                "MeterValuesSampledData": (
-                    True,
-                    "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
-                ),
-            }
-            asked = payload.get("key") or list(known)
-            response = {
-                "configurationKey": [
-                    {"key": key, "readonly": known[key][0], "value": known[key][1]}
-                    for key in asked
-                    if key in known
-                ],
-                "unknownKey": [key for key in asked if key not in known],
-            }
-        elif action == "TriggerMessage":
-            response = {"status": "Accepted"}
-            if payload.get("requestedMessage") == "Heartbeat":
-                follow_up = self.heartbeat()
-        elif action == "DataTransfer":
-            response = {"status": "UnknownVendorId"}
+        handler = self._answers().get(action)
+        try:
+            response, follow_up = handler(payload) if handler else (None, None)
+        except CallError as exc:
+            await self.ws.send(json.dumps([4, unique_id, exc.code, exc.description, {}]))
+            return
         await self._reply(unique_id, action, response, follow_up)
+
+    @staticmethod
+    def _accepted(payload: dict) -> Answer:
+        return {"status": "Accepted"}, None
+
+    def _on_remote_start(self, payload: dict) -> Answer:
+        connector_id = payload.get("connectorId") or 1
+        free = connector_id in self.state and self.state[connector_id].transaction_id is None
+        ok = self.remote_start_accept and free
+        follow_up = self.start(connector_id, payload["idTag"]) if ok else None
+        return {"status": "Accepted" if ok else "Rejected"}, follow_up
+
+    def _on_remote_stop(self, payload: dict) -> Answer:
+        match = [c for c in self.state.values() if c.transaction_id == payload["transactionId"]]
+        follow_up = self.stop(match[0].connector_id, "Remote") if match else None
+        return {"status": "Accepted" if match else "Rejected"}, follow_up
+
+    def _on_change_configuration(self, payload: dict) -> Answer:
+        if payload.get("key", "").lower() == "authorizationkey":
+            # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
+            return {"status": "Accepted"}, self._adopt_key(payload["value"])
+        return {"status": "Accepted"}, None
+
+    def _on_certificate_signed(self, payload: dict) -> Answer:
+        self.certificate_chain = payload["certificateChain"]
+        return {"status": "Accepted"}, None
+
+    def _on_get_log(self, payload: dict) -> Answer:
+        response = {"status": "Accepted", "filename": f"{self.station_id}-{payload['logType']}.log"}
+        return response, self._notify(
+            "LogStatusNotification", payload["requestId"], ["Uploading", "Uploaded"]
+        )
+
+    def _on_signed_update_firmware(self, payload: dict) -> Answer:
+        return {"status": "Accepted"}, self._notify(
+            "SignedFirmwareStatusNotification",
+            payload["requestId"],
+            ["Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"],
+        )
+
+    def _on_trigger(self, payload: dict) -> Answer:
+        follow_up = self.heartbeat() if payload.get("requestedMessage") == "Heartbeat" else None
+        return {"status": "Accepted"}, follow_up
+
+    def _on_get_configuration(self, payload: dict) -> Answer:
+        known = {
+            "HeartbeatInterval": (False, str(self.heartbeat_interval)),
+            # What meter_values() sends, fixed (the central system checks it after boot).
+            "MeterValuesSampledData": (
+                True,
+                "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
+            ),
+        }
+        asked = payload.get("key") or list(known)
+        response = {
+            "configurationKey": [
+                {"key": key, "readonly": known[key][0], "value": known[key][1]}
+                for key in asked
+                if key in known
+            ],
+            "unknownKey": [key for key in asked if key not in known],
+        }
+        return response, None
+
+    # -- smart charging (OCPP 1.6 §3.13, §5.5, §5.7, §5.16; 2.0.1 K01-K10) -------------------------
+
+    def _transactions(self) -> dict[int, str]:
+        return {n: key for n in self.state if (key := self.transaction_key(n)) is not None}
+
+    def _install(self, profile: Held) -> Answer:
+        status = (
+            self.profiles.check(
+                profile, connector_ids=set(self.state), transactions=self._transactions()
+            )
+            if self.profile_accept
+            else "Rejected"
+        )
+        if status == "Accepted":
+            self.profiles.install(profile)
+        return {"status": status}, None
+
+    def _on_set_charging_profile(self, payload: dict) -> Answer:
+        self._check_request("SetChargingProfile", payload)
+        return self._install(Held.from_v16(payload))
+
+    def _on_clear_charging_profile(self, payload: dict) -> Answer:
+        self._check_request("ClearChargingProfile", payload)
+        cleared = self.profiles.clear(
+            profile_id=payload.get("id"),
+            connector_id=payload.get("connectorId"),
+            purpose=payload.get("chargingProfilePurpose"),
+            stack_level=payload.get("stackLevel"),
+        )
+        return {"status": "Accepted" if cleared else "Unknown"}, None
+
+    def _composite(self, connector_id: int, duration: int) -> dict:
+        """The schedule in force on the connector now, as one period (A)."""
+        limit = self.limit_a(connector_id) if connector_id in self.state else None
+        if limit is None:
+            limit = self.ev_max_current(self.state.get(connector_id) or ConnectorState(0))
+        return {
+            "duration": duration,
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(limit, 1)}],
+        }
+
+    def _on_get_composite_schedule(self, payload: dict) -> Answer:
+        self._check_request("GetCompositeSchedule", payload)
+        connector_id = payload["connectorId"]
+        if connector_id and connector_id not in self.state:
+            return {"status": "Rejected"}, None
+        schedule = self._composite(connector_id, payload["duration"])
+        return {
+            "status": "Accepted",
+            "connectorId": connector_id,
+            "scheduleStart": now_iso(),
+            "chargingSchedule": {**schedule, "startSchedule": now_iso()},
+        }, None
 
     async def _reply(self, unique_id: str, action: str, response: dict | None, follow_up) -> None:
         """Answer a CALL (NotSupported when there is no response), then run what it asked for."""
@@ -554,7 +813,7 @@ class SimulatedCharger201(SimulatedCharger):
                         "unitOfMeasure": {"unit": "Wh"},
                     },
                     {
-                        "value": round(connector.power_kw * 1000),
+                        "value": round(self.drawn_kw(connector) * 1000),
                         "measurand": "Power.Active.Import",
                         "context": context,
                         "unitOfMeasure": {"unit": "W"},
@@ -578,7 +837,34 @@ class SimulatedCharger201(SimulatedCharger):
         }
         if event_type == "Started" or trigger == "StopAuthorized":
             payload["idToken"] = {"idToken": connector.id_tag, "type": self.ID_TOKEN_TYPE}
+        if self.signing_key is not None and event_type in ("Started", "Ended"):
+            self._sign_201(connector_id, event_type, payload["meterValue"])
         return await self.call("TransactionEvent", payload)
+
+    def _sign_201(self, connector_id: int, event_type: str, meter_value: list[dict]) -> None:
+        """2.0.1 signedMeterValue on the energy reading of Started (Transaction.Begin) and Ended
+        (Transaction.End, with the start again as its own Transaction.Begin value, OCA 4.1.2)."""
+        record = self._sign_reading(connector_id, "B" if event_type == "Started" else "E")
+        if record is None:
+            return
+        meter_value[0]["sampledValue"][0]["signedMeterValue"] = self._signed_value(record)
+        begin = self.signed.get(connector_id, {}).get("B")
+        if event_type == "Ended" and begin is not None and self.signed_start_in_stop:
+            begin_wh = self.signed_start_wh[connector_id]
+            meter_value.append(
+                {
+                    "timestamp": meter_value[0]["timestamp"],
+                    "sampledValue": [
+                        {
+                            "value": begin_wh,
+                            "measurand": "Energy.Active.Import.Register",
+                            "context": "Transaction.Begin",
+                            "unitOfMeasure": {"unit": "Wh"},
+                            "signedMeterValue": self._signed_value(begin),
+                        }
+                    ],
+                }
+            )
 
     async def start(
         self, connector_id: int, id_tag: str, remote_start_id: int | None = None
@@ -594,6 +880,7 @@ class SimulatedCharger201(SimulatedCharger):
         result = await self._event(connector_id, "Started", trigger, "Transaction.Begin", **info)
         if result.get("idTokenInfo", {}).get("status", "Accepted") == "Accepted":
             connector.power_kw = self.power_kw
+            connector.started_at = datetime.now(UTC)
         else:  # E05: not authorized: end it at once
             await self.stop(connector_id, "DeAuthorized")
         return result
@@ -601,7 +888,7 @@ class SimulatedCharger201(SimulatedCharger):
     async def meter_values(self, connector_id: int, seconds: float | None = None) -> None:
         connector = self.state[connector_id]
         seconds = self.meter_interval if seconds is None else seconds
-        connector.meter_wh += int(connector.power_kw * 1000 * seconds / 3600)
+        connector.meter_wh += int(self.drawn_kw(connector) * 1000 * seconds / 3600)
         if connector.transaction_id is None:
             await self.call(
                 "MeterValues",
@@ -621,6 +908,8 @@ class SimulatedCharger201(SimulatedCharger):
         if connector.transaction_id is None:
             return
         connector.power_kw = 0.0
+        connector.started_at = None
+        self.profiles.end_transaction(connector_id)
         trigger = {"Remote": "RemoteStop", "DeAuthorized": "Deauthorized"}.get(
             reason, "StopAuthorized"
         )
@@ -632,69 +921,109 @@ class SimulatedCharger201(SimulatedCharger):
         self.tx_ids.pop(connector_id, None)
         await self.status(connector_id, "Available")
 
-    async def _answer(self, unique_id: str, action: str, payload: dict) -> None:
-        self.received_calls.append((action, payload))
-        response: dict | None = None
-        follow_up = None
-        if action == "RequestStartTransaction":
-            evse_id = payload.get("evseId") or 1
-            ok = (
-                self.remote_start_accept
-                and evse_id in self.state
-                and self.state[evse_id].transaction_id is None
-            )
-            response = {"status": "Accepted" if ok else "Rejected"}
-            if ok:
-                follow_up = self.start(
-                    evse_id, payload["idToken"]["idToken"], payload["remoteStartId"]
-                )
-        elif action == "RequestStopTransaction":
-            match = [n for n, tx in self.tx_ids.items() if tx == payload["transactionId"]]
-            response = {"status": "Accepted" if match else "Rejected"}
-            if match:
-                follow_up = self.stop(match[0], "Remote")
-        elif action == "Reset":
-            response = {"status": "Accepted"}
-        elif action == "UnlockConnector":
-            response = {
-                "status": "Unlocked" if payload["evseId"] in self.state else "UnknownConnector"
-            }
-        elif action in ("ClearCache", "ChangeAvailability", "SendLocalList", "CertificateSigned"):
-            response = {"status": "Accepted"}
-        elif action == "GetBaseReport":
-            response = {"status": "Accepted"}
-            follow_up = self._report(payload["requestId"])
-        elif action == "GetVariables":
-            response = {
-                "getVariableResult": [
-                    {
-                        **item,
-                        "attributeStatus": "Accepted",
-                        "attributeValue": str(self.heartbeat_interval),
-                    }
-                    if item.get("variable", {}).get("name") == "HeartbeatInterval"
-                    else {**item, "attributeStatus": "UnknownVariable"}
-                    for item in payload["getVariableData"]
-                ]
-            }
-        elif action == "SetVariables":
-            response = {
-                "setVariableResult": [
-                    {
-                        "component": item["component"],
-                        "variable": item["variable"],
-                        "attributeStatus": "Accepted",
-                    }
-                    for item in payload["setVariableData"]
-                ]
-            }
-        elif action == "TriggerMessage":
-            response = {"status": "Accepted"}
-            if payload.get("requestedMessage") == "Heartbeat":
-                follow_up = self.heartbeat()
-        elif action == "DataTransfer":
-            response = {"status": "UnknownVendorId"}
-        await self._reply(unique_id, action, response, follow_up)
+    def _answers(self) -> dict[str, Callable[[dict], Answer]]:
+        accepted = self._accepted
+        return {
+            "RequestStartTransaction": self._on_request_start,
+            "RequestStopTransaction": self._on_request_stop,
+            "Reset": accepted,
+            "UnlockConnector": lambda p: (
+                {"status": "Unlocked" if p["evseId"] in self.state else "UnknownConnector"},
+                None,
+            ),
+            "ClearCache": accepted,
+            "ChangeAvailability": accepted,
+            "SendLocalList": accepted,
+            "CertificateSigned": accepted,
+            "GetBaseReport": lambda p: ({"status": "Accepted"}, self._report(p["requestId"])),
+            "GetVariables": self._on_get_variables,
+            "SetVariables": self._on_set_variables,
+            "TriggerMessage": self._on_trigger,
+            "DataTransfer": lambda p: ({"status": "UnknownVendorId"}, None),
+            "SetChargingProfile": self._on_set_charging_profile,
+            "ClearChargingProfile": self._on_clear_charging_profile,
+            "GetCompositeSchedule": self._on_get_composite_schedule,
+        }
+
+    def _check_request(self, action: str, payload: dict) -> None:
+        try:
+            protocol201.check_outgoing(action, payload)
+        except OcppError as exc:
+            raise CallError(exc.code, exc.description) from None
+
+    def transaction_key(self, connector_id: int) -> str | None:
+        return self.tx_ids.get(connector_id)
+
+    def _on_request_start(self, payload: dict) -> Answer:
+        evse_id = payload.get("evseId") or 1
+        ok = (
+            self.remote_start_accept
+            and evse_id in self.state
+            and self.state[evse_id].transaction_id is None
+        )
+        follow_up = (
+            self.start(evse_id, payload["idToken"]["idToken"], payload["remoteStartId"])
+            if ok
+            else None
+        )
+        return {"status": "Accepted" if ok else "Rejected"}, follow_up
+
+    def _on_request_stop(self, payload: dict) -> Answer:
+        match = [n for n, tx in self.tx_ids.items() if tx == payload["transactionId"]]
+        follow_up = self.stop(match[0], "Remote") if match else None
+        return {"status": "Accepted" if match else "Rejected"}, follow_up
+
+    def _on_get_variables(self, payload: dict) -> Answer:
+        return {
+            "getVariableResult": [
+                {
+                    **item,
+                    "attributeStatus": "Accepted",
+                    "attributeValue": str(self.heartbeat_interval),
+                }
+                if item.get("variable", {}).get("name") == "HeartbeatInterval"
+                else {**item, "attributeStatus": "UnknownVariable"}
+                for item in payload["getVariableData"]
+            ]
+        }, None
+
+    def _on_set_variables(self, payload: dict) -> Answer:
+        return {
+            "setVariableResult": [
+                {
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    "attributeStatus": "Accepted",
+                }
+                for item in payload["setVariableData"]
+            ]
+        }, None
+
+    def _on_set_charging_profile(self, payload: dict) -> Answer:
+        self._check_request("SetChargingProfile", payload)
+        return self._install(Held.from_v201(payload))
+
+    def _on_clear_charging_profile(self, payload: dict) -> Answer:
+        self._check_request("ClearChargingProfile", payload)
+        criteria = payload.get("chargingProfileCriteria") or {}
+        cleared = self.profiles.clear(
+            profile_id=payload.get("chargingProfileId"),
+            connector_id=criteria.get("evseId"),
+            purpose=criteria.get("chargingProfilePurpose"),
+            stack_level=criteria.get("stackLevel"),
+        )
+        return {"status": "Accepted" if cleared else "Unknown"}, None
+
+    def _on_get_composite_schedule(self, payload: dict) -> Answer:
+        self._check_request("GetCompositeSchedule", payload)
+        evse_id = payload["evseId"]
+        if evse_id and evse_id not in self.state:
+            return {"status": "Rejected"}, None
+        schedule = self._composite(evse_id, payload["duration"])
+        return {
+            "status": "Accepted",
+            "schedule": {"evseId": evse_id, "scheduleStart": now_iso(), **schedule},
+        }, None
 
     async def _report(self, request_id: int) -> None:
         await asyncio.sleep(0.1)

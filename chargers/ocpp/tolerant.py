@@ -184,9 +184,14 @@ def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[Me
             values = {
                 name: _text(reading, sample, name, limit) for name, limit in SAMPLE_FIELDS.items()
             }
+            signed = str(sample.get("format", "")).lower() == "signeddata"
             samples.append(
                 Sample(
-                    value=_text(reading, sample, "value", VALUE_MAX),
+                    # A signed value is kept whole elsewhere (chargers.models.SignedSample,
+                    # the session's transaction_data): cutting its copy here is no violation.
+                    value=clean_text(str(sample["value"]))[:VALUE_MAX]
+                    if signed
+                    else _text(reading, sample, "value", VALUE_MAX),
                     measurand=values["measurand"] or "Energy.Active.Import.Register",
                     phase=values["phase"],
                     unit=values["unit"],

@@ -40,6 +40,7 @@ from chargers.ocpp.protocol import (
     validate,
 )
 from chargers.sessions import closing, opening, services, starts
+from chargers.sessions.signed import signed_values
 
 if TYPE_CHECKING:
     from chargers.connections.state import Booted
@@ -337,9 +338,21 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
             if not sample.phase:
                 latest[sample.measurand] = f"{sample.value} {sample.unit}".strip()
 
+    # Signed values (format SignedData) are kept whole, before the answer (chargers.models.SignedSample).
+    signed = signed_values(payload.get("meterValue"))
+
     async def now() -> bool:
         # Answered only once the samples are committed (group commit, every few ms).
         await writer.store_meter_samples(samples)
+        if signed:
+            await db.run(
+                services.signed_samples_store,
+                charger_id=conn.charger_id,
+                connector_id=connector_id,
+                transaction_id=transaction_id,
+                values=signed,
+                received=received,
+            )
         return True
 
     await durably(conn, "MeterValues", payload, unique_id, now)

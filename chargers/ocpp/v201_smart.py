@@ -78,7 +78,7 @@ def check_schedule(schedule: dict[str, Any], kind: str, purpose: str) -> None:
     _time(schedule.get("startSchedule"))
 
 
-def check_profile(  # noqa: C901 (to be split: issue 36)
+def check_profile(
     evse_id: int,
     profile: dict[str, Any],
     *,
@@ -94,31 +94,9 @@ def check_profile(  # noqa: C901 (to be split: issue 36)
     `ev_charging_needs`: the EV sent NotifyEVChargingNeeds (ISO 15118: up to 3 schedules, K01.FR.34).
     """
     purpose, kind = profile.get("chargingProfilePurpose"), profile.get("chargingProfileKind")
-    if purpose == EXTERNAL:
-        raise _refuse(
-            "The CSMS may not set a ChargingStationExternalConstraints profile (K01.FR.22)"
-        )
-    if evse_id != 0 and evse_id not in set(evse_ids):
-        raise _refuse(f"The charger has no EVSE {evse_id} (K01.FR.28)")
-    if purpose == STATION_MAX and evse_id != 0:
-        raise _refuse("A ChargingStationMaxProfile is set on evseId 0, the station (K01)")
-    if purpose == STATION_MAX and kind == "Relative":
-        raise _refuse("A ChargingStationMaxProfile cannot be Relative (K01.FR.38)")
+    _check_place(evse_id, purpose, kind, evse_ids)
     transaction_id = profile.get("transactionId")
-    if purpose == TX_PROFILE:
-        if evse_id <= 0:
-            raise _refuse("A TxProfile is set on an EVSE (evseId > 0, K01.FR.16)")
-        if not transaction_id:
-            raise _refuse(
-                "A TxProfile names its transaction (transactionId, K01.FR.03)",
-                OCCURRENCE_CONSTRAINT_VIOLATION,
-            )
-        if active_transactions.get(transaction_id) != evse_id:
-            raise _refuse(
-                f"No running transaction {transaction_id!r} on EVSE {evse_id} (K01.FR.09/.33)"
-            )
-    elif transaction_id:
-        raise _refuse("Only a TxProfile names a transaction")
+    _check_transaction(evse_id, purpose, transaction_id, active_transactions)
     schedules = profile.get("chargingSchedule") or []
     if len(schedules) > (3 if ev_charging_needs else 1):
         raise _refuse(
@@ -129,30 +107,74 @@ def check_profile(  # noqa: C901 (to be split: issue 36)
     valid_from, valid_to = _time(profile.get("validFrom")), _time(profile.get("validTo"))
     if valid_from and valid_to and valid_to <= valid_from:
         raise _refuse("validTo must be after validFrom")
-    profile_id, stack_level = profile.get("id"), profile.get("stackLevel")
     for other in installed:
-        if other.profile_id == profile_id:
-            continue  # K01.FR.05: the same id replaces it
-        if purpose == TX_PROFILE:
-            if (
-                other.purpose == TX_PROFILE
-                and other.transaction_id == transaction_id
-                and other.stack_level == stack_level
-            ):
-                raise _refuse(
-                    f"Profile {other.profile_id} already has stackLevel {stack_level} for this transaction (K01.FR.39)"
-                )
-            continue
-        if other.purpose != purpose or other.stack_level != stack_level:
-            continue
-        same_place = other.evse_id == evse_id or (
-            purpose == TX_DEFAULT and 0 in (other.evse_id, evse_id)
+        _check_against(evse_id, profile, other, valid_from, valid_to)
+
+
+def _check_place(evse_id: int, purpose: Any, kind: Any, evse_ids: Iterable[int]) -> None:
+    if purpose == EXTERNAL:
+        raise _refuse(
+            "The CSMS may not set a ChargingStationExternalConstraints profile (K01.FR.22)"
         )
-        if same_place and _overlap(valid_from, valid_to, other.valid_from, other.valid_to):
+    if evse_id != 0 and evse_id not in set(evse_ids):
+        raise _refuse(f"The charger has no EVSE {evse_id} (K01.FR.28)")
+    if purpose == STATION_MAX and evse_id != 0:
+        raise _refuse("A ChargingStationMaxProfile is set on evseId 0, the station (K01)")
+    if purpose == STATION_MAX and kind == "Relative":
+        raise _refuse("A ChargingStationMaxProfile cannot be Relative (K01.FR.38)")
+
+
+def _check_transaction(
+    evse_id: int, purpose: Any, transaction_id: Any, active_transactions: dict[str, int]
+) -> None:
+    if purpose != TX_PROFILE:
+        if transaction_id:
+            raise _refuse("Only a TxProfile names a transaction")
+        return
+    if evse_id <= 0:
+        raise _refuse("A TxProfile is set on an EVSE (evseId > 0, K01.FR.16)")
+    if not transaction_id:
+        raise _refuse(
+            "A TxProfile names its transaction (transactionId, K01.FR.03)",
+            OCCURRENCE_CONSTRAINT_VIOLATION,
+        )
+    if active_transactions.get(transaction_id) != evse_id:
+        raise _refuse(
+            f"No running transaction {transaction_id!r} on EVSE {evse_id} (K01.FR.09/.33)"
+        )
+
+
+def _check_against(
+    evse_id: int,
+    profile: dict[str, Any],
+    other: Installed,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
+) -> None:
+    """Raise OcppError if `profile` collides with the installed `other` (K01.FR.06/.39/.52/.53)."""
+    purpose, stack_level = profile.get("chargingProfilePurpose"), profile.get("stackLevel")
+    if other.profile_id == profile.get("id"):
+        return  # K01.FR.05: the same id replaces it
+    if purpose == TX_PROFILE:
+        if (
+            other.purpose == TX_PROFILE
+            and other.transaction_id == profile.get("transactionId")
+            and other.stack_level == stack_level
+        ):
             raise _refuse(
-                f"Profile {other.profile_id} already has {purpose} stackLevel {stack_level} on EVSE {other.evse_id} "
-                "for an overlapping period (K01.FR.06/.52/.53)"
+                f"Profile {other.profile_id} already has stackLevel {stack_level} for this transaction (K01.FR.39)"
             )
+        return
+    if other.purpose != purpose or other.stack_level != stack_level:
+        return
+    same_place = other.evse_id == evse_id or (
+        purpose == TX_DEFAULT and 0 in (other.evse_id, evse_id)
+    )
+    if same_place and _overlap(valid_from, valid_to, other.valid_from, other.valid_to):
+        raise _refuse(
+            f"Profile {other.profile_id} already has {purpose} stackLevel {stack_level} on EVSE {other.evse_id} "
+            "for an overlapping period (K01.FR.06/.52/.53)"
+        )
 
 
 def clear_matches(criteria: dict[str, Any], profile_id: int | None, installed: Installed) -> bool:

@@ -14,7 +14,12 @@ from django.utils import timezone
 from chargers.connections.state import charger_boot, connector_status_update
 from chargers.sessions.closing import StopRequest, close_orm
 from chargers.sessions.opening import OpenRequest, open_orm
-from chargers.sessions.services import decision_for_replayed_start, meter_values_store
+from chargers.sessions.services import (
+    decision_for_replayed_start,
+    meter_values_store,
+    signed_samples_store,
+)
+from chargers.sessions.signed import signed_values
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +123,14 @@ def _journal_apply_entry(entry: dict) -> None:
             transaction_id=reading.transaction_id,
             readings=reading.meter_values,
         )
+        if signed := signed_values(payload.get("meterValue")):
+            signed_samples_store(
+                charger_id=charger_id,
+                connector_id=reading.connector_id,
+                transaction_id=reading.transaction_id,
+                values=signed,
+                received=received,
+            )
     elif action == "StatusNotification":
         from chargers.ocpp.protocol import parse_datetime
 

@@ -17,10 +17,16 @@ from django.utils import timezone
 
 from authorization.decisions import ChargerFacts, Context
 from authorization.models import Token
-from chargers.models import Charger, ChargingSession, MeterValue
+from chargers.models import Charger, ChargingSession, MeterValue, SignedSample
 from chargers.ocpp.tolerant import MeterReading
 from chargers.sessions.energy import to_decimal
-from chargers.signals import session_finished, session_started, session_without_energy_reading
+from chargers.sessions.signed import SignedValue
+from chargers.signals import (
+    session_finished,
+    session_started,
+    session_without_energy_reading,
+    signed_values_received,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +213,53 @@ def meter_values_store(
     rows = meter_rows(charger_id, connector_id, session_id, readings)
     MeterValue.objects.bulk_create(rows)
     return len(rows)
+
+
+@transaction.atomic
+def signed_samples_store(
+    *,
+    charger_id: int,
+    connector_id: int,
+    transaction_id: int | None,
+    values: list[SignedValue],
+    received: datetime,
+) -> int:
+    """Keep the signed values of a 1.6 MeterValues whole (chargers.models.SignedSample) and,
+    after the commit, tell metering (chargers.signals.signed_values_received)."""
+    from chargers.messagelog.storable import clean_text
+    from chargers.ocpp.protocol import parse_datetime
+
+    rows = []
+    for value in values:
+        try:
+            when = parse_datetime(value.timestamp) if value.timestamp else received
+        except (ValueError, OverflowError):
+            when = received
+        rows.append(
+            SignedSample(
+                charger_id=charger_id,
+                connector_id=connector_id,
+                transaction_id=transaction_id,
+                timestamp=when,
+                context=clean_text(value.context)[:20],
+                measurand=clean_text(value.measurand)[:50],
+                value=clean_text(str(value.value)),
+                received_at=received,
+            )
+        )
+    SignedSample.objects.bulk_create(rows)
+    if rows and transaction_id is not None:
+        transaction.on_commit(lambda: _signed_announce(charger_id, transaction_id))
+    return len(rows)
+
+
+def _signed_announce(charger_id: int, transaction_id: int) -> None:
+    try:
+        signed_values_received.send(
+            sender=SignedSample, charger_id=charger_id, transaction_id=transaction_id
+        )
+    except Exception:  # stored: metering reads them again when the session finishes
+        logger.exception("Announcing signed values of transaction %s failed", transaction_id)
 
 
 def session_for_transaction(*, charger_id: int, transaction_id: int) -> ChargingSession | None:

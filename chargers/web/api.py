@@ -9,7 +9,7 @@ import django_filters
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -43,6 +43,7 @@ from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
 from chargers.sessions.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
+from chargers.web.providers import signed_meter_values
 from chargers.web.selectors import chargers_for, message_log, sessions_for
 from stays.models import Unit
 
@@ -740,6 +741,52 @@ class WhField(serializers.DecimalField):
         return int(exact) if exact == exact.to_integral_value() else float(exact.normalize())
 
 
+class SignedValueSchema(serializers.Serializer):
+    """One signed reading (documentation of `signed_meter_values.values`)."""
+
+    nature = serializers.CharField(help_text="start, end or intermediate")
+    status = serializers.CharField(
+        help_text="verified, invalid_signature, unknown_key or malformed"
+    )
+    reason = serializers.CharField(help_text="Why it is not verified; empty when it is.")
+    value_wh = serializers.CharField(allow_null=True, help_text="The signed reading, Wh.")
+    time = serializers.CharField(allow_null=True, help_text="The meter's clock, ISO 8601.")
+    meter_serial = serializers.CharField()
+    pagination = serializers.CharField(help_text="OCMF PG, e.g. T12")
+    ocmf = serializers.CharField(help_text="The OCMF record as the meter signed it.")
+    encoding = serializers.CharField()
+    signing_method = serializers.CharField()
+
+
+class SignedMeterValuesSchema(serializers.Serializer):
+    """A session's signed meter values (documentation of `signed_meter_values`)."""
+
+    status = serializers.CharField(
+        help_text="verified, invalid_signature, unknown_key, malformed or incomplete"
+    )
+    reason = serializers.CharField()
+    start = SignedValueSchema(allow_null=True)
+    end = SignedValueSchema(allow_null=True)
+    public_key = serializers.CharField(help_text="The meter's registered key, hex DER.")
+    signing_method = serializers.CharField()
+    encoding_method = serializers.CharField()
+    values = SignedValueSchema(many=True)
+    energy_wh = serializers.CharField(
+        allow_null=True, help_text="Signed end - signed start, Wh; only when both verify."
+    )
+    text = serializers.CharField(help_text="The status in plain words.")
+    transparency_url = serializers.CharField(
+        allow_null=True,
+        help_text="The file for the S.A.F.E. transparency software (OCMF records and key).",
+    )
+    how_to_check = serializers.CharField()
+    start_kwh = serializers.CharField(allow_null=True, help_text="Signed start, kWh.")
+    end_kwh = serializers.CharField(allow_null=True, help_text="Signed end, kWh.")
+    energy_kwh = serializers.CharField(
+        allow_null=True, help_text="Signed end - signed start, kWh; only when both verify."
+    )
+
+
 class SessionSerializer(serializers.ModelSerializer):
     station_id = serializers.CharField(source="charger.station_id")
     meter_start_wh = WhField(
@@ -751,6 +798,7 @@ class SessionSerializer(serializers.ModelSerializer):
     meter_stop_wh = WhField(read_only=True, allow_null=True)
     energy_kwh = serializers.SerializerMethodField()
     no_energy_reading = serializers.SerializerMethodField()
+    signed_meter_values = serializers.SerializerMethodField()
 
     class Meta:
         model = ChargingSession
@@ -770,6 +818,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "stop_reason",
             "status",
             "ocpp_transaction_id",
+            "signed_meter_values",
         ]
 
     def get_energy_kwh(self, obj: ChargingSession) -> str | None:
@@ -780,6 +829,13 @@ class SessionSerializer(serializers.ModelSerializer):
     def get_no_energy_reading(self, obj: ChargingSession) -> bool:
         """Finished without any energy reading from the charger: its energy is unknown."""
         return obj.no_reading
+
+    @extend_schema_field(SignedMeterValuesSchema(allow_null=True))
+    def get_signed_meter_values(self, obj: ChargingSession) -> dict | None:
+        """The meter's signed readings (OCMF, docs/metering.md): status verified,
+        invalid_signature, unknown_key, malformed or incomplete, start, end, public_key, values;
+        null when the charger's meter does not sign."""
+        return signed_meter_values.call(obj)
 
 
 class SessionFilter(django_filters.FilterSet):

@@ -1,4 +1,4 @@
-"""Answers this app's pages need from apps above it (billing), each from one named provider
+"""Answers this app's pages need from apps above it (billing, metering), each from one named provider
 registered in that app's AppConfig.ready() (backoffice.providers)."""
 
 from __future__ import annotations
@@ -16,3 +16,14 @@ class SessionPrice(Protocol):
 
 
 session_price: Provider[SessionPrice] = Provider("session price")  # billing
+
+
+class SignedMeterValues(Protocol):
+    """The session's signed meter values (OCMF), as the session API and the session page show
+    them: {status, reason, start, end, public_key, values, energy_wh, text, transparency_url,
+    how_to_check}, or None when nothing was signed and the charger has no meter key."""
+
+    def __call__(self, session: Any) -> dict[str, Any] | None: ...
+
+
+signed_meter_values: Provider[SignedMeterValues] = Provider("signed meter values")  # metering

@@ -52,7 +52,7 @@ from chargers.web.forms import (
     ReimbursementForm,
     WhitelistForm,
 )
-from chargers.web.providers import session_price
+from chargers.web.providers import session_price, signed_meter_values
 from chargers.web.selectors import (
     CARD_SEARCH,
     charger_for_user,
@@ -1210,6 +1210,7 @@ def _session_meter_context(session: ChargingSession) -> dict:
         "last_energy": energy[-1][1] if energy else None,
         "last_power": power[-1][1] if power else None,
         "price": session_price.call(session),
+        "signature": signed_meter_values.call(session),
         "live": session.status == ChargingSession.Status.ACTIVE,
     }
 

@@ -41,6 +41,12 @@
     if (s.kwh !== null && s.kwh !== undefined) $("kwh").textContent = s.kwh;
     if (s.no_reading) $("kwh").textContent = "–";
     show("no-reading", !!s.no_reading);
+    var power = $("power-allowed");
+    if (power) {
+      power.textContent = s.power || "";
+      power.className = s.power_waiting ? "notice" : "muted";
+      show("power-allowed", !!s.power);
+    }
     show("waiting", state === "starting");
     show("meters", state === "charging" || state === "finished");
     $("failure").textContent = s.failure || "";

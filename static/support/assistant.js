@@ -103,7 +103,7 @@
           const t = document.createElement("div");
           t.className = "sa-ticket";
           t.dataset.ticket = answer.ticket;
-          t.textContent = "Ticket " + (answer.ticket_reference || answer.ticket) + " is open.";
+          t.textContent = "Ticket #" + (answer.ticket_reference || answer.ticket) + " is open.";
           li.appendChild(t);
         }
       });

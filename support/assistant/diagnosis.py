@@ -470,6 +470,7 @@ def session_facts(
         diagnosis.facts.append(
             f"Session {session.pk} at {session.charger.station_id} started {started} and delivered {kwh}{reason}."
         )
+    lookups.signed_meter_facts(session, diagnosis)
     charge = SessionCharge.objects.filter(session=session).first()
     if charge is not None:
         diagnosis.findings.add(Finding.SESSION_PRICED)

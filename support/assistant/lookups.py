@@ -10,11 +10,14 @@ account sections it collects, for the agent only, what identity verification nee
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from backoffice.models import Organization, Property
 from billing.models import BillingSettings, Payment, Payout, Subscription
-from chargers.models import Charger
+from chargers.models import Charger, ChargingSession
+from metering.selectors import session_signature
+from metering.transparency import status_text
 from stays.models import PmsIntegration
 
 if TYPE_CHECKING:
@@ -130,3 +133,31 @@ def identity_facts(email: str) -> list[str]:
         + "."
     ]
     return facts
+
+
+def _kwh(wh: object) -> str:
+    return f"{Decimal(str(wh)) / 1000:.3f} kWh"
+
+
+def signed_meter_facts(session: ChargingSession, diagnosis: Diagnosis) -> None:
+    """Add what the meter signed (OCMF, docs/metering.md): verified, or what failed."""
+    summary = session_signature(session)
+    if summary is None:
+        return
+    if summary.verified and summary.start is not None and summary.end is not None:
+        readings = ""
+        if summary.start.value_wh is not None and summary.end.value_wh is not None:
+            readings = (
+                f": signed start {_kwh(summary.start.value_wh)}, signed end "
+                f"{_kwh(summary.end.value_wh)}, so {_kwh(summary.energy_wh or 0)} billed"
+            )
+        diagnosis.facts.append(
+            f"{status_text(summary.status)}{readings}. The receipt offers the transparency data "
+            "to check it in the S.A.F.E. transparency software."
+        )
+        return
+    reason = f" ({summary.reason})" if summary.reason else ""
+    diagnosis.facts.append(
+        f"{status_text(summary.status)}{reason}. Billing does not rely on readings that do not "
+        "verify: the settlement of this session is held for review."
+    )

@@ -159,11 +159,11 @@ def _reply(
         if handed_over_now:
             parts.append(
                 f"I've passed this to a person with the details and everything I found: ticket "
-                f"{ticket.reference}. They will answer by email within {hours} hours."
+                f"#{ticket.reference}. They will answer by email within {hours} hours."
             )
         else:
             parts.append(
-                f"Your ticket {ticket.reference} has this too; a person will answer by email "
+                f"Your ticket #{ticket.reference} has this too; a person will answer by email "
                 f"within {hours} hours."
             )
     if asks_for:

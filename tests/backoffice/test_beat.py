@@ -209,3 +209,43 @@ def test_an_entry_naming_no_task_is_left_out_and_said(caplog):
         )
     assert beat.entries == [] and "names no registered task" in caplog.text
     beat.stop()
+
+
+@shared_task(name="tests.beat_loop_probe")
+def beat_loop_probe() -> None:
+    """What a task sending a command does: async_to_sync from its thread."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    async def which_loop():
+        return asyncio.get_running_loop()
+
+    calls.append(("loop", async_to_sync(which_loop)()))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_run_a_task_reaches_the_servers_event_loop():
+    """Started from the server's loop, a task's async_to_sync runs there, where the charger
+    connections are (without Redis the in-memory channel layer only works on that loop: a
+    first-aid command sent from a task of a bare thread never reached the charger)."""
+    import asyncio
+
+    beat = InProcessBeat(
+        {"loop": {"task": "tests.beat_loop_probe", "schedule": 0.1}}, holder="L", lease_seconds=30
+    )
+
+    async def serve():
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def should_stop():
+            if calls:
+                done.set()
+            return done.is_set()
+
+        await asyncio.wait_for(beat.run(should_stop, poll_seconds=0.1), 30)
+        return loop
+
+    server_loop = asyncio.run(serve())
+    assert calls and calls[0] == ("loop", server_loop)

@@ -133,6 +133,37 @@ CASES = [
         "10.89",
     ),
     (
+        "waiting for power 60-90 (0 W, docs/power.md) is not idle: idle from 90, 30 - 15 = 1.50",
+        rate(**IDLE),
+        facts(
+            stop=120,
+            samples=(
+                Sample(at(10), POW, D("7000")),
+                Sample(at(50), POW, D("7000")),
+                Sample(at(60), POW, D("0")),
+                Sample(at(90), POW, D("0")),
+            ),
+            waiting=((at(60), at(90)),),
+        ),
+        {"connection_fee": "1.00", "energy": "3.50", "idle_fee": "1.50"},
+        "6.00",
+        "1.26",
+        "7.26",
+    ),
+    (
+        "still waiting for power when it stopped: no idle fee at all, whatever the status said",
+        rate(**IDLE),
+        facts(
+            stop=120,
+            statuses=(StatusChange(at(0), "Charging"), StatusChange(at(60), "SuspendedEV")),
+            waiting=((at(30), at(40)), (at(70), None)),
+        ),
+        {"connection_fee": "1.00", "energy": "3.50"},
+        "4.50",
+        "0.95",
+        "5.45",
+    ),
+    (
         "0 kWh, fee not configured for 0 kWh: nothing to pay",
         rate(),
         facts(wh=0, stop=2),

@@ -2,8 +2,8 @@
 One table of cases, each rule of issue 36 item 2, runs through both on PostgreSQL: the same
 history, then the same messages one by one through the ORM path, or together through the batch
 (which leaves what it cannot take to the ORM path). The rows they leave (sessions, readings,
-2.0.1 events, orphan stops, recorded decisions), what each message was answered with and the
-sessions announced must be the same."""
+2.0.1 events, orphan stops, recorded decisions, the signed meter readings metering reads from
+them), what each message was answered with and the sessions announced must be the same."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions import closing, opening
 from chargers.sessions import transactions as v201
 from chargers.sessions.services import meter_rows
+from metering.models import MeterKey, SignedReading
+from metering.services import session_signed_ingest
 from tests.factories import ChargerFactory, TokenFactory
+from tests.metering.signing import Meter, signed_data_16, signed_meter_value_201
 
 from .v201.conftest import tx_event
 
@@ -41,6 +44,35 @@ RECEIVED = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
 
 def at(minute: int) -> str:
     return (T0 + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Signed once (ECDSA signatures are randomized): both paths meet the same texts.
+METER = Meter()
+SIGNED_START = METER.ocmf("B", "0.100", T0, pagination=1)
+SIGNED_END = METER.ocmf("E", "0.500", T0 + timedelta(minutes=30), pagination=2)
+
+
+def signed_16(text: str, context: str) -> dict:
+    return {"value": signed_data_16(METER, text), "format": "SignedData", "context": context}
+
+
+def signed_201(payload: dict, text: str, wh: float, context: str) -> dict:
+    """The TransactionEvent with a signed register reading (signedMeterValue, OCA note 4.1)."""
+    payload["meterValue"] = [
+        {
+            "timestamp": payload["timestamp"],
+            "sampledValue": [
+                {
+                    "value": wh,
+                    "context": context,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                    "signedMeterValue": signed_meter_value_201(METER, text),
+                }
+            ],
+        }
+    ]
+    return payload
 
 
 @dataclass
@@ -75,7 +107,27 @@ class World:
             decision_record=self.decision(charger, connector),
         )
 
-    def stop(self, n: int, tx: int, meter: int | None, *, reason: str = "Local", wh: str = "450"):
+    def stop(
+        self,
+        n: int,
+        tx: int,
+        meter: int | None,
+        *,
+        reason: str = "Local",
+        wh: str = "450",
+        signed: bool = False,
+    ):
+        data: list = [{"sampledValue": [{"value": wh}]}]
+        if signed:  # both signed readings in the StopTransaction (OCA note 3.1.4)
+            data = [
+                {
+                    "timestamp": at(30),
+                    "sampledValue": [
+                        signed_16(SIGNED_START, "Transaction.Begin"),
+                        signed_16(SIGNED_END, "Transaction.End"),
+                    ],
+                }
+            ]
         return closing.StopRequest(
             charger_id=self.chargers[n].pk,
             transaction_id=tx,
@@ -83,7 +135,7 @@ class World:
             stopped_at=T0 + timedelta(minutes=30),
             reason=reason,
             id_tag="CARD-1",
-            transaction_data=[{"sampledValue": [{"value": wh}]}],
+            transaction_data=data,
             payload={"transactionId": tx},
             readings=[MeterReading(T0 + timedelta(minutes=29), [Sample(wh, unit="Wh")])],
         )
@@ -226,7 +278,29 @@ CASES = {
         lambda w: _open(w, w.start(0, 1), w.start(0, 1, minute=40)),
         lambda w: [w.stop(0, 700_010, 250, reason="PowerLoss"), w.stop(0, 700_050, 100)],
     ),
+    "signed stop": Case(
+        "close",
+        lambda w: _open(w, w.start(0, 1), w.start(1, 1)),
+        lambda w: [w.stop(0, 700_010, 500, signed=True), w.stop(1, 700_110, 600)],
+    ),
     # -- 2.0.1 TransactionEvent Started ----------------------------------------------------------
+    "2.0.1 signed Started": Case(
+        "started",
+        _nothing,
+        lambda w: [
+            w.started(
+                0,
+                signed_201(
+                    tx_event("Started", 0, "TX-A", timestamp=at(0)),
+                    SIGNED_START,
+                    100,
+                    "Transaction.Begin",
+                ),
+                810_001,
+            ),
+            w.started(1, tx_event("Started", 0, "TX-C", timestamp=at(2), wh=7), 810_003),
+        ],
+    ),
     "2.0.1 Started": Case(
         "started",
         _nothing,
@@ -319,6 +393,32 @@ CASES = {
                 tx_event("Ended", 1, "TX-B", timestamp=at(9), wh=1800),
                 _end(9, 1800, "Remote"),
             ),
+        ],
+    ),
+    "2.0.1 signed Ended": Case(
+        "append",
+        lambda w: w.record(
+            0,
+            signed_201(
+                tx_event("Started", 0, "TX-A", timestamp=at(0)),
+                SIGNED_START,
+                100,
+                "Transaction.Begin",
+            ),
+            810_001,
+        ),
+        lambda w: [
+            w.append(
+                0,
+                "TX-A",
+                signed_201(
+                    tx_event("Ended", 1, "TX-A", timestamp=at(30)),
+                    SIGNED_END,
+                    500,
+                    "Transaction.End",
+                ),
+                _end(30, 500),
+            )
         ],
     ),
     "2.0.1 an event after its Ended in one batch": Case(
@@ -416,6 +516,27 @@ EXPECTED: dict[str, tuple] = {
         2,
         0,
         2,
+    ),
+    "signed stop": (
+        [700010, 700110],
+        [(700010, C, 100, 500, "Local"), (700110, C, 100, 600, "Local")],
+        2,
+        0,
+        2,
+    ),
+    "2.0.1 signed Started": (
+        [(810001, False, True, False), (810003, False, True, False)],
+        [(810001, A, 100, None, ""), (810003, A, 7, None, "")],
+        2,
+        0,
+        0,
+    ),
+    "2.0.1 signed Ended": (
+        [True],
+        [(810001, C, 100, 500, "Local")],
+        2,
+        0,
+        0,
     ),
     "2.0.1 Started": (
         [(810001, False, True, False), (810002, False, True, False), (810003, False, True, False)],
@@ -563,7 +684,10 @@ def _rows(started: list[int], finished: list[int]) -> dict:
     stopped = dict(ChargingSession.objects.values_list("transaction_id", "received_stop_at"))
     for row in sessions:
         row["received_stop"] = stopped[row["transaction_id"]] is not None
+    for session_id in tx_of:  # what metering reads from what the path stored
+        session_signed_ingest(session_id=session_id)
     return {
+        "signed": _values(SignedReading, skip=("verified_at",)),
         "sessions": sessions,
         "readings": _values(MeterValue),
         "events": _values(TransactionEvent),
@@ -599,6 +723,10 @@ async def test_both_paths_of_a_session_write_leave_the_same_rows(
     world = await sync_to_async(
         lambda: World([ChargerFactory(), ChargerFactory()], TokenFactory(uid="CARD-1"))
     )()
+    for charger in world.chargers:
+        await MeterKey.objects.acreate(
+            charger=charger, meter_serial=METER.serial, public_key=METER.public_key_der
+        )
 
     async def run(path: str) -> tuple[list, dict]:
         await sync_to_async(case.history)(world)
@@ -622,3 +750,5 @@ async def test_both_paths_of_a_session_write_leave_the_same_rows(
     for table in orm_rows:
         assert batched_rows[table] == orm_rows[table], table
     assert orm_rows["sessions"], "every case writes a session"
+    if "signed" in name:  # the signed values reached metering, verified, on both paths
+        assert orm_rows["signed"] and {r["status"] for r in orm_rows["signed"]} == {"verified"}

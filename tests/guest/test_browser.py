@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from chargers.management.simulator import SimulatedCharger
@@ -136,16 +135,8 @@ async def _pay(page, base: str, station_id: str):
     await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"), timeout=30_000)
 
 
-# Known defect (session 14 note): with a broker but no Celery worker, the live page's own
-# settlement fallback (guest.consumers._settle_watch) does not turn the page to "finished" on
-# PostgreSQL, so "View receipt" never shows; with a worker, or tasks inline (SQLite, no broker),
-# it does. It used to pass only because the receipt link was visible from the start (a CSS bug
-# fixed for issue 35 item 16).
-@pytest.mark.xfail(
-    condition=connection.vendor == "postgresql",
-    reason="guest page settlement fallback without a worker on PostgreSQL (known defect)",
-    strict=False,
-)
+# With a broker but no Celery worker (as here on PostgreSQL) the page that opens after the stop
+# settles the session itself: its "stopped" event went out while the page was reloading.
 async def test_scan_pay_watch_stop_receipt(live_server_proc):
     from asgiref.sync import sync_to_async
     from playwright.async_api import async_playwright

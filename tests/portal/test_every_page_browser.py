@@ -40,6 +40,7 @@ NAMESPACES = {
     "stays",
     "partners",
     "guest",
+    "power",
 }
 AUTH_PAGES = {
     "login",
@@ -113,6 +114,7 @@ HOST_PAGES: dict[str, Args] = {
     "partners:msp-ocpi-partner": lambda w: [w.partner.pk],
     "partners:location-ocpi": lambda w: [w.site.prop.pk],
     "stays:stay-settings": lambda w: [],
+    "power:location-power": lambda w: [w.site.prop.pk],
     "stays:integration-list": lambda w: [],
     "stays:integration-detail": lambda w: [w.integration.pk],
     "support:ticket-list": lambda w: [],
@@ -183,6 +185,7 @@ NOT_PAGES: dict[str, str] = {
     "billing:subscription-manage": "driver subscriptions (tests/drivers)",
     "partners:msp-ocpi-partner-unregister": "POST only",
     "stays:policy-update": "POST only",
+    "power:location-power-live": "HTML fragment polled by the Power page",
     "stays:calendar-add": "POST only",
     "stays:calendar-sync": "POST only",
     "stays:calendar-remove": "POST only",

@@ -1,4 +1,4 @@
-"""The MREC codes a data migration seeds (reliability 0004) are rows like any other: a
+"""The MREC codes the data migrations seed (reliability 0004, 0005) are rows like any other: a
 transactional test elsewhere in the suite flushes them. Tests here that use the database start
 with them in place, as a migrated database has them."""
 
@@ -9,7 +9,11 @@ import importlib
 import pytest
 from django.apps import apps
 
-_SEED = importlib.import_module("reliability.migrations.0004_seed_mrec_codes").seed
+# The seeding migrations themselves, in order: the tests see the very rows a migration writes.
+_SEEDS = [
+    importlib.import_module(f"reliability.migrations.{name}").seed
+    for name in ("0004_seed_mrec_codes", "0005_seed_more_mrec_codes")
+]
 
 
 @pytest.fixture(autouse=True)
@@ -20,4 +24,5 @@ def _mrec_codes_seeded(request: pytest.FixtureRequest) -> None:
         return
     transactional = "transactional_db" in names or bool(marker and marker.kwargs.get("transaction"))
     request.getfixturevalue("transactional_db" if transactional else "db")
-    _SEED(apps, None)
+    for seed in _SEEDS:
+        seed(apps, None)

@@ -41,6 +41,8 @@ TABLES = [
     ("mod_sessions.asciidoc", "mod_sessions_session_object"),
     ("mod_cdrs.asciidoc", "mod_cdrs_cdr_object"),
     ("mod_cdrs.asciidoc", "mod_cdrs_cdr_location_class"),
+    ("mod_cdrs.asciidoc", "mod_cdrs_signed_data_class"),
+    ("mod_cdrs.asciidoc", "mod_cdrs_signed_value_class"),
 ]
 
 _ROW = re.compile(r"^\|(?P<name>[a-z_0-9]+) +\|(?P<type>[^|]*)\|(?P<card>[1?*+]) *\|")

@@ -60,6 +60,8 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "{station_id}" in path:
         values["station_id"] = t.charger.station_id
+    if "{property_id}" in path:
+        values["property_id"] = t.prop.pk
     if "{id}" in path:
         values["id"] = t.backoffice.pk if "/backoffices/" in path else ids[resource]
     return values

@@ -259,9 +259,16 @@ NON_ROUTER_ROUTES = {
     "api-schema": "read-only",
     "api-docs": "read-only",
     "property-calendars": "the property in the URL is scoped like a detail route: tests/stays/test_stays_api.py",
+    "property-power": "the property in the URL is scoped like a detail route; another organization's is a 404 "
+    "for GET, PUT and DELETE, a viewer's write a 403 (tests/power/test_api.py)",
+    "property-power-reading": "as property-power (tests/power/test_api.py)",
+    "property-power-allocations": "read-only, scoped as property-power (tests/power/test_api.py)",
     "charger-backoffices": "the charger in the URL is scoped like a detail route; another organization's charger "
     "or backoffice is a 404 (tests/chargers/test_proxy_config.py)",
     "charger-backoffice": "as charger-backoffices, and the backoffice must be that charger's (test_proxy_config.py)",
+    "charger-meter-keys": "the charger in the URL is scoped like a detail route; another organization's charger "
+    "is a 404 for GET and PUT, a viewer's PUT a 403 (tests/metering/test_meter_keys_api.py)",
+    "charger-meter-key": "as charger-meter-keys, for DELETE (tests/metering/test_meter_keys_api.py)",
     "uptime": "read-only (tests/reliability/test_uptime_api.py scopes it)",
     "uptime-nevi": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
     "uptime-cec": "read-only export (tests/reliability/test_uptime_api.py scopes it)",

@@ -31,6 +31,7 @@ PORTAL_NAMESPACES = {
     "support",
     "stays",
     "drivers",
+    "power",
 }
 
 
@@ -213,6 +214,18 @@ WRITES: dict[str, Write] = {
         },
     ),
     "stays:calendar-sync": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
+    # Site power (docs/power.md): a location's budget, policy, schedule and circuits.
+    "power:location-power": Write(
+        args=lambda t: [t.prop.pk],
+        data=lambda t: {
+            "limit_a": "63",
+            "phases": "3",
+            "voltage": "230",
+            "policy": "equal",
+            "schedule": "17:00-21:00 40 A",
+            "circuits": "Garage: 32 A",
+        },
+    ),
     "stays:calendar-remove": Write(args=lambda t: [t.feed.pk], data=lambda t: {}),
     "billing:statement-create": Write(
         args=lambda t: [],
@@ -328,6 +341,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "guest:label-sheet": lambda t: [t.prop.pk],
     "support:ticket-list": lambda t: [],
     "stays:stay-settings": lambda t: [],
+    "power:location-power-live": lambda t: [t.prop.pk],
     "stays:integration-list": lambda t: [],
     "stays:integration-detail": lambda t: [],
     "support:ticket-detail": lambda t: [],

@@ -112,6 +112,8 @@ async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(
             await host.fill("#id_username", "cabins@example.com")
             await host.fill("#id_password", PASSWORD)
             await host.click("button[type=submit]")
+            # The Network list sits in the "Units & stays" menu group (issue 35 item 13).
+            await host.locator("summary", has_text="Units & stays").click()
             await host.get_by_role("link", name="Network list").click(timeout=30_000)
             await host.wait_for_url(f"{base}/network/")
             lake = host.locator("section[data-property]").filter(

@@ -83,7 +83,16 @@ def test_picking_a_session_elsewhere_autocompletes_by_station_id(agent, sessions
 def test_no_admin_asks_for_a_raw_id(agent):
     # Thread messages have no list of their own to search (support.admin QuarantinedEmailAdmin).
     allowed = {("support", "quarantinedemail"): {"attached_message"}}
-    ours = {"backoffice", "chargers", "authorization", "stays", "billing", "roaming", "guest"}
+    ours = {
+        "backoffice",
+        "chargers",
+        "metering",
+        "authorization",
+        "stays",
+        "billing",
+        "roaming",
+        "guest",
+    }
     for model, model_admin in admin.site._registry.items():
         if model._meta.app_label not in ours | {"support", "drivers"}:
             continue  # third-party admins (allauth, auditlog ...)

@@ -229,7 +229,7 @@ def test_didnt_help_hands_over_a_ticket_with_charger_state_and_recent_frames(api
     second = ask(api_client, "that didn't help", conversation=first["conversation"])
     assert second["topic"] == "charger_offline"
     ticket = Ticket.objects.get(pk=second["ticket"])
-    assert ticket.reference in second["reply"] and "email" in second["asks_for"]
+    assert f"#{ticket.reference}" in second["reply"] and "email" in second["asks_for"]
     assert ticket.source == Ticket.Source.ASSISTANT and ticket.topic == Ticket.Topic.OFFLINE
     assert ticket.charger == station and ticket.organization == station.property.organization
     assert (
@@ -261,7 +261,10 @@ def test_refund_request_goes_to_a_person_once_the_details_are_in(api_client, sta
     ticket = Ticket.objects.get(pk=more["ticket"])
     assert ticket.details["amount"] == "38 dollars" and ticket.email == "g@example.com"
     assert ticket.details["card_last4"] == "1234" and ticket.details["property"] == "Harbour Hotel"
-    assert ticket.reference in more["reply"] and "answer by email within 24 hours" in more["reply"]
+    assert (
+        f"#{ticket.reference}" in more["reply"]
+        and "answer by email within 24 hours" in more["reply"]
+    )
 
 
 def test_host_sees_own_charger_but_another_organizations_charger_is_unknown(api_client, station):

@@ -83,9 +83,10 @@ async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(li
             results = await Axe().run(page)
             assert results.violations_count == 0, results.generate_report()
             reply = await panel.locator(".sa-log > .bot").last.inner_text()
+            # The guest is told the ticket by the reference the emails quote ("request #…").
             assert (
-                f"#{row.reference}" in reply or str(ticket_id) in reply
-            )  # the guest is told the ticket
+                f"ticket #{row.reference}" in reply and f"Ticket #{row.reference} is open." in reply
+            )
             assert violations == []
         finally:
             await browser.close()

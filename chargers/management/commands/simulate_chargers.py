@@ -5,6 +5,7 @@ import asyncio
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from chargers.management.ocmf_meter import generate_key, public_key_hex
 from chargers.management.simulator import demo_password, make_simulator
 
 
@@ -32,6 +33,12 @@ class Command(BaseCommand):
             default="1.6",
             help="OCPP version the chargers speak (subprotocol ocpp1.6 or ocpp2.0.1).",
         )
+        parser.add_argument(
+            "--sign-readings",
+            action="store_true",
+            help="Meters sign start and end readings (OCMF, ECDSA P-256; docs/metering.md); "
+            "prints each meter's serial and public key to register.",
+        )
 
     def handle(self, *args, **options):
         chargers = [
@@ -44,9 +51,17 @@ class Command(BaseCommand):
                 connectors=options["connectors"],
                 id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
                 meter_interval=options["meter_interval"],
+                signing_key=generate_key() if options["sign_readings"] else None,
             )
             for n in range(options["start"], options["start"] + options["count"])
         ]
+        for charger in chargers:
+            for meter in charger.meters.values():
+                self.stdout.write(
+                    f"PUT /api/v1/chargers/{charger.station_id}/meter-keys/ "
+                    f'{{"meter_serial": "{meter.serial}", "public_key": '
+                    f'"{public_key_hex(meter.key)}"}}'
+                )
         self.stdout.write(
             f"Simulating {len(chargers)} OCPP {options['protocol']} charger(s) against {options['url']} (Ctrl+C stops)"
         )

@@ -1,0 +1,298 @@
+"""Writes of signed metering: register meter keys; read a session's signed values from where
+chargers kept them, verify each (metering.ocmf) and store the result (SignedReading).
+
+Where the raw signed values are (chargers stores them whole before answering the charger, on
+every path, so nothing here can lose one; a failure here leaves them for the next attempt):
+- 1.6 MeterValues (the signed start, intermediate values): chargers.models.SignedSample;
+- 1.6 StopTransaction transactionData: ChargingSession.transaction_data;
+- 2.0.1 TransactionEvent meterValue: chargers.models.TransactionEvent.payload.
+`session_signed_ingest` is idempotent: a value already stored (same nature and text) is checked
+again and updated, never duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from chargers.messagelog.storable import clean_text
+from chargers.models import Charger, ChargingSession, SignedSample, TransactionEvent
+from chargers.sessions.signed import SignedValue, signed_values
+
+from . import ocmf
+from .models import MeterKey, SignedReading
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX = 200
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def meter_key_put(
+    *,
+    charger: Charger,
+    meter_serial: str,
+    public_key: str,
+    signing_method: str = "",
+    user: Any = None,
+) -> MeterKey:
+    """Register (or replace) the public key of a charger's meter. Raises ValueError with a
+    sentence for the host when the key cannot be read or does not fit the signing method.
+    Readings already stored for the charger's open and recent sessions are checked again."""
+    der = ocmf.load_public_key(public_key)
+    curve_method = ocmf.signing_method_for(der)
+    method = signing_method or curve_method
+    if method not in ocmf.CURVES:
+        raise ValueError(f"Signing method {method[:50]!r} is not one OCMF defines.")
+    if method != curve_method:
+        raise ValueError(f"The key is a {ocmf.key_curve(der)} key; {method} needs another curve.")
+    with transaction.atomic():
+        key, _ = MeterKey.objects.update_or_create(
+            charger=charger,
+            meter_serial=meter_serial,
+            defaults={"public_key": der, "signing_method": method, "registered_by": user},
+        )
+    return key
+
+
+def meter_key_delete(key: MeterKey) -> None:
+    key.delete()
+
+
+# -- ingest ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """A signed value of a session, as chargers kept it, with where it came from."""
+
+    value: SignedValue
+    message_time: Any = None  # the message's timestamp (datetime) when the value has none
+
+
+def _found(session: ChargingSession) -> list[Found]:
+    found: list[Found] = []
+    if not session.ocpp_transaction_id:
+        samples = SignedSample.objects.filter(
+            charger_id=session.charger_id, transaction_id=session.transaction_id
+        ).order_by("timestamp", "id")
+        for sample in samples:
+            found.append(
+                Found(
+                    SignedValue(
+                        timestamp=sample.timestamp.isoformat(),
+                        context=sample.context,
+                        measurand=sample.measurand,
+                        value=sample.value,
+                    )
+                )
+            )
+        found.extend(Found(value) for value in signed_values(session.transaction_data))
+        return found
+    # Only the events that carry a signed value leave the database (a long session has many).
+    events = TransactionEvent.objects.filter(
+        session_id=session.pk, payload__meterValue__icontains="signedMeterValue"
+    ).only("payload")
+    for event in events.order_by("seq_no", "id"):
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        found.extend(Found(value) for value in signed_values(payload.get("meterValue")))
+    return found
+
+
+def _nature(context: str, value_type: str, single: bool) -> str:
+    if value_type == "B":
+        return SignedReading.Nature.START
+    if value_type == "E":
+        return SignedReading.Nature.END
+    if single and context == "Transaction.Begin":
+        return SignedReading.Nature.START
+    if single and context == "Transaction.End":
+        return SignedReading.Nature.END
+    return SignedReading.Nature.INTERMEDIATE
+
+
+def _sent_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _digest(nature: str, text: str, index: int) -> str:
+    return hashlib.sha256(f"{nature}|{index}|{text}".encode()).hexdigest()
+
+
+def _key_for(
+    keys: list[MeterKey], reading: ocmf.OcmfReading, sent_key: str
+) -> tuple[bytes | None, str]:
+    """The registered key that must have signed `reading`, or None and why."""
+    key = next((k for k in keys if k.meter_serial == reading.meter_serial), None)
+    serial = reading.meter_serial[:40] or "(none)"
+    if key is None:
+        if sent_key:
+            return None, (
+                f"the charger sent a public key, but none is registered for meter {serial}: "
+                "register the key printed on the meter"
+            )
+        return None, f"no public key is registered for meter {serial}"
+    if sent_key:
+        try:
+            sent = ocmf.load_public_key(sent_key)
+        except ValueError:
+            return None, "the public key the charger sent cannot be read"
+        if sent != bytes(key.public_key):
+            return None, f"the public key the charger sent is not the one registered for {serial}"
+    return bytes(key.public_key), ""
+
+
+@dataclass
+class Checked:
+    nature: str
+    digest: str
+    fields: dict[str, Any]
+
+
+def _check(
+    found: Found, keys: list[MeterKey], facts: ocmf.SessionFacts
+) -> tuple[list[Checked], ocmf.OcmfReading | None]:
+    """Verify one signed value: one row per reading it holds (a container may hold B and E)."""
+    sent = clean_text(_sent_text(found.value.value))
+    context = found.value.context
+    try:
+        wrapped = ocmf.unwrap(found.value.value)
+        reading = ocmf.parse(wrapped.ocmf)
+    except ocmf.Malformed as exc:
+        nature = _nature(context, "", True)
+        return [
+            Checked(
+                nature,
+                _digest(nature, sent, 0),
+                {
+                    "raw": sent,
+                    "sent": sent,
+                    "status": ocmf.Status.MALFORMED,
+                    "reason": str(exc)[:REASON_MAX],
+                },
+            )
+        ], None
+    key, why = _key_for(keys, reading, wrapped.public_key)
+    if key is None:
+        result = ocmf.VerificationResult(ocmf.Status.UNKNOWN_KEY, why)
+    else:
+        result = ocmf.verify(reading, key)
+    if wrapped.signing_method and wrapped.signing_method != reading.signing_method and result.ok:
+        result = ocmf.VerificationResult(
+            ocmf.Status.MALFORMED,
+            f"signingMethod {wrapped.signing_method[:50]} differs from the OCMF SA",
+        )
+    single = len(reading.values) == 1
+    rows = []
+    for index, value in enumerate(reading.values):
+        nature = _nature(context, value.type, single)
+        outcome = result
+        if outcome.ok and nature != SignedReading.Nature.INTERMEDIATE:
+            outcome = ocmf.check_value(reading, value, facts, nature=nature) or outcome
+        rows.append(
+            Checked(
+                nature,
+                _digest(nature, reading.text, index),
+                {
+                    "raw": clean_text(reading.text),
+                    "sent": sent if sent != reading.text else "",
+                    "encoding": wrapped.encoding,
+                    "signing_method": reading.signing_method,
+                    "public_key_sent": clean_text(wrapped.public_key)[:2500],
+                    "meter_serial": reading.meter_serial[:64],
+                    "pagination": reading.pagination[:20],
+                    "value_wh": _bounded(value.value_wh),
+                    "time": value.time,
+                    "status": outcome.status,
+                    "reason": outcome.reason[:REASON_MAX],
+                },
+            )
+        )
+    return rows, reading
+
+
+def _bounded(value: Decimal | None) -> Decimal | None:
+    if value is None or abs(value) >= Decimal(10) ** 15:
+        return None
+    return value.quantize(Decimal("0.001"))
+
+
+def _pair(rows: list[Checked], readings: dict[str, ocmf.OcmfReading]) -> None:
+    """Check the verified start and end together (ocmf.check_pair); a failed check marks the
+    end reading."""
+    start = next((r for r in rows if r.nature == SignedReading.Nature.START), None)
+    end = next((r for r in reversed(rows) if r.nature == SignedReading.Nature.END), None)
+    if start is None or end is None:
+        return
+    if (
+        start.fields["status"] != ocmf.Status.VERIFIED
+        or end.fields["status"] != ocmf.Status.VERIFIED
+    ):
+        return
+    why = ocmf.check_pair(readings[start.digest], readings[end.digest])
+    if why:
+        end.fields["status"] = ocmf.Status.MALFORMED
+        end.fields["reason"] = why
+
+
+def session_signed_ingest(*, session_id: int) -> list[SignedReading]:
+    """Read, verify and store the signed values of a session (idempotent); return its rows."""
+    session = ChargingSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return []
+    found = _found(session)
+    if not found:
+        return list(SignedReading.objects.filter(session_id=session_id))
+    keys = list(MeterKey.objects.filter(charger_id=session.charger_id))
+    facts = ocmf.SessionFacts(started_at=session.started_at, stopped_at=session.stopped_at)
+    rows: list[Checked] = []
+    readings: dict[str, ocmf.OcmfReading] = {}
+    for item in found:
+        checked, reading = _check(item, keys, facts)
+        for row in checked:
+            if reading is not None:
+                readings[row.digest] = reading
+            if all(row.digest != seen.digest for seen in rows):
+                rows.append(row)
+    _pair(rows, readings)
+    with transaction.atomic():
+        for row in rows:
+            SignedReading.objects.update_or_create(
+                session_id=session_id,
+                digest=row.digest,
+                defaults={"nature": row.nature, **row.fields},
+            )
+    return list(SignedReading.objects.filter(session_id=session_id))
+
+
+def transaction_signed_ingest(*, charger_id: int, transaction_id: int) -> list[SignedReading]:
+    """Ingest the signed values of the 1.6 session of this charger and transaction, if any."""
+    session_id = (
+        ChargingSession.objects.filter(charger_id=charger_id, transaction_id=transaction_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if session_id is None:
+        return []  # a signed value before its start is stored: read when the session finishes
+    return session_signed_ingest(session_id=session_id)
+
+
+def charger_signed_recheck(*, charger_id: int, limit: int = 200) -> int:
+    """Check again the latest signed sessions of a charger (after its key changed)."""
+    ids = list(
+        SignedReading.objects.filter(session__charger_id=charger_id)
+        .order_by("-session_id")
+        .values_list("session_id", flat=True)
+        .distinct()[:limit]
+    )
+    for session_id in ids:
+        session_signed_ingest(session_id=session_id)
+    return len(ids)

@@ -1,0 +1,470 @@
+"""Enforcement of the allocation on the chargers over OCPP smart charging (docs/power.md,
+"Enforcement"). 1.6 and 2.0.1 alike, through chargers.devices.commands (a CALL, its answer kept).
+
+A pass over one site (`site_pass`) reads what should be in force and what the chargers accepted,
+and sends only the differences:
+
+1. charger by charger (connected and booted): its safe default (power.profiles.safe_default)
+   when it changed or the charger (re)connected since we sent it, and the two leases when they
+   are due for renewal (half their time gone) or were lost with a reconnect;
+2. the session limits that go **down** (TxProfile), and only then
+3. the ones that go **up**, if every decrease of the site was accepted: at no moment do the
+   limits in force add up to more than the new allocation or the old one.
+
+Rate limit and coalescing: a connector gets at most one profile per POWER_PROFILE_MIN_INTERVAL_S;
+what is held back is not queued, the next pass (the `power.enforce` sweep, every few seconds)
+sends the newest limit then. Chargers are sent to in parallel, each one's CALLs one at a time.
+
+A charger that answers anything but Accepted, a CALLERROR or nothing in time has refused: its
+allocation row is marked `refused` with the reason (power.services.recompute then assumes the
+connector draws its maximum and shrinks the others), an alert of kind `power_refused` opens
+(reliability), and it is asked again after POWER_REFUSED_RETRY_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from chargers.devices import commands
+from chargers.models import Charger, ChargingProfile, ChargingSession, Command, Connector
+from reliability.alerts import problem_report, problem_resolved
+from reliability.models import AlertRule
+
+from . import profiles
+from .allocation import Limit
+from .models import ConnectorAllocation, ConnectorPower, SiteBudget
+
+logger = logging.getLogger(__name__)
+
+REFUSED = AlertRule.Kind.POWER_REFUSED
+_locks: dict[int, threading.Lock] = {}
+# Chargers that refused their safe default or leases: not asked again before then (per process).
+_refused_until: dict[int, datetime] = {}
+_locks_guard = threading.Lock()
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def lease_seconds() -> float:
+    return _setting("POWER_LEASE_SECONDS", 120)
+
+
+# -- what should be in force ----------------------------------------------------------------------
+
+
+@dataclass
+class Send:
+    """One profile for one charger, and what to record when it is answered."""
+
+    charger: Charger
+    profile: profiles.Profile
+    allocation_id: int | None = None  # a session limit: its ConnectorAllocation row
+    decrease: bool = False
+
+
+@dataclass
+class Plan:
+    setup: list[Send] = field(default_factory=list)  # safe defaults and leases
+    down: list[Send] = field(default_factory=list)
+    up: list[Send] = field(default_factory=list)
+    held_back: int = 0  # decreases waiting for the rate limit: the increases wait too
+    # Waiting sessions (0 A) whose lease's TxDefaultProfile is their limit: (row, since).
+    settled: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+# A 1.6 charger whose socket dropped reconnects without a BootNotification: once it has been
+# connected this long, it is not about to boot and may be sent profiles.
+RECONNECT_GRACE = timedelta(seconds=3)
+
+
+def _booted(charger: Charger, now: datetime) -> bool:
+    """Connected and accepted, and booted on this connection or reconnected without booting:
+    it may be sent profiles (not before its BootNotification, OCPP 1.6 §4.2, B02)."""
+    if not (
+        charger.is_online(now)
+        and charger.registration_status == Charger.Registration.ACCEPTED
+        and charger.connected_at
+        and charger.last_boot_at
+    ):
+        return False
+    return charger.last_boot_at >= charger.connected_at or (
+        now - charger.connected_at >= RECONNECT_GRACE
+    )
+
+
+def _capacities(charger_ids: list[int]) -> dict[int, Decimal]:
+    """Each charger's full capacity per phase: its connectors' maximum currents added up."""
+    known = dict(
+        ConnectorPower.objects.filter(charger_id__in=charger_ids)
+        .values_list("charger_id")
+        .annotate(total=Sum("max_a"))
+    )
+    ports = dict(
+        Connector.objects.filter(charger_id__in=charger_ids, connector_id__gt=0)
+        .values_list("charger_id")
+        .annotate(n=Count("id"))
+    )
+    from .services import DEFAULT_MAX_A
+
+    return {cid: known.get(cid) or DEFAULT_MAX_A * max(ports.get(cid, 1), 1) for cid in charger_ids}
+
+
+def _held(charger_ids: list[int]) -> dict[tuple[int, int], ChargingProfile]:
+    """The power profiles each charger accepted (chargers.devices.smart_charging keeps them)."""
+    return {
+        (p.charger_id, p.profile_id): p
+        for p in ChargingProfile.objects.filter(
+            charger_id__in=charger_ids,
+            status=ChargingProfile.Status.INSTALLED,
+            profile_id__in=(
+                profiles.PROFILE_ID_SAFE,
+                profiles.PROFILE_ID_MAX_LEASE,
+                profiles.PROFILE_ID_TX_DEFAULT_LEASE,
+            ),
+        )
+    }
+
+
+def _held_limit(row: ChargingProfile | None) -> Decimal | None:
+    try:
+        limit = row.profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"]  # type: ignore[union-attr]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+    return Decimal(str(limit))
+
+
+def _lease_holds(row: ChargingProfile | None, since: datetime | None, now: datetime) -> bool:
+    return bool(
+        row is not None
+        and since is not None
+        and row.updated_at >= since
+        and row.valid_to is not None
+        and row.valid_to > now
+    )
+
+
+def _charger_setup(
+    charger: Charger,
+    *,
+    safe_a: Decimal,
+    capacity_a: Decimal,
+    held: dict[tuple[int, int], ChargingProfile],
+    now: datetime,
+) -> tuple[list[Send], bool]:
+    """The safe default and leases this charger needs now; and whether its leases hold now (a
+    new session on it starts at 0 A)."""
+    version = profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
+    since = charger.connected_at
+    sends: list[Send] = []
+    if _refused_until.get(charger.pk, now) > now:
+        return sends, False  # it refused its safe default or leases lately: asked again later
+    safe = held.get((charger.pk, profiles.PROFILE_ID_SAFE))
+    fresh = safe is not None and since is not None and safe.updated_at >= since
+    if not fresh or _held_limit(safe) != Decimal(str(profiles.amps(safe_a))):
+        sends.append(Send(charger, profiles.safe_default(version, safe_a, now=now)))
+    lifted = held.get((charger.pk, profiles.PROFILE_ID_MAX_LEASE))
+    waiting = held.get((charger.pk, profiles.PROFILE_ID_TX_DEFAULT_LEASE))
+    holds = _lease_holds(lifted, since, now) and _lease_holds(waiting, since, now)
+    renew_before = now + timedelta(seconds=lease_seconds() / 2)
+    due = (
+        not holds
+        or any(row.valid_to < renew_before for row in (lifted, waiting) if row and row.valid_to)
+        or _held_limit(lifted) != Decimal(str(profiles.amps(capacity_a)))
+    )
+    if due:
+        valid_to = now + timedelta(seconds=lease_seconds())
+        sends += [
+            Send(charger, p)
+            for p in profiles.leases(version, capacity_a, now=now, valid_to=valid_to)
+        ]
+    return sends, holds
+
+
+def _applied(
+    row: ConnectorAllocation, session: ChargingSession, charger: Charger
+) -> Decimal | None:
+    """The limit the charger accepted for this session on this connection (None: none yet)."""
+    if row.applied_at is None or row.applied_limit_a is None:
+        return None
+    if row.applied_at < session.received_start_at:
+        return None  # accepted for an earlier session on this connector
+    if charger.connected_at and row.applied_at < charger.connected_at:
+        return None  # before it (re)connected: sent again with its safe default
+    return row.applied_limit_a
+
+
+def plan(property_id: int, now: datetime) -> Plan:
+    """Return what to send to the property's chargers now (reads only)."""
+    result = Plan()
+    site = SiteBudget.objects.select_related("property").filter(property_id=property_id).first()
+    if site is None:
+        return result
+    from .services import budget_in_force
+
+    limit_a = budget_in_force(site, now).limit_a
+    chargers = list(Charger.objects.filter(property_id=property_id).order_by("station_id"))
+    ids = [c.pk for c in chargers]
+    shares = profiles.safe_shares(limit_a, [c.station_id for c in chargers])
+    capacities = _capacities(ids)
+    held = _held(ids)
+    ready: dict[int, bool] = {}
+    for charger in chargers:
+        if not _booted(charger, now):
+            continue
+        safe_a = min(shares[charger.station_id], capacities[charger.pk])
+        sends, leases_ok = _charger_setup(
+            charger, safe_a=safe_a, capacity_a=capacities[charger.pk], held=held, now=now
+        )
+        result.setup += sends
+        ready[charger.pk] = leases_ok
+    _plan_sessions(result, property_id, {c.pk: c for c in chargers}, ready, now)
+    return result
+
+
+def _plan_sessions(
+    result: Plan,
+    property_id: int,
+    chargers: dict[int, Charger],
+    ready: dict[int, bool],
+    now: datetime,
+) -> None:
+    gap = timedelta(seconds=_setting("POWER_PROFILE_MIN_INTERVAL_S", 3))
+    retry = timedelta(seconds=_setting("POWER_REFUSED_RETRY_SECONDS", 300))
+    rows = ConnectorAllocation.objects.filter(
+        property_id=property_id, session__status=ChargingSession.Status.ACTIVE
+    ).select_related("session")
+    for row in rows:
+        charger, session = chargers.get(row.charger_id), row.session
+        if charger is None or session is None or row.charger_id not in ready:
+            continue  # offline or not booted: its safe default holds
+        applied = _applied(row, session, charger)
+        # A refusal counts for the session it was made in; asked again after `retry`.
+        refused_now = bool(
+            row.refused and row.applied_at and row.applied_at >= session.received_start_at
+        )
+        if refused_now and row.applied_at and now - row.applied_at < retry:
+            continue
+        # Before its first limit a session draws the lease's TxDefaultProfile: 0 A.
+        in_force = (
+            applied if applied is not None else (Decimal(0) if ready[row.charger_id] else None)
+        )
+        target = Decimal(str(profiles.amps(row.limit_a)))
+        if in_force is not None and target == in_force and not refused_now:
+            if applied is None:
+                result.settled.append((row.pk, session.received_start_at))
+            continue
+        decrease = in_force is None or target < in_force
+        if row.applied_at and now - row.applied_at < gap:
+            result.held_back += 1 if decrease else 0
+            continue
+        version = (
+            profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
+        )
+        transaction_id: int | str | None = (
+            session.ocpp_transaction_id if version == profiles.V201 else session.transaction_id
+        )
+        if transaction_id in (None, ""):
+            continue
+        assert transaction_id is not None
+        send = Send(
+            charger,
+            profiles.session_limit(
+                version,
+                connector_id=row.connector_id,
+                transaction_id=transaction_id,
+                limit_a=target,
+            ),
+            allocation_id=row.pk,
+            decrease=decrease,
+        )
+        (result.down if decrease else result.up).append(send)
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    send: Send
+    accepted: bool
+    reason: str = ""
+    offline: bool = False
+
+
+def _refusal(command: Command) -> str:
+    if command.status == Command.Status.ERROR:
+        return f"CALLERROR: {command.error or 'no description'}"[:200]
+    status = profiles.answer_status(command.response)
+    return f"Answered {status or 'without a status'}"
+
+
+async def _send_one(send: Send, timeout: float) -> Outcome:
+    try:
+        command = await commands.send_command(
+            send.charger,
+            send.profile.action,
+            send.profile.payload,
+            source="power",
+            timeout=timeout,
+        )
+    except commands.ChargerOffline:
+        return Outcome(send, False, "offline", offline=True)
+    except commands.CommandTimeout:
+        return Outcome(send, False, f"No answer within {timeout:.0f} s")
+    except commands.InvalidCommand as exc:
+        logger.warning("Power profile for %s not sent: %s", send.charger.station_id, exc)
+        return Outcome(send, False, "", offline=True)  # ours to fix; asked again next pass
+    if command.status == Command.Status.ANSWERED and (
+        profiles.answer_status(command.response) == "Accepted"
+    ):
+        return Outcome(send, True)
+    return Outcome(send, False, _refusal(command))
+
+
+async def _send_charger(sends: list[Send], timeout: float) -> list[Outcome]:
+    outcomes = []
+    for send in sends:  # one CALL at a time per charger (OCPP-J §4.1.1)
+        outcome = await _send_one(send, timeout)
+        outcomes.append(outcome)
+        if outcome.offline:
+            break
+    return outcomes
+
+
+async def _send_all(sends: Sequence[Send]) -> list[Outcome]:
+    timeout = _setting("POWER_COMMAND_TIMEOUT", 10)
+    by_charger: dict[int, list[Send]] = {}
+    for send in sends:
+        by_charger.setdefault(send.charger.pk, []).append(send)
+    results = await asyncio.gather(*(_send_charger(s, timeout) for s in by_charger.values()))
+    return [outcome for outcomes in results for outcome in outcomes]
+
+
+def send_all(sends: Sequence[Send]) -> list[Outcome]:
+    """Send the profiles, chargers in parallel; return each one's outcome."""
+    if not sends:
+        return []
+    # From a request or a beat task (backoffice.beat._submit) this runs on the server's loop,
+    # where the charger connections are; from a Celery worker, on a loop of its own.
+    return async_to_sync(_send_all)(sends)
+
+
+# -- what the answers change ----------------------------------------------------------------------
+
+
+def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
+    """Keep what the chargers accepted or refused; raise or clear alerts. Return whether the
+    allocation must be computed again (a connector refused, or accepts again)."""
+    again = False
+    for outcome in outcomes:
+        if outcome.offline:
+            continue
+        send = outcome.send
+        connector_id = send.profile.connector_id
+        if send.allocation_id is not None:
+            row = ConnectorAllocation.objects.filter(pk=send.allocation_id).first()
+            if row is None:
+                continue
+            was_refused = row.refused
+            if outcome.accepted:
+                ConnectorAllocation.objects.filter(pk=row.pk).update(
+                    applied_limit_a=Decimal(str(send.profile.limit_a)),
+                    applied_at=now,
+                    refused=False,
+                    refused_reason="",
+                )
+            else:
+                ConnectorAllocation.objects.filter(pk=row.pk).update(
+                    applied_at=now, refused=True, refused_reason=outcome.reason[:200]
+                )
+            again = again or was_refused != (not outcome.accepted)
+        elif not outcome.accepted:
+            retry = _setting("POWER_REFUSED_RETRY_SECONDS", 300)
+            _refused_until[send.charger.pk] = now + timedelta(seconds=retry)
+        if outcome.accepted:
+            problem_resolved(
+                kind=REFUSED, charger_id=send.charger.pk, connector_id=connector_id, now=now
+            )
+        else:
+            logger.warning(
+                "%s refused its power limit (%s): %s",
+                send.charger.station_id,
+                send.profile.purpose,
+                outcome.reason,
+            )
+            problem_report(
+                kind=REFUSED,
+                charger_id=send.charger.pk,
+                connector_id=connector_id,
+                details=f"{send.profile.purpose} {send.profile.limit_a} A: {outcome.reason}",
+                now=now,
+            )
+    return again
+
+
+def _lock(property_id: int) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(property_id, threading.Lock())
+
+
+def site_pass(property_id: int, now: datetime | None = None) -> int:
+    """Bring the property's chargers to the allocation in force (see the module's docstring);
+    return how many profiles were sent. A pass already running for the site: nothing (the
+    next sweep catches up)."""
+    lock = _lock(property_id)
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        return _site_pass(property_id, now or timezone.now())
+    finally:
+        lock.release()
+
+
+def _site_pass(property_id: int, now: datetime) -> int:
+    work = plan(property_id, now)
+    for row_id, since in work.settled:
+        # A waiting session under a valid lease: the lease's 0 A has been its limit since it began.
+        ConnectorAllocation.objects.filter(pk=row_id).update(
+            applied_limit_a=Decimal(0), applied_at=since, refused=False, refused_reason=""
+        )
+    setup = send_all(work.setup)
+    down = send_all(work.down)
+    again = record(setup + down, timezone.now())
+    sent = len(setup) + len(down)
+    if work.up and not work.held_back and all(o.accepted for o in down):
+        up = send_all(work.up)
+        again = record(up, timezone.now()) or again
+        sent += len(up)
+    if again:
+        from .services import mark_dirty
+
+        mark_dirty(property_ids=[property_id])
+    return sent
+
+
+def enforce(property_id: int, limits: Sequence[Limit]) -> None:
+    """Send the property's new allocation to its chargers (called once the allocation is
+    committed; the rows, not `limits`, are read, so the newest allocation always wins)."""
+    site_pass(property_id)
+
+
+def enforce_all(now: datetime | None = None) -> int:
+    """One pass over every site with a budget (the `power.enforce` sweep): leases renewed,
+    reconnected chargers set up, limits held back by the rate limit sent."""
+    return sum(
+        site_pass(property_id, now)
+        for property_id in SiteBudget.objects.values_list("property_id", flat=True)
+    )

@@ -1,0 +1,238 @@
+"""The OCPP charging profiles that enforce a site's power budget (docs/power.md). Pure: no Django.
+
+Three kinds of profile per charger, in amperes per phase (chargingRateUnit A, one period):
+
+- the **safe default**: ChargePointMaxProfile (1.6, connectorId 0) or ChargingStationMaxProfile
+  (2.0.1, evseId 0) at stackLevel 0 with no end: the charger's share of the site's limit, what it
+  falls back to when nothing else is valid (`safe_shares`);
+- two **leases** at stackLevel 1, valid until `valid_to` and renewed while the charger is
+  connected: a station maximum at the charger's full capacity (it lifts the safe default) and a
+  TxDefaultProfile at 0 A on connector / EVSE 0 (a new session draws nothing until its own limit
+  arrives, so a start never pushes the site over its budget). A charger that loses its
+  connection stops getting renewals: once the leases end, the safe default caps it again (OCPP
+  1.6 §3.13.2, 2.0.1 K01: the valid profile with the highest stackLevel prevails);
+- the **session limit**: a TxProfile for the running transaction (Relative, stackLevel 1), the
+  allocation itself. It ends with its transaction.
+
+Profile ids are fixed per purpose (`PROFILE_ID_*`), so a new limit replaces the old one (1.6
+§5.16.2, 2.0.1 K01.FR.05) instead of piling up. Stack levels 0 and 1 are the power budget's;
+an operator's own profiles (the charger's page) should use 2 or more and then win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from chargers.ocpp.protocol import format_datetime
+
+V16 = "1.6"
+V201 = "2.0.1"
+
+SAFE_STACK_LEVEL = 0
+LEASE_STACK_LEVEL = 1
+TX_STACK_LEVEL = 1
+
+# Fixed ids (1.6 chargingProfileId / 2.0.1 id): a resend replaces its predecessor.
+PROFILE_ID_SAFE = 3800
+PROFILE_ID_MAX_LEASE = 3801
+PROFILE_ID_TX_DEFAULT_LEASE = 3802
+PROFILE_ID_TX_BASE = 3810  # + connector / EVSE id
+
+TX_PROFILE = "TxProfile"
+TX_DEFAULT = "TxDefaultProfile"
+MAX_16 = "ChargePointMaxProfile"
+MAX_201 = "ChargingStationMaxProfile"
+
+STEP = Decimal("0.1")
+
+
+def amps(value: Decimal | float | int) -> float:
+    """Return `value` rounded down to 0.1 A (the 1.6 schema's multipleOf), never negative."""
+    return float(max(Decimal(str(value)).quantize(STEP, rounding=ROUND_DOWN), Decimal(0)))
+
+
+def max_purpose(version: str) -> str:
+    return MAX_201 if version == V201 else MAX_16
+
+
+def tx_profile_id(connector_id: int) -> int:
+    return PROFILE_ID_TX_BASE + connector_id
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One profile to set: where, what, and the SetChargingProfile payload for the version."""
+
+    connector_id: int  # 0: the charger as a whole
+    purpose: str  # "TxProfile", "TxDefaultProfile" or "max" (the station maximum)
+    limit_a: float
+    payload: dict[str, Any]
+    action: str = "SetChargingProfile"
+
+
+def _schedule(
+    version: str,
+    profile_id: int,
+    limit_a: float,
+    start: datetime | None,
+    number_phases: int | None,
+) -> dict[str, Any]:
+    period: dict[str, Any] = {"startPeriod": 0, "limit": limit_a}
+    if number_phases:
+        period["numberPhases"] = number_phases
+    schedule: dict[str, Any] = {"chargingRateUnit": "A", "chargingSchedulePeriod": [period]}
+    if start is not None:
+        schedule["startSchedule"] = format_datetime(start)
+    if version == V201:
+        schedule["id"] = profile_id
+    return schedule
+
+
+def _payload(
+    version: str,
+    *,
+    connector_id: int,
+    profile_id: int,
+    purpose: str,
+    stack_level: int,
+    limit_a: float,
+    start: datetime | None,
+    valid_to: datetime | None = None,
+    transaction_id: int | str | None = None,
+    number_phases: int | None = None,
+) -> dict[str, Any]:
+    kind = "Absolute" if start is not None else "Relative"
+    schedule = _schedule(version, profile_id, limit_a, start, number_phases)
+    if version == V201:
+        profile: dict[str, Any] = {
+            "id": profile_id,
+            "stackLevel": stack_level,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": kind,
+            "chargingSchedule": [schedule],
+        }
+        if transaction_id is not None:
+            profile["transactionId"] = str(transaction_id)
+        if valid_to is not None:
+            profile["validTo"] = format_datetime(valid_to)
+        return {"evseId": connector_id, "chargingProfile": profile}
+    profile = {
+        "chargingProfileId": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": kind,
+        "chargingSchedule": schedule,
+    }
+    if transaction_id is not None:
+        profile["transactionId"] = int(transaction_id)
+    if valid_to is not None:
+        profile["validTo"] = format_datetime(valid_to)
+    return {"connectorId": connector_id, "csChargingProfiles": profile}
+
+
+def safe_default(version: str, limit_a: Decimal | float, *, now: datetime) -> Profile:
+    """Return the charger's safe default: its station maximum at stackLevel 0, with no end."""
+    limit = amps(limit_a)
+    payload = _payload(
+        version,
+        connector_id=0,
+        profile_id=PROFILE_ID_SAFE,
+        purpose=max_purpose(version),
+        stack_level=SAFE_STACK_LEVEL,
+        limit_a=limit,
+        start=now,
+    )
+    return Profile(0, "max", limit, payload)
+
+
+def leases(
+    version: str, capacity_a: Decimal | float, *, now: datetime, valid_to: datetime
+) -> list[Profile]:
+    """Return the two profiles that hold while the charger is connected (until `valid_to`): the
+    station maximum at its full `capacity_a` and a TxDefaultProfile at 0 A (stackLevel 1)."""
+    capacity = amps(capacity_a)
+    lifted = _payload(
+        version,
+        connector_id=0,
+        profile_id=PROFILE_ID_MAX_LEASE,
+        purpose=max_purpose(version),
+        stack_level=LEASE_STACK_LEVEL,
+        limit_a=capacity,
+        start=now,
+        valid_to=valid_to,
+    )
+    waiting = _payload(
+        version,
+        connector_id=0,
+        profile_id=PROFILE_ID_TX_DEFAULT_LEASE,
+        purpose=TX_DEFAULT,
+        stack_level=LEASE_STACK_LEVEL,
+        limit_a=0.0,
+        start=now,
+        valid_to=valid_to,
+    )
+    return [Profile(0, "max", capacity, lifted), Profile(0, TX_DEFAULT, 0.0, waiting)]
+
+
+def session_limit(
+    version: str,
+    *,
+    connector_id: int,
+    transaction_id: int | str,
+    limit_a: Decimal | float,
+    number_phases: int | None = None,
+) -> Profile:
+    """Return the TxProfile that limits the running transaction on `connector_id` (Relative: from
+    the transaction's start, for as long as it runs)."""
+    limit = amps(limit_a)
+    payload = _payload(
+        version,
+        connector_id=connector_id,
+        profile_id=tx_profile_id(connector_id),
+        purpose=TX_PROFILE,
+        stack_level=TX_STACK_LEVEL,
+        limit_a=limit,
+        start=None,
+        transaction_id=transaction_id,
+        number_phases=number_phases,
+    )
+    return Profile(connector_id, TX_PROFILE, limit, payload)
+
+
+def safe_shares(
+    limit_a: Decimal, chargers: Sequence[str], min_a: Decimal = Decimal(6)
+) -> dict[str, Decimal]:
+    """Return each charger's safe default so that all of them together, every one drawing its
+    safe default with nobody to tell them otherwise, stay within `limit_a` (per phase).
+
+    The limit divided equally, rounded down to 0.1 A; when that share is below `min_a` (a charger
+    cannot charge below its minimum) as many chargers as fit get `min_a`, in the order given (put
+    the busiest first), and the others 0 A: they pause while the site is unreachable.
+    """
+    if not chargers:
+        return {}
+    limit = max(Decimal(limit_a), Decimal(0))
+    share = (limit / len(chargers)).quantize(STEP, rounding=ROUND_DOWN)
+    if share >= min_a or min_a <= 0:
+        return {station: share for station in chargers}
+    fit = int(limit // min_a)
+    return {
+        station: (Decimal(min_a) if n < fit else Decimal(0)) for n, station in enumerate(chargers)
+    }
+
+
+def clear_session(version: str, connector_id: int) -> tuple[str, dict[str, Any]]:
+    """Return the ClearChargingProfile of the session limit on `connector_id`."""
+    profile_id = tx_profile_id(connector_id)
+    if version == V201:
+        return "ClearChargingProfile", {"chargingProfileId": profile_id}
+    return "ClearChargingProfile", {"id": profile_id}
+
+
+def answer_status(response: Any) -> str:
+    """The status of a SetChargingProfile answer ("" if there is none)."""
+    return str(response.get("status", "")) if isinstance(response, dict) else ""

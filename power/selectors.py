@@ -1,0 +1,94 @@
+"""Site power reads: the budget, circuits, connectors and allocation of a property."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from chargers.models import Charger
+
+from .models import (
+    AllocationSample,
+    Circuit,
+    ConnectorAllocation,
+    ConnectorPower,
+    SiteBudget,
+    WaitingPeriod,
+)
+
+
+def budget_get(property_id: int) -> SiteBudget | None:
+    return SiteBudget.objects.select_related("property").filter(property_id=property_id).first()
+
+
+def circuits_of(property_id: int) -> QuerySet[Circuit]:
+    return Circuit.objects.filter(property_id=property_id).select_related("parent")
+
+
+def connectors_of(property_id: int) -> QuerySet[ConnectorPower]:
+    return (
+        ConnectorPower.objects.filter(charger__property_id=property_id)
+        .select_related("charger", "circuit")
+        .order_by("charger__station_id", "connector_id")
+    )
+
+
+def allocations_of(property_id: int) -> QuerySet[ConnectorAllocation]:
+    return (
+        ConnectorAllocation.objects.filter(property_id=property_id)
+        .select_related("charger")
+        .order_by("charger__station_id", "connector_id")
+    )
+
+
+def chargers_of(property_id: int) -> QuerySet[Charger]:
+    return Charger.objects.filter(property_id=property_id).order_by("station_id")
+
+
+def samples_of(
+    property_id: int, *, since: timedelta = timedelta(hours=6), now: datetime | None = None
+) -> list[AllocationSample]:
+    start = (now or timezone.now()) - since
+    return list(AllocationSample.objects.filter(property_id=property_id, at__gte=start))
+
+
+def allocation_for_session(session_id: int) -> ConnectorAllocation | None:
+    return ConnectorAllocation.objects.filter(session_id=session_id).first()
+
+
+def session_allowance(session_id: int) -> dict[str, Any] | None:
+    """Return what a driver is told about the power their session may draw, or None when the
+    site shares no budget: {"waiting", "limit_a", "kw", "text"}."""
+    a = (
+        ConnectorAllocation.objects.filter(session_id=session_id)
+        .select_related("property__power_budget")
+        .first()
+    )
+    if a is None:
+        return None
+    if a.waiting:
+        return {"waiting": True, "limit_a": "0", "kw": "0", "text": a.reason}
+    site = getattr(a.property, "power_budget", None)
+    electrical = ConnectorPower.objects.filter(
+        charger_id=a.charger_id, connector_id=a.connector_id
+    ).first()
+    phases = electrical.phases if electrical else (site.phases if site else 3)
+    voltage = site.voltage if site else 230
+    kw = (a.limit_a * voltage * phases / 1000).quantize(Decimal("0.1"))
+    return {
+        "waiting": False,
+        "limit_a": str(a.limit_a),
+        "kw": str(kw),
+        "text": f"Power allowed: {kw} kW ({a.limit_a} A), shared with the other cars here",
+    }
+
+
+def waiting_periods(session_id: int) -> list[tuple[datetime, datetime | None]]:
+    """Return when the session waited for power: [(from, until or None while it still waits)]."""
+    return list(
+        WaitingPeriod.objects.filter(session_id=session_id).values_list("started_at", "ended_at")
+    )

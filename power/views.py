@@ -1,0 +1,131 @@
+"""Portal pages of site power: a location's budget, policy, schedule and live allocation."""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from backoffice.models import Property
+from backoffice.tenancy import readable
+from backoffice.views import require_role
+
+from . import charts, selectors, services
+from .forms import PowerForm, circuits_text, connectors_text, schedule_text
+
+CLASS_WORDS = {
+    "stay_guest": "Stay guest",
+    "paying_guest": "Paying guest",
+    "employee": "Employee card",
+    "fleet": "Fleet card",
+    "other": "Other",
+}
+SOURCE_WORDS = {
+    "live": "live reading from the building meter",
+    "schedule": "time-of-day limit",
+    "static": "the budget",
+}
+
+
+def _property(request: HttpRequest, pk: int) -> Property:
+    return get_object_or_404(
+        readable(Property.objects.select_related("organization"), request.user), pk=pk
+    )
+
+
+def _station_ids(prop: Property) -> dict[str, int]:
+    return dict(selectors.chargers_of(prop.pk).values_list("station_id", "pk"))
+
+
+def _zone(prop: Property) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(prop.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+def live_context(prop: Property) -> dict[str, Any]:
+    """What the live card shows: the budget in force, each connector's allocation, the chart."""
+    site = selectors.budget_get(prop.pk)
+    now = timezone.now()
+    in_force = services.budget_in_force(site, now) if site else None
+    zone = _zone(prop)
+    rows = list(selectors.allocations_of(prop.pk))
+    samples = selectors.samples_of(prop.pk, now=now)
+    chart = charts.power_chart(
+        [(s.at.astimezone(zone), s.budget_a, s.allocated_a, s.measured_a) for s in samples]
+    )
+    return {
+        "property": prop,
+        "site": site,
+        "in_force": in_force,
+        "source_words": SOURCE_WORDS.get(in_force.source, "") if in_force else "",
+        "in_force_kw": in_force.budget.limit_kw.quantize(Decimal("0.1")) if in_force else None,
+        "allocations": [
+            {"row": a, "kind": CLASS_WORDS.get(a.priority_class, a.priority_class)} for a in rows
+        ],
+        "total_limit": sum((a.limit_a for a in rows), start=0),
+        "waiting": sum(1 for a in rows if a.waiting),
+        "chart": chart,
+        "zone": prop.timezone,
+    }
+
+
+@login_required
+def location_power(request: HttpRequest, pk: int) -> HttpResponse:
+    prop = _property(request, pk)
+    editable = require_role(request.user, prop.organization_id).can_write
+    site = selectors.budget_get(prop.pk)
+    if request.method == "POST":
+        require_role(request.user, prop.organization_id, edit=True)
+        form = PowerForm(request.POST, station_ids=_station_ids(prop))
+        if form.is_valid():
+            data = form.cleaned_data
+            services.budget_save(
+                property_id=prop.pk,
+                limit_a=data["limit_a"],
+                phases=data["phases"],
+                voltage=data["voltage"],
+                policy=data["policy"],
+                schedule_entries=data["schedule"],
+                circuits=data["circuits"],
+                connectors=data["connectors"],
+                connectors_replace=True,
+            )
+            messages.success(request, "Power budget saved. The chargers get their new limits now.")
+            return redirect("power:location-power", prop.pk)
+    elif site is not None:
+        form = PowerForm(
+            initial={
+                "limit_a": site.limit_a,
+                "phases": site.phases,
+                "voltage": site.voltage,
+                "policy": site.policy,
+                "schedule": schedule_text(site.schedule),
+                "circuits": circuits_text(list(selectors.circuits_of(prop.pk))),
+                "connectors": connectors_text(list(selectors.connectors_of(prop.pk))),
+            }
+        )
+    else:
+        form = PowerForm()
+    context = live_context(prop) | {
+        "form": form,
+        "editable": editable,
+        "circuits": list(selectors.circuits_of(prop.pk)),
+        "connectors": list(selectors.connectors_of(prop.pk)),
+    }
+    return render(request, "power/location_power.html", context)
+
+
+@login_required
+def location_power_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The live card alone, refreshed by static/power/power.js."""
+    prop = _property(request, pk)
+    require_role(request.user, prop.organization_id)
+    return render(request, "power/includes/_live.html", live_context(prop))

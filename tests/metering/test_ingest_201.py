@@ -1,0 +1,117 @@
+"""Signed meter values over OCPP 2.0.1: signedMeterValue (Base64 OCMF, the key in the OCA form)
+in the Started and Ended TransactionEvents (OCA note 4.1), verified on arrival against the
+registered key; on the appended path and the full refold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargers.models import ChargingSession
+from chargers.ocpp import v201
+from metering import services
+from metering.models import SignedReading
+from metering.selectors import session_signature
+from tests.chargers.v201.conftest import connect201, tx_event
+from tests.metering.signing import Meter, signed_meter_value_201, tamper
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
+
+
+def iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(autouse=True)
+def _no_base_report(settings):
+    settings.OCPP_BASE_REPORT_AFTER_BOOT = False
+
+
+@pytest.fixture(params=["appended", "full"])
+def path(request, monkeypatch):
+    if request.param == "full":
+        monkeypatch.setattr(v201, "_appendable", lambda steady, event: False)
+    return request.param
+
+
+def signed_event(event_type: str, seq: int, at: datetime, wh: float, signed: dict, **kw) -> dict:
+    event = tx_event(event_type, seq, timestamp=iso(at), **kw)
+    context = "Transaction.Begin" if event_type == "Started" else "Transaction.End"
+    event["meterValue"] = [
+        {
+            "timestamp": iso(at),
+            "sampledValue": [
+                {
+                    "value": wh,
+                    "context": context,
+                    "measurand": "Energy.Active.Import.Register",
+                    "unitOfMeasure": {"unit": "Wh"},
+                    "signedMeterValue": signed,
+                }
+            ],
+        }
+    ]
+    return event
+
+
+async def charge(meter: Meter, *, end_text: str | None = None, sent_key: Meter | None = None):
+    client = await connect201()
+    start = meter.ocmf("B", "2.000", T0, pagination=21)
+    end = end_text or meter.ocmf("E", "7.250", T1, pagination=22)
+    key_of = sent_key or meter
+    await client.result(
+        "TransactionEvent",
+        signed_event(
+            "Started", 0, T0, 2000, signed_meter_value_201(key_of, start), id_token="04A1B2C3"
+        ),
+    )
+    session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
+    started = await SignedReading.objects.filter(session=session).acount()
+    await client.result(
+        "TransactionEvent",
+        signed_event(
+            "Ended", 1, T1, 7000, signed_meter_value_201(key_of, end), stopped_reason="Local"
+        ),
+    )
+    await client.close()
+    return await ChargingSession.objects.aget(pk=session.pk), started
+
+
+@pytest.fixture
+def meter(charger) -> Meter:
+    meter = Meter()
+    services.meter_key_put(
+        charger=charger, meter_serial=meter.serial, public_key=meter.public_key_hex
+    )
+    return meter
+
+
+async def test_signed_started_and_ended_verify(charger, token, meter, path):
+    session, started = await charge(meter)
+    assert started == 1  # the signed start was verified on arrival, before the Ended
+    assert session.status == "completed"
+    summary = await sync_to_async(session_signature)(session)
+    assert summary is not None and summary.status == "verified", summary
+    assert summary.energy_wh == Decimal(5250)  # 7.250 - 2.000 kWh, signed (not 7000 - 2000)
+    assert summary.public_key == meter.public_key_hex
+
+
+async def test_one_digit_changed_in_the_ended_reading_is_invalid(charger, token, meter, path):
+    end = tamper(meter.ocmf("E", "7.250", T1, pagination=22), '"RV":7.25', '"RV":7.26')
+    session, _ = await charge(meter, end_text=end)
+    summary = await sync_to_async(session_signature)(session)
+    assert summary is not None and summary.status == "invalid_signature"
+    assert summary.energy_wh is None
+
+
+async def test_a_sent_key_that_is_not_the_registered_one_is_refused(charger, token, meter):
+    session, _ = await charge(meter, sent_key=Meter())
+    summary = await sync_to_async(session_signature)(session)
+    assert summary is not None and summary.status == "unknown_key"
+    assert "not the one registered" in summary.reason

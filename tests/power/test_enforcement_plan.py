@@ -1,0 +1,149 @@
+"""power.enforcement.plan: what a pass would send, read from the rows. Only differences are
+sent, decreases before increases, at most one profile per connector per interval (the newest
+limit then), a refusal waits for its retry but not into the next session, and a charger that
+reconnected is set up again."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from chargers.models import Charger, ChargingProfile, ChargingSession
+from power import enforcement, profiles
+from power.models import ConnectorAllocation, ConnectorPower, SiteBudget
+from tests.factories import ChargerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(settings):
+    settings.POWER_PROFILE_MIN_INTERVAL_S = 3
+    settings.POWER_REFUSED_RETRY_SECONDS = 300
+    settings.POWER_LEASE_SECONDS = 120
+    now = timezone.now()
+    charger = ChargerFactory(
+        connection_id="c1",
+        connected_at=now - timedelta(seconds=60),
+        last_boot_at=now - timedelta(seconds=59),
+        last_seen_at=now,
+        registration_status=Charger.Registration.ACCEPTED,
+    )
+    SiteBudget.objects.create(property=charger.property, limit_a=Decimal(63))
+    ConnectorPower.objects.create(charger=charger, connector_id=1, max_a=Decimal(16))
+    session = ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=5,
+        id_tag="TAG",
+        started_at=now - timedelta(seconds=30),
+        meter_start_wh=0,
+    )
+    ChargingSession.objects.filter(pk=session.pk).update(
+        received_start_at=now - timedelta(seconds=30)
+    )
+    session.refresh_from_db()
+    # What the charger holds: its safe default (63 A for one charger, capped at its 16 A) and
+    # fresh leases.
+    for profile in [
+        profiles.safe_default(profiles.V16, 16, now=now),
+        *profiles.leases(profiles.V16, 16, now=now, valid_to=now + timedelta(seconds=120)),
+    ]:
+        body = profile.payload["csChargingProfiles"]
+        ChargingProfile.objects.create(
+            charger=charger,
+            profile_id=body["chargingProfileId"],
+            stack_level=body["stackLevel"],
+            purpose=body["chargingProfilePurpose"],
+            kind=body["chargingProfileKind"],
+            valid_to=now + timedelta(seconds=120) if "validTo" in body else None,
+            profile={"chargingSchedule": [body["chargingSchedule"]]},
+            updated_at=now - timedelta(seconds=30),
+        )
+    row = ConnectorAllocation.objects.create(
+        charger=charger,
+        connector_id=1,
+        property=charger.property,
+        session=session,
+        limit_a=Decimal(16),
+        applied_limit_a=Decimal(16),
+        applied_at=now - timedelta(seconds=20),
+    )
+    return charger, session, row, now
+
+
+def test_nothing_is_sent_when_the_charger_holds_the_allocation(setup):
+    charger, _, _, now = setup
+    work = enforcement.plan(charger.property_id, now)
+    assert (work.setup, work.down, work.up, work.held_back) == ([], [], [], 0)
+
+
+def test_a_lower_limit_is_a_decrease_and_the_newest_one_is_sent(setup):
+    charger, _, row, now = setup
+    ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal("10.0"))
+    ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal("8.4"))
+    work = enforcement.plan(charger.property_id, now)
+    assert work.up == [] and len(work.down) == 1
+    sent = work.down[0].profile
+    assert sent.purpose == "TxProfile" and sent.limit_a == 8.4
+    assert sent.payload["csChargingProfiles"]["transactionId"] == 5
+
+
+def test_a_limit_sent_moments_ago_waits_for_the_interval(setup):
+    charger, _, row, now = setup
+    ConnectorAllocation.objects.filter(pk=row.pk).update(
+        limit_a=Decimal(10), applied_at=now - timedelta(seconds=1)
+    )
+    work = enforcement.plan(charger.property_id, now)
+    assert work.down == [] and work.held_back == 1  # the increases of the site wait with it
+    later = enforcement.plan(charger.property_id, now + timedelta(seconds=3))
+    assert len(later.down) == 1
+
+
+def test_a_higher_limit_is_an_increase(setup):
+    charger, _, row, now = setup
+    ConnectorAllocation.objects.filter(pk=row.pk).update(applied_limit_a=Decimal(6))
+    work = enforcement.plan(charger.property_id, now)
+    assert work.down == [] and [s.profile.limit_a for s in work.up] == [16.0]
+
+
+def test_a_refusal_waits_for_its_retry_but_not_into_the_next_session(setup):
+    charger, session, row, now = setup
+    ConnectorAllocation.objects.filter(pk=row.pk).update(
+        limit_a=Decimal(10), refused=True, applied_at=now - timedelta(seconds=10)
+    )
+    assert enforcement.plan(charger.property_id, now).down == []
+    later = now + timedelta(seconds=301)
+    Charger.objects.filter(pk=charger.pk).update(last_seen_at=later)  # still connected
+    assert len(enforcement.plan(charger.property_id, later).down) == 1
+    # A new session on the connector: the refusal was the previous one's. It starts at the
+    # lease's 0 A, so its limit is an increase.
+    ChargingSession.objects.filter(pk=session.pk).update(received_start_at=now)
+    assert len(enforcement.plan(charger.property_id, now + timedelta(seconds=5)).up) == 1
+
+
+def test_a_reconnected_charger_is_set_up_again_and_its_limit_resent(setup):
+    charger, _, _, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
+    )
+    work = enforcement.plan(charger.property_id, now)
+    purposes = sorted(s.profile.purpose for s in work.setup)
+    assert purposes == ["TxDefaultProfile", "max", "max"]
+    # Nothing is known of what it holds on this connection: the limit goes with the decreases.
+    assert [s.profile.limit_a for s in work.down] == [16.0]
+
+
+def test_a_lease_half_gone_is_renewed(setup):
+    charger, _, _, now = setup
+    work = enforcement.plan(charger.property_id, now + timedelta(seconds=61))
+    assert sorted(s.profile.purpose for s in work.setup) == ["TxDefaultProfile", "max"]
+
+
+def test_an_offline_charger_is_sent_nothing(setup):
+    charger, _, row, now = setup
+    Charger.objects.filter(pk=charger.pk).update(connection_id="")
+    ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal(6))
+    work = enforcement.plan(charger.property_id, now)
+    assert (work.setup, work.down, work.up) == ([], [], [])
