@@ -395,7 +395,157 @@ _journaled_transactions: OrderedDict[tuple[int, str], int] = OrderedDict()
 JOURNALED_TRANSACTIONS_MAX = 10_000
 
 
-async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:  # noqa: C901 (to be split: issue 36)
+@dataclass
+class _EventCard:
+    """What the card of a TransactionEvent decided, for the answer and for the session row."""
+
+    answer: str | None = None  # the idTokenInfo status to answer
+    session_status: str | None = None  # the decision's status, stored on a session it opens
+    group: str | None = _LOOK_UP
+    token_id: int | None = None
+    token_known: bool = False
+    record: dict | None = None  # a decision to store with what this event opens
+
+
+async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _EventCard:
+    card = _EventCard()
+    if not event.id_token:
+        return card
+    if event.event_type == "Ended":
+        # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
+        status = await db.run(
+            services.token_status_for_stop,
+            charger_id=conn.charger_id,
+            id_tag=event.id_token,
+            connector_id=event.evse_id,
+            unique_id=unique_id,
+        )
+        card.answer = id_token_status(status)
+        return card
+    decision, card.record, found = await common.decide_unrecorded(
+        conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
+    )
+    card.group = found[1].parent_id_tag if found else ""
+    card.token_id, card.token_known = (found[0].pk if found else None), True
+    card.session_status = str(decision.status)
+    card.answer = id_token_status(card.session_status, decision.reason)
+    return card
+
+
+async def _appended_answer(
+    conn: Connection,
+    event: tx.TxEvent,
+    unique_id: str,
+    appended: services_v201.TransactionEventOutcome,
+) -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+    if not event.id_token:
+        return appended, None, None
+    # An Ended by card: the card's status now, as the full path answers.
+    status = await db.run(
+        services.token_status_for_stop,
+        charger_id=conn.charger_id,
+        id_tag=event.id_token,
+        connector_id=event.evse_id,
+        unique_id=unique_id,
+    )
+    return appended, id_token_status(status), _LOOK_UP
+
+
+async def _record_event(
+    conn: Connection,
+    event: tx.TxEvent,
+    payload: dict,
+    received: datetime,
+    our_id: int | None,
+    card: _EventCard,
+) -> services_v201.TransactionEventOutcome:
+    # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
+    # charger stops a transaction whose idTokenInfo is not Accepted (E05).
+    if event.event_type == "Started" and our_id is not None:
+        # Opened in a batch with other chargers' (services_v201.started_batched), with its decision.
+        return await services_v201.started(
+            services_v201.StartedRequest(
+                charger_id=conn.charger_id,
+                event=event,
+                payload=payload,
+                storable=payload if conn.received_clean else clean_value(payload)[0],
+                received_at=received,
+                transaction_id=our_id,
+                id_tag_status=card.session_status,
+                token_id=card.token_id,
+                decision_record=card.record,
+            )
+        )
+    if card.record is not None:
+        await db.run(decision_record, **card.record)
+    return await db.run(
+        services_v201.transaction_event_record,
+        charger_id=conn.charger_id,
+        payload=payload,
+        received_at=received,
+        id_tag_status=card.session_status,
+        transaction_id=our_id,
+        token_id=card.token_id,
+        token_known=card.token_known,
+        event=event,
+    )
+
+
+def _remember_steady(
+    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
+) -> None:
+    """Keep what the next Updated events of this transaction may be appended with."""
+    if outcome.steady_since is None or event.seq_no is None:
+        return
+    session = outcome.session
+    conn.steady[event.transaction_id] = _steady_of(
+        services_v201.SteadyFacts(
+            session.pk,
+            session.connector_id,
+            session.transaction_id,
+            session.started_at,
+            session.remote_start_id,
+            event.seq_no,
+            _energy_at(event, outcome.steady_since),
+            # A session this event opened has no other event; otherwise not known here.
+            reason_before=bool(event.stopped_reason) if outcome.started else True,
+            driver=session.id_tag,
+        ),
+        conn.charger_id,
+    )
+
+
+def _journaled_answer(conn: Connection, key: tuple, our_id: int | None, event: tx.TxEvent) -> dict:
+    # Journaled: the card cannot be checked now; the charger already authorized it locally.
+    conn.steady.clear()  # the journal's replay takes the full path
+    if our_id is not None:
+        _journaled_transactions[key] = our_id
+    while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
+        _journaled_transactions.popitem(last=False)
+    return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
+
+
+def _publish_outcome(
+    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
+) -> None:
+    session = outcome.session
+    if outcome.started:
+        conn.publish(session.connector_id, kind="started", transaction_id=session.transaction_id)
+    if outcome.ended:
+        conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
+    latest = {
+        s.measurand: f"{s.value} {s.unit}".strip()
+        for r in event.meter_values
+        for s in r.samples
+        if not s.phase
+    }
+    if latest and not outcome.ended:
+        conn.publish(
+            session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest
+        )
+
+
+async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
     event = services_v201.read_transaction_event(
         payload, received
@@ -412,94 +562,15 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             steady = await _learn_steady(conn, event)
         appended = await _append(conn, steady, event, payload) if steady is not None else None
         if appended is not None:
-            if event.id_token:  # an Ended by card: the card's status now, as the full path answers
-                status = await db.run(
-                    services.token_status_for_stop,
-                    charger_id=conn.charger_id,
-                    id_tag=event.id_token,
-                    connector_id=event.evse_id,
-                    unique_id=unique_id,
-                )
-                return appended, id_token_status(status), _LOOK_UP
-            return appended, None, None
+            return await _appended_answer(conn, event, unique_id, appended)
         # The full path may change any transaction of this charger (a Started closes the one it
         # supersedes): what this socket knew is re-learned from its outcomes.
         conn.steady.clear()
         conn.asked.add(event.transaction_id)
-        answer: str | None = None
-        session_status: str | None = None
-        group: str | None = _LOOK_UP
-        token_id: int | None = None
-        token_known = False
-        record: dict | None = None  # a decision to store with what this event opens
-        if event.id_token:
-            if event.event_type == "Ended":
-                # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
-                answer = await db.run(
-                    services.token_status_for_stop,
-                    charger_id=conn.charger_id,
-                    id_tag=event.id_token,
-                    connector_id=event.evse_id,
-                    unique_id=unique_id,
-                )
-                answer = id_token_status(answer)
-            else:
-                decision, record, card = await common.decide_unrecorded(
-                    conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
-                )
-                group = card[1].parent_id_tag if card else ""
-                token_id, token_known = (card[0].pk if card else None), True
-                session_status = str(decision.status)
-                answer = id_token_status(session_status, decision.reason)
-        # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
-        # charger stops a transaction whose idTokenInfo is not Accepted (E05).
-        if event.event_type == "Started" and our_id is not None:
-            # Opened in a batch with other chargers' (services_v201.started_batched), with its decision.
-            outcome = await services_v201.started(
-                services_v201.StartedRequest(
-                    charger_id=conn.charger_id,
-                    event=event,
-                    payload=payload,
-                    storable=payload if conn.received_clean else clean_value(payload)[0],
-                    received_at=received,
-                    transaction_id=our_id,
-                    id_tag_status=session_status,
-                    token_id=token_id,
-                    decision_record=record,
-                )
-            )
-        else:
-            if record is not None:
-                await db.run(decision_record, **record)
-            outcome = await db.run(
-                services_v201.transaction_event_record,
-                charger_id=conn.charger_id,
-                payload=payload,
-                received_at=received,
-                id_tag_status=session_status,
-                transaction_id=our_id,
-                token_id=token_id,
-                token_known=token_known,
-                event=event,
-            )
-        if outcome.steady_since is not None and event.seq_no is not None:
-            session = outcome.session
-            conn.steady[event.transaction_id] = _steady_of(
-                services_v201.SteadyFacts(
-                    session.pk,
-                    session.connector_id,
-                    session.transaction_id,
-                    session.started_at,
-                    session.remote_start_id,
-                    event.seq_no,
-                    _energy_at(event, outcome.steady_since),
-                    # A session this event opened has no other event; otherwise not known here.
-                    reason_before=bool(event.stopped_reason) if outcome.started else True,
-                    driver=session.id_tag,
-                ),
-                conn.charger_id,
-            )
-        return outcome, answer, group
+        card = await _event_card(conn, event, unique_id)
+        outcome = await _record_event(conn, event, payload, received, our_id, card)
+        _remember_steady(conn, event, outcome)
+        return outcome, card.answer, card.group
 
     result = await common.durably(
         conn,
@@ -511,29 +582,9 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         transaction_id=our_id,
     )
     if result is None:
-        # Journaled: the card cannot be checked now; the charger already authorized it locally.
-        conn.steady.clear()  # the journal's replay takes the full path
-        if our_id is not None:
-            _journaled_transactions[key] = our_id
-        while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
-            _journaled_transactions.popitem(last=False)
-        return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
+        return _journaled_answer(conn, key, our_id, event)
     outcome, answer, group = result
-    session = outcome.session
-    if outcome.started:
-        conn.publish(session.connector_id, kind="started", transaction_id=session.transaction_id)
-    if outcome.ended:
-        conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
-    latest = {
-        s.measurand: f"{s.value} {s.unit}".strip()
-        for r in event.meter_values
-        for s in r.samples
-        if not s.phase
-    }
-    if latest and not outcome.ended:
-        conn.publish(
-            session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest
-        )
+    _publish_outcome(conn, event, outcome)
     return (
         {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
     )
