@@ -575,7 +575,112 @@ def opened_by(
     )
 
 
-def transaction_event_record(  # noqa: C901 (to be split: issue 36)
+def _event_token_id(
+    charger_id: int, event: tx.TxEvent, token_id: int | None, token_known: bool
+) -> int | None:
+    """The card of a new session's first event (looked up unless the caller already did)."""
+    if not event.id_token:
+        return None
+    if token_known:
+        return token_id
+    organization_id = (
+        Charger.objects.filter(pk=charger_id)
+        .values_list("property__organization_id", flat=True)
+        .first()
+    )
+    token = token_find(event.id_token, organization_id)
+    return token.pk if token is not None else None
+
+
+def _locked_or_opened(
+    charger_id: int,
+    event: tx.TxEvent,
+    *,
+    token_id: int | None,
+    token_known: bool,
+    id_tag_status: str | None,
+    transaction_id: int | None,
+) -> tuple[ChargingSession, bool]:
+    """The session of this event's transaction, locked, or one opened now (and whether it was)."""
+    session = (
+        ChargingSession.objects.select_for_update()
+        .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
+        .first()
+    )
+    if session is not None:
+        return session, False
+    token_id = _event_token_id(charger_id, event, token_id, token_known)
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                session = opened_by(
+                    charger_id,
+                    event,
+                    token_id=token_id,
+                    id_tag_status=id_tag_status,
+                    transaction_id=transaction_id or new_transaction_id(),
+                )
+                session.save(force_insert=True)
+            return session, True
+        except IntegrityError:
+            session = ChargingSession.objects.filter(
+                charger_id=charger_id, ocpp_transaction_id=event.transaction_id
+            ).first()
+            if session is not None:
+                return session, False
+            transaction_id = None  # our integer id collided: draw another
+    raise RuntimeError("Could not allocate a transaction id")
+
+
+def _name_driver(
+    session: ChargingSession,
+    state: tx.TxState,
+    event: tx.TxEvent,
+    created: bool,
+    id_tag_status: str | None,
+) -> bool:
+    """Take the driver the fold names; returns whether a running session learned its driver now."""
+    if state.id_token and session.id_tag != state.id_token:
+        named_driver = not session.id_tag and not created
+        session.id_tag = state.id_token
+        session.token = token_find(state.id_token, session.charger.organization_id)
+        if id_tag_status:
+            session.id_tag_status = id_tag_status[:12]
+        return named_driver
+    if (
+        id_tag_status
+        and event.id_token
+        and event.id_token == session.id_tag
+        and event.event_type == "Started"
+    ):
+        session.id_tag_status = id_tag_status[:12]
+    return False
+
+
+def _end_facts(session: ChargingSession) -> tuple:
+    return (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+
+
+def _end_from_fold(
+    session: ChargingSession, state: tx.TxState, was_completed: bool, before: tuple
+) -> bool:
+    """Apply the fold's end; returns whether it newly ended or a late event changed the end
+    (`before`: the end facts as they were before the fold was applied)."""
+    if not state.ended:
+        return False
+    session.status = ChargingSession.Status.COMPLETED
+    session.stopped_at = state.stopped_at
+    session.meter_stop_wh = state.meter_stop_wh
+    session.stop_reason = state.stop_reason
+    session.stop_id_tag = state.stop_id_token
+    if was_completed and _end_facts(session) == before:
+        return False
+    # Newly ended, or a late event changed an ended session: price it (again).
+    session.received_stop_at = timezone.now()
+    return True
+
+
+def transaction_event_record(
     *,
     charger_id: int,
     payload: dict,
@@ -600,45 +705,14 @@ def transaction_event_record(  # noqa: C901 (to be split: issue 36)
     if event is None:
         event = read_transaction_event(payload, received_at)
     with transaction.atomic():
-        session = (
-            ChargingSession.objects.select_for_update()
-            .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
-            .first()
+        session, created = _locked_or_opened(
+            charger_id,
+            event,
+            token_id=token_id,
+            token_known=token_known,
+            id_tag_status=id_tag_status,
+            transaction_id=transaction_id,
         )
-        created = False
-        if session is None:
-            if not event.id_token:
-                token_id = None
-            elif not token_known:
-                organization_id = (
-                    Charger.objects.filter(pk=charger_id)
-                    .values_list("property__organization_id", flat=True)
-                    .first()
-                )
-                token = token_find(event.id_token, organization_id)
-                token_id = token.pk if token is not None else None
-            for _ in range(10):
-                try:
-                    with transaction.atomic():
-                        session = opened_by(
-                            charger_id,
-                            event,
-                            token_id=token_id,
-                            id_tag_status=id_tag_status,
-                            transaction_id=transaction_id or new_transaction_id(),
-                        )
-                        session.save(force_insert=True)
-                    created = True
-                    break
-                except IntegrityError:
-                    session = ChargingSession.objects.filter(
-                        charger_id=charger_id, ocpp_transaction_id=event.transaction_id
-                    ).first()
-                    if session is not None:
-                        break
-                    transaction_id = None  # our integer id collided: draw another
-            if session is None:
-                raise RuntimeError("Could not allocate a transaction id")
         if not _event_insert(
             TransactionEvent(
                 charger_id=charger_id,
@@ -670,49 +744,15 @@ def transaction_event_record(  # noqa: C901 (to be split: issue 36)
         # session, created here under the lock): its fold is this event's.
         state = tx.fold([event] if created else _events_of(charger_id, event.transaction_id))
         was_completed = session.status == ChargingSession.Status.COMPLETED
-        before = (
-            session.meter_stop_wh,
-            session.stopped_at,
-            session.stop_reason,
-            session.meter_start_wh,
-        )
+        before = _end_facts(session)
         session.started_at = state.started_at
         session.meter_start_wh = state.meter_start_wh
         if state.evse_id is not None:
             session.connector_id = state.evse_id
-        named_driver = False
-        if state.id_token and session.id_tag != state.id_token:
-            named_driver = not session.id_tag and not created
-            session.id_tag = state.id_token
-            session.token = token_find(state.id_token, session.charger.organization_id)
-            if id_tag_status:
-                session.id_tag_status = id_tag_status[:12]
-        elif (
-            id_tag_status
-            and event.id_token
-            and event.id_token == session.id_tag
-            and event.event_type == "Started"
-        ):
-            session.id_tag_status = id_tag_status[:12]
+        named_driver = _name_driver(session, state, event, created, id_tag_status)
         session.remote_start_id = state.remote_start_id
         session.reservation_id = state.reservation_id
-        ended_now = False
-        if state.ended:
-            session.status = ChargingSession.Status.COMPLETED
-            session.stopped_at = state.stopped_at
-            session.meter_stop_wh = state.meter_stop_wh
-            session.stop_reason = state.stop_reason
-            session.stop_id_tag = state.stop_id_token
-            after = (
-                session.meter_stop_wh,
-                session.stopped_at,
-                session.stop_reason,
-                session.meter_start_wh,
-            )
-            if not was_completed or after != before:
-                # Newly ended, or a late event changed an ended session: price it (again).
-                session.received_stop_at = timezone.now()
-                ended_now = True
+        ended_now = _end_from_fold(session, state, was_completed, before)
         session.save()
         if created and not state.ended and session.connector_id:
             # An EVSE has one transaction at a time: one it left open (it lost power or rebooted
