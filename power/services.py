@@ -256,9 +256,8 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
 def _announce(session_ids: list[int]) -> None:
     from .signals import allocation_changed
 
-    for receiver, result in allocation_changed.send_robust(sender=None, session_ids=session_ids):
-        if isinstance(result, Exception):
-            logger.error("%s failed on a changed allocation: %r", receiver, result)
+    # A receiver's failure is logged by Django (django.dispatch) and never stops the others.
+    allocation_changed.send_robust(sender=None, session_ids=session_ids)
 
 
 def _store(

@@ -123,6 +123,26 @@ def _flush_message_log():
     writer._loop = None
 
 
+@pytest.fixture
+async def _background_work_done():
+    """An async test's background work (connection announcements, follow-up CALLs) ends before
+    the database is cleaned; added last to every async test (pytest_collection_modifyitems), so
+    its teardown runs first, on the test's own loop."""
+    from chargers.connections import background
+
+    yield
+    await background.drain(timeout=10)
+
+
+def pytest_collection_modifyitems(items):
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and inspect.iscoroutinefunction(function):
+            item.fixturenames.append("_background_work_done")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Each test builds its own channel layer.

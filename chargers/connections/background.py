@@ -27,3 +27,16 @@ def _finished(task: asyncio.Future[Any], what: str) -> None:
     _running.discard(task)
     if not task.cancelled() and task.exception() is not None:
         logger.error("%s failed", what, exc_info=task.exception())
+
+
+async def drain(timeout: float) -> None:
+    """Wait (at most `timeout` seconds) for this loop's background work, including what it starts
+    in turn. Tests call it before the database is cleaned: a late announcement would write rows
+    for a charger the cleaning is removing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        mine = [task for task in _running if task.get_loop() is loop]
+        if not mine:
+            return
+        await asyncio.wait(mine, timeout=left)

@@ -13,6 +13,14 @@ from power import profiles
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now():
+    # The simulator reads the clock: "now" is each test's, not the module's import time (a CI
+    # run imports it many minutes before the test runs, and a 5-minute lease had run out).
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 class Wire:
     """Stands in for the websocket: keeps what the simulator sends."""
 
