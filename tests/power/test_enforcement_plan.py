@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from chargers.models import Charger, ChargingProfile, ChargingSession
 from power import enforcement, profiles
-from power.models import ConnectorAllocation, ConnectorPower, SiteBudget
+from power.models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +147,21 @@ def test_an_offline_charger_is_sent_nothing(setup):
     ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal(6))
     work = enforcement.plan(charger.property_id, now)
     assert (work.setup, work.down, work.up) == ([], [], [])
+
+
+def test_the_safe_default_keeps_a_sub_panel_within_its_limit(setup):
+    # Three more chargers on the same 32 A sub-panel: 63 A / 4 would be 15.7 A each, 62.8 A on a
+    # 32 A breaker when all of them are offline; the sub-panel gives each 8 A.
+    charger, _, _, now = setup
+    panel = Circuit.objects.create(property=charger.property, name="garage", limit_a=Decimal(32))
+    ConnectorPower.objects.filter(charger=charger).update(circuit=panel)
+    for _ in range(3):
+        other = ChargerFactory(property=charger.property, connection_id="")
+        ConnectorPower.objects.create(
+            charger=other, connector_id=1, max_a=Decimal(32), circuit=panel
+        )
+    work = enforcement.plan(charger.property_id, now)
+    safe = [
+        s.profile for s in work.setup if s.profile.payload["csChargingProfiles"]["stackLevel"] == 0
+    ]
+    assert [p.limit_a for p in safe] == [8.0]
