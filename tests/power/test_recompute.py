@@ -298,3 +298,37 @@ def test_a_material_draw_change_is_recomputed_by_the_next_sweep(site, monkeypatc
     assert ConnectorAllocation.objects.get(session=session).measured_a == A(16)
     current(session, "15.0", at=now + timedelta(seconds=40))  # within 2 A: the refresh's job
     assert services.recompute_due(refresh=refresh) == 0
+
+
+def test_a_meter_values_frame_costs_the_same_queries_and_the_sweep_sees_it(site, monkeypatch):
+    """What one MeterValues frame costs on the ORM path (chargers.sessions.services
+    .meter_values_store: the session, one INSERT of its samples): power adds nothing per frame.
+    The next sweep finds the draw (four queries, `test_a_material_draw_change_...`)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chargers.ocpp.tolerant import MeterReading, Sample
+    from chargers.sessions.services import meter_values_store
+
+    monkeypatch.setattr(services, "meter_mark", [None])
+    prop, _ = site
+    session = start(ChargerFactory(property=prop))
+    services.recompute(prop.pk)
+    assert services.draw_changed() == set()  # the mark is set
+    reading = MeterReading(
+        timestamp=timezone.now(),
+        samples=[
+            Sample(value=amps, measurand="Current.Import", phase=phase, unit="A")
+            for phase, amps in (("L1", "16.1"), ("L2", "15.9"), ("L3", "16.0"))
+        ],
+    )
+    with CaptureQueriesContext(connection) as frame:
+        stored = meter_values_store(
+            charger_id=session.charger_id,
+            connector_id=1,
+            transaction_id=session.transaction_id,
+            readings=[reading],
+        )
+    assert stored == 3 and len(frame) == 2
+    assert services.recompute_due(refresh=timedelta(seconds=10)) == 1
+    assert ConnectorAllocation.objects.get(session=session).measured_a == A("16.1")
