@@ -551,6 +551,9 @@ LOGGING = {
 
 # Site power (docs/power.md): every site with active sessions is recomputed at least this often.
 POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)
+# A session whose draw moved this many amperes from its last allocation's measurement gets its
+# site recomputed by the next sweep (POWER_SWEEP_SECONDS), not only by the refresh above.
+POWER_DRAW_CHANGE_A = env_int("POWER_DRAW_CHANGE_A", 2)
 # Enforcement over OCPP (docs/power.md, "Enforcement"): how long a lease (the profiles that lift a
 # charger above its safe default) lasts; a charger that loses its connection is back at its safe
 # default at most this long after. At most one profile per connector per MIN_INTERVAL; a charger

@@ -43,7 +43,7 @@ from reliability.models import AlertRule
 
 from . import profiles
 from .allocation import Limit
-from .models import ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,26 @@ def _capacities(charger_ids: list[int]) -> dict[int, Decimal]:
     from .services import DEFAULT_MAX_A
 
     return {cid: known.get(cid) or DEFAULT_MAX_A * max(ports.get(cid, 1), 1) for cid in charger_ids}
+
+
+def _circuits(
+    property_id: int, chargers: list[Charger]
+) -> tuple[dict[str, tuple[Decimal, str]], dict[str, list[str]]]:
+    """The property's circuits (id: (limit, parent)) and the circuits each charger's connectors
+    hang on, for `profiles.safe_shares`."""
+    circuits = {
+        str(pk): (limit_a, str(parent) if parent else "")
+        for pk, limit_a, parent in Circuit.objects.filter(property_id=property_id).values_list(
+            "pk", "limit_a", "parent_id"
+        )
+    }
+    station = {c.pk: c.station_id for c in chargers}
+    circuit_of: dict[str, list[str]] = {}
+    for charger_id, circuit_id in ConnectorPower.objects.filter(
+        charger_id__in=list(station), circuit__isnull=False
+    ).values_list("charger_id", "circuit_id"):
+        circuit_of.setdefault(station[charger_id], []).append(str(circuit_id))
+    return circuits, circuit_of
 
 
 def _held(charger_ids: list[int]) -> dict[tuple[int, int], ChargingProfile]:
@@ -217,7 +237,10 @@ def plan(property_id: int, now: datetime) -> Plan:
     limit_a = budget_in_force(site, now).limit_a
     chargers = list(Charger.objects.filter(property_id=property_id).order_by("station_id"))
     ids = [c.pk for c in chargers]
-    shares = profiles.safe_shares(limit_a, [c.station_id for c in chargers])
+    circuits, circuit_of = _circuits(property_id, chargers)
+    shares = profiles.safe_shares(
+        limit_a, [c.station_id for c in chargers], circuits=circuits, circuit_of=circuit_of
+    )
     capacities = _capacities(ids)
     held = _held(ids)
     ready: dict[int, bool] = {}

@@ -21,7 +21,7 @@ an operator's own profiles (the charger's page) should use 2 or more and then wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -204,25 +204,73 @@ def session_limit(
 
 
 def safe_shares(
-    limit_a: Decimal, chargers: Sequence[str], min_a: Decimal = Decimal(6)
+    limit_a: Decimal,
+    chargers: Sequence[str],
+    min_a: Decimal = Decimal(6),
+    *,
+    circuits: Mapping[str, tuple[Decimal, str]] | None = None,
+    circuit_of: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Decimal]:
     """Return each charger's safe default so that all of them together, every one drawing its
-    safe default with nobody to tell them otherwise, stay within `limit_a` (per phase).
+    safe default with nobody to tell them otherwise, stay within `limit_a` (per phase) at the
+    main connection and within every circuit's limit below it.
 
-    The limit divided equally, rounded down to 0.1 A; when that share is below `min_a` (a charger
-    cannot charge below its minimum) as many chargers as fit get `min_a`, in the order given (put
-    the busiest first), and the others 0 A: they pause while the site is unreachable.
+    `circuits` maps a circuit id to (its limit per phase, its parent: "" = the main connection);
+    `circuit_of` maps a charger to the circuits its connectors hang on (none or unknown: the main
+    connection). A charger counts in full at every circuit on the way from each of its circuits
+    to the main connection (its safe default caps the whole charger).
+
+    Each charger gets the smallest equal share of the nodes it crosses (a node's limit divided by
+    the chargers under it), rounded down to 0.1 A. A charger whose share is below `min_a` (it
+    cannot charge below its minimum) gets `min_a` if every node it crosses still has room for
+    it, in the order given (put the busiest first), and 0 A otherwise: it pauses while the site
+    is unreachable.
     """
     if not chargers:
         return {}
-    limit = max(Decimal(limit_a), Decimal(0))
-    share = (limit / len(chargers)).quantize(STEP, rounding=ROUND_DOWN)
-    if share >= min_a or min_a <= 0:
-        return {station: share for station in chargers}
-    fit = int(limit // min_a)
-    return {
-        station: (Decimal(min_a) if n < fit else Decimal(0)) for n, station in enumerate(chargers)
+    nodes: dict[str, Decimal] = {"": max(Decimal(limit_a), Decimal(0))}
+    parents: dict[str, str] = {}
+    for cid, (climit, parent) in (circuits or {}).items():
+        if cid:
+            nodes[cid] = max(Decimal(climit), Decimal(0))
+            parents[cid] = parent or ""
+    crossed = {
+        station: _crossed((circuit_of or {}).get(station, ()), parents) for station in chargers
     }
+    under: dict[str, int] = dict.fromkeys(nodes, 0)
+    for path in crossed.values():
+        for node in path:
+            under[node] += 1
+    shares: dict[str, Decimal] = {}
+    for station in chargers:
+        share = min(
+            (nodes[n] / under[n]).quantize(STEP, rounding=ROUND_DOWN) for n in crossed[station]
+        )
+        shares[station] = share if (share >= min_a or min_a <= 0) else Decimal(-1)
+    room = dict(nodes)
+    for station, share in shares.items():
+        for node in crossed[station] if share >= 0 else ():
+            room[node] -= share
+    for station in chargers:
+        if shares[station] >= 0:
+            continue
+        fits = all(room[n] >= min_a for n in crossed[station])
+        shares[station] = Decimal(min_a) if fits else Decimal(0)
+        for node in crossed[station] if fits else ():
+            room[node] -= Decimal(min_a)
+    return shares
+
+
+def _crossed(circuits: Sequence[str], parents: Mapping[str, str]) -> frozenset[str]:
+    """The nodes ("" = the main connection) on the way from `circuits` to the main connection.
+    An unknown circuit or a loop ends the way at the main connection."""
+    seen: set[str] = {""}
+    for start in circuits:
+        node = start
+        while node and node in parents and node not in seen:
+            seen.add(node)
+            node = parents[node]
+    return frozenset(seen)
 
 
 def clear_session(version: str, connector_id: int) -> tuple[str, dict[str, Any]]:

@@ -396,11 +396,102 @@ def mark_dirty(*, property_ids: Sequence[int] = (), session_id: int | None = Non
     return qs.update(dirty_at=timezone.now())
 
 
+# The newest MeterValue id the sweep has looked at (per process; None: not yet, start from now).
+meter_mark: list[int | None] = [None]
+# At most this many new meter rows are read per sweep (the rest on the next one, 2 s later).
+METER_SCAN_LIMIT = 5000
+
+
+def draw_changed(*, threshold: Decimal | None = None) -> set[int]:
+    """Return the properties where a session's draw moved by `threshold` amperes or more
+    (POWER_DRAW_CHANGE_A, 2) from what its last allocation measured: read from the meter values
+    written since the last call, along the primary key, in four queries per call whatever the
+    number of frames (nothing is added to the MeterValues write path). A row committed after a
+    newer one was seen (concurrent writers) is missed here; the periodic refresh catches it."""
+    if threshold is None:
+        threshold = Decimal(str(getattr(settings, "POWER_DRAW_CHANGE_A", 2)))
+    newest = MeterValue.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    mark = meter_mark[0]
+    meter_mark[0] = newest  # moved back below when the scan stops at its limit
+    if mark is None or newest <= mark:
+        return set()
+    rows = list(
+        MeterValue.objects.filter(pk__gt=mark, pk__lte=newest, measurand__in=(CURRENT, POWER))
+        .exclude(value=None)
+        .exclude(session_id=None)
+        .order_by("pk")
+        .values_list("pk", "session_id", "timestamp", "measurand", "unit", "value")[
+            :METER_SCAN_LIMIT
+        ]
+    )
+    if not rows:
+        return set()
+    if len(rows) == METER_SCAN_LIMIT:
+        meter_mark[0] = rows[-1][0]  # the rest on the next sweep
+    latest: dict[int, list[tuple[datetime, str, str, Decimal]]] = {}
+    for _, session_id, at, measurand, unit, value in rows:
+        seen = latest.setdefault(session_id, [])
+        if seen and seen[0][0] != at:
+            if at < seen[0][0]:
+                continue
+            seen.clear()
+        seen.append((at, measurand, unit, Decimal(str(value))))
+    allocations = list(
+        ConnectorAllocation.objects.filter(session_id__in=list(latest)).values_list(
+            "session_id",
+            "property_id",
+            "measured_a",
+            "charger_id",
+            "connector_id",
+            "property__power_budget__phases",
+            "property__power_budget__voltage",
+        )
+    )
+    phases_of = dict(
+        ((charger_id, connector_id), phases)
+        for charger_id, connector_id, phases in ConnectorPower.objects.filter(
+            charger_id__in={a[3] for a in allocations}
+        ).values_list("charger_id", "connector_id", "phases")
+    )
+    moved: set[int] = set()
+    for (
+        session_id,
+        property_id,
+        measured,
+        charger_id,
+        connector_id,
+        site_phases,
+        volts,
+    ) in allocations:
+        phases = phases_of.get((charger_id, connector_id), site_phases or 3)
+        now_a = draw_of(latest[session_id], phases=phases, voltage=volts or 230)
+        if now_a is not None and abs(now_a - (measured or Decimal(0))) >= threshold:
+            moved.add(property_id)
+    return moved
+
+
+def draw_of(
+    rows: Sequence[tuple[datetime, str, str, Decimal]], *, phases: int, voltage: int
+) -> Decimal | None:
+    """The current drawn (highest phase, A) from one moment's readings (`measured_current`)."""
+    currents = [v for _, m, unit, v in rows if m == CURRENT and unit in ("A", "")]
+    if currents:
+        return max(Decimal(0), max(currents))
+    watts = [v * (1000 if unit == "kW" else 1) for _, m, unit, v in rows if m == POWER]
+    if watts:
+        return max(Decimal(0), max(watts)) / Decimal(voltage * max(1, phases))
+    return None
+
+
 def recompute_due(*, now: datetime | None = None, refresh: timedelta) -> int:
-    """Recompute every property marked dirty, and every one with active sessions whose last
-    allocation is older than `refresh` (meter values, give-back, schedule, live expiry)."""
+    """Recompute every property marked dirty, every one where a session's draw moved materially
+    since its last allocation (`draw_changed`), and every one with active sessions whose last
+    allocation is older than `refresh` (the backstop: give-back, schedule, live expiry)."""
     now = now or timezone.now()
-    dirty = set(SiteBudget.objects.exclude(dirty_at=None).values_list("property_id", flat=True))
+    moved = draw_changed()
+    dirty = moved | set(
+        SiteBudget.objects.exclude(dirty_at=None).values_list("property_id", flat=True)
+    )
     stale = set(
         SiteBudget.objects.filter(
             property__chargers__sessions__status=ChargingSession.Status.ACTIVE

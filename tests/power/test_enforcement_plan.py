@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from chargers.models import Charger, ChargingProfile, ChargingSession
+from chargers.devices import commands
+from chargers.models import Charger, ChargingProfile, ChargingSession, Command
 from power import enforcement, profiles
-from power.models import ConnectorAllocation, ConnectorPower, SiteBudget
+from power.models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +148,55 @@ def test_an_offline_charger_is_sent_nothing(setup):
     ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal(6))
     work = enforcement.plan(charger.property_id, now)
     assert (work.setup, work.down, work.up) == ([], [], [])
+
+
+def test_the_safe_default_keeps_a_sub_panel_within_its_limit(setup):
+    # Three more chargers on the same 32 A sub-panel: 63 A / 4 would be 15.7 A each, 62.8 A on a
+    # 32 A breaker when all of them are offline; the sub-panel gives each 8 A.
+    charger, _, _, now = setup
+    panel = Circuit.objects.create(property=charger.property, name="garage", limit_a=Decimal(32))
+    ConnectorPower.objects.filter(charger=charger).update(circuit=panel)
+    for _ in range(3):
+        other = ChargerFactory(property=charger.property, connection_id="")
+        ConnectorPower.objects.create(
+            charger=other, connector_id=1, max_a=Decimal(32), circuit=panel
+        )
+    work = enforcement.plan(charger.property_id, now)
+    safe = [
+        s.profile for s in work.setup if s.profile.payload["csChargingProfiles"]["stackLevel"] == 0
+    ]
+    assert [p.limit_a for p in safe] == [8.0]
+
+
+def test_a_charger_offline_when_the_budget_drops_gets_the_new_safe_default_first(
+    setup, monkeypatch
+):
+    """Offline when the budget drops: nothing can reach it, it keeps its old safe default (16 A)
+    until it reconnects. Then the new safe default is its first CALL, before its leases (which
+    lift it) and before its session's limit."""
+    charger, _, row, now = setup
+    Charger.objects.filter(pk=charger.pk).update(connection_id="")
+    SiteBudget.objects.filter(property=charger.property).update(limit_a=Decimal(10))
+    ConnectorAllocation.objects.filter(pk=row.pk).update(limit_a=Decimal(10))
+    assert enforcement.plan(charger.property_id, now).setup == []
+    Charger.objects.filter(pk=charger.pk).update(
+        connection_id="c2",
+        connected_at=now - timedelta(seconds=5),
+        last_boot_at=now - timedelta(seconds=4),
+    )
+    sent: list[tuple[int, int, float]] = []
+
+    async def answer(charger, action, payload, **kwargs):
+        body = payload.get("csChargingProfiles") or payload["chargingProfile"]
+        limit = body["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+        sent.append((body["chargingProfileId"], body["stackLevel"], limit))
+        return Command(status=Command.Status.ANSWERED, response={"status": "Accepted"})
+
+    monkeypatch.setattr(commands, "send_command", answer)
+    enforcement.site_pass(charger.property_id, now)
+    assert sent[0] == (profiles.PROFILE_ID_SAFE, 0, 10.0)
+    assert {s[0] for s in sent[1:3]} == {
+        profiles.PROFILE_ID_MAX_LEASE,
+        profiles.PROFILE_ID_TX_DEFAULT_LEASE,
+    }
+    assert sent[3:] == [(profiles.tx_profile_id(1), 1, 10.0)]

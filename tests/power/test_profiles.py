@@ -105,3 +105,42 @@ def test_safe_shares_never_go_below_the_minimum_but_pause_who_does_not_fit():
 def test_limits_are_rounded_down_and_never_negative():
     assert profiles.amps(Decimal("6.39")) == 6.3
     assert profiles.amps(-1) == 0.0
+
+
+def test_safe_shares_keep_a_sub_panel_within_its_limit():
+    # 4 chargers on a 32 A sub-panel, 4 on the main connection of 100 A: the main alone would give
+    # every charger 12.5 A, the sub-panel's 4 × 12.5 = 50 A would trip its 32 A breaker.
+    chargers = [f"CP{n}" for n in range(8)]
+    circuits = {"garage": (Decimal(32), "")}
+    circuit_of = {f"CP{n}": ("garage",) for n in range(4)}
+    shares = profiles.safe_shares(Decimal(100), chargers, circuits=circuits, circuit_of=circuit_of)
+    garage = [shares[f"CP{n}"] for n in range(4)]
+    assert garage == [Decimal(8)] * 4
+    assert sum(garage) <= 32
+    assert sum(shares.values()) <= 100
+    assert all(shares[f"CP{n}"] == Decimal("12.5") for n in range(4, 8))
+
+
+def test_safe_shares_nested_circuits_and_the_minimum():
+    # A 32 A panel under a 20 A one under the main: every node's chargers stay within it.
+    circuits = {"a": (Decimal(32), ""), "b": (Decimal(20), "a"), "c": (Decimal(100), "ghost")}
+    circuit_of = {"B1": ("b",), "B2": ("b",), "B3": ("b",), "B4": ("b",), "A1": ("a",)}
+    chargers = ["B1", "B2", "B3", "B4", "A1", "M1"]
+    shares = profiles.safe_shares(Decimal(63), chargers, circuits=circuits, circuit_of=circuit_of)
+    b = [shares[s] for s in ("B1", "B2", "B3", "B4")]
+    assert sum(b) <= 20 and sorted(b) == [0, 6, 6, 6]  # 5 A each is below 6 A: three fit
+    assert sum(b) + shares["A1"] <= 32
+    assert sum(shares.values()) <= 63
+    # A charger with connectors on two circuits counts at both.
+    shares = profiles.safe_shares(
+        Decimal(63),
+        ["X", "Y"],
+        circuits={"a": (Decimal(16), ""), "b": (Decimal(63), "")},
+        circuit_of={"X": ("a", "b"), "Y": ("a",)},
+    )
+    assert shares == {"X": Decimal(8), "Y": Decimal(8)}
+    # No circuits: as before.
+    assert profiles.safe_shares(Decimal(63), ["X", "Y"], circuits={}) == {
+        "X": Decimal("31.5"),
+        "Y": Decimal("31.5"),
+    }

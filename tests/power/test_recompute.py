@@ -257,3 +257,78 @@ def test_the_sweep_task_recomputes_marked_sites(site):
     assert recompute_due_task.apply().get() == 1
     assert ConnectorAllocation.objects.filter(session=session).exists()
     assert recompute_task.apply(args=[prop.pk]).get() == 1
+
+
+def current(session, amps, *, at):
+    MeterValue.objects.create(
+        charger=session.charger,
+        session=session,
+        connector_id=session.connector_id,
+        timestamp=at,
+        measurand="Current.Import",
+        phase="L1",
+        unit="A",
+        value=A(amps),
+    )
+
+
+def test_a_material_draw_change_is_recomputed_by_the_next_sweep(site, monkeypatch):
+    """Meter values drive a recompute within one sweep (2 s), not only the 10 s refresh; small
+    changes do not; and the sweep's cost does not grow with the number of frames."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(services, "meter_mark", [None])
+    prop, _ = site
+    session = start(ChargerFactory(property=prop))
+    services.recompute(prop.pk)
+    refresh = timedelta(seconds=10)
+    assert services.recompute_due(refresh=refresh) == 0  # fresh; the meter mark is set
+    now = timezone.now()
+    current(session, "0.9", at=now)  # drew nothing at the last allocation: 0.9 A is noise
+    assert services.recompute_due(refresh=refresh) == 0
+    for n in range(30):  # thirty frames since the last sweep, the newest one counts
+        current(session, "16.0", at=now + timedelta(seconds=1 + n))
+    with CaptureQueriesContext(connection) as scan:
+        assert services.draw_changed() == {prop.pk}
+    # The newest id, the new rows along the primary key, their allocations, the connectors.
+    assert len(scan) == 4
+    monkeypatch.setattr(services, "meter_mark", [services.meter_mark[0] - 30])
+    assert services.recompute_due(refresh=refresh) == 1
+    assert ConnectorAllocation.objects.get(session=session).measured_a == A(16)
+    current(session, "15.0", at=now + timedelta(seconds=40))  # within 2 A: the refresh's job
+    assert services.recompute_due(refresh=refresh) == 0
+
+
+def test_a_meter_values_frame_costs_the_same_queries_and_the_sweep_sees_it(site, monkeypatch):
+    """What one MeterValues frame costs on the ORM path (chargers.sessions.services
+    .meter_values_store: the session, one INSERT of its samples): power adds nothing per frame.
+    The next sweep finds the draw (four queries, `test_a_material_draw_change_...`)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chargers.ocpp.tolerant import MeterReading, Sample
+    from chargers.sessions.services import meter_values_store
+
+    monkeypatch.setattr(services, "meter_mark", [None])
+    prop, _ = site
+    session = start(ChargerFactory(property=prop))
+    services.recompute(prop.pk)
+    assert services.draw_changed() == set()  # the mark is set
+    reading = MeterReading(
+        timestamp=timezone.now(),
+        samples=[
+            Sample(value=amps, measurand="Current.Import", phase=phase, unit="A")
+            for phase, amps in (("L1", "16.1"), ("L2", "15.9"), ("L3", "16.0"))
+        ],
+    )
+    with CaptureQueriesContext(connection) as frame:
+        stored = meter_values_store(
+            charger_id=session.charger_id,
+            connector_id=1,
+            transaction_id=session.transaction_id,
+            readings=[reading],
+        )
+    assert stored == 3 and len(frame) == 2
+    assert services.recompute_due(refresh=timedelta(seconds=10)) == 1
+    assert ConnectorAllocation.objects.get(session=session).measured_a == A("16.1")
