@@ -142,6 +142,33 @@ def test_the_policy_bill_measured_bills_the_chargers_registers(charger, meter):
     assert not Ticket.objects.filter(session=session).exists()
 
 
+@pytest.mark.parametrize(
+    ("organization", "property_", "held"),
+    [
+        ("bill_measured", "hold", True),  # the property overrides its organization
+        ("hold", "bill_measured", False),
+        (None, "bill_measured", False),
+        ("bill_measured", None, False),  # no policy of its own: the organization's
+    ],
+)
+def test_a_property_policy_overrides_the_organizations(
+    charger, meter, organization, property_, held
+):
+    from billing.models import PropertySignaturePolicy
+
+    if organization:
+        BillingSettings.objects.create(
+            organization=charger.property.organization, signature_policy=organization
+        )
+    if property_:
+        PropertySignaturePolicy.objects.create(
+            property=charger.property, signature_policy=property_
+        )
+    session = signed_session(charger, meter, end_text=tampered(meter))
+    charge = session_price(session_id=session.pk)
+    assert charge is not None and charge.held is held
+
+
 def test_a_hold_is_lifted_by_the_sweep_once_the_key_is_registered(charger, prop):
     unit_rate(prop)
     meter = Meter()
