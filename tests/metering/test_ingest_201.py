@@ -218,3 +218,42 @@ async def test_signed_meter_values_with_no_open_session_stay_unattributed(charge
 
     sample = await SignedSample.objects.aget(charger=charger)
     assert sample.transaction_id is None and sample.connector_id == 1
+
+
+async def test_the_cdr_signed_data_of_a_201_session(charger, token, meter, path):
+    """OCPI 2.2.1 CDR signed_data (mod_cdrs SignedData) from a 2.0.1 session: the OCMF records
+    as the meter wrote them (decoded from the signedMeterValue's Base64), natures Start and End,
+    the registered key."""
+    import base64
+
+    from metering.display import cdr_signed_records
+    from roaming import mapping
+    from tests.roaming import spec
+
+    session, _ = await charge(meter)
+    found = await sync_to_async(cdr_signed_records)(session)
+    assert found is not None
+    records, key_hex = found
+    data = mapping.signed_data_object(
+        mapping.ocmf_signed_data(records, public_key_der=bytes.fromhex(key_hex))
+    )
+    spec.check_object(data, "mod_cdrs.asciidoc", "mod_cdrs_signed_data_class")
+    for value in data["signed_values"]:
+        spec.check_object(value, "mod_cdrs.asciidoc", "mod_cdrs_signed_value_class")
+    assert data["encoding_method"] == "OCMF"
+    assert [v["nature"] for v in data["signed_values"]] == ["Start", "End"]
+    stored = [
+        r.raw
+        async for r in SignedReading.objects.filter(session=session, status="verified").order_by(
+            "time"
+        )
+    ]
+    assert [v["plain_data"] for v in data["signed_values"]] == stored
+    assert [base64.b64decode(v["signed_data"]).decode() for v in data["signed_values"]] == stored
+    # As the meter signed them (ECDSA signatures differ each time: compare the signed payload).
+    payloads = [r.rsplit("|", 1)[0] for r in stored]
+    assert payloads == [
+        meter.ocmf("B", "2.000", T0, pagination=21).rsplit("|", 1)[0],
+        meter.ocmf("E", "7.250", T1, pagination=22).rsplit("|", 1)[0],
+    ]
+    assert base64.b64decode(data["public_key"]).hex().upper() == meter.public_key_hex.upper()
