@@ -21,6 +21,7 @@ from .models import (
     LedgerTransaction,
     Payment,
     Payout,
+    PropertySignaturePolicy,
     Rate,
     ReconciliationImport,
     ReconciliationIssue,
@@ -72,6 +73,14 @@ class BillingSettingsAdmin(admin.ModelAdmin):
     list_filter = ["payout_period"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
+
+
+@admin.register(PropertySignaturePolicy)
+class PropertySignaturePolicyAdmin(admin.ModelAdmin):
+    list_display = ["property", "signature_policy"]
+    search_fields = ["property__name"]
+    list_select_related = ["property"]
+    autocomplete_fields = ["property"]
 
 
 @admin.register(SessionCharge)

@@ -8,7 +8,7 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from backoffice.views import revenue
         from chargers.signals import session_finished
-        from chargers.web.providers import session_price
+        from chargers.web.providers import session_price, session_settlement
 
         from . import receivers
 
@@ -17,3 +17,4 @@ class BillingConfig(AppConfig):
         )
         revenue.register(receivers.dashboard_revenue)
         session_price.register(receivers.session_price_so_far)
+        session_settlement.register(receivers.session_settlement)

@@ -133,6 +133,24 @@ class BillingSettings(models.Model):
         return f"Billing settings of {self.organization}"
 
 
+class PropertySignaturePolicy(models.Model):
+    """A property's own answer to unverified signed meter readings (docs/metering.md); it
+    overrides its organization's `BillingSettings.signature_policy`."""
+
+    property = models.OneToOneField(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="signature_policy"
+    )
+    signature_policy = models.CharField(
+        max_length=16, choices=BillingSettings.SignaturePolicy.choices
+    )
+
+    class Meta:
+        verbose_name_plural = "property signature policies"
+
+    def __str__(self) -> str:
+        return f"Signature policy of {self.property}"
+
+
 class SessionCharge(models.Model):
     """The priced cost of a session (a snapshot; recalculation replaces it)."""
 

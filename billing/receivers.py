@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -79,6 +80,34 @@ def session_price_so_far(session) -> dict | None:
     if not cost.lines:
         return None  # no rate: nothing is charged, say nothing
     return {"total": cost.total, "currency": cost.currency, "final": cost.final}
+
+
+HELD_TEXT = (
+    "Billing is held: the meter's signed readings do not verify. Nothing is charged until the "
+    "signature checks out or support decides."
+)
+
+
+def session_settlement(session: Any) -> dict | None:
+    """Answer the session API and page: is the session's charge held, waived, pending or
+    settled (chargers.web.providers.SessionSettlement); None when nothing is charged."""
+    from .models import SessionCharge
+
+    charge = (
+        SessionCharge.objects.filter(session_id=session.pk)
+        .only("held", "hold_reason", "hold_waived_at", "final")
+        .first()
+    )
+    if charge is None:
+        return None
+    if charge.held:
+        return {"status": "held", "reason": charge.hold_reason, "text": HELD_TEXT}
+    if charge.hold_waived_at is not None:
+        text = "Support decided to bill the measured energy although the signature does not verify."
+        return {"status": "waived", "reason": "", "text": text}
+    if not charge.final:
+        return {"status": "pending", "reason": "", "text": "Not final yet."}
+    return {"status": "settled", "reason": "", "text": "Billed."}
 
 
 def dashboard_revenue(*, organization_ids, since, until) -> list:

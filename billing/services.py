@@ -25,6 +25,7 @@ from .models import (
     LedgerTransaction,
     Payment,
     Payout,
+    PropertySignaturePolicy,
     Rate,
     Refund,
     SessionCharge,
@@ -250,14 +251,19 @@ def signature_hold(
     session: ChargingSession, organization_id: int, signature: SignedSummary | None
 ) -> str:
     """Why the settlement of a finished session is held ('' when it is not): its signed
-    readings do not verify and the organization's policy is to hold (the default)."""
+    readings do not verify and the policy is to hold (the default): the property's own
+    (PropertySignaturePolicy), else the organization's (BillingSettings)."""
     if session.stopped_at is None or signature is None or signature.verified:
         return ""
     policy = (
-        BillingSettings.objects.filter(organization_id=organization_id)
+        PropertySignaturePolicy.objects.filter(property__chargers__pk=session.charger_id)
         .values_list("signature_policy", flat=True)
         .first()
-    ) or BillingSettings.SignaturePolicy.HOLD
+        or BillingSettings.objects.filter(organization_id=organization_id)
+        .values_list("signature_policy", flat=True)
+        .first()
+        or BillingSettings.SignaturePolicy.HOLD
+    )
     if policy != BillingSettings.SignaturePolicy.HOLD:
         return ""
     said = signature.reason or signature.status.replace("_", " ")

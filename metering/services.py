@@ -5,7 +5,9 @@ Where the raw signed values are (chargers stores them whole before answering the
 every path, so nothing here can lose one; a failure here leaves them for the next attempt):
 - 1.6 MeterValues (the signed start, intermediate values): chargers.models.SignedSample;
 - 1.6 StopTransaction transactionData: ChargingSession.transaction_data;
-- 2.0.1 TransactionEvent meterValue: chargers.models.TransactionEvent.payload.
+- 2.0.1 TransactionEvent meterValue: chargers.models.TransactionEvent.payload;
+- 2.0.1 MeterValues: chargers.models.SignedSample, given the transaction of the session open on
+  the EVSE at the value's time (a start or end there only when the TransactionEvents lack one).
 `session_signed_ingest` is idempotent: a value already stored (same nature and text) is checked
 again and updated, never duplicated.
 """
@@ -76,27 +78,35 @@ class Found:
 
     value: SignedValue
     message_time: Any = None  # the message's timestamp (datetime) when the value has none
+    # From a 2.0.1 MeterValues (no transaction named): a start or end only if the session's
+    # TransactionEvents carry none, else an intermediate reading.
+    extra: bool = False
+
+
+def _samples(session: ChargingSession, *, extra: bool) -> list[Found]:
+    samples = SignedSample.objects.filter(
+        charger_id=session.charger_id, transaction_id=session.transaction_id
+    ).order_by("timestamp", "id")
+    return [
+        Found(
+            SignedValue(
+                timestamp=sample.timestamp.isoformat(),
+                context=sample.context,
+                measurand=sample.measurand,
+                value=sample.value,
+            ),
+            extra=extra,
+        )
+        for sample in samples
+    ]
 
 
 def _found(session: ChargingSession) -> list[Found]:
-    found: list[Found] = []
     if not session.ocpp_transaction_id:
-        samples = SignedSample.objects.filter(
-            charger_id=session.charger_id, transaction_id=session.transaction_id
-        ).order_by("timestamp", "id")
-        for sample in samples:
-            found.append(
-                Found(
-                    SignedValue(
-                        timestamp=sample.timestamp.isoformat(),
-                        context=sample.context,
-                        measurand=sample.measurand,
-                        value=sample.value,
-                    )
-                )
-            )
+        found = _samples(session, extra=False)
         found.extend(Found(value) for value in signed_values(session.transaction_data))
         return found
+    found = []
     # Only the events that carry a signed value leave the database (a long session has many).
     events = TransactionEvent.objects.filter(
         session_id=session.pk, payload__meterValue__icontains="signedMeterValue"
@@ -104,10 +114,15 @@ def _found(session: ChargingSession) -> list[Found]:
     for event in events.order_by("seq_no", "id"):
         payload = event.payload if isinstance(event.payload, dict) else {}
         found.extend(Found(value) for value in signed_values(payload.get("meterValue")))
-    return found
+    return found + _samples(session, extra=True)
 
 
-def _nature(context: str, value_type: str, single: bool) -> str:
+def _nature(context: str, value_type: str, single: bool, taken: frozenset = frozenset()) -> str:
+    nature = _typed_nature(context, value_type, single)
+    return SignedReading.Nature.INTERMEDIATE if nature in taken else nature
+
+
+def _typed_nature(context: str, value_type: str, single: bool) -> str:
     if value_type == "B":
         return SignedReading.Nature.START
     if value_type == "E":
@@ -158,16 +173,17 @@ class Checked:
 
 
 def _check(
-    found: Found, keys: list[MeterKey], facts: ocmf.SessionFacts
+    found: Found, keys: list[MeterKey], facts: ocmf.SessionFacts, taken: frozenset = frozenset()
 ) -> tuple[list[Checked], ocmf.OcmfReading | None]:
-    """Verify one signed value: one row per reading it holds (a container may hold B and E)."""
+    """Verify one signed value: one row per reading it holds (a container may hold B and E).
+    A start or end whose nature is `taken` (the session has one already) is intermediate."""
     sent = clean_text(_sent_text(found.value.value))
     context = found.value.context
     try:
         wrapped = ocmf.unwrap(found.value.value)
         reading = ocmf.parse(wrapped.ocmf)
     except ocmf.Malformed as exc:
-        nature = _nature(context, "", True)
+        nature = _nature(context, "", True, taken)
         return [
             Checked(
                 nature,
@@ -193,7 +209,7 @@ def _check(
     single = len(reading.values) == 1
     rows = []
     for index, value in enumerate(reading.values):
-        nature = _nature(context, value.type, single)
+        nature = _nature(context, value.type, single, taken)
         outcome = result
         if outcome.ok and nature != SignedReading.Nature.INTERMEDIATE:
             outcome = ocmf.check_value(reading, value, facts, nature=nature) or outcome
@@ -255,8 +271,11 @@ def session_signed_ingest(*, session_id: int) -> list[SignedReading]:
     facts = ocmf.SessionFacts(started_at=session.started_at, stopped_at=session.stopped_at)
     rows: list[Checked] = []
     readings: dict[str, ocmf.OcmfReading] = {}
-    for item in found:
-        checked, reading = _check(item, keys, facts)
+    taken: frozenset = frozenset()
+    for index, item in enumerate(found):
+        if item.extra and (index == 0 or not found[index - 1].extra):
+            taken = frozenset({row.nature for row in rows}) - {SignedReading.Nature.INTERMEDIATE}
+        checked, reading = _check(item, keys, facts, taken if item.extra else frozenset())
         for row in checked:
             if reading is not None:
                 readings[row.digest] = reading

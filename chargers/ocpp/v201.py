@@ -49,6 +49,7 @@ from chargers.ocpp.v201_transactions import read_meter_values
 from chargers.security import services as security_services
 from chargers.sessions import services
 from chargers.sessions import transactions as services_v201
+from chargers.sessions.signed import SIGNED_201, signed_values
 
 logger = logging.getLogger(__name__)
 
@@ -642,8 +643,33 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
         ],
     }
 
+    # Signed values (signedMeterValue) are kept whole for the session open on the EVSE
+    # (chargers.models.SignedSample); only a message that carries one costs a query. Journaled
+    # whole too (the replay attributes them the same way: chargers.sessions.replay).
+    signed = signed_values(payload.get("meterValue"))
+    if signed:
+        facts[SIGNED_201] = [
+            {
+                "timestamp": v.timestamp,
+                "sampledValue": [
+                    {"context": v.context, "measurand": v.measurand, "signedMeterValue": v.value}
+                ],
+            }
+            for v in signed
+        ]
+
     async def now() -> bool:
         await writer.store_meter_samples(samples)
+        if signed:
+            await db.run(
+                services.signed_samples_store,
+                charger_id=conn.charger_id,
+                connector_id=evse_id,
+                transaction_id=None,
+                values=signed,
+                received=received,
+                open_session=True,
+            )
         return True
 
     await common.durably(conn, "MeterValues", facts, unique_id, now)

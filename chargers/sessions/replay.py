@@ -19,7 +19,7 @@ from chargers.sessions.services import (
     meter_values_store,
     signed_samples_store,
 )
-from chargers.sessions.signed import signed_values
+from chargers.sessions.signed import SIGNED_201, signed_values
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,15 @@ def _journal_apply_entry(entry: dict) -> None:
                 transaction_id=reading.transaction_id,
                 values=signed,
                 received=received,
+            )
+        if signed := signed_values(payload.get(SIGNED_201)):
+            signed_samples_store(
+                charger_id=charger_id,
+                connector_id=reading.connector_id,
+                transaction_id=None,
+                values=signed,
+                received=received,
+                open_session=True,
             )
     elif action == "StatusNotification":
         from chargers.ocpp.protocol import parse_datetime

@@ -5,6 +5,7 @@ chargers.sessions.closing, chargers.sessions.transactions (rules: chargers.sessi
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from authorization.decisions import ChargerFacts, Context
@@ -223,9 +225,12 @@ def signed_samples_store(
     transaction_id: int | None,
     values: list[SignedValue],
     received: datetime,
+    open_session: bool = False,
 ) -> int:
-    """Keep the signed values of a 1.6 MeterValues whole (chargers.models.SignedSample) and,
-    after the commit, tell metering (chargers.signals.signed_values_received)."""
+    """Keep the signed values of a MeterValues whole (chargers.models.SignedSample) and, after
+    the commit, tell metering (chargers.signals.signed_values_received). A 2.0.1 MeterValues
+    names no transaction (`open_session`): its values go to the session open on the EVSE at
+    their time, if any (then metering reads them with the session's TransactionEvents)."""
     from chargers.messagelog.storable import clean_text
     from chargers.ocpp.protocol import parse_datetime
 
@@ -243,14 +248,35 @@ def signed_samples_store(
                 timestamp=when,
                 context=clean_text(value.context)[:20],
                 measurand=clean_text(value.measurand)[:50],
-                value=clean_text(str(value.value)),
+                value=clean_text(
+                    value.value
+                    if isinstance(value.value, str)
+                    else json.dumps(value.value, separators=(",", ":"))
+                ),
                 received_at=received,
             )
         )
+    if rows and transaction_id is None and open_session:
+        transaction_id = _open_transaction(charger_id, connector_id, rows[0].timestamp)
+        for row in rows:
+            row.transaction_id = transaction_id
     SignedSample.objects.bulk_create(rows)
     if rows and transaction_id is not None:
         transaction.on_commit(lambda: _signed_announce(charger_id, transaction_id))
     return len(rows)
+
+
+def _open_transaction(charger_id: int, connector_id: int, at: datetime) -> int | None:
+    """The transaction_id of the session open on this connector at `at` (the latest started)."""
+    return (
+        ChargingSession.objects.filter(
+            charger_id=charger_id, connector_id=connector_id, started_at__lte=at
+        )
+        .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=at))
+        .order_by("-started_at", "-pk")
+        .values_list("transaction_id", flat=True)
+        .first()
+    )
 
 
 def _signed_announce(charger_id: int, transaction_id: int) -> None:

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The key of a journaled 2.0.1 MeterValues (1.6 shape) that holds its signed values as
+# meterValue entries: replayed for the session open on the EVSE (chargers.sessions.replay).
+SIGNED_201 = "signedMeterValues201"
+
 
 @dataclass(frozen=True)
 class SignedValue:

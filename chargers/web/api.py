@@ -43,7 +43,7 @@ from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
 from chargers.sessions.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
-from chargers.web.providers import signed_meter_values
+from chargers.web.providers import session_settlement, signed_meter_values
 from chargers.web.selectors import chargers_for, message_log, sessions_for
 from stays.models import Unit
 
@@ -787,6 +787,14 @@ class SignedMeterValuesSchema(serializers.Serializer):
     )
 
 
+class SettlementSchema(serializers.Serializer):
+    """Whether the session's charge is settled (documentation of `settlement`)."""
+
+    status = serializers.CharField(help_text="held, waived, pending or settled")
+    reason = serializers.CharField(help_text="Why it is held; empty otherwise.")
+    text = serializers.CharField(help_text="The status in plain words.")
+
+
 class SessionSerializer(serializers.ModelSerializer):
     station_id = serializers.CharField(source="charger.station_id")
     meter_start_wh = WhField(
@@ -799,6 +807,7 @@ class SessionSerializer(serializers.ModelSerializer):
     energy_kwh = serializers.SerializerMethodField()
     no_energy_reading = serializers.SerializerMethodField()
     signed_meter_values = serializers.SerializerMethodField()
+    settlement = serializers.SerializerMethodField()
 
     class Meta:
         model = ChargingSession
@@ -819,6 +828,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "status",
             "ocpp_transaction_id",
             "signed_meter_values",
+            "settlement",
         ]
 
     def get_energy_kwh(self, obj: ChargingSession) -> str | None:
@@ -836,6 +846,13 @@ class SessionSerializer(serializers.ModelSerializer):
         invalid_signature, unknown_key, malformed or incomplete, start, end, public_key, values;
         null when the charger's meter does not sign."""
         return signed_meter_values.call(obj)
+
+    @extend_schema_field(SettlementSchema(allow_null=True))
+    def get_settlement(self, obj: ChargingSession) -> dict | None:
+        """The charge's settlement: held (its signed readings do not verify; nothing is captured
+        or booked until they do or support decides), waived, pending or settled; null when
+        nothing is charged (docs/metering.md)."""
+        return session_settlement.call(obj)
 
 
 class SessionFilter(django_filters.FilterSet):

@@ -27,3 +27,15 @@ class SignedMeterValues(Protocol):
 
 
 signed_meter_values: Provider[SignedMeterValues] = Provider("signed meter values")  # metering
+
+
+class SessionSettlement(Protocol):
+    """Whether the session's charge is settled: {status, reason, text}, status `held` (its
+    signed readings do not verify and the host's policy holds it: nothing is captured or booked
+    until they do or support decides), `waived` (support decided to bill the measured energy),
+    `pending` (not final yet) or `settled`; None when nothing is charged for it."""
+
+    def __call__(self, session: Any) -> dict[str, Any] | None: ...
+
+
+session_settlement: Provider[SessionSettlement] = Provider("session settlement")  # billing

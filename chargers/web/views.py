@@ -52,7 +52,7 @@ from chargers.web.forms import (
     ReimbursementForm,
     WhitelistForm,
 )
-from chargers.web.providers import session_price, signed_meter_values
+from chargers.web.providers import session_price, session_settlement, signed_meter_values
 from chargers.web.selectors import (
     CARD_SEARCH,
     charger_for_user,
@@ -1211,6 +1211,7 @@ def _session_meter_context(session: ChargingSession) -> dict:
         "last_power": power[-1][1] if power else None,
         "price": session_price.call(session),
         "signature": signed_meter_values.call(session),
+        "settlement": session_settlement.call(session),
         "live": session.status == ChargingSession.Status.ACTIVE,
     }
 

@@ -142,6 +142,33 @@ def test_the_policy_bill_measured_bills_the_chargers_registers(charger, meter):
     assert not Ticket.objects.filter(session=session).exists()
 
 
+@pytest.mark.parametrize(
+    ("organization", "property_", "held"),
+    [
+        ("bill_measured", "hold", True),  # the property overrides its organization
+        ("hold", "bill_measured", False),
+        (None, "bill_measured", False),
+        ("bill_measured", None, False),  # no policy of its own: the organization's
+    ],
+)
+def test_a_property_policy_overrides_the_organizations(
+    charger, meter, organization, property_, held
+):
+    from billing.models import PropertySignaturePolicy
+
+    if organization:
+        BillingSettings.objects.create(
+            organization=charger.property.organization, signature_policy=organization
+        )
+    if property_:
+        PropertySignaturePolicy.objects.create(
+            property=charger.property, signature_policy=property_
+        )
+    session = signed_session(charger, meter, end_text=tampered(meter))
+    charge = session_price(session_id=session.pk)
+    assert charge is not None and charge.held is held
+
+
 def test_a_hold_is_lifted_by_the_sweep_once_the_key_is_registered(charger, prop):
     unit_rate(prop)
     meter = Meter()
@@ -202,3 +229,47 @@ def test_support_waives_a_hold_and_the_measured_energy_is_captured(charger, mete
     assert payment.amount_captured == Decimal("8.00")
     session_price(session_id=session.pk)  # priced again: the decision stands
     assert not SessionCharge.objects.get(session=session).held
+
+
+def test_the_session_api_and_page_say_the_settlement_is_held(charger, meter, client):
+    """The hold is visible from outside: the session API's `settlement` and the host's session
+    page in plain words; once support waives it, both say so."""
+    from tests.factories import MembershipFactory
+
+    owner = MembershipFactory(organization=charger.property.organization, role="owner").user
+    client.force_login(owner)
+    good = signed_session(charger, meter)
+    session_price(session_id=good.pk)
+    assert client.get(f"/api/v1/sessions/{good.pk}/").json()["settlement"] == {
+        "status": "settled",
+        "reason": "",
+        "text": "Billed.",
+    }
+    assert "data-settlement" not in client.get(f"/sessions/{good.pk}/").content.decode()
+
+    good.delete()
+    session = signed_session(charger, meter, end_text=tampered(meter))
+    session_price(session_id=session.pk)
+    settlement = client.get(f"/api/v1/sessions/{session.pk}/").json()["settlement"]
+    assert settlement["status"] == "held" and "invalid signature" in settlement["reason"]
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
+    assert 'data-settlement="held"' in page
+    assert "Nothing is charged until the signature checks out or support decides." in page
+
+    from billing.services import settlement_hold_waive
+
+    settlement_hold_waive(session_id=session.pk, user=owner)
+    settlement = client.get(f"/api/v1/sessions/{session.pk}/").json()["settlement"]
+    assert settlement["status"] == "waived"
+    assert 'data-settlement="waived"' in client.get(f"/sessions/{session.pk}/").content.decode()
+
+
+def test_a_session_with_nothing_charged_has_no_settlement(charger, client):
+    from tests.factories import MembershipFactory
+
+    owner = MembershipFactory(organization=charger.property.organization, role="owner").user
+    client.force_login(owner)
+    session = ChargingSession.objects.create(
+        charger=charger, connector_id=1, transaction_id=5151, id_tag="X", started_at=T0
+    )
+    assert client.get(f"/api/v1/sessions/{session.pk}/").json()["settlement"] is None

@@ -115,3 +115,145 @@ async def test_a_sent_key_that_is_not_the_registered_one_is_refused(charger, tok
     summary = await sync_to_async(session_signature)(session)
     assert summary is not None and summary.status == "unknown_key"
     assert "not the one registered" in summary.reason
+
+
+def meter_values_201(at: datetime, wh: float, signed: dict, context: str) -> dict:
+    """A 2.0.1 MeterValues (names no transaction) with one signed energy reading on EVSE 1."""
+    return {
+        "evseId": 1,
+        "meterValue": [
+            {
+                "timestamp": iso(at),
+                "sampledValue": [
+                    {
+                        "value": wh,
+                        "context": context,
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"},
+                        "signedMeterValue": signed,
+                    }
+                ],
+            }
+        ],
+    }
+
+
+async def test_signed_values_of_a_meter_values_message_go_to_the_open_session(
+    charger, token, meter, path
+):
+    """2.0.1 MeterValues names no transaction: its signed values belong to the session open on
+    the EVSE at their time. A begin there is the start the Started lacked; a charging reading
+    (C) is an intermediate one; all are verified like the rest."""
+    client = await connect201()
+    await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=iso(T0), id_token="04A1B2C3")
+    )
+    t_mid = T0 + timedelta(minutes=30)
+    for at, kind, kwh, page, context in (
+        (T0, "B", "2.000", 21, "Transaction.Begin"),
+        (t_mid, "C", "4.500", 22, "Sample.Periodic"),
+    ):
+        text = meter.ocmf(kind, kwh, at, pagination=page)
+        await client.result(
+            "MeterValues",
+            meter_values_201(at, float(kwh) * 1000, signed_meter_value_201(meter, text), context),
+        )
+    end = meter.ocmf("E", "7.250", T1, pagination=23)
+    await client.result(
+        "TransactionEvent",
+        signed_event(
+            "Ended", 1, T1, 7250, signed_meter_value_201(meter, end), stopped_reason="Local"
+        ),
+    )
+    await client.close()
+    session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
+    await sync_to_async(services.session_signed_ingest)(session_id=session.pk)
+    rows = [r async for r in SignedReading.objects.filter(session=session).order_by("time")]
+    assert [(r.nature, r.status) for r in rows] == [
+        ("start", "verified"),
+        ("intermediate", "verified"),
+        ("end", "verified"),
+    ]
+    summary = await sync_to_async(session_signature)(session)
+    assert summary is not None and summary.status == "verified", summary
+    assert summary.energy_wh == Decimal(5250)
+
+
+async def test_a_begin_in_meter_values_is_intermediate_when_the_started_has_one(
+    charger, token, meter
+):
+    client = await connect201()
+    start = meter.ocmf("B", "2.000", T0, pagination=21)
+    await client.result(
+        "TransactionEvent",
+        signed_event(
+            "Started", 0, T0, 2000, signed_meter_value_201(meter, start), id_token="04A1B2C3"
+        ),
+    )
+    again = meter.ocmf("B", "2.100", T0 + timedelta(minutes=5), pagination=22)
+    await client.result(
+        "MeterValues",
+        meter_values_201(
+            T0 + timedelta(minutes=5), 2100, signed_meter_value_201(meter, again), "Sample.Periodic"
+        ),
+    )
+    await client.close()
+    session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
+    rows = await sync_to_async(services.session_signed_ingest)(session_id=session.pk)
+    assert sorted((r.nature, r.value_wh) for r in rows) == [
+        ("intermediate", Decimal("2100.000")),
+        ("start", Decimal("2000.000")),
+    ]
+
+
+async def test_signed_meter_values_with_no_open_session_stay_unattributed(charger, meter):
+    client = await connect201()
+    text = meter.ocmf("C", "1.000", T0, pagination=1)
+    await client.result(
+        "MeterValues",
+        meter_values_201(T0, 1000, signed_meter_value_201(meter, text), "Sample.Periodic"),
+    )
+    await client.close()
+    from chargers.models import SignedSample
+
+    sample = await SignedSample.objects.aget(charger=charger)
+    assert sample.transaction_id is None and sample.connector_id == 1
+
+
+async def test_the_cdr_signed_data_of_a_201_session(charger, token, meter, path):
+    """OCPI 2.2.1 CDR signed_data (mod_cdrs SignedData) from a 2.0.1 session: the OCMF records
+    as the meter wrote them (decoded from the signedMeterValue's Base64), natures Start and End,
+    the registered key."""
+    import base64
+
+    from metering.display import cdr_signed_records
+    from roaming import mapping
+    from tests.roaming import spec
+
+    session, _ = await charge(meter)
+    found = await sync_to_async(cdr_signed_records)(session)
+    assert found is not None
+    records, key_hex = found
+    data = mapping.signed_data_object(
+        mapping.ocmf_signed_data(records, public_key_der=bytes.fromhex(key_hex))
+    )
+    spec.check_object(data, "mod_cdrs.asciidoc", "mod_cdrs_signed_data_class")
+    for value in data["signed_values"]:
+        spec.check_object(value, "mod_cdrs.asciidoc", "mod_cdrs_signed_value_class")
+    assert data["encoding_method"] == "OCMF"
+    assert [v["nature"] for v in data["signed_values"]] == ["Start", "End"]
+    stored = [
+        r.raw
+        async for r in SignedReading.objects.filter(session=session, status="verified").order_by(
+            "time"
+        )
+    ]
+    assert [v["plain_data"] for v in data["signed_values"]] == stored
+    assert [base64.b64decode(v["signed_data"]).decode() for v in data["signed_values"]] == stored
+    # As the meter signed them (ECDSA signatures differ each time: compare the signed payload).
+    payloads = [r.rsplit("|", 1)[0] for r in stored]
+    assert payloads == [
+        meter.ocmf("B", "2.000", T0, pagination=21).rsplit("|", 1)[0],
+        meter.ocmf("E", "7.250", T1, pagination=22).rsplit("|", 1)[0],
+    ]
+    assert base64.b64decode(data["public_key"]).hex().upper() == meter.public_key_hex.upper()

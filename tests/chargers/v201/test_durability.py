@@ -74,3 +74,53 @@ async def test_outage_answers_from_the_journal_then_replays_exactly_once(charger
     )
     assert decision.message.endswith(services.REPLAYED_START_NOTE)
     assert decision.ocpp_unique_id == calls[0]["unique_id"]
+
+
+async def test_signed_meter_values_journaled_in_an_outage_go_to_the_open_session(
+    charger, token, outage
+):
+    """A 2.0.1 MeterValues with a signedMeterValue answered from the journal keeps the signed
+    value whole; the replay gives it to the session open on the EVSE, as the live path does."""
+    from asgiref.sync import sync_to_async
+
+    from chargers.models import SignedSample
+    from tests.metering.signing import Meter, signed_meter_value_201
+
+    meter = Meter()
+    signed = signed_meter_value_201(meter, meter.ocmf("C", "1.500", _at(), pagination=7))
+    client = await connect201()
+    outage.engage("test outage")
+    await client.result("TransactionEvent", tx_event("Started", 0, id_token="04A1B2C3", wh=100))
+    reading = {
+        "evseId": 1,
+        "meterValue": [
+            {
+                "timestamp": "2026-11-20T10:10:00Z",
+                "sampledValue": [
+                    {
+                        "value": 1500,
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": "Wh"},
+                        "signedMeterValue": signed,
+                    }
+                ],
+            }
+        ],
+    }
+    assert await client.result("MeterValues", reading) == {}
+    await client.close()
+    assert not await SignedSample.objects.aexists()
+    entries, _ = read_entries(outage._path)
+    for _ in range(2):
+        for entry in entries:
+            await sync_to_async(replay.journal_apply)(outage._path.name, entry)
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    sample = await SignedSample.objects.aget(charger=charger)  # once, though replayed twice
+    assert sample.transaction_id == session.transaction_id
+    assert '"signedMeterData"' in sample.value
+
+
+def _at():
+    from datetime import UTC, datetime
+
+    return datetime(2026, 11, 20, 10, 10, tzinfo=UTC)
