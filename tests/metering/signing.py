@@ -7,24 +7,18 @@ as printed on the meter (hex DER SubjectPublicKeyInfo), the form the meter-keys 
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-
-def ocmf_time(at: datetime) -> str:
-    """OCMF TM: 2018-07-24T13:22:04,000+0000 S (milliseconds after a comma, synchronized)."""
-    return (
-        at.strftime("%Y-%m-%dT%H:%M:%S,")
-        + f"{at.microsecond // 1000:03d}"
-        + at.strftime("%z")
-        + " S"
-    )
+# The key forms, the TM text and the 2.0.1 value are the simulator's signing meter's; this Meter
+# adds what tests vary (curve, serial, pagination, status, unit) around them.
+from chargers.management import ocmf_meter
+from chargers.management.ocmf_meter import ocmf_time
 
 
 @dataclass
@@ -38,9 +32,7 @@ class Meter:
 
     @property
     def public_key_der(self) -> bytes:
-        return self.private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return ocmf_meter.public_key_der(self.private_key)
 
     @property
     def public_key_hex(self) -> str:
@@ -48,18 +40,12 @@ class Meter:
 
     @property
     def public_key_pem(self) -> str:
-        return (
-            self.private_key.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
+        return ocmf_meter.public_key_pem(self.private_key)
 
     @property
     def public_key_oca(self) -> str:
         """The 2.0.1 / OCA publicKey field: Base64 of oca:base16:asn1:<hex DER>."""
-        return base64.b64encode(f"oca:base16:asn1:{self.public_key_hex}".encode()).decode()
+        return ocmf_meter.oca_public_key(self.private_key)
 
     def payload(
         self,
@@ -125,12 +111,9 @@ def tamper(ocmf_text: str, old: str, new: str) -> str:
 
 def signed_meter_value_201(meter: Meter, ocmf_text: str, *, with_key: bool = True) -> dict:
     """OCPP 2.0.1 SignedMeterValueType: the OCMF Base64-encoded, the key in the OCA form."""
-    return {
-        "signedMeterData": base64.b64encode(ocmf_text.encode()).decode(),
-        "signingMethod": "",
-        "encodingMethod": "OCMF",
-        "publicKey": meter.public_key_oca if with_key else "",
-    }
+    return ocmf_meter.signed_meter_value(
+        ocmf_text, public_key=meter.public_key_oca if with_key else ""
+    )
 
 
 def signed_data_16(meter: Meter, ocmf_text: str, *, with_key: bool = False) -> str:
