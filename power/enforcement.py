@@ -5,11 +5,16 @@ A pass over one site (`site_pass`) reads what should be in force and what the ch
 and sends only the differences:
 
 1. charger by charger (connected and booted): its safe default (power.profiles.safe_default)
-   when it changed or the charger (re)connected since we sent it, and the two leases when they
-   are due for renewal (half their time gone) or were lost with a reconnect;
-2. the session limits that go **down** (TxProfile), and only then
-3. the ones that go **up**, if every decrease of the site was accepted: at no moment do the
-   limits in force add up to more than the new allocation or the old one.
+   when it changed or the charger (re)connected since we sent it, and its 0 A TxDefaultProfile
+   lease when due for renewal (half its time gone) or lost with a reconnect;
+2. the session limits that go **down** (TxProfile; after a reconnect every limit counts as one:
+   nothing is known of what the charger holds);
+3. the station-maximum lease that lifts the safe default (the **lift**), for a charger whose
+   steps 1 and 2 were all accepted and that has no decrease left unsent: lifted earlier, a
+   charger would draw a session limit from before its reconnect, or give a waiting session the
+   full capacity while its 0 A lease is not (yet, or any more) in force;
+4. the session limits that go **up**, if every decrease of the site was accepted: at no moment
+   do the limits in force add up to more than the new allocation or the old one.
 
 Rate limit and coalescing: a connector gets at most one profile per POWER_PROFILE_MIN_INTERVAL_S;
 what is held back is not queued, the next pass (the `power.enforce` sweep, every few seconds)
@@ -49,8 +54,9 @@ logger = logging.getLogger(__name__)
 
 REFUSED = AlertRule.Kind.POWER_REFUSED
 _locks: dict[int, threading.Lock] = {}
-# Chargers that refused their safe default or leases: not asked again before then (per process).
-_refused_until: dict[int, datetime] = {}
+# Chargers that refused their safe default or leases on a connection (its connected_at): not
+# asked again on it before then (per process). A reconnect is asked at once.
+_refused_until: dict[int, tuple[datetime | None, datetime]] = {}
 _locks_guard = threading.Lock()
 
 
@@ -77,10 +83,13 @@ class Send:
 
 @dataclass
 class Plan:
-    setup: list[Send] = field(default_factory=list)  # safe defaults and leases
+    setup: list[Send] = field(default_factory=list)  # safe defaults and 0 A TxDefault leases
     down: list[Send] = field(default_factory=list)
+    lift: list[Send] = field(default_factory=list)  # station-maximum leases
     up: list[Send] = field(default_factory=list)
     held_back: int = 0  # decreases waiting for the rate limit: the increases wait too
+    # Chargers with a decrease this pass does not send: not lifted before it is in force.
+    unsettled: set[int] = field(default_factory=set)
     # Waiting sessions (0 A) whose lease's TxDefaultProfile is their limit: (row, since).
     settled: list[tuple[int, datetime]] = field(default_factory=list)
 
@@ -189,7 +198,8 @@ def _charger_setup(
     version = profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
     since = charger.connected_at
     sends: list[Send] = []
-    if _refused_until.get(charger.pk, now) > now:
+    refused_on, until = _refused_until.get(charger.pk, (None, now))
+    if refused_on == since and until > now:
         return sends, False  # it refused its safe default or leases lately: asked again later
     safe = held.get((charger.pk, profiles.PROFILE_ID_SAFE))
     fresh = safe is not None and since is not None and safe.updated_at >= since
@@ -211,6 +221,10 @@ def _charger_setup(
             for p in profiles.leases(version, capacity_a, now=now, valid_to=valid_to)
         ]
     return sends, holds
+
+
+def _is_lift(send: Send) -> bool:
+    return send.profile.profile_id == profiles.PROFILE_ID_MAX_LEASE
 
 
 def _applied(
@@ -251,7 +265,8 @@ def plan(property_id: int, now: datetime) -> Plan:
         sends, leases_ok = _charger_setup(
             charger, safe_a=safe_a, capacity_a=capacities[charger.pk], held=held, now=now
         )
-        result.setup += sends
+        result.setup += [s for s in sends if not _is_lift(s)]
+        result.lift += [s for s in sends if _is_lift(s)]
         ready[charger.pk] = leases_ok
     _plan_sessions(result, property_id, {c.pk: c for c in chargers}, ready, now)
     return result
@@ -291,7 +306,9 @@ def _plan_sessions(
             continue
         decrease = in_force is None or target < in_force
         if row.applied_at and now - row.applied_at < gap:
-            result.held_back += 1 if decrease else 0
+            if decrease:
+                result.held_back += 1
+                result.unsettled.add(row.charger_id)
             continue
         version = (
             profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
@@ -300,6 +317,8 @@ def _plan_sessions(
             session.ocpp_transaction_id if version == profiles.V201 else session.transaction_id
         )
         if transaction_id in (None, ""):
+            if decrease:
+                result.unsettled.add(row.charger_id)
             continue
         assert transaction_id is not None
         send = Send(
@@ -345,7 +364,9 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
         )
     except commands.ChargerOffline:
         return Outcome(send, False, "offline", offline=True)
-    except commands.CommandTimeout:
+    except commands.CommandTimeout as exc:
+        if exc.disconnected:  # gone before it could answer: not a refusal, set up on its return
+            return Outcome(send, False, "offline", offline=True)
         return Outcome(send, False, f"No answer within {timeout:.0f} s")
     except commands.InvalidCommand as exc:
         logger.warning("Power profile for %s not sent: %s", send.charger.station_id, exc)
@@ -416,7 +437,10 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
             again = again or was_refused != (not outcome.accepted)
         elif not outcome.accepted:
             retry = _setting("POWER_REFUSED_RETRY_SECONDS", 300)
-            _refused_until[send.charger.pk] = now + timedelta(seconds=retry)
+            _refused_until[send.charger.pk] = (
+                send.charger.connected_at,
+                now + timedelta(seconds=retry),
+            )
         if outcome.accepted:
             problem_resolved(
                 kind=REFUSED, charger_id=send.charger.pk, connector_id=connector_id, now=now
@@ -467,6 +491,11 @@ def _site_pass(property_id: int, now: datetime) -> int:
     down = send_all(work.down)
     again = record(setup + down, timezone.now())
     sent = len(setup) + len(down)
+    # Lifted only where what the charger holds now is the allocation (or below it).
+    failed = work.unsettled | {o.send.charger.pk for o in setup + down if not o.accepted}
+    lift = send_all([s for s in work.lift if s.charger.pk not in failed])
+    again = record(lift, timezone.now()) or again
+    sent += len(lift)
     if work.up and not work.held_back and all(o.accepted for o in down):
         up = send_all(work.up)
         again = record(up, timezone.now()) or again

@@ -6,9 +6,9 @@ Three kinds of profile per charger, in amperes per phase (chargingRateUnit A, on
   (2.0.1, evseId 0) at stackLevel 0 with no end: the charger's share of the site's limit, what it
   falls back to when nothing else is valid (`safe_shares`);
 - two **leases** at stackLevel 1, valid until `valid_to` and renewed while the charger is
-  connected: a station maximum at the charger's full capacity (it lifts the safe default) and a
-  TxDefaultProfile at 0 A on connector / EVSE 0 (a new session draws nothing until its own limit
-  arrives, so a start never pushes the site over its budget). A charger that loses its
+  connected: a TxDefaultProfile at 0 A on connector / EVSE 0 (a new session draws nothing until
+  its own limit arrives, so a start never pushes the site over its budget) and a station maximum
+  at the charger's full capacity (it lifts the safe default; sent last, see power.enforcement). A charger that loses its
   connection stops getting renewals: once the leases end, the safe default caps it again (OCPP
   1.6 §3.13.2, 2.0.1 K01: the valid profile with the highest stackLevel prevails);
 - the **session limit**: a TxProfile for the running transaction (Relative, stackLevel 1), the
@@ -72,6 +72,11 @@ class Profile:
     limit_a: float
     payload: dict[str, Any]
     action: str = "SetChargingProfile"
+
+    @property
+    def profile_id(self) -> int:
+        body = self.payload.get("csChargingProfiles") or self.payload["chargingProfile"]
+        return int(body["chargingProfileId"] if "chargingProfileId" in body else body["id"])
 
 
 def _schedule(
@@ -175,7 +180,9 @@ def leases(
         start=now,
         valid_to=valid_to,
     )
-    return [Profile(0, "max", capacity, lifted), Profile(0, TX_DEFAULT, 0.0, waiting)]
+    # The 0 A TxDefaultProfile first: the station maximum lifts the safe default, and a waiting
+    # session must already be held at 0 A when it does (power.enforcement sends them so).
+    return [Profile(0, TX_DEFAULT, 0.0, waiting), Profile(0, "max", capacity, lifted)]
 
 
 def session_limit(

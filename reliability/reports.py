@@ -108,7 +108,7 @@ def session_facts(
         sessions=len(sessions),
         unsuccessful=unsuccessful,
         error_codes=sorted({error for error, _ in codes}),
-        mrec_codes=sorted({m for m in (table.code(e, v, charger.vendor) for e, v in codes) if m}),
+        mrec_codes=sorted({m for e, v in codes for m in table.codes(e, v, charger.vendor)}),
         energy_kwh=energy.quantize(Decimal("0.001")),
         peak_kw=_peak_kw(charger, connector_id, start, end),
         payment_methods=sorted({_payment_method(s) for s in sessions}),

@@ -27,7 +27,7 @@ from chargers.connections import handshake, layer_groups, process, watching
 from chargers.connections import state as connection_state
 from chargers.connections.background import spawn
 from chargers.connections.live import publish_connector_events
-from chargers.devices.commands import command_complete, command_group
+from chargers.devices.commands import DISCONNECTED, command_complete, command_group
 from chargers.messagelog.log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
 from chargers.messagelog.storable import ours_may_need_cleaning
 from chargers.models import Command
@@ -635,7 +635,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 error = f"{frame.error_code}: {frame.error_description}"
         except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
             # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
-            error = "The charger disconnected before answering."
+            error = DISCONNECTED
         finally:
             await db.run(
                 command_complete,

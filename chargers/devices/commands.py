@@ -30,10 +30,18 @@ class ChargerOffline(Exception):
     pass
 
 
+# The error of a CALL whose charger's socket closed before the answer (not the charger's refusal).
+DISCONNECTED = "The charger disconnected before answering."
+
+
 class CommandTimeout(Exception):
     def __init__(self, command: Command):
         super().__init__(f"{command.action} to {command.charger_id} got no answer in time")
         self.command = command
+
+    @property
+    def disconnected(self) -> bool:
+        return self.command.error == DISCONNECTED
 
 
 class InvalidCommand(Exception):

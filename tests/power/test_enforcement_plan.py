@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def setup(settings):
+def setup(settings, monkeypatch):
+    monkeypatch.setattr(enforcement, "_refused_until", {})  # per process: not from another test
     settings.POWER_PROFILE_MIN_INTERVAL_S = 3
     settings.POWER_REFUSED_RETRY_SECONDS = 300
     settings.POWER_LEASE_SECONDS = 120
@@ -130,16 +131,20 @@ def test_a_reconnected_charger_is_set_up_again_and_its_limit_resent(setup):
         connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
     )
     work = enforcement.plan(charger.property_id, now)
-    purposes = sorted(s.profile.purpose for s in work.setup)
-    assert purposes == ["TxDefaultProfile", "max", "max"]
-    # Nothing is known of what it holds on this connection: the limit goes with the decreases.
+    assert [s.profile.profile_id for s in work.setup] == [
+        profiles.PROFILE_ID_SAFE,
+        profiles.PROFILE_ID_TX_DEFAULT_LEASE,
+    ]
+    # Nothing is known of what it holds on this connection: the limit goes with the decreases,
+    # and the station maximum that lifts the safe default only after them.
     assert [s.profile.limit_a for s in work.down] == [16.0]
+    assert [s.profile.profile_id for s in work.lift] == [profiles.PROFILE_ID_MAX_LEASE]
 
 
 def test_a_lease_half_gone_is_renewed(setup):
     charger, _, _, now = setup
     work = enforcement.plan(charger.property_id, now + timedelta(seconds=61))
-    assert sorted(s.profile.purpose for s in work.setup) == ["TxDefaultProfile", "max"]
+    assert [s.profile.purpose for s in work.setup + work.lift] == ["TxDefaultProfile", "max"]
 
 
 def test_an_offline_charger_is_sent_nothing(setup):
@@ -194,9 +199,105 @@ def test_a_charger_offline_when_the_budget_drops_gets_the_new_safe_default_first
 
     monkeypatch.setattr(commands, "send_command", answer)
     enforcement.site_pass(charger.property_id, now)
-    assert sent[0] == (profiles.PROFILE_ID_SAFE, 0, 10.0)
-    assert {s[0] for s in sent[1:3]} == {
-        profiles.PROFILE_ID_MAX_LEASE,
-        profiles.PROFILE_ID_TX_DEFAULT_LEASE,
-    }
-    assert sent[3:] == [(profiles.tx_profile_id(1), 1, 10.0)]
+    # The safe default, the waiting sessions' 0 A, the session's limit, and only then the lease
+    # that lifts the safe default: the limit it held before the reconnect never comes back.
+    assert sent == [
+        (profiles.PROFILE_ID_SAFE, 0, 10.0),
+        (profiles.PROFILE_ID_TX_DEFAULT_LEASE, 1, 0.0),
+        (profiles.tx_profile_id(1), 1, 10.0),
+        (profiles.PROFILE_ID_MAX_LEASE, 1, 16.0),
+    ]
+
+
+def _answering(monkeypatch, refuse: set[int] = frozenset()):  # type: ignore[assignment]
+    sent: list[int] = []
+
+    async def answer(charger, action, payload, **kwargs):
+        body = payload.get("csChargingProfiles") or payload["chargingProfile"]
+        sent.append(body["chargingProfileId"])
+        status = "Rejected" if body["chargingProfileId"] in refuse else "Accepted"
+        return Command(status=Command.Status.ANSWERED, response={"status": status})
+
+    monkeypatch.setattr(commands, "send_command", answer)
+    return sent
+
+
+def test_a_reconnected_charger_is_not_lifted_while_its_limit_waits_for_the_interval(
+    setup, monkeypatch
+):
+    """Its session's limit was sent a moment before the reconnect: the resend waits for the
+    interval, and so does the lease that would let the old limit (16 A, the allocation is now
+    10 A) be drawn again."""
+    charger, _, row, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=4), last_boot_at=now - timedelta(seconds=4)
+    )
+    ConnectorAllocation.objects.filter(pk=row.pk).update(
+        limit_a=Decimal(10), applied_at=now - timedelta(seconds=1)
+    )
+    sent = _answering(monkeypatch)
+    enforcement.site_pass(charger.property_id, now)
+    assert sent == [profiles.PROFILE_ID_SAFE, profiles.PROFILE_ID_TX_DEFAULT_LEASE]
+    sent.clear()
+    enforcement.site_pass(charger.property_id, now + timedelta(seconds=3))
+    # (The stub keeps no profile rows, so the setup comes again: a real charger's answer would.)
+    assert sent[-2:] == [profiles.tx_profile_id(1), profiles.PROFILE_ID_MAX_LEASE]
+
+
+@pytest.mark.parametrize(
+    "refused", [profiles.PROFILE_ID_TX_DEFAULT_LEASE, profiles.tx_profile_id(1)]
+)
+def test_a_charger_that_refuses_its_waiting_lease_or_its_limit_stays_at_its_safe_default(
+    setup, monkeypatch, refused
+):
+    charger, _, _, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
+    )
+    sent = _answering(monkeypatch, refuse={refused})
+    enforcement.site_pass(charger.property_id, now)
+    assert profiles.PROFILE_ID_MAX_LEASE not in sent
+
+
+def test_a_refusal_holds_for_its_connection_only(setup, monkeypatch):
+    """Refused its leases: not asked again on that connection before the retry, but at once
+    after a reconnect (a restarted charger may accept now)."""
+    charger, _, _, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
+    )
+    sent = _answering(monkeypatch, refuse={profiles.PROFILE_ID_TX_DEFAULT_LEASE})
+    enforcement.site_pass(charger.property_id, now)
+    assert enforcement.plan(charger.property_id, now + timedelta(seconds=10)).setup == []
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now + timedelta(seconds=6), last_boot_at=now + timedelta(seconds=7)
+    )
+    sent.clear()
+    enforcement.site_pass(charger.property_id, now + timedelta(seconds=10))
+    assert profiles.PROFILE_ID_TX_DEFAULT_LEASE in sent
+
+
+def test_a_charger_that_disconnects_before_answering_has_not_refused(setup, monkeypatch):
+    """The socket closed while the CALL waited: no refusal, no alert, no retry delay."""
+    charger, _, row, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
+    )
+
+    async def gone(charger, action, payload, **kwargs):
+        command = Command(
+            charger=charger,
+            action=action,
+            status=Command.Status.TIMEOUT,
+            error=commands.DISCONNECTED,
+        )
+        raise commands.CommandTimeout(command)
+
+    monkeypatch.setattr(commands, "send_command", gone)
+    enforcement.site_pass(charger.property_id, now)
+    assert enforcement._refused_until == {}
+    row.refresh_from_db()
+    assert not row.refused
+    from reliability.models import Alert
+
+    assert not Alert.objects.filter(kind=enforcement.REFUSED).exists()

@@ -30,12 +30,12 @@ def test_every_profile_is_schema_valid(version):
     ]
     for profile in made:
         _check(version, profile.payload)
-    assert [p.limit_a for p in made] == [6.3, 32.0, 0.0, 15.7]
+    assert [p.limit_a for p in made] == [6.3, 0.0, 32.0, 15.7]
 
 
 def test_201_profiles_keep_the_k01_rules():
     safe = profiles.safe_default(profiles.V201, 6, now=NOW)
-    lease_max, lease_default = profiles.leases(
+    lease_default, lease_max = profiles.leases(
         profiles.V201, 16, now=NOW, valid_to=NOW + timedelta(seconds=60)
     )
     tx = profiles.session_limit(profiles.V201, connector_id=1, transaction_id="tx-1", limit_a=10)
@@ -72,7 +72,7 @@ def test_201_profiles_keep_the_k01_rules():
 
 def test_stack_levels_and_ids_follow_the_policy():
     safe = profiles.safe_default(profiles.V16, 6, now=NOW).payload["csChargingProfiles"]
-    lease_max, lease_default = (
+    lease_default, lease_max = (
         p.payload["csChargingProfiles"]
         for p in profiles.leases(profiles.V16, 16, now=NOW, valid_to=NOW + timedelta(seconds=60))
     )

@@ -45,6 +45,20 @@ def test_a_charger_sending_the_mrec_code_as_its_vendor_code_is_mapped():
     assert mrec_for("OtherError", "CX007") == ""  # not seeded: nothing guessed
 
 
+def test_simultaneous_faults_in_one_notification_give_each_code():
+    """MREC: simultaneous faults in one StatusNotification, their codes separated by semicolons
+    (EVgo's variant: commas), the N-th vendorId with the N-th code."""
+    assert mrec_for("OtherError", "CX002;CX003") == "CX002;CX003"
+    assert mrec_for("OtherError", "CX015,CX002,CX015") == "CX015;CX002"
+    assert mrec_for("OtherError", "CX002; E99") == "CX002"  # an unknown code adds nothing
+    FaultCodeMapping.objects.create(
+        fault_code=FaultCode.objects.get(code="CX004"), vendor="acme", vendor_error_code="E7"
+    )
+    assert mrec_for("OtherError", "CX002;E7", vendor="https://chargex.inl.gov;ACME") == (
+        "CX002;CX004"
+    )
+
+
 def test_the_most_specific_vendor_mapping_wins():
     lock = FaultCode.objects.get(code="CX001")
     ground = FaultCode.objects.get(code="CX002")
