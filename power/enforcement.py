@@ -491,8 +491,13 @@ def _site_pass(property_id: int, now: datetime) -> int:
     down = send_all(work.down)
     again = record(setup + down, timezone.now())
     sent = len(setup) + len(down)
-    # Lifted only where what the charger holds now is the allocation (or below it).
-    failed = work.unsettled | {o.send.charger.pk for o in setup + down if not o.accepted}
+    # Lifted only where what the charger holds now is the allocation (or below it); its safe
+    # default is below the lift either way, so a refused one holds nothing back.
+    failed = work.unsettled | {
+        o.send.charger.pk
+        for o in setup + down
+        if not o.accepted and o.send.profile.profile_id != profiles.PROFILE_ID_SAFE
+    }
     lift = send_all([s for s in work.lift if s.charger.pk not in failed])
     again = record(lift, timezone.now()) or again
     sent += len(lift)

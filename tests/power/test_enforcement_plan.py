@@ -301,3 +301,13 @@ def test_a_charger_that_disconnects_before_answering_has_not_refused(setup, monk
     from reliability.models import Alert
 
     assert not Alert.objects.filter(kind=enforcement.REFUSED).exists()
+
+
+def test_a_refused_safe_default_does_not_hold_back_the_lift(setup, monkeypatch):
+    charger, _, _, now = setup
+    Charger.objects.filter(pk=charger.pk).update(
+        connected_at=now - timedelta(seconds=5), last_boot_at=now - timedelta(seconds=4)
+    )
+    sent = _answering(monkeypatch, refuse={profiles.PROFILE_ID_SAFE})
+    enforcement.site_pass(charger.property_id, now)
+    assert sent[-1] == profiles.PROFILE_ID_MAX_LEASE
