@@ -1,4 +1,4 @@
-"""The MREC codes the data migrations seed (reliability 0004, 0005) are rows like any other: a
+"""The MREC codes the data migrations seed (reliability 0004, 0005, 0007) are rows like any other: a
 transactional test elsewhere in the suite flushes them. Tests here that use the database start
 with them in place, as a migrated database has them."""
 
@@ -12,7 +12,7 @@ from django.apps import apps
 # The seeding migrations themselves, in order: the tests see the very rows a migration writes.
 _SEEDS = [
     importlib.import_module(f"reliability.migrations.{name}").seed
-    for name in ("0004_seed_mrec_codes", "0005_seed_more_mrec_codes")
+    for name in ("0004_seed_mrec_codes", "0005_seed_more_mrec_codes", "0007_mrec_descriptions")
 ]
 
 

@@ -32,6 +32,7 @@ def test_the_sourced_mrec_codes_are_seeded_and_mapped_from_ocpp_error_codes():
         "CutCable",
     )
     assert FaultCode.objects.get(code="CX006").description.startswith("Input voltage")
+    assert not FaultCode.objects.filter(description="").exists()  # every seeded code explained
     assert mrec_for("GroundFailure") == "CX002"
     assert mrec_for("UnderVoltage") == "CX006"
     assert mrec_for("NoError") == "" and mrec_for("OtherError") == ""
