@@ -8,7 +8,11 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from backoffice.views import revenue
         from chargers.signals import session_finished
-        from chargers.web.providers import session_price, session_settlement
+        from chargers.web.providers import (
+            session_price,
+            session_settlement,
+            session_settlement_many,
+        )
 
         from . import receivers
 
@@ -18,3 +22,4 @@ class BillingConfig(AppConfig):
         revenue.register(receivers.dashboard_revenue)
         session_price.register(receivers.session_price_so_far)
         session_settlement.register(receivers.session_settlement)
+        session_settlement_many.register(receivers.session_settlements)

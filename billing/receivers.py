@@ -91,13 +91,23 @@ HELD_TEXT = (
 def session_settlement(session: Any) -> dict | None:
     """Answer the session API and page: is the session's charge held, waived, pending or
     settled (chargers.web.providers.SessionSettlement); None when nothing is charged."""
+    return session_settlements([session])[session.pk]
+
+
+def session_settlements(sessions: Any) -> dict[int, dict | None]:
+    """`session_settlement` of each session (by pk) in one query (the session list API)."""
     from .models import SessionCharge
 
-    charge = (
-        SessionCharge.objects.filter(session_id=session.pk)
-        .only("held", "hold_reason", "hold_waived_at", "final")
-        .first()
-    )
+    charges = {
+        c.session_id: c
+        for c in SessionCharge.objects.filter(session_id__in=[s.pk for s in sessions]).only(
+            "session_id", "held", "hold_reason", "hold_waived_at", "final"
+        )
+    }
+    return {s.pk: _settlement(charges.get(s.pk)) for s in sessions}
+
+
+def _settlement(charge: Any) -> dict | None:
     if charge is None:
         return None
     if charge.held:

@@ -8,11 +8,12 @@ class MeteringConfig(AppConfig):
 
     def ready(self) -> None:
         from chargers.signals import session_finished, session_started, signed_values_received
-        from chargers.web.providers import signed_meter_values
+        from chargers.web.providers import signed_meter_values, signed_meter_values_many
 
         from . import display, receivers
 
         signed_meter_values.register(display.signed_meter_values)
+        signed_meter_values_many.register(display.signed_meter_values_many)
 
         session_started.connect(receivers.session_signed_check, dispatch_uid="metering.started")
         session_finished.connect(receivers.session_signed_check, dispatch_uid="metering.finished")

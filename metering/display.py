@@ -9,6 +9,7 @@ page or the CDR holds the link; nobody can make one for another session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.urls import reverse
 from chargers.models import ChargingSession
 
 from . import transparency
-from .selectors import SignedSummary, session_signature
+from .selectors import SignedSummary, session_signature, session_signatures
 
 SALT = "metering.transparency"
 
@@ -63,7 +64,19 @@ def signed_meter_values(session: ChargingSession) -> dict[str, Any] | None:
     signing_method, encoding_method, values, energy_wh}, with `text` (the status in plain
     words), `transparency_url` (the transparency file; null without OCMF records) and
     `how_to_check` (one line for the driver). None: nothing signed, no meter key registered."""
-    summary = session_signature(session)
+    return _shown(session, session_signature(session))
+
+
+def signed_meter_values_many(
+    sessions: Sequence[ChargingSession],
+) -> dict[int, dict[str, Any] | None]:
+    """`signed_meter_values` of each session (by pk) in a constant number of queries (the
+    session list API; registered as chargers' provider)."""
+    summaries = session_signatures(sessions)
+    return {s.pk: _shown(s, summaries[s.pk]) for s in sessions}
+
+
+def _shown(session: ChargingSession, summary: SignedSummary | None) -> dict[str, Any] | None:
     if summary is None:
         return None
     has_records = bool(_records(summary))

@@ -3,6 +3,8 @@ API, host page, guest receipt, driver history, admin, assistant, OCPI CDR, billi
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -137,9 +139,27 @@ def summarize(
 def session_signature(session: ChargingSession) -> SignedSummary | None:
     """Return what the session's signed readings say, or None when nothing was signed and its
     charger has no registered meter key (a charger without a calibrated signing meter)."""
-    rows = list(SignedReading.objects.filter(session_id=session.pk).order_by("time", "id"))
-    keys = list(MeterKey.objects.filter(charger_id=session.charger_id).order_by("id"))
-    return summarize(rows, keys, expected=bool(keys))
+    return session_signatures([session])[session.pk]
+
+
+def session_signatures(
+    sessions: Sequence[ChargingSession],
+) -> dict[int, SignedSummary | None]:
+    """`session_signature` of each session (by pk), in two queries whatever their number."""
+    rows: dict[int, list[SignedReading]] = defaultdict(list)
+    for row in SignedReading.objects.filter(session_id__in=[s.pk for s in sessions]).order_by(
+        "session_id", "time", "id"
+    ):
+        rows[row.session_id].append(row)
+    keys: dict[int, list[MeterKey]] = defaultdict(list)
+    for key in MeterKey.objects.filter(charger_id__in={s.charger_id for s in sessions}).order_by(
+        "id"
+    ):
+        keys[key.charger_id].append(key)
+    return {
+        s.pk: summarize(rows[s.pk], keys[s.charger_id], expected=bool(keys[s.charger_id]))
+        for s in sessions
+    }
 
 
 def meter_keys_for_charger(charger_id: int) -> list[MeterKey]:

@@ -8,6 +8,7 @@ from typing import Any
 import django_filters
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.manager import BaseManager
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -43,7 +44,12 @@ from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
 from chargers.sessions.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
-from chargers.web.providers import session_settlement, signed_meter_values
+from chargers.web.providers import (
+    session_settlement,
+    session_settlement_many,
+    signed_meter_values,
+    signed_meter_values_many,
+)
 from chargers.web.selectors import chargers_for, message_log, sessions_for
 from stays.models import Unit
 
@@ -795,7 +801,27 @@ class SettlementSchema(serializers.Serializer):
     text = serializers.CharField(help_text="The status in plain words.")
 
 
+class SessionListSerializer(serializers.ListSerializer):
+    """A page of sessions: their signatures and settlements read for the page at once (a few
+    queries per page, not two per session)."""
+
+    def to_representation(self, data: Any) -> list:
+        sessions = list(data.all() if isinstance(data, BaseManager) else data)
+        child = self.child
+        assert isinstance(child, SessionSerializer)
+        child.batch = {
+            "signed": signed_meter_values_many.call(sessions),
+            "settlement": session_settlement_many.call(sessions),
+        }
+        try:
+            return super().to_representation(sessions)
+        finally:
+            child.batch = None
+
+
 class SessionSerializer(serializers.ModelSerializer):
+    # Set by SessionListSerializer for a page: {"signed": {pk: ...}, "settlement": {pk: ...}}.
+    batch: dict[str, dict[int, dict | None]] | None = None
     station_id = serializers.CharField(source="charger.station_id")
     meter_start_wh = WhField(
         read_only=True,
@@ -811,6 +837,7 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChargingSession
+        list_serializer_class = SessionListSerializer
         fields = [
             "id",
             "transaction_id",
@@ -845,6 +872,8 @@ class SessionSerializer(serializers.ModelSerializer):
         """The meter's signed readings (OCMF, docs/metering.md): status verified,
         invalid_signature, unknown_key, malformed or incomplete, start, end, public_key, values;
         null when the charger's meter does not sign."""
+        if self.batch is not None:
+            return self.batch["signed"][obj.pk]
         return signed_meter_values.call(obj)
 
     @extend_schema_field(SettlementSchema(allow_null=True))
@@ -852,6 +881,8 @@ class SessionSerializer(serializers.ModelSerializer):
         """The charge's settlement: held (its signed readings do not verify; nothing is captured
         or booked until they do or support decides), waived, pending or settled; null when
         nothing is charged (docs/metering.md)."""
+        if self.batch is not None:
+            return self.batch["settlement"][obj.pk]
         return session_settlement.call(obj)
 
 

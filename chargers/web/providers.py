@@ -3,6 +3,7 @@ registered in that app's AppConfig.ready() (backoffice.providers)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from backoffice.providers import Provider
@@ -29,6 +30,17 @@ class SignedMeterValues(Protocol):
 signed_meter_values: Provider[SignedMeterValues] = Provider("signed meter values")  # metering
 
 
+class SignedMeterValuesMany(Protocol):
+    """`SignedMeterValues` of each session, by pk, in a constant number of queries."""
+
+    def __call__(self, sessions: Sequence[Any]) -> dict[int, dict[str, Any] | None]: ...
+
+
+signed_meter_values_many: Provider[SignedMeterValuesMany] = Provider(
+    "signed meter values of many sessions"
+)  # metering
+
+
 class SessionSettlement(Protocol):
     """Whether the session's charge is settled: {status, reason, text}, status `held` (its
     signed readings do not verify and the host's policy holds it: nothing is captured or booked
@@ -39,3 +51,14 @@ class SessionSettlement(Protocol):
 
 
 session_settlement: Provider[SessionSettlement] = Provider("session settlement")  # billing
+
+
+class SessionSettlementMany(Protocol):
+    """`SessionSettlement` of each session, by pk, in a constant number of queries."""
+
+    def __call__(self, sessions: Sequence[Any]) -> dict[int, dict[str, Any] | None]: ...
+
+
+session_settlement_many: Provider[SessionSettlementMany] = Provider(
+    "session settlement of many sessions"
+)  # billing

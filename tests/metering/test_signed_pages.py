@@ -239,3 +239,29 @@ def test_the_emailed_receipt_says_verified(signed, mailoutbox):
     receipt_email(gs=gs)
     body = mailoutbox[-1].body
     assert "Signed by the meter: verified. The receipt page below offers the transparency" in body
+
+
+def test_the_session_list_reads_signatures_per_page_not_per_session(client, signed):
+    """Two signed sessions or twelve: a page of sessions reads their signatures and settlements
+    in the same number of queries, and each row says what its own detail says."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chargers.web.api import SessionSerializer
+
+    def listed() -> tuple[int, dict]:
+        page = ChargingSession.objects.select_related("charger").order_by("pk")
+        with CaptureQueriesContext(connection) as queries:
+            rows = SessionSerializer(page, many=True).data
+        return len(queries), {r["id"]: r for r in rows}
+
+    few, rows = listed()
+    assert rows[signed["good"].pk]["signed_meter_values"]["status"] == "verified"
+    assert rows[signed["bad"].pk]["signed_meter_values"]["status"] == "invalid_signature"
+    for n in range(10):
+        _signed_session(signed["charger"], signed["key"], transaction_id=100 + n)
+    many, rows = listed()
+    assert len(rows) == 12 and many == few
+    client.force_login(signed["owner"])
+    detail = client.get(f"/api/v1/sessions/{signed['good'].pk}/").json()
+    assert {k: detail[k] for k in rows[signed["good"].pk]} == rows[signed["good"].pk]
