@@ -414,14 +414,7 @@ async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _E
         return card
     if event.event_type == "Ended":
         # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
-        status = await db.run(
-            services.token_status_for_stop,
-            charger_id=conn.charger_id,
-            id_tag=event.id_token,
-            connector_id=event.evse_id,
-            unique_id=unique_id,
-        )
-        card.answer = id_token_status(status)
+        card.answer = await _stop_card_answer(conn, event, unique_id)
         return card
     decision, card.record, found = await common.decide_unrecorded(
         conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
@@ -442,6 +435,11 @@ async def _appended_answer(
     if not event.id_token:
         return appended, None, None
     # An Ended by card: the card's status now, as the full path answers.
+    return appended, await _stop_card_answer(conn, event, unique_id), _LOOK_UP
+
+
+async def _stop_card_answer(conn: Connection, event: tx.TxEvent, unique_id: str) -> str:
+    """The idTokenInfo of the card that ended a transaction: its status now."""
     status = await db.run(
         services.token_status_for_stop,
         charger_id=conn.charger_id,
@@ -449,7 +447,7 @@ async def _appended_answer(
         connector_id=event.evse_id,
         unique_id=unique_id,
     )
-    return appended, id_token_status(status), _LOOK_UP
+    return id_token_status(status)
 
 
 async def _record_event(
