@@ -9,7 +9,7 @@ SIM_COUNT ?= 3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test test-fast lint bench migrations-check chromium haproxy
+.PHONY: install run test checks test-fast lint bench migrations-check chromium haproxy
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,32 +34,79 @@ chromium:
 haproxy:
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
-# With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing).
+# The checks before the tests run at once, each into its own log; every one that fails is shown
+# with its output and fails the run. Their caches (mypy, ruff) live outside the checkout, in one
+# directory for every checkout of the user (CHECK_CACHE): mypy and ruff check each file against
+# its hash, so a fresh clone starts warm; import-linter keeps none.
+CHECK_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/evportal-checks
+checks: install
+	@cache="$(CHECK_CACHE)"; out=$$(mktemp -d); mkdir -p "$$cache"; \
+	run() { name=$$1; shift; "$$@" > "$$out/$$name.log" 2>&1; echo $$? > "$$out/$$name.rc"; }; \
+	run migrations env DEBUG=true $(PY) manage.py makemigrations --check --dry-run & \
+	run imports env DEBUG=true $(VENV)/bin/lint-imports --no-cache & \
+	run ruff $(VENV)/bin/ruff check --quiet --cache-dir "$$cache/ruff" . & \
+	run format $(VENV)/bin/ruff format --check --quiet --cache-dir "$$cache/ruff" . & \
+	run mypy env DEBUG=true $(VENV)/bin/mypy --cache-dir "$$cache/mypy" & \
+	wait; failed=0; \
+	hint_migrations="Missing migrations: run manage.py makemigrations"; \
+	hint_format="Unformatted files: run .venv/bin/ruff format ."; \
+	for name in migrations imports ruff format mypy; do \
+	  if [ "$$(cat "$$out/$$name.rc")" != 0 ]; then \
+	    failed=1; echo "== $$name failed"; cat "$$out/$$name.log"; \
+	    hint="hint_$$name"; [ -z "$${!hint:-}" ] || echo "$${!hint}"; \
+	  fi; \
+	done; rm -rf "$$out"; \
+	[ $$failed = 0 ] && echo "checks passed: migrations, import contracts, ruff check, ruff format, mypy"; \
+	exit $$failed
+
+# With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing), in
+# parallel (pytest-xdist, TEST_WORKERS processes; tests/parallel.py and docs/testing.md): each
+# worker has its own database cloned from one migrated template, its own Redis key prefixes and
+# ports, and the servers the tests start share TEST_DB_CONNECTIONS PostgreSQL connections (the
+# server's max_connections is 100 for everything on the machine). The order is random
+# (pytest-randomly): the seed is printed at the top of each pass, and PYTEST_ARGS="-p randomly
+# --randomly-seed=N" repeats it ("-p no:randomly" turns it off).
 # The test process itself runs without the connection pool (DB_POOL=false): its many short-lived
 # threads (communicators, sync_to_async) each keep a connection, as Django's test runner expects,
 # and a bounded pool there runs dry; the servers the tests start run the production pool
-# (tests/conftest.py, start_live_server). Then the zero-config setup (SQLite, in-memory channel layer) runs the tests of the code that
+# (tests/conftest.py, start_live_server); one test checks the pool in the test process itself.
+# Then the zero-config setup (SQLite, in-memory channel layer) runs the tests of the code that
 # differs by backend: the OCPP consumer, connection state and message log (ORM writer instead of
 # COPY), the settings, and the real server on SQLite over a socket. The rest of the suite does
 # not branch on the backend; running all of it twice doubled CI's time.
+# Every pass runs even when one fails (the pool check beside the SQLite pass: they share
+# nothing); the tests executed are added up at the end.
+TEST_WORKERS ?= 3
+TEST_DB_CONNECTIONS ?= 80
+XDIST = -n $(TEST_WORKERS) --dist worksteal
 SQLITE_TESTS ?= tests/chargers tests/backoffice tests/e2e/test_charger_over_socket.py \
 	tests/e2e/test_durability.py tests/e2e/test_ocpp201_charger.py tests/perf/test_sigterm_flush.py
-test: install chromium haproxy
-	DEBUG=true $(PY) manage.py makemigrations --check --dry-run >/dev/null || { echo "Missing migrations: run manage.py makemigrations"; exit 1; }
-	DEBUG=true $(VENV)/bin/lint-imports --no-cache >/dev/null || { $(VENV)/bin/lint-imports --no-cache; exit 1; }
-	$(VENV)/bin/ruff check --quiet .
-	$(VENV)/bin/ruff format --check --quiet . || { echo "Unformatted files: run .venv/bin/ruff format ."; exit 1; }
-	DEBUG=true $(VENV)/bin/mypy
+PG_ENV = DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
+	TEST_DB_CONNECTIONS=$(TEST_DB_CONNECTIONS)
+test: install chromium haproxy checks
 	@if [ "$$CI" = "true" ]; then \
-	  echo "== PostgreSQL + Redis ==" && \
-	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 DB_POOL=false BENCH_SMOKE=1 \
-	    $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) && \
-	  DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 DB_POOL=true \
-	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py && \
-	  echo "== SQLite, in-memory channel layer ==" && \
-	  env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -p no:cacheprovider -m "not browser" $(PYTEST_ARGS) $(SQLITE_TESTS); \
+	  tmp=$$(mktemp -d); failed=""; start=$$(date +%s); \
+	  echo "== PostgreSQL + Redis =="; \
+	  $(PG_ENV) DB_POOL=false BENCH_SMOKE=1 TEST_COUNT_FILE=$$tmp/1 \
+	    $(PY) -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) || failed="$$failed PostgreSQL"; \
+	  ( $(PG_ENV) DB_POOL=true TEST_COUNT_FILE=$$tmp/2 \
+	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py \
+	    > $$tmp/pool.log 2>&1; echo $$? > $$tmp/pool.rc ) & \
+	  echo "== SQLite, in-memory channel layer (the pool check runs meanwhile) =="; \
+	  env -u DATABASE_URL -u REDIS_URL TEST_COUNT_FILE=$$tmp/3 \
+	    $(PY) -m pytest -p no:cacheprovider $(XDIST) -m "not browser" $(PYTEST_ARGS) $(SQLITE_TESTS) \
+	    || failed="$$failed SQLite"; \
+	  wait; echo "== PostgreSQL, the pool in the test process =="; cat $$tmp/pool.log; \
+	  [ "$$(cat $$tmp/pool.rc)" = 0 ] || failed="$$failed pool"; \
+	  counts=$$(cat $$tmp/1 $$tmp/2 $$tmp/3 2>/dev/null | cut -d' ' -f1 | paste -sd+); \
+	  fails=$$(cat $$tmp/1 $$tmp/2 $$tmp/3 2>/dev/null | cut -d' ' -f2 | paste -sd+); \
+	  echo "tests executed: $$counts = $$(( $${counts:-0} )) (PostgreSQL + pool + SQLite)" \
+	    "in $$(( $$(date +%s) - start )) s"; \
+	  echo "total: $$(( $${counts:-0} - $${fails:-0} )) passed, $$(( $${fails:-0} )) failed"; \
+	  rm -rf $$tmp; \
+	  if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	else \
-	  $(PY) -m pytest $(PYTEST_ARGS); \
+	  $(PY) -m pytest $(XDIST) $(PYTEST_ARGS); \
 	fi
 
 lint: install

@@ -1,5 +1,9 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from backoffice.admin import ReadOnlyAdmin
 from backoffice.admin_paging import EstimatedCountPaginator, fixed_choices_filter
@@ -21,8 +25,9 @@ class TokenGroupAdminForm(forms.ModelForm):
         model = TokenGroup
         fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         organization = data.get("organization")
         if organization is not None:
             check_same_organization(
@@ -84,13 +89,13 @@ class MspAdmin(admin.ModelAdmin):
     actions = ["block", "unblock"]
 
     @admin.action(description="Block selected mobility providers")
-    def block(self, request, queryset):
+    def block(self, request: HttpRequest, queryset: QuerySet[MobilityServiceProvider]) -> None:
         for msp in queryset:
             msp_set_blocked(msp=msp, blocked=True)
         self.message_user(request, f"Blocked {queryset.count()} provider(s).", messages.SUCCESS)
 
     @admin.action(description="Unblock selected mobility providers")
-    def unblock(self, request, queryset):
+    def unblock(self, request: HttpRequest, queryset: QuerySet[MobilityServiceProvider]) -> None:
         for msp in queryset:
             msp_set_blocked(msp=msp, blocked=False)
         self.message_user(request, f"Unblocked {queryset.count()} provider(s).", messages.SUCCESS)
@@ -105,8 +110,8 @@ class TokenAdmin(admin.ModelAdmin):
     autocomplete_fields = ["organization", "msp"]
     actions = ["mark_valid", "mark_invalid", "block", "unblock"]
 
-    def _update(self, request, queryset, **fields):
-        groups = set()
+    def _update(self, request: HttpRequest, queryset: QuerySet[Token], **fields: bool) -> None:
+        groups: set[int] = set()
         for token in queryset:
             for name, value in fields.items():
                 setattr(token, name, value)
@@ -116,19 +121,19 @@ class TokenAdmin(admin.ModelAdmin):
         self.message_user(request, f"Updated {queryset.count()} token(s).", messages.SUCCESS)
 
     @admin.action(description="Tick 'valid'")
-    def mark_valid(self, request, queryset):
+    def mark_valid(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         self._update(request, queryset, valid=True)
 
     @admin.action(description="Untick 'valid'")
-    def mark_invalid(self, request, queryset):
+    def mark_invalid(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         self._update(request, queryset, valid=False)
 
     @admin.action(description="Block")
-    def block(self, request, queryset):
+    def block(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         self._update(request, queryset, blocked=True)
 
     @admin.action(description="Unblock")
-    def unblock(self, request, queryset):
+    def unblock(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         self._update(request, queryset, blocked=False)
 
 
@@ -142,7 +147,7 @@ class TokenGroupAdmin(admin.ModelAdmin):
     filter_horizontal = ["tokens", "restricted_properties"]
     form = TokenGroupAdminForm
 
-    def save_related(self, request, form, formsets, change):
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         uids = [
             line.strip()
@@ -189,7 +194,9 @@ class AuthorizationDecisionAdmin(ReadOnlyAdmin):
         "A card UID or a Station ID, exactly (indexed lookups over millions of rows)."
     )
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AuthorizationDecision], search_term: str
+    ) -> tuple[QuerySet[AuthorizationDecision], bool]:
         # Substring matches scan every decision (2.9 s at 1M): the normalized UID or the station, exactly.
         from django.db.models import Q
 

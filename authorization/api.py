@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 
@@ -52,10 +54,10 @@ class MspViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     filterset_fields = ["organization", "blocked"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[MobilityServiceProvider]:
         return readable(MobilityServiceProvider.objects.all(), self.request.user).order_by("pk")
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: MspSerializer) -> None:
         self.require_edit(serializer.validated_data["organization"].pk)
         serializer.save()
 
@@ -88,12 +90,16 @@ class TokenSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "created_at",
         ]
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organization = attrs.get("organization", getattr(self.instance, "organization", None))
         msp = attrs.get("msp", getattr(self.instance, "msp", None))
         if organization is None and msp is None:
             raise ValidationError({"organization": "A token belongs to an organization or an MSP."})
-        owner_org = organization.pk if organization else msp.organization_id
+        if organization is not None:
+            owner_org = organization.pk
+        else:
+            assert msp is not None  # refused above when both are missing
+            owner_org = msp.organization_id
         for group in attrs.get("groups", []):
             if group.organization_id != owner_org:
                 raise ValidationError({"groups": "Groups must belong to the token's organization."})
@@ -114,7 +120,7 @@ class TokenFilter(django_filters.FilterSet):
         model = Token
         fields = ["organization", "msp", "valid", "blocked", "type", "uid"]
 
-    def filter_uid(self, queryset, name, value):
+    def filter_uid(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(uid_normalized__contains=normalize_uid(value))
 
 
@@ -123,29 +129,32 @@ class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     filterset_class = TokenFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Token]:
         ids = readable_organization_ids(self.request.user)
         queryset = Token.objects.prefetch_related("groups").select_related("msp").order_by("pk")
         if ids is not None:
             queryset = queryset.filter(Q(organization_id__in=ids) | Q(msp__organization_id__in=ids))
         return queryset
 
-    def organization_id_of(self, obj):
-        return obj.organization_id or obj.msp.organization_id
+    def organization_id_of(self, obj: Token) -> int:
+        if obj.organization_id:
+            return obj.organization_id
+        assert obj.msp is not None, "a token belongs to an organization or an MSP"
+        return obj.msp.organization_id
 
-    def _check_owner(self, serializer):
+    def _check_owner(self, serializer: TokenSerializer) -> None:
         organization = serializer.validated_data.get("organization")
         msp = serializer.validated_data.get("msp")
         self.require_edit(organization.pk if organization else msp.organization_id)
 
     @transaction.atomic
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: TokenSerializer) -> None:
         self._check_owner(serializer)
         token = serializer.save()
         token_group_touch(group_ids=[g.pk for g in token.groups.all()])
 
     @transaction.atomic
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: TokenSerializer) -> None:
         # The owner (organization or MSP) never changes, and the object check required edit rights.
         before = set(serializer.instance.groups.values_list("pk", flat=True))
         token = serializer.save()
@@ -171,8 +180,10 @@ class TokenGroupSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         ]
         read_only_fields = ["version"]
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organization = attrs.get("organization", getattr(self.instance, "organization", None))
+        # Required on create, never null: the body's or the group's own.
+        assert organization is not None, "a token group belongs to an organization"
         for token in attrs.get("tokens", []):
             if token.organization_id != organization.pk and (
                 not token.msp_id or token.msp.organization_id != organization.pk
@@ -193,20 +204,20 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     filterset_fields = ["organization"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[TokenGroup]:
         return readable(
             TokenGroup.objects.prefetch_related("tokens", "restricted_properties"),
             self.request.user,
         ).order_by("pk")
 
     @transaction.atomic
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: TokenGroupSerializer) -> None:
         self.require_edit(serializer.validated_data["organization"].pk)
         group = serializer.save()
         token_group_touch(group_ids=[group.pk])
 
     @transaction.atomic
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: TokenGroupSerializer) -> None:
         group = serializer.save()
         token_group_touch(group_ids=[group.pk])
 
@@ -256,7 +267,7 @@ class DecisionFilter(django_filters.FilterSet):
         model = AuthorizationDecision
         fields = ["station_id", "status", "reason", "context", "uid", "reservation"]
 
-    def filter_uid(self, queryset, name, value):
+    def filter_uid(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(uid_normalized=normalize_uid(value))
 
 
@@ -266,7 +277,7 @@ class AuthorizationDecisionViewSet(
     serializer_class = DecisionSerializer
     filterset_class = DecisionFilter
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[AuthorizationDecision]:
         return readable(
             AuthorizationDecision.objects.select_related("reservation"), self.request.user
         ).order_by("-created_at", "-id")
@@ -283,7 +294,7 @@ class PropertyWithGroupsSerializer(PropertySerializer):
     class Meta(PropertySerializer.Meta):
         fields = [*PropertySerializer.Meta.fields, "token_groups"]
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organization = attrs.get("organization") or getattr(self.instance, "organization", None)
         for group in attrs.get("restricted_token_groups", []):
             if organization is None or group.organization_id != organization.pk:
@@ -296,11 +307,11 @@ class PropertyWithGroupsSerializer(PropertySerializer):
 class PropertyWithGroupsViewSet(PropertyViewSet):
     serializer_class = PropertyWithGroupsSerializer
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         return super().get_queryset().prefetch_related("restricted_token_groups")
 
     @transaction.atomic
-    def perform_update(self, serializer):
+    def perform_update(self, serializer: PropertyWithGroupsSerializer) -> None:
         super().perform_update(serializer)
         token_group_touch(
             group_ids=[g.pk for g in serializer.instance.restricted_token_groups.all()]

@@ -68,7 +68,8 @@ class TokenFacts:
     allowed_station_ids: frozenset[str] = frozenset()
     single_session: bool = False
     active_sessions: int = 0
-    is_guest: bool = False
+    is_guest: bool = False  # a one-time token of a QR-page payment (or a stay's access code)
+    is_driver: bool = False  # a guest token of a signed-in driver's start (their saved card)
     stay: StayFacts | None = None  # a guest token issued for a reservation's access code
     parent_id_tag: str = ""  # the card's group (1.6 parentIdTag, 2.0.1 groupIdToken)
 
@@ -139,6 +140,16 @@ REASONS: dict[str, tuple[int, str]] = {
         "or for a roaming card ask the driver's mobility provider to validate it.",
     ),
     "token_expired": (5, "This card's validity has expired. Extend its expiry date under Tokens."),
+    "guest_token_spent": (
+        4,
+        "A guest's one-time token whose session is over (or never started): it starts nothing "
+        "more. Nothing to do: guests pay again from the charger's QR page.",
+    ),
+    "msp_token_invalid": (
+        4,
+        "This roaming card is not valid: its mobility provider marked it so. The driver should "
+        "contact their provider.",
+    ),
     "msp_blocked": (
         6,
         "This card belongs to a mobility provider you have blocked. Unblock the provider under "
@@ -208,7 +219,19 @@ REASONS: dict[str, tuple[int, str]] = {
     "accepted_roaming": (13, "Accepted: a roaming card at a public charger."),
     "accepted_group": (13, "Accepted: the card is in one of this charger's local token groups."),
     "accepted_local": (13, "Accepted: one of your own cards."),
+    "accepted_guest": (
+        13,
+        "Accepted: a guest's one-time token from the charger's QR page, paid by card.",
+    ),
+    "accepted_driver": (
+        13,
+        "Accepted: a signed-in driver's one-time token, paid with their saved card.",
+    ),
 }
+
+# Refusals nobody needs to act on: the charger was told the truth, but they are no alarm for the
+# host (the dashboard's Needs attention and the Support page leave them out).
+NOT_ALARMS = frozenset({"guest_token_spent"})
 
 _MSP_STATUS = {
     MspAnswer.BLOCKED: Status.BLOCKED,
@@ -297,16 +320,28 @@ def decide(
         return _decision(Status.ACCEPTED, "accepted_group")
     if card.roaming:
         return _decision(Status.ACCEPTED, "accepted_roaming")
+    if token.is_guest:
+        return _decision(
+            Status.ACCEPTED, "accepted_driver" if token.is_driver else "accepted_guest"
+        )
     return _decision(Status.ACCEPTED, "accepted_local")
 
 
 def _card_refusal(token: TokenFacts, now: datetime) -> Decision | None:
     """Steps 3-6: the card itself (blocked, invalid, expired) and its provider (blocked)."""
+    expired = token.expires_at is not None and token.expires_at <= now
+    if token.is_guest and (not token.valid or expired):
+        # A guest's one-time token (QR payment, driver's saved card, stay access code) is made
+        # invalid when its session ends: its stop (or a retry) is answered so, which is no card
+        # for the host to fix.
+        return _decision(Status.EXPIRED if expired else Status.INVALID, "guest_token_spent")
     if token.blocked:
         return _decision(Status.BLOCKED, "token_blocked")
     if not token.valid:
-        return _decision(Status.INVALID, "token_invalid")
-    if token.expires_at is not None and token.expires_at <= now:
+        return _decision(
+            Status.INVALID, "msp_token_invalid" if token.msp_id is not None else "token_invalid"
+        )
+    if expired:
         return _decision(Status.EXPIRED, "token_expired")
     if token.msp_id is not None and token.msp_blocked:
         return _decision(Status.BLOCKED, "msp_blocked")

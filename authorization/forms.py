@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django import forms
 from django.utils import timezone
 
@@ -15,10 +18,16 @@ from .models import Token, TokenGroup, normalize_uid, typed_uid
 class OrganizationChoiceMixin:
     """Hides the organization field when the user may edit only one organization."""
 
+    fields: dict[str, forms.Field]  # the form's (mixed into a ModelForm)
+
     def _setup_organization(self) -> None:
-        organizations = self.fields["organization"].queryset
+        field = self.fields["organization"]
+        assert isinstance(field, forms.ModelChoiceField), "the forms declare it a model choice"
+        organizations = field.queryset
+        assert organizations is not None  # declared with Organization.objects.all()
         if organizations.count() == 1:
             only = organizations.first()
+            assert only is not None  # the one counted
             self.fields["organization"].initial = only.pk
             self.fields["organization"].widget = forms.HiddenInput()
 
@@ -42,10 +51,12 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
             "uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, user=user, **kwargs)
         self._setup_organization()
-        self.fields["type"].choices = [c for c in Token.Type.choices if c[0] != Token.Type.GUEST]
+        kind = self.fields["type"]
+        assert isinstance(kind, forms.ChoiceField), "Token.type has choices"
+        kind.choices = [c for c in Token.Type.choices if c[0] != Token.Type.GUEST]
         self.fields["expires_at"].required = False
 
     def clean_uid(self) -> str:
@@ -56,8 +67,9 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
             raise forms.ValidationError("OCPP 1.6 idTags are at most 20 characters.")
         return uid
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         org, uid = data.get("organization"), data.get("uid")
         if (
             org
@@ -89,7 +101,7 @@ class TokenEditForm(forms.ModelForm):
             "expires_at": "Leave empty for no expiry.",
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["expires_at"].required = False
 
@@ -102,12 +114,13 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
         fields = ["organization", "name"]
         labels = {"name": "Group name"}
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, user=user, **kwargs)
         self._setup_organization()
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         org, name = data.get("organization"), (data.get("name") or "").strip()
         if org and name and TokenGroup.objects.filter(organization=org, name__iexact=name).exists():
             self.add_error("name", "A group with this name exists already.")
@@ -143,7 +156,7 @@ class RoamingSearchForm(forms.Form):
     )
 
 
-def token_state(token: Token, now=None) -> tuple[str, str]:
+def token_state(token: Token, now: datetime | None = None) -> tuple[str, str]:
     """Return (label, badge class) saying whether the token may charge and why not."""
     now = now or timezone.now()
     if token.blocked:
@@ -152,6 +165,6 @@ def token_state(token: Token, now=None) -> tuple[str, str]:
         return "Not valid", "badge-bad"
     if token.expires_at and token.expires_at <= now:
         return "Expired", "badge-bad"
-    if token.msp_id and token.msp.blocked:
+    if token.msp_id and (msp := token.msp) is not None and msp.blocked:
         return "Provider blocked", "badge-bad"
     return "Valid", "badge-ok"

@@ -1,5 +1,7 @@
 """Tokens (charging cards and app ids), local token groups, MSPs and recorded decisions."""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -69,6 +71,10 @@ class MobilityServiceProvider(models.Model):
 
 
 class Token(models.Model):
+    # The labels of the one-time GUEST tokens: what the decision log calls them.
+    GUEST_SESSION_LABEL = "Guest QR session"
+    DRIVER_SESSION_LABEL = "Signed-in driver's session"
+
     class Type(models.TextChoices):
         RFID = "RFID", "RFID card"
         APP = "APP", "App user"
@@ -142,7 +148,7 @@ class Token(models.Model):
     def __str__(self) -> str:
         return self.uid
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.uid_normalized = normalize_uid(self.uid)
         super().save(*args, **kwargs)
 
@@ -178,6 +184,17 @@ class TokenGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def not_alarms() -> models.Q:
+    """The refusals nobody needs to act on, left out of the dashboard's Needs attention and the
+    Support page: a spent guest token (`decisions.NOT_ALARMS`), and any refusal at the stop of a
+    guest's one-time token (recorded so before the reason existed): its session ran and ended."""
+    from .decisions import NOT_ALARMS
+
+    return models.Q(reason__in=NOT_ALARMS) | models.Q(
+        context=AuthorizationDecision.Context.STOP_TRANSACTION, token__type=Token.Type.GUEST
+    )
 
 
 class AuthorizationDecision(models.Model):

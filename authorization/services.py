@@ -107,6 +107,7 @@ def token_facts(
         single_session=token.single_session,
         active_sessions=active_sessions,
         is_guest=token.type == Token.Type.GUEST,
+        is_driver=token.type == Token.Type.GUEST and token.label == Token.DRIVER_SESSION_LABEL,
         stay=stay_facts_of(token.reservation) if token.reservation is not None else None,
         parent_id_tag=token.parent_id_tag,
     )
@@ -311,6 +312,40 @@ def decide_sync(
 ) -> Decision:
     """Decide without asking an MSP (a cached or synced answer only); used for previews."""
     return decide_cached(uid=uid, charger=charger, context=context, now=now)[0]
+
+
+# The uid the guest page records its refusals under (guest.services.guest_refusal_record): it
+# refused every guest at that charger before any card was held.
+GUEST_PAGE_UID = "GUEST"
+
+
+def guest_preview_facts(charger: ChargerFacts) -> TokenFacts:
+    """The facts of any guest's one-time token at this charger, before one exists: what the
+    guest page asks the engine before the guest pays."""
+    return TokenFacts(
+        uid="GUEST-PREVIEW",
+        organization_id=charger.organization_id,
+        is_guest=True,
+        allowed_station_ids=frozenset({charger.station_id}),
+        single_session=True,
+    )
+
+
+def accepted_now(
+    *, uid: str, token_id: int | None, context: str, charger: ChargerFacts, now: datetime
+) -> bool:
+    """Whether the rules that answer the charger would accept now the card of a recorded
+    refusal (it was whitelisted, unblocked, made valid, the charger opened to guests …). A
+    refusal of the guest page is asked again for any guest (issue 47 item 1)."""
+    try:
+        asked = Context(context)
+    except ValueError:
+        asked = Context.LOCAL
+    if asked in (Context.STOP_TRANSACTION, Context.REMOTE_MSP):
+        asked = Context.LOCAL
+    if uid == GUEST_PAGE_UID and token_id is None:
+        return decide(guest_preview_facts(charger), charger, asked, now=now).accepted
+    return decide_sync(uid=uid, charger=charger, context=asked, now=now).accepted
 
 
 def decide_cached(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -9,15 +10,20 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Organization
-from backoffice.tenancy import readable, readable_organization_ids, writable_organizations
-from backoffice.views import require_role
+from backoffice.tenancy import (
+    readable,
+    readable_organization_ids,
+    require_role,
+    writable_organizations,
+)
 
 from .forms import (
     AddTokenForm,
@@ -40,17 +46,17 @@ from .services import (
 )
 
 
-def _tokens_for(user):
+def _tokens_for(user: Any) -> QuerySet[Token]:
     return readable(Token.objects.select_related("organization"), user).filter(
         organization__isnull=False
     )
 
 
-def _groups_for(user):
+def _groups_for(user: Any) -> QuerySet[TokenGroup]:
     return readable(TokenGroup.objects.select_related("organization"), user)
 
 
-def _org_ids(user) -> list[int]:
+def _org_ids(user: Any) -> list[int]:
     ids = readable_organization_ids(user)
     return list(Organization.objects.values_list("pk", flat=True)) if ids is None else ids
 
@@ -59,7 +65,7 @@ def _org_ids(user) -> list[int]:
 
 
 @login_required
-def token_list(request):
+def token_list(request: HttpRequest) -> HttpResponse:
     organizations = writable_organizations(request.user)
     if request.method == "POST":
         if not organizations.exists():
@@ -103,7 +109,7 @@ def token_list(request):
 
 
 @login_required
-def token_edit(request, pk: int):
+def token_edit(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(_tokens_for(request.user), pk=pk)
     membership = require_role(request.user, token.organization_id)
     if request.method == "POST":
@@ -140,7 +146,7 @@ def token_edit(request, pk: int):
 
 
 @login_required
-def token_group_list(request):
+def token_group_list(request: HttpRequest) -> HttpResponse:
     organizations = writable_organizations(request.user)
     if request.method == "POST":
         if not organizations.exists():
@@ -171,7 +177,7 @@ def token_group_list(request):
 
 
 @login_required
-def token_group_detail(request, pk: int):
+def token_group_detail(request: HttpRequest, pk: int) -> HttpResponse:
     group = get_object_or_404(_groups_for(request.user), pk=pk)
     membership = require_role(request.user, group.organization_id)
     add_form = AddTokenForm()
@@ -208,7 +214,7 @@ def token_group_detail(request, pk: int):
 
 @login_required
 @require_POST
-def token_group_remove(request, pk: int, token_pk: int):
+def token_group_remove(request: HttpRequest, pk: int, token_pk: int) -> HttpResponse:
     group = get_object_or_404(_groups_for(request.user), pk=pk)
     require_role(request.user, group.organization_id, edit=True)
     token = get_object_or_404(group.tokens.all(), pk=token_pk)
@@ -221,7 +227,7 @@ def token_group_remove(request, pk: int, token_pk: int):
 
 
 @login_required
-def roaming(request):
+def roaming(request: HttpRequest) -> HttpResponse:
     form = RoamingSearchForm(request.GET or None)
     results = None
     if form.is_bound and form.is_valid():
@@ -240,7 +246,7 @@ def roaming(request):
 
 @login_required
 @require_POST
-def roaming_valid(request, pk: int):
+def roaming_valid(request: HttpRequest, pk: int) -> HttpResponse:
     """Authorization › Roaming: tick or untick the "valid" box of one of the organization's own
     cards. A provider's (MSP's) card is the provider's to validate: not here."""
     token = get_object_or_404(
@@ -259,12 +265,12 @@ def roaming_valid(request, pk: int):
 # -- Mobility Providers -----------------------------------------------------------------------------
 
 
-def _msps_for(user):
+def _msps_for(user: Any) -> QuerySet[MobilityServiceProvider]:
     return readable(MobilityServiceProvider.objects.select_related("organization"), user)
 
 
 @login_required
-def msp_list(request):
+def msp_list(request: HttpRequest) -> HttpResponse:
     msps = _msps_for(request.user).annotate(token_count=Count("tokens"))
     q = request.GET.get("q", "").strip()
     if q:
@@ -285,7 +291,7 @@ def msp_list(request):
 
 
 @login_required
-def msp_validation(request, pk: int):
+def msp_validation(request: HttpRequest, pk: int) -> HttpResponse:
     """Live validation of a provider's cards: how long to wait for its answer (15 s by default)
     and what a timeout means for the card. Anyone may read it; owners and managers change it."""
     from django.core.exceptions import ValidationError
@@ -333,7 +339,7 @@ def msp_validation(request, pk: int):
 
 @login_required
 @require_POST
-def msp_block(request, pk: int):
+def msp_block(request: HttpRequest, pk: int) -> HttpResponse:
     msp = get_object_or_404(_msps_for(request.user), pk=pk)
     require_role(request.user, msp.organization_id, edit=True)
     blocked = request.POST.get("blocked") == "1"

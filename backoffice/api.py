@@ -27,6 +27,7 @@ from .tenancy import (
     TenantSerializerMixin,
     can_write,
     delete_refusal,
+    is_owner,
     protected_dependants,
     readable,
     readable_organizations,
@@ -172,7 +173,7 @@ class OrganizationViewSet(
                     for m in rows
                 ]
             )
-        if role_in(request.user, organization.pk) != Membership.Role.OWNER:
+        if not is_owner(request.user, organization.pk):
             raise PermissionDenied("Only owners manage members.")
         serializer = MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import OperationalError, connections
 
 # A connection idle this long is tested with an empty query before it is lent: a server that
 # vanished without closing the socket (a network cut) shows nothing on it.
@@ -64,6 +64,16 @@ def pool_size() -> int:
     return max(1, int(getattr(settings, "DB_ASYNC_POOL_SIZE", 8)))
 
 
+def borrow_timeout() -> float:
+    """How long a batch waits for a connection of the loop's pool before it fails as an outage."""
+    return float(getattr(settings, "DB_ASYNC_BORROW_TIMEOUT_S", 10.0))
+
+
+class PoolTimeout(OperationalError):
+    """No connection of the loop's pool was free in time: to callers, the database is not
+    reachable now (chargers.plumbing.journal.is_outage), never a wait without end."""
+
+
 class LoopPool:
     """A bounded pool of autocommit AsyncConnections of one event loop.
 
@@ -82,23 +92,53 @@ class LoopPool:
         self._reaper: asyncio.TimerHandle | None = None
 
     async def borrow(self) -> Any:
-        async with self._freed:
-            while True:
-                while self._idle:
-                    conn, since = self._idle.pop()
-                    if await _healthy(conn, time.monotonic() - since):
-                        return conn
-                    self._drop(conn)
-                if self.opened < self.size:
-                    self.opened += 1
-                    self.peak = max(self.peak, self.opened)
-                    break
-                await self._freed.wait()
+        """A connection of the pool, within `borrow_timeout()` seconds or `PoolTimeout`.
+
+        Every connection counted in `opened` is idle, lent, or being opened or tested by one
+        borrower; one that fails its test, or whose borrower is cancelled meanwhile, is closed
+        and uncounted. (An uncounted drop once leaked the pool away in a storm: the health
+        test timed out on a busy loop, `opened` stayed at the size, and every later borrower
+        waited for a connection that no longer existed.) The test runs outside the lock, so
+        one slow test does not hold up the other borrowers."""
         try:
-            return await _connect()
-        except BaseException:
+            async with asyncio.timeout(borrow_timeout()):
+                return await self._borrow()
+        except TimeoutError:
+            raise PoolTimeout(
+                f"no database connection within {borrow_timeout():g} s "
+                f"({self.opened} of {self.size} open)"
+            ) from None
+
+    async def _borrow(self) -> Any:
+        while True:
+            conn, since = await self._take_or_reserve()
+            if conn is None:  # a slot reserved: open a new connection
+                try:
+                    return await _connect()
+                except BaseException:
+                    await asyncio.shield(self._give_back(None))
+                    raise
+            try:
+                healthy = await _healthy(conn, time.monotonic() - since)
+            except BaseException:  # cancelled (or timed out) while testing it
+                self._drop(conn)
+                await asyncio.shield(self._give_back(None))
+                raise
+            if healthy:
+                return conn
+            self._drop(conn)
             await self._give_back(None)
-            raise
+
+    async def _take_or_reserve(self) -> tuple[Any, float]:
+        """An idle connection (and since when), or (None, 0) with a slot reserved for a new one."""
+        async with self._freed:
+            while not self._idle and self.opened >= self.size:
+                await self._freed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self.opened += 1
+            self.peak = max(self.peak, self.opened)
+            return None, 0.0
 
     async def give_back(self, conn: Any, *, broken: bool) -> None:
         """Return a lent connection; a broken one (or one left in a transaction) is closed."""
@@ -224,10 +264,16 @@ class LoopConnection:
             conn = await pool.borrow()
             try:
                 yield conn
+            except GeneratorExit:
+                # Closed without running on (its loop ended with the batch pending, and the
+                # garbage collector closes it): nothing may be awaited here; the connection goes
+                # with that loop's pool (close / discard_all).
+                raise
             except BaseException:
                 await asyncio.shield(pool.give_back(conn, broken=True))
                 raise
-            await pool.give_back(conn, broken=False)
+            # Shielded: a batch cancelled here must still return its connection to the pool.
+            await asyncio.shield(pool.give_back(conn, broken=False))
 
     def close(self) -> None:
         """The writer is idle, or its event loop is gone. The pool closes its own idle

@@ -9,6 +9,7 @@ has work), exactly one on SQLite, which allows a single writer.
 import asyncio
 import atexit
 import functools
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,31 @@ from django.db import close_old_connections, connections
 
 T = TypeVar("T")
 
+
+class _ReleasingQueue(queue.SimpleQueue):
+    """The executor's work queue. A worker thread that finds no work waiting gives its
+    connection back to Django's pool before it waits: an idle thread would otherwise hold it for
+    good, and web requests share the same bounded pool. Under load a thread finds work at once
+    and keeps its connection from one call to the next (the pool checks each one it hands out).
+    (Deciding it only when a call ends raced: a thread that saw work waiting kept its connection,
+    another took the work, and the first went idle holding it.)"""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if block:
+            try:
+                return super().get(block=False)
+            except queue.Empty:
+                if settings.DB_POOL:
+                    connections["default"].close()
+        return super().get(block, timeout)
+
+
+class _Executor(ThreadPoolExecutor):
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._work_queue = _ReleasingQueue()  # before any thread starts (they start on submit)
+
+
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
@@ -29,7 +55,7 @@ def _get_executor() -> ThreadPoolExecutor:
     if _executor is None:
         with _lock:
             if _executor is None:
-                _executor = ThreadPoolExecutor(
+                _executor = _Executor(
                     max_workers=max(1, settings.DB_EXECUTOR_THREADS), thread_name_prefix="ocpp-db"
                 )
     return _executor
@@ -53,17 +79,12 @@ def _call(func: Callable[..., T], args: tuple, kwargs: dict) -> T:
         close_old_connections()  # a broken connection is dropped right away
         _local.checked = time.monotonic()
         raise
-    _release_when_idle()
-    return result
-
-
-def _release_when_idle() -> None:
-    """With Django's pool, give the connection back when no work is waiting: an idle thread
-    would otherwise hold it for good, and web requests share the same bounded pool. Under load
-    the thread keeps it from one call to the next (the pool checks each one it hands out)."""
     executor = _executor
     if settings.DB_POOL and executor is not None and executor._work_queue.empty():
+        # Nothing waiting: give the connection back before the caller hears the result (the
+        # queue's get does it too, for a thread that saw work waiting and then found none).
         connections["default"].close()
+    return result
 
 
 async def run(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

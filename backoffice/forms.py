@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from .models import Membership, Organization
@@ -18,7 +20,7 @@ class InviteMemberForm(forms.Form):
         "Viewer: read-only.",
     )
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
         self.prefix = f"org{organization.pk}"
@@ -58,7 +60,7 @@ class LocalDateTimeField(forms.SplitDateTimeField):
     """A date and a time in the zone active for the request (the location's), as two text boxes:
     "24 Nov 2026" and "08:00"."""
 
-    def __init__(self, *, label: str = "", **kwargs) -> None:
+    def __init__(self, *, label: str = "", **kwargs: Any) -> None:
         widget = forms.SplitDateTimeWidget(
             date_format="%d %b %Y",
             time_format="%H:%M",

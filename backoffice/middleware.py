@@ -15,6 +15,8 @@ from urllib.parse import unquote_to_bytes
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
+from backoffice.parsers import DEPTH_MESSAGE, nested_too_deeply
+
 NUL_MESSAGE = "Text may not contain the NUL character (\\0)."
 _JSON_NUL = b"\\u0000"
 # Mail hooks: a customer's email may carry NULs and the mail system retries any 400 for hours, so
@@ -41,7 +43,7 @@ def request_has_nul(request: HttpRequest) -> bool:
     ):
         return False
     content_type = request.content_type or ""
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if _is_json(request):
         body = request.body
         if b"\x00" in body:
             return True
@@ -59,6 +61,30 @@ def request_has_nul(request: HttpRequest) -> bool:
             return False  # the view answers a malformed upload itself
         return any(_has_nul(value) for _name, values in fields for value in values)
     return False
+
+
+def _is_json(request: HttpRequest) -> bool:
+    content_type = request.content_type or ""
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+class RejectDeepJsonMiddleware:
+    """Answer 400 to a JSON body nested deeper than MAX_JSON_DEPTH, before anything decodes it:
+    every JSON route (API, OCPI, webhooks) would otherwise fail with RecursionError."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method not in ("GET", "HEAD", "OPTIONS")
+            and _is_json(request)
+            and nested_too_deeply(request.body)
+        ):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": DEPTH_MESSAGE}, status=400)
+            return HttpResponse(DEPTH_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class RejectNulMiddleware:

@@ -8,6 +8,8 @@ a body with a 400 in plain words; the renderer escapes anything that still canno
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -29,9 +31,36 @@ def holds_lone_surrogate(value: Any) -> bool:
     return False
 
 
+# Deeper than any body we read (OCPI objects nest about 6 levels); Python's decoder recurses once
+# per level and raised RecursionError (a 500) at about 1,000 (issue 47).
+MAX_JSON_DEPTH = 64
+DEPTH_MESSAGE = f"JSON nested too deeply: at most {MAX_JSON_DEPTH} levels of [ and {{."
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text opens more than `limit` arrays or objects inside one another,
+    counted before it is decoded (brackets inside strings do not count)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", body)):
+        if bracket[0] in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 class UnicodeJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        body = stream.read() if stream is not None else b""
+        if nested_too_deeply(body):
+            raise ParseError(DEPTH_MESSAGE)
+        data = super().parse(io.BytesIO(body), media_type, parser_context)
         if holds_lone_surrogate(data):
             raise ParseError(
                 "The JSON holds a lone surrogate (an escape from \\ud800 to \\udfff without its "

@@ -1,7 +1,10 @@
 """Tenant isolation: which organizations a user may read and write in, and the one set of
 helpers every view, serializer, portal form and API filter uses to see and accept only
 their objects. The write rule itself is one property, Membership.can_write; `can_write`,
-`writable_organization_ids` and everything built on them ask it.
+`writable_organization_ids` and everything built on them ask it. The owner rule (members,
+payouts, payments, refunds, statements) is one property too, Membership.is_owner; `is_owner`,
+`owned_organization_ids` and everything built on them ask it. `require_role` answers a page
+with 404 / 403 by both.
 
 Scoping: `readable(queryset, user)` and `writable(queryset, user)` restrict any
 tenant-owned queryset, following the model's declared path to its organization.
@@ -18,8 +21,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.http import Http404
 from django_filters import rest_framework as drf_filters
 from rest_framework import serializers
 from rest_framework.exceptions import APIException
@@ -51,6 +56,7 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "stays.pmsintegration": ("organization",),
     "stays.listing": ("integration__organization",),
     "roaming.partner": ("organization",),
+    "roaming.accesspointfeed": ("organization",),
     "roaming.pushedtoken": ("organization",),
     "roaming.hubparty": ("partner__organization",),
     "roaming.remotecommand": ("partner__organization",),
@@ -64,6 +70,12 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "power.connectorallocation": ("property__organization",),
     "power.allocationsample": ("property__organization",),
     "roaming.evseprofile": ("charger__property__organization",),
+    "roaming.parkingplace": ("property__organization",),
+    "roaming.parkingevse": ("parking__property__organization",),
+    "roaming.terminal": ("organization",),
+    "roaming.terminalassignment": ("terminal__organization",),
+    "roaming.terminalpayment": ("organization",),
+    "roaming.financialadviceconfirmation": ("organization",),
 }
 
 
@@ -109,6 +121,38 @@ def can_write(user: Any, organization: Organization | int | None) -> bool:
     return membership is not None and membership.can_write
 
 
+def is_owner(user: Any, organization: Organization | int | None) -> bool:
+    """Whether the user may do owner-only things in this organization (Membership.is_owner)."""
+    membership = membership_in(user, organization)
+    return membership is not None and membership.is_owner
+
+
+def require_role(
+    user: Any, organization_id: int | None, *, edit: bool = False, owner: bool = False
+) -> Membership:
+    """Return the user's membership of the organization, or raise.
+
+    Not a member: 404 (the object does not exist for them). Member without the right
+    (edit: Membership.can_write; owner: Membership.is_owner): 403.
+    """
+    membership = membership_in(user, organization_id)
+    if membership is None:
+        raise Http404("Not found")
+    if owner and not membership.is_owner:
+        raise PermissionDenied("Only owners may do this.")
+    if edit and not membership.can_write:
+        raise PermissionDenied("Your role is read-only.")
+    return membership
+
+
+def owned_organization_ids(user: Any) -> list[int] | None:
+    """Return the ids of organizations the user owns (Membership.is_owner); None for staff (all)."""
+    memberships = _memberships(user)
+    if memberships is None:
+        return None
+    return [m.organization_id for m in memberships if m.is_owner]
+
+
 def writable_organization_ids(user: Any) -> list[int] | None:
     """Return the ids of organizations the user may write in (Membership.can_write);
     None for staff (all)."""
@@ -136,6 +180,11 @@ def readable_organizations(user: Any) -> QuerySet[Organization]:
     return scope_queryset(Organization.objects.all(), readable_organization_ids(user))
 
 
+def owned_organizations(user: Any) -> QuerySet[Organization]:
+    """Organizations the user owns (staff: all)."""
+    return scope_queryset(Organization.objects.all(), owned_organization_ids(user))
+
+
 def organization_paths(model: type[models.Model]) -> tuple[str, ...]:
     try:
         return ORGANIZATION_PATHS[model._meta.label_lower]
@@ -159,6 +208,11 @@ def scope_queryset(queryset: QuerySet, organization_ids: list[int] | None) -> Qu
 def writable(queryset: QuerySet, user: Any) -> QuerySet:
     """Return `queryset` restricted to objects of organizations the user may write in."""
     return scope_queryset(queryset, writable_organization_ids(user))
+
+
+def owned(queryset: QuerySet, user: Any) -> QuerySet:
+    """Return `queryset` restricted to objects of organizations the user owns."""
+    return scope_queryset(queryset, owned_organization_ids(user))
 
 
 def readable(queryset: QuerySet, user: Any) -> QuerySet:
@@ -196,6 +250,9 @@ def object_organization_id(obj: models.Model) -> int | None:
 # -- DRF ---------------------------------------------------------------------------------------
 
 
+MAX_LIST_ITEMS = 1000
+
+
 class TenantSerializerMixin:
     """For ModelSerializers: every writable relation accepts only objects of organizations
     the requesting user may write in; `owner_fields` are set on create and never change.
@@ -205,6 +262,9 @@ class TenantSerializerMixin:
     """
 
     owner_fields: tuple[str, ...] = ()
+    # Every list a request may send is bounded: each item of a relation costs a query, so a
+    # 20,000-id list is refused at once (a field's own max_length, when smaller, wins).
+    max_list_items = MAX_LIST_ITEMS
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()  # type: ignore[misc]
@@ -221,6 +281,7 @@ class TenantSerializerMixin:
         return fields
 
     def to_internal_value(self, data: Any) -> Any:
+        self._bound_lists(data)
         attrs = super().to_internal_value(data)  # type: ignore[misc]
         instance = getattr(self, "instance", None)
         if instance is not None:
@@ -230,6 +291,18 @@ class TenantSerializerMixin:
                         {name: "This cannot change after creation; create a new one instead."}
                     )
         return attrs
+
+    def _bound_lists(self, data: Any) -> None:
+        if not hasattr(data, "get"):
+            return  # not a mapping: the serializer says so itself
+        fields = self.fields  # type: ignore[attr-defined]
+        for name, field in fields.items():
+            if field.read_only or not isinstance(field, (ManyRelatedField, serializers.ListField)):
+                continue
+            value = field.get_value(data)
+            bound = min(self.max_list_items, getattr(field, "max_length", None) or MAX_LIST_ITEMS)
+            if isinstance(value, (list, tuple)) and len(value) > bound:
+                raise serializers.ValidationError({name: [f"At most {bound} items."]})
 
 
 class TenantFilterBackend(drf_filters.DjangoFilterBackend):

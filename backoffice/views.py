@@ -23,7 +23,12 @@ from .middleware import VIEWER_ZONE_KEY
 from .models import Membership, Organization, Property
 from .providers import Provider
 from .services import member_add
-from .tenancy import location_zones, membership_in, readable_organization_ids
+from .tenancy import (
+    location_zones,
+    owned_organizations,
+    readable_organization_ids,
+    require_role,
+)
 
 
 class DashboardFigures(Protocol):
@@ -56,25 +61,8 @@ support_figures: Provider[DashboardFigures] = Provider("dashboard support figure
 reliability_figures: Provider[DashboardFigures] = Provider(
     "dashboard reliability figures"
 )  # reliability
+roaming_figures: Provider[DashboardFigures] = Provider("dashboard roaming figures")  # roaming
 revenue: Provider[DashboardRevenue] = Provider("dashboard revenue")  # billing
-
-
-def require_role(
-    user, organization_id: int | None, *, edit: bool = False, owner: bool = False
-) -> Membership:
-    """Return the user's membership of the organization, or raise.
-
-    Not a member: 404 (the object does not exist for them). Member without the right
-    (edit: Membership.can_write; owner: Membership.is_owner): 403.
-    """
-    membership = membership_in(user, organization_id)
-    if membership is None:
-        raise Http404("Not found")
-    if owner and not membership.is_owner:
-        raise PermissionDenied("Only owners may do this.")
-    if edit and not membership.can_write:
-        raise PermissionDenied("Your role is read-only.")
-    return membership
 
 
 def send_invitation(request, *, email: str, organization: Organization) -> None:
@@ -118,7 +106,13 @@ def dashboard(request):
         "zone_choices": [*location_zones(request.user), "UTC"],
         "zone_chosen": request.session.get(VIEWER_ZONE_KEY, ""),
     }
-    for part in (charger_figures, security_figures, support_figures, reliability_figures):
+    for part in (
+        charger_figures,
+        security_figures,
+        support_figures,
+        reliability_figures,
+        roaming_figures,
+    ):
         context.update(
             part.call(
                 user=request.user, organization_ids=org_ids, today=today, since=month_ago, now=now
@@ -149,14 +143,6 @@ def time_zone_choice(request):
     return redirect(back)
 
 
-def _owned_organizations(user):
-    if user.is_staff:
-        return Organization.objects.all()
-    return Organization.objects.filter(
-        memberships__user=user, memberships__role=Membership.Role.OWNER
-    ).distinct()
-
-
 def _other_owners(membership: Membership) -> int:
     return (
         Membership.objects.filter(
@@ -170,7 +156,7 @@ def _other_owners(membership: Membership) -> int:
 @login_required
 def members(request):
     """Owners: who is in the organization, with which role; invite, change role, remove."""
-    organizations = list(_owned_organizations(request.user))
+    organizations = list(owned_organizations(request.user))
     if not organizations:
         raise PermissionDenied("Only owners manage members.")
     forms_by_org = {org.pk: InviteMemberForm(organization=org) for org in organizations}
@@ -221,7 +207,7 @@ def members(request):
 def member_change(request, pk: int):
     membership = get_object_or_404(Membership.objects.select_related("user", "organization"), pk=pk)
     require_role(request.user, membership.organization_id, owner=True)
-    keeps_an_owner = membership.role != Membership.Role.OWNER or _other_owners(membership) > 0
+    keeps_an_owner = not membership.is_owner or _other_owners(membership) > 0
     if request.POST.get("remove"):
         if not keeps_an_owner:
             messages.error(

@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench`: run the six scenarios, print one table, write JSON.
+"""`make bench` / `python -m bench`: run the seven scenarios, print one table, write JSON.
 
     python -m bench                       # the full run (~15 min on 2 cores)
     python -m bench --quick               # smoke run (< 1 min): tiny sizes, same code paths
@@ -6,6 +6,7 @@
     python -m bench --only throughput,storm --protocols 1.6   # 1.6 chargers only (default: 1.6 and 2.0.1)
     python -m bench --soak                # only the soak: 2,000 chargers, 1 hour, RSS flat? (bench/soak.py)
     python -m bench --pages               # every portal and admin page's server time (bench/pages.py)
+    python -m bench --only bounds         # the tests' wall-clock bounds, enforced (bench/bounds.py)
 
 Needs PostgreSQL (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432) and Redis
 (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). Creates and drops its own
@@ -30,8 +31,9 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from bench import logscale, soak
+from bench import bounds, logscale, soak
 from bench import proxy as proxy_bench
+from bench import ratios as guard
 from bench.load import Charger, Load, Stats, raise_fd_limit
 from bench.seed import station_id
 from bench.servers import (
@@ -48,7 +50,7 @@ from bench.servers import (
     server_env,
 )
 
-SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs", "proxy")
+SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs", "proxy", "bounds")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -146,14 +148,16 @@ def summarize(stats: dict, duration: float) -> dict:
     }
 
 
-def _r(value, digits=1):
+def _r(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
 PROFILE_DIR: Path | None = None
 
 
-def start_profile(server: Server, name: str, duration: float | None = None):
+def start_profile(
+    server: Server, name: str, duration: float | None = None
+) -> subprocess.Popen | None:
     """py-spy the server for the measured window (collapsed stacks, see docs/performance.md).
     Without a duration it records until `stop_profile`."""
     if PROFILE_DIR is None:
@@ -166,6 +170,7 @@ def start_profile(server: Server, name: str, duration: float | None = None):
     gil = ["--gil"] if os.environ.get("BENCH_PROFILE_GIL") == "1" else []
     # BENCH_PROFILE_IDLE=1: waiting threads are sampled too (where a phase's wall time goes).
     gil += ["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") == "1" else []
+    assert server.proc is not None, "profile a started server"
     return subprocess.Popen(
         [
             str(spy),
@@ -201,7 +206,7 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
-def stop_profile(spy) -> None:
+def stop_profile(spy: subprocess.Popen | None) -> None:
     if spy is None:
         return
     if spy.poll() is None:
@@ -218,7 +223,7 @@ def run_closed(
     n: int,
     duration: float,
     workers: int,
-    echo=False,
+    echo: bool = False,
     profile: str | None = None,
     protocol: str = "1.6",
 ) -> dict:
@@ -282,7 +287,7 @@ def with_protocol(kind: str, protocol: str) -> str:
     return kind if protocol == "1.6" else f"{kind}/{protocol}"
 
 
-def scenario_throughput(args, report) -> None:
+def scenario_throughput(args: argparse.Namespace, report: dict) -> None:
     """Closed loop per server, connection count and charger protocol. Our server runs
     `--repeat` times per protocol, the protocols interleaved (1.6, 2.0.1, then 2.0.1, 1.6, ...):
     on a shared two-core box one 15 s run of each can land in a quiet and a busy minute, which
@@ -310,7 +315,9 @@ def scenario_throughput(args, report) -> None:
                 rows.setdefault(name, {})[str(n)] = row
 
 
-def _throughput_run(args, kind: str, protocol: str, n: int, *, profile: bool) -> dict:
+def _throughput_run(
+    args: argparse.Namespace, kind: str, protocol: str, n: int, *, profile: bool
+) -> dict:
     name = with_protocol(kind, protocol)
     port = free_port()
     server = Server(kind, port=port, env=ours_env(kind, port) if kind in OURS else None)
@@ -346,6 +353,7 @@ def ours_env(kind: str, port: int | None = None) -> dict:
         return server_env(UVICORN_WS="websockets-sansio")
     if kind == "ours-cluster":
         # deploy/cluster.sh: HAProxy on `port`, the processes on the ports after it.
+        assert port is not None, "the cluster's HAProxy listens on a given port"
         return server_env(OCPP_BIND=f"127.0.0.1:{port}", APP_PORT_BASE=port + 1, PY=PY)
     return server_env()
 
@@ -356,8 +364,9 @@ async def denial_statuses(ws_url: str) -> dict:
     it answers 403 to both, which chargers cannot tell apart."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidStatus
+    from websockets.typing import Subprotocol
 
-    async def status(url: str, subprotocols: list[str]) -> int | str:
+    async def status(url: str, subprotocols: list[Subprotocol]) -> int | str:
         try:
             async with connect(url, subprotocols=subprotocols, open_timeout=10):
                 return 101
@@ -367,17 +376,19 @@ async def denial_statuses(ws_url: str) -> dict:
             return type(exc).__name__
 
     return {
-        "unknown_station": await status(f"{ws_url}/NO-SUCH-STATION", ["ocpp1.6"]),
+        "unknown_station": await status(f"{ws_url}/NO-SUCH-STATION", [Subprotocol("ocpp1.6")]),
         "no_subprotocol": await status(f"{ws_url}/{station_id(0)}", []),
     }
 
 
 def count_rows(database: str = BENCH_DB) -> int:
     with psycopg.connect(f"{PG_ROOT}/{database}") as conn:
-        return conn.execute("SELECT count(*) FROM chargers_ocppmessage").fetchone()[0]
+        row = conn.execute("SELECT count(*) FROM chargers_ocppmessage").fetchone()
+    assert row is not None  # count(*) returns one row
+    return row[0]
 
 
-def scenario_fleet(args, report) -> None:
+def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
     n, duration = args.fleet, args.fleet_duration
     reset_logs()
     flush_redis()
@@ -424,7 +435,7 @@ def scenario_fleet(args, report) -> None:
         server.terminate()
 
 
-def scenario_storm(args, report) -> None:
+def scenario_storm(args: argparse.Namespace, report: dict) -> None:
     """Connect + boot n chargers at once, SIGTERM the server with 30 % of them charging, start
     it again and time until every charger is back (connected, booted, status sent, its
     transaction stopped). The same load generator runs against the peer in the same run."""
@@ -462,7 +473,9 @@ def scenario_storm(args, report) -> None:
     report["storm"] = result
 
 
-def storm_once(kind: str, args, protocol: str = "1.6", seed: str | None = None) -> dict:
+def storm_once(
+    kind: str, args: argparse.Namespace, protocol: str = "1.6", seed: str | None = None
+) -> dict:
     n = args.storm
     ours = kind in OURS
     if ours:
@@ -562,11 +575,13 @@ def storm_once(kind: str, args, protocol: str = "1.6", seed: str | None = None) 
 def online_count(since: float) -> int:
     """Chargers the server sees connected and booted since `since` (epoch seconds)."""
     with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
-        return conn.execute(
+        row = conn.execute(
             "SELECT count(*) FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' AND connection_id <> '' "
             "AND last_boot_at >= to_timestamp(%s)",
             [since],
-        ).fetchone()[0]
+        ).fetchone()
+    assert row is not None  # count(*) returns one row
+    return row[0]
 
 
 def transaction_loss(stats: dict, protocol: str = "1.6") -> dict:
@@ -599,7 +614,7 @@ def transaction_loss(stats: dict, protocol: str = "1.6") -> dict:
     }
 
 
-def scenario_scaleout(args, report) -> None:
+def scenario_scaleout(args: argparse.Namespace, report: dict) -> None:
     result = {}
     for procs in args.procs:
         reset_logs()
@@ -684,7 +699,7 @@ def command_across(a: Server, b: Server, api_token: str) -> dict:
     return asyncio.run(go())
 
 
-def scenario_logs(args, report) -> None:
+def scenario_logs(args: argparse.Namespace, report: dict) -> None:
     report["logs"] = logscale.run(
         args.log_rows, keep=args.keep_log_db, requests=args.log_requests, log=log
     )
@@ -693,7 +708,7 @@ def scenario_logs(args, report) -> None:
 # -- report ------------------------------------------------------------------------------------
 
 
-def targets(report: dict, args) -> list[tuple[str, str, bool | None]]:
+def targets(report: dict, args: argparse.Namespace) -> list[tuple[str, str, bool | None]]:
     out = []
     tp = report.get("throughput", {})
     big = str(max(args.conns)) if args.conns else None
@@ -926,7 +941,7 @@ TABLE_HEAD = (
 )
 
 
-def print_table(report: dict, args) -> str:
+def print_table(report: dict, args: argparse.Namespace) -> str:
     """The report as one markdown table (a row per scenario and server), the scale-out and soak
     tables, then the targets."""
     rows = [
@@ -940,11 +955,56 @@ def print_table(report: dict, args) -> str:
     lines = markdown_table(TABLE_HEAD, rows)
     lines.extend(scaleout_table(report.get("scaleout", {})))
     lines.extend(soak.table(report))
+    lines.extend(bounds.table(report))
+    if "ratios" in report:
+        lines.extend(
+            guard.table(report["ratios"], report.get("load"), report.get("ratios_baseline"))
+        )
     lines.append("")
     lines.append("Targets:")
-    for name, value, ok in [*targets(report, args), *soak.targets(report)]:
+    for name, value, ok in [
+        *targets(report, args),
+        *soak.targets(report),
+        *bounds.targets(report),
+        *guard_targets(report),
+    ]:
         lines.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
     return "\n".join(lines)
+
+
+def guard_targets(report: dict) -> list[tuple[str, str, bool | None]]:
+    """Issue 48's targets on the ratios, and no ratio lost against the recorded baseline."""
+    r = report.get("ratios")
+    if not r:
+        return []
+    out: list[tuple[str, str, bool | None]] = []
+    if r["closed_vs_peer"] is not None:
+        out.append(
+            (
+                f"closed loop @{r['connections']}: >= 2.5x peer msg/s",
+                f"{r['closed_vs_peer']:.2f}x",
+                r["closed_vs_peer"] >= 2.5,
+            )
+        )
+    if r["closed_share_of_echo"] is not None:
+        out.append(
+            (
+                f"closed loop @{r['connections']}: >= 55 % of the echo",
+                f"{100 * r['closed_share_of_echo']:.0f} %",
+                r["closed_share_of_echo"] >= 0.55,
+            )
+        )
+    baseline = report.get("ratios_baseline")
+    if baseline:
+        lost = guard.losses(r, baseline)
+        out.append(
+            (
+                "no ratio loses > 10 % against bench/recorded/ratios-baseline.json",
+                ", ".join(f"{k} -{100 * v:.0f} %" for k, v in lost.items()) or "none lost",
+                not lost,
+            )
+        )
+    return out
 
 
 def markdown_table(head: tuple[str, ...], rows: list[tuple]) -> list[str]:
@@ -1115,7 +1175,7 @@ def scaleout_table(scale: dict) -> list[str]:
     return lines
 
 
-def pages_main(args, *, quick: bool) -> int:
+def pages_main(args: argparse.Namespace, *, quick: bool) -> int:
     """`--pages`: the server time of every portal and admin page (bench/pages.py), its own JSON and table."""
     from bench import pages
 
@@ -1143,7 +1203,7 @@ def pages_main(args, *, quick: bool) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run with tiny sizes (< 1 min)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {SCENARIOS}")
@@ -1233,6 +1293,11 @@ def main(argv=None) -> int:
         "--keep-pages-db", action="store_true", help="keep (and reuse) the big pages database"
     )
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument(
+        "--baseline",
+        default=str(Path(__file__).parent / "recorded" / "ratios-baseline.json"),
+        help="a report whose ratios this run must not lose more than 10 %% of (bench/ratios.py)",
+    )
     args = parser.parse_args(argv)
     if args.pages:
         return pages_main(args, quick=args.quick)
@@ -1297,11 +1362,13 @@ def main(argv=None) -> int:
         "scaleout": scenario_scaleout,
         "logs": scenario_logs,
         "soak": lambda a, r: soak.scenario(a, r, log=log, reset=reset_logs),
+        "bounds": lambda a, r: bounds.scenario(a, r, log=log),
         "proxy": lambda a, r: proxy_bench.scenario(
             a, r, log=log, reset=reset_logs, summarize=summarize
         ),
     }
     failed = []
+    sampler = guard.LoadSampler()
     try:
         for name in (*SCENARIOS, "soak"):
             if name in only:
@@ -1315,7 +1382,13 @@ def main(argv=None) -> int:
                     report.setdefault("failures", {})[name] = repr(exc)
                     failed.append(name)
     finally:
+        report["load"] = sampler.stop()
         drop_database(BENCH_DB)
+    if "throughput" in report or "storm" in report:
+        report["ratios"] = guard.ratios(report)
+        baseline = Path(args.baseline)
+        if baseline.exists():
+            report["ratios_baseline"] = json.loads(baseline.read_text()).get("ratios")
     report["elapsed_s"] = round(time.time() - started, 1)
     report.pop("api_token", None)
     table = print_table(report, args)

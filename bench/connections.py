@@ -20,7 +20,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import httpx
-import psutil  # type: ignore[import-untyped]  # no stubs installed
+import psutil
 import psycopg
 
 from bench.servers import PG_ROOT, PY, ROOT, Server, server_env

@@ -4,7 +4,7 @@
 
 Writes the journal a process keeps through an outage of `--seconds` with `--chargers` chargers in
 a session (each: MeterValues every 5 s, a Heartbeat every 30 s, a StatusNotification; the log
-writer spills its rows every 50 ms), then times its replay (`chargers.messagelog.journal`) into a fresh
+writer spills its rows every 50 ms), then times its replay (`chargers.plumbing.journal`) into a fresh
 PostgreSQL database (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432; database
 bench_journal, created and dropped here).
 """
@@ -135,7 +135,7 @@ def _entries(chargers: list[tuple[int, int]], seconds: int) -> list[dict]:
 
 
 async def _replay(entries: list[dict]) -> tuple[float, int]:
-    from chargers.messagelog.journal import journal
+    from chargers.plumbing.journal import journal
 
     await journal.append(entries)
     started = time.perf_counter()

@@ -24,11 +24,18 @@ import random
 import resource
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from bench.seed import password
+
+if TYPE_CHECKING:  # the workers' shared objects, for annotations only
+    from multiprocessing.queues import Queue
+    from multiprocessing.sharedctypes import Synchronized
+    from multiprocessing.synchronize import Event
 
 CONNECT_TIMEOUT_S = 30
 CALL_TIMEOUT_S = 30
@@ -49,7 +56,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def meter_values_payload(transaction_id: int | None, wh: int) -> dict:
+def meter_values_payload(transaction_id: int | str | None, wh: int) -> dict:
     payload = {
         "connectorId": 1,
         "meterValue": [
@@ -98,9 +105,10 @@ class Charger:
         self.station_id = station_id
         self.url = url
         self.stats = stats
-        self.ws = None
+        self.ws: ClientConnection | None = None
         self.seq = 0
-        self.transaction_id: int | None = None
+        # 1.6: the integer the server gave; 2.0.1: the id the charger named (Charger201).
+        self.transaction_id: int | str | None = None
         self.wh = 0
         # What the charger decides (whether it charges, its back-off): seeded per station when
         # the spec has a seed, so runs compared with each other face the same chargers.
@@ -112,7 +120,7 @@ class Charger:
         ).decode()
         self.ws = await connect(
             f"{self.url}/{self.station_id}",
-            subprotocols=[self.SUBPROTOCOL],
+            subprotocols=[Subprotocol(self.SUBPROTOCOL)],
             ping_interval=None,
             compression=None,
             open_timeout=CONNECT_TIMEOUT_S,
@@ -121,17 +129,22 @@ class Charger:
             additional_headers=[("Authorization", f"Basic {credentials}")],
         )
 
+    def _socket(self) -> ClientConnection:
+        assert self.ws is not None, "connect() first"  # close() keeps it: never None again
+        return self.ws
+
     async def call(self, action: str, payload: dict, *, record: bool = False) -> dict:
         self.seq += 1
         unique_id = f"{self.station_id}-{self.seq}"
         started = time.perf_counter()
-        await self.ws.send(json.dumps([2, unique_id, action, payload], separators=(",", ":")))
+        ws = self._socket()
+        await ws.send(json.dumps([2, unique_id, action, payload], separators=(",", ":")))
         deadline = started + CALL_TIMEOUT_S
         while True:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 raise CallFailed(f"{action} timed out")
-            raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            raw = await asyncio.wait_for(ws.recv(), remaining)
             message = json.loads(raw)
             if message[0] == 2 and message[1] != unique_id:  # a command from the server
                 await self._answer(message)
@@ -152,14 +165,15 @@ class Charger:
 
     async def _answer(self, message: list) -> None:
         self.stats.server_calls += 1
-        await self.ws.send(json.dumps([3, message[1], {"status": "Accepted"}]))
+        await self._socket().send(json.dumps([3, message[1], {"status": "Accepted"}]))
 
     async def idle(self, seconds: float) -> None:
         """Wait, answering any CALL from the server; raises ConnectionClosed when it goes away."""
         deadline = time.monotonic() + seconds
+        ws = self._socket()
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                raw = await asyncio.wait_for(self.ws.recv(), remaining)
+                raw = await asyncio.wait_for(ws.recv(), remaining)
             except TimeoutError:
                 return
             message = json.loads(raw)
@@ -207,6 +221,7 @@ class Charger:
                 "reason": "Local",
             },
         )
+        assert self.transaction_id is not None, "stop only a running transaction"
         self.stats.stopped.append(self.transaction_id)
         self.transaction_id = None
 
@@ -285,7 +300,7 @@ class Charger201(Charger):
             },
         )
 
-    def _event(self, event_type: str, trigger: str, *, context: str, **info) -> dict:
+    def _event(self, event_type: str, trigger: str, *, context: str, **info: str) -> dict:
         payload = {
             "eventType": event_type,
             "timestamp": _now_iso(),
@@ -326,6 +341,7 @@ class Charger201(Charger):
                 stoppedReason="Local",
             ),
         )
+        assert self.transaction_id is not None, "stop only a running transaction"
         self.stats.stopped.append(self.transaction_id)
         self.transaction_id = None
 
@@ -401,6 +417,11 @@ CHARGERS = {"1.6": Charger, "2.0.1": Charger201}
 
 
 class Stats:
+    # Set by _worker_main where they apply (load_cpu_s: closed and storm modes only).
+    setup_s: float
+    answered_setup: list[str]
+    load_cpu_s: float
+
     def __init__(self) -> None:
         self.latencies: list[float] = []
         # Per action: a Heartbeat is answered at once, MeterValues only once committed.
@@ -411,8 +432,8 @@ class Stats:
         self.connected = 0
         self.server_calls = 0
         self.answered: list[str] = []
-        self.started: list[int] = []
-        self.stopped: list[int] = []
+        self.started: list[int | str] = []
+        self.stopped: list[int | str] = []
         self.online_at: list[float] = []
         self.steps: dict[str, list[float]] = {}  # storm: ms per reconnect step (`_storm`)
         self.attempts = 0  # storm: reconnect attempts, refused ones included
@@ -430,12 +451,14 @@ class Stats:
 # -- worker process ----------------------------------------------------------------------------
 
 
-async def _setup(chargers, spec, stats, echo) -> list:
+async def _setup(
+    chargers: list[Charger], spec: dict[str, Any], stats: Stats, echo: bool
+) -> list[Charger]:
     """Connect, boot and prepare every charger; return those that made it."""
     gate = asyncio.Semaphore(spec.get("connect_concurrency", 200))
     charging_share = spec.get("charging_share", 0.0)
 
-    async def one(ch: Charger):
+    async def one(ch: Charger) -> Charger | None:
         async with gate:
             try:
                 await ch.connect()
@@ -522,7 +545,9 @@ async def _fleet(ch: Charger, start: float, end: float, spec: dict, stats: Stats
         stats.error(exc)
 
 
-async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> None:
+async def _storm(
+    ch: Charger, spec: dict, stats: Stats, stop_event: Event, online: Synchronized[int]
+) -> None:
     """Stay connected (metering if charging) until the server drops us, then come back."""
     meter_every = spec.get("meter_s", 5)
     try:
@@ -593,7 +618,12 @@ async def _storm(ch: Charger, spec: dict, stats: Stats, stop_event, online) -> N
 
 
 async def _worker_main(
-    spec: dict, stations: list[str], ready_q, start_value, stop_event, online
+    spec: dict,
+    stations: list[str],
+    ready_q: Queue[int],
+    start_value: Synchronized[float],
+    stop_event: Event,
+    online: Synchronized[int],
 ) -> dict:
     stats = Stats()
     echo = spec.get("echo", False)
@@ -628,7 +658,15 @@ async def _worker_main(
     return stats.as_dict()
 
 
-def _worker(spec, stations, ready_q, result_q, start_value, stop_event, online) -> None:
+def _worker(
+    spec: dict,
+    stations: list[str],
+    ready_q: Queue[int],
+    result_q: Queue[dict],
+    start_value: Synchronized[float],
+    stop_event: Event,
+    online: Synchronized[int],
+) -> None:
     raise_fd_limit()
     random.seed()
     try:

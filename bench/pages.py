@@ -186,9 +186,11 @@ def prepare_big(*, keep: bool, sessions: int, log_rows: int, log: Any) -> dict:
     _manage(BIG_DB, "load_demo")  # a host organization with its own pages, next to the big fleet
     timings: dict[str, Any] = {"reused": False}
     with psycopg.connect(url, autocommit=True) as conn:
-        org_id = conn.execute(
+        found = conn.execute(
             "SELECT id FROM backoffice_organization WHERE name = 'Bench fleet'"
-        ).fetchone()[0]
+        ).fetchone()
+        assert found is not None, "the bench fleet is seeded above"
+        org_id = found[0]
         log(f"pages: {sessions:,} sessions and decisions into {BIG_DB}")
         timings["sessions_s"] = round(
             _copy_without_indexes(

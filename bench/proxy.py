@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 
 from bench.load import Load
 from bench.seed import station_id

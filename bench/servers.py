@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
@@ -31,7 +33,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) -> dict:
+def server_env(
+    database: str = BENCH_DB, *, redis: bool | None = None, **extra: object
+) -> dict[str, str]:
     if redis is None:
         redis = env_bool("BENCH_REDIS", True)
     env = {
@@ -63,6 +67,7 @@ def server_env(database: str = BENCH_DB, *, redis: bool | None = None, **extra) 
 # "ours-cluster" is the README's production shape on one host: deploy/cluster.sh, one process per
 # core (BENCH_CLUSTER_PROCS to override) behind HAProxy (deploy/haproxy/ocpp-cluster.cfg).
 OURS = ("ours", "ours-sansio", "daphne", "granian", "hypercorn", "ours-cluster")
+N = TypeVar("N", int, float)  # a measure: bytes (RSS) or seconds (CPU)
 CLUSTER_PROCS = int(os.environ.get("BENCH_CLUSTER_PROCS") or os.cpu_count() or 2)
 
 
@@ -167,6 +172,8 @@ class Server:
         raise RuntimeError(f"{self.kind} did not listen within {timeout} s")
 
     def _processes(self) -> list[psutil.Process]:
+        if self.proc is None:  # not started: nothing to measure (as terminate and kill)
+            return []
         try:
             parent = psutil.Process(self.proc.pid)
             return [parent, *parent.children(recursive=True)]
@@ -197,7 +204,7 @@ class Server:
             self.proc.wait()
 
 
-def _safe(fn, proc) -> float:
+def _safe(fn: Callable[[psutil.Process], N], proc: psutil.Process) -> N:
     try:
         return fn(proc)
     except psutil.Error:

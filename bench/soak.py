@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]  # no stubs installed
+import psutil
 
 from bench.load import Load
 from bench.seed import station_id

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
 
-from . import services
+from . import schedule, services
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
@@ -21,6 +21,7 @@ from .models import (
     LedgerTransaction,
     Payment,
     Payout,
+    PriceShown,
     PropertySignaturePolicy,
     Rate,
     ReconciliationImport,
@@ -31,7 +32,9 @@ from .models import (
     Subscription,
     SubscriptionInvoice,
     SubscriptionPlan,
+    tax_mode_text,
 )
+from .money import round_money
 
 
 class RateAdminForm(forms.ModelForm):
@@ -44,6 +47,12 @@ class RateAdminForm(forms.ModelForm):
         prop, charger = data.get("property"), data.get("charger")
         if prop is not None and charger is not None and charger.property_id != prop.pk:
             self.add_error("charger", "The charger belongs to another property.")
+        if "prices_include_tax" in data:
+            self.instance.prices_include_tax = data["prices_include_tax"]
+            try:
+                services.rate_tax_mode_check(self.instance)  # the rule the API and portal keep
+            except ValidationError as exc:
+                self.add_error(None, exc)
         return data
 
 
@@ -59,6 +68,7 @@ class RateAdmin(admin.ModelAdmin):
         "energy_price_per_kwh",
         "idle_fee_per_minute",
         "tax_percent",
+        "prices_include_tax",
     ]
     search_fields = ["property__name", "charger__station_id"]
     list_filter = ["property__currency", "valid_from"]
@@ -134,10 +144,12 @@ class SessionChargeAdmin(ReadOnlyAdmin):
         )
         return format_html(
             "<table><thead><tr><th>Line</th><th>Quantity</th><th>Unit price</th><th>Amount</th></tr></thead>"
-            "<tbody>{}<tr><td>Subtotal</td><td></td><td></td><td>{}</td></tr><tr><td>Tax</td><td></td><td></td>"
-            "<td>{}</td></tr><tr><th>Total</th><td></td><td></td><th>{} {}</th></tr></tbody></table>",
+            "<tbody>{}<tr><td>Subtotal (excl. tax)</td><td></td><td></td><td>{}</td></tr><tr><td>Tax {}</td>"
+            "<td></td><td></td><td>{}</td></tr><tr><th>Total</th><td></td><td></td><th>{} {}</th></tr>"
+            "</tbody></table>",
             rows,
             obj.subtotal,
+            tax_mode_text(obj.tax_percent, included=obj.prices_include_tax),
             obj.tax,
             obj.total,
             obj.currency,
@@ -147,6 +159,16 @@ class SessionChargeAdmin(ReadOnlyAdmin):
 class RefundActionForm(forms.Form):
     amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
     reason = forms.CharField(max_length=300)
+
+
+@admin.register(PriceShown)
+class PriceShownAdmin(ReadOnlyAdmin):
+    """The price version each session is billed with (docs/billing.md): what was shown, when."""
+
+    list_display = ["session", "charger", "source", "rate", "rate_valid_from", "shown_at"]
+    search_fields = ["session__transaction_id", "charger__station_id", "reference"]
+    list_filter = ["source", "currency"]
+    list_select_related = ["session", "charger", "rate__property"]
 
 
 @admin.register(Payment)
@@ -201,7 +223,8 @@ class PaymentAdmin(ReadOnlyAdmin):
                     )
                     return None
                 self.message_user(
-                    request, f"Refunded {refund.amount} {payment.currency} of {payment.reference}."
+                    request,
+                    f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of {payment.reference}.",
                 )
                 return None
         else:
@@ -316,13 +339,9 @@ class ReconciliationImportAdmin(admin.ModelAdmin):
     inlines = [IssueInline]
 
     def save_model(self, request, obj, form, change):
-        from django.db import transaction
-
-        from .tasks import reconciliation_import_task
-
         obj.created_by = obj.created_by or request.user
         super().save_model(request, obj, form, change)
-        transaction.on_commit(lambda: reconciliation_import_task.delay(obj.pk))
+        schedule.on_commit(schedule.RECONCILIATION_IMPORT, obj.pk)
 
 
 @admin.register(StatementJob)

@@ -14,15 +14,21 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from backoffice.api import TenantViewSetMixin, as_drf_error
-from backoffice.models import Membership, Property
-from backoffice.tenancy import TenantFilterBackend, TenantSerializerMixin, role_in
+from backoffice.models import Property
+from backoffice.tenancy import (
+    TenantFilterBackend,
+    TenantSerializerMixin,
+    is_owner,
+    owned,
+)
 from chargers.models import Charger
 from chargers.web.api import SessionSerializer, SessionViewSet
 
 from . import services
 from .gateways import GatewayError
-from .models import Payment, Payout, Rate
+from .models import RATE_PRICE_FIELDS, Payment, Payout, PriceShown, Rate, SessionCharge
 from .money import round_money
+from .price_shown import price_version
 from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
@@ -52,6 +58,12 @@ class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         max_digits=6, decimal_places=3, min_value=0, max_value=100, required=False
     )
     processing_fee_fixed = serializers.DecimalField(**MONEY_FIELD, min_value=0, required=False)
+    prices_include_tax = serializers.BooleanField(
+        required=False,
+        help_text="true: the prices include tax_percent (taken out of them); false: it is added "
+        "on top. Omitted on a new price: the location's latest price's mode (true for a new "
+        "location). Applies to sessions that start once this price is in force.",
+    )
 
     class Meta:
         model = Rate
@@ -62,16 +74,7 @@ class RateSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "currency",
             "valid_from",
             "valid_until",
-            "connection_fee",
-            "connection_fee_for_zero_energy",
-            "energy_price_per_kwh",
-            "time_price_per_hour",
-            "idle_fee_per_minute",
-            "idle_grace_minutes",
-            "idle_fee_cap",
-            "tax_percent",
-            "processing_fee_percent",
-            "processing_fee_fixed",
+            *RATE_PRICE_FIELDS,
             "created_at",
             "updated_at",
         ]
@@ -145,29 +148,93 @@ class CostLineSerializer(serializers.Serializer):
 class CostSerializer(serializers.Serializer):
     currency = serializers.CharField()
     lines = CostLineSerializer(many=True)
-    subtotal = serializers.CharField()
+    subtotal = serializers.CharField(help_text="Excluding tax.")
     tax = serializers.CharField()
-    total = serializers.CharField()
+    total = serializers.CharField(help_text="Including tax: subtotal + tax.")
+    tax_percent = serializers.CharField()
+    prices_include_tax = serializers.BooleanField(
+        help_text="The rate's prices (the lines) included the tax, or it was added on top."
+    )
+
+
+class PriceVersionSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(
+        choices=PriceShown.Source.choices,
+        help_text="guest / driver: the price the charger's page showed before the start; start: "
+        "nobody was shown one, the price in force when the start reached us (our clock).",
+    )
+    shown_at = serializers.DateTimeField(
+        help_text="When it was shown (or the start reached us), our clock."
+    )
+    rate = serializers.IntegerField(
+        allow_null=True, help_text="The rate it was copied from; null once that rate is deleted."
+    )
+    rate_valid_from = serializers.DateTimeField(help_text="Since when that price applied.")
 
 
 class BillingSessionSerializer(SessionSerializer):
-    """The chargers' session plus its cost (computed from the charger's own facts)."""
+    """The chargers' session plus its cost (computed from the charger's own facts) and the price
+    version it is billed with (docs/billing.md, "Which price a session is billed with")."""
 
     cost = serializers.SerializerMethodField()
+    price_version = serializers.SerializerMethodField()
 
     class Meta(SessionSerializer.Meta):
-        fields = [*SessionSerializer.Meta.fields, "cost"]
+        fields = [*SessionSerializer.Meta.fields, "cost", "price_version"]
 
     @extend_schema_field(CostSerializer)
     def get_cost(self, obj) -> dict:
+        # A finished session's price is stored when it is settled (services.session_price, the
+        # same Cost): read with the row, so a page of sessions costs no query per session (issue
+        # 51 item 8). A session still charging, or not priced yet, is priced now.
+        try:
+            charge = obj.charge
+        except SessionCharge.DoesNotExist:
+            charge = None
+        if charge is not None and charge.final and obj.stopped_at is not None:
+            return stored_cost(charge)
         return services.session_cost(obj).as_dict()
+
+    @extend_schema_field(PriceVersionSerializer(allow_null=True))
+    def get_price_version(self, obj) -> dict | None:
+        version = price_version(obj)
+        if version is None:  # a session from before versions were stored
+            return None
+        return PriceVersionSerializer(
+            {
+                "source": version.source,
+                "shown_at": version.shown_at,
+                "rate": version.rate_id,
+                "rate_valid_from": version.rate_valid_from,
+            }
+        ).data
+
+
+def stored_cost(charge: SessionCharge) -> dict:
+    """The stored price in Cost.as_dict's shape (amounts in the currency's own decimals)."""
+    currency = charge.currency
+    return {
+        "currency": currency,
+        "lines": charge.lines,
+        "subtotal": str(round_money(charge.subtotal, currency)),
+        "tax": str(round_money(charge.tax, currency)),
+        "total": str(round_money(charge.total, currency)),
+        "tax_percent": f"{Decimal(charge.tax_percent).normalize():f}",
+        "prices_include_tax": charge.prices_include_tax,
+    }
 
 
 class BillingSessionViewSet(SessionViewSet):
     serializer_class = BillingSessionSerializer
 
     def get_queryset(self):
-        return super().get_queryset().select_related("charger__property")
+        # The price version and the stored charge in the same query: a page of sessions costs no
+        # query per row for either (issue 51 item 8, issue 56 item 5).
+        return (
+            super()
+            .get_queryset()
+            .select_related("charger__property", "price_shown__rate", "charge")
+        )
 
 
 class CurrencyAmountsMixin:
@@ -218,11 +285,7 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         queryset = payouts_for(self.request.user)
         if getattr(self, "swagger_fake_view", False):
             return Payout.objects.none()
-        if not self.request.user.is_staff:
-            owned = Membership.objects.filter(
-                user=self.request.user, role=Membership.Role.OWNER
-            ).values("organization_id")
-            queryset = queryset.filter(organization_id__in=owned)
+        queryset = owned(queryset, self.request.user)
         return queryset.order_by("-period_end", "-id")
 
     @extend_schema(responses={200: {"type": "object"}})
@@ -301,18 +364,14 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         queryset = payments_for(self.request.user)
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
-        if not self.request.user.is_staff:
-            owned = Membership.objects.filter(
-                user=self.request.user, role=Membership.Role.OWNER
-            ).values("organization_id")
-            queryset = queryset.filter(organization_id__in=owned)
+        queryset = owned(queryset, self.request.user)
         return queryset.order_by("-created_at", "-id")
 
     @extend_schema(request=RefundRequestSerializer, responses={201: {"type": "object"}})
     @action(detail=True, methods=["post"])
     def refund(self, request, pk=None):
         payment = self.get_object()
-        if role_in(request.user, payment.organization_id) != Membership.Role.OWNER:
+        if not is_owner(request.user, payment.organization_id):
             raise PermissionDenied("Only owners refund payments.")
         data = dict(request.data)
         data["payment"] = payment.pk

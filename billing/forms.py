@@ -10,7 +10,7 @@ from django.utils import timezone
 from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
 from backoffice.tenancy import TenantFormMixin
 
-from .models import Rate, StatementJob
+from .models import RATE_PRICE_FIELDS, Rate, StatementJob
 
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
 
@@ -22,16 +22,40 @@ PRICE_GROUPS = (
         ("connection_fee", "energy_price_per_kwh", "time_price_per_hour"),
     ),
     ("Idle fee", ("idle_fee_per_minute", "idle_grace_minutes", "idle_fee_cap")),
-    ("Tax and card fees", ("tax_percent", "processing_fee_percent", "processing_fee_fixed")),
+    (
+        "Tax and processing fees",
+        ("prices_include_tax", "tax_percent", "processing_fee_percent", "processing_fee_fixed"),
+    ),
 )
 _MONEY_LABELS = {
-    "connection_fee": ("Start fee", "{c} per session"),
+    "connection_fee": ("Connection fee", "{c} per session"),
     "energy_price_per_kwh": ("Energy", "{c} per kWh"),
     "time_price_per_hour": ("Charging time", "{c} per hour"),
     "idle_fee_per_minute": ("Idle fee", "{c} per minute"),
     "idle_fee_cap": ("Idle fee cap", "{c} at most per session"),
-    "processing_fee_fixed": ("Card fee", "{c} per payment"),
+    "processing_fee_fixed": ("Processing fee", "{c} per payment"),
 }
+
+
+# The fields a new price carries over from the one in force (everything but where and when).
+PRICE_FIELDS = RATE_PRICE_FIELDS
+
+
+def rate_initial(rate: Rate | None, *, charger_id: int | None, now) -> dict:
+    """A new price's form starts from the price in force (not from zeros: changing only the kWh
+    price must keep the idle and processing fees), from now, for the chosen charger."""
+    initial: dict = {"valid_from": now.replace(second=0, microsecond=0), "charger": charger_id}
+    if rate is not None:
+        initial.update({name: getattr(rate, name) for name in PRICE_FIELDS})
+    return initial
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
 
 
 class RateForm(TenantFormMixin, forms.ModelForm):
@@ -44,21 +68,7 @@ class RateForm(TenantFormMixin, forms.ModelForm):
 
     class Meta:
         model = Rate
-        fields = [
-            "charger",
-            "valid_from",
-            "valid_until",
-            "connection_fee",
-            "connection_fee_for_zero_energy",
-            "energy_price_per_kwh",
-            "time_price_per_hour",
-            "idle_fee_per_minute",
-            "idle_grace_minutes",
-            "idle_fee_cap",
-            "tax_percent",
-            "processing_fee_percent",
-            "processing_fee_fixed",
-        ]
+        fields = ["charger", "valid_from", "valid_until", *PRICE_FIELDS]
         widgets = {
             **{
                 name: forms.NumberInput(attrs=MONEY_INPUT)
@@ -76,15 +86,16 @@ class RateForm(TenantFormMixin, forms.ModelForm):
         }
         labels = {
             "charger": "Applies to",
-            "connection_fee_for_zero_energy": "Charge the start fee also when no energy was delivered",
+            "connection_fee_for_zero_energy": "Charge the connection fee also when no energy was delivered",
             "idle_grace_minutes": "Idle fee starts after (minutes)",
             "tax_percent": "Tax (%)",
-            "processing_fee_percent": "Card fee (% of the amount)",
+            "processing_fee_percent": "Processing fee (% of the amount)",
         }
         help_texts = {
             "idle_fee_per_minute": "While the car stays plugged in after charging ended.",
             "idle_fee_cap": "Empty: no cap.",
-            "tax_percent": "Included in the prices above, shown on receipts (e.g. 21 for NL VAT).",
+            "tax_percent": "E.g. 21 for NL VAT: taken out of the prices above when they include "
+            "tax, added on top of them when they do not; receipts show it either way.",
         }
 
     def __init__(self, *args, property, **kwargs):
@@ -97,6 +108,17 @@ class RateForm(TenantFormMixin, forms.ModelForm):
         for name, (label, unit) in _MONEY_LABELS.items():
             self.fields[name].label = f"{label} ({unit.format(c=currency)})"
         self.groups = [(title, [self[name] for name in names]) for title, names in PRICE_GROUPS]
+
+    def changes(self, rate: Rate | None) -> list[tuple[str, str, str]]:
+        """What saving this (valid) form changes against the price in force: (label, from, to)
+        for each price field that differs; every field when no price is in force."""
+        rows = []
+        for name in PRICE_FIELDS:
+            new = self.cleaned_data.get(name)
+            old = getattr(rate, name) if rate is not None else None
+            if rate is None or old != new:
+                rows.append((str(self.fields[name].label), _shown(old), _shown(new)))
+        return rows
 
 
 class RefundForm(forms.Form):

@@ -2,7 +2,7 @@
 
 The hold is the price of the largest session a guest can buy: the session ceiling (kWh and
 hours plugged in, configurable) at the rate's prices, with the idle fee for the ceiling's
-idle time (or its cap) and tax, rounded up to the currency's minor unit. The guest is shown
+idle time (or its cap) and tax (when added on top of the prices), rounded up to the currency's minor unit. The guest is shown
 this amount before paying; the capture at the end is the real cost, never more than the hold.
 """
 
@@ -34,6 +34,20 @@ def hold_amount(terms: RateTerms, ceiling: Ceiling) -> Decimal:
         + ceiling.hours * terms.time_price_per_hour
         + idle
     )
-    total = subtotal * (1 + terms.tax_percent / 100)
+    # Prices that include tax are the total already; otherwise tax goes on top.
+    total = subtotal if terms.prices_include_tax else subtotal * (1 + terms.tax_percent / 100)
     step = Decimal(1).scaleb(-minor_unit(terms.currency))
     return max(total.quantize(step, rounding=ROUND_CEILING), step)
+
+
+def ceiling_reached(ceiling: Ceiling, *, kwh: Decimal, hours: Decimal) -> str:
+    """What of the ceiling a running session has reached, in words ('' while under it).
+
+    Charging past it would deliver what the hold (or a terminal's preauthorization, which is the
+    same amount) cannot pay for: the capture never exceeds the hold.
+    """
+    if kwh >= ceiling.kwh:
+        return f"{ceiling.kwh:g} kWh"
+    if hours >= ceiling.hours:
+        return f"{ceiling.hours:g} hours"
+    return ""

@@ -5,13 +5,14 @@ Accounts (debit positive, credit negative; each transaction's entries sum to zer
   host:<org id>:<CUR>      what the platform owes the host organization (liability)
   platform_revenue:<CUR>   platform fees earned
 A guest charge or subscription fee debits processor and credits the host; the processing fee, the platform
-fee, refunds and payouts debit the host; a failed payout credits it back.
+fee, charger licenses, refunds and payouts debit the host; a failed payout credits it back.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -52,8 +53,9 @@ def entries_for(
         K.PAYOUT: (host, processor),
         K.PAYOUT_FAILED: (processor, host),
         K.SUBSCRIPTION_FEE: (processor, host),
+        K.LICENSE_FEE: (host, platform),
     }
-    debit, credit = pairs[kind]
+    debit, credit = pairs[K(kind)]
     return [(debit, amount), (credit, -amount)]
 
 
@@ -66,9 +68,9 @@ def post(
     amount: Decimal,
     occurred_at: datetime,
     session_id: int | None = None,
-    payment=None,
-    refund=None,
-    for_payout=None,
+    payment: Any = None,
+    refund: Any = None,
+    for_payout: Any = None,
     memo: str = "",
 ) -> tuple[LedgerTransaction, bool]:
     """Record one movement once. Returns (transaction, created); a replayed key changes nothing."""

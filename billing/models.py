@@ -16,6 +16,14 @@ MONEY = {"max_digits": 14, "decimal_places": 4}
 ZERO = Decimal("0")
 
 
+def tax_mode_text(tax_percent: Decimal | None, *, included: bool) -> str:
+    """Return "21 % tax included", "plus 21 % tax" or "no tax"."""
+    if not tax_percent:
+        return "no tax"
+    percent = f"{Decimal(tax_percent).normalize():f}"
+    return f"{percent} % tax included" if included else f"plus {percent} % tax"
+
+
 class Rate(models.Model):
     """Prices at a property (or one charger of it) for a validity window.
 
@@ -46,6 +54,16 @@ class Rate(models.Model):
     idle_grace_minutes = models.PositiveIntegerField(default=0)
     idle_fee_cap = models.DecimalField(**MONEY, null=True, blank=True)
     tax_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
+    # The location's tax mode, kept on each price so a change applies from the sessions that
+    # start after it, as any price change does (docs/billing.md, "Tax"). Rates made before the
+    # choice existed add tax on top (migration 0009_m46_tax_mode); a new location's prices include tax, as
+    # EU consumer prices are shown; a new price of a location keeps the mode of the one in force.
+    prices_include_tax = models.BooleanField(
+        default=True,
+        verbose_name="Prices include tax",
+        help_text="On: the prices above include the tax (EU consumer prices). "
+        "Off: the tax is added on top of them (e.g. US sales tax).",
+    )
     processing_fee_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
     processing_fee_fixed = models.DecimalField(**MONEY, default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -69,6 +87,11 @@ class Rate(models.Model):
     def currency(self) -> str:
         return self.property.currency
 
+    @builtins.property
+    def tax_mode_text(self) -> str:
+        """How tax applies to these prices, in the words the price pages and guest page use."""
+        return tax_mode_text(self.tax_percent, included=self.prices_include_tax)
+
     def clean(self) -> None:
         errors = {}
         if self.charger_id and self.property_id and self.charger.property_id != self.property_id:
@@ -90,6 +113,23 @@ class Rate(models.Model):
                 errors[name] = "Must not be negative."
         if errors:
             raise ValidationError(errors)
+
+
+# The fields of a Rate that price a session (billing.pricing.RateTerms): what a new price form
+# carries over, what a session's price version copies, what the API publishes. One list.
+RATE_PRICE_FIELDS = (
+    "connection_fee",
+    "connection_fee_for_zero_energy",
+    "energy_price_per_kwh",
+    "time_price_per_hour",
+    "idle_fee_per_minute",
+    "idle_grace_minutes",
+    "idle_fee_cap",
+    "prices_include_tax",
+    "tax_percent",
+    "processing_fee_percent",
+    "processing_fee_fixed",
+)
 
 
 class BillingSettings(models.Model):
@@ -151,6 +191,51 @@ class PropertySignaturePolicy(models.Model):
         return f"Signature policy of {self.property}"
 
 
+class PriceShown(models.Model):
+    """The price version a session is billed with (issue 56 item 5, docs/billing.md "Which
+    price a session is billed with"): the price a guest or driver saw before starting, or, where
+    none was shown (a card at the charger, an offline start, a roaming partner's start), the
+    price in force at our own time of the start. Its terms are a copy: a rate edited or deleted
+    later never changes what a started session is billed.
+
+    A guest's row exists before the charger starts (`reference`, session empty) and is tied to
+    the session when the charger's start arrives."""
+
+    class Source(models.TextChoices):
+        GUEST = "guest", "Shown on the guest page"
+        DRIVER = "driver", "Shown to the signed-in driver"
+        START = "start", "In force when we received the start"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    charger = models.ForeignKey("chargers.Charger", on_delete=models.CASCADE, related_name="+")
+    session = models.OneToOneField(
+        "chargers.ChargingSession",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="price_shown",
+    )
+    # "guest:<GuestSession id>": the start the price was shown for, until its session exists.
+    reference = models.CharField(max_length=40, null=True, blank=True, unique=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    rate = models.ForeignKey(
+        Rate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    rate_valid_from = models.DateTimeField(help_text="The version: when the price took effect.")
+    currency = models.CharField(max_length=3)
+    # The price as shown: RATE_PRICE_FIELDS as strings (decimals) or ints/bools.
+    terms = models.JSONField()
+    shown_at = models.DateTimeField(help_text="Our clock: when it was shown (or the start came).")
+
+    class Meta:
+        ordering = ["-shown_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} at {self.shown_at:%Y-%m-%d %H:%M} ({self.session_id})"
+
+
 class SessionCharge(models.Model):
     """The priced cost of a session (a snapshot; recalculation replaces it)."""
 
@@ -172,9 +257,13 @@ class SessionCharge(models.Model):
     )
     currency = models.CharField(max_length=3)
     lines = models.JSONField(default=list)
-    subtotal = models.DecimalField(**MONEY)
+    subtotal = models.DecimalField(**MONEY)  # excl. tax
     tax = models.DecimalField(**MONEY)
-    total = models.DecimalField(**MONEY)
+    total = models.DecimalField(**MONEY)  # incl. tax
+    # The tax mode of the rate the session was priced with: its prices included the tax
+    # (taken out of them) or not (added on top). Charges priced before the choice: on top.
+    prices_include_tax = models.BooleanField(default=False)
+    tax_percent = models.DecimalField(max_digits=6, decimal_places=3, default=ZERO)
     processing_fee = models.DecimalField(**MONEY, default=ZERO)
     # Exact Wh as priced; None: the charger reported no energy reading (priced by time only).
     energy_wh = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
@@ -275,6 +364,8 @@ class Payout(models.Model):
     processing_fees = models.DecimalField(**MONEY, default=ZERO)
     platform_fees = models.DecimalField(**MONEY, default=ZERO)
     refunds = models.DecimalField(**MONEY, default=ZERO)
+    # Charger licenses the host activated (docs/billing.md, "Charger licenses").
+    license_fees = models.DecimalField(**MONEY, default=ZERO)
     carried_over = models.DecimalField(
         **MONEY, default=ZERO, help_text="From failed or below-minimum earlier payouts."
     )
@@ -311,6 +402,7 @@ class LedgerTransaction(models.Model):
         PAYOUT = "payout", "Payout"
         PAYOUT_FAILED = "payout_failed", "Payout failed (returned to balance)"
         SUBSCRIPTION_FEE = "subscription_fee", "Subscription fee"
+        LICENSE_FEE = "license_fee", "Charger license"
 
     idempotency_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -15,6 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from backoffice.tenancy import require_role
+
 from . import sandbox
 from .gateways import GatewayError, get_gateway
 from .models import SandboxAccount, SandboxIntent
@@ -116,8 +118,6 @@ def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
 @require_POST
 def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResponse:
     """Owners only: go to the processor's onboarding page for this organization's payout account."""
-    from backoffice.views import require_role
-
     from .connect import payout_account_onboarding
 
     require_role(request.user, organization_id, owner=True)
@@ -141,8 +141,6 @@ def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResp
 @login_required
 @require_GET
 def payout_account_return(request: HttpRequest, organization_id: int) -> HttpResponse:
-    from backoffice.views import require_role
-
     from .connect import payout_account_refresh
 
     require_role(request.user, organization_id, owner=True)

@@ -60,6 +60,7 @@ def expected_payouts(payouts) -> dict[str, ExpectedPayout]:
             platform_fees=p.platform_fees,
             refunds=p.refunds,
             carried_over=p.carried_over,
+            license_fees=p.license_fees,
             minimum_payout=minimums.get(p.organization_id, 0),
         )
         for p in payouts

@@ -1,5 +1,8 @@
 """Pure pricing: a rate plus the facts of a session -> line items, subtotal, tax, total.
 
+The lines are in the rate's own terms (tax included or not); billing.taxes.split turns their
+sum into subtotal (net), tax and total (gross) with one rounding rule.
+
 No Django imports (import-linter "pure" contract). Money is Decimal; every line is rounded
 half-up to the currency's minor unit once, then the lines are summed (docs/billing.md).
 """
@@ -12,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from .idle_fees import charging_window, idle_seconds_after_grace
 from .money import minor_unit, round_money  # noqa: F401  (re-exported)
-from .taxes import tax_amount
+from .taxes import split_money
 
 LINE_KINDS = ("connection_fee", "energy", "charging_time", "idle_fee", "subscription_discount")
 ZERO = Decimal("0")
@@ -31,6 +34,9 @@ class RateTerms:
     idle_grace_minutes: int = 0
     idle_fee_cap: Decimal | None = None
     tax_percent: Decimal = ZERO
+    # The prices above include tax (the tax is taken out of them) or exclude it (tax is added
+    # on top); billing.taxes.split does either with one rounding rule.
+    prices_include_tax: bool = False
     processing_fee_percent: Decimal = ZERO
     processing_fee_fixed: Decimal = ZERO
 
@@ -92,6 +98,10 @@ class Cost:
     idle_seconds: int = 0
     final: bool = True
     energy_source: str = "measured"  # "signed": signed end - signed start (docs/metering.md)
+    # How tax applied: the lines are the rate's prices, including tax (subtotal = net part of
+    # their sum) or excluding it (subtotal = their sum, tax added on top). total = subtotal + tax.
+    prices_include_tax: bool = False
+    tax_percent: Decimal = ZERO
 
     def as_dict(self) -> dict:
         """Return the API shape: amounts as decimal strings."""
@@ -111,6 +121,8 @@ class Cost:
             "subtotal": str(self.subtotal),
             "tax": str(self.tax),
             "total": str(self.total),
+            "tax_percent": f"{Decimal(self.tax_percent).normalize():f}",
+            "prices_include_tax": self.prices_include_tax,
         }
 
 
@@ -295,10 +307,10 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
                 )
             )
 
-    subtotal = sum((line["amount"] for line in lines), ZERO)
-    subtotal = max(subtotal, ZERO)
-    tax = tax_amount(subtotal, rate.tax_percent, currency)
-    total = subtotal + tax
+    lines_sum = max(sum((line["amount"] for line in lines), ZERO), ZERO)
+    # The lines are in the rate's own terms; one split gives net, tax and gross to the cent.
+    split = split_money(lines_sum, rate.tax_percent, currency, included=rate.prices_include_tax)
+    total = split.gross
     processing = ZERO
     if total > 0:
         processing = round_money(
@@ -307,13 +319,38 @@ def session_cost(rate: RateTerms, facts: SessionFacts) -> Cost:
     return Cost(
         currency=currency,
         lines=lines,
-        subtotal=round_money(subtotal, currency),
-        tax=tax,
-        total=round_money(total, currency),
+        subtotal=split.net,
+        tax=split.tax,
+        total=split.gross,
         processing_fee=processing,
         energy_wh=energy_wh,
         charging_seconds=charging_seconds,
         idle_seconds=idle_total,
         final=facts.stopped_at is not None,
         energy_source="signed" if facts.energy_signed else "measured",
+        prices_include_tax=rate.prices_include_tax,
+        tax_percent=Decimal(rate.tax_percent or 0),
     )
+
+
+def tariff_text(rate: RateTerms) -> str:
+    """The rate in one line for a charger's display (OCPP 2.0.1 I01 personalMessage, at most
+    512 characters): only the parts the rate charges, and how tax applies."""
+    currency = rate.currency.upper()
+    parts = [f"{price_str(rate.energy_price_per_kwh, currency)} {currency}/kWh"]
+    if rate.connection_fee > 0:
+        parts.append(f"{price_str(rate.connection_fee, currency)} {currency} per session")
+    if rate.time_price_per_hour > 0:
+        parts.append(f"{price_str(rate.time_price_per_hour, currency)} {currency}/h charging")
+    if rate.idle_fee_per_minute > 0:
+        idle = f"idle {price_str(rate.idle_fee_per_minute, currency)} {currency}/min"
+        if rate.idle_grace_minutes:
+            idle += f" after {rate.idle_grace_minutes} min"
+        if rate.idle_fee_cap is not None:
+            idle += f" (max {price_str(rate.idle_fee_cap, currency)} {currency})"
+        parts.append(idle)
+    text = ", ".join(parts)
+    if rate.tax_percent:
+        tax = f"{_fmt(Decimal(rate.tax_percent))}% tax"
+        text += f"; incl. {tax}" if rate.prices_include_tax else f"; plus {tax}"
+    return text[:512]

@@ -72,6 +72,19 @@ def price_finished_session(sender, session_id: int, **kwargs) -> None:
     transaction.on_commit(queue)
 
 
+def price_version_at_start(sender, session_id: int, **kwargs) -> None:
+    """Store the price a session that nobody was shown a price for is billed with: the one in
+    force now, on our clock (billing.price_shown). Inline: one read and one insert, and the
+    session must never be priced before it. A failure never breaks the charger's start; the
+    session is then priced by the rate in force at its start on the charger's clock."""
+    from .price_shown import price_at_start
+
+    try:
+        price_at_start(session_id=session_id)
+    except Exception:
+        logger.exception("Storing the price version of session %s failed", session_id)
+
+
 def session_price_so_far(session) -> dict | None:
     """Answer the session page: the session's price under its rate, so far (final once stopped)."""
     from .services import session_cost
@@ -80,6 +93,21 @@ def session_price_so_far(session) -> dict | None:
     if not cost.lines:
         return None  # no rate: nothing is charged, say nothing
     return {"total": cost.total, "currency": cost.currency, "final": cost.final}
+
+
+def tariff_text_for_charger(charger_id: int) -> str | None:
+    """Answer a 2.0.1 charger's tariff text (chargers.devices.costs.tariff_text): the rate in
+    force there now, in one line; None without a rate."""
+    from django.utils import timezone
+
+    from chargers.models import Charger
+
+    from .pricing import tariff_text
+    from .selectors import rate_for_charger
+    from .services import rate_terms
+
+    rate = rate_for_charger(Charger.objects.filter(pk=charger_id).first(), timezone.now())
+    return None if rate is None else tariff_text(rate_terms(rate))
 
 
 HELD_TEXT = (

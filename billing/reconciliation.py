@@ -44,6 +44,7 @@ class ExpectedPayout:
     platform_fees: Decimal = Decimal(0)
     refunds: Decimal = Decimal(0)
     carried_over: Decimal = Decimal(0)
+    license_fees: Decimal = Decimal(0)
     minimum_payout: Decimal = Decimal(0)
 
 
@@ -124,6 +125,7 @@ def explain_difference(expected: ExpectedPayout, reported: Decimal) -> str:
         ),
         (expected.platform_fees, True, "the platform fee was deducted a second time"),
         (expected.refunds, True, "refunds were deducted again (or a refund was reversed)"),
+        (expected.license_fees, True, "the charger license fees were deducted a second time"),
         (
             expected.carried_over,
             True,

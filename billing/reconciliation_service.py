@@ -7,6 +7,7 @@ from datetime import UTC
 from django.db import transaction
 from django.utils import timezone
 
+from . import schedule
 from .models import Payout, ReconciliationImport, ReconciliationIssue
 from .payouts import expected_payouts, payout_mark_failed, payout_mark_paid
 from .reconciliation import parse_report, reconcile
@@ -16,12 +17,10 @@ def reconciliation_create(
     *, content: str, filename: str = "", organization_id: int | None = None, user=None
 ) -> ReconciliationImport:
     """Store the report and queue its import (runs on commit)."""
-    from .tasks import reconciliation_import_task
-
     record = ReconciliationImport.objects.create(
         content=content, filename=filename[:200], organization_id=organization_id, created_by=user
     )
-    transaction.on_commit(lambda: reconciliation_import_task.delay(record.pk))
+    schedule.on_commit(schedule.RECONCILIATION_IMPORT, record.pk)
     return record
 
 

@@ -42,6 +42,31 @@ def rate_for_charger(charger, at: datetime) -> Rate | None:
     )
 
 
+def rate_in_force(property_id: int, charger, at: datetime) -> Rate | None:
+    """The rate a new price for this scope replaces: the charger's (its own, else the
+    location's, `rate_for_charger`), or the location's own when `charger` is None."""
+    if charger is not None:
+        return rate_for_charger(charger, at)
+    return (
+        Rate.objects.select_related("property")
+        .filter(property_id=property_id, charger__isnull=True, valid_from__lte=at)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .order_by("-valid_from", "-id")
+        .first()
+    )
+
+
+def location_tax_mode(property_id: int) -> bool | None:
+    """Whether the location's latest price includes tax (None: the location has no price yet).
+    A new price keeps it unless the host changes it."""
+    return (
+        Rate.objects.filter(property_id=property_id)
+        .order_by("-valid_from", "-id")
+        .values_list("prices_include_tax", flat=True)
+        .first()
+    )
+
+
 def rates_for_property(property_id: int) -> QuerySet:
     return (
         Rate.objects.select_related("property", "charger")
@@ -155,3 +180,94 @@ def payout_breakdown(payout: Payout) -> dict:
     for row in rows:
         row["net"] = row["gross"] - row["processing_fee"] - row["platform_fee"] - row["refunds"]
     return {"sessions": rows, "other": other}
+
+
+def payout_overview(organizations, now: datetime) -> list[dict]:
+    """Per organization: its balance per currency (earned, not yet in a payout: the credit
+    balance of its host ledger account), what is on its way to the bank (pending payouts),
+    its payout schedule and the date of its next payout."""
+    from .models import BillingSettings
+    from .payout_schedule import SCHEDULE_TEXT, next_payout_at, period_end_for
+
+    org_ids = [o.pk for o in organizations]
+    terms = {
+        row.organization_id: row
+        for row in BillingSettings.objects.filter(organization_id__in=org_ids)
+    }
+    balances: dict[int, list[tuple[str, Decimal]]] = {pk: [] for pk in org_ids}
+    accounts = Q()
+    for pk in org_ids:
+        accounts |= Q(account__startswith=f"host:{pk}:")
+    rows = (
+        (
+            LedgerEntry.objects.filter(accounts)
+            .values("account")
+            .annotate(total=Sum("amount"))
+            .order_by("account")
+        )
+        if org_ids
+        else []
+    )
+    for row in rows:
+        _, organization_id, currency = row["account"].split(":")
+        balances[int(organization_id)].append((currency, -exact_sum(row["total"])))
+    in_transit: dict[int, list[tuple[str, Decimal]]] = {pk: [] for pk in org_ids}
+    pending = (
+        Payout.objects.filter(organization_id__in=org_ids, status=Payout.Status.PENDING)
+        .values("organization_id", "currency")
+        .annotate(total=Sum("net"))
+        .order_by("currency")
+    )
+    for row in pending:
+        in_transit[row["organization_id"]].append((row["currency"], exact_sum(row["total"])))
+    overview = []
+    for organization in organizations:
+        row = terms.get(organization.pk)
+        period = row.payout_period if row else BillingSettings.Period.MONTHLY
+        overview.append(
+            {
+                "organization": organization,
+                "balances": balances[organization.pk],
+                "in_transit": in_transit[organization.pk],
+                "schedule": SCHEDULE_TEXT.get(period, period),
+                "minimum": row.minimum_payout if row else Decimal(0),
+                "next_payout": next_payout_at(
+                    period,
+                    now,
+                    due_at_last_boundary=_due_at(
+                        organization.pk,
+                        [currency for currency, _ in balances[organization.pk]],
+                        period_end_for(period, now),
+                        row.minimum_payout if row else Decimal(0),
+                    ),
+                ).date(),  # a UTC midnight
+            }
+        )
+    return overview
+
+
+def _due_at(
+    organization_id: int, currencies: list[str], boundary: datetime, minimum: Decimal
+) -> bool:
+    """Whether the payout run will pay at `boundary` that has passed: in some currency, no
+    payout holds that period yet and the movements booked before it, in no payout, come to
+    more than zero and at least the minimum (billing.services.payout_create's rule)."""
+    from .ledger import host_account
+
+    for currency in currencies:
+        if Payout.objects.filter(
+            organization_id=organization_id, currency=currency, period_end=boundary
+        ).exists():
+            continue
+        owed = -exact_sum(
+            LedgerEntry.objects.filter(
+                account=host_account(organization_id, currency),
+                transaction__payout__isnull=True,
+                transaction__occurred_at__lt=boundary,
+            )
+            .exclude(transaction__kind=LedgerTransaction.Kind.PAYOUT)
+            .aggregate(total=Sum("amount"))["total"]
+        )
+        if owed > 0 and owed >= minimum:
+            return True
+    return False

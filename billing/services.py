@@ -20,6 +20,7 @@ from power.selectors import waiting_periods
 
 from . import ledger, pricing
 from .gateways import GatewayError, get_gateway
+from .holds import Ceiling
 from .models import (
     BillingSettings,
     LedgerTransaction,
@@ -34,7 +35,13 @@ from .models import (
     SubscriptionPlan,
 )
 from .money import exact_sum, round_money
-from .selectors import included_kwh_used, rate_for_charger, subscription_for_session
+from .payout_schedule import period_end_for
+from .price_shown import RATE_FIELDS, session_rate
+from .selectors import (
+    included_kwh_used,
+    location_tax_mode,
+    subscription_for_session,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -46,18 +53,6 @@ logger = logging.getLogger(__name__)
 ZERO = Decimal("0")
 # Zero-energy attempts by the same card on the same charger this close together are one attempt.
 RETRY_WINDOW = timedelta(minutes=15)
-RATE_FIELDS = (
-    "connection_fee",
-    "connection_fee_for_zero_energy",
-    "energy_price_per_kwh",
-    "time_price_per_hour",
-    "idle_fee_per_minute",
-    "idle_grace_minutes",
-    "idle_fee_cap",
-    "tax_percent",
-    "processing_fee_percent",
-    "processing_fee_fixed",
-)
 
 
 # -- session facts and cost ---------------------------------------------------------------------
@@ -204,7 +199,8 @@ CostAndContext = tuple[pricing.Cost, Rate | None, Subscription | None, pricing.S
 
 def _cost_and_context(session: ChargingSession) -> CostAndContext:
     charger = session.charger
-    rate = rate_for_charger(charger, session.started_at)
+    # The price version stored at the start (shown to the driver, or in force on our clock).
+    rate, _version = session_rate(session)
     prop = charger.property if charger.property_id else None
     currency = prop.currency if prop is not None else "EUR"
     if rate is None:
@@ -226,7 +222,7 @@ def session_cost_explained(session: ChargingSession) -> CostAndContext:
 
 
 def session_cost(session: ChargingSession) -> pricing.Cost:
-    """Return the session's cost under the rate in force when it started (charger clock).
+    """Return the session's cost under its price version (billing.price_shown.session_rate).
 
     Without a rate the cost has no lines and totals of zero. Computed from the stored
     facts every time, so it is always current and recalculation is idempotent.
@@ -300,13 +296,16 @@ def session_price(*, session_id: int) -> SessionCharge | None:
         included = min(facts.plan.included_kwh_remaining, (cost.energy_wh or ZERO) / 1000)
     values = {
         "organization_id": prop.organization_id,
-        "rate": rate,
+        # A version's rate may have been deleted since: the charge keeps its copied terms.
+        "rate_id": rate.pk if rate is not None else None,
         "subscription": subscription,
         "currency": cost.currency,
         "lines": cost.as_dict()["lines"],
         "subtotal": cost.subtotal,
         "tax": cost.tax,
         "total": cost.total,
+        "prices_include_tax": cost.prices_include_tax,
+        "tax_percent": cost.tax_percent,
         "processing_fee": cost.processing_fee,
         "energy_wh": cost.energy_wh,
         "included_kwh_used": included,
@@ -469,19 +468,19 @@ def guest_payment_authorized(
         return payment
 
 
-def guest_hold_amount(rate: Rate) -> Decimal:
-    """The hold for a guest session at this rate, up to the configured session ceiling."""
+def guest_session_ceiling() -> Ceiling:
+    """The largest session a hold pays for (settings GUEST_SESSION_MAX_KWH, _HOURS, _IDLE_MINUTES):
+    the guest page promises it, the hold and a terminal's preauthorization are its price, and
+    guest.ceilings stops a session that reaches it."""
     from django.conf import settings
 
     from portal.env import env_float, env_int
-
-    from .holds import Ceiling, hold_amount
 
     def setting(name: str, default: float) -> Decimal:
         value = getattr(settings, name, None)
         return Decimal(str(value if value is not None else env_float(name, default)))
 
-    ceiling = Ceiling(
+    return Ceiling(
         kwh=setting("GUEST_SESSION_MAX_KWH", 60),
         hours=setting("GUEST_SESSION_MAX_HOURS", 4),
         idle_minutes=int(
@@ -489,7 +488,13 @@ def guest_hold_amount(rate: Rate) -> Decimal:
             or env_int("GUEST_SESSION_MAX_IDLE_MINUTES", 30)
         ),
     )
-    return hold_amount(rate_terms(rate), ceiling)
+
+
+def guest_hold_amount(rate: Rate) -> Decimal:
+    """The hold for a guest session at this rate, up to the configured session ceiling."""
+    from .holds import hold_amount
+
+    return hold_amount(rate_terms(rate), guest_session_ceiling())
 
 
 def payment_attach_session(*, payment: Payment, session_id: int) -> Payment:
@@ -738,22 +743,17 @@ def refund_email(refund_id: int) -> None:
         },
     )
     try:
-        send_mail(f"Your refund of {refund.amount} {payment.currency}", body, None, [payment.email])
+        send_mail(
+            f"Your refund of {round_money(refund.amount, payment.currency)} {payment.currency}",
+            body,
+            None,
+            [payment.email],
+        )
     except Exception:
         logger.warning("Could not email refund %s to the payer", refund_id, exc_info=True)
 
 
 # -- payouts ------------------------------------------------------------------------------------
-
-
-def period_end_for(period: str, now: datetime) -> datetime:
-    """Return the most recent period boundary (UTC midnight) at or before `now`."""
-    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == BillingSettings.Period.DAILY:
-        return day
-    if period == BillingSettings.Period.WEEKLY:
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
 
 
 PAYABLE_KINDS = (
@@ -763,6 +763,7 @@ PAYABLE_KINDS = (
     LedgerTransaction.Kind.REFUND,
     LedgerTransaction.Kind.PAYOUT_FAILED,
     LedgerTransaction.Kind.SUBSCRIPTION_FEE,
+    LedgerTransaction.Kind.LICENSE_FEE,
 )
 
 
@@ -778,6 +779,7 @@ def payout_totals(items: QuerySet[LedgerTransaction]) -> dict[str, Decimal]:
         "processing_fees": sums.get(K.PROCESSING_FEE, ZERO),
         "platform_fees": sums.get(K.PLATFORM_FEE, ZERO),
         "refunds": sums.get(K.REFUND, ZERO),
+        "license_fees": sums.get(K.LICENSE_FEE, ZERO),
         "carried_over": sums.get(K.PAYOUT_FAILED, ZERO),
     }
     totals["net"] = (
@@ -785,6 +787,7 @@ def payout_totals(items: QuerySet[LedgerTransaction]) -> dict[str, Decimal]:
         - totals["processing_fees"]
         - totals["platform_fees"]
         - totals["refunds"]
+        - totals["license_fees"]
         + totals["carried_over"]
     )
     return totals
@@ -886,9 +889,37 @@ def payouts_run(*, now: datetime | None = None) -> list[Payout]:
 
 
 @transaction.atomic
+def rate_tax_mode_check(rate: Rate) -> None:
+    """Refuse a change of tax mode of a price already in force (ValidationError): sessions
+    started under it keep its tax mode, as they keep its prices. Every way of saving a price asks
+    this (the API, the portal, the admin)."""
+    if rate.pk is None:
+        return
+    stored = Rate.objects.filter(pk=rate.pk).values("prices_include_tax", "valid_from").first()
+    if (
+        stored is not None
+        and stored["prices_include_tax"] != rate.prices_include_tax
+        and stored["valid_from"] <= timezone.now()
+    ):
+        raise ValidationError(
+            {
+                "prices_include_tax": "This price is already in force: a change of tax mode "
+                "applies to sessions that start after it. Set a new price from now instead "
+                "(Prices › Set a new price starts from this one)."
+            }
+        )
+
+
 def rate_save(*, rate: Rate, **fields: Any) -> Rate:
+    """Create or change a price. A new price that does not say its tax mode keeps the mode of
+    its location's latest price (a location's tax mode changes only when the host says so)."""
     for name, value in fields.items():
         setattr(rate, name, value)
+    rate_tax_mode_check(rate)
+    if rate.pk is None and "prices_include_tax" not in fields and rate.property_id:
+        latest = location_tax_mode(rate.property_id)
+        if latest is not None:
+            rate.prices_include_tax = latest
     rate.full_clean()
     rate.save()
     return rate

@@ -10,15 +10,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TextIO
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from backoffice.csv_export import csv_writer
 
+from . import schedule
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
 from .money import exact_sum
 
@@ -36,6 +37,8 @@ SESSION_COLUMNS = [
     "subtotal",
     "tax",
     "total",
+    "tax_percent",
+    "tax_mode",
     "charged",
     "processing_fee",
     "platform_fee",
@@ -51,6 +54,7 @@ ANNUAL_COLUMNS = [
     "processing_fees",
     "platform_fees",
     "refunds",
+    "license_fees",
     "net",
     "payouts_paid",
 ]
@@ -73,12 +77,10 @@ def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
 
 
 def statement_request(
-    *, organization_id: int, kind: str, date_from: date, date_to: date, user=None
+    *, organization_id: int, kind: str, date_from: date, date_to: date, user: Any = None
 ) -> StatementJob:
     """Queue a statement; the task runs on commit (in-process without a broker)."""
     from django.core.exceptions import ValidationError
-
-    from .tasks import statement_generate_task
 
     if date_to < date_from:
         raise ValidationError({"date_to": "The end date is before the start date."})
@@ -89,7 +91,7 @@ def statement_request(
         date_to=date_to,
         created_by=user,
     )
-    transaction.on_commit(lambda: statement_generate_task.delay(job.pk))
+    schedule.on_commit(schedule.STATEMENT_GENERATE, job.pk)
     return job
 
 
@@ -105,11 +107,11 @@ def _ledger_sums(session_ids: list[int]) -> dict[tuple[int, str], Decimal]:
     return {(row["session_id"], row["kind"]): exact_sum(row["total"]) for row in rows}
 
 
-def _money(value) -> str:
+def _money(value: Decimal | None) -> str:
     return f"{Decimal(value or 0):.2f}" if value is not None else ""
 
 
-def _write_sessions(job: StatementJob, handle) -> None:
+def _write_sessions(job: StatementJob, handle: TextIO) -> None:
     start, end = _bounds(job.date_from, job.date_to)
     queryset = SessionCharge.objects.filter(
         organization_id=job.organization_id, started_at__gte=start, started_at__lt=end
@@ -128,6 +130,8 @@ def _write_sessions(job: StatementJob, handle) -> None:
         "subtotal",
         "tax",
         "total",
+        "tax_percent",
+        "prices_include_tax",
     )
     writer = csv_writer(handle)
     writer.writerow(SESSION_COLUMNS)
@@ -136,7 +140,9 @@ def _write_sessions(job: StatementJob, handle) -> None:
 
     def flush() -> None:
         sums = _ledger_sums([row[0] for row in buffer])
-        for sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost in buffer:
+        for row in buffer:
+            sid, tx, station, prop, started, stopped, wh, currency, subtotal, tax, cost = row[:11]
+            percent, included = row[11:]
             charged, proc, platform, refunded = (
                 sums.get((sid, kind), ZERO)
                 for kind in ("guest_charge", "processing_fee", "platform_fee", "refund")
@@ -154,6 +160,10 @@ def _write_sessions(job: StatementJob, handle) -> None:
                     _money(subtotal),
                     _money(tax),
                     _money(cost),
+                    f"{Decimal(percent).normalize():f}",
+                    # subtotal excludes tax, total includes it, in both modes; this says whether
+                    # the session's prices included the tax or had it added on top.
+                    "included" if included else "on_top",
                     _money(charged),
                     _money(proc),
                     _money(platform),
@@ -180,7 +190,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     start, end = _bounds(date_from, date_to)
     months: dict = {}
 
-    def row(month, currency):
+    def row(month: date | datetime, currency: str) -> dict:
         key = (month.date() if isinstance(month, datetime) else month, currency)
         return months.setdefault(
             key,
@@ -193,6 +203,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
                 "processing_fees": ZERO,
                 "platform_fees": ZERO,
                 "refunds": ZERO,
+                "license_fees": ZERO,
                 "net": ZERO,
                 "payouts_paid": ZERO,
             },
@@ -223,9 +234,11 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     )
     names = {
         "guest_charge": "gross",
+        "subscription_fee": "gross",  # the host's revenue like session charges (payout_totals)
         "processing_fee": "processing_fees",
         "platform_fee": "platform_fees",
         "refund": "refunds",
+        "license_fee": "license_fees",
     }
     for item in moves:
         row(item["month"], item["currency"])[names[item["kind"]]] += exact_sum(item["total"])
@@ -247,7 +260,11 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     totals: dict = {}
     for item in result:
         item["net"] = (
-            item["gross"] - item["processing_fees"] - item["platform_fees"] - item["refunds"]
+            item["gross"]
+            - item["processing_fees"]
+            - item["platform_fees"]
+            - item["refunds"]
+            - item["license_fees"]
         )
         total = totals.setdefault(
             item["currency"],
@@ -260,6 +277,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
                 "processing_fees": ZERO,
                 "platform_fees": ZERO,
                 "refunds": ZERO,
+                "license_fees": ZERO,
                 "net": ZERO,
                 "payouts_paid": ZERO,
             },
@@ -269,7 +287,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     return result + [totals[c] for c in sorted(totals)]
 
 
-def _write_annual(job: StatementJob, handle) -> None:
+def _write_annual(job: StatementJob, handle: TextIO) -> None:
     rows = annual_rows(job.organization_id, job.date_from, job.date_to)
     StatementJob.objects.filter(pk=job.pk).update(total=len(rows))
     writer = csv_writer(handle)

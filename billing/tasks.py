@@ -2,6 +2,8 @@
 
 from celery import shared_task
 
+from . import schedule
+
 
 @shared_task(
     name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5
@@ -50,14 +52,14 @@ def payouts_run_task() -> list[int]:
     return [payout.pk for payout in payouts_run()]
 
 
-@shared_task(name="billing.reconciliation_import")
+@shared_task(name=schedule.RECONCILIATION_IMPORT)
 def reconciliation_import_task(reconciliation_id: int) -> None:
     from .reconciliation_service import reconciliation_run
 
     reconciliation_run(reconciliation_id=reconciliation_id)
 
 
-@shared_task(name="billing.statement_generate")
+@shared_task(name=schedule.STATEMENT_GENERATE)
 def statement_generate_task(job_id: int) -> None:
     from .statements import statement_generate
 

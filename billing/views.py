@@ -15,12 +15,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from backoffice.models import Membership, Organization, Property
-from backoffice.tenancy import can_write, readable
-from backoffice.views import require_role
+from backoffice.models import Property
+from backoffice.tenancy import can_write, owned_organizations, readable, require_role
+from chargers.sessions.payer import PAYER_TEXT
+from chargers.web.views import session_payer
 
 from . import services
-from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm
+from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm, rate_initial
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
@@ -31,23 +32,21 @@ from .models import (
     StatementJob,
     Subscription,
 )
+from .money import round_money
+from .price_shown import price_version
 from .reconciliation_service import reconciliation_create
-from .selectors import payout_breakdown, rates_for_property
+from .selectors import (
+    location_tax_mode,
+    payout_breakdown,
+    payout_overview,
+    rate_in_force,
+    rates_for_property,
+)
 from .statements import statement_path, statement_request
 
 
-def owned_organizations(user):
-    if user.is_staff:
-        return Organization.objects.order_by("name")
-    return (
-        Organization.objects.filter(memberships__user=user, memberships__role=Membership.Role.OWNER)
-        .distinct()
-        .order_by("name")
-    )
-
-
 def _require_owner_somewhere(user):
-    organizations = list(owned_organizations(user))
+    organizations = list(owned_organizations(user).order_by("name"))
     if not organizations:
         raise PermissionDenied("Only owners see payouts.")
     return organizations
@@ -65,14 +64,35 @@ def rate_list(request, property_id: int):
         return _rate_list(request, prop)
 
 
+def _scope_charger(prop, value):
+    """The charger of the location a new price is for (`?charger=` or the form's), if any."""
+    if not str(value or "").isdigit():
+        return None
+    return prop.chargers.filter(pk=int(value)).first()
+
+
 def _rate_list(request, prop):
     can_edit = require_role(request.user, prop.organization_id).can_write
     form = None
+    changes = None
+    in_force = None
     if can_edit:
-        form = RateForm(request.POST or None, property=prop, user=request.user)
-        if request.method == "POST" and form.is_valid():
+        now = timezone.now()
+        scope = _scope_charger(prop, (request.POST or request.GET).get("charger"))
+        in_force = rate_in_force(prop.pk, scope, now)
+        initial = rate_initial(in_force, charger_id=scope.pk if scope else None, now=now)
+        if in_force is None and (mode := location_tax_mode(prop.pk)) is not None:
+            initial["prices_include_tax"] = mode  # the location's tax mode stays as it was
+        form = RateForm(request.POST or None, property=prop, user=request.user, initial=initial)
+        if request.method == "POST" and form.is_valid() and "review" in request.POST:
+            # Show what changes against the price in force, before anything is saved.
+            changes = form.changes(in_force)
+        elif request.method == "POST" and form.is_valid():
             try:
-                services.rate_save(rate=form.instance)
+                services.rate_save(
+                    rate=form.instance,
+                    prices_include_tax=form.cleaned_data["prices_include_tax"],
+                )
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -90,9 +110,11 @@ def _rate_list(request, prop):
             "rates": rates_for_property(prop.pk),
             "form": form,
             "can_edit": can_edit,
+            "changes": changes,
+            "in_force": in_force,
             "portal_section": "prices",
         },
-        status=400 if request.method == "POST" else 200,
+        status=400 if request.method == "POST" and changes is None else 200,
     )
 
 
@@ -149,6 +171,15 @@ def _rate_edit(request, rate):
     )
 
 
+# The payment's session with what says who paid (chargers.web.views.session_payer).
+PAYMENT_ROW_RELATED = (
+    "session__charger__property",
+    "session__token",
+    "session__guest_session",
+    "session__terminal_payment",
+)
+
+
 @login_required
 def payout_list(request):
     organizations = _require_owner_somewhere(request.user)
@@ -156,11 +187,15 @@ def payout_list(request):
     payouts = Payout.objects.filter(organization_id__in=org_ids).select_related(
         "organization", "rolled_into"
     )[:200]
-    payments = (
+    payments = list(
         Payment.objects.filter(organization_id__in=org_ids, status=Payment.Status.CAPTURED)
-        .select_related("session", "session__charger")
+        .select_related(*PAYMENT_ROW_RELATED)
+        .defer("session__terminal_payment__token_data")
         .order_by("-created_at")[:50]
     )
+    for pay in payments:
+        # A driver's saved card and a guest's card are told apart as on the sessions page.
+        pay.payer_text = PAYER_TEXT[session_payer(pay.session)] if pay.session else ""
     jobs = StatementJob.objects.filter(organization_id__in=org_ids).order_by("-created_at")[:20]
     reconciliations = (
         ReconciliationImport.objects.order_by("-created_at")[:10] if request.user.is_staff else []
@@ -175,6 +210,7 @@ def payout_list(request):
         "billing/payout_list.html",
         {
             "payouts": payouts,
+            "overview": payout_overview(organizations, timezone.now()),
             "payments": payments,
             "jobs": jobs,
             "organizations": organizations,
@@ -235,8 +271,8 @@ def payment_refund(request, payment_id: int):
         else:
             messages.success(
                 request,
-                f"Refunded {refund.amount} {payment.currency}. It appears on the guest's receipt and "
-                "is deducted from the next payout.",
+                f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency}. "
+                "It appears on the guest's receipt and is deducted from the next payout.",
             )
             return redirect("billing:payout-list")
     return render(request, "billing/payment_refund.html", {"payment": payment, "form": form})
@@ -354,6 +390,7 @@ def session_cost_detail(request, session_id: int):
                 "session": session,
                 "cost": cost,
                 "rate": rate,
+                "version": price_version(session),
                 "subscription": subscription,
                 "facts": facts,
                 "payments": payments,

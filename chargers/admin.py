@@ -1,12 +1,15 @@
 import re
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
 from backoffice.admin_paging import (
@@ -42,9 +45,13 @@ from chargers.models import (
     TransactionEvent,
     VariableMonitor,
 )
+from chargers.ocpp.energy import kwh
 from chargers.security import credentials
-from chargers.sessions.energy import kwh
-from chargers.web.providers import signed_meter_values
+from chargers.web.providers import port_faults, signed_meter_values
+
+# The password generated on save travels to response_add/response_change on the request: shown
+# once on a rendered page, never through a message cookie.
+PASSWORD_ON_REQUEST = "_generated_ocpp_password"
 
 
 class ConnectorInline(admin.TabularInline):
@@ -55,13 +62,33 @@ class ConnectorInline(admin.TabularInline):
         "status",
         "error_code",
         "vendor_error_code",
+        "fault_codes",
         "info",
         "status_timestamp",
         "updated_at",
     ]
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="Fault codes (ChargeX MREC)")
+    def fault_codes(self, obj: Connector) -> str:
+        """The codes open on this port with name, who may cause it, class and source (a row on
+        a secondary source alone says so)."""
+        # One read of the charger's faults for all its connectors (a new inline each request).
+        cache = self.__dict__.setdefault("port_faults", {})
+        if obj.charger_id not in cache:
+            cache[obj.charger_id] = port_faults.call(obj.charger)
+        faults = cache[obj.charger_id].get(obj.connector_id, [])
+        return (
+            "; ".join(
+                f"{f['label']} (may be caused by: {f['responsible'] or 'not recorded'}; class: "
+                f"{f['class'] or 'not recorded'}; {f['source_words']}"
+                f"{', secondary source' if f['secondary_source'] else ''})"
+                for f in faults
+            )
+            or "-"
+        )
 
 
 class ChargerAdminForm(forms.ModelForm):
@@ -81,8 +108,9 @@ class ChargerAdminForm(forms.ModelForm):
         model = Charger
         fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         prop = data.get("property")
         check_same_organization(
             prop.organization_id if prop else None,
@@ -99,9 +127,9 @@ class ChargerAdminForm(forms.ModelForm):
             )
         return data
 
-    def save(self, commit=True):
+    def save(self, commit: bool = True) -> Charger:
         charger = super().save(commit=False)
-        self.generated_password = None
+        self.generated_password: str | None = None
         if self.cleaned_data.get("remove_password"):
             charger.set_ocpp_password(None)
         elif self.cleaned_data.get("ocpp_password"):
@@ -125,10 +153,10 @@ class ConnectionFilter(admin.SimpleListFilter):
     title = "connection"
     parameter_name = "connection"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("online", "Online"), ("offline", "Offline")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Charger]) -> QuerySet[Charger]:
         if self.value() not in ("online", "offline"):
             return queryset
         now = timezone.now()
@@ -178,6 +206,7 @@ class ChargerAdmin(admin.ModelAdmin):
     autocomplete_fields = ["property"]
     filter_horizontal = ["token_groups"]
     readonly_fields = [
+        "elsewhere",
         "vendor",
         "model",
         "serial_number",
@@ -191,6 +220,9 @@ class ChargerAdmin(admin.ModelAdmin):
         "security_profile_pending",
         "ocpp_password_set_at",
         "ocpp_version",
+        "implausible_readings",
+        "implausible_reading",
+        "implausible_reading_at",
     ]
     inlines = [ConnectorInline]
     actions = [
@@ -204,14 +236,28 @@ class ChargerAdmin(admin.ModelAdmin):
     ]
 
     @admin.display(description="Online", boolean=True)
-    def online(self, obj):
+    def online(self, obj: Charger) -> bool:
         return obj.is_online()
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        request._generated_ocpp_password = getattr(form, "generated_password", None)
+    @admin.display(description="See also")
+    def elsewhere(self, obj: Charger) -> str:
+        """Where an agent goes next: the charger's Logs, its sessions and the host's view."""
+        if obj.pk is None:
+            return "–"
+        links = [
+            ("Logs", reverse("chargers:charger-logs", args=[obj.station_id])),
+            ("Sessions", reverse("chargers:charger-sessions", args=[obj.station_id])),
+            ("Portal view", reverse("chargers:charger-detail", args=[obj.station_id])),
+        ]
+        return format_html_join(
+            " · ", '<a href="{}">{}</a>', ((url, label) for label, url in links)
+        )
 
-    def _password_once(self, request, obj):
+    def save_model(self, request: HttpRequest, obj: Charger, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        setattr(request, PASSWORD_ON_REQUEST, getattr(form, "generated_password", None))
+
+    def _password_once(self, request: HttpRequest, obj: Charger) -> TemplateResponse:
         # Rendered, not redirected: the password must not travel through a message cookie.
         response = TemplateResponse(
             request,
@@ -219,7 +265,7 @@ class ChargerAdmin(admin.ModelAdmin):
             {
                 **self.admin_site.each_context(request),
                 "charger": obj,
-                "password": request._generated_ocpp_password,
+                "password": getattr(request, PASSWORD_ON_REQUEST),
                 "opts": self.model._meta,
                 "title": f"OCPP password of {obj.station_id}",
             },
@@ -227,17 +273,25 @@ class ChargerAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    def response_add(self, request, obj, post_url_continue=None):
-        if getattr(request, "_generated_ocpp_password", None):
+    def response_add(
+        self, request: HttpRequest, obj: Charger, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        if getattr(request, PASSWORD_ON_REQUEST, None):
             return self._password_once(request, obj)
         return super().response_add(request, obj, post_url_continue)
 
-    def response_change(self, request, obj):
-        if getattr(request, "_generated_ocpp_password", None):
+    def response_change(self, request: HttpRequest, obj: Charger) -> HttpResponse:
+        if getattr(request, PASSWORD_ON_REQUEST, None):
             return self._password_once(request, obj)
         return super().response_change(request, obj)
 
-    def _send(self, request, queryset, action, payload_for):
+    def _send(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Charger],
+        action: str,
+        payload_for: Callable[[Charger], dict[str, Any] | None],
+    ) -> None:
         for charger in queryset:
             payload = payload_for(charger)
             if payload is None:
@@ -272,7 +326,7 @@ class ChargerAdmin(admin.ModelAdmin):
                 )
 
     @admin.action(description="Remote start on connector 1 (operator override token)")
-    def remote_start(self, request, queryset):
+    def remote_start(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         # Through the authorization engine with an operator token valid at this charger; the last
         # session's idTag was a dead guest pass the charger accepted and then ended at 0 Wh.
         from chargers.devices.remote import operator_remote_start_sync
@@ -312,8 +366,8 @@ class ChargerAdmin(admin.ModelAdmin):
             )
 
     @admin.action(description="Remote stop the active session")
-    def remote_stop(self, request, queryset):
-        def payload(charger):
+    def remote_stop(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
+        def payload(charger: Charger) -> dict[str, Any] | None:
             active = (
                 charger.sessions.filter(status=ChargingSession.Status.ACTIVE)
                 .order_by("-started_at")
@@ -324,23 +378,23 @@ class ChargerAdmin(admin.ModelAdmin):
         self._send(request, queryset, "RemoteStopTransaction", payload)
 
     @admin.action(description="Reset (soft)")
-    def soft_reset(self, request, queryset):
+    def soft_reset(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         self._send(request, queryset, "Reset", lambda c: {"type": "Soft"})
 
     @admin.action(description="Reset (hard)")
-    def hard_reset(self, request, queryset):
+    def hard_reset(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         self._send(request, queryset, "Reset", lambda c: {"type": "Hard"})
 
     @admin.action(description="Unlock connector 1")
-    def unlock_connector(self, request, queryset):
+    def unlock_connector(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         self._send(request, queryset, "UnlockConnector", lambda c: {"connectorId": 1})
 
     @admin.action(description="Clear authorization cache")
-    def clear_cache(self, request, queryset):
+    def clear_cache(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         self._send(request, queryset, "ClearCache", lambda c: {})
 
     @admin.action(description="Push local authorization list (full)")
-    def push_local_list(self, request, queryset):
+    def push_local_list(self, request: HttpRequest, queryset: QuerySet[Charger]) -> None:
         from chargers.devices.local_list import local_list_push_sync
 
         for charger in queryset:
@@ -395,7 +449,9 @@ class OcppMessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False  # COUNT(*) over millions of rows on every page is slow
     paginator = EstimatedCountPaginator
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[OcppMessage], search_term: str
+    ) -> tuple[QuerySet[OcppMessage], bool]:
         # A substring search over 10M rows is a sequential scan (3.9 s at 660k rows): match a
         # charger's Station ID (index charger, -id) or else an idTag (index id_tag, -id), exactly.
         term = search_term.strip()
@@ -442,10 +498,12 @@ class ChargingSessionAdmin(admin.ModelAdmin):
     )
 
     @admin.display(description="Session", ordering="started_at")
-    def label(self, obj):
+    def label(self, obj: ChargingSession) -> str:
         return str(obj)
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ChargingSession], search_term: str
+    ) -> tuple[QuerySet[ChargingSession], bool]:
         # Substring matches cast and scan every session (4.6 s at 1M): exact, indexed lookups.
         term = search_term.strip()
         if not term:
@@ -466,13 +524,13 @@ class ChargingSessionAdmin(admin.ModelAdmin):
         return queryset.filter(match), False
 
     @admin.display(description="Energy (kWh)")
-    def energy(self, obj):
+    def energy(self, obj: ChargingSession) -> str:
         if obj.no_reading:
             return "no reading reported"
         return "" if obj.energy_wh is None else format_html("{}", str(kwh(obj.energy_wh)))
 
     @admin.display(description="Signed by the meter")
-    def signed_readings(self, obj):
+    def signed_readings(self, obj: ChargingSession) -> str:
         """The verification result of the meter's signed readings (metering, docs/metering.md)."""
         data = signed_meter_values.call(obj) if obj.pk else None
         if data is None:
@@ -556,7 +614,7 @@ class CommandAdmin(ReadOnlyAdmin):
     list_select_related = ["charger", "requested_by"]
 
     @admin.display(description="Answer")
-    def result(self, obj):
+    def result(self, obj: Command) -> str:
         return obj.result_status
 
 
@@ -616,11 +674,11 @@ class ChargerCertificateAdmin(admin.ModelAdmin):
     ]
     actions = ["revoke"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     @admin.action(description="Revoke: the certificate no longer connects (security profile 3)")
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ChargerCertificate]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"{count} certificate(s) revoked.", messages.SUCCESS)
 
@@ -631,7 +689,7 @@ class ChargerOperationStatusInline(admin.TabularInline):
     readonly_fields = ["status", "source", "received_at"]
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -3,14 +3,15 @@
 import builtins
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from chargers.ocpp.energy import METER_DIGITS, WH_PLACES
 from chargers.security import credentials
-from chargers.sessions.energy import METER_DIGITS, WH_PLACES
 
 # OCPP-J 1.6 §3.1.1 / 2.0.1 identifierString: printable, no colon (it breaks Basic auth), at most 48.
 station_id_validator = RegexValidator(
@@ -110,6 +111,10 @@ class Charger(models.Model):
     identity_conflict_replacements = models.PositiveIntegerField(default=0)
     # Transaction messages accepted although they broke the OCPP schema (see docs/ocpp.md).
     schema_violations = models.PositiveIntegerField(default=0)
+    # Readings no charger can report (chargers.ocpp.readings), kept out of power and energy.
+    implausible_readings = models.PositiveIntegerField(default=0, editable=False)
+    implausible_reading = models.CharField(max_length=200, blank=True, editable=False)
+    implausible_reading_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The least a connection must prove (A00.FR.002: a weaker one is refused). 0 only when staff
     # set it; docs/security.md.
     security_profile = models.PositiveSmallIntegerField(
@@ -133,9 +138,22 @@ class Charger(models.Model):
         help_text="Seconds to wait for the Leader backoffice before this system answers in its place.",
     )
     # OCPP 1.6: when it was checked (GetConfiguration) and, where needed, set to include the energy
-    # register in its sampled and stop-transaction data (chargers.ocpp.v16). Checked once: a
-    # charger that refuses is logged, not asked again after every boot.
+    # register in its sampled and stop-transaction data (chargers.handlers.v16). Checked once per
+    # vendor/model/firmware (`energy_reporting_checked_for`, chargers.plumbing.follow_ups):
+    # a reconnect that changes nothing asks nothing; a firmware update is checked again. What
+    # keeps it from reporting (empty: nothing) is kept for support.
     energy_reporting_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    energy_reporting_checked_for = models.CharField(
+        max_length=160, blank=True, default="", editable=False
+    )
+    energy_reporting_problems = models.TextField(blank=True, default="", editable=False)
+    # The charging-rate units the charger declares it takes in a profile ("A", "W" or "A,W"; ""
+    # unknown): 1.6 ChargingScheduleAllowedChargingRateUnit, 2.0.1 SmartChargingCtrlr.RateUnit.
+    # Read after boot and whenever it reports the key (docs/power.md, "Units").
+    rate_units = models.CharField(max_length=8, blank=True, default="", editable=False)
+    # The unit it was found to take once a profile in the other unit was rejected and retried
+    # ("A" / "W"; "" not tried). Set once, so a model is retried once, not every time.
+    rate_unit_learnt = models.CharField(max_length=1, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -301,13 +319,18 @@ class ChargingSession(models.Model):
     )
     started_at = models.DateTimeField(help_text="Charger's clock.")
     stopped_at = models.DateTimeField(null=True, blank=True, help_text="Charger's clock.")
-    # Exact registers in Wh (chargers.sessions.energy: decimals kept, kWh converted without rounding).
+    # Exact registers in Wh (chargers.ocpp.energy: decimals kept, kWh converted without rounding).
     # meter_start_wh is None for a 2.0.1 transaction no event of which carried an energy
     # reading (yet): finished so, its energy is unknown ("no reading reported"), never 0.
     meter_start_wh = models.DecimalField(
         max_digits=METER_DIGITS, decimal_places=WH_PLACES, null=True, blank=True
     )
     meter_stop_wh = models.DecimalField(
+        max_digits=METER_DIGITS, decimal_places=WH_PLACES, null=True, blank=True
+    )
+    # Signed end - signed start (Wh) when both verify (metering.services.session_signed_ingest
+    # records it): then it is the session's energy everywhere, as billing prices it.
+    signed_energy_wh = models.DecimalField(
         max_digits=METER_DIGITS, decimal_places=WH_PLACES, null=True, blank=True
     )
     stop_reason = models.CharField(max_length=20, blank=True)
@@ -320,7 +343,14 @@ class ChargingSession(models.Model):
     # OCPP 2.0.1: the charger names the transaction (transactionInfo.transactionId, a string);
     # transaction_id above is still ours, so everything keyed on it works for both versions.
     ocpp_transaction_id = models.CharField(max_length=36, blank=True, default="")
+    # The phases the car draws on as the charger reported them (2.0.1 numberOfPhasesUsed): the
+    # numberPhases of its power limit (docs/power.md, "Units"). None: not reported.
+    phases_used = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     remote_start_id = models.IntegerField(null=True, blank=True)
+    # 2.0.1 events numbered after the Ended (by seqNo): kept in Logs, never counted; the session
+    # records that they came (chargers.sessions.v201_transactions.fold).
+    late_events = models.PositiveIntegerField(default=0)
+    late_event_at = models.DateTimeField(null=True, blank=True, help_text="When the last came.")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -354,10 +384,21 @@ class ChargingSession(models.Model):
 
     @property
     def energy_wh(self) -> Decimal | None:
-        """Exact Wh delivered; None while running or when no reading was reported."""
+        """Exact Wh delivered; None while running or when no reading was reported. Where the
+        meter's signed start and end verify, their difference (what billing prices)."""
+        if self.signed_energy_wh is not None and self.status == self.Status.COMPLETED:
+            return max(Decimal(self.signed_energy_wh), Decimal(0))
         if self.meter_stop_wh is None or self.meter_start_wh is None:
             return None
         return max(Decimal(self.meter_stop_wh) - Decimal(self.meter_start_wh), Decimal(0))
+
+    @staticmethod
+    def energy_sql() -> Any:
+        """`energy_wh` in SQL, for sums: the signed energy where it verifies, else measured."""
+        from django.db.models import F
+        from django.db.models.functions import Coalesce
+
+        return Coalesce(F("signed_energy_wh"), F("meter_stop_wh") - F("meter_start_wh"))
 
     @property
     def no_reading(self) -> bool:
@@ -478,6 +519,9 @@ class Command(models.Model):
     error = models.TextField(blank=True)
     unique_id = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=20, default="api")
+    # What the command means, in words, from the part of the system that sent it (a power
+    # limit: "Connector 1 limited to 10.6 A by the site budget"); shown instead of the payload.
+    note = models.CharField(max_length=200, blank=True, default="")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -741,7 +785,7 @@ class ChargerOperationStatus(models.Model):
 
 class TransactionEvent(models.Model):
     """One OCPP 2.0.1 TransactionEvent as received. A session is recomputed from all the events
-    of its transaction in seqNo order (chargers.ocpp.v201_transactions.fold); (transaction, seqNo)
+    of its transaction in seqNo order (chargers.sessions.v201_transactions.fold); (transaction, seqNo)
     is unique, so a repeated event changes nothing."""
 
     id = models.BigAutoField(primary_key=True)

@@ -25,11 +25,11 @@ from .models import ClaimedSession, DriverProfile, SavedCard
 class SavedCardInline(admin.TabularInline):
     model = SavedCard
     extra = 0
-    fields = ["brand", "last4", "exp_month", "exp_year", "is_default", "created_at", "remove"]
+    fields = ("brand", "last4", "exp_month", "exp_year", "is_default", "created_at", "remove")
     readonly_fields = fields
     can_delete = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description="Remove")
@@ -128,9 +128,10 @@ class DriverAwareUserAdmin(SupportUserAdmin):
     ) -> HttpResponse:
         user = self.get_object(request, unquote(object_id))
         summary = selectors.account_delete_summary(user) if user is not None else None
-        if summary is None:
+        if user is None or summary is None:
             return super().delete_view(request, object_id, extra_context)
         if request.method == "POST" and request.POST.get("post"):
+            assert request.user.pk is not None  # the admin's views are for signed-in staff
             if not self.has_delete_permission(request, user):
                 raise PermissionDenied
             pk = user.pk

@@ -347,7 +347,13 @@ def account_delete(*, user: Any) -> None:
 
 
 def driver_start(
-    *, profile: DriverProfile, charger: Any, connector_id: int, email: str, site_url: str = ""
+    *,
+    profile: DriverProfile,
+    charger: Any,
+    connector_id: int,
+    email: str,
+    site_url: str = "",
+    price_version: str = "",
 ) -> GuestSession:
     """A signed-in driver starts with their saved card (issue 35 item 19): the hold is confirmed
     with the card at once, the charger is started, and the session is the driver's (their history
@@ -366,6 +372,8 @@ def driver_start(
         site_url=site_url,
         payment_method=card.reference,
         customer=profile.customer_ref,
+        driver=True,
+        price_version=price_version,
     )
     ClaimedSession.objects.get_or_create(guest_session=gs, defaults={"profile": profile})
     return gs

@@ -207,6 +207,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
             connector_id=int(connector),
             email=request.user.email,  # type: ignore[union-attr]
             site_url=request.build_absolute_uri("/").rstrip("/"),
+            price_version=request.POST.get("price_version", "")[:32],
         )
     except StartRefused as refused:
         messages.error(request, refused.message)

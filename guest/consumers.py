@@ -9,9 +9,9 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from backoffice import db
-from chargers.connections.live import connector_group, connector_watch
+from chargers.plumbing.live import connector_group, connector_watch
 
-from .live import STATUS_WORDS, energy_kwh, parse_reading, power_kw
+from .live import STATUS_WORDS, cost_so_far, energy_kwh, parse_reading, power_kw
 from .models import GuestSession
 from .selectors import guest_session_by_key
 from .services import guest_session_finish, guest_start_expire
@@ -19,9 +19,11 @@ from .starts import guest_group
 
 logger = logging.getLogger(__name__)
 
-WATCH_REFRESH_S = 30  # chargers.connections.live asks for a refresh at least every 60 s
+WATCH_REFRESH_S = 30  # chargers.plumbing.live asks for a refresh at least every 60 s
 SETTLE_FALLBACK_AFTER_S = 3
-MEMO_S = 2.0  # chargers.connections.live re-reads the watch marker at most this often per process
+# The cost so far is re-priced with a meter reading at most this often per page (issue 51 item 5).
+COST_REFRESH_S = 15.0
+MEMO_S = 2.0  # chargers.plumbing.live re-reads the watch marker at most this often per process
 
 
 class GuestSessionConsumer(AsyncWebsocketConsumer):
@@ -45,13 +47,13 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
         ]
         await self._send_snapshot()
 
-    async def disconnect(self, code) -> None:
+    async def disconnect(self, code: int) -> None:
         for task in getattr(self, "tasks", []):
             task.cancel()
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive(self, text_data=None, bytes_data=None) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # The page sends nothing but pings; commands go through CSRF-protected POSTs.
         if text_data == "ping":
             await self.send(text_data=json.dumps({"type": "pong"}))
@@ -62,7 +64,7 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(WATCH_REFRESH_S)
 
     async def _load(self) -> tuple[GuestSession | None, dict | None]:
-        def load():
+        def load() -> tuple[GuestSession | None, dict | None]:
             from .live import snapshot
 
             gs = guest_session_by_key(self.key)
@@ -95,7 +97,7 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
             self.settle_watching = False
 
     async def _resync_after(self, delay: float) -> None:
-        # The OCPP process reads the watch marker with a short memo (chargers.connections.live): events
+        # The OCPP process reads the watch marker with a short memo (chargers.plumbing.live): events
         # in the first moments after the marker was set can be dropped. One re-read once that
         # memo has expired catches up; everything after arrives as events.
         await asyncio.sleep(delay)
@@ -124,6 +126,10 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
                     )
                 continue
             await asyncio.sleep(1)
+
+    def _cost(self) -> str | None:
+        gs = GuestSession.objects.select_related("charging_session").get(pk=self.gs_id)
+        return cost_so_far(gs)
 
     async def guest_update(self, event: dict) -> None:
         await self._send_snapshot()
@@ -158,15 +164,17 @@ class GuestSessionConsumer(AsyncWebsocketConsumer):
             power, p_unit = parse_reading(values.get("Power.Active.Import"))
             kwh = energy_kwh(energy, e_unit or "Wh", snap.get("meter_start_wh"))
             kw = power_kw(power, p_unit or "W")
-            await self.send(
-                text_data=json.dumps(
-                    {
-                        "type": "meter",
-                        "kw": str(kw) if kw is not None else None,
-                        "kwh": str(kwh) if kwh is not None else None,
-                    }
-                )
-            )
+            message = {
+                "type": "meter",
+                "kw": str(kw) if kw is not None else None,
+                "kwh": str(kwh) if kwh is not None else None,
+            }
+            now = asyncio.get_running_loop().time()
+            if now - getattr(self, "cost_at", 0.0) >= COST_REFRESH_S:
+                # The cost so far, priced as the receipt is: a few reads, so not every frame.
+                self.cost_at = now
+                message["cost"] = await db.run(self._cost)
+            await self.send(text_data=json.dumps(message))
         elif kind == "started":
             await self._send_snapshot()
         elif kind == "stopped":

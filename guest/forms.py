@@ -12,6 +12,8 @@ class StartForm(forms.Form):
     connector = forms.TypedChoiceField(coerce=int, label="Port", widget=forms.RadioSelect)
     email = forms.EmailField(label="Email for your receipt")
     agree = forms.BooleanField(label="I agree to the price shown above", required=True)
+    # The price the page showed (payments.price_version_key): a start at another is refused.
+    price_version = forms.CharField(max_length=32, required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, ports: list[dict], **kwargs):
         super().__init__(*args, **kwargs)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice.formatting import duration_text
 from chargers.models import ChargingSession, Connector, MeterValue
-from chargers.sessions.energy import kwh as to_kwh
-from chargers.sessions.energy import wh_text
+from chargers.ocpp.energy import kwh as to_kwh
+from chargers.ocpp.energy import wh_text
 
 from .models import GuestSession
 from .starts import start_timeout_s
+
+logger = logging.getLogger(__name__)
 
 # OCPP 1.6 ChargePointStatus in a guest's words.
 STATUS_WORDS = {
@@ -32,7 +37,7 @@ STATUS_WORDS = {
 }
 
 
-def _energy_wh(session) -> int | None:
+def _energy_wh(session: ChargingSession | None) -> int | None:
     if session is None:
         return None
     if session.energy_wh is not None:
@@ -47,12 +52,13 @@ def _port_taken(gs: GuestSession) -> bool:
     from chargers.models import ChargingSession
 
     until = gs.finished_at or timezone.now()
+    others = ChargingSession.objects.filter(
+        charger_id=gs.charger_id, connector_id=gs.connector_id, started_at__lt=until
+    )
+    if gs.charging_session_id is not None:  # exclude(pk=None) excluded nothing either
+        others = others.exclude(pk=gs.charging_session_id)
     return (
-        ChargingSession.objects.filter(
-            charger_id=gs.charger_id, connector_id=gs.connector_id, started_at__lt=until
-        )
-        .exclude(pk=gs.charging_session_id)
-        .exclude(id_tag=gs.id_tag)
+        others.exclude(id_tag=gs.id_tag)
         .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gt=gs.created_at))
         .exists()
     )
@@ -89,11 +95,12 @@ def headline(gs: GuestSession, status_label: str, note: str) -> str:
         return status_label or "Charging"
     if gs.state == GuestSession.State.FINISHED:
         return "Ended – no energy delivered" if note else "Finished – thank you!"
-    return {
+    words: dict[str, str] = {
         GuestSession.State.PENDING: "Paying…",
         GuestSession.State.STARTING: "Plug in your car",
         GuestSession.State.FAILED: "Charging did not start",
-    }.get(gs.state, gs.get_state_display())
+    }
+    return words.get(gs.state, gs.get_state_display())
 
 
 def parse_reading(text: str | None) -> tuple[Decimal | None, str]:
@@ -110,7 +117,7 @@ def parse_reading(text: str | None) -> tuple[Decimal | None, str]:
 def energy_kwh(
     register: Decimal | None, unit: str, meter_start_wh: Decimal | str | int | None
 ) -> Decimal | None:
-    if register is None or meter_start_wh in (None, ""):
+    if register is None or meter_start_wh is None or meter_start_wh == "":
         return None
     wh = register.scaleb(3) if unit.lower() == "kwh" else register
     return max((wh - Decimal(meter_start_wh)) / 1000, Decimal(0)).quantize(Decimal("0.001"))
@@ -123,6 +130,37 @@ def power_kw(value: Decimal | None, unit: str) -> Decimal | None:
     return kw.quantize(Decimal("0.1"))
 
 
+def cost_so_far(gs: GuestSession) -> str | None:
+    """What the guest's session costs so far ("1.23 EUR"), from the receipt's own function
+    (payments.session_cost: the rate in force at the start, priced to the last reading). None
+    before it starts, when no rate applies, and when the stay includes charging (nothing to pay,
+    as on the receipt)."""
+    from billing.money import round_money
+
+    from . import payments
+    from .receipts import included_stay
+
+    session = gs.charging_session
+    if session is None or included_stay(gs) is not None:
+        return None
+    try:
+        cost = payments.session_cost(session)
+    except Exception:  # the page keeps working; the receipt has the amount
+        logger.warning("No live cost for guest session %s", gs.pk, exc_info=True)
+        return None
+    if not cost.lines:
+        return None
+    return f"{round_money(cost.total, cost.currency)} {cost.currency}"
+
+
+def elapsed_s(session: ChargingSession | None) -> int | None:
+    """Whole seconds the session has run (to its stop once stopped)."""
+    if session is None:
+        return None
+    end = session.stopped_at or timezone.now()
+    return max(int((end - session.started_at).total_seconds()), 0)
+
+
 def snapshot(gs: GuestSession) -> dict:
     """Return the page state of this guest session only."""
     connector = Connector.objects.filter(
@@ -132,7 +170,7 @@ def snapshot(gs: GuestSession) -> dict:
     session = gs.charging_session
     kw = kwh = None
     if session is not None:
-        latest = {}
+        latest: dict[str, MeterValue] = {}
         for mv in MeterValue.objects.filter(
             session=session,
             measurand__in=["Energy.Active.Import.Register", "Power.Active.Import"],
@@ -170,6 +208,13 @@ def snapshot(gs: GuestSession) -> dict:
         "status_label": status_label,
         "kw": str(kw) if kw is not None else None,
         "kwh": str(kwh) if kwh is not None else None,
+        # Cost so far and time (issue 51 item 5): the receipt's price of what was measured.
+        "cost": cost_so_far(gs) if session is not None else None,
+        "elapsed_s": elapsed_s(session),
+        "elapsed_text": duration_text(timedelta(seconds=elapsed_s(session) or 0))
+        if session
+        else None,
+        "running": bool(session is not None and session.stopped_at is None),
         # Sent to the page's socket as JSON: the exact register as text.
         "meter_start_wh": wh_text(session.meter_start_wh) or None if session else None,
         "no_reading": bool(session is not None and session.no_reading),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from billing import price_shown
 from billing import services as billing_services
 from billing.gateways import get_gateway
 from billing.models import Payment
@@ -25,6 +26,10 @@ def gateway_info() -> tuple[str, bool]:
     name = getattr(gateway, "name", type(gateway).__name__)
     sandbox = bool(getattr(gateway, "sandbox", "sandbox" in str(name).lower()))
     return str(name), sandbox
+
+
+def hold_amount_for(rate) -> Decimal:
+    return billing_services.guest_hold_amount(rate)
 
 
 def hold_amount(charger, at: datetime) -> Decimal | None:
@@ -131,3 +136,37 @@ def payment_summary(payment_id: int | None) -> dict | None:
 
 def session_cost(session):
     return billing_services.session_cost(session)
+
+
+def price_version_key(rate) -> str:
+    return price_shown.version_key(rate)
+
+
+def price_shown_record(*, charger, rate, driver: bool, guest_session_id: int, at: datetime):
+    """Store the price the guest (or signed-in driver) was shown and agreed to for this start."""
+    source = price_shown.PriceShown.Source.DRIVER if driver else price_shown.PriceShown.Source.GUEST
+    return price_shown.price_shown_record(
+        charger=charger, rate=rate, source=source, reference=f"guest:{guest_session_id}", at=at
+    )
+
+
+def price_shown_attach(*, guest_session_id: int, session_id: int) -> None:
+    price_shown.price_shown_attach(reference=f"guest:{guest_session_id}", session_id=session_id)
+
+
+def price_version(session):
+    return price_shown.price_version(session)
+
+
+def billed_rate(session):
+    """The rate the session is billed with: its stored price version's, else (a session from
+    before versions were stored) the one in force at its start."""
+    return price_shown.session_rate(session)[0]
+
+
+def price_for_guest(guest_session_id: int, session=None):
+    """The price version of a guest's start (stored when they started), else its session's."""
+    shown = price_shown.PriceShown.objects.filter(reference=f"guest:{guest_session_id}").first()
+    if shown is None and session is not None:
+        shown = price_shown.price_version(session)
+    return shown

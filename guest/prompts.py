@@ -164,6 +164,7 @@ _GUEST_WORDS = {
     "token_blocked": "Your guest pass was blocked.",
     "token_expired": "Your guest pass has expired. Please start again.",
     "token_invalid": "Your guest pass is no longer valid. Please start again.",
+    "guest_token_spent": "Your guest pass is no longer valid. Please start again.",
     "unknown_token": "We could not register your guest pass. Please start again.",
 }
 _GENERIC = "The charger’s access settings do not allow this start."

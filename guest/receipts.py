@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from datetime import datetime
+from decimal import Decimal
 
 from django.utils import timezone
 
-from chargers.sessions.energy import kwh
+from chargers.models import ChargingSession
+from chargers.ocpp.energy import kwh
 from metering.display import signed_meter_values
 from stays.models import Reservation
 from stays.selectors import reservation_access
 
 from . import payments
+from .formatting import money
 from .models import GuestSession
 
 logger = logging.getLogger(__name__)
 
 
-def _tz(gs: GuestSession):
+def _tz(gs: GuestSession) -> zoneinfo.ZoneInfo:
+    prop = gs.charger.property
+    if prop is None:  # a charger placed at no property: UTC, as a zone that does not load
+        return zoneinfo.ZoneInfo("UTC")
     try:
-        return zoneinfo.ZoneInfo(gs.charger.property.timezone)
+        return zoneinfo.ZoneInfo(prop.timezone)
     except Exception:
         return zoneinfo.ZoneInfo("UTC")
 
 
-def _included_stay(gs: GuestSession) -> Reservation | None:
+def included_stay(gs: GuestSession) -> Reservation | None:
     """Return the reservation when the session was started with its code and charging is included."""
     token = gs.token
     if gs.payment_id or token is None or token.reservation_id is None:
@@ -34,6 +41,79 @@ def _included_stay(gs: GuestSession) -> Reservation | None:
         pk=token.reservation_id
     )
     return reservation if reservation_access(reservation).charging_included else None
+
+
+def _price_lines(terms: dict, currency: str) -> list[str]:
+    """The price's parts in the words of the guest page."""
+    lines = []
+    if Decimal(terms.get("connection_fee") or 0):
+        lines.append(f"Connection fee {currency} {money(terms['connection_fee'])} once per session")
+    lines.append(f"Energy {currency} {money(terms.get('energy_price_per_kwh') or 0)} / kWh")
+    if Decimal(terms.get("time_price_per_hour") or 0):
+        lines.append(f"Time plugged in {currency} {money(terms['time_price_per_hour'])} / hour")
+    if Decimal(terms.get("idle_fee_per_minute") or 0):
+        idle = f"Idle fee {currency} {money(terms['idle_fee_per_minute'])} / min"
+        if terms.get("idle_grace_minutes"):
+            idle += f" after {terms['idle_grace_minutes']} free minutes"
+        if terms.get("idle_fee_cap") is not None:
+            idle += f", at most {currency} {money(terms['idle_fee_cap'])}"
+        lines.append(idle)
+    percent = Decimal(terms.get("tax_percent") or 0)
+    if percent:
+        mode = "included in prices" if terms.get("prices_include_tax") else "added on top"
+        lines.append(f"Tax {percent.normalize():f} %, {mode}")
+    return lines
+
+
+def price_version_context(gs: GuestSession, tz: zoneinfo.ZoneInfo | None = None) -> dict | None:
+    """The price this session is billed with (issue 56 item 5): the one shown before the start,
+    when it was shown and since when it applied, for the session page and the receipt."""
+    shown = payments.price_for_guest(gs.pk, gs.charging_session)
+    if shown is None:
+        return None
+    tz = tz or _tz(gs)
+    return {
+        "source": shown.source,
+        "shown": shown.source != "start",
+        "shown_at": timezone.localtime(shown.shown_at, tz),
+        "since": timezone.localtime(shown.rate_valid_from, tz),
+        "lines": _price_lines(shown.terms, shown.currency),
+    }
+
+
+def session_cost_for_charger(session_id: int) -> dict | None:
+    """Answer a 2.0.1 charger's totalCost and CostUpdated (chargers.devices.costs.running_cost):
+    the receipt's amount so far, tax included; 0 for a stay that includes charging (the guest
+    pays nothing); None when no rate prices the session (the cost is not known)."""
+    session = (
+        ChargingSession.objects.select_related("charger", "charger__property")
+        .filter(pk=session_id)
+        .first()
+    )
+    if session is None:
+        return None
+    gs = GuestSession.objects.select_related("token").filter(charging_session_id=session_id).first()
+    final = session.stopped_at is not None
+    if gs is not None and included_stay(gs) is not None:
+        prop = session.charger.property
+        currency = prop.currency if prop is not None else ""
+        return {"total": Decimal("0"), "currency": currency or "EUR", "final": final}
+    cost = payments.session_cost(session)
+    if not cost.lines:
+        return None  # no rate: nothing is charged and the amount is not known
+    return {"total": cost.total, "currency": cost.currency, "final": cost.final}
+
+
+def session_priced_for_charger(session_id: int) -> bool:
+    """Answer chargers.devices.costs.session_priced: a rate was in force where and when the
+    session started (the one the receipt prices it with), or its stay includes charging."""
+    session = ChargingSession.objects.select_related("charger").filter(pk=session_id).first()
+    if session is None:
+        return False
+    if payments.billed_rate(session) is not None:  # the price shown at its start, if stored
+        return True
+    gs = GuestSession.objects.select_related("token").filter(charging_session_id=session_id).first()
+    return gs is not None and included_stay(gs) is not None
 
 
 def receipt_context(gs: GuestSession) -> dict:
@@ -47,12 +127,12 @@ def receipt_context(gs: GuestSession) -> dict:
         except Exception:  # billing unavailable: show the session, say the amount follows
             logger.warning("No cost for guest session %s", gs.pk, exc_info=True)
     # A stay that includes charging: nothing to pay, so no rate lines (the rate is the host's, not the guest's).
-    stay = _included_stay(gs)
+    stay = included_stay(gs)
     if stay is not None:
         cost = None
     energy_kwh = kwh(session.energy_wh) if session is not None else None
 
-    def local(value):
+    def local(value: datetime | None) -> datetime | None:
         return timezone.localtime(value, tz) if value else None
 
     return {
@@ -68,5 +148,6 @@ def receipt_context(gs: GuestSession) -> dict:
         "signature": signed_meter_values(session) if session is not None else None,
         "cost": cost,
         "stay": stay,
+        "price_version": price_version_context(gs, tz) if stay is None else None,
         "payment": payments.payment_summary(gs.payment_id),
     }

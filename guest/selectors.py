@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import Q
 from django.utils import timezone
 
-from chargers.models import Charger, Connector
+from chargers.models import Charger, ChargingSession, Connector, MeterValue
+from chargers.ocpp.energy import register_wh
 
 from .models import GuestSession
 from .prompts import DEAD_STATUSES, STARTABLE_STATUSES, StationFacts, is_out_of_order, suggestions
@@ -77,6 +80,8 @@ def station_id_suggestions(typed: str, *, limit: int = 3) -> list[str]:
 
 def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
     """Return other guest-usable chargers at the same property with their live status."""
+    if charger.property_id is None:
+        return []  # a charger not yet placed at a property has no neighbours
     today = timezone.localdate()
     others = list(
         Charger.objects.filter(
@@ -157,3 +162,41 @@ def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
         charger_id=charger_id,
         connector_id=connector_id,
     ).exists()
+
+
+def running_kwh(session: ChargingSession) -> float:
+    """Return the energy a running session has taken so far, from its last register reading."""
+    sample = (
+        MeterValue.objects.filter(
+            session=session, measurand="Energy.Active.Import.Register", phase=""
+        )
+        .exclude(value=None)
+        .order_by("-timestamp", "-id")
+        .first()
+    )
+    if sample is None or sample.value is None or session.meter_start_wh is None:
+        return 0.0
+    wh = register_wh(sample.value, sample.unit)
+    if wh is None:
+        return 0.0
+    return float(max(wh - session.meter_start_wh, Decimal(0)) / 1000)
+
+
+def port_max_kw(charger: Charger) -> dict[int, str]:
+    """The most each port can give, in kW, where the host entered its electrical data (Power ›
+    Connectors: phases and maximum current, at the site's voltage); unknown ports are left out
+    rather than guessed (issue 51 item 5)."""
+    from power.models import ConnectorPower, SiteBudget
+
+    if charger.property_id is None:
+        return {}  # not placed at a property: no site voltage to read
+    voltage = (
+        SiteBudget.objects.filter(property_id=charger.property_id)
+        .values_list("voltage", flat=True)
+        .first()
+        or 230
+    )
+    return {
+        row.connector_id: f"{(row.max_a * row.phases * voltage / 1000).quantize(Decimal('0.1'))}"
+        for row in ConnectorPower.objects.filter(charger=charger)
+    }

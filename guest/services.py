@@ -16,8 +16,7 @@ from django.utils import timezone
 
 from authorization.decisions import Context, Decision
 from authorization.models import Token
-from authorization.services import decide_sync, decision_record
-from chargers.connections.live import connector_watch
+from authorization.services import GUEST_PAGE_UID, decide_sync, decision_record
 from chargers.devices.commands import (
     ChargerOffline,
     CommandTimeout,
@@ -25,9 +24,10 @@ from chargers.devices.commands import (
     send_command_sync,
 )
 from chargers.models import Charger, ChargingSession, Command
+from chargers.plumbing.live import connector_watch
 from chargers.sessions.services import charger_facts
 
-from . import payments
+from . import payments, schedule
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
 from .selectors import (
@@ -78,7 +78,7 @@ def guest_refusal_record(*, charger: Charger, decision: Decision) -> bool:
         return False
     decision_record(
         decision=decision,
-        uid="GUEST",
+        uid=GUEST_PAGE_UID,
         token_id=None,
         organization_id=charger.organization_id,
         station_id=charger.station_id,
@@ -97,6 +97,8 @@ def guest_start(
     payment_method: str = "",
     return_url: str = "",
     customer: str = "",
+    driver: bool = False,
+    price_version: str = "",
 ) -> GuestSession:
     """Reserve the port for a guest and create the card hold (a manual-capture PaymentIntent).
 
@@ -106,7 +108,9 @@ def guest_start(
     confirmed here and the start follows at once.
 
     Raises StartRefused before any money is held when the charger or the authorization engine
-    says no, when there is no price, or when a server-side confirmation is declined.
+    says no, when there is no price, when the price changed since the page showed it
+    (`price_version`, the page's payments.price_version_key), or when a server-side
+    confirmation is declined. The price agreed to is stored and is the price billed.
     """
     connectors = connector_statuses(charger)
     code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
@@ -119,11 +123,19 @@ def guest_start(
             "That port is not free right now. Please choose another port.",
             field="connector",
         )
-    amount = payments.hold_amount(charger, timezone.now())
-    if amount is None:
+    shown_at = timezone.now()
+    rate = payments.rate_for_charger(charger, shown_at)
+    if rate is None:
         raise StartRefused(
             "no_price", "This charger has no guest price yet, so it cannot be started with a card."
         )
+    if price_version and price_version != payments.price_version_key(rate):
+        raise StartRefused(
+            "price_changed",
+            "The price changed since this page was opened. Please check the new price above "
+            "and start again.",
+        )
+    amount = payments.hold_amount_for(rate)
     prop = charger.property
     assert prop is not None  # a charger of no property has no rate: refused just above
 
@@ -135,7 +147,8 @@ def guest_start(
         allowed_station_ids=[charger.station_id],
         single_session=True,
         expires_at=timezone.now() + timedelta(days=1),
-        label="Guest QR session",
+        # A signed-in driver's start is recorded as theirs (accepted_driver), not a guest's.
+        label=Token.DRIVER_SESSION_LABEL if driver else Token.GUEST_SESSION_LABEL,
     )
     decision = decide_sync(uid=uid, charger=charger_facts(charger), context=Context.REMOTE_APP)
     # Recorded like every other remote start (Authorizations tab, audit), accepted or not.
@@ -164,6 +177,9 @@ def guest_start(
         amount_held=amount,
         currency=currency,
         site_url=site_url,
+    )
+    payments.price_shown_record(
+        charger=charger, rate=rate, driver=driver, guest_session_id=gs.pk, at=shown_at
     )
     try:
         intent = payments.hold_create(
@@ -263,9 +279,7 @@ def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
     )
     gs.refresh_from_db()
     if gs.state == GuestSession.State.STARTING:
-        from .tasks import schedule_start_check
-
-        schedule_start_check(gs.pk, start_timeout_s())
+        schedule.start_check(gs.pk, start_timeout_s())
     publish(gs.pk)
     return gs
 
@@ -417,6 +431,14 @@ def _guest_session_link(session_id: int) -> GuestSession | None:
     gs.state = GuestSession.State.CHARGING
     gs.started_at = timezone.now()
     gs.save(update_fields=["charging_session", "state", "started_at"])
+    # The price the guest agreed to is the price this session is billed with. A failure never
+    # keeps the guest's page from "Charging": the session then has the price in force at the
+    # start's arrival (billing's own receiver), which the guest was shown moments before.
+    try:
+        with transaction.atomic():
+            payments.price_shown_attach(guest_session_id=gs.pk, session_id=session.pk)
+    except Exception:
+        logger.exception("Tying the price shown to guest session %s failed", gs.pk)
     transaction.on_commit(lambda: publish(gs.pk))
     return gs
 

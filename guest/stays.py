@@ -15,29 +15,35 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from authorization.decisions import Context, Decision, decide
 from authorization.models import Token
 from authorization.services import decision_record, stay_facts_of, token_facts
-from chargers.connections.live import connector_watch
 from chargers.devices.commands import (
     ChargerOffline,
     CommandTimeout,
     InvalidCommand,
     send_command_sync,
 )
-from chargers.devices.reservations import reserved_for
-from chargers.models import Charger, ChargingSession, Command, MeterValue
-from chargers.sessions.energy import register_wh
+from chargers.models import Charger, ChargingSession, Command
+from chargers.plumbing.live import connector_watch
+from chargers.sessions.reservations import reserved_for
 from chargers.sessions.services import charger_facts
 from stays.models import Reservation
 from stays.selectors import reservation_access, reservation_by_code
 
+from . import schedule
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt
-from .selectors import connector_busy_with_guest, connector_statuses, port_rows, station_facts
+from .selectors import (
+    connector_busy_with_guest,
+    connector_statuses,
+    port_rows,
+    running_kwh,
+    station_facts,
+)
 from .starts import fail_and_release, start_timeout_s
 
 logger = logging.getLogger(__name__)
@@ -99,7 +105,7 @@ def reservation_kwh_used(reservation: Reservation) -> float:
     """Return the kWh the reservation's finished sessions took (anywhere at its property)."""
     total = ChargingSession.objects.filter(
         token__reservation=reservation, meter_stop_wh__isnull=False, meter_start_wh__isnull=False
-    ).aggregate(wh=Sum(F("meter_stop_wh") - F("meter_start_wh")))["wh"]
+    ).aggregate(wh=Sum(ChargingSession.energy_sql()))["wh"]
     return float(max(Decimal(total or 0), Decimal(0)) / 1000)
 
 
@@ -217,9 +223,7 @@ def stay_start(
     )
     gs.refresh_from_db()
     if gs.state == GuestSession.State.STARTING:
-        from .tasks import schedule_start_check
-
-        schedule_start_check(gs.pk, start_timeout_s())
+        schedule.start_check(gs.pk, start_timeout_s())
     return gs
 
 
@@ -227,24 +231,6 @@ def stay_start(
 
 # A stop the charger did not carry out is asked again after this long.
 CAP_STOP_REPEAT_S = 120
-
-
-def running_kwh(session: ChargingSession) -> float:
-    """Return the energy a running session has taken so far, from its last register reading."""
-    sample = (
-        MeterValue.objects.filter(
-            session=session, measurand="Energy.Active.Import.Register", phase=""
-        )
-        .exclude(value=None)
-        .order_by("-timestamp", "-id")
-        .first()
-    )
-    if sample is None or sample.value is None or session.meter_start_wh is None:
-        return 0.0
-    wh = register_wh(sample.value, sample.unit)
-    if wh is None:
-        return 0.0
-    return float(max(wh - session.meter_start_wh, Decimal(0)) / 1000)
 
 
 def stay_caps_enforce(*, now: datetime | None = None) -> list[int]:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from celery import shared_task
-from django.conf import settings
-from django.db import close_old_connections, connections
 
-logger = logging.getLogger(__name__)
+from . import schedule
 
 
-@shared_task(name="guest.start_expire")
+@shared_task(name=schedule.START_EXPIRE)
 def guest_start_expire_task(guest_session_id: int) -> bool:
     from .services import guest_start_expire
 
@@ -41,6 +36,15 @@ def guest_stay_caps_enforce_task() -> int:
     return len(stay_caps_enforce())
 
 
+@shared_task(name="guest.held_ceilings_enforce")
+def guest_held_ceilings_enforce_task() -> int:
+    """Stop hold-paid sessions (guest cards, payment terminals) at the ceiling their hold pays
+    for (beat: HELD_CEILING_CHECK_SECONDS, guest/ceilings.py)."""
+    from .ceilings import held_ceilings_enforce
+
+    return len(held_ceilings_enforce())
+
+
 @shared_task(name="guest.hold_authorized")
 def guest_hold_authorized_task(reference: str) -> None:
     from .services import guest_hold_authorized
@@ -62,28 +66,3 @@ def guest_session_finish_task(session_id: int) -> None:
     from .services import guest_session_finish
 
     guest_session_finish(session_id=session_id)
-
-
-def _check_later(guest_session_id: int) -> None:
-    close_old_connections()
-    try:
-        guest_start_expire_task(guest_session_id)
-    except Exception:
-        logger.exception("Start check of guest session %s failed", guest_session_id)
-    finally:
-        connections.close_all()  # this thread ends here: do not leave its connection open
-
-
-def schedule_start_check(guest_session_id: int, delay_s: float) -> None:
-    """Check the start after `delay_s` (+1 s margin) on the server side, never in the browser.
-
-    With a broker, Celery runs it with a countdown. Without one (eager mode ignores countdowns)
-    a timer thread in this process does; the consumer of an open guest page and the page
-    itself re-check at the deadline too, and every check is idempotent.
-    """
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        timer = threading.Timer(delay_s + 1, _check_later, args=[guest_session_id])
-        timer.daemon = True
-        timer.start()
-    else:
-        guest_start_expire_task.apply_async(args=[guest_session_id], countdown=delay_s + 1)

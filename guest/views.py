@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from authorization.decisions import Context, TokenFacts, decide
+from authorization.decisions import Context, decide
+from authorization.services import guest_preview_facts
 from backoffice.models import Property
 from backoffice.providers import Provider
 from backoffice.tenancy import readable
@@ -27,12 +28,13 @@ from .live import snapshot
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
 from .ratelimit import client_ip, hit, rate_limited
-from .receipts import receipt_context
+from .receipts import price_version_context, receipt_context
 from .selectors import (
     alternatives,
     charger_for_station_id,
     connector_statuses,
     guest_session_by_key,
+    port_max_kw,
     port_rows,
     station_facts,
     station_id_suggestions,
@@ -156,14 +158,7 @@ def _guest_precheck(charger: Charger) -> str | None:
     """Return the authorization engine's refusal for any guest here, before the guest pays
     (recorded for the host: see guest_refusal_record)."""
     facts = charger_facts(charger)
-    guest = TokenFacts(
-        uid="GUEST-PREVIEW",
-        organization_id=facts.organization_id,
-        is_guest=True,
-        allowed_station_ids=frozenset({charger.station_id}),
-        single_session=True,
-    )
-    decision = decide(guest, facts, Context.REMOTE_APP, now=timezone.now())
+    decision = decide(guest_preview_facts(facts), facts, Context.REMOTE_APP, now=timezone.now())
     if decision.accepted:
         return None
     guest_refusal_record(charger=charger, decision=decision)
@@ -183,13 +178,19 @@ def _price(charger: Charger) -> dict | None:
         "idle_fee_per_minute",
         "idle_fee_cap",
     )
-    shown: dict[str, str | int] = {name: money(getattr(rate, name)) for name in fields}
+    shown: dict[str, str | int | bool] = {name: money(getattr(rate, name)) for name in fields}
     shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
+    shown["prices_include_tax"] = rate.prices_include_tax
     for name in ("connection_fee", "time_price_per_hour", "idle_fee_per_minute"):
         if not getattr(rate, name):
             shown[name] = ""
-    return {"rate": shown, "currency": rate.property.currency}
+    return {
+        "rate": shown,
+        "currency": rate.property.currency,
+        "version": payments.price_version_key(rate),
+        "since": rate.valid_from,
+    }
 
 
 def _ceiling() -> dict:
@@ -224,6 +225,9 @@ def _landing_context(
             initial["connector"] = int(selected)
         form = StartForm(ports=ports, initial=initial)
     gateway_name, sandbox = payments.gateway_info()
+    kws = port_max_kw(charger)
+    for port in ports:
+        port["kw"] = kws.get(port["id"])
     return {
         "charger": charger,
         "property": charger.property,
@@ -334,6 +338,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
             connector_id=data["connector"],
             email=data["email"],
             site_url=request.build_absolute_uri("/").rstrip("/"),
+            price_version=data.get("price_version") or "",
         )
     except StartRefused as refused:
         if refused.prompt is not None:
@@ -433,6 +438,7 @@ def session(request: HttpRequest, key: str) -> HttpResponse:
         {
             "gs": gs,
             "snap": snap,
+            "price_version": price_version_context(gs),
             "charger": gs.charger,
             "property": gs.charger.property,
             "support_query": _support_query(

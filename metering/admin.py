@@ -7,10 +7,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils import timezone
 
 from backoffice.admin import ReadOnlyAdmin
 
-from . import ocmf
+from . import ocmf, services
 from .models import MeterKey, SignedReading
 
 
@@ -25,10 +26,19 @@ class MeterKeyForm(forms.ModelForm):
 
     class Meta:
         model = MeterKey
-        fields = ["charger", "meter_serial", "signing_method"]
+        fields = ["charger", "meter_serial", "connector_id", "evse_id", "signing_method"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        charger = data.get("charger")
+        if charger is not None:
+            identity = services.MeterIdentity(
+                data.get("meter_serial") or "", data.get("connector_id"), data.get("evse_id")
+            )
+            try:
+                services.meter_identity_check(charger, identity)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
         text = data.get("key") or ""
         if not text and not self.instance.pk:
             raise forms.ValidationError({"key": "Enter the meter's public key."})
@@ -45,17 +55,58 @@ class MeterKeyForm(forms.ModelForm):
 
 @admin.register(MeterKey)
 class MeterKeyAdmin(admin.ModelAdmin):
-    list_display = ("meter_serial", "charger", "signing_method", "registered_by", "updated")
+    list_display = (
+        "identity",
+        "charger",
+        "signing_method",
+        "source",
+        "is_confirmed",
+        "registered_by",
+        "updated",
+    )
     search_fields = ("meter_serial", "charger__station_id")
-    list_filter = ("signing_method",)
+    list_filter = ("signing_method", "source", ("confirmed_at", admin.EmptyFieldListFilter))
     list_select_related = ("charger", "registered_by")
     autocomplete_fields = ("charger", "registered_by")
     form = MeterKeyForm
-    fields = ("charger", "meter_serial", "key", "signing_method", "public_key_hex")
-    readonly_fields = ("public_key_hex",)
+    fields = (
+        "charger",
+        "meter_serial",
+        "connector_id",
+        "evse_id",
+        "key",
+        "signing_method",
+        "public_key_hex",
+        "source",
+        "confirmed_at",
+        "confirmed_by",
+    )
+    readonly_fields = ("public_key_hex", "source", "confirmed_at", "confirmed_by")
+    actions = ["confirm_keys"]
+
+    @admin.display(description="Meter")
+    def identity(self, obj: MeterKey) -> str:
+        return obj.identity
+
+    @admin.display(boolean=True, description="Confirmed")
+    def is_confirmed(self, obj: MeterKey) -> bool:
+        return obj.confirmed
+
+    @admin.action(description="Confirm: the key matches the one printed on the meter")
+    def confirm_keys(self, request: HttpRequest, queryset: Any) -> None:
+        count = 0
+        for key in queryset.filter(confirmed_at__isnull=True).select_related("charger"):
+            services.meter_key_confirm(key=key, user=request.user)
+            count += 1
+        self.message_user(request, f"{count} key(s) confirmed; their sessions were checked again.")
 
     def save_model(self, request: HttpRequest, obj: MeterKey, form: Any, change: bool) -> None:
+        # Typed in by a person (staff) from the meter: confirmed by that act.
         obj.registered_by = request.user  # type: ignore[assignment]
+        if "key" in form.changed_data or not change:
+            obj.source = MeterKey.Source.PERSON
+            obj.confirmed_at = timezone.now()
+            obj.confirmed_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
 
     @admin.display(description="Public key (hex DER)")

@@ -4,22 +4,57 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
-from chargers.sessions.energy import METER_DIGITS, WH_PLACES
+from chargers.ocpp.energy import METER_DIGITS, WH_PLACES
 
 
 class MeterKey(models.Model):
     """A meter's public key, registered for a charger by a host or an agent (OCMF signatures
-    of this meter are checked with it)."""
+    of this meter are checked with it).
+
+    The meter is named by its serial as it signs it (OCMF MS), or, for a meter whose OCMF names
+    no serial, by the connector (1.6) or EVSE (2.0.1) it measures: exactly one of the three.
+    A key read from the charger's own configuration (1.6 `MeterPublicKey[ConnectorID]`, 2.0.1
+    FiscalMetering.PublicKey, OCA signed meter values note 3.3.1 / 4.3.2) verifies nothing until
+    a person confirms it matches the key printed on the meter: the charger vouching for its own
+    meter is no proof. A key a person registers is confirmed by that act."""
+
+    class Source(models.TextChoices):
+        PERSON = "person", "Registered by a person"
+        CHARGER = "charger", "Read from the charger's configuration"
 
     charger = models.ForeignKey(
         "chargers.Charger", on_delete=models.CASCADE, related_name="meter_keys"
     )
     meter_serial = models.CharField(
-        max_length=64, help_text="The meter's serial number as the meter signs it (OCMF MS)."
+        max_length=64,
+        blank=True,
+        help_text="The meter's serial number as the meter signs it (OCMF MS); empty for a meter "
+        "whose OCMF names none (then its connector or EVSE names it).",
+    )
+    connector_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="OCPP 1.6: the connector whose meter this is."
+    )
+    evse_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="OCPP 2.0.1: the EVSE whose meter this is."
     )
     public_key = models.BinaryField(help_text="DER SubjectPublicKeyInfo (ECDSA).")
     signing_method = models.CharField(max_length=50, default="ECDSA-secp256r1-SHA256")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.PERSON)
+    confirmed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a person confirmed the key matches the one printed on the meter; "
+        "empty: it verifies no reading yet.",
+    )
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -31,17 +66,56 @@ class MeterKey(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["charger", "meter_serial"]
+        ordering = ["charger", "meter_serial", "connector_id", "evse_id"]
         constraints = [
-            models.UniqueConstraint(fields=["charger", "meter_serial"], name="unique_meter_key")
+            models.UniqueConstraint(
+                fields=["charger", "meter_serial"],
+                condition=~Q(meter_serial=""),
+                name="unique_meter_key",
+            ),
+            models.UniqueConstraint(
+                fields=["charger", "connector_id"],
+                condition=Q(connector_id__isnull=False),
+                name="unique_meter_key_connector",
+            ),
+            models.UniqueConstraint(
+                fields=["charger", "evse_id"],
+                condition=Q(evse_id__isnull=False),
+                name="unique_meter_key_evse",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (~Q(meter_serial="") & Q(connector_id__isnull=True) & Q(evse_id__isnull=True))
+                    | (Q(meter_serial="") & Q(connector_id__isnull=False) & Q(evse_id__isnull=True))
+                    | (Q(meter_serial="") & Q(connector_id__isnull=True) & Q(evse_id__isnull=False))
+                ),
+                name="meter_key_one_identity",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.meter_serial} on {self.charger_id}"
+        return f"{self.identity} on {self.charger_id}"
 
     @property
     def public_key_hex(self) -> str:
         return bytes(self.public_key).hex()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+    @property
+    def port(self) -> int | None:
+        """The connector (1.6) or EVSE (2.0.1) this key is registered by, if not by serial."""
+        return self.connector_id if self.connector_id is not None else self.evse_id
+
+    @property
+    def identity(self) -> str:
+        if self.meter_serial:
+            return f"meter {self.meter_serial}"
+        if self.connector_id is not None:
+            return f"connector {self.connector_id}"
+        return f"EVSE {self.evse_id}"
 
 
 class SignedReading(models.Model):

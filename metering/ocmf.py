@@ -452,3 +452,55 @@ def check_pair(start: OcmfReading, end: OcmfReading) -> str:
     ):
         return "the end register is below the start register"
     return ""
+
+
+# -- keys a charger reports for its meters ------------------------------------------------------
+
+_METER_PUBLIC_KEY = re.compile(r"^MeterPublicKey(\d{1,4})$")
+
+
+def meter_public_key_names(ports: list[int]) -> list[str]:
+    """The OCPP 1.6 configuration keys that hold the meters' public keys of these connectors
+    (OCA signed meter values note 3.3.1: `MeterPublicKey[ConnectorID]`)."""
+    return [f"MeterPublicKey{port}" for port in sorted(set(ports)) if port > 0]
+
+
+def configured_meter_keys_16(configuration_keys: list[Any]) -> dict[int, str]:
+    """Return {connector: key text} from a 1.6 GetConfiguration answer's configurationKey: the
+    `MeterPublicKey<N>` entries with a value (the key as the note's 3.2.2 writes it)."""
+    found: dict[int, str] = {}
+    for entry in configuration_keys:
+        if not isinstance(entry, dict):
+            continue
+        match = _METER_PUBLIC_KEY.match(str(entry.get("key") or ""))
+        value = entry.get("value")
+        if match and isinstance(value, str) and value.strip():
+            found[int(match.group(1))] = value.strip()
+    return {port: text for port, text in found.items() if port > 0}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def configured_meter_keys_201(results: list[Any]) -> dict[int, str]:
+    """Return {EVSE: key text} from a 2.0.1 GetVariables answer's getVariableResult: the
+    accepted FiscalMetering.PublicKey of each EVSE (OCA signed meter values note 4.3.2)."""
+    found: dict[int, str] = {}
+    for result in results:
+        if not isinstance(result, dict) or result.get("attributeStatus") != "Accepted":
+            continue
+        component = _mapping(result.get("component"))
+        variable = _mapping(result.get("variable"))
+        evse = _mapping(component.get("evse"))
+        value = result.get("attributeValue")
+        if (
+            component.get("name") == "FiscalMetering"
+            and variable.get("name") == "PublicKey"
+            and isinstance(evse.get("id"), int)
+            and evse["id"] > 0
+            and isinstance(value, str)
+            and value.strip()
+        ):
+            found[evse["id"]] = value.strip()
+    return found

@@ -97,8 +97,20 @@ def signature_expected(session: ChargingSession) -> bool:
     return MeterKey.objects.filter(charger_id=session.charger_id).exists()
 
 
+def key_for_reading(
+    keys: list[MeterKey], *, meter_serial: str, port: int | None
+) -> MeterKey | None:
+    """The key registered for a reading's meter (confirmed or not): by the serial the reading
+    names, or, when it names none, by the session's connector (1.6) or EVSE (2.0.1)."""
+    if meter_serial:
+        return next((k for k in keys if k.meter_serial == meter_serial), None)
+    if port is None:
+        return None
+    return next((k for k in keys if not k.meter_serial and k.port == port), None)
+
+
 def summarize(
-    rows: list[SignedReading], keys: list[MeterKey], *, expected: bool
+    rows: list[SignedReading], keys: list[MeterKey], *, expected: bool, port: int | None = None
 ) -> SignedSummary | None:
     """The summary of a session's signed readings (rows in time order) and its charger's keys."""
     if not rows and not expected:
@@ -109,7 +121,7 @@ def summarize(
     end = _value(ends[-1]) if ends else None
     either = end or start
     serial = either.meter_serial if either is not None else ""
-    key = next((k for k in keys if k.meter_serial == serial), keys[0] if keys else None)
+    key = key_for_reading(keys, meter_serial=serial, port=port) or (keys[0] if keys else None)
     energy = None
     if start is None or end is None:
         missing = "start" if start is None else "end"
@@ -157,10 +169,19 @@ def session_signatures(
     ):
         keys[key.charger_id].append(key)
     return {
-        s.pk: summarize(rows[s.pk], keys[s.charger_id], expected=bool(keys[s.charger_id]))
+        s.pk: summarize(
+            rows[s.pk],
+            keys[s.charger_id],
+            expected=bool(keys[s.charger_id]),
+            port=s.connector_id,
+        )
         for s in sessions
     }
 
 
 def meter_keys_for_charger(charger_id: int) -> list[MeterKey]:
-    return list(MeterKey.objects.filter(charger_id=charger_id).order_by("meter_serial"))
+    return list(
+        MeterKey.objects.filter(charger_id=charger_id).order_by(
+            "meter_serial", "connector_id", "evse_id"
+        )
+    )

@@ -1,6 +1,6 @@
 """The REST API under /api/v1/."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -12,9 +12,16 @@ from authorization.api import (
 )
 from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
-from chargers.proxy.api import BackofficeDetailView, BackofficeListView
 from chargers.web.api import ChargerViewSet
-from metering.api import MeterKeyDetailView, MeterKeyListView
+from chargers.web.api_proxy import BackofficeDetailView, BackofficeListView
+from metering.api import (
+    MeterKeyConfirmView,
+    MeterKeyDetailView,
+    MeterKeyListView,
+    MeterKeyPortConfirmView,
+    MeterKeyPortDetailView,
+    MeterKeysReadFromChargerView,
+)
 from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
@@ -24,7 +31,14 @@ from reliability.api import (
     NeviCsvView,
     UptimeView,
 )
-from roaming.api import PartnerViewSet, PropertyRoamingViewSet
+from roaming.api import (
+    AccessPointDetailView,
+    AccessPointListView,
+    PartnerViewSet,
+    PropertyRoamingViewSet,
+    TerminalPaymentViewSet,
+    TerminalViewSet,
+)
 from stays.api import CalendarFeedViewSet, PropertyCalendarsView, ReservationViewSet, UnitViewSet
 from support.api import AssistantView
 
@@ -43,6 +57,10 @@ router.register("authorizations", AuthorizationDecisionViewSet, basename="author
 # The issues call them decisions: the same list, under the name the portal uses.
 router.register("decisions", AuthorizationDecisionViewSet, basename="decision")
 router.register("roaming/partners", PartnerViewSet, basename="roaming-partner")
+router.register("roaming/terminals", TerminalViewSet, basename="roaming-terminal")
+router.register(
+    "roaming/terminal-payments", TerminalPaymentViewSet, basename="roaming-terminal-payment"
+)
 router.register("units", UnitViewSet, basename="unit")
 router.register("reservations", ReservationViewSet, basename="reservation")
 router.register("calendars", CalendarFeedViewSet, basename="calendar")
@@ -87,9 +105,42 @@ urlpatterns = [
         name="charger-meter-keys",
     ),
     path(
-        "chargers/<str:station_id>/meter-keys/<str:meter_serial>/",
+        "chargers/<str:station_id>/meter-keys/read-from-charger/",
+        MeterKeysReadFromChargerView.as_view(),
+        name="charger-meter-keys-read",
+    ),
+    # A meter whose OCMF names no serial: its key by connector (1.6) or EVSE (2.0.1).
+    re_path(
+        r"^chargers/(?P<station_id>[^/]+)/meter-keys/(?P<by>connector|evse)/(?P<port>[0-9]+)/confirm/$",
+        MeterKeyPortConfirmView.as_view(),
+        name="charger-meter-key-port-confirm",
+    ),
+    re_path(
+        r"^chargers/(?P<station_id>[^/]+)/meter-keys/(?P<by>connector|evse)/(?P<port>[0-9]+)/$",
+        MeterKeyPortDetailView.as_view(),
+        name="charger-meter-key-port",
+    ),
+    # `path`: an OCMF meter serial may hold "/" (issue 47 item 6); the list URL also takes
+    # DELETE ?meter_serial=, for a serial a client would rewrite as a path ("..", "//").
+    path(
+        "chargers/<str:station_id>/meter-keys/<path:meter_serial>/confirm/",
+        MeterKeyConfirmView.as_view(),
+        name="charger-meter-key-confirm",
+    ),
+    path(
+        "chargers/<str:station_id>/meter-keys/<path:meter_serial>/",
         MeterKeyDetailView.as_view(),
         name="charger-meter-key",
+    ),
+    path(
+        "organizations/<int:organization_id>/access-points/",
+        AccessPointListView.as_view(),
+        name="organization-access-points",
+    ),
+    path(
+        "organizations/<int:organization_id>/access-points/<str:country>/",
+        AccessPointDetailView.as_view(),
+        name="organization-access-point",
     ),
     path("uptime/", UptimeView.as_view(), name="uptime"),
     path("uptime/nevi.csv", NeviCsvView.as_view(), name="uptime-nevi"),

@@ -54,8 +54,8 @@ async def lifespan(scope, receive, send):
     replay their journals. Stop (SIGTERM included): flush the OCPP message log, then mark this
     process's connections closed (chargers.connections.process)."""
     from chargers.connections import process
-    from chargers.messagelog.journal import journal
     from chargers.messagelog.log import writer
+    from chargers.plumbing.journal import journal
 
     while True:
         message = await receive()

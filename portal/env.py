@@ -81,3 +81,13 @@ def env_secret(name: str, default: str = "") -> str:
     if path:
         return Path(path).read_text().strip()
     return os.environ.get(name, default)
+
+
+def env_prefix_for_test_worker(name: str, default: str) -> None:
+    """Under the test suite's parallel workers (pytest-xdist), give the Redis key prefix `name`
+    this worker's own value (its run's id and its name), in the environment, so that the servers
+    and Celery workers the tests start inherit it (tests/parallel.py)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
+        os.environ[name] = f"{os.environ.get(name) or default}-{run}-{worker}-"

@@ -2,7 +2,8 @@
 
 from django.urls import path, re_path
 
-from chargers.connections.consumer import ChargerLogConsumer, NotFoundConsumer, OcppConsumer
+from chargers.connections.consumer import NotFoundConsumer, OcppConsumer
+from chargers.web.sockets import ChargerLogConsumer
 from guest.consumers import GuestSessionConsumer
 
 ocpp_websocket_urlpatterns = [

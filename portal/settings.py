@@ -15,7 +15,16 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
-from portal.env import env_bool, env_choice, env_int, env_list, env_secret, env_str
+from portal.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_prefix_for_test_worker,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # the widgets' own templates, for FORM_RENDERER below
     "channels",
     "rest_framework",
     "rest_framework.authtoken",
@@ -70,6 +80,8 @@ MIDDLEWARE = [
     "backoffice.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 400 for a JSON body nested deeper than backoffice.parsers.MAX_JSON_DEPTH, before it is decoded.
+    "backoffice.middleware.RejectDeepJsonMiddleware",
     # 400 for a NUL character in path, query or text fields, before any view or query runs.
     "backoffice.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,7 +113,10 @@ TEMPLATES = [
         "APP_DIRS": True,
         "OPTIONS": {
             # Tag libraries kept outside an app's templatetags/ package ({% load energy %}).
-            "libraries": {"energy": "chargers.web.energy_tags"},
+            "libraries": {
+                "energy": "chargers.web.energy_tags",
+                "charger_state": "chargers.web.state_tags",
+            },
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -128,6 +143,9 @@ DB_POOL = IS_POSTGRES and env_bool("DB_POOL", True)
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", DB_EXECUTOR_THREADS + 4)
 DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 10)  # seconds a request waits for a free connection
 DB_ASYNC_POOL_SIZE = env_int("DB_ASYNC_POOL_SIZE", 8)
+# Seconds a batch of the OCPP path waits for a connection of that pool before it fails as an
+# outage (its callers journal): never a wait without end (issue 48, the restart-storm hang).
+DB_ASYNC_BORROW_TIMEOUT_S = env_float("DB_ASYNC_BORROW_TIMEOUT_S", 10.0)
 DB_APPLICATION_NAME = env_str("DB_APPLICATION_NAME", "evportal")
 # PgBouncer in transaction mode: no server-side cursors or prepared statements (README).
 PGBOUNCER_TRANSACTION_POOLING = env_bool("PGBOUNCER_TRANSACTION_POOLING", False)
@@ -181,6 +199,11 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+if TESTING:
+    # The test suite's parallel workers share one Redis database: each keeps its keys under
+    # prefixes of its own, which the servers and Celery workers it starts inherit.
+    for _name in ("CHANNEL_LAYER_PREFIX", "CACHE_PREFIX", "CELERY_KEY_PREFIX"):
+        env_prefix_for_test_worker(_name, "evportal")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -214,6 +237,11 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Celery's keys in Redis (queues, unacknowledged tasks) under a prefix, for deployments that
+# share one Redis database (as CACHE_PREFIX and CHANNEL_LAYER_PREFIX); none by default.
+CELERY_KEY_PREFIX = env_str("CELERY_KEY_PREFIX", "")
+if CELERY_KEY_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": CELERY_KEY_PREFIX}
 CELERY_RESULT_BACKEND = None
 # Without a broker, tasks run in-process. The test suite runs them in-process too (it starts
 # no worker); tests/e2e/test_celery_worker.py drives a real worker through Redis.
@@ -227,12 +255,16 @@ CELERY_TIMEZONE = "UTC"
 CELERY_IMPORTS = (
     "chargers.devices.local_list",  # chargers.local_list_push
     "chargers.messagelog.retention",  # chargers.message_log_cleanup
-    "chargers.sessions.stale",  # chargers.stale_transactions_check
+    "chargers.devices.stale",  # chargers.stale_transactions_check
 )
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
 RELIABILITY_FAILED_START_AFTER_S = env_int("RELIABILITY_FAILED_START_AFTER_S", 300)
 
+# The power sweeps' periods (docs/power.md): the beat schedule below, and the lease margin
+# (power.services.lease_margin) counts on them.
+POWER_SWEEP_SECONDS = env_int("POWER_SWEEP_SECONDS", 2)
+POWER_ENFORCE_SWEEP_SECONDS = env_int("POWER_ENFORCE_SWEEP_SECONDS", 2)
 CELERY_BEAT_SCHEDULE: dict = {
     "msp-token-sync": {
         "task": "authorization.msp_tokens_pull_all",
@@ -274,13 +306,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # sessions every POWER_REFRESH_SECONDS (meter values, give-back, schedule, live expiry).
     "power-recompute": {
         "task": "power.recompute_due",
-        "schedule": env_int("POWER_SWEEP_SECONDS", 2),
+        "schedule": POWER_SWEEP_SECONDS,
     },
     # Power enforcement (docs/power.md): leases renewed, reconnected chargers set up, limits the
     # rate limit held back sent.
     "power-enforce": {
         "task": "power.enforce",
-        "schedule": env_int("POWER_ENFORCE_SWEEP_SECONDS", 2),
+        "schedule": POWER_ENFORCE_SWEEP_SECONDS,
     },
     "roaming-evse-status": {
         "task": "roaming.evse_status_sweep",
@@ -289,6 +321,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-sessions": {
         "task": "roaming.sessions_sweep",
         "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60),
+    },
+    # AFIR feeds behind their access point's bound open alerts (docs/afir.md, "Freshness").
+    "roaming-access-points-freshness": {
+        "task": "roaming.access_points_freshness",
+        "schedule": env_int("AFIR_FRESHNESS_SWEEP_SECONDS", 15),
     },
     "roaming-locations": {
         "task": "roaming.locations_reconcile",
@@ -324,6 +361,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "stays-kwh-caps": {
         "task": "guest.stay_caps_enforce",
         "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30),
+    },
+    # Sessions paid by a hold (guest cards, payment terminals) stop at the ceiling it pays for.
+    "guest-held-ceilings": {
+        "task": "guest.held_ceilings_enforce",
+        "schedule": env_int("HELD_CEILING_CHECK_SECONDS", 30),
     },
 }
 # Without a broker no `celery beat` runs: `manage.py serve` runs the schedule above itself, in
@@ -392,7 +434,9 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_REDIRECT_URL = "/driver/"
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[EV charging] "
+# The product's name in drivers' emails ("Hello from EV charging!", drivers.adapter.brand).
+DRIVER_BRAND_NAME = env_str("DRIVER_BRAND_NAME", "EV charging")
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{DRIVER_BRAND_NAME}] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
 
 LANGUAGE_CODE = "en-us"
@@ -404,6 +448,9 @@ FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Widgets render through the project's templates, so templates/admin/widgets/ can label the
+# admin's split date and time inputs (axe: every input has a label).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -458,7 +505,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# OCPI 2.2.1 roaming (docs/ocpi.md): our CPO party and the calls to partners.
+# OCPI roaming, 2.2.1 and 2.3.0 (docs/ocpi.md): our CPO party and the calls to partners.
 OCPI_COUNTRY_CODE = env_str("OCPI_COUNTRY_CODE", "NL").upper()
 OCPI_PARTY_ID = env_str("OCPI_PARTY_ID", "EVB").upper()
 OCPI_TIMEOUT_S = env_int("OCPI_TIMEOUT_S", 15)
@@ -495,6 +542,17 @@ OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
 # After a 1.6 boot, check (once) that the charger reports its energy register and set it if not,
 # unless its organization turned that off (docs/ocpp.md, "Energy reporting").
 OCPP_ENERGY_CONFIG_AFTER_BOOT = env_bool("OCPP_ENERGY_CONFIG_AFTER_BOOT", True)
+# What a charger needs once after a boot (that check; a 2.0.1 base report) runs after the boot is
+# answered, by at most this many workers per process, started at most this many per second
+# (chargers/plumbing/follow_ups.py; issue 48): a restart storm is a queue, not 10,000 calls.
+OCPP_FOLLOW_UP_CONCURRENCY = env_int("OCPP_FOLLOW_UP_CONCURRENCY", 16)
+OCPP_FOLLOW_UP_RATE = env_float("OCPP_FOLLOW_UP_RATE", 20.0)
+# Seconds a caller of the connection path's batches (lookup, boot, status, ...) waits for its
+# result before taking it for an outage (chargers/plumbing/batching.py; issue 48).
+OCPP_BATCH_WAIT_S = env_float("OCPP_BATCH_WAIT_S", 30.0)
+# Seconds a websocket handshake may take to be decided (lookup, credentials); over it, it is
+# refused with 503 + Retry-After rather than parked (chargers/connections/handshake.py).
+OCPP_HANDSHAKE_TIMEOUT_S = env_float("OCPP_HANDSHAKE_TIMEOUT_S", 10.0)
 # A 2.0.1 transaction silent this long is asked about with GetTransactionStatus (docs/ocpp.md).
 OCPP_STALE_TRANSACTION_SECONDS = env_int("OCPP_STALE_TRANSACTION_SECONDS", 3600)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
@@ -563,3 +621,18 @@ POWER_LEASE_SECONDS = env_int("POWER_LEASE_SECONDS", 120)
 POWER_PROFILE_MIN_INTERVAL_S = env_int("POWER_PROFILE_MIN_INTERVAL_S", 3)
 POWER_REFUSED_RETRY_SECONDS = env_int("POWER_REFUSED_RETRY_SECONDS", 300)
 POWER_COMMAND_TIMEOUT = env_int("POWER_COMMAND_TIMEOUT", 10)
+
+# Charger licenses (docs/billing.md, "Charger licenses"): the price of one term per location
+# currency, paid by the host organization from its balance (a deduction on its next payout);
+# a currency left out is activated by support on request. Term and renewal window in months/days.
+CHARGER_LICENSE_PRICES = {
+    "EUR": "60.00",
+    "USD": "65.00",
+    "GBP": "52.00",
+    "CHF": "60.00",
+    "SEK": "690.00",
+    "NOK": "700.00",
+    "DKK": "450.00",
+}
+CHARGER_LICENSE_TERM_MONTHS = env_int("CHARGER_LICENSE_TERM_MONTHS", 12)
+CHARGER_LICENSE_RENEW_WITHIN_DAYS = env_int("CHARGER_LICENSE_RENEW_WITHIN_DAYS", 30)

@@ -3,8 +3,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from backoffice.login_throttle import ThrottledPasswordResetView
+from support.admin import find_view
 
 urlpatterns = [
+    # The support home's search (before admin's own URLs, which would take "find/" as an app).
+    path("admin/find/", admin.site.admin_view(find_view), name="admin-find"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("portal.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -40,6 +43,7 @@ urlpatterns = [
     path("metering/", include("metering.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
+    path("", include("metering.portal_urls")),
     path("", include("power.urls")),
     path("", include("chargers.web.urls")),
     path("", include("authorization.urls")),

@@ -6,8 +6,21 @@ from .models import (
     ConnectorAllocation,
     ConnectorPower,
     SiteBudget,
+    Uncontrollable,
     WaitingPeriod,
 )
+
+
+@admin.register(Uncontrollable)
+class UncontrollableAdmin(admin.ModelAdmin):
+    """Connectors that refused their power limit (connector 0: the charger's own profiles);
+    deleting one lets the allocation count on it again (it is re-added at its next refusal)."""
+
+    list_display = ("charger", "connector_id", "since", "reason")
+    search_fields = ("charger__station_id",)
+    list_select_related = ("charger",)
+    raw_id_fields = ("charger",)
+    readonly_fields = ("since", "reason")
 
 
 @admin.register(SiteBudget)

@@ -143,23 +143,46 @@ class CircuitError(ValueError):
     """The circuit tree is not a tree (unknown parent, a loop)."""
 
 
+def check_tree(parents: dict[str, str]) -> None:
+    """Raise CircuitError unless every circuit reaches the main connection: each one walked up at
+    most once (a circuit already known to reach it ends the walk), so the check is linear in the
+    number of circuits however deep the chain (a loop: a circuit met again on the same walk)."""
+    if MAIN in parents:
+        raise CircuitError("A circuit needs a name.")
+    done = {MAIN}
+    for cid in parents:
+        walk: list[str] = []
+        on_walk: set[str] = set()
+        node = cid
+        while node not in done:
+            if node in on_walk:
+                raise CircuitError(f"Circuit {cid!r} is part of a loop.")
+            if node not in parents:
+                raise CircuitError(f"Circuit {walk[-1]!r} hangs from an unknown circuit.")
+            walk.append(node)
+            on_walk.add(node)
+            node = parents[node]
+        done.update(walk)
+
+
 def circuit_paths(budget: Budget) -> dict[str, tuple[str, ...]]:
     """Return each circuit's path to the main connection, itself first (MAIN's is (MAIN,))."""
     parents = {c.id: c.parent or MAIN for c in budget.circuits}
-    if MAIN in parents:
-        raise CircuitError("A circuit needs a name.")
+    check_tree(parents)
     paths: dict[str, tuple[str, ...]] = {MAIN: (MAIN,)}
+
+    def path(cid: str) -> tuple[str, ...]:
+        # Iterative, so a deep chain needs no deep recursion; each path is built once.
+        pending = []
+        while cid not in paths:
+            pending.append(cid)
+            cid = parents[cid]
+        for node in reversed(pending):
+            paths[node] = (node, *paths[parents[node]])
+        return paths[pending[0]] if pending else paths[cid]
+
     for cid in parents:
-        path = [cid]
-        node = cid
-        while node != MAIN:
-            node = parents.get(node, None)  # type: ignore[assignment]
-            if node is None:
-                raise CircuitError(f"Circuit {cid!r} hangs from an unknown circuit.")
-            if node in path:
-                raise CircuitError(f"Circuit {cid!r} is part of a loop.")
-            path.append(node)
-        paths[cid] = tuple(path)
+        path(cid)
     return paths
 
 
@@ -218,9 +241,14 @@ def _give_back(
         return cap, None, False
     measured = demand.measured_a
     if prev.given_back:
-        # Still drawing below the cap we left it: keep it capped (follow its draw).
+        # Still drawing below the cap we left it: keep it capped, following its draw only when
+        # the cap would move by half the margin or more: a car's reading wanders by tenths of an
+        # ampere, and each new cap is a profile sent to the charger (and one to each other).
         if measured < prev.limit_a - margin / 2:
-            return max(demand.min_a, min(cap, measured + margin)), prev.low_since, True
+            follow = max(demand.min_a, min(cap, measured + margin))
+            if abs(follow - prev.limit_a) < margin / 2:
+                follow = max(demand.min_a, min(cap, prev.limit_a))
+            return follow, prev.low_since, True
         return cap, None, False  # it draws more: its share comes back now
     if measured < prev.limit_a - margin:
         low_since = prev.low_since or now
@@ -259,6 +287,17 @@ def _fill(
         ]
 
 
+# Connector states in which a charger cannot start a session (1.6 ChargePointStatus, 2.0.1
+# ConnectorStatusEnumType); any other, or no news (offline), and it could draw at any moment.
+CANNOT_DRAW = frozenset({"Unavailable", "Faulted"})
+
+
+def could_draw(*, online: bool, status: str) -> bool:
+    """Whether a connector that refuses limits could draw now: connected and neither Unavailable
+    nor Faulted, or offline (a charger may start sessions offline, 1.6 §3.5.4, 2.0.1 C15)."""
+    return not online or status not in CANNOT_DRAW
+
+
 def waiting_reason(ahead: int) -> str:
     if ahead == 0:
         return "Waiting for power, you are next"
@@ -274,12 +313,19 @@ def allocate(
     *,
     settle: timedelta = DEFAULT_SETTLE,
     margin_a: Decimal = DEFAULT_MARGIN_A,
+    reserved: Iterable[Demand] = (),
 ) -> list[Limit]:
-    """Return one Limit per demand (in the demands' order) within the budget and circuits."""
+    """Return one Limit per demand (in the demands' order) within the budget and circuits.
+
+    `reserved`: connectors without a session that refuse limits and could draw (`could_draw`);
+    each takes its `fixed_a` (else its maximum) before anyone else, and gets no Limit: whatever
+    the order of events, the others never count on power such a charger may take."""
     demands = list(demands)
     policy = Policy(policy)
     prev = {p.key: p for p in previous}
     grid = _Grid(budget)
+    for r in reserved:
+        grid.take(r, r.fixed_a if r.fixed_a is not None else r.max_a)
     order = sorted(
         demands,
         key=lambda d: (

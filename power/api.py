@@ -24,6 +24,11 @@ from .models import SiteBudget
 
 AMPS = {"max_digits": 7, "decimal_places": 1, "min_value": Decimal(0)}
 MAX_AMPS = Decimal(10000)
+MAX_KW = Decimal(100000)
+# Every list a request sends is bounded (a 20,000-entry schedule is refused at once, not read).
+MAX_CIRCUITS = services.MAX_CIRCUITS
+MAX_SCHEDULE_ENTRIES = schedule.MAX_ENTRIES
+MAX_CONNECTORS = services.MAX_CONNECTORS
 ROTATIONS = ["RST", "RTS", "SRT", "STR", "TRS", "TSR"]
 
 
@@ -37,6 +42,7 @@ class ScheduleEntrySerializer(serializers.Serializer):
         child=serializers.IntegerField(min_value=0, max_value=6),
         required=False,
         allow_empty=False,
+        max_length=7,
         help_text="0 = Monday … 6 = Sunday; every day when left out",
     )
 
@@ -81,7 +87,7 @@ class PowerSerializer(serializers.Serializer):
         max_digits=9,
         decimal_places=3,
         min_value=Decimal(0),
-        max_value=Decimal(100000),
+        max_value=MAX_KW,
         required=False,
         write_only=True,
         help_text="Or the budget in kW, converted to amperes per phase with voltage and phases",
@@ -89,10 +95,15 @@ class PowerSerializer(serializers.Serializer):
     phases = serializers.ChoiceField(choices=[1, 3], default=3)
     voltage = serializers.IntegerField(min_value=100, max_value=480, default=230)
     policy = serializers.ChoiceField(choices=["equal", "priority"], default="equal")
-    schedule = ScheduleEntrySerializer(many=True, required=False, default=list)
-    circuits = CircuitSerializer(many=True, required=False)
+    schedule = ScheduleEntrySerializer(
+        many=True, required=False, default=list, max_length=MAX_SCHEDULE_ENTRIES
+    )
+    circuits = CircuitSerializer(many=True, required=False, max_length=MAX_CIRCUITS)
     connectors = ConnectorSerializer(
-        many=True, required=False, help_text="Electrical data per connector; left as is if absent"
+        many=True,
+        required=False,
+        max_length=MAX_CONNECTORS,
+        help_text="Electrical data per connector; left as is if absent",
     )
     limit_in_force_a = serializers.DecimalField(max_digits=7, decimal_places=1, read_only=True)
     source = serializers.ChoiceField(
@@ -182,6 +193,7 @@ class ReadingSerializer(serializers.Serializer):
         max_digits=9,
         decimal_places=3,
         min_value=Decimal(0),
+        max_value=MAX_KW,
         required=False,
         help_text="Or the power available now, in kW (converted with the site's voltage)",
     )
@@ -208,6 +220,11 @@ class AllocationSerializer(serializers.Serializer):
     priority_class = serializers.CharField()
     session_id = serializers.IntegerField(allow_null=True)
     applied_limit_a = serializers.DecimalField(max_digits=7, decimal_places=1, allow_null=True)
+    # The same limits in watts over the phases the car draws on, and the unit its charger takes.
+    limit_w = serializers.DecimalField(max_digits=10, decimal_places=0, allow_null=True)
+    applied_limit_w = serializers.DecimalField(max_digits=10, decimal_places=0, allow_null=True)
+    number_phases = serializers.IntegerField(allow_null=True)
+    unit = serializers.CharField()
     refused = serializers.BooleanField()
     updated_at = serializers.DateTimeField()
 
@@ -312,6 +329,10 @@ class PowerReadingView(_PropertyView):
             limit_a = allocation.amps_from_kw(
                 data["limit_kw"], voltage=site.voltage, phases=site.phases
             )
+            if limit_a > MAX_AMPS:
+                raise serializers.ValidationError(
+                    {"limit_kw": f"That is more than {MAX_AMPS} A per phase at this site."}
+                )
         site = services.live_reading_record(
             property_id=prop.pk,
             limit_a=limit_a,
@@ -330,8 +351,12 @@ class PowerAllocationsView(_PropertyView):
     @extend_schema(responses=AllocationSerializer(many=True))
     def get(self, request: Request, property_id: int) -> Response:
         prop = self.property_for(request, property_id, write=False)
+        allocations = list(selectors.allocations_of(prop.pk))
+        units = selectors.in_both_units(allocations, selectors.budget_get(prop.pk))
+        blank = {"unit": "A", "number_phases": None, "limit_w": None, "applied_limit_w": None}
         rows = [
             {
+                **units.get(a.pk, blank),
                 "station_id": a.charger.station_id,
                 "connector_id": a.connector_id,
                 "limit_a": a.limit_a,
@@ -344,6 +369,6 @@ class PowerAllocationsView(_PropertyView):
                 "refused": a.refused,
                 "updated_at": a.updated_at,
             }
-            for a in selectors.allocations_of(prop.pk)
+            for a in allocations
         ]
         return Response(AllocationSerializer(rows, many=True).data)

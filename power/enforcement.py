@@ -29,6 +29,7 @@ connector draws its maximum and shrinks the others), an alert of kind `power_ref
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
@@ -42,13 +43,21 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from chargers.devices import commands
-from chargers.models import Charger, ChargingProfile, ChargingSession, Command, Connector
+from chargers.devices.smart_charging import rate_unit_learnt
+from chargers.models import (
+    Charger,
+    ChargerNotice,
+    ChargingProfile,
+    ChargingSession,
+    Command,
+    Connector,
+)
 from reliability.alerts import problem_report, problem_resolved
 from reliability.models import AlertRule
 
 from . import profiles
 from .allocation import Limit
-from .models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget
+from .models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget, Uncontrollable
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ class Send:
     profile: profiles.Profile
     allocation_id: int | None = None  # a session limit: its ConnectorAllocation row
     decrease: bool = False
+    # The same limit in the other unit: sent once if this one is refused (docs/power.md, "Units").
+    alternate: profiles.Profile | None = None
 
 
 @dataclass
@@ -151,6 +162,65 @@ def _circuits(
     return circuits, circuit_of
 
 
+@dataclass
+class Electrical:
+    """What converting a charger's limits to its unit needs (docs/power.md, "Units")."""
+
+    voltage: int
+    site_phases: int
+    connector_phases: dict[tuple[int, int], int]
+
+    @classmethod
+    def of(cls, site: SiteBudget, charger_ids: list[int]) -> Electrical:
+        return cls(
+            site.voltage,
+            site.phases,
+            {
+                (charger_id, connector_id): phases
+                for charger_id, connector_id, phases in ConnectorPower.objects.filter(
+                    charger_id__in=charger_ids
+                ).values_list("charger_id", "connector_id", "phases")
+            },
+        )
+
+    def charger_phases(self, charger_id: int) -> int:
+        """A charger-wide profile's numberPhases: the most its connectors are wired for."""
+        known = [n for (cid, _), n in self.connector_phases.items() if cid == charger_id]
+        return min(max(known, default=self.site_phases), self.site_phases)
+
+    def connector_phases_of(self, charger_id: int, connector_id: int) -> int:
+        return min(
+            self.connector_phases.get((charger_id, connector_id), self.site_phases),
+            self.site_phases,
+        )
+
+
+def _send(
+    charger: Charger,
+    profile: profiles.Profile,
+    electrical: Electrical,
+    phases: int,
+    **fields: object,
+) -> Send:
+    """`profile` (in amperes) as a Send in the unit this charger takes, with numberPhases
+    `phases`, and the same limit in the other unit for one retry while its unit is not settled."""
+    unit = profiles.unit_for(charger.rate_units, charger.rate_unit_learnt)
+    first = profiles.expressed(profile, unit=unit, voltage=electrical.voltage, phases=phases)
+    alternate = None
+    if not charger.rate_unit_learnt and not (
+        # A 2.0.1 TxProfile may be rejected for want of the car's needs (K15.FR.17), no unit
+        # question; the safe default sent first at every connection settles the unit anyway.
+        charger.ocpp_version == Charger.OcppVersion.V201 and profile.purpose == profiles.TX_PROFILE
+    ):
+        alternate = profiles.expressed(
+            profile,
+            unit=profiles.other_unit(unit),
+            voltage=electrical.voltage,
+            phases=phases,
+        )
+    return Send(charger, first, alternate=alternate, **fields)  # type: ignore[arg-type]
+
+
 def _held(charger_ids: list[int]) -> dict[tuple[int, int], ChargingProfile]:
     """The power profiles each charger accepted (chargers.devices.smart_charging keeps them)."""
     return {
@@ -167,12 +237,24 @@ def _held(charger_ids: list[int]) -> dict[tuple[int, int], ChargingProfile]:
     }
 
 
-def _held_limit(row: ChargingProfile | None) -> Decimal | None:
+def _held_limit(row: ChargingProfile | None) -> tuple[str, Decimal, object] | None:
+    """The unit, limit and numberPhases of the profile the charger holds."""
     try:
-        limit = row.profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"]  # type: ignore[union-attr]
-    except (AttributeError, KeyError, IndexError, TypeError):
+        schedule = row.profile["chargingSchedule"][0]  # type: ignore[union-attr]
+        period = schedule["chargingSchedulePeriod"][0]
+        return (
+            str(schedule.get("chargingRateUnit", "A")),
+            Decimal(str(period["limit"])),
+            period.get("numberPhases") or 3,  # absent means 3 (1.6 §7.12, K01.FR.49)
+        )
+    except (AttributeError, KeyError, IndexError, TypeError, ArithmeticError):
         return None
-    return Decimal(str(limit))
+
+
+def _limit_of(profile: profiles.Profile) -> tuple[str, Decimal, object]:
+    """What `_held_limit` reads back once the charger holds `profile`."""
+    value = profile.limit_w if profile.limit_w is not None else profile.limit_a
+    return (profile.unit, Decimal(str(value)), profile.number_phases or 3)
 
 
 def _lease_holds(row: ChargingProfile | None, since: datetime | None, now: datetime) -> bool:
@@ -185,12 +267,36 @@ def _lease_holds(row: ChargingProfile | None, since: datetime | None, now: datet
     )
 
 
+def exposed_safe_defaults(
+    chargers: Sequence[Charger], *, until: datetime, voltage: int
+) -> dict[int, Decimal]:
+    """The chargers set up with a safe default whose 0 A waiting lease (accepted on their
+    current or last connection) will not hold at `until`, with that safe default in amperes per
+    phase (at most their capacity): what a session started there may draw."""
+    ids = [c.pk for c in chargers]
+    held = _held(ids)
+    capacities = _capacities(ids)
+    exposed: dict[int, Decimal] = {}
+    for charger in chargers:
+        safe = _held_limit(held.get((charger.pk, profiles.PROFILE_ID_SAFE)))
+        if safe is None:
+            continue  # never set up: nothing is known of what it may draw (docs/power.md)
+        waiting = held.get((charger.pk, profiles.PROFILE_ID_TX_DEFAULT_LEASE))
+        if _lease_holds(waiting, charger.connected_at, until):
+            continue
+        unit, limit, phases = safe
+        amps = limit if unit == "A" else limit / (voltage * Decimal(str(phases or 3)))
+        exposed[charger.pk] = min(amps, capacities[charger.pk])
+    return exposed
+
+
 def _charger_setup(
     charger: Charger,
     *,
     safe_a: Decimal,
     capacity_a: Decimal,
     held: dict[tuple[int, int], ChargingProfile],
+    electrical: Electrical,
     now: datetime,
 ) -> tuple[list[Send], bool]:
     """The safe default and leases this charger needs now; and whether its leases hold now (a
@@ -201,25 +307,28 @@ def _charger_setup(
     refused_on, until = _refused_until.get(charger.pk, (None, now))
     if refused_on == since and until > now:
         return sends, False  # it refused its safe default or leases lately: asked again later
+    phases = electrical.charger_phases(charger.pk)
     safe = held.get((charger.pk, profiles.PROFILE_ID_SAFE))
     fresh = safe is not None and since is not None and safe.updated_at >= since
-    if not fresh or _held_limit(safe) != Decimal(str(profiles.amps(safe_a))):
-        sends.append(Send(charger, profiles.safe_default(version, safe_a, now=now)))
+    wanted = _send(charger, profiles.safe_default(version, safe_a, now=now), electrical, phases)
+    if not fresh or _held_limit(safe) != _limit_of(wanted.profile):
+        sends.append(wanted)
     lifted = held.get((charger.pk, profiles.PROFILE_ID_MAX_LEASE))
     waiting = held.get((charger.pk, profiles.PROFILE_ID_TX_DEFAULT_LEASE))
     holds = _lease_holds(lifted, since, now) and _lease_holds(waiting, since, now)
     renew_before = now + timedelta(seconds=lease_seconds() / 2)
+    valid_to = now + timedelta(seconds=lease_seconds())
+    lease_sends = [
+        _send(charger, p, electrical, phases)
+        for p in profiles.leases(version, capacity_a, now=now, valid_to=valid_to)
+    ]
     due = (
         not holds
         or any(row.valid_to < renew_before for row in (lifted, waiting) if row and row.valid_to)
-        or _held_limit(lifted) != Decimal(str(profiles.amps(capacity_a)))
+        or _held_limit(lifted) != _limit_of(lease_sends[-1].profile)
     )
     if due:
-        valid_to = now + timedelta(seconds=lease_seconds())
-        sends += [
-            Send(charger, p)
-            for p in profiles.leases(version, capacity_a, now=now, valid_to=valid_to)
-        ]
+        sends += lease_sends
     return sends, holds
 
 
@@ -246,30 +355,69 @@ def plan(property_id: int, now: datetime) -> Plan:
     site = SiteBudget.objects.select_related("property").filter(property_id=property_id).first()
     if site is None:
         return result
-    from .services import budget_in_force
+    from . import services
 
-    limit_a = budget_in_force(site, now).limit_a
+    limit_a = services.budget_in_force(site, now).limit_a
     chargers = list(Charger.objects.filter(property_id=property_id).order_by("station_id"))
     ids = [c.pk for c in chargers]
     circuits, circuit_of = _circuits(property_id, chargers)
+    # A charger that refuses limits may draw its maximum whenever it could (power.services
+    # .reservations): the others' safe defaults are shares of what it leaves.
+    reserved: dict[str, Decimal] = {}
+    for demand in services.reservations(property_id, site, set()):
+        reserved[demand.station_id] = reserved.get(demand.station_id, Decimal(0)) + demand.max_a
     shares = profiles.safe_shares(
-        limit_a, [c.station_id for c in chargers], circuits=circuits, circuit_of=circuit_of
+        limit_a,
+        [c.station_id for c in chargers],
+        circuits=circuits,
+        circuit_of=circuit_of,
+        reserved=reserved,
     )
     capacities = _capacities(ids)
     held = _held(ids)
+    electrical = Electrical.of(site, ids)
     ready: dict[int, bool] = {}
     for charger in chargers:
         if not _booted(charger, now):
             continue
         safe_a = min(shares[charger.station_id], capacities[charger.pk])
         sends, leases_ok = _charger_setup(
-            charger, safe_a=safe_a, capacity_a=capacities[charger.pk], held=held, now=now
+            charger,
+            safe_a=safe_a,
+            capacity_a=capacities[charger.pk],
+            held=held,
+            electrical=electrical,
+            now=now,
         )
         result.setup += [s for s in sends if not _is_lift(s)]
         result.lift += [s for s in sends if _is_lift(s)]
         ready[charger.pk] = leases_ok
-    _plan_sessions(result, property_id, {c.pk: c for c in chargers}, ready, now)
+    _plan_sessions(result, property_id, {c.pk: c for c in chargers}, ready, electrical, now)
     return result
+
+
+def _phases_moved(charger: Charger, session: ChargingSession, electrical: Electrical) -> bool:
+    """Whether the car of a charger limited in watts now draws on other phases than its held
+    limit's numberPhases (a limit sent before its first readings counted the connector's)."""
+    if profiles.unit_for(charger.rate_units, charger.rate_unit_learnt) != profiles.WATTS:
+        return False
+    held = ChargingProfile.objects.filter(
+        charger_id=charger.pk,
+        profile_id=profiles.tx_profile_id(session.connector_id),
+        status=ChargingProfile.Status.INSTALLED,
+    ).first()
+    limit = _held_limit(held)
+    return limit is not None and limit[2] != session_phases(session, electrical)
+
+
+def session_phases(session: ChargingSession, electrical: Electrical) -> int:
+    """The phases the car draws on: as the charger reported them (2.0.1 numberOfPhasesUsed),
+    else from its per-phase Current.Import readings (1.6), else its connector's."""
+    from . import services
+
+    wired = electrical.connector_phases_of(session.charger_id, session.connector_id)
+    drawn = session.phases_used or services.phases_drawn(session.pk)
+    return min(drawn, wired) if drawn else wired
 
 
 def _plan_sessions(
@@ -277,6 +425,7 @@ def _plan_sessions(
     property_id: int,
     chargers: dict[int, Charger],
     ready: dict[int, bool],
+    electrical: Electrical,
     now: datetime,
 ) -> None:
     gap = timedelta(seconds=_setting("POWER_PROFILE_MIN_INTERVAL_S", 3))
@@ -300,11 +449,13 @@ def _plan_sessions(
             applied if applied is not None else (Decimal(0) if ready[row.charger_id] else None)
         )
         target = Decimal(str(profiles.amps(row.limit_a)))
-        if in_force is not None and target == in_force and not refused_now:
+        phases_moved = applied is not None and _phases_moved(charger, session, electrical)
+        if in_force is not None and target == in_force and not refused_now and not phases_moved:
             if applied is None:
                 result.settled.append((row.pk, session.received_start_at))
             continue
-        decrease = in_force is None or target < in_force
+        # A watt limit for more phases than the car now draws on is more than its share on each.
+        decrease = in_force is None or target < in_force or phases_moved
         if row.applied_at and now - row.applied_at < gap:
             if decrease:
                 result.held_back += 1
@@ -321,7 +472,7 @@ def _plan_sessions(
                 result.unsettled.add(row.charger_id)
             continue
         assert transaction_id is not None
-        send = Send(
+        send = _send(
             charger,
             profiles.session_limit(
                 version,
@@ -329,6 +480,8 @@ def _plan_sessions(
                 transaction_id=transaction_id,
                 limit_a=target,
             ),
+            electrical,
+            session_phases(session, electrical),
             allocation_id=row.pk,
             decrease=decrease,
         )
@@ -344,6 +497,8 @@ class Outcome:
     accepted: bool
     reason: str = ""
     offline: bool = False
+    answered: bool = False  # refused by an answer (a status or a CALLERROR), not by silence
+    learnt_unit: str = ""  # the unit a retry in the other one settled (record() keeps it)
 
 
 def _refusal(command: Command) -> str:
@@ -361,6 +516,7 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
             send.profile.payload,
             source="power",
             timeout=timeout,
+            note=send.profile.meaning,
         )
     except commands.ChargerOffline:
         return Outcome(send, False, "offline", offline=True)
@@ -375,13 +531,42 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
         profiles.answer_status(command.response) == "Accepted"
     ):
         return Outcome(send, True)
-    return Outcome(send, False, _refusal(command))
+    return Outcome(send, False, _refusal(command), answered=True)
+
+
+async def _send_in_unit(send: Send, learnt: str, timeout: float) -> tuple[Outcome, str]:
+    """Send `send`; refused by an answer while the charger's unit is not settled, once more in
+    the other unit. Return the outcome (of the profile it holds, if any) and the unit settled
+    by the retry ("" none): the one accepted, or the first one if both were refused."""
+    if learnt and send.alternate is not None:
+        # Settled earlier in this pass: the unit it takes, and no retry.
+        if learnt == send.alternate.unit:
+            send = dataclasses.replace(send, profile=send.alternate)
+        send = dataclasses.replace(send, alternate=None)
+    outcome = await _send_one(send, timeout)
+    if outcome.accepted or not outcome.answered or send.alternate is None:
+        return outcome, learnt
+    retried = dataclasses.replace(send, profile=send.alternate, alternate=None)
+    again = await _send_one(retried, timeout)
+    if again.offline:
+        return again, learnt
+    unit = retried.profile.unit if again.accepted else send.profile.unit
+    logger.info(
+        "%s refused a power limit in %s; in %s it %s: remembered",
+        send.charger.station_id,
+        send.profile.unit,
+        retried.profile.unit,
+        "accepted" if again.accepted else "refused it too",
+    )
+    return dataclasses.replace(again if again.accepted else outcome, learnt_unit=unit), unit
 
 
 async def _send_charger(sends: list[Send], timeout: float) -> list[Outcome]:
     outcomes = []
+    learnt = sends[0].charger.rate_unit_learnt if sends else ""
     for send in sends:  # one CALL at a time per charger (OCPP-J §4.1.1)
-        outcome = await _send_one(send, timeout)
+        outcome, learnt = await _send_in_unit(send, learnt, timeout)
+        send.charger.rate_unit_learnt = learnt  # the next groups of this pass (stored by record)
         outcomes.append(outcome)
         if outcome.offline:
             break
@@ -414,15 +599,36 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
     allocation must be computed again (a connector refused, or accepts again)."""
     again = False
     for outcome in outcomes:
+        if outcome.learnt_unit:
+            rate_unit_learnt(charger_id=outcome.send.charger.pk, unit=outcome.learnt_unit)
+            outcome.send.charger.rate_unit_learnt = outcome.learnt_unit  # this pass's next sends
         if outcome.offline:
             continue
         send = outcome.send
         connector_id = send.profile.connector_id
         if send.allocation_id is not None:
-            row = ConnectorAllocation.objects.filter(pk=send.allocation_id).first()
+            row = (
+                ConnectorAllocation.objects.filter(pk=send.allocation_id)
+                .select_related("session")
+                .first()
+            )
             if row is None:
                 continue
             was_refused = row.refused
+            if not outcome.accepted and _before_ev_needs(send, row):
+                # K15.FR.17: an ISO 15118 charger rejects a TxProfile until the car told its
+                # needs. Not a refusal of limits: sent again (the waiting default holds meanwhile).
+                ConnectorAllocation.objects.filter(pk=row.pk).update(
+                    applied_at=now,
+                    refused_reason="Waiting for the car's charging needs (ISO 15118)",
+                )
+                continue
+            again = (
+                _uncontrollable(
+                    send, connector_id, accepted=outcome.accepted, reason=outcome.reason, now=now
+                )
+                or again
+            )
             if outcome.accepted:
                 ConnectorAllocation.objects.filter(pk=row.pk).update(
                     applied_limit_a=Decimal(str(send.profile.limit_a)),
@@ -435,7 +641,12 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
                     applied_at=now, refused=True, refused_reason=outcome.reason[:200]
                 )
             again = again or was_refused != (not outcome.accepted)
-        elif not outcome.accepted:
+        else:
+            again = (
+                _uncontrollable(send, 0, accepted=outcome.accepted, reason=outcome.reason, now=now)
+                or again
+            )
+        if send.allocation_id is None and not outcome.accepted:
             retry = _setting("POWER_REFUSED_RETRY_SECONDS", 300)
             _refused_until[send.charger.pk] = (
                 send.charger.connected_at,
@@ -456,10 +667,43 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
                 kind=REFUSED,
                 charger_id=send.charger.pk,
                 connector_id=connector_id,
-                details=f"{send.profile.purpose} {send.profile.limit_a} A: {outcome.reason}",
+                details=f"{send.profile.purpose} {send.profile.shown}: {outcome.reason}",
                 now=now,
             )
     return again
+
+
+def _uncontrollable(
+    send: Send, connector_id: int, *, accepted: bool, reason: str, now: datetime
+) -> bool:
+    """Remember per connector (0: the charger's own profiles) that it refuses limits, across
+    sessions and connections, until it accepts one again (power.services.reservations). Return
+    whether that changed (the allocation is computed again)."""
+    rows = Uncontrollable.objects.filter(charger_id=send.charger.pk, connector_id=connector_id)
+    if accepted:
+        return rows.delete()[0] > 0
+    _, created = Uncontrollable.objects.get_or_create(
+        charger_id=send.charger.pk,
+        connector_id=connector_id,
+        defaults={"since": now, "reason": reason[:200]},
+    )
+    return created
+
+
+def _before_ev_needs(send: Send, row: ConnectorAllocation) -> bool:
+    """A 2.0.1 session limit answered Rejected on an ISO 15118 session (the charger has told
+    its cars' needs before) before the car's NotifyEVChargingNeeds of this session."""
+    session = row.session
+    if send.charger.ocpp_version != Charger.OcppVersion.V201 or session is None:
+        return False
+    notices = ChargerNotice.objects.filter(
+        charger_id=send.charger.pk, action="NotifyEVChargingNeeds"
+    )
+    iso15118 = notices.exists()
+    told = notices.filter(
+        evse_id=row.connector_id, received_at__gte=session.received_start_at
+    ).exists()
+    return iso15118 and not told
 
 
 def _lock(property_id: int) -> threading.Lock:
@@ -520,8 +764,12 @@ def enforce(property_id: int, limits: Sequence[Limit]) -> None:
 
 def enforce_all(now: datetime | None = None) -> int:
     """One pass over every site with a budget (the `power.enforce` sweep): leases renewed,
-    reconnected chargers set up, limits held back by the rate limit sent."""
-    return sum(
-        site_pass(property_id, now)
-        for property_id in SiteBudget.objects.values_list("property_id", flat=True)
-    )
+    reconnected chargers set up, limits held back by the rate limit sent. One site's failure
+    is logged and never stops the others."""
+    sent = 0
+    for property_id in SiteBudget.objects.values_list("property_id", flat=True):
+        try:
+            sent += site_pass(property_id, now)
+        except Exception:
+            logger.exception("Enforcing the power allocation of property %s failed", property_id)
+    return sent

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from . import allocation, schedule, services
 from .models import Circuit, ConnectorPower, SiteBudget
@@ -19,6 +20,9 @@ CONNECTOR_LINE = re.compile(
     r"(\d+(?:\.\d)?)\s*[-–]\s*(\d+(?:\.\d)?)\s*A(?:\s*,\s*(.+))?$",
     re.I,
 )
+# Lines a textarea may hold (the API's bounds, power.api), and its characters.
+MAX_TEXT = 200_000
+MAX_CONNECTOR_A = Decimal(1000)
 CIRCUIT_LINE = re.compile(r"^(.+?)\s*:\s*(\d+(?:\.\d)?)\s*A?(?:\s+under\s+(.+))?$", re.I)
 
 
@@ -65,18 +69,21 @@ class PowerForm(forms.Form):
     )
     schedule = forms.CharField(
         required=False,
+        max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Time-of-day limits",
         help_text="One per line, local time: 17:00-21:00 40 A. End before start runs past midnight.",
     )
     circuits = forms.CharField(
         required=False,
+        max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Circuits (sub-panels)",
         help_text="One per line: Garage: 32 A, or Row B: 20 A under Garage.",
     )
     connectors = forms.CharField(
         required=False,
+        max_length=MAX_TEXT,
         widget=forms.Textarea(attrs={"rows": 3}),
         label="Connectors",
         help_text=(
@@ -89,10 +96,41 @@ class PowerForm(forms.Form):
     def __init__(self, *args: Any, station_ids: dict[str, int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.station_ids = station_ids or {}
+        # The page's rows (issue 51 item 2): one input per value instead of a line of text. They
+        # are written as the text's lines (a blank row a blank line, so row N is line N) and
+        # read by the same rules; the API and older forms keep sending the text.
+        self.rows = bool(self.is_bound and self.data.get("rows") == "1")
+        if self.rows:
+            data = QueryDict(mutable=True)
+            data.update(self.data)
+            data["schedule"] = "\n".join(_schedule_line(r) for r in posted_rows(data, "sched"))
+            data["circuits"] = "\n".join(_circuit_line(r) for r in posted_rows(data, "circ"))
+            self.data = data
+
+    def _in_rows(self, exc: forms.ValidationError, hint: str) -> forms.ValidationError:
+        """The text's error in the rows' words: "Row 2: …" with a hint for inputs."""
+        if not self.rows:
+            return exc
+        text = " ".join(exc.messages).replace("Line ", "Row ")
+        return forms.ValidationError(re.sub(r"write it as .*\.$", hint, text))
 
     def clean_schedule(self) -> list[dict[str, Any]]:
-        entries = []
+        try:
+            return self._schedule()
+        except forms.ValidationError as exc:
+            raise self._in_rows(exc, "give a start and an end as 17:00 and the amperes.") from None
+
+    def clean_circuits(self) -> list[services.CircuitSpec]:
+        try:
+            return self._circuits()
+        except forms.ValidationError as exc:
+            raise self._in_rows(exc, "give a name and its amperes.") from None
+
+    def _schedule(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = []
         for i, line in enumerate(self.cleaned_data["schedule"].splitlines(), start=1):
+            if len(entries) >= schedule.MAX_ENTRIES:
+                raise forms.ValidationError(f"At most {schedule.MAX_ENTRIES} time windows.")
             if not line.strip():
                 continue
             match = SCHEDULE_LINE.match(line.strip())
@@ -106,9 +144,11 @@ class PowerForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
         return entries
 
-    def clean_circuits(self) -> list[services.CircuitSpec]:
-        specs = []
+    def _circuits(self) -> list[services.CircuitSpec]:
+        specs: list[services.CircuitSpec] = []
         for i, line in enumerate(self.cleaned_data["circuits"].splitlines(), start=1):
+            if len(specs) >= services.MAX_CIRCUITS:
+                raise forms.ValidationError(f"At most {services.MAX_CIRCUITS} circuits.")
             if not line.strip():
                 continue
             match = CIRCUIT_LINE.match(line.strip())
@@ -142,6 +182,8 @@ class PowerForm(forms.Form):
         specs: list[services.ConnectorSpec] = []
         seen: set[tuple[str, int]] = set()
         for i, line in enumerate(text.splitlines(), start=1):
+            if len(specs) >= services.MAX_CONNECTORS:
+                raise forms.ValidationError(f"At most {services.MAX_CONNECTORS} connectors.")
             if not line.strip():
                 continue
             match = CONNECTOR_LINE.match(line.strip())
@@ -153,6 +195,8 @@ class PowerForm(forms.Form):
                 raise forms.ValidationError(f"Line {i}: no charger {station} at this location.")
             if circuit and circuit not in circuits:
                 raise forms.ValidationError(f"Line {i}: no circuit named {circuit}.")
+            if Decimal(high) > MAX_CONNECTOR_A:
+                raise forms.ValidationError(f"Line {i}: at most {MAX_CONNECTOR_A} A.")
             if Decimal(low) > Decimal(high):
                 raise forms.ValidationError(f"Line {i}: the minimum is above the maximum.")
             if (station, int(connector)) in seen:
@@ -170,3 +214,88 @@ class PowerForm(forms.Form):
                 )
             )
         return specs
+
+
+MAX_READING_A = Decimal(10000)  # the API's bound (power.api.MAX_AMPS)
+
+
+class ReadingForm(forms.Form):
+    """A building meter's reading typed in the portal: what the chargers may draw now, for how
+    long (the same live budget POST /api/v1/properties/{id}/power/reading/ sets)."""
+
+    available = forms.DecimalField(
+        label="Available to the chargers now",
+        min_value=Decimal(0),
+        max_digits=9,
+        decimal_places=3,
+        help_text="What the building meter leaves for charging: the fuse minus the building's use.",
+    )
+    unit = forms.ChoiceField(
+        choices=[("A", "amperes per phase"), ("kW", "kW")], initial="A", label="Unit"
+    )
+    minutes = forms.IntegerField(
+        label="Holds for (minutes)",
+        min_value=1,
+        max_value=24 * 60,
+        initial=5,
+        help_text="Then the time-of-day limit or the budget applies again.",
+    )
+
+    def __init__(self, *args: Any, site: SiteBudget, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.site = site
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "available" not in data or "unit" not in data:
+            return data
+        amps = data["available"]
+        if data["unit"] == "kW":
+            amps = allocation.amps_from_kw(amps, voltage=self.site.voltage, phases=self.site.phases)
+        if amps > MAX_READING_A:
+            self.add_error("available", f"That is more than {MAX_READING_A} A per phase.")
+        data["limit_a"] = amps
+        return data
+
+
+ROWS_MAX = {"sched": schedule.MAX_ENTRIES, "circ": services.MAX_CIRCUITS}
+ROW_FIELDS = {"sched": ("start", "end", "limit"), "circ": ("name", "limit", "parent")}
+
+
+def posted_rows(data: Any, prefix: str) -> list[dict[str, str]]:
+    """The rows the page posted (prefix-N-field), in order, blank ones kept; at most the
+    list's bound plus one, so an overlong list is refused by the text's own check."""
+    try:
+        count = int(data.get(f"{prefix}-count", "0"))
+    except (TypeError, ValueError):
+        count = 0
+    count = max(0, min(count, ROWS_MAX[prefix] + 1))
+    return [
+        {f: str(data.get(f"{prefix}-{i}-{f}", "")).strip()[:120] for f in ROW_FIELDS[prefix]}
+        for i in range(count)
+    ]
+
+
+def _schedule_line(row: dict[str, str]) -> str:
+    if not any(row.values()):
+        return ""
+    return f"{row['start']}-{row['end']} {row['limit']} A"
+
+
+def _circuit_line(row: dict[str, str]) -> str:
+    if not any(row.values()):
+        return ""
+    return f"{row['name']}: {row['limit']} A" + (f" under {row['parent']}" if row["parent"] else "")
+
+
+def schedule_rows(entries: list[dict], blank: int = 2) -> list[dict[str, str]]:
+    rows = [{"start": e["start"], "end": e["end"], "limit": str(e["limit_a"])} for e in entries]
+    return rows + [{"start": "", "end": "", "limit": ""} for _ in range(blank)]
+
+
+def circuit_rows(circuits: list[Circuit], blank: int = 2) -> list[dict[str, str]]:
+    rows = [
+        {"name": c.name, "limit": str(c.limit_a), "parent": c.parent.name if c.parent else ""}
+        for c in circuits
+    ]
+    return rows + [{"name": "", "limit": "", "parent": ""} for _ in range(blank)]

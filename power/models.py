@@ -187,3 +187,28 @@ class WaitingPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session_id} waited from {self.started_at:%H:%M:%S}"
+
+
+class Uncontrollable(models.Model):
+    """A connector that refused its power limit (connector 0: the charger refused its safe
+    default or leases, so all of its connectors). Kept across sessions and connections until it
+    accepts a limit again: the allocation reserves its maximum whenever it could draw
+    (power.services.reservations, docs/power.md)."""
+
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="power_refusals"
+    )
+    connector_id = models.PositiveIntegerField()
+    since = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["charger_id", "connector_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charger", "connector_id"], name="unique_uncontrollable_connector"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.charger_id}/{self.connector_id} refuses limits since {self.since:%Y-%m-%d %H:%M}"

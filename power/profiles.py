@@ -1,6 +1,8 @@
 """The OCPP charging profiles that enforce a site's power budget (docs/power.md). Pure: no Django.
 
-Three kinds of profile per charger, in amperes per phase (chargingRateUnit A, one period):
+Three kinds of profile per charger, built in amperes per phase (chargingRateUnit A, one period)
+and sent in the unit the charger takes (`expressed`: W = A x voltage x numberPhases for a
+watt-only charger; numberPhases always set):
 
 - the **safe default**: ChargePointMaxProfile (1.6, connectorId 0) or ChargingStationMaxProfile
   (2.0.1, evseId 0) at stackLevel 0 with no end: the charger's share of the site's limit, what it
@@ -21,6 +23,8 @@ an operator's own profiles (the charger's page) should use 2 or more and then wi
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +67,10 @@ def tx_profile_id(connector_id: int) -> int:
     return PROFILE_ID_TX_BASE + connector_id
 
 
+AMPS = "A"
+WATTS = "W"
+
+
 @dataclass(frozen=True)
 class Profile:
     """One profile to set: where, what, and the SetChargingProfile payload for the version."""
@@ -72,11 +80,92 @@ class Profile:
     limit_a: float
     payload: dict[str, Any]
     action: str = "SetChargingProfile"
+    unit: str = AMPS  # the payload's chargingRateUnit
+    limit_w: float | None = None  # the payload's limit when in W
+    number_phases: int | None = None
 
     @property
     def profile_id(self) -> int:
         body = self.payload.get("csChargingProfiles") or self.payload["chargingProfile"]
         return int(body["chargingProfileId"] if "chargingProfileId" in body else body["id"])
+
+    @property
+    def shown(self) -> str:
+        """The limit as sent: "10.6 A", or "10.6 A (7314 W over 3 phases)" in watts."""
+        if self.limit_w is None:
+            return f"{self.limit_a} A"
+        phases = self.number_phases or 3
+        return f"{self.limit_a} A ({self.limit_w:.0f} W over {phases} phase{'s' if phases > 1 else ''})"
+
+    @property
+    def meaning(self) -> str:
+        """What the profile means to a host, in words (the charger's Recent commands)."""
+        if self.profile_id == PROFILE_ID_SAFE:
+            return f"Safe default: the charger at most {self.shown} (its share of the site budget)"
+        if self.profile_id == PROFILE_ID_MAX_LEASE:
+            return f"Lease: the charger lifted to its capacity, {self.shown}, while connected"
+        if self.profile_id == PROFILE_ID_TX_DEFAULT_LEASE:
+            return "Lease: a new session waits at 0 A until its own limit arrives"
+        return f"Connector {self.connector_id} limited to {self.shown} by the site budget"
+
+
+# -- units (docs/power.md, "Units") -------------------------------------------------------------
+
+
+def unit_for(rate_units: str, learnt: str = "") -> str:
+    """The unit to send a charger its limits in: the one it was found to take (`learnt`), else
+    amperes unless all it declares it takes (`rate_units`, "A", "W" or "A,W") is watts. A charger
+    that takes both, or says nothing, gets amperes: no conversion to get wrong."""
+    if learnt in (AMPS, WATTS):
+        return learnt
+    units = {u.strip() for u in rate_units.split(",") if u.strip()}
+    return WATTS if units == {WATTS} else AMPS
+
+
+def other_unit(unit: str) -> str:
+    return AMPS if unit == WATTS else WATTS
+
+
+def watts(limit_a: Decimal | float, *, voltage: int, phases: int | None) -> float:
+    """`limit_a` per phase as watts over `phases` (absent: 3, OCPP 1.6 §7.12, 2.0.1
+    K01.FR.49-50) at the nominal `voltage`, rounded down to the watt: the charger converts them
+    back per phase as W / (voltage x numberPhases), never above `limit_a`."""
+    total = Decimal(str(limit_a)) * Decimal(voltage) * Decimal(phases or 3)
+    return float(max(total.to_integral_value(rounding=ROUND_DOWN), Decimal(0)))
+
+
+def _schedules(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    if "csChargingProfiles" in payload:
+        return [payload["csChargingProfiles"]["chargingSchedule"]]
+    return list(payload["chargingProfile"]["chargingSchedule"])
+
+
+def expressed(profile: Profile, *, unit: str, voltage: int, phases: int | None) -> Profile:
+    """`profile` (built in amperes) in `unit`, with numberPhases set to `phases` (the phases the
+    car draws on; for a charger-wide profile, the charger's): a single-phase car under a limit
+    without numberPhases is allowed three times its share on one phase."""
+    payload = copy.deepcopy(profile.payload)
+    limit_w = watts(profile.limit_a, voltage=voltage, phases=phases) if unit == WATTS else None
+    for schedule in _schedules(payload):
+        schedule["chargingRateUnit"] = unit
+        for period in schedule["chargingSchedulePeriod"]:
+            period["limit"] = limit_w if limit_w is not None else profile.limit_a
+            if phases:
+                period["numberPhases"] = phases
+    return dataclasses.replace(
+        profile, payload=payload, unit=unit, limit_w=limit_w, number_phases=phases
+    )
+
+
+def phases_drawn(currents: Mapping[str, Decimal], *, floor_a: Decimal = Decimal(1)) -> int | None:
+    """The phases a car draws on from one moment's per-phase Current.Import readings (phase:
+    amperes, "L1", "L2-N", ...): those above `floor_a`. None: no per-phase reading, or none above."""
+    drawn = {
+        phase[:2]
+        for phase, amps in currents.items()
+        if phase[:2] in ("L1", "L2", "L3") and amps > floor_a
+    }
+    return len(drawn) or None
 
 
 def _schedule(
@@ -217,6 +306,7 @@ def safe_shares(
     *,
     circuits: Mapping[str, tuple[Decimal, str]] | None = None,
     circuit_of: Mapping[str, Sequence[str]] | None = None,
+    reserved: Mapping[str, Decimal] | None = None,
 ) -> dict[str, Decimal]:
     """Return each charger's safe default so that all of them together, every one drawing its
     safe default with nobody to tell them otherwise, stay within `limit_a` (per phase) at the
@@ -232,9 +322,14 @@ def safe_shares(
     cannot charge below its minimum) gets `min_a` if every node it crosses still has room for
     it, in the order given (put the busiest first), and 0 A otherwise: it pauses while the site
     is unreachable.
+
+    `reserved` maps a charger that refuses limits to what it may draw whatever it is told (its
+    connectors' maximum): it is taken first at every node it crosses and the others share the
+    rest; its own "share" is that reservation.
     """
     if not chargers:
         return {}
+    reserved = reserved or {}
     nodes: dict[str, Decimal] = {"": max(Decimal(limit_a), Decimal(0))}
     parents: dict[str, str] = {}
     for cid, (climit, parent) in (circuits or {}).items():
@@ -244,22 +339,27 @@ def safe_shares(
     crossed = {
         station: _crossed((circuit_of or {}).get(station, ()), parents) for station in chargers
     }
+    for station, amps in reserved.items():
+        for node in crossed.get(station, ()):
+            nodes[node] = max(nodes[node] - amps, Decimal(0))
     under: dict[str, int] = dict.fromkeys(nodes, 0)
-    for path in crossed.values():
-        for node in path:
+    for station, path in crossed.items():
+        for node in path if station not in reserved else ():
             under[node] += 1
-    shares: dict[str, Decimal] = {}
+    shares: dict[str, Decimal] = {s: Decimal(reserved[s]) for s in chargers if s in reserved}
     for station in chargers:
+        if station in reserved:
+            continue
         share = min(
             (nodes[n] / under[n]).quantize(STEP, rounding=ROUND_DOWN) for n in crossed[station]
         )
         shares[station] = share if (share >= min_a or min_a <= 0) else Decimal(-1)
     room = dict(nodes)
     for station, share in shares.items():
-        for node in crossed[station] if share >= 0 else ():
+        for node in crossed[station] if share >= 0 and station not in reserved else ():
             room[node] -= share
     for station in chargers:
-        if shares[station] >= 0:
+        if shares[station] >= 0 or station in reserved:
             continue
         fits = all(room[n] >= min_a for n in crossed[station])
         shares[station] = Decimal(min_a) if fits else Decimal(0)

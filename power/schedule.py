@@ -45,12 +45,18 @@ def _time(value: Any, where: str) -> time:
         raise ScheduleError(f"{where}: use a time as HH:MM, e.g. 07:30.") from None
 
 
+# A week of windows is a few dozen; anything longer is a mistake (or an attack), refused unread.
+MAX_ENTRIES = 100
+
+
 def parse_schedule(entries: Any) -> list[Window]:
     """Return the windows of a schedule as stored ([{start, end, limit_a, days?}, ...])."""
     if entries in (None, ""):
         return []
     if not isinstance(entries, list):
         raise ScheduleError("The schedule is a list of time windows.")
+    if len(entries) > MAX_ENTRIES:
+        raise ScheduleError(f"At most {MAX_ENTRIES} time windows.")
     windows = []
     for i, entry in enumerate(entries, start=1):
         where = f"Schedule entry {i}"

@@ -40,9 +40,42 @@ def connectors_of(property_id: int) -> QuerySet[ConnectorPower]:
 def allocations_of(property_id: int) -> QuerySet[ConnectorAllocation]:
     return (
         ConnectorAllocation.objects.filter(property_id=property_id)
-        .select_related("charger")
+        .select_related("charger", "session")
         .order_by("charger__station_id", "connector_id")
     )
+
+
+def in_both_units(
+    rows: list[ConnectorAllocation], site: SiteBudget | None
+) -> dict[int, dict[str, Any]]:
+    """Each allocation row's limits in watts too, and the unit and numberPhases its charger is
+    sent them in (docs/power.md, "Units"): {row id: {unit, number_phases, limit_w,
+    applied_limit_w}}. W = A x the site's voltage x the phases the car draws on."""
+    from . import enforcement, profiles
+
+    if site is None or not rows:
+        return {}
+    electrical = enforcement.Electrical.of(site, sorted({r.charger_id for r in rows}))
+    shown: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        phases = (
+            enforcement.session_phases(row.session, electrical)
+            if row.session is not None
+            else electrical.connector_phases_of(row.charger_id, row.connector_id)
+        )
+
+        def w(amps: Decimal | None, phases: int = phases) -> Decimal | None:
+            if amps is None:
+                return None
+            return Decimal(int(profiles.watts(amps, voltage=site.voltage, phases=phases)))
+
+        shown[row.pk] = {
+            "unit": profiles.unit_for(row.charger.rate_units, row.charger.rate_unit_learnt),
+            "number_phases": phases,
+            "limit_w": w(Decimal(0) if row.waiting else row.limit_a),
+            "applied_limit_w": w(row.applied_limit_a),
+        }
+    return shown
 
 
 def chargers_of(property_id: int) -> QuerySet[Charger]:

@@ -16,9 +16,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from authorization.models import Token
-from chargers.models import ChargingSession, MeterValue
+from chargers.models import Charger, ChargingSession, Connector, MeterValue
+from chargers.ocpp.readings import plausible
 
-from . import allocation, schedule
+from . import allocation, profiles, schedule
 from .allocation import Budget, Demand, Limit, Policy, PriorityClass
 from .models import (
     AllocationSample,
@@ -26,6 +27,7 @@ from .models import (
     ConnectorAllocation,
     ConnectorPower,
     SiteBudget,
+    Uncontrollable,
     WaitingPeriod,
 )
 
@@ -110,13 +112,29 @@ def measured_current(session_id: int, *, phases: int, voltage: int) -> Decimal |
         return None
     latest = rows[0][0]
     rows = [r for r in rows if r[0] == latest]
-    currents = [Decimal(r[3] or 0) for r in rows if r[1] == CURRENT and r[2] in ("A", "")]
-    if currents:
-        return max(Decimal(0), max(currents))
-    watts = [Decimal(r[3] or 0) * (1000 if r[2] == "kW" else 1) for r in rows if r[1] == POWER]
-    if watts:
-        return max(Decimal(0), max(watts)) / Decimal(voltage * max(1, phases))
-    return None
+    return draw_of(
+        [(at, measurand, unit, Decimal(value or 0)) for at, measurand, unit, value in rows],
+        phases=phases,
+        voltage=voltage,
+    )
+
+
+def phases_drawn(session_id: int) -> int | None:
+    """The phases the car draws on from its latest per-phase Current.Import readings (OCPP 1.6
+    has no numberOfPhasesUsed); None without per-phase readings (`profiles.phases_drawn`)."""
+    rows = list(
+        MeterValue.objects.filter(session_id=session_id, measurand=CURRENT)
+        .exclude(value=None)
+        .exclude(phase="")
+        .order_by("-timestamp", "-id")
+        .values_list("timestamp", "phase", "value")[:6]
+    )
+    if not rows:
+        return None
+    latest = rows[0][0]
+    return profiles.phases_drawn(
+        {phase: Decimal(value or 0) for at, phase, value in rows if at == latest}
+    )
 
 
 def active_sessions(property_id: int) -> list[ChargingSession]:
@@ -144,7 +162,7 @@ def demands_for(
     refused = {
         (a.charger_id, a.connector_id)
         for a in ConnectorAllocation.objects.filter(property_id=property_id, refused=True)
-    }
+    } | set(refusing_connectors(property_id, whole=False))
     demands: list[Demand] = []
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]] = {}
     seen: set[tuple[str, int]] = set()
@@ -177,6 +195,157 @@ def demands_for(
         )
         facts[key] = (s.charger_id, kind.value, measured)
     return demands, facts
+
+
+def refusing_connectors(property_id: int, *, whole: bool = True) -> dict[tuple[int, int], Charger]:
+    """The property's connectors that refuse limits (power.models.Uncontrollable), with their
+    charger. A charger that refused its safe default or leases (connector 0) counts with every
+    connector when `whole`: while idle or offline it may start at its maximum, whereas its
+    sessions' own limits still hold."""
+    rows = list(
+        Uncontrollable.objects.filter(charger__property_id=property_id).select_related("charger")
+    )
+    if not whole:
+        rows = [r for r in rows if r.connector_id]
+    chargers = {r.charger_id for r in rows if r.connector_id == 0}
+    ports: dict[int, set[int]] = {}
+    if chargers:
+        for charger_id, connector_id in [
+            *Connector.objects.filter(charger_id__in=chargers, connector_id__gt=0).values_list(
+                "charger_id", "connector_id"
+            ),
+            *ConnectorPower.objects.filter(charger_id__in=chargers).values_list(
+                "charger_id", "connector_id"
+            ),
+        ]:
+            ports.setdefault(charger_id, set()).add(connector_id)
+    found: dict[tuple[int, int], Charger] = {}
+    for r in rows:
+        for connector_id in [r.connector_id] if r.connector_id else ports.get(r.charger_id, {1}):
+            found[(r.charger_id, connector_id)] = r.charger
+    return found
+
+
+def reservations(property_id: int, site: SiteBudget, busy: set[tuple[int, int]]) -> list[Demand]:
+    """The connectors without a session (`busy`: those with one) that refuse limits and could
+    draw now (`allocation.could_draw`): each is reserved its maximum."""
+    refusing = {k: c for k, c in refusing_connectors(property_id).items() if k not in busy}
+    if not refusing:
+        return []
+    charger_ids = {charger_id for charger_id, _ in refusing}
+    status = {
+        (charger_id, connector_id): value
+        for charger_id, connector_id, value in Connector.objects.filter(
+            charger_id__in=charger_ids
+        ).values_list("charger_id", "connector_id", "status")
+    }
+    electrical = {
+        (p.charger_id, p.connector_id): p
+        for p in ConnectorPower.objects.filter(charger_id__in=charger_ids)
+    }
+    now = timezone.now()
+    reserved = []
+    for (charger_id, connector_id), charger in sorted(refusing.items()):
+        whole = status.get((charger_id, 0), "")
+        state = (
+            whole if whole in allocation.CANNOT_DRAW else status.get((charger_id, connector_id), "")
+        )
+        if not allocation.could_draw(online=charger.is_online(now), status=state):
+            continue
+        ep = electrical.get((charger_id, connector_id))
+        reserved.append(_reserve(charger, connector_id, ep, site, None, now))
+    return reserved
+
+
+def _reserve(
+    charger: Charger,
+    connector_id: int,
+    ep: ConnectorPower | None,
+    site: SiteBudget,
+    fixed_a: Decimal | None,
+    now: datetime,
+) -> Demand:
+    """A connector without a session reserved `fixed_a` (None: its maximum) in the allocation."""
+    max_a = ep.max_a if ep else DEFAULT_MAX_A
+    return Demand(
+        station_id=charger.station_id,
+        connector_id=connector_id,
+        phases=ep.phases if ep else site.phases,
+        min_a=ep.min_a if ep else allocation.DEFAULT_MIN_A,
+        max_a=max_a,
+        measured_a=None,
+        priority=0,
+        arrived_at=now,
+        circuit=str(ep.circuit_id) if ep and ep.circuit_id else allocation.MAIN,
+        phase_rotation=ep.phase_rotation if ep else "RST",
+        fixed_a=max_a if fixed_a is None else min(fixed_a, max_a),
+    )
+
+
+def lease_margin() -> timedelta:
+    """How long before a charger's 0 A waiting lease ends its idle connectors are reserved its
+    safe default, should no renewal be in force by then: the renewal's answer timeout, one
+    refresh of the allocation and one pass of each sweep, so the others' decreases are sent
+    before the lease ends (docs/power.md, "The lease rule")."""
+    return timedelta(
+        seconds=float(settings.POWER_COMMAND_TIMEOUT)
+        + float(settings.POWER_REFRESH_SECONDS)
+        + float(settings.POWER_SWEEP_SECONDS)
+        + float(settings.POWER_ENFORCE_SWEEP_SECONDS)
+    )
+
+
+def lapsing(
+    property_id: int, site: SiteBudget, busy: set[tuple[int, int]], now: datetime
+) -> list[Demand]:
+    """The idle connectors (`busy`: those with a session) of the chargers set up with a safe
+    default whose 0 A waiting lease will not hold through `lease_margin()` (renewal refused,
+    unanswered or late; offline; reconnected and not set up again): a session started there
+    draws up to the charger's safe default, so that is reserved (in all, over its connectors
+    that could draw). A charger that refuses limits is reserved its maximum instead
+    (`reservations`)."""
+    from . import enforcement
+
+    refusing = {charger_id for charger_id, _ in refusing_connectors(property_id)}
+    chargers = {
+        c.pk: c for c in Charger.objects.filter(property_id=property_id).exclude(pk__in=refusing)
+    }
+    exposed = enforcement.exposed_safe_defaults(
+        list(chargers.values()), until=now + lease_margin(), voltage=site.voltage
+    )
+    if not exposed:
+        return []
+    electrical: dict[int, list[ConnectorPower]] = {}
+    for row in ConnectorPower.objects.filter(charger_id__in=exposed).order_by("connector_id"):
+        electrical.setdefault(row.charger_id, []).append(row)
+    status = {
+        (charger_id, connector_id): value
+        for charger_id, connector_id, value in Connector.objects.filter(
+            charger_id__in=exposed
+        ).values_list("charger_id", "connector_id", "status")
+    }
+    reserved: list[Demand] = []
+    for charger_id, safe_a in sorted(exposed.items()):
+        charger = chargers[charger_id]
+        ports: list[ConnectorPower | None] = [*electrical.get(charger_id, [])] or [None]
+        online = charger.is_online(now)
+        left = safe_a
+        for port in ports:
+            connector_id = port.connector_id if port else 1
+            whole = status.get((charger_id, 0), "")
+            state = (
+                whole
+                if whole in allocation.CANNOT_DRAW
+                else status.get((charger_id, connector_id), "")
+            )
+            if left <= 0 or (charger_id, connector_id) in busy:
+                continue
+            if not allocation.could_draw(online=online, status=state):
+                continue
+            demand = _reserve(charger, connector_id, port, site, left, now)
+            left -= demand.fixed_a or 0
+            reserved.append(demand)
+    return reserved
 
 
 def _previous(property_id: int) -> list[Limit]:
@@ -221,10 +390,18 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
             return []
         in_force = budget_in_force(site, now)
         demands, facts = demands_for(property_id, site)
+        busy = {(facts[d.key][0], d.connector_id) for d in demands}
+        reserved = reservations(property_id, site, busy) + lapsing(property_id, site, busy, now)
         previous = _previous(property_id)
         try:
             limits = allocation.allocate(
-                demands, in_force.budget, in_force.policy, now, previous, settle=_settle()
+                demands,
+                in_force.budget,
+                in_force.policy,
+                now,
+                previous,
+                settle=_settle(),
+                reserved=reserved,
             )
         except allocation.CircuitError:
             logger.exception("Property %s: its circuits are not a tree", property_id)
@@ -235,6 +412,7 @@ def recompute(property_id: int, *, now: datetime | None = None) -> list[Limit]:
                 now,
                 previous,
                 settle=_settle(),
+                reserved=reserved,
             )
         _store(property_id, limits, facts)
         _waiting_periods(property_id, limits, now)
@@ -473,7 +651,9 @@ def draw_changed(*, threshold: Decimal | None = None) -> set[int]:
 def draw_of(
     rows: Sequence[tuple[datetime, str, str, Decimal]], *, phases: int, voltage: int
 ) -> Decimal | None:
-    """The current drawn (highest phase, A) from one moment's readings (`measured_current`)."""
+    """The current drawn (highest phase, A) from one moment's readings (`measured_current`). A
+    value no charger can report (stored before readings were bounded at the door) is left out."""
+    rows = [r for r in rows if plausible(r[1], r[2], r[3])]
     currents = [v for _, m, unit, v in rows if m == CURRENT and unit in ("A", "")]
     if currents:
         return max(Decimal(0), max(currents))
@@ -488,7 +668,11 @@ def recompute_due(*, now: datetime | None = None, refresh: timedelta) -> int:
     since its last allocation (`draw_changed`), and every one with active sessions whose last
     allocation is older than `refresh` (the backstop: give-back, schedule, live expiry)."""
     now = now or timezone.now()
-    moved = draw_changed()
+    try:
+        moved = draw_changed()
+    except Exception:  # the refresh below still reaches every site with sessions
+        logger.exception("Reading the draw changes failed")
+        moved = set()
     dirty = moved | set(
         SiteBudget.objects.exclude(dirty_at=None).values_list("property_id", flat=True)
     )
@@ -507,7 +691,11 @@ def recompute_due(*, now: datetime | None = None, refresh: timedelta) -> int:
     )
     done = 0
     for property_id in sorted(dirty | stale | ended):
-        recompute(property_id, now=now)
+        try:
+            recompute(property_id, now=now)
+        except Exception:  # one site's failure never stops the others' allocation
+            logger.exception("Recomputing the power allocation of property %s failed", property_id)
+            continue
         done += 1
     return done
 
@@ -530,19 +718,23 @@ class ConnectorSpec:
     circuit: str | None = None
 
 
+# The most circuits and connectors a budget takes in one request (docs/power.md).
+MAX_CIRCUITS = 200
+MAX_CONNECTORS = 2000
+MAX_CIRCUIT_A = Decimal(10000)
+
+
 def check_circuits(circuits: Sequence[CircuitSpec]) -> None:
-    """Raise allocation.CircuitError unless the circuits form a tree under the main connection."""
+    """Raise allocation.CircuitError unless the circuits form a tree under the main connection
+    (linear in the number of circuits, `allocation.check_tree`)."""
+    if len(circuits) > MAX_CIRCUITS:
+        raise allocation.CircuitError(f"At most {MAX_CIRCUITS} circuits.")
+    if any(not 0 <= c.limit_a <= MAX_CIRCUIT_A for c in circuits):
+        raise allocation.CircuitError(f"A circuit's limit is 0 to {MAX_CIRCUIT_A} A.")
     names = [c.name for c in circuits]
     if len(set(names)) != len(names):
         raise allocation.CircuitError("Two circuits have the same name.")
-    allocation.circuit_paths(
-        Budget(
-            Decimal(0),
-            circuits=tuple(
-                allocation.Circuit(c.name, c.limit_a, c.parent or allocation.MAIN) for c in circuits
-            ),
-        )
-    )
+    allocation.check_tree({c.name: c.parent or allocation.MAIN for c in circuits})
 
 
 @transaction.atomic

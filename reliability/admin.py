@@ -1,8 +1,10 @@
 from django.contrib import admin
 
+from . import exclusions
 from .models import (
     Alert,
     AlertDelivery,
+    AlertRecipient,
     AlertRule,
     Exclusion,
     ExclusionAudit,
@@ -10,6 +12,7 @@ from .models import (
     FaultCodeMapping,
     PortEvent,
 )
+from .recipients import rule_recipients_saved
 
 
 @admin.register(PortEvent)
@@ -74,12 +77,40 @@ class ExclusionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    # A delete goes through the service, one exclusion at a time: each is audited (who, what).
+    def delete_model(self, request, obj) -> None:
+        exclusions.exclusion_delete(obj, by=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for exclusion in queryset.select_related("charger"):
+            exclusions.exclusion_delete(exclusion, by=request.user)
+
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     list_display = ["organization", "kind", "after_s", "remediation", "enabled"]
     list_filter = ["kind", "remediation", "enabled"]
     raw_id_fields = ["organization"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        rule_recipients_saved(obj, site_url=request.build_absolute_uri("/").rstrip("/"))
+
+
+@admin.register(AlertRecipient)
+class AlertRecipientAdmin(admin.ModelAdmin):
+    """Who alert emails may go to: confirmed by their link, or a member's verified email."""
+
+    list_display = ["email", "organization", "confirmed_at", "confirmed_how", "invited_at"]
+    list_filter = ["confirmed_how"]
+    search_fields = ["email"]
+    raw_id_fields = ["organization"]
+    # The link's key is the recipient's to click, not staff's.
+    exclude = ["key"]
+    readonly_fields = ["confirmed_at", "confirmed_how", "invited_at", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # rows come from the rules' addresses
 
 
 class AlertDeliveryInline(admin.TabularInline):
@@ -122,6 +153,15 @@ class FaultCodeMappingInline(admin.TabularInline):
 class FaultCodeAdmin(admin.ModelAdmin):
     """ChargeX MREC codes and the vendor codes that map to them (editable)."""
 
-    list_display = ["code", "name", "description"]
+    list_display = [
+        "code",
+        "name",
+        "description",
+        "responsibility",
+        "fault_class",
+        "source",
+        "secondary_source",
+    ]
+    list_filter = ["secondary_source"]
     search_fields = ["code", "name", "mappings__vendor_error_code", "mappings__error_code"]
     inlines = [FaultCodeMappingInline]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -10,10 +11,10 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,7 +26,7 @@ from backoffice.tenancy import TenantSerializerMixin, readable, readable_organiz
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import alerts, exclusions, faults, outages, reports, services
+from . import alerts, exclusions, faults, outages, recipients, reports, services, window
 from .models import Alert, AlertRule, Exclusion
 
 
@@ -40,7 +41,11 @@ def charger_or_error(user, station_id: str, field: str = "station_id") -> Charge
 class ExclusionSerializer(serializers.ModelSerializer):
     station_id = serializers.CharField(max_length=48, source="charger.station_id")
     connector_id = serializers.IntegerField(
-        min_value=1, allow_null=True, required=False, help_text="null: every port of the charger."
+        min_value=1,
+        max_value=2**31 - 1,
+        allow_null=True,
+        required=False,
+        help_text="One of the charger's ports; null: every port of the charger.",
     )
     created_by = serializers.SerializerMethodField()
 
@@ -70,10 +75,12 @@ class ExclusionViewSet(
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """Exclusions from uptime (vandalism <= 10 days an incident, planned maintenance <= 72 h a
-    year per port, grid power loss, natural disasters). Withdrawn, never deleted: audited."""
+    year per port, grid power loss, natural disasters). Hosts withdraw one; only a staff user
+    deletes one (DELETE). Both audited."""
 
     serializer_class = ExclusionSerializer
 
@@ -104,6 +111,11 @@ class ExclusionViewSet(
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
 
+    def perform_destroy(self, instance):
+        if not self.request.user.is_staff:
+            raise PermissionDenied("Only staff delete an exclusion; withdraw it instead.")
+        exclusions.exclusion_delete(instance, by=self.request.user)
+
     # No body: withdrawing takes nothing but the exclusion in the URL (the audit row names who).
     @extend_schema(request=None, responses=ExclusionSerializer)
     @action(detail=True, methods=["post"])
@@ -118,33 +130,43 @@ class ExclusionViewSet(
 MAX_PERIOD = timedelta(days=400)
 
 
-def _moment(value: str, field: str) -> datetime:
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            raise ValidationError(
-                {field: "Give a date (2026-01-31) or a date and time (ISO 8601)."}
-            )
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.get_current_timezone())
-    if not timezone.is_aware(parsed):
-        return timezone.make_aware(parsed)
+def _moment(value: str, field: str, now: datetime) -> datetime:
+    """A date or an ISO 8601 moment inside the reporting window; anything else is a 400 naming
+    the field (a day that does not exist, year 1, year 9999)."""
     try:
-        return as_utc(parsed)
-    except ValueError as exc:
-        raise ValidationError({field: str(exc)}) from exc
+        parsed = parse_datetime(value)
+        day = parse_date(value) if parsed is None else None
+    except ValueError:  # well formed but no such day or hour: 2026-02-30
+        parsed = day = None
+    if parsed is None and day is None:
+        raise ValidationError({field: "Give a date (2026-01-31) or a date and time (ISO 8601)."})
+    tz = timezone.get_current_timezone()
+    if day is not None:
+        moment = datetime(day.year, day.month, day.day, tzinfo=tz)
+    else:
+        assert parsed is not None
+        if not timezone.is_aware(parsed):
+            parsed = parsed.replace(tzinfo=tz)
+        try:
+            moment = as_utc(parsed)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError({field: str(exc)}) from exc
+    refusal = window.outside(moment, now, tz)
+    if refusal:
+        raise ValidationError({field: refusal})
+    return moment
 
 
 def period_of(params) -> tuple[datetime, datetime]:
-    """start and end from the query (default: this month so far)."""
+    """start and end from the query (default: this month so far), inside the reporting window."""
     now = timezone.now()
     local = timezone.localtime(now)
     start = (
-        _moment(params["start"], "start")
+        _moment(params["start"], "start", now)
         if params.get("start")
         else local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     )
-    end = _moment(params["end"], "end") if params.get("end") else now
+    end = _moment(params["end"], "end", now) if params.get("end") else now
     if end <= start:
         raise ValidationError({"end": "The end must be after the start."})
     if end - start > MAX_PERIOD:
@@ -152,17 +174,20 @@ def period_of(params) -> tuple[datetime, datetime]:
     return start, end
 
 
+PROPERTY_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: "²" is a digit to str.isdigit
+
+
 def chargers_asked(request) -> list[Charger]:
     """The user's chargers the query names (station_id, property); another organization's
-    charger or property is not found (404)."""
+    charger or property is not found (404); a property that is not a whole number is a 400."""
     queryset = chargers_for(request.user)
     station_id = request.query_params.get("station_id")
     property_id = request.query_params.get("property")
     if station_id:
         queryset = queryset.filter(station_id=station_id)
     if property_id:
-        if not property_id.isdigit():
-            raise NotFound("No such property.")
+        if not PROPERTY_ID.fullmatch(property_id):
+            raise ValidationError({"property": "Give the property's id, a whole number."})
         queryset = queryset.filter(property_id=int(property_id))
     chargers = list(queryset.order_by("station_id"))
     if (station_id or property_id) and not chargers:
@@ -170,14 +195,16 @@ def chargers_asked(request) -> list[Charger]:
     return chargers
 
 
-def outage_json(outage: outages.Outage, mrec_code: str = "") -> dict:
+def outage_json(outage: outages.Outage, mrec: list[faults.Fault] | None = None) -> dict:
+    mrec = mrec or []
     return {
         "start": outage.start.isoformat(),
         "end": outage.end.isoformat(),
         "cause": outage.cause,
         "error_code": outage.error_code,
         "vendor_error_code": outage.vendor_code,
-        "mrec_code": mrec_code or None,
+        "mrec_code": ";".join(f.code for f in mrec) or None,
+        "mrec": [f.as_json() for f in mrec],
         "excluded": outage.excluded,
     }
 
@@ -193,7 +220,8 @@ def port_json(port: services.PortUptime, table: faults.FaultTable) -> dict:
         "excluded_seconds": round(result.excluded_seconds, 3),
         "below_97": result.percent < services.TARGET_PERCENT,
         "outages": [
-            outage_json(o, table.code(o.error_code, o.vendor_code, vendor)) for o in result.outages
+            outage_json(o, table.faults_of(o.error_code, o.vendor_code, vendor))
+            for o in result.outages
         ],
     }
 
@@ -201,9 +229,30 @@ def port_json(port: services.PortUptime, table: faults.FaultTable) -> dict:
 PERIOD_PARAMETERS = [
     OpenApiParameter("station_id", str, description="One charger (yours)."),
     OpenApiParameter("property", int, description="The chargers of one location (yours)."),
-    OpenApiParameter("start", str, description="Date or ISO 8601 moment; default: month start."),
-    OpenApiParameter("end", str, description="Date or ISO 8601 moment; default: now."),
+    OpenApiParameter(
+        "start",
+        str,
+        description="Date or ISO 8601 moment in the reporting window; default: month start.",
+    ),
+    OpenApiParameter(
+        "end", str, description="Date or ISO 8601 moment in the reporting window; default: now."
+    ),
 ]
+
+
+class MrecSerializer(serializers.Serializer):
+    """A ChargeX MREC code with who may cause it (U EV user, C operator, S charging station,
+    V vehicle), its class and where its row was read (docs/reliability.md, "Fault codes")."""
+
+    code = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    responsibility = serializers.CharField()
+    responsible = serializers.CharField()
+    # "class" is a Python word: declared under its JSON name.
+    vars()["class"] = serializers.CharField()
+    source = serializers.CharField()
+    secondary_source = serializers.BooleanField()
 
 
 class OutageSerializer(serializers.Serializer):
@@ -213,6 +262,7 @@ class OutageSerializer(serializers.Serializer):
     error_code = serializers.CharField(allow_null=True)
     vendor_error_code = serializers.CharField(allow_null=True)
     mrec_code = serializers.CharField(allow_null=True)
+    mrec = MrecSerializer(many=True)
     excluded = serializers.BooleanField()
 
 
@@ -321,7 +371,16 @@ class CecCsvView(_CsvView):
 
 
 class AlertRuleSerializer(TenantSerializerMixin, serializers.ModelSerializer):
-    email = serializers.ListField(child=serializers.EmailField(), required=False, max_length=20)
+    email = serializers.ListField(
+        child=serializers.EmailField(),
+        required=False,
+        max_length=20,
+        help_text="Addresses to email. Each gets alerts, one message each, once confirmed: a "
+        "member's verified account email at once, any other by the link emailed to it.",
+    )
+    recipients = serializers.SerializerMethodField(
+        help_text="Each address and whether it is confirmed (gets alerts) yet."
+    )
     webhook_secret = serializers.CharField(
         max_length=200, required=False, allow_blank=True, write_only=True
     )
@@ -338,6 +397,7 @@ class AlertRuleSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "remediation",
             "remediation_max_per_day",
             "email",
+            "recipients",
             "webhook_url",
             "webhook_secret",
             "has_webhook_secret",
@@ -356,6 +416,20 @@ class AlertRuleSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         if request is not None:
             fields["organization"].queryset = readable(Organization.objects.all(), request.user)
         return fields
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"email": {"type": "string"}, "confirmed": {"type": "boolean"}},
+            },
+        }
+    )
+    def get_recipients(self, obj: AlertRule) -> list[dict]:
+        named = [e.strip().lower() for e in obj.email or [] if e and e.strip()]
+        confirmed = recipients.confirmed_among(obj.organization_id, named)
+        return [{"email": e, "confirmed": e in confirmed} for e in dict.fromkeys(named)]
 
     def get_has_webhook_secret(self, obj: AlertRule) -> bool:
         return bool(obj.webhook_secret)
@@ -396,7 +470,15 @@ class AlertRuleViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         self.require_edit(serializer.validated_data["organization"].pk)
-        serializer.save()
+        rule = serializer.save()
+        recipients.rule_recipients_saved(rule, site_url=self._site_url())
+
+    def perform_update(self, serializer):
+        super().perform_update(serializer)
+        recipients.rule_recipients_saved(serializer.instance, site_url=self._site_url())
+
+    def _site_url(self) -> str:
+        return self.request.build_absolute_uri("/").rstrip("/")
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):

@@ -8,8 +8,10 @@ class ReliabilityConfig(AppConfig):
 
     def ready(self) -> None:
         from backoffice.views import reliability_figures
+        from chargers.web.providers import port_faults
 
-        from . import alerts, receivers
+        from . import alerts, faults, receivers
 
         receivers.connect()
         reliability_figures.register(alerts.dashboard_figures)
+        port_faults.register(faults.port_faults)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chargers.models import Charger
 
-from . import outages
+from . import outages, timeline, window
 from .models import Exclusion, ExclusionAudit
 
 VANDALISM_CAP = timedelta(days=10)
@@ -75,6 +75,42 @@ def cap_refusal(
     return None
 
 
+UNPLANNED_AHEAD = timedelta(days=1)
+UNPLANNED = (
+    Exclusion.Reason.VANDALISM,
+    Exclusion.Reason.GRID_OUTAGE,
+    Exclusion.Reason.NATURAL_DISASTER,
+)
+
+
+def bounds_refusal(
+    charger: Charger,
+    connector_id: int | None,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    now: datetime,
+) -> dict[str, str] | None:
+    """Why the exclusion cannot be entered at all, by field; None: it fits. The port is one of
+    the charger's; both dates lie in the reporting window; an unplanned cause (vandalism, grid
+    power loss, a disaster) is entered while or after it happens, so it ends at most a day after
+    now (an outage in progress and its expected end): further ahead it would hide a real fault
+    yet to come (issue 47)."""
+    if connector_id is not None and connector_id not in timeline.ports_of(charger):
+        return {"connector_id": f"Charger {charger.station_id} has no port {connector_id}."}
+    tz = timezone.get_current_timezone()
+    for field, moment in (("start", start), ("end", end)):
+        refusal = window.outside(moment, now, tz)
+        if refusal:
+            return {field: refusal}
+    if reason in UNPLANNED and end > now + UNPLANNED_AHEAD:
+        return {
+            "end": "An unplanned cause is entered while or after it happens: "
+            "its end is at most a day from now."
+        }
+    return None
+
+
 def _facts(exclusion: Exclusion) -> dict:
     return {
         "station_id": exclusion.charger.station_id,
@@ -98,9 +134,12 @@ def exclusion_create(
 ) -> Exclusion:
     """Enter an exclusion within the caps (checked under a lock on the charger, so two at once
     cannot both take the last hours); a refusal is audited and raised as ValidationError."""
+    refusal: str | dict[str, str] | None = bounds_refusal(
+        charger, connector_id, start, end, reason, timezone.now()
+    )
     with transaction.atomic():
         Charger.objects.select_for_update().filter(pk=charger.pk).first()
-        refusal = cap_refusal(charger, connector_id, start, end, reason)
+        refusal = refusal or cap_refusal(charger, connector_id, start, end, reason)
         if refusal is None:
             exclusion = Exclusion.objects.create(
                 charger=charger,
@@ -144,6 +183,20 @@ def exclusion_withdraw(exclusion: Exclusion, by: Any = None) -> Exclusion:
             details=_facts(exclusion),
         )
     return exclusion
+
+
+@transaction.atomic
+def exclusion_delete(exclusion: Exclusion, by: Any = None) -> None:
+    """Staff only (the admin, DELETE /api/v1/exclusions/{id}/): the exclusion goes, its audit
+    rows stay, and one more says who deleted what."""
+    details = _facts(exclusion) | {
+        "withdrawn_at": exclusion.withdrawn_at and exclusion.withdrawn_at.isoformat()
+    }
+    charger = exclusion.charger
+    exclusion.delete()
+    ExclusionAudit.objects.create(
+        charger=charger, action=ExclusionAudit.Action.DELETED, by=by, details=details
+    )
 
 
 def exclusion_spans(charger: Charger, connector_id: int) -> list[outages.Span]:

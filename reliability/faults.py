@@ -5,9 +5,63 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .models import FaultCodeMapping
+from chargers.models import Charger, ChargerEvent, Connector
+
+from .models import FaultCode, FaultCodeMapping
 
 _SEPARATORS = re.compile(r"[;,]")
+
+# MREC's responsibility letters (docs/reliability.md, "Fault codes").
+RESPONSIBLE = {
+    "U": "EV user",
+    "C": "charging station operator",
+    "S": "charging station",
+    "V": "vehicle",
+}
+
+
+def responsibility_words(letters: str) -> str:
+    """'S, V' → 'charging station, vehicle'; a letter MREC does not define is kept as written."""
+    parts = [p.strip() for p in _SEPARATORS.split(letters or "") if p.strip()]
+    return ", ".join(RESPONSIBLE.get(p.upper(), p) for p in parts)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One MREC code as the product shows it: name, who may cause it, its class and where the
+    row was read (`secondary`: on a secondary source alone, which is said wherever it shows)."""
+
+    code: str
+    name: str
+    description: str
+    responsibility: str
+    fault_class: str
+    source: str
+    secondary: bool
+
+    @property
+    def responsible(self) -> str:
+        return responsibility_words(self.responsibility)
+
+    @property
+    def label(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def source_words(self) -> str:
+        return f"Source: {self.source}" if self.source else "Source: not recorded"
+
+    def as_json(self) -> dict:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "description": self.description,
+            "responsibility": self.responsibility,
+            "responsible": self.responsible,
+            "class": self.fault_class,
+            "source": self.source,
+            "secondary_source": self.secondary,
+        }
 
 
 @dataclass(frozen=True)
@@ -31,6 +85,28 @@ class FaultTable:
             _Row(m.error_code, m.vendor.lower(), m.vendor_error_code, m.fault_code.code)
             for m in FaultCodeMapping.objects.select_related("fault_code")
             if m.error_code or m.vendor_error_code  # a row that names nothing matches nothing
+        ]
+        self.faults = {
+            f.code: Fault(
+                f.code,
+                f.name,
+                f.description,
+                f.responsibility,
+                f.fault_class,
+                f.source,
+                f.secondary_source,
+            )
+            for f in FaultCode.objects.all()
+        }
+
+    def faults_of(
+        self, error_code: str, vendor_error_code: str = "", vendor: str = ""
+    ) -> list[Fault]:
+        """What a charger reported, as the MREC Faults it maps to."""
+        return [
+            self.faults[c]
+            for c in self.codes(error_code, vendor_error_code, vendor)
+            if c in self.faults
         ]
 
     def codes(self, error_code: str, vendor_error_code: str = "", vendor: str = "") -> list[str]:
@@ -70,3 +146,64 @@ class FaultTable:
 
 def mrec_for(error_code: str, vendor_error_code: str = "", vendor: str = "") -> str:
     return FaultTable().code(error_code, vendor_error_code, vendor)
+
+
+# 2.0.1: EVerest reports an MREC code as a NotifyEvent of the variable Problem with techCode
+# "CXnnn" (eventNotificationType HardWiredNotification), actualValue "false" or cleared true when
+# it clears. The newest 500 Problem events of a charger are read: far more than its open codes.
+PROBLEM = "Problem"
+_RECENT_PROBLEMS = 500
+
+
+def _problem_open(event: ChargerEvent) -> bool:
+    return event.cleared is not True and event.actual_value.strip().lower() != "false"
+
+
+def _problem_port(event: ChargerEvent) -> int:
+    evse = ((event.data or {}).get("component") or {}).get("evse") or {}
+    try:
+        return int(evse.get("id") or 0) if isinstance(evse, dict) else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def open_problems(charger_id: int) -> dict[int, list[str]]:
+    """The techCodes of the 2.0.1 Problem events still open on each port (0: the whole charger),
+    the newest event of a (port, techCode) deciding."""
+    newest: dict[tuple[int, str], bool] = {}
+    events = ChargerEvent.objects.filter(charger_id=charger_id, variable=PROBLEM).order_by(
+        "-timestamp", "-id"
+    )[:_RECENT_PROBLEMS]
+    for event in events:
+        tech_code = str((event.data or {}).get("techCode") or "").strip()[:50]
+        if tech_code:
+            newest.setdefault((_problem_port(event), tech_code), _problem_open(event))
+    found: dict[int, list[str]] = {}
+    for (port, tech_code), is_open in sorted(newest.items()):
+        if is_open:
+            found.setdefault(port, []).append(tech_code)
+    return found
+
+
+def port_faults(charger: Charger) -> dict[int, list[dict]]:
+    """The MREC faults open on each port of a charger, as the port shows them: the 1.6
+    StatusNotification's errorCode/vendorErrorCode (EVerest: "CX016") and the 2.0.1 Problem
+    events' techCode. Registered as chargers.web.providers.port_faults."""
+    table = FaultTable()
+    found: dict[int, dict[str, Fault]] = {}
+    for connector in Connector.objects.filter(charger=charger):
+        for fault in table.faults_of(
+            connector.error_code, connector.vendor_error_code, charger.vendor
+        ):
+            found.setdefault(connector.connector_id, {})[fault.code] = fault
+    for port, tech_codes in open_problems(charger.pk).items():
+        for tech_code in tech_codes:
+            for fault in table.faults_of("", tech_code, charger.vendor):
+                found.setdefault(port, {})[fault.code] = fault
+    return {
+        port: [
+            f.as_json() | {"label": f.label, "source_words": f.source_words}
+            for f in faults.values()
+        ]
+        for port, faults in found.items()
+    }

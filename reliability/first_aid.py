@@ -45,6 +45,7 @@ def _answer(send: Callable[[], Command]) -> str:
 
 def _act(alert: Alert, action: str, payload: dict, now: datetime) -> dict:
     charger = alert.charger
+    assert charger is not None  # treat() gives first aid to charger alerts only
     result = _answer(
         lambda: send_command_sync(
             charger, action, payload, source="first_aid", timeout=COMMAND_TIMEOUT_S
@@ -107,7 +108,8 @@ def _stuck(alert: Alert, now: datetime) -> None:
     if session is None:
         return
     if not alert.remediation:
-        if alert.charger.ocpp_version == Charger.OcppVersion.V201 and session.ocpp_transaction_id:
+        v201 = alert.charger is not None and alert.charger.ocpp_version == Charger.OcppVersion.V201
+        if v201 and session.ocpp_transaction_id:
             _act(alert, "GetTransactionStatus", {"transactionId": session.ocpp_transaction_id}, now)
         else:
             trigger = {"requestedMessage": "MeterValues", "connectorId": alert.connector_id}
@@ -126,10 +128,11 @@ def treat(alert: Alert, now: datetime | None = None) -> None:
     now = now or timezone.now()
     rule = alert.rule
     remedy = rule.remediation
-    if remedy == Remedy.NONE or alert.cleared_at is not None:
-        return
+    charger = alert.charger
+    if remedy == Remedy.NONE or alert.cleared_at is not None or charger is None:
+        return  # no first aid for a problem that is no charger's (an access point's feed)
     first_step = not alert.remediation
-    if first_step and sent_today(rule, alert.charger, now) >= rule.remediation_max_per_day:
+    if first_step and sent_today(rule, charger, now) >= rule.remediation_max_per_day:
         return
     try:
         if alert.kind == AlertRule.Kind.FAULTED and first_step:

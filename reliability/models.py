@@ -74,7 +74,8 @@ class Exclusion(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Withdrawn, not deleted: the audit trail keeps what was claimed and who took it back.
+    # Hosts withdraw (the audit trail keeps what was claimed and who took it back); only staff
+    # delete one (reliability.exclusions.exclusion_delete, audited too).
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -93,9 +94,11 @@ class ExclusionAudit(models.Model):
         CREATED = "created", "Created"
         WITHDRAWN = "withdrawn", "Withdrawn"
         REFUSED = "refused", "Refused (over a cap)"
+        DELETED = "deleted", "Deleted by staff"
 
+    # Kept when a staff user deletes the exclusion: the row of its deletion says what it was.
     exclusion = models.ForeignKey(
-        Exclusion, on_delete=models.CASCADE, related_name="audit", null=True, blank=True
+        Exclusion, on_delete=models.SET_NULL, related_name="audit", null=True, blank=True
     )
     charger = models.ForeignKey("chargers.Charger", on_delete=models.CASCADE, related_name="+")
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -126,6 +129,9 @@ class AlertRule(models.Model):
         UPTIME_BELOW = "uptime_below", "Month's uptime below target"
         # Reported by the app that sees it (power.enforcement), not evaluated here (PUSHED_KINDS).
         POWER_REFUSED = "power_refused", "Charger refused its power limit"
+        # Reported by roaming.access_points: a national access point's feed (AFIR) has a change
+        # waiting longer than the access point's bound (DOT-NL: 60 s). Not about one charger.
+        ACCESS_POINT_BEHIND = "access_point_behind", "Access point feed behind"
 
     class Remediation(models.TextChoices):
         NONE = "none", "None"
@@ -166,11 +172,46 @@ class AlertRule(models.Model):
         return f"{self.get_kind_display()} after {self.after_s} s ({self.organization_id})"
 
 
+class AlertRecipient(models.Model):
+    """An address an organization's alert rules email, and whether it agreed to (issue 47 item
+    6): alerts go only to confirmed addresses, one message each. An address equal to a verified
+    account email of one of the organization's members is confirmed at once; any other is sent
+    a confirmation link first (docs/reliability.md, "Alerts")."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="alert_recipients"
+    )
+    email = models.EmailField(max_length=254)  # lower case
+    key = models.CharField(max_length=64, unique=True)  # the confirmation link's secret
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_how = models.CharField(max_length=20, blank=True)  # "link" | "member_account"
+    # When the confirmation link was emailed; empty: still to send (the alerts sweep sends it).
+    invited_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization_id", "email"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email"], name="unique_alert_recipient_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "confirmed" if self.confirmed_at else "unconfirmed"
+        return f"{self.email} ({state})"
+
+
 class Alert(models.Model):
     """One problem of one charger or port under one rule, open until the problem clears."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
-    charger = models.ForeignKey("chargers.Charger", on_delete=models.CASCADE, related_name="+")
+    # Empty for a problem of the organization's, not of a charger (an access point's feed):
+    # `subject` then names it ("access point NL").
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    subject = models.CharField(max_length=40, blank=True)
     connector_id = models.PositiveIntegerField(default=0, help_text="0: the charger as a whole.")
     kind = models.CharField(max_length=20, choices=AlertRule.Kind.choices)
     since = models.DateTimeField(help_text="When the problem began.")
@@ -189,13 +230,17 @@ class Alert(models.Model):
                 fields=["rule", "charger", "connector_id"],
                 condition=models.Q(cleared_at__isnull=True),
                 name="one_open_alert_per_problem",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(cleared_at__isnull=True, charger__isnull=True),
+                name="one_open_alert_per_subject",
+            ),
         ]
 
     def __str__(self) -> str:
-        return (
-            f"{self.kind} {self.charger_id}/{self.connector_id} at {self.opened_at:%Y-%m-%d %H:%M}"
-        )
+        what = self.subject if self.charger_id is None else f"{self.charger_id}/{self.connector_id}"
+        return f"{self.kind} {what} at {self.opened_at:%Y-%m-%d %H:%M}"
 
     @property
     def duration_s(self) -> float | None:
@@ -243,6 +288,25 @@ class FaultCode(models.Model):
     code = models.CharField(max_length=10, unique=True)
     name = models.CharField(max_length=60)
     description = models.CharField(max_length=300, blank=True)
+    responsibility = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Who MREC says may cause it: U EV user, C charging station operator, "
+        "S charging station (EVSE), V vehicle; e.g. 'S, V'.",
+    )
+    fault_class = models.CharField(
+        "class",
+        max_length=60,
+        blank=True,
+        help_text="As MREC gives it, e.g. 'safety, maintenance'.",
+    )
+    source = models.CharField(
+        max_length=300, blank=True, help_text="Where the code's row was read (shown with it)."
+    )
+    secondary_source = models.BooleanField(
+        default=False,
+        help_text="The row rests on a secondary source alone: shown as such wherever it appears.",
+    )
 
     class Meta:
         ordering = ["code"]

@@ -40,12 +40,13 @@ def sweep_task() -> int:
 @shared_task(name="reliability.alerts")
 def alerts_task() -> int:
     """Open and clear alerts, send what is due, then give first aid where a rule asks for it."""
-    from . import alerts, first_aid
+    from . import alerts, first_aid, recipients
 
     now = timezone.now()
     still_open = alerts.evaluate(now)
     # The events go out first: first aid waits for a charger's answer (up to its timeout).
     sent = alerts.deliveries_send()
+    recipients.invitations_send()  # confirmation links still to send (docs/reliability.md)
     for alert in still_open:
         first_aid.treat(alert, now)
     return sent

@@ -106,7 +106,8 @@ def charger_event_record(event: ChargerEvent) -> bool:
                 at=event.timestamp,
                 status=event.actual_value[:30],
                 error_code="",
-                vendor_error_code=event.tech_info[:50],
+                # EVerest sends its MREC code as techCode; older chargers put a code in techInfo.
+                vendor_error_code=str((event.data or {}).get("techCode") or event.tech_info)[:50],
                 info=f"NotifyEvent {component.get('name', '')}"[:500],
                 source=f"charger_event:{event.pk}",
             )

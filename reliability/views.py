@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.views.decorators.http import require_http_methods
 
-from backoffice.tenancy import can_write
-from backoffice.views import require_role
-from chargers.web.selectors import charger_for_user
+from backoffice.tenancy import can_write, require_role
+from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import exclusions, services
+from . import exclusions, services, timeline, window
 from .faults import FaultTable
 from .forms import ExclusionForm
 from .models import Exclusion
@@ -28,18 +31,37 @@ CAUSE_WORDS = {
 }
 
 
-def _month(request) -> tuple[datetime, datetime]:
-    """The month asked for (?month=2026-03), or this one; cut at now."""
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+class MonthRefused(ValueError):
+    """?month= is not a month of the reporting window (the text says why)."""
+
+
+def _month(asked: str | None) -> tuple[datetime, datetime]:
+    """The month asked for (?month=2026-03, inside the reporting window), or this one; cut at
+    now. MonthRefused for anything else (9999-12, 0001-01, 1-1)."""
     now = timezone.localtime()
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    try:
-        year, month = (int(part) for part in request.GET.get("month", "").split("-"))
+    if asked is not None:
+        first, last = window.years(now, now.tzinfo)
+        match = MONTH.fullmatch(asked)
+        year, month = (int(match[1]), int(match[2])) if match else (0, 0)
+        if not (first <= year <= last and 1 <= month <= 12):
+            raise MonthRefused(f"month: give a month as YYYY-MM from {first}-01 through {last}-12.")
         start = start.replace(year=year, month=month)
-    except ValueError:
-        pass
     carry, month_index = divmod(start.month, 12)
     following = start.replace(year=start.year + carry, month=month_index + 1)
     return start, min(following, timezone.now())
+
+
+def _shown(moment: datetime) -> str:
+    """An exclusion's moment in the viewer's zone; in UTC when that zone would carry it past
+    year 1 or 9999 (a row entered before dates were bounded to the reporting window)."""
+    try:
+        return date_format(timezone.localtime(moment), "j M Y H:i")
+    except OverflowError:
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _bars(port: services.PortUptime, start: datetime, end: datetime) -> list[dict]:
@@ -56,6 +78,62 @@ def _bars(port: services.PortUptime, start: datetime, end: datetime) -> list[dic
     ]
 
 
+FLEET_PER_PAGE = 25
+
+
+def _fleet_row(charger, start: datetime, end: datetime, now: datetime) -> dict:
+    """One charger of the fleet page: its ports together, and every port's outages on one
+    timeline of the month."""
+    ports = [
+        services.port_uptime(charger, port, start, end, now) for port in timeline.ports_of(charger)
+    ]
+    total = services.aggregate(ports) if ports else None
+    bars = [{**bar, "port": p.connector_id} for p in ports for bar in _bars(p, start, end)]
+    return {
+        "charger": charger,
+        "ports": len(ports),
+        "percent": total.percent if total is not None else None,
+        "below": total is not None and total.percent < services.TARGET_PERCENT,
+        "outages": sum(len(p.uptime.outages) for p in ports),
+        "bars": bars,
+    }
+
+
+@login_required
+@require_http_methods(["GET"])
+def fleet_uptime(request):
+    """The main navigation's Uptime: every charger the user may read, this month (or ?month=),
+    each with its port-weighted uptime and its outages on a time axis."""
+    try:
+        start, end = _month(request.GET.get("month"))
+        refused = ""
+    except MonthRefused as exc:
+        start, end = _month(None)
+        refused = str(exc)
+    chargers = chargers_for(request.user).order_by("station_id")
+    page = Paginator(chargers, FLEET_PER_PAGE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    timeline.links_sync(list(page.object_list), now)
+    total = (end - start).total_seconds() or 1
+    days = [
+        {"left": round((day - start).total_seconds() / total * 100, 3), "day": day}
+        for day in (start + timedelta(days=n) for n in (0, 7, 14, 21, 28))
+        if day < end
+    ]
+    context = {
+        "rows": [_fleet_row(c, start, end, now) for c in page.object_list],
+        "page": page,
+        "start": start,
+        "end": end,
+        "days": days,
+        "month": f"{start:%Y-%m}",
+        "month_refused": refused,
+        "target": services.TARGET_PERCENT,
+        "portal_section": "uptime",
+    }
+    return render(request, "reliability/fleet_uptime.html", context)
+
+
 @login_required
 def charger_uptime(request, station_id: str):
     charger = charger_for_user(request.user, station_id)
@@ -63,7 +141,12 @@ def charger_uptime(request, station_id: str):
         raise Http404("No such charger")
     role = require_role(request.user, charger.organization_id)
     editable = can_write(request.user, charger.organization_id)
-    start, end = _month(request)
+    try:
+        start, end = _month(request.GET.get("month"))
+        refused = ""
+    except MonthRefused as exc:  # this month is shown, with the reason the asked one is not
+        start, end = _month(None)
+        refused = str(exc)
     ports = services.charger_uptime(charger, start, end)
     form = ExclusionForm(ports=[p.connector_id for p in ports])
     if request.method == "POST":
@@ -104,19 +187,42 @@ def charger_uptime(request, station_id: str):
                     (
                         o,
                         CAUSE_WORDS.get(o.cause, o.cause),
-                        table.code(o.error_code, o.vendor_code, charger.vendor),
+                        table.faults_of(o.error_code, o.vendor_code, charger.vendor),
                     )
                     for o in p.uptime.outages
                 ],
             }
             for p in ports
         ],
-        "exclusions": Exclusion.objects.filter(charger=charger).select_related("created_by")[:50],
+        "exclusions": [
+            (row, _shown(row.start), _shown(row.end))
+            for row in Exclusion.objects.filter(charger=charger).select_related("created_by")[:50]
+        ],
         "form": form,
+        "month_refused": refused,
     }
     return render(
         request,
         "reliability/charger_uptime.html",
         context,
-        status=400 if request.method == "POST" else 200,
+        status=400 if request.method == "POST" or refused else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def alert_recipient_confirm(request, key: str):
+    """The link emailed to an alert address (issue 47 item 6): the page asks, the button
+    confirms (a GET changes nothing, so a mail scanner opening links confirms no one)."""
+    from .models import AlertRecipient
+    from .recipients import recipient_confirm
+
+    recipient = AlertRecipient.objects.filter(key=key).select_related("organization").first()
+    if recipient is None:
+        raise Http404
+    if request.method == "POST":
+        recipient = recipient_confirm(key) or recipient
+    return render(
+        request,
+        "reliability/alert_recipient_confirm.html",
+        {"recipient": recipient, "confirmed": recipient.confirmed_at is not None},
     )

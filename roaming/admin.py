@@ -1,18 +1,28 @@
-"""Django admin for support agents: partners, the OCPI log, the outbox, tokens, commands, CDRs."""
+"""Django admin for support agents: partners, the OCPI log, the outbox, tokens, commands, CDRs,
+parking places, and the PTPs' terminals, terminal payments and financial advice confirmations."""
+
+from typing import Any
 
 from django.contrib import admin
 from django.utils.html import format_html
 
+from . import access_points
 from .models import (
+    AccessPointFeed,
     Cdr,
     Delivery,
     EvseProfile,
+    FinancialAdviceConfirmation,
     HubParty,
     LocationProfile,
     OcpiLog,
+    ParkingPlace,
     Partner,
     PushedToken,
     RemoteCommand,
+    Terminal,
+    TerminalActivation,
+    TerminalPayment,
 )
 
 
@@ -25,6 +35,39 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(AccessPointFeed)
+class AccessPointFeedAdmin(admin.ModelAdmin):
+    """AFIR feeds to national access points. The token is never shown; switching a feed on and
+    changing its address go through the portal API (the outbound guard and the full sync)."""
+
+    list_display = ["organization", "country", "protocol", "enabled", "endpoint_url", "updated_at"]
+    list_filter = ["country", "protocol", "enabled"]
+    list_select_related = ["organization"]
+    search_fields = ["organization__name", "country"]
+    exclude = ["token"]
+    readonly_fields = [
+        "organization",
+        "country",
+        "protocol",
+        "enabled",
+        "endpoint_url",
+        "party_id",
+        "partner",
+        "freshness",
+        "created_at",
+        "updated_at",
+    ]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    @admin.display(description="Freshness and last error")
+    def freshness(self, obj: AccessPointFeed) -> str:
+        state = access_points.feed_state(obj)
+        age = "up to date" if not state.waiting else f"oldest change waiting {state.freshness_s} s"
+        return f"{state.waiting} waiting, {age}. {state.last_error_words}".strip()
 
 
 @admin.register(Partner)
@@ -147,7 +190,12 @@ class CdrAdmin(ReadOnlyAdmin):
     @admin.display(description="Total (incl. VAT)")
     def total(self, obj: Cdr) -> str:
         cost = obj.data.get("total_cost") or {}
-        return format_html("{} {}", cost.get("incl_vat", "–"), obj.data.get("currency", ""))
+        if "before_taxes" in cost:  # 2.3.0 Price
+            taxes = sum(float(t.get("amount", 0)) for t in cost.get("taxes") or [])
+            amount: object = round(float(cost["before_taxes"]) + taxes, 4)
+        else:
+            amount = cost.get("incl_vat", "–")
+        return format_html("{} {}", amount, obj.data.get("currency", ""))
 
 
 @admin.register(LocationProfile)
@@ -165,3 +213,72 @@ class EvseProfileAdmin(admin.ModelAdmin):
     search_fields = ["charger__station_id"]
     list_select_related = ["charger"]
     autocomplete_fields = ["charger"]
+
+
+@admin.register(ParkingPlace)
+class ParkingPlaceAdmin(admin.ModelAdmin):
+    list_display = ["property", "physical_reference", "vehicle_types", "restricted_to_type"]
+    list_filter = ["restricted_to_type", "reservation_required"]
+    search_fields = ["property__name", "physical_reference"]
+    list_select_related = ["property"]
+    autocomplete_fields = ["property"]
+
+
+@admin.register(Terminal)
+class TerminalAdmin(ReadOnlyAdmin):
+    """A PTP's payment terminal; hosts assign its EVSEs in the portal (the PTP is told)."""
+
+    list_display = [
+        "terminal_id",
+        "partner",
+        "organization",
+        "last_updated",
+        "assigned_at",
+        "deactivated_at",
+    ]
+    search_fields = ["terminal_id", "partner__name"]
+    list_select_related = ["partner", "organization"]
+    autocomplete_fields = ["partner", "organization"]
+
+
+@admin.register(TerminalActivation)
+class TerminalActivationAdmin(ReadOnlyAdmin):
+    """Activations a host asked a PTP for; the terminal is set once the PTP created it."""
+
+    list_display = ["reference", "partner", "organization", "requested_at", "terminal"]
+    search_fields = ["reference", "partner__name"]
+    list_select_related = ["partner", "organization", "terminal"]
+    autocomplete_fields = ["partner", "organization", "terminal"]
+
+
+@admin.register(TerminalPayment)
+class TerminalPaymentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "authorization_reference",
+        "partner",
+        "terminal",
+        "charger",
+        "session",
+        "invoice_reference_id",
+        "created_at",
+    ]
+    search_fields = ["authorization_reference", "invoice_reference_id"]
+    list_select_related = ["partner", "terminal", "charger", "session"]
+    autocomplete_fields = ["partner", "charger", "session", "token"]
+
+
+@admin.register(FinancialAdviceConfirmation)
+class FinancialAdviceConfirmationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "fac_id",
+        "partner",
+        "payment",
+        "capture_status_code",
+        "total_incl_tax",
+        "currency",
+        "received_at",
+    ]
+    list_filter = ["capture_status_code"]
+    search_fields = ["fac_id", "payment__authorization_reference"]
+    list_select_related = ["partner", "payment"]
+    autocomplete_fields = ["partner", "payment"]

@@ -7,9 +7,14 @@ class RoamingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from backoffice.views import roaming_figures
         from chargers.signals import connector_status_changed, session_finished, session_started
 
-        from . import receivers
+        # Register the Celery tasks in every process: roaming/commands.py queues one by name
+        # (roaming/schedule.py) and must find it registered.
+        from . import access_points, receivers, tasks  # noqa: F401
+
+        roaming_figures.register(access_points.dashboard_figures)
 
         connector_status_changed.connect(
             receivers.connector_status_changed, dispatch_uid="roaming.connector_status_changed"
@@ -28,3 +33,7 @@ class RoamingConfig(AppConfig):
         post_delete.connect(
             receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_deleted"
         )
+        from billing.models import Rate
+
+        post_save.connect(receivers.rate_saved, sender=Rate, dispatch_uid="roaming.rate_saved")
+        post_delete.connect(receivers.rate_saved, sender=Rate, dispatch_uid="roaming.rate_deleted")

@@ -23,8 +23,8 @@ from chargers.devices import commands as charger_commands
 from chargers.models import Charger, ChargingSession, Command
 from chargers.sessions import services as charger_services
 
-from . import ocpi, services
-from .models import Partner, RemoteCommand
+from . import ocpi, payments, schedule, services
+from .models import Partner, RemoteCommand, TerminalPayment
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +136,24 @@ def _decide(charger: Charger, uid: str, connector_id: int | None) -> Decision:
     )
 
 
-def _payload(remote: RemoteCommand) -> tuple[str, dict[str, Any]]:
+def _start_id_tag(remote: RemoteCommand) -> str:
+    """The idTag a START_SESSION starts the charger with: the partner's token uid, or for a
+    payment terminal's start the one-off card of its payment (roaming.payments)."""
+    if remote.pk:
+        card = (
+            TerminalPayment.objects.filter(command_id=remote.pk)
+            .values_list("token__uid", flat=True)
+            .first()
+        )
+        if card:
+            return str(card)
+    return str(remote.request["token"]["uid"])
+
+
+def _payload(remote: RemoteCommand, *, id_tag: str = "") -> tuple[str, dict[str, Any]]:
     body = remote.request
     if remote.type == RemoteCommand.Type.START_SESSION:
-        payload: dict[str, Any] = {"idTag": body["token"]["uid"]}
+        payload: dict[str, Any] = {"idTag": id_tag or _start_id_tag(remote)}
         if remote.connector_id:
             payload["connectorId"] = remote.connector_id
         return "RemoteStartTransaction", payload
@@ -185,6 +199,28 @@ def command_receive(*, partner: Partner, command: str, body: Any) -> Response:
         return exc.response
 
 
+def _reservation(partner: Partner, remote: RemoteCommand, body: dict) -> None:
+    """Check a RESERVE_NOW and give it its OCPP reservation id."""
+    if not isinstance(body.get("reservation_id"), str) or not body["reservation_id"]:
+        raise _invalid("reservation_id is required.")
+    try:
+        ocpi.parse_datetime(str(body.get("expiry_date", "")))
+    except ValueError:
+        raise _invalid("expiry_date is not a DateTime.") from None
+    remote.reservation_id = body["reservation_id"][:36]
+    earlier = (
+        RemoteCommand.objects.filter(
+            partner=partner, type=remote.type, reservation_id=remote.reservation_id
+        )
+        .exclude(ocpp_reservation_id=None)
+        .first()
+    )
+    # A RESERVE_NOW with a known reservation_id replaces that reservation (mod_commands).
+    remote.ocpp_reservation_id = (
+        earlier.ocpp_reservation_id if earlier else secrets.randbelow(2**31 - 1) + 1
+    )
+
+
 def _receive(partner: Partner, command: str, body: dict) -> Response:
     url = _response_url(body)
     remote = RemoteCommand(partner=partner, type=command, request=body, response_url=url)
@@ -195,24 +231,9 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
         if body.get("connector_id") and remote.connector_id is None:
             raise _invalid("connector_id needs evse_uid.")
         if command == RemoteCommand.Type.RESERVE_NOW:
-            if not isinstance(body.get("reservation_id"), str) or not body["reservation_id"]:
-                raise _invalid("reservation_id is required.")
-            try:
-                ocpi.parse_datetime(str(body.get("expiry_date", "")))
-            except ValueError:
-                raise _invalid("expiry_date is not a DateTime.") from None
-            remote.reservation_id = body["reservation_id"][:36]
-            earlier = (
-                RemoteCommand.objects.filter(
-                    partner=partner, type=command, reservation_id=remote.reservation_id
-                )
-                .exclude(ocpp_reservation_id=None)
-                .first()
-            )
-            # A RESERVE_NOW with a known reservation_id replaces that reservation (mod_commands).
-            remote.ocpp_reservation_id = (
-                earlier.ocpp_reservation_id if earlier else secrets.randbelow(2**31 - 1) + 1
-            )
+            _reservation(partner, remote, body)
+        if partner.role == Partner.Role.PTP:
+            return _terminal_start(partner, remote, body)
         uid = _store_token(partner, body.get("token"))
         _checked(*_payload(remote))
         decision = _decide(remote.charger, uid, remote.connector_id)
@@ -273,11 +294,46 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
     return Response("ACCEPTED", remote_command_id=remote_id)
 
 
-def _queue(remote_id: int) -> None:
-    from .tasks import command_execute_task
-
+def _terminal_start(partner: Partner, remote: RemoteCommand, body: dict) -> Response:
+    """A payment terminal's START_SESSION (OCPI 2.3.0 mod_payments "Transaction"): on an EVSE
+    of one of its terminals, with its authorization_reference; the charger is started with the
+    payment's one-off card, decided by the authorization engine like any remote start."""
+    if remote.type != RemoteCommand.Type.START_SESSION:
+        return Response("NOT_SUPPORTED", "A payment terminal starts sessions; it cannot reserve.")
+    assert remote.charger is not None
     try:
-        command_execute_task.delay(remote_id)
+        start = payments.terminal_start_prepare(
+            partner=partner, body=body, charger=remote.charger, connector_id=remote.connector_id
+        )
+    except payments.PaymentRefused as exc:
+        return Response("REJECTED", exc.message, code=exc.code)
+    try:
+        _checked(*_payload(remote, id_tag=start.uid))
+        decision = _decide(remote.charger, start.uid, remote.connector_id)
+    except Exception:  # refused, or anything else: the card never works
+        payments.terminal_start_refused(start)
+        raise
+    if not decision.accepted:
+        payments.terminal_start_refused(start)
+        remote.response, remote.message = "REJECTED", decision.message
+        remote.save()
+        return Response("REJECTED", decision.message, remote_command_id=remote.pk)
+    remote.response = "ACCEPTED"
+    try:
+        with transaction.atomic():
+            remote.save()
+            payments.terminal_start_record(start, command_id=remote.pk)
+            remote_id = remote.pk
+            transaction.on_commit(lambda: _queue(remote_id))
+    except payments.PaymentRefused as exc:  # its reference, taken meanwhile
+        payments.terminal_start_refused(start)
+        return Response("REJECTED", exc.message, code=exc.code)
+    return Response("ACCEPTED", remote_command_id=remote_id)
+
+
+def _queue(remote_id: int) -> None:
+    try:
+        schedule.task(schedule.COMMAND_EXECUTE).delay(remote_id)
     except Exception:
         logger.exception("Could not queue OCPI command %s", remote_id)
 
@@ -288,6 +344,9 @@ def command_execute(*, remote_command_id: int) -> str:
     if remote.result:
         return remote.result
     result, message, charger_command = _run(remote)
+    if remote.type == RemoteCommand.Type.START_SESSION and result != "ACCEPTED":
+        # A payment terminal's one-off card is not for another try: the PTP starts anew.
+        payments.terminal_command_failed(remote_command_id=remote.pk)
     remote.result, remote.message, remote.completed_at = result, message[:500], timezone.now()
     remote.charger_command = charger_command
     remote.save(update_fields=["result", "message", "completed_at", "charger_command"])

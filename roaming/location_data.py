@@ -165,3 +165,56 @@ def check_text(value: Any, *, field: str, max_length: int, required: bool) -> st
     if len(text) > max_length:
         raise InvalidLocationData(field, f"At most {max_length} characters (OCPI).")
     return text
+
+
+# -- AFIR: what a National Access Point must be given (docs/afir.md) -------------------------------
+
+
+def check_energy_mix(value: Any) -> dict[str, Any] | None:
+    """Return an OCPI EnergyMix of what we hold ({is_green_energy, supplier_name?,
+    energy_product_name?}), None for "not entered", or raise."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("is_green_energy"), bool):
+        raise InvalidLocationData(
+            "energy_mix", "Say whether the energy is green (is_green_energy: true or false)."
+        )
+    mix: dict[str, Any] = {"is_green_energy": value["is_green_energy"]}
+    for name in ("supplier_name", "energy_product_name"):
+        text = value.get(name)
+        if text in (None, ""):
+            continue
+        if not isinstance(text, str) or len(text) > 64:
+            raise InvalidLocationData("energy_mix", f"{name}: text of at most 64 characters.")
+        mix[name] = text.strip()
+    unknown = set(value) - {"is_green_energy", "supplier_name", "energy_product_name"}
+    if unknown:
+        raise InvalidLocationData("energy_mix", f"Unknown fields: {', '.join(sorted(unknown))}.")
+    return mix
+
+
+def afir_missing(
+    *,
+    has_opening_times: bool,
+    has_energy_mix: bool,
+    chargers_without_connector_data: list[str],
+    chargers_without_price: list[str],
+) -> list[str]:
+    """Return, in words, what a publicly accessible location lacks of the fields access points
+    make mandatory (NDW's five: opening_times, energy_mix, parking_restrictions,
+    max_electric_power, tariff_ids); empty: it can be delivered.
+
+    An empty list of parking restrictions is an answer (anyone may charge), so connector data
+    entered is enough for parking_restrictions and max_electric_power."""
+    missing = []
+    if not has_opening_times:
+        missing.append("its opening hours (open 24/7, or the hours of at least one weekday)")
+    if not has_energy_mix:
+        missing.append("its energy mix (whether the energy is green, and from which supplier)")
+    if chargers_without_connector_data:
+        names = ", ".join(chargers_without_connector_data)
+        missing.append(f"the connector data (maximum power, who may charge) of {names}")
+    if chargers_without_price:
+        names = ", ".join(chargers_without_price)
+        missing.append(f"a price for guests (the ad hoc price) at {names}")
+    return missing

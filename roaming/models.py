@@ -1,10 +1,12 @@
-"""OCPI partners (eMSPs and hubs), what we publish about locations, the outbox and the OCPI log."""
+"""OCPI partners (eMSPs, hubs, payment terminal providers), what we publish about locations
+(with their parking places), the outbox, the OCPI log, and the PTPs' terminals and payments."""
 
 from django.db import models
 
 
 class Partner(models.Model):
-    """A platform we exchange OCPI 2.2.1 with: an eMSP (or a hub) for one of our operators.
+    """A platform we exchange OCPI (2.2.1 or 2.3.0) with for one of our operators: an eMSP, a
+    hub, or a payment terminal provider (PTP, 2.3.0's Payments module).
 
     The partner's party (country code + party id) is the operator's MobilityServiceProvider:
     blocking that provider under Mobility Providers stops the partner's tokens and commands.
@@ -13,6 +15,9 @@ class Partner(models.Model):
     class Role(models.TextChoices):
         EMSP = "EMSP", "eMSP (mobility provider)"
         HUB = "HUB", "Hub"
+        PTP = "PTP", "Payment terminal provider"
+        # A national access point (AFIR) fed by an AccessPointFeed: it only receives pushes.
+        NAP = "NAP", "National access point"
 
     class State(models.TextChoices):
         # We issued a token A; waiting for the partner to register with it.
@@ -46,7 +51,13 @@ class Partner(models.Model):
     # be sent as is, so it is kept as is.
     outgoing_token = models.CharField(max_length=64, blank=True)
     versions_url = models.URLField(max_length=500, blank=True)
+    # The OCPI version both sides use (the newest both speak when we registered; the partner's
+    # choice when it registered with us), and every version the partner offered then.
     version = models.CharField(max_length=10, blank=True)
+    versions_offered = models.JSONField(default=list, blank=True)
+    # Every role of its credentials: [{"role", "country_code", "party_id", "name"}] (a 2.3.0 hub
+    # lists the parties it reaches).
+    roles = models.JSONField(default=list, blank=True)
     # {"locations": {"RECEIVER": url}, "tokens": {"SENDER": url}, ...}
     endpoints = models.JSONField(default=dict, blank=True)
     business_details = models.JSONField(default=dict, blank=True)
@@ -127,11 +138,19 @@ class LocationProfile(models.Model):
         help_text="The operator name partners show; empty: the organization's name.",
     )
     open_24_7 = models.BooleanField(default=True, help_text="Chargers can be used at any time.")
+    help_phone = models.CharField(
+        max_length=25,
+        blank=True,
+        help_text="A number drivers at this location can call for help (OCPI 2.3.0 help_phone).",
+    )
     # OCPI RegularHours when not open 24/7: [{"weekday": 1, "period_begin": "08:00", "period_end": "18:00"}]
     regular_hours = models.JSONField(default=list, blank=True)
     # OCPI ExceptionalPeriods: [{"period_begin": DateTime, "period_end": DateTime}]
     exceptional_openings = models.JSONField(default=list, blank=True)
     exceptional_closings = models.JSONField(default=list, blank=True)
+    # OCPI EnergyMix (mod_locations "EnergyMix class"): {"is_green_energy", "supplier_name"?,
+    # "energy_product_name"?}; null: not entered yet (AFIR: a feed holds the location back).
+    energy_mix = models.JSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -172,10 +191,110 @@ class EvseProfile(models.Model):
     max_electric_power = models.PositiveIntegerField(
         null=True, blank=True, help_text="Watt, when lower than V x A."
     )
+    # mod_locations ParkingRestriction values: who may charge here (beyond vehicle types).
+    parking_restrictions = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"OCPI connector of {self.charger_id}"
+
+
+class ParkingRestriction(models.TextChoices):
+    """mod_locations "ParkingRestriction" (2.3.0; 2.2.1 has the first five)."""
+
+    EV_ONLY = "EV_ONLY", "Electric vehicles only"
+    PLUGGED = "PLUGGED", "Only while plugged in"
+    DISABLED = "DISABLED", "Disabled people with a valid permit"
+    CUSTOMERS = "CUSTOMERS", "Customers or guests only"
+    MOTORCYCLES = "MOTORCYCLES", "Motorcycles and scooters only"
+    EMPLOYEES = "EMPLOYEES", "Employees only"
+    TAXIS = "TAXIS", "Taxis only"
+    TENANTS = "TENANTS", "Residents only"
+
+
+class VehicleType(models.TextChoices):
+    """mod_locations "VehicleType" (2.3.0)."""
+
+    MOTORCYCLE = "MOTORCYCLE", "Motorcycle"
+    PERSONAL_VEHICLE = "PERSONAL_VEHICLE", "Car"
+    PERSONAL_VEHICLE_WITH_TRAILER = "PERSONAL_VEHICLE_WITH_TRAILER", "Car with a trailer"
+    VAN = "VAN", "Van (under 2.75 m)"
+    SEMI_TRACTOR = "SEMI_TRACTOR", "Tractor unit without trailer"
+    RIGID = "RIGID", "Rigid truck"
+    TRUCK_WITH_TRAILER = "TRUCK_WITH_TRAILER", "Truck with a trailer"
+    BUS = "BUS", "Bus or coach"
+    DISABLED = "DISABLED", "Vehicle with a disabled parking permit"
+
+
+class ParkingPlace(models.Model):
+    """A parking space at a location where a vehicle parks to charge (OCPI 2.3.0 "Parking
+    object"): what AFIR asks operators to tell National Access Points, including the spaces
+    for people with disabilities. Sizes in cm, weight in kg; empty: not known."""
+
+    class Direction(models.TextChoices):
+        PARALLEL = "PARALLEL", "Parallel to the road"
+        PERPENDICULAR = "PERPENDICULAR", "Perpendicular to the road"
+        ANGLE = "ANGLE", "At an angle to the road"
+
+    property = models.ForeignKey(
+        "backoffice.Property", on_delete=models.CASCADE, related_name="parking_places"
+    )
+    physical_reference = models.CharField(
+        max_length=12, blank=True, help_text="As painted or signposted on site, e.g. P12."
+    )
+    vehicle_types = models.JSONField(default=list, help_text="VehicleType values, at least one.")
+    restricted_to_type = models.BooleanField(
+        default=False, help_text="Other vehicle types may not park here, even if they fit."
+    )
+    reservation_required = models.BooleanField(default=False)
+    max_vehicle_weight = models.PositiveIntegerField(null=True, blank=True, help_text="kg")
+    max_vehicle_height = models.PositiveIntegerField(null=True, blank=True, help_text="cm")
+    max_vehicle_length = models.PositiveIntegerField(null=True, blank=True, help_text="cm")
+    max_vehicle_width = models.PositiveIntegerField(null=True, blank=True, help_text="cm")
+    parking_space_length = models.PositiveIntegerField(null=True, blank=True, help_text="cm")
+    parking_space_width = models.PositiveIntegerField(null=True, blank=True, help_text="cm")
+    dangerous_goods_allowed = models.BooleanField(null=True, blank=True)
+    direction = models.CharField(max_length=13, choices=Direction.choices, blank=True)
+    drive_through = models.BooleanField(null=True, blank=True)
+    time_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes a vehicle may stay."
+    )
+    roofed = models.BooleanField(null=True, blank=True)
+    lighting = models.BooleanField(null=True, blank=True)
+    refrigeration_outlet = models.BooleanField(null=True, blank=True)
+    standards = models.JSONField(
+        default=list, blank=True, help_text="e.g. PAS 1899 (parking for people with disabilities)."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["property", "id"]
+
+    def __str__(self) -> str:
+        return f"Parking {self.physical_reference or self.pk} at {self.property_id}"
+
+
+class ParkingEvse(models.Model):
+    """A charger whose EVSEs serve a parking place (OCPI 2.3.0 "EVSEParking")."""
+
+    class Position(models.TextChoices):
+        LEFT = "LEFT", "Left of the vehicle"
+        RIGHT = "RIGHT", "Right of the vehicle"
+        CENTER = "CENTER", "At the centre of the narrow end"
+
+    parking = models.ForeignKey(ParkingPlace, on_delete=models.CASCADE, related_name="evses")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="parking_links"
+    )
+    evse_position = models.CharField(max_length=6, choices=Position.choices, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["parking", "charger"], name="unique_parking_charger")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.charger_id} serves parking {self.parking_id}"
 
 
 class Delivery(models.Model):
@@ -333,6 +452,8 @@ class Cdr(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="cdrs")
     cdr_id = models.CharField(max_length=39, unique=True)
     data = models.JSONField()
+    # The OCPI version `data` is written in (the partner's when the CDR was made).
+    version = models.CharField(max_length=10, default="2.2.1")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -341,3 +462,240 @@ class Cdr(models.Model):
 
     def __str__(self) -> str:
         return self.cdr_id
+
+
+# -- Payments (OCPI 2.3.0 mod_payments): a PTP's terminals and what they were paid ----------------
+
+
+class Terminal(models.Model):
+    """A payment terminal a payment terminal provider (PTP) pushed, and where we assigned it.
+
+    The PTP owns the terminal's data (`details`); the operator decides which of its locations
+    or EVSEs the terminal serves (TerminalAssignment), and we tell the PTP (PATCH)."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="terminals")
+    terminal_id = models.CharField(max_length=36)
+    # The Terminal fields the PTP sent (customer_reference, address, invoice_creator, ...).
+    details = models.JSONField(default=dict, blank=True)
+    last_updated = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # In the invoice URL we give the PTP (invoice_base_url): the terminal shows the driver
+    # invoice_base_url + authorization_reference, so a reference alone opens no invoice.
+    invoice_key = models.CharField(max_length=32, unique=True)
+    # We deactivated it (broken, moved: mod_payments "Deactivate Terminal"): it serves no EVSE
+    # until the PTP creates it again.
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["partner", "terminal_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "terminal_id"], name="unique_ptp_terminal")
+        ]
+
+    def __str__(self) -> str:
+        return f"Terminal {self.terminal_id} of {self.partner_id}"
+
+    @property
+    def invoice_creator(self) -> str:
+        """Who invoices the driver: CPO (we do; the default) or PTP (mod_payments)."""
+        return str(self.details.get("invoice_creator") or "CPO")
+
+
+class TerminalActivation(models.Model):
+    """An activation we asked a PTP for (mod_payments "Activate Terminal"): a terminal built into
+    a station, known by its reference (e.g. its serial number), and where it should serve. The
+    PTP answers by creating the Terminal (POST to us); that terminal then gets this assignment."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(
+        Partner, on_delete=models.CASCADE, related_name="terminal_activations"
+    )
+    reference = models.CharField(max_length=36)
+    # Property ids, and [charger id, connector id] pairs, as the assignment form gives them.
+    location_ids = models.JSONField(default=list, blank=True)
+    evses = models.JSONField(default=list, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    terminal = models.OneToOneField(
+        Terminal, on_delete=models.SET_NULL, null=True, blank=True, related_name="activation"
+    )
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"Activation of {self.reference} at {self.partner_id}"
+
+
+class TerminalAssignment(models.Model):
+    """A location (all of its EVSEs: no charger) or one EVSE (charger + connector) that a
+    terminal serves, as the operator assigned it."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, related_name="assignments")
+    property = models.ForeignKey("backoffice.Property", on_delete=models.CASCADE, related_name="+")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["terminal", "property"],
+                condition=models.Q(charger__isnull=True),
+                name="unique_terminal_location",
+            ),
+            models.UniqueConstraint(
+                fields=["terminal", "charger", "connector_id"],
+                condition=models.Q(charger__isnull=False),
+                name="unique_terminal_evse",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.charger_id}*{self.connector_id}" if self.charger_id else "all EVSEs"
+        return f"{self.terminal_id} at {self.property_id} ({where})"
+
+
+class TerminalPayment(models.Model):
+    """A session paid at a PTP's terminal: the START_SESSION it sent with its
+    `authorization_reference`, the one-off card we gave the charger for it, the session it
+    became, the invoice we issued (the CDR's `invoice_reference_id`) and the PTP's financial
+    advice confirmation. Such a session is paid once, at the terminal: it is never billed to
+    a card of ours, a guest card or another partner."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="terminal_payments")
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.SET_NULL, null=True, blank=True, related_name="payments"
+    )
+    authorization_reference = models.CharField(max_length=36)
+    command = models.OneToOneField(
+        RemoteCommand, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The card the charger is started with: ours, for this payment only (its uid is ours, so
+    # no card of a driver, host or guest can be mistaken for it), made invalid when it ends.
+    token = models.OneToOneField(
+        "authorization.Token", on_delete=models.PROTECT, related_name="terminal_payment"
+    )
+    # The PTP's Token object from its START_SESSION, as the Session and CDR carry it.
+    token_data = models.JSONField()
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    session = models.OneToOneField(
+        "chargers.ChargingSession",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="terminal_payment",
+    )
+    invoice_reference_id = models.CharField(max_length=39, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "authorization_reference"], name="unique_ptp_authorization"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Terminal payment {self.authorization_reference} ({self.partner_id})"
+
+
+class FinancialAdviceConfirmation(models.Model):
+    """What a PTP captured for a terminal payment (mod_payments "Financial Advice
+    Confirmation"): the amount, the capture's status and the EFT data for the invoice."""
+
+    class Capture(models.TextChoices):
+        SUCCESS = "SUCCESS", "Captured"
+        PARTIAL_SUCCESS = "PARTIAL_SUCCESS", "Partly captured"
+        FAILED = "FAILED", "Capture failed"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="financial_advices")
+    payment = models.ForeignKey(
+        TerminalPayment, on_delete=models.CASCADE, related_name="confirmations"
+    )
+    fac_id = models.CharField(max_length=36)
+    capture_status_code = models.CharField(max_length=16, choices=Capture.choices)
+    capture_status_message = models.CharField(max_length=255, blank=True)
+    currency = models.CharField(max_length=3)
+    total_excl_tax = models.DecimalField(max_digits=12, decimal_places=4)
+    total_incl_tax = models.DecimalField(max_digits=12, decimal_places=4)
+    eft_data = models.JSONField(default=list, blank=True)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["partner", "fac_id"], name="unique_ptp_fac")]
+
+    def __str__(self) -> str:
+        return f"{self.fac_id}: {self.capture_status_code}"
+
+
+class AccessPointFeed(models.Model):
+    """An operator's feed of its publicly accessible chargers to one country's National Access
+    Point (AFIR, EU 2023/1804 art. 20): where to push, with which token and protocol.
+
+    An OCPI feed is delivered by the roaming outbox through its own Partner row (role NAP,
+    never listed among the roaming partners): the same Delivery rows, order, back-off,
+    coalescing and OCPI log as every partner push.
+    """
+
+    class Protocol(models.TextChoices):
+        OCPI_221 = "ocpi-2.2.1", "OCPI 2.2.1 (push)"
+        OCPI_230 = "ocpi-2.3.0", "OCPI 2.3.0 (push)"
+        DATEX_II_3 = "datex-ii-3", "DATEX II v3"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="access_point_feeds"
+    )
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 of the access point.")
+    enabled = models.BooleanField(default=False)
+    protocol = models.CharField(max_length=10, choices=Protocol.choices)
+    endpoint_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The access point's OCPI base URL; /locations and /tariffs are pushed under it.",
+    )
+    # Sent as is in the Authorization header, so kept as is (like Partner.outgoing_token).
+    token = models.CharField(max_length=200, blank=True)
+    party_id = models.CharField(
+        max_length=3, help_text="Our party id, the one roaming uses (one operator identity)."
+    )
+    partner = models.OneToOneField(
+        Partner,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="access_point_feed",
+        help_text="The outbox identity of an OCPI feed.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "country"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "country"], name="unique_access_point_per_country"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country} access point of {self.organization_id} ({self.protocol})"

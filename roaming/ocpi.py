@@ -1,7 +1,8 @@
-"""OCPI 2.2.1 wire rules as pure functions: envelope, status codes, credentials tokens, paging.
+"""OCPI wire rules as pure functions: versions, envelope, status codes, credentials tokens, paging.
 
-Pure: no Django, no I/O (checked by import-linter). Section numbers cite the OCPI 2.2.1 text
-in ../shared/reference/ocpi/.
+Pure: no Django, no I/O (checked by import-linter). Section names cite the OCPI 2.2.1 text in
+../shared/reference/ocpi/ and the 2.3.0 text in ../shared/reference/ocpi-2.3.0/; the transport
+rules used here are the same in both.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from enum import IntEnum, StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-VERSION = "2.2.1"
+# The OCPI versions we speak, oldest first (version_information_endpoint "VersionNumber").
+VERSIONS: tuple[str, ...] = ("2.2.1", "2.3.0")
+V221, V230 = VERSIONS
 MAX_LIMIT = 100  # transport_and_format "Paginated Response": X-Limit, our upper bound per page
 
 
@@ -36,6 +39,11 @@ class Code(IntEnum):
 
 
 class Role(StrEnum):
+    """CredentialsRole.role values (types "Role enum"). 2.3.0 drops HUB (a hub names itself in
+    `hub_party_id` and lists the parties it reaches as their own roles) and its terminology's
+    role table adds PTP, the payment terminal provider of the Payments module, which the Role
+    enum of the same text does not list: we read and write "PTP"."""
+
     CPO = "CPO"
     EMSP = "EMSP"
     HUB = "HUB"
@@ -43,6 +51,23 @@ class Role(StrEnum):
     NSP = "NSP"
     OTHER = "OTHER"
     SCSP = "SCSP"
+    PTP = "PTP"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in version.split("."))
+
+
+def highest_common(offered: list[str]) -> str | None:
+    """Return the newest of our VERSIONS the other platform also offers, or None (credentials
+    "Registration": the Sender picks a version both sides speak; we pick the newest)."""
+    common = [version for version in VERSIONS if version in offered]
+    return max(common, key=_version_key) if common else None
+
+
+def is_newer(version: str, than: str) -> bool:
+    """Whether OCPI `version` is newer than `than` ("2.3.0" > "2.2.1")."""
+    return _version_key(version) > _version_key(than)
 
 
 class InterfaceRole(StrEnum):

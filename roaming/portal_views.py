@@ -10,23 +10,47 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from backoffice.models import Property
-from backoffice.tenancy import readable, writable_organizations
-from backoffice.views import require_role
+from backoffice.tenancy import readable, require_role, writable_organizations
 from chargers.models import Charger
 
-from . import selectors, services
-from .forms import EvseProfileForm, LocationProfileForm, PartnerConnectForm, PartnerInviteForm
-from .models import Delivery, EvseProfile, LocationProfile, OcpiLog, Partner
+from . import access_points as feeds
+from . import invoices, payments, plain, selectors, services
+from .forms import (
+    AccessPointFeedForm,
+    EvseProfileForm,
+    LocationProfileForm,
+    ParkingPlaceForm,
+    PartnerConnectForm,
+    PartnerInviteForm,
+    TerminalActivateForm,
+    TerminalAssignForm,
+)
+from .models import (
+    AccessPointFeed,
+    Delivery,
+    EvseProfile,
+    LocationProfile,
+    OcpiLog,
+    ParkingPlace,
+    Partner,
+    Terminal,
+    TerminalActivation,
+    TerminalPayment,
+)
 from .views import our_versions_url
 
 
 def _partners_for(user: Any) -> Any:
-    return readable(Partner.objects.select_related("organization", "msp"), user)
+    return readable(Partner.objects.select_related("organization", "msp"), user).exclude(
+        role=Partner.Role.NAP
+    )
 
 
 @login_required
@@ -76,7 +100,10 @@ def partner_list(request: HttpRequest) -> HttpResponse:
                         f"Connected to {partner.name} ({partner.country_code}*{partner.party_id}).",
                     )
                     return redirect("partners:msp-ocpi-partner", pk=partner.pk)
-    rows = [(p, selectors.partner_counts(p)) for p in _partners_for(request.user).order_by("name")]
+    rows = [
+        (p, selectors.partner_counts(p), plain.error_words(p.last_error))
+        for p in _partners_for(request.user).order_by("name")
+    ]
     properties = readable(Property.objects.select_related("ocpi_profile"), request.user).order_by(
         "name"
     )
@@ -134,8 +161,137 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "q": q,
             "waiting": waiting,
             "can_edit": membership.can_write,
+            "error_words": plain.error_words(partner.last_error),
+            "newer_version": selectors.newer_version(partner),
+            **_terminals_context(partner, request),
         },
     )
+
+
+def _terminals_context(partner: Partner, request: HttpRequest) -> dict[str, Any]:
+    """A PTP's terminals (each with its assignment form) and the sessions paid at them."""
+    if partner.role != Partner.Role.PTP:
+        return {}
+    assignable = payments.assignable(partner)
+    terminals = [
+        (
+            terminal,
+            TerminalAssignForm(terminal=terminal, assignable=assignable, prefix=f"t{terminal.pk}"),
+        )
+        for terminal in Terminal.objects.filter(partner=partner).prefetch_related("assignments")
+    ]
+    paid = [
+        (payment, payments.payment_status(payment))
+        for payment in TerminalPayment.objects.filter(partner=partner)
+        .select_related("terminal", "charger", "session")
+        .prefetch_related("confirmations")
+        .order_by("-pk")[:50]
+    ]
+    activations = TerminalActivation.objects.filter(partner=partner).select_related("terminal")[:20]
+    return {
+        "terminals": terminals,
+        "terminal_payments": paid,
+        "activate_form": TerminalActivateForm(assignable=assignable, prefix="activate"),
+        "activations": activations,
+    }
+
+
+@login_required
+@require_POST
+def partner_version_update(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a partner to the newest OCPI version both sides speak (a credentials update)."""
+    partner = get_object_or_404(_partners_for(request.user), pk=pk)
+    require_role(request.user, partner.organization_id, edit=True)
+    before = partner.version or "2.2.1"
+    try:
+        moved = services.partner_version_update(
+            partner=partner, our_versions_url=our_versions_url(request)
+        )
+    except services.RegistrationError as exc:
+        messages.error(request, f"{partner.name} stays on OCPI {before}: {exc.message}")
+    else:
+        messages.success(request, f"{partner.name} now speaks OCPI {moved.version} with us.")
+    return redirect("partners:msp-ocpi-partner", pk=partner.pk)
+
+
+@login_required
+@require_POST
+def terminal_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    """The locations and EVSEs a PTP's payment terminal serves; the PTP is told."""
+    terminal = get_object_or_404(
+        readable(Terminal.objects.select_related("partner"), request.user), pk=pk
+    )
+    require_role(request.user, terminal.organization_id, edit=True)
+    form = TerminalAssignForm(
+        request.POST,
+        terminal=terminal,
+        assignable=payments.assignable(terminal.partner),
+        prefix=f"t{terminal.pk}",
+    )
+    if not form.is_valid():
+        messages.error(request, "Choose among your public roaming chargers only.")
+    else:
+        locations, evses = form.assignment()
+        try:
+            payments.terminal_assign(terminal=terminal, location_ids=locations, evses=evses)
+        except payments.InvalidAssignment as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Terminal {terminal.terminal_id} now serves {len(locations)} location(s) and "
+                f"{len(evses)} single EVSE(s); {terminal.partner.name} is told.",
+            )
+    return redirect(reverse("partners:msp-ocpi-partner", args=[terminal.partner_id]) + "#terminals")
+
+
+@login_required
+@require_POST
+def terminal_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask a PTP to activate a terminal built into a station (mod_payments Activate Terminal)."""
+    partner = get_object_or_404(_partners_for(request.user), pk=pk, role=Partner.Role.PTP)
+    require_role(request.user, partner.organization_id, edit=True)
+    form = TerminalActivateForm(
+        request.POST, assignable=payments.assignable(partner), prefix="activate"
+    )
+    if not form.is_valid():
+        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        messages.error(request, f"Nothing was asked: {errors}")
+    else:
+        locations, evses = form.assignment()
+        try:
+            payments.terminal_activate(
+                partner=partner,
+                reference=form.cleaned_data["reference"],
+                location_ids=locations,
+                evses=evses,
+            )
+        except payments.InvalidAssignment as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request,
+                f"{partner.name} is asked to activate terminal {form.cleaned_data['reference']}; "
+                "it appears here once they create it, already serving what you chose.",
+            )
+    return redirect(reverse("partners:msp-ocpi-partner", args=[partner.pk]) + "#terminals")
+
+
+@login_required
+@require_POST
+def terminal_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deactivate a broken or moved terminal: it serves nothing more, and the PTP is told."""
+    terminal = get_object_or_404(
+        readable(Terminal.objects.select_related("partner"), request.user), pk=pk
+    )
+    require_role(request.user, terminal.organization_id, edit=True)
+    payments.terminal_deactivate(terminal=terminal)
+    messages.success(
+        request,
+        f"Terminal {terminal.terminal_id} is deactivated: drivers can no longer pay there, "
+        f"and {terminal.partner.name} is told.",
+    )
+    return redirect(reverse("partners:msp-ocpi-partner", args=[terminal.partner_id]) + "#terminals")
 
 
 @login_required
@@ -205,5 +361,109 @@ def location_ocpi(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "chargers": [(c, forms_by_charger[c.pk], published[c.pk]) for c in chargers],
             "can_edit": can_edit,
+            "afir": selectors.afir_status(prop, now=timezone.now()),
         },
+    )
+
+
+@require_GET
+def terminal_invoice_base(request: HttpRequest, key: str) -> HttpResponse:
+    """The invoice base URL alone names no invoice (the terminal adds the reference)."""
+    raise Http404("No invoice")
+
+
+@require_GET
+def terminal_invoice(request: HttpRequest, key: str, reference: str) -> HttpResponse:
+    """The driver's invoice for a session paid at a payment terminal (no account needed)."""
+    context = invoices.terminal_invoice(key=key, reference=reference)
+    if context is None:
+        raise Http404("No invoice")
+    response = render(request, "roaming/terminal_invoice.html", context)
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@login_required
+def location_parking(request: HttpRequest, pk: int) -> HttpResponse:
+    """Locations > roaming data > parking places: the spaces its chargers serve, as OCPI 2.3.0
+    tells partners and, through them, a National Access Point (AFIR)."""
+    prop = get_object_or_404(readable(Property.objects.all(), request.user), pk=pk)
+    can_edit = require_role(request.user, prop.organization_id).can_write
+    chargers = Charger.objects.filter(property=prop).order_by("station_id")
+    places = list(
+        ParkingPlace.objects.filter(property=prop).prefetch_related("evses").order_by("pk")
+    )
+
+    def forms_for(data: Any = None) -> list[ParkingPlaceForm]:
+        found = [
+            ParkingPlaceForm(data, instance=place, chargers=chargers, prefix=f"p{place.pk}")
+            for place in places
+        ]
+        found.append(ParkingPlaceForm(data, chargers=chargers, prefix="new"))
+        return found
+
+    forms = forms_for()
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied("Your role is read-only.")
+        forms = forms_for(request.POST)
+        removed = {int(v) for v in request.POST.getlist("remove") if v.isdigit()}
+        adding = request.POST.get("new-vehicle_types") is not None
+        keep = [f for f in forms[:-1] if f.instance.pk not in removed]
+        checked = keep + ([forms[-1]] if adding else [])
+        if all(f.is_valid() for f in checked):
+            try:
+                services.parking_places_save(
+                    property_id=prop.pk, places=[f.as_place() for f in checked]
+                )
+            except services.InvalidParking as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"Parking places of {prop.name} saved.")
+                return redirect("partners:location-parking", pk=prop.pk)
+    return render(
+        request,
+        "roaming/location_parking.html",
+        {"prop": prop, "forms": forms, "can_edit": can_edit},
+    )
+
+
+@login_required
+def access_points(request: HttpRequest) -> HttpResponse:
+    """AFIR feeds to National Access Points: each with its freshness, last delivery and last
+    error in words, and the form that sets one (owners and managers)."""
+    organizations = writable_organizations(request.user)
+    form = AccessPointFeedForm(organizations=organizations, prefix="feed")
+    if request.method == "POST":
+        if not organizations.exists():
+            raise PermissionDenied("Your role is read-only.")
+        form = AccessPointFeedForm(request.POST, organizations=organizations, prefix="feed")
+        if form.is_valid():
+            try:
+                feed, sync_needed = feeds.feed_save(
+                    organization=form.cleaned_data["organization"],
+                    country=form.cleaned_data["country"],
+                    data=form.feed_data(),
+                )
+            except feeds.InvalidFeed as exc:
+                for field, words in exc.errors.items():
+                    form.add_error(field if field in form.fields else None, words)
+            else:
+                if sync_needed:
+                    feeds.full_sync_after_commit(feed)
+                state = "delivering" if feed.enabled else "switched off"
+                messages.success(
+                    request, f"Access point {feed.country} of {feed.organization}: {state}."
+                )
+                return redirect("partners:access-points")
+    rows = [
+        (feed, feeds.feed_state(feed))
+        for feed in readable(
+            AccessPointFeed.objects.select_related("organization", "partner"), request.user
+        ).order_by("organization__name", "country")
+    ]
+    return render(
+        request,
+        "roaming/access_points.html",
+        {"rows": rows, "form": form, "can_add": organizations.exists()},
     )

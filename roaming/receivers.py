@@ -76,3 +76,23 @@ def session_finished(sender: Any, session_id: int, **kwargs: Any) -> None:
         session_finished_task.delay(session_id)
     except Exception:
         logger.exception("Could not send the CDR of session %s; the sweep will", session_id)
+
+
+def rate_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A price changed or was deleted: after the commit, PUT its Tariff to national access points
+    (2.2.1 Tariffs have no PATCH; a deleted one is DELETEd) and the location to every partner
+    (its tariff_ids)."""
+    from django.db import transaction
+
+    from .tasks import rate_changed_task
+
+    rate_id, property_id = instance.pk, instance.property_id
+
+    def push() -> None:
+        try:
+            if _any_connected_partner():
+                rate_changed_task.delay(rate_id, property_id)
+        except Exception:
+            logger.exception("Could not push rate %s to partners; the sweep will", rate_id)
+
+    transaction.on_commit(push)

@@ -13,36 +13,50 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from authorization.models import MobilityServiceProvider, Token, normalize_uid
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
-from . import client, mapping, ocpi, selectors
+from . import client, mapping, ocpi, schedule, selectors, versions
 from .models import (
     Delivery,
     EvseProfile,
     HubParty,
     LocationProfile,
     OcpiLog,
+    ParkingEvse,
+    ParkingPlace,
     Partner,
     PushedToken,
 )
 
 logger = logging.getLogger(__name__)
 
-# What we implement, per module: (identifier, our interface role) -> URL name.
-OUR_ENDPOINTS: list[tuple[str, str, str]] = [
-    ("credentials", ocpi.InterfaceRole.SENDER, "roaming:credentials"),
-    ("credentials", ocpi.InterfaceRole.RECEIVER, "roaming:credentials"),
-    ("locations", ocpi.InterfaceRole.SENDER, "roaming:locations"),
-    ("tariffs", ocpi.InterfaceRole.SENDER, "roaming:tariffs"),
-    ("tokens", ocpi.InterfaceRole.RECEIVER, "roaming:tokens"),
-    ("commands", ocpi.InterfaceRole.RECEIVER, "roaming:commands"),
-    ("sessions", ocpi.InterfaceRole.SENDER, "roaming:sessions"),
-    ("cdrs", ocpi.InterfaceRole.SENDER, "roaming:cdrs"),
-]
+# Our endpoint of each module (identifier) -> its URL name (roaming.urls).
+_URL_NAMES = {
+    "credentials": "roaming:credentials",
+    "locations": "roaming:locations",
+    "tariffs": "roaming:tariffs",
+    "tokens": "roaming:tokens",
+    "commands": "roaming:commands",
+    "sessions": "roaming:sessions",
+    "cdrs": "roaming:cdrs",
+    "payments": "roaming:payments",
+}
+
+
+def our_endpoints(version: str) -> list[tuple[str, str, str]]:
+    """Return (identifier, our interface role, path) of every endpoint we offer in `version`
+    (version_information_endpoint "Version details")."""
+    found = []
+    for identifier, role in versions.of(version).ENDPOINTS:
+        name = _URL_NAMES[identifier]
+        kwargs = {} if identifier == "payments" else {"version": version}
+        found.append((identifier, role, reverse(name, kwargs=kwargs)))
+    return found
 
 
 class RegistrationError(Exception):
@@ -54,20 +68,17 @@ class RegistrationError(Exception):
         self.message = message
 
 
-def our_credentials(*, token: str, versions_url: str) -> dict[str, Any]:
-    """Return our credentials object with `token` (credentials "Credentials object")."""
-    return {
-        "token": token,
-        "url": versions_url,
-        "roles": [
-            {
-                "role": ocpi.Role.CPO,
-                "party_id": settings.OCPI_PARTY_ID,
-                "country_code": settings.OCPI_COUNTRY_CODE,
-                "business_details": {"name": settings.OCPP_CPO_NAME},
-            }
-        ],
-    }
+def our_credentials(*, token: str, versions_url: str, version: str = ocpi.V221) -> dict[str, Any]:
+    """Return our credentials object with `token`, in `version` (credentials "Credentials
+    object")."""
+    return versions.of(version).credentials(
+        mapping.CredentialsFacts(
+            token=token,
+            url=versions_url,
+            party=mapping.Party(settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID),
+            business_name=settings.OCPP_CPO_NAME,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,21 @@ class PartnerParty:
     business_details: dict
 
 
-def parse_credentials(body: Any) -> tuple[str, str, PartnerParty]:
-    """Return (token, versions url, the eMSP or hub role) of a credentials object, or raise 2001."""
+@dataclass(frozen=True)
+class Credentials:
+    """A partner's credentials object as we read it."""
+
+    token: str
+    url: str
+    # The party it connects as: its eMSP, hub or PTP role.
+    party: PartnerParty
+    # Every role it listed: [{"role", "country_code", "party_id", "name"}].
+    roles: list[dict[str, str]]
+    # A 2.3.0 hub's parties (EMSP roles besides its hub_party_id): (country code, party id).
+    routed: list[tuple[str, str]]
+
+
+def _check_token_and_url(body: Any) -> tuple[str, str, list]:
     if not isinstance(body, dict):
         raise RegistrationError(ocpi.Code.INVALID_PARAMETERS, "A credentials object is required.")
     token, url, roles = body.get("token"), body.get("url"), body.get("roles")
@@ -100,51 +124,128 @@ def parse_credentials(body: Any) -> tuple[str, str, PartnerParty]:
         raise RegistrationError(
             ocpi.Code.INVALID_PARAMETERS, "roles: at least one role is required."
         )
+    return token, url, roles
+
+
+def _listed_roles(roles: list) -> list[PartnerParty]:
+    listed = []
     for item in roles:
         if not isinstance(item, dict):
             continue
         role = str(item.get("role", "")).upper()
         cc, pid = str(item.get("country_code", "")).upper(), str(item.get("party_id", "")).upper()
-        if role in (ocpi.Role.EMSP, ocpi.Role.HUB) and len(cc) == 2 and 1 <= len(pid) <= 3:
-            details = (
-                item.get("business_details")
-                if isinstance(item.get("business_details"), dict)
-                else {}
+        if len(cc) == 2 and 1 <= len(pid) <= 3:
+            details = item.get("business_details")
+            listed.append(PartnerParty(role, cc, pid, details if isinstance(details, dict) else {}))
+    return listed
+
+
+def _hub(body: dict, listed: list[PartnerParty]) -> PartnerParty | None:
+    """A 2.3.0 platform with hub functionality names its hub party in `hub_party_id` (credentials
+    "Credentials object": country code and party id as one five-character string)."""
+    hub_party_id = body.get("hub_party_id")
+    if hub_party_id is None:
+        return None
+    if (
+        not isinstance(hub_party_id, str)
+        or len(hub_party_id) != 5
+        or not all(c.isascii() and c.isalnum() for c in hub_party_id)
+    ):
+        raise RegistrationError(
+            ocpi.Code.INVALID_PARAMETERS,
+            "hub_party_id: the hub's country code and party id as five characters, e.g. NLHUB.",
+        )
+    cc, pid = hub_party_id[:2].upper(), hub_party_id[2:].upper()
+    same = next((r for r in listed if (r.country_code, r.party_id) == (cc, pid)), None)
+    details = same.business_details if same else (listed[0].business_details if listed else {})
+    return PartnerParty(ocpi.Role.HUB, cc, pid, details)
+
+
+def parse_credentials(body: Any, *, version: str = ocpi.V221) -> Credentials:
+    """Read a partner's credentials object in `version`; raise RegistrationError (2001 when it
+    is malformed, 3003 when no role of it is one a CPO connects with).
+
+    The party it connects as: in 2.3.0 the hub of `hub_party_id` (the parties it reaches are
+    its other EMSP roles), else its first EMSP role, else its PTP role (Payments, 2.3.0 only),
+    else (2.2.1) its HUB role."""
+    token, url, roles = _check_token_and_url(body)
+    listed = _listed_roles(roles)
+    summary = [
+        {
+            "role": r.role,
+            "country_code": r.country_code,
+            "party_id": r.party_id,
+            "name": str(r.business_details.get("name") or "")[:100],
+        }
+        for r in listed
+    ]
+    hub = _hub(body, listed) if version == ocpi.V230 else None
+    if hub is not None:
+        routed = [
+            (r.country_code, r.party_id)
+            for r in listed
+            if r.role == ocpi.Role.EMSP
+            and (r.country_code, r.party_id) != (hub.country_code, hub.party_id)
+        ]
+        return Credentials(token, url, hub, summary, routed)
+    for wanted in (ocpi.Role.EMSP, ocpi.Role.PTP, ocpi.Role.HUB):
+        party = next((r for r in listed if r.role == wanted), None)
+        if party is None:
+            continue
+        if wanted == ocpi.Role.PTP and version != ocpi.V230:
+            raise RegistrationError(
+                ocpi.Code.NO_MATCHING_ENDPOINTS,
+                "A payment terminal provider connects with OCPI 2.3.0 (its Payments module).",
             )
-            return token, url, PartnerParty(role, cc, pid, details or {})
+        return Credentials(token, url, party, summary, [])
     raise RegistrationError(
-        ocpi.Code.NO_MATCHING_ENDPOINTS, "We are a CPO: the roles must include an EMSP or a HUB."
+        ocpi.Code.NO_MATCHING_ENDPOINTS,
+        "We are a CPO: the roles must include an EMSP, a hub or a payment terminal provider (PTP).",
     )
 
 
-def fetch_endpoints(*, partner: Partner | None, versions_url: str, token: str) -> tuple[str, dict]:
-    """Return (version, {module: {role: url}}) of the partner's 2.2.1 endpoints.
+@dataclass(frozen=True)
+class PartnerVersion:
+    """The version agreed with a partner, every version it offers, and its endpoints in the
+    agreed one: {module: {role: url}}."""
 
-    Raises RegistrationError 3001 when its API cannot be used, 3002 without version 2.2.1.
+    version: str
+    offered: list[str]
+    endpoints: dict[str, dict[str, str]]
+
+
+def fetch_endpoints(
+    *, partner: Partner | None, versions_url: str, token: str, version: str | None = None
+) -> PartnerVersion:
+    """Return the partner's endpoints in `version`, or (None) in the newest version both sides
+    speak.
+
+    Raises RegistrationError 3001 when its API cannot be used, 3002 when it does not offer
+    the version (or none of ours).
     """
     try:
-        versions = client.call(
+        listed = client.call(
             partner=partner, method="GET", url=versions_url, token=token, module="versions"
         ).data
     except client.PartnerCallError as exc:
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, f"GET versions failed: {exc.message}"
         ) from None
-    detail_url = next(
-        (
-            v.get("url")
-            for v in versions or []
-            if isinstance(v, dict) and v.get("version") == ocpi.VERSION
-        ),
-        None,
-    )
-    if not isinstance(detail_url, str):
+    urls = {
+        str(v.get("version")): v.get("url")
+        for v in listed or []
+        if isinstance(v, dict) and isinstance(v.get("url"), str)
+    }
+    offered = sorted(urls)
+    chosen = version if version in urls else None if version else ocpi.highest_common(offered)
+    if chosen is None:
+        wanted = version or " or ".join(ocpi.VERSIONS)
         raise RegistrationError(
-            ocpi.Code.UNSUPPORTED_VERSION, f"The partner offers no OCPI {ocpi.VERSION}."
+            ocpi.Code.UNSUPPORTED_VERSION, f"The partner offers no OCPI {wanted}."
         )
     try:
         details = client.call(
-            partner=partner, method="GET", url=detail_url, token=token, module="versions"
+            partner=partner, method="GET", url=str(urls[chosen]), token=token, module="versions"
         ).data
     except client.PartnerCallError as exc:
         raise RegistrationError(
@@ -163,7 +264,16 @@ def fetch_endpoints(*, partner: Partner | None, versions_url: str, token: str) -
         raise RegistrationError(
             ocpi.Code.NO_MATCHING_ENDPOINTS, "The partner has no credentials endpoint."
         )
-    return ocpi.VERSION, endpoints
+    return PartnerVersion(chosen, offered, endpoints)
+
+
+def _check_ptp_endpoints(party: PartnerParty, found: PartnerVersion) -> None:
+    """A PTP must offer its terminals (mod_payments Sender): we tell it the EVSEs we assign."""
+    if party.role == ocpi.Role.PTP and not found.endpoints.get("payments"):
+        raise RegistrationError(
+            ocpi.Code.NO_MATCHING_ENDPOINTS,
+            "A payment terminal provider must offer the payments module (its terminals).",
+        )
 
 
 def _link_msp(partner: Partner, party: PartnerParty) -> None:
@@ -186,25 +296,58 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     partner.msp = msp
 
 
+def _pending_to_version(partner: Partner, version: str) -> None:
+    """The partner moved to `version`: pushes still waiting are sent in it (the same amounts)."""
+    waiting = Delivery.objects.select_for_update().filter(
+        partner=partner, status=Delivery.Status.PENDING, module__in=("sessions", "cdrs")
+    )
+    for delivery in waiting:
+        delivery.body = versions.convert(
+            delivery.module, delivery.body, written_in=partner.version, to=version
+        )
+        delivery.revision += 1
+        delivery.save(update_fields=["body", "revision"])
+
+
 def _connect(
     partner: Partner,
     *,
-    party: PartnerParty,
-    version: str,
-    endpoints: dict,
-    versions_url: str,
+    credentials: Credentials,
+    found: PartnerVersion,
     outgoing_token: str,
 ) -> None:
+    party = credentials.party
+    moved = bool(partner.version) and partner.version != found.version
+    if moved:
+        _pending_to_version(partner, found.version)
     partner.role = party.role if party.role in Partner.Role.values else Partner.Role.EMSP
     partner.country_code, partner.party_id = party.country_code, party.party_id
     partner.business_details = party.business_details
-    partner.version, partner.endpoints, partner.versions_url = version, endpoints, versions_url
+    partner.version, partner.endpoints = found.version, found.endpoints
+    partner.versions_offered, partner.roles = found.offered, credentials.roles
+    partner.versions_url = credentials.url
     partner.outgoing_token = outgoing_token
     partner.state = Partner.State.CONNECTED
     partner.token_a_hash = ""
     partner.registered_at = timezone.now()
     _link_msp(partner, party)
     partner.save()
+    if moved:
+        # It holds our locations in its old version's shapes: it gets them all in the new one
+        # (2.3.0's parking places, help phone, accepted providers), not only those changed later.
+        # From a task: a large operator's locations are not built inside its credentials call.
+        partner_id = partner.pk
+        transaction.on_commit(lambda: _locations_resend_later(partner_id))
+    # A 2.3.0 hub lists the parties it reaches: each is routed through it (unless connected to
+    # the operator directly or routed by another hub: party_msp's rules).
+    names = {(r["country_code"], r["party_id"]): r["name"] for r in credentials.roles}
+    for country_code, party_id in credentials.routed:
+        msp = party_msp(partner, country_code, party_id)
+        name = names.get((country_code, party_id))
+        if msp is not None and name and msp.name.startswith(f"{country_code}*{party_id} via "):
+            # The name the hub gave its party, not our placeholder (accepted_service_providers).
+            msp.name = name[:200]
+            msp.save(update_fields=["name"])
 
 
 # -- they register with us (we issued token A) ----------------------------------------------------
@@ -227,33 +370,34 @@ def partner_invite(
 
 
 def credentials_receive(
-    *, partner: Partner, body: Any, versions_url: str, update: bool
+    *, partner: Partner, body: Any, versions_url: str, update: bool, version: str = ocpi.V221
 ) -> dict[str, Any]:
-    """Register (POST) or update (PUT) a partner calling us; return our new credentials.
+    """Register (POST) or update (PUT) a partner calling us at our `version`; return our new
+    credentials.
 
-    Fetches the partner's endpoints with its token first (no database transaction is held
-    during those calls), then issues a new token C and keeps only its hash.
+    The partner chose the version by calling that version's credentials endpoint: a 2.2.1
+    partner moves to 2.3.0 by a PUT to /ocpi/2.3.0/credentials (credentials "Updating to a
+    newer version"), without registering again. Fetches the partner's endpoints of that
+    version with its token first (no database transaction is held during those calls), then
+    issues a new token C and keeps only its hash.
     """
-    token, their_versions_url, party = parse_credentials(body)
-    version, endpoints = fetch_endpoints(
-        partner=partner, versions_url=their_versions_url, token=token
+    credentials = parse_credentials(body, version=version)
+    found = fetch_endpoints(
+        partner=partner, versions_url=credentials.url, token=credentials.token, version=version
     )
+    _check_ptp_endpoints(credentials.party, found)
     token_c = ocpi.new_credentials_token()
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         locked.incoming_token_hash = ocpi.token_hash(token_c)
-        _connect(
-            locked,
-            party=party,
-            version=version,
-            endpoints=endpoints,
-            versions_url=their_versions_url,
-            outgoing_token=token,
-        )
+        _connect(locked, credentials=credentials, found=found, outgoing_token=credentials.token)
     logger.info(
-        "OCPI partner %s %s", partner.pk, "updated its credentials" if update else "registered"
+        "OCPI partner %s %s (OCPI %s)",
+        partner.pk,
+        "updated its credentials" if update else "registered",
+        version,
     )
-    return our_credentials(token=token_c, versions_url=versions_url)
+    return our_credentials(token=token_c, versions_url=versions_url, version=version)
 
 
 @transaction.atomic
@@ -284,15 +428,22 @@ def partner_connect(
     our_versions_url: str,
     partner: Partner | None = None,
 ) -> Partner:
-    """Register with a partner from its versions URL and token A; return the connected partner.
+    """Register with a partner from its versions URL and token A, on the newest OCPI version
+    both sides speak; return the connected partner.
 
     We GET its versions with token A, POST our credentials with a new token B (kept hashed:
-    the partner calls us with it, also while it handles our POST) and keep its token C.
-    Raises RegistrationError.
+    the partner calls us with it, also while it handles our POST) and keep its token C. With
+    `partner` (registered already) it is the credentials update instead: a PUT with the token
+    we call it with, moving to the newest common version; when that fails, the partner keeps
+    its version, endpoints and tokens. Raises RegistrationError.
     """
-    version, endpoints = fetch_endpoints(partner=partner, versions_url=versions_url, token=token_a)
-    credentials_url = endpoints["credentials"].get(ocpi.InterfaceRole.RECEIVER) or next(
-        iter(endpoints["credentials"].values())
+    found = fetch_endpoints(
+        partner=partner,
+        versions_url=versions_url,
+        token=token_a if partner is None else partner.outgoing_token,
+    )
+    credentials_url = found.endpoints["credentials"].get(ocpi.InterfaceRole.RECEIVER) or next(
+        iter(found.endpoints["credentials"].values())
     )
     token_b = ocpi.new_credentials_token()
     created = partner is None
@@ -300,10 +451,13 @@ def partner_connect(
         partner = Partner.objects.create(
             organization=organization, name=name, state=Partner.State.PENDING
         )
+    before = Partner.objects.values("incoming_token_hash", "versions_url", "endpoints").get(
+        pk=partner.pk
+    )
     Partner.objects.filter(pk=partner.pk).update(
         incoming_token_hash=ocpi.token_hash(token_b),
         versions_url=versions_url,
-        endpoints=endpoints,
+        endpoints=found.endpoints,
     )
     partner.refresh_from_db()
     method = "PUT" if partner.registered_at else "POST"
@@ -314,16 +468,21 @@ def partner_connect(
             url=credentials_url,
             token=token_a if method == "POST" else partner.outgoing_token,
             module="credentials",
-            body=our_credentials(token=token_b, versions_url=our_versions_url),
+            body=our_credentials(
+                token=token_b, versions_url=our_versions_url, version=found.version
+            ),
         )
-        token_c, their_versions_url, party = parse_credentials(answer.data)
+        credentials = parse_credentials(answer.data, version=found.version)
+        _check_ptp_endpoints(credentials.party, found)
     except (client.PartnerCallError, RegistrationError) as exc:
         message = exc.message
         if created:
             # Nothing was agreed: no half-registered partner (and no live token B) is left behind.
             partner.delete()
         else:
+            # The partner did not take the update: it keeps calling us as before.
             Partner.objects.filter(pk=partner.pk).update(
+                **before,
                 last_error=f"Registration failed: {message}"[:500],
                 last_error_at=timezone.now(),
                 last_error_ocpi_status=getattr(exc, "ocpi_status", None),
@@ -331,15 +490,36 @@ def partner_connect(
         raise RegistrationError(ocpi.Code.CLIENT_API_UNUSABLE, message) from None
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
-        _connect(
-            locked,
-            party=party,
-            version=version,
-            endpoints=endpoints,
-            versions_url=their_versions_url,
-            outgoing_token=token_c,
-        )
+        _connect(locked, credentials=credentials, found=found, outgoing_token=credentials.token)
     return locked
+
+
+def partner_version_update(*, partner: Partner, our_versions_url: str) -> Partner:
+    """Move a registered partner to the newest OCPI version both sides speak (a 2.2.1 partner
+    to 2.3.0) by a credentials update (PUT), without registering again; new tokens both ways.
+
+    Raises RegistrationError: the partner is not connected, offers no newer version, or did
+    not take the update (it then stays on its version)."""
+    if partner.state != Partner.State.CONNECTED or not partner.registered_at:
+        raise RegistrationError(ocpi.Code.CLIENT_ERROR, "The partner is not connected.")
+    found = fetch_endpoints(
+        partner=partner, versions_url=partner.versions_url, token=partner.outgoing_token
+    )
+    if not ocpi.is_newer(found.version, partner.version or ocpi.V221):
+        Partner.objects.filter(pk=partner.pk).update(versions_offered=found.offered)
+        raise RegistrationError(
+            ocpi.Code.UNSUPPORTED_VERSION,
+            f"The partner offers no newer OCPI version than {partner.version or ocpi.V221} "
+            f"that we speak (it offers {', '.join(found.offered) or 'none'}).",
+        )
+    return partner_connect(
+        organization=partner.organization,
+        name=partner.name,
+        versions_url=partner.versions_url,
+        token_a="",
+        our_versions_url=our_versions_url,
+        partner=partner,
+    )
 
 
 # -- pushes: the outbox -------------------------------------------------------------------------
@@ -433,6 +613,28 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
             return sent
 
 
+@shared_task(name="roaming.deliveries_send")
+def deliveries_send_task(partner_id: int) -> int:
+    return deliveries_send(partner_id=partner_id)
+
+
+def deliveries_send_later(partner_id: int) -> None:
+    """Send the partner's waiting pushes from a task (call after the commit that queued them);
+    if the task cannot be queued, the deliveries sweep sends them."""
+    try:
+        deliveries_send_task.delay(partner_id)
+    except Exception:
+        logger.exception("Could not queue the pushes of partner %s; the sweep will", partner_id)
+
+
+def push_endpoint(partner: Partner, module: str) -> str:
+    """Return the partner's URL we push `module` to: its Receiver interface, except the
+    Payments module, whose terminals the CPO updates on the PTP's Sender interface (mod_payments
+    "PATCH Terminal Method")."""
+    role = ocpi.InterfaceRole.SENDER if module == "payments" else ocpi.InterfaceRole.RECEIVER
+    return partner.endpoint(module, role)
+
+
 def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -> tuple[int, bool]:
     """One pass over the partner's pending pushes (the caller holds the lock); record each
     push's revision in `seen`. Return how many were accepted and whether a new pass may help
@@ -455,7 +657,7 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
         if delivery.next_attempt_at > now:
             held.add(delivery.object_key)
             continue
-        base = partner.endpoint(delivery.module, ocpi.InterfaceRole.RECEIVER)
+        base = push_endpoint(partner, delivery.module)
         to_party = (
             (delivery.to_country_code, delivery.to_party_id)
             if delivery.to_party_id
@@ -477,7 +679,8 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
                 url=delivery.path if absolute else base.rstrip("/") + delivery.path,
                 token=partner.outgoing_token,
                 module=delivery.module,
-                body=delivery.body,
+                # A DELETE (a Tariff withdrawn from an access point) has no body.
+                body=None if delivery.method == "DELETE" else delivery.body,
                 to_party=to_party,
             )
         except client.PartnerCallError as exc:
@@ -552,21 +755,28 @@ def evse_status_queue(*, charger_id: int, connector_id: int) -> list[int]:
         .filter(pk=charger_id)
         .first()
     )
-    if (
-        charger is None
-        or not charger.property_id
-        or connector_id < 1
-        or not selectors.charger_is_published(charger)
-    ):
+    if charger is None or not charger.property_id or connector_id < 1:
         return []
-    evse = selectors.evse_facts(charger, connector_id, now=timezone.now())
+    partners = _partners_receiving(selectors.property_of(charger).organization_id, "locations")
+    now = timezone.now()
+    # Roaming partners get published chargers; national access points (role NAP) publicly
+    # accessible ones at locations not held back (selectors.chargers_for).
+    visible: dict[bool, bool] = {}
+    for partner in partners:
+        nap = partner.role == Partner.Role.NAP
+        if nap not in visible:
+            visible[nap] = selectors.charger_visible_to(partner, charger, now=now)
+    partners = [p for p in partners if visible[p.role == Partner.Role.NAP]]
+    if not partners:
+        return []
+    evse = selectors.evse_facts(charger, connector_id, now=now)
     if evse is None:
         return []
     location_id = str(charger.property_id)
     object_key = f"evse:{location_id}/{evse.uid}"
-    body = mapping.evse_status_patch(evse)
+    body = versions.of(ocpi.V221).evse_status(evse)  # the same PATCH in 2.2.1 and 2.3.0
     queued = []
-    for partner in _partners_receiving(selectors.property_of(charger).organization_id, "locations"):
+    for partner in partners:
         last = last_pushed(partner, object_key)
         if isinstance(last, dict) and last.get("status") == body["status"]:
             continue
@@ -608,6 +818,7 @@ TOKEN_TYPES = {
     "RFID": Token.Type.RFID,
     "APP_USER": Token.Type.APP,
     "AD_HOC_USER": Token.Type.OTHER,
+    "EMAID": Token.Type.OTHER,  # 2.3.0 (mod_tokens TokenType)
     "OTHER": Token.Type.OTHER,
 }
 
@@ -862,6 +1073,12 @@ def _push_after_commit(property_id: int) -> None:
     transaction.on_commit(push)
 
 
+def location_changed(property_id: int) -> None:
+    """A location's published data changed (inside a transaction): after the commit, PUT it to
+    the operator's partners (or REMOVE what is no longer published)."""
+    _push_after_commit(property_id)
+
+
 @transaction.atomic
 def location_ocpi_save(*, location: LocationProfile, connectors: list[EvseProfile]) -> None:
     """Save a location's OCPI data and its chargers' connectors; the location (when published)
@@ -899,7 +1116,87 @@ LOCATION_DATA_FIELDS = (
     "regular_hours",
     "exceptional_openings",
     "exceptional_closings",
+    "help_phone",
+    "energy_mix",
 )
+
+# The fields of a parking place a caller may set (besides the chargers serving it).
+PARKING_FIELDS = (
+    "physical_reference",
+    "vehicle_types",
+    "restricted_to_type",
+    "reservation_required",
+    "max_vehicle_weight",
+    "max_vehicle_height",
+    "max_vehicle_length",
+    "max_vehicle_width",
+    "parking_space_length",
+    "parking_space_width",
+    "dangerous_goods_allowed",
+    "direction",
+    "drive_through",
+    "time_limit",
+    "roofed",
+    "lighting",
+    "refrigeration_outlet",
+    "standards",
+)
+
+
+class InvalidParking(ValueError):
+    """Parking places that cannot be saved, in words for the caller."""
+
+
+@transaction.atomic
+def parking_places_save(*, property_id: int, places: list[dict[str, Any]]) -> list[ParkingPlace]:
+    """Set the location's parking places to `places` (each: PARKING_FIELDS, an optional `id` of
+    an existing place of the location, `chargers`: [{"station_id", "evse_position"}] of this
+    location); places left out are removed. Partners get the location after commit."""
+    existing = {
+        p.pk: p for p in ParkingPlace.objects.select_for_update().filter(property_id=property_id)
+    }
+    chargers = {
+        c.station_id: c
+        for c in Charger.objects.filter(property_id=property_id).only("pk", "station_id")
+    }
+    kept: list[ParkingPlace] = []
+    for item in places:
+        place = (
+            existing.get(item["id"])
+            if item.get("id") is not None
+            else ParkingPlace(property_id=property_id)
+        )
+        if place is None:
+            raise InvalidParking(f"Parking place {item['id']} is not one of this location's.")
+        for name in PARKING_FIELDS:
+            if name in item:
+                value = item[name]
+                setattr(
+                    place,
+                    name,
+                    "" if value is None and name in ("physical_reference", "direction") else value,
+                )
+        place.full_clean(exclude=["property"])
+        place.save()
+        links = []
+        for link in item.get("chargers") or []:
+            charger = chargers.get(link["station_id"])
+            if charger is None:
+                raise InvalidParking(f"{link['station_id']} is not a charger of this location.")
+            links.append(
+                ParkingEvse(
+                    parking=place, charger=charger, evse_position=link.get("evse_position") or ""
+                )
+            )
+        if "chargers" in item:
+            place.evses.all().delete()
+            ParkingEvse.objects.bulk_create(links)
+        kept.append(place)
+    ParkingPlace.objects.filter(property_id=property_id).exclude(
+        pk__in=[p.pk for p in kept]
+    ).delete()
+    _push_after_commit(property_id)
+    return kept
 
 
 @transaction.atomic
@@ -933,11 +1230,25 @@ def location_push_queue(*, property_id: int) -> list[int]:
     partners = _partners_receiving(prop.organization_id, "locations")
     if not partners:
         return []
-    location = selectors.location_get(partners[0], str(property_id), now=timezone.now())
-    if location is None:
-        # Not published (any more): partners told about its EVSEs get them REMOVED now.
-        return [p.pk for p in partners if locations_reconcile(partner_id=p.pk)]
+    now = timezone.now()
+    # A national access point is given other chargers than roaming partners (AFIR's publicly
+    # accessible ones, held back while incomplete): one view per version and kind.
+    by_view: dict[tuple[str, bool], dict | None] = {}
     for partner in partners:
+        view = (partner.version, partner.role == Partner.Role.NAP)
+        if view not in by_view:
+            by_view[view] = selectors.location_get(
+                partner, str(property_id), now=now, version=partner.version
+            )
+    queued = []
+    for partner in partners:
+        location = by_view[(partner.version, partner.role == Partner.Role.NAP)]
+        if location is None:
+            # Not given to it (any more): what it was told about gets REMOVED now.
+            if locations_reconcile(partner_id=partner.pk):
+                queued.append(partner.pk)
+            continue
+        queued.append(partner.pk)
         delivery_enqueue(
             partner=partner,
             module="locations",
@@ -947,7 +1258,71 @@ def location_push_queue(*, property_id: int) -> list[int]:
             body=location,
             coalesce=True,
         )
-    return [p.pk for p in partners]
+    return queued
+
+
+def tariffs_push_queue(*, partner_id: int, rate_ids: set[str] | None = None) -> int:
+    """Queue a full PUT of each tariff the partner receives by push (a national access point:
+    2.2.1 Tariffs have no PATCH), of `rate_ids` only when given, unless the last one queued is
+    the same; return how many were queued."""
+    partner = Partner.objects.filter(pk=partner_id, state=Partner.State.CONNECTED).first()
+    if partner is None or not partner.endpoint("tariffs", ocpi.InterfaceRole.RECEIVER):
+        return 0
+    queued = 0
+    prefix = f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}"
+    for rate_id, tariff in selectors.tariffs_all(partner, now=timezone.now()):
+        if rate_ids is not None and rate_id not in rate_ids:
+            continue
+        object_key = f"tariff:{rate_id}"
+        if last_pushed(partner, object_key) == tariff:
+            continue
+        delivery_enqueue(
+            partner=partner,
+            module="tariffs",
+            object_key=object_key,
+            method="PUT",
+            path=f"{prefix}/{rate_id}",
+            body=tariff,
+            coalesce=True,
+        )
+        queued += 1
+    return queued
+
+
+def tariffs_reconcile(*, partner_id: int) -> int:
+    """DELETE at a national access point the Tariffs it holds that are no longer ours to give
+    (the rate was deleted or has ended, or no charger it was given uses it); return how many
+    were queued. Roaming partners pull tariffs and are left alone."""
+    partner = Partner.objects.filter(
+        pk=partner_id, state=Partner.State.CONNECTED, role=Partner.Role.NAP
+    ).first()
+    if partner is None or not partner.endpoint("tariffs", ocpi.InterfaceRole.RECEIVER):
+        return 0
+    current = {rate_id for rate_id, _ in selectors.tariffs_all(partner, now=timezone.now())}
+    told: dict[str, str] = {}  # tariff object key -> the last method queued
+    rows = (
+        Delivery.objects.filter(partner=partner, module="tariffs")
+        .order_by("id")
+        .values_list("object_key", "method")
+    )
+    for object_key, method in rows.iterator():
+        told[object_key] = method
+    queued = 0
+    prefix = f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}"
+    for object_key, method in sorted(told.items()):
+        rate_id = object_key.removeprefix("tariff:")
+        if method != "PUT" or rate_id in current:
+            continue
+        delivery_enqueue(
+            partner=partner,
+            module="tariffs",
+            object_key=object_key,
+            method="DELETE",
+            path=f"{prefix}/{rate_id}",
+            body={},
+        )
+        queued += 1
+    return queued
 
 
 def log_cleanup(*, now: datetime | None = None, retention_days: int | None = None) -> int:
@@ -957,6 +1332,37 @@ def log_cleanup(*, now: datetime | None = None, retention_days: int | None = Non
     logs, _ = OcpiLog.objects.filter(created_at__lt=cutoff).delete()
     sent, _ = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__lt=cutoff).delete()
     return logs + sent
+
+
+def _locations_resend_later(partner_id: int) -> None:
+    try:
+        schedule.task(schedule.LOCATIONS_RESEND).delay(partner_id)
+    except Exception:
+        logger.exception("Could not queue the locations of partner %s again", partner_id)
+
+
+def locations_resend(*, partner_id: int) -> int:
+    """Queue every location the partner is given, whole (PUT), in its version; return how many.
+    For a partner that moved to another version and an access point's full sync: it then holds
+    them in that version's shapes. A PUT of the same location still waiting takes the new body."""
+    partner = Partner.objects.filter(pk=partner_id, state=Partner.State.CONNECTED).first()
+    if partner is None or not partner.endpoint("locations", ocpi.InterfaceRole.RECEIVER):
+        return 0
+    prefix = f"/{settings.OCPI_COUNTRY_CODE}/{settings.OCPI_PARTY_ID}"
+    locations = selectors.locations_all(
+        partner.organization_id, now=timezone.now(), version=partner.version, partner=partner
+    )
+    for location in locations:
+        delivery_enqueue(
+            partner=partner,
+            module="locations",
+            object_key=f"location:{location['id']}",
+            method="PUT",
+            path=f"{prefix}/{location['id']}",
+            body=location,
+            coalesce=True,
+        )
+    return len(locations)
 
 
 def locations_reconcile(*, partner_id: int) -> int:
@@ -971,7 +1377,12 @@ def locations_reconcile(*, partner_id: int) -> int:
     if partner is None or not partner.endpoint("locations", ocpi.InterfaceRole.RECEIVER):
         return 0
     now = timezone.now()
-    current = {loc["id"]: loc for loc in selectors.locations_all(partner.organization_id, now=now)}
+    current = {
+        loc["id"]: loc
+        for loc in selectors.locations_all(
+            partner.organization_id, now=now, version=partner.version, partner=partner
+        )
+    }
     current_evses = {
         f"evse:{loc_id}/{evse['uid']}" for loc_id, loc in current.items() for evse in loc["evses"]
     }

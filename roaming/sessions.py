@@ -14,15 +14,16 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision, Token
+from billing.price_shown import session_rate
 from billing.pricing import Cost
-from billing.selectors import rate_for_charger
 from billing.services import session_cost
+from billing.taxes import split_money
 from chargers.models import ChargingSession
 from metering.display import cdr_signed_records, transparency_url
 from metering.services import session_signed_ingest
 
-from . import location_data, mapping, ocpi, selectors, services
-from .models import Cdr, Partner, PushedToken, RemoteCommand
+from . import location_data, mapping, ocpi, payments, selectors, services, versions
+from .models import Cdr, Partner, PushedToken, RemoteCommand, TerminalPayment
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ _NATURE = mapping.OCMF_NATURE
 
 
 def roaming_sessions() -> QuerySet[ChargingSession]:
-    """Return the sessions of cards of connected OCPI partners."""
+    """Return the sessions of cards of connected OCPI partners (a payment terminal's one-off
+    card is its PTP's provider's)."""
     return ChargingSession.objects.filter(
         Q(token__ocpi__partner__state=Partner.State.CONNECTED)
         | Q(token__msp__ocpi_partner__state=Partner.State.CONNECTED)
@@ -62,6 +64,10 @@ def partner_of(session: ChargingSession) -> Partner | None:
     connected = Partner.objects.filter(
         state=Partner.State.CONNECTED, organization_id=prop.organization_id
     )
+    paid = payments.payment_of(session)
+    if paid is not None:
+        # Paid at a terminal: its PTP alone gets the session and the CDR.
+        return connected.filter(pk=paid.partner_id).first()
     pushed = PushedToken.objects.filter(token=token).values_list("partner_id", flat=True).first()
     if pushed is not None:
         partner = connected.filter(pk=pushed).first()
@@ -72,7 +78,18 @@ def partner_of(session: ChargingSession) -> Partner | None:
     return connected.filter(msp_id=token.msp_id).first()
 
 
-def _cdr_token(token: Token) -> mapping.CdrTokenFacts:
+def _cdr_token(token: Token, paid: TerminalPayment | None = None) -> mapping.CdrTokenFacts:
+    if paid is not None:
+        # The PTP's Token of its START_SESSION (mod_commands: its information goes into the
+        # Session and CDR), not the one-off card the charger used.
+        data = paid.token_data
+        return mapping.CdrTokenFacts(
+            str(data.get("country_code", "")).upper(),
+            str(data.get("party_id", "")).upper(),
+            str(data.get("uid", ""))[:36],
+            str(data.get("type") or "AD_HOC_USER"),
+            str(data.get("contract_id") or data.get("uid", ""))[:36],
+        )
     pushed = PushedToken.objects.filter(token=token).first()
     if pushed is not None:
         return mapping.CdrTokenFacts(
@@ -96,6 +113,9 @@ def _auth_method(session: ChargingSession) -> tuple[str, str]:
     """Return (AuthMethod, authorization_reference): COMMAND after a START_SESSION, AUTH_REQUEST
     after a live check, else WHITELIST (mod_cdrs "AuthMethod enum"); the reference is the one the
     eMSP gave in its START_SESSION or real-time authorization answer, if any."""
+    paid = payments.payment_of(session)
+    if paid is not None:
+        return "COMMAND", paid.authorization_reference
     # Our clock on both sides: the charger's may be off.
     since = session.received_start_at - timedelta(minutes=15)
     command = (
@@ -131,11 +151,18 @@ def _auth_method(session: ChargingSession) -> tuple[str, str]:
 
 
 def _line_total(cost: Cost, kind: str) -> Decimal | None:
+    """The lines of one kind, excluding tax (OCPI's per-dimension costs are excl. VAT): where the
+    prices included tax, their sum is split by billing.taxes with the receipt's rounding rule."""
     amounts = [Decimal(line["amount"]) for line in cost.lines if line["kind"] == kind]
-    return sum(amounts, Decimal(0)) if amounts else None
+    if not amounts:
+        return None
+    stated = sum(amounts, Decimal(0))
+    if not cost.prices_include_tax:
+        return stated
+    return split_money(stated, cost.tax_percent, cost.currency, included=True).net
 
 
-def cost_facts(cost: Cost) -> mapping.CostFacts:
+def cost_facts(cost: Cost, *, tax_percent: Decimal | None = None) -> mapping.CostFacts:
     others = [
         line["description"]
         for line in cost.lines
@@ -156,6 +183,7 @@ def cost_facts(cost: Cost) -> mapping.CostFacts:
         charging_seconds=cost.charging_seconds,
         idle_seconds=cost.idle_seconds,
         remark="; ".join(others),
+        tax_percent=tax_percent,
     )
 
 
@@ -167,18 +195,18 @@ def _last_reading(session: ChargingSession) -> datetime | None:
 def session_facts(session: ChargingSession, *, cost: Cost | None = None) -> mapping.SessionFacts:
     assert session.token is not None
     cost = cost if cost is not None else session_cost(session)
-    rate = rate_for_charger(session.charger, session.started_at)
+    rate = session_rate(session)[0]  # the price version billed (billing.price_shown)
     auth_method, reference = _auth_method(session)
     return mapping.SessionFacts(
         id=str(session.pk),
         started_at=session.started_at,
         stopped_at=session.stopped_at,
-        token=_cdr_token(session.token),
+        token=_cdr_token(session.token, payments.payment_of(session)),
         auth_method=auth_method,
         authorization_reference=reference,
         location_id=str(session.charger.property_id or ""),
         evse_uid=ocpi.evse_uid(session.charger.station_id, session.connector_id),
-        cost=cost_facts(cost),
+        cost=cost_facts(cost, tax_percent=rate.tax_percent if rate else None),
         active=session.status == ChargingSession.Status.ACTIVE,
         last_updated=session.received_stop_at
         or _last_reading(session)
@@ -291,11 +319,7 @@ def session_push_queue(*, session_id: int) -> int | None:
         or not partner.endpoint("sessions", ocpi.InterfaceRole.RECEIVER)
     ):
         return None
-    body = mapping.session_object(
-        session_facts(session),
-        country_code=settings.OCPI_COUNTRY_CODE,
-        party_id=settings.OCPI_PARTY_ID,
-    )
+    body = versions.of(partner.version).session(session_facts(session), party=selectors.our_party())
     object_key = f"session:{session.pk}"
     last = services.last_pushed(partner, object_key)
     same = ("kwh", "total_cost", "status", "end_date_time")
@@ -334,32 +358,29 @@ def cdr_create(*, session_id: int) -> Cdr | None:
     session_signed_ingest(session_id=session.pk)
     cost = session_cost(session)
     facts = session_facts(session, cost=cost)
-    rate = rate_for_charger(session.charger, session.started_at)
-    tariffs = (
-        [
-            mapping.tariff_object(
-                selectors.rate_facts(rate),
-                country_code=settings.OCPI_COUNTRY_CODE,
-                party_id=settings.OCPI_PARTY_ID,
-            )
-        ]
-        if rate
-        else []
-    )
+    rate = session_rate(session)[0]  # the price version billed (billing.price_shown)
+    paid = payments.payment_of(session)
     cdr_id = f"CDR-{session.pk}"
-    data = mapping.cdr_object(
+    data = versions.of(partner.version).cdr(
         facts,
         cdr_id=cdr_id,
         location=_cdr_location(session),
-        tariffs=tariffs,
+        rate=selectors.rate_facts(rate) if rate else None,
         signed=_signed_data(session),
-        country_code=settings.OCPI_COUNTRY_CODE,
-        party_id=settings.OCPI_PARTY_ID,
+        party=selectors.our_party(),
         created=timezone.now(),
+        # Paid at a terminal: the invoice we issue for it (mod_payments "Transaction").
+        invoice_reference_id=payments.invoice_reference(paid, session) if paid else "",
     )
     try:
         with transaction.atomic():
-            cdr = Cdr.objects.create(session=session, partner=partner, cdr_id=cdr_id, data=data)
+            cdr = Cdr.objects.create(
+                session=session,
+                partner=partner,
+                cdr_id=cdr_id,
+                data=data,
+                version=partner.version or ocpi.V221,
+            )
             if partner.endpoint("cdrs", ocpi.InterfaceRole.RECEIVER):
                 services.delivery_enqueue(
                     partner=partner,
@@ -405,7 +426,9 @@ def sessions_sweep(*, now: datetime | None = None, days: int = 7) -> set[int]:
 # -- reads for the senders (pull) -------------------------------------------------------------------
 
 
-def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, Any]]]:
+def sessions_page(
+    partner: Partner, page: ocpi.Page, *, version: str
+) -> tuple[int, list[dict[str, Any]]]:
     """Return (total, page) of the partner's customers' sessions, oldest first."""
     mine = Q(token__ocpi__partner=partner)
     if partner.msp_id:
@@ -416,20 +439,17 @@ def sessions_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str
         .order_by("received_start_at", "pk")
     )
     sessions = [s for s in candidates if partner_of(s) == partner]
-    objects = [
-        mapping.session_object(
-            session_facts(s),
-            country_code=settings.OCPI_COUNTRY_CODE,
-            party_id=settings.OCPI_PARTY_ID,
-        )
-        for s in sessions
-    ]
+    session = versions.of(version).session
+    objects = [session(session_facts(s), party=selectors.our_party()) for s in sessions]
     matching = [o for o in objects if selectors.in_window(o["last_updated"], page)]
     return len(matching), matching[page.offset : page.offset + page.limit]
 
 
-def cdrs_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, Any]]]:
-    """Return (total, page) of the CDRs of the partner's customers, oldest first."""
+def cdrs_page(
+    partner: Partner, page: ocpi.Page, *, version: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Return (total, page) of the CDRs of the partner's customers, oldest first, as sent (a
+    CDR made before the partner moved to 2.3.0 in its 2.3.0 shape: the same amounts)."""
     cdrs = Cdr.objects.filter(
         partner=partner, session__charger__property__organization_id=partner.organization_id
     )
@@ -438,4 +458,7 @@ def cdrs_page(partner: Partner, page: ocpi.Page) -> tuple[int, list[dict[str, An
     if page.date_to is not None:
         cdrs = cdrs.filter(created_at__lt=page.date_to)
     cdrs = cdrs.order_by("created_at", "pk")
-    return cdrs.count(), [cdr.data for cdr in cdrs[page.offset : page.offset + page.limit]]
+    return cdrs.count(), [
+        versions.convert("cdrs", cdr.data, written_in=cdr.version, to=version)
+        for cdr in cdrs[page.offset : page.offset + page.limit]
+    ]

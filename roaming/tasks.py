@@ -8,16 +8,14 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
-from . import commands, services, sessions
+from . import access_points, commands, payments, schedule, services, sessions
 
-# roaming.location_push is defined next to what enqueues it (services.location_push_task).
+# roaming.location_push and roaming.deliveries_send are defined next to what enqueues them
+# (services.location_push_task, services.deliveries_send_task).
+deliveries_send_task = services.deliveries_send_task
+access_point_full_sync_task = access_points.full_sync_task
 
 STATUS_MARK = "roaming:status-sweep-mark"
-
-
-@shared_task(name="roaming.deliveries_send")
-def deliveries_send_task(partner_id: int) -> int:
-    return services.deliveries_send(partner_id=partner_id)
 
 
 @shared_task(name="roaming.evse_status_push")
@@ -54,7 +52,7 @@ def deliveries_sweep_task() -> int:
     return len(partner_ids)
 
 
-@shared_task(name="roaming.command_execute")
+@shared_task(name=schedule.COMMAND_EXECUTE)
 def command_execute_task(remote_command_id: int) -> str:
     """Send a partner's command to the charger, then its CommandResult to the partner."""
     return commands.command_execute(remote_command_id=remote_command_id)
@@ -75,7 +73,9 @@ def session_started_task(session_id: int) -> int:
 
 @shared_task(name="roaming.session_finished")
 def session_finished_task(session_id: int) -> int:
-    """Push a finished roaming session's final state, then its CDR."""
+    """Push a finished roaming session's final state, then its CDR (a terminal's one-off card is
+    made unusable first)."""
+    payments.terminal_session_finished(session_id=session_id)
     partner_id = sessions.session_push_queue(session_id=session_id)
     cdr = sessions.cdr_create(session_id=session_id)
     partner_ids = {p for p in (partner_id, cdr.partner_id if cdr else None) if p}
@@ -85,7 +85,9 @@ def session_finished_task(session_id: int) -> int:
 
 @shared_task(name="roaming.sessions_sweep")
 def sessions_sweep_task() -> int:
-    """Periodic: progress of running roaming sessions, and CDRs whose signal was missed."""
+    """Periodic: progress of running roaming sessions, and CDRs whose signal was missed; the
+    one-off cards of terminal starts that never became a session are made unusable."""
+    payments.stale_cards_release()
     partner_ids = sessions.sessions_sweep()
     for partner_id in sorted(partner_ids):
         deliveries_send_task.delay(partner_id)
@@ -98,6 +100,13 @@ def log_cleanup_task() -> int:
     return services.log_cleanup()
 
 
+@shared_task(name="roaming.access_points_freshness")
+def access_points_freshness_task() -> int:
+    """Periodic: a national access point's feed behind its bound opens an alert (its rules)."""
+    opened, _cleared = access_points.freshness_alerts()
+    return opened
+
+
 @shared_task(name="roaming.locations_reconcile")
 def locations_reconcile_task() -> int:
     """Periodic: EVSEs no longer published become REMOVED at partners, new ones are PUT."""
@@ -108,7 +117,27 @@ def locations_reconcile_task() -> int:
         "pk", flat=True
     ):
         count = services.locations_reconcile(partner_id=partner_id)
+        count += services.tariffs_reconcile(partner_id=partner_id)
         if count:
             queued += count
             deliveries_send_task.delay(partner_id)
     return queued
+
+
+@shared_task(name=schedule.LOCATIONS_RESEND)
+def locations_resend_task(partner_id: int) -> int:
+    """Every location again, in the partner's version (it moved to another one); send at once."""
+    queued = services.locations_resend(partner_id=partner_id)
+    if queued:
+        services.deliveries_send(partner_id=partner_id)
+    return queued
+
+
+@shared_task(name="roaming.rate_changed")
+def rate_changed_task(rate_id: int, property_id: int) -> int:
+    """PUT a changed rate's Tariff to the national access points of its operator, then the
+    location (its connectors' tariff_ids) to every partner; send at once."""
+    partner_ids = set(access_points.rate_push_queue(rate_id=rate_id, property_id=property_id))
+    partner_ids |= set(services.location_push_queue(property_id=property_id))
+    _send(partner_ids)
+    return len(partner_ids)

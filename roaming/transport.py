@@ -2,7 +2,8 @@
 
 Views decorated with `ocpi_endpoint` are transport only: they parse the request, call one
 service or selector, and return an `OcpiResult` (or raise `OcpiError`); this module turns
-that into the response the OCPI 2.2.1 transport chapter asks for and logs both.
+that into the response the OCPI transport chapter asks for (the same in 2.2.1 and 2.3.0) and
+logs both.
 """
 
 from __future__ import annotations
@@ -60,11 +61,17 @@ class Caller:
     with_token_a: bool
     # The credentials token the partner presented (never stored: only its hash is kept).
     token: str = ""
+    # The OCPI version of the URL called ("" for the versions list): the answer's version.
+    version: str = ""
     # Routing headers of the request (transport_and_format "Message Routing"), upper-case.
     from_country_code: str = ""
     from_party_id: str = ""
     to_country_code: str = ""
     to_party_id: str = ""
+
+
+# What a national access point pulls (NDW DOT-NL: the daily full pull of Locations and Tariffs).
+NAP_MODULES = frozenset({"locations", "tariffs"})
 
 
 def authenticate(request: HttpRequest) -> tuple[Partner, bool, str] | None:
@@ -121,13 +128,18 @@ def redact(module: str, body: Any) -> Any:
 
 
 def ocpi_endpoint(
-    module: str, *, token_a_allowed: bool = False, connected_only: bool = True
+    module: str,
+    *,
+    token_a_allowed: bool = False,
+    connected_only: bool = True,
+    version: str = "",
 ) -> Callable:
     """Wrap an OCPI view: `view(request, caller, body, *args, **kwargs) -> OcpiResult`.
 
     token_a_allowed: the versions and credentials modules accept the registration token A
     (transport_and_format "Authorization header": any other module answers 401 to it).
     connected_only: the partner must have completed registration.
+    version: the OCPI version of a module that exists in one version only (else the URL's).
     """
 
     def wrap(view: Callable[..., OcpiResult]) -> Callable[..., HttpResponse]:
@@ -153,6 +165,16 @@ def ocpi_endpoint(
                         http_status=401,
                     )
                 partner, with_token_a, presented = auth
+                if partner.role == Partner.Role.NAP and (
+                    module not in NAP_MODULES or request.method != "GET"
+                ):
+                    # A national access point's pull token reads locations and tariffs only.
+                    raise OcpiError(
+                        ocpi.Code.CLIENT_ERROR,
+                        "An access point's token only reads locations and tariffs.",
+                        http_status=401,
+                    )
+                called = str(kwargs.pop("version", version))
                 if connected_only and partner.state != Partner.State.CONNECTED:
                     raise OcpiError(
                         ocpi.Code.CLIENT_ERROR, "Register first (credentials).", http_status=401
@@ -163,6 +185,7 @@ def ocpi_endpoint(
                     partner=partner,
                     with_token_a=with_token_a,
                     token=presented,
+                    version=called,
                     from_country_code=headers.get("OCPI-from-country-code", "").upper(),
                     from_party_id=headers.get("OCPI-from-party-id", "").upper(),
                     to_country_code=headers.get("OCPI-to-country-code", "").upper(),

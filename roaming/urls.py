@@ -1,30 +1,72 @@
-"""OCPI 2.2.1 endpoints (CPO), mounted at /ocpi/."""
+"""OCPI endpoints (CPO), mounted at /ocpi/: every module in each version we speak
+(`<ocpi_version:version>` is 2.2.1 or 2.3.0, roaming.ocpi.VERSIONS), the Payments module in
+2.3.0 only. A view answers in the version of the URL it was called at."""
 
-from django.urls import path
+from django.urls import path, re_path, register_converter
 
-from . import views
+from . import ocpi, views
+
+
+class VersionConverter:
+    regex = "|".join(version.replace(".", r"\.") for version in ocpi.VERSIONS)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(VersionConverter, "ocpi_version")
 
 app_name = "roaming"
 
 urlpatterns = [
     path("versions", views.versions, name="versions"),
-    path("2.2.1", views.version_details, name="version-details"),
-    path("2.2.1/credentials", views.credentials, name="credentials"),
-    path("2.2.1/locations", views.locations, name="locations"),
-    path("2.2.1/locations/<str:location_id>", views.location_detail, name="location"),
-    path("2.2.1/locations/<str:location_id>/<str:evse_uid>", views.location_detail, name="evse"),
+    path("<ocpi_version:version>", views.version_details, name="version-details"),
+    path("<ocpi_version:version>/credentials", views.credentials, name="credentials"),
+    path("<ocpi_version:version>/locations", views.locations, name="locations"),
     path(
-        "2.2.1/locations/<str:location_id>/<str:evse_uid>/<str:connector_id>",
+        "<ocpi_version:version>/locations/<str:location_id>",
+        views.location_detail,
+        name="location",
+    ),
+    path(
+        "<ocpi_version:version>/locations/<str:location_id>/<str:evse_uid>",
+        views.location_detail,
+        name="evse",
+    ),
+    path(
+        "<ocpi_version:version>/locations/<str:location_id>/<str:evse_uid>/<str:connector_id>",
         views.location_detail,
         name="connector",
     ),
-    path("2.2.1/tariffs", views.tariffs, name="tariffs"),
-    path("2.2.1/tokens", views.tokens_root, name="tokens"),
-    path("2.2.1/commands/", views.command, name="commands"),
-    path("2.2.1/sessions", views.sessions_list, name="sessions"),
-    path("2.2.1/cdrs", views.cdrs_list, name="cdrs"),
-    path("2.2.1/commands/<str:command>", views.command, name="command"),
+    path("<ocpi_version:version>/tariffs", views.tariffs, name="tariffs"),
+    path("<ocpi_version:version>/tokens", views.tokens_root, name="tokens"),
+    path("<ocpi_version:version>/commands/", views.command, name="commands"),
+    path("<ocpi_version:version>/sessions", views.sessions_list, name="sessions"),
+    path("<ocpi_version:version>/cdrs", views.cdrs_list, name="cdrs"),
+    path("<ocpi_version:version>/commands/<str:command>", views.command, name="command"),
     path(
-        "2.2.1/tokens/<str:country_code>/<str:party_id>/<str:token_uid>", views.token, name="token"
+        "<ocpi_version:version>/tokens/<str:country_code>/<str:party_id>/<str:token_uid>",
+        views.token,
+        name="token",
+    ),
+    # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
+    # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
+    # the module's URL, as the module's examples write them.
+    path("2.3.0/payments", views.payments_root, name="payments"),
+    # The module's examples POST to ".../terminals/": with or without the slash.
+    re_path(r"^2\.3\.0/payments/terminals/?$", views.terminals, name="terminals"),
+    path("2.3.0/payments/terminals/<str:terminal_id>", views.terminal, name="terminal"),
+    re_path(
+        r"^2\.3\.0/payments/financial-advice-confirmations/?$",
+        views.financial_advice_confirmations,
+        name="financial-advice-confirmations",
+    ),
+    path(
+        "2.3.0/payments/financial-advice-confirmations/<str:fac_id>",
+        views.financial_advice_confirmation,
+        name="financial-advice-confirmation",
     ),
 ]

@@ -1,4 +1,5 @@
-"""OCPI 2.2.1 CPO endpoints under /ocpi/: transport only (roaming.transport does the envelope)."""
+"""OCPI CPO endpoints under /ocpi/ (2.2.1 and 2.3.0): transport only (roaming.transport does
+the envelope); each answers in the version of the URL it was called at."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from . import commands, ocpi, selectors, services, sessions
+from . import commands, ocpi, payments, selectors, services, sessions
 from .models import Partner
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
+from .versions import v230
 
 
 def _versions_url(request: HttpRequest) -> str:
@@ -32,9 +34,12 @@ def versions(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     return OcpiResult(
         data=[
             {
-                "version": ocpi.VERSION,
-                "url": request.build_absolute_uri(reverse("roaming:version-details")),
+                "version": version,
+                "url": request.build_absolute_uri(
+                    reverse("roaming:version-details", kwargs={"version": version})
+                ),
             }
+            for version in ocpi.VERSIONS
         ]
     )
 
@@ -44,14 +49,10 @@ def version_details(request: HttpRequest, caller: Caller, body: Any) -> OcpiResu
     if request.method != "GET":
         raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
     endpoints = [
-        {
-            "identifier": identifier,
-            "role": str(role),
-            "url": request.build_absolute_uri(reverse(name)),
-        }
-        for identifier, role, name in services.OUR_ENDPOINTS
+        {"identifier": identifier, "role": role, "url": request.build_absolute_uri(url)}
+        for identifier, role, url in services.our_endpoints(caller.version)
     ]
-    return OcpiResult(data={"version": ocpi.VERSION, "endpoints": endpoints})
+    return OcpiResult(data={"version": caller.version, "endpoints": endpoints})
 
 
 @ocpi_endpoint("credentials", token_a_allowed=True, connected_only=False)
@@ -63,7 +64,9 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
         # Our credentials for the partner: the token is the one it called with (we keep only
         # its hash, so it comes from the request).
         return OcpiResult(
-            data=services.our_credentials(token=caller.token, versions_url=_versions_url(request))
+            data=services.our_credentials(
+                token=caller.token, versions_url=_versions_url(request), version=caller.version
+            )
         )
     if method in ("POST", "PUT"):
         # credentials "POST Method" / "PUT Method": 405 when already / not yet registered.
@@ -76,6 +79,7 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
                 body=body,
                 versions_url=_versions_url(request),
                 update=method == "PUT",
+                version=caller.version,
             )
         except services.RegistrationError as exc:
             raise OcpiError(exc.code, exc.message) from None
@@ -100,7 +104,9 @@ def _get_only(request: HttpRequest) -> None:
 def locations(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     _get_only(request)
     page = page_or_error(request)
-    total, data = selectors.locations_page(caller.partner, page, now=timezone.now())
+    total, data = selectors.locations_page(
+        caller.partner, page, now=timezone.now(), version=caller.version
+    )
     _pulled(caller.partner)
     return paginated(request, total, page, data)
 
@@ -119,7 +125,9 @@ def location_detail(
     connector_id: str = "",
 ) -> OcpiResult:
     _get_only(request)
-    location = selectors.location_get(caller.partner, location_id, now=timezone.now())
+    location = selectors.location_get(
+        caller.partner, location_id, now=timezone.now(), version=caller.version
+    )
     if location is None:
         raise _unknown_location()
     _pulled(caller.partner)
@@ -143,7 +151,9 @@ def location_detail(
 def tariffs(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     _get_only(request)
     page = page_or_error(request)
-    total, data = selectors.tariffs_page(caller.partner, page, now=timezone.now())
+    total, data = selectors.tariffs_page(
+        caller.partner, page, now=timezone.now(), version=caller.version
+    )
     _pulled(caller.partner)
     return paginated(request, total, page, data)
 
@@ -227,7 +237,7 @@ def command(request: HttpRequest, caller: Caller, body: Any, command: str = "") 
 def sessions_list(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     _get_only(request)
     page = page_or_error(request)
-    total, data = sessions.sessions_page(caller.partner, page)
+    total, data = sessions.sessions_page(caller.partner, page, version=caller.version)
     _pulled(caller.partner)
     return paginated(request, total, page, data)
 
@@ -236,6 +246,87 @@ def sessions_list(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult
 def cdrs_list(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
     _get_only(request)
     page = page_or_error(request)
-    total, data = sessions.cdrs_page(caller.partner, page)
+    total, data = sessions.cdrs_page(caller.partner, page, version=caller.version)
     _pulled(caller.partner)
     return paginated(request, total, page, data)
+
+
+# -- payments (Receiver, 2.3.0): terminals and financial advice confirmations from a PTP ----------
+
+
+def _ptp(caller: Caller) -> Partner:
+    """The calling partner when it is a PTP: the Payments module is between a CPO and a PTP."""
+    if caller.partner.role != Partner.Role.PTP:
+        raise OcpiError(
+            ocpi.Code.CLIENT_ERROR,
+            "The payments module is for payment terminal providers (PTP).",
+            http_status=403,
+        )
+    return caller.partner
+
+
+@ocpi_endpoint("payments", version=ocpi.V230)
+def payments_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """The module's URL (listed in version details): its objects live below it."""
+    raise OcpiError(
+        ocpi.Code.CLIENT_ERROR,
+        "Use {payments}/terminals or {payments}/financial-advice-confirmations.",
+        http_status=404,
+    )
+
+
+def _refused(exc: payments.PaymentRefused) -> OcpiError:
+    return OcpiError(exc.code, exc.message, http_status=exc.http_status)
+
+
+@ocpi_endpoint("payments", version=ocpi.V230)
+def terminals(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """POST a new Terminal (mod_payments "POST Terminal Method")."""
+    if request.method != "POST":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "POST a Terminal object.", http_status=405)
+    partner = _ptp(caller)
+    try:
+        terminal, created = payments.terminal_receive(partner=partner, body=body)
+    except payments.PaymentRefused as exc:
+        raise _refused(exc) from None
+    return OcpiResult(data=payments.terminal_object(terminal), http_status=201 if created else 200)
+
+
+@ocpi_endpoint("payments", version=ocpi.V230)
+def terminal(request: HttpRequest, caller: Caller, body: Any, terminal_id: str) -> OcpiResult:
+    """GET one Terminal as we hold it, with the locations and EVSEs we assigned to it."""
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
+    found = payments.terminal_get(partner=_ptp(caller), terminal_id=terminal_id)
+    if found is None:
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Unknown terminal.", http_status=404)
+    return OcpiResult(data=payments.terminal_object(found))
+
+
+@ocpi_endpoint("payments", version=ocpi.V230)
+def financial_advice_confirmations(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """POST a Financial Advice Confirmation, tied by its authorization_reference to the session
+    the PTP started and its CDR."""
+    if request.method != "POST":
+        raise OcpiError(
+            ocpi.Code.CLIENT_ERROR, "POST a FinancialAdviceConfirmation object.", http_status=405
+        )
+    try:
+        confirmation, created = payments.financial_advice_receive(partner=_ptp(caller), body=body)
+    except payments.PaymentRefused as exc:
+        raise _refused(exc) from None
+    return OcpiResult(data=confirmation.data, http_status=201 if created else 200)
+
+
+@ocpi_endpoint("payments", version=ocpi.V230)
+def financial_advice_confirmation(
+    request: HttpRequest, caller: Caller, body: Any, fac_id: str
+) -> OcpiResult:
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
+    found = payments.financial_advice_get(partner=_ptp(caller), fac_id=fac_id)
+    if found is None:
+        raise OcpiError(
+            ocpi.Code.CLIENT_ERROR, "Unknown financial advice confirmation.", http_status=404
+        )
+    return OcpiResult(data=v230.financial_advice_object(found.data))

@@ -176,8 +176,15 @@ def render_bundle(bundle: dict[str, Any]) -> str:
             for line in cost["lines"]
         ]
         rows += [
-            ["Subtotal", "", "", "", cost["subtotal"]],
-            ["Tax", "", "", "", cost["tax"]],
+            ["Subtotal (excl. tax)", "", "", "", cost["subtotal"]],
+            [
+                "Tax"
+                + (" (included in the prices)" if cost.get("prices_include_tax") else " (on top)"),
+                "",
+                "",
+                "",
+                cost["tax"],
+            ],
             ["Total", "", "", "", f"{cost['total']} {cost['currency']}"],
         ]
         parts.append(
@@ -405,14 +412,16 @@ class TicketAdmin(admin.ModelAdmin):
             "email": EmailChangeForm(prefix="email"),
             "erase": EraseForm(prefix="erase"),
         }
+        if ticket.charger_id is not None:
+            # The charger's license, within the plan (billing.licenses); the host is answered.
+            forms_["license"] = LicenseForm(prefix="license")
         if request.method == "POST":
             which = request.POST.get("action", "")
             if which in forms_:
-                form = type(forms_[which])(
-                    request.POST,
-                    prefix=which,
-                    **({"ticket": ticket} if which in ("override", "whitelist", "refund") else {}),
+                extra: dict[str, Any] = (
+                    {"ticket": ticket} if which in ("override", "whitelist", "refund") else {}
                 )
+                form = type(forms_[which])(request.POST, prefix=which, **extra)
                 forms_[which] = form
                 if form.is_valid() and self._run(request, ticket, which, form.cleaned_data, form):
                     return HttpResponseRedirect(request.path)
@@ -500,6 +509,12 @@ class TicketAdmin(admin.ModelAdmin):
                 self.message_user(
                     request, f"Customer data erased on {changed} records.", messages.SUCCESS
                 )
+            elif which == "license":
+                self.message_user(
+                    request,
+                    toolkit.ticket_license_activate(ticket=ticket, user=user),
+                    messages.SUCCESS,
+                )
             elif which == "command":
                 if ticket.charger is None:
                     raise toolkit.ActionFailed("The ticket has no charger.")
@@ -572,7 +587,7 @@ class ReplyForm(forms.Form):
 
 class OverrideForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="override")
-    charger = forms.ModelChoiceField(queryset=None, label="Charger")  # type: ignore[arg-type]
+    charger: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Charger")
     connector_id = forms.IntegerField(
         min_value=1, max_value=2**31 - 1, initial=1, label="Connector"
     )
@@ -598,7 +613,9 @@ class OverrideForm(forms.Form):
 
 class WhitelistForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="whitelist")
-    group = forms.ModelChoiceField(queryset=None, label="Local token group")  # type: ignore[arg-type]
+    group: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
+        queryset=None, label="Local token group"
+    )
     uid = forms.CharField(max_length=36, label="Card UID")
 
     def __init__(self, *args: Any, ticket: Ticket, **kwargs: Any) -> None:
@@ -618,7 +635,7 @@ class WhitelistForm(forms.Form):
 
 class RefundForm(forms.Form):
     action = forms.CharField(widget=forms.HiddenInput, initial="refund")
-    payment = forms.ModelChoiceField(queryset=None, label="Payment")  # type: ignore[arg-type]
+    payment: forms.ModelChoiceField[Any] = forms.ModelChoiceField(queryset=None, label="Payment")
     amount = forms.DecimalField(min_value=Decimal("0.01"), max_digits=14, decimal_places=2)
     reason = forms.CharField(
         max_length=300, help_text="The customer sees this in the confirmation email."
@@ -662,6 +679,10 @@ class CommandForm(forms.Form):
         data = super().clean() or {}
         data["action"] = data.get("action_name", "")
         return data
+
+
+class LicenseForm(forms.Form):
+    action = forms.CharField(widget=forms.HiddenInput, initial="license")
 
 
 class VerifyForm(forms.Form):
@@ -811,3 +832,25 @@ class SupportUserAdmin(UserAdmin):
                 f"it, exactly as when they change it themselves. {form.initial.get('email')} was told "
                 "and signs in until then.",
             )
+
+
+# -- the support home: one search instead of a list of tables -------------------------------------
+
+
+def find_view(request: HttpRequest) -> HttpResponse:
+    """Admin's home search (support/find.py): station id, email, card's last four with a day or
+    an amount, session, transaction or payment number, ticket reference."""
+    from .find import find
+
+    text = request.GET.get("q", "")
+    context = {
+        **admin.site.each_context(request),
+        "title": "Find a customer or a charger",
+        "q": text,
+        "found": find(text) if text.strip() else None,
+    }
+    return TemplateResponse(request, "admin/support_find.html", context)
+
+
+# The admin opens on the search; every table is still one click away below it.
+admin.site.index_template = "admin/support_home.html"

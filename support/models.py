@@ -30,6 +30,7 @@ class Ticket(models.Model):
         ASSIGNMENT = "assignment", "Assign chargers to properties or sync with a PMS"
         GUEST_START = "guest_start", "Guest can't start a charge (QR code or app errors)"
         PAYOUTS = "payouts", "Payouts, reporting and usage history"
+        LICENSE = "license", "Activate or renew a charger's license"
         OTHER = "other", "Something else"
 
     class Status(models.TextChoices):
@@ -42,6 +43,7 @@ class Ticket(models.Model):
         GUEST_PAGE = "guest_page", "Guest charging page"
         CONTACT_FORM = "contact_form", "Contact form"
         ASSISTANT = "assistant", "Support assistant"
+        PORTAL = "portal", "Host portal"
 
     reference = models.CharField(
         max_length=8, unique=True, default=_ticket_reference, editable=False

@@ -15,11 +15,39 @@ from .models import Ticket
 
 
 def dashboard_support_figures(*, user: Any, now: Any, **kwargs: Any) -> dict[str, Any]:
-    """Return the assistant's findings for the user's chargers and their open support tickets."""
+    """Return the assistant's findings for the user's chargers, their open support tickets and
+    the chargers that cannot charge for want of a license (with the way to fix it)."""
     return {
         "assistant_findings": host_findings(user, now=now),
         "open_tickets": tickets_for(user).exclude(status=Ticket.Status.RESOLVED).count(),
+        "unlicensed_chargers": unlicensed_chargers(user, today=now.date()),
     }
+
+
+UNLICENSED_MAX = 8
+
+
+def unlicensed_chargers(user: Any, *, today: Any) -> list[Any]:
+    """The user's chargers without a license in force (the authorization decision refuses every
+    start on them, on the UTC day), connected ones first, each with its open request to support."""
+    from django.db.models import F, Q
+
+    from backoffice.tenancy import readable
+    from chargers.models import Charger
+
+    chargers = list(
+        readable(Charger.objects.select_related("property"), user)
+        .filter(Q(license_valid_until__isnull=True) | Q(license_valid_until__lt=today))
+        .order_by(F("last_seen_at").desc(nulls_last=True), "station_id")[:UNLICENSED_MAX]
+    )
+    requested = dict(
+        Ticket.objects.filter(charger__in=chargers, topic=Ticket.Topic.LICENSE)
+        .exclude(status=Ticket.Status.RESOLVED)
+        .values_list("charger_id", "reference")
+    )
+    for charger in chargers:
+        charger.license_request = requested.get(charger.pk, "")
+    return chargers
 
 
 @receiver(session_without_energy_reading, dispatch_uid="support.flag_no_energy_reading")

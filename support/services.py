@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -163,3 +164,51 @@ def flag_settlement_held(*, session_id: int, reason: str) -> Ticket | None:
         occurred_at=session.stopped_at,
         details={"flag": SETTLEMENT_HELD, "reason": reason[:200]},
     )
+
+
+def open_license_request(charger_id: int) -> Ticket | None:
+    """The charger's license request support has not answered yet, if any."""
+    return (
+        Ticket.objects.filter(charger_id=charger_id, topic=Ticket.Topic.LICENSE)
+        .exclude(status=Ticket.Status.RESOLVED)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+@transaction.atomic
+def license_request(*, charger_id: int, user: Any) -> tuple[Ticket, bool]:
+    """A host asks support to activate a charger's license (one click in the portal): one ticket
+    per charger until support answers it. Returns (ticket, created)."""
+    from chargers.models import Charger
+
+    # Lock the charger: two clicks at once make one ticket.
+    charger = (
+        Charger.objects.select_for_update(of=("self",))
+        .select_related("property")
+        .get(pk=charger_id)
+    )
+    existing = open_license_request(charger.pk)
+    if existing is not None:
+        return existing, False
+    site = charger.property
+    assert site is not None, "the portal offers the request for a placed charger only"
+    until = charger.license_valid_until
+    state = f"it ended on {until:%d %b %Y}" if until else "it has no license yet"
+    ticket = Ticket.objects.create(
+        topic=Ticket.Topic.LICENSE,
+        source=Ticket.Source.PORTAL,
+        email=getattr(user, "email", "") or "",
+        name=(user.get_full_name() or user.get_username()) if user else "",
+        station_id=charger.station_id,
+        charger=charger,
+        property=site,
+        property_name=site.name,
+        organization_id=site.organization_id,
+        requested_by=user,
+        message=(
+            f"Please activate the license of charger {charger.station_id} at {site.name}: {state}."
+        ),
+    )
+    transaction.on_commit(lambda: ticket_confirm_email(ticket_id=ticket.pk))
+    return ticket, True

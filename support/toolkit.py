@@ -25,6 +25,7 @@ from django.utils import timezone
 from authorization.models import TokenGroup
 from authorization.services import token_group_add_uid
 from billing.models import Payment, Refund, Subscription
+from billing.money import round_money
 from billing.services import refund_issue
 from chargers.devices import commands
 from chargers.devices.remote import operator_remote_start_sync
@@ -186,7 +187,7 @@ def ticket_refund(
     _note(
         ticket,
         user,
-        f"Refunded {refund.amount} {payment.currency} of payment {payment.reference}: {reason}",
+        f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of payment {payment.reference}: {reason}",
     )
     payment.refresh_from_db()  # the refund's total, for the net amount in the email
     to = payment.email or ticket.email
@@ -468,3 +469,36 @@ def ticket_erase_customer(*, ticket: Ticket, user: Any) -> int:
     ticket.refresh_from_db()
     _note(ticket, user, f"Customer data erased ({changed} records)")
     return changed
+
+
+def ticket_license_activate(*, ticket: Ticket, user: Any) -> str:
+    """Activate the license of the ticket's charger within the plan (billing.licenses: the host
+    pays the plan's price from its balance), note it, and answer the host by email with the
+    ticket resolved: the request comes back as a notification. Returns the answer's text."""
+    from billing.licenses import LicenseRefused, license_activate
+
+    if ticket.charger_id is None:
+        raise ActionFailed("The ticket names no charger.")
+    try:
+        offer = license_activate(charger_id=ticket.charger_id, by_support=True)
+    except LicenseRefused as exc:
+        raise ActionFailed(str(exc)) from exc
+    assert offer.valid_from and offer.valid_until and offer.price is not None
+    charger = Charger.objects.get(pk=ticket.charger_id)
+    cost = (
+        f" {round_money(offer.price, offer.currency)} {offer.currency} is deducted from your balance and shows on "
+        "your next payout as “Charger license”."
+        if offer.price > 0
+        else ""
+    )
+    text = (
+        f"The license of charger {charger.station_id} is active from "
+        f"{offer.valid_from:%d %b %Y} until {offer.valid_until:%d %b %Y}: it can charge now.{cost}"
+    )
+    _note(ticket, user, text)
+    if ticket.email:
+        ticket_reply(ticket=ticket, user=user, body=text, status=Ticket.Status.RESOLVED)
+    else:
+        ticket.status = Ticket.Status.RESOLVED
+        ticket.save(update_fields=["status", "updated_at"])
+    return text

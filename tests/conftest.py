@@ -3,8 +3,16 @@ import socket
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
+from tests import parallel
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
+
+
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2-SHA256 with few iterations, for the test process only (pytest_configure)."""
+
+    iterations = 1000
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -15,7 +23,27 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def _xdist_controller(config) -> bool:
+    """This process hands the tests to xdist workers (pytest -n N with N > 0)."""
+    return not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
+
+
 def pytest_configure(config):
+    # Passwords in the test process are hashed with Django's own PBKDF2 at 1,000 iterations
+    # instead of 1,000,000 (0.44 s of CPU for every user a test makes or signs in). Same algorithm
+    # and format: a server the tests start verifies them with its default hashers, reading the
+    # iterations from the hash (and upgrades them at sign-in).
+    from django.contrib.auth import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher"]
+    hashers.get_hashers.cache_clear()
+    hashers.get_hashers_by_algorithm.cache_clear()
+    if _xdist_controller(config) and not config.getoption("testrunuid", None):
+        # The controller names the run before it starts the workers (tests/parallel.py): it
+        # drops the run's template database at the end.
+        import uuid
+
+        config.option.testrunuid = uuid.uuid4().hex
     # Scripted chargers expect the answers they ask for, not a GetConfiguration 0.2 s after
     # their boot: the tests of energy reporting (tests/chargers/test_energy_reporting_16.py)
     # turn it on.
@@ -33,6 +61,57 @@ def pytest_configure(config):
             problems.append("Redis is not reachable on 127.0.0.1:6379")
         if problems:
             raise pytest.UsageError("CI needs its services: " + "; ".join(problems))
+
+
+def pytest_sessionfinish(session):
+    if _databases:  # made before the tests, and no test that ran asked for it (all skipped)
+        from django.test.utils import teardown_databases
+        from pytest_django.plugin import blocking_manager_key
+
+        with session.config.stash[blocking_manager_key].unblock():
+            if "base" in _databases:
+                parallel.teardown_worker_database(_databases.pop("base"))
+            else:
+                parallel.end_other_connections()
+                teardown_databases(_databases.pop("config"), verbosity=0)
+    if _xdist_controller(session.config):
+        rid = parallel.run_id(session.config)
+        try:
+            parallel.drop_template(rid, int(session.config.getoption("numprocesses") or 0))
+        finally:
+            parallel.remove_run_dir(rid)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Outside everything else (the per-test timeout too): a test marked `alone` runs while no
+    other test of the run does (tests/parallel.py)."""
+    marker = item.get_closest_marker("alone")
+    if marker is not None and not (marker.args or marker.kwargs.get("reason")):
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.alone needs the reason")
+    with parallel.run_slot(alone=marker is not None):
+        yield
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The number of tests executed (passed, failed, xfailed, xpassed; not skipped), last, so
+    `make test` can add up its passes (TEST_COUNT_FILE)."""
+    stats = terminalreporter.stats
+    executed = sum(
+        1
+        for key in ("passed", "failed", "xfailed", "xpassed")
+        for report in stats.get(key, [])
+        if getattr(report, "when", "call") == "call"
+    )
+    errors = len(stats.get("error", []))
+    terminalreporter.write_line(
+        f"tests executed: {executed}" + (f", errors: {errors}" if errors else "")
+    )
+    count_file = os.environ.get("TEST_COUNT_FILE")
+    if count_file and not hasattr(terminalreporter.config, "workerinput"):
+        failed = len(stats.get("failed", [])) + errors
+        with open(count_file, "a") as handle:
+            handle.write(f"{executed} {failed}\n")
 
 
 # Rows post_migrate creates; kept by the fast flush instead of deleted and created again.
@@ -80,23 +159,137 @@ def _install_fast_flush() -> None:
 _install_fast_flush()
 
 
-@pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """pytest-django's test database, dropped for sure at the end on PostgreSQL.
+def _install_static_files_once() -> None:
+    """WhiteNoise lists every static file of every app (its finders) each time the middleware is
+    made, and Django's test Client makes the middleware anew for each client: a tenth of the
+    suite's time went there. The files do not change during a run; each kind of middleware lists
+    them once (the key holds every setting the listing reads)."""
+    from django.conf import settings
+    from whitenoise.middleware import WhiteNoiseMiddleware
 
-    The log writer's async connection and the database pool's threads still hold connections
-    when the session ends, so Django's DROP DATABASE failed ("being accessed by other users")
-    and every run left a test database behind on the machine. They are ended first.
-    """
-    yield
-    from django.db import connection
+    listing = WhiteNoiseMiddleware.add_files_from_finders
+    listed: dict[str, dict] = {}
 
-    if connection.vendor == "postgresql":
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    def add_files_from_finders(self):
+        key = repr(
+            (
+                self.static_prefix,
+                self.max_age,
+                self.allow_all_origins,
+                self.charset,
+                self.index_file,
+                settings.STATICFILES_DIRS,
+                settings.STATICFILES_FINDERS,
+                settings.INSTALLED_APPS,
+                getattr(settings, "WHITENOISE_MIMETYPES", None),
+                getattr(settings, "WHITENOISE_ADD_HEADERS_FUNCTION", None),
+                getattr(settings, "WHITENOISE_IMMUTABLE_FILE_TEST", None),
             )
+        )
+        if key not in listed:
+            before = dict(self.files)
+            listing(self)
+            listed[key] = {url: f for url, f in self.files.items() if before.get(url) is not f}
+        for url, static_file in listed[key].items():
+            self.files.setdefault(url, static_file)
+
+    WhiteNoiseMiddleware.add_files_from_finders = add_files_from_finders
+
+
+_install_static_files_once()
+
+
+_databases: dict = {}  # how the test database was set up, for its teardown
+
+
+def _uses_database(item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(
+        names & {"db", "transactional_db", "django_db_setup", "live_server"}
+    )
+
+
+def _set_up_databases(config) -> None:
+    """The test database: under xdist a clone of the run's migrated template (tests/parallel.py),
+    else pytest-django's own, created and migrated here."""
+    from django.test.utils import setup_databases
+
+    verbosity = config.option.verbose
+    if parallel.WORKER:
+        parallel.check_budget()
+        _databases["base"] = parallel.setup_worker_database(verbosity)
+    else:
+        _databases["config"] = setup_databases(
+            verbosity=verbosity, interactive=False, aliases={"default"}, serialized_aliases=set()
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """Make the test database before the first test, not in its setup: migrating takes minutes
+    on a busy machine, which is no test's time (the per-test timeout)."""
+    from pytest_django.plugin import blocking_manager_key
+
+    if session.config.option.collectonly or not any(map(_uses_database, session.items)):
+        return
+    with session.config.stash[blocking_manager_key].unblock():
+        _set_up_databases(session.config)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """The test database (made by pytest_runtestloop, or here for a test it did not foresee).
+
+    Dropped for sure at the end on PostgreSQL: the log writer's async connection and the database
+    pool's threads still hold connections when the session ends, so Django's DROP DATABASE failed
+    ("being accessed by other users") and every run left a test database behind on the machine.
+    They are ended first.
+    """
+    from django.test.utils import teardown_databases
+
+    verbosity = request.config.option.verbose
+    if not _databases:
+        with django_db_blocker.unblock():
+            _set_up_databases(request.config)
+    yield
+    with django_db_blocker.unblock():
+        if "base" in _databases:
+            parallel.teardown_worker_database(_databases.pop("base"), verbosity)
+        else:
+            parallel.end_other_connections()
+            teardown_databases(_databases.pop("config"), verbosity=verbosity)
+
+
+def _delete_keys(client, pattern: str) -> None:
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    for start in range(0, len(keys), 500):
+        client.unlink(*keys[start : start + 500])
+
+
+def _install_cache_clear_of_own_keys() -> None:
+    """Django's RedisCache.clear() is FLUSHDB: the whole Redis database, which the other xdist
+    workers share (tests/parallel.py). In the test process it deletes the cache's own keys (its
+    KEY_PREFIX, one per worker: portal/settings.py), the same for the test that calls it."""
+    from django.core.cache.backends.redis import RedisCache
+
+    def clear(self) -> None:
+        _delete_keys(self._cache.get_client(write=True), f"{self.key_prefix}:*")
+
+    RedisCache.clear = clear
+
+
+_install_cache_clear_of_own_keys()
+
+
+def _clear_cache(cache) -> None:
+    """Empty the cache, and the channel layer's keys a test left in Redis (its prefix, then the
+    channel or ":group:<name>"), as FLUSHDB did before the workers shared the database."""
+    from django.core.cache.backends.redis import RedisCache
+
+    cache.clear()
+    layer = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix")
+    if isinstance(cache, RedisCache) and layer:
+        _delete_keys(cache._cache.get_client(write=True), f"{layer}*")
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +298,7 @@ def _clean_caches():
 
     from chargers.connections.handshake_guard import guard
 
-    cache.clear()
+    _clear_cache(cache)
     guard._failures.clear()
     yield
 
@@ -128,7 +321,7 @@ async def _background_work_done():
     """An async test's background work (connection announcements, follow-up CALLs) ends before
     the database is cleaned; added last to every async test (pytest_collection_modifyitems), so
     its teardown runs first, on the test's own loop."""
-    from chargers.connections import background
+    from chargers.plumbing import background
 
     yield
     await background.drain(timeout=10)
@@ -185,10 +378,12 @@ def api_client():
     return APIClient()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port() -> int:
+    """A free port for a server a test starts (this worker's own under xdist, tests/parallel.py)."""
+    return parallel.free_port()
+
+
+_free_port = free_port
 
 
 class LiveServer:
@@ -207,6 +402,28 @@ def _test_database_url() -> str:
         port = db_settings.get("PORT") or 5432
         return f"postgres://{user}@{host}:{port}/{db_settings['NAME']}"
     return f"sqlite:///{db_settings['NAME']}"
+
+
+# Servers whose PostgreSQL connections were reserved together (reserve_servers): the next
+# start_live_server calls of this process take one each instead of asking the budget.
+_reserved_servers: list[int] = [0]
+
+
+def reserve_servers(count: int) -> object:
+    """Hold the connections of `count` servers at once, for a test that runs them side by side
+    (release_servers after stopping them). Asked one server at a time, two such tests on two
+    workers could each hold one server's share and wait for the other's forever: the run's
+    budget holds two servers, not four (tests/parallel.py, connection_budget)."""
+    share = object()
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DB_POOL": "true"}
+    parallel.acquire_connections(share, count * parallel.server_connections(env))
+    _reserved_servers[0] += count
+    return share
+
+
+def release_servers(share: object) -> None:
+    _reserved_servers[0] = 0
+    parallel.release_connections(share)
 
 
 def start_live_server(**env_overrides) -> LiveServer:
@@ -237,6 +454,12 @@ def start_live_server(**env_overrides) -> LiveServer:
         env["REDIS_URL"] = settings.REDIS_URL
     env.update({key: str(value) for key, value in env_overrides.items()})
     root = Path(__file__).resolve().parent.parent
+    # Its two pools' worth of PostgreSQL connections from the run's budget (tests/parallel.py).
+    share = object()
+    if _reserved_servers[0] > 0:
+        _reserved_servers[0] -= 1  # reserved with its siblings' (reserve_servers)
+    else:
+        parallel.acquire_connections(share, parallel.server_connections(env))
     log = open(root / f".live-server-{port}.log", "w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
@@ -245,20 +468,28 @@ def start_live_server(**env_overrides) -> LiveServer:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    # A generous deadline: a busy machine starts Django slowly, and a hang is the per-test
+    # timeout's to catch.
+    deadline = time.monotonic() + 120
+    while True:
+        problem = None
         if process.poll() is not None:
-            raise RuntimeError(f"server exited early, see {log.name}")
+            problem = f"server exited early, see {log.name}"
+        elif time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            problem = "server did not start in 120 s"
+        if problem:
+            parallel.release_connections(share)
+            raise RuntimeError(problem)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
                 break
         except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        raise RuntimeError("server did not start in 30 s")
+            time.sleep(0.05)
     server = LiveServer(process, port)
     server.log = log
+    server.db_share = share
     return server
 
 
@@ -277,6 +508,7 @@ def stop_live_server(server: LiveServer) -> None:
             server.process.wait(timeout=15)
     server.log.close()
     Path(server.log.name).unlink(missing_ok=True)
+    parallel.release_connections(getattr(server, "db_share", None))
     # The server's connections are gone; drop ours so the test database can be flushed.
     connections.close_all()
 

@@ -1,10 +1,12 @@
 """The shape of the house, checked on every `make test` (docs/architecture.md, issue 36 item 3).
 
 - No import circle of more than two modules in the import graph (grimp's, the graph
-  import-linter checks the layers on). A pair that imports each other is tolerated (a task
-  module and the service that enqueues it); a third module in the loop means nobody can say
-  which one is underneath, so the fix is to move the shared piece down or make the dependency
-  point one way.
+  import-linter checks the layers on). A pair that imports each other is tolerated (two
+  halves of one job, never a task module: see below); a third module in the loop means nobody
+  can say which one is underneath, so the fix is to move the shared piece down or make the
+  dependency point one way.
+- No circle through a `tasks` module, not even a pair: tasks call services, services never
+  import tasks (they queue a task by its name through the app's `schedule.py`).
 - No module uses another module's underscore names (`from x import _y`, `x._y`): what is shared
   is public in the module that owns it.
 
@@ -20,6 +22,7 @@ import grimp
 import pytest
 
 from portal.settings import BASE_DIR
+from tests.package_graph import arrows, back_up, circles, contract_ignores
 
 PACKAGES = [
     "portal",
@@ -32,6 +35,9 @@ PACKAGES = [
     "roaming",
     "stays",
     "drivers",
+    "metering",
+    "power",
+    "reliability",
 ]
 
 
@@ -120,6 +126,33 @@ def test_no_import_circle_of_more_than_two_modules(graph):
     )
 
 
+def task_module_circles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The circles (pairs too) that run through a module named `tasks`."""
+    return [
+        part
+        for part in strongly_connected(edges)
+        if len(part) > 1 and any(m.rsplit(".", 1)[-1] == "tasks" for m in part)
+    ]
+
+
+def test_a_pair_through_a_tasks_module_is_found():
+    edges = {"a.tasks": {"a.services"}, "a.services": {"a.tasks"}, "a.views": {"a.services"}}
+    assert task_module_circles(edges) == [["a.services", "a.tasks"]]
+    edges["a.services"] = {"a.schedule"}
+    edges["a.tasks"] = {"a.services", "a.schedule"}
+    edges["a.schedule"] = set()
+    assert task_module_circles(edges) == []
+
+
+def test_no_module_imports_the_tasks_that_call_it(graph):
+    modules = {m for m in graph.modules if m.split(".")[0] in PACKAGES}
+    edges = {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
+    circles = task_module_circles(edges)
+    assert not circles, "Circles through a tasks module (tasks call services, not back): " + (
+        "; ".join(" <-> ".join(part) for part in circles)
+    )
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(BASE_DIR).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -168,14 +201,14 @@ def private_uses(source: str, me: str, package: str, modules: set[str]) -> list[
 def test_private_uses_are_found(graph):
     modules = {m for m in graph.modules if m.split(".")[0] in PACKAGES}
     source = (
-        "from chargers.ocpp import v16\n"
+        "from chargers.handlers import v16\n"
         "from .common import _x\n"
         "from chargers.models import Charger\n"
         "v16._y, v16.y, Charger._meta, _own\n"
     )
-    assert private_uses(source, "chargers.ocpp.probe", "chargers.ocpp", modules) == [
-        "chargers.ocpp.probe:2 imports chargers.ocpp.common._x",
-        "chargers.ocpp.probe:4 uses chargers.ocpp.v16._y",
+    assert private_uses(source, "chargers.handlers.probe", "chargers.handlers", modules) == [
+        "chargers.handlers.probe:2 imports chargers.handlers.common._x",
+        "chargers.handlers.probe:4 uses chargers.handlers.v16._y",
     ]
 
 
@@ -203,7 +236,10 @@ CHARGERS_TOP_LEVEL = {
     "migrations",
     "management",
     "ocpp",
+    "handlers",
     "connections",
+    "plumbing",
+    "state",
     "sessions",
     "messagelog",
     "security",
@@ -221,3 +257,45 @@ def test_chargers_top_level_holds_one_package_per_job():
         if p.name != "__pycache__" and (p.suffix == ".py" or (p / "__init__.py").exists())
     }
     assert entries == CHARGERS_TOP_LEVEL
+
+
+def test_every_app_of_ours_is_installed_guarded_and_layered():
+    """An app missing from `[tool.setuptools.packages.find]` works in an editable install and is
+    missing from a real one; missing from PACKAGES or the layers contract, nothing guards it."""
+    import tomllib
+
+    from django.apps import apps
+
+    ours = {
+        config.name
+        for config in apps.get_app_configs()
+        if (BASE_DIR / config.name).is_dir() and config.name != "portal"
+    }
+    config = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())
+    installed = {p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    layered = {
+        app
+        for contract in config["tool"]["importlinter"]["contracts"]
+        if contract["type"] == "layers" and not contract.get("containers")
+        for app in contract["layers"]
+    }
+    assert ours - installed == set(), "apps a non-editable `pip install .` leaves out"
+    assert ours - set(PACKAGES) == set(), "apps test_architecture does not guard"
+    assert ours - layered == set(), "apps outside the layers contract"
+
+
+def test_chargers_packages_form_no_circle(graph):
+    """Issue 50: each package of chargers/ sits on one floor, so at package level no arrow runs
+    back up (the layers contract in pyproject.toml says which floor; its only exceptions are
+    the two imports of chargers/models.py that it names)."""
+    found = arrows("chargers", contract_ignores("chargers"), graph)
+    assert ("sessions", "ocpp") in found  # the graph is the real one
+    assert not circles(found), "Package circles in chargers/: " + "; ".join(
+        " ".join(sorted(part)) for part in circles(found)
+    )
+
+
+def test_a_package_circle_is_found():
+    assert circles([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]) == [{"a", "b", "c"}]
+    assert back_up([("a", "b"), ("b", "a"), ("b", "d")]) == [("a", "b"), ("b", "a")]
+    assert circles([("a", "b"), ("b", "c")]) == []

@@ -1,7 +1,8 @@
-"""Websocket consumers: OCPP-J 1.6 and 2.0.1 for chargers, and the live message log for browsers.
+"""Websocket consumers: OCPP-J 1.6 and 2.0.1 for chargers, and the 404 of any other websocket path
+(the live message log for browsers is chargers.web.sockets).
 
 The OCPP consumer is transport only: handshake (chargers.connections.handshake), framing, logging every
-frame, and routing each CALL to chargers.ocpp.v16 or chargers.ocpp.v201, by the negotiated
+frame, and routing each CALL to chargers.handlers.v16 or chargers.handlers.v201, by the negotiated
 subprotocol. Domain work happens in services.
 """
 
@@ -23,20 +24,22 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from backoffice import db
-from chargers.connections import handshake, layer_groups, process, watching
-from chargers.connections import state as connection_state
-from chargers.connections.background import spawn
-from chargers.connections.live import publish_connector_events
+from chargers.connections import handshake, process
 from chargers.devices.commands import DISCONNECTED, command_complete, command_group
-from chargers.messagelog.log import LOG_WATCH_TTL_S, log_group, log_watch_key, writer
-from chargers.messagelog.storable import ours_may_need_cleaning
+from chargers.handlers import common, v16, v201
+from chargers.messagelog.log import writer
 from chargers.models import Command
-from chargers.ocpp import common, protocol, protocol201, v16, v201
+from chargers.ocpp import protocol, protocol201, readings
+from chargers.ocpp.storable import ours_may_need_cleaning
+from chargers.plumbing import layer_groups
+from chargers.plumbing.background import spawn
+from chargers.plumbing.live import publish_connector_events
 from chargers.proxy import rules as proxy_rules
 from chargers.proxy import services as proxy_services
 from chargers.proxy.links import Proxy, Relay
 from chargers.security import credentials
 from chargers.security import services as security_services
+from chargers.state import charger as connection_state
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -55,6 +58,8 @@ DURABLE_ACTIONS = frozenset(
         "TransactionEvent",
     }
 )
+# The messages that carry readings (1.6 and 2.0.1), bounded at the door.
+READING_ACTIONS = frozenset({"MeterValues", "StopTransaction", "TransactionEvent"})
 
 # Open charger sockets of this process, for draining at shutdown.
 _open: set[OcppConsumer] = set()
@@ -369,6 +374,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 await db.run(security_services.charger_count_violation, charger_id=conn.charger_id)
             except Exception as exc:  # counting must never cost the message
                 logger.warning("Could not count a schema violation of %s: %s", conn.station_id, exc)
+        if frame.action in READING_ACTIONS and (bad := readings.implausible_in(frame.payload)):
+            # Stored without a number (chargers.ocpp.readings), answered as usual.
+            try:
+                await db.run(
+                    security_services.charger_note_implausible,
+                    charger_id=conn.charger_id,
+                    readings=bad,
+                )
+            except Exception as exc:  # noting must never cost the message
+                logger.warning("Could not note readings of %s: %s", conn.station_id, exc)
         # The CALL is logged once handled, with any schema violation that was accepted (and the
         # payload's JSON when the handler wrote it already, for this very payload).
         dumped, conn.dumped = conn.dumped, None
@@ -687,7 +702,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
 async def drain(timeout_s: float = 10.0) -> int:
     """Shutdown, before the server closes sockets: let every charger's frame in progress be
-    answered, then close each socket with 1012 (service restart) so chargers reconnect."""
+    answered, then close each socket with 1012 (service restart) so chargers reconnect.
+    Handshakes still being decided are refused with 503 at once (a storm's thousands would
+    otherwise outlast the grace period and end in 500s)."""
+    refused = handshake.stop()
+    if refused:
+        logger.info("Refused %d handshake(s) in progress: stopping", refused)
+    handshake.failures.flush()
     consumers = list(_open)
     # No socket takes a new frame from now on (it could not be answered before the close; the
     # charger sends it again after reconnecting). Before, waiting for a moment when no socket was
@@ -737,36 +758,3 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
         else:
             await self.close()
         raise StopConsumer()
-
-
-class ChargerLogConsumer(AsyncWebsocketConsumer):
-    """Pushes new OCPP log rows of one charger to a host's open Logs tab."""
-
-    async def connect(self) -> None:
-        from chargers.web.selectors import charger_for_user
-
-        user = self.scope.get("user")
-        station_id = self.scope["url_route"]["kwargs"]["station_id"]
-        charger = None
-        if user is not None and user.is_authenticated:
-            charger = await db.run(charger_for_user, user, station_id)
-        if charger is None:
-            await self.close()
-            return
-        self.charger_id = charger.pk
-        await self.channel_layer.group_add(log_group(charger.pk), self.channel_name)
-        await self.accept()
-        self.keepalive = asyncio.create_task(self._keep_watching())
-
-    async def _keep_watching(self) -> None:
-        while True:
-            await db.run(watching.watch, log_watch_key(self.charger_id), LOG_WATCH_TTL_S)
-            await asyncio.sleep(LOG_WATCH_TTL_S / 3)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "charger_id"):
-            self.keepalive.cancel()
-            await self.channel_layer.group_discard(log_group(self.charger_id), self.channel_name)
-
-    async def log_rows(self, event: dict) -> None:
-        await self.send(text_data=json.dumps({"rows": event["rows"]}))

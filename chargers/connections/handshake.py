@@ -22,16 +22,22 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from django.conf import settings
 
 from backoffice import db
-from chargers.connections import state as connection_state
 from chargers.connections.handshake_guard import guard
 from chargers.models import Charger
+from chargers.plumbing.failures import FailureLog
 from chargers.security import config as security_config
 from chargers.security import credentials, pki
 from chargers.security import services as security_services
+from chargers.state import charger as connection_state
 
 security_log = logging.getLogger("chargers.security")
+# A storm's failures of one kind (the database unreachable, the handshake over its time) are
+# logged once with a count, not once per charger.
+failures = FailureLog(security_log)
+RETRY_AFTER = [(b"retry-after", b"30")]
 
 SUBPROTOCOL = "ocpp1.6"
 # The websocket subprotocols we speak, most preferred first: a charger offering both gets 2.0.1
@@ -181,8 +187,64 @@ async def proven_profile(
     return PROFILE.NONE, why or "wrong or missing password"
 
 
+def timeout_s() -> float:
+    return float(getattr(settings, "OCPP_HANDSHAKE_TIMEOUT_S", 10.0))
+
+
+# Handshakes being decided in this process, and the event loop that is stopping (`stop`; per
+# loop, as tests run many servers in one process).
+_deciding: set[asyncio.Task] = set()
+_stopping: asyncio.AbstractEventLoop | None = None
+
+
+def _is_stopping() -> bool:
+    return _stopping is not None and _stopping is asyncio.get_running_loop()
+
+
+def _busy() -> Refused:
+    return Refused(503, "Central system busy; retry later.", list(RETRY_AFTER))
+
+
 async def admit(scope: dict, station_id: str) -> Charger:
-    """Return the charger this handshake may connect as, or raise Refused."""
+    """Return the charger this handshake may connect as, or raise Refused; a handshake that
+    cannot be decided within OCPP_HANDSHAKE_TIMEOUT_S, or while the process stops, is refused
+    with 503 and Retry-After (a storm parks no handshake for minutes, nor holds up a stop)."""
+    task = asyncio.current_task()
+    if _is_stopping() or task is None:
+        raise _busy()
+    _deciding.add(task)
+    try:
+        async with asyncio.timeout(timeout_s()):
+            return await _admit(scope, station_id)
+    except TimeoutError:
+        failures.failed(
+            "handshake timeout",
+            "Refused %s: its handshake was not decided within %g s (overloaded?)",
+            station_id,
+            timeout_s(),
+        )
+        raise _busy() from None
+    except asyncio.CancelledError:
+        if not _is_stopping():
+            raise
+        task.uncancel()  # cancelled by `stop`, not by its caller: answered, not torn down
+        raise _busy() from None
+    finally:
+        _deciding.discard(task)
+
+
+def stop() -> int:
+    """The process stops: handshakes being decided are refused with 503 at once, new ones too.
+    Returns how many were waiting."""
+    global _stopping
+    _stopping = asyncio.get_running_loop()
+    waiting = [task for task in _deciding if task.get_loop() is _stopping]
+    for task in waiting:
+        task.cancel()
+    return len(waiting)
+
+
+async def _admit(scope: dict, station_id: str) -> Charger:
     facts = connection_facts(scope)
     address = facts.address
     if not STATION_ID_RE.match(station_id):
@@ -206,10 +268,15 @@ async def admit(scope: dict, station_id: str) -> Charger:
         raise Refused(429, "Too many failed attempts; retry later.", [(b"retry-after", b"60")])
     try:
         charger = await connection_state.lookup(station_id)
-    except Exception:
-        security_log.exception("Could not look up station %s (database unavailable?)", station_id)
+    except Exception as exc:
+        failures.failed(
+            f"lookup failed ({type(exc).__name__})",
+            "Could not look up station %s (database unavailable?)",
+            station_id,
+            exc=exc,
+        )
         raise Refused(
-            503, "Central system temporarily unavailable; retry later.", [(b"retry-after", b"30")]
+            503, "Central system temporarily unavailable; retry later.", list(RETRY_AFTER)
         ) from None
     if charger is None:
         guard.failed(address=address, station_id=station_id)

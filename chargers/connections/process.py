@@ -19,8 +19,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from backoffice import db
-from chargers.messagelog.journal import journal
 from chargers.models import Backoffice, Charger, OcppServerProcess
+from chargers.plumbing.journal import journal
 from chargers.sessions import replay
 
 logger = logging.getLogger(__name__)

@@ -93,13 +93,20 @@ async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str
 
 @transaction.atomic
 def _command_create(
-    charger_id: int, action: str, payload: dict, source: str, user_id: int | None, status: str
+    charger_id: int,
+    action: str,
+    payload: dict,
+    source: str,
+    user_id: int | None,
+    status: str,
+    note: str = "",
 ) -> Command:
     command = Command.objects.create(
         charger_id=charger_id,
         action=action,
         payload=redact_payload(action, payload),
         source=source,
+        note=note[:200],
         requested_by_id=user_id,
         status=status,
         completed_at=timezone.now() if status != Command.Status.PENDING else None,
@@ -140,8 +147,10 @@ async def send_command(
     source: str = "api",
     user_id: int | None = None,
     timeout: float | None = None,
+    note: str = "",
 ) -> Command:
-    """Send `action` to the charger and return the completed Command.
+    """Send `action` to the charger and return the completed Command (`note`: what it means,
+    shown on the charger's page instead of the payload).
 
     Raises InvalidCommand, ChargerOffline or CommandTimeout.
     """
@@ -162,11 +171,25 @@ async def send_command(
     timeout = timeout or settings.OCPP_CALL_TIMEOUT
     if not charger.is_online():
         await db.run(
-            _command_create, charger.pk, action, payload, source, user_id, Command.Status.OFFLINE
+            _command_create,
+            charger.pk,
+            action,
+            payload,
+            source,
+            user_id,
+            Command.Status.OFFLINE,
+            note,
         )
         raise ChargerOffline(charger.station_id)
     command = await db.run(
-        _command_create, charger.pk, action, payload, source, user_id, Command.Status.PENDING
+        _command_create,
+        charger.pk,
+        action,
+        payload,
+        source,
+        user_id,
+        Command.Status.PENDING,
+        note,
     )
     layer = get_channel_layer()
     # The default prefix, not a private one: channels_redis reads all process-local channels of
@@ -204,14 +227,28 @@ async def send_command(
         and charger.ocpp_version == Charger.OcppVersion.V201
     ):
         await _device_model_update(charger.pk, action, payload, command.response)
+    elif command.status == Command.Status.ANSWERED and action == "GetConfiguration":
+        await _rate_units_16(charger.pk, command.response)
     return command
+
+
+async def _rate_units_16(charger_id: int, response: object) -> None:
+    """Keep the units a 1.6 charger says it takes in a profile whenever it reports the key
+    (ChargingScheduleAllowedChargingRateUnit; docs/power.md, "Units")."""
+    from chargers.devices import rate_units, smart_charging
+
+    keys = response.get("configurationKey") if isinstance(response, dict) else None
+    units = rate_units.from_configuration_16(keys) if isinstance(keys, list) else None
+    if units:
+        await db.run(smart_charging.rate_units_record, charger_id=charger_id, units=units)
 
 
 async def _record_answer(
     charger: Charger, action: str, payload: dict, command: Command, source: str, user_id: int | None
 ) -> None:
     """Keep what the charger now holds, from its answer: reservations, charging profiles, monitors."""
-    from chargers.devices import monitoring, reservations, smart_charging
+    from chargers.devices import monitoring, smart_charging
+    from chargers.sessions import reservations
 
     if action in ("ReserveNow", "CancelReservation"):
         await db.run(

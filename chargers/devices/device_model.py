@@ -367,3 +367,31 @@ def is_standardized(component: str, variable: str) -> bool:
     if known is None:
         return False
     return variable in known or variable in GENERIC_VARIABLES
+
+
+# -- tariff and cost display (part 2 block I; appendix 3 TariffCostCtrl, part 2 §2.10) ---------
+
+# Part 2 §2.10 names the component TariffCostCtrlr, appendix 3 TariffCostCtrl: chargers use both.
+TARIFF_COST_COMPONENTS = frozenset({"TariffCostCtrlr", "TariffCostCtrl"})
+
+
+def _flag(values: dict[tuple[str, str], str], variable: str, instance: str) -> bool | None:
+    """A boolean of the instance ("Tariff" or "Cost"), else of the component as a whole."""
+    for key in ((variable, instance), (variable, "")):
+        if key in values:
+            return values[key].strip().lower() == "true"
+    return None
+
+
+def shows(values: dict[tuple[str, str], str], instance: str) -> bool | None:
+    """Whether the charger shows `instance` ("Tariff" or "Cost") to the driver, from its
+    TariffCostCtrlr Enabled/Available values (by (variable, variableInstance)): True when
+    enabled, or available and not disabled; False when disabled or not available; None when
+    its device model says nothing."""
+    enabled = _flag(values, "Enabled", instance)
+    available = _flag(values, "Available", instance)
+    if enabled is False or available is False:
+        return False
+    if enabled or available:
+        return True
+    return None

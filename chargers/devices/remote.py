@@ -16,10 +16,10 @@ from authorization.decisions import Context, Decision
 from authorization.models import Token, normalize_uid
 from authorization.services import authorize, token_group_add_uid
 from backoffice import db
-from chargers.devices import commands, monitoring, reservations
+from chargers.devices import commands, monitoring
 from chargers.models import Charger, Command, ConnectorReservation
 from chargers.security import credentials
-from chargers.sessions import services
+from chargers.sessions import reservations, services
 
 
 async def remote_start(

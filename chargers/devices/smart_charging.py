@@ -16,7 +16,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from chargers.models import ChargerNotice, ChargingProfile, ChargingSession, Command, Connector
+from chargers.models import (
+    Charger,
+    ChargerNotice,
+    ChargingProfile,
+    ChargingSession,
+    Command,
+    Connector,
+)
 from chargers.ocpp import v201_smart as rules
 from chargers.ocpp.protocol import OcppError, parse_datetime
 
@@ -141,6 +148,20 @@ def _profile_fields(evse_id: int, profile: dict[str, Any]) -> dict[str, Any]:
         "profile": profile,
         "updated_at": timezone.now(),
     }
+
+
+def rate_units_record(*, charger_id: int, units: str) -> None:
+    """Keep the units the charger declares it takes in a profile ("A", "W", "A,W"). A new
+    declaration forgets what a retry taught (power.enforcement asks in the declared unit again)."""
+    Charger.objects.filter(pk=charger_id).exclude(rate_units=units).update(
+        rate_units=units, rate_unit_learnt=""
+    )
+
+
+def rate_unit_learnt(*, charger_id: int, unit: str) -> None:
+    """Remember the unit this charger was found to take after a profile in the other one was
+    rejected (power.enforcement): retried once, not every time."""
+    Charger.objects.filter(pk=charger_id).update(rate_unit_learnt=unit)
 
 
 @transaction.atomic

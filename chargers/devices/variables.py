@@ -89,7 +89,39 @@ def device_report_store(
             "updated_at",
         ],
     )
+    if any(_is_rate_unit(r.component, r.variable, r.attribute_type) for r in rows.values()):
+        rate_units_sync(charger_id=charger_id)
     return sum(len(item.get("variableAttribute") or []) for item in report_data)
+
+
+def _is_rate_unit(component: object, variable: object, attribute_type: object) -> bool:
+    from chargers.devices import rate_units
+
+    return (component, variable, attribute_type) == (
+        rate_units.COMPONENT_201,
+        rate_units.VARIABLE_201,
+        "Actual",
+    )
+
+
+def rate_units_sync(*, charger_id: int) -> None:
+    """Keep on the charger the units its device model says it takes in a profile
+    (SmartChargingCtrlr.RateUnit), whenever that variable is reported (docs/power.md, "Units")."""
+    from chargers.devices import rate_units
+    from chargers.devices.smart_charging import rate_units_record
+
+    value = (
+        DeviceVariable.objects.filter(
+            charger_id=charger_id,
+            component=rate_units.COMPONENT_201,
+            variable=rate_units.VARIABLE_201,
+            attribute_type="Actual",
+        )
+        .values_list("value", flat=True)
+        .first()
+    )
+    if value is not None:
+        rate_units_record(charger_id=charger_id, units=rate_units.units_201(value))
 
 
 def energy_reporting_changes(*, charger_id: int) -> list[dict]:
@@ -130,7 +162,7 @@ def device_variables_from_get(*, charger_id: int, results: list[dict]) -> int:
     """Store the values a GetVariables answer reports as Accepted; returns the rows written."""
     from chargers.devices.device_model import is_standardized
 
-    written = 0
+    written, rate_unit = 0, False
     for result in results:
         if result.get("attributeStatus") != "Accepted" or "attributeValue" not in result:
             continue
@@ -149,6 +181,11 @@ def device_variables_from_get(*, charger_id: int, results: list[dict]) -> int:
             },
         )
         written += 1
+        rate_unit = rate_unit or _is_rate_unit(
+            key["component"], key["variable"], result.get("attributeType", "Actual")
+        )
+    if rate_unit:
+        rate_units_sync(charger_id=charger_id)
     return written
 
 
@@ -160,7 +197,7 @@ def device_variables_from_set(
     the value is set, it takes effect after a reboot). Returns the rows written."""
     from chargers.devices.device_model import is_standardized
 
-    written = 0
+    written, rate_unit = 0, False
     from chargers.security.credentials import is_password_variable
 
     for wanted, result in zip(requested, results, strict=False):
@@ -185,6 +222,11 @@ def device_variables_from_set(
             },
         )
         written += 1
+        rate_unit = rate_unit or _is_rate_unit(
+            key["component"], key["variable"], wanted.get("attributeType", "Actual")
+        )
+    if rate_unit:
+        rate_units_sync(charger_id=charger_id)
     return written
 
 

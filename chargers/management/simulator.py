@@ -24,12 +24,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import websockets
+from cryptography.hazmat.primitives.asymmetric import ec
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from chargers.management.ocmf_meter import SigningMeter, change_one_digit, oca_public_key
 from chargers.management.ocmf_meter import signed_meter_value as smv
 from chargers.management.sim_profiles import Held, Profiles
 from chargers.ocpp import protocol, protocol201
 from chargers.ocpp.protocol import OcppError
+
+# The cards the demo's simulated chargers present: load_demo's resident cards, which every demo
+# charger accepts (own cards; the Residents group at the private DEMO-004). A fresh `make run`
+# thus starts without a refused card on the dashboard (issue 47 item 1); pass `--id-tag` to
+# simulate_chargers to present others (an unknown UID is refused until added under Tokens).
+DEMO_CARDS = ("DEMO-CARD-1", "DEMO-CARD-2")
 
 logger = logging.getLogger("simulator")
 
@@ -108,15 +117,18 @@ class SimulatedCharger:
     voltage: float = 230.0
     ev_max_a: float | None = None
     profile_accept: bool = True  # False: every SetChargingProfile is answered Rejected
+    # The units it takes in a profile ("A", "W" or "A,W"): a profile in another is Rejected.
+    # 1.6 ChargingScheduleAllowedChargingRateUnit reports them (Current / Power).
+    rate_units: str = "A,W"
     # A calibrated meter signing its readings (OCMF, ECDSA P-256; ocmf_meter.generate_key()):
     # signed start and end as the OCA "Signed Meter Values in OCPP" note puts them.
-    signing_key: object | None = None
+    signing_key: ec.EllipticCurvePrivateKey | None = None
     signed_start_in_stop: bool = True  # 1.6/2.0.1: repeat the signed start at the end (OCA 3.1.4)
     public_key_in_message: bool = True  # PublicKeyWithSignedMeterValue=EveryMeterValue
     tamper_signed_end: bool = False  # a faulty meter: one digit of the signed end changed
 
     def __post_init__(self) -> None:
-        self.ws = None
+        self.ws: ClientConnection | None = None
         self.heartbeat_interval = 60
         self.state = {
             n: ConnectorState(n, meter_wh=random.randint(100_000, 900_000))
@@ -133,11 +145,12 @@ class SimulatedCharger:
         self.call_lock = asyncio.Lock()
         self._session_lock = asyncio.Lock()
         self.profiles = Profiles()
-        self.meters = {
-            n: SigningMeter(self.signing_key, serial=f"SIM-{self.station_id}-{n}")  # type: ignore[arg-type]
-            for n in self.state
-            if self.signing_key is not None
-        }
+        key = self.signing_key
+        self.meters = (
+            {n: SigningMeter(key, serial=f"SIM-{self.station_id}-{n}") for n in self.state}
+            if key is not None
+            else {}
+        )
         self.signed: dict[int, dict[str, str]] = {}  # connector -> {"B": record, "E": record}
         self.signed_start_wh: dict[int, int] = {}
 
@@ -153,7 +166,7 @@ class SimulatedCharger:
     async def connect(self) -> None:
         self.ws = await websockets.connect(
             f"{self.url.rstrip('/')}/{self.station_id}",
-            subprotocols=["ocpp1.6"],
+            subprotocols=[Subprotocol("ocpp1.6")],
             additional_headers=self._headers(),
             open_timeout=30,
             ping_interval=None,
@@ -161,6 +174,13 @@ class SimulatedCharger:
             ssl=self.ssl if self.url.startswith("wss") else None,
         )
         self._tasks.append(asyncio.create_task(self._reader()))
+
+    def _connection(self) -> ClientConnection:
+        """The open socket; ConnectionError (which run() retries on) when there is none: an
+        answer still under way after a drop, or a call before connect()."""
+        if self.ws is None:
+            raise ConnectionError("not connected")
+        return self.ws
 
     async def close(self) -> None:
         self._stop.set()
@@ -171,7 +191,7 @@ class SimulatedCharger:
 
     async def _reader(self) -> None:
         try:
-            async for raw in self.ws:
+            async for raw in self._connection():
                 message = json.loads(raw)
                 kind = message[0]
                 if kind == 2:
@@ -194,7 +214,7 @@ class SimulatedCharger:
         started = time.perf_counter()
         try:
             async with self.call_lock:  # one outstanding CALL per connection (OCPP-J §4.1.1)
-                await self.ws.send(json.dumps([2, unique_id, action, payload]))
+                await self._connection().send(json.dumps([2, unique_id, action, payload]))
                 message = await asyncio.wait_for(future, self.call_timeout)
         finally:
             # A call given up (cancelled while waiting for the lock, timed out) leaves no future
@@ -318,8 +338,8 @@ class SimulatedCharger:
         return self.draw_a(connector.connector_id) * self.voltage * self.phases / 1000
 
     def _currents(self, connector: ConnectorState, power_kw: float) -> list[dict]:
-        """Current.Import sampled values: one without a phase for a single-phase charger, else
-        one per phase (L1..L3)."""
+        """Current.Import sampled values, one per phase the car draws on (L1..L3): a central
+        system learns from them how many phases that is (1.6 has no numberOfPhasesUsed)."""
         if self.phases == 1:
             return [
                 {
@@ -327,6 +347,7 @@ class SimulatedCharger:
                     "measurand": "Current.Import",
                     "unit": "A",
                     "context": "Sample.Periodic",
+                    "phase": "L1",
                 }
             ]
         amps = power_kw * 1000 / (self.voltage * self.phases)
@@ -417,7 +438,10 @@ class SimulatedCharger:
         return record
 
     def _signed_value(self, record: str) -> dict:
-        key = oca_public_key(self.signing_key) if self.public_key_in_message else ""  # type: ignore[arg-type]
+        key = ""
+        if self.public_key_in_message:
+            assert self.signing_key is not None, "only a signing meter makes records"
+            key = oca_public_key(self.signing_key)
         return smv(record, public_key=key)
 
     def _signed_sampled_16(self, record: str, context: str) -> dict:
@@ -508,7 +532,7 @@ class SimulatedCharger:
         try:
             response, follow_up = handler(payload) if handler else (None, None)
         except CallError as exc:
-            await self.ws.send(json.dumps([4, unique_id, exc.code, exc.description, {}]))
+            await self._connection().send(json.dumps([4, unique_id, exc.code, exc.description, {}]))
             return
         await self._reply(unique_id, action, response, follow_up)
 
@@ -563,6 +587,14 @@ class SimulatedCharger:
                 True,
                 "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
             ),
+            "ChargingScheduleAllowedChargingRateUnit": (
+                True,
+                ",".join(
+                    word
+                    for unit, word in (("A", "Current"), ("W", "Power"))
+                    if unit in self.rate_units.split(",")
+                ),
+            ),
         }
         asked = payload.get("key") or list(known)
         response = {
@@ -585,7 +617,7 @@ class SimulatedCharger:
             self.profiles.check(
                 profile, connector_ids=set(self.state), transactions=self._transactions()
             )
-            if self.profile_accept
+            if self.profile_accept and profile.unit in self.rate_units.split(",")
             else "Rejected"
         )
         if status == "Accepted":
@@ -630,7 +662,13 @@ class SimulatedCharger:
             "chargingSchedule": {**schedule, "startSchedule": now_iso()},
         }, None
 
-    async def _reply(self, unique_id: str, action: str, response: dict | None, follow_up) -> None:
+    async def _reply(
+        self,
+        unique_id: str,
+        action: str,
+        response: dict | None,
+        follow_up: Awaitable[Any] | None,
+    ) -> None:
         """Answer a CALL (NotSupported when there is no response), then run what it asked for."""
         if response is None:
             frame = [
@@ -642,7 +680,7 @@ class SimulatedCharger:
             ]
         else:
             frame = [3, unique_id, response]
-        await self.ws.send(json.dumps(frame))
+        await self._connection().send(json.dumps(frame))
         if follow_up is not None:
             try:
                 await follow_up
@@ -679,7 +717,7 @@ class SimulatedCharger:
                 if self.auto_sessions:
                     loops += [asyncio.create_task(self._sessions(n)) for n in self.state]
                 done, pending = await asyncio.wait(
-                    [*loops, asyncio.create_task(self.ws.wait_closed())],
+                    [*loops, asyncio.create_task(self._connection().wait_closed())],
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 for task in pending:
@@ -747,7 +785,7 @@ class SimulatedCharger201(SimulatedCharger):
     async def connect(self) -> None:
         self.ws = await websockets.connect(
             f"{self.url.rstrip('/')}/{self.station_id}",
-            subprotocols=[self.PROTOCOL],
+            subprotocols=[Subprotocol(self.PROTOCOL)],
             additional_headers=self._headers(),
             open_timeout=30,
             ping_interval=None,
@@ -1074,7 +1112,8 @@ class SimulatedCharger201(SimulatedCharger):
         )
 
 
-def make_simulator(protocol: str = "1.6", **kwargs: object) -> SimulatedCharger:
-    """Return a simulated charger speaking `protocol` ("1.6" or "2.0.1")."""
+def make_simulator(protocol: str = "1.6", **kwargs: Any) -> SimulatedCharger:
+    """Return a simulated charger speaking `protocol` ("1.6" or "2.0.1"); `kwargs` are the
+    dataclass fields, checked by its constructor (their types differ field by field)."""
     cls = SimulatedCharger201 if protocol == "2.0.1" else SimulatedCharger
     return cls(**kwargs)

@@ -14,7 +14,7 @@ milliseconds. What this writer guarantees (docs/ocpp.md, "Durability"):
 - Meter values are acknowledged only once committed (`store_meter_samples` returns after
   the batch holding them commits: group commit).
 - When the database is unreachable, buffered frames are appended to the local journal
-  (chargers.messagelog.journal) instead of being retried in memory, and replayed when it is back.
+  (chargers.plumbing.journal) instead of being retried in memory, and replayed when it is back.
 """
 
 from __future__ import annotations
@@ -37,16 +37,16 @@ from django.utils import timezone
 
 from backoffice import async_pg, db
 from backoffice.db import update_many
-from chargers.connections.live import connector_watch_key
-from chargers.connections.watching import WatchedSet
-from chargers.messagelog.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
-from chargers.messagelog.storable import (
+from chargers.ocpp.storable import (
     clean_text,
     clean_value,
     escaped_raw,
     may_need_cleaning,
     text_is_clean,
 )
+from chargers.plumbing.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
+from chargers.plumbing.live import connector_watch_key
+from chargers.plumbing.watching import WatchedSet
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class MessageLogWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_lock: asyncio.Lock | None = None
         self._log_watch = WatchedSet(log_watch_key)  # which chargers have a Logs tab open
-        # Connector-event watchers (chargers.connections.live markers), refreshed for all chargers at once
+        # Connector-event watchers (chargers.plumbing.live markers), refreshed for all chargers at once
         # every CONNECTOR_WATCH_REFRESH_S instead of one cache round trip per charger.
         self._connector_interest: set[int] = set()
         self._connector_watched: set[int] = set()
@@ -313,7 +313,7 @@ class MessageLogWriter:
 
     def connector_watched(self, charger_id: int) -> bool | None:
         """Whether a browser follows this charger's connectors, from the batched refresh;
-        None until the first refresh that covered this charger (then ask chargers.connections.live)."""
+        None until the first refresh that covered this charger (then ask chargers.plumbing.live)."""
         self._ensure_running()
         self._connector_interest.add(charger_id)
         if charger_id not in self._connector_known:
@@ -697,7 +697,7 @@ class MessageLogWriter:
         return self._log_watch.known(charger_ids)
 
     def _watched_memo(self, charger_ids: set[int]) -> set[int]:
-        """Return which of these chargers have a Logs tab open somewhere (chargers.connections.watching):
+        """Return which of these chargers have a Logs tab open somewhere (chargers.plumbing.watching):
         a charger missing from earlier batches is asked about, never taken for unwatched."""
         return self._log_watch.refresh(charger_ids)
 
@@ -732,7 +732,7 @@ async def copy_meter_values(
     """COPY meter values on an async cursor: (charger, session, connector, timestamp, measurand,
     phase, unit, context, location, raw value) each, cut to the columns' sizes as the ORM path does."""
     from chargers.models import MeterValue
-    from chargers.sessions.energy import to_decimal
+    from chargers.ocpp.readings import reading_value
 
     async with cur.copy(f"COPY {MeterValue._meta.db_table} ({METER_COLUMNS}) FROM STDIN") as copy:
         for (
@@ -758,7 +758,7 @@ async def copy_meter_values(
                     unit[:10],
                     context[:20],
                     location[:10],
-                    to_decimal(raw),
+                    reading_value(measurand, unit, raw),
                     raw[:100],
                 )
             )
@@ -931,7 +931,7 @@ def _write_batch_orm(
     messages: list[Row], samples: list[MeterSample], watched_of: Any
 ) -> dict[int, list[dict[str, Any]]]:
     from chargers.models import MeterValue, OcppMessage
-    from chargers.sessions.energy import to_decimal
+    from chargers.ocpp.readings import reading_value
 
     with transaction.atomic():
         rows = (
@@ -955,7 +955,7 @@ def _write_batch_orm(
                         unit=m.unit[:10],
                         context=m.context[:20],
                         location=m.location[:10],
-                        value=to_decimal(m.raw_value),
+                        value=reading_value(m.measurand, m.unit, m.raw_value),
                         raw_value=m.raw_value[:100],
                     )
                     for m in samples

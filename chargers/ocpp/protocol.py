@@ -18,7 +18,7 @@ from typing import Any
 import fastjsonschema
 import ocpp
 
-from chargers.messagelog.storable import loads_flagged, text_is_clean
+from chargers.ocpp.storable import loads_flagged, text_is_clean
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 §4.1.4

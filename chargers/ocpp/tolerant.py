@@ -20,14 +20,14 @@ from typing import Any
 
 import fastjsonschema
 
-from chargers.messagelog.storable import clean_text
+from chargers.ocpp.energy import exact_wh, number
 from chargers.ocpp.protocol import (
     OCCURENCE_CONSTRAINT_VIOLATION,
     TYPE_CONSTRAINT_VIOLATION,
     OcppError,
     parse_datetime,
 )
-from chargers.sessions.energy import exact_wh, number
+from chargers.ocpp.storable import clean_text
 
 INT32_MAX = 2**31 - 1
 ID_TAG_MAX = 36  # column size; the schema says 20, longer tags are kept up to 36 and flagged

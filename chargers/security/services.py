@@ -460,6 +460,18 @@ def charger_count_violation(*, charger_id: int) -> None:
     Charger.objects.filter(pk=charger_id).update(schema_violations=F("schema_violations") + 1)
 
 
+def charger_note_implausible(*, charger_id: int, readings: list[str]) -> None:
+    """Record on the charger that it reported readings no charger can (support sees them on its
+    page; the values are stored without a number, chargers.ocpp.readings)."""
+    from django.db.models import F
+
+    Charger.objects.filter(pk=charger_id).update(
+        implausible_readings=F("implausible_readings") + len(readings),
+        implausible_reading=", ".join(readings)[:200],
+        implausible_reading_at=timezone.now(),
+    )
+
+
 OPEN_KEY_CHANGE_DAYS = 30
 
 

@@ -8,7 +8,7 @@ running. One by one, each stop was a hop into the database pool for a select-for
 save, and compiling those two ORM queries was the largest single cost of the storm's reconnect
 (py-spy, docs/performance.md "Session 8"). The batch closes its sessions in one
 `UPDATE ... FROM unnest(...)` and their readings go in by COPY, in one transaction on an async
-connection (as the connection state's writes, chargers.connections.state).
+connection (as the connection state's writes, chargers.state.charger).
 
 The batch takes the common stop only: a running (or superseded) session of ours with a usable
 meterStop, the first stop of its transaction in the batch. Everything else, an unknown
@@ -29,13 +29,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice import async_pg, db
-from chargers.connections.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.messagelog.log import copy_meter_values
-from chargers.messagelog.storable import clean_text
 from chargers.models import ChargingSession, MeterValue, OrphanStop
+from chargers.ocpp.energy import register_wh
+from chargers.ocpp.storable import clean_text
 from chargers.ocpp.tolerant import MeterReading
+from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
-from chargers.sessions.energy import register_wh
 from chargers.sessions.services import (
     meter_rows,
     session_announce_on_commit,

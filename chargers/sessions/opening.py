@@ -26,8 +26,8 @@ from authorization.models import AuthorizationDecision, Token
 from authorization.services import decision_build, token_find
 from authorization.services import decision_record as record_decision
 from backoffice import async_pg, db
-from chargers.connections.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.models import Charger, ChargingSession
+from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
 from chargers.sessions.closing import close_as_superseded
 from chargers.sessions.services import (

@@ -1,5 +1,5 @@
 """Journal replay: messages answered while the database was unreachable are applied once it is
-back (chargers.messagelog.journal calls `journal_apply`, configured by chargers.connections.process),
+back (chargers.plumbing.journal calls `journal_apply`, configured by chargers.connections.process),
 each exactly once, in order, through the same services the live path uses."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from chargers.connections.state import charger_boot, connector_status_update
 from chargers.sessions.closing import StopRequest, close_orm
 from chargers.sessions.opening import OpenRequest, open_orm
 from chargers.sessions.services import (
@@ -20,12 +19,13 @@ from chargers.sessions.services import (
     signed_samples_store,
 )
 from chargers.sessions.signed import SIGNED_201, signed_values
+from chargers.state.charger import charger_boot, connector_status_update
 
 logger = logging.getLogger(__name__)
 
 
 def journal_apply(journal_name: str, entry: dict) -> None:
-    """Apply one journal entry (chargers.messagelog.journal) exactly once, in its own transaction."""
+    """Apply one journal entry (chargers.plumbing.journal) exactly once, in its own transaction."""
     from chargers.models import JournalEntryApplied, OcppDeadLetter
 
     try:
@@ -36,7 +36,7 @@ def journal_apply(journal_name: str, entry: dict) -> None:
             if created:
                 _journal_apply_entry(entry)
     except Exception as exc:
-        from chargers.messagelog.journal import is_outage
+        from chargers.plumbing.journal import is_outage
 
         if is_outage(exc):
             raise  # the database went away again: the replay resumes later
@@ -100,7 +100,7 @@ def _journal_apply_entry(entry: dict) -> None:
         )
     elif action == "StopTransaction":
         reading = tolerant.read_stop(payload, REQUEST_VALIDATORS[action], received)
-        from chargers.messagelog.storable import clean_value
+        from chargers.ocpp.storable import clean_value
 
         close_orm(
             StopRequest(

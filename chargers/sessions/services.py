@@ -20,8 +20,8 @@ from django.utils import timezone
 from authorization.decisions import ChargerFacts, Context
 from authorization.models import Token
 from chargers.models import Charger, ChargingSession, MeterValue, SignedSample
+from chargers.ocpp.readings import reading_value
 from chargers.ocpp.tolerant import MeterReading
-from chargers.sessions.energy import to_decimal
 from chargers.sessions.signed import SignedValue
 from chargers.signals import (
     session_finished,
@@ -67,7 +67,7 @@ def charger_facts_by_id(
     whole) and its location id (for OCPI)."""
     from dataclasses import replace
 
-    from chargers.devices.reservations import reserved_for
+    from chargers.sessions.reservations import reserved_for
 
     charger = Charger.objects.select_related("property").get(pk=charger_id)
     facts = replace(charger_facts(charger), reserved=reserved_for(charger_id, connector_id))
@@ -178,7 +178,7 @@ def start_prepare(
 def meter_rows(
     charger_id: int, connector_id: int, session_id: int | None, readings: list[MeterReading]
 ) -> list:
-    from chargers.messagelog.storable import clean_text
+    from chargers.ocpp.storable import clean_text
 
     rows = []
     for reading in readings:
@@ -194,7 +194,7 @@ def meter_rows(
                     unit=clean_text(sample.unit),
                     context=clean_text(sample.context),
                     location=clean_text(sample.location),
-                    value=to_decimal(sample.value),
+                    value=reading_value(sample.measurand, sample.unit, sample.value),
                     raw_value=clean_text(sample.value)[:100],
                 )
             )
@@ -231,8 +231,8 @@ def signed_samples_store(
     the commit, tell metering (chargers.signals.signed_values_received). A 2.0.1 MeterValues
     names no transaction (`open_session`): its values go to the session open on the EVSE at
     their time, if any (then metering reads them with the session's TransactionEvents)."""
-    from chargers.messagelog.storable import clean_text
     from chargers.ocpp.protocol import parse_datetime
+    from chargers.ocpp.storable import clean_text
 
     rows = []
     for value in values:
@@ -288,6 +288,12 @@ def _signed_announce(charger_id: int, transaction_id: int) -> None:
         logger.exception("Announcing signed values of transaction %s failed", transaction_id)
 
 
+def session_signed_energy_record(*, session_id: int, energy_wh: Decimal | None) -> None:
+    """Keep the session's verified signed energy (metering decides it; None: it does not verify),
+    so `ChargingSession.energy_wh` shows it on every surface."""
+    ChargingSession.objects.filter(pk=session_id).update(signed_energy_wh=energy_wh)
+
+
 def session_for_transaction(*, charger_id: int, transaction_id: int) -> ChargingSession | None:
     return ChargingSession.objects.filter(
         charger_id=charger_id, transaction_id=transaction_id
@@ -332,21 +338,27 @@ def _decided_from_cache(
     )
 
 
-def energy_reporting_16_due(*, charger_id: int) -> bool:
-    """Whether this 1.6 charger is still to be checked for reporting its energy register: never
-    checked, and its organization has not turned the setting off. A proxied charger is left
-    to its Leader backoffice, which may manage its configuration."""
+def energy_reporting_16_due(*, charger_id: int, checked_for: str) -> Charger | None:
+    """The 1.6 charger if its energy reporting is still to be checked for `checked_for` (its
+    vendor|model|firmware): never checked or checked for another, and its organization has not
+    turned the setting off. A proxied charger is left to its Leader backoffice, which may manage
+    its configuration. Asked again when the follow-up runs: the queue may hold it a while."""
     return (
-        Charger.objects.filter(
-            pk=charger_id, energy_reporting_checked_at__isnull=True, proxied=False
-        )
+        Charger.objects.filter(pk=charger_id, proxied=False)
         .exclude(property__organization__configure_energy_reporting=False)
-        .exists()
+        .exclude(
+            energy_reporting_checked_at__isnull=False, energy_reporting_checked_for=checked_for
+        )
+        .first()
     )
 
 
-def energy_reporting_16_checked(*, charger_id: int) -> None:
-    Charger.objects.filter(pk=charger_id).update(energy_reporting_checked_at=timezone.now())
+def energy_reporting_16_checked(*, charger_id: int, checked_for: str, problems: list[str]) -> None:
+    Charger.objects.filter(pk=charger_id).update(
+        energy_reporting_checked_at=timezone.now(),
+        energy_reporting_checked_for=checked_for,
+        energy_reporting_problems="; ".join(problems),
+    )
 
 
 def token_status_for_stop(
@@ -386,7 +398,7 @@ def decision_for_replayed_start(
     the session. The card could not be checked when the charger asked; no MSP is asked now either,
     as for a stop. None, logged, if it cannot be decided: the session is stored all the same
     (only an outage stops the replay)."""
-    from chargers.messagelog.journal import is_outage
+    from chargers.plumbing.journal import is_outage
 
     try:
         with transaction.atomic():  # a failed query must not break the replay's transaction

@@ -31,8 +31,8 @@ from authorization.models import (
 from authorization.services import TOKEN_CANDIDATES, token_choose, token_facts
 from backoffice import async_pg
 from backoffice.models import Property
-from chargers.connections.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.models import Charger, ChargingSession, ConnectorReservation
+from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import services
 
 

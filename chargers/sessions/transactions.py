@@ -31,17 +31,17 @@ from django.utils import timezone
 from authorization.models import AuthorizationDecision
 from authorization.services import decision_build, decision_record, token_find
 from backoffice import async_pg, db
-from chargers.connections.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
-from chargers.messagelog.storable import clean_text, clean_value
 from chargers.models import (
     Charger,
     ChargingSession,
     MeterValue,
     TransactionEvent,
 )
-from chargers.ocpp import v201_transactions as tx
 from chargers.ocpp.protocol201 import REQUEST_VALIDATORS
+from chargers.ocpp.storable import clean_text, clean_value
+from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
+from chargers.sessions import v201_transactions as tx
 from chargers.sessions.opening import close_superseded_around
 from chargers.sessions.services import (
     meter_rows,
@@ -255,6 +255,11 @@ async def transactions_steady_batch(keys: list[tuple[int, str]]) -> list[SteadyF
     return [found.get(key) for key in keys]
 
 
+def session_phases_record(*, session_id: int, phases: int) -> None:
+    """Keep the phases the car draws on (2.0.1 numberOfPhasesUsed) on its session."""
+    ChargingSession.objects.filter(pk=session_id).update(phases_used=phases)
+
+
 def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:
     return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], received)
 
@@ -274,7 +279,7 @@ class TransactionEventOutcome:
 class TxEnd:
     """What the Ended of a steady transaction sets on its session: its fold, known without
     reading the other events when the Ended is in order, names no new driver and carries the
-    newest energy reading (chargers.ocpp.v201._appendable)."""
+    newest energy reading (chargers.handlers.v201._appendable)."""
 
     stopped_at: datetime
     meter_stop_wh: Decimal  # the Ended's last register; the session's meter start if that is higher
@@ -657,6 +662,15 @@ def _name_driver(
     return False
 
 
+def _after_ended(session: ChargingSession, event: tx.TxEvent) -> bool:
+    """Whether `event` is numbered after its session's stored Ended (v201_transactions.fold)."""
+    if session.status != ChargingSession.Status.COMPLETED or event.seq_no is None:
+        return False
+    return TransactionEvent.objects.filter(
+        session=session, event_type="Ended", seq_no__lt=event.seq_no
+    ).exists()
+
+
 def _end_facts(session: ChargingSession) -> tuple:
     return (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
 
@@ -695,7 +709,9 @@ def transaction_event_record(
 
     Idempotent by (transactionId, seqNo): a repeated event changes nothing. The session is
     recomputed from all events of the transaction in seqNo order, so late offline-queued
-    events (even after Ended) are taken into account and the order of arrival does not matter.
+    events numbered before the Ended are taken into account and the order of arrival does not
+    matter; events numbered after the Ended are stored and counted on the session
+    (`late_events`) but never change it.
     `id_tag_status` is the authorization decision for the event's idToken, kept on the session
     when the event is the one that names its driver; `transaction_id` our integer id for a new
     session (one drawn during an outage and already used, at replay). `token_known`: the caller
@@ -730,8 +746,13 @@ def transaction_event_record(
         ):
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
         steady_since = None if created else _steady_since(session, event)
+        late = not created and _after_ended(session, event)
+        # A late event's readings are kept apart from the closed session (charts, idle fees).
         rows = meter_rows(
-            charger_id, event.evse_id or session.connector_id, session.pk, event.meter_values
+            charger_id,
+            event.evse_id or session.connector_id,
+            None if late else session.pk,
+            event.meter_values,
         )
         if rows:
             MeterValue.objects.bulk_create(rows)
@@ -753,6 +774,9 @@ def transaction_event_record(
         session.remote_start_id = state.remote_start_id
         session.reservation_id = state.reservation_id
         ended_now = _end_from_fold(session, state, was_completed, before)
+        if state.late_events != session.late_events:
+            session.late_events = state.late_events
+            session.late_event_at = received_at
         session.save()
         if created and not state.ended and session.connector_id:
             # An EVSE has one transaction at a time: one it left open (it lost power or rebooted

@@ -10,7 +10,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.manager import BaseManager
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -38,10 +43,10 @@ from chargers.models import (
     SecurityEvent,
     station_id_validator,
 )
+from chargers.ocpp.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.ocpp.protocol import CSMS_ACTIONS_V16, OcppError
 from chargers.ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
 from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
-from chargers.sessions.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
 from chargers.web.providers import (
@@ -397,6 +402,18 @@ def _security_command_check(charger: Charger, action: str, payload: dict) -> Non
             )
 
 
+class ChargerCreatedSerializer(ChargerSerializer):
+    """The answer to creating a charger, for the schema: it carries the generated password."""
+
+    ocpp_password = serializers.CharField(
+        read_only=True,
+        help_text="The generated HTTP Basic password, shown this once (only when none was given).",
+    )
+
+
+@extend_schema_view(
+    create=extend_schema(request=ChargerSerializer, responses={201: ChargerCreatedSerializer})
+)
 class ChargerViewSet(
     ReservationsApiMixin, ChargerV201ApiMixin, TenantViewSetMixin, viewsets.ModelViewSet
 ):

@@ -15,8 +15,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chargers.devices import commands, remote, reservations
+from chargers.devices import commands, remote
 from chargers.models import Command, ConnectorReservation
+from chargers.sessions import reservations
 
 
 class ReservationSerializer(serializers.ModelSerializer):

@@ -20,9 +20,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from backoffice.views import require_role
-from chargers.devices import commands, remote, reservations
+from backoffice.tenancy import require_role
+from chargers.devices import commands, remote
 from chargers.models import Charger, ChargerEvent, Command, DeviceVariable, VariableMonitor
+from chargers.sessions import reservations
 
 MAX_RESERVATION_MINUTES = 24 * 60
 # The notices the Smart charging tab lists (the others are customer data, display messages, ...).
@@ -324,15 +325,35 @@ class CompositeScheduleForm(forms.Form):
     minutes = forms.IntegerField(label="Next (minutes)", min_value=1, max_value=24 * 60, initial=60)
 
 
+def _profiles_in_force(charger: Charger) -> list[Any]:
+    """The profiles the charger holds now: not cleared, not past their validTo, and a TxProfile
+    only while its transaction runs (the charger drops it then, K01, 1.6 §3.13.1)."""
+    from chargers.models import ChargingProfile, ChargingSession
+
+    running: set[str] = set()
+    for tx, ocpp_tx in ChargingSession.objects.filter(
+        charger=charger, status=ChargingSession.Status.ACTIVE
+    ).values_list("transaction_id", "ocpp_transaction_id"):
+        running |= {str(tx), ocpp_tx} - {"", "None"}
+    rows = (
+        ChargingProfile.objects.filter(charger=charger)
+        .exclude(status="cleared")
+        .exclude(status="installed", valid_to__lt=timezone.now())
+    )
+    return [
+        p
+        for p in rows[:100]
+        if not (p.status == "installed" and p.transaction_id and p.transaction_id not in running)
+    ]
+
+
 def _smart_context(request: HttpRequest, charger: Charger, **forms_: Any) -> dict[str, Any]:
-    from chargers.models import ChargerNotice, ChargingProfile
+    from chargers.models import ChargerNotice
 
     context = _tab(request, charger, "smart-charging")
     context.update(
         {
-            "profiles": list(
-                ChargingProfile.objects.filter(charger=charger).exclude(status="cleared")[:100]
-            ),
+            "profiles": _profiles_in_force(charger),
             "notices": list(
                 ChargerNotice.objects.filter(charger=charger).filter(
                     action__in=SMART_CHARGING_NOTICES

@@ -4,7 +4,7 @@ from typing import Any
 
 from django import template
 
-from chargers.sessions.energy import kwh, wh_text
+from chargers.ocpp.energy import kwh, wh_text
 
 register = template.Library()
 

@@ -16,8 +16,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
-from backoffice.tenancy import readable, writable, writable_organization_ids
-from backoffice.views import require_role
+from backoffice.tenancy import readable, require_role, writable, writable_organization_ids
 from chargers.devices.placement import charger_place
 from chargers.web.filters import charger_state
 from chargers.web.selectors import charger_for_user, chargers_for

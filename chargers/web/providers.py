@@ -1,5 +1,5 @@
-"""Answers this app's pages need from apps above it (billing, metering), each from one named provider
-registered in that app's AppConfig.ready() (backoffice.providers)."""
+"""Answers this app's pages need from apps above it (billing, metering, reliability), each from
+one named provider registered in that app's AppConfig.ready() (backoffice.providers)."""
 
 from __future__ import annotations
 
@@ -62,3 +62,25 @@ class SessionSettlementMany(Protocol):
 session_settlement_many: Provider[SessionSettlementMany] = Provider(
     "session settlement of many sessions"
 )  # billing
+
+
+class MoneyRound(Protocol):
+    """An amount rounded to its currency's own decimals (EUR 2, JPY 0, BHD 3), as billing
+    stores and shows money (billing.money.round_money)."""
+
+    def __call__(self, amount: Any, currency: str) -> Any: ...
+
+
+money_round: Provider[MoneyRound] = Provider("money rounded to its currency")  # billing
+
+
+class PortFaults(Protocol):
+    """The fault codes open on each port of a charger (ChargeX MREC, from a 1.6
+    StatusNotification's vendorErrorCode or a 2.0.1 NotifyEvent's techCode), by connector id
+    (0: the whole charger): [{code, name, description, responsibility, responsible, class,
+    source, secondary_source, label, source_words}]."""
+
+    def __call__(self, charger: Any) -> dict[int, list[dict[str, Any]]]: ...
+
+
+port_faults: Provider[PortFaults] = Provider("port faults")  # reliability

@@ -2,11 +2,10 @@
 
 from django.urls import path
 
-from chargers.proxy import views as proxy_views
-from chargers.security import views as views_security
 from chargers.web import device_views as views_v201
 from chargers.web import network as views_network
-from chargers.web import views
+from chargers.web import proxy_views, views
+from chargers.web import security_views as views_security
 
 app_name = "chargers"
 

@@ -20,7 +20,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Model, Q, QuerySet, Sum
+from django.db.models import Count, Model, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,17 +30,17 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from authorization.decisions import Context
-from authorization.models import AuthorizationDecision
+from authorization.models import AuthorizationDecision, Token
 from authorization.services import decide_sync, token_group_add_uid, token_group_create
 from backoffice.charts import bar_chart, line_chart
 from backoffice.csv_export import csv_writer
-from backoffice.formatting import csv_datetime, zone_or_utc
+from backoffice.formatting import csv_datetime, duration_text, zone_or_utc
 from backoffice.models import Membership, Organization, Property
-from backoffice.tenancy import membership_in, readable, writable
-from backoffice.views import require_role
+from backoffice.tenancy import membership_in, readable, require_role, writable
 from chargers.devices import commands
 from chargers.models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
-from chargers.sessions.energy import wh_text
+from chargers.ocpp.energy import wh_text
+from chargers.sessions.payer import PAYER_TEXT, Payer, PayerFacts, payer_of
 from chargers.sessions.services import charger_facts
 from chargers.web.filters import ChargerFilter, SessionFilter, charger_state, chargers_with_state
 from chargers.web.forms import (
@@ -52,7 +52,12 @@ from chargers.web.forms import (
     ReimbursementForm,
     WhitelistForm,
 )
-from chargers.web.providers import session_price, session_settlement, signed_meter_values
+from chargers.web.providers import (
+    money_round,
+    session_price,
+    session_settlement,
+    signed_meter_values,
+)
 from chargers.web.selectors import (
     CARD_SEARCH,
     charger_for_user,
@@ -101,7 +106,7 @@ def dashboard_charger_figures(
         meter_stop_wh__isnull=False,
         meter_start_wh__isnull=False,  # no reading reported: no energy to add up
     )
-    energy = F("meter_stop_wh") - F("meter_start_wh")
+    energy = ChargingSession.energy_sql()
     per_day = dict(
         completed.filter(started_at__gte=since)
         .annotate(day=TruncDate("started_at"))
@@ -173,13 +178,41 @@ def _energy_settings(user: Any) -> list[tuple[Organization, bool]]:
     setting, and whether the user may change it (owners and managers). Staff change it in
     the admin."""
     memberships = Membership.objects.filter(user=user).select_related("organization")
-    return [
-        (m.organization, m.role in (Membership.Role.OWNER, Membership.Role.MANAGER))
-        for m in memberships.order_by("organization__name")
-    ]
+    return [(m.organization, m.can_write) for m in memberships.order_by("organization__name")]
 
 
 # -- Chargers > View: Overview ----------------------------------------------------------------
+
+
+POWER_SOURCE = "power"  # the load manager's commands (power.enforcement)
+
+
+def _power_commands(charger: Charger) -> dict[str, Any] | None:
+    """The load manager's power limits in one line: how many in the last hour, how many
+    refused, and the latest in words ("Connector 1 limited to 10.6 A by the site budget")."""
+    sent = Command.objects.filter(charger=charger, source=POWER_SOURCE)
+    latest = sent.first()
+    if latest is None:
+        return None
+    hour = sent.filter(created_at__gte=timezone.now() - timedelta(hours=1))
+    refused = (
+        hour.exclude(status=Command.Status.ANSWERED, response__status="Accepted")
+        .exclude(status=Command.Status.PENDING)
+        .count()
+    )
+    return {"latest": latest, "last_hour": hour.count(), "refused": refused}
+
+
+def _connectors_with_faults(charger: Charger) -> dict:
+    """The connectors, each with the fault codes open on it (`c.faults`: name, who may cause
+    it, class, source; reliability answers), and the faults of ports with no connector row."""
+    from chargers.web.providers import port_faults
+
+    faults = port_faults.call(charger)
+    connectors = list(charger.connectors.all())
+    for c in connectors:
+        c.faults = faults.pop(c.connector_id, [])  # type: ignore[attr-defined]  # for the page
+    return {"connectors": connectors, "unplaced_faults": sorted(faults.items())}
 
 
 def overview_context(
@@ -191,16 +224,21 @@ def overview_context(
     context = tab_context(request, charger, "overview")
     context.update(
         {
-            "connectors": [c for c in charger.connectors.all()],
+            **_connectors_with_faults(charger),
             "form": form or CommandForm(charger=charger, user=request.user),
             "settings_form": settings_form
             or ChargerSettingsForm(instance=charger, user=request.user),
             "recent_commands": [
-                (cmd, json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else "")
-                for cmd in Command.objects.filter(charger=charger).select_related("requested_by")[
-                    :10
-                ]
+                (
+                    cmd,
+                    cmd.note
+                    or (json.dumps(cmd.payload, ensure_ascii=False) if cmd.payload else ""),
+                )
+                for cmd in Command.objects.filter(charger=charger)
+                .exclude(source=POWER_SOURCE)
+                .select_related("requested_by")[:10]
             ],
+            "power_commands": _power_commands(charger),
             "active_sessions": ChargingSession.objects.filter(
                 charger=charger, status=ChargingSession.Status.ACTIVE
             ),
@@ -209,7 +247,7 @@ def overview_context(
             "restricted_groups": list(charger.token_groups.all()),
         }
     )
-    from chargers.security.views import security_overview  # profile, password, security events
+    from chargers.web.security_views import security_overview  # profile, password, security events
 
     context.update(security_overview(charger, staff=request.user.is_staff))
     return context
@@ -687,7 +725,7 @@ def charger_whitelist(request: HttpRequest, station_id: str) -> HttpResponse:
     return redirect(back)
 
 
-# -- Chargers > View: Sessions, Authorizations (Proxy: chargers.proxy.views) ---------------------------------------------
+# -- Chargers > View: Sessions, Authorizations (Proxy: chargers.web.proxy_views) ---------------------------------------------
 
 
 def _keyset(
@@ -1000,8 +1038,63 @@ def location_reimbursement_remove(request: HttpRequest, pk: int, token_pk: int) 
 # -- Sessions ---------------------------------------------------------------------------------------
 
 
+# What a row of the sessions page and CSV shows besides the session: its card, its charge
+# (billing), its guest session and its terminal payment, read in the session's own query
+# (reverse one-to-ones named, never imported: those apps sit above this one), so the page and
+# the CSV run the same number of queries for 1 row or 1,000 (tests/portal/test_session_money.py).
+SESSION_ROW_RELATED = ("token", "charge", "guest_session", "terminal_payment")
+# Large columns no row needs: the charge's priced lines and the terminal's token object.
+SESSION_ROW_DEFERRED = ("charge__lines", "terminal_payment__token_data")
+
+
+def _one(obj: Any, name: str) -> Any:
+    """The related object of a reverse one-to-one read with select_related, or None."""
+    return getattr(obj, name, None)  # its DoesNotExist is also an AttributeError
+
+
+def session_payer(session: ChargingSession) -> Payer:
+    """Who paid for the session (chargers.sessions.payer), from the rows read with it."""
+    token = session.token
+    prop = session.charger.property
+    return payer_of(
+        PayerFacts(
+            has_token=token is not None,
+            terminal_payment=_one(session, "terminal_payment") is not None,
+            guest_session=_one(session, "guest_session") is not None,
+            guest_token=token is not None and token.type == Token.Type.GUEST,
+            driver_token=(
+                token is not None
+                and token.type == Token.Type.GUEST
+                and token.label == Token.DRIVER_SESSION_LABEL
+            ),
+            reservation=token is not None and token.reservation_id is not None,
+            msp=token is not None and token.msp_id is not None,
+            token_organization_id=token.organization_id if token is not None else None,
+            charger_organization_id=prop.organization_id if prop is not None else None,
+        )
+    )
+
+
+def session_cost(session: ChargingSession) -> tuple[Decimal | None, str, bool]:
+    """(total incl. tax in the currency's own decimals, currency, final) of the session's
+    charge; (None, "", False) when nothing is charged for it (no rate applies, or not priced)."""
+    charge = _one(session, "charge")
+    if charge is None:
+        return None, "", False
+    return money_round.call(charge.total, charge.currency), charge.currency, charge.final
+
+
+def session_duration_s(session: ChargingSession) -> int | None:
+    """Whole seconds from start to stop on the charger's clock; None while it charges."""
+    if session.stopped_at is None:
+        return None
+    return max(int((session.stopped_at - session.started_at).total_seconds()), 0)
+
+
 def _session_filter(request: HttpRequest) -> tuple[SessionFilter, QuerySet[ChargingSession]]:
-    base = sessions_for(request.user).select_related("token")
+    base = (
+        sessions_for(request.user).select_related(*SESSION_ROW_RELATED).defer(*SESSION_ROW_DEFERRED)
+    )
     filterset = SessionFilter(request.GET or None, queryset=base, user=request.user)
     queryset = filterset.qs if filterset.is_bound else base
     return filterset, queryset
@@ -1011,6 +1104,11 @@ def _session_filter(request: HttpRequest) -> tuple[SessionFilter, QuerySet[Charg
 def session_list(request: HttpRequest) -> HttpResponse:
     filterset, queryset = _session_filter(request)
     page = Paginator(queryset.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
+    now = timezone.now()
+    for s in page.object_list:
+        s.cost, s.cost_currency, s.cost_final = session_cost(s)
+        s.payer_text = PAYER_TEXT[session_payer(s)]
+        s.duration_text = duration_text((s.stopped_at or now) - s.started_at)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -1047,6 +1145,11 @@ CSV_HEADER = [
     "energy_wh",
     "stop_reason",
     "time_zone",
+    # Appended (issue 51 item 3), so readers of the columns above keep working.
+    "cost",
+    "currency",
+    "duration_s",
+    "payer",
 ]
 
 
@@ -1059,6 +1162,8 @@ def _csv_rows(queryset: QuerySet[ChargingSession]) -> Iterator[str]:
         prop = s.charger.property
         name = prop.timezone if prop is not None else "UTC"
         zone = zones.get(name) or zones.setdefault(name, zone_or_utc(name))
+        cost, currency, _final = session_cost(s)
+        duration = session_duration_s(s)
         yield writer.writerow(
             [
                 s.transaction_id,
@@ -1075,6 +1180,10 @@ def _csv_rows(queryset: QuerySet[ChargingSession]) -> Iterator[str]:
                 wh_text(s.energy_wh),
                 s.stop_reason,
                 name,
+                "" if cost is None else str(cost),
+                currency,
+                "" if duration is None else duration,
+                PAYER_TEXT[session_payer(s)],
             ]
         )
 
@@ -1223,9 +1332,13 @@ def _property_zone(session: ChargingSession) -> tzinfo:
 
 @login_required
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    session = get_object_or_404(sessions_for(request.user).select_related("token"), pk=pk)
-    from backoffice.formatting import duration_text
-
+    session = get_object_or_404(
+        sessions_for(request.user)
+        .select_related(*SESSION_ROW_RELATED)
+        .defer(*SESSION_ROW_DEFERRED),
+        pk=pk,
+    )
+    cost, currency, final = session_cost(session)
     prop = session.charger.property
     # Times in the property's zone, named on the page (the cost page uses the same zone).
     with timezone.override(_property_zone(session)):
@@ -1235,6 +1348,10 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
             {
                 **_session_meter_context(session),
                 "decisions": session_decisions(session),
+                "payer": PAYER_TEXT[session_payer(session)],
+                "cost": cost,
+                "cost_currency": currency,
+                "cost_final": final,
                 "duration": duration_text(
                     (session.stopped_at or timezone.now()) - session.started_at
                 ),

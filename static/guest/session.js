@@ -25,6 +25,37 @@
       $("state-label").textContent = (status === "Available" || status === "Finishing") ? "Session ending – preparing your receipt" : (label || "Charging");
     }
   }
+  // Elapsed time counts on in the page between the server's snapshots (its seconds, not the
+  // phone's clock); the same words as the portal: "50 s", "7 min", "1 h 05 min".
+  var elapsedBase = null, elapsedAt = 0, running = false;
+  function durationText(seconds) {
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
+    if (h) return h + " h " + (m < 10 ? "0" : "") + m + " min";
+    if (m) return m + " min";
+    return seconds + " s";
+  }
+  function elapsedTick() {
+    if (elapsedBase === null) return;
+    var seconds = elapsedBase + (running ? Math.floor((Date.now() - elapsedAt) / 1000) : 0);
+    $("elapsed").textContent = durationText(seconds);
+  }
+  function setElapsed(seconds, isRunning) {
+    if (seconds === null || seconds === undefined) return;
+    elapsedBase = seconds; elapsedAt = Date.now(); running = !!isRunning;
+    elapsedTick();
+  }
+  function setCost(cost, isRunning) {
+    if (cost === undefined) return;
+    $("cost").textContent = cost || "";
+    $("cost-label").textContent = isRunning ? "Cost so far" : "Cost";
+    show("cost-cell", !!cost);
+    show("cost-note", !!cost && isRunning);
+  }
+  var elapsedNode = $("elapsed");
+  if (elapsedNode && elapsedNode.dataset.elapsed) {
+    setElapsed(parseInt(elapsedNode.dataset.elapsed, 10), elapsedNode.dataset.running === "1");
+  }
+  setInterval(function () { if (running && state === "charging") elapsedTick(); }, 1000);
   function tick() {
     if (deadline === null || state !== "starting") return;
     var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
@@ -41,6 +72,8 @@
     if (s.kwh !== null && s.kwh !== undefined) $("kwh").textContent = s.kwh;
     if (s.no_reading) $("kwh").textContent = "–";
     show("no-reading", !!s.no_reading);
+    setElapsed(s.elapsed_s, s.running);
+    setCost(s.cost, s.running);
     var power = $("power-allowed");
     if (power) {
       power.textContent = s.power || "";
@@ -72,6 +105,7 @@
       else if (m.type === "meter") {
         if (m.kw !== null) $("kw").textContent = m.kw;
         if (m.kwh !== null) $("kwh").textContent = m.kwh;
+        if (m.cost !== undefined) setCost(m.cost, true);
       }
     };
     ws.onclose = function () {

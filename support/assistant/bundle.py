@@ -13,7 +13,7 @@ from typing import Any
 from authorization.models import AuthorizationDecision
 from billing.models import Payment, Payout, Refund, SessionCharge
 from chargers.models import Charger, ChargingSession, Connector, OcppMessage, StatusEvent
-from chargers.sessions.energy import wh_text
+from chargers.ocpp.energy import wh_text
 
 FRAMES = 50
 STATUS_HISTORY = 30
@@ -150,6 +150,8 @@ def bundle_build(
                 "subtotal": str(charge.subtotal),
                 "tax": str(charge.tax),
                 "total": str(charge.total),
+                "tax_percent": str(charge.tax_percent),
+                "prices_include_tax": charge.prices_include_tax,
                 "processing_fee": str(charge.processing_fee),
             }
         bundle["payments"] = [

@@ -21,6 +21,7 @@ from django.utils import timezone
 from authorization.models import AuthorizationDecision, normalize_uid
 from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
+from billing.selectors import rate_for_charger
 from chargers.models import Charger, ChargingSession, Connector
 from reliability.alerts import charger_facts as reliability_facts
 from stays.selectors import stay_support_sentences
@@ -28,6 +29,7 @@ from stays.selectors import stay_support_sentences
 from ..models import VendorErrorCode
 from . import lookups
 from .error_codes import explain_error_code
+from .intents import Intent
 from .refusals import refusals_at
 from .topics import Finding, Topic
 
@@ -101,6 +103,11 @@ class Diagnosis:
     details: dict[str, str] = field(default_factory=dict)
     # For the agent on the ticket only (identity verification), never shown to the asker.
     agent_facts: list[str] = field(default_factory=list)
+    # What the ticket holds about a charger the asker sees only as its guest page shows it: the
+    # full charger facts, for the charger's host and the agent (never in the reply).
+    ticket_facts: list[str] = field(default_factory=list)
+    # Direct answers to a request (a portal path), said before the section's steps.
+    answers: list[str] = field(default_factory=list)
 
 
 def _tz(charger: Charger | None) -> zoneinfo.ZoneInfo:
@@ -150,9 +157,117 @@ def find_charger(station_id: str, viewer: Viewer) -> Charger | None:
     )
     if charger is None:
         return None
-    if viewer.is_host and not viewer.may_see_org(charger.organization_id):
-        return None
+    if page_only(charger, viewer) and charger.property_id is None:
+        return None  # no guest page either: a charger on no property is not active for guests
     return charger
+
+
+def page_only(charger: Charger, viewer: Viewer) -> bool:
+    """Whether the viewer sees this charger only as its guest page shows it (issue 47 item 6):
+    anonymous callers, drivers and hosts of other organizations alike."""
+    return not viewer.may_see_org(charger.organization_id)
+
+
+def _start_blockers(
+    charger: Charger, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+) -> None:
+    """What keeps any session from starting, as the guest page says it too: the license, out of
+    order, private, or no guest charging."""
+    sid = charger.station_id
+    facts, findings = diagnosis.facts, diagnosis.findings
+    if not charger.license_active(now.astimezone(tz).date()):
+        findings.add(Finding.LICENSE_INACTIVE)
+        facts.append(f"Charger {sid}'s license is not active, so no session can start on it.")
+    if charger.out_of_order:
+        facts.append(f"Charger {sid} is marked out of order by the site host.")
+    if charger.access_mode == Charger.AccessMode.PRIVATE:
+        findings.add(Finding.RESTRICTED)
+        facts.append(f"Charger {sid} is private: it accepts only the property's own cards.")
+    elif not charger.effective_guest_charging_enabled:
+        findings.add(Finding.GUEST_CHARGING_OFF)
+        facts.append(f"Guest charging (QR code) is turned off at charger {sid}.")
+
+
+def guest_page_facts(charger: Charger, now: datetime, diagnosis: Diagnosis) -> None:
+    """What the charger's guest page (/s/<station id>) shows, and nothing more: whether a session
+    can start (offline, license, out of order, private or residents only), each port's status and
+    the price. No times, heartbeats, error codes, vendor codes or token group names."""
+    sid = charger.station_id
+    facts, findings = diagnosis.facts, diagnosis.findings
+    if charger.ownership == Charger.Ownership.PRIVATE_OWNER:
+        facts.append(
+            f"Charger {sid} is a privately owned charger, not part of the public network: ask its "
+            "owner for permission to use it."
+        )
+        findings.add(Finding.RESTRICTED)
+        return
+    if charger.is_online(now) and charger.last_seen_at is not None:
+        findings.add(Finding.ONLINE)
+        facts.append(f"Charger {sid} is online.")
+    else:
+        findings.add(Finding.OFFLINE)
+        facts.append(
+            f"Charger {sid} is out of order: it is offline right now, so no session can start on it."
+        )
+    tz = _tz(charger)
+    _start_blockers(charger, now, tz, diagnosis)
+    if charger.token_groups.exists():
+        findings.add(Finding.RESTRICTED)
+        facts.append(f"Charger {sid} accepts only the cards of residents or registered guests.")
+    for connector in Connector.objects.filter(charger=charger, connector_id__gt=0).order_by(
+        "connector_id"
+    ):
+        _port_fact(connector, diagnosis)
+    price = _price_text(charger, now)
+    if price:
+        facts.append(f"Price at {sid}: {price}.")
+
+
+_PORT_WORDS = {
+    "Available": "free",
+    "Preparing": "plugged in, waiting for a start",
+    "Charging": "charging",
+    "SuspendedEV": "in use (the car is not taking energy)",
+    "SuspendedEVSE": "in use (the charger is holding the energy back)",
+    "Finishing": "finishing a session",
+    "Reserved": "reserved",
+    "Unavailable": "out of service",
+    "Faulted": "out of service",
+}
+
+
+def _port_fact(connector: Connector, diagnosis: Diagnosis) -> None:
+    """A port as the guest page lists it: its number and status, in words."""
+    status = "Faulted" if connector.error_code not in ("", "NoError") else connector.status
+    if status == "Faulted":
+        diagnosis.findings.add(Finding.FAULTED)
+    elif status == "Charging":
+        diagnosis.findings.add(Finding.CHARGING)
+    elif status in ("Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing"):
+        diagnosis.findings.add(Finding.PLUGGED_IN)
+    elif status == "Available":
+        diagnosis.findings.add(Finding.CONNECTOR_OK)
+    words = _PORT_WORDS.get(status, status.lower())
+    diagnosis.facts.append(f"Connector {connector.connector_id} is {status} ({words}).")
+
+
+def _price_text(charger: Charger, now: datetime) -> str:
+    """The guest price as the guest page lists it (the processing fee is the host's, not shown)."""
+    rate = rate_for_charger(charger, now)
+    if rate is None:
+        return ""
+    currency = rate.property.currency
+    parts = [f"{_money(rate.energy_price_per_kwh, currency)} per kWh"]
+    if rate.connection_fee:
+        parts.insert(0, f"{_money(rate.connection_fee, currency)} connection fee")
+    if rate.time_price_per_hour:
+        parts.append(f"{_money(rate.time_price_per_hour, currency)} per hour plugged in")
+    if rate.idle_fee_per_minute:
+        grace = f" after {rate.idle_grace_minutes} free minutes" if rate.idle_grace_minutes else ""
+        parts.append(f"{_money(rate.idle_fee_per_minute, currency)} per idle minute{grace}")
+    if rate.tax_percent:
+        parts.append(f"tax {rate.tax_percent.normalize():f} %")
+    return ", ".join(parts)
 
 
 def _amount(text: str) -> Decimal | None:
@@ -208,7 +323,12 @@ def find_session(
         if session_id is not None:
             return sessions.filter(pk=session_id).first()
         if charger is None:
-            return None
+            # No charger named: the one payment of the organization that fits (30 days).
+            fits = lookups.host_payments_that_fit(
+                viewer, now or timezone.now(), amount=wanted, last4=card_last4
+            )
+            one = {p.session_id for p in fits if p.session_id is not None}
+            return sessions.filter(pk=one.pop()).first() if len(one) == 1 else None
         latest = sessions.filter(charger=charger).order_by("-started_at")
         if wanted is not None:
             priced = latest.filter(charge__total=wanted).first()
@@ -315,17 +435,7 @@ def _access_facts(
     groups (named to a host only), and (to a host) a charger with no property."""
     sid = charger.station_id
     facts, findings = diagnosis.facts, diagnosis.findings
-    if not charger.license_active(now.astimezone(tz).date()):
-        findings.add(Finding.LICENSE_INACTIVE)
-        facts.append(f"Charger {sid}'s license is not active, so no session can start on it.")
-    if charger.out_of_order:
-        facts.append(f"Charger {sid} is marked out of order by the site host.")
-    if charger.access_mode == Charger.AccessMode.PRIVATE:
-        findings.add(Finding.RESTRICTED)
-        facts.append(f"Charger {sid} is private: it accepts only the property's own cards.")
-    elif not charger.effective_guest_charging_enabled:
-        findings.add(Finding.GUEST_CHARGING_OFF)
-        facts.append(f"Guest charging (QR code) is turned off at charger {sid}.")
+    _start_blockers(charger, now, tz, diagnosis)
     restricted = list(charger.token_groups.all())
     if restricted:
         findings.add(Finding.RESTRICTED)
@@ -500,6 +610,25 @@ def session_facts(
         if payment.status == Payment.Status.RELEASED and payment.release_reason:
             text += f" (released: {payment.release_reason})"
         diagnosis.facts.append(text + ".")
+        if last4:
+            diagnosis.details.setdefault("card_last4", last4)
+        _hold_fact(payment, diagnosis)
+
+
+def _hold_fact(payment: Payment, diagnosis: Diagnosis) -> None:
+    """What "charged twice" usually is: the hold at the start and the smaller charge at the end."""
+    if payment.status != Payment.Status.CAPTURED or payment.amount_held <= payment.amount_captured:
+        return
+    diagnosis.findings.add(Finding.CARD_HOLD)
+    currency = payment.currency
+    card = f"the card ending {payment.card_last4}" if payment.card_last4 else "the card"
+    diagnosis.facts.append(
+        f"This is one payment, not two: when the session started, {card} was held for "
+        f"{_money(payment.amount_held, currency)} (a pre-authorization, not a charge); when it "
+        f"ended, {_money(payment.amount_captured, currency)} was captured and the other "
+        f"{_money(payment.amount_held - payment.amount_captured, currency)} of the hold released. "
+        "The bank may show the hold as pending for a few days until it drops off."
+    )
 
 
 def payout_facts(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
@@ -542,35 +671,126 @@ REFUSAL_TOPICS = frozenset(
 SESSION_TOPICS = frozenset({Topic.BILLING_DISPUTE, Topic.COST_BREAKDOWN, Topic.NOT_CHARGING})
 
 
+FLEET_TOPICS = frozenset({Topic.CHARGER_OFFLINE, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING})
+
+
+def _pick(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """The one charger of the fleet that fits: its facts, said as picked (nobody named it)."""
+    diagnosis.charger = charger
+    diagnosis.findings.add(Finding.FLEET_PICK)
+    diagnosis.property_name = charger.property.name if charger.property else ""
+    charger_facts(charger, viewer, now, diagnosis)
+
+
+def _fleet_state(
+    topic: Topic, viewer: Viewer, now: datetime, diagnosis: Diagnosis, wanted: frozenset[str]
+) -> None:
+    """A host who names no charger: answer from the fleet's live state. A fault question names
+    the faulted charger; an offline one the offline chargers (asking which when several); nothing
+    is said of a charger that does not fit."""
+    faulted = lookups.host_faulted_chargers(viewer, now)
+    offline = lookups.host_offline_chargers(viewer, now)
+    if Intent.FAULT in wanted and Intent.OFFLINE not in wanted:
+        candidates, what = faulted, "report a fault"
+    elif Intent.OFFLINE in wanted:
+        candidates, what = offline, "are offline"
+    else:
+        candidates, what = faulted + offline, "are faulted or offline"
+    if len(candidates) == 1:
+        _pick(candidates[0], viewer, now, diagnosis)
+    elif candidates:
+        names = ", ".join(_fleet_name(c, now) for c in candidates[:10])
+        diagnosis.facts.append(
+            f"{len(candidates)} of your chargers {what}: {names}. Which one is it?"
+        )
+        diagnosis.findings.add(Finding.FAULTED if what == "report a fault" else Finding.OFFLINE)
+    elif Intent.FAULT in wanted:
+        diagnosis.facts.append("None of your chargers reports a fault right now.")
+    elif Finding.NO_PROPERTY not in diagnosis.findings:
+        diagnosis.facts.append("All your chargers are online right now.")
+        if faulted:
+            diagnosis.facts.append(
+                "Reporting a fault: " + ", ".join(c.station_id for c in faulted[:10]) + "."
+            )
+
+
+def _fleet_name(charger: Charger, now: datetime) -> str:
+    if charger.last_seen_at is None:
+        return f"{charger.station_id} (never connected)"
+    if not charger.is_online(now):
+        return f"{charger.station_id} (offline since {when(charger.disconnected_at or charger.last_seen_at, _tz(charger), now)})"
+    return f"{charger.station_id} (faulted)"
+
+
+def _fleet_refusals(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Cards refused at any of the host's chargers (24 h, still a problem) and guest card payments
+    the bank declined, newest first."""
+    start = len(diagnosis.facts)
+    chargers = lookups.host_chargers(viewer)
+    tz = _tz(chargers[0]) if chargers else zoneinfo.ZoneInfo("UTC")
+    for charger in chargers:
+        before = len(diagnosis.facts)
+        refusal_facts(charger, viewer, now, diagnosis)
+        for index in range(before, len(diagnosis.facts)):
+            diagnosis.facts[index] = f"At {charger.station_id}: {diagnosis.facts[index]}"
+    for payment in lookups.host_declined_payments(viewer, now):
+        card = f" ending {payment.card_last4}" if payment.card_last4 else ""
+        who = f" ({payment.email})" if payment.email else ""
+        diagnosis.facts.append(
+            f"A guest's card{card}{who} was declined by the bank at "
+            f"{when(payment.created_at, tz, now)} when paying to charge: "
+            f"{payment.last_error.rstrip('.')}. The guest can pay with another card."
+        )
+        diagnosis.findings.add(Finding.CARD_REFUSED)
+    if len(diagnosis.facts) == start:
+        diagnosis.facts.append("No card was refused at your chargers in the last 24 hours.")
+
+
+def _never_connected(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """Seed 003 §8: a charger missing from the network list is one that never connected."""
+    never = [c for c in lookups.host_chargers(viewer) if c.last_seen_at is None]
+    if not never:
+        diagnosis.facts.append(
+            "Every charger on your properties has connected. A new charger that has connected "
+            "but is not on your network list is not assigned to your property yet: tell me its "
+            "Station ID (under the QR code) and support links it."
+        )
+    for charger in never:
+        place = f" at {charger.property.name}" if charger.property else ""
+        diagnosis.facts.append(
+            f"Charger {charger.station_id}{place} is registered but has never connected to the "
+            "network: check its power, its internet (Wi-Fi or SIM) and that its OCPP server "
+            "address is ours; it shows as online once it sends its first message."
+        )
+        diagnosis.details.setdefault("serial_or_station_id", charger.station_id)
+
+
 def _host_lookups(
-    topic: Topic, viewer: Viewer, now: datetime, diagnosis: Diagnosis, *, named_station: bool
+    topic: Topic,
+    viewer: Viewer,
+    now: datetime,
+    diagnosis: Diagnosis,
+    *,
+    named_station: bool,
+    wanted: frozenset[str] = frozenset(),
 ) -> None:
     """A host's question: answer from their chargers (when none is named), PMS and payouts."""
+    unnamed = not named_station and diagnosis.charger is None
     if (
-        not named_station
-        and diagnosis.charger is None
-        and topic
-        in (
-            Topic.CHARGER_OFFLINE,
-            Topic.GUEST_START_ERROR,
-            Topic.NOT_CHARGING,
-        )
+        unnamed
+        and topic in FLEET_TOPICS
+        and not (Intent.REFUSED in wanted and Intent.FAULT not in wanted)
     ):
-        offline = lookups.host_offline_chargers(viewer, now)
-        if len(offline) == 1:
-            diagnosis.charger = offline[0]
-            diagnosis.property_name = offline[0].property.name if offline[0].property else ""
-            charger_facts(offline[0], viewer, now, diagnosis)
-        elif offline:
-            names = ", ".join(c.station_id for c in offline[:10])
-            diagnosis.facts.append(
-                f"{len(offline)} of your chargers are offline: {names}. Which one is it?"
-            )
-            diagnosis.findings.add(Finding.OFFLINE)
-        elif topic == Topic.CHARGER_OFFLINE and Finding.NO_PROPERTY not in diagnosis.findings:
-            diagnosis.facts.append("All your chargers are online right now.")
+        _fleet_state(topic, viewer, now, diagnosis, wanted)
+    elif unnamed and (topic in REFUSAL_TOPICS or Intent.REFUSED in wanted):
+        _fleet_refusals(viewer, now, diagnosis)
     if topic == Topic.CHARGER_SETUP:
+        if unnamed and Intent.PMS_SYNC not in wanted or Intent.MISSING_CHARGER in wanted:
+            _never_connected(viewer, now, diagnosis)
         diagnosis.details.update(lookups.pms_facts(viewer, now, diagnosis))
+        if Intent.PMS_SYNC in wanted and Intent.MISSING_CHARGER not in wanted:
+            # A PMS that does not sync is about the integration, not one charger's serial.
+            diagnosis.details.setdefault("serial_or_station_id", "not needed: a PMS sync question")
     if topic == Topic.PAYOUTS_REPORTING:
         diagnosis.details.update(lookups.payout_account_facts(viewer, diagnosis))
         payout_facts(viewer, now, diagnosis)
@@ -602,6 +822,7 @@ def diagnose(
     email: str = "",
     details: dict[str, str] | None = None,
     now: datetime | None = None,
+    wanted: frozenset[str] = frozenset(),
 ) -> Diagnosis:
     """Return the live findings for this topic about the charger / session the viewer may see."""
     now = now or timezone.now()
@@ -644,12 +865,19 @@ def diagnose(
                 else ": check the ID under the QR code (it is case-sensitive)."
             )
         )
-    if charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
+    if charger is not None and page_only(charger, viewer):
+        guest_page_facts(charger, now, diagnosis)
+        full = Diagnosis()
+        charger_facts(charger, Viewer(), now, full)
+        diagnosis.ticket_facts = full.facts
+        if topic in REFUSAL_TOPICS:  # what the guest page said when the start was refused
+            refusal_facts(charger, Viewer(), now, diagnosis, details.get("card_uid", ""))
+    elif charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
         charger_facts(charger, viewer, now, diagnosis)
         if viewer.is_host and topic in CHARGER_TOPICS:
             # The same reliability facts the dashboard shows (open alerts, first aid, uptime).
             diagnosis.facts += reliability_facts(charger, now)
-    if charger is not None and topic in REFUSAL_TOPICS:
+    if charger is not None and topic in REFUSAL_TOPICS and not page_only(charger, viewer):
         refusal_facts(charger, viewer, now, diagnosis, details.get("card_uid", ""))
     if session is not None:
         session_facts(session, viewer, now, diagnosis)
@@ -659,7 +887,45 @@ def diagnose(
             + ("." if viewer.is_host else ": give the email the session was paid with.")
         )
     if viewer.is_host:
-        _host_lookups(topic, viewer, now, diagnosis, named_station=bool(station_id))
+        _host_lookups(topic, viewer, now, diagnosis, named_station=bool(station_id), wanted=wanted)
+    self_service(topic, viewer, diagnosis, wanted)
     if topic in (Topic.ACCOUNT_CANCEL, Topic.ACCOUNT_EMAIL):
         diagnosis.agent_facts = lookups.identity_facts(details.get("account_email", "") or email)
     return diagnosis
+
+
+def self_service(
+    topic: Topic, viewer: Viewer, diagnosis: Diagnosis, wanted: frozenset[str]
+) -> None:
+    """Requests the portal answers with a path (seed 003 §6, §8, §10 menu paths)."""
+    answers = diagnosis.answers
+    if Intent.REMOVE_CARD in wanted and viewer.is_host:
+        answers.append(
+            "To stop a charging card (RFID) from working at your chargers: Tokens (/tokens/), open "
+            "the card, untick Valid and Save; or take it out of a local group under Tokens › "
+            "Groups › the group › Remove. A driver removes a saved payment card under Account › "
+            "Cards (/driver/cards/)."
+        )
+    elif Intent.REMOVE_CARD in wanted:
+        answers.append(
+            "To remove a saved card: sign in, open Account › Cards (/driver/cards/) and press "
+            "Remove next to the card. A card used only to pay as a guest (QR code) is not saved."
+        )
+    if Intent.EXPORT_CSV in wanted:
+        answers.append(
+            "Sessions › Export CSV (/sessions/) downloads the sessions you have filtered; "
+            "Payouts › Statements (/billing/payouts/) prepares a CSV statement for any date range "
+            "or year (Prepare CSV, then Download CSV)."
+        )
+    if Intent.PMS_CONNECT in wanted:
+        answers.append(
+            "PMS sync › Connect a PMS (/stays/integrations/): choose Guesty, Hospitable or Track, "
+            "paste its API credentials and press Connect and sync; the page then shows the sync state."
+        )
+    if Intent.PMS_DISCONNECT in wanted:
+        answers.append(
+            "Disconnecting a PMS is done by support (the portal's PMS sync page has no disconnect "
+            "yet): I'm passing your request to disconnect it to a person."
+        )
+    if answers and Intent.PMS_DISCONNECT not in wanted:
+        diagnosis.findings.add(Finding.SELF_SERVICE)

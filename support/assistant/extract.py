@@ -6,13 +6,18 @@ import re
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 AMOUNT = re.compile(
-    r"(?:[$€£]\s*\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s*(?:dollars?|euros?|eur|usd|gbp|pounds?|bucks))",
+    r"(?:[$€£]\s*\d+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?\s*(?:dollars?|euros?|eur|usd|gbp|pounds?|bucks)"
+    r"|(?<![\d:/.,-])\d{1,6}[.,]\d{2}(?!\d|[:/.,]\d|\s*(?:kwh|kw|am|pm|h\b|uhr)))",
     re.IGNORECASE,
 )
 LAST4 = re.compile(
-    r"(?:ending(?: in)?|last\s*(?:4|four)(?:\s*digits)?(?:\s*(?:are|is|:))?|ends? (?:in|with))\s*(\d{4})\b",
+    r"(?:ending(?: in| with)?|last\s*(?:4|four)(?:\s*digits)?(?:\s*(?:are|is|was|were|:))?|ends? (?:in|with)|"
+    r"(?:card|visa|master\s?card|amex|maestro|debit card|credit card)(?:\s*(?:no\.?|number|nr\.?|#|:))?|"
+    r"[*x•]{2,}\s?)\s*(\d{4})\b(?![.,:]\d)",
     re.IGNORECASE,
 )
+# A reply that is only four digits (after being asked for the card's last 4).
+BARE_LAST4 = re.compile(r"^\W*(?:it'?s|its|they are|theyre|ends?)?\W*(\d{4})\W*$", re.IGNORECASE)
 TIME = re.compile(
     r"\b(?:today|yesterday|last night|this morning|tonight|\d{1,2}:\d{2}\s*(?:am|pm)?|\d{1,2}\s*(?:am|pm)|"
     r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}(?:/\d{2,4})?|(?:mon|tues|wednes|thurs|fri|satur|sun)day|"
@@ -55,6 +60,12 @@ _NOT_HELPED = re.compile(
     r"please (?:connect|link|reconcile|send|check|fix|look|have))\b",
     re.IGNORECASE,
 )
+
+
+def last4_answer(text: str) -> str:
+    """Return the four digits of a reply that is nothing else ("4242", "it's 4242")."""
+    match = BARE_LAST4.match(text.strip())
+    return match.group(1) if match else ""
 
 
 def not_helped(text: str) -> bool:

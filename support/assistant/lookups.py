@@ -9,13 +9,15 @@ account sections it collects, for the agent only, what identity verification nee
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from django.db.models import Q
+
 from backoffice.models import Organization, Property
 from billing.models import BillingSettings, Payment, Payout, Subscription
-from chargers.models import Charger, ChargingSession
+from chargers.models import Charger, ChargingSession, Connector
 from metering.selectors import session_signature
 from metering.transparency import status_text
 from stays.models import PmsIntegration
@@ -161,3 +163,59 @@ def signed_meter_facts(session: ChargingSession, diagnosis: Diagnosis) -> None:
         f"{status_text(summary.status)}{reason}. Billing does not rely on readings that do not "
         "verify: the settlement of this session is held for review."
     )
+
+
+def host_chargers(viewer: Viewer) -> list[Charger]:
+    """The host's chargers (those on their properties), by station id."""
+    chargers = Charger.objects.select_related("property").exclude(property=None)
+    if viewer.organization_ids is not None:
+        chargers = chargers.filter(property__organization_id__in=viewer.organization_ids)
+    return list(chargers.order_by("station_id")[:500])
+
+
+def host_faulted_chargers(viewer: Viewer, now: datetime) -> list[Charger]:
+    """The host's online chargers with a connector that is Faulted or reports an error code."""
+    online = {c.pk: c for c in host_chargers(viewer) if c.is_online(now)}
+    faulty = set(
+        Connector.objects.filter(charger_id__in=online)
+        .filter(Q(status="Faulted") | ~Q(error_code__in=("", "NoError")))
+        .values_list("charger_id", flat=True)
+    )
+    return [charger for pk, charger in online.items() if pk in faulty]
+
+
+def host_declined_payments(viewer: Viewer, now: datetime, hours: int = 24) -> list[Payment]:
+    """Guest payments the card's bank declined in the last hours (still waiting for a card)."""
+    payments = Payment.objects.filter(
+        status=Payment.Status.PENDING, created_at__gte=now - timedelta(hours=hours)
+    ).exclude(last_error="")
+    if viewer.organization_ids is not None:
+        payments = payments.filter(organization_id__in=viewer.organization_ids)
+    return list(payments.order_by("-created_at")[:3])
+
+
+def host_payments_that_fit(
+    viewer: Viewer, now: datetime, *, amount: Decimal | None, last4: str, days: int = 30
+) -> list[Payment]:
+    """The organization's charged or held payments of the last days that fit what was given."""
+    payments = Payment.objects.exclude(session=None).filter(
+        created_at__gte=now - timedelta(days=days),
+        status__in=(Payment.Status.CAPTURED, Payment.Status.AUTHORIZED),
+    )
+    if viewer.organization_ids is not None:
+        payments = payments.filter(organization_id__in=viewer.organization_ids)
+    if last4:
+        payments = payments.filter(card_last4=last4)
+    fits = list(payments.select_related("session__charge").order_by("-created_at")[:50])
+    if amount is not None:
+        fits = [
+            p
+            for p in fits
+            if amount
+            in (
+                p.amount_captured,
+                p.amount_held,
+                getattr(getattr(p.session, "charge", None), "total", None),
+            )
+        ]
+    return fits

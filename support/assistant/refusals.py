@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from authorization.decisions import Context
-from authorization.models import AuthorizationDecision, normalize_uid
-from authorization.services import decide_sync
+from authorization.models import AuthorizationDecision, normalize_uid, not_alarms
+from authorization.services import accepted_now
 from chargers.models import Charger, ChargingSession
 from chargers.sessions.services import charger_facts as rule_facts
 
@@ -60,15 +59,13 @@ def _charged_since(charger: Charger, uid_key: str, after: datetime) -> datetime 
 
 
 def _accepted_now(charger: Charger, decision: AuthorizationDecision, now: datetime) -> bool:
-    try:
-        context = Context(decision.context)
-    except ValueError:
-        context = Context.LOCAL
-    if context in (Context.STOP_TRANSACTION, Context.REMOTE_MSP):
-        context = Context.LOCAL
-    return decide_sync(
-        uid=decision.uid, charger=rule_facts(charger), context=context, now=now
-    ).accepted
+    return accepted_now(
+        uid=decision.uid,
+        token_id=decision.token_id,
+        context=decision.context,
+        charger=rule_facts(charger),
+        now=now,
+    )
 
 
 def refusals_at(charger: Charger, *, since: datetime, now: datetime) -> list[Refusal]:
@@ -77,6 +74,7 @@ def refusals_at(charger: Charger, *, since: datetime, now: datetime) -> list[Ref
     decisions = (
         AuthorizationDecision.objects.filter(station_id=charger.station_id, created_at__gte=since)
         .exclude(status=ACCEPTED)
+        .exclude(not_alarms())  # e.g. a finished guest session's spent token
         .select_related("reservation")
         .order_by("-created_at")[:MAX_DECISIONS]
     )
@@ -105,6 +103,7 @@ def current_refusal_stations(
             station_id__in=[c.station_id for c in chargers], created_at__gte=since
         )
         .exclude(status=ACCEPTED)
+        .exclude(not_alarms())
         .values_list("station_id", flat=True)
     )
     return {

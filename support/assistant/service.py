@@ -25,7 +25,8 @@ from ..services import ticket_confirm_email
 from .bundle import bundle_build
 from .classifier import Model, classify
 from .diagnosis import Diagnosis, Viewer, diagnose
-from .extract import extract, not_helped
+from .extract import extract, last4_answer, not_helped
+from .intents import Intent, intents, section_for
 from .topics import (
     DETAIL_LABELS,
     SECTIONS,
@@ -36,6 +37,10 @@ from .topics import (
     required_missing,
 )
 
+# Requests the assistant answers with a portal path or passes on, whatever the conversation was.
+REQUESTS = frozenset(
+    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT}
+)
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000
 
@@ -96,18 +101,35 @@ def _conversation(key: str | None, user: Any) -> AssistantConversation | None:
     return conversation
 
 
-def _intro(topic: Topic, diagnosis: Diagnosis, follow_up: bool = False) -> str:
+def _intro(
+    topic: Topic,
+    diagnosis: Diagnosis,
+    follow_up: bool = False,
+    wanted: frozenset[Intent] = frozenset(),
+    given: frozenset[str] = frozenset(),
+) -> str:
     findings = diagnosis.findings
     title = SECTIONS[topic].title
     if topic == Topic.OTHER:
         return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
     lines = [] if follow_up else [f"This sounds like: {title}."]
+    lines += diagnosis.answers
+    if Finding.SELF_SERVICE in findings:
+        return " ".join(lines)
+    picked = Finding.FLEET_PICK in findings and diagnosis.charger is not None
+    if picked and diagnosis.charger is not None:
+        lines.append(
+            f"You didn't name a charger; from your chargers' live state, "
+            f"{diagnosis.charger.station_id} is the one that fits (details below)."
+        )
     if Finding.UNKNOWN_STATION in findings:
         lines.append(
             "I couldn't find that charger, so please check its Station ID (printed under the QR code)."
         )
-    if topic in (Topic.CHARGER_OFFLINE, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING):
-        if Finding.OFFLINE in findings:
+    if topic in (Topic.CHARGER_OFFLINE, Topic.GUEST_START_ERROR, Topic.NOT_CHARGING) and (
+        diagnosis.charger is not None
+    ):
+        if Finding.OFFLINE in findings and not picked:
             lines.append(
                 "The charger is offline right now, which explains it: it cannot start or report a session until it is back."
             )
@@ -126,18 +148,41 @@ def _intro(topic: Topic, diagnosis: Diagnosis, follow_up: bool = False) -> str:
     if Finding.CARD_REFUSED in findings:
         lines.append("I can see the refusal and its reason below.")
     if topic in (Topic.COST_BREAKDOWN, Topic.BILLING_DISPUTE):
-        if Finding.SESSION_PRICED in findings:
-            lines.append("Here is how the session was priced, line by line.")
-        else:
-            lines.append(
-                "Tell me the amount or the last 4 digits of the card (or the email it was paid "
-                "with), and the charger if you are not on its page, and I'll show its lines."
-            )
+        lines.append(_payment_line(findings, wanted, given))
     if topic == Topic.PAYOUTS_REPORTING and Finding.PAYOUT_FAILED in findings:
         lines.append(
             "A payout failed; the reason is below and the amount is carried into the next payout once the bank account is fixed."
         )
     return " ".join(lines)
+
+
+def _payment_line(findings: set[Finding], wanted: frozenset[Intent], given: frozenset[str]) -> str:
+    """What a billing answer says about the payment: the hold, the lines, or how to find it."""
+    if Finding.CARD_HOLD in findings:
+        return (
+            "The card was held at the start and charged less at the end: one payment, "
+            "not two (below)."
+        )
+    elif Finding.SESSION_PRICED in findings:
+        return "Here is how the session was priced, line by line."
+    elif Intent.CHARGED_TWICE in wanted:
+        return (
+            "A payment that shows twice is usually the card hold: when a session starts the "
+            "card is held for an amount (a pre-authorization, not a charge); when it ends only "
+            "the session's cost is captured and the rest of the hold is released, which the "
+            "bank can show as pending for a few days. Tell me the amount and the last 4 digits "
+            "of the card and I'll check which it was."
+        )
+    elif given & {"amount", "card_last4", "email"}:
+        return (
+            "I haven't found a payment with that yet; the charger, or the amount and the last "
+            "4 digits together, will find it."
+        )
+    else:
+        return (
+            "Tell me the amount or the last 4 digits of the card (or the email it was paid "
+            "with), and the charger if you are not on its page, and I'll show its lines."
+        )
 
 
 def _reply(
@@ -148,8 +193,14 @@ def _reply(
     handed_over_now: bool,
     steps: list[str],
     suggested_before: bool,
+    wanted: frozenset[Intent] = frozenset(),
+    given: frozenset[str] = frozenset(),
 ) -> str:
-    parts = [_intro(topic, diagnosis, follow_up=suggested_before or not steps)]
+    parts = [
+        _intro(
+            topic, diagnosis, follow_up=suggested_before or not steps, wanted=wanted, given=given
+        )
+    ]
     if steps and ticket is None:
         parts.append("What to do: " + " ".join(f"{i}. {s}" for i, s in enumerate(steps, 1)))
     elif suggested_before and ticket is None:
@@ -167,13 +218,13 @@ def _reply(
                 f"within {hours} hours."
             )
     if asks_for:
-        wanted = ", ".join(DETAIL_LABELS.get(name, name) for name in asks_for)
+        missing = ", ".join(DETAIL_LABELS.get(name, name) for name in asks_for)
         if ticket is not None:
-            parts.append(f"Please send {wanted}.")
+            parts.append(f"Please send {missing}.")
         elif SECTIONS[topic].needs_human:
-            parts.append(f"So a person can do this, tell me {wanted}.")
+            parts.append(f"So a person can do this, tell me {missing}.")
         else:
-            parts.append(f"If this doesn't solve it, tell me {wanted}.")
+            parts.append(f"If this doesn't solve it, tell me {missing}.")
     return " ".join(parts)
 
 
@@ -199,6 +250,14 @@ def _property_named(message: str, viewer: Viewer) -> str:
     return ""
 
 
+def _last_asked(conversation: AssistantConversation) -> list[str]:
+    """What the assistant's last reply asked for."""
+    for m in reversed(conversation.messages):
+        if m.get("role") == "assistant":
+            return list(m.get("asks_for", []))
+    return []
+
+
 def _transcript(conversation: AssistantConversation) -> str:
     return "\n".join(f"{m['role']}: {m['text']}" for m in conversation.messages)
 
@@ -208,6 +267,16 @@ def _collect(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Return (what this message says, all details so far) in asks_for names."""
     found = extract(message)
+    asked = _last_asked(conversation)
+    if "card_last4" in asked and "card_last4" not in found and (digits := last4_answer(message)):
+        found["card_last4"] = digits  # "4242" right after being asked for the last 4 digits
+    wanted = intents(message)
+    if Intent.REMOVE_CARD in wanted:
+        found.setdefault("cancel_or_delete", "remove the saved card")
+    if Intent.PMS_DISCONNECT in wanted:
+        found["request"] = "disconnect the PMS" + (
+            f" ({found['pms_name']})" if found.get("pms_name") else ""
+        )
     details = dict(conversation.details)
     if (
         "account_email" in found
@@ -237,7 +306,10 @@ def _choose_topic(
         if conversation.pk and conversation.topic in Topic._value2member_map_
         else Topic.OTHER
     )
-    topic = Topic(prediction.topic)
+    wanted = intents(message)
+    topic = Topic(section_for(wanted, prediction.topic))
+    if topic != Topic(prediction.topic) and wanted & REQUESTS:
+        return topic  # a request (remove a card, a CSV, a PMS) is what it says, even mid-way
     if previous != Topic.OTHER and (
         helped_not or topic == Topic.OTHER or found or prediction.confidence < 0.8
     ):
@@ -251,21 +323,31 @@ def _hand_over_now(
     details: dict[str, str],
     found: dict[str, str],
     helped_not: bool,
+    diagnosis: Diagnosis,
+    wanted: set[Intent],
 ) -> bool:
-    """Hand over when the person says it did not help or asks for one, or once the details the
-    section collects are all there: at once for what only a person can do (refund, deletion,
-    email change), after the steps were suggested for the others."""
-    if helped_not:
-        return True
-    if required_missing(topic, details):
+    """Hand over when the person says it did not help or asks for a person, or asks for what only
+    support does; never when they say the answer solved it. Otherwise once the details are in: at
+    once for what only a person can do (refund, deletion, email change), unless the answer already
+    explains it (a card hold) or the portal does it; for the others on a follow-up that gives the
+    details asked for (the ones still missing are asked for on the ticket)."""
+    if Intent.RESOLVED in wanted and not helped_not:
         return False
-    if SECTIONS[topic].needs_human:
+    if helped_not or Intent.PERSON in wanted or Intent.PMS_DISCONNECT in wanted:
         return True
     answered_before = any(
         m.get("role") == "assistant" and m.get("topic") == topic.value
         for m in conversation.messages[:-1]
     )
-    return answered_before and bool(found)
+    explained = {Finding.CARD_HOLD, Finding.SELF_SERVICE} & diagnosis.findings
+    if not required_missing(topic, details) and SECTIONS[topic].needs_human and not explained:
+        return True
+    if not answered_before or Finding.SELF_SERVICE in diagnosis.findings:
+        return False
+    section_details = set(SECTIONS[topic].details) | {"card_last4", "amount", "email"}
+    gave = {name for name, value in found.items() if value} & section_details
+    # Naming the charger alone (answering "which one is it?") first gets that charger's answer.
+    return bool(gave - {"station_id"}) or (bool(gave) and not required_missing(topic, details))
 
 
 @transaction.atomic
@@ -291,6 +373,7 @@ def assistant_answer(
             user=user if signed_in else None, client_ip=client_ip or None
         )
     helped_not = not_helped(message)
+    wanted = intents(message)
     topic = _choose_topic(conversation, message, extract(message), helped_not)
     conversation.topic = topic.value
     found, details = _collect(conversation, message, viewer, user)
@@ -319,6 +402,7 @@ def assistant_answer(
         email=email,
         details=details,
         now=now,
+        wanted=frozenset(wanted),
     )
     _merge_live(details, diagnosis)
 
@@ -334,7 +418,9 @@ def assistant_answer(
 
     ticket = conversation.ticket
     handed_over_now = False
-    if ticket is None and _hand_over_now(conversation, topic, details, found, helped_not):
+    if ticket is None and _hand_over_now(
+        conversation, topic, details, found, helped_not, diagnosis, wanted
+    ):
         ticket = _handover(conversation, topic, diagnosis, viewer, user, client_ip)
         handed_over_now = True
     asks_for = missing_details(topic, details)
@@ -342,7 +428,17 @@ def assistant_answer(
         asks_for = ["email", *[a for a in asks_for if a not in ("account_email", "email")]]
     before = _suggested(conversation, topic)
     steps = [s for s in reply_steps(topic, diagnosis.findings) if s not in before]
-    reply = _reply(topic, diagnosis, asks_for, ticket, handed_over_now, steps, bool(before))
+    reply = _reply(
+        topic,
+        diagnosis,
+        asks_for,
+        ticket,
+        handed_over_now,
+        steps,
+        bool(before),
+        wanted=frozenset(wanted),
+        given=frozenset(k for k, v in details.items() if v),
+    )
     conversation.messages = [
         *conversation.messages,
         {
@@ -351,6 +447,7 @@ def assistant_answer(
             "at": now.isoformat(),
             "topic": topic.value,
             "steps": steps if ticket is None else [],
+            "asks_for": asks_for,
         },
     ]
     conversation.ticket = ticket
@@ -385,7 +482,9 @@ def _merge_live(details: dict[str, str], diagnosis: Diagnosis) -> None:
         if charge is not None:
             details.setdefault("amount", f"{charge.total} {charge.currency}")
     # What was found, for the ticket; identity facts go to the agent only (never into a reply).
-    details["diagnosis"] = " ".join([*diagnosis.facts, *diagnosis.agent_facts])[:2000]
+    details["diagnosis"] = " ".join(
+        [*diagnosis.facts, *diagnosis.ticket_facts, *diagnosis.agent_facts]
+    )[:2000]
 
 
 def _handover(
@@ -420,7 +519,7 @@ def _handover(
             charger=charger,
             session=diagnosis.session,
             organization_id=organization_id,
-            facts=diagnosis.facts,
+            facts=[*diagnosis.facts, *diagnosis.ticket_facts],
         ),
     )
     if email:

@@ -274,6 +274,32 @@ def no_payouts(stage: Stage) -> None:
     _paid_session(stage, charger, minutes_ago=600, total="6.40")
 
 
+def fleet(stage: Stage) -> None:
+    """A host's fleet as the dashboard shows it: HV-01 fine, HV-02 online but Faulted, HV-03
+    offline for 3 h, HV-05 added but never connected; a guest's card refused at HV-01 7 minutes
+    ago and a guest's card declined by the bank there 6 minutes ago."""
+    _charger(stage, "HV-01")
+    faulty = _charger(stage, "HV-02")
+    Connector.objects.filter(charger=faulty).update(status="Faulted", error_code="GroundFailure")
+    _charger(stage, "HV-03", online=False)
+    never = _charger(stage, "HV-05", online=False)
+    Charger.objects.filter(pk=never.pk).update(
+        last_seen_at=None, last_heartbeat_at=None, disconnected_at=None
+    )
+    _refusal("HV-01", "04A1B2C3D4E5F6", "unknown_token", "Card 04A1B2C3D4E5F6 is not known.", 7)
+    payment = Payment.objects.create(
+        organization=stage.organization,
+        email=GUEST_EMAIL,
+        currency="EUR",
+        amount_held=Decimal("20.00"),
+        reference="conv-test-pay-declined",
+        status=Payment.Status.PENDING,
+        last_error="Your card was declined (insufficient funds).",
+        card_last4="9995",
+    )
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(minutes=6))
+
+
 SITUATIONS: dict[str, Callable[[Stage], None]] = {
     "offline": offline,
     "online": online,
@@ -286,6 +312,7 @@ SITUATIONS: dict[str, Callable[[Stage], None]] = {
     "pms_sync_error": pms_sync_error,
     "payout_failed": payout_failed,
     "no_payouts": no_payouts,
+    "fleet": fleet,
 }
 
 

@@ -42,6 +42,12 @@ class Finding(StrEnum):
     IDLE_FEE = "idle_fee"
     PAYOUT_FAILED = "payout_failed"
     NO_PROPERTY = "no_property"
+    # The card was held at the start and charged less at the end (what "charged twice" often is).
+    CARD_HOLD = "card_hold"
+    # The charger was picked from the host's fleet, not named by anyone.
+    FLEET_PICK = "fleet_pick"
+    # A request the portal answers with a path (remove a card, a CSV, connect a PMS).
+    SELF_SERVICE = "self_service"
 
 
 @dataclass(frozen=True)

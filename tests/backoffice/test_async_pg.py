@@ -8,6 +8,7 @@ from django.db import connection
 
 from backoffice import async_pg
 from chargers.models import Charger
+from chargers.plumbing.journal import is_outage
 from tests.factories import ChargerFactory
 
 pytestmark = [
@@ -95,3 +96,83 @@ async def test_behind_pgbouncer_in_transaction_mode_no_statement_is_prepared(set
     settings.PGBOUNCER_TRANSACTION_POOLING = True
     async with async_pg.LoopConnection("test-pgbouncer").use() as conn:
         assert conn.prepare_threshold is None  # the next transaction may be on another backend
+
+
+async def _terminate(pid: int) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        **async_pg.conninfo("test-terminator"), autocommit=True
+    ) as killer:
+        await killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        for _ in range(50):  # until the backend is gone
+            cursor = await killer.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
+            )
+            if (await cursor.fetchone())[0] == 0:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_dead_idle_connection_gives_its_place_back_so_the_pool_never_leaks_away(settings):
+    # The restart-storm hang (issue 48): each idle connection found dead was closed but still
+    # counted, until the pool believed itself full and every batch waited for good.
+    settings.DB_ASYNC_POOL_SIZE = 1
+    writer = async_pg.LoopConnection("test-leak")
+    for _ in range(3):
+        async with writer.use() as conn:
+            pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+        await _terminate(pid)
+    async with asyncio.timeout(30):  # the guard of a hang, not a measure: it takes milliseconds
+        async with writer.use() as conn:
+            assert (await (await conn.execute("SELECT 1")).fetchone())[0] == 1
+    assert async_pg.loop_pool().opened == 1
+    writer.close()
+
+
+async def test_a_pool_with_every_connection_lent_fails_a_borrower_in_time_as_an_outage(settings):
+    settings.DB_ASYNC_POOL_SIZE = 1
+    settings.DB_ASYNC_BORROW_TIMEOUT_S = 0.05
+    holder, waiter = async_pg.LoopConnection("test-holder"), async_pg.LoopConnection("test-waiter")
+    release, held = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with holder.use():
+            held.set()
+            await release.wait()
+
+    task = asyncio.create_task(hold())
+    async with asyncio.timeout(30):  # the holder has the one connection before the waiter asks
+        await held.wait()
+    with pytest.raises(async_pg.PoolTimeout) as raised:
+        async with asyncio.timeout(30):  # the guard of a hang
+            async with waiter.use():
+                pass
+    assert is_outage(raised.value)  # its callers journal, as in any outage
+    release.set()
+    await task
+    async with waiter.use() as conn:  # the connection came back and is lent again
+        assert (await (await conn.execute("SELECT 1")).fetchone())[0] == 1
+    assert async_pg.loop_pool().opened == 1
+    holder.close()
+
+
+async def test_a_batch_closed_without_running_on_awaits_nothing():
+    """A loop that ends with a batch pending leaves its coroutine to the garbage collector,
+    which closes it (GeneratorExit): awaiting then made contextlib raise "generator didn't stop
+    after athrow()" inside whatever code the collector interrupted (once pytest's own reporting,
+    which crashed a CI worker)."""
+    shared = async_pg.LoopConnection("test-closed")
+    inside = asyncio.Event()
+
+    async def batch() -> None:
+        async with shared.use() as conn:
+            await conn.execute("SELECT 1")
+            inside.set()
+            await asyncio.Event().wait()  # never set: pending when its loop would end
+
+    coro = batch()
+    task = asyncio.get_running_loop().create_task(coro)
+    await inside.wait()
+    # What the collector does to a pending task's coroutine whose loop is gone.
+    task._log_destroy_pending = False  # asyncio: no "Task was destroyed" log for this one
+    coro.close()  # raises RuntimeError when the context manager awaits on GeneratorExit
+    shared.close()

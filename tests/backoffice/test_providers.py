@@ -8,11 +8,12 @@ from django.core.exceptions import ImproperlyConfigured
 from backoffice import views as dashboard
 from backoffice.providers import Provider
 from billing import receivers as billing_receivers
-from chargers.security import views as views_security
+from chargers.web import security_views as views_security
 from chargers.web import views as charger_views
 from chargers.web.providers import session_price
 from drivers import receivers as driver_receivers
 from guest.views import saved_card_offer
+from roaming import access_points
 from support import receivers as support_receivers
 
 
@@ -23,6 +24,7 @@ def test_every_provider_is_registered_by_its_app_at_start():
     assert dashboard.revenue.call is billing_receivers.dashboard_revenue
     assert session_price.call is billing_receivers.session_price_so_far
     assert saved_card_offer.call is driver_receivers.saved_card_offer
+    assert dashboard.roaming_figures.call is access_points.dashboard_figures
 
 
 def test_an_unregistered_provider_says_so_and_a_second_provider_is_refused():

@@ -38,6 +38,7 @@ def test_session_api_shows_idle_fee_after_suspended_ev(live_server_proc):
         idle_grace_minutes=15,
         idle_fee_cap=Decimal("10.00"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
 
     async def scenario():
@@ -182,4 +183,6 @@ def test_session_api_shows_idle_fee_after_suspended_ev(live_server_proc):
         "subtotal": "7.70",
         "tax": "1.62",
         "total": "9.32",
+        "tax_percent": "21",
+        "prices_include_tax": False,
     }

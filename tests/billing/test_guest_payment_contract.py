@@ -30,6 +30,7 @@ def make_rate(prop, charger=None, **kw):
         connection_fee=Decimal("1.00"),
         energy_price_per_kwh=Decimal("0.35"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     values.update(kw)
     return Rate.objects.create(**values)

@@ -58,6 +58,8 @@ def test_partial_then_full_admin_refund_reaches_the_payer_receipt_and_history(
     assert b"Refunded 2.50 EUR" in done.content
     [notice] = mail.outbox
     assert notice.to == ["dana@example.com"]
+    # The currency's own decimals, never the database field's four ("1.0000 EUR").
+    assert notice.subject == "Your refund of 2.50 EUR" and "2.5000" not in notice.body
     assert "2.50 EUR" in notice.body and "Idle fee while still charging" in notice.body
     assert "You paid: 7.50 EUR" in notice.body
 
@@ -108,3 +110,12 @@ def test_the_emailed_receipt_lists_refunds_and_the_net(prop, charger):
     receipt_email(gs=gs)
     body = mail.outbox[0].body
     assert "Refunded" in body and "-EUR 1.00 (Goodwill)" in body and "You paid: EUR 9.00" in body
+
+
+def test_amounts_are_written_with_the_currencys_own_decimals():
+    from billing.templatetags.money_in import money_in
+
+    assert money_in(Decimal("1.0000"), "EUR") == "1.00"
+    assert money_in(Decimal("1500.0000"), "JPY") == "1500"
+    assert money_in(Decimal("1.2345"), "BHD") == "1.235"
+    assert money_in(None, "EUR") == "–"

@@ -27,6 +27,7 @@ def demo_rate(prop, **kw):
         idle_grace_minutes=15,
         idle_fee_cap=Decimal("10.00"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     values.update(kw)
     return Rate.objects.create(**values)
@@ -84,6 +85,8 @@ def test_session_api_shows_exact_lines(api_client, host, charger, prop):
         "subtotal": "9.82",
         "tax": "2.06",
         "total": "11.88",
+        "tax_percent": "21",
+        "prices_include_tax": False,
     }
     listing = api_client.get("/api/v1/sessions/").json()
     assert listing["results"][0]["cost"]["total"] == "11.88"

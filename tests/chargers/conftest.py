@@ -2,7 +2,7 @@
 
 import pytest
 
-from chargers.messagelog.journal import journal
+from chargers.plumbing.journal import journal
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The connection path in batches (chargers.connections.state, chargers.connections.batching): many chargers
+"""The connection path in batches (chargers.state.charger, chargers.plumbing.batching): many chargers
 share round trips, yet each gets its own committed result, in order, and one bad item fails only
 its own caller."""
 
@@ -9,11 +9,11 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from chargers.connections import state as connection_state
-from chargers.connections.batching import Coalescer
-from chargers.connections.state import ConnectionChange, StatusChange
 from chargers.devices.commands import command_group
 from chargers.models import Charger, Connector, DeviceVariable, StatusEvent
+from chargers.plumbing.batching import Coalescer
+from chargers.state import charger as connection_state
+from chargers.state.charger import ConnectionChange, StatusChange
 from tests.factories import ChargerFactory
 from tests.ocpp_client import OcppTestClient
 
@@ -73,7 +73,7 @@ async def test_a_deadlock_is_retried_not_taken_for_an_outage():
     import psycopg
     from django.db import OperationalError
 
-    from chargers.messagelog.journal import is_outage, is_transient
+    from chargers.plumbing.journal import is_outage, is_transient
 
     tried = []
 
@@ -220,8 +220,8 @@ async def test_boot_answers_with_the_registration_status_in_the_database(charger
     )
     gone = connection_state.Boot.from_payload(charger.pk + 1000, {"chargePointVendor": "X"}, 300)
     assert await connection_state._boots.apply_async([boot, gone]) == [
-        ("Rejected", 300, False),
-        ("Rejected", 300, False),
+        ("Rejected", 300, False, True),  # never checked: its energy reporting is due
+        ("Rejected", 300, False, False),
     ]
     await charger.arefresh_from_db()
     assert (
@@ -238,12 +238,40 @@ async def test_boot_answers_with_the_registration_status_in_the_database(charger
         charger=charger, component="ChargingStation", variable="Model", value="M"
     )
     assert await connection_state._boots.apply_async([boot, again, gone]) == [
-        ("Accepted", 300, True),
-        ("Accepted", 60, True),
-        ("Rejected", 300, False),
+        ("Accepted", 300, True, True),
+        ("Accepted", 60, True, True),
+        ("Rejected", 300, False, False),
     ]
     await charger.arefresh_from_db()
     assert (charger.vendor, charger.heartbeat_interval) == ("V2", 60)
+
+
+async def test_the_boot_says_whether_the_energy_reporting_check_is_due(charger, prop):
+    """Read with the boot (issue 48 item 2): due when never checked or checked for another
+    vendor/model/firmware; not for a proxied charger or one whose organization turned it off."""
+    payload = {"chargePointVendor": "Acme", "chargePointModel": "W", "firmwareVersion": "1.0"}
+    boot = connection_state.Boot.from_payload(charger.pk, payload, 60)
+    updated = connection_state.Boot.from_payload(
+        charger.pk, {**payload, "firmwareVersion": "1.1"}, 60
+    )
+
+    async def due(*boots: connection_state.Boot) -> list[bool]:
+        return [b.energy_reporting_due for b in await connection_state._boots.apply_async(boots)]
+
+    assert await due(boot) == [True]
+    await Charger.objects.filter(pk=charger.pk).aupdate(
+        energy_reporting_checked_at=boot.at, energy_reporting_checked_for="Acme|W|1.0"
+    )
+    assert await due(boot) == [False]
+    assert await due(updated) == [True]
+    assert await due(updated, boot) == [False, False]  # the charger's last boot counts
+    prop.organization.configure_energy_reporting = False
+    await prop.organization.asave()
+    assert await due(updated) == [False]
+    prop.organization.configure_energy_reporting = True
+    await prop.organization.asave()
+    await Charger.objects.filter(pk=charger.pk).aupdate(proxied=True)
+    assert await due(updated) == [False]
 
 
 async def test_a_second_socket_of_a_charger_closes_the_first_in_this_process(charger):
@@ -377,8 +405,8 @@ async def test_a_transaction_message_rolled_back_by_a_deadlock_is_run_again_not_
     import psycopg
     from django.db import OperationalError
 
-    from chargers.messagelog.journal import journal
-    from chargers.ocpp import common
+    from chargers.handlers import common
+    from chargers.plumbing.journal import journal
 
     runs = []
 
@@ -392,3 +420,36 @@ async def test_a_transaction_message_rolled_back_by_a_deadlock_is_run_again_not_
         await common.durably(None, "StopTransaction", {}, "u1", now) == "stored"
     )  # no connection needed: not journaled
     assert len(runs) == 2 and not journal.engaged
+
+
+async def test_a_batch_that_breaks_settles_every_caller_with_its_error():
+    async def apply(items):
+        return items[:-1]  # one result short: a bug, not an outage
+
+    coalescer = Coalescer("test", apply_async=apply)
+    async with asyncio.timeout(30):  # the guard of a hang, not a measure
+        results = await asyncio.gather(
+            *(coalescer.submit(i) for i in range(20)), return_exceptions=True
+        )
+    assert all(isinstance(r, ValueError) for r in results), results
+
+
+async def test_a_stuck_batch_fails_its_callers_as_an_outage_and_the_next_batch_runs(settings):
+    from chargers.plumbing.batching import BatchTimeout
+    from chargers.plumbing.journal import is_outage
+
+    settings.OCPP_BATCH_WAIT_S = 0.05
+    stuck = asyncio.Event()
+
+    async def apply(items):
+        if "stuck" in items:
+            await stuck.wait()  # a lock or a lost connection: never comes back by itself
+        return items
+
+    coalescer = Coalescer("test", apply_async=apply)
+    async with asyncio.timeout(30):  # the guard of a hang, not a measure
+        first = await asyncio.gather(
+            coalescer.submit("stuck"), coalescer.submit("with it"), return_exceptions=True
+        )
+        assert all(isinstance(r, BatchTimeout) and is_outage(r) for r in first), first
+        assert await coalescer.submit("later") == "later"

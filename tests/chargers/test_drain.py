@@ -9,9 +9,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chargers.connections import consumer as consumers
+from chargers.handlers import v16
 from chargers.messagelog.log import writer
 from chargers.models import OcppMessage
-from chargers.ocpp import v16
 from tests.factories import ChargerFactory
 from tests.ocpp_client import OcppTestClient
 

@@ -11,6 +11,7 @@ import pytest
 
 from chargers.devices.energy_config import problems_16
 from chargers.models import Charger, ChargingSession, Command
+from chargers.plumbing import follow_ups
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,7 +124,16 @@ async def test_a_charger_lacking_the_energy_register_is_configured_once(charger,
     await fake.boot()
     await fake.answer_calls()
     assert fake.actions() == [
-        ("GetConfiguration", {"key": ["MeterValuesSampledData", "StopTxnSampledData"]}),
+        (
+            "GetConfiguration",
+            {
+                "key": [
+                    "MeterValuesSampledData",
+                    "StopTxnSampledData",
+                    "ChargingScheduleAllowedChargingRateUnit",
+                ]
+            },
+        ),
         (
             "ChangeConfiguration",
             {"key": "MeterValuesSampledData", "value": f"Current.Import,{REGISTER}"},
@@ -136,11 +146,13 @@ async def test_a_charger_lacking_the_energy_register_is_configured_once(charger,
     assert session.stop_reason == "Superseded"
     assert session.energy_wh == Decimal("7010.5")  # the register's decimals, not unknown
 
-    # Its next boot asks nothing: it was checked.
+    # Its next boot, same vendor, model and firmware, asks nothing (issue 48): it was checked,
+    # the units it takes in a profile with it (docs/power.md, "Units").
     await fake.client.close()
-    fake.client = OcppTestClient("CP-TEST-1")
+    fake.client, fake.received = OcppTestClient("CP-TEST-1"), []
     await fake.boot()
-    assert await fake.client.communicator.receive_nothing(timeout=1.5)
+    await fake.answer_calls()
+    assert fake.actions() == []
     await fake.client.close()
 
 
@@ -154,7 +166,9 @@ async def test_without_configuration_the_session_has_no_known_energy(charger, to
         {"MeterValuesSampledData": ("Current.Import", False), "StopTxnSampledData": ("", False)}
     )
     await fake.boot()
-    assert await fake.client.communicator.receive_nothing(timeout=1.5)
+    await fake.answer_calls()
+    # Nothing asked: its units are learnt from the first profile it refuses (docs/power.md).
+    assert fake.actions() == []
     assert not await Command.objects.filter(charger=charger).aexists()
     session = await _session_ended_by_a_reboot(fake)
     assert session.energy_wh == Decimal(0)
@@ -166,7 +180,7 @@ async def test_refusals_and_unknown_keys_are_logged_and_not_asked_again(charger,
     fake = FakeCharger(
         {"MeterValuesSampledData": ("Current.Import", False)}, change_status="Rejected"
     )
-    with caplog.at_level(logging.WARNING, logger="chargers.ocpp.v16"):
+    with caplog.at_level(logging.WARNING, logger="chargers.handlers.v16"):
         await fake.boot()
         await fake.answer_calls()
     assert [action for action, _ in fake.actions()] == ["GetConfiguration", "ChangeConfiguration"]
@@ -176,9 +190,10 @@ async def test_refusals_and_unknown_keys_are_logged_and_not_asked_again(charger,
     assert (await Charger.objects.aget(pk=charger.pk)).energy_reporting_checked_at is not None
 
     await fake.client.close()
-    fake.client = OcppTestClient("CP-TEST-1")
+    fake.client, fake.received = OcppTestClient("CP-TEST-1"), []
     await fake.boot()
-    assert await fake.client.communicator.receive_nothing(timeout=1.5)
+    await fake.answer_calls()
+    assert fake.actions() == []
     await fake.client.close()
 
 
@@ -222,3 +237,74 @@ def test_what_keeps_a_charger_from_reporting_energy():
     assert problems_16(
         fine, {"MeterValuesSampledData": "Accepted", "StopTxnSampledData": "NotSupported"}
     ) == ["ChangeConfiguration of StopTxnSampledData answered NotSupported"]
+
+
+COMPLETE = {
+    "MeterValuesSampledData": (f"{REGISTER},Current.Import", False),
+    "StopTxnSampledData": (REGISTER, False),
+}
+
+
+async def _reconnect(fake: FakeCharger, boot: dict) -> None:
+    await fake.client.close()
+    fake.client = OcppTestClient("CP-TEST-1")
+    ok, _ = await fake.client.connect()
+    assert ok
+    assert (await fake.client.result("BootNotification", boot))["status"] == "Accepted"
+
+
+async def test_a_reconnect_that_changes_nothing_asks_nothing_a_new_firmware_is_checked(
+    charger, token
+):
+    """Remembered per vendor/model/firmware (issue 48 item 2): the same boot again sends no
+    second GetConfiguration; a firmware update may have reset the configuration: asked again."""
+    boot = {**BOOT, "firmwareVersion": "1.0.0"}
+    fake = FakeCharger(dict(COMPLETE))
+    await _reconnect(fake, boot)
+    await fake.answer_calls()
+    assert [action for action, _ in fake.actions()] == ["GetConfiguration"]
+    stored = await Charger.objects.aget(pk=charger.pk)
+    assert stored.energy_reporting_checked_for == "Acme|Wallbox|1.0.0"
+    assert stored.energy_reporting_problems == ""
+
+    started = follow_ups.queue().started
+    await _reconnect(fake, boot)
+    assert await fake.client.communicator.receive_nothing(timeout=1.5)
+    assert await Command.objects.filter(charger=charger).acount() == 1
+    assert follow_ups.queue().started == started  # known with the boot: not even queued
+
+    fake.config["StopTxnSampledData"] = ("", False)  # the update reset it
+    await _reconnect(fake, {**boot, "firmwareVersion": "1.1.0"})
+    await fake.answer_calls()
+    assert [action for action, _ in fake.actions()] == [
+        "GetConfiguration",
+        "GetConfiguration",
+        "ChangeConfiguration",
+    ]
+    stored = await Charger.objects.aget(pk=charger.pk)
+    assert stored.energy_reporting_checked_for == "Acme|Wallbox|1.1.0"
+    await fake.client.close()
+
+
+async def test_a_silent_charger_s_frames_are_answered_while_its_check_waits(
+    charger, token, settings
+):
+    """The check is a follow-up of its own: a charger that never answers the GetConfiguration
+    has its own frames answered meanwhile, costs the call timeout, and is asked after its next
+    boot (nothing is remembered)."""
+    from chargers.plumbing.background import drain
+
+    settings.OCPP_CALL_TIMEOUT = 2
+    fake = FakeCharger(dict(COMPLETE))
+    await fake.boot()
+    call = await fake.client.receive()
+    assert call[2] == "GetConfiguration"  # not answered, ever
+    assert "currentTime" in await fake.client.result("Heartbeat", {})
+    status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    assert await fake.client.result("StatusNotification", status) == {}
+    assert (await Command.objects.aget(charger=charger)).status == Command.Status.PENDING
+    await drain(10)  # the follow-up ends with its call's timeout
+    stored = await Charger.objects.aget(pk=charger.pk)
+    assert stored.energy_reporting_checked_at is None
+    assert (await Command.objects.aget(charger=charger)).status != Command.Status.PENDING
+    await fake.client.close()

@@ -5,8 +5,8 @@ an entry the database refuses costs only itself, not the chunk it shares a trans
 import pytest
 from django.conf import settings
 
-from chargers.messagelog.journal import Journal
 from chargers.models import JournalEntryApplied, OcppDeadLetter, StatusEvent
+from chargers.plumbing.journal import Journal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

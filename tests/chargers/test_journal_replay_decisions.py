@@ -5,8 +5,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from authorization.models import AuthorizationDecision
-from chargers.messagelog.journal import read_entries
 from chargers.models import ChargingSession, OcppDeadLetter
+from chargers.plumbing.journal import read_entries
 from chargers.sessions import replay, services
 from tests.ocpp_client import OcppTestClient
 

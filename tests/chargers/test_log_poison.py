@@ -155,7 +155,7 @@ async def test_a_log_batch_rolled_back_by_a_deadlock_is_written_again(charger, m
     import psycopg
     from django.db import OperationalError
 
-    from chargers.messagelog.journal import journal
+    from chargers.plumbing.journal import journal
 
     real, calls = writer._write_batch, []
 
@@ -333,8 +333,8 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
 
     from django.db import DataError, OperationalError
 
-    from chargers.messagelog.journal import read_entries
     from chargers.messagelog.log import DatabaseUnavailable, MeterSample
+    from chargers.plumbing.journal import read_entries
 
     real, calls = writer._write_batch, []
 

@@ -3,7 +3,6 @@ is driven through Channels' communicator; the upstream is a real `ocpp`-package 
 (tests/upstream_csms.py) on a real socket in the same event loop."""
 
 import asyncio
-import socket
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,6 +10,7 @@ from asgiref.sync import sync_to_async
 from authorization.models import AuthorizationDecision
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice
+from tests.conftest import free_port
 from tests.ocpp_client import OcppTestClient
 from tests.upstream_csms import UpstreamCsms
 
@@ -24,9 +24,7 @@ def _upstreams_allow_listed(settings):
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 async def _until(predicate, timeout=10.0):

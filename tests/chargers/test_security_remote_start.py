@@ -98,7 +98,7 @@ def test_a_guest_remote_start_records_its_decision(db, monkeypatch):
     )
     fake = FakeCharger()
     monkeypatch.setattr(guest_services, "send_command_sync", fake)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     gs = guest_services.guest_start(
         charger=charger, connector_id=1, email="g@example.com", payment_method=APPROVE
     )

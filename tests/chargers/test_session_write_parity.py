@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, models
+from django.utils import timezone
 
 from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
@@ -724,8 +725,11 @@ async def test_both_paths_of_a_session_write_leave_the_same_rows(
         lambda: World([ChargerFactory(), ChargerFactory()], TokenFactory(uid="CARD-1"))
     )()
     for charger in world.chargers:
-        await MeterKey.objects.acreate(
-            charger=charger, meter_serial=METER.serial, public_key=METER.public_key_der
+        await MeterKey.objects.acreate(  # registered and confirmed by a person
+            charger=charger,
+            meter_serial=METER.serial,
+            public_key=METER.public_key_der,
+            confirmed_at=timezone.now(),
         )
 
     async def run(path: str) -> tuple[list, dict]:

@@ -1,17 +1,17 @@
 """The cheap test on frames we write must flag every frame whose log row needs cleaning
-(chargers.messagelog.storable, docs/ocpp.md "What is stored"); a miss is a row PostgreSQL refuses."""
+(chargers.ocpp.storable, docs/ocpp.md "What is stored"); a miss is a row PostgreSQL refuses."""
 
 import json
 
 import pytest
 
-from chargers.messagelog.storable import (
+from chargers.ocpp import protocol
+from chargers.ocpp.storable import (
     clean_text,
     clean_value,
     ours_may_need_cleaning,
     text_is_clean,
 )
-from chargers.ocpp import protocol
 
 NEEDS_CLEANING = [
     {"data": "a\x00b"},

@@ -1,11 +1,11 @@
-"""chargers.connections.watching: a process learns within one refresh that a browser follows a charger,
+"""chargers.plumbing.watching: a process learns within one refresh that a browser follows a charger,
 and a refresh in the steady state reads only the few watched chargers, not every charger."""
 
 from django.core.cache import cache
 
-from chargers.connections import watching
-from chargers.connections.watching import WatchedSet
 from chargers.messagelog.log import log_watch_key
+from chargers.plumbing import watching
+from chargers.plumbing.watching import WatchedSet
 
 
 def test_a_new_watcher_is_seen_at_the_next_refresh_and_an_expired_one_goes():

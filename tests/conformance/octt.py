@@ -121,7 +121,8 @@ def _send(action: str, payload: dict[str, Any]) -> Callable[[Any], None]:
 
 
 def _cancel_last_reservation(charger: Any) -> None:
-    from chargers.devices import remote, reservations
+    from chargers.devices import remote
+    from chargers.sessions import reservations
 
     reservation = reservations.reservations_for(charger).first()
     if reservation is not None:
@@ -143,8 +144,8 @@ def _reserve201(
     def run(charger: Any) -> None:
         from django.utils import timezone
 
-        from chargers.devices.reservations import new_reservation_id
         from chargers.ocpp.protocol import format_datetime
+        from chargers.sessions.reservations import new_reservation_id
 
         payload: dict[str, Any] = {
             "id": new_reservation_id(),
@@ -265,7 +266,7 @@ def _next_connection(charger: Any, stop: threading.Event, wait_s: float = 60) ->
 def _transaction_status(
     *, reconnect: bool = False, with_id: bool = True, after_end: bool = False
 ) -> Callable[[Any], None]:
-    """GetTransactionStatus (E14), as chargers.sessions.stale or the API sends it."""
+    """GetTransactionStatus (E14), as chargers.devices.stale or the API sends it."""
 
     def run(charger: Any) -> None:
         transaction_id = _active_transaction(charger)
@@ -503,7 +504,7 @@ _CARD = {
 # "Manually request CSMS to ..." steps, where the CSMS is the one acting).
 TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
     # A02/A03: the operator asks for a new charging station certificate; the charger's
-    # SignCertificate is answered and signed by the CSMS (chargers.ocpp.v16_security).
+    # SignCertificate is answered and signed by the CSMS (chargers.handlers.v16_security).
     "tc_a_11": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
     "tc_a_14": [_send("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})],
     "tc_b_02": [_accept],

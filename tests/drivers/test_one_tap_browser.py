@@ -4,6 +4,7 @@ charger starts, and the session is in the driver's history; axe-core finds nothi
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -79,7 +80,12 @@ async def test_a_driver_starts_with_the_saved_card_in_one_tap(live_server_proc):
             await page.click("main form button[type=submit]")
             await page.wait_for_url(f"{base}/driver/")
             assert "driver-tap0001" not in await page.content()
-            await page.goto(f"{base}/s/TAP-1")
+            # Issue 51 item 6: "Start charging" on the account's home finds the charger by its
+            # Station ID.
+            await _axe_clean(page)
+            await page.fill("#start-station-id", "TAP-1")
+            await page.click("#start-charging button[type=submit]")
+            await page.wait_for_url(f"{base}/s/TAP-1")
             await _axe_clean(page)
             button = page.locator("#driver-start-btn")
             assert await button.inner_text() == "Start charging with Visa ending 4242"
@@ -93,6 +99,20 @@ async def test_a_driver_starts_with_the_saved_card_in_one_tap(live_server_proc):
             await page.goto(f"{base}/driver/sessions/")
             assert "TAP-1" in await page.inner_text("main")
             await _axe_clean(page)
+            # Issue 51 item 6: the session in progress links from the history to its live page,
+            # where the driver stops it.
+            live = page.locator("#sessions li[data-live]", has_text="TAP-1")
+            assert "Charging now" in await live.inner_text()
+            await live.locator("a.live-link").click()
+            await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"))
+            page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await page.click("#stop-btn")
+            await page.locator("#receipt-link", has_text="View receipt").wait_for(
+                state="visible", timeout=20_000
+            )
+            assert "RemoteStopTransaction" in [action for action, _ in sim.received_calls]
+            await page.goto(f"{base}/driver/sessions/")
+            assert await page.locator("#sessions li[data-live]").count() == 0
             assert page.csp_violations == []
         finally:
             await browser.close()

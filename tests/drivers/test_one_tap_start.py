@@ -40,7 +40,7 @@ def charger(db, monkeypatch):
         )
 
     monkeypatch.setattr(guest_services, "send_command_sync", send)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     cp = make_online(ChargerFactory(property=prop, station_id="HB-1"), ("Available", "Available"))
     cp.sent = sent
     return cp

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -35,7 +34,14 @@ import pytest
 import websockets
 from django.conf import settings
 
-from tests.conftest import LiveServer, start_live_server, stop_live_server
+from tests.conftest import (
+    LiveServer,
+    free_port,
+    release_servers,
+    reserve_servers,
+    start_live_server,
+    stop_live_server,
+)
 from tests.e2e.test_tls_profiles import tls_setup  # noqa: F401 - the CA and certificates, as a fixture
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
@@ -49,9 +55,7 @@ CLIENT_SOURCE = "127.0.0.3"  # the chargers' address: not the proxy's (127.0.0.1
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 def _wait_for(what: str, check, timeout: float = 60.0, every: float = 0.2):
@@ -129,6 +133,7 @@ def cluster(
     }
     servers: list[LiveServer] = []
     proxy = None
+    both = reserve_servers(2)
     try:
         servers.append(start_live_server(**env))
         servers.append(start_live_server(**env))
@@ -145,6 +150,7 @@ def cluster(
         output = proxy.stop() if proxy is not None else ""
         for server in servers:
             stop_live_server(server)
+        release_servers(both)
         if output and "ALERT" in output:
             print(output[-2000:])
 
@@ -343,6 +349,7 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
 ) -> None:
     """/healthz answers 503 when the process cannot reach its database: HAProxy marks it down and
     sends every charger to the healthy process."""
+    both = reserve_servers(2)
     healthy = start_live_server(
         OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1"
     )
@@ -377,6 +384,7 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
         proxy.stop()
         stop_live_server(cut_off)
         stop_live_server(healthy)
+        release_servers(both)
 
 
 def test_when_every_process_fails_its_health_check_they_all_still_take_connections() -> None:
@@ -444,6 +452,7 @@ def test_tls_listener_admits_profile_3_to_either_process(
         "tls_setup"
     )  # CA + certificates; OCPP_CA_DIR, OCPP_TRUSTED_PROXIES set
     ChargerFactory(station_id="TLS-P3", security_profile=3)
+    both = reserve_servers(2)
     servers = [start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal") for _ in range(2)]
     tls_port = _free_port()
     proxy = Haproxy(
@@ -494,3 +503,4 @@ def test_tls_listener_admits_profile_3_to_either_process(
         proxy.stop()
         for server in servers:
             stop_live_server(server)
+        release_servers(both)

@@ -5,7 +5,6 @@ one Leader and one follower, each on its own port."""
 import asyncio
 import base64
 import json
-import socket
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, MeterValue
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice, ProxyQueuedMessage
-from tests.conftest import start_live_server, stop_live_server
+from tests.conftest import free_port, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 from tests.upstream_csms import UpstreamCsms
 
@@ -39,9 +38,7 @@ PASSWORD = "proxy-e2e-password-01"
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 class Charger:

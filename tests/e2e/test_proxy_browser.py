@@ -8,7 +8,6 @@ import asyncio
 import base64
 import itertools
 import json
-import socket
 import threading
 import time
 
@@ -17,7 +16,7 @@ from websockets.sync.client import connect
 
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice
-from tests.conftest import start_live_server, stop_live_server
+from tests.conftest import free_port, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 from tests.upstream_csms import UpstreamCsms
 
@@ -48,9 +47,7 @@ STATION = "PX-WEB-1"
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 class Upstreams:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from chargers.management.simulator import SimulatedCharger, tls_context
 from chargers.security import pki
 from tests.chargers.security_helpers import csr_for, foreign_ca
+from tests.conftest import free_port
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.e2e
@@ -35,9 +36,7 @@ DIRECT_SOURCE = ("127.0.0.2", 0)  # not the proxy's address: proxy headers from 
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 @pytest.fixture

@@ -46,4 +46,5 @@ def rate(site):
         idle_fee_per_minute=Decimal("0.10"),
         idle_grace_minutes=10,
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )

@@ -34,6 +34,7 @@ def _site(station_id: str):
         connection_fee=Decimal("1.00"),
         energy_price_per_kwh=Decimal("0.40"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
 
 
@@ -157,12 +158,17 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             # The simulator accepted the remote start and began charging: the page follows live.
             await page.locator("#status", has_text="Charging").wait_for(timeout=15_000)
             await page.locator("#state-label", has_text="Charging").wait_for()
-            # chargers.connections.live re-reads the "someone watches" marker at most every 2 s per process;
+            # chargers.plumbing.live re-reads the "someone watches" marker at most every 2 s per process;
             # a real charger's next periodic sample comes well after that.
             await asyncio.sleep(2.5)
             await sim.meter_values(1, seconds=1800)  # half an hour at 11 kW: 5.5 kWh
             await page.locator("#kwh", has_text="5.500").wait_for(timeout=10_000)
             await page.locator("#kw", has_text="11.0").wait_for()
+            # Cost so far (issue 51 item 5), priced as the receipt below: 3.87 EUR; and the time.
+            await page.locator("#cost", has_text="3.87 EUR").wait_for(timeout=10_000)
+            assert await page.inner_text("#cost-label") == "Cost so far"
+            assert await page.is_visible("#elapsed")
+            assert re.fullmatch(r"\d+ (s|min)", await page.inner_text("#elapsed"))
             await _axe_clean(page)
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             # Before the end there is no receipt to view (issue 35 item 16).

@@ -1,6 +1,7 @@
 """The landing page /s/<station_id> and the entry form /s/: which prompt shows, for which state."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -227,3 +228,17 @@ def test_landing_page_has_a_phone_viewport(client, guest_charger, rate):
         'name="viewport" content="width=device-width'
         in client.get(f"/s/{guest_charger.station_id}").content.decode()
     )
+
+
+def test_each_port_says_how_many_kw_it_gives_where_the_host_entered_it(client, site, rate):
+    """Issue 51 item 5: the landing names each port's power (phases × maximum current × the
+    site's voltage, from Power › Connectors); a port without that data says nothing rather than
+    a guess."""
+    from power.models import ConnectorPower, SiteBudget
+
+    charger = make_online(ChargerFactory(property=site, station_id="HB-KW"), ("Available",) * 2)
+    SiteBudget.objects.create(property=site, limit_a=Decimal(63), voltage=230)
+    ConnectorPower.objects.create(charger=charger, connector_id=1, phases=3, max_a=Decimal(16))
+    body = client.get("/s/HB-KW").content.decode()
+    assert "Port 1 · up to 11.0 kW" in body
+    assert "Port 2 <span" in body and "Port 2 · up to" not in body

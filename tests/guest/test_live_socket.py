@@ -1,6 +1,7 @@
 """The guest page's websocket follows a real OCPP charger: status, kW/kWh, finish with receipt."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -50,7 +51,7 @@ def started_guest(guest_charger, rate, monkeypatch):
         )
 
     monkeypatch.setattr(services, "send_command_sync", send)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     return services.guest_start(
         charger=guest_charger, connector_id=1, email="g@example.com", payment_method="pm_card_visa"
     )
@@ -71,8 +72,11 @@ async def test_foreign_origin_is_refused(started_guest):
     assert not ok
 
 
-async def test_live_session_from_plug_in_to_receipt(started_guest):
+async def test_live_session_from_plug_in_to_receipt(started_guest, rate):
     gs = started_guest
+    # The price in force at the charger's start time (its clock says 21 Nov).
+    rate.valid_from = datetime(2026, 11, 1, tzinfo=UTC)
+    await rate.asave(update_fields=["valid_from"])
     charger = OcppTestClient("HB-Lot-01")
     assert (await charger.connect())[0]
     await charger.result("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
@@ -124,7 +128,9 @@ async def test_live_session_from_plug_in_to_receipt(started_guest):
         },
     )
     meter = await next_of(ws, "meter")
-    assert meter == {"type": "meter", "kw": "7.4", "kwh": "3.700"}
+    # The cost so far (issue 51 item 5), priced by the receipt's function: 1.00 connection +
+    # 3.7 kWh × 0.40 = 2.48, +21 % tax = 3.00 EUR.
+    assert meter == {"type": "meter", "kw": "7.4", "kwh": "3.700", "cost": "3.00 EUR"}
 
     await charger.result(
         "StatusNotification",
@@ -144,6 +150,9 @@ async def test_live_session_from_plug_in_to_receipt(started_guest):
     state = await until_state(ws, "finished")
     assert state["receipt_url"] == f"/s/receipt/{gs.key}/"
     assert state["kwh"] == "10.000"
+    # The last cost is the receipt's total: 1.00 + 10 kWh × 0.40 + idle (SuspendedEV from 10:00,
+    # 50 min after the 10 min grace × 0.10) = 10.00, +21 % = 12.10 EUR.
+    assert (state["cost"], state["running"], state["elapsed_s"]) == ("12.10 EUR", False, 3600)
     await ws.disconnect()
     await charger.close()
     gs = await GuestSession.objects.aget(pk=gs.pk)

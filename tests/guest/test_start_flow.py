@@ -13,7 +13,7 @@ from chargers.devices.commands import ChargerOffline, CommandTimeout
 from chargers.models import ChargingSession, Command
 from guest import services, starts
 from guest.models import GuestSession
-from guest.tasks import schedule_start_check as real_schedule_start_check
+from guest.schedule import start_check as real_start_check
 from tests.factories import ChargerFactory
 from tests.guest.conftest import make_online
 
@@ -46,7 +46,7 @@ class FakeCharger:
 def fake_charger(monkeypatch):
     fake = FakeCharger()
     monkeypatch.setattr(services, "send_command_sync", fake)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     return fake
 
 
@@ -167,25 +167,25 @@ def test_schedule_check_runs_in_a_timer_without_broker(guest_charger, rate, fake
     import threading
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    from guest import tasks
+    from guest import schedule
 
     gs = start(guest_charger)
     GuestSession.objects.filter(pk=gs.pk).update(
         start_requested_at=timezone.now() - timedelta(minutes=5)
     )
     done = threading.Event()
-    original = tasks._check_later
+    original = schedule._check_later
 
-    def check(pk):
-        original(pk)
+    def check(task, pk):
+        original(task, pk)
         done.set()
 
-    tasks._check_later = check
+    schedule._check_later = check
     try:
-        real_schedule_start_check(gs.pk, 0)
+        real_start_check(gs.pk, 0)
         assert done.wait(10)
     finally:
-        tasks._check_later = original
+        schedule._check_later = original
     gs.refresh_from_db()
     assert gs.state == GuestSession.State.FAILED
 

@@ -28,7 +28,7 @@ def accepted(monkeypatch):
         )
 
     monkeypatch.setattr(services, "send_command_sync", send)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     return calls
 
 
@@ -298,3 +298,48 @@ def test_a_paid_session_that_got_no_energy_says_why_and_that_nothing_was_charged
     assert "Ended – no energy delivered" in page and "Finished – thank you!" not in page
     assert "Another session was using this port" in page
     assert "Nothing was charged: the hold on your card is released." in page
+
+
+def test_the_session_page_shows_cost_so_far_and_time_then_the_receipts_total(
+    client, guest_charger, rate, accepted
+):
+    """Issue 51 item 5: while charging, the page shows the cost so far and the time, priced by
+    the receipt's own function; once finished, the same amount as the receipt's total."""
+    from chargers.models import MeterValue
+    from guest import payments
+
+    start_and_pay(client, guest_charger)
+    gs = GuestSession.objects.get()
+    started = timezone.now() - timedelta(minutes=30)
+    session = ChargingSession.objects.create(
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=98,
+        id_tag=gs.id_tag,
+        token_id=gs.token_id,
+        started_at=started,
+        meter_start_wh=5000,
+    )
+    services.guest_session_link(session_id=session.pk)
+    MeterValue.objects.create(
+        charger=guest_charger,
+        session=session,
+        connector_id=1,
+        timestamp=started + timedelta(minutes=20),
+        measurand="Energy.Active.Import.Register",
+        unit="Wh",
+        value=10000,
+    )
+    page = client.get(f"/s/session/{gs.key}/").content.decode()
+    # 1.00 connection + 5 kWh × 0.40 = 3.00, +21 % tax = 3.63 EUR.
+    assert 'id="cost-label">Cost so far<' in page and 'id="cost">3.63 EUR<' in page
+    assert 'id="elapsed" data-elapsed="1800" data-running="1">30 min<' in page
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=started + timedelta(minutes=30), meter_stop_wh=12500
+    )
+    services.guest_session_finish(session_id=session.pk)
+    page = client.get(f"/s/session/{gs.key}/").content.decode()
+    total = payments.session_cost(ChargingSession.objects.get(pk=session.pk)).total
+    assert f"{total:.2f}" == "4.84"  # 1.00 + 7.5 kWh × 0.40 = 4.00, +21 %
+    assert 'id="cost-label">Cost<' in page and 'id="cost">4.84 EUR<' in page
+    assert "4.84" in client.get(f"/s/receipt/{gs.key}/").content.decode()

@@ -178,7 +178,7 @@ async def test_signed_values_journaled_in_an_outage_are_kept_and_verified_on_rep
     meter,
     outage,  # noqa: F811
 ):
-    from chargers.messagelog.journal import read_entries
+    from chargers.plumbing.journal import read_entries
     from chargers.sessions import replay
 
     outage.engage("test outage")

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
+from chargers.handlers import v201
 from chargers.models import ChargingSession
-from chargers.ocpp import v201
 from metering import services
 from metering.models import SignedReading
 from metering.selectors import session_signature

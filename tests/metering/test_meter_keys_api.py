@@ -107,3 +107,33 @@ def test_a_read_only_member_reads_but_cannot_write(api_client, charger, meter):
 
 def test_anonymous_is_refused(api_client, charger):
     assert api_client.get(URL).status_code in (401, 403)
+
+
+@pytest.mark.parametrize("serial", ["EMH/0001", "A/B/C", "trailing/", "with space/ü"])
+def test_a_serial_with_a_slash_is_deleted_by_path_or_query(api_client, host, charger, serial):
+    # Issue 47 item 6: a serial with "/" was accepted by PUT but its DELETE was a 404.
+    from urllib.parse import quote
+
+    meter = Meter()
+    api_client.force_authenticate(host)
+    body = {"meter_serial": serial, "public_key": meter.public_key_hex}
+    assert api_client.put(URL, body, format="json").status_code == 200
+    assert api_client.delete(f"{URL}{quote(serial, safe='/')}/").status_code == 204
+    assert not MeterKey.objects.filter(charger=charger).exists()
+    assert api_client.put(URL, body, format="json").status_code == 200
+    encoded = api_client.delete(f"{URL}?meter_serial={quote(serial, safe='')}")
+    assert encoded.status_code == 204
+    assert not MeterKey.objects.filter(charger=charger).exists()
+    assert api_client.delete(f"{URL}?meter_serial={quote(serial, safe='')}").status_code == 404
+
+
+def test_a_delete_by_query_needs_the_serial_and_write_rights(api_client, host, charger, meter):
+    MeterKey.objects.create(charger=charger, meter_serial="M/1", public_key=meter.public_key_der)
+    reader = MembershipFactory(organization=charger.property.organization, role="viewer").user
+    api_client.force_authenticate(reader)
+    assert api_client.delete(f"{URL}?meter_serial=M/1").status_code == 403
+    assert api_client.delete(f"{URL}M/1/").status_code == 403
+    api_client.force_authenticate(host)
+    response = api_client.delete(URL)
+    assert response.status_code == 400 and "meter_serial" in response.json()
+    assert MeterKey.objects.filter(charger=charger).exists()

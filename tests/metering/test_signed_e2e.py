@@ -65,6 +65,7 @@ def world(transactional_db, tmp_path, client):
         valid_from=datetime(2026, 1, 1, tzinfo=UTC),
         energy_price_per_kwh=Decimal("0.40"),
         tax_percent=Decimal("19"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     emsp = EmspStub()
     partner = connected_partner(org, base=emsp.base + "/2.2.1", outgoing_token="cpo-calls-stub")

@@ -147,6 +147,16 @@ def test_the_host_page_says_verified_and_offers_the_download(client, signed):
     assert "The signature does not match the readings" in bad
 
 
+def test_a_sessions_link_is_the_same_whenever_it_is_made_and_old_links_still_open(client, signed):
+    from django.core import signing
+
+    pk = signed["good"].pk
+    assert display.transparency_token(pk) == display.transparency_token(pk)
+    assert display.transparency_token(pk).count(":") == 1  # no timestamp in it
+    old = signing.dumps(pk, salt=display.SALT)  # a link made before, stamped with its second
+    assert display.session_id_of(old) == pk
+
+
 def test_a_made_up_or_other_link_finds_nothing(client, signed):
     token = display.transparency_token(signed["good"].pk)
     assert client.get(f"/metering/signed/{token}x/transparency.xml").status_code == 404

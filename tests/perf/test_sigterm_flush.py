@@ -22,6 +22,7 @@ async def _drive(server, station_ids: list[str]) -> tuple[list[str], list[int], 
     answered: list[str] = []
     meter_values: list[str] = []
     close_codes: list[int] = []
+    sending = {station_id: asyncio.Event() for station_id in station_ids}
 
     async def one(station_id: str):
         ws = await websockets.connect(
@@ -62,12 +63,14 @@ async def _drive(server, station_ids: list[str]) -> tuple[list[str], list[int], 
                     },
                 )
                 meter_values.append(uid)
+                sending[station_id].set()
         except websockets.ConnectionClosed:
             pass
         close_codes.append(ws.close_code)
 
     async def stop_soon():
-        await asyncio.sleep(1.5)  # all chargers connected and sending
+        # Once every charger is connected and sending (a meter value of each answered).
+        await asyncio.gather(*(event.wait() for event in sending.values()))
         server.process.send_signal(signal.SIGTERM)
 
     await asyncio.gather(stop_soon(), *(one(sid) for sid in station_ids))

@@ -335,6 +335,9 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         # table) and asks first; Unblock does not.
         page.click("nav.mainnav summary:has-text('Cards & roaming')")
         page.click("nav.mainnav >> text=Mobility Providers")
+        # The confirmation is wired by the script at the end of the page (portal.js): a click
+        # before it ran would submit without asking.
+        page.wait_for_load_state("domcontentloaded")
         row = page.locator("#msp-table tr", has_text="PlugSurfing")
         block = row.locator("button:has-text('Block')")
         box, cell = block.bounding_box(), row.bounding_box()
@@ -364,7 +367,8 @@ def test_host_follows_the_support_articles_in_the_browser(live_server_proc, port
         # Sessions with the meter curve, and the dashboard.
         page.click("nav.mainnav >> text=Sessions")
         page.screenshot(path=str(SHOTS / "sessions.png"), full_page=True)
-        page.locator("table a").last.click()
+        # The session opens from its start time (the Cost cell links its price breakdown).
+        page.locator("table td[data-label=Started] a").last.click()
         page.wait_for_selector("#meter-chart path")
         page.screenshot(path=str(SHOTS / "session-detail.png"), full_page=True)
         page.click("nav.mainnav >> text=Dashboard")

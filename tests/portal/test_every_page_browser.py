@@ -41,6 +41,8 @@ NAMESPACES = {
     "partners",
     "guest",
     "power",
+    "meterkeys",
+    "reliability",
 }
 AUTH_PAGES = {
     "login",
@@ -86,6 +88,7 @@ HOST_PAGES: dict[str, Args] = {
     "chargers:charger-sessions": lambda w: [w.site.charger.station_id],
     "chargers:charger-authorizations": lambda w: [w.site.charger.station_id],
     "chargers:charger-security": lambda w: [w.site.charger.station_id],
+    "meterkeys:charger-meter-keys": lambda w: [w.site.charger.station_id],
     "chargers:charger-reservations": lambda w: [w.charger201.station_id],
     "chargers:charger-device-model": lambda w: [w.charger201.station_id],
     "chargers:charger-smart-charging": lambda w: [w.charger201.station_id],
@@ -111,14 +114,21 @@ HOST_PAGES: dict[str, Args] = {
     "billing:payout-detail": lambda w: [w.payout.pk],
     "billing:session-cost": lambda w: [w.site.session.pk],
     "partners:msp-ocpi-partner-list": lambda w: [],
+    "partners:access-points": lambda w: [],
     "partners:msp-ocpi-partner": lambda w: [w.partner.pk],
     "partners:location-ocpi": lambda w: [w.site.prop.pk],
+    "partners:location-parking": lambda w: [w.site.prop.pk],
     "stays:stay-settings": lambda w: [],
     "power:location-power": lambda w: [w.site.prop.pk],
+    "power:power-overview": lambda w: [],
+    "reliability:fleet-uptime": lambda w: [],
+    "reliability:alert-rules": lambda w: [],
+    "reliability:charger-uptime": lambda w: [w.site.charger.station_id],
     "stays:integration-list": lambda w: [],
     "stays:integration-detail": lambda w: [w.integration.pk],
     "support:ticket-list": lambda w: [],
     "support:ticket-detail": lambda w: [w.ticket.reference],
+    "support:charger-license": lambda w: [w.site.charger.station_id],
     "guest:label-charger": lambda w: [w.site.charger.station_id],
     "guest:label-sheet": lambda w: [w.site.prop.pk],
 }
@@ -155,6 +165,9 @@ NOT_PAGES: dict[str, str] = {
     "chargers:charger-security-action": "POST only (Security tab form)",
     "chargers:charger-security-profile": "POST only (Security tab form)",
     "chargers:charger-rotate-password": "POST only (Security tab form)",
+    "meterkeys:charger-meter-keys-read": "POST only (Meter keys tab form)",
+    "meterkeys:charger-meter-key-confirm": "POST only (Meter keys tab row form)",
+    "meterkeys:charger-meter-key-delete": "POST only (Meter keys tab row form)",
     "chargers:charger-reserve": "POST only (Reservations tab form)",
     "chargers:charger-reservation-cancel": "POST only",
     "chargers:charger-set-variable": "POST only (Device model tab form)",
@@ -184,8 +197,16 @@ NOT_PAGES: dict[str, str] = {
     "billing:payout-account-return": "redirects back to the payout list",
     "billing:subscription-manage": "driver subscriptions (tests/drivers)",
     "partners:msp-ocpi-partner-unregister": "POST only",
+    "partners:msp-ocpi-partner-version-update": "POST only (partner page form)",
+    "partners:terminal-assign": "POST only (a PTP partner's terminal form)",
+    "partners:terminal-activate": "POST only (a PTP partner's page: activate a terminal)",
+    "partners:terminal-deactivate": "POST only (a PTP partner's terminal row: deactivate)",
+    "partners:terminal-invoice-base": "the start of the invoice URL a payment terminal is given (404 alone)",
+    "partners:terminal-invoice": "a driver's invoice for a session paid at a PTP's terminal; needs a "
+    "terminal-paid session (tests/roaming/test_payments_module.py)",
     "stays:policy-update": "POST only",
     "power:location-power-live": "HTML fragment polled by the Power page",
+    "power:location-power-reading": "POST only (the Power page's Building meter reading form)",
     "stays:calendar-add": "POST only",
     "stays:calendar-sync": "POST only",
     "stays:calendar-remove": "POST only",
@@ -202,6 +223,11 @@ NOT_PAGES: dict[str, str] = {
     "guest:ports": "HTML fragment polled by the landing page",
     "guest:stay-start": "POST only (stay code form)",
     "logout": "POST only",
+    "reliability:alert-rule-edit": "an alert's form, the Alerts page's fields "
+    "(tests/reliability/test_alert_rules_browser.py: axe at 1366 and 390 px)",
+    "reliability:alert-rule-delete": "POST only (an alert's page)",
+    "reliability:alert-recipient-confirm": "an alert recipient's confirmation link "
+    "(tests/reliability/test_alert_recipients.py)",
 }
 
 
@@ -261,6 +287,7 @@ def world(transactional_db) -> World:
         connection_fee=Decimal("1.00"),
         energy_price_per_kwh=Decimal("0.40"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     from stays.models import Reservation, Unit
 

@@ -172,7 +172,7 @@ def test_a_host_runs_the_site_without_support(live_server_proc, host_site, brows
     page.fill("#id_valid_from_1", "00:00")
     page.fill("#id_energy_price_per_kwh", "0.39")
     _check(page, problems, False)
-    page.click("#rate-form button[type=submit]")
+    page.click("#rate-form button.primary[type=submit]")  # Save price (beside Review changes)
     page.wait_for_selector("text=Rate saved")
     rate = Rate.objects.get(property=prop)
     assert rate.valid_from.isoformat() == "2026-11-30T23:00:00+00:00"  # midnight in Amsterdam

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
 
 from backoffice.formatting import csv_datetime, date_text, datetime_text, time_text
-from chargers.models import ChargingSession
+from chargers.models import ChargingSession, MeterValue
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,12 @@ def winter_session(site):
     ChargingSession.objects.filter(pk=site.session.pk).update(
         started_at=WINTER, stopped_at=WINTER.replace(hour=8)
     )
+    # Its meter values inside it too (the site made them an hour before the real now): the
+    # chart's times then never read 07:48 by the clock of the day the test runs.
+    for n, value in enumerate(MeterValue.objects.filter(session=site.session).order_by("pk")):
+        MeterValue.objects.filter(pk=value.pk).update(
+            timestamp=WINTER + timedelta(minutes=n // 2 * 3)
+        )
     site.session.refresh_from_db()
     return site.session
 
@@ -48,7 +54,8 @@ def test_session_list_detail_and_csv_tell_the_same_time(client, site, winter_ses
     page = detail.content.decode()
     assert "24 Nov 2026, 08:48:11 CET" in page and "24 Nov 2026, 09:48:11 CET" in page
     assert "07:48" not in listing + page  # no UTC clock anywhere
-    assert "stop reason: Local" in page  # "(Local)" read like a time zone
+    # The stop reason in words ("(Local)" read like a time zone), the OCPP code on hover.
+    assert "· stopped at the charger" in page and 'title="OCPP: Local"' in page
     rows = list(
         csv.DictReader(
             io.StringIO(

@@ -82,3 +82,25 @@ async def test_csv_export_under_asgi_streams_in_chunks(async_client, site):
     assert len(chunks) >= 3  # 1201 lines, 500 per chunk: never one big list
     lines = b"".join(chunks).decode().splitlines()
     assert len(lines) == 1 + 1201
+
+
+def test_session_and_cost_pages_name_the_station_connector_and_start_not_the_transaction(
+    client, site
+):
+    import re
+
+    from backoffice.templatetags.when import when
+
+    client.force_login(site.owner)
+    tx = str(site.session.transaction_id)
+    started = when(site.session.started_at, site.session)
+    for name in ("chargers:session-detail", "billing:session-cost"):
+        args = [site.session.pk]
+        body = client.get(reverse(name, args=args)).content.decode()
+        crumb = re.search(r'<p class="small breadcrumb">(.*?)</p>', body, re.S).group(1)
+        title = re.search(r"<title>(.*?)</title>", body, re.S).group(1)
+        heading = re.search(r"<h1>(.*?)</h1>", body, re.S).group(1)
+        assert f"{site.charger.station_id} · connector 1 · {started}" in crumb
+        assert f"{site.charger.station_id}, connector 1" in title
+        for text in (crumb, title, heading):
+            assert tx not in text

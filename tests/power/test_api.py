@@ -87,6 +87,10 @@ def test_put_sets_connectors_and_allocations_follow(client, prop):
     ]
     keys = {"station_id", "connector_id", "limit_a", "measured_a", "waiting", "reason"}
     assert all(set(r) >= keys for r in rows)
+    # Both units (issue 45 item 1): W over the phases the car draws on, at the site's voltage.
+    watts = {r["station_id"]: (r["limit_w"], r["number_phases"], r["unit"]) for r in rows}
+    assert watts[chargers[0].station_id] == ("1518", 1, "A")  # 6.6 A x 230 V x 1
+    assert watts[chargers[1].station_id] == ("4554", 3, "A")  # 6.6 A x 230 V x 3
 
 
 def test_a_live_reading_lowers_every_limit_at_once(client, prop):

@@ -41,7 +41,11 @@ def test_the_host_saves_a_budget_with_schedule_and_circuits(client, host, prop):
     ]
     assert Circuit.objects.get(name="Row B").parent.name == "Garage"
     body = client.get(page(prop)).content.decode()
-    assert "17:00-21:00 40 A" in body and "Row B: 16.0 A under Garage" in body
+    # The page shows them back as rows of inputs (issue 51 item 2).
+    assert 'name="sched-0-start" id="sched-0-start" value="17:00"' in body
+    assert 'name="sched-0-limit" id="sched-0-limit" value="40"' in body
+    assert 'name="circ-1-name" id="circ-1-name" value="Row B"' in body
+    assert 'name="circ-1-parent" id="circ-1-parent" value="Garage"' in body
 
 
 def test_the_host_sets_the_connectors_electrical_data(client, host, prop):
@@ -104,6 +108,8 @@ def test_the_live_card_shows_each_connector_and_who_waits(client, host, prop):
     assert "POWER-0" in body and "POWER-1" in body
     assert "Waiting for power, you are next" in body
     assert 'id="power-chart"' in body
+    # Both units (issue 45 item 1): 6 A over three phases at 230 V.
+    assert "6.0 A <span" in body and "(4140 W over 3 phases)" in body
 
 
 def test_a_viewer_sees_the_page_without_the_form_and_may_not_post(client, prop):
@@ -123,3 +129,40 @@ def test_another_organizations_location_is_not_found(client, prop):
     assert client.get(page(other)).status_code == 404
     assert client.get(f"/locations/{other.pk}/power/live/").status_code == 404
     assert client.post(page(other), {"limit_a": "1"}).status_code == 404
+
+
+def test_the_host_edits_time_windows_and_circuits_in_rows(client, host, prop):
+    """Issue 51 item 2: one input per value; a blank row is dropped; a mistake is named by its
+    row, in words for inputs, and saves nothing."""
+    client.force_login(host)
+    base = {"limit_a": "63", "phases": "3", "voltage": "230", "policy": "equal", "rows": "1"}
+    rows = {
+        "sched-count": "3",
+        "sched-0-start": "17:00",
+        "sched-0-end": "21:00",
+        "sched-0-limit": "40",
+        "sched-2-start": "7:00",
+        "sched-2-end": "9:00",
+        "sched-2-limit": "50",
+        "circ-count": "3",
+        "circ-0-name": "Garage",
+        "circ-0-limit": "32",
+        "circ-1-name": "Row B",
+        "circ-1-limit": "16",
+        "circ-1-parent": "Garage",
+    }
+    assert client.post(page(prop), {**base, **rows}).status_code == 302
+    site = SiteBudget.objects.get(property=prop)
+    assert site.schedule == [
+        {"start": "17:00", "end": "21:00", "limit_a": "40"},
+        {"start": "07:00", "end": "09:00", "limit_a": "50"},
+    ]
+    assert Circuit.objects.get(name="Row B").parent.name == "Garage"
+    bad = {**rows, "sched-2-end": "", "circ-1-parent": "Attic"}
+    response = client.post(page(prop), {**base, **bad})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Row 3: give a start and an end as 17:00 and the amperes." in body
+    assert 'value="Attic"' in body  # what was typed comes back in its row
+    SiteBudget.objects.get(property=prop)  # unchanged
+    assert SiteBudget.objects.get(property=prop).schedule == site.schedule

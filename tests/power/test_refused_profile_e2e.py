@@ -12,6 +12,7 @@ import pytest
 from chargers.management.simulator import make_simulator
 from power.models import ConnectorAllocation, ConnectorPower, SiteBudget
 from reliability.models import Alert, AlertRule
+from tests import bounds
 from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, TokenFactory
 
@@ -35,10 +36,14 @@ def power_server(transactional_db, tmp_path):
     stop_live_server(server)
 
 
-async def _until(check, what: str, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(check, what: str, timeout: float | None = None) -> None:
+    # Each step's 10 s bound is make bench's to hold (tests/bounds.py); here a generous deadline.
+    timeout = timeout or bounds.deadline("power.refused_profile_step")
+    started = asyncio.get_running_loop().time()
+    deadline = started + timeout
     while asyncio.get_running_loop().time() < deadline:
         if await asyncio.to_thread(check):
+            bounds.record("power.refused_profile_step", asyncio.get_running_loop().time() - started)
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"not within {timeout:.0f} s: {what}")

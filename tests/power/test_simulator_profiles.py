@@ -130,6 +130,18 @@ async def test_a_charger_that_refuses_profiles_answers_rejected():
     assert answer[2] == {"status": "Rejected"}
 
 
+async def test_a_watt_only_simulator_says_so_and_takes_only_watts():
+    sim = _sim(profiles.V16, rate_units="W")
+    answer = await _ask(
+        sim, "GetConfiguration", {"key": ["ChargingScheduleAllowedChargingRateUnit"]}
+    )
+    assert answer[2]["configurationKey"][0]["value"] == "Power"
+    safe = profiles.safe_default(profiles.V16, 6, now=NOW)
+    assert (await _ask(sim, "SetChargingProfile", safe.payload))[2] == {"status": "Rejected"}
+    watts = profiles.expressed(safe, unit="W", voltage=230, phases=3)
+    assert (await _ask(sim, "SetChargingProfile", watts.payload))[2] == {"status": "Accepted"}
+
+
 async def test_meter_values_report_the_draw_per_phase():
     sim = _sim(profiles.V16)
     _running(sim, profiles.V16)

@@ -4,12 +4,13 @@ with a 63 A three-phase budget, against the real server over real sockets.
 
 What is in force is read from the simulators themselves (the limit their profiles give, what
 their cars draw), sampled all along by a watcher: the sum of the limits in force and the sum of
-the draws never exceed the budget. Each step waits for its outcome at most 10 s (no other clock
-assertion)."""
+the draws never exceed the budget. Each step's outcome is due within 10 s: `make bench` holds that
+bound (tests/bounds.py); here each step waits generously, so a busy machine does not fail it."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from chargers.management.simulator import SimulatedCharger, make_simulator
 from power.models import AllocationSample, ConnectorPower, SiteBudget
+from tests import bounds
 from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, TokenFactory
 
@@ -25,9 +27,12 @@ pytestmark = pytest.mark.e2e
 BUDGET = 63.0
 LOWER_BUDGET = 45.0
 EV_MAX_A = 16.0
-STEP_S = 10.0  # issue 38: each reaction within 10 s
+# Issue 38: each reaction within 10 s; make bench holds that bound (tests/bounds.py), the suite
+# waits generously so that a busy machine does not fail it.
+STEP_S = bounds.deadline("power.site_step")
 EPSILON = 0.05
-LEASE_S = 4
+LEASE_S = 20  # renewed 10 s before its end; exposed (reserved) 8 s before: see lease_margin
+WATCHER: list[Watcher] = []
 
 
 @pytest.fixture
@@ -64,11 +69,14 @@ class Watcher:
         self.worst_limits = 0.0
         self.worst_draw = 0.0
         self.breaches: list[str] = []
+        self.samples = 0
+        self.step = "start"  # the step under way: a breach names it
 
     def charging(self) -> list[SimulatedCharger]:
         return [s for s in self.sims if s.state[1].transaction_id is not None]
 
     def sample(self) -> None:
+        self.samples += 1
         limits = [s.limit_a(1) for s in self.charging()]
         total = sum(EV_MAX_A if limit is None else min(limit, EV_MAX_A) for limit in limits)
         draw = sum(s.draw_a(1) for s in self.charging())
@@ -77,9 +85,11 @@ class Watcher:
             max(self.worst_draw, draw),
         )
         if total > self.budget + EPSILON or draw > self.budget + EPSILON:
-            each = ", ".join(f"{s.station_id} {s.limit_a(1)}" for s in self.charging())
+            each = ", ".join(
+                f"{s.station_id} {s.limit_a(1)}{_in_force(s)}" for s in self.charging()
+            )
             self.breaches.append(
-                f"limits {total:.1f} A, draw {draw:.1f} A > {self.budget} A ({each})"
+                f"{self.step}: limits {total:.1f} A, draw {draw:.1f} A > {self.budget} A ({each})"
             )
 
     async def run(self) -> None:
@@ -88,10 +98,21 @@ class Watcher:
             await asyncio.sleep(0.05)
 
 
+def _in_force(sim: SimulatedCharger) -> str:
+    """The profile ids in force on the simulator (3801/3802: its leases), for a breach's text."""
+    now = datetime.now(UTC)
+    return str(sorted(pid for pid, p in sim.profiles.held.items() if p.valid(now)))
+
+
 async def _until(check, what: str, timeout: float = STEP_S) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+    if WATCHER:
+        WATCHER[0].step = what
+    started = asyncio.get_running_loop().time()
+    deadline = started + timeout
     while asyncio.get_running_loop().time() < deadline:
         if check():
+            took = asyncio.get_running_loop().time() - started
+            bounds.record("power.site_step", took, extra_s=timeout - STEP_S)
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
@@ -146,6 +167,7 @@ def test_ten_chargers_share_a_63_a_site_within_its_budget(power_server):
         for n, charger in enumerate(chargers)
     ]
     watcher = Watcher(sims)
+    WATCHER[:] = [watcher]
 
     async def scenario() -> None:
         for sim in sims:
@@ -229,7 +251,9 @@ def test_ten_chargers_share_a_63_a_site_within_its_budget(power_server):
 
         await _until(lowered, f"every limit lower, {LOWER_BUDGET} A in all")
         watcher.budget = LOWER_BUDGET
-        await asyncio.sleep(1.5)  # a few more samples under the new budget
+        taken = watcher.samples
+        while watcher.samples < taken + 30:  # a few more samples under the new budget
+            await asyncio.sleep(0.05)
 
     async def _give_back(five: list[SimulatedCharger]) -> None:
         # The first car only takes 3 kW (4.3 A): after settling it keeps its draw plus a margin

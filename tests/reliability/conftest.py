@@ -12,7 +12,12 @@ from django.apps import apps
 # The seeding migrations themselves, in order: the tests see the very rows a migration writes.
 _SEEDS = [
     importlib.import_module(f"reliability.migrations.{name}").seed
-    for name in ("0004_seed_mrec_codes", "0005_seed_more_mrec_codes", "0007_mrec_descriptions")
+    for name in (
+        "0004_seed_mrec_codes",
+        "0005_seed_more_mrec_codes",
+        "0007_mrec_descriptions",
+        "0010_faults58_mrec_vocabulary",
+    )
 ]
 
 

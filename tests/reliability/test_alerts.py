@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chargers.models import ChargerCertificate, ChargingSession, OcppMessage
 from reliability import alerting, alerts
-from reliability.models import Alert, AlertDelivery, AlertRule, PortEvent
+from reliability.models import Alert, AlertDelivery, AlertRecipient, AlertRule, PortEvent
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +122,9 @@ def rule_for(charger, **fields):
 def test_faulted_port_opens_a_signed_alert_with_its_mrec_code_and_clears(charger, receiver):
     rule = rule_for(
         charger, webhook_url=receiver.url, webhook_secret="s3cret", email=["host@example.com"]
+    )
+    AlertRecipient.objects.create(  # a confirmed address (tests/reliability/test_alert_recipients.py)
+        organization=rule.organization, email="host@example.com", key="k", confirmed_at=T0
     )
     faulted(charger)
     alerts.evaluate()
@@ -353,7 +356,7 @@ def test_the_assistant_gives_a_host_the_same_reliability_facts(host, charger):
     assert alerts.charger_facts(charger) == [
         f
         for f in diagnosis.facts
-        if f.startswith(("Alert open", "Last first aid", "Port 1 uptime"))
+        if f.startswith(("Alert open", "Fault code open", "Last first aid", "Port 1 uptime"))
     ]
     assert any(f.startswith("Alert open: Port faulted on port 1 (CX002)") for f in diagnosis.facts)
     assert any(f.startswith("Port 1 uptime this month:") for f in diagnosis.facts)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from chargers.models import Connector
 from reliability import services
 from reliability.models import Exclusion, ExclusionAudit, PortEvent
 from tests.factories import ChargerFactory, MembershipFactory
@@ -30,7 +31,9 @@ def body(**overrides):
 
 
 @pytest.fixture
-def owner_client(api_client, host):
+def owner_client(api_client, host, charger):
+    for port in (1, 2):  # an exclusion names one of the charger's ports
+        Connector.objects.create(charger=charger, connector_id=port, status="Available")
     api_client.force_authenticate(host)
     return api_client
 
@@ -153,3 +156,46 @@ def test_a_viewer_reads_but_cannot_write(api_client, charger):
 def test_anonymous_is_refused(api_client, charger):
     assert api_client.get(URL).status_code in (401, 403)
     assert api_client.post(URL, body(), format="json").status_code in (401, 403)
+
+
+def test_staff_delete_an_exclusion_and_the_deletion_is_audited(
+    api_client, owner_client, charger, host
+):
+    created = owner_client.post(URL, body(), format="json")
+    assert created.status_code == 201
+    pk = created.data["id"]
+    # The host withdraws; deleting is for staff only.
+    refused = owner_client.delete(f"{URL}{pk}/")
+    assert refused.status_code == 403 and Exclusion.objects.filter(pk=pk).exists()
+    staff = MembershipFactory(organization=charger.property.organization).user
+    staff.is_staff = True
+    staff.save()
+    api_client.force_authenticate(staff)
+    assert api_client.delete(f"{URL}{pk}/").status_code == 204
+    assert not Exclusion.objects.exists()
+    actions = list(ExclusionAudit.objects.order_by("id").values_list("action", "by", "exclusion"))
+    assert actions == [("created", host.pk, None), ("deleted", staff.pk, None)]
+    deleted = ExclusionAudit.objects.get(action="deleted")
+    assert deleted.details["reason"] == "grid_outage" and deleted.details["connector_id"] == 1
+
+
+def test_staff_delete_exclusions_in_the_admin_audited(client, charger):
+    from django.contrib.auth import get_user_model
+
+    admin_user = get_user_model().objects.create_superuser("root", "root@example.com", "x")
+    rows = [
+        Exclusion.objects.create(
+            charger=charger, start=T0, end=T0 + timedelta(hours=1), reason="grid_outage"
+        )
+        for _ in range(2)
+    ]
+    client.force_login(admin_user)
+    one = client.post(f"/admin/reliability/exclusion/{rows[0].pk}/delete/", {"post": "yes"})
+    assert one.status_code == 302
+    rest = client.post(
+        "/admin/reliability/exclusion/",
+        {"action": "delete_selected", "_selected_action": [rows[1].pk], "post": "yes"},
+    )
+    assert rest.status_code == 302
+    assert not Exclusion.objects.exists()
+    assert ExclusionAudit.objects.filter(action="deleted", by=admin_user).count() == 2

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 def test_the_sourced_mrec_codes_are_seeded_and_mapped_from_ocpp_error_codes():
     codes = dict(FaultCode.objects.values_list("code", "name"))
-    # The 21 of the 26 whose name could be confirmed (reliability 0004, 0005).
-    assert sorted(codes) == [f"CX{n:03d}" for n in range(1, 27) if n not in (7, 12, 13, 16, 21)]
+    # All 26 (reliability 0004, 0005; the five on a secondary source alone in 0010).
+    assert sorted(codes) == [f"CX{n:03d}" for n in range(1, 27)]
     assert [codes[c] for c in ("CX001", "CX002", "CX003", "CX004", "CX005", "CX006")] == [
         "ConnectorLockFailure",
         "GroundFailure",
@@ -43,7 +43,8 @@ def test_a_charger_sending_the_mrec_code_as_its_vendor_code_is_mapped():
     the MREC code."""
     assert mrec_for("OtherError", "CX015") == "CX015"
     assert mrec_for("GroundFailure", "CX002") == "CX002"
-    assert mrec_for("OtherError", "CX007") == ""  # not seeded: nothing guessed
+    assert mrec_for("OtherError", "CX007") == "CX007"  # seeded in 0010
+    assert mrec_for("OtherError", "CX027") == ""  # no such code: nothing guessed
 
 
 def test_simultaneous_faults_in_one_notification_give_each_code():
@@ -98,7 +99,7 @@ def test_a_vendor_ground_failure_shows_as_cx002(api_client, client, host, charge
     assert (outage["error_code"], outage["mrec_code"]) == ("GroundFailure", "CX002")
     client.force_login(host)
     page = client.get("/chargers/CP-TEST-1/uptime/").content.decode()
-    assert '<td class="mono">CX002</td>' in page
+    assert '<span class="mono">CX002</span> GroundFailure' in page
 
 
 def test_the_nevi_export_carries_the_mrec_codes_of_unsuccessful_sessions(api_client, host, charger):

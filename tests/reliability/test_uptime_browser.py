@@ -113,8 +113,11 @@ def test_a_host_sees_uptime_exclusions_and_the_alert(live_server_proc, month, br
     # The dashboard's "Needs attention": the open alert, linked to the Uptime tab.
     row = page.locator("tr[data-alerts]", has_text="HARB-1")
     assert "faulted" in row.get_attribute("data-alerts")
+    assert "Alert: Port faulted (port 1)" in row.inner_text()
+    # A short row; the assistant's facts are one click away (issue 51 item 4).
+    row.locator("details.attention-more summary").click()
     said = row.inner_text()
-    assert "Alert: Port faulted (port 1)" in said and "(CX002)" in said
+    assert "(CX002)" in said
     assert "below the 97 % target" in said  # the same facts as the assistant's
     assert _axe(page) == []
     row.locator("a", has_text="HARB-1").click()
@@ -140,4 +143,27 @@ def test_a_host_sees_uptime_exclusions_and_the_alert(live_server_proc, month, br
     assert exclusions.count() == 1
     text = exclusions.inner_text()
     assert "Planned maintenance" in text and "Annual inspection by the installer" in text
+    assert _axe(page) == []
+
+
+def test_a_host_sees_the_fault_code_on_the_port(live_server_proc, month, browser):
+    """Issue 58 item 2: EVerest's CX016 (1.6 vendorErrorCode) on the charger's page with its
+    name, who may cause it, class and its secondary source; axe-clean."""
+    Connector.objects.filter(charger=month, connector_id=1).update(
+        status="Faulted", error_code="OtherError", vendor_error_code="CX016"
+    )
+    base = live_server_proc.url
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "harbour@example.com")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/chargers/HARB-1/")
+    fault = page.locator("li.port-fault[data-code='CX016']")
+    assert fault.count() == 1
+    shown = fault.inner_text()
+    assert "EVContactorFault" in shown and "may be caused by: vehicle" in shown
+    assert "class: safety" in shown and "secondary source" in shown
+    assert page.locator("li.port-fault").count() == 1  # port 2 reports nothing
     assert _axe(page) == []

@@ -1,9 +1,11 @@
-"""An independent eMSP written from the OCPI 2.2.1 text, for tests over real HTTP.
+"""An independent eMSP written from the OCPI 2.2.1 and 2.3.0 texts, for tests over real HTTP.
 
 It imports nothing from the project: it speaks to the CPO only through HTTP, as another
 company's platform would. It serves the eMSP side (versions, credentials, locations / sessions
-/ cdrs receivers, tokens sender with real-time authorization, a commands receiver for
-CommandResult) and acts as a client (registration both ways, GET with pagination).
+/ cdrs / tariffs receivers, tokens sender with real-time authorization, a commands receiver for
+CommandResult) in the versions it is given (2.2.1 by default; `versions=("2.2.1", "2.3.0")`
+for a 2.3.0 eMSP), and acts as a client (registration both ways on the newest version both
+sides speak, a credentials update to a newer version, GET with pagination).
 """
 
 from __future__ import annotations
@@ -38,11 +40,21 @@ class OcpiHttpError(Exception):
         self.body = body
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
 class EmspStub:
     COUNTRY_CODE = "DE"
     PARTY_ID = "EMS"
+    ROLE = "EMSP"
+    NAME = "Stub Mobility"
 
-    def __init__(self, *, tokens: list[dict] | None = None) -> None:
+    def __init__(
+        self, *, tokens: list[dict] | None = None, versions: tuple[str, ...] = ("2.2.1",)
+    ) -> None:
+        self.versions = versions
+        self.version: str | None = None  # the version agreed with the CPO
         self.token_a = "stub-token-a-" + secrets.token_hex(
             8
         )  # what we give a CPO to register with us
@@ -147,68 +159,74 @@ class EmspStub:
 
     # -- our server side -------------------------------------------------------------------
 
+    def roles(self) -> list[dict]:
+        """Our CredentialsRole list (credentials "CredentialsRole class")."""
+        return [
+            {
+                "role": self.ROLE,
+                "party_id": self.PARTY_ID,
+                "country_code": self.COUNTRY_CODE,
+                "business_details": {"name": self.NAME},
+            }
+        ]
+
     def our_credentials(self, token: str) -> dict:
-        return {
-            "token": token,
-            "url": self.versions_url,
-            "roles": [
-                {
-                    "role": "EMSP",
-                    "party_id": self.PARTY_ID,
-                    "country_code": self.COUNTRY_CODE,
-                    "business_details": {"name": "Stub Mobility"},
-                }
-            ],
-        }
+        return {"token": token, "url": self.versions_url, "roles": self.roles()}
+
+    # (identifier, role) of our endpoints per version (version_information_endpoint).
+    ENDPOINTS = (
+        ("credentials", "RECEIVER"),
+        ("locations", "RECEIVER"),
+        ("sessions", "RECEIVER"),
+        ("cdrs", "RECEIVER"),
+        ("tariffs", "RECEIVER"),
+        ("tokens", "SENDER"),
+        ("commands", "SENDER"),
+    )
+
+    def endpoints(self, version: str) -> list[dict]:
+        return [
+            {"identifier": identifier, "role": role, "url": f"{self.base}/{version}/{identifier}"}
+            for identifier, role in self.ENDPOINTS
+        ]
 
     def route(self, handler, method: str, path: str, body, presented: str) -> None:
         rel = path[len("/ocpi/emsp") :]
+        version, _, module_path = rel.lstrip("/").partition("/")
         if rel == "/versions":
-            handler._ok([{"version": "2.2.1", "url": f"{self.base}/2.2.1"}])
-        elif rel == "/2.2.1":
-            endpoints = [
-                {
-                    "identifier": "credentials",
-                    "role": "RECEIVER",
-                    "url": f"{self.base}/2.2.1/credentials",
-                },
-                {
-                    "identifier": "locations",
-                    "role": "RECEIVER",
-                    "url": f"{self.base}/2.2.1/locations",
-                },
-                {
-                    "identifier": "sessions",
-                    "role": "RECEIVER",
-                    "url": f"{self.base}/2.2.1/sessions",
-                },
-                {"identifier": "cdrs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/cdrs"},
-                {"identifier": "tariffs", "role": "RECEIVER", "url": f"{self.base}/2.2.1/tariffs"},
-                {"identifier": "tokens", "role": "SENDER", "url": f"{self.base}/2.2.1/tokens"},
-                {"identifier": "commands", "role": "SENDER", "url": f"{self.base}/2.2.1/commands"},
-            ]
-            handler._ok({"version": "2.2.1", "endpoints": endpoints})
-        elif rel == "/2.2.1/credentials" and method in ("POST", "PUT") and self.refuse_credentials:
+            handler._ok([{"version": v, "url": f"{self.base}/{v}"} for v in self.versions])
+        elif version in self.versions and not module_path:
+            handler._ok({"version": version, "endpoints": self.endpoints(version)})
+        elif version not in self.versions:
+            handler._send(
+                404, {"status_code": 2000, "status_message": "not found", "timestamp": _now()}
+            )
+        else:
+            self.route_module(handler, method, version, "/" + module_path, body)
+
+    def route_module(self, handler, method: str, version: str, rel: str, body) -> None:
+        """Answer a request to one of our modules of `version` (`rel`: "/credentials", ...)."""
+        if rel == "/credentials" and method in ("POST", "PUT") and self.refuse_credentials:
             handler._send(
                 200, {"status_code": 2001, "status_message": "roles missing", "timestamp": _now()}
             )
-        elif rel == "/2.2.1/credentials" and method in ("POST", "PUT"):
-            # A CPO registers with us (we are the Receiver of the credentials module): check its
-            # versions with its token B, then answer our token C.
+        elif rel == "/credentials" and method in ("POST", "PUT"):
+            # A CPO registers with us (we are the Receiver of the credentials module), or moves
+            # us to this version: check its versions with its token B, then answer our token C.
             token_b = body["token"]
             self.cpo_versions_url = body["url"]
             self.our_token_at_cpo = token_b
-            self.fetch_cpo_endpoints()
+            self.fetch_cpo_endpoints(version=version)
             token_c = "stub-token-c-" + secrets.token_hex(8)
             self.cpo_token = token_c
             handler._ok(self.our_credentials(token_c))
-        elif rel.startswith("/2.2.1/tokens") and rel.endswith("/authorize") and method == "POST":
+        elif rel.startswith("/tokens") and rel.endswith("/authorize") and method == "POST":
             handler._ok(
                 {"allowed": self.allowed, "authorization_reference": "AUTH-" + secrets.token_hex(4)}
             )
-        elif rel.startswith("/2.2.1/tokens") and method == "GET":
+        elif rel.startswith("/tokens") and method == "GET":
             handler._ok(self.tokens)
-        elif method in ("PUT", "PATCH", "POST") and rel.startswith("/2.2.1/"):
+        elif method in ("PUT", "PATCH", "POST"):
             handler._ok(status=200)
         else:
             handler._send(
@@ -216,11 +234,13 @@ class EmspStub:
             )
 
     def requests_to(self, module: str, method: str | None = None) -> list[dict]:
+        """Every request the CPO made to our `module` (any version)."""
         with self.lock:
             return [
                 r
                 for r in self.received
-                if r["path"].startswith(f"/ocpi/emsp/2.2.1/{module}")
+                if r["path"].split("/", 4)[-1].startswith(module)
+                and r["path"].split("/")[3] in self.versions
                 and (method is None or r["method"] == method)
             ]
 
@@ -248,12 +268,19 @@ class EmspStub:
                 payload = {"raw": raw.decode(errors="replace")}
             return exc.code, payload, exc.headers
 
-    def fetch_cpo_endpoints(self, token: str | None = None) -> None:
+    def fetch_cpo_endpoints(self, token: str | None = None, version: str | None = None) -> None:
+        """GET the CPO's versions and the details of `version`, or of the newest version both
+        of us speak (credentials "Registration")."""
         status, versions, _ = self.request("GET", self.cpo_versions_url, token=token)
         assert status == 200 and versions["status_code"] == 1000, versions
-        url = next(v["url"] for v in versions["data"] if v["version"] == "2.2.1")
-        status, details, _ = self.request("GET", url, token=token)
+        theirs = {v["version"]: v["url"] for v in versions["data"]}
+        common = [v for v in self.versions if v in theirs]
+        assert common, f"no common version: {sorted(theirs)}"
+        chosen = version or max(common, key=_version_key)
+        status, details, _ = self.request("GET", theirs[chosen], token=token)
         assert status == 200 and details["status_code"] == 1000, details
+        assert details["data"]["version"] == chosen, details
+        self.version = chosen
         self.cpo_endpoints = {
             (e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]
         }
@@ -267,6 +294,21 @@ class EmspStub:
         url = self.cpo_endpoints[("credentials", "SENDER")]
         status, answer, _ = self.request("POST", url, self.our_credentials(token_b), token=token_a)
         assert status == 200 and answer["status_code"] == 1000, answer
+        self.our_token_at_cpo = answer["data"]["token"]
+        return answer
+
+    def update_to_newest(self) -> dict:
+        """Move to the newest version both of us speak without registering again: the PUT of
+        credentials "Updating to a newer version", with a new token B for the CPO to call us."""
+        old_token_b = self.cpo_token
+        self.fetch_cpo_endpoints()
+        token_b = "stub-token-b2-" + secrets.token_hex(8)
+        self.cpo_token = token_b
+        url = self.cpo_endpoints[("credentials", "SENDER")]
+        status, answer, _ = self.request("PUT", url, self.our_credentials(token_b))
+        if status != 200 or answer["status_code"] != 1000:
+            self.cpo_token = old_token_b
+            raise AssertionError(answer)
         self.our_token_at_cpo = answer["data"]["token"]
         return answer
 

@@ -1,14 +1,16 @@
-"""The OCPI 2.2.1 text for contract tests (no project imports): property tables and JSON examples.
+"""The OCPI 2.2.1 and 2.3.0 texts for contract tests (no project imports): property tables and
+JSON examples.
 
 What the tests use is in the repository, so they run on any checkout (CI clones into a fresh
-temporary directory): `ocpi_examples/` holds verbatim copies of the spec's JSON examples the
-tests read and `ocpi_examples/property_tables.json`, the property tables (name -> cardinality)
-read out of the spec's AsciiDoc by `tables_from_reference()`.
+temporary directory): `ocpi_examples/` (2.2.1) and `ocpi230_examples/` (2.3.0) hold verbatim
+copies of the spec's JSON examples the tests read and `property_tables.json`, the property
+tables (name -> cardinality) read out of the spec's AsciiDoc by `tables_from_reference()`.
 
 The reference itself (for checking that the copies still match it) is found by
-`reference_dir()`: `OCPI_SPEC_DIR` when set, else `shared/reference/ocpi` in the repository's
-folder or any folder above it (on the dev machine it sits at ../shared/reference beside the
-checkout, or two levels up from a worktree). Tests needing it skip with `MISSING_REASON`.
+`reference_dir()`: `OCPI_SPEC_DIR` (2.2.1) or `OCPI_230_SPEC_DIR` when set, else
+`shared/reference/ocpi` (`shared/reference/ocpi-2.3.0`) in the repository's folder or any folder
+above it (on the dev machine it sits at ../shared/reference beside the checkout, or two levels
+up from a worktree). Tests needing it skip with `MISSING_REASON`.
 
 Refresh the tables after a spec change: `python -m tests.roaming.spec`.
 """
@@ -24,6 +26,12 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 VENDORED = Path(__file__).resolve().parent / "ocpi_examples"
 TABLES_FILE = VENDORED / "property_tables.json"
+V221, V230 = "2.2.1", "2.3.0"
+# Per version: the reference folder's name under shared/reference, its environment variable,
+# and where the copies are kept.
+FOLDERS = {V221: "ocpi", V230: "ocpi-2.3.0"}
+ENV = {V221: "OCPI_SPEC_DIR", V230: "OCPI_230_SPEC_DIR"}
+COPIES = {V221: VENDORED, V230: Path(__file__).resolve().parent / "ocpi230_examples"}
 
 # (document, anchor) of every property table the contract tests check objects against.
 TABLES = [
@@ -45,25 +53,40 @@ TABLES = [
     ("mod_cdrs.asciidoc", "mod_cdrs_signed_value_class"),
 ]
 
-_ROW = re.compile(r"^\|(?P<name>[a-z_0-9]+) +\|(?P<type>[^|]*)\|(?P<card>[1?*+]) *\|")
+# The 2.3.0 objects the contract tests check, beside 2.2.1's (its new and changed classes).
+TABLES_230 = [
+    *TABLES,
+    ("mod_locations.asciidoc", "mod_locations_parking_object"),
+    ("mod_locations.asciidoc", "mod_locations_evseparking_class"),
+    ("types.asciidoc", "types_price_class"),
+    ("types.asciidoc", "types_tax_amount_class"),
+    ("mod_payments.asciidoc", "mod_payments_terminal_object"),
+    ("mod_payments.asciidoc", "mod_payments_financial_advice_confirmation_object"),
+]
+TABLES_OF = {V221: TABLES, V230: TABLES_230}
+
+# A property row: "|name |type |card |..." (2.3.0 puts an anchor before some names, and spaces).
+_ROW = re.compile(
+    r"^\|\s*(?:\[\[[^\]]+\]\]\s*)?(?P<name>[a-z_0-9]+)\s*\|(?P<type>[^|]*)\|\s*(?P<card>[1?*+])\s*\|"
+)
 
 
-def reference_dir() -> Path | None:
-    """Return the OCPI 2.2.1 reference folder, or None when this machine does not have it."""
-    configured = os.environ.get("OCPI_SPEC_DIR", "")
+def reference_dir(version: str = V221) -> Path | None:
+    """Return the OCPI reference folder of `version`, or None when this machine does not have it."""
+    configured = os.environ.get(ENV[version], "")
     if configured:
         return Path(configured) if (Path(configured) / "mod_locations.asciidoc").is_file() else None
     for folder in [REPOSITORY, *REPOSITORY.parents]:
-        candidate = folder / "shared" / "reference" / "ocpi"
+        candidate = folder / "shared" / "reference" / FOLDERS[version]
         if (candidate / "mod_locations.asciidoc").is_file():
             return candidate
     return None
 
 
 MISSING_REASON = (
-    "the OCPI 2.2.1 reference is not on this machine (set OCPI_SPEC_DIR, or put it at "
-    "shared/reference/ocpi beside the repository); the copies in tests/roaming/ocpi_examples "
-    "are used instead"
+    "the OCPI reference is not on this machine (set OCPI_SPEC_DIR / OCPI_230_SPEC_DIR, or put it "
+    "at shared/reference/ocpi and shared/reference/ocpi-2.3.0 beside the repository); the copies "
+    "in tests/roaming/ocpi_examples and ocpi230_examples are used instead"
 )
 
 
@@ -86,37 +109,42 @@ def table_from_text(text: str, anchor: str) -> dict[str, str]:
     return found
 
 
-def tables_from_reference(reference: Path) -> dict[str, dict[str, str]]:
-    """Return every table of TABLES read out of the reference, keyed "document#anchor"."""
+def tables_from_reference(reference: Path, version: str = V221) -> dict[str, dict[str, str]]:
+    """Return every table of the version's tables read out of the reference, keyed
+    "document#anchor"."""
     return {
         f"{document}#{anchor}": table_from_text((reference / document).read_text(), anchor)
-        for document, anchor in TABLES
+        for document, anchor in TABLES_OF[version]
     }
 
 
 @cache
-def _vendored_tables() -> dict[str, dict[str, str]]:
-    return json.loads(TABLES_FILE.read_text())
+def _vendored_tables(version: str = V221) -> dict[str, dict[str, str]]:
+    return json.loads((COPIES[version] / "property_tables.json").read_text())
 
 
-def fields(document: str, anchor: str) -> dict[str, str]:
-    """Return {property: cardinality} of the object's property table."""
+def fields(document: str, anchor: str, version: str = V221) -> dict[str, str]:
+    """Return {property: cardinality} of the object's property table in `version`."""
     key = f"{document}#{anchor}"
-    tables = _vendored_tables()
-    assert key in tables, f"add ({document!r}, {anchor!r}) to TABLES and run python -m {__name__}"
+    tables = _vendored_tables(version)
+    assert key in tables, (
+        f"add ({document!r}, {anchor!r}) to the tables and run python -m {__name__}"
+    )
     return tables[key]
 
 
-def example(name: str):
-    """Return one of the spec's JSON examples (a verbatim copy in ocpi_examples/)."""
-    path = VENDORED / name
-    assert path.is_file(), f"copy examples/{name} of the OCPI reference into {VENDORED}"
+def example(name: str, version: str = V221):
+    """Return one of the spec's JSON examples (a verbatim copy in the version's folder)."""
+    path = COPIES[version] / name
+    assert path.is_file(), (
+        f"copy examples/{name} of the OCPI {version} reference into {path.parent}"
+    )
     return json.loads(path.read_text())
 
 
-def check_object(data: dict, document: str, anchor: str) -> None:
-    """Assert `data` uses only the object's properties and has every required one."""
-    spec = fields(document, anchor)
+def check_object(data: dict, document: str, anchor: str, version: str = V221) -> None:
+    """Assert `data` uses only the object's properties (in `version`) and has every required one."""
+    spec = fields(document, anchor, version)
     unknown = set(data) - set(spec)
     assert not unknown, f"{anchor}: not in the spec: {sorted(unknown)}"
     missing = [name for name, card in spec.items() if card in "1+" and name not in data]
@@ -146,8 +174,10 @@ def same_types(ours, theirs, path: str = "$") -> None:
 
 
 if __name__ == "__main__":
-    found = reference_dir()
-    if found is None:
-        raise SystemExit(MISSING_REASON)
-    TABLES_FILE.write_text(json.dumps(tables_from_reference(found), indent=2) + "\n")
-    print(f"wrote {TABLES_FILE} from {found}")
+    for version in (V221, V230):
+        found = reference_dir(version)
+        if found is None:
+            raise SystemExit(MISSING_REASON)
+        target = COPIES[version] / "property_tables.json"
+        target.write_text(json.dumps(tables_from_reference(found, version), indent=2) + "\n")
+        print(f"wrote {target} from {found}")

@@ -213,7 +213,13 @@ def test_roaming_data_is_read_and_written_on_the_property_and_pushed_to_partners
         saved = api.patch(url, {"roaming_data": ROAMING}, format="json")
 
     assert saved.status_code == 200, saved.content
-    assert saved.json()["roaming_data"] == {**ROAMING, "country": "NLD"}
+    assert saved.json()["roaming_data"] == {
+        **ROAMING,
+        "country": "NLD",
+        "help_phone": "",
+        "energy_mix": None,
+        "parking_places": [],
+    }
     profile = LocationProfile.objects.get(property=prop)
     assert (str(profile.latitude), profile.operator_name) == ("52.0907374", "Sunny Parking")
     (put,) = Delivery.objects.filter(module="locations", method="PUT")
@@ -443,7 +449,18 @@ def test_the_schema_describes_the_new_endpoints_and_fields():
         "longitude",
         "opening_hours",
         "operator_name",
+        "help_phone",
+        "energy_mix",
+        "parking_places",
     }
+    assert "/api/v1/organizations/{organization_id}/access-points/{country}/" in schema["paths"]
+    assert {"/api/v1/roaming/terminals/", "/api/v1/roaming/terminal-payments/"} <= set(
+        schema["paths"]
+    )
+    assert "/api/v1/roaming/partners/{id}/version-update/" in schema["paths"]
+    assert {"version", "newer_version", "roles", "last_error_words", "last_sync_at"} <= set(
+        components["Partner"]["properties"]
+    )
     assert "reservation" in components["Decision"]["properties"]
     created = schema["paths"]["/api/v1/roaming/partners/"]["post"]["responses"]["201"]
     assert created["content"]["application/json"]["schema"]["$ref"].endswith("PartnerRegistration")

@@ -36,6 +36,7 @@ def test_our_tariff_follows_the_spec(client, operator, partner):
         time_price_per_hour=Decimal("2"),
         idle_fee_per_minute=Decimal("0.05"),
         tax_percent=Decimal("19"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     tariff = client.get("/ocpi/2.2.1/tariffs", HTTP_AUTHORIZATION=auth()).json()["data"][0]
 

@@ -96,6 +96,7 @@ def test_an_independent_emsp_roams_on_our_network(transactional_db, tmp_path, se
         connection_fee=Decimal("1.00"),
         energy_price_per_kwh=Decimal("0.35"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     server = start_live_server(
         OCPP_JOURNAL_DIR=tmp_path / "journal",

@@ -63,6 +63,7 @@ def emsp(operator, stub, client):
         idle_grace_minutes=15,
         idle_fee_cap=Decimal("10.00"),
         tax_percent=Decimal("21"),
+        prices_include_tax=False,  # a location from before the choice: tax on top
     )
     return partner
 

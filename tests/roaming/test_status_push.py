@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chargers.connections import state as connection_state
 from chargers.models import Connector
 from chargers.signals import connector_status_changed
+from chargers.state import charger as connection_state
 from roaming import services, tasks
 from roaming.models import Delivery
 from tests.roaming.conftest import connected_partner

@@ -19,6 +19,7 @@ def _rate(prop, **fields):
         "idle_grace_minutes": 15,
         "idle_fee_cap": Decimal("12"),
         "tax_percent": Decimal("21"),
+        "prices_include_tax": False,  # a location from before the choice: tax on top
         **fields,
     }
     return Rate.objects.create(property=prop, **values)

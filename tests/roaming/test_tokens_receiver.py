@@ -200,7 +200,9 @@ def test_pushed_tokens_do_not_open_private_chargers_and_invalid_ones_are_refused
         decide_sync(uid="DD01", charger=private, context=Context.LOCAL).reason
         == "charger_not_roaming"
     )
-    assert decide_sync(uid="DD02", charger=public, context=Context.LOCAL).reason == "token_invalid"
+    assert (
+        decide_sync(uid="DD02", charger=public, context=Context.LOCAL).reason == "msp_token_invalid"
+    )  # its provider said so (issue 47)
 
 
 def test_one_uid_as_two_token_types_is_refused_not_a_server_error(client, tnm):

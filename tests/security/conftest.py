@@ -17,11 +17,13 @@ from django.utils import timezone
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
+from metering.models import MeterKey
 from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
-from roaming.models import Partner
+from roaming.models import LocationProfile, Partner, Terminal
 from stays.models import CalendarFeed, Reservation, Unit
 from tests.factories import MembershipFactory, UserFactory
+from tests.metering.signing import Meter
 from tests.portal.conftest import Site, make_site
 
 APP_LABELS = {
@@ -36,6 +38,7 @@ APP_LABELS = {
     "stays",
     "roaming",
     "reliability",
+    "metering",
 }
 
 
@@ -52,6 +55,8 @@ class Tenant:
     partner: Any = None
     alert_rule: Any = None
     exclusion: Any = None
+    terminal: Any = None  # a payment terminal of a PTP partner (OCPI 2.3.0 Payments)
+    meter_key: Any = None  # a meter key read from the charger, not confirmed yet
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -112,6 +117,40 @@ def make_tenant(prefix: str) -> Tenant:
         end=timezone.now() - timedelta(hours=1),
         reason="grid_outage",
     )
+    # The location is published on roaming (its public charger can be paid at a terminal).
+    LocationProfile.objects.create(
+        property=site.prop,
+        city=f"{prefix}ville",
+        country="NLD",
+        latitude=Decimal("52.0907374"),
+        longitude=Decimal("5.1214201"),
+    )
+    # A payment terminal provider (OCPI 2.3.0 Payments) and one of its terminals.
+    ptp = Partner.objects.create(
+        organization=site.org,
+        name=f"{prefix} PTP",
+        role=Partner.Role.PTP,
+        version="2.3.0",
+        country_code="AT",
+        party_id="PTP",
+        state=Partner.State.CONNECTED,
+        incoming_token_hash=ocpi.token_hash(f"{prefix}-ptp-token"),
+        outgoing_token=f"{prefix}-calls-ptp",
+        endpoints={"payments": {"SENDER": "https://127.0.0.1:9/ocpi/2.3.0/payments"}},
+    )
+    terminal = Terminal.objects.create(
+        organization=site.org,
+        partner=ptp,
+        terminal_id=f"{prefix}-TERM-1",
+        last_updated=timezone.now(),
+        invoice_key=f"{prefix}-invoice-key",
+    )
+    meter_key = MeterKey.objects.create(
+        charger=site.charger,
+        connector_id=1,
+        public_key=Meter().public_key_der,
+        source=MeterKey.Source.CHARGER,
+    )
     return Tenant(
         site,
         rate,
@@ -124,14 +163,21 @@ def make_tenant(prefix: str) -> Tenant:
         partner,
         alert_rule,
         exclusion,
+        terminal,
+        meter_key,
     )
+
+
+# Written by the process itself on its own clock, never by a request: a server process's heartbeat
+# (a charger connection earlier in the same worker keeps it beating during a later test).
+CLOCK_TABLES = {"chargers.OcppServerProcess"}
 
 
 def db_state() -> dict[str, list[tuple]]:
     """Return every row of the project's tables (and auth's), by model label."""
     state = {}
     for model in apps.get_models(include_auto_created=True):
-        if model._meta.app_label in APP_LABELS:
+        if model._meta.app_label in APP_LABELS and model._meta.label not in CLOCK_TABLES:
             state[model._meta.label] = list(model._base_manager.order_by("pk").values_list())
     return state
 

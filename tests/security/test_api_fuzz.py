@@ -71,6 +71,9 @@ def _request_text(case) -> str:
     return f"{case.method} {case.formatted_path} query={case.query!r} body={getattr(case, 'body', None)!r}"
 
 
+# The suite's slowest test (every operation fuzzed: ~100 s quiet, 260 s at load 9): a hang still
+# fails, later than the 300 s every other test gets (docs/testing.md).
+@pytest.mark.timeout(900)
 @pytest.mark.django_db(transaction=True)
 def test_no_operation_answers_a_server_error(schema, mine, theirs, settings):
     settings.MSP_URL_ALLOWLIST = []  # fuzzed MSP URLs must never be called
@@ -160,3 +163,19 @@ def test_responses_match_the_published_schema(schema, mine, theirs, settings):
             except Unsatisfiable:
                 pass
     assert failures == [], "\n".join(sorted(set(failures))[:20])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_created_chargers_one_time_password_is_in_the_published_answer(schema, mine):
+    """Creating a charger without a password answers 201 with the generated one, shown once: the
+    schema publishes it for that answer (the fuzzer met it when a generated property id happened
+    to be the host's own)."""
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    headers = {"Authorization": f"Token {ApiToken.objects.create(user=mine.owner).key}"}
+    case = schema["/api/v1/chargers/"]["POST"].Case(
+        body={"property": mine.prop.pk, "station_id": "NEW-CP-1"}, media_type="application/json"
+    )
+    response = case.call(headers=headers)
+    assert response.status_code == 201 and response.json()["ocpp_password"]
+    case.validate_response(response, checks=[response_schema_conformance])

@@ -47,7 +47,16 @@ def _enum_fields(schema: dict, body: dict) -> list[str]:
 
 def _path_values(t: Tenant, path: str) -> dict[str, Any]:
     values = own_path_values(t, path)
-    extra = {"property_id": t.prop.pk, "reservation_pk": t.reservation.pk, "ocpp_action": "Reset"}
+    extra = {
+        "property_id": t.prop.pk,
+        "reservation_pk": t.reservation.pk,
+        "ocpp_action": "Reset",
+        "organization_id": t.org.pk,
+        "country": "NL",
+        "by": "connector",
+        "port": 1,
+        "meter_serial": "EMH-1",
+    }
     values.update({k: v for k, v in extra.items() if "{" + k + "}" in path})
     return values
 

@@ -228,6 +228,22 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     # Unregisters (the credentials DELETE to the partner is refused by the outbound guard).
     ("roaming-partner", "destroy"): Case(url_object=lambda t: t.partner.pk, own_status=(204,)),
+    # It never registered with us: 400, nothing asked of it.
+    ("roaming-partner", "version_update"): Case(
+        url_object=lambda t: t.partner.pk, own_status=(400,)
+    ),
+    ("roaming-terminal", "partial_update"): Case(
+        url_object=lambda t: t.terminal.pk, body=lambda t: {"location_ids": [t.prop.pk]}
+    ),
+    ("roaming-terminal", "deactivate"): Case(url_object=lambda t: t.terminal.pk, own_status=(200,)),
+    ("roaming-terminal", "activate"): Case(
+        body=lambda t: {
+            "partner": t.terminal.partner_id,
+            "reference": "SN-1",
+            "location_ids": [t.prop.pk],
+        },
+        own_status=(201,),
+    ),
     ("calendar", "sync"): Case(url_object=lambda t: t.feed.pk, own_status=(200,)),
     ("exclusion", "create"): Case(
         body=lambda t: {
@@ -239,6 +255,8 @@ CASES: dict[tuple[str, str], Case] = {
         own_status=(201,),
     ),
     ("exclusion", "withdraw"): Case(url_object=lambda t: t.exclusion.pk, own_status=(200,)),
+    # Only staff delete an exclusion (audited); a host withdraws it.
+    ("exclusion", "destroy"): Case(url_object=lambda t: t.exclusion.pk, own_status=(403,)),
     ("alert-rule", "create"): Case(
         body=lambda t: {"organization": t.org.pk, "kind": "faulted", "after_s": 120},
         own_status=(201,),
@@ -269,6 +287,17 @@ NON_ROUTER_ROUTES = {
     "charger-meter-keys": "the charger in the URL is scoped like a detail route; another organization's charger "
     "is a 404 for GET and PUT, a viewer's PUT a 403 (tests/metering/test_meter_keys_api.py)",
     "charger-meter-key": "as charger-meter-keys, for DELETE (tests/metering/test_meter_keys_api.py)",
+    "charger-meter-key-port": "as charger-meter-key, the meter named by connector or EVSE "
+    "(tests/metering/test_meter_keys_by_port.py)",
+    "charger-meter-key-confirm": "as charger-meter-keys: another organization's charger is a 404, a "
+    "viewer's POST a 403 (tests/metering/test_meter_keys_by_port.py)",
+    "charger-meter-key-port-confirm": "as charger-meter-key-confirm (test_meter_keys_by_port.py)",
+    "organization-access-points": "read-only list of the organization's own feeds; another "
+    "organization's id is a 404 (tests/roaming/test_access_points.py)",
+    "organization-access-point": "PUT a feed of the organization in the URL: another organization's "
+    "host gets a 404, a viewer a 403 (tests/roaming/test_access_points.py)",
+    "charger-meter-keys-read": "as charger-meter-keys: another organization's charger is a 404, a viewer's "
+    "POST a 403 (tests/metering/test_meter_keys_by_port.py)",
     "uptime": "read-only (tests/reliability/test_uptime_api.py scopes it)",
     "uptime-nevi": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
     "uptime-cec": "read-only export (tests/reliability/test_uptime_api.py scopes it)",

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from tests.metering.signing import Meter
 from tests.security.conftest import Tenant, changed_tables, db_state
 
 pytestmark = pytest.mark.django_db
+
+METER_KEY = Meter().public_key_hex  # a key printed on a meter (the Meter keys tab's Add form)
 
 PORTAL_NAMESPACES = {
     "backoffice",
@@ -32,6 +35,10 @@ PORTAL_NAMESPACES = {
     "stays",
     "drivers",
     "power",
+    "meterkeys",
+    "reliability",
+    "partners",  # roaming's portal pages (Mobility Providers, terminals, access points)
+    "metering",
 }
 
 
@@ -76,6 +83,7 @@ def _rate_data(t: Tenant) -> dict:
         "idle_fee_per_minute": "0",
         "idle_grace_minutes": "0",
         "tax_percent": "0",
+        "prices_include_tax": "on",  # the tenant's price includes tax; its mode stays
         "processing_fee_percent": "0",
         "processing_fee_fixed": "0",
     }
@@ -131,6 +139,29 @@ WRITES: dict[str, Write] = {
     ),
     "chargers:charger-rotate-password": Write(
         args=lambda t: [t.charger.station_id], data=lambda t: {}, own_status=(200, 302)
+    ),
+    # Ask support to activate the license: a ticket for the own charger, 404 for another's.
+    "support:charger-license": Write(
+        args=lambda t: [t.charger.station_id], data=lambda t: {"action": "request"}
+    ),
+    # Power › Building meter reading (issue 51 item 2): the own location's live budget.
+    "power:location-power-reading": Write(
+        args=lambda t: [t.prop.pk], data=lambda t: {"available": "20", "unit": "A", "minutes": "5"}
+    ),
+    # Meter keys tab (issue 51 item 2): the tenant's charger and its key read from the charger.
+    "meterkeys:charger-meter-keys": Write(
+        args=lambda t: [t.charger.station_id],
+        data=lambda t: {"meter_serial": "SEC-M-1", "public_key": METER_KEY},
+    ),
+    "meterkeys:charger-meter-key-confirm": Write(
+        args=lambda t: [t.charger.station_id, t.meter_key.pk], data=lambda t: {}
+    ),
+    "meterkeys:charger-meter-key-delete": Write(
+        args=lambda t: [t.charger.station_id, t.meter_key.pk], data=lambda t: {}
+    ),
+    # The charger is offline in these tests: the read is refused with a message, no row changes.
+    "meterkeys:charger-meter-keys-read": Write(
+        args=lambda t: [t.charger.station_id], data=lambda t: {}
     ),
     "chargers:location-detail": Write(
         args=lambda t: [t.prop.pk],
@@ -271,6 +302,12 @@ PUBLIC = {
     # configured (tests/support/test_inbound_email.py).
     "support:inbound-mime",
     "support:inbound-mailgun",
+    # Key-addressed: an alert recipient confirms with the key mailed to them; a terminal's invoice
+    # and a signed session's transparency file are reached by their unguessable keys.
+    "reliability:alert-recipient-confirm",
+    "partners:terminal-invoice-base",
+    "partners:terminal-invoice",
+    "metering:transparency",
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
@@ -304,6 +341,28 @@ TESTED_ELSEWHERE = {
     "backoffice:time-zone": "tests/portal/test_one_time_story.py (the viewer's own location zones or UTC; writes no row)",
     "drivers:start": "tests/drivers/test_one_tap_start.py (chargers are public; held on the own default card)",
     "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
+    # Mobility Providers: another organization's partner, terminal or location answers 404 to GET
+    # and POST and changes no row; the lists show only one's own.
+    **{
+        f"partners:{name}": "tests/roaming/test_portal_strangers.py"
+        for name in (
+            "msp-ocpi-partner-list",
+            "msp-ocpi-partner",
+            "msp-ocpi-partner-unregister",
+            "msp-ocpi-partner-version-update",
+            "terminal-assign",
+            "terminal-deactivate",
+            "terminal-activate",
+            "location-ocpi",
+            "location-parking",
+        )
+    },
+    "partners:access-points": "tests/roaming/test_access_points.py (another organization: not a choice)",
+    # Uptime › Alerts: a stranger's GET and POST of a rule answer 404 and change nothing; their
+    # form does not offer our organization (400).
+    "reliability:alert-rules": "tests/reliability/test_alert_rules_page.py (strangers find nothing)",
+    "reliability:alert-rule-edit": "tests/reliability/test_alert_rules_page.py",
+    "reliability:alert-rule-delete": "tests/reliability/test_alert_rules_page.py",
 }
 
 # Pages that only read (POST is treated like GET or refused).
@@ -342,6 +401,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "support:ticket-list": lambda t: [],
     "stays:stay-settings": lambda t: [],
     "power:location-power-live": lambda t: [t.prop.pk],
+    "power:power-overview": lambda t: [],
     "stays:integration-list": lambda t: [],
     "stays:integration-detail": lambda t: [],
     "support:ticket-detail": lambda t: [],
@@ -350,6 +410,8 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "drivers:cards": lambda t: [],
     "drivers:subscriptions": lambda t: [],
     "drivers:sessions": lambda t: [],
+    "reliability:fleet-uptime": lambda t: [],
+    "reliability:charger-uptime": lambda t: [t.charger.station_id],
 }
 NEEDS_OTHER_ROWS = {
     "billing:payout-detail",
@@ -390,7 +452,7 @@ def _login(client, user):
 
 
 # Remote starts run in a database thread of their own: they need committed rows.
-COMMITTED = {"chargers:charger-command"}
+COMMITTED = {"chargers:charger-command", "meterkeys:charger-meter-keys-read"}
 
 
 def _committed(name: str) -> list:

@@ -13,6 +13,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from stays.models import CalendarFeed, Reservation, Unit
+from tests.conftest import free_port
 from tests.factories import MembershipFactory, PropertyFactory
 
 AIRBNB = """BEGIN:VCALENDAR\r
@@ -69,9 +70,7 @@ END:VCALENDAR\r
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from chargers.management.simulator import SimulatedCharger
 from chargers.models import ChargingSession
 from guest.models import GuestSession
 from stays.models import Reservation, StayPolicy, Unit
-from tests.conftest import start_live_server, stop_live_server
+from tests.conftest import free_port, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -42,9 +42,7 @@ NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # this worker's own (tests/parallel.py)
 
 
 def _ics(now: datetime, *, with_later: bool = True) -> str:

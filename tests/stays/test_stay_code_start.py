@@ -37,7 +37,7 @@ class FakeCharger:
 def fake_charger(monkeypatch):
     fake = FakeCharger()
     monkeypatch.setattr(guest_stays, "send_command_sync", fake)
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     return fake
 
 

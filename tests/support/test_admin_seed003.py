@@ -22,7 +22,7 @@ from chargers.models import Charger, ChargingSession, Command, Connector, OcppMe
 from support.assistant.service import assistant_answer
 from support.models import Ticket
 from tests.billing.helpers import paid_session, unit_rate
-from tests.factories import ChargerFactory, PropertyFactory, UserFactory
+from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -523,7 +523,9 @@ def test_2_a_vendor_code_added_in_the_admin_is_explained_by_the_assistant(desk):
         vendor_error_code="E-77",
         status_timestamp=timezone.now(),
     )
-    before = assistant_answer(message="car not charging", station_id="Q2-WBX")
+    # The charger's host asks (a guest hears only what the guest page shows, issue 47 item 6).
+    host = MembershipFactory(organization=charger.property.organization).user
+    before = assistant_answer(message="car not charging", station_id="Q2-WBX", user=host)
     assert any("(vendor code E-77)" in f for f in before.facts)
     added = desk.post(
         "/admin/support/vendorerrorcode/add/",
@@ -535,7 +537,7 @@ def test_2_a_vendor_code_added_in_the_admin_is_explained_by_the_assistant(desk):
         },
     )
     assert added.status_code == 302, added.content.decode()[:2000]
-    after = assistant_answer(message="car not charging", station_id="Q2-WBX")
+    after = assistant_answer(message="car not charging", station_id="Q2-WBX", user=host)
     fault = next(f for f in after.facts if f.startswith("Connector 1 reports Faulted"))
     assert (
         "(vendor code E-77: the charger lost its earth connection – An electrician must check the earth.)"

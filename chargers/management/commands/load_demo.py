@@ -1,6 +1,7 @@
 """Create demo data: one host organization, one property, chargers, tokens and a host login."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     help = "Load demo data (idempotent) and print the demo logins."
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         organization, _ = Organization.objects.get_or_create(name="Harbour View Apartments")
         prop, _ = Property.objects.get_or_create(

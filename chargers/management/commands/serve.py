@@ -174,7 +174,7 @@ async def _serve(server, host, port, simulate, stdout):
     if simulate and server.started:
         from django.conf import settings
 
-        from chargers.management.simulator import demo_password, make_simulator
+        from chargers.management.simulator import DEMO_CARDS, demo_password, make_simulator
 
         for n in range(1, simulate + 1):
             # The last one speaks OCPP 2.0.1 beside the 1.6 ones (when there are two or more).
@@ -185,7 +185,7 @@ async def _serve(server, host, port, simulate, stdout):
                 station_id=f"DEMO-{n:03d}",
                 connectors=2,
                 password=demo_password(settings.SECRET_KEY, f"DEMO-{n:03d}"),  # set by load_demo
-                id_tags=["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
+                id_tags=list(DEMO_CARDS),
                 meter_interval=5,
                 session_seconds=(40, 120),
                 idle_seconds=(5, 30),

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from chargers.management.ocmf_meter import generate_key, public_key_hex
-from chargers.management.simulator import demo_password, make_simulator
+from chargers.management.simulator import DEMO_CARDS, demo_password, make_simulator
 
 
 class Command(BaseCommand):
@@ -25,7 +25,13 @@ class Command(BaseCommand):
             help="OCPP password of every charger; default: the demo password load_demo gave each station id.",
         )
         parser.add_argument("--connectors", type=int, default=2)
-        parser.add_argument("--id-tag", action="append", dest="id_tags", default=None)
+        parser.add_argument(
+            "--id-tag",
+            action="append",
+            dest="id_tags",
+            default=None,
+            help="A card the chargers present (repeatable; default: the demo's resident cards).",
+        )
         parser.add_argument("--meter-interval", type=float, default=10.0)
         parser.add_argument(
             "--protocol",
@@ -49,7 +55,7 @@ class Command(BaseCommand):
                 password=options["password"]
                 or demo_password(settings.SECRET_KEY, f"{options['prefix']}{n:03d}"),
                 connectors=options["connectors"],
-                id_tags=options["id_tags"] or ["DEMO-CARD-1", "DEMO-CARD-2", "04A1B2C3D4"],
+                id_tags=options["id_tags"] or list(DEMO_CARDS),
                 meter_interval=options["meter_interval"],
                 signing_key=generate_key() if options["sign_readings"] else None,
             )

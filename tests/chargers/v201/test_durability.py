@@ -1,11 +1,11 @@
 """Durability of 2.0.1 transaction messages: during a database outage they are answered from the
-journal (chargers.messagelog.journal) and replayed into the database later, each exactly once."""
+journal (chargers.plumbing.journal) and replayed into the database later, each exactly once."""
 
 import pytest
 
 from authorization.models import AuthorizationDecision
-from chargers.messagelog.journal import read_entries
 from chargers.models import ChargingSession, Connector, MeterValue, TransactionEvent
+from chargers.plumbing.journal import read_entries
 from chargers.sessions import replay, services
 
 from .conftest import TS, connect201, tx_event

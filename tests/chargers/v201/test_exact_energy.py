@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from billing.models import Rate
 from billing.services import session_price
+from chargers.handlers import v201
 from chargers.models import ChargingSession, MeterValue
-from chargers.ocpp import v201
 
 from .conftest import connect201, tx_event
 

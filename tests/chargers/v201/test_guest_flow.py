@@ -37,7 +37,7 @@ def rate(site):
 
 
 async def test_a_guest_charges_at_a_201_charger(rate, site, monkeypatch):
-    monkeypatch.setattr("guest.tasks.schedule_start_check", lambda *a, **k: None)
+    monkeypatch.setattr("guest.schedule.start_check", lambda *a, **k: None)
     charger = await sync_to_async(ChargerFactory)(
         property=site, station_id="CP-TEST-1", name="Lot 201"
     )

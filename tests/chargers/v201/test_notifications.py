@@ -3,8 +3,8 @@ NotifyEvent, SecurityEventNotification, FirmwareStatusNotification, LogStatusNot
 
 import pytest
 
-from chargers.connections import state as connection_state
 from chargers.models import ChargerEvent, ChargerOperation, Command, DeviceVariable, SecurityEvent
+from chargers.state import charger as connection_state
 
 from .conftest import BOOT, TS, connect201
 

@@ -7,7 +7,7 @@ import pytest
 from chargers.ocpp.protocol import OcppError
 from chargers.ocpp.protocol201 import REQUEST_VALIDATORS, check_outgoing, id_token_status
 from chargers.ocpp.v201_commands import translate
-from chargers.ocpp.v201_transactions import fold, read_event
+from chargers.sessions.v201_transactions import fold, read_event
 
 RECEIVED = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 VALIDATE = REQUEST_VALIDATORS["TransactionEvent"]

@@ -10,9 +10,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from authorization.models import AuthorizationDecision
-from chargers.devices.reservations import reservations_expire, reserved_for
 from chargers.models import ChargingSession, Connector, ConnectorReservation
 from chargers.ocpp.protocol import format_datetime
+from chargers.sessions.reservations import reservations_expire, reserved_for
 from tests.factories import TokenFactory
 from tests.ocpp_client import OcppTestClient
 

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from chargers.devices.stale import stale_sessions, transaction_status_check
 from chargers.models import ChargingSession, Command
-from chargers.sessions.stale import stale_sessions, transaction_status_check
 
 from .conftest import connect201, tx_event
 

@@ -1,5 +1,5 @@
 """Steady transactions: in-order Updated events that can only add readings are appended in
-batches (chargers.ocpp.v201.Steady, services_v201.transaction_events_append) instead of one
+batches (chargers.handlers.v201.Steady, services_v201.transaction_events_append) instead of one
 locked transaction and refold each; the session they give is the same, nothing is lost or doubled."""
 
 import json
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.models import SessionCharge
+from chargers.handlers import v201
 from chargers.messagelog.log import writer
 from chargers.models import (
     ChargingSession,
@@ -16,7 +17,6 @@ from chargers.models import (
     OcppMessage,
     TransactionEvent,
 )
-from chargers.ocpp import v201
 from chargers.sessions import transactions as services_v201
 
 from .conftest import connect201, tx_event
@@ -454,7 +454,7 @@ async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of
     must be what folding all the transaction's events gives, and the rest take the full path."""
     from asgiref.sync import sync_to_async
 
-    from chargers.ocpp import v201_transactions as tx
+    from chargers.sessions import v201_transactions as tx
 
     full_path = _record_full_path(monkeypatch)
     client = await connect201()

@@ -1,0 +1,961 @@
+"""OCPP 2.0.1 handlers: map each Charging Station CALL to domain services and build the reply.
+
+Same shape as chargers.handlers.v16 (a Connection and `handle_call`), same rules: handlers hold no
+rules and no ORM, they translate OCPP 2.0.1 field names to the domain's words, call a service
+through the database pool (backoffice.db.run) and shape the answer. Durability is the 1.6
+path's: what is journaled during a database outage (chargers.plumbing.journal) is answered from the
+journal and replayed later (chargers.handlers.common.durably); BootNotification, StatusNotification and MeterValues
+are journaled in the domain's (1.6-shaped) words so the existing replay stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from authorization.decisions import Context
+from authorization.services import decision_record
+from backoffice import db
+from chargers.devices import costs, variables
+from chargers.handlers import common, v16_security
+from chargers.messagelog.log import MeterSample, writer
+from chargers.ocpp.protocol import format_datetime, parse_datetime
+from chargers.ocpp.protocol201 import (
+    NOT_SUPPORTED,
+    PROPERTY_CONSTRAINT_VIOLATION,
+    REQUEST_VALIDATORS,
+    SECURITY_ERROR,
+    OcppError,
+    id_token_status,
+    validate,
+)
+from chargers.ocpp.storable import clean_value
+from chargers.ocpp.tolerant import INT32_MAX
+from chargers.plumbing import follow_ups
+from chargers.plumbing.batching import Coalescer
+from chargers.plumbing.journal import is_outage
+from chargers.security import services as security_services
+from chargers.sessions import services
+from chargers.sessions import transactions as services_v201
+from chargers.sessions import v201_transactions as tx
+from chargers.sessions.signed import SIGNED_201, signed_values
+from chargers.sessions.v201_transactions import read_meter_values
+from chargers.state import charger as connection_state
+
+logger = logging.getLogger(__name__)
+
+VERSION = "2.0.1"
+Handler = Callable[["Connection", dict, str], Awaitable[dict]]
+
+# GetBaseReport(FullInventory) after the first accepted boot of a charger whose device model we
+# do not have yet (B07); the pause keeps our CALL behind the BootNotification answer on the wire.
+BASE_REPORT_DELAY_S = 0.2
+# CostUpdated (I02) to a charger that shows cost: at most once per this many seconds per
+# transaction (settings.OCPP_COST_UPDATE_INTERVAL overrides it).
+COST_UPDATE_INTERVAL_S = 60.0
+
+
+@dataclass
+class Steady:
+    """A transaction of this socket whose last event changed nothing but its readings
+    (services_v201._steady_since): its next in-order Updated events can only add readings, so
+    they are appended in batches with other chargers' (`_appends`) instead of one database
+    transaction, session lock and check each. Only this socket sends this charger's events, so
+    what it saw stays true; a session closed by something else is caught when appending."""
+
+    session_id: int
+    connector_id: int
+    transaction_id: int
+    started_at: datetime
+    remote_start_id: int | None
+    seq_no: int
+    energy_at: datetime  # the last energy register reading stored
+    outcome: services_v201.TransactionEventOutcome  # what an appended event gives the handler
+    reason_before: bool = True  # a stored event may carry a stoppedReason (SteadyFacts)
+    driver: str = ""  # the session's idToken, if an event gave one
+
+
+@dataclass
+class Connection(common.Connection):
+    """What a handler knows about the 2.0.1 charger on this socket."""
+
+    ocpp_version: str = VERSION
+    steady: dict[str, Steady] = field(default_factory=dict)  # by the charger's transactionId
+    asked: set[str] = field(
+        default_factory=set
+    )  # transactions whose steadiness was read (`_learn_steady`)
+    # The numberOfPhasesUsed kept per transaction: written only when it changes.
+    phases_used: dict[str, int] = field(default_factory=dict)
+    # When a CostUpdated was last queued, per transaction (loop clock): at most one per interval.
+    cost_sent: dict[str, float] = field(default_factory=dict)
+    # Whether each transaction is priced and what the charger shows, read once (`_with_cost`).
+    cost_plans: dict[str, costs.Plan] = field(default_factory=dict)
+
+
+def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
+    """The last energy register reading once `event`'s readings are stored."""
+    latest = tx.last_energy_reading_at(event)
+    return max(since, latest) if latest else since
+
+
+def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
+    """The conditions of services_v201._steady_since, from what this socket knows. An Ended that
+    meets them ends the session as its fold would (services_v201.TxEnd) when it also carries the
+    energy reading it ends at, newer than any stored, and its own stoppedReason (or none was
+    ever given: "Local"); it may name the card that stopped it when an earlier event named the
+    driver (the fold keeps the first)."""
+    if not (
+        steady is not None
+        and event.event_type in ("Updated", "Ended")
+        and event.seq_no is not None
+        and event.seq_no > steady.seq_no
+        and (not event.id_token or (event.event_type == "Ended" and steady.driver))
+        and event.evse_id in (None, steady.connector_id)
+        and event.remote_start_id in (None, steady.remote_start_id)
+        and event.reservation_id is None
+        and event.timestamp >= steady.started_at
+        and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
+    ):
+        return False
+    if event.event_type == "Ended":
+        return tx.end_register_wh(event) is not None and bool(
+            event.stopped_reason or not steady.reason_before
+        )
+    return True
+
+
+_appends: Coalescer[services_v201.TxAppend, bool] = Coalescer(
+    "tx-event-append", apply_async=services_v201.transaction_events_append_batch
+)
+
+
+def _steady_for(conn: Connection, event: tx.TxEvent) -> Steady | None:
+    """The steady transaction `event` may be appended to (see Steady), if it may."""
+    steady = conn.steady.get(event.transaction_id)
+    return steady if _appendable(steady, event) else None
+
+
+_steady_reads: Coalescer[tuple[int, str], services_v201.SteadyFacts | None] = Coalescer(
+    "tx-steady", apply_async=services_v201.transactions_steady_batch
+)
+ASKED_MAX = 1_000  # transactions per socket: a charger inventing ids must not grow it forever
+
+
+def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
+    return Steady(
+        session_id=facts.session_id,
+        connector_id=facts.connector_id,
+        transaction_id=facts.transaction_id,
+        started_at=facts.started_at,
+        remote_start_id=facts.remote_start_id,
+        seq_no=facts.seq_no,
+        energy_at=facts.energy_at,
+        reason_before=facts.reason_before,
+        driver=facts.driver,
+        outcome=services_v201.appended_outcome(
+            session_id=facts.session_id,
+            charger_id=charger_id,
+            connector_id=facts.connector_id,
+            transaction_id=facts.transaction_id,
+        ),
+    )
+
+
+async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
+    """An Updated or Ended of a transaction this socket has not seen (the charger reconnected in
+    the middle of it, e.g. after a deploy): whether it may be appended, from one read instead of a
+    locked transaction of its own. Asked once per transaction and socket; the full path teaches
+    the rest."""
+    if (
+        event.event_type not in ("Updated", "Ended")
+        or event.seq_no is None
+        or (event.id_token and event.event_type != "Ended")
+        or event.transaction_id in conn.steady
+        or event.transaction_id in conn.asked
+    ):
+        return None
+    if len(conn.asked) >= ASKED_MAX:
+        conn.asked.clear()
+    conn.asked.add(event.transaction_id)
+    facts = await _steady_reads.submit((conn.charger_id, event.transaction_id))
+    if facts is None:
+        return None
+    conn.steady[event.transaction_id] = _steady_of(facts, conn.charger_id)
+    return _steady_for(conn, event)
+
+
+async def _append(
+    conn: Connection, steady: Steady, event: tx.TxEvent, payload: dict
+) -> services_v201.TransactionEventOutcome | None:
+    """Append a steady transaction's in-order Updated or its Ended; None: take the full path."""
+    assert event.seq_no is not None
+    steady.seq_no = event.seq_no  # a resend of this seqNo while it is written takes the full path
+    end = None
+    if event.event_type == "Ended":
+        meter_stop = tx.end_register_wh(event)
+        assert meter_stop is not None
+        # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
+        end = services_v201.TxEnd(
+            event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token
+        )
+    payload_json = None
+    if conn.received_clean:
+        # Written once: the event row's JSON is also the log row's (consumers: conn.dumped).
+        payload_json = json.dumps(payload, separators=(",", ":"))
+        conn.dumped = (payload, payload_json)
+    try:
+        written = await _appends.submit(
+            services_v201.TxAppend(
+                charger_id=conn.charger_id,
+                session_id=steady.session_id,
+                connector_id=steady.connector_id,
+                event=event,
+                payload=payload if conn.received_clean else clean_value(payload)[0],
+                received_at=conn.received_at or timezone.now(),
+                end=end,
+                payload_json=payload_json,
+            )
+        )
+    except Exception as exc:
+        if is_outage(exc):
+            raise  # journaled by the caller, like the full path
+        logger.warning(
+            "Appending TransactionEvent %s/%s failed (%s); full path",
+            event.transaction_id,
+            event.seq_no,
+            exc,
+        )
+        written = False
+    if not written:
+        return None
+    if end is not None:  # the transaction is over: a late event of it takes the full path
+        conn.steady.pop(event.transaction_id, None)
+        conn.asked.add(event.transaction_id)
+        return services_v201.appended_outcome(
+            session_id=steady.session_id,
+            charger_id=conn.charger_id,
+            connector_id=steady.connector_id,
+            transaction_id=steady.transaction_id,
+            ended=True,
+        )
+    steady.energy_at = _energy_at(event, steady.energy_at)
+    steady.reason_before = steady.reason_before or bool(event.stopped_reason)
+    return steady.outcome
+
+
+def _timestamp(value: Any, default: datetime) -> datetime:
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    return default
+
+
+# -- provisioning (B01-B03) ----------------------------------------------------------------------
+
+
+async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    station = payload.get("chargingStation") or {}
+    modem = station.get("modem") or {}
+    # The domain's words for what the station says about itself (chargers.state.charger.charger_boot).
+    facts = {
+        "chargePointVendor": station.get("vendorName", ""),
+        "chargePointModel": station.get("model", ""),
+        "chargePointSerialNumber": station.get("serialNumber", ""),
+        "firmwareVersion": station.get("firmwareVersion", ""),
+        "iccid": modem.get("iccid", ""),
+    }
+    interval = settings.OCPP_HEARTBEAT_INTERVAL
+
+    async def now() -> connection_state.Booted:
+        return await connection_state.boot(
+            connection_state.Boot.from_payload(conn.charger_id, facts, interval)
+        )
+
+    result = await common.durably(
+        conn, "BootNotification", facts, unique_id, now, interval=interval
+    )
+    known = False  # journaled (database unreachable): not known, the follow-up asks later
+    if result is not None:
+        conn.registration_status, interval = result.status, result.interval
+        known = result.device_model_known
+    if (
+        conn.registration_status == "Accepted"
+        and not known
+        and getattr(settings, "OCPP_BASE_REPORT_AFTER_BOOT", True)
+    ):
+        # After the answer, at the fleet's pace (chargers.plumbing.follow_ups).
+        charger_id = conn.charger_id
+        follow_ups.submit((charger_id, "base-report"), lambda: _base_report_if_unknown(charger_id))
+    return {
+        "currentTime": format_datetime(timezone.now()),
+        "interval": interval,
+        "status": conn.registration_status,
+    }
+
+
+async def _base_report_if_unknown(charger_id: int) -> None:
+    from chargers.devices import commands
+    from chargers.devices.remote import new_request_id
+    from chargers.models import Charger
+
+    await asyncio.sleep(BASE_REPORT_DELAY_S)
+    try:
+        if not await connection_state.needs_device_model(charger_id):
+            return
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        await commands.send_command(
+            charger,
+            "GetBaseReport",
+            {"requestId": new_request_id(), "reportBase": "FullInventory"},
+            source="csms",
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout):
+        pass
+    except Exception:
+        logger.exception("Could not ask charger %s for its base report", charger_id)
+
+
+async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
+    writer.touch(conn.charger_id, heartbeat=True)
+    return {"currentTime": format_datetime(timezone.now())}
+
+
+async def status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    # An EVSE is what 1.6 and our portal call a connector (its plugs share one meter and one
+    # transaction), so evseId is our connector id; 0 is the station as a whole.
+    if not 0 <= payload["evseId"] <= INT32_MAX:  # the schema sets no bounds
+        raise OcppError(
+            PROPERTY_CONSTRAINT_VIOLATION,
+            "evseId must be 0 (the station) or an EVSE number",
+            {"field": "evseId"},
+        )
+    timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
+    evse_id, status = payload["evseId"], payload["connectorStatus"]
+    info = f"connector {payload['connectorId']}"
+    facts = {
+        "connectorId": evse_id,
+        "status": status,
+        "errorCode": "NoError",
+        "info": info,
+        "timestamp": format_datetime(timestamp),
+    }
+
+    async def now() -> bool:
+        await connection_state.status(
+            connection_state.StatusChange(
+                charger_id=conn.charger_id,
+                connector_id=evse_id,
+                status=status,
+                error_code="NoError",
+                info=info,
+                timestamp=timestamp,
+            )
+        )
+        return True
+
+    await common.durably(conn, "StatusNotification", facts, unique_id, now)
+    conn.publish(evse_id, kind="status", status=status, error_code="NoError")
+    return {}
+
+
+# -- authorization (C01) -------------------------------------------------------------------------
+
+
+async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
+    token = payload["idToken"]
+    decision, card = await common.decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
+    status = id_token_status(str(decision.status), decision.reason)
+    info = await _id_token_info(
+        conn, token["idToken"], status, card[1].parent_id_tag if card else ""
+    )
+    if status == "Accepted":
+        info.update(await _tariff(conn))
+    return {"idTokenInfo": info}
+
+
+async def _tariff(conn: Connection) -> dict:
+    """I01: the tariff text as the personalMessage, for a charger that shows tariffs."""
+    try:
+        message = await db.run(costs.tariff_message, charger_id=conn.charger_id)
+    except Exception:  # the card's answer never fails for want of a tariff text
+        logger.exception("No tariff text for charger %s", conn.charger_id)
+        return {}
+    return {"personalMessage": message} if message else {}
+
+
+_LOOK_UP = None
+
+
+async def _id_token_info(
+    conn: Connection, id_token: str, status: str, group: str | None = _LOOK_UP
+) -> dict:
+    """idTokenInfo with the card's group (C09.FR.02: cards of one group share a groupIdToken, so
+    one may stop what the other started). `group`: the card's, when the decision already read it."""
+    info: dict = {"status": status}
+    if group is _LOOK_UP:
+        group = await db.run(
+            services_v201.token_group, charger_id=conn.charger_id, id_token=id_token
+        )
+    if group:
+        info["groupIdToken"] = {"idToken": group, "type": "Central"}
+    return info
+
+
+# -- transactions (E01-E07, E14) -----------------------------------------------------------------
+
+# Transactions answered from the journal keep the integer id we drew for them.
+_journaled_transactions: OrderedDict[tuple[int, str], int] = OrderedDict()
+JOURNALED_TRANSACTIONS_MAX = 10_000
+
+
+@dataclass
+class _EventCard:
+    """What the card of a TransactionEvent decided, for the answer and for the session row."""
+
+    answer: str | None = None  # the idTokenInfo status to answer
+    session_status: str | None = None  # the decision's status, stored on a session it opens
+    group: str | None = _LOOK_UP
+    token_id: int | None = None
+    token_known: bool = False
+    record: dict | None = None  # a decision to store with what this event opens
+
+
+async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _EventCard:
+    card = _EventCard()
+    if not event.id_token:
+        return card
+    if event.event_type == "Ended":
+        # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
+        card.answer = await _stop_card_answer(conn, event, unique_id)
+        return card
+    decision, card.record, found = await common.decide_unrecorded(
+        conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
+    )
+    card.group = found[1].parent_id_tag if found else ""
+    card.token_id, card.token_known = (found[0].pk if found else None), True
+    card.session_status = str(decision.status)
+    card.answer = id_token_status(card.session_status, decision.reason)
+    return card
+
+
+async def _appended_answer(
+    conn: Connection,
+    event: tx.TxEvent,
+    unique_id: str,
+    appended: services_v201.TransactionEventOutcome,
+) -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+    if not event.id_token:
+        return appended, None, None
+    # An Ended by card: the card's status now, as the full path answers.
+    return appended, await _stop_card_answer(conn, event, unique_id), _LOOK_UP
+
+
+async def _stop_card_answer(conn: Connection, event: tx.TxEvent, unique_id: str) -> str:
+    """The idTokenInfo of the card that ended a transaction: its status now."""
+    status = await db.run(
+        services.token_status_for_stop,
+        charger_id=conn.charger_id,
+        id_tag=event.id_token,
+        connector_id=event.evse_id,
+        unique_id=unique_id,
+    )
+    return id_token_status(status)
+
+
+async def _record_event(
+    conn: Connection,
+    event: tx.TxEvent,
+    payload: dict,
+    received: datetime,
+    our_id: int | None,
+    card: _EventCard,
+) -> services_v201.TransactionEventOutcome:
+    # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
+    # charger stops a transaction whose idTokenInfo is not Accepted (E05).
+    if event.event_type == "Started" and our_id is not None:
+        # Opened in a batch with other chargers' (services_v201.started_batched), with its decision.
+        return await services_v201.started(
+            services_v201.StartedRequest(
+                charger_id=conn.charger_id,
+                event=event,
+                payload=payload,
+                storable=payload if conn.received_clean else clean_value(payload)[0],
+                received_at=received,
+                transaction_id=our_id,
+                id_tag_status=card.session_status,
+                token_id=card.token_id,
+                decision_record=card.record,
+            )
+        )
+    if card.record is not None:
+        await db.run(decision_record, **card.record)
+    return await db.run(
+        services_v201.transaction_event_record,
+        charger_id=conn.charger_id,
+        payload=payload,
+        received_at=received,
+        id_tag_status=card.session_status,
+        transaction_id=our_id,
+        token_id=card.token_id,
+        token_known=card.token_known,
+        event=event,
+    )
+
+
+def _remember_steady(
+    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
+) -> None:
+    """Keep what the next Updated events of this transaction may be appended with."""
+    if outcome.steady_since is None or event.seq_no is None:
+        return
+    session = outcome.session
+    conn.steady[event.transaction_id] = _steady_of(
+        services_v201.SteadyFacts(
+            session.pk,
+            session.connector_id,
+            session.transaction_id,
+            session.started_at,
+            session.remote_start_id,
+            event.seq_no,
+            _energy_at(event, outcome.steady_since),
+            # A session this event opened has no other event; otherwise not known here.
+            reason_before=bool(event.stopped_reason) if outcome.started else True,
+            driver=session.id_tag,
+        ),
+        conn.charger_id,
+    )
+
+
+def _journaled_answer(conn: Connection, key: tuple, our_id: int | None, event: tx.TxEvent) -> dict:
+    # Journaled: the card cannot be checked now; the charger already authorized it locally.
+    conn.steady.clear()  # the journal's replay takes the full path
+    if our_id is not None:
+        _journaled_transactions[key] = our_id
+    while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
+        _journaled_transactions.popitem(last=False)
+    return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
+
+
+def _publish_outcome(
+    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
+) -> None:
+    session = outcome.session
+    if outcome.started:
+        conn.publish(session.connector_id, kind="started", transaction_id=session.transaction_id)
+    if outcome.ended:
+        conn.publish(session.connector_id, kind="stopped", transaction_id=session.transaction_id)
+    latest = {
+        s.measurand: f"{s.value} {s.unit}".strip()
+        for r in event.meter_values
+        for s in r.samples
+        if not s.phase
+    }
+    if latest and not outcome.ended:
+        conn.publish(
+            session.connector_id, kind="meter", transaction_id=session.transaction_id, values=latest
+        )
+
+
+async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
+    received = conn.received_at or timezone.now()
+    event = services_v201.read_transaction_event(
+        payload, received
+    )  # refuses only a missing transactionId
+    conn.violation = event.violation
+    key = (conn.charger_id, event.transaction_id)
+    steady = _steady_for(conn, event)
+    # Our integer id for a session this event may create; an appended event's session exists.
+    our_id = _journaled_transactions.get(key) or (None if steady else services.new_transaction_id())
+
+    async def now() -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+        nonlocal steady
+        if steady is None:
+            steady = await _learn_steady(conn, event)
+        appended = await _append(conn, steady, event, payload) if steady is not None else None
+        if appended is not None:
+            return await _appended_answer(conn, event, unique_id, appended)
+        # The full path may change any transaction of this charger (a Started closes the one it
+        # supersedes): what this socket knew is re-learned from its outcomes.
+        conn.steady.clear()
+        conn.asked.add(event.transaction_id)
+        card = await _event_card(conn, event, unique_id)
+        outcome = await _record_event(conn, event, payload, received, our_id, card)
+        _remember_steady(conn, event, outcome)
+        return outcome, card.answer, card.group
+
+    result = await common.durably(
+        conn,
+        "TransactionEvent",
+        payload,
+        unique_id,
+        now,
+        protocol=VERSION,
+        transaction_id=our_id,
+    )
+    if result is None:
+        return _journaled_answer(conn, key, our_id, event)
+    outcome, answer, group = result
+    _publish_outcome(conn, event, outcome)
+    if event.phases_used and conn.phases_used.get(event.transaction_id) != event.phases_used:
+        # The numberPhases of its power limits (docs/power.md, "Units").
+        await db.run(
+            services_v201.session_phases_record,
+            session_id=outcome.session.pk,
+            phases=event.phases_used,
+        )
+        conn.phases_used[event.transaction_id] = event.phases_used
+    answered = (
+        {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
+    )
+    return await _with_cost(conn, event, outcome, answered)
+
+
+async def _with_cost(
+    conn: Connection,
+    event: tx.TxEvent,
+    outcome: services_v201.TransactionEventOutcome,
+    answer: dict,
+) -> dict:
+    """The running total in an Updated's answer (I02), the final one in an Ended's (I03), both
+    tax included, from billing's pricing (chargers.devices.costs); and, to a charger that shows
+    cost, a CostUpdated at most every COST_UPDATE_INTERVAL_S (docs/ocpp.md, "Cost")."""
+    if event.event_type not in ("Updated", "Ended"):
+        return answer
+    if event.event_type == "Updated" and not outcome.ended and outcome.session.stopped_at:
+        return answer  # queued and late, after the Ended: that answer carried the final cost
+    ended = event.event_type == "Ended" or outcome.ended
+    try:
+        plan = conn.cost_plans.get(event.transaction_id)
+        if plan is None:  # once per transaction and socket: an unpriced one costs no more
+            plan = await db.run(
+                costs.plan_of, charger_id=conn.charger_id, session_id=outcome.session.pk
+            )
+            if len(conn.cost_plans) >= ASKED_MAX:
+                conn.cost_plans.clear()
+            conn.cost_plans[event.transaction_id] = plan
+        if ended:
+            conn.cost_plans.pop(event.transaction_id, None)
+            conn.cost_sent.pop(event.transaction_id, None)
+        # Running: not computed for a charger that says it shows no cost (nobody would see it).
+        if not plan.priced or (not ended and plan.display.cost is False):
+            return answer
+        total = await db.run(costs.total_cost, session_id=outcome.session.pk, display=plan.display)
+    except Exception:  # the event is stored: its answer never fails for want of a price
+        logger.exception(
+            "No cost for transaction %s of charger %s", event.transaction_id, conn.charger_id
+        )
+        return answer
+    if total is not None:
+        answer["totalCost"] = float(total)
+        if not ended and plan.display.cost is True:
+            _cost_update_due(conn, event.transaction_id, outcome.session.pk)
+    return answer
+
+
+def _cost_update_due(conn: Connection, transaction_id: str, session_id: int) -> None:
+    interval = float(getattr(settings, "OCPP_COST_UPDATE_INTERVAL", COST_UPDATE_INTERVAL_S))
+    now = asyncio.get_running_loop().time()
+    last = conn.cost_sent.get(transaction_id)
+    if last is not None and now - last < interval:
+        return
+    if len(conn.cost_sent) >= ASKED_MAX:  # a charger inventing ids must not grow it forever
+        conn.cost_sent.clear()
+    conn.cost_sent[transaction_id] = now
+    charger_id = conn.charger_id
+    # Off the frame path, bounded across the fleet; a newer one replaces one still queued.
+    follow_ups.submit(
+        (charger_id, "cost", transaction_id),
+        lambda: costs.cost_update(charger_id, session_id, transaction_id),
+    )
+
+
+async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
+    received = conn.received_at or timezone.now()
+    try:
+        validate(REQUEST_VALIDATORS["MeterValues"], payload)
+    except OcppError as exc:
+        conn.violation = exc.description  # read leniently, as the 1.6 MeterValues
+    evse_id = payload.get("evseId")
+    if isinstance(evse_id, bool) or not isinstance(evse_id, int) or evse_id < 0:
+        raise OcppError("OccurrenceConstraintViolation", "MeterValues needs an evseId")
+    readings = read_meter_values(payload.get("meterValue"), received)
+    samples = [
+        MeterSample(
+            conn.charger_id,
+            evse_id,
+            None,
+            reading.timestamp,
+            s.measurand,
+            s.phase,
+            s.unit,
+            s.context,
+            s.location,
+            s.value,
+        )
+        for reading in readings
+        for s in reading.samples
+    ]
+    # Journaled in the 1.6 shape the replay reads (chargers.ocpp.tolerant.read_meter_values).
+    facts = {
+        "connectorId": evse_id,
+        "meterValue": [
+            {
+                "timestamp": format_datetime(r.timestamp),
+                "sampledValue": [
+                    {
+                        k: v
+                        for k, v in (
+                            ("value", s.value),
+                            ("measurand", s.measurand),
+                            ("phase", s.phase),
+                            ("unit", s.unit),
+                            ("context", s.context),
+                            ("location", s.location),
+                        )
+                        if v
+                    }
+                    for s in r.samples
+                ],
+            }
+            for r in readings
+        ],
+    }
+
+    # Signed values (signedMeterValue) are kept whole for the session open on the EVSE
+    # (chargers.models.SignedSample); only a message that carries one costs a query. Journaled
+    # whole too (the replay attributes them the same way: chargers.sessions.replay).
+    signed = signed_values(payload.get("meterValue"))
+    if signed:
+        facts[SIGNED_201] = [
+            {
+                "timestamp": v.timestamp,
+                "sampledValue": [
+                    {"context": v.context, "measurand": v.measurand, "signedMeterValue": v.value}
+                ],
+            }
+            for v in signed
+        ]
+
+    async def now() -> bool:
+        await writer.store_meter_samples(samples)
+        if signed:
+            await db.run(
+                services.signed_samples_store,
+                charger_id=conn.charger_id,
+                connector_id=evse_id,
+                transaction_id=None,
+                values=signed,
+                received=received,
+                open_session=True,
+            )
+        return True
+
+    await common.durably(conn, "MeterValues", facts, unique_id, now)
+    return {}
+
+
+# -- device model, events, security, firmware, logs ----------------------------------------------
+
+
+async def notify_report(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(
+        variables.device_report_store,
+        charger_id=conn.charger_id,
+        report_data=payload.get("reportData") or [],
+        generated_at=_timestamp(payload.get("generatedAt"), timezone.now()),
+    )
+    if not payload.get("tbc"):  # the report's last part: the device model is complete
+        charger_id = conn.charger_id
+        follow_ups.submit((charger_id, "energy-reporting"), lambda: _energy_reporting(charger_id))
+    return {}
+
+
+async def _energy_reporting(charger_id: int) -> None:
+    """Set the charger to include the energy register in its transaction measurands when its
+    device model shows it does not (chargers.devices.energy_config); the answer is stored in the device
+    model (commands._device_model_update), so an accepted change is not sent again."""
+    from chargers.devices import commands
+    from chargers.models import Charger
+
+    try:
+        data = await db.run(variables.energy_reporting_changes, charger_id=charger_id)
+        if not data:
+            return
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        await commands.send_command(
+            charger, "SetVariables", {"setVariableData": data}, source="csms"
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout):
+        pass
+    except Exception:
+        logger.exception("Could not configure energy reporting of charger %s", charger_id)
+
+
+async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(
+        variables.charger_events_store,
+        charger_id=conn.charger_id,
+        event_data=payload["eventData"],
+    )
+    return {}
+
+
+async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> dict:
+    if payload.get("certificateType") == "V2GCertificate":
+        # Our CA signs charging station certificates only (A02); V2G certificates come from a V2G PKI.
+        return {"status": "Rejected"}
+    return await v16_security.sign_certificate(conn, payload, unique_id)
+
+
+async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await db.run(
+        security_services.operation_status_record,
+        charger_id=conn.charger_id,
+        kind="firmware",
+        request_id=payload.get("requestId"),
+        status=payload["status"],
+    )
+    return {}
+
+
+# -- reservations (H01-H04) -----------------------------------------------------------------------
+
+
+async def reservation_status_update(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers.sessions import reservations
+
+    # H01.FR.16/17, H04: the charger ended a reservation (expired, or its EVSE became unusable).
+    await db.run(
+        reservations.reservation_status_update,
+        charger_id=conn.charger_id,
+        reservation_id=payload["reservationId"],
+        update=payload["reservationUpdateStatus"],
+    )
+    return {}
+
+
+# -- smart charging (K09-K17) and monitoring (N02) -------------------------------------------------
+
+
+async def _store_notice(conn: Connection, action: str, payload: dict) -> None:
+    from chargers.devices import smart_charging
+
+    await db.run(
+        smart_charging.notice_store, charger_id=conn.charger_id, action=action, payload=payload
+    )
+
+
+def notice(action: str) -> Handler:
+    """A handler that stores the notification as received (ChargerNotice, in the notices API and
+    the admin; limits also on the charger's Smart charging tab) and acknowledges it:
+    NotifyChargingLimit (K12), ClearedChargingLimit (K13), NotifyCustomerInformation (N09),
+    NotifyDisplayMessages (O04), PublishFirmwareStatusNotification (L03)."""
+
+    async def handle(conn: Connection, payload: dict, unique_id: str) -> dict:
+        await _store_notice(conn, action, payload)
+        return {}
+
+    return handle
+
+
+async def report_charging_profiles(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers.devices import smart_charging
+
+    await db.run(smart_charging.profiles_report_store, charger_id=conn.charger_id, payload=payload)
+    return {}
+
+
+async def notify_ev_charging_needs(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await _store_notice(conn, "NotifyEVChargingNeeds", payload)
+    # K15.FR.03/.04: Accepted would promise a TxProfile computed for these needs within 60 s; we
+    # compute no ISO 15118 schedules, so the charger uses its own profiles (K15.FR.04: Rejected).
+    return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
+
+
+async def notify_ev_charging_schedule(conn: Connection, payload: dict, unique_id: str) -> dict:
+    await _store_notice(conn, "NotifyEVChargingSchedule", payload)
+    # K17.FR.11: the EV's schedule is within the limits we set (we set none beyond the profiles
+    # the charger checked it against).
+    return {"status": "Accepted"}
+
+
+async def notify_monitoring_report(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers.devices import monitoring
+
+    await db.run(monitoring.monitoring_report_store, charger_id=conn.charger_id, payload=payload)
+    await _store_notice(conn, "NotifyMonitoringReport", payload)
+    return {}
+
+
+async def data_transfer(conn: Connection, payload: dict, unique_id: str) -> dict:
+    # No vendor extensions are implemented (P01/P02): UnknownVendorId.
+    return {"status": "UnknownVendorId"}
+
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize_request,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": notify_report,
+    "NotifyEvent": notify_event,
+    "SecurityEventNotification": v16_security.security_event_notification,
+    "SignCertificate": sign_certificate,
+    "FirmwareStatusNotification": firmware_status_notification,
+    "LogStatusNotification": v16_security.log_status_notification,
+    "DataTransfer": data_transfer,
+    "ReservationStatusUpdate": reservation_status_update,
+    "NotifyChargingLimit": notice("NotifyChargingLimit"),
+    "ClearedChargingLimit": notice("ClearedChargingLimit"),
+    "ReportChargingProfiles": report_charging_profiles,
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
+    "NotifyMonitoringReport": notify_monitoring_report,
+    # N09/N10: the customer data a CustomerInformation(report=true) asked for; O04: the display
+    # messages a GetDisplayMessages asked for; L03: a local controller's firmware publication.
+    "NotifyCustomerInformation": notice("NotifyCustomerInformation"),
+    "NotifyDisplayMessages": notice("NotifyDisplayMessages"),
+    "PublishFirmwareStatusNotification": notice("PublishFirmwareStatusNotification"),
+}
+
+# Read leniently (a schema violation is recorded, not refused): billing data.
+LENIENT = {"TransactionEvent", "MeterValues"}
+# B03.FR.07: a Rejected station gets SecurityError for anything but BootNotification; we still
+# take transaction events (never lose billing data, as in 1.6). B02.FR.09: a Pending one may also
+# send what GetBaseReport/GetReport asks for (NotifyReport) and what a TriggerMessage it accepted
+# asked for (within services_v201.TRIGGER_VALID_S).
+ALLOWED_WHEN_REJECTED = {"BootNotification", "TransactionEvent"}
+ALLOWED_WHEN_PENDING = ALLOWED_WHEN_REJECTED | {"NotifyReport"}
+
+
+async def handle_call(conn: Connection, action: str, payload: dict, unique_id: str) -> dict:
+    """Answer one CALL (the consumer has checked the action is one a Charging Station sends)."""
+    handler = HANDLERS.get(action)
+    if handler is None:
+        raise OcppError(NOT_SUPPORTED, f"{action} is not supported by this CSMS")
+    status = conn.registration_status
+    if (status == "Rejected" and action not in ALLOWED_WHEN_REJECTED) or (
+        status == "Pending"
+        and action not in ALLOWED_WHEN_PENDING
+        and not await db.run(
+            services_v201.trigger_accepted_recently, charger_id=conn.charger_id, message=action
+        )
+    ):
+        raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
+    conn.violation = ""
+    if action not in LENIENT:
+        validate(REQUEST_VALIDATORS[action], payload)
+    return await handler(conn, common.storable_payload(conn, payload), unique_id)

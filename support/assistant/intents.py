@@ -1,0 +1,148 @@
+"""What a message asks for beyond its seed-003 section (issue 47 item 3). Pure: no Django.
+
+The classifier picks one of the ten sections; these few patterns say which thing within it the
+person means, so the assistant answers from the right live state: a fault rather than an offline
+charger, a refused card, a card charged twice (the hold), or a request the portal answers with a
+path (remove a card, export a CSV, connect or disconnect a PMS). Each pattern allows the usual
+typos; they are checked on lower-cased text.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Intent(StrEnum):
+    FAULT = "fault"
+    OFFLINE = "offline"
+    REFUSED = "refused"
+    CHARGED_TWICE = "charged_twice"
+    REMOVE_CARD = "remove_card"
+    EXPORT_CSV = "export_csv"
+    PMS_CONNECT = "pms_connect"
+    PMS_DISCONNECT = "pms_disconnect"
+    MISSING_CHARGER = "missing_charger"
+    PMS_SYNC = "pms_sync"
+    PERSON = "person"
+    RESOLVED = "resolved"
+
+
+_CARD = r"(?:card|cc|credit ?card|debit ?card|visa|master ?card|amex|payment method|fob|badge)"
+_PMS = r"(?:pms|guesty|hospitable|track|hostaway|lodgify|cloudbeds|mews|smoobu|property management)"
+# A person, as typed (common slips included).
+_WHO = (
+    r"(?:person|persn|pesron|human|humans|humna|hooman|somebody|sombody|someone|somone|some one|"
+    r"agent|staff|operator|rep|representative)"
+)
+_PATTERNS: dict[Intent, re.Pattern[str]] = {
+    Intent.FAULT: re.compile(
+        r"\b(?:fault\w*|faul?t|falt\w*|faulty|error (?:code|light|state|status)|warnings?|alarms?|"
+        r"(?:has|have|with|shows?|showing|reports?|reporting|throws?|throwing|in) (?:an? |some )?errors?|"
+        r"red (?:light|led)s?|"
+        r"(?:blink|flash)(?:s|es|ing)? red|red (?:blink|flash)\w*|ground ?fail\w*|in error)\b"
+    ),
+    Intent.OFFLINE: re.compile(
+        r"\b(?:off ?line|ofline|offlne|ofline|disconnected|not connected|no connection|"
+        r"lost connection|unreachable|not online|went dark|(?:is|went|gone) dead)\b"
+    ),
+    Intent.REFUSED: re.compile(
+        r"\b(?:declin\w*|refus\w*|reject\w*|denied|bounced|not accepted|wasn'?t accepted|"
+        r"didn'?t (?:accept|take)|won'?t (?:accept|take)|"
+        r"(?:didn'?t|did not|wasn'?t|was not|not|never)\s+(?:get |be |been )?(?:accepted|approved|go through))\b"
+    ),
+    Intent.CHARGED_TWICE: re.compile(
+        r"\b(?:(?:charged|billed|debited|taken|pulled|hit)\s+(?:me\s+|us\s+|him\s+|her\s+|them\s+)?"
+        r"(?:twice|two times|2 ?x|2 times|double)|double[- ]?(?:charg\w*|bill\w*|payment)|"
+        r"two (?:charges|payments|transactions)|2 (?:charges|payments|transactions)|"
+        r"duplicate (?:charge|payment|transaction)s?|charged (?:again|a second time))\b"
+    ),
+    Intent.REMOVE_CARD: re.compile(
+        rf"\b(?:remove|delete|take off|get rid of|unlink|forget|erase|drop)\b[^.!?]{{0,30}}\b{_CARD}"
+        rf"|\b{_CARD}\b[^.!?]{{0,20}}\b(?:removed|deleted|off (?:my|the) account)\b"
+    ),
+    Intent.EXPORT_CSV: re.compile(
+        r"\b(?:csv|export\w*|spreadsheet|excel|download (?:the |my |all )?(?:sessions|data|history|report|statement)s?|"
+        r"(?:annual|yearly|monthly) statement)s?\b"
+    ),
+    Intent.PMS_DISCONNECT: re.compile(
+        rf"\b(?:disconnect|unlink|remove|turn off|switch off|stop syncing|cancel)\b[^.!?]{{0,25}}\b{_PMS}\b"
+        rf"|\b{_PMS}\b[^.!?]{{0,20}}\b(?:disconnected|removed|unlinked)\b"
+    ),
+    Intent.PMS_CONNECT: re.compile(
+        rf"\b(?:connect|link|hook up|integrate|set up|setup|add|sync)\b[^.!?]{{0,25}}\b{_PMS}\b"
+        rf"|\b{_PMS}\b[^.!?]{{0,25}}\b(?:connect(?:ing|ion)?|integrat(?:e|ing|ion)|set ?up|hook(?:ing)? up|link(?:ing)?)\b"
+    ),
+    Intent.PMS_SYNC: re.compile(rf"\b(?:{_PMS}|bookings?|reservations?|sync\w*|calendar)\b"),
+    Intent.MISSING_CHARGER: re.compile(
+        r"\b(?:missing|not (?:showing|shown|listed|there|appearing|visible)|doesn'?t (?:show|appear)|"
+        r"isn'?t (?:showing|there|listed|on)|can'?t (?:see|find)|not (?:on|in) (?:the |my )?(?:network|list))\b"
+    ),
+    Intent.PERSON: re.compile(
+        rf"\b(?:(?:want|need|like|get|have|give)\b[^.!?]{{0,15}}\b(?:a |an |some |real )?{_WHO}|"
+        rf"(?:talk|speak|spk|tlak|chat|connect me)\b[^.!?]{{0,12}}\b(?:{_WHO}|support|team)|"
+        r"real (?:person|human|persn|humna)|human being|"
+        r"escalate|open a ticket|create a ticket|file a ticket|raise a ticket|live (?:agent|chat|support)|"
+        r"(?:person|human|somebody|someone|agent) (?:to |should |please )?(?:look|check|call|contact|help)|"
+        r"call me|ring me)\b"
+    ),
+}
+
+# The section an intent belongs to when the classifier's pick is not one of its sections.
+_HOME: dict[Intent, tuple[str, ...]] = {
+    Intent.FAULT: ("charger_offline", "not_charging", "guest_start_error"),
+    Intent.REFUSED: ("no_permission", "guest_start_error", "not_charging"),
+    Intent.CHARGED_TWICE: ("billing_dispute", "cost_breakdown"),
+    Intent.REMOVE_CARD: ("account_cancel",),
+    Intent.EXPORT_CSV: ("payouts_reporting",),
+    Intent.PMS_CONNECT: ("charger_setup",),
+    Intent.PMS_DISCONNECT: ("charger_setup",),
+    Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
+}
+# The order in which an intent decides the section (a PMS request beats "offline" in its text).
+_PRIORITY = (
+    Intent.PMS_DISCONNECT,
+    Intent.PMS_CONNECT,
+    Intent.EXPORT_CSV,
+    Intent.REMOVE_CARD,
+    Intent.CHARGED_TWICE,
+    Intent.FAULT,
+    Intent.REFUSED,
+    Intent.OFFLINE,
+)
+
+
+# "Thanks, found it", "ah ok that makes sense": the answer solved it. Not when the same message
+# still has a problem or a question in it.
+_THANKS = re.compile(
+    r"\b(?:thanks?|thank (?:you|u)|thx|ty|cheers|makes sense|got it|gotcha|found it|that (?:worked|works|"
+    r"did it|fixed it|helps|helped|explains it)|it works|working now|works now|all good|sorted|solved|"
+    r"understood|perfect|great|brilliant|awesome)\b"
+)
+_STILL_A_PROBLEM = re.compile(
+    r"\?|\b(?:not|no|never|still|but|refund|person|human|someone|agent|why|wrong|however)\b|n't\b|nt\b"
+)
+
+
+def intents(text: str) -> set[Intent]:
+    """Return the intents a message shows."""
+    lowered = " ".join(text.lower().replace("’", "'").split())
+    found = {intent for intent, pattern in _PATTERNS.items() if pattern.search(lowered)}
+    if len(lowered) <= 80 and _THANKS.search(lowered) and not _STILL_A_PROBLEM.search(lowered):
+        found.add(Intent.RESOLVED)
+    if Intent.PMS_DISCONNECT in found:
+        found.discard(Intent.PMS_CONNECT)
+    if Intent.PMS_CONNECT in found and re.search(
+        r"\b(?:not|isn'?t|won'?t|stopped|fail\w*)\b", lowered
+    ):
+        found.discard(Intent.PMS_CONNECT)  # "Guesty isn't syncing": a sync problem, not a request
+    return found
+
+
+def section_for(found: set[Intent], predicted: str) -> str:
+    """Return the section the intents put the message in (the prediction when it fits)."""
+    for intent in _PRIORITY:
+        if intent in found:
+            home = _HOME[intent]
+            return predicted if predicted in home else home[0]
+    return predicted

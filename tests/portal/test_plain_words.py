@@ -1,0 +1,61 @@
+"""Issue 51 item 4: the charger's codes in plain words on the host's pages; the code itself one
+hover away (title) or on the decision's own page, never beside the text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from chargers.models import Connector
+
+pytestmark = pytest.mark.django_db
+
+
+def _owner(site) -> Client:
+    client = Client()
+    client.force_login(site.owner)
+    return client
+
+
+def test_connectors_and_stops_read_as_words(site):
+    client = _owner(site)
+    sid = site.charger.station_id
+    Connector.objects.filter(charger=site.charger, connector_id=1).update(status="SuspendedEV")
+    overview = client.get(f"/chargers/{sid}/").content.decode()
+    assert "<strong>Whole charger</strong>" in overview and "#0" not in overview
+    assert "Paused by the car" in overview and ">#1 SuspendedEV" not in overview
+    # The faulted port: "Fault · Ground fault", its OCPP code in the title.
+    assert re.search(r'title="OCPP: Faulted GroundFailure[^"]*">Fault · Ground fault<', overview)
+    listing = client.get("/chargers/").content.decode()
+    assert "1: Paused by the car" in listing and "2: Fault · Ground fault" in listing
+    sessions = client.get(f"/chargers/{sid}/sessions/").content.decode()
+    assert "stopped at the charger" in sessions and ">Local<" not in sessions
+    assert "<th>Card</th>" in sessions and "idTag" not in sessions
+    detail = client.get(f"/sessions/{site.session.pk}/").content.decode()
+    assert "· stopped at the charger" in detail and "stop reason: Local" not in detail
+
+
+def test_refusals_say_why_without_the_reason_code(site):
+    client = _owner(site)
+    sid = site.charger.station_id
+    page = client.get(f"/chargers/{sid}/authorizations/").content.decode()
+    assert "This card is not known here." in page
+    assert "unknown_token" not in page
+    logs = client.get(f"/chargers/{sid}/logs/").content.decode()
+    assert "unknown_token" not in logs
+    # The code stays on the decision's own page, for support and the curious.
+    detail = client.get(f"/authorizations/{site.decision.pk}/").content.decode()
+    assert "unknown_token" in detail
+
+
+def test_prices_use_the_receipts_words(site):
+    """One vocabulary: the prices pages say Connection fee and Processing fee, as the receipt."""
+    client = _owner(site)
+    for path in ("/billing/prices/", f"/billing/properties/{site.prop.pk}/rates/"):
+        page = client.get(path).content.decode()
+        assert "Connection fee" in page, path
+        assert "Start fee" not in page and "Card fee" not in page, path
+    rates = client.get(f"/billing/properties/{site.prop.pk}/rates/").content.decode()
+    assert "Processing fee" in rates

@@ -1,0 +1,223 @@
+"""Sessions page and CSV: each session's cost, duration and payer (issue 51 item 3), read in a
+constant number of queries whatever the number of rows."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from authorization.models import Token
+from billing.models import SessionCharge
+from chargers.models import ChargingSession
+from chargers.sessions.payer import Payer, PayerFacts, payer_of
+from guest.models import GuestSession
+from roaming.models import Partner, TerminalPayment
+from tests.factories import OrganizationFactory, TokenFactory
+
+pytestmark = pytest.mark.django_db
+
+OLD_HEADER = [
+    "transaction_id",
+    "station_id",
+    "location",
+    "connector_id",
+    "id_tag",
+    "token_label",
+    "status",
+    "started_at",
+    "stopped_at",
+    "meter_start_wh",
+    "meter_stop_wh",
+    "energy_wh",
+    "stop_reason",
+    "time_zone",
+]
+
+
+def _session(site, n: int, token, minutes: int = 30) -> ChargingSession:
+    start = site.session.started_at - timedelta(hours=n + 1)
+    return ChargingSession.objects.create(
+        charger=site.charger,
+        connector_id=1,
+        transaction_id=700000 + n,
+        id_tag=token.uid if token else f"OFFLINE{n}",
+        token=token,
+        started_at=start,
+        stopped_at=start + timedelta(minutes=minutes),
+        meter_start_wh=0,
+        meter_stop_wh=1000 * n,
+        status="completed",
+    )
+
+
+def _charge(session, total: str, currency: str = "EUR") -> None:
+    SessionCharge.objects.create(
+        session=session,
+        organization=session.charger.property.organization,
+        currency=currency,
+        subtotal=Decimal(total),
+        tax=Decimal(0),
+        total=Decimal(total),
+        started_at=session.started_at,
+    )
+
+
+def _guest(site, n: int, label: str) -> ChargingSession:
+    token = TokenFactory(uid=f"GUEST{n}", organization=site.org, type=Token.Type.GUEST, label=label)
+    session = _session(site, n, token)
+    GuestSession.objects.create(
+        charger=site.charger,
+        connector_id=1,
+        email=f"g{n}@example.com",
+        state=GuestSession.State.FINISHED,
+        token=token,
+        id_tag=token.uid,
+        charging_session=session,
+        payment_id=n,
+        currency="EUR",
+    )
+    return session
+
+
+def _terminal(site, n: int) -> ChargingSession:
+    partner = Partner.objects.create(
+        organization=site.org, name="Terminals", token_a_hash=f"hash-{n}", msp=site.msp
+    )
+    card = TokenFactory(uid=f"TERM{n}", organization=None, msp=site.msp, type=Token.Type.OTHER)
+    session = _session(site, n, card)
+    TerminalPayment.objects.create(
+        organization=site.org,
+        partner=partner,
+        authorization_reference=f"REF-{n}",
+        token=card,
+        token_data={"uid": "PTP-CARD"},
+        charger=site.charger,
+        connector_id=1,
+        session=session,
+    )
+    return session
+
+
+@pytest.fixture
+def rows(site):
+    """One session of each payer, by transaction id: (cost, currency, duration_s, payer)."""
+    _charge(site.session, "3.8700")  # own card, 50 min
+    guest = _guest(site, 1, Token.GUEST_SESSION_LABEL)
+    _charge(guest, "4.5000")
+    driver = _guest(site, 2, Token.DRIVER_SESSION_LABEL)
+    _charge(driver, "12.0500")
+    roaming = _session(site, 3, site.msp_token, minutes=90)
+    _charge(roaming, "500.0000", "JPY")
+    other_org = TokenFactory(uid="VISITOR", organization=OrganizationFactory())
+    _session(site, 4, other_org)  # a card of another organization; not priced
+    terminal = _terminal(site, 5)
+    _charge(terminal, "7.2000")
+    _session(site, 6, None, minutes=0)
+    return {
+        site.session.transaction_id: ("3.87", "EUR", "3000", "Your card"),
+        guest.transaction_id: ("4.50", "EUR", "1800", "Guest card"),
+        driver.transaction_id: ("12.05", "EUR", "1800", "Driver account"),
+        roaming.transaction_id: ("500", "JPY", "5400", "Roaming partner"),
+        700004: ("", "", "1800", "Roaming partner"),
+        terminal.transaction_id: ("7.20", "EUR", "1800", "Payment terminal"),
+        700006: ("", "", "0", "Unknown card"),
+    }
+
+
+def _csv(client) -> list[list[str]]:
+    response = client.get(reverse("chargers:session-export"))
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_csv_appends_cost_currency_duration_and_payer(client, site, rows):
+    client.force_login(site.viewer)
+    table = _csv(client)
+    # The existing columns keep their order: readers of the old file keep working.
+    assert table[0] == [*OLD_HEADER, "cost", "currency", "duration_s", "payer"]
+    got = {int(r[0]): tuple(r[14:]) for r in table[1:]}
+    assert got == rows
+
+
+def test_list_shows_cost_duration_and_payer(client, site, rows):
+    client.force_login(site.viewer)
+    response = client.get(reverse("chargers:session-list"))
+    shown = {s.transaction_id: s for s in response.context["page"].object_list}
+    for tx, (cost, currency, _seconds, payer) in rows.items():
+        assert shown[tx].payer_text == payer
+        assert (str(shown[tx].cost) if shown[tx].cost is not None else "") == cost
+        assert shown[tx].cost_currency == currency
+    body = response.content.decode()
+    assert "3.87 EUR" in body and "500 JPY" in body and "12.05 EUR" in body
+    assert "Driver account" in body and "Payment terminal" in body and "Guest card" in body
+    assert shown[site.session.transaction_id].duration_text == "50 min"
+    assert shown[700004].duration_text == "30 min"
+
+
+def _add_sessions(site, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        guest = _guest(site, 100 + n, Token.GUEST_SESSION_LABEL)
+        _charge(guest, "1.00")
+        _charge(_session(site, 200 + n, site.msp_token), "2.00")
+
+
+def _queries(client, path_fn) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        path_fn(client)
+    return len(ctx.captured_queries)
+
+
+def test_page_and_csv_query_counts_do_not_grow_with_rows(client, site):
+    client.force_login(site.viewer)
+    page = reverse("chargers:session-list")
+
+    def list_page(c):
+        assert c.get(page).status_code == 200
+
+    _add_sessions(site, 0, 1)
+    few = (_queries(client, list_page), _queries(client, _csv))
+    _add_sessions(site, 1, 10)
+    many = (_queries(client, list_page), _queries(client, _csv))
+    assert many == few
+
+
+@pytest.mark.parametrize(
+    ("facts", "payer"),
+    [
+        (PayerFacts(has_token=True, terminal_payment=True, msp=True), Payer.TERMINAL),
+        (PayerFacts(has_token=True, guest_token=True, driver_token=True), Payer.DRIVER),
+        (PayerFacts(has_token=True, guest_session=True, guest_token=True), Payer.GUEST),
+        (PayerFacts(has_token=False, guest_session=True), Payer.GUEST),
+        (PayerFacts(has_token=True, guest_token=True, reservation=True), Payer.STAY),
+        (PayerFacts(has_token=True, msp=True), Payer.ROAMING),
+        (
+            PayerFacts(has_token=True, token_organization_id=2, charger_organization_id=1),
+            Payer.ROAMING,
+        ),
+        (PayerFacts(has_token=True, token_organization_id=1, charger_organization_id=1), Payer.OWN),
+        (PayerFacts(has_token=False), Payer.UNKNOWN),
+    ],
+)
+def test_payer_of(facts, payer):
+    assert payer_of(facts) == payer
+
+
+def test_a_charging_session_is_priced_when_it_stops(client, site):
+    ChargingSession.objects.filter(pk=site.session.pk).update(stopped_at=None, status="active")
+    client.force_login(site.viewer)
+    body = client.get(reverse("chargers:session-list")).content.decode()
+    assert "priced when it stops" in body and "so far" in body
+    table = _csv(client)
+    assert table[1][14:] == ["", "", "", "Your card"]
+
+
+def test_session_page_shows_who_paid_and_the_cost(client, site, rows):
+    client.force_login(site.viewer)
+    driver = ChargingSession.objects.get(transaction_id=700002)
+    body = client.get(reverse("chargers:session-detail", args=[driver.pk])).content.decode()
+    assert "<dt>Paid by</dt><dd>Driver account</dd>" in body
+    assert "<strong>12.05 EUR</strong>" in body
