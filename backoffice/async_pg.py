@@ -18,10 +18,8 @@ SQLite (`make run`, part of the tests) the writers keep their ORM path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import select
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
@@ -115,13 +113,19 @@ class LoopPool:
             if conn is None:  # a slot reserved: open a new connection
                 try:
                     return await _connect()
+                except GeneratorExit:
+                    self.opened -= 1  # closed by the collector: nothing may be awaited
+                    raise
                 except BaseException:
                     await asyncio.shield(self._give_back(None))
                     raise
             try:
                 healthy = await _healthy(conn, time.monotonic() - since)
-            except BaseException:  # cancelled (or timed out) while testing it
+            except BaseException as exc:  # cancelled (or timed out) while testing it
                 self._drop(conn)
+                if isinstance(exc, GeneratorExit):
+                    self.opened -= 1  # closed by the collector: nothing may be awaited
+                    raise
                 await asyncio.shield(self._give_back(None))
                 raise
             if healthy:
@@ -253,27 +257,9 @@ class LoopConnection:
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[Any]:
+    def use(self) -> _Lent:
         """A connection of the loop's pool, for one batch; dropped if the batch fails."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:
-            pool = loop_pool()
-            conn = await pool.borrow()
-            try:
-                yield conn
-            except GeneratorExit:
-                # Closed without running on (its loop ended with the batch pending, and the
-                # garbage collector closes it): nothing may be awaited here; the connection goes
-                # with that loop's pool (close / discard_all).
-                raise
-            except BaseException:
-                await asyncio.shield(pool.give_back(conn, broken=True))
-                raise
-            # Shielded: a batch cancelled here must still return its connection to the pool.
-            await asyncio.shield(pool.give_back(conn, broken=False))
+        return _Lent(self)
 
     def close(self) -> None:
         """The writer is idle, or its event loop is gone. The pool closes its own idle
@@ -282,6 +268,51 @@ class LoopConnection:
         pool = _pool
         if pool is not None and _running_loop() is not pool.loop:
             pool.discard_all()
+
+
+class _Lent:
+    """`async with connection.use() as conn`: one batch's loan of a pooled connection.
+
+    A class rather than an async generator: a loop that ends with a batch pending leaves its
+    coroutine to the garbage collector, which closes it (GeneratorExit) in whatever code it
+    interrupted. An async generator closed there could be finalized before the batch and then
+    made contextlib raise "generator didn't stop after athrow()", logged with a traceback in
+    the middle of someone else's work (once pytest's reporting, once an `ast.parse`). Here the
+    exit of a closed batch awaits nothing: the connection goes with that loop's pool.
+    """
+
+    def __init__(self, owner: LoopConnection) -> None:
+        self.owner = owner
+        self.pool: LoopPool | None = None
+        self.conn: Any = None
+        self.lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> Any:
+        owner = self.owner
+        loop = asyncio.get_running_loop()
+        if owner._lock is None or owner._lock_loop is not loop:
+            owner._lock, owner._lock_loop = asyncio.Lock(), loop
+        lock = owner._lock
+        await lock.acquire()
+        try:
+            self.pool = loop_pool()
+            self.conn = await self.pool.borrow()
+        except BaseException:
+            lock.release()
+            raise
+        self.lock = lock
+        return self.conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: Any, tb: Any) -> bool:
+        assert self.pool is not None and self.lock is not None
+        try:
+            if kind is GeneratorExit:
+                return False  # closed by the collector: nothing may be awaited
+            # Shielded: a batch cancelled here must still return its connection to the pool.
+            await asyncio.shield(self.pool.give_back(self.conn, broken=kind is not None))
+        finally:
+            self.lock.release()
+        return False
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

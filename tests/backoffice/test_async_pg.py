@@ -1,6 +1,8 @@
 """backoffice.async_pg: the event loop's own PostgreSQL connections for the batched writers."""
 
 import asyncio
+import gc
+import sys
 
 import psycopg
 import pytest
@@ -175,4 +177,35 @@ async def test_a_batch_closed_without_running_on_awaits_nothing():
     # What the collector does to a pending task's coroutine whose loop is gone.
     task._log_destroy_pending = False  # asyncio: no "Task was destroyed" log for this one
     coro.close()  # raises RuntimeError when the context manager awaits on GeneratorExit
+    shared.close()
+
+
+def test_a_batch_whose_loop_is_gone_is_collected_without_a_word(caplog):
+    """The collector closes a pending batch of a loop that has ended, in whatever code it
+    interrupts, and finalizes its parts in its own order: nothing may be raised or logged
+    there (a traceback logged inside an ast.parse once failed a CI run)."""
+    shared = async_pg.LoopConnection("test-gone")
+    loop = asyncio.new_event_loop()
+    inside = asyncio.Event()
+
+    async def batch() -> None:
+        async with shared.use() as conn:
+            await conn.execute("SELECT 1")
+            inside.set()
+            await asyncio.Event().wait()
+
+    task = loop.create_task(batch())
+    task._log_destroy_pending = False
+    loop.run_until_complete(inside.wait())
+    loop.close()
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        del task
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not unraisable
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert shared._lock is not None and not shared._lock.locked()  # the writer may go on
     shared.close()
