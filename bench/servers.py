@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import psutil
 
+from portal import listen
 from portal.env import env_bool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,13 +164,12 @@ class Server:
                 raise RuntimeError(
                     f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return time.monotonic() - started
-            except OSError:
-                time.sleep(0.05)
+            # Answering, not only accepting: ours listens before Django loads (portal/listen.py).
+            if listen.serving("127.0.0.1", self.port, timeout=30):
+                return time.monotonic() - started
+            time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"{self.kind} did not listen within {timeout} s")
+        raise RuntimeError(f"{self.kind} did not answer within {timeout} s")
 
     def _processes(self) -> list[psutil.Process]:
         if self.proc is None:  # not started: nothing to measure (as terminate and kill)

@@ -5,6 +5,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
+from portal import listen
 from tests import parallel
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
@@ -482,11 +483,10 @@ def start_live_server(**env_overrides) -> LiveServer:
         if problem:
             parallel.release_connections(share)
             raise RuntimeError(problem)
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5):
-                break
-        except OSError:
-            time.sleep(0.05)
+        # Answering HTTP, not only accepting: the server listens before Django loads.
+        if listen.serving("127.0.0.1", port):
+            break
+        time.sleep(0.05)
     server = LiveServer(process, port)
     server.log = log
     server.db_share = share

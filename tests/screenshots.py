@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from portal import listen
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -69,11 +71,9 @@ def _server(workdir: Path, port: int) -> tuple[subprocess.Popen, dict]:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited, see {log.name}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process, env
-        except OSError:
-            time.sleep(0.2)
+        if listen.serving("127.0.0.1", port):  # answering, not only listening
+            return process, env
+        time.sleep(0.2)
     process.kill()
     raise SystemExit("the server did not start in 60 s")
 

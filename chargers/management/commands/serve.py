@@ -7,6 +7,7 @@ import sys
 import uvicorn
 from django.core.management.base import BaseCommand
 
+from portal import listen
 from portal.env import env_bool, env_float, env_int, env_str
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,10 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
-        parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=env_int("PORT", 8000))
+        # The same options manage.py read to listen early (portal/listen.py).
+        host, port = listen.address([])
+        parser.add_argument("--host", default=host)
+        parser.add_argument("--port", type=int, default=port)
         parser.add_argument("--simulate", type=int, default=env_int("SIMULATE", 0))
 
     def handle(self, *args, **options):
@@ -34,9 +37,13 @@ class Command(BaseCommand):
         _tune_garbage_collector()
         config = uvicorn_config(options["host"], options["port"])
         server = OcppServer(config)
+        # Listening since before Django loaded (manage.py), or None: uvicorn binds it.
+        sock = listen.take(options["host"], options["port"])
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(
-                _serve(server, options["host"], options["port"], options["simulate"], self.stdout)
+                _serve(
+                    server, options["host"], options["port"], options["simulate"], self.stdout, sock
+                )
             )
 
 
@@ -161,9 +168,9 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
     return uvicorn.Config("portal.asgi:application", **kwargs)
 
 
-async def _serve(server, host, port, simulate, stdout):
+async def _serve(server, host, port, simulate, stdout, sock=None):
     collector = asyncio.create_task(_collect_garbage_on_schedule(server))
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
     stdout.write(
