@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from authorization.models import AuthorizationDecision
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice
+from tests.bounds import GENEROUS_S
 from tests.conftest import free_port
 from tests.ocpp_client import OcppTestClient
 from tests.upstream_csms import UpstreamCsms
@@ -27,7 +28,7 @@ def _port() -> int:
     return free_port()  # this worker's own (tests/parallel.py)
 
 
-async def _until(predicate, timeout=10.0):
+async def _until(predicate, timeout=GENEROUS_S):
     deadline = asyncio.get_running_loop().time() + timeout
     while not await sync_to_async(predicate)():
         assert asyncio.get_running_loop().time() < deadline, "condition not met"

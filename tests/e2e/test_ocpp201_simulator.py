@@ -10,12 +10,13 @@ import pytest
 
 from chargers.management.simulator import SimulatedCharger201, make_simulator
 from chargers.models import Charger, ChargingSession, DeviceVariable
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory, TokenFactory
 
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for(check, timeout=10.0):
+def _wait_for(check, timeout=GENEROUS_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -14,6 +14,7 @@ from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, MeterValue
 from chargers.proxy import services as proxy_services
 from chargers.proxy.models import Backoffice, ProxyQueuedMessage
+from tests.bounds import GENEROUS_S
 from tests.conftest import free_port, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 from tests.upstream_csms import UpstreamCsms
@@ -73,7 +74,7 @@ def _auth():
     return {"Authorization": "Basic " + base64.b64encode(f"{STATION}:{PASSWORD}".encode()).decode()}
 
 
-async def _wait(predicate, timeout=20.0, what="condition"):
+async def _wait(predicate, timeout=GENEROUS_S, what="condition"):
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:

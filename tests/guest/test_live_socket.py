@@ -11,6 +11,7 @@ from chargers.models import Command
 from guest import services
 from guest.models import GuestSession
 from portal.asgi import application
+from tests.bounds import GENEROUS_S
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,14 +25,14 @@ def guest_socket(key: str) -> WebsocketCommunicator:
     )
 
 
-async def next_of(ws, kind: str, timeout=5) -> dict:
+async def next_of(ws, kind: str, timeout=GENEROUS_S) -> dict:
     while True:
         message = json.loads(await ws.receive_from(timeout=timeout))
         if message["type"] == kind:
             return message
 
 
-async def until_state(ws, wanted: str, timeout=10) -> dict:
+async def until_state(ws, wanted: str, timeout=GENEROUS_S) -> dict:
     """Skip earlier snapshots (the consumer also re-sends one shortly after connecting)."""
     while True:
         state = await next_of(ws, "state", timeout=timeout)

@@ -28,6 +28,7 @@ from chargers.management.ocmf_meter import generate_key, public_key_hex
 from chargers.management.simulator import make_simulator
 from chargers.models import ChargingSession
 from roaming.models import Cdr
+from tests.bounds import GENEROUS_S
 from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, TokenFactory
 from tests.roaming.conftest import auth, connected_partner, located
@@ -39,7 +40,7 @@ PASSWORD = "secret-pass-123"
 EMSP_CARD = "RFID0001"
 
 
-def _wait_for(condition, timeout: float = 20.0):
+def _wait_for(condition, timeout: float = GENEROUS_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

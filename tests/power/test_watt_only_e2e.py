@@ -14,6 +14,7 @@ from chargers.management.sim_profiles import TX
 from chargers.management.simulator import make_simulator
 from chargers.models import Charger
 from power.models import ConnectorAllocation, ConnectorPower, SiteBudget
+from tests.bounds import GENEROUS_S
 from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, TokenFactory
 
@@ -37,7 +38,7 @@ def power_server(transactional_db, tmp_path):
     stop_live_server(server)
 
 
-async def _until(check, what: str, timeout: float = 30) -> None:
+async def _until(check, what: str, timeout: float = GENEROUS_S) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         if await asyncio.to_thread(check):

@@ -32,6 +32,7 @@ from chargers.management.simulator import SimulatedCharger
 from chargers.models import ChargingSession
 from guest.models import GuestSession
 from stays.models import Reservation, StayPolicy, Unit
+from tests.bounds import GENEROUS_S
 from tests.conftest import free_port, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 
@@ -161,7 +162,7 @@ async def _connected(base_ws: str, station_id: str) -> SimulatedCharger:
     return sim
 
 
-async def _until(predicate, timeout: float = 20.0) -> None:
+async def _until(predicate, timeout: float = GENEROUS_S) -> None:
     deadline = time.monotonic() + timeout
     while not await sync_to_async(predicate)():
         assert time.monotonic() < deadline, "timed out"
