@@ -34,10 +34,17 @@ class Command(BaseCommand):
         _tune_garbage_collector()
         config = uvicorn_config(options["host"], options["port"])
         server = OcppServer(config)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(
-                _serve(server, options["host"], options["port"], options["simulate"], self.stdout)
-            )
+        from backoffice import metrics
+
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(
+                    _serve(
+                        server, options["host"], options["port"], options["simulate"], self.stdout
+                    )
+                )
+        finally:
+            metrics.process_exit()  # its per-process gauges leave the other processes' scrapes
 
 
 class OcppServer(uvicorn.Server):
@@ -122,6 +129,21 @@ async def _collect_garbage_on_schedule(server: uvicorn.Server) -> None:
             gc.collect(1)
 
 
+async def _sample_metrics(server: uvicorn.Server) -> None:
+    """In prometheus_client's multiprocess mode another process may answer a scrape: keep this
+    process's gauges (connected chargers, buffers, pools) fresh in its files meanwhile; the
+    process that answers samples its own at the scrape (backoffice/metrics.py)."""
+    from django.conf import settings
+
+    from backoffice import metrics
+
+    if not metrics.multiproc_dir():
+        return
+    while not server.should_exit:
+        metrics.sample()
+        await asyncio.sleep(settings.METRICS_SAMPLE_SECONDS)
+
+
 def _loop_factory():
     """uvloop when installed (uvicorn.run would pick it too; asyncio.run does not)."""
     if env_str("ASYNCIO_LOOP", "uvloop") == "uvloop":
@@ -163,6 +185,7 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
 
 async def _serve(server, host, port, simulate, stdout):
     collector = asyncio.create_task(_collect_garbage_on_schedule(server))
+    sampler = asyncio.create_task(_sample_metrics(server))
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
@@ -199,6 +222,7 @@ async def _serve(server, host, port, simulate, stdout):
         await serving
     finally:
         collector.cancel()
+        sampler.cancel()
         for task in sims:
             task.cancel()
         if beat is not None:
