@@ -34,17 +34,10 @@ class Command(BaseCommand):
         _tune_garbage_collector()
         config = uvicorn_config(options["host"], options["port"])
         server = OcppServer(config)
-        from backoffice import metrics
-
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(
-                    _serve(
-                        server, options["host"], options["port"], options["simulate"], self.stdout
-                    )
-                )
-        finally:
-            metrics.process_exit()  # its per-process gauges leave the other processes' scrapes
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                _serve(server, options["host"], options["port"], options["simulate"], self.stdout)
+            )
 
 
 class OcppServer(uvicorn.Server):
@@ -66,6 +59,11 @@ class OcppServer(uvicorn.Server):
         except Exception:
             logger.exception("Draining charger sockets failed")
         await super().shutdown(sockets=sockets)
+        # Here, not after serve() returns: uvicorn raises the SIGTERM it caught again once
+        # serve() ends, and the default handler ends the process on the spot.
+        from backoffice import metrics
+
+        metrics.process_exit()  # its per-process gauges leave the other processes' scrapes
 
 
 def _return_large_allocations_to_the_os() -> None:
