@@ -171,6 +171,9 @@ _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
 
 
+CELERY_QUEUE_LENGTH = "evportal_celery_queue_length"
+
+
 class CeleryQueues(Collector):
     """`evportal_celery_queue_length{queue}`: tasks waiting in each Celery queue (Redis LLEN)."""
 
@@ -179,7 +182,7 @@ class CeleryQueues(Collector):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             return
         family = GaugeMetricFamily(
-            "evportal_celery_queue_length",
+            CELERY_QUEUE_LENGTH,
             "Tasks waiting in each Celery queue (the broker's Redis lists).",
             labels=["queue"],
         )
@@ -247,6 +250,21 @@ def registry() -> CollectorRegistry:
 _single = CollectorRegistry(auto_describe=False)
 _single.register(REGISTRY)  # a registry is a collector of its own
 _single.register(CeleryQueues())
+
+
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exported() -> dict[str, tuple[str, ...]]:
+    """Every series family this service exports (also those nothing has set yet), with the names
+    its samples take in a scrape: for the Grafana dashboard's test and docs/operations.md."""
+    families = {
+        family.name: tuple(family.name + suffix for suffix in _SUFFIXES[family.type])
+        for family in REGISTRY.collect()
+        if family.name.startswith(PREFIX)
+    }
+    families[CELERY_QUEUE_LENGTH] = (CELERY_QUEUE_LENGTH,)
+    return families
 
 
 def render() -> bytes:
