@@ -92,6 +92,15 @@ def connected_by_pid(found: list) -> dict[int, float]:
     }
 
 
+def pool_figures(found: list, name: str, pool: str, **labels: str) -> dict[int, float]:
+    wanted = {"pool": pool, **labels}
+    return {
+        int(s.labels["pid"]): s.value
+        for s in found
+        if s.name == name and wanted.items() <= s.labels.items()
+    }
+
+
 def boots(found: list) -> float:
     return sum(
         s.value
@@ -140,6 +149,19 @@ def test_a_scrape_through_the_balancer_shows_every_process(metrics_cluster) -> N
             _, direct = scrape(server.url)
             assert boots(direct) == FLEET
             assert connected_by_pid(direct) == held_by_pid
+        # Each process's pools: Django's (the health checks use it) and the OCPP path's loop
+        # pool (the boots' batched writes), within their bounds.
+        for pool in ("django", "event_loop"):
+            bounds = pool_figures(found, "evportal_db_pool_max_connections", pool)
+            assert set(bounds) == pids and all(bound > 0 for bound in bounds.values()), pool
+            idle = pool_figures(found, "evportal_db_pool_connections", pool, state="idle")
+            used = pool_figures(found, "evportal_db_pool_connections", pool, state="in_use")
+            assert all(0 <= idle[pid] + used[pid] <= bounds[pid] for pid in pids), pool
+        assert any(
+            pool_figures(found, "evportal_db_pool_connections", "event_loop", state=state)[pid]
+            for pid in pids
+            for state in ("idle", "in_use")
+        )
         for sample in found:
             assert not {"station", "station_id", "charger", "organization"} & set(sample.labels)
         assert not any(sid in body for sid in station_ids)
