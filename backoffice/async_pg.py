@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import select
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -85,6 +86,7 @@ class LoopPool:
         self.loop = asyncio.get_running_loop()
         self.opened = 0  # connections open, idle or lent
         self.peak = 0
+        self.waiting = 0  # borrowers waiting for a connection (the metrics' gauge)
         self._idle: list[tuple[Any, float]] = []  # (connection, idle since), newest last
         self._freed = asyncio.Condition()
         self._reaper: asyncio.TimerHandle | None = None
@@ -137,7 +139,11 @@ class LoopPool:
         """An idle connection (and since when), or (None, 0) with a slot reserved for a new one."""
         async with self._freed:
             while not self._idle and self.opened >= self.size:
-                await self._freed.wait()
+                self.waiting += 1
+                try:
+                    await self._freed.wait()
+                finally:
+                    self.waiting -= 1
             if self._idle:
                 return self._idle.pop()
             self.opened += 1
@@ -232,6 +238,23 @@ async def _healthy(conn: Any, idle_for: float) -> bool:
 
 
 _pool: LoopPool | None = None
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int
+    opened: int
+    idle: int
+    waiting: int
+
+
+def pool_stats() -> PoolStats | None:
+    """The current loop pool's figures (backoffice.metrics), None before any batch made one.
+    Read from any thread: a few integers, possibly one batch old."""
+    pool = _pool
+    if pool is None:
+        return None
+    return PoolStats(pool.size, pool.opened, len(pool._idle), pool.waiting)
 
 
 def loop_pool() -> LoopPool:

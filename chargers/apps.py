@@ -17,3 +17,9 @@ class ChargersConfig(AppConfig):
 
         dashboard.charger_figures.register(views.dashboard_charger_figures)
         dashboard.security_figures.register(security_views.dashboard_security_figures)
+        # GET /metrics (backoffice/metrics.py): the connected chargers, the message-log buffer
+        # and the journal of this process.
+        from backoffice import metrics
+        from chargers.connections import sampling
+
+        metrics.add_sampler(sampling.sample)

@@ -9,6 +9,7 @@
 #   APP_HOST (127.0.0.1), APP_PORT_BASE (8001)  the processes listen on APP_PORT_BASE..+N-1
 #   OCPP_BIND (0.0.0.0:8000), OCPP_TLS_BIND ... where chargers connect (see the .cfg)
 # OCPP_TRUSTED_PROXIES and FORWARDED_ALLOW_IPS default to 127.0.0.1 (HAProxy on this host).
+# PROMETHEUS_MULTIPROC_DIR (var/prometheus) is emptied and shared by the processes (metrics).
 # In production prefer one systemd unit per process and one for HAProxy, with the same values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,13 @@ if [[ -z "${OCPP_BIND:-}" && -z "${OCPP_TLS_BIND:-}" ]]; then
   export OCPP_BIND=0.0.0.0:8000
 fi
 PY=${PY:-.venv/bin/python}
+# Metrics (docs/operations.md): every process of this host writes its values under one directory
+# (prometheus_client's multiprocess mode) and any process's GET /metrics adds them all up; a
+# Celery worker on this host given the same directory is counted too. Its files are emptied at
+# each start: the values of an earlier run's processes would count again.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 # HAProxy needs two file descriptors per connection and refuses to start when it cannot raise its
 # limit to that: by default take what this host's hard limit allows (at most 100,000).
 if [[ -z "${OCPP_MAXCONN:-}" ]]; then

@@ -5,6 +5,7 @@ in-memory channel layer and Celery tasks executed in-process. Production sets
 DATABASE_URL (PostgreSQL) and REDIS_URL (channel layer, Celery broker, cache).
 """
 
+import ipaddress
 import os
 import sys
 from datetime import timedelta
@@ -78,6 +79,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # GET /healthz for load balancers: before the https redirect and the host check.
     "backoffice.health.HealthCheckMiddleware",
+    # GET /metrics for Prometheus (token or allow-listed network), for the same reason.
+    "backoffice.metrics_endpoint.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # 400 for a JSON body nested deeper than backoffice.parsers.MAX_JSON_DEPTH, before it is decoded.
@@ -597,15 +600,46 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, process, message, and the
+# traceback as "exc_info"), for a log collector; plain lines by default (docs/operations.md).
+LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"), "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# GET /metrics (Prometheus; docs/operations.md). Closed (404) unless a bearer token or an
+# allow-listed network is set; a request needs either the token or an address in a network.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r}: {_exc}") from None
+# How often `manage.py serve` sets its per-process gauges (pools, buffers, connected chargers).
+METRICS_SAMPLE_SECONDS = env_float("METRICS_SAMPLE_SECONDS", 5.0)
+# prometheus_client's multiprocess mode (several processes on one host, each scrape adding them
+# up): the library reads this variable itself when it is imported, so it must be set in the
+# environment before the process starts, never here; this only checks it.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory: create it "
+        "(empty) before the processes start"
+    )
 
 # Site power (docs/power.md): every site with active sessions is recomputed at least this often.
 POWER_REFRESH_SECONDS = env_int("POWER_REFRESH_SECONDS", 10)

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from backoffice import outbound
+from backoffice import metrics, outbound
 from chargers.models import (
     Charger,
     ChargerCertificate,
@@ -481,6 +481,9 @@ def delivery_try(delivery: AlertDelivery, now: datetime) -> None:
     except Exception as exc:  # any failure is retried; the log keeps plain words
         logger.info("Alert delivery %s failed", delivery.pk, exc_info=True)
         ok, error = False, outbound.failure_words(exc, "the alert receiver")
+    metrics.delivery(
+        "webhook" if delivery.channel == AlertDelivery.Channel.WEBHOOK else "email", ok=ok
+    )
     if ok:
         delivery.status, delivery.sent_at, delivery.last_error = AlertDelivery.Status.SENT, now, ""
     else:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from authorization.models import MobilityServiceProvider, Token, normalize_uid
+from backoffice import metrics
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
@@ -644,6 +645,7 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
         return 0, False
     held: set[str] = set()
     sent = 0
+    kind = "access_point" if partner.role == Partner.Role.NAP else "ocpi"  # metrics' label
     now = timezone.now()
     pending = list(
         Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[
@@ -684,6 +686,7 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
                 to_party=to_party,
             )
         except client.PartnerCallError as exc:
+            metrics.delivery(kind, ok=False)
             now = timezone.now()
             Delivery.objects.filter(pk=delivery.pk).update(
                 attempts=delivery.attempts + 1,
@@ -699,6 +702,7 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
             if exc.http_status is None or exc.http_status >= 500:
                 return sent, False  # the partner is down: everything waits for it
             continue
+        metrics.delivery(kind, ok=True)
         now = timezone.now()
         # A newer body that arrived while this one was on its way keeps the push pending (the
         # next pass sends it: its revision is not the one seen).

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from chargers.messagelog.log import writer
 from chargers.models import Command
 from chargers.ocpp import protocol, protocol201, readings
 from chargers.ocpp.storable import ours_may_need_cleaning
-from chargers.plumbing import layer_groups
+from chargers.plumbing import layer_groups, ocpp_metrics
 from chargers.plumbing.background import spawn
 from chargers.plumbing.live import publish_connector_events
 from chargers.proxy import rules as proxy_rules
@@ -67,6 +68,14 @@ _open: set[OcppConsumer] = set()
 _by_charger: dict[int, OcppConsumer] = {}
 
 
+def open_by_version() -> dict[str, int]:
+    """Charger sockets open in this process, by OCPP version (the metrics' gauge)."""
+    counts = dict.fromkeys(ocpp_metrics.VERSIONS, 0)
+    for consumer in list(_open):
+        counts[consumer.version] = counts.get(consumer.version, 0) + 1
+    return counts
+
+
 @dataclass
 class PendingCall:
     action: str
@@ -83,6 +92,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     # Framing/validation and handlers of the negotiated OCPP version (1.6 or 2.0.1).
     proto: Any = protocol
     handler: Any = v16
+    version = "1.6"
     busy = False
     draining = False
     closing = False
@@ -303,6 +313,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             frame = self.proto.parse_frame(text_data)
         except protocol.FrameError as exc:
+            ocpp_metrics.message("in", self.version, None, "")
             conn.received_clean = not exc.suspect
             kept = exc.payload if isinstance(exc.payload, list) else None
             await writer.add_message(
@@ -326,6 +337,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
 
         pending = self.pending.pop(frame.unique_id, None)
+        ocpp_metrics.message(
+            "in", self.version, frame.message_type, pending.action if pending else ""
+        )
         payload, text, suspect = frame.payload, text_data, frame.suspect
         if pending is not None and pending.action == "GetConfiguration":
             redacted = credentials.redact_response(payload)  # a charger that reports its key back
@@ -359,6 +373,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         response: dict | None = None
         relay: Relay | None = None
         payload = frame.payload
+        ocpp_metrics.message("in", self.version, protocol.CALL, frame.action)
+        started = time.perf_counter()
         try:
             self.proto.check_action(frame.action)
             if self.proxy is not None and self.proxy.active:
@@ -369,6 +385,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("%s %s from %s failed", frame.action, frame.unique_id, conn.station_id)
             error = protocol.OcppError("InternalError", "The central system failed to process it")
+        ocpp_metrics.handled(self.version, frame.action, time.perf_counter() - started)
         if conn.violation:
             try:
                 await db.run(security_services.charger_count_violation, charger_id=conn.charger_id)
@@ -517,6 +534,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         assert conn is not None
         reply = self.proto.call_result(frame.unique_id, response)
         await self.send(text_data=reply)
+        ocpp_metrics.message("out", self.version, protocol.CALLRESULT, frame.action)
         await writer.add_message(
             charger_id=conn.charger_id,
             direction="out",
@@ -540,6 +558,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         assert self.conn is not None
         text = self.proto.call_error(unique_id, code, description, details)
         await self.send(text_data=text)
+        ocpp_metrics.message("out", self.version, protocol.CALLERROR, action)
         await writer.add_message(
             charger_id=self.conn.charger_id,
             direction="out",
@@ -589,6 +608,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.pending[unique_id] = PendingCall(action, future)
             try:
                 await self.send(text_data=self.proto.call(unique_id, action, payload))
+                ocpp_metrics.message("out", self.version, protocol.CALL, action)
                 await writer.add_message(
                     charger_id=self.conn.charger_id,
                     direction="out",

@@ -223,6 +223,10 @@ class MessageLogWriter:
     def buffered_bytes(self) -> int:
         return self._bytes
 
+    @property
+    def buffered_frames(self) -> int:
+        return len(self._messages)
+
     async def add_message(
         self,
         *,

@@ -164,6 +164,16 @@ class Journal:
         """True while journaled messages wait for replay: new ones must be journaled too."""
         return self._engaged
 
+    def backlog_bytes(self) -> int:
+        """Bytes of this process's journal not replayed yet (one stat; the metrics' gauge)."""
+        path = self._path
+        if path is None or not self._engaged:
+            return 0
+        try:
+            return max(0, os.path.getsize(path) - self._replayed_offset)
+        except OSError:
+            return 0
+
     def engage(self, reason: BaseException | str) -> None:
         if not self._engaged:
             logger.error(

@@ -360,3 +360,21 @@ def test_the_assistant_gives_a_host_the_same_reliability_facts(host, charger):
     ]
     assert any(f.startswith("Alert open: Port faulted on port 1 (CX002)") for f in diagnosis.facts)
     assert any(f.startswith("Port 1 uptime this month:") for f in diagnosis.facts)
+
+
+def test_webhook_tries_are_counted_by_outcome_for_the_metrics(charger, receiver):
+    from prometheus_client import REGISTRY
+
+    def tries(outcome: str) -> float:
+        labels = {"kind": "webhook", "outcome": outcome}
+        return REGISTRY.get_sample_value("evportal_outbound_deliveries_total", labels) or 0.0
+
+    failed, sent = tries("failed"), tries("sent")
+    receiver.answers = [500, 204]
+    rule_for(charger, webhook_url=receiver.url, webhook_secret="s")
+    faulted(charger)
+    alerts.evaluate()
+    alerts.deliveries_send()
+    assert (tries("failed"), tries("sent")) == (failed + 1, sent)
+    alerts.deliveries_send(now=timezone.now() + timedelta(seconds=31))
+    assert (tries("failed"), tries("sent")) == (failed + 1, sent + 1)

@@ -239,3 +239,20 @@ def test_a_partner_that_is_down_is_not_asked_again_in_a_loop(
         len(calls) == 1
     )  # the push queued meanwhile waits with the first for the partner's return
     assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == 2
+
+
+def test_push_tries_are_counted_as_ocpi_deliveries_for_the_metrics(operator, stub, stub_partner):
+    from prometheus_client import REGISTRY
+
+    def tries(outcome: str) -> float:
+        labels = {"kind": "ocpi", "outcome": outcome}
+        return REGISTRY.get_sample_value("evportal_outbound_deliveries_total", labels) or 0.0
+
+    failed, sent = tries("failed"), tries("sent")
+    stub.down = True
+    _status(operator["cp_public"], 1, "Charging")
+    assert (tries("failed"), tries("sent")) == (failed + 1, sent)
+    stub.down = False
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    tasks.deliveries_sweep_task.delay()
+    assert (tries("failed"), tries("sent")) == (failed + 1, sent + 1)

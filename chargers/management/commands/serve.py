@@ -66,6 +66,11 @@ class OcppServer(uvicorn.Server):
         except Exception:
             logger.exception("Draining charger sockets failed")
         await super().shutdown(sockets=sockets)
+        # Here, not after serve() returns: uvicorn raises the SIGTERM it caught again once
+        # serve() ends, and the default handler ends the process on the spot.
+        from backoffice import metrics
+
+        metrics.process_exit()  # its per-process gauges leave the other processes' scrapes
 
 
 def _return_large_allocations_to_the_os() -> None:
@@ -129,6 +134,21 @@ async def _collect_garbage_on_schedule(server: uvicorn.Server) -> None:
             gc.collect(1)
 
 
+async def _sample_metrics(server: uvicorn.Server) -> None:
+    """In prometheus_client's multiprocess mode another process may answer a scrape: keep this
+    process's gauges (connected chargers, buffers, pools) fresh in its files meanwhile; the
+    process that answers samples its own at the scrape (backoffice/metrics.py)."""
+    from django.conf import settings
+
+    from backoffice import metrics
+
+    if not metrics.multiproc_dir():
+        return
+    while not server.should_exit:
+        metrics.sample()
+        await asyncio.sleep(settings.METRICS_SAMPLE_SECONDS)
+
+
 def _loop_factory():
     """uvloop when installed (uvicorn.run would pick it too; asyncio.run does not)."""
     if env_str("ASYNCIO_LOOP", "uvloop") == "uvloop":
@@ -170,6 +190,7 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
 
 async def _serve(server, host, port, simulate, stdout, sock=None):
     collector = asyncio.create_task(_collect_garbage_on_schedule(server))
+    sampler = asyncio.create_task(_sample_metrics(server))
     serving = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
@@ -206,6 +227,7 @@ async def _serve(server, host, port, simulate, stdout, sock=None):
         await serving
     finally:
         collector.cancel()
+        sampler.cancel()
         for task in sims:
             task.cancel()
         if beat is not None:
