@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision, normalize_uid
@@ -186,7 +186,7 @@ def _session(row: tuple, first_energy_at: datetime | None, autocharge: bool) -> 
     )
 
 
-def _first_energy(counted) -> dict[int, datetime]:
+def _first_energy(counted: QuerySet[ChargingSession]) -> dict[int, datetime]:
     """When power first flowed in each session (the pure rule of the port timeline, in SQL): the
     first energy reading above the start register, a positive power reading, or a 2.0.1 event
     saying Charging; the earliest of them."""
