@@ -309,3 +309,22 @@ def test_the_selector_reads_a_fixed_number_of_queries(settings):
     assert {k: t.as_json() for k, t in again.fleets.items()} == {
         k: t.as_json() for k, t in board.fleets.items()
     }
+
+
+def test_the_support_assistant_tells_the_host_and_no_one_else(host, planted):
+    from support.assistant.diagnosis import Viewer, diagnose
+    from support.assistant.topics import Topic
+
+    def facts(user) -> list[str]:
+        return diagnose(
+            Topic.CHARGER_OFFLINE,
+            viewer=Viewer.for_user(user),
+            station_id=planted.station_id,
+            now=DAY + timedelta(days=1),
+        ).facts
+
+    told = facts(host)
+    assert any(f.startswith("Port 1 this month: 4 of 6 charge attempts completed") for f in told)
+    assert any(f.startswith("Port 2 this month: 3 of 5 charge attempts completed") for f in told)
+    outsider = MembershipFactory().user
+    assert not any("charge attempts" in f for f in facts(outsider))
