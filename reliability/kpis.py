@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from typing import TypeVar
 
 CARD = "card"
 APP = "app"
@@ -162,13 +164,16 @@ def _remote_mode(remote: RemoteStart, token_type: str = "") -> str:
     return APP
 
 
+@lru_cache(maxsize=8)
+def _prefixes(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p.upper() for p in prefixes)
+
+
 def _session_mode(session: Session, remote: RemoteStart | None, rules: Rules) -> str:
     if remote is not None:
         return _remote_mode(remote, session.token_type)
     tag = (session.raw_id_tag or session.id_tag).upper()
-    if session.autocharge_token or tag.startswith(
-        tuple(p.upper() for p in rules.autocharge_prefixes)
-    ):
+    if session.autocharge_token or tag.startswith(_prefixes(rules.autocharge_prefixes)):
         return AUTOCHARGE
     if session.roaming_token:
         return ROAMING
@@ -535,6 +540,16 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
+K = TypeVar("K")
+
+
+def _tally(groups: dict[K, Tally], key: K) -> Tally:
+    found = groups.get(key)  # not setdefault: a Tally is not free to make
+    if found is None:
+        found = groups[key] = Tally()
+    return found
+
+
 @dataclass
 class Board:
     """The KPIs of every port, property and fleet (organization) the attempts touch. Attempts
@@ -552,10 +567,9 @@ class Board:
             prop, org = self.places.get(attempt.charger, (None, None))
             # A driver's visit is to a place: the property (or the charger, without one).
             scope = ("property", prop) if prop is not None else ("charger", attempt.charger)
-            key = (attempt.charger, attempt.connector)
-            self.ports.setdefault(key, Tally()).add(attempt, scope, self.rules)
-            self.properties.setdefault(prop, Tally()).add(attempt, scope, self.rules)
-            self.fleets.setdefault(org, Tally()).add(attempt, scope, self.rules)
+            _tally(self.ports, (attempt.charger, attempt.connector)).add(attempt, scope, self.rules)
+            _tally(self.properties, prop).add(attempt, scope, self.rules)
+            _tally(self.fleets, org).add(attempt, scope, self.rules)
 
     def port(self, charger: int, connector: int) -> Tally:
         return self.ports.get((charger, connector)) or Tally()
