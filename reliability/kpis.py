@@ -89,7 +89,7 @@ class Rules:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Session:
     """A transaction as the charger reported it."""
 
@@ -109,7 +109,7 @@ class Session:
     raw_id_tag: str = ""  # as the charger sent it (the autocharge prefix keeps its colon)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Authorize:
     """An Authorize the charger sent (a card or token at the charger), as we decided it."""
 
@@ -122,7 +122,7 @@ class Authorize:
     roaming_token: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RemoteStart:
     """A RemoteStartTransaction / RequestStartTransaction we sent."""
 
@@ -136,7 +136,7 @@ class RemoteStart:
     answer: str  # the charger's status: Accepted, Rejected, ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
     charger: int
     connector: int  # 0: the port is not known (an Authorize names none)
