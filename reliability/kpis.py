@@ -63,6 +63,9 @@ PENDING = "pending"
 FAILED = "failed"  # no power
 ENDED_BADLY = "ended_badly"  # power, then an end that is not a completion
 COMPLETED = "completed"
+# A valid stop without power: a completion only where completion_needs_energy is off (INL's
+# calculator counts it); never in charge end success, whose attempts all delivered.
+UNPOWERED_STOP = "unpowered_stop"
 
 
 @dataclass(frozen=True)
@@ -190,11 +193,10 @@ def _outcome(session: Session, now: datetime, rules: Rules) -> str:
     power = session.first_energy_at is not None or (
         session.energy_wh is not None and session.energy_wh > 0
     )
+    valid_stop = (session.stop_reason or "Local") in rules.completion_reasons
     if not power:
-        return FAILED
-    if (session.stop_reason or "Local") in rules.completion_reasons:
-        return COMPLETED
-    return ENDED_BADLY
+        return UNPOWERED_STOP if valid_stop and not rules.completion_needs_energy else FAILED
+    return COMPLETED if valid_stop else ENDED_BADLY
 
 
 def _driver(mode: str, id_tag: str) -> str:
@@ -220,7 +222,7 @@ def _session_attempt(
     start_s = None
     if session.first_energy_at is not None and outcome != PENDING:
         # Our clock (the answer) to the charger's (its reading): a charger ahead of us by more
-        # than the wait would give a negative time, counted as none.
+        # than the wait would give a negative time, counted as 0 s.
         start_s = max((session.first_energy_at - attempt_at).total_seconds(), 0.0)
     return Attempt(
         charger=session.charger,
@@ -455,6 +457,7 @@ class Tally:
     attempts: int = 0
     delivered: int = 0  # power flowed
     completed: int = 0
+    ended_well: int = 0  # completions that delivered power (charge end success)
     pending: int = 0
     orphan_authorizes: int = 0
     orphan_remote_starts: int = 0
@@ -471,7 +474,8 @@ class Tally:
             self.pending += 1
             return
         delivered = attempt.outcome in (COMPLETED, ENDED_BADLY)
-        completed = attempt.outcome == COMPLETED
+        completed = attempt.outcome in (COMPLETED, UNPOWERED_STOP)
+        self.ended_well += attempt.outcome == COMPLETED
         mode = self.modes[attempt.mode]
         self.attempts += 1
         mode.attempts += 1
@@ -515,7 +519,7 @@ class Tally:
             "orphan_remote_starts": self.orphan_remote_starts,
             "session_success_percent": _percent(self.completed, self.attempts),
             "charge_start_success_percent": _percent(self.delivered, self.attempts),
-            "charge_end_success_percent": _percent(self.completed, self.delivered),
+            "charge_end_success_percent": _percent(self.ended_well, self.delivered),
             "start_time_samples": len(ordered),
             "start_time_p50_s": _seconds(percentile(ordered, 50)),
             "start_time_p90_s": _seconds(percentile(ordered, 90)),

@@ -217,6 +217,11 @@ def test_what_counts_as_an_attempt_is_a_setting():
     assert day_board(strict).fleets[4].as_json()["charge_attempts"] == 12
     lenient = kpis.Rules(completion_reasons=kpis.COMPLETION_REASONS | {"PowerLoss"})
     assert day_board(lenient).fleets[4].as_json()["completions"] == 8
+    # As INL's calculator: 3a's EVDisconnected without energy completes a session, not a charge.
+    unpowered = day_board(kpis.Rules(completion_needs_energy=False)).fleets[4].as_json()
+    assert (unpowered["completions"], unpowered["power_delivered"]) == (8, 8)
+    assert unpowered["charge_end_success_percent"] == 87.5
+    assert unpowered["session_success_percent"] == round(8 / 13 * 100, 2)
 
 
 def test_an_authorize_too_recent_to_judge_is_in_progress():
