@@ -530,6 +530,11 @@ class Command(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The success KPIs read an organization's remote starts of a period
+            # (reliability.kpi_selectors), a slice at a time.
+            models.Index(fields=["charger", "action", "created_at"], name="command_action_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} to {self.charger_id}: {self.status}"

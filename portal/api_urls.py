@@ -28,6 +28,7 @@ from reliability.api import (
     AlertViewSet,
     CecCsvView,
     ExclusionViewSet,
+    KpiView,
     NeviCsvView,
     UptimeView,
 )
@@ -143,6 +144,7 @@ urlpatterns = [
         name="organization-access-point",
     ),
     path("uptime/", UptimeView.as_view(), name="uptime"),
+    path("uptime/kpis/", KpiView.as_view(), name="uptime-kpis"),
     path("uptime/nevi.csv", NeviCsvView.as_view(), name="uptime-nevi"),
     path("uptime/cec.csv", CecCsvView.as_view(), name="uptime-cec"),
     path("", include(router.urls)),

@@ -263,6 +263,31 @@ CELERY_IMPORTS = (
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
 RELIABILITY_FAILED_START_AFTER_S = env_int("RELIABILITY_FAILED_START_AFTER_S", 300)
+# The success KPIs' rules that are ours, not ChargeX's (docs/reliability.md, "Success KPIs"):
+# the visit windows, what counts as an attempt and a completion, the autocharge id prefixes.
+RELIABILITY_KPI_VISIT_DRIVER_S = env_int("RELIABILITY_KPI_VISIT_DRIVER_S", 1800)
+RELIABILITY_KPI_VISIT_ANONYMOUS_S = env_int("RELIABILITY_KPI_VISIT_ANONYMOUS_S", 120)
+RELIABILITY_KPI_LINK_S = env_int("RELIABILITY_KPI_LINK_S", 300)
+RELIABILITY_KPI_COMPLETION_REASONS = env_list(
+    "RELIABILITY_KPI_COMPLETION_REASONS",
+    [
+        "Local",
+        "Remote",
+        "EVDisconnected",
+        "StoppedByEV",
+        "EnergyLimitReached",
+        "SOCLimitReached",
+        "TimeLimitReached",
+        "LocalOutOfCredit",
+    ],
+)
+RELIABILITY_KPI_COMPLETION_NEEDS_ENERGY = env_bool("RELIABILITY_KPI_COMPLETION_NEEDS_ENERGY", True)
+RELIABILITY_KPI_REJECTED_AUTHORIZE_COUNTS = env_bool(
+    "RELIABILITY_KPI_REJECTED_AUTHORIZE_COUNTS", True
+)
+RELIABILITY_KPI_FAILED_REMOTE_COUNTS = env_bool("RELIABILITY_KPI_FAILED_REMOTE_COUNTS", True)
+RELIABILITY_KPI_AUTOCHARGE_PREFIXES = env_list("RELIABILITY_KPI_AUTOCHARGE_PREFIXES", ["VID:"])
+RELIABILITY_KPI_BATCH_SESSIONS = env_int("RELIABILITY_KPI_BATCH_SESSIONS", 20000)
 
 # The power sweeps' periods (docs/power.md): the beat schedule below, and the lease margin
 # (power.services.lease_margin) counts on them.

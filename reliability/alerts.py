@@ -605,6 +605,42 @@ def charger_facts(charger: Charger, now: datetime | None = None) -> list[str]:
         facts.append(
             f"Port {port.connector_id} uptime this month: {port.uptime.percent:.2f} %{below}."
         )
+    facts.extend(success_facts(charger, month_start(now), now))
+    return facts
+
+
+def success_facts(charger: Charger, start: datetime, now: datetime) -> list[str]:
+    """Each port's ChargeX success KPIs this month, in words (docs/reliability.md)."""
+    from . import kpi_selectors
+
+    board = kpi_selectors.board([charger], start, now, now)
+    facts = []
+    for (_, connector), tally in sorted(board.ports.items()):
+        k = tally.as_json()
+        if not k["charge_attempts"]:
+            continue
+        where = f"Port {connector}" if connector else "Authorizes naming no port"
+        sentence = (
+            f"{where} this month: {k['completions']} of {k['charge_attempts']} charge attempts "
+            f"completed (session success {k['session_success_percent']:.2f} %, charge start "
+            f"success {k['charge_start_success_percent']:.2f} %"
+        )
+        if k["charge_end_success_percent"] is not None:
+            sentence += f", charge end success {k['charge_end_success_percent']:.2f} %"
+        sentence += ")"
+        if k["orphan_authorizes"] or k["orphan_remote_starts"]:
+            sentence += (
+                f"; {k['orphan_authorizes']} Authorize(s) and {k['orphan_remote_starts']} remote "
+                "start(s) never started a transaction"
+            )
+        if k["start_time_samples"]:
+            sentence += f"; median start time {k['start_time_p50_s']} s"
+        if k["first_attempt_success_percent"] is not None:
+            sentence += (
+                f"; first-attempt success {k['first_attempt_success_percent']:.2f} % of "
+                f"{k['visits']} visits"
+            )
+        facts.append(sentence + ".")
     return facts
 
 

@@ -26,7 +26,18 @@ from backoffice.tenancy import TenantSerializerMixin, readable, readable_organiz
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import alerts, exclusions, faults, outages, recipients, reports, services, window
+from . import (
+    alerts,
+    exclusions,
+    faults,
+    kpi_selectors,
+    kpis,
+    outages,
+    recipients,
+    reports,
+    services,
+    window,
+)
 from .models import Alert, AlertRule, Exclusion
 
 
@@ -523,3 +534,110 @@ class AlertSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Alert) -> dict:
         return alerts.alert_json(instance)
+
+
+# -- success KPIs ---------------------------------------------------------------------------------
+
+
+class KpiModeSerializer(serializers.Serializer):
+    charge_attempts = serializers.IntegerField()
+    power_delivered = serializers.IntegerField()
+    completions = serializers.IntegerField()
+    session_success_percent = serializers.FloatField(allow_null=True)
+
+
+class KpiFiguresSerializer(serializers.Serializer):
+    """ChargeX's success KPIs of a port, property or fleet (docs/reliability.md, "Success KPIs");
+    a percentage is null when it has nothing to divide by."""
+
+    charge_attempts = serializers.IntegerField()
+    power_delivered = serializers.IntegerField()
+    completions = serializers.IntegerField()
+    in_progress = serializers.IntegerField(help_text="Attempts not judged yet (still running).")
+    orphan_authorizes = serializers.IntegerField()
+    orphan_remote_starts = serializers.IntegerField()
+    session_success_percent = serializers.FloatField(allow_null=True)
+    charge_start_success_percent = serializers.FloatField(allow_null=True)
+    charge_end_success_percent = serializers.FloatField(allow_null=True)
+    start_time_samples = serializers.IntegerField()
+    start_time_p50_s = serializers.FloatField(allow_null=True)
+    start_time_p90_s = serializers.FloatField(allow_null=True)
+    start_time_p95_s = serializers.FloatField(allow_null=True)
+    visits = serializers.IntegerField()
+    first_attempt_successes = serializers.IntegerField()
+    first_attempt_success_percent = serializers.FloatField(allow_null=True)
+    visit_success_percent = serializers.FloatField(allow_null=True)
+    by_mode = serializers.DictField(child=KpiModeSerializer())
+
+
+class PortKpiSerializer(KpiFiguresSerializer):
+    station_id = serializers.CharField()
+    connector_id = serializers.IntegerField(help_text="0: an Authorize that named no port.")
+
+
+class PropertyKpiSerializer(KpiFiguresSerializer):
+    property_id = serializers.IntegerField(allow_null=True)
+    property = serializers.CharField()
+
+
+class FleetKpiSerializer(KpiFiguresSerializer):
+    organization_id = serializers.IntegerField(allow_null=True)
+    organization = serializers.CharField()
+
+
+class KpisSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    rules = serializers.JSONField(help_text="The rules in force (windows in seconds).")
+    fleets = FleetKpiSerializer(many=True)
+    properties = PropertyKpiSerializer(many=True)
+    ports = PortKpiSerializer(many=True)
+
+
+def kpis_json(board: kpis.Board, chargers: list[Charger]) -> dict:
+    """The board as the API gives it: every organization, property and port with attempts."""
+    by_id = {c.pk: c for c in chargers}
+    properties = {c.property_id: c.property for c in chargers if c.property_id}
+    organizations = {p.organization_id: p.organization for p in properties.values()}
+    ports = sorted(board.ports.items(), key=lambda kv: (by_id[kv[0][0]].station_id, kv[0][1]))
+    return {
+        "rules": board.rules.as_json(),
+        "fleets": [
+            {
+                "organization_id": org,
+                "organization": organizations[org].name if org in organizations else "",
+                **tally.as_json(),
+            }
+            for org, tally in sorted(board.fleets.items(), key=lambda kv: kv[0] or 0)
+        ],
+        "properties": [
+            {
+                "property_id": prop,
+                "property": properties[prop].name if prop in properties else "",
+                **tally.as_json(),
+            }
+            for prop, tally in sorted(board.properties.items(), key=lambda kv: kv[0] or 0)
+        ],
+        "ports": [
+            {
+                "station_id": by_id[charger].station_id,
+                "connector_id": connector,
+                **tally.as_json(),
+            }
+            for (charger, connector), tally in ports
+        ],
+    }
+
+
+class KpiView(APIView):
+    """GET /api/v1/uptime/kpis/?station_id=&property=&start=&end= : ChargeX's success KPIs per
+    port, property and fleet (docs/reliability.md, "Success KPIs")."""
+
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=KpisSerializer)
+    def get(self, request):
+        start, end = period_of(request.query_params)
+        chargers = chargers_asked(request)
+        board = kpi_selectors.board(chargers, start, end)
+        return Response(
+            {"start": start.isoformat(), "end": end.isoformat(), **kpis_json(board, chargers)}
+        )

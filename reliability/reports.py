@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chargers.models import Charger, ChargingSession, MeterValue
 
-from . import outages, services, timeline
+from . import kpi_selectors, kpis, outages, services, timeline
 from .faults import FaultTable
 
 
@@ -132,6 +132,28 @@ NEVI_HEADER = [
     "excluded_minutes",
 ]
 
+# ChargeX's success KPIs of the port over the period (docs/reliability.md, "Success KPIs"):
+# neither NEVI's 680.112 fields nor CEC's summary define them; both exports carry them after
+# their own columns, in ChargeX's words.
+KPI_HEADER = [
+    "charge_attempts",
+    "completions",
+    "session_success_percent",
+    "charge_start_success_percent",
+    "charge_end_success_percent",
+    "start_time_p50_s",
+    "start_time_p90_s",
+    "start_time_p95_s",
+    "first_attempt_success_percent",
+    "orphan_authorizes",
+    "orphan_remote_starts",
+]
+
+
+def kpi_cells(board: kpis.Board, charger: Charger, connector_id: int) -> list:
+    figures = board.port(charger.pk, connector_id).as_json()
+    return ["" if figures[name] is None else figures[name] for name in KPI_HEADER]
+
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.2f}"
@@ -142,8 +164,10 @@ def nevi_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterat
     T_outage and T_excluded (three months for a quarter), and every outage's duration."""
     now = timezone.now()
     months = month_starts(start, end)
+    board = kpi_selectors.board(chargers, start, end, now)
     yield [
         *NEVI_HEADER,
+        *KPI_HEADER,
         *[
             f"month_{i}_{field}"
             for i in range(1, len(months) + 1)
@@ -171,6 +195,7 @@ def nevi_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterat
                 result.percent,
                 _minutes(result.outage_seconds),
                 _minutes(result.excluded_seconds),
+                *kpi_cells(board, charger, port.connector_id),
             ]
             bounds = [*months[1:], end]
             for month_start, month_end in zip(months, bounds, strict=True):
@@ -199,6 +224,7 @@ CEC_HEADER = [
     "sessions",
     "unsuccessful_sessions",
     "energy_kwh",
+    *KPI_HEADER,
 ]
 
 CEC_INTERVAL_HEADER = [
@@ -215,6 +241,7 @@ CEC_INTERVAL_HEADER = [
 
 def cec_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterator[list]:
     now = timezone.now()
+    board = kpi_selectors.board(chargers, start, end, now)
     yield CEC_HEADER
     for charger in chargers:
         for port in services.charger_uptime(charger, start, end, now):
@@ -232,6 +259,7 @@ def cec_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterato
                 facts.sessions,
                 facts.unsuccessful,
                 facts.energy_kwh,
+                *kpi_cells(board, charger, port.connector_id),
             ]
 
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from backoffice.tenancy import can_write, require_role
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import exclusions, services, timeline, window
+from . import exclusions, kpi_selectors, kpis, services, timeline, window
 from .faults import FaultTable
 from .forms import ExclusionForm
 from .models import Exclusion
@@ -81,6 +81,45 @@ def _bars(port: services.PortUptime, start: datetime, end: datetime) -> list[dic
 FLEET_PER_PAGE = 25
 
 
+def kpi_row(key: str, label: str, tally: kpis.Tally) -> dict:
+    """One row of the success KPIs table (templates/reliability/includes/_kpis.html)."""
+    figures = tally.as_json()
+    return {
+        "key": key,
+        "label": label,
+        "k": figures,
+        "modes": [
+            {"words": kpis.MODE_WORDS[mode], "attempts": v["charge_attempts"], **v}
+            for mode, v in figures["by_mode"].items()
+            if v["charge_attempts"]
+        ],
+    }
+
+
+def _fleet_kpis(chargers: list, start: datetime, end: datetime, now: datetime) -> list[dict]:
+    """The fleet (each organization) and each property, over every charger the user reads."""
+    board = kpi_selectors.board(chargers, start, end, now)
+    properties = {c.property_id: c.property for c in chargers if c.property_id}
+    organizations = {p.organization_id: p.organization for p in properties.values()}
+    rows = [
+        kpi_row(
+            f"fleet-{org}",
+            f"Fleet: {organizations[org].name}" if org in organizations else "Fleet",
+            tally,
+        )
+        for org, tally in sorted(board.fleets.items(), key=lambda kv: kv[0] or 0)
+    ]
+    rows += [
+        kpi_row(
+            f"property-{prop}",
+            properties[prop].name if prop in properties else "No location",
+            tally,
+        )
+        for prop, tally in sorted(board.properties.items(), key=lambda kv: kv[0] or 0)
+    ]
+    return rows
+
+
 def _fleet_row(charger, start: datetime, end: datetime, now: datetime) -> dict:
     """One charger of the fleet page: its ports together, and every port's outages on one
     timeline of the month."""
@@ -121,6 +160,10 @@ def fleet_uptime(request):
         if day < end
     ]
     context = {
+        "kpi_rows": _fleet_kpis(list(chargers), start, end, now),
+        "kpi_rules": kpi_selectors.rules().as_json(),
+        "kpi_caption": "Success per fleet and location",
+        "kpi_label_header": "Fleet or location",
         "rows": [_fleet_row(c, start, end, now) for c in page.object_list],
         "page": page,
         "start": start,
@@ -170,7 +213,20 @@ def charger_uptime(request, station_id: str):
                 messages.success(request, "Exclusion entered.")
                 return redirect("reliability:charger-uptime", station_id=charger.station_id)
     table = FaultTable()
+    board = kpi_selectors.board([charger], start, end)
+    kpi_ports = sorted({p.connector_id for p in ports} | {c for _, c in board.ports})
     context = {
+        "kpi_rows": [
+            kpi_row(
+                f"port-{c}",
+                f"Port {c}" if c else "Port not named (an Authorize names none)",
+                board.port(charger.pk, c),
+            )
+            for c in kpi_ports
+        ],
+        "kpi_rules": board.rules.as_json(),
+        "kpi_caption": "Success per port",
+        "kpi_label_header": "Port",
         "charger": charger,
         "tab": "uptime",
         "role": role,

@@ -299,6 +299,7 @@ NON_ROUTER_ROUTES = {
     "charger-meter-keys-read": "as charger-meter-keys: another organization's charger is a 404, a viewer's "
     "POST a 403 (tests/metering/test_meter_keys_by_port.py)",
     "uptime": "read-only (tests/reliability/test_uptime_api.py scopes it)",
+    "uptime-kpis": "read-only (tests/reliability/test_kpis_surfaces.py scopes it)",
     "uptime-nevi": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
     "uptime-cec": "read-only export (tests/reliability/test_uptime_api.py scopes it)",
     "support-assistant": "no object in the URL or body: another organization's station id or session gets the "
