@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from backoffice import db
 from chargers.models import Charger, Command
-from chargers.ocpp import protocol201, v201_commands
+from chargers.ocpp import protocol21, protocol201, v201_commands
 from chargers.ocpp.protocol import OcppError, check_outgoing
 from chargers.security.credentials import redact_payload, redact_response
 from chargers.security.services import command_security_complete, command_security_prepare
@@ -56,7 +56,9 @@ def command_group(charger_id: int) -> str:
 
 def check_outgoing_or_raise(action: str, payload: dict, version: str = "1.6") -> None:
     try:
-        if version == "2.0.1":
+        if version == "2.1":  # 2.1's schemas: not a superset of 2.0.1's
+            protocol21.check_outgoing(action, payload)
+        elif version == "2.0.1":
             protocol201.check_outgoing(action, payload)
         else:
             check_outgoing(action, payload)
@@ -77,14 +79,19 @@ async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str
     """Return the action and payload to send this charger: a 1.6 command (remote start/stop,
     reset, unlock, ...) becomes its OCPP 2.0.1 equivalent for a 2.0.1 charger, so callers need
     not know the protocol (chargers.ocpp.v201_commands). Raises InvalidCommand."""
-    if charger.ocpp_version != Charger.OcppVersion.V201:
+    if not charger.speaks_v2():
         return action, payload
     ocpp_transaction_id = None
     if action == "RemoteStopTransaction":
         ocpp_transaction_id = await db.run(_ocpp_transaction_id, charger.pk, payload)
     try:
         translated = v201_commands.translate(
-            action, payload, ocpp_transaction_id=ocpp_transaction_id
+            action,
+            payload,
+            ocpp_transaction_id=ocpp_transaction_id,
+            native=protocol21.CSMS_ACTIONS
+            if charger.ocpp_version == Charger.OcppVersion.V21
+            else protocol201.CSMS_ACTIONS,
         )
     except OcppError as exc:
         raise InvalidCommand(exc) from None
@@ -156,7 +163,7 @@ async def send_command(
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
-    if charger.ocpp_version == Charger.OcppVersion.V201 and action in (
+    if charger.speaks_v2() and action in (
         "SetChargingProfile",
         "RequestStartTransaction",
     ):
@@ -222,10 +229,7 @@ async def send_command(
     await _record_answer(charger, action, payload, command, source, user_id)
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
-    if (
-        command.status == Command.Status.ANSWERED
-        and charger.ocpp_version == Charger.OcppVersion.V201
-    ):
+    if command.status == Command.Status.ANSWERED and charger.speaks_v2():
         await _device_model_update(charger.pk, action, payload, command.response)
     elif command.status == Command.Status.ANSWERED and action == "GetConfiguration":
         await _rate_units_16(charger.pk, command.response)
@@ -261,7 +265,7 @@ async def _record_answer(
             user_id=user_id,
         )
     elif action in ("SetChargingProfile", "ClearChargingProfile"):
-        if charger.ocpp_version != Charger.OcppVersion.V201:
+        if not charger.speaks_v2():
             # 1.6 profiles are kept in the same words (chargers.devices.smart_charging.as_201).
             payload = smart_charging.as_201(action, payload)
         await db.run(

@@ -47,7 +47,7 @@ def stale_sessions(*, now: datetime | None = None, limit: int = 200) -> list[Cha
     sessions = (
         ChargingSession.objects.filter(
             status=ChargingSession.Status.ACTIVE,
-            charger__ocpp_version=Charger.OcppVersion.V201,
+            charger__ocpp_version__in=Charger.V2_VERSIONS,
             received_start_at__lt=cutoff,
         )
         .exclude(ocpp_transaction_id="")

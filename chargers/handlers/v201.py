@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,9 @@ class Connection(common.Connection):
     cost_sent: dict[str, float] = field(default_factory=dict)
     # Whether each transaction is priced and what the charger shows, read once (`_with_cost`).
     cost_plans: dict[str, costs.Plan] = field(default_factory=dict)
+    # The request schemas of the negotiated version: 2.0.1's, or 2.1's for a 2.1 charger served
+    # through these handlers (chargers.handlers.v21).
+    requests: Mapping[str, Any] = field(default_factory=lambda: REQUEST_VALIDATORS)
 
 
 def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
@@ -569,9 +572,8 @@ def _publish_outcome(
 
 async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    event = services_v201.read_transaction_event(
-        payload, received
-    )  # refuses only a missing transactionId
+    # Refuses only a missing transactionId.
+    event = services_v201.read_transaction_event(payload, received, conn.requests)
     conn.violation = event.violation
     key = (conn.charger_id, event.transaction_id)
     steady = _steady_for(conn, event)
@@ -683,7 +685,7 @@ def _cost_update_due(conn: Connection, transaction_id: str, session_id: int) -> 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
     try:
-        validate(REQUEST_VALIDATORS["MeterValues"], payload)
+        validate(conn.requests["MeterValues"], payload)
     except OcppError as exc:
         conn.violation = exc.description  # read leniently, as the 1.6 MeterValues
     evse_id = payload.get("evseId")
@@ -957,5 +959,5 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
         raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
     conn.violation = ""
     if action not in LENIENT:
-        validate(REQUEST_VALIDATORS[action], payload)
+        validate(conn.requests[action], payload)
     return await handler(conn, common.storable_payload(conn, payload), unique_id)
