@@ -324,3 +324,47 @@ async def test_the_api_takes_2_1_actions_for_a_2_1_charger_only(charger, api):
         "/api/v1/chargers/CP-TEST-1/commands/GetTariffs/", payload, format="json"
     )
     assert refused.status_code == 400, json.dumps(refused.json())
+
+
+@pytest.mark.parametrize(
+    ("action", "payload"),
+    [
+        ("RemoteStartTransaction", {"idTag": "04A1B2C3", "connectorId": 1}),
+        ("Reset", {"type": "Hard"}),
+        ("UnlockConnector", {"connectorId": 2}),
+        ("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}),
+        ("TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1}),
+        (
+            "ReserveNow",
+            {
+                "connectorId": 1,
+                "expiryDate": "2026-11-20T12:00:00Z",
+                "idTag": "04A1B2C3",
+                "reservationId": 7,
+            },
+        ),
+        ("ClearCache", {}),
+    ],
+)
+def test_the_commands_we_translate_are_valid_2_1_calls(action, payload):
+    from chargers.ocpp import v201_commands
+
+    translated = v201_commands.translate(action, payload, native=protocol21.CSMS_ACTIONS)
+    protocol21.check_outgoing(translated.action, translated.payload)
+
+
+def test_the_power_profiles_are_valid_2_1_calls():
+    from power import profiles
+
+    now = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    built = [
+        profiles.safe_default(profiles.V201, 16, now=now),
+        *profiles.leases(profiles.V201, 32, now=now, valid_to=now.replace(hour=11)),
+        profiles.session_limit(
+            profiles.V201, connector_id=1, transaction_id="TX-1", limit_a=10, number_phases=3
+        ),
+    ]
+    for profile in built:
+        protocol21.check_outgoing(profile.action, profile.payload)
+    action, payload = profiles.clear_session(profiles.V201, 1)
+    protocol21.check_outgoing(action, payload)
