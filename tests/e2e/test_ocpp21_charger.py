@@ -274,3 +274,116 @@ def test_a_charger_offering_only_ocpp21_boots_charges_is_stopped_and_priced(live
         await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_an_independent_ocpp21_client_runs_a_session(live_server_proc):
+    """The `ocpp` library's own 2.1 Charging Station (mobilityhouse/ocpp, `ocpp.v21.ChargePoint`:
+    its framing, its jsonschema validation of every request and response) against the server."""
+    from ocpp.routing import on
+    from ocpp.v21 import ChargePoint, call, call_result
+
+    user = _setup()
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{STATION}:{PASSWORD}".encode()).decode()}
+
+    class LibraryStation(ChargePoint):
+        stopped: asyncio.Event
+
+        @on("RequestStopTransaction")
+        async def on_request_stop(self, transaction_id, **kwargs):
+            self.stopped.set()
+            return call_result.RequestStopTransaction(status="Accepted")
+
+        @on("GetBaseReport")
+        async def on_get_base_report(self, request_id, report_base, **kwargs):
+            return call_result.GetBaseReport(status="NotSupported")
+
+    def event(
+        event_type: str, seq_no: int, timestamp: str, wh: int, **extra
+    ) -> call.TransactionEvent:
+        return call.TransactionEvent(
+            event_type=event_type,
+            seq_no=seq_no,
+            timestamp=timestamp,
+            trigger_reason=extra.pop("trigger", "MeterValuePeriodic"),
+            transaction_info={"transactionId": "lib-21-tx", **extra.pop("info", {})},
+            evse={"id": 1, "connectorId": 1},
+            meter_value=[
+                {
+                    "timestamp": timestamp,
+                    "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}],
+                }
+            ],
+            **extra,
+        )
+
+    async def scenario():
+        ws = await websockets.connect(
+            f"{live_server_proc.ws_url}/ocpp/{STATION}",
+            subprotocols=["ocpp2.1"],
+            additional_headers=auth,
+            open_timeout=30,
+        )
+        assert ws.subprotocol == "ocpp2.1"
+        station = LibraryStation(STATION, ws, response_timeout=30)
+        station.stopped = asyncio.Event()
+        runner = asyncio.create_task(station.start())
+        try:
+            boot = await station.call(
+                call.BootNotification(
+                    charging_station={"model": "Lib21", "vendorName": "mobilityhouse"},
+                    reason="PowerUp",
+                ),
+                suppress=False,
+            )
+            assert boot.status == "Accepted"
+            assert (await station.call(call.Heartbeat(), suppress=False)).current_time
+            authorized = await station.call(
+                call.Authorize(id_token={"idToken": "CAFE0021", "type": "ISO14443"}),
+                suppress=False,
+            )
+            assert authorized.id_token_info["status"] == "Accepted"
+            started = await station.call(
+                event(
+                    "Started",
+                    0,
+                    "2026-11-21T08:00:00Z",
+                    1000,
+                    trigger="Authorized",
+                    id_token={"idToken": "CAFE0021", "type": "ISO14443"},
+                ),
+                suppress=False,
+            )
+            assert started.id_token_info["status"] == "Accepted"
+            await station.call(event("Updated", 1, "2026-11-21T08:30:00Z", 3000), suppress=False)
+            http = await _api(live_server_proc.url, user)
+            try:
+                session = await _session(http)
+                response = await http.post(
+                    f"/api/v1/chargers/{STATION}/commands/RemoteStopTransaction/",
+                    json={"transactionId": session["transaction_id"]},
+                )
+                assert response.status_code == 200 and response.json()["status"] == "Accepted"
+                await asyncio.wait_for(station.stopped.wait(), 30)
+                ended = await station.call(
+                    event(
+                        "Ended",
+                        2,
+                        "2026-11-21T09:00:00Z",
+                        5000,
+                        trigger="RemoteStop",
+                        info={"stoppedReason": "Remote"},
+                    ),
+                    suppress=False,
+                )
+                session = await _session(http)
+                assert session["status"] == "completed" and session["energy_kwh"] == "4.000"
+                # 0.50 + 4 kWh x 0.30: billing's price, and what the station was told.
+                assert Decimal(session["cost"]["total"]) == Decimal("1.70")
+                assert Decimal(str(ended.total_cost)) == Decimal("1.70")
+            finally:
+                await http.aclose()
+        finally:
+            runner.cancel()
+            await ws.close()
+
+    asyncio.run(scenario())
