@@ -50,6 +50,7 @@ class Charger(models.Model):
     class OcppVersion(models.TextChoices):
         V16 = "1.6", "OCPP 1.6J"
         V201 = "2.0.1", "OCPP 2.0.1"
+        V21 = "2.1", "OCPP 2.1"
 
     station_id = models.CharField(
         max_length=48,
@@ -162,6 +163,14 @@ class Charger(models.Model):
     def __str__(self) -> str:
         return self.station_id
 
+    # 2.0.1 and 2.1 speak the same domain words (device model, EVSEs, TransactionEvent): a 2.1
+    # charger is served by the 2.0.1 handlers (chargers.handlers.v21), and gets 2.0.1 commands.
+    V2_VERSIONS = frozenset({OcppVersion.V201, OcppVersion.V21})
+
+    def speaks_v2(self) -> bool:
+        """OCPP 2.0.1 or 2.1: the 2.0.1 messages, commands and device model."""
+        return self.ocpp_version in self.V2_VERSIONS
+
     def set_ocpp_password(self, raw: str | bytes | None) -> None:
         """Store a salted hash of the charger's Basic-auth password (never the password)."""
         self.ocpp_password_hash = credentials.make_hash(raw) if raw else ""
@@ -245,6 +254,8 @@ class OcppMessage(models.Model):
         CALL = 2, "CALL"
         CALLRESULT = 3, "CALLRESULT"
         CALLERROR = 4, "CALLERROR"
+        CALLRESULTERROR = 5, "CALLRESULTERROR"  # OCPP-J 2.1
+        SEND = 6, "SEND"  # OCPP-J 2.1: never answered
 
     id = models.BigAutoField(primary_key=True)
     charger = models.ForeignKey(

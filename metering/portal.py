@@ -41,7 +41,7 @@ def _page(
     confirm: tuple[int, MeterKeyConfirmForm] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    v201 = charger.ocpp_version == Charger.OcppVersion.V201
+    v201 = charger.speaks_v2()
     keys = MeterKey.objects.filter(charger=charger).select_related("registered_by")
     rows = [
         (
@@ -70,7 +70,7 @@ def charger_meter_keys(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = _charger(request, station_id, write=request.method == "POST")
     if request.method != "POST":
         return _page(request, charger)
-    v201 = charger.ocpp_version == Charger.OcppVersion.V201
+    v201 = charger.speaks_v2()
     form = MeterKeyForm(request.POST, v201=v201)
     if form.is_valid():
         data = form.cleaned_data

@@ -71,7 +71,7 @@ def meter_identity_check(charger: Charger, identity: MeterIdentity) -> None:
             "Name the meter by exactly one of meter_serial (its OCMF serial), connector_id "
             "(OCPP 1.6) or evse_id (OCPP 2.0.1)."
         )
-    v201 = charger.ocpp_version == Charger.OcppVersion.V201
+    v201 = charger.speaks_v2()
     if identity.connector_id is not None and v201:
         raise ValueError("This charger speaks OCPP 2.0.1: name the meter by its evse_id.")
     if identity.evse_id is not None and not v201:
@@ -131,7 +131,7 @@ def meter_key_prefill(*, charger: Charger, port: int, public_key: str) -> MeterK
     unconfirmed: it verifies nothing until a person confirms it matches the key printed on the
     meter. A key a person registered or confirmed for that port is left as it is; an unconfirmed
     one is replaced. Returns None (and changes nothing) when the key cannot be read."""
-    v201 = charger.ocpp_version == Charger.OcppVersion.V201
+    v201 = charger.speaks_v2()
     identity = MeterIdentity(connector_id=None if v201 else port, evse_id=port if v201 else None)
     try:
         meter_identity_check(charger, identity)
@@ -200,7 +200,7 @@ def meter_keys_read_from_charger(*, charger: Charger, user_id: int | None = None
     from chargers.models import Command
 
     ports = _ports(charger)
-    v201 = charger.ocpp_version == Charger.OcppVersion.V201
+    v201 = charger.speaks_v2()
     if v201:
         action = "GetVariables"
         payload: dict[str, Any] = {

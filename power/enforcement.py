@@ -210,7 +210,7 @@ def _send(
     if not charger.rate_unit_learnt and not (
         # A 2.0.1 TxProfile may be rejected for want of the car's needs (K15.FR.17), no unit
         # question; the safe default sent first at every connection settles the unit anyway.
-        charger.ocpp_version == Charger.OcppVersion.V201 and profile.purpose == profiles.TX_PROFILE
+        charger.speaks_v2() and profile.purpose == profiles.TX_PROFILE
     ):
         alternate = profiles.expressed(
             profile,
@@ -301,7 +301,7 @@ def _charger_setup(
 ) -> tuple[list[Send], bool]:
     """The safe default and leases this charger needs now; and whether its leases hold now (a
     new session on it starts at 0 A)."""
-    version = profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
+    version = profiles.V201 if charger.speaks_v2() else profiles.V16
     since = charger.connected_at
     sends: list[Send] = []
     refused_on, until = _refused_until.get(charger.pk, (None, now))
@@ -461,9 +461,7 @@ def _plan_sessions(
                 result.held_back += 1
                 result.unsettled.add(row.charger_id)
             continue
-        version = (
-            profiles.V201 if charger.ocpp_version == Charger.OcppVersion.V201 else profiles.V16
-        )
+        version = profiles.V201 if charger.speaks_v2() else profiles.V16
         transaction_id: int | str | None = (
             session.ocpp_transaction_id if version == profiles.V201 else session.transaction_id
         )
@@ -694,7 +692,7 @@ def _before_ev_needs(send: Send, row: ConnectorAllocation) -> bool:
     """A 2.0.1 session limit answered Rejected on an ISO 15118 session (the charger has told
     its cars' needs before) before the car's NotifyEVChargingNeeds of this session."""
     session = row.session
-    if send.charger.ocpp_version != Charger.OcppVersion.V201 or session is None:
+    if not send.charger.speaks_v2() or session is None:
         return False
     notices = ChargerNotice.objects.filter(
         charger_id=send.charger.pk, action="NotifyEVChargingNeeds"

@@ -108,7 +108,7 @@ def _stuck(alert: Alert, now: datetime) -> None:
     if session is None:
         return
     if not alert.remediation:
-        v201 = alert.charger is not None and alert.charger.ocpp_version == Charger.OcppVersion.V201
+        v201 = alert.charger is not None and alert.charger.speaks_v2()
         if v201 and session.ocpp_transaction_id:
             _act(alert, "GetTransactionStatus", {"transactionId": session.ocpp_transaction_id}, now)
         else:

@@ -27,10 +27,10 @@ from django.utils import timezone
 from backoffice import db
 from chargers.connections import handshake, process
 from chargers.devices.commands import DISCONNECTED, command_complete, command_group
-from chargers.handlers import common, v16, v201
+from chargers.handlers import common, v16, v21, v201
 from chargers.messagelog.log import writer
 from chargers.models import Command
-from chargers.ocpp import protocol, protocol201, readings
+from chargers.ocpp import protocol, protocol21, protocol201, readings
 from chargers.ocpp.storable import ours_may_need_cleaning
 from chargers.plumbing import layer_groups, ocpp_metrics
 from chargers.plumbing.background import spawn
@@ -182,6 +182,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         version = handshake.SUBPROTOCOLS[subprotocol]
         if version == "2.0.1":
             self.proto, self.handler = protocol201, v201
+        elif version == "2.1":  # served by the 2.0.1 handlers through a mapping layer
+            self.proto, self.handler = protocol21, v21
         self.conn = self.handler.Connection(
             charger_id=charger.pk,
             station_id=station_id,
@@ -335,6 +337,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if frame.message_type == protocol.CALL:
             await self._handle_call(frame, text_data)
             return
+        if frame.message_type in (protocol.SEND, protocol.CALLRESULTERROR):
+            await self._unanswered(frame, text_data)
+            return
 
         pending = self.pending.pop(frame.unique_id, None)
         ocpp_metrics.message(
@@ -362,8 +367,70 @@ class OcppConsumer(AsyncWebsocketConsumer):
         )
         if pending is None:
             logger.info("%s answered unknown or late call %s", conn.station_id, frame.unique_id)
-        elif not pending.future.done():
+            return
+        if frame.message_type == protocol.CALLRESULT and self.proto is protocol21:
+            await self._check_result(pending.action, frame)
+        if not pending.future.done():
             pending.future.set_result(frame)
+
+    async def _unanswered(self, frame: protocol.Frame, text: str) -> None:
+        """OCPP-J 2.1: a SEND (never answered, not even with an error) or a CALLRESULTERROR (the
+        charger could not process one of our answers): logged, with what was wrong, and nothing
+        else; we open no periodic event stream, so a SEND has nothing to go to."""
+        conn = self.conn
+        assert conn is not None
+        violation = ""
+        if frame.message_type == protocol.SEND:
+            try:
+                protocol21.check_send(frame.action, frame.payload)
+            except protocol.OcppError as exc:
+                violation = f"{exc.code}: {exc.description}"
+        else:
+            logger.warning(
+                "%s could not process our answer %s: %s %s",
+                conn.station_id,
+                frame.unique_id,
+                frame.error_code,
+                frame.error_description[:200],
+            )
+        await writer.add_message(
+            charger_id=conn.charger_id,
+            direction="in",
+            message_type=frame.message_type,
+            unique_id=frame.unique_id,
+            action=frame.action,
+            payload=frame.payload,
+            text=text,
+            violation=violation,
+            timestamp=conn.received_at,
+            text_suspect=frame.suspect,
+        )
+
+    async def _check_result(self, action: str, frame: protocol.Frame) -> None:
+        """A 2.1 charger's CALLRESULT that breaks its schema is answered with a CALLRESULTERROR
+        (OCPP-J 2.1); it is still the command's answer, kept as received (as for 2.0.1)."""
+        assert self.conn is not None
+        try:
+            protocol21.check_result(action, frame.payload)
+        except protocol.OcppError as exc:
+            text = protocol21.call_result_error(
+                frame.unique_id, exc.code, exc.description, exc.details
+            )
+            await self.send(text_data=text)
+            await writer.add_message(
+                charger_id=self.conn.charger_id,
+                direction="out",
+                message_type=protocol.CALLRESULTERROR,
+                unique_id=frame.unique_id,
+                action=action,
+                text=text,
+                text_suspect=ours_may_need_cleaning(text),
+                payload={
+                    "errorCode": exc.code,
+                    "errorDescription": exc.description[:255],
+                    "errorDetails": exc.details,
+                },
+            )
 
     async def _handle_call(self, frame: protocol.Frame, text: str) -> None:
         conn = self.conn

@@ -40,9 +40,10 @@ failures = FailureLog(security_log)
 RETRY_AFTER = [(b"retry-after", b"30")]
 
 SUBPROTOCOL = "ocpp1.6"
-# The websocket subprotocols we speak, most preferred first: a charger offering both gets 2.0.1
-# (OCPP-J 2.0.1 part 4 §3.1.2/§3.2). Each maps to the OCPP version stored on the charger.
-SUBPROTOCOLS = {"ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+# The websocket subprotocols we speak, most preferred first: a charger offering several gets the
+# newest (OCPP-J 2.0.1 part 4 §3.1.2/§3.2: the server picks; we prefer 2.1 > 2.0.1 > 1.6). Each
+# maps to the OCPP version stored on the charger.
+SUBPROTOCOLS = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 
 
 def negotiate(offered: list[str]) -> str | None:
@@ -260,7 +261,7 @@ async def _admit(scope: dict, station_id: str) -> Charger:
         # completed without Sec-WebSocket-Protocol, then an immediate close (MUST). None offered: HTTP 400.
         raise Refused(
             400,
-            "Offer the ocpp2.0.1 or ocpp1.6 websocket subprotocol.",
+            "Offer the ocpp2.1, ocpp2.0.1 or ocpp1.6 websocket subprotocol.",
             complete_then_close=bool(offered),
         )
     if guard.blocked(address=address, station_id=station_id):

@@ -17,8 +17,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from backoffice import db
+from chargers.devices import device_model, variables
 from chargers.models import Charger, Command
-from chargers.ocpp import protocol201, v201_commands
+from chargers.ocpp import protocol21, protocol201, v201_commands
 from chargers.ocpp.protocol import OcppError, check_outgoing
 from chargers.security.credentials import redact_payload, redact_response
 from chargers.security.services import command_security_complete, command_security_prepare
@@ -56,7 +57,9 @@ def command_group(charger_id: int) -> str:
 
 def check_outgoing_or_raise(action: str, payload: dict, version: str = "1.6") -> None:
     try:
-        if version == "2.0.1":
+        if version == "2.1":  # 2.1's schemas: not a superset of 2.0.1's
+            protocol21.check_outgoing(action, payload)
+        elif version == "2.0.1":
             protocol201.check_outgoing(action, payload)
         else:
             check_outgoing(action, payload)
@@ -77,14 +80,19 @@ async def for_charger(charger: Charger, action: str, payload: dict) -> tuple[str
     """Return the action and payload to send this charger: a 1.6 command (remote start/stop,
     reset, unlock, ...) becomes its OCPP 2.0.1 equivalent for a 2.0.1 charger, so callers need
     not know the protocol (chargers.ocpp.v201_commands). Raises InvalidCommand."""
-    if charger.ocpp_version != Charger.OcppVersion.V201:
+    if not charger.speaks_v2():
         return action, payload
     ocpp_transaction_id = None
     if action == "RemoteStopTransaction":
         ocpp_transaction_id = await db.run(_ocpp_transaction_id, charger.pk, payload)
     try:
         translated = v201_commands.translate(
-            action, payload, ocpp_transaction_id=ocpp_transaction_id
+            action,
+            payload,
+            ocpp_transaction_id=ocpp_transaction_id,
+            native=protocol21.CSMS_ACTIONS
+            if charger.ocpp_version == Charger.OcppVersion.V21
+            else protocol201.CSMS_ACTIONS,
         )
     except OcppError as exc:
         raise InvalidCommand(exc) from None
@@ -156,7 +164,19 @@ async def send_command(
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
-    if charger.ocpp_version == Charger.OcppVersion.V201 and action in (
+    parts = await _variable_parts(charger, action, payload, timeout)
+    if parts is not None:
+        return await _send_parts(
+            charger,
+            action,
+            payload,
+            parts,
+            source=source,
+            user_id=user_id,
+            timeout=timeout,
+            note=note,
+        )
+    if charger.speaks_v2() and action in (
         "SetChargingProfile",
         "RequestStartTransaction",
     ):
@@ -222,13 +242,91 @@ async def send_command(
     await _record_answer(charger, action, payload, command, source, user_id)
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
-    if (
-        command.status == Command.Status.ANSWERED
-        and charger.ocpp_version == Charger.OcppVersion.V201
-    ):
+    if command.status == Command.Status.ANSWERED and charger.speaks_v2():
         await _device_model_update(charger.pk, action, payload, command.response)
     elif command.status == Command.Status.ANSWERED and action == "GetConfiguration":
         await _rate_units_16(charger.pk, command.response)
+    return command
+
+
+async def _variable_parts(
+    charger: Charger, action: str, payload: dict, timeout: float | None
+) -> list[list] | None:
+    """The getVariableData / setVariableData of a 2.0.1 request in the parts the charger takes
+    (its DeviceDataCtrlr ItemsPerMessage / BytesPerMessage, B05.FR.11, B06.FR.05); None when it
+    goes as one request. A limit the device model lacks is asked once (GetVariables of that one
+    variable; its answer lands in the device model, so it is not asked again)."""
+    key = device_model.VARIABLE_LISTS.get(action)
+    items = payload.get(key) if key and charger.speaks_v2() else None
+    if not isinstance(items, list) or len(items) < 2:
+        return None
+    items_max, bytes_max = await db.run(
+        variables.message_limits, charger_id=charger.pk, action=action
+    )
+    if items_max is None and bytes_max is None:
+        for name in ("ItemsPerMessage", "BytesPerMessage"):
+            await _ask_limit(charger, name, action, timeout)
+        items_max, bytes_max = await db.run(
+            variables.message_limits, charger_id=charger.pk, action=action
+        )
+    parts = device_model.split_variable_data(action, items, items_max, bytes_max)
+    return parts if len(parts) > 1 else None
+
+
+async def _ask_limit(charger: Charger, name: str, action: str, timeout: float | None) -> None:
+    try:
+        await send_command(
+            charger,
+            "GetVariables",
+            {
+                "getVariableData": [
+                    {
+                        "component": {"name": device_model.DEVICE_DATA_COMPONENTS[0]},
+                        "variable": {"name": name, "instance": action},
+                    }
+                ]
+            },
+            source="csms",
+            timeout=timeout,
+        )
+    except (CommandTimeout, InvalidCommand):
+        pass  # not reported: the request goes as one
+
+
+async def _send_parts(
+    charger: Charger,
+    action: str,
+    payload: dict,
+    parts: list[list],
+    *,
+    source: str,
+    user_id: int | None,
+    timeout: float | None,
+    note: str,
+) -> Command:
+    """Send a GetVariables / SetVariables in `parts`, one Command each, in order. Returns the last
+    part's Command with, as its `response` (in memory; each row keeps its own answer), the results
+    of every part in request order; a part the charger did not answer ends it with that part's."""
+    key, result_key = device_model.VARIABLE_LISTS[action], device_model.VARIABLE_RESULTS[action]
+    results: list = []
+    command: Command | None = None
+    for part in parts:
+        command = await send_command(
+            charger,
+            action,
+            {**payload, key: part},
+            source=source,
+            user_id=user_id,
+            timeout=timeout,
+            note=note,
+        )
+        answer = command.response if isinstance(command.response, dict) else None
+        if command.status != Command.Status.ANSWERED or answer is None:
+            return command
+        part_results = answer.get(result_key)
+        results.extend(part_results if isinstance(part_results, list) else [])
+    assert command is not None and isinstance(command.response, dict)
+    command.response = {**command.response, result_key: results}
     return command
 
 
@@ -261,7 +359,7 @@ async def _record_answer(
             user_id=user_id,
         )
     elif action in ("SetChargingProfile", "ClearChargingProfile"):
-        if charger.ocpp_version != Charger.OcppVersion.V201:
+        if not charger.speaks_v2():
             # 1.6 profiles are kept in the same words (chargers.devices.smart_charging.as_201).
             payload = smart_charging.as_201(action, payload)
         await db.run(

@@ -9,6 +9,8 @@ only not marked.
 
 from __future__ import annotations
 
+import json
+
 # Appendix 3: standardized components and the variables each one defines.
 COMPONENT_VARIABLES: dict[str, frozenset[str]] = {
     "AlignedDataCtrl": frozenset(
@@ -395,3 +397,50 @@ def shows(values: dict[tuple[str, str], str], instance: str) -> bool | None:
     if enabled or available:
         return True
     return None
+
+
+# -- GetVariables / SetVariables in messages the charger accepts (B05.FR.11, B06.FR.05) ----------
+
+# DeviceDataCtrlr (appendix 3 spells it DeviceDataCtrl): ItemsPerMessage and BytesPerMessage,
+# instance GetVariables / SetVariables, bound what one request of that action may carry.
+DEVICE_DATA_COMPONENTS = ("DeviceDataCtrlr", "DeviceDataCtrl")
+VARIABLE_LISTS = {"GetVariables": "getVariableData", "SetVariables": "setVariableData"}
+VARIABLE_RESULTS = {"GetVariables": "getVariableResult", "SetVariables": "setVariableResult"}
+# The frame around the payload: [2,"<a 36-character message id>","SetVariables",{...}].
+_FRAME_OVERHEAD = len('[2,"","",]') + 36
+
+
+def message_limit(value: object) -> int | None:
+    """A reported ItemsPerMessage / BytesPerMessage: a positive integer, else None (no limit known)."""
+    try:
+        limit = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return limit if limit > 0 else None
+
+
+def _size(action: str, key: str, items: list) -> int:
+    payload = json.dumps({key: items}, separators=(",", ":"), ensure_ascii=False)
+    return _FRAME_OVERHEAD + len(action) + len(payload.encode("utf-8"))
+
+
+def split_variable_data(
+    action: str, items: list, max_items: int | None, max_bytes: int | None
+) -> list[list]:
+    """`items` (getVariableData / setVariableData) in consecutive requests of at most `max_items`
+    elements and `max_bytes` bytes of frame each, order kept. One element larger than
+    `max_bytes` on its own goes alone (it cannot be made smaller; the charger may refuse it)."""
+    key = VARIABLE_LISTS[action]
+    parts: list[list] = []
+    current: list = []
+    for item in items:
+        candidate = [*current, item]
+        too_many = max_items is not None and len(candidate) > max_items
+        too_big = max_bytes is not None and _size(action, key, candidate) > max_bytes
+        if current and (too_many or too_big):
+            parts.append(current)
+            candidate = [item]
+        current = candidate
+    if current:
+        parts.append(current)
+    return parts

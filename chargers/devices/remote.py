@@ -127,7 +127,7 @@ async def authorization_key_push(
     Raises the exceptions of chargers.devices.commands.send_command.
     """
     password = credentials.generate_password()
-    if charger.ocpp_version == Charger.OcppVersion.V201:
+    if charger.speaks_v2():
         # 2.0.1 A01: SetVariables SecurityCtrlr.BasicAuthPassword (the same 40 hex digits).
         variable = {
             "component": {"name": "SecurityCtrlr"},

@@ -16,6 +16,7 @@ and asks their charger. The answer (E14.FR.02-.04):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from backoffice import db
 from chargers.devices import commands
 from chargers.models import Charger, ChargingSession, Command, TransactionEvent
 
@@ -47,7 +49,7 @@ def stale_sessions(*, now: datetime | None = None, limit: int = 200) -> list[Cha
     sessions = (
         ChargingSession.objects.filter(
             status=ChargingSession.Status.ACTIVE,
-            charger__ocpp_version=Charger.OcppVersion.V201,
+            charger__ocpp_version__in=Charger.V2_VERSIONS,
             received_start_at__lt=cutoff,
         )
         .exclude(ocpp_transaction_id="")
@@ -144,6 +146,38 @@ def transaction_status_check(
     if command.status != Command.Status.ANSWERED:
         return Verdict("no_answer")
     return transaction_status_apply(session_id=session.pk, response=command.response)
+
+
+# A seqNo gap is asked about after the answer to the event that showed it went out.
+GAP_CHECK_DELAY_S = 0.2
+
+
+async def gap_check(charger_id: int, session_id: int, transaction_id: str) -> None:
+    """A TransactionEvent skipped a seqNo (chargers.handlers.v201): ask the charger at once
+    whether events of the transaction are still queued (GetTransactionStatus, E14) and act on the
+    answer as for a stale session: queued ones will come; a transaction it says is over with
+    nothing queued has lost its Ended, and its session is closed."""
+    await asyncio.sleep(GAP_CHECK_DELAY_S)
+    try:
+        charger = await db.run(Charger.objects.get, pk=charger_id)
+        command = await commands.send_command(
+            charger,
+            "GetTransactionStatus",
+            {"transactionId": transaction_id},
+            source="csms",
+            timeout=CHECK_TIMEOUT_S,
+        )
+        if command.status == Command.Status.ANSWERED:
+            verdict = await db.run(
+                transaction_status_apply, session_id=session_id, response=command.response
+            )
+            logger.info("seqNo gap in %s of %s: %s", transaction_id, charger_id, verdict.outcome)
+    except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand):
+        pass  # asked again by the stale check if the session goes quiet
+    except Exception:
+        logger.exception(
+            "Could not ask charger %s about transaction %s", charger_id, transaction_id
+        )
 
 
 @shared_task(name="chargers.stale_transactions_check")

@@ -230,6 +230,24 @@ def device_variables_from_set(
     return written
 
 
+def message_limits(*, charger_id: int, action: str) -> tuple[int | None, int | None]:
+    """The DeviceDataCtrlr ItemsPerMessage and BytesPerMessage of instance `action` (GetVariables,
+    SetVariables) the charger reported; None where it reported none (B05.FR.11, B06.FR.05)."""
+    from chargers.devices.device_model import DEVICE_DATA_COMPONENTS, message_limit
+
+    rows = DeviceVariable.objects.filter(
+        charger_id=charger_id,
+        component__in=DEVICE_DATA_COMPONENTS,
+        evse_id=0,
+        connector_id=0,
+        variable__in=("ItemsPerMessage", "BytesPerMessage"),
+        variable_instance=action,
+        attribute_type="Actual",
+    ).values_list("variable", "value")
+    found = {variable: message_limit(value) for variable, value in rows}
+    return found.get("ItemsPerMessage"), found.get("BytesPerMessage")
+
+
 # -- events --------------------------------------------------------------------------------------
 
 

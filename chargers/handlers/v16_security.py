@@ -96,7 +96,7 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
     try:
         charger = await db.run(Charger.objects.get, pk=charger_id)
         signed: dict = {"certificateChain": chain_pem}
-        if charger.ocpp_version == Charger.OcppVersion.V201:
+        if charger.speaks_v2():
             # 2.0.1 A02/A03: say which certificate this is (we sign charging station certificates only).
             signed["certificateType"] = "ChargingStationCertificate"
         command = await commands.send_command(charger, "CertificateSigned", signed, source="csms")

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,11 @@ class Connection(common.Connection):
     cost_sent: dict[str, float] = field(default_factory=dict)
     # Whether each transaction is priced and what the charger shows, read once (`_with_cost`).
     cost_plans: dict[str, costs.Plan] = field(default_factory=dict)
+    # The highest seqNo seen per transaction on this socket: a jump over a number is a gap.
+    seq_high: dict[str, int] = field(default_factory=dict)
+    # The request schemas of the negotiated version: 2.0.1's, or 2.1's for a 2.1 charger served
+    # through these handlers (chargers.handlers.v21).
+    requests: Mapping[str, Any] = field(default_factory=lambda: REQUEST_VALIDATORS)
 
 
 def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
@@ -569,9 +574,8 @@ def _publish_outcome(
 
 async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    event = services_v201.read_transaction_event(
-        payload, received
-    )  # refuses only a missing transactionId
+    # Refuses only a missing transactionId.
+    event = services_v201.read_transaction_event(payload, received, conn.requests)
     conn.violation = event.violation
     key = (conn.charger_id, event.transaction_id)
     steady = _steady_for(conn, event)
@@ -615,10 +619,35 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
             phases=event.phases_used,
         )
         conn.phases_used[event.transaction_id] = event.phases_used
+    _note_seq_no(conn, event, outcome.session.pk)
     answered = (
         {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
     )
     return await _with_cost(conn, event, outcome, answered)
+
+
+def _note_seq_no(conn: Connection, event: tx.TxEvent, session_id: int) -> None:
+    """seqNo numbers a transaction's events one by one: a jump over a number means events are
+    missing (queued or lost), so the charger is asked at once, after this answer, with
+    GetTransactionStatus (E14; chargers.devices.stale: a session it says ended whose Ended is
+    lost is closed). Only the jumps this socket sees: after a reconnect it starts afresh."""
+    if event.seq_no is None:
+        return
+    high = conn.seq_high.get(event.transaction_id)
+    if high is not None and event.seq_no <= high:
+        return  # a resend, or a queued event filling a gap
+    if len(conn.seq_high) >= ASKED_MAX:  # a charger inventing ids must not grow it forever
+        conn.seq_high.clear()
+    conn.seq_high[event.transaction_id] = event.seq_no
+    if high is None or event.seq_no == high + 1:
+        return
+    from chargers.devices import stale
+
+    charger_id, transaction_id = conn.charger_id, event.transaction_id
+    follow_ups.submit(
+        (charger_id, "seq-gap", transaction_id),
+        lambda: stale.gap_check(charger_id, session_id, transaction_id),
+    )
 
 
 async def _with_cost(
@@ -683,7 +712,7 @@ def _cost_update_due(conn: Connection, transaction_id: str, session_id: int) -> 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
     try:
-        validate(REQUEST_VALIDATORS["MeterValues"], payload)
+        validate(conn.requests["MeterValues"], payload)
     except OcppError as exc:
         conn.violation = exc.description  # read leniently, as the 1.6 MeterValues
     evse_id = payload.get("evseId")
@@ -957,5 +986,5 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
         raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")
     conn.violation = ""
     if action not in LENIENT:
-        validate(REQUEST_VALIDATORS[action], payload)
+        validate(conn.requests[action], payload)
     return await handler(conn, common.storable_payload(conn, payload), unique_id)

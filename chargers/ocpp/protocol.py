@@ -21,6 +21,9 @@ import ocpp
 from chargers.ocpp.storable import loads_flagged, text_is_clean
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+# OCPP-J 2.1 adds two message types: CALLRESULTERROR (a CALLRESULT its receiver could not
+# process) and SEND (an unconfirmed message: never answered). Read only for 2.1 connections.
+CALLRESULTERROR, SEND = 5, 6
 MAX_UNIQUE_ID_LENGTH = 36  # OCPP-J 1.6 §4.1.4
 
 # OCPP-J 1.6 §4.2.3 error codes, with the 1.6 wire spellings that the errata keep
@@ -194,6 +197,8 @@ class FrameErrorCodes:
     result_shape: str
     error_length: str
     unknown_type: str
+    # OCPP-J 2.1: CALLRESULTERROR (5, shaped as a CALLERROR) and SEND (6, shaped as a CALL).
+    rpc21: bool = False
 
 
 V16_FRAME_ERRORS = FrameErrorCodes(
@@ -235,9 +240,11 @@ def _route(message: Any, codes: FrameErrorCodes, max_id_length: int) -> Frame:
             f"{codes.id_name} must be a string of 1 to {max_id_length} characters",
             payload=message,
         )
-    if message_type == CALL:
+    if message_type == CALL or (codes.rpc21 and message_type == SEND):
         if len(message) != 4:
-            raise FrameError(codes.call_length, "CALL must have 4 elements", unique_id, message)
+            raise FrameError(
+                codes.call_length, "CALL and SEND must have 4 elements", unique_id, message
+            )
         action, payload = message[2], message[3]
         if not isinstance(action, str):
             raise FrameError(codes.action_type, "Action must be a string", unique_id, message)
@@ -245,21 +252,21 @@ def _route(message: Any, codes: FrameErrorCodes, max_id_length: int) -> Frame:
             raise FrameError(
                 codes.payload_type, "Payload must be a JSON object", unique_id, message
             )
-        return Frame(CALL, unique_id, action, payload)
+        return Frame(CALL if message_type == CALL else SEND, unique_id, action, payload)
     if message_type == CALLRESULT:
         if len(message) != 3 or not isinstance(message[2], dict):
             raise FrameError(
                 codes.result_shape, "CALLRESULT must be [3, id, {payload}]", unique_id, message
             )
         return Frame(CALLRESULT, unique_id, payload=message[2])
-    if message_type == CALLERROR:
+    if message_type == CALLERROR or (codes.rpc21 and message_type == CALLRESULTERROR):
         if len(message) != 5:
             raise FrameError(
                 codes.error_length, "CALLERROR must have 5 elements", unique_id, message
             )
         details = message[4] if isinstance(message[4], dict) else {}
         return Frame(
-            CALLERROR,
+            CALLERROR if message_type == CALLERROR else CALLRESULTERROR,
             unique_id,
             error_code=str(message[2]),
             error_description=str(message[3]),

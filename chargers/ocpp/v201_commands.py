@@ -62,14 +62,19 @@ def _refuse(description: str) -> OcppError:
 
 
 def translate(
-    action: str, payload: dict[str, Any], *, ocpp_transaction_id: str | None = None
+    action: str,
+    payload: dict[str, Any],
+    *,
+    ocpp_transaction_id: str | None = None,
+    native: frozenset[str] = CSMS_ACTIONS,
 ) -> Translated:
     """Return `action`/`payload` as a 2.0.1 charger takes them, or raise OcppError.
 
     `ocpp_transaction_id` is the charger's transactionId of the session a RemoteStopTransaction
-    names (the caller looks it up; None if we have no such 2.0.1 session).
+    names (the caller looks it up; None if we have no such 2.0.1 session). `native`: the CSMS
+    actions of the charger's version, sent as given (2.1's for a 2.1 charger).
     """
-    if action in CSMS_ACTIONS and action not in TRANSLATED:
+    if action in native and action not in TRANSLATED:
         return Translated(action, payload)
     if action == "RemoteStopTransaction":
         if ocpp_transaction_id is None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chargers.ocpp.protocol import CSMS_ACTIONS_V16
+from chargers.ocpp.protocol21 import CSMS_ACTIONS as CSMS_ACTIONS_V21
 from chargers.ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
 
 LEADER = "leader"
@@ -31,11 +32,13 @@ _PROTECTED_VARIABLES_V201 = frozenset(
 
 def csms_actions(version: str) -> list[str]:
     """Every action a central system may send to a charger of this OCPP version, sorted."""
+    if version == "2.1":
+        return sorted(CSMS_ACTIONS_V21)
     return sorted(CSMS_ACTIONS_V201 if version == "2.0.1" else CSMS_ACTIONS_V16)
 
 
 def all_csms_actions() -> list[str]:
-    return sorted(CSMS_ACTIONS_V16 | CSMS_ACTIONS_V201)
+    return sorted(CSMS_ACTIONS_V16 | CSMS_ACTIONS_V201 | CSMS_ACTIONS_V21)
 
 
 def protected(action: str, payload: Any) -> bool:

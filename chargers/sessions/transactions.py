@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -260,8 +261,11 @@ def session_phases_record(*, session_id: int, phases: int) -> None:
     ChargingSession.objects.filter(pk=session_id).update(phases_used=phases)
 
 
-def read_transaction_event(payload: dict, received: datetime) -> tx.TxEvent:
-    return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], received)
+def read_transaction_event(
+    payload: dict, received: datetime, schemas: Mapping[str, Any] = REQUEST_VALIDATORS
+) -> tx.TxEvent:
+    """`schemas`: the request schemas of the charger's version (2.1's for a 2.1 charger)."""
+    return tx.read_event(payload, schemas["TransactionEvent"], received)
 
 
 @dataclass

@@ -45,6 +45,7 @@ from chargers.models import (
 )
 from chargers.ocpp.energy import METER_DIGITS, WH_PLACES, kwh
 from chargers.ocpp.protocol import CSMS_ACTIONS_V16, OcppError
+from chargers.ocpp.protocol21 import CSMS_ACTIONS as CSMS_ACTIONS_V21
 from chargers.ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
 from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
 from chargers.web.api_devices import ChargerV201ApiMixin
@@ -506,11 +507,12 @@ class ChargerViewSet(
     ) -> Response:
         charger = self.get_object()
         self.require_edit(self.organization_id_of(charger))
-        # A 2.0.1 charger takes its own actions and the 1.6 commands we translate for it.
+        # A 2.0.1 (2.1) charger takes its version's actions and the 1.6 commands we translate.
         allowed = (
             CSMS_ACTIONS_V16
-            if charger.ocpp_version != "2.0.1"
-            else CSMS_ACTIONS_V201 | set(TRANSLATED_FOR_V201)
+            if not charger.speaks_v2()
+            else (CSMS_ACTIONS_V21 if charger.ocpp_version == "2.1" else CSMS_ACTIONS_V201)
+            | set(TRANSLATED_FOR_V201)
         )
         if ocpp_action not in allowed:
             raise ValidationError(
@@ -723,7 +725,7 @@ class ChargerViewSet(
         from chargers.ocpp.v201_commands import new_remote_start_id
 
         payload.setdefault("remoteStartId", new_remote_start_id())
-        commands.check_outgoing_or_raise("RequestStartTransaction", payload, "2.0.1")
+        commands.check_outgoing_or_raise("RequestStartTransaction", payload, charger.ocpp_version)
         context = (
             Context.REMOTE_MSP
             if request.query_params.get("context") == "remote_msp"

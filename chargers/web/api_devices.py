@@ -139,7 +139,7 @@ class ChargerV201ApiMixin:
         self.require_edit(self.organization_id_of(charger))
         body = ClearMonitorsSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
-        if charger.ocpp_version != "2.0.1":
+        if not charger.speaks_v2():
             return Response({"detail": "Monitors are an OCPP 2.0.1 feature."}, status=400)
         try:
             sent = clear_monitors_sync(

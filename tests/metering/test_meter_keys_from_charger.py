@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
-from chargers.models import Charger, Connector
+from chargers.models import Charger, Connector, DeviceVariable
 from metering.models import MeterKey
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.metering.signing import Meter
@@ -70,6 +70,14 @@ async def test_a_1_6_charger_reports_its_meter_keys_and_they_stay_unconfirmed():
 async def test_a_2_0_1_charger_reports_its_meter_keys_per_evse():
     meter = Meter(serial="")
     charger, api, client = await _setup("MK-201", Charger.OcppVersion.V201)
+    # Its device model says how many variables one GetVariables may carry (B06.FR.05).
+    await DeviceVariable.objects.acreate(
+        charger=charger,
+        component="DeviceDataCtrlr",
+        variable="ItemsPerMessage",
+        variable_instance="GetVariables",
+        value="8",
+    )
     request = _read(api, "MK-201")
     call = await client.receive(timeout=10)
     assert call[2] == "GetVariables"

@@ -33,6 +33,12 @@ REPORT = {
         _item("SampledDataCtrlr", "TxEndedMeasurands", ""),
         _item("SampledDataCtrlr", "TxUpdatedMeasurands", "Voltage", mutability="ReadOnly"),
         _item("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register,Voltage"),
+        # Required (part 2 §2.1): the most setVariableData one SetVariables may carry.
+        {
+            "component": {"name": "DeviceDataCtrlr"},
+            "variable": {"name": "ItemsPerMessage", "instance": "SetVariables"},
+            "variableAttribute": [{"type": "Actual", "value": "10", "mutability": "ReadOnly"}],
+        },
     ],
 }
 

@@ -104,6 +104,10 @@ async def test_offline_updated_arriving_after_ended_is_accepted_and_counted(char
     )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_stop_wh) == ("completed", 1000)
+    # 1 and 2 are missing: the charger is asked at once, and says they are queued.
+    ask = await client.receive(timeout=10)
+    assert ask[2] == "GetTransactionStatus" and ask[3] == {"transactionId": "TX-1"}
+    await client.send([3, ask[1], {"messagesInQueue": True, "ongoingIndicator": False}])
     late = await client.call(
         "TransactionEvent",
         tx_event("Updated", 2, timestamp=T2, trigger="MeterValuePeriodic", wh=8000, offline=True),
