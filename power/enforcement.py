@@ -393,7 +393,19 @@ def plan(property_id: int, now: datetime) -> Plan:
         result.lift += [s for s in sends if _is_lift(s)]
         ready[charger.pk] = leases_ok
     _plan_sessions(result, property_id, {c.pk: c for c in chargers}, ready, electrical, now)
+    if _refusal_not_counted(site):
+        result.held_back += 1  # the increases were computed counting on the refuser's obedience
     return result
+
+
+def _refusal_not_counted(site: SiteBudget) -> bool:
+    """Whether a charger of the site refused a limit after the allocation in the rows was
+    computed: that allocation gave the others a share of what the refuser may now draw, so no
+    increase is sent before the recompute the refusal asked for (record()) has counted it."""
+    refusals = Uncontrollable.objects.filter(charger__property_id=site.property_id)
+    if site.computed_at is not None:
+        refusals = refusals.filter(since__gte=site.computed_at)
+    return refusals.exists()
 
 
 def _phases_moved(charger: Charger, session: ChargingSession, electrical: Electrical) -> bool:
@@ -743,7 +755,8 @@ def _site_pass(property_id: int, now: datetime) -> int:
     lift = send_all([s for s in work.lift if s.charger.pk not in failed])
     again = record(lift, timezone.now()) or again
     sent += len(lift)
-    if work.up and not work.held_back and all(o.accepted for o in down):
+    # A refusal in this pass (again) changes the allocation the increases were computed from.
+    if work.up and not work.held_back and not again and all(o.accepted for o in down):
         up = send_all(work.up)
         again = record(up, timezone.now()) or again
         sent += len(up)

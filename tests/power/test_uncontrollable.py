@@ -243,3 +243,71 @@ def test_an_iso15118_rejection_before_the_cars_needs_is_not_a_refusal(monkeypatc
     row = ConnectorAllocation.objects.get(charger=charger)
     assert not row.refused and "ISO 15118" in row.refused_reason
     assert not Uncontrollable.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refusal_holds_the_others_increases_until_the_allocation_counts_it(monkeypatch, settings):
+    """A charger that refused its safe default (so its sessions are allocated as obedient) starts
+    a session and refuses that session's limit: the others' increases, computed before the
+    refusal, must not be sent by a pass that runs before the next recompute (the sweep and the
+    recompute asked for by the refusal race): 14 A on the other charger beside the refuser's
+    16 A was 30 A on a 28 A fuse."""
+    monkeypatch.setattr(enforcement, "_refused_until", {})
+    settings.POWER_PROFILE_MIN_INTERVAL_S = 0
+    now = timezone.now()
+    prop = PropertyFactory()
+    SiteBudget.objects.create(property=prop, limit_a=A(28), phases=3)
+    refusing = ChargerFactory(property=prop, station_id="U-1")
+    other = ChargerFactory(property=prop, station_id="B-1")
+    sessions = {}
+    for number, charger in enumerate((other, refusing)):
+        _online(charger, now)
+        ConnectorPower.objects.create(charger=charger, connector_id=1, max_a=A(16))
+        sessions[charger.pk] = ChargingSession.objects.create(
+            charger=charger,
+            connector_id=1,
+            transaction_id=90 + number,
+            id_tag="TAG",
+            started_at=now - timedelta(minutes=1),
+            meter_start_wh=0,
+        )
+    ChargingSession.objects.filter(charger__property=prop).update(
+        received_start_at=now - timedelta(minutes=1)
+    )
+    # It refused its own profiles: reserved while idle, its sessions allocated as obedient.
+    Uncontrollable.objects.create(charger=refusing, connector_id=0, since=now)
+    services.recompute(prop.pk)
+    assert {r.charger_id: r.limit_a for r in ConnectorAllocation.objects.all()} == {
+        other.pk: A(14),
+        refusing.pk: A(14),
+    }
+    # The other charger holds 12 A (its share while the refuser was idle and reserved 16 A).
+    ConnectorAllocation.objects.filter(charger=other).update(
+        applied_limit_a=A(12), applied_at=now - timedelta(seconds=30)
+    )
+    session_limits: list[tuple[str, float]] = []
+
+    async def answer(charger, action, payload, **kwargs):
+        body = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+        if body.get("chargingProfilePurpose") == "TxProfile":
+            schedule = body["chargingSchedule"]
+            schedule = schedule[0] if isinstance(schedule, list) else schedule
+            limit = schedule["chargingSchedulePeriod"][0]["limit"]
+            session_limits.append((charger.station_id, limit))
+        status = "Rejected" if charger.station_id == "U-1" else "Accepted"
+        return Command(status=Command.Status.ANSWERED, response={"status": status})
+
+    monkeypatch.setattr(commands, "send_command", answer)
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert ("U-1", 14.0) in session_limits  # sent, refused: the allocation must count it now
+    assert ConnectorAllocation.objects.get(charger=refusing).refused
+    # The next pass runs before the recompute the refusal asked for: still 14 A in the row.
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert ConnectorAllocation.objects.get(charger=other).limit_a == A(14)
+    assert [limit for station, limit in session_limits if station == "B-1"] == []
+    # Once recomputed with the refuser at its 16 A, the other keeps its 12 A.
+    services.recompute(prop.pk)
+    assert ConnectorAllocation.objects.get(charger=refusing).limit_a == A(16)
+    assert ConnectorAllocation.objects.get(charger=other).limit_a == A(12)
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert [limit for station, limit in session_limits if station == "B-1"] == []
