@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "auditlog",  # who changed what, before/after: every support agent action (docs/support.md)
     "backoffice",
     "authorization",
+    "pki",  # Plug & Charge: roots, PKI providers, OCSP (docs/pki.md)
     "chargers",
     "metering",  # signed meter values (OCMF), meter keys (docs/metering.md)
     "billing",
@@ -536,6 +537,10 @@ OCPP_TRUSTED_PROXIES = env_list("OCPP_TRUSTED_PROXIES", [])
 OCPP_CLIENT_CERT_HEADER = env_str("OCPP_CLIENT_CERT_HEADER", "X-SSL-Client-Cert")
 OCPP_CA_DIR = env_str("OCPP_CA_DIR", str(BASE_DIR / "var" / "ca"))
 OCPP_CPO_NAME = env_str("OCPP_CPO_NAME", "EV Backoffice")
+# Plug & Charge (docs/pki.md): how long an OCSP responder and the PKI provider may take. A car
+# waits 5 s for its certificate (M01), a charger about as long for a contract's Authorize.
+PKI_OCSP_TIMEOUT_S = env_float("PKI_OCSP_TIMEOUT_S", 4.0)
+PKI_PROVIDER_TIMEOUT_S = env_float("PKI_PROVIDER_TIMEOUT_S", 4.0)
 OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)

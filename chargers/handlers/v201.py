@@ -26,7 +26,7 @@ from authorization.decisions import Context
 from authorization.services import decision_record
 from backoffice import db
 from chargers.devices import costs, variables
-from chargers.handlers import common, v16_security
+from chargers.handlers import common, v16_security, v201_pnc
 from chargers.messagelog.log import MeterSample, writer
 from chargers.ocpp.protocol import format_datetime, parse_datetime
 from chargers.ocpp.protocol201 import (
@@ -373,6 +373,8 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
+    if v201_pnc.is_contract(payload):  # C07: Plug & Charge
+        return await v201_pnc.authorize_contract(conn, payload, unique_id)
     token = payload["idToken"]
     decision, card = await common.decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
     status = id_token_status(str(decision.status), decision.reason)
@@ -811,13 +813,6 @@ async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     return {}
 
 
-async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> dict:
-    if payload.get("certificateType") == "V2GCertificate":
-        # Our CA signs charging station certificates only (A02); V2G certificates come from a V2G PKI.
-        return {"status": "Rejected"}
-    return await v16_security.sign_certificate(conn, payload, unique_id)
-
-
 async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
         security_services.operation_status_record,
@@ -913,7 +908,6 @@ HANDLERS: dict[str, Handler] = {
     "NotifyReport": notify_report,
     "NotifyEvent": notify_event,
     "SecurityEventNotification": v16_security.security_event_notification,
-    "SignCertificate": sign_certificate,
     "FirmwareStatusNotification": firmware_status_notification,
     "LogStatusNotification": v16_security.log_status_notification,
     "DataTransfer": data_transfer,
@@ -929,6 +923,8 @@ HANDLERS: dict[str, Handler] = {
     "NotifyCustomerInformation": notice("NotifyCustomerInformation"),
     "NotifyDisplayMessages": notice("NotifyDisplayMessages"),
     "PublishFirmwareStatusNotification": notice("PublishFirmwareStatusNotification"),
+    # Plug & Charge (ISO 15118): SignCertificate (both types), GetCertificateStatus, Get15118EVCertificate.
+    **v201_pnc.HANDLERS,
 }
 
 # Read leniently (a schema violation is recorded, not refused): billing data.

@@ -1,0 +1,400 @@
+"""Plug & Charge over OCPP 2.0.1 (issue 52): a charger written from the protocol text, chains made
+here, a real OCSP responder and a PKI provider started by the test.
+
+C07 Authorize with a contract (chain to the installed MO root, revocation by OCSP, then the
+eMAID decided like a card), M06 GetCertificateStatus, M01 Get15118EVCertificate, A02/A03
+SignCertificate for the V2G certificate."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from asgiref.sync import sync_to_async
+from cryptography import x509
+
+from authorization.models import AuthorizationDecision
+from chargers.models import ChargerCertificate
+from pki import chains, local_ca, services
+from pki.models import CertificateUse
+from tests.chargers.v201.conftest import connect201
+from tests.conftest import free_port
+from tests.factories import TokenFactory
+
+from .pkitools import Ca, Responder, csr, issue, ocpp_hash_data
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EMAID = "DE-8EO-C12345678-9"
+
+
+@pytest.fixture(autouse=True)
+def _ca_dir(settings, tmp_path):
+    settings.OCPP_CA_DIR = str(tmp_path / "ca")
+
+
+class World:
+    """An MO hierarchy with a contract for EMAID and a V2G hierarchy, answered by one responder."""
+
+    def __init__(self) -> None:
+        self.responder = Responder([]).start()
+        url = self.responder.url
+        self.mo_root = issue("MO Root", None, ca=True)
+        self.mo_sub = issue("MO Sub-CA", self.mo_root, ca=True, ocsp_url=url)
+        self.contract = issue(EMAID, self.mo_sub, ca=False, ocsp_url=url)
+        self.v2g_root = issue("V2G Root", None, ca=True)
+        self.v2g_sub1 = issue("CPO Sub-CA 1", self.v2g_root, ca=True, ocsp_url=url)
+        self.v2g_sub2 = issue("CPO Sub-CA 2", self.v2g_sub1, ca=True, ocsp_url=url)
+        self.responder.issuers = [self.mo_root, self.mo_sub, self.v2g_root, self.v2g_sub1]
+
+    @property
+    def contract_chain(self) -> str:
+        return self.contract.pem + self.mo_sub.pem
+
+
+@pytest.fixture
+def world(settings, charger):
+    built = World()
+    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{built.responder.port}"]
+    yield built
+    built.responder.stop()
+
+
+def _install(organization_id: int, use: str, ca: Ca) -> None:
+    services.root_add(organization_id=organization_id, use=use, certificate_pem=ca.pem)
+
+
+@pytest.fixture
+def installed(world, charger):
+    organization_id = charger.property.organization_id
+    _install(organization_id, CertificateUse.MO, world.mo_root)
+    _install(organization_id, CertificateUse.V2G, world.v2g_root)
+    TokenFactory(uid=EMAID, organization=charger.property.organization)
+    return world
+
+
+def contract_authorize(certificate: str = "", hash_data: list | None = None) -> dict:
+    payload: dict = {"idToken": {"idToken": EMAID, "type": "eMAID"}}
+    if certificate:
+        payload["certificate"] = certificate
+    if hash_data:
+        payload["iso15118CertificateHashData"] = hash_data
+    return payload
+
+
+async def _authorize(payload: dict) -> dict:
+    client = await connect201()
+    try:
+        return await client.result("Authorize", payload)
+    finally:
+        await client.close()
+
+
+# -- C07: Authorize with a contract certificate ------------------------------------------------------
+
+
+async def test_a_valid_contract_is_accepted_after_its_chain_and_revocation_are_checked(installed):
+    answer = await _authorize(contract_authorize(installed.contract_chain))
+    assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+    # Both certificates below the root were asked about, with real OCSP requests.
+    assert len(installed.responder.requests) == 2
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.status == "Accepted"
+
+
+async def test_a_revoked_contract_is_refused_as_revoked_and_invalid(installed):
+    installed.responder.revoked.add(installed.contract.certificate.serial_number)
+    answer = await _authorize(contract_authorize(installed.contract_chain))
+    assert answer == {
+        "idTokenInfo": {"status": "Invalid"},
+        "certificateStatus": "CertificateRevoked",
+    }
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert (decision.status, decision.reason) == ("Invalid", "contract_revoked")
+
+
+async def test_a_responder_that_is_down_never_gives_accepted(installed):
+    installed.responder.stop()
+    answer = await _authorize(contract_authorize(installed.contract_chain))
+    assert answer["certificateStatus"] == "CertChainError"
+    assert answer["idTokenInfo"] == {"status": "Invalid"}
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.reason == "contract_unverified"
+
+
+async def test_a_contract_under_an_mo_root_not_installed_is_refused_without_calling_its_responder(
+    world, charger
+):
+    await sync_to_async(TokenFactory)(uid=EMAID, organization=charger.property.organization)
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["certificateStatus"] == "CertChainError"
+    assert answer["idTokenInfo"]["status"] == "Invalid"
+    assert world.responder.requests == []
+
+
+async def test_a_contract_for_another_emaid_is_a_chain_error(installed):
+    payload = contract_authorize(installed.contract_chain)
+    payload["idToken"]["idToken"] = "DE-8EO-C99999999-9"
+    answer = await _authorize(payload)
+    assert answer["certificateStatus"] == "CertChainError"
+
+
+async def test_a_valid_contract_of_an_unknown_emaid_is_contract_cancelled(world, charger):
+    organization_id = charger.property.organization_id
+    await sync_to_async(_install)(organization_id, CertificateUse.MO, world.mo_root)
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    # C07.FR.13: the certificate is fine, the eMAID is not accepted.
+    assert answer == {
+        "idTokenInfo": {"status": "Unknown"},
+        "certificateStatus": "ContractCancelled",
+    }
+
+
+async def test_a_blocked_emaid_is_blocked_like_a_card(installed):
+    from authorization.models import Token
+
+    await Token.objects.filter(uid=EMAID).aupdate(blocked=True)
+    answer = await _authorize(contract_authorize(installed.contract_chain))
+    assert answer == {
+        "idTokenInfo": {"status": "Blocked"},
+        "certificateStatus": "ContractCancelled",
+    }
+
+
+async def test_hash_data_of_a_known_sub_ca_is_checked_with_the_responder_given(installed, charger):
+    await sync_to_async(services.sub_cas_add)(
+        organization_id=charger.property.organization_id,
+        use=CertificateUse.MO,
+        certificates=[installed.mo_sub.certificate],
+    )
+    data = [
+        ocpp_hash_data(
+            installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
+        )
+    ]
+    answer = await _authorize(contract_authorize(hash_data=data))
+    assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+    installed.responder.revoked.add(installed.contract.certificate.serial_number)
+    answer = await _authorize(contract_authorize(hash_data=data))
+    assert answer["certificateStatus"] == "CertificateRevoked"
+    assert len(installed.responder.requests) == 2
+
+
+async def test_hash_data_naming_an_unknown_issuer_never_calls_the_url_given(installed):
+    # The sub-CA was never kept: its OCSP data names an issuer we cannot tie to a root.
+    data = [
+        ocpp_hash_data(
+            installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
+        )
+    ]
+    answer = await _authorize(contract_authorize(hash_data=data))
+    assert answer["certificateStatus"] == "CertChainError"
+    assert installed.responder.requests == []
+
+
+# -- M06: GetCertificateStatus ------------------------------------------------------------------------
+
+
+async def _certificate_status(data: dict) -> dict:
+    client = await connect201()
+    try:
+        return await client.result("GetCertificateStatus", {"ocspRequestData": data})
+    finally:
+        await client.close()
+
+
+async def test_certificate_status_is_the_responders_signed_answer(installed, charger):
+    await sync_to_async(services.sub_cas_add)(
+        organization_id=charger.property.organization_id,
+        use=CertificateUse.V2G,
+        certificates=[installed.v2g_sub2.certificate, installed.v2g_sub1.certificate],
+    )
+    for subject, issuer in (
+        (installed.v2g_sub2, installed.v2g_sub1),
+        (installed.v2g_sub1, installed.v2g_root),
+    ):
+        data = ocpp_hash_data(subject.certificate, issuer.certificate, installed.responder.url)
+        answer = await _certificate_status(data)
+        assert answer["status"] == "Accepted"
+        der = base64.b64decode(answer["ocspResult"])
+        checked = chains.check_ocsp_response(
+            der,
+            chains.cert_id_of(subject.certificate, issuer.certificate),
+            issuer.certificate,
+            datetime.now(UTC),
+        )
+        assert checked.status == "good"
+
+
+async def test_a_responder_of_a_ca_under_no_installed_root_is_never_called(world, charger):
+    # Nothing installed: the responder (allow-listed, on 127.0.0.1) must not hear a thing.
+    data = ocpp_hash_data(
+        world.v2g_sub2.certificate, world.v2g_sub1.certificate, world.responder.url
+    )
+    answer = await _certificate_status(data)
+    assert answer["status"] == "Failed" and "ocspResult" not in answer
+    data = ocpp_hash_data(
+        world.v2g_sub1.certificate, world.v2g_root.certificate, world.responder.url
+    )
+    assert (await _certificate_status(data))["status"] == "Failed"
+    assert world.responder.requests == []
+
+
+async def test_certificate_status_fails_when_the_responder_is_down(installed):
+    installed.responder.stop()
+    data = ocpp_hash_data(
+        installed.v2g_sub1.certificate, installed.v2g_root.certificate, installed.responder.url
+    )
+    assert (await _certificate_status(data))["status"] == "Failed"
+
+
+async def test_certificate_status_of_a_private_responder_not_allow_listed_is_refused(
+    installed, settings
+):
+    settings.OUTBOUND_URL_ALLOWLIST = []
+    data = ocpp_hash_data(
+        installed.v2g_sub1.certificate, installed.v2g_root.certificate, installed.responder.url
+    )
+    assert (await _certificate_status(data))["status"] == "Failed"
+    assert installed.responder.requests == []
+
+
+# -- M01: Get15118EVCertificate -------------------------------------------------------------------------
+
+
+class Provider:
+    """A PKI provider stub: keeps what it was sent, answers a fixed EXI stream."""
+
+    def __init__(self, answer: dict) -> None:
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                provider.bodies.append({"path": self.path, **json.loads(body)})
+                provider.headers.append(dict(self.headers))
+                payload = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+EXI_REQUEST = base64.b64encode(b"\x80\x01exi-certificate-installation-req").decode()
+EXI_RESPONSE = base64.b64encode(b"\x80\x02exi-certificate-installation-res").decode()
+
+
+async def test_the_cars_exi_request_is_forwarded_unchanged_and_its_answer_returned(
+    charger, settings
+):
+    provider = Provider({"status": "Accepted", "exiResponse": EXI_RESPONSE})
+    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{provider.port}"]
+    await sync_to_async(services.settings_save)(
+        organization_id=charger.property.organization_id,
+        provider_url=f"http://127.0.0.1:{provider.port}/pki",
+        provider_token="secret-token",
+        v2g_signer="",
+    )
+    request = {
+        "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+        "action": "Install",
+        "exiRequest": EXI_REQUEST,
+    }
+    client = await connect201()
+    answer = await client.result("Get15118EVCertificate", request)
+    await client.close()
+    provider.stop()
+    assert answer == {"status": "Accepted", "exiResponse": EXI_RESPONSE}
+    assert provider.bodies == [
+        {"path": "/pki/ev-certificates", "stationId": "CP-TEST-1", **request}
+    ]
+    assert provider.headers[0]["Authorization"] == "Bearer secret-token"
+
+
+async def test_without_a_provider_the_car_is_told_failed(charger):
+    client = await connect201()
+    answer = await client.result(
+        "Get15118EVCertificate",
+        {
+            "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+            "action": "Update",
+            "exiRequest": EXI_REQUEST,
+        },
+    )
+    await client.close()
+    assert answer["status"] == "Failed" and answer["exiResponse"] == ""
+
+
+# -- A02/A03: SignCertificate for the V2G certificate ----------------------------------------------------
+
+
+async def test_a_v2g_csr_is_signed_by_the_v2g_sub_ca_with_a_chain_to_the_installed_root(charger):
+    organization_id = charger.property.organization_id
+    await sync_to_async(services.local_v2g_root_install)(organization_id=organization_id)
+    client = await connect201()
+    answer = await client.result(
+        "SignCertificate", {"csr": csr("SECC-CP-TEST-1"), "certificateType": "V2GCertificate"}
+    )
+    assert answer == {"status": "Accepted"}
+    call = await client.receive(timeout=10)
+    assert call[2] == "CertificateSigned" and call[3]["certificateType"] == "V2GCertificate"
+    await client.send([3, call[1], {"status": "Accepted"}])
+    await client.close()
+    chain = x509.load_pem_x509_certificates(call[3]["certificateChain"].encode())
+    authority = await sync_to_async(local_ca.get_authority)()
+    assert chain[0].issuer == authority.sub_cas[0].subject and len(chain) == 3
+    roots = await sync_to_async(services.roots)(
+        organization_id=organization_id, uses=(CertificateUse.V2G,)
+    )
+    path = chains.verify_chain(chain[0], chain[1:], roots, datetime.now(UTC))
+    assert path[-1] == authority.root
+    kept = await ChargerCertificate.objects.aget(charger=charger)
+    assert kept.certificate_type == "V2GCertificate"
+    assert kept.fingerprint_sha256 == chains.fingerprint(chain[0])
+
+
+async def test_a_v2g_csr_is_rejected_when_the_organization_signs_none(charger):
+    client = await connect201()
+    answer = await client.result(
+        "SignCertificate", {"csr": csr("SECC-CP-TEST-1"), "certificateType": "V2GCertificate"}
+    )
+    await client.close()
+    assert answer == {"status": "Rejected"}
+
+
+async def test_our_local_sub_cas_answer_ocsp_for_the_chain_they_signed(charger):
+    organization_id = charger.property.organization_id
+    await sync_to_async(services.local_v2g_root_install)(organization_id=organization_id)
+    authority = await sync_to_async(local_ca.get_authority)()
+    sub2, sub1 = authority.sub_cas
+    data = ocpp_hash_data(sub2, sub1, "http://ocsp.invalid/")
+    answer = await _certificate_status(data)
+    assert answer["status"] == "Accepted"
+    checked = chains.check_ocsp_response(
+        base64.b64decode(answer["ocspResult"]),
+        chains.cert_id_of(sub2, sub1),
+        sub1,
+        datetime.now(UTC),
+    )
+    assert checked.status == "good"
+    # A serial these CAs never issued gets no answer at all.
+    data["serialNumber"] = "abcdef"
+    assert (await _certificate_status(data))["status"] == "Failed"
