@@ -43,7 +43,7 @@ class RootCertificateAdmin(admin.ModelAdmin):
     search_fields = ["subject", "fingerprint_sha256", "organization__name"]
     list_filter = ["use"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     form = RootCertificateForm
 
     def get_readonly_fields(self, request: HttpRequest, obj: RootCertificate | None = None) -> Any:
@@ -73,7 +73,7 @@ class SubCaCertificateAdmin(admin.ModelAdmin):
     search_fields = ["subject", "fingerprint_sha256", "organization__name"]
     list_filter = ["use"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     readonly_fields = [
         "organization",
         "use",
@@ -114,7 +114,7 @@ class PkiSettingsAdmin(admin.ModelAdmin):
     search_fields = ["organization__name", "provider_url"]
     list_filter = ["v2g_signer"]
     list_select_related = ["organization"]
-    raw_id_fields = ["organization"]
+    autocomplete_fields = ["organization"]
     form = PkiSettingsForm
     actions = ["install_local_v2g_root"]
 
