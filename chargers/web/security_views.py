@@ -209,6 +209,28 @@ def _send(request: HttpRequest, charger: Charger, label: str, action: str, paylo
         messages.add_message(request, level, f"{label}: the charger answered {answer}.")
 
 
+def _install_roots(request: HttpRequest, charger: Charger) -> None:
+    """M05: the organization's roots (V2G, MO, CSMS, manufacturer) to a 2.0.1 charger, one
+    InstallCertificate each (docs/pki.md)."""
+    from pki.models import RootCertificate
+
+    if charger.ocpp_version != Charger.OcppVersion.V201:
+        messages.error(request, "Only OCPP 2.0.1 chargers take ISO 15118 roots.")
+        return
+    roots = list(RootCertificate.objects.filter(organization_id=charger.organization_id))
+    if not roots:
+        messages.error(request, "The organization has no root certificates yet (PKI settings).")
+        return
+    for root in roots:
+        _send(
+            request,
+            charger,
+            f"Installing {root.get_use_display().split(' (')[0]} {root.subject}",
+            "InstallCertificate",
+            {"certificateType": root.use, "certificate": root.certificate_pem},
+        )
+
+
 @login_required
 @require_POST
 def charger_security_action(request: HttpRequest, station_id: str) -> HttpResponse:
@@ -257,6 +279,17 @@ def charger_security_action(request: HttpRequest, station_id: str) -> HttpRespon
                 "certificateType": "CentralSystemRootCertificate",
                 "certificate": get_ca().certificate_pem,
             },
+        )
+    elif what == "install_roots":
+        _install_roots(request, charger)
+    elif what == "renew_v2g_certificate":
+        # A02 for ISO 15118: the charger answers with a SignCertificate(V2GCertificate).
+        _send(
+            request,
+            charger,
+            "Asking the charger for a new V2G certificate",
+            "TriggerMessage",
+            {"requestedMessage": "SignV2GCertificate"},
         )
     elif what == "renew_certificate":
         # Whitepaper A02: the charger answers with a SignCertificate, which our CA signs.

@@ -398,3 +398,49 @@ async def test_our_local_sub_cas_answer_ocsp_for_the_chain_they_signed(charger):
     # A serial these CAs never issued gets no answer at all.
     data["serialNumber"] = "abcdef"
     assert (await _certificate_status(data))["status"] == "Failed"
+
+
+# -- the charger's Security tab ------------------------------------------------------------------------
+
+
+async def _answer(client, action: str, answer: dict) -> dict:
+    call = await client.receive(timeout=10)
+    assert call[0] == 2 and call[2] == action, call
+    await client.send([3, call[1], answer])
+    return call[3]
+
+
+async def test_the_host_installs_the_organizations_roots_and_sees_the_v2g_certificate(
+    installed, charger, host
+):
+    import asyncio
+
+    from django.test import AsyncClient
+    from django.urls import reverse
+
+    client = await connect201()
+    web = AsyncClient()
+    await web.aforce_login(host)
+    url = reverse("chargers:charger-security-action", args=["CP-TEST-1"])
+    request = asyncio.create_task(web.post(url, {"what": "install_roots"}))
+    sent = [await _answer(client, "InstallCertificate", {"status": "Accepted"}) for _ in range(2)]
+    assert (await request).status_code == 302
+    assert {(s["certificateType"], s["certificate"]) for s in sent} == {
+        ("MORootCertificate", installed.mo_root.pem),
+        ("V2GRootCertificate", installed.v2g_root.pem),
+    }
+    await sync_to_async(services.local_v2g_root_install)(
+        organization_id=charger.property.organization_id
+    )
+    request = asyncio.create_task(web.post(url, {"what": "renew_v2g_certificate"}))
+    trigger = await _answer(client, "TriggerMessage", {"status": "Accepted"})
+    assert trigger == {"requestedMessage": "SignV2GCertificate"}
+    await request
+    answer = await client.result(
+        "SignCertificate", {"csr": csr("SECC-CP-TEST-1"), "certificateType": "V2GCertificate"}
+    )
+    assert answer == {"status": "Accepted"}
+    await _answer(client, "CertificateSigned", {"status": "Accepted"})
+    await client.close()
+    page = (await web.get(reverse("chargers:charger-security", args=["CP-TEST-1"]))).content
+    assert b"V2G (ISO 15118)" in page and b"SECC-CP-TEST-1" in page
