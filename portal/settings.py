@@ -257,6 +257,7 @@ CELERY_IMPORTS = (
     "chargers.devices.local_list",  # chargers.local_list_push
     "chargers.messagelog.retention",  # chargers.message_log_cleanup
     "chargers.devices.stale",  # chargers.stale_transactions_check
+    "chargers.devices.v2g_renewal",  # chargers.v2g_certificates_renew
 )
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
@@ -340,6 +341,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-stale-transactions": {
         "task": "chargers.stale_transactions_check",
         "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
+    },
+    # Plug & Charge (docs/pki.md): V2G certificates that expire within 7 days are renewed (A02).
+    "v2g-certificates-renew": {
+        "task": "chargers.v2g_certificates_renew",
+        "schedule": env_int("V2G_CERTIFICATE_CHECK_SECONDS", 3600),
     },
     # Port timeline (docs/reliability.md): connection changes and any missed status change.
     "reliability-sweep": {

@@ -217,7 +217,12 @@ def _install_roots(request: HttpRequest, charger: Charger) -> None:
     if charger.ocpp_version != Charger.OcppVersion.V201:
         messages.error(request, "Only OCPP 2.0.1 chargers take ISO 15118 roots.")
         return
-    roots = list(RootCertificate.objects.filter(organization_id=charger.organization_id))
+    organization_id = charger.organization_id
+    roots = (
+        list(RootCertificate.objects.filter(organization_id=organization_id))
+        if organization_id is not None
+        else []
+    )
     if not roots:
         messages.error(request, "The organization has no root certificates yet (PKI settings).")
         return
