@@ -871,20 +871,6 @@ async def report_charging_profiles(conn: Connection, payload: dict, unique_id: s
     return {}
 
 
-async def notify_ev_charging_needs(conn: Connection, payload: dict, unique_id: str) -> dict:
-    await _store_notice(conn, "NotifyEVChargingNeeds", payload)
-    # K15.FR.03/.04: Accepted would promise a TxProfile computed for these needs within 60 s; we
-    # compute no ISO 15118 schedules, so the charger uses its own profiles (K15.FR.04: Rejected).
-    return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
-
-
-async def notify_ev_charging_schedule(conn: Connection, payload: dict, unique_id: str) -> dict:
-    await _store_notice(conn, "NotifyEVChargingSchedule", payload)
-    # K17.FR.11: the EV's schedule is within the limits we set (we set none beyond the profiles
-    # the charger checked it against).
-    return {"status": "Accepted"}
-
-
 async def notify_monitoring_report(conn: Connection, payload: dict, unique_id: str) -> dict:
     from chargers.devices import monitoring
 
@@ -915,15 +901,14 @@ HANDLERS: dict[str, Handler] = {
     "NotifyChargingLimit": notice("NotifyChargingLimit"),
     "ClearedChargingLimit": notice("ClearedChargingLimit"),
     "ReportChargingProfiles": report_charging_profiles,
-    "NotifyEVChargingNeeds": notify_ev_charging_needs,
-    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "NotifyMonitoringReport": notify_monitoring_report,
     # N09/N10: the customer data a CustomerInformation(report=true) asked for; O04: the display
     # messages a GetDisplayMessages asked for; L03: a local controller's firmware publication.
     "NotifyCustomerInformation": notice("NotifyCustomerInformation"),
     "NotifyDisplayMessages": notice("NotifyDisplayMessages"),
     "PublishFirmwareStatusNotification": notice("PublishFirmwareStatusNotification"),
-    # Plug & Charge (ISO 15118): SignCertificate (both types), GetCertificateStatus, Get15118EVCertificate.
+    # ISO 15118 (chargers.handlers.v201_pnc): SignCertificate (both types), GetCertificateStatus,
+    # Get15118EVCertificate, NotifyEVChargingNeeds, NotifyEVChargingSchedule.
     **v201_pnc.HANDLERS,
 }
 

@@ -13,7 +13,9 @@ from django.utils import timezone
 from authorization.decisions import REASONS, Context, Decision, Status
 from authorization.services import decision_record
 from backoffice import db
+from chargers.devices import ev_needs, smart_charging
 from chargers.handlers import common, v16_security
+from chargers.ocpp import v201_ev_needs
 from chargers.ocpp.protocol201 import id_token_status
 from chargers.plumbing.background import spawn
 from chargers.security import pki as csms_pki
@@ -154,8 +156,65 @@ async def sign_certificate(conn: common.Connection, payload: dict, unique_id: st
     return {"status": "Accepted"}
 
 
+# -- K15-K17: the car's charging needs ---------------------------------------------------------------
+
+
+async def notify_ev_charging_needs(conn: common.Connection, payload: dict, unique_id: str) -> dict:
+    """K15: Accepted, then a TxProfile for the car's transaction within the site's allowance
+    (sent right after this answer, well within the 60 s of K15.FR.06); Rejected when no
+    transaction runs on that EVSE (a TxProfile needs one)."""
+    await db.run(
+        smart_charging.notice_store,
+        charger_id=conn.charger_id,
+        action="NotifyEVChargingNeeds",
+        payload=payload,
+    )
+    evse_id = payload["evseId"]
+    found = await db.run(ev_needs.needs_transaction, charger_id=conn.charger_id, evse_id=evse_id)
+    if found is None:
+        return {"status": "Rejected", "statusInfo": {"reasonCode": "NoTransaction"}}
+    session_id, transaction_id = found
+    profile = await db.run(
+        ev_needs.needs_payload,
+        evse_id=evse_id,
+        transaction_id=transaction_id,
+        session_id=session_id,
+        needs=payload["chargingNeeds"],
+    )
+    spawn(ev_needs.profile_send(conn.charger_id, profile), "Answering a car's charging needs")
+    return {"status": "Accepted"}
+
+
+async def notify_ev_charging_schedule(
+    conn: common.Connection, payload: dict, unique_id: str
+) -> dict:
+    """K15.FR.11-13: the car's schedule checked against the TxProfile the charger accepted for
+    the transaction; beyond it, Rejected and the profile sent again (a renegotiation, K16)."""
+    await db.run(
+        smart_charging.notice_store,
+        charger_id=conn.charger_id,
+        action="NotifyEVChargingSchedule",
+        payload=payload,
+    )
+    evse_id = payload["evseId"]
+    found = await db.run(ev_needs.needs_transaction, charger_id=conn.charger_id, evse_id=evse_id)
+    sent = (
+        await db.run(
+            ev_needs.last_sent, charger_id=conn.charger_id, evse_id=evse_id, transaction_id=found[1]
+        )
+        if found
+        else None
+    )
+    if sent is None or v201_ev_needs.within(payload["chargingSchedule"], sent, ev_needs.PHASES):
+        return {"status": "Accepted"}
+    spawn(ev_needs.profile_send(conn.charger_id, sent), "Renegotiating a car's schedule")
+    return {"status": "Rejected", "statusInfo": {"reasonCode": "ExceedsLimits"}}
+
+
 HANDLERS: dict[str, common.Handler] = {
     "SignCertificate": sign_certificate,
     "GetCertificateStatus": get_certificate_status,
     "Get15118EVCertificate": get_15118_ev_certificate,
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
 }

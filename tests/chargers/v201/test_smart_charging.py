@@ -303,7 +303,7 @@ async def test_ev_needs_and_schedules_are_stored_and_answered(charger):
             },
         },
     )
-    assert answer["status"] == "Rejected"  # K15.FR.04: we compute no ISO 15118 schedule
+    assert answer["status"] == "Rejected"  # no transaction runs on EVSE 1: no TxProfile to give
     answer = await client.result(
         "NotifyEVChargingSchedule",
         {
