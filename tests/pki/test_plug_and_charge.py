@@ -444,3 +444,57 @@ async def test_the_host_installs_the_organizations_roots_and_sees_the_v2g_certif
     await client.close()
     page = (await web.get(reverse("chargers:charger-security", args=["CP-TEST-1"]))).content
     assert b"V2G (ISO 15118)" in page and b"SECC-CP-TEST-1" in page
+
+
+async def test_plug_and_charge_is_turned_on_only_once_the_charger_is_ready(
+    installed, charger, host, settings
+):
+    import asyncio
+
+    from django.test import AsyncClient
+    from django.urls import reverse
+    from django.utils import timezone
+
+    client = await connect201()
+    web = AsyncClient()
+    await web.aforce_login(host)
+    url = reverse("chargers:charger-security-action", args=["CP-TEST-1"])
+    page = reverse("chargers:charger-security", args=["CP-TEST-1"])
+    # No V2G certificate, no provider: nothing is sent, the host is told what is missing.
+    response = await web.post(url, {"what": "pnc_on"}, follow=True)
+    text = response.content.decode()
+    assert "Plug &amp; Charge was not turned on" in text and "no valid V2G certificate" in text
+    await sync_to_async(ChargerCertificate.objects.create)(
+        charger=charger,
+        certificate_type="V2GCertificate",
+        serial_number="1",
+        fingerprint_sha256="1" * 64,
+        subject="CN=SECC",
+        not_before=timezone.now(),
+        not_after=timezone.now() + timezone.timedelta(days=300),
+        certificate_pem="",
+        delivery="Accepted",
+    )
+    settings.OUTBOUND_URL_ALLOWLIST = ["pki.example.test"]
+    await sync_to_async(services.settings_save)(
+        organization_id=charger.property.organization_id,
+        provider_url="https://pki.example.test/",
+        provider_token=None,
+        v2g_signer="",
+    )
+    assert b"Ready: roots installed" in (await web.get(page)).content
+    request = asyncio.create_task(web.post(url, {"what": "pnc_on"}))
+    call = await client.receive(timeout=10)
+    assert call[2] == "SetVariables", call
+    sent = call[3]
+    results = [
+        {"attributeStatus": "Accepted", "component": d["component"], "variable": d["variable"]}
+        for d in sent["setVariableData"]
+    ]
+    await client.send([3, call[1], {"setVariableResult": results}])
+    await request
+    await client.close()
+    values = {d["variable"]["name"]: d["attributeValue"] for d in sent["setVariableData"]}
+    assert {d["component"]["name"] for d in sent["setVariableData"]} == {"ISO15118Ctrlr"}
+    assert values["PnCEnabled"] == "true" and values["CentralContractValidationAllowed"] == "true"
+    assert values["ContractValidationOffline"] == "false"
