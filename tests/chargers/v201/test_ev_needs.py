@@ -89,13 +89,20 @@ async def test_the_cars_needs_get_a_tx_profile_within_the_sites_allowance(charge
     await client.close()
 
 
-async def test_without_a_shared_budget_the_car_gets_its_own_maximum(charger, token):
+async def test_without_a_shared_budget_the_car_gets_its_own_maximum(charger, token, host):
+    from django.test import AsyncClient
+    from django.urls import reverse
+
     client = await connect201()
-    await _started(client)
+    session = await _started(client)
     assert await client.result("NotifyEVChargingNeeds", AC_NEEDS) == {"status": "Accepted"}
     schedule = (await _profile(client))["chargingProfile"]["chargingSchedule"][0]
     assert schedule["chargingSchedulePeriod"][0]["limit"] == 32.0
     await client.close()
+    web = AsyncClient()
+    await web.aforce_login(host)
+    page = (await web.get(reverse("chargers:session-detail", args=[session.pk]))).content.decode()
+    assert "The car's charging needs" in page and "20000 Wh wanted" in page
 
 
 async def test_a_dc_car_is_given_watts(charger, token, prop):
