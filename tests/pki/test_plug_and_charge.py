@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -270,6 +270,7 @@ class Provider:
     """A PKI provider stub: keeps what it was sent, answers a fixed EXI stream."""
 
     def __init__(self, answer: dict) -> None:
+        self.answer = answer
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         provider = self
@@ -279,7 +280,7 @@ class Provider:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 provider.bodies.append({"path": self.path, **json.loads(body)})
                 provider.headers.append(dict(self.headers))
-                payload = json.dumps(answer).encode()
+                payload = json.dumps(provider.answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -498,3 +499,67 @@ async def test_plug_and_charge_is_turned_on_only_once_the_charger_is_ready(
     assert {d["component"]["name"] for d in sent["setVariableData"]} == {"ISO15118Ctrlr"}
     assert values["PnCEnabled"] == "true" and values["CentralContractValidationAllowed"] == "true"
     assert values["ContractValidationOffline"] == "false"
+
+
+async def test_a_v2g_csr_is_forwarded_to_the_provider_and_its_chain_checked(
+    installed, charger, settings
+):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    # The provider signs with the V2G sub-CA 2 of the hierarchy whose root the organization has.
+    request_pem = csr("SECC-CP-TEST-1")
+    request = x509.load_pem_x509_csr(request_pem.encode())
+    now = datetime.now(UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(installed.v2g_sub2.certificate.subject)
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=60))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(installed.v2g_sub2.key, hashes.SHA256())
+    )
+    chain = chains.pem(leaf) + installed.v2g_sub2.pem + installed.v2g_sub1.pem
+    provider = Provider({"certificateChain": chain})
+    settings.OUTBOUND_URL_ALLOWLIST = [
+        f"127.0.0.1:{provider.port}",
+        f"127.0.0.1:{installed.responder.port}",
+    ]
+    await sync_to_async(services.settings_save)(
+        organization_id=charger.property.organization_id,
+        provider_url=f"http://127.0.0.1:{provider.port}",
+        provider_token=None,
+        v2g_signer="provider",
+    )
+    client = await connect201()
+    answer = await client.result(
+        "SignCertificate", {"csr": request_pem, "certificateType": "V2GCertificate"}
+    )
+    assert answer == {"status": "Accepted"}
+    call = await client.receive(timeout=10)
+    assert call[2] == "CertificateSigned" and call[3]["certificateChain"] == chain
+    await client.send([3, call[1], {"status": "Accepted"}])
+    assert provider.bodies == [
+        {"path": "/v2g-certificates", "stationId": "CP-TEST-1", "csr": request_pem}
+    ]
+    # Its sub-CAs are kept: the charger's GetCertificateStatus for them can now be answered.
+    data = ocpp_hash_data(
+        installed.v2g_sub2.certificate, installed.v2g_sub1.certificate, installed.responder.url
+    )
+    assert (await client.result("GetCertificateStatus", {"ocspRequestData": data}))[
+        "status"
+    ] == "Accepted"
+
+    # A chain to a root the organization does not have is never sent.
+    stranger = issue("Other V2G Root", None, ca=True)
+    provider.answer = {"certificateChain": issue("SECC", stranger, ca=False).pem}
+    answer = await client.result(
+        "SignCertificate", {"csr": request_pem, "certificateType": "V2GCertificate"}
+    )
+    assert answer == {"status": "Rejected"}
+    await client.close()
+    provider.stop()
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "SECC-CP-TEST-1"
