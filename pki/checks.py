@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import httpx
 from cryptography import x509
 from cryptography.x509.verification import VerificationError
 from django.conf import settings
+from django.core.cache import cache
 
 from backoffice import db, outbound
 from pki import chains, local_ca, services
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 OCSP_MAX_BYTES = 4096  # ocspResult is at most 5500 base64 characters (GetCertificateStatusResponse)
 PROVIDER_MAX_BYTES = 64 * 1024
+OCSP_CACHE_MAX_S = 86400
 
 
 def _ocsp_timeout() -> float:
@@ -111,10 +114,46 @@ async def certificate_status(*, organization_id: int | None, data: dict) -> Stat
             return StatusAnswer("", "no certificate of ours has this serial number")
     else:
         try:
-            der = (await ocsp_fetch(str(data.get("responderURL", "")), cert_id, issuer, now)).der
+            der = await _cached_status(str(data.get("responderURL", "")), cert_id, issuer, now)
         except OcspUnavailable as exc:
             return StatusAnswer("", str(exc))
     return StatusAnswer(base64.b64encode(der).decode())
+
+
+def _cache_key(url: str, cert_id: chains.CertId) -> str:
+    digest = hashlib.sha256(
+        b"|".join(
+            [
+                url.encode(),
+                cert_id.hash_algorithm.encode(),
+                cert_id.issuer_name_hash,
+                cert_id.issuer_key_hash,
+                str(cert_id.serial_number).encode(),
+            ]
+        )
+    ).hexdigest()
+    return f"pki:ocsp:{digest}"
+
+
+async def _cached_status(
+    url: str, cert_id: chains.CertId, issuer: x509.Certificate, now: datetime
+) -> bytes:
+    """M06: every charger of a network asks weekly about the same sub-CAs; one responder answer
+    serves them all while it is current (its nextUpdate, at most a day), checked again each
+    time it is given out. Contracts (C07) are always asked in real time."""
+    key = _cache_key(url, cert_id)
+    kept = await cache.aget(key)
+    if isinstance(kept, bytes):
+        try:
+            return chains.check_ocsp_response(kept, cert_id, issuer, now).der
+        except chains.OcspRefused:
+            await cache.adelete(key)
+    answer = await ocsp_fetch(url, cert_id, issuer, now)
+    if answer.next_update is not None:
+        seconds = min((answer.next_update - now).total_seconds(), OCSP_CACHE_MAX_S)
+        if seconds > 0:
+            await cache.aset(key, answer.der, int(seconds))
+    return answer.der
 
 
 # -- C07: a contract certificate chain and its revocation ------------------------------------------

@@ -228,6 +228,13 @@ async def test_certificate_status_is_the_responders_signed_answer(installed, cha
             datetime.now(UTC),
         )
         assert checked.status == "good"
+    # Every charger asks weekly about the same sub-CAs: a current answer serves them all.
+    asked = len(installed.responder.requests)
+    data = ocpp_hash_data(
+        installed.v2g_sub2.certificate, installed.v2g_sub1.certificate, installed.responder.url
+    )
+    again = await _certificate_status(data)
+    assert again["status"] == "Accepted" and len(installed.responder.requests) == asked == 2
 
 
 async def test_a_responder_of_a_ca_under_no_installed_root_is_never_called(world, charger):
