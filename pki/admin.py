@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from backoffice import outbound
 
-from . import services
+from . import chains, services
 from .models import PkiSettings, RootCertificate, SubCaCertificate
 
 
@@ -67,6 +67,40 @@ class RootCertificateAdmin(admin.ModelAdmin):
             obj.refresh_from_db()
 
 
+class SubCaCertificateForm(forms.ModelForm):
+    class Meta:
+        model = SubCaCertificate
+        fields = ["organization", "use", "certificate_pem"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        organization, use, text = (
+            data.get("organization"),
+            data.get("use"),
+            data.get("certificate_pem"),
+        )
+        if organization is not None and use and text:
+            try:
+                certificates = chains.load_pem_chain(text)
+            except ValueError:
+                raise forms.ValidationError(
+                    "This is not a PEM encoded X.509 certificate."
+                ) from None
+            kept = (
+                services.sub_cas_add(
+                    organization_id=organization.pk, use=use, certificates=certificates
+                )
+                if len(certificates) == 1
+                else []
+            )
+            if len(kept) != 1:
+                raise forms.ValidationError(
+                    "Add one sub-CA certificate that chains to a root the organization installed."
+                )
+            self.sub_ca = kept[0]
+        return data
+
+
 @admin.register(SubCaCertificate)
 class SubCaCertificateAdmin(admin.ModelAdmin):
     list_display = ["subject", "use", "organization", "not_after", "added_at"]
@@ -74,17 +108,26 @@ class SubCaCertificateAdmin(admin.ModelAdmin):
     list_filter = ["use"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
-    readonly_fields = [
-        "organization",
-        "use",
-        "certificate_pem",
-        "fingerprint_sha256",
-        "subject",
-        "not_after",
-    ]
+    form = SubCaCertificateForm
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_readonly_fields(self, request: HttpRequest, obj: SubCaCertificate | None = None) -> Any:
+        if obj is not None:
+            return [
+                "organization",
+                "use",
+                "certificate_pem",
+                "fingerprint_sha256",
+                "subject",
+                "not_after",
+            ]
+        return []
+
+    def save_model(
+        self, request: HttpRequest, obj: SubCaCertificate, form: Any, change: bool
+    ) -> None:
+        if not change:  # the form's clean() stored it through the service
+            obj.pk = form.sub_ca.pk
+            obj.refresh_from_db()
 
 
 class PkiSettingsForm(forms.ModelForm):

@@ -195,9 +195,14 @@ def _verified_path(
     anchors = services.roots(organization_id=organization_id, uses=(CertificateUse.MO,))
     known = services.known_sub_cas(organization_id=organization_id, uses=(CertificateUse.MO,))
     try:
-        return chains.verify_chain(presented[0], presented[1:] + known, anchors, now)
+        path = chains.verify_chain(presented[0], presented[1:] + known, anchors, now)
     except VerificationError as exc:
         return ContractCheck("CertChainError", f"no path to an installed MO root: {exc}"[:200])
+    # Its sub-CAs are kept: a later Authorize with only the chain's OCSP data names them.
+    services.sub_cas_add(
+        organization_id=organization_id, use=CertificateUse.MO, certificates=path[1:-1]
+    )
+    return path
 
 
 Lookup = tuple[str, chains.CertId, x509.Certificate]  # responder URL, what to ask, its issuer

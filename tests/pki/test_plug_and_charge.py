@@ -570,3 +570,34 @@ async def test_a_v2g_csr_is_forwarded_to_the_provider_and_its_chain_checked(
     await client.close()
     provider.stop()
     assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "SECC-CP-TEST-1"
+
+
+async def test_a_verified_contract_chain_teaches_its_sub_cas_for_later_hash_data(installed):
+    assert (await _authorize(contract_authorize(installed.contract_chain)))[
+        "certificateStatus"
+    ] == "Accepted"
+    data = [
+        ocpp_hash_data(
+            installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
+        )
+    ]
+    answer = await _authorize(contract_authorize(hash_data=data))
+    assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+
+
+@pytest.mark.django_db
+def test_staff_add_a_sub_ca_only_under_an_installed_root(admin_client, charger):
+    from django.urls import reverse
+
+    from pki.models import SubCaCertificate
+
+    organization_id = charger.property.organization_id
+    root = issue("MO Root", None, ca=True)
+    sub = issue("MO Sub-CA", root, ca=True)
+    url = reverse("admin:pki_subcacertificate_add")
+    form = {"organization": organization_id, "use": "MORootCertificate", "certificate_pem": sub.pem}
+    refused = admin_client.post(url, form)
+    assert refused.status_code == 200 and not SubCaCertificate.objects.exists()
+    _install(organization_id, CertificateUse.MO, root)
+    assert admin_client.post(url, form).status_code == 302
+    assert SubCaCertificate.objects.get().subject.endswith("CN=MO Sub-CA")
