@@ -131,6 +131,7 @@ class SubCaCertificateAdmin(admin.ModelAdmin):
 
 
 class PkiSettingsForm(forms.ModelForm):
+    provider_url = forms.URLField(required=False, assume_scheme="https", max_length=200)
     new_provider_token = forms.CharField(
         required=False,
         widget=forms.PasswordInput,
