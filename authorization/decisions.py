@@ -134,6 +134,22 @@ REASONS: dict[str, tuple[int, str]] = {
         3,
         "This card is blocked. Unblock it under Tokens if the driver should charge.",
     ),
+    # Plug & Charge (OCPP 2.0.1 C07): the contract certificate is checked before the eMAID.
+    "contract_revoked": (
+        2,
+        "The car's contract certificate is revoked by its issuer (OCSP). The driver's mobility "
+        "provider must issue a new contract.",
+    ),
+    "contract_expired": (
+        2,
+        "The car's contract certificate (or a certificate of its chain) has expired.",
+    ),
+    "contract_unverified": (
+        2,
+        "The car's contract certificate could not be verified: it does not chain to a mobility "
+        "operator root installed under PKI settings, or its revocation could not be checked "
+        "(the issuer's OCSP responder did not answer). Charging is refused until it can be.",
+    ),
     "token_invalid": (
         4,
         "This card is known but its 'valid' box is not ticked. Tick 'valid' under Tokens, "

@@ -722,6 +722,8 @@ class ChargerCertificate(models.Model):
     """A client certificate the central system's CA signed for a charger (SignCertificate)."""
 
     charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="certificates")
+    # OCPP 2.0.1 CertificateSigningUseEnumType: the connection's certificate or the ISO 15118 one.
+    certificate_type = models.CharField(max_length=40, default="ChargingStationCertificate")
     serial_number = models.CharField(max_length=64)
     fingerprint_sha256 = models.CharField(max_length=64, unique=True)
     subject = models.CharField(max_length=255)

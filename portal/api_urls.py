@@ -22,6 +22,7 @@ from metering.api import (
     MeterKeyPortDetailView,
     MeterKeysReadFromChargerView,
 )
+from pki.api import PkiSettingsView, RootCertificateDetailView, RootCertificateListView
 from power.api import PowerAllocationsView, PowerReadingView, PowerView
 from reliability.api import (
     AlertRuleViewSet,
@@ -142,6 +143,21 @@ urlpatterns = [
         "organizations/<int:organization_id>/access-points/<str:country>/",
         AccessPointDetailView.as_view(),
         name="organization-access-point",
+    ),
+    path(
+        "organizations/<int:organization_id>/root-certificates/",
+        RootCertificateListView.as_view(),
+        name="organization-root-certificates",
+    ),
+    path(
+        "organizations/<int:organization_id>/root-certificates/<int:pk>/",
+        RootCertificateDetailView.as_view(),
+        name="organization-root-certificate",
+    ),
+    path(
+        "organizations/<int:organization_id>/pki-settings/",
+        PkiSettingsView.as_view(),
+        name="organization-pki-settings",
     ),
     path("uptime/", UptimeView.as_view(), name="uptime"),
     path("uptime/kpis/", KpiView.as_view(), name="uptime-kpis"),

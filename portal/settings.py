@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "auditlog",  # who changed what, before/after: every support agent action (docs/support.md)
     "backoffice",
     "authorization",
+    "pki",  # Plug & Charge: roots, PKI providers, OCSP (docs/pki.md)
     "chargers",
     "metering",  # signed meter values (OCMF), meter keys (docs/metering.md)
     "billing",
@@ -259,6 +260,7 @@ CELERY_IMPORTS = (
     "chargers.devices.local_list",  # chargers.local_list_push
     "chargers.messagelog.retention",  # chargers.message_log_cleanup
     "chargers.devices.stale",  # chargers.stale_transactions_check
+    "chargers.devices.v2g_renewal",  # chargers.v2g_certificates_renew
 )
 # Reliability (docs/reliability.md): an authorized start with the EV plugged that delivers no
 # energy within this many seconds is a failed start (the port is down until energy flows).
@@ -367,6 +369,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "ocpp-stale-transactions": {
         "task": "chargers.stale_transactions_check",
         "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
+    },
+    # Plug & Charge (docs/pki.md): V2G certificates that expire within 7 days are renewed (A02).
+    "v2g-certificates-renew": {
+        "task": "chargers.v2g_certificates_renew",
+        "schedule": env_int("V2G_CERTIFICATE_CHECK_SECONDS", 3600),
     },
     # Port timeline (docs/reliability.md): connection changes and any missed status change.
     "reliability-sweep": {
@@ -564,6 +571,10 @@ OCPP_TRUSTED_PROXIES = env_list("OCPP_TRUSTED_PROXIES", [])
 OCPP_CLIENT_CERT_HEADER = env_str("OCPP_CLIENT_CERT_HEADER", "X-SSL-Client-Cert")
 OCPP_CA_DIR = env_str("OCPP_CA_DIR", str(BASE_DIR / "var" / "ca"))
 OCPP_CPO_NAME = env_str("OCPP_CPO_NAME", "EV Backoffice")
+# Plug & Charge (docs/pki.md): how long an OCSP responder and the PKI provider may take. A car
+# waits 5 s for its certificate (M01), a charger about as long for a contract's Authorize.
+PKI_OCSP_TIMEOUT_S = env_float("PKI_OCSP_TIMEOUT_S", 4.0)
+PKI_PROVIDER_TIMEOUT_S = env_float("PKI_PROVIDER_TIMEOUT_S", 4.0)
 OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)

@@ -9,8 +9,12 @@ class PowerConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from chargers.devices import ev_needs
+
         from . import receivers
         from .checks import lease_outlasts_its_margin
+        from .selectors import session_limit_a
 
         receivers.connect()
+        ev_needs.session_power_limit.register(session_limit_a)
         checks.register(lease_outlasts_its_margin)

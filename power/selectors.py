@@ -93,6 +93,15 @@ def allocation_for_session(session_id: int) -> ConnectorAllocation | None:
     return ConnectorAllocation.objects.filter(session_id=session_id).first()
 
 
+def session_limit_a(session_id: int) -> Decimal | None:
+    """The amperes per phase the site's allocation gives a session (0 while it waits), or None
+    when it shares no budget (chargers.devices.ev_needs: a car's ISO 15118 needs)."""
+    a = ConnectorAllocation.objects.filter(session_id=session_id).only("limit_a", "waiting").first()
+    if a is None:
+        return None
+    return Decimal(0) if a.waiting else a.limit_a
+
+
 def session_allowance(session_id: int) -> dict[str, Any] | None:
     """Return what a driver is told about the power their session may draw, or None when the
     site shares no budget: {"waiting", "limit_a", "kw", "text"}."""

@@ -171,12 +171,16 @@ def reboot_problem(
 
 
 def certificate_problem(charger: Charger, before_s: int, now: datetime) -> alerting.Problem | None:
-    """The charger's newest certificate (not revoked) expires within `before_s`."""
-    certificate = (
-        ChargerCertificate.objects.filter(charger=charger, revoked_at__isnull=True)
-        .order_by("-not_after")
-        .first()
-    )
+    """The charger's newest certificate of a type (its client certificate, its ISO 15118 V2G
+    certificate; not revoked) expires within `before_s`: the one that expires first."""
+    newest: dict[str, ChargerCertificate] = {}
+    for row in ChargerCertificate.objects.filter(charger=charger, revoked_at__isnull=True):
+        if (
+            row.certificate_type not in newest
+            or row.not_after > newest[row.certificate_type].not_after
+        ):
+            newest[row.certificate_type] = row
+    certificate = min(newest.values(), key=lambda c: c.not_after, default=None)
     if certificate is None or certificate.not_after - now > timedelta(seconds=before_s):
         return None
     return alerting.Problem(
@@ -184,7 +188,8 @@ def certificate_problem(charger: Charger, before_s: int, now: datetime) -> alert
         charger.pk,
         0,
         certificate.not_after - timedelta(seconds=before_s),
-        details=f"certificate {certificate.serial_number[:20]} expires "
+        details=f"{'V2G ' if certificate.certificate_type == 'V2GCertificate' else ''}"
+        f"certificate {certificate.serial_number[:20]} expires "
         f"{certificate.not_after:%Y-%m-%d %H:%M} UTC",
     )
 

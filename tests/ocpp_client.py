@@ -7,6 +7,7 @@ import json
 from channels.testing import WebsocketCommunicator
 
 from portal.asgi import application
+from tests.bounds import GENEROUS_S
 
 _ids = itertools.count(1)
 
@@ -27,11 +28,11 @@ class OcppTestClient:
         )
 
     async def connect(self):
-        return await self.communicator.connect(timeout=5)
+        return await self.communicator.connect(timeout=GENEROUS_S)
 
     async def send_raw(self, text: str) -> list:
         await self.communicator.send_to(text_data=text)
-        return json.loads(await self.communicator.receive_from(timeout=5))
+        return json.loads(await self.communicator.receive_from(timeout=GENEROUS_S))
 
     async def call(self, action: str, payload: dict) -> list:
         unique_id = f"t{next(_ids)}"
@@ -44,7 +45,7 @@ class OcppTestClient:
         assert reply[0] == 3, reply
         return reply[2]
 
-    async def receive(self, timeout: float = 5) -> list:
+    async def receive(self, timeout: float = GENEROUS_S) -> list:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
 
     async def send(self, message: list) -> None:

@@ -81,13 +81,19 @@ async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> d
     )
     # A follow-up CALL: the handler must return (and its answer go out) first.
     spawn(
-        _deliver(conn.charger_id, certificate_id, issued.chain_pem),
+        deliver(conn.charger_id, certificate_id, issued.chain_pem),
         "Delivering a signed certificate",
     )
     return {"status": "Accepted"}
 
 
-async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None:
+async def deliver(
+    charger_id: int,
+    certificate_id: int,
+    chain_pem: str,
+    certificate_type: str = "ChargingStationCertificate",
+) -> None:
+    """Send a signed chain with CertificateSigned once the SignCertificate answer is out."""
     from chargers.devices import commands
     from chargers.models import Charger
 
@@ -97,8 +103,8 @@ async def _deliver(charger_id: int, certificate_id: int, chain_pem: str) -> None
         charger = await db.run(Charger.objects.get, pk=charger_id)
         signed: dict = {"certificateChain": chain_pem}
         if charger.speaks_v2():
-            # 2.0.1 A02/A03: say which certificate this is (we sign charging station certificates only).
-            signed["certificateType"] = "ChargingStationCertificate"
+            # 2.0.1 A02.FR.14: say which certificate this is.
+            signed["certificateType"] = certificate_type
         command = await commands.send_command(charger, "CertificateSigned", signed, source="csms")
         command_id, delivery = command.pk, command.result_status or command.get_status_display()
     except commands.ChargerOffline:

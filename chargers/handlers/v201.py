@@ -26,7 +26,7 @@ from authorization.decisions import Context
 from authorization.services import decision_record
 from backoffice import db
 from chargers.devices import costs, variables
-from chargers.handlers import common, v16_security
+from chargers.handlers import common, v16_security, v201_pnc
 from chargers.messagelog.log import MeterSample, writer
 from chargers.ocpp.protocol import format_datetime, parse_datetime
 from chargers.ocpp.protocol201 import (
@@ -378,6 +378,8 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
 
 
 async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> dict:
+    if v201_pnc.is_contract(payload):  # C07: Plug & Charge
+        return await v201_pnc.authorize_contract(conn, payload, unique_id)
     token = payload["idToken"]
     decision, card = await common.decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
     status = id_token_status(str(decision.status), decision.reason)
@@ -840,13 +842,6 @@ async def notify_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     return {}
 
 
-async def sign_certificate(conn: Connection, payload: dict, unique_id: str) -> dict:
-    if payload.get("certificateType") == "V2GCertificate":
-        # Our CA signs charging station certificates only (A02); V2G certificates come from a V2G PKI.
-        return {"status": "Rejected"}
-    return await v16_security.sign_certificate(conn, payload, unique_id)
-
-
 async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
     await db.run(
         security_services.operation_status_record,
@@ -905,20 +900,6 @@ async def report_charging_profiles(conn: Connection, payload: dict, unique_id: s
     return {}
 
 
-async def notify_ev_charging_needs(conn: Connection, payload: dict, unique_id: str) -> dict:
-    await _store_notice(conn, "NotifyEVChargingNeeds", payload)
-    # K15.FR.03/.04: Accepted would promise a TxProfile computed for these needs within 60 s; we
-    # compute no ISO 15118 schedules, so the charger uses its own profiles (K15.FR.04: Rejected).
-    return {"status": "Rejected", "statusInfo": {"reasonCode": "NoSchedule"}}
-
-
-async def notify_ev_charging_schedule(conn: Connection, payload: dict, unique_id: str) -> dict:
-    await _store_notice(conn, "NotifyEVChargingSchedule", payload)
-    # K17.FR.11: the EV's schedule is within the limits we set (we set none beyond the profiles
-    # the charger checked it against).
-    return {"status": "Accepted"}
-
-
 async def notify_monitoring_report(conn: Connection, payload: dict, unique_id: str) -> dict:
     from chargers.devices import monitoring
 
@@ -942,7 +923,6 @@ HANDLERS: dict[str, Handler] = {
     "NotifyReport": notify_report,
     "NotifyEvent": notify_event,
     "SecurityEventNotification": v16_security.security_event_notification,
-    "SignCertificate": sign_certificate,
     "FirmwareStatusNotification": firmware_status_notification,
     "LogStatusNotification": v16_security.log_status_notification,
     "DataTransfer": data_transfer,
@@ -950,14 +930,15 @@ HANDLERS: dict[str, Handler] = {
     "NotifyChargingLimit": notice("NotifyChargingLimit"),
     "ClearedChargingLimit": notice("ClearedChargingLimit"),
     "ReportChargingProfiles": report_charging_profiles,
-    "NotifyEVChargingNeeds": notify_ev_charging_needs,
-    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "NotifyMonitoringReport": notify_monitoring_report,
     # N09/N10: the customer data a CustomerInformation(report=true) asked for; O04: the display
     # messages a GetDisplayMessages asked for; L03: a local controller's firmware publication.
     "NotifyCustomerInformation": notice("NotifyCustomerInformation"),
     "NotifyDisplayMessages": notice("NotifyDisplayMessages"),
     "PublishFirmwareStatusNotification": notice("PublishFirmwareStatusNotification"),
+    # ISO 15118 (chargers.handlers.v201_pnc): SignCertificate (both types), GetCertificateStatus,
+    # Get15118EVCertificate, NotifyEVChargingNeeds, NotifyEVChargingSchedule.
+    **v201_pnc.HANDLERS,
 }
 
 # Read leniently (a schema violation is recorded, not refused): billing data.

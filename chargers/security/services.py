@@ -203,12 +203,18 @@ def charger_certificate_revoked(fingerprint: str) -> bool:
     ).exists()
 
 
-def charger_certificate_record(*, charger_id: int, issued: pki.IssuedCertificate) -> int:
-    """Keep a certificate our CA issued (a pki.IssuedCertificate); return its id."""
+def charger_certificate_record(
+    *,
+    charger_id: int,
+    issued: pki.IssuedCertificate,
+    certificate_type: str = "ChargingStationCertificate",
+) -> int:
+    """Keep a certificate our CA (or the V2G hierarchy) issued; return its id."""
     from chargers.models import ChargerCertificate
 
     return ChargerCertificate.objects.create(
         charger_id=charger_id,
+        certificate_type=certificate_type,
         serial_number=issued.serial_number,
         fingerprint_sha256=issued.fingerprint_sha256,
         subject=issued.subject[:255],
@@ -216,6 +222,17 @@ def charger_certificate_record(*, charger_id: int, issued: pki.IssuedCertificate
         not_after=issued.not_after,
         certificate_pem=issued.certificate_pem,
     ).pk
+
+
+def charger_organization_id(*, charger_id: int) -> int | None:
+    """The organization a charger belongs to (through its property), or None."""
+    from chargers.models import Charger
+
+    return (
+        Charger.objects.filter(pk=charger_id)
+        .values_list("property__organization_id", flat=True)
+        .first()
+    )
 
 
 def charger_certificate_delivered(

@@ -157,6 +157,15 @@ def charger_security_profile(request: HttpRequest, station_id: str) -> HttpRespo
     return redirect("chargers:charger-detail", charger.station_id)
 
 
+def _pnc_missing(charger: Charger) -> list[str] | None:
+    """What Plug & Charge still needs on a 2.0.1 charger (None for other chargers)."""
+    from chargers.devices import plug_and_charge
+
+    if charger.ocpp_version != Charger.OcppVersion.V201:
+        return None
+    return plug_and_charge.readiness(charger, timezone.now())
+
+
 def _security_context(request: HttpRequest, charger: Charger, **forms: Any) -> dict:
     from chargers.web.views import tab_context
 
@@ -178,6 +187,7 @@ def _security_context(request: HttpRequest, charger: Charger, **forms: Any) -> d
                 ChargerOperation.objects.filter(charger=charger).prefetch_related("history")[:20]
             ),
             "certificates": list(ChargerCertificate.objects.filter(charger=charger)[:20]),
+            "pnc_missing": _pnc_missing(charger),
             "key_changes": list(AuthorizationKeyChange.objects.filter(charger=charger)[:10]),
             "log_form": forms.get("log_form") or GetLogForm(),
             "firmware_form": forms.get("firmware_form") or SignedFirmwareForm(),
@@ -207,6 +217,49 @@ def _send(request: HttpRequest, charger: Charger, label: str, action: str, paylo
         answer = command.result_status or command.get_status_display()
         level = messages.SUCCESS if answer == "Accepted" else messages.WARNING
         messages.add_message(request, level, f"{label}: the charger answered {answer}.")
+
+
+def _switch_plug_and_charge(request: HttpRequest, charger: Charger, *, on: bool) -> None:
+    from chargers.devices import plug_and_charge
+
+    missing = plug_and_charge.readiness(charger, timezone.now()) if on else []
+    if missing:
+        messages.error(request, "Plug & Charge was not turned on: " + " ".join(missing))
+        return
+    _send(
+        request,
+        charger,
+        f"Turning Plug & Charge {'on' if on else 'off'}",
+        "SetVariables",
+        plug_and_charge.switch_payload(on),
+    )
+
+
+def _install_roots(request: HttpRequest, charger: Charger) -> None:
+    """M05: the organization's roots (V2G, MO, CSMS, manufacturer) to a 2.0.1 charger, one
+    InstallCertificate each (docs/pki.md)."""
+    from pki.models import RootCertificate
+
+    if charger.ocpp_version != Charger.OcppVersion.V201:
+        messages.error(request, "Only OCPP 2.0.1 chargers take ISO 15118 roots.")
+        return
+    organization_id = charger.organization_id
+    roots = (
+        list(RootCertificate.objects.filter(organization_id=organization_id))
+        if organization_id is not None
+        else []
+    )
+    if not roots:
+        messages.error(request, "The organization has no root certificates yet (PKI settings).")
+        return
+    for root in roots:
+        _send(
+            request,
+            charger,
+            f"Installing {root.get_use_display().split(' (')[0]} {root.subject}",
+            "InstallCertificate",
+            {"certificateType": root.use, "certificate": root.certificate_pem},
+        )
 
 
 @login_required
@@ -257,6 +310,19 @@ def charger_security_action(request: HttpRequest, station_id: str) -> HttpRespon
                 "certificateType": "CentralSystemRootCertificate",
                 "certificate": get_ca().certificate_pem,
             },
+        )
+    elif what in ("pnc_on", "pnc_off"):
+        _switch_plug_and_charge(request, charger, on=what == "pnc_on")
+    elif what == "install_roots":
+        _install_roots(request, charger)
+    elif what == "renew_v2g_certificate":
+        # A02 for ISO 15118: the charger answers with a SignCertificate(V2GCertificate).
+        _send(
+            request,
+            charger,
+            "Asking the charger for a new V2G certificate",
+            "TriggerMessage",
+            {"requestedMessage": "SignV2GCertificate"},
         )
     elif what == "renew_certificate":
         # Whitepaper A02: the charger answers with a SignCertificate, which our CA signs.

@@ -38,7 +38,15 @@ from backoffice.formatting import csv_datetime, duration_text, zone_or_utc
 from backoffice.models import Membership, Organization, Property
 from backoffice.tenancy import membership_in, readable, require_role, writable
 from chargers.devices import commands
-from chargers.models import Backoffice, Charger, ChargingSession, Command, MeterValue, OcppMessage
+from chargers.models import (
+    Backoffice,
+    Charger,
+    ChargerNotice,
+    ChargingSession,
+    Command,
+    MeterValue,
+    OcppMessage,
+)
 from chargers.ocpp.energy import wh_text
 from chargers.sessions.payer import PAYER_TEXT, Payer, PayerFacts, payer_of
 from chargers.sessions.services import charger_facts
@@ -1301,6 +1309,19 @@ def session_decisions(session: ChargingSession) -> list[AuthorizationDecision]:
     return list(rows[:20])
 
 
+def session_ev_needs(session: ChargingSession) -> list[ChargerNotice]:
+    """The car's ISO 15118 charging needs and schedules told during the session (K15-K17)."""
+    rows = ChargerNotice.objects.filter(
+        charger_id=session.charger_id,
+        evse_id=session.connector_id,
+        action__in=("NotifyEVChargingNeeds", "NotifyEVChargingSchedule"),
+        received_at__gte=session.received_start_at or session.started_at,
+    )
+    if session.received_stop_at is not None:
+        rows = rows.filter(received_at__lte=session.received_stop_at)
+    return list(rows.order_by("received_at")[:20])
+
+
 def _session_meter_context(session: ChargingSession) -> dict:
     energy, power = _meter_series(session)
     local = timezone.localtime
@@ -1348,6 +1369,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
             {
                 **_session_meter_context(session),
                 "decisions": session_decisions(session),
+                "ev_needs": session_ev_needs(session),
                 "payer": PAYER_TEXT[session_payer(session)],
                 "cost": cost,
                 "cost_currency": currency,

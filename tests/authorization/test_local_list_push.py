@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from authorization.services import token_group_add_uid
 from chargers.models import Command
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, TokenGroupFactory
 from tests.ocpp_client import OcppTestClient
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def answer(client, action, response):
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[0] == 2 and call[2] == action, call
     await client.send([3, call[1], response])
     return call[3]

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from chargers.connections import handshake
 from chargers.models import AuthorizationKeyChange, Charger, Command
+from tests.bounds import GENEROUS_S
 from tests.chargers.security_helpers import PASSWORD, scope
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.ocpp_client import OcppTestClient
@@ -41,7 +42,7 @@ async def send_key(api, client, station_id: str, answer: str):
             format="json",
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "ChangeConfiguration" and call[3]["value"] == NEW_KEY
     await client.send([3, call[1], {"status": answer}])
     return await request
@@ -110,7 +111,7 @@ async def test_rotate_over_ocpp_pushes_a_key_nobody_sees():
             "/api/v1/chargers/AK-PUSH/rotate-password/", {"over_ocpp": True}, format="json"
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "ChangeConfiguration" and call[3]["key"] == "AuthorizationKey"
     key = call[3]["value"]
     assert len(key) == 40
@@ -137,7 +138,7 @@ async def test_an_accepted_security_profile_upgrade_waits_for_the_charger():
             format="json",
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], {"status": "Accepted"}])
     await request
     await client.close()
@@ -154,7 +155,7 @@ async def test_a_key_whose_answer_was_lost_works_once_the_charger_uses_it():
             format="json",
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "ChangeConfiguration"
     await client.close()  # it switched keys and dropped the line before its answer got out
     await request
@@ -174,7 +175,7 @@ async def test_a_key_a_charger_reports_back_is_not_stored():
             "/api/v1/chargers/AK-ECHO/commands/GetConfiguration/", {}, format="json"
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send(
         [
             3,

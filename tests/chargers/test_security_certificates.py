@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from chargers.connections import handshake
 from chargers.models import ChargerCertificate, Command, SecurityEvent
 from chargers.security import pki
+from tests.bounds import GENEROUS_S
 from tests.chargers.security_helpers import PROXY, csr_for, scope, via_proxy
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.ocpp_client import OcppTestClient
@@ -72,7 +73,7 @@ async def test_sign_certificate_then_certificate_signed_then_profile_3():
     assert (await client.connect())[0]
     csr, _ = csr_for("CERT-2")
     assert await client.result("SignCertificate", {"csr": csr}) == {"status": "Accepted"}
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "CertificateSigned"
     chain = x509.load_pem_x509_certificates(call[3]["certificateChain"].encode())
     assert chain[1] == (await sync_to_async(pki.get_ca)()).certificate
@@ -142,7 +143,7 @@ async def test_certificate_management_commands_go_out_and_are_recorded():
                 f"/api/v1/chargers/CERT-4/commands/{action}/", payload, format="json"
             )
         )
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[2] == action and call[3] == payload
         await client.send([3, call[1], answer])
         response = await request

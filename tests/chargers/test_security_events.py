@@ -11,6 +11,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from chargers.models import ChargerOperation, SecurityEvent
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.ocpp_client import OcppTestClient
 
@@ -72,7 +73,7 @@ async def test_a_malformed_event_gets_a_call_error():
 
 
 async def answer_next(client, action: str, response: dict) -> dict:
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == action, call
     await client.send([3, call[1], response])
     return call[3]

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from authorization.models import AuthorizationDecision
 from chargers.models import Command
 from guest import services as guest_services
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory, TokenFactory
 from tests.guest.conftest import make_online
 from tests.ocpp_client import OcppTestClient
@@ -48,7 +49,7 @@ async def test_the_charging_profile_reaches_the_charger():
             format="json",
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "RemoteStartTransaction" and call[3]["chargingProfile"] == TX_PROFILE
     await client.send([3, call[1], {"status": "Accepted"}])
     assert (await request).json()["status"] == "Accepted"

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from chargers.models import Charger, Connector, DeviceVariable
 from metering.models import MeterKey
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.metering.signing import Meter
 from tests.ocpp_client import OcppTestClient
@@ -42,7 +43,7 @@ async def test_a_1_6_charger_reports_its_meter_keys_and_they_stay_unconfirmed():
     meter = Meter(serial="")
     charger, api, client = await _setup("MK-16", Charger.OcppVersion.V16)
     request = _read(api, "MK-16")
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "GetConfiguration"
     assert call[3] == {"key": ["MeterPublicKey1", "MeterPublicKey2"]}
     await client.send(
@@ -79,7 +80,7 @@ async def test_a_2_0_1_charger_reports_its_meter_keys_per_evse():
         value="8",
     )
     request = _read(api, "MK-201")
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "GetVariables"
     asked = call[3]["getVariableData"]
     assert [(d["component"]["evse"]["id"], d["variable"]["name"]) for d in asked] == [
@@ -139,7 +140,7 @@ async def test_the_portal_tab_reads_keys_from_a_connected_charger():
     await sync_to_async(portal.force_login)(owner)
     url = "/chargers/MK-PORTAL/meter-keys/"
     request = asyncio.create_task(sync_to_async(portal.post)(f"{url}read/", follow=True))
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "GetConfiguration"
     await client.send(
         [

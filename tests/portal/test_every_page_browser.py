@@ -43,6 +43,7 @@ NAMESPACES = {
     "power",
     "meterkeys",
     "reliability",
+    "pki",
 }
 AUTH_PAGES = {
     "login",
@@ -89,6 +90,7 @@ HOST_PAGES: dict[str, Args] = {
     "chargers:charger-authorizations": lambda w: [w.site.charger.station_id],
     "chargers:charger-security": lambda w: [w.site.charger.station_id],
     "meterkeys:charger-meter-keys": lambda w: [w.site.charger.station_id],
+    "pki:organization-pki": lambda w: [w.site.org.pk],
     "chargers:charger-reservations": lambda w: [w.charger201.station_id],
     "chargers:charger-device-model": lambda w: [w.charger201.station_id],
     "chargers:charger-smart-charging": lambda w: [w.charger201.station_id],

@@ -11,6 +11,7 @@ from django.test import Client
 from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession
 from roaming.models import RemoteCommand
+from tests.bounds import GENEROUS_S
 from tests.ocpp_client import OcppTestClient
 from tests.roaming.conftest import auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub
@@ -67,7 +68,7 @@ async def _charger(station_id):
 
 
 async def _answer(client, action, reply):
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == action, call
     await client.send([3, call[1], reply])
     return call[3]

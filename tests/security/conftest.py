@@ -39,6 +39,7 @@ APP_LABELS = {
     "roaming",
     "reliability",
     "metering",
+    "pki",
 }
 
 

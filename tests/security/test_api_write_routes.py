@@ -292,6 +292,12 @@ NON_ROUTER_ROUTES = {
     "charger-meter-key-confirm": "as charger-meter-keys: another organization's charger is a 404, a "
     "viewer's POST a 403 (tests/metering/test_meter_keys_by_port.py)",
     "charger-meter-key-port-confirm": "as charger-meter-key-confirm (test_meter_keys_by_port.py)",
+    "organization-root-certificates": "the organization in the URL: not a member is a 404, a viewer's POST "
+    "a 403, a bad certificate a 400 that adds nothing (tests/pki/test_api.py)",
+    "organization-root-certificate": "as organization-root-certificates, and the root must be that "
+    "organization's: another's is a 404 (tests/pki/test_api.py)",
+    "organization-pki-settings": "as organization-root-certificates; a provider URL the outbound guard "
+    "refuses is a 400 that saves nothing (tests/pki/test_api.py)",
     "organization-access-points": "read-only list of the organization's own feeds; another "
     "organization's id is a 404 (tests/roaming/test_access_points.py)",
     "organization-access-point": "PUT a feed of the organization in the URL: another organization's "

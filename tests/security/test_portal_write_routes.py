@@ -39,6 +39,7 @@ PORTAL_NAMESPACES = {
     "reliability",
     "partners",  # roaming's portal pages (Mobility Providers, terminals, access points)
     "metering",
+    "pki",
 }
 
 
@@ -313,6 +314,8 @@ PUBLIC = {
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
 # charger or organization the view scopes first), with where.
 TESTED_ELSEWHERE = {
+    "pki:organization-pki": "tests/pki/test_portal.py (not a member: 404; a viewer's POST: 403; "
+    "another organization's root in the form: 404, nothing removed)",
     "chargers:charger-reserve": "tests/chargers/v201/test_portal_pages.py (a stranger gets 404)",
     "chargers:charger-reservation-cancel": "tests/chargers/v201/test_portal_pages.py",
     "chargers:charger-set-variable": "tests/chargers/v201/test_portal_pages.py (owners/managers of the charger only)",

@@ -87,6 +87,7 @@ def test_no_admin_asks_for_a_raw_id(agent):
         "backoffice",
         "chargers",
         "metering",
+        "pki",
         "authorization",
         "stays",
         "billing",

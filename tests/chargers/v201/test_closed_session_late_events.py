@@ -11,6 +11,7 @@ from django.test import Client
 
 from chargers.models import ChargingSession, MeterValue, OcppMessage, TransactionEvent
 from chargers.sessions import v201_transactions as tx
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -90,6 +91,10 @@ async def test_a_queued_updated_numbered_before_the_ended_still_counts(charger, 
     await client.result(
         "TransactionEvent", tx_event("Ended", 2, timestamp=T3, stopped_reason="Local")
     )
+    # seqNo 1 is missing: the CSMS asks at once whether messages are still queued (E_31).
+    asked = await client.receive(timeout=GENEROUS_S)
+    assert asked[:3] == [2, asked[1], "GetTransactionStatus"], asked
+    await client.send([3, asked[1], {"messagesInQueue": True, "ongoingIndicator": False}])
     await client.result(
         "TransactionEvent", tx_event("Updated", 1, timestamp=T1, wh=5000, offline=True)
     )

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, Command, DeviceVariable
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -29,7 +30,7 @@ async def command(api, client, action: str, payload: dict, answer: dict):
             f"/api/v1/chargers/CP-TEST-1/commands/{action}/", payload, format="json"
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], answer])
     return call, await request
 

@@ -7,6 +7,7 @@ import pytest
 
 from chargers.devices import monitoring, remote
 from chargers.models import ChargerNotice, Command
+from tests.bounds import GENEROUS_S
 
 from .conftest import BOOT, TS, connect201
 
@@ -44,7 +45,7 @@ async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_
     clearing = asyncio.create_task(
         remote.clear_monitors(charger, [1, 2, 3, 3, 4, 5], source="test", timeout=5)
     )
-    asked = await client.receive(timeout=10)
+    asked = await client.receive(timeout=GENEROUS_S)
     assert asked[2] == "GetVariables"
     assert asked[3]["getVariableData"] == [
         {
@@ -62,7 +63,7 @@ async def test_clearing_monitors_asks_items_per_message_and_sends_that_many_ids_
     )
     sent = []
     for _ in batches:
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[2] == "ClearVariableMonitoring"
         sent.append(call[3]["id"])
         await client.send(
@@ -101,7 +102,7 @@ async def test_a_new_password_goes_out_as_basic_auth_password_and_is_adopted_onl
     assert (await client.result("BootNotification", BOOT))["status"] == "Accepted"
     await charger.arefresh_from_db()
     pushing = asyncio.create_task(remote.authorization_key_push(charger, source="test", timeout=5))
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "SetVariables"
     [item] = call[3]["setVariableData"]
     assert (item["component"], item["variable"]) == (
@@ -156,7 +157,7 @@ async def test_a_signed_charging_station_certificate_says_its_type(charger, sett
         "SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"}
     )
     assert answer == {"status": "Accepted"}
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "CertificateSigned"
     assert call[3]["certificateType"] == "ChargingStationCertificate"
     assert "BEGIN CERTIFICATE" in call[3]["certificateChain"]
@@ -177,7 +178,7 @@ async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, h
             "/api/v1/chargers/CP-TEST-1/monitors/clear/", {"ids": [7, 8, 9]}, format="json"
         )
     )
-    asked = await client.receive(timeout=10)
+    asked = await client.receive(timeout=GENEROUS_S)
     assert asked[2] == "GetVariables"
     await client.send(
         [
@@ -195,7 +196,7 @@ async def test_the_api_clears_monitors_in_batches_the_charger_accepts(charger, h
         ]
     )
     for expected in ([7, 8], [9]):
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[2] == "ClearVariableMonitoring" and call[3]["id"] == expected
         await client.send(
             [
@@ -236,7 +237,7 @@ async def test_an_accepted_network_profile_with_a_higher_security_profile_makes_
     sending = asyncio.create_task(
         commands.send_command(charger, "SetNetworkProfile", profile, source="test", timeout=5)
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "SetNetworkProfile"
     await client.send([3, call[1], {"status": answer}])
     await sending

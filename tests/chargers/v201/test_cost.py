@@ -14,6 +14,7 @@ from billing.services import rate_terms, session_cost
 from chargers.models import ChargingSession, Command, DeviceVariable
 from guest.models import GuestSession
 from guest.receipts import receipt_context
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -65,7 +66,7 @@ async def _run_session(client, *, cost_updates: bool) -> tuple[dict, dict, dict]
     )
     cost_updated: dict = {}
     if cost_updates:
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[0] == 2 and call[2] == "CostUpdated", call
         cost_updated = call[3]
         await client.send([3, call[1], {}])
@@ -351,7 +352,7 @@ async def test_cost_updated_goes_out_at_most_once_per_interval(charger, prop, se
         "TransactionEvent",
         tx_event("Updated", 1, "TX-3", timestamp=T1, trigger="MeterValuePeriodic", wh=2000),
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "CostUpdated" and call[3]["transactionId"] == "TX-3"
     assert call[3]["totalCost"] == first["totalCost"]
     await client.send([3, call[1], {}])

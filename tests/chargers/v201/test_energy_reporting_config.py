@@ -10,6 +10,7 @@ import pytest
 
 from chargers.devices.energy_config import change_configuration_16
 from chargers.models import ChargingSession, DeviceVariable
+from tests.bounds import GENEROUS_S
 
 from .conftest import TS, connect201, tx_event
 
@@ -46,7 +47,7 @@ REPORT = {
 async def test_a_charger_lacking_the_energy_measurand_is_configured(charger, token):
     client = await connect201()
     assert await client.result("NotifyReport", REPORT) == {}
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[0] == 2 and call[2] == "SetVariables"
     wanted = {d["variable"]["name"]: d["attributeValue"] for d in call[3]["setVariableData"]}
     assert wanted == {

@@ -12,6 +12,7 @@ from django.utils import timezone
 from billing.models import Payment
 from guest import services
 from guest.models import GuestSession
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, PropertyFactory
 
 from .conftest import TS, connect201, tx_event
@@ -61,7 +62,7 @@ async def test_a_guest_charges_at_a_201_charger(rate, site, monkeypatch):
             payment_method="pm_card_visa",
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "RequestStartTransaction" and call[3]["evseId"] == 1
     uid = call[3]["idToken"]["idToken"]
     await client.send([3, call[1], {"status": "Accepted"}])

@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from chargers.devices.local_list import last_accepted_state, local_list_push_sync
 from chargers.models import Charger
 from chargers.ocpp.v201_commands import local_list_as_16, local_list_to_201
+from tests.bounds import GENEROUS_S
 from tests.factories import TokenFactory, TokenGroupFactory
 
 from .conftest import connect201
@@ -64,7 +65,7 @@ async def test_push_to_a_201_charger_is_full_then_differential(charger, prop):
     fresh = await Charger.objects.aget(pk=charger.pk)
 
     push = asyncio.create_task(sync_to_async(local_list_push_sync)(fresh, source="api"))
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "SendLocalList"
     assert call[3]["versionNumber"] == 1 and call[3]["updateType"] == "Full"
     assert call[3]["localAuthorizationList"] == [
@@ -83,10 +84,10 @@ async def test_push_to_a_201_charger_is_full_then_differential(charger, prop):
     second = await sync_to_async(TokenFactory)(uid="CARD-2", organization=prop.organization)
     await sync_to_async(second.groups.add)(group)
     push = asyncio.create_task(sync_to_async(local_list_push_sync)(fresh, source="api"))
-    probe = await client.receive(timeout=10)
+    probe = await client.receive(timeout=GENEROUS_S)
     assert probe[2] == "GetLocalListVersion" and probe[3] == {}
     await client.send([3, probe[1], {"versionNumber": 1}])  # D02: the 2.0.1 answer's name
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[3]["updateType"] == "Differential" and call[3]["versionNumber"] == 2
     assert [e["idToken"]["idToken"] for e in call[3]["localAuthorizationList"]] == ["CARD-2"]
     await client.send([3, call[1], {"status": "Accepted"}])

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from chargers.models import Charger, Command, Connector, ConnectorReservation, DeviceVariable
+from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory
 
 from .conftest import connect201
@@ -21,7 +22,7 @@ def _portal(user) -> Client:
 
 
 async def _answer(client, answer: dict) -> list:
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], answer])
     return call
 

@@ -13,6 +13,7 @@ from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, Connector, ConnectorReservation
 from chargers.ocpp.protocol import format_datetime
 from chargers.sessions.reservations import reservations_expire, reserved_for
+from tests.bounds import GENEROUS_S
 from tests.factories import TokenFactory
 from tests.ocpp_client import OcppTestClient
 
@@ -36,7 +37,7 @@ async def command(
             f"/api/v1/chargers/{station_id}/commands/{action}/", payload, format="json"
         )
     )
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], answer])
     return call, await request
 

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chargers.devices.stale import stale_sessions, transaction_status_check
 from chargers.models import ChargingSession, Command
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -23,7 +24,7 @@ async def _ask(client, answer: dict):
         ocpp_transaction_id="TX-1"
     )
     check = asyncio.create_task(sync_to_async(transaction_status_check)(session))
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], answer])
     return call, await check
 

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from chargers.devices import device_model
 from chargers.devices.stale import NO_ENDED_EVENT
 from chargers.models import ChargingSession, Command, DeviceVariable
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -71,7 +72,7 @@ async def test_get_variables_is_split_by_items_per_message_tc_b_08(charger, api)
     request = await _post(api, "GetVariables", {"getVariableData": FIVE})
     sizes = []
     for _ in range(2):
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[2] == "GetVariables"
         items = call[3]["getVariableData"]
         sizes.append(len(items))
@@ -95,7 +96,7 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
         for n in ("HeartbeatInterval", "OfflineThreshold", "MessageTimeout")
     ]
     request = await _post(api, "SetVariables", {"setVariableData": data})
-    ask = await client.receive(timeout=10)
+    ask = await client.receive(timeout=GENEROUS_S)
     assert ask[2] == "GetVariables" and ask[3]["getVariableData"] == [
         {
             "component": {"name": "DeviceDataCtrlr"},
@@ -113,7 +114,7 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
             },
         ]
     )
-    ask = await client.receive(timeout=10)
+    ask = await client.receive(timeout=GENEROUS_S)
     assert ask[3]["getVariableData"][0]["variable"]["name"] == "BytesPerMessage"
     await client.send(
         [
@@ -124,7 +125,7 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
     )
     sizes = []
     for _ in range(2):
-        call = await client.receive(timeout=10)
+        call = await client.receive(timeout=GENEROUS_S)
         assert call[2] == "SetVariables"
         items = call[3]["setVariableData"]
         sizes.append(len(items))
@@ -133,10 +134,10 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
     assert (await request).status_code == 200
     # Known now (the answer landed in the device model): not asked again.
     request = await _post(api, "SetVariables", {"setVariableData": data})
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "SetVariables" and len(call[3]["setVariableData"]) == 2
     await client.send([3, call[1], {"setVariableResult": _results(call[3]["setVariableData"])}])
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], {"setVariableResult": _results(call[3]["setVariableData"])}])
     assert (await request).status_code == 200
     await client.close()
@@ -160,7 +161,7 @@ def test_bytes_per_message_bounds_the_whole_frame():
 async def test_a_single_variable_is_never_split_nor_asked_about(charger, api):
     client = await connect201()
     request = await _post(api, "GetVariables", {"getVariableData": FIVE[:1]})
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[3]["getVariableData"] == FIVE[:1]
     await client.send([3, call[1], {"getVariableResult": _results(FIVE[:1])}])
     assert (await request).status_code == 200
@@ -173,7 +174,7 @@ async def test_a_seq_no_gap_is_asked_about_at_once(charger):
     await client.result("TransactionEvent", tx_event("Updated", 1, wh=100))
     assert await client.communicator.receive_nothing(timeout=0.5)  # in order: nothing asked
     await client.result("TransactionEvent", tx_event("Updated", 3, wh=300))  # 2 is missing
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "GetTransactionStatus" and call[3] == {"transactionId": "TX-1"}
     await client.send([3, call[1], {"messagesInQueue": True, "ongoingIndicator": True}])
     # The missing event arrives: counted, and no new question.
@@ -188,7 +189,7 @@ async def test_a_gap_whose_transaction_is_over_closes_the_session(charger):
     client = await connect201()
     await client.result("TransactionEvent", tx_event("Started", 0, wh=0))
     await client.result("TransactionEvent", tx_event("Updated", 2, wh=200))
-    call = await client.receive(timeout=10)
+    call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "GetTransactionStatus"
     # Over, nothing queued: the Ended (and 1) are lost.
     await client.send([3, call[1], {"messagesInQueue": False, "ongoingIndicator": False}])

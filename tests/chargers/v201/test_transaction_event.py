@@ -7,6 +7,7 @@ import pytest
 
 from authorization.models import AuthorizationDecision
 from chargers.models import ChargingSession, MeterValue, TransactionEvent
+from tests.bounds import GENEROUS_S
 
 from .conftest import connect201, tx_event
 
@@ -105,7 +106,7 @@ async def test_offline_updated_arriving_after_ended_is_accepted_and_counted(char
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (session.status, session.meter_stop_wh) == ("completed", 1000)
     # 1 and 2 are missing: the charger is asked at once, and says they are queued.
-    ask = await client.receive(timeout=10)
+    ask = await client.receive(timeout=GENEROUS_S)
     assert ask[2] == "GetTransactionStatus" and ask[3] == {"transactionId": "TX-1"}
     await client.send([3, ask[1], {"messagesInQueue": True, "ongoingIndicator": False}])
     late = await client.call(
