@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
 from backoffice.tenancy import can_write, owned_organizations, readable, require_role
-from chargers.sessions.payer import PAYER_TEXT
+from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
 from . import services
@@ -245,9 +245,15 @@ def payout_detail(request, payout_id: int):
 @login_required
 def payment_refund(request, payment_id: int):
     payment = get_object_or_404(
-        Payment.objects.select_related("session", "session__charger"), pk=payment_id
+        Payment.objects.select_related(*PAYMENT_ROW_RELATED).defer(
+            "session__terminal_payment__token_data"
+        ),
+        pk=payment_id,
     )
     require_role(request.user, payment.organization_id, owner=True)
+    # A driver's account payment is not a guest's (issue 51 item 3): name who paid.
+    payer = session_payer(payment.session) if payment.session else None
+    who = "driver" if payer == Payer.DRIVER else "guest"
     form = RefundForm(
         request.POST or None,
         initial={"amount": payment.refundable, "idempotency_key": uuid.uuid4().hex},
@@ -272,10 +278,19 @@ def payment_refund(request, payment_id: int):
             messages.success(
                 request,
                 f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency}. "
-                "It appears on the guest's receipt and is deducted from the next payout.",
+                f"It appears on the {who}'s receipt and is deducted from the next payout.",
             )
             return redirect("billing:payout-list")
-    return render(request, "billing/payment_refund.html", {"payment": payment, "form": form})
+    return render(
+        request,
+        "billing/payment_refund.html",
+        {
+            "payment": payment,
+            "form": form,
+            "who": who,
+            "payer_text": PAYER_TEXT[payer] if payer is not None else "",
+        },
+    )
 
 
 @login_required
