@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from .money import round_money
+
 MONEY = {"max_digits": 14, "decimal_places": 4}
 ZERO = Decimal("0")
 
@@ -291,7 +293,7 @@ class SessionCharge(models.Model):
         indexes = [models.Index(fields=["organization", "started_at"], name="charge_org_time")]
 
     def __str__(self) -> str:
-        return f"{self.session} {self.total} {self.currency}"
+        return f"{self.session} {round_money(self.total, self.currency)} {self.currency}"
 
 
 class Payment(models.Model):
@@ -388,7 +390,7 @@ class Payout(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference} {self.net} {self.currency} ({self.status})"
+        return f"{self.reference} {round_money(self.net, self.currency)} {self.currency} ({self.status})"
 
 
 class LedgerTransaction(models.Model):
@@ -449,7 +451,7 @@ class LedgerTransaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} {self.currency} ({self.idempotency_key})"
+        return f"{self.kind} {round_money(self.amount, self.currency)} {self.currency} ({self.idempotency_key})"
 
 
 class LedgerEntry(models.Model):
@@ -490,7 +492,7 @@ class Refund(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Refund {self.amount} {self.payment.currency} of {self.payment.reference}"
+        return f"Refund {round_money(self.amount, self.payment.currency)} {self.payment.currency} of {self.payment.reference}"
 
 
 class ReconciliationImport(models.Model):
@@ -711,7 +713,7 @@ class SubscriptionInvoice(models.Model):
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="invoice_retry_scan")]
 
     def __str__(self) -> str:
-        return f"{self.subscription_id} {self.period_start:%Y-%m} {self.amount} {self.currency} ({self.status})"
+        return f"{self.subscription_id} {self.period_start:%Y-%m} {round_money(self.amount, self.currency)} {self.currency} ({self.status})"
 
 
 class WebhookEvent(models.Model):

@@ -16,7 +16,7 @@ from stays.models import Reservation
 from stays.selectors import reservation_access
 
 from . import payments
-from .formatting import money
+from .formatting import money, unit_price
 from .models import GuestSession
 
 logger = logging.getLogger(__name__)
@@ -47,16 +47,22 @@ def _price_lines(terms: dict, currency: str) -> list[str]:
     """The price's parts in the words of the guest page."""
     lines = []
     if Decimal(terms.get("connection_fee") or 0):
-        lines.append(f"Connection fee {currency} {money(terms['connection_fee'])} once per session")
-    lines.append(f"Energy {currency} {money(terms.get('energy_price_per_kwh') or 0)} / kWh")
+        lines.append(
+            f"Connection fee {currency} {money(terms['connection_fee'], currency)} once per session"
+        )
+    lines.append(
+        f"Energy {currency} {unit_price(terms.get('energy_price_per_kwh') or 0, currency)} / kWh"
+    )
     if Decimal(terms.get("time_price_per_hour") or 0):
-        lines.append(f"Time plugged in {currency} {money(terms['time_price_per_hour'])} / hour")
+        lines.append(
+            f"Time plugged in {currency} {unit_price(terms['time_price_per_hour'], currency)} / hour"
+        )
     if Decimal(terms.get("idle_fee_per_minute") or 0):
-        idle = f"Idle fee {currency} {money(terms['idle_fee_per_minute'])} / min"
+        idle = f"Idle fee {currency} {unit_price(terms['idle_fee_per_minute'], currency)} / min"
         if terms.get("idle_grace_minutes"):
             idle += f" after {terms['idle_grace_minutes']} free minutes"
         if terms.get("idle_fee_cap") is not None:
-            idle += f", at most {currency} {money(terms['idle_fee_cap'])}"
+            idle += f", at most {currency} {money(terms['idle_fee_cap'], currency)}"
         lines.append(idle)
     percent = Decimal(terms.get("tax_percent") or 0)
     if percent:

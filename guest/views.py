@@ -22,7 +22,7 @@ from chargers.models import Charger
 from chargers.sessions.services import charger_facts
 
 from . import payments
-from .formatting import money
+from .formatting import money, unit_price
 from .forms import StartForm, StationIdForm
 from .live import snapshot
 from .models import GuestSession
@@ -178,7 +178,14 @@ def _price(charger: Charger) -> dict | None:
         "idle_fee_per_minute",
         "idle_fee_cap",
     )
-    shown: dict[str, str | int | bool] = {name: money(getattr(rate, name)) for name in fields}
+    currency = rate.property.currency
+    # Amounts in the currency's own decimals, prices per unit at least in them (JPY 100, 40 / kWh).
+    shown: dict[str, str | int | bool] = {
+        name: (money if name in ("connection_fee", "idle_fee_cap") else unit_price)(
+            getattr(rate, name), currency
+        )
+        for name in fields
+    }
     shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
     shown["prices_include_tax"] = rate.prices_include_tax
@@ -257,7 +264,8 @@ def _saved_card(request: HttpRequest, charger: Charger) -> dict | None:
 
 def _hold(charger: Charger) -> str:
     amount = payments.hold_amount(charger, timezone.now())
-    return "" if amount is None else money(amount)
+    prop = charger.property
+    return "" if amount is None else money(amount, prop.currency if prop is not None else "")
 
 
 def _landing_or_prompt(
@@ -369,7 +377,7 @@ def _pay_page(
         "gs": gs,
         "charger": gs.charger,
         "property": gs.charger.property,
-        "amount": money(intent.amount),
+        "amount": money(intent.amount, intent.currency),
         "currency": intent.currency,
         "client_secret": intent.client_secret,
         "sandbox": sandbox,
