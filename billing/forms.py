@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from django import forms
@@ -163,3 +164,36 @@ class ReconciliationForm(forms.Form):
     report = forms.FileField(
         help_text="CSV with columns payout_id, date, amount, status (optional reason)."
     )
+
+
+_VAT = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,12}$")
+
+
+class SellerForm(forms.Form):
+    """The host's details as the seller on its receipts (docs/billing.md, "Receipts")."""
+
+    seller_name = forms.CharField(
+        label="Legal name on receipts",
+        max_length=200,
+        required=False,
+        help_text="Leave empty to use your organization's name.",
+    )
+    vat_number = forms.CharField(
+        label="VAT number",
+        max_length=20,
+        required=False,
+        help_text="With the country's two letters first, e.g. NL123456789B01. Leave empty if you "
+        "are not registered for VAT.",
+    )
+
+    def clean_seller_name(self) -> str:
+        return " ".join(self.cleaned_data["seller_name"].split())
+
+    def clean_vat_number(self) -> str:
+        value = re.sub(r"[\s.\-]", "", self.cleaned_data["vat_number"]).upper()
+        if value and not _VAT.match(value):
+            raise forms.ValidationError(
+                "A VAT number starts with the country's two letters, then 2 to 12 letters or "
+                "digits, e.g. NL123456789B01."
+            )
+        return value

@@ -168,11 +168,53 @@ class BillingSettings(models.Model):
         max_length=16, choices=SignaturePolicy.choices, default=SignaturePolicy.HOLD
     )
 
+    # The seller on the receipts of this organization's sessions (docs/billing.md, "Receipts"):
+    # its legal name (the organization's name when blank) and VAT number.
+    seller_name = models.CharField(max_length=200, blank=True)
+    vat_number = models.CharField(max_length=20, blank=True)
+    # The next receipt number of this seller; receipt_issue takes it under a row lock, in the
+    # transaction that stores the receipt, so the numbers have no gaps and none is used twice.
+    next_receipt_number = models.PositiveIntegerField(default=1)
+
     class Meta:
         verbose_name_plural = "billing settings"
 
     def __str__(self) -> str:
         return f"Billing settings of {self.organization}"
+
+
+class Receipt(models.Model):
+    """The numbered receipt (an invoice under EU rules) of one paid session, issued once, in the
+    name of the seller: the organization whose charger it was (docs/billing.md, "Receipts").
+    The seller's and the buyer's details are copied at issue: a receipt never changes after."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="receipts"
+    )
+    number = models.PositiveIntegerField()
+    session = models.OneToOneField(
+        "chargers.ChargingSession", on_delete=models.PROTECT, related_name="receipt"
+    )
+    issued_at = models.DateTimeField()
+    seller_name = models.CharField(max_length=200)
+    seller_vat_number = models.CharField(max_length=20, blank=True)
+    buyer_company = models.CharField(max_length=200, blank=True)
+    buyer_vat_id = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "number"], name="receipt_number_once_per_seller"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.reference}"
+
+    @property
+    def reference(self) -> str:
+        """The number as printed (R-000042): one series per seller, whose name is beside it."""
+        return f"R-{self.number:06d}"
 
 
 class PropertySignaturePolicy(models.Model):

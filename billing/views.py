@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -21,7 +22,14 @@ from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
 from . import services
-from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm, rate_initial
+from .forms import (
+    RateForm,
+    ReconciliationForm,
+    RefundForm,
+    SellerForm,
+    StatementForm,
+    rate_initial,
+)
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
@@ -205,6 +213,19 @@ def payout_list(request):
         for row in BillingSettings.objects.filter(organization_id__in=org_ids)
     }
     payout_accounts = [{"organization": o, "settings": accounts.get(o.pk)} for o in organizations]
+    sellers = [
+        {
+            "organization": o,
+            "form": SellerForm(
+                initial={
+                    "seller_name": getattr(accounts.get(o.pk), "seller_name", ""),
+                    "vat_number": getattr(accounts.get(o.pk), "vat_number", ""),
+                },
+                prefix=f"seller-{o.pk}",
+            ),
+        }
+        for o in organizations
+    ]
     return render(
         request,
         "billing/payout_list.html",
@@ -215,11 +236,28 @@ def payout_list(request):
             "jobs": jobs,
             "organizations": organizations,
             "payout_accounts": payout_accounts,
+            "sellers": sellers,
             "statement_form": StatementForm(organizations=organizations),
             "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
             "reconciliations": reconciliations,
         },
     )
+
+
+@login_required
+@require_POST
+def seller_details(request, organization_id: int):
+    """Save the organization's name and VAT number as the seller on its receipts (owners)."""
+    require_role(request.user, organization_id, owner=True)
+    form = SellerForm(request.POST, prefix=f"seller-{organization_id}")
+    if form.is_valid():
+        services.seller_details_set(organization_id=organization_id, **form.cleaned_data)
+        messages.success(request, "Saved: your next receipts carry these details.")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect(f"{reverse('billing:payout-list')}#receipt-seller")
 
 
 @login_required

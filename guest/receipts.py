@@ -136,6 +136,13 @@ def receipt_context(gs: GuestSession) -> dict:
     stay = included_stay(gs)
     if stay is not None:
         cost = None
+    receipt = None
+    if session is not None and cost is not None and cost.lines:
+        # Numbered in the seller's series once there is something sold (billing.receipts).
+        try:
+            receipt = payments.receipt_issue(session.pk)
+        except Exception:  # the page keeps working; the number comes on the next visit
+            logger.warning("No receipt number for guest session %s", gs.pk, exc_info=True)
     energy_kwh = kwh(session.energy_wh) if session is not None else None
 
     def local(value: datetime | None) -> datetime | None:
@@ -156,4 +163,6 @@ def receipt_context(gs: GuestSession) -> dict:
         "stay": stay,
         "price_version": price_version_context(gs, tz) if stay is None else None,
         "payment": payments.payment_summary(gs.payment_id),
+        "receipt": receipt,
+        "issued_at": local(receipt.issued_at) if receipt is not None else None,
     }

@@ -506,6 +506,27 @@ def receipt(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "guest/receipt.html", context)
 
 
+@never_cache
+@require_GET
+def receipt_pdf(request: HttpRequest, key: str) -> HttpResponse:
+    """The numbered receipt as a PDF; 404 until the session has one (finished and priced)."""
+    from django.conf import settings
+
+    from .receipt_pdf import receipt_pdf as render_pdf
+
+    gs = _session_or_404(key)
+    if gs.state != GuestSession.State.FINISHED:
+        raise Http404("No receipt yet")
+    context = receipt_context(gs)
+    receipt = context.get("receipt")
+    if receipt is None or context.get("cost") is None:
+        raise Http404("No receipt for this session")
+    body = render_pdf(context, collector=getattr(settings, "SITE_NAME", "EV Backoffice"))
+    response = HttpResponse(body, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="receipt-{receipt.reference}.pdf"'
+    return response
+
+
 @require_GET
 def location_access_help(request: HttpRequest) -> HttpResponse:
     return render(request, "guest/location_access.html")

@@ -197,6 +197,13 @@ WRITES: dict[str, Write] = {
     "authorization:msp-block": Write(args=lambda t: [t.msp.pk], data=lambda t: {"blocked": "1"}),
     "billing:rate-list": Write(args=lambda t: [t.prop.pk], data=_rate_data, fields=("charger",)),
     "billing:rate-edit": Write(args=lambda t: [t.rate.pk], data=_rate_data, fields=("charger",)),
+    "billing:seller-details": Write(
+        args=lambda t: [t.org.pk],
+        data=lambda t: {
+            f"seller-{t.org.pk}-seller_name": "Legal Name B.V.",
+            f"seller-{t.org.pk}-vat_number": "NL123456789B01",
+        },
+    ),
     "billing:payment-refund": Write(
         args=lambda t: [t.payment.pk],
         data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
@@ -281,6 +288,7 @@ PUBLIC = {
     "guest:stop",
     "guest:session",
     "guest:receipt",
+    "guest:receipt-pdf",  # the receipt as a PDF, by the same unguessable key
     "guest:landing",
     "guest:location-access",
     "guest:stay-start",
