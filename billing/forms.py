@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 from django import forms
@@ -12,6 +11,7 @@ from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
 from backoffice.tenancy import TenantFormMixin
 
 from .models import RATE_PRICE_FIELDS, Rate, StatementJob
+from .taxes import VAT_ID_RULE, vat_id_normalized
 
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
 
@@ -166,9 +166,6 @@ class ReconciliationForm(forms.Form):
     )
 
 
-_VAT = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,12}$")
-
-
 class SellerForm(forms.Form):
     """The host's details as the seller on its receipts (docs/billing.md, "Receipts")."""
 
@@ -190,10 +187,7 @@ class SellerForm(forms.Form):
         return " ".join(self.cleaned_data["seller_name"].split())
 
     def clean_vat_number(self) -> str:
-        value = re.sub(r"[\s.\-]", "", self.cleaned_data["vat_number"]).upper()
-        if value and not _VAT.match(value):
-            raise forms.ValidationError(
-                "A VAT number starts with the country's two letters, then 2 to 12 letters or "
-                "digits, e.g. NL123456789B01."
-            )
+        value = vat_id_normalized(self.cleaned_data["vat_number"])
+        if value is None:
+            raise forms.ValidationError(VAT_ID_RULE)
         return value

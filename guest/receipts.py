@@ -6,9 +6,11 @@ import logging
 import zoneinfo
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from django.utils import timezone
 
+from backoffice.providers import Provider
 from chargers.models import ChargingSession
 from chargers.ocpp.energy import kwh
 from metering.display import signed_meter_values
@@ -20,6 +22,18 @@ from .formatting import money, unit_price
 from .models import GuestSession
 
 logger = logging.getLogger(__name__)
+
+
+class ReceiptBuyer(Protocol):
+    """(company name, VAT ID) of the business driver whose session this guest session is, or
+    ("", "") for anyone else."""
+
+    def __call__(self, *, guest_session_id: int) -> tuple[str, str]: ...
+
+
+# A business driver's details on the receipt (issue 51 item 5). Driver accounts sit above this
+# app, so they provide the answer (registered in drivers.apps).
+receipt_buyer: Provider[ReceiptBuyer] = Provider("receipt buyer")
 
 
 def _tz(gs: GuestSession) -> zoneinfo.ZoneInfo:
@@ -140,7 +154,8 @@ def receipt_context(gs: GuestSession) -> dict:
     if session is not None and cost is not None and cost.lines:
         # Numbered in the seller's series once there is something sold (billing.receipts).
         try:
-            receipt = payments.receipt_issue(session.pk)
+            company, vat_id = receipt_buyer.call(guest_session_id=gs.pk)
+            receipt = payments.receipt_issue(session.pk, buyer_company=company, buyer_vat_id=vat_id)
         except Exception:  # the page keeps working; the number comes on the next visit
             logger.warning("No receipt number for guest session %s", gs.pk, exc_info=True)
     energy_kwh = kwh(session.energy_wh) if session is not None else None

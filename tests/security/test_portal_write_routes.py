@@ -349,6 +349,7 @@ TESTED_ELSEWHERE = {
     "backoffice:time-zone": "tests/portal/test_one_time_story.py (the viewer's own location zones or UTC; writes no row)",
     "drivers:start": "tests/drivers/test_one_tap_start.py (chargers are public; held on the own default card)",
     "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
+    "drivers:business": "tests/guest/test_receipt_number.py (the signed-in driver's own profile only; no id in the URL)",
     # Mobility Providers: another organization's partner, terminal or location answers 404 to GET
     # and POST and changes no row; the lists show only one's own.
     **{
