@@ -383,7 +383,15 @@ class Payment(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Payment {self.reference} {self.status}"
+        # What the customer knows (amount, card, day), not the processor's reference: it heads
+        # the payment's admin page and names it in other records' lists (issue 51 item 7).
+        amount = self.amount_captured or self.amount_held or ZERO
+        parts = [f"{round_money(amount, self.currency)} {self.currency}".strip()]
+        if self.card_last4:
+            parts.append(f"card ending {self.card_last4}")
+        if self.created_at is not None:
+            parts.append(f"{self.created_at:%Y-%m-%d %H:%M} UTC")
+        return f"Payment of {' · '.join(parts)} ({self.get_status_display().lower()})"
 
     @property
     def refundable(self) -> Decimal:

@@ -173,3 +173,11 @@ def test_money_in_admin_has_the_currencys_own_decimals(agent, customer):
     refunds = agent.get("/admin/billing/refund/").content.decode()
     assert "1.00 EUR" in refunds and "1.0000" not in refunds
     assert str(refund) == "Refund 1.00 EUR of pi_anna"
+
+
+def test_a_payments_admin_page_is_headed_by_what_the_customer_knows(agent, customer):
+    _, _, mine, _ = customer
+    page = agent.get(f"/admin/billing/payment/{mine.pk}/change/").content.decode()
+    heading = page.split("<h2>", 1)[1].split("</h2>", 1)[0]
+    assert heading.startswith("Payment of 12.50 EUR · card ending 4242 · ")
+    assert heading.endswith("UTC (charged)") and "pi_anna" not in heading
