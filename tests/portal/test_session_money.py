@@ -269,3 +269,20 @@ def test_payout_pages_show_amounts_in_the_currencys_own_decimals(client, site):
         body = client.get(path).content.decode()
         assert "−30<" in body and "−20<" in body, path
         assert "30.00" not in body and "1000.0000" not in body, path
+
+
+def test_the_cost_page_shows_a_refund_in_the_currencys_own_decimals(client, site, rows):
+    from billing.models import Refund
+
+    client.force_login(site.owner)
+    roaming = ChargingSession.objects.get(transaction_id=700003)
+    payment = _payment(roaming, currency="JPY", captured="500")
+    Refund.objects.create(
+        payment=payment,
+        amount=Decimal("100"),
+        reason="slow",
+        source="host",
+        idempotency_key="r-jpy",
+    )
+    body = client.get(reverse("billing:session-cost", args=[roaming.pk])).content.decode()
+    assert "Refund 100 JPY on" in body and "100.00" not in body and "500.0000" not in body
