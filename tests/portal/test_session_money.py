@@ -286,3 +286,9 @@ def test_the_cost_page_shows_a_refund_in_the_currencys_own_decimals(client, site
     )
     body = client.get(reverse("billing:session-cost", args=[roaming.pk])).content.decode()
     assert "Refund 100 JPY on" in body and "100.00" not in body and "500.0000" not in body
+
+
+def test_payouts_speak_of_what_guests_and_drivers_paid(client, site):
+    client.force_login(site.owner)
+    body = client.get(reverse("billing:payout-list")).content.decode()
+    assert "what guests and drivers paid" in body and "guest charges" not in body
