@@ -62,15 +62,19 @@ class CurrencyAmountsAdmin(admin.ModelAdmin):
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         return _swap(list(super().get_list_display(request)), self.money_fields)
 
-    def _shown_readonly(self, request: HttpRequest, obj: Any) -> bool:
-        return obj is not None and not self.has_change_permission(request, obj)
+    def _readonly_money(self, request: HttpRequest, obj: Any) -> tuple[str, ...]:
+        """The money fields shown read-only: all of them on a page the agent may not change,
+        else those the admin declares read-only."""
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.money_fields
+        declared = set(super().get_readonly_fields(request, obj))
+        return tuple(n for n in self.money_fields if n in declared)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        fields = list(super().get_fields(request, obj))
-        return _swap(fields, self.money_fields) if self._shown_readonly(request, obj) else fields
+        # The field itself stays read-only (so the form never edits it); its display is shown.
+        return _swap(list(super().get_fields(request, obj)), self._readonly_money(request, obj))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = [str(f) for f in super().get_readonly_fields(request, obj)]
-        if self._shown_readonly(request, obj):
-            fields += [f"{n}{SUFFIX}" for n in self.money_fields]
-        return fields
+        shown = [f"{n}{SUFFIX}" for n in self._readonly_money(request, obj)]
+        return fields + [f for f in shown if f not in fields]

@@ -181,3 +181,25 @@ def test_a_payments_admin_page_is_headed_by_what_the_customer_knows(agent, custo
     heading = page.split("<h2>", 1)[1].split("</h2>", 1)[0]
     assert heading.startswith("Payment of 12.50 EUR · card ending 4242 · ")
     assert heading.endswith("UTC (charged)") and "pi_anna" not in heading
+
+
+def test_an_editable_admin_shows_its_read_only_amounts_in_the_currencys_decimals(agent, customer):
+    from billing.models import Subscription, SubscriptionInvoice, SubscriptionPlan
+
+    charger, _, _, _ = customer
+    plan = SubscriptionPlan.objects.create(
+        property=charger.property, name="Resident", monthly_fee=Decimal("25")
+    )
+    subscription = Subscription.objects.create(
+        plan=plan, email="anna@example.com", started_at=timezone.now()
+    )
+    invoice = SubscriptionInvoice.objects.create(
+        subscription=subscription,
+        period_start=timezone.now(),
+        period_end=timezone.now() + timedelta(days=30),
+        amount=Decimal("25"),
+        currency="EUR",
+    )
+    page = agent.get(f"/admin/billing/subscriptioninvoice/{invoice.pk}/change/").content.decode()
+    assert "25.00 EUR" in page and "25.0000" not in page
+    assert 'name="amount"' not in page  # still read-only: shown, never edited
