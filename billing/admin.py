@@ -25,6 +25,7 @@ from .models import (
     PriceShown,
     PropertySignaturePolicy,
     Rate,
+    Receipt,
     ReconciliationImport,
     ReconciliationIssue,
     Refund,
@@ -511,3 +512,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 "title": "Cancel subscriptions",
             },
         )
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdmin):
+    """Numbered receipts, one series per seller (docs/billing.md, Receipts): never edited."""
+
+    list_display = [
+        "reference",
+        "organization",
+        "session",
+        "seller_name",
+        "seller_vat_number",
+        "buyer_company",
+        "issued_at",
+    ]
+    search_fields = ["number", "session__charger__station_id", "buyer_company", "buyer_vat_id"]
+    list_filter = ["issued_at"]
+    list_select_related = ["organization", "session__charger"]
+    autocomplete_fields = ["session", "organization"]

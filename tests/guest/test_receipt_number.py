@@ -207,3 +207,16 @@ def test_the_owner_sets_the_sellers_name_and_vat_number_in_the_portal(client, gu
     host.post(url, {f"seller-{org.pk}-seller_name": "New Name"})
     receipt.refresh_from_db()
     assert receipt.seller_name == "Harbour B.V."
+
+
+def test_support_finds_a_receipt_in_admin(client, guest_charger, rate, seller):
+    from tests.factories import UserFactory
+
+    gs = _charge(client, guest_charger, 1201)
+    agent = Client()
+    agent.force_login(UserFactory(username="agent@example.com", is_staff=True, is_superuser=True))
+    page = agent.get("/admin/billing/receipt/", {"q": guest_charger.station_id}).content.decode()
+    assert "R-000001" in page and "Harbour Hotel B.V." in page
+    receipt = Receipt.objects.get(session_id=gs.charging_session_id)
+    change = agent.get(f"/admin/billing/receipt/{receipt.pk}/change/").content.decode()
+    assert "NL123456789B01" in change and "<h2>Receipt R-000001</h2>" in change
