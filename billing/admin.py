@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from backoffice.admin import ReadOnlyAdmin
 
 from . import schedule, services
+from .admin_money import CurrencyAmountsAdmin
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
@@ -24,6 +25,7 @@ from .models import (
     PriceShown,
     PropertySignaturePolicy,
     Rate,
+    Receipt,
     ReconciliationImport,
     ReconciliationIssue,
     Refund,
@@ -94,7 +96,8 @@ class PropertySignaturePolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(SessionCharge)
-class SessionChargeAdmin(ReadOnlyAdmin):
+class SessionChargeAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = ("subtotal", "tax", "total", "processing_fee")
     list_display = [
         "session",
         "organization",
@@ -172,7 +175,8 @@ class PriceShownAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = ("amount_held", "amount_captured", "amount_refunded")
     list_display = [
         "reference",
         "organization",
@@ -243,7 +247,9 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Refund)
-class RefundAdmin(ReadOnlyAdmin):
+class RefundAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = ("amount",)
+    currency_path = "payment.currency"
     list_display = ["payment", "amount", "reason", "source", "created_by", "created_at"]
     search_fields = ["payment__reference", "reason"]
     list_filter = ["source"]
@@ -262,7 +268,8 @@ class LedgerEntryInline(admin.TabularInline):
 
 
 @admin.register(LedgerTransaction)
-class LedgerTransactionAdmin(ReadOnlyAdmin):
+class LedgerTransactionAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = ("amount",)
     list_display = [
         "occurred_at",
         "kind",
@@ -280,7 +287,16 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdmin):
+class PayoutAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = (
+        "gross",
+        "processing_fees",
+        "platform_fees",
+        "refunds",
+        "license_fees",
+        "carried_over",
+        "net",
+    )
     list_display = [
         "reference",
         "organization",
@@ -399,8 +415,10 @@ class SubscriptionInvoiceInline(admin.TabularInline):
 
 
 @admin.register(SubscriptionInvoice)
-class SubscriptionInvoiceAdmin(admin.ModelAdmin):
+class SubscriptionInvoiceAdmin(CurrencyAmountsAdmin, admin.ModelAdmin):
     """Monthly fees collected from saved cards; failed and retrying ones are filtered here."""
+
+    money_fields = ("amount",)
 
     list_display = [
         "subscription",
@@ -494,3 +512,22 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 "title": "Cancel subscriptions",
             },
         )
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdmin):
+    """Numbered receipts, one series per seller (docs/billing.md, Receipts): never edited."""
+
+    list_display = [
+        "reference",
+        "organization",
+        "session",
+        "seller_name",
+        "seller_vat_number",
+        "buyer_company",
+        "issued_at",
+    ]
+    search_fields = ["number", "session__charger__station_id", "buyer_company", "buyer_vat_id"]
+    list_filter = ["issued_at"]
+    list_select_related = ["organization", "session__charger"]
+    autocomplete_fields = ["session", "organization"]

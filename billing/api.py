@@ -353,7 +353,8 @@ class PaymentSerializer(CurrencyAmountsMixin, serializers.ModelSerializer):
 
 
 class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Guest payments of the organizations you own; refund them with POST /payments/<id>/refund/."""
+    """Card payments (guests and drivers with an account) of the organizations you own; refund
+    them with POST /payments/<id>/refund/."""
 
     serializer_class = PaymentSerializer
     filterset_fields = ["organization", "status", "session"]

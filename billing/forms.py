@@ -11,6 +11,7 @@ from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
 from backoffice.tenancy import TenantFormMixin
 
 from .models import RATE_PRICE_FIELDS, Rate, StatementJob
+from .taxes import VAT_ID_RULE, vat_id_normalized
 
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
 
@@ -163,3 +164,30 @@ class ReconciliationForm(forms.Form):
     report = forms.FileField(
         help_text="CSV with columns payout_id, date, amount, status (optional reason)."
     )
+
+
+class SellerForm(forms.Form):
+    """The host's details as the seller on its receipts (docs/billing.md, "Receipts")."""
+
+    seller_name = forms.CharField(
+        label="Legal name on receipts",
+        max_length=200,
+        required=False,
+        help_text="Leave empty to use your organization's name.",
+    )
+    vat_number = forms.CharField(
+        label="VAT number",
+        max_length=20,
+        required=False,
+        help_text="With the country's two letters first, e.g. NL123456789B01. Leave empty if you "
+        "are not registered for VAT.",
+    )
+
+    def clean_seller_name(self) -> str:
+        return " ".join(self.cleaned_data["seller_name"].split())
+
+    def clean_vat_number(self) -> str:
+        value = vat_id_normalized(self.cleaned_data["vat_number"])
+        if value is None:
+            raise forms.ValidationError(VAT_ID_RULE)
+        return value

@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from .money import round_money
+
 MONEY = {"max_digits": 14, "decimal_places": 4}
 ZERO = Decimal("0")
 
@@ -166,11 +168,53 @@ class BillingSettings(models.Model):
         max_length=16, choices=SignaturePolicy.choices, default=SignaturePolicy.HOLD
     )
 
+    # The seller on the receipts of this organization's sessions (docs/billing.md, "Receipts"):
+    # its legal name (the organization's name when blank) and VAT number.
+    seller_name = models.CharField(max_length=200, blank=True)
+    vat_number = models.CharField(max_length=20, blank=True)
+    # The next receipt number of this seller; receipt_issue takes it under a row lock, in the
+    # transaction that stores the receipt, so the numbers have no gaps and none is used twice.
+    next_receipt_number = models.PositiveIntegerField(default=1)
+
     class Meta:
         verbose_name_plural = "billing settings"
 
     def __str__(self) -> str:
         return f"Billing settings of {self.organization}"
+
+
+class Receipt(models.Model):
+    """The numbered receipt (an invoice under EU rules) of one paid session, issued once, in the
+    name of the seller: the organization whose charger it was (docs/billing.md, "Receipts").
+    The seller's and the buyer's details are copied at issue: a receipt never changes after."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.PROTECT, related_name="receipts"
+    )
+    number = models.PositiveIntegerField()
+    session = models.OneToOneField(
+        "chargers.ChargingSession", on_delete=models.PROTECT, related_name="receipt"
+    )
+    issued_at = models.DateTimeField()
+    seller_name = models.CharField(max_length=200)
+    seller_vat_number = models.CharField(max_length=20, blank=True)
+    buyer_company = models.CharField(max_length=200, blank=True)
+    buyer_vat_id = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "number"], name="receipt_number_once_per_seller"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.reference}"
+
+    @property
+    def reference(self) -> str:
+        """The number as printed (R-000042): one series per seller, whose name is beside it."""
+        return f"R-{self.number:06d}"
 
 
 class PropertySignaturePolicy(models.Model):
@@ -291,7 +335,7 @@ class SessionCharge(models.Model):
         indexes = [models.Index(fields=["organization", "started_at"], name="charge_org_time")]
 
     def __str__(self) -> str:
-        return f"{self.session} {self.total} {self.currency}"
+        return f"{self.session} {round_money(self.total, self.currency)} {self.currency}"
 
 
 class Payment(models.Model):
@@ -339,7 +383,15 @@ class Payment(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Payment {self.reference} {self.status}"
+        # What the customer knows (amount, card, day), not the processor's reference: it heads
+        # the payment's admin page and names it in other records' lists (issue 51 item 7).
+        amount = self.amount_captured or self.amount_held or ZERO
+        parts = [f"{round_money(amount, self.currency)} {self.currency}".strip()]
+        if self.card_last4:
+            parts.append(f"card ending {self.card_last4}")
+        if self.created_at is not None:
+            parts.append(f"{self.created_at:%Y-%m-%d %H:%M} UTC")
+        return f"Payment of {' · '.join(parts)} ({self.get_status_display().lower()})"
 
     @property
     def refundable(self) -> Decimal:
@@ -388,7 +440,7 @@ class Payout(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference} {self.net} {self.currency} ({self.status})"
+        return f"{self.reference} {round_money(self.net, self.currency)} {self.currency} ({self.status})"
 
 
 class LedgerTransaction(models.Model):
@@ -449,7 +501,7 @@ class LedgerTransaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} {self.currency} ({self.idempotency_key})"
+        return f"{self.kind} {round_money(self.amount, self.currency)} {self.currency} ({self.idempotency_key})"
 
 
 class LedgerEntry(models.Model):
@@ -490,7 +542,7 @@ class Refund(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Refund {self.amount} {self.payment.currency} of {self.payment.reference}"
+        return f"Refund {round_money(self.amount, self.payment.currency)} {self.payment.currency} of {self.payment.reference}"
 
 
 class ReconciliationImport(models.Model):
@@ -711,7 +763,7 @@ class SubscriptionInvoice(models.Model):
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="invoice_retry_scan")]
 
     def __str__(self) -> str:
-        return f"{self.subscription_id} {self.period_start:%Y-%m} {self.amount} {self.currency} ({self.status})"
+        return f"{self.subscription_id} {self.period_start:%Y-%m} {round_money(self.amount, self.currency)} {self.currency} ({self.status})"
 
 
 class WebhookEvent(models.Model):

@@ -1233,3 +1233,11 @@ def subscription_email_set(*, customer_ref: str, email: str) -> int:
     if not customer_ref:
         return 0
     return Subscription.objects.filter(customer_ref=customer_ref).update(email=email)
+
+
+@transaction.atomic
+def seller_details_set(*, organization_id: int, seller_name: str, vat_number: str) -> None:
+    """The organization's name and VAT number as the seller on the receipts it issues from now on
+    (issued receipts keep the details they were issued with)."""
+    row, _ = BillingSettings.objects.get_or_create(organization_id=organization_id)
+    BillingSettings.objects.filter(pk=row.pk).update(seller_name=seller_name, vat_number=vat_number)

@@ -9,6 +9,7 @@ the tax is gross - net. So net + tax = gross exactly, and every surface that sho
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -58,3 +59,19 @@ def split_money(
 def split_unit_price(price: Decimal, tax_percent: Decimal, *, included: bool) -> TaxSplit:
     """Return the split of a unit price (per kWh, hour, minute), to 4 decimals."""
     return split(price, tax_percent, included=included, places=UNIT_PRICE)
+
+
+_VAT_ID = re.compile(r"^[A-Z]{2}[0-9A-Z+*]{2,12}$")
+VAT_ID_RULE = (
+    "A VAT number starts with the country's two letters, then 2 to 12 letters or digits, "
+    "e.g. NL123456789B01."
+)
+
+
+def vat_id_normalized(value: str) -> str | None:
+    """A VAT identification number as printed on invoices (NL123456789B01): spaces, dots and
+    hyphens dropped, upper case; "" for none given; None when it cannot be one (VAT_ID_RULE)."""
+    text = re.sub(r"[\s.\-]", "", value or "").upper()
+    if not text:
+        return ""
+    return text if _VAT_ID.match(text) else None

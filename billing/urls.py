@@ -38,6 +38,7 @@ urlpatterns = [
         payment_views.sandbox_onboarding,
         name="sandbox-onboarding",
     ),
+    path("seller/<int:organization_id>/", views.seller_details, name="seller-details"),
     path(
         "payout-account/<int:organization_id>/",
         payment_views.payout_account_start,

@@ -12,16 +12,24 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
 from backoffice.tenancy import can_write, owned_organizations, readable, require_role
-from chargers.sessions.payer import PAYER_TEXT
+from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
 from . import services
-from .forms import RateForm, ReconciliationForm, RefundForm, StatementForm, rate_initial
+from .forms import (
+    RateForm,
+    ReconciliationForm,
+    RefundForm,
+    SellerForm,
+    StatementForm,
+    rate_initial,
+)
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
@@ -205,6 +213,19 @@ def payout_list(request):
         for row in BillingSettings.objects.filter(organization_id__in=org_ids)
     }
     payout_accounts = [{"organization": o, "settings": accounts.get(o.pk)} for o in organizations]
+    sellers = [
+        {
+            "organization": o,
+            "form": SellerForm(
+                initial={
+                    "seller_name": getattr(accounts.get(o.pk), "seller_name", ""),
+                    "vat_number": getattr(accounts.get(o.pk), "vat_number", ""),
+                },
+                prefix=f"seller-{o.pk}",
+            ),
+        }
+        for o in organizations
+    ]
     return render(
         request,
         "billing/payout_list.html",
@@ -215,11 +236,28 @@ def payout_list(request):
             "jobs": jobs,
             "organizations": organizations,
             "payout_accounts": payout_accounts,
+            "sellers": sellers,
             "statement_form": StatementForm(organizations=organizations),
             "reconciliation_form": ReconciliationForm() if request.user.is_staff else None,
             "reconciliations": reconciliations,
         },
     )
+
+
+@login_required
+@require_POST
+def seller_details(request, organization_id: int):
+    """Save the organization's name and VAT number as the seller on its receipts (owners)."""
+    require_role(request.user, organization_id, owner=True)
+    form = SellerForm(request.POST, prefix=f"seller-{organization_id}")
+    if form.is_valid():
+        services.seller_details_set(organization_id=organization_id, **form.cleaned_data)
+        messages.success(request, "Saved: your next receipts carry these details.")
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect(f"{reverse('billing:payout-list')}#receipt-seller")
 
 
 @login_required
@@ -245,9 +283,15 @@ def payout_detail(request, payout_id: int):
 @login_required
 def payment_refund(request, payment_id: int):
     payment = get_object_or_404(
-        Payment.objects.select_related("session", "session__charger"), pk=payment_id
+        Payment.objects.select_related(*PAYMENT_ROW_RELATED).defer(
+            "session__terminal_payment__token_data"
+        ),
+        pk=payment_id,
     )
     require_role(request.user, payment.organization_id, owner=True)
+    # A driver's account payment is not a guest's (issue 51 item 3): name who paid.
+    payer = session_payer(payment.session) if payment.session else None
+    who = "driver" if payer == Payer.DRIVER else "guest"
     form = RefundForm(
         request.POST or None,
         initial={"amount": payment.refundable, "idempotency_key": uuid.uuid4().hex},
@@ -272,10 +316,19 @@ def payment_refund(request, payment_id: int):
             messages.success(
                 request,
                 f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency}. "
-                "It appears on the guest's receipt and is deducted from the next payout.",
+                f"It appears on the {who}'s receipt and is deducted from the next payout.",
             )
             return redirect("billing:payout-list")
-    return render(request, "billing/payment_refund.html", {"payment": payment, "form": form})
+    return render(
+        request,
+        "billing/payment_refund.html",
+        {
+            "payment": payment,
+            "form": form,
+            "who": who,
+            "payer_text": PAYER_TEXT[payer] if payer is not None else "",
+        },
+    )
 
 
 @login_required

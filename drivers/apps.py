@@ -17,3 +17,6 @@ class DriversConfig(AppConfig):
         from guest.views import saved_card_offer
 
         saved_card_offer.register(receivers.saved_card_offer)
+        from guest.receipts import receipt_buyer
+
+        receipt_buyer.register(receivers.receipt_buyer)

@@ -17,6 +17,9 @@ class DriverProfile(models.Model):
     # Addresses the driver used before a change of email: payments and guest sessions made with
     # them are theirs too, and are erased with the account.
     former_emails = models.JSONField(default=list, blank=True)
+    # A business driver's details for the receipts issued from now on (docs/billing.md, Receipts).
+    company_name = models.CharField(max_length=200, blank=True)
+    vat_id = models.CharField(max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

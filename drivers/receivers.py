@@ -47,3 +47,16 @@ def saved_card_offer(*, user: Any, charger: Any) -> dict | None:
         "email": user.email,
         "action": reverse("drivers:start", args=[charger.station_id]),
     }
+
+
+def receipt_buyer(*, guest_session_id: int) -> tuple[str, str]:
+    """Answer guest.receipts.receipt_buyer: the company name and VAT ID of the driver whose
+    session it is (their account's business details), else ("", "")."""
+    from .models import DriverProfile
+
+    row = (
+        DriverProfile.objects.filter(claimed_sessions__guest_session_id=guest_session_id)
+        .values_list("company_name", "vat_id")
+        .first()
+    )
+    return (row[0], row[1]) if row is not None else ("", "")

@@ -377,3 +377,17 @@ def driver_start(
     )
     ClaimedSession.objects.get_or_create(guest_session=gs, defaults={"profile": profile})
     return gs
+
+
+def business_details_set(*, profile: DriverProfile, company_name: str, vat_id: str) -> None:
+    """Store the driver's company name and VAT ID (docs/billing.md, Receipts); both empty for a
+    private driver. Receipts already issued keep what they were issued with."""
+    from billing.taxes import VAT_ID_RULE, vat_id_normalized
+
+    company = " ".join(company_name.split())[:200]
+    vat = vat_id_normalized(vat_id)
+    if vat is None:
+        raise ValidationError(VAT_ID_RULE)
+    if vat and not company:
+        raise ValidationError("Give the company's name with its VAT number.")
+    DriverProfile.objects.filter(pk=profile.pk).update(company_name=company, vat_id=vat)

@@ -6,6 +6,7 @@ app_name = "drivers"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("business/", views.business_details, name="business"),
     path("cards/", views.cards, name="cards"),
     path("cards/add/", views.card_add, name="card-add"),
     path("cards/return/", views.card_return, name="card-return"),

@@ -83,6 +83,23 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_POST
+@driver_required
+def business_details(request: HttpRequest) -> HttpResponse:
+    """A business driver's company name and VAT ID for the receipts issued from now on."""
+    try:
+        services.business_details_set(
+            profile=_profile(request),
+            company_name=request.POST.get("company_name", ""),
+            vat_id=request.POST.get("vat_id", ""),
+        )
+    except ValidationError as exc:
+        _error(request, exc)
+    else:
+        messages.success(request, "Saved: your next receipts carry these details.")
+    return redirect(f"{reverse('drivers:home')}#business")
+
+
 @require_GET
 @driver_required
 def cards(request: HttpRequest) -> HttpResponse:

@@ -138,6 +138,13 @@ def session_cost(session):
     return billing_services.session_cost(session)
 
 
+def receipt_issue(session_id: int, *, buyer_company: str = "", buyer_vat_id: str = ""):
+    """The session's numbered receipt in the seller's (the host's) name; issued on first ask."""
+    from billing.receipts import receipt_issue as issue
+
+    return issue(session_id=session_id, buyer_company=buyer_company, buyer_vat_id=buyer_vat_id)
+
+
 def price_version_key(rate) -> str:
     return price_shown.version_key(rate)
 

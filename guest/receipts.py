@@ -6,9 +6,11 @@ import logging
 import zoneinfo
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from django.utils import timezone
 
+from backoffice.providers import Provider
 from chargers.models import ChargingSession
 from chargers.ocpp.energy import kwh
 from metering.display import signed_meter_values
@@ -16,10 +18,22 @@ from stays.models import Reservation
 from stays.selectors import reservation_access
 
 from . import payments
-from .formatting import money
+from .formatting import money, unit_price
 from .models import GuestSession
 
 logger = logging.getLogger(__name__)
+
+
+class ReceiptBuyer(Protocol):
+    """(company name, VAT ID) of the business driver whose session this guest session is, or
+    ("", "") for anyone else."""
+
+    def __call__(self, *, guest_session_id: int) -> tuple[str, str]: ...
+
+
+# A business driver's details on the receipt (issue 51 item 5). Driver accounts sit above this
+# app, so they provide the answer (registered in drivers.apps).
+receipt_buyer: Provider[ReceiptBuyer] = Provider("receipt buyer")
 
 
 def _tz(gs: GuestSession) -> zoneinfo.ZoneInfo:
@@ -47,16 +61,22 @@ def _price_lines(terms: dict, currency: str) -> list[str]:
     """The price's parts in the words of the guest page."""
     lines = []
     if Decimal(terms.get("connection_fee") or 0):
-        lines.append(f"Connection fee {currency} {money(terms['connection_fee'])} once per session")
-    lines.append(f"Energy {currency} {money(terms.get('energy_price_per_kwh') or 0)} / kWh")
+        lines.append(
+            f"Connection fee {currency} {money(terms['connection_fee'], currency)} once per session"
+        )
+    lines.append(
+        f"Energy {currency} {unit_price(terms.get('energy_price_per_kwh') or 0, currency)} / kWh"
+    )
     if Decimal(terms.get("time_price_per_hour") or 0):
-        lines.append(f"Time plugged in {currency} {money(terms['time_price_per_hour'])} / hour")
+        lines.append(
+            f"Time plugged in {currency} {unit_price(terms['time_price_per_hour'], currency)} / hour"
+        )
     if Decimal(terms.get("idle_fee_per_minute") or 0):
-        idle = f"Idle fee {currency} {money(terms['idle_fee_per_minute'])} / min"
+        idle = f"Idle fee {currency} {unit_price(terms['idle_fee_per_minute'], currency)} / min"
         if terms.get("idle_grace_minutes"):
             idle += f" after {terms['idle_grace_minutes']} free minutes"
         if terms.get("idle_fee_cap") is not None:
-            idle += f", at most {currency} {money(terms['idle_fee_cap'])}"
+            idle += f", at most {currency} {money(terms['idle_fee_cap'], currency)}"
         lines.append(idle)
     percent = Decimal(terms.get("tax_percent") or 0)
     if percent:
@@ -130,6 +150,14 @@ def receipt_context(gs: GuestSession) -> dict:
     stay = included_stay(gs)
     if stay is not None:
         cost = None
+    receipt = None
+    if session is not None and cost is not None and cost.lines:
+        # Numbered in the seller's series once there is something sold (billing.receipts).
+        try:
+            company, vat_id = receipt_buyer.call(guest_session_id=gs.pk)
+            receipt = payments.receipt_issue(session.pk, buyer_company=company, buyer_vat_id=vat_id)
+        except Exception:  # the page keeps working; the number comes on the next visit
+            logger.warning("No receipt number for guest session %s", gs.pk, exc_info=True)
     energy_kwh = kwh(session.energy_wh) if session is not None else None
 
     def local(value: datetime | None) -> datetime | None:
@@ -150,4 +178,6 @@ def receipt_context(gs: GuestSession) -> dict:
         "stay": stay,
         "price_version": price_version_context(gs, tz) if stay is None else None,
         "payment": payments.payment_summary(gs.payment_id),
+        "receipt": receipt,
+        "issued_at": local(receipt.issued_at) if receipt is not None else None,
     }

@@ -498,6 +498,7 @@ def receipt_email(*, gs: GuestSession) -> None:
 
     context = receipt_context(gs)
     context["url"] = receipt_url(gs)
+    context["SITE_NAME"] = getattr(settings, "SITE_NAME", "")
     context["test_mode"] = settings.PAYMENT_GATEWAY == "sandbox" and gs.payment_id is not None
     body = render_to_string("guest/email_receipt.txt", context)
     try:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("pay/<str:key>/return/", views.pay_return, name="pay-return"),
     path("session/<str:key>/stop/", views.stop, name="stop"),
     path("receipt/<str:key>/", views.receipt, name="receipt"),
+    path("receipt/<str:key>/pdf/", views.receipt_pdf, name="receipt-pdf"),
     path("labels/charger/<str:station_id>/", views.label_charger, name="label-charger"),
     path("labels/property/<int:property_id>/", views.label_sheet, name="label-sheet"),
     path("stay/<str:code>/", stay_views.stay_link, name="stay-link"),

@@ -22,7 +22,7 @@ from chargers.models import Charger
 from chargers.sessions.services import charger_facts
 
 from . import payments
-from .formatting import money
+from .formatting import money, unit_price
 from .forms import StartForm, StationIdForm
 from .live import snapshot
 from .models import GuestSession
@@ -178,7 +178,14 @@ def _price(charger: Charger) -> dict | None:
         "idle_fee_per_minute",
         "idle_fee_cap",
     )
-    shown: dict[str, str | int | bool] = {name: money(getattr(rate, name)) for name in fields}
+    currency = rate.property.currency
+    # Amounts in the currency's own decimals, prices per unit at least in them (JPY 100, 40 / kWh).
+    shown: dict[str, str | int | bool] = {
+        name: (money if name in ("connection_fee", "idle_fee_cap") else unit_price)(
+            getattr(rate, name), currency
+        )
+        for name in fields
+    }
     shown["tax_percent"] = f"{rate.tax_percent.normalize():f}" if rate.tax_percent else ""
     shown["idle_grace_minutes"] = rate.idle_grace_minutes
     shown["prices_include_tax"] = rate.prices_include_tax
@@ -257,7 +264,8 @@ def _saved_card(request: HttpRequest, charger: Charger) -> dict | None:
 
 def _hold(charger: Charger) -> str:
     amount = payments.hold_amount(charger, timezone.now())
-    return "" if amount is None else money(amount)
+    prop = charger.property
+    return "" if amount is None else money(amount, prop.currency if prop is not None else "")
 
 
 def _landing_or_prompt(
@@ -369,7 +377,7 @@ def _pay_page(
         "gs": gs,
         "charger": gs.charger,
         "property": gs.charger.property,
-        "amount": money(intent.amount),
+        "amount": money(intent.amount, intent.currency),
         "currency": intent.currency,
         "client_secret": intent.client_secret,
         "sandbox": sandbox,
@@ -496,6 +504,27 @@ def receipt(request: HttpRequest, key: str) -> HttpResponse:
     context = receipt_context(gs)
     context["support_query"] = _support_query(gs.charger.station_id, "")
     return render(request, "guest/receipt.html", context)
+
+
+@never_cache
+@require_GET
+def receipt_pdf(request: HttpRequest, key: str) -> HttpResponse:
+    """The numbered receipt as a PDF; 404 until the session has one (finished and priced)."""
+    from django.conf import settings
+
+    from .receipt_pdf import receipt_pdf as render_pdf
+
+    gs = _session_or_404(key)
+    if gs.state != GuestSession.State.FINISHED:
+        raise Http404("No receipt yet")
+    context = receipt_context(gs)
+    receipt = context.get("receipt")
+    if receipt is None or context.get("cost") is None:
+        raise Http404("No receipt for this session")
+    body = render_pdf(context, collector=getattr(settings, "SITE_NAME", "EV Backoffice"))
+    response = HttpResponse(body, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="receipt-{receipt.reference}.pdf"'
+    return response
 
 
 @require_GET

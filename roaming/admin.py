@@ -6,6 +6,8 @@ from typing import Any
 from django.contrib import admin
 from django.utils.html import format_html
 
+from billing.admin_money import CurrencyAmountsAdmin
+
 from . import access_points
 from .models import (
     AccessPointFeed,
@@ -268,7 +270,8 @@ class TerminalPaymentAdmin(ReadOnlyAdmin):
 
 
 @admin.register(FinancialAdviceConfirmation)
-class FinancialAdviceConfirmationAdmin(ReadOnlyAdmin):
+class FinancialAdviceConfirmationAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+    money_fields = ("total_excl_tax", "total_incl_tax")
     list_display = [
         "fac_id",
         "partner",

@@ -847,7 +847,7 @@ def find_view(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Find a customer or a charger",
         "q": text,
-        "found": find(text) if text.strip() else None,
+        "found": find(text, request.user) if text.strip() else None,
     }
     return TemplateResponse(request, "admin/support_find.html", context)
 

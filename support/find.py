@@ -109,8 +109,11 @@ def _session_row(session: ChargingSession) -> Row:
         f"{energy / 1000:.3f} kWh" if energy is not None else "no energy reading yet",
         f"card {session.id_tag}" if session.id_tag else "no card",
     ]
+    # The title names the session as the customer knows it (charger and connector); the numbers
+    # an agent may have been given follow as facts.
+    facts.append(f"session {session.pk}, transaction {session.transaction_id}")
     return Row(
-        title=f"Session {session.pk} · transaction {session.transaction_id} at {session.charger.station_id}",
+        title=f"{session.charger.station_id} · connector {session.connector_id}",
         url=_admin(session),
         facts=facts,
         links=[("Portal view", reverse("chargers:session-detail", args=[session.pk]))],
@@ -128,16 +131,17 @@ def _payment_row(payment: Payment) -> Row:
             else ""
         ),
     ]
-    if payment.card_last4:
-        facts.append(f"card ending {payment.card_last4}")
     if payment.email:
         facts.append(payment.email)
-    return Row(title=f"Payment {payment.pk}", url=_admin(payment), facts=facts)
+    facts.append(f"payment {payment.pk}")
+    card = f" · card ending {payment.card_last4}" if payment.card_last4 else ""
+    title = f"{money_text(payment.amount_captured or payment.amount_held, payment.currency)}{card}"
+    return Row(title=title, url=_admin(payment), facts=facts)
 
 
 def _ticket_row(ticket: Ticket) -> Row:
     return Row(
-        title=f"Ticket {ticket.reference} · {ticket.get_topic_display()}",
+        title=f"{ticket.get_topic_display()} · {ticket.reference}",
         url=_admin(ticket),
         facts=[
             f"{ticket.get_status_display()} {_utc(ticket.created_at)}",
@@ -181,12 +185,39 @@ def _payments(query: Query) -> QuerySet[Payment]:
     return Payment.objects.filter(match).order_by("-created_at")
 
 
-def find(text: str) -> Found:
-    """Everything the search names, most recent first (at most RECENT of each kind)."""
+def _allowed(user: Any, model: Any) -> bool:
+    """The agent's own admin rule: a kind of record is listed only to who may view it in admin."""
+    if user is None:
+        return True
+    meta = model._meta
+    return bool(
+        user.has_perm(f"{meta.app_label}.view_{meta.model_name}")
+        or user.has_perm(f"{meta.app_label}.change_{meta.model_name}")
+    )
+
+
+def find(text: str, user: Any = None) -> Found:
+    """Everything the search names, most recent first (at most RECENT of each kind), of the
+    kinds `user` may view in admin (every kind when no user is given)."""
     query = parse(text)
     found = Found(query=query)
     if query.empty:
         return found
+    found = _find(query)
+    for attr, model in (
+        ("chargers", Charger),
+        ("sessions", ChargingSession),
+        ("payments", Payment),
+        ("tickets", Ticket),
+        ("people", get_user_model()),
+    ):
+        if not _allowed(user, model):
+            setattr(found, attr, [])
+    return found
+
+
+def _find(query: Query) -> Found:
+    found = Found(query=query)
     by_station = Q(pk__in=[])
     for word in query.words:
         by_station |= Q(station_id__iexact=word)

@@ -1,6 +1,7 @@
 """Issue 51 item 3 in Chromium: a host owner reaches Payouts from the main menu (one line at
-1366 px), sees the balance, schedule and next payout date, and the page fits a 390 px phone
-with no serious or critical axe finding."""
+1366 px), sees the balance, schedule and next payout date, sets the seller's name and VAT number
+its receipts carry (item 5), and the page fits a 390 px phone with no serious or critical axe
+finding."""
 
 from __future__ import annotations
 
@@ -55,5 +56,18 @@ def test_a_host_finds_the_balance_and_next_payout_from_the_menu(
         assert "Monthly on the 1st" in page.inner_text("[data-field=schedule]")
         assert page.inner_text("[data-field=next-payout]").strip()
         _check(page, problems, phone)
+        if not phone:
+            # Issue 51 item 5: the seller's details on receipts, set here; a wrong VAT number
+            # is refused in plain words and nothing is stored.
+            org = host_site.organization_id
+            page.fill(f"#id_seller-{org}-vat_number", "12345")
+            page.click("#receipt-seller button[type=submit]")
+            page.wait_for_selector("text=A VAT number starts with the country's two letters")
+            page.fill(f"#id_seller-{org}-seller_name", "Harbour Hotel B.V.")
+            page.fill(f"#id_seller-{org}-vat_number", "nl123456789b01")
+            page.click("#receipt-seller button[type=submit]")
+            page.wait_for_selector("text=Saved: your next receipts carry these details.")
+            assert page.input_value(f"#id_seller-{org}-vat_number") == "NL123456789B01"
+            _check(page, problems, phone)
         context.close()
     assert problems == {}, problems

@@ -75,6 +75,13 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
             await page.click("main form button[type=submit]")
             await page.wait_for_url(f"{base}/driver/")
             assert OLD in await page.text_content("[data-email]")
+            # Issue 51 item 5: a business driver's details for their receipts, on the account.
+            await page.fill("#company-name", "Fleet BV")
+            await page.fill("#vat-id", "nl888877776b01")
+            await page.click("#business button[type=submit]")
+            await page.wait_for_selector("text=Saved: your next receipts carry these details.")
+            assert await page.input_value("#vat-id") == "NL888877776B01"
+            await _axe_clean(page)
 
             await page.goto(f"{base}/driver/cards/add/")
             assert await page.is_visible("[data-sandbox]")

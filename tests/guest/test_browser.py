@@ -197,11 +197,20 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             # 1.00 + 5.5 x 0.40 = 3.20, + 21 % = 3.87
             assert "EUR 3.87" in await page.inner_text("#total")
             assert "Harbour Hotel" in receipt and "QR-E2E-1" in receipt
+            # A real receipt (issue 51 item 5): the host's number series and the seller; a PDF.
+            assert await page.inner_text("#receipt-number") == "R-000001"
+            assert "Seller" in receipt and "collects the payment" in receipt
             await _axe_clean(page)
             # The skip link is the first stop for a keyboard and leads to the content.
             await page.keyboard.press("Tab")
             assert await page.evaluate("document.activeElement.className") == "skip-link"
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+            async with page.expect_download() as download_info:
+                await page.click("#receipt-pdf")
+            download = await download_info.value
+            assert download.suggested_filename == "receipt-R-000001.pdf"
+            with open(await download.path(), "rb") as pdf:
+                assert pdf.read(5) == b"%PDF-"
             assert (
                 page.csp_violations == []
             )  # landing, payment, live session page (websocket) and receipt

@@ -1,6 +1,8 @@
 """The start, session, stop and receipt pages over HTTP (CSRF, GET never starts anything)."""
 
+import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -242,7 +244,8 @@ def test_receipt_shows_local_times_and_two_decimal_money(client, guest_charger, 
     assert "1 Jul 2026, 12:00 CEST" in body and "1 Jul 2026, 13:00 CEST" in body
     assert "UTC" not in body.split('id="receipt"')[1]
     assert "EUR 32.67 hold" in body
-    assert "0000" not in body.split('id="receipt"')[1]
+    # No amount with the database's four decimals (the receipt number R-000001 has zeros too).
+    assert not re.search(r"\d\.\d{4}", body.split('id="receipt"')[1])
 
 
 def test_failed_session_contact_support_carries_what_happened(
@@ -343,3 +346,39 @@ def test_the_session_page_shows_cost_so_far_and_time_then_the_receipts_total(
     assert f"{total:.2f}" == "4.84"  # 1.00 + 7.5 kWh × 0.40 = 4.00, +21 %
     assert 'id="cost-label">Cost<' in page and 'id="cost">4.84 EUR<' in page
     assert "4.84" in client.get(f"/s/receipt/{gs.key}/").content.decode()
+
+
+def test_a_yen_receipt_and_its_email_have_no_decimals(client, guest_charger, rate, accepted):
+    """Money in the currency's own decimals (ISO 4217): JPY has none, so never "JPY 100.00"."""
+    from django.core import mail
+
+    site = guest_charger.property
+    site.currency = "JPY"
+    site.save(update_fields=["currency"])
+    type(rate).objects.filter(pk=rate.pk).update(
+        connection_fee=Decimal("100"),
+        energy_price_per_kwh=Decimal("40"),
+        idle_fee_per_minute=Decimal("10"),
+        tax_percent=0,
+    )
+    start_and_pay(client, guest_charger)
+    gs = GuestSession.objects.get()
+    started = timezone.now() - timedelta(hours=1)
+    session = ChargingSession.objects.create(
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=303,
+        id_tag=gs.id_tag,
+        started_at=started,
+        meter_start_wh=0,
+    )
+    services.guest_session_link(session_id=session.pk)
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status="completed", stopped_at=started + timedelta(minutes=30), meter_stop_wh=10000
+    )
+    services.guest_session_finish(session_id=session.pk)
+    receipt = client.get(f"/s/receipt/{gs.key}/").content.decode().split('id="receipt"')[1]
+    assert 'id="total">JPY 500<' in receipt  # 100 + 10 kWh × 40
+    emails = [m.body for m in mail.outbox if "receipt" in m.subject.lower()]
+    assert emails and "Total: JPY 500\n" in emails[-1]
+    assert not re.search(r"JPY \d+\.\d", receipt + emails[-1])

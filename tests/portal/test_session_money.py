@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from authorization.models import Token
-from billing.models import SessionCharge
+from billing.models import Payment, Payout, SessionCharge
 from chargers.models import ChargingSession
 from chargers.sessions.payer import Payer, PayerFacts, payer_of
 from guest.models import GuestSession
@@ -221,3 +221,74 @@ def test_session_page_shows_who_paid_and_the_cost(client, site, rows):
     body = client.get(reverse("chargers:session-detail", args=[driver.pk])).content.decode()
     assert "<dt>Paid by</dt><dd>Driver account</dd>" in body
     assert "<strong>12.05 EUR</strong>" in body
+
+
+def _payment(session, currency: str = "EUR", captured: str = "12.05") -> Payment:
+    return Payment.objects.create(
+        organization=session.charger.property.organization,
+        session=session,
+        currency=currency,
+        amount_held=Decimal(captured),
+        amount_captured=Decimal(captured),
+        reference=f"pay-{session.pk}",
+        status=Payment.Status.CAPTURED,
+    )
+
+
+def test_a_driver_payment_is_refunded_as_a_driver_payment_not_a_guests(client, site, rows):
+    client.force_login(site.owner)
+    driver = _payment(ChargingSession.objects.get(transaction_id=700002))
+    guest = _payment(ChargingSession.objects.get(transaction_id=700001), captured="4.50")
+    body = client.get(reverse("billing:payment-refund", args=[driver.pk])).content.decode()
+    assert "<h1>Refund a driver payment</h1>" in body and "guest" not in body.lower()
+    assert '<dd data-field="payer">Driver account</dd>' in body
+    body = client.get(reverse("billing:payment-refund", args=[guest.pk])).content.decode()
+    assert "<h1>Refund a guest payment</h1>" in body
+    listed = client.get(reverse("billing:payout-list")).content.decode()
+    assert f'data-payment="{driver.pk}"' in listed and "Driver account" in listed
+
+
+def test_payout_pages_show_amounts_in_the_currencys_own_decimals(client, site):
+    client.force_login(site.owner)
+    payout = Payout.objects.create(
+        organization=site.org,
+        reference="PO-JPY-1",
+        currency="JPY",
+        period_start=site.session.started_at,
+        period_end=site.session.started_at + timedelta(days=1),
+        gross=Decimal("1000.0000"),
+        processing_fees=Decimal("30.0000"),
+        platform_fees=Decimal("20.0000"),
+        refunds=Decimal("0.0000"),
+        net=Decimal("950.0000"),
+    )
+    for path in (
+        reverse("billing:payout-list"),
+        reverse("billing:payout-detail", args=[payout.pk]),
+    ):
+        body = client.get(path).content.decode()
+        assert "−30<" in body and "−20<" in body, path
+        assert "30.00" not in body and "1000.0000" not in body, path
+
+
+def test_the_cost_page_shows_a_refund_in_the_currencys_own_decimals(client, site, rows):
+    from billing.models import Refund
+
+    client.force_login(site.owner)
+    roaming = ChargingSession.objects.get(transaction_id=700003)
+    payment = _payment(roaming, currency="JPY", captured="500")
+    Refund.objects.create(
+        payment=payment,
+        amount=Decimal("100"),
+        reason="slow",
+        source="host",
+        idempotency_key="r-jpy",
+    )
+    body = client.get(reverse("billing:session-cost", args=[roaming.pk])).content.decode()
+    assert "Refund 100 JPY on" in body and "100.00" not in body and "500.0000" not in body
+
+
+def test_payouts_speak_of_what_guests_and_drivers_paid(client, site):
+    client.force_login(site.owner)
+    body = client.get(reverse("billing:payout-list")).content.decode()
+    assert "what guests and drivers paid" in body and "guest charges" not in body

@@ -198,6 +198,13 @@ WRITES: dict[str, Write] = {
     "authorization:msp-block": Write(args=lambda t: [t.msp.pk], data=lambda t: {"blocked": "1"}),
     "billing:rate-list": Write(args=lambda t: [t.prop.pk], data=_rate_data, fields=("charger",)),
     "billing:rate-edit": Write(args=lambda t: [t.rate.pk], data=_rate_data, fields=("charger",)),
+    "billing:seller-details": Write(
+        args=lambda t: [t.org.pk],
+        data=lambda t: {
+            f"seller-{t.org.pk}-seller_name": "Legal Name B.V.",
+            f"seller-{t.org.pk}-vat_number": "NL123456789B01",
+        },
+    ),
     "billing:payment-refund": Write(
         args=lambda t: [t.payment.pk],
         data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
@@ -282,6 +289,7 @@ PUBLIC = {
     "guest:stop",
     "guest:session",
     "guest:receipt",
+    "guest:receipt-pdf",  # the receipt as a PDF, by the same unguessable key
     "guest:landing",
     "guest:location-access",
     "guest:stay-start",
@@ -344,6 +352,7 @@ TESTED_ELSEWHERE = {
     "backoffice:time-zone": "tests/portal/test_one_time_story.py (the viewer's own location zones or UTC; writes no row)",
     "drivers:start": "tests/drivers/test_one_tap_start.py (chargers are public; held on the own default card)",
     "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
+    "drivers:business": "tests/guest/test_receipt_number.py (the signed-in driver's own profile only; no id in the URL)",
     # Mobility Providers: another organization's partner, terminal or location answers 404 to GET
     # and POST and changes no row; the lists show only one's own.
     **{

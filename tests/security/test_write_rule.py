@@ -40,6 +40,8 @@ ROLES = ("owner", "manager", "viewer", MIXED)
 PORTAL_OWNER_ONLY = {"backoffice:members", "backoffice:member-change", "billing:payment-refund"}
 # Statements are requested by owners only (the form offers the organizations they own).
 PORTAL_OWNER_ONLY |= {"billing:statement-create"}
+# The seller's name and VAT number on receipts: the owner's, as payouts are.
+PORTAL_OWNER_ONLY |= {"billing:seller-details"}
 API_OWNER_ONLY = {("organization", "members"), ("payment", "refund")}
 API_STAFF_ONLY = {("organization", "create")}
 
