@@ -38,6 +38,7 @@ PACKAGES = [
     "metering",
     "power",
     "reliability",
+    "fleet",
 ]
 
 
