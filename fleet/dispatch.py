@@ -165,12 +165,12 @@ def dispatch(target_ids: Sequence[int]) -> list[str]:
     return async_to_sync(_dispatch_all)(target_ids)
 
 
-def campaigns_advance() -> dict[str, int]:
+def campaigns_advance(now: datetime | None = None) -> dict[str, int]:
     """One pass over the campaigns with work (the fleet.campaigns_advance beat task): each step
     commits, then its claimed targets are sent. Return the outcomes counted."""
     counted: dict[str, int] = {}
     for campaign_id in services.campaigns_due():
-        for outcome in dispatch(services.campaign_step(campaign_id=campaign_id)):
+        for outcome in dispatch(services.campaign_step(campaign_id=campaign_id, now=now)):
             key = outcome if outcome in ("sent", "offline", "busy") else "failed"
             counted[key] = counted.get(key, 0) + 1
     return counted

@@ -385,8 +385,13 @@ def target_sent(
     target.method, target.request_id = method, request_id
     target.operation = ChargerOperation.objects.filter(command_id=command_id).first()
     target.save(update_fields=["method", "request_id", "operation"])
+    # At the claim, before the answer: the timeline reads in order (sent, answered, ...).
     event_add(
-        target, "Sent", now, f"{method}: {answer or 'answered'}", source=f"command:{command_id}"
+        target,
+        "Sent",
+        target.sent_at or now,
+        f"{method}: {answer or 'answered'}",
+        source=f"command:{command_id}",
     )
 
 
