@@ -7,11 +7,11 @@ The CALLs themselves go out after the step's commit (fleet.dispatch), never insi
 from __future__ import annotations
 
 import logging
-from typing import Any
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
