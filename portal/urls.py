@@ -41,6 +41,7 @@ urlpatterns = [
     path("roaming/", include("roaming.portal_urls")),
     path("stays/", include("stays.urls")),
     path("metering/", include("metering.urls")),
+    path("fleet/", include("fleet.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
     path("", include("metering.portal_urls")),
