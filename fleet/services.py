@@ -130,10 +130,8 @@ def campaign_create(
 TRANSITIONS = {
     "start": ({Campaign.Status.DRAFT}, Campaign.Status.RUNNING),
     "pause": ({Campaign.Status.RUNNING}, Campaign.Status.PAUSED),
-    "resume": (
-        {Campaign.Status.PAUSED, Campaign.Status.HELD, Campaign.Status.HALTED},
-        Campaign.Status.RUNNING,
-    ),
+    # A halted campaign stays halted (its failures would halt it again): start a new one.
+    "resume": ({Campaign.Status.PAUSED, Campaign.Status.HELD}, Campaign.Status.RUNNING),
     "halt": (
         {
             Campaign.Status.DRAFT,
