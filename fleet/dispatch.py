@@ -123,6 +123,12 @@ async def dispatch_one(target_id: int) -> str:
         if not release.signed:
             result = "The charger takes only signed updates and the release is unsigned."
         else:  # L01: a charger that knows signed updates refuses the plain one: sent signed
+            await db.run(
+                services.target_note,
+                target_id=target_id,
+                status="NotSupported",
+                details="UpdateFirmware refused: sent SignedUpdateFirmware",
+            )
             call = call_for(release, charger, CampaignTarget.Method.SIGNED, timezone.now())
             result = await _send(target, call)
     return await _record(target_id, call, result)

@@ -409,6 +409,12 @@ def target_unsent(
     target.save(update_fields=["status", "sent_at", "reason"])
 
 
+def target_note(*, target_id: int, status: str, details: str) -> None:
+    """A step of the dispatch worth seeing on the timeline (a refusal that was retried)."""
+    target = CampaignTarget.objects.get(pk=target_id)
+    event_add(target, status, timezone.now(), details)
+
+
 def signed_known(charger_id: int) -> bool:
     """Whether the 1.6 charger took a signed update before (then it gets one straight away)."""
     return CampaignTarget.objects.filter(

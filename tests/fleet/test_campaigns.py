@@ -257,7 +257,7 @@ async def test_a_charger_that_refuses_plain_updates_gets_the_signed_one_on_16():
     )
     events = [e.status async for e in target.events.all()]
     assert (
-        events[:1] == ["Sent"]
+        events[:2] == ["Sent", "NotSupported"]
         and "SignatureVerified" in events
         and events[-2:] == ["Booted", "succeeded"]
     )
@@ -321,3 +321,46 @@ async def test_a_signed_update_on_201_carries_its_signature_and_is_confirmed_by_
     assert target.status == "succeeded" and target.method == "v201"
     assert "SignatureVerified" in [e.status async for e in target.events.all()]
     await client.close()
+
+
+async def test_the_next_wave_goes_once_the_canary_booted_with_the_new_version():
+    prop, owner, chargers = await sync_to_async(fleet)(4)
+    clients = []
+    for charger in chargers:
+        client = OcppTestClient(charger.station_id)
+        assert (await client.connect())[0]
+        await boot16(client)
+        clients.append(client)
+    await until(lambda: Charger.objects.filter(property=prop, vendor="Acme").count() == 4, "boots")
+    release = await FirmwareRelease.objects.acreate(
+        organization=prop.organization,
+        version="2.0",
+        vendor="Acme",
+        location="https://fw.example/a1.bin",
+        sha256=SHA,
+    )
+    campaign = await sync_to_async(services.campaign_create)(
+        organization=prop.organization,
+        name="waves",
+        release=release,
+        selection=services.Selection(),
+        canary_share=0.25,
+        wave_size=3,
+    )
+    await sync_to_async(services.campaign_transition)(campaign_id=campaign.pk, action="start")
+    step = asyncio.create_task(sync_to_async(advance)())
+    await answer_next(clients[0], "UpdateFirmware")
+    assert await step == {"sent": 1}
+    assert await sync_to_async(advance)() == {}  # the canary has not booted yet
+    for client in clients[1:]:
+        assert await client.communicator.receive_nothing(timeout=0.1)
+    await boot16(clients[0], "2.0")
+    await until(
+        lambda: Charger.objects.filter(station_id="FW-00", firmware_version="2.0").exists(), "boot"
+    )
+    step = asyncio.create_task(sync_to_async(advance)())
+    for client in clients[1:]:
+        await answer_next(client, "UpdateFirmware")
+    assert await step == {"sent": 3}
+    for client in clients:
+        await client.close()
