@@ -188,22 +188,28 @@ def event_add(
 # -- observing what was sent -----------------------------------------------------------------------
 
 
-def _operation_news(target: CampaignTarget) -> str:
-    """Copy the operation's new statuses to the target's timeline; return the latest status."""
-    if target.operation_id is None:
-        return ""
-    statuses = ChargerOperationStatus.objects.filter(operation_id=target.operation_id).order_by(
-        "received_at", "id"
-    )
-    latest = ""
+def _news(
+    target: CampaignTarget, statuses: list[ChargerOperationStatus], known: set[tuple[int, str]]
+) -> tuple[str, list[TargetEvent]]:
+    """The operation's statuses not yet on the target's timeline, as events; and its latest
+    status. Moves `last_report_at` to the newest notification."""
+    latest, events = "", []
     for row in statuses:
-        if row.source == ChargerOperationStatus.Source.REQUEST:
-            continue
-        event_add(target, row.status, row.received_at, row.get_source_display(), f"status:{row.pk}")
         latest = row.status
         if row.source == ChargerOperationStatus.Source.NOTIFICATION:
             target.last_report_at = max(filter(None, [target.last_report_at, row.received_at]))
-    return latest
+        source = f"status:{row.pk}"
+        if (target.pk, source) not in known:
+            events.append(
+                TargetEvent(
+                    target=target,
+                    at=row.received_at,
+                    status=row.status[:40],
+                    details=row.get_source_display(),
+                    source=source,
+                )
+            )
+    return latest, events
 
 
 def target_finish(target: CampaignTarget, status: str, reason: str, now: datetime) -> None:
@@ -221,31 +227,60 @@ def target_finish(target: CampaignTarget, status: str, reason: str, now: datetim
     )
 
 
-def _observe(target: CampaignTarget, version: str, now: datetime, timeout_s: int) -> None:
-    latest = _operation_news(target)
-    charger = target.charger
-    assert target.sent_at is not None
-    if charger.last_boot_at and charger.last_boot_at > target.sent_at:
-        event_add(
-            target,
-            "Booted",
-            charger.last_boot_at,
-            f"firmwareVersion {charger.firmware_version}",
-            f"boot:{int(charger.last_boot_at.timestamp())}",
+def _observe(targets: list[CampaignTarget], version: str, now: datetime, timeout_s: int) -> None:
+    """Bring the sent targets' timelines up to date and decide those that are decided: three
+    reads for all of them, then a write per target whose verdict or last report changed."""
+    by_operation: dict[int, list[ChargerOperationStatus]] = {}
+    for row in (
+        ChargerOperationStatus.objects.filter(
+            operation_id__in=[t.operation_id for t in targets if t.operation_id]
         )
-    progress = staging.Progress(
-        target_version=version,
-        sent_at=target.sent_at,
-        last_report_at=target.last_report_at,
-        operation_status=latest,
-        booted_at=charger.last_boot_at,
-        reported_version=charger.firmware_version,
+        .exclude(source=ChargerOperationStatus.Source.REQUEST)
+        .order_by("received_at", "id")
+    ):
+        by_operation.setdefault(row.operation_id, []).append(row)
+    known = set(
+        TargetEvent.objects.filter(target__in=targets)
+        .exclude(source="")
+        .values_list("target_id", "source")
     )
-    decided = staging.verdict(progress, timeout_s=timeout_s, now=now)
-    if decided is None:
-        target.save(update_fields=["last_report_at"])
-        return
-    target_finish(target, decided[0], decided[1], now)
+    events: list[TargetEvent] = []
+    decided: list[tuple[CampaignTarget, tuple[str, str]]] = []
+    for target in targets:
+        heard = target.last_report_at
+        latest, news = _news(target, by_operation.get(target.operation_id or 0, []), known)
+        events += news
+        charger = target.charger
+        assert target.sent_at is not None
+        booted = charger.last_boot_at
+        if booted and booted > target.sent_at:
+            source = f"boot:{int(booted.timestamp())}"
+            if (target.pk, source) not in known:
+                events.append(
+                    TargetEvent(
+                        target=target,
+                        at=booted,
+                        status="Booted",
+                        details=f"firmwareVersion {charger.firmware_version}"[:300],
+                        source=source,
+                    )
+                )
+        progress = staging.Progress(
+            target_version=version,
+            sent_at=target.sent_at,
+            last_report_at=target.last_report_at,
+            operation_status=latest,
+            booted_at=booted,
+            reported_version=charger.firmware_version,
+        )
+        verdict = staging.verdict(progress, timeout_s=timeout_s, now=now)
+        if verdict is not None:
+            decided.append((target, verdict))
+        elif target.last_report_at != heard:
+            target.save(update_fields=["last_report_at"])
+    TargetEvent.objects.bulk_create(events, ignore_conflicts=True)
+    for target, (status, reason) in decided:  # after its reports, so the timeline reads in order
+        target_finish(target, status, reason, now)
 
 
 # -- which targets may be sent now ----------------------------------------------------------------
@@ -320,9 +355,9 @@ def campaign_step(*, campaign_id: int, now: datetime | None = None) -> list[int]
     ):
         return []
     targets = list(campaign.targets.select_related("charger"))
-    for target in targets:
-        if target.status == CampaignTarget.Status.SENT:
-            _observe(target, campaign.release.version, now, campaign.report_timeout_s)
+    sent = [t for t in targets if t.status == CampaignTarget.Status.SENT]
+    if sent:
+        _observe(sent, campaign.release.version, now, campaign.report_timeout_s)
     if campaign.status != Campaign.Status.RUNNING:
         return []  # paused, held or halted: what was sent is still followed, nothing more goes
     pending = [t for t in targets if t.status == CampaignTarget.Status.PENDING]
