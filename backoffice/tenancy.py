@@ -76,6 +76,10 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "roaming.terminalassignment": ("terminal__organization",),
     "roaming.terminalpayment": ("organization",),
     "roaming.financialadviceconfirmation": ("organization",),
+    "fleet.firmwarerelease": ("organization",),
+    "fleet.campaign": ("organization",),
+    "fleet.campaigntarget": ("campaign__organization",),
+    "fleet.maintenancewindow": ("property__organization",),
 }
 
 

@@ -14,6 +14,7 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.web.api import ChargerViewSet
 from chargers.web.api_proxy import BackofficeDetailView, BackofficeListView
+from fleet.api import CampaignViewSet, ReleaseViewSet
 from metering.api import (
     MeterKeyConfirmView,
     MeterKeyDetailView,
@@ -64,6 +65,8 @@ router.register(
     "roaming/terminal-payments", TerminalPaymentViewSet, basename="roaming-terminal-payment"
 )
 router.register("units", UnitViewSet, basename="unit")
+router.register("firmware/releases", ReleaseViewSet, basename="firmware-release")
+router.register("firmware/campaigns", CampaignViewSet, basename="firmware-campaign")
 router.register("reservations", ReservationViewSet, basename="reservation")
 router.register("calendars", CalendarFeedViewSet, basename="calendar")
 router.register("exclusions", ExclusionViewSet, basename="exclusion")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "roaming",
     "stays",
     "power",
+    "fleet",  # firmware campaigns (docs/firmware.md)
     # Driver accounts (docs/drivers.md): django-allauth for sign-up, email verification and change.
     "allauth",
     "allauth.account",
@@ -384,6 +385,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reliability-alerts": {
         "task": "reliability.alerts",
         "schedule": env_int("RELIABILITY_ALERT_SECONDS", 30),
+    },
+    # Firmware campaigns (docs/firmware.md): follow sent updates, halt or send the next wave.
+    "fleet-campaigns": {
+        "task": "fleet.campaigns_advance",
+        "schedule": env_int("FIRMWARE_CAMPAIGN_SECONDS", 30),
     },
     # Driver subscriptions (docs/drivers.md): monthly fees from saved cards, declined ones retried.
     "billing-subscriptions": {

@@ -42,6 +42,7 @@ urlpatterns = [
     path("stays/", include("stays.urls")),
     path("metering/", include("metering.urls")),
     path("pki/", include("pki.urls")),
+    path("fleet/", include("fleet.urls")),
     path("", include("backoffice.urls")),
     path("", include("reliability.urls")),
     path("", include("metering.portal_urls")),

@@ -37,7 +37,7 @@ REMEDIES_BY_KIND = {
 }
 # Kinds another app reports when it sees the problem and resolves when it is gone
 # (`problem_report`, `problem_resolved`): the evaluation leaves their alerts alone.
-PUSHED_KINDS = {Kind.POWER_REFUSED, Kind.ACCESS_POINT_BEHIND}
+PUSHED_KINDS = {Kind.POWER_REFUSED, Kind.ACCESS_POINT_BEHIND, Kind.CAMPAIGN_HALTED}
 # Kinds read from each port's outages this month (the uptime rules, exclusions applied).
 _FROM_OUTAGES = {Kind.FAULTED: outages.FAULTED, Kind.FAILED_START: outages.FAILED_START}
 

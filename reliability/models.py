@@ -21,6 +21,7 @@ class PortEvent(models.Model):
         ONLINE = "online", "Charger back online"
         SESSION = "session", "Session outcome"
         REMEDY = "remedy", "First aid sent"
+        FIRMWARE = "firmware", "Firmware install"
 
     id = models.BigAutoField(primary_key=True)
     charger = models.ForeignKey(
@@ -132,6 +133,8 @@ class AlertRule(models.Model):
         # Reported by roaming.access_points: a national access point's feed (AFIR) has a change
         # waiting longer than the access point's bound (DOT-NL: 60 s). Not about one charger.
         ACCESS_POINT_BEHIND = "access_point_behind", "Access point feed behind"
+        # Reported by fleet.services: a firmware campaign halted on failures (docs/firmware.md).
+        CAMPAIGN_HALTED = "campaign_halted", "Firmware campaign halted"
 
     class Remediation(models.TextChoices):
         NONE = "none", "None"

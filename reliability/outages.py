@@ -8,6 +8,8 @@ A port is down while
 * it (or connector 0) reports Unavailable, except while the host made it so (an accepted
   ChangeAvailability to Inoperative that is not yet undone);
 * its charger is offline (connection closed, or silent past the missed-heartbeat rule);
+* its charger's firmware install failed (a campaign's verdict, fleet/): from the failure until
+  a good install;
 * after a failed start: an authorized attempt with the EV plugged that delivered no energy
   within `failed_start_after_s` (the EV declining energy, SuspendedEV, is not a failure) —
   from that attempt's start until energy flows again on the port.
@@ -25,9 +27,10 @@ FAULTED = "faulted"
 UNAVAILABLE = "unavailable"
 OFFLINE = "offline"
 FAILED_START = "failed_start"
+FIRMWARE = "firmware"
 
 # Causes in the order one is named when several overlap (the first one wins).
-CAUSE_ORDER = (OFFLINE, FAULTED, UNAVAILABLE, FAILED_START)
+CAUSE_ORDER = (OFFLINE, FAULTED, UNAVAILABLE, FIRMWARE, FAILED_START)
 
 NEVI_MINUTES_PER_YEAR = 525_600
 
@@ -152,7 +155,9 @@ def _down_state(current: dict[int, Reported]) -> tuple[str, Reported] | None:
     return None
 
 
-def _offline_outages(links: Sequence[Link], end: datetime) -> list[Outage]:
+def _offline_outages(links: Sequence[Link], end: datetime, cause: str = OFFLINE) -> list[Outage]:
+    """Down from each `online=False` until the next change (firmware: a failed install until
+    the next install, `online` standing for a good one)."""
     outages = []
     ordered = sorted(links, key=lambda link: link.at)
     for index, link in enumerate(ordered):
@@ -160,7 +165,7 @@ def _offline_outages(links: Sequence[Link], end: datetime) -> list[Outage]:
             continue
         until = ordered[index + 1].at if index + 1 < len(ordered) else end
         if until > link.at:
-            outages.append(Outage(link.at, until, OFFLINE))
+            outages.append(Outage(link.at, until, cause))
     return outages
 
 
@@ -270,6 +275,7 @@ def port_uptime(
     host_off: Sequence[Span] = (),
     exclusions: Sequence[Span] = (),
     failed_start_after_s: int = FAILED_START_AFTER_S,
+    firmware: Sequence[Link] = (),
 ) -> Uptime:
     """The port's outages in [start, end) and its uptime. Nothing after `now` is counted (the
     period is cut there), and before its first report a port counts as up: only what was
@@ -280,6 +286,7 @@ def port_uptime(
     down = (
         _status_outages(port, whole, host_off, end)
         + _offline_outages(links, end)
+        + _offline_outages(firmware, end, FIRMWARE)
         + _failed_start_outages(attempts, now, end, failed_start_after_s)
     )
     outages = _split_by_exclusions(_clip(merge(down), start, end), exclusions)

@@ -40,6 +40,7 @@ def port_uptime(
         host_off=facts.host_off,
         exclusions=exclusion_spans(charger, connector_id),
         failed_start_after_s=timeline.failed_start_after_s(),
+        firmware=facts.firmware,
     )
     return PortUptime(charger, connector_id, result)
 

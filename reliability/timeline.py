@@ -144,6 +144,43 @@ def session_record(session_id: int) -> None:
     )
 
 
+FIRMWARE_FAILED = "install failed"
+FIRMWARE_INSTALLED = "installed"
+
+
+def firmware_install_record(
+    *, charger_id: int, at: datetime, installed: bool, info: str, source: str
+) -> bool:
+    """A firmware install's outcome (fleet's campaigns): a failed one marks the charger and its
+    ports down until a good one (outages.FIRMWARE). A good one is recorded only to end such an
+    outage. `source` makes it once (a campaign target). Return whether it was recorded."""
+    if installed:
+        last = (
+            PortEvent.objects.filter(charger_id=charger_id, kind=PortEvent.Kind.FIRMWARE)
+            .order_by("-at", "-id")
+            .first()
+        )
+        if last is None or last.status != FIRMWARE_FAILED:
+            return False
+    if PortEvent.objects.filter(source=source[:40]).exists():
+        return False
+    PortEvent.objects.bulk_create(
+        [
+            PortEvent(
+                charger_id=charger_id,
+                connector_id=0,
+                kind=PortEvent.Kind.FIRMWARE,
+                at=at,
+                status=FIRMWARE_INSTALLED if installed else FIRMWARE_FAILED,
+                info=info[:500],
+                source=source[:40],
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    return True
+
+
 def _last_link(charger_id: int) -> PortEvent | None:
     return (
         PortEvent.objects.filter(
@@ -351,6 +388,7 @@ class PortFacts:
     links: list[outages.Link]
     attempts: list[outages.Attempt]
     host_off: list[outages.Span]
+    firmware: list[outages.Link]  # online=False: a failed install; True: a good one
 
 
 def port_facts(charger: Charger, connector_id: int, start: datetime, end: datetime) -> PortFacts:
@@ -361,6 +399,7 @@ def port_facts(charger: Charger, connector_id: int, start: datetime, end: dateti
     links = _window(
         events.filter(kind__in=[PortEvent.Kind.OFFLINE, PortEvent.Kind.ONLINE]), start, end
     )
+    firmware = _window(events.filter(kind=PortEvent.Kind.FIRMWARE), start, end)
     session_statuses = list(
         statuses.filter(connector_id=connector_id, at__gte=start - timedelta(days=1), at__lt=end)
     )
@@ -370,6 +409,7 @@ def port_facts(charger: Charger, connector_id: int, start: datetime, end: dateti
         links=[outages.Link(e.at, e.kind == PortEvent.Kind.ONLINE) for e in links],
         attempts=_attempts(charger, connector_id, start, end, session_statuses),
         host_off=_host_off(charger, connector_id),
+        firmware=[outages.Link(e.at, e.status == FIRMWARE_INSTALLED) for e in firmware],
     )
 
 

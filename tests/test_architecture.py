@@ -39,6 +39,7 @@ PACKAGES = [
     "power",
     "reliability",
     "pki",
+    "fleet",
 ]
 
 

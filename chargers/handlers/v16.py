@@ -391,6 +391,16 @@ async def diagnostics_status_notification(conn: Connection, payload: dict, uniqu
 
 
 async def firmware_status_notification(conn: Connection, payload: dict, unique_id: str) -> dict:
+    from chargers.security import services as security_services
+
+    # 1.6 §4.5: no requestId; the charger's latest firmware operation is meant (fleet/ follows it).
+    await db.run(
+        security_services.operation_status_record,
+        charger_id=conn.charger_id,
+        kind="firmware",
+        request_id=None,
+        status=payload["status"],
+    )
     return {}
 
 

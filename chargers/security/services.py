@@ -287,7 +287,13 @@ def security_event_record_refusal(*, charger_id: int, event_type: str, tech_info
     )
 
 
-OPERATION_ACTIONS = {"GetLog": "log", "SignedUpdateFirmware": "firmware"}
+# UpdateFirmware: 1.6 (no requestId: its FirmwareStatusNotifications follow the charger's
+# latest firmware operation) and 2.0.1 (requestId, L01); campaigns follow them (fleet/).
+OPERATION_ACTIONS = {
+    "GetLog": "log",
+    "SignedUpdateFirmware": "firmware",
+    "UpdateFirmware": "firmware",
+}
 
 
 def command_security_prepare(*, command: Command, payload: dict) -> None:
@@ -331,11 +337,13 @@ def command_security_prepare(*, command: Command, payload: dict) -> None:
             "logType": payload.get("logType"),
             "remoteLocation": (payload.get("log") or {}).get("remoteLocation"),
         }
-        if command.action == "SignedUpdateFirmware":
-            firmware = payload.get("firmware") or {}
+        if command.action in ("SignedUpdateFirmware", "UpdateFirmware"):
+            # 1.6 UpdateFirmware names its fields at the top level (location, retrieveDate).
+            firmware = payload.get("firmware") or payload
             details = {
                 "location": firmware.get("location"),
-                "retrieveDateTime": firmware.get("retrieveDateTime"),
+                "retrieveDateTime": firmware.get("retrieveDateTime")
+                or firmware.get("retrieveDate"),
             }
         operation = ChargerOperation.objects.create(
             charger_id=command.charger_id,

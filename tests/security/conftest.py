@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
+from fleet.models import Campaign, FirmwareRelease
 from metering.models import MeterKey
 from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
@@ -58,6 +59,8 @@ class Tenant:
     exclusion: Any = None
     terminal: Any = None  # a payment terminal of a PTP partner (OCPI 2.3.0 Payments)
     meter_key: Any = None  # a meter key read from the charger, not confirmed yet
+    release: Any = None  # a firmware release (fleet)
+    campaign: Any = None  # a draft firmware campaign of that release
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -152,6 +155,14 @@ def make_tenant(prefix: str) -> Tenant:
         public_key=Meter().public_key_der,
         source=MeterKey.Source.CHARGER,
     )
+    release = FirmwareRelease.objects.create(
+        organization=site.org,
+        version="2.0.0",
+        vendor=site.charger.vendor or "Vendor",
+        location=f"https://firmware.example.com/{prefix}/2.0.0.bin",
+        sha256="a" * 64,
+    )
+    campaign = Campaign.objects.create(organization=site.org, name="Rollout", release=release)
     return Tenant(
         site,
         rate,
@@ -166,6 +177,8 @@ def make_tenant(prefix: str) -> Tenant:
         exclusion,
         terminal,
         meter_key,
+        release,
+        campaign,
     )
 
 

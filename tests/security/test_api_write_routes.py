@@ -28,6 +28,7 @@ from authorization.models import MobilityServiceProvider, Token, TokenGroup
 from backoffice.models import Organization, Property
 from billing.models import Payment, Rate
 from chargers.models import Charger, ChargingSession
+from fleet.models import FirmwareRelease
 from portal.api_urls import router, urlpatterns
 from reliability.models import Exclusion
 from roaming.models import Partner
@@ -57,6 +58,7 @@ def objects_of(t: Tenant) -> dict[type, Any]:
         CalendarFeed: t.feed,
         Partner: t.partner,
         Exclusion: t.exclusion,
+        FirmwareRelease: t.release,
     }
 
 
@@ -75,6 +77,34 @@ def station(t: Tenant) -> str:
 
 
 CASES: dict[tuple[str, str], Case] = {
+    ("firmware-release", "create"): Case(
+        body=lambda t: {
+            "organization": t.org.pk,
+            "version": "3.0.0",
+            "vendor": "Vendor",
+            "location": "https://firmware.example.com/3.0.0.bin",
+            "sha256": "b" * 64,
+        },
+        own_status=(201,),
+    ),
+    ("firmware-release", "mark_bad"): Case(url_object=lambda t: t.release.pk),
+    ("firmware-campaign", "create"): Case(
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "Second rollout",
+            "release": t.release.pk,
+            "station_ids": [t.charger.station_id],
+        },
+        own_status=(201, 400),
+    ),
+    # The tenant's campaign is a draft without targets: a transition its state refuses is a 400
+    # for its owner (past the write rule), 403 for a viewer, 404 for anyone else.
+    ("firmware-campaign", "start"): Case(url_object=lambda t: t.campaign.pk, own_status=(200, 400)),
+    ("firmware-campaign", "pause"): Case(url_object=lambda t: t.campaign.pk, own_status=(200, 400)),
+    ("firmware-campaign", "resume"): Case(
+        url_object=lambda t: t.campaign.pk, own_status=(200, 400)
+    ),
+    ("firmware-campaign", "halt"): Case(url_object=lambda t: t.campaign.pk, own_status=(200, 400)),
     ("organization", "create"): Case(
         body=lambda t: {"name": "New Org"}, own_status=(403,)
     ),  # staff only

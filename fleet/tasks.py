@@ -1,0 +1,13 @@
+"""Celery tasks of fleet: take ids, call one service (docs/firmware.md)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import dispatch
+
+
+@shared_task(name="fleet.campaigns_advance")
+def campaigns_advance_task() -> dict[str, int]:
+    """Observe every campaign's sent updates, halt or go on, send the next chargers theirs."""
+    return dispatch.campaigns_advance()
