@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from portal import listen
-from tests import parallel
+from tests import parallel, reference_data
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 
@@ -523,3 +523,16 @@ def live_server_proc(transactional_db, tmp_path):
     server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal")
     yield server
     stop_live_server(server)
+
+
+@pytest.fixture(autouse=True)
+def _reference_data_seeded(request: pytest.FixtureRequest) -> None:
+    """A database test finds the rows the data migrations seed, as a migrated database has
+    them, whatever an earlier transactional test flushed (tests/reference_data.py)."""
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if marker is None and not names & {"db", "transactional_db"}:
+        return
+    transactional = "transactional_db" in names or bool(marker and marker.kwargs.get("transaction"))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    reference_data.ensure()

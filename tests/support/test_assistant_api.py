@@ -1,6 +1,5 @@
 """POST /api/v1/support/assistant/: classification, live facts, scoping, and hand-off to a ticket."""
 
-import importlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -15,15 +14,6 @@ from support.models import AssistantConversation, Ticket, VendorErrorCode
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def seeded_vendor_codes(db):
-    """The vendor codes the data migration seeds: a transactional test run before this one in
-    the same worker empties the tables (its flush), so they are put back here (idempotent)."""
-    from django.apps import apps
-
-    importlib.import_module("support.migrations.0003_seed_vendor_error_codes").seed(apps, None)
 
 
 URL = "/api/v1/support/assistant/"
