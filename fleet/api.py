@@ -271,4 +271,6 @@ class CampaignViewSet(
         """Each charger of the campaign with its status timeline."""
         campaign = self.get_object()
         targets = campaign.targets.select_related("charger").prefetch_related("events")
-        return Response(TargetSerializer(targets, many=True).data)
+        # A page at a time, like every list of the API (a campaign may hold thousands).
+        page = self.paginate_queryset(targets.order_by("pk"))
+        return self.get_paginated_response(TargetSerializer(page, many=True).data)

@@ -62,7 +62,12 @@ async def test_a_release_marked_bad_is_held_in_every_campaign():
     )
     assert marked.status_code == 200 and marked.json()["bad"] is True
     # The beat task itself, run as tasks run without a broker.
-    assert await sync_to_async(lambda: campaigns_advance_task.apply().get())() == {}
+    assert (
+        await sync_to_async(
+            lambda: campaigns_advance_task.apply().get(disable_sync_subtasks=False)
+        )()
+        == {}
+    )
     assert await client.communicator.receive_nothing(timeout=0.2)
     campaign = await Campaign.objects.aget(pk=campaign.pk)
     assert campaign.status == "held" and "phantom sessions" in campaign.status_reason

@@ -185,8 +185,10 @@ async def test_the_canary_updates_and_planted_failures_halt_the_campaign_with_an
 
     # The failed chargers are down on the reliability timeline (the whole charger: every port).
     timeline = (
-        await sync_to_async(api.get)(f"/api/v1/firmware/campaigns/{campaign_id}/targets/")
-    ).json()
+        await sync_to_async(api.get)(
+            f"/api/v1/firmware/campaigns/{campaign_id}/targets/", {"limit": 100}
+        )
+    ).json()["results"]
     fw01 = next(t for t in timeline if t["station_id"] == "FW-01")
     assert [e["status"] for e in fw01["events"]][-3:] == [
         "Downloading",

@@ -155,6 +155,8 @@ GUEST_PAGES: dict[str, Args] = {
 
 # Routes that are not pages of their own, and why.
 NOT_PAGES: dict[str, str] = {
+    "billing:seller-details": "POST only (Payouts page form: the seller on receipts)",
+    "guest:receipt-pdf": "a PDF download of the receipt page (tests/guest/test_browser.py opens it)",
     "backoffice:member-change": "POST only (Members page form)",
     "backoffice:organization-energy-reporting": "POST only (Chargers page form)",
     "chargers:charger-command": "POST only (Overview form)",

@@ -63,7 +63,12 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
     if "{property_id}" in path:
         values["property_id"] = t.prop.pk
     if "{id}" in path:
-        values["id"] = t.backoffice.pk if "/backoffices/" in path else ids[resource]
+        if "/backoffices/" in path:
+            values["id"] = t.backoffice.pk
+        elif path.startswith("/api/v1/firmware/"):
+            values["id"] = t.release.pk if "/releases/" in path else t.campaign.pk
+        else:
+            values["id"] = ids[resource]
     return values
 
 
