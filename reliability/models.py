@@ -44,7 +44,14 @@ class PortEvent(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["source"], condition=~models.Q(source=""), name="unique_portevent_source"
-            )
+            ),
+            # A charger went offline (or online) at one instant once: the announcement and the
+            # sync that catches lost announcements may both see the change (timeline.links_*).
+            models.UniqueConstraint(
+                fields=["charger", "kind", "at"],
+                condition=models.Q(kind__in=["offline", "online"]),
+                name="unique_portevent_link",
+            ),
         ]
 
     def __str__(self) -> str:

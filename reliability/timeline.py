@@ -254,8 +254,8 @@ def links_sync(chargers: Iterable[Charger], now: datetime | None = None) -> int:
                 .first()
             )
             rows.append(_link_row(charger.pk, back or charger.last_seen_at or now, True))
-    PortEvent.objects.bulk_create(rows)
-    return len(rows)
+    # Once per instant (unique_portevent_link): an announcement may have written it meanwhile.
+    return len(PortEvent.objects.bulk_create(rows, ignore_conflicts=True))
 
 
 def _link_row(charger_id: int, at: datetime, online: bool, source: str = "") -> PortEvent:

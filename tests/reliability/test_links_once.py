@@ -1,0 +1,39 @@
+"""A charger's drop (or return) at one instant is on its timeline once, however many writers saw
+it: the announcement (`links_record`) and the sync that catches lost announcements (`links_sync`)
+raced, each read the last link before the other wrote, and both wrote the drop (seen in CI: two
+offline links at the same microsecond)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reliability import timeline
+from reliability.models import PortEvent
+from tests.factories import ChargerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_drop_announced_and_synced_at_once_is_recorded_once(monkeypatch):
+    t0 = timezone.now() - timedelta(minutes=5)
+    t1 = t0 + timedelta(minutes=1)
+    charger = ChargerFactory(connection_id="", connected_at=t0, disconnected_at=t1)
+    timeline.links_record([(charger.pk, "c1", True, t0)])
+    online = PortEvent.objects.get(charger=charger, kind="online")
+    real_last_link = timeline._last_link
+    # The sync read the last link before the announcement of the drop was written.
+    stale = {"read": False}
+
+    def last_link_read_before_the_drop(charger_id):
+        if not stale["read"]:
+            stale["read"] = True
+            return online
+        return real_last_link(charger_id)
+
+    timeline.links_record([(charger.pk, "c1", False, t1)])
+    monkeypatch.setattr(timeline, "_last_link", last_link_read_before_the_drop)
+    timeline.links_sync([charger], now=t1 + timedelta(seconds=30))
+    drops = PortEvent.objects.filter(charger=charger, kind="offline")
+    assert [e.at for e in drops] == [t1]
+    assert PortEvent.objects.filter(charger=charger, kind="online").count() == 1
