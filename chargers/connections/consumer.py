@@ -379,6 +379,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         else; we open no periodic event stream, so a SEND has nothing to go to."""
         conn = self.conn
         assert conn is not None
+        ocpp_metrics.message("in", self.version, frame.message_type, frame.action)
         violation = ""
         if frame.message_type == protocol.SEND:
             try:
@@ -417,6 +418,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 frame.unique_id, exc.code, exc.description, exc.details
             )
             await self.send(text_data=text)
+            ocpp_metrics.message("out", self.version, protocol.CALLRESULTERROR, action)
             await writer.add_message(
                 charger_id=self.conn.charger_id,
                 direction="out",

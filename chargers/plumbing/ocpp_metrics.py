@@ -13,14 +13,20 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from chargers.ocpp import protocol, protocol201
+from chargers.ocpp import protocol, protocol21, protocol201
 
-VERSIONS = ("1.6", "2.0.1")
-_KNOWN = {"1.6": protocol.KNOWN_ACTIONS_V16, "2.0.1": protocol201.KNOWN_ACTIONS}
+VERSIONS = ("1.6", "2.0.1", "2.1")
+_KNOWN = {
+    "1.6": protocol.KNOWN_ACTIONS_V16,
+    "2.0.1": protocol201.KNOWN_ACTIONS,
+    "2.1": protocol21.KNOWN_ACTIONS,
+}
 _TYPES: dict[int | None, str] = {
     protocol.CALL: "CALL",
     protocol.CALLRESULT: "CALLRESULT",
     protocol.CALLERROR: "CALLERROR",
+    protocol.CALLRESULTERROR: "CALLRESULTERROR",  # OCPP-J 2.1
+    protocol.SEND: "SEND",  # OCPP-J 2.1
 }
 OTHER = "other"  # an action no protocol version knows (or a frame that named none)
 

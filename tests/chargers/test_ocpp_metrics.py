@@ -147,3 +147,35 @@ async def test_a_201_exchange_and_a_command_count_under_201(charger):
         messages(before, "in", "2.0.1", "CALLRESULT", "TriggerMessage") + 1
     )
     await client.close()
+
+
+async def test_a_21_charger_counts_under_21_with_its_actions_named(charger):
+    """A 2.1 charger's frames carry version 2.1 and their real action names (2.1 knows them),
+    its SEND frames counted as SEND (OCPP-J 2.1)."""
+    _, before = await scrape()
+    client = OcppTestClient("CP-TEST-1", subprotocols=["ocpp2.1"])
+    assert (await client.connect())[0]
+    assert (await client.result("BootNotification", BOOT201))["status"] == "Accepted"
+    await client.result("Heartbeat", {})
+    await client.send(
+        [
+            6,
+            "s1",
+            "NotifyPeriodicEventStream",
+            {"id": 1, "pending": 0, "basetime": "2026-11-25T10:00:00Z", "data": []},
+        ]
+    )
+    await client.result("Heartbeat", {})  # the SEND was taken (and not answered) before this
+    _, after = await scrape()
+    gauge = "evportal_ocpp_connected_chargers"
+    assert value(after, gauge, version="2.1") == value(before, gauge, version="2.1") + 1
+    assert messages(after, "in", "2.1", "CALL", "Heartbeat") == (
+        messages(before, "in", "2.1", "CALL", "Heartbeat") + 2
+    )
+    assert messages(after, "in", "2.1", "SEND", "NotifyPeriodicEventStream") == (
+        messages(before, "in", "2.1", "SEND", "NotifyPeriodicEventStream") + 1
+    )
+    assert messages(after, "in", "2.1", "CALL", "other") == messages(
+        before, "in", "2.1", "CALL", "other"
+    )
+    await client.close()
