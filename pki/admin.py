@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from backoffice import outbound
 
 from . import chains, services
-from .models import PkiSettings, RootCertificate, SubCaCertificate
+from .models import KeptCertificate, PkiSettings, RootCertificate, SubCaCertificate
 
 
 class RootCertificateForm(forms.ModelForm):
@@ -29,42 +29,12 @@ class RootCertificateForm(forms.ModelForm):
         )
         if organization is not None and use and text:
             try:
-                self.root = services.root_add(
+                self.stored = services.root_add(
                     organization_id=organization.pk, use=use, certificate_pem=text
                 )
             except services.CertificateRefused as exc:
                 raise forms.ValidationError(str(exc)) from None
         return data
-
-
-@admin.register(RootCertificate)
-class RootCertificateAdmin(admin.ModelAdmin):
-    list_display = ["subject", "use", "organization", "not_after", "added_at"]
-    search_fields = ["subject", "fingerprint_sha256", "organization__name"]
-    list_filter = ["use"]
-    list_select_related = ["organization"]
-    autocomplete_fields = ["organization"]
-    form = RootCertificateForm
-
-    def get_readonly_fields(self, request: HttpRequest, obj: RootCertificate | None = None) -> Any:
-        # A root is added or deleted, never edited: its fingerprint is what chargers know it by.
-        if obj is not None:
-            return [
-                "organization",
-                "use",
-                "certificate_pem",
-                "fingerprint_sha256",
-                "subject",
-                "not_after",
-            ]
-        return []
-
-    def save_model(
-        self, request: HttpRequest, obj: RootCertificate, form: Any, change: bool
-    ) -> None:
-        if not change:  # the form's clean() stored it through the service
-            obj.pk = form.root.pk
-            obj.refresh_from_db()
 
 
 class SubCaCertificateForm(forms.ModelForm):
@@ -97,20 +67,21 @@ class SubCaCertificateForm(forms.ModelForm):
                 raise forms.ValidationError(
                     "Add one sub-CA certificate that chains to a root the organization installed."
                 )
-            self.sub_ca = kept[0]
+            self.stored = kept[0]
         return data
 
 
-@admin.register(SubCaCertificate)
-class SubCaCertificateAdmin(admin.ModelAdmin):
+class KeptCertificateAdmin(admin.ModelAdmin):
+    """A root or sub-CA is added (through its service, in the form's clean()) or deleted, never
+    edited: its fingerprint is what chargers know it by."""
+
     list_display = ["subject", "use", "organization", "not_after", "added_at"]
     search_fields = ["subject", "fingerprint_sha256", "organization__name"]
     list_filter = ["use"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
-    form = SubCaCertificateForm
 
-    def get_readonly_fields(self, request: HttpRequest, obj: SubCaCertificate | None = None) -> Any:
+    def get_readonly_fields(self, request: HttpRequest, obj: KeptCertificate | None = None) -> Any:
         if obj is not None:
             return [
                 "organization",
@@ -123,11 +94,21 @@ class SubCaCertificateAdmin(admin.ModelAdmin):
         return []
 
     def save_model(
-        self, request: HttpRequest, obj: SubCaCertificate, form: Any, change: bool
+        self, request: HttpRequest, obj: KeptCertificate, form: Any, change: bool
     ) -> None:
         if not change:  # the form's clean() stored it through the service
-            obj.pk = form.sub_ca.pk
+            obj.pk = form.stored.pk
             obj.refresh_from_db()
+
+
+@admin.register(RootCertificate)
+class RootCertificateAdmin(KeptCertificateAdmin):
+    form = RootCertificateForm
+
+
+@admin.register(SubCaCertificate)
+class SubCaCertificateAdmin(KeptCertificateAdmin):
+    form = SubCaCertificateForm
 
 
 class PkiSettingsForm(forms.ModelForm):

@@ -15,7 +15,21 @@ class CertificateUse(models.TextChoices):
     MANUFACTURER = "ManufacturerRootCertificate", "Manufacturer root (signed firmware)"
 
 
-class RootCertificate(models.Model):
+class KeptCertificate(models.Model):
+    """What is kept of a certificate an organization trusts (a root or a sub-CA), its PEM whole."""
+
+    certificate_pem = models.TextField()
+    fingerprint_sha256 = models.CharField(max_length=64)
+    subject = models.CharField(max_length=255)
+    not_after = models.DateTimeField()
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["use", "subject", "id"]
+
+
+class RootCertificate(KeptCertificate):
     """A root certificate an organization installed: contract chains are checked against its MO
     roots, V2G certificates against its V2G roots; OCSP responders are called only for CAs that
     chain to one of them."""
@@ -24,14 +38,8 @@ class RootCertificate(models.Model):
         "backoffice.Organization", on_delete=models.CASCADE, related_name="root_certificates"
     )
     use = models.CharField(max_length=40, choices=CertificateUse.choices)
-    certificate_pem = models.TextField()
-    fingerprint_sha256 = models.CharField(max_length=64)
-    subject = models.CharField(max_length=255)
-    not_after = models.DateTimeField()
-    added_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["use", "subject", "id"]
+    class Meta(KeptCertificate.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "fingerprint_sha256"], name="pki_root_once_per_org"
@@ -42,7 +50,7 @@ class RootCertificate(models.Model):
         return f"{self.get_use_display()}: {self.subject}"
 
 
-class SubCaCertificate(models.Model):
+class SubCaCertificate(KeptCertificate):
     """A sub-CA certificate of an organization's V2G or MO hierarchy (from a provider's chain or
     added by staff), kept so an OCSP request naming it as issuer can be matched. It is used only
     while it still chains to one of the organization's installed roots."""
@@ -54,14 +62,8 @@ class SubCaCertificate(models.Model):
         max_length=40,
         choices=[(CertificateUse.V2G.value, "V2G"), (CertificateUse.MO.value, "Mobility operator")],
     )
-    certificate_pem = models.TextField()
-    fingerprint_sha256 = models.CharField(max_length=64)
-    subject = models.CharField(max_length=255)
-    not_after = models.DateTimeField()
-    added_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["use", "subject", "id"]
+    class Meta(KeptCertificate.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "fingerprint_sha256"], name="pki_sub_ca_once_per_org"

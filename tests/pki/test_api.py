@@ -126,3 +126,17 @@ def test_pki_settings_keep_the_token_secret_and_refuse_a_private_provider(settin
     assert row.provider_token.startswith("fernet:") and "secret" not in row.provider_token
     other = OrganizationFactory()
     assert api.get(reverse("organization-pki-settings", args=[other.pk])).status_code == 404
+
+
+def test_staff_add_a_root_in_admin_through_the_same_checks(admin_client, root_pem):
+    organization = OrganizationFactory()
+    url = reverse("admin:pki_rootcertificate_add")
+    form = {"organization": organization.pk, "use": "MORootCertificate"}
+    refused = admin_client.post(url, {**form, "certificate_pem": "not a certificate"})
+    assert refused.status_code == 200 and not RootCertificate.objects.exists()
+    assert admin_client.post(url, {**form, "certificate_pem": root_pem}).status_code == 302
+    root = RootCertificate.objects.get()
+    assert root.subject.endswith("CN=Checker MO Root") and len(root.fingerprint_sha256) == 64
+    # Kept as added: the change page shows it read-only, it is never edited.
+    page = admin_client.get(reverse("admin:pki_rootcertificate_change", args=[root.pk]))
+    assert page.status_code == 200 and b'name="certificate_pem"' not in page.content
