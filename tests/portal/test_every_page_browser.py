@@ -44,6 +44,7 @@ NAMESPACES = {
     "meterkeys",
     "reliability",
     "pki",
+    "fleet",
 }
 AUTH_PAGES = {
     "login",
@@ -72,9 +73,11 @@ class World:
     partner: object  # a connected OCPI partner with a logged pull, a failed one and a waiting push
     integration: object  # a Guesty integration, synced from Guesty's recorded answers
     ticket: object  # the assistant's hand-over (its findings) with a reply from support
+    campaign: object  # a draft firmware campaign of the organization
 
 
 Args = Callable[[World], list]
+
 
 # Pages a host sees (signed in as the organization's owner).
 HOST_PAGES: dict[str, Args] = {
@@ -91,6 +94,8 @@ HOST_PAGES: dict[str, Args] = {
     "chargers:charger-security": lambda w: [w.site.charger.station_id],
     "meterkeys:charger-meter-keys": lambda w: [w.site.charger.station_id],
     "pki:organization-pki": lambda w: [w.site.org.pk],
+    "fleet:campaign-list": lambda w: [],
+    "fleet:campaign-detail": lambda w: [w.campaign.pk],
     "chargers:charger-reservations": lambda w: [w.charger201.station_id],
     "chargers:charger-device-model": lambda w: [w.charger201.station_id],
     "chargers:charger-smart-charging": lambda w: [w.charger201.station_id],
@@ -155,6 +160,7 @@ GUEST_PAGES: dict[str, Args] = {
 
 # Routes that are not pages of their own, and why.
 NOT_PAGES: dict[str, str] = {
+    "fleet:campaign-action": "POST only (the campaign page's Start, Pause, Resume, Halt)",
     "billing:seller-details": "POST only (Payouts page form: the seller on receipts)",
     "guest:receipt-pdf": "a PDF download of the receipt page (tests/guest/test_browser.py opens it)",
     "backoffice:member-change": "POST only (Members page form)",
@@ -270,6 +276,18 @@ def world(transactional_db) -> World:
     from tests.portal.conftest import make_site
 
     site = make_site("ax")  # lower case: sign-in matches the login lower-cased
+    from fleet.models import Campaign, FirmwareRelease
+
+    release = FirmwareRelease.objects.create(
+        organization=site.org,
+        version="2.0.0",
+        vendor="Vendor",
+        location="https://firmware.example.com/2.0.0.bin",
+        sha256="a" * 64,
+    )
+    campaign = Campaign.objects.create(
+        organization=site.org, name="Spring rollout", release=release
+    )
     make_online(site.charger)
     Connector.objects.filter(charger=site.charger, connector_id=2).update(
         status="Available", error_code=""
@@ -323,6 +341,7 @@ def world(transactional_db) -> World:
         _partner(site),
         _integration(site),
         _ticket(site),
+        campaign,
     )
 
 

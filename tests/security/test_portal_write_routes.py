@@ -40,6 +40,7 @@ PORTAL_NAMESPACES = {
     "partners",  # roaming's portal pages (Mobility Providers, terminals, access points)
     "metering",
     "pki",
+    "fleet",
 }
 
 
@@ -322,6 +323,8 @@ PUBLIC = {
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
 # charger or organization the view scopes first), with where.
 TESTED_ELSEWHERE = {
+    "fleet:campaign-action": "tests/fleet/test_portal.py (another organization's campaign: 404, "
+    "nothing changed; a viewer's POST: 403)",
     "pki:organization-pki": "tests/pki/test_portal.py (not a member: 404; a viewer's POST: 403; "
     "another organization's root in the form: 404, nothing removed)",
     "chargers:charger-reserve": "tests/chargers/v201/test_portal_pages.py (a stranger gets 404)",
@@ -379,6 +382,8 @@ TESTED_ELSEWHERE = {
 
 # Pages that only read (POST is treated like GET or refused).
 READ_ONLY: dict[str, Callable[[Tenant], list]] = {
+    "fleet:campaign-list": lambda t: [],
+    "fleet:campaign-detail": lambda t: [t.campaign.pk],
     "backoffice:dashboard": lambda t: [],
     "chargers:charger-list": lambda t: [],
     "chargers:charger-detail": lambda t: [t.charger.station_id],
