@@ -84,7 +84,9 @@ def template_name(rid: str | None = None) -> str:
     from django.conf import settings
 
     if settings.IS_POSTGRES:
-        return f"test_{_base_name()}"
+        # The run's id in the name: two runs on one server (a developer's beside CI's) would
+        # otherwise clobber each other's template and drop each other's worker databases.
+        return f"test_{_base_name()}_{(rid or run_id())[:12]}"
     return str(Path(settings.BASE_DIR) / f".test-db-{(rid or run_id())[:12]}.sqlite3")
 
 
