@@ -83,21 +83,30 @@ SQLITE_TESTS ?= tests/chargers tests/backoffice tests/e2e/test_charger_over_sock
 	tests/e2e/test_durability.py tests/e2e/test_ocpp201_charger.py tests/perf/test_sigterm_flush.py
 PG_ENV = DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
 	TEST_DB_CONNECTIONS=$(TEST_DB_CONNECTIONS)
-test: install chromium haproxy checks
-	@if [ "$$CI" = "true" ]; then \
+# The checks run beside the tests, not before them (on two cores the tests leave a core idle
+# while they wait on servers and browsers); their result is printed after the tests and a failed
+# check fails the run as before. TEST_DURATIONS_OUT=tests/durations.json records each slow test's
+# time for the slowest-first order (tests/schedule.py).
+test: install chromium haproxy
+	@checks=$$(mktemp -d); ( $(MAKE) --no-print-directory checks > $$checks/log 2>&1; \
+	  echo $$? > $$checks/rc ) & checks_pid=$$!; \
+	finish_checks() { wait $$checks_pid; echo "== checks (beside the tests) =="; cat $$checks/log; \
+	  rc=$$(cat $$checks/rc); rm -rf $$checks; return $$rc; }; \
+	if [ "$$CI" = "true" ]; then \
 	  tmp=$$(mktemp -d); failed=""; start=$$(date +%s); \
 	  echo "== PostgreSQL + Redis =="; \
 	  $(PG_ENV) DB_POOL=false BENCH_SMOKE=1 TEST_COUNT_FILE=$$tmp/1 \
 	    $(PY) -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) || failed="$$failed PostgreSQL"; \
 	  ( $(PG_ENV) DB_POOL=true TEST_COUNT_FILE=$$tmp/2 \
 	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py \
-	    > $$tmp/pool.log 2>&1; echo $$? > $$tmp/pool.rc ) & \
+	    > $$tmp/pool.log 2>&1; echo $$? > $$tmp/pool.rc ) & pool_pid=$$!; \
 	  echo "== SQLite, in-memory channel layer (the pool check runs meanwhile) =="; \
 	  env -u DATABASE_URL -u REDIS_URL TEST_COUNT_FILE=$$tmp/3 \
 	    $(PY) -m pytest -p no:cacheprovider $(XDIST) -m "not browser" $(PYTEST_ARGS) $(SQLITE_TESTS) \
 	    || failed="$$failed SQLite"; \
-	  wait; echo "== PostgreSQL, the pool in the test process =="; cat $$tmp/pool.log; \
+	  wait $$pool_pid; echo "== PostgreSQL, the pool in the test process =="; cat $$tmp/pool.log; \
 	  [ "$$(cat $$tmp/pool.rc)" = 0 ] || failed="$$failed pool"; \
+	  finish_checks || failed="$$failed checks"; \
 	  counts=$$(cat $$tmp/1 $$tmp/2 $$tmp/3 2>/dev/null | cut -d' ' -f1 | paste -sd+); \
 	  fails=$$(cat $$tmp/1 $$tmp/2 $$tmp/3 2>/dev/null | cut -d' ' -f2 | paste -sd+); \
 	  echo "tests executed: $$counts = $$(( $${counts:-0} )) (PostgreSQL + pool + SQLite)" \
@@ -106,7 +115,7 @@ test: install chromium haproxy checks
 	  rm -rf $$tmp; \
 	  if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	else \
-	  $(PY) -m pytest $(XDIST) $(PYTEST_ARGS); \
+	  $(PY) -m pytest $(XDIST) $(PYTEST_ARGS); rc=$$?; finish_checks && exit $$rc; exit 1; \
 	fi
 
 lint: install

@@ -1,12 +1,14 @@
+import json
 import os
 import socket
+import time
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from portal import listen
-from tests import parallel, reference_data
+from tests import parallel, reference_data, schedule
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 
@@ -65,6 +67,7 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session):
+    _write_durations()
     if _databases:  # made before the tests, and no test that ran asked for it (all skipped)
         from django.test.utils import teardown_databases
         from pytest_django.plugin import blocking_manager_key
@@ -328,13 +331,41 @@ async def _background_work_done():
     await background.drain(timeout=10)
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Async tests drain their background work; then, after the random order (pytest-randomly)
+    and pytest-django's grouping, the tests known to be slow go first, one worker's share each
+    (tests/schedule.py)."""
     import inspect
 
     for item in items:
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
             item.fixturenames.append("_background_work_done")
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
+    known = schedule.load()
+    items[:] = schedule.slowest_first(items, workers, lambda item: known.get(item.nodeid, 0.0))
+
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """With TEST_DURATIONS_OUT, the controller (or a run without workers) adds up each test's
+    setup, call and teardown, for the slowest-first order of later runs."""
+    if os.environ.get("TEST_DURATIONS_OUT") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def _write_durations() -> None:
+    out = os.environ.get("TEST_DURATIONS_OUT")
+    if not out or os.environ.get("PYTEST_XDIST_WORKER") or not _durations:
+        return
+    from pathlib import Path
+
+    path = Path(out)
+    slow = {k: v for k, v in _durations.items() if v >= schedule.SLOW_S / 2}
+    path.write_text(json.dumps(schedule.merged(schedule.load(path), slow), indent=0) + "\n")
 
 
 @pytest.fixture(autouse=True)
@@ -435,7 +466,6 @@ def start_live_server(**env_overrides) -> LiveServer:
     """
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     port = int(env_overrides.pop("PORT", 0) or _free_port())
@@ -469,28 +499,36 @@ def start_live_server(**env_overrides) -> LiveServer:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    # A generous deadline: a busy machine starts Django slowly, and a hang is the per-test
-    # timeout's to catch.
-    deadline = time.monotonic() + 120
-    while True:
-        problem = None
-        if process.poll() is not None:
-            problem = f"server exited early, see {log.name}"
-        elif time.monotonic() > deadline:
+    try:
+        _wait_until_serving(process, port, log.name)
+    except BaseException:
+        # Whatever ends the wait (the server's own failure, the per-test timeout, an interrupt):
+        # the process goes and its connections go back to the run's budget. A share kept here
+        # was held by no one for the rest of the run, and a worker whose later test needed it
+        # waited for itself.
+        if process.poll() is None:
             process.kill()
             process.wait()
-            problem = "server did not start in 120 s"
-        if problem:
-            parallel.release_connections(share)
-            raise RuntimeError(problem)
-        # Answering HTTP, not only accepting: the server listens before Django loads.
-        if listen.serving("127.0.0.1", port):
-            break
-        time.sleep(0.05)
+        log.close()
+        parallel.release_connections(share)
+        raise
     server = LiveServer(process, port)
     server.log = log
     server.db_share = share
     return server
+
+
+def _wait_until_serving(process, port: int, log_name: str) -> None:
+    """Until the server answers HTTP, not only accepts (it listens before Django loads). A
+    generous deadline: a busy machine starts Django slowly, and a hang is the per-test
+    timeout's to catch."""
+    deadline = time.monotonic() + 120
+    while not listen.serving("127.0.0.1", port):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early, see {log_name}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start in 120 s")
+        time.sleep(0.05)
 
 
 def stop_live_server(server: LiveServer) -> None:
@@ -499,16 +537,18 @@ def stop_live_server(server: LiveServer) -> None:
 
     from django.db import connections
 
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=15)
+    try:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait(timeout=15)
+    finally:
+        parallel.release_connections(getattr(server, "db_share", None))
     server.log.close()
     Path(server.log.name).unlink(missing_ok=True)
-    parallel.release_connections(getattr(server, "db_share", None))
     # The server's connections are gone; drop ours so the test database can be flushed.
     connections.close_all()
 

@@ -274,6 +274,13 @@ def acquire_connections(owner: object, count: int, *, timeout: float = 600) -> N
     while True:
         with _flock("connections.lock"):
             held = _read_ledger(ledger)
+            mine = sum(n for key, n in held.items() if key.startswith(f"{os.getpid()}:"))
+            if mine + count > budget:
+                # Only this worker could give them back, and it is the one waiting.
+                raise RuntimeError(
+                    f"this worker already holds {mine} of the run's {budget} PostgreSQL "
+                    f"connections (TEST_DB_CONNECTIONS) and asks {count} more: {held}"
+                )
             if sum(held.values()) + count <= budget:
                 held[f"{os.getpid()}:{id(owner)}"] = count
                 ledger.write_text(json.dumps(held))

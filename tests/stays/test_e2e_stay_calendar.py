@@ -103,12 +103,14 @@ def ical_and_live_server(tmp_path):
             time.sleep(0.05)
     # Staff allow-listed the calendar host (a loopback address is refused otherwise).
     allow = f"127.0.0.1:{port}"
-    server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", MSP_URL_ALLOWLIST=allow)
-    try:
+    server = None
+    try:  # the calendar server goes too when the live server fails to start
+        server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", MSP_URL_ALLOWLIST=allow)
         with override_settings(MSP_URL_ALLOWLIST=[allow]):
             yield folder, f"http://{allow}", server
     finally:
-        stop_live_server(server)
+        if server is not None:
+            stop_live_server(server)
         ical.terminate()
         ical.wait(timeout=5)
 
