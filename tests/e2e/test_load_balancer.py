@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -349,18 +350,22 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
 ) -> None:
     """/healthz answers 503 when the process cannot reach its database: HAProxy marks it down and
     sends every charger to the healthy process."""
-    both = reserve_servers(2)
-    healthy = start_live_server(
-        OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1"
-    )
-    # Same everything, but its database is a port nobody listens on.
-    cut_off = start_live_server(
-        OCPP_JOURNAL_DIR=tmp_path / "journal",
-        OCPP_TRUSTED_PROXIES="127.0.0.1",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere",
-    )
-    proxy = Haproxy([healthy, cut_off])
-    try:
+    with contextlib.ExitStack() as stack:  # whatever fails, what was started goes
+        both = reserve_servers(2)
+        stack.callback(release_servers, both)
+        healthy = start_live_server(
+            OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1"
+        )
+        stack.callback(stop_live_server, healthy)
+        # Same everything, but its database is a port nobody listens on.
+        cut_off = start_live_server(
+            OCPP_JOURNAL_DIR=tmp_path / "journal",
+            OCPP_TRUSTED_PROXIES="127.0.0.1",
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere",
+        )
+        stack.callback(stop_live_server, cut_off)
+        proxy = Haproxy([healthy, cut_off])
+        stack.callback(proxy.stop)
         assert httpx.get(f"{cut_off.url}/healthz", timeout=30).status_code == 503
         assert httpx.get(f"{healthy.url}/healthz", timeout=30).status_code == 200
         _wait_for(
@@ -380,11 +385,6 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
                 lambda: (h := _holders(station_ids)) and len(h) == len(station_ids) and h,
             )
         assert {_process_of(healthy, set(holders.values()))} == set(holders.values())
-    finally:
-        proxy.stop()
-        stop_live_server(cut_off)
-        stop_live_server(healthy)
-        release_servers(both)
 
 
 def test_when_every_process_fails_its_health_check_they_all_still_take_connections() -> None:
@@ -452,16 +452,21 @@ def test_tls_listener_admits_profile_3_to_either_process(
         "tls_setup"
     )  # CA + certificates; OCPP_CA_DIR, OCPP_TRUSTED_PROXIES set
     ChargerFactory(station_id="TLS-P3", security_profile=3)
-    both = reserve_servers(2)
-    servers = [start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal") for _ in range(2)]
-    tls_port = _free_port()
-    proxy = Haproxy(
-        servers,
-        OCPP_TLS_BIND=f"127.0.0.1:{tls_port}",
-        OCPP_TLS_CERT_DIR=str(tls["certs"]),
-        OCPP_CA_DIR=str(Path(tls["ca_file"]).parent),
-    )
-    try:
+    with contextlib.ExitStack() as stack:  # whatever fails, what was started goes
+        both = reserve_servers(2)
+        stack.callback(release_servers, both)
+        servers = []
+        for _ in range(2):
+            servers.append(start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal"))
+            stack.callback(stop_live_server, servers[-1])
+        tls_port = _free_port()
+        proxy = Haproxy(
+            servers,
+            OCPP_TLS_BIND=f"127.0.0.1:{tls_port}",
+            OCPP_TLS_CERT_DIR=str(tls["certs"]),
+            OCPP_CA_DIR=str(Path(tls["ca_file"]).parent),
+        )
+        stack.callback(proxy.stop)
         _wait_for(
             "HAProxy to see both processes healthy",
             lambda: (
@@ -499,8 +504,3 @@ def test_tls_listener_admits_profile_3_to_either_process(
         assert seen["boot"]["status"] == "Accepted"
         assert any(f"-{server.process.pid}-" in seen["holder"] for server in servers), seen
         assert without_certificate == 403
-    finally:
-        proxy.stop()
-        for server in servers:
-            stop_live_server(server)
-        release_servers(both)
