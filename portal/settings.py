@@ -349,6 +349,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "roaming.evse_status_sweep",
         "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5),
     },
+    # Our eMSP role (docs/ocpi.md, "eMSP"): cards changed or expired since the last sweep go to
+    # partner CPOs (a change the signal missed: a bulk update, an expiry date passing).
+    "roaming-emsp-tokens": {
+        "task": "roaming.emsp_tokens_sweep",
+        "schedule": env_int("OCPI_EMSP_TOKENS_SWEEP_SECONDS", 60),
+    },
     "roaming-sessions": {
         "task": "roaming.sessions_sweep",
         "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60),

@@ -13,6 +13,7 @@ from .models import (
     AccessPointFeed,
     Cdr,
     Delivery,
+    EmspIdentity,
     EvseProfile,
     FinancialAdviceConfirmation,
     HubParty,
@@ -104,12 +105,25 @@ class PartnerAdmin(admin.ModelAdmin):
         "country_code",
         "party_id",
         "role",
+        "cpo_country_code",
+        "cpo_party_id",
         "versions_url",
     ]
 
     @admin.display(description="Party")
     def party(self, obj: Partner) -> str:
         return f"{obj.country_code}*{obj.party_id}" if obj.party_id else "–"
+
+
+@admin.register(EmspIdentity)
+class EmspIdentityAdmin(ReadOnlyAdmin):
+    """Set through the API (PUT /api/v1/organizations/{id}/emsp-identity/), which checks it and
+    pushes every card again: read-only here."""
+
+    list_display = ["organization", "country_code", "party_id", "emaid_prefix", "business_name"]
+    search_fields = ["party_id", "country_code", "organization__name"]
+    list_filter = ["country_code"]
+    list_select_related = ["organization"]
 
 
 @admin.register(OcpiLog)

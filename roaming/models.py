@@ -18,6 +18,8 @@ class Partner(models.Model):
         PTP = "PTP", "Payment terminal provider"
         # A national access point (AFIR) fed by an AccessPointFeed: it only receives pushes.
         NAP = "NAP", "National access point"
+        # A charge point operator our drivers charge at (we are its eMSP; docs/ocpi.md "eMSP").
+        CPO = "CPO", "Charge point operator (our drivers roam there)"
 
     class State(models.TextChoices):
         # We issued a token A; waiting for the partner to register with it.
@@ -61,6 +63,10 @@ class Partner(models.Model):
     # {"locations": {"RECEIVER": url}, "tokens": {"SENDER": url}, ...}
     endpoints = models.JSONField(default=dict, blank=True)
     business_details = models.JSONField(default=dict, blank=True)
+    # Its CPO role, when its credentials list one (a platform may be CPO, eMSP or both): our
+    # drivers' tokens go to it and its locations, sessions and CDRs come from it.
+    cpo_country_code = models.CharField(max_length=2, blank=True)
+    cpo_party_id = models.CharField(max_length=3, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
     last_push_at = models.DateTimeField(null=True, blank=True)
     last_pull_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +91,39 @@ class Partner(models.Model):
     @property
     def blocked(self) -> bool:
         return bool(self.msp_id and self.msp and self.msp.blocked)
+
+    @property
+    def is_cpo(self) -> bool:
+        """Whether the partner is a charge point operator for us (our drivers charge there)."""
+        return bool(self.cpo_party_id)
+
+
+class EmspIdentity(models.Model):
+    """The organization's own party as an eMSP (mobility service provider): the country code
+    and party id on every token it issues, and the prefix of their contract ids (eMAIDs)."""
+
+    organization = models.OneToOneField(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="emsp_identity"
+    )
+    country_code = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. NL.")
+    party_id = models.CharField(max_length=3, help_text="The registered party id, e.g. EVB.")
+    emaid_prefix = models.CharField(
+        max_length=9,
+        help_text="Country code and party id, then up to 4 more letters or digits: contract "
+        "ids are this prefix and the card's number, 14 characters (eMI3 eMAID).",
+    )
+    business_name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "eMSP identity"
+        constraints = [
+            models.UniqueConstraint(fields=["country_code", "party_id"], name="unique_emsp_party")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} ({self.business_name})"
 
 
 class OcpiLog(models.Model):

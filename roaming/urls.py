@@ -4,7 +4,7 @@
 
 from django.urls import path, re_path, register_converter
 
-from . import ocpi, views
+from . import emsp_views, ocpi, views
 
 
 class VersionConverter:
@@ -51,6 +51,13 @@ urlpatterns = [
         "<ocpi_version:version>/tokens/<str:country_code>/<str:party_id>/<str:token_uid>",
         views.token,
         name="token",
+    ),
+    # Our eMSP role (roaming/emsp_views.py): the Tokens Sender interface partner CPOs call.
+    path("<ocpi_version:version>/emsp/tokens", emsp_views.tokens, name="emsp-tokens"),
+    path(
+        "<ocpi_version:version>/emsp/tokens/<str:token_uid>/authorize",
+        emsp_views.authorize,
+        name="emsp-token-authorize",
     ),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below

@@ -1,0 +1,102 @@
+"""The eMSP role's pure rules: our party and contract ids, which cards we issue to partner CPOs,
+and the real-time authorization answer from the decision made at home.
+
+Pure: no Django (import-linter). Text: ../shared/reference/ocpi/mod_tokens.asciidoc (the same in
+2.3.0 but for TokenType EMAID).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PARTY = re.compile(r"^[A-Z0-9]{3}$")
+_PREFIX_TAIL = re.compile(r"^[A-Z0-9]{0,4}$")
+# eMI3 / ISO 15118 eMAID without its check digit: country (2), provider (3), instance (9).
+EMAID_LENGTH = 14
+
+# mod_tokens "AllowedType" from our decision's OCPP status (authorization.decisions.Status):
+# the card itself blocked or expired says so; a card that may not charge there (a reimbursement
+# card outside its stations, a single-session card already charging) is NOT_ALLOWED.
+_ALLOWED_OF_STATUS = {
+    "Accepted": "ALLOWED",
+    "Blocked": "BLOCKED",
+    "Expired": "EXPIRED",
+    "Invalid": "NOT_ALLOWED",
+    "ConcurrentTx": "NOT_ALLOWED",
+}
+
+# Our card types -> mod_tokens "TokenType". GUEST tokens (one QR payment, a stay's access code)
+# are never issued to other networks.
+TOKEN_TYPES = {"RFID": "RFID", "APP": "APP_USER", "OTHER": "OTHER"}
+
+
+class InvalidIdentity(ValueError):
+    """An eMSP identity that OCPI or the eMAID format does not allow; `errors` by field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Identity:
+    country_code: str
+    party_id: str
+    emaid_prefix: str
+    business_name: str
+
+
+def check_identity(
+    *, country_code: str, party_id: str, emaid_prefix: str, business_name: str
+) -> Identity:
+    """Return the identity in upper case, or raise InvalidIdentity saying what is wrong.
+
+    The eMAID prefix must start with the country code and party id (eMI3: the provider id is
+    country + party), so every contract id we issue names its owner."""
+    cc, pid = country_code.strip().upper(), party_id.strip().upper()
+    prefix = (emaid_prefix.strip().upper() or f"{cc}{pid}").replace("-", "").replace("*", "")
+    errors: dict[str, str] = {}
+    if not _COUNTRY.match(cc):
+        errors["country_code"] = "Two letters (ISO 3166-1 alpha-2), e.g. NL."
+    if not _PARTY.match(pid):
+        errors["party_id"] = "Three letters or digits, as registered, e.g. EVB."
+    if not errors and (not prefix.startswith(cc + pid) or not _PREFIX_TAIL.match(prefix[5:])):
+        errors["emaid_prefix"] = (
+            f"Starts with {cc}{pid} (country code and party id), then up to 4 letters or digits."
+        )
+    name = business_name.strip()
+    if not 1 <= len(name) <= 100:
+        errors["business_name"] = "1 to 100 characters: the name partners show."
+    if errors:
+        raise InvalidIdentity(errors)
+    return Identity(cc, pid, prefix, name)
+
+
+def contract_id(emaid_prefix: str, card_number: int) -> str:
+    """Return the contract id (eMAID, 14 characters, no check digit) of our card `card_number`:
+    the prefix, then the number zero-padded; stable for the card's life."""
+    digits = EMAID_LENGTH - len(emaid_prefix)
+    number = str(card_number)
+    if len(number) > digits:
+        raise ValueError(f"Card number {card_number} does not fit the eMAID prefix {emaid_prefix}.")
+    return emaid_prefix + number.zfill(digits)
+
+
+def allowed_of(status: str) -> str:
+    """Return the mod_tokens AllowedType for our decision's status."""
+    return _ALLOWED_OF_STATUS.get(status, "NOT_ALLOWED")
+
+
+def issued_type(card_type: str) -> str | None:
+    """Return the OCPI TokenType of one of our card types, or None: not issued to partners."""
+    return TOKEN_TYPES.get(card_type)
+
+
+def card_type_of(ocpi_type: str) -> str | None:
+    """Return our card type for an OCPI TokenType a partner asks about, or None."""
+    for ours, theirs in TOKEN_TYPES.items():
+        if theirs == ocpi_type:
+            return ours
+    return None
