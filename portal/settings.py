@@ -355,6 +355,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "roaming.emsp_tokens_sweep",
         "schedule": env_int("OCPI_EMSP_TOKENS_SWEEP_SECONDS", 60),
     },
+    "roaming-emsp-network": {
+        "task": "roaming.emsp_network_sweep",
+        "schedule": env_int("OCPI_EMSP_NETWORK_PULL_SECONDS", 3600),
+    },
     "roaming-sessions": {
         "task": "roaming.sessions_sweep",
         "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60),

@@ -117,6 +117,15 @@ def cards_changed_since(since: datetime, *, now: datetime) -> list[int]:
     )
 
 
+def cpo_partner_ids() -> list[int]:
+    """Return every connected CPO partner (of any organization): what the network sweep pulls."""
+    return list(
+        Partner.objects.filter(state=Partner.State.CONNECTED)
+        .exclude(cpo_party_id="")
+        .values_list("pk", flat=True)
+    )
+
+
 def _cpo_partners(organization_id: int) -> QuerySet[Partner]:
     return Partner.objects.filter(
         organization_id=organization_id, state=Partner.State.CONNECTED

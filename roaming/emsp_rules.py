@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .ocpi import parse_datetime
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PARTY = re.compile(r"^[A-Z0-9]{3}$")
@@ -100,3 +104,112 @@ def card_type_of(ocpi_type: str) -> str | None:
         if theirs == ocpi_type:
             return ours
     return None
+
+
+# -- partners' Locations and Tariffs as they push them (mod_locations / mod_tariffs Receiver) --------
+
+
+class BadObject(ValueError):
+    """An object a partner pushed that the text does not allow (OCPI 2001)."""
+
+
+class UnknownObject(LookupError):
+    """The location, EVSE or connector a push names is not known (OCPI 2003)."""
+
+
+def last_updated_of(obj: Any) -> datetime:
+    """Return an object's `last_updated` (required on every pushed object and PATCH)."""
+    value = obj.get("last_updated") if isinstance(obj, dict) else None
+    if not isinstance(value, str):
+        raise BadObject("last_updated is required.")
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise BadObject("last_updated is not an OCPI DateTime.") from None
+
+
+def check_owned(obj: Any, *, key: str, value: str, country_code: str, party_id: str) -> dict:
+    """Return a pushed Location or Tariff when its id and owner match the URL's (mod_locations
+    "PUT Method": the ids in the object and the URL must be the same)."""
+    if not isinstance(obj, dict):
+        raise BadObject("An object is required.")
+    if str(obj.get(key, "")) != value:
+        raise BadObject(f"{key} must be the one in the URL.")
+    cc, pid = str(obj.get("country_code", "")).upper(), str(obj.get("party_id", "")).upper()
+    if (cc, pid) != (country_code.upper(), party_id.upper()):
+        raise BadObject("country_code and party_id must be the ones in the URL.")
+    last_updated_of(obj)
+    return obj
+
+
+def _index(items: Any, key: str, value: str) -> int | None:
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and str(item.get(key)) == value:
+            return i
+    return None
+
+
+def part_of(location: dict, evse_uid: str | None, connector_id: str | None) -> dict:
+    """Return the location, one of its EVSEs, or one of that EVSE's connectors; UnknownObject."""
+    if evse_uid is None:
+        return location
+    at = _index(location.get("evses"), "uid", evse_uid)
+    if at is None:
+        raise UnknownObject("Unknown EVSE.")
+    evse = location["evses"][at]
+    if connector_id is None:
+        return evse
+    at = _index(evse.get("connectors"), "id", connector_id)
+    if at is None:
+        raise UnknownObject("Unknown connector.")
+    return evse["connectors"][at]
+
+
+def _replace(items: Any, key: str, value: str, new: dict) -> list:
+    items = list(items) if isinstance(items, list) else []
+    at = _index(items, key, value)
+    if at is None:
+        items.append(new)
+    else:
+        items[at] = new
+    return items
+
+
+def with_part(
+    location: dict, evse_uid: str, connector_id: str | None, new: dict, *, patch: bool
+) -> dict:
+    """Return the location with an EVSE (or a connector of an EVSE) put whole or patched; the
+    location's `last_updated` follows its newest part (mod_locations "PATCH Method"). A PUT of an
+    EVSE or connector adds it when new; a PATCH needs it to exist (UnknownObject)."""
+    when = last_updated_of(new)
+    if connector_id is None:
+        key, value = "uid", evse_uid
+        if patch:
+            new = {**part_of(location, evse_uid, None), **new}
+        elif str(new.get("uid", "")) != evse_uid:
+            raise BadObject("uid must be the one in the URL.")
+        evses = _replace(location.get("evses"), key, value, new)
+        updated = {**location, "evses": evses}
+    else:
+        evse = part_of(location, evse_uid, None)
+        if patch:
+            new = {**part_of(location, evse_uid, connector_id), **new}
+        elif str(new.get("id", "")) != connector_id:
+            raise BadObject("id must be the one in the URL.")
+        connectors = _replace(evse.get("connectors"), "id", connector_id, new)
+        evse = {**evse, "connectors": connectors, "last_updated": new["last_updated"]}
+        updated = {**location, "evses": _replace(location.get("evses"), "uid", evse_uid, evse)}
+    if when > last_updated_of(location):
+        updated["last_updated"] = new["last_updated"]
+    return updated
+
+
+def patched(obj: dict, changes: Any) -> dict:
+    """Return `obj` with a PATCH's fields (its `last_updated` required)."""
+    if not isinstance(changes, dict):
+        raise BadObject("A PATCH body is an object.")
+    last_updated_of(changes)
+    for key in ("id", "uid", "country_code", "party_id"):
+        if key in changes and str(changes[key]) != str(obj.get(key)):
+            raise BadObject(f"{key} cannot change.")
+    return {**obj, **changes}

@@ -1,5 +1,6 @@
 """Our eMSP role's OCPI endpoints (2.2.1 and 2.3.0): the Tokens Sender interface partner CPOs
-call (mod_tokens "Sender Interface"). Transport only: roaming.emsp answers."""
+call (mod_tokens "Sender Interface") and the Locations and Tariffs Receiver interfaces they
+push to. Transport only: roaming.emsp and roaming.emsp_network answer."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from . import emsp, ocpi
+from . import emsp, emsp_network, ocpi
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
@@ -57,3 +58,93 @@ def authorize(request: HttpRequest, caller: Caller, body: Any, token_uid: str) -
     except emsp.UnknownToken:
         raise OcpiError(ocpi.Code.UNKNOWN_TOKEN, "Unknown token.", http_status=404) from None
     return OcpiResult(data=answer.data)
+
+
+# -- their network in: the Locations and Tariffs Receiver interfaces -------------------------------
+
+
+def _refused(exc: emsp_network.Refused) -> OcpiError:
+    return OcpiError(exc.code, exc.message, http_status=exc.http_status)
+
+
+@ocpi_endpoint("locations")
+def locations_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """The module's URL (listed in version details): objects live below it."""
+    raise OcpiError(
+        ocpi.Code.CLIENT_ERROR,
+        "Use {locations}/{country_code}/{party_id}/{location_id}[/{evse_uid}[/{connector_id}]].",
+        http_status=404,
+    )
+
+
+@ocpi_endpoint("locations")
+def location(
+    request: HttpRequest,
+    caller: Caller,
+    body: Any,
+    country_code: str,
+    party_id: str,
+    location_id: str,
+    evse_uid: str | None = None,
+    connector_id: str | None = None,
+) -> OcpiResult:
+    """GET, PUT or PATCH a partner CPO's Location, EVSE or connector (mod_locations Receiver)."""
+    _cpo_only(caller)
+    where: dict[str, Any] = {
+        "partner": caller.partner,
+        "country_code": country_code,
+        "party_id": party_id,
+        "location_id": location_id,
+        "evse_uid": evse_uid,
+        "connector_id": connector_id,
+    }
+    try:
+        if request.method == "GET":
+            return OcpiResult(data=emsp_network.location_get(**where))
+        if request.method in ("PUT", "PATCH"):
+            emsp_network.location_receive(**where, body=body, patch=request.method == "PATCH")
+            return OcpiResult()
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None
+    raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or PATCH.", http_status=405)
+
+
+@ocpi_endpoint("tariffs")
+def tariffs_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """The module's URL (listed in version details): tariffs live below it."""
+    raise OcpiError(
+        ocpi.Code.CLIENT_ERROR,
+        "Use {tariffs}/{country_code}/{party_id}/{tariff_id}.",
+        http_status=404,
+    )
+
+
+@ocpi_endpoint("tariffs")
+def tariff(
+    request: HttpRequest,
+    caller: Caller,
+    body: Any,
+    country_code: str,
+    party_id: str,
+    tariff_id: str,
+) -> OcpiResult:
+    """GET, PUT or DELETE a partner CPO's Tariff (mod_tariffs Receiver)."""
+    _cpo_only(caller)
+    where: dict[str, Any] = {
+        "partner": caller.partner,
+        "country_code": country_code,
+        "party_id": party_id,
+        "tariff_id": tariff_id,
+    }
+    try:
+        if request.method == "GET":
+            return OcpiResult(data=emsp_network.tariff_get(**where))
+        if request.method == "PUT":
+            emsp_network.tariff_receive(**where, body=body)
+            return OcpiResult()
+        if request.method == "DELETE":
+            emsp_network.tariff_remove(**where)
+            return OcpiResult()
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None
+    raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or DELETE.", http_status=405)

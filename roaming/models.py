@@ -126,6 +126,65 @@ class EmspIdentity(models.Model):
         return f"{self.country_code}*{self.party_id} ({self.business_name})"
 
 
+class PartnerLocation(models.Model):
+    """A partner CPO's location (mod_locations, we are the eMSP): the Location object with its
+    EVSEs and connectors as the CPO pushed it (PUT, PATCH) or we pulled it. Kept per operator:
+    the partner's organization is the only one that sees it."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_locations")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    location_id = models.CharField(max_length=36)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["partner", "location_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "location_id"],
+                name="unique_partner_location",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} location {self.location_id}"
+
+
+class PartnerTariff(models.Model):
+    """One version of a partner CPO's tariff (mod_tariffs, we are the eMSP). Every PUT with a new
+    `last_updated` is a new row, so the tariff as it stood when a session started can be read
+    back; a DELETE marks the versions removed (kept for the sessions that used them)."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_tariffs")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    tariff_id = models.CharField(max_length=36)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["partner", "tariff_id", "last_updated"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "tariff_id", "last_updated"],
+                name="unique_partner_tariff_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} tariff {self.tariff_id} @ {self.last_updated}"
+
+
 class OcpiLog(models.Model):
     """One OCPI request and its response, in either direction (the Authorization header never)."""
 

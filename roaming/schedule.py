@@ -12,6 +12,7 @@ COMMAND_EXECUTE = "roaming.command_execute"
 LOCATIONS_RESEND = "roaming.locations_resend"
 EMSP_TOKEN_PUSH = "roaming.emsp_token_push"
 EMSP_TOKENS_PUSH_ALL = "roaming.emsp_tokens_push_all"
+EMSP_NETWORK_PULL = "roaming.emsp_network_pull"
 
 
 def task(name: str) -> Task:

@@ -50,6 +50,8 @@ _URL_NAMES: dict[str | tuple[str, str], str] = {
     "payments": "roaming:payments",
     # Our eMSP role's interfaces, where the CPO role has the other one.
     ("tokens", "SENDER"): "roaming:emsp-tokens",
+    ("locations", "RECEIVER"): "roaming:emsp-locations",
+    ("tariffs", "RECEIVER"): "roaming:emsp-tariffs",
 }
 
 
@@ -365,6 +367,8 @@ def _connect(
         # Our drivers' cards go to the new CPO partner (after the commit, from a task).
         partner_id = partner.pk
         transaction.on_commit(lambda: schedule.later(schedule.EMSP_TOKENS_PUSH_ALL, partner_id))
+        # ... and its locations and tariffs are pulled.
+        transaction.on_commit(lambda: schedule.later(schedule.EMSP_NETWORK_PULL, partner_id))
     if moved:
         # It holds our locations in its old version's shapes: it gets them all in the new one
         # (2.3.0's parking places, help phone, accepted providers), not only those changed later.

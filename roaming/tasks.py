@@ -9,7 +9,17 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import access_points, commands, emsp, payments, schedule, services, sessions
+from . import (
+    access_points,
+    client,
+    commands,
+    emsp,
+    emsp_network,
+    payments,
+    schedule,
+    services,
+    sessions,
+)
 
 # roaming.location_push and roaming.deliveries_send are defined next to what enqueues them
 # (services.location_push_task, services.deliveries_send_task).
@@ -188,3 +198,21 @@ def emsp_tokens_sweep_task() -> int:
     for token_id in token_ids:
         emsp_token_push_task(token_id)
     return len(token_ids)
+
+
+@shared_task(name=schedule.EMSP_NETWORK_PULL)
+def emsp_network_pull_task(partner_id: int) -> list[int]:
+    """Pull a CPO partner's locations and tariffs (a partner down is tried again by the sweep)."""
+    try:
+        return list(emsp_network.network_pull(partner_id=partner_id))
+    except client.PartnerCallError:
+        return [0, 0]
+
+
+@shared_task(name="roaming.emsp_network_sweep")
+def emsp_network_sweep_task() -> int:
+    """Periodic: pull every CPO partner's locations and tariffs again (what a push missed)."""
+    partner_ids = emsp.cpo_partner_ids()
+    for partner_id in partner_ids:
+        emsp_network_pull_task.delay(partner_id)
+    return len(partner_ids)

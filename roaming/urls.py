@@ -59,6 +59,30 @@ urlpatterns = [
         emsp_views.authorize,
         name="emsp-token-authorize",
     ),
+    path("<ocpi_version:version>/emsp/locations", emsp_views.locations_root, name="emsp-locations"),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>",
+        emsp_views.location,
+        name="emsp-location",
+    ),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
+        "/<str:evse_uid>",
+        emsp_views.location,
+        name="emsp-evse",
+    ),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
+        "/<str:evse_uid>/<str:connector_id>",
+        emsp_views.location,
+        name="emsp-connector",
+    ),
+    path("<ocpi_version:version>/emsp/tariffs", emsp_views.tariffs_root, name="emsp-tariffs"),
+    path(
+        "<ocpi_version:version>/emsp/tariffs/<str:country_code>/<str:party_id>/<str:tariff_id>",
+        emsp_views.tariff,
+        name="emsp-tariff",
+    ),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
     # the module's URL, as the module's examples write them.

@@ -28,6 +28,8 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("cdrs", "SENDER"),
     # Our eMSP role (docs/ocpi.md "eMSP"): partner CPOs read our drivers' cards and ask us live.
     ("tokens", "SENDER"),
+    ("locations", "RECEIVER"),
+    ("tariffs", "RECEIVER"),
 )
 
 # mod_locations "ParkingRestriction enum" of 2.2.1 (2.3.0 adds EMPLOYEES, TAXIS, TENANTS).

@@ -71,6 +71,9 @@ class CpoStub:
         self.emsp_roles: list[dict] = []
         # Tokens pushed to our Receiver: (country_code, party_id, uid, type) -> Token object.
         self.tokens: dict[tuple[str, str, str, str], dict] = {}
+        # What our Locations and Tariffs Sender interfaces list (mod_locations / mod_tariffs).
+        self.locations: list[dict] = []
+        self.tariffs: list[dict] = []
         self.received: list[dict] = []
         self.down = False
         self.lock = threading.Lock()
@@ -172,6 +175,9 @@ class CpoStub:
             ]
             handler._ok({"version": rest[0], "endpoints": endpoints})
             return
+        if len(rest) == 2 and rest[1] in ("locations", "tariffs") and method == "GET":
+            self._list(handler, rest[0], rest[1], query)
+            return
         if len(rest) >= 2 and rest[1] == "credentials" and method == "POST":
             self._credentials_posted(handler, rest[0], body)
             return
@@ -195,6 +201,24 @@ class CpoStub:
             handler._ok()
             return
         handler._send(404, {"status_code": 2000, "timestamp": _now()})
+
+    def _list(self, handler, version: str, module: str, query) -> None:
+        """A Sender's paginated GET (transport_and_format "Pagination"): offset, limit, Link."""
+        items = self.locations if module == "locations" else self.tariffs
+        offset = int((query.get("offset") or ["0"])[0])
+        limit = int((query.get("limit") or ["1"])[0])  # small pages: the client must follow Link
+        page = items[offset : offset + limit]
+        body = json.dumps({"status_code": 1000, "data": page, "timestamp": _now()}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("X-Total-Count", str(len(items)))
+        handler.send_header("X-Limit", str(limit))
+        if offset + limit < len(items):
+            nxt = f"{self.base}/{version}/{module}?offset={offset + limit}&limit={limit}"
+            handler.send_header("Link", f'<{nxt}>; rel="next"')
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def _credentials_posted(self, handler, version: str, body: dict) -> None:
         """The eMSP registers with us (we gave it token A): fetch its endpoints with its token,
@@ -282,3 +306,9 @@ class CpoStub:
             )
             assert found, f"token {uid} valid={valid} not pushed; have {self.tokens}"
             return next(t for t in self.tokens.values() if t["uid"] == uid)
+
+    def push(self, method: str, module: str, path: str, body: dict):
+        """PUT/PATCH/DELETE to the eMSP's `module` Receiver: (HTTP status, OCPI body)."""
+        url = self.emsp_endpoints[(module, "RECEIVER")] + path
+        status, answer, _ = self.request(method, url, body)
+        return status, answer

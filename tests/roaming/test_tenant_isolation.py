@@ -296,6 +296,7 @@ def _path_values(world: dict[str, Any]) -> dict[str, list[str]]:
         "version": list(ocpi.VERSIONS),
         "terminal_id": [alpha["terminal"].terminal_id],
         "fac_id": ["ALPHA-FAC-1"],
+        "tariff_id": ["ALPHA-TARIFF-1"],
     }
 
 
@@ -310,6 +311,7 @@ PATH_PARAMETERS = {
     "version",
     "terminal_id",
     "fac_id",
+    "tariff_id",
 }
 
 
