@@ -61,6 +61,8 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "roaming.emspidentity": ("organization",),
     "roaming.partnerlocation": ("organization",),
     "roaming.partnertariff": ("organization",),
+    "roaming.partnersession": ("organization",),
+    "roaming.partnercdr": ("organization",),
     "roaming.hubparty": ("partner__organization",),
     "roaming.remotecommand": ("partner__organization",),
     "roaming.delivery": ("partner__organization",),

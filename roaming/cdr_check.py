@@ -244,3 +244,20 @@ def check(cdr: dict, tariff: dict | None, *, threshold: Decimal, time_zone: str 
             f"(a difference of {difference}, above {threshold}).",
         )
     return Check(recomputed, claimed, False, "")
+
+
+@dataclass(frozen=True)
+class DriverPrice:
+    excl: Decimal
+    vat: Decimal
+    total: Decimal
+
+
+def driver_price(
+    partner_cost: Decimal, *, margin_percent: Decimal, fee: Decimal, vat_percent: Decimal
+) -> DriverPrice:
+    """Return our price to the driver for a partner's cost before tax: the cost plus our margin
+    and our fee, our VAT on top (we resell the charge); each rounded half-up to the cent once."""
+    excl = (partner_cost * (1 + margin_percent / 100) + fee).quantize(CENT, rounding=ROUND_HALF_UP)
+    vat = (excl * vat_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    return DriverPrice(excl, vat, excl + vat)

@@ -29,7 +29,7 @@ class Refused(Exception):
         self.http_status = http_status
 
 
-def _own_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:
+def own_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:
     """A CPO partner pushes its own CPO party's objects only: another party is unknown here."""
     cc, pid = country_code.upper(), party_id.upper()
     if not partner.is_cpo or (cc, pid) != (partner.cpo_country_code, partner.cpo_party_id):
@@ -56,7 +56,7 @@ def location_get(
     connector_id: str | None = None,
 ) -> dict:
     """Return the Location (or one EVSE or connector of it) as we hold it; Refused 2003."""
-    cc, pid = _own_party(partner, country_code, party_id)
+    cc, pid = own_party(partner, country_code, party_id)
     row = PartnerLocation.objects.filter(
         partner=partner, country_code=cc, party_id=pid, location_id=location_id
     ).first()
@@ -83,7 +83,7 @@ def location_receive(
     """Take a partner's PUT or PATCH of a Location, an EVSE or a connector; return whether the
     location is new. Refused: 2001 for an object the text does not allow, 2003 (404) for a part
     of a location we do not know (a PATCH of anything we do not have)."""
-    cc, pid = _own_party(partner, country_code, party_id)
+    cc, pid = own_party(partner, country_code, party_id)
     row = (
         PartnerLocation.objects.select_for_update()
         .filter(partner=partner, country_code=cc, party_id=pid, location_id=location_id)
@@ -134,7 +134,7 @@ def _tariff_versions(partner: Partner, cc: str, pid: str, tariff_id: str) -> Any
 
 def tariff_get(*, partner: Partner, country_code: str, party_id: str, tariff_id: str) -> dict:
     """Return the tariff's current version; Refused 2003 (404) when unknown or deleted."""
-    cc, pid = _own_party(partner, country_code, party_id)
+    cc, pid = own_party(partner, country_code, party_id)
     row = (
         _tariff_versions(partner, cc, pid, tariff_id)
         .filter(removed_at__isnull=True)
@@ -152,7 +152,7 @@ def tariff_receive(
 ) -> bool:
     """Take a partner's PUT of a Tariff: a new `last_updated` is a new version (the old ones are
     kept for the sessions that started under them). Return whether the tariff is new."""
-    cc, pid = _own_party(partner, country_code, party_id)
+    cc, pid = own_party(partner, country_code, party_id)
     try:
         data = emsp_rules.check_owned(
             body, key="id", value=tariff_id, country_code=cc, party_id=pid
@@ -179,7 +179,7 @@ def tariff_receive(
 @transaction.atomic
 def tariff_remove(*, partner: Partner, country_code: str, party_id: str, tariff_id: str) -> None:
     """Take a partner's DELETE of a Tariff: no longer offered; its versions are kept."""
-    cc, pid = _own_party(partner, country_code, party_id)
+    cc, pid = own_party(partner, country_code, party_id)
     removed = (
         _tariff_versions(partner, cc, pid, tariff_id)
         .filter(removed_at__isnull=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import reverse
 
-from . import emsp, emsp_network, ocpi
+from . import emsp, emsp_cdrs, emsp_network, ocpi
 from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
@@ -148,3 +149,70 @@ def tariff(
     except emsp_network.Refused as exc:
         raise _refused(exc) from None
     raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or DELETE.", http_status=405)
+
+
+# -- sessions and CDRs of our cards (Receiver) ------------------------------------------------------
+
+
+@ocpi_endpoint("sessions")
+def sessions_root(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """The module's URL (listed in version details): sessions live below it."""
+    raise OcpiError(
+        ocpi.Code.CLIENT_ERROR,
+        "Use {sessions}/{country_code}/{party_id}/{session_id}.",
+        http_status=404,
+    )
+
+
+@ocpi_endpoint("sessions")
+def session(
+    request: HttpRequest,
+    caller: Caller,
+    body: Any,
+    country_code: str,
+    party_id: str,
+    session_id: str,
+) -> OcpiResult:
+    """GET, PUT or PATCH a Session of one of our cards (mod_sessions Receiver)."""
+    _cpo_only(caller)
+    where: dict[str, Any] = {
+        "partner": caller.partner,
+        "country_code": country_code,
+        "party_id": party_id,
+        "session_id": session_id,
+    }
+    try:
+        if request.method == "GET":
+            return OcpiResult(data=emsp_cdrs.session_get(**where))
+        if request.method in ("PUT", "PATCH"):
+            emsp_cdrs.session_receive(**where, body=body, patch=request.method == "PATCH")
+            return OcpiResult()
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None
+    raise OcpiError(ocpi.Code.CLIENT_ERROR, "GET, PUT or PATCH.", http_status=405)
+
+
+@ocpi_endpoint("cdrs")
+def cdrs(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
+    """POST a CDR of one of our cards (mod_cdrs Receiver): stored once; its URL in Location."""
+    if request.method != "POST":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only POST.", http_status=405)
+    _cpo_only(caller)
+    try:
+        row, _ = emsp_cdrs.cdr_receive(partner=caller.partner, body=body)
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None
+    url = reverse("roaming:emsp-cdr", kwargs={"version": caller.version, "cdr_id": row.cdr_id})
+    return OcpiResult(headers={"Location": request.build_absolute_uri(url)})
+
+
+@ocpi_endpoint("cdrs")
+def cdr(request: HttpRequest, caller: Caller, body: Any, cdr_id: str) -> OcpiResult:
+    """GET a CDR as the partner sent it (the URL we answered in Location)."""
+    if request.method != "GET":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only GET.", http_status=405)
+    _cpo_only(caller)
+    try:
+        return OcpiResult(data=emsp_cdrs.cdr_get(partner=caller.partner, cdr_id=cdr_id))
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None

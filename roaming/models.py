@@ -185,6 +185,89 @@ class PartnerTariff(models.Model):
         return f"{self.country_code}*{self.party_id} tariff {self.tariff_id} @ {self.last_updated}"
 
 
+class PartnerSession(models.Model):
+    """A session of one of our cards at a partner CPO (mod_sessions Receiver, we are the eMSP),
+    as the CPO last pushed it; stored once per session id."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_sessions")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    session_id = models.CharField(max_length=36)
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=12, blank=True)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_updated"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "session_id"],
+                name="unique_partner_session",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} session {self.session_id}"
+
+
+class PartnerCdr(models.Model):
+    """A CDR of one of our cards from a partner CPO (mod_cdrs Receiver), stored once per id,
+    checked against its tariff as it stood at the session's start (roaming.cdr_check): it
+    agrees (and our price to the driver is set) or it is a dispute for support, never charged."""
+
+    class Status(models.TextChoices):
+        AGREES = "agrees", "Agrees with its tariff"
+        DISPUTE = "dispute", "Dispute: not charged until support settles it"
+        SETTLED = "settled", "Dispute settled by support"
+        CREDIT = "credit", "Credit CDR"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_cdrs")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    cdr_id = models.CharField(max_length=39)
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField()
+    currency = models.CharField(max_length=3)
+    # The partner's cost before tax, and what its tariff (as it stood at the start) gives.
+    claimed = models.DecimalField(max_digits=12, decimal_places=4)
+    recomputed = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    tariff = models.ForeignKey(
+        PartnerTariff, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    # Our price to the driver (roaming.cdr_check.driver_price): before tax, our VAT, total.
+    price_excl = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_vat = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "partner CDR"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "cdr_id"],
+                name="unique_partner_cdr",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} CDR {self.cdr_id}"
+
+
 class OcpiLog(models.Model):
     """One OCPI request and its response, in either direction (the Authorization header never)."""
 

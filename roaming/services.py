@@ -52,6 +52,8 @@ _URL_NAMES: dict[str | tuple[str, str], str] = {
     ("tokens", "SENDER"): "roaming:emsp-tokens",
     ("locations", "RECEIVER"): "roaming:emsp-locations",
     ("tariffs", "RECEIVER"): "roaming:emsp-tariffs",
+    ("sessions", "RECEIVER"): "roaming:emsp-sessions",
+    ("cdrs", "RECEIVER"): "roaming:emsp-cdrs",
 }
 
 

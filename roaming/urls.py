@@ -83,6 +83,14 @@ urlpatterns = [
         emsp_views.tariff,
         name="emsp-tariff",
     ),
+    path("<ocpi_version:version>/emsp/sessions", emsp_views.sessions_root, name="emsp-sessions"),
+    path(
+        "<ocpi_version:version>/emsp/sessions/<str:country_code>/<str:party_id>/<str:session_id>",
+        emsp_views.session,
+        name="emsp-session",
+    ),
+    path("<ocpi_version:version>/emsp/cdrs", emsp_views.cdrs, name="emsp-cdrs"),
+    path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp_views.cdr, name="emsp-cdr"),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
     # the module's URL, as the module's examples write them.

@@ -30,6 +30,8 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("tokens", "SENDER"),
     ("locations", "RECEIVER"),
     ("tariffs", "RECEIVER"),
+    ("sessions", "RECEIVER"),
+    ("cdrs", "RECEIVER"),
 )
 
 # mod_locations "ParkingRestriction enum" of 2.2.1 (2.3.0 adds EMPLOYEES, TAXIS, TENANTS).

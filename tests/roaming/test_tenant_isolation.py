@@ -297,6 +297,8 @@ def _path_values(world: dict[str, Any]) -> dict[str, list[str]]:
         "terminal_id": [alpha["terminal"].terminal_id],
         "fac_id": ["ALPHA-FAC-1"],
         "tariff_id": ["ALPHA-TARIFF-1"],
+        "session_id": ["ALPHA-SESSION-1", str(world["running"].pk)],
+        "cdr_id": ["ALPHA-CDR-1"],
     }
 
 
@@ -312,6 +314,8 @@ PATH_PARAMETERS = {
     "terminal_id",
     "fac_id",
     "tariff_id",
+    "session_id",
+    "cdr_id",
 }
 
 
