@@ -185,7 +185,7 @@ def with_part(
     if connector_id is None:
         key, value = "uid", evse_uid
         if patch:
-            new = {**part_of(location, evse_uid, None), **new}
+            new = patched(part_of(location, evse_uid, None), new)
         elif str(new.get("uid", "")) != evse_uid:
             raise BadObject("uid must be the one in the URL.")
         evses = _replace(location.get("evses"), key, value, new)
@@ -193,7 +193,7 @@ def with_part(
     else:
         evse = part_of(location, evse_uid, None)
         if patch:
-            new = {**part_of(location, evse_uid, connector_id), **new}
+            new = patched(part_of(location, evse_uid, connector_id), new)
         elif str(new.get("id", "")) != connector_id:
             raise BadObject("id must be the one in the URL.")
         connectors = _replace(evse.get("connectors"), "id", connector_id, new)
