@@ -192,3 +192,27 @@ def test_another_organizations_cpo_reads_none_of_our_sessions_or_cdrs(client, or
     send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", our_cdr("2.2.1", card), token="the-other-cpo")
     theirs = PartnerCdr.objects.get(organization=other)
     assert theirs.token_id is None
+
+
+@pytest.mark.django_db
+def test_support_finds_disputes_in_admin_and_settles_them(client, org):
+    from django.test import Client as Browser
+
+    from tests.factories import UserFactory
+
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    card = TokenFactory(organization=org, uid="012345678")
+    send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", our_cdr("2.2.1", card))  # no tariff: dispute
+    agent = Browser()
+    agent.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = "/admin/roaming/partnercdr/"
+
+    listed = agent.get(url, {"status__exact": "dispute"})
+    row = PartnerCdr.objects.get()
+    settled = agent.post(url, {"action": "settle", "_selected_action": [row.pk]})
+
+    assert listed.status_code == 200 and "12345" in listed.content.decode()
+    assert settled.status_code == 302
+    assert PartnerCdr.objects.get().status == PartnerCdr.Status.SETTLED
+    for name in ("partnersession", "partnerlocation", "partnertariff", "emspidentity"):
+        assert agent.get(f"/admin/roaming/{name}/", {"q": "x"}).status_code == 200
