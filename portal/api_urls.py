@@ -37,6 +37,7 @@ from reliability.api import (
 from roaming.api import (
     AccessPointDetailView,
     AccessPointListView,
+    EmspIdentityView,
     PartnerViewSet,
     PropertyRoamingViewSet,
     TerminalPaymentViewSet,
@@ -146,6 +147,11 @@ urlpatterns = [
         "organizations/<int:organization_id>/access-points/<str:country>/",
         AccessPointDetailView.as_view(),
         name="organization-access-point",
+    ),
+    path(
+        "organizations/<int:organization_id>/emsp-identity/",
+        EmspIdentityView.as_view(),
+        name="organization-emsp-identity",
     ),
     path(
         "organizations/<int:organization_id>/root-certificates/",

@@ -349,6 +349,16 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "roaming.evse_status_sweep",
         "schedule": env_int("OCPI_STATUS_SWEEP_SECONDS", 5),
     },
+    # Our eMSP role (docs/ocpi.md, "eMSP"): cards changed or expired since the last sweep go to
+    # partner CPOs (a change the signal missed: a bulk update, an expiry date passing).
+    "roaming-emsp-tokens": {
+        "task": "roaming.emsp_tokens_sweep",
+        "schedule": env_int("OCPI_EMSP_TOKENS_SWEEP_SECONDS", 60),
+    },
+    "roaming-emsp-network": {
+        "task": "roaming.emsp_network_sweep",
+        "schedule": env_int("OCPI_EMSP_NETWORK_PULL_SECONDS", 3600),
+    },
     "roaming-sessions": {
         "task": "roaming.sessions_sweep",
         "schedule": env_int("OCPI_SESSION_SWEEP_SECONDS", 60),
@@ -550,6 +560,13 @@ SPECTACULAR_SETTINGS = {
 OCPI_COUNTRY_CODE = env_str("OCPI_COUNTRY_CODE", "NL").upper()
 OCPI_PARTY_ID = env_str("OCPI_PARTY_ID", "EVB").upper()
 OCPI_TIMEOUT_S = env_int("OCPI_TIMEOUT_S", 15)
+# Our eMSP role (docs/ocpi.md, "eMSP"): a partner CDR differing from its tariff by more than this
+# many cents (before tax) is a dispute; our price to the driver is the partner's cost plus the
+# margin (percent) and the fee (cents a session), with our VAT (percent) on top.
+OCPI_EMSP_DISPUTE_THRESHOLD_CENTS = env_int("OCPI_EMSP_DISPUTE_THRESHOLD_CENTS", 5)
+OCPI_EMSP_MARGIN_PERCENT = env_int("OCPI_EMSP_MARGIN_PERCENT", 10)
+OCPI_EMSP_ROAMING_FEE_CENTS = env_int("OCPI_EMSP_ROAMING_FEE_CENTS", 0)
+OCPI_EMSP_VAT_PERCENT = env_int("OCPI_EMSP_VAT_PERCENT", 21)
 
 # Hosts (or host:port) in private networks that staff allow every configured outbound URL to
 # reach: proxy upstreams, PMS, MSP, OCPI partners, calendars (backoffice/outbound.py,

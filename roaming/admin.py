@@ -8,11 +8,12 @@ from django.utils.html import format_html
 
 from billing.admin_money import CurrencyAmountsAdmin
 
-from . import access_points
+from . import access_points, emsp_cdrs
 from .models import (
     AccessPointFeed,
     Cdr,
     Delivery,
+    EmspIdentity,
     EvseProfile,
     FinancialAdviceConfirmation,
     HubParty,
@@ -20,6 +21,10 @@ from .models import (
     OcpiLog,
     ParkingPlace,
     Partner,
+    PartnerCdr,
+    PartnerLocation,
+    PartnerSession,
+    PartnerTariff,
     PushedToken,
     RemoteCommand,
     Terminal,
@@ -104,12 +109,103 @@ class PartnerAdmin(admin.ModelAdmin):
         "country_code",
         "party_id",
         "role",
+        "cpo_country_code",
+        "cpo_party_id",
         "versions_url",
     ]
 
     @admin.display(description="Party")
     def party(self, obj: Partner) -> str:
         return f"{obj.country_code}*{obj.party_id}" if obj.party_id else "–"
+
+
+@admin.register(EmspIdentity)
+class EmspIdentityAdmin(ReadOnlyAdmin):
+    """Set through the API (PUT /api/v1/organizations/{id}/emsp-identity/), which checks it and
+    pushes every card again: read-only here."""
+
+    list_display = ["organization", "country_code", "party_id", "emaid_prefix", "business_name"]
+    search_fields = ["party_id", "country_code", "organization__name"]
+    list_filter = ["country_code"]
+    list_select_related = ["organization"]
+
+
+@admin.register(PartnerCdr)
+class PartnerCdrAdmin(ReadOnlyAdmin):
+    """Our cards' CDRs from partner CPOs; a dispute is settled by support with the action."""
+
+    list_display = [
+        "cdr_id",
+        "party",
+        "organization",
+        "status",
+        "claimed",
+        "recomputed",
+        "currency",
+        "price_total",
+        "received_at",
+    ]
+    list_filter = ["status", "currency"]
+    search_fields = ["cdr_id", "party_id", "reason", "organization__name"]
+    list_select_related = ["organization", "partner"]
+    raw_id_fields = ["token", "tariff", "partner", "organization"]
+    actions = ["settle"]
+
+    @admin.display(description="Party")
+    def party(self, obj: PartnerCdr) -> str:
+        return f"{obj.country_code}*{obj.party_id}"
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)  # the settle action; every field stays read-only
+
+    def get_readonly_fields(self, request: Any, obj: Any = None) -> list[str]:
+        return [f.name for f in PartnerCdr._meta.fields]
+
+    @admin.action(description="Settle the selected disputes (support checked them)")
+    def settle(self, request: Any, queryset: Any) -> None:
+        settled = emsp_cdrs.disputes_settle(cdr_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{settled} dispute(s) settled.")
+
+
+@admin.register(PartnerSession)
+class PartnerSessionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "session_id",
+        "country_code",
+        "party_id",
+        "organization",
+        "status",
+        "last_updated",
+    ]
+    list_filter = ["status"]
+    search_fields = ["session_id", "party_id", "organization__name"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["token", "partner", "organization"]
+
+
+@admin.register(PartnerLocation)
+class PartnerLocationAdmin(ReadOnlyAdmin):
+    list_display = ["location_id", "country_code", "party_id", "organization", "last_updated"]
+    list_filter = ["country_code"]
+    search_fields = ["location_id", "party_id", "organization__name"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["partner", "organization"]
+
+
+@admin.register(PartnerTariff)
+class PartnerTariffAdmin(ReadOnlyAdmin):
+    list_display = [
+        "tariff_id",
+        "country_code",
+        "party_id",
+        "organization",
+        "last_updated",
+        "removed_at",
+    ]
+    list_filter = ["country_code"]
+    search_fields = ["tariff_id", "party_id", "organization__name"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["partner", "organization"]
 
 
 @admin.register(OcpiLog)

@@ -35,10 +35,11 @@ from backoffice.tenancy import (
 )
 from chargers.models import Charger
 
-from . import access_points, location_data, payments, plain, selectors, services
+from . import access_points, emsp, emsp_rules, location_data, payments, plain, selectors, services
 from .client import BlockedPartnerUrl, check_partner_url
 from .models import (
     AccessPointFeed,
+    EmspIdentity,
     LocationProfile,
     ParkingEvse,
     ParkingPlace,
@@ -1003,3 +1004,57 @@ class AccessPointDetailView(_OrganizationView):
         if sync_needed:
             access_points.full_sync_after_commit(feed)
         return Response(AccessPointFeedSerializer(feed, context=context).data)
+
+
+# -- our eMSP identity ----------------------------------------------------------------------------
+
+
+class EmspIdentitySerializer(serializers.Serializer):
+    country_code = serializers.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. NL.")
+    party_id = serializers.CharField(max_length=3, help_text="The registered party id, e.g. EVB.")
+    emaid_prefix = serializers.CharField(
+        max_length=9,
+        required=False,
+        allow_blank=True,
+        help_text="Country code and party id, then up to 4 letters or digits (empty: country "
+        "code and party id). Contract ids (eMAIDs) are this prefix and the card's number, "
+        "14 characters.",
+    )
+    business_name = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        help_text="The issuer partners show on our cards (empty: the organization's name).",
+    )
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
+class EmspIdentityView(_OrganizationView):
+    """GET/PUT /api/v1/organizations/{id}/emsp-identity/: the organization's own party as an
+    eMSP, on every token it issues to partner CPOs (docs/ocpi.md, "eMSP")."""
+
+    @extend_schema(responses=EmspIdentitySerializer)
+    def get(self, request: Request, organization_id: int) -> Response:
+        organization = self.organization_for(request, organization_id, write=False)
+        identity = EmspIdentity.objects.filter(organization=organization).first()
+        if identity is None:
+            raise NotFound("This organization has no eMSP identity yet: PUT one.")
+        return Response(EmspIdentitySerializer(identity).data)
+
+    @extend_schema(request=EmspIdentitySerializer, responses=EmspIdentitySerializer)
+    def put(self, request: Request, organization_id: int) -> Response:
+        organization = self.organization_for(request, organization_id, write=True)
+        serializer = EmspIdentitySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            identity = emsp.identity_save(
+                organization=organization,
+                country_code=data["country_code"],
+                party_id=data["party_id"],
+                emaid_prefix=data.get("emaid_prefix", ""),
+                business_name=data.get("business_name", ""),
+            )
+        except emsp_rules.InvalidIdentity as exc:
+            raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+        return Response(EmspIdentitySerializer(identity).data)

@@ -33,6 +33,9 @@ class RoamingConfig(AppConfig):
         post_delete.connect(
             receivers.partner_saved, sender=Partner, dispatch_uid="roaming.partner_deleted"
         )
+        from authorization.models import Token
+
+        post_save.connect(receivers.token_saved, sender=Token, dispatch_uid="roaming.token_saved")
         from billing.models import Rate
 
         post_save.connect(receivers.rate_saved, sender=Rate, dispatch_uid="roaming.rate_saved")

@@ -126,28 +126,74 @@ class LocationFacts:
 @dataclass(frozen=True)
 class CredentialsFacts:
     """What our Credentials object says: the token for the partner, our versions URL, our CPO
-    party and its business name."""
+    party and its business name, and (when the partner's operator has one) our eMSP party."""
 
     token: str
     url: str
     party: Party
     business_name: str
+    emsp: Party | None = None
+    emsp_business_name: str = ""
 
 
 def credentials_object(facts: CredentialsFacts) -> dict[str, Any]:
-    """Return our Credentials object (credentials "Credentials object"): one CPO role."""
-    return {
-        "token": facts.token,
-        "url": facts.url,
-        "roles": [
+    """Return our Credentials object (credentials "Credentials object"): the CPO role, and the
+    EMSP role of the operator's eMSP identity when it has one (one platform, two roles)."""
+    roles = [
+        {
+            "role": "CPO",
+            "party_id": facts.party.party_id,
+            "country_code": facts.party.country_code,
+            "business_details": {"name": facts.business_name},
+        }
+    ]
+    if facts.emsp is not None:
+        roles.append(
             {
-                "role": "CPO",
-                "party_id": facts.party.party_id,
-                "country_code": facts.party.country_code,
-                "business_details": {"name": facts.business_name},
+                "role": "EMSP",
+                "party_id": facts.emsp.party_id,
+                "country_code": facts.emsp.country_code,
+                "business_details": {"name": facts.emsp_business_name or facts.business_name},
             }
-        ],
+        )
+    return {"token": facts.token, "url": facts.url, "roles": roles}
+
+
+@dataclass(frozen=True)
+class IssuedTokenFacts:
+    """One of our cards as we issue it to partner CPOs (we are its eMSP)."""
+
+    party: Party
+    uid: str
+    type: str  # mod_tokens TokenType (roaming.emsp_rules.issued_type)
+    contract_id: str
+    issuer: str
+    valid: bool
+    last_updated: datetime
+    visual_number: str = ""
+    group_id: str = ""
+
+
+def token_object(facts: IssuedTokenFacts) -> dict[str, Any]:
+    """Return a Token object (mod_tokens "Token Object"). Whitelist ALLOWED: the CPO may accept
+    the card from this object and is encouraged to ask us live (we answer from the decision
+    made at home); a blocked card is pushed `valid: false` at once."""
+    data: dict[str, Any] = {
+        "country_code": facts.party.country_code,
+        "party_id": facts.party.party_id,
+        "uid": facts.uid,
+        "type": facts.type,
+        "contract_id": facts.contract_id,
     }
+    if facts.visual_number:
+        data["visual_number"] = facts.visual_number[:64]
+    data["issuer"] = facts.issuer[:64]
+    if facts.group_id:
+        data["group_id"] = facts.group_id[:36]
+    data["valid"] = facts.valid
+    data["whitelist"] = "ALLOWED"
+    data["last_updated"] = format_datetime(facts.last_updated)
+    return data
 
 
 def connector_object(evse: EvseFacts) -> dict[str, Any]:

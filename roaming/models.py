@@ -18,6 +18,8 @@ class Partner(models.Model):
         PTP = "PTP", "Payment terminal provider"
         # A national access point (AFIR) fed by an AccessPointFeed: it only receives pushes.
         NAP = "NAP", "National access point"
+        # A charge point operator our drivers charge at (we are its eMSP; docs/ocpi.md "eMSP").
+        CPO = "CPO", "Charge point operator (our drivers roam there)"
 
     class State(models.TextChoices):
         # We issued a token A; waiting for the partner to register with it.
@@ -61,6 +63,10 @@ class Partner(models.Model):
     # {"locations": {"RECEIVER": url}, "tokens": {"SENDER": url}, ...}
     endpoints = models.JSONField(default=dict, blank=True)
     business_details = models.JSONField(default=dict, blank=True)
+    # Its CPO role, when its credentials list one (a platform may be CPO, eMSP or both): our
+    # drivers' tokens go to it and its locations, sessions and CDRs come from it.
+    cpo_country_code = models.CharField(max_length=2, blank=True)
+    cpo_party_id = models.CharField(max_length=3, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
     last_push_at = models.DateTimeField(null=True, blank=True)
     last_pull_at = models.DateTimeField(null=True, blank=True)
@@ -85,6 +91,181 @@ class Partner(models.Model):
     @property
     def blocked(self) -> bool:
         return bool(self.msp_id and self.msp and self.msp.blocked)
+
+    @property
+    def is_cpo(self) -> bool:
+        """Whether the partner is a charge point operator for us (our drivers charge there)."""
+        return bool(self.cpo_party_id)
+
+
+class EmspIdentity(models.Model):
+    """The organization's own party as an eMSP (mobility service provider): the country code
+    and party id on every token it issues, and the prefix of their contract ids (eMAIDs)."""
+
+    organization = models.OneToOneField(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="emsp_identity"
+    )
+    country_code = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. NL.")
+    party_id = models.CharField(max_length=3, help_text="The registered party id, e.g. EVB.")
+    emaid_prefix = models.CharField(
+        max_length=9,
+        help_text="Country code and party id, then up to 4 more letters or digits: contract "
+        "ids are this prefix and the card's number, 14 characters (eMI3 eMAID).",
+    )
+    business_name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "eMSP identity"
+        constraints = [
+            models.UniqueConstraint(fields=["country_code", "party_id"], name="unique_emsp_party")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} ({self.business_name})"
+
+
+class PartnerLocation(models.Model):
+    """A partner CPO's location (mod_locations, we are the eMSP): the Location object with its
+    EVSEs and connectors as the CPO pushed it (PUT, PATCH) or we pulled it. Kept per operator:
+    the partner's organization is the only one that sees it."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_locations")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    location_id = models.CharField(max_length=36)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["partner", "location_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "location_id"],
+                name="unique_partner_location",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} location {self.location_id}"
+
+
+class PartnerTariff(models.Model):
+    """One version of a partner CPO's tariff (mod_tariffs, we are the eMSP). Every PUT with a new
+    `last_updated` is a new row, so the tariff as it stood when a session started can be read
+    back; a DELETE marks the versions removed (kept for the sessions that used them)."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_tariffs")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    tariff_id = models.CharField(max_length=36)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["partner", "tariff_id", "last_updated"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "tariff_id", "last_updated"],
+                name="unique_partner_tariff_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} tariff {self.tariff_id} @ {self.last_updated}"
+
+
+class PartnerSession(models.Model):
+    """A session of one of our cards at a partner CPO (mod_sessions Receiver, we are the eMSP),
+    as the CPO last pushed it; stored once per session id."""
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_sessions")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    session_id = models.CharField(max_length=36)
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=12, blank=True)
+    data = models.JSONField()
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_updated"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "session_id"],
+                name="unique_partner_session",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} session {self.session_id}"
+
+
+class PartnerCdr(models.Model):
+    """A CDR of one of our cards from a partner CPO (mod_cdrs Receiver), stored once per id,
+    checked against its tariff as it stood at the session's start (roaming.cdr_check): it
+    agrees (and our price to the driver is set) or it is a dispute for support, never charged."""
+
+    class Status(models.TextChoices):
+        AGREES = "agrees", "Agrees with its tariff"
+        DISPUTE = "dispute", "Dispute: not charged until support settles it"
+        SETTLED = "settled", "Dispute settled by support"
+        CREDIT = "credit", "Credit CDR"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="partner_cdrs")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    cdr_id = models.CharField(max_length=39)
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField()
+    currency = models.CharField(max_length=3)
+    # The partner's cost before tax, and what its tariff (as it stood at the start) gives.
+    claimed = models.DecimalField(max_digits=12, decimal_places=4)
+    recomputed = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    tariff = models.ForeignKey(
+        PartnerTariff, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    # Our price to the driver (roaming.cdr_check.driver_price): before tax, our VAT, total.
+    price_excl = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_vat = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    price_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "partner CDR"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "cdr_id"],
+                name="unique_partner_cdr",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id} CDR {self.cdr_id}"
 
 
 class OcpiLog(models.Model):

@@ -96,3 +96,19 @@ def rate_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
             logger.exception("Could not push rate %s to partners; the sweep will", rate_id)
 
     transaction.on_commit(push)
+
+
+def token_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A card was saved: after the commit, push its state to the partner CPOs of its organization
+    (a blocked card reaches them as `valid: false`). Only a hand-off; roaming.emsp decides which
+    cards go where, and the emsp tokens sweep catches a missed one."""
+    from django.db import transaction
+
+    from . import schedule
+
+    if instance.organization_id is None or instance.msp_id is not None or instance.type == "GUEST":
+        return  # a provider's card, a guest's one-time token: not ours to issue
+    if not _any_connected_partner():
+        return
+    token_id = instance.pk
+    transaction.on_commit(lambda: schedule.later(schedule.EMSP_TOKEN_PUSH, token_id))

@@ -4,12 +4,25 @@ its name, so they never import the tasks that call them (the app registers the t
 
 from __future__ import annotations
 
+import logging
+
 from celery import Task, current_app
 
 COMMAND_EXECUTE = "roaming.command_execute"
 LOCATIONS_RESEND = "roaming.locations_resend"
+EMSP_TOKEN_PUSH = "roaming.emsp_token_push"
+EMSP_TOKENS_PUSH_ALL = "roaming.emsp_tokens_push_all"
+EMSP_NETWORK_PULL = "roaming.emsp_network_pull"
 
 
 def task(name: str) -> Task:
     """Return the registered task `name` (a name nobody registered fails here)."""
     return current_app.tasks[name]
+
+
+def later(name: str, *args: object) -> None:
+    """Queue task `name` with `args`; a failure to queue is logged (the sweeps catch up)."""
+    try:
+        task(name).delay(*args)
+    except Exception:
+        logging.getLogger(__name__).exception("Could not queue %s%r", name, args)

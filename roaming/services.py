@@ -24,6 +24,7 @@ from chargers.models import Charger, Connector
 from . import client, mapping, ocpi, schedule, selectors, versions
 from .models import (
     Delivery,
+    EmspIdentity,
     EvseProfile,
     HubParty,
     LocationProfile,
@@ -36,8 +37,9 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-# Our endpoint of each module (identifier) -> its URL name (roaming.urls).
-_URL_NAMES = {
+# Our endpoint of each module (identifier, or (identifier, role) where our two roles have the
+# module on different URLs) -> its URL name (roaming.urls).
+_URL_NAMES: dict[str | tuple[str, str], str] = {
     "credentials": "roaming:credentials",
     "locations": "roaming:locations",
     "tariffs": "roaming:tariffs",
@@ -46,6 +48,12 @@ _URL_NAMES = {
     "sessions": "roaming:sessions",
     "cdrs": "roaming:cdrs",
     "payments": "roaming:payments",
+    # Our eMSP role's interfaces, where the CPO role has the other one.
+    ("tokens", "SENDER"): "roaming:emsp-tokens",
+    ("locations", "RECEIVER"): "roaming:emsp-locations",
+    ("tariffs", "RECEIVER"): "roaming:emsp-tariffs",
+    ("sessions", "RECEIVER"): "roaming:emsp-sessions",
+    ("cdrs", "RECEIVER"): "roaming:emsp-cdrs",
 }
 
 
@@ -54,7 +62,7 @@ def our_endpoints(version: str) -> list[tuple[str, str, str]]:
     (version_information_endpoint "Version details")."""
     found = []
     for identifier, role in versions.of(version).ENDPOINTS:
-        name = _URL_NAMES[identifier]
+        name = _URL_NAMES.get((identifier, role)) or _URL_NAMES[identifier]
         kwargs = {} if identifier == "payments" else {"version": version}
         found.append((identifier, role, reverse(name, kwargs=kwargs)))
     return found
@@ -69,15 +77,28 @@ class RegistrationError(Exception):
         self.message = message
 
 
-def our_credentials(*, token: str, versions_url: str, version: str = ocpi.V221) -> dict[str, Any]:
+def our_credentials(
+    *,
+    token: str,
+    versions_url: str,
+    version: str = ocpi.V221,
+    organization_id: int | None = None,
+) -> dict[str, Any]:
     """Return our credentials object with `token`, in `version` (credentials "Credentials
-    object")."""
+    object"): our CPO role, and the EMSP role of `organization_id`'s eMSP identity if it has one."""
+    identity = (
+        EmspIdentity.objects.filter(organization_id=organization_id).first()
+        if organization_id is not None
+        else None
+    )
     return versions.of(version).credentials(
         mapping.CredentialsFacts(
             token=token,
             url=versions_url,
             party=mapping.Party(settings.OCPI_COUNTRY_CODE, settings.OCPI_PARTY_ID),
             business_name=settings.OCPP_CPO_NAME,
+            emsp=mapping.Party(identity.country_code, identity.party_id) if identity else None,
+            emsp_business_name=identity.business_name if identity else "",
         )
     )
 
@@ -102,6 +123,8 @@ class Credentials:
     roles: list[dict[str, str]]
     # A 2.3.0 hub's parties (EMSP roles besides its hub_party_id): (country code, party id).
     routed: list[tuple[str, str]]
+    # Its CPO role, if it lists one: our drivers charge there (we are its eMSP).
+    cpo: PartnerParty | None = None
 
 
 def _check_token_and_url(body: Any) -> tuple[str, str, list]:
@@ -162,15 +185,17 @@ def _hub(body: dict, listed: list[PartnerParty]) -> PartnerParty | None:
     return PartnerParty(ocpi.Role.HUB, cc, pid, details)
 
 
-def parse_credentials(body: Any, *, version: str = ocpi.V221) -> Credentials:
+def parse_credentials(body: Any, *, version: str = ocpi.V221, emsp: bool = False) -> Credentials:
     """Read a partner's credentials object in `version`; raise RegistrationError (2001 when it
-    is malformed, 3003 when no role of it is one a CPO connects with).
+    is malformed, 3003 when no role of it is one we connect with).
 
     The party it connects as: in 2.3.0 the hub of `hub_party_id` (the parties it reaches are
     its other EMSP roles), else its first EMSP role, else its PTP role (Payments, 2.3.0 only),
-    else (2.2.1) its HUB role."""
+    else (2.2.1) its HUB role, else (`emsp`: its operator has an eMSP identity) its CPO role.
+    Its CPO role, whatever it connects as, is kept: a platform may be CPO and eMSP at once."""
     token, url, roles = _check_token_and_url(body)
     listed = _listed_roles(roles)
+    cpo = next((r for r in listed if r.role == ocpi.Role.CPO), None) if emsp else None
     summary = [
         {
             "role": r.role,
@@ -188,7 +213,7 @@ def parse_credentials(body: Any, *, version: str = ocpi.V221) -> Credentials:
             if r.role == ocpi.Role.EMSP
             and (r.country_code, r.party_id) != (hub.country_code, hub.party_id)
         ]
-        return Credentials(token, url, hub, summary, routed)
+        return Credentials(token, url, hub, summary, routed, cpo)
     for wanted in (ocpi.Role.EMSP, ocpi.Role.PTP, ocpi.Role.HUB):
         party = next((r for r in listed if r.role == wanted), None)
         if party is None:
@@ -198,10 +223,13 @@ def parse_credentials(body: Any, *, version: str = ocpi.V221) -> Credentials:
                 ocpi.Code.NO_MATCHING_ENDPOINTS,
                 "A payment terminal provider connects with OCPI 2.3.0 (its Payments module).",
             )
-        return Credentials(token, url, party, summary, [])
+        return Credentials(token, url, party, summary, [], cpo)
+    if cpo is not None:
+        return Credentials(token, url, cpo, summary, [], cpo)
     raise RegistrationError(
         ocpi.Code.NO_MATCHING_ENDPOINTS,
-        "We are a CPO: the roles must include an EMSP, a hub or a payment terminal provider (PTP).",
+        "The roles must include an EMSP, a hub or a payment terminal provider (PTP), or a CPO "
+        "when the operator has an eMSP identity.",
     )
 
 
@@ -331,8 +359,18 @@ def _connect(
     partner.state = Partner.State.CONNECTED
     partner.token_a_hash = ""
     partner.registered_at = timezone.now()
-    _link_msp(partner, party)
+    cpo = credentials.cpo
+    partner.cpo_country_code = cpo.country_code if cpo else ""
+    partner.cpo_party_id = cpo.party_id if cpo else ""
+    if party.role != ocpi.Role.CPO:
+        _link_msp(partner, party)
     partner.save()
+    if cpo is not None:
+        # Our drivers' cards go to the new CPO partner (after the commit, from a task).
+        partner_id = partner.pk
+        transaction.on_commit(lambda: schedule.later(schedule.EMSP_TOKENS_PUSH_ALL, partner_id))
+        # ... and its locations and tariffs are pulled.
+        transaction.on_commit(lambda: schedule.later(schedule.EMSP_NETWORK_PULL, partner_id))
     if moved:
         # It holds our locations in its old version's shapes: it gets them all in the new one
         # (2.3.0's parking places, help phone, accepted providers), not only those changed later.
@@ -382,7 +420,8 @@ def credentials_receive(
     version with its token first (no database transaction is held during those calls), then
     issues a new token C and keeps only its hash.
     """
-    credentials = parse_credentials(body, version=version)
+    has_emsp = EmspIdentity.objects.filter(organization_id=partner.organization_id).exists()
+    credentials = parse_credentials(body, version=version, emsp=has_emsp)
     found = fetch_endpoints(
         partner=partner, versions_url=credentials.url, token=credentials.token, version=version
     )
@@ -398,7 +437,12 @@ def credentials_receive(
         "updated its credentials" if update else "registered",
         version,
     )
-    return our_credentials(token=token_c, versions_url=versions_url, version=version)
+    return our_credentials(
+        token=token_c,
+        versions_url=versions_url,
+        version=version,
+        organization_id=partner.organization_id,
+    )
 
 
 @transaction.atomic
@@ -470,10 +514,14 @@ def partner_connect(
             token=token_a if method == "POST" else partner.outgoing_token,
             module="credentials",
             body=our_credentials(
-                token=token_b, versions_url=our_versions_url, version=found.version
+                token=token_b,
+                versions_url=our_versions_url,
+                version=found.version,
+                organization_id=organization.pk,
             ),
         )
-        credentials = parse_credentials(answer.data, version=found.version)
+        has_emsp = EmspIdentity.objects.filter(organization_id=organization.pk).exists()
+        credentials = parse_credentials(answer.data, version=found.version, emsp=has_emsp)
         _check_ptp_endpoints(credentials.party, found)
     except (client.PartnerCallError, RegistrationError) as exc:
         message = exc.message

@@ -6,9 +6,20 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import DatabaseError
 from django.utils import timezone
 
-from . import access_points, commands, payments, schedule, services, sessions
+from . import (
+    access_points,
+    client,
+    commands,
+    emsp,
+    emsp_network,
+    payments,
+    schedule,
+    services,
+    sessions,
+)
 
 # roaming.location_push and roaming.deliveries_send are defined next to what enqueues them
 # (services.location_push_task, services.deliveries_send_task).
@@ -16,6 +27,7 @@ deliveries_send_task = services.deliveries_send_task
 access_point_full_sync_task = access_points.full_sync_task
 
 STATUS_MARK = "roaming:status-sweep-mark"
+EMSP_TOKENS_MARK = "roaming:emsp-tokens-sweep-mark"
 
 
 @shared_task(name="roaming.evse_status_push")
@@ -140,4 +152,67 @@ def rate_changed_task(rate_id: int, property_id: int) -> int:
     partner_ids = set(access_points.rate_push_queue(rate_id=rate_id, property_id=property_id))
     partner_ids |= set(services.location_push_queue(property_id=property_id))
     _send(partner_ids)
+    return len(partner_ids)
+
+
+# -- our eMSP role: our cards to partner CPOs --------------------------------------------------
+
+
+@shared_task(
+    name=schedule.EMSP_TOKEN_PUSH,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def emsp_token_push_task(token_id: int) -> int:
+    """Queue our card's state for its organization's CPO partners and send it at once (a failed
+    send waits in the outbox with back-off; the deliveries sweep retries it)."""
+    partner_ids = emsp.token_push_queue(token_id=token_id)
+    for partner_id in partner_ids:
+        services.deliveries_send(partner_id=partner_id)
+    return len(partner_ids)
+
+
+@shared_task(
+    name=schedule.EMSP_TOKENS_PUSH_ALL,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def emsp_tokens_push_all_task(partner_id: int) -> int:
+    """Queue every card of the partner's organization for a (new) CPO partner, and send."""
+    queued = emsp.tokens_push_all(partner_id=partner_id)
+    if queued:
+        services.deliveries_send(partner_id=partner_id)
+    return queued
+
+
+@shared_task(name="roaming.emsp_tokens_sweep")
+def emsp_tokens_sweep_task() -> int:
+    """Periodic: push cards changed (or whose expiry passed) since the last sweep. A card whose
+    state a CPO already has is queued again harmlessly (the PUT is idempotent, coalesced)."""
+    now = timezone.now()
+    since = cache.get(EMSP_TOKENS_MARK) or now - timedelta(minutes=10)
+    token_ids = emsp.cards_changed_since(since - timedelta(seconds=5), now=now)
+    cache.set(EMSP_TOKENS_MARK, now, None)
+    for token_id in token_ids:
+        emsp_token_push_task(token_id)
+    return len(token_ids)
+
+
+@shared_task(name=schedule.EMSP_NETWORK_PULL)
+def emsp_network_pull_task(partner_id: int) -> list[int]:
+    """Pull a CPO partner's locations and tariffs (a partner down is tried again by the sweep)."""
+    try:
+        return list(emsp_network.network_pull(partner_id=partner_id))
+    except client.PartnerCallError:
+        return [0, 0]
+
+
+@shared_task(name="roaming.emsp_network_sweep")
+def emsp_network_sweep_task() -> int:
+    """Periodic: pull every CPO partner's locations and tariffs again (what a push missed)."""
+    partner_ids = emsp.cpo_partner_ids()
+    for partner_id in partner_ids:
+        emsp_network_pull_task.delay(partner_id)
     return len(partner_ids)

@@ -4,7 +4,7 @@
 
 from django.urls import path, re_path, register_converter
 
-from . import ocpi, views
+from . import emsp_views, ocpi, views
 
 
 class VersionConverter:
@@ -52,6 +52,45 @@ urlpatterns = [
         views.token,
         name="token",
     ),
+    # Our eMSP role (roaming/emsp_views.py): the Tokens Sender interface partner CPOs call.
+    path("<ocpi_version:version>/emsp/tokens", emsp_views.tokens, name="emsp-tokens"),
+    path(
+        "<ocpi_version:version>/emsp/tokens/<str:token_uid>/authorize",
+        emsp_views.authorize,
+        name="emsp-token-authorize",
+    ),
+    path("<ocpi_version:version>/emsp/locations", emsp_views.locations_root, name="emsp-locations"),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>",
+        emsp_views.location,
+        name="emsp-location",
+    ),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
+        "/<str:evse_uid>",
+        emsp_views.location,
+        name="emsp-evse",
+    ),
+    path(
+        "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
+        "/<str:evse_uid>/<str:connector_id>",
+        emsp_views.location,
+        name="emsp-connector",
+    ),
+    path("<ocpi_version:version>/emsp/tariffs", emsp_views.tariffs_root, name="emsp-tariffs"),
+    path(
+        "<ocpi_version:version>/emsp/tariffs/<str:country_code>/<str:party_id>/<str:tariff_id>",
+        emsp_views.tariff,
+        name="emsp-tariff",
+    ),
+    path("<ocpi_version:version>/emsp/sessions", emsp_views.sessions_root, name="emsp-sessions"),
+    path(
+        "<ocpi_version:version>/emsp/sessions/<str:country_code>/<str:party_id>/<str:session_id>",
+        emsp_views.session,
+        name="emsp-session",
+    ),
+    path("<ocpi_version:version>/emsp/cdrs", emsp_views.cdrs, name="emsp-cdrs"),
+    path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp_views.cdr, name="emsp-cdr"),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
     # the module's URL, as the module's examples write them.

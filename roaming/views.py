@@ -65,7 +65,10 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
         # its hash, so it comes from the request).
         return OcpiResult(
             data=services.our_credentials(
-                token=caller.token, versions_url=_versions_url(request), version=caller.version
+                token=caller.token,
+                versions_url=_versions_url(request),
+                version=caller.version,
+                organization_id=partner.organization_id,
             )
         )
     if method in ("POST", "PUT"):

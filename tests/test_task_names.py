@@ -11,7 +11,17 @@ import roaming.schedule
 NAMED = [
     (billing.schedule, "billing.tasks", ["RECONCILIATION_IMPORT", "STATEMENT_GENERATE"]),
     (guest.schedule, "guest.tasks", ["START_EXPIRE"]),
-    (roaming.schedule, "roaming.tasks", ["COMMAND_EXECUTE", "LOCATIONS_RESEND"]),
+    (
+        roaming.schedule,
+        "roaming.tasks",
+        [
+            "COMMAND_EXECUTE",
+            "LOCATIONS_RESEND",
+            "EMSP_TOKEN_PUSH",
+            "EMSP_TOKENS_PUSH_ALL",
+            "EMSP_NETWORK_PULL",
+        ],
+    ),
 ]
 
 

@@ -26,6 +26,12 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("commands", "RECEIVER"),
     ("sessions", "SENDER"),
     ("cdrs", "SENDER"),
+    # Our eMSP role (docs/ocpi.md "eMSP"): partner CPOs read our drivers' cards and ask us live.
+    ("tokens", "SENDER"),
+    ("locations", "RECEIVER"),
+    ("tariffs", "RECEIVER"),
+    ("sessions", "RECEIVER"),
+    ("cdrs", "RECEIVER"),
 )
 
 # mod_locations "ParkingRestriction enum" of 2.2.1 (2.3.0 adds EMPLOYEES, TAXIS, TENANTS).
@@ -43,6 +49,11 @@ def price(before_tax: Decimal, tax: Decimal | None, percent: Decimal | None) -> 
 def credentials(facts: mapping.CredentialsFacts) -> dict[str, Any]:
     """Return our 2.2.1 Credentials object (credentials "Credentials object")."""
     return mapping.credentials_object(facts)
+
+
+def token(facts: mapping.IssuedTokenFacts) -> dict[str, Any]:
+    """Return one of our cards as a Token object (the same in 2.2.1 and 2.3.0)."""
+    return mapping.token_object(facts)
 
 
 def location(facts: mapping.LocationFacts, *, party: mapping.Party) -> dict[str, Any]:

@@ -80,6 +80,11 @@ def parking(place: mapping.ParkingFacts) -> dict[str, Any]:
     return data
 
 
+def token(facts: mapping.IssuedTokenFacts) -> dict[str, Any]:
+    """Return one of our cards as a Token object (the same in 2.2.1 and 2.3.0)."""
+    return mapping.token_object(facts)
+
+
 def location(facts: mapping.LocationFacts, *, party: mapping.Party) -> dict[str, Any]:
     """Return a 2.3.0 Location: the 2.2.1 fields, its parking places and help phone, and per
     EVSE the parking it serves and the eMSPs whose contracts it accepts."""

@@ -296,6 +296,9 @@ def _path_values(world: dict[str, Any]) -> dict[str, list[str]]:
         "version": list(ocpi.VERSIONS),
         "terminal_id": [alpha["terminal"].terminal_id],
         "fac_id": ["ALPHA-FAC-1"],
+        "tariff_id": ["ALPHA-TARIFF-1"],
+        "session_id": ["ALPHA-SESSION-1", str(world["running"].pk)],
+        "cdr_id": ["ALPHA-CDR-1"],
     }
 
 
@@ -310,6 +313,9 @@ PATH_PARAMETERS = {
     "version",
     "terminal_id",
     "fac_id",
+    "tariff_id",
+    "session_id",
+    "cdr_id",
 }
 
 

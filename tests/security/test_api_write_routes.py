@@ -332,6 +332,9 @@ NON_ROUTER_ROUTES = {
     "organization's id is a 404 (tests/roaming/test_access_points.py)",
     "organization-access-point": "PUT a feed of the organization in the URL: another organization's "
     "host gets a 404, a viewer a 403 (tests/roaming/test_access_points.py)",
+    "organization-emsp-identity": "PUT the eMSP identity of the organization in the URL: another "
+    "organization's host gets a 404, a viewer a 403, a party another organization holds a 400 "
+    "(tests/roaming/test_emsp_identity.py)",
     "charger-meter-keys-read": "as charger-meter-keys: another organization's charger is a 404, a viewer's "
     "POST a 403 (tests/metering/test_meter_keys_by_port.py)",
     "uptime": "read-only (tests/reliability/test_uptime_api.py scopes it)",

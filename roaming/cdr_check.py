@@ -1,0 +1,263 @@
+"""A partner CPO's CDR checked against its tariff: the cost recomputed from the CDR's charging
+periods and the Tariff as it stood when the session started, and whether the difference opens a
+dispute instead of a charge.
+
+Pure: no Django (import-linter). Text: mod_tariffs (TariffElement, PriceComponent, step_size,
+TariffRestrictions) and mod_cdrs (ChargingPeriod, CdrDimension) of 2.2.1 and 2.3.0; amounts are
+compared before tax (2.2.1 `excl_vat`, 2.3.0 `before_taxes`).
+
+What is evaluated: FLAT (once a session, from the first element with one), ENERGY (kWh), TIME
+and PARKING_TIME (hours) per charging period, priced by the first element whose restrictions
+match; restrictions `day_of_week`, `start_time`/`end_time` (the period's start, in the
+location's time zone), `min_kwh`/`max_kwh` (energy before the period) and
+`min_duration`/`max_duration` (seconds since the session's start); `step_size` rounds the
+dimension's total up. A tariff with another restriction (current, power, reservation) is not
+recomputed: the CDR goes to a person (a dispute says why), never charged on a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .ocpi import parse_datetime
+
+CENT = Decimal("0.01")
+_EVALUATED = frozenset(
+    {
+        "day_of_week",
+        "start_time",
+        "end_time",
+        "min_kwh",
+        "max_kwh",
+        "min_duration",
+        "max_duration",
+        "start_date",
+        "end_date",
+    }
+)
+_WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+# CdrDimensionType -> the PriceComponent type that prices it.
+_PRICED = {"ENERGY": "ENERGY", "TIME": "TIME", "PARKING_TIME": "PARKING_TIME"}
+
+
+class NotRecomputable(ValueError):
+    """The CDR or its tariff says something this check does not evaluate (why, in words)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """The recomputed cost before tax, the partner's, and whether it is a dispute."""
+
+    recomputed: Decimal | None
+    claimed: Decimal
+    dispute: bool
+    reason: str
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise NotRecomputable(f"{what} is not a number.")
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise NotRecomputable(f"{what} is not a number.") from None
+
+
+def price_before_tax(price: Any) -> Decimal:
+    """Return a Price's amount before tax, in 2.2.1's class or 2.3.0's."""
+    if isinstance(price, dict):
+        for key in ("before_taxes", "excl_vat"):
+            if key in price:
+                return _decimal(price[key], "total_cost")
+    raise NotRecomputable("total_cost is not a Price.")
+
+
+@dataclass(frozen=True)
+class _Moment:
+    at: datetime  # the period's start
+    kwh_before: Decimal
+    seconds_since_start: Decimal
+
+
+def _clock(value: Any) -> time:
+    try:
+        hours, minutes = str(value).split(":")
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise NotRecomputable(f"start_time/end_time {value!r} is not HH:MM.") from None
+
+
+def _in_time_window(restrictions: dict, local: datetime) -> bool:
+    start, end = restrictions.get("start_time"), restrictions.get("end_time")
+    if start is None and end is None:
+        return True
+    now = local.time().replace(second=0, microsecond=0)
+    begin, finish = _clock(start or "00:00"), _clock(end or "00:00")
+    if begin < finish or end is None:
+        return begin <= now and (end is None or now < finish)
+    return now >= begin or now < finish  # a window over midnight (mod_tariffs examples)
+
+
+def _in_ranges(restrictions: dict, moment: _Moment, local: datetime) -> bool:
+    checks = (
+        ("min_kwh", moment.kwh_before, True),
+        ("max_kwh", moment.kwh_before, False),
+        ("min_duration", moment.seconds_since_start, True),
+        ("max_duration", moment.seconds_since_start, False),
+    )
+    for key, value, at_least in checks:
+        if key in restrictions:
+            bound = _decimal(restrictions[key], key)
+            if (value < bound) if at_least else (value >= bound):
+                return False
+    day = local.date().isoformat()
+    if "start_date" in restrictions and day < str(restrictions["start_date"]):
+        return False
+    return not ("end_date" in restrictions and day >= str(restrictions["end_date"]))
+
+
+def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
+    restrictions = element.get("restrictions") or {}
+    if not isinstance(restrictions, dict):
+        raise NotRecomputable("A tariff element's restrictions are not an object.")
+    unknown = set(restrictions) - _EVALUATED
+    if unknown:
+        raise NotRecomputable(
+            "The tariff has restrictions this check does not evaluate: "
+            + ", ".join(sorted(unknown))
+        )
+    local = moment.at.astimezone(zone)
+    days = restrictions.get("day_of_week")
+    if days and _WEEKDAYS[local.weekday()] not in days:
+        return False
+    return _in_time_window(restrictions, local) and _in_ranges(restrictions, moment, local)
+
+
+def _component(elements: list, kind: str, moment: _Moment, zone: ZoneInfo) -> dict | None:
+    """The price component of `kind` of the first element that applies (mod_tariffs
+    "TariffElement": the first matching element with that dimension is used)."""
+    for element in elements:
+        if not isinstance(element, dict):
+            continue
+        components = [
+            c
+            for c in element.get("price_components") or []
+            if isinstance(c, dict) and c.get("type") == kind
+        ]
+        if components and _applies(element, moment, zone):
+            return components[0]
+    return None
+
+
+@dataclass
+class _Dimension:
+    volume: Decimal = Decimal(0)  # kWh, or hours
+    cost: Decimal = Decimal(0)
+    price: Decimal = Decimal(0)  # of the last period priced: what a step's rounding costs
+    step: int = 1
+
+
+def _periods(cdr: dict) -> list[dict]:
+    periods = cdr.get("charging_periods")
+    if not isinstance(periods, list) or not periods:
+        raise NotRecomputable("The CDR has no charging periods.")
+    return sorted(
+        (p for p in periods if isinstance(p, dict)), key=lambda p: str(p.get("start_date_time"))
+    )
+
+
+def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
+    """Return the cost before tax of `cdr` at `tariff`, rounded half-up to the cent; raise
+    NotRecomputable when the CDR or tariff cannot be evaluated here."""
+    elements = tariff.get("elements")
+    if not isinstance(elements, list) or not elements:
+        raise NotRecomputable("The tariff has no elements.")
+    try:
+        zone = ZoneInfo(time_zone)
+        started = parse_datetime(str(cdr.get("start_date_time")))
+    except (ValueError, KeyError):
+        raise NotRecomputable(
+            "The CDR's start or the location's time zone is not readable."
+        ) from None
+    dimensions: dict[str, _Dimension] = {}
+    kwh = Decimal(0)
+    for period in _periods(cdr):
+        try:
+            at = parse_datetime(str(period.get("start_date_time")))
+        except ValueError:
+            raise NotRecomputable("A charging period's start is not a DateTime.") from None
+        moment = _Moment(at, kwh, Decimal((at - started).total_seconds()))
+        for dimension in period.get("dimensions") or []:
+            kind = _PRICED.get(str(dimension.get("type")))
+            if kind is None:
+                continue  # MAX_CURRENT, STATE_OF_CHARGE, ...: informative, not priced
+            volume = _decimal(dimension.get("volume"), f"{kind} volume")
+            component = _component(elements, kind, moment, zone)
+            if kind == "ENERGY":
+                kwh += volume
+            if component is None:
+                continue  # no element prices it at that moment: free
+            total = dimensions.setdefault(kind, _Dimension())
+            total.price = _decimal(component.get("price"), f"{kind} price")
+            total.step = int(component.get("step_size") or 1)
+            total.volume += volume
+            total.cost += volume * total.price
+    cost = sum((_stepped(kind, d) for kind, d in dimensions.items()), Decimal(0))
+    flat = _component(elements, "FLAT", _Moment(started, Decimal(0), Decimal(0)), zone)
+    if flat is not None:
+        cost += _decimal(flat.get("price"), "FLAT price")
+    return cost.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _stepped(kind: str, dimension: _Dimension) -> Decimal:
+    """The dimension's cost with its total volume rounded up to the step (mod_tariffs
+    "step_size": Wh for ENERGY, seconds for TIME and PARKING_TIME), the extra at the last
+    period's price."""
+    unit = Decimal(1000) if kind == "ENERGY" else Decimal(3600)
+    base = dimension.volume * unit
+    step = Decimal(max(dimension.step, 1))
+    rounded = (base / step).to_integral_value(rounding=ROUND_CEILING) * step
+    return dimension.cost + (rounded - base) / unit * dimension.price
+
+
+def check(cdr: dict, tariff: dict | None, *, threshold: Decimal, time_zone: str = "UTC") -> Check:
+    """Return whether `cdr` (its total cost before tax) agrees with `tariff` within `threshold`:
+    a larger difference, a tariff that cannot be recomputed or a missing tariff is a dispute."""
+    claimed = price_before_tax(cdr.get("total_cost"))
+    if tariff is None:
+        return Check(None, claimed, True, "The CDR names no tariff we have.")
+    try:
+        recomputed = recompute(cdr, tariff, time_zone=time_zone)
+    except NotRecomputable as exc:
+        return Check(None, claimed, True, str(exc))
+    difference = abs(claimed - recomputed)
+    if difference > threshold:
+        return Check(
+            recomputed,
+            claimed,
+            True,
+            f"The CDR says {claimed} before tax; its tariff gives {recomputed} "
+            f"(a difference of {difference}, above {threshold}).",
+        )
+    return Check(recomputed, claimed, False, "")
+
+
+@dataclass(frozen=True)
+class DriverPrice:
+    excl: Decimal
+    vat: Decimal
+    total: Decimal
+
+
+def driver_price(
+    partner_cost: Decimal, *, margin_percent: Decimal, fee: Decimal, vat_percent: Decimal
+) -> DriverPrice:
+    """Return our price to the driver for a partner's cost before tax: the cost plus our margin
+    and our fee, our VAT on top (we resell the charge); each rounded half-up to the cent once."""
+    excl = (partner_cost * (1 + margin_percent / 100) + fee).quantize(CENT, rounding=ROUND_HALF_UP)
+    vat = (excl * vat_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    return DriverPrice(excl, vat, excl + vat)

@@ -1,0 +1,220 @@
+"""Our eMSP role: partner CPOs' Sessions and CDRs of our cards (mod_sessions and mod_cdrs
+Receiver), each stored once; a CDR is checked against its tariff as it stood at the session's
+start (the pure roaming.cdr_check) and either agrees, with our price to the driver set, or is a
+dispute for support (Django admin, *Partner CDRs*), never charged on a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from authorization.models import Token
+
+from . import cdr_check, emsp, emsp_rules, ocpi
+from .emsp_network import Refused, own_party
+from .models import Partner, PartnerCdr, PartnerLocation, PartnerSession, PartnerTariff
+
+logger = logging.getLogger(__name__)
+
+
+def _our_card(partner: Partner, token: Any) -> Token | None:
+    """The card of ours a Session's or CDR's token names (CdrToken: uid and type), if any."""
+    if not isinstance(token, dict):
+        return None
+    card_type = emsp_rules.card_type_of(str(token.get("type", "RFID")))
+    if card_type is None:
+        return None
+    return (
+        emsp.issued_cards(partner.organization_id)
+        .filter(uid__iexact=str(token.get("uid", "")), type=card_type)
+        .order_by("pk")
+        .first()
+    )
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+def session_get(*, partner: Partner, country_code: str, party_id: str, session_id: str) -> dict:
+    cc, pid = own_party(partner, country_code, party_id)
+    row = PartnerSession.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, session_id=session_id
+    ).first()
+    if row is None:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown session.", 404)
+    return row.data
+
+
+@transaction.atomic
+def session_receive(
+    *, partner: Partner, country_code: str, party_id: str, session_id: str, body: Any, patch: bool
+) -> None:
+    """Take a partner's PUT (whole) or PATCH (changed fields) of a Session of one of our cards."""
+    cc, pid = own_party(partner, country_code, party_id)
+    row = (
+        PartnerSession.objects.select_for_update()
+        .filter(partner=partner, country_code=cc, party_id=pid, session_id=session_id)
+        .first()
+    )
+    try:
+        if patch:
+            if row is None:
+                raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown session.", 404)
+            data = emsp_rules.patched(row.data, body)
+        else:
+            data = emsp_rules.check_owned(
+                body, key="id", value=session_id, country_code=cc, party_id=pid
+            )
+        when = emsp_rules.last_updated_of(data)
+    except emsp_rules.BadObject as exc:
+        raise Refused(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
+    token = _our_card(partner, data.get("cdr_token"))
+    status = str(data.get("status", ""))[:12]
+    if row is None:
+        PartnerSession.objects.create(
+            organization_id=partner.organization_id,
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            session_id=session_id,
+            token=token,
+            status=status,
+            data=data,
+            last_updated=when,
+        )
+        return
+    row.data, row.last_updated, row.status, row.token = data, when, status, token
+    row.save(update_fields=["data", "last_updated", "status", "token", "received_at"])
+
+
+# -- CDRs -----------------------------------------------------------------------------------------
+
+
+def _tariff_at_start(partner: Partner, cdr: dict, cc: str, pid: str) -> PartnerTariff | None:
+    """The version of the tariff the CDR names that was in force when the session started (the
+    newest version received with `last_updated` up to the start; removed ones count)."""
+    periods = cdr.get("charging_periods") or []
+    named = next(
+        (str(p["tariff_id"]) for p in periods if isinstance(p, dict) and p.get("tariff_id")),
+        None,
+    )
+    if named is None:
+        tariffs = cdr.get("tariffs") or []
+        named = str(tariffs[0].get("id")) if tariffs and isinstance(tariffs[0], dict) else None
+    if named is None:
+        return None
+    try:
+        started = ocpi.parse_datetime(str(cdr.get("start_date_time")))
+    except ValueError:
+        return None
+    return (
+        PartnerTariff.objects.filter(
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            tariff_id=named,
+            last_updated__lte=started,
+        )
+        .order_by("-last_updated")
+        .first()
+    )
+
+
+def _time_zone(partner: Partner, cdr: dict) -> str:
+    place = cdr.get("cdr_location")
+    location_id = str(place.get("id")) if isinstance(place, dict) else ""
+    row = PartnerLocation.objects.filter(partner=partner, location_id=location_id).first()
+    zone = row.data.get("time_zone") if row is not None else None
+    return zone if isinstance(zone, str) and zone else "UTC"
+
+
+def _checked(partner: Partner, cdr: dict, cc: str, pid: str) -> dict[str, Any]:
+    """The CDR's check and price: the fields of its row."""
+    claimed = cdr_check.price_before_tax(cdr.get("total_cost"))
+    if cdr.get("credit") is True:
+        return {"claimed": claimed, "status": PartnerCdr.Status.CREDIT, "reason": "Credit CDR."}
+    tariff = _tariff_at_start(partner, cdr, cc, pid)
+    result = cdr_check.check(
+        cdr,
+        tariff.data if tariff is not None else None,
+        threshold=Decimal(settings.OCPI_EMSP_DISPUTE_THRESHOLD_CENTS) / 100,
+        time_zone=_time_zone(partner, cdr),
+    )
+    fields: dict[str, Any] = {
+        "claimed": claimed,
+        "recomputed": result.recomputed,
+        "tariff": tariff,
+        "reason": result.reason[:500],
+        "status": PartnerCdr.Status.DISPUTE if result.dispute else PartnerCdr.Status.AGREES,
+    }
+    if not result.dispute:
+        price = cdr_check.driver_price(
+            claimed,
+            margin_percent=Decimal(settings.OCPI_EMSP_MARGIN_PERCENT),
+            fee=Decimal(settings.OCPI_EMSP_ROAMING_FEE_CENTS) / 100,
+            vat_percent=Decimal(settings.OCPI_EMSP_VAT_PERCENT),
+        )
+        fields |= {"price_excl": price.excl, "price_vat": price.vat, "price_total": price.total}
+    return fields
+
+
+def cdr_receive(*, partner: Partner, body: Any) -> tuple[PartnerCdr, bool]:
+    """Store a partner's CDR once (mod_cdrs "POST Method"); return it and whether it is new. The
+    same id again changes nothing (a CDR never changes; a correction is a credit CDR)."""
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+        raise Refused(ocpi.Code.INVALID_PARAMETERS, "A CDR with its id is required.")
+    cc, pid = own_party(partner, str(body.get("country_code", "")), str(body.get("party_id", "")))
+    cdr_id = body["id"][:39]
+    known = PartnerCdr.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, cdr_id=cdr_id
+    ).first()
+    if known is not None:
+        return known, False
+    try:
+        emsp_rules.last_updated_of(body)
+        currency = body.get("currency")
+        if not isinstance(currency, str) or len(currency) != 3:
+            raise emsp_rules.BadObject("currency: an ISO 4217 code.")
+        fields = _checked(partner, body, cc, pid)
+    except (emsp_rules.BadObject, cdr_check.NotRecomputable) as exc:
+        raise Refused(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
+    try:
+        with transaction.atomic():
+            row = PartnerCdr.objects.create(
+                organization_id=partner.organization_id,
+                partner=partner,
+                country_code=cc,
+                party_id=pid,
+                cdr_id=cdr_id,
+                token=_our_card(partner, body.get("cdr_token")),
+                data=body,
+                currency=currency,
+                **fields,
+            )
+    except IntegrityError:  # the same CDR posted twice at once: the first one is kept
+        return PartnerCdr.objects.get(
+            partner=partner, country_code=cc, party_id=pid, cdr_id=cdr_id
+        ), False
+    if row.status == PartnerCdr.Status.DISPUTE:
+        logger.info("Partner CDR %s of partner %s is a dispute: %s", cdr_id, partner.pk, row.reason)
+    return row, True
+
+
+def cdr_get(*, partner: Partner, cdr_id: str) -> dict:
+    row = PartnerCdr.objects.filter(partner=partner, cdr_id=cdr_id).first()
+    if row is None:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown CDR.", 404)
+    return row.data
+
+
+@transaction.atomic
+def disputes_settle(*, cdr_ids: list[int]) -> int:
+    """Mark disputes settled (support checked them with the partner); return how many."""
+    return PartnerCdr.objects.filter(pk__in=cdr_ids, status=PartnerCdr.Status.DISPUTE).update(
+        status=PartnerCdr.Status.SETTLED
+    )

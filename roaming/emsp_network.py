@@ -1,0 +1,247 @@
+"""Our eMSP role, their network in: partner CPOs' Locations and Tariffs, as they push them
+(mod_locations / mod_tariffs Receiver: PUT, PATCH, DELETE) and as we pull them (their Sender
+interface, paginated). Each row is the partner's operator's: no other organization sees it.
+
+Writes are atomic; the object rules (ids, parts, patches) are the pure `roaming.emsp_rules`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import client, emsp_rules, ocpi
+from .models import Partner, PartnerLocation, PartnerTariff
+
+logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A push we do not take: `code` is the OCPI status, `http_status` the HTTP one."""
+
+    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+def own_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:
+    """A CPO partner pushes its own CPO party's objects only: another party is unknown here."""
+    cc, pid = country_code.upper(), party_id.upper()
+    if not partner.is_cpo or (cc, pid) != (partner.cpo_country_code, partner.cpo_party_id):
+        raise Refused(
+            ocpi.Code.UNKNOWN_LOCATION, "You push your own CPO party's objects only.", 404
+        )
+    return cc, pid
+
+
+def _bad(exc: Exception) -> Refused:
+    return Refused(ocpi.Code.INVALID_PARAMETERS, str(exc))
+
+
+# -- locations ----------------------------------------------------------------------------------
+
+
+def location_get(
+    *,
+    partner: Partner,
+    country_code: str,
+    party_id: str,
+    location_id: str,
+    evse_uid: str | None = None,
+    connector_id: str | None = None,
+) -> dict:
+    """Return the Location (or one EVSE or connector of it) as we hold it; Refused 2003."""
+    cc, pid = own_party(partner, country_code, party_id)
+    row = PartnerLocation.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, location_id=location_id
+    ).first()
+    if row is None:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown location.", 404)
+    try:
+        return emsp_rules.part_of(row.data, evse_uid, connector_id)
+    except emsp_rules.UnknownObject as exc:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, str(exc), 404) from None
+
+
+@transaction.atomic
+def location_receive(
+    *,
+    partner: Partner,
+    country_code: str,
+    party_id: str,
+    location_id: str,
+    body: Any,
+    patch: bool,
+    evse_uid: str | None = None,
+    connector_id: str | None = None,
+) -> bool:
+    """Take a partner's PUT or PATCH of a Location, an EVSE or a connector; return whether the
+    location is new. Refused: 2001 for an object the text does not allow, 2003 (404) for a part
+    of a location we do not know (a PATCH of anything we do not have)."""
+    cc, pid = own_party(partner, country_code, party_id)
+    row = (
+        PartnerLocation.objects.select_for_update()
+        .filter(partner=partner, country_code=cc, party_id=pid, location_id=location_id)
+        .first()
+    )
+    try:
+        if evse_uid is None and not patch:
+            data = emsp_rules.check_owned(
+                body, key="id", value=location_id, country_code=cc, party_id=pid
+            )
+        elif row is None:
+            raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown location.", 404)
+        elif evse_uid is None:
+            data = emsp_rules.patched(row.data, body)
+        else:
+            if not isinstance(body, dict):
+                raise emsp_rules.BadObject("An object is required.")
+            data = emsp_rules.with_part(row.data, evse_uid, connector_id, body, patch=patch)
+        when = emsp_rules.last_updated_of(data)
+    except emsp_rules.BadObject as exc:
+        raise _bad(exc) from None
+    except emsp_rules.UnknownObject as exc:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, str(exc), 404) from None
+    if row is None:
+        PartnerLocation.objects.create(
+            organization_id=partner.organization_id,
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            location_id=location_id,
+            data=data,
+            last_updated=when,
+        )
+        return True
+    row.data, row.last_updated = data, when
+    row.save(update_fields=["data", "last_updated", "received_at"])
+    return False
+
+
+# -- tariffs --------------------------------------------------------------------------------------
+
+
+def _tariff_versions(partner: Partner, cc: str, pid: str, tariff_id: str) -> Any:
+    return PartnerTariff.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, tariff_id=tariff_id
+    )
+
+
+def tariff_get(*, partner: Partner, country_code: str, party_id: str, tariff_id: str) -> dict:
+    """Return the tariff's current version; Refused 2003 (404) when unknown or deleted."""
+    cc, pid = own_party(partner, country_code, party_id)
+    row = (
+        _tariff_versions(partner, cc, pid, tariff_id)
+        .filter(removed_at__isnull=True)
+        .order_by("-last_updated")
+        .first()
+    )
+    if row is None:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown tariff.", 404)
+    return row.data
+
+
+@transaction.atomic
+def tariff_receive(
+    *, partner: Partner, country_code: str, party_id: str, tariff_id: str, body: Any
+) -> bool:
+    """Take a partner's PUT of a Tariff: a new `last_updated` is a new version (the old ones are
+    kept for the sessions that started under them). Return whether the tariff is new."""
+    cc, pid = own_party(partner, country_code, party_id)
+    try:
+        data = emsp_rules.check_owned(
+            body, key="id", value=tariff_id, country_code=cc, party_id=pid
+        )
+        when = emsp_rules.last_updated_of(data)
+    except emsp_rules.BadObject as exc:
+        raise _bad(exc) from None
+    if not isinstance(data.get("currency"), str) or not isinstance(data.get("elements"), list):
+        raise Refused(ocpi.Code.INVALID_PARAMETERS, "A Tariff has a currency and elements.")
+    versions = _tariff_versions(partner, cc, pid, tariff_id)
+    new = not versions.filter(removed_at__isnull=True).exists()
+    versions.filter(removed_at__isnull=False).update(removed_at=None)
+    PartnerTariff.objects.update_or_create(
+        partner=partner,
+        country_code=cc,
+        party_id=pid,
+        tariff_id=tariff_id,
+        last_updated=when,
+        defaults={"organization_id": partner.organization_id, "data": data, "removed_at": None},
+    )
+    return new
+
+
+@transaction.atomic
+def tariff_remove(*, partner: Partner, country_code: str, party_id: str, tariff_id: str) -> None:
+    """Take a partner's DELETE of a Tariff: no longer offered; its versions are kept."""
+    cc, pid = own_party(partner, country_code, party_id)
+    removed = (
+        _tariff_versions(partner, cc, pid, tariff_id)
+        .filter(removed_at__isnull=True)
+        .update(removed_at=timezone.now())
+    )
+    if not removed:
+        raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown tariff.", 404)
+
+
+# -- the pull -------------------------------------------------------------------------------------
+
+
+def _pull_pages(partner: Partner, module: str) -> list[dict]:
+    url: str | None = partner.endpoint(module, ocpi.InterfaceRole.SENDER)
+    found: list[dict] = []
+    pages = 0
+    while url and pages < 1000:  # a partner's Link that never ends stops here
+        answer = client.call(
+            partner=partner, method="GET", url=url, token=partner.outgoing_token, module=module
+        )
+        found.extend(item for item in answer.data or [] if isinstance(item, dict))
+        link = answer.headers.get("Link") or ""
+        url = link[link.index("<") + 1 : link.index(">")] if 'rel="next"' in link else None
+        if url:
+            client.check_partner_url(url)
+        pages += 1
+    return found
+
+
+def network_pull(*, partner_id: int) -> tuple[int, int]:
+    """GET the CPO partner's locations and tariffs (their Sender interfaces, every page) and keep
+    them; return (locations, tariffs) taken. An object the text does not allow is skipped (and
+    logged); a partner that cannot be reached raises client.PartnerCallError."""
+    partner = Partner.objects.filter(pk=partner_id, state=Partner.State.CONNECTED).first()
+    if partner is None or not partner.is_cpo:
+        return 0, 0
+    cc, pid = partner.cpo_country_code, partner.cpo_party_id
+    taken = [0, 0]
+    for index, module in enumerate(("locations", "tariffs")):
+        for item in _pull_pages(partner, module):
+            item_id = str(item.get("id", ""))
+            try:
+                if module == "locations":
+                    location_receive(
+                        partner=partner,
+                        country_code=cc,
+                        party_id=pid,
+                        location_id=item_id,
+                        body=item,
+                        patch=False,
+                    )
+                else:
+                    tariff_receive(
+                        partner=partner,
+                        country_code=cc,
+                        party_id=pid,
+                        tariff_id=item_id,
+                        body=item,
+                    )
+            except Refused as exc:
+                logger.info("Skipped %s %s of partner %s: %s", module, item_id, partner_id, exc)
+                continue
+            taken[index] += 1
+    Partner.objects.filter(pk=partner_id).update(last_pull_at=timezone.now())
+    return taken[0], taken[1]

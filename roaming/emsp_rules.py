@@ -1,0 +1,215 @@
+"""The eMSP role's pure rules: our party and contract ids, which cards we issue to partner CPOs,
+and the real-time authorization answer from the decision made at home.
+
+Pure: no Django (import-linter). Text: ../shared/reference/ocpi/mod_tokens.asciidoc (the same in
+2.3.0 but for TokenType EMAID).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .ocpi import parse_datetime
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PARTY = re.compile(r"^[A-Z0-9]{3}$")
+_PREFIX_TAIL = re.compile(r"^[A-Z0-9]{0,4}$")
+# eMI3 / ISO 15118 eMAID without its check digit: country (2), provider (3), instance (9).
+EMAID_LENGTH = 14
+
+# mod_tokens "AllowedType" from our decision's OCPP status (authorization.decisions.Status):
+# the card itself blocked or expired says so; a card that may not charge there (a reimbursement
+# card outside its stations, a single-session card already charging) is NOT_ALLOWED.
+_ALLOWED_OF_STATUS = {
+    "Accepted": "ALLOWED",
+    "Blocked": "BLOCKED",
+    "Expired": "EXPIRED",
+    "Invalid": "NOT_ALLOWED",
+    "ConcurrentTx": "NOT_ALLOWED",
+}
+
+# Our card types -> mod_tokens "TokenType". GUEST tokens (one QR payment, a stay's access code)
+# are never issued to other networks.
+TOKEN_TYPES = {"RFID": "RFID", "APP": "APP_USER", "OTHER": "OTHER"}
+
+
+class InvalidIdentity(ValueError):
+    """An eMSP identity that OCPI or the eMAID format does not allow; `errors` by field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Identity:
+    country_code: str
+    party_id: str
+    emaid_prefix: str
+    business_name: str
+
+
+def check_identity(
+    *, country_code: str, party_id: str, emaid_prefix: str, business_name: str
+) -> Identity:
+    """Return the identity in upper case, or raise InvalidIdentity saying what is wrong.
+
+    The eMAID prefix must start with the country code and party id (eMI3: the provider id is
+    country + party), so every contract id we issue names its owner."""
+    cc, pid = country_code.strip().upper(), party_id.strip().upper()
+    prefix = (emaid_prefix.strip().upper() or f"{cc}{pid}").replace("-", "").replace("*", "")
+    errors: dict[str, str] = {}
+    if not _COUNTRY.match(cc):
+        errors["country_code"] = "Two letters (ISO 3166-1 alpha-2), e.g. NL."
+    if not _PARTY.match(pid):
+        errors["party_id"] = "Three letters or digits, as registered, e.g. EVB."
+    if not errors and (not prefix.startswith(cc + pid) or not _PREFIX_TAIL.match(prefix[5:])):
+        errors["emaid_prefix"] = (
+            f"Starts with {cc}{pid} (country code and party id), then up to 4 letters or digits."
+        )
+    name = business_name.strip()
+    if not 1 <= len(name) <= 100:
+        errors["business_name"] = "1 to 100 characters: the name partners show."
+    if errors:
+        raise InvalidIdentity(errors)
+    return Identity(cc, pid, prefix, name)
+
+
+def contract_id(emaid_prefix: str, card_number: int) -> str:
+    """Return the contract id (eMAID, 14 characters, no check digit) of our card `card_number`:
+    the prefix, then the number zero-padded; stable for the card's life."""
+    digits = EMAID_LENGTH - len(emaid_prefix)
+    number = str(card_number)
+    if len(number) > digits:
+        raise ValueError(f"Card number {card_number} does not fit the eMAID prefix {emaid_prefix}.")
+    return emaid_prefix + number.zfill(digits)
+
+
+def allowed_of(status: str) -> str:
+    """Return the mod_tokens AllowedType for our decision's status."""
+    return _ALLOWED_OF_STATUS.get(status, "NOT_ALLOWED")
+
+
+def issued_type(card_type: str) -> str | None:
+    """Return the OCPI TokenType of one of our card types, or None: not issued to partners."""
+    return TOKEN_TYPES.get(card_type)
+
+
+def card_type_of(ocpi_type: str) -> str | None:
+    """Return our card type for an OCPI TokenType a partner asks about, or None."""
+    for ours, theirs in TOKEN_TYPES.items():
+        if theirs == ocpi_type:
+            return ours
+    return None
+
+
+# -- partners' Locations and Tariffs as they push them (mod_locations / mod_tariffs Receiver) --------
+
+
+class BadObject(ValueError):
+    """An object a partner pushed that the text does not allow (OCPI 2001)."""
+
+
+class UnknownObject(LookupError):
+    """The location, EVSE or connector a push names is not known (OCPI 2003)."""
+
+
+def last_updated_of(obj: Any) -> datetime:
+    """Return an object's `last_updated` (required on every pushed object and PATCH)."""
+    value = obj.get("last_updated") if isinstance(obj, dict) else None
+    if not isinstance(value, str):
+        raise BadObject("last_updated is required.")
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise BadObject("last_updated is not an OCPI DateTime.") from None
+
+
+def check_owned(obj: Any, *, key: str, value: str, country_code: str, party_id: str) -> dict:
+    """Return a pushed Location or Tariff when its id and owner match the URL's (mod_locations
+    "PUT Method": the ids in the object and the URL must be the same)."""
+    if not isinstance(obj, dict):
+        raise BadObject("An object is required.")
+    if str(obj.get(key, "")) != value:
+        raise BadObject(f"{key} must be the one in the URL.")
+    cc, pid = str(obj.get("country_code", "")).upper(), str(obj.get("party_id", "")).upper()
+    if (cc, pid) != (country_code.upper(), party_id.upper()):
+        raise BadObject("country_code and party_id must be the ones in the URL.")
+    last_updated_of(obj)
+    return obj
+
+
+def _index(items: Any, key: str, value: str) -> int | None:
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and str(item.get(key)) == value:
+            return i
+    return None
+
+
+def part_of(location: dict, evse_uid: str | None, connector_id: str | None) -> dict:
+    """Return the location, one of its EVSEs, or one of that EVSE's connectors; UnknownObject."""
+    if evse_uid is None:
+        return location
+    at = _index(location.get("evses"), "uid", evse_uid)
+    if at is None:
+        raise UnknownObject("Unknown EVSE.")
+    evse = location["evses"][at]
+    if connector_id is None:
+        return evse
+    at = _index(evse.get("connectors"), "id", connector_id)
+    if at is None:
+        raise UnknownObject("Unknown connector.")
+    return evse["connectors"][at]
+
+
+def _replace(items: Any, key: str, value: str, new: dict) -> list:
+    items = list(items) if isinstance(items, list) else []
+    at = _index(items, key, value)
+    if at is None:
+        items.append(new)
+    else:
+        items[at] = new
+    return items
+
+
+def with_part(
+    location: dict, evse_uid: str, connector_id: str | None, new: dict, *, patch: bool
+) -> dict:
+    """Return the location with an EVSE (or a connector of an EVSE) put whole or patched; the
+    location's `last_updated` follows its newest part (mod_locations "PATCH Method"). A PUT of an
+    EVSE or connector adds it when new; a PATCH needs it to exist (UnknownObject)."""
+    when = last_updated_of(new)
+    if connector_id is None:
+        key, value = "uid", evse_uid
+        if patch:
+            new = patched(part_of(location, evse_uid, None), new)
+        elif str(new.get("uid", "")) != evse_uid:
+            raise BadObject("uid must be the one in the URL.")
+        evses = _replace(location.get("evses"), key, value, new)
+        updated = {**location, "evses": evses}
+    else:
+        evse = part_of(location, evse_uid, None)
+        if patch:
+            new = patched(part_of(location, evse_uid, connector_id), new)
+        elif str(new.get("id", "")) != connector_id:
+            raise BadObject("id must be the one in the URL.")
+        connectors = _replace(evse.get("connectors"), "id", connector_id, new)
+        evse = {**evse, "connectors": connectors, "last_updated": new["last_updated"]}
+        updated = {**location, "evses": _replace(location.get("evses"), "uid", evse_uid, evse)}
+    if when > last_updated_of(location):
+        updated["last_updated"] = new["last_updated"]
+    return updated
+
+
+def patched(obj: dict, changes: Any) -> dict:
+    """Return `obj` with a PATCH's fields (its `last_updated` required)."""
+    if not isinstance(changes, dict):
+        raise BadObject("A PATCH body is an object.")
+    last_updated_of(changes)
+    for key in ("id", "uid", "country_code", "party_id"):
+        if key in changes and str(changes[key]) != str(obj.get(key)):
+            raise BadObject(f"{key} cannot change.")
+    return {**obj, **changes}

@@ -1,0 +1,143 @@
+"""A partner CPO's CDR recomputed from its tariff, and the dispute rule (pure)."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+import pytest
+
+from roaming import cdr_check
+from tests.roaming import spec
+
+T = Decimal("0.05")
+
+
+def cdr_with(periods, *, total, start="2026-03-02T10:00:00Z"):
+    return {
+        "start_date_time": start,
+        "charging_periods": periods,
+        "total_cost": {"excl_vat": total, "incl_vat": total},
+    }
+
+
+def period(start, **volumes):
+    return {
+        "start_date_time": start,
+        "dimensions": [{"type": kind, "volume": volume} for kind, volume in volumes.items()],
+    }
+
+
+@pytest.mark.parametrize("version", ["2.2.1", "2.3.0"])
+def test_the_specs_cdr_agrees_with_its_own_tariff(version):
+    cdr = spec.example("cdr_example.json", version)
+
+    result = cdr_check.check(cdr, cdr["tariffs"][0], threshold=T)
+
+    # 1.973 h at 2.00 an hour, in steps of 300 s: 2 h, 4.00 (the example's total_cost).
+    assert result == cdr_check.Check(Decimal("4.00"), Decimal("4"), False, "")
+
+
+@pytest.mark.parametrize("version", ["2.2.1", "2.3.0"])
+def test_a_cdr_claiming_more_than_its_tariff_gives_is_a_dispute_that_says_why(version):
+    cdr = copy.deepcopy(spec.example("cdr_example.json", version))
+    key = "excl_vat" if version == "2.2.1" else "before_taxes"
+    cdr["total_cost"][key] = 6.0
+
+    result = cdr_check.check(cdr, cdr["tariffs"][0], threshold=T)
+
+    assert result.dispute and result.recomputed == Decimal("4.00")
+    assert "6.0 before tax; its tariff gives 4.00" in result.reason
+
+
+@pytest.mark.parametrize(("claimed", "dispute"), [("4.05", False), ("3.95", False), ("4.06", True)])
+def test_only_a_difference_above_the_threshold_is_a_dispute(claimed, dispute):
+    cdr = copy.deepcopy(spec.example("cdr_example.json"))
+    cdr["total_cost"]["excl_vat"] = float(claimed)
+
+    assert cdr_check.check(cdr, cdr["tariffs"][0], threshold=T).dispute is dispute
+
+
+def test_flat_energy_and_parking_with_steps_are_priced_once_each():
+    tariff = {
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [
+                    {"type": "FLAT", "price": 0.50, "step_size": 1},
+                    {"type": "ENERGY", "price": 0.30, "step_size": 1000},
+                    {"type": "PARKING_TIME", "price": 6.00, "step_size": 600},
+                ]
+            }
+        ],
+    }
+    cdr = cdr_with(
+        [
+            period("2026-03-02T10:00:00Z", ENERGY=6.1, TIME=1.0),
+            period("2026-03-02T11:00:00Z", ENERGY=4.1),
+            period("2026-03-02T11:30:00Z", PARKING_TIME=0.25),
+        ],
+        total=0,
+    )
+
+    # 0.50 + 10.2 kWh stepped to 11 kWh x 0.30 (3.30) + 15 min stepped to 20 min x 6.00 (2.00);
+    # TIME has no component: free.
+    assert cdr_check.recompute(cdr, tariff) == Decimal("5.80")
+
+
+def test_the_element_that_applies_is_chosen_by_local_time_and_energy_so_far():
+    tariff = {
+        "currency": "EUR",
+        "elements": [
+            # Night energy (22:00-06:00, over midnight) is cheaper...
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.20, "step_size": 1}],
+                "restrictions": {"start_time": "22:00", "end_time": "06:00"},
+            },
+            # ... and after 20 kWh any energy costs more.
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.50, "step_size": 1}],
+                "restrictions": {"min_kwh": 20},
+            },
+            {"price_components": [{"type": "ENERGY", "price": 0.40, "step_size": 1}]},
+        ],
+    }
+    cdr = cdr_with(
+        [
+            # 21:30 UTC is 22:30 in Amsterdam (winter): night.
+            period("2026-03-02T21:30:00Z", ENERGY=10),
+            period("2026-03-03T06:30:00Z", ENERGY=10),  # 07:30 local: day price
+            period("2026-03-03T07:30:00Z", ENERGY=10),  # 20 kWh before it: the min_kwh element
+        ],
+        total=0,
+        start="2026-03-02T21:30:00Z",
+    )
+
+    assert cdr_check.recompute(cdr, tariff, time_zone="Europe/Amsterdam") == Decimal("11.00")
+    assert cdr_check.recompute(cdr, tariff, time_zone="UTC") == Decimal("13.00")
+
+
+def test_a_tariff_with_restrictions_we_do_not_evaluate_goes_to_a_person():
+    tariff = {
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.30, "step_size": 1}],
+                "restrictions": {"max_power": 11.0},
+            }
+        ],
+    }
+    cdr = cdr_with([period("2026-03-02T10:00:00Z", ENERGY=10)], total=3.0)
+
+    result = cdr_check.check(cdr, tariff, threshold=T)
+
+    assert (result.dispute, result.recomputed) == (True, None)
+    assert "max_power" in result.reason
+
+
+def test_a_cdr_whose_tariff_we_do_not_have_or_without_periods_is_a_dispute():
+    cdr = cdr_with([], total=3.0)
+
+    assert cdr_check.check(cdr, None, threshold=T).dispute
+    no_periods = cdr_check.check(cdr, {"elements": [{"price_components": []}]}, threshold=T)
+    assert no_periods.dispute and "no charging periods" in no_periods.reason
