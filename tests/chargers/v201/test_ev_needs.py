@@ -129,3 +129,29 @@ async def test_a_dc_car_is_given_watts(charger, token, prop):
     assert schedule["chargingRateUnit"] == "W"
     assert schedule["chargingSchedulePeriod"][0]["limit"] == 69000.0
     await client.close()
+
+
+async def test_K15_FR_12_a_schedule_told_before_our_profile_is_recorded_is_checked_against_it(
+    charger, token, prop
+):
+    """TC_K_55: the charger accepts our TxProfile and tells the car's schedule at once; the
+    Command row of our profile may still be pending then (its answer is recorded by the CALL's
+    own task). Here the schedule even arrives before the answer: still checked against that
+    profile, so one beyond it is Rejected and renegotiated (K15.FR.12/13), never Accepted for
+    want of a recorded answer."""
+    client = await connect201()
+    session = await _started(client)
+    await sync_to_async(ConnectorAllocation.objects.create)(
+        charger=charger, connector_id=1, property=prop, session=session, limit_a=Decimal("16.0")
+    )
+    assert await client.result("NotifyEVChargingNeeds", AC_NEEDS) == {"status": "Accepted"}
+    ours = await client.receive(timeout=GENEROUS_S)
+    assert ours[2] == "SetChargingProfile"
+    answer = await client.result("NotifyEVChargingSchedule", _schedule(32))  # ours says 16 A
+    assert answer["status"] == "Rejected"
+    await client.send([3, ours[1], {"status": "Accepted"}])
+    again = await _profile(client)  # the renegotiation, once our one outstanding CALL is done
+    assert again == ours[3]
+    # Within it: Accepted.
+    assert await client.result("NotifyEVChargingSchedule", _schedule(16)) == {"status": "Accepted"}
+    await client.close()
