@@ -327,7 +327,7 @@ def _with_request_id(action: str, payload: dict[str, Any]) -> Callable[[Any], No
 
 
 # The newest session id before the case's charger connected (set when its trigger starts).
-_BEFORE_THE_CASE = {"session": 0}
+_BEFORE_THE_CASE: dict[str, Any] = {"session": 0, "at": None}
 
 
 def _new_transaction(charger: Any, wait_s: float = 30) -> str:
@@ -370,6 +370,27 @@ def _display(message_id: int = 1, *, transaction: str = "", **fields: Any) -> Ca
             _new_transaction(charger)
             message["transactionId"] = "NO-SUCH-TRANSACTION"
         _send("SetDisplayMessage", {"message": message})(charger)
+
+    return run
+
+
+def _after_the_cars_schedule(then: Callable[[Any], None]) -> Callable[[Any], None]:
+    """K_58/K_59's state ISO15118SmartCharging first (the car's needs, our TxProfile, the car's
+    schedule), then the operator's renegotiation `then`."""
+
+    def run(charger: Any) -> None:
+        from chargers.models import ChargerNotice
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if ChargerNotice.objects.filter(
+                charger=charger,
+                action="NotifyEVChargingSchedule",
+                received_at__gte=_BEFORE_THE_CASE["at"],
+            ).exists():
+                break
+            time.sleep(0.2)
+        then(charger)
 
     return run
 
@@ -753,6 +774,9 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
         _send("GetCompositeSchedule", {"duration": 300, "evseId": 0, "chargingRateUnit": "A"})
     ],
     "tc_k_60": [_profile("TxProfile", 1, with_transaction=True)],
+    "tc_k_52": [_send("GetChargingProfiles", {"requestId": 52, "chargingProfile": {}})],
+    "tc_k_58": [_after_the_cars_schedule(_profile("TxProfile", 1, with_transaction=True, stack=2))],
+    "tc_k_59": [_after_the_cars_schedule(_profile("TxProfile", 1, with_transaction=True, stack=2))],
     "tc_k_70": [_profile("TxDefaultProfile", 1), _profile("ChargingStationMaxProfile", 0)],
     "tc_n_01": [
         _send("GetMonitoringReport", {"requestId": 1, "monitoringCriteria": ["DeltaMonitoring"]}),
@@ -1002,6 +1026,8 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
         )
     ],
     "tc_k_37": [_remote_start(profile=True)],
+    "tc_a_12": [_send("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})],
+    "tc_a_13": [_send("TriggerMessage", {"requestedMessage": "SignCombinedCertificate"})],
     "tc_b_42": [_send("SetNetworkProfile", _NETWORK)],
     # O: display messages (the operator sends them; the API's commands endpoint does the same).
     "tc_o_01": [_display()],
@@ -1077,6 +1103,7 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
 
 def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
     from django.db import connections
+    from django.utils import timezone
 
     from chargers.models import Charger, ChargingProfile, ConnectorReservation, VariableMonitor
 
@@ -1104,6 +1131,7 @@ def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
     _BEFORE_THE_CASE["session"] = (
         ChargingSession.objects.order_by("-id").values_list("id", flat=True).first() or 0
     )
+    _BEFORE_THE_CASE["at"] = timezone.now()
     rounds = REPEATS.get(test_id, 1)
     try:
         while not stop.is_set():
@@ -1205,6 +1233,23 @@ def _tls_setup(
     return server_env, tool, haproxy
 
 
+def _v2g_hierarchy(ca_dir: str) -> None:
+    """A_12/A_13 ("the CSMS supports ISO 15118"): the operator has installed our local V2G root
+    for the organization (the admin action, pki.services), in the server's CA folder, so the
+    server signs V2G certificates that chain to it."""
+    from django.conf import settings
+
+    from backoffice.models import Organization
+    from pki.services import local_v2g_root_install
+
+    settings.OCPP_CA_DIR = ca_dir
+    organization = Organization.objects.get(name="Conformance")
+    try:
+        local_v2g_root_install(organization_id=organization.pk)
+    except Exception as exc:  # installed by an earlier run: the same root
+        print(f"  V2G root: {exc}")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -1259,6 +1304,7 @@ def main() -> int:
             Path(args.octt), port, port + 1 if args.port else _free_port()
         )
         env.update(server_tls)
+        _v2g_hierarchy(server_tls["OCPP_CA_DIR"])
     log = open(ROOT / f".octt-server-{port}.log", "w")
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
@@ -1281,6 +1327,8 @@ def main() -> int:
     # C_02 wants an unknown idToken; the tool's configured type for it ("Cash") is not an
     # IdTokenEnumType, so its Authorize is refused by the schema before the token is looked at.
     ini = re.sub(r"INVALID_ID_TOKEN_TYPE=.*", "INVALID_ID_TOKEN_TYPE=ISO14443", ini)
+    # The tool's fixtures are named relative to its checkout; its cases run in 2.0.1/.
+    ini = re.sub(r"=certs/", f"={Path(args.octt).resolve()}/certs/", ini)
     for name, value in tool_settings.items():
         ini = re.sub(rf"(?m)^(\s*){name}=.*$", rf"\g<1>{name}={value}", ini)
     config = Path(args.octt) / "pytest-h15.ini"
