@@ -171,6 +171,14 @@ def billed_rate(session):
     return price_shown.session_rate(session)[0]
 
 
+def billed_tariff_text(session) -> str | None:
+    """The rate the session is billed with, in one line for a charger's display; None: no rate."""
+    from billing.pricing import tariff_text
+
+    rate = billed_rate(session)
+    return None if rate is None else tariff_text(billing_services.rate_terms(rate))
+
+
 def price_for_guest(guest_session_id: int, session=None):
     """The price version of a guest's start (stored when they started), else its session's."""
     shown = price_shown.PriceShown.objects.filter(reference=f"guest:{guest_session_id}").first()

@@ -136,6 +136,24 @@ def session_priced_for_charger(session_id: int) -> bool:
     return gs is not None and included_stay(gs) is not None
 
 
+# What a stay guest's charger shows instead of a rate: the stay includes the charging.
+STAY_TARIFF_TEXT = "Charging is included in your stay"
+
+
+def session_tariff_for_charger(session_id: int) -> str | None:
+    """Answer chargers.devices.costs.session_tariff: the tariff the receipt prices the session
+    with (its price version), or that the stay includes it; None when nothing prices it."""
+    session = (
+        ChargingSession.objects.select_related("charger__property").filter(pk=session_id).first()
+    )
+    if session is None:
+        return None
+    gs = GuestSession.objects.select_related("token").filter(charging_session_id=session_id).first()
+    if gs is not None and included_stay(gs) is not None:
+        return STAY_TARIFF_TEXT
+    return payments.billed_tariff_text(session)
+
+
 def receipt_context(gs: GuestSession) -> dict:
     """Return the receipt's data; only this guest's session, never the host's or others'."""
     tz = _tz(gs)

@@ -164,7 +164,7 @@ async def send_command(
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
-    parts = await _variable_parts(charger, action, payload, timeout)
+    parts = await _variable_parts(charger, action, payload)
     if parts is not None:
         return await _send_parts(
             charger,
@@ -240,6 +240,18 @@ async def send_command(
         )
     await db.run(command.refresh_from_db)
     await _record_answer(charger, action, payload, command, source, user_id)
+    parts = await _refused_as_too_many(charger, action, payload, command, timeout)
+    if parts is not None:
+        return await _send_parts(
+            charger,
+            action,
+            payload,
+            parts,
+            source=source,
+            user_id=user_id,
+            timeout=timeout,
+            note=note,
+        )
     if command.status == Command.Status.TIMEOUT:
         raise CommandTimeout(command)
     if command.status == Command.Status.ANSWERED and charger.speaks_v2():
@@ -249,13 +261,12 @@ async def send_command(
     return command
 
 
-async def _variable_parts(
-    charger: Charger, action: str, payload: dict, timeout: float | None
-) -> list[list] | None:
+async def _variable_parts(charger: Charger, action: str, payload: dict) -> list[list] | None:
     """The getVariableData / setVariableData of a 2.0.1 request in the parts the charger takes
-    (its DeviceDataCtrlr ItemsPerMessage / BytesPerMessage, B05.FR.11, B06.FR.05); None when it
-    goes as one request. A limit the device model lacks is asked once (GetVariables of that one
-    variable; its answer lands in the device model, so it is not asked again)."""
+    (its DeviceDataCtrlr ItemsPerMessage / BytesPerMessage as its device model holds them,
+    B05.FR.11, B06.FR.05); None when it goes as one request. A limit the charger has not
+    reported bounds nothing: the request goes as asked (TC_B_07 expects exactly that), and only
+    a charger that refuses it as too large is asked (`_refused_as_too_many`)."""
     key = device_model.VARIABLE_LISTS.get(action)
     items = payload.get(key) if key and charger.speaks_v2() else None
     if not isinstance(items, list) or len(items) < 2:
@@ -263,14 +274,34 @@ async def _variable_parts(
     items_max, bytes_max = await db.run(
         variables.message_limits, charger_id=charger.pk, action=action
     )
-    if items_max is None and bytes_max is None:
-        for name in ("ItemsPerMessage", "BytesPerMessage"):
-            await _ask_limit(charger, name, action, timeout)
-        items_max, bytes_max = await db.run(
-            variables.message_limits, charger_id=charger.pk, action=action
-        )
     parts = device_model.split_variable_data(action, items, items_max, bytes_max)
     return parts if len(parts) > 1 else None
+
+
+async def _refused_as_too_many(
+    charger: Charger, action: str, payload: dict, command: Command, timeout: float | None
+) -> list[list] | None:
+    """A GetVariables / SetVariables of several elements that a charger whose limits we do not
+    know refused with CALLERROR OccurrenceConstraintViolation (what B06.FR.16 lets it answer to
+    more elements than it takes): its limits are asked (GetVariables of each one variable; the
+    answers land in the device model, so they are not asked again) and the parts to send
+    instead returned; None when nothing is to be resent."""
+    key = device_model.VARIABLE_LISTS.get(action)
+    items = payload.get(key) if key and charger.speaks_v2() else None
+    response = command.response if isinstance(command.response, dict) else {}
+    if (
+        not isinstance(items, list)
+        or len(items) < 2
+        or command.status != Command.Status.ERROR
+        or response.get("errorCode") != "OccurrenceConstraintViolation"
+    ):
+        return None
+    limits = await db.run(variables.message_limits, charger_id=charger.pk, action=action)
+    if limits != (None, None):
+        return None  # sent within what it reported: splitting is not what it wants
+    for name in ("ItemsPerMessage", "BytesPerMessage"):
+        await _ask_limit(charger, name, action, timeout)
+    return await _variable_parts(charger, action, payload)
 
 
 async def _ask_limit(charger: Charger, name: str, action: str, timeout: float | None) -> None:

@@ -56,6 +56,16 @@ class TariffText(Protocol):
 tariff_text: Provider[TariffText] = Provider("tariff text for the charger")  # billing
 
 
+class SessionTariff(Protocol):
+    """The tariff a session is billed with (its price version, fixed at its start), as one line
+    for the charger's display; None when nothing prices it."""
+
+    def __call__(self, session_id: int) -> str | None: ...
+
+
+session_tariff: Provider[SessionTariff] = Provider("session tariff for the charger")  # guest
+
+
 @dataclass(frozen=True)
 class Display:
     """What the charger's device model says it shows: True, False, or None (not reported)."""
@@ -115,6 +125,18 @@ def tariff_message(*, charger_id: int) -> dict | None:
     if display_of(charger_id=charger_id).tariff is not True:
         return None
     text = tariff_text.call(charger_id)
+    if not text:
+        return None
+    return {"format": "UTF8", "content": text[:512]}
+
+
+def session_tariff_message(*, charger_id: int, session_id: int) -> dict | None:
+    """The personalMessage for the idTokenInfo of a TransactionEvent that authorizes its driver
+    (I01 at the start, when the charger had no Authorize to show it on): the tariff the session
+    is billed with, to a charger that shows tariffs (I01.FR.02); None otherwise or unpriced."""
+    if display_of(charger_id=charger_id).tariff is not True:
+        return None
+    text = session_tariff.call(session_id)
     if not text:
         return None
     return {"format": "UTF8", "content": text[:512]}

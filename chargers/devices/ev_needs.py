@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -66,16 +67,27 @@ def needs_payload(
 
 
 def last_sent(*, charger_id: int, evse_id: int, transaction_id: str) -> dict[str, Any] | None:
-    """The last TxProfile the charger accepted for this transaction (ours or the power app's)."""
+    """The TxProfile in force for this transaction (ours or the power app's): the newest the
+    charger accepted, or a newer one whose answer is on its way. A charger tells the car's
+    schedule right after accepting our profile (K15.FR.10, TC_K_55), and its answer is recorded
+    by the CALL's own task while that next frame is already being handled, so a profile sent
+    within the call timeout and still pending is the one the car's schedule answers."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    in_flight = timezone.now() - timedelta(seconds=float(settings.OCPP_CALL_TIMEOUT) + 2)
     rows = Command.objects.filter(
         charger_id=charger_id,
         action="SetChargingProfile",
-        status=Command.Status.ANSWERED,
+        status__in=(Command.Status.ANSWERED, Command.Status.PENDING),
         payload__evseId=evse_id,
         payload__chargingProfile__transactionId=transaction_id,
     ).order_by("-created_at", "-pk")
     for row in rows[:20]:
-        if row.result_status == "Accepted":
+        if row.status == Command.Status.PENDING:
+            if row.created_at >= in_flight:
+                return dict(row.payload)
+        elif row.result_status == "Accepted":
             return dict(row.payload)
     return None
 

@@ -625,7 +625,24 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     answered = (
         {"idTokenInfo": await _id_token_info(conn, event.id_token, answer, group)} if answer else {}
     )
+    if answer == "Accepted" and event.event_type != "Ended" and not outcome.session.stopped_at:
+        answered["idTokenInfo"].update(await _session_tariff(conn, outcome.session.pk))
     return await _with_cost(conn, event, outcome, answered)
+
+
+async def _session_tariff(conn: Connection, session_id: int) -> dict:
+    """I01 at the event that authorizes the driver (a Started or an Authorized Updated, whether
+    or not an Authorize came first): the tariff the session is billed with as personalMessage,
+    for a charger that shows tariffs. The price version is fixed at the start, so there is never
+    an updated tariff to send later (I06.FR.01/02; docs/ocpp.md)."""
+    try:
+        message = await db.run(
+            costs.session_tariff_message, charger_id=conn.charger_id, session_id=session_id
+        )
+    except Exception:  # the event is stored: its answer never fails for want of a tariff text
+        logger.exception("No tariff text for session %s", session_id)
+        return {}
+    return {"personalMessage": message} if message else {}
 
 
 def _note_seq_no(conn: Connection, event: tx.TxEvent, session_id: int) -> None:
@@ -678,8 +695,9 @@ async def _with_cost(
         if ended:
             conn.cost_plans.pop(event.transaction_id, None)
             conn.cost_sent.pop(event.transaction_id, None)
-        # Running: not computed for a charger that says it shows no cost (nobody would see it).
-        if not plan.priced or (not ended and plan.display.cost is False):
+        # Not for a charger whose device model says it shows no cost (nobody would see it; I02
+        # and I03 presuppose a charger that shows cost); unreported counts as showing it.
+        if not plan.priced or plan.display.cost is False:
             return answer
         total = await db.run(costs.total_cost, session_id=outcome.session.pk, display=plan.display)
     except Exception:  # the event is stored: its answer never fails for want of a price

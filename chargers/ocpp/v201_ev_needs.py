@@ -12,6 +12,12 @@ from typing import Any
 PROFILE_ID_TX_BASE = 3810
 TX_STACK_LEVEL = 1
 VOLTAGE = Decimal(230)
+# When neither the car (its needs name no maximum: every parameter is optional) nor the site (no
+# shared budget) limits a session, the profile must not either: the most a connector can carry,
+# AC at 63 A per phase (IEC 62196-2 Type 2), DC at 500 kW (CCS, 500 A at 1000 V). A limit of 0
+# would stop a car nobody meant to stop.
+NO_LIMIT_AC_A = Decimal(63)
+NO_LIMIT_DC_W = Decimal(500_000)
 
 
 def _number(value: Any) -> Decimal | None:
@@ -39,12 +45,12 @@ def schedule_limit(
         if allowance_a is not None:
             site_w = allowance_a * VOLTAGE * phases
             power = site_w if power is None else min(power, site_w)
-        return "W", (power or Decimal(0)).quantize(Decimal("1"))
+        return "W", (NO_LIMIT_DC_W if power is None else power).quantize(Decimal("1"))
     ac = needs.get("acChargingParameters")
     current = _number(ac.get("evMaxCurrent")) if isinstance(ac, dict) else None
     if allowance_a is not None:
         current = allowance_a if current is None else min(current, allowance_a)
-    return "A", (current or Decimal(0)).quantize(Decimal("0.1"))
+    return "A", (NO_LIMIT_AC_A if current is None else current).quantize(Decimal("0.1"))
 
 
 def needs_profile(evse_id: int, transaction_id: str, unit: str, limit: Decimal) -> dict[str, Any]:

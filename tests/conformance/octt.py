@@ -33,6 +33,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,19 @@ def seed() -> None:
         Token.objects.update_or_create(
             uid=uid, organization=organization, defaults={"type": "RFID", **fields}
         )
+    # Block I: "the CSMS is configured with a tariff based on energy consumed" (TC_I_02).
+    from billing.models import Rate
+
+    Rate.objects.get_or_create(
+        property=prop,
+        charger=None,
+        defaults={
+            "valid_from": now - timedelta(days=365),
+            "energy_price_per_kwh": Decimal("0.30"),
+            "tax_percent": Decimal("21"),
+            "prices_include_tax": True,
+        },
+    )
 
 
 # -- the operator's actions ------------------------------------------------------------------------
@@ -310,6 +324,78 @@ def _with_request_id(action: str, payload: dict[str, Any]) -> Callable[[Any], No
         _send(action, {**payload, "requestId": _request_id()})(charger)
 
     return run
+
+
+# The newest session id before the case's charger connected (set when its trigger starts).
+_BEFORE_THE_CASE: dict[str, Any] = {"session": 0, "at": None}
+
+
+def _new_transaction(charger: Any, wait_s: float = 30) -> str:
+    """The transactionId of a session the test's charger opens from now on (not one an earlier
+    case left active)."""
+    from chargers.models import ChargingSession
+
+    newest = _BEFORE_THE_CASE["session"]
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        found = (
+            ChargingSession.objects.filter(charger=charger, status="active", id__gt=newest)
+            .exclude(ocpp_transaction_id="")
+            .values_list("ocpp_transaction_id", flat=True)
+            .first()
+        )
+        if found:
+            return str(found)
+        time.sleep(0.2)
+    return ""
+
+
+def _display(message_id: int = 1, *, transaction: str = "", **fields: Any) -> Callable[[Any], None]:
+    """SetDisplayMessage (O01/O02/O06) through the commands service, as the API sends it:
+    `transaction` "new" names the transaction the test starts, "unknown" one nobody runs."""
+
+    def run(charger: Any) -> None:
+        message: dict[str, Any] = {
+            "id": message_id,
+            "priority": "InFront",
+            "state": "Idle",
+            "message": {"format": "UTF8", "content": "Welcome to the conformance site"},
+            **fields,
+        }
+        for name in [name for name, value in message.items() if value is None]:
+            del message[name]  # a case that wants the field omitted
+        if transaction == "new":
+            message["transactionId"] = _new_transaction(charger)
+        elif transaction == "unknown":
+            _new_transaction(charger)
+            message["transactionId"] = "NO-SUCH-TRANSACTION"
+        _send("SetDisplayMessage", {"message": message})(charger)
+
+    return run
+
+
+def _after_the_cars_schedule(then: Callable[[Any], None]) -> Callable[[Any], None]:
+    """K_58/K_59's state ISO15118SmartCharging first (the car's needs, our TxProfile, the car's
+    schedule), then the operator's renegotiation `then`."""
+
+    def run(charger: Any) -> None:
+        from chargers.models import ChargerNotice
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if ChargerNotice.objects.filter(
+                charger=charger,
+                action="NotifyEVChargingSchedule",
+                received_at__gte=_BEFORE_THE_CASE["at"],
+            ).exists():
+                break
+            time.sleep(0.2)
+        then(charger)
+
+    return run
+
+
+_IN_AN_HOUR = "2030-01-01T12:00:00Z"
 
 
 def _remote_start(*, profile: bool = False) -> Callable[[Any], None]:
@@ -688,6 +774,9 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
         _send("GetCompositeSchedule", {"duration": 300, "evseId": 0, "chargingRateUnit": "A"})
     ],
     "tc_k_60": [_profile("TxProfile", 1, with_transaction=True)],
+    "tc_k_52": [_send("GetChargingProfiles", {"requestId": 52, "chargingProfile": {}})],
+    "tc_k_58": [_after_the_cars_schedule(_profile("TxProfile", 1, with_transaction=True, stack=2))],
+    "tc_k_59": [_after_the_cars_schedule(_profile("TxProfile", 1, with_transaction=True, stack=2))],
     "tc_k_70": [_profile("TxDefaultProfile", 1), _profile("ChargingStationMaxProfile", 0)],
     "tc_n_01": [
         _send("GetMonitoringReport", {"requestId": 1, "monitoringCriteria": ["DeltaMonitoring"]}),
@@ -937,12 +1026,62 @@ TRIGGERS: dict[str, list[Callable[[Any], None]]] = {
         )
     ],
     "tc_k_37": [_remote_start(profile=True)],
+    "tc_a_12": [_send("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})],
+    "tc_a_13": [_send("TriggerMessage", {"requestedMessage": "SignCombinedCertificate"})],
     "tc_b_42": [_send("SetNetworkProfile", _NETWORK)],
+    # O: display messages (the operator sends them; the API's commands endpoint does the same).
+    "tc_o_01": [_display()],
+    "tc_o_02": [_display(), _send("GetDisplayMessages", {"requestId": 2})],
+    "tc_o_03": [_send("GetDisplayMessages", {"requestId": 3})],
+    "tc_o_04": [_display(), _send("ClearDisplayMessage", {"id": 1})],
+    "tc_o_05": [_send("ClearDisplayMessage", {"id": 5})],
+    "tc_o_06": [_display(transaction="new", state=None)],
+    "tc_o_07": [_display(), _send("GetDisplayMessages", {"requestId": 7, "id": [1]})],
+    "tc_o_08": [_display(), _send("GetDisplayMessages", {"requestId": 8, "priority": "InFront"})],
+    "tc_o_09": [_display(), _send("GetDisplayMessages", {"requestId": 9, "state": "Idle"})],
+    "tc_o_10": [_display(transaction="unknown", state=None)],
+    "tc_o_11": [_display(), _send("GetDisplayMessages", {"requestId": 11, "id": [2]})],
+    "tc_o_12": [_display(), _display(message={"format": "UTF8", "content": "Replaced"})],
+    "tc_o_13": [_display(startDateTime=_IN_AN_HOUR)],
+    "tc_o_14": [_display(endDateTime=_IN_AN_HOUR)],
+    "tc_o_17": [_display(priority="AlwaysFront")],
+    "tc_o_18": [_display(state="Unavailable")],
+    "tc_o_19": [_display(message={"format": "HTML", "content": "<b>Welcome</b>"})],
+    "tc_o_25": [_display(state="Charging")],
+    "tc_o_26": [_display(priority="NormalCycle")],
+    "tc_o_27": [_display(transaction="new", state=None, startDateTime=_IN_AN_HOUR)],
+    "tc_o_28": [_display(transaction="new", state=None, endDateTime=_IN_AN_HOUR)],
     "tc_b_44": [_send("SetNetworkProfile", _NETWORK)],
 }
 
 # The registration status the operator has given the tool's stations before a case (B02/B03).
 REGISTRATION = {"tc_b_02": "Pending", "tc_b_30": "Pending", "tc_b_31": "Pending"}
+
+
+def _items_per_get_variables(value: str) -> Callable[[Any], None]:
+    """B_08's configuration state: the CSMS has DeviceDataCtrlr.ItemsPerMessage[GetVariables]
+    from an earlier GetVariables answer (stored as one is, chargers.devices.variables)."""
+
+    def run(charger: Any) -> None:
+        from chargers.devices.variables import device_variables_from_get
+
+        device_variables_from_get(
+            charger_id=charger.pk,
+            results=[
+                {
+                    "attributeStatus": "Accepted",
+                    "component": {"name": "DeviceDataCtrlr"},
+                    "variable": {"name": "ItemsPerMessage", "instance": "GetVariables"},
+                    "attributeValue": value,
+                }
+            ],
+        )
+
+    return run
+
+
+# What the CSMS knows before a case starts (its "Configuration State"), per station.
+CONFIGURATION_STATE = {"tc_b_08": [_items_per_get_variables("4")]}
 
 # Cases that run their scenario several times, each on a new connection (M_20: once per hash
 # algorithm).
@@ -964,6 +1103,7 @@ def _trigger(test_id: str, stop: threading.Event) -> None:
 
 def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
     from django.db import connections
+    from django.utils import timezone
 
     from chargers.models import Charger, ChargingProfile, ConnectorReservation, VariableMonitor
 
@@ -980,9 +1120,18 @@ def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
     Charger.objects.filter(station_id__in=STATIONS).update(
         registration_status=REGISTRATION.get(test_id, "Accepted")
     )
+    for charger in Charger.objects.filter(station_id__in=STATIONS):
+        for state in CONFIGURATION_STATE.get(test_id, []):
+            state(charger)
     actions = TRIGGERS.get(test_id)
     if not actions:
         return
+    from chargers.models import ChargingSession
+
+    _BEFORE_THE_CASE["session"] = (
+        ChargingSession.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    )
+    _BEFORE_THE_CASE["at"] = timezone.now()
     rounds = REPEATS.get(test_id, 1)
     try:
         while not stop.is_set():
@@ -1007,7 +1156,7 @@ def _prepare_and_act(test_id: str, stop: threading.Event) -> None:
 
 
 def _tls_setup(
-    octt: Path, app_port: int
+    octt: Path, app_port: int, tls_port: int
 ) -> tuple[dict[str, str], dict[str, str], subprocess.Popen[bytes]]:
     """The test lab's TLS (block A): HAProxy with deploy/haproxy/ocpp.cfg in front of the server
     (as in production) and a lab PKI from chargers.security.pki: a CA (the server's OCPP_CA_DIR, so it
@@ -1060,7 +1209,6 @@ def _tls_setup(
             serialization.NoEncryption(),
         )
     )
-    tls_port = _free_port()
     haproxy = subprocess.Popen(
         ["haproxy", "-db", "-f", str(ROOT / "deploy" / "haproxy" / "ocpp.cfg")],
         env={
@@ -1083,6 +1231,23 @@ def _tls_setup(
         "TLS_INVALID_CLIENT_KEY": str(certs / "invalid_client.key"),
     }
     return server_env, tool, haproxy
+
+
+def _v2g_hierarchy(ca_dir: str) -> None:
+    """A_12/A_13 ("the CSMS supports ISO 15118"): the operator has installed our local V2G root
+    for the organization (the admin action, pki.services), in the server's CA folder, so the
+    server signs V2G certificates that chain to it."""
+    from django.conf import settings
+
+    from backoffice.models import Organization
+    from pki.services import local_v2g_root_install
+
+    settings.OCPP_CA_DIR = ca_dir
+    organization = Organization.objects.get(name="Conformance")
+    try:
+        local_v2g_root_install(organization_id=organization.pk)
+    except Exception as exc:  # installed by an earlier run: the same root
+        print(f"  V2G root: {exc}")
 
 
 def _free_port() -> int:
@@ -1121,16 +1286,25 @@ def main() -> int:
     parser.add_argument(
         "--timeout", default="15", help="CSMS_ACTION_TIMEOUT for the suite, seconds"
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="the server's port (HAProxy's TLS port is the next one); default: free ones",
+    )
     args = parser.parse_args()
     _setup_django()
     seed()
-    port = _free_port()
+    port = args.port or _free_port()
     env = {**os.environ, "PORT": str(port), "SIMULATE": "0", "DEBUG": "true"}
     tool_settings: dict[str, str] = {}
     haproxy = None
     if args.tls:
-        server_tls, tool_settings, haproxy = _tls_setup(Path(args.octt), port)
+        server_tls, tool_settings, haproxy = _tls_setup(
+            Path(args.octt), port, port + 1 if args.port else _free_port()
+        )
         env.update(server_tls)
+        _v2g_hierarchy(server_tls["OCPP_CA_DIR"])
     log = open(ROOT / f".octt-server-{port}.log", "w")
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
@@ -1153,6 +1327,8 @@ def main() -> int:
     # C_02 wants an unknown idToken; the tool's configured type for it ("Cash") is not an
     # IdTokenEnumType, so its Authorize is refused by the schema before the token is looked at.
     ini = re.sub(r"INVALID_ID_TOKEN_TYPE=.*", "INVALID_ID_TOKEN_TYPE=ISO14443", ini)
+    # The tool's fixtures are named relative to its checkout; its cases run in 2.0.1/.
+    ini = re.sub(r"=certs/", f"={Path(args.octt).resolve()}/certs/", ini)
     for name, value in tool_settings.items():
         ini = re.sub(rf"(?m)^(\s*){name}=.*$", rf"\g<1>{name}={value}", ini)
     config = Path(args.octt) / "pytest-h15.ini"

@@ -88,7 +88,7 @@ async def _run_session(client, *, cost_updates: bool) -> tuple[dict, dict, dict]
 
 
 @pytest.mark.parametrize("include", [False, True], ids=["tax-added", "tax-included"])
-async def test_running_and_final_cost_come_from_billing_in_both_tax_modes(
+async def test_I02_FR_01_I03_FR_02_running_and_final_cost_come_from_billing_in_both_tax_modes(
     charger, prop, include, settings
 ):
     settings.OCPP_COST_UPDATE_INTERVAL = 0  # every Updated may prompt one
@@ -165,24 +165,23 @@ async def test_a_late_updated_after_the_ended_gets_no_running_cost(charger, prop
     [{}, {"Enabled_Cost": "false", "Available_Cost": "true"}],
     ids=["no-device-model", "cost-disabled"],
 )
-async def test_no_cost_updated_to_a_charger_that_does_not_show_cost(charger, prop, model, settings):
+async def test_I02_I03_no_cost_to_a_charger_that_shows_none(charger, prop, model, settings):
     settings.OCPP_COST_UPDATE_INTERVAL = 0
     await sync_to_async(_rate)(prop, include=False)
     await sync_to_async(_device_model)(charger, **model)
     client = await connect201()
     updated, _none, ended = await _run_session(client, cost_updates=False)
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    if model:  # it said it shows no cost: nothing computed while running
-        assert "totalCost" not in updated
-    else:  # the answer can carry it; a charger that cannot show it ignores it
+    if model:  # it said it shows no cost: none computed, running or final (I02/I03 presuppose it)
+        assert "totalCost" not in updated and "totalCost" not in ended
+    else:  # unreported: the answers carry it (I03.FR.02); a charger that cannot show it ignores it
         assert Decimal(str(updated["totalCost"])) > 0
-    # I03.FR.02: the final cost whenever it is known.
-    assert Decimal(str(ended["totalCost"])) == (await _cost_now(session.pk)).total
+        assert Decimal(str(ended["totalCost"])) == (await _cost_now(session.pk)).total
     assert not await Command.objects.filter(action="CostUpdated").aexists()
     await client.close()
 
 
-async def test_a_session_without_a_rate_gets_no_cost(charger, settings):
+async def test_I03_FR_04_a_session_without_a_rate_gets_no_cost(charger, settings):
     settings.OCPP_COST_UPDATE_INTERVAL = 0
     await sync_to_async(_device_model)(charger, Enabled_Cost="true")
     client = await connect201()
@@ -192,7 +191,7 @@ async def test_a_session_without_a_rate_gets_no_cost(charger, settings):
     await client.close()
 
 
-async def test_a_rate_that_charges_nothing_is_a_free_session(charger, prop, settings):
+async def test_I03_FR_04_a_rate_that_charges_nothing_is_a_free_session(charger, prop, settings):
     settings.OCPP_COST_UPDATE_INTERVAL = 0
     await Rate.objects.acreate(
         property=prop, valid_from=datetime(2026, 1, 1, tzinfo=UTC), energy_price_per_kwh=0
@@ -214,7 +213,9 @@ async def test_a_charger_in_another_currency_gets_no_number(charger, prop, setti
 
 
 @pytest.mark.parametrize("shows", [True, False])
-async def test_the_tariff_text_goes_to_a_charger_that_shows_tariffs(charger, prop, token, shows):
+async def test_I01_FR_02_the_tariff_text_goes_to_a_charger_that_shows_tariffs(
+    charger, prop, token, shows
+):
     await sync_to_async(_rate)(prop, include=True)
     await sync_to_async(_device_model)(charger, Enabled_Tariff="true" if shows else "false")
     client = await connect201()
@@ -335,7 +336,7 @@ def test_the_tariff_text_lists_only_what_the_rate_charges():
     )
 
 
-async def test_cost_updated_goes_out_at_most_once_per_interval(charger, prop, settings):
+async def test_I02_FR_01_cost_updated_goes_out_at_most_once_per_interval(charger, prop, settings):
     settings.OCPP_COST_UPDATE_INTERVAL = 3600
     await sync_to_async(_rate)(prop, include=False)
     await sync_to_async(_device_model)(charger, Available_Cost="true")
@@ -362,4 +363,102 @@ async def test_cost_updated_goes_out_at_most_once_per_interval(charger, prop, se
     )
     assert again["totalCost"] > first["totalCost"]  # the answer carries every running total
     assert await client.communicator.receive_nothing(timeout=1)  # no second CostUpdated yet
+    await client.close()
+
+
+TEXT = "0.37 EUR/kWh, 1.00 EUR per session, 0.50 EUR/h charging; incl. 19% tax"
+
+
+@pytest.mark.parametrize(
+    "model, shown",
+    [({"Enabled_Tariff": "true"}, True), ({"Available_Tariff": "false"}, False), ({}, False)],
+    ids=["shows-tariffs", "tariff-not-available", "unreported"],
+)
+async def test_I01_FR_02_the_started_event_of_a_card_carries_the_sessions_tariff(
+    charger, prop, token, model, shown
+):
+    """A Started that names an accepted card (the charger authorized it itself, no Authorize
+    came first) carries the tariff the session is billed with, only to a charger that shows
+    tariffs; an unreported device model is not a charger that shows them (I01.FR.02)."""
+    await sync_to_async(_rate)(prop, include=True)
+    await sync_to_async(_device_model)(charger, **model)
+    client = await connect201()
+    started = await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=T0, id_token="04A1B2C3", wh=1000)
+    )
+    assert started["idTokenInfo"]["status"] == "Accepted"
+    if shown:
+        assert started["idTokenInfo"]["personalMessage"] == {"format": "UTF8", "content": TEXT}
+    else:
+        assert "personalMessage" not in started["idTokenInfo"]
+    await client.close()
+
+
+async def test_I01_a_transaction_authorized_by_an_updated_event_gets_its_tariff(
+    charger, prop, token, settings
+):
+    """The shape of conformance case TC_I_01: the transaction's first event is an Updated with
+    triggerReason Authorized and the card; its answer carries the tariff, the periodic Updated
+    events the running cost, and the Ended no personal message (nothing left to choose)."""
+    settings.OCPP_COST_UPDATE_INTERVAL = 3600
+    await sync_to_async(_rate)(prop, include=True)
+    await sync_to_async(_device_model)(charger, Enabled_Tariff="true", Enabled_Cost="true")
+    client = await connect201()
+    authorized = await client.result(
+        "TransactionEvent", tx_event("Updated", 0, timestamp=T0, id_token="04A1B2C3")
+    )
+    assert authorized["idTokenInfo"] == {
+        "status": "Accepted",
+        "personalMessage": {"format": "UTF8", "content": TEXT},
+    }
+    periodic = await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, timestamp=T1, trigger="MeterValuePeriodic", wh=5000),
+    )
+    call = await client.receive(timeout=GENEROUS_S)
+    assert call[2] == "CostUpdated" and call[3]["totalCost"] == periodic["totalCost"]
+    await client.send([3, call[1], {}])
+    ended = await client.result(
+        "TransactionEvent",
+        tx_event("Ended", 2, timestamp=T2, id_token="04A1B2C3", wh=9000, trigger="StopAuthorized"),
+    )
+    assert "personalMessage" not in ended["idTokenInfo"]
+    assert Decimal(str(ended["totalCost"])) > Decimal(str(periodic["totalCost"]))
+    await client.close()
+
+
+async def test_I06_FR_01_a_rate_changed_during_the_session_changes_neither_price_nor_text(
+    charger, prop, token, settings
+):
+    """I06.FR.01: the CSMS checks for updated tariff information at each Updated. A session is
+    billed with the price version of its start (billing.price_shown), so a rate changed during
+    it is no update for it: no updatedPersonalMessage (I06.FR.02 does not apply), and the
+    running total stays priced with the rate the driver was shown."""
+    from django.utils import timezone
+
+    settings.OCPP_COST_UPDATE_INTERVAL = 3600
+    await sync_to_async(_rate)(prop, include=True)
+    await sync_to_async(_device_model)(charger, Enabled_Tariff="true", Enabled_Cost="true")
+    client = await connect201()
+    started = await client.result(
+        "TransactionEvent", tx_event("Started", 0, timestamp=T0, id_token="04A1B2C3", wh=1000)
+    )
+    assert started["idTokenInfo"]["personalMessage"]["content"] == TEXT
+    session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
+    before = await _cost_now(session.pk)
+    await Rate.objects.acreate(
+        property=prop, valid_from=timezone.now(), energy_price_per_kwh=Decimal("0.99")
+    )
+    updated = await client.result(
+        "TransactionEvent",
+        tx_event("Updated", 1, timestamp=T1, trigger="MeterValuePeriodic", wh=6000),
+    )
+    assert "updatedPersonalMessage" not in updated
+    after = await _cost_now(session.pk)
+    energy = next(line for line in after.lines if line["kind"] == "energy")
+    assert energy["unit_price"] == Decimal("0.37")  # the price version of the start, not 0.99
+    assert Decimal(str(updated["totalCost"])) == after.total != before.total
+    call = await client.receive(timeout=GENEROUS_S)
+    assert call[2] == "CostUpdated" and call[3]["totalCost"] == updated["totalCost"]
+    await client.send([3, call[1], {}])
     await client.close()

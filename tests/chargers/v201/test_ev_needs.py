@@ -129,3 +129,62 @@ async def test_a_dc_car_is_given_watts(charger, token, prop):
     assert schedule["chargingRateUnit"] == "W"
     assert schedule["chargingSchedulePeriod"][0]["limit"] == 69000.0
     await client.close()
+
+
+async def test_K15_FR_12_a_schedule_told_before_our_profile_is_recorded_is_checked_against_it(
+    charger, token, prop
+):
+    """TC_K_55: the charger accepts our TxProfile and tells the car's schedule at once; the
+    Command row of our profile may still be pending then (its answer is recorded by the CALL's
+    own task). Here the schedule even arrives before the answer: still checked against that
+    profile, so one beyond it is Rejected and renegotiated (K15.FR.12/13), never Accepted for
+    want of a recorded answer."""
+    client = await connect201()
+    session = await _started(client)
+    await sync_to_async(ConnectorAllocation.objects.create)(
+        charger=charger, connector_id=1, property=prop, session=session, limit_a=Decimal("16.0")
+    )
+    assert await client.result("NotifyEVChargingNeeds", AC_NEEDS) == {"status": "Accepted"}
+    ours = await client.receive(timeout=GENEROUS_S)
+    assert ours[2] == "SetChargingProfile"
+    answer = await client.result("NotifyEVChargingSchedule", _schedule(32))  # ours says 16 A
+    assert answer["status"] == "Rejected"
+    await client.send([3, ours[1], {"status": "Accepted"}])
+    again = await _profile(client)  # the renegotiation, once our one outstanding CALL is done
+    assert again == ours[3]
+    # Within it: Accepted.
+    assert await client.result("NotifyEVChargingSchedule", _schedule(16)) == {"status": "Accepted"}
+    await client.close()
+
+
+def test_K15_needs_without_a_maximum_and_no_budget_are_not_limited_to_zero():
+    """Every charging-needs parameter is optional: a car that names no maximum at a site that
+    shares no budget is limited by nothing, so its profile carries the most a connector can
+    take, never 0 (which stops the car); a budget or the car's own maximum still bound it."""
+    from chargers.ocpp.v201_ev_needs import NO_LIMIT_AC_A, NO_LIMIT_DC_W, schedule_limit
+
+    ac = {"requestedEnergyTransfer": "AC_three_phase"}
+    assert schedule_limit(ac, None, 3) == ("A", NO_LIMIT_AC_A)
+    assert schedule_limit(ac, Decimal("16"), 3) == ("A", Decimal("16.0"))
+    assert schedule_limit(ac, Decimal("0"), 3) == ("A", Decimal("0.0"))  # the site has none now
+    dc = {"requestedEnergyTransfer": "DC", "dcChargingParameters": {"evMaxVoltage": 800}}
+    assert schedule_limit(dc, None, 3) == ("W", NO_LIMIT_DC_W)
+    assert schedule_limit(dc, Decimal("100"), 3) == ("W", Decimal("69000"))
+
+
+async def test_K15_FR_12_tc_k_55_a_car_without_parameters_beyond_its_profile_is_rejected(
+    charger, token
+):
+    """TC_K_55's car names no parameters and doubles the limit we send: Rejected (it was 0 A,
+    so doubling it stayed within and was Accepted)."""
+    client = await connect201()
+    await _started(client)
+    needs = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "AC_three_phase"}}
+    assert await client.result("NotifyEVChargingNeeds", needs) == {"status": "Accepted"}
+    sent = await _profile(client)
+    period = sent["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+    assert period["limit"] == 63.0
+    answer = await client.result("NotifyEVChargingSchedule", _schedule(period["limit"] * 2))
+    assert answer["status"] == "Rejected"
+    assert await _profile(client) == sent  # renegotiated
+    await client.close()

@@ -89,13 +89,36 @@ async def test_get_variables_is_split_by_items_per_message_tc_b_08(charger, api)
     await client.close()
 
 
-async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
+async def test_B06_FR_05_an_unreported_limit_bounds_nothing_tc_b_07(charger, api):
+    """TC_B_07: a charger that reported no ItemsPerMessage gets the operator's request as asked,
+    with no GetVariables of ours before it (the suite fails a CSMS that asks first)."""
+    client = await connect201()
+    two = [
+        FIVE[4],
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}},
+    ]
+    request = await _post(api, "GetVariables", {"getVariableData": two})
+    call = await client.receive(timeout=GENEROUS_S)
+    assert call[2] == "GetVariables" and call[3]["getVariableData"] == two
+    await client.send([3, call[1], {"getVariableResult": _results(two)}])
+    assert (await request).status_code == 200
+    assert await client.communicator.receive_nothing(timeout=0.5)
+    await client.close()
+
+
+async def test_B06_FR_16_a_refusal_as_too_many_asks_the_limit_splits_and_keeps_it(charger, api):
+    """A charger whose limits we do not know refuses a request with more elements than it takes
+    (CALLERROR OccurrenceConstraintViolation, B06.FR.16): its limits are asked, the request is
+    sent again in parts within them (B05.FR.11), and the limit is kept for the next one."""
     client = await connect201()
     data = [
         {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": n}, "attributeValue": "60"}
         for n in ("HeartbeatInterval", "OfflineThreshold", "MessageTimeout")
     ]
     request = await _post(api, "SetVariables", {"setVariableData": data})
+    whole = await client.receive(timeout=GENEROUS_S)
+    assert whole[2] == "SetVariables" and len(whole[3]["setVariableData"]) == 3
+    await client.send([4, whole[1], "OccurrenceConstraintViolation", "at most 2", {}])
     ask = await client.receive(timeout=GENEROUS_S)
     assert ask[2] == "GetVariables" and ask[3]["getVariableData"] == [
         {
@@ -131,8 +154,10 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
         sizes.append(len(items))
         await client.send([3, call[1], {"setVariableResult": _results(items)}])
     assert sizes == [2, 1]
-    assert (await request).status_code == 200
-    # Known now (the answer landed in the device model): not asked again.
+    response = await request
+    assert response.status_code == 200
+    assert len(response.json()["response"]["setVariableResult"]) == 3
+    # Known now (the answer landed in the device model): sent in parts at once.
     request = await _post(api, "SetVariables", {"setVariableData": data})
     call = await client.receive(timeout=GENEROUS_S)
     assert call[2] == "SetVariables" and len(call[3]["setVariableData"]) == 2
@@ -140,6 +165,20 @@ async def test_an_unknown_limit_is_asked_first_and_then_kept(charger, api):
     call = await client.receive(timeout=GENEROUS_S)
     await client.send([3, call[1], {"setVariableResult": _results(call[3]["setVariableData"])}])
     assert (await request).status_code == 200
+    await client.close()
+
+
+async def test_another_callerror_is_the_answer(charger, api):
+    """Only B06.FR.16's refusal leads to asking the limits; any other CALLERROR is the answer."""
+    client = await connect201()
+    two = FIVE[:2]
+    request = await _post(api, "GetVariables", {"getVariableData": two})
+    call = await client.receive(timeout=GENEROUS_S)
+    await client.send([4, call[1], "InternalError", "broken", {}])
+    response = await request
+    assert response.status_code == 502
+    assert response.json()["response"]["errorCode"] == "InternalError"
+    assert await client.communicator.receive_nothing(timeout=0.5)
     await client.close()
 
 
