@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
-from backoffice.tenancy import can_write, owned_organizations, readable, require_role
+from backoffice.tenancy import can_write, owns, readable, require_owner_somewhere, require_role
 from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
@@ -51,13 +51,6 @@ from .selectors import (
     rates_for_property,
 )
 from .statements import statement_path, statement_request
-
-
-def _require_owner_somewhere(user):
-    organizations = list(owned_organizations(user).order_by("name"))
-    if not organizations:
-        raise PermissionDenied("Only owners see payouts.")
-    return organizations
 
 
 def _location_time(prop):
@@ -190,7 +183,7 @@ PAYMENT_ROW_RELATED = (
 
 @login_required
 def payout_list(request):
-    organizations = _require_owner_somewhere(request.user)
+    organizations = require_owner_somewhere(request.user, "Only owners see payouts.")
     org_ids = [o.pk for o in organizations]
     payouts = Payout.objects.filter(organization_id__in=org_ids).select_related(
         "organization", "rolled_into"
@@ -334,7 +327,7 @@ def payment_refund(request, payment_id: int):
 @login_required
 @require_POST
 def statement_create(request):
-    organizations = _require_owner_somewhere(request.user)
+    organizations = require_owner_somewhere(request.user, "Only owners see payouts.")
     form = StatementForm(request.POST, organizations=organizations)
     if not form.is_valid():
         for error in form.errors.values():
@@ -447,7 +440,7 @@ def session_cost_detail(request, session_id: int):
                 "subscription": subscription,
                 "facts": facts,
                 "payments": payments,
-                "is_owner": membership is not None and membership.is_owner,
+                "is_owner": owns(membership),
                 "portal_section": "sessions",
                 "charging_minutes": cost.charging_seconds // 60,
                 "idle_minutes": cost.idle_seconds // 60,
