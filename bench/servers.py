@@ -15,7 +15,7 @@ from typing import TypeVar
 import psutil
 
 from portal import listen
-from portal.env import env_bool
+from backoffice.env import env_bool
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -7,7 +7,7 @@ sandbox's test-card element), so no card number ever reaches this server; 3-D Se
 through the intent's `next_action` and the `return_url`; the server captures the real amount
 at the end or cancels the intent (release). Webhooks tell the outcome (billing/webhooks.py).
 
-get_gateway() returns the gateway settings.PAYMENT_GATEWAY names (validated in portal/env.py:
+get_gateway() returns the gateway settings.PAYMENT_GATEWAY names (validated in backoffice/env.py:
 "stripe" with STRIPE_SECRET_KEY, or "sandbox").
 Every write carries an idempotency key, so a retried request never moves money twice. No
 method here may be called inside a database transaction: call, then record.
@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from portal.env import env_secret, env_str
+from backoffice.env import env_secret, env_str
 
 from .money import from_minor, to_minor
 

@@ -474,7 +474,7 @@ def guest_session_ceiling() -> Ceiling:
     guest.ceilings stops a session that reaches it."""
     from django.conf import settings
 
-    from portal.env import env_float, env_int
+    from backoffice.env import env_float, env_int
 
     def setting(name: str, default: float) -> Decimal:
         value = getattr(settings, name, None)

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.env import env_secret
+from backoffice.env import env_secret
 
 from .models import Payment, Payout, WebhookEvent
 from .money import from_minor

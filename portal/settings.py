@@ -16,7 +16,7 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
-from portal.env import (
+from backoffice.env import (
     env_bool,
     env_choice,
     env_float,

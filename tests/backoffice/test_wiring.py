@@ -34,10 +34,10 @@ def _dotted(node: ast.AST) -> str:
     return node.id if isinstance(node, ast.Name) else ""
 
 
-def test_environment_is_read_only_through_portal_env():
+def test_environment_is_read_only_through_backoffice_env():
     reads = []
     for path, tree in product_modules():
-        if path == Path("portal/env.py"):
+        if path == Path("backoffice/env.py"):
             continue
         for node in ast.walk(tree):
             name = _dotted(node) if isinstance(node, ast.Attribute) else ""
