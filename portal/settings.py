@@ -15,7 +15,6 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
 from backoffice.env import (
     env_bool,
     env_choice,
@@ -26,6 +25,7 @@ from backoffice.env import (
     env_secret,
     env_str,
 )
+from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

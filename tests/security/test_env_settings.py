@@ -7,8 +7,8 @@ which let any client set its own address with X-Forwarded-For.
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from chargers.management.commands.serve import uvicorn_config
 from backoffice.env import env_bool, env_float, env_int, env_list
+from chargers.management.commands.serve import uvicorn_config
 
 
 @pytest.mark.parametrize("value", ["false", "False", "0", "no", "off", " OFF ", ""])
