@@ -21,7 +21,6 @@ from backoffice.tenancy import can_write, owns, readable, require_owner_somewher
 from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
-from . import services
 from .forms import (
     RateForm,
     ReconciliationForm,
@@ -42,7 +41,6 @@ from .models import (
 )
 from .money import round_money
 from .price_shown import price_version
-from .reconciliation_service import reconciliation_create
 from .selectors import (
     location_tax_mode,
     payout_breakdown,
@@ -50,6 +48,8 @@ from .selectors import (
     rate_in_force,
     rates_for_property,
 )
+from .services import rates, refunds, sessions, subscriptions
+from .services.reconciliation import reconciliation_create
 from .statements import statement_path, statement_request
 
 
@@ -90,7 +90,7 @@ def _rate_list(request, prop):
             changes = form.changes(in_force)
         elif request.method == "POST" and form.is_valid():
             try:
-                services.rate_save(
+                rates.rate_save(
                     rate=form.instance,
                     prices_include_tax=form.cleaned_data["prices_include_tax"],
                 )
@@ -156,7 +156,7 @@ def _rate_edit(request, rate):
     form = RateForm(request.POST or None, instance=rate, property=rate.property, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            services.rate_save(rate=form.instance)
+            rates.rate_save(rate=form.instance)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -244,7 +244,7 @@ def seller_details(request, organization_id: int):
     require_role(request.user, organization_id, owner=True)
     form = SellerForm(request.POST, prefix=f"seller-{organization_id}")
     if form.is_valid():
-        services.seller_details_set(organization_id=organization_id, **form.cleaned_data)
+        rates.seller_details_set(organization_id=organization_id, **form.cleaned_data)
         messages.success(request, "Saved: your next receipts carry these details.")
     else:
         for errors in form.errors.values():
@@ -292,7 +292,7 @@ def payment_refund(request, payment_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
-                refund = services.refund_issue(
+                refund = refunds.refund_issue(
                     payment=payment,
                     amount=form.cleaned_data["amount"],
                     reason=form.cleaned_data["reason"],
@@ -426,7 +426,7 @@ def session_cost_detail(request, session_id: int):
     )
     prop = session.charger.property
     membership = require_role(request.user, prop.organization_id) if prop else None
-    cost, rate, subscription, facts = services.session_cost_explained(session)
+    cost, rate, subscription, facts = sessions.session_cost_explained(session)
     payments = Payment.objects.filter(session=session).prefetch_related("refunds")
     with timezone.override(zoneinfo.ZoneInfo(prop.timezone if prop else "UTC")):
         return render(
@@ -454,7 +454,7 @@ def subscription_manage(request, manage_key: str):
         Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key
     )
     if request.method == "POST" and request.POST.get("action") == "cancel":
-        subscription = services.subscription_cancel(subscription=subscription)
+        subscription = subscriptions.subscription_cancel(subscription=subscription)
         messages.success(
             request, "Your subscription is cancelled. No further monthly fees will be charged."
         )

@@ -301,3 +301,22 @@ def test_a_package_circle_is_found():
     assert circles([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]) == [{"a", "b", "c"}]
     assert back_up([("a", "b"), ("b", "a"), ("b", "d")]) == [("a", "b"), ("b", "a")]
     assert circles([("a", "b"), ("b", "c")]) == []
+
+
+# Package circles not yet broken, by app (issue 50): power's services recompute and then
+# enforce, and enforcement reads the allocation back through services (two modules, one job).
+KNOWN_PACKAGE_CIRCLES = {"power": [{"enforcement", "services"}]}
+
+
+def test_no_app_has_a_package_circle(graph):
+    """Issue 50: at package level (each first-level entry of an app, a package or a module, is
+    one node) no arrow of any app runs back up; chargers/ leaves out the two imports its
+    layers contract names."""
+    found = {}
+    for app in PACKAGES:
+        parts = circles(arrows(app, contract_ignores(app), graph))
+        if parts != KNOWN_PACKAGE_CIRCLES.get(app, []):
+            found[app] = parts
+    assert not found, "Package circles: " + "; ".join(
+        f"{app}: " + ", ".join(" ".join(sorted(p)) for p in parts) for app, parts in found.items()
+    )
