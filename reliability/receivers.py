@@ -9,24 +9,6 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def connect() -> None:
-    from django.db.models.signals import post_save
-
-    from chargers.models import ChargerEvent
-    from chargers.signals import (
-        connection_changed,
-        connector_status_changed,
-        session_finished,
-        session_started,
-    )
-
-    connector_status_changed.connect(statuses_changed, dispatch_uid="reliability.statuses")
-    session_started.connect(session_changed, dispatch_uid="reliability.session_started")
-    session_finished.connect(session_changed, dispatch_uid="reliability.session_finished")
-    connection_changed.connect(connections_changed, dispatch_uid="reliability.connections")
-    post_save.connect(charger_event_saved, sender=ChargerEvent, dispatch_uid="reliability.event")
-
-
 def statuses_changed(sender: Any, connectors: list[tuple[int, int]], **kwargs: Any) -> None:
     from .tasks import statuses_record_task
 
