@@ -21,7 +21,7 @@ from backoffice.tenancy import can_write, owns, readable, require_owner_somewher
 from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
-from .forms import (
+from ..forms import (
     RateForm,
     ReconciliationForm,
     RefundForm,
@@ -29,8 +29,8 @@ from .forms import (
     StatementForm,
     rate_initial,
 )
-from .gateways import GatewayError
-from .models import (
+from ..gateways import GatewayError
+from ..models import (
     BillingSettings,
     Payment,
     Payout,
@@ -39,18 +39,18 @@ from .models import (
     StatementJob,
     Subscription,
 )
-from .money import round_money
-from .price_shown import price_version
-from .selectors import (
+from ..money import round_money
+from ..price_shown import price_version
+from ..selectors import (
     location_tax_mode,
     payout_breakdown,
     payout_overview,
     rate_in_force,
     rates_for_property,
 )
-from .services import rates, refunds, sessions, subscriptions
-from .services.reconciliation import reconciliation_create
-from .statements import statement_path, statement_request
+from ..services import rates, refunds, sessions, subscriptions
+from ..services.reconciliation import reconciliation_create
+from ..statements import statement_path, statement_request
 
 
 def _location_time(prop):
