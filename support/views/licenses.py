@@ -19,7 +19,7 @@ from billing.licenses import LicenseRefused, license_activate, license_plan, off
 from billing.money import round_money
 from chargers.models import Charger
 
-from .services import license_request, open_license_request
+from ..services import license_request, open_license_request
 
 
 def _charger(user: Any, station_id: str) -> Charger:
