@@ -19,7 +19,8 @@ class ReliabilityConfig(AppConfig):
         )
         from chargers.web.providers import port_faults
 
-        from . import alerts, faults, receivers
+        from . import faults, receivers
+        from .services import alerts
 
         connector_status_changed.connect(
             receivers.statuses_changed, dispatch_uid="reliability.statuses"

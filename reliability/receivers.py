@@ -30,7 +30,7 @@ def session_changed(sender: Any, session_id: int, **kwargs: Any) -> None:
 def charger_event_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created or instance.variable != "AvailabilityState":
         return
-    from .timeline import charger_event_record
+    from .services.timeline import charger_event_record
 
     try:
         charger_event_record(instance)
@@ -42,7 +42,7 @@ def connections_changed(
     sender: Any, changes: list[tuple[int, str, bool, Any]], **kwargs: Any
 ) -> None:
     """Every connect and drop, as it is recorded (the sweep still finds silent sockets)."""
-    from .timeline import links_record
+    from .services.timeline import links_record
 
     try:
         links_record(changes)
