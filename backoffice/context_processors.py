@@ -2,18 +2,15 @@
 
 from django.conf import settings
 
-from .models import Membership
+from .tenancy import memberships_of, owns
 
 
 def portal(request) -> dict:
     context = {"SITE_NAME": getattr(settings, "SITE_NAME", "EV Backoffice")}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        if user.is_staff:
-            memberships = [Membership(role=Membership.Role.OWNER)]
-        else:
-            memberships = list(Membership.objects.filter(user=user).only("role"))
-        context["portal_is_owner"] = any(m.is_owner for m in memberships)
+        memberships = memberships_of(user)
+        context["portal_is_owner"] = any(owns(m) for m in memberships)
         context["portal_can_edit"] = any(m.can_write for m in memberships)
         match = getattr(request, "resolver_match", None)
         context["portal_section"] = _section(match.url_name if match else "")

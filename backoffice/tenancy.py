@@ -2,9 +2,11 @@
 helpers every view, serializer, portal form and API filter uses to see and accept only
 their objects. The write rule itself is one property, Membership.can_write; `can_write`,
 `writable_organization_ids` and everything built on them ask it. The owner rule (members,
-payouts, payments, refunds, statements) is one property too, Membership.is_owner; `is_owner`,
-`owned_organization_ids` and everything built on them ask it. `require_role` answers a page
-with 404 / 403 by both.
+payouts, payments, refunds, statements) is one property too, Membership.is_owner; `owns`
+(a membership in hand), `is_owner` (user and organization), `owned_organization_ids`,
+`require_owner_somewhere`, `owners_of` (the query form) and everything built on them ask it,
+and no other module restates it (tests/backoffice/test_owner_rule.py). `require_role`
+answers a page with 404 / 403 by both.
 
 Scoping: `readable(queryset, user)` and `writable(queryset, user)` restrict any
 tenant-owned queryset, following the model's declared path to its organization.
@@ -132,8 +134,37 @@ def can_write(user: Any, organization: Organization | int | None) -> bool:
 
 def is_owner(user: Any, organization: Organization | int | None) -> bool:
     """Whether the user may do owner-only things in this organization (Membership.is_owner)."""
-    membership = membership_in(user, organization)
+    return owns(membership_in(user, organization))
+
+
+def owns(membership: Membership | None) -> bool:
+    """Whether this membership (None: not a member) may do owner-only things: the owner rule
+    for a page that already holds the membership (`require_role`, `membership_in`)."""
     return membership is not None and membership.is_owner
+
+
+def require_owner_somewhere(user: Any, message: str) -> list[Organization]:
+    """Return the organizations the user owns, by name (staff: all); 403 with `message` when
+    the user owns none (pages that list every owned organization: members, payouts)."""
+    organizations = list(owned_organizations(user).order_by("name"))
+    if not organizations:
+        raise PermissionDenied(message)
+    return organizations
+
+
+def owners_of(organization_id: int) -> QuerySet[Membership]:
+    """The owners' memberships of one organization: Membership.is_owner as a query (an
+    organization keeps at least one)."""
+    return Membership.objects.filter(organization_id=organization_id, role=Membership.Role.OWNER)
+
+
+def memberships_of(user: Any) -> list[Membership]:
+    """The user's memberships (organization and role only); staff get one unsaved owner's
+    membership, as in `membership_in`: they may do everything everywhere."""
+    memberships = _memberships(user)
+    if memberships is None:
+        return [Membership(user=user, role=Membership.Role.OWNER)]
+    return memberships
 
 
 def require_role(
@@ -147,7 +178,7 @@ def require_role(
     membership = membership_in(user, organization_id)
     if membership is None:
         raise Http404("Not found")
-    if owner and not membership.is_owner:
+    if owner and not owns(membership):
         raise PermissionDenied("Only owners may do this.")
     if edit and not membership.can_write:
         raise PermissionDenied("Your role is read-only.")
@@ -159,7 +190,7 @@ def owned_organization_ids(user: Any) -> list[int] | None:
     memberships = _memberships(user)
     if memberships is None:
         return None
-    return [m.organization_id for m in memberships if m.is_owner]
+    return [m.organization_id for m in memberships if owns(m)]
 
 
 def writable_organization_ids(user: Any) -> list[int] | None:

@@ -9,7 +9,6 @@ from typing import Any, Protocol
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,8 +24,10 @@ from .providers import Provider
 from .services import member_add
 from .tenancy import (
     location_zones,
-    owned_organizations,
+    owners_of,
+    owns,
     readable_organization_ids,
+    require_owner_somewhere,
     require_role,
 )
 
@@ -144,21 +145,13 @@ def time_zone_choice(request):
 
 
 def _other_owners(membership: Membership) -> int:
-    return (
-        Membership.objects.filter(
-            organization_id=membership.organization_id, role=Membership.Role.OWNER
-        )
-        .exclude(pk=membership.pk)
-        .count()
-    )
+    return owners_of(membership.organization_id).exclude(pk=membership.pk).count()
 
 
 @login_required
 def members(request):
     """Owners: who is in the organization, with which role; invite, change role, remove."""
-    organizations = list(owned_organizations(request.user))
-    if not organizations:
-        raise PermissionDenied("Only owners manage members.")
+    organizations = require_owner_somewhere(request.user, "Only owners manage members.")
     forms_by_org = {org.pk: InviteMemberForm(organization=org) for org in organizations}
     status = 200
     if request.method == "POST":
@@ -207,7 +200,7 @@ def members(request):
 def member_change(request, pk: int):
     membership = get_object_or_404(Membership.objects.select_related("user", "organization"), pk=pk)
     require_role(request.user, membership.organization_id, owner=True)
-    keeps_an_owner = not membership.is_owner or _other_owners(membership) > 0
+    keeps_an_owner = not owns(membership) or _other_owners(membership) > 0
     if request.POST.get("remove"):
         if not keeps_an_owner:
             messages.error(
@@ -220,7 +213,7 @@ def member_change(request, pk: int):
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose owner, manager or viewer.")
-    elif form.cleaned_data["role"] != Membership.Role.OWNER and not keeps_an_owner:
+    elif not owns(Membership(role=form.cleaned_data["role"])) and not keeps_an_owner:
         messages.error(request, "An organization needs an owner: make someone else owner first.")
     else:
         member_add(

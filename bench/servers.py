@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import psutil
 
+from backoffice.env import env_bool
 from portal import listen
-from portal.env import env_bool
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

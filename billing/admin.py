@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
 
-from . import schedule, services
+from . import schedule
 from .admin_money import CurrencyAmountsAdmin
 from .gateways import GatewayError
 from .models import (
@@ -37,6 +37,7 @@ from .models import (
     tax_mode_text,
 )
 from .money import round_money
+from .services import payouts, rates, refunds, subscriptions
 
 
 class RateAdminForm(forms.ModelForm):
@@ -52,7 +53,7 @@ class RateAdminForm(forms.ModelForm):
         if "prices_include_tax" in data:
             self.instance.prices_include_tax = data["prices_include_tax"]
             try:
-                services.rate_tax_mode_check(self.instance)  # the rule the API and portal keep
+                rates.rate_tax_mode_check(self.instance)  # the rule the API and portal keep
             except ValidationError as exc:
                 self.add_error(None, exc)
         return data
@@ -115,7 +116,7 @@ class SessionChargeAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
 
     @admin.action(description="Held (signed readings not verified): bill the measured energy")
     def waive_signature_hold(self, request, queryset):
-        from .services import settlement_hold_waive
+        from .services.settlement import settlement_hold_waive
 
         done = 0
         for charge in queryset.filter(held=True):
@@ -213,7 +214,7 @@ class PaymentAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
             form = RefundActionForm(request.POST)
             if form.is_valid():
                 try:
-                    refund = services.refund_issue(
+                    refund = refunds.refund_issue(
                         payment=payment,
                         amount=form.cleaned_data["amount"],
                         reason=form.cleaned_data["reason"],
@@ -318,13 +319,13 @@ class PayoutAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
     @admin.action(description="Mark paid")
     def mark_paid(self, request, queryset):
         for payout in queryset:
-            services.payout_mark_paid(payout=payout)
+            payouts.payout_mark_paid(payout=payout)
         self.message_user(request, "Marked paid.")
 
     @admin.action(description="Mark failed (rolls into the next payout)")
     def mark_failed(self, request, queryset):
         for payout in queryset:
-            services.payout_mark_failed(payout=payout, reason="Marked failed by support")
+            payouts.payout_mark_failed(payout=payout, reason="Marked failed by support")
         self.message_user(request, "Marked failed; the amounts roll into the next payout.")
 
 
@@ -493,7 +494,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         now = timezone.now()
         if "apply" in request.POST:
             for subscription in active:
-                services.subscription_cancel(subscription=subscription, now=now)
+                subscriptions.subscription_cancel(subscription=subscription, now=now)
             self.message_user(
                 request,
                 f"Cancelled {len(active)} subscription(s): no further monthly fees; each lasts "
@@ -504,7 +505,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
             request,
             "billing/admin_subscription_cancel.html",
             {
-                "rows": [(s, services.subscription_cancel_ends_at(s, now)) for s in active],
+                "rows": [(s, subscriptions.subscription_cancel_ends_at(s, now)) for s in active],
                 "skipped": queryset.count() - len(active),
                 "now": now,
                 "opts": self.model._meta,

@@ -24,12 +24,12 @@ from backoffice.tenancy import (
 from chargers.models import Charger
 from chargers.web.api import SessionSerializer, SessionViewSet
 
-from . import services
 from .gateways import GatewayError
 from .models import RATE_PRICE_FIELDS, Payment, Payout, PriceShown, Rate, SessionCharge
 from .money import round_money
 from .price_shown import price_version
 from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
+from .services import rates, refunds, sessions
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
 
@@ -120,7 +120,7 @@ class RateViewSet(
 
     def _save(self, serializer, rate):
         try:
-            serializer.instance = services.rate_save(rate=rate, **serializer.validated_data)
+            serializer.instance = rates.rate_save(rate=rate, **serializer.validated_data)
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
 
@@ -193,7 +193,7 @@ class BillingSessionSerializer(SessionSerializer):
             charge = None
         if charge is not None and charge.final and obj.stopped_at is not None:
             return stored_cost(charge)
-        return services.session_cost(obj).as_dict()
+        return sessions.session_cost(obj).as_dict()
 
     @extend_schema_field(PriceVersionSerializer(allow_null=True))
     def get_price_version(self, obj) -> dict | None:
@@ -380,7 +380,7 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         try:
             with transaction.atomic():
-                refund = services.refund_issue(
+                refund = refunds.refund_issue(
                     payment=payment,
                     amount=serializer.validated_data["amount"],
                     reason=serializer.validated_data["reason"],

@@ -19,7 +19,9 @@ class BillingConfig(AppConfig):
         # Register the Celery tasks in every process: services queue them by name
         # (billing/schedule.py) and must find them registered.
         from . import receivers, tasks  # noqa: F401
+        from .gateways import sandbox_gateway
         from .money import round_money
+        from .sandbox import SandboxGateway
 
         session_finished.connect(
             receivers.price_finished_session, dispatch_uid="billing.price_finished_session"
@@ -33,3 +35,4 @@ class BillingConfig(AppConfig):
         session_settlement_many.register(receivers.session_settlements)
         money_round.register(round_money)
         tariff_text.register(receivers.tariff_text_for_charger)
+        sandbox_gateway.register(SandboxGateway)

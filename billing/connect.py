@@ -25,13 +25,13 @@ from .models import (
     ReconciliationImport,
     ReconciliationIssue,
 )
-from .payouts import expected_payouts, payout_mark_failed, payout_mark_paid
 from .reconciliation import (
     ProcessorPayout,
     compare_processor_payout,
     match_processor_payouts,
     processor_payout,
 )
+from .services.payouts import expected_payouts, payout_mark_failed, payout_mark_paid
 
 
 def payout_account_onboarding(

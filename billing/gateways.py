@@ -7,7 +7,7 @@ sandbox's test-card element), so no card number ever reaches this server; 3-D Se
 through the intent's `next_action` and the `return_url`; the server captures the real amount
 at the end or cancels the intent (release). Webhooks tell the outcome (billing/webhooks.py).
 
-get_gateway() returns the gateway settings.PAYMENT_GATEWAY names (validated in portal/env.py:
+get_gateway() returns the gateway settings.PAYMENT_GATEWAY names (validated in backoffice/env.py:
 "stripe" with STRIPE_SECRET_KEY, or "sandbox").
 Every write carries an idempotency key, so a retried request never moves money twice. No
 method here may be called inside a database transaction: call, then record.
@@ -15,13 +15,15 @@ method here may be called inside a database transaction: call, then record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
-from portal.env import env_secret, env_str
+from backoffice.env import env_secret, env_str
+from backoffice.providers import Provider
 
 from .money import from_minor, to_minor
 
@@ -495,6 +497,12 @@ def _secret(name: str) -> str:
     return env_secret(name)
 
 
+# The sandbox sits above this module: it answers like Stripe and posts its signed events to our
+# webhook receiver, which writes through billing/services/. So it is not imported here; it
+# registers its gateway in BillingConfig.ready() (billing/apps.py).
+sandbox_gateway: Provider[Callable[[], PaymentGateway]] = Provider("the sandbox payment gateway")
+
+
 def sandbox_in_use() -> bool:
     """True when payments are simulated: pages then say "test mode"."""
     return settings.PAYMENT_GATEWAY == "sandbox"
@@ -509,6 +517,4 @@ def get_gateway() -> PaymentGateway:
 
             raise ImproperlyConfigured("PAYMENT_GATEWAY=stripe needs STRIPE_SECRET_KEY.")
         return StripeGateway(key, publishable_key=env_str("STRIPE_PUBLISHABLE_KEY"))
-    from .sandbox import SandboxGateway
-
-    return SandboxGateway()
+    return sandbox_gateway.call()

@@ -87,7 +87,7 @@ def price_version_at_start(sender, session_id: int, **kwargs) -> None:
 
 def session_price_so_far(session) -> dict | None:
     """Answer the session page: the session's price under its rate, so far (final once stopped)."""
-    from .services import session_cost
+    from .services.sessions import session_cost
 
     cost = session_cost(session)
     if not cost.lines:
@@ -104,7 +104,7 @@ def tariff_text_for_charger(charger_id: int) -> str | None:
 
     from .pricing import tariff_text
     from .selectors import rate_for_charger
-    from .services import rate_terms
+    from .services.sessions import rate_terms
 
     rate = rate_for_charger(Charger.objects.filter(pk=charger_id).first(), timezone.now())
     return None if rate is None else tariff_text(rate_terms(rate))

@@ -9,21 +9,21 @@ from . import schedule
     name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5
 )
 def session_price_task(session_id: int) -> None:
-    from .services import session_price
+    from .services.sessions import session_price
 
     session_price(session_id=session_id)
 
 
 @shared_task(name="billing.sessions_price")
 def sessions_price_task(session_ids: list[int]) -> int:
-    from .services import sessions_price
+    from .services.sessions import sessions_price
 
     return sessions_price(session_ids)
 
 
 @shared_task(name="billing.sessions_price_missing")
 def sessions_price_missing_task() -> int:
-    from .services import sessions_price_missing
+    from .services.settlement import sessions_price_missing
 
     return sessions_price_missing()
 
@@ -47,14 +47,14 @@ def payouts_reconcile_processor_task() -> int:
 
 @shared_task(name="billing.payouts_run")
 def payouts_run_task() -> list[int]:
-    from .services import payouts_run
+    from .services.payouts import payouts_run
 
     return [payout.pk for payout in payouts_run()]
 
 
 @shared_task(name=schedule.RECONCILIATION_IMPORT)
 def reconciliation_import_task(reconciliation_id: int) -> None:
-    from .reconciliation_service import reconciliation_run
+    from .services.reconciliation import reconciliation_run
 
     reconciliation_run(reconciliation_id=reconciliation_id)
 
@@ -68,6 +68,6 @@ def statement_generate_task(job_id: int) -> None:
 
 @shared_task(name="billing.subscriptions_collect")
 def subscriptions_collect_task() -> dict[str, int]:
-    from .services import subscriptions_collect
+    from .services.subscriptions import subscriptions_collect
 
     return subscriptions_collect()

@@ -20,11 +20,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.env import env_secret
+from backoffice.env import env_secret
 
 from .models import Payment, Payout, WebhookEvent
 from .money import from_minor
-from .payouts import payout_mark_failed, payout_mark_paid
+from .services.payouts import payout_mark_failed, payout_mark_paid
 from .signals import hold_authorized
 
 logger = logging.getLogger(__name__)

@@ -19,9 +19,8 @@ from django.utils import timezone
 
 from backoffice.models import Organization
 from chargers.models import Charger, ChargerOperation, ChargerOperationStatus, ChargingSession
-from reliability import timeline
-from reliability.alerts import subject_problem_report
 from reliability.models import AlertRule
+from reliability.services import subject_problem_report, timeline
 
 from . import staging
 from .models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow, TargetEvent

@@ -6,12 +6,12 @@ import logging
 
 from django.conf import settings
 
-from chargers.signals import asked_once, session_finished, session_started
+from chargers.signals import asked_once
 
 logger = logging.getLogger(__name__)
 
 
-def _on_started(sender, session_id: int, **kwargs) -> None:
+def on_started(sender, session_id: int, **kwargs) -> None:
     # Inline, not queued: linking is one indexed update, and it is what turns the guest's
     # page to "Charging"; a queue would only add latency.
     from .services import guest_session_link, guest_sessions_starting_exist
@@ -25,7 +25,7 @@ def _on_started(sender, session_id: int, **kwargs) -> None:
         logger.exception("Linking session %s to a guest failed", session_id)
 
 
-def _on_finished(sender, session_id: int, **kwargs) -> None:
+def on_finished(sender, session_id: int, **kwargs) -> None:
     # Settling talks to the payment processor: a worker does it when there is a broker. The
     # guest's open page and the receipt page finish it too if no worker got to it.
     from .services import guest_session_finish, guest_sessions_unsettled_exist
@@ -44,7 +44,7 @@ def _on_finished(sender, session_id: int, **kwargs) -> None:
         logger.exception("Settling the guest session of session %s failed", session_id)
 
 
-def _on_hold_authorized(sender, reference: str, **kwargs) -> None:
+def on_hold_authorized(sender, reference: str, **kwargs) -> None:
     # The webhook said the hold is confirmed (the guest may have closed the page): start. The
     # remote start waits for the charger, so a worker does it when there is a broker.
     from .services import guest_hold_authorized
@@ -59,7 +59,7 @@ def _on_hold_authorized(sender, reference: str, **kwargs) -> None:
         logger.exception("Starting the guest session of payment %s failed", reference)
 
 
-def _on_allocation_changed(sender, session_ids: list[int], **kwargs) -> None:
+def on_allocation_changed(sender, session_ids: list[int], **kwargs) -> None:
     # A guest's power allowance (or its turn) changed: the open page shows it at once.
     from .models import GuestSession
     from .starts import publish
@@ -68,14 +68,3 @@ def _on_allocation_changed(sender, session_ids: list[int], **kwargs) -> None:
         charging_session_id__in=session_ids, state=GuestSession.State.CHARGING
     ).values_list("pk", flat=True):
         publish(gs_id)
-
-
-def connect() -> None:
-    from billing.signals import hold_authorized
-
-    hold_authorized.connect(_on_hold_authorized, dispatch_uid="guest.hold_authorized")
-    session_started.connect(_on_started, dispatch_uid="guest.session_started")
-    session_finished.connect(_on_finished, dispatch_uid="guest.session_finished")
-    from power.signals import allocation_changed
-
-    allocation_changed.connect(_on_allocation_changed, dispatch_uid="guest.allocation_changed")

@@ -140,7 +140,7 @@ def payment_timeout_s() -> float:
     """Seconds a guest has to finish paying before the port is freed and the intent canceled."""
     from django.conf import settings
 
-    from portal.env import env_float
+    from backoffice.env import env_float
 
     return float(
         getattr(settings, "GUEST_PAYMENT_TIMEOUT_S", None)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from authorization.models import Token
-from portal.env import env_float
+from backoffice.env import env_float
 
 from . import payments
 from .models import GuestSession

@@ -203,7 +203,7 @@ def _price(charger: Charger) -> dict | None:
 def _ceiling() -> dict:
     from django.conf import settings
 
-    from portal.env import env_float
+    from backoffice.env import env_float
 
     def value(name: str, default: float) -> str:
         number = getattr(settings, name, None)

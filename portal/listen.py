@@ -8,7 +8,7 @@ charger that connects during the start-up waits in the kernel's accept queue (`B
 answered as soon as the application runs. A socket handed over by systemd socket activation
 (`LISTEN_FDS`, deploy/systemd/) is taken instead: that one outlives the restart itself.
 
-Only the standard library and portal.env are imported here: this runs before Django is set up.
+Only the standard library and backoffice.env are imported here: this runs before Django is set up.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import argparse
 import os
 import socket
 
-from portal.env import env_int, env_str
+from backoffice.env import env_int, env_str
 
 # The kernel's accept queue for the connections that arrive before the application accepts
 # them (capped by net.core.somaxconn, 4096 on current kernels).

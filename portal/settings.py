@@ -15,8 +15,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
-from portal.env import (
+from backoffice.env import (
     env_bool,
     env_choice,
     env_float,
@@ -26,6 +25,7 @@ from portal.env import (
     env_secret,
     env_str,
 )
+from portal import db_pool  # noqa: F401 - puts the pool's connection check in place
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

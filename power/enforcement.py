@@ -52,8 +52,8 @@ from chargers.models import (
     Command,
     Connector,
 )
-from reliability.alerts import problem_report, problem_resolved
 from reliability.models import AlertRule
+from reliability.services import problem_report, problem_resolved
 
 from . import profiles
 from .allocation import Limit

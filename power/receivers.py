@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chargers import signals
-
 logger = logging.getLogger(__name__)
 
 
@@ -21,8 +19,3 @@ def session_changed(sender: Any = None, session_id: int | None = None, **kwargs:
         mark_dirty(session_id=session_id)
     except Exception:  # never break the charger's StartTransaction / StopTransaction
         logger.exception("Marking the site of session %s for a power recompute failed", session_id)
-
-
-def connect() -> None:
-    signals.session_started.connect(session_changed, dispatch_uid="power.session_started")
-    signals.session_finished.connect(session_changed, dispatch_uid="power.session_finished")

@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-from . import exclusions
 from .models import (
     Alert,
     AlertDelivery,
@@ -12,7 +11,8 @@ from .models import (
     FaultCodeMapping,
     PortEvent,
 )
-from .recipients import rule_recipients_saved
+from .services import exclusions
+from .services.recipients import rule_recipients_saved
 
 
 @admin.register(PortEvent)

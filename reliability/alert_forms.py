@@ -11,8 +11,8 @@ from django import forms
 from backoffice import outbound
 from backoffice.models import Organization
 
-from . import alerts
 from .models import AlertRule
+from .services import alerts
 
 Kind = AlertRule.Kind
 MAX_EMAILS = 20

@@ -26,19 +26,9 @@ from backoffice.tenancy import TenantSerializerMixin, readable, readable_organiz
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import (
-    alerts,
-    exclusions,
-    faults,
-    kpi_selectors,
-    kpis,
-    outages,
-    recipients,
-    reports,
-    services,
-    window,
-)
+from . import faults, kpi_selectors, kpis, outages, reports, window
 from .models import Alert, AlertRule, Exclusion
+from .services import alerts, exclusions, recipients, uptime
 
 
 def charger_or_error(user, station_id: str, field: str = "station_id") -> Charger:
@@ -220,7 +210,7 @@ def outage_json(outage: outages.Outage, mrec: list[faults.Fault] | None = None) 
     }
 
 
-def port_json(port: services.PortUptime, table: faults.FaultTable) -> dict:
+def port_json(port: uptime.PortUptime, table: faults.FaultTable) -> dict:
     result = port.uptime
     vendor = port.charger.vendor
     return {
@@ -229,7 +219,7 @@ def port_json(port: services.PortUptime, table: faults.FaultTable) -> dict:
         "uptime_percent": result.percent,
         "outage_seconds": round(result.outage_seconds, 3),
         "excluded_seconds": round(result.excluded_seconds, 3),
-        "below_97": result.percent < services.TARGET_PERCENT,
+        "below_97": result.percent < uptime.TARGET_PERCENT,
         "outages": [
             outage_json(o, table.faults_of(o.error_code, o.vendor_code, vendor))
             for o in result.outages
@@ -313,9 +303,9 @@ class UptimeView(APIView):
         ports = [
             port
             for charger in chargers_asked(request)
-            for port in services.charger_uptime(charger, start, end, now)
+            for port in uptime.charger_uptime(charger, start, end, now)
         ]
-        aggregate = services.aggregate(ports)
+        aggregate = uptime.aggregate(ports)
         table = faults.FaultTable()
         return Response(
             {
@@ -327,9 +317,7 @@ class UptimeView(APIView):
                     "uptime_percent": aggregate.percent,
                     "outage_seconds": round(aggregate.outage_seconds, 3),
                     "excluded_seconds": round(aggregate.excluded_seconds, 3),
-                    "ports_below_97": sum(
-                        p.uptime.percent < services.TARGET_PERCENT for p in ports
-                    ),
+                    "ports_below_97": sum(p.uptime.percent < uptime.TARGET_PERCENT for p in ports),
                 },
             }
         )

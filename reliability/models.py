@@ -60,7 +60,7 @@ class PortEvent(models.Model):
 
 class Exclusion(models.Model):
     """Time a port (or every port of a charger) was down for a reason the regulators exclude
-    from its uptime: NEVI 23 CFR 680.116(b)(2), CEC. Caps in reliability.exclusions."""
+    from its uptime: NEVI 23 CFR 680.116(b)(2), CEC. Caps in reliability.services.exclusions."""
 
     class Reason(models.TextChoices):
         VANDALISM = "vandalism", "Vandalism"
@@ -83,7 +83,7 @@ class Exclusion(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # Hosts withdraw (the audit trail keeps what was claimed and who took it back); only staff
-    # delete one (reliability.exclusions.exclusion_delete, audited too).
+    # delete one (reliability.services.exclusions.exclusion_delete, audited too).
     withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -9,24 +9,6 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def connect() -> None:
-    from django.db.models.signals import post_save
-
-    from chargers.models import ChargerEvent
-    from chargers.signals import (
-        connection_changed,
-        connector_status_changed,
-        session_finished,
-        session_started,
-    )
-
-    connector_status_changed.connect(statuses_changed, dispatch_uid="reliability.statuses")
-    session_started.connect(session_changed, dispatch_uid="reliability.session_started")
-    session_finished.connect(session_changed, dispatch_uid="reliability.session_finished")
-    connection_changed.connect(connections_changed, dispatch_uid="reliability.connections")
-    post_save.connect(charger_event_saved, sender=ChargerEvent, dispatch_uid="reliability.event")
-
-
 def statuses_changed(sender: Any, connectors: list[tuple[int, int]], **kwargs: Any) -> None:
     from .tasks import statuses_record_task
 
@@ -48,7 +30,7 @@ def session_changed(sender: Any, session_id: int, **kwargs: Any) -> None:
 def charger_event_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created or instance.variable != "AvailabilityState":
         return
-    from .timeline import charger_event_record
+    from .services.timeline import charger_event_record
 
     try:
         charger_event_record(instance)
@@ -60,7 +42,7 @@ def connections_changed(
     sender: Any, changes: list[tuple[int, str, bool, Any]], **kwargs: Any
 ) -> None:
     """Every connect and drop, as it is recorded (the sweep still finds silent sockets)."""
-    from .timeline import links_record
+    from .services.timeline import links_record
 
     try:
         links_record(changes)

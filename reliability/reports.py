@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from chargers.models import Charger, ChargingSession, MeterValue
 
-from . import kpi_selectors, kpis, outages, services, timeline
+from . import kpi_selectors, kpis, outages
 from .faults import FaultTable
+from .services import timeline, uptime
 
 
 def month_starts(start: datetime, end: datetime) -> list[datetime]:
@@ -177,7 +178,7 @@ def nevi_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterat
     ]
     table = FaultTable()
     for charger in chargers:
-        for port in services.charger_uptime(charger, start, end, now):
+        for port in uptime.charger_uptime(charger, start, end, now):
             result = port.uptime
             facts = session_facts(charger, port.connector_id, start, end, now, table)
             row = [
@@ -199,7 +200,7 @@ def nevi_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterat
             ]
             bounds = [*months[1:], end]
             for month_start, month_end in zip(months, bounds, strict=True):
-                monthly = services.port_uptime(
+                monthly = uptime.port_uptime(
                     charger, port.connector_id, month_start, month_end, now
                 ).uptime
                 row += [
@@ -244,7 +245,7 @@ def cec_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterato
     board = kpi_selectors.board(chargers, start, end, now)
     yield CEC_HEADER
     for charger in chargers:
-        for port in services.charger_uptime(charger, start, end, now):
+        for port in uptime.charger_uptime(charger, start, end, now):
             facts = session_facts(charger, port.connector_id, start, end, now)
             result = port.uptime
             yield [
@@ -268,7 +269,7 @@ def cec_interval_rows(chargers: list[Charger], start: datetime, end: datetime) -
     now = timezone.now()
     yield CEC_INTERVAL_HEADER
     for charger in chargers:
-        for port in services.charger_uptime(charger, start, end, now):
+        for port in uptime.charger_uptime(charger, start, end, now):
             for record in outages.intervals(port.uptime.outages, start, min(end, now)):
                 counted = record.down_seconds - record.excluded_seconds
                 state = "down" if counted > 0 else ("excluded" if record.down_seconds else "up")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from chargers.models import Charger, Connector
 
-from . import timeline
+from .services import timeline
 
 
 @shared_task(name="reliability.statuses_record")
@@ -40,7 +40,7 @@ def sweep_task() -> int:
 @shared_task(name="reliability.alerts")
 def alerts_task() -> int:
     """Open and clear alerts, send what is due, then give first aid where a rule asks for it."""
-    from . import alerts, first_aid, recipients
+    from .services import alerts, first_aid, recipients
 
     now = timezone.now()
     still_open = alerts.evaluate(now)

@@ -18,10 +18,11 @@ from django.views.decorators.http import require_http_methods
 from backoffice.tenancy import can_write, require_role
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import exclusions, kpi_selectors, kpis, services, timeline, window
+from . import kpi_selectors, kpis, window
 from .faults import FaultTable
 from .forms import ExclusionForm
 from .models import Exclusion
+from .services import exclusions, timeline, uptime
 
 CAUSE_WORDS = {
     "faulted": "Faulted",
@@ -64,7 +65,7 @@ def _shown(moment: datetime) -> str:
         return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _bars(port: services.PortUptime, start: datetime, end: datetime) -> list[dict]:
+def _bars(port: uptime.PortUptime, start: datetime, end: datetime) -> list[dict]:
     """The port's outages as positions on a 0-100 % wide timeline."""
     total = (end - start).total_seconds() or 1
     return [
@@ -124,15 +125,15 @@ def _fleet_row(charger, start: datetime, end: datetime, now: datetime) -> dict:
     """One charger of the fleet page: its ports together, and every port's outages on one
     timeline of the month."""
     ports = [
-        services.port_uptime(charger, port, start, end, now) for port in timeline.ports_of(charger)
+        uptime.port_uptime(charger, port, start, end, now) for port in timeline.ports_of(charger)
     ]
-    total = services.aggregate(ports) if ports else None
+    total = uptime.aggregate(ports) if ports else None
     bars = [{**bar, "port": p.connector_id} for p in ports for bar in _bars(p, start, end)]
     return {
         "charger": charger,
         "ports": len(ports),
         "percent": total.percent if total is not None else None,
-        "below": total is not None and total.percent < services.TARGET_PERCENT,
+        "below": total is not None and total.percent < uptime.TARGET_PERCENT,
         "outages": sum(len(p.uptime.outages) for p in ports),
         "bars": bars,
     }
@@ -171,7 +172,7 @@ def fleet_uptime(request):
         "days": days,
         "month": f"{start:%Y-%m}",
         "month_refused": refused,
-        "target": services.TARGET_PERCENT,
+        "target": uptime.TARGET_PERCENT,
         "portal_section": "uptime",
     }
     return render(request, "reliability/fleet_uptime.html", context)
@@ -190,7 +191,7 @@ def charger_uptime(request, station_id: str):
     except MonthRefused as exc:  # this month is shown, with the reason the asked one is not
         start, end = _month(None)
         refused = str(exc)
-    ports = services.charger_uptime(charger, start, end)
+    ports = uptime.charger_uptime(charger, start, end)
     form = ExclusionForm(ports=[p.connector_id for p in ports])
     if request.method == "POST":
         require_role(request.user, charger.organization_id, edit=True)
@@ -233,12 +234,12 @@ def charger_uptime(request, station_id: str):
         "editable": editable,
         "start": start,
         "end": end,
-        "target": services.TARGET_PERCENT,
+        "target": uptime.TARGET_PERCENT,
         "ports": [
             {
                 "port": p,
                 "bars": _bars(p, start, end),
-                "below": p.uptime.percent < services.TARGET_PERCENT,
+                "below": p.uptime.percent < uptime.TARGET_PERCENT,
                 "rows": [
                     (
                         o,
@@ -270,7 +271,7 @@ def alert_recipient_confirm(request, key: str):
     """The link emailed to an alert address (issue 47 item 6): the page asks, the button
     confirms (a GET changes nothing, so a mail scanner opening links confirms no one)."""
     from .models import AlertRecipient
-    from .recipients import recipient_confirm
+    from .services.recipients import recipient_confirm
 
     recipient = AlertRecipient.objects.filter(key=key).select_related("organization").first()
     if recipient is None:

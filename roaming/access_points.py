@@ -239,8 +239,8 @@ def freshness_alerts(*, now: datetime | None = None) -> tuple[int, int]:
     """Open an alert (kind `access_point_behind`, through the organization's alert rules) for
     each feed on whose oldest change has waited for the access point's 2xx longer than its
     bound, and clear it once the feed caught up or was switched off. Return (opened, cleared)."""
-    from reliability.alerts import subject_problem_report, subject_problem_resolved
     from reliability.models import AlertRule
+    from reliability.services import subject_problem_report, subject_problem_resolved
 
     now = now or timezone.now()
     kind = AlertRule.Kind.ACCESS_POINT_BEHIND

@@ -22,7 +22,7 @@ from .models import (
     StayPolicy,
     Unit,
 )
-from .services_pms import integration_credentials_set, pms_sync
+from .services.pms import integration_credentials_set, pms_sync
 
 
 @admin.register(Unit)

@@ -27,7 +27,7 @@ def calendar_feeds_sync_due_task() -> int:
 
 @shared_task(name="stays.pms_sync")
 def pms_sync_task(integration_id: int) -> bool:
-    from .services_pms import pms_sync
+    from .services.pms import pms_sync
 
     return pms_sync(integration_id=integration_id).ok
 
@@ -35,7 +35,7 @@ def pms_sync_task(integration_id: int) -> bool:
 @shared_task(name="stays.pms_sync_due")
 def pms_sync_due_task() -> int:
     """Pull every PMS integration not pulled within STAYS_PMS_SYNC_SECONDS and not backing off."""
-    from .services_pms import pms_integrations_due
+    from .services.pms import pms_integrations_due
 
     every = timedelta(seconds=getattr(settings, "STAYS_PMS_SYNC_SECONDS", 900))
     due = pms_integrations_due(every=every - timedelta(seconds=30))

@@ -21,20 +21,20 @@ from backoffice.tenancy import can_write, readable, writable_organizations
 from .forms import CalendarFeedForm, PmsConnectForm, PmsCredentialsForm, StayPolicyForm
 from .models import CalendarFeed, Listing, PmsIntegration, StayPolicy, Unit
 from .selectors import calendar_feeds_for, integrations_for, units_for
-from .services import (
-    SyncResult,
-    calendar_feed_create,
-    calendar_feed_delete,
-    calendar_feed_sync,
-    stay_policy_update,
-)
-from .services_pms import (
+from .services.pms import (
     credentials_from,
     integration_create,
     integration_credentials_replace,
     listing_map,
     pms_sync,
     pms_webhook,
+)
+from .services.stays import (
+    SyncResult,
+    calendar_feed_create,
+    calendar_feed_delete,
+    calendar_feed_sync,
+    stay_policy_update,
 )
 
 

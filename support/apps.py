@@ -12,10 +12,18 @@ class SupportConfig(AppConfig):
         from django.apps import apps
 
         from backoffice.views import support_figures
+        from billing.signals import settlement_held
+        from chargers.signals import session_without_energy_reading
 
-        from . import receivers  # connects the no-energy-reading receiver
+        from . import receivers
 
         support_figures.register(receivers.dashboard_support_figures)
+        session_without_energy_reading.connect(
+            receivers.flag_no_energy_reading, dispatch_uid="support.flag_no_energy_reading"
+        )
+        settlement_held.connect(
+            receivers.flag_settlement_held, dispatch_uid="support.flag_settlement_held"
+        )
 
         for label, options in (
             ("support.Ticket", {}),

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.dispatch import receiver
-
-from billing.signals import settlement_held
-from chargers.signals import session_without_energy_reading
-
 from .findings import host_findings, tickets_for
 from .models import Ticket
 
@@ -50,7 +45,6 @@ def unlicensed_chargers(user: Any, *, today: Any) -> list[Any]:
     return chargers
 
 
-@receiver(session_without_energy_reading, dispatch_uid="support.flag_no_energy_reading")
 def flag_no_energy_reading(sender: Any, session_id: int, **kwargs: Any) -> None:
     """A session finished without any energy reading: flagged for support (a ticket)."""
     from .services import flag_session_without_energy_reading
@@ -58,7 +52,6 @@ def flag_no_energy_reading(sender: Any, session_id: int, **kwargs: Any) -> None:
     flag_session_without_energy_reading(session_id=session_id)
 
 
-@receiver(settlement_held, dispatch_uid="support.flag_settlement_held")
 def flag_settlement_held(sender: Any, session_id: int, reason: str = "", **kwargs: Any) -> None:
     """A settlement is held (signed meter readings that do not verify): a ticket for support."""
     from .services import flag_settlement_held as flag

@@ -23,7 +23,7 @@ from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
 from chargers.models import Charger, ChargingSession, Connector
-from reliability.alerts import charger_facts as reliability_facts
+from reliability.services import charger_facts as reliability_facts
 from stays.selectors import stay_support_sentences
 
 from ..models import VendorErrorCode

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from billing.models import BillingSettings, LedgerEntry, LedgerTransaction, Payment, Payout, Refund
 from billing.money import exact_sum
-from billing.payouts import payout_mark_failed
 from billing.selectors import host_balance
 from billing.services import guest_payment_settle, payout_create, refund_issue
+from billing.services.payouts import payout_mark_failed
 from tests.billing.helpers import T0, paid_session, unit_rate
 from tests.factories import ChargerFactory
 

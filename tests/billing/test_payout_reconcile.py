@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 
 from billing.models import BillingSettings, Payout, ReconciliationImport
-from billing.payouts import payout_mark_failed
-from billing.reconciliation_service import reconciliation_create
 from billing.selectors import host_balance, payout_breakdown
 from billing.services import payout_create, payouts_run, refund_issue
+from billing.services.payouts import payout_mark_failed
+from billing.services.reconciliation import reconciliation_create
 from tests.billing.helpers import T0, paid_session, unit_rate
 from tests.factories import ChargerFactory
 
@@ -171,8 +171,35 @@ def test_reconciliation_flags_every_crafted_mismatch(setup, django_capture_on_co
     # The failed payout's net is owed again.
     assert host_balance(org_id, "EUR") == Decimal("9.10")
     # Rerunning the same report changes no payout twice and gives the same findings.
-    from billing.reconciliation_service import reconciliation_run
+    from billing.services.reconciliation import reconciliation_run
 
     reconciliation_run(reconciliation_id=record.pk)
     assert record.issues.count() == 6
     assert host_balance(org_id, "EUR") == Decimal("9.10")
+
+
+@pytest.mark.parametrize(
+    "action,status", [("mark_paid", Payout.Status.PAID), ("mark_failed", Payout.Status.FAILED)]
+)
+def test_support_marks_a_payout_paid_or_failed_in_the_admin(setup, action, status):
+    """The admin's payout actions reach the payout outcome writes (billing/services/payouts.py;
+    they once named a module that did not hold them and failed on every click)."""
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    charger, org_id = setup
+    paid_session(charger, wh=10000)
+    payout = payout_create(
+        organization_id=org_id, currency="EUR", period_end=T0 + timedelta(days=10)
+    )
+    assert payout is not None and payout.status == Payout.Status.PENDING
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    answer = client.post(
+        "/admin/billing/payout/", {"action": action, ACTION_CHECKBOX_NAME: [payout.pk]}
+    )
+    assert answer.status_code == 302
+    payout.refresh_from_db()
+    assert payout.status == status

@@ -51,7 +51,7 @@ def test_stop_transaction_prices_the_session(charger, prop, django_capture_on_co
 def test_pricing_failure_does_not_break_the_stop(
     charger, prop, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from billing import services
+    from billing.services import sessions as services
 
     def broken(**kwargs):
         raise RuntimeError("boom")
@@ -78,7 +78,8 @@ def test_with_a_broker_stopped_sessions_are_priced_by_one_task_per_batch(
     """A restart stops thousands of sessions at once: with a broker they are queued for pricing
     together, one task a moment after the first stop, not one publish per stop. The task prices
     each of them; one that fails is left to the sweep and the others are priced."""
-    from billing import receivers, services, tasks
+    from billing import receivers, tasks
+    from billing.services import sessions as services
 
     Rate.objects.create(
         property=prop,

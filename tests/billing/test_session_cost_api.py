@@ -137,7 +137,7 @@ def test_late_stop_is_billed_by_the_chargers_times(charger, prop):
 def test_the_sweep_prices_the_others_when_one_session_fails(charger, prop, monkeypatch, caplog):
     """One session whose pricing raises (bad data, a bug) must not leave every later session of
     the sweep unpriced: it is logged and left for the next sweep."""
-    from billing import services
+    from billing.services import sessions as services
 
     demo_rate(prop)
     broken, fine = [

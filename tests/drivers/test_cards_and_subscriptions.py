@@ -189,8 +189,8 @@ class _AnswerLost:
 def test_a_charge_without_an_answer_is_asked_again_with_the_same_key_and_charged_once(
     client, plan, monkeypatch, crash
 ):
-    from billing import services
     from billing.models import Payment
+    from billing.services import subscriptions as services
 
     sign_up(client, "lost@example.com")
     save_card(client)

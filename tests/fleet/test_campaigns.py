@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 from chargers.models import Charger
 from fleet import dispatch, services
 from fleet.models import Campaign, CampaignTarget, FirmwareRelease
-from reliability import services as reliability_services
 from reliability.models import Alert, AlertRule, PortEvent
+from reliability.services import uptime as reliability_services
 from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 from tests.ocpp_client import OcppTestClient

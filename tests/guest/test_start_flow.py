@@ -370,11 +370,11 @@ def test_a_stop_queues_settling_only_while_some_guest_session_is_unsettled(
         started_at=timezone.now(),
         meter_start_wh=0,
     )
-    receivers._on_finished(ChargingSession, session_id=other.pk)
+    receivers.on_finished(ChargingSession, session_id=other.pk)
     assert queued == []
     gs = start(guest_charger)
-    receivers._on_finished(ChargingSession, session_id=other.pk)
+    receivers.on_finished(ChargingSession, session_id=other.pk)
     assert queued == [other.pk]
     GuestSession.objects.filter(pk=gs.pk).update(state=GuestSession.State.FINISHED)
-    receivers._on_finished(ChargingSession, session_id=other.pk)
+    receivers.on_finished(ChargingSession, session_id=other.pk)
     assert queued == [other.pk]

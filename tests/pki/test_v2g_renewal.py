@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from chargers.devices import v2g_renewal
 from chargers.models import ChargerCertificate
-from reliability.alerts import certificate_problem
+from reliability.services.alerts import certificate_problem
 from tests.bounds import GENEROUS_S
 from tests.chargers.v201.conftest import connect201
 

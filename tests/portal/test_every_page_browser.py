@@ -404,7 +404,7 @@ def _integration(site):
     """A Guesty integration (sealed credentials) synced from Guesty's recorded answers: one listing
     maps to a unit by its id, the other is not mapped."""
     from stays.models import Unit
-    from stays.services_pms import integration_create, pms_sync
+    from stays.services.pms import integration_create, pms_sync
     from tests.stays.test_pms_sync import GUESTY_LISTINGS, GUESTY_RESERVATIONS, NOW, _transport
 
     Unit.objects.create(property=site.prop, name="Cabin 1", external_id="64a1f0c2e4b0a1")

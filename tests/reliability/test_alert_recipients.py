@@ -11,8 +11,8 @@ from django.apps import apps
 from django.core import mail
 from django.utils import timezone
 
-from reliability import alerts, recipients
 from reliability.models import Alert, AlertDelivery, AlertRecipient, AlertRule, PortEvent
+from reliability.services import alerts, recipients
 from reliability.tasks import alerts_task
 from tests.factories import MembershipFactory
 

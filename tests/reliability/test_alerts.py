@@ -13,8 +13,9 @@ from django.core import mail
 from django.utils import timezone
 
 from chargers.models import ChargerCertificate, ChargingSession, OcppMessage
-from reliability import alerting, alerts
+from reliability import alerting
 from reliability.models import Alert, AlertDelivery, AlertRecipient, AlertRule, PortEvent
+from reliability.services import alerts
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db

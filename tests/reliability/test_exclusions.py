@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from chargers.models import Connector
-from reliability import services
 from reliability.models import Exclusion, ExclusionAudit, PortEvent
+from reliability.services import uptime
 from tests.factories import ChargerFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,7 +104,7 @@ def test_an_exclusion_is_given_back_in_uptime(owner_client, charger):
         PortEvent.objects.create(
             charger=charger, connector_id=1, kind="status", at=at, status=state
         )
-    before = services.port_uptime(charger, 1, start, now, now).uptime
+    before = uptime.port_uptime(charger, 1, start, now, now).uptime
     assert before.outage_seconds == 600 and before.excluded_seconds == 0
     response = owner_client.post(
         URL,
@@ -116,7 +116,7 @@ def test_an_exclusion_is_given_back_in_uptime(owner_client, charger):
         format="json",
     )
     assert response.status_code == 201
-    after = services.port_uptime(charger, 1, start, now, now).uptime
+    after = uptime.port_uptime(charger, 1, start, now, now).uptime
     assert after.excluded_seconds == 300
     assert [o.excluded for o in after.outages] == [True, False]
     assert after.percent == pytest.approx((3600 - 300) / 3600 * 100, abs=0.001)

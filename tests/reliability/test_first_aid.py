@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chargers.models import ChargingSession, Command
-from reliability import alerts, first_aid
 from reliability.models import Alert, AlertRule, PortEvent
+from reliability.services import alerts, first_aid
 from reliability.tasks import alerts_task
 from tests.ocpp_client import OcppTestClient
 

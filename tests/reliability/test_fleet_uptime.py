@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from chargers.models import Connector
-from reliability import services
 from reliability.models import PortEvent
+from reliability.services import uptime
 from reliability.views import _month
 from tests.factories import ChargerFactory
 
@@ -47,8 +47,8 @@ def test_the_fleet_page_shows_each_chargers_uptime_and_outages(client, charger, 
     html = page.content.decode()
     assert 'aria-current="page">Uptime</a>' in html
     start, end = _month(None)  # the page's month, cut at its own now
-    expected = services.aggregate(services.charger_uptime(charger, start, end)).percent
-    assert expected < services.TARGET_PERCENT  # faulted for most of the month
+    expected = uptime.aggregate(uptime.charger_uptime(charger, start, end)).percent
+    assert expected < uptime.TARGET_PERCENT  # faulted for most of the month
     at = html.index('href="/chargers/CP-TEST-1/uptime/')
     row = html[at : html.index("</tr>", at)]
     shown = float(re.search(r"<td data-label=\"Uptime\">([0-9.]+) %", row)[1])

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from authorization.models import AuthorizationDecision, normalize_uid
 from chargers.models import ChargingSession, Command, Connector, MeterValue, TransactionEvent
 from reliability import kpi_selectors
-from reliability.alerts import success_facts
+from reliability.services.alerts import success_facts
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.reliability.test_kpis import DAY, planted_day
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reliability import timeline
 from reliability.models import PortEvent
+from reliability.services import timeline
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chargers.models import Charger, Connector
-from reliability import alerts
 from reliability.faults import FaultTable, port_faults, responsibility_words
 from reliability.models import FaultCode, PortEvent
+from reliability.services import alerts
 from tests.ocpp_client import OcppTestClient
 
 # fault-codes.md, row by row: (code, name, responsibility, class).

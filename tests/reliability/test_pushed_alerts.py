@@ -4,8 +4,8 @@ evaluation of the other kinds."""
 
 import pytest
 
-from reliability import alerts
 from reliability.models import Alert, AlertRule
+from reliability.services import alerts
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,8 +10,8 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chargers.models import Charger
-from reliability import services
 from reliability.models import PortEvent
+from reliability.services import uptime as uptimes
 from tests.bounds import GENEROUS_S
 from tests.ocpp_client import OcppTestClient
 
@@ -50,7 +50,7 @@ async def links(charger, kind, count):
 
 
 async def uptime(charger, start, end=None):
-    return await sync_to_async(services.charger_uptime)(charger, start, end or timezone.now())
+    return await sync_to_async(uptimes.charger_uptime)(charger, start, end or timezone.now())
 
 
 async def test_faulted_port_is_an_outage_with_its_codes(charger):
@@ -101,7 +101,7 @@ async def test_every_drop_is_recorded_not_only_the_last(charger):
 
 
 def test_a_replaced_connection_closing_is_not_a_drop(charger):
-    from reliability.timeline import links_record
+    from reliability.services.timeline import links_record
 
     now = timezone.now()
     links_record([(charger.pk, "a" * 32, True, now - timedelta(seconds=30))])

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from chargers.models import Connector
-from reliability.alerts import month_start
 from reliability.models import Alert, AlertRule, Exclusion, PortEvent
+from reliability.services.alerts import month_start
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

@@ -8,8 +8,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from reliability import alerts
 from reliability.models import Alert, AlertRecipient, AlertRule
+from reliability.services import alerts
 from roaming import access_points
 from roaming.models import AccessPointFeed, Delivery
 from tests.factories import OrganizationFactory

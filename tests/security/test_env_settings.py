@@ -1,4 +1,4 @@
-"""Environment booleans and numbers are parsed one way everywhere (portal.env).
+"""Environment booleans and numbers are parsed one way everywhere (backoffice.env).
 
 The outside test found BEHIND_TLS_PROXY=false switching proxy headers ON in `manage.py serve`,
 which let any client set its own address with X-Forwarded-For.
@@ -7,8 +7,8 @@ which let any client set its own address with X-Forwarded-For.
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from backoffice.env import env_bool, env_float, env_int, env_list
 from chargers.management.commands.serve import uvicorn_config
-from portal.env import env_bool, env_float, env_int, env_list
 
 
 @pytest.mark.parametrize("value", ["false", "False", "0", "no", "off", " OFF ", ""])

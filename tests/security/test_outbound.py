@@ -26,7 +26,7 @@ from chargers.proxy.models import Backoffice
 from roaming import client as ocpi_client
 from stays.models import CalendarFeed, PmsIntegration
 from stays.services import calendar_feed_sync
-from stays.services_pms import integration_credentials_set, pms_sync
+from stays.services.pms import integration_credentials_set, pms_sync
 from tests.factories import MspFactory
 
 

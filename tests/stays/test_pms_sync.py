@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from stays.models import Listing, PmsIntegration, Reservation, Unit
-from stays.services_pms import (
+from stays.services.pms import (
     integration_credentials,
     integration_credentials_set,
     pms_sync,

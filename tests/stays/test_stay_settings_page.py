@@ -216,7 +216,7 @@ def test_each_integration_has_a_sync_page_with_state_counts_and_errors_in_words(
 def test_a_manager_connects_guesty_and_replaces_a_revoked_key(client, site, monkeypatch):
     """The portal's Connect form (no network: Guesty's recorded answers through the adapter)."""
     from stays import views as stay_views
-    from stays.services_pms import integration_credentials, pms_sync
+    from stays.services.pms import integration_credentials, pms_sync
     from tests.stays.test_pms_sync import GUESTY_LISTINGS, GUESTY_RESERVATIONS, _transport
 
     answers = {

@@ -458,8 +458,8 @@ def test_all_ten_questions_are_covered():
 def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charger, monkeypatch):
     # The Stripe gateway with only its HTTP layer replaced by Stripe-shaped recordings
     # (tests/billing/stripe_recordings): the stripe package builds the requests and parses the answers.
-    from billing import services as billing_services
     from billing.gateways import StripeGateway
+    from billing.services import refunds as billing_services
     from tests.billing.test_stripe_gateway import RecordedHTTP
 
     session = ChargingSession.objects.create(

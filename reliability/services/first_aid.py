@@ -20,7 +20,7 @@ from chargers.devices.commands import (
 )
 from chargers.models import Charger, ChargingSession, Command
 
-from .models import Alert, AlertRule, PortEvent
+from ..models import Alert, AlertRule, PortEvent
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db import transaction
 
+from ..models import AlertRule
 from . import recipients
-from .models import AlertRule
 
 
 @transaction.atomic

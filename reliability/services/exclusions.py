@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from chargers.models import Charger
 
-from . import outages, timeline, window
-from .models import Exclusion, ExclusionAudit
+from .. import outages, window
+from ..models import Exclusion, ExclusionAudit
+from . import timeline
 
 VANDALISM_CAP = timedelta(days=10)
 MAINTENANCE_CAP_PER_YEAR = timedelta(hours=72)

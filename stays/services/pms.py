@@ -14,9 +14,9 @@ from django.utils import timezone
 from backoffice import outbound
 from backoffice.sealed import seal, unseal
 
-from .models import Listing, PmsIntegration, Reservation, Unit
-from .pms import TIMEOUT_S, Adapter, PmsError, PmsReservation, adapter_for
-from .services import send_code_on_commit
+from ..models import Listing, PmsIntegration, Reservation, Unit
+from ..pms import TIMEOUT_S, Adapter, PmsError, PmsReservation, adapter_for
+from .stays import send_code_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def integration_create(
     """Connect a PMS for an organization (portal or admin); credentials are sealed, never shown again."""
     from django.core.exceptions import ValidationError
 
-    from .services import check_calendar_url
+    from .stays import check_calendar_url
 
     if vendor == PmsIntegration.Vendor.TRACK:
         if not base_url:

@@ -14,12 +14,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from backoffice.models import Membership, Property
-from backoffice.tenancy import membership_in, readable
+from backoffice.tenancy import membership_in, owns, readable
 from billing.licenses import LicenseRefused, license_activate, license_plan, offer_for
 from billing.money import round_money
 from chargers.models import Charger
 
-from .services import license_request, open_license_request
+from ..services import license_request, open_license_request
 
 
 def _charger(user: Any, station_id: str) -> Charger:
@@ -36,7 +36,7 @@ def _charger(user: Any, station_id: str) -> Charger:
 def _post(request: HttpRequest, charger: Charger, membership: Membership) -> None:
     action = request.POST.get("action", "")
     if action == "activate":
-        if not membership.is_owner:
+        if not owns(membership):
             raise PermissionDenied("Only owners activate licenses: they are billed.")
         try:
             offer = license_activate(charger_id=charger.pk)
@@ -90,7 +90,7 @@ def charger_license(request: HttpRequest, station_id: str) -> HttpResponse:
             "plan": plan,
             "plan_price": plan.price_in(place.currency),
             "currency": place.currency.upper(),
-            "is_owner": membership is not None and membership.is_owner,
+            "is_owner": owns(membership),
             "can_write": membership is not None and membership.can_write,
             "open_request": open_license_request(charger.pk),
         },

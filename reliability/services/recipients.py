@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import AlertRecipient, AlertRule
+from ..models import AlertRecipient, AlertRule
 
 MAX_INVITATIONS_PER_RUN = 50
 

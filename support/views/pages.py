@@ -13,11 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from .findings import host_findings, tickets_for
-from .forms import ContactForm
-from .models import Ticket
-from .selectors import charger_context, public_property_name
-from .services import ticket_create
+from ..findings import host_findings, tickets_for
+from ..forms import ContactForm
+from ..models import Ticket
+from ..selectors import charger_context, public_property_name
+from ..services import ticket_create
 
 TICKETS_PER_WINDOW = 5
 WINDOW_S = 600

@@ -19,7 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .inbound import (
+from ..inbound import (
     MAX_RAW_BYTES,
     mailgun_signature_valid,
     mailgun_token_first_use,

@@ -17,12 +17,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from backoffice.models import Property
-from backoffice.tenancy import can_write, owned_organizations, readable, require_role
+from backoffice.tenancy import can_write, owns, readable, require_owner_somewhere, require_role
 from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
-from . import services
-from .forms import (
+from ..forms import (
     RateForm,
     ReconciliationForm,
     RefundForm,
@@ -30,8 +29,8 @@ from .forms import (
     StatementForm,
     rate_initial,
 )
-from .gateways import GatewayError
-from .models import (
+from ..gateways import GatewayError
+from ..models import (
     BillingSettings,
     Payment,
     Payout,
@@ -40,24 +39,18 @@ from .models import (
     StatementJob,
     Subscription,
 )
-from .money import round_money
-from .price_shown import price_version
-from .reconciliation_service import reconciliation_create
-from .selectors import (
+from ..money import round_money
+from ..price_shown import price_version
+from ..selectors import (
     location_tax_mode,
     payout_breakdown,
     payout_overview,
     rate_in_force,
     rates_for_property,
 )
-from .statements import statement_path, statement_request
-
-
-def _require_owner_somewhere(user):
-    organizations = list(owned_organizations(user).order_by("name"))
-    if not organizations:
-        raise PermissionDenied("Only owners see payouts.")
-    return organizations
+from ..services import rates, refunds, sessions, subscriptions
+from ..services.reconciliation import reconciliation_create
+from ..statements import statement_path, statement_request
 
 
 def _location_time(prop):
@@ -97,7 +90,7 @@ def _rate_list(request, prop):
             changes = form.changes(in_force)
         elif request.method == "POST" and form.is_valid():
             try:
-                services.rate_save(
+                rates.rate_save(
                     rate=form.instance,
                     prices_include_tax=form.cleaned_data["prices_include_tax"],
                 )
@@ -163,7 +156,7 @@ def _rate_edit(request, rate):
     form = RateForm(request.POST or None, instance=rate, property=rate.property, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            services.rate_save(rate=form.instance)
+            rates.rate_save(rate=form.instance)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -190,7 +183,7 @@ PAYMENT_ROW_RELATED = (
 
 @login_required
 def payout_list(request):
-    organizations = _require_owner_somewhere(request.user)
+    organizations = require_owner_somewhere(request.user, "Only owners see payouts.")
     org_ids = [o.pk for o in organizations]
     payouts = Payout.objects.filter(organization_id__in=org_ids).select_related(
         "organization", "rolled_into"
@@ -251,7 +244,7 @@ def seller_details(request, organization_id: int):
     require_role(request.user, organization_id, owner=True)
     form = SellerForm(request.POST, prefix=f"seller-{organization_id}")
     if form.is_valid():
-        services.seller_details_set(organization_id=organization_id, **form.cleaned_data)
+        rates.seller_details_set(organization_id=organization_id, **form.cleaned_data)
         messages.success(request, "Saved: your next receipts carry these details.")
     else:
         for errors in form.errors.values():
@@ -299,7 +292,7 @@ def payment_refund(request, payment_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             with transaction.atomic():
-                refund = services.refund_issue(
+                refund = refunds.refund_issue(
                     payment=payment,
                     amount=form.cleaned_data["amount"],
                     reason=form.cleaned_data["reason"],
@@ -334,7 +327,7 @@ def payment_refund(request, payment_id: int):
 @login_required
 @require_POST
 def statement_create(request):
-    organizations = _require_owner_somewhere(request.user)
+    organizations = require_owner_somewhere(request.user, "Only owners see payouts.")
     form = StatementForm(request.POST, organizations=organizations)
     if not form.is_valid():
         for error in form.errors.values():
@@ -433,7 +426,7 @@ def session_cost_detail(request, session_id: int):
     )
     prop = session.charger.property
     membership = require_role(request.user, prop.organization_id) if prop else None
-    cost, rate, subscription, facts = services.session_cost_explained(session)
+    cost, rate, subscription, facts = sessions.session_cost_explained(session)
     payments = Payment.objects.filter(session=session).prefetch_related("refunds")
     with timezone.override(zoneinfo.ZoneInfo(prop.timezone if prop else "UTC")):
         return render(
@@ -447,7 +440,7 @@ def session_cost_detail(request, session_id: int):
                 "subscription": subscription,
                 "facts": facts,
                 "payments": payments,
-                "is_owner": membership is not None and membership.is_owner,
+                "is_owner": owns(membership),
                 "portal_section": "sessions",
                 "charging_minutes": cost.charging_seconds // 60,
                 "idle_minutes": cost.idle_seconds // 60,
@@ -461,7 +454,7 @@ def subscription_manage(request, manage_key: str):
         Subscription.objects.select_related("plan", "plan__property"), manage_key=manage_key
     )
     if request.method == "POST" and request.POST.get("action") == "cancel":
-        subscription = services.subscription_cancel(subscription=subscription)
+        subscription = subscriptions.subscription_cancel(subscription=subscription)
         messages.success(
             request, "Your subscription is cancelled. No further monthly fees will be charged."
         )

@@ -17,11 +17,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from backoffice.tenancy import require_role
 
-from . import sandbox
-from .gateways import GatewayError, get_gateway
-from .models import SandboxAccount, SandboxIntent
-from .money import from_minor
-from .webhooks import WebhookRejected, receive
+from .. import sandbox
+from ..gateways import GatewayError, get_gateway
+from ..models import SandboxAccount, SandboxIntent
+from ..money import from_minor
+from ..webhooks import WebhookRejected, receive
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def sandbox_3ds(request: HttpRequest, intent_id: str) -> HttpResponse:
 @require_POST
 def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResponse:
     """Owners only: go to the processor's onboarding page for this organization's payout account."""
-    from .connect import payout_account_onboarding
+    from ..connect import payout_account_onboarding
 
     require_role(request.user, organization_id, owner=True)
     back = request.build_absolute_uri(
@@ -141,7 +141,7 @@ def payout_account_start(request: HttpRequest, organization_id: int) -> HttpResp
 @login_required
 @require_GET
 def payout_account_return(request: HttpRequest, organization_id: int) -> HttpResponse:
-    from .connect import payout_account_refresh
+    from ..connect import payout_account_refresh
 
     require_role(request.user, organization_id, owner=True)
     row = payout_account_refresh(organization_id=organization_id)

@@ -23,8 +23,9 @@ from chargers.models import (
     TransactionEvent,
 )
 
-from . import alerting, outages, recipients, services
-from .models import Alert, AlertDelivery, AlertRule, Exclusion, PortEvent
+from .. import alerting, outages
+from ..models import Alert, AlertDelivery, AlertRule, Exclusion, PortEvent
+from . import recipients, uptime
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,9 @@ def offline_problem(charger: Charger, now: datetime) -> alerting.Problem | None:
     return alerting.Problem(Kind.OFFLINE, charger.pk, 0, last.at, details="Connection lost")
 
 
-def outage_problems(ports: Iterable[services.PortUptime], now: datetime) -> list[alerting.Problem]:
+def outage_problems(ports: Iterable[uptime.PortUptime], now: datetime) -> list[alerting.Problem]:
     """Faulted and failed-start outages still running now and not excluded."""
-    from .faults import FaultTable
+    from ..faults import FaultTable
 
     table = FaultTable()
     causes = {cause: kind for kind, cause in _FROM_OUTAGES.items()}
@@ -103,7 +104,7 @@ def outage_problems(ports: Iterable[services.PortUptime], now: datetime) -> list
 
 
 def uptime_problems(
-    ports: Iterable[services.PortUptime], threshold: float, since: datetime
+    ports: Iterable[uptime.PortUptime], threshold: float, since: datetime
 ) -> list[alerting.Problem]:
     return [
         alerting.Problem(
@@ -195,7 +196,7 @@ def certificate_problem(charger: Charger, before_s: int, now: datetime) -> alert
 
 
 def _problems_for_rule(
-    rule: AlertRule, chargers: list[Charger], ports: list[services.PortUptime], now: datetime
+    rule: AlertRule, chargers: list[Charger], ports: list[uptime.PortUptime], now: datetime
 ) -> list[alerting.Problem]:
     found: list[alerting.Problem | None] = []
     if rule.kind == Kind.OFFLINE:
@@ -371,12 +372,12 @@ def _org_chargers(organization_id: int) -> list[Charger]:
 
 def _org_ports(
     rules: list[AlertRule], chargers: list[Charger], now: datetime
-) -> list[services.PortUptime]:
+) -> list[uptime.PortUptime]:
     """Each port's month so far, when a rule needs it (faulted, failed start, uptime)."""
     if not any(r.kind in _FROM_OUTAGES or r.kind == Kind.UPTIME_BELOW for r in rules):
         return []
     start = month_start(now)
-    return [p for c in chargers for p in services.charger_uptime(c, start, now, now)]
+    return [p for c in chargers for p in uptime.charger_uptime(c, start, now, now)]
 
 
 def evaluate(now: datetime | None = None) -> list[Alert]:
@@ -407,7 +408,7 @@ def evaluate(now: datetime | None = None) -> list[Alert]:
 
 
 def _evaluate_rule(
-    rule: AlertRule, chargers: list[Charger], ports: list[services.PortUptime], now: datetime
+    rule: AlertRule, chargers: list[Charger], ports: list[uptime.PortUptime], now: datetime
 ) -> None:
     problems = _problems_for_rule(rule, chargers, ports, now)
     open_alerts = [
@@ -601,10 +602,10 @@ def charger_facts(charger: Charger, now: datetime | None = None) -> list[str]:
             f"Last first aid: {last['action']} sent {datetime_text(sent, zone)}, "
             f"answer: {last['result']}" + ("" if last["result"].endswith(".") else ".")
         )
-    for port in services.charger_uptime(charger, month_start(now), now, now):
+    for port in uptime.charger_uptime(charger, month_start(now), now, now):
         below = (
-            f" (below the {services.TARGET_PERCENT:.0f} % target)"
-            if port.uptime.percent < services.TARGET_PERCENT
+            f" (below the {uptime.TARGET_PERCENT:.0f} % target)"
+            if port.uptime.percent < uptime.TARGET_PERCENT
             else ""
         )
         facts.append(
@@ -616,7 +617,7 @@ def charger_facts(charger: Charger, now: datetime | None = None) -> list[str]:
 
 def success_facts(charger: Charger, start: datetime, now: datetime) -> list[str]:
     """Each port's ChargeX success KPIs this month, in words (docs/reliability.md)."""
-    from . import kpi_selectors
+    from .. import kpi_selectors
 
     board = kpi_selectors.board([charger], start, now, now)
     facts = []
@@ -651,7 +652,7 @@ def success_facts(charger: Charger, start: datetime, now: datetime) -> list[str]
 
 def fault_facts(charger: Charger) -> list[str]:
     """Each fault code open on a port, in words: name, who may cause it, class and source."""
-    from .faults import port_faults
+    from ..faults import port_faults
 
     facts = []
     for port, found in sorted(port_faults(charger).items()):

@@ -1,4 +1,4 @@
-"""Uptime per port, counted from the timeline (reliability.timeline) by the pure rules of
+"""Uptime per port, counted from the timeline (reliability.services.timeline) by the pure rules of
 reliability.outages."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from chargers.models import Charger
 
-from . import outages, timeline
+from .. import outages
+from . import timeline
 from .exclusions import exclusion_spans
 
 # NEVI (23 CFR 680.116(b)) and CEC: each port at least 97 % up.

@@ -18,8 +18,8 @@ from django.utils import timezone
 from backoffice import outbound
 from backoffice.models import Property
 
-from .ical import CalendarError, FeedEvent, parse_calendar
-from .models import CalendarFeed, Reservation, StayPolicy, Unit
+from ..ical import CalendarError, FeedEvent, parse_calendar
+from ..models import CalendarFeed, Reservation, StayPolicy, Unit
 
 logger = logging.getLogger(__name__)
 

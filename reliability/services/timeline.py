@@ -24,8 +24,8 @@ from chargers.models import (
     TransactionEvent,
 )
 
-from . import outages
-from .models import PortEvent
+from .. import outages
+from ..models import PortEvent
 
 # Statuses of a port with nothing plugged in.
 _EMPTY = {"Available"}

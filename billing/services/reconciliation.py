@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import schedule
-from .models import Payout, ReconciliationImport, ReconciliationIssue
+from .. import schedule
+from ..models import Payout, ReconciliationImport, ReconciliationIssue
+from ..reconciliation import parse_report, reconcile
 from .payouts import expected_payouts, payout_mark_failed, payout_mark_paid
-from .reconciliation import parse_report, reconcile
 
 
 def reconciliation_create(
-    *, content: str, filename: str = "", organization_id: int | None = None, user=None
+    *, content: str, filename: str = "", organization_id: int | None = None, user: Any = None
 ) -> ReconciliationImport:
     """Store the report and queue its import (runs on commit)."""
     record = ReconciliationImport.objects.create(

@@ -1,0 +1,136 @@
+"""Refunds: issued through the gateway, posted to the ledger, emailed to the payer."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Sum
+from django.template.loader import render_to_string
+
+from .. import ledger
+from ..gateways import GatewayError, get_gateway
+from ..models import (
+    LedgerTransaction,
+    Payment,
+    Refund,
+)
+from ..money import exact_sum, round_money
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+logger = logging.getLogger(__name__)
+
+
+def refund_issue(
+    *,
+    payment: Payment,
+    amount: Decimal,
+    reason: str,
+    source: str,
+    user: User | None = None,
+    idempotency_key: str,
+    notify_payer: bool = True,
+) -> Refund:
+    """Give `amount` back to the guest; never more than was charged and not yet refunded.
+
+    The payer is emailed the refund and what they paid net (refund_email), unless the caller
+    sends its own confirmation (the support toolkit threads it on the ticket). Replaying the same
+    idempotency key returns the first refund, moves no money and sends nothing.
+    """
+    existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(
+            {"reason": "Say why the refund is given (the guest sees it on the receipt)."}
+        )
+    payment.refresh_from_db()
+    amount = round_money(Decimal(amount), payment.currency)
+    if amount <= 0:
+        raise ValidationError({"amount": "Refund a positive amount."})
+    if payment.status != Payment.Status.CAPTURED:
+        raise ValidationError({"amount": "Only charged payments can be refunded."})
+    if amount > payment.refundable:
+        raise ValidationError(
+            {
+                "amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."
+            }
+        )
+    # The processor first, with no transaction open; it refuses more than was charged, and the
+    # key makes a concurrent replay of the same refund return the first answer.
+    result = get_gateway().refund(
+        payment.reference, amount, idempotency_key=f"refund:{idempotency_key}"
+    )
+    if not result.ok:
+        raise GatewayError(result.decline_reason or "The processor refused the refund.")
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        refund = Refund.objects.create(
+            payment=payment,
+            amount=amount,
+            reason=reason[:300],
+            source=source,
+            created_by=user,
+            idempotency_key=idempotency_key,
+            gateway_reference=result.reference,
+        )
+        booked = exact_sum(
+            Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
+        )
+        # The webhook may have recorded the processor's total first: never count a refund twice.
+        payment.amount_refunded = max(payment.amount_refunded, booked)
+        payment.save(update_fields=["amount_refunded"])
+        ledger.post(
+            key=f"refund:{idempotency_key}",
+            kind=LedgerTransaction.Kind.REFUND,
+            organization_id=payment.organization_id,
+            currency=payment.currency,
+            amount=amount,
+            occurred_at=refund.created_at,
+            session_id=payment.session_id,
+            payment=payment,
+            refund=refund,
+            memo=f"Refund: {reason}"[:300],
+        )
+        if notify_payer and payment.email:
+            refund_id = refund.pk
+            transaction.on_commit(lambda: refund_email(refund_id))
+        return refund
+
+
+def refund_email(refund_id: int) -> None:
+    """Tell the payer what was refunded, why, and what they paid net (best effort: the refund is
+    done and shows on the receipt whether or not the mail goes out)."""
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    payment = refund.payment
+    if not payment.email:
+        return
+    body = render_to_string(
+        "billing/email_refund.txt",
+        {
+            "refund": refund,
+            "payment": payment,
+            "net": payment.amount_captured - payment.amount_refunded,
+            "test_mode": payment.gateway == "sandbox",
+        },
+    )
+    try:
+        send_mail(
+            f"Your refund of {round_money(refund.amount, payment.currency)} {payment.currency}",
+            body,
+            None,
+            [payment.email],
+        )
+    except Exception:
+        logger.warning("Could not email refund %s to the payer", refund_id, exc_info=True)
