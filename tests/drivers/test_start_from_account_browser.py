@@ -89,9 +89,11 @@ async def test_a_driver_scans_the_qr_code_picks_a_port_once_and_stops_from_histo
 
     await sync_to_async(_driver_with_a_saved_card)("SCAN-1")
     sim = SimulatedCharger(
-        url=f"{live_server_proc.ws_url}/ocpp", station_id="SCAN-1", auto_sessions=False
+        url=f"{live_server_proc.ws_url}/ocpp",
+        station_id="SCAN-1",
+        auto_sessions=False,
+        connectors=2,
     )
-    sim.connectors = 2
     await _wait_online(sim)
     base = live_server_proc.url
     async with async_playwright() as p:
