@@ -89,3 +89,19 @@ def test_queries_do_not_grow_with_chargers_needing_attention_or_rows(site, page)
     _troubled(site, 9, 11)
     many, sql = _count(fetch)
     assert many <= few, (page, few, many, sql)
+
+
+@pytest.mark.parametrize("name", ["backoffice:dashboard", "support:ticket-list"])
+def test_needs_attention_rows_do_not_compute_each_chargers_uptime(site, name, capsys):
+    """The dashboard's and the support page's Needs attention name each charger's problem in a
+    short row; its uptime and success this month are on the charger's own pages, so the rows
+    read no port timeline (it cost ~35 queries a charger: 335 queries for 9 chargers)."""
+    _troubled(site, 0, 9)
+    web = APIClient()
+    web.force_login(site.owner)
+    web.get(reverse(name))
+    total, sql = _count(lambda: web.get(reverse(name)))
+    with capsys.disabled():
+        print(f"\n{name}: {total} queries with 9 chargers needing attention")
+    assert [q for q in sql if 'FROM "reliability_portevent"' in q] == []
+    assert total <= 200, total
