@@ -322,6 +322,12 @@ def needs_pricing(session: ChargingSession) -> bool:
     return charge is None or not charge.final or session.stopped_at is None
 
 
+# Sessions whose facts are read together: a page's 50 in one go; a CSV chunk of 2,000 in slices,
+# so the per-session OR of the status and retry reads stays short (SQLite's expression depth is
+# 1,000, and a long OR is slow to plan on PostgreSQL).
+PRICE_BATCH = 200
+
+
 def sessions_cost(sessions: Sequence[ChargingSession]) -> dict[int, pricing.Cost]:
     """The cost of each session (by pk) under its price version, so far for one still charging:
     `services.session_cost` of each, in a constant number of queries (none when the list is
@@ -332,7 +338,9 @@ def sessions_cost(sessions: Sequence[ChargingSession]) -> dict[int, pricing.Cost
         return {}
     rates = _rates(sessions)
     priced = [s for s in sessions if rates[s.pk] is not None]
-    facts = _facts(priced) if priced else {}
+    facts: dict[int, pricing.SessionFacts] = {}
+    for start in range(0, len(priced), PRICE_BATCH):
+        facts.update(_facts(priced[start : start + PRICE_BATCH]))
     out: dict[int, pricing.Cost] = {}
     for s in sessions:
         prop = s.charger.property if s.charger.property_id else None

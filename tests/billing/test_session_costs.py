@@ -228,3 +228,12 @@ def test_a_price_version_is_read_with_the_session_when_selected(charger, prop):
     )
     cost = sessions_cost([row])[session.pk]
     assert cost == session_cost(session) and "1.00" in str(cost.lines)
+
+
+def test_a_long_list_is_priced_in_slices_with_the_same_result(table, monkeypatch):
+    """A CSV chunk (2,000 rows) is read in slices of PRICE_BATCH: the same costs."""
+    import billing.session_costs as session_costs
+
+    whole = sessions_cost(_read([s.pk for s in table]))
+    monkeypatch.setattr(session_costs, "PRICE_BATCH", 3)
+    assert sessions_cost(_read([s.pk for s in table])) == whole
