@@ -95,5 +95,7 @@ def test_a_cards_answer_and_a_profiles_session_read_as_words(site):
     assert response.status_code == 200
     page = response.content.decode()
     cell = re.search(r'<td data-label="Where">(.*?)</td>', page)
-    assert cell is not None and "for one session" in cell.group(1), page[page.find("<tbody") :][:600]
+    assert cell is not None and "for one session" in cell.group(1), page[page.find("<tbody") :][
+        :600
+    ]
     assert f"tx {uuid}" not in page and f">{uuid}<" not in page
