@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models.manager import BaseManager
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -22,14 +24,16 @@ from backoffice.tenancy import (
     owned,
 )
 from chargers.models import Charger
-from chargers.web.api import SessionSerializer, SessionViewSet
+from chargers.web.api import SessionListSerializer, SessionSerializer, SessionViewSet
 
+from . import pricing
 from .gateways import GatewayError
 from .models import RATE_PRICE_FIELDS, Payment, Payout, PriceShown, Rate, SessionCharge
 from .money import round_money
 from .price_shown import price_version
 from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
 from .services import rates, refunds, sessions
+from .session_costs import needs_pricing, sessions_cost
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
 
@@ -172,15 +176,34 @@ class PriceVersionSerializer(serializers.Serializer):
     rate_valid_from = serializers.DateTimeField(help_text="Since when that price applied.")
 
 
+class BillingSessionListSerializer(SessionListSerializer):
+    """A page of sessions: the ones without a final stored charge (still charging, or not priced
+    yet) priced together (billing.session_costs: a constant number of queries per page, the
+    receipt's pricing function), not one by one."""
+
+    def to_representation(self, data: Any) -> list:
+        sessions = list(data.all() if isinstance(data, BaseManager) else data)
+        child = self.child
+        assert isinstance(child, BillingSessionSerializer)
+        child.costs = sessions_cost([s for s in sessions if needs_pricing(s)])
+        try:
+            return super().to_representation(sessions)
+        finally:
+            child.costs = None
+
+
 class BillingSessionSerializer(SessionSerializer):
     """The chargers' session plus its cost (computed from the charger's own facts) and the price
     version it is billed with (docs/billing.md, "Which price a session is billed with")."""
 
+    # Set by BillingSessionListSerializer for a page: the batch-priced costs by session pk.
+    costs: dict[int, pricing.Cost] | None = None
     cost = serializers.SerializerMethodField()
     price_version = serializers.SerializerMethodField()
 
     class Meta(SessionSerializer.Meta):
         fields = [*SessionSerializer.Meta.fields, "cost", "price_version"]
+        list_serializer_class = BillingSessionListSerializer
 
     @extend_schema_field(CostSerializer)
     def get_cost(self, obj) -> dict:
@@ -193,7 +216,9 @@ class BillingSessionSerializer(SessionSerializer):
             charge = None
         if charge is not None and charge.final and obj.stopped_at is not None:
             return stored_cost(charge)
-        return sessions.session_cost(obj).as_dict()
+        if self.costs is not None and obj.pk in self.costs:
+            return self.costs[obj.pk].as_dict()
+        return sessions_cost([obj])[obj.pk].as_dict()
 
     @extend_schema_field(PriceVersionSerializer(allow_null=True))
     def get_price_version(self, obj) -> dict | None:
@@ -230,10 +255,13 @@ class BillingSessionViewSet(SessionViewSet):
     def get_queryset(self):
         # The price version and the stored charge in the same query: a page of sessions costs no
         # query per row for either (issue 51 item 8, issue 56 item 5).
+        # The stored charge's lines are this API's cost lines: not deferred here.
         return (
             super()
             .get_queryset()
             .select_related("charger__property", "price_shown__rate", "charge")
+            .defer(None)
+            .defer("terminal_payment__token_data")
         )
 
 

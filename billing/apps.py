@@ -12,6 +12,7 @@ class BillingConfig(AppConfig):
         from chargers.web.providers import (
             money_round,
             session_price,
+            session_prices,
             session_settlement,
             session_settlement_many,
         )
@@ -22,6 +23,7 @@ class BillingConfig(AppConfig):
         from .gateways import sandbox_gateway
         from .money import round_money
         from .sandbox import SandboxGateway
+        from .session_costs import sessions_price_so_far
 
         session_finished.connect(
             receivers.price_finished_session, dispatch_uid="billing.price_finished_session"
@@ -31,6 +33,7 @@ class BillingConfig(AppConfig):
         )
         revenue.register(receivers.dashboard_revenue)
         session_price.register(receivers.session_price_so_far)
+        session_prices.register(sessions_price_so_far)
         session_settlement.register(receivers.session_settlement)
         session_settlement_many.register(receivers.session_settlements)
         money_round.register(round_money)

@@ -317,6 +317,8 @@ def session_receipt(request: HttpRequest, session_id: int) -> HttpResponse:
         raise Http404("No such session in your history.")
     context = receipt_context(gs)
     context["support_query"] = urlencode({"station": gs.charger.station_id})
+    # The guest's receipt under the account's own header (its menu, signed in).
+    context["driver_account"] = True
     return render(request, "guest/receipt.html", context)
 
 

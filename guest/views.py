@@ -250,7 +250,11 @@ def _landing_context(
         "support_query": _support_query(charger.station_id, ""),
         "typed": (request.GET.get("typed") or "")[:100],
         "alternatives": [] if any(p["startable"] for p in ports) else alternatives(charger),
-        "saved_card": _saved_card(request, charger),
+        # A signed-in driver starts with the saved card from one port picker; "Pay with another
+        # card" (?card=other, or the guest form posted back with an error) shows the guest form.
+        "saved_card": None
+        if request.GET.get("card") == "other" or request.method == "POST"
+        else _saved_card(request, charger),
         "first_free": next((p["id"] for p in ports if p["startable"]), None),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -134,3 +135,15 @@ def waiting_periods(session_id: int) -> list[tuple[datetime, datetime | None]]:
     return list(
         WaitingPeriod.objects.filter(session_id=session_id).values_list("started_at", "ended_at")
     )
+
+
+def waiting_periods_many(
+    session_ids: list[int],
+) -> dict[int, list[tuple[datetime, datetime | None]]]:
+    """`waiting_periods` of each session (by id; empty when it never waited), in one query."""
+    out: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for session_id, started, ended in WaitingPeriod.objects.filter(
+        session_id__in=session_ids
+    ).values_list("session_id", "started_at", "ended_at"):
+        out[session_id].append((started, ended))
+    return out

@@ -67,6 +67,27 @@ STOP_WORDS = {
 }
 
 
+# A card's answer at the start (OCPP 1.6 AuthorizationStatus, 2.0.1 AuthorizationStatusEnumType).
+CARD_WORDS = {
+    "Accepted": "Accepted",
+    "Blocked": "Blocked",
+    "Expired": "Expired",
+    "Invalid": "Not accepted",
+    "ConcurrentTx": "Already charging elsewhere",
+    "NoCredit": "No credit",
+    "NotAllowedTypeEVSE": "Not allowed on this connector type",
+    "NotAtThisLocation": "Not allowed at this location",
+    "NotAtThisTime": "Not allowed at this time",
+    "Unknown": "Not known",
+}
+
+
+@register.filter
+def card_words(code: Any) -> str:
+    text = str(code or "")
+    return CARD_WORDS.get(text, text)
+
+
 @register.filter
 def status_words(code: Any) -> str:
     return STATUS_WORDS.get(str(code or ""), str(code or "–"))

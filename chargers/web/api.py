@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.manager import BaseManager
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -48,6 +49,7 @@ from chargers.ocpp.protocol import CSMS_ACTIONS_V16, OcppError
 from chargers.ocpp.protocol21 import CSMS_ACTIONS as CSMS_ACTIONS_V21
 from chargers.ocpp.protocol201 import CSMS_ACTIONS as CSMS_ACTIONS_V201
 from chargers.ocpp.v201_commands import TRANSLATED as TRANSLATED_FOR_V201
+from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.api_devices import ChargerV201ApiMixin
 from chargers.web.api_reservations import ReservationsApiMixin
 from chargers.web.providers import (
@@ -57,6 +59,12 @@ from chargers.web.providers import (
     signed_meter_values_many,
 )
 from chargers.web.selectors import chargers_for, message_log, sessions_for
+from chargers.web.session_rows import (
+    SESSION_ROW_DEFERRED,
+    SESSION_ROW_RELATED,
+    duration_so_far_s,
+    session_payer,
+)
 from stays.models import Unit
 
 LOG_PAGE_MAX = 500  # rows of the message log per page (keyset paging with `before`)
@@ -267,7 +275,6 @@ class ChargerFilter(django_filters.FilterSet):
         from datetime import timedelta
 
         from django.db.models import Q
-        from django.utils import timezone
 
         # Approximates is_online() in SQL with the largest interval; the row-level check is exact.
         threshold = timezone.now() - timedelta(seconds=2 * 3600)
@@ -853,6 +860,9 @@ class SessionSerializer(serializers.ModelSerializer):
     no_energy_reading = serializers.SerializerMethodField()
     signed_meter_values = serializers.SerializerMethodField()
     settlement = serializers.SerializerMethodField()
+    duration_s = serializers.SerializerMethodField()
+    payer = serializers.SerializerMethodField()
+    payer_text = serializers.SerializerMethodField()
 
     class Meta:
         model = ChargingSession
@@ -875,7 +885,25 @@ class SessionSerializer(serializers.ModelSerializer):
             "ocpp_transaction_id",
             "signed_meter_values",
             "settlement",
+            "duration_s",
+            "payer",
+            "payer_text",
         ]
+
+    def get_duration_s(self, obj: ChargingSession) -> int:
+        """Whole seconds from start to stop on the charger's clock; so far while it charges."""
+        return duration_so_far_s(obj, timezone.now())
+
+    @extend_schema_field(serializers.ChoiceField(choices=[p.value for p in Payer]))
+    def get_payer(self, obj: ChargingSession) -> str:
+        """Who paid: terminal (payment terminal), driver (driver account), guest (guest card),
+        stay (a stay's access code), roaming (a roaming partner's card), own (one of your
+        cards), unknown (the card is not known)."""
+        return session_payer(obj).value
+
+    def get_payer_text(self, obj: ChargingSession) -> str:
+        """Who paid, in the portal's words ("Driver account", "Guest card", …)."""
+        return PAYER_TEXT[session_payer(obj)]
 
     def get_energy_kwh(self, obj: ChargingSession) -> str | None:
         """kWh with 3 decimals; null while charging or when no reading was reported."""
@@ -921,7 +949,14 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     filterset_class = SessionFilter
 
     def get_queryset(self) -> QuerySet[ChargingSession]:
-        return sessions_for(self.request.user).order_by("-started_at", "-id")
+        # The payer's rows (card, guest session, terminal payment) and the stored charge in the
+        # session's own query: a page costs no query per row (issue 51 items 3 and 8).
+        return (
+            sessions_for(self.request.user)
+            .select_related(*SESSION_ROW_RELATED)
+            .defer(*SESSION_ROW_DEFERRED)
+            .order_by("-started_at", "-id")
+        )
 
     def get_object(self) -> ChargingSession:
         try:

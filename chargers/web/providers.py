@@ -19,6 +19,16 @@ class SessionPrice(Protocol):
 session_price: Provider[SessionPrice] = Provider("session price")  # billing
 
 
+class SessionPrices(Protocol):
+    """`SessionPrice` of each session, by pk: the stored charge when final, else priced now (a
+    session still charging: its cost so far), all in a constant number of queries."""
+
+    def __call__(self, sessions: Sequence[Any]) -> dict[int, dict[str, Any] | None]: ...
+
+
+session_prices: Provider[SessionPrices] = Provider("session price of many sessions")  # billing
+
+
 class SignedMeterValues(Protocol):
     """The session's signed meter values (OCMF), as the session API and the session page show
     them: {status, reason, start, end, public_key, values, energy_wh, text, transparency_url,

@@ -11,6 +11,7 @@ import zoneinfo
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
+from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -48,7 +49,7 @@ from chargers.models import (
     OcppMessage,
 )
 from chargers.ocpp.energy import wh_text
-from chargers.sessions.payer import PAYER_TEXT, Payer, PayerFacts, payer_of
+from chargers.sessions.payer import PAYER_TEXT
 from chargers.sessions.services import charger_facts
 from chargers.web.filters import ChargerFilter, SessionFilter, charger_state, chargers_with_state
 from chargers.web.forms import (
@@ -61,7 +62,6 @@ from chargers.web.forms import (
     WhitelistForm,
 )
 from chargers.web.providers import (
-    money_round,
     session_price,
     session_settlement,
     signed_meter_values,
@@ -72,6 +72,13 @@ from chargers.web.selectors import (
     chargers_for,
     message_log,
     sessions_for,
+)
+from chargers.web.session_rows import (
+    SESSION_ROW_DEFERRED,
+    SESSION_ROW_RELATED,
+    session_costs,
+    session_duration_s,
+    session_payer,
 )
 
 LOG_PAGE = 50
@@ -974,7 +981,6 @@ def location_detail(
 
 def _reimbursement_cards(prop: Property, station_ids: list[str]) -> list[tuple]:
     """(token, its allowed chargers here, its allowed chargers elsewhere) for the location's cards."""
-    from authorization.models import Token
 
     here = set(station_ids)
     rows = []
@@ -1022,7 +1028,6 @@ def location_reimbursement_add(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def location_reimbursement_remove(request: HttpRequest, pk: int, token_pk: int) -> HttpResponse:
-    from authorization.models import Token
     from authorization.services import token_reimbursement_remove
 
     prop = get_object_or_404(
@@ -1046,59 +1051,6 @@ def location_reimbursement_remove(request: HttpRequest, pk: int, token_pk: int) 
 # -- Sessions ---------------------------------------------------------------------------------------
 
 
-# What a row of the sessions page and CSV shows besides the session: its card, its charge
-# (billing), its guest session and its terminal payment, read in the session's own query
-# (reverse one-to-ones named, never imported: those apps sit above this one), so the page and
-# the CSV run the same number of queries for 1 row or 1,000 (tests/portal/test_session_money.py).
-SESSION_ROW_RELATED = ("token", "charge", "guest_session", "terminal_payment")
-# Large columns no row needs: the charge's priced lines and the terminal's token object.
-SESSION_ROW_DEFERRED = ("charge__lines", "terminal_payment__token_data")
-
-
-def _one(obj: Any, name: str) -> Any:
-    """The related object of a reverse one-to-one read with select_related, or None."""
-    return getattr(obj, name, None)  # its DoesNotExist is also an AttributeError
-
-
-def session_payer(session: ChargingSession) -> Payer:
-    """Who paid for the session (chargers.sessions.payer), from the rows read with it."""
-    token = session.token
-    prop = session.charger.property
-    return payer_of(
-        PayerFacts(
-            has_token=token is not None,
-            terminal_payment=_one(session, "terminal_payment") is not None,
-            guest_session=_one(session, "guest_session") is not None,
-            guest_token=token is not None and token.type == Token.Type.GUEST,
-            driver_token=(
-                token is not None
-                and token.type == Token.Type.GUEST
-                and token.label == Token.DRIVER_SESSION_LABEL
-            ),
-            reservation=token is not None and token.reservation_id is not None,
-            msp=token is not None and token.msp_id is not None,
-            token_organization_id=token.organization_id if token is not None else None,
-            charger_organization_id=prop.organization_id if prop is not None else None,
-        )
-    )
-
-
-def session_cost(session: ChargingSession) -> tuple[Decimal | None, str, bool]:
-    """(total incl. tax in the currency's own decimals, currency, final) of the session's
-    charge; (None, "", False) when nothing is charged for it (no rate applies, or not priced)."""
-    charge = _one(session, "charge")
-    if charge is None:
-        return None, "", False
-    return money_round.call(charge.total, charge.currency), charge.currency, charge.final
-
-
-def session_duration_s(session: ChargingSession) -> int | None:
-    """Whole seconds from start to stop on the charger's clock; None while it charges."""
-    if session.stopped_at is None:
-        return None
-    return max(int((session.stopped_at - session.started_at).total_seconds()), 0)
-
-
 def _session_filter(request: HttpRequest) -> tuple[SessionFilter, QuerySet[ChargingSession]]:
     base = (
         sessions_for(request.user).select_related(*SESSION_ROW_RELATED).defer(*SESSION_ROW_DEFERRED)
@@ -1113,8 +1065,9 @@ def session_list(request: HttpRequest) -> HttpResponse:
     filterset, queryset = _session_filter(request)
     page = Paginator(queryset.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
     now = timezone.now()
+    costs = session_costs(list(page.object_list))
     for s in page.object_list:
-        s.cost, s.cost_currency, s.cost_final = session_cost(s)
+        s.cost, s.cost_currency, s.cost_final = costs[s.pk]
         s.payer_text = PAYER_TEXT[session_payer(s)]
         s.duration_text = duration_text((s.stopped_at or now) - s.started_at)
     query = request.GET.copy()
@@ -1161,39 +1114,58 @@ CSV_HEADER = [
 ]
 
 
+def _csv_row(
+    s: ChargingSession,
+    zone_name: str,
+    zone: zoneinfo.ZoneInfo,
+    cost: tuple[Decimal | None, str, bool],
+) -> list[Any]:
+    prop = s.charger.property
+    amount, currency, _final = cost
+    duration = session_duration_s(s)
+    return [
+        s.transaction_id,
+        s.charger.station_id,
+        prop.name if prop is not None else "",
+        s.connector_id,
+        s.id_tag,
+        s.token.label if s.token is not None else "",
+        s.status,
+        csv_datetime(s.started_at, zone),
+        csv_datetime(s.stopped_at, zone),
+        wh_text(s.meter_start_wh),
+        wh_text(s.meter_stop_wh),
+        wh_text(s.energy_wh),
+        s.stop_reason,
+        zone_name,
+        "" if amount is None else str(amount),
+        currency,
+        "" if duration is None else duration,
+        PAYER_TEXT[session_payer(s)],
+    ]
+
+
+# Rows priced together in the CSV: the sessions still charging (or not priced yet) of each chunk
+# are priced in one batch, so the export's queries grow with chunks, never with rows.
+CSV_CHUNK = 2000
+
+
 def _csv_rows(queryset: QuerySet[ChargingSession]) -> Iterator[str]:
     writer = csv_writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     zones: dict[str, zoneinfo.ZoneInfo] = {}
-    for s in queryset.iterator(chunk_size=2000):
-        # Local time of the session's location with its offset (2026-11-24T08:45:11+01:00).
-        prop = s.charger.property
-        name = prop.timezone if prop is not None else "UTC"
-        zone = zones.get(name) or zones.setdefault(name, zone_or_utc(name))
-        cost, currency, _final = session_cost(s)
-        duration = session_duration_s(s)
-        yield writer.writerow(
-            [
-                s.transaction_id,
-                s.charger.station_id,
-                prop.name if prop is not None else "",
-                s.connector_id,
-                s.id_tag,
-                s.token.label if s.token is not None else "",
-                s.status,
-                csv_datetime(s.started_at, zone),
-                csv_datetime(s.stopped_at, zone),
-                wh_text(s.meter_start_wh),
-                wh_text(s.meter_stop_wh),
-                wh_text(s.energy_wh),
-                s.stop_reason,
-                name,
-                "" if cost is None else str(cost),
-                currency,
-                "" if duration is None else duration,
-                PAYER_TEXT[session_payer(s)],
-            ]
-        )
+    rows = queryset.iterator(chunk_size=CSV_CHUNK)
+    while True:
+        chunk = list(islice(rows, CSV_CHUNK))
+        if not chunk:
+            return
+        costs = session_costs(chunk)
+        for s in chunk:
+            # Local time of the session's location with its offset (2026-11-24T08:45:11+01:00).
+            prop = s.charger.property
+            name = prop.timezone if prop is not None else "UTC"
+            zone = zones.get(name) or zones.setdefault(name, zone_or_utc(name))
+            yield writer.writerow(_csv_row(s, name, zone, costs[s.pk]))
 
 
 def _take(rows: Iterator[str], n: int) -> str:
@@ -1359,7 +1331,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .defer(*SESSION_ROW_DEFERRED),
         pk=pk,
     )
-    cost, currency, final = session_cost(session)
+    cost, currency, final = session_costs([session])[session.pk]
     prop = session.charger.property
     # Times in the property's zone, named on the page (the cost page uses the same zone).
     with timezone.override(_property_zone(session)):

@@ -16,6 +16,7 @@ This is the app's public face: other apps import what they need from here
 
 from .alerts import (
     charger_facts,
+    fault_facts,
     problem_report,
     problem_resolved,
     subject_problem_report,
@@ -24,6 +25,7 @@ from .alerts import (
 
 __all__ = [
     "charger_facts",
+    "fault_facts",
     "problem_report",
     "problem_resolved",
     "subject_problem_report",

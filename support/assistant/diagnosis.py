@@ -24,6 +24,7 @@ from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
 from chargers.models import Charger, ChargingSession, Connector
 from reliability.services import charger_facts as reliability_facts
+from reliability.services import fault_facts
 from stays.selectors import stay_support_sentences
 
 from ..models import VendorErrorCode
@@ -823,8 +824,12 @@ def diagnose(
     details: dict[str, str] | None = None,
     now: datetime | None = None,
     wanted: frozenset[str] = frozenset(),
+    reliability: bool = True,
 ) -> Diagnosis:
-    """Return the live findings for this topic about the charger / session the viewer may see."""
+    """Return the live findings for this topic about the charger / session the viewer may see.
+    `reliability` False leaves out the charger's reliability facts (open alerts, first aid, each
+    port's uptime and success this month: about 35 queries a charger), for lists that name them
+    one click away."""
     now = now or timezone.now()
     details = details or {}
     diagnosis = Diagnosis()
@@ -874,9 +879,11 @@ def diagnose(
             refusal_facts(charger, Viewer(), now, diagnosis, details.get("card_uid", ""))
     elif charger is not None and (topic in CHARGER_TOPICS or topic in SESSION_TOPICS):
         charger_facts(charger, viewer, now, diagnosis)
-        if viewer.is_host and topic in CHARGER_TOPICS:
+        if reliability and viewer.is_host and topic in CHARGER_TOPICS:
             # The same reliability facts the dashboard shows (open alerts, first aid, uptime).
             diagnosis.facts += reliability_facts(charger, now)
+        elif viewer.is_host and topic in CHARGER_TOPICS:
+            diagnosis.facts += fault_facts(charger)  # the open fault codes: one query
     if charger is not None and topic in REFUSAL_TOPICS and not page_only(charger, viewer):
         refusal_facts(charger, viewer, now, diagnosis, details.get("card_uid", ""))
     if session is not None:

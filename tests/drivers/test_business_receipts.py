@@ -56,6 +56,10 @@ def test_a_business_driver_gets_receipts_with_the_companys_name_and_vat_id(clien
     business = _charge_and_finish(client, "HB-1", 1102)
     page = client.get(f"/driver/sessions/{business.pk}/receipt/").content.decode()
     assert '<dd id="buyer">Fleet BV<br><span class="small">VAT ID NL888877776B01</span>' in page
+    # Under the account's own header (issue 51 item 6), not the anonymous guest's.
+    assert '<nav aria-label="Account" class="d-nav">' in page and "/driver/sessions/" in page
+    guest_view = client.get(f"/s/receipt/{business.key}/").content.decode()
+    assert '<nav aria-label="Account"' not in guest_view
     receipt = Receipt.objects.get(session_id=business.charging_session_id)
     assert (receipt.buyer_company, receipt.buyer_vat_id) == ("Fleet BV", "NL888877776B01")
     assert receipt.number == 2  # the host's series: the private session's receipt was 1

@@ -71,3 +71,27 @@ def test_someone_signed_out_gets_the_guest_form_and_cannot_post_the_driver_start
     response = client.post("/driver/start/HB-1/", {"connector": "1"})
     assert response.status_code == 302 and "/driver/account/login/" in response["Location"]
     assert not GuestSession.objects.exists()
+
+
+def test_a_signed_in_driver_picks_the_port_once_and_may_pay_with_another_card(client, charger):
+    """Issue 51 item 6: one port picker when signed in (a charger with two ports); the guest's
+    card form only on request."""
+    sign_up(client, "ports@example.com")
+    save_card(client)
+    landing = client.get("/s/HB-1").content.decode()
+    assert 'id="driver-start"' in landing and 'id="start-form"' not in landing
+    assert landing.count('name="connector"') == 2  # one radio per port, in one form
+    assert 'id="other-card"' in landing and 'href="?card=other&amp;c=1"' in landing
+    other = client.get("/s/HB-1?card=other&c=1").content.decode()
+    assert 'id="start-form"' in other and 'id="driver-start"' not in other
+    assert other.count('name="connector"') == 2
+
+
+def test_a_refused_driver_start_says_why_on_the_chargers_page(client, charger):
+    sign_up(client, "why@example.com")
+    save_card(client)
+    response = client.post("/driver/start/HB-1/", {"connector": ""}, follow=True)
+    body = response.content.decode()
+    assert response.redirect_chain[-1][0] == "/s/HB-1"
+    assert "Choose a port." in body and 'role="alert"' in body
+    assert not GuestSession.objects.exists()

@@ -59,3 +59,43 @@ def test_prices_use_the_receipts_words(site):
         assert "Start fee" not in page and "Card fee" not in page, path
     rates = client.get(f"/billing/properties/{site.prop.pk}/rates/").content.decode()
     assert "Processing fee" in rates
+
+
+def test_a_cards_answer_and_a_profiles_session_read_as_words(site):
+    """The card's answer on the session page in words (the OCPP code in its title), and a
+    charging profile tied to a session says so, not its raw transaction UUID in the port cell."""
+    from chargers.models import ChargingProfile, ChargingSession
+
+    ChargingSession.objects.filter(pk=site.session.pk).update(id_tag_status="ConcurrentTx")
+    client = _owner(site)
+    detail = client.get(f"/sessions/{site.session.pk}/").content.decode()
+    assert 'title="OCPP: ConcurrentTx">Already charging elsewhere</span>' in detail
+    assert ">ConcurrentTx<" not in detail
+    uuid = "7f3a9c2e-1b4d-4e8f-9a6b-2c5d8e1f4a7b"
+    ChargingSession.objects.create(  # the 2.0.1 transaction the profile is for, still running
+        charger=site.charger,
+        connector_id=1,
+        transaction_id=4242,
+        ocpp_transaction_id=uuid,
+        id_tag=site.token.uid,
+        started_at=site.session.started_at,
+        status="active",
+    )
+    ChargingProfile.objects.create(
+        charger=site.charger,
+        evse_id=1,
+        profile_id=7,
+        stack_level=1,
+        purpose="TxProfile",
+        kind="Absolute",
+        transaction_id=uuid,
+        profile={"chargingSchedule": []},
+    )
+    response = client.get(f"/chargers/{site.charger.station_id}/smart-charging/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    cell = re.search(r'<td data-label="Where">(.*?)</td>', page)
+    assert cell is not None and "for one session" in cell.group(1), page[page.find("<tbody") :][
+        :600
+    ]
+    assert f"tx {uuid}" not in page and f">{uuid}<" not in page

@@ -10,10 +10,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from authorization.models import Token
-from billing.models import Payment, Payout, SessionCharge
-from chargers.models import ChargingSession
+from billing.models import Payment, Payout, Rate, SessionCharge
+from billing.services import session_cost
+from chargers.models import ChargingSession, MeterValue
 from chargers.sessions.payer import Payer, PayerFacts, payer_of
 from guest.models import GuestSession
 from roaming.models import Partner, TerminalPayment
@@ -206,13 +208,101 @@ def test_payer_of(facts, payer):
     assert payer_of(facts) == payer
 
 
-def test_a_charging_session_is_priced_when_it_stops(client, site):
-    ChargingSession.objects.filter(pk=site.session.pk).update(stopped_at=None, status="active")
+def _price(site) -> None:
+    Rate.objects.create(
+        property=site.prop,
+        valid_from=site.session.started_at - timedelta(days=1),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.50"),
+        tax_percent=Decimal("0"),
+    )
+
+
+def _running(site, n: int) -> ChargingSession:
+    """A session still charging: 2 kWh so far by its last meter reading."""
+    session = ChargingSession.objects.create(
+        charger=site.charger,
+        connector_id=2,
+        transaction_id=800000 + n,
+        id_tag=site.token.uid,
+        token=site.token,
+        started_at=site.session.started_at - timedelta(minutes=n + 1),
+        meter_start_wh=10000,
+        status="active",
+    )
+    MeterValue.objects.create(
+        charger=site.charger,
+        session=session,
+        connector_id=2,
+        timestamp=session.started_at + timedelta(minutes=20),
+        unit="Wh",
+        value=Decimal(12000),
+    )
+    return session
+
+
+def test_a_charging_session_shows_its_cost_so_far_on_the_page_csv_and_api(client, site):
+    _price(site)
+    running = _running(site, 0)
+    # The receipt's function, priced now: 1.00 + 2 kWh x 0.50 = 2.00 EUR so far.
+    assert session_cost(running).total == Decimal("2.00")
     client.force_login(site.viewer)
-    body = client.get(reverse("chargers:session-list")).content.decode()
-    assert "priced when it stops" in body and "so far" in body
-    table = _csv(client)
-    assert table[1][14:] == ["", "", "", "Your card"]
+    response = client.get(reverse("chargers:session-list"))
+    row = next(s for s in response.context["page"].object_list if s.pk == running.pk)
+    assert (row.cost, row.cost_currency, row.cost_final) == (Decimal("2.00"), "EUR", False)
+    assert "so far" in response.content.decode()
+    table = {int(r[0]): r[14:] for r in _csv(client)[1:]}
+    assert table[running.transaction_id][:2] == ["2.00", "EUR"]
+    assert table[running.transaction_id][3] == "Your card"
+    api = APIClient()
+    api.force_authenticate(site.viewer)
+    listed = {r["id"]: r for r in api.get("/api/v1/sessions/").json()["results"]}
+    assert listed[running.pk]["cost"]["total"] == "2.00"
+    assert listed[running.pk]["payer"] == "own" and listed[running.pk]["payer_text"] == "Your card"
+    assert listed[running.pk]["duration_s"] >= 60 * 60
+    assert listed[site.session.pk]["duration_s"] == 50 * 60
+
+
+def test_page_csv_and_api_query_counts_do_not_grow_with_charging_rows(
+    client, site, django_assert_max_num_queries
+):
+    """Sessions still charging are priced in one batch per page (one rate query), so the page,
+    the CSV and the API cost the same number of queries for 1 or 20 of them."""
+    _price(site)
+    _running(site, 0)
+    client.force_login(site.viewer)
+    api = APIClient()
+    api.force_authenticate(site.viewer)
+    page = reverse("chargers:session-list")
+
+    def run() -> list[int]:
+        counts = []
+        for fetch in (
+            lambda: client.get(page),
+            lambda: _csv(client),
+            lambda: api.get("/api/v1/sessions/"),
+        ):
+            with CaptureQueriesContext(connection) as ctx:
+                fetch()
+            counts.append(len(ctx.captured_queries))
+            rate_reads = [q for q in ctx.captured_queries if 'FROM "billing_rate"' in q["sql"]]
+            assert len(rate_reads) <= 1, rate_reads
+        return counts
+
+    few = run()
+    for n in range(1, 20):
+        _running(site, n)
+    for fetch, most in zip(
+        (
+            lambda: client.get(page),
+            lambda: _csv(client),
+            lambda: api.get("/api/v1/sessions/"),
+        ),
+        few,
+        strict=True,
+    ):
+        with django_assert_max_num_queries(most):
+            fetch()
 
 
 def test_session_page_shows_who_paid_and_the_cost(client, site, rows):
