@@ -32,7 +32,7 @@ from .models import RATE_PRICE_FIELDS, Payment, Payout, PriceShown, Rate, Sessio
 from .money import round_money
 from .price_shown import price_version
 from .selectors import payments_for, payout_breakdown, payouts_for, rates_for
-from .services import rates, refunds, sessions
+from .services import rates, refunds
 from .session_costs import needs_pricing, sessions_cost
 
 MONEY_FIELD = {"max_digits": 14, "decimal_places": 4, "coerce_to_string": True}
