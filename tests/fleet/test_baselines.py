@@ -479,6 +479,12 @@ def test_credentials_are_never_part_of_a_baseline_and_other_organizations_see_no
     assert web.post(f"/fleet/baselines/{baseline_id}/apply/").status_code == 404
     assert web.get("/fleet/chargers/D4-1/configuration/").status_code == 404
     assert web.post("/fleet/chargers/D4-1/configuration/apply/").status_code == 404
+    viewer = Client()
+    viewer.force_login(MembershipFactory(organization=org, role="viewer").user)
+    assert viewer.get("/fleet/chargers/D4-1/configuration/").status_code == 200
+    assert viewer.post(f"/fleet/baselines/{baseline_id}/apply/").status_code == 403
+    assert viewer.post("/fleet/chargers/D4-1/configuration/apply/").status_code == 403
+    assert not BaselineApplication.objects.exists()
     # Asked on demand for its own chargers: queued for the sweep, nothing sent in the request.
     answer = api.post(f"/api/v1/config-baselines/{baseline_id}/apply/", format="json")
     assert answer.status_code == 202 and answer.json() == {"queued": 1}
