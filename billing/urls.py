@@ -39,6 +39,7 @@ urlpatterns = [
         name="sandbox-onboarding",
     ),
     path("seller/<int:organization_id>/", views.seller_details, name="seller-details"),
+    path("reports/<int:organization_id>/", views.report_schedule, name="report-schedule"),
     path(
         "payout-account/<int:organization_id>/",
         payment_views.payout_account_start,

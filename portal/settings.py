@@ -391,6 +391,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "fleet.campaigns_advance",
         "schedule": env_int("FIRMWARE_CAMPAIGN_SECONDS", 30),
     },
+    # Scheduled reports (docs/operations.md): each organization's CSVs, once per period.
+    "billing-reports": {
+        "task": "billing.reports_send",
+        "schedule": env_int("REPORTS_SEND_SECONDS", 3600),
+    },
     # Configuration baselines (docs/operations.md): apply after boots and on demand, paced.
     "fleet-baselines": {
         "task": "fleet.baselines_apply",

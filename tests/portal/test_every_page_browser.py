@@ -123,6 +123,7 @@ HOST_PAGES: dict[str, Args] = {
     "billing:rate-edit": lambda w: [w.rate.pk],
     "billing:payout-list": lambda w: [],
     "billing:payout-detail": lambda w: [w.payout.pk],
+    "billing:report-schedule": lambda w: [w.site.org.pk],
     "billing:session-cost": lambda w: [w.site.session.pk],
     "partners:msp-ocpi-partner-list": lambda w: [],
     "partners:access-points": lambda w: [],

@@ -206,6 +206,18 @@ WRITES: dict[str, Write] = {
             f"seller-{t.org.pk}-vat_number": "NL123456789B01",
         },
     ),
+    # Recipients are the organization's members only: another organization's owner is refused.
+    "billing:report-schedule": Write(
+        args=lambda t: [t.org.pk],
+        data=lambda t: {
+            "frequency": "weekly",
+            "uptime": "on",
+            "revenue": "on",
+            "enabled": "on",
+            "recipients": [t.owner.pk],
+        },
+        fields=("recipients",),
+    ),
     "billing:payment-refund": Write(
         args=lambda t: [t.payment.pk],
         data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
