@@ -19,7 +19,7 @@ from backoffice.models import Organization
 from backoffice.tenancy import TenantSerializerMixin, readable_organization_ids
 from chargers.models import Charger
 
-from . import services
+from . import log_requests, services
 from .models import Campaign, CampaignTarget, FirmwareRelease, TargetEvent
 
 MAX_IDS = 5000
@@ -179,6 +179,17 @@ class CampaignSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         return counts
 
 
+class LogRequestSerializer(serializers.Serializer):
+    # HTTP(S) or FTP(S) (DRF's URLField): where the chargers upload; the charger calls it, we do not.
+    remote_location = serializers.URLField(max_length=512)
+    station_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=log_requests.MAX_CHARGERS,
+    )
+    failed_only = serializers.BooleanField(default=False)
+
+
 class CampaignViewSet(
     TenantViewSetMixin,
     mixins.CreateModelMixin,
@@ -264,6 +275,27 @@ class CampaignViewSet(
     @action(detail=True, methods=["post"])
     def halt(self, request: Request, pk: str | None = None) -> Response:
         return self._transition(request, "halt")
+
+    @extend_schema(request=LogRequestSerializer, responses={200: {"type": "object"}})
+    @action(detail=True, methods=["post"])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        """Ask the campaign's chargers (listed, failed, or all) to upload their diagnostics log
+        (GetLog; 1.6 without it: GetDiagnostics). Each charger's answer, in words."""
+        campaign = self.get_object()
+        self.check_object_permissions(request, campaign)
+        serializer = LogRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            answers = log_requests.campaign_logs(
+                campaign_id=campaign.pk,
+                remote_location=data["remote_location"],
+                station_ids=data.get("station_ids") or [],
+                failed_only=data["failed_only"],
+            )
+        except log_requests.TooMany as exc:
+            raise ValidationError({"station_ids": [str(exc)]}) from None
+        return Response(answers)
 
     @extend_schema(responses={200: TargetSerializer(many=True)})
     @action(detail=True, methods=["get"])

@@ -606,6 +606,8 @@ OCPP_FOLLOW_UP_RATE = env_float("OCPP_FOLLOW_UP_RATE", 20.0)
 # at once, so a restart storm of a whole model is applied at a steady pace.
 FLEET_BASELINE_BATCH = env_int("FLEET_BASELINE_BATCH", 50)
 FLEET_BASELINE_CONCURRENCY = env_int("FLEET_BASELINE_CONCURRENCY", 10)
+# Chargers asked for their logs at once by a campaign's log request (docs/firmware.md "Logs").
+FLEET_LOG_CONCURRENCY = env_int("FLEET_LOG_CONCURRENCY", 10)
 # Seconds a caller of the connection path's batches (lookup, boot, status, ...) waits for its
 # result before taking it for an outage (chargers/plumbing/batching.py; issue 48).
 OCPP_BATCH_WAIT_S = env_float("OCPP_BATCH_WAIT_S", 30.0)

@@ -105,6 +105,10 @@ CASES: dict[tuple[str, str], Case] = {
         url_object=lambda t: t.campaign.pk, own_status=(200, 400)
     ),
     ("firmware-campaign", "halt"): Case(url_object=lambda t: t.campaign.pk, own_status=(200, 400)),
+    ("firmware-campaign", "logs"): Case(
+        url_object=lambda t: t.campaign.pk,
+        body=lambda t: {"remote_location": "https://logs.example.com/up/"},
+    ),
     ("config-baseline", "create"): Case(
         body=lambda t: {
             "organization": t.org.pk,
