@@ -8,15 +8,15 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from backoffice.tenancy import can_write, readable, require_role
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user
 
-from . import baseline_dispatch, baseline_services, services
+from . import baseline_dispatch, baseline_services, hosting, services
 from .models import Baseline, BaselineApplication, Campaign, CampaignTarget
 
 ACTIONS = ("start", "pause", "resume", "halt")
@@ -157,3 +157,21 @@ def charger_configuration_action(
         said = baseline_dispatch.read_back_now(charger, baseline_services.settings_of(baseline.pk))
         messages.info(request, said)
     return redirect("fleet:charger-configuration", station_id=charger.station_id)
+
+
+@require_GET
+def firmware_file(request: HttpRequest, key: str, name: str) -> FileResponse:
+    """A hosted firmware file for the chargers (no account: the key in its address), with its
+    SHA-256 (L01.FR.08; the charger checks what it installs)."""
+    found = hosting.hosted_file(key, name)
+    if found is None:
+        raise Http404("No such firmware.")
+    path, release = found
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=release.file_name,
+        content_type="application/octet-stream",
+    )
+    response["X-Checksum-Sha256"] = release.sha256
+    return response

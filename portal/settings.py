@@ -606,6 +606,9 @@ OCPP_FOLLOW_UP_RATE = env_float("OCPP_FOLLOW_UP_RATE", 20.0)
 # at once, so a restart storm of a whole model is applied at a steady pace.
 FLEET_BASELINE_BATCH = env_int("FLEET_BASELINE_BATCH", 50)
 FLEET_BASELINE_CONCURRENCY = env_int("FLEET_BASELINE_CONCURRENCY", 10)
+# Firmware hosted for the chargers (docs/firmware.md "Hosting"): where the files live, how large.
+FIRMWARE_ROOT = env_str("FIRMWARE_ROOT", "")
+FIRMWARE_MAX_BYTES = env_int("FIRMWARE_MAX_BYTES", 512 * 1024 * 1024)
 # Chargers asked for their logs at once by a campaign's log request (docs/firmware.md "Logs").
 FLEET_LOG_CONCURRENCY = env_int("FLEET_LOG_CONCURRENCY", 10)
 # Seconds a caller of the connection path's batches (lookup, boot, status, ...) waits for its

@@ -166,6 +166,7 @@ GUEST_PAGES: dict[str, Args] = {
 # Routes that are not pages of their own, and why.
 NOT_PAGES: dict[str, str] = {
     "fleet:campaign-action": "POST only (the campaign page's Start, Pause, Resume, Halt)",
+    "fleet:firmware-file": "a firmware file for chargers (key-addressed; tests/fleet/test_hosting.py)",
     "fleet:baseline-apply": "POST only (the baseline page's Apply to every charger)",
     "fleet:charger-configuration-action": "POST only (the Configuration tab's Re-apply, Read)",
     "billing:seller-details": "POST only (Payouts page form: the seller on receipts)",

@@ -330,6 +330,8 @@ PUBLIC = {
     "partners:terminal-invoice-base",
     "partners:terminal-invoice",
     "metering:transparency",
+    # A hosted firmware file, for chargers without an account (tests/fleet/test_hosting.py).
+    "fleet:firmware-file",
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
