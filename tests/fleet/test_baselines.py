@@ -490,3 +490,9 @@ def test_credentials_are_never_part_of_a_baseline_and_other_organizations_see_no
     assert answer.status_code == 202 and answer.json() == {"queued": 1}
     assert BaselineApplication.objects.get().requested_at is not None
     assert not Command.objects.exists()
+    # The sweep takes what was asked on demand; D4-1 is not connected.
+    assert sweep() == {"offline": 1}
+    application = BaselineApplication.objects.get()
+    assert application.requested_at is None and application.trigger == "demand"
+    assert application.outcome == "offline" and application.version == 2
+    assert sweep() == {}  # not again until it boots or is asked again
