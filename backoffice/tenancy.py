@@ -87,6 +87,9 @@ ORGANIZATION_PATHS: dict[str, tuple[str, ...]] = {
     "fleet.campaign": ("organization",),
     "fleet.campaigntarget": ("campaign__organization",),
     "fleet.maintenancewindow": ("property__organization",),
+    "fleet.baseline": ("organization",),
+    "fleet.baselinesetting": ("baseline__organization",),
+    "fleet.baselineapplication": ("baseline__organization",),
 }
 
 

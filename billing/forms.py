@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
 from backoffice.tenancy import TenantFormMixin
 
-from .models import RATE_PRICE_FIELDS, Rate, StatementJob
+from .models import RATE_PRICE_FIELDS, Rate, ReportSchedule, StatementJob
 from .taxes import VAT_ID_RULE, vat_id_normalized
 
 MONEY_INPUT = {"step": "0.0001", "min": "0"}
@@ -191,3 +193,31 @@ class SellerForm(forms.Form):
         if value is None:
             raise forms.ValidationError(VAT_ID_RULE)
         return value
+
+
+class ReportScheduleForm(forms.Form):
+    """An organization's scheduled reports: how often, which files, to which members."""
+
+    frequency = forms.ChoiceField(choices=ReportSchedule.Frequency.choices)
+    uptime = forms.BooleanField(required=False, label="Uptime per port")
+    kpis = forms.BooleanField(required=False, label="Success KPIs per port")
+    revenue = forms.BooleanField(required=False, label="Revenue per month and currency")
+    recipients = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Members of the organization who get the email.",
+    )
+    enabled = forms.BooleanField(required=False, label="Send the reports")
+
+    def __init__(self, *args: Any, organization_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the organization's own members can receive its figures.
+        field = self.fields["recipients"]
+        assert isinstance(field, forms.ModelMultipleChoiceField)
+        field.queryset = (
+            get_user_model()
+            .objects.filter(memberships__organization_id=organization_id)
+            .order_by("email", "pk")
+        )
+        field.label_from_instance = lambda user: user.email or user.get_username()

@@ -877,3 +877,30 @@ class SandboxAccount(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class ReportSchedule(models.Model):
+    """An organization's scheduled reports (issue 57 item 3): uptime, success KPIs and revenue
+    of the last full day, week or month, emailed as CSV files to the members its owner chose
+    (docs/operations.md "Scheduled reports")."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily (yesterday)"
+        WEEKLY = "weekly", "Weekly (last Monday to Sunday)"
+        MONTHLY = "monthly", "Monthly (last calendar month)"
+
+    organization = models.OneToOneField(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="report_schedule"
+    )
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.WEEKLY)
+    uptime = models.BooleanField(default=True, help_text="Uptime per port (the CEC summary).")
+    kpis = models.BooleanField(default=True, help_text="Success KPIs per port.")
+    revenue = models.BooleanField(default=True, help_text="Revenue per month and currency.")
+    recipients = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="+", blank=True)
+    enabled = models.BooleanField(default=True)
+    # The end (exclusive) of the last period sent: a period is sent once.
+    last_period_end = models.DateField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.frequency}"

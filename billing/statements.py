@@ -287,21 +287,24 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
     return result + [totals[c] for c in sorted(totals)]
 
 
+def annual_cells(item: dict) -> list:
+    """One row of annual_rows as its CSV cells (ANNUAL_COLUMNS)."""
+    return [
+        item["month"],
+        item["currency"],
+        item["sessions"],
+        f"{item['energy_kwh']:.3f}",
+        *[_money(item[name]) for name in ANNUAL_COLUMNS[4:]],
+    ]
+
+
 def _write_annual(job: StatementJob, handle: TextIO) -> None:
     rows = annual_rows(job.organization_id, job.date_from, job.date_to)
     StatementJob.objects.filter(pk=job.pk).update(total=len(rows))
     writer = csv_writer(handle)
     writer.writerow(ANNUAL_COLUMNS)
     for index, item in enumerate(rows, start=1):
-        writer.writerow(
-            [
-                item["month"],
-                item["currency"],
-                item["sessions"],
-                f"{item['energy_kwh']:.3f}",
-                *[_money(item[name]) for name in ANNUAL_COLUMNS[4:]],
-            ]
-        )
+        writer.writerow(annual_cells(item))
         StatementJob.objects.filter(pk=job.pk).update(processed=index)
 
 

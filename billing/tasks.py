@@ -71,3 +71,11 @@ def subscriptions_collect_task() -> dict[str, int]:
     from .services.subscriptions import subscriptions_collect
 
     return subscriptions_collect()
+
+
+@shared_task(name="billing.reports_send")
+def reports_send_task() -> int:
+    """Email each organization's scheduled report (uptime, KPIs, revenue as CSV) once a period."""
+    from .scheduled_reports import reports_send
+
+    return reports_send()

@@ -39,6 +39,7 @@ urlpatterns = [
         name="sandbox-onboarding",
     ),
     path("seller/<int:organization_id>/", pages.seller_details, name="seller-details"),
+    path("reports/<int:organization_id>/", pages.report_schedule, name="report-schedule"),
     path(
         "payout-account/<int:organization_id>/",
         payments.payout_account_start,

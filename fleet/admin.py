@@ -1,13 +1,26 @@
-"""Admin of firmware releases and campaigns: the operator's actions call the services."""
+"""Admin of firmware releases and campaigns, configuration baselines and each charger's
+application and drift: the operator's actions call the services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from . import services
-from .models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow, TargetEvent
+from . import baseline_services, baselines, services
+from .models import (
+    Baseline,
+    BaselineApplication,
+    BaselineSetting,
+    Campaign,
+    CampaignTarget,
+    FirmwareRelease,
+    MaintenanceWindow,
+    TargetEvent,
+)
 
 
 @admin.register(FirmwareRelease)
@@ -107,3 +120,83 @@ class TargetEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class SettingFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        protocol = getattr(self.instance, "protocol", "")
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            try:
+                baseline_services.setting_check(protocol, data)
+            except baseline_services.BaselineRefused as exc:
+                form.add_error(None, str(exc))
+
+
+class SettingInline(admin.TabularInline):
+    model = BaselineSetting
+    formset = SettingFormSet
+    extra = 1
+
+
+@admin.register(Baseline)
+class BaselineAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "vendor", "model", "protocol", "version"]
+    list_filter = ["protocol", "vendor"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "vendor", "model"]
+    raw_id_fields = ["organization"]
+    readonly_fields = ["version"]
+    inlines = [SettingInline]
+    actions = ["apply"]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Settings saved: a new version, through the service (its checks, its one write).
+        baseline = form.instance
+        baseline_services.baseline_settings_replace(
+            baseline_id=baseline.pk, items=baseline_services.setting_items(baseline.pk)
+        )
+
+    @admin.action(description="Apply to every charger of the baseline")
+    def apply(self, request: HttpRequest, queryset: QuerySet[Baseline]) -> None:
+        queued = sum(baseline_services.apply_request(baseline=b) for b in queryset)
+        self.message_user(request, f"Queued for {queued} charger(s).")
+
+
+@admin.register(BaselineApplication)
+class BaselineApplicationAdmin(admin.ModelAdmin):
+    """Each charger's last application and its drift (what it reported against the baseline)."""
+
+    list_display = ["charger", "baseline", "version", "outcome", "drift", "applied_at"]
+    list_filter = ["outcome"]
+    list_select_related = ["charger", "baseline"]
+    search_fields = ["charger__station_id", "baseline__name"]
+    raw_id_fields = ["charger", "baseline"]
+    readonly_fields = [f.name for f in BaselineApplication._meta.fields] + ["drift"]
+    actions = ["reapply"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="Drift")
+    def drift(self, obj: BaselineApplication) -> str:
+        found = baseline_services.charger_baseline(obj.charger)
+        if found is None:
+            return "–"
+        drifted = [r for r in found.rows if r.state == baselines.DRIFTED]
+        return (
+            "; ".join(f"{r.setting.label}: {r.reported} (not {r.setting.value})" for r in drifted)
+            or "none"
+        )
+
+    @admin.action(description="Re-apply the baseline")
+    def reapply(self, request: HttpRequest, queryset: QuerySet[BaselineApplication]) -> None:
+        for application in queryset.select_related("baseline"):
+            baseline_services.apply_request(
+                baseline=application.baseline, charger_ids=[application.charger_id]
+            )
+        self.message_user(request, f"Queued for {queryset.count()} charger(s).")

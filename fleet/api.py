@@ -19,7 +19,7 @@ from backoffice.models import Organization
 from backoffice.tenancy import TenantSerializerMixin, readable_organization_ids
 from chargers.models import Charger
 
-from . import services
+from . import hosting, log_requests, services
 from .models import Campaign, CampaignTarget, FirmwareRelease, TargetEvent
 
 MAX_IDS = 5000
@@ -51,9 +51,11 @@ class ReleaseSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "bad",
             "bad_reason",
             "notes",
+            "file_name",
+            "file_size",
             "created_at",
         ]
-        read_only_fields = ["bad", "bad_reason", "created_at"]
+        read_only_fields = ["bad", "bad_reason", "file_name", "file_size", "created_at"]
         extra_kwargs = {
             "signing_certificate": {"max_length": 5500},  # 1.6 security whitepaper limits
             "signature": {"max_length": 800},
@@ -86,6 +88,30 @@ class ReleaseViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer: ReleaseSerializer) -> None:
         self.require_edit(serializer.validated_data["organization"].pk)
         serializer.save()
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        responses={200: ReleaseSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def file(self, request: Request, pk: str | None = None) -> Response:
+        """Host the release's file here: kept only with the release's SHA-256; the release's
+        location becomes its HTTPS address on this site."""
+        release = self.get_object()
+        self.check_object_permissions(request, release)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["Send the firmware file as multipart field 'file'."]})
+        try:
+            release = hosting.release_file_store(release_id=release.pk, upload=upload)
+        except hosting.HostingRefused as exc:
+            raise ValidationError({"file": [str(exc)]}) from None
+        return Response(ReleaseSerializer(release, context=self.get_serializer_context()).data)
 
     @extend_schema(request=None, responses={200: ReleaseSerializer})
     @action(detail=True, methods=["post"], url_path="mark-bad")
@@ -179,6 +205,17 @@ class CampaignSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         return counts
 
 
+class LogRequestSerializer(serializers.Serializer):
+    # HTTP(S) or FTP(S) (DRF's URLField): where the chargers upload; the charger calls it, we do not.
+    remote_location = serializers.URLField(max_length=512)
+    station_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        max_length=log_requests.MAX_CHARGERS,
+    )
+    failed_only = serializers.BooleanField(default=False)
+
+
 class CampaignViewSet(
     TenantViewSetMixin,
     mixins.CreateModelMixin,
@@ -264,6 +301,27 @@ class CampaignViewSet(
     @action(detail=True, methods=["post"])
     def halt(self, request: Request, pk: str | None = None) -> Response:
         return self._transition(request, "halt")
+
+    @extend_schema(request=LogRequestSerializer, responses={200: {"type": "object"}})
+    @action(detail=True, methods=["post"])
+    def logs(self, request: Request, pk: str | None = None) -> Response:
+        """Ask the campaign's chargers (listed, failed, or all) to upload their diagnostics log
+        (GetLog; 1.6 without it: GetDiagnostics). Each charger's answer, in words."""
+        campaign = self.get_object()
+        self.check_object_permissions(request, campaign)
+        serializer = LogRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            answers = log_requests.campaign_logs(
+                campaign_id=campaign.pk,
+                remote_location=data["remote_location"],
+                station_ids=data.get("station_ids") or [],
+                failed_only=data["failed_only"],
+            )
+        except log_requests.TooMany as exc:
+            raise ValidationError({"station_ids": [str(exc)]}) from None
+        return Response(answers)
 
     @extend_schema(responses={200: TargetSerializer(many=True)})
     @action(detail=True, methods=["get"])

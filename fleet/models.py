@@ -35,6 +35,10 @@ class FirmwareRelease(models.Model):
     )
     bad_reason = models.CharField(max_length=200, blank=True)
     notes = models.TextField(blank=True)
+    # Hosted by us (fleet.hosting): the download's unguessable key, the file's name and size.
+    file_key = models.CharField(max_length=40, blank=True, db_index=True, editable=False)
+    file_name = models.CharField(max_length=100, blank=True, editable=False)
+    file_size = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -186,3 +190,121 @@ class TargetEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target_id} {self.status}"
+
+
+class Baseline(models.Model):
+    """The configuration one vendor/model should have on one protocol: 1.6 keys and values, or
+    2.0.1 component/variable values (docs/operations.md "Configuration baselines"). Its
+    `version` grows with every change of its settings: a charger is compared, and a reboot is
+    asked, per version."""
+
+    class Protocol(models.TextChoices):
+        V16 = "1.6", "OCPP 1.6 (ChangeConfiguration)"
+        V201 = "2.0.1", "OCPP 2.0.1 and 2.1 (SetVariables)"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="config_baselines"
+    )
+    name = models.CharField(max_length=100)
+    vendor = models.CharField(max_length=50)
+    model = models.CharField(max_length=50, blank=True, help_text="Empty: every model.")
+    protocol = models.CharField(max_length=5, choices=Protocol.choices)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    apply_on_boot = models.BooleanField(
+        default=True,
+        help_text="Apply after a boot with another firmware, vendor or model, or when this "
+        "version was never applied; a reconnect that changes nothing is left alone.",
+    )
+    reboot_when_required = models.BooleanField(
+        default=True,
+        help_text="Reset the charger once per version when a value needs a reboot (never on "
+        "1.6 during a session).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor", "model", "protocol", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "vendor", "model", "protocol"], name="unique_baseline"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vendor} {self.model or '*'}, {self.protocol})"
+
+
+class BaselineSetting(models.Model):
+    """One value of a baseline: a 1.6 configuration key (`variable`), or a 2.0.1 variable of a
+    component (evse 0 / connector 0: not on an EVSE / connector, as in the device model)."""
+
+    baseline = models.ForeignKey(Baseline, on_delete=models.CASCADE, related_name="settings")
+    component = models.CharField(max_length=50, blank=True, help_text="2.0.1 only.")
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(default=0)
+    connector_id = models.PositiveIntegerField(default=0)
+    variable = models.CharField(max_length=50, help_text="1.6: the configuration key.")
+    variable_instance = models.CharField(max_length=50, blank=True)
+    attribute_type = models.CharField(max_length=8, default="Actual")
+    # 1.6 ChangeConfiguration value: 500 characters; 2.0.1 attributeValue: 1000.
+    value = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        ordering = ["component", "variable", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "baseline",
+                    "component",
+                    "component_instance",
+                    "evse_id",
+                    "connector_id",
+                    "variable",
+                    "variable_instance",
+                    "attribute_type",
+                ],
+                name="unique_baseline_setting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component + '.' if self.component else ''}{self.variable}={self.value}"
+
+
+class BaselineApplication(models.Model):
+    """A charger's last application of a baseline: the version, what the charger was (vendor,
+    model, firmware) and each value's answer in its protocol's words; whether a reboot was
+    asked for this version (once, never again for it)."""
+
+    class Outcome(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        APPLIED = "applied", "Applied"
+        REBOOT = "reboot", "Applied; takes effect after a reboot"
+        PARTIAL = "partial", "Some values refused"
+        OFFLINE = "offline", "Charger offline"
+        FAILED = "failed", "No answer"
+
+    baseline = models.ForeignKey(Baseline, on_delete=models.CASCADE, related_name="applications")
+    charger = models.ForeignKey(
+        "chargers.Charger", on_delete=models.CASCADE, related_name="baseline_applications"
+    )
+    version = models.PositiveIntegerField(default=0)
+    fingerprint = models.CharField(max_length=160, blank=True)
+    trigger = models.CharField(max_length=10, blank=True)  # boot, demand
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.QUEUED)
+    results = models.JSONField(default=list, blank=True)
+    requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Asked on demand; the sweep applies it."
+    )
+    reboot_asked_version = models.PositiveIntegerField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["baseline", "charger"]
+        constraints = [
+            models.UniqueConstraint(fields=["baseline", "charger"], name="unique_baseline_charger")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.baseline_id}/{self.charger_id}: {self.outcome}"

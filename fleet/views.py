@@ -1,18 +1,23 @@
 """Portal pages of firmware campaigns: the operator's list, one campaign with each charger's
-timeline, and its pause / resume / halt buttons (docs/firmware.md)."""
+timeline, and its pause / resume / halt buttons (docs/firmware.md); configuration baselines:
+their list, one baseline with its chargers' drift, and a charger's Configuration tab with its
+one-click re-apply (docs/operations.md)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from backoffice.tenancy import can_write, readable, require_role
+from chargers.models import Charger
+from chargers.web.selectors import charger_for_user
 
-from . import services
-from .models import Campaign, CampaignTarget
+from . import baseline_dispatch, baseline_services, hosting, services
+from .models import Baseline, BaselineApplication, Campaign, CampaignTarget
 
 ACTIONS = ("start", "pause", "resume", "halt")
 
@@ -64,3 +69,109 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     except services.CampaignRefused as exc:
         messages.error(request, str(exc))
     return redirect("fleet:campaign-detail", pk=campaign.pk)
+
+
+# -- configuration baselines (docs/operations.md) -------------------------------------------------
+
+
+@login_required
+def baseline_list(request: HttpRequest) -> HttpResponse:
+    found = readable(
+        Baseline.objects.select_related("organization").annotate(count=Count("settings")),
+        request.user,
+    ).order_by("vendor", "model", "protocol", "pk")[:500]
+    return render(
+        request,
+        "fleet/baseline_list.html",
+        {"baselines": found, "portal_section": "chargers"},
+    )
+
+
+@login_required
+def baseline_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    baseline = get_object_or_404(readable(Baseline.objects.all(), request.user), pk=pk)
+    chargers = list(baseline_services.chargers_of(baseline).order_by("station_id", "pk")[:200])
+    return render(
+        request,
+        "fleet/baseline_detail.html",
+        {
+            "baseline": baseline,
+            "settings": baseline_services.settings_of(baseline.pk),
+            "rows": baseline_services.baseline_chargers(baseline, chargers),
+            "may_write": can_write(request.user, baseline.organization_id),
+            "portal_section": "chargers",
+        },
+    )
+
+
+@login_required
+@require_POST
+def baseline_apply(request: HttpRequest, pk: int) -> HttpResponse:
+    baseline = get_object_or_404(readable(Baseline.objects.all(), request.user), pk=pk)
+    require_role(request.user, baseline.organization_id, edit=True)
+    queued = baseline_services.apply_request(baseline=baseline)
+    messages.success(request, f"Queued for {queued} charger(s): applied at the fleet's pace.")
+    return redirect("fleet:baseline-detail", pk=baseline.pk)
+
+
+def _charger_or_404(request: HttpRequest, station_id: str) -> Charger:
+    charger = charger_for_user(request.user, station_id)
+    if charger is None:
+        raise Http404("No such charger")
+    return charger
+
+
+@login_required
+def charger_configuration(request: HttpRequest, station_id: str) -> HttpResponse:
+    charger = _charger_or_404(request, station_id)
+    return render(
+        request,
+        "fleet/charger_configuration.html",
+        {
+            "charger": charger,
+            "found": baseline_services.charger_baseline(charger),
+            "may_write": can_write(request.user, charger.organization_id),
+            "tab": "configuration",
+            "portal_section": "chargers",
+        },
+    )
+
+
+@login_required
+@require_POST
+def charger_configuration_action(
+    request: HttpRequest, station_id: str, action: str
+) -> HttpResponse:
+    """Re-apply the charger's baseline now (one click), or read its values from the charger."""
+    charger = _charger_or_404(request, station_id)
+    require_role(request.user, charger.organization_id, edit=True)
+    baseline = baseline_services.baseline_for(charger)
+    if action not in ("apply", "check") or baseline is None:
+        return HttpResponse("Nothing to do.", status=400)
+    if action == "apply":
+        application_id = baseline_services.application_now(baseline=baseline, charger=charger)
+        outcome = baseline_dispatch.apply_now(application_id)
+        label = BaselineApplication.Outcome(outcome).label
+        messages.info(request, f"Baseline v{baseline.version}: {label}.")
+    else:
+        said = baseline_dispatch.read_back_now(charger, baseline_services.settings_of(baseline.pk))
+        messages.info(request, said)
+    return redirect("fleet:charger-configuration", station_id=charger.station_id)
+
+
+@require_GET
+def firmware_file(request: HttpRequest, key: str, name: str) -> FileResponse:
+    """A hosted firmware file for the chargers (no account: the key in its address), with its
+    SHA-256 (L01.FR.08; the charger checks what it installs)."""
+    found = hosting.hosted_file(key, name)
+    if found is None:
+        raise Http404("No such firmware.")
+    path, release = found
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115 - FileResponse closes it
+        as_attachment=True,
+        filename=release.file_name,
+        content_type="application/octet-stream",
+    )
+    response["X-Checksum-Sha256"] = release.sha256
+    return response

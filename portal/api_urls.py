@@ -15,6 +15,7 @@ from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, Ra
 from chargers.web.api import ChargerViewSet
 from chargers.web.api_proxy import BackofficeDetailView, BackofficeListView
 from fleet.api import CampaignViewSet, ReleaseViewSet
+from fleet.baseline_api import BaselineViewSet
 from metering.api import (
     MeterKeyConfirmView,
     MeterKeyDetailView,
@@ -68,6 +69,7 @@ router.register(
 router.register("units", UnitViewSet, basename="unit")
 router.register("firmware/releases", ReleaseViewSet, basename="firmware-release")
 router.register("firmware/campaigns", CampaignViewSet, basename="firmware-campaign")
+router.register("config-baselines", BaselineViewSet, basename="config-baseline")
 router.register("reservations", ReservationViewSet, basename="reservation")
 router.register("calendars", CalendarFeedViewSet, basename="calendar")
 router.register("exclusions", ExclusionViewSet, basename="exclusion")

@@ -401,6 +401,16 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "fleet.campaigns_advance",
         "schedule": env_int("FIRMWARE_CAMPAIGN_SECONDS", 30),
     },
+    # Scheduled reports (docs/operations.md): each organization's CSVs, once per period.
+    "billing-reports": {
+        "task": "billing.reports_send",
+        "schedule": env_int("REPORTS_SEND_SECONDS", 3600),
+    },
+    # Configuration baselines (docs/operations.md): apply after boots and on demand, paced.
+    "fleet-baselines": {
+        "task": "fleet.baselines_apply",
+        "schedule": env_int("FLEET_BASELINE_SECONDS", 30),
+    },
     # Driver subscriptions (docs/drivers.md): monthly fees from saved cards, declined ones retried.
     "billing-subscriptions": {
         "task": "billing.subscriptions_collect",
@@ -609,6 +619,15 @@ OCPP_ENERGY_CONFIG_AFTER_BOOT = env_bool("OCPP_ENERGY_CONFIG_AFTER_BOOT", True)
 # (chargers/plumbing/follow_ups.py; issue 48): a restart storm is a queue, not 10,000 calls.
 OCPP_FOLLOW_UP_CONCURRENCY = env_int("OCPP_FOLLOW_UP_CONCURRENCY", 16)
 OCPP_FOLLOW_UP_RATE = env_float("OCPP_FOLLOW_UP_RATE", 20.0)
+# Configuration baselines (docs/operations.md): chargers given their baseline per beat run and
+# at once, so a restart storm of a whole model is applied at a steady pace.
+FLEET_BASELINE_BATCH = env_int("FLEET_BASELINE_BATCH", 50)
+FLEET_BASELINE_CONCURRENCY = env_int("FLEET_BASELINE_CONCURRENCY", 10)
+# Firmware hosted for the chargers (docs/firmware.md "Hosting"): where the files live, how large.
+FIRMWARE_ROOT = env_str("FIRMWARE_ROOT", "")
+FIRMWARE_MAX_BYTES = env_int("FIRMWARE_MAX_BYTES", 512 * 1024 * 1024)
+# Chargers asked for their logs at once by a campaign's log request (docs/firmware.md "Logs").
+FLEET_LOG_CONCURRENCY = env_int("FLEET_LOG_CONCURRENCY", 10)
 # Seconds a caller of the connection path's batches (lookup, boot, status, ...) waits for its
 # result before taking it for an outage (chargers/plumbing/batching.py; issue 48).
 OCPP_BATCH_WAIT_S = env_float("OCPP_BATCH_WAIT_S", 30.0)

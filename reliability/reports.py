@@ -156,6 +156,18 @@ def kpi_cells(board: kpis.Board, charger: Charger, connector_id: int) -> list:
     return ["" if figures[name] is None else figures[name] for name in KPI_HEADER]
 
 
+def kpi_rows(chargers: list[Charger], start: datetime, end: datetime) -> Iterator[list]:
+    """The success KPIs per port over [start, end) (the API's /uptime/kpis/ as CSV rows)."""
+    board = kpi_selectors.board(chargers, start, end)
+    by_id = {c.pk: c for c in chargers}
+    yield ["station_id", "connector_id", *KPI_HEADER]
+    for charger_id, connector_id in sorted(
+        board.ports, key=lambda port: (by_id[port[0]].station_id, port[1])
+    ):
+        charger = by_id[charger_id]
+        yield [charger.station_id, connector_id, *kpi_cells(board, charger, connector_id)]
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.2f}"
 

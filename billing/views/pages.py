@@ -16,15 +16,24 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from backoffice.models import Property
-from backoffice.tenancy import can_write, owns, readable, require_owner_somewhere, require_role
+from backoffice.models import Organization, Property
+from backoffice.tenancy import (
+    can_write,
+    owned_organizations,
+    owns,
+    readable,
+    require_owner_somewhere,
+    require_role,
+)
 from chargers.sessions.payer import PAYER_TEXT, Payer
 from chargers.web.views import session_payer
 
+from .. import scheduled_reports
 from ..forms import (
     RateForm,
     ReconciliationForm,
     RefundForm,
+    ReportScheduleForm,
     SellerForm,
     StatementForm,
     rate_initial,
@@ -36,6 +45,7 @@ from ..models import (
     Payout,
     Rate,
     ReconciliationImport,
+    ReportSchedule,
     StatementJob,
     Subscription,
 )
@@ -464,4 +474,58 @@ def subscription_manage(request, manage_key: str):
         request,
         "billing/subscription_manage.html",
         {"subscription": subscription, "charges": charges},
+    )
+
+
+@login_required
+def report_schedule(request, organization_id: int):
+    """The organization's scheduled reports: frequency, files and recipients (owners)."""
+    require_role(request.user, organization_id, owner=True)
+    schedule = (
+        ReportSchedule.objects.filter(organization_id=organization_id)
+        .prefetch_related("recipients")
+        .first()
+    )
+    initial = (
+        {
+            "frequency": schedule.frequency,
+            "uptime": schedule.uptime,
+            "kpis": schedule.kpis,
+            "revenue": schedule.revenue,
+            "enabled": schedule.enabled,
+            "recipients": list(schedule.recipients.all()),
+        }
+        if schedule
+        else {"uptime": True, "kpis": True, "revenue": True, "enabled": True}
+    )
+    status = 200
+    if request.method == "POST":
+        form = ReportScheduleForm(request.POST, organization_id=organization_id)
+        if form.is_valid():
+            data = form.cleaned_data
+            scheduled_reports.schedule_save(
+                organization_id=organization_id,
+                frequency=data["frequency"],
+                uptime=data["uptime"],
+                kpis=data["kpis"],
+                revenue=data["revenue"],
+                enabled=data["enabled"],
+                recipient_ids=[u.pk for u in data["recipients"]],
+            )
+            messages.success(request, "Saved: the next report goes out after its period ends.")
+            return redirect("billing:report-schedule", organization_id=organization_id)
+        status = 400
+    else:
+        form = ReportScheduleForm(initial=initial, organization_id=organization_id)
+    organization = get_object_or_404(Organization, pk=organization_id)
+    return render(
+        request,
+        "billing/report_schedule.html",
+        {
+            "form": form,
+            "organization": organization,
+            "schedule": schedule,
+            "portal_section": "payouts",
+        },
+        status=status,
     )

@@ -74,6 +74,7 @@ class World:
     integration: object  # a Guesty integration, synced from Guesty's recorded answers
     ticket: object  # the assistant's hand-over (its findings) with a reply from support
     campaign: object  # a draft firmware campaign of the organization
+    baseline: object  # a configuration baseline of the site charger's vendor and model
 
 
 Args = Callable[[World], list]
@@ -96,6 +97,9 @@ HOST_PAGES: dict[str, Args] = {
     "pki:organization-pki": lambda w: [w.site.org.pk],
     "fleet:campaign-list": lambda w: [],
     "fleet:campaign-detail": lambda w: [w.campaign.pk],
+    "fleet:baseline-list": lambda w: [],
+    "fleet:baseline-detail": lambda w: [w.baseline.pk],
+    "fleet:charger-configuration": lambda w: [w.site.charger.station_id],
     "chargers:charger-reservations": lambda w: [w.charger201.station_id],
     "chargers:charger-device-model": lambda w: [w.charger201.station_id],
     "chargers:charger-smart-charging": lambda w: [w.charger201.station_id],
@@ -119,6 +123,7 @@ HOST_PAGES: dict[str, Args] = {
     "billing:rate-edit": lambda w: [w.rate.pk],
     "billing:payout-list": lambda w: [],
     "billing:payout-detail": lambda w: [w.payout.pk],
+    "billing:report-schedule": lambda w: [w.site.org.pk],
     "billing:session-cost": lambda w: [w.site.session.pk],
     "partners:msp-ocpi-partner-list": lambda w: [],
     "partners:access-points": lambda w: [],
@@ -161,6 +166,9 @@ GUEST_PAGES: dict[str, Args] = {
 # Routes that are not pages of their own, and why.
 NOT_PAGES: dict[str, str] = {
     "fleet:campaign-action": "POST only (the campaign page's Start, Pause, Resume, Halt)",
+    "fleet:firmware-file": "a firmware file for chargers (key-addressed; tests/fleet/test_hosting.py)",
+    "fleet:baseline-apply": "POST only (the baseline page's Apply to every charger)",
+    "fleet:charger-configuration-action": "POST only (the Configuration tab's Re-apply, Read)",
     "billing:seller-details": "POST only (Payouts page form: the seller on receipts)",
     "guest:receipt-pdf": "a PDF download of the receipt page (tests/guest/test_browser.py opens it)",
     "backoffice:member-change": "POST only (Members page form)",
@@ -288,6 +296,14 @@ def world(transactional_db) -> World:
     campaign = Campaign.objects.create(
         organization=site.org, name="Spring rollout", release=release
     )
+    from fleet.models import Baseline, BaselineSetting
+
+    site.charger.vendor, site.charger.model = "Vendor", "M1"
+    site.charger.save(update_fields=["vendor", "model"])
+    baseline = Baseline.objects.create(
+        organization=site.org, name="M1 standard", vendor="Vendor", model="M1", protocol="1.6"
+    )
+    BaselineSetting.objects.create(baseline=baseline, variable="HeartbeatInterval", value="300")
     make_online(site.charger)
     Connector.objects.filter(charger=site.charger, connector_id=2).update(
         status="Available", error_code=""
@@ -342,6 +358,7 @@ def world(transactional_db) -> World:
         _integration(site),
         _ticket(site),
         campaign,
+        baseline,
     )
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
-from fleet.models import Campaign, FirmwareRelease
+from fleet.models import Baseline, BaselineSetting, Campaign, FirmwareRelease
 from metering.models import MeterKey
 from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
@@ -61,6 +61,7 @@ class Tenant:
     meter_key: Any = None  # a meter key read from the charger, not confirmed yet
     release: Any = None  # a firmware release (fleet)
     campaign: Any = None  # a draft firmware campaign of that release
+    baseline: Any = None  # a configuration baseline of the charger's vendor (1.6)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.site, name)
@@ -163,6 +164,13 @@ def make_tenant(prefix: str) -> Tenant:
         sha256="a" * 64,
     )
     campaign = Campaign.objects.create(organization=site.org, name="Rollout", release=release)
+    baseline = Baseline.objects.create(
+        organization=site.org,
+        name="Standard",
+        vendor=site.charger.vendor or "Vendor",
+        protocol="1.6",
+    )
+    BaselineSetting.objects.create(baseline=baseline, variable="HeartbeatInterval", value="300")
     return Tenant(
         site,
         rate,
@@ -179,6 +187,7 @@ def make_tenant(prefix: str) -> Tenant:
         meter_key,
         release,
         campaign,
+        baseline,
     )
 
 

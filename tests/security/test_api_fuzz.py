@@ -55,6 +55,7 @@ def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
         "exclusions": t.exclusion.pk,
         "alert-rules": t.alert_rule.pk,
         "alerts": 1,
+        "config-baselines": t.baseline.pk,
     }
     resource = path.split("/")[3]
     values: dict[str, Any] = {}

@@ -88,6 +88,8 @@ CASES: dict[tuple[str, str], Case] = {
         own_status=(201,),
     ),
     ("firmware-release", "mark_bad"): Case(url_object=lambda t: t.release.pk),
+    # Without a file (the upload itself: tests/fleet/test_hosting.py): 400 past the write rule.
+    ("firmware-release", "file"): Case(url_object=lambda t: t.release.pk, own_status=(400,)),
     ("firmware-campaign", "create"): Case(
         body=lambda t: {
             "organization": t.org.pk,
@@ -105,6 +107,39 @@ CASES: dict[tuple[str, str], Case] = {
         url_object=lambda t: t.campaign.pk, own_status=(200, 400)
     ),
     ("firmware-campaign", "halt"): Case(url_object=lambda t: t.campaign.pk, own_status=(200, 400)),
+    ("firmware-campaign", "logs"): Case(
+        url_object=lambda t: t.campaign.pk,
+        body=lambda t: {"remote_location": "https://logs.example.com/up/"},
+    ),
+    ("config-baseline", "create"): Case(
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "Model M2",
+            "vendor": "Vendor",
+            "model": "M2",
+            "protocol": "2.0.1",
+            "settings": [
+                {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "300"}
+            ],
+        },
+        own_status=(201,),
+    ),
+    ("config-baseline", "update"): Case(
+        url_object=lambda t: t.baseline.pk,
+        body=lambda t: {
+            "organization": t.org.pk,
+            "name": "Standard",
+            "vendor": "Vendor",
+            "protocol": "1.6",
+            "settings": [{"variable": "HeartbeatInterval", "value": "600"}],
+        },
+    ),
+    ("config-baseline", "partial_update"): Case(
+        url_object=lambda t: t.baseline.pk,
+        body=lambda t: {"settings": [{"variable": "MeterValueSampleInterval", "value": "60"}]},
+    ),
+    ("config-baseline", "destroy"): Case(url_object=lambda t: t.baseline.pk),
+    ("config-baseline", "apply"): Case(url_object=lambda t: t.baseline.pk, own_status=(202,)),
     ("organization", "create"): Case(
         body=lambda t: {"name": "New Org"}, own_status=(403,)
     ),  # staff only
@@ -535,4 +570,5 @@ def case_target(op: Operation, t: Tenant) -> Any:
         "calendar": t.feed,
         "exclusion": t.exclusion,
         "alert-rule": t.alert_rule,
+        "config-baseline": t.baseline,
     }[op.basename]

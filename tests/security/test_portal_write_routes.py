@@ -206,6 +206,18 @@ WRITES: dict[str, Write] = {
             f"seller-{t.org.pk}-vat_number": "NL123456789B01",
         },
     ),
+    # Recipients are the organization's members only: another organization's owner is refused.
+    "billing:report-schedule": Write(
+        args=lambda t: [t.org.pk],
+        data=lambda t: {
+            "frequency": "weekly",
+            "uptime": "on",
+            "revenue": "on",
+            "enabled": "on",
+            "recipients": [t.owner.pk],
+        },
+        fields=("recipients",),
+    ),
     "billing:payment-refund": Write(
         args=lambda t: [t.payment.pk],
         data=lambda t: {"amount": "1.00", "reason": "test", "idempotency_key": "k1"},
@@ -318,6 +330,8 @@ PUBLIC = {
     "partners:terminal-invoice-base",
     "partners:terminal-invoice",
     "metering:transparency",
+    # A hosted firmware file, for chargers without an account (tests/fleet/test_hosting.py).
+    "fleet:firmware-file",
 }
 
 # Writes whose tenant checks are tested beside the feature (the object in the URL belongs to a
@@ -325,6 +339,10 @@ PUBLIC = {
 TESTED_ELSEWHERE = {
     "fleet:campaign-action": "tests/fleet/test_portal.py (another organization's campaign: 404, "
     "nothing changed; a viewer's POST: 403)",
+    "fleet:baseline-apply": "tests/fleet/test_baselines.py (another organization's baseline: 404, "
+    "nothing queued; a viewer's POST: 403)",
+    "fleet:charger-configuration-action": "tests/fleet/test_baselines.py (another organization's "
+    "charger: 404, nothing sent; a viewer's POST: 403)",
     "pki:organization-pki": "tests/pki/test_portal.py (not a member: 404; a viewer's POST: 403; "
     "another organization's root in the form: 404, nothing removed)",
     "chargers:charger-reserve": "tests/chargers/v201/test_portal_pages.py (a stranger gets 404)",
@@ -384,6 +402,9 @@ TESTED_ELSEWHERE = {
 READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "fleet:campaign-list": lambda t: [],
     "fleet:campaign-detail": lambda t: [t.campaign.pk],
+    "fleet:baseline-list": lambda t: [],
+    "fleet:baseline-detail": lambda t: [t.baseline.pk],
+    "fleet:charger-configuration": lambda t: [t.charger.station_id],
     "backoffice:dashboard": lambda t: [],
     "chargers:charger-list": lambda t: [],
     "chargers:charger-detail": lambda t: [t.charger.station_id],
