@@ -19,7 +19,6 @@ from django.views.decorators.http import require_POST
 from backoffice.models import Organization, Property
 from backoffice.tenancy import (
     can_write,
-    owned_organizations,
     owns,
     readable,
     require_owner_somewhere,
