@@ -1102,7 +1102,9 @@ class Deviation(models.Model):
         blank=True, help_text="What this system does for a charger whose profile names it."
     )
     evidence = models.TextField(blank=True, help_text="The frames that showed it, as sent.")
-    source_url = models.URLField(blank=True, help_text="Public evidence (issue thread, vendor doc).")
+    source_url = models.URLField(
+        blank=True, help_text="Public evidence (issue thread, vendor doc)."
+    )
 
     class Meta:
         ordering = ["code"]

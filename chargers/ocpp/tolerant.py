@@ -282,9 +282,7 @@ def read_stop(
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
     reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
     reading.reason = _text(reading, payload, "reason", STOP_REASON_MAX)
-    reading.meter_values = _meter_values(
-        reading, payload.get("transactionData"), received, quirks
-    )
+    reading.meter_values = _meter_values(reading, payload.get("transactionData"), received, quirks)
     return reading
 
 

@@ -133,7 +133,12 @@ def read_meter_values(
             measurand = _text(sampled.get("measurand"), 50) or ENERGY_REGISTER
             unit = _text(unit_of_measure.get("unit"), 10) or "Wh"
             if deviations is not None and q.unknown_energy_unit(measurand, unit):
-                q.met(deviations, quirks, q.UNKNOWN_ENERGY_UNIT, f"{measurand} in {unit!r}: read as Wh")
+                q.met(
+                    deviations,
+                    quirks,
+                    q.UNKNOWN_ENERGY_UNIT,
+                    f"{measurand} in {unit!r}: read as Wh",
+                )
             samples.append(
                 Sample(
                     value=_scaled(sampled.get("value"), unit_of_measure.get("multiplier")),
