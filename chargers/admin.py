@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -903,6 +904,7 @@ class DeviationAdmin(admin.ModelAdmin):
     list_filter = ["profiles"]
     list_select_related = False
     readonly_fields = ["code"]  # the code is what the product knows (chargers.ocpp.quirks)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a new kind needs code that handles it; edit the words and evidence
@@ -926,6 +928,7 @@ class QuirkProfileAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "deviations"]
     list_select_related = False
     filter_horizontal = ["deviations"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[QuirkProfile]:
         return super().get_queryset(request).prefetch_related("deviations")
