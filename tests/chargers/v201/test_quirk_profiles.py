@@ -94,9 +94,7 @@ async def test_a_model_whose_profile_says_kwh_labelled_wh_is_billed_its_exact_en
     await client.close()
 
 
-async def test_the_same_frames_from_a_model_without_a_profile_are_read_as_labelled(
-    charger, token
-):
+async def test_the_same_frames_from_a_model_without_a_profile_are_read_as_labelled(charger, token):
     client = await connect201()
     await client.result("BootNotification", _boot("VendorX", "4.2.2"))
     session = await _session_in_kwh_labelled_wh(client)
@@ -145,9 +143,7 @@ async def test_an_updated_after_the_ended_no_profile_names_is_recorded_on_the_ch
     await client.close()
 
 
-async def test_a_model_whose_profile_names_updated_after_ended_is_not_recorded(
-    charger, token
-):
+async def test_a_model_whose_profile_names_updated_after_ended_is_not_recorded(charger, token):
     from chargers.models import Deviation, QuirkProfile
 
     profile = await QuirkProfile.objects.acreate(
@@ -179,5 +175,3 @@ def _page(user, path: str) -> str:
     response = portal.get(path)
     assert response.status_code == 200
     return response.content.decode()
-
-
