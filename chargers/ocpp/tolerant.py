@@ -192,13 +192,17 @@ def _meter_values(
             }
             signed = str(sample.get("format", "")).lower() == "signeddata"
             measurand = values["measurand"] or "Energy.Active.Import.Register"
-            if q.unknown_energy_unit(measurand, values["unit"]):
-                q.met(
-                    reading.deviations,
-                    quirks,
-                    q.UNKNOWN_ENERGY_UNIT,
-                    f"{measurand} in {values['unit']!r}: read as Wh",
-                )
+            unit = values["unit"]
+            if measurand.endswith(".Register"):  # only an energy register has a unit rule
+                if q.unknown_energy_unit(measurand, unit):
+                    q.met(
+                        reading.deviations,
+                        quirks,
+                        q.UNKNOWN_ENERGY_UNIT,
+                        f"{measurand} in {unit!r}: read as Wh",
+                    )
+                # The charger's profile may say its register's "Wh" is kWh (docs/quirks.md).
+                unit = q.energy_unit(measurand, unit, quirks)
             samples.append(
                 Sample(
                     # A signed value is kept whole elsewhere (chargers.models.SignedSample,
@@ -208,8 +212,7 @@ def _meter_values(
                     else _text(reading, sample, "value", VALUE_MAX),
                     measurand=measurand,
                     phase=values["phase"],
-                    # The charger's profile may say its register's "Wh" is kWh (docs/quirks.md).
-                    unit=q.energy_unit(measurand, values["unit"], quirks),
+                    unit=unit,
                     context=values["context"],
                     location=values["location"],
                 )

@@ -132,19 +132,21 @@ def read_meter_values(
             unit_of_measure = _dict(sampled.get("unitOfMeasure"))
             measurand = _text(sampled.get("measurand"), 50) or ENERGY_REGISTER
             unit = _text(unit_of_measure.get("unit"), 10) or "Wh"
-            if deviations is not None and q.unknown_energy_unit(measurand, unit):
-                q.met(
-                    deviations,
-                    quirks,
-                    q.UNKNOWN_ENERGY_UNIT,
-                    f"{measurand} in {unit!r}: read as Wh",
-                )
+            if measurand.endswith(".Register"):  # only an energy register has a unit rule
+                if deviations is not None and q.unknown_energy_unit(measurand, unit):
+                    q.met(
+                        deviations,
+                        quirks,
+                        q.UNKNOWN_ENERGY_UNIT,
+                        f"{measurand} in {unit!r}: read as Wh",
+                    )
+                unit = q.energy_unit(measurand, unit, quirks)
             samples.append(
                 Sample(
                     value=_scaled(sampled.get("value"), unit_of_measure.get("multiplier")),
                     measurand=measurand,
                     phase=_text(sampled.get("phase"), 10),
-                    unit=q.energy_unit(measurand, unit, quirks),
+                    unit=unit,
                     context=_text(sampled.get("context"), 20),
                     location=_text(sampled.get("location"), 10),
                 )
