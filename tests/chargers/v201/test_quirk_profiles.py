@@ -120,20 +120,21 @@ async def test_an_updated_after_the_ended_no_profile_names_is_recorded_on_the_ch
     )
     await client.result(
         "TransactionEvent",
-        tx_event("Ended", 2, timestamp=T1, wh=2000, context="Transaction.End"),
+        tx_event("Ended", 1, timestamp=T1, wh=2000, context="Transaction.End"),
     )
-    late = tx_event("Updated", 3, timestamp=T2, trigger="MeterValuePeriodic", wh=2600)
+    # seqNos without a gap: no GetTransactionStatus comes between the frames (E14).
+    late = tx_event("Updated", 2, timestamp=T2, trigger="MeterValuePeriodic", wh=2600)
     assert await client.result("TransactionEvent", late) == {}  # never refused
     await client.result(
         "TransactionEvent",
-        tx_event("Updated", 4, timestamp=T2, trigger="MeterValuePeriodic", wh=2700),
+        tx_event("Updated", 3, timestamp=T2, trigger="MeterValuePeriodic", wh=2700),
     )
     await background.drain(GENEROUS_S)
     row = await ChargerDeviation.objects.aget(charger=charger, code="updated_after_ended")
     assert row.count == 2
     assert row.first_seen_at <= row.last_seen_at
-    assert '"seqNo": 3' in row.example and '"TransactionEvent"' in row.example
-    assert "Updated seqNo 4" in row.detail
+    assert '"seqNo": 2' in row.example and '"TransactionEvent"' in row.example
+    assert "Updated seqNo 3" in row.detail
     # The late-event rule held: the session is as its Ended left it.
     session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
     assert (session.energy_wh, session.late_events) == (Decimal(2000), 2)
@@ -157,9 +158,9 @@ async def test_a_model_whose_profile_names_updated_after_ended_is_not_recorded(c
     )
     await client.result(
         "TransactionEvent",
-        tx_event("Ended", 2, timestamp=T1, wh=2000, context="Transaction.End"),
+        tx_event("Ended", 1, timestamp=T1, wh=2000, context="Transaction.End"),
     )
-    await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=T2, wh=2600))
+    await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=T2, wh=2600))
     await background.drain(GENEROUS_S)
     assert not await ChargerDeviation.objects.filter(charger=charger).aexists()
     session = await ChargingSession.objects.aget(ocpp_transaction_id="TX-1")
