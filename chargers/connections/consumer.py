@@ -94,9 +94,10 @@ async def _quirks_of(charger: Charger) -> Quirks:
     """The charger's deviations as its last boot described it; none while the profiles cannot
     be read (an outage must not refuse the connection: the next boot resolves them again)."""
     try:
-        return await quirks_state.quirks_for(
+        found = await quirks_state.quirks_for(
             charger.vendor, charger.model, charger.firmware_version
         )
+        return found if found is not None else NO_QUIRKS
     except Exception:  # noqa: BLE001
         logger.warning("Quirk profiles not resolved for %s", charger.station_id)
         return NO_QUIRKS

@@ -60,13 +60,18 @@ async def quirks_at_boot(conn: Connection, facts: dict) -> None:
     (1.6 words: chargePointVendor, chargePointModel, firmwareVersion). While the database is
     away and the profiles are stale, the connection keeps what it had."""
     try:
-        conn.quirks = await quirks_state.quirks_for(
+        found = await quirks_state.quirks_for(
             str(facts.get("chargePointVendor") or "")[:50],
             str(facts.get("chargePointModel") or "")[:50],
             str(facts.get("firmwareVersion") or "")[:50],
+            cached_only=journal.engaged,  # a journaled boot waits for no database
         )
     except Exception:  # noqa: BLE001 - an outage must not fail the boot's answer
+        found = None
+    if found is None:
         logger.warning("Quirk profiles not resolved for charger %s", conn.charger_id)
+    else:
+        conn.quirks = found
 
 
 def deviations_met(

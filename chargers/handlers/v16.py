@@ -160,7 +160,7 @@ async def _energy_reporting_set(charger: Charger) -> list[str]:
     changed: dict[str, str] = {}
     # The one resolver of a charger's deviations (docs/quirks.md; cached, no query).
     found = await quirks_state.quirks_for(charger.vendor, charger.model, charger.firmware_version)
-    unset = found.has(quirks.STOP_TXN_SAMPLED_DATA_UNSET)
+    unset = found is not None and found.has(quirks.STOP_TXN_SAMPLED_DATA_UNSET)
     for change in energy_config.change_configuration_16(keys, stop_txn_unset=unset):
         command = await commands.send_command(charger, "ChangeConfiguration", change, source="csms")
         answered = command.status == Command.Status.ANSWERED

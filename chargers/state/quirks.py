@@ -92,10 +92,15 @@ def quirks_of_charger(charger_id: int) -> q.Quirks:
     return quirks_of(*facts) if facts else q.NONE
 
 
-async def quirks_for(vendor: str, model: str, firmware: str) -> q.Quirks:
-    """`quirks_of` from the event loop: no hop to the database while the profiles are fresh."""
+async def quirks_for(
+    vendor: str, model: str, firmware: str, *, cached_only: bool = False
+) -> q.Quirks | None:
+    """`quirks_of` from the event loop: no hop to the database while the profiles are fresh.
+    `cached_only` (the database is away): None instead of a read when they are not."""
     fresh = _fresh()
     if fresh is None:
+        if cached_only:
+            return None
         fresh = _keep(await db.run(rules_load))
     return q.resolve(fresh, vendor, model, firmware)
 

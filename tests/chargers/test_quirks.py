@@ -302,3 +302,15 @@ def test_a_charger_found_watt_only_without_a_profile_is_recorded():
     enforcement.record([outcome], NOW)
     row = ChargerDeviation.objects.get(charger=charger, code=q.WATT_ONLY)
     assert row.count == 1 and '"SetChargingProfile"' in row.example
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_journaled_boot_resolves_from_the_cache_only():
+    """While the database is away a boot is journaled and answered: its deviations come from the
+    cached profiles or are left as they were, never from a read that would hold the answer."""
+    quirks_state.forget()
+    assert await quirks_state.quirks_for("OpenEVSE", "", "4.2.2", cached_only=True) is None
+    found = await quirks_state.quirks_for("OpenEVSE", "", "4.2.2")
+    assert found is not None and found.has(q.ENERGY_KWH_AS_WH)
+    cached = await quirks_state.quirks_for("OpenEVSE", "", "4.2.2", cached_only=True)
+    assert cached == found
