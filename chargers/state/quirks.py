@@ -10,8 +10,10 @@ met that no profile names are recorded on the charger (`ChargerDeviation`), batc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,8 +103,27 @@ async def quirks_for(
     if fresh is None:
         if cached_only:
             return None
-        fresh = _keep(await db.run(rules_load))
+        fresh = await _reload()
     return q.resolve(fresh, vendor, model, firmware)
+
+
+# One read in flight per event loop: a restart storm's thousands of connections wait for the
+# same read of the profiles instead of each reading them.
+_loading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[tuple[q.Rule, ...]]]
+_loading = weakref.WeakKeyDictionary()
+
+
+async def _reload() -> tuple[q.Rule, ...]:
+    loop = asyncio.get_running_loop()
+    task = _loading.get(loop)
+    if task is None or task.done():
+        task = loop.create_task(_load(), name="quirk-profiles")
+        _loading[loop] = task
+    return await asyncio.shield(task)
+
+
+async def _load() -> tuple[q.Rule, ...]:
+    return _keep(await db.run(rules_load))
 
 
 # -- deviations met ------------------------------------------------------------------------------

@@ -314,3 +314,25 @@ async def test_a_journaled_boot_resolves_from_the_cache_only():
     assert found is not None and found.has(q.ENERGY_KWH_AS_WH)
     cached = await quirks_state.quirks_for("OpenEVSE", "", "4.2.2", cached_only=True)
     assert cached == found
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_storm_of_connections_reads_the_profiles_once(monkeypatch):
+    """Thousands of chargers reconnecting at once after a restart find no profiles cached: they
+    wait for one read, not one each (issue 48's restart storm)."""
+    import asyncio
+
+    reads = []
+    real = quirks_state.rules_load
+
+    def counted():
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(quirks_state, "rules_load", counted)
+    quirks_state.forget()
+    found = await asyncio.gather(
+        *(quirks_state.quirks_for("OpenEVSE", "", "4.2.2") for _ in range(50))
+    )
+    assert len(reads) == 1
+    assert all(f is not None and f.has(q.ENERGY_KWH_AS_WH) for f in found)
