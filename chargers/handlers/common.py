@@ -67,10 +67,9 @@ async def quirks_at_boot(conn: Connection, facts: dict) -> None:
             cached_only=journal.engaged,  # a journaled boot waits for no database
         )
     except Exception:  # noqa: BLE001 - an outage must not fail the boot's answer
-        found = None
-    if found is None:
         logger.warning("Quirk profiles not resolved for charger %s", conn.charger_id)
-    else:
+        return
+    if found is not None:  # None: journaled and never read yet; the next boot resolves them
         conn.quirks = found
 
 

@@ -97,14 +97,20 @@ def quirks_of_charger(charger_id: int) -> q.Quirks:
 async def quirks_for(
     vendor: str, model: str, firmware: str, *, cached_only: bool = False
 ) -> q.Quirks | None:
-    """`quirks_of` from the event loop: no hop to the database while the profiles are fresh.
-    `cached_only` (the database is away): None instead of a read when they are not."""
-    fresh = _fresh()
-    if fresh is None:
+    """`quirks_of` from the event loop: no hop to the database once this process has read the
+    profiles (a stale copy answers while it is refreshed in the background). `cached_only`
+    (the database is away): None instead of the first read."""
+    rules_now = _fresh()
+    if rules_now is None and _cached is not None:
+        # Stale: answer from the copy held and refresh it in the background, so no boot waits
+        # for the database pool once this process has read the profiles.
+        background.spawn(_reload(), "refreshing the quirk profiles")
+        rules_now = _cached[1]
+    if rules_now is None:
         if cached_only:
             return None
-        fresh = await _reload()
-    return q.resolve(fresh, vendor, model, firmware)
+        rules_now = await _reload()
+    return q.resolve(rules_now, vendor, model, firmware)
 
 
 # One read in flight per event loop: a restart storm's thousands of connections wait for the
