@@ -963,7 +963,7 @@ class ChargerDeviationAdmin(ReadOnlyAdmin):
     search_fields = ["charger__station_id", "charger__vendor", "charger__model", "code"]
     list_filter = ["code"]
     list_select_related = ["charger"]
-    raw_id_fields = ["charger"]
+    autocomplete_fields = ["charger"]
 
     @admin.display(description="Vendor / model / firmware")
     def charger_model(self, obj: ChargerDeviation) -> str:
