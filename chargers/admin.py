@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -24,6 +25,7 @@ from chargers.models import (
     AuthorizationKeyChange,
     Charger,
     ChargerCertificate,
+    ChargerDeviation,
     ChargerEvent,
     ChargerNotice,
     ChargerOperation,
@@ -33,12 +35,14 @@ from chargers.models import (
     Command,
     Connector,
     ConnectorReservation,
+    Deviation,
     DeviceVariable,
     MeterValue,
     OcppDeadLetter,
     OcppMessage,
     OcppServerProcess,
     OrphanStop,
+    QuirkProfile,
     SecurityEvent,
     SignedSample,
     StatusEvent,
@@ -47,6 +51,7 @@ from chargers.models import (
 )
 from chargers.ocpp.energy import kwh
 from chargers.security import credentials
+from chargers.state import quirks as quirks_state
 from chargers.web.providers import port_faults, signed_meter_values
 
 # The password generated on save travels to response_add/response_change on the request: shown
@@ -89,6 +94,43 @@ class ConnectorInline(admin.TabularInline):
             )
             or "-"
         )
+
+
+class ChargerDeviationInline(admin.TabularInline):
+    """Deviations met on this charger that no quirk profile of it names (docs/quirks.md): what
+    support reads to propose a profile (Quirk profiles)."""
+
+    model = ChargerDeviation
+    extra = 0
+    can_delete = True  # support clears one once a profile covers it
+    fields = [
+        "code",
+        "deviation_name",
+        "detail",
+        "count",
+        "first_seen_at",
+        "last_seen_at",
+        "example",
+    ]
+    readonly_fields = [
+        "code",
+        "deviation_name",
+        "detail",
+        "count",
+        "first_seen_at",
+        "last_seen_at",
+        "example",
+    ]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Deviation")
+    def deviation_name(self, obj: ChargerDeviation) -> str:
+        names = self.__dict__.setdefault(
+            "names", dict(Deviation.objects.values_list("code", "name"))
+        )
+        return names.get(obj.code, "not a named deviation yet")
 
 
 class ChargerAdminForm(forms.ModelForm):
@@ -224,7 +266,7 @@ class ChargerAdmin(admin.ModelAdmin):
         "implausible_reading",
         "implausible_reading_at",
     ]
-    inlines = [ConnectorInline]
+    inlines = [ConnectorInline, ChargerDeviationInline]
     actions = [
         "remote_start",
         "remote_stop",
@@ -851,3 +893,79 @@ class ChargerNoticeAdmin(ReadOnlyAdmin):
 
 
 from chargers.proxy import admin as _proxy_admin  # noqa: E402, F401  (registers Backoffice)
+
+# -- quirk profiles (docs/quirks.md) --------------------------------------------------------------
+
+
+@admin.register(Deviation)
+class DeviationAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "source_url"]
+    search_fields = ["code", "name", "description"]
+    list_filter = ["profiles"]
+    list_select_related = False
+    readonly_fields = ["code"]  # the code is what the product knows (chargers.ocpp.quirks)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a new kind needs code that handles it; edit the words and evidence
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(QuirkProfile)
+class QuirkProfileAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "vendor",
+        "model_prefix",
+        "firmware_range",
+        "deviation_codes",
+        "enabled",
+        "updated_at",
+    ]
+    search_fields = ["name", "vendor", "model_prefix", "notes"]
+    list_filter = ["enabled", "deviations"]
+    list_select_related = False
+    filter_horizontal = ["deviations"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[QuirkProfile]:
+        return super().get_queryset(request).prefetch_related("deviations")
+
+    @admin.display(description="Firmware")
+    def firmware_range(self, obj: QuirkProfile) -> str:
+        parts = []
+        if obj.firmware_prefix:
+            parts.append(f"{obj.firmware_prefix}*")
+        if obj.firmware_min or obj.firmware_max:
+            parts.append(f"{obj.firmware_min or '…'} to {obj.firmware_max or '…'}")
+        return ", ".join(parts) or "any"
+
+    @admin.display(description="Deviations")
+    def deviation_codes(self, obj: QuirkProfile) -> str:
+        return ", ".join(d.code for d in obj.deviations.all())
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        quirks_state.forget()  # this process sees the edit at once, the others within the cache
+
+    def delete_model(self, request: HttpRequest, obj: QuirkProfile) -> None:
+        super().delete_model(request, obj)
+        quirks_state.forget()
+
+
+@admin.register(ChargerDeviation)
+class ChargerDeviationAdmin(ReadOnlyAdmin):
+    """Every charger's unnamed deviations, to see which model shows one across the fleet."""
+
+    list_display = ["charger", "code", "count", "first_seen_at", "last_seen_at", "charger_model"]
+    search_fields = ["charger__station_id", "charger__vendor", "charger__model", "code"]
+    list_filter = ["code"]
+    list_select_related = ["charger"]
+    autocomplete_fields = ["charger"]
+
+    @admin.display(description="Vendor / model / firmware")
+    def charger_model(self, obj: ChargerDeviation) -> str:
+        c = obj.charger
+        return f"{c.vendor} / {c.model} / {c.firmware_version}"

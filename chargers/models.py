@@ -1086,3 +1086,82 @@ class VariableMonitor(models.Model):
 
     def __str__(self) -> str:
         return f"monitor {self.monitor_id} {self.type} {self.value} on {self.component}.{self.variable}"
+
+
+# -- quirk profiles (docs/quirks.md) --------------------------------------------------------------
+
+
+class Deviation(models.Model):
+    """A named way a charger model departs from the OCPP text, with the public evidence for it.
+    `code` is what the code knows (chargers.ocpp.quirks); the rest is for support."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(help_text="What the charger does, against which OCPP text.")
+    handling = models.TextField(
+        blank=True, help_text="What this system does for a charger whose profile names it."
+    )
+    evidence = models.TextField(blank=True, help_text="The frames that showed it, as sent.")
+    source_url = models.URLField(
+        blank=True, help_text="Public evidence (issue thread, vendor doc)."
+    )
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.name}"
+
+
+class QuirkProfile(models.Model):
+    """The deviations of a vendor's model over a range of firmware. Empty fields match any; a
+    charger gets the deviations of every enabled profile it matches (chargers.ocpp.quirks)."""
+
+    name = models.CharField(max_length=120)
+    vendor = models.CharField(
+        max_length=50, blank=True, help_text="BootNotification vendor, exact (any case)."
+    )
+    model_prefix = models.CharField(max_length=50, blank=True, help_text="Model starts with.")
+    firmware_prefix = models.CharField(
+        max_length=50, blank=True, help_text='Firmware starts with (a leading "v" is ignored).'
+    )
+    firmware_min = models.CharField(
+        max_length=50, blank=True, help_text="Lowest firmware, compared number by number."
+    )
+    firmware_max = models.CharField(
+        max_length=50, blank=True, help_text="Highest firmware (inclusive)."
+    )
+    deviations = models.ManyToManyField(Deviation, related_name="profiles")
+    evidence = models.TextField(blank=True, help_text="The frames of this model that showed it.")
+    source_url = models.URLField(help_text="Public evidence for this model (issue, vendor doc).")
+    notes = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor", "model_prefix", "firmware_min", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChargerDeviation(models.Model):
+    """A deviation the tolerant reader met on this charger that none of its profiles names:
+    recorded, never silently absorbed, so support can propose a profile (docs/quirks.md)."""
+
+    charger = models.ForeignKey(Charger, on_delete=models.CASCADE, related_name="deviations")
+    code = models.CharField(max_length=40)
+    detail = models.CharField(max_length=200, blank=True)
+    example = models.TextField(blank=True, help_text="The first frame that showed it, as sent.")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["charger", "code"], name="unique_charger_deviation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} on {self.charger_id}"

@@ -52,6 +52,8 @@ from chargers.models import (
     Command,
     Connector,
 )
+from chargers.ocpp import quirks as q
+from chargers.state import quirks as quirks_state
 from reliability.models import AlertRule
 from reliability.services import problem_report, problem_resolved
 
@@ -195,6 +197,16 @@ class Electrical:
         )
 
 
+def charger_unit(charger: Charger) -> str:
+    """The unit this charger gets its limits in (profiles.unit_for), its quirk profile asked
+    through the one resolver (chargers.state.quirks, cached: no query per call)."""
+    return profiles.unit_for(
+        charger.rate_units,
+        charger.rate_unit_learnt,
+        watt_only=quirks_state.quirks_of_row(charger).has(q.WATT_ONLY),
+    )
+
+
 def _send(
     charger: Charger,
     profile: profiles.Profile,
@@ -204,7 +216,7 @@ def _send(
 ) -> Send:
     """`profile` (in amperes) as a Send in the unit this charger takes, with numberPhases
     `phases`, and the same limit in the other unit for one retry while its unit is not settled."""
-    unit = profiles.unit_for(charger.rate_units, charger.rate_unit_learnt)
+    unit = charger_unit(charger)
     first = profiles.expressed(profile, unit=unit, voltage=electrical.voltage, phases=phases)
     alternate = None
     if not charger.rate_unit_learnt and not (
@@ -411,7 +423,7 @@ def _refusal_not_counted(site: SiteBudget) -> bool:
 def _phases_moved(charger: Charger, session: ChargingSession, electrical: Electrical) -> bool:
     """Whether the car of a charger limited in watts now draws on other phases than its held
     limit's numberPhases (a limit sent before its first readings counted the connector's)."""
-    if profiles.unit_for(charger.rate_units, charger.rate_unit_learnt) != profiles.WATTS:
+    if charger_unit(charger) != profiles.WATTS:
         return False
     held = ChargingProfile.objects.filter(
         charger_id=charger.pk,
@@ -489,6 +501,7 @@ def _plan_sessions(
                 connector_id=row.connector_id,
                 transaction_id=transaction_id,
                 limit_a=target,
+                start=now if quirks_state.quirks_of_row(charger).has(q.REJECTS_RELATIVE) else None,
             ),
             electrical,
             session_phases(session, electrical),
@@ -604,6 +617,30 @@ def send_all(sends: Sequence[Send]) -> list[Outcome]:
 # -- what the answers change ----------------------------------------------------------------------
 
 
+def _watt_only_met(outcome: Outcome, now: datetime) -> None:
+    """A charger found to take only watts (amperes refused, the same limit in W accepted) that no
+    quirk profile says so of: recorded on it for support (docs/quirks.md)."""
+    charger = outcome.send.charger
+    if outcome.learnt_unit != profiles.WATTS:
+        return
+    found: list[tuple[str, str]] = []
+    q.met(
+        found,
+        quirks_state.quirks_of_row(charger),
+        q.WATT_ONLY,
+        f"a limit in A refused, the same in W accepted ({outcome.send.profile.purpose})",
+    )
+    if found:
+        quirks_state.observed(
+            charger_id=charger.pk,
+            found=found,
+            example=quirks_state.example_frame(
+                "SetChargingProfile", "", outcome.send.profile.payload
+            ),
+            at=now,
+        )
+
+
 def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
     """Keep what the chargers accepted or refused; raise or clear alerts. Return whether the
     allocation must be computed again (a connector refused, or accepts again)."""
@@ -612,6 +649,7 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
         if outcome.learnt_unit:
             rate_unit_learnt(charger_id=outcome.send.charger.pk, unit=outcome.learnt_unit)
             outcome.send.charger.rate_unit_learnt = outcome.learnt_unit  # this pass's next sends
+            _watt_only_met(outcome, now)
         if outcome.offline:
             continue
         send = outcome.send

@@ -112,12 +112,15 @@ class Profile:
 # -- units (docs/power.md, "Units") -------------------------------------------------------------
 
 
-def unit_for(rate_units: str, learnt: str = "") -> str:
+def unit_for(rate_units: str, learnt: str = "", *, watt_only: bool = False) -> str:
     """The unit to send a charger its limits in: the one it was found to take (`learnt`), else
+    watts where its quirk profile says it takes only watts (`watt_only`, docs/quirks.md), else
     amperes unless all it declares it takes (`rate_units`, "A", "W" or "A,W") is watts. A charger
     that takes both, or says nothing, gets amperes: no conversion to get wrong."""
     if learnt in (AMPS, WATTS):
         return learnt
+    if watt_only:
+        return WATTS
     units = {u.strip() for u in rate_units.split(",") if u.strip()}
     return WATTS if units == {WATTS} else AMPS
 
@@ -281,9 +284,11 @@ def session_limit(
     transaction_id: int | str,
     limit_a: Decimal | float,
     number_phases: int | None = None,
+    start: datetime | None = None,
 ) -> Profile:
     """Return the TxProfile that limits the running transaction on `connector_id` (Relative: from
-    the transaction's start, for as long as it runs)."""
+    the transaction's start, for as long as it runs; Absolute from `start` for a charger that
+    refuses Relative profiles, docs/quirks.md: one period, so the same limit from now on)."""
     limit = amps(limit_a)
     payload = _payload(
         version,
@@ -292,7 +297,7 @@ def session_limit(
         purpose=TX_PROFILE,
         stack_level=TX_STACK_LEVEL,
         limit_a=limit,
-        start=None,
+        start=start,
         transaction_id=transaction_id,
         number_phases=number_phases,
     )

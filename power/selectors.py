@@ -71,7 +71,7 @@ def in_both_units(
             return Decimal(int(profiles.watts(amps, voltage=site.voltage, phases=phases)))
 
         shown[row.pk] = {
-            "unit": profiles.unit_for(row.charger.rate_units, row.charger.rate_unit_learnt),
+            "unit": enforcement.charger_unit(row.charger),
             "number_phases": phases,
             "limit_w": w(Decimal(0) if row.waiting else row.limit_a),
             "applied_limit_w": w(row.applied_limit_a),

@@ -24,6 +24,7 @@ _SEEDED: list[tuple[str, list[str]]] = [
             "reliability.migrations.0010_faults58_mrec_vocabulary",
         ],
     ),
+    ("chargers.Deviation", ["chargers.migrations.0026_seed_quirk_profiles"]),
 ]
 
 

@@ -29,8 +29,10 @@ from chargers.connections import handshake, process
 from chargers.devices.commands import DISCONNECTED, command_complete, command_group
 from chargers.handlers import common, v16, v21, v201
 from chargers.messagelog.log import writer
-from chargers.models import Command
+from chargers.models import Charger, Command
 from chargers.ocpp import protocol, protocol21, protocol201, readings
+from chargers.ocpp.quirks import NONE as NO_QUIRKS
+from chargers.ocpp.quirks import Quirks
 from chargers.ocpp.storable import ours_may_need_cleaning
 from chargers.plumbing import layer_groups, ocpp_metrics
 from chargers.plumbing.background import spawn
@@ -41,6 +43,7 @@ from chargers.proxy.links import Proxy, Relay
 from chargers.security import credentials
 from chargers.security import services as security_services
 from chargers.state import charger as connection_state
+from chargers.state import quirks as quirks_state
 
 logger = logging.getLogger("chargers.ocpp")
 
@@ -85,6 +88,19 @@ class PendingCall:
 def _redacted(action: str, payload: Any) -> Any:
     """The AuthorizationKey is a password: it never reaches the message log."""
     return credentials.redact_payload(action, payload) if isinstance(payload, dict) else payload
+
+
+async def _quirks_of(charger: Charger) -> Quirks:
+    """The charger's deviations as its last boot described it; none while the profiles cannot
+    be read (an outage must not refuse the connection: the next boot resolves them again)."""
+    try:
+        found = await quirks_state.quirks_for(
+            charger.vendor, charger.model, charger.firmware_version
+        )
+        return found if found is not None else NO_QUIRKS
+    except Exception:  # noqa: BLE001
+        logger.warning("Quirk profiles not resolved for %s", charger.station_id)
+        return NO_QUIRKS
 
 
 class OcppConsumer(AsyncWebsocketConsumer):
@@ -190,6 +206,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             connection_id=connection_id,
             registration_status=charger.registration_status,
         )
+        # Its known deviations, once for the socket (docs/quirks.md): no query while fresh.
+        self.conn.quirks = await _quirks_of(charger)
         self.charger_id, self.station_id, self.subprotocol, self.version = (
             charger.pk,
             station_id,

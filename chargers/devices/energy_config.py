@@ -82,14 +82,25 @@ def set_variable_data_201(variables: Iterable[Variable]) -> list[dict]:
     return data
 
 
-def change_configuration_16(configuration_key: Iterable[dict]) -> list[dict]:
+STOP_TXN = "StopTxnSampledData"
+
+
+def change_configuration_16(
+    configuration_key: Iterable[dict], *, stop_txn_unset: bool = False
+) -> list[dict]:
     """The ChangeConfiguration payloads that make a 1.6 charger include the energy register in
-    its sampled and stop-transaction data, from a GetConfiguration answer's configurationKey."""
+    its sampled and stop-transaction data, from a GetConfiguration answer's configurationKey.
+    `stop_txn_unset`: the charger's quirk profile says StopTxnSampledData must stay empty
+    (docs/quirks.md): it is emptied where it has a value, never given the register."""
     changes = []
     for entry in configuration_key:
         if not isinstance(entry, dict) or entry.get("key") not in KEYS_16:
             continue
         if entry.get("readonly") is True:
+            continue
+        if stop_txn_unset and entry["key"] == STOP_TXN:
+            if str(entry.get("value") or "").strip():
+                changes.append({"key": STOP_TXN, "value": ""})
             continue
         value = with_energy(str(entry.get("value") or ""), VALUE_MAX_16)
         if value is not None:
@@ -100,13 +111,20 @@ def change_configuration_16(configuration_key: Iterable[dict]) -> list[dict]:
 CHANGED_16 = ("Accepted", "RebootRequired")  # RebootRequired: it applies after the next reboot
 
 
-def problems_16(configuration_key: Iterable[dict], changed: dict[str, str]) -> list[str]:
+def problems_16(
+    configuration_key: Iterable[dict], changed: dict[str, str], *, stop_txn_unset: bool = False
+) -> list[str]:
     """What keeps a 1.6 charger from reporting its energy register, once asked: from its
     GetConfiguration answer and the status each ChangeConfiguration got (`changed`, by key).
-    Empty when every key has the register (now or after a reboot)."""
+    Empty when every key has the register (now or after a reboot); StopTxnSampledData is not
+    asked of a charger that needs it unset (`stop_txn_unset`) unless emptying it failed."""
     reported = {entry.get("key"): entry for entry in configuration_key if isinstance(entry, dict)}
     problems = []
     for key in KEYS_16:
+        if stop_txn_unset and key == STOP_TXN:
+            if key in changed and changed[key] not in CHANGED_16:
+                problems.append(f"ChangeConfiguration of {key} to empty answered {changed[key]}")
+            continue
         entry = reported.get(key)
         if entry is None:
             problems.append(f"{key} is not a key it knows")

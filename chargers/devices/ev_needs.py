@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -59,11 +59,17 @@ def allowance(session_id: int) -> Decimal | None:
 
 
 def needs_payload(
-    *, evse_id: int, transaction_id: str, session_id: int, needs: dict[str, Any]
+    *,
+    evse_id: int,
+    transaction_id: str,
+    session_id: int,
+    needs: dict[str, Any],
+    start: datetime | None = None,
 ) -> dict[str, Any]:
-    """The SetChargingProfileRequest for the car's needs within the session's allowance."""
+    """The SetChargingProfileRequest for the car's needs within the session's allowance
+    (`start`: Absolute from then, for a charger that refuses Relative profiles)."""
     unit, limit = v201_ev_needs.schedule_limit(needs, allowance(session_id), PHASES)
-    return v201_ev_needs.needs_profile(evse_id, transaction_id, unit, limit)
+    return v201_ev_needs.needs_profile(evse_id, transaction_id, unit, limit, start)
 
 
 def last_sent(*, charger_id: int, evse_id: int, transaction_id: str) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ reaches into the other."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,9 +18,14 @@ from authorization.models import Token
 from authorization.services import decide_live, decision_record
 from backoffice import db
 from chargers.messagelog.log import DatabaseUnavailable
+from chargers.ocpp.quirks import NONE as NO_QUIRKS
+from chargers.ocpp.quirks import Quirks
 from chargers.ocpp.storable import clean_texts
 from chargers.plumbing.journal import TRANSIENT_RETRIES, is_outage, is_transient, journal
 from chargers.sessions import starts
+from chargers.state import quirks as quirks_state
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,9 +47,44 @@ class Connection:
     # its own (a 2.0.1 TransactionEvent's event row): the log row reuses the text instead of
     # dumping the same payload again. Only for the very object the consumer logs.
     dumped: tuple[Any, str] | None = None
+    # The charger's known deviations (its quirk profiles, docs/quirks.md): resolved at connect
+    # and at each boot, asked by the readers and command builders of this socket.
+    quirks: Quirks = NO_QUIRKS
 
     def publish(self, connector_id: int, **event: Any) -> None:
         self.events.append((connector_id, event))
+
+
+async def quirks_at_boot(conn: Connection, facts: dict) -> None:
+    """A boot may name another model or firmware: the charger's deviations are resolved again
+    (1.6 words: chargePointVendor, chargePointModel, firmwareVersion). While the database is
+    away and the profiles are stale, the connection keeps what it had."""
+    try:
+        found = await quirks_state.quirks_for(
+            str(facts.get("chargePointVendor") or "")[:50],
+            str(facts.get("chargePointModel") or "")[:50],
+            str(facts.get("firmwareVersion") or "")[:50],
+            cached_only=journal.engaged,  # a journaled boot waits for no database
+        )
+    except Exception:  # noqa: BLE001 - an outage must not fail the boot's answer
+        logger.warning("Quirk profiles not resolved for charger %s", conn.charger_id)
+        return
+    if found is not None:  # None: journaled and never read yet; the next boot resolves them
+        conn.quirks = found
+
+
+def deviations_met(
+    conn: Connection, found: list[tuple[str, str]], action: str, payload: Any, unique_id: str
+) -> None:
+    """Record on the charger the deviations a reader met that its profiles do not name (in the
+    background: the answer does not wait). Nothing to do, nothing done: the common case."""
+    if found:
+        quirks_state.observe(
+            charger_id=conn.charger_id,
+            found=found,
+            example=quirks_state.example_frame(action, unique_id, payload),
+            at=conn.received_at,
+        )
 
 
 # A CALL handler: the connection, the payload, the message's unique id; the reply payload.

@@ -18,6 +18,7 @@ from authorization.decisions import Context, Decision
 from authorization.services import decide_live
 from backoffice import db
 from chargers.devices import energy_config
+from chargers.handlers import common
 from chargers.handlers.common import (
     Connection,
     Handler,
@@ -26,7 +27,7 @@ from chargers.handlers.common import (
     storable_payload,
 )
 from chargers.messagelog.log import MeterSample, writer
-from chargers.ocpp import tolerant
+from chargers.ocpp import quirks, tolerant
 from chargers.ocpp.protocol import (
     PROPERTY_CONSTRAINT_VIOLATION,
     REQUEST_VALIDATORS,
@@ -41,6 +42,7 @@ from chargers.plumbing import follow_ups
 from chargers.sessions import closing, opening, services, starts
 from chargers.sessions.signed import signed_values
 from chargers.state import charger as connection_state
+from chargers.state import quirks as quirks_state
 
 if TYPE_CHECKING:
     from chargers.models import Charger, ChargingSession
@@ -79,6 +81,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
         )
 
     result = await durably(conn, "BootNotification", payload, unique_id, now, interval=interval)
+    await common.quirks_at_boot(conn, payload)
     if result is not None:
         conn.registration_status, interval = result.status, result.interval
         if (
@@ -155,11 +158,14 @@ async def _energy_reporting_set(charger: Charger) -> list[str]:
     keys = response.get("configurationKey") or []
     keys = [entry for entry in keys if isinstance(entry, dict)] if isinstance(keys, list) else []
     changed: dict[str, str] = {}
-    for change in energy_config.change_configuration_16(keys):
+    # The one resolver of a charger's deviations (docs/quirks.md; cached, no query).
+    found = await quirks_state.quirks_for(charger.vendor, charger.model, charger.firmware_version)
+    unset = found is not None and found.has(quirks.STOP_TXN_SAMPLED_DATA_UNSET)
+    for change in energy_config.change_configuration_16(keys, stop_txn_unset=unset):
         command = await commands.send_command(charger, "ChangeConfiguration", change, source="csms")
         answered = command.status == Command.Status.ANSWERED
         changed[change["key"]] = command.result_status if answered else "a CALLERROR"
-    return energy_config.problems_16(keys, changed)
+    return energy_config.problems_16(keys, changed, stop_txn_unset=unset)
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
@@ -207,8 +213,11 @@ async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> 
 
 async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    reading = tolerant.read_start(payload, REQUEST_VALIDATORS["StartTransaction"], received)
+    reading = tolerant.read_start(
+        payload, REQUEST_VALIDATORS["StartTransaction"], received, conn.quirks
+    )
     conn.violation = reading.violation
+    common.deviations_met(conn, reading.deviations, "StartTransaction", payload, unique_id)
     started_at = reading.timestamp or received
     facts = (conn.charger_id, reading.connector_id, reading.id_tag, reading.meter, started_at)
     # Drawn before any write, so a start journaled after an ambiguous failure keeps its id.
@@ -283,8 +292,11 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
 
 async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    reading = tolerant.read_stop(payload, REQUEST_VALIDATORS["StopTransaction"], received)
+    reading = tolerant.read_stop(
+        payload, REQUEST_VALIDATORS["StopTransaction"], received, conn.quirks
+    )
     conn.violation = reading.violation
+    common.deviations_met(conn, reading.deviations, "StopTransaction", payload, unique_id)
     # read_stop puts 0 (no transaction of ours: an orphan stop) in for an unusable transactionId.
     assert reading.transaction_id is not None
     transaction_id = reading.transaction_id
@@ -334,8 +346,11 @@ async def stop_transaction(conn: Connection, payload: dict, unique_id: str) -> d
 
 async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
-    reading = tolerant.read_meter_values(payload, REQUEST_VALIDATORS["MeterValues"], received)
+    reading = tolerant.read_meter_values(
+        payload, REQUEST_VALIDATORS["MeterValues"], received, conn.quirks
+    )
     conn.violation = reading.violation
+    common.deviations_met(conn, reading.deviations, "MeterValues", payload, unique_id)
     connector_id, transaction_id = reading.connector_id, reading.transaction_id
     samples = []
     latest: dict[str, str] = {}

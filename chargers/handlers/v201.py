@@ -290,6 +290,7 @@ async def boot_notification(conn: Connection, payload: dict, unique_id: str) -> 
     result = await common.durably(
         conn, "BootNotification", facts, unique_id, now, interval=interval
     )
+    await common.quirks_at_boot(conn, facts)
     known = False  # journaled (database unreachable): not known, the follow-up asks later
     if result is not None:
         conn.registration_status, interval = result.status, result.interval
@@ -503,6 +504,7 @@ async def _record_event(
                 id_tag_status=card.session_status,
                 token_id=card.token_id,
                 decision_record=card.record,
+                quirks=conn.quirks,
             )
         )
     if card.record is not None:
@@ -517,6 +519,7 @@ async def _record_event(
         token_id=card.token_id,
         token_known=card.token_known,
         event=event,
+        quirks=conn.quirks,
     )
 
 
@@ -577,7 +580,7 @@ def _publish_outcome(
 async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
     # Refuses only a missing transactionId.
-    event = services_v201.read_transaction_event(payload, received, conn.requests)
+    event = services_v201.read_transaction_event(payload, received, conn.requests, conn.quirks)
     conn.violation = event.violation
     key = (conn.charger_id, event.transaction_id)
     steady = _steady_for(conn, event)
@@ -609,6 +612,8 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
         protocol=VERSION,
         transaction_id=our_id,
     )
+    # After the write: a late event (numbered after the Ended) is found there.
+    common.deviations_met(conn, event.deviations, "TransactionEvent", payload, unique_id)
     if result is None:
         return _journaled_answer(conn, key, our_id, event)
     outcome, answer, group = result
@@ -738,7 +743,9 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     evse_id = payload.get("evseId")
     if isinstance(evse_id, bool) or not isinstance(evse_id, int) or evse_id < 0:
         raise OcppError("OccurrenceConstraintViolation", "MeterValues needs an evseId")
-    readings = read_meter_values(payload.get("meterValue"), received)
+    met: list[tuple[str, str]] = []
+    readings = read_meter_values(payload.get("meterValue"), received, conn.quirks, met)
+    common.deviations_met(conn, met, "MeterValues", payload, unique_id)
     samples = [
         MeterSample(
             conn.charger_id,

@@ -15,7 +15,7 @@ from authorization.services import decision_record
 from backoffice import db
 from chargers.devices import ev_needs, smart_charging
 from chargers.handlers import common, v16_security
-from chargers.ocpp import v201_ev_needs
+from chargers.ocpp import quirks, v201_ev_needs
 from chargers.ocpp.protocol201 import id_token_status
 from chargers.plumbing.background import spawn
 from chargers.security import pki as csms_pki
@@ -180,6 +180,7 @@ async def notify_ev_charging_needs(conn: common.Connection, payload: dict, uniqu
         transaction_id=transaction_id,
         session_id=session_id,
         needs=payload["chargingNeeds"],
+        start=timezone.now() if conn.quirks.has(quirks.REJECTS_RELATIVE) else None,
     )
     spawn(ev_needs.profile_send(conn.charger_id, profile), "Answering a car's charging needs")
     return {"status": "Accepted"}

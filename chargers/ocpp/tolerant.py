@@ -20,6 +20,7 @@ from typing import Any
 
 import fastjsonschema
 
+from chargers.ocpp import quirks as q
 from chargers.ocpp.energy import exact_wh, number
 from chargers.ocpp.protocol import (
     OCCURENCE_CONSTRAINT_VIOLATION,
@@ -66,6 +67,9 @@ class Reading:
     reason: str = ""
     reservation_id: int | None = None
     meter_values: list[MeterReading] = field(default_factory=list)
+    # Deviations met that the charger's quirk profile does not name: (code, what was seen),
+    # recorded on the charger by the handler (chargers.state.quirks.observed).
+    deviations: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def violation(self) -> str:
@@ -163,7 +167,9 @@ def _schema_violation(validator: Callable[[Any], Any], payload: dict) -> str | N
     return None
 
 
-def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[MeterReading]:
+def _meter_values(
+    reading: Reading, entries: Any, received: datetime, quirks: q.Quirks = q.NONE
+) -> list[MeterReading]:
     if entries is None:
         return []
     if not isinstance(entries, list):
@@ -185,6 +191,18 @@ def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[Me
                 name: _text(reading, sample, name, limit) for name, limit in SAMPLE_FIELDS.items()
             }
             signed = str(sample.get("format", "")).lower() == "signeddata"
+            measurand = values["measurand"] or "Energy.Active.Import.Register"
+            unit = values["unit"]
+            if measurand.endswith(".Register"):  # only an energy register has a unit rule
+                if q.unknown_energy_unit(measurand, unit):
+                    q.met(
+                        reading.deviations,
+                        quirks,
+                        q.UNKNOWN_ENERGY_UNIT,
+                        f"{measurand} in {unit!r}: read as Wh",
+                    )
+                # The charger's profile may say its register's "Wh" is kWh (docs/quirks.md).
+                unit = q.energy_unit(measurand, unit, quirks)
             samples.append(
                 Sample(
                     # A signed value is kept whole elsewhere (chargers.models.SignedSample,
@@ -192,9 +210,9 @@ def _meter_values(reading: Reading, entries: Any, received: datetime) -> list[Me
                     value=clean_text(str(sample["value"]))[:VALUE_MAX]
                     if signed
                     else _text(reading, sample, "value", VALUE_MAX),
-                    measurand=values["measurand"] or "Energy.Active.Import.Register",
+                    measurand=measurand,
                     phase=values["phase"],
-                    unit=values["unit"],
+                    unit=unit,
                     context=values["context"],
                     location=values["location"],
                 )
@@ -223,7 +241,9 @@ def _connector(reading: Reading, payload: dict) -> int:
     return connector if connector is not None else 0
 
 
-def read_start(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+def read_start(
+    payload: dict, validator: Callable[[Any], Any], received: datetime, quirks: q.Quirks = q.NONE
+) -> Reading:
     reading = Reading()
     if (violation := _schema_violation(validator, payload)) is not None:
         reading.violations.append(violation)
@@ -234,6 +254,7 @@ def read_start(payload: dict, validator: Callable[[Any], Any], received: datetim
     meter = _meter_field(reading, payload, "meterStart")
     if meter is None:
         reading.violations.append("meterStart unusable: 0 used")
+        q.met(reading.deviations, quirks, q.METER_START_MISSING, "meterStart unusable: 0 used")
     reading.meter = meter if meter is not None else Decimal(0)
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
     reading.reservation_id = _int_field(
@@ -242,7 +263,9 @@ def read_start(payload: dict, validator: Callable[[Any], Any], received: datetim
     return reading
 
 
-def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime) -> Reading:
+def read_stop(
+    payload: dict, validator: Callable[[Any], Any], received: datetime, quirks: q.Quirks = q.NONE
+) -> Reading:
     reading = Reading()
     if (violation := _schema_violation(validator, payload)) is not None:
         reading.violations.append(violation)
@@ -253,15 +276,21 @@ def read_stop(payload: dict, validator: Callable[[Any], Any], received: datetime
     reading.meter = _meter_field(reading, payload, "meterStop")
     if reading.meter is None:
         reading.violations.append("meterStop unusable: the last meter reading is used")
+        q.met(
+            reading.deviations,
+            quirks,
+            q.METER_STOP_MISSING,
+            "meterStop missing or unusable: the last meter reading is used",
+        )
     reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
     reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
     reading.reason = _text(reading, payload, "reason", STOP_REASON_MAX)
-    reading.meter_values = _meter_values(reading, payload.get("transactionData"), received)
+    reading.meter_values = _meter_values(reading, payload.get("transactionData"), received, quirks)
     return reading
 
 
 def read_meter_values(
-    payload: dict, validator: Callable[[Any], Any], received: datetime
+    payload: dict, validator: Callable[[Any], Any], received: datetime, quirks: q.Quirks = q.NONE
 ) -> Reading:
     reading = Reading()
     if (violation := _schema_violation(validator, payload)) is not None:
@@ -272,5 +301,5 @@ def read_meter_values(
     )
     if "meterValue" not in payload:
         reading.violations.append("meterValue missing")
-    reading.meter_values = _meter_values(reading, payload.get("meterValue"), received)
+    reading.meter_values = _meter_values(reading, payload.get("meterValue"), received, quirks)
     return reading

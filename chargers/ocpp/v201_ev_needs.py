@@ -4,8 +4,11 @@ NotifyEVChargingNeeds within the site's allowance, and whether the schedule the 
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from chargers.ocpp.protocol import format_datetime
 
 # The power app's session limit has this id and stack level (power.profiles: 3810 + EVSE,
 # stackLevel 1), so either replaces the other: both fit the same allowance.
@@ -53,10 +56,17 @@ def schedule_limit(
     return "A", (NO_LIMIT_AC_A if current is None else current).quantize(Decimal("0.1"))
 
 
-def needs_profile(evse_id: int, transaction_id: str, unit: str, limit: Decimal) -> dict[str, Any]:
+def needs_profile(
+    evse_id: int,
+    transaction_id: str,
+    unit: str,
+    limit: Decimal,
+    start: datetime | None = None,
+) -> dict[str, Any]:
     """SetChargingProfileRequest: one schedule, one period, for the car's transaction (K15.FR.06:
-    at most three schedules; the car fits its own within it)."""
-    return {
+    at most three schedules; the car fits its own within it). Relative, or Absolute from `start`
+    for a charger that refuses Relative profiles (docs/quirks.md)."""
+    payload: dict[str, Any] = {
         "evseId": evse_id,
         "chargingProfile": {
             "id": PROFILE_ID_TX_BASE + evse_id,
@@ -73,6 +83,10 @@ def needs_profile(evse_id: int, transaction_id: str, unit: str, limit: Decimal) 
             ],
         },
     }
+    if start is not None:
+        payload["chargingProfile"]["chargingProfileKind"] = "Absolute"
+        payload["chargingProfile"]["chargingSchedule"][0]["startSchedule"] = format_datetime(start)
+    return payload
 
 
 def _ceiling(profile: dict[str, Any]) -> tuple[str, Decimal] | None:

@@ -76,8 +76,11 @@ def _journal_apply_entry(entry: dict) -> None:
 
         journal_apply_entry(entry, received)
         return
+    from chargers.state.quirks import quirks_of_charger
+
+    quirks = quirks_of_charger(charger_id)  # as the connection would have read it
     if action == "StartTransaction":
-        reading = tolerant.read_start(payload, REQUEST_VALIDATORS[action], received)
+        reading = tolerant.read_start(payload, REQUEST_VALIDATORS[action], received, quirks)
         open_orm(
             OpenRequest(
                 charger_id=charger_id,
@@ -99,7 +102,7 @@ def _journal_apply_entry(entry: dict) -> None:
             )
         )
     elif action == "StopTransaction":
-        reading = tolerant.read_stop(payload, REQUEST_VALIDATORS[action], received)
+        reading = tolerant.read_stop(payload, REQUEST_VALIDATORS[action], received, quirks)
         from chargers.ocpp.storable import clean_value
 
         close_orm(
@@ -116,7 +119,7 @@ def _journal_apply_entry(entry: dict) -> None:
             )
         )
     elif action == "MeterValues":
-        reading = tolerant.read_meter_values(payload, REQUEST_VALIDATORS[action], received)
+        reading = tolerant.read_meter_values(payload, REQUEST_VALIDATORS[action], received, quirks)
         meter_values_store(
             charger_id=charger_id,
             connector_id=reading.connector_id,

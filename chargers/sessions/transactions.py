@@ -38,6 +38,7 @@ from chargers.models import (
     MeterValue,
     TransactionEvent,
 )
+from chargers.ocpp import quirks as q
 from chargers.ocpp.protocol201 import REQUEST_VALIDATORS
 from chargers.ocpp.storable import clean_text, clean_value
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
@@ -51,6 +52,7 @@ from chargers.sessions.services import (
     session_flag_no_reading_on_commit,
     sessions_announce,
 )
+from chargers.state import quirks as quirks_state
 
 logger = logging.getLogger(__name__)
 
@@ -262,10 +264,14 @@ def session_phases_record(*, session_id: int, phases: int) -> None:
 
 
 def read_transaction_event(
-    payload: dict, received: datetime, schemas: Mapping[str, Any] = REQUEST_VALIDATORS
+    payload: dict,
+    received: datetime,
+    schemas: Mapping[str, Any] = REQUEST_VALIDATORS,
+    quirks: q.Quirks = q.NONE,
 ) -> tx.TxEvent:
-    """`schemas`: the request schemas of the charger's version (2.1's for a 2.1 charger)."""
-    return tx.read_event(payload, schemas["TransactionEvent"], received)
+    """`schemas`: the request schemas of the charger's version (2.1's for a 2.1 charger);
+    `quirks`: the charger's known deviations (chargers.ocpp.quirks)."""
+    return tx.read_event(payload, schemas["TransactionEvent"], received, quirks)
 
 
 @dataclass
@@ -549,11 +555,11 @@ def _no_validation(payload: dict) -> None:
     """Stored events were validated (and their violations recorded) when they arrived."""
 
 
-def _events_of(charger_id: int, transaction_id: str) -> list[tx.TxEvent]:
+def _events_of(charger_id: int, transaction_id: str, quirks: q.Quirks) -> list[tx.TxEvent]:
     rows = TransactionEvent.objects.filter(
         charger_id=charger_id, ocpp_transaction_id=transaction_id
     ).only("payload", "received_at")
-    return [tx.read_event(row.payload, _no_validation, row.received_at) for row in rows]
+    return [tx.read_event(row.payload, _no_validation, row.received_at, quirks) for row in rows]
 
 
 def opened_by(
@@ -708,6 +714,7 @@ def transaction_event_record(
     token_id: int | None = None,
     token_known: bool = False,
     event: tx.TxEvent | None = None,
+    quirks: q.Quirks | None = None,
 ) -> TransactionEventOutcome:
     """Store one TransactionEvent and bring its session up to date. Never refuses.
 
@@ -721,9 +728,14 @@ def transaction_event_record(
     session (one drawn during an outage and already used, at replay). `token_known`: the caller
     already looked up the event's idToken for this charger (`token_id`, None if no card matched).
     `event`: the caller's `read_transaction_event` of this same payload, so it is not read twice.
+    `quirks`: the charger's known deviations, as its connection resolved them (None: resolved
+    here); an event numbered after the Ended that they do not expect is added to
+    `event.deviations` for the caller to record (a replayed one is recorded here).
     """
+    if quirks is None:
+        quirks = quirks_state.quirks_of_charger(charger_id)
     if event is None:
-        event = read_transaction_event(payload, received_at)
+        event = read_transaction_event(payload, received_at, quirks=quirks)
     with transaction.atomic():
         session, created = _locked_or_opened(
             charger_id,
@@ -751,6 +763,13 @@ def transaction_event_record(
             return TransactionEventOutcome(session, duplicate=True, started=False, ended=False)
         steady_since = None if created else _steady_since(session, event)
         late = not created and _after_ended(session, event)
+        if late:  # the late-event rule below keeps the session; the deviation is named
+            q.met(
+                event.deviations,
+                quirks,
+                q.UPDATED_AFTER_ENDED,
+                f"{event.event_type} seqNo {event.seq_no} after the transaction's Ended",
+            )
         # A late event's readings are kept apart from the closed session (charts, idle fees).
         rows = meter_rows(
             charger_id,
@@ -767,7 +786,9 @@ def transaction_event_record(
 
         # A session this event just created has no other event (events are stored with their
         # session, created here under the lock): its fold is this event's.
-        state = tx.fold([event] if created else _events_of(charger_id, event.transaction_id))
+        state = tx.fold(
+            [event] if created else _events_of(charger_id, event.transaction_id, quirks)
+        )
         was_completed = session.status == ChargingSession.Status.COMPLETED
         before = _end_facts(session)
         session.started_at = state.started_at
@@ -846,6 +867,7 @@ class StartedRequest:
     id_tag_status: str | None  # the decision's status on the event's idToken
     token_id: int | None  # the card the decision found
     decision_record: dict[str, Any] | None  # decision_record's arguments, stored with the session
+    quirks: q.Quirks = q.NONE  # the charger's known deviations (its connection's)
 
 
 def started_orm(item: StartedRequest) -> TransactionEventOutcome:
@@ -862,6 +884,7 @@ def started_orm(item: StartedRequest) -> TransactionEventOutcome:
             token_id=item.token_id,
             token_known=True,
             event=item.event,
+            quirks=item.quirks,
         )
 
 
@@ -1015,12 +1038,25 @@ def journal_apply_entry(entry: dict, received: datetime) -> None:
     1.6 shape and replayed by the 1.6 path; TransactionEvent comes here."""
     if entry["action"] != "TransactionEvent":
         raise ValueError(f"unknown 2.0.1 journal entry {entry['action']!r}")
+    quirks = quirks_state.quirks_of_charger(entry["charger_id"])
+    event = read_transaction_event(entry["payload"], received, quirks=quirks)
     outcome = transaction_event_record(
         charger_id=entry["charger_id"],
         payload=entry["payload"],
         received_at=received,
         transaction_id=entry.get("transaction_id"),
+        event=event,
+        quirks=quirks,
     )
+    if event.deviations:
+        quirks_state.observed(
+            charger_id=entry["charger_id"],
+            found=event.deviations,
+            example=quirks_state.example_frame(
+                "TransactionEvent", entry.get("unique_id", ""), entry["payload"]
+            ),
+            at=received,
+        )
     if (
         outcome.started and outcome.session.id_tag
     ):  # in journal_apply's transaction, with the session

@@ -21,6 +21,7 @@ from typing import Any
 
 import fastjsonschema
 
+from chargers.ocpp import quirks as q
 from chargers.ocpp.energy import register_wh as _register
 from chargers.ocpp.protocol import OcppError, parse_datetime
 from chargers.ocpp.protocol201 import OCCURRENCE_CONSTRAINT_VIOLATION
@@ -58,6 +59,8 @@ class TxEvent:
     phases_used: int | None = None  # numberOfPhasesUsed: the phases the car draws on
     meter_values: list[MeterReading] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    # Deviations met that the charger's quirk profile does not name (chargers.ocpp.quirks).
+    deviations: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def violation(self) -> str:
@@ -105,9 +108,16 @@ def _scaled(value: Any, multiplier: Any) -> str:
     return format(number.scaleb(exponent).normalize(), "f")
 
 
-def read_meter_values(items: Any, received: datetime) -> list[MeterReading]:
+def read_meter_values(
+    items: Any,
+    received: datetime,
+    quirks: q.Quirks = q.NONE,
+    deviations: list[tuple[str, str]] | None = None,
+) -> list[MeterReading]:
     """2.0.1 MeterValueType list -> readings in the 1.6 shape the stores use (value with the
-    multiplier applied, unit as text; Wh when none is given: 2.0.1 UnitOfMeasureType default)."""
+    multiplier applied, unit as text; Wh when none is given: 2.0.1 UnitOfMeasureType default),
+    the energy register's unit as the charger's quirk profile says it is (docs/quirks.md).
+    Deviations met that the profile does not name go in `deviations`."""
     readings: list[MeterReading] = []
     if not isinstance(items, list):
         return readings
@@ -120,12 +130,23 @@ def read_meter_values(items: Any, received: datetime) -> list[MeterReading]:
             if not isinstance(sampled, dict):
                 continue
             unit_of_measure = _dict(sampled.get("unitOfMeasure"))
+            measurand = _text(sampled.get("measurand"), 50) or ENERGY_REGISTER
+            unit = _text(unit_of_measure.get("unit"), 10) or "Wh"
+            if measurand.endswith(".Register"):  # only an energy register has a unit rule
+                if deviations is not None and q.unknown_energy_unit(measurand, unit):
+                    q.met(
+                        deviations,
+                        quirks,
+                        q.UNKNOWN_ENERGY_UNIT,
+                        f"{measurand} in {unit!r}: read as Wh",
+                    )
+                unit = q.energy_unit(measurand, unit, quirks)
             samples.append(
                 Sample(
                     value=_scaled(sampled.get("value"), unit_of_measure.get("multiplier")),
-                    measurand=_text(sampled.get("measurand"), 50) or ENERGY_REGISTER,
+                    measurand=measurand,
                     phase=_text(sampled.get("phase"), 10),
-                    unit=_text(unit_of_measure.get("unit"), 10) or "Wh",
+                    unit=unit,
                     context=_text(sampled.get("context"), 20),
                     location=_text(sampled.get("location"), 10),
                 )
@@ -144,7 +165,12 @@ def _timestamp(value: Any, received: datetime) -> datetime:
     return received
 
 
-def read_event(payload: dict, validator: Callable[[dict], Any], received: datetime) -> TxEvent:
+def read_event(
+    payload: dict,
+    validator: Callable[[dict], Any],
+    received: datetime,
+    quirks: q.Quirks = q.NONE,
+) -> TxEvent:
     """Return the usable values of a TransactionEvent payload.
 
     Raises OcppError only when the payload names no transaction (transactionInfo.transactionId):
@@ -168,6 +194,7 @@ def read_event(payload: dict, validator: Callable[[dict], Any], received: dateti
     timestamp = _timestamp(payload.get("timestamp"), received)
     evse = _dict(payload.get("evse"))
     token = _dict(payload.get("idToken"))
+    deviations: list[tuple[str, str]] = []
     return TxEvent(
         transaction_id=_text(transaction_id, TRANSACTION_ID_MAX),
         event_type=event_type,
@@ -184,8 +211,9 @@ def read_event(payload: dict, validator: Callable[[dict], Any], received: dateti
         id_token_type=_text(token.get("type"), 20),
         reservation_id=_int(payload.get("reservationId"), -INT32_MAX - 1),
         phases_used=_int(payload.get("numberOfPhasesUsed"), 1, 3),
-        meter_values=read_meter_values(payload.get("meterValue"), received),
+        meter_values=read_meter_values(payload.get("meterValue"), received, quirks, deviations),
         violations=violations,
+        deviations=deviations,
     )
 
 

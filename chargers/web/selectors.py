@@ -8,7 +8,15 @@ from django.db.models import Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from backoffice.tenancy import readable_organization_ids
-from chargers.models import Charger, ChargingSession, Connector, OcppMessage
+from chargers.models import (
+    Charger,
+    ChargerDeviation,
+    ChargingSession,
+    Connector,
+    Deviation,
+    OcppMessage,
+)
+from chargers.state import quirks as quirks_state
 
 
 def chargers_for(user: Any) -> QuerySet[Charger]:
@@ -111,3 +119,18 @@ def message_log(
                 Q(payload_text__icontains=search) | Q(action__icontains=search)
             )
     return list(queryset.order_by("-id")[:limit])
+
+
+def deviations_of(charger: Charger) -> dict[str, Any]:
+    """What the charger's page says of its protocol deviations (docs/quirks.md): those its quirk
+    profiles name (handled) and those met that none names (recorded for support). The charger
+    is one the caller may read (charger_or_404)."""
+    known = quirks_state.quirks_of_row(charger).codes
+    met = list(ChargerDeviation.objects.filter(charger=charger).order_by("-last_seen_at")[:20])
+    names = dict(
+        Deviation.objects.filter(code__in=known | {d.code for d in met}).values_list("code", "name")
+    )
+    return {
+        "handled": sorted(names.get(code, code) for code in known),
+        "met": [(d, names.get(d.code, d.code.replace("_", " "))) for d in met],
+    }

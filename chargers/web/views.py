@@ -70,6 +70,7 @@ from chargers.web.selectors import (
     CARD_SEARCH,
     charger_for_user,
     chargers_for,
+    deviations_of,
     message_log,
     sessions_for,
 )
@@ -260,6 +261,7 @@ def overview_context(
             "command_timeout": settings.OCPP_CALL_TIMEOUT,
             "license_active": charger.license_active(),
             "restricted_groups": list(charger.token_groups.all()),
+            "deviations": deviations_of(charger),
         }
     )
     from chargers.web.security_views import security_overview  # profile, password, security events

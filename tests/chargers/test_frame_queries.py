@@ -179,3 +179,30 @@ async def test_a_steady_2_0_1_transaction_costs_only_its_batched_appends(charger
         len(per_frame) <= 5 * FRAMES + 3
     )  # lock, event, readings, row in, row out; 3 for the last
     await client.close()
+
+
+async def test_a_charger_with_a_quirk_profile_costs_no_more_per_frame(charger, token):
+    """Issue 58: its deviations are resolved once per connection (at connect, at boot), so the
+    reader asks no database per frame: the same statements as a plain charger's, and its kWh
+    labelled Wh stored as kWh."""
+    from chargers.models import MeterValue
+    from chargers.state import quirks as quirks_state
+
+    quirks_state.forget()
+    client = OcppTestClient(charger.station_id)
+    assert (await client.connect())[0]
+    await client.result(
+        "BootNotification",
+        {"chargePointVendor": "OpenEVSE", "chargePointModel": "B", "firmwareVersion": "4.2.2"},
+    )
+    seen = await _metering(client, READINGS)
+    assert _features(seen) == []
+    assert _others(seen) == []
+    assert sum(sql.startswith("COPY") for sql in seen) <= 3 * FRAMES
+    assert (
+        await MeterValue.objects.filter(
+            charger=charger, measurand="Energy.Active.Import.Register", unit="kWh"
+        ).acount()
+        == FRAMES
+    )
+    await client.close()
