@@ -148,7 +148,6 @@ class PartnerCdrAdmin(ReadOnlyAdmin):
     list_filter = ["status", "currency"]
     search_fields = ["cdr_id", "party_id", "reason", "organization__name"]
     list_select_related = ["organization", "partner"]
-    raw_id_fields = ["token", "tariff", "partner", "organization"]
     actions = ["settle"]
 
     @admin.display(description="Party")
@@ -180,7 +179,6 @@ class PartnerSessionAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["session_id", "party_id", "organization__name"]
     list_select_related = ["organization"]
-    raw_id_fields = ["token", "partner", "organization"]
 
 
 @admin.register(PartnerLocation)
@@ -189,7 +187,6 @@ class PartnerLocationAdmin(ReadOnlyAdmin):
     list_filter = ["country_code"]
     search_fields = ["location_id", "party_id", "organization__name"]
     list_select_related = ["organization"]
-    raw_id_fields = ["partner", "organization"]
 
 
 @admin.register(PartnerTariff)
@@ -205,7 +202,6 @@ class PartnerTariffAdmin(ReadOnlyAdmin):
     list_filter = ["country_code"]
     search_fields = ["tariff_id", "party_id", "organization__name"]
     list_select_related = ["organization"]
-    raw_id_fields = ["partner", "organization"]
 
 
 @admin.register(OcpiLog)
