@@ -267,6 +267,12 @@ class ChargerAdmin(admin.ModelAdmin):
         "implausible_reading_at",
     ]
     inlines = [ConnectorInline, ChargerDeviationInline]
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list:
+        # A charger being added has met nothing yet: no deviations section (and no formset the
+        # add form would have to carry).
+        return self.inlines if obj is not None else [ConnectorInline]
+
     actions = [
         "remote_start",
         "remote_stop",

@@ -88,6 +88,9 @@ class Charger16:
             _, unique_id, action, payload = message
             self.calls.append((action, payload))
             answer = self.answer(action, payload)
+            if "errorCode" in answer:  # a CALLERROR
+                await self.client.send([4, unique_id, answer["errorCode"], "", {}])
+                continue
             await self.client.send([3, unique_id, answer])
             if action == "Reset":  # it reboots: a new connection and a boot, nothing changed
                 await self.client.close()
@@ -152,6 +155,11 @@ class Charger201(Charger16):
         return key
 
     def answer(self, action: str, payload: dict) -> dict:
+        limit = self.config.get(f"DeviceDataCtrlr.ItemsPerMessage[{action}]")
+        items = payload.get("setVariableData") or payload.get("getVariableData") or []
+        if limit is not None and len(items) > int(limit):
+            # More than it takes in one message: B06.FR.16 lets it refuse the whole request.
+            return {"errorCode": "OccurrenceConstraintViolation"}
         if action == "SetVariables":
             results = []
             for item in payload["setVariableData"]:
@@ -367,7 +375,9 @@ async def test_a_201_baseline_goes_in_the_chargers_items_per_message_in_201_word
     await until(lambda: charger.boots == 2, "the reboot")
 
     sets = charger.actions("SetVariables")
-    assert [len(s["setVariableData"]) for s in sets] == [2, 2, 2, 1]
+    # A charger that has not reported its limit gets the request whole (B06.FR.05); it refuses it
+    # as too large (B06.FR.16), its limit is read, and the request goes again in its parts.
+    assert [len(s["setVariableData"]) for s in sets] == [7, 2, 2, 2, 1]
     assert charger.actions("Reset") == [{"type": "OnIdle"}]
     application = await BaselineApplication.objects.aget(charger__station_id="C3-1")
     assert {r["setting"]: r["status"] for r in application.results} == {

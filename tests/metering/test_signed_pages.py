@@ -257,10 +257,13 @@ def test_the_session_list_reads_signatures_per_page_not_per_session(client, sign
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from chargers.web.api import SessionSerializer
+    from chargers.web.api import SESSION_ROW_RELATED, SessionSerializer
 
     def listed() -> tuple[int, dict]:
-        page = ChargingSession.objects.select_related("charger").order_by("pk")
+        # The rows as the sessions API selects them (its payer column reads their relations).
+        page = ChargingSession.objects.select_related(
+            "charger__property", *SESSION_ROW_RELATED
+        ).order_by("pk")
         with CaptureQueriesContext(connection) as queries:
             rows = SessionSerializer(page, many=True).data
         return len(queries), {r["id"]: r for r in rows}

@@ -17,6 +17,7 @@ from chargers.models import (
     OcppMessage,
     TransactionEvent,
 )
+from chargers.ocpp import quirks
 from chargers.sessions import transactions as services_v201
 
 from .conftest import connect201, tx_event
@@ -486,7 +487,7 @@ async def test_an_ended_is_batched_only_when_the_session_it_gives_is_the_fold_of
             "Accepted" if ended["idToken"]["idToken"] == "04A1B2C3" else "Invalid"
         )
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
-    state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1"))
+    state = tx.fold(await sync_to_async(services_v201._events_of)(charger.pk, "TX-1", quirks.NONE))
     assert (
         session.status,
         session.stopped_at,
