@@ -42,6 +42,8 @@ PORTAL_OWNER_ONLY = {"backoffice:members", "backoffice:member-change", "billing:
 PORTAL_OWNER_ONLY |= {"billing:statement-create"}
 # The seller's name and VAT number on receipts: the owner's, as payouts are.
 PORTAL_OWNER_ONLY |= {"billing:seller-details"}
+# Scheduled reports carry revenue, mailed to members the owner picks: the owner's, as statements.
+PORTAL_OWNER_ONLY |= {"billing:report-schedule"}
 API_OWNER_ONLY = {("organization", "members"), ("payment", "refund")}
 API_STAFF_ONLY = {("organization", "create")}
 
