@@ -32,7 +32,8 @@ def rows_of(content: str) -> list[dict]:
 
 
 def test_the_beat_task_emails_one_organizations_csvs_to_its_chosen_members(host, prop, charger):
-    day = T0 - timedelta(days=10)
+    # Mid-day, so the session (30 min) ends on the day it started whatever the clock says.
+    day = (T0 - timedelta(days=10)).replace(hour=10, minute=0, second=0)
     for c in (charger,):
         Connector.objects.create(charger=c, connector_id=1, status="Available")
     unit_rate(prop)
