@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.db.models import F, IntegerField
+from django.db.models import F, IntegerField, Model
 from django.db.models.functions import Coalesce
 from django.test import Client
 from django.urls import URLPattern, reverse
@@ -49,6 +49,7 @@ from roaming.models import (
     TerminalPayment,
 )
 from roaming.urls import urlpatterns
+from tests import db_snapshot
 from tests.factories import ChargerFactory, OrganizationFactory, PropertyFactory
 from tests.roaming.conftest import auth, connected_partner, located, online
 
@@ -410,32 +411,37 @@ def _organization_paths(label: str) -> tuple[str, ...] | None:
     return ORGANIZATION_PATHS.get(label) or EXTRA_PATHS.get(label)
 
 
+def _rows_with_owner(model: type[Model]) -> dict[Any, tuple[tuple, int | None]]:
+    """{pk: (row, organization id)} of one table."""
+    paths = _organization_paths(model._meta.label_lower)
+    queryset = model._base_manager.all()
+    if paths:
+        expressions = [F(p if p != "pk" else "pk") for p in paths]
+        owner = (
+            expressions[0]
+            if len(expressions) == 1
+            else Coalesce(*expressions, output_field=IntegerField())
+        )
+        rows = queryset.annotate(_owner=owner).values_list(
+            "_owner", *[f.attname for f in model._meta.concrete_fields]
+        )
+        return {row[1]: (row[1:], row[0]) for row in rows}
+    return {
+        row[0]: (row, None)
+        for row in queryset.values_list(*[f.attname for f in model._meta.concrete_fields])
+    }
+
+
 def db_rows() -> dict[str, dict[Any, tuple[tuple, int | None]]]:
-    """Return {model: {pk: (row, organization id)}} for every table of the project."""
-    state: dict[str, dict[Any, tuple[tuple, int | None]]] = {}
-    for model in apps.get_models(include_auto_created=True):
-        if model._meta.app_label not in APP_LABELS:
-            continue
-        label = model._meta.label_lower
-        paths = _organization_paths(label)
-        queryset = model._base_manager.all()
-        if paths:
-            expressions = [F(p if p != "pk" else "pk") for p in paths]
-            owner = (
-                expressions[0]
-                if len(expressions) == 1
-                else Coalesce(*expressions, output_field=IntegerField())
-            )
-            rows = queryset.annotate(_owner=owner).values_list(
-                "_owner", *[f.attname for f in model._meta.concrete_fields]
-            )
-            state[label] = {row[1]: (row[1:], row[0]) for row in rows}
-        else:
-            state[label] = {
-                row[0]: (row, None)
-                for row in queryset.values_list(*[f.attname for f in model._meta.concrete_fields])
-            }
-    return state
+    """Return {model: {pk: (row, organization id)}} for every table of the project (a table
+    unchanged since it was last read is not read again: tests/db_snapshot.py)."""
+    models = [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.app_label in APP_LABELS
+    ]
+    state = db_snapshot.take(models, _rows_with_owner)
+    return {model._meta.label_lower: state[model._meta.label] for model in models}
 
 
 def foreign_changes(before: dict, after: dict, own_org: int) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.db.models import Model
 from django.utils import timezone
 
 from billing.models import Payment, Rate
@@ -23,6 +24,7 @@ from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
 from roaming.models import LocationProfile, Partner, Terminal
 from stays.models import CalendarFeed, Reservation, Unit
+from tests import db_snapshot
 from tests.factories import MembershipFactory, UserFactory
 from tests.metering.signing import Meter
 from tests.portal.conftest import Site, make_site
@@ -196,13 +198,19 @@ def make_tenant(prefix: str) -> Tenant:
 CLOCK_TABLES = {"chargers.OcppServerProcess"}
 
 
+def _ordered_rows(model: type[Model]) -> list[tuple]:
+    return list(model._base_manager.order_by("pk").values_list())
+
+
 def db_state() -> dict[str, list[tuple]]:
-    """Return every row of the project's tables (and auth's), by model label."""
-    state = {}
-    for model in apps.get_models(include_auto_created=True):
-        if model._meta.app_label in APP_LABELS and model._meta.label not in CLOCK_TABLES:
-            state[model._meta.label] = list(model._base_manager.order_by("pk").values_list())
-    return state
+    """Return every row of the project's tables (and auth's), by model label (a table unchanged
+    since it was last read is not read again: tests/db_snapshot.py)."""
+    models = [
+        model
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.app_label in APP_LABELS and model._meta.label not in CLOCK_TABLES
+    ]
+    return db_snapshot.take(models, _ordered_rows)
 
 
 def changed_tables(before: dict, after: dict) -> list[str]:

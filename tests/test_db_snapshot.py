@@ -1,0 +1,47 @@
+"""The row snapshots the tenant and write-rule checks compare (tests/db_snapshot.py) see every
+change: a row created, deleted, or changed in place with the row count unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from backoffice.models import Organization
+from chargers.models import Charger
+from tests import db_snapshot
+from tests.factories import ChargerFactory, OrganizationFactory
+
+pytestmark = pytest.mark.django_db
+
+reads: list[str] = []
+
+
+def _rows(model):
+    reads.append(model._meta.label)
+    return sorted(model._base_manager.values_list())
+
+
+def test_a_change_in_place_is_seen_and_an_unchanged_table_is_not_read_again():
+    charger = ChargerFactory()
+    OrganizationFactory()
+    models = [Charger, Organization]
+    first = db_snapshot.take(models, _rows)
+    reads.clear()
+    assert db_snapshot.take(models, _rows) == first
+    # PostgreSQL: both tables' digests match, nothing is read again (SQLite reads all).
+    assert reads == (
+        []
+        if db_snapshot._digests(models) is not None
+        else ["chargers.Charger", "backoffice.Organization"]
+    )
+
+    Charger.objects.filter(pk=charger.pk).update(vendor="Changed in place")
+    reads.clear()
+    second = db_snapshot.take(models, _rows)
+    assert second["chargers.Charger"] != first["chargers.Charger"]
+    assert second["backoffice.Organization"] == first["backoffice.Organization"]
+    assert "chargers.Charger" in reads
+
+    Charger.objects.filter(pk=charger.pk).delete()
+    ChargerFactory()
+    third = db_snapshot.take(models, _rows)
+    assert third["chargers.Charger"] != second["chargers.Charger"]
