@@ -619,6 +619,10 @@ OCPP_ENERGY_CONFIG_AFTER_BOOT = env_bool("OCPP_ENERGY_CONFIG_AFTER_BOOT", True)
 # (chargers/plumbing/follow_ups.py; issue 48): a restart storm is a queue, not 10,000 calls.
 OCPP_FOLLOW_UP_CONCURRENCY = env_int("OCPP_FOLLOW_UP_CONCURRENCY", 16)
 OCPP_FOLLOW_UP_RATE = env_float("OCPP_FOLLOW_UP_RATE", 20.0)
+# ... and while the process used over BUSY_CPU of a core in the last half second (answering
+# frames), at most BUSY_RATE per second: frames first, the checks when the load falls.
+OCPP_FOLLOW_UP_BUSY_RATE = env_float("OCPP_FOLLOW_UP_BUSY_RATE", 2.0)
+OCPP_FOLLOW_UP_BUSY_CPU = env_float("OCPP_FOLLOW_UP_BUSY_CPU", 0.6)
 # Configuration baselines (docs/operations.md): chargers given their baseline per beat run and
 # at once, so a restart storm of a whole model is applied at a steady pace.
 FLEET_BASELINE_BATCH = env_int("FLEET_BASELINE_BATCH", 50)
