@@ -1,10 +1,13 @@
 """Signals for apps above chargers (billing, guest, roaming) to react to charging sessions and
 connector status."""
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
 
 # session_id=...; sent after the StartTransaction / StopTransaction was committed.
 session_started = Signal()
@@ -21,6 +24,36 @@ def asked_once(signal_kwargs: dict[str, Any], question: str, ask: Callable[[], b
     if question not in batch:
         batch[question] = ask()
     return bool(batch[question])
+
+
+_FLUSHES = "chargers.signals.batched"
+
+
+def batched(
+    signal_kwargs: dict[str, Any], key: str, item: Any, flush: Callable[[list], None]
+) -> None:
+    """Hand `item` to `flush` together with the items of every session announced in the same
+    batch under the same `key` (one statement, one queued task for a restart storm's hundreds of
+    stops, not one each); at once, as `[item]`, for a session announced alone. The announcer
+    runs the flushes after the last receiver (`flush_batched`)."""
+    batch = signal_kwargs.get("batch")
+    if batch is None:
+        flush([item])
+        return
+    flushes = batch.setdefault(_FLUSHES, {})
+    if key not in flushes:
+        flushes[key] = (flush, [])
+    flushes[key][1].append(item)
+
+
+def flush_batched(batch: dict[str, Any]) -> None:
+    """Run the flushes receivers asked for in `batch` (`batched`); one that fails is logged and
+    stops none of the others (the sessions are stored either way)."""
+    for key, (flush, items) in batch.pop(_FLUSHES, {}).items():
+        try:
+            flush(items)
+        except Exception:
+            logger.exception("The batched announcement %s of %d sessions failed", key, len(items))
 
 
 # connectors=[(charger_id, connector_id), ...]; to be sent after a StatusNotification's new

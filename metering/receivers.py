@@ -11,15 +11,24 @@ logger = logging.getLogger(__name__)
 
 
 def session_signed_check(sender: Any, session_id: int, **kwargs: Any) -> None:
-    """A session started or finished: verify its signed values after the commit. A failure is
-    logged; the raw values stay where chargers stored them and billing checks again."""
+    """A session started or finished: verify its signed values after the commit, one task for
+    all the sessions announced together (chargers.signals.batched). A failure is logged; the raw
+    values stay where chargers stored them and billing checks again."""
+    from chargers.signals import batched
+
+    batched(kwargs, "metering.signed_check", session_id, _queue_on_commit)
+
+
+def _queue_on_commit(session_ids: list[int]) -> None:
     from .tasks import session_signed_ingest_task
 
     def queue() -> None:
         try:
-            session_signed_ingest_task.delay(session_id)
+            session_signed_ingest_task.delay(
+                session_ids[0] if len(session_ids) == 1 else session_ids
+            )
         except Exception:
-            logger.exception("Verifying the signed values of session %s failed", session_id)
+            logger.exception("Verifying the signed values of sessions %s failed", session_ids[:10])
 
     transaction.on_commit(queue)
 

@@ -19,12 +19,19 @@ def statuses_changed(sender: Any, connectors: list[tuple[int, int]], **kwargs: A
 
 
 def session_changed(sender: Any, session_id: int, **kwargs: Any) -> None:
+    """One task for all the sessions announced together (chargers.signals.batched)."""
+    from chargers.signals import batched
+
+    batched(kwargs, "reliability.session_record", session_id, _session_record)
+
+
+def _session_record(session_ids: list[int]) -> None:
     from .tasks import session_record_task
 
     try:
-        session_record_task.delay(session_id)
+        session_record_task.delay(session_ids[0] if len(session_ids) == 1 else session_ids)
     except Exception:
-        logger.exception("Could not record session %s on the timeline", session_id)
+        logger.exception("Could not record sessions %s on the timeline", session_ids[:10])
 
 
 def charger_event_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -10,6 +11,8 @@ from django.utils import timezone
 from chargers.models import Charger, Connector
 
 from .services import timeline
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="reliability.statuses_record")
@@ -22,8 +25,20 @@ def statuses_record_task(ports: list[list[int]]) -> int:
 
 
 @shared_task(name="reliability.session_record")
-def session_record_task(session_id: int) -> None:
-    timeline.session_record(session_id)
+def session_record_task(session_id: int | list[int]) -> None:
+    """One session, or a batch announced together (a restart storm's stops); a session of a
+    batch that fails is queued again on its own."""
+    if not isinstance(session_id, list):
+        timeline.session_record(session_id)
+        return
+    for one in session_id:
+        try:
+            timeline.session_record(one)
+        except Exception:
+            try:  # on its own, with the task's retries (eager without a broker: logged here)
+                session_record_task.delay(one)
+            except Exception:
+                logger.exception("%s failed for session %s", session_record_task.name, one)
 
 
 @shared_task(name="reliability.sweep")

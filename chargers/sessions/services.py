@@ -24,6 +24,7 @@ from chargers.ocpp.readings import reading_value
 from chargers.ocpp.tolerant import MeterReading
 from chargers.sessions.signed import SignedValue
 from chargers.signals import (
+    flush_batched,
     session_finished,
     session_started,
     session_without_energy_reading,
@@ -118,6 +119,7 @@ def sessions_announce(event: str, session_ids: list[int]) -> None:
             signal.send(sender=ChargingSession, session_id=session_id, batch=batch)
         except Exception:
             logger.exception("Announcing that session %s %s failed", session_id, event)
+    flush_batched(batch)  # what receivers gathered for the whole batch (chargers.signals.batched)
 
 
 def session_find_repeat(
