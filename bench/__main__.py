@@ -87,11 +87,12 @@ def database_exists(name: str) -> bool:
         )
 
 
-def migrate_and_seed(database: str, chargers: int) -> dict:
+def migrate_and_seed(database: str, chargers: int, *, migrate: bool = True) -> dict:
     env = server_env(database)
-    subprocess.run(
-        [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    if migrate:
+        subprocess.run(
+            [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
     out = subprocess.run(
         [PY, "-m", "bench.seed", "--chargers", str(chargers)],
         cwd=ROOT,
@@ -1353,8 +1354,14 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     log(f"preparing {BENCH_DB} with {need_chargers} chargers")
-    recreate_database(BENCH_DB)
-    report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers)["api_token"]
+    # BENCH_DB_PREPARED=1: the caller made BENCH_DB already migrated (the test suite clones its
+    # migrated template: tests/perf/bench_smoke.py); it is seeded, not made again.
+    prepared = os.environ.get("BENCH_DB_PREPARED") == "1"
+    if not prepared:
+        recreate_database(BENCH_DB)
+    report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers, migrate=not prepared)[
+        "api_token"
+    ]
     runners = {
         "throughput": scenario_throughput,
         "fleet": scenario_fleet,

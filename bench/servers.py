@@ -25,7 +25,8 @@ PG_ROOT = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 # The servers' outage journal: the bench's own, emptied with the per-run tables (a journal left by
 # an earlier run belongs to a database that was since reset, and a start would replay it first).
-JOURNAL_DIR = ROOT / "bench" / "results" / "journal"
+# BENCH_JOURNAL_DIR: a run of its own (the test suite's smoke runs side by side) keeps its own.
+JOURNAL_DIR = Path(os.environ.get("BENCH_JOURNAL_DIR") or ROOT / "bench" / "results" / "journal")
 
 
 def free_port() -> int:

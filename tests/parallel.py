@@ -126,6 +126,43 @@ def setup_worker_database(verbosity: int = 0) -> str:
     return base
 
 
+def _postgres_admin():
+    """A connection to the server's `postgres` database (autocommit: CREATE/DROP DATABASE)."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    return psycopg.connect(
+        dbname="postgres",
+        user=db.get("USER") or "postgres",
+        host=db.get("HOST") or "127.0.0.1",
+        port=db.get("PORT") or 5432,
+        password=db.get("PASSWORD") or None,
+        autocommit=True,
+    )
+
+
+def clone_template(name: str) -> bool:
+    """Make database `name` a copy of the run's migrated template (PostgreSQL, under xdist), under
+    the lock the workers clone it with (CREATE DATABASE ... TEMPLATE needs the template unused).
+    False when there is no such template to copy (SQLite, one process): make it yourself."""
+    from django.conf import settings
+
+    template = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if not (WORKER and settings.IS_POSTGRES and template):
+        return False
+    with _flock("template.lock"), _postgres_admin() as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return True
+
+
+def drop_database(name: str) -> None:
+    """Drop a database a test made with clone_template (whatever it left connected)."""
+    with _postgres_admin() as pg:
+        pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def end_other_connections() -> None:
     """The log writer's async connection and pool threads of this process still hold the worker's
     database at the end; DROP DATABASE would fail ("being accessed by other users")."""
@@ -160,17 +197,7 @@ def drop_template(rid: str, workers: int) -> None:
         return
     clones = [f"{template}_gw{n}" for n in range(workers)]
     if settings.IS_POSTGRES:
-        import psycopg
-
-        db = settings.DATABASES["default"]
-        with psycopg.connect(
-            dbname="postgres",
-            user=db.get("USER") or "postgres",
-            host=db.get("HOST") or "127.0.0.1",
-            port=db.get("PORT") or 5432,
-            password=db.get("PASSWORD") or None,
-            autocommit=True,
-        ) as pg:
+        with _postgres_admin() as pg:
             for name in [template, *clones]:
                 pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:

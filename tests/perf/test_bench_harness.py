@@ -1,7 +1,6 @@
 """The benchmark harness runs end to end (a smoke run with tiny sizes, not a timed test)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @bench_smoke
-def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
+def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path, bench_env):
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [
@@ -35,7 +34,7 @@ def test_quick_bench_prints_ratios_against_peer_and_ceiling(tmp_path):
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "BENCH_DB": f"bench_smoke_{os.getpid()}"},
+        env=bench_env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -2,7 +2,6 @@
 through the same code path (not a timed test: the verdict of such a short run means nothing)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +62,7 @@ def test_no_verdict_without_samples_after_warmup():
 
 
 @bench_smoke
-def test_soak_runs_end_to_end(tmp_path):
+def test_soak_runs_end_to_end(tmp_path, bench_env):
     out = tmp_path / "soak.json"
     result = subprocess.run(
         [
@@ -90,7 +89,7 @@ def test_soak_runs_end_to_end(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "BENCH_DB": f"bench_soak_smoke_{os.getpid()}"},
+        env=bench_env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(out.read_text())
