@@ -16,12 +16,20 @@ def bench_env(tmp_path) -> Iterator[dict[str, str]]:
     """The environment of a smoke run: its database (a template copy where there is one), its
     journal directory, its share of the run's PostgreSQL connections held until it ends."""
     name = f"bench_smoke_{os.getpid()}_{tmp_path.name}"[:60]
-    env = {**os.environ, "BENCH_DB": name, "BENCH_JOURNAL_DIR": str(tmp_path / "journal")}
+    env = {
+        **os.environ,
+        "BENCH_DB": name,
+        "BENCH_JOURNAL_DIR": str(tmp_path / "journal"),
+        # Ten chargers for two seconds: small pools, so its share of the run's budget leaves
+        # room for the other workers' servers (the production pools are 12 + 8).
+        "DB_EXECUTOR_THREADS": "4",
+        "DB_ASYNC_POOL_SIZE": "3",
+    }
     cloned = parallel.clone_template(name)
     if cloned:
         env["BENCH_DB_PREPARED"] = "1"
     share = object()
-    servers = parallel.server_connections({"DATABASE_URL": "postgres://", "DB_POOL": "true"})
+    servers = parallel.server_connections({**env, "DATABASE_URL": "postgres://", "DB_POOL": "true"})
     parallel.acquire_connections(share, servers + BENCH_OWN_CONNECTIONS)
     try:
         yield env
