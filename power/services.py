@@ -564,18 +564,11 @@ def _enforce(property_id: int, limits: list[Limit]) -> None:
         logger.exception("Enforcing the power allocation of property %s failed", property_id)
 
 
-def mark_dirty(
-    *,
-    property_ids: Sequence[int] = (),
-    session_id: int | None = None,
-    session_ids: Sequence[int] = (),
-) -> int:
+def mark_dirty(*, property_ids: Sequence[int] = (), session_ids: Sequence[int] = ()) -> int:
     """Ask for a recompute of these properties (or those of these sessions) soon (the sweep
     runs them within seconds)."""
     qs = SiteBudget.objects.filter(dirty_at=None)
-    if session_id is not None:
-        qs = qs.filter(property__chargers__sessions=session_id)
-    elif session_ids:
+    if session_ids:
         qs = qs.filter(property__chargers__sessions__in=list(session_ids))
     else:
         qs = qs.filter(property_id__in=list(property_ids))

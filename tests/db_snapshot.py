@@ -24,7 +24,7 @@ Reader = Callable[[type[Model]], Any]
 _cache: dict[tuple[str, str], tuple[tuple[int, str], Any]] = {}
 
 
-def _digests(models: list[type[Model]]) -> dict[str, tuple[int, str]] | None:
+def digests(models: list[type[Model]]) -> dict[str, tuple[int, str]] | None:
     if connection.vendor != "postgresql" or not models:
         return None
     parts = []
@@ -45,12 +45,12 @@ def take(models: Iterable[type[Model]], read: Reader) -> dict[str, Any]:
     """{model label: read(model)} for every model, `read` called only for tables that changed
     since it last read them (every table on SQLite)."""
     models = list(models)
-    digests = _digests(models)
+    found = digests(models)
     state = {}
     for model in models:
         label = model._meta.label
         key = (f"{read.__module__}.{read.__qualname__}", label)
-        digest = digests[label] if digests is not None else None
+        digest = found[label] if found is not None else None
         cached = _cache.get(key)
         if digest is not None and cached is not None and cached[0] == digest:
             state[label] = cached[1]
@@ -58,7 +58,7 @@ def take(models: Iterable[type[Model]], read: Reader) -> dict[str, Any]:
         value = read(model)
         # Cached only if nothing wrote the table between its digest and its read (a server or
         # thread of the test writing meanwhile): those rows are then the digest's rows.
-        if digest is not None and (_digests([model]) or {}).get(label) == digest:
+        if digest is not None and (digests([model]) or {}).get(label) == digest:
             _cache[key] = (digest, value)
         state[label] = value
     return state

@@ -30,7 +30,7 @@ def test_a_change_in_place_is_seen_and_an_unchanged_table_is_not_read_again():
     # PostgreSQL: both tables' digests match, nothing is read again (SQLite reads all).
     assert reads == (
         []
-        if db_snapshot._digests(models) is not None
+        if db_snapshot.digests(models) is not None
         else ["chargers.Charger", "backoffice.Organization"]
     )
 

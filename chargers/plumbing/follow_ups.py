@@ -110,7 +110,7 @@ class FollowUps:
             return
         loop = asyncio.get_running_loop()
         while True:
-            rate = self.busy_rate if self._is_busy(loop.time()) else self.rate
+            rate = self.busy_rate if self.is_busy(loop.time()) else self.rate
             now = loop.time()
             if self._stamp is not None:
                 self._tokens = min(
@@ -122,7 +122,7 @@ class FollowUps:
                 return
             await asyncio.sleep((1 - self._tokens) / rate)
 
-    def _is_busy(self, now: float) -> bool:
+    def is_busy(self, now: float) -> bool:
         """This process's CPU share of a core over the last window, against busy_cpu."""
         if not self.busy_rate:
             return False

@@ -57,13 +57,13 @@ async def test_a_charger_that_boots_again_keeps_one_place_and_a_failure_stops_no
 def test_the_process_is_busy_while_it_uses_more_than_its_share_of_a_core():
     cpu = [0.0]
     queue = FollowUps(concurrency=1, rate=20, busy_rate=2, busy_cpu=0.6, cpu_clock=lambda: cpu[0])
-    assert not queue._is_busy(100.0)  # the first call marks the window
+    assert not queue.is_busy(100.0)  # the first call marks the window
     cpu[0] = 0.45
-    assert queue._is_busy(100.5)  # 0.45 CPU-s in 0.5 s: 90 % of a core
+    assert queue.is_busy(100.5)  # 0.45 CPU-s in 0.5 s: 90 % of a core
     cpu[0] = 0.5
-    assert queue._is_busy(100.7)  # inside the window: the last verdict stands
-    assert not queue._is_busy(101.2)  # 0.05 CPU-s in 0.7 s: 7 %
-    assert not FollowUps(concurrency=1, rate=20)._is_busy(0.0)  # no busy rate: never slowed
+    assert queue.is_busy(100.7)  # inside the window: the last verdict stands
+    assert not queue.is_busy(101.2)  # 0.05 CPU-s in 0.7 s: 7 %
+    assert not FollowUps(concurrency=1, rate=20).is_busy(0.0)  # no busy rate: never slowed
 
 
 async def test_while_busy_the_starts_follow_each_other_at_the_busy_rate():
@@ -76,7 +76,7 @@ async def test_while_busy_the_starts_follow_each_other_at_the_busy_rate():
 
     loop = asyncio.get_running_loop()
     queue = FollowUps(concurrency=1, rate=10_000, busy_rate=2, busy_cpu=0.6, cpu_clock=busy_cpu)
-    queue._is_busy(loop.time() - 1)  # a window already open: the next look decides
+    queue.is_busy(loop.time() - 1)  # a window already open: the next look decides
     started: list[float] = []
 
     def job():
