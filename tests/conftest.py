@@ -132,7 +132,7 @@ def _install_fast_flush() -> None:
     kept, so post_migrate has nothing to create. Foreign keys are deferred on PostgreSQL, so one
     transaction may delete in any order. Anything unusual falls back to Django's flush.
     """
-    from django.db import connections, transaction
+    from django.db import IntegrityError, connections, transaction
     from django.test import TransactionTestCase
 
     django_teardown = TransactionTestCase._fixture_teardown
@@ -152,10 +152,19 @@ def _install_fast_flush() -> None:
                 for table in connection.introspection.django_table_names(only_existing=True)
                 if table not in _FLUSH_KEEPS
             ]
-            with transaction.atomic(using=name), connection.cursor() as cursor:
-                cursor.execute(
-                    "; ".join(f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables)
-                )
+            statement = "; ".join(
+                f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables
+            )
+            for attempt in range(3):
+                # A row written by work the test left running, between two of the DELETEs,
+                # fails the deferred foreign keys at COMMIT: delete again.
+                try:
+                    with transaction.atomic(using=name), connection.cursor() as cursor:
+                        cursor.execute(statement)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
 
     TransactionTestCase._fixture_teardown = fixture_teardown
 
