@@ -8,6 +8,11 @@ SIMULATE ?= 1
 SIM_COUNT ?= 3
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+# Python keeps the bytecode it compiles (__pycache__, ignored by git) even where the machine's
+# environment says not to (PYTHONDONTWRITEBYTECODE=1 here): without it every process compiled
+# the project's sources again: a server a test starts spent 1 s of its 3.7 s start on it, and
+# each pytest worker 20 s of its 34 s collection (pytest caches its rewritten tests only then).
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: install run test checks test-fast lint bench migrations-check chromium haproxy
 
