@@ -11,9 +11,7 @@ are journaled in the domain's (1.6-shaped) words so the existing replay stores t
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +21,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from authorization.decisions import Context
-from authorization.services import decision_record
 from backoffice import db
 from chargers.devices import costs, variables
 from chargers.handlers import common, v16_security, v201_pnc
@@ -38,13 +35,10 @@ from chargers.ocpp.protocol201 import (
     id_token_status,
     validate,
 )
-from chargers.ocpp.storable import clean_value
 from chargers.ocpp.tolerant import INT32_MAX
 from chargers.plumbing import follow_ups
-from chargers.plumbing.batching import Coalescer
-from chargers.plumbing.journal import is_outage
 from chargers.security import services as security_services
-from chargers.sessions import services
+from chargers.sessions import services, transaction_events
 from chargers.sessions import transactions as services_v201
 from chargers.sessions import v201_transactions as tx
 from chargers.sessions.signed import SIGNED_201, signed_values
@@ -62,26 +56,9 @@ BASE_REPORT_DELAY_S = 0.2
 # CostUpdated (I02) to a charger that shows cost: at most once per this many seconds per
 # transaction (settings.OCPP_COST_UPDATE_INTERVAL overrides it).
 COST_UPDATE_INTERVAL_S = 60.0
-
-
-@dataclass
-class Steady:
-    """A transaction of this socket whose last event changed nothing but its readings
-    (services_v201._steady_since): its next in-order Updated events can only add readings, so
-    they are appended in batches with other chargers' (`_appends`) instead of one database
-    transaction, session lock and check each. Only this socket sends this charger's events, so
-    what it saw stays true; a session closed by something else is caught when appending."""
-
-    session_id: int
-    connector_id: int
-    transaction_id: int
-    started_at: datetime
-    remote_start_id: int | None
-    seq_no: int
-    energy_at: datetime  # the last energy register reading stored
-    outcome: services_v201.TransactionEventOutcome  # what an appended event gives the handler
-    reason_before: bool = True  # a stored event may carry a stoppedReason (SteadyFacts)
-    driver: str = ""  # the session's idToken, if an event gave one
+# Transactions per socket kept in its seqNo and cost maps: a charger inventing ids must not grow
+# them forever.
+ASKED_MAX = 1_000
 
 
 @dataclass
@@ -89,10 +66,10 @@ class Connection(common.Connection):
     """What a handler knows about the 2.0.1 charger on this socket."""
 
     ocpp_version: str = VERSION
-    steady: dict[str, Steady] = field(default_factory=dict)  # by the charger's transactionId
-    asked: set[str] = field(
-        default_factory=set
-    )  # transactions whose steadiness was read (`_learn_steady`)
+    # Its transactions as sessions knows them: the one way their events are written.
+    transactions: transaction_events.TransactionEvents = field(
+        default_factory=transaction_events.TransactionEvents
+    )
     # The numberOfPhasesUsed kept per transaction: written only when it changes.
     phases_used: dict[str, int] = field(default_factory=dict)
     # When a CostUpdated was last queued, per transaction (loop clock): at most one per interval.
@@ -104,157 +81,6 @@ class Connection(common.Connection):
     # The request schemas of the negotiated version: 2.0.1's, or 2.1's for a 2.1 charger served
     # through these handlers (chargers.handlers.v21).
     requests: Mapping[str, Any] = field(default_factory=lambda: REQUEST_VALIDATORS)
-
-
-def _energy_at(event: tx.TxEvent, since: datetime) -> datetime:
-    """The last energy register reading once `event`'s readings are stored."""
-    latest = tx.last_energy_reading_at(event)
-    return max(since, latest) if latest else since
-
-
-def _appendable(steady: Steady | None, event: tx.TxEvent) -> bool:
-    """The conditions of services_v201._steady_since, from what this socket knows. An Ended that
-    meets them ends the session as its fold would (services_v201.TxEnd) when it also carries the
-    energy reading it ends at, newer than any stored, and its own stoppedReason (or none was
-    ever given: "Local"); it may name the card that stopped it when an earlier event named the
-    driver (the fold keeps the first)."""
-    if not (
-        steady is not None
-        and event.event_type in ("Updated", "Ended")
-        and event.seq_no is not None
-        and event.seq_no > steady.seq_no
-        and (not event.id_token or (event.event_type == "Ended" and steady.driver))
-        and event.evse_id in (None, steady.connector_id)
-        and event.remote_start_id in (None, steady.remote_start_id)
-        and event.reservation_id is None
-        and event.timestamp >= steady.started_at
-        and all(reading.timestamp >= steady.energy_at for reading in event.meter_values)
-    ):
-        return False
-    if event.event_type == "Ended":
-        return tx.end_register_wh(event) is not None and bool(
-            event.stopped_reason or not steady.reason_before
-        )
-    return True
-
-
-_appends: Coalescer[services_v201.TxAppend, bool] = Coalescer(
-    "tx-event-append", apply_async=services_v201.transaction_events_append_batch
-)
-
-
-def _steady_for(conn: Connection, event: tx.TxEvent) -> Steady | None:
-    """The steady transaction `event` may be appended to (see Steady), if it may."""
-    steady = conn.steady.get(event.transaction_id)
-    return steady if _appendable(steady, event) else None
-
-
-_steady_reads: Coalescer[tuple[int, str], services_v201.SteadyFacts | None] = Coalescer(
-    "tx-steady", apply_async=services_v201.transactions_steady_batch
-)
-ASKED_MAX = 1_000  # transactions per socket: a charger inventing ids must not grow it forever
-
-
-def _steady_of(facts: services_v201.SteadyFacts, charger_id: int) -> Steady:
-    return Steady(
-        session_id=facts.session_id,
-        connector_id=facts.connector_id,
-        transaction_id=facts.transaction_id,
-        started_at=facts.started_at,
-        remote_start_id=facts.remote_start_id,
-        seq_no=facts.seq_no,
-        energy_at=facts.energy_at,
-        reason_before=facts.reason_before,
-        driver=facts.driver,
-        outcome=services_v201.appended_outcome(
-            session_id=facts.session_id,
-            charger_id=charger_id,
-            connector_id=facts.connector_id,
-            transaction_id=facts.transaction_id,
-        ),
-    )
-
-
-async def _learn_steady(conn: Connection, event: tx.TxEvent) -> Steady | None:
-    """An Updated or Ended of a transaction this socket has not seen (the charger reconnected in
-    the middle of it, e.g. after a deploy): whether it may be appended, from one read instead of a
-    locked transaction of its own. Asked once per transaction and socket; the full path teaches
-    the rest."""
-    if (
-        event.event_type not in ("Updated", "Ended")
-        or event.seq_no is None
-        or (event.id_token and event.event_type != "Ended")
-        or event.transaction_id in conn.steady
-        or event.transaction_id in conn.asked
-    ):
-        return None
-    if len(conn.asked) >= ASKED_MAX:
-        conn.asked.clear()
-    conn.asked.add(event.transaction_id)
-    facts = await _steady_reads.submit((conn.charger_id, event.transaction_id))
-    if facts is None:
-        return None
-    conn.steady[event.transaction_id] = _steady_of(facts, conn.charger_id)
-    return _steady_for(conn, event)
-
-
-async def _append(
-    conn: Connection, steady: Steady, event: tx.TxEvent, payload: dict
-) -> services_v201.TransactionEventOutcome | None:
-    """Append a steady transaction's in-order Updated or its Ended; None: take the full path."""
-    assert event.seq_no is not None
-    steady.seq_no = event.seq_no  # a resend of this seqNo while it is written takes the full path
-    end = None
-    if event.event_type == "Ended":
-        meter_stop = tx.end_register_wh(event)
-        assert meter_stop is not None
-        # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
-        end = services_v201.TxEnd(
-            event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token
-        )
-    payload_json = None
-    if conn.received_clean:
-        # Written once: the event row's JSON is also the log row's (consumers: conn.dumped).
-        payload_json = json.dumps(payload, separators=(",", ":"))
-        conn.dumped = (payload, payload_json)
-    try:
-        written = await _appends.submit(
-            services_v201.TxAppend(
-                charger_id=conn.charger_id,
-                session_id=steady.session_id,
-                connector_id=steady.connector_id,
-                event=event,
-                payload=payload if conn.received_clean else clean_value(payload)[0],
-                received_at=conn.received_at or timezone.now(),
-                end=end,
-                payload_json=payload_json,
-            )
-        )
-    except Exception as exc:
-        if is_outage(exc):
-            raise  # journaled by the caller, like the full path
-        logger.warning(
-            "Appending TransactionEvent %s/%s failed (%s); full path",
-            event.transaction_id,
-            event.seq_no,
-            exc,
-        )
-        written = False
-    if not written:
-        return None
-    if end is not None:  # the transaction is over: a late event of it takes the full path
-        conn.steady.pop(event.transaction_id, None)
-        conn.asked.add(event.transaction_id)
-        return services_v201.appended_outcome(
-            session_id=steady.session_id,
-            charger_id=conn.charger_id,
-            connector_id=steady.connector_id,
-            transaction_id=steady.transaction_id,
-            ended=True,
-        )
-    steady.energy_at = _energy_at(event, steady.energy_at)
-    steady.reason_before = steady.reason_before or bool(event.stopped_reason)
-    return steady.outcome
 
 
 def _timestamp(value: Any, default: datetime) -> datetime:
@@ -422,21 +248,14 @@ async def _id_token_info(
 
 # -- transactions (E01-E07, E14) -----------------------------------------------------------------
 
-# Transactions answered from the journal keep the integer id we drew for them.
-_journaled_transactions: OrderedDict[tuple[int, str], int] = OrderedDict()
-JOURNALED_TRANSACTIONS_MAX = 10_000
-
 
 @dataclass
 class _EventCard:
-    """What the card of a TransactionEvent decided, for the answer and for the session row."""
+    """What the card of a TransactionEvent decided: the answer, and what the write keeps."""
 
     answer: str | None = None  # the idTokenInfo status to answer
-    session_status: str | None = None  # the decision's status, stored on a session it opens
     group: str | None = _LOOK_UP
-    token_id: int | None = None
-    token_known: bool = False
-    record: dict | None = None  # a decision to store with what this event opens
+    facts: transaction_events.CardFacts = field(default_factory=transaction_events.CardFacts)
 
 
 async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _EventCard:
@@ -447,13 +266,18 @@ async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _E
         # The card's status now, for the charger's cache; no MSP is asked (as for a 1.6 stop).
         card.answer = await _stop_card_answer(conn, event, unique_id)
         return card
-    decision, card.record, found = await common.decide_unrecorded(
+    decision, record, found = await common.decide_unrecorded(
         conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
     )
     card.group = found[1].parent_id_tag if found else ""
-    card.token_id, card.token_known = (found[0].pk if found else None), True
-    card.session_status = str(decision.status)
-    card.answer = id_token_status(card.session_status, decision.reason)
+    status = str(decision.status)
+    card.facts = transaction_events.CardFacts(
+        session_status=status,
+        token_id=found[0].pk if found else None,
+        token_known=True,
+        record=record,
+    )
+    card.answer = id_token_status(status, decision.reason)
     return card
 
 
@@ -481,79 +305,9 @@ async def _stop_card_answer(conn: Connection, event: tx.TxEvent, unique_id: str)
     return id_token_status(status)
 
 
-async def _record_event(
-    conn: Connection,
-    event: tx.TxEvent,
-    payload: dict,
-    received: datetime,
-    our_id: int | None,
-    card: _EventCard,
-) -> services_v201.TransactionEventOutcome:
-    # Never refused (E: a CALLERROR loses billing data): stored whatever the decision; a
-    # charger stops a transaction whose idTokenInfo is not Accepted (E05).
-    if event.event_type == "Started" and our_id is not None:
-        # Opened in a batch with other chargers' (services_v201.started_batched), with its decision.
-        return await services_v201.started(
-            services_v201.StartedRequest(
-                charger_id=conn.charger_id,
-                event=event,
-                payload=payload,
-                storable=payload if conn.received_clean else clean_value(payload)[0],
-                received_at=received,
-                transaction_id=our_id,
-                id_tag_status=card.session_status,
-                token_id=card.token_id,
-                decision_record=card.record,
-                quirks=conn.quirks,
-            )
-        )
-    if card.record is not None:
-        await db.run(decision_record, **card.record)
-    return await db.run(
-        services_v201.transaction_event_record,
-        charger_id=conn.charger_id,
-        payload=payload,
-        received_at=received,
-        id_tag_status=card.session_status,
-        transaction_id=our_id,
-        token_id=card.token_id,
-        token_known=card.token_known,
-        event=event,
-        quirks=conn.quirks,
-    )
-
-
-def _remember_steady(
-    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
-) -> None:
-    """Keep what the next Updated events of this transaction may be appended with."""
-    if outcome.steady_since is None or event.seq_no is None:
-        return
-    session = outcome.session
-    conn.steady[event.transaction_id] = _steady_of(
-        services_v201.SteadyFacts(
-            session.pk,
-            session.connector_id,
-            session.transaction_id,
-            session.started_at,
-            session.remote_start_id,
-            event.seq_no,
-            _energy_at(event, outcome.steady_since),
-            # A session this event opened has no other event; otherwise not known here.
-            reason_before=bool(event.stopped_reason) if outcome.started else True,
-            driver=session.id_tag,
-        ),
-        conn.charger_id,
-    )
-
-
-def _journaled_answer(conn: Connection, key: tuple, our_id: int | None, event: tx.TxEvent) -> dict:
+def _journaled_answer(conn: Connection, our_id: int | None, event: tx.TxEvent) -> dict:
     # Journaled: the card cannot be checked now; the charger already authorized it locally.
-    conn.steady.clear()  # the journal's replay takes the full path
-    if our_id is not None:
-        _journaled_transactions[key] = our_id
-    while len(_journaled_transactions) > JOURNALED_TRANSACTIONS_MAX:
-        _journaled_transactions.popitem(last=False)
+    conn.transactions.journaled(conn.charger_id, event, our_id)
     return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
 
 
@@ -582,26 +336,29 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     # Refuses only a missing transactionId.
     event = services_v201.read_transaction_event(payload, received, conn.requests, conn.quirks)
     conn.violation = event.violation
-    key = (conn.charger_id, event.transaction_id)
-    steady = _steady_for(conn, event)
-    # Our integer id for a session this event may create; an appended event's session exists.
-    our_id = _journaled_transactions.get(key) or (None if steady else services.new_transaction_id())
+    our_id = conn.transactions.our_id(conn.charger_id, event)
+    write = transaction_events.EventWrite(
+        charger_id=conn.charger_id,
+        event=event,
+        payload=payload,
+        received_at=received,
+        clean=conn.received_clean,
+        quirks=conn.quirks,
+    )
+    card = _EventCard()
+
+    async def decide() -> transaction_events.CardFacts:
+        nonlocal card
+        card = await _event_card(conn, event, unique_id)
+        return card.facts
 
     async def now() -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
-        nonlocal steady
-        if steady is None:
-            steady = await _learn_steady(conn, event)
-        appended = await _append(conn, steady, event, payload) if steady is not None else None
-        if appended is not None:
-            return await _appended_answer(conn, event, unique_id, appended)
-        # The full path may change any transaction of this charger (a Started closes the one it
-        # supersedes): what this socket knew is re-learned from its outcomes.
-        conn.steady.clear()
-        conn.asked.add(event.transaction_id)
-        card = await _event_card(conn, event, unique_id)
-        outcome = await _record_event(conn, event, payload, received, our_id, card)
-        _remember_steady(conn, event, outcome)
-        return outcome, card.answer, card.group
+        recorded = await conn.transactions.record(write, our_id, decide)
+        if recorded.payload_json is not None:  # the log row reuses it (consumers: conn.dumped)
+            conn.dumped = (payload, recorded.payload_json)
+        if recorded.appended:
+            return await _appended_answer(conn, event, unique_id, recorded.outcome)
+        return recorded.outcome, card.answer, card.group
 
     result = await common.durably(
         conn,
@@ -615,7 +372,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     # After the write: a late event (numbered after the Ended) is found there.
     common.deviations_met(conn, event.deviations, "TransactionEvent", payload, unique_id)
     if result is None:
-        return _journaled_answer(conn, key, our_id, event)
+        return _journaled_answer(conn, our_id, event)
     outcome, answer, group = result
     _publish_outcome(conn, event, outcome)
     if event.phases_used and conn.phases_used.get(event.transaction_id) != event.phases_used:

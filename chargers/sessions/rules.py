@@ -8,7 +8,8 @@ chargers' messages in one statement, on the event loop's own connection):
 - `closing.py`: a 1.6 StopTransaction closes it (`close_orm`, `close_batched`);
 - `transactions.py`: a 2.0.1 TransactionEvent (`transaction_event_record` and
   `started_batched` for a Started, `transaction_events_append` and
-  `transaction_events_append_batch` for the in-order Updated and Ended of a steady one).
+  `transaction_events_append_batch` for the in-order Updated and Ended of a steady one), each
+  reached through the one entry a 2.0.1 handler calls (`transaction_events.TransactionEvents`).
 
 A batch takes only what its request alone decides (`*_in_batch` below say which items); the
 rest, everything that needs the session's history (a resent message, a busy connector, an
@@ -19,10 +20,14 @@ and tests/chargers/test_session_write_parity.py runs one table of cases through 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chargers.sessions.v201_transactions import TxEvent
 
 # ChargingSession.Status and the stop reason of a session a newer one replaced.
 ACTIVE = "active"
@@ -138,3 +143,79 @@ def meter_stop_floor(reading_wh: Decimal | None, meter_start_wh: Decimal | None)
     if reading_wh is None or meter_start_wh is None:
         return meter_start_wh if reading_wh is None else reading_wh
     return max(Decimal(reading_wh), Decimal(meter_start_wh))
+
+
+# -- a steady 2.0.1 transaction ------------------------------------------------------------------
+
+
+@dataclass
+class SteadyFacts:
+    """What is known of a 2.0.1 transaction whose next in-order events can only add readings
+    (`steady_continues`): its session has its Started and an energy reading, and is active."""
+
+    session_id: int
+    connector_id: int
+    transaction_id: int
+    started_at: datetime
+    remote_start_id: int | None
+    seq_no: int  # the highest stored
+    energy_at: datetime  # the last energy register reading stored
+    # Some stored event carries a stoppedReason: an Ended without one is folded in full (the
+    # reason is the latest given, v201_transactions.fold).
+    reason_before: bool = True
+    driver: str = ""  # the session's idToken (the first an event gave): an Ended by card keeps it
+
+
+def steady_continues(
+    event: TxEvent,
+    *,
+    connector_id: int,
+    remote_start_id: int | None,
+    started_at: datetime,
+    energy_at: datetime | None,
+) -> bool:
+    """Whether `event`, numbered, leaves its session as its fold had it (start, EVSE, remote
+    start, reservation fixed) and brings no reading older than the last energy reading stored
+    (`energy_at`; None: the readings are not looked at yet). Both ways a steady transaction's
+    event is written hold to it: the full path skips the refold of such an Updated
+    (`transactions._steady_since`), and the socket appends such events in batches
+    (`appendable`)."""
+    return (
+        event.seq_no is not None
+        and event.evse_id in (None, connector_id)
+        and event.remote_start_id in (None, remote_start_id)
+        and event.reservation_id is None
+        and event.timestamp >= started_at
+        and (energy_at is None or all(r.timestamp >= energy_at for r in event.meter_values))
+    )
+
+
+def appendable(
+    steady: SteadyFacts | None, event: TxEvent, end_register_wh: Callable[[TxEvent], Decimal | None]
+) -> bool:
+    """Whether `event` may be appended to the steady transaction `steady` without its refold:
+    an Updated or Ended numbered after every stored one, naming no new driver, that
+    `steady_continues`. An Ended ends the session as its fold would (transactions.TxEnd) when it
+    also carries the energy reading it ends at (`end_register_wh` of it, newer than any stored) and its
+    own stoppedReason (or none was ever given: "Local"); it may name the card that stopped it
+    when an earlier event named the driver (the fold keeps the first)."""
+    if not (
+        steady is not None
+        and event.event_type in ("Updated", "Ended")
+        and event.seq_no is not None
+        and event.seq_no > steady.seq_no
+        and (not event.id_token or (event.event_type == "Ended" and bool(steady.driver)))
+        and steady_continues(
+            event,
+            connector_id=steady.connector_id,
+            remote_start_id=steady.remote_start_id,
+            started_at=steady.started_at,
+            energy_at=steady.energy_at,
+        )
+    ):
+        return False
+    if event.event_type == "Ended":
+        return end_register_wh(event) is not None and bool(
+            event.stopped_reason or not steady.reason_before
+        )
+    return True

@@ -45,6 +45,7 @@ from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by
 from chargers.sessions import rules
 from chargers.sessions import v201_transactions as tx
 from chargers.sessions.opening import close_superseded_around
+from chargers.sessions.rules import SteadyFacts
 from chargers.sessions.services import (
     meter_rows,
     new_transaction_id,
@@ -70,21 +71,27 @@ def token_group(*, charger_id: int, id_token: str) -> str:
 
 def _steady_since(session: ChargingSession, event: tx.TxEvent) -> datetime | None:
     """Whether `event` is a plain in-order Updated of an active session whose Started and first
-    energy reading we have (called before its own readings are stored): its fold would give the same
-    session (start, meter start, driver, EVSE fixed; the end is not known yet), so the refold of
-    every event is skipped. This is most events of a long session; an Ended always refolds.
+    energy reading we have (called before its own readings are stored): its fold would give the
+    same session (the end is not known yet; `rules.steady_continues`), so the refold of every
+    event is skipped. This is most events of a long session; an Ended always refolds.
 
     Returns the time of the session's last energy reading when so (the connection keeps it to
     append the next such events in batches, `transaction_events_append`), else None."""
+
+    def continues(energy_at: datetime | None) -> bool:
+        return rules.steady_continues(
+            event,
+            connector_id=session.connector_id,
+            remote_start_id=session.remote_start_id,
+            started_at=session.started_at,
+            energy_at=energy_at,
+        )
+
     if not (
         event.event_type == "Updated"
         and session.status == ChargingSession.Status.ACTIVE
-        and event.seq_no is not None
         and not event.id_token
-        and event.evse_id in (None, session.connector_id)
-        and event.remote_start_id in (None, session.remote_start_id)
-        and event.reservation_id is None
-        and event.timestamp >= session.started_at
+        and continues(None)
     ):
         return None
     # One round trip: a Started is stored, no later seqNo is, and the last energy reading.
@@ -105,28 +112,9 @@ def _steady_since(session: ChargingSession, event: tx.TxEvent) -> datetime | Non
     if flags is None:
         return None
     started, later, last_reading = flags
-    if not started or later:
+    if not started or later or last_reading is None:
         return None
-    if last_reading is not None and all(r.timestamp >= last_reading for r in event.meter_values):
-        return last_reading
-    return None
-
-
-@dataclass
-class SteadyFacts:
-    """What a socket needs to append a transaction's next in-order Updated (`_steady_since`)."""
-
-    session_id: int
-    connector_id: int
-    transaction_id: int
-    started_at: datetime
-    remote_start_id: int | None
-    seq_no: int  # the highest stored
-    energy_at: datetime  # the last energy register reading stored
-    # Some stored event carries a stoppedReason: an Ended without one is folded in full (the
-    # reason is the latest given, v201_transactions.fold).
-    reason_before: bool = True
-    driver: str = ""  # the session's idToken (the first an event gave): an Ended by card keeps it
+    return last_reading if continues(last_reading) else None
 
 
 def transaction_steady(*, charger_id: int, transaction_id: str) -> SteadyFacts | None:
@@ -289,7 +277,7 @@ class TransactionEventOutcome:
 class TxEnd:
     """What the Ended of a steady transaction sets on its session: its fold, known without
     reading the other events when the Ended is in order, names no new driver and carries the
-    newest energy reading (chargers.handlers.v201._appendable)."""
+    newest energy reading (rules.appendable)."""
 
     stopped_at: datetime
     meter_stop_wh: Decimal  # the Ended's last register; the session's meter start if that is higher

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargers.handlers import v201
 from chargers.models import ChargingSession
+from chargers.sessions import rules
 from metering import services
 from metering.models import SignedReading
 from metering.selectors import session_signature
@@ -36,7 +36,7 @@ def _no_base_report(settings):
 @pytest.fixture(params=["appended", "full"])
 def path(request, monkeypatch):
     if request.param == "full":
-        monkeypatch.setattr(v201, "_appendable", lambda steady, event: False)
+        monkeypatch.setattr(rules, "appendable", lambda steady, event, end_register_wh: False)
     return request.param
 
 

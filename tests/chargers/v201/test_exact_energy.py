@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from billing.models import Rate
 from billing.services import session_price
-from chargers.handlers import v201
 from chargers.models import ChargingSession, MeterValue
+from chargers.sessions import rules, transaction_events
 
 from .conftest import connect201, tx_event
 
@@ -46,13 +46,13 @@ def path(request, monkeypatch):
     """'appended': a steady transaction's Updated and Ended go through the batched append
     (services_v201.transaction_events_append[_batch]); 'full': every event is refolded."""
     if request.param == "full":
-        monkeypatch.setattr(v201, "_appendable", lambda steady, event: False)
+        monkeypatch.setattr(rules, "appendable", lambda steady, event, end_register_wh: False)
     return request.param
 
 
 async def test_decimal_wh_registers_give_the_exact_energy(charger, token, path):
     client = await connect201()
-    appended = v201._appends.batches
+    appended = transaction_events._appends.batches
     await client.result(
         "TransactionEvent",
         tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1234.56),
@@ -70,7 +70,7 @@ async def test_decimal_wh_registers_give_the_exact_energy(charger, token, path):
     assert session.meter_start_wh == Decimal("1234.56")
     assert session.meter_stop_wh == Decimal("5678.9")
     assert session.energy_wh == Decimal("4444.34")
-    assert (v201._appends.batches > appended) == (path == "appended")
+    assert (transaction_events._appends.batches > appended) == (path == "appended")
     await client.close()
 
 

@@ -1,5 +1,5 @@
 """Steady transactions: in-order Updated events that can only add readings are appended in
-batches (chargers.handlers.v201.Steady, services_v201.transaction_events_append) instead of one
+batches (chargers.sessions.transaction_events, services_v201.transaction_events_append) instead of one
 locked transaction and refold each; the session they give is the same, nothing is lost or doubled."""
 
 import json
@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.models import SessionCharge
-from chargers.handlers import v201
 from chargers.messagelog.log import writer
 from chargers.models import (
     ChargingSession,
@@ -18,6 +17,7 @@ from chargers.models import (
     TransactionEvent,
 )
 from chargers.ocpp import quirks
+from chargers.sessions import transaction_events
 from chargers.sessions import transactions as services_v201
 
 from .conftest import connect201, tx_event
@@ -65,7 +65,7 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
     await client.result(
         "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3", wh=1000)
     )
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     for seq in range(1, 6):
         assert (
             await client.result(
@@ -88,7 +88,7 @@ async def test_steady_updates_are_appended_stored_before_the_answer_and_end_in_t
             ).acount()
             == 1
         )
-    assert v201._appends.batches == batches + 5  # all five went the appending way
+    assert transaction_events._appends.batches == batches + 5  # all five went the appending way
     assert full_path == []  # and none of them was refused by it and refolded
     await client.result(
         "TransactionEvent",
@@ -140,13 +140,13 @@ async def test_a_resent_event_of_a_steady_transaction_is_a_duplicate_not_a_secon
 async def test_an_older_reading_or_a_session_closed_elsewhere_takes_the_full_path(charger, token):
     client = await connect201()
     await _steady(client)
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     # An offline-queued reading older than the last one may change the fold: never appended.
     await client.result(
         "TransactionEvent",
         tx_event("Updated", 3, timestamp=at(0), trigger="MeterValuePeriodic", wh=900, offline=True),
     )
-    assert v201._appends.batches == batches
+    assert transaction_events._appends.batches == batches
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert (
         await TransactionEvent.objects.filter(charger=charger, seq_no=3, offline=True).acount() == 1
@@ -184,10 +184,10 @@ async def test_a_charger_back_in_the_middle_of_a_transaction_appends_its_next_up
     await _steady(first)
     await first.close()
     second = await connect201()
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     update = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     assert await second.result("TransactionEvent", update) == {}
-    assert v201._appends.batches == batches + 1 and full_path == []
+    assert transaction_events._appends.batches == batches + 1 and full_path == []
     assert (
         await second.result("TransactionEvent", update) == {}
     )  # its answer was lost: the same seqNo again
@@ -230,7 +230,7 @@ async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_
         status="completed", stop_reason="NoEndedEvent"
     )
     second = await connect201()
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     assert (
         await second.result(
             "TransactionEvent",
@@ -238,7 +238,7 @@ async def test_back_after_the_session_was_closed_elsewhere_the_update_takes_the_
         )
         == {}
     )
-    assert v201._appends.batches == batches and full_path == [2]
+    assert transaction_events._appends.batches == batches and full_path == [2]
     assert await TransactionEvent.objects.filter(charger=charger, seq_no=2).acount() == 1
     await second.close()
 
@@ -248,15 +248,17 @@ async def test_a_started_without_a_reading_is_steady_once_a_reading_is_stored(ch
     await client.result(
         "TransactionEvent", tx_event("Started", 0, timestamp=at(0), id_token="04A1B2C3")
     )
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     await client.result("TransactionEvent", tx_event("Updated", 1, timestamp=at(1), wh=1200))
-    assert v201._appends.batches == batches  # the first reading sets the meter start: full path
+    assert (
+        transaction_events._appends.batches == batches
+    )  # the first reading sets the meter start: full path
     await client.result("TransactionEvent", tx_event("Updated", 2, timestamp=at(2), wh=1700))
     assert (
-        v201._appends.batches == batches
+        transaction_events._appends.batches == batches
     )  # the one that finds the reading stored: steady from here
     await client.result("TransactionEvent", tx_event("Updated", 3, timestamp=at(3), wh=2200))
-    assert v201._appends.batches == batches + 1
+    assert transaction_events._appends.batches == batches + 1
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     assert session.meter_start_wh == 1200
     await client.close()
@@ -698,10 +700,10 @@ async def test_an_appended_event_is_logged_as_sent_and_the_next_frame_with_its_o
     with its own payload."""
     client = await connect201()
     await _steady(client)
-    batches = v201._appends.batches
+    batches = transaction_events._appends.batches
     event = tx_event("Updated", 2, timestamp=at(2), trigger="MeterValuePeriodic", wh=2000)
     reply = await client.call("TransactionEvent", event)
-    assert reply[0] == 3 and v201._appends.batches == batches + 1
+    assert reply[0] == 3 and transaction_events._appends.batches == batches + 1
     assert "currentTime" in await client.result("Heartbeat", {})
     await writer.flush()
     logged = await OcppMessage.objects.aget(charger=charger, unique_id=reply[1], direction="in")
