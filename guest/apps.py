@@ -9,7 +9,7 @@ class GuestConfig(AppConfig):
         # Register the Celery tasks in every process: services queue them by name
         # (guest/schedule.py) and must find them registered.
         from billing.signals import hold_authorized
-        from chargers.devices.costs import running_cost, session_priced, session_tariff
+        from chargers.devices.costs import running_cost, session_tariff, sessions_priced
         from chargers.signals import session_finished, session_started
         from power.signals import allocation_changed
 
@@ -23,5 +23,5 @@ class GuestConfig(AppConfig):
         )
         # What a 2.0.1 charger's screen shows is what the receipt will say (docs/ocpp.md).
         running_cost.register(receipts.session_cost_for_charger)
-        session_priced.register(receipts.session_priced_for_charger)
+        sessions_priced.register(receipts.sessions_priced_for_charger)
         session_tariff.register(receipts.session_tariff_for_charger)

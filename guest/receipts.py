@@ -11,6 +11,8 @@ from typing import Protocol
 from django.utils import timezone
 
 from backoffice.providers import Provider
+from billing import price_shown
+from billing.models import Rate
 from chargers.models import ChargingSession
 from chargers.ocpp.energy import kwh
 from metering.display import signed_meter_values
@@ -124,16 +126,40 @@ def session_cost_for_charger(session_id: int) -> dict | None:
     return {"total": cost.total, "currency": cost.currency, "final": cost.final}
 
 
-def session_priced_for_charger(session_id: int) -> bool:
-    """Answer chargers.devices.costs.session_priced: a rate was in force where and when the
-    session started (the one the receipt prices it with), or its stay includes charging."""
-    session = ChargingSession.objects.select_related("charger").filter(pk=session_id).first()
-    if session is None:
-        return False
-    if payments.billed_rate(session) is not None:  # the price shown at its start, if stored
-        return True
-    gs = GuestSession.objects.select_related("token").filter(charging_session_id=session_id).first()
-    return gs is not None and included_stay(gs) is not None
+def sessions_priced_for_charger(session_ids: list[int]) -> list[bool]:
+    """Answer chargers.devices.costs.sessions_priced: for each session, whether a rate was in
+    force where and when it started (the one the receipt prices it with, `payments.billed_rate`)
+    or its stay includes charging. One query per kind for all of them: the rate in force is
+    looked up one by one only for a session without a price version at a location that has a
+    price at all (a version is stored at every start since issue 56)."""
+    sessions = {
+        session.pk: session
+        for session in ChargingSession.objects.select_related(
+            "charger__property", "price_shown__rate"
+        ).filter(pk__in=session_ids)
+    }
+    locations_with_prices = set(
+        Rate.objects.filter(
+            property_id__in={s.charger.property_id for s in sessions.values()}
+        ).values_list("property_id", flat=True)
+    )
+    priced = {
+        pk
+        for pk, session in sessions.items()
+        if (
+            session.charger.property_id in locations_with_prices
+            or price_shown.price_version(session) is not None
+        )
+        and payments.billed_rate(session) is not None
+    }
+    first_guest_sessions: dict[int, GuestSession] = {}
+    for gs in GuestSession.objects.select_related("token").filter(
+        charging_session_id__in=set(sessions) - priced
+    ):
+        if gs.charging_session_id is not None:
+            first_guest_sessions.setdefault(gs.charging_session_id, gs)
+    priced |= {pk for pk, gs in first_guest_sessions.items() if included_stay(gs) is not None}
+    return [pk in priced for pk in session_ids]
 
 
 # What a stay guest's charger shows instead of a rate: the stay includes the charging.

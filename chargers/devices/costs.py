@@ -37,14 +37,15 @@ class RunningCost(Protocol):
 running_cost: Provider[RunningCost] = Provider("session cost for the charger")  # billing
 
 
-class SessionPriced(Protocol):
-    """Whether anything prices the session (a rate in force when it started, or a stay that
-    includes its charging): fixed for the session's life, so asked once per transaction."""
+class SessionsPriced(Protocol):
+    """Whether anything prices each session (a rate in force when it started, or a stay that
+    includes its charging): fixed for a session's life, so asked once per transaction, for
+    many at once (a fleet's first Updated events come together)."""
 
-    def __call__(self, session_id: int) -> bool: ...
+    def __call__(self, session_ids: list[int]) -> list[bool]: ...
 
 
-session_priced: Provider[SessionPriced] = Provider("session priced for the charger")  # guest
+sessions_priced: Provider[SessionsPriced] = Provider("sessions priced for the charger")  # guest
 
 
 class TariffText(Protocol):
@@ -75,21 +76,31 @@ class Display:
     currency: str = ""  # TariffCostCtrlr.Currency; "" when not reported
 
 
-def display_of(*, charger_id: int) -> Display:
-    """The charger's TariffCostCtrlr, from its stored device model (one query)."""
+def displays_of(charger_ids: set[int]) -> dict[int, Display]:
+    """Each charger's TariffCostCtrlr, from its stored device model (one query for all)."""
     rows = DeviceVariable.objects.filter(
-        charger_id=charger_id,
+        charger_id__in=charger_ids,
         component__in=TARIFF_COST_COMPONENTS,
         evse_id=0,
         variable__in=("Enabled", "Available", "Currency"),
         attribute_type="Actual",
-    ).values_list("variable", "variable_instance", "value")
-    values = {(variable, instance): value for variable, instance, value in rows}
-    return Display(
-        cost=shows(values, "Cost"),
-        tariff=shows(values, "Tariff"),
-        currency=(values.get(("Currency", "")) or "").strip().upper(),
-    )
+    ).values_list("charger_id", "variable", "variable_instance", "value")
+    values: dict[int, dict[tuple[str, str], str]] = {charger_id: {} for charger_id in charger_ids}
+    for charger_id, variable, instance, value in rows:
+        values[charger_id][(variable, instance)] = value
+    return {
+        charger_id: Display(
+            cost=shows(found, "Cost"),
+            tariff=shows(found, "Tariff"),
+            currency=(found.get(("Currency", "")) or "").strip().upper(),
+        )
+        for charger_id, found in values.items()
+    }
+
+
+def display_of(*, charger_id: int) -> Display:
+    """The charger's TariffCostCtrlr, from its stored device model (one query)."""
+    return displays_of({charger_id})[charger_id]
 
 
 @dataclass(frozen=True)
@@ -100,9 +111,17 @@ class Plan:
     display: Display
 
 
-def plan_of(*, charger_id: int, session_id: int) -> Plan:
-    display = display_of(charger_id=charger_id)
-    return Plan(priced=session_priced.call(session_id), display=display)
+def plans_of(keys: list[tuple[int, int]]) -> list[Plan]:
+    """The plan of each (charger, session): read in a batch (chargers.handlers.v201), since
+    a fleet's transactions reach their first Updated together, and one read per transaction
+    (six queries, ~16 ms of CPU) took the database threads, and the event loop's GIL, from every
+    other frame of a 1,000-charger closed loop for 20 s."""
+    displays = displays_of({charger_id for charger_id, _ in keys})
+    priced = sessions_priced.call([session_id for _, session_id in keys])
+    return [
+        Plan(priced=is_priced, display=displays[charger_id])
+        for (charger_id, _), is_priced in zip(keys, priced, strict=True)
+    ]
 
 
 def total_cost(*, session_id: int, display: Display) -> Decimal | None:

@@ -37,6 +37,7 @@ from chargers.ocpp.protocol201 import (
 )
 from chargers.ocpp.tolerant import INT32_MAX
 from chargers.plumbing import follow_ups
+from chargers.plumbing.batching import Coalescer
 from chargers.security import services as security_services
 from chargers.sessions import services, transaction_events
 from chargers.sessions import transactions as services_v201
@@ -431,6 +432,10 @@ def _note_seq_no(conn: Connection, event: tx.TxEvent, session_id: int) -> None:
     )
 
 
+# A fleet's transactions reach their first Updated together: their plans are read in batches.
+_cost_plans: Coalescer[tuple[int, int], costs.Plan] = Coalescer("tx-cost-plan", costs.plans_of)
+
+
 async def _with_cost(
     conn: Connection,
     event: tx.TxEvent,
@@ -448,9 +453,7 @@ async def _with_cost(
     try:
         plan = conn.cost_plans.get(event.transaction_id)
         if plan is None:  # once per transaction and socket: an unpriced one costs no more
-            plan = await db.run(
-                costs.plan_of, charger_id=conn.charger_id, session_id=outcome.session.pk
-            )
+            plan = await _cost_plans.submit((conn.charger_id, outcome.session.pk))
             if len(conn.cost_plans) >= ASKED_MAX:
                 conn.cost_plans.clear()
             conn.cost_plans[event.transaction_id] = plan
