@@ -24,10 +24,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from chargers.sessions.v201_transactions import TxEvent
+from chargers.ocpp.tolerant import MeterReading
 
 # ChargingSession.Status and the stop reason of a session a newer one replaced.
 ACTIVE = "active"
@@ -146,6 +145,30 @@ def meter_stop_floor(reading_wh: Decimal | None, meter_start_wh: Decimal | None)
 
 
 # -- a steady 2.0.1 transaction ------------------------------------------------------------------
+
+
+class TxEvent(Protocol):
+    """What the steady rule reads of a 2.0.1 event (v201_transactions.TxEvent, which imports
+    this module: named here by its shape)."""
+
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def seq_no(self) -> int | None: ...
+    @property
+    def stopped_reason(self) -> str: ...
+    @property
+    def remote_start_id(self) -> int | None: ...
+    @property
+    def evse_id(self) -> int | None: ...
+    @property
+    def id_token(self) -> str: ...
+    @property
+    def reservation_id(self) -> int | None: ...
+    @property
+    def meter_values(self) -> Sequence[MeterReading]: ...
 
 
 @dataclass
