@@ -129,8 +129,9 @@ def _install_fast_flush() -> None:
     transactional test (about half of the suite's time on this machine), where DELETE of the few
     rows a test leaves takes milliseconds. The end state is the same (every table empty, sequences
     untouched, as with Django's flush), except that content types, permissions and sites are
-    kept, so post_migrate has nothing to create. Foreign keys are deferred on PostgreSQL, so one
-    transaction may delete in any order. Anything unusual falls back to Django's flush.
+    kept, so post_migrate has nothing to create, and so are the reference rows the migrations
+    seed while no test changed them (tests/reference_data.py). Foreign keys are deferred on
+    PostgreSQL, so one transaction may delete in any order. Anything unusual falls back to Django's flush.
     """
     from django.db import IntegrityError, connections, transaction
     from django.test import TransactionTestCase
@@ -147,10 +148,11 @@ def _install_fast_flush() -> None:
             return django_teardown(self)
         for name in names:
             connection = connections[name]
+            keeps = _FLUSH_KEEPS | (reference_data.kept_tables() if name == "default" else set())
             tables = [
                 table
                 for table in connection.introspection.django_table_names(only_existing=True)
-                if table not in _FLUSH_KEEPS
+                if table not in keeps
             ]
             statement = "; ".join(
                 f"DELETE FROM {connection.ops.quote_name(table)}" for table in tables

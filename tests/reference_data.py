@@ -2,7 +2,12 @@
 codes) are rows like any other: a transactional test flushes every table when it ends, so a
 later test in the same worker would find them gone where a migrated database has them. The
 root conftest's autouse fixture puts them back, with the very seed functions of the migrations,
-whenever a database test finds them missing (one query per test otherwise)."""
+whenever a database test finds them missing (one query per test otherwise).
+
+Seeding them takes ~0.15 CPU-s, and it was paid by every database test after a transactional one
+(a test's own transaction rolls the seed back, so the tables stayed empty): the fast flush
+(tests/conftest.py) now keeps these tables when they hold exactly the rows last seeded (their
+digest, tests/db_snapshot.py), and deletes them only when a test changed them."""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
+from django.db.models import Model
+
+from tests import db_snapshot
 
 # (model, the seeding migrations in order) for each kind of reference row.
 _SEEDED: list[tuple[str, list[str]]] = [
@@ -32,9 +40,44 @@ def _seeds(modules: list[str]) -> list[Callable[[Any, Any], None]]:
     return [importlib.import_module(name).seed for name in modules]
 
 
+# The digest of every reference table as last seeded (or as migrated), None before the first.
+_pristine: dict[str, tuple[int, str]] | None = None
+
+
+def _models() -> list[type[Model]]:
+    """Every table the seeds write: the models above, the rows hanging off them (MREC mappings)
+    and their many-to-many tables (quirk profiles and their deviations)."""
+    labels = [label for label, _ in _SEEDED] + [
+        "reliability.FaultCodeMapping",
+        "chargers.QuirkProfile",
+    ]
+    models = [apps.get_model(label) for label in labels]
+    through = [
+        field.remote_field.through for model in models for field in model._meta.local_many_to_many
+    ]
+    return models + through
+
+
+def kept_tables() -> set[str]:
+    """The tables the fast flush may keep: all reference tables, if they hold exactly the rows
+    last seeded; none otherwise (a test changed them, or nothing was seeded yet)."""
+    if _pristine is None:
+        return set()
+    models = _models()
+    if db_snapshot.digests(models) != _pristine:
+        return set()
+    return {model._meta.db_table for model in models}
+
+
 def ensure() -> None:
     """Seed each kind of reference row that is missing (as the migrations do)."""
+    global _pristine
+    seeded = False
     for label, modules in _SEEDED:
         if not apps.get_model(label).objects.exists():
             for seed in _seeds(modules):
                 seed(apps, None)
+            seeded = True
+    if seeded or _pristine is None:
+        # Rows a test's transaction then rolls back leave a digest no table will match.
+        _pristine = db_snapshot.digests(_models())
