@@ -554,6 +554,11 @@ def storm_once(
         "all_online_after_kill_s": round((online_at[-1] if online_at else t_all) - t_kill, 1),
         "p50_online_after_kill_s": round(back[len(back) // 2], 1) if back else None,
         "reconnect_attempts": stats.get("attempts", 0),
+        # Why attempts failed: count, and the first and last failure in seconds after the kill.
+        "reconnect_failures": {
+            reason: [len(times), _r(min(times) - t_kill), _r(max(times) - t_kill)]
+            for reason, times in sorted(stats.get("attempt_failures", {}).items())
+        },
         "reconnect_server_cpu_s": reconnect_cpu[0],
         "reconnect_postgres_cpu_s": reconnect_cpu[1],
         # The load generator shares the box's cores: what it spent from the start of metering on.

@@ -437,6 +437,9 @@ class Stats:
         self.online_at: list[float] = []
         self.steps: dict[str, list[float]] = {}  # storm: ms per reconnect step (`_storm`)
         self.attempts = 0  # storm: reconnect attempts, refused ones included
+        # storm: the failed reconnect attempts by what failed them (the exception's class and
+        # the step), each at its wall time
+        self.attempt_failures: dict[str, list[float]] = {}
         self.window_ok = 0
 
     def error(self, exc: BaseException) -> None:
@@ -604,6 +607,10 @@ async def _storm(
             break
         except Exception as exc:
             last = exc
+            failed_step = ("connect", "boot", "status", "meter", "stop", "status")[len(steps)]
+            stats.attempt_failures.setdefault(
+                f"{failed_step}: {type(exc).__name__}", []
+            ).append(time.time())
             await ch.close()
             backoff = min(max(2 * backoff, 1.0), 60.0)
             await asyncio.sleep(backoff)

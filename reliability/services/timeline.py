@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from chargers.models import (
@@ -205,28 +206,57 @@ def _link_candidates(charger: Charger, now: datetime) -> list[tuple[datetime, bo
     return sorted(candidates)
 
 
+def _last_links(charger_ids: set[int]) -> dict[int, PortEvent]:
+    """`_last_link` of many chargers in one query (the latest connect or drop of each)."""
+    if not charger_ids:
+        return {}
+    latest = (
+        PortEvent.objects.filter(
+            charger_id__in=charger_ids, kind__in=[PortEvent.Kind.OFFLINE, PortEvent.Kind.ONLINE]
+        )
+        .annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("charger_id")],
+                order_by=[F("at").desc(), F("id").desc()],
+            )
+        )
+        .filter(place=1)
+    )
+    return {event.charger_id: event for event in latest}
+
+
 def links_record(changes: Iterable[tuple[int, str, bool, datetime]]) -> int:
     """Record connects and drops as chargers announces them, each once (by its connection id).
     A close counts as a drop only if that connection was still the charger's: a socket that a
-    newer one of the same charger replaced did not leave it offline."""
-    recorded = 0
-    for charger_id, connection_id, connected, at in sorted(changes, key=lambda c: c[3]):
+    newer one of the same charger replaced did not leave it offline.
+
+    A batch (a restart storm announces thousands together) is read in one query and written in
+    one: the last link of each charger that dropped, then this batch's own rows in time order."""
+    changes = sorted(changes, key=lambda c: c[3])
+    last = _last_links({charger_id for charger_id, _, connected, _ in changes if not connected})
+    rows = []
+    for charger_id, connection_id, connected, at in changes:
         if connected:
             row = _link_row(charger_id, at, True, f"on:{connection_id}")
         else:
-            last = _last_link(charger_id)
-            if last is None or last.kind != PortEvent.Kind.ONLINE:
+            before = last.get(charger_id)
+            if before is None or before.kind != PortEvent.Kind.ONLINE:
                 continue
-            if last.source.startswith("on:") and last.source != f"on:{connection_id}":
+            if before.source.startswith("on:") and before.source != f"on:{connection_id}":
                 continue  # replaced by a newer connection
             if (
-                not last.source
+                not before.source
                 and Charger.objects.filter(pk=charger_id).exclude(connection_id="").exists()
             ):
                 continue  # not ours to judge: another connection is current
             row = _link_row(charger_id, at, False, f"off:{connection_id}")
-        recorded += len(PortEvent.objects.bulk_create([row], ignore_conflicts=True))
-    return recorded
+        rows.append(row)
+        if charger_id not in last or last[charger_id].at <= at:
+            # What `_last_link` reads once this row is written (a row already stored at the same
+            # instant has the same kind: unique_portevent_link).
+            last[charger_id] = row
+    return len(PortEvent.objects.bulk_create(rows, ignore_conflicts=True))
 
 
 def links_sync(chargers: Iterable[Charger], now: datetime | None = None) -> int:

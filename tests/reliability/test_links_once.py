@@ -37,3 +37,36 @@ def test_a_drop_announced_and_synced_at_once_is_recorded_once(monkeypatch):
     drops = PortEvent.objects.filter(charger=charger, kind="offline")
     assert [e.at for e in drops] == [t1]
     assert PortEvent.objects.filter(charger=charger, kind="online").count() == 1
+
+
+def test_a_batch_of_announcements_reads_and_writes_as_one_by_one_would():
+    """A restart storm announces thousands of connects and drops together: the batch is read
+    and written at once, with the same outcome as each announcement alone."""
+    now = timezone.now()
+    replaced, dropped, back = ChargerFactory(), ChargerFactory(), ChargerFactory()
+    timeline.links_record([(back.pk, "old", True, now - timedelta(minutes=10))])
+    timeline.links_record(
+        [
+            # Given out of order: read in time order.
+            (replaced.pk, "a", False, now - timedelta(seconds=10)),  # replaced: not a drop
+            (replaced.pk, "a", True, now - timedelta(seconds=30)),
+            (replaced.pk, "b", True, now - timedelta(seconds=20)),
+            (dropped.pk, "c", True, now - timedelta(seconds=20)),
+            (dropped.pk, "c", False, now - timedelta(seconds=5)),
+            (dropped.pk, "c", False, now - timedelta(seconds=5)),  # announced twice
+            (back.pk, "old", False, now - timedelta(seconds=8)),  # stored before the batch
+            (back.pk, "new", True, now - timedelta(seconds=3)),
+        ]
+    )
+
+    def links(charger):
+        return [
+            (e.kind, e.source)
+            for e in PortEvent.objects.filter(
+                charger=charger, kind__in=["online", "offline"]
+            ).order_by("at")
+        ]
+
+    assert links(replaced) == [("online", "on:a"), ("online", "on:b")]
+    assert links(dropped) == [("online", "on:c"), ("offline", "off:c")]
+    assert links(back) == [("online", "on:old"), ("offline", "off:old"), ("online", "on:new")]
