@@ -12,9 +12,11 @@ BENCH_OWN_CONNECTIONS = 4
 
 
 @pytest.fixture
-def bench_env(tmp_path) -> Iterator[dict[str, str]]:
+def bench_env(tmp_path, django_db_setup) -> Iterator[dict[str, str]]:
     """The environment of a smoke run: its database (a template copy where there is one), its
-    journal directory, its share of the run's PostgreSQL connections held until it ends."""
+    journal directory, its share of the run's PostgreSQL connections held until it ends.
+    `django_db_setup`: a worker that runs no other database test must still make the run's
+    template before this copies it (run alone, the copy failed: no such template)."""
     name = f"bench_smoke_{os.getpid()}_{tmp_path.name}"[:60]
     env = {
         **os.environ,
