@@ -253,8 +253,8 @@ def links_record(changes: Iterable[tuple[int, str, bool, datetime]]) -> int:
             row = _link_row(charger_id, at, False, f"off:{connection_id}")
         rows.append(row)
         if charger_id not in last or last[charger_id].at <= at:
-            # What `_last_link` reads once this row is written (a row already stored at the same
-            # instant has the same kind: unique_portevent_link).
+            # What `_last_link` reads once this row is written (unless a row of the same charger,
+            # kind and instant was already stored, unique_portevent_link: the insert skips it).
             last[charger_id] = row
     return len(PortEvent.objects.bulk_create(rows, ignore_conflicts=True))
 
