@@ -458,7 +458,7 @@ def reserve_servers(count: int) -> object:
     workers could each hold one server's share and wait for the other's forever: the run's
     budget holds two servers, not four (tests/parallel.py, connection_budget)."""
     share = object()
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DB_POOL": "true"}
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "DB_POOL": "true", **SERVER_POOLS}
     parallel.acquire_connections(share, count * parallel.server_connections(env))
     _reserved_servers[0] += count
     return share
@@ -467,6 +467,10 @@ def reserve_servers(count: int) -> object:
 def release_servers(share: object) -> None:
     _reserved_servers[0] = 0
     parallel.release_connections(share)
+
+
+# The pools of a server a test starts (start_live_server; production: 8 threads, 12 + 8).
+SERVER_POOLS = {"DB_EXECUTOR_THREADS": "4", "DB_POOL_SIZE": "6", "DB_ASYNC_POOL_SIZE": "4"}
 
 
 def start_live_server(**env_overrides) -> LiveServer:
@@ -491,6 +495,11 @@ def start_live_server(**env_overrides) -> LiveServer:
         # The production shape: the bounded pool (the test process itself may run without it).
         "DB_POOL": "true",
         "GUEST_START_TIMEOUT_S": os.environ.get("GUEST_START_TIMEOUT_S", "60"),
+        # Pools a test's handful of chargers and requests never fill: 10 PostgreSQL connections
+        # instead of production's 20, so five servers fit the run's budget at once instead of
+        # two (tests/parallel.py: a server test waited up to two minutes for its share). The
+        # test of the connection bound itself passes "" for production's sizes.
+        **SERVER_POOLS,
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL

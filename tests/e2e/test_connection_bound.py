@@ -25,7 +25,7 @@ import pytest
 import websockets
 from django.conf import settings
 
-from tests.conftest import _test_database_url, start_live_server, stop_live_server
+from tests.conftest import SERVER_POOLS, _test_database_url, start_live_server, stop_live_server
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 pytestmark = [
@@ -133,8 +133,10 @@ def _owner_and_property() -> tuple[str, int]:
 
 @pytest.fixture
 def server(tmp_path):
-    # Production's defaults: nothing about connections set (CONN_MAX_AGE unset means 60).
-    live = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", CONN_MAX_AGE="")
+    # Production's defaults: nothing about connections set (CONN_MAX_AGE unset means 60, the
+    # pools their production sizes rather than the test servers' smaller ones).
+    production = dict.fromkeys(SERVER_POOLS, "")
+    live = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", CONN_MAX_AGE="", **production)
     yield live
     stop_live_server(live)
 
