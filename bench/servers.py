@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import psutil
 
+from backoffice import listen
 from backoffice.env import env_bool
-from portal import listen
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -165,7 +165,7 @@ class Server:
                 raise RuntimeError(
                     f"{self.kind} exited with {self.proc.returncode}; see {self.log_path}"
                 )
-            # Answering, not only accepting: ours listens before Django loads (portal/listen.py).
+            # Answering, not only accepting: ours listens before Django loads (backoffice/listen.py).
             if listen.serving("127.0.0.1", self.port, timeout=30):
                 return time.monotonic() - started
             time.sleep(0.05)

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from portal import listen
+from backoffice import listen
 from tests import parallel, reference_data, schedule
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 

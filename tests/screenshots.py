@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from portal import listen
+from backoffice import listen
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [

@@ -1,5 +1,5 @@
 """Settings of the charger-identity features, read from Django settings (portal/settings.py
-takes them from the environment through portal/env.py), else a default (docs/security.md
+takes them from the environment through backoffice/env.py), else a default (docs/security.md
 lists them)."""
 
 from __future__ import annotations

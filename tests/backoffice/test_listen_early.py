@@ -1,4 +1,4 @@
-"""`manage.py serve` listens before Django loads (portal/listen.py, issue 48): chargers that
+"""`manage.py serve` listens before Django loads (backoffice/listen.py, issue 48): chargers that
 reconnect during a restart wait in the accept queue instead of being refused into back-off."""
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import listen
+from backoffice import listen
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,33 @@ def test_manage_py_serve_accepts_connections_before_django_runs_the_command():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "accepting before Django set up: True"
+
+
+def test_nothing_but_the_environment_reader_is_imported_before_the_port_listens():
+    """Each module imported before the early listen is time a restarted server refuses chargers:
+    portal/__init__.py alone loads Celery (0.15-0.2 s) and was on this path until the socket
+    moved to backoffice/."""
+    port = free_port()
+    probe = textwrap.dedent(
+        f"""
+        import socket, sys
+        from backoffice import listen
+
+        listen.listen_early(["--port", "{port}"])
+        socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+        heavy = sorted(
+            name for name in sys.modules
+            if name.split(".")[0] in ("portal", "celery", "kombu", "channels", "uvicorn")
+            or name.startswith(("django.conf", "django.db", "django.apps"))
+        )
+        print(heavy)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_only_serve_listens_early():
@@ -123,7 +150,7 @@ def test_systemd_socket_activation_is_taken_whatever_the_address(monkeypatch):
             """
             import os
             os.environ["LISTEN_PID"] = str(os.getpid())
-            from portal import listen
+            from backoffice import listen
             listen.listen_early(["--port", "1"])
             sock = listen.take("127.0.0.1", 1)
             print(sock.fileno(), sock.getsockname()[1])

@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from portal import listen
+from backoffice import listen
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "0123456789123456"

@@ -7,8 +7,8 @@ import sys
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from portal import listen
-from portal.env import env_bool, env_float, env_int, env_str
+from backoffice import listen
+from backoffice.env import env_bool, env_float, env_int, env_str
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
-        # The same options manage.py read to listen early (portal/listen.py).
+        # The same options manage.py read to listen early (backoffice/listen.py).
         host, port = listen.address([])
         parser.add_argument("--host", default=host)
         parser.add_argument("--port", type=int, default=port)
