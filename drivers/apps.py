@@ -14,7 +14,7 @@ class DriversConfig(AppConfig):
 
         email_changed.connect(receivers.driver_email_changed, dispatch_uid="drivers.email_changed")
         user_logged_in.connect(receivers.driver_signed_in, dispatch_uid="drivers.signed_in")
-        from guest.views import saved_card_offer
+        from guest.views.pages import saved_card_offer
 
         saved_card_offer.register(receivers.saved_card_offer)
         from guest.receipts import receipt_buyer

@@ -49,7 +49,7 @@ from .models import (
     TerminalPayment,
     VehicleType,
 )
-from .views import our_versions_url
+from .views.cpo import our_versions_url
 
 _CLOCK = "^([0-1][0-9]|2[0-3]):[0-5][0-9]$"
 _PERIODS: dict[str, Any] = {

@@ -4,7 +4,8 @@
 
 from django.urls import path, re_path, register_converter
 
-from . import emsp_views, ocpi, views
+from . import ocpi
+from .views import cpo, emsp
 
 
 class VersionConverter:
@@ -22,90 +23,90 @@ register_converter(VersionConverter, "ocpi_version")
 app_name = "roaming"
 
 urlpatterns = [
-    path("versions", views.versions, name="versions"),
-    path("<ocpi_version:version>", views.version_details, name="version-details"),
-    path("<ocpi_version:version>/credentials", views.credentials, name="credentials"),
-    path("<ocpi_version:version>/locations", views.locations, name="locations"),
+    path("versions", cpo.versions, name="versions"),
+    path("<ocpi_version:version>", cpo.version_details, name="version-details"),
+    path("<ocpi_version:version>/credentials", cpo.credentials, name="credentials"),
+    path("<ocpi_version:version>/locations", cpo.locations, name="locations"),
     path(
         "<ocpi_version:version>/locations/<str:location_id>",
-        views.location_detail,
+        cpo.location_detail,
         name="location",
     ),
     path(
         "<ocpi_version:version>/locations/<str:location_id>/<str:evse_uid>",
-        views.location_detail,
+        cpo.location_detail,
         name="evse",
     ),
     path(
         "<ocpi_version:version>/locations/<str:location_id>/<str:evse_uid>/<str:connector_id>",
-        views.location_detail,
+        cpo.location_detail,
         name="connector",
     ),
-    path("<ocpi_version:version>/tariffs", views.tariffs, name="tariffs"),
-    path("<ocpi_version:version>/tokens", views.tokens_root, name="tokens"),
-    path("<ocpi_version:version>/commands/", views.command, name="commands"),
-    path("<ocpi_version:version>/sessions", views.sessions_list, name="sessions"),
-    path("<ocpi_version:version>/cdrs", views.cdrs_list, name="cdrs"),
-    path("<ocpi_version:version>/commands/<str:command>", views.command, name="command"),
+    path("<ocpi_version:version>/tariffs", cpo.tariffs, name="tariffs"),
+    path("<ocpi_version:version>/tokens", cpo.tokens_root, name="tokens"),
+    path("<ocpi_version:version>/commands/", cpo.command, name="commands"),
+    path("<ocpi_version:version>/sessions", cpo.sessions_list, name="sessions"),
+    path("<ocpi_version:version>/cdrs", cpo.cdrs_list, name="cdrs"),
+    path("<ocpi_version:version>/commands/<str:command>", cpo.command, name="command"),
     path(
         "<ocpi_version:version>/tokens/<str:country_code>/<str:party_id>/<str:token_uid>",
-        views.token,
+        cpo.token,
         name="token",
     ),
-    # Our eMSP role (roaming/emsp_views.py): the Tokens Sender interface partner CPOs call.
-    path("<ocpi_version:version>/emsp/tokens", emsp_views.tokens, name="emsp-tokens"),
+    # Our eMSP role (roaming/views/emsp.py): the Tokens Sender interface partner CPOs call.
+    path("<ocpi_version:version>/emsp/tokens", emsp.tokens, name="emsp-tokens"),
     path(
         "<ocpi_version:version>/emsp/tokens/<str:token_uid>/authorize",
-        emsp_views.authorize,
+        emsp.authorize,
         name="emsp-token-authorize",
     ),
-    path("<ocpi_version:version>/emsp/locations", emsp_views.locations_root, name="emsp-locations"),
+    path("<ocpi_version:version>/emsp/locations", emsp.locations_root, name="emsp-locations"),
     path(
         "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>",
-        emsp_views.location,
+        emsp.location,
         name="emsp-location",
     ),
     path(
         "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
         "/<str:evse_uid>",
-        emsp_views.location,
+        emsp.location,
         name="emsp-evse",
     ),
     path(
         "<ocpi_version:version>/emsp/locations/<str:country_code>/<str:party_id>/<str:location_id>"
         "/<str:evse_uid>/<str:connector_id>",
-        emsp_views.location,
+        emsp.location,
         name="emsp-connector",
     ),
-    path("<ocpi_version:version>/emsp/tariffs", emsp_views.tariffs_root, name="emsp-tariffs"),
+    path("<ocpi_version:version>/emsp/tariffs", emsp.tariffs_root, name="emsp-tariffs"),
     path(
         "<ocpi_version:version>/emsp/tariffs/<str:country_code>/<str:party_id>/<str:tariff_id>",
-        emsp_views.tariff,
+        emsp.tariff,
         name="emsp-tariff",
     ),
-    path("<ocpi_version:version>/emsp/sessions", emsp_views.sessions_root, name="emsp-sessions"),
+    path("<ocpi_version:version>/emsp/sessions", emsp.sessions_root, name="emsp-sessions"),
     path(
         "<ocpi_version:version>/emsp/sessions/<str:country_code>/<str:party_id>/<str:session_id>",
-        emsp_views.session,
+        emsp.session,
         name="emsp-session",
     ),
-    path("<ocpi_version:version>/emsp/cdrs", emsp_views.cdrs, name="emsp-cdrs"),
-    path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp_views.cdr, name="emsp-cdr"),
+    path("<ocpi_version:version>/emsp/cdrs", emsp.cdrs, name="emsp-cdrs"),
+    path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp.cdr, name="emsp-cdr"),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
     # the module's URL, as the module's examples write them.
-    path("2.3.0/payments", views.payments_root, name="payments"),
+    path("2.3.0/payments", cpo.payments_root, name="payments"),
     # The module's examples POST to ".../terminals/": with or without the slash.
-    re_path(r"^2\.3\.0/payments/terminals/?$", views.terminals, name="terminals"),
-    path("2.3.0/payments/terminals/<str:terminal_id>", views.terminal, name="terminal"),
+    re_path(r"^2\.3\.0/payments/terminals/?$", cpo.terminals, name="terminals"),
+    path("2.3.0/payments/terminals/<str:terminal_id>", cpo.terminal, name="terminal"),
     re_path(
         r"^2\.3\.0/payments/financial-advice-confirmations/?$",
-        views.financial_advice_confirmations,
+        cpo.financial_advice_confirmations,
         name="financial-advice-confirmations",
     ),
     path(
         "2.3.0/payments/financial-advice-confirmations/<str:fac_id>",
-        views.financial_advice_confirmation,
+        cpo.financial_advice_confirmation,
         name="financial-advice-confirmation",
     ),
 ]

@@ -12,7 +12,7 @@ from chargers.web import security_views as views_security
 from chargers.web import views as charger_views
 from chargers.web.providers import session_price
 from drivers import receivers as driver_receivers
-from guest.views import saved_card_offer
+from guest.views.pages import saved_card_offer
 from roaming import access_points
 from support import receivers as support_receivers
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from chargers.models import Connector
 from reliability.models import PortEvent
 from reliability.services import uptime
-from reliability.views import _month
+from reliability.views.uptime import _month
 from tests.factories import ChargerFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from backoffice.tenancy import readable_organization_ids, require_role, writable_organizations
 
-from .alert_forms import AlertRuleForm
-from .models import AlertRule
-from .services import recipients
-from .services.alert_rules import alert_rule_delete, alert_rule_save
+from ..alert_forms import AlertRuleForm
+from ..models import AlertRule
+from ..services import recipients
+from ..services.alert_rules import alert_rule_delete, alert_rule_save
 
 
 def _site_url(request: HttpRequest) -> str:

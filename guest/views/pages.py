@@ -21,15 +21,15 @@ from backoffice.tenancy import readable
 from chargers.models import Charger
 from chargers.sessions.services import charger_facts
 
-from . import payments
-from .formatting import money, unit_price
-from .forms import StartForm, StationIdForm
-from .live import snapshot
-from .models import GuestSession
-from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
-from .ratelimit import client_ip, hit, rate_limited
-from .receipts import price_version_context, receipt_context
-from .selectors import (
+from .. import payments
+from ..formatting import money, unit_price
+from ..forms import StartForm, StationIdForm
+from ..live import snapshot
+from ..models import GuestSession
+from ..prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
+from ..ratelimit import client_ip, hit, rate_limited
+from ..receipts import price_version_context, receipt_context
+from ..selectors import (
     alternatives,
     charger_for_station_id,
     connector_statuses,
@@ -39,7 +39,7 @@ from .selectors import (
     station_facts,
     station_id_suggestions,
 )
-from .services import (
+from ..services import (
     StartRefused,
     StopFailed,
     guest_cancel_or_stop,
@@ -516,7 +516,7 @@ def receipt_pdf(request: HttpRequest, key: str) -> HttpResponse:
     """The numbered receipt as a PDF; 404 until the session has one (finished and priced)."""
     from django.conf import settings
 
-    from .receipt_pdf import receipt_pdf as render_pdf
+    from ..receipt_pdf import receipt_pdf as render_pdf
 
     gs = _session_or_404(key)
     if gs.state != GuestSession.State.FINISHED:
@@ -540,7 +540,7 @@ def location_access_help(request: HttpRequest) -> HttpResponse:
 
 
 def _label_rows(request: HttpRequest, chargers: Iterable[Charger]) -> list[dict]:
-    from .qr import landing_url, qr_svg
+    from ..qr import landing_url, qr_svg
 
     base = request.build_absolute_uri("/")
     rows: list[dict] = []
@@ -558,7 +558,7 @@ def _label_rows(request: HttpRequest, chargers: Iterable[Charger]) -> list[dict]
 
 
 def _entry_url(request: HttpRequest) -> str:
-    from .qr import landing_url
+    from ..qr import landing_url
 
     return landing_url(request.build_absolute_uri("/"), "").rstrip("/") + "/"
 
@@ -568,7 +568,7 @@ def _entry_url(request: HttpRequest) -> str:
 def label_charger(request: HttpRequest, station_id: str) -> HttpResponse:
     from chargers.web.selectors import charger_for_user
 
-    from .qr import landing_url, qr_svg
+    from ..qr import landing_url, qr_svg
 
     charger = charger_for_user(request.user, station_id)
     if charger is None:

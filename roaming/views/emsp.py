@@ -9,8 +9,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
-from . import emsp, emsp_cdrs, emsp_network, ocpi
-from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
+from .. import emsp, emsp_cdrs, emsp_network, ocpi
+from ..transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
 def _cpo_only(caller: Caller) -> None:

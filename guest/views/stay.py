@@ -11,9 +11,9 @@ from chargers.models import Charger
 from stays.models import Reservation, normalize_access_code
 from stays.selectors import policy_for, reservation_access
 
-from .ratelimit import rate_limited
-from .selectors import charger_for_station_id
-from .stays import StayRefused, stay_start
+from ..ratelimit import rate_limited
+from ..selectors import charger_for_station_id
+from ..stays import StayRefused, stay_start
 
 # How each refusal answers: the reservation checks are the host's rules (403), an unknown code 404.
 _STATUS = {"unknown_code": 404, "port_busy": 409}

@@ -10,10 +10,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from . import commands, ocpi, payments, selectors, services, sessions
-from .models import Partner
-from .transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
-from .versions import v230
+from .. import commands, ocpi, payments, selectors, services, sessions
+from ..models import Partner
+from ..transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
+from ..versions import v230
 
 
 def _versions_url(request: HttpRequest) -> str:

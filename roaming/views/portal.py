@@ -20,9 +20,9 @@ from backoffice.models import Property
 from backoffice.tenancy import readable, require_role, writable_organizations
 from chargers.models import Charger
 
-from . import access_points as feeds
-from . import invoices, payments, plain, selectors, services
-from .forms import (
+from .. import access_points as feeds
+from .. import invoices, payments, plain, selectors, services
+from ..forms import (
     AccessPointFeedForm,
     EvseProfileForm,
     LocationProfileForm,
@@ -32,7 +32,7 @@ from .forms import (
     TerminalActivateForm,
     TerminalAssignForm,
 )
-from .models import (
+from ..models import (
     AccessPointFeed,
     Delivery,
     EvseProfile,
@@ -44,7 +44,7 @@ from .models import (
     TerminalActivation,
     TerminalPayment,
 )
-from .views import our_versions_url
+from .cpo import our_versions_url
 
 
 def _partners_for(user: Any) -> Any:

@@ -18,11 +18,11 @@ from django.views.decorators.http import require_http_methods
 from backoffice.tenancy import can_write, require_role
 from chargers.web.selectors import charger_for_user, chargers_for
 
-from . import kpi_selectors, kpis, window
-from .faults import FaultTable
-from .forms import ExclusionForm
-from .models import Exclusion
-from .services import exclusions, timeline, uptime
+from .. import kpi_selectors, kpis, window
+from ..faults import FaultTable
+from ..forms import ExclusionForm
+from ..models import Exclusion
+from ..services import exclusions, timeline, uptime
 
 CAUSE_WORDS = {
     "faulted": "Faulted",
@@ -270,8 +270,8 @@ def charger_uptime(request, station_id: str):
 def alert_recipient_confirm(request, key: str):
     """The link emailed to an alert address (issue 47 item 6): the page asks, the button
     confirms (a GET changes nothing, so a mail scanner opening links confirms no one)."""
-    from .models import AlertRecipient
-    from .services.recipients import recipient_confirm
+    from ..models import AlertRecipient
+    from ..services.recipients import recipient_confirm
 
     recipient = AlertRecipient.objects.filter(key=key).select_related("organization").first()
     if recipient is None:

@@ -1,0 +1,3 @@
+"""The views of roaming, by role: `cpo` (the OCPI endpoints partner eMSPs call on our
+network), `emsp` (the OCPI endpoints partner CPOs call for our drivers' cards) and `portal` (the
+host's partner, terminal and access-point pages)."""
