@@ -79,16 +79,10 @@ checks: install
 # differs by backend: the OCPP consumer, connection state and message log (ORM writer instead of
 # COPY), the settings, and the real server on SQLite over a socket. The rest of the suite does
 # not branch on the backend; running all of it twice doubled CI's time.
-# Every pass runs even when one fails (the pool check after the SQLite pass, both beside the
-# PostgreSQL pass: they share nothing); the tests executed are added up at the end.
+# Every pass runs even when one fails (the pool check beside the SQLite pass: they share
+# nothing); the tests executed are added up at the end.
 TEST_WORKERS ?= 3
-# The SQLite pass runs beside the PostgreSQL pass (the cores are not saturated by one pass: ~10 %
-# idle while its tests wait on servers, browsers and sockets), on ports above the PostgreSQL
-# workers' blocks (tests/parallel.py: 400 a worker from 20000).
-SQLITE_WORKERS ?= 2
-SQLITE_PORT_BASE = $(shell echo $$((20000 + $(TEST_WORKERS) * 400)))
-# 70 of the server's 100: the pool check (up to 13) runs beside the PostgreSQL pass.
-TEST_DB_CONNECTIONS ?= 70
+TEST_DB_CONNECTIONS ?= 80
 XDIST = -n $(TEST_WORKERS) --dist worksteal
 SQLITE_TESTS ?= tests/chargers tests/backoffice tests/e2e/test_charger_over_socket.py \
 	tests/e2e/test_durability.py tests/e2e/test_ocpp201_charger.py tests/perf/test_sigterm_flush.py
@@ -105,19 +99,17 @@ test: install chromium haproxy
 	  rc=$$(cat $$checks/rc); rm -rf $$checks; return $$rc; }; \
 	if [ "$$CI" = "true" ]; then \
 	  tmp=$$(mktemp -d); failed=""; start=$$(date +%s); \
-	  echo "== PostgreSQL + Redis (the SQLite pass and the pool check run beside it) =="; \
-	  ( env -u DATABASE_URL -u REDIS_URL TEST_COUNT_FILE=$$tmp/3 TEST_PORT_BASE=$(SQLITE_PORT_BASE) \
-	    $(PY) -m pytest -p no:cacheprovider -n $(SQLITE_WORKERS) --dist worksteal -m "not browser" \
-	    $(PYTEST_ARGS) $(SQLITE_TESTS) > $$tmp/sqlite.log 2>&1; echo $$? > $$tmp/sqlite.rc; \
-	    $(PG_ENV) DB_POOL=true TEST_COUNT_FILE=$$tmp/2 \
-	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py \
-	    > $$tmp/pool.log 2>&1; echo $$? > $$tmp/pool.rc ) & side_pid=$$!; \
+	  echo "== PostgreSQL + Redis =="; \
 	  $(PG_ENV) DB_POOL=false BENCH_SMOKE=1 TEST_COUNT_FILE=$$tmp/1 \
 	    $(PY) -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) || failed="$$failed PostgreSQL"; \
-	  wait $$side_pid; \
-	  echo "== SQLite, in-memory channel layer (beside the PostgreSQL pass) =="; cat $$tmp/sqlite.log; \
-	  [ "$$(cat $$tmp/sqlite.rc)" = 0 ] || failed="$$failed SQLite"; \
-	  echo "== PostgreSQL, the pool in the test process (after the SQLite pass) =="; cat $$tmp/pool.log; \
+	  ( $(PG_ENV) DB_POOL=true TEST_COUNT_FILE=$$tmp/2 \
+	    $(PY) -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) tests/backoffice/test_db_threads_pool.py \
+	    > $$tmp/pool.log 2>&1; echo $$? > $$tmp/pool.rc ) & pool_pid=$$!; \
+	  echo "== SQLite, in-memory channel layer (the pool check runs meanwhile) =="; \
+	  env -u DATABASE_URL -u REDIS_URL TEST_COUNT_FILE=$$tmp/3 \
+	    $(PY) -m pytest -p no:cacheprovider $(XDIST) -m "not browser" $(PYTEST_ARGS) $(SQLITE_TESTS) \
+	    || failed="$$failed SQLite"; \
+	  wait $$pool_pid; echo "== PostgreSQL, the pool in the test process =="; cat $$tmp/pool.log; \
 	  [ "$$(cat $$tmp/pool.rc)" = 0 ] || failed="$$failed pool"; \
 	  finish_checks || failed="$$failed checks"; \
 	  counts=$$(cat $$tmp/1 $$tmp/2 $$tmp/3 2>/dev/null | cut -d' ' -f1 | paste -sd+); \
