@@ -498,8 +498,9 @@ def start_live_server(**env_overrides) -> LiveServer:
         # Pools a test's handful of chargers and requests never fill: 10 PostgreSQL connections
         # instead of production's 20, so five servers fit the run's budget at once instead of
         # two (tests/parallel.py: a server test waited up to two minutes for its share). The
-        # test of the connection bound itself passes "" for production's sizes.
-        **SERVER_POOLS,
+        # test of the connection bound itself passes "" for production's sizes. On SQLite the
+        # server keeps its own (one database thread, as `make run`).
+        **(SERVER_POOLS if settings.IS_POSTGRES else {}),
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
