@@ -297,6 +297,24 @@ def test_chargers_packages_form_no_circle(graph):
     )
 
 
+def sessions_doors(graph: grimp.ImportGraph, importer: str) -> set[str]:
+    """The modules of chargers/sessions/ that `importer` imports directly."""
+    return {
+        module
+        for module in graph.find_modules_directly_imported_by(importer)
+        if module.startswith("chargers.sessions.")
+    }
+
+
+def test_the_201_handler_enters_sessions_through_one_module(graph):
+    """Issue 50: the 2.0.1 handler imports nothing of sessions/ but its entry point
+    (chargers.sessions.transaction_events), as the 1.6 StopTransaction calls closing.stop."""
+    assert len(sessions_doors(graph, "chargers.handlers.v16")) > 1  # the check sees imports
+    assert sessions_doors(graph, "chargers.handlers.v201") == {
+        "chargers.sessions.transaction_events"
+    }
+
+
 def test_a_package_circle_is_found():
     assert circles([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]) == [{"a", "b", "c"}]
     assert back_up([("a", "b"), ("b", "a"), ("b", "d")]) == [("a", "b"), ("b", "a")]

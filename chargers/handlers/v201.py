@@ -39,11 +39,7 @@ from chargers.ocpp.tolerant import INT32_MAX
 from chargers.plumbing import follow_ups
 from chargers.plumbing.batching import Coalescer
 from chargers.security import services as security_services
-from chargers.sessions import services, transaction_events
-from chargers.sessions import transactions as services_v201
-from chargers.sessions import v201_transactions as tx
-from chargers.sessions.signed import SIGNED_201, signed_values
-from chargers.sessions.v201_transactions import read_meter_values
+from chargers.sessions import transaction_events as sessions
 from chargers.state import charger as connection_state
 
 logger = logging.getLogger(__name__)
@@ -68,9 +64,7 @@ class Connection(common.Connection):
 
     ocpp_version: str = VERSION
     # Its transactions as sessions knows them: the one way their events are written.
-    transactions: transaction_events.TransactionEvents = field(
-        default_factory=transaction_events.TransactionEvents
-    )
+    transactions: sessions.TransactionEvents = field(default_factory=sessions.TransactionEvents)
     # The numberOfPhasesUsed kept per transaction: written only when it changes.
     phases_used: dict[str, int] = field(default_factory=dict)
     # When a CostUpdated was last queued, per transaction (loop clock): at most one per interval.
@@ -239,9 +233,7 @@ async def _id_token_info(
     one may stop what the other started). `group`: the card's, when the decision already read it."""
     info: dict = {"status": status}
     if group is _LOOK_UP:
-        group = await db.run(
-            services_v201.token_group, charger_id=conn.charger_id, id_token=id_token
-        )
+        group = await db.run(sessions.token_group, charger_id=conn.charger_id, id_token=id_token)
     if group:
         info["groupIdToken"] = {"idToken": group, "type": "Central"}
     return info
@@ -256,10 +248,10 @@ class _EventCard:
 
     answer: str | None = None  # the idTokenInfo status to answer
     group: str | None = _LOOK_UP
-    facts: transaction_events.CardFacts = field(default_factory=transaction_events.CardFacts)
+    facts: sessions.CardFacts = field(default_factory=sessions.CardFacts)
 
 
-async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _EventCard:
+async def _event_card(conn: Connection, event: sessions.TxEvent, unique_id: str) -> _EventCard:
     card = _EventCard()
     if not event.id_token:
         return card
@@ -272,7 +264,7 @@ async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _E
     )
     card.group = found[1].parent_id_tag if found else ""
     status = str(decision.status)
-    card.facts = transaction_events.CardFacts(
+    card.facts = sessions.CardFacts(
         session_status=status,
         token_id=found[0].pk if found else None,
         token_known=True,
@@ -284,20 +276,20 @@ async def _event_card(conn: Connection, event: tx.TxEvent, unique_id: str) -> _E
 
 async def _appended_answer(
     conn: Connection,
-    event: tx.TxEvent,
+    event: sessions.TxEvent,
     unique_id: str,
-    appended: services_v201.TransactionEventOutcome,
-) -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+    appended: sessions.TransactionEventOutcome,
+) -> tuple[sessions.TransactionEventOutcome, str | None, str | None]:
     if not event.id_token:
         return appended, None, None
     # An Ended by card: the card's status now, as the full path answers.
     return appended, await _stop_card_answer(conn, event, unique_id), _LOOK_UP
 
 
-async def _stop_card_answer(conn: Connection, event: tx.TxEvent, unique_id: str) -> str:
+async def _stop_card_answer(conn: Connection, event: sessions.TxEvent, unique_id: str) -> str:
     """The idTokenInfo of the card that ended a transaction: its status now."""
     status = await db.run(
-        services.token_status_for_stop,
+        sessions.token_status_for_stop,
         charger_id=conn.charger_id,
         id_tag=event.id_token,
         connector_id=event.evse_id,
@@ -306,14 +298,14 @@ async def _stop_card_answer(conn: Connection, event: tx.TxEvent, unique_id: str)
     return id_token_status(status)
 
 
-def _journaled_answer(conn: Connection, our_id: int | None, event: tx.TxEvent) -> dict:
+def _journaled_answer(conn: Connection, our_id: int | None, event: sessions.TxEvent) -> dict:
     # Journaled: the card cannot be checked now; the charger already authorized it locally.
     conn.transactions.journaled(conn.charger_id, event, our_id)
     return {"idTokenInfo": {"status": "Accepted"}} if event.id_token else {}
 
 
 def _publish_outcome(
-    conn: Connection, event: tx.TxEvent, outcome: services_v201.TransactionEventOutcome
+    conn: Connection, event: sessions.TxEvent, outcome: sessions.TransactionEventOutcome
 ) -> None:
     session = outcome.session
     if outcome.started:
@@ -335,10 +327,10 @@ def _publish_outcome(
 async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> dict:
     received = conn.received_at or timezone.now()
     # Refuses only a missing transactionId.
-    event = services_v201.read_transaction_event(payload, received, conn.requests, conn.quirks)
+    event = sessions.read_event(payload, received, conn.requests, conn.quirks)
     conn.violation = event.violation
     our_id = conn.transactions.our_id(conn.charger_id, event)
-    write = transaction_events.EventWrite(
+    write = sessions.EventWrite(
         charger_id=conn.charger_id,
         event=event,
         payload=payload,
@@ -348,12 +340,12 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     )
     card = _EventCard()
 
-    async def decide() -> transaction_events.CardFacts:
+    async def decide() -> sessions.CardFacts:
         nonlocal card
         card = await _event_card(conn, event, unique_id)
         return card.facts
 
-    async def now() -> tuple[services_v201.TransactionEventOutcome, str | None, str | None]:
+    async def now() -> tuple[sessions.TransactionEventOutcome, str | None, str | None]:
         recorded = await conn.transactions.record(write, our_id, decide)
         if recorded.payload_json is not None:  # the log row reuses it (consumers: conn.dumped)
             conn.dumped = (payload, recorded.payload_json)
@@ -379,7 +371,7 @@ async def transaction_event(conn: Connection, payload: dict, unique_id: str) -> 
     if event.phases_used and conn.phases_used.get(event.transaction_id) != event.phases_used:
         # The numberPhases of its power limits (docs/power.md, "Units").
         await db.run(
-            services_v201.session_phases_record,
+            sessions.session_phases_record,
             session_id=outcome.session.pk,
             phases=event.phases_used,
         )
@@ -408,7 +400,7 @@ async def _session_tariff(conn: Connection, session_id: int) -> dict:
     return {"personalMessage": message} if message else {}
 
 
-def _note_seq_no(conn: Connection, event: tx.TxEvent, session_id: int) -> None:
+def _note_seq_no(conn: Connection, event: sessions.TxEvent, session_id: int) -> None:
     """seqNo numbers a transaction's events one by one: a jump over a number means events are
     missing (queued or lost), so the charger is asked at once, after this answer, with
     GetTransactionStatus (E14; chargers.devices.stale: a session it says ended whose Ended is
@@ -438,8 +430,8 @@ _cost_plans: Coalescer[tuple[int, int], costs.Plan] = Coalescer("tx-cost-plan", 
 
 async def _with_cost(
     conn: Connection,
-    event: tx.TxEvent,
-    outcome: services_v201.TransactionEventOutcome,
+    event: sessions.TxEvent,
+    outcome: sessions.TransactionEventOutcome,
     answer: dict,
 ) -> dict:
     """The running total in an Updated's answer (I02), the final one in an Ended's (I03), both
@@ -504,7 +496,7 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     if isinstance(evse_id, bool) or not isinstance(evse_id, int) or evse_id < 0:
         raise OcppError("OccurrenceConstraintViolation", "MeterValues needs an evseId")
     met: list[tuple[str, str]] = []
-    readings = read_meter_values(payload.get("meterValue"), received, conn.quirks, met)
+    readings = sessions.read_meter_values(payload.get("meterValue"), received, conn.quirks, met)
     common.deviations_met(conn, met, "MeterValues", payload, unique_id)
     samples = [
         MeterSample(
@@ -551,9 +543,9 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
     # Signed values (signedMeterValue) are kept whole for the session open on the EVSE
     # (chargers.models.SignedSample); only a message that carries one costs a query. Journaled
     # whole too (the replay attributes them the same way: chargers.sessions.replay).
-    signed = signed_values(payload.get("meterValue"))
+    signed = sessions.signed_values(payload.get("meterValue"))
     if signed:
-        facts[SIGNED_201] = [
+        facts[sessions.SIGNED_201] = [
             {
                 "timestamp": v.timestamp,
                 "sampledValue": [
@@ -567,7 +559,7 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
         await writer.store_meter_samples(samples)
         if signed:
             await db.run(
-                services.signed_samples_store,
+                sessions.signed_samples_store,
                 charger_id=conn.charger_id,
                 connector_id=evse_id,
                 transaction_id=None,
@@ -642,11 +634,9 @@ async def firmware_status_notification(conn: Connection, payload: dict, unique_i
 
 
 async def reservation_status_update(conn: Connection, payload: dict, unique_id: str) -> dict:
-    from chargers.sessions import reservations
-
     # H01.FR.16/17, H04: the charger ended a reservation (expired, or its EVSE became unusable).
     await db.run(
-        reservations.reservation_status_update,
+        sessions.reservation_status_update,
         charger_id=conn.charger_id,
         reservation_id=payload["reservationId"],
         update=payload["reservationUpdateStatus"],
@@ -731,7 +721,7 @@ LENIENT = {"TransactionEvent", "MeterValues"}
 # B03.FR.07: a Rejected station gets SecurityError for anything but BootNotification; we still
 # take transaction events (never lose billing data, as in 1.6). B02.FR.09: a Pending one may also
 # send what GetBaseReport/GetReport asks for (NotifyReport) and what a TriggerMessage it accepted
-# asked for (within services_v201.TRIGGER_VALID_S).
+# asked for (within chargers.sessions.transactions.TRIGGER_VALID_S).
 ALLOWED_WHEN_REJECTED = {"BootNotification", "TransactionEvent"}
 ALLOWED_WHEN_PENDING = ALLOWED_WHEN_REJECTED | {"NotifyReport"}
 
@@ -746,7 +736,7 @@ async def handle_call(conn: Connection, action: str, payload: dict, unique_id: s
         status == "Pending"
         and action not in ALLOWED_WHEN_PENDING
         and not await db.run(
-            services_v201.trigger_accepted_recently, charger_id=conn.charger_id, message=action
+            sessions.trigger_accepted_recently, charger_id=conn.charger_id, message=action
         )
     ):
         raise OcppError(SECURITY_ERROR, f"The Charging Station is {status} by the CSMS")

@@ -12,6 +12,13 @@ transaction of the charger: what the socket knew is then learned again from its 
 
 The handler decides the event's card (authorization) and shapes the answer; the write and
 what it needs to know are here.
+
+This module is also the only door of sessions/ that the 2.0.1 handler
+(chargers.handlers.v201) goes through: the reading of an event and of its meter values, the
+other messages that land in sessions (MeterValues' signed samples, the phases used, a card's
+status at a stop, ReservationStatusUpdate) and the types of an answer are named here, once
+(`__all__`, below), so a change to sessions' inside shows here what the handler relies on
+(tests/test_architecture.py keeps the handler to this one module).
 """
 
 from __future__ import annotations
@@ -29,10 +36,41 @@ from chargers.ocpp import quirks as q
 from chargers.ocpp.storable import clean_value
 from chargers.plumbing.batching import Coalescer
 from chargers.plumbing.journal import is_outage
-from chargers.sessions import rules, services
+from chargers.sessions import reservations, rules, services
 from chargers.sessions import transactions as services_v201
 from chargers.sessions import v201_transactions as tx
+from chargers.sessions.signed import SIGNED_201, signed_values
 from chargers.sessions.transactions import TransactionEventOutcome
+from chargers.sessions.v201_transactions import TxEvent, read_meter_values
+
+# What the 2.0.1 handler may use of sessions/: this module's own entry (TransactionEvents and
+# what it takes and gives) and the other services of sessions that 2.0.1 messages reach.
+__all__ = [
+    "SIGNED_201",
+    "CardFacts",
+    "EventWrite",
+    "Recorded",
+    "TransactionEventOutcome",
+    "TransactionEvents",
+    "TxEvent",
+    "read_event",
+    "read_meter_values",
+    "reservation_status_update",
+    "session_phases_record",
+    "signed_samples_store",
+    "signed_values",
+    "token_group",
+    "token_status_for_stop",
+    "trigger_accepted_recently",
+]
+
+read_event = services_v201.read_transaction_event
+token_group = services_v201.token_group
+session_phases_record = services_v201.session_phases_record
+trigger_accepted_recently = services_v201.trigger_accepted_recently
+token_status_for_stop = services.token_status_for_stop
+signed_samples_store = services.signed_samples_store
+reservation_status_update = reservations.reservation_status_update
 
 logger = logging.getLogger(__name__)
 
