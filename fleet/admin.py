@@ -10,7 +10,9 @@ from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
-from . import baseline_services, baselines, services
+from .baselines import rules as baseline_rules
+from .baselines import services as baseline_services
+from .campaigns import services
 from .models import (
     Baseline,
     BaselineApplication,
@@ -187,7 +189,7 @@ class BaselineApplicationAdmin(admin.ModelAdmin):
         found = baseline_services.charger_baseline(obj.charger)
         if found is None:
             return "–"
-        drifted = [r for r in found.rows if r.state == baselines.DRIFTED]
+        drifted = [r for r in found.rows if r.state == baseline_rules.DRIFTED]
         return (
             "; ".join(f"{r.setting.label}: {r.reported} (not {r.setting.value})" for r in drifted)
             or "none"

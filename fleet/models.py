@@ -35,7 +35,7 @@ class FirmwareRelease(models.Model):
     )
     bad_reason = models.CharField(max_length=200, blank=True)
     notes = models.TextField(blank=True)
-    # Hosted by us (fleet.hosting): the download's unguessable key, the file's name and size.
+    # Hosted by us (fleet.campaigns.hosting): the download's unguessable key, the file's name and size.
     file_key = models.CharField(max_length=40, blank=True, db_index=True, editable=False)
     file_name = models.CharField(max_length=100, blank=True, editable=False)
     file_size = models.PositiveBigIntegerField(null=True, blank=True, editable=False)

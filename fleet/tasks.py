@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import baseline_dispatch, dispatch
+from .baselines import dispatch as baseline_dispatch
+from .campaigns import dispatch
 
 
 @shared_task(name="fleet.campaigns_advance")

@@ -10,7 +10,7 @@ urlpatterns = [
     path("campaigns/", views.campaign_list, name="campaign-list"),
     path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/<slug:action>/", views.campaign_action, name="campaign-action"),
-    # Firmware for the chargers (no account: the key in the address; fleet.hosting).
+    # Firmware for the chargers (no account: the key in the address; fleet.campaigns.hosting).
     path("firmware/<str:key>/<str:name>", views.firmware_file, name="firmware-file"),
     path("baselines/", views.baseline_list, name="baseline-list"),
     path("baselines/<int:pk>/", views.baseline_detail, name="baseline-detail"),

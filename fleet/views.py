@@ -16,7 +16,9 @@ from backoffice.tenancy import can_write, readable, require_role
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user
 
-from . import baseline_dispatch, baseline_services, hosting, services
+from .baselines import dispatch as baseline_dispatch
+from .baselines import services as baseline_services
+from .campaigns import hosting, services
 from .models import Baseline, BaselineApplication, Campaign, CampaignTarget
 
 ACTIONS = ("start", "pause", "resume", "halt")

@@ -14,8 +14,8 @@ from backoffice.api import AuthTokenView, OrganizationViewSet
 from billing.api import BillingSessionViewSet, PaymentViewSet, PayoutViewSet, RateViewSet
 from chargers.web.api import ChargerViewSet
 from chargers.web.api_proxy import BackofficeDetailView, BackofficeListView
-from fleet.api import CampaignViewSet, ReleaseViewSet
-from fleet.baseline_api import BaselineViewSet
+from fleet.baselines.api import BaselineViewSet
+from fleet.campaigns.api import CampaignViewSet, ReleaseViewSet
 from metering.api import (
     MeterKeyConfirmView,
     MeterKeyDetailView,

@@ -140,7 +140,7 @@ class AlertRule(models.Model):
         # Reported by roaming.access_points: a national access point's feed (AFIR) has a change
         # waiting longer than the access point's bound (DOT-NL: 60 s). Not about one charger.
         ACCESS_POINT_BEHIND = "access_point_behind", "Access point feed behind"
-        # Reported by fleet.services: a firmware campaign halted on failures (docs/firmware.md).
+        # Reported by fleet.campaigns.services: a firmware campaign halted on failures (docs/firmware.md).
         CAMPAIGN_HALTED = "campaign_halted", "Firmware campaign halted"
 
     class Remediation(models.TextChoices):

@@ -1,4 +1,4 @@
-"""The baseline rules alone (fleet/baselines.py): when a boot makes a baseline due, the outcome
+"""The baseline rules alone (fleet/baselines/rules.py): when a boot makes a baseline due, the outcome
 of an application, the reboot asked once per version, drift and what never counts as drift."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet import baselines
-from fleet.baselines import Reported, Setting
+from fleet.baselines import rules as baselines
+from fleet.baselines.rules import Reported, Setting
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)

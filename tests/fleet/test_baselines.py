@@ -17,7 +17,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from chargers.models import Charger, Command
-from fleet import baseline_dispatch, baseline_services
+from fleet.baselines import dispatch as baseline_dispatch
+from fleet.baselines import services as baseline_services
 from fleet.models import Baseline, BaselineApplication
 from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory

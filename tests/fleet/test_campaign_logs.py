@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from rest_framework.test import APIClient
 
 from chargers.models import ChargerOperation
-from fleet import services
+from fleet.campaigns import services
 from fleet.models import CampaignTarget, FirmwareRelease
 from tests.bounds import GENEROUS_S
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory

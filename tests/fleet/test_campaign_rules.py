@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chargers.models import Charger, ChargingSession
-from fleet import dispatch, services
+from fleet.campaigns import dispatch, services
 from fleet.models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow
 from fleet.tasks import campaigns_advance_task
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory

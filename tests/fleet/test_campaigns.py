@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chargers.models import Charger
-from fleet import dispatch, services
+from fleet.campaigns import dispatch, services
 from fleet.models import Campaign, CampaignTarget, FirmwareRelease
 from reliability.models import Alert, AlertRule, PortEvent
 from reliability.services import uptime as reliability_services

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from fleet import services
+from fleet.campaigns import services
 from fleet.models import FirmwareRelease
 from tests.factories import MembershipFactory, PropertyFactory
 

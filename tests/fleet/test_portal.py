@@ -4,7 +4,7 @@ buttons for those who may write."""
 import pytest
 from django.test import Client
 
-from fleet import services
+from fleet.campaigns import services
 from fleet.models import Campaign, FirmwareRelease
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 from tests.fleet.test_campaigns import SHA

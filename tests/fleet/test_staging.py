@@ -1,9 +1,9 @@
-"""The staging rules of a firmware campaign, on their own (fleet.staging; no database)."""
+"""The staging rules of a firmware campaign, on their own (fleet.campaigns.staging; no database)."""
 
 from datetime import UTC, datetime, time, timedelta
 
-from fleet import staging
-from fleet.staging import FAILED, PENDING, SENT, SUCCEEDED, Rules, Target
+from fleet.campaigns import staging
+from fleet.campaigns.staging import FAILED, PENDING, SENT, SUCCEEDED, Rules, Target
 
 RULES = Rules(canary_share=0.1, wave_size=10, success_threshold=0.9, max_failures=2)
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)

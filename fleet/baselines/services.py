@@ -2,7 +2,7 @@
 baseline covers, which are due after a boot or on demand, each application recorded, and the
 drift between a baseline and what a charger last reported (docs/operations.md).
 
-The CALLs go out from fleet.baseline_dispatch, after these writes commit, never inside them.
+The CALLs go out from fleet.rules.dispatch, after these writes commit, never inside them.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from chargers.models import Charger, Command, DeviceVariable
 from chargers.state.charger import fingerprint
+from fleet.models import Baseline, BaselineApplication, BaselineSetting
 
-from . import baselines
-from .models import Baseline, BaselineApplication, BaselineSetting
+from . import rules
 
 # How many answered GetConfiguration / ChangeConfiguration commands of a 1.6 charger are read
 # to know its keys (newest; a full GetConfiguration is one of them).
@@ -31,8 +31,8 @@ class BaselineRefused(ValueError):
     """A baseline that cannot be saved or applied as asked (words for the operator)."""
 
 
-def setting_of(row: BaselineSetting) -> baselines.Setting:
-    return baselines.Setting(
+def setting_of(row: BaselineSetting) -> rules.Setting:
+    return rules.Setting(
         variable=row.variable,
         value=row.value,
         component=row.component,
@@ -44,23 +44,23 @@ def setting_of(row: BaselineSetting) -> baselines.Setting:
     )
 
 
-def settings_of(baseline_id: int) -> list[baselines.Setting]:
+def settings_of(baseline_id: int) -> list[rules.Setting]:
     return [setting_of(r) for r in BaselineSetting.objects.filter(baseline_id=baseline_id)]
 
 
 def protocol_of(charger: Charger) -> str:
-    return baselines.V201 if charger.speaks_v2() else baselines.V16
+    return rules.V201 if charger.speaks_v2() else rules.V16
 
 
 def setting_check(protocol: str, item: dict[str, Any]) -> None:
     """Raise BaselineRefused when the setting cannot be part of a baseline of `protocol`."""
     if not str(item.get("variable", "")).strip():
         raise BaselineRefused("Every setting needs its key (1.6) or variable (2.0.1).")
-    if protocol == baselines.V201 and not str(item.get("component", "")).strip():
+    if protocol == rules.V201 and not str(item.get("component", "")).strip():
         raise BaselineRefused("A 2.0.1 setting needs its component.")
-    if protocol == baselines.V16 and item.get("component"):
+    if protocol == rules.V16 and item.get("component"):
         raise BaselineRefused("A 1.6 setting is a configuration key: no component.")
-    if baselines.is_credential(protocol, str(item.get("component", "")), str(item["variable"])):
+    if rules.is_credential(protocol, str(item.get("component", "")), str(item["variable"])):
         raise BaselineRefused(
             f"{item['variable']} is a charger's own credential: set it on the charger's "
             "Security tab, not in a baseline."
@@ -72,12 +72,12 @@ def baseline_settings_replace(*, baseline_id: int, items: list[dict[str, Any]]) 
     """Replace the baseline's settings and start a new version (every charger is compared with
     it; a reboot may be asked once more for it). Raises BaselineRefused, nothing changed."""
     baseline = Baseline.objects.select_for_update().get(pk=baseline_id)
-    seen: set[baselines.Key] = set()
+    seen: set[rules.Key] = set()
     rows = []
     for item in items:
         setting_check(baseline.protocol, item)
         row = BaselineSetting(baseline=baseline, **item)
-        key = baselines.key_of(setting_of(row))
+        key = rules.key_of(setting_of(row))
         if key in seen:
             raise BaselineRefused(f"{setting_of(row).label} is set twice.")
         seen.add(key)
@@ -111,7 +111,7 @@ def setting_items(baseline_id: int) -> list[dict[str, Any]]:
 
 
 def _versions(protocol: str) -> list[str]:
-    if protocol == baselines.V16:
+    if protocol == rules.V16:
         return [Charger.OcppVersion.V16]
     return [Charger.OcppVersion.V201, Charger.OcppVersion.V21]
 
@@ -188,7 +188,7 @@ def _claim(baseline: Baseline, charger: Charger, trigger: str, now: datetime) ->
 
 def due_claim(*, limit: int, now: datetime | None = None) -> list[Due]:
     """Claim at most `limit` applications to make now: those asked on demand first, then the
-    boots that make a baseline due (baselines.boot_due), oldest boot first. Claiming records
+    boots that make a baseline due (rules.boot_due), oldest boot first. Claiming records
     the version and the charger's vendor/model/firmware, so the next sweep does not take them
     again."""
     now = now or timezone.now()
@@ -222,7 +222,7 @@ def _boot_claims(baseline: Baseline, limit: int, now: datetime) -> list[Due]:
     claims: list[Due] = []
     for charger in candidates:
         previous = applied.get(charger.pk)
-        due = baselines.boot_due(
+        due = rules.boot_due(
             baseline_version=baseline.version,
             fingerprint=fingerprint(charger.vendor, charger.model, charger.firmware_version),
             last_boot_at=charger.last_boot_at,
@@ -279,7 +279,7 @@ def application_now(*, baseline: Baseline, charger: Charger) -> int:
 
 def application_load(
     application_id: int,
-) -> tuple[BaselineApplication, list[baselines.Setting], bool]:
+) -> tuple[BaselineApplication, list[rules.Setting], bool]:
     application = BaselineApplication.objects.select_related("baseline", "charger").get(
         pk=application_id
     )
@@ -290,7 +290,7 @@ def application_load(
 def application_record(
     *,
     application_id: int,
-    settings: list[baselines.Setting],
+    settings: list[rules.Setting],
     statuses: list[str | None],
     outcome: str,
     reboot_asked: bool,
@@ -315,8 +315,8 @@ def application_record(
 
 
 def reported_for(
-    charger: Charger, settings: list[baselines.Setting]
-) -> dict[baselines.Key, baselines.Reported]:
+    charger: Charger, settings: list[rules.Setting]
+) -> dict[rules.Key, rules.Reported]:
     """What the charger last reported of these settings: a 1.6 charger's answered
     GetConfiguration and ChangeConfiguration commands; a 2.0.1 charger's device model
     (NotifyReport, GetVariables and SetVariables answers)."""
@@ -330,7 +330,7 @@ def reported_for(
             .order_by("-completed_at", "-pk")
             .values_list("action", "payload", "response")[:COMMANDS_READ]
         )
-        return baselines.reported_16(reversed(commands))
+        return rules.reported_16(reversed(commands))
     rows = DeviceVariable.objects.filter(
         charger=charger, variable__in={s.variable for s in settings}
     ).values_list(
@@ -345,7 +345,7 @@ def reported_for(
         "mutability",
     )
     return {
-        baselines.key_201(*row[:7]): baselines.Reported(
+        rules.key_201(*row[:7]): rules.Reported(
             None if row[8] == "WriteOnly" else row[7], write_only=row[8] == "WriteOnly"
         )
         for row in rows
@@ -355,12 +355,12 @@ def reported_for(
 @dataclass(frozen=True)
 class ChargerBaseline:
     baseline: Baseline
-    rows: list[baselines.Drift]
+    rows: list[rules.Drift]
     application: BaselineApplication | None
 
     @property
     def drifted(self) -> int:
-        return sum(1 for r in self.rows if r.state == baselines.DRIFTED)
+        return sum(1 for r in self.rows if r.state == rules.DRIFTED)
 
 
 def charger_baseline(charger: Charger) -> ChargerBaseline | None:
@@ -369,7 +369,7 @@ def charger_baseline(charger: Charger) -> ChargerBaseline | None:
     if baseline is None:
         return None
     settings = settings_of(baseline.pk)
-    rows = baselines.drift(baseline.protocol, settings, reported_for(charger, settings))
+    rows = rules.drift(baseline.protocol, settings, reported_for(charger, settings))
     application = BaselineApplication.objects.filter(baseline=baseline, charger=charger).first()
     return ChargerBaseline(baseline, rows, application)
 
@@ -388,7 +388,7 @@ def baseline_chargers(
     }
     rows = []
     for charger in chargers:
-        drift = baselines.drift(baseline.protocol, settings, reported_for(charger, settings))
-        drifted = sum(1 for r in drift if r.state == baselines.DRIFTED)
+        drift = rules.drift(baseline.protocol, settings, reported_for(charger, settings))
+        drifted = sum(1 for r in drift if r.state == rules.DRIFTED)
         rows.append((charger, drifted, applied.get(charger.pk)))
     return rows

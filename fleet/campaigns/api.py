@@ -18,9 +18,9 @@ from backoffice.api import TenantViewSetMixin
 from backoffice.models import Organization
 from backoffice.tenancy import TenantSerializerMixin, readable_organization_ids
 from chargers.models import Charger
+from fleet.models import Campaign, CampaignTarget, FirmwareRelease, TargetEvent
 
 from . import hosting, log_requests, services
-from .models import Campaign, CampaignTarget, FirmwareRelease, TargetEvent
 
 MAX_IDS = 5000
 

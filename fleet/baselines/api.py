@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from backoffice.api import TenantViewSetMixin
 from backoffice.models import Organization
 from backoffice.tenancy import TenantSerializerMixin, readable_organization_ids
+from fleet.models import Baseline, BaselineApplication, BaselineSetting
 
-from . import baseline_services as services
-from .models import Baseline, BaselineApplication, BaselineSetting
+from . import services
 
 MAX_SETTINGS = 500
 MAX_IDS = 5000

@@ -17,9 +17,9 @@ from backoffice import db
 from chargers.devices import commands
 from chargers.devices.remote import new_request_id
 from chargers.models import Charger, Command
+from fleet.models import CampaignTarget, FirmwareRelease
 
 from . import services
-from .models import CampaignTarget, FirmwareRelease
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,9 @@ from django.db import connection
 from backoffice import db
 from chargers.devices import commands
 from chargers.models import Charger, Command
+from fleet.models import BaselineApplication
 
-from . import baseline_services as services
-from . import baselines
-from .models import BaselineApplication
+from . import rules, services
 
 logger = logging.getLogger(__name__)
 Outcome = BaselineApplication.Outcome
@@ -54,25 +53,21 @@ def _answer(command: Command) -> str | None:
     return command.result_status or None
 
 
-async def _apply_16(
-    charger: Charger, items: list[baselines.Setting], note: str
-) -> list[str | None]:
+async def _apply_16(charger: Charger, items: list[rules.Setting], note: str) -> list[str | None]:
     statuses: list[str | None] = []
-    for payload in baselines.change_configuration_16(items):
+    for payload in rules.change_configuration_16(items):
         statuses.append(_answer(await _call(charger, "ChangeConfiguration", payload, note)))
     return statuses
 
 
-async def _apply_201(
-    charger: Charger, items: list[baselines.Setting], note: str
-) -> list[str | None]:
+async def _apply_201(charger: Charger, items: list[rules.Setting], note: str) -> list[str | None]:
     command = await _call(
-        charger, "SetVariables", {"setVariableData": baselines.set_variable_data(items)}, note
+        charger, "SetVariables", {"setVariableData": rules.set_variable_data(items)}, note
     )
     if command.status != Command.Status.ANSWERED or not isinstance(command.response, dict):
         return [_answer(command)] * len(items)
     results = command.response.get("setVariableResult")
-    return baselines.statuses_201(items, results if isinstance(results, list) else [])
+    return rules.statuses_201(items, results if isinstance(results, list) else [])
 
 
 async def _reboot(charger: Charger, busy: bool, note: str) -> str:
@@ -97,14 +92,14 @@ async def apply_one(application_id: int) -> str:
         if items:
             apply = _apply_201 if charger.speaks_v2() else _apply_16
             statuses = await apply(charger, items, note)
-        outcome = baselines.outcome(statuses) if items else Outcome.APPLIED
-        wanted = baseline.reboot_when_required and baselines.reboot_to_ask(
+        outcome = rules.outcome(statuses) if items else Outcome.APPLIED
+        wanted = baseline.reboot_when_required and rules.reboot_to_ask(
             statuses, application.version, application.reboot_asked_version
         )
         if wanted:
             extra = await _reboot(charger, busy, note)
             reboot_asked = extra.startswith("Reset")
-        elif baselines.REBOOT_REQUIRED in statuses and baseline.reboot_when_required:
+        elif rules.REBOOT_REQUIRED in statuses and baseline.reboot_when_required:
             extra = "Reboot already asked once for this version: not asked again."
     except Unreached as unreached:
         outcome = unreached.outcome
@@ -160,14 +155,14 @@ def apply_now(application_id: int) -> str:
     return async_to_sync(apply_one)(application_id)
 
 
-async def read_back(charger: Charger, items: list[baselines.Setting]) -> str:
+async def read_back(charger: Charger, items: list[rules.Setting]) -> str:
     """Ask the charger for the baseline's values (1.6 GetConfiguration of its keys; 2.0.1
     GetVariables, split like SetVariables); the answers are kept where drift is read from."""
     if not items:
         return "Nothing to read."
     try:
         if charger.speaks_v2():
-            asked: dict = {"getVariableData": baselines.get_variable_data(items)}
+            asked: dict = {"getVariableData": rules.get_variable_data(items)}
             command = await _call(charger, "GetVariables", asked, "Baseline check")
         else:
             keys: dict = {"key": [s.variable for s in items]}
@@ -179,6 +174,6 @@ async def read_back(charger: Charger, items: list[baselines.Setting]) -> str:
     return "Read." if command.status == Command.Status.ANSWERED else "The charger refused."
 
 
-def read_back_now(charger: Charger, items: list[baselines.Setting]) -> str:
+def read_back_now(charger: Charger, items: list[rules.Setting]) -> str:
     _release_connection()
     return async_to_sync(read_back)(charger, items)

@@ -18,8 +18,7 @@ from django.db import connection
 from chargers.devices import commands
 from chargers.devices.remote import new_request_id
 from chargers.models import Charger, Command
-
-from .models import CampaignTarget
+from fleet.models import CampaignTarget
 
 # The most chargers one request asks at once (the answer waits for every charger).
 MAX_CHARGERS = 100

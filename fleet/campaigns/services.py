@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from backoffice.models import Organization
 from chargers.models import Charger, ChargerOperation, ChargerOperationStatus, ChargingSession
+from fleet.models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow, TargetEvent
 from reliability.models import AlertRule
 from reliability.services import subject_problem_report, timeline
 
 from . import staging
-from .models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow, TargetEvent
 
 logger = logging.getLogger(__name__)
 
