@@ -34,17 +34,20 @@ from chargers.sessions import replay
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DATA = Path(__file__).parent / "data"
-OLD_CHARGER_ID = 1  # the charger's row id in the database the old build wrote against
 
 
 def _entries(name: str, charger_id: int) -> list[dict[str, Any]]:
+    """The journal's entries, its charger's row id (in the database the old build wrote
+    against) replaced by this database's."""
     entries, _ = read_entries(DATA / name)
+    old = {entry["charger_id"] for entry in entries if entry.get("kind") == "call"}
+    assert len(old) == 1, old  # one charger per journal
     for entry in entries:
-        if entry.get("charger_id") == OLD_CHARGER_ID:
+        if entry.get("charger_id") in old:
             entry["charger_id"] = charger_id
         for row in entry.get("rows", []):
-            if row[0] == OLD_CHARGER_ID:
-                row[0] = charger_id
+            assert row[0] in old
+            row[0] = charger_id
     return entries
 
 
