@@ -25,7 +25,6 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +36,7 @@ from django.utils import timezone
 
 from backoffice import async_pg, db
 from backoffice.db import update_many
+from chargers.messagelog import meter_values
 from chargers.ocpp.storable import (
     clean_text,
     clean_value,
@@ -670,10 +670,10 @@ class MessageLogWriter:
                         for pk, charger_id, tx in await cur.fetchall():
                             self._sessions[(charger_id, tx)] = pk
                     sessions = self._sessions
-                    await copy_meter_values(
+                    await meter_values.store_copy(
                         cur,
                         (
-                            (
+                            meter_values.MeterRow(
                                 m.charger_id,
                                 sessions.get((m.charger_id, m.transaction_id))
                                 if m.transaction_id
@@ -725,47 +725,6 @@ class MessageLogWriter:
                 if messages:
                     journal.append_sync([_journal_entry(messages)])
                 return
-
-
-METER_COLUMNS = "charger_id, session_id, connector_id, timestamp, measurand, phase, unit, context, location, value, raw_value"
-
-
-async def copy_meter_values(
-    cur: Any, rows: Iterable[tuple[int, int | None, int, datetime, str, str, str, str, str, str]]
-) -> None:
-    """COPY meter values on an async cursor: (charger, session, connector, timestamp, measurand,
-    phase, unit, context, location, raw value) each, cut to the columns' sizes as the ORM path does."""
-    from chargers.models import MeterValue
-    from chargers.ocpp.readings import reading_value
-
-    async with cur.copy(f"COPY {MeterValue._meta.db_table} ({METER_COLUMNS}) FROM STDIN") as copy:
-        for (
-            charger_id,
-            session_id,
-            connector_id,
-            timestamp,
-            measurand,
-            phase,
-            unit,
-            context,
-            location,
-            raw,
-        ) in rows:
-            await copy.write_row(
-                (
-                    charger_id,
-                    session_id,
-                    connector_id,
-                    timestamp,
-                    measurand[:50],
-                    phase[:10],
-                    unit[:10],
-                    context[:20],
-                    location[:10],
-                    reading_value(measurand, unit, raw),
-                    raw[:100],
-                )
-            )
 
 
 def _journal_entry(messages: list[Row]) -> dict[str, Any]:
@@ -934,8 +893,7 @@ def _message_model(row: Row) -> Any:
 def _write_batch_orm(
     messages: list[Row], samples: list[MeterSample], watched_of: Any
 ) -> dict[int, list[dict[str, Any]]]:
-    from chargers.models import MeterValue, OcppMessage
-    from chargers.ocpp.readings import reading_value
+    from chargers.models import OcppMessage
 
     with transaction.atomic():
         rows = (
@@ -945,25 +903,22 @@ def _write_batch_orm(
         )
         if samples:
             sessions = _session_ids(samples)
-            MeterValue.objects.bulk_create(
-                [
-                    MeterValue(
-                        charger_id=m.charger_id,
-                        session_id=sessions.get((m.charger_id, m.transaction_id))
-                        if m.transaction_id is not None
-                        else None,
-                        connector_id=m.connector_id,
-                        timestamp=m.timestamp,
-                        measurand=m.measurand[:50],
-                        phase=m.phase[:10],
-                        unit=m.unit[:10],
-                        context=m.context[:20],
-                        location=m.location[:10],
-                        value=reading_value(m.measurand, m.unit, m.raw_value),
-                        raw_value=m.raw_value[:100],
-                    )
-                    for m in samples
-                ]
+            meter_values.store_orm(
+                meter_values.MeterRow(
+                    m.charger_id,
+                    sessions.get((m.charger_id, m.transaction_id))
+                    if m.transaction_id is not None
+                    else None,
+                    m.connector_id,
+                    m.timestamp,
+                    m.measurand,
+                    m.phase,
+                    m.unit,
+                    m.context,
+                    m.location,
+                    m.raw_value,
+                )
+                for m in samples
             )
     if watched_of is None or not rows:
         return {}

@@ -29,15 +29,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice import async_pg, db
-from chargers.messagelog.log import copy_meter_values
+from chargers.messagelog import meter_values
 from chargers.models import ChargingSession, MeterValue, OrphanStop
 from chargers.ocpp.energy import register_wh
-from chargers.ocpp.storable import clean_text
 from chargers.ocpp.tolerant import MeterReading
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
 from chargers.sessions.services import (
-    meter_rows,
     session_announce_on_commit,
     session_flag_no_reading_on_commit,
     sessions_announce,
@@ -142,9 +140,9 @@ def close_orm(item: StopRequest) -> ChargingSession | None:
         session.status = ChargingSession.Status.COMPLETED
         session.received_stop_at = timezone.now()
         session.save()
-        rows = meter_rows(item.charger_id, session.connector_id, session.pk, item.readings)
-        if rows:
-            MeterValue.objects.bulk_create(rows)
+        meter_values.store_orm(
+            meter_values.rows_of(item.charger_id, session.connector_id, session.pk, item.readings)
+        )
         session_announce_on_commit("finished", session.pk)
         return session
 
@@ -209,25 +207,15 @@ async def close_batched(items: list[StopRequest]) -> list[ChargingSession | None
             for row in await cursor.fetchall():
                 stopped[batched[row[0] - 1]] = ChargingSession.from_db("default", _NAMES, row[1:])
             readings = [
-                (
-                    session.charger_id,
-                    session.pk,
-                    session.connector_id,
-                    reading.timestamp,
-                    clean_text(s.measurand),
-                    clean_text(s.phase),
-                    clean_text(s.unit),
-                    clean_text(s.context),
-                    clean_text(s.location),
-                    clean_text(s.value),
-                )
+                row
                 for index, session in stopped.items()
-                for reading in items[index].readings
-                for s in reading.samples
+                for row in meter_values.rows_of(
+                    session.charger_id, session.connector_id, session.pk, items[index].readings
+                )
             ]
             if readings:
                 async with conn.cursor() as cur:
-                    await copy_meter_values(cur, readings)
+                    await meter_values.store_copy(cur, readings)
         if stopped:
             # Committed: announced before the chargers are answered, as close_orm does.
             await db.run(sessions_announce, "finished", [s.pk for s in stopped.values()])

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from authorization.decisions import ChargerFacts, Context
 from authorization.models import Token
-from chargers.models import Charger, ChargingSession, MeterValue, SignedSample
-from chargers.ocpp.readings import reading_value
+from chargers.messagelog import meter_values
+from chargers.models import Charger, ChargingSession, SignedSample
 from chargers.ocpp.tolerant import MeterReading
 from chargers.sessions.signed import SignedValue
 from chargers.signals import (
@@ -177,32 +177,6 @@ def start_prepare(
     )
 
 
-def meter_rows(
-    charger_id: int, connector_id: int, session_id: int | None, readings: list[MeterReading]
-) -> list:
-    from chargers.ocpp.storable import clean_text
-
-    rows = []
-    for reading in readings:
-        for sample in reading.samples:
-            rows.append(
-                MeterValue(
-                    charger_id=charger_id,
-                    session_id=session_id,
-                    connector_id=connector_id,
-                    timestamp=reading.timestamp,
-                    measurand=clean_text(sample.measurand),
-                    phase=clean_text(sample.phase),
-                    unit=clean_text(sample.unit),
-                    context=clean_text(sample.context),
-                    location=clean_text(sample.location),
-                    value=reading_value(sample.measurand, sample.unit, sample.value),
-                    raw_value=clean_text(sample.value)[:100],
-                )
-            )
-    return rows
-
-
 def meter_values_store(
     *, charger_id: int, connector_id: int, transaction_id: int | None, readings: list[MeterReading]
 ) -> int:
@@ -214,9 +188,9 @@ def meter_values_store(
             .values_list("pk", flat=True)
             .first()
         )
-    rows = meter_rows(charger_id, connector_id, session_id, readings)
-    MeterValue.objects.bulk_create(rows)
-    return len(rows)
+    return meter_values.store_orm(
+        meter_values.rows_of(charger_id, connector_id, session_id, readings)
+    )
 
 
 @transaction.atomic

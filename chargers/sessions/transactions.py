@@ -32,6 +32,7 @@ from django.utils import timezone
 from authorization.models import AuthorizationDecision
 from authorization.services import decision_build, decision_record, token_find
 from backoffice import async_pg, db
+from chargers.messagelog import meter_values
 from chargers.models import (
     Charger,
     ChargingSession,
@@ -40,14 +41,13 @@ from chargers.models import (
 )
 from chargers.ocpp import quirks as q
 from chargers.ocpp.protocol201 import REQUEST_VALIDATORS
-from chargers.ocpp.storable import clean_text, clean_value
+from chargers.ocpp.storable import clean_value
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
 from chargers.sessions import v201_transactions as tx
 from chargers.sessions.opening import close_superseded_around
 from chargers.sessions.rules import SteadyFacts
 from chargers.sessions.services import (
-    meter_rows,
     new_transaction_id,
     session_announce_on_commit,
     session_flag_no_reading_on_commit,
@@ -350,7 +350,7 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
         )
         written = _written(items, set(starts))
         events: list[TransactionEvent] = []
-        meters: list[MeterValue] = []
+        meters: list[meter_values.MeterRow] = []
         for item, write in zip(items, written, strict=True):
             if not write:
                 continue
@@ -369,11 +369,11 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
                     received_at=item.received_at,
                 )
             )
-            meters += meter_rows(
+            meters += meter_values.rows_of(
                 item.charger_id, item.connector_id, item.session_id, event.meter_values
             )
         TransactionEvent.objects.bulk_create(events)
-        MeterValue.objects.bulk_create(meters)
+        meter_values.store_orm(meters)
         now = timezone.now()
         for item, write in zip(items, written, strict=True):
             if write and item.end is not None:
@@ -395,8 +395,6 @@ async def copy_events(
     """Write TransactionEvent rows and their readings by COPY on an async cursor (in its
     transaction): (charger, session, connector, event, storable payload or its compact JSON,
     received at) each."""
-    from chargers.messagelog.log import copy_meter_values
-
     async with cur.copy(
         f"COPY {TransactionEvent._meta.db_table} (charger_id, session_id, ocpp_transaction_id, seq_no, "
         "event_type, trigger_reason, timestamp, offline, payload, received_at) FROM STDIN"
@@ -418,26 +416,14 @@ async def copy_events(
                     received_at,
                 )
             )
-    # The sample's texts were cleaned when read (v201_transactions._text); its value is whatever
-    # the charger sent when it is not a number.
-    await copy_meter_values(
+    await meter_values.store_copy(
         cur,
         (
-            (
-                charger_id,
-                session_id,
-                connector_id,
-                reading.timestamp,
-                sample.measurand,
-                sample.phase,
-                sample.unit,
-                sample.context,
-                sample.location,
-                clean_text(sample.value),
-            )
+            row
             for charger_id, session_id, connector_id, event, _, _ in rows
-            for reading in event.meter_values
-            for sample in reading.samples
+            for row in meter_values.rows_of(
+                charger_id, connector_id, session_id, event.meter_values
+            )
         ),
     )
 
@@ -759,14 +745,14 @@ def transaction_event_record(
                 f"{event.event_type} seqNo {event.seq_no} after the transaction's Ended",
             )
         # A late event's readings are kept apart from the closed session (charts, idle fees).
-        rows = meter_rows(
-            charger_id,
-            event.evse_id or session.connector_id,
-            None if late else session.pk,
-            event.meter_values,
+        meter_values.store_orm(
+            meter_values.rows_of(
+                charger_id,
+                event.evse_id or session.connector_id,
+                None if late else session.pk,
+                event.meter_values,
+            )
         )
-        if rows:
-            MeterValue.objects.bulk_create(rows)
         if steady_since is not None:
             return TransactionEventOutcome(
                 session, duplicate=False, started=False, ended=False, steady_since=steady_since

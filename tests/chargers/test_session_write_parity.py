@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
+from chargers.messagelog import meter_values
 from chargers.models import ChargingSession, MeterValue, OrphanStop, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions import closing, opening
 from chargers.sessions import transactions as v201
-from chargers.sessions.services import meter_rows
 from metering.models import MeterKey, SignedReading
 from metering.services import session_signed_ingest
 from tests.factories import ChargerFactory, TokenFactory
@@ -144,8 +144,8 @@ class World:
     def reading(self, n: int, tx: int, wh: str, minute: int) -> None:
         """A MeterValues register reading of the session (stored as the live path stores it)."""
         v201_session = ChargingSession.objects.get(transaction_id=tx)
-        MeterValue.objects.bulk_create(
-            meter_rows(
+        meter_values.store_orm(
+            meter_values.rows_of(
                 self.chargers[n].pk,
                 v201_session.connector_id,
                 v201_session.pk,
