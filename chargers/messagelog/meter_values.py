@@ -82,18 +82,21 @@ def rows_of(
 
 def _columns(row: MeterRow) -> tuple[Any, ...]:
     """The row's columns in COLUMNS' order: the one rule both paths write by."""
-    raw = clean_text(row.raw)
-    measurand, unit = clean_text(row.measurand), clean_text(row.unit)
+    charger_id, session_id, connector_id, timestamp, *texts = row
+    joined = "".join(texts)
+    if not joined.isascii() or "\x00" in joined:  # rare: one check for the six texts
+        texts = [clean_text(text) for text in texts]
+    measurand, phase, unit, context, location, raw = texts
     return (
-        row.charger_id,
-        row.session_id,
-        row.connector_id,
-        row.timestamp,
+        charger_id,
+        session_id,
+        connector_id,
+        timestamp,
         measurand[:50],
-        clean_text(row.phase)[:10],
+        phase[:10],
         unit[:10],
-        clean_text(row.context)[:20],
-        clean_text(row.location)[:10],
+        context[:20],
+        location[:10],
         reading_value(measurand, unit, raw),
         raw[:100],
     )
