@@ -9,13 +9,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.views.decorators.http import require_http_methods
 
 from backoffice.tenancy import can_write, require_role
+from chargers.models import Charger
 from chargers.web.selectors import charger_for_user, chargers_for
 
 from .. import kpi_selectors, kpis, window
@@ -45,7 +46,7 @@ def _month(asked: str | None) -> tuple[datetime, datetime]:
     now = timezone.localtime()
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if asked is not None:
-        first, last = window.years(now, now.tzinfo)
+        first, last = window.years(now, now.tzinfo or timezone.get_current_timezone())
         match = MONTH.fullmatch(asked)
         year, month = (int(match[1]), int(match[2])) if match else (0, 0)
         if not (first <= year <= last and 1 <= month <= 12):
@@ -121,7 +122,7 @@ def _fleet_kpis(chargers: list, start: datetime, end: datetime, now: datetime) -
     return rows
 
 
-def _fleet_row(charger, start: datetime, end: datetime, now: datetime) -> dict:
+def _fleet_row(charger: Charger, start: datetime, end: datetime, now: datetime) -> dict:
     """One charger of the fleet page: its ports together, and every port's outages on one
     timeline of the month."""
     ports = [
@@ -141,7 +142,7 @@ def _fleet_row(charger, start: datetime, end: datetime, now: datetime) -> dict:
 
 @login_required
 @require_http_methods(["GET"])
-def fleet_uptime(request):
+def fleet_uptime(request: HttpRequest) -> HttpResponse:
     """The main navigation's Uptime: every charger the user may read, this month (or ?month=),
     each with its port-weighted uptime and its outages on a time axis."""
     try:
@@ -179,7 +180,7 @@ def fleet_uptime(request):
 
 
 @login_required
-def charger_uptime(request, station_id: str):
+def charger_uptime(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = charger_for_user(request.user, station_id)
     if charger is None:
         raise Http404("No such charger")
@@ -267,7 +268,7 @@ def charger_uptime(request, station_id: str):
 
 
 @require_http_methods(["GET", "POST"])
-def alert_recipient_confirm(request, key: str):
+def alert_recipient_confirm(request: HttpRequest, key: str) -> HttpResponse:
     """The link emailed to an alert address (issue 47 item 6): the page asks, the button
     confirms (a GET changes nothing, so a mail scanner opening links confirms no one)."""
     from ..models import AlertRecipient
