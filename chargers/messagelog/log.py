@@ -25,6 +25,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -670,26 +671,7 @@ class MessageLogWriter:
                         for pk, charger_id, tx in await cur.fetchall():
                             self._sessions[(charger_id, tx)] = pk
                     sessions = self._sessions
-                    await meter_values.store_copy(
-                        cur,
-                        (
-                            meter_values.MeterRow(
-                                m.charger_id,
-                                sessions.get((m.charger_id, m.transaction_id))
-                                if m.transaction_id
-                                else None,
-                                m.connector_id,
-                                m.timestamp,
-                                m.measurand,
-                                m.phase,
-                                m.unit,
-                                m.context,
-                                m.location,
-                                m.raw_value,
-                            )
-                            for m in samples
-                        ),
-                    )
+                    await meter_values.store_copy(cur, _meter_rows(samples, sessions))
         except Exception:  # the connection was dropped by use()
             self._sessions.clear()  # a stale session id must not poison the retry
             raise
@@ -903,23 +885,7 @@ def _write_batch_orm(
         )
         if samples:
             sessions = _session_ids(samples)
-            meter_values.store_orm(
-                meter_values.MeterRow(
-                    m.charger_id,
-                    sessions.get((m.charger_id, m.transaction_id))
-                    if m.transaction_id is not None
-                    else None,
-                    m.connector_id,
-                    m.timestamp,
-                    m.measurand,
-                    m.phase,
-                    m.unit,
-                    m.context,
-                    m.location,
-                    m.raw_value,
-                )
-                for m in samples
-            )
+            meter_values.store_orm(_meter_rows(samples, sessions))
     if watched_of is None or not rows:
         return {}
     watched = watched_of({row.charger_id for row in rows})
@@ -928,6 +894,28 @@ def _write_batch_orm(
         if row.charger_id in watched and row.pk is not None:
             published.setdefault(row.charger_id, []).append(serialize_message(row))
     return published
+
+
+def _meter_rows(
+    samples: list[MeterSample], sessions: dict[tuple[int, int], int]
+) -> Iterator[meter_values.MeterRow]:
+    """The samples' rows (both writers' paths), each with the session of the transaction its
+    charger named."""
+    for m in samples:
+        yield meter_values.MeterRow(
+            m.charger_id,
+            sessions.get((m.charger_id, m.transaction_id))
+            if m.transaction_id is not None
+            else None,
+            m.connector_id,
+            m.timestamp,
+            m.measurand,
+            m.phase,
+            m.unit,
+            m.context,
+            m.location,
+            m.raw_value,
+        )
 
 
 def _session_ids(samples: list[MeterSample]) -> dict[tuple[int, int], int]:
