@@ -275,6 +275,11 @@ async def test_a_reconnect_that_changes_nothing_asks_nothing_a_new_firmware_is_c
 
     fake.config["StopTxnSampledData"] = ("", False)  # the update reset it
     await _reconnect(fake, {**boot, "firmwareVersion": "1.1.0"})
+    # The check is queued and may start late on a busy process (follow-ups yield to the frame
+    # path): wait for its first CALL, then answer until it says nothing more.
+    call = await fake.client.receive(timeout=60)
+    fake.received.append(call)
+    await fake.client.send([3, call[1], fake._answer(call[2], call[3])])
     await fake.answer_calls()
     assert [action for action, _ in fake.actions()] == [
         "GetConfiguration",
