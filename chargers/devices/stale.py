@@ -31,6 +31,7 @@ from django.utils import timezone
 from backoffice import db
 from chargers.devices import commands
 from chargers.models import Charger, ChargingSession, Command, TransactionEvent
+from chargers.sessions import closing
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +82,6 @@ class Verdict:
 
 def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
     """Act on a GetTransactionStatus answer about a session (E14)."""
-    from chargers.sessions.closing import last_register_wh
-    from chargers.sessions.rules import meter_stop_floor
-    from chargers.sessions.services import (
-        session_announce_on_commit,
-        session_flag_no_reading_on_commit,
-    )
-
     if not isinstance(response, dict):
         return Verdict("no_answer")
     if response.get("messagesInQueue"):
@@ -104,23 +98,7 @@ def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
             return Verdict("ended")  # its Ended arrived meanwhile
         if TransactionEvent.objects.filter(session=session, event_type="Ended").exists():
             return Verdict("ended")
-        meter_wh, when = last_register_wh(session)
-        session.meter_stop_wh = meter_stop_floor(meter_wh, session.meter_start_wh)
-        session.stopped_at = when or session.started_at
-        session.stop_reason = NO_ENDED_EVENT
-        session.status = ChargingSession.Status.COMPLETED
-        session.received_stop_at = timezone.now()
-        session.save(
-            update_fields=[
-                "meter_stop_wh",
-                "stopped_at",
-                "stop_reason",
-                "status",
-                "received_stop_at",
-            ]
-        )
-        session_announce_on_commit("finished", session.pk)
-        session_flag_no_reading_on_commit(session)
+        closing.close_at_last_reading(session, NO_ENDED_EVENT)
     logger.warning(
         "Closed 2.0.1 session %s on %s: the charger says it ended, no Ended event came",
         session.transaction_id,

@@ -1,7 +1,18 @@
-"""Closing a 1.6 session (StopTransaction), both ways: `close_orm` one stop at a time through the
-ORM, `close_batched` the stops waiting at one moment in one statement on PostgreSQL. The rules
-they share are in chargers.sessions.rules; a session a newer start replaced is closed here too
-(`close_as_superseded`).
+"""Every close of a session lives here (issue 50 item 3), each with its ORM path and, where the
+hot path needs one, its batched PostgreSQL path beside it, over the rules of
+chargers.sessions.rules:
+
+- a 1.6 StopTransaction: `close_orm` one stop at a time, `close_batched` the stops waiting at one
+  moment in one statement (below);
+- at the session's last reading, when no stop will tell us where it ended: a newer start
+  replaced it (`close_as_superseded`), or a 2.0.1 charger says a transaction with no Ended is over
+  (`close_at_last_reading`, from chargers.devices.stale);
+- a 2.0.1 Ended: through the full path, the fold's end set on the session it saves
+  (`close_by_fold`); the Ended of a steady transaction appended in a batch, `close_ended_orm` and
+  `close_ended_copy` (the appends in chargers.sessions.transactions call them).
+
+The parity test (tests/chargers/test_session_write_parity.py) runs every close reason through
+both paths.
 
 A restart storm brings back thousands of chargers that each stop the transaction they had
 running. One by one, each stop was a hop into the database pool for a select-for-update and a
@@ -24,6 +35,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,6 +47,7 @@ from chargers.ocpp.energy import register_wh
 from chargers.ocpp.tolerant import MeterReading
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
+from chargers.sessions import v201_transactions as tx
 from chargers.sessions.services import (
     session_announce_on_commit,
     session_flag_no_reading_on_commit,
@@ -74,13 +87,17 @@ def last_register_wh(session: ChargingSession) -> tuple[Decimal | None, datetime
     return register_wh(sample.value, sample.unit), sample.timestamp
 
 
-@transaction.atomic
-def close_as_superseded(session: ChargingSession) -> None:
-    """End a session a newer one replaced on its connector, at its last meter reading."""
+# -- at the last reading -------------------------------------------------------------------------
+
+
+def close_at_last_reading(session: ChargingSession, reason: str) -> None:
+    """End a running session (locked by the caller, in its transaction) where its last energy
+    register reading says, at that reading's time (its start when it has none), announced as
+    finished once committed."""
     meter_wh, when = last_register_wh(session)
     session.meter_stop_wh = rules.meter_stop_floor(meter_wh, session.meter_start_wh)
     session.stopped_at = when or session.started_at
-    session.stop_reason = rules.SUPERSEDED
+    session.stop_reason = reason
     session.status = ChargingSession.Status.COMPLETED
     session.received_stop_at = timezone.now()
     session.save(
@@ -88,6 +105,12 @@ def close_as_superseded(session: ChargingSession) -> None:
     )
     session_announce_on_commit("finished", session.pk)
     session_flag_no_reading_on_commit(session)
+
+
+@transaction.atomic
+def close_as_superseded(session: ChargingSession) -> None:
+    """End a session a newer one replaced on its connector, at its last meter reading."""
+    close_at_last_reading(session, rules.SUPERSEDED)
     logger.warning(
         "Closed session %s on %s/%s: a newer transaction started",
         session.transaction_id,
@@ -96,7 +119,7 @@ def close_as_superseded(session: ChargingSession) -> None:
     )
 
 
-# -- one by one, through the ORM -----------------------------------------------------------------
+# -- a 1.6 stop, one by one through the ORM ------------------------------------------------------
 
 
 def close_orm(item: StopRequest) -> ChargingSession | None:
@@ -161,7 +184,7 @@ def _close_pool(items: list[StopRequest]) -> list[ChargingSession | None]:
     return [close_orm(item) for item in items]
 
 
-# -- in batches, on PostgreSQL -------------------------------------------------------------------
+# -- 1.6 stops in batches, on PostgreSQL ---------------------------------------------------------
 
 _pg = async_pg.LoopConnection("ocpp-session-stop")
 _FIELDS = ChargingSession._meta.concrete_fields
@@ -236,3 +259,100 @@ async def stop(item: StopRequest) -> ChargingSession | None:
 def batches() -> int:
     """How many batches the stops took (tests)."""
     return _stops.batches
+
+
+# -- a 2.0.1 Ended -------------------------------------------------------------------------------
+
+
+def end_facts(session: ChargingSession) -> tuple:
+    """What an end sets that a late event may change (`close_by_fold`'s `before`)."""
+    return (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
+
+
+def close_by_fold(
+    session: ChargingSession, state: tx.TxState, was_completed: bool, before: tuple
+) -> bool:
+    """The full path's close: set the fold's end on the session the caller saves. Returns whether
+    it newly ended or a late event changed the end (`before`: `end_facts` as they were before the
+    fold was applied); the caller then announces it finished."""
+    if not state.ended:
+        return False
+    session.status = ChargingSession.Status.COMPLETED
+    session.stopped_at = state.stopped_at
+    session.meter_stop_wh = state.meter_stop_wh
+    session.stop_reason = state.stop_reason
+    session.stop_id_tag = state.stop_id_token
+    if was_completed and end_facts(session) == before:
+        return False
+    # Newly ended, or a late event changed an ended session: price it (again).
+    session.received_stop_at = timezone.now()
+    return True
+
+
+@dataclass(frozen=True)
+class TxEnd:
+    """What the Ended of a steady transaction sets on its session: its fold, known without
+    reading the other events when the Ended is in order, names no new driver and carries the
+    newest energy reading (rules.appendable)."""
+
+    stopped_at: datetime
+    meter_stop_wh: Decimal  # the Ended's last register; the session's meter start if that is higher
+    reason: str
+    stop_id_tag: str = ""  # the card that stopped it (the Ended's idToken)
+
+
+def tx_end_of(event: tx.TxEvent) -> TxEnd:
+    """The end an in-order Ended of a steady transaction sets (`rules.appendable` holds: it
+    carries its register)."""
+    meter_stop = tx.end_register_wh(event)
+    assert meter_stop is not None
+    # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
+    return TxEnd(event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token)
+
+
+def ended_row(end: TxEnd, meter_start_wh: Decimal | None) -> dict:
+    """The columns an appended Ended sets on its session (besides status and
+    received_stop_at), as its fold would."""
+    return dict(
+        stopped_at=end.stopped_at,
+        meter_stop_wh=rules.meter_stop_floor(end.meter_stop_wh, meter_start_wh),
+        stop_reason=end.reason,
+        stop_id_tag=end.stop_id_tag,
+    )
+
+
+def close_ended_orm(ended: list[tuple[int, dict]]) -> None:
+    """Complete the sessions of appended Ended events, (session id, `ended_row`) each, in the
+    caller's transaction (their sessions locked by it); announced finished once committed."""
+    now = timezone.now()
+    for session_id, row in ended:
+        ChargingSession.objects.filter(pk=session_id).update(
+            status=ChargingSession.Status.COMPLETED, received_stop_at=now, **row
+        )
+        session_announce_on_commit("finished", session_id)
+
+
+_END = (
+    f'UPDATE "{_TABLE}" AS s SET status = %s, received_stop_at = %s, '
+    "stopped_at = v.stopped_at, meter_stop_wh = v.meter_stop, stop_reason = v.reason, "
+    "stop_id_tag = v.stop_id_tag FROM unnest(%s::bigint[], %s::timestamptz[], %s::numeric[], %s::text[], %s::text[]) "
+    "AS v(id, stopped_at, meter_stop, reason, stop_id_tag) WHERE s.id = v.id"
+)
+
+
+async def close_ended_copy(cur: Any, ended: list[tuple[int, dict]]) -> None:
+    """`close_ended_orm` in one statement on an async cursor (in the caller's transaction, their
+    sessions locked by it). The caller announces them finished once committed
+    (`sessions_announce`), before the chargers are answered."""
+    await cur.execute(
+        _END,
+        [
+            ChargingSession.Status.COMPLETED.value,
+            timezone.now(),
+            [session_id for session_id, _ in ended],
+            [row["stopped_at"] for _, row in ended],
+            [row["meter_stop_wh"] for _, row in ended],
+            [row["stop_reason"] for _, row in ended],
+            [row["stop_id_tag"] for _, row in ended],
+        ],
+    )

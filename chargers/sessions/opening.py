@@ -1,6 +1,14 @@
-"""Opening a 1.6 session (StartTransaction), both ways: `open_orm` one start at a time through
-the ORM, `open_batched` the decided starts waiting at one moment together on PostgreSQL. The
-rules they share are in chargers.sessions.rules.
+"""Every open of a session lives here (issue 50 item 3), the ORM path and the batched PostgreSQL
+path side by side over the rules of chargers.sessions.rules:
+
+- a 1.6 StartTransaction: `open_orm` one start at a time, `open_batched` the decided starts
+  waiting at one moment together;
+- a 2.0.1 transaction's first stored event (a Started, or whichever event came first): the
+  session it opens is built by `opened_by` for both paths; the full path opens it with
+  `locked_or_opened`, the batched Started (chargers.sessions.transactions.started_batched) asks
+  `free_for_events` which it may open and inserts them with `insert_opened`, as the 1.6 batch does;
+- and in each start's own transaction, the closing of what it supersedes
+  (`close_superseded_around`).
 
 Once decided, a start is recorded in one transaction: its decision, its session, and the closing
 of what it supersedes. Through the ORM that was a fifth of a connect storm's GIL time (two
@@ -29,6 +37,7 @@ from backoffice import async_pg, db
 from chargers.models import Charger, ChargingSession
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
 from chargers.sessions import rules
+from chargers.sessions import v201_transactions as tx
 from chargers.sessions.closing import close_as_superseded
 from chargers.sessions.services import (
     new_transaction_id,
@@ -95,7 +104,7 @@ def close_superseded_around(session: ChargingSession) -> None:
         close_as_superseded(session)
 
 
-# -- one by one, through the ORM -----------------------------------------------------------------
+# -- a 1.6 start, one by one through the ORM -----------------------------------------------------
 
 
 def _find_repeat(item: OpenRequest) -> ChargingSession | None:
@@ -149,7 +158,7 @@ def _open_pool(items: list[OpenRequest]) -> list[ChargingSession]:
     return [open_orm(item) for item in items]
 
 
-# -- in batches, on PostgreSQL -------------------------------------------------------------------
+# -- 1.6 starts in batches, on PostgreSQL --------------------------------------------------------
 
 _BUSY = (
     f'SELECT s.charger_id, s.connector_id FROM "{ChargingSession._meta.db_table}" AS s '
@@ -177,24 +186,13 @@ async def open_batched(items: list[OpenRequest]) -> list[ChargingSession]:
             busy = set(await cursor.fetchall())
             chosen = [i for i in first if (items[i].charger_id, items[i].connector_id) not in busy]
             if chosen:
-                records = [items[i].decision_record for i in chosen]
-                decisions = [decision_build(**record) for record in records if record is not None]
-                if decisions:
-                    sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
-                    await conn.execute(sql, async_pg.insert_values(decisions, fields))
                 sessions = [
                     ChargingSession(token=items[i].token, **items[i].row(_answered(items[i])))
                     for i in chosen
                 ]
-                sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
-                cursor = await conn.execute(
-                    sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields)
-                )
-                ids = dict((transaction_id, pk) for pk, transaction_id in await cursor.fetchall())
-                for i, session in zip(chosen, sessions, strict=True):
-                    session.pk = ids[session.transaction_id]
-                    session._state.adding, session._state.db = False, "default"
-                    opened[i] = session
+                async with conn.cursor() as cur:
+                    await insert_opened(cur, [items[i].decision_record for i in chosen], sessions)
+                opened.update(zip(chosen, sessions, strict=True))
     except psycopg.IntegrityError:
         opened = {}  # rolled back: every start takes open_orm, which sorts each out
     if opened:
@@ -220,3 +218,144 @@ async def session_start(item: OpenRequest) -> ChargingSession:
 def open_batches() -> int:
     """How many batches the session starts took (tests)."""
     return _opens.batches
+
+
+# -- shared by both batches ----------------------------------------------------------------------
+
+
+async def insert_opened(
+    cur: Any, records: list[dict[str, Any] | None], sessions: list[ChargingSession]
+) -> None:
+    """Insert decided starts' decisions (`decision_record`'s arguments, None: none) and their
+    sessions on an async cursor, in the caller's transaction; the sessions get their ids."""
+    decisions = [decision_build(**record) for record in records if record is not None]
+    if decisions:
+        sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
+        await cur.execute(sql, async_pg.insert_values(decisions, fields))
+    sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
+    await cur.execute(
+        sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields)
+    )
+    ids = {transaction_id: pk for pk, transaction_id in await cur.fetchall()}
+    for session in sessions:
+        session.pk = ids[session.transaction_id]
+        session._state.adding, session._state.db = False, "default"
+
+
+# -- a 2.0.1 transaction's first event -----------------------------------------------------------
+
+
+def opened_by(
+    charger_id: int,
+    event: tx.TxEvent,
+    *,
+    token_id: int | None,
+    id_tag_status: str | None,
+    transaction_id: int,
+) -> ChargingSession:
+    """The session the first stored event of a transaction opens (a Started, or whichever event
+    came first): the fold of that one event. Both paths that open one build it here."""
+    state = tx.fold([event])
+    return ChargingSession(
+        token_id=token_id,
+        **rules.opened_row(
+            charger_id=charger_id,
+            connector_id=state.evse_id or 0,
+            id_tag=state.id_token,
+            id_tag_status=id_tag_status,
+            started_at=state.started_at,
+            meter_start_wh=state.meter_start_wh,
+            transaction_id=transaction_id,
+            reservation_id=state.reservation_id,
+            ocpp_transaction_id=event.transaction_id,
+            remote_start_id=state.remote_start_id,
+        ),
+    )
+
+
+def _event_token_id(
+    charger_id: int, event: tx.TxEvent, token_id: int | None, token_known: bool
+) -> int | None:
+    """The card of a new session's first event (looked up unless the caller already did)."""
+    if not event.id_token:
+        return None
+    if token_known:
+        return token_id
+    organization_id = (
+        Charger.objects.filter(pk=charger_id)
+        .values_list("property__organization_id", flat=True)
+        .first()
+    )
+    token = token_find(event.id_token, organization_id)
+    return token.pk if token is not None else None
+
+
+def locked_or_opened(
+    charger_id: int,
+    event: tx.TxEvent,
+    *,
+    token_id: int | None,
+    token_known: bool,
+    id_tag_status: str | None,
+    transaction_id: int | None,
+) -> tuple[ChargingSession, bool]:
+    """The session of this event's transaction, locked, or one opened now (and whether it was)."""
+    session = (
+        ChargingSession.objects.select_for_update()
+        .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
+        .first()
+    )
+    if session is not None:
+        return session, False
+    token_id = _event_token_id(charger_id, event, token_id, token_known)
+    for _ in range(10):
+        try:
+            with transaction.atomic():
+                session = opened_by(
+                    charger_id,
+                    event,
+                    token_id=token_id,
+                    id_tag_status=id_tag_status,
+                    transaction_id=transaction_id or new_transaction_id(),
+                )
+                session.save(force_insert=True)
+            return session, True
+        except IntegrityError:
+            session = ChargingSession.objects.filter(
+                charger_id=charger_id, ocpp_transaction_id=event.transaction_id
+            ).first()
+            if session is not None:
+                return session, False
+            transaction_id = None  # our integer id collided: draw another
+    raise RuntimeError("Could not allocate a transaction id")
+
+
+_TABLE = ChargingSession._meta.db_table
+# The items the batch must leave to the full path: the connector runs a session (this start
+# supersedes it, or it is newer), or the transaction has a session already (a resend, or a
+# later event of it arrived first).
+_TAKEN = (
+    "SELECT v.ord FROM unnest(%s::bigint[], %s::int[], %s::text[]) WITH ORDINALITY "
+    "AS v(charger_id, connector_id, tx_id, ord) "
+    f'WHERE EXISTS (SELECT 1 FROM "{_TABLE}" s WHERE s.charger_id = v.charger_id '
+    "AND s.connector_id = v.connector_id AND s.status = %s) "
+    f'OR EXISTS (SELECT 1 FROM "{_TABLE}" s WHERE s.charger_id = v.charger_id AND s.ocpp_transaction_id = v.tx_id)'
+)
+
+
+async def free_for_events(
+    cur: Any, sessions: list[ChargingSession], candidates: list[int]
+) -> list[int]:
+    """Which of the `candidates` (indexes into `sessions`, built by `opened_by`) a batch may
+    open: not those whose connector runs a session or whose transaction has one (`_TAKEN`)."""
+    await cur.execute(
+        _TAKEN,
+        [
+            [sessions[i].charger_id for i in candidates],
+            [sessions[i].connector_id for i in candidates],
+            [sessions[i].ocpp_transaction_id for i in candidates],
+            rules.ACTIVE,
+        ],
+    )
+    taken = {candidates[row[0] - 1] for row in await cur.fetchall()}
+    return [i for i in candidates if i not in taken]

@@ -218,7 +218,7 @@ def appendable(
 ) -> bool:
     """Whether `event` may be appended to the steady transaction `steady` without its refold:
     an Updated or Ended numbered after every stored one, naming no new driver, that
-    `steady_continues`. An Ended ends the session as its fold would (transactions.TxEnd) when it
+    `steady_continues`. An Ended ends the session as its fold would (closing.TxEnd) when it
     also carries the energy reading it ends at (`end_register_wh` of it, newer than any stored) and its
     own stoppedReason (or none was ever given: "Local"); it may name the card that stopped it
     when an earlier event named the driver (the fold keeps the first)."""

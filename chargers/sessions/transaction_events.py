@@ -36,7 +36,7 @@ from chargers.ocpp import quirks as q
 from chargers.ocpp.storable import clean_value
 from chargers.plumbing.batching import Coalescer
 from chargers.plumbing.journal import is_outage
-from chargers.sessions import reservations, rules, services
+from chargers.sessions import closing, reservations, rules, services
 from chargers.sessions import transactions as services_v201
 from chargers.sessions import v201_transactions as tx
 from chargers.sessions.signed import SIGNED_201, signed_values
@@ -232,12 +232,7 @@ class TransactionEvents:
         facts.seq_no = event.seq_no  # a resend of this seqNo while it is written: full path
         end = None
         if event.event_type == "Ended":
-            meter_stop = tx.end_register_wh(event)
-            assert meter_stop is not None
-            # E06: stoppedReason is left out when it is "Local" (v201_transactions.fold).
-            end = services_v201.TxEnd(
-                event.timestamp, meter_stop, event.stopped_reason or "Local", event.id_token
-            )
+            end = closing.tx_end_of(event)
         # Written once: the event row's JSON is also the log row's.
         payload_json = json.dumps(write.payload, separators=(",", ":")) if write.clean else None
         try:

@@ -7,6 +7,10 @@ PostgreSQL path side by side (rules: chargers.sessions.rules):
 - the in-order Updated and Ended of a steady transaction: `transaction_events_append` (ORM) and
   `transaction_events_append_batch` (COPY on PostgreSQL).
 
+The session a transaction's first event opens and the close an Ended makes are written by the
+homes of every open and every close, chargers.sessions.opening and chargers.sessions.closing
+(issue 50 item 3): these paths call them.
+
 Also the reads the socket needs to know a transaction is steady, and the journal replay.
 
 The same domain as chargers.sessions.services: a 2.0.1 transaction is a ChargingSession (with the
@@ -21,16 +25,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from authorization.models import AuthorizationDecision
-from authorization.services import decision_build, decision_record, token_find
+from authorization.services import decision_record, token_find
 from backoffice import async_pg, db
 from chargers.messagelog import meter_values
 from chargers.models import (
@@ -43,12 +45,10 @@ from chargers.ocpp import quirks as q
 from chargers.ocpp.protocol201 import REQUEST_VALIDATORS
 from chargers.ocpp.storable import clean_value
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
-from chargers.sessions import rules
+from chargers.sessions import closing, opening, rules
 from chargers.sessions import v201_transactions as tx
-from chargers.sessions.opening import close_superseded_around
 from chargers.sessions.rules import SteadyFacts
 from chargers.sessions.services import (
-    new_transaction_id,
     session_announce_on_commit,
     session_flag_no_reading_on_commit,
     sessions_announce,
@@ -273,18 +273,6 @@ class TransactionEventOutcome:
     steady_since: datetime | None = None
 
 
-@dataclass(frozen=True)
-class TxEnd:
-    """What the Ended of a steady transaction sets on its session: its fold, known without
-    reading the other events when the Ended is in order, names no new driver and carries the
-    newest energy reading (rules.appendable)."""
-
-    stopped_at: datetime
-    meter_stop_wh: Decimal  # the Ended's last register; the session's meter start if that is higher
-    reason: str
-    stop_id_tag: str = ""  # the card that stopped it (the Ended's idToken)
-
-
 @dataclass
 class TxAppend:
     """An in-order Updated (or Ended: `end`) event of a steady transaction (see
@@ -296,7 +284,7 @@ class TxAppend:
     event: tx.TxEvent
     payload: dict  # storable: cleaned (storable.clean_value) by the caller when the frame needed it
     received_at: datetime
-    end: TxEnd | None = None
+    end: closing.TxEnd | None = None
     payload_json: str | None = (
         None  # `payload` as compact JSON, when the caller has it (the log row's)
     )
@@ -313,17 +301,6 @@ def _written(items: list[TxAppend], active: set[int]) -> list[bool]:
             ended.add(item.session_id)
         written.append(write)
     return written
-
-
-def _ended_row(end: TxEnd, meter_start_wh: Decimal | None) -> dict[str, Any]:
-    """The columns an appended Ended sets on its session (besides status and
-    received_stop_at), as its fold would."""
-    return dict(
-        stopped_at=end.stopped_at,
-        meter_stop_wh=rules.meter_stop_floor(end.meter_stop_wh, meter_start_wh),
-        stop_reason=end.reason,
-        stop_id_tag=end.stop_id_tag,
-    )
 
 
 def transaction_events_append(items: list[TxAppend]) -> list[bool]:
@@ -374,15 +351,13 @@ def transaction_events_append(items: list[TxAppend]) -> list[bool]:
             )
         TransactionEvent.objects.bulk_create(events)
         meter_values.store_orm(meters)
-        now = timezone.now()
-        for item, write in zip(items, written, strict=True):
-            if write and item.end is not None:
-                ChargingSession.objects.filter(pk=item.session_id).update(
-                    status=ChargingSession.Status.COMPLETED,
-                    received_stop_at=now,
-                    **_ended_row(item.end, starts[item.session_id]),
-                )
-                session_announce_on_commit("finished", item.session_id)
+        closing.close_ended_orm(
+            [
+                (item.session_id, closing.ended_row(item.end, starts[item.session_id]))
+                for item, write in zip(items, written, strict=True)
+                if write and item.end is not None
+            ]
+        )
     return written
 
 
@@ -446,7 +421,7 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
         written = _written(items, set(starts))
         kept = [item for item, write in zip(items, written, strict=True) if write]
         ended = [
-            (item.session_id, _ended_row(item.end, starts[item.session_id]))
+            (item.session_id, closing.ended_row(item.end, starts[item.session_id]))
             for item in kept
             if item.end is not None
         ]
@@ -466,30 +441,11 @@ async def transaction_events_append_batch(items: list[TxAppend]) -> list[bool]:
                 ],
             )
             if ended:
-                await cur.execute(
-                    _END,
-                    [
-                        ChargingSession.Status.COMPLETED.value,
-                        timezone.now(),
-                        [session_id for session_id, _ in ended],
-                        [row["stopped_at"] for _, row in ended],
-                        [row["meter_stop_wh"] for _, row in ended],
-                        [row["stop_reason"] for _, row in ended],
-                        [row["stop_id_tag"] for _, row in ended],
-                    ],
-                )
+                await closing.close_ended_copy(cur, ended)
     if ended:
         # Committed: announced before the chargers are answered, as the full path does.
         await db.run(sessions_announce, "finished", [session_id for session_id, _ in ended])
     return written
-
-
-_END = (
-    f'UPDATE "{ChargingSession._meta.db_table}" AS s SET status = %s, received_stop_at = %s, '
-    "stopped_at = v.stopped_at, meter_stop_wh = v.meter_stop, stop_reason = v.reason, "
-    "stop_id_tag = v.stop_id_tag FROM unnest(%s::bigint[], %s::timestamptz[], %s::numeric[], %s::text[], %s::text[]) "
-    "AS v(id, stopped_at, meter_stop, reason, stop_id_tag) WHERE s.id = v.id"
-)
 
 
 def appended_outcome(
@@ -536,91 +492,6 @@ def _events_of(charger_id: int, transaction_id: str, quirks: q.Quirks) -> list[t
     return [tx.read_event(row.payload, _no_validation, row.received_at, quirks) for row in rows]
 
 
-def opened_by(
-    charger_id: int,
-    event: tx.TxEvent,
-    *,
-    token_id: int | None,
-    id_tag_status: str | None,
-    transaction_id: int,
-) -> ChargingSession:
-    """The session the first stored event of a transaction opens (a Started, or whichever event
-    came first): the fold of that one event. Both paths that open one build it here."""
-    state = tx.fold([event])
-    return ChargingSession(
-        token_id=token_id,
-        **rules.opened_row(
-            charger_id=charger_id,
-            connector_id=state.evse_id or 0,
-            id_tag=state.id_token,
-            id_tag_status=id_tag_status,
-            started_at=state.started_at,
-            meter_start_wh=state.meter_start_wh,
-            transaction_id=transaction_id,
-            reservation_id=state.reservation_id,
-            ocpp_transaction_id=event.transaction_id,
-            remote_start_id=state.remote_start_id,
-        ),
-    )
-
-
-def _event_token_id(
-    charger_id: int, event: tx.TxEvent, token_id: int | None, token_known: bool
-) -> int | None:
-    """The card of a new session's first event (looked up unless the caller already did)."""
-    if not event.id_token:
-        return None
-    if token_known:
-        return token_id
-    organization_id = (
-        Charger.objects.filter(pk=charger_id)
-        .values_list("property__organization_id", flat=True)
-        .first()
-    )
-    token = token_find(event.id_token, organization_id)
-    return token.pk if token is not None else None
-
-
-def _locked_or_opened(
-    charger_id: int,
-    event: tx.TxEvent,
-    *,
-    token_id: int | None,
-    token_known: bool,
-    id_tag_status: str | None,
-    transaction_id: int | None,
-) -> tuple[ChargingSession, bool]:
-    """The session of this event's transaction, locked, or one opened now (and whether it was)."""
-    session = (
-        ChargingSession.objects.select_for_update()
-        .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
-        .first()
-    )
-    if session is not None:
-        return session, False
-    token_id = _event_token_id(charger_id, event, token_id, token_known)
-    for _ in range(10):
-        try:
-            with transaction.atomic():
-                session = opened_by(
-                    charger_id,
-                    event,
-                    token_id=token_id,
-                    id_tag_status=id_tag_status,
-                    transaction_id=transaction_id or new_transaction_id(),
-                )
-                session.save(force_insert=True)
-            return session, True
-        except IntegrityError:
-            session = ChargingSession.objects.filter(
-                charger_id=charger_id, ocpp_transaction_id=event.transaction_id
-            ).first()
-            if session is not None:
-                return session, False
-            transaction_id = None  # our integer id collided: draw another
-    raise RuntimeError("Could not allocate a transaction id")
-
-
 def _name_driver(
     session: ChargingSession,
     state: tx.TxState,
@@ -653,29 +524,6 @@ def _after_ended(session: ChargingSession, event: tx.TxEvent) -> bool:
     return TransactionEvent.objects.filter(
         session=session, event_type="Ended", seq_no__lt=event.seq_no
     ).exists()
-
-
-def _end_facts(session: ChargingSession) -> tuple:
-    return (session.meter_stop_wh, session.stopped_at, session.stop_reason, session.meter_start_wh)
-
-
-def _end_from_fold(
-    session: ChargingSession, state: tx.TxState, was_completed: bool, before: tuple
-) -> bool:
-    """Apply the fold's end; returns whether it newly ended or a late event changed the end
-    (`before`: the end facts as they were before the fold was applied)."""
-    if not state.ended:
-        return False
-    session.status = ChargingSession.Status.COMPLETED
-    session.stopped_at = state.stopped_at
-    session.meter_stop_wh = state.meter_stop_wh
-    session.stop_reason = state.stop_reason
-    session.stop_id_tag = state.stop_id_token
-    if was_completed and _end_facts(session) == before:
-        return False
-    # Newly ended, or a late event changed an ended session: price it (again).
-    session.received_stop_at = timezone.now()
-    return True
 
 
 def transaction_event_record(
@@ -711,7 +559,7 @@ def transaction_event_record(
     if event is None:
         event = read_transaction_event(payload, received_at, quirks=quirks)
     with transaction.atomic():
-        session, created = _locked_or_opened(
+        session, created = opening.locked_or_opened(
             charger_id,
             event,
             token_id=token_id,
@@ -764,7 +612,7 @@ def transaction_event_record(
             [event] if created else _events_of(charger_id, event.transaction_id, quirks)
         )
         was_completed = session.status == ChargingSession.Status.COMPLETED
-        before = _end_facts(session)
+        before = closing.end_facts(session)
         session.started_at = state.started_at
         session.meter_start_wh = state.meter_start_wh
         if state.evse_id is not None:
@@ -772,7 +620,7 @@ def transaction_event_record(
         named_driver = _name_driver(session, state, event, created, id_tag_status)
         session.remote_start_id = state.remote_start_id
         session.reservation_id = state.reservation_id
-        ended_now = _end_from_fold(session, state, was_completed, before)
+        ended_now = closing.close_by_fold(session, state, was_completed, before)
         if state.late_events != session.late_events:
             session.late_events = state.late_events
             session.late_event_at = received_at
@@ -782,7 +630,7 @@ def transaction_event_record(
             # without an Ended) is closed at its last reading, as for 1.6; its own Ended, if it
             # still comes, replaces that estimate (fold above).
             # A queued older transaction arriving after a newer one is itself the one closed.
-            close_superseded_around(session)
+            opening.close_superseded_around(session)
         if created or named_driver:
             # A transaction started by plugging in names its driver in a later event: the
             # guest flow links the session then (guest.receivers).
@@ -818,7 +666,7 @@ def steady_from_its_first_event(session: ChargingSession, event: tx.TxEvent) -> 
 # database pool: the decision's insert, a locked look-up, the session's insert and a second save
 # after the fold, the event, its readings, the superseded check. In a 3,000-charger connect storm
 # that made 2.0.1 chargers twice as slow to come up as 1.6 ones. The batch opens the Started
-# events waiting at one moment together: their decisions and sessions inserted (`opened_by`),
+# events waiting at one moment together: their decisions and sessions inserted (`opening.opened_by`, `opening.insert_opened`),
 # their events and readings written by COPY, and the sessions announced as started once
 # committed, before the chargers are answered.
 #
@@ -866,24 +714,13 @@ def _started_pool(items: list[StartedRequest]) -> list[TransactionEventOutcome]:
     return [started_orm(item) for item in items]
 
 
-_TABLE = ChargingSession._meta.db_table
-# The items the batch must leave to the full path: the connector runs a session (this start
-# supersedes it, or it is newer), or the transaction has a session already (a resend, or a
-# later event of it arrived first).
-_TAKEN = (
-    "SELECT v.ord FROM unnest(%s::bigint[], %s::int[], %s::text[]) WITH ORDINALITY "
-    "AS v(charger_id, connector_id, tx_id, ord) "
-    f'WHERE EXISTS (SELECT 1 FROM "{_TABLE}" s WHERE s.charger_id = v.charger_id '
-    "AND s.connector_id = v.connector_id AND s.status = %s) "
-    f'OR EXISTS (SELECT 1 FROM "{_TABLE}" s WHERE s.charger_id = v.charger_id AND s.ocpp_transaction_id = v.tx_id)'
-)
 _started_conn = async_pg.LoopConnection("ocpp-tx-started")
 
 
 async def started_batched(items: list[StartedRequest]) -> list[TransactionEventOutcome]:
     """`started_orm` of each item, the common ones together (see above)."""
     sessions = [
-        opened_by(
+        opening.opened_by(
             item.charger_id,
             item.event,
             token_id=item.token_id,
@@ -904,17 +741,7 @@ async def started_batched(items: list[StartedRequest]) -> list[TransactionEventO
     opened: dict[int, TransactionEventOutcome] = {}
     try:
         async with _started_conn.use() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute(
-                _TAKEN,
-                [
-                    [sessions[i].charger_id for i in candidates],
-                    [sessions[i].connector_id for i in candidates],
-                    [sessions[i].ocpp_transaction_id for i in candidates],
-                    rules.ACTIVE,
-                ],
-            )
-            taken = {candidates[row[0] - 1] for row in await cur.fetchall()}
-            chosen = [i for i in candidates if i not in taken]
+            chosen = await opening.free_for_events(cur, sessions, candidates)
             if chosen:
                 await _insert_started(
                     cur, [items[i] for i in chosen], [sessions[i] for i in chosen]
@@ -939,19 +766,7 @@ async def _insert_started(
     cur: Any, items: list[StartedRequest], sessions: list[ChargingSession]
 ) -> None:
     """Insert the decisions, sessions, events and readings of the Started events a batch takes."""
-    records = [item.decision_record for item in items]
-    decisions = [decision_build(**record) for record in records if record is not None]
-    if decisions:
-        sql, fields = async_pg.insert_sql(AuthorizationDecision, len(decisions))
-        await cur.execute(sql, async_pg.insert_values(decisions, fields))
-    sql, fields = async_pg.insert_sql(ChargingSession, len(sessions))
-    await cur.execute(
-        sql + " RETURNING id, transaction_id", async_pg.insert_values(sessions, fields)
-    )
-    ids = {transaction_id: pk for pk, transaction_id in await cur.fetchall()}
-    for session in sessions:
-        session.pk = ids[session.transaction_id]
-        session._state.adding, session._state.db = False, "default"
+    await opening.insert_opened(cur, [item.decision_record for item in items], sessions)
     await copy_events(
         cur,
         [

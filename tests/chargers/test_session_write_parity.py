@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from authorization.decisions import Context, Decision, Status
 from authorization.models import AuthorizationDecision
+from chargers.devices import stale
 from chargers.messagelog import meter_values
 from chargers.models import ChargingSession, MeterValue, OrphanStop, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
@@ -184,7 +185,7 @@ class World:
             id_tag_status="Accepted",
         )
 
-    def append(self, n: int, tx_id: str, payload: dict, end: v201.TxEnd | None = None):
+    def append(self, n: int, tx_id: str, payload: dict, end: closing.TxEnd | None = None):
         session = ChargingSession.objects.get(ocpp_transaction_id=tx_id)
         return v201.TxAppend(
             charger_id=self.chargers[n].pk,
@@ -195,6 +196,17 @@ class World:
             received_at=RECEIVED,
             end=end,
         )
+
+    def ended(self, n: int, tx_id: str, payload: dict):
+        """An appended Ended, its end as the connection builds it (closing.tx_end_of)."""
+        event = v201.read_transaction_event(payload, RECEIVED)
+        return self.append(n, tx_id, payload, closing.tx_end_of(event))
+
+    def closed_at_last_reading(self, tx_id: str, reason: str) -> None:
+        """What the stale-transaction check does when the charger says the transaction is over."""
+        with transaction.atomic():
+            session = ChargingSession.objects.select_for_update().get(ocpp_transaction_id=tx_id)
+            closing.close_at_last_reading(session, reason)
 
 
 @dataclass(frozen=True)
@@ -213,8 +225,8 @@ def _open(world: World, *starts) -> None:
         opening.open_orm(start)
 
 
-def _end(minute: int, wh: int, reason: str = "Local") -> v201.TxEnd:
-    return v201.TxEnd(T0 + timedelta(minutes=minute), Decimal(wh), reason)
+def _end(minute: int, wh: int, reason: str = "Local") -> closing.TxEnd:
+    return closing.TxEnd(T0 + timedelta(minutes=minute), Decimal(wh), reason)
 
 
 CASES = {
@@ -278,6 +290,11 @@ CASES = {
         "close",
         lambda w: _open(w, w.start(0, 1), w.start(0, 1, minute=40)),
         lambda w: [w.stop(0, 700_010, 250, reason="PowerLoss"), w.stop(0, 700_050, 100)],
+    ),
+    "a stop with no reason": Case(
+        "close",
+        lambda w: _open(w, w.start(0, 1)),
+        lambda w: [w.stop(0, 700_010, 500, reason="")],
     ),
     "signed stop": Case(
         "close",
@@ -422,6 +439,38 @@ CASES = {
             )
         ],
     ),
+    "2.0.1 Ended by a card, for the charger's reason": Case(
+        "append",
+        # Appendable (rules.appendable): the Started named the driver, the Ended the stopper.
+        lambda w: w.record(
+            0, tx_event("Started", 0, "TX-A", timestamp=at(0), wh=1000, id_token="CARD-1"), 810_001
+        ),
+        lambda w: [
+            w.ended(
+                0,
+                "TX-A",
+                tx_event(
+                    "Ended",
+                    1,
+                    "TX-A",
+                    timestamp=at(20),
+                    wh=1500,
+                    id_token="CARD-2",
+                    stopped_reason="EVDisconnected",
+                ),
+            )
+        ],
+    ),
+    "2.0.1 an Ended after we closed it at its last reading": Case(
+        "append",
+        lambda w: (
+            w.record(0, tx_event("Started", 0, "TX-A", timestamp=at(0), wh=1000), 810_001),
+            w.record(0, tx_event("Updated", 1, "TX-A", timestamp=at(10), wh=1400)),
+            w.closed_at_last_reading("TX-A", stale.NO_ENDED_EVENT),
+        ),
+        # Not appended on either path (its session is not active): the full path refolds it.
+        lambda w: [w.ended(0, "TX-A", tx_event("Ended", 2, "TX-A", timestamp=at(20), wh=1500))],
+    ),
     "2.0.1 an event after its Ended in one batch": Case(
         "append",
         lambda w: w.record(0, tx_event("Started", 0, "TX-A", timestamp=at(0), wh=1000), 810_001),
@@ -518,6 +567,7 @@ EXPECTED: dict[str, tuple] = {
         0,
         2,
     ),
+    "a stop with no reason": ([700010], [(700010, C, 100, 500, "Local")], 1, 0, 1),
     "signed stop": (
         [700010, 700110],
         [(700010, C, 100, 500, "Local"), (700110, C, 100, 600, "Local")],
@@ -590,6 +640,20 @@ EXPECTED: dict[str, tuple] = {
         # An Ended register below the meter start ends at the start.
         [(810001, C, 1000, 1900, "Local"), (810002, C, 2000, 2000, "Remote")],
         5,
+        0,
+        0,
+    ),
+    "2.0.1 Ended by a card, for the charger's reason": (
+        [True],
+        [(810001, C, 1000, 1500, "EVDisconnected")],
+        2,
+        0,
+        0,
+    ),
+    "2.0.1 an Ended after we closed it at its last reading": (
+        [False],
+        [(810001, C, 1000, 1400, "NoEndedEvent")],
+        2,
         0,
         0,
     ),
@@ -756,3 +820,63 @@ async def test_both_paths_of_a_session_write_leave_the_same_rows(
     assert orm_rows["sessions"], "every case writes a session"
     if "signed" in name:  # the signed values reached metering, verified, on both paths
         assert orm_rows["signed"] and {r["status"] for r in orm_rows["signed"]} == {"verified"}
+
+
+# An Ended closes its session through the full path (the fold of all its events,
+# closing.close_by_fold) or, in order on a steady transaction, appended (closing.close_ended_orm
+# and close_ended_copy, its end from closing.tx_end_of): every close reason, the same session.
+ENDED = {
+    "no stoppedReason (Local)": tx_event("Ended", 1, "TX-A", timestamp=at(20), wh=1500),
+    "the charger's reason, by a card": tx_event(
+        "Ended",
+        1,
+        "TX-A",
+        timestamp=at(20),
+        wh=1500.5,
+        id_token="CARD-2",
+        stopped_reason="EVDisconnected",
+    ),
+    "a register below the start": tx_event(
+        "Ended", 1, "TX-A", timestamp=at(20), wh=900, stopped_reason="Remote"
+    ),
+    "a Transaction.End reading": tx_event(
+        "Ended",
+        1,
+        "TX-A",
+        timestamp=at(25),
+        wh=1700,
+        context="Transaction.End",
+        stopped_reason="PowerLoss",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ENDED))
+async def test_an_ended_closes_alike_through_the_fold_and_appended(
+    name, announced_started, announced_finished
+):
+    world = await sync_to_async(lambda: World([ChargerFactory()], TokenFactory(uid="CARD-1")))()
+    payload = ENDED[name]
+
+    async def run(path: str) -> tuple[list[dict], list[int]]:
+        # The Started names the driver, so an Ended naming its stopper is appendable.
+        started = tx_event("Started", 0, "TX-A", timestamp=at(0), wh=1000, id_token="CARD-1")
+        await sync_to_async(world.record)(0, started, 810_001)
+        announced_finished.clear()
+        if path == "fold":
+            await sync_to_async(world.record)(0, payload)
+        else:
+            item = await sync_to_async(world.ended)(0, "TX-A", payload)
+            if path == "orm":
+                written = await sync_to_async(v201.transaction_events_append)([item])
+            else:
+                written = await v201.transaction_events_append_batch([item])
+            assert written == [True]
+        rows = await sync_to_async(_rows)([], announced_finished)
+        await sync_to_async(_clear)()
+        return rows["sessions"], rows["announced finished"]
+
+    fold = await run("fold")
+    assert fold[0][0]["status"] == C and fold[1] == [810001]
+    assert await run("orm") == fold
+    assert await run("batch") == fold

@@ -17,7 +17,7 @@ from chargers.models import (
     TransactionEvent,
 )
 from chargers.ocpp import quirks
-from chargers.sessions import transaction_events
+from chargers.sessions import closing, transaction_events
 from chargers.sessions import transactions as services_v201
 
 from .conftest import connect201, tx_event
@@ -550,7 +550,7 @@ async def test_in_one_batch_nothing_is_appended_to_a_session_after_its_ended(cha
     session = await ChargingSession.objects.aget(charger=charger, ocpp_transaction_id="TX-1")
     received = datetime(2026, 11, 20, 10, 10, tzinfo=UTC)
 
-    def item(payload: dict, end: services_v201.TxEnd | None = None) -> services_v201.TxAppend:
+    def item(payload: dict, end: closing.TxEnd | None = None) -> services_v201.TxAppend:
         return services_v201.TxAppend(
             charger_id=charger.pk,
             session_id=session.pk,
@@ -566,9 +566,7 @@ async def test_in_one_batch_nothing_is_appended_to_a_session_after_its_ended(cha
     written = await services_v201.transaction_events_append_batch(
         [
             item(tx_event("Updated", 1, timestamp=at(5), wh=3000)),
-            item(
-                ended, services_v201.TxEnd(datetime(2026, 11, 20, 10, 6, tzinfo=UTC), 4000, "Local")
-            ),
+            item(ended, closing.TxEnd(datetime(2026, 11, 20, 10, 6, tzinfo=UTC), 4000, "Local")),
             item(late),
         ]
     )
