@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -481,12 +482,19 @@ class AlertRuleViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
 
 
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
-    """GET /api/v1/alerts/?station_id=&open=true : alerts of the user's chargers."""
+    """GET /api/v1/alerts/?station_id=&open=true : alerts of the user's chargers, and of their
+    organizations where no charger is the subject (a halted firmware campaign, an access point's
+    feed: `subject` names it)."""
 
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self):
-        queryset = Alert.objects.filter(charger__in=chargers_for(self.request.user))
+        user = self.request.user
+        organization_ids = readable_organization_ids(user)
+        of_organizations = Q(charger__isnull=True)
+        if organization_ids is not None:
+            of_organizations &= Q(rule__organization_id__in=organization_ids)
+        queryset = Alert.objects.filter(Q(charger__in=chargers_for(user)) | of_organizations)
         station_id = self.request.query_params.get("station_id")
         if station_id:
             queryset = queryset.filter(charger__station_id=station_id)
@@ -510,7 +518,8 @@ class AlertSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     kind = serializers.CharField()
-    station_id = serializers.CharField()
+    station_id = serializers.CharField(allow_null=True)
+    subject = serializers.CharField(allow_null=True)
     connector_id = serializers.IntegerField(allow_null=True)
     since = serializers.DateTimeField()
     opened_at = serializers.DateTimeField()

@@ -320,6 +320,28 @@ def test_alerts_are_listed_per_station_and_only_to_their_organization(api_client
     )
 
 
+def test_an_organizations_own_alerts_are_listed_to_it_only(api_client, host, charger):
+    """An alert with no charger (a halted firmware campaign, an access point's feed) is the
+    organization's: listed to its members with its subject, never to another organization."""
+    other = ChargerFactory(station_id="CP-OTHER")
+    for c, subject in ((charger, "firmware campaign 7"), (other, "firmware campaign 8")):
+        rule = AlertRule.objects.create(
+            organization=c.property.organization, kind=AlertRule.Kind.CAMPAIGN_HALTED
+        )
+        Alert.objects.create(
+            rule=rule, subject=subject, kind="campaign_halted", since=T0, opened_at=T0
+        )
+    api_client.force_authenticate(host)
+    listed = api_client.get("/api/v1/alerts/", {"open": "true"}).data["results"]
+    assert [(a["subject"], a["station_id"]) for a in listed] == [("firmware campaign 7", None)]
+    foreign = Alert.objects.get(subject="firmware campaign 8")
+    assert api_client.get(f"/api/v1/alerts/{foreign.pk}/").status_code == 404
+    # Asked for a station, only that station's alerts.
+    assert (
+        api_client.get("/api/v1/alerts/", {"station_id": charger.station_id}).data["results"] == []
+    )
+
+
 def test_open_alerts_need_attention_on_the_dashboard_of_their_organization_only(
     client, host, charger
 ):
