@@ -3,7 +3,7 @@ places), a charger's connector, the EVSEs a payment terminal serves."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -33,7 +33,7 @@ class _OrganizationForm(forms.Form):
 
     def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        cast(forms.ModelChoiceField, self.fields["organization"]).queryset = organizations
 
 
 class PartnerInviteForm(_OrganizationForm):
@@ -289,7 +289,7 @@ class ParkingPlaceForm(forms.ModelForm):
 
     def __init__(self, *args: Any, chargers: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["chargers"].queryset = chargers  # type: ignore[attr-defined]
+        cast(forms.ModelMultipleChoiceField, self.fields["chargers"]).queryset = chargers
         if self.instance.pk and not self.is_bound:
             self.initial["standards"] = ", ".join(self.instance.standards or [])
             self.initial["chargers"] = [link.charger_id for link in self.instance.evses.all()]
@@ -336,10 +336,10 @@ class TerminalAssignForm(forms.Form):
 
     def __init__(self, *args: Any, terminal: Terminal, assignable: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["locations"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["locations"]).choices = [
             (str(prop.pk), prop.name) for prop, _ in assignable
         ]
-        self.fields["evses"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["evses"]).choices = [
             (
                 f"{charger.pk}:{connector_id}",
                 f"{prop.name} · {charger.station_id} port {connector_id}",
@@ -412,7 +412,7 @@ class AccessPointFeedForm(forms.Form):
 
     def __init__(self, *args: Any, organizations: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        cast(forms.ModelChoiceField, self.fields["organization"]).queryset = organizations
 
     def feed_data(self) -> dict[str, Any]:
         data = {name: self.cleaned_data[name] for name in ("enabled", "protocol", "endpoint_url")}
