@@ -286,6 +286,28 @@ def test_every_app_of_ours_is_installed_guarded_and_layered():
     assert ours - layered == set(), "apps outside the layers contract"
 
 
+def test_every_file_an_app_reads_is_installed_with_it():
+    """A data file inside an app (the assistant's model) is there in a checkout and in an editable
+    install, and missing from a real one unless `[tool.setuptools.package-data]` names it."""
+    import fnmatch
+    import tomllib
+
+    config = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())
+    apps_of_ours = {
+        p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
+    patterns = config["tool"]["setuptools"].get("package-data", {})
+    missing = []
+    for app in sorted(apps_of_ours):
+        for path in (BASE_DIR / app).rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            inside = path.relative_to(BASE_DIR / app).as_posix()
+            if not any(fnmatch.fnmatch(inside, pattern) for pattern in patterns.get(app, [])):
+                missing.append(f"{app}/{inside}")
+    assert missing == [], "data files a non-editable `pip install .` leaves out"
+
+
 def test_chargers_packages_form_no_circle(graph):
     """Issue 50: each package of chargers/ sits on one floor, so at package level no arrow runs
     back up (the layers contract in pyproject.toml says which floor; its only exceptions are
