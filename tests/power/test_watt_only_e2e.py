@@ -90,4 +90,8 @@ def test_a_watt_only_charger_accepts_limits_in_w_for_the_phases_its_car_draws_on
     assert {p.unit for p in sim.profiles.held.values()} == {"W"}
     row = ConnectorAllocation.objects.get(charger=charger)
     assert row.applied_limit_a == Decimal(16) and not row.refused
-    assert Charger.objects.get(pk=charger.pk).rate_unit_learnt == ""  # no retry was needed
+    # Every profile it holds is in W (above). A power pass that read the charger before its units
+    # were known (the safe default goes out at connection at once; the units are asked by a
+    # follow-up that yields to a busy process, 0463bb3) sends A with W as its one retry, and its
+    # refusal may land after the units were recorded: it then teaches W, never A.
+    assert Charger.objects.get(pk=charger.pk).rate_unit_learnt in ("", "W")
