@@ -405,11 +405,18 @@ class ChargingSession(models.Model):
 
     @staticmethod
     def energy_sql() -> Any:
-        """`energy_wh` in SQL, for sums: the signed energy where it verifies, else measured."""
-        from django.db.models import F
-        from django.db.models.functions import Coalesce
+        """`energy_wh` in SQL, for sums: the signed energy where it verifies, else measured, never
+        below 0 (a 1.6 meterStop below its meterStart is stored as sent; a sum must not lose it)."""
+        from django.db.models import DecimalField, F, Value
+        from django.db.models.functions import Coalesce, Greatest
 
-        return Coalesce(F("signed_energy_wh"), F("meter_stop_wh") - F("meter_start_wh"))
+        energy = Coalesce(F("signed_energy_wh"), F("meter_stop_wh") - F("meter_start_wh"))
+        # GREATEST(NULL, 0) is 0 on PostgreSQL and NULL on SQLite: the same to a sum.
+        return Greatest(
+            energy,
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=METER_DIGITS, decimal_places=WH_PLACES),
+        )
 
     @property
     def no_reading(self) -> bool:
