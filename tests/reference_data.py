@@ -32,7 +32,13 @@ _SEEDED: list[tuple[str, list[str]]] = [
             "reliability.migrations.0010_faults58_mrec_vocabulary",
         ],
     ),
-    ("chargers.Deviation", ["chargers.migrations.0026_seed_quirk_profiles"]),
+    (
+        "chargers.Deviation",
+        [
+            "chargers.migrations.0026_seed_quirk_profiles",
+            "chargers.migrations.0027_kwh_register_meter_start_stop",
+        ],
+    ),
 ]
 
 

@@ -138,6 +138,14 @@ def energy_unit(measurand: str, unit: str, quirks: Quirks) -> str:
     return unit
 
 
+def register_kwh(quirks: Quirks) -> bool:
+    """Whether a 1.6 charger's meterStart and meterStop are in kWh too: a charger whose profile
+    says its register is kWh labelled Wh reads them from that same register (MicroOcpp, which
+    OpenEVSE runs, takes meterStart/meterStop from the sampler it reports as
+    Energy.Active.Import.Register), so they are scaled alike (docs/quirks.md)."""
+    return quirks.has(ENERGY_KWH_AS_WH)
+
+
 _ENERGY_UNITS = ("", "wh", "kwh")
 
 

@@ -115,9 +115,12 @@ def _int_field(
     return number
 
 
-def _meter_field(reading: Reading, payload: dict, name: str) -> Decimal | None:
+def _meter_field(
+    reading: Reading, payload: dict, name: str, quirks: q.Quirks = q.NONE
+) -> Decimal | None:
     """meterStart / meterStop in Wh. The schema says integer; a charger that sends its register
-    with decimals (1234.5, "1234.5") is taken exactly and flagged, never cut to an integer."""
+    with decimals (1234.5, "1234.5") is taken exactly and flagged, never cut to an integer. A
+    charger whose register is kWh labelled Wh sends them in kWh: scaled exactly (quirks)."""
     if name not in payload:
         return None
     raw = payload[name]
@@ -127,6 +130,8 @@ def _meter_field(reading: Reading, payload: dict, name: str) -> Decimal | None:
         return None
     if not isinstance(raw, int) or isinstance(raw, bool):
         reading.violations.append(f"{name} sent as {type(raw).__name__}")
+    if q.register_kwh(quirks):
+        value = value.scaleb(3)  # kWh → Wh: a shift of the decimal point, exact
     wh = exact_wh(value)
     if wh is None:
         reading.violations.append(f"{name} {str(raw)[:40]} out of range")
@@ -251,7 +256,7 @@ def read_start(
     if "idTag" not in payload:
         reading.violations.append("idTag missing")
     reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
-    meter = _meter_field(reading, payload, "meterStart")
+    meter = _meter_field(reading, payload, "meterStart", quirks)
     if meter is None:
         reading.violations.append("meterStart unusable: 0 used")
         q.met(reading.deviations, quirks, q.METER_START_MISSING, "meterStart unusable: 0 used")
@@ -273,7 +278,7 @@ def read_stop(
     # We issue 1..INT32_MAX: anything else cannot be ours and becomes an orphan stop (id 0).
     transaction_id = _int_field(reading, payload, "transactionId", 1, INT32_MAX, required=True)
     reading.transaction_id = transaction_id if transaction_id is not None else 0
-    reading.meter = _meter_field(reading, payload, "meterStop")
+    reading.meter = _meter_field(reading, payload, "meterStop", quirks)
     if reading.meter is None:
         reading.violations.append("meterStop unusable: the last meter reading is used")
         q.met(

@@ -122,6 +122,21 @@ def test_a_stop_without_meter_stop_is_met_unless_the_profile_names_it():
     assert tolerant.read_stop(payload, validator, NOW, known).deviations == []
 
 
+def test_meter_start_and_stop_are_the_same_register_scaled_alike():
+    start = {"connectorId": 1, "idTag": "T", "meterStart": 361, "timestamp": "2026-11-20T10:00:00Z"}
+    stop = {"transactionId": 7, "meterStop": "367.25", "timestamp": "2026-11-20T11:00:00Z"}
+    read_start = REQUEST_VALIDATORS["StartTransaction"]
+    read_stop = REQUEST_VALIDATORS["StopTransaction"]
+    assert tolerant.read_start(start, read_start, NOW, KWH).meter == Decimal("361000")
+    assert tolerant.read_stop(stop, read_stop, NOW, KWH).meter == Decimal("367250")
+    # A charger without the profile: Wh as sent.
+    assert tolerant.read_start(start, read_start, NOW).meter == Decimal("361")
+    assert tolerant.read_stop(stop, read_stop, NOW).meter == Decimal("367.25")
+    # Scaled beyond the column: unusable (the last reading is used), never a wrapped number.
+    huge = {**stop, "meterStop": 10**14}
+    assert tolerant.read_stop(huge, read_stop, NOW, KWH).meter is None
+
+
 def test_the_2_0_1_reader_takes_the_profile_and_notes_unknown_units():
     items = [
         {

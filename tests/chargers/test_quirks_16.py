@@ -52,7 +52,7 @@ async def test_an_openevse_stop_without_meter_stop_ends_at_its_register_read_as_
         {
             "connectorId": 1,
             "idTag": "04A1B2C3",
-            "meterStart": 361000,
+            "meterStart": 361,  # the same register: kWh too (MicroOcpp's meterStart)
             "timestamp": "2026-11-20T10:00:00Z",
         },
     )
@@ -67,6 +67,7 @@ async def test_an_openevse_stop_without_meter_stop_ends_at_its_register_read_as_
     )
     assert "idTagInfo" in stop or stop == {}
     session = await ChargingSession.objects.aget(charger=charger, transaction_id=transaction_id)
+    assert session.meter_start_wh == Decimal("361000")
     assert session.meter_stop_wh == Decimal("368400")  # 368.4 "Wh" is kWh
     assert session.energy_wh == Decimal("7400")
     assert await MeterValue.objects.filter(
@@ -77,6 +78,50 @@ async def test_an_openevse_stop_without_meter_stop_ends_at_its_register_read_as_
     assert (row.code, row.count) == ("meter_stop_missing", 1)
     assert '"StopTransaction"' in row.example and str(transaction_id) in row.example
     await client.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_openevse_session_is_read_in_kwh_from_start_to_stop(charger, token):
+    """The outside check's frames (issue 58): meterStart 361, readings 361…367 "Wh" beside
+    9.4 kW, meterStop 367: 6 kWh delivered, not 6 Wh; a plain charger's same frames stay Wh."""
+    boot = {
+        "chargePointVendor": "OpenEVSE",
+        "chargePointModel": "OpenEVSE",
+        "firmwareVersion": "4.2.2",
+    }
+    client = OcppTestClient(charger.station_id)
+    assert (await client.connect())[0]
+    await client.result("BootNotification", boot)
+    started = await client.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "04A1B2C3",
+            "meterStart": 361,
+            "timestamp": "2026-11-20T10:00:00Z",
+        },
+    )
+    transaction_id = started["transactionId"]
+    for value in ("361", "363", "364", "366"):
+        await client.result(
+            "MeterValues",
+            {"connectorId": 1, "transactionId": transaction_id, "meterValue": _register(value)},
+        )
+    await client.result(
+        "StopTransaction",
+        {
+            "transactionId": transaction_id,
+            "meterStop": 367,
+            "timestamp": "2026-11-20T10:45:00Z",
+            "reason": "Local",
+        },
+    )
+    session = await ChargingSession.objects.aget(charger=charger, transaction_id=transaction_id)
+    assert (session.meter_start_wh, session.meter_stop_wh) == (Decimal("361000"), Decimal("367000"))
+    assert session.energy_wh == Decimal("6000")
+    await client.close()
+    await background.drain(GENEROUS_S)
+    assert not await ChargerDeviation.objects.filter(charger=charger).aexists()
 
 
 @pytest.mark.django_db
