@@ -79,6 +79,8 @@ def implausible_in(payload: Any) -> list[str]:
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             continue
         measurand = str(sample.get("measurand") or "Energy.Active.Import.Register")
+        if measurand.split(".", 1)[0] not in LIMITS:
+            continue  # unbounded (energy, the default): no number to judge, none parsed
         unit = sample.get("unit")
         if unit is None and isinstance(sample.get("unitOfMeasure"), dict):
             unit = sample["unitOfMeasure"].get("unit")
