@@ -6,9 +6,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from backoffice.admin import ReadOnlyAdmin
-from backoffice.admin_paging import EstimatedCountPaginator, fixed_choices_filter
+from backoffice.admin_paging import (
+    EstimatedCountPaginator,
+    ProbedDateHierarchy,
+    fixed_choices_filter,
+)
 from backoffice.tenancy import check_same_organization
 
+from .decisions import REASONS
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup
 from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
 from .services import msp_set_blocked, token_group_add_uid, token_group_touch
@@ -164,7 +169,7 @@ class TokenGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuthorizationDecision)
-class AuthorizationDecisionAdmin(ReadOnlyAdmin):
+class AuthorizationDecisionAdmin(ProbedDateHierarchy, ReadOnlyAdmin):
     list_display = [
         "created_at",
         "uid",
@@ -184,7 +189,8 @@ class AuthorizationDecisionAdmin(ReadOnlyAdmin):
         fixed_choices_filter(
             "status", "status", ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
         ),
-        "reason",
+        # The engine's reasons, not SELECT DISTINCT over a million decisions on every page.
+        fixed_choices_filter("reason", "reason", sorted(REASONS)),
         "context",
     ]
     date_hierarchy = "created_at"

@@ -7,13 +7,18 @@ CAP rows of a filtered one, so a page costs an index scan and a bounded count.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, models
+from django.utils import timezone
 from django.utils.functional import cached_property
 
 CAP = 10_000
+# The most periods one probing query asks about (a year's months, a month's days, the years of a
+# decade fit); a wider range is left to Django's own DISTINCT.
+MAX_PROBES = 400
 
 
 class EstimatedCountPaginator(Paginator):
@@ -37,6 +42,98 @@ class EstimatedCountPaginator(Paginator):
                 return int(row[0])
         # COUNT over a LIMIT subquery: bounded however many rows match.
         return int(queryset.order_by()[: CAP + 1].count())
+
+
+def _next(start: dt.datetime, kind: str) -> dt.datetime:
+    if kind == "year":
+        return start.replace(year=start.year + 1)
+    if kind == "month":
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return (start + dt.timedelta(days=1)).replace(hour=0)
+
+
+def _periods(first: dt.datetime, last: dt.datetime, kind: str) -> list[dt.datetime]:
+    """The local starts of every year/month/day from `first` to `last` (naive local times)."""
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind in ("year", "month"):
+        start = start.replace(day=1)
+    if kind == "year":
+        start = start.replace(month=1)
+    periods: list[dt.datetime] = []
+    while start <= last and len(periods) <= MAX_PROBES:
+        periods.append(start)
+        start = _next(start, kind)
+    return periods
+
+
+class ProbedDatesQuerySet(models.QuerySet[Any]):
+    """`dates()` / `datetimes()` for the admin's date hierarchy without SELECT DISTINCT over the
+    table: the (filtered) rows' first and last value (two index reads), then one query asking, for
+    each year, month or day between them, whether a row falls in it (an index probe each). Over a
+    million sessions Django's DISTINCT date_trunc took ~300 ms per list page."""
+
+    def _probed(self, field_name: str, kind: str, as_dates: bool) -> list[Any]:
+        if kind not in ("year", "month", "day"):
+            return []
+        bounds = self.aggregate(first=models.Min(field_name), last=models.Max(field_name))
+        first, last = bounds["first"], bounds["last"]
+        if first is None or last is None:
+            return []
+        aware = not as_dates and timezone.is_aware(first)
+        if aware:
+            first, last = timezone.localtime(first), timezone.localtime(last)
+        if as_dates:
+            first = dt.datetime.combine(first, dt.time())
+            last = dt.datetime.combine(last, dt.time())
+        periods = _periods(first.replace(tzinfo=None), last.replace(tzinfo=None), kind)
+        if len(periods) > MAX_PROBES:
+            return list(
+                getattr(super(), "datetimes" if not as_dates else "dates")(field_name, kind)
+            )
+
+        def edge(moment: dt.datetime) -> Any:
+            if as_dates:
+                return moment.date()
+            return timezone.make_aware(moment) if aware else moment
+
+        probes = {
+            f"p{n}": models.Exists(
+                self.filter(
+                    **{
+                        f"{field_name}__gte": edge(start),
+                        f"{field_name}__lt": edge(_next(start, kind)),
+                    }
+                )
+            )
+            for n, start in enumerate(periods)
+        }
+        found = self.model._default_manager.using(self.db).annotate(**probes).values(*probes)[:1]
+        row = next(iter(found), None) or {}
+        return [edge(start) for n, start in enumerate(periods) if row.get(f"p{n}")]
+
+    def dates(self, field_name: str, kind: Any, order: Any = "ASC") -> Any:
+        days = self._probed(field_name, kind, as_dates=True)
+        return days[::-1] if order == "DESC" else days
+
+    def datetimes(
+        self, field_name: str, kind: Any, order: Any = "ASC", tzinfo: Any = None, **kwargs: Any
+    ) -> Any:
+        if tzinfo is not None or kwargs:
+            return super().datetimes(field_name, kind, order, tzinfo, **kwargs)
+        moments = self._probed(field_name, kind, as_dates=False)
+        return moments[::-1] if order == "DESC" else moments
+
+
+class ProbedDateHierarchy:
+    """ModelAdmin mixin: the changelist's date hierarchy asks `ProbedDatesQuerySet`, so its
+    year, month and day links cost index probes, not a scan of the table."""
+
+    def get_queryset(self, request: Any) -> Any:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        probed = ProbedDatesQuerySet(
+            model=queryset.model, query=queryset.query.chain(), using=queryset.db
+        )
+        return probed
 
 
 def fixed_choices_filter(field: str, title: str, choices: list[str]) -> type:

@@ -17,6 +17,7 @@ from backoffice.admin_paging import (
     OCPP_ACTIONS,
     STOP_REASONS,
     EstimatedCountPaginator,
+    ProbedDateHierarchy,
     fixed_choices_filter,
 )
 from backoffice.tenancy import check_same_organization
@@ -521,7 +522,7 @@ def charger_search_term(term: str) -> tuple[str, int | None]:
 
 
 @admin.register(ChargingSession)
-class ChargingSessionAdmin(admin.ModelAdmin):
+class ChargingSessionAdmin(ProbedDateHierarchy, admin.ModelAdmin):
     list_display = [
         "label",
         "transaction_id",
