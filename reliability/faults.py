@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from chargers.models import Charger, ChargerEvent, Connector
@@ -144,8 +147,34 @@ class FaultTable:
         return max(matches, key=lambda r: r.rank).code if matches else ""
 
 
+# The table a block of work shares (`shared_table`): a page that looks at many chargers reads
+# the mapping table once, not twice per charger (the dashboard's Needs attention: 16 queries).
+_shared: ContextVar[FaultTable | None] = ContextVar("reliability_fault_table", default=None)
+
+
+def table() -> FaultTable:
+    """The table of the enclosing `shared_table` block, else one read now."""
+    return _shared.get() or FaultTable()
+
+
+@contextmanager
+def shared_table() -> Iterator[FaultTable]:
+    """Read the mapping table once for everything inside the block (one request's work: a
+    table edited meanwhile is seen by the next request)."""
+    current = _shared.get()
+    if current is not None:
+        yield current
+        return
+    fresh = FaultTable()
+    token = _shared.set(fresh)
+    try:
+        yield fresh
+    finally:
+        _shared.reset(token)
+
+
 def mrec_for(error_code: str, vendor_error_code: str = "", vendor: str = "") -> str:
-    return FaultTable().code(error_code, vendor_error_code, vendor)
+    return table().code(error_code, vendor_error_code, vendor)
 
 
 # 2.0.1: EVerest reports an MREC code as a NotifyEvent of the variable Problem with techCode
@@ -189,21 +218,21 @@ def port_faults(charger: Charger) -> dict[int, list[dict]]:
     """The MREC faults open on each port of a charger, as the port shows them: the 1.6
     StatusNotification's errorCode/vendorErrorCode (EVerest: "CX016") and the 2.0.1 Problem
     events' techCode. Registered as chargers.web.providers.port_faults."""
-    table = FaultTable()
+    faults = table()
     found: dict[int, dict[str, Fault]] = {}
     for connector in Connector.objects.filter(charger=charger):
-        for fault in table.faults_of(
+        for fault in faults.faults_of(
             connector.error_code, connector.vendor_error_code, charger.vendor
         ):
             found.setdefault(connector.connector_id, {})[fault.code] = fault
     for port, tech_codes in open_problems(charger.pk).items():
         for tech_code in tech_codes:
-            for fault in table.faults_of("", tech_code, charger.vendor):
+            for fault in faults.faults_of("", tech_code, charger.vendor):
                 found.setdefault(port, {})[fault.code] = fault
     return {
         port: [
             f.as_json() | {"label": f.label, "source_words": f.source_words}
-            for f in faults.values()
+            for f in port_found.values()
         ]
-        for port, faults in found.items()
+        for port, port_found in found.items()
     }

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from chargers.models import Charger
 from chargers.web.filters import chargers_with_state
+from reliability.services import shared_fault_table
 
 from .assistant.diagnosis import Viewer, diagnose
 from .assistant.refusals import current_refusal_stations
@@ -55,18 +56,25 @@ def host_findings(
             problems.append((order[state], charger.station_id, charger, state))
     problems.sort(key=lambda p: (p[0], p[1]))
     findings = []
-    for _rank, _sid, charger, state in problems[:limit]:
-        topic = Topic.NO_PERMISSION if state == "refused" else Topic.CHARGER_OFFLINE
-        # A short row each (issue 51 items 4 and 8): the charger's uptime and alerts are on its
-        # own pages (and in the dashboard's alert rows), not recomputed here per charger.
-        diagnosis = diagnose(
-            topic, viewer=viewer, station_id=charger.station_id, now=now, reliability=False
-        )
-        facts = [f for f in diagnosis.facts if " is online (" not in f]
-        if state == "faulted" and Finding.FAULTED not in diagnosis.findings:
-            continue
-        findings.append(ChargerFinding(charger, state, facts))
+    with shared_fault_table():  # one read of the fault-code table for every charger below
+        for _rank, _sid, charger, state in problems[:limit]:
+            finding = _finding(viewer, charger, state, now)
+            if finding is not None:
+                findings.append(finding)
     return findings
+
+
+def _finding(viewer: Viewer, charger: Any, state: str, now: datetime) -> ChargerFinding | None:
+    topic = Topic.NO_PERMISSION if state == "refused" else Topic.CHARGER_OFFLINE
+    # A short row each (issue 51 items 4 and 8): the charger's uptime and alerts are on its
+    # own pages (and in the dashboard's alert rows), not recomputed here per charger.
+    diagnosis = diagnose(
+        topic, viewer=viewer, station_id=charger.station_id, now=now, reliability=False
+    )
+    facts = [f for f in diagnosis.facts if " is online (" not in f]
+    if state == "faulted" and Finding.FAULTED not in diagnosis.findings:
+        return None
+    return ChargerFinding(charger, state, facts)
 
 
 def tickets_for(user: Any) -> QuerySet[Ticket]:

@@ -33,6 +33,7 @@ from django.views.decorators.http import require_POST
 from authorization.decisions import Context
 from authorization.models import AuthorizationDecision, Token
 from authorization.services import decide_sync, token_group_add_uid, token_group_create
+from backoffice.admin_paging import CAP, EstimatedCountPaginator
 from backoffice.charts import bar_chart, line_chart
 from backoffice.csv_export import csv_writer
 from backoffice.formatting import csv_datetime, duration_text, zone_or_utc
@@ -136,8 +137,11 @@ def dashboard_charger_figures(
         # A bar height, not an amount: float is fine here (energy stays Decimal everywhere else).
         points.append((day.strftime("%d %b"), round(float(per_day.get(day) or 0) / 1000, 1)))
 
-    def kwh(queryset: QuerySet[ChargingSession]) -> float:
-        return round((queryset.aggregate(wh=Sum(energy))["wh"] or 0) / 1000, 2)
+    def kwh(wh: Any) -> float:
+        return round((wh or 0) / 1000, 2)
+
+    # Today's and the 30 days' energy are the chart's days added up (the same sessions, the same
+    # local days): no second and third aggregate over a month of sessions (~20 ms at 1,000 chargers).
 
     online = sum(1 for c in chargers if c.is_online())
     return {
@@ -148,8 +152,8 @@ def dashboard_charger_figures(
         "offline_chargers": [c for c in chargers if not c.is_online()][:5],
         "active_sessions": sessions.filter(status=ChargingSession.Status.ACTIVE).count(),
         "recent_sessions": sessions.order_by("-started_at")[:5],
-        "energy_today": kwh(completed.filter(started_at__gte=today)),
-        "energy_30d": kwh(completed.filter(started_at__gte=since)),
+        "energy_today": kwh(per_day.get(today.date())),
+        "energy_30d": kwh(sum(wh for wh in per_day.values() if wh)),
         "sessions_30d": sessions.filter(started_at__gte=since).count(),
         "chart": bar_chart(points, unit="kWh"),
     }
@@ -1065,7 +1069,10 @@ def _session_filter(request: HttpRequest) -> tuple[SessionFilter, QuerySet[Charg
 @login_required
 def session_list(request: HttpRequest) -> HttpResponse:
     filterset, queryset = _session_filter(request)
-    page = Paginator(queryset.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
+    # Counted up to CAP + 1 (COUNT(*) over a million sessions was a third of the page's time):
+    # past that the page says "more than 10,000" and the dates or the CSV export narrow it.
+    paginator = EstimatedCountPaginator(queryset.order_by("-started_at", "-id"), 50)
+    page = paginator.get_page(request.GET.get("page"))
     now = timezone.now()
     costs = session_costs(list(page.object_list))
     for s in page.object_list:
@@ -1082,6 +1089,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "query": query.urlencode(),
             "total": page.paginator.count,
+            "more_than": f"{CAP:,}" if page.paginator.count > CAP else "",
             "export_url": reverse("chargers:session-export")
             + (f"?{query.urlencode()}" if query else ""),
         },

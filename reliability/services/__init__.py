@@ -14,6 +14,7 @@ This is the app's public face: other apps import what they need from here
 `from reliability.services import timeline`).
 """
 
+from ..faults import shared_table as shared_fault_table
 from .alerts import (
     charger_facts,
     fault_facts,
@@ -28,6 +29,7 @@ __all__ = [
     "fault_facts",
     "problem_report",
     "problem_resolved",
+    "shared_fault_table",
     "subject_problem_report",
     "subject_problem_resolved",
 ]

@@ -79,9 +79,9 @@ def offline_problem(charger: Charger, now: datetime) -> alerting.Problem | None:
 
 def outage_problems(ports: Iterable[uptime.PortUptime], now: datetime) -> list[alerting.Problem]:
     """Faulted and failed-start outages still running now and not excluded."""
-    from ..faults import FaultTable
+    from ..faults import table as fault_table
 
-    table = FaultTable()
+    table = fault_table()
     causes = {cause: kind for kind, cause in _FROM_OUTAGES.items()}
     problems = []
     for port in ports:

@@ -100,3 +100,53 @@ def test_login_page_and_wrong_password(client, site):
     response = client.post(reverse("login"), {"username": site.owner.username, "password": "nope"})
     assert response.status_code == 200
     assert 'value="owner@A.test"' in response.content.decode()
+
+
+def test_dashboard_energy_today_and_30_days_are_the_charts_days(client, site, other):
+    """Today's and the 30 days' energy are added up from the chart's local days: a session at
+    00:30 in the viewer's zone (still yesterday in UTC) is today's, one 40 days ago is in neither,
+    and another organization's session in neither."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from backoffice.middleware import VIEWER_ZONE_KEY
+    from chargers.models import ChargingSession
+
+    zone = ZoneInfo("Pacific/Auckland")  # always ahead of UTC: local midnight is yesterday there
+    local_midnight = timezone.localtime(timezone.now(), zone).replace(
+        hour=0, minute=30, second=0, microsecond=0
+    )
+    today = local_midnight.date()
+    already_today = sum(  # the fixture's own session (7 kWh), when it fell on today there
+        s.energy_wh
+        for s in ChargingSession.objects.filter(charger=site.charger)
+        if timezone.localtime(s.started_at, zone).date() == today
+    ) / 1000
+
+    def session(charger, n, started, wh):
+        ChargingSession.objects.create(
+            charger=charger,
+            connector_id=1,
+            transaction_id=700 + n,
+            id_tag="E",
+            started_at=started,
+            stopped_at=started + timedelta(minutes=5),
+            meter_start_wh=1000,
+            meter_stop_wh=1000 + wh,
+            status="completed",
+        )
+
+    session(site.charger, 1, local_midnight, 1500)
+    session(site.charger, 2, local_midnight - timedelta(days=10), 2000)
+    session(site.charger, 3, local_midnight - timedelta(days=40), 4000)
+    session(other.charger, 4, local_midnight, 8000)
+    client.force_login(site.viewer)
+    session_store = client.session
+    session_store[VIEWER_ZONE_KEY] = "Pacific/Auckland"
+    session_store.save()
+    context = client.get(reverse("backoffice:dashboard")).context
+    assert context["zone_name"] == "Pacific/Auckland"
+    assert context["energy_today"] == pytest.approx(1.5 + float(already_today))
+    assert context["energy_30d"] == 7.0 + 1.5 + 2.0
