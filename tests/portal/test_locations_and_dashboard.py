@@ -119,11 +119,14 @@ def test_dashboard_energy_today_and_30_days_are_the_charts_days(client, site, ot
         hour=0, minute=30, second=0, microsecond=0
     )
     today = local_midnight.date()
-    already_today = sum(  # the fixture's own session (7 kWh), when it fell on today there
-        s.energy_wh
-        for s in ChargingSession.objects.filter(charger=site.charger)
-        if timezone.localtime(s.started_at, zone).date() == today
-    ) / 1000
+    already_today = (
+        sum(  # the fixture's own session (7 kWh), when it fell on today there
+            s.energy_wh
+            for s in ChargingSession.objects.filter(charger=site.charger)
+            if timezone.localtime(s.started_at, zone).date() == today
+        )
+        / 1000
+    )
 
     def session(charger, n, started, wh):
         ChargingSession.objects.create(
