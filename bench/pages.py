@@ -16,6 +16,7 @@ and kept for the next run with `--keep-pages-db`.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -365,6 +366,14 @@ def measure(repeat: int) -> list[dict[str, Any]]:
     staff, _ = User.objects.get_or_create(
         username="pages-admin", defaults={"is_staff": True, "is_superuser": True}
     )
+    # The server's garbage collection (manage.py serve, GC_MODE=scheduled by default): automatic
+    # collection off, the young generations collected every second (here: before each request,
+    # outside its time), a full collection every GC_FULL_EVERY_S (600 s). Measured with CPython's
+    # own thresholds instead, a full collection of this process's heap (~150-250 ms) landed in
+    # random requests: the maxima of pages that allocate the most, not what the server does.
+    from chargers.management.commands.serve import _tune_garbage_collector
+
+    _tune_garbage_collector()
     rows = []
     for who, user, pages in (("portal", host, _portal_pages()), ("admin", staff, _admin_pages())):
         client = Client()
@@ -375,6 +384,7 @@ def measure(repeat: int) -> list[dict[str, Any]]:
             queries = 0
             status = 0
             for _ in range(repeat):
+                gc.collect(1)  # the server's every-second young collection, between requests
                 with CaptureQueriesContext(connection) as captured:
                     started = time.perf_counter()
                     response = client.get(url)
