@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.utils import timezone
@@ -124,7 +126,25 @@ class ProbedDatesQuerySet(models.QuerySet[Any]):
         return moments[::-1] if order == "DESC" else moments
 
 
-class ProbedDateHierarchy:
+class _BoundedDateChangeList(ChangeList):
+    def get_filters(self, request: Any) -> Any:
+        try:
+            return super().get_filters(request)
+        except OverflowError as exc:
+            # Django steps a month or a day past the date hierarchy's choice: December 9999
+            # (?created_at__year=9999&created_at__month=12) went past date.max, a 500.
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class DateHierarchyInRange:
+    """ModelAdmin mixin for every admin with a date hierarchy: a year, month or day at the edge
+    of the calendar is a bad filter (the admin's usual "?e=1" redirect), not a server error."""
+
+    def get_changelist(self, request: Any, **kwargs: Any) -> Any:
+        return _BoundedDateChangeList
+
+
+class ProbedDateHierarchy(DateHierarchyInRange):
     """ModelAdmin mixin: the changelist's date hierarchy asks `ProbedDatesQuerySet`, so its
     year, month and day links cost index probes, not a scan of the table."""
 

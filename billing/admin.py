@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
+from backoffice.admin_paging import DateHierarchyInRange
 
 from . import schedule
 from .admin_money import CurrencyAmountsAdmin
@@ -176,7 +177,7 @@ class PriceShownAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
+class PaymentAdmin(DateHierarchyInRange, CurrencyAmountsAdmin, ReadOnlyAdmin):
     money_fields = ("amount_held", "amount_captured", "amount_refunded")
     list_display = [
         "reference",

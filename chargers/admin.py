@@ -16,6 +16,7 @@ from backoffice.admin import ReadOnlyAdmin
 from backoffice.admin_paging import (
     OCPP_ACTIONS,
     STOP_REASONS,
+    DateHierarchyInRange,
     EstimatedCountPaginator,
     ProbedDateHierarchy,
     fixed_choices_filter,
@@ -752,7 +753,7 @@ class ChargerOperationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OcppDeadLetter)
-class OcppDeadLetterAdmin(ReadOnlyAdmin):
+class OcppDeadLetterAdmin(DateHierarchyInRange, ReadOnlyAdmin):
     """Log rows and journal entries the database refused: kept for support, never retried."""
 
     list_display = ["created_at", "kind", "charger_id", "received_at", "error"]

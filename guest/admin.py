@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 
+from backoffice.admin_paging import DateHierarchyInRange
+
 from .models import GuestSession
 
 
 @admin.register(GuestSession)
-class GuestSessionAdmin(admin.ModelAdmin):
+class GuestSessionAdmin(DateHierarchyInRange, admin.ModelAdmin):
     list_display = (
         "id",
         "created_at",

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from backoffice.admin_paging import ProbedDateHierarchy
+
 from .models import (
     Alert,
     AlertDelivery,
@@ -16,7 +18,7 @@ from .services.recipients import rule_recipients_saved
 
 
 @admin.register(PortEvent)
-class PortEventAdmin(admin.ModelAdmin):
+class PortEventAdmin(ProbedDateHierarchy, admin.ModelAdmin):
     list_display = [
         "at",
         "charger",

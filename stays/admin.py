@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from backoffice.admin_paging import DateHierarchyInRange
+
 from . import services
 from .models import (
     CalendarFeed,
@@ -56,7 +58,7 @@ class StayPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(DateHierarchyInRange, admin.ModelAdmin):
     list_display = [
         "guest_name",
         "property",

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from authorization.models import TokenGroup
+from backoffice.admin_paging import DateHierarchyInRange
 from billing.models import Payment
 
 from . import toolkit
@@ -271,7 +272,7 @@ def render_bundle(bundle: dict[str, Any]) -> str:
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(DateHierarchyInRange, admin.ModelAdmin):
     list_display = (
         "reference",
         "created_at",
