@@ -8,7 +8,7 @@ CAP rows of a filtered one, so a page costs an index scan and a bounded count.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -87,7 +87,10 @@ class ProbedDatesQuerySet(models.QuerySet[Any]):
         if as_dates:
             first = dt.datetime.combine(first, dt.time())
             last = dt.datetime.combine(last, dt.time())
-        periods = _periods(first.replace(tzinfo=None), last.replace(tzinfo=None), kind)
+        try:
+            periods = _periods(first.replace(tzinfo=None), last.replace(tzinfo=None), kind)
+        except (ValueError, OverflowError):  # a row in year 9999: no next period to probe to
+            periods = [first] * (MAX_PROBES + 1)
         if len(periods) > MAX_PROBES:
             return list(
                 getattr(super(), "datetimes" if not as_dates else "dates")(field_name, kind)
@@ -149,7 +152,7 @@ class ProbedDateHierarchy(DateHierarchyInRange):
     year, month and day links cost index probes, not a scan of the table."""
 
     def get_queryset(self, request: Any) -> Any:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
+        queryset = cast(Any, super()).get_queryset(request)  # a ModelAdmin's, after this mixin
         probed = ProbedDatesQuerySet(
             model=queryset.model, query=queryset.query.chain(), using=queryset.db
         )

@@ -137,3 +137,19 @@ def test_every_date_hierarchy_takes_the_calendars_edge_as_a_bad_filter(admin_cli
             assert response.status_code == 302, (url, query, response.status_code)
             assert response["Location"].endswith("?e=1")
         assert admin_client.get(f"{url}?{field}__year=2026").status_code == 200, url
+
+
+def test_a_row_in_the_last_year_of_the_calendar_still_lists(admin_client, sessions):
+    """No period follows December 9999 to probe up to: Django's own query answers instead."""
+    charger = ChargingSession.objects.first().charger
+    ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=99,
+        id_tag="T",
+        started_at=dt.datetime(9999, 12, 15, tzinfo=dt.UTC),
+        status="completed",
+    )
+    page = admin_client.get("/admin/chargers/chargingsession/")
+    assert page.status_code == 200
+    assert b"started_at__year=9999" in page.content and b"started_at__year=2024" in page.content
