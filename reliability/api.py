@@ -170,7 +170,16 @@ def period_of(params) -> tuple[datetime, datetime]:
     )
     end = _moment(params["end"], "end", now) if params.get("end") else now
     if end <= start:
-        raise ValidationError({"end": "The end must be after the start."})
+        # A date is its midnight and the end is not included: say how to ask for one day.
+        one_day = (start + timedelta(days=1)).date().isoformat() if end == start else ""
+        raise ValidationError(
+            {
+                "end": f"The end must be after the start (a date means its midnight and the end "
+                f"is not included: for that one day, use end={one_day})."
+                if one_day
+                else "The end must be after the start."
+            }
+        )
     if end - start > MAX_PERIOD:
         raise ValidationError({"end": "At most 400 days at a time."})
     return start, end

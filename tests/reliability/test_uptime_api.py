@@ -65,6 +65,11 @@ def test_bad_periods_are_refused_in_words(api_client, host, charger):
     assert api_client.get("/api/v1/uptime/", {"start": "yesterday"}).status_code == 400
     reversed_ = api_client.get("/api/v1/uptime/", {"start": "2026-02-01", "end": "2026-01-01"})
     assert reversed_.status_code == 400 and "after the start" in str(reversed_.data)
+    # One day asked as start = end: refused, saying a date is its midnight and how to ask for it.
+    same = api_client.get("/api/v1/uptime/kpis/", {"start": "2026-01-15", "end": "2026-01-15"})
+    assert same.status_code == 400 and "end=2026-01-16" in str(same.data)
+    one_day = api_client.get("/api/v1/uptime/kpis/", {"start": "2026-01-15", "end": "2026-01-16"})
+    assert one_day.status_code == 200
 
 
 def test_nevi_csv_has_a_row_per_port_with_the_680_112_fields(api_client, host, history, charger):
