@@ -371,9 +371,9 @@ def measure(repeat: int) -> list[dict[str, Any]]:
     # outside its time), a full collection every GC_FULL_EVERY_S (600 s). Measured with CPython's
     # own thresholds instead, a full collection of this process's heap (~150-250 ms) landed in
     # random requests: the maxima of pages that allocate the most, not what the server does.
-    from chargers.management.commands.serve import _tune_garbage_collector
+    from chargers.management.commands.serve import tune_garbage_collector
 
-    _tune_garbage_collector()
+    tune_garbage_collector()
     rows = []
     for who, user, pages in (("portal", host, _portal_pages()), ("admin", staff, _admin_pages())):
         client = Client()

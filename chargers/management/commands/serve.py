@@ -34,7 +34,7 @@ class Command(BaseCommand):
         if interval > 0:
             sys.setswitchinterval(interval / 1000)
         _return_large_allocations_to_the_os()
-        _tune_garbage_collector()
+        tune_garbage_collector()
         config = uvicorn_config(options["host"], options["port"])
         server = OcppServer(config)
         # Listening since before Django loaded (manage.py), or None: uvicorn binds it.
@@ -90,7 +90,7 @@ def _return_large_allocations_to_the_os() -> None:
         pass
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Choose when the cyclic garbage collector runs (GC_MODE, docs/performance.md "Fleet").
 
     With 10,000 chargers the process holds millions of long-lived objects, and CPython's
