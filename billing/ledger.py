@@ -4,7 +4,7 @@ Accounts (debit positive, credit negative; each transaction's entries sum to zer
   processor:<CUR>          the platform's balance at the payment processor (asset)
   host:<org id>:<CUR>      what the platform owes the host organization (liability)
   platform_revenue:<CUR>   platform fees earned
-A guest charge or subscription fee debits processor and credits the host; the processing fee, the platform
+A guest charge, subscription fee or roaming charge debits processor and credits the host; the processing fee, the platform
 fee, charger licenses, refunds and payouts debit the host; a failed payout credits it back.
 """
 
@@ -54,6 +54,8 @@ def entries_for(
         K.PAYOUT_FAILED: (processor, host),
         K.SUBSCRIPTION_FEE: (processor, host),
         K.LICENSE_FEE: (host, platform),
+        # The eMSP organization collects it; what it owes the partner CPO is settled outside.
+        K.ROAMING_CHARGE: (processor, host),
     }
     debit, credit = pairs[K(kind)]
     return [(debit, amount), (credit, -amount)]

@@ -455,6 +455,8 @@ class LedgerTransaction(models.Model):
         PAYOUT_FAILED = "payout_failed", "Payout failed (returned to balance)"
         SUBSCRIPTION_FEE = "subscription_fee", "Subscription fee"
         LICENSE_FEE = "license_fee", "Charger license"
+        # A driver account's session at a partner CPO, charged at our price (roaming eMSP).
+        ROAMING_CHARGE = "roaming_charge", "Roaming charge (driver at a partner network)"
 
     idempotency_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)

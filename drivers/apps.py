@@ -20,3 +20,10 @@ class DriversConfig(AppConfig):
         from guest.receipts import receipt_buyer
 
         receipt_buyer.register(receivers.receipt_buyer)
+        from django.db.models.signals import post_save
+
+        from roaming.models import PartnerCdr
+
+        post_save.connect(
+            receivers.partner_cdr_saved, sender=PartnerCdr, dispatch_uid="drivers.partner_cdr"
+        )

@@ -20,6 +20,15 @@ class DriverProfile(models.Model):
     # A business driver's details for the receipts issued from now on (docs/billing.md, Receipts).
     company_name = models.CharField(max_length=200, blank=True)
     vat_id = models.CharField(max_length=20, blank=True)
+    # The app token the driver charges with on partner networks (OCPI APP_USER, issued by the
+    # eMSP identity that serves driver accounts; roaming.EmspIdentity.driver_accounts).
+    roaming_token = models.OneToOneField(
+        "authorization.Token",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="driver_profile",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

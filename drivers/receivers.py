@@ -60,3 +60,28 @@ def receipt_buyer(*, guest_session_id: int) -> tuple[str, str]:
         .first()
     )
     return (row[0], row[1]) if row is not None else ("", "")
+
+
+def partner_cdr_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A partner CPO's new CDR of a driver account's token is due: charged after the commit
+    (the beat sweep charges one whose task was lost)."""
+    if not created:
+        return
+    from django.db import transaction
+
+    from .roaming import roaming_cdr_due
+
+    cdr_id = instance.pk
+    if roaming_cdr_due(cdr_id=cdr_id):
+
+        def queue() -> None:
+            from .tasks import roaming_cdr_charge_task
+
+            try:
+                roaming_cdr_charge_task.delay(cdr_id)
+            except Exception:  # the sweep charges it
+                import logging
+
+                logging.getLogger(__name__).exception("Could not queue charge of CDR %s", cdr_id)
+
+        transaction.on_commit(queue)

@@ -278,6 +278,10 @@ def account_delete(*, user: Any) -> None:
     for email in emails:
         email_q |= Q(email__iexact=email)
     with transaction.atomic(), disable_auditlog():
+        from .roaming import roaming_token_block
+
+        # Partner networks refuse the app token from now on (pushed as valid: false).
+        roaming_token_block(profile)
         subscription_ids = list(
             account_subscriptions(profile, emails).values_list("pk", flat=True)
         )  # a list: the rows are about to lose what matched them

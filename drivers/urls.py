@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import roaming_views, views
 
 app_name = "drivers"
 
@@ -24,4 +24,14 @@ urlpatterns = [
     path("sessions/claim/", views.sessions_claim, name="sessions-claim"),
     path("sessions/<int:session_id>/receipt/", views.session_receipt, name="session-receipt"),
     path("delete/", views.account_delete, name="account-delete"),
+    # Partner networks (our eMSP role, docs/ocpi.md "Driver accounts roaming").
+    path("networks/", roaming_views.networks, name="networks"),
+    path("networks/activity/", roaming_views.network_activity, name="network-activity"),
+    path("networks/<int:pk>/", roaming_views.network_location_page, name="network-location"),
+    path("networks/<int:pk>/start/", roaming_views.network_start, name="network-start"),
+    path(
+        "networks/sessions/<int:session_pk>/stop/",
+        roaming_views.network_stop,
+        name="network-stop",
+    ),
 ]

@@ -56,7 +56,7 @@ def driver_required(view: View) -> View:
     return wrapper
 
 
-def _profile(request: HttpRequest) -> DriverProfile:
+def request_profile(request: HttpRequest) -> DriverProfile:
     return request.driver  # type: ignore[attr-defined]
 
 
@@ -89,7 +89,7 @@ def business_details(request: HttpRequest) -> HttpResponse:
     """A business driver's company name and VAT ID for the receipts issued from now on."""
     try:
         services.business_details_set(
-            profile=_profile(request),
+            profile=request_profile(request),
             company_name=request.POST.get("company_name", ""),
             vat_id=request.POST.get("vat_id", ""),
         )
@@ -103,7 +103,9 @@ def business_details(request: HttpRequest) -> HttpResponse:
 @require_GET
 @driver_required
 def cards(request: HttpRequest) -> HttpResponse:
-    return render(request, "drivers/cards.html", {"cards": selectors.cards_for(_profile(request))})
+    return render(
+        request, "drivers/cards.html", {"cards": selectors.cards_for(request_profile(request))}
+    )
 
 
 @never_cache
@@ -113,7 +115,9 @@ def card_add(request: HttpRequest) -> HttpResponse:
     """The card form: a SetupIntent confirmed in the browser, never a card number to us."""
     gateway = get_gateway()
     try:
-        intent = services.card_setup_start(profile=_profile(request), attempt=secrets.token_hex(8))
+        intent = services.card_setup_start(
+            profile=request_profile(request), attempt=secrets.token_hex(8)
+        )
     except GatewayError as exc:
         messages.error(request, f"Cards cannot be saved right now: {exc}")
         return redirect("drivers:cards")
@@ -138,7 +142,7 @@ def card_add(request: HttpRequest) -> HttpResponse:
 def card_return(request: HttpRequest) -> HttpResponse:
     try:
         card = services.card_setup_finish(
-            profile=_profile(request), setup_intent=request.GET.get("setup_intent", "")
+            profile=request_profile(request), setup_intent=request.GET.get("setup_intent", "")
         )
     except (ValidationError, GatewayError, PermissionDenied) as exc:
         _error(request, exc)
@@ -151,7 +155,7 @@ def card_return(request: HttpRequest) -> HttpResponse:
 @driver_required
 def card_default(request: HttpRequest, card_id: int) -> HttpResponse:
     try:
-        card = services.card_set_default(profile=_profile(request), card_id=card_id)
+        card = services.card_set_default(profile=request_profile(request), card_id=card_id)
     except PermissionDenied as exc:
         raise Http404(str(exc)) from exc
     messages.success(request, f"Card ending {card.last4} is now your default card.")
@@ -162,7 +166,7 @@ def card_default(request: HttpRequest, card_id: int) -> HttpResponse:
 @driver_required
 def card_remove(request: HttpRequest, card_id: int) -> HttpResponse:
     try:
-        services.card_remove(profile=_profile(request), card_id=card_id)
+        services.card_remove(profile=request_profile(request), card_id=card_id)
     except PermissionDenied as exc:
         raise Http404(str(exc)) from exc
     except (ValidationError, GatewayError) as exc:
@@ -175,7 +179,7 @@ def card_remove(request: HttpRequest, card_id: int) -> HttpResponse:
 @require_GET
 @driver_required
 def subscriptions(request: HttpRequest) -> HttpResponse:
-    profile = _profile(request)
+    profile = request_profile(request)
     mine = list(selectors.subscriptions_for(profile))
     # A plan the driver already has (active) is not offered again (issue 35 item 20).
     active = {s.plan_id for s in mine if s.status == "active"}
@@ -219,7 +223,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
         return redirect(landing)
     try:
         gs = services.driver_start(
-            profile=_profile(request),
+            profile=request_profile(request),
             charger=charger,
             connector_id=int(connector),
             email=request.user.email,  # type: ignore[union-attr]
@@ -239,7 +243,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
 @driver_required
 def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
     try:
-        subscription = services.subscribe(profile=_profile(request), plan_id=plan_id)
+        subscription = services.subscribe(profile=request_profile(request), plan_id=plan_id)
     except (ValidationError, GatewayError) as exc:
         _error(request, exc)
         return redirect("drivers:subscriptions")
@@ -258,7 +262,7 @@ def subscribe(request: HttpRequest, plan_id: int) -> HttpResponse:
 def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpResponse:
     try:
         subscription = services.subscription_cancel(
-            profile=_profile(request), subscription_id=subscription_id
+            profile=request_profile(request), subscription_id=subscription_id
         )
     except PermissionDenied as exc:
         raise Http404(str(exc)) from exc
@@ -275,7 +279,7 @@ def subscription_cancel(request: HttpRequest, subscription_id: int) -> HttpRespo
 @require_GET
 @driver_required
 def sessions(request: HttpRequest) -> HttpResponse:
-    profile = _profile(request)
+    profile = request_profile(request)
     # Each session with what its meter signed ("Signed by the meter: verified"), or None.
     history = [
         (gs, signed_meter_values(gs.charging_session) if gs.charging_session else None)
@@ -296,7 +300,7 @@ def sessions(request: HttpRequest) -> HttpResponse:
 @driver_required
 def sessions_claim(request: HttpRequest) -> HttpResponse:
     try:
-        count = services.sessions_claim(profile=_profile(request))
+        count = services.sessions_claim(profile=request_profile(request))
     except ValidationError as exc:
         _error(request, exc)
         return redirect("drivers:sessions")
@@ -312,7 +316,7 @@ def sessions_claim(request: HttpRequest) -> HttpResponse:
 @require_GET
 @driver_required
 def session_receipt(request: HttpRequest, session_id: int) -> HttpResponse:
-    gs = selectors.session_get(_profile(request), session_id)
+    gs = selectors.session_get(request_profile(request), session_id)
     if gs is None:
         raise Http404("No such session in your history.")
     context = receipt_context(gs)

@@ -128,6 +128,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "backoffice.context_processors.portal",
                 "billing.context_processors.payments",
+                "drivers.context_processors.roaming",
             ],
         },
     },
@@ -354,6 +355,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "roaming-emsp-tokens": {
         "task": "roaming.emsp_tokens_sweep",
         "schedule": env_int("OCPI_EMSP_TOKENS_SWEEP_SECONDS", 60),
+    },
+    # Driver accounts' sessions at partner CPOs (docs/ocpi.md): CDRs still due charged.
+    "drivers-roaming-charges": {
+        "task": "drivers.roaming_charges_collect",
+        "schedule": env_int("DRIVER_ROAMING_CHARGE_SWEEP_SECONDS", 300),
     },
     "roaming-emsp-network": {
         "task": "roaming.emsp_network_sweep",

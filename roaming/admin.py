@@ -3,12 +3,13 @@ parking places, and the PTPs' terminals, terminal payments and financial advice 
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from backoffice.admin_paging import DateHierarchyInRange
 from billing.admin_money import CurrencyAmountsAdmin
 
-from . import access_points, emsp_cdrs
+from . import access_points, emsp_cdrs, emsp_driving
 from .models import (
     AccessPointFeed,
     Cdr,
@@ -22,6 +23,7 @@ from .models import (
     ParkingPlace,
     Partner,
     PartnerCdr,
+    PartnerCommand,
     PartnerLocation,
     PartnerSession,
     PartnerTariff,
@@ -124,10 +126,36 @@ class EmspIdentityAdmin(ReadOnlyAdmin):
     """Set through the API (PUT /api/v1/organizations/{id}/emsp-identity/), which checks it and
     pushes every card again: read-only here."""
 
-    list_display = ["organization", "country_code", "party_id", "emaid_prefix", "business_name"]
+    list_display = [
+        "organization",
+        "country_code",
+        "party_id",
+        "emaid_prefix",
+        "business_name",
+        "driver_accounts",
+    ]
     search_fields = ["party_id", "country_code", "organization__name"]
-    list_filter = ["country_code"]
+    list_filter = ["country_code", "driver_accounts"]
     list_select_related = ["organization"]
+    actions = ["serve_driver_accounts", "stop_driver_accounts"]
+
+    @admin.action(description="Driver accounts roam on the selected identity (one)")
+    def serve_driver_accounts(self, request: Any, queryset: Any) -> None:
+        chosen = list(queryset.values_list("pk", flat=True)[:2])
+        if len(chosen) != 1:
+            self.message_user(request, "Select exactly one identity.", level=messages.ERROR)
+            return
+        emsp_driving.driver_accounts_set(identity_id=chosen[0])
+        self.message_user(
+            request,
+            "Driver accounts now charge at this organization's partner networks with app tokens "
+            "it issues.",
+        )
+
+    @admin.action(description="Driver accounts stop roaming")
+    def stop_driver_accounts(self, request: Any, queryset: Any) -> None:
+        emsp_driving.driver_accounts_set(identity_id=None)
+        self.message_user(request, "Driver accounts no longer see partner networks.")
 
 
 @admin.register(PartnerCdr)
@@ -143,9 +171,10 @@ class PartnerCdrAdmin(ReadOnlyAdmin):
         "recomputed",
         "currency",
         "price_total",
+        "payment_status",
         "received_at",
     ]
-    list_filter = ["status", "currency"]
+    list_filter = ["status", "payment_status", "currency"]
     search_fields = ["cdr_id", "party_id", "reason", "organization__name"]
     list_select_related = ["organization", "partner"]
     actions = ["settle"]
@@ -164,6 +193,26 @@ class PartnerCdrAdmin(ReadOnlyAdmin):
     def settle(self, request: Any, queryset: Any) -> None:
         settled = emsp_cdrs.disputes_settle(cdr_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{settled} dispute(s) settled.")
+
+
+@admin.register(PartnerCommand)
+class PartnerCommandAdmin(DateHierarchyInRange, ReadOnlyAdmin):
+    """Starts and stops we sent partner CPOs for driver accounts, with their answers."""
+
+    list_display = [
+        "created_at",
+        "type",
+        "partner",
+        "location_id",
+        "evse_uid",
+        "response",
+        "result",
+        "message",
+    ]
+    list_filter = ["type", "response", "result"]
+    search_fields = ["uid", "location_id", "evse_uid", "session_id", "token__uid"]
+    list_select_related = ["partner"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(PartnerSession)

@@ -261,3 +261,64 @@ def driver_price(
     excl = (partner_cost * (1 + margin_percent / 100) + fee).quantize(CENT, rounding=ROUND_HALF_UP)
     vat = (excl * vat_percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
     return DriverPrice(excl, vat, excl + vat)
+
+
+@dataclass(frozen=True)
+class DriverTariff:
+    """A partner's tariff as our price to the driver, before starting (tax included): the
+    prices of its first element, and whether other elements (times, days, energy bands) may
+    apply instead. None where the tariff has no such component."""
+
+    currency: str
+    per_kwh: Decimal | None
+    per_hour: Decimal | None
+    per_parking_hour: Decimal | None
+    per_session: Decimal | None
+    varies: bool
+
+
+def _to_driver(value: Decimal, *, margin_percent: Decimal, vat_percent: Decimal) -> Decimal:
+    excl = value * (1 + margin_percent / 100)
+    return (excl * (1 + vat_percent / 100)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+
+
+def driver_tariff(
+    tariff: dict, *, margin_percent: Decimal, fee: Decimal, vat_percent: Decimal
+) -> DriverTariff:
+    """Return the partner's tariff at our price to the driver (driver_price's rule per unit: the
+    partner's price before tax plus our margin, our fee per session, our VAT on top), from its
+    first element; `varies` when the tariff has restrictions or more elements. Raise
+    NotRecomputable for a tariff that is not one."""
+    elements = tariff.get("elements")
+    currency = tariff.get("currency")
+    if not isinstance(elements, list) or not elements or not isinstance(elements[0], dict):
+        raise NotRecomputable("The tariff has no elements.")
+    if not isinstance(currency, str) or len(currency) != 3:
+        raise NotRecomputable("The tariff has no currency.")
+    prices: dict[str, Decimal] = {}
+    for component in elements[0].get("price_components") or []:
+        if isinstance(component, dict) and component.get("type") not in prices:
+            prices[str(component.get("type"))] = _decimal(component.get("price"), "price")
+    varies = len(elements) > 1 or any(
+        isinstance(e, dict) and e.get("restrictions") for e in elements
+    )
+
+    def priced(kind: str) -> Decimal | None:
+        if kind not in prices:
+            return None
+        return _to_driver(prices[kind], margin_percent=margin_percent, vat_percent=vat_percent)
+
+    flat = prices.get("FLAT", Decimal(0)) * (1 + margin_percent / 100) + fee
+    per_session = (
+        (flat * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
+        if "FLAT" in prices or fee
+        else None
+    )
+    return DriverTariff(
+        currency=currency.upper(),
+        per_kwh=priced("ENERGY"),
+        per_hour=priced("TIME"),
+        per_parking_hour=priced("PARKING_TIME"),
+        per_session=per_session,
+        varies=varies,
+    )

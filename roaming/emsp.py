@@ -252,7 +252,7 @@ class UnknownToken(Exception):
     """Not one of the partner's operator's cards (404 + 2004)."""
 
 
-def _partner_charger(partner: Partner, location_id: str) -> ChargerFacts:
+def partner_charger_facts(partner: Partner, location_id: str) -> ChargerFacts:
     """The partner's charger as the decision engine sees it: another operator's public charger
     with roaming on. Its license is the partner's business, not ours: taken as active today."""
     return ChargerFacts(
@@ -284,7 +284,7 @@ def authorize(
     if token is None:
         raise UnknownToken
     location_id = location.get("location_id") if isinstance(location, dict) else None
-    charger = _partner_charger(partner, str(location_id or "-"))
+    charger = partner_charger_facts(partner, str(location_id or "-"))
     decision = decide(token_facts(token), charger, Context.LOCAL, now=timezone.now())
     allowed = emsp_rules.allowed_of(decision.status.value)
     data: dict[str, Any] = {

@@ -213,3 +213,84 @@ def patched(obj: dict, changes: Any) -> dict:
         if key in changes and str(changes[key]) != str(obj.get(key)):
             raise BadObject(f"{key} cannot change.")
     return {**obj, **changes}
+
+
+# -- commands we send as the eMSP (mod_commands) --------------------------------------------------
+
+COMMAND_RESPONSES = frozenset({"NOT_SUPPORTED", "REJECTED", "ACCEPTED", "UNKNOWN_SESSION"})
+COMMAND_RESULTS = frozenset(
+    {
+        "ACCEPTED",
+        "CANCELED_RESERVATION",
+        "EVSE_OCCUPIED",
+        "EVSE_INOPERATIVE",
+        "FAILED",
+        "NOT_SUPPORTED",
+        "REJECTED",
+        "TIMEOUT",
+        "UNKNOWN_RESERVATION",
+    }
+)
+# Session statuses (mod_sessions SessionStatus) in which the driver has a session there.
+OPEN_SESSION_STATUSES = frozenset({"ACTIVE", "PENDING", "RESERVATION"})
+
+
+def start_refusal(evse: dict, *, commands_offered: bool) -> str:
+    """Why a driver cannot start this EVSE from the app, in their words, or '' when they can:
+    the CPO takes no commands, the EVSE says it cannot be started remotely (capabilities listed
+    without REMOTE_START_STOP_CAPABLE), or it is not AVAILABLE."""
+    if not commands_offered:
+        return "This network does not take starts from our app: use your card."
+    capabilities = evse.get("capabilities")
+    if isinstance(capabilities, list) and "REMOTE_START_STOP_CAPABLE" not in capabilities:
+        return "This charger cannot be started from an app: use your card."
+    status = str(evse.get("status", ""))
+    if status != "AVAILABLE":
+        words = {
+            "CHARGING": "in use",
+            "BLOCKED": "blocked",
+            "RESERVED": "reserved",
+            "OUTOFORDER": "out of order",
+            "INOPERATIVE": "out of service",
+            "PLANNED": "not opened yet",
+            "REMOVED": "removed",
+        }
+        return f"This charger is {words.get(status, 'not available')} right now."
+    return ""
+
+
+def display_text(value: Any) -> str:
+    """The first text of a DisplayText list (or a plain string), '' when there is none."""
+    if isinstance(value, str):
+        return value[:300]
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and isinstance(item.get("text"), str):
+                return item["text"][:300]
+    return ""
+
+
+@dataclass(frozen=True)
+class CommandResponse:
+    result: str
+    timeout: int | None
+    message: str
+
+
+def command_response_of(data: Any) -> CommandResponse:
+    """Read the CPO's CommandResponse; raise BadObject when it is not one."""
+    if not isinstance(data, dict) or data.get("result") not in COMMAND_RESPONSES:
+        raise BadObject("The answer is not a CommandResponse.")
+    timeout = data.get("timeout")
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        timeout = None
+    return CommandResponse(str(data["result"]), timeout, display_text(data.get("message")))
+
+
+def command_result_of(body: Any) -> tuple[str, str]:
+    """Read a CommandResult (result, message); raise BadObject when it is not one."""
+    if not isinstance(body, dict) or body.get("result") not in COMMAND_RESULTS:
+        raise BadObject(
+            "result: one of " + ", ".join(sorted(COMMAND_RESULTS)) + " (CommandResultType)."
+        )
+    return str(body["result"]), display_text(body.get("message"))

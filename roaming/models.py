@@ -113,13 +113,26 @@ class EmspIdentity(models.Model):
         "ids are this prefix and the card's number, 14 characters (eMI3 eMAID).",
     )
     business_name = models.CharField(max_length=100)
+    # The platform's driver accounts (drivers/) roam on this identity: their app tokens are this
+    # organization's cards, pushed to its CPO partners (docs/ocpi.md "Driver accounts roaming").
+    # Set by support in Django admin; at most one identity does it.
+    driver_accounts = models.BooleanField(
+        default=False,
+        help_text="Driver accounts charge at this organization's partner CPOs with app tokens "
+        "it issues (one identity at most).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "eMSP identity"
         constraints = [
-            models.UniqueConstraint(fields=["country_code", "party_id"], name="unique_emsp_party")
+            models.UniqueConstraint(fields=["country_code", "party_id"], name="unique_emsp_party"),
+            models.UniqueConstraint(
+                fields=["driver_accounts"],
+                condition=models.Q(driver_accounts=True),
+                name="one_driver_accounts_identity",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -228,6 +241,11 @@ class PartnerCdr(models.Model):
         SETTLED = "settled", "Dispute settled by support"
         CREDIT = "credit", "Credit CDR"
 
+    class PaymentStatus(models.TextChoices):
+        DUE = "due", "To be charged to the driver's saved card"
+        PAID = "paid", "Paid by the driver"
+        FAILED = "failed", "The driver's card was refused"
+
     organization = models.ForeignKey(
         "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
     )
@@ -252,6 +270,16 @@ class PartnerCdr(models.Model):
     price_excl = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     price_vat = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     price_total = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # The driver's payment of price_total (a driver account's app token, charged off-session to
+    # the saved card; drivers.services.roaming_cdr_charge). Empty: nobody here is charged (an
+    # organization's own card, a dispute, a credit CDR).
+    payment_status = models.CharField(
+        max_length=8, choices=PaymentStatus.choices, blank=True, db_index=True
+    )
+    payment_reference = models.CharField(max_length=100, blank=True)
+    payment_error = models.CharField(max_length=300, blank=True)
+    payment_attempts = models.PositiveSmallIntegerField(default=0)
+    paid_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -266,6 +294,49 @@ class PartnerCdr(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id} CDR {self.cdr_id}"
+
+
+class PartnerCommand(models.Model):
+    """A command we sent a partner CPO as the eMSP (mod_commands Sender: START_SESSION for a
+    driver's app token, STOP_SESSION of its session): the CPO's CommandResponse, then the
+    CommandResult it posts to our response URL (`/ocpi/{v}/emsp/commands/{type}/{uid}`)."""
+
+    class Type(models.TextChoices):
+        START_SESSION = "START_SESSION"
+        STOP_SESSION = "STOP_SESSION"
+
+    organization = models.ForeignKey(
+        "backoffice.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="sent_commands")
+    token = models.ForeignKey(
+        "authorization.Token", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    type = models.CharField(max_length=13, choices=Type.choices)
+    # The unique segment of our response URL: the CPO's CommandResult is matched by it.
+    uid = models.CharField(max_length=32, unique=True)
+    partner_location = models.ForeignKey(
+        PartnerLocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    location_id = models.CharField(max_length=36, blank=True)
+    evse_uid = models.CharField(max_length=36, blank=True)
+    connector_id = models.CharField(max_length=36, blank=True)
+    session_id = models.CharField(max_length=36, blank=True)
+    authorization_reference = models.CharField(max_length=36, blank=True)
+    # CommandResponseType (or UNREACHABLE when the CPO did not answer), then CommandResultType.
+    response = models.CharField(max_length=16, blank=True)
+    timeout_s = models.PositiveIntegerField(null=True, blank=True)
+    result = models.CharField(max_length=20, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    result_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["token", "-created_at"], name="partner_command_token")]
+
+    def __str__(self) -> str:
+        return f"{self.type} to {self.partner_id}: {self.response or '…'}/{self.result or '…'}"
 
 
 class OcpiLog(models.Model):

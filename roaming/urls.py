@@ -92,6 +92,12 @@ urlpatterns = [
     ),
     path("<ocpi_version:version>/emsp/cdrs", emsp.cdrs, name="emsp-cdrs"),
     path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp.cdr, name="emsp-cdr"),
+    # The response_url of each command we send a CPO (mod_commands Sender interface).
+    path(
+        "<ocpi_version:version>/emsp/commands/<str:command>/<str:uid>",
+        emsp.command_result,
+        name="emsp-command-result",
+    ),
     # mod_payments Receiver interface (2.3.0): the PTP pushes terminals and its financial advice
     # confirmations; {payments}/terminals and {payments}/financial-advice-confirmations below
     # the module's URL, as the module's examples write them.

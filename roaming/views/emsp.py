@@ -9,7 +9,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
-from .. import emsp, emsp_cdrs, emsp_network, ocpi
+from .. import emsp, emsp_cdrs, emsp_driving, emsp_network, ocpi
 from ..transport import Caller, OcpiError, OcpiResult, ocpi_endpoint, page_or_error, paginated
 
 
@@ -216,3 +216,24 @@ def cdr(request: HttpRequest, caller: Caller, body: Any, cdr_id: str) -> OcpiRes
         return OcpiResult(data=emsp_cdrs.cdr_get(partner=caller.partner, cdr_id=cdr_id))
     except emsp_network.Refused as exc:
         raise _refused(exc) from None
+
+
+# -- CommandResults of the commands we sent (mod_commands Sender) ----------------------------------
+
+
+@ocpi_endpoint("commands")
+def command_result(
+    request: HttpRequest, caller: Caller, body: Any, command: str, uid: str
+) -> OcpiResult:
+    """POST: the CPO's CommandResult for a START_SESSION or STOP_SESSION we sent it, at the
+    response_url we gave (unique per command)."""
+    if request.method != "POST":
+        raise OcpiError(ocpi.Code.CLIENT_ERROR, "Only POST.", http_status=405)
+    _cpo_only(caller)
+    try:
+        emsp_driving.command_result(
+            partner=caller.partner, command_type=command, uid=uid, body=body
+        )
+    except emsp_network.Refused as exc:
+        raise _refused(exc) from None
+    return OcpiResult()

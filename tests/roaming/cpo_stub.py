@@ -75,6 +75,9 @@ class CpoStub:
         self.locations: list[dict] = []
         self.tariffs: list[dict] = []
         self.received: list[dict] = []
+        # Commands the eMSP sent our Commands Receiver: (command type, body); the answer we give.
+        self.commands: list[tuple[str, dict]] = []
+        self.command_answer = "ACCEPTED"
         self.down = False
         self.lock = threading.Lock()
         self.token_pushed = threading.Condition(self.lock)
@@ -200,7 +203,33 @@ class CpoStub:
                 self.token_pushed.notify_all()
             handler._ok()
             return
+        if len(rest) == 3 and rest[1] == "commands" and method == "POST":
+            # mod_commands Receiver: {commands}/{command}; the CommandResponse answers at once,
+            # the CommandResult goes later to the body's response_url (post_result).
+            ok = isinstance(body, dict) and isinstance(body.get("response_url"), str)
+            if not ok:
+                handler._ok(None, status_code=2001)
+                return
+            with self.token_pushed:
+                self.commands.append((rest[2], body))
+                self.token_pushed.notify_all()
+            handler._ok({"result": self.command_answer, "timeout": 30})
+            return
         handler._send(404, {"status_code": 2000, "timestamp": _now()})
+
+    def wait_for_command(self, command: str, *, timeout: float) -> dict:
+        """Wait until the eMSP sent `command`; return the newest such body."""
+        with self.token_pushed:
+            found = self.token_pushed.wait_for(
+                lambda: any(c == command for c, _ in self.commands), timeout=timeout
+            )
+            assert found, f"no {command}; have {self.commands}"
+            return [b for c, b in self.commands if c == command][-1]
+
+    def post_result(self, response_url: str, result: str = "ACCEPTED"):
+        """POST a CommandResult to the eMSP's response_url: (HTTP status, OCPI body)."""
+        status, body, _ = self.request("POST", response_url, {"result": result})
+        return status, body
 
     def _list(self, handler, version: str, module: str, query) -> None:
         """A Sender's paginated GET (transport_and_format "Pagination"): offset, limit, Link."""

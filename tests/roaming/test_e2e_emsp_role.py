@@ -5,17 +5,25 @@ A 2.3.0 CPO registered through the REST API gets our cards and has its locations
 pulled; it asks us live about a card, pushes a location change, a tariff change, a session's
 updates and the CDRs; the CDR that agrees with the tariff as it stood gets our price to the
 driver, the one that does not is a dispute; a card blocked here reaches it as `valid: false` and
-its live check is refused. Remote start from the driver page is not built (docs/ocpi.md).
+its live check is refused. A driver account
+starts, follows, stops and pays at a 2.3.0 CPO from the driver page (the second test).
 """
 
 from __future__ import annotations
 
+import re
+import time
 from decimal import Decimal
 
+import httpx
 import pytest
+from allauth.account.models import EmailAddress
 from rest_framework.test import APIClient
 
+from authorization.models import Token
 from authorization.services import token_update
+from drivers.models import DriverProfile
+from roaming import emsp_driving
 from roaming.models import PartnerCdr, PartnerLocation, PartnerSession, PartnerTariff
 from tests.bounds import GENEROUS_S
 from tests.conftest import start_live_server, stop_live_server
@@ -81,6 +89,7 @@ def _location() -> dict:
 
 
 def _cdr(cdr_id: str, card, *, before_taxes: float) -> dict:
+    card = card or Token(uid="-", pk=0)
     return {
         "country_code": "BE",
         "party_id": "CPX",
@@ -215,6 +224,165 @@ def test_a_cpo_on_2_3_0_and_our_cards_from_outside(transactional_db, tmp_path, s
         status, answer = cpo.authorize(lost.uid)
         assert (status, answer["data"]["allowed"]) == (200, "BLOCKED")
         assert {r.organization_id for r in PartnerCdr.objects.all()} == {org.pk}
+    finally:
+        cpo.close()
+        stop_live_server(server)
+
+
+def _driver_signed_in(base_url: str, email: str) -> httpx.Client:
+    """A driver account signed in through the real server's login form, with a saved card
+    (the sandbox processor's card element, as the browser drives it)."""
+    user = UserFactory(username=email, email=email)
+    user.set_password("long-pass-9182")
+    user.save()
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    DriverProfile.objects.create(user=user)
+    http = httpx.Client(base_url=base_url, timeout=GENEROUS_S)
+    http.get("/driver/account/login/")
+    signed = http.post(
+        "/driver/account/login/",
+        data={
+            "login": email,
+            "password": "long-pass-9182",
+            "csrfmiddlewaretoken": http.cookies["csrftoken"],
+        },
+    )
+    assert signed.status_code == 302, signed.text[:500]
+    page = http.get("/driver/cards/add/").text
+    secret = re.search(r'data-client-secret="([^"]+)"', page).group(1)
+    confirm = re.search(r'data-confirm-url="([^"]+)"', page).group(1)
+    answer = http.post(confirm, data={"client_secret": secret, "payment_method": "pm_card_visa"})
+    setup_id = answer.json()["id"]
+    assert http.get(f"/driver/cards/return/?setup_intent={setup_id}").status_code == 302
+    return http
+
+
+def _until(check, what: str):
+    deadline = time.monotonic() + GENEROUS_S
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"not within {GENEROUS_S} s: {what}")
+
+
+def test_a_driver_account_starts_stops_and_pays_at_a_2_3_0_cpo(
+    transactional_db, tmp_path, settings
+):
+    """The driver page over the real server: a 2.3.0 CPO's charger with our price, START_SESSION
+    with the driver's app token, the CPO's CommandResult at our response URL, its session and
+    STOP_SESSION, the CDR paid at our price with the saved card; the app token blocked here
+    reaches the CPO as valid: false."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    org = OrganizationFactory()
+    identity = with_identity(org)
+    emsp_driving.driver_accounts_set(identity_id=identity.pk)
+    owner = UserFactory()
+    MembershipFactory(organization=org, user=owner, role="owner")
+    server = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal",
+        MSP_URL_ALLOWLIST="127.0.0.1",
+        CELERY_TASK_ALWAYS_EAGER="true",
+    )
+    settings.SITE_URL = server.url
+    cpo = CpoStub(versions=("2.3.0",))
+    located = _location()
+    located["evses"][0]["capabilities"] = ["REMOTE_START_STOP_CAPABLE", "RFID_READER"]
+    cpo.locations = [located]
+    cpo.tariffs = [_tariff(0.30, "2026-01-01T00:00:00Z")]
+    try:
+        api = APIClient()
+        api.force_authenticate(owner)
+        created = api.post(
+            "/api/v1/roaming/partners/",
+            {
+                "organization": org.pk,
+                "name": "Stub CPO",
+                "versions_url": cpo.versions_url,
+                "token_a": cpo.token_a,
+            },
+            format="json",
+        )
+        assert created.status_code == 201, created.content
+        location = _until(lambda: PartnerLocation.objects.filter(organization=org).first(), "pull")
+
+        # 1. The driver page: the partner's charger and our price (0.30 + 10 % + 21 % VAT).
+        http = _driver_signed_in(server.url, "roamer@example.com")
+        listed = http.get("/driver/networks/?q=Grote").text
+        assert f"/driver/networks/{location.pk}/" in listed
+        detail = http.get(f"/driver/networks/{location.pk}/").text
+        assert "EUR 0.399 per kWh" in detail and "EUR 1.33 per session" in detail
+
+        # 2. Start: the CPO gets START_SESSION with the driver's app token, already pushed to it.
+        started = http.post(
+            f"/driver/networks/{location.pk}/start/",
+            data={"evse": "E1", "connector": "1", "csrfmiddlewaretoken": http.cookies["csrftoken"]},
+        )
+        assert started.headers["location"] == "/driver/networks/activity/", started.text[:500]
+        start = cpo.wait_for_command("START_SESSION", timeout=GENEROUS_S)
+        app_token = start["token"]
+        assert (app_token["type"], app_token["valid"], start["location_id"]) == (
+            "APP_USER",
+            True,
+            "LOC1",
+        )
+        cpo.wait_for_token(app_token["uid"], valid=True, timeout=GENEROUS_S)
+        assert start["response_url"].startswith(server.url)
+        status, answer = cpo.post_result(start["response_url"], "ACCEPTED")
+        assert (status, answer["status_code"]) == (200, 1000)
+        assert "plug in if you have not" in http.get("/driver/networks/activity/").text
+
+        # 3. Its session, followed on the page, then STOP_SESSION.
+        cdr_token = {
+            k: app_token[k] for k in ("country_code", "party_id", "uid", "type", "contract_id")
+        }
+        session = {
+            "country_code": "BE",
+            "party_id": "CPX",
+            "id": "S7",
+            "start_date_time": START,
+            "kwh": 4,
+            "cdr_token": cdr_token,
+            "auth_method": "COMMAND",
+            "authorization_reference": start["authorization_reference"],
+            "location_id": "LOC1",
+            "evse_uid": "E1",
+            "connector_id": "1",
+            "currency": "EUR",
+            "status": "ACTIVE",
+            "last_updated": START,
+        }
+        assert cpo.push("PUT", "sessions", "/BE/CPX/S7", session)[1]["status_code"] == 1000
+        page = http.get("/driver/networks/activity/").text
+        assert "Charging" in page and "4 kWh" in page
+        row = PartnerSession.objects.get(session_id="S7")
+        stopped = http.post(
+            f"/driver/networks/sessions/{row.pk}/stop/",
+            data={"csrfmiddlewaretoken": http.cookies["csrftoken"]},
+        )
+        assert stopped.status_code == 302
+        stop = cpo.wait_for_command("STOP_SESSION", timeout=GENEROUS_S)
+        assert stop["session_id"] == "S7"
+        cpo.post_result(stop["response_url"], "ACCEPTED")
+        done = {"kwh": 10, "status": "COMPLETED", "last_updated": "2026-03-02T11:00:00Z"}
+        assert cpo.push("PATCH", "sessions", "/BE/CPX/S7", done)[1]["status_code"] == 1000
+
+        # 4. The CDR agrees with the tariff: 4.00 before tax -> 4.40 + 0.92 VAT = 5.32, paid.
+        cdr = {**_cdr("C7", None, before_taxes=4.0), "session_id": "S7", "cdr_token": cdr_token}
+        assert cpo.push("POST", "cdrs", "", cdr)[0] == 200
+        paid = _until(
+            lambda: PartnerCdr.objects.filter(cdr_id="C7", payment_status="paid").first(),
+            "the CDR paid",
+        )
+        assert paid.price_total == Decimal("5.32")
+        assert "5.32 EUR (0.92 VAT) · paid" in http.get("/driver/networks/activity/").text
+
+        # 5. The app token blocked here: the CPO gets valid: false and its live check is refused.
+        token_update(token=Token.objects.get(uid=app_token["uid"]), blocked=True)
+        cpo.wait_for_token(app_token["uid"], valid=False, timeout=GENEROUS_S)
+        status, answer = cpo.authorize(app_token["uid"], token_type="APP_USER")
+        assert answer["data"]["allowed"] == "BLOCKED"
     finally:
         cpo.close()
         stop_live_server(server)

@@ -300,6 +300,7 @@ def _path_values(world: dict[str, Any]) -> dict[str, list[str]]:
         "tariff_id": ["ALPHA-TARIFF-1"],
         "session_id": ["ALPHA-SESSION-1", str(world["running"].pk)],
         "cdr_id": ["ALPHA-CDR-1"],
+        "uid": ["ALPHA-COMMAND-1"],
     }
 
 
@@ -317,6 +318,7 @@ PATH_PARAMETERS = {
     "tariff_id",
     "session_id",
     "cdr_id",
+    "uid",
 }
 
 

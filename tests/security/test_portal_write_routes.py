@@ -374,6 +374,10 @@ TESTED_ELSEWHERE = {
     "drivers:start": "tests/drivers/test_one_tap_start.py (chargers are public; held on the own default card)",
     "drivers:account-delete": "tests/drivers/test_account_delete.py (own account, password confirmed)",
     "drivers:business": "tests/guest/test_receipt_number.py (the signed-in driver's own profile only; no id in the URL)",
+    # Partner networks: locations of the eMSP identity serving driver accounts only; a start
+    # with the driver's own token and card; another driver's session cannot be stopped.
+    "drivers:network-start": "tests/drivers/test_roaming.py (another organization's partner location: 404; no card or a blocked token: nothing sent)",
+    "drivers:network-stop": "tests/drivers/test_roaming.py (another driver's session: nothing sent)",
     # Mobility Providers: another organization's partner, terminal or location answers 404 to GET
     # and POST and changes no row; the lists show only one's own.
     **{
@@ -448,6 +452,9 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "drivers:cards": lambda t: [],
     "drivers:subscriptions": lambda t: [],
     "drivers:sessions": lambda t: [],
+    "drivers:networks": lambda t: [],
+    "drivers:network-activity": lambda t: [],
+    "drivers:network-location": lambda t: [1],
     "reliability:fleet-uptime": lambda t: [],
     "reliability:charger-uptime": lambda t: [t.charger.station_id],
 }
@@ -458,6 +465,7 @@ NEEDS_OTHER_ROWS = {
     "billing:reconciliation-detail",
     "support:ticket-detail",
     "stays:integration-detail",
+    "drivers:network-location",
 }  # no row of these in the fixture: their 404s are tested elsewhere
 
 

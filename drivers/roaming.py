@@ -1,0 +1,231 @@
+"""Driver accounts on partner networks (docs/ocpi.md, "Driver accounts roaming"): the driver's
+app token, starting and stopping at a partner CPO's charger, and paying each CDR at our price
+to the driver with the saved card.
+
+The token is issued by the eMSP identity support marked for driver accounts
+(`roaming.EmspIdentity.driver_accounts`); the OCPI side (commands, CDR check, prices) is
+roaming's. Writes here are the driver's own: every lookup starts from their profile.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from authorization.models import Token
+from billing import ledger
+from billing.gateways import get_gateway
+from billing.models import LedgerTransaction, Payment
+from roaming import emsp_driving
+from roaming.models import EmspIdentity, PartnerCdr, PartnerCommand, PartnerSession
+
+from .models import DriverProfile
+from .selectors import default_card
+
+logger = logging.getLogger(__name__)
+
+# A refused card is tried again at the next sweeps, then the charge is failed (support sees it
+# in Django admin, Partner CDRs, filter "Payment").
+ROAMING_CHARGE_ATTEMPTS = 3
+
+
+def roaming_token(profile: DriverProfile, identity: EmspIdentity) -> Token:
+    """The driver's app token on the identity's networks, issued on first use (a new one when
+    driver accounts moved to another identity). Its post_save pushes it to the CPO partners."""
+    with transaction.atomic():
+        locked = DriverProfile.objects.select_for_update().get(pk=profile.pk)
+        token = locked.roaming_token
+        if token is not None and token.organization_id == identity.organization_id:
+            return token
+        token = Token.objects.create(
+            organization_id=identity.organization_id,
+            uid="DRV" + secrets.token_hex(6).upper(),
+            type=Token.Type.APP,
+            label=f"Driver account {profile.pk}",
+        )
+        DriverProfile.objects.filter(pk=profile.pk).update(roaming_token=token)
+        profile.roaming_token = token
+        return token
+
+
+def roaming_start(
+    *, profile: DriverProfile, location_pk: int, evse_uid: str, connector_id: str, site_url: str
+) -> PartnerCommand:
+    """Start at a partner's charger with the driver's app token. The saved card pays the CDR, so
+    one is needed first. Raise ValidationError or roaming.emsp_driving.CommandRefused."""
+    identity = emsp_driving.driver_identity()
+    if identity is None:
+        raise ValidationError("Charging on other networks is not offered.")
+    if default_card(profile) is None or not profile.customer_ref:
+        raise ValidationError("Save a card first: it pays for sessions on other networks.")
+    location = emsp_driving.network_location(identity, location_pk)
+    if location is None:
+        raise ValidationError("That location is not on our partner networks any more.")
+    token = roaming_token(profile, identity)
+    return emsp_driving.start_session(
+        identity=identity,
+        token=token,
+        location=location,
+        evse_uid=evse_uid,
+        connector_id=connector_id,
+        site_url=site_url,
+    )
+
+
+def roaming_stop(*, profile: DriverProfile, session_pk: int, site_url: str) -> PartnerCommand:
+    identity = emsp_driving.driver_identity()
+    token = profile.roaming_token
+    session = (
+        PartnerSession.objects.filter(pk=session_pk, token=token).select_related("partner").first()
+        if token is not None
+        else None
+    )
+    if identity is None or token is None or session is None:
+        raise ValidationError("That session is not yours.")
+    return emsp_driving.stop_session(
+        identity=identity, token=token, session=session, site_url=site_url
+    )
+
+
+def roaming_token_block(profile: DriverProfile) -> None:
+    """The account is going: its app token may not charge anywhere (partners get valid: false)."""
+    if profile.roaming_token_id is None:
+        return
+    token = Token.objects.filter(pk=profile.roaming_token_id).first()
+    if token is not None and not token.blocked:
+        token.blocked = True
+        token.save(update_fields=["blocked", "updated_at"])
+
+
+# -- paying the partner's CDRs -----------------------------------------------------------------
+
+
+def roaming_cdr_due(*, cdr_id: int) -> bool:
+    """A new CDR that agrees with its tariff, of a driver account's token, is due: return
+    whether it became so (then the charge is queued)."""
+    cdr = PartnerCdr.objects.filter(pk=cdr_id).first()
+    if cdr is None or cdr.token_id is None or cdr.status != PartnerCdr.Status.AGREES:
+        return False
+    if cdr.price_total is None or not DriverProfile.objects.filter(roaming_token_id=cdr.token_id):
+        return False
+    return bool(
+        PartnerCdr.objects.filter(pk=cdr_id, payment_status="").update(
+            payment_status=PartnerCdr.PaymentStatus.DUE
+        )
+    )
+
+
+def _fail(cdr: PartnerCdr, error: str) -> PartnerCdr:
+    cdr.payment_status, cdr.payment_error = PartnerCdr.PaymentStatus.FAILED, error[:300]
+    cdr.save(update_fields=["payment_status", "payment_error"])
+    logger.warning("Partner CDR %s not charged: %s", cdr.pk, error)
+    return cdr
+
+
+def _paid(
+    cdr: PartnerCdr, profile: DriverProfile, reference: str, last4: str, now: datetime
+) -> None:
+    assert cdr.price_total is not None
+    payment = Payment.objects.create(
+        organization_id=cdr.organization_id,
+        email=profile.user.email,
+        currency=cdr.currency,
+        amount_held=cdr.price_total,
+        amount_captured=cdr.price_total,
+        gateway=get_gateway().name,
+        reference=reference,
+        status=Payment.Status.CAPTURED,
+        card_last4=last4,
+        session_ref=f"partner-cdr:{cdr.pk}",
+        settled_at=now,
+    )
+    ledger.post(
+        key=f"roaming-charge:{cdr.pk}",
+        kind=LedgerTransaction.Kind.ROAMING_CHARGE,
+        organization_id=cdr.organization_id,
+        currency=cdr.currency,
+        amount=cdr.price_total,
+        occurred_at=now,
+        payment=payment,
+        memo=f"Partner CDR {cdr.cdr_id} ({cdr.country_code}*{cdr.party_id})",
+    )
+    cdr.payment_status, cdr.payment_reference = PartnerCdr.PaymentStatus.PAID, reference
+    cdr.payment_error, cdr.paid_at = "", now
+    cdr.save(
+        update_fields=[
+            "payment_status",
+            "payment_reference",
+            "payment_error",
+            "paid_at",
+            "payment_attempts",
+        ]
+    )
+
+
+def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCdr:
+    """Charge a due partner CDR's price to the driver's saved card, once. A processor that does
+    not answer leaves it due with the same attempt (same idempotency key at the next sweep);
+    a refusal is tried again up to ROAMING_CHARGE_ATTEMPTS, then failed."""
+    now = now or timezone.now()
+    cdr = PartnerCdr.objects.get(pk=cdr_id)
+    if cdr.payment_status != PartnerCdr.PaymentStatus.DUE or cdr.price_total is None:
+        return cdr
+    profile = (
+        DriverProfile.objects.filter(roaming_token_id=cdr.token_id).select_related("user").first()
+    )
+    if profile is None:
+        return _fail(cdr, "No driver account holds this token any more.")
+    card = default_card(profile)
+    attempt = cdr.payment_attempts + 1
+    if cdr.price_total <= 0:
+        result_ok, reference, error, answered = True, f"free-partner-cdr-{cdr.pk}", "", True
+    elif card is None or not profile.customer_ref:
+        result_ok, reference, error, answered = False, "", "The driver has no saved card.", True
+    else:
+        result = get_gateway().charge_saved(
+            amount=cdr.price_total,
+            currency=cdr.currency,
+            customer=profile.customer_ref,
+            payment_method=card.reference,
+            idempotency_key=f"partner-cdr:{cdr.pk}:{attempt}",
+            metadata={"partner_cdr": str(cdr.pk)},
+            description=f"Charging at {cdr.partner.name}",
+        )
+        result_ok, reference, error, answered = (
+            result.ok,
+            result.reference,
+            result.decline_reason,
+            result.answered,
+        )
+    if not answered:
+        logger.warning("Partner CDR %s: %s; asked again at the next sweep", cdr.pk, error)
+        return cdr
+    with transaction.atomic():
+        cdr = PartnerCdr.objects.select_for_update().get(pk=cdr_id)
+        if cdr.payment_status != PartnerCdr.PaymentStatus.DUE:
+            return cdr  # another run finished it
+        cdr.payment_attempts = attempt
+        if result_ok:
+            _paid(cdr, profile, reference, card.last4 if card else "", now)
+            return cdr
+        if attempt >= ROAMING_CHARGE_ATTEMPTS:
+            return _fail(cdr, error or "The card was refused.")
+        cdr.payment_error = (error or "The card was refused.")[:300]
+        cdr.save(update_fields=["payment_attempts", "payment_error"])
+    return cdr
+
+
+def roaming_charges_collect(*, now: datetime | None = None) -> int:
+    """The sweep: charge every due partner CDR (a queued charge lost, an unanswered or refused
+    attempt); return how many were paid."""
+    paid = 0
+    due = PartnerCdr.objects.filter(payment_status=PartnerCdr.PaymentStatus.DUE)
+    for cdr_id in list(due.order_by("pk").values_list("pk", flat=True)[:500]):
+        cdr = roaming_cdr_charge(cdr_id=cdr_id, now=now)
+        paid += cdr.payment_status == PartnerCdr.PaymentStatus.PAID
+    return paid

@@ -1,0 +1,389 @@
+"""Issue 55: a driver account charges on a partner CPO's network. The driver page lists the
+partner's chargers with our price, starts one with the driver's app token (START_SESSION to an
+independent CPO over real HTTP), follows the session the CPO pushes, stops it (STOP_SESSION) and
+pays the CDR at our price with the saved card; a CDR that disagrees with its tariff is not charged.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from billing.models import LedgerTransaction, Payment
+from drivers import roaming as driver_roaming
+from drivers.models import DriverProfile
+from roaming import cdr_check, emsp_driving, emsp_rules
+from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerTariff
+from tests.drivers.conftest import save_card, sign_up
+from tests.factories import OrganizationFactory
+from tests.roaming.conftest import auth
+from tests.roaming.cpo_stub import CpoStub
+from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
+
+START = "2026-03-02T10:00:00Z"
+
+
+def _tariff(price: float = 0.30) -> dict:
+    return {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "T1",
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [
+                    {"type": "FLAT", "price": 1.00, "step_size": 1},
+                    {"type": "ENERGY", "price": price, "step_size": 1},
+                ]
+            }
+        ],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
+
+
+def _location(status: str = "AVAILABLE", **evse: object) -> dict:
+    return {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "LOC1",
+        "publish": True,
+        "name": "Grote Markt",
+        "address": "Grote Markt 1",
+        "city": "Brussel",
+        "country": "BEL",
+        "time_zone": "Europe/Brussels",
+        "evses": [
+            {
+                "uid": "E1",
+                "evse_id": "BE*CPX*E1",
+                "status": status,
+                "connectors": [
+                    {
+                        "id": "1",
+                        "standard": "IEC_62196_T2",
+                        "power_type": "AC_3_PHASE",
+                        "max_voltage": 230,
+                        "max_amperage": 16,
+                        "tariff_ids": ["T1"],
+                    }
+                ],
+                **evse,
+            }
+        ],
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
+
+
+@pytest.fixture
+def network(db, settings):
+    """A CPO partner (the stub, over real HTTP) of the organization whose eMSP identity serves
+    driver accounts, with one location and its tariff."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    settings.OCPI_EMSP_MARGIN_PERCENT = 10
+    settings.OCPI_EMSP_VAT_PERCENT = 21
+    settings.OCPI_EMSP_ROAMING_FEE_CENTS = 0
+    org = OrganizationFactory()
+    identity = with_identity(org)
+    emsp_driving.driver_accounts_set(identity_id=identity.pk)
+    stub = CpoStub()
+    stub.emsp_token = "our-token-at-cpo"  # what we call it with (cpo_partner's outgoing token)
+    partner = cpo_partner(
+        org,
+        endpoints={"commands": {"RECEIVER": f"{stub.base}/2.2.1/commands"}},
+    )
+    location = PartnerLocation.objects.create(
+        organization=org,
+        partner=partner,
+        country_code="BE",
+        party_id="CPX",
+        location_id="LOC1",
+        data=_location(),
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    PartnerTariff.objects.create(
+        organization=org,
+        partner=partner,
+        country_code="BE",
+        party_id="CPX",
+        tariff_id="T1",
+        data=_tariff(),
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    yield {"org": org, "partner": partner, "location": location, "stub": stub}
+    stub.close()
+
+
+def _ocpi(client: Client, method: str, url: str, body: dict) -> dict:
+    # The CPO is not the signed-in driver: its calls go without the driver's cookies.
+    response = Client().generic(
+        method,
+        url,
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(CPO_TOKEN),
+    )
+    return response.json()
+
+
+def _session(uid: str, status: str = "ACTIVE", kwh: float = 0) -> dict:
+    return {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "S1",
+        "start_date_time": START,
+        "kwh": kwh,
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "EVB",
+            "uid": uid,
+            "type": "APP_USER",
+            "contract_id": "NLEVB000000001",
+        },
+        "auth_method": "COMMAND",
+        "location_id": "LOC1",
+        "evse_uid": "E1",
+        "connector_id": "1",
+        "currency": "EUR",
+        "total_cost": {"excl_vat": 1.0 + 0.3 * kwh},
+        "status": status,
+        "last_updated": START,
+    }
+
+
+def _cdr(cdr_id: str, uid: str, *, excl_vat: float) -> dict:
+    return {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": cdr_id,
+        "start_date_time": START,
+        "end_date_time": "2026-03-02T11:00:00Z",
+        "session_id": "S1",
+        "cdr_token": _session(uid)["cdr_token"],
+        "auth_method": "COMMAND",
+        "cdr_location": {"id": "LOC1", "evse_uid": "E1", "connector_id": "1"},
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": START,
+                "dimensions": [{"type": "ENERGY", "volume": 10}],
+                "tariff_id": "T1",
+            }
+        ],
+        "total_cost": {"excl_vat": excl_vat},
+        "total_energy": 10,
+        "total_time": 1,
+        "last_updated": "2026-03-02T11:01:00Z",
+    }
+
+
+def test_our_price_to_the_driver_from_the_partners_tariff():
+    # 0.30/kWh + 10 % margin + 21 % VAT = 0.3993 -> 0.399; the flat 1.00 -> 1.331 -> 1.33.
+    price = cdr_check.driver_tariff(
+        _tariff(),
+        margin_percent=Decimal(10),
+        fee=Decimal(0),
+        vat_percent=Decimal(21),
+    )
+    assert (price.per_kwh, price.per_session, price.per_hour, price.varies) == (
+        Decimal("0.399"),
+        Decimal("1.33"),
+        None,
+        False,
+    )
+    timed = {**_tariff(), "elements": [*_tariff()["elements"], {"price_components": []}]}
+    assert cdr_check.driver_tariff(
+        timed, margin_percent=Decimal(0), fee=Decimal("0.50"), vat_percent=Decimal(0)
+    ).varies
+    assert emsp_rules.start_refusal({"status": "CHARGING"}, commands_offered=True).endswith(
+        "in use right now."
+    )
+    assert "use your card" in emsp_rules.start_refusal(
+        {"status": "AVAILABLE", "capabilities": ["RFID_READER"]}, commands_offered=True
+    )
+    assert emsp_rules.start_refusal({"status": "AVAILABLE"}, commands_offered=True) == ""
+
+
+def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(client, network):
+    stub = network["stub"]
+    sign_up(client, "roam@example.com")
+    page = client.get("/driver/networks/?q=brussel").content.decode()
+    location = network["location"]
+    assert f'href="/driver/networks/{location.pk}/"' in page
+    assert 'href="/driver/networks/"' in page  # the header's link: offered
+    detail = client.get(f"/driver/networks/{location.pk}/").content.decode()
+    assert "EUR 0.399 per kWh" in detail and "EUR 1.33 per session" in detail
+    assert "up to 11.0 kW" in detail
+
+    # No saved card: nothing is sent.
+    refused = client.post(
+        f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"}
+    )
+    assert refused.status_code == 302 and not stub.commands
+    save_card(client)
+    started = client.post(
+        f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"}
+    )
+    assert started["Location"] == "/driver/networks/activity/"
+    body = stub.wait_for_command("START_SESSION", timeout=5)
+    profile = DriverProfile.objects.get(user__email="roam@example.com")
+    token = profile.roaming_token
+    assert token is not None and token.organization_id == network["org"].pk
+    assert (body["token"]["uid"], body["token"]["type"], body["token"]["valid"]) == (
+        token.uid,
+        "APP_USER",
+        True,
+    )
+    assert (body["location_id"], body["evse_uid"], body["connector_id"]) == ("LOC1", "E1", "1")
+    command = PartnerCommand.objects.get()
+    assert body["response_url"].endswith(f"/ocpi/2.2.1/emsp/commands/START_SESSION/{command.uid}")
+    assert command.response == "ACCEPTED" and command.timeout_s == 30
+    activity = client.get("/driver/networks/activity/").content.decode()
+    assert "Waiting for the charger to answer" in activity
+
+    # A second start while this one is pending is refused before anything is sent.
+    client.post(f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"})
+    assert len(stub.commands) == 1
+
+    # The CPO's CommandResult at the response URL, then its session.
+    path = body["response_url"].split("testserver", 1)[-1]
+    assert _ocpi(client, "POST", path, {"result": "ACCEPTED"})["status_code"] == 1000
+    assert PartnerCommand.objects.get().result == "ACCEPTED"
+    put = _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid, kwh=5))
+    assert put["status_code"] == 1000
+    activity = client.get("/driver/networks/activity/").content.decode()
+    # 1.00 + 5 kWh x 0.30 = 2.50 before tax -> 2.75 with margin -> 3.33 with VAT.
+    assert "Charging" in activity and "about 3.33 EUR so far" in activity
+
+    # Stop: STOP_SESSION with the CPO's session id.
+    session = token and network["partner"].partner_sessions.get()
+    client.post(f"/driver/networks/sessions/{session.pk}/stop/")
+    assert stub.wait_for_command("STOP_SESSION", timeout=5)["session_id"] == "S1"
+
+    # The CDR agrees with the tariff: 1.00 + 10 x 0.30 = 4.00 -> 4.40 + 0.92 VAT = 5.32, paid.
+    _ocpi(
+        client,
+        "PATCH",
+        "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1",
+        {"status": "COMPLETED", "kwh": 10, "last_updated": "2026-03-02T11:00:00Z"},
+    )
+    assert (
+        _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C1", token.uid, excl_vat=4.0))[
+            "status_code"
+        ]
+        == 1000
+    )
+    cdr = PartnerCdr.objects.get(cdr_id="C1")
+    assert cdr.payment_status == PartnerCdr.PaymentStatus.DUE
+    driver_roaming.roaming_charges_collect()
+    cdr.refresh_from_db()
+    assert (cdr.payment_status, cdr.price_total) == ("paid", Decimal("5.32"))
+    payment = Payment.objects.get(session_ref=f"partner-cdr:{cdr.pk}")
+    assert (payment.amount_captured, payment.organization_id) == (
+        Decimal("5.32"),
+        network["org"].pk,
+    )
+    assert LedgerTransaction.objects.filter(
+        kind=LedgerTransaction.Kind.ROAMING_CHARGE, payment=payment
+    ).exists()
+    activity = client.get("/driver/networks/activity/").content.decode()
+    assert "5.32 EUR (0.92 VAT) · paid" in activity
+
+    # Charged once: the sweep again changes nothing.
+    assert driver_roaming.roaming_charges_collect() == 0
+    assert Payment.objects.filter(session_ref=f"partner-cdr:{cdr.pk}").count() == 1
+
+
+def test_a_cdr_that_disagrees_with_its_tariff_is_not_charged(client, network):
+    sign_up(client, "dispute@example.com")
+    save_card(client)
+    profile = DriverProfile.objects.get(user__email="dispute@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C9", token.uid, excl_vat=6.0))
+    cdr = PartnerCdr.objects.get(cdr_id="C9")
+    assert (cdr.status, cdr.payment_status) == (PartnerCdr.Status.DISPUTE, "")
+    assert driver_roaming.roaming_charges_collect() == 0
+    assert not Payment.objects.exists()
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "you are not charged until it is" not in page  # no session line without a session
+
+
+def test_another_driver_cannot_stop_a_session_and_strangers_see_no_network(client, network):
+    sign_up(client, "one@example.com")
+    one = DriverProfile.objects.get(user__email="one@example.com")
+    token = driver_roaming.roaming_token(one, emsp_driving.driver_identity())
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid))
+    session = network["partner"].partner_sessions.get()
+    other = Client()
+    sign_up(other, "two@example.com")
+    response = other.post(f"/driver/networks/sessions/{session.pk}/stop/")
+    assert response.status_code == 302 and not network["stub"].commands
+    assert not PartnerCommand.objects.exists()
+    # Locations of another organization's CPO partner are not on the driver page.
+    foreign = OrganizationFactory()
+    stranger = cpo_partner(foreign, token="foreign-cpo-token", country_code="DE", party_id="XYZ")
+    PartnerLocation.objects.create(
+        organization=foreign,
+        partner=stranger,
+        country_code="DE",
+        party_id="XYZ",
+        location_id="FOREIGN",
+        data={**_location(), "name": "Fremde Strasse"},
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    assert "Fremde Strasse" not in other.get("/driver/networks/").content.decode()
+    foreign_row = PartnerLocation.objects.get(location_id="FOREIGN")
+    assert other.get(f"/driver/networks/{foreign_row.pk}/").status_code == 404
+
+
+def test_a_deleted_account_blocks_its_app_token(client, network):
+    sign_up(client, "gone@example.com")
+    profile = DriverProfile.objects.get(user__email="gone@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    from drivers.services import account_delete
+
+    account_delete(user=profile.user)
+    token.refresh_from_db()
+    assert token.blocked
+
+
+def test_a_command_result_is_taken_from_the_cpo_it_was_sent_to_only(client, network):
+    sign_up(client, "result@example.com")
+    save_card(client)
+    location = network["location"]
+    client.post(f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"})
+    command = PartnerCommand.objects.get()
+    path = f"/ocpi/2.2.1/emsp/commands/START_SESSION/{command.uid}"
+    # Another organization's CPO partner with the same party: unknown command, nothing changes.
+    cpo_partner(OrganizationFactory(), token="foreign-cpo-token")
+    foreign = Client().post(
+        path,
+        data=json.dumps({"result": "REJECTED"}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth("foreign-cpo-token"),
+    )
+    assert (foreign.status_code, foreign.json()["status_code"]) == (404, 2000)
+    # Its own CPO, with a result that is not a CommandResultType: 2001, nothing changes.
+    assert _ocpi(client, "POST", path, {"result": "MAYBE"})["status_code"] == 2001
+    command.refresh_from_db()
+    assert command.result == ""
+    assert _ocpi(client, "POST", path, {"result": "EVSE_OCCUPIED"})["status_code"] == 1000
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "The charger is in use by someone else." in page
+
+
+def test_a_blocked_app_token_is_not_sent_to_start(client, network):
+    sign_up(client, "blocked@example.com")
+    save_card(client)
+    profile = DriverProfile.objects.get(user__email="blocked@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    token.blocked = True
+    token.save()
+    location = network["location"]
+    response = client.post(
+        f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"}, follow=True
+    )
+    assert "may not charge on other networks right now" in response.content.decode()
+    assert not network["stub"].commands and not PartnerCommand.objects.exists()
