@@ -78,12 +78,14 @@ def call(
     body: Any = None,
     params: dict[str, str] | None = None,
     to_party: tuple[str, str] | None = None,
+    from_party: tuple[str, str] | None = None,
     timeout: float | None = None,
     client: httpx.Client | None = None,
 ) -> Answer:
     """Send one OCPI request and return its answer; raise PartnerCallError unless it is 1xxx.
 
-    `to_party` (country code, party id) adds the routing headers a hub needs.
+    `to_party` (country code, party id) adds the routing headers a hub needs; `from_party` is
+    ours in them (our CPO party unless given: our eMSP role sends as its identity's party).
     """
     request_id = str(uuid.uuid4())
     correlation_id = str(uuid.uuid4())
@@ -94,14 +96,14 @@ def call(
     }
     if body is not None:
         headers["Content-Type"] = "application/json"
-    if to_party is not None and module not in ("versions", "credentials"):
+    if to_party is not None and module not in ("versions", "credentials", "hubclientinfo"):
         # Routing headers are never used with the configuration modules (transport_and_format).
         headers.update(
             {
                 "OCPI-to-country-code": to_party[0],
                 "OCPI-to-party-id": to_party[1],
-                "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE,
-                "OCPI-from-party-id": settings.OCPI_PARTY_ID,
+                "OCPI-from-country-code": (from_party or (settings.OCPI_COUNTRY_CODE, ""))[0],
+                "OCPI-from-party-id": (from_party or ("", settings.OCPI_PARTY_ID))[1],
             }
         )
     log = OcpiLog(

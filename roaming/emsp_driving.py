@@ -26,7 +26,7 @@ from authorization.decisions import Context, decide
 from authorization.models import Token
 from authorization.services import token_facts
 
-from . import cdr_check, client, emsp, emsp_rules, ocpi, versions
+from . import cdr_check, client, emsp, emsp_rules, hub_clients, ocpi, versions
 from .emsp_network import Refused
 from .models import (
     EmspIdentity,
@@ -244,8 +244,11 @@ def _response_url(site_url: str, version: str, command_type: str, uid: str) -> s
     return f"{base}{path}"
 
 
-def _send(command: PartnerCommand, body: dict[str, Any]) -> PartnerCommand:
-    """POST the command to the CPO's Commands Receiver and keep its CommandResponse."""
+def _send(
+    command: PartnerCommand, body: dict[str, Any], *, to: tuple[str, str], identity: EmspIdentity
+) -> PartnerCommand:
+    """POST the command to the CPO's Commands Receiver (through a hub: to the CPO party `to`)
+    and keep its CommandResponse."""
     partner = command.partner
     url = partner.endpoint("commands", ocpi.InterfaceRole.RECEIVER).rstrip("/")
     try:
@@ -256,7 +259,8 @@ def _send(command: PartnerCommand, body: dict[str, Any]) -> PartnerCommand:
             token=partner.outgoing_token,
             module="commands",
             body=body,
-            to_party=(partner.cpo_country_code, partner.cpo_party_id),
+            to_party=to,
+            from_party=(identity.country_code, identity.party_id),
         )
         response = emsp_rules.command_response_of(answer.data)
     except client.PartnerCallError as exc:
@@ -309,6 +313,10 @@ def start_session(
     refusal = emsp_rules.start_refusal(evse, commands_offered=True)
     if refusal:
         raise CommandRefused(refusal)
+    behind = hub_clients.cpo_party(partner, location.country_code, location.party_id)
+    if behind is not None and behind.status != "CONNECTED":
+        # mod_hub_client_info: no requests to a party that is offline, planned or suspended.
+        raise CommandRefused("This network is offline right now: try again later or use a card.")
     decision = decide(
         token_facts(token),
         emsp.partner_charger_facts(partner, location.location_id),
@@ -341,7 +349,7 @@ def start_session(
     }
     if command.connector_id:
         body["connector_id"] = command.connector_id
-    return _send(command, body)
+    return _send(command, body, to=(location.country_code, location.party_id), identity=identity)
 
 
 def stop_session(
@@ -368,7 +376,7 @@ def stop_session(
         "response_url": _response_url(site_url, partner.version, command.type, uid),
         "session_id": session.session_id,
     }
-    return _send(command, body)
+    return _send(command, body, to=(session.country_code, session.party_id), identity=identity)
 
 
 def command_result(*, partner: Partner, command_type: str, uid: str, body: Any) -> PartnerCommand:

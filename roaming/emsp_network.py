@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import client, emsp_rules, ocpi
+from . import client, emsp_rules, hub_clients, ocpi
 from .models import Partner, PartnerLocation, PartnerTariff
 
 logger = logging.getLogger(__name__)
@@ -30,13 +30,14 @@ class Refused(Exception):
 
 
 def own_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:
-    """A CPO partner pushes its own CPO party's objects only: another party is unknown here."""
+    """A CPO partner pushes its own CPO party's objects only, a hub those of the CPO parties it
+    connects (its ClientInfo): another party is unknown here."""
     cc, pid = country_code.upper(), party_id.upper()
-    if not partner.is_cpo or (cc, pid) != (partner.cpo_country_code, partner.cpo_party_id):
-        raise Refused(
-            ocpi.Code.UNKNOWN_LOCATION, "You push your own CPO party's objects only.", 404
-        )
-    return cc, pid
+    if partner.is_cpo and (cc, pid) == (partner.cpo_country_code, partner.cpo_party_id):
+        return cc, pid
+    if partner.is_cpo and hub_clients.cpo_party(partner, cc, pid) is not None:
+        return cc, pid
+    raise Refused(ocpi.Code.UNKNOWN_LOCATION, "You push your own CPO party's objects only.", 404)
 
 
 def _bad(exc: Exception) -> Refused:
@@ -197,8 +198,14 @@ def _pull_pages(partner: Partner, module: str) -> list[dict]:
     found: list[dict] = []
     pages = 0
     while url and pages < 1000:  # a partner's Link that never ends stops here
+        # To its CPO party; to a hub's own party, a GET ALL of every CPO behind it.
         answer = client.call(
-            partner=partner, method="GET", url=url, token=partner.outgoing_token, module=module
+            partner=partner,
+            method="GET",
+            url=url,
+            token=partner.outgoing_token,
+            module=module,
+            to_party=(partner.cpo_country_code, partner.cpo_party_id),
         )
         found.extend(item for item in answer.data or [] if isinstance(item, dict))
         link = answer.headers.get("Link") or ""
@@ -216,11 +223,15 @@ def network_pull(*, partner_id: int) -> tuple[int, int]:
     partner = Partner.objects.filter(pk=partner_id, state=Partner.State.CONNECTED).first()
     if partner is None or not partner.is_cpo:
         return 0, 0
-    cc, pid = partner.cpo_country_code, partner.cpo_party_id
+    if partner.role == Partner.Role.HUB:
+        hub_clients.pull(partner)  # which CPO parties are behind it, before their objects
     taken = [0, 0]
     for index, module in enumerate(("locations", "tariffs")):
         for item in _pull_pages(partner, module):
             item_id = str(item.get("id", ""))
+            # Each object names its owner (a hub's GET ALL mixes its CPOs); own_party decides.
+            cc = str(item.get("country_code") or partner.cpo_country_code)
+            pid = str(item.get("party_id") or partner.cpo_party_id)
             try:
                 if module == "locations":
                     location_receive(

@@ -654,6 +654,39 @@ class HubParty(models.Model):
         return f"{self.msp_id} via {self.partner_id}"
 
 
+class HubClient(models.Model):
+    """A party a hub partner connects (mod_hub_client_info "ClientInfo", the hub's object): pushed
+    to our Receiver, pulled from the hub's Sender, or listed as a role in its 2.3.0 credentials.
+    In our eMSP role a hub's CPO parties are the networks our drivers reach through it."""
+
+    class Status(models.TextChoices):
+        CONNECTED = "CONNECTED"
+        OFFLINE = "OFFLINE"
+        PLANNED = "PLANNED"
+        SUSPENDED = "SUSPENDED"
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="hub_clients")
+    country_code = models.CharField(max_length=2)
+    party_id = models.CharField(max_length=3)
+    role = models.CharField(max_length=5)
+    status = models.CharField(max_length=9, choices=Status.choices)
+    last_updated = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["partner", "country_code", "party_id", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "country_code", "party_id", "role"], name="unique_hub_client"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.country_code}*{self.party_id} {self.role} via {self.partner_id}: {self.status}"
+        )
+
+
 class RemoteCommand(models.Model):
     """A command a partner sent (mod_commands receiver) and what became of it at the charger."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from backoffice import metrics
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
-from . import client, mapping, ocpi, schedule, selectors, versions
+from . import client, hub_clients, mapping, ocpi, schedule, selectors, versions
 from .models import (
     Delivery,
     EmspIdentity,
@@ -54,6 +55,7 @@ _URL_NAMES: dict[str | tuple[str, str], str] = {
     ("tariffs", "RECEIVER"): "roaming:emsp-tariffs",
     ("sessions", "RECEIVER"): "roaming:emsp-sessions",
     ("cdrs", "RECEIVER"): "roaming:emsp-cdrs",
+    "hubclientinfo": "roaming:hubclientinfo",
 }
 
 
@@ -123,8 +125,11 @@ class Credentials:
     roles: list[dict[str, str]]
     # A 2.3.0 hub's parties (EMSP roles besides its hub_party_id): (country code, party id).
     routed: list[tuple[str, str]]
-    # Its CPO role, if it lists one: our drivers charge there (we are its eMSP).
+    # Its CPO role, if it lists one: our drivers charge there (we are its eMSP). A hub's is its
+    # own party (pushes to it are broadcast to the CPOs behind it).
     cpo: PartnerParty | None = None
+    # A 2.3.0 hub's CPO parties (its CPO roles): the networks behind it for our drivers.
+    hub_cpos: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def _check_token_and_url(body: Any) -> tuple[str, str, list]:
@@ -207,13 +212,25 @@ def parse_credentials(body: Any, *, version: str = ocpi.V221, emsp: bool = False
     ]
     hub = _hub(body, listed) if version == ocpi.V230 else None
     if hub is not None:
-        routed = [
-            (r.country_code, r.party_id)
-            for r in listed
-            if r.role == ocpi.Role.EMSP
-            and (r.country_code, r.party_id) != (hub.country_code, hub.party_id)
-        ]
-        return Credentials(token, url, hub, summary, routed, cpo)
+
+        def behind(role: str) -> list[tuple[str, str]]:
+            return [
+                (r.country_code, r.party_id)
+                for r in listed
+                if r.role == role
+                and (r.country_code, r.party_id) != (hub.country_code, hub.party_id)
+            ]
+
+        # In our eMSP role a hub is the CPO we push to (broadcast); its CPO roles are behind it.
+        return Credentials(
+            token,
+            url,
+            hub,
+            summary,
+            behind(ocpi.Role.EMSP),
+            hub if emsp else None,
+            behind(ocpi.Role.CPO) if emsp else [],
+        )
     for wanted in (ocpi.Role.EMSP, ocpi.Role.PTP, ocpi.Role.HUB):
         party = next((r for r in listed if r.role == wanted), None)
         if party is None:
@@ -223,6 +240,9 @@ def parse_credentials(body: Any, *, version: str = ocpi.V221, emsp: bool = False
                 ocpi.Code.NO_MATCHING_ENDPOINTS,
                 "A payment terminal provider connects with OCPI 2.3.0 (its Payments module).",
             )
+        if wanted == ocpi.Role.HUB and emsp:
+            # A 2.2.1 hub names the CPOs behind it in its ClientInfo (mod_hub_client_info).
+            cpo = party
         return Credentials(token, url, party, summary, [], cpo)
     if cpo is not None:
         return Credentials(token, url, cpo, summary, [], cpo)
@@ -365,6 +385,8 @@ def _connect(
     if party.role != ocpi.Role.CPO:
         _link_msp(partner, party)
     partner.save()
+    if credentials.hub_cpos:
+        hub_clients.listed_in_credentials(partner, credentials.hub_cpos)
     if cpo is not None:
         # Our drivers' cards go to the new CPO partner (after the commit, from a task).
         partner_id = partner.pk
@@ -701,6 +723,12 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
         ]
     )
     seen.update((delivery.pk, delivery.revision) for delivery in pending)
+    identity = (
+        EmspIdentity.objects.filter(organization_id=partner.organization_id).first()
+        if any(delivery.module == "tokens" for delivery in pending)
+        else None
+    )
+    emsp_party = (identity.country_code, identity.party_id) if identity is not None else None
     for delivery in pending:
         if delivery.object_key in held:
             continue
@@ -732,6 +760,8 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
                 # A DELETE (a Tariff withdrawn from an access point) has no body.
                 body=None if delivery.method == "DELETE" else delivery.body,
                 to_party=to_party,
+                # Our cards go out from our eMSP party (mod_tokens: the eMSP is the Sender).
+                from_party=emsp_party if delivery.module == "tokens" else None,
             )
         except client.PartnerCallError as exc:
             metrics.delivery(kind, ok=False)

@@ -5,7 +5,7 @@
 from django.urls import path, re_path, register_converter
 
 from . import ocpi
-from .views import cpo, emsp
+from .views import cpo, emsp, hub
 
 
 class VersionConverter:
@@ -92,6 +92,13 @@ urlpatterns = [
     ),
     path("<ocpi_version:version>/emsp/cdrs", emsp.cdrs, name="emsp-cdrs"),
     path("<ocpi_version:version>/emsp/cdrs/<str:cdr_id>", emsp.cdr, name="emsp-cdr"),
+    # Hub Client Info (mod_hub_client_info Receiver): a hub's parties and their status.
+    path("<ocpi_version:version>/hubclientinfo", hub.client_info_root, name="hubclientinfo"),
+    path(
+        "<ocpi_version:version>/hubclientinfo/<str:country_code>/<str:party_id>",
+        hub.client_info,
+        name="hubclientinfo-party",
+    ),
     # The response_url of each command we send a CPO (mod_commands Sender interface).
     path(
         "<ocpi_version:version>/emsp/commands/<str:command>/<str:uid>",

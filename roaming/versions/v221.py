@@ -32,6 +32,8 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("tariffs", "RECEIVER"),
     ("sessions", "RECEIVER"),
     ("cdrs", "RECEIVER"),
+    # Hubs push the status of the parties they connect (mod_hub_client_info).
+    ("hubclientinfo", "RECEIVER"),
 )
 
 # mod_locations "ParkingRestriction enum" of 2.2.1 (2.3.0 adds EMPLOYEES, TAXIS, TENANTS).

@@ -58,6 +58,9 @@ class CpoStub:
         ("commands", "RECEIVER"),
     )
 
+    # The Sender lists we serve (GET, paginated).
+    LISTS = ("locations", "tariffs")
+
     def __init__(
         self, *, versions: tuple[str, ...] = ("2.2.1",), roles: tuple[str, ...] = ("CPO",)
     ):
@@ -74,6 +77,8 @@ class CpoStub:
         # What our Locations and Tariffs Sender interfaces list (mod_locations / mod_tariffs).
         self.locations: list[dict] = []
         self.tariffs: list[dict] = []
+        # A hub's ClientInfo list (mod_hub_client_info Sender), when ENDPOINTS offers it.
+        self.client_infos: list[dict] = []
         self.received: list[dict] = []
         # Commands the eMSP sent our Commands Receiver: (command type, body); the answer we give.
         self.commands: list[tuple[str, dict]] = []
@@ -106,9 +111,24 @@ class CpoStub:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 path = urlparse(self.path)
+                routing = {
+                    k: self.headers.get(f"OCPI-{k}")
+                    for k in (
+                        "to-country-code",
+                        "to-party-id",
+                        "from-country-code",
+                        "from-party-id",
+                    )
+                }
                 with stub.lock:
                     stub.received.append(
-                        {"method": method, "path": path.path, "query": path.query, "body": body}
+                        {
+                            "method": method,
+                            "path": path.path,
+                            "query": path.query,
+                            "body": body,
+                            "routing": routing,
+                        }
                     )
                 if stub.down:
                     self._send(503, None)
@@ -178,7 +198,7 @@ class CpoStub:
             ]
             handler._ok({"version": rest[0], "endpoints": endpoints})
             return
-        if len(rest) == 2 and rest[1] in ("locations", "tariffs") and method == "GET":
+        if len(rest) == 2 and rest[1] in self.LISTS and method == "GET":
             self._list(handler, rest[0], rest[1], query)
             return
         if len(rest) >= 2 and rest[1] == "credentials" and method == "POST":
@@ -233,7 +253,11 @@ class CpoStub:
 
     def _list(self, handler, version: str, module: str, query) -> None:
         """A Sender's paginated GET (transport_and_format "Pagination"): offset, limit, Link."""
-        items = self.locations if module == "locations" else self.tariffs
+        items = {
+            "locations": self.locations,
+            "tariffs": self.tariffs,
+            "hubclientinfo": self.client_infos,
+        }[module]
         offset = int((query.get("offset") or ["0"])[0])
         limit = int((query.get("limit") or ["1"])[0])  # small pages: the client must follow Link
         page = items[offset : offset + limit]
@@ -341,3 +365,24 @@ class CpoStub:
         url = self.emsp_endpoints[(module, "RECEIVER")] + path
         status, answer, _ = self.request(method, url, body)
         return status, answer
+
+
+class HubStub(CpoStub):
+    """An independent hub written from the texts: one registration (its own HUB role, NL*HUB)
+    reaching several CPO parties, which it names in its ClientInfo list (mod_hub_client_info
+    Sender). It serves their locations and tariffs mixed in one GET ALL, takes tokens and
+    commands for them, and records each request's routing headers."""
+
+    COUNTRY_CODE = "NL"
+    PARTY_ID = "HUB"
+    NAME = "Stub Hub"
+    ENDPOINTS = (*CpoStub.ENDPOINTS, ("hubclientinfo", "SENDER"))
+    LISTS = ("locations", "tariffs", "hubclientinfo")
+
+    def __init__(self, *, versions: tuple[str, ...] = ("2.2.1",)):
+        super().__init__(versions=versions, roles=("HUB",))
+
+    def routing_of(self, path_part: str) -> dict:
+        """The routing headers of the newest request whose path contains `path_part`."""
+        with self.lock:
+            return next(r["routing"] for r in reversed(self.received) if path_part in r["path"])
