@@ -14,7 +14,9 @@ import secrets
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from authorization.models import Token
@@ -22,7 +24,14 @@ from billing import ledger
 from billing.gateways import get_gateway
 from billing.models import LedgerTransaction, Payment
 from roaming import emsp_driving
-from roaming.models import EmspIdentity, PartnerCdr, PartnerCommand, PartnerSession
+from roaming.models import (
+    EmspIdentity,
+    PartnerCdr,
+    PartnerCommand,
+    PartnerLocation,
+    PartnerSession,
+)
+from roaming.ocpi import parse_datetime
 
 from .models import DriverProfile
 from .selectors import default_card
@@ -122,7 +131,7 @@ def roaming_cdr_due(*, cdr_id: int) -> bool:
 
 def _fail(cdr: PartnerCdr, error: str) -> PartnerCdr:
     cdr.payment_status, cdr.payment_error = PartnerCdr.PaymentStatus.FAILED, error[:300]
-    cdr.save(update_fields=["payment_status", "payment_error"])
+    cdr.save(update_fields=["payment_status", "payment_error", "payment_attempts"])
     logger.warning("Partner CDR %s not charged: %s", cdr.pk, error)
     return cdr
 
@@ -165,6 +174,48 @@ def _paid(
             "payment_attempts",
         ]
     )
+
+
+def _email(cdr_id: int, *, paid: bool) -> None:
+    """The driver's receipt for a paid partner CDR, or word that their card was refused."""
+    cdr = PartnerCdr.objects.select_related("partner").get(pk=cdr_id)
+    profile = (
+        DriverProfile.objects.filter(roaming_token_id=cdr.token_id).select_related("user").first()
+    )
+    if profile is None or not profile.user.email:
+        return
+    place = cdr.data.get("cdr_location") if isinstance(cdr.data.get("cdr_location"), dict) else {}
+    known = PartnerLocation.objects.filter(
+        partner_id=cdr.partner_id, location_id=str(place.get("id", ""))
+    ).first()
+    place = {**place, **(known.data if known else {})}  # the location as we hold it has its name
+    identity = emsp_driving.driver_identity()
+    payment = Payment.objects.filter(session_ref=f"partner-cdr:{cdr.pk}").first()
+    context = {
+        "cdr": cdr,
+        "place": ", ".join(str(place[k]) for k in ("name", "address", "city") if place.get(k))
+        or str(place.get("id", "")),
+        "network": cdr.partner.name,
+        "started": ocpi_moment(cdr.data.get("start_date_time")),
+        "energy": cdr.data.get("total_energy"),
+        "last4": payment.card_last4 if payment else "",
+        "seller": identity.business_name if identity else cdr.partner.name,
+    }
+    kind = "receipt" if paid else "failed"
+    body = render_to_string(f"drivers/email_roaming_{kind}.txt", context)
+    subject = (
+        f"Receipt: charging at {context['place']}"
+        if paid
+        else "Your payment for charging on a partner network failed"
+    )
+    send_mail(subject, body, None, [profile.user.email])
+
+
+def ocpi_moment(value: object) -> datetime | None:
+    try:
+        return parse_datetime(str(value))
+    except ValueError:
+        return None
 
 
 def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCdr:
@@ -212,8 +263,10 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
         cdr.payment_attempts = attempt
         if result_ok:
             _paid(cdr, profile, reference, card.last4 if card else "", now)
+            transaction.on_commit(lambda: _email(cdr_id, paid=True))
             return cdr
         if attempt >= ROAMING_CHARGE_ATTEMPTS:
+            transaction.on_commit(lambda: _email(cdr_id, paid=False))
             return _fail(cdr, error or "The card was refused.")
         cdr.payment_error = (error or "The card was refused.")[:300]
         cdr.save(update_fields=["payment_attempts", "payment_error"])

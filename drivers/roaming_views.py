@@ -28,7 +28,6 @@ from roaming.emsp_driving import (
     sessions_of,
 )
 from roaming.models import PartnerCdr, PartnerCommand, PartnerSession
-from roaming.ocpi import parse_datetime
 
 from . import roaming as driver_roaming
 from .selectors import default_card
@@ -77,13 +76,6 @@ class SessionLine:
     cdr: PartnerCdr | None
 
 
-def _moment(value: Any) -> datetime | None:
-    try:
-        return parse_datetime(str(value))
-    except ValueError:
-        return None
-
-
 def _driver_price(cost: Any) -> Decimal | None:
     try:
         before_tax = cdr_check.price_before_tax(cost)
@@ -102,7 +94,7 @@ def _lines(sessions: list[PartnerSession], cdrs: list[PartnerCdr]) -> list[Sessi
     return [
         SessionLine(
             session=s,
-            started=_moment(s.data.get("start_date_time")),
+            started=driver_roaming.ocpi_moment(s.data.get("start_date_time")),
             kwh=s.data.get("kwh"),
             price_so_far=_driver_price(s.data.get("total_cost")),
             cdr=by_session.get(s.session_id),

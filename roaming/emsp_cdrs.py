@@ -200,6 +200,17 @@ def cdr_receive(*, partner: Partner, body: Any) -> tuple[PartnerCdr, bool]:
         return PartnerCdr.objects.get(
             partner=partner, country_code=cc, party_id=pid, cdr_id=cdr_id
         ), False
+    session_id = body.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        # The CDR ends the session, whether or not the CPO sent its last update: the driver is
+        # not shown charging, nor kept from starting again.
+        PartnerSession.objects.filter(
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            session_id=session_id[:36],
+            status__in=list(emsp_rules.OPEN_SESSION_STATUSES),
+        ).update(status="COMPLETED")
     if row.status == PartnerCdr.Status.DISPUTE:
         logger.info("Partner CDR %s of partner %s is a dispute: %s", cdr_id, partner.pk, row.reason)
     return row, True

@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 from django.test import Client
 
 from billing.models import LedgerTransaction, Payment
@@ -206,7 +207,9 @@ def test_our_price_to_the_driver_from_the_partners_tariff():
     assert emsp_rules.start_refusal({"status": "AVAILABLE"}, commands_offered=True) == ""
 
 
-def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(client, network):
+def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(
+    client, network, django_capture_on_commit_callbacks
+):
     stub = network["stub"]
     sign_up(client, "roam@example.com")
     page = client.get("/driver/networks/?q=brussel").content.decode()
@@ -277,7 +280,13 @@ def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(client, netwo
     )
     cdr = PartnerCdr.objects.get(cdr_id="C1")
     assert cdr.payment_status == PartnerCdr.PaymentStatus.DUE
-    driver_roaming.roaming_charges_collect()
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        driver_roaming.roaming_charges_collect()
+    (receipt,) = mail.outbox
+    assert receipt.to == ["roam@example.com"]
+    assert receipt.subject == "Receipt: charging at Grote Markt, Grote Markt 1, Brussel"
+    assert "Total: 5.32 EUR" in receipt.body and "VAT: 0.92 EUR" in receipt.body
     cdr.refresh_from_db()
     assert (cdr.payment_status, cdr.price_total) == ("paid", Decimal("5.32"))
     payment = Payment.objects.get(session_ref=f"partner-cdr:{cdr.pk}")
@@ -387,3 +396,29 @@ def test_a_blocked_app_token_is_not_sent_to_start(client, network):
     )
     assert "may not charge on other networks right now" in response.content.decode()
     assert not network["stub"].commands and not PartnerCommand.objects.exists()
+
+
+def test_a_refused_card_is_tried_again_then_the_driver_is_told(
+    client, network, django_capture_on_commit_callbacks
+):
+    from billing.models import SandboxPaymentMethod
+
+    sign_up(client, "broke@example.com")
+    save_card(client)
+    SandboxPaymentMethod.objects.update(test_method="pm_card_chargeDeclined")
+    profile = DriverProfile.objects.get(user__email="broke@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid))
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C5", token.uid, excl_vat=4.0))
+    mail.outbox.clear()
+    for attempt in range(1, driver_roaming.ROAMING_CHARGE_ATTEMPTS + 1):
+        with django_capture_on_commit_callbacks(execute=True):
+            driver_roaming.roaming_charges_collect()
+        cdr = PartnerCdr.objects.get(cdr_id="C5")
+        assert cdr.payment_attempts == attempt
+    assert (cdr.payment_status, cdr.payment_error) == ("failed", "Your card was declined.")
+    (told,) = mail.outbox
+    assert told.subject == "Your payment for charging on a partner network failed"
+    assert not Payment.objects.filter(session_ref=f"partner-cdr:{cdr.pk}").exists()
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "your card was refused: Your card was declined." in page
