@@ -27,7 +27,7 @@ from roaming.emsp_driving import (
     open_session,
     sessions_of,
 )
-from roaming.models import PartnerCdr, PartnerCommand, PartnerSession
+from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerSession
 
 from . import roaming as driver_roaming
 from .selectors import default_card
@@ -70,6 +70,8 @@ def command_words(command: PartnerCommand) -> str:
 @dataclass(frozen=True)
 class SessionLine:
     session: PartnerSession
+    place: str  # the location's name (or address, or its id when we do not hold it)
+    time_zone: str  # the location's: times are shown as the charger's clock says them
     started: datetime | None
     kwh: Any
     price_so_far: Decimal | None  # our price to the driver for the cost so far (tax included)
@@ -89,11 +91,29 @@ def _driver_price(cost: Any) -> Decimal | None:
     ).total
 
 
+def _places(sessions: list[PartnerSession]) -> dict[tuple[int, str], dict]:
+    """The locations of the sessions, as we hold them: {(partner id, location id): data}."""
+    wanted = {(s.partner_id, str(s.data.get("location_id", ""))) for s in sessions}
+    rows = PartnerLocation.objects.filter(
+        partner_id__in={p for p, _ in wanted}, location_id__in={loc for _, loc in wanted}
+    ).values_list("partner_id", "location_id", "data")
+    return {(p, loc): data for p, loc, data in rows}
+
+
 def _lines(sessions: list[PartnerSession], cdrs: list[PartnerCdr]) -> list[SessionLine]:
     by_session = {str(c.data.get("session_id", "")): c for c in cdrs if c.data.get("session_id")}
+    places = _places(sessions)
+
+    def place(s: PartnerSession) -> dict:
+        return places.get((s.partner_id, str(s.data.get("location_id", "")))) or {}
+
     return [
         SessionLine(
             session=s,
+            place=str(
+                place(s).get("name") or place(s).get("address") or s.data.get("location_id", "")
+            ),
+            time_zone=str(place(s).get("time_zone") or "UTC"),
             started=driver_roaming.ocpi_moment(s.data.get("start_date_time")),
             kwh=s.data.get("kwh"),
             price_so_far=_driver_price(s.data.get("total_cost")),

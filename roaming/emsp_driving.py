@@ -104,7 +104,8 @@ def network_location(identity: EmspIdentity, pk: int) -> PartnerLocation | None:
 @dataclass(frozen=True)
 class ConnectorOffer:
     id: str
-    standard: str
+    standard: str  # in words (Type 2, CCS (Combo 2), ...)
+    current: str  # AC or DC, '' when not said
     power_kw: Decimal | None
     tariff: cdr_check.DriverTariff | None
 
@@ -114,6 +115,7 @@ class EvseOffer:
     uid: str
     evse_id: str
     status: str
+    status_words: str
     connectors: list[ConnectorOffer]
     refusal: str  # why it cannot be started from the app, '' when it can
 
@@ -177,7 +179,8 @@ def location_offer(location: PartnerLocation) -> list[EvseOffer]:
             connectors.append(
                 ConnectorOffer(
                     id=str(connector.get("id", "")),
-                    standard=str(connector.get("standard", "")),
+                    standard=emsp_rules.standard_words(str(connector.get("standard", ""))),
+                    current=str(connector.get("power_type", ""))[:2],
                     power_kw=_power_kw(connector),
                     tariff=_driver_tariff(data),
                 )
@@ -187,6 +190,7 @@ def location_offer(location: PartnerLocation) -> list[EvseOffer]:
                 uid=str(evse.get("uid", "")),
                 evse_id=str(evse.get("evse_id") or evse.get("uid", "")),
                 status=str(evse.get("status", "")),
+                status_words=emsp_rules.status_words(str(evse.get("status", ""))),
                 connectors=connectors,
                 refusal=emsp_rules.start_refusal(evse, commands_offered=commands),
             )

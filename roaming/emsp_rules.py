@@ -246,16 +246,8 @@ def start_refusal(evse: dict, *, commands_offered: bool) -> str:
         return "This charger cannot be started from an app: use your card."
     status = str(evse.get("status", ""))
     if status != "AVAILABLE":
-        words = {
-            "CHARGING": "in use",
-            "BLOCKED": "blocked",
-            "RESERVED": "reserved",
-            "OUTOFORDER": "out of order",
-            "INOPERATIVE": "out of service",
-            "PLANNED": "not opened yet",
-            "REMOVED": "removed",
-        }
-        return f"This charger is {words.get(status, 'not available')} right now."
+        words = STATUS_WORDS.get(status, "not available").lower()
+        return f"This charger is {'not available' if status == 'UNKNOWN' else words} right now."
     return ""
 
 
@@ -294,3 +286,48 @@ def command_result_of(body: Any) -> tuple[str, str]:
             "result: one of " + ", ".join(sorted(COMMAND_RESULTS)) + " (CommandResultType)."
         )
     return str(body["result"]), display_text(body.get("message"))
+
+
+# -- words for the driver page ----------------------------------------------------------------------
+
+# mod_locations "ConnectorType" as drivers call the plugs; another value is shown spaced out.
+STANDARD_WORDS = {
+    "IEC_62196_T2": "Type 2",
+    "IEC_62196_T2_COMBO": "CCS (Combo 2)",
+    "CHADEMO": "CHAdeMO",
+    "IEC_62196_T1": "Type 1",
+    "IEC_62196_T1_COMBO": "CCS (Combo 1)",
+    "IEC_62196_T3A": "Type 3A",
+    "IEC_62196_T3C": "Type 3C",
+    "DOMESTIC_E": "Type E socket",
+    "DOMESTIC_F": "Schuko (type F)",
+    "DOMESTIC_G": "Type G socket",
+    "GBT_AC": "GB/T AC",
+    "GBT_DC": "GB/T DC",
+    "TESLA_S": "Tesla",
+    "SAE_J3400": "NACS (SAE J3400)",
+    "IEC_60309_2_single_16": "Blue CEE 16 A",
+    "IEC_60309_2_three_16": "Red CEE 16 A",
+    "IEC_60309_2_three_32": "Red CEE 32 A",
+    "IEC_60309_2_three_64": "Red CEE 63 A",
+}
+# mod_locations "Status" of an EVSE.
+STATUS_WORDS = {
+    "AVAILABLE": "Available",
+    "BLOCKED": "Blocked",
+    "CHARGING": "In use",
+    "INOPERATIVE": "Out of service",
+    "OUTOFORDER": "Out of order",
+    "PLANNED": "Not opened yet",
+    "REMOVED": "Removed",
+    "RESERVED": "Reserved",
+    "UNKNOWN": "Status unknown",
+}
+
+
+def standard_words(standard: str) -> str:
+    return STANDARD_WORDS.get(standard) or standard.replace("_", " ").strip() or "Connector"
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, "Status unknown")

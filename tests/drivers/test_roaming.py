@@ -218,7 +218,7 @@ def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(
     assert 'href="/driver/networks/"' in page  # the header's link: offered
     detail = client.get(f"/driver/networks/{location.pk}/").content.decode()
     assert "EUR 0.399 per kWh" in detail and "EUR 1.33 per session" in detail
-    assert "up to 11.0 kW" in detail
+    assert "Type 2</strong> · AC · up to 11.0 kW" in detail and "Available" in detail
 
     # No saved card: nothing is sent.
     refused = client.post(
@@ -258,7 +258,7 @@ def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(
     assert put["status_code"] == 1000
     activity = client.get("/driver/networks/activity/").content.decode()
     # 1.00 + 5 kWh x 0.30 = 2.50 before tax -> 2.75 with margin -> 3.33 with VAT.
-    assert "Charging" in activity and "about 3.33 EUR so far" in activity
+    assert "Charging</strong> at Grote Markt" in activity and "about 3.33 EUR so far" in activity
 
     # Stop: STOP_SESSION with the CPO's session id.
     session = token and network["partner"].partner_sessions.get()
