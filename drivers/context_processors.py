@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.cache import cache
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from roaming.emsp_driving import DRIVER_ACCOUNTS_CACHE_KEY
 
 
-def roaming(request: HttpRequest) -> dict[str, bool]:
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {}
-
-    def offered() -> bool:
+def _offered() -> bool:
+    def read() -> bool:
         from roaming.models import EmspIdentity
 
         return EmspIdentity.objects.filter(driver_accounts=True).exists()
 
-    # On every driver page (the header's "Other networks" link): cached, cleared on a change.
-    return {"driver_roaming": bool(cache.get_or_set(DRIVER_ACCOUNTS_CACHE_KEY, offered, 300))}
+    return bool(cache.get_or_set(DRIVER_ACCOUNTS_CACHE_KEY, read, 300))
+
+
+def roaming(request: HttpRequest) -> dict[str, Any]:
+    """`driver_roaming`: whether the driver header shows "Other networks". Read only where a
+    template asks (lazily: host pages never do), cached and cleared on a change."""
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    return {"driver_roaming": SimpleLazyObject(_offered)}

@@ -191,6 +191,9 @@ def network_start(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
+        identity = driver_identity()
+        if identity is None or network_location(identity, pk) is None:
+            return redirect("drivers:networks")  # nothing there to go back to
         return redirect("drivers:network-location", pk=pk)
     except CommandRefused as refused:
         messages.error(request, refused.message)

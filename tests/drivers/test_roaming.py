@@ -422,3 +422,12 @@ def test_a_refused_card_is_tried_again_then_the_driver_is_told(
     assert not Payment.objects.filter(session_ref=f"partner-cdr:{cdr.pk}").exists()
     page = client.get("/driver/networks/activity/").content.decode()
     assert "your card was refused: Your card was declined." in page
+
+
+def test_without_an_identity_for_driver_accounts_no_network_is_offered(client, db):
+    sign_up(client, "home@example.com")
+    assert 'href="/driver/networks/"' not in client.get("/driver/").content.decode()
+    page = client.get("/driver/networks/").content.decode()
+    assert "Charging on other networks is not available with this account." in page
+    refused = client.post("/driver/networks/1/start/", {"evse": "E1"}, follow=True)
+    assert "Charging on other networks is not offered." in refused.content.decode()
