@@ -19,6 +19,7 @@ from .admin_money import CurrencyAmountsAdmin
 from .gateways import GatewayError
 from .models import (
     BillingSettings,
+    ExchangeRate,
     LedgerEntry,
     LedgerTransaction,
     Payment,
@@ -37,7 +38,7 @@ from .models import (
     SubscriptionPlan,
     tax_mode_text,
 )
-from .money import round_money
+from .money import is_known_currency, round_money
 from .services import payouts, rates, refunds, subscriptions
 
 
@@ -164,6 +165,35 @@ class SessionChargeAdmin(CurrencyAmountsAdmin, ReadOnlyAdmin):
 class RefundActionForm(forms.Form):
     amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
     reason = forms.CharField(max_length=300)
+
+
+class ExchangeRateForm(forms.ModelForm):
+    class Meta:
+        model = ExchangeRate
+        fields = ["day", "currency", "per_euro", "source"]
+
+    def clean_currency(self) -> str:
+        code = str(self.cleaned_data["currency"]).upper()
+        if not is_known_currency(code) or code == "EUR":
+            raise ValidationError("An ISO 4217 currency other than EUR (rates are per euro).")
+        return code
+
+    def clean_per_euro(self) -> Decimal:
+        value = self.cleaned_data["per_euro"]
+        if value <= 0:
+            raise ValidationError("Units of the currency for one euro: more than 0.")
+        return value
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """Reference rates (docs/billing.md): fetched daily from the ECB; support adds a day's rate
+    here when the source was out of reach and a driver's partner CDR waits for it."""
+
+    form = ExchangeRateForm
+    list_display = ["day", "currency", "per_euro", "source", "fetched_at"]
+    list_filter = ["currency"]
+    search_fields = ["currency"]
 
 
 @admin.register(PriceShown)

@@ -906,3 +906,24 @@ class ReportSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id}: {self.frequency}"
+
+
+class ExchangeRate(models.Model):
+    """A reference rate of one day: units of `currency` per euro (billing/exchange.py). Filled
+    from the European Central Bank's daily rates (`billing.exchange_rates_fetch`), or by support
+    in Django admin when that source is out of reach; a bill states the rate it used."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    per_euro = models.DecimalField(max_digits=18, decimal_places=8)
+    source = models.CharField(max_length=100, default="ECB euro foreign exchange reference rates")
+    fetched_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "currency"], name="unique_exchange_rate_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: 1 EUR = {self.per_euro} {self.currency}"

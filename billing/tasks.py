@@ -1,8 +1,12 @@
 """Celery tasks: thin wrappers around services (eager, in-process, without a broker)."""
 
+import logging
+
 from celery import shared_task
 
 from . import schedule
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -71,6 +75,18 @@ def subscriptions_collect_task() -> dict[str, int]:
     from .services.subscriptions import subscriptions_collect
 
     return subscriptions_collect()
+
+
+@shared_task(name="billing.exchange_rates_fetch")
+def exchange_rates_fetch_task() -> int:
+    """Periodic: the ECB's newest reference rates (a bill in another currency states one)."""
+    from .services.exchange_rates import RatesUnavailable, exchange_rates_fetch
+
+    try:
+        return exchange_rates_fetch()
+    except RatesUnavailable as exc:
+        logger.warning("Exchange rates not fetched: %s", exc)
+        return 0
 
 
 @shared_task(name="billing.reports_send")

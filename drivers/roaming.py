@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -23,6 +24,7 @@ from authorization.models import Token
 from billing import ledger
 from billing.gateways import get_gateway
 from billing.models import LedgerTransaction, Payment
+from billing.services.exchange_rates import Conversion, conversion
 from roaming import emsp_driving
 from roaming.models import (
     EmspIdentity,
@@ -140,12 +142,14 @@ def _paid(
     cdr: PartnerCdr, profile: DriverProfile, reference: str, last4: str, now: datetime
 ) -> None:
     assert cdr.price_total is not None
+    amount = cdr.charged_amount if cdr.charged_amount is not None else cdr.price_total
+    currency = cdr.charged_currency or cdr.currency
     payment = Payment.objects.create(
         organization_id=cdr.organization_id,
         email=profile.user.email,
-        currency=cdr.currency,
-        amount_held=cdr.price_total,
-        amount_captured=cdr.price_total,
+        currency=currency,
+        amount_held=amount,
+        amount_captured=amount,
         gateway=get_gateway().name,
         reference=reference,
         status=Payment.Status.CAPTURED,
@@ -157,8 +161,8 @@ def _paid(
         key=f"roaming-charge:{cdr.pk}",
         kind=LedgerTransaction.Kind.ROAMING_CHARGE,
         organization_id=cdr.organization_id,
-        currency=cdr.currency,
-        amount=cdr.price_total,
+        currency=currency,
+        amount=amount,
         occurred_at=now,
         payment=payment,
         memo=f"Partner CDR {cdr.cdr_id} ({cdr.country_code}*{cdr.party_id})",
@@ -172,6 +176,10 @@ def _paid(
             "payment_error",
             "paid_at",
             "payment_attempts",
+            "charged_amount",
+            "charged_currency",
+            "exchange_rate",
+            "exchange_rate_day",
         ]
     )
 
@@ -218,6 +226,30 @@ def ocpi_moment(value: object) -> datetime | None:
         return None
 
 
+def billing_currency(organization_id: int) -> str:
+    """What the eMSP organization bills its drivers in (its identity's currency)."""
+    identity = EmspIdentity.objects.filter(organization_id=organization_id).first()
+    return identity.currency if identity is not None else ""
+
+
+def _billed(cdr: PartnerCdr) -> tuple[Decimal | None, str, Conversion | None]:
+    """(amount, currency, conversion) to charge for the CDR: its price, or that price in our
+    billing currency at the reference rate of the CDR's end day. (None, ...) while that day's
+    rate is not known; the reason is kept on the CDR for support."""
+    assert cdr.price_total is not None
+    target = billing_currency(cdr.organization_id) or cdr.currency
+    if target == cdr.currency:
+        return cdr.price_total, cdr.currency, None
+    ended = ocpi_moment(cdr.data.get("end_date_time")) or cdr.received_at
+    converted = conversion(cdr.price_total, cdr.currency, target, on=ended.date())
+    if converted is None:
+        waiting = f"Waiting for the {cdr.currency} to {target} reference rate of {ended:%Y-%m-%d}."
+        PartnerCdr.objects.filter(pk=cdr.pk).update(payment_error=waiting)
+        logger.info("Partner CDR %s: %s", cdr.pk, waiting)
+        return None, target, None
+    return converted.amount, target, converted
+
+
 def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCdr:
     """Charge a due partner CDR's price to the driver's saved card, once. A processor that does
     not answer leaves it due with the same attempt (same idempotency key at the next sweep);
@@ -233,14 +265,17 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
         return _fail(cdr, "No driver account holds this token any more.")
     card = default_card(profile)
     attempt = cdr.payment_attempts + 1
-    if cdr.price_total <= 0:
+    amount, currency, converted = _billed(cdr)
+    if amount is None:
+        return cdr  # waiting for the day's exchange rate: nobody is charged on a guess
+    if amount <= 0:
         result_ok, reference, error, answered = True, f"free-partner-cdr-{cdr.pk}", "", True
     elif card is None or not profile.customer_ref:
         result_ok, reference, error, answered = False, "", "The driver has no saved card.", True
     else:
         result = get_gateway().charge_saved(
-            amount=cdr.price_total,
-            currency=cdr.currency,
+            amount=amount,
+            currency=currency,
             customer=profile.customer_ref,
             payment_method=card.reference,
             idempotency_key=f"partner-cdr:{cdr.pk}:{attempt}",
@@ -262,6 +297,9 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
             return cdr  # another run finished it
         cdr.payment_attempts = attempt
         if result_ok:
+            if converted is not None:
+                cdr.charged_amount, cdr.charged_currency = converted.amount, currency
+                cdr.exchange_rate, cdr.exchange_rate_day = converted.rate, converted.day
             _paid(cdr, profile, reference, card.last4 if card else "", now)
             transaction.on_commit(lambda: _email(cdr_id, paid=True))
             return cdr

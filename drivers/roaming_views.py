@@ -166,6 +166,7 @@ def network_location_page(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "location": location,
             "offers": location_offer(location),
+            "billing_currency": identity.currency if identity else "",
             "card": default_card(profile),
             "busy": profile.roaming_token is not None and open_session(profile.roaming_token),
         },

@@ -356,6 +356,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "roaming.emsp_tokens_sweep",
         "schedule": env_int("OCPI_EMSP_TOKENS_SWEEP_SECONDS", 60),
     },
+    # Foreign-exchange reference rates (docs/billing.md): a partner CDR in another currency.
+    "billing-exchange-rates": {
+        "task": "billing.exchange_rates_fetch",
+        "schedule": env_int("EXCHANGE_RATES_FETCH_SECONDS", 6 * 3600),
+    },
     # Driver accounts' sessions at partner CPOs (docs/ocpi.md): CDRs still due charged.
     "drivers-roaming-charges": {
         "task": "drivers.roaming_charges_collect",
@@ -583,6 +588,12 @@ OCPI_EMSP_DISPUTE_THRESHOLD_CENTS = env_int("OCPI_EMSP_DISPUTE_THRESHOLD_CENTS",
 OCPI_EMSP_MARGIN_PERCENT = env_int("OCPI_EMSP_MARGIN_PERCENT", 10)
 OCPI_EMSP_ROAMING_FEE_CENTS = env_int("OCPI_EMSP_ROAMING_FEE_CENTS", 0)
 OCPI_EMSP_VAT_PERCENT = env_int("OCPI_EMSP_VAT_PERCENT", 21)
+# The euro foreign exchange reference rates (billing/services/exchange_rates.py): a driver's
+# partner CDR in another currency than the eMSP identity's is converted at its day's rate.
+# Empty: no fetch (support enters rates in Django admin).
+EXCHANGE_RATES_URL = env_str(
+    "EXCHANGE_RATES_URL", "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
+)
 
 # Hosts (or host:port) in private networks that staff allow every configured outbound URL to
 # reach: proxy upstreams, PMS, MSP, OCPI partners, calendars (backoffice/outbound.py,

@@ -33,6 +33,7 @@ from backoffice.tenancy import (
     readable,
     readable_organizations,
 )
+from billing.money import is_known_currency
 from chargers.models import Charger
 
 from . import access_points, emsp, emsp_rules, location_data, payments, plain, selectors, services
@@ -1026,7 +1027,18 @@ class EmspIdentitySerializer(serializers.Serializer):
         allow_blank=True,
         help_text="The issuer partners show on our cards (empty: the organization's name).",
     )
+    currency = serializers.CharField(
+        max_length=3,
+        required=False,
+        help_text="ISO 4217: what drivers are billed in (default EUR). A partner CDR in another "
+        "currency is converted at its day's reference rate, stated on the bill.",
+    )
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate_currency(self, value: str) -> str:
+        if not is_known_currency(value):
+            raise ValidationError("An ISO 4217 currency code, e.g. EUR.")
+        return value.upper()
 
 
 class EmspIdentityView(_OrganizationView):
@@ -1054,6 +1066,7 @@ class EmspIdentityView(_OrganizationView):
                 party_id=data["party_id"],
                 emaid_prefix=data.get("emaid_prefix", ""),
                 business_name=data.get("business_name", ""),
+                currency=data.get("currency", ""),
             )
         except emsp_rules.InvalidIdentity as exc:
             raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None

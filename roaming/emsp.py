@@ -41,6 +41,7 @@ def identity_save(
     party_id: str,
     emaid_prefix: str = "",
     business_name: str = "",
+    currency: str = "",
 ) -> EmspIdentity:
     """Set the organization's eMSP identity; raise emsp_rules.InvalidIdentity (by field) when OCPI
     or the eMAID format does not allow it, or another organization holds the party."""
@@ -66,6 +67,8 @@ def identity_save(
             "party_id": checked.party_id,
             "emaid_prefix": checked.emaid_prefix,
             "business_name": checked.business_name,
+            # Kept when not given (a PUT that only renames keeps how drivers are billed).
+            **({"currency": currency.upper()} if currency else {}),
         },
     )
     # Every card's contract id and party change with it: partner CPOs get them again.

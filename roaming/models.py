@@ -113,6 +113,9 @@ class EmspIdentity(models.Model):
         "ids are this prefix and the card's number, 14 characters (eMI3 eMAID).",
     )
     business_name = models.CharField(max_length=100)
+    # What our drivers are billed in: a partner CDR in another currency is converted at the
+    # reference rate of its day (billing.services.exchange_rates), stated on the bill.
+    currency = models.CharField(max_length=3, default="EUR")
     # The platform's driver accounts (drivers/) roam on this identity: their app tokens are this
     # organization's cards, pushed to its CPO partners (docs/ocpi.md "Driver accounts roaming").
     # Set by support in Django admin; at most one identity does it.
@@ -280,6 +283,12 @@ class PartnerCdr(models.Model):
     payment_error = models.CharField(max_length=300, blank=True)
     payment_attempts = models.PositiveSmallIntegerField(default=0)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # What the card was charged when it is another currency than the CDR's: the amount, and the
+    # reference rate (units per unit of the CDR's currency) of the day it was taken from.
+    charged_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    charged_currency = models.CharField(max_length=3, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8, null=True, blank=True)
+    exchange_rate_day = models.DateField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

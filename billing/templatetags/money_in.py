@@ -21,3 +21,14 @@ def money_in(amount: Any, currency: str) -> str:
         return str(round_money(Decimal(str(amount)), str(currency or "")))
     except (InvalidOperation, ValueError, TypeError):
         return str(amount)
+
+
+@register.filter
+def rate_text(value: Any) -> str:
+    """An exchange rate as published: its digits without trailing zeros (11.4608, 10)."""
+    if value is None or value == "":
+        return "–"
+    try:
+        return format(Decimal(str(value)).normalize(), "f")
+    except (InvalidOperation, ValueError):
+        return str(value)

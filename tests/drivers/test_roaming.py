@@ -431,3 +431,49 @@ def test_without_an_identity_for_driver_accounts_no_network_is_offered(client, d
     assert "Charging on other networks is not available with this account." in page
     refused = client.post("/driver/networks/1/start/", {"evse": "E1"}, follow=True)
     assert "Charging on other networks is not offered." in refused.content.decode()
+
+
+def test_a_cdr_in_another_currency_waits_for_its_days_rate_then_is_charged_converted(
+    client, network, django_capture_on_commit_callbacks
+):
+    from datetime import date
+
+    from billing.models import ExchangeRate
+    from roaming.models import EmspIdentity
+
+    EmspIdentity.objects.filter(organization=network["org"]).update(currency="SEK")
+    sign_up(client, "kronor@example.com")
+    save_card(client)
+    location = network["location"]
+    detail = client.get(f"/driver/networks/{location.pk}/").content.decode()
+    assert "Charged in SEK at the reference exchange rate of the day your session ends." in detail
+    profile = DriverProfile.objects.get(user__email="kronor@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid))
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C8", token.uid, excl_vat=4.0))
+    # No rate for the session's day yet: not charged on a guess, and support can see why.
+    assert driver_roaming.roaming_charges_collect() == 0
+    cdr = PartnerCdr.objects.get(cdr_id="C8")
+    assert (cdr.payment_status, cdr.payment_attempts) == ("due", 0)
+    assert cdr.payment_error == "Waiting for the EUR to SEK reference rate of 2026-03-02."
+    assert not Payment.objects.exists()
+    # A later day's rate is not the session's; the session day's is.
+    ExchangeRate.objects.create(day=date(2026, 3, 3), currency="SEK", per_euro=Decimal("12"))
+    assert driver_roaming.roaming_charges_collect() == 0
+    ExchangeRate.objects.create(day=date(2026, 3, 2), currency="SEK", per_euro=Decimal("11.4608"))
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert driver_roaming.roaming_charges_collect() == 1
+    cdr.refresh_from_db()
+    # 5.32 EUR x 11.4608 = 60.971456 -> 60.97 SEK.
+    assert (cdr.charged_amount, cdr.charged_currency, cdr.exchange_rate_day) == (
+        Decimal("60.97"),
+        "SEK",
+        date(2026, 3, 2),
+    )
+    payment = Payment.objects.get(session_ref=f"partner-cdr:{cdr.pk}")
+    assert (payment.currency, payment.amount_captured) == ("SEK", Decimal("60.97"))
+    (receipt,) = mail.outbox
+    assert "Charged: 60.97 SEK (1 EUR = 11.4608 SEK, reference rate of 2026-03-02)" in receipt.body
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "= 60.97 SEK at 11.4608 (reference rate of 2 Mar 2026)" in page

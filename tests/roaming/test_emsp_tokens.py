@@ -105,8 +105,17 @@ def test_an_owner_sets_the_organizations_emsp_identity_and_reads_it_back():
         "party_id": "SFL",
         "emaid_prefix": "NLSFL",
         "business_name": "Sunny Fleet",
+        "currency": "EUR",
         "updated_at": None,
     }
+    # Drivers billed in kronor; a PUT without the currency keeps it; an unknown code is a 400.
+    body = {"country_code": "NL", "party_id": "SFL", "currency": "sek"}
+    assert api.put(identity_url(org), body, format="json").json()["currency"] == "SEK"
+    kept = api.put(identity_url(org), {"country_code": "NL", "party_id": "SFL"}, format="json")
+    assert kept.json()["currency"] == "SEK"
+    bad = api.put(identity_url(org), {**body, "currency": "XQZ"}, format="json")
+    assert bad.status_code == 400 and "ISO 4217" in bad.json()["currency"][0]
+    assert EmspIdentity.objects.get(organization=org).currency == "SEK"
 
 
 @pytest.mark.django_db
