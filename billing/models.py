@@ -528,6 +528,8 @@ class Refund(models.Model):
     class Source(models.TextChoices):
         SUPPORT = "support", "Support agent"
         HOST = "host", "Host owner"
+        # A partner CPO's credit CDR cancelling a driver's session it had billed (roaming).
+        NETWORK = "network", "Partner network's credit"
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(**MONEY)

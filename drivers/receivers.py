@@ -72,6 +72,20 @@ def partner_cdr_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) 
     from .roaming import roaming_cdr_due
 
     cdr_id = instance.pk
+    if instance.status == "credit":
+
+        def credit() -> None:
+            from .tasks import roaming_credit_task
+
+            try:
+                roaming_credit_task.delay(cdr_id)
+            except Exception:
+                import logging
+
+                logging.getLogger(__name__).exception("Could not queue credit CDR %s", cdr_id)
+
+        transaction.on_commit(credit)
+        return
     if roaming_cdr_due(cdr_id=cdr_id):
 
         def queue() -> None:

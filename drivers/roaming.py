@@ -258,6 +258,19 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
     cdr = PartnerCdr.objects.get(pk=cdr_id)
     if cdr.payment_status != PartnerCdr.PaymentStatus.DUE or cdr.price_total is None:
         return cdr
+    credited = PartnerCdr.objects.filter(
+        partner_id=cdr.partner_id,
+        country_code=cdr.country_code,
+        party_id=cdr.party_id,
+        status=PartnerCdr.Status.CREDIT,
+        data__credit_reference_id=cdr.cdr_id,
+    ).exists()
+    if credited:  # the network took it back before we charged it (its credit task was lost)
+        PartnerCdr.objects.filter(pk=cdr.pk, payment_status=PartnerCdr.PaymentStatus.DUE).update(
+            payment_status=PartnerCdr.PaymentStatus.CREDITED
+        )
+        cdr.refresh_from_db()
+        return cdr
     profile = (
         DriverProfile.objects.filter(roaming_token_id=cdr.token_id).select_related("user").first()
     )
@@ -320,3 +333,46 @@ def roaming_charges_collect(*, now: datetime | None = None) -> int:
         cdr = roaming_cdr_charge(cdr_id=cdr_id, now=now)
         paid += cdr.payment_status == PartnerCdr.PaymentStatus.PAID
     return paid
+
+
+def roaming_credit(*, cdr_id: int) -> PartnerCdr | None:
+    """A partner's credit CDR cancels the CDR it names (mod_cdrs "Credit CDRs": all of it; a new
+    CDR may follow): still due, it is not charged; paid, the driver is refunded what was charged.
+    Return the CDR it credited, or None when it names none of this driver's."""
+    from billing.services import refund_issue
+
+    credit = PartnerCdr.objects.filter(pk=cdr_id, status=PartnerCdr.Status.CREDIT).first()
+    named = credit.data.get("credit_reference_id") if credit is not None else None
+    if credit is None or not isinstance(named, str) or credit.token_id is None:
+        return None
+    original = PartnerCdr.objects.filter(
+        partner_id=credit.partner_id,
+        country_code=credit.country_code,
+        party_id=credit.party_id,
+        cdr_id=named[:39],
+        token_id=credit.token_id,
+    ).first()
+    if original is None:
+        return None
+    with transaction.atomic():
+        original = PartnerCdr.objects.select_for_update().get(pk=original.pk)
+        if original.payment_status in ("", PartnerCdr.PaymentStatus.DUE):
+            original.payment_status = PartnerCdr.PaymentStatus.CREDITED
+            original.save(update_fields=["payment_status"])
+            return original
+    if original.payment_status != PartnerCdr.PaymentStatus.PAID:
+        return original  # failed: nothing was taken; credited or refunded already
+    payment = Payment.objects.filter(session_ref=f"partner-cdr:{original.pk}").first()
+    if payment is not None and payment.refundable > 0:
+        refund_issue(
+            payment=payment,
+            amount=payment.refundable,
+            reason=f"The network credited this session (its record {original.cdr_id}).",
+            source="network",
+            idempotency_key=f"partner-credit:{credit.pk}",
+        )
+    PartnerCdr.objects.filter(pk=original.pk).update(
+        payment_status=PartnerCdr.PaymentStatus.REFUNDED
+    )
+    original.payment_status = PartnerCdr.PaymentStatus.REFUNDED
+    return original

@@ -101,7 +101,12 @@ def _places(sessions: list[PartnerSession]) -> dict[tuple[int, str], dict]:
 
 
 def _lines(sessions: list[PartnerSession], cdrs: list[PartnerCdr]) -> list[SessionLine]:
-    by_session = {str(c.data.get("session_id", "")): c for c in cdrs if c.data.get("session_id")}
+    # A session's bill is its newest CDR that is not a credit (a corrected CDR follows a credit).
+    by_session = {
+        str(c.data.get("session_id")): c
+        for c in reversed(cdrs)
+        if c.data.get("session_id") and c.status != PartnerCdr.Status.CREDIT
+    }
     places = _places(sessions)
 
     def place(s: PartnerSession) -> dict:

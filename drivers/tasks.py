@@ -17,3 +17,10 @@ def roaming_cdr_charge_task(cdr_id: int) -> str:
 def roaming_charges_collect_task() -> int:
     """Periodic: charge every partner CDR still due (lost, unanswered or refused attempts)."""
     return roaming.roaming_charges_collect()
+
+
+@shared_task(name="drivers.roaming_credit")
+def roaming_credit_task(cdr_id: int) -> str:
+    """A partner's credit CDR: the CDR it names is not charged, or the driver is refunded."""
+    credited = roaming.roaming_credit(cdr_id=cdr_id)
+    return credited.payment_status if credited is not None else ""

@@ -248,6 +248,9 @@ class PartnerCdr(models.Model):
         DUE = "due", "To be charged to the driver's saved card"
         PAID = "paid", "Paid by the driver"
         FAILED = "failed", "The driver's card was refused"
+        # A credit CDR of the network cancelled it: before the charge, or refunded after it.
+        CREDITED = "credited", "Credited by the network: not charged"
+        REFUNDED = "refunded", "Refunded: the network credited it"
 
     organization = models.ForeignKey(
         "backoffice.Organization", on_delete=models.CASCADE, related_name="+"

@@ -477,3 +477,52 @@ def test_a_cdr_in_another_currency_waits_for_its_days_rate_then_is_charged_conve
     assert "Charged: 60.97 SEK (1 EUR = 11.4608 SEK, reference rate of 2026-03-02)" in receipt.body
     page = client.get("/driver/networks/activity/").content.decode()
     assert "= 60.97 SEK at 11.4608 (reference rate of 2 Mar 2026)" in page
+
+
+def test_a_credit_cdr_refunds_a_paid_session_or_cancels_a_due_one(
+    client, network, django_capture_on_commit_callbacks
+):
+    from billing.models import Refund
+
+    sign_up(client, "credit@example.com")
+    save_card(client)
+    profile = DriverProfile.objects.get(user__email="credit@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid))
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C1", token.uid, excl_vat=4.0))
+    driver_roaming.roaming_charges_collect()
+    paid = PartnerCdr.objects.get(cdr_id="C1")
+    assert paid.payment_status == "paid"
+
+    # mod_cdrs "Credit CDRs": the same data, negative total_cost, naming the original.
+    credit = {
+        **_cdr("C1-C", token.uid, excl_vat=-4.0),
+        "credit": True,
+        "credit_reference_id": "C1",
+    }
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", credit)["status_code"] == 1000
+    paid.refresh_from_db()
+    assert paid.payment_status == "refunded"
+    refund = Refund.objects.get()
+    assert (refund.amount, refund.source) == (Decimal("5.32"), "network")
+    assert refund.payment.amount_refunded == Decimal("5.32")
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["credit@example.com"]
+    # The same credit again changes nothing (stored once, refunded once).
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", credit)
+    assert Refund.objects.count() == 1
+
+    # The corrected CDR follows and is charged; the page shows it, not the credited one.
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", _cdr("C1-2", token.uid, excl_vat=4.0))
+    assert driver_roaming.roaming_charges_collect() == 1
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "5.32 EUR (0.92 VAT) · paid" in page and "refunded" not in page
+
+    # A credit before the charge: the CDR it names is never charged.
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", {**_cdr("C7", token.uid, excl_vat=4.0)})
+    late = {**_cdr("C7-C", token.uid, excl_vat=-4.0), "credit": True, "credit_reference_id": "C7"}
+    _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", late)  # its task lost: the sweep sees it
+    assert driver_roaming.roaming_charges_collect() == 0
+    assert PartnerCdr.objects.get(cdr_id="C7").payment_status == "credited"
+    assert Payment.objects.count() == 2
