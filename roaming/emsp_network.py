@@ -19,14 +19,8 @@ from .models import Partner, PartnerLocation, PartnerTariff
 logger = logging.getLogger(__name__)
 
 
-class Refused(Exception):
-    """A push we do not take: `code` is the OCPI status, `http_status` the HTTP one."""
-
-    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+# A push we do not take (its OCPI and HTTP status): one exception for every eMSP receiver.
+Refused = ocpi.Refused
 
 
 def own_party(partner: Partner, country_code: str, party_id: str) -> tuple[str, str]:

@@ -23,14 +23,7 @@ logger = logging.getLogger(__name__)
 ROLES = frozenset(r.value for r in ocpi.Role)
 
 
-class Refused(Exception):
-    """A ClientInfo we do not take: `code` is the OCPI status, `http_status` the HTTP one."""
-
-    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+Refused = ocpi.Refused  # a ClientInfo we do not take
 
 
 def _checked(body: Any, country_code: str, party_id: str) -> dict[str, Any]:

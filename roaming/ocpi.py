@@ -248,3 +248,13 @@ RETRY_MAX_S = 3600
 def retry_delay(attempts: int) -> int:
     """Return the seconds to wait before attempt `attempts` + 1: 5 s doubling, at most an hour."""
     return int(min(RETRY_BASE_S * 2 ** max(attempts - 1, 0), RETRY_MAX_S))
+
+
+class Refused(Exception):
+    """A push or call we do not take: `code` is the OCPI status, `http_status` the HTTP one."""
+
+    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
