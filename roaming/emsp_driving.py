@@ -226,9 +226,10 @@ def commands_of(token: Token) -> QuerySet[PartnerCommand]:
 
 
 def _waiting_start(token: Token) -> PartnerCommand | None:
-    """A start the CPO accepted whose result has not come within its timeout."""
+    """A start being sent (no answer yet), or one the CPO accepted whose result has not come
+    within its timeout."""
     for command in commands_of(token).filter(
-        type=PartnerCommand.Type.START_SESSION, response="ACCEPTED", result=""
+        type=PartnerCommand.Type.START_SESSION, response__in=("", "ACCEPTED"), result=""
     )[:3]:
         timeout = command.timeout_s if command.timeout_s is not None else 120
         if (timezone.now() - command.created_at).total_seconds() <= timeout:
@@ -329,21 +330,25 @@ def start_session(
     )
     if emsp_rules.allowed_of(decision.status.value) != "ALLOWED":
         raise CommandRefused("Your account may not charge on other networks right now.")
-    if open_session(token) is not None or _waiting_start(token) is not None:
-        raise CommandRefused("You already have a session starting or running: stop it first.")
     uid = uuid.uuid4().hex
-    command = PartnerCommand.objects.create(
-        organization_id=identity.organization_id,
-        partner=partner,
-        token=token,
-        type=PartnerCommand.Type.START_SESSION,
-        uid=uid,
-        partner_location=location,
-        location_id=location.location_id,
-        evse_uid=evse_uid[:36],
-        connector_id=connector_id[:36],
-        authorization_reference=uid,
-    )
+    with transaction.atomic():
+        # One start at a time per token: two taps at once send one START_SESSION. The command
+        # row is the claim; the call to the CPO happens after the commit, outside the lock.
+        Token.objects.select_for_update().filter(pk=token.pk).first()
+        if open_session(token) is not None or _waiting_start(token) is not None:
+            raise CommandRefused("You already have a session starting or running: stop it first.")
+        command = PartnerCommand.objects.create(
+            organization_id=identity.organization_id,
+            partner=partner,
+            token=token,
+            type=PartnerCommand.Type.START_SESSION,
+            uid=uid,
+            partner_location=location,
+            location_id=location.location_id,
+            evse_uid=evse_uid[:36],
+            connector_id=connector_id[:36],
+            authorization_reference=uid,
+        )
     body: dict[str, Any] = {
         "response_url": _response_url(site_url, partner.version, command.type, uid),
         "token": versions.of(partner.version).token(emsp.token_facts_of(token, identity)),
