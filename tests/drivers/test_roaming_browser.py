@@ -1,0 +1,141 @@
+"""Issue 55 in real Chromium (390 px phone, 1366 px desktop) against the real server: a driver
+finds a partner CPO's charger from the account's header, reads our price, starts it (an
+independent CPO over real HTTP gets START_SESSION) and sees the CPO's answer arrive on the
+activity page without reloading it. axe-core finds nothing serious; no CSP violation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import start_live_server, stop_live_server
+from tests.drivers.test_start_from_account_browser import _desktop
+from tests.guest.test_browser import _axe_clean, _phone
+from tests.roaming.cpo_stub import CpoStub
+from tests.roaming.test_emsp_tokens import CPO_TOKEN
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+EMAIL, PASSWORD = "roam.browser@example.com", "long-pass-9182"
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords():
+    """The server process checks passwords with the default hashers: keep them here too."""
+
+
+def _seed(stub: CpoStub) -> int:
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    from billing.models import SandboxCustomer, SandboxPaymentMethod
+    from drivers.models import DriverProfile, SavedCard
+    from roaming import emsp_driving
+    from roaming.models import PartnerLocation, PartnerTariff
+    from tests.drivers.test_roaming import _location, _tariff
+    from tests.factories import OrganizationFactory
+    from tests.roaming.test_emsp_tokens import cpo_partner, with_identity
+
+    org = OrganizationFactory()
+    emsp_driving.driver_accounts_set(identity_id=with_identity(org).pk)
+    partner = cpo_partner(org, endpoints={"commands": {"RECEIVER": f"{stub.base}/2.2.1/commands"}})
+    location = PartnerLocation.objects.create(
+        organization=org,
+        partner=partner,
+        country_code="BE",
+        party_id="CPX",
+        location_id="LOC1",
+        data=_location(),
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    PartnerTariff.objects.create(
+        organization=org,
+        partner=partner,
+        country_code="BE",
+        party_id="CPX",
+        tariff_id="T1",
+        data=_tariff(),
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    user = get_user_model().objects.create_user(
+        username="driver-roam01", email=EMAIL, password=PASSWORD
+    )
+    EmailAddress.objects.create(user=user, email=EMAIL, verified=True, primary=True)
+    customer = SandboxCustomer.objects.create(id="cus_sbx_roam01", email=EMAIL)
+    SandboxPaymentMethod.objects.create(
+        id="pm_sbx_roam01", customer=customer, test_method="pm_card_visa", last4="4242"
+    )
+    profile = DriverProfile.objects.create(user=user, customer_ref=customer.id)
+    SavedCard.objects.create(
+        profile=profile,
+        reference="pm_sbx_roam01",
+        brand="visa",
+        last4="4242",
+        exp_month=12,
+        exp_year=2030,
+        is_default=True,
+    )
+    return location.pk
+
+
+async def _sign_in(page, base: str) -> None:
+    await page.goto(f"{base}/driver/account/login/")
+    await page.fill("input[name=login]", EMAIL)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("main form button[type=submit]")
+    await page.wait_for_url(f"{base}/driver/")
+
+
+async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_arrive(
+    transactional_db, tmp_path, settings
+):
+    from asgiref.sync import sync_to_async
+    from playwright.async_api import async_playwright
+
+    stub = CpoStub()
+    stub.emsp_token = "our-token-at-cpo"  # we call it with this (cpo_partner's outgoing token)
+    stub.our_token_at_emsp = CPO_TOKEN  # it calls us with this
+    location_pk = await sync_to_async(_seed)(stub)
+    server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", MSP_URL_ALLOWLIST="127.0.0.1")
+    base = server.url
+    try:
+        async with async_playwright() as p:
+            browser, page = await _phone(p)
+            try:
+                await _sign_in(page, base)
+                await page.click("nav[aria-label=Account] a:has-text('Other networks')")
+                await page.wait_for_url(f"{base}/driver/networks/")
+                await _axe_clean(page)
+                await page.click(f"a[href='/driver/networks/{location_pk}/']")
+                text = await page.locator("main").inner_text()
+                assert "EUR 0.399 per kWh" in text and "EUR 1.33 per session" in text
+                await _axe_clean(page)
+                await page.click("form button:has-text('Start charging')")
+                await page.wait_for_url(f"{base}/driver/networks/activity/")
+                now = page.locator("#roaming-now")
+                assert "Waiting for the charger to answer" in await now.inner_text()
+                await _axe_clean(page)
+                start = await sync_to_async(stub.wait_for_command)("START_SESSION", timeout=10)
+                assert start["token"]["type"] == "APP_USER"
+                status, answer = await sync_to_async(stub.post_result)(
+                    start["response_url"], "ACCEPTED"
+                )
+                assert (status, answer["status_code"]) == (200, 1000)
+                # The page fetches itself again (every 10 s) and replaces the section in place.
+                await now.get_by_text("plug in if you have not").wait_for(timeout=30_000)
+                assert page.csp_violations == []
+            finally:
+                await browser.close()
+            browser, page = await _desktop(p)
+            try:
+                await _sign_in(page, base)
+                for path in ("/driver/networks/", f"/driver/networks/{location_pk}/"):
+                    await page.goto(f"{base}{path}")
+                    await _axe_clean(page)
+                await page.goto(f"{base}/driver/networks/activity/")
+                await _axe_clean(page)
+                assert page.csp_violations == []
+            finally:
+                await browser.close()
+    finally:
+        stub.close()
+        stop_live_server(server)
