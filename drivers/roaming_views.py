@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from roaming import cdr_check
@@ -26,6 +27,7 @@ from roaming.emsp_driving import (
     network_locations,
     open_session,
     sessions_of,
+    start_in_progress,
 )
 from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerSession
 
@@ -131,16 +133,31 @@ def _lines(sessions: list[PartnerSession], cdrs: list[PartnerCdr]) -> list[Sessi
 def _activity(profile: Any) -> dict[str, Any]:
     token = profile.roaming_token
     if token is None:
-        return {"now": None, "last_command": None, "lines": []}
+        return {"now": None, "last_command_words": "", "waiting": False, "lines": []}
     sessions = list(sessions_of(token).order_by("-last_updated")[:20])
     cdrs = list(PartnerCdr.objects.filter(token=token).order_by("-received_at")[:40])
-    command = commands_of(token).first()
+    now = open_session(token)
     return {
-        "now": open_session(token),
-        "last_command": command,
-        "last_command_words": command_words(command) if command else "",
+        "now": now,
+        "last_command_words": _news(token, now, sessions),
+        "waiting": now is None and start_in_progress(token) is not None,
         "lines": _lines(sessions, cdrs),
     }
+
+
+def _news(token: Any, now: PartnerSession | None, sessions: list[PartnerSession]) -> str:
+    """What to say about the driver's last start or stop, only while it still matters: a stop
+    of the session running now; a start no session has followed yet (within the hour)."""
+    command = commands_of(token).first()
+    if command is None:
+        return ""
+    if now is not None:
+        stopping = command.type == PartnerCommand.Type.STOP_SESSION
+        return command_words(command) if stopping and command.session_id == now.session_id else ""
+    recent = (timezone.now() - command.created_at).total_seconds() < 3600
+    followed = any(s.received_at >= command.created_at for s in sessions)
+    starting = command.type == PartnerCommand.Type.START_SESSION
+    return command_words(command) if starting and recent and not followed else ""
 
 
 @require_GET

@@ -10,9 +10,13 @@ What is evaluated: FLAT (once a session, from the first element with one), ENERG
 and PARKING_TIME (hours) per charging period, priced by the first element whose restrictions
 match; restrictions `day_of_week`, `start_time`/`end_time` (the period's start, in the
 location's time zone), `min_kwh`/`max_kwh` (energy before the period) and
-`min_duration`/`max_duration` (seconds since the session's start); `step_size` rounds the
-dimension's total up. A tariff with another restriction (current, power, reservation) is not
-recomputed: the CDR goes to a person (a dispute says why), never charged on a guess.
+`min_duration`/`max_duration` (seconds since the session's start), then `min/max_power` and
+`min/max_current` from the period's own MAX_POWER/POWER and MAX_CURRENT/CURRENT dimensions; an
+element for reservations applies to reservation periods only. `step_size` rounds the
+dimension's total up. An element the clock, energy or duration rules out is skipped whatever
+else it restricts; one that would apply but asks for a speed the period does not state (or a
+restriction this check does not know) is not recomputed: the CDR goes to a person (a dispute
+says why), never charged on a guess.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ _EVALUATED = frozenset(
         "end_date",
     }
 )
+_SPEED = frozenset({"min_power", "max_power", "min_current", "max_current"})
+# CdrDimensionType values that state a period's speed (kW, A).
+_SPEED_DIMENSIONS = frozenset({"MAX_POWER", "POWER", "MAX_CURRENT", "CURRENT"})
 _WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 # CdrDimensionType -> the PriceComponent type that prices it.
 _PRICED = {"ENERGY": "ENERGY", "TIME": "TIME", "PARKING_TIME": "PARKING_TIME"}
@@ -81,6 +88,11 @@ class _Moment:
     at: datetime  # the period's start
     kwh_before: Decimal
     seconds_since_start: Decimal
+    # The period's charging speed from its own dimensions (MAX_POWER or POWER in kW,
+    # MAX_CURRENT or CURRENT in A), None when it says none.
+    power_kw: Decimal | None = None
+    current_a: Decimal | None = None
+    reservation: bool = False
 
 
 def _clock(value: Any) -> time:
@@ -120,21 +132,46 @@ def _in_ranges(restrictions: dict, moment: _Moment, local: datetime) -> bool:
     return not ("end_date" in restrictions and day >= str(restrictions["end_date"]))
 
 
+def _in_speed(restrictions: dict, moment: _Moment) -> bool:
+    """min/max_power (kW) and min/max_current (A), from the period's own speed; raise
+    NotRecomputable when the element asks for a speed the period does not state."""
+    for unit, value in (("power", moment.power_kw), ("current", moment.current_a)):
+        keys = [k for k in (f"min_{unit}", f"max_{unit}") if k in restrictions]
+        if not keys:
+            continue
+        if value is None:
+            raise NotRecomputable(
+                f"The tariff has {unit} restrictions ({', '.join(keys)}) and the CDR's "
+                f"period does not state its {unit}."
+            )
+        if f"min_{unit}" in restrictions and value < _decimal(restrictions[f"min_{unit}"], unit):
+            return False
+        if f"max_{unit}" in restrictions and value >= _decimal(restrictions[f"max_{unit}"], unit):
+            return False
+    return True
+
+
 def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
+    """Whether the element's restrictions hold at the moment. Those read from the clock, the
+    energy and the duration first: an element they rule out never needs the rest."""
     restrictions = element.get("restrictions") or {}
     if not isinstance(restrictions, dict):
         raise NotRecomputable("A tariff element's restrictions are not an object.")
-    unknown = set(restrictions) - _EVALUATED
+    local = moment.at.astimezone(zone)
+    days = restrictions.get("day_of_week")
+    if days and _WEEKDAYS[local.weekday()] not in days:
+        return False
+    if not (_in_time_window(restrictions, local) and _in_ranges(restrictions, moment, local)):
+        return False
+    if "reservation" in restrictions and not moment.reservation:
+        return False  # an element for reservations only
+    unknown = set(restrictions) - _EVALUATED - _SPEED - {"reservation"}
     if unknown:
         raise NotRecomputable(
             "The tariff has restrictions this check does not evaluate: "
             + ", ".join(sorted(unknown))
         )
-    local = moment.at.astimezone(zone)
-    days = restrictions.get("day_of_week")
-    if days and _WEEKDAYS[local.weekday()] not in days:
-        return False
-    return _in_time_window(restrictions, local) and _in_ranges(restrictions, moment, local)
+    return _in_speed(restrictions, moment)
 
 
 def _component(elements: list, kind: str, moment: _Moment, zone: ZoneInfo) -> dict | None:
@@ -170,6 +207,20 @@ def _periods(cdr: dict) -> list[dict]:
     )
 
 
+def _speed(period: dict) -> tuple[Decimal | None, Decimal | None, bool]:
+    """(power kW, current A, a reservation) a charging period states in its dimensions."""
+    found: dict[str, Decimal] = {}
+    for dimension in period.get("dimensions") or []:
+        if isinstance(dimension, dict) and dimension.get("type") in _SPEED_DIMENSIONS:
+            found[str(dimension["type"])] = _decimal(dimension.get("volume"), "speed")
+    power = found.get("MAX_POWER", found.get("POWER"))
+    current = found.get("MAX_CURRENT", found.get("CURRENT"))
+    reserved = "RESERVATION_TIME" in {
+        d.get("type") for d in period.get("dimensions") or [] if isinstance(d, dict)
+    }
+    return power, current, reserved
+
+
 def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
     """Return the cost before tax of `cdr` at `tariff`, rounded half-up to the cent; raise
     NotRecomputable when the CDR or tariff cannot be evaluated here."""
@@ -190,7 +241,7 @@ def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
             at = parse_datetime(str(period.get("start_date_time")))
         except ValueError:
             raise NotRecomputable("A charging period's start is not a DateTime.") from None
-        moment = _Moment(at, kwh, Decimal((at - started).total_seconds()))
+        moment = _Moment(at, kwh, Decimal((at - started).total_seconds()), *_speed(period))
         for dimension in period.get("dimensions") or []:
             kind = _PRICED.get(str(dimension.get("type")))
             if kind is None:

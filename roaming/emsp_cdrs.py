@@ -104,8 +104,12 @@ def _tariff_at_start(partner: Partner, cdr: dict, cc: str, pid: str) -> PartnerT
         None,
     )
     if named is None:
-        tariffs = cdr.get("tariffs") or []
-        named = str(tariffs[0].get("id")) if tariffs and isinstance(tariffs[0], dict) else None
+        listed = [str(t.get("id")) for t in cdr.get("tariffs") or [] if isinstance(t, dict)]
+        # The connector's own tariffs (as the location we hold names them) choose among those
+        # the CDR lists: a CDR listing its party's tariffs is not checked against the wrong one.
+        own = _connector_tariffs(partner, cdr)
+        fallback = listed or own
+        named = next((t for t in listed if t in own), fallback[0] if fallback else None)
     if named is None:
         return None
     try:
@@ -123,6 +127,23 @@ def _tariff_at_start(partner: Partner, cdr: dict, cc: str, pid: str) -> PartnerT
         .order_by("-last_updated")
         .first()
     )
+
+
+def _connector_tariffs(partner: Partner, cdr: dict) -> list[str]:
+    """The tariff ids the CDR's connector names in the location we hold, [] when unknown."""
+    place = cdr.get("cdr_location")
+    if not isinstance(place, dict):
+        return []
+    row = PartnerLocation.objects.filter(partner=partner, location_id=str(place.get("id"))).first()
+    if row is None:
+        return []
+    for evse in row.data.get("evses") or []:
+        if not isinstance(evse, dict) or evse.get("uid") != place.get("evse_uid"):
+            continue
+        for connector in evse.get("connectors") or []:
+            if isinstance(connector, dict) and connector.get("id") == place.get("connector_id"):
+                return [str(t) for t in connector.get("tariff_ids") or []]
+    return []
 
 
 def _time_zone(partner: Partner, cdr: dict) -> str:

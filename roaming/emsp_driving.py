@@ -225,14 +225,27 @@ def commands_of(token: Token) -> QuerySet[PartnerCommand]:
     return PartnerCommand.objects.filter(token=token).select_related("partner")
 
 
-def _waiting_start(token: Token) -> PartnerCommand | None:
-    """A start being sent (no answer yet), or one the CPO accepted whose result has not come
-    within its timeout."""
+# After the charger accepted a start, the driver has this long to plug in before the session
+# appears (a charger's connection timeout is seconds to minutes): meanwhile no second start.
+PLUG_IN_WINDOW_S = 600
+
+
+def start_in_progress(token: Token) -> PartnerCommand | None:
+    """The driver's start still under way: being sent (no answer yet), accepted by the CPO with
+    no result within its timeout, or accepted by the charger with no session yet."""
+    now = timezone.now()
     for command in commands_of(token).filter(
-        type=PartnerCommand.Type.START_SESSION, response__in=("", "ACCEPTED"), result=""
+        type=PartnerCommand.Type.START_SESSION,
+        response__in=("", "ACCEPTED"),
+        result__in=("", "ACCEPTED"),
     )[:3]:
-        timeout = command.timeout_s if command.timeout_s is not None else 120
-        if (timezone.now() - command.created_at).total_seconds() <= timeout:
+        if command.result == "ACCEPTED":
+            window = PLUG_IN_WINDOW_S
+            if sessions_of(token).filter(received_at__gte=command.created_at).exists():
+                continue  # its session came (open or already over)
+        else:
+            window = command.timeout_s if command.timeout_s is not None else 120
+        if (now - command.created_at).total_seconds() <= window:
             return command
     return None
 
@@ -335,7 +348,7 @@ def start_session(
         # One start at a time per token: two taps at once send one START_SESSION. The command
         # row is the claim; the call to the CPO happens after the commit, outside the lock.
         Token.objects.select_for_update().filter(pk=token.pk).first()
-        if open_session(token) is not None or _waiting_start(token) is not None:
+        if open_session(token) is not None or start_in_progress(token) is not None:
             raise CommandRefused("You already have a session starting or running: stop it first.")
         command = PartnerCommand.objects.create(
             organization_id=identity.organization_id,

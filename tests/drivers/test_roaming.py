@@ -254,11 +254,16 @@ def test_a_driver_finds_starts_follows_stops_and_pays_at_a_partner(
     path = body["response_url"].split("testserver", 1)[-1]
     assert _ocpi(client, "POST", path, {"result": "ACCEPTED"})["status_code"] == 1000
     assert PartnerCommand.objects.get().result == "ACCEPTED"
+    # Accepted by the charger, no session yet (the driver is plugging in): still no second start.
+    client.post(f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"})
+    assert len(stub.commands) == 1
+    assert "plug in if you have not" in client.get("/driver/networks/activity/").content.decode()
     put = _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid, kwh=5))
     assert put["status_code"] == 1000
     activity = client.get("/driver/networks/activity/").content.decode()
     # 1.00 + 5 kWh x 0.30 = 2.50 before tax -> 2.75 with margin -> 3.33 with VAT.
     assert "Charging</strong> at Grote Markt" in activity and "about 3.33 EUR so far" in activity
+    assert "plug in if you have not" not in activity  # the start's words are history now
 
     # Stop: STOP_SESSION with the CPO's session id.
     session = token and network["partner"].partner_sessions.get()
@@ -526,3 +531,23 @@ def test_a_credit_cdr_refunds_a_paid_session_or_cancels_a_due_one(
     assert driver_roaming.roaming_charges_collect() == 0
     assert PartnerCdr.objects.get(cdr_id="C7").payment_status == "credited"
     assert Payment.objects.count() == 2
+
+
+def test_a_cdr_listing_several_tariffs_is_checked_against_its_connectors(client, network):
+    # The party's dearer tariff listed first, no tariff_id in the periods: the connector names T1.
+    PartnerTariff.objects.create(
+        organization=network["org"],
+        partner=network["partner"],
+        country_code="BE",
+        party_id="CPX",
+        tariff_id="T0",
+        data={**_tariff(0.90), "id": "T0"},
+        last_updated="2026-01-01T00:00:00Z",
+    )
+    cdr = _cdr("C3", "NOTOURS", excl_vat=4.0)
+    for item in cdr["charging_periods"]:
+        item.pop("tariff_id")
+    cdr["tariffs"] = [{**_tariff(0.90), "id": "T0"}, _tariff()]
+    assert _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", cdr)["status_code"] == 1000
+    checked = PartnerCdr.objects.get(cdr_id="C3")
+    assert (checked.status, checked.tariff.tariff_id) == ("agrees", "T1")

@@ -141,3 +141,55 @@ def test_a_cdr_whose_tariff_we_do_not_have_or_without_periods_is_a_dispute():
     assert cdr_check.check(cdr, None, threshold=T).dispute
     no_periods = cdr_check.check(cdr, {"elements": [{"price_components": []}]}, threshold=T)
     assert no_periods.dispute and "no charging periods" in no_periods.reason
+
+
+def _speed_tariff() -> dict:
+    # As the third-party mock hub's tariffs: a daytime AC element capped by current, DC bands
+    # by power, and an unrestricted night price.
+    return {
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.40, "step_size": 1}],
+                "restrictions": {"start_time": "08:00", "end_time": "20:00", "max_current": 32},
+            },
+            {
+                "price_components": [{"type": "ENERGY", "price": 0.60, "step_size": 1}],
+                "restrictions": {"min_power": 50, "max_power": 150},
+            },
+            {"price_components": [{"type": "ENERGY", "price": 0.25, "step_size": 1}]},
+        ],
+    }
+
+
+def test_an_element_the_clock_rules_out_never_needs_its_speed_restriction():
+    # 03:00 UTC: the daytime element is skipped without reading max_current; the period states
+    # no power, so the DC band cannot be read and the CDR goes to a person (not a guess)...
+    night = cdr_with([period("2026-03-02T03:00:00Z", ENERGY=10)], total=2.5)
+    result = cdr_check.check(night, _speed_tariff(), threshold=T)
+    assert result.dispute and "power restrictions (min_power, max_power)" in result.reason
+    assert "max_current" not in result.reason
+    # ... and with the period's power stated (a 22 kW AC session), the night price: 2.50.
+    ac = cdr_with([period("2026-03-02T03:00:00Z", ENERGY=10, MAX_POWER=22)], total=2.5)
+    assert cdr_check.check(ac, _speed_tariff(), threshold=T) == cdr_check.Check(
+        Decimal("2.50"), Decimal("2.5"), False, ""
+    )
+
+
+def test_power_and_current_are_read_from_the_periods_own_dimensions():
+    # 93 kW DC at noon: the daytime element asks for the current (none stated): a person.
+    dc = cdr_with([period("2026-03-02T12:00:00Z", ENERGY=10, MAX_POWER=93)], total=6.0)
+    assert (
+        "current restrictions (max_current)"
+        in cdr_check.check(dc, _speed_tariff(), threshold=T).reason
+    )
+    # With its current stated above the cap, the DC band (50 <= 93 < 150) prices it: 6.00.
+    stated = cdr_with(
+        [period("2026-03-02T12:00:00Z", ENERGY=10, MAX_POWER=93, MAX_CURRENT=200)], total=6.0
+    )
+    assert cdr_check.check(stated, _speed_tariff(), threshold=T).recomputed == Decimal("6.00")
+    # 11 kW AC at 16 A at noon: the daytime element (16 < 32): 4.00.
+    ac = cdr_with(
+        [period("2026-03-02T12:00:00Z", ENERGY=10, MAX_POWER=11, MAX_CURRENT=16)], total=4.0
+    )
+    assert cdr_check.check(ac, _speed_tariff(), threshold=T).recomputed == Decimal("4.00")
