@@ -366,6 +366,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "drivers.roaming_charges_collect",
         "schedule": env_int("DRIVER_ROAMING_CHARGE_SWEEP_SECONDS", 300),
     },
+    # Our eMSP role: partner CPOs' Sessions and CDRs pulled, what a lost push left out.
+    "roaming-emsp-sessions": {
+        "task": "roaming.emsp_sessions_sweep",
+        "schedule": env_int("OCPI_EMSP_SESSIONS_PULL_SECONDS", 300),
+    },
     "roaming-emsp-network": {
         "task": "roaming.emsp_network_sweep",
         "schedule": env_int("OCPI_EMSP_NETWORK_PULL_SECONDS", 3600),

@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo
 from .ocpi import parse_datetime
 
 CENT = Decimal("0.01")
+# A local wall-clock time is compared as written: read in a zone with no offset.
+UTC_ZONE = ZoneInfo("UTC")
 _EVALUATED = frozenset(
     {
         "day_of_week",
@@ -333,12 +335,42 @@ def _to_driver(value: Decimal, *, margin_percent: Decimal, vat_percent: Decimal)
     return (excl * (1 + vat_percent / 100)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
+def _component_now(elements: list, kind: str, moment: _Moment) -> dict | None:
+    """The price component of `kind` of the first element that holds at `moment`; an element
+    that asks what the moment cannot tell (a speed not known) is passed over."""
+    for element in elements:
+        if not isinstance(element, dict):
+            continue
+        components = [
+            c
+            for c in element.get("price_components") or []
+            if isinstance(c, dict) and c.get("type") == kind
+        ]
+        if not components:
+            continue
+        try:
+            if _applies(element, moment, UTC_ZONE):
+                return components[0]
+        except NotRecomputable:
+            continue
+    return None
+
+
 def driver_tariff(
-    tariff: dict, *, margin_percent: Decimal, fee: Decimal, vat_percent: Decimal
+    tariff: dict,
+    *,
+    margin_percent: Decimal,
+    fee: Decimal,
+    vat_percent: Decimal,
+    at: datetime | None = None,
+    power_kw: Decimal | None = None,
 ) -> DriverTariff:
     """Return the partner's tariff at our price to the driver (driver_price's rule per unit: the
-    partner's price before tax plus our margin, our fee per session, our VAT on top), from its
-    first element; `varies` when the tariff has restrictions or more elements. Raise
+    partner's price before tax plus our margin, our fee per session, our VAT on top), as a
+    session starting `at` (the location's local time, as a naive or zoned datetime) at a
+    connector of `power_kw` would pay it: each component from the first element that holds then
+    (mod_tariffs "TariffElement"); without `at`, the first element's. `varies` when any element
+    is restricted (another time, day, energy, duration or speed may pay another price). Raise
     NotRecomputable for a tariff that is not one."""
     elements = tariff.get("elements")
     currency = tariff.get("currency")
@@ -346,25 +378,30 @@ def driver_tariff(
         raise NotRecomputable("The tariff has no elements.")
     if not isinstance(currency, str) or len(currency) != 3:
         raise NotRecomputable("The tariff has no currency.")
-    prices: dict[str, Decimal] = {}
-    for component in elements[0].get("price_components") or []:
-        if isinstance(component, dict) and component.get("type") not in prices:
-            prices[str(component.get("type"))] = _decimal(component.get("price"), "price")
     varies = len(elements) > 1 or any(
         isinstance(e, dict) and e.get("restrictions") for e in elements
     )
+    chosen = elements if at is not None else elements[:1]
+    moment = _Moment(
+        (at or datetime(2000, 1, 1, tzinfo=UTC_ZONE)).replace(tzinfo=UTC_ZONE),
+        Decimal(0),
+        Decimal(0),
+        power_kw,
+    )
 
     def priced(kind: str) -> Decimal | None:
-        if kind not in prices:
+        component = _component_now(chosen, kind, moment)
+        if component is None:
             return None
-        return _to_driver(prices[kind], margin_percent=margin_percent, vat_percent=vat_percent)
+        value = _decimal(component.get("price"), "price")
+        return _to_driver(value, margin_percent=margin_percent, vat_percent=vat_percent)
 
-    flat = prices.get("FLAT", Decimal(0)) * (1 + margin_percent / 100) + fee
-    per_session = (
-        (flat * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
-        if "FLAT" in prices or fee
-        else None
-    )
+    flat_component = _component_now(chosen, "FLAT", moment)
+    flat_price = _decimal(flat_component.get("price"), "price") if flat_component else None
+    per_session = None
+    if flat_price is not None or fee:
+        flat = (flat_price or Decimal(0)) * (1 + margin_percent / 100) + fee
+        per_session = (flat * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
     return DriverTariff(
         currency=currency.upper(),
         per_kwh=priced("ENERGY"),

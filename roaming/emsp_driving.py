@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.cache import cache
@@ -147,7 +149,9 @@ def _power_kw(connector: dict) -> Decimal | None:
     return (Decimal(str(volts)) * Decimal(str(amps)) * phases / 1000).quantize(Decimal("0.1"))
 
 
-def _driver_tariff(data: dict | None) -> cdr_check.DriverTariff | None:
+def _driver_tariff(
+    data: dict | None, *, at: datetime, power_kw: Decimal | None
+) -> cdr_check.DriverTariff | None:
     if data is None:
         return None
     try:
@@ -156,9 +160,20 @@ def _driver_tariff(data: dict | None) -> cdr_check.DriverTariff | None:
             margin_percent=Decimal(settings.OCPI_EMSP_MARGIN_PERCENT),
             fee=Decimal(settings.OCPI_EMSP_ROAMING_FEE_CENTS) / 100,
             vat_percent=Decimal(settings.OCPI_EMSP_VAT_PERCENT),
+            at=at,
+            power_kw=power_kw,
         )
     except cdr_check.NotRecomputable:
         return None
+
+
+def _local_now(location: PartnerLocation) -> datetime:
+    """The location's wall clock now (its `time_zone`, UTC when it gives none we know)."""
+    zone = location.data.get("time_zone")
+    try:
+        return timezone.now().astimezone(ZoneInfo(zone if isinstance(zone, str) else "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.now()
 
 
 def location_offer(location: PartnerLocation) -> list[EvseOffer]:
@@ -166,6 +181,7 @@ def location_offer(location: PartnerLocation) -> list[EvseOffer]:
     (the tariff the connector names, as it stands), and whether the app can start it."""
     tariffs = _current_tariffs(location)
     commands = bool(location.partner.endpoint("commands", ocpi.InterfaceRole.RECEIVER))
+    now = _local_now(location)  # the price a session starting now pays there
     offers = []
     for evse in location.data.get("evses") or []:
         if not isinstance(evse, dict) or evse.get("status") == "REMOVED":
@@ -176,13 +192,14 @@ def location_offer(location: PartnerLocation) -> list[EvseOffer]:
                 continue
             named = [t for t in connector.get("tariff_ids") or [] if isinstance(t, str)]
             data = next((tariffs[t] for t in named if t in tariffs), None)
+            power = _power_kw(connector)
             connectors.append(
                 ConnectorOffer(
                     id=str(connector.get("id", "")),
                     standard=emsp_rules.standard_words(str(connector.get("standard", ""))),
                     current=str(connector.get("power_type", ""))[:2],
-                    power_kw=_power_kw(connector),
-                    tariff=_driver_tariff(data),
+                    power_kw=power,
+                    tariff=_driver_tariff(data, at=now, power_kw=power),
                 )
             )
         offers.append(

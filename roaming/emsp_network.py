@@ -187,7 +187,9 @@ def tariff_remove(*, partner: Partner, country_code: str, party_id: str, tariff_
 # -- the pull -------------------------------------------------------------------------------------
 
 
-def _pull_pages(partner: Partner, module: str) -> list[dict]:
+def pull_pages(partner: Partner, module: str, params: dict[str, str] | None = None) -> list[dict]:
+    """Every object of the partner's `module` Sender list (all pages, following `Link`, each
+    next URL through the outbound guard); `params` (date_from) on the first request."""
     url: str | None = partner.endpoint(module, ocpi.InterfaceRole.SENDER)
     found: list[dict] = []
     pages = 0
@@ -199,6 +201,7 @@ def _pull_pages(partner: Partner, module: str) -> list[dict]:
             url=url,
             token=partner.outgoing_token,
             module=module,
+            params=params if pages == 0 else None,
             to_party=(partner.cpo_country_code, partner.cpo_party_id),
         )
         found.extend(item for item in answer.data or [] if isinstance(item, dict))
@@ -221,7 +224,7 @@ def network_pull(*, partner_id: int) -> tuple[int, int]:
         hub_clients.pull(partner)  # which CPO parties are behind it, before their objects
     taken = [0, 0]
     for index, module in enumerate(("locations", "tariffs")):
-        for item in _pull_pages(partner, module):
+        for item in pull_pages(partner, module):
             item_id = str(item.get("id", ""))
             # Each object names its owner (a hub's GET ALL mixes its CPOs); own_party decides.
             cc = str(item.get("country_code") or partner.cpo_country_code)

@@ -14,6 +14,7 @@ from . import (
     client,
     commands,
     emsp,
+    emsp_cdrs,
     emsp_network,
     payments,
     schedule,
@@ -28,6 +29,7 @@ access_point_full_sync_task = access_points.full_sync_task
 
 STATUS_MARK = "roaming:status-sweep-mark"
 EMSP_TOKENS_MARK = "roaming:emsp-tokens-sweep-mark"
+EMSP_SESSIONS_MARK = "roaming:emsp-sessions-sweep-mark"
 
 
 @shared_task(name="roaming.evse_status_push")
@@ -207,6 +209,24 @@ def emsp_network_pull_task(partner_id: int) -> list[int]:
         return list(emsp_network.network_pull(partner_id=partner_id))
     except client.PartnerCallError:
         return [0, 0]
+
+
+@shared_task(name="roaming.emsp_sessions_sweep")
+def emsp_sessions_sweep_task() -> int:
+    """Periodic: GET every CPO partner's Sessions and CDRs changed since the last sweep (with
+    overlap), so a lost push still reaches the driver's page and the bill."""
+    now = timezone.now()
+    pulled = 0
+    for partner_id in emsp.cpo_partner_ids():
+        mark = f"{EMSP_SESSIONS_MARK}:{partner_id}"
+        since = cache.get(mark) or now - timedelta(days=1)
+        try:
+            emsp_cdrs.sessions_cdrs_pull(partner_id=partner_id, since=since - timedelta(minutes=1))
+        except client.PartnerCallError:
+            continue  # the next sweep asks again from the same mark
+        cache.set(mark, now, None)
+        pulled += 1
+    return pulled
 
 
 @shared_task(name="roaming.emsp_network_sweep")

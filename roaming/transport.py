@@ -262,3 +262,15 @@ def page_or_error(request: HttpRequest) -> ocpi.Page:
         return ocpi.parse_page(_query(request))
     except ocpi.BadParameter as exc:
         raise OcpiError(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
+
+
+@csrf_exempt
+def unknown_path(request: HttpRequest) -> HttpResponse:
+    """Any other path under /ocpi/: the OCPI envelope with 404, as a partner's client expects
+    (never a page)."""
+    return JsonResponse(
+        ocpi.envelope(
+            code=ocpi.Code.CLIENT_ERROR, message="No such OCPI endpoint.", now=timezone.now()
+        ),
+        status=404,
+    )

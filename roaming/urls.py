@@ -5,6 +5,7 @@
 from django.urls import path, re_path, register_converter
 
 from . import ocpi
+from .transport import unknown_path
 from .views import cpo, emsp, hub
 
 
@@ -122,4 +123,6 @@ urlpatterns = [
         cpo.financial_advice_confirmation,
         name="financial-advice-confirmation",
     ),
+    # Anything else under /ocpi/: 404 in the OCPI envelope, not an HTML page.
+    re_path(r"^.*$", unknown_path, name="unknown"),
 ]

@@ -551,3 +551,47 @@ def test_a_cdr_listing_several_tariffs_is_checked_against_its_connectors(client,
     assert _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", cdr)["status_code"] == 1000
     checked = PartnerCdr.objects.get(cdr_id="C3")
     assert (checked.status, checked.tariff.tariff_id) == ("agrees", "T1")
+
+
+def test_a_session_and_cdr_whose_pushes_were_lost_are_pulled_and_billed(
+    client, network, django_capture_on_commit_callbacks
+):
+    from datetime import datetime
+
+    from roaming import emsp_cdrs
+
+    stub = network["stub"]
+    partner = network["partner"]
+    partner.endpoints = {
+        **partner.endpoints,
+        "sessions": {"SENDER": f"{stub.base}/2.2.1/sessions"},
+        "cdrs": {"SENDER": f"{stub.base}/2.2.1/cdrs"},
+    }
+    partner.save()
+    sign_up(client, "lost@example.com")
+    save_card(client)
+    profile = DriverProfile.objects.get(user__email="lost@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    # The CPO holds the session (completed) and its CDR; neither push reached us.
+    stub.sessions = [
+        {**_session(token.uid, "COMPLETED", kwh=10), "last_updated": "2026-03-02T11:00:00Z"}
+    ]
+    stub.cdrs = [_cdr("C4", token.uid, excl_vat=4.0)]
+    since = datetime.fromisoformat("2026-03-02T09:00:00+00:00")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert emsp_cdrs.sessions_cdrs_pull(partner_id=partner.pk, since=since) == (1, 1)
+    asked = [r for r in stub.received if r["path"].endswith("/sessions")]
+    assert asked and asked[0]["query"] == "date_from=2026-03-02T09%3A00%3A00Z"
+    assert network["partner"].partner_sessions.get().status == "COMPLETED"
+    assert PartnerCdr.objects.get(cdr_id="C4").payment_status == "paid"
+    # Pulled again: the CDR stored once; an older state never replaces a newer push.
+    _ocpi(
+        client,
+        "PATCH",
+        "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1",
+        {"kwh": 12, "last_updated": "2026-03-02T12:00:00Z"},
+    )
+    assert emsp_cdrs.sessions_cdrs_pull(partner_id=partner.pk, since=None) == (1, 1)
+    assert network["partner"].partner_sessions.get().data["kwh"] == 12
+    assert PartnerCdr.objects.filter(cdr_id="C4").count() == 1
+    assert Payment.objects.count() == 1

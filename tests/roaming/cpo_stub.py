@@ -59,7 +59,7 @@ class CpoStub:
     )
 
     # The Sender lists we serve (GET, paginated).
-    LISTS = ("locations", "tariffs")
+    LISTS = ("locations", "tariffs", "sessions", "cdrs")
 
     def __init__(
         self, *, versions: tuple[str, ...] = ("2.2.1",), roles: tuple[str, ...] = ("CPO",)
@@ -77,6 +77,9 @@ class CpoStub:
         # What our Locations and Tariffs Sender interfaces list (mod_locations / mod_tariffs).
         self.locations: list[dict] = []
         self.tariffs: list[dict] = []
+        # Its Sessions and CDRs Sender lists (what its pushes carried, for a GET).
+        self.sessions: list[dict] = []
+        self.cdrs: list[dict] = []
         # A hub's ClientInfo list (mod_hub_client_info Sender), when ENDPOINTS offers it.
         self.client_infos: list[dict] = []
         self.received: list[dict] = []
@@ -256,8 +259,13 @@ class CpoStub:
         items = {
             "locations": self.locations,
             "tariffs": self.tariffs,
+            "sessions": self.sessions,
+            "cdrs": self.cdrs,
             "hubclientinfo": self.client_infos,
         }[module]
+        since = (query.get("date_from") or [""])[0]
+        if since:  # transport_and_format: last_updated from date_from (included)
+            items = [i for i in items if str(i.get("last_updated", "")) >= since]
         offset = int((query.get("offset") or ["0"])[0])
         limit = int((query.get("limit") or ["1"])[0])  # small pages: the client must follow Link
         page = items[offset : offset + limit]
@@ -377,7 +385,7 @@ class HubStub(CpoStub):
     PARTY_ID = "HUB"
     NAME = "Stub Hub"
     ENDPOINTS = (*CpoStub.ENDPOINTS, ("hubclientinfo", "SENDER"))
-    LISTS = ("locations", "tariffs", "hubclientinfo")
+    LISTS = ("locations", "tariffs", "sessions", "cdrs", "hubclientinfo")
 
     def __init__(self, *, versions: tuple[str, ...] = ("2.2.1",)):
         super().__init__(versions=versions, roles=("HUB",))

@@ -193,3 +193,21 @@ def test_power_and_current_are_read_from_the_periods_own_dimensions():
         [period("2026-03-02T12:00:00Z", ENERGY=10, MAX_POWER=11, MAX_CURRENT=16)], total=4.0
     )
     assert cdr_check.check(ac, _speed_tariff(), threshold=T).recomputed == Decimal("4.00")
+
+
+def test_the_price_a_driver_sees_is_the_one_a_session_starting_now_pays():
+    from datetime import datetime
+
+    def price(hour: int, power: str | None):
+        return cdr_check.driver_tariff(
+            _speed_tariff(),
+            margin_percent=Decimal(0),
+            fee=Decimal(0),
+            vat_percent=Decimal(0),
+            at=datetime(2026, 3, 2, hour, 0),
+            power_kw=Decimal(power) if power else None,
+        ).per_kwh
+
+    assert price(12, "93") == Decimal("0.600")  # the DC band (the daytime element needs a current)
+    assert price(3, "11") == Decimal("0.250")  # night: the unrestricted element
+    assert price(3, None) == Decimal("0.250")  # a band it cannot tell is passed over

@@ -119,3 +119,11 @@ def test_the_ocpi_log_and_sent_pushes_are_kept_for_the_log_retention(invited):
     assert list(Delivery.objects.values_list("pk", flat=True)) == [
         waiting.pk
     ]  # never a push still waiting
+
+
+def test_an_unknown_ocpi_path_is_a_404_in_the_envelope_not_a_page(client, db):
+    for path in ("/ocpi/receiver/cdrs/C1", "/ocpi/2.2.1/nothing", "/ocpi/2.9.9/locations"):
+        response = client.post(path, data="{}", content_type="application/json")
+        assert response.status_code == 404 and response["Content-Type"] == "application/json"
+        assert response.json()["status_code"] == 2000
+        assert response.json()["status_message"] == "No such OCPI endpoint."
