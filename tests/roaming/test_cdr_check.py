@@ -197,6 +197,7 @@ def test_power_and_current_are_read_from_the_periods_own_dimensions():
 
 def test_the_price_a_driver_sees_is_the_one_a_session_starting_now_pays():
     from datetime import datetime
+    from zoneinfo import ZoneInfo
 
     def price(hour: int, power: str | None):
         return cdr_check.driver_tariff(
@@ -204,7 +205,7 @@ def test_the_price_a_driver_sees_is_the_one_a_session_starting_now_pays():
             margin_percent=Decimal(0),
             fee=Decimal(0),
             vat_percent=Decimal(0),
-            at=datetime(2026, 3, 2, hour, 0),
+            at=datetime(2026, 3, 2, hour, 0, tzinfo=ZoneInfo("Europe/Brussels")),  # wall clock
             power_kw=Decimal(power) if power else None,
         ).per_kwh
 
