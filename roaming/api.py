@@ -338,6 +338,15 @@ class PartnerCountsSerializer(serializers.Serializer):
     sessions = serializers.IntegerField()
     cdrs = serializers.IntegerField()
     waiting = serializers.IntegerField(help_text="Pushes waiting to be accepted.")
+    # A partner with a CPO role (we are its eMSP) only.
+    their_locations = serializers.IntegerField(required=False)
+    our_sessions_there = serializers.IntegerField(
+        required=False, help_text="Sessions of our cards at its chargers."
+    )
+    their_cdrs = serializers.IntegerField(required=False, help_text="Its CDRs of our cards.")
+    disputes = serializers.IntegerField(
+        required=False, help_text="Of those, CDRs that disagree with its tariff."
+    )
 
 
 class PartnerRoleSerializer(serializers.Serializer):

@@ -544,7 +544,9 @@ def tariffs_page(
 
 
 def partner_counts(partner: Partner) -> dict[str, int]:
-    """Return the partner page's counts: tokens, sessions, CDRs, pushes waiting."""
+    """Return the partner page's counts: tokens, sessions, CDRs, pushes waiting; for a partner
+    with a CPO role (we are its eMSP) also its locations, our cards' sessions there, its CDRs
+    and the disputes among them."""
     from chargers.models import ChargingSession
 
     from .models import Cdr, Delivery, PushedToken
@@ -554,12 +556,25 @@ def partner_counts(partner: Partner) -> dict[str, int]:
         sessions = ChargingSession.objects.filter(
             Q(token__ocpi__partner=partner) | Q(token__msp_id=partner.msp_id)
         )
-    return {
+    counts = {
         "tokens": PushedToken.objects.filter(partner=partner).count(),
         "sessions": sessions.distinct().count(),
         "cdrs": Cdr.objects.filter(partner=partner).count(),
         "waiting": Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).count(),
     }
+    if partner.is_cpo:
+        # Our eMSP role: its network, our cards' sessions there and its CDRs (disputes apart).
+        from .models import PartnerCdr, PartnerLocation, PartnerSession
+
+        counts |= {
+            "their_locations": PartnerLocation.objects.filter(partner=partner).count(),
+            "our_sessions_there": PartnerSession.objects.filter(partner=partner).count(),
+            "their_cdrs": PartnerCdr.objects.filter(partner=partner).count(),
+            "disputes": PartnerCdr.objects.filter(
+                partner=partner, status=PartnerCdr.Status.DISPUTE
+            ).count(),
+        }
+    return counts
 
 
 def newer_version(partner: Partner) -> str | None:

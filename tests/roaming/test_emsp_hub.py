@@ -13,7 +13,7 @@ from django.test import Client
 
 from drivers import roaming as driver_roaming
 from drivers.models import DriverProfile
-from roaming import emsp_driving, services
+from roaming import emsp_driving, selectors, services
 from roaming.models import HubClient, Partner, PartnerCommand, PartnerLocation
 from tests.drivers.conftest import save_card, sign_up
 from tests.factories import OrganizationFactory
@@ -116,6 +116,8 @@ def test_one_hub_registration_reaches_two_cpo_parties_for_our_drivers(
             ("BE", "CPX"),
             ("DE", "CPY"),
         }
+        counts = selectors.partner_counts(partner)
+        assert (counts["their_locations"], counts["their_cdrs"]) == (2, 0)
         pulled = hub.routing_of("/locations")
         assert (pulled["to-country-code"], pulled["to-party-id"]) == ("NL", "HUB")
 
