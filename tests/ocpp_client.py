@@ -16,6 +16,27 @@ def basic_auth(username: str, password: str) -> tuple[bytes, bytes]:
     return (b"authorization", b"Basic " + base64.b64encode(f"{username}:{password}".encode()))
 
 
+class _KeepingCommunicator(WebsocketCommunicator):
+    """The communicator with the CSMS CALLs a `call()` set aside: tests that read it directly
+    see them first, and "nothing was received" is false while one is kept (hiding nothing)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kept: list[list] = []
+
+    async def receive_from(self, timeout=1):
+        if self.kept:
+            return json.dumps(self.kept.pop(0))
+        return await super().receive_from(timeout=timeout)
+
+    async def receive_nothing(self, timeout=0.1, interval=0.01):
+        return not self.kept and await super().receive_nothing(timeout=timeout, interval=interval)
+
+    async def next_message(self, timeout: float) -> list:
+        """The next frame off the wire, past what is kept."""
+        return json.loads(await super().receive_from(timeout=timeout))
+
+
 class OcppTestClient:
     def __init__(
         self, station_id: str, *, password: str | None = None, subprotocols=("ocpp1.6",), headers=()
@@ -23,28 +44,9 @@ class OcppTestClient:
         headers = list(headers)
         if password is not None:
             headers.append(basic_auth(station_id, password))
-        self.communicator = WebsocketCommunicator(
+        self.communicator = _KeepingCommunicator(
             application, f"/ocpp/{station_id}", subprotocols=list(subprotocols), headers=headers
         )
-        self._calls: list[list] = []  # CSMS CALLs that came while a reply was awaited
-        # Tests that read the communicator directly see those CALLs first, and "nothing was
-        # received" stays false while one is kept: keeping them hides nothing.
-        receive_from, receive_nothing = (
-            self.communicator.receive_from,
-            self.communicator.receive_nothing,
-        )
-
-        async def kept_first(timeout: float = 1) -> str:
-            if self._calls:
-                return json.dumps(self._calls.pop(0))
-            return await receive_from(timeout=timeout)
-
-        async def none_kept(timeout: float = 0.1, interval: float = 0.01) -> bool:
-            return not self._calls and await receive_nothing(timeout=timeout, interval=interval)
-
-        self._receive_from = receive_from
-        self.communicator.receive_from = kept_first  # type: ignore[method-assign]
-        self.communicator.receive_nothing = none_kept  # type: ignore[method-assign]
 
     async def connect(self):
         return await self.communicator.connect(timeout=GENEROUS_S)
@@ -61,7 +63,7 @@ class OcppTestClient:
         await self.communicator.send_to(text_data=json.dumps([2, unique_id, action, payload]))
         reply = await self._next_reply()
         while reply[0] == 2 and reply[1] != unique_id:
-            self._calls.append(reply)
+            self.communicator.kept.append(reply)
             reply = await self._next_reply()
         assert reply[1] == unique_id, reply
         return reply
@@ -73,7 +75,7 @@ class OcppTestClient:
 
     async def _next_reply(self) -> list:
         # Past what is kept: the reply comes after the CALLs already set aside.
-        return json.loads(await self._receive_from(timeout=GENEROUS_S))
+        return await self.communicator.next_message(timeout=GENEROUS_S)
 
     async def receive(self, timeout: float = GENEROUS_S) -> list:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
