@@ -28,6 +28,7 @@ from roaming.emsp_driving import (
     open_session,
     sessions_of,
     start_in_progress,
+    stopping,
 )
 from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerSession
 
@@ -133,15 +134,18 @@ def _lines(sessions: list[PartnerSession], cdrs: list[PartnerCdr]) -> list[Sessi
 def _activity(profile: Any) -> dict[str, Any]:
     token = profile.roaming_token
     if token is None:
-        return {"now": None, "last_command_words": "", "waiting": False, "lines": []}
+        return {"now": None, "last_command_words": "", "waiting": False, "past": []}
     sessions = list(sessions_of(token).order_by("-last_updated")[:20])
     cdrs = list(PartnerCdr.objects.filter(token=token).order_by("-received_at")[:40])
     now = open_session(token)
+    lines = _lines(sessions, cdrs)
     return {
         "now": now,
+        "now_line": next((line for line in lines if now and line.session.pk == now.pk), None),
+        "stopping": now is not None and stopping(token, now),
         "last_command_words": _news(token, now, sessions),
         "waiting": now is None and start_in_progress(token) is not None,
-        "lines": _lines(sessions, cdrs),
+        "past": [line for line in lines if not now or line.session.pk != now.pk],
     }
 
 

@@ -263,7 +263,18 @@ def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
     flat = _component(elements, "FLAT", _Moment(started, Decimal(0), Decimal(0)), zone)
     if flat is not None:
         cost += _decimal(flat.get("price"), "FLAT price")
-    return cost.quantize(CENT, rounding=ROUND_HALF_UP)
+    return _bounded(cost, tariff).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _bounded(cost: Decimal, tariff: dict) -> Decimal:
+    """mod_tariffs `min_price` / `max_price` (before tax): a session costing less is billed the
+    minimum, one costing more the maximum."""
+    low, high = tariff.get("min_price"), tariff.get("max_price")
+    if low is not None:
+        cost = max(cost, price_before_tax(low))
+    if high is not None:
+        cost = min(cost, price_before_tax(high))
+    return cost
 
 
 def _stepped(kind: str, dimension: _Dimension) -> Decimal:
@@ -328,6 +339,7 @@ class DriverTariff:
     per_parking_hour: Decimal | None
     per_session: Decimal | None
     varies: bool
+    minimum: Decimal | None = None  # the tariff's min_price, at our price to the driver
 
 
 def _to_driver(value: Decimal, *, margin_percent: Decimal, vat_percent: Decimal) -> Decimal:
@@ -402,8 +414,13 @@ def driver_tariff(
     if flat_price is not None or fee:
         flat = (flat_price or Decimal(0)) * (1 + margin_percent / 100) + fee
         per_session = (flat * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
+    minimum = None
+    if tariff.get("min_price") is not None:
+        low = price_before_tax(tariff["min_price"]) * (1 + margin_percent / 100) + fee
+        minimum = (low * (1 + vat_percent / 100)).quantize(CENT, rounding=ROUND_HALF_UP)
     return DriverTariff(
         currency=currency.upper(),
+        minimum=minimum,
         per_kwh=priced("ENERGY"),
         per_hour=priced("TIME"),
         per_parking_hour=priced("PARKING_TIME"),

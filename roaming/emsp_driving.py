@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -244,7 +244,28 @@ def commands_of(token: Token) -> QuerySet[PartnerCommand]:
 
 # After the charger accepted a start, the driver has this long to plug in before the session
 # appears (a charger's connection timeout is seconds to minutes): meanwhile no second start.
-PLUG_IN_WINDOW_S = 600
+PLUG_IN_WINDOW_S = 300
+# A CPO's session carries its own start time: one from this long before our command (clocks
+# differ) is still that command's.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def _followed(command: PartnerCommand, token: Token) -> bool:
+    """Whether the session this start led to has come: one carrying the command's
+    authorization_reference, or one at its location starting after it was sent. A late update
+    of an earlier session is not it."""
+    for session in sessions_of(token).filter(received_at__gte=command.created_at):
+        data = session.data
+        if data.get("authorization_reference") == command.uid:
+            return True
+        try:
+            started = ocpi.parse_datetime(str(data.get("start_date_time")))
+        except ValueError:
+            continue
+        same_place = str(data.get("location_id", "")) == command.location_id
+        if same_place and started >= command.created_at - CLOCK_SKEW:
+            return True
+    return False
 
 
 def start_in_progress(token: Token) -> PartnerCommand | None:
@@ -258,7 +279,7 @@ def start_in_progress(token: Token) -> PartnerCommand | None:
     )[:3]:
         if command.result == "ACCEPTED":
             window = PLUG_IN_WINDOW_S
-            if sessions_of(token).filter(received_at__gte=command.created_at).exists():
+            if _followed(command, token):
                 continue  # its session came (open or already over)
         else:
             window = command.timeout_s if command.timeout_s is not None else 120
@@ -400,6 +421,8 @@ def stop_session(
     partner = session.partner
     if not partner.endpoint("commands", ocpi.InterfaceRole.RECEIVER):
         raise CommandRefused("This network does not take stops from our app: stop at the charger.")
+    if stopping(token, session):
+        raise CommandRefused("Your session is already stopping.")
     uid = uuid.uuid4().hex
     command = PartnerCommand.objects.create(
         organization_id=identity.organization_id,
@@ -416,6 +439,21 @@ def stop_session(
         "session_id": session.session_id,
     }
     return _send(command, body, to=(session.country_code, session.party_id), identity=identity)
+
+
+def stopping(token: Token, session: PartnerSession) -> bool:
+    """Whether a stop of this session is under way (sent or accepted in the last 2 minutes)."""
+    return (
+        commands_of(token)
+        .filter(
+            type=PartnerCommand.Type.STOP_SESSION,
+            session_id=session.session_id,
+            response__in=("", "ACCEPTED"),
+            result__in=("", "ACCEPTED"),
+            created_at__gte=timezone.now() - timedelta(minutes=2),
+        )
+        .exists()
+    )
 
 
 def command_result(*, partner: Partner, command_type: str, uid: str, body: Any) -> PartnerCommand:

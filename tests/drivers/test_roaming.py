@@ -595,3 +595,51 @@ def test_a_session_and_cdr_whose_pushes_were_lost_are_pulled_and_billed(
     assert network["partner"].partner_sessions.get().data["kwh"] == 12
     assert PartnerCdr.objects.filter(cdr_id="C4").count() == 1
     assert Payment.objects.count() == 1
+
+
+def test_a_late_update_of_an_earlier_session_does_not_open_a_second_start(client, network):
+    stub = network["stub"]
+    sign_up(client, "late@example.com")
+    save_card(client)
+    profile = DriverProfile.objects.get(user__email="late@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(
+        client,
+        "PUT",
+        "/ocpi/2.2.1/emsp/sessions/BE/CPX/S0",
+        {**_session(token.uid, "COMPLETED"), "id": "S0"},
+    )
+    location = network["location"]
+    client.post(f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"})
+    command = PartnerCommand.objects.get()
+    path = f"/ocpi/2.2.1/emsp/commands/START_SESSION/{command.uid}"
+    assert _ocpi(client, "POST", path, {"result": "ACCEPTED"})["status_code"] == 1000
+    # The CPO sends a late update of the earlier session: not the new start's session.
+    late = {"total_cost": {"excl_vat": 1.5}, "last_updated": "2026-03-02T12:00:00Z"}
+    assert (
+        _ocpi(client, "PATCH", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S0", late)["status_code"] == 1000
+    )
+    client.post(f"/driver/networks/{location.pk}/start/", {"evse": "E1", "connector": "1"})
+    assert len(stub.commands) == 1 and PartnerCommand.objects.count() == 1
+    # The new start's session (its authorization_reference) arrives: running, nothing past yet.
+    mine = {**_session(token.uid), "id": "S9", "authorization_reference": command.uid}
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S9", mine)
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "Stop charging" in page and page.count("<li>") == 1  # S9 running above; S0 past
+    session = network["partner"].partner_sessions.get(session_id="S9")
+    client.post(f"/driver/networks/sessions/{session.pk}/stop/")
+    # Stopping: no second STOP_SESSION, and the button is gone while it stops.
+    refused = client.post(f"/driver/networks/sessions/{session.pk}/stop/", follow=True)
+    assert "Your session is already stopping." in refused.content.decode()
+    assert [c for c, _ in stub.commands].count("STOP_SESSION") == 1
+    assert "Stop charging" not in client.get("/driver/networks/activity/").content.decode()
+
+
+def test_a_running_session_alone_leaves_no_past_sessions(client, network):
+    sign_up(client, "first@example.com")
+    profile = DriverProfile.objects.get(user__email="first@example.com")
+    token = driver_roaming.roaming_token(profile, emsp_driving.driver_identity())
+    _ocpi(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/CPX/S1", _session(token.uid))
+    page = client.get("/driver/networks/activity/").content.decode()
+    assert "Charging</strong> at Grote Markt" in page
+    assert "No sessions on other networks yet." in page

@@ -212,3 +212,22 @@ def test_the_price_a_driver_sees_is_the_one_a_session_starting_now_pays():
     assert price(12, "93") == Decimal("0.600")  # the DC band (the daytime element needs a current)
     assert price(3, "11") == Decimal("0.250")  # night: the unrestricted element
     assert price(3, None) == Decimal("0.250")  # a band it cannot tell is passed over
+
+
+def test_a_tariffs_minimum_and_maximum_price_bound_the_recomputed_cost():
+    tariff = {
+        "currency": "EUR",
+        "min_price": {"excl_vat": 2.00, "incl_vat": 2.42},
+        "max_price": {"excl_vat": 80.00, "incl_vat": 96.80},
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.5847, "step_size": 1}]}],
+    }
+    small = cdr_with([period("2026-03-02T10:00:00Z", ENERGY=3)], total=2.0)
+    large = cdr_with([period("2026-03-02T10:00:00Z", ENERGY=140)], total=80.0)
+    assert cdr_check.check(small, tariff, threshold=T) == cdr_check.Check(
+        Decimal("2.00"), Decimal("2.0"), False, ""
+    )
+    assert cdr_check.check(large, tariff, threshold=T).recomputed == Decimal("80.00")
+    shown = cdr_check.driver_tariff(
+        tariff, margin_percent=Decimal(10), fee=Decimal(0), vat_percent=Decimal(21)
+    )
+    assert shown.minimum == Decimal("2.66")  # 2.00 + 10 % + 21 % VAT
