@@ -85,57 +85,65 @@ async def _sign_in(page, base: str) -> None:
     await page.wait_for_url(f"{base}/driver/")
 
 
-async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_arrive(
-    transactional_db, tmp_path, settings
-):
-    from asgiref.sync import sync_to_async
-    from playwright.async_api import async_playwright
-
+@pytest.fixture
+def stub():
     stub = CpoStub()
     stub.emsp_token = "our-token-at-cpo"  # we call it with this (cpo_partner's outgoing token)
     stub.our_token_at_emsp = CPO_TOKEN  # it calls us with this
-    location_pk = await sync_to_async(_seed)(stub)
+    yield stub
+    stub.close()
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path):
+    """The real server, allowed to call the stub on loopback (started and stopped outside the
+    test's event loop: both touch the database connections)."""
     server = start_live_server(OCPP_JOURNAL_DIR=tmp_path / "journal", MSP_URL_ALLOWLIST="127.0.0.1")
+    yield server
+    stop_live_server(server)
+
+
+async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_arrive(stub, server):
+    from asgiref.sync import sync_to_async
+    from playwright.async_api import async_playwright
+
+    location_pk = await sync_to_async(_seed)(stub)
     base = server.url
-    try:
-        async with async_playwright() as p:
-            browser, page = await _phone(p)
-            try:
-                await _sign_in(page, base)
-                await page.click("nav[aria-label=Account] a:has-text('Other networks')")
-                await page.wait_for_url(f"{base}/driver/networks/")
+    async with async_playwright() as p:
+        browser, page = await _phone(p)
+        try:
+            await _sign_in(page, base)
+            await page.click("nav[aria-label=Account] a:has-text('Other networks')")
+            await page.wait_for_url(f"{base}/driver/networks/")
+            await _axe_clean(page)
+            await page.click(f"a[href='/driver/networks/{location_pk}/']")
+            text = await page.locator("main").inner_text()
+            assert "EUR 0.399 per kWh" in text and "EUR 1.33 per session" in text
+            await _axe_clean(page)
+            await page.click("form button:has-text('Start charging')")
+            await page.wait_for_url(f"{base}/driver/networks/activity/")
+            now = page.locator("#roaming-now")
+            assert "Waiting for the charger to answer" in await now.inner_text()
+            await _axe_clean(page)
+            start = await sync_to_async(stub.wait_for_command)("START_SESSION", timeout=10)
+            assert start["token"]["type"] == "APP_USER"
+            status, answer = await sync_to_async(stub.post_result)(
+                start["response_url"], "ACCEPTED"
+            )
+            assert (status, answer["status_code"]) == (200, 1000)
+            # The page fetches itself again (every 10 s) and replaces the section in place.
+            await now.get_by_text("plug in if you have not").wait_for(timeout=30_000)
+            assert page.csp_violations == []
+        finally:
+            await browser.close()
+        browser, page = await _desktop(p)
+        try:
+            await _sign_in(page, base)
+            for path in ("/driver/networks/", f"/driver/networks/{location_pk}/"):
+                await page.goto(f"{base}{path}")
                 await _axe_clean(page)
-                await page.click(f"a[href='/driver/networks/{location_pk}/']")
-                text = await page.locator("main").inner_text()
-                assert "EUR 0.399 per kWh" in text and "EUR 1.33 per session" in text
-                await _axe_clean(page)
-                await page.click("form button:has-text('Start charging')")
-                await page.wait_for_url(f"{base}/driver/networks/activity/")
-                now = page.locator("#roaming-now")
-                assert "Waiting for the charger to answer" in await now.inner_text()
-                await _axe_clean(page)
-                start = await sync_to_async(stub.wait_for_command)("START_SESSION", timeout=10)
-                assert start["token"]["type"] == "APP_USER"
-                status, answer = await sync_to_async(stub.post_result)(
-                    start["response_url"], "ACCEPTED"
-                )
-                assert (status, answer["status_code"]) == (200, 1000)
-                # The page fetches itself again (every 10 s) and replaces the section in place.
-                await now.get_by_text("plug in if you have not").wait_for(timeout=30_000)
-                assert page.csp_violations == []
-            finally:
-                await browser.close()
-            browser, page = await _desktop(p)
-            try:
-                await _sign_in(page, base)
-                for path in ("/driver/networks/", f"/driver/networks/{location_pk}/"):
-                    await page.goto(f"{base}{path}")
-                    await _axe_clean(page)
-                await page.goto(f"{base}/driver/networks/activity/")
-                await _axe_clean(page)
-                assert page.csp_violations == []
-            finally:
-                await browser.close()
-    finally:
-        stub.close()
-        stop_live_server(server)
+            await page.goto(f"{base}/driver/networks/activity/")
+            await _axe_clean(page)
+            assert page.csp_violations == []
+        finally:
+            await browser.close()
