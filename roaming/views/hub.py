@@ -26,7 +26,11 @@ def client_info(
     request: HttpRequest, caller: Caller, body: Any, country_code: str, party_id: str
 ) -> OcpiResult:
     """GET or PUT a ClientInfo of a party the calling hub connects."""
-    where = {"partner": caller.partner, "country_code": country_code, "party_id": party_id}
+    where: dict[str, Any] = {
+        "partner": caller.partner,
+        "country_code": country_code,
+        "party_id": party_id,
+    }
     try:
         if request.method == "GET":
             # The text has one object per party; a party in two roles answers its first.
