@@ -176,9 +176,13 @@ def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
     return _in_speed(restrictions, moment)
 
 
-def _component(elements: list, kind: str, moment: _Moment, zone: ZoneInfo) -> dict | None:
+def _component(
+    elements: list, kind: str, moment: _Moment, zone: ZoneInfo, *, untold_skips: bool = False
+) -> dict | None:
     """The price component of `kind` of the first element that applies (mod_tariffs
-    "TariffElement": the first matching element with that dimension is used)."""
+    "TariffElement": the first matching element with that dimension is used). An element that
+    asks what the moment cannot tell (a speed not known) raises NotRecomputable, or with
+    `untold_skips` is passed over (the price shown before a session)."""
     for element in elements:
         if not isinstance(element, dict):
             continue
@@ -187,8 +191,14 @@ def _component(elements: list, kind: str, moment: _Moment, zone: ZoneInfo) -> di
             for c in element.get("price_components") or []
             if isinstance(c, dict) and c.get("type") == kind
         ]
-        if components and _applies(element, moment, zone):
-            return components[0]
+        if not components:
+            continue
+        try:
+            if _applies(element, moment, zone):
+                return components[0]
+        except NotRecomputable:
+            if not untold_skips:
+                raise
     return None
 
 
@@ -347,27 +357,6 @@ def _to_driver(value: Decimal, *, margin_percent: Decimal, vat_percent: Decimal)
     return (excl * (1 + vat_percent / 100)).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
 
 
-def _component_now(elements: list, kind: str, moment: _Moment) -> dict | None:
-    """The price component of `kind` of the first element that holds at `moment`; an element
-    that asks what the moment cannot tell (a speed not known) is passed over."""
-    for element in elements:
-        if not isinstance(element, dict):
-            continue
-        components = [
-            c
-            for c in element.get("price_components") or []
-            if isinstance(c, dict) and c.get("type") == kind
-        ]
-        if not components:
-            continue
-        try:
-            if _applies(element, moment, UTC_ZONE):
-                return components[0]
-        except NotRecomputable:
-            continue
-    return None
-
-
 def driver_tariff(
     tariff: dict,
     *,
@@ -402,13 +391,13 @@ def driver_tariff(
     )
 
     def priced(kind: str) -> Decimal | None:
-        component = _component_now(chosen, kind, moment)
+        component = _component(chosen, kind, moment, UTC_ZONE, untold_skips=True)
         if component is None:
             return None
         value = _decimal(component.get("price"), "price")
         return _to_driver(value, margin_percent=margin_percent, vat_percent=vat_percent)
 
-    flat_component = _component_now(chosen, "FLAT", moment)
+    flat_component = _component(chosen, "FLAT", moment, UTC_ZONE, untold_skips=True)
     flat_price = _decimal(flat_component.get("price"), "price") if flat_component else None
     per_session = None
     if flat_price is not None or fee:

@@ -78,6 +78,24 @@ def _location(status: str = "AVAILABLE", **evse: object) -> dict:
     }
 
 
+def partner_network(partner) -> PartnerLocation:
+    """The CPO partner's location LOC1 (one Type 2 EVSE) and its tariff T1, as it pushed them."""
+    for model, key, value, data in (
+        (PartnerTariff, "tariff_id", "T1", _tariff()),
+        (PartnerLocation, "location_id", "LOC1", _location()),
+    ):
+        made = model.objects.create(
+            organization_id=partner.organization_id,
+            partner=partner,
+            country_code="BE",
+            party_id="CPX",
+            data=data,
+            last_updated="2026-01-01T00:00:00Z",
+            **{key: value},
+        )
+    return made
+
+
 @pytest.fixture
 def network(db, settings):
     """A CPO partner (the stub, over real HTTP) of the organization whose eMSP identity serves
@@ -95,24 +113,7 @@ def network(db, settings):
         org,
         endpoints={"commands": {"RECEIVER": f"{stub.base}/2.2.1/commands"}},
     )
-    location = PartnerLocation.objects.create(
-        organization=org,
-        partner=partner,
-        country_code="BE",
-        party_id="CPX",
-        location_id="LOC1",
-        data=_location(),
-        last_updated="2026-01-01T00:00:00Z",
-    )
-    PartnerTariff.objects.create(
-        organization=org,
-        partner=partner,
-        country_code="BE",
-        party_id="CPX",
-        tariff_id="T1",
-        data=_tariff(),
-        last_updated="2026-01-01T00:00:00Z",
-    )
+    location = partner_network(partner)
     yield {"org": org, "partner": partner, "location": location, "stub": stub}
     stub.close()
 

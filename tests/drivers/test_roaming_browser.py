@@ -30,32 +30,14 @@ def _seed(stub: CpoStub) -> int:
     from billing.models import SandboxCustomer, SandboxPaymentMethod
     from drivers.models import DriverProfile, SavedCard
     from roaming import emsp_driving
-    from roaming.models import PartnerLocation, PartnerTariff
-    from tests.drivers.test_roaming import _location, _tariff
+    from tests.drivers.test_roaming import partner_network
     from tests.factories import OrganizationFactory
     from tests.roaming.test_emsp_tokens import cpo_partner, with_identity
 
     org = OrganizationFactory()
     emsp_driving.driver_accounts_set(identity_id=with_identity(org).pk)
     partner = cpo_partner(org, endpoints={"commands": {"RECEIVER": f"{stub.base}/2.2.1/commands"}})
-    location = PartnerLocation.objects.create(
-        organization=org,
-        partner=partner,
-        country_code="BE",
-        party_id="CPX",
-        location_id="LOC1",
-        data=_location(),
-        last_updated="2026-01-01T00:00:00Z",
-    )
-    PartnerTariff.objects.create(
-        organization=org,
-        partner=partner,
-        country_code="BE",
-        party_id="CPX",
-        tariff_id="T1",
-        data=_tariff(),
-        last_updated="2026-01-01T00:00:00Z",
-    )
+    location = partner_network(partner)
     user = get_user_model().objects.create_user(
         username="driver-roam01", email=EMAIL, password=PASSWORD
     )
