@@ -67,13 +67,21 @@ class Check:
     reason: str
 
 
+# No amount, price or volume of a charging session comes near this: beyond it (or not finite,
+# as 1e400 parses) a number is refused before it reaches arithmetic or a database column.
+LARGEST = Decimal("1e8")
+
+
 def _decimal(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise NotRecomputable(f"{what} is not a number.")
     try:
-        return Decimal(str(value))
+        number = Decimal(str(value))
     except ArithmeticError:
         raise NotRecomputable(f"{what} is not a number.") from None
+    if not number.is_finite() or abs(number) >= LARGEST:
+        raise NotRecomputable(f"{what} is not a usable number.")
+    return number
 
 
 def price_before_tax(price: Any) -> Decimal:

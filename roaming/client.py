@@ -130,8 +130,8 @@ def call(
                 http.close()
         log.http_status = response.status_code
         try:
-            payload = response.json()
-        except ValueError:
+            payload = ocpi.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
             payload = None
         if isinstance(payload, dict):
             log.response_body = redact(module, payload)

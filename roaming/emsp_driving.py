@@ -10,6 +10,7 @@ and its app tokens are the drivers'. Every read is scoped to that organization.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -138,12 +139,22 @@ def _current_tariffs(location: PartnerLocation) -> dict[str, dict]:
     return newest
 
 
+def _usable(value: Any) -> bool:
+    """A positive finite number of a plausible size (a pulled location is not checked)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 < value < 10**7
+    )
+
+
 def _power_kw(connector: dict) -> Decimal | None:
     power = connector.get("max_electric_power")
-    if isinstance(power, int | float) and not isinstance(power, bool) and power > 0:
+    if _usable(power):
         return (Decimal(str(power)) / 1000).quantize(Decimal("0.1"))
     volts, amps = connector.get("max_voltage"), connector.get("max_amperage")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (volts, amps)):
+    if not (_usable(volts) and _usable(amps)):
         return None
     phases = 3 if connector.get("power_type") == "AC_3_PHASE" else 1
     return (Decimal(str(volts)) * Decimal(str(amps)) * phases / 1000).quantize(Decimal("0.1"))

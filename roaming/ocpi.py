@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -258,3 +260,20 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.http_status = http_status
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 parses as inf
+        raise ValueError(f"{text} is not a finite number")
+    return number
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse a partner's JSON: NaN, Infinity and numbers beyond a float are refused (RFC 8259
+    has no such values; Python's parser takes them), so none reaches arithmetic or a column."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)

@@ -9,7 +9,6 @@ logs both.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 import uuid
@@ -110,7 +109,7 @@ def _json_body(request: HttpRequest) -> Any:
     if not request.body:
         return None
     try:
-        return json.loads(request.body)
+        return ocpi.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         raise OcpiError(
             ocpi.Code.CLIENT_ERROR, "The body is not valid JSON.", http_status=400

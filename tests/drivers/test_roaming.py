@@ -644,3 +644,33 @@ def test_a_running_session_alone_leaves_no_past_sessions(client, network):
     page = client.get("/driver/networks/activity/").content.decode()
     assert "Charging</strong> at Grote Markt" in page
     assert "No sessions on other networks yet." in page
+
+
+def test_a_cdr_or_location_with_numbers_that_are_not_numbers_is_refused_and_pages_stay_up(
+    client, network
+):
+    sign_up(client, "hostile@example.com")
+    cdr = json.dumps(_cdr("C66", "X", excl_vat=4.0)).replace('"excl_vat": 4.0', '"excl_vat": NaN')
+    answer = Client().post(
+        "/ocpi/2.2.1/emsp/cdrs",
+        data=cdr,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(CPO_TOKEN),
+    )
+    assert (answer.status_code, answer.json()["status_code"]) == (400, 2000)
+    huge = _cdr("C67", "X", excl_vat=4.0)
+    huge["total_cost"] = {"excl_vat": 1e308}
+    assert _ocpi(client, "POST", "/ocpi/2.2.1/emsp/cdrs", huge)["status_code"] == 2001
+    assert not PartnerCdr.objects.exists()
+    # A connector PATCH with a voltage beyond any float: refused as not JSON, nothing changed.
+    before = network["location"].data
+    patch = '{"max_voltage": 1e400, "last_updated": "2026-03-02T12:00:00Z"}'
+    answer = Client().patch(
+        "/ocpi/2.2.1/emsp/locations/BE/CPX/LOC1/E1/1",
+        data=patch,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(CPO_TOKEN),
+    )
+    assert answer.status_code == 400
+    assert PartnerLocation.objects.get(pk=network["location"].pk).data == before
+    assert client.get(f"/driver/networks/{network['location'].pk}/").status_code == 200

@@ -231,3 +231,22 @@ def test_a_tariffs_minimum_and_maximum_price_bound_the_recomputed_cost():
         tariff, margin_percent=Decimal(10), fee=Decimal(0), vat_percent=Decimal(21)
     )
     assert shown.minimum == Decimal("2.66")  # 2.00 + 10 % + 21 % VAT
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", float("inf"), 1e308, "-1e9"])
+def test_a_number_no_session_could_carry_is_refused_not_computed(number):
+    tariff = {
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": 0.3}]}],
+    }
+    in_total = cdr_with([period("2026-03-02T10:00:00Z", ENERGY=10)], total=number)
+    in_volume = cdr_with([period("2026-03-02T10:00:00Z", ENERGY=number)], total=3.0)
+    with pytest.raises(cdr_check.NotRecomputable):
+        cdr_check.check(in_total, tariff, threshold=T)
+    assert cdr_check.check(in_volume, tariff, threshold=T).dispute  # never a raised error
+    priced = {
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "ENERGY", "price": number}]}],
+    }
+    with pytest.raises(cdr_check.NotRecomputable):
+        cdr_check.driver_tariff(priced, margin_percent=T, fee=T, vat_percent=T)
