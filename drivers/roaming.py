@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from authorization.models import Token
+from authorization.services import token_update
 from billing import ledger
 from billing.gateways import get_gateway
 from billing.models import LedgerTransaction, Payment
@@ -109,8 +110,7 @@ def roaming_token_block(profile: DriverProfile) -> None:
         return
     token = Token.objects.filter(pk=profile.roaming_token_id).first()
     if token is not None and not token.blocked:
-        token.blocked = True
-        token.save(update_fields=["blocked", "updated_at"])
+        token_update(token=token, blocked=True)  # cards' one writer
 
 
 # -- paying the partner's CDRs -----------------------------------------------------------------
@@ -122,7 +122,9 @@ def roaming_cdr_due(*, cdr_id: int) -> bool:
     cdr = PartnerCdr.objects.filter(pk=cdr_id).first()
     if cdr is None or cdr.token_id is None or cdr.status != PartnerCdr.Status.AGREES:
         return False
-    if cdr.price_total is None or not DriverProfile.objects.filter(roaming_token_id=cdr.token_id):
+    if cdr.price_total is None:
+        return False
+    if not DriverProfile.objects.filter(roaming_token_id=cdr.token_id).exists():
         return False
     return bool(
         PartnerCdr.objects.filter(pk=cdr_id, payment_status="").update(
