@@ -7,6 +7,7 @@ The order of the checks follows docs/authorization.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -149,6 +150,12 @@ REASONS: dict[str, tuple[int, str]] = {
         "The car's contract certificate could not be verified: it does not chain to a mobility "
         "operator root installed under PKI settings, or its revocation could not be checked "
         "(the issuer's OCSP responder did not answer). Charging is refused until it can be.",
+    ),
+    "contract_unknown_to_issuer": (
+        2,
+        "The car's contract (eMAID) is not ours, and the mobility provider its eMAID names "
+        "was asked live and does not know it or refused it. The driver should contact their "
+        "provider.",
     ),
     "token_invalid": (
         4,
@@ -416,6 +423,33 @@ def _access_refusal(
     ):
         return _decision(Status.INVALID, "connector_reserved")
     return None
+
+
+def unknown_contract_decision(answer: MspAnswer, *, issuer_blocked: bool = False) -> Decision:
+    """The decision on a contract (eMAID) no card of ours holds, after its issuer was asked live
+    (OCPI mod_tokens real-time authorization) and named no card we could keep: never Accepted."""
+    if issuer_blocked:
+        return _decision(Status.BLOCKED, "msp_blocked")
+    if answer == MspAnswer.TIMEOUT:
+        return _decision(Status.INVALID, "msp_timeout")
+    return _decision(_MSP_STATUS.get(answer, Status.INVALID), "contract_unknown_to_issuer")
+
+
+# eMI3 / ISO 15118-2 eMAID: country (2 letters), provider (3), instance (9), optional check
+# character, with optional hyphens between them (DE-8AA-CA2B3C4D5-X, DE8AACA2B3C4D5X).
+_EMAID = re.compile(r"([A-Z]{2})-?([A-Z0-9]{3})-?([A-Z0-9]{9})(?:-?[A-Z0-9])?")
+
+
+def emaid_issuer(uid: str) -> tuple[str, str] | None:
+    """Return (country code, party id) of the mobility provider an eMAID names, or None."""
+    match = _EMAID.fullmatch(uid.strip().upper())
+    return (match[1], match[2]) if match else None
+
+
+def emaid_token_type(ocpi_version: str) -> str:
+    """The OCPI TokenType a contract is asked live as: EMAID from 2.3.0 (mod_tokens TokenType);
+    2.2.1 has none for it, and OTHER is its "other type of token"."""
+    return "OTHER" if ocpi_version.startswith(("2.1", "2.2")) else "EMAID"
 
 
 def _msp_live_decision(token: TokenFacts, msp_answer: MspAnswer | None) -> Decision:

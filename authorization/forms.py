@@ -12,6 +12,7 @@ from backoffice.forms import LocalDateTimeField
 from backoffice.models import Organization
 from backoffice.tenancy import TenantFormMixin
 
+from .decisions import emaid_issuer
 from .models import Token, TokenGroup, normalize_uid, typed_uid
 
 
@@ -48,7 +49,8 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         fields = ["organization", "uid", "label", "type", "valid", "expires_at"]
         labels = {"uid": "UID", "valid": "Valid"}
         help_texts = {
-            "uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the logs)."
+            "uid": "The chip number as the charger reads it, e.g. 04A1B2C3 (the idTag in the "
+            "logs); for a Plug & Charge contract, its eMAID, e.g. DE-8EO-C12345678-9."
         }
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
@@ -78,6 +80,12 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         ):
             self.add_error(
                 "uid", "This UID is already a token of your organization. Search for it to edit it."
+            )
+        if uid and data.get("type") == Token.Type.EMAID and emaid_issuer(uid) is None:
+            self.add_error(
+                "uid",
+                "A contract's UID is its eMAID: country, provider id and contract number, "
+                "e.g. DE-8EO-C12345678-9 (the idToken of the car's Authorize in the logs).",
             )
         for group in data.get("groups") or []:
             if org and group.organization_id != org.pk:

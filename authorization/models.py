@@ -52,6 +52,9 @@ class MobilityServiceProvider(models.Model):
         blank=True, help_text="OCPI tokens endpoint, e.g. https://msp.example/ocpi/2.2.1/tokens"
     )
     live_validation_token = models.CharField(max_length=400, blank=True)
+    # The OCPI version its tokens endpoint speaks (set by roaming when the partner connects):
+    # a contract (eMAID) is asked live as type EMAID from 2.3.0 on, as OTHER in 2.2.1.
+    ocpi_version = models.CharField(max_length=10, blank=True)
     timeout_s = models.PositiveSmallIntegerField(default=15)
     on_timeout = models.CharField(max_length=6, choices=OnTimeout.choices, default=OnTimeout.REJECT)
     tokens_synced_at = models.DateTimeField(null=True, blank=True)
@@ -79,6 +82,8 @@ class Token(models.Model):
         RFID = "RFID", "RFID card"
         APP = "APP", "App user"
         OTHER = "OTHER", "Other"
+        # A Plug & Charge contract: the uid is the eMAID the car presents (ISO 15118).
+        EMAID = "EMAID", "Contract (eMAID)"
         GUEST = "GUEST", "Guest QR session"
 
     class Whitelist(models.TextChoices):

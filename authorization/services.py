@@ -30,6 +30,9 @@ from .decisions import (
     StayFacts,
     TokenFacts,
     decide,
+    emaid_issuer,
+    emaid_token_type,
+    unknown_contract_decision,
 )
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import msp_async_client, msp_http_client
@@ -178,9 +181,14 @@ def _msp_cache_key(msp_id: int, uid: str) -> str:
 
 
 async def msp_validate_live(
-    msp: MobilityServiceProvider, uid: str, *, location_id: str, station_id: str
+    msp: MobilityServiceProvider,
+    uid: str,
+    *,
+    location_id: str,
+    station_id: str,
+    token_type: str = "RFID",
 ) -> tuple[MspAnswer, dict | None, int]:
-    """Ask the MSP with OCPI 2.2.1 real-time authorization; return (answer, body, latency ms)."""
+    """Ask the MSP with OCPI real-time authorization; return (answer, body, latency ms)."""
     # The UID is one path segment: a "/", "?" or "#" in it must not reshape the URL.
     url = f"{msp.live_validation_url.rstrip('/')}/{quote(uid, safe='')}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
@@ -190,7 +198,9 @@ async def msp_validate_live(
     started = time.monotonic()
     try:
         async with msp_async_client(timeout=msp.timeout_s) as client:
-            response = await client.post(url, params={"type": "RFID"}, json=body, headers=headers)
+            response = await client.post(
+                url, params={"type": token_type}, json=body, headers=headers
+            )
     except httpx.TimeoutException:
         return MspAnswer.TIMEOUT, None, int((time.monotonic() - started) * 1000)
     except httpx.HTTPError as exc:
@@ -256,15 +266,25 @@ async def decide_live(
     connector_id: int | None = None,
     ocpp_unique_id: str = "",
     now: datetime | None = None,
+    contract: bool = False,
 ) -> tuple[Decision, dict]:
     """Decide with the token already looked up (`token_with_facts`), asking its MSP live if
     needed; return the decision and the keyword arguments of its `decision_record`, for a
-    caller that records it in the same transaction as what it decides (a StartTransaction)."""
+    caller that records it in the same transaction as what it decides (a StartTransaction).
+
+    `contract`: `uid` is a Plug & Charge contract's eMAID. One no card of ours holds is asked
+    live of the provider its eMAID names, when that provider is a roaming partner of the
+    charger's operator (OCPI 2.3.0 mod_tokens: EMAID tokens are not pushed; the CPO learns the
+    issuer from the eMAID and asks it in real time)."""
     now = now or timezone.now()
     facts = token[1] if token else None
     decision = decide(facts, charger, context, now=now)
     msp_id = msp_response = msp_latency = None
-    if decision.reason == NEEDS_MSP:
+    if contract and token is None and decision.reason == "unknown_token":
+        asked = await _ask_contract_issuer(uid, charger, context, location_id=location_id, now=now)
+        if asked is not None:
+            decision, token, msp_id, msp_response, msp_latency = asked
+    elif decision.reason == NEEDS_MSP:
         assert token is not None
         token_obj = token[0]
         msp = token_obj.msp
@@ -295,6 +315,88 @@ async def decide_live(
         ocpp_unique_id=ocpp_unique_id,
     )
     return decision, record
+
+
+async def _ask_contract_issuer(
+    uid: str, charger: ChargerFacts, context: Context, *, location_id: str, now: datetime
+) -> tuple[Decision, tuple[Token, TokenFacts] | None, int, dict | None, int | None] | None:
+    """Ask the provider a foreign eMAID names, live; None when it names no partner of ours.
+    Returns the decision, the card kept from the answer, and what the record keeps of the ask."""
+    issuer = await db.run(contract_issuer, uid, charger.organization_id)
+    if issuer is None:
+        return None
+    if issuer.blocked:
+        return (
+            unknown_contract_decision(MspAnswer.NOT_ALLOWED, issuer_blocked=True),
+            None,
+            issuer.pk,
+            None,
+            None,
+        )
+    answer, body, latency = await msp_validate_live(
+        issuer,
+        uid,
+        location_id=location_id,
+        station_id=charger.station_id,
+        token_type=emaid_token_type(issuer.ocpi_version),
+    )
+    kept = None
+    if answer != MspAnswer.TIMEOUT:
+        kept = await db.run(token_from_issuer, msp_id=issuer.pk, uid=uid, answer=body)
+    if kept is None:
+        return unknown_contract_decision(answer), None, issuer.pk, body, latency
+    if answer == MspAnswer.ALLOWED:
+        cache.set(_msp_cache_key(issuer.pk, uid), True, MSP_CACHE_SECONDS)
+    # The live answer decides, whatever whitelist the provider gave the card for later.
+    facts = replace(kept[1], msp_live_validation=True)
+    decision = decide(facts, charger, context, now=now, msp_answer=answer)
+    return decision, kept, issuer.pk, body, latency
+
+
+def contract_issuer(uid: str, organization_id: int | None) -> MobilityServiceProvider | None:
+    """The operator's mobility provider an eMAID names, if it can be asked live."""
+    party = emaid_issuer(uid)
+    if party is None or organization_id is None:
+        return None
+    return (
+        MobilityServiceProvider.objects.filter(
+            organization_id=organization_id, country_code=party[0], party_id=party[1]
+        )
+        .exclude(live_validation_url="")
+        .first()
+    )
+
+
+def token_from_issuer(
+    *, msp_id: int, uid: str, answer: dict | None
+) -> tuple[Token, TokenFacts] | None:
+    """Keep a foreign contract its provider answered for live as one of the provider's cards
+    (type EMAID), so the session and its CDR go to that provider like any roaming card's, and
+    a host sees it (and can block it) under Authorization > Roaming. None when the provider did
+    not know it (OCPI 2004, no `data`): nothing is kept."""
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("allowed"), str):
+        return None
+    given = data.get("token")
+    card: dict = given if isinstance(given, dict) else {}
+    named = {normalize_uid(str(card.get(k) or "")) for k in ("uid", "contract_id")}
+    if normalize_uid(uid) not in named:
+        card = {}  # a Token object for another card: none of its facts are taken
+    whitelist = card.get("whitelist")
+    with transaction.atomic():
+        token = (
+            Token.objects.select_for_update()
+            .filter(msp_id=msp_id, uid_normalized=normalize_uid(uid))
+            .first()
+        ) or Token(msp_id=msp_id, uid=uid, organization=None)
+        token.type = Token.Type.EMAID
+        token.valid = card.get("valid") is not False
+        token.whitelist = (
+            whitelist if whitelist in Token.Whitelist.values else Token.Whitelist.NEVER
+        )
+        token.label = str(card.get("visual_number") or card.get("contract_id") or uid)[:200]
+        token.save()
+    return token, token_facts(token)
 
 
 def token_with_facts(

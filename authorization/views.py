@@ -34,6 +34,7 @@ from .forms import (
     token_state,
 )
 from .models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
+from .providers import contract_ids
 from .services import (
     MSP_TIMEOUT_RANGE,
     msp_set_blocked,
@@ -92,13 +93,15 @@ def token_list(request: HttpRequest) -> HttpResponse:
     if q:
         tokens = tokens.filter(Q(uid_normalized__contains=normalize_uid(q)) | Q(label__icontains=q))
     page = Paginator(tokens.order_by("uid", "pk"), 50).get_page(request.GET.get("page"))
-    rows = [(t, *token_state(t)) for t in page.object_list]
+    contracts = contract_ids.call([(t.pk, t.organization_id) for t in page.object_list])
+    rows = [(t, *token_state(t), contracts.get(t.pk, "")) for t in page.object_list]
     return render(
         request,
         "authorization/token_list.html",
         {
             "form": form,
             "rows": rows,
+            "contracts": bool(contracts),
             "page": page,
             "q": q,
             "can_add": organizations.exists(),
@@ -131,6 +134,7 @@ def token_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "authorization/token_edit.html",
         {
             "token": token,
+            "contract_id": contract_ids.call([(token.pk, token.organization_id)]).get(token.pk),
             "form": form,
             "can_edit": membership.can_write,
             "state": label,

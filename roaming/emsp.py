@@ -98,6 +98,35 @@ def issued_cards(organization_id: int) -> QuerySet[Token]:
     )
 
 
+def contract_ids_of(cards: list[tuple[int, int | None]]) -> dict[int, str]:
+    """The contract ids (eMAIDs) of own cards, as other networks know them
+    (authorization.providers.contract_ids): for organizations with an eMSP identity, and only
+    the card types it issues (a guest's token or a contract token has none of its own)."""
+    prefixes = dict(
+        EmspIdentity.objects.filter(
+            organization_id__in={organization_id for _, organization_id in cards}
+        ).values_list("organization_id", "emaid_prefix")
+    )
+    if not prefixes:
+        return {}
+    issued = set(
+        Token.objects.filter(
+            pk__in=[card_id for card_id, organization_id in cards if organization_id in prefixes],
+            msp__isnull=True,
+            reservation__isnull=True,
+            type__in=list(emsp_rules.TOKEN_TYPES),
+        ).values_list("pk", flat=True)
+    )
+    found: dict[int, str] = {}
+    for card_id, organization_id in cards:
+        if card_id in issued and organization_id is not None:
+            try:
+                found[card_id] = emsp_rules.contract_id(prefixes[organization_id], card_id)
+            except ValueError:  # a card number the prefix leaves no room for: none is issued
+                continue
+    return found
+
+
 def cards_changed_since(since: datetime, *, now: datetime) -> list[int]:
     """Return our cards (of organizations with an eMSP identity and a CPO partner) changed since
     `since`, or whose expiry passed since then: what the periodic sweep pushes again."""

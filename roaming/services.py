@@ -338,7 +338,8 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     # wants the credentials token Base64-encoded there.
     msp.live_validation_url = partner.endpoint("tokens", ocpi.InterfaceRole.SENDER)
     msp.live_validation_token = base64.b64encode(partner.outgoing_token.encode()).decode()
-    msp.save(update_fields=["live_validation_url", "live_validation_token"])
+    msp.ocpi_version = partner.version  # how a contract (eMAID) is asked live: EMAID or OTHER
+    msp.save(update_fields=["live_validation_url", "live_validation_token", "ocpi_version"])
     Partner.objects.filter(msp=msp).exclude(pk=partner.pk).update(msp=None)
     # A party connected directly speaks for itself: a hub no longer routes it here.
     HubParty.objects.filter(msp=msp).exclude(partner=partner).delete()
@@ -900,7 +901,7 @@ TOKEN_TYPES = {
     "RFID": Token.Type.RFID,
     "APP_USER": Token.Type.APP,
     "AD_HOC_USER": Token.Type.OTHER,
-    "EMAID": Token.Type.OTHER,  # 2.3.0 (mod_tokens TokenType)
+    "EMAID": Token.Type.EMAID,  # 2.3.0 (mod_tokens TokenType)
     "OTHER": Token.Type.OTHER,
 }
 

@@ -31,6 +31,7 @@ _TOKEN_TYPES: dict[str, str] = {
     Token.Type.RFID: "RFID",
     Token.Type.APP: "APP_USER",
     Token.Type.OTHER: "OTHER",
+    Token.Type.EMAID: "EMAID",  # 2.3.0; 2.2.1 says OTHER (roaming.versions.v221)
 }
 _NATURE = mapping.OCMF_NATURE
 
@@ -140,6 +141,8 @@ def _auth_method(session: ChargingSession) -> tuple[str, str]:
             created_at__lte=session.received_start_at,
             reason="accepted_msp_live",
         )
+        # A start within the cache time reuses the live answer: its reference is the answer's.
+        .exclude(msp_response__has_key="cached")
         .order_by("-id")
         .first()
     )

@@ -139,23 +139,36 @@ async def durably(
 
 
 async def decide(
-    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
+    conn: Connection,
+    id_tag: str,
+    context: Context,
+    connector_id: int | None,
+    unique_id: str,
+    *,
+    contract: bool = False,
 ) -> tuple[Decision, tuple[Token, TokenFacts] | None]:
     """Decide on a card at this charger and record the decision; return it with the card found
     (2.0.1 answers the card's group and opens the session with it). Two trips to the database
     pool: the facts, then the record (the card's MSP, if it must be asked, in between)."""
     decision, record, token = await decide_unrecorded(
-        conn, id_tag, context, connector_id, unique_id
+        conn, id_tag, context, connector_id, unique_id, contract=contract
     )
     await db.run(decision_record, **record)
     return decision, token
 
 
 async def decide_unrecorded(
-    conn: Connection, id_tag: str, context: Context, connector_id: int | None, unique_id: str
+    conn: Connection,
+    id_tag: str,
+    context: Context,
+    connector_id: int | None,
+    unique_id: str,
+    *,
+    contract: bool = False,
 ) -> tuple[Decision, dict, tuple[Token, TokenFacts] | None]:
     """`decide` without recording: the decision, its record (`decision_record`'s arguments, for
-    the caller to store with what it opens) and the card found."""
+    the caller to store with what it opens) and the card found. `contract`: `id_tag` is a Plug &
+    Charge eMAID (a foreign one is asked live of its provider)."""
     facts, location_id, token = await starts.decision_inputs(
         charger_id=conn.charger_id,
         connector_id=connector_id,
@@ -169,6 +182,7 @@ async def decide_unrecorded(
         location_id=location_id,
         connector_id=connector_id,
         ocpp_unique_id=unique_id,
+        contract=contract,
     )
     return decision, record, token
 

@@ -203,7 +203,14 @@ async def authorize_request(conn: Connection, payload: dict, unique_id: str) -> 
     if v201_pnc.is_contract(payload):  # C07: Plug & Charge
         return await v201_pnc.authorize_contract(conn, payload, unique_id)
     token = payload["idToken"]
-    decision, card = await common.decide(conn, token["idToken"], Context.LOCAL, None, unique_id)
+    decision, card = await common.decide(
+        conn,
+        token["idToken"],
+        Context.LOCAL,
+        None,
+        unique_id,
+        contract=token.get("type") == "eMAID",
+    )
     status = id_token_status(str(decision.status), decision.reason)
     info = await _id_token_info(
         conn, token["idToken"], status, card[1].parent_id_tag if card else ""
@@ -260,7 +267,12 @@ async def _event_card(conn: Connection, event: sessions.TxEvent, unique_id: str)
         card.answer = await _stop_card_answer(conn, event, unique_id)
         return card
     decision, record, found = await common.decide_unrecorded(
-        conn, event.id_token, Context.START_TRANSACTION, event.evse_id, unique_id
+        conn,
+        event.id_token,
+        Context.START_TRANSACTION,
+        event.evse_id,
+        unique_id,
+        contract=event.id_token_type == "eMAID",
     )
     card.group = found[1].parent_id_tag if found else ""
     status = str(decision.status)

@@ -56,10 +56,11 @@ async def authorize_contract(conn: common.Connection, payload: dict, unique_id: 
         certificate=payload.get("certificate") or "",
         hash_data=payload.get("iso15118CertificateHashData") or [],
     )
-    decision, record, card = await common.decide_unrecorded(
-        conn, emaid, Context.LOCAL, None, unique_id
-    )
     refused = _REFUSED.get(check.status)
+    # A foreign contract's provider is asked live only for a chain we verified.
+    decision, record, card = await common.decide_unrecorded(
+        conn, emaid, Context.LOCAL, None, unique_id, contract=refused is None
+    )
     if refused is not None:
         reason, status = refused
         security_log.info("Contract of %s at %s refused: %s", emaid, conn.station_id, check.reason)

@@ -73,9 +73,17 @@ def tariff(rate: mapping.RateFacts, *, party: mapping.Party) -> dict[str, Any]:
     return mapping.tariff_object(rate, party=party, amount=mapping.excl_tax, tax_included=False)
 
 
+def _cdr_token_221(data: dict[str, Any]) -> dict[str, Any]:
+    """2.2.1's TokenType has no EMAID (2.3.0 added it): a contract's token is OTHER there."""
+    token = data.get("cdr_token")
+    if isinstance(token, dict) and token.get("type") == "EMAID":
+        data["cdr_token"] = {**token, "type": "OTHER"}
+    return data
+
+
 def session(facts: mapping.SessionFacts, *, party: mapping.Party) -> dict[str, Any]:
     """Return a 2.2.1 Session."""
-    return mapping.session_object(facts, party=party, price=price)
+    return _cdr_token_221(mapping.session_object(facts, party=party, price=price))
 
 
 def cdr(
@@ -90,7 +98,7 @@ def cdr(
     invoice_reference_id: str = "",
 ) -> dict[str, Any]:
     """Return a 2.2.1 CDR, its tariff as a 2.2.1 Tariff."""
-    return mapping.cdr_object(
+    data = mapping.cdr_object(
         facts,
         cdr_id=cdr_id,
         location=location,
@@ -101,6 +109,7 @@ def cdr(
         created=created,
         invoice_reference_id=invoice_reference_id,
     )
+    return _cdr_token_221(data)
 
 
 # -- objects sealed in 2.3.0, read in 2.2.1 ----------------------------------------------------------
@@ -183,4 +192,4 @@ def from_230(module: str, body: Any) -> Any:
             converted[name] = _price_from_230(converted[name])
     if isinstance(body.get("tariffs"), list):
         converted["tariffs"] = [_tariff_from_230(t) for t in body["tariffs"]]
-    return converted
+    return _cdr_token_221(converted)

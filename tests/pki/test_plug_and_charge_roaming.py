@@ -1,0 +1,303 @@
+"""Plug & Charge with a foreign contract (issue 52 item 4): an eMAID no card of ours holds is
+authorized in real time with the provider its eMAID names, over OCPI (2.3.0 mod_tokens: EMAID
+tokens are not pushed, the CPO asks the issuer), and the session is billed to that provider by
+CDR, never through the guest flow. The provider is a real HTTP server started here."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from authorization.decisions import emaid_issuer, emaid_token_type
+from authorization.models import AuthorizationDecision, MobilityServiceProvider, Token
+from chargers.models import ChargingSession
+from pki.models import CertificateUse
+from roaming import sessions as roaming_sessions
+from roaming.versions import v221
+from tests.chargers.v201.conftest import BOOT, connect201, tx_event
+from tests.conftest import free_port
+from tests.factories import OrganizationFactory
+from tests.roaming.conftest import connected_partner
+
+from .test_plug_and_charge import EMAID, World, _authorize, _install, contract_authorize
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _ca_dir(settings, tmp_path):
+    settings.OCPP_CA_DIR = str(tmp_path / "ca")
+
+
+class Issuer:
+    """The contract's provider: an OCPI tokens endpoint answering real-time authorization."""
+
+    def __init__(self, answer: dict) -> None:
+        self.answer = answer
+        self.requests: list[dict] = []
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                url = urlparse(self.path)
+                issuer.requests.append(
+                    {
+                        "path": url.path,
+                        "query": parse_qs(url.query),
+                        "auth": self.headers.get("Authorization"),
+                        "body": json.loads(body or b"{}"),
+                    }
+                )
+                payload = json.dumps(issuer.answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def allowed(**token: object) -> dict:
+    card = {
+        "country_code": "DE",
+        "party_id": "8EO",
+        "uid": EMAID,
+        "type": "EMAID",
+        "contract_id": EMAID,
+        "issuer": "Eight EO Mobility",
+        "valid": True,
+        "whitelist": "NEVER",
+        "last_updated": "2026-11-27T00:00:00Z",
+        **token,
+    }
+    return {
+        "status_code": 1000,
+        "data": {"allowed": "ALLOWED", "token": card, "authorization_reference": "AUTH-8EO-1"},
+        "timestamp": "2026-11-27T00:00:00Z",
+    }
+
+
+@pytest.fixture
+def world(settings, charger):
+    built = World()
+    _install(charger.property.organization_id, CertificateUse.MO, built.mo_root)
+    yield built
+    built.responder.stop()
+
+
+@pytest.fixture
+def issuer(settings, world, charger):
+    """The provider DE*8EO as a connected eMSP partner of the charger's operator, on 2.3.0."""
+    served = Issuer(allowed())
+    settings.OUTBOUND_URL_ALLOWLIST = [
+        f"127.0.0.1:{world.responder.port}",
+        f"127.0.0.1:{served.port}",
+    ]
+    partner = connected_partner(
+        charger.property.organization,
+        base=f"http://127.0.0.1:{served.port}/ocpi/emsp/2.3.0",
+        country_code="DE",
+        party_id="8EO",
+        version="2.3.0",
+    )
+    MobilityServiceProvider.objects.filter(pk=partner.msp_id).update(ocpi_version="2.3.0")
+    served.partner = partner
+    yield served
+    served.stop()
+
+
+def test_an_emaid_names_its_provider_with_or_without_hyphens():
+    assert emaid_issuer("DE-8EO-C12345678-9") == ("DE", "8EO")
+    assert emaid_issuer("de8eoc12345678") == ("DE", "8EO")
+    assert emaid_issuer("04A1B2C3D4E5F6") is None  # an RFID UID: no country
+    assert emaid_issuer("DE-8EO-C1234") is None
+    assert (emaid_token_type("2.3.0"), emaid_token_type("2.2.1")) == ("EMAID", "OTHER")
+
+
+async def test_a_foreign_contract_is_asked_live_of_its_provider_and_kept_as_its_card(
+    world, issuer, charger
+):
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+    [asked] = issuer.requests
+    assert asked["path"] == f"/ocpi/emsp/2.3.0/tokens/{EMAID}/authorize"
+    assert asked["query"] == {"type": ["EMAID"]}
+    assert asked["auth"].startswith("Token ")
+    assert asked["body"]["evse_uids"] == [charger.station_id]
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert (decision.status, decision.reason) == ("Accepted", "accepted_msp_live")
+    assert decision.msp_id == issuer.partner.msp_id
+    card = await Token.objects.aget(uid=EMAID)
+    assert (card.type, card.msp_id, card.organization_id) == (
+        Token.Type.EMAID,
+        issuer.partner.msp_id,
+        None,
+    )
+
+
+async def test_the_foreign_contracts_session_is_billed_to_its_provider_by_cdr(
+    world, issuer, charger
+):
+    client = await connect201()
+    try:
+        await client.result("BootNotification", BOOT)
+        await client.result("Authorize", contract_authorize(world.contract_chain))
+        started = tx_event("Started", 0, id_token=EMAID, wh=1000, trigger="CablePluggedIn")
+        started["idToken"]["type"] = "eMAID"
+        answer = await client.result("TransactionEvent", started)
+        assert answer["idTokenInfo"]["status"] == "Accepted"
+        ended_at = (timezone.now() + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        ended = tx_event("Ended", 1, wh=8500, trigger="EVCommunicationLost", timestamp=ended_at)
+        ended["transactionInfo"]["stoppedReason"] = "EVDisconnected"
+        await client.result("TransactionEvent", ended)
+    finally:
+        await client.close()
+    session = await ChargingSession.objects.select_related("token").aget(id_tag=EMAID)
+    assert session.token.type == Token.Type.EMAID
+    cdr = await sync_to_async(roaming_sessions.cdr_create)(session_id=session.pk)
+    assert cdr is not None and cdr.partner_id == issuer.partner.pk
+    assert cdr.data["cdr_token"] == {
+        "country_code": "DE",
+        "party_id": "8EO",
+        "uid": EMAID,
+        "type": "EMAID",
+        "contract_id": EMAID,
+    }
+    assert cdr.data["auth_method"] == "AUTH_REQUEST"
+    assert cdr.data["authorization_reference"] == "AUTH-8EO-1"
+    # A 2.2.1 partner reads the same CDR with 2.2.1's token type.
+    assert v221.from_230("cdrs", cdr.data)["cdr_token"]["type"] == "OTHER"
+
+
+async def test_a_contract_its_provider_does_not_know_is_cancelled_and_nothing_kept(world, issuer):
+    issuer.answer = {"status_code": 2004, "status_message": "Unknown Token"}
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer == {
+        "idTokenInfo": {"status": "Invalid"},
+        "certificateStatus": "ContractCancelled",
+    }
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.reason == "contract_unknown_to_issuer"
+    assert not await Token.objects.filter(uid=EMAID).aexists()
+
+
+async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist(world, issuer):
+    refused = allowed(whitelist="ALWAYS")
+    refused["data"]["allowed"] = "BLOCKED"
+    issuer.answer = refused
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["idTokenInfo"]["status"] == "Blocked"
+    assert answer["certificateStatus"] == "ContractCancelled"
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.reason == "msp_rejected"
+
+
+async def test_a_provider_that_is_down_never_gives_accepted(world, issuer):
+    issuer.stop()
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["idTokenInfo"]["status"] == "Invalid"
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.reason == "msp_timeout"
+    assert not await Token.objects.filter(uid=EMAID).aexists()
+
+
+async def test_a_blocked_provider_is_not_asked(world, issuer):
+    await MobilityServiceProvider.objects.filter(pk=issuer.partner.msp_id).aupdate(blocked=True)
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["idTokenInfo"]["status"] == "Blocked"
+    assert issuer.requests == []
+
+
+async def test_a_revoked_contract_never_reaches_its_provider(world, issuer):
+    world.responder.revoked.add(world.contract.certificate.serial_number)
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["certificateStatus"] == "CertificateRevoked"
+    assert issuer.requests == []
+
+
+async def test_another_operators_provider_of_the_same_party_is_never_asked(
+    world, charger, settings
+):
+    served = Issuer(allowed())
+    settings.OUTBOUND_URL_ALLOWLIST = [
+        f"127.0.0.1:{world.responder.port}",
+        f"127.0.0.1:{served.port}",
+    ]
+    other = await sync_to_async(OrganizationFactory)()
+    await sync_to_async(connected_partner)(
+        other,
+        token="another-operators-partner",
+        base=f"http://127.0.0.1:{served.port}/ocpi/emsp/2.3.0",
+        country_code="DE",
+        party_id="8EO",
+    )
+    try:
+        answer = await _authorize(contract_authorize(world.contract_chain))
+    finally:
+        served.stop()
+    assert answer["idTokenInfo"]["status"] == "Unknown"
+    assert served.requests == []
+
+
+# -- the eMAID on cards (item 7) ----------------------------------------------------------------
+
+
+def _host_of(organization):
+    from django.test import Client
+
+    from tests.factories import MembershipFactory
+
+    client = Client()
+    client.force_login(MembershipFactory(organization=organization, role="owner").user)
+    return client
+
+
+def test_the_cards_list_shows_each_own_cards_contract_id_on_other_networks(charger):
+    from tests.factories import TokenFactory
+    from tests.roaming.test_emsp_tokens import with_identity
+
+    organization = charger.property.organization
+    card = TokenFactory(uid="04A1B2C3", organization=organization)
+    host = _host_of(organization)
+    page = host.get("/tokens/").content.decode()
+    assert "Contract id (eMAID)" not in page  # no eMSP identity: no contract ids
+    with_identity(organization)
+    emaid = "NLEVB" + str(card.pk).zfill(9)
+    page = host.get("/tokens/").content.decode()
+    assert "Contract id (eMAID)" in page and emaid in page
+    assert emaid in host.get(f"/tokens/{card.pk}/").content.decode()
+    # Another operator's identity names none of this operator's cards.
+    other = OrganizationFactory()
+    with_identity(other, country_code="BE", party_id="OTH", emaid_prefix="BEOTH")
+    assert "BEOTH" not in host.get("/tokens/").content.decode()
+
+
+def test_a_host_adds_a_contract_by_its_emaid_and_a_uid_that_is_none_is_refused(charger):
+    organization = charger.property.organization
+    host = _host_of(organization)
+    form = {"organization": organization.pk, "label": "Fleet van", "type": "EMAID", "valid": "on"}
+    refused = host.post("/tokens/", {**form, "uid": "04A1B2C3"})
+    assert refused.status_code == 400
+    assert "A contract&#x27;s UID is its eMAID" in refused.content.decode()
+    added = host.post("/tokens/", {**form, "uid": "DE-8EO-C12345678-9"})
+    assert added.status_code == 302
+    card = Token.objects.get(organization=organization)
+    assert (card.type, card.get_type_display()) == ("EMAID", "Contract (eMAID)")
