@@ -16,3 +16,13 @@ class ContractIds(Protocol):
 
 
 contract_ids: Provider[ContractIds] = Provider("contract ids of own cards")  # roaming
+
+
+class ContractCard(Protocol):
+    def __call__(self, emaid: str) -> int | None:
+        """The own card (its id) whose contract id on other networks an eMAID is, or None: a
+        car with a contract for one of our cards charges on that card."""
+        ...
+
+
+contract_card: Provider[ContractCard] = Provider("own card of a contract id")  # roaming

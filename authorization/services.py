@@ -36,6 +36,7 @@ from .decisions import (
 )
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import msp_async_client, msp_http_client
+from .providers import contract_card
 from .signals import token_groups_changed
 
 logger = logging.getLogger(__name__)
@@ -281,9 +282,15 @@ async def decide_live(
     decision = decide(facts, charger, context, now=now)
     msp_id = msp_response = msp_latency = None
     if contract and token is None and decision.reason == "unknown_token":
-        asked = await _ask_contract_issuer(uid, charger, context, location_id=location_id, now=now)
-        if asked is not None:
-            decision, token, msp_id, msp_response, msp_latency = asked
+        token = await db.run(contract_card_facts, uid)
+        if token is not None:  # the contract of one of our own cards: decided as that card
+            decision = decide(token[1], charger, context, now=now)
+        else:
+            asked = await _ask_contract_issuer(
+                uid, charger, context, location_id=location_id, now=now
+            )
+            if asked is not None:
+                decision, token, msp_id, msp_response, msp_latency = asked
     elif decision.reason == NEEDS_MSP:
         assert token is not None
         token_obj = token[0]
@@ -351,6 +358,15 @@ async def _ask_contract_issuer(
     facts = replace(kept[1], msp_live_validation=True)
     decision = decide(facts, charger, context, now=now, msp_answer=answer)
     return decision, kept, issuer.pk, body, latency
+
+
+def contract_card_facts(uid: str) -> tuple[Token, TokenFacts] | None:
+    """The own card a contract id (eMAID) belongs to, as other networks know it, with its facts."""
+    card_id = contract_card.call(uid)
+    if card_id is None:
+        return None
+    token = Token.objects.select_related("msp").filter(pk=card_id).first()
+    return (token, token_facts(token)) if token is not None else None
 
 
 def contract_issuer(uid: str, organization_id: int | None) -> MobilityServiceProvider | None:

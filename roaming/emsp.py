@@ -127,6 +127,24 @@ def contract_ids_of(cards: list[tuple[int, int | None]]) -> dict[int, str]:
     return found
 
 
+def card_of_contract(emaid: str) -> int | None:
+    """Our card whose contract id an eMAID is (authorization.providers.contract_card): the
+    identity its country and party name, the card number after that identity's prefix."""
+    plain = emaid.strip().upper().replace("-", "")
+    identity = EmspIdentity.objects.filter(country_code=plain[:2], party_id=plain[2:5]).first()
+    if identity is None:
+        return None
+    number = emsp_rules.card_number_of(plain, identity.emaid_prefix)
+    if number is None:
+        return None
+    return (
+        issued_cards(identity.organization_id)
+        .filter(pk=number)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def cards_changed_since(since: datetime, *, now: datetime) -> list[int]:
     """Return our cards (of organizations with an eMSP identity and a CPO partner) changed since
     `since`, or whose expiry passed since then: what the periodic sweep pushes again."""

@@ -88,6 +88,19 @@ def contract_id(emaid_prefix: str, card_number: int) -> str:
     return emaid_prefix + number.zfill(digits)
 
 
+def card_number_of(emaid: str, emaid_prefix: str) -> int | None:
+    """The number of our card whose contract id (`contract_id`) an eMAID is, or None: hyphens
+    and case ignored, a check character after the 14 accepted (ISO 15118 certificates carry
+    one; the contract's chain, verified before, names the eMAID it was issued for)."""
+    plain = emaid.strip().upper().replace("-", "")
+    if len(plain) == EMAID_LENGTH + 1:
+        plain = plain[:EMAID_LENGTH]
+    if len(plain) != EMAID_LENGTH or not plain.startswith(emaid_prefix):
+        return None
+    digits = plain[len(emaid_prefix) :]
+    return int(digits) if digits.isdigit() else None
+
+
 def allowed_of(status: str) -> str:
     """Return the mod_tokens AllowedType for our decision's status."""
     return _ALLOWED_OF_STATUS.get(status, "NOT_ALLOWED")

@@ -462,6 +462,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         payload = frame.payload
         ocpp_metrics.message("in", self.version, protocol.CALL, frame.action)
         started = time.perf_counter()
+        early = self._log_beside_data(frame, text, received_at, text_suspect)
         try:
             self.proto.check_action(frame.action)
             if self.proxy is not None and self.proxy.active:
@@ -488,30 +489,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 )
             except Exception as exc:  # noting must never cost the message
                 logger.warning("Could not note readings of %s: %s", conn.station_id, exc)
-        # The CALL is logged once handled, with any schema violation that was accepted (and the
-        # payload's JSON when the handler wrote it already, for this very payload).
-        dumped, conn.dumped = conn.dumped, None
-        try:
-            await writer.add_message(
-                charger_id=conn.charger_id,
-                direction="in",
-                message_type=protocol.CALL,
-                unique_id=frame.unique_id,
-                action=frame.action,
-                payload=frame.payload,
-                text=text,
-                violation=conn.violation,
-                timestamp=received_at,
-                text_suspect=text_suspect,
-                payload_json=dumped[1]
-                if dumped is not None and dumped[0] is frame.payload
-                else None,
-                # The Logs row of an acknowledged transaction message survives a kill -9 as
-                # its data does: committed (or journaled) before the answer goes out.
-                durable=error is None and frame.action in DURABLE_ACTIONS,
-            )
-        except Exception:  # its data is stored: the answer still goes out (a resend duplicates)
-            logger.exception("The log row of %s %s was not stored", frame.action, frame.unique_id)
+        await self._log_call(frame, text, received_at, text_suspect, early, durable=error is None)
         if relay is not None and relay.leader is not None:
             await self._answer_as_leader(frame, relay, response, error)
         elif error is not None:
@@ -524,6 +502,74 @@ class OcppConsumer(AsyncWebsocketConsumer):
             if relay is not None:
                 relay.charger_got(proxy_rules.started_transaction_id(frame.action, response))
             await self._send_result(frame, response)
+
+    def _log_beside_data(
+        self, frame: protocol.Frame, text: str, received_at: Any, text_suspect: bool
+    ) -> list[asyncio.Future[None] | None]:
+        """For a frame whose answer waits for its data: let the handler queue the frame's Logs
+        row beside that data (conn.log_alongside); the list gets the row's commit future."""
+        early: list[asyncio.Future[None] | None] = []
+        if frame.action in DURABLE_ACTIONS:
+            assert self.conn is not None
+
+            def log_alongside() -> None:
+                if not early:  # once, whatever retries the handler makes
+                    row = self._call_row(frame, text, received_at, text_suspect)
+                    early.append(writer.add_message_now(**row))
+
+            self.conn.log_alongside = log_alongside
+        return early
+
+    async def _log_call(
+        self,
+        frame: protocol.Frame,
+        text: str,
+        received_at: Any,
+        text_suspect: bool,
+        early: list[asyncio.Future[None] | None],
+        *,
+        durable: bool,
+    ) -> None:
+        conn = self.conn
+        assert conn is not None
+        # The CALL is logged once handled, with any schema violation that was accepted (and the
+        # payload's JSON when the handler wrote it already, for this very payload), unless the
+        # handler queued it beside its data (conn.log_alongside): then its commit is awaited.
+        dumped, conn.dumped = conn.dumped, None
+        conn.log_alongside = None
+        try:
+            if early and early[0] is not None:
+                await early[0]
+            else:
+                await writer.add_message(
+                    **self._call_row(frame, text, received_at, text_suspect),
+                    payload_json=dumped[1]
+                    if dumped is not None and dumped[0] is frame.payload
+                    else None,
+                    # The Logs row of an acknowledged transaction message survives a kill -9 as
+                    # its data does: committed (or journaled) before the answer goes out.
+                    durable=durable and frame.action in DURABLE_ACTIONS,
+                )
+        except Exception:  # its data is stored: the answer still goes out (a resend duplicates)
+            logger.exception("The log row of %s %s was not stored", frame.action, frame.unique_id)
+
+    def _call_row(
+        self, frame: protocol.Frame, text: str, received_at: Any, text_suspect: bool
+    ) -> dict[str, Any]:
+        """The Logs row of a CALL received, with any schema violation that was accepted."""
+        assert self.conn is not None
+        return {
+            "charger_id": self.conn.charger_id,
+            "direction": "in",
+            "message_type": protocol.CALL,
+            "unique_id": frame.unique_id,
+            "action": frame.action,
+            "payload": frame.payload,
+            "text": text,
+            "violation": self.conn.violation,
+            "timestamp": received_at,
+            "text_suspect": text_suspect,
+        }
 
     async def _relay(self, frame: protocol.Frame) -> tuple[Relay | None, Any]:
         """Every upstream gets the frame as sent; we handle it in our own transaction numbering.

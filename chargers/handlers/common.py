@@ -47,6 +47,10 @@ class Connection:
     # its own (a 2.0.1 TransactionEvent's event row): the log row reuses the text instead of
     # dumping the same payload again. Only for the very object the consumer logs.
     dumped: tuple[Any, str] | None = None
+    # Queues this CALL's Logs row now (set by the consumer for a frame whose answer waits for its
+    # data): a handler calls it beside the data it writes, so one group commit holds both and the
+    # answer waits for one commit, not two. Safe to call more than once.
+    log_alongside: Callable[[], None] | None = None
     # The charger's known deviations (its quirk profiles, docs/quirks.md): resolved at connect
     # and at each boot, asked by the readers and command builders of this socket.
     quirks: Quirks = NO_QUIRKS

@@ -378,7 +378,7 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
 
     async def now() -> bool:
         # Answered only once the samples are committed (group commit, every few ms).
-        await writer.store_meter_samples(samples)
+        await writer.store_meter_samples(samples, alongside=conn.log_alongside)
         if signed:
             await db.run(
                 services.signed_samples_store,

@@ -568,7 +568,7 @@ async def meter_values(conn: Connection, payload: dict, unique_id: str) -> dict:
         ]
 
     async def now() -> bool:
-        await writer.store_meter_samples(samples)
+        await writer.store_meter_samples(samples, alongside=conn.log_alongside)
         if signed:
             await db.run(
                 sessions.signed_samples_store,

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -181,6 +181,7 @@ class MessageLogWriter:
         self._meters: deque[tuple[list[MeterSample], asyncio.Future[None]]] = deque()
         self._seen: dict[int, tuple[datetime, bool]] = {}
         self._seen_written: dict[int, float] = {}
+        self.batches_written = 0  # group commits of frames and readings (tests, the bench)
         self._bytes = 0
         self._bytes_by_charger: dict[int, int] = {}
         self._wakeup: asyncio.Event | None = None
@@ -267,28 +268,51 @@ class MessageLogWriter:
             text_suspect=text_suspect,
             payload_json=payload_json,
         )
-        per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
-        total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
         # Backpressure on this charger only: it waits while it holds more than its share (or the
         # whole buffer is full and it holds some of it), which slows down reading its socket.
-        while self._bytes_by_charger.get(charger_id, 0) > 0 and (
-            self._bytes_by_charger[charger_id] + size > per_charger or self._bytes + size > total
-        ):
+        while self._over_share(charger_id, size):
             assert self._wakeup is not None and self._drained is not None
             self._wakeup.set()
             await asyncio.shield(self._drained)
+        future = self._enqueue(row, size, charger_id, durable=durable)
+        if future is not None:
+            await future
+
+    def add_message_now(self, **fields: Any) -> asyncio.Future[None] | None:
+        """`add_message(durable=True, ...)` without waiting: the row is queued now, if this
+        charger is within its share, and the future of its commit returned (None: over its
+        share, call `add_message`). A handler queues its frame's row this way beside the data
+        it writes (`store_meter_samples(alongside=...)`), so one group commit holds both."""
+        self._ensure_running()
+        row, size = make_row(**fields)
+        if self._over_share(fields["charger_id"], size):
+            return None
+        return self._enqueue(row, size, fields["charger_id"], durable=True)
+
+    def _over_share(self, charger_id: int, size: int) -> bool:
+        per_charger = _limit("OCPP_LOG_BUFFER_BYTES_PER_CHARGER", 4 * 1024 * 1024)
+        total = _limit("OCPP_LOG_BUFFER_BYTES", 256 * 1024 * 1024)
+        held = self._bytes_by_charger.get(charger_id, 0)
+        return held > 0 and (held + size > per_charger or self._bytes + size > total)
+
+    def _enqueue(
+        self, row: Row, size: int, charger_id: int, *, durable: bool
+    ) -> asyncio.Future[None] | None:
         future = self._loop.create_future() if durable and self._loop is not None else None
         self._messages.append((row, size, future))
         self._bytes += size
         self._bytes_by_charger[charger_id] = self._bytes_by_charger.get(charger_id, 0) + size
         assert self._wakeup is not None
         self._wakeup.set()  # cheap when already set; wakes an idle writer on the first frame
-        if future is not None:
-            await future
+        return future
 
-    async def store_meter_samples(self, samples: list[MeterSample]) -> None:
+    async def store_meter_samples(
+        self, samples: list[MeterSample], *, alongside: Callable[[], object] | None = None
+    ) -> None:
         """Buffer the samples of one message and return once they are committed.
 
+        `alongside`: called once the samples are queued, before waiting: what it queues
+        (the frame's own Logs row, `add_message_now`) shares their group commit.
         Raises DatabaseUnavailable when the database cannot be reached: the caller journals them.
         """
         if not samples:
@@ -298,6 +322,8 @@ class MessageLogWriter:
         future: asyncio.Future[None] = self._loop.create_future()
         self._meters.append((samples, future))
         self._wakeup.set()
+        if alongside is not None:
+            alongside()
         await future
 
     def touch(
@@ -508,6 +534,7 @@ class MessageLogWriter:
             for attempt in range(TRANSIENT_RETRIES + 1):
                 try:
                     published = await self._write_batch(messages, samples)
+                    self.batches_written += 1
                     break
                 except Exception as exc:  # a deadlock rolled the batch back: write it again
                     if not is_transient(exc) or attempt == TRANSIENT_RETRIES:

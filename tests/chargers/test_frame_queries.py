@@ -206,3 +206,38 @@ async def test_a_charger_with_a_quirk_profile_costs_no_more_per_frame(charger, t
         == FRAMES
     )
     await client.close()
+
+
+async def test_a_meter_values_answer_waits_for_one_group_commit_holding_its_readings_and_its_row(
+    charger, token
+):
+    """Issue 48: the frame's Logs row is queued beside its readings (conn.log_alongside), so the
+    answer waits for one commit, not for the readings' commit and then its row's."""
+    client = OcppTestClient(charger.station_id)
+    assert (await client.connect())[0]
+    await client.result("BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"})
+    started = await client.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "04A1B2C3",
+            "meterStart": 0,
+            "timestamp": "2026-11-20T10:00:00Z",
+        },
+    )
+    await writer.flush()
+    before = writer.batches_written
+    with every_statement() as seen:
+        await client.result(
+            "MeterValues",
+            {
+                "connectorId": 1,
+                "transactionId": started["transactionId"],
+                "meterValue": [{"timestamp": "2026-11-20T10:30:00Z", "sampledValue": READINGS}],
+            },
+        )
+        committed = writer.batches_written - before
+        copies = [sql.split()[1] for sql in seen if sql.startswith("COPY")]
+    assert committed == 1
+    assert copies[:2] == ["chargers_ocppmessage", "chargers_metervalue"]
+    await client.close()

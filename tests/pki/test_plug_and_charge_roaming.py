@@ -301,3 +301,46 @@ def test_a_host_adds_a_contract_by_its_emaid_and_a_uid_that_is_none_is_refused(c
     assert added.status_code == 302
     card = Token.objects.get(organization=organization)
     assert (card.type, card.get_type_display()) == ("EMAID", "Contract (eMAID)")
+
+
+# -- a contract of one of our own cards ------------------------------------------------------------
+
+
+async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charger, settings):
+    """Our eMSP identity NLEVB issued the card; a provider issued the car a contract for its
+    contract id (with a check character, hyphenated): the car charges on that card, blocked
+    with it, and no provider is asked."""
+    from tests.factories import TokenFactory
+    from tests.roaming.test_emsp_tokens import with_identity
+
+    from .pkitools import issue
+
+    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{world.responder.port}"]
+    organization = charger.property.organization
+    await sync_to_async(with_identity)(organization)
+    card = await sync_to_async(TokenFactory)(uid="04A1B2C3", organization=organization)
+    digits = str(card.pk).zfill(9)
+    emaid = f"NL-EVB-{digits}-7"
+    contract = issue(emaid, world.mo_sub, ca=False, ocsp_url=world.responder.url)
+    payload = {
+        "idToken": {"idToken": emaid, "type": "eMAID"},
+        "certificate": contract.pem + world.mo_sub.pem,
+    }
+    answer = await _authorize(payload)
+    assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
+    decision = await AuthorizationDecision.objects.aget(uid=emaid)
+    assert (decision.token_id, decision.reason) == (card.pk, "accepted_local")
+
+    await Token.objects.filter(pk=card.pk).aupdate(blocked=True)
+    answer = await _authorize(payload)
+    assert answer["idTokenInfo"]["status"] == "Blocked"
+    # Another number under our prefix is no card of ours.
+    other = f"NLEVB{str(card.pk + 1000).zfill(9)}"
+    stranger = issue(other, world.mo_sub, ca=False, ocsp_url=world.responder.url)
+    answer = await _authorize(
+        {
+            "idToken": {"idToken": other, "type": "eMAID"},
+            "certificate": stranger.pem + world.mo_sub.pem,
+        }
+    )
+    assert answer["idTokenInfo"]["status"] == "Unknown"
