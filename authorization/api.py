@@ -14,6 +14,7 @@ from backoffice.api import PropertySerializer, PropertyViewSet, TenantViewSetMix
 from backoffice.tenancy import TenantSerializerMixin, readable, readable_organization_ids
 from stays.models import Reservation
 
+from .decisions import NOT_AN_EMAID, emaid_issuer
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
 from .services import token_group_touch
@@ -104,6 +105,9 @@ class TokenSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             if group.organization_id != owner_org:
                 raise ValidationError({"groups": "Groups must belong to the token's organization."})
         uid = attrs.get("uid", getattr(self.instance, "uid", ""))
+        kind = attrs.get("type", getattr(self.instance, "type", ""))
+        if kind == Token.Type.EMAID and emaid_issuer(uid) is None:
+            raise ValidationError({"uid": NOT_AN_EMAID})
         clash = Token.objects.filter(uid_normalized=normalize_uid(uid))
         clash = clash.filter(organization=organization) if organization else clash.filter(msp=msp)
         if self.instance:

@@ -446,6 +446,13 @@ def emaid_issuer(uid: str) -> tuple[str, str] | None:
     return (match[1], match[2]) if match else None
 
 
+# What a contract token's UID must be (the portal's form and the API say the same).
+NOT_AN_EMAID = (
+    "A contract's UID is its eMAID: country, provider id and contract number, "
+    "e.g. DE-8EO-C12345678-9 (the idToken of the car's Authorize in the logs)."
+)
+
+
 def emaid_token_type(ocpi_version: str) -> str:
     """The OCPI TokenType a contract is asked live as: EMAID from 2.3.0 (mod_tokens TokenType);
     2.2.1 has none for it, and OTHER is its "other type of token"."""

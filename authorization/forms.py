@@ -12,7 +12,7 @@ from backoffice.forms import LocalDateTimeField
 from backoffice.models import Organization
 from backoffice.tenancy import TenantFormMixin
 
-from .decisions import emaid_issuer
+from .decisions import NOT_AN_EMAID, emaid_issuer
 from .models import Token, TokenGroup, normalize_uid, typed_uid
 
 
@@ -82,11 +82,7 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
                 "uid", "This UID is already a token of your organization. Search for it to edit it."
             )
         if uid and data.get("type") == Token.Type.EMAID and emaid_issuer(uid) is None:
-            self.add_error(
-                "uid",
-                "A contract's UID is its eMAID: country, provider id and contract number, "
-                "e.g. DE-8EO-C12345678-9 (the idToken of the car's Authorize in the logs).",
-            )
+            self.add_error("uid", NOT_AN_EMAID)
         for group in data.get("groups") or []:
             if org and group.organization_id != org.pk:
                 self.add_error("groups", f"The group “{group}” belongs to another organization.")

@@ -344,3 +344,20 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
         }
     )
     assert answer["idTokenInfo"]["status"] == "Unknown"
+
+
+def test_the_api_takes_a_contract_token_only_by_its_emaid(charger):
+    from rest_framework.test import APIClient
+
+    from tests.factories import MembershipFactory
+
+    organization = charger.property.organization
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=organization, role="owner").user)
+    body = {"organization": organization.pk, "type": "EMAID", "valid": True}
+    refused = client.post("/api/v1/tokens/", {**body, "uid": "04A1B2C3"}, format="json")
+    assert refused.status_code == 400 and "eMAID" in refused.json()["uid"][0]
+    assert not Token.objects.filter(organization=organization).exists()
+    added = client.post("/api/v1/tokens/", {**body, "uid": "DE8EOC12345678"}, format="json")
+    assert added.status_code == 201, added.content
+    assert added.json()["type"] == "EMAID"
