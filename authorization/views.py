@@ -34,7 +34,7 @@ from .forms import (
     token_state,
 )
 from .models import MobilityServiceProvider, Token, TokenGroup, normalize_uid
-from .providers import contract_ids
+from .providers import contract_card, contract_ids
 from .services import (
     MSP_TIMEOUT_RANGE,
     msp_set_blocked,
@@ -91,7 +91,9 @@ def token_list(request: HttpRequest) -> HttpResponse:
         .annotate(group_count=Count("groups"))
     )
     if q:
-        tokens = tokens.filter(Q(uid_normalized__contains=normalize_uid(q)) | Q(label__icontains=q))
+        found = Q(uid_normalized__contains=normalize_uid(q)) | Q(label__icontains=q)
+        card_id = contract_card.call(q)  # one of our cards' contract id on other networks
+        tokens = tokens.filter(found | Q(pk=card_id) if card_id is not None else found)
     page = Paginator(tokens.order_by("uid", "pk"), 50).get_page(request.GET.get("page"))
     contracts = contract_ids.call([(t.pk, t.organization_id) for t in page.object_list])
     rows = [(t, *token_state(t), contracts.get(t.pk, "")) for t in page.object_list]

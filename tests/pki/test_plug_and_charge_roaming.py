@@ -284,6 +284,9 @@ def test_the_cards_list_shows_each_own_cards_contract_id_on_other_networks(charg
     page = host.get("/tokens/").content.decode()
     assert "Contract id (eMAID)" in page and emaid in page
     assert emaid in host.get(f"/tokens/{card.pk}/").content.decode()
+    # Found by its contract id, hyphenated as another network's CDR may print it.
+    searched = host.get("/tokens/", {"q": f"NL-EVB-{str(card.pk).zfill(9)}"}).content.decode()
+    assert f"/tokens/{card.pk}/" in searched
     # Another operator's identity names none of this operator's cards.
     other = OrganizationFactory()
     with_identity(other, country_code="BE", party_id="OTH", emaid_prefix="BEOTH")
