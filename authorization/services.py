@@ -243,7 +243,7 @@ async def authorize(
     thread or delays any other charger.
     """
     token = await db.run(token_with_facts, uid, charger.organization_id, active_sessions_of)
-    decision, record = await decide_live(
+    decision, record, _ = await decide_live(
         uid=uid,
         charger=charger,
         context=context,
@@ -268,10 +268,11 @@ async def decide_live(
     ocpp_unique_id: str = "",
     now: datetime | None = None,
     contract: bool = False,
-) -> tuple[Decision, dict]:
+) -> tuple[Decision, dict, tuple[Token, TokenFacts] | None]:
     """Decide with the token already looked up (`token_with_facts`), asking its MSP live if
-    needed; return the decision and the keyword arguments of its `decision_record`, for a
-    caller that records it in the same transaction as what it decides (a StartTransaction).
+    needed; return the decision, the keyword arguments of its `decision_record` (for a caller
+    that records it in the same transaction as what it decides: a StartTransaction) and the
+    card decided on (`token`, or the card a contract turned out to be).
 
     `contract`: `uid` is a Plug & Charge contract's eMAID. One no card of ours holds is asked
     live of the provider its eMAID names, when that provider is a roaming partner of the
@@ -321,7 +322,7 @@ async def decide_live(
         msp_latency_ms=msp_latency,
         ocpp_unique_id=ocpp_unique_id,
     )
-    return decision, record
+    return decision, record, token
 
 
 async def _ask_contract_issuer(

@@ -178,7 +178,7 @@ async def decide_unrecorded(
         connector_id=connector_id,
         id_tag=id_tag,
     )
-    decision, record = await decide_live(
+    decision, record, token = await decide_live(
         uid=id_tag,
         charger=facts,
         context=context,

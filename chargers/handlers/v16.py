@@ -239,7 +239,7 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
         if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
             return prepared.repeat, False
         assert prepared.charger is not None  # start_prepare reads it whenever it is no repeat
-        decision, record = await decide_live(
+        decision, record, _ = await decide_live(
             uid=reading.id_tag,
             charger=prepared.charger,
             context=Context.START_TRANSACTION,

@@ -333,6 +333,33 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     decision = await AuthorizationDecision.objects.aget(uid=emaid)
     assert (decision.token_id, decision.reason) == (card.pk, "accepted_local")
+    # The session the car then starts is the card's, shown with the eMAID.
+    client = await connect201()
+    try:
+        started = tx_event("Started", 0, transaction_id="TX-OWN", id_token=emaid, wh=0)
+        started["idToken"]["type"] = "eMAID"
+        answer = await client.result("TransactionEvent", started)
+    finally:
+        await client.close()
+    assert answer["idTokenInfo"]["status"] == "Accepted"
+    session = await ChargingSession.objects.aget(id_tag=emaid)
+    assert session.token_id == card.pk
+    # Plugged in first, the contract named by a later Updated (ISO 15118 authorizes after the
+    # cable is in): the session learns the card then.
+    client = await connect201()
+    try:
+        await client.result(
+            "TransactionEvent",
+            tx_event("Started", 0, transaction_id="TX-PLUG", trigger="CablePluggedIn", evse=2),
+        )
+        named = tx_event("Updated", 1, transaction_id="TX-PLUG", id_token=emaid, evse=2)
+        named["idToken"]["type"] = "eMAID"
+        answer = await client.result("TransactionEvent", named)
+    finally:
+        await client.close()
+    assert answer["idTokenInfo"]["status"] == "Accepted"
+    plugged = await ChargingSession.objects.aget(transaction_id__isnull=False, connector_id=2)
+    assert (plugged.id_tag, plugged.token_id) == (emaid, card.pk)
 
     await Token.objects.filter(pk=card.pk).aupdate(blocked=True)
     answer = await _authorize(payload)
