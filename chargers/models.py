@@ -292,7 +292,13 @@ class OcppMessage(models.Model):
         indexes = [
             models.Index(fields=["charger", "-id"], name="ocppmsg_charger_latest"),
             models.Index(fields=["charger", "action", "-id"], name="ocppmsg_charger_action"),
-            models.Index(fields=["charger", "id_tag", "-id"], name="ocppmsg_charger_idtag"),
+            # Only the rows that carry an idTag (Authorize, starts, stops): most frames have
+            # none, and every index costs each logged frame (docs/performance.md, session 71).
+            models.Index(
+                fields=["charger", "id_tag", "-id"],
+                name="ocppmsg_charger_tagged",
+                condition=~models.Q(id_tag=""),
+            ),
             # Admin search by idTag across chargers (only the few rows that carry one).
             models.Index(
                 fields=["id_tag", "-id"], name="ocppmsg_idtag", condition=~models.Q(id_tag="")
