@@ -99,7 +99,8 @@ def _others(statements: list[str]) -> list[str]:
     return [sql for sql in statements if not sql.lstrip().startswith(LOG_WRITES)]
 
 
-async def _metering(client: OcppTestClient, readings: list[dict]) -> list[str]:
+async def _started_frame(client: OcppTestClient, readings: list[dict]) -> dict:
+    """A transaction started (its writes flushed) and a MeterValues frame of it."""
     started = await client.result(
         "StartTransaction",
         {
@@ -110,11 +111,15 @@ async def _metering(client: OcppTestClient, readings: list[dict]) -> list[str]:
         },
     )
     await writer.flush()
-    frame = {
+    return {
         "connectorId": 1,
         "transactionId": started["transactionId"],
         "meterValue": [{"timestamp": "2026-11-20T10:30:00Z", "sampledValue": readings}],
     }
+
+
+async def _metering(client: OcppTestClient, readings: list[dict]) -> list[str]:
+    frame = await _started_frame(client, readings)
     with every_statement() as seen:
         for _ in range(FRAMES):
             await client.result("MeterValues", frame)
@@ -216,26 +221,10 @@ async def test_a_meter_values_answer_waits_for_one_group_commit_holding_its_read
     client = OcppTestClient(charger.station_id)
     assert (await client.connect())[0]
     await client.result("BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"})
-    started = await client.result(
-        "StartTransaction",
-        {
-            "connectorId": 1,
-            "idTag": "04A1B2C3",
-            "meterStart": 0,
-            "timestamp": "2026-11-20T10:00:00Z",
-        },
-    )
-    await writer.flush()
+    frame = await _started_frame(client, READINGS)
     before = writer.batches_written
     with every_statement() as seen:
-        await client.result(
-            "MeterValues",
-            {
-                "connectorId": 1,
-                "transactionId": started["transactionId"],
-                "meterValue": [{"timestamp": "2026-11-20T10:30:00Z", "sampledValue": READINGS}],
-            },
-        )
+        await client.result("MeterValues", frame)
         committed = writer.batches_written - before
         copies = [sql.split()[1] for sql in seen if sql.startswith("COPY")]
     assert committed == 1

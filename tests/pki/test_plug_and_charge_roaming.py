@@ -5,11 +5,7 @@ CDR, never through the guest flow. The provider is a real HTTP server started he
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -22,11 +18,17 @@ from pki.models import CertificateUse
 from roaming import sessions as roaming_sessions
 from roaming.versions import v221
 from tests.chargers.v201.conftest import BOOT, connect201, tx_event
-from tests.conftest import free_port
 from tests.factories import OrganizationFactory
 from tests.roaming.conftest import connected_partner
 
-from .test_plug_and_charge import EMAID, World, _authorize, _install, contract_authorize
+from .test_plug_and_charge import (
+    EMAID,
+    Provider,
+    World,
+    _authorize,
+    _install,
+    contract_authorize,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,45 +36,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _ca_dir(settings, tmp_path):
     settings.OCPP_CA_DIR = str(tmp_path / "ca")
-
-
-class Issuer:
-    """The contract's provider: an OCPI tokens endpoint answering real-time authorization."""
-
-    def __init__(self, answer: dict) -> None:
-        self.answer = answer
-        self.requests: list[dict] = []
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                url = urlparse(self.path)
-                issuer.requests.append(
-                    {
-                        "path": url.path,
-                        "query": parse_qs(url.query),
-                        "auth": self.headers.get("Authorization"),
-                        "body": json.loads(body or b"{}"),
-                    }
-                )
-                payload = json.dumps(issuer.answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def allowed(**token: object) -> dict:
@@ -106,7 +69,7 @@ def world(settings, charger):
 @pytest.fixture
 def issuer(settings, world, charger):
     """The provider DE*8EO as a connected eMSP partner of the charger's operator, on 2.3.0."""
-    served = Issuer(allowed())
+    served = Provider(allowed())  # the contract's provider: its OCPI tokens endpoint
     settings.OUTBOUND_URL_ALLOWLIST = [
         f"127.0.0.1:{world.responder.port}",
         f"127.0.0.1:{served.port}",
@@ -137,11 +100,10 @@ async def test_a_foreign_contract_is_asked_live_of_its_provider_and_kept_as_its_
 ):
     answer = await _authorize(contract_authorize(world.contract_chain))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
-    [asked] = issuer.requests
-    assert asked["path"] == f"/ocpi/emsp/2.3.0/tokens/{EMAID}/authorize"
-    assert asked["query"] == {"type": ["EMAID"]}
-    assert asked["auth"].startswith("Token ")
-    assert asked["body"]["evse_uids"] == [charger.station_id]
+    [asked] = issuer.bodies
+    assert asked["path"] == f"/ocpi/emsp/2.3.0/tokens/{EMAID}/authorize?type=EMAID"
+    assert issuer.headers[0]["Authorization"].startswith("Token ")
+    assert asked["evse_uids"] == [charger.station_id]
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert (decision.status, decision.reason) == ("Accepted", "accepted_msp_live")
     assert decision.msp_id == issuer.partner.msp_id
@@ -223,20 +185,20 @@ async def test_a_blocked_provider_is_not_asked(world, issuer):
     await MobilityServiceProvider.objects.filter(pk=issuer.partner.msp_id).aupdate(blocked=True)
     answer = await _authorize(contract_authorize(world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Blocked"
-    assert issuer.requests == []
+    assert issuer.bodies == []
 
 
 async def test_a_revoked_contract_never_reaches_its_provider(world, issuer):
     world.responder.revoked.add(world.contract.certificate.serial_number)
     answer = await _authorize(contract_authorize(world.contract_chain))
     assert answer["certificateStatus"] == "CertificateRevoked"
-    assert issuer.requests == []
+    assert issuer.bodies == []
 
 
 async def test_another_operators_provider_of_the_same_party_is_never_asked(
     world, charger, settings
 ):
-    served = Issuer(allowed())
+    served = Provider(allowed())
     settings.OUTBOUND_URL_ALLOWLIST = [
         f"127.0.0.1:{world.responder.port}",
         f"127.0.0.1:{served.port}",
@@ -254,7 +216,7 @@ async def test_another_operators_provider_of_the_same_party_is_never_asked(
     finally:
         served.stop()
     assert answer["idTokenInfo"]["status"] == "Unknown"
-    assert served.requests == []
+    assert served.bodies == []
 
 
 # -- the eMAID on cards (item 7) ----------------------------------------------------------------
