@@ -390,7 +390,7 @@ def token_from_issuer(
     """Keep a foreign contract its provider answered for live as one of the provider's cards
     (type EMAID), so the session and its CDR go to that provider like any roaming card's, and
     a host sees it (and can block it) under Authorization > Roaming. None when the provider did
-    not know it (OCPI 2004, no `data`): nothing is kept."""
+    not know it (OCPI 2004, no `data`) or refused it without a Token object: nothing is kept."""
     data = answer.get("data") if isinstance(answer, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("allowed"), str):
         return None
@@ -399,6 +399,8 @@ def token_from_issuer(
     named = {normalize_uid(str(card.get(k) or "")) for k in ("uid", "contract_id")}
     if normalize_uid(uid) not in named:
         card = {}  # a Token object for another card: none of its facts are taken
+    if not card and data["allowed"] != MspAnswer.ALLOWED:
+        return None  # refused, and no card of its to keep
     whitelist = card.get("whitelist")
     with transaction.atomic():
         token = (

@@ -172,6 +172,15 @@ async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist
     assert decision.reason == "msp_rejected"
 
 
+async def test_a_refusal_without_a_token_object_keeps_no_card(world, issuer):
+    issuer.answer = {"status_code": 1000, "data": {"allowed": "NOT_ALLOWED"}}
+    answer = await _authorize(contract_authorize(world.contract_chain))
+    assert answer["idTokenInfo"]["status"] == "Invalid"
+    decision = await AuthorizationDecision.objects.aget(uid=EMAID)
+    assert decision.reason == "contract_unknown_to_issuer"
+    assert not await Token.objects.filter(uid=EMAID).aexists()
+
+
 async def test_a_provider_that_is_down_never_gives_accepted(world, issuer):
     issuer.stop()
     answer = await _authorize(contract_authorize(world.contract_chain))
