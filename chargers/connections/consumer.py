@@ -509,8 +509,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """For a frame whose answer waits for its data: let the handler queue the frame's Logs
         row beside that data (conn.log_alongside); the list gets the row's commit future."""
         early: list[asyncio.Future[None] | None] = []
+        assert self.conn is not None
+        self.conn.log_alongside = None  # never one left by a call that was cancelled
         if frame.action in DURABLE_ACTIONS:
-            assert self.conn is not None
 
             def log_alongside() -> None:
                 if not early:  # once, whatever retries the handler makes
