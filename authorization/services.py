@@ -370,6 +370,17 @@ def contract_card_facts(uid: str) -> tuple[Token, TokenFacts] | None:
     return (token, token_facts(token)) if token is not None else None
 
 
+def token_find_presented(uid: str, organization_id: int | None, *, contract: bool) -> Token | None:
+    """`token_find`; for a Plug & Charge contract (a 2.0.1 idToken of type eMAID) that no card
+    holds by uid, the own card whose contract id it is (a session replayed from the journal
+    finds its card as the live path did)."""
+    token = token_find(uid, organization_id)
+    if token is None and contract:
+        found = contract_card_facts(uid)
+        token = found[0] if found is not None else None
+    return token
+
+
 def contract_issuer(uid: str, organization_id: int | None) -> MobilityServiceProvider | None:
     """The operator's mobility provider an eMAID names, if it can be asked live."""
     party = emaid_issuer(uid)

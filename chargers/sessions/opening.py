@@ -31,7 +31,7 @@ import psycopg
 from django.db import IntegrityError, transaction
 
 from authorization.models import AuthorizationDecision, Token
-from authorization.services import decision_build, token_find
+from authorization.services import decision_build, token_find, token_find_presented
 from authorization.services import decision_record as record_decision
 from backoffice import async_pg, db
 from chargers.models import Charger, ChargingSession
@@ -286,7 +286,9 @@ def _event_token_id(
         .values_list("property__organization_id", flat=True)
         .first()
     )
-    token = token_find(event.id_token, organization_id)
+    token = token_find_presented(
+        event.id_token, organization_id, contract=event.id_token_type == "eMAID"
+    )
     return token.pk if token is not None else None
 
 

@@ -32,7 +32,7 @@ from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from authorization.services import decision_record, token_find
+from authorization.services import decision_record, token_find, token_find_presented
 from backoffice import async_pg, db
 from chargers.messagelog import meter_values
 from chargers.models import (
@@ -509,7 +509,11 @@ def _name_driver(
         named_driver = not session.id_tag and not created
         session.id_tag = state.id_token
         if card == _LOOK_UP_CARD:
-            session.token = token_find(state.id_token, session.charger.organization_id)
+            session.token = token_find_presented(
+                state.id_token,
+                session.charger.organization_id,
+                contract=state.id_token_type == "eMAID",
+            )
         else:
             session.token_id = card
         if id_tag_status:

@@ -362,3 +362,28 @@ def test_the_api_takes_a_contract_token_only_by_its_emaid(charger):
     added = client.post("/api/v1/tokens/", {**body, "uid": "DE8EOC12345678"}, format="json")
     assert added.status_code == 201, added.content
     assert added.json()["type"] == "EMAID"
+
+
+def test_a_replayed_start_of_an_own_contract_finds_its_card(charger):
+    """The journal's replay stores events without the live decision (no card at hand): a
+    contract's eMAID still finds the card whose contract id it is, as the live path did."""
+    from chargers.sessions.transactions import transaction_event_record
+    from tests.factories import TokenFactory
+    from tests.roaming.test_emsp_tokens import with_identity
+
+    organization = charger.property.organization
+    with_identity(organization)
+    card = TokenFactory(uid="04A1B2C3", organization=organization)
+    emaid = f"NLEVB{str(card.pk).zfill(9)}"
+    started = tx_event("Started", 0, transaction_id="TX-REPLAY", id_token=emaid, wh=0)
+    started["idToken"]["type"] = "eMAID"
+    transaction_event_record(
+        charger_id=charger.pk, payload=started, received_at=timezone.now(), transaction_id=7001
+    )
+    assert ChargingSession.objects.get(id_tag=emaid).token_id == card.pk
+    # A uid of the same shape that is no contract (type ISO14443) is not read as one.
+    other = tx_event("Started", 0, transaction_id="TX-RFID", id_token=emaid, wh=0, evse=2)
+    transaction_event_record(
+        charger_id=charger.pk, payload=other, received_at=timezone.now(), transaction_id=7002
+    )
+    assert ChargingSession.objects.get(ocpp_transaction_id="TX-RFID").token_id is None
