@@ -492,30 +492,23 @@ def _events_of(charger_id: int, transaction_id: str, quirks: q.Quirks) -> list[t
     return [tx.read_event(row.payload, _no_validation, row.received_at, quirks) for row in rows]
 
 
-_LOOK_UP_CARD = -1  # `_name_driver`: no decided card at hand, find it by the idToken
-
-
 def _name_driver(
     session: ChargingSession,
     state: tx.TxState,
     event: tx.TxEvent,
     created: bool,
     id_tag_status: str | None,
-    card: int | None = _LOOK_UP_CARD,
 ) -> bool:
-    """Take the driver the fold names; returns whether a running session learned its driver now.
-    `card`: the id of the card this event's decision found for that idToken (None: none)."""
+    """Take the driver the fold names; returns whether a running session learned its driver now."""
     if state.id_token and session.id_tag != state.id_token:
         named_driver = not session.id_tag and not created
         session.id_tag = state.id_token
-        if card == _LOOK_UP_CARD:
-            session.token = token_find_presented(
-                state.id_token,
-                session.charger.organization_id,
-                contract=state.id_token_type == "eMAID",
-            )
-        else:
-            session.token_id = card
+        # A Plug & Charge contract's eMAID may name one of our cards by its contract id.
+        session.token = token_find_presented(
+            state.id_token,
+            session.charger.organization_id,
+            contract=state.id_token_type == "eMAID",
+        )
         if id_tag_status:
             session.id_tag_status = id_tag_status[:12]
         return named_driver
@@ -629,10 +622,7 @@ def transaction_event_record(
         session.meter_start_wh = state.meter_start_wh
         if state.evse_id is not None:
             session.connector_id = state.evse_id
-        # The card this event's decision found (a contract's eMAID names a card by its
-        # contract id, which no lookup by uid finds), else looked up by the fold's idToken.
-        card = token_id if token_known and event.id_token == state.id_token else _LOOK_UP_CARD
-        named_driver = _name_driver(session, state, event, created, id_tag_status, card)
+        named_driver = _name_driver(session, state, event, created, id_tag_status)
         session.remote_start_id = state.remote_start_id
         session.reservation_id = state.reservation_id
         ended_now = closing.close_by_fold(session, state, was_completed, before)
