@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Sum
 
 from tests.drivers.test_account_delete import rows_with_personal_data
-from tests.guest.test_browser import _axe_clean, _phone
+from tests.guest.test_browser import axe_clean, phone_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -58,20 +58,20 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
     await sync_to_async(_plan)()
     base, log = live_server_proc.url, live_server_proc.log.name
     async with async_playwright() as playwright:
-        browser, page = await _phone(playwright)
+        browser, page = await phone_page(playwright)
         try:
             await page.goto(f"{base}/driver/")
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.click("text=Create an account")
             await page.fill("#id_email", OLD)
             await page.fill("#id_password1", PASSWORD)
             await page.fill("#id_password2", PASSWORD)
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.click("main form button[type=submit]")
             await page.wait_for_load_state()
             link, seen = _confirmation_link(log, OLD, 0)
             await page.goto(link)
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.click("main form button[type=submit]")
             await page.wait_for_url(f"{base}/driver/")
             assert OLD in await page.text_content("[data-email]")
@@ -81,11 +81,11 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
             await page.click("#business button[type=submit]")
             await page.wait_for_selector("text=Saved: your next receipts carry these details.")
             assert await page.input_value("#vat-id") == "NL888877776B01"
-            await _axe_clean(page)
+            await axe_clean(page)
 
             await page.goto(f"{base}/driver/cards/add/")
             assert await page.is_visible("[data-sandbox]")
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.fill("#sbx-card", "4242 4242 4242 4242")
             await page.fill("#sbx-exp", "11 / 30")  # as card fields format it (issue 35 item 18)
             await page.fill("#sbx-cvc", "123")
@@ -94,16 +94,16 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
             assert await page.is_visible("[data-card='4242']")
             # Issue 35 item 20: the expiry typed, not the test card's 12/2034.
             assert "expires 11/30" in await page.text_content("[data-card='4242']")
-            await _axe_clean(page)
+            await axe_clean(page)
 
             await page.goto(f"{base}/driver/subscriptions/")
             await page.click("text=Subscribe to Resident")
             await page.wait_for_selector("[data-next-charge]")
             assert "25.00 EUR on" in await page.text_content("[data-next-charge]")
-            await _axe_clean(page)
+            await axe_clean(page)
 
             await page.goto(f"{base}/driver/account/email/")
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.fill("#id_email", NEW)
             await page.click("button[name=action_add]")
             await page.wait_for_load_state()
@@ -119,11 +119,11 @@ async def test_driver_signs_up_saves_card_subscribes_changes_email_cancels_and_d
             assert "lasts until" in await page.text_content("[data-ends]")
 
             await page.goto(f"{base}/driver/delete/")
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.fill("#id_password", PASSWORD)
             await page.click("text=Delete my account")
             await page.wait_for_selector("[data-deleted]")
-            await _axe_clean(page)
+            await axe_clean(page)
             assert page.csp_violations == []
         finally:
             await browser.close()

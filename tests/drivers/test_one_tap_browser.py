@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chargers.management.simulator import SimulatedCharger
 from tests.factories import ChargerFactory, PropertyFactory
-from tests.guest.test_browser import _axe_clean, _phone, _wait_online
+from tests.guest.test_browser import axe_clean, phone_page, wait_online
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -69,10 +69,10 @@ async def test_a_driver_starts_with_the_saved_card_in_one_tap(live_server_proc):
     sim = SimulatedCharger(
         url=f"{live_server_proc.ws_url}/ocpp", station_id="TAP-1", auto_sessions=False
     )
-    await _wait_online(sim)
+    await wait_online(sim)
     base = live_server_proc.url
     async with async_playwright() as p:
-        browser, page = await _phone(p)
+        browser, page = await phone_page(p)
         try:
             await page.goto(f"{base}/driver/account/login/")
             await page.fill("input[name=login]", EMAIL)
@@ -82,11 +82,11 @@ async def test_a_driver_starts_with_the_saved_card_in_one_tap(live_server_proc):
             assert "driver-tap0001" not in await page.content()
             # Issue 51 item 6: "Start charging" on the account's home finds the charger by its
             # Station ID.
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.fill("#start-station-id", "TAP-1")
             await page.click("#start-charging button[type=submit]")
             await page.wait_for_url(f"{base}/s/TAP-1")
-            await _axe_clean(page)
+            await axe_clean(page)
             button = page.locator("#driver-start-btn")
             assert await button.inner_text() == "Start charging with Visa ending 4242"
             box = await button.bounding_box()
@@ -95,10 +95,10 @@ async def test_a_driver_starts_with_the_saved_card_in_one_tap(live_server_proc):
             await page.wait_for_url(re.compile(r"/s/session/[^/]+/$"), timeout=30_000)
             assert "RemoteStartTransaction" in [action for action, _ in sim.received_calls]
             await page.locator("#state-label", has_text="Charging").wait_for(timeout=15_000)
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.goto(f"{base}/driver/sessions/")
             assert "TAP-1" in await page.inner_text("main")
-            await _axe_clean(page)
+            await axe_clean(page)
             # Issue 51 item 6: the session in progress links from the history to its live page,
             # where the driver stops it.
             live = page.locator("#sessions li[data-live]", has_text="TAP-1")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import start_live_server, stop_live_server
-from tests.drivers.test_start_from_account_browser import _desktop
-from tests.guest.test_browser import _axe_clean, _phone
+from tests.drivers.test_start_from_account_browser import desktop_page
+from tests.guest.test_browser import axe_clean, phone_page
 from tests.roaming.cpo_stub import CpoStub
 from tests.roaming.test_emsp_tokens import CPO_TOKEN
 
@@ -92,21 +92,21 @@ async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_ar
     location_pk = await sync_to_async(_seed)(stub)
     base = server.url
     async with async_playwright() as p:
-        browser, page = await _phone(p)
+        browser, page = await phone_page(p)
         try:
             await _sign_in(page, base)
             await page.click("nav[aria-label=Account] a:has-text('Other networks')")
             await page.wait_for_url(f"{base}/driver/networks/")
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.click(f"a[href='/driver/networks/{location_pk}/']")
             text = await page.locator("main").inner_text()
             assert "EUR 0.399 per kWh" in text and "EUR 1.33 per session" in text
-            await _axe_clean(page)
+            await axe_clean(page)
             await page.click("form button:has-text('Start charging')")
             await page.wait_for_url(f"{base}/driver/networks/activity/")
             now = page.locator("#roaming-now")
             assert "Waiting for the charger to answer" in await now.inner_text()
-            await _axe_clean(page)
+            await axe_clean(page)
             start = await sync_to_async(stub.wait_for_command)("START_SESSION", timeout=10)
             assert start["token"]["type"] == "APP_USER"
             status, answer = await sync_to_async(stub.post_result)(
@@ -118,14 +118,14 @@ async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_ar
             assert page.csp_violations == []
         finally:
             await browser.close()
-        browser, page = await _desktop(p)
+        browser, page = await desktop_page(p)
         try:
             await _sign_in(page, base)
             for path in ("/driver/networks/", f"/driver/networks/{location_pk}/"):
                 await page.goto(f"{base}{path}")
-                await _axe_clean(page)
+                await axe_clean(page)
             await page.goto(f"{base}/driver/networks/activity/")
-            await _axe_clean(page)
+            await axe_clean(page)
             assert page.csp_violations == []
         finally:
             await browser.close()

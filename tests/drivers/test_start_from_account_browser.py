@@ -13,7 +13,7 @@ import pytest
 
 from chargers.management.simulator import SimulatedCharger
 from tests.drivers.test_one_tap_browser import EMAIL, PASSWORD, _driver_with_a_saved_card
-from tests.guest.test_browser import CHROMIUM_ARGS, _axe_clean, _phone, _wait_online
+from tests.guest.test_browser import CHROMIUM_ARGS, axe_clean, phone_page, wait_online
 from tests.security.csp_browser import awatch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -48,7 +48,7 @@ FAKE_CAMERA = """
 """
 
 
-async def _desktop(playwright):
+async def desktop_page(playwright):
     browser = await playwright.chromium.launch(
         executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
     )
@@ -66,7 +66,7 @@ async def _sign_in(page, base: str) -> None:
 
 
 async def _no_camera_reader(p, base: str, viewport: str) -> None:
-    browser, page = await (_phone(p) if viewport == "phone" else _desktop(p))
+    browser, page = await (phone_page(p) if viewport == "phone" else desktop_page(p))
     try:
         await page.add_init_script("delete window.BarcodeDetector;")
         await _sign_in(page, base)
@@ -94,20 +94,20 @@ async def test_a_driver_scans_the_qr_code_picks_a_port_once_and_stops_from_histo
         auto_sessions=False,
         connectors=2,
     )
-    await _wait_online(sim)
+    await wait_online(sim)
     base = live_server_proc.url
     async with async_playwright() as p:
-        browser, page = await (_phone(p) if viewport == "phone" else _desktop(p))
+        browser, page = await (phone_page(p) if viewport == "phone" else desktop_page(p))
         try:
             # The label's code (a link to another site would be refused, never opened).
             await page.add_init_script(FAKE_CAMERA % f'"{base}/s/SCAN-1?c=2"')
             await _sign_in(page, base)
-            await _axe_clean(page)
+            await axe_clean(page)
             scan = page.locator("#scan-start")
             assert await scan.inner_text() == "Scan the QR code"
             await scan.click()
             await page.wait_for_url(f"{base}/s/SCAN-1", timeout=15_000)
-            await _axe_clean(page)
+            await axe_clean(page)
             # One port picker: the saved card's form holds both ports, no guest card form.
             assert await page.locator("input[name=connector]").count() == 2
             assert await page.locator("#start-form").count() == 0
@@ -132,7 +132,7 @@ async def test_a_driver_scans_the_qr_code_picks_a_port_once_and_stops_from_histo
             await page.wait_for_url(re.compile(r"/driver/sessions/\d+/receipt/$"))
             nav = page.locator("nav[aria-label=Account]")
             assert "Sessions" in await nav.inner_text() and "Sign out" in await nav.inner_text()
-            await _axe_clean(page)
+            await axe_clean(page)
             assert page.csp_violations == []
         finally:
             await browser.close()

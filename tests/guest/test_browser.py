@@ -50,7 +50,7 @@ def short_start_timeout(monkeypatch):
     monkeypatch.setenv("GUEST_START_TIMEOUT_S", "4")
 
 
-async def _phone(playwright):
+async def phone_page(playwright):
     browser = await playwright.chromium.launch(
         executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
     )
@@ -67,7 +67,7 @@ async def _phone(playwright):
     return browser, page
 
 
-async def _axe_clean(page) -> None:
+async def axe_clean(page) -> None:
     """axe-core in the page: no serious or critical accessibility violation."""
     from axe_playwright_python.async_playwright import Axe
 
@@ -80,7 +80,7 @@ async def _axe_clean(page) -> None:
     assert bad == [], f"{page.url}: {bad}"
 
 
-async def _wait_online(sim: SimulatedCharger):
+async def wait_online(sim: SimulatedCharger):
     await sim.connect()
     await sim.boot()
 
@@ -104,7 +104,7 @@ def _watch_requests(page, base: str) -> list[str]:
 
 async def _start(page, base: str, station_id: str):
     await page.goto(f"{base}/s/{station_id}")
-    await _axe_clean(page)
+    await axe_clean(page)
     await page.fill("#id_email", "guest@example.com")
     await page.check("input[name=agree]")
     # "Continue to payment" is on the first screen of a phone (it was 1.5 screens down).
@@ -117,7 +117,7 @@ async def _start(page, base: str, station_id: str):
     await page.click("#pay-start")
     await page.wait_for_url(re.compile(r"/s/pay/[^/]+/$"))
     await page.get_by_text("Sandbox card element").wait_for()
-    await _axe_clean(page)
+    await axe_clean(page)
 
 
 async def _card(page, number: str):
@@ -149,9 +149,9 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
         auto_sessions=False,
         power_kw=11.0,
     )
-    await _wait_online(sim)
+    await wait_online(sim)
     async with async_playwright() as p:
-        browser, page = await _phone(p)
+        browser, page = await phone_page(p)
         sent = _watch_requests(page, live_server_proc.url)
         try:
             await _pay(page, live_server_proc.url, "QR-E2E-1")
@@ -169,7 +169,7 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             assert await page.inner_text("#cost-label") == "Cost so far"
             assert await page.is_visible("#elapsed")
             assert re.fullmatch(r"\d+ (s|min)", await page.inner_text("#elapsed"))
-            await _axe_clean(page)
+            await axe_clean(page)
             assert await page.evaluate("document.documentElement.scrollWidth") <= 390
             # Before the end there is no receipt to view (issue 35 item 16).
             assert not await page.is_visible("#receipt-link")
@@ -200,7 +200,7 @@ async def test_scan_pay_watch_stop_receipt(live_server_proc):
             # A real receipt (issue 51 item 5): the host's number series and the seller; a PDF.
             assert await page.inner_text("#receipt-number") == "R-000001"
             assert "Seller" in receipt and "collects the payment" in receipt
-            await _axe_clean(page)
+            await axe_clean(page)
             # The skip link is the first stop for a keyboard and leads to the content.
             await page.keyboard.press("Tab")
             assert await page.evaluate("document.activeElement.className") == "skip-link"
@@ -239,9 +239,9 @@ async def test_guest_never_plugs_in_hold_is_released(short_start_timeout, live_s
     sim = NeverPluggedIn(
         url=f"{live_server_proc.ws_url}/ocpp", station_id="QR-E2E-2", auto_sessions=False
     )
-    await _wait_online(sim)
+    await wait_online(sim)
     async with async_playwright() as p:
-        browser, page = await _phone(p)
+        browser, page = await phone_page(p)
         sent = _watch_requests(page, live_server_proc.url)
         try:
             await _start(page, live_server_proc.url, "QR-E2E-2")

@@ -13,7 +13,7 @@ from chargers.management.ocmf_meter import generate_key, public_key_hex
 from guest.models import GuestSession
 from metering.services import meter_key_put
 from tests.factories import ChargerFactory, PropertyFactory
-from tests.guest.test_browser import _axe_clean, _phone
+from tests.guest.test_browser import axe_clean, phone_page
 from tests.metering.test_signed_pages import _signed_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -37,14 +37,14 @@ def test_the_guest_receipt_shows_the_verified_signature_and_the_download(live_se
 
     async def scenario():
         async with async_playwright() as playwright:
-            browser, page = await _phone(playwright)
+            browser, page = await phone_page(playwright)
             try:
                 await page.goto(f"{live_server_proc.url}/s/receipt/{gs.key}/")
                 signed = page.locator("#signed-meter")
                 await signed.get_by_text("Signed by the meter: verified").wait_for()
                 link = page.locator("#transparency-download")
                 assert await link.inner_text() == "Download the transparency data"
-                await _axe_clean(page)
+                await axe_clean(page)
                 async with page.expect_download() as download_info:
                     await link.click()
                 download = await download_info.value

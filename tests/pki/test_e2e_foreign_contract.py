@@ -27,7 +27,7 @@ from roaming.models import Cdr
 from tests.conftest import start_live_server, stop_live_server
 from tests.factories import ChargerFactory, OrganizationFactory, PropertyFactory
 from tests.roaming.emsp_stub import EmspStub
-from tests.roaming.test_e2e_emsp import Beat, _located, _wait_for
+from tests.roaming.test_e2e_emsp import Beat, located_in_utrecht, wait_for
 
 from .pkitools import Responder, issue
 
@@ -84,7 +84,7 @@ def test_a_foreign_contract_charges_and_is_billed_to_its_provider(transactional_
 
     org = OrganizationFactory(name="PnC operator")
     public = PropertyFactory(organization=org, name="Public", roaming_enabled=True)
-    _located(public)
+    located_in_utrecht(public)
     ChargerFactory(property=public, station_id="E2E-PNC")
     Rate.objects.create(
         property=public,
@@ -153,9 +153,9 @@ def test_a_foreign_contract_charges_and_is_billed_to_its_provider(transactional_
 
         session = ChargingSession.objects.get(id_tag=EMAID)
         assert session.status == ChargingSession.Status.COMPLETED
-        cdr = _wait_for(lambda: Cdr.objects.filter(session=session).first(), 30)
+        cdr = wait_for(lambda: Cdr.objects.filter(session=session).first(), 30)
         assert cdr is not None and cdr.partner_id == partner.pk
-        pushed = _wait_for(lambda: emsp.requests_to("cdrs", "POST"), 30)
+        pushed = wait_for(lambda: emsp.requests_to("cdrs", "POST"), 30)
         assert pushed, "the CDR reached the provider's CDRs Receiver"
         body = pushed[0]["body"]
         assert body["cdr_token"]["uid"] == EMAID and body["cdr_token"]["type"] == "EMAID"

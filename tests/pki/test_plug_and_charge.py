@@ -65,15 +65,15 @@ def world(settings, charger):
     built.responder.stop()
 
 
-def _install(organization_id: int, use: str, ca: Ca) -> None:
+def install_root(organization_id: int, use: str, ca: Ca) -> None:
     services.root_add(organization_id=organization_id, use=use, certificate_pem=ca.pem)
 
 
 @pytest.fixture
 def installed(world, charger):
     organization_id = charger.property.organization_id
-    _install(organization_id, CertificateUse.MO, world.mo_root)
-    _install(organization_id, CertificateUse.V2G, world.v2g_root)
+    install_root(organization_id, CertificateUse.MO, world.mo_root)
+    install_root(organization_id, CertificateUse.V2G, world.v2g_root)
     TokenFactory(uid=EMAID, organization=charger.property.organization)
     return world
 
@@ -87,7 +87,7 @@ def contract_authorize(certificate: str = "", hash_data: list | None = None) -> 
     return payload
 
 
-async def _authorize(payload: dict) -> dict:
+async def authorize_over_socket(payload: dict) -> dict:
     client = await connect201()
     try:
         return await client.result("Authorize", payload)
@@ -99,7 +99,7 @@ async def _authorize(payload: dict) -> dict:
 
 
 async def test_a_valid_contract_is_accepted_after_its_chain_and_revocation_are_checked(installed):
-    answer = await _authorize(contract_authorize(installed.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(installed.contract_chain))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     # Both certificates below the root were asked about, with real OCSP requests.
     assert len(installed.responder.requests) == 2
@@ -109,7 +109,7 @@ async def test_a_valid_contract_is_accepted_after_its_chain_and_revocation_are_c
 
 async def test_a_revoked_contract_is_refused_as_revoked_and_invalid(installed):
     installed.responder.revoked.add(installed.contract.certificate.serial_number)
-    answer = await _authorize(contract_authorize(installed.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(installed.contract_chain))
     assert answer == {
         "idTokenInfo": {"status": "Invalid"},
         "certificateStatus": "CertificateRevoked",
@@ -120,7 +120,7 @@ async def test_a_revoked_contract_is_refused_as_revoked_and_invalid(installed):
 
 async def test_a_responder_that_is_down_never_gives_accepted(installed):
     installed.responder.stop()
-    answer = await _authorize(contract_authorize(installed.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(installed.contract_chain))
     assert answer["certificateStatus"] == "CertChainError"
     assert answer["idTokenInfo"] == {"status": "Invalid"}
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
@@ -131,7 +131,7 @@ async def test_a_contract_under_an_mo_root_not_installed_is_refused_without_call
     world, charger
 ):
     await sync_to_async(TokenFactory)(uid=EMAID, organization=charger.property.organization)
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["certificateStatus"] == "CertChainError"
     assert answer["idTokenInfo"]["status"] == "Invalid"
     assert world.responder.requests == []
@@ -140,14 +140,14 @@ async def test_a_contract_under_an_mo_root_not_installed_is_refused_without_call
 async def test_a_contract_for_another_emaid_is_a_chain_error(installed):
     payload = contract_authorize(installed.contract_chain)
     payload["idToken"]["idToken"] = "DE-8EO-C99999999-9"
-    answer = await _authorize(payload)
+    answer = await authorize_over_socket(payload)
     assert answer["certificateStatus"] == "CertChainError"
 
 
 async def test_a_valid_contract_of_an_unknown_emaid_is_contract_cancelled(world, charger):
     organization_id = charger.property.organization_id
-    await sync_to_async(_install)(organization_id, CertificateUse.MO, world.mo_root)
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    await sync_to_async(install_root)(organization_id, CertificateUse.MO, world.mo_root)
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     # C07.FR.13: the certificate is fine, the eMAID is not accepted.
     assert answer == {
         "idTokenInfo": {"status": "Unknown"},
@@ -159,7 +159,7 @@ async def test_a_blocked_emaid_is_blocked_like_a_card(installed):
     from authorization.models import Token
 
     await Token.objects.filter(uid=EMAID).aupdate(blocked=True)
-    answer = await _authorize(contract_authorize(installed.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(installed.contract_chain))
     assert answer == {
         "idTokenInfo": {"status": "Blocked"},
         "certificateStatus": "ContractCancelled",
@@ -177,10 +177,10 @@ async def test_hash_data_of_a_known_sub_ca_is_checked_with_the_responder_given(i
             installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
         )
     ]
-    answer = await _authorize(contract_authorize(hash_data=data))
+    answer = await authorize_over_socket(contract_authorize(hash_data=data))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     installed.responder.revoked.add(installed.contract.certificate.serial_number)
-    answer = await _authorize(contract_authorize(hash_data=data))
+    answer = await authorize_over_socket(contract_authorize(hash_data=data))
     assert answer["certificateStatus"] == "CertificateRevoked"
     assert len(installed.responder.requests) == 2
 
@@ -192,7 +192,7 @@ async def test_hash_data_naming_an_unknown_issuer_never_calls_the_url_given(inst
             installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
         )
     ]
-    answer = await _authorize(contract_authorize(hash_data=data))
+    answer = await authorize_over_socket(contract_authorize(hash_data=data))
     assert answer["certificateStatus"] == "CertChainError"
     assert installed.responder.requests == []
 
@@ -577,7 +577,7 @@ async def test_a_v2g_csr_is_forwarded_to_the_provider_and_its_chain_checked(
 
 
 async def test_a_verified_contract_chain_teaches_its_sub_cas_for_later_hash_data(installed):
-    assert (await _authorize(contract_authorize(installed.contract_chain)))[
+    assert (await authorize_over_socket(contract_authorize(installed.contract_chain)))[
         "certificateStatus"
     ] == "Accepted"
     data = [
@@ -585,7 +585,7 @@ async def test_a_verified_contract_chain_teaches_its_sub_cas_for_later_hash_data
             installed.contract.certificate, installed.mo_sub.certificate, installed.responder.url
         )
     ]
-    answer = await _authorize(contract_authorize(hash_data=data))
+    answer = await authorize_over_socket(contract_authorize(hash_data=data))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
 
 
@@ -602,6 +602,6 @@ def test_staff_add_a_sub_ca_only_under_an_installed_root(admin_client, charger):
     form = {"organization": organization_id, "use": "MORootCertificate", "certificate_pem": sub.pem}
     refused = admin_client.post(url, form)
     assert refused.status_code == 200 and not SubCaCertificate.objects.exists()
-    _install(organization_id, CertificateUse.MO, root)
+    install_root(organization_id, CertificateUse.MO, root)
     assert admin_client.post(url, form).status_code == 302
     assert SubCaCertificate.objects.get().subject.endswith("CN=MO Sub-CA")

@@ -25,9 +25,9 @@ from .test_plug_and_charge import (
     EMAID,
     Provider,
     World,
-    _authorize,
-    _install,
+    authorize_over_socket,
     contract_authorize,
+    install_root,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ def allowed(**token: object) -> dict:
 @pytest.fixture
 def world(settings, charger):
     built = World()
-    _install(charger.property.organization_id, CertificateUse.MO, built.mo_root)
+    install_root(charger.property.organization_id, CertificateUse.MO, built.mo_root)
     yield built
     built.responder.stop()
 
@@ -98,7 +98,7 @@ def test_an_emaid_names_its_provider_with_or_without_hyphens():
 async def test_a_foreign_contract_is_asked_live_of_its_provider_and_kept_as_its_card(
     world, issuer, charger
 ):
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     [asked] = issuer.bodies
     assert asked["path"] == f"/ocpi/emsp/2.3.0/tokens/{EMAID}/authorize?type=EMAID"
@@ -151,7 +151,7 @@ async def test_the_foreign_contracts_session_is_billed_to_its_provider_by_cdr(
 
 async def test_a_contract_its_provider_does_not_know_is_cancelled_and_nothing_kept(world, issuer):
     issuer.answer = {"status_code": 2004, "status_message": "Unknown Token"}
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer == {
         "idTokenInfo": {"status": "Invalid"},
         "certificateStatus": "ContractCancelled",
@@ -165,7 +165,7 @@ async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist
     refused = allowed(whitelist="ALWAYS")
     refused["data"]["allowed"] = "BLOCKED"
     issuer.answer = refused
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Blocked"
     assert answer["certificateStatus"] == "ContractCancelled"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
@@ -174,7 +174,7 @@ async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist
 
 async def test_a_refusal_without_a_token_object_keeps_no_card(world, issuer):
     issuer.answer = {"status_code": 1000, "data": {"allowed": "NOT_ALLOWED"}}
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Invalid"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert decision.reason == "contract_unknown_to_issuer"
@@ -183,7 +183,7 @@ async def test_a_refusal_without_a_token_object_keeps_no_card(world, issuer):
 
 async def test_a_provider_that_is_down_never_gives_accepted(world, issuer):
     issuer.stop()
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Invalid"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert decision.reason == "msp_timeout"
@@ -192,14 +192,14 @@ async def test_a_provider_that_is_down_never_gives_accepted(world, issuer):
 
 async def test_a_blocked_provider_is_not_asked(world, issuer):
     await MobilityServiceProvider.objects.filter(pk=issuer.partner.msp_id).aupdate(blocked=True)
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Blocked"
     assert issuer.bodies == []
 
 
 async def test_a_revoked_contract_never_reaches_its_provider(world, issuer):
     world.responder.revoked.add(world.contract.certificate.serial_number)
-    answer = await _authorize(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     assert answer["certificateStatus"] == "CertificateRevoked"
     assert issuer.bodies == []
 
@@ -221,7 +221,7 @@ async def test_another_operators_provider_of_the_same_party_is_never_asked(
         party_id="8EO",
     )
     try:
-        answer = await _authorize(contract_authorize(world.contract_chain))
+        answer = await authorize_over_socket(contract_authorize(world.contract_chain))
     finally:
         served.stop()
     assert answer["idTokenInfo"]["status"] == "Unknown"
@@ -300,7 +300,7 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
         "idToken": {"idToken": emaid, "type": "eMAID"},
         "certificate": contract.pem + world.mo_sub.pem,
     }
-    answer = await _authorize(payload)
+    answer = await authorize_over_socket(payload)
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     decision = await AuthorizationDecision.objects.aget(uid=emaid)
     assert (decision.token_id, decision.reason) == (card.pk, "accepted_local")
@@ -333,12 +333,12 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
     assert (plugged.id_tag, plugged.token_id) == (emaid, card.pk)
 
     await Token.objects.filter(pk=card.pk).aupdate(blocked=True)
-    answer = await _authorize(payload)
+    answer = await authorize_over_socket(payload)
     assert answer["idTokenInfo"]["status"] == "Blocked"
     # Another number under our prefix is no card of ours.
     other = f"NLEVB{str(card.pk + 1000).zfill(9)}"
     stranger = issue(other, world.mo_sub, ca=False, ocsp_url=world.responder.url)
-    answer = await _authorize(
+    answer = await authorize_over_socket(
         {
             "idToken": {"idToken": other, "type": "eMAID"},
             "certificate": stranger.pem + world.mo_sub.pem,

@@ -51,7 +51,7 @@ class Beat:
         self.thread.join(timeout=30)
 
 
-def _located(prop):
+def located_in_utrecht(prop):
     LocationProfile.objects.create(
         property=prop,
         city="Utrecht",
@@ -62,7 +62,7 @@ def _located(prop):
     )
 
 
-def _wait_for(condition, timeout: float):
+def wait_for(condition, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -83,9 +83,9 @@ def test_an_independent_emsp_roams_on_our_network(transactional_db, tmp_path, se
     settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]  # the sweeps in this process call the stub too
     org = OrganizationFactory(name="E2E operator")
     public = PropertyFactory(organization=org, name="Public", roaming_enabled=True)
-    _located(public)
+    located_in_utrecht(public)
     closed = PropertyFactory(organization=org, name="Roaming off", roaming_enabled=False)
-    _located(closed)
+    located_in_utrecht(closed)
     ChargerFactory(property=public, station_id="E2E-1")
     ChargerFactory(property=public, station_id="E2E-PRIV", access_mode="private")
     ChargerFactory(property=public, station_id="E2E-GUEST", access_mode="guest")
@@ -163,7 +163,7 @@ def test_an_independent_emsp_roams_on_our_network(transactional_db, tmp_path, se
                     {"connectorId": 1, "errorCode": "NoError", "status": "Unavailable"},
                 )
                 patch = await asyncio.to_thread(
-                    _wait_for,
+                    wait_for,
                     lambda: [
                         r
                         for r in emsp.requests_to("locations", "PATCH")
@@ -231,7 +231,7 @@ def test_an_independent_emsp_roams_on_our_network(transactional_db, tmp_path, se
                 assert emsp.requests_to("cdrs") == []
                 emsp.down = False
                 cdrs = await asyncio.to_thread(
-                    _wait_for, lambda: emsp.requests_to("cdrs", "POST"), 30
+                    wait_for, lambda: emsp.requests_to("cdrs", "POST"), 30
                 )
                 assert len(cdrs) == 1
 
@@ -273,7 +273,7 @@ def test_an_independent_emsp_roams_on_our_network(transactional_db, tmp_path, se
                 await ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
                 assert (await request)[1]["data"]["result"] == "ACCEPTED"
                 results = await asyncio.to_thread(
-                    _wait_for, lambda: emsp.requests_to("commands/START_SESSION/s1", "POST"), 10
+                    wait_for, lambda: emsp.requests_to("commands/START_SESSION/s1", "POST"), 10
                 )
                 assert results[0]["body"]["result"] == "ACCEPTED"
                 return cdrs[0]["body"]
