@@ -252,6 +252,12 @@ REASONS: dict[str, tuple[int, str]] = {
     ),
 }
 
+# Refusals of a car's contract certificate (Plug & Charge): the driver's way out is a card or the
+# QR page, not a card setting.
+CONTRACT_REASONS = frozenset(
+    {"contract_revoked", "contract_expired", "contract_unverified", "contract_unknown_to_issuer"}
+)
+
 # Refusals nobody needs to act on: the charger was told the truth, but they are no alarm for the
 # host (the dashboard's Needs attention and the Support page leave them out).
 NOT_ALARMS = frozenset({"guest_token_spent"})

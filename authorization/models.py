@@ -55,6 +55,9 @@ class MobilityServiceProvider(models.Model):
     # The OCPI version its tokens endpoint speaks (set by roaming when the partner connects):
     # a contract (eMAID) is asked live as type EMAID from 2.3.0 on, as OTHER in 2.2.1.
     ocpi_version = models.CharField(max_length=10, blank=True)
+    # Reached through a hub (set by roaming when a hub routes this party): the tokens endpoint is
+    # the hub's, and each live ask carries OCPI routing headers to this provider's party.
+    via_hub = models.BooleanField(default=False)
     timeout_s = models.PositiveSmallIntegerField(default=15)
     on_timeout = models.CharField(max_length=6, choices=OnTimeout.choices, default=OnTimeout.REJECT)
     tokens_synced_at = models.DateTimeField(null=True, blank=True)

@@ -26,3 +26,14 @@ class ContractCard(Protocol):
 
 
 contract_card: Provider[ContractCard] = Provider("own card of a contract id")  # roaming
+
+
+class ContractRoute(Protocol):
+    def __call__(self, organization_id: int, country_code: str, party_id: str) -> int | None:
+        """The provider (its id) of the eMSP party (country code, party id) that a hub of the
+        operator says it connects, made the operator's provider routed by that hub, or None: a
+        foreign contract whose provider sits behind a hub is asked live through it."""
+        ...
+
+
+contract_route: Provider[ContractRoute] = Provider("hub route to a contract's provider")  # roaming

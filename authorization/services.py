@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -36,7 +37,7 @@ from .decisions import (
 )
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import msp_async_client, msp_http_client
-from .providers import contract_card
+from .providers import contract_card, contract_route
 from .signals import token_groups_changed
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,25 @@ def _msp_cache_key(msp_id: int, uid: str) -> str:
     return f"msp-ok:{msp_id}:{normalize_uid(uid)}"
 
 
+def live_headers(msp: MobilityServiceProvider) -> dict[str, str]:
+    """The headers of a request to the provider's tokens endpoint (OCPI transport_and_format):
+    its token, a request and correlation id, and through a hub the routing headers, from our
+    CPO party to the provider's."""
+    headers = {"X-Request-ID": str(uuid.uuid4()), "X-Correlation-ID": str(uuid.uuid4())}
+    if msp.live_validation_token:
+        headers["Authorization"] = f"Token {msp.live_validation_token}"
+    if msp.via_hub:
+        headers.update(
+            {
+                "OCPI-to-country-code": msp.country_code,
+                "OCPI-to-party-id": msp.party_id,
+                "OCPI-from-country-code": settings.OCPI_COUNTRY_CODE,
+                "OCPI-from-party-id": settings.OCPI_PARTY_ID,
+            }
+        )
+    return headers
+
+
 async def msp_validate_live(
     msp: MobilityServiceProvider,
     uid: str,
@@ -193,9 +213,7 @@ async def msp_validate_live(
     # The UID is one path segment: a "/", "?" or "#" in it must not reshape the URL.
     url = f"{msp.live_validation_url.rstrip('/')}/{quote(uid, safe='')}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
-    headers = (
-        {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
-    )
+    headers = live_headers(msp)
     started = time.monotonic()
     try:
         async with msp_async_client(timeout=msp.timeout_s) as client:
@@ -382,17 +400,19 @@ def token_find_presented(uid: str, organization_id: int | None, *, contract: boo
 
 
 def contract_issuer(uid: str, organization_id: int | None) -> MobilityServiceProvider | None:
-    """The operator's mobility provider an eMAID names, if it can be asked live."""
+    """The operator's mobility provider an eMAID names, if it can be asked live: a partner of
+    its own, or a party one of its hubs connects (asked through that hub)."""
     party = emaid_issuer(uid)
     if party is None or organization_id is None:
         return None
-    return (
-        MobilityServiceProvider.objects.filter(
-            organization_id=organization_id, country_code=party[0], party_id=party[1]
-        )
-        .exclude(live_validation_url="")
-        .first()
+    known = MobilityServiceProvider.objects.filter(
+        organization_id=organization_id, country_code=party[0], party_id=party[1]
     )
+    msp = known.exclude(live_validation_url="").first()
+    if msp is None:
+        routed = contract_route.call(organization_id, *party)
+        msp = known.filter(pk=routed).exclude(live_validation_url="").first() if routed else None
+    return msp
 
 
 def token_from_issuer(
@@ -622,8 +642,8 @@ def msp_tokens_pull(
     *, msp: MobilityServiceProvider, page_size: int = 500, client: httpx.Client | None = None
 ) -> int:
     """Pull the MSP's token list (incremental from the last sync); return how many were stored."""
-    if not msp.live_validation_url:
-        return 0
+    if not msp.live_validation_url or msp.via_hub:
+        return 0  # a hub's token list is every party's: its pushes bring a routed party's cards
     started = timezone.now()
     params: dict = {"offset": 0, "limit": page_size}
     if msp.tokens_synced_at:

@@ -22,7 +22,9 @@ def msp_tokens_pull_task(msp_id: int) -> int:
 @shared_task(name="authorization.msp_tokens_pull_all")
 def msp_tokens_pull_all_task() -> int:
     ids = list(
-        MobilityServiceProvider.objects.exclude(live_validation_url="").values_list("pk", flat=True)
+        MobilityServiceProvider.objects.exclude(live_validation_url="")
+        .exclude(via_hub=True)  # routed parties' cards come with the hub's pushes
+        .values_list("pk", flat=True)
     )
     for msp_id in ids:
         msp_tokens_pull_task.delay(msp_id)

@@ -15,12 +15,13 @@ class RoamingConfig(AppConfig):
         from . import access_points, receivers, tasks  # noqa: F401
 
         roaming_figures.register(access_points.dashboard_figures)
-        from authorization.providers import contract_card, contract_ids
+        from authorization.providers import contract_card, contract_ids, contract_route
 
-        from . import emsp
+        from . import emsp, services
 
         contract_ids.register(emsp.contract_ids_of)
         contract_card.register(emsp.card_of_contract)
+        contract_route.register(services.contract_route)
 
         connector_status_changed.connect(
             receivers.connector_status_changed, dispatch_uid="roaming.connector_status_changed"

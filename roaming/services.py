@@ -27,6 +27,7 @@ from .models import (
     Delivery,
     EmspIdentity,
     EvseProfile,
+    HubClient,
     HubParty,
     LocationProfile,
     OcpiLog,
@@ -325,6 +326,26 @@ def _check_ptp_endpoints(party: PartnerParty, found: PartnerVersion) -> None:
         )
 
 
+def _live_through(partner: Partner, *, hub: bool) -> dict[str, Any]:
+    """A provider's real-time authorization fields when it is reached through `partner`: the
+    partner's tokens Sender, our token there, its version (a contract is asked as EMAID from
+    2.3.0, as OTHER before), and through a hub the routing headers to the provider's party."""
+    return {
+        "live_validation_url": partner.endpoint("tokens", ocpi.InterfaceRole.SENDER),
+        "live_validation_token": base64.b64encode(partner.outgoing_token.encode()).decode(),
+        "ocpi_version": partner.version,
+        "via_hub": hub,
+    }
+
+
+def _route_through_hub(hub: Partner) -> None:
+    """The parties a hub routes are asked live through it, with its current endpoint and token
+    (after its registration or a credentials update)."""
+    MobilityServiceProvider.objects.filter(hub_route__partner=hub).update(
+        **_live_through(hub, hub=True)
+    )
+
+
 def _link_msp(partner: Partner, party: PartnerParty) -> None:
     """Make the partner's party the operator's MobilityServiceProvider (one row per party)."""
     msp, _ = MobilityServiceProvider.objects.get_or_create(
@@ -336,10 +357,7 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     # Real-time authorization (mod_tokens "POST authorize") goes to the partner's tokens
     # sender; authorization.services sends `Token <live_validation_token>`, and OCPI 2.2.1
     # wants the credentials token Base64-encoded there.
-    msp.live_validation_url = partner.endpoint("tokens", ocpi.InterfaceRole.SENDER)
-    msp.live_validation_token = base64.b64encode(partner.outgoing_token.encode()).decode()
-    msp.ocpi_version = partner.version  # how a contract (eMAID) is asked live: EMAID or OTHER
-    msp.save(update_fields=["live_validation_url", "live_validation_token", "ocpi_version"])
+    MobilityServiceProvider.objects.filter(pk=msp.pk).update(**_live_through(partner, hub=False))
     Partner.objects.filter(msp=msp).exclude(pk=partner.pk).update(msp=None)
     # A party connected directly speaks for itself: a hub no longer routes it here.
     HubParty.objects.filter(msp=msp).exclude(partner=partner).delete()
@@ -386,6 +404,8 @@ def _connect(
     if party.role != ocpi.Role.CPO:
         _link_msp(partner, party)
     partner.save()
+    if partner.role == Partner.Role.HUB:
+        _route_through_hub(partner)
     if credentials.hub_cpos:
         hub_clients.listed_in_credentials(partner, credentials.hub_cpos)
     if cpo is not None:
@@ -478,10 +498,10 @@ def partner_unregister(*, partner: Partner) -> None:
         outgoing_token="",
         updated_at=timezone.now(),
     )
-    if partner.msp_id:
-        MobilityServiceProvider.objects.filter(pk=partner.msp_id).update(
-            live_validation_url="", live_validation_token=""
-        )
+    # Neither its own party nor the parties it routed (as a hub) can be asked through it now.
+    MobilityServiceProvider.objects.filter(
+        Q(pk=partner.msp_id) | Q(hub_route__partner=partner)
+    ).update(live_validation_url="", live_validation_token="")
 
 
 # -- we register with them (they issued token A) -------------------------------------------------
@@ -959,7 +979,28 @@ def party_msp(
                 return None  # another connected hub routes it
             route.partner = partner  # the hub that routed it is gone
             route.save(update_fields=["partner"])
+        MobilityServiceProvider.objects.filter(pk=msp.pk).update(**_live_through(partner, hub=True))
     return msp
+
+
+def contract_route(organization_id: int, country_code: str, party_id: str) -> int | None:
+    """The provider of an eMSP party that a connected hub of the operator says it connects
+    (mod_hub_client_info), routed by that hub: a foreign contract of that party is asked live
+    through it. None when no hub connects it (or only as offline, planned or suspended)."""
+    hubs = Partner.objects.filter(
+        organization_id=organization_id,
+        role=Partner.Role.HUB,
+        state=Partner.State.CONNECTED,
+        hub_clients__country_code=country_code,
+        hub_clients__party_id=party_id,
+        hub_clients__role=ocpi.Role.EMSP,
+        hub_clients__status=HubClient.Status.CONNECTED,
+    ).order_by("pk")
+    for hub in hubs:
+        msp = party_msp(hub, country_code, party_id)
+        if msp is not None:
+            return msp.pk
+    return None
 
 
 def partner_speaks_for(partner: Partner, msp_id: int) -> bool:

@@ -38,10 +38,11 @@ _NATURE = mapping.OCMF_NATURE
 
 def roaming_sessions() -> QuerySet[ChargingSession]:
     """Return the sessions of cards of connected OCPI partners (a payment terminal's one-off
-    card is its PTP's provider's)."""
+    card is its PTP's provider's; a party a hub routes is reached through the hub)."""
     return ChargingSession.objects.filter(
         Q(token__ocpi__partner__state=Partner.State.CONNECTED)
         | Q(token__msp__ocpi_partner__state=Partner.State.CONNECTED)
+        | Q(token__msp__hub_route__partner__state=Partner.State.CONNECTED)
     ).select_related(
         "token",
         "token__msp",
@@ -76,7 +77,12 @@ def partner_of(session: ChargingSession) -> Partner | None:
             return partner
     if token.msp_id is None:
         return None
-    return connected.filter(msp_id=token.msp_id).first()
+    # Its provider's own partner, or the hub that routes its provider (a foreign contract asked
+    # live through the hub has no push of its to name the partner).
+    return (
+        connected.filter(msp_id=token.msp_id).first()
+        or connected.filter(role=Partner.Role.HUB, routed_parties__msp_id=token.msp_id).first()
+    )
 
 
 def _cdr_token(token: Token, paid: TerminalPayment | None = None) -> mapping.CdrTokenFacts:
@@ -436,6 +442,8 @@ def sessions_page(
     mine = Q(token__ocpi__partner=partner)
     if partner.msp_id:
         mine |= Q(token__msp_id=partner.msp_id)
+    if partner.role == Partner.Role.HUB:
+        mine |= Q(token__msp__hub_route__partner=partner)  # the parties it routes
     candidates = (
         roaming_sessions()
         .filter(mine, charger__property__organization_id=partner.organization_id)

@@ -18,7 +18,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from authorization.models import AuthorizationDecision, normalize_uid
+from authorization.decisions import CONTRACT_REASONS
+from authorization.models import AuthorizationDecision, Token, normalize_uid
 from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
@@ -53,6 +54,29 @@ GUEST_REASON_WORDS = {
     "not_in_local_group": "it is not in this charger's local token group (residents or registered guests)",
     "reimbursement_not_allowed": "the card may not charge at this station",
     "concurrent_tx": "the card already has a session running",
+    "msp_token_invalid": "the card's provider marked it as not valid",
+    "guest_token_spent": "that payment's session is over: pay again from the charger's QR page",
+    "connector_reserved": "this connector is reserved for someone else",
+    "reservation_other_unit": "the access code is for another unit or property",
+    "reservation_not_active": "the access code does not allow charging at this time",
+    "reservation_cap_reached": "the stay's included energy is used up",
+    # Plug & Charge: the car presented its contract; the way out is a card or the QR page.
+    "contract_revoked": (
+        "the car's Plug & Charge contract is revoked by its provider: start with a card or the "
+        "charger's QR page, and ask your provider for a new contract"
+    ),
+    "contract_expired": (
+        "the car's Plug & Charge contract has expired: start with a card or the charger's QR "
+        "page, and ask your provider to renew it"
+    ),
+    "contract_unverified": (
+        "the car's Plug & Charge contract could not be checked here: start with a card or the "
+        "charger's QR page"
+    ),
+    "contract_unknown_to_issuer": (
+        "the car's Plug & Charge contract was refused by the provider it names: start with a "
+        "card or the charger's QR page, and ask your provider about the contract"
+    ),
 }
 
 
@@ -515,6 +539,29 @@ def _refusal_reason(decision: AuthorizationDecision, viewer: Viewer) -> str:
     return reason.rstrip(".")
 
 
+def _refused_subject(decision: AuthorizationDecision, viewer: Viewer, yours: bool) -> str:
+    """What was refused, in the viewer's words: a card, or a car's Plug & Charge contract (the
+    reason or the card's type says so); a host sees its id, a guest only whether it is theirs."""
+    contract = decision.reason in CONTRACT_REASONS or (
+        decision.token is not None and decision.token.type == Token.Type.EMAID
+    )
+    if viewer.is_host:
+        stay = (
+            f" (access code of the reservation {decision.reservation})"
+            if decision.reservation_id
+            else ""
+        )
+        what = (
+            f"The car's contract {decision.uid} (Plug & Charge)"
+            if contract
+            else f"Card {decision.uid}"
+        )
+        return what + stay
+    if contract:
+        return "A car's Plug & Charge contract"
+    return "Your card" if yours else "A card"
+
+
 def refusal_facts(
     charger: Charger, viewer: Viewer, now: datetime, diagnosis: Diagnosis, card_uid: str = ""
 ) -> None:
@@ -535,16 +582,11 @@ def refusal_facts(
         at = when(decision.created_at, tz, now)
         last = f", last at {at}" if refusal.count > 1 else f" at {at}"
         reason = _refusal_reason(decision, viewer)
+        subject = _refused_subject(decision, viewer, yours)
+        text = f"{subject} was refused{'' if viewer.is_host else ' here'}{times}{last}"
         if viewer.is_host:
-            stay = (
-                f" (access code of the reservation {decision.reservation})"
-                if decision.reservation_id
-                else ""
-            )
-            text = f"Card {decision.uid}{stay} was refused{times}{last} ({decision.status}) because {reason}"
-        else:
-            who = "Your card" if yours else "A card"
-            text = f"{who} was refused here{times}{last} because {reason}"
+            text += f" ({decision.status})"
+        text += f" because {reason}"
         if refusal.current:
             diagnosis.findings.add(Finding.CARD_REFUSED)
             diagnosis.facts.append(text + ".")

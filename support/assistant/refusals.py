@@ -75,7 +75,7 @@ def refusals_at(charger: Charger, *, since: datetime, now: datetime) -> list[Ref
         AuthorizationDecision.objects.filter(station_id=charger.station_id, created_at__gte=since)
         .exclude(status=ACCEPTED)
         .exclude(not_alarms())  # e.g. a finished guest session's spent token
-        .select_related("reservation")
+        .select_related("reservation", "token")
         .order_by("-created_at")[:MAX_DECISIONS]
     )
     for decision in decisions:

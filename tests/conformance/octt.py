@@ -23,6 +23,8 @@ connected.
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import re
 import socket
@@ -34,6 +36,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -1250,6 +1253,66 @@ def _v2g_hierarchy(ca_dir: str) -> None:
         print(f"  V2G root: {exc}")
 
 
+class _LabProvider:
+    """The test lab's PKI provider, the secondary actor of M01/M02 that the tool does not run:
+    it answers `POST /ev-certificates` (docs/pki.md, "The PKI provider's interface") with
+    Accepted and a fixed base64 stream standing for the EXI CertificateInstallationRes, and keeps
+    what it was sent, so the run shows the car's request reached it unchanged."""
+
+    ANSWER = base64.b64encode(b"\x80\x98lab-provider-certificate-installation-res").decode()
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        lab = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                lab.received.append({"path": self.path, **json.loads(self.rfile.read(length))})
+                payload = json.dumps({"status": "Accepted", "exiResponse": lab.ANSWER}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/pki"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def configure(self) -> str:
+        """Make it the Conformance organization's provider (staff allow-list its address, as
+        for any provider on a private address); return the allow-list entry for the server."""
+        from django.conf import settings
+
+        from backoffice.models import Organization
+        from pki.models import PkiSettings
+        from pki.services import settings_save
+
+        allowed = self.url.split("/")[2]
+        settings.OUTBOUND_URL_ALLOWLIST = [*settings.OUTBOUND_URL_ALLOWLIST, allowed]
+        organization = Organization.objects.get(name="Conformance")
+        signer = (
+            PkiSettings.objects.filter(organization=organization)
+            .values_list("v2g_signer", flat=True)
+            .first()
+        )
+        settings_save(
+            organization_id=organization.pk,
+            provider_url=self.url,
+            provider_token="lab-provider-token",
+            v2g_signer=signer if signer is not None else PkiSettings.V2gSigner.NONE,
+        )
+        return allowed
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -1305,6 +1368,9 @@ def main() -> int:
         )
         env.update(server_tls)
         _v2g_hierarchy(server_tls["OCPP_CA_DIR"])
+    lab = _LabProvider()
+    allow = [a for a in os.environ.get("OUTBOUND_URL_ALLOWLIST", "").split(",") if a]
+    env["OUTBOUND_URL_ALLOWLIST"] = ",".join([*allow, lab.configure()])
     log = open(ROOT / f".octt-server-{port}.log", "w")
     server = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
@@ -1381,6 +1447,9 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=20)
+        lab.stop()
+        if lab.received:
+            print(f"\nthe lab's PKI provider was asked {len(lab.received)} times", flush=True)
         if haproxy is not None:
             haproxy.terminate()
             haproxy.wait(timeout=10)

@@ -6,10 +6,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from authorization.decisions import REASONS
 from authorization.models import AuthorizationDecision, TokenGroup
 from billing.models import Payment, SessionCharge
 from chargers.models import ChargingSession, Connector, OcppMessage
-from support.assistant.diagnosis import _tz, when
+from support.assistant.diagnosis import GUEST_REASON_WORDS, _tz, when
 from support.models import AssistantConversation, Ticket, VendorErrorCode
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
@@ -158,6 +159,53 @@ def test_refused_card_fact_for_a_guest_shows_no_card_data_and_gives_the_cause(ap
     assert "04A1" not in " ".join(answer["facts"]) + answer["reply"]  # someone else's card
     assert "host words" not in refusal
     assert "not in this charger's local token group" in refusal
+
+
+def _contract_refusal(station, reason, *, status="Invalid"):
+    return AuthorizationDecision.objects.create(
+        uid="NL-TNM-C12345678-X",
+        uid_normalized="NLTNMC12345678X",
+        station_id=station.station_id,
+        context="local",
+        status=status,
+        reason=reason,
+        step=2,
+        message=REASONS[reason][1],
+        organization=station.property.organization,
+    )
+
+
+def test_a_refused_plug_and_charge_contract_is_named_as_such_to_a_guest_with_the_way_out(
+    api_client, station
+):
+    _online(station)
+    _contract_refusal(station, "contract_revoked")
+    answer = ask(
+        api_client,
+        "plug and charge doesn't work, my car says its contract was not accepted",
+        station_id="HB-7",
+    )
+    refusal = next(f for f in answer["facts"] if "refused here" in f)
+    assert refusal.startswith("A car's Plug & Charge contract was refused here")
+    assert "revoked" in refusal and "start with a card or the charger's QR page" in refusal
+    assert "NL-TNM" not in " ".join(answer["facts"]) + answer["reply"]  # nobody's contract id
+    assert "access settings" not in refusal  # not the generic words
+
+
+def test_a_refused_contract_is_named_with_its_emaid_and_the_host_message_to_its_host(
+    host_client, station
+):
+    _online(station)
+    _contract_refusal(station, "contract_unknown_to_issuer")
+    answer = ask(host_client, "why was the car refused?", station_id="HB-7")
+    refusal = next(f for f in answer["facts"] if "was refused" in f)
+    assert refusal.startswith("The car's contract NL-TNM-C12345678-X (Plug & Charge) was refused")
+    assert "was asked live and does not know it or refused it" in refusal
+
+
+def test_every_refusal_reason_has_words_for_a_guest():
+    refusing = {reason for reason in REASONS if not reason.startswith("accepted_")}
+    assert refusing - set(GUEST_REASON_WORDS) == set()
 
 
 def test_cost_question_returns_the_sessions_cost_lines_only_with_the_payment_email(
