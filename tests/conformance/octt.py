@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
 import re
 import socket
@@ -36,7 +35,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -1262,26 +1260,14 @@ class _LabProvider:
     ANSWER = base64.b64encode(b"\x80\x98lab-provider-certificate-installation-res").decode()
 
     def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        lab = self
+        from tests.pki.pkitools import Provider
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length", "0"))
-                lab.received.append({"path": self.path, **json.loads(self.rfile.read(length))})
-                payload = json.dumps({"status": "Accepted", "exiResponse": lab.ANSWER}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+        self.stub = Provider({"status": "Accepted", "exiResponse": self.ANSWER})
+        self.url = f"http://127.0.0.1:{self.stub.port}/pki"
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/pki"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        return self.stub.bodies
 
     def configure(self) -> str:
         """Make it the Conformance organization's provider (staff allow-list its address, as
@@ -1309,8 +1295,7 @@ class _LabProvider:
         return allowed
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stub.stop()
 
 
 def _free_port() -> int:

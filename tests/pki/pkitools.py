@@ -5,7 +5,9 @@ worker's block that answers RFC 6960 requests with responses signed by the issue
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from pki import services
 from tests.conftest import free_port
 
 
@@ -160,28 +163,86 @@ class Responder:
         ).public_bytes(serialization.Encoding.DER)
 
     def start(self) -> Responder:
-        responder = self
+        def answer(_path: str, body: bytes, _headers: dict) -> tuple[str, bytes]:
+            self.requests.append(body)
+            return "application/ocsp-response", self.answer(body)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                responder.requests.append(body)
-                payload = responder.answer(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/ocsp-response")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.port = serve_posts(answer)
         return self
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+class Provider:
+    """A JSON HTTP stub standing for a PKI provider (a fixed EXI stream) or an OCPI tokens
+    endpoint (a fixed authorization answer): keeps the bodies, paths and headers it was sent."""
+
+    def __init__(self, answer: dict) -> None:
+        self.answer = answer
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+
+        def reply(path: str, body: bytes, headers: dict) -> tuple[str, bytes]:
+            self.bodies.append({"path": path, **json.loads(body)})
+            self.headers.append(headers)
+            return "application/json", json.dumps(self.answer).encode()
+
+        self.server, self.port = serve_posts(reply)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_posts(
+    reply: Callable[[str, bytes, dict], tuple[str, bytes]],
+) -> tuple[ThreadingHTTPServer, int]:
+    """Serve POSTs on a free local port, each answered 200 with `reply(path, body, headers)`'s
+    (content type, payload); return the server (stop it with shutdown) and its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            content_type, payload = reply(self.path, body, dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port
+
+
+EMAID = "DE-8EO-C12345678-9"
+
+
+class World:
+    """An MO hierarchy with a contract for EMAID and a V2G hierarchy, answered by one responder."""
+
+    def __init__(self) -> None:
+        self.responder = Responder([]).start()
+        url = self.responder.url
+        self.mo_root = issue("MO Root", None, ca=True)
+        self.mo_sub = issue("MO Sub-CA", self.mo_root, ca=True, ocsp_url=url)
+        self.contract = issue(EMAID, self.mo_sub, ca=False, ocsp_url=url)
+        self.v2g_root = issue("V2G Root", None, ca=True)
+        self.v2g_sub1 = issue("CPO Sub-CA 1", self.v2g_root, ca=True, ocsp_url=url)
+        self.v2g_sub2 = issue("CPO Sub-CA 2", self.v2g_sub1, ca=True, ocsp_url=url)
+        self.responder.issuers = [self.mo_root, self.mo_sub, self.v2g_root, self.v2g_sub1]
+
+    @property
+    def contract_chain(self) -> str:
+        return self.contract.pem + self.mo_sub.pem
+
+
+def install_root(organization_id: int, use: str, ca: Ca) -> None:
+    services.root_add(organization_id=organization_id, use=use, certificate_pem=ca.pem)

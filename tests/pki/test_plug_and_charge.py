@@ -8,10 +8,7 @@ SignCertificate for the V2G certificate."""
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -23,38 +20,11 @@ from pki import chains, local_ca, services
 from pki.models import CertificateUse
 from tests.bounds import GENEROUS_S
 from tests.chargers.v201.conftest import connect201
-from tests.conftest import free_port
 from tests.factories import TokenFactory
 
-from .pkitools import Ca, Responder, csr, issue, ocpp_hash_data
+from .pkitools import EMAID, Provider, World, csr, install_root, issue, ocpp_hash_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-EMAID = "DE-8EO-C12345678-9"
-
-
-@pytest.fixture(autouse=True)
-def _ca_dir(settings, tmp_path):
-    settings.OCPP_CA_DIR = str(tmp_path / "ca")
-
-
-class World:
-    """An MO hierarchy with a contract for EMAID and a V2G hierarchy, answered by one responder."""
-
-    def __init__(self) -> None:
-        self.responder = Responder([]).start()
-        url = self.responder.url
-        self.mo_root = issue("MO Root", None, ca=True)
-        self.mo_sub = issue("MO Sub-CA", self.mo_root, ca=True, ocsp_url=url)
-        self.contract = issue(EMAID, self.mo_sub, ca=False, ocsp_url=url)
-        self.v2g_root = issue("V2G Root", None, ca=True)
-        self.v2g_sub1 = issue("CPO Sub-CA 1", self.v2g_root, ca=True, ocsp_url=url)
-        self.v2g_sub2 = issue("CPO Sub-CA 2", self.v2g_sub1, ca=True, ocsp_url=url)
-        self.responder.issuers = [self.mo_root, self.mo_sub, self.v2g_root, self.v2g_sub1]
-
-    @property
-    def contract_chain(self) -> str:
-        return self.contract.pem + self.mo_sub.pem
 
 
 @pytest.fixture
@@ -63,10 +33,6 @@ def world(settings, charger):
     settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{built.responder.port}"]
     yield built
     built.responder.stop()
-
-
-def install_root(organization_id: int, use: str, ca: Ca) -> None:
-    services.root_add(organization_id=organization_id, use=use, certificate_pem=ca.pem)
 
 
 @pytest.fixture
@@ -272,39 +238,6 @@ async def test_certificate_status_of_a_private_responder_not_allow_listed_is_ref
 
 
 # -- M01: Get15118EVCertificate -------------------------------------------------------------------------
-
-
-class Provider:
-    """A PKI provider stub: keeps what it was sent, answers a fixed EXI stream."""
-
-    def __init__(self, answer: dict) -> None:
-        self.answer = answer
-        self.bodies: list[dict] = []
-        self.headers: list[dict] = []
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                provider.bodies.append({"path": self.path, **json.loads(body)})
-                provider.headers.append(dict(self.headers))
-                payload = json.dumps(provider.answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 EXI_REQUEST = base64.b64encode(b"\x80\x01exi-certificate-installation-req").decode()

@@ -16,7 +16,6 @@ from authorization.models import AuthorizationDecision, MobilityServiceProvider,
 from authorization.services import msp_tokens_pull
 from authorization.tasks import msp_tokens_pull_all_task
 from chargers.models import ChargingSession
-from pki.models import CertificateUse
 from roaming import ocpi
 from roaming import services as roaming_services
 from roaming import sessions as roaming_sessions
@@ -24,30 +23,11 @@ from roaming.models import HubClient, HubParty, Partner
 from tests.chargers.v201.conftest import BOOT, connect201, tx_event
 from tests.roaming.conftest import connected_partner
 
-from .test_plug_and_charge import (
-    EMAID,
-    Provider,
-    World,
-    authorize_over_socket,
-    contract_authorize,
-    install_root,
-)
+from .pkitools import EMAID, Provider
+from .test_plug_and_charge import authorize_over_socket, contract_authorize
 from .test_plug_and_charge_roaming import allowed
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _ca_dir(settings, tmp_path):
-    settings.OCPP_CA_DIR = str(tmp_path / "ca")
-
-
-@pytest.fixture
-def world(charger):
-    built = World()
-    install_root(charger.property.organization_id, CertificateUse.MO, built.mo_root)
-    yield built
-    built.responder.stop()
 
 
 def _connects(hub: Partner, status: str = "CONNECTED", role: str = "EMSP") -> None:
@@ -62,11 +42,11 @@ def _connects(hub: Partner, status: str = "CONNECTED", role: str = "EMSP") -> No
 
 
 @pytest.fixture
-def hub(settings, world, charger):
+def hub(settings, mo_world, charger):
     """A hub (NL*HUB) of the charger's operator on 2.3.0 that connects the eMSP party DE*8EO."""
     served = Provider(allowed())
     settings.OUTBOUND_URL_ALLOWLIST = [
-        f"127.0.0.1:{world.responder.port}",
+        f"127.0.0.1:{mo_world.responder.port}",
         f"127.0.0.1:{served.port}",
     ]
     partner = connected_partner(
@@ -83,10 +63,10 @@ def hub(settings, world, charger):
 
 
 async def test_a_contract_of_a_party_behind_a_hub_is_asked_through_it_with_routing_headers(
-    world, hub, charger, settings
+    mo_world, hub, charger, settings
 ):
     await sync_to_async(_connects)(hub.partner)
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     [asked] = hub.bodies
     assert asked["path"] == f"/ocpi/hub/2.3.0/tokens/{EMAID}/authorize?type=EMAID"
@@ -109,12 +89,12 @@ async def test_a_contract_of_a_party_behind_a_hub_is_asked_through_it_with_routi
     assert (card.type, card.msp_id) == (Token.Type.EMAID, msp.pk)
 
 
-async def test_the_hub_routed_contracts_cdr_goes_to_the_hub_for_the_party(world, hub, charger):
+async def test_the_hub_routed_contracts_cdr_goes_to_the_hub_for_the_party(mo_world, hub, charger):
     await sync_to_async(_connects)(hub.partner)
     client = await connect201()
     try:
         await client.result("BootNotification", BOOT)
-        await client.result("Authorize", contract_authorize(world.contract_chain))
+        await client.result("Authorize", contract_authorize(mo_world.contract_chain))
         started = tx_event("Started", 0, id_token=EMAID, wh=1000, trigger="CablePluggedIn")
         started["idToken"]["type"] = "eMAID"
         assert (await client.result("TransactionEvent", started))["idTokenInfo"][
@@ -143,9 +123,11 @@ async def test_the_hub_routed_contracts_cdr_goes_to_the_hub_for_the_party(world,
 
 
 @pytest.mark.parametrize(("status", "role"), [("OFFLINE", "EMSP"), ("CONNECTED", "CPO")])
-async def test_a_party_the_hub_does_not_connect_as_an_emsp_is_not_asked(world, hub, status, role):
+async def test_a_party_the_hub_does_not_connect_as_an_emsp_is_not_asked(
+    mo_world, hub, status, role
+):
     await sync_to_async(_connects)(hub.partner, status=status, role=role)
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Unknown"  # no provider of ours to ask
     assert hub.bodies == []
     assert not await Token.objects.filter(uid=EMAID).aexists()

@@ -14,28 +14,16 @@ from django.utils import timezone
 from authorization.decisions import emaid_issuer, emaid_token_type
 from authorization.models import AuthorizationDecision, MobilityServiceProvider, Token
 from chargers.models import ChargingSession
-from pki.models import CertificateUse
 from roaming import sessions as roaming_sessions
 from roaming.versions import v221
 from tests.chargers.v201.conftest import BOOT, connect201, tx_event
 from tests.factories import OrganizationFactory
 from tests.roaming.conftest import connected_partner
 
-from .test_plug_and_charge import (
-    EMAID,
-    Provider,
-    World,
-    authorize_over_socket,
-    contract_authorize,
-    install_root,
-)
+from .pkitools import EMAID, Provider
+from .test_plug_and_charge import authorize_over_socket, contract_authorize
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _ca_dir(settings, tmp_path):
-    settings.OCPP_CA_DIR = str(tmp_path / "ca")
 
 
 def allowed(**token: object) -> dict:
@@ -59,19 +47,11 @@ def allowed(**token: object) -> dict:
 
 
 @pytest.fixture
-def world(settings, charger):
-    built = World()
-    install_root(charger.property.organization_id, CertificateUse.MO, built.mo_root)
-    yield built
-    built.responder.stop()
-
-
-@pytest.fixture
-def issuer(settings, world, charger):
+def issuer(settings, mo_world, charger):
     """The provider DE*8EO as a connected eMSP partner of the charger's operator, on 2.3.0."""
     served = Provider(allowed())  # the contract's provider: its OCPI tokens endpoint
     settings.OUTBOUND_URL_ALLOWLIST = [
-        f"127.0.0.1:{world.responder.port}",
+        f"127.0.0.1:{mo_world.responder.port}",
         f"127.0.0.1:{served.port}",
     ]
     partner = connected_partner(
@@ -96,9 +76,9 @@ def test_an_emaid_names_its_provider_with_or_without_hyphens():
 
 
 async def test_a_foreign_contract_is_asked_live_of_its_provider_and_kept_as_its_card(
-    world, issuer, charger
+    mo_world, issuer, charger
 ):
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     [asked] = issuer.bodies
     assert asked["path"] == f"/ocpi/emsp/2.3.0/tokens/{EMAID}/authorize?type=EMAID"
@@ -116,12 +96,12 @@ async def test_a_foreign_contract_is_asked_live_of_its_provider_and_kept_as_its_
 
 
 async def test_the_foreign_contracts_session_is_billed_to_its_provider_by_cdr(
-    world, issuer, charger
+    mo_world, issuer, charger
 ):
     client = await connect201()
     try:
         await client.result("BootNotification", BOOT)
-        await client.result("Authorize", contract_authorize(world.contract_chain))
+        await client.result("Authorize", contract_authorize(mo_world.contract_chain))
         started = tx_event("Started", 0, id_token=EMAID, wh=1000, trigger="CablePluggedIn")
         started["idToken"]["type"] = "eMAID"
         answer = await client.result("TransactionEvent", started)
@@ -149,9 +129,11 @@ async def test_the_foreign_contracts_session_is_billed_to_its_provider_by_cdr(
     assert v221.from_230("cdrs", cdr.data)["cdr_token"]["type"] == "OTHER"
 
 
-async def test_a_contract_its_provider_does_not_know_is_cancelled_and_nothing_kept(world, issuer):
+async def test_a_contract_its_provider_does_not_know_is_cancelled_and_nothing_kept(
+    mo_world, issuer
+):
     issuer.answer = {"status_code": 2004, "status_message": "Unknown Token"}
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer == {
         "idTokenInfo": {"status": "Invalid"},
         "certificateStatus": "ContractCancelled",
@@ -161,55 +143,55 @@ async def test_a_contract_its_provider_does_not_know_is_cancelled_and_nothing_ke
     assert not await Token.objects.filter(uid=EMAID).aexists()
 
 
-async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist(world, issuer):
+async def test_a_contract_its_provider_refuses_is_refused_whatever_the_whitelist(mo_world, issuer):
     refused = allowed(whitelist="ALWAYS")
     refused["data"]["allowed"] = "BLOCKED"
     issuer.answer = refused
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Blocked"
     assert answer["certificateStatus"] == "ContractCancelled"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert decision.reason == "msp_rejected"
 
 
-async def test_a_refusal_without_a_token_object_keeps_no_card(world, issuer):
+async def test_a_refusal_without_a_token_object_keeps_no_card(mo_world, issuer):
     issuer.answer = {"status_code": 1000, "data": {"allowed": "NOT_ALLOWED"}}
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Invalid"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert decision.reason == "contract_unknown_to_issuer"
     assert not await Token.objects.filter(uid=EMAID).aexists()
 
 
-async def test_a_provider_that_is_down_never_gives_accepted(world, issuer):
+async def test_a_provider_that_is_down_never_gives_accepted(mo_world, issuer):
     issuer.stop()
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Invalid"
     decision = await AuthorizationDecision.objects.aget(uid=EMAID)
     assert decision.reason == "msp_timeout"
     assert not await Token.objects.filter(uid=EMAID).aexists()
 
 
-async def test_a_blocked_provider_is_not_asked(world, issuer):
+async def test_a_blocked_provider_is_not_asked(mo_world, issuer):
     await MobilityServiceProvider.objects.filter(pk=issuer.partner.msp_id).aupdate(blocked=True)
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["idTokenInfo"]["status"] == "Blocked"
     assert issuer.bodies == []
 
 
-async def test_a_revoked_contract_never_reaches_its_provider(world, issuer):
-    world.responder.revoked.add(world.contract.certificate.serial_number)
-    answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+async def test_a_revoked_contract_never_reaches_its_provider(mo_world, issuer):
+    mo_world.responder.revoked.add(mo_world.contract.certificate.serial_number)
+    answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     assert answer["certificateStatus"] == "CertificateRevoked"
     assert issuer.bodies == []
 
 
 async def test_another_operators_provider_of_the_same_party_is_never_asked(
-    world, charger, settings
+    mo_world, charger, settings
 ):
     served = Provider(allowed())
     settings.OUTBOUND_URL_ALLOWLIST = [
-        f"127.0.0.1:{world.responder.port}",
+        f"127.0.0.1:{mo_world.responder.port}",
         f"127.0.0.1:{served.port}",
     ]
     other = await sync_to_async(OrganizationFactory)()
@@ -221,7 +203,7 @@ async def test_another_operators_provider_of_the_same_party_is_never_asked(
         party_id="8EO",
     )
     try:
-        answer = await authorize_over_socket(contract_authorize(world.contract_chain))
+        answer = await authorize_over_socket(contract_authorize(mo_world.contract_chain))
     finally:
         served.stop()
     assert answer["idTokenInfo"]["status"] == "Unknown"
@@ -280,7 +262,7 @@ def test_a_host_adds_a_contract_by_its_emaid_and_a_uid_that_is_none_is_refused(c
 # -- a contract of one of our own cards ------------------------------------------------------------
 
 
-async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charger, settings):
+async def test_a_contract_for_one_of_our_cards_charges_on_that_card(mo_world, charger, settings):
     """Our eMSP identity NLEVB issued the card; a provider issued the car a contract for its
     contract id (with a check character, hyphenated): the car charges on that card, blocked
     with it, and no provider is asked."""
@@ -289,16 +271,16 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
 
     from .pkitools import issue
 
-    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{world.responder.port}"]
+    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{mo_world.responder.port}"]
     organization = charger.property.organization
     await sync_to_async(with_identity)(organization)
     card = await sync_to_async(TokenFactory)(uid="04A1B2C3", organization=organization)
     digits = str(card.pk).zfill(9)
     emaid = f"NL-EVB-{digits}-7"
-    contract = issue(emaid, world.mo_sub, ca=False, ocsp_url=world.responder.url)
+    contract = issue(emaid, mo_world.mo_sub, ca=False, ocsp_url=mo_world.responder.url)
     payload = {
         "idToken": {"idToken": emaid, "type": "eMAID"},
-        "certificate": contract.pem + world.mo_sub.pem,
+        "certificate": contract.pem + mo_world.mo_sub.pem,
     }
     answer = await authorize_over_socket(payload)
     assert answer == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
@@ -337,11 +319,11 @@ async def test_a_contract_for_one_of_our_cards_charges_on_that_card(world, charg
     assert answer["idTokenInfo"]["status"] == "Blocked"
     # Another number under our prefix is no card of ours.
     other = f"NLEVB{str(card.pk + 1000).zfill(9)}"
-    stranger = issue(other, world.mo_sub, ca=False, ocsp_url=world.responder.url)
+    stranger = issue(other, mo_world.mo_sub, ca=False, ocsp_url=mo_world.responder.url)
     answer = await authorize_over_socket(
         {
             "idToken": {"idToken": other, "type": "eMAID"},
-            "certificate": stranger.pem + world.mo_sub.pem,
+            "certificate": stranger.pem + mo_world.mo_sub.pem,
         }
     )
     assert answer["idTokenInfo"]["status"] == "Unknown"
