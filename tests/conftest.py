@@ -5,17 +5,10 @@ import time
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from backoffice import listen
 from tests import parallel, reference_data, schedule
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
-
-
-class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
-    """PBKDF2-SHA256 with few iterations, for the test process only (pytest_configure)."""
-
-    iterations = 1000
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -34,11 +27,10 @@ def _xdist_controller(config) -> bool:
 def pytest_configure(config):
     # Passwords in the test process are hashed with Django's own PBKDF2 at 1,000 iterations
     # instead of 1,000,000 (0.44 s of CPU for every user a test makes or signs in). Same algorithm
-    # and format: a server the tests start verifies them with its default hashers, reading the
-    # iterations from the hash (and upgrades them at sign-in).
+    # and format; the servers the tests start hash the same way (tests/server_settings.py).
     from django.contrib.auth import hashers
 
-    settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
     hashers.get_hashers.cache_clear()
     hashers.get_hashers_by_algorithm.cache_clear()
     if _xdist_controller(config) and not config.getoption("testrunuid", None):
@@ -488,6 +480,8 @@ def start_live_server(**env_overrides) -> LiveServer:
         **os.environ,
         "DATABASE_URL": _test_database_url(),
         "DEBUG": "true",
+        # Production's settings with the test process's password hasher (no rehash at sign-in).
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
         "PORT": str(port),
         "SIMULATE": "0",
         "OCPP_ENERGY_CONFIG_AFTER_BOOT": "false",  # as in-process (pytest_configure)
