@@ -2,7 +2,7 @@
 
 The log gets every frame in both directions (a charger metering every 10 s writes
 ~17,000 rows a day), so it is pruned to OCPP_LOG_RETENTION_DAYS by a beat task that
-deletes in small batches along the timestamp index: no long lock, no table rewrite.
+deletes in small batches along the primary key: no long lock, no table rewrite.
 See docs/performance.md ("Log retention").
 """
 
@@ -28,24 +28,31 @@ def message_log_prune(
 ) -> int:
     """Delete log rows older than the retention window; return how many went.
 
-    retention_days <= 0 keeps everything. Each batch is one short DELETE by primary key.
+    retention_days <= 0 keeps everything. The log is read along its primary key, oldest
+    first, `batch_size` rows at a time, and each batch's rows older than the window are deleted
+    by primary key (one short DELETE); the first batch with none ends the run. Rows are
+    written in time order, so that batch is the window's edge; the log keeps no timestamp
+    index for this (every index costs each logged frame, docs/performance.md).
     """
     days = settings.OCPP_LOG_RETENTION_DAYS if retention_days is None else retention_days
     if days <= 0:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted = batches = 0
+    after = 0
     while max_batches is None or batches < max_batches:
-        ids = list(
-            OcppMessage.objects.filter(timestamp__lt=cutoff)
-            .order_by("timestamp")
-            .values_list("id", flat=True)[:batch_size]
+        rows = list(
+            OcppMessage.objects.filter(id__gt=after)
+            .order_by("id")
+            .values_list("id", "timestamp")[:batch_size]
         )
-        if not ids:
+        old = [pk for pk, at in rows if at < cutoff]
+        if not old:
             break
-        count, _ = OcppMessage.objects.filter(id__in=ids).delete()
+        count, _ = OcppMessage.objects.filter(id__in=old).delete()
         deleted += count
         batches += 1
+        after = rows[-1][0]
     return deleted
 
 

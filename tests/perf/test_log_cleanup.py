@@ -74,3 +74,32 @@ def test_task_uses_the_retention_setting(settings):
 def test_cleanup_runs_on_the_beat_schedule(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "chargers.message_log_cleanup" in tasks
+
+
+def test_cleanup_reads_along_the_primary_key_and_stops_at_the_windows_edge():
+    # The log is written in time order: the first batch with no row older than the window is
+    # its edge, and the run ends there without reading the rest of the log.
+    charger = ChargerFactory()
+    _rows(charger, [100] * 3 + [1] * 10 + [100] * 2)
+    assert message_log_prune(retention_days=90, batch_size=5) == 3
+    # Two rows written out of time order after the edge wait for the rows before them.
+    assert OcppMessage.objects.count() == 12
+
+
+def test_the_fleet_wide_action_index_serves_every_action_but_the_two_commonest():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    charger = ChargerFactory()
+    _rows(charger, [1] * 5)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plans = {}
+        for action in ("BootNotification", "Heartbeat"):
+            query = OcppMessage.objects.filter(action=action).order_by("-id")[:100]
+            plans[action] = query.explain()
+    # A rare action is found along the partial index (its condition is proved from the filter)
+    assert "ocppmsg_action_rare" in plans["BootNotification"]
+    # ... the commonest along the primary key, backwards.
+    assert "ocppmsg_action_rare" not in plans["Heartbeat"]
