@@ -357,7 +357,10 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     # Real-time authorization (mod_tokens "POST authorize") goes to the partner's tokens
     # sender; authorization.services sends `Token <live_validation_token>`, and OCPI 2.2.1
     # wants the credentials token Base64-encoded there.
-    MobilityServiceProvider.objects.filter(pk=msp.pk).update(**_live_through(partner, hub=False))
+    fields = _live_through(partner, hub=False)
+    for name, value in fields.items():
+        setattr(msp, name, value)
+    msp.save(update_fields=list(fields))
     Partner.objects.filter(msp=msp).exclude(pk=partner.pk).update(msp=None)
     # A party connected directly speaks for itself: a hub no longer routes it here.
     HubParty.objects.filter(msp=msp).exclude(partner=partner).delete()

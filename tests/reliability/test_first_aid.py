@@ -3,16 +3,18 @@ over the real OCPP consumer, once per alert, limited per day, each action and an
 alert and the port's timeline."""
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from chargers.models import ChargingSession, Command
+from chargers.models import Charger, ChargingSession, Command
 from reliability.models import Alert, AlertRule, PortEvent
 from reliability.services import alerts, first_aid
 from reliability.tasks import alerts_task
+from tests.bounds import GENEROUS_S
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,6 +22,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def iso(moment) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+async def _seen_online(charger_id: int) -> None:
+    deadline = time.monotonic() + GENEROUS_S
+    while not await sync_to_async(lambda: Charger.objects.get(pk=charger_id).is_online())():
+        assert time.monotonic() < deadline, "the charger's connection was never written"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_faulted_port_gets_one_soft_reset_recorded_with_its_answer(charger):
@@ -39,6 +48,9 @@ async def test_a_faulted_port_gets_one_soft_reset_recorded_with_its_answer(charg
         "timestamp": iso(faulted_at),
     }
     assert await client.result("StatusNotification", payload) == {}
+    # The sweep reads the charger as the database has it: wait until its connection is written
+    # (batched beside the frames), as the periodic sweep would simply come again.
+    await _seen_online(charger.pk)
     run = asyncio.ensure_future(sync_to_async(alerts_task, thread_sensitive=False)())
     call = await client.receive()  # a generous deadline: the sweep runs in a thread
     assert call[0] == 2 and call[2:] == ["Reset", {"type": "Soft"}]
