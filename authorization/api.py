@@ -35,11 +35,19 @@ class MspSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             "blocked",
             "live_validation_url",
             "live_validation_token",
+            "via_hub",
             "timeout_s",
             "on_timeout",
             "tokens_synced_at",
         ]
-        read_only_fields = ["tokens_synced_at"]
+        read_only_fields = ["tokens_synced_at", "via_hub"]
+
+    def update(self, instance: MobilityServiceProvider, validated_data: dict) -> Any:
+        if validated_data.get("live_validation_url", instance.live_validation_url) != (
+            instance.live_validation_url
+        ):
+            validated_data["via_hub"] = False  # an endpoint given by hand is the provider's own
+        return super().update(instance, validated_data)
 
     def validate_live_validation_url(self, value: str) -> str:
         if value:

@@ -57,7 +57,11 @@ class MobilityServiceProvider(models.Model):
     ocpi_version = models.CharField(max_length=10, blank=True)
     # Reached through a hub (set by roaming when a hub routes this party): the tokens endpoint is
     # the hub's, and each live ask carries OCPI routing headers to this provider's party.
-    via_hub = models.BooleanField(default=False)
+    via_hub = models.BooleanField(
+        default=False,
+        help_text="Reached through a hub: live checks go to the hub's tokens endpoint with OCPI "
+        "routing headers to this provider's party (set by roaming).",
+    )
     timeout_s = models.PositiveSmallIntegerField(default=15)
     on_timeout = models.CharField(max_length=6, choices=OnTimeout.choices, default=OnTimeout.REJECT)
     tokens_synced_at = models.DateTimeField(null=True, blank=True)

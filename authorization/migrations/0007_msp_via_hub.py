@@ -13,6 +13,10 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='mobilityserviceprovider',
             name='via_hub',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(
+                default=False,
+                help_text="Reached through a hub: live checks go to the hub's tokens endpoint with OCPI "
+                "routing headers to this provider's party (set by roaming).",
+            ),
         ),
     ]

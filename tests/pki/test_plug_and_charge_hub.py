@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision, MobilityServiceProvider, Token
-from authorization.services import msp_tokens_pull
+from authorization.services import live_headers, msp_tokens_pull
 from authorization.tasks import msp_tokens_pull_all_task
 from chargers.models import ChargingSession
 from roaming import ocpi
@@ -21,6 +21,7 @@ from roaming import services as roaming_services
 from roaming import sessions as roaming_sessions
 from roaming.models import HubClient, HubParty, Partner
 from tests.chargers.v201.conftest import BOOT, connect201, tx_event
+from tests.factories import MembershipFactory
 from tests.roaming.conftest import connected_partner
 
 from .pkitools import EMAID, Provider
@@ -149,3 +150,24 @@ def test_a_party_a_hub_pushes_for_is_asked_through_it_until_the_hub_unregisters(
     roaming_services.partner_unregister(partner=hub.partner)
     msp.refresh_from_db()
     assert msp.live_validation_url == "" and msp.live_validation_token == ""
+
+
+def test_a_tokens_endpoint_given_by_hand_is_the_providers_own(hub, charger, settings, api_client):
+    msp = roaming_services.party_msp(hub.partner, "DE", "8EO")
+    assert msp is not None
+    settings.OUTBOUND_URL_ALLOWLIST = [*settings.OUTBOUND_URL_ALLOWLIST, "8eo.example"]
+    owner = MembershipFactory(organization=charger.property.organization, role="owner").user
+    api_client.force_authenticate(owner)
+    url = f"/api/v1/msps/{msp.pk}/"
+    assert api_client.get(url).json()["via_hub"] is True  # shown, never written by the API
+    api_client.patch(url, {"via_hub": True}, format="json")
+    answer = api_client.patch(
+        url, {"live_validation_url": "https://8eo.example/ocpi/2.2.1/tokens"}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    msp.refresh_from_db()
+    assert (msp.live_validation_url, msp.via_hub) == (
+        "https://8eo.example/ocpi/2.2.1/tokens",
+        False,
+    )
+    assert "OCPI-to-party-id" not in live_headers(msp)  # asked directly, no routing headers
