@@ -338,6 +338,14 @@ def _live_through(partner: Partner, *, hub: bool) -> dict[str, Any]:
     }
 
 
+def _point_live(msp: MobilityServiceProvider, partner: Partner, *, hub: bool) -> None:
+    """Ask `msp` live through `partner` from now on (its own partner, or the hub routing it)."""
+    fields = _live_through(partner, hub=hub)
+    for name, value in fields.items():
+        setattr(msp, name, value)
+    msp.save(update_fields=list(fields))
+
+
 def _route_through_hub(hub: Partner) -> None:
     """The parties a hub routes are asked live through it, with its current endpoint and token
     (after its registration or a credentials update)."""
@@ -357,10 +365,7 @@ def _link_msp(partner: Partner, party: PartnerParty) -> None:
     # Real-time authorization (mod_tokens "POST authorize") goes to the partner's tokens
     # sender; authorization.services sends `Token <live_validation_token>`, and OCPI 2.2.1
     # wants the credentials token Base64-encoded there.
-    fields = _live_through(partner, hub=False)
-    for name, value in fields.items():
-        setattr(msp, name, value)
-    msp.save(update_fields=list(fields))
+    _point_live(msp, partner, hub=False)
     Partner.objects.filter(msp=msp).exclude(pk=partner.pk).update(msp=None)
     # A party connected directly speaks for itself: a hub no longer routes it here.
     HubParty.objects.filter(msp=msp).exclude(partner=partner).delete()
@@ -982,7 +987,7 @@ def party_msp(
                 return None  # another connected hub routes it
             route.partner = partner  # the hub that routed it is gone
             route.save(update_fields=["partner"])
-        MobilityServiceProvider.objects.filter(pk=msp.pk).update(**_live_through(partner, hub=True))
+        _point_live(msp, partner, hub=True)
     return msp
 
 

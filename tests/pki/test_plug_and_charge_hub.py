@@ -22,11 +22,10 @@ from roaming import sessions as roaming_sessions
 from roaming.models import HubClient, HubParty, Partner
 from tests.chargers.v201.conftest import BOOT, connect201, tx_event
 from tests.factories import MembershipFactory
-from tests.roaming.conftest import connected_partner
 
-from .pkitools import EMAID, Provider
+from .pkitools import EMAID
 from .test_plug_and_charge import authorize_over_socket, contract_authorize
-from .test_plug_and_charge_roaming import allowed
+from .test_plug_and_charge_roaming import tokens_partner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,20 +44,15 @@ def _connects(hub: Partner, status: str = "CONNECTED", role: str = "EMSP") -> No
 @pytest.fixture
 def hub(settings, mo_world, charger):
     """A hub (NL*HUB) of the charger's operator on 2.3.0 that connects the eMSP party DE*8EO."""
-    served = Provider(allowed())
-    settings.OUTBOUND_URL_ALLOWLIST = [
-        f"127.0.0.1:{mo_world.responder.port}",
-        f"127.0.0.1:{served.port}",
-    ]
-    partner = connected_partner(
+    served = tokens_partner(
+        settings,
+        mo_world,
         charger.property.organization,
-        base=f"http://127.0.0.1:{served.port}/ocpi/hub/2.3.0",
+        "/ocpi/hub/2.3.0",
         country_code="NL",
         party_id="HUB",
         role=Partner.Role.HUB,
-        version="2.3.0",
     )
-    served.partner = partner
     yield served
     served.stop()
 

@@ -46,23 +46,33 @@ def allowed(**token: object) -> dict:
     }
 
 
-@pytest.fixture
-def issuer(settings, mo_world, charger):
-    """The provider DE*8EO as a connected eMSP partner of the charger's operator, on 2.3.0."""
-    served = Provider(allowed())  # the contract's provider: its OCPI tokens endpoint
+def tokens_partner(settings, mo_world, organization, path: str, **fields) -> Provider:
+    """A connected OCPI partner of `organization` on 2.3.0 whose tokens endpoint is a real HTTP
+    stub answering `allowed()` (reachable, as the OCSP responder, through the staff allow-list);
+    the stub is returned with `.partner` set."""
+    served = Provider(allowed())
     settings.OUTBOUND_URL_ALLOWLIST = [
         f"127.0.0.1:{mo_world.responder.port}",
         f"127.0.0.1:{served.port}",
     ]
-    partner = connected_partner(
+    served.partner = connected_partner(
+        organization, base=f"http://127.0.0.1:{served.port}{path}", version="2.3.0", **fields
+    )
+    return served
+
+
+@pytest.fixture
+def issuer(settings, mo_world, charger):
+    """The provider DE*8EO as a connected eMSP partner of the charger's operator, on 2.3.0."""
+    served = tokens_partner(
+        settings,
+        mo_world,
         charger.property.organization,
-        base=f"http://127.0.0.1:{served.port}/ocpi/emsp/2.3.0",
+        "/ocpi/emsp/2.3.0",
         country_code="DE",
         party_id="8EO",
-        version="2.3.0",
     )
-    MobilityServiceProvider.objects.filter(pk=partner.msp_id).update(ocpi_version="2.3.0")
-    served.partner = partner
+    MobilityServiceProvider.objects.filter(pk=served.partner.msp_id).update(ocpi_version="2.3.0")
     yield served
     served.stop()
 
