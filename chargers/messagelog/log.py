@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import time
@@ -202,6 +203,8 @@ class MessageLogWriter:
         # Last-seen times go on their own connection, beside the log batches: a write of thousands
         # of chargers' times must not hold back meter values waiting for their commit.
         self._seen_pg = async_pg.LoopConnection("ocpp-last-seen")
+        # The readings of a batch go on their own connection, beside its frame rows.
+        self._meter_pg = async_pg.LoopConnection("ocpp-meter-values")
         self._seen_task: asyncio.Task[None] | None = None
         self._sessions: dict[tuple[int, int], int] = {}  # (charger, transactionId) -> session pk
         self.dead_letters = 0
@@ -525,16 +528,35 @@ class MessageLogWriter:
     async def _write_rows(
         self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]]
     ) -> None:
-        samples = [sample for batch, _ in meters for sample in batch]
+        """Write one batch: its frame rows and its readings side by side, each part on its own
+        connection and each retried, isolated or spilled on its own. Returns once both are
+        durable (written, journaled, dead-lettered or handed back to their handlers)."""
         if journal.engaged:
             await self._spill(messages, meters, "journal engaged")
             return
+        if messages and meters and self._use_async_pg():
+            # Two round trips at once instead of four in a row (BEGIN, COPY, COPY, COMMIT):
+            # on a busy loop each round trip waits for a turn of the loop, and every MeterValues
+            # in the batch waits for all of them (docs/performance.md, "Two parts at once").
+            outcomes = await asyncio.gather(
+                self._write_part(messages, []), self._write_part([], meters), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        else:
+            await self._write_part(messages, meters)
+        self.batches_written += 1
+
+    async def _write_part(
+        self, messages: list[Row], meters: list[tuple[list[MeterSample], asyncio.Future[None]]]
+    ) -> None:
+        samples = [sample for batch, _ in meters for sample in batch]
         try:
             started = time.monotonic()
             for attempt in range(TRANSIENT_RETRIES + 1):
                 try:
                     published = await self._write_batch(messages, samples)
-                    self.batches_written += 1
                     break
                 except Exception as exc:  # a deadlock rolled the batch back: write it again
                     if not is_transient(exc) or attempt == TRANSIENT_RETRIES:
@@ -644,6 +666,7 @@ class MessageLogWriter:
     def _close_pg(self) -> None:
         """Drop the log connections (idle writer, or its event loop is gone)."""
         self._pg_conn.close()
+        self._meter_pg.close()
         if self._seen_task is None or self._seen_task.done():
             self._seen_pg.close()
 
@@ -661,8 +684,16 @@ class MessageLogWriter:
         assert watched is not None
         published: dict[int, list[dict[str, Any]]] = {}
         columns = COLUMNS
+        # One COPY commits by itself (the connections are autocommit): a part that is one
+        # statement needs no BEGIN and COMMIT round trips. The readings' session lookup only reads.
+        together = bool(messages) and (bool(samples) or bool(watched & {m[0] for m in messages}))
+        pg = self._pg_conn if messages else self._meter_pg
         try:
-            async with self._pg_conn.use() as conn, conn.transaction(), conn.cursor() as cur:
+            async with (
+                pg.use() as conn,
+                conn.transaction() if together else contextlib.nullcontext(),
+                conn.cursor() as cur,
+            ):
                 if any(m[0] not in watched for m in messages):
                     async with cur.copy(
                         f"COPY {OcppMessage._meta.db_table} ({columns}) FROM STDIN"

@@ -325,9 +325,10 @@ def test_log_rows_replayed_from_the_journal_keep_their_payload_as_json(charger):
 async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_stalls_nothing(
     charger, monkeypatch, outage
 ):
-    """The batch is refused for a bad row; while it is cut in halves the database goes away.
-    The half written stays written, the other frames go to the journal, and the meter values'
-    handler is told (it journals its message): nobody waits for ever, nothing is written twice."""
+    """The batch's frame rows are refused for a bad row; while they are cut in halves the
+    database goes away, also for the readings written beside them. The half written stays
+    written, the other frames go to the journal, and the meter values' handler is told (it
+    journals its message): nobody waits for ever, nothing is written twice."""
     import asyncio
     from datetime import UTC, datetime
 
@@ -336,13 +337,18 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
     from chargers.messagelog.log import DatabaseUnavailable, MeterSample
     from chargers.plumbing.journal import read_entries
 
-    real, calls = writer._write_batch, []
+    real, calls, gone = writer._write_batch, [], asyncio.Event()
 
     async def write_batch(messages, samples):
-        calls.append(([m[4] for m in messages], len(samples)))
-        if len(calls) == 1:
+        uids = [m[4] for m in messages]
+        calls.append((uids, len(samples)))
+        if uids == ["i0", "i1", "i2", "i3"]:
             raise DataError("a bad row somewhere")
-        if len(calls) == 3:
+        if uids == ["i2", "i3"]:
+            gone.set()
+            raise OperationalError("connection refused")
+        if samples:  # the readings' part, beside the frames': refused once the database is gone
+            await gone.wait()
             raise OperationalError("connection refused")
         return await real(messages, samples)
 
@@ -374,7 +380,12 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
         await asyncio.sleep(0)
     done, _ = await asyncio.wait([meters], timeout=30)
     assert meters in done and isinstance(meters.exception(), DatabaseUnavailable)
-    assert calls[:3] == [(["i0", "i1", "i2", "i3"], 1), (["i0", "i1"], 0), (["i2", "i3"], 1)]
+    assert sorted(calls) == [
+        ([], 1),
+        (["i0", "i1"], 0),
+        (["i0", "i1", "i2", "i3"], 0),
+        (["i2", "i3"], 0),
+    ]
     assert {m.unique_id async for m in OcppMessage.objects.filter(charger=charger)} == {"i0", "i1"}
     assert outage.engaged
     entries, _ = read_entries(outage._path)
@@ -446,3 +457,62 @@ def test_a_call_of_ours_logged_without_its_text_is_cleaned_too():
     assert json.loads(row[7]) == {"vendorId": "X", "data": "a\\u0000b"}
     assert row[9] is True and json.loads(json.loads(row[8])) == payload
     assert row[10] == "reason 'x\\u0000' unknown"
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="the two parts go side by side on the event loop's PostgreSQL connections",
+)
+async def test_a_batch_writes_its_readings_beside_its_frame_rows_not_after_them(charger):
+    """Issue 48: a batch's readings are written while its frame rows are still being written,
+    each part in one round trip, instead of one after the other in one transaction: the
+    readings are committed (their MeterValues can be answered) while the rows still wait."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from chargers.messagelog.log import MeterSample
+
+    real, release = writer._write_batch, asyncio.Event()
+
+    async def write_batch(messages, samples):
+        if messages:
+            await release.wait()  # the frame rows' part is slow (a busy database, a long COPY)
+        return await real(messages, samples)
+
+    writer._write_batch = write_batch
+    try:
+        sample = MeterSample(
+            charger.pk,
+            1,
+            None,
+            datetime(2026, 11, 20, 10, tzinfo=UTC),
+            "Energy.Active.Import.Register",
+            "",
+            "Wh",
+            "Sample.Periodic",
+            "Outlet",
+            "100",
+        )
+        writer._ensure_running()
+        async with writer._flush_lock:  # the row and the readings go into one batch
+            await writer.add_message(
+                charger_id=charger.pk,
+                direction="in",
+                message_type=2,
+                unique_id="beside",
+                action="Heartbeat",
+                payload={},
+            )
+            meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
+            await asyncio.sleep(0)
+        async with asyncio.timeout(60):
+            while not await MeterValue.objects.filter(charger=charger).aexists():
+                await asyncio.sleep(0.02)
+        assert not await OcppMessage.objects.filter(unique_id="beside").aexists()
+        release.set()
+        await asyncio.wait_for(meters, 60)
+        await writer.flush()
+        assert await OcppMessage.objects.filter(unique_id="beside").acount() == 1
+    finally:
+        release.set()
+        writer._write_batch = real

@@ -166,7 +166,7 @@ def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
         host=host,
         port=port,
         lifespan="on",
-        ws=env_str("UVICORN_WS", "websockets"),
+        ws=env_str("UVICORN_WS", "websockets-sansio"),
         # A socket whose peer vanished without a close (a silent network drop leaves it
         # half-open) is found by its unanswered ping and closed: ping every 30 s, closed when no
         # pong came within 30 s (then up to 10 s for the close). 30 s tolerates a mobile link's
