@@ -305,6 +305,20 @@ def world(transactional_db) -> World:
     )
     BaselineSetting.objects.create(baseline=baseline, variable="HeartbeatInterval", value="300")
     make_online(site.charger)
+    from chargers.models import Command
+
+    # The energy-reporting check a boot queues: a payload of long unbroken keys must wrap on a
+    # phone, not make the Recent commands table scroll (axe: scrollable-region-focusable).
+    Command.objects.create(
+        charger=site.charger,
+        action="GetConfiguration",
+        payload={
+            "key": ["MeterValuesSampledData", "StopTxnSampledData", "MeterValueSampleInterval"]
+        },
+        status="failed",
+        error="CALLERROR NotSupported: MeterValuesSampledData,StopTxnSampledData,MeterValueSampleInterval",
+        source="system",
+    )
     Connector.objects.filter(charger=site.charger, connector_id=2).update(
         status="Available", error_code=""
     )
