@@ -43,6 +43,42 @@ async def _connect(station_id):
     return client
 
 
+async def _one_batch(charger, unique_ids):
+    """Queue Heartbeat rows with these unique ids and one energy reading of the charger so that
+    they go into one batch of the writer; returns the reading's future (its handler's wait)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from chargers.messagelog.log import MeterSample
+
+    sample = MeterSample(
+        charger.pk,
+        1,
+        None,
+        datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "Energy.Active.Import.Register",
+        "",
+        "Wh",
+        "Sample.Periodic",
+        "Outlet",
+        "100",
+    )
+    writer._ensure_running()
+    async with writer._flush_lock:  # everything below goes into one batch
+        for unique_id in unique_ids:
+            await writer.add_message(
+                charger_id=charger.pk,
+                direction="in",
+                message_type=2,
+                unique_id=unique_id,
+                action="Heartbeat",
+                payload={},
+            )
+        meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
+        await asyncio.sleep(0)
+    return meters
+
+
 async def test_every_poison_frame_is_answered_stored_and_others_keep_flowing(charger):
     healthy_charger = (
         await ChargerFactory.acreate(station_id="CP-HEALTHY", property=charger.property)
@@ -330,11 +366,10 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
     written, the other frames go to the journal, and the meter values' handler is told (it
     journals its message): nobody waits for ever, nothing is written twice."""
     import asyncio
-    from datetime import UTC, datetime
 
     from django.db import DataError, OperationalError
 
-    from chargers.messagelog.log import DatabaseUnavailable, MeterSample
+    from chargers.messagelog.log import DatabaseUnavailable
     from chargers.plumbing.journal import read_entries
 
     real, calls, gone = writer._write_batch, [], asyncio.Event()
@@ -353,31 +388,7 @@ async def test_an_outage_while_a_poison_row_is_isolated_journals_the_rest_and_st
         return await real(messages, samples)
 
     monkeypatch.setattr(writer, "_write_batch", write_batch)
-    sample = MeterSample(
-        charger.pk,
-        1,
-        None,
-        datetime(2026, 11, 20, 10, tzinfo=UTC),
-        "Energy.Active.Import.Register",
-        "",
-        "Wh",
-        "Sample.Periodic",
-        "Outlet",
-        "100",
-    )
-    writer._ensure_running()
-    async with writer._flush_lock:  # everything below goes into one batch
-        for n in range(4):
-            await writer.add_message(
-                charger_id=charger.pk,
-                direction="in",
-                message_type=2,
-                unique_id=f"i{n}",
-                action="Heartbeat",
-                payload={},
-            )
-        meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
-        await asyncio.sleep(0)
+    meters = await _one_batch(charger, [f"i{n}" for n in range(4)])
     done, _ = await asyncio.wait([meters], timeout=30)
     assert meters in done and isinstance(meters.exception(), DatabaseUnavailable)
     if writer._use_async_pg():  # PostgreSQL: the frame rows and the readings side by side
@@ -471,9 +482,6 @@ async def test_a_batch_writes_its_readings_beside_its_frame_rows_not_after_them(
     each part in one round trip, instead of one after the other in one transaction: the
     readings are committed (their MeterValues can be answered) while the rows still wait."""
     import asyncio
-    from datetime import UTC, datetime
-
-    from chargers.messagelog.log import MeterSample
 
     real, release = writer._write_batch, asyncio.Event()
 
@@ -484,30 +492,7 @@ async def test_a_batch_writes_its_readings_beside_its_frame_rows_not_after_them(
 
     writer._write_batch = write_batch
     try:
-        sample = MeterSample(
-            charger.pk,
-            1,
-            None,
-            datetime(2026, 11, 20, 10, tzinfo=UTC),
-            "Energy.Active.Import.Register",
-            "",
-            "Wh",
-            "Sample.Periodic",
-            "Outlet",
-            "100",
-        )
-        writer._ensure_running()
-        async with writer._flush_lock:  # the row and the readings go into one batch
-            await writer.add_message(
-                charger_id=charger.pk,
-                direction="in",
-                message_type=2,
-                unique_id="beside",
-                action="Heartbeat",
-                payload={},
-            )
-            meters = asyncio.ensure_future(writer.store_meter_samples([sample]))
-            await asyncio.sleep(0)
+        meters = await _one_batch(charger, ["beside"])
         async with asyncio.timeout(60):
             while not await MeterValue.objects.filter(charger=charger).aexists():
                 await asyncio.sleep(0.02)
