@@ -87,14 +87,16 @@ def database_exists(name: str) -> bool:
         )
 
 
-def migrate_and_seed(database: str, chargers: int, *, migrate: bool = True) -> dict:
+def migrate_and_seed(
+    database: str, chargers: int, *, migrate: bool = True, site_size: int = 0
+) -> dict:
     env = server_env(database)
     if migrate:
         subprocess.run(
             [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
         )
     out = subprocess.run(
-        [PY, "-m", "bench.seed", "--chargers", str(chargers)],
+        [PY, "-m", "bench.seed", "--chargers", str(chargers), "--site-size", str(site_size)],
         cwd=ROOT,
         env=env,
         check=True,
@@ -544,6 +546,7 @@ def storm_once(
         stats = load.results(timeout=300)
         time.sleep(1.0)
         server.terminate()
+        server.release()
     online_at = sorted(stats.get("online_at", []))
     back = [t - t_kill for t in online_at]
     result = {
@@ -554,6 +557,9 @@ def storm_once(
         "all_online_after_kill_s": round((online_at[-1] if online_at else t_all) - t_kill, 1),
         "p50_online_after_kill_s": round(back[len(back) // 2], 1) if back else None,
         "reconnect_attempts": stats.get("attempts", 0),
+        # CALLs the server sent the chargers and they answered (profiles under a power budget,
+        # configuration checks): the server's own conversations during the storm.
+        "server_calls": stats.get("server_calls", 0),
         # Why attempts failed: count, and the first and last failure in seconds after the kill.
         "reconnect_failures": {
             reason: [len(times), _r(min(times) - t_kill), _r(max(times) - t_kill)]
@@ -769,7 +775,7 @@ def targets(report: dict, args: argparse.Namespace) -> list[tuple[str, str, bool
             )
         )
         out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
-    for shape in ("ours", "ours-cluster"):
+    for shape in ("ours", "ours-held", "ours-cluster"):
         out.extend(storm_targets(report, shape))
     out.extend(v201_targets(report, big))
     scale = report.get("scaleout", {})
@@ -833,15 +839,20 @@ def storm_targets(report: dict, shape: str) -> list[tuple[str, str, bool]]:
     if not storm:
         return out
     peer = report["storm"].get("peer")
-    # The single process is the plain name; the cluster says so.
-    on = "" if shape == "ours" else f" ({shape}, {CLUSTER_PROCS} processes)"
-    out.append(
-        (
-            f"storm {storm['connections']}{on}: all online within 60 s",
-            f"{storm['all_online_after_kill_s']} s",
-            storm["online"] >= storm["connections"] and storm["all_online_after_kill_s"] <= 60,
+    # The single process is the plain name; the others say what they are.
+    on = {
+        "ours": "",
+        "ours-held": " (ours-held: its listening socket held across the restart, as deploy/systemd)",
+    }.get(shape, f" ({shape}, {CLUSTER_PROCS} processes)")
+    back = storm["online"] >= storm["connections"]
+    for seconds in (60, 15):  # 15 s: issue 48's bar at 10,000 chargers
+        out.append(
+            (
+                f"storm {storm['connections']}{on}: all online within {seconds} s",
+                f"{storm['all_online_after_kill_s']} s",
+                back and storm["all_online_after_kill_s"] <= seconds,
+            )
         )
-    )
     if peer:
         for key, name in (
             ("all_online_after_kill_s", "restart storm"),
@@ -1240,6 +1251,13 @@ def main(argv: list[str] | None = None) -> int:
         help="storms of our server per protocol, interleaved; the median is kept",
     )
     parser.add_argument(
+        "--site-size",
+        type=int,
+        default=0,
+        help="put the chargers N to a property with a power budget (issue 48: the storm with "
+        "every charger under a budget); 0: one property without a budget",
+    )
+    parser.add_argument(
         "--storm-charging",
         type=float,
         default=0.3,
@@ -1364,9 +1382,9 @@ def main(argv: list[str] | None = None) -> int:
     prepared = os.environ.get("BENCH_DB_PREPARED") == "1"
     if not prepared:
         recreate_database(BENCH_DB)
-    report["api_token"] = migrate_and_seed(BENCH_DB, need_chargers, migrate=not prepared)[
-        "api_token"
-    ]
+    report["api_token"] = migrate_and_seed(
+        BENCH_DB, need_chargers, migrate=not prepared, site_size=args.site_size
+    )["api_token"]
     runners = {
         "throughput": scenario_throughput,
         "fleet": scenario_fleet,

@@ -8,9 +8,11 @@ import argparse
 import json
 import os
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
 
-def seed(count: int) -> dict:
+def seed(count: int, site_size: int = 0) -> dict:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
@@ -61,6 +63,8 @@ def seed(count: int) -> dict:
         ],
         batch_size=2000,
     )
+    if site_size:
+        budget_sites(org, wanted[:count], site_size)
     if not Token.objects.filter(organization=org, uid="BENCHTAG").exists():
         Token.objects.create(organization=org, uid="BENCHTAG", type="RFID", label="Bench card")
     user, created = get_user_model().objects.get_or_create(
@@ -69,6 +73,24 @@ def seed(count: int) -> dict:
     )
     api_token, _ = ApiToken.objects.get_or_create(user=user)
     return {"api_token": api_token.key}
+
+
+def budget_sites(org: Any, stations: list[str], size: int) -> None:
+    """Put the chargers `size` to a property, each property with a power budget a third of
+    what its chargers could draw together (63 A on 10 chargers of 6-32 A, three phases): every
+    session start and stop then reallocates its site and sends profiles (docs/power.md)."""
+    from backoffice.models import Property
+    from chargers.models import Charger
+    from power.models import SiteBudget
+
+    for first in range(0, len(stations), size):
+        prop, _ = Property.objects.get_or_create(
+            organization=org, name=f"Bench site {first // size:05d}"
+        )
+        SiteBudget.objects.update_or_create(
+            property=prop, defaults={"limit_a": Decimal(63 * size) / 10, "phases": 3}
+        )
+        Charger.objects.filter(station_id__in=stations[first : first + size]).update(property=prop)
 
 
 def followers(url: str, count: int) -> None:
@@ -106,8 +128,14 @@ if __name__ == "__main__":
         help="ws:// URL of a follower backoffice for the first --followers-count chargers",
     )
     parser.add_argument("--followers-count", type=int, default=0)
+    parser.add_argument(
+        "--site-size",
+        type=int,
+        default=0,
+        help="chargers per property with a power budget (0: all at one property without one)",
+    )
     args = parser.parse_args()
     if args.followers:
         followers(args.followers, args.followers_count)
     else:
-        print(json.dumps(seed(args.chargers)))
+        print(json.dumps(seed(args.chargers, args.site_size)))

@@ -68,7 +68,7 @@ def server_env(
 # bench database, and their transaction messages are checked.
 # "ours-cluster" is the README's production shape on one host: deploy/cluster.sh, one process per
 # core (BENCH_CLUSTER_PROCS to override) behind HAProxy (deploy/haproxy/ocpp-cluster.cfg).
-OURS = ("ours", "ours-sansio", "daphne", "granian", "hypercorn", "ours-cluster")
+OURS = ("ours", "ours-held", "ours-sansio", "daphne", "granian", "hypercorn", "ours-cluster")
 N = TypeVar("N", int, float)  # a measure: bytes (RSS) or seconds (CPU)
 CLUSTER_PROCS = int(os.environ.get("BENCH_CLUSTER_PROCS") or os.cpu_count() or 2)
 
@@ -87,6 +87,7 @@ class Server:
         self.env = env or dict(os.environ)
         self.log_path = (log_dir or ROOT / "bench" / "results") / f"server-{kind}-{self.port}.log"
         self.proc: subprocess.Popen | None = None
+        self.held: socket.socket | None = None  # ours-held: the listening socket kept across starts
 
     @property
     def ws_url(self) -> str:
@@ -100,6 +101,10 @@ class Server:
         port = str(self.port)
         return {
             "ours": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
+            # Ours as deploy/systemd runs it: the listening socket is held by whoever starts the
+            # process (systemd there, this harness here) and handed over as LISTEN_FDS, so it
+            # outlives a restart and reconnecting chargers wait in its accept queue.
+            "ours-held": [PY, "manage.py", "serve", "--port", port, "--simulate", "0"],
             "daphne": [
                 str(Path(PY).parent / "daphne"),
                 "-b",
@@ -150,13 +155,18 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         started = time.monotonic()
+        command = self.command()
+        keep: tuple[int, ...] = ()
+        if self.kind == "ours-held":
+            command, keep = self._activated(command)
         self.proc = subprocess.Popen(
-            self.command(),
+            command,
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_raise_nofile,
+            pass_fds=keep,
         )
         log.close()
         # HAProxy listens last, once every process does (deploy/cluster.sh).
@@ -171,6 +181,26 @@ class Server:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"{self.kind} did not answer within {timeout} s")
+
+    def _activated(self, command: list[str]) -> tuple[list[str], tuple[int, ...]]:
+        """`command` started as systemd's socket activation starts it: the socket this harness
+        holds (bound once, kept across restarts) as descriptor 3, LISTEN_FDS=1 and LISTEN_PID
+        the process's own pid (bash's `$$`, kept by `exec`)."""
+        if self.held is None:
+            self.held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.held.bind(("127.0.0.1", self.port))
+            self.held.listen(listen.BACKLOG)
+        fd = self.held.fileno()
+        move = "" if fd == 3 else f"exec 3<&{fd} {fd}<&-; "
+        script = move + 'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$@"'
+        return ["bash", "-c", script, "bash", *command], (fd,)
+
+    def release(self) -> None:
+        """Close the held listening socket (ours-held): after the last start."""
+        if self.held is not None:
+            self.held.close()
+            self.held = None
 
     def _processes(self) -> list[psutil.Process]:
         if self.proc is None:  # not started: nothing to measure (as terminate and kill)

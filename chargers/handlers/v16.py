@@ -169,7 +169,7 @@ async def _energy_reporting_set(charger: Charger) -> list[str]:
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
-    writer.touch(conn.charger_id, heartbeat=True)
+    writer.touch(conn.charger_id, heartbeat=True, now=conn.received_at)
     return {"currentTime": format_datetime(timezone.now())}
 
 

@@ -154,7 +154,7 @@ async def _base_report_if_unknown(charger_id: int) -> None:
 
 
 async def heartbeat(conn: Connection, payload: dict, unique_id: str) -> dict:
-    writer.touch(conn.charger_id, heartbeat=True)
+    writer.touch(conn.charger_id, heartbeat=True, now=conn.received_at)
     return {"currentTime": format_datetime(timezone.now())}
 
 

@@ -330,6 +330,28 @@ def call_result(unique_id: str, payload: dict) -> str:
     return dumps([CALLRESULT, unique_id, payload])
 
 
+def call_result_json(unique_id: str, payload: dict | None) -> tuple[str, str | None]:
+    """`call_result`'s text and its payload's compact JSON, dumped once: the Logs row of every
+    answer stores that JSON, which was otherwise dumped a second time. The text is the same as
+    `call_result`'s (a list's items joined by ","); None when the text needed escaping."""
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    text = f"[{CALLRESULT},{json.dumps(unique_id, ensure_ascii=False)},{body}]"
+    if not text_is_clean(text):
+        return dumps([CALLRESULT, unique_id, payload]), None
+    return text, body
+
+
+def call_payload_json(frame: Frame, text: str) -> str | None:
+    """The payload of the CALL `text` (parsed as `frame`) as the charger wrote it, for its
+    Logs row, when the frame is written without spaces between its elements (as chargers
+    write it); None otherwise (the row then dumps the parsed payload). A literal prefix can
+    only match the parsed id and action: an escaped character would read differently."""
+    prefix = f'[{CALL},"{frame.unique_id}","{frame.action}",'
+    if text.startswith(prefix) and text.endswith("]"):
+        return text[len(prefix) : -1]
+    return None
+
+
 def call_error(
     unique_id: str, code: str, description: str = "", details: dict | None = None
 ) -> str:
@@ -353,6 +375,5 @@ def parse_datetime(value: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """Format an aware datetime as OCPP wants it: UTC with Z, millisecond precision."""
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    # isoformat is half strftime's cost (every Heartbeat answer); "+00:00" becomes "Z".
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

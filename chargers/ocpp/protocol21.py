@@ -32,6 +32,7 @@ from chargers.ocpp.protocol import (
     OcppError,
     call,
     call_result,
+    call_result_json,
     dumps,
     read_frame,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "call",
     "call_error",
     "call_result",
+    "call_result_json",
     "call_result_error",
     "check_action",
     "check_call",

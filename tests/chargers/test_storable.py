@@ -112,3 +112,47 @@ def test_a_log_row_reuses_the_payload_json_it_is_given_only_when_nothing_needs_c
         payload_json=json.dumps(dirty),
     )
     assert json.loads(row[7]) == {"idTag": clean_text("CA\x00FE")}
+
+
+@pytest.mark.parametrize("unique_id", ["u1", 'a,"b",c', "Zürich-1", "p\ud800", "p\x00"])
+@pytest.mark.parametrize("payload", [*CLEAN, *NEEDS_CLEANING, {}, None, {"s": 'x"],[3'}])
+def test_an_answer_and_its_logged_json_are_written_once_and_as_before(unique_id, payload):
+    """The answer's text is call_result's, byte for byte; the JSON handed to its Logs row is the
+    payload's own, and none when the text needed escaping (the row then cleans and dumps it)."""
+    text, body = protocol.call_result_json(unique_id, payload)
+    assert text == protocol.call_result(unique_id, payload)
+    if body is None:
+        assert not text_is_clean(json.dumps([3, unique_id, payload], ensure_ascii=False))
+    else:
+        assert body == json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        assert text.endswith("," + body + "]")
+
+
+def test_an_answer_time_is_utc_with_milliseconds_and_z():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    assert protocol.format_datetime(moment) == "2026-01-02T01:04:05.678Z"
+    assert protocol.format_datetime(datetime(2026, 1, 2, tzinfo=UTC)) == "2026-01-02T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[2,"m1","MeterValues",{"connectorId":1,"meterValue":[]}]',
+            '{"connectorId":1,"meterValue":[]}',
+        ),
+        ('[2,"m1","Heartbeat",{}]', "{}"),
+        ('[2, "m1", "Heartbeat", {}]', None),  # spaced: the parsed payload is dumped instead
+        ('[2,"m\\"1","Heartbeat",{}]', None),  # an escaped id reads differently from its text
+        ('[2,"m\\u0031","Heartbeat",{}]', None),
+        ('[2,"m1","Heartbeat",{}] ', None),
+    ],
+)
+def test_a_call_logs_its_payload_as_the_charger_wrote_it_only_when_that_is_certain(text, expected):
+    frame = protocol.parse_frame(text)
+    found = protocol.call_payload_json(frame, text)
+    assert found == expected
+    if found is not None:
+        assert json.loads(found) == frame.payload
