@@ -635,6 +635,13 @@ async def _reconnect(ch: Charger, spec: dict, stats: Stats, online: Synchronized
     return False
 
 
+async def _answer_until_cancelled(ch: Charger) -> None:
+    try:
+        await ch.idle(24 * 3600)
+    except (websockets.ConnectionClosed, OSError):
+        pass  # the run's first call reports a charger that went away
+
+
 async def _worker_main(
     spec: dict,
     stations: list[str],
@@ -657,8 +664,16 @@ async def _worker_main(
     stats.ok = 0
     stats.answered_setup = list(stats.answered)
     ready_q.put(len(alive))
+    # Until the run starts, every charger answers the server's calls as a real one does (the
+    # checks after boot, a power budget's profiles): unanswered, they timed out after 10 s and
+    # the server recorded a refusal no charger made. Cancelling a read loses nothing
+    # (websockets' asyncio recv is cancellation-safe), so the run's own reads take over.
+    answering = [asyncio.ensure_future(_answer_until_cancelled(ch)) for ch in alive]
     while start_value.value == 0:
         await asyncio.sleep(0.02)
+    for task in answering:
+        task.cancel()
+    await asyncio.gather(*answering, return_exceptions=True)
     start = start_value.value
     end = start + spec.get("duration", 10)
     cpu_started = time.process_time()
