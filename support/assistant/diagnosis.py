@@ -31,7 +31,7 @@ from stays.selectors import stay_support_sentences
 from ..models import VendorErrorCode
 from . import lookups
 from .error_codes import explain_error_code
-from .intents import Intent
+from .intents import Intent, only_asks_where
 from .refusals import refusals_at
 from .topics import Finding, Topic
 
@@ -943,6 +943,27 @@ def diagnose(
     return diagnosis
 
 
+def _logs_path(viewer: Viewer, diagnosis: Diagnosis) -> str:
+    """Where a charger's OCPP messages are read (seed 001: Chargers > View > Logs)."""
+    if not viewer.is_host:
+        return (
+            "A charger's message logs are shown to its site host (Chargers › View › Logs). Tell "
+            "me the charger and what happened, and I'll read what it reported for you."
+        )
+    where = (
+        f"{diagnosis.charger.station_id}'s logs: Chargers › View › Logs "
+        f"(/chargers/{diagnosis.charger.station_id}/logs/)"
+        if diagnosis.charger is not None
+        else "A charger's logs: Chargers (/chargers/) › View on the charger › Logs"
+    )
+    return (
+        f"{where}. Every OCPP message it sent and we answered, newest first: filter by action "
+        "(a StartTransaction's idTagInfo status says why a card was accepted or refused) or "
+        "search for a card's idTag. Proxy, beside it, shows which backoffice leads when the "
+        "charger is also connected elsewhere."
+    )
+
+
 def self_service(
     topic: Topic, viewer: Viewer, diagnosis: Diagnosis, wanted: frozenset[str]
 ) -> None:
@@ -966,6 +987,10 @@ def self_service(
             "Payouts › Statements (/billing/payouts/) prepares a CSV statement for any date range "
             "or year (Prepare CSV, then Download CSV)."
         )
+    if only_asks_where(wanted):
+        # Only a question: with a problem in the message ("refused, the logs say Invalid") the
+        # section's diagnosis answers it, and reads the logs itself.
+        answers.append(_logs_path(viewer, diagnosis))
     if Intent.PMS_CONNECT in wanted:
         answers.append(
             "PMS sync › Connect a PMS (/stays/integrations/): choose Guesty, Hospitable or Track, "

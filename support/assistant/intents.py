@@ -3,13 +3,15 @@
 The classifier picks one of the ten sections; these few patterns say which thing within it the
 person means, so the assistant answers from the right live state: a fault rather than an offline
 charger, a refused card, a card charged twice (the hold), or a request the portal answers with a
-path (remove a card, export a CSV, connect or disconnect a PMS). Each pattern allows the usual
+path (remove a card, export a CSV, connect or disconnect a PMS, where a charger's logs are read).
+Each pattern allows the usual
 typos; they are checked on lower-cased text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from enum import StrEnum
 
 
@@ -20,6 +22,7 @@ class Intent(StrEnum):
     CHARGED_TWICE = "charged_twice"
     REMOVE_CARD = "remove_card"
     EXPORT_CSV = "export_csv"
+    LOGS = "logs"  # where a charger's OCPP messages are read (seed 001: Chargers > View > Logs)
     PMS_CONNECT = "pms_connect"
     PMS_DISCONNECT = "pms_disconnect"
     MISSING_CHARGER = "missing_charger"
@@ -65,6 +68,11 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
         r"\b(?:csv|export\w*|spreadsheet|excel|download (?:the |my |all )?(?:sessions|data|history|report|statement)s?|"
         r"(?:annual|yearly|monthly) statement)s?\b"
     ),
+    # "logs", "the log", "OCPP messages"; never "log in", "log out" or "logged".
+    Intent.LOGS: re.compile(
+        r"\blogs\b|\blog\b(?!\s*(?:in|on|out|into|off)\b)|"
+        r"\bocpp (?:messages?|frames?|traffic)\b|\bmessage (?:log|history)\b"
+    ),
     Intent.PMS_DISCONNECT: re.compile(
         rf"\b(?:disconnect|unlink|remove|turn off|switch off|stop syncing|cancel)\b[^.!?]{{0,25}}\b{_PMS}\b"
         rf"|\b{_PMS}\b[^.!?]{{0,20}}\b(?:disconnected|removed|unlinked)\b"
@@ -95,6 +103,13 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     Intent.CHARGED_TWICE: ("billing_dispute", "cost_breakdown"),
     Intent.REMOVE_CARD: ("account_cancel",),
     Intent.EXPORT_CSV: ("payouts_reporting",),
+    Intent.LOGS: (
+        "charger_offline",
+        "not_charging",
+        "no_permission",
+        "guest_start_error",
+        "charger_setup",
+    ),
     Intent.PMS_CONNECT: ("charger_setup",),
     Intent.PMS_DISCONNECT: ("charger_setup",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
@@ -106,6 +121,7 @@ _PRIORITY = (
     Intent.EXPORT_CSV,
     Intent.REMOVE_CARD,
     Intent.CHARGED_TWICE,
+    Intent.LOGS,
     Intent.FAULT,
     Intent.REFUSED,
     Intent.OFFLINE,
@@ -122,6 +138,18 @@ _THANKS = re.compile(
 _STILL_A_PROBLEM = re.compile(
     r"\?|\b(?:not|no|never|still|but|refund|person|human|someone|agent|why|wrong|however)\b|n't\b|nt\b"
 )
+
+
+# What a message asks about when it has a problem in it, not only a question.
+_PROBLEMS = frozenset(
+    {Intent.FAULT, Intent.OFFLINE, Intent.REFUSED, Intent.CHARGED_TWICE, Intent.PERSON}
+)
+
+
+def only_asks_where(found: AbstractSet[str]) -> bool:
+    """Whether the message only asks where to read something (a charger's logs), with no
+    problem in it: the answer is the path alone, without a section's steps or questions."""
+    return Intent.LOGS in found and not _PROBLEMS.intersection(found)
 
 
 def intents(text: str) -> set[Intent]:

@@ -26,7 +26,7 @@ from .bundle import bundle_build
 from .classifier import Model, classify
 from .diagnosis import Diagnosis, Viewer, diagnose
 from .extract import extract, last4_answer, not_helped
-from .intents import Intent, intents, section_for
+from .intents import Intent, intents, only_asks_where, section_for
 from .topics import (
     DETAIL_LABELS,
     SECTIONS,
@@ -39,7 +39,7 @@ from .topics import (
 
 # Requests the assistant answers with a portal path or passes on, whatever the conversation was.
 REQUESTS = frozenset(
-    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT}
+    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT, Intent.LOGS}
 )
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000
@@ -428,17 +428,22 @@ def assistant_answer(
         asks_for = ["email", *[a for a in asks_for if a not in ("account_email", "email")]]
     before = _suggested(conversation, topic)
     steps = [s for s in reply_steps(topic, diagnosis.findings) if s not in before]
-    reply = _reply(
-        topic,
-        diagnosis,
-        asks_for,
-        ticket,
-        handed_over_now,
-        steps,
-        bool(before),
-        wanted=frozenset(wanted),
-        given=frozenset(k for k, v in details.items() if v),
-    )
+    if ticket is None and only_asks_where(wanted) and diagnosis.answers:
+        # "Where do I see its logs?": the path is the whole answer, mid-conversation or not.
+        steps, asks_for = [], []
+        reply = " ".join(diagnosis.answers)
+    else:
+        reply = _reply(
+            topic,
+            diagnosis,
+            asks_for,
+            ticket,
+            handed_over_now,
+            steps,
+            bool(before),
+            wanted=frozenset(wanted),
+            given=frozenset(k for k, v in details.items() if v),
+        )
     conversation.messages = [
         *conversation.messages,
         {

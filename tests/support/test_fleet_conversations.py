@@ -360,3 +360,46 @@ def test_a_conversation_the_answer_resolves_opens_no_ticket(messages):
     _, answers = talk("offline", *messages)
     assert all(a.ticket is None for a in answers)
     assert Ticket.objects.count() == 0
+
+
+# -- Where a charger's logs are read (seed 001: Chargers > View > Logs) ------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Where do I see my charger's logs?",
+        "how do i find the OCPP logs",
+        "where r the logs",
+        "can I see the ocpp messages my charger sent",
+        "is there a message log somewhere?",
+    ],
+)
+def test_a_host_asking_where_the_logs_are_gets_the_path_alone(message):
+    _, (answer,) = talk("online", message)
+    assert "Chargers (/chargers/) › View on the charger › Logs" in answer.reply
+    assert "What to do" not in answer.reply and "This sounds like" not in answer.reply
+    assert answer.ticket is None and answer.asks_for == []
+
+
+def test_asking_for_the_logs_mid_conversation_names_that_chargers_logs():
+    _, (first, logs) = talk("offline", "why is HV-01 offline?", "and where do I see its logs?")
+    assert "What to do" in first.reply
+    assert "HV-01's logs: Chargers › View › Logs (/chargers/HV-01/logs/)" in logs.reply
+    assert "You have tried" not in logs.reply
+    assert logs.ticket is None
+
+
+def test_a_guest_asking_for_logs_is_told_the_host_reads_them():
+    _, (answer,) = talk("online", "where can I see the charger logs?", who="guest")
+    assert "shown to its site host" in answer.reply
+    assert "/chargers/" not in answer.reply  # a host's page, not the guest's
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["I can't log in to the app", "how do I log out", "my card was refused, the logs say Invalid"],
+)
+def test_signing_in_or_a_problem_that_mentions_logs_is_not_answered_with_the_path(message):
+    _, (answer,) = talk("online", message)
+    assert "› Logs" not in answer.reply
