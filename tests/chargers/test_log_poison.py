@@ -43,15 +43,13 @@ async def _connect(station_id):
     return client
 
 
-async def _one_batch(charger, unique_ids):
-    """Queue Heartbeat rows with these unique ids and one energy reading of the charger so that
-    they go into one batch of the writer; returns the reading's future (its handler's wait)."""
-    import asyncio
+def _energy_sample(charger):
+    """One energy reading of the charger, as a MeterValues handler queues it."""
     from datetime import UTC, datetime
 
     from chargers.messagelog.log import MeterSample
 
-    sample = MeterSample(
+    return MeterSample(
         charger.pk,
         1,
         None,
@@ -63,6 +61,14 @@ async def _one_batch(charger, unique_ids):
         "Outlet",
         "100",
     )
+
+
+async def _one_batch(charger, unique_ids):
+    """Queue Heartbeat rows with these unique ids and one energy reading of the charger so that
+    they go into one batch of the writer; returns the reading's future (its handler's wait)."""
+    import asyncio
+
+    sample = _energy_sample(charger)
     writer._ensure_running()
     async with writer._flush_lock:  # everything below goes into one batch
         for unique_id in unique_ids:
@@ -241,29 +247,16 @@ async def test_a_last_seen_write_never_waits_for_a_locked_charger_row(charger):
     another batch holds (two batches waiting for each other's rows would deadlock): that
     charger's time waits in memory, meter values keep being committed, and it lands later."""
     import asyncio
-    from datetime import UTC, datetime
 
     import psycopg
     from django.db import connection
 
     from backoffice import async_pg
-    from chargers.messagelog.log import MeterSample
 
     if connection.vendor != "postgresql":
         pytest.skip("the async last-seen write is PostgreSQL's")
     other = await sync_to_async(ChargerFactory)(station_id="CP-FREE", property=charger.property)
-    sample = MeterSample(
-        charger.pk,
-        1,
-        None,
-        datetime(2026, 11, 20, 10, tzinfo=UTC),
-        "Energy.Active.Import.Register",
-        "",
-        "Wh",
-        "Sample.Periodic",
-        "Outlet",
-        "100",
-    )
+    sample = _energy_sample(charger)
     locker = await psycopg.AsyncConnection.connect(**async_pg.conninfo("test-row-lock"))
     try:
         await locker.execute(
