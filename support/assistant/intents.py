@@ -4,8 +4,7 @@ The classifier picks one of the ten sections; these few patterns say which thing
 person means, so the assistant answers from the right live state: a fault rather than an offline
 charger, a refused card, a card charged twice (the hold), or a request the portal answers with a
 path (remove a card, export a CSV, connect or disconnect a PMS, where a charger's logs are read).
-Each pattern allows the usual
-typos; they are checked on lower-cased text.
+Each pattern allows the usual typos; they are checked on lower-cased text.
 """
 
 from __future__ import annotations
@@ -121,10 +120,10 @@ _PRIORITY = (
     Intent.EXPORT_CSV,
     Intent.REMOVE_CARD,
     Intent.CHARGED_TWICE,
-    Intent.LOGS,
     Intent.FAULT,
     Intent.REFUSED,
     Intent.OFFLINE,
+    Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
 )
 
 

@@ -39,7 +39,7 @@ from .topics import (
 
 # Requests the assistant answers with a portal path or passes on, whatever the conversation was.
 REQUESTS = frozenset(
-    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT, Intent.LOGS}
+    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT}
 )
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000
@@ -310,6 +310,8 @@ def _choose_topic(
     topic = Topic(section_for(wanted, prediction.topic))
     if topic != Topic(prediction.topic) and wanted & REQUESTS:
         return topic  # a request (remove a card, a CSV, a PMS) is what it says, even mid-way
+    if only_asks_where(wanted) and previous != Topic.OTHER:
+        return previous  # "and where are its logs?" is answered on the way, moving nothing
     if previous != Topic.OTHER and (
         helped_not or topic == Topic.OTHER or found or prediction.confidence < 0.8
     ):

@@ -403,3 +403,12 @@ def test_a_guest_asking_for_logs_is_told_the_host_reads_them():
 def test_signing_in_or_a_problem_that_mentions_logs_is_not_answered_with_the_path(message):
     _, (answer,) = talk("online", message)
     assert "› Logs" not in answer.reply
+
+
+def test_asking_for_the_logs_keeps_the_conversation_on_its_section():
+    _, (first, logs) = talk(
+        "no_payouts", "how do i export a csv of my sessions", "where are the logs?"
+    )
+    assert first.topic == "payouts_reporting"
+    assert logs.topic == "payouts_reporting"  # the question moves no conversation elsewhere
+    assert "› Logs" in logs.reply and "What to do" not in logs.reply
