@@ -20,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE :=
 # the first processes of the run that import each module at the same time.
 UV ?= uv==0.9.30
 
-.PHONY: install run test checks test-fast lint bench migrations-check chromium haproxy
+.PHONY: install run test checks test-fast lint bench bench-curves migrations-check chromium haproxy
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -140,3 +140,11 @@ migrations-check: install
 # BENCH_ARGS="--only scaleout" or BENCH_ARGS=--soak (only the 1-hour soak, bench/soak.py).
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The closed loop as a curve for ours, the peer and the echo, each point three times, and its
+# pictures in docs/benchmarks/ (docs/benchmarks.md: the method, the figures, the knee). About
+# 25 minutes; run it on a quiet machine. CURVE_ARGS changes the counts, e.g. "--curve-repeat 5".
+bench-curves: install
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv pip install -q -e '.[dev,plots]'
+	$(PY) -m bench --only curve $(CURVE_ARGS) --out bench/results/curve.json
+	$(PY) -m bench.plot bench/results/curve.json docs/benchmarks

@@ -25,13 +25,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import psycopg
 
-from bench import bounds, logscale, soak
+from bench import bounds, curve, fleet, logscale, soak
 from bench import proxy as proxy_bench
 from bench import ratios as guard
 from bench.load import Charger, Load, Stats, raise_fd_limit
@@ -50,7 +53,8 @@ from bench.servers import (
     server_env,
 )
 
-SCENARIOS = ("throughput", "fleet", "storm", "scaleout", "logs", "proxy", "bounds")
+T = TypeVar("T")
+SCENARIOS = ("throughput", "curve", "fleet", "storm", "scaleout", "logs", "proxy", "bounds")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -88,7 +92,12 @@ def database_exists(name: str) -> bool:
 
 
 def migrate_and_seed(
-    database: str, chargers: int, *, migrate: bool = True, site_size: int = 0
+    database: str,
+    chargers: int,
+    *,
+    migrate: bool = True,
+    site_size: int = 0,
+    energy_checked: bool = False,
 ) -> dict:
     env = server_env(database)
     if migrate:
@@ -96,7 +105,16 @@ def migrate_and_seed(
             [PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
         )
     out = subprocess.run(
-        [PY, "-m", "bench.seed", "--chargers", str(chargers), "--site-size", str(site_size)],
+        [
+            PY,
+            "-m",
+            "bench.seed",
+            "--chargers",
+            str(chargers),
+            "--site-size",
+            str(site_size),
+            *(["--energy-checked"] if energy_checked else []),
+        ],
         cwd=ROOT,
         env=env,
         check=True,
@@ -131,10 +149,11 @@ def reset_logs(database: str = BENCH_DB) -> None:
 
 
 def summarize(stats: dict, duration: float) -> dict:
-    lat = stats.get("latencies", [])
+    lat, lag = stats.get("latencies", []), stats.get("loop_lag_ms", [])
     return {
         "msg_per_s": round(stats.get("window_ok", 0) / duration, 1),
         "p50_ms": _r(pct(lat, 50)),
+        "p95_ms": _r(pct(lat, 95)),
         "p99_ms": _r(pct(lat, 99)),
         "max_ms": _r(max(lat) if lat else None),
         "errors": stats.get("errors", 0),
@@ -147,6 +166,13 @@ def summarize(stats: dict, duration: float) -> dict:
                 "p99_ms": _r(pct(values, 99)),
             }
             for name, values in sorted(stats.get("by_action", {}).items())
+        },
+        # The load generator's own event-loop lag: past a few ms, its clock, not the server,
+        # adds to every latency above.
+        "load_loop_lag_ms": {
+            "p50": _r(pct(lag, 50)),
+            "p99": _r(pct(lag, 99)),
+            "max": _r(max(lag) if lag else None),
         },
     }
 
@@ -193,6 +219,18 @@ def start_profile(
         stdout=subprocess.DEVNULL,
         stderr=open(PROFILE_DIR / f"{name}.err", "w"),
     )
+
+
+def postgres_settings() -> dict[str, str]:
+    """The PostgreSQL durability the figures were measured at (issue 59: its defaults)."""
+    names = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "max_connections")
+    settings = {}
+    with psycopg.connect(f"{PG_ROOT}/postgres") as conn:
+        for name in names:
+            row = conn.execute(f"SHOW {name}").fetchone()
+            assert row is not None  # SHOW answers one row
+            settings[name] = str(row[0])
+    return settings
 
 
 def postgres_cpu_seconds() -> float:
@@ -318,6 +356,18 @@ def scenario_throughput(args: argparse.Namespace, report: dict) -> None:
                 rows.setdefault(name, {})[str(n)] = row
 
 
+def scenario_curve(args: argparse.Namespace, report: dict) -> None:
+    """The closed loop at several charger counts for ours, the peer and the echo, each point
+    `--curve-repeat` times (bench/curve.py; docs/benchmarks.md draws it)."""
+    report["curve"] = curve.scenario(
+        args.curve_counts,
+        [t for t in args.curve_targets.split(",") if t],
+        max(1, args.curve_repeat),
+        lambda kind, n: _throughput_run(args, kind, "1.6", n, profile=False),
+        log,
+    )
+
+
 def _throughput_run(
     args: argparse.Namespace, kind: str, protocol: str, n: int, *, profile: bool
 ) -> dict:
@@ -392,50 +442,70 @@ def count_rows(database: str = BENCH_DB) -> int:
 
 
 def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
-    n, duration = args.fleet, args.fleet_duration
+    """A fleet at realistic rates on `--fleet-procs` server processes (the box's processes, each
+    charger to one of them as a DNS round robin would), with an operator's API commands beside."""
+    n, duration, procs = args.fleet, args.fleet_duration, args.fleet_procs
     reset_logs()
     flush_redis()
-    server = Server("ours", env=server_env())
-    server.start()
+    servers = [Server("ours", env=server_env()) for _ in range(procs)]
+    for server in servers:
+        server.start()
     time.sleep(1.0)
+    stations = [station_id(i) for i in range(n)]
+    sources = fleet.source_addresses(n, procs)
     try:
-        log(f"fleet: {n} chargers, 30 % charging, {duration} s")
-        rss_before = server.rss()
+        charging = args.fleet_charging
+        log(
+            f"fleet: {n} chargers on {procs} process(es), {100 * charging:.0f} % charging, "
+            f"{duration} s, from {len(sources) or 1} source address(es)"
+        )
+        rss_before = sum(s.rss() for s in servers)
         load = Load(
             {
                 "mode": "fleet",
-                "urls": [server.ws_url],
+                "urls": [s.ws_url for s in servers],
+                "sources": sources,
                 "duration": duration,
-                "charging_share": 0.3,
+                "charging_share": charging,
                 "heartbeat_s": 60,
                 "meter_s": 10,
                 "status_s": 300,
                 "connect_concurrency": 250,
             },
-            [station_id(i) for i in range(n)],
+            stations,
             workers=args.workers,
         )
-        connected = load.wait_ready()
-        rss_connected = server.rss()
-        cpu0, wall0 = server.cpu_seconds(), time.monotonic()
-        load.start()
-        spy = start_profile(server, f"fleet-ours-{n}", duration)
+        connected = load.wait_ready(timeout=3600)
+        rss_connected = sum(s.rss() for s in servers)
+        cpu0, wall0 = sum(s.cpu_seconds() for s in servers), time.monotonic()
+        commands = fleet.ApiCommands(
+            [s.http_url for s in servers], report["api_token"], stations, args.fleet_command_every
+        )
+        started = load.start()
+        commands.start(started, started + duration - 1)
+        spy = start_profile(servers[0], f"fleet-ours-{n}", duration)
         stats = load.results(timeout=duration + 600)
         stop_profile(spy)
-        cpu1, wall1 = server.cpu_seconds(), time.monotonic()
+        cpu1, wall1 = sum(s.cpu_seconds() for s in servers), time.monotonic()
         result = summarize(stats, duration)
         result.update(
             connections=connected,
+            processes=procs,
+            source_addresses=sources or ["127.0.0.1"],
+            ephemeral_ports=fleet.ephemeral_ports(),
+            charging_share=charging,
             connect_boot_s=round(load.setup_s, 1),
             cpu_pct=round(100 * (cpu1 - cpu0) / (wall1 - wall0), 0),
             rss_per_conn_kb=round((rss_connected - rss_before) / max(connected, 1) / 1024, 1),
-            rss_mb=round(server.rss() / 2**20, 0),
+            rss_mb=round(sum(s.rss() for s in servers) / 2**20, 0),
+            api_commands=commands.stop(),
         )
         result["errors"] += n - connected
         report["fleet"] = result
         log(f"  -> {result}")
     finally:
-        server.terminate()
+        for server in servers:
+            server.terminate()
 
 
 def scenario_storm(args: argparse.Namespace, report: dict) -> None:
@@ -484,22 +554,32 @@ def storm_once(
     if ours:
         reset_logs()
         flush_redis()
-    port = free_port()
-    server = Server(kind, port=port, env=ours_env(kind, port) if ours else None)
-    server.start()
+    # `--storm-procs`: ours as several processes on the box, the chargers spread over them (the
+    # peer is one process); all are stopped and started again together.
+    procs = max(1, args.storm_procs) if kind == "ours" else 1
+    servers = [Server(kind, env=None) for _ in range(procs)]
+    for server in servers:
+        server.env = ours_env(kind, server.port) if ours else dict(os.environ)
+    each(servers, Server.start)
+    server = servers[0]
     time.sleep(1.0)
+    sources = fleet.source_addresses(n, procs)
     log(
         f"storm ({with_protocol(kind, protocol)}): {n} chargers ({args.storm_charging:.0%} in a transaction, metering), "
-        "server SIGTERM + restart"
+        f"server SIGTERM + restart; {procs} process(es), {len(sources) or 1} source address(es)"
     )
+    # Past 10,000 chargers, what two cores can bring back takes longer than the 180 s of the
+    # 10,000 storm: the deadline grows with the fleet (30,000: 540 s).
+    deadline_s = max(180.0, n * 0.018)
     load = Load(
         {
             "mode": "storm",
-            "urls": [server.ws_url],
+            "urls": [s.ws_url for s in servers],
+            "sources": sources,
             "charging_share": args.storm_charging,
             "meter_s": 5,
             "spread_s": 5,
-            "reconnect_deadline_s": 180,
+            "reconnect_deadline_s": deadline_s,
             "connect_concurrency": 250,
             "protocol": protocol,
             "seed": seed,
@@ -510,10 +590,10 @@ def storm_once(
     spy = start_profile(
         server, f"storm-connect-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
     )
-    online_db = 0
+    online_db = online_db_settled = 0
     reconnect_cpu: tuple[float | None, float | None] = (None, None)
     try:
-        connected = load.wait_ready()
+        connected = load.wait_ready(timeout=3600)
         stop_profile(spy)
         load.start(delay=0)
         time.sleep(min(5.0, 1 + n / 2000))  # chargers metering: frames in flight when SIGTERM lands
@@ -521,36 +601,42 @@ def storm_once(
         spy = start_profile(
             server, f"storm-shutdown-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
         )
-        shutdown_s = server.terminate(timeout=120)
+        shutdown_s = max(each(servers, lambda s: s.terminate(timeout=120)))
         stop_profile(spy)
-        server.start()
+        each(servers, Server.start)
         t_ready = time.time()
-        cpu0, pg0 = server.cpu_seconds(), postgres_cpu_seconds()
+        cpu0, pg0 = sum(s.cpu_seconds() for s in servers), postgres_cpu_seconds()
         spy = start_profile(
             server, f"storm-reconnect-{with_protocol(kind, protocol).replace('/', '-')}-{n}"
         )
-        deadline = time.time() + 180
+        deadline = time.time() + deadline_s
         while time.time() < deadline and load.online.value < connected:
             time.sleep(0.25)
         t_all = time.time()
         # What the reconnect cost the server and PostgreSQL, from listening until all are back.
         reconnect_cpu = (
-            round(server.cpu_seconds() - cpu0, 2),
+            round(sum(s.cpu_seconds() for s in servers) - cpu0, 2),
             round(postgres_cpu_seconds() - pg0, 2),
         )
         stop_profile(spy)
         if ours:
             online_db = online_count(t_kill)
+            # Connections are written in batches beside the frames: what the database shows
+            # once they had 10 s more (a count still short is a defect, not a lag).
+            time.sleep(10)
+            online_db_settled = online_count(t_kill)
     finally:
         load.stop()
         stats = load.results(timeout=300)
         time.sleep(1.0)
-        server.terminate()
-        server.release()
+        each(servers, Server.terminate)
+        each(servers, Server.release)
     online_at = sorted(stats.get("online_at", []))
     back = [t - t_kill for t in online_at]
     result = {
         "connections": connected,
+        "processes": procs,
+        "source_addresses": sources or ["127.0.0.1"],
         "connect_boot_s": round(load.setup_s, 1),
         "shutdown_s": round(shutdown_s, 1),
         "restart_s": round(t_ready - t_kill - shutdown_s, 1),
@@ -580,15 +666,24 @@ def storm_once(
     }
     if ours:
         result["online_in_db"] = online_db
+        result["online_in_db_10s_later"] = online_db_settled
         result.update(transaction_loss(stats, protocol))
     return result
+
+
+def each(servers: list[Server], action: Callable[[Server], T]) -> list[T]:
+    """`action` on every server at once (a stop or start of several processes together)."""
+    if len(servers) == 1:
+        return [action(servers[0])]
+    with ThreadPoolExecutor(len(servers)) as pool:
+        return list(pool.map(action, servers))
 
 
 def online_count(since: float) -> int:
     """Chargers the server sees connected and booted since `since` (epoch seconds)."""
     with psycopg.connect(f"{PG_ROOT}/{BENCH_DB}") as conn:
         row = conn.execute(
-            "SELECT count(*) FROM chargers_charger WHERE station_id LIKE 'BENCH-0%%' AND connection_id <> '' "
+            "SELECT count(*) FROM chargers_charger WHERE station_id ~ '^BENCH-[0-9]+$' AND connection_id <> '' "
             "AND last_boot_at >= to_timestamp(%s)",
             [since],
         ).fetchone()
@@ -969,7 +1064,10 @@ def print_table(report: dict, args: argparse.Namespace) -> str:
         *proxy_rows(report),
         *logs_rows(report),
     ]
-    lines = markdown_table(TABLE_HEAD, rows)
+    lines = [*curve.method_lines(report), *markdown_table(TABLE_HEAD, rows)]
+    if "curve" in report:
+        lines.extend(["", "Curve (min / **median** / max of each point):", ""])
+        lines.extend(curve.table(report["curve"]))
     lines.extend(scaleout_table(report.get("scaleout", {})))
     lines.extend(soak.table(report))
     lines.extend(bounds.table(report))
@@ -1238,11 +1336,33 @@ def main(argv: list[str] | None = None) -> int:
         help="throughput servers: ours (uvicorn), ours under ours-sansio (uvicorn's websockets-sansio), "
         "granian, hypercorn or daphne; peer, echo, echo-asgi",
     )
+    parser.add_argument(
+        "--curve-counts",
+        default="100,250,500,1000,2000",
+        help="curve: the closed loop's charger counts",
+    )
+    parser.add_argument("--curve-repeat", type=int, default=3, help="curve: runs of each point")
+    parser.add_argument("--curve-targets", default="ours,peer,echo", help="curve: servers")
     parser.add_argument("--fleet", type=int, default=10_000)
     parser.add_argument(
         "--proxy-chargers", type=int, default=1000, help="proxy: chargers, each with a follower"
     )
     parser.add_argument("--fleet-duration", type=float, default=120)
+    parser.add_argument(
+        "--fleet-procs",
+        type=int,
+        default=1,
+        help="fleet: server processes (`manage.py serve`), the chargers spread over them",
+    )
+    parser.add_argument(
+        "--fleet-charging", type=float, default=0.3, help="fleet: the share of chargers charging"
+    )
+    parser.add_argument(
+        "--fleet-command-every",
+        type=float,
+        default=5,
+        help="fleet: seconds between the API commands sent while it runs",
+    )
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument(
         "--storm-repeat",
@@ -1256,6 +1376,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="put the chargers N to a property with a power budget (issue 48: the storm with "
         "every charger under a budget); 0: one property without a budget",
+    )
+    parser.add_argument(
+        "--energy-checked",
+        action="store_true",
+        help="seed the chargers as a fleet that ran here before: their 1.6 energy-reporting "
+        "check done (default: a new fleet, every charger's first boot due its check)",
+    )
+    parser.add_argument(
+        "--storm-procs",
+        type=int,
+        default=1,
+        help="storm: our server processes (`manage.py serve`), the chargers spread over them",
     )
     parser.add_argument(
         "--storm-charging",
@@ -1340,12 +1472,15 @@ def main(argv: list[str] | None = None) -> int:
             "targets": "ours,peer,echo",
             "repeat": 1,
             "storm_repeat": 1,
+            "curve_counts": "10,20",
+            "curve_repeat": 2,
         }
         for name, value in quick.items():
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
     args.conns = [int(x) for x in str(args.conns).split(",") if x]
     args.procs = [int(x) for x in str(args.procs).split(",") if x]
+    args.curve_counts = [int(x) for x in str(args.curve_counts).split(",") if x]
     args.protocols = [p for p in str(args.protocols).split(",") if p]
     if unknown := set(args.protocols) - {"1.6", "2.0.1"}:
         parser.error(f"unknown --protocols {sorted(unknown)}: 1.6 or 2.0.1")
@@ -1363,6 +1498,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "postgres": postgres_settings(),
         },
         "args": {k: v for k, v in vars(args).items()},
     }
@@ -1370,12 +1506,14 @@ def main(argv: list[str] | None = None) -> int:
         [
             *args.conns,
             args.fleet if "fleet" in only else 0,
+            max(args.curve_counts) if "curve" in only else 0,
             args.storm if "storm" in only else 0,
             args.proxy_chargers if "proxy" in only else 0,
             args.scale_conns,
             args.soak_chargers if args.soak else 0,
         ]
     )
+    log(f"machine: {report['machine']}")
     log(f"preparing {BENCH_DB} with {need_chargers} chargers")
     # BENCH_DB_PREPARED=1: the caller made BENCH_DB already migrated (the test suite clones its
     # migrated template: tests/perf/bench_smoke.py); it is seeded, not made again.
@@ -1383,10 +1521,15 @@ def main(argv: list[str] | None = None) -> int:
     if not prepared:
         recreate_database(BENCH_DB)
     report["api_token"] = migrate_and_seed(
-        BENCH_DB, need_chargers, migrate=not prepared, site_size=args.site_size
+        BENCH_DB,
+        need_chargers,
+        migrate=not prepared,
+        site_size=args.site_size,
+        energy_checked=args.energy_checked,
     )["api_token"]
     runners = {
         "throughput": scenario_throughput,
+        "curve": scenario_curve,
         "fleet": scenario_fleet,
         "storm": scenario_storm,
         "scaleout": scenario_scaleout,

@@ -110,6 +110,9 @@ class Charger:
         # 1.6: the integer the server gave; 2.0.1: the id the charger named (Charger201).
         self.transaction_id: int | str | None = None
         self.wh = 0
+        # The loopback address this charger connects from (None: the kernel's choice). One
+        # address to one server port holds at most the ephemeral range's ~28,000 sockets.
+        self.source: str | None = None
         # What the charger decides (whether it charges, its back-off): seeded per station when
         # the spec has a seed, so runs compared with each other face the same chargers.
         self.rng = random.Random()
@@ -118,6 +121,8 @@ class Charger:
         credentials = base64.b64encode(
             f"{self.station_id}:{password(self.station_id)}".encode()
         ).decode()
+        # From a loopback address of its own (bench/fleet.py): the kernel's 127.0.0.1 otherwise.
+        source: dict[str, Any] = {"local_addr": (self.source, 0)} if self.source else {}
         self.ws = await connect(
             f"{self.url}/{self.station_id}",
             subprotocols=[Subprotocol(self.SUBPROTOCOL)],
@@ -127,6 +132,7 @@ class Charger:
             max_queue=4,
             close_timeout=2,
             additional_headers=[("Authorization", f"Basic {credentials}")],
+            **source,
         )
 
     def _socket(self) -> ClientConnection:
@@ -441,6 +447,9 @@ class Stats:
         # the step), each at its wall time
         self.attempt_failures: dict[str, list[float]] = {}
         self.window_ok = 0
+        # The generator's own event-loop lag (ms a 100 ms sleep overslept), sampled during the
+        # run: it shares the cores with the server, and a late generator looks like a slow server.
+        self.loop_lag_ms: list[float] = []
 
     def error(self, exc: BaseException) -> None:
         self.errors += 1
@@ -655,6 +664,9 @@ async def _worker_main(
     urls = spec["urls"]
     kind = CHARGERS[spec.get("protocol", "1.6")]
     chargers = [kind(sid, urls[i % len(urls)], stats) for i, sid in enumerate(stations)]
+    sources = spec.get("sources") or []
+    for i, ch in enumerate(chargers):
+        ch.source = sources[(i // len(urls)) % len(sources)] if sources else None
     if spec.get("seed") is not None:
         for ch in chargers:
             ch.rng.seed(f"{spec['seed']}:{ch.station_id}")
@@ -677,6 +689,7 @@ async def _worker_main(
     start = start_value.value
     end = start + spec.get("duration", 10)
     cpu_started = time.process_time()
+    lag = asyncio.ensure_future(_sample_loop_lag(stats.loop_lag_ms))
     if spec["mode"] == "closed":
         await asyncio.gather(*(_closed_loop(ch, start, end, stats) for ch in alive))
         stats.load_cpu_s = time.process_time() - cpu_started  # summed over the workers
@@ -692,8 +705,17 @@ async def _worker_main(
         stats.load_cpu_s = (
             time.process_time() - cpu_started
         )  # metering, the restart and the reconnect
+    lag.cancel()
+    await asyncio.gather(lag, return_exceptions=True)
     await asyncio.gather(*(ch.close() for ch in alive))
     return stats.as_dict()
+
+
+async def _sample_loop_lag(samples: list[float], every: float = 0.1) -> None:
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(every)
+        samples.append((time.perf_counter() - before - every) * 1000)
 
 
 def _worker(

@@ -297,7 +297,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # statement (10,000 single updates made a SIGTERM take ~50 s).
         if not self.draining:
             try:
-                await self.channel_layer.group_discard(
+                await layer_groups.group_discard(
                     command_group(self.conn.charger_id), self.channel_name
                 )
             except Exception as exc:
@@ -851,9 +851,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         proxy, self.proxy = self.proxy, None
         spawn(self._close_superseded(proxy), f"Closing the older socket of {self.conn.station_id}")
         try:
-            await self.channel_layer.group_discard(
-                command_group(self.conn.charger_id), self.channel_name
-            )
+            await layer_groups.group_discard(command_group(self.conn.charger_id), self.channel_name)
         except Exception as exc:  # its disconnect tries again
             logger.warning("Could not leave the command group of %s: %s", self.conn.station_id, exc)
 

@@ -3,15 +3,16 @@
 Every accepted charger joins its command group (chargers.devices.commands.command_group). With
 channels_redis that is a ZADD and an EXPIRE, two round trips on a pooled connection; a restart
 storm of thousands of sockets opened as many Redis connections at once (py-spy: 12 % of a
-storm's server time in `group_add`, most of it making connections). Here the joins waiting at
-the same moment go to Redis as one pipeline per shard. Other layers (in-memory) are called
-directly.
+storm's server time in `group_add`, most of it making connections). Here the joins (and the
+leaves) waiting at the same moment go to Redis as one pipeline per shard. Other layers
+(in-memory) are called directly.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -19,7 +20,13 @@ from channels.layers import get_channel_layer
 from chargers.plumbing.batching import Coalescer
 
 
-async def _group_add_many(pairs: list[tuple[str, str]]) -> list[None]:
+async def _pipelined(
+    pairs: list[tuple[str, str]],
+    one: Callable[[Any, str, str], Awaitable[None]],
+    queue: Callable[[Any, Any, str, str, float], None],
+) -> list[None]:
+    """Send `pairs` (group, channel) to Redis as one pipeline per shard, each member's commands
+    queued by `queue`; another layer (in-memory) gets `one` call per member."""
     layer: Any = get_channel_layer()
     try:
         from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
@@ -27,7 +34,7 @@ async def _group_add_many(pairs: list[tuple[str, str]]) -> list[None]:
         RedisChannelLayer = None  # noqa: N806
     if RedisChannelLayer is None or not isinstance(layer, RedisChannelLayer):
         for group, channel in pairs:
-            await layer.group_add(group, channel)
+            await one(layer, group, channel)
         return [None] * len(pairs)
     by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for group, channel in pairs:
@@ -35,18 +42,44 @@ async def _group_add_many(pairs: list[tuple[str, str]]) -> list[None]:
         by_shard[layer.consistent_hash(group)].append((group, channel))
     now = time.time()
     for index, members in by_shard.items():
-        # The same two commands RedisChannelLayer.group_add sends, on its own group keys.
         async with layer.connection(index).pipeline(transaction=False) as pipe:
             for group, channel in members:
-                key = layer._group_key(group)
-                pipe.zadd(key, {channel: now})
-                pipe.expire(key, layer.group_expiry)
+                queue(layer, pipe, group, channel, now)
             await pipe.execute()
     return [None] * len(pairs)
 
 
+def _queue_add(layer: Any, pipe: Any, group: str, channel: str, now: float) -> None:
+    # The same two commands RedisChannelLayer.group_add sends, on its own group keys.
+    key = layer._group_key(group)
+    pipe.zadd(key, {channel: now})
+    pipe.expire(key, layer.group_expiry)
+
+
+def _queue_discard(layer: Any, pipe: Any, group: str, channel: str, now: float) -> None:
+    # RedisChannelLayer.group_discard's one command.
+    pipe.zrem(layer._group_key(group), channel)
+
+
+async def _group_add_many(pairs: list[tuple[str, str]]) -> list[None]:
+    return await _pipelined(pairs, lambda layer, g, c: layer.group_add(g, c), _queue_add)
+
+
+async def _group_discard_many(pairs: list[tuple[str, str]]) -> list[None]:
+    return await _pipelined(pairs, lambda layer, g, c: layer.group_discard(g, c), _queue_discard)
+
+
 _joins: Coalescer[tuple[str, str], None] = Coalescer("group-add", apply_async=_group_add_many)
+# Leaves come in storms too: 30,000 chargers closing at once opened a Redis connection each,
+# past Redis's 10,000 clients ("max number of clients reached", 2026-11-27).
+_leaves: Coalescer[tuple[str, str], None] = Coalescer(
+    "group-discard", apply_async=_group_discard_many
+)
 
 
 async def group_add(group: str, channel: str) -> None:
     await _joins.submit((group, channel))
+
+
+async def group_discard(group: str, channel: str) -> None:
+    await _leaves.submit((group, channel))

@@ -161,12 +161,22 @@ def _loop_factory():
     return None
 
 
+def _websocket_protocol(name: str) -> str | type:
+    """uvicorn's sans-I/O websockets with the shutdown that survives a closing peer
+    (chargers/connections/uvicorn_protocol.py); any other name is uvicorn's own."""
+    if name != "websockets-sansio":
+        return name
+    from chargers.connections.uvicorn_protocol import ChargerWebSocketProtocol
+
+    return ChargerWebSocketProtocol
+
+
 def uvicorn_config(host: str, port: int, **overrides) -> uvicorn.Config:
     kwargs = dict(
         host=host,
         port=port,
         lifespan="on",
-        ws=env_str("UVICORN_WS", "websockets-sansio"),
+        ws=_websocket_protocol(env_str("UVICORN_WS", "websockets-sansio")),
         # A socket whose peer vanished without a close (a silent network drop leaves it
         # half-open) is found by its unanswered ping and closed: ping every 30 s, closed when no
         # pong came within 30 s (then up to 10 s for the close). 30 s tolerates a mobile link's
