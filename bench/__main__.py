@@ -580,6 +580,7 @@ def storm_once(
             "meter_s": 5,
             "spread_s": 5,
             "reconnect_deadline_s": deadline_s,
+            "backoff": not args.storm_no_backoff,
             "connect_concurrency": 250,
             "protocol": protocol,
             "seed": seed,
@@ -636,6 +637,7 @@ def storm_once(
     result = {
         "connections": connected,
         "processes": procs,
+        "backoff": "none (retry every 1 s)" if args.storm_no_backoff else "doubling, up to 60 s",
         "source_addresses": sources or ["127.0.0.1"],
         "connect_boot_s": round(load.setup_s, 1),
         "shutdown_s": round(shutdown_s, 1),
@@ -870,6 +872,7 @@ def targets(report: dict, args: argparse.Namespace) -> list[tuple[str, str, bool
             )
         )
         out.append(("fleet: 0 errors", str(fleet["errors"]), fleet["errors"] == 0))
+        out.extend(fleet_targets_59(fleet))
     for shape in ("ours", "ours-held", "ours-cluster"):
         out.extend(storm_targets(report, shape))
     out.extend(v201_targets(report, big))
@@ -1064,7 +1067,7 @@ def print_table(report: dict, args: argparse.Namespace) -> str:
         *proxy_rows(report),
         *logs_rows(report),
     ]
-    lines = [*curve.method_lines(report), *markdown_table(TABLE_HEAD, rows)]
+    lines = [*curve.method_lines(report), *(markdown_table(TABLE_HEAD, rows) if rows else [])]
     if "curve" in report:
         lines.extend(["", "Curve (min / **median** / max of each point):", ""])
         lines.extend(curve.table(report["curve"]))
@@ -1186,6 +1189,24 @@ def throughput_note(tp: dict, kind: str, n: str, r: dict) -> str:
             f"refusals: unknown station {d['unknown_station']}, no subprotocol {d['no_subprotocol']}"
         )
     return ", ".join(parts)
+
+
+def fleet_targets_59(fleet: dict) -> list[tuple[str, str, bool]]:
+    """Issue 59's: a Heartbeat's p99 under 100 ms and every API command answered."""
+    heartbeat = fleet.get("by_action", {}).get("Heartbeat", {}).get("p99_ms")
+    commands = fleet.get("api_commands") or {}
+    return [
+        (
+            f"fleet {fleet['connections']}: Heartbeat p99 < 100 ms",
+            f"{heartbeat} ms",
+            heartbeat is not None and heartbeat < 100,
+        ),
+        (
+            "fleet: every API command answered",
+            f"{commands.get('answered')} of {commands.get('sent')}",
+            bool(commands.get("sent")) and commands.get("answered") == commands.get("sent"),
+        ),
+    ]
 
 
 def fleet_rows(report: dict) -> list[tuple]:
@@ -1382,6 +1403,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="seed the chargers as a fleet that ran here before: their 1.6 energy-reporting "
         "check done (default: a new fleet, every charger's first boot due its check)",
+    )
+    parser.add_argument(
+        "--storm-no-backoff",
+        action="store_true",
+        help="storm: chargers retry a failed reconnect every 1 s instead of doubling their wait",
     )
     parser.add_argument(
         "--storm-procs",

@@ -41,6 +41,8 @@ def knee(points: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
     p95 = points[at].get("p95_ms")
     return {
         "chargers": at,
+        # The smallest count run: the knee is there or below it, not found by this curve.
+        "at_or_below": at == min(rates),
         "msg_per_s": rates[at],
         "p95_ms": p95["median"] if p95 else None,
         "highest_msg_per_s": top,
@@ -118,8 +120,9 @@ def table(summary: dict[str, Any]) -> list[str]:
     for name, server in summary["servers"].items():
         k = server["knee"]
         if k:
+            where = "at or below " if k.get("at_or_below") else ""
             lines.append(
-                f"- knee of {name}: {k['chargers']} chargers ({k['msg_per_s']:g} msg/s, p95 "
+                f"- knee of {name}: {where}{k['chargers']} chargers ({k['msg_per_s']:g} msg/s, p95 "
                 f"{k['p95_ms']} ms; highest median {k['highest_msg_per_s']:g} msg/s)"
             )
     for n, ratio in summary["ratios"].items():

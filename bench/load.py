@@ -638,7 +638,12 @@ async def _reconnect(ch: Charger, spec: dict, stats: Stats, online: Synchronized
                 time.time()
             )
             await ch.close()
-            backoff = min(max(2 * backoff, 1.0), 60.0)
+            # "backoff": False: a charger that retries at a fixed short interval instead (some
+            # firmware does), the herd a server must survive without the chargers' help.
+            if spec.get("backoff", True):
+                backoff = min(max(2 * backoff, 1.0), 60.0)
+            else:
+                backoff = spec.get("retry_s", 1.0)
             await asyncio.sleep(backoff)
     stats.error(last or TimeoutError("never reconnected"))
     return False

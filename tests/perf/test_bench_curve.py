@@ -32,7 +32,13 @@ def test_the_knee_is_the_first_count_within_95_percent_of_the_highest_rate():
         }
     }
     knee = curve.summarize(runs)["servers"]["ours"]["knee"]
-    assert knee == {"chargers": 250, "msg_per_s": 5800, "p95_ms": 60, "highest_msg_per_s": 6000}
+    assert knee == {
+        "chargers": 250,
+        "at_or_below": False,
+        "msg_per_s": 5800,
+        "p95_ms": 60,
+        "highest_msg_per_s": 6000,
+    }
 
 
 def test_a_curve_still_rising_has_its_knee_at_the_last_count():
@@ -75,7 +81,7 @@ def test_the_table_says_each_knee_and_ratio():
     runs = {"ours": {100: [_run(900, 30)]}, "peer": {100: [_run(300, 50)]}}
     text = "\n".join(curve.table(curve.summarize(runs)))
     assert "| ours | 100 | 900 / **900** / 900 |" in text
-    assert "knee of ours: 100 chargers" in text
+    assert "knee of ours: at or below 100 chargers" in text  # the smallest count run
     assert "at 100 chargers: ours per peer 3.0x" in text
 
 
@@ -84,3 +90,17 @@ def test_a_fleet_too_big_for_one_address_spreads_over_loopback_addresses():
     assert fleet.source_addresses(30_000, 1) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     assert fleet.source_addresses(30_000, 2) == ["127.0.0.2", "127.0.0.3"]
     assert fleet.source_addresses(10_000, 1) == []
+
+
+def test_the_fleet_targets_are_the_heartbeats_p99_and_every_command_answered():
+    from bench.__main__ import fleet_targets_59
+
+    fleet_run = {
+        "connections": 30_000,
+        "by_action": {"Heartbeat": {"p99_ms": 39.5}, "MeterValues": {"p99_ms": 158.1}},
+        "api_commands": {"sent": 120, "answered": 120},
+    }
+    assert [ok for _, _, ok in fleet_targets_59(fleet_run)] == [True, True]
+    fleet_run["api_commands"] = {"sent": 120, "answered": 119}
+    fleet_run["by_action"]["Heartbeat"]["p99_ms"] = 100.0
+    assert [ok for _, _, ok in fleet_targets_59(fleet_run)] == [False, False]
