@@ -23,6 +23,7 @@ import multiprocessing as mp
 import random
 import resource
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -649,7 +650,7 @@ async def _reconnect(ch: Charger, spec: dict, stats: Stats, online: Synchronized
     return False
 
 
-async def _cancel_all(tasks: list[asyncio.Future[None]]) -> None:
+async def _cancel_all(tasks: Sequence[asyncio.Future[None]]) -> None:
     """Cancel until every task has ended. Python 3.11's `wait_for` swallows a cancellation that
     lands as its read completes (the read's result wins); the charger then went on reading for
     a day and the run never started (seen when a server CALL arrived at the start)."""
