@@ -143,7 +143,7 @@ bench: install
 
 # The closed loop as a curve for ours, the peer and the echo, each point three times, and its
 # pictures in docs/benchmarks/ (docs/benchmarks.md: the method, the figures, the knee). About
-# 25 minutes; run it on a quiet machine. CURVE_ARGS changes the counts, e.g. "--curve-repeat 5".
+# 15 minutes; run it on a quiet machine. CURVE_ARGS changes the counts, e.g. "--curve-repeat 5".
 bench-curves: install
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/uv pip install -q -e '.[dev,plots]'
 	$(PY) -m bench --only curve $(CURVE_ARGS) --out bench/results/curve.json
