@@ -650,7 +650,7 @@ async def _reconnect(ch: Charger, spec: dict, stats: Stats, online: Synchronized
     return False
 
 
-async def _cancel_all(tasks: Sequence[asyncio.Future[None]]) -> None:
+async def cancel_all(tasks: Sequence[asyncio.Future[None]]) -> None:
     """Cancel until every task has ended. Python 3.11's `wait_for` swallows a cancellation that
     lands as its read completes (the read's result wins); the charger then went on reading for
     a day and the run never started (seen when a server CALL arrived at the start)."""
@@ -702,7 +702,7 @@ async def _worker_main(
     answering = [asyncio.ensure_future(_answer_until_cancelled(ch)) for ch in alive]
     while start_value.value == 0:
         await asyncio.sleep(0.02)
-    await _cancel_all(answering)
+    await cancel_all(answering)
     start = start_value.value
     end = start + spec.get("duration", 10)
     cpu_started = time.process_time()
@@ -716,7 +716,7 @@ async def _worker_main(
         storms = [asyncio.ensure_future(_storm(ch, spec, stats, online)) for ch in alive]
         while not stop_event.is_set():
             await asyncio.sleep(0.25)
-        await _cancel_all(storms)
+        await cancel_all(storms)
         stats.load_cpu_s = (
             time.process_time() - cpu_started
         )  # metering, the restart and the reconnect

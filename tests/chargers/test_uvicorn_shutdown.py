@@ -30,17 +30,24 @@ async def _charger_app(scope, receive, send):
         pass
 
 
-async def _open(protocol_class: type[WebSocketsSansIOProtocol]):
-    config = Config(_charger_app, ws=protocol_class, lifespan="off", log_config=None)
+async def _handshake(app, protocol_class: type[WebSocketsSansIOProtocol], station: str):
+    """A charger's opening handshake for `app` reaches the protocol over a socket pair."""
+    # log_config=None: uvicorn leaves logging alone, so its "uvicorn.error" reaches caplog.
+    config = Config(app, ws=protocol_class, lifespan="off", log_config=None)
     config.load()
     state = ServerState()
     server_end, client_end = socket.socketpair()
     client_end.setblocking(False)
     protocol = protocol_class(config=config, server_state=state, app_state={})
     await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, server_end)
-    client = ClientProtocol(parse_uri("ws://csms.test/ocpp/CP-1"))
+    client = ClientProtocol(parse_uri(f"ws://csms.test/ocpp/{station}"))
     client.send_request(client.connect())
     protocol.data_received(b"".join(client.data_to_send()))
+    return protocol, client, client_end, state
+
+
+async def _open(protocol_class: type[WebSocketsSansIOProtocol]):
+    protocol, client, client_end, state = await _handshake(_charger_app, protocol_class, "CP-1")
     for _ in range(500):
         if protocol.handshake_complete:
             break
@@ -122,17 +129,7 @@ async def _refusing_app(scope, receive, send):
 
 
 async def _refused(protocol_class: type[WebSocketsSansIOProtocol]):
-    # log_config=None: uvicorn leaves logging alone, so its "uvicorn.error" reaches caplog.
-    config = Config(_refusing_app, ws=protocol_class, lifespan="off", log_config=None)
-    config.load()
-    state = ServerState()
-    server_end, client_end = socket.socketpair()
-    client_end.setblocking(False)
-    protocol = protocol_class(config=config, server_state=state, app_state={})
-    await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, server_end)
-    client = ClientProtocol(parse_uri("ws://csms.test/ocpp/NO-SUCH"))
-    client.send_request(client.connect())
-    protocol.data_received(b"".join(client.data_to_send()))
+    _, client, client_end, state = await _handshake(_refusing_app, protocol_class, "NO-SUCH")
     await _app_ended(state)
     client.receive_data(client_end.recv(65536))
     client_end.close()

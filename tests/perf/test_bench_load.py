@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bench.load import _cancel_all
+from bench.load import cancel_all
 
 
 async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it_ends():
@@ -26,7 +26,7 @@ async def test_a_task_that_swallows_its_cancellation_is_cancelled_again_until_it
     tasks = [asyncio.ensure_future(reads_on()), asyncio.ensure_future(ends_at_once())]
     await asyncio.sleep(0)
 
-    await asyncio.wait_for(_cancel_all(tasks), 10)
+    await asyncio.wait_for(cancel_all(tasks), 10)
 
     assert swallowed == [True]
     assert all(task.cancelled() for task in tasks)
