@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from backoffice import listen
-from tests import parallel, reference_data, schedule
+from tests import parallel, reference_data, schedule, schema
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 
@@ -217,8 +217,8 @@ def _uses_database(item) -> bool:
 
 
 def _set_up_databases(config) -> None:
-    """The test database: under xdist a clone of the run's migrated template (tests/parallel.py),
-    else pytest-django's own, created and migrated here."""
+    """The test database: under xdist a clone of the run's template (tests/parallel.py), else
+    pytest-django's own, made here; both from the models (tests/schema.py)."""
     from django.test.utils import setup_databases
 
     verbosity = config.option.verbose
@@ -226,9 +226,13 @@ def _set_up_databases(config) -> None:
         parallel.check_budget()
         _databases["base"] = parallel.setup_worker_database(verbosity)
     else:
+        from django.db import connection
+
+        schema.build_from_models(connection)
         _databases["config"] = setup_databases(
             verbosity=verbosity, interactive=False, aliases={"default"}, serialized_aliases=set()
         )
+        schema.record_migrations_applied(connection)
 
 
 @pytest.hookimpl(tryfirst=True)

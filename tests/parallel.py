@@ -2,7 +2,8 @@
 
 Each worker (gw0, gw1, ...) of one run:
 
-- has a database of its own, cloned from one template the first worker migrates (PostgreSQL:
+- has a database of its own, cloned from one template the first worker makes from the models
+  (tests/schema.py; PostgreSQL:
   `CREATE DATABASE test_<name>_gw0 TEMPLATE test_<name>`; SQLite: a copy of the file); the
   controller drops the template when the run ends;
 - keeps its Redis keys (channel layer, cache, Celery) under prefixes of its own, which the servers
@@ -31,6 +32,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests import schema
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist, else ""
 WORKER_INDEX = int(WORKER[2:]) if WORKER[2:].isdigit() else 0
@@ -100,7 +103,7 @@ def _use_database(name: str) -> None:
 
 
 def setup_worker_database(verbosity: int = 0) -> str:
-    """Migrate the run's template once (the first worker to get here), clone it for this worker.
+    """Make the run's template once (the first worker to get here), clone it for this worker.
 
     Returns the name of the base database (the one settings named before the tests) for
     teardown_worker_database.
@@ -115,9 +118,11 @@ def setup_worker_database(verbosity: int = 0) -> str:
     ready = run_dir() / "template-ready"
     with _flock("template.lock"):
         if not ready.exists():
+            schema.build_from_models(connection)  # tests/schema.py: the migrations checked once
             connection.creation.create_test_db(
                 verbosity=verbosity, autoclobber=True, serialize=False
             )
+            schema.record_migrations_applied(connection)
             ready.write_text(template)
         _use_database(template)  # closed: CREATE DATABASE ... TEMPLATE needs it unused
         connection.creation.clone_test_db(suffix=WORKER, verbosity=verbosity, keepdb=False)
