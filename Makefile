@@ -72,9 +72,10 @@ checks: install
 
 # With CI=true the suite runs against PostgreSQL and Redis (and fails if they are missing), in
 # parallel (pytest-xdist, TEST_WORKERS processes; tests/parallel.py and docs/testing.md): each
-# worker has its own database cloned from one migrated template, its own Redis key prefixes and
-# ports, and the servers the tests start share TEST_DB_CONNECTIONS PostgreSQL connections (the
-# server's max_connections is 100 for everything on the machine). The order is random
+# worker has its own database cloned from one template built from the models (the migrations
+# run in one test per pass), its own Redis key prefixes and ports, and the servers the tests
+# start share TEST_DB_CONNECTIONS PostgreSQL connections (the server's max_connections is 100
+# for everything on the machine). The order is random
 # (pytest-randomly): the seed is printed at the top of each pass, and PYTEST_ARGS="-p randomly
 # --randomly-seed=N" repeats it ("-p no:randomly" turns it off).
 # The test process itself runs without the connection pool (DB_POOL=false): its many short-lived

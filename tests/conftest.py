@@ -237,8 +237,8 @@ def _set_up_databases(config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session):
-    """Make the test database before the first test, not in its setup: migrating takes minutes
-    on a busy machine, which is no test's time (the per-test timeout)."""
+    """Make the test database before the first test, not in its setup: a worker may wait for
+    another to make the template, which is no test's time (the per-test timeout)."""
     from pytest_django.plugin import blocking_manager_key
 
     if session.config.option.collectonly or not any(map(_uses_database, session.items)):
