@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from typing import TypeVar
 import psutil
 import psycopg
 
-from bench import bounds, curve, fleet, logscale, soak
+from bench import bounds, curve, fleet, logscale, soak, tls
 from bench import proxy as proxy_bench
 from bench import ratios as guard
 from bench.load import Charger, Load, Stats, raise_fd_limit
@@ -98,6 +98,7 @@ def migrate_and_seed(
     migrate: bool = True,
     site_size: int = 0,
     energy_checked: bool = False,
+    security_profile: int = 1,
 ) -> dict:
     env = server_env(database)
     if migrate:
@@ -114,6 +115,8 @@ def migrate_and_seed(
             "--site-size",
             str(site_size),
             *(["--energy-checked"] if energy_checked else []),
+            "--security-profile",
+            str(security_profile),
         ],
         cwd=ROOT,
         env=env,
@@ -267,9 +270,12 @@ def run_closed(
     echo: bool = False,
     profile: str | None = None,
     protocol: str = "1.6",
+    fronts: Sequence[tls.TlsFront] = (),
+    tls_spec: dict | None = None,
 ) -> dict:
     """Closed loop (Heartbeat / MeterValues back to back; in 2.0.1 Heartbeat / TransactionEvent
-    Updated with the same meter values) over n chargers; server CPU and RSS."""
+    Updated with the same meter values) over n chargers; server CPU and RSS. Over TLS the
+    chargers connect to `fronts` (bench/tls.py), whose CPU is reported on its own."""
     rss_before = sum(s.rss() for s in servers)
     load = Load(
         {
@@ -278,6 +284,7 @@ def run_closed(
             "duration": duration,
             "echo": echo,
             "protocol": protocol,
+            **({"tls": tls_spec} if tls_spec else {}),
         },
         [station_id(i) for i in range(n)],
         workers=workers,
@@ -289,6 +296,7 @@ def run_closed(
         time.monotonic(),
         postgres_cpu_seconds(),
     )
+    front0 = sum(f.cpu_seconds() for f in fronts)
     load.start()
     spy = start_profile(servers[0], profile, duration) if profile else None
     stats = load.results(timeout=duration + 300)
@@ -299,7 +307,10 @@ def run_closed(
         time.monotonic(),
         postgres_cpu_seconds(),
     )
+    front1 = sum(f.cpu_seconds() for f in fronts)
     result = summarize(stats, duration)
+    if fronts:
+        result["tls_proxy_cpu_s"] = round(front1 - front0, 2)
     result.update(
         connections=connected,
         setup_s=round(load.setup_s, 1),
@@ -373,17 +384,21 @@ def _throughput_run(
 ) -> dict:
     name = with_protocol(kind, protocol)
     port = free_port()
-    server = Server(kind, port=port, env=ours_env(kind, port) if kind in OURS else None)
+    env = ours_env(kind, port, tls_dir=args.tls_dir if args.tls else None) if kind in OURS else None
+    server = Server(kind, port=port, env=env)
     if kind in OURS:
         reset_logs()
         flush_redis()
     server.start()
+    fronts = [tls.TlsFront(args.tls_dir, port, server.log_path.parent)] if args.tls else []
+    for front in fronts:
+        front.start()
     time.sleep(1.0)
     try:
-        log(f"throughput: {name} x {n} chargers for {args.duration} s")
+        log(f"throughput: {name} x {n} chargers for {args.duration} s" + tls_note(args))
         denials = asyncio.run(denial_statuses(server.ws_url)) if kind in OURS else None
         result = run_closed(
-            [server.ws_url],
+            [front.url for front in fronts] or [server.ws_url],
             [server],
             n,
             args.duration,
@@ -391,8 +406,12 @@ def _throughput_run(
             echo=kind.startswith("echo"),
             profile=f"throughput-{name.replace('/', '-')}-{n}" if profile else None,
             protocol=protocol,
+            fronts=fronts,
+            tls_spec={"profile": args.tls, "dir": str(args.tls_dir)} if args.tls else None,
         )
     finally:
+        for front in fronts:
+            front.stop()
         server.terminate()
     if kind in OURS:
         result["rows_logged"] = count_rows()
@@ -401,14 +420,22 @@ def _throughput_run(
     return result
 
 
-def ours_env(kind: str, port: int | None = None) -> dict:
+def ours_env(kind: str, port: int | None = None, *, tls_dir: Path | None = None) -> dict:
     if kind == "ours-sansio":
-        return server_env(UVICORN_WS="websockets-sansio")
-    if kind == "ours-cluster":
+        env = server_env(UVICORN_WS="websockets-sansio")
+    elif kind == "ours-cluster":
         # deploy/cluster.sh: HAProxy on `port`, the processes on the ports after it.
         assert port is not None, "the cluster's HAProxy listens on a given port"
-        return server_env(OCPP_BIND=f"127.0.0.1:{port}", APP_PORT_BASE=port + 1, PY=PY)
-    return server_env()
+        env = server_env(OCPP_BIND=f"127.0.0.1:{port}", APP_PORT_BASE=port + 1, PY=PY)
+    else:
+        env = server_env()
+    if tls_dir is not None:
+        env.update(tls.server_extra_env(tls_dir))
+    return env
+
+
+def tls_note(args: argparse.Namespace) -> str:
+    return f" over TLS, security profile {args.tls}" if args.tls else ""
 
 
 async def denial_statuses(ws_url: str) -> dict:
@@ -447,9 +474,13 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
     n, duration, procs = args.fleet, args.fleet_duration, args.fleet_procs
     reset_logs()
     flush_redis()
-    servers = [Server("ours", env=server_env()) for _ in range(procs)]
+    tls_dir = args.tls_dir if args.tls else None
+    servers = [Server("ours", env=ours_env("ours", tls_dir=tls_dir)) for _ in range(procs)]
     for server in servers:
         server.start()
+    fronts = [tls.TlsFront(args.tls_dir, s.port, s.log_path.parent) for s in servers if tls_dir]
+    for front in fronts:
+        front.start()
     time.sleep(1.0)
     stations = [station_id(i) for i in range(n)]
     sources = fleet.source_addresses(n, procs)
@@ -457,13 +488,13 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
         charging = args.fleet_charging
         log(
             f"fleet: {n} chargers on {procs} process(es), {100 * charging:.0f} % charging, "
-            f"{duration} s, from {len(sources) or 1} source address(es)"
+            f"{duration} s, from {len(sources) or 1} source address(es)" + tls_note(args)
         )
         rss_before = sum(s.rss() for s in servers)
         load = Load(
             {
                 "mode": "fleet",
-                "urls": [s.ws_url for s in servers],
+                "urls": [f.url for f in fronts] or [s.ws_url for s in servers],
                 "sources": sources,
                 "duration": duration,
                 "charging_share": charging,
@@ -471,6 +502,7 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
                 "meter_s": 10,
                 "status_s": 300,
                 "connect_concurrency": 250,
+                **({"tls": {"profile": args.tls, "dir": str(tls_dir)}} if tls_dir else {}),
             },
             stations,
             workers=args.workers,
@@ -478,6 +510,7 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
         connected = load.wait_ready(timeout=3600)
         rss_connected = sum(s.rss() for s in servers)
         cpu0, wall0 = sum(s.cpu_seconds() for s in servers), time.monotonic()
+        front0 = sum(f.cpu_seconds() for f in fronts)
         commands = fleet.ApiCommands(
             [s.http_url for s in servers], report["api_token"], stations, args.fleet_command_every
         )
@@ -488,6 +521,8 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
         stop_profile(spy)
         cpu1, wall1 = sum(s.cpu_seconds() for s in servers), time.monotonic()
         result = summarize(stats, duration)
+        if fronts:
+            result["tls_proxy_cpu_s"] = round(sum(f.cpu_seconds() for f in fronts) - front0, 2)
         result.update(
             connections=connected,
             processes=procs,
@@ -504,6 +539,8 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
         report["fleet"] = result
         log(f"  -> {result}")
     finally:
+        for front in fronts:
+            front.stop()
         for server in servers:
             server.terminate()
 
@@ -1437,6 +1474,15 @@ def main(argv: list[str] | None = None) -> int:
         default="1.6,2.0.1",
         help="charger OCPP versions for our servers in throughput and storm: 1.6, 2.0.1 or 1.6,2.0.1",
     )
+    parser.add_argument(
+        "--tls",
+        type=int,
+        default=0,
+        choices=(0, 2, 3),
+        help="throughput, curve and fleet over TLS: every target behind HAProxy with "
+        "deploy/haproxy/ocpp.cfg, the chargers at security profile 2 (password) or 3 (client "
+        "certificate); bench/tls.py",
+    )
     parser.add_argument("--procs", default="1,2,4")
     parser.add_argument("--scale-conns", type=int, default=1000)
     parser.add_argument("--log-rows", type=int, default=10_000_000)
@@ -1552,7 +1598,17 @@ def main(argv: list[str] | None = None) -> int:
         migrate=not prepared,
         site_size=args.site_size,
         energy_checked=args.energy_checked,
+        security_profile=args.tls or 1,
     )["api_token"]
+    if args.tls:
+        # The CA, the server's certificates and, at profile 3, one client certificate per charger.
+        args.tls_dir = Path(args.out).resolve().parent / f"tls-{BENCH_DB}"
+        shutil.rmtree(args.tls_dir, ignore_errors=True)
+        tls.prepare(args.tls_dir, need_chargers if args.tls == 3 else 0, BENCH_DB)
+        report["tls"] = {
+            "security_profile": args.tls,
+            "terminator": "HAProxy, deploy/haproxy/ocpp.cfg",
+        }
     runners = {
         "throughput": scenario_throughput,
         "curve": scenario_curve,

@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 import random
 import resource
+import ssl
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -117,13 +118,20 @@ class Charger:
         # What the charger decides (whether it charges, its back-off): seeded per station when
         # the spec has a seed, so runs compared with each other face the same chargers.
         self.rng = random.Random()
+        # Over TLS (bench/tls.py): the context it connects with; at profile 3 it sends its client
+        # certificate and no password.
+        self.ssl: ssl.SSLContext | None = None
+        self.password = True
 
     async def connect(self) -> None:
         credentials = base64.b64encode(
             f"{self.station_id}:{password(self.station_id)}".encode()
         ).decode()
+        headers = [("Authorization", f"Basic {credentials}")] if self.password else []
         # From a loopback address of its own (bench/fleet.py): the kernel's 127.0.0.1 otherwise.
         source: dict[str, Any] = {"local_addr": (self.source, 0)} if self.source else {}
+        if self.ssl is not None:
+            source["ssl"] = self.ssl
         self.ws = await connect(
             f"{self.url}/{self.station_id}",
             subprotocols=[Subprotocol(self.SUBPROTOCOL)],
@@ -132,7 +140,7 @@ class Charger:
             open_timeout=CONNECT_TIMEOUT_S,
             max_queue=4,
             close_timeout=2,
-            additional_headers=[("Authorization", f"Basic {credentials}")],
+            additional_headers=headers,
             **source,
         )
 
@@ -689,6 +697,8 @@ async def _worker_main(
     if spec.get("seed") is not None:
         for ch in chargers:
             ch.rng.seed(f"{spec['seed']}:{ch.station_id}")
+    if spec.get("tls"):
+        _over_tls(chargers, spec)
     setup_started = time.time()
     alive = await _setup(chargers, spec, stats, echo)
     stats.setup_s = time.time() - setup_started
@@ -724,6 +734,17 @@ async def _worker_main(
     await asyncio.gather(lag, return_exceptions=True)
     await asyncio.gather(*(ch.close() for ch in alive))
     return stats.as_dict()
+
+
+def _over_tls(chargers: list[Charger], spec: dict) -> None:
+    """Each charger's TLS context (bench/tls.py): one shared at profile 2, its own certificate at
+    profile 3, where it sends no password."""
+    from bench import tls
+
+    shared = tls.client_context(spec, "") if spec["tls"]["profile"] == 2 else None
+    for ch in chargers:
+        ch.ssl = shared or tls.client_context(spec, ch.station_id)
+        ch.password = spec["tls"]["profile"] == 2
 
 
 async def _sample_loop_lag(samples: list[float], every: float = 0.1) -> None:

@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 
-def seed(count: int, site_size: int = 0, *, energy_checked: bool = False) -> dict:
+def seed(
+    count: int, site_size: int = 0, *, energy_checked: bool = False, security_profile: int = 1
+) -> dict:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
@@ -75,6 +77,10 @@ def seed(count: int, site_size: int = 0, *, energy_checked: bool = False) -> dic
             energy_reporting_checked_at=timezone.now(),
             energy_reporting_checked_for=fingerprint("Bench", "LoadGen-1", "1.0"),
         )
+    # --tls 2 or 3 (bench/tls.py): the chargers connect through the TLS terminator, with their
+    # password (2) or a client certificate and no password (3). Set every time: a database
+    # seeded for another run keeps its chargers.
+    Charger.objects.filter(station_id__in=wanted).update(security_profile=security_profile)
     if site_size:
         budget_sites(org, wanted[:count], site_size)
     if not Token.objects.filter(organization=org, uid="BENCHTAG").exists():
@@ -151,8 +157,18 @@ if __name__ == "__main__":
         action="store_true",
         help="the chargers' energy-reporting check done (a fleet that has run before)",
     )
+    parser.add_argument("--security-profile", type=int, default=1, choices=(1, 2, 3))
     args = parser.parse_args()
     if args.followers:
         followers(args.followers, args.followers_count)
     else:
-        print(json.dumps(seed(args.chargers, args.site_size, energy_checked=args.energy_checked)))
+        print(
+            json.dumps(
+                seed(
+                    args.chargers,
+                    args.site_size,
+                    energy_checked=args.energy_checked,
+                    security_profile=args.security_profile,
+                )
+            )
+        )

@@ -4,7 +4,7 @@ PostgreSQL pass sets. A plain `make test` must not start a bench against whateve
 happens to answer on 5432. Once asked, a missing PostgreSQL or Redis fails the run.
 
 Under pytest-xdist (tests/parallel.py) a smoke run shares the machine like any server test: its
-database is a copy of the run's migrated template (no migration of its own), its journal is a
+database is a copy of the run's template (no migration of its own), its journal is a
 directory of its own, and its servers' PostgreSQL connections are taken from the run's budget
 before it starts (they ran `alone` before, and the other workers waited for them): the `bench_env`
 fixture (tests/perf/conftest.py)."""
