@@ -271,7 +271,7 @@ def run_closed(
     profile: str | None = None,
     protocol: str = "1.6",
     fronts: Sequence[tls.TlsFront] = (),
-    tls_spec: dict | None = None,
+    spec: dict | None = None,
 ) -> dict:
     """Closed loop (Heartbeat / MeterValues back to back; in 2.0.1 Heartbeat / TransactionEvent
     Updated with the same meter values) over n chargers; server CPU and RSS. Over TLS the
@@ -284,7 +284,7 @@ def run_closed(
             "duration": duration,
             "echo": echo,
             "protocol": protocol,
-            **({"tls": tls_spec} if tls_spec else {}),
+            **(spec or {}),
         },
         [station_id(i) for i in range(n)],
         workers=workers,
@@ -390,9 +390,7 @@ def _throughput_run(
         reset_logs()
         flush_redis()
     server.start()
-    fronts = [tls.TlsFront(args.tls_dir, port, server.log_path.parent)] if args.tls else []
-    for front in fronts:
-        front.start()
+    fronts = start_fronts(args, [server])
     time.sleep(1.0)
     try:
         log(f"throughput: {name} x {n} chargers for {args.duration} s" + tls_note(args))
@@ -407,7 +405,7 @@ def _throughput_run(
             profile=f"throughput-{name.replace('/', '-')}-{n}" if profile else None,
             protocol=protocol,
             fronts=fronts,
-            tls_spec={"profile": args.tls, "dir": str(args.tls_dir)} if args.tls else None,
+            spec=tls_spec(args),
         )
     finally:
         for front in fronts:
@@ -436,6 +434,22 @@ def ours_env(kind: str, port: int | None = None, *, tls_dir: Path | None = None)
 
 def tls_note(args: argparse.Namespace) -> str:
     return f" over TLS, security profile {args.tls}" if args.tls else ""
+
+
+def start_fronts(args: argparse.Namespace, servers: list[Server]) -> list[tls.TlsFront]:
+    """Over TLS (`--tls`): HAProxy with deploy/haproxy/ocpp.cfg in front of each server; none
+    without it. A front outlives its server's restart, as the deployed terminator does."""
+    if not args.tls:
+        return []
+    fronts = [tls.TlsFront(args.tls_dir, s.port, s.log_path.parent) for s in servers]
+    for front in fronts:
+        front.start()
+    return fronts
+
+
+def tls_spec(args: argparse.Namespace) -> dict:
+    """The load generator's part of `--tls` (bench/load.py): empty without it."""
+    return {"tls": {"profile": args.tls, "dir": str(args.tls_dir)}} if args.tls else {}
 
 
 async def denial_statuses(ws_url: str) -> dict:
@@ -478,9 +492,7 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
     servers = [Server("ours", env=ours_env("ours", tls_dir=tls_dir)) for _ in range(procs)]
     for server in servers:
         server.start()
-    fronts = [tls.TlsFront(args.tls_dir, s.port, s.log_path.parent) for s in servers if tls_dir]
-    for front in fronts:
-        front.start()
+    fronts = start_fronts(args, servers)
     time.sleep(1.0)
     stations = [station_id(i) for i in range(n)]
     sources = fleet.source_addresses(n, procs)
@@ -502,7 +514,7 @@ def scenario_fleet(args: argparse.Namespace, report: dict) -> None:
                 "meter_s": 10,
                 "status_s": 300,
                 "connect_concurrency": 250,
-                **({"tls": {"profile": args.tls, "dir": str(tls_dir)}} if tls_dir else {}),
+                **tls_spec(args),
             },
             stations,
             workers=args.workers,
@@ -595,15 +607,18 @@ def storm_once(
     # peer is one process); all are stopped and started again together.
     procs = max(1, args.storm_procs) if kind == "ours" else 1
     servers = [Server(kind, env=None) for _ in range(procs)]
+    tls_dir = args.tls_dir if args.tls else None
     for server in servers:
-        server.env = ours_env(kind, server.port) if ours else dict(os.environ)
+        server.env = ours_env(kind, server.port, tls_dir=tls_dir) if ours else dict(os.environ)
     each(servers, Server.start)
+    fronts = start_fronts(args, servers)
     server = servers[0]
     time.sleep(1.0)
     sources = fleet.source_addresses(n, procs)
     log(
         f"storm ({with_protocol(kind, protocol)}): {n} chargers ({args.storm_charging:.0%} in a transaction, metering), "
         f"server SIGTERM + restart; {procs} process(es), {len(sources) or 1} source address(es)"
+        + tls_note(args)
     )
     # Past 10,000 chargers, what two cores can bring back takes longer than the 180 s of the
     # 10,000 storm: the deadline grows with the fleet (30,000: 540 s).
@@ -611,7 +626,7 @@ def storm_once(
     load = Load(
         {
             "mode": "storm",
-            "urls": [s.ws_url for s in servers],
+            "urls": [f.url for f in fronts] or [s.ws_url for s in servers],
             "sources": sources,
             "charging_share": args.storm_charging,
             "meter_s": 5,
@@ -621,6 +636,7 @@ def storm_once(
             "connect_concurrency": 250,
             "protocol": protocol,
             "seed": seed,
+            **tls_spec(args),
         },
         [station_id(i) for i in range(n)],
         workers=args.workers,
@@ -669,6 +685,8 @@ def storm_once(
         time.sleep(1.0)
         each(servers, Server.terminate)
         each(servers, Server.release)
+        for front in fronts:
+            front.stop()
     online_at = sorted(stats.get("online_at", []))
     back = [t - t_kill for t in online_at]
     result = {
@@ -1479,7 +1497,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         choices=(0, 2, 3),
-        help="throughput, curve and fleet over TLS: every target behind HAProxy with "
+        help="throughput, curve, fleet and storm over TLS: every target behind HAProxy with "
         "deploy/haproxy/ocpp.cfg, the chargers at security profile 2 (password) or 3 (client "
         "certificate); bench/tls.py",
     )

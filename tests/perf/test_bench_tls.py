@@ -1,6 +1,7 @@
 """The bench over TLS (bench/tls.py, issue 59): the targets behind HAProxy with the shipped
 deploy/haproxy/ocpp.cfg, the chargers at security profile 3 (a client certificate each from the
-product's CA code, no password). A smoke run with tiny sizes, not a timed test."""
+product's CA code, no password); the closed loop, and a restart behind the terminator. A smoke
+run with tiny sizes, not a timed test."""
 
 import json
 import shutil
@@ -16,20 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @bench_smoke
-def test_the_closed_loop_runs_over_tls_with_client_certificates(tmp_path, bench_env):
+def test_the_closed_loop_and_a_restart_run_over_tls_with_client_certificates(tmp_path, bench_env):
     if shutil.which("haproxy") is None:
         pytest.fail("haproxy is not installed (make test installs it)")
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [
-            *(sys.executable, "-m", "bench", "--only", "throughput", "--conns", "5"),
+            *(sys.executable, "-m", "bench", "--only", "throughput,storm", "--conns", "5"),
             *("--duration", "2", "--repeat", "1", "--targets", "ours,peer"),
+            *("--storm", "10", "--storm-targets", "ours", "--storm-repeat", "1"),
             *("--protocols", "1.6", "--workers", "1", "--tls", "3", "--out", str(out)),
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=280,
         env=bench_env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -42,4 +44,8 @@ def test_the_closed_loop_runs_over_tls_with_client_certificates(tmp_path, bench_
         assert run["connections"] == 5 and run["errors"] == 0, run
         assert run["msg_per_s"] > 0 and run["tls_proxy_cpu_s"] > 0, run
     assert report["throughput"]["ours"]["5"]["rows_logged"] > 0
+    # The server restarted behind the terminator: every charger back through it, nothing lost.
+    storm = report["storm"]["ours"]
+    assert storm["online"] == 10 and storm["errors"] == 0, storm
+    assert storm["lost_in"] == storm["lost_out"] == storm["transactions_not_stopped"] == 0, storm
     assert "over TLS, security profile 3" in result.stdout + result.stderr
