@@ -124,30 +124,66 @@ def server_process_stopped(*, key: str) -> int:
 def connections_clear_dead_processes(*, own_key: str) -> int:
     """Clear connections recorded by processes that stopped heartbeating (crash, kill -9, a
     restart whose shutdown never ran), and connections with no process recorded at all."""
-    import os
-    import socket
-
     now = timezone.now()
     cutoff = now - timedelta(seconds=PROCESS_STALE_AFTER_S)
-    OcppServerProcess.objects.filter(heartbeat_at__lt=cutoff).exclude(key=own_key).delete()
-    # On this host a dead process is known at once (kill -9, a crash): no need to wait for
-    # its heartbeat to age.
-    hostname = socket.gethostname()
-    for key, pid in (
-        OcppServerProcess.objects.filter(hostname=hostname)
+    # On this host a process's own pid says whether it lives, at once and better than its
+    # heartbeat: a dead one (kill -9, a crash) goes without waiting for its heartbeat to age, and
+    # a live one whose heartbeat is late (a process starved by a restart storm) keeps its
+    # connections, which its sockets still hold.
+    live_here: set[str] = set()
+    for key, pid, started_at in (
+        OcppServerProcess.objects.filter(hostname=socket.gethostname())
         .exclude(key=own_key)
-        .values_list("key", "pid")
+        .values_list("key", "pid", "started_at")
     ):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        running = same_process_alive(pid, started_at)
+        if running is False:
             OcppServerProcess.objects.filter(key=key).delete()
-        except PermissionError:  # alive, another user's
-            pass
+        elif running:
+            live_here.add(key)
+    OcppServerProcess.objects.filter(heartbeat_at__lt=cutoff).exclude(
+        key__in=live_here | {own_key}
+    ).delete()
     alive = set(OcppServerProcess.objects.values_list("key", flat=True)) | {own_key}
     stale = Charger.objects.exclude(connection_id="").exclude(connection_process__in=alive)
     _proxy_links_down(stale.filter(proxied=True), now)
     return stale.update(connection_id="", connection_process="", disconnected_at=now)
+
+
+# Seconds between a process's start as the kernel counts it (whole seconds since boot, in clock
+# ticks) and the wall clock's `started_at` it registered with, either way.
+_START_SLACK_S = 2.0
+
+
+def same_process_alive(pid: int, started_at: datetime) -> bool | None:
+    """Whether `pid` on this host is still the process that registered at `started_at`: False
+    when no process has that pid, or when the one that has it started after (a pid used again,
+    as a restarted container does from the same low numbers); None when this host cannot say
+    (no /proc: another user's process, or not Linux), and the heartbeat decides."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return None
+    created = _process_start(pid)
+    if created is None:
+        return None
+    return created <= started_at.timestamp() + _START_SLACK_S
+
+
+def _process_start(pid: int) -> float | None:
+    """When `pid` started, in seconds since the epoch, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # Field 22 (starttime, clock ticks after boot); the command name, field 2, may hold
+            # spaces and parentheses, so count from its closing parenthesis.
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _proxy_links_down(chargers: QuerySet[Charger], now: datetime) -> None:

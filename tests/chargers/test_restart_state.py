@@ -84,6 +84,36 @@ async def test_connections_of_a_dead_process_are_cleared_and_live_ones_kept(char
     assert not await OcppServerProcess.objects.filter(key="killed-here").aexists()
 
 
+async def test_a_live_process_here_keeps_its_connections_when_its_heartbeat_is_late(charger):
+    """A process on this host that runs but has not beaten for minutes (starved by a restart
+    storm) still holds its sockets; the same pid used again by a later process does not."""
+    import os
+    import socket
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    async def registered(key: str, started_at) -> None:
+        await sync_to_async(process.server_process_heartbeat)(
+            key=key, hostname=socket.gethostname(), pid=os.getpid(), started_at=started_at
+        )
+        late = timezone.now() - timedelta(seconds=10 * process.PROCESS_STALE_AFTER_S)
+        await OcppServerProcess.objects.filter(key=key).aupdate(heartbeat_at=late)
+        await Charger.objects.filter(pk=charger.pk).aupdate(
+            connection_id="z", connection_process=key
+        )
+
+    await registered("starved-here", process.STARTED_AT)
+    assert await sync_to_async(process.connections_clear_dead_processes)(own_key=process.KEY) == 0
+    assert (await Charger.objects.aget(pk=charger.pk)).connection_id == "z"
+    assert await OcppServerProcess.objects.filter(key="starved-here").aexists()
+    # Registered an hour before this process started: the pid is another process's now.
+    await registered("pid-reused", process.STARTED_AT - timedelta(hours=1))
+    assert await sync_to_async(process.connections_clear_dead_processes)(own_key=process.KEY) == 1
+    assert (await Charger.objects.aget(pk=charger.pk)).connection_id == ""
+    assert not await OcppServerProcess.objects.filter(key="pid-reused").aexists()
+
+
 async def test_clean_stop_marks_every_connection_of_the_process_closed(charger):
     client = await _client()
     assert (await Charger.objects.aget(pk=charger.pk)).connection_process == process.KEY
