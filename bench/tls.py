@@ -45,8 +45,9 @@ def client_files(directory: Path, station: str) -> tuple[str, str]:
 
 
 def make_certificates(directory: Path, stations: list[str]) -> None:
-    """The CA, the server's ECDSA and RSA certificates (for "localhost" and 127.0.0.1) and a client
-    certificate per station, each issued the way the product issues them."""
+    """The CA (OCPP_CA_DIR, which `prepare` points at `ca_dir(directory)`), the server's ECDSA and
+    RSA certificates for "localhost" and 127.0.0.1 by the operator's own command, and a client
+    certificate per station the way a charger gets one (SignCertificate's `sign_csr`)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
@@ -54,17 +55,14 @@ def make_certificates(directory: Path, stations: list[str]) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
+    from django.core.management import call_command
 
     from chargers.security import pki
 
-    ca = pki.load_or_create(ca_dir(directory))
-    for kind in ("ecdsa", "rsa"):
-        key, certificate = ca.issue_server_certificate(
-            ["localhost", "127.0.0.1"], key=pki.new_key("rsa" if kind == "rsa" else "ec")
-        )
-        (directory / f"server-{kind}.pem").write_bytes(
-            pki.cert_pem(certificate) + pki.cert_pem(ca.certificate) + pki.key_pem(key)
-        )
+    call_command(
+        "ocpp_ca", "server-cert", "--host", "localhost", "--host", "127.0.0.1", "--out", directory
+    )
+    ca = pki.get_ca()
     (directory / "clients").mkdir(exist_ok=True)
     for station in stations:
         key = pki.new_key("ec")
@@ -83,13 +81,14 @@ def make_certificates(directory: Path, stations: list[str]) -> None:
 
 def prepare(directory: Path, count: int, database: str) -> None:
     """Make the certificates in `directory` for the first `count` bench stations (a process with
-    the bench database's settings)."""
+    the bench database's settings and the run's own CA)."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [PY, "-m", "bench.tls", str(directory), "--count", str(count)],
         cwd=ROOT,
-        env=server_env(database),
+        env=server_env(database, OCPP_CA_DIR=ca_dir(directory)),
         check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
