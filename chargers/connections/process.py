@@ -160,9 +160,11 @@ def same_process_alive(pid: int, started_at: datetime) -> bool | None:
     when no process has that pid, or when the one that has it started after (a pid used again,
     as a restarted container does from the same low numbers); None when this host cannot say
     (no /proc: another user's process, or not Linux), and the heartbeat decides."""
+    if pid <= 0:  # 0 and below name process groups, not a process: no registration holds one
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: beyond any pid this OS gives
         return False
     except PermissionError:  # alive, another user's
         return None

@@ -170,3 +170,12 @@ async def test_scheduled_garbage_collection_stops_when_the_server_is_told_to_sto
     assert set(collections) == {1}  # the young generations, every second
     server.should_exit = True
     await asyncio.wait_for(schedule, 5)
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**70])
+def test_a_pid_no_process_can_have_is_dead(pid):
+    """A registration's pid that names a process group (0, -1: kill(-1, 0) asks every process)
+    or exceeds the platform's pid type is no live process; it never stops the clearing."""
+    from django.utils import timezone
+
+    assert process.same_process_alive(pid, timezone.now()) is False
