@@ -233,6 +233,7 @@ def _set_up_databases(config) -> None:
             verbosity=verbosity, interactive=False, aliases={"default"}, serialized_aliases=set()
         )
         schema.record_migrations_applied(connection)
+        reference_data.ensure()  # as a migrated database holds them (tests/parallel.py)
 
 
 @pytest.hookimpl(tryfirst=True)
