@@ -92,6 +92,9 @@ def test_session_and_cost_pages_name_the_station_connector_and_start_not_the_tra
     from backoffice.templatetags.when import when
 
     client.force_login(site.owner)
+    # A number no date, time or station id on the page holds (a factory's 27 met "27 Nov").
+    site.session.transaction_id = 918273645
+    site.session.save(update_fields=["transaction_id"])
     tx = str(site.session.transaction_id)
     started = when(site.session.started_at, site.session)
     for name in ("chargers:session-detail", "billing:session-cost"):
