@@ -252,6 +252,12 @@ CELERY_RESULT_BACKEND = None
 # Without a broker, tasks run in-process. The test suite runs them in-process too (it starts
 # no worker); tests/e2e/test_celery_worker.py drives a real worker through Redis.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL or TESTING)
+# What runs in-process without a broker (below: IN_PROCESS_BEAT), decided before the URL is set.
+_NO_BROKER = not CELERY_BROKER_URL
+if _NO_BROKER:
+    # An eager task still takes a producer from the broker's pool; kombu's in-memory transport
+    # never connects anywhere (with no URL it assumed amqp://localhost and warned on every start).
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -447,7 +453,7 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # Without a broker no `celery beat` runs: `manage.py serve` runs the schedule above itself, in
 # one process per deployment (the holder of a database lease; backoffice/beat.py, README).
-IN_PROCESS_BEAT = env_bool("IN_PROCESS_BEAT", not CELERY_BROKER_URL)
+IN_PROCESS_BEAT = env_bool("IN_PROCESS_BEAT", _NO_BROKER)
 BEAT_LEASE_SECONDS = env_int("BEAT_LEASE_SECONDS", 30)
 MSP_POSITIVE_CACHE_SECONDS = env_int("MSP_POSITIVE_CACHE_SECONDS", 300)
 # How often each calendar feed and PMS integration is pulled (docs/pms.md).
@@ -723,6 +729,11 @@ LOGGING = {
     # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+if CELERY_TASK_ALWAYS_EAGER and not TESTING:
+    # Tasks run inside the web process (`make run`): Celery's "Task … succeeded" line for each
+    # of the periodic schedule's runs (several a second) buried the server's own log. A task
+    # that fails still logs at ERROR.
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}
 
 # GET /metrics (Prometheus; docs/operations.md). Closed (404) unless a bearer token or an
 # allow-listed network is set; a request needs either the token or an address in a network.
