@@ -10,6 +10,7 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -713,7 +714,7 @@ CONTENT_SECURITY_POLICY = {
 # LOG_FORMAT=json: one JSON object per line (time, level, logger, process, message, and the
 # traceback as "exc_info"), for a log collector; plain lines by default (docs/operations.md).
 LOG_FORMAT = env_choice("LOG_FORMAT", ("plain", "json"), "plain")
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
