@@ -153,6 +153,48 @@ class SimulatedCharger:
         )
         self.signed: dict[int, dict[str, str]] = {}  # connector -> {"B": record, "E": record}
         self.signed_start_wh: dict[int, int] = {}
+        self.configuration = self._configuration()
+
+    def _configuration(self) -> dict[str, tuple[bool, str]]:
+        """Its OCPP 1.6 configuration keys (key: (readonly, value)), as a real charger keeps them:
+        the Core profile's required keys (OCPP 1.6 §9.1) and the smart-charging unit. Writable ones
+        change by ChangeConfiguration and are read back by GetConfiguration."""
+        units = ",".join(
+            word
+            for unit, word in (("A", "Current"), ("W", "Power"))
+            if unit in self.rate_units.split(",")
+        )
+        readonly = {
+            "GetConfigurationMaxKeys": "50",
+            # What meter_values() sends, fixed (the central system checks it after boot).
+            "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import,"
+            "Current.Import",
+            "NumberOfConnectors": str(self.connectors),
+            "SupportedFeatureProfiles": "Core,RemoteTrigger,SmartCharging",
+            "ChargingScheduleAllowedChargingRateUnit": units,
+        }
+        writable = {
+            "AuthorizeRemoteTxRequests": "false",
+            "ClockAlignedDataInterval": "0",
+            "ConnectionTimeOut": "60",
+            "HeartbeatInterval": "60",
+            "LocalAuthorizeOffline": "true",
+            "LocalPreAuthorize": "false",
+            "MeterValuesAlignedData": "Energy.Active.Import.Register",
+            "MeterValueSampleInterval": str(int(self.meter_interval)),
+            "ResetRetries": "3",
+            "ConnectorPhaseRotation": "NotApplicable",
+            "StopTransactionOnEVSideDisconnect": "true",
+            "StopTransactionOnInvalidId": "true",
+            "StopTxnAlignedData": "",
+            "StopTxnSampledData": "",
+            "TransactionMessageAttempts": "3",
+            "TransactionMessageRetryInterval": "60",
+            "UnlockConnectorOnEVSideDisconnect": "true",
+        }
+        return {key: (True, value) for key, value in readonly.items()} | {
+            key: (False, value) for key, value in writable.items()
+        }
 
     # -- connection -----------------------------------------------------------------------------------
 
@@ -553,9 +595,18 @@ class SimulatedCharger:
         return {"status": "Accepted" if match else "Rejected"}, follow_up
 
     def _on_change_configuration(self, payload: dict) -> Answer:
-        if payload.get("key", "").lower() == "authorizationkey":
+        key = payload.get("key", "")
+        if key.lower() == "authorizationkey":
             # Whitepaper A01: accept, then reconnect with the new key (sent as raw bytes).
             return {"status": "Accepted"}, self._adopt_key(payload["value"])
+        if key not in self.configuration:
+            return {"status": "NotSupported"}, None
+        readonly, _ = self.configuration[key]
+        if readonly:
+            return {"status": "Rejected"}, None
+        self.configuration[key] = (False, str(payload.get("value", "")))
+        if key == "HeartbeatInterval" and self.configuration[key][1].isdigit():
+            self.heartbeat_interval = int(self.configuration[key][1])
         return {"status": "Accepted"}, None
 
     def _on_certificate_signed(self, payload: dict) -> Answer:
@@ -580,31 +631,18 @@ class SimulatedCharger:
         return {"status": "Accepted"}, follow_up
 
     def _on_get_configuration(self, payload: dict) -> Answer:
-        known = {
-            "HeartbeatInterval": (False, str(self.heartbeat_interval)),
-            # What meter_values() sends, fixed (the central system checks it after boot).
-            "MeterValuesSampledData": (
-                True,
-                "Energy.Active.Import.Register,Power.Active.Import,Current.Import",
-            ),
-            "ChargingScheduleAllowedChargingRateUnit": (
-                True,
-                ",".join(
-                    word
-                    for unit, word in (("A", "Current"), ("W", "Power"))
-                    if unit in self.rate_units.split(",")
-                ),
-            ),
-        }
+        known = dict(self.configuration, HeartbeatInterval=(False, str(self.heartbeat_interval)))
         asked = payload.get("key") or list(known)
-        response = {
+        response: dict = {
             "configurationKey": [
                 {"key": key, "readonly": known[key][0], "value": known[key][1]}
                 for key in asked
                 if key in known
-            ],
-            "unknownKey": [key for key in asked if key not in known],
+            ]
         }
+        unknown = [key for key in asked if key not in known]
+        if unknown:
+            response["unknownKey"] = unknown
         return response, None
 
     # -- smart charging (OCPP 1.6 §3.13, §5.5, §5.7, §5.16; 2.0.1 K01-K10) -------------------------
