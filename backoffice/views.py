@@ -12,10 +12,12 @@ from django.contrib.auth.forms import PasswordResetForm
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.views.decorators.http import require_POST
+from django.views.generic import RedirectView
 
 from .forms import EnergyReportingForm, InviteMemberForm, MemberRoleForm
 from .middleware import VIEWER_ZONE_KEY
@@ -248,3 +250,13 @@ def organization_energy_reporting(request, pk: int):
     state = "sets" if organization.configure_energy_reporting else "no longer sets"
     messages.success(request, f"{organization.name} {state} chargers to report their energy meter.")
     return redirect("chargers:charger-list")
+
+
+class FaviconView(RedirectView):
+    """/favicon.ico, which browsers ask for on pages without an icon link (the admin, the API's
+    pages): the portal's icon (a 404 in every such page's console before)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        return static("backoffice/icon.svg")

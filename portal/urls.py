@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from backoffice.login_throttle import ThrottledPasswordResetView
+from backoffice.views import FaviconView
 from support.admin import find_view
 
 urlpatterns = [
     # The support home's search (before admin's own URLs, which would take "find/" as an app).
     path("admin/find/", admin.site.admin_view(find_view), name="admin-find"),
     path("admin/", admin.site.urls),
+    path("favicon.ico", FaviconView.as_view()),
     path("api/v1/", include("portal.api_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
