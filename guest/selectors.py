@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Q
@@ -114,13 +116,15 @@ def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
     return rows[:limit]
 
 
-def port_rows(connectors: list[tuple[int, str]]) -> list[dict]:
-    """Return the ports (connector 1..n) with what a guest can do with each."""
+def port_rows(connectors: list[tuple[int, str]], held: Collection[int] = ()) -> list[dict]:
+    """Return the ports (connector 1..n) with what a guest can do with each. `held`: ports
+    another guest is paying for (ports_held_for_guests): shown Reserved, not startable, so the
+    page never offers a port its start would refuse."""
     return [
         {
             "id": cid,
-            "status": status,
-            "startable": status in STARTABLE_STATUSES,
+            "status": "Reserved" if cid in held else status,
+            "startable": status in STARTABLE_STATUSES and cid not in held,
             "dead": status in DEAD_STATUSES,
         }
         for cid, status in connectors
@@ -148,20 +152,22 @@ def payment_timeout_s() -> float:
     )
 
 
+def ports_held_for_guests(charger_id: int) -> set[int]:
+    """The ports of this charger another guest is paying for (until the payment times out) or
+    whose paid start waits for the car."""
+    paying_since = timezone.now() - timedelta(seconds=payment_timeout_s())
+    return set(
+        GuestSession.objects.filter(
+            Q(state=GuestSession.State.STARTING)
+            | Q(state=GuestSession.State.PENDING, created_at__gt=paying_since),
+            charger_id=charger_id,
+        ).values_list("connector_id", flat=True)
+    )
+
+
 def connector_busy_with_guest(charger_id: int, connector_id: int) -> bool:
     """True while another guest is paying for this port or their start waits for the car."""
-    from datetime import timedelta
-
-    from django.db.models import Q
-    from django.utils import timezone
-
-    paying_since = timezone.now() - timedelta(seconds=payment_timeout_s())
-    return GuestSession.objects.filter(
-        Q(state=GuestSession.State.STARTING)
-        | Q(state=GuestSession.State.PENDING, created_at__gt=paying_since),
-        charger_id=charger_id,
-        connector_id=connector_id,
-    ).exists()
+    return connector_id in ports_held_for_guests(charger_id)
 
 
 def running_kwh(session: ChargingSession) -> float:

@@ -41,6 +41,7 @@ from .selectors import (
     connector_busy_with_guest,
     connector_statuses,
     port_rows,
+    ports_held_for_guests,
     running_kwh,
     station_facts,
 )
@@ -138,7 +139,8 @@ def stay_start(
 
     # The port is chosen before the decision: a connector held by ReserveNow for another card
     # refuses the code (connector_reserved) instead of a remote start the charger would reject.
-    startable = [row["id"] for row in port_rows(connectors) if row["startable"]]
+    held = ports_held_for_guests(charger.pk)
+    startable = [row["id"] for row in port_rows(connectors, held) if row["startable"]]
     port = connector_id if connector_id in startable else None
     if port is None:
         free = [cid for cid in startable if reserved_for(charger.pk, cid) is None]

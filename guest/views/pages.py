@@ -36,6 +36,7 @@ from ..selectors import (
     guest_session_by_key,
     port_max_kw,
     port_rows,
+    ports_held_for_guests,
     station_facts,
     station_id_suggestions,
 )
@@ -213,6 +214,11 @@ def _ceiling() -> dict:
     return {"kwh": value("GUEST_SESSION_MAX_KWH", 60), "hours": value("GUEST_SESSION_MAX_HOURS", 4)}
 
 
+def _ports(charger: Charger, connectors: list[tuple[int, str]]) -> list[dict]:
+    """The ports as the start form offers them: one another guest is paying for is Reserved."""
+    return port_rows(connectors, held=ports_held_for_guests(charger.pk))
+
+
 def _landing_context(
     request: HttpRequest,
     charger: Charger,
@@ -220,7 +226,7 @@ def _landing_context(
     form: StartForm | None = None,
     error: str = "",
 ) -> dict:
-    ports = port_rows(connectors)
+    ports = _ports(charger, connectors)
     selected = request.GET.get("c") or request.POST.get("connector")
     if form is None:
         initial: dict[str, int] = {}
@@ -317,7 +323,7 @@ def ports(request: HttpRequest, station_id: str) -> HttpResponse:
     charger = charger_for_station_id(station_id)
     if charger is None:
         raise Http404("No such charger")
-    rows = port_rows(connector_statuses(charger))
+    rows = _ports(charger, connector_statuses(charger))
     return JsonResponse(
         {
             "any_free": any(p["startable"] for p in rows),
@@ -335,7 +341,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
     connectors = _landing_or_prompt(request, charger, station_id)
     if isinstance(connectors, HttpResponse):
         return connectors
-    form = StartForm(request.POST, ports=port_rows(connectors))
+    form = StartForm(request.POST, ports=_ports(charger, connectors))
     if not form.is_valid():
         return render(
             request,
@@ -365,7 +371,7 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
             request,
             charger,
             connector_statuses(charger),
-            StartForm(request.POST, ports=port_rows(connectors)),
+            StartForm(request.POST, ports=_ports(charger, connectors)),
             refused.message,
         )
         return render(request, "guest/landing.html", context, status=409)

@@ -187,3 +187,23 @@ def test_the_stay_link_lists_the_guests_chargers(client, stay):
     page = client.get(f"/s/stay/{reservation.access_code}/").content.decode()
     assert "CABIN-1" in page and "CABIN-2" not in page and "Charging is included" in page
     assert client.get("/s/stay/NOPE1234/").status_code == 404
+
+
+def test_a_code_takes_the_free_port_when_another_guest_is_paying_for_the_first(
+    client, stay, fake_charger
+):
+    _, own, _, reservation = stay
+    make_online(own, ("Available", "Available"))
+    # Another guest's start, waiting for the car on port 1 (their hold paid).
+    GuestSession.objects.create(
+        charger=own,
+        connector_id=1,
+        email="other@example.com",
+        state=GuestSession.State.STARTING,
+    )
+    response = _post(client, own, reservation.access_code)
+    assert response.status_code == 302, response.content.decode()[:500]
+    assert fake_charger.calls[-1][1:] == (
+        "RemoteStartTransaction",
+        {"connectorId": 2, "idTag": GuestSession.objects.latest("pk").id_tag},
+    )
