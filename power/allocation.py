@@ -410,6 +410,13 @@ def allocate(
     return out
 
 
+def may_draw(id_tag_status: str, measured_a: Decimal | None) -> bool:
+    """Whether a session takes a share of the site's power. One whose start we answered other
+    than Accepted does not: the charger stops it, or only its energy delivery (OCPP 1.6 §3.5.4,
+    StopTransactionOnInvalidId), unless its readings show it drawing current all the same."""
+    return id_tag_status in ("", "Accepted") or (measured_a is not None and measured_a > 0)
+
+
 def amps_from_kw(kw: Decimal, *, voltage: int, phases: int) -> Decimal:
     """Return the current per phase for a power in kW (rounded down to 0.1 A)."""
     return _floor(Decimal(kw) * 1000 / (voltage * max(1, phases)))

@@ -165,17 +165,16 @@ def demands_for(
     } | set(refusing_connectors(property_id, whole=False))
     demands: list[Demand] = []
     facts: dict[tuple[str, int], tuple[int, str, Decimal | None]] = {}
-    seen: set[tuple[str, int]] = set()
-    for s in sessions:
-        key = (s.charger.station_id, s.connector_id)
-        if key in seen:  # two open sessions on one connector: the older one is stale
-            continue
-        seen.add(key)
+    # Two open sessions on one connector: the older one is stale (sessions come oldest first).
+    newest = {(s.charger.station_id, s.connector_id): s for s in sessions}
+    for key, s in newest.items():
         ep = electrical.get((s.charger_id, s.connector_id))
         phases = ep.phases if ep else site.phases
         min_a = ep.min_a if ep else allocation.DEFAULT_MIN_A
         max_a = ep.max_a if ep else DEFAULT_MAX_A
         measured = measured_current(s.pk, phases=phases, voltage=site.voltage)
+        if not allocation.may_draw(s.id_tag_status, measured):
+            continue
         kind = priority_class(s.token, bool(getattr(s, "in_group", False)))
         demands.append(
             Demand(

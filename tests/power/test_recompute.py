@@ -334,3 +334,45 @@ def test_a_meter_values_frame_costs_the_same_queries_and_the_sweep_sees_it(site,
     assert stored == 3 and len(frame) == 2
     assert services.recompute_due(refresh=timedelta(seconds=10)) == 1
     assert ConnectorAllocation.objects.get(session=session).measured_a == A("16.1")
+
+
+def test_a_session_answered_not_accepted_takes_no_share_unless_it_draws(site):
+    """OCPP 1.6 §3.5.4: a start answered Invalid is stopped, or only its energy delivery is
+    (StopTransactionOnInvalidId); its connector must not keep the others waiting."""
+    prop, _ = site
+    chargers = [ChargerFactory(property=prop) for _ in range(3)]
+    refused = start(chargers[0], minutes_ago=30)
+    ChargingSession.objects.filter(pk=refused.pk).update(id_tag_status="Invalid")
+    for c in chargers[1:]:
+        start(c, minutes_ago=5)
+    limits = services.recompute(prop.pk)
+    assert {limit.session_id for limit in limits} == {
+        s.pk for s in ChargingSession.objects.exclude(pk=refused.pk)
+    }
+    assert [limit.limit_a for limit in limits] == [A("31.5")] * 2
+    # Its readings say it draws all the same: it is a demand again.
+    MeterValue.objects.create(
+        charger=chargers[0],
+        session=refused,
+        connector_id=1,
+        timestamp=timezone.now(),
+        measurand="Current.Import",
+        unit="A",
+        value=A(10),
+    )
+    assert refused.pk in {limit.session_id for limit in services.recompute(prop.pk)}
+
+
+def test_of_two_open_sessions_on_one_connector_the_newest_is_the_demand(site):
+    prop, _ = site
+    charger = ChargerFactory(property=prop)
+    old = start(charger, minutes_ago=90)
+    new = ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=old.transaction_id + 1,
+        id_tag="TAG",
+        started_at=timezone.now() - timedelta(minutes=1),
+        meter_start_wh=0,
+    )
+    assert [limit.session_id for limit in services.recompute(prop.pk)] == [new.pk]
