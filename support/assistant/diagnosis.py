@@ -964,6 +964,33 @@ def _logs_path(viewer: Viewer, diagnosis: Diagnosis) -> str:
     )
 
 
+def _proxy_path(viewer: Viewer, diagnosis: Diagnosis) -> str:
+    """Whether other backoffices take part through our proxy, and which leads (seed 001:
+    Chargers > View > Proxy)."""
+    charger = diagnosis.charger
+    where = (
+        f"Chargers › View › Proxy (/chargers/{charger.station_id}/proxy/)"
+        if charger is not None
+        else "Chargers (/chargers/) › View on the charger › Proxy"
+    )
+    if not viewer.is_host:
+        return (
+            f"Whether a charger also reports to another backoffice is shown to its site host "
+            f"({where.split(' (')[0]})."
+        )
+    text = (
+        f"{where} lists every backoffice the charger's messages are forwarded to besides us. Just "
+        "us: only this system decides. More than one: the one set to Leader answers the "
+        "charger, so a card must be accepted there too."
+    )
+    if charger is not None and Finding.OFFLINE in diagnosis.findings:
+        text += (
+            " The forwarding runs through the charger's connection to us: while it is offline "
+            "here, no backoffice behind the proxy hears from it either."
+        )
+    return text
+
+
 def self_service(
     topic: Topic, viewer: Viewer, diagnosis: Diagnosis, wanted: frozenset[str]
 ) -> None:
@@ -987,10 +1014,12 @@ def self_service(
             "Payouts › Statements (/billing/payouts/) prepares a CSV statement for any date range "
             "or year (Prepare CSV, then Download CSV)."
         )
-    if only_asks_where(wanted):
+    if only_asks_where(wanted) and Intent.LOGS in wanted:
         # Only a question: with a problem in the message ("refused, the logs say Invalid") the
         # section's diagnosis answers it, and reads the logs itself.
         answers.append(_logs_path(viewer, diagnosis))
+    if Intent.PROXY in wanted:
+        answers.append(_proxy_path(viewer, diagnosis))
     if Intent.PMS_CONNECT in wanted:
         answers.append(
             "PMS sync › Connect a PMS (/stays/integrations/): choose Guesty, Hospitable or Track, "

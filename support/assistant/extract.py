@@ -62,6 +62,22 @@ _NOT_HELPED = re.compile(
 )
 
 
+# "I checked the network", "we've restarted it", "breaker is on": the person did the steps (not
+# "I'll try that": a promise is no report).
+_TRIED = re.compile(
+    r"\b(?:i|we)(?:'ve| have)?(?: already| just| also)? (?:checked|tried|restarted|rebooted|reset|"
+    r"power[- ]?cycled|cycled|turned|switched|flipped|unplugged|replugged|did|looked|tested|verified|"
+    r"made sure|confirmed)\b|\b(?:breaker|power|internet|wi-?fi|network|router|leds?) (?:is|are|was|were) "
+    r"(?:on|fine|ok|okay|working|lit|up)\b",
+    re.IGNORECASE,
+)
+
+
+def tried_steps(text: str) -> bool:
+    """Return whether the message reports having done the steps (or some of them)."""
+    return bool(_TRIED.search(text.replace("’", "'")))
+
+
 def last4_answer(text: str) -> str:
     """Return the four digits of a reply that is nothing else ("4242", "it's 4242")."""
     match = BARE_LAST4.match(text.strip())

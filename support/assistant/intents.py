@@ -22,6 +22,7 @@ class Intent(StrEnum):
     REMOVE_CARD = "remove_card"
     EXPORT_CSV = "export_csv"
     LOGS = "logs"  # where a charger's OCPP messages are read (seed 001: Chargers > View > Logs)
+    PROXY = "proxy"  # whether other backoffices take part, and which leads (seed 001: > Proxy)
     PMS_CONNECT = "pms_connect"
     PMS_DISCONNECT = "pms_disconnect"
     MISSING_CHARGER = "missing_charger"
@@ -72,6 +73,10 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
         r"\blogs\b|\blog\b(?!\s*(?:in|on|out|into|off)\b)|"
         r"\bocpp (?:messages?|frames?|traffic)\b|\bmessage (?:log|history)\b"
     ),
+    Intent.PROXY: re.compile(
+        r"\bprox(?:y|ies)\b|\bleader\b|"
+        r"\b(?:other|another|third[- ]party|3rd[- ]party|second) (?:back ?office|csms|server)s?\b"
+    ),
     Intent.PMS_DISCONNECT: re.compile(
         rf"\b(?:disconnect|unlink|remove|turn off|switch off|stop syncing|cancel)\b[^.!?]{{0,25}}\b{_PMS}\b"
         rf"|\b{_PMS}\b[^.!?]{{0,20}}\b(?:disconnected|removed|unlinked)\b"
@@ -109,6 +114,13 @@ _HOME: dict[Intent, tuple[str, ...]] = {
         "guest_start_error",
         "charger_setup",
     ),
+    Intent.PROXY: (
+        "no_permission",
+        "charger_offline",
+        "not_charging",
+        "guest_start_error",
+        "charger_setup",
+    ),
     Intent.PMS_CONNECT: ("charger_setup",),
     Intent.PMS_DISCONNECT: ("charger_setup",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
@@ -124,6 +136,7 @@ _PRIORITY = (
     Intent.REFUSED,
     Intent.OFFLINE,
     Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
+    Intent.PROXY,
 )
 
 
@@ -146,9 +159,9 @@ _PROBLEMS = frozenset(
 
 
 def only_asks_where(found: AbstractSet[str]) -> bool:
-    """Whether the message only asks where to read something (a charger's logs), with no
-    problem in it: the answer is the path alone, without a section's steps or questions."""
-    return Intent.LOGS in found and not _PROBLEMS.intersection(found)
+    """Whether the message only asks where to read something (a charger's logs, its proxy), with
+    no problem in it: the answer is the path alone, without a section's steps or questions."""
+    return bool({Intent.LOGS, Intent.PROXY} & found) and not _PROBLEMS.intersection(found)
 
 
 def intents(text: str) -> set[Intent]:

@@ -25,7 +25,7 @@ from ..services import ticket_confirm_email
 from .bundle import bundle_build
 from .classifier import Model, classify
 from .diagnosis import Diagnosis, Viewer, diagnose
-from .extract import extract, last4_answer, not_helped
+from .extract import extract, last4_answer, not_helped, tried_steps
 from .intents import Intent, intents, only_asks_where, section_for
 from .topics import (
     DETAIL_LABELS,
@@ -344,12 +344,35 @@ def _hand_over_now(
     explained = {Finding.CARD_HOLD, Finding.SELF_SERVICE} & diagnosis.findings
     if not required_missing(topic, details) and SECTIONS[topic].needs_human and not explained:
         return True
+    if answered_before and _steps_done_still_broken(conversation, topic, diagnosis):
+        return True
     if not answered_before or Finding.SELF_SERVICE in diagnosis.findings:
         return False
     section_details = set(SECTIONS[topic].details) | {"card_last4", "amount", "email"}
     gave = {name for name, value in found.items() if value} & section_details
     # Naming the charger alone (answering "which one is it?") first gets that charger's answer.
     return bool(gave - {"station_id"}) or (bool(gave) and not required_missing(topic, details))
+
+
+# What the live data shows while a section's problem lasts (seed 003 §1: "If the charger is
+# still offline ... after these steps, contact support").
+STILL_BROKEN: dict[Topic, Finding] = {Topic.CHARGER_OFFLINE: Finding.OFFLINE}
+
+
+def _steps_done_still_broken(
+    conversation: AssistantConversation, topic: Topic, diagnosis: Diagnosis
+) -> bool:
+    """Every step was suggested, the person says they did them (not only that they will) and
+    the live data still shows the problem: a person takes it over."""
+    symptom = STILL_BROKEN.get(topic)
+    if symptom is None or symptom not in diagnosis.findings:
+        return False
+    if not tried_steps(conversation.messages[-1].get("text", "")):
+        return False
+    before = _suggested(conversation, topic)
+    return bool(before) and not [
+        s for s in reply_steps(topic, diagnosis.findings) if s not in before
+    ]
 
 
 @transaction.atomic
