@@ -419,6 +419,13 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
         return
     tz = _tz(charger)
     _connection_facts(charger, now, tz, diagnosis)
+    if viewer.is_host and charger.last_seen_at is None:
+        # Power and Wi-Fi aside, a charger that never reached us is usually pointed elsewhere.
+        diagnosis.facts.append(
+            f"Check that {charger.station_id}'s OCPP URL and Station ID are exactly those on its "
+            f"setup card (linked from its page under Chargers, /chargers/{charger.station_id}/setup-card/): "
+            "a charger set to another address or ID never reaches us."
+        )
     _access_facts(charger, viewer, now, tz, diagnosis)
     if (
         viewer.is_host

@@ -80,3 +80,25 @@ def test_a_charger_online_again_is_not_handed_over_for_the_steps(host):
         user=host,
     )
     assert then.ticket is None
+
+
+def test_a_host_is_pointed_at_the_setup_card_of_a_charger_that_never_connected(host):
+    ChargerFactory(
+        property=PropertyFactory(organization=host.memberships.get().organization),
+        station_id="HB-NEW",
+    )
+    answer = assistant_answer(message="HB-NEW is offline", user=host)
+    assert any("/chargers/HB-NEW/setup-card/" in fact for fact in answer.facts)
+    guest = assistant_answer(message="HB-NEW is offline", station_id="HB-NEW")
+    assert not any("setup-card" in fact for fact in guest.facts)
+
+
+def test_the_overview_of_a_charger_that_never_connected_links_its_setup_card(client, host):
+    charger = ChargerFactory(
+        property=PropertyFactory(organization=host.memberships.get().organization),
+        station_id="HB-NEW",
+    )
+    client.force_login(host)
+    body = client.get(f"/chargers/{charger.station_id}/").content.decode()
+    assert 'href="/chargers/HB-NEW/setup-card/" id="setup-card-link"' in body
+    assert client.get("/chargers/HB-NEW/setup-card/").status_code == 200
