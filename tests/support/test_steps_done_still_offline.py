@@ -101,4 +101,7 @@ def test_the_overview_of_a_charger_that_never_connected_links_its_setup_card(cli
     client.force_login(host)
     body = client.get(f"/chargers/{charger.station_id}/").content.decode()
     assert 'href="/chargers/HB-NEW/setup-card/" id="setup-card-link"' in body
-    assert client.get("/chargers/HB-NEW/setup-card/").status_code == 200
+    card = client.get("/chargers/HB-NEW/setup-card/")
+    assert card.status_code == 200
+    # Every subprotocol the endpoint takes (chargers/connections/handshake.py SUBPROTOCOLS).
+    assert "ocpp1.6 / ocpp2.0.1 / ocpp2.1" in card.content.decode()
