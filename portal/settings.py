@@ -399,7 +399,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "roaming.log_cleanup",
         "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600),
     },
-    # OCPP 2.0.1 transactions with no event for OCPP_STALE_TRANSACTION_SECONDS (docs/ocpp.md, E14).
+    # OCPP 2.0.1 transactions with no event for OCPP_STALE_TRANSACTION_SECONDS (docs/ocpp.md, E14),
+    # and 1.6 sessions whose connector went Available without a StopTransaction.
     "ocpp-stale-transactions": {
         "task": "chargers.stale_transactions_check",
         "schedule": env_int("OCPP_STALE_TRANSACTION_CHECK_SECONDS", 300),
@@ -669,6 +670,9 @@ OCPP_BATCH_WAIT_S = env_float("OCPP_BATCH_WAIT_S", 30.0)
 OCPP_HANDSHAKE_TIMEOUT_S = env_float("OCPP_HANDSHAKE_TIMEOUT_S", 10.0)
 # A 2.0.1 transaction silent this long is asked about with GetTransactionStatus (docs/ocpp.md).
 OCPP_STALE_TRANSACTION_SECONDS = env_int("OCPP_STALE_TRANSACTION_SECONDS", 3600)
+# A 1.6 session whose connector has been Available this long with no StopTransaction is closed at
+# its last reading, stop reason NoStopTransaction (docs/ocpp.md, chargers/devices/stale.py).
+OCPP_STALE_16_AVAILABLE_SECONDS = env_int("OCPP_STALE_16_AVAILABLE_SECONDS", 900)
 OCPP_LOG_RETENTION_DAYS = env_int("OCPP_LOG_RETENTION_DAYS", 90)
 # Performance (docs/performance.md): on PostgreSQL the OCPP message log is written with COPY
 # on an async connection in the event loop (no GIL convoy with a database thread).

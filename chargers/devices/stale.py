@@ -1,5 +1,7 @@
-"""Stale 2.0.1 transactions (E14): a session whose charger has sent nothing about it for a while
-is asked about with GetTransactionStatus, and closed when the charger says it has ended.
+"""Stale transactions: sessions that stay open although the charger has ended them.
+
+2.0.1 (E14): a session whose charger has sent nothing about it for a while is asked about with
+GetTransactionStatus, and closed when the charger says it has ended.
 
 A 2.0.1 charger that lost its Ended event (a crash, a full queue, a swapped controller) leaves its
 session open forever: billing never prices it and the connector looks busy. Every
@@ -12,6 +14,16 @@ and asks their charger. The answer (E14.FR.02-.04):
 - neither: the transaction is over and no Ended will come: the session is closed at its last
   reading with stop reason `NoEndedEvent` (priced like any finished session). Should the Ended
   still arrive, the session is recomputed from it as for any late event.
+
+1.6 has no such question. A 1.6 session stays open when its StopTransaction is lost (a charger
+that forgets it over a reboot, or drops it after its retries): it then holds a share of the
+site's power, never gets priced and shows charging forever. Its connector says otherwise: a
+connector reports Available only when no transaction runs on it (OCPP 1.6 §4.9). So a session
+of a charger online now whose connector went Available after the session started, at least
+`OCPP_STALE_16_AVAILABLE_SECONDS` (900) ago, is still Available and took no meter value since,
+is closed at its last reading with stop reason `NoStopTransaction`. That is an estimate: should
+the StopTransaction still come, it replaces it (chargers.sessions.rules.stop_replaces), as the
+stop of a superseded session does.
 """
 
 from __future__ import annotations
@@ -25,13 +37,22 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backoffice import db
 from chargers.devices import commands
-from chargers.models import Charger, ChargingSession, Command, TransactionEvent
-from chargers.sessions import closing
+from chargers.models import (
+    Charger,
+    ChargingSession,
+    Command,
+    Connector,
+    MeterValue,
+    StatusEvent,
+    TransactionEvent,
+)
+from chargers.sessions import closing, rules
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +179,88 @@ async def gap_check(charger_id: int, session_id: int, transaction_id: str) -> No
         )
 
 
+# -- 1.6: the connector says the transaction is over --------------------------------------------
+
+
+def stale_16_after_s() -> int:
+    return int(getattr(settings, "OCPP_STALE_16_AVAILABLE_SECONDS", 900))
+
+
+def stale_sessions_16(*, now: datetime | None = None, limit: int = 200) -> list[ChargingSession]:
+    """Return active 1.6 sessions of online chargers whose connector went Available after the
+    session started, at least the grace time ago, and is Available still."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=stale_16_after_s())
+    here = {"charger_id": OuterRef("charger_id"), "connector_id": OuterRef("connector_id")}
+    went_available = StatusEvent.objects.filter(
+        **here,
+        status="Available",
+        received_at__gt=Coalesce(OuterRef("received_start_at"), OuterRef("started_at")),
+        received_at__lte=cutoff,
+    )
+    sessions = (
+        ChargingSession.objects.filter(
+            status=ChargingSession.Status.ACTIVE, charger__ocpp_version=Charger.OcppVersion.V16
+        )
+        .filter(
+            Exists(went_available), Exists(Connector.objects.filter(**here, status="Available"))
+        )
+        .select_related("charger")
+        .order_by("started_at", "pk")[: limit * 2]
+    )
+    return [s for s in sessions if s.charger.is_online(now) and _no_reading_since_available(s)][
+        :limit
+    ]
+
+
+def _no_reading_since_available(session: ChargingSession) -> bool:
+    """No meter value of the session after its connector first went Available (a charger that
+    still meters it still runs it, whatever its status says); both times on the charger's clock."""
+    since = session.received_start_at or session.started_at
+    available = (
+        StatusEvent.objects.filter(
+            charger_id=session.charger_id,
+            connector_id=session.connector_id,
+            status="Available",
+            received_at__gt=since,
+        )
+        .order_by("received_at", "pk")
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    return (
+        available is not None
+        and not MeterValue.objects.filter(session=session, timestamp__gt=available).exists()
+    )
+
+
+def close_without_stop(session_id: int) -> bool:
+    """Close an active 1.6 session at its last reading: its StopTransaction never came."""
+    with transaction.atomic():
+        session = (
+            ChargingSession.objects.select_for_update()
+            .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
+            .first()
+        )
+        if session is None:
+            return False  # its StopTransaction arrived meanwhile
+        closing.close_at_last_reading(session, rules.NO_STOP_TRANSACTION)
+    logger.warning(
+        "Closed 1.6 session %s on %s/%s: its connector is Available and no StopTransaction came",
+        session.transaction_id,
+        session.charger_id,
+        session.connector_id,
+    )
+    return True
+
+
 @shared_task(name="chargers.stale_transactions_check")
 def stale_transactions_check_task() -> dict[str, int]:
     counts: dict[str, int] = {}
     for session in stale_sessions():
         verdict = transaction_status_check(session)
         counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
+    for session in stale_sessions_16():
+        if close_without_stop(session.pk):
+            counts["no_stop"] = counts.get("no_stop", 0) + 1
     return counts

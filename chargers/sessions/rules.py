@@ -32,6 +32,10 @@ from chargers.ocpp.tolerant import MeterReading
 ACTIVE = "active"
 COMPLETED = "completed"
 SUPERSEDED = "Superseded"
+# A 1.6 session whose connector went Available and no StopTransaction came (chargers.devices.stale).
+NO_STOP_TRANSACTION = "NoStopTransaction"
+# Stops we estimated, not the charger: its own StopTransaction, should it come, replaces them.
+ESTIMATED_STOPS = (SUPERSEDED, NO_STOP_TRANSACTION)
 
 ID_TAG_MAX = 36  # ChargingSession.id_tag, stop_id_tag
 STOP_REASON_MAX = 20
@@ -101,15 +105,15 @@ def superseded(
 
 
 def stop_replaces(status: str, stop_reason: str) -> bool:
-    """Whether a stop closes this session: a running one, or our estimate of one a newer start
-    superseded (the charger's own stop replaces it). A resent stop of a closed one changes
-    nothing."""
-    return status == ACTIVE or stop_reason == SUPERSEDED
+    """Whether a stop closes this session: a running one, or one we closed by estimate (a newer
+    start superseded it, or its StopTransaction never came): the charger's own stop replaces
+    the estimate. A resent stop of a closed one changes nothing."""
+    return status == ACTIVE or stop_reason in ESTIMATED_STOPS
 
 
 # `stop_replaces` as the batched UPDATE's condition on the session `s`.
-STOP_REPLACES = "(s.status = %s OR s.stop_reason = %s)"
-STOP_REPLACES_PARAMS = (ACTIVE, SUPERSEDED)
+STOP_REPLACES = "(s.status = %s OR s.stop_reason IN (%s, %s))"
+STOP_REPLACES_PARAMS = (ACTIVE, *ESTIMATED_STOPS)
 
 
 def stop_in_batch(meter_stop: Decimal | None) -> bool:

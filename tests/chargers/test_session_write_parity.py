@@ -202,6 +202,11 @@ class World:
         event = v201.read_transaction_event(payload, RECEIVED)
         return self.append(n, tx_id, payload, closing.tx_end_of(event))
 
+    def stop_lost(self, transaction_id: int) -> None:
+        """What the 1.6 sweep does when the connector went Available and no stop came."""
+        session = ChargingSession.objects.get(transaction_id=transaction_id)
+        assert stale.close_without_stop(session.pk)
+
     def closed_at_last_reading(self, tx_id: str, reason: str) -> None:
         """What the stale-transaction check does when the charger says the transaction is over."""
         with transaction.atomic():
@@ -290,6 +295,15 @@ CASES = {
         "close",
         lambda w: _open(w, w.start(0, 1), w.start(0, 1, minute=40)),
         lambda w: [w.stop(0, 700_010, 250, reason="PowerLoss"), w.stop(0, 700_050, 100)],
+    ),
+    "the charger's stop replaces our no-stop estimate": Case(
+        "close",
+        lambda w: (
+            _open(w, w.start(0, 1)),
+            w.reading(0, 700_010, "260", 20),
+            w.stop_lost(700_010),
+        ),
+        lambda w: [w.stop(0, 700_010, 300, reason="EVDisconnected")],
     ),
     "a stop with no reason": Case(
         "close",
@@ -566,6 +580,13 @@ EXPECTED: dict[str, tuple] = {
         2,
         0,
         2,
+    ),
+    "the charger's stop replaces our no-stop estimate": (
+        [700010],
+        [(700010, C, 100, 300, "EVDisconnected")],
+        2,
+        0,
+        1,
     ),
     "a stop with no reason": ([700010], [(700010, C, 100, 500, "Local")], 1, 0, 1),
     "signed stop": (
