@@ -101,6 +101,15 @@ class Verdict:
     closed: bool = False
 
 
+def _locked_if_active(session_id: int) -> ChargingSession | None:
+    """The session, locked for the caller's transaction, while it is still running."""
+    return (
+        ChargingSession.objects.select_for_update()
+        .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
+        .first()
+    )
+
+
 def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
     """Act on a GetTransactionStatus answer about a session (E14)."""
     if not isinstance(response, dict):
@@ -110,11 +119,7 @@ def transaction_status_apply(*, session_id: int, response: Any) -> Verdict:
     if response.get("ongoingIndicator", False):
         return Verdict("ongoing")
     with transaction.atomic():
-        session = (
-            ChargingSession.objects.select_for_update()
-            .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
-            .first()
-        )
+        session = _locked_if_active(session_id)
         if session is None:
             return Verdict("ended")  # its Ended arrived meanwhile
         if TransactionEvent.objects.filter(session=session, event_type="Ended").exists():
@@ -237,11 +242,7 @@ def _no_reading_since_available(session: ChargingSession) -> bool:
 def close_without_stop(session_id: int) -> bool:
     """Close an active 1.6 session at its last reading: its StopTransaction never came."""
     with transaction.atomic():
-        session = (
-            ChargingSession.objects.select_for_update()
-            .filter(pk=session_id, status=ChargingSession.Status.ACTIVE)
-            .first()
-        )
+        session = _locked_if_active(session_id)
         if session is None:
             return False  # its StopTransaction arrived meanwhile
         closing.close_at_last_reading(session, rules.NO_STOP_TRANSACTION)
