@@ -205,7 +205,8 @@ OCPP_ACTIONS = [
     "TriggerMessage",
     "UnlockConnector",
 ]
-# OCPP 1.6 StopTransaction reasons (7.30) and ours ("Superseded").
+# OCPP 1.6 StopTransaction reasons (7.30) and our estimates ("Superseded", "NoStopTransaction",
+# "NoEndedEvent").
 STOP_REASONS = [
     "DeAuthorized",
     "EmergencyStop",
@@ -219,4 +220,6 @@ STOP_REASONS = [
     "SoftReset",
     "UnlockCommand",
     "Superseded",
+    "NoStopTransaction",
+    "NoEndedEvent",
 ]

@@ -39,7 +39,8 @@ ERROR_WORDS = {
     "UnderVoltage": "Undervoltage",
     "WeakSignal": "Weak signal",
 }
-# OCPP 1.6 Reason and 2.0.1 ReasonEnumType of a stop, and our own "Superseded".
+# OCPP 1.6 Reason and 2.0.1 ReasonEnumType of a stop, and our own estimates (chargers.sessions.rules,
+# chargers.devices.stale).
 STOP_WORDS = {
     "DeAuthorized": "card no longer valid",
     "EmergencyStop": "emergency stop",
@@ -64,6 +65,8 @@ STOP_WORDS = {
     "Timeout": "timed out",
     "UnlockCommand": "cable released remotely",
     "Superseded": "closed: a newer session started",
+    "NoStopTransaction": "closed: the charger's stop never came",
+    "NoEndedEvent": "closed: the charger's end never came",
 }
 
 

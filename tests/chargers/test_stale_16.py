@@ -124,3 +124,17 @@ def test_the_chargers_own_stop_replaces_the_estimate():
     session.refresh_from_db()
     assert (session.meter_stop_wh, session.stop_reason) == (Decimal(4700), "EVDisconnected")
     assert session.stopped_at == NOW - timedelta(minutes=35)
+
+
+def test_the_portal_says_why_a_session_closed_without_its_stop(client):
+    from tests.factories import MembershipFactory
+
+    session = _session()
+    _status(session, "Available", 30)
+    _sweep()
+    host = MembershipFactory(organization=session.charger.property.organization, role="viewer").user
+    client.force_login(host)
+    listed = client.get("/sessions/").content.decode()
+    assert "Closed: no stop received" in listed
+    detail = client.get(f"/sessions/{session.pk}/").content.decode()
+    assert 'class="no-stop-note"' in detail and "its connector became available" in detail
