@@ -19,6 +19,14 @@ pytestmark = pytest.mark.django_db
 NOW = timezone.now()
 
 
+@pytest.fixture(autouse=True)
+def _now():
+    """Each test's own now: a run imports this module minutes before the test runs, and a charger
+    last seen at import time would be offline by then."""
+    global NOW
+    NOW = timezone.now()
+
+
 def _session(*, online=True, version="1.6", minutes_ago=60):
     charger = ChargerFactory(
         ocpp_version=version,
