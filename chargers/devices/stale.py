@@ -200,6 +200,8 @@ def stale_sessions_16(*, now: datetime | None = None, limit: int = 200) -> list[
     went_available = StatusEvent.objects.filter(
         **here,
         status="Available",
+        # Along the (charger, connector, timestamp) index: only the events since the start.
+        timestamp__gte=OuterRef("started_at"),
         received_at__gt=Coalesce(OuterRef("received_start_at"), OuterRef("started_at")),
         received_at__lte=cutoff,
     )
@@ -227,6 +229,7 @@ def _no_reading_since_available(session: ChargingSession) -> bool:
             charger_id=session.charger_id,
             connector_id=session.connector_id,
             status="Available",
+            timestamp__gte=session.started_at,
             received_at__gt=since,
         )
         .order_by("received_at", "pk")
