@@ -60,6 +60,13 @@ class UnicodeJSONParser(JSONParser):
         body = stream.read() if stream is not None else b""
         if nested_too_deeply(body):
             raise ParseError(DEPTH_MESSAGE)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:  # DRF's own message is Python's codec error text
+            raise ParseError(
+                f"The body is not UTF-8 text, as JSON must be: byte 0x{exc.object[exc.start]:02x} "
+                f"at position {exc.start}."
+            ) from None
         data = super().parse(io.BytesIO(body), media_type, parser_context)
         if holds_lone_surrogate(data):
             raise ParseError(

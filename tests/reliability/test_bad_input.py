@@ -112,6 +112,16 @@ def test_an_exclusion_cannot_hide_faults_yet_to_come(owner_client):
     assert planned.status_code == 201, planned.content
 
 
+def test_a_body_that_is_not_utf8_is_a_400_in_plain_words(owner_client):
+    answer = owner_client.post(
+        "/api/v1/exclusions/", b'{"note": "caf\xe9"}', content_type="application/json"
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == (
+        "The body is not UTF-8 text, as JSON must be: byte 0xe9 at position 13."
+    )
+
+
 def test_a_json_body_nested_too_deeply_is_a_400_on_any_route(owner_client, client):
     deep = "[" * 100_000 + "]" * 100_000
     api = owner_client.post("/api/v1/exclusions/", deep, content_type="application/json")
