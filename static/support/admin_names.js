@@ -1,6 +1,8 @@
-// Django admin's autocomplete fields (select2) name their combobox by its current value alone, so
-// an empty one had no accessible name (axe-core: aria-input-field-name): a screen reader said
-// "combobox" and nothing else. Each is named by its field's label, then its value.
+// Names for what Django's admin leaves unnamed for screen readers (axe-core, serious):
+// - its autocomplete fields (select2) name their combobox by its current value alone, so an empty
+//   one had no accessible name (aria-input-field-name): each is named by its field's label, then
+//   its value;
+// - tabular inline inputs, filter-list help icons and empty filter choices (below).
 (function () {
   "use strict";
   function name(combo) {
@@ -15,10 +17,38 @@
     combo.setAttribute("aria-labelledby", ids);
     if (rendered) rendered.setAttribute("aria-labelledby", ids);
   }
-  function nameAll(root) {
-    if (root.querySelectorAll) {
-      root.querySelectorAll('.select2-selection[role="combobox"]').forEach(name);
+  // Django's tabular inlines name their inputs by the column header alone, which a screen
+  // reader does not read as a label (axe-core: label, select-name): each gets its header's text.
+  function nameCell(cell) {
+    var table = cell.closest("table");
+    var column = Array.prototype.find.call(cell.classList, function (c) {
+      return c.indexOf("field-") === 0;
+    });
+    var head = null;
+    if (column) {
+      head = table.querySelector("thead th.column-" + column.slice(6));
+    } else if (cell.classList.contains("delete")) {
+      head = table.querySelector("thead th:last-child");
     }
+    var text = head ? head.textContent.trim() : "";
+    if (!text) return;
+    cell.querySelectorAll("input:not([type=hidden]), select, textarea").forEach(function (el) {
+      var labelled = el.id && document.querySelector('label[for="' + el.id + '"]');
+      if (!labelled && !el.hasAttribute("aria-label")) el.setAttribute("aria-label", text);
+    });
+  }
+  function nameAll(root) {
+    if (!root.querySelectorAll) return;
+    root.querySelectorAll('.select2-selection[role="combobox"]').forEach(name);
+    root.querySelectorAll(".tabular tbody td").forEach(nameCell);
+    // The filter-list help icons carry an aria-label on a span with no role (aria-prohibited-attr).
+    root.querySelectorAll("span.help-tooltip[aria-label]:not([role])").forEach(function (icon) {
+      icon.setAttribute("role", "img");
+    });
+    // A list filter's choice for the empty value is a link with no text (axe-core: link-name).
+    root.querySelectorAll("#changelist-filter a").forEach(function (link) {
+      if (!link.textContent.trim()) link.textContent = "(blank)";
+    });
   }
   document.addEventListener("DOMContentLoaded", function () {
     nameAll(document);
