@@ -212,6 +212,8 @@ def stale_sessions_16(*, now: datetime | None = None, limit: int = 200) -> list[
         .filter(
             Exists(went_available), Exists(Connector.objects.filter(**here, status="Available"))
         )
+        # Offline chargers' sessions never fill the batch ahead of online ones (is_online below).
+        .exclude(charger__connection_id="")
         .select_related("charger")
         .order_by("started_at", "pk")[: limit * 2]
     )
