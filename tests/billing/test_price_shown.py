@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core import mail
 from django.utils import timezone
 
+from backoffice.templatetags.when import when
 from billing.models import Payment, PriceShown, Rate, SessionCharge
 from billing.price_shown import price_at_start
 from billing.services import session_cost, session_price
@@ -179,10 +180,13 @@ def test_the_price_shown_to_a_guest_is_stored_and_billed_whatever_happens_after(
     receipt = client.get(f"/s/receipt/{gs.key}/").content.decode()
     assert 'data-price-source="guest"' in receipt
     assert "Energy EUR 0.50 / kWh" in receipt and "Tax 21 %, included in prices" in receipt
-    assert "agreed to at" in receipt
+    # When the guest agreed, in the location's zone as every other time on these pages (a guest
+    # page has no viewer zone: the bare date filter would print UTC).
+    agreed = when(shown.shown_at, "Europe/Amsterdam")
+    assert agreed.endswith(("CET", "CEST")) and f"agreed to at {agreed}" in receipt
     live = client.get(f"/s/session/{gs.key}/").content.decode()
-    assert "Energy EUR 0.50 / kWh" in live
-    assert "Price billed: the price shown to you at" in mail.outbox[-1].body
+    assert "Energy EUR 0.50 / kWh" in live and f"agreed to at {agreed}" in live
+    assert f"Price billed: the price shown to you at {agreed}" in mail.outbox[-1].body
     # The host's cost page says the same: the price shown to the guest, kept with the session.
     host = UserFactory()
     MembershipFactory(user=host, organization=guest_charger.property.organization, role="owner")

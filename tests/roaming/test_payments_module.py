@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from authorization.models import Token
+from backoffice.templatetags.when import when
 from billing.models import Rate
 from chargers.models import ChargingSession
 from guest.models import GuestSession
@@ -496,6 +497,8 @@ def test_the_invoice_the_terminal_links_to_shows_the_card_payment_once_confirmed
     assert page.status_code == 200
     html = page.content.decode()
     assert payment.invoice_reference_id in html and "EUR 5.45" in html and 'id="awaiting"' in html
+    # The driver has no account and no zone: times are the location's, and say which zone.
+    assert when(session.started_at, operator["public"].timezone) in html
 
     _call(
         "POST",
