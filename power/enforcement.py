@@ -42,7 +42,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from chargers.devices import commands
+from chargers.devices import commands, stale
 from chargers.devices.smart_charging import rate_unit_learnt
 from chargers.models import (
     Charger,
@@ -92,6 +92,7 @@ class Send:
     decrease: bool = False
     # The same limit in the other unit: sent once if this one is refused (docs/power.md, "Units").
     alternate: profiles.Profile | None = None
+    port_status: str = ""  # a 1.6 session limit's connector status when sent (send_all)
 
 
 @dataclass
@@ -522,6 +523,10 @@ class Outcome:
     offline: bool = False
     answered: bool = False  # refused by an answer (a status or a CALLERROR), not by silence
     learnt_unit: str = ""  # the unit a retry in the other one settled (record() keeps it)
+    # A refused session limit whose transaction the charger no longer runs: why ("" it runs it,
+    # or it could not tell), and its GetTransactionStatus answer (2.0.1) for record() to act on.
+    not_running: str = ""
+    transaction_status: dict | None = None
 
 
 def _refusal(command: Command) -> str:
@@ -554,7 +559,47 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
         profiles.answer_status(command.response) == "Accepted"
     ):
         return Outcome(send, True)
-    return Outcome(send, False, _refusal(command), answered=True)
+    outcome = Outcome(send, False, _refusal(command), answered=True)
+    if send.allocation_id is not None and send.profile.purpose == profiles.TX_PROFILE:
+        return await _transaction_over(outcome, timeout)
+    return outcome
+
+
+# The 1.6 statuses of a connector with no transaction on it (OCPP 1.6 §4.9).
+NO_TRANSACTION_16 = ("Available", "Finishing")
+
+
+async def _transaction_over(outcome: Outcome, timeout: float) -> Outcome:
+    """A charger rejects a TxProfile for a transaction it does not run, whatever it does with
+    limits (1.6 §5.16.3, K01.FR.09): a session still open here after its charger ended it (a lost
+    stop, a reboot, an event in flight) is not a refusal of limits. Ask before calling it one:
+    2.0.1 by GetTransactionStatus (E14), 1.6 by the connector's status."""
+    send = outcome.send
+    if not send.charger.speaks_v2():
+        if send.port_status in NO_TRANSACTION_16:
+            reason = f"No transaction runs on this port (the charger says {send.port_status})"
+            return dataclasses.replace(outcome, not_running=reason)
+        return outcome
+    transaction_id = send.profile.payload["chargingProfile"].get("transactionId")
+    try:
+        command = await commands.send_command(
+            send.charger,
+            "GetTransactionStatus",
+            {"transactionId": transaction_id},
+            source="power",
+            timeout=timeout,
+        )
+    except (commands.ChargerOffline, commands.CommandTimeout, commands.InvalidCommand):
+        return outcome
+    answer = command.response
+    if command.status != Command.Status.ANSWERED or not isinstance(answer, dict):
+        return outcome
+    if answer.get("ongoingIndicator") is not False:  # running, or it cannot tell: refused
+        return outcome
+    reason = "The charger no longer runs this transaction" + (
+        " (its events are still queued)" if answer.get("messagesInQueue") else ""
+    )
+    return dataclasses.replace(outcome, not_running=reason, transaction_status=answer)
 
 
 async def _send_in_unit(send: Send, learnt: str, timeout: float) -> tuple[Outcome, str]:
@@ -567,7 +612,8 @@ async def _send_in_unit(send: Send, learnt: str, timeout: float) -> tuple[Outcom
             send = dataclasses.replace(send, profile=send.alternate)
         send = dataclasses.replace(send, alternate=None)
     outcome = await _send_one(send, timeout)
-    if outcome.accepted or not outcome.answered or send.alternate is None:
+    if outcome.accepted or not outcome.answered or send.alternate is None or outcome.not_running:
+        # Refused for a transaction it does not run: says nothing of the units it takes.
         return outcome, learnt
     retried = dataclasses.replace(send, profile=send.alternate, alternate=None)
     again = await _send_one(retried, timeout)
@@ -609,9 +655,27 @@ def send_all(sends: Sequence[Send]) -> list[Outcome]:
     """Send the profiles, chargers in parallel; return each one's outcome."""
     if not sends:
         return []
+    _port_statuses(sends)
     # From a request or a beat task (backoffice.beat._submit) this runs on the server's loop,
     # where the charger connections are; from a Celery worker, on a loop of its own.
     return async_to_sync(_send_all)(sends)
+
+
+def _port_statuses(sends: Sequence[Send]) -> None:
+    """Note on each 1.6 session limit its connector's status now (_transaction_over reads it)."""
+    ports = {
+        (send.charger.pk, send.profile.connector_id): send
+        for send in sends
+        if send.allocation_id is not None and not send.charger.speaks_v2()
+    }
+    if not ports:
+        return
+    rows = Connector.objects.filter(charger_id__in={charger for charger, _ in ports}).values_list(
+        "charger_id", "connector_id", "status"
+    )
+    for charger_id, connector_id, status in rows:
+        if (send := ports.get((charger_id, connector_id))) is not None:
+            send.port_status = status
 
 
 # -- what the answers change ----------------------------------------------------------------------
@@ -663,6 +727,9 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
             if row is None:
                 continue
             was_refused = row.refused
+            if not outcome.accepted and outcome.not_running:
+                again = _not_running(outcome, row, now) or again
+                continue
             if not outcome.accepted and _before_ev_needs(send, row):
                 # K15.FR.17: an ISO 15118 charger rejects a TxProfile until the car told its
                 # needs. Not a refusal of limits: sent again (the waiting default holds meanwhile).
@@ -719,6 +786,30 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> bool:
                 now=now,
             )
     return again
+
+
+def _not_running(outcome: Outcome, row: ConnectorAllocation, now: datetime) -> bool:
+    """A session limit refused because the charger runs no such transaction: no refusal of
+    limits (no alert, the connector stays controllable). A 2.0.1 session the charger says is over
+    is closed as the stale check would close it (chargers.devices.stale); a 1.6 one is left to
+    the 1.6 sweep, which waits for its StopTransaction a while. Return whether the allocation
+    changes (a session closed frees its share)."""
+    closed = False
+    if outcome.transaction_status is not None and row.session_id is not None:
+        verdict = stale.transaction_status_apply(
+            session_id=row.session_id, response=outcome.transaction_status
+        )
+        closed = verdict.closed
+    ConnectorAllocation.objects.filter(pk=row.pk).update(
+        applied_at=now, refused_reason=outcome.not_running[:200]
+    )
+    logger.info(
+        "%s refused a session limit on %s: %s",
+        outcome.send.charger.station_id,
+        outcome.send.profile.connector_id,
+        outcome.not_running,
+    )
+    return closed
 
 
 def _uncontrollable(

@@ -16,6 +16,7 @@ from chargers.models import Charger, ChargerNotice, ChargingSession, Command, Co
 from power import allocation, enforcement, profiles, services
 from power.allocation import Budget, Demand, Policy
 from power.models import ConnectorAllocation, ConnectorPower, SiteBudget, Uncontrollable
+from reliability.models import Alert, AlertRule
 from tests.factories import ChargerFactory, PropertyFactory
 
 A = Decimal
@@ -232,6 +233,8 @@ def test_an_iso15118_rejection_before_the_cars_needs_is_not_a_refusal(monkeypatc
     tx_profile = profiles.tx_profile_id(1)
 
     async def answer(charger, action, payload, **kwargs):
+        if action == "GetTransactionStatus":  # asked after the rejection: the car is charging
+            return Command(status=Command.Status.ANSWERED, response={"ongoingIndicator": True})
         rejected = payload["chargingProfile"]["id"] == tx_profile
         return Command(
             status=Command.Status.ANSWERED,
@@ -311,3 +314,115 @@ def test_a_refusal_holds_the_others_increases_until_the_allocation_counts_it(mon
     assert ConnectorAllocation.objects.get(charger=other).limit_a == A(12)
     enforcement.site_pass(prop.pk, timezone.now())
     assert [limit for station, limit in session_limits if station == "B-1"] == []
+
+
+# -- a session limit refused for a transaction the charger does not run -------------------------
+
+
+def _one_session(version: str, *, status: str | None = None):
+    now = timezone.now()
+    prop = PropertyFactory()
+    SiteBudget.objects.create(property=prop, limit_a=A(40), phases=3)
+    AlertRule.objects.create(organization=prop.organization, kind=AlertRule.Kind.POWER_REFUSED)
+    charger = ChargerFactory(property=prop, station_id="S-1", ocpp_version=version)
+    _online(charger, now)
+    if status is not None:
+        Connector.objects.create(charger=charger, connector_id=1, status=status)
+    session = ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=82,
+        ocpp_transaction_id="tx-82" if version != Charger.OcppVersion.V16 else "",
+        id_tag="TAG",
+        started_at=now - timedelta(minutes=5),
+        received_start_at=now - timedelta(minutes=5),
+        meter_start_wh=0,
+    )
+    services.recompute(prop.pk)
+    return prop, charger, session
+
+
+def _tx_profile_rejected(monkeypatch, transaction_status: dict | None = None) -> list[str]:
+    """The charger refuses session limits (in any unit) and accepts its own profiles; asked
+    GetTransactionStatus, it answers `transaction_status`. Returns the actions sent."""
+    sent: list[str] = []
+
+    async def answer(charger, action, payload, **kwargs):
+        sent.append(action)
+        if action == "GetTransactionStatus":
+            return Command(status=Command.Status.ANSWERED, response=transaction_status)
+        body = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+        refused = body.get("chargingProfilePurpose") == "TxProfile"
+        return Command(
+            status=Command.Status.ANSWERED,
+            response={"status": "Rejected" if refused else "Accepted"},
+        )
+
+    monkeypatch.setattr(commands, "send_command", answer)
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_201_session_the_charger_says_is_over_is_closed_not_counted_as_a_refusal(monkeypatch):
+    """Seen on the demo after a restart: our session outlived the charger's transaction, its
+    TxProfile was answered Rejected (K01.FR.09), and the charger was marked as refusing limits,
+    with an alert to the host, for the hour until the stale check asked about the session."""
+    monkeypatch.setattr(enforcement, "_refused_until", {})
+    prop, charger, session = _one_session(Charger.OcppVersion.V201)
+    sent = _tx_profile_rejected(monkeypatch, {"ongoingIndicator": False, "messagesInQueue": False})
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert "GetTransactionStatus" in sent
+    session.refresh_from_db()
+    assert session.status == ChargingSession.Status.COMPLETED
+    assert session.stop_reason == "NoEndedEvent"
+    assert not Uncontrollable.objects.exists()
+    assert not Alert.objects.filter(kind=AlertRule.Kind.POWER_REFUSED).exists()
+    row = ConnectorAllocation.objects.get(session=session)
+    assert not row.refused and "no longer runs this transaction" in row.refused_reason
+    assert charger.__class__.objects.get(pk=charger.pk).rate_unit_learnt == ""
+
+
+@pytest.mark.django_db
+def test_a_201_transaction_with_queued_events_is_waited_for(monkeypatch):
+    monkeypatch.setattr(enforcement, "_refused_until", {})
+    prop, _charger, session = _one_session(Charger.OcppVersion.V201)
+    _tx_profile_rejected(monkeypatch, {"ongoingIndicator": False, "messagesInQueue": True})
+    enforcement.site_pass(prop.pk, timezone.now())
+    session.refresh_from_db()
+    assert session.status == ChargingSession.Status.ACTIVE  # its Ended is still to come
+    assert not Uncontrollable.objects.exists()
+    assert "still queued" in ConnectorAllocation.objects.get(session=session).refused_reason
+
+
+@pytest.mark.parametrize("answer", [{"ongoingIndicator": True}, {"messagesInQueue": False}])
+@pytest.mark.django_db
+def test_a_201_transaction_still_running_or_unknown_is_a_refusal(monkeypatch, answer):
+    monkeypatch.setattr(enforcement, "_refused_until", {})
+    prop, charger, session = _one_session(Charger.OcppVersion.V201)
+    _tx_profile_rejected(monkeypatch, answer)
+    enforcement.site_pass(prop.pk, timezone.now())
+    session.refresh_from_db()
+    assert session.status == ChargingSession.Status.ACTIVE
+    assert Uncontrollable.objects.filter(charger=charger, connector_id=1).exists()
+    assert Alert.objects.filter(kind=AlertRule.Kind.POWER_REFUSED).exists()
+
+
+@pytest.mark.parametrize(
+    "status, refusal", [("Available", False), ("Finishing", False), ("Charging", True)]
+)
+@pytest.mark.django_db
+def test_a_16_port_that_says_no_transaction_runs_is_no_refusal(monkeypatch, status, refusal):
+    """1.6 has no GetTransactionStatus; a connector Available or Finishing runs no transaction
+    (§4.9). The session is left to the 1.6 sweep, which waits a while for its StopTransaction."""
+    monkeypatch.setattr(enforcement, "_refused_until", {})
+    prop, charger, session = _one_session(Charger.OcppVersion.V16, status=status)
+    sent = _tx_profile_rejected(monkeypatch)
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert "GetTransactionStatus" not in sent
+    assert Uncontrollable.objects.filter(charger=charger).exists() is refusal
+    assert Alert.objects.filter(kind=AlertRule.Kind.POWER_REFUSED).exists() is refusal
+    session.refresh_from_db()
+    assert session.status == ChargingSession.Status.ACTIVE
+    # Refused in both units for a transaction it does not run: no unit learnt from it.
+    learnt = Charger.objects.get(pk=charger.pk).rate_unit_learnt
+    assert learnt == ("A" if refusal else "")
