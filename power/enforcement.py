@@ -464,10 +464,10 @@ def _plan_sessions(
             continue  # offline or not booted: its safe default holds
         applied = _applied(row, session, charger)
         # A refusal counts for the session it was made in; asked again after `retry`.
-        refused_now = bool(
-            row.refused and row.applied_at and row.applied_at >= session.received_start_at
-        )
-        if refused_now and row.applied_at and now - row.applied_at < retry:
+        this_session = bool(row.applied_at and row.applied_at >= session.received_start_at)
+        refused_now = row.refused and this_session
+        not_running = this_session and row.refused_reason.startswith(NOT_RUNNING)
+        if (refused_now or not_running) and row.applied_at and now - row.applied_at < retry:
             continue
         # Before its first limit a session draws the lease's TxDefaultProfile: 0 A.
         in_force = (
@@ -567,6 +567,9 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
 
 # The 1.6 statuses of a connector with no transaction on it (OCPP 1.6 §4.9).
 NO_TRANSACTION_16 = ("Available", "Finishing")
+# How a session limit's row says its charger runs no such transaction (_not_running); the limit
+# is asked again after POWER_REFUSED_RETRY_SECONDS, as a refused one is.
+NOT_RUNNING = "No transaction runs"
 
 
 async def _transaction_over(outcome: Outcome, timeout: float) -> Outcome:
@@ -577,7 +580,7 @@ async def _transaction_over(outcome: Outcome, timeout: float) -> Outcome:
     send = outcome.send
     if not send.charger.speaks_v2():
         if send.port_status in NO_TRANSACTION_16:
-            reason = f"No transaction runs on this port (the charger says {send.port_status})"
+            reason = f"{NOT_RUNNING} on this port: the charger says {send.port_status}"
             return dataclasses.replace(outcome, not_running=reason)
         return outcome
     transaction_id = send.profile.payload["chargingProfile"].get("transactionId")
@@ -596,8 +599,8 @@ async def _transaction_over(outcome: Outcome, timeout: float) -> Outcome:
         return outcome
     if answer.get("ongoingIndicator") is not False:  # running, or it cannot tell: refused
         return outcome
-    reason = "The charger no longer runs this transaction" + (
-        " (its events are still queued)" if answer.get("messagesInQueue") else ""
+    reason = f"{NOT_RUNNING}: the charger says it ended" + (
+        ", its events are still queued" if answer.get("messagesInQueue") else ""
     )
     return dataclasses.replace(outcome, not_running=reason, transaction_status=answer)
 

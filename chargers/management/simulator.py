@@ -1019,7 +1019,16 @@ class SimulatedCharger201(SimulatedCharger):
             "SetChargingProfile": self._on_set_charging_profile,
             "ClearChargingProfile": self._on_clear_charging_profile,
             "GetCompositeSchedule": self._on_get_composite_schedule,
+            "GetTransactionStatus": self._on_get_transaction_status,
         }
+
+    def _on_get_transaction_status(self, payload: dict) -> Answer:
+        """E14: whether it runs the transaction; its events are sent as they happen, so none is
+        ever queued (a charger restarted by the demo's restart forgot the ones it ran)."""
+        answer: dict[str, Any] = {"messagesInQueue": False}
+        if "transactionId" in payload:
+            answer["ongoingIndicator"] = payload["transactionId"] in self.tx_ids.values()
+        return answer, None
 
     def _check_request(self, action: str, payload: dict) -> None:
         try:

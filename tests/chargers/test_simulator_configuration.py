@@ -57,3 +57,16 @@ async def test_heartbeat_interval_changed_is_the_one_it_beats_at():
     assert sim.heartbeat_interval == 90
     answer = await _ask(sim, "GetConfiguration", {"key": ["HeartbeatInterval"]})
     assert answer["configurationKey"][0]["value"] == "90"
+
+
+async def test_the_201_simulator_answers_whether_it_runs_a_transaction():
+    """E14: the stale check and power's refusal check ask it; the demo's 2.0.1 charger answered
+    NotSupported, so a session it forgot over a restart was taken for a refusal of limits."""
+    sim = make_simulator("2.0.1", url="ws://unused", station_id="SIM-TX", auto_sessions=False)
+    sim.ws = Wire()
+    sim.tx_ids[1] = "tx-running"
+    running = await _ask(sim, "GetTransactionStatus", {"transactionId": "tx-running"})
+    assert running == {"messagesInQueue": False, "ongoingIndicator": True}
+    forgotten = await _ask(sim, "GetTransactionStatus", {"transactionId": "tx-forgotten"})
+    assert forgotten == {"messagesInQueue": False, "ongoingIndicator": False}
+    assert await _ask(sim, "GetTransactionStatus", {}) == {"messagesInQueue": False}

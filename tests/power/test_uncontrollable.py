@@ -335,24 +335,29 @@ def _one_session(version: str, *, status: str | None = None):
         ocpp_transaction_id="tx-82" if version != Charger.OcppVersion.V16 else "",
         id_tag="TAG",
         started_at=now - timedelta(minutes=5),
-        received_start_at=now - timedelta(minutes=5),
         meter_start_wh=0,
     )
+    ChargingSession.objects.filter(pk=session.pk).update(
+        received_start_at=now - timedelta(minutes=5)
+    )
+    session.refresh_from_db()
     services.recompute(prop.pk)
     return prop, charger, session
 
 
 def _tx_profile_rejected(monkeypatch, transaction_status: dict | None = None) -> list[str]:
     """The charger refuses session limits (in any unit) and accepts its own profiles; asked
-    GetTransactionStatus, it answers `transaction_status`. Returns the actions sent."""
+    GetTransactionStatus, it answers `transaction_status`. Returns what was sent: the action, or
+    "TxProfile" for a session limit."""
     sent: list[str] = []
 
     async def answer(charger, action, payload, **kwargs):
-        sent.append(action)
         if action == "GetTransactionStatus":
+            sent.append(action)
             return Command(status=Command.Status.ANSWERED, response=transaction_status)
         body = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
         refused = body.get("chargingProfilePurpose") == "TxProfile"
+        sent.append("TxProfile" if refused else action)
         return Command(
             status=Command.Status.ANSWERED,
             response={"status": "Rejected" if refused else "Accepted"},
@@ -378,7 +383,9 @@ def test_a_201_session_the_charger_says_is_over_is_closed_not_counted_as_a_refus
     assert not Uncontrollable.objects.exists()
     assert not Alert.objects.filter(kind=AlertRule.Kind.POWER_REFUSED).exists()
     row = ConnectorAllocation.objects.get(session=session)
-    assert not row.refused and "no longer runs this transaction" in row.refused_reason
+    assert (
+        not row.refused and row.refused_reason == "No transaction runs: the charger says it ended"
+    )
     assert charger.__class__.objects.get(pk=charger.pk).rate_unit_learnt == ""
 
 
@@ -391,7 +398,9 @@ def test_a_201_transaction_with_queued_events_is_waited_for(monkeypatch):
     session.refresh_from_db()
     assert session.status == ChargingSession.Status.ACTIVE  # its Ended is still to come
     assert not Uncontrollable.objects.exists()
-    assert "still queued" in ConnectorAllocation.objects.get(session=session).refused_reason
+    assert ConnectorAllocation.objects.get(session=session).refused_reason == (
+        "No transaction runs: the charger says it ended, its events are still queued"
+    )
 
 
 @pytest.mark.parametrize("answer", [{"ongoingIndicator": True}, {"messagesInQueue": False}])
@@ -426,3 +435,15 @@ def test_a_16_port_that_says_no_transaction_runs_is_no_refusal(monkeypatch, stat
     # Refused in both units for a transaction it does not run: no unit learnt from it.
     learnt = Charger.objects.get(pk=charger.pk).rate_unit_learnt
     assert learnt == ("A" if refusal else "")
+    # Not sent again at every pass (every few seconds): after the refusal's retry time.
+    sent.clear()
+    ConnectorAllocation.objects.filter(session=session).update(
+        applied_at=timezone.now() - timedelta(seconds=30)  # past POWER_PROFILE_MIN_INTERVAL_S
+    )
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert "TxProfile" not in sent
+    ConnectorAllocation.objects.filter(session=session).update(
+        applied_at=timezone.now() - timedelta(seconds=301)
+    )
+    enforcement.site_pass(prop.pk, timezone.now())
+    assert "TxProfile" in sent
