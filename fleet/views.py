@@ -85,7 +85,7 @@ def baseline_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "fleet/baseline_list.html",
-        {"baselines": found, "portal_section": "chargers"},
+        {"baselines": found, "portal_section": "baselines"},
     )
 
 
@@ -101,7 +101,7 @@ def baseline_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "settings": baseline_services.settings_of(baseline.pk),
             "rows": baseline_services.baseline_chargers(baseline, chargers),
             "may_write": can_write(request.user, baseline.organization_id),
-            "portal_section": "chargers",
+            "portal_section": "baselines",
         },
     )
 

@@ -56,3 +56,13 @@ def test_a_viewer_sees_no_buttons_and_cannot_act():
     assert "Rollout" in page and ">Halt<" not in page
     assert web.post(f"/fleet/campaigns/{campaign.pk}/start/").status_code == 403
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+def test_the_main_menu_leads_to_campaigns_and_baselines():
+    """They were reachable only by typing their address (docs/firmware.md said so)."""
+    prop = PropertyFactory()
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    home = web.get("/chargers/").content.decode()
+    assert 'href="/fleet/campaigns/"' in home and 'href="/fleet/baselines/"' in home
+    page = web.get("/fleet/baselines/").content.decode()
+    assert 'class="active" aria-current="page">Configuration baselines</a>' in page
