@@ -8,6 +8,9 @@ app_name = "fleet"
 
 urlpatterns = [
     path("campaigns/", views.campaign_list, name="campaign-list"),
+    path("campaigns/new/", views.campaign_new, name="campaign-new"),
+    path("releases/", views.release_list, name="release-list"),
+    path("releases/<int:pk>/<slug:action>/", views.release_action, name="release-action"),
     path("campaigns/<int:pk>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:pk>/<slug:action>/", views.campaign_action, name="campaign-action"),
     # Firmware for the chargers (no account: the key in the address; fleet.campaigns.hosting).

@@ -1,5 +1,6 @@
-"""Portal pages of firmware campaigns: the operator's list, one campaign with each charger's
-timeline, and its pause / resume / halt buttons (docs/firmware.md); configuration baselines:
+"""Portal pages of firmware campaigns: the operator's releases (add one, host its file, mark it
+bad), a new campaign, the list, one campaign with each charger's timeline, and its start / pause
+/ resume / halt buttons (docs/firmware.md); configuration baselines:
 their list, one baseline with its chargers' drift, and a charger's Configuration tab with its
 one-click re-apply (docs/operations.md)."""
 
@@ -7,19 +8,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from backoffice.tenancy import can_write, readable, require_role
+from backoffice.models import Property
+from backoffice.tenancy import can_write, readable, require_role, writable_organizations
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user
 
 from .baselines import dispatch as baseline_dispatch
 from .baselines import services as baseline_services
 from .campaigns import hosting, services
-from .models import Baseline, BaselineApplication, Campaign, CampaignTarget
+from .forms import CampaignForm, ReleaseForm
+from .models import Baseline, BaselineApplication, Campaign, CampaignTarget, FirmwareRelease
 
 ACTIONS = ("start", "pause", "resume", "halt")
 
@@ -32,7 +36,11 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "fleet/campaign_list.html",
-        {"campaigns": campaigns, "portal_section": "firmware"},
+        {
+            "campaigns": campaigns,
+            "may_create": writable_organizations(request.user).exists(),
+            "portal_section": "firmware",
+        },
     )
 
 
@@ -53,10 +61,132 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "targets": targets,
             "counts": counts,
             "may_write": can_write(request.user, campaign.organization_id),
-            "actions": ACTIONS,
+            "actions": [a for a in ACTIONS if campaign.status in services.TRANSITIONS[a][0]],
             "portal_section": "firmware",
         },
     )
+
+
+@login_required
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    """Create a draft campaign (members who may write in the release's organization); it starts
+    from its own page once the operator has checked the chargers it took."""
+    organizations = writable_organizations(request.user)
+    if not organizations.exists():
+        raise PermissionDenied("Only owners and managers create campaigns.")
+    form = CampaignForm(
+        request.POST or None,
+        releases=FirmwareRelease.objects.filter(organization__in=organizations, bad=False).order_by(
+            "vendor", "model", "-created_at"
+        ),
+        properties=Property.objects.filter(organization__in=organizations).order_by("name"),
+    )
+    if request.method == "POST" and form.is_valid():
+        campaign = _campaign_create(request, form)
+        if campaign is not None:
+            count = campaign.targets.count()
+            messages.success(
+                request,
+                f"Draft campaign with {count} charger(s). Check them below, then Start.",
+            )
+            return redirect("fleet:campaign-detail", pk=campaign.pk)
+    return render(
+        request,
+        "fleet/campaign_new.html",
+        {"form": form, "portal_section": "firmware"},
+        status=400 if form.errors else 200,
+    )
+
+
+def _campaign_create(request: HttpRequest, form: CampaignForm) -> Campaign | None:
+    """The form's campaign, or None with the refusal added to the form."""
+    data = form.cleaned_data
+    release: FirmwareRelease = data["release"]
+    station_ids: list[str] = data["station_ids"]
+    found = dict(
+        Charger.objects.filter(
+            property__organization_id=release.organization_id, station_id__in=station_ids
+        ).values_list("station_id", "pk")
+    )
+    missing = [s for s in station_ids if s not in found]
+    if missing:  # another organization's charger reads like one that does not exist
+        form.add_error("station_ids", f"Unknown charger: {', '.join(missing[:5])}")
+        return None
+    try:
+        return services.campaign_create(
+            organization=release.organization,
+            name=data["name"],
+            release=release,
+            selection=services.Selection(
+                property_ids=tuple(p.pk for p in data["properties"]),
+                current_version=data["current_version"].strip(),
+                charger_ids=tuple(found.values()),
+            ),
+            canary_share=data["canary_percent"] / 100,
+            wave_size=data["wave_size"],
+            success_threshold=data["success_percent"] / 100,
+            max_failures=data["max_failures"],
+            report_timeout_s=data["report_minutes"] * 60,
+            user=request.user,
+        )
+    except services.CampaignRefused as exc:
+        form.add_error(None, str(exc))
+        return None
+
+
+@login_required
+def release_list(request: HttpRequest) -> HttpResponse:
+    """The organization's firmware releases; members who may write add one, host its file here
+    and mark one bad."""
+    organizations = writable_organizations(request.user)
+    form = ReleaseForm(request.POST or None, organizations=organizations)
+    if request.method == "POST":
+        if not organizations.exists():
+            raise PermissionDenied("Only owners and managers add releases.")
+        if form.is_valid():
+            release = form.save()
+            messages.success(request, f"Release {release} saved.")
+            return redirect("fleet:release-list")
+    releases = readable(
+        FirmwareRelease.objects.select_related("organization"), request.user
+    ).order_by("vendor", "model", "-created_at", "-pk")[:500]
+    writable_ids = set(organizations.values_list("pk", flat=True))
+    return render(
+        request,
+        "fleet/release_list.html",
+        {
+            "rows": [(r, r.organization_id in writable_ids) for r in releases],
+            "form": form if writable_ids else None,
+            "portal_section": "releases",
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def release_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Host the release's file here (its SHA-256 checked), or mark it bad (held everywhere)."""
+    release = get_object_or_404(readable(FirmwareRelease.objects.all(), request.user), pk=pk)
+    require_role(request.user, release.organization_id, edit=True)
+    if action == "file":
+        upload = request.FILES.get("file")
+        if upload is None:
+            messages.error(request, "Choose the firmware file to upload.")
+            return redirect("fleet:release-list")
+        try:
+            hosting.release_file_store(release_id=release.pk, upload=upload)
+        except hosting.HostingRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{release}: the file is hosted here for the chargers.")
+    elif action == "mark-bad":
+        reason = (request.POST.get("reason") or "").strip()[:200] or "Marked bad."
+        held = services.release_mark_bad(release_id=release.pk, reason=reason)
+        messages.success(request, f"{release} marked bad: {held} campaign(s) held.")
+    else:
+        return HttpResponse("Unknown action.", status=400)
+    return redirect("fleet:release-list")
 
 
 @login_required

@@ -285,9 +285,14 @@ def _observe(targets: list[CampaignTarget], version: str, now: datetime, timeout
 # -- which targets may be sent now ----------------------------------------------------------------
 
 
-def _ready(targets: Iterable[CampaignTarget], now: datetime) -> set[int]:
-    """The targets that may be sent now: their charger online, with no session open, and inside
-    its property's maintenance window."""
+WAIT_SESSION = "Waiting: a charging session is open"
+WAIT_OFFLINE = "Waiting: the charger is offline"
+WAIT_WINDOW = "Waiting for the maintenance window"
+
+
+def _waits(targets: Iterable[CampaignTarget], now: datetime) -> dict[int, str]:
+    """Each target and why it may not be sent now ("" it may): its charger online, with no
+    session open, and inside its property's maintenance window."""
     targets = list(targets)
     charger_ids = [t.charger_id for t in targets]
     busy = set(
@@ -301,18 +306,36 @@ def _ready(targets: Iterable[CampaignTarget], now: datetime) -> set[int]:
             property__chargers__in=charger_ids
         ).select_related("property")
     }
-    ready = set()
+    waits: dict[int, str] = {}
     for target in targets:
         charger = target.charger
-        if target.charger_id in busy or not charger.is_online(now):
-            continue
         window = windows.get(charger.property_id or 0)
-        if window is not None:
-            local = now.astimezone(zoneinfo.ZoneInfo(window.property.timezone)).time()
-            if not staging.in_window(window.start, window.end, local):
-                continue
-        ready.add(target.pk)
-    return ready
+        if target.charger_id in busy:
+            waits[target.pk] = WAIT_SESSION
+        elif not charger.is_online(now):
+            waits[target.pk] = WAIT_OFFLINE
+        elif window is not None and not _in_window(window, now):
+            waits[target.pk] = f"{WAIT_WINDOW} ({window.start:%H:%M}–{window.end:%H:%M})"
+        else:
+            waits[target.pk] = ""
+    return waits
+
+
+def _in_window(window: MaintenanceWindow, now: datetime) -> bool:
+    local = now.astimezone(zoneinfo.ZoneInfo(window.property.timezone)).time()
+    return staging.in_window(window.start, window.end, local)
+
+
+def _waits_note(waits: dict[int, str]) -> None:
+    """Say on each pending target why it waits (the campaign's page shows it), writing only the
+    ones whose reason changed."""
+    by_reason: dict[str, list[int]] = {}
+    for target_id, reason in waits.items():
+        by_reason.setdefault(reason, []).append(target_id)
+    for reason, ids in by_reason.items():
+        CampaignTarget.objects.filter(pk__in=ids, status=CampaignTarget.Status.PENDING).exclude(
+            reason=reason
+        ).update(reason=reason)
 
 
 def charger_busy(charger_id: int) -> bool:
@@ -360,7 +383,9 @@ def campaign_step(*, campaign_id: int, now: datetime | None = None) -> list[int]
     if campaign.status != Campaign.Status.RUNNING:
         return []  # paused, held or halted: what was sent is still followed, nothing more goes
     pending = [t for t in targets if t.status == CampaignTarget.Status.PENDING]
-    ready = _ready(pending, now)
+    waits = _waits(pending, now)
+    _waits_note(waits)
+    ready = {target_id for target_id, reason in waits.items() if not reason}
     decision = staging.decide(
         staging.Rules(
             campaign.canary_share,

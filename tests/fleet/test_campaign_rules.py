@@ -90,7 +90,9 @@ async def test_no_update_during_a_session_and_one_once_it_ended():
     )
     assert await sync_to_async(dispatch.campaigns_advance)() == {}
     assert await client.communicator.receive_nothing(timeout=0.2)
-    assert (await CampaignTarget.objects.aget(campaign=campaign)).status == "pending"
+    waiting = await CampaignTarget.objects.aget(campaign=campaign)
+    # The campaign's page says why it waits (it read "Waiting for its stage" alone).
+    assert waiting.status == "pending" and waiting.reason == "Waiting: a charging session is open"
     session.stopped_at = timezone.now()
     await session.asave(update_fields=["stopped_at"])
     step = asyncio.create_task(sync_to_async(dispatch.campaigns_advance)())
@@ -110,6 +112,10 @@ async def test_no_update_outside_the_maintenance_window():
     )
     assert await sync_to_async(dispatch.campaigns_advance)() == {}
     assert await client.communicator.receive_nothing(timeout=0.2)
+    waiting = await CampaignTarget.objects.aget(campaign=campaign)
+    assert (
+        waiting.reason == f"Waiting for the maintenance window ({start:%H:%M}–{window.end:%H:%M})"
+    )
     window.start, window.end = clock(local.hour), clock((local.hour + 1) % 24)
     await window.asave()
     step = asyncio.create_task(sync_to_async(dispatch.campaigns_advance)())

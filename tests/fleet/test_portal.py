@@ -2,6 +2,7 @@
 buttons for those who may write."""
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from fleet.campaigns import services
@@ -66,3 +67,123 @@ def test_the_main_menu_leads_to_campaigns_and_baselines():
     assert 'href="/fleet/campaigns/"' in home and 'href="/fleet/baselines/"' in home
     page = web.get("/fleet/baselines/").content.decode()
     assert 'class="active" aria-current="page">Configuration baselines</a>' in page
+
+
+# -- releases and campaigns made in the portal (the API's rules) ----------------------------------
+
+
+def _release_form(org_id: int, **over) -> dict:
+    return {
+        "organization": org_id,
+        "vendor": "Acme",
+        "model": "",
+        "version": "3.0",
+        "location": "https://fw.example/3.bin",
+        "sha256": SHA.upper(),
+        "signing_certificate": "",
+        "signature": "",
+        "notes": "",
+        **over,
+    }
+
+
+def test_an_operator_adds_a_release_over_https_only_and_signed_whole():
+    prop = PropertyFactory()
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    org = prop.organization_id
+    plain = web.post("/fleet/releases/", _release_form(org, location="http://fw.example/3.bin"))
+    assert plain.status_code == 400 and "over HTTPS" in plain.content.decode()
+    half = web.post("/fleet/releases/", _release_form(org, signature="c2ln"))
+    assert half.status_code == 400 and "both its signing certificate" in half.content.decode()
+    assert not FirmwareRelease.objects.exists()
+    assert web.post("/fleet/releases/", _release_form(org)).status_code == 302
+    assert FirmwareRelease.objects.get().sha256 == SHA  # typed in capitals, kept as hex
+
+
+def test_releases_of_another_organization_are_neither_made_nor_touched():
+    mine, theirs = PropertyFactory(), PropertyFactory()
+    other = campaign_of(theirs, "Theirs").release
+    web = client_for(MembershipFactory(organization=mine.organization).user)
+    foreign = web.post("/fleet/releases/", _release_form(theirs.organization_id))
+    assert foreign.status_code == 400 and FirmwareRelease.objects.count() == 1
+    assert "Acme" not in web.get("/fleet/releases/").content.decode()
+    assert web.post(f"/fleet/releases/{other.pk}/mark-bad/", {"reason": "x"}).status_code == 404
+    assert not FirmwareRelease.objects.get(pk=other.pk).bad
+    viewer = client_for(MembershipFactory(organization=mine.organization, role="viewer").user)
+    assert viewer.post("/fleet/releases/", _release_form(mine.organization_id)).status_code == 403
+    assert "Add a release" not in viewer.get("/fleet/releases/").content.decode()
+
+
+def test_marking_a_release_bad_holds_its_running_campaign():
+    prop = PropertyFactory()
+    campaign = campaign_of(prop, "Rollout")
+    services.campaign_transition(campaign_id=campaign.pk, action="start")
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    done = web.post(f"/fleet/releases/{campaign.release_id}/mark-bad/", {"reason": "bricks"})
+    assert done.status_code == 302
+    assert Campaign.objects.get(pk=campaign.pk).status == "held"
+    assert "bricks" in web.get("/fleet/releases/").content.decode()
+
+
+def test_uploading_a_file_without_an_https_site_says_why_and_keeps_nothing(settings, tmp_path):
+    settings.SITE_URL, settings.FIRMWARE_ROOT = "http://csms.example", str(tmp_path)
+    prop = PropertyFactory()
+    release = campaign_of(prop, "Rollout").release
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    upload = SimpleUploadedFile("fw.bin", b"firmware")
+    page = web.post(f"/fleet/releases/{release.pk}/file/", {"file": upload}, follow=True)
+    assert "set SITE_URL to this site" in page.content.decode()
+    assert list(tmp_path.iterdir()) == [] and FirmwareRelease.objects.get().file_name == ""
+
+
+def _campaign_form(release_id: int, **over) -> dict:
+    return {
+        "name": "Portal rollout",
+        "release": release_id,
+        "current_version": "",
+        "station_ids": "",
+        "canary_percent": 20,
+        "wave_size": 5,
+        "success_percent": 90,
+        "max_failures": 2,
+        "report_minutes": 30,
+        **over,
+    }
+
+
+def test_an_operator_creates_a_draft_campaign_of_chosen_locations():
+    prop = PropertyFactory()
+    elsewhere = PropertyFactory(organization=prop.organization)
+    release = campaign_of(prop, "First").release
+    ChargerFactory(property=elsewhere, vendor="Acme", station_id="FAR-1")
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    made = web.post("/fleet/campaigns/new/", _campaign_form(release.pk, properties=[prop.pk]))
+    campaign = Campaign.objects.get(name="Portal rollout")
+    assert made.status_code == 302 and made["Location"] == f"/fleet/campaigns/{campaign.pk}/"
+    assert campaign.status == "draft" and campaign.report_timeout_s == 1800
+    assert (campaign.canary_share, campaign.success_threshold, campaign.wave_size) == (0.2, 0.9, 5)
+    assert [t.charger.property_id for t in campaign.targets.all()] == [prop.pk]
+    page = web.get(f"/fleet/campaigns/{campaign.pk}/").content.decode()
+    assert "Canary 20 % of the chargers" in page and "silent for 30 min" in page
+    assert ">Start<" in page and ">Resume<" not in page  # only what a draft can do
+
+
+def test_a_campaign_form_refuses_what_is_not_the_releases_organization():
+    mine, theirs = PropertyFactory(), PropertyFactory()
+    release = campaign_of(mine, "First").release
+    their_release = campaign_of(theirs, "Theirs").release
+    ChargerFactory(property=theirs, vendor="Acme", station_id="THEIRS-1")
+    web = client_for(MembershipFactory(organization=mine.organization).user)
+    cases = [
+        _campaign_form(their_release.pk),  # not a choice
+        _campaign_form(release.pk, properties=[theirs.pk]),  # not a choice
+        _campaign_form(release.pk, station_ids="THEIRS-1"),  # reads as unknown
+    ]
+    for form in cases:
+        answer = web.post("/fleet/campaigns/new/", form)
+        assert answer.status_code == 400, form
+    assert "Unknown charger: THEIRS-1" in answer.content.decode()
+    assert Campaign.objects.count() == 2
+    viewer = client_for(MembershipFactory(organization=mine.organization, role="viewer").user)
+    assert viewer.post("/fleet/campaigns/new/", _campaign_form(release.pk)).status_code == 403
+    assert "New campaign" not in viewer.get("/fleet/campaigns/").content.decode()

@@ -339,6 +339,12 @@ PUBLIC = {
 TESTED_ELSEWHERE = {
     "fleet:campaign-action": "tests/fleet/test_portal.py (another organization's campaign: 404, "
     "nothing changed; a viewer's POST: 403)",
+    "fleet:campaign-new": "tests/fleet/test_portal.py (another organization's release, location "
+    "or charger: 400, nothing created; a viewer's POST: 403)",
+    "fleet:release-list": "tests/fleet/test_portal.py (another organization in the form: 400, "
+    "nothing created; another organization's releases not listed; a viewer's POST: 403)",
+    "fleet:release-action": "tests/fleet/test_portal.py (another organization's release: 404, "
+    "not marked bad)",
     "fleet:baseline-apply": "tests/fleet/test_baselines.py (another organization's baseline: 404, "
     "nothing queued; a viewer's POST: 403)",
     "fleet:charger-configuration-action": "tests/fleet/test_baselines.py (another organization's "

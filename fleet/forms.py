@@ -1,0 +1,165 @@
+"""Portal forms of firmware releases and campaigns (docs/firmware.md): the same rules as the API
+(fleet.campaigns.api), for members who may write in the release's organization."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+
+from backoffice.models import Organization, Property
+
+from .models import FirmwareRelease
+
+# What a charger list may be typed as: one station id per line, or separated by commas/spaces.
+_SEPARATORS = re.compile(r"[\s,;]+")
+MAX_STATION_IDS = 5000
+
+
+class ReleaseForm(forms.ModelForm):
+    """A firmware image the chargers download over HTTPS (L01.FR.08), signed or not."""
+
+    class Meta:
+        model = FirmwareRelease
+        fields = [
+            "organization",
+            "vendor",
+            "model",
+            "version",
+            "location",
+            "sha256",
+            "signing_certificate",
+            "signature",
+            "notes",
+        ]
+        labels = {
+            "location": "Download address (https)",
+            "sha256": "SHA-256 of the file",
+            "version": "Version",
+        }
+        help_texts = {
+            "location": "Where the chargers download it. Hosting the file here instead: save the "
+            "release with the vendor's address or any https address, then upload the file on "
+            "its row.",
+            "sha256": "64 lower-case hex digits (sha256sum of the file).",
+            "vendor": "As the chargers report it in their BootNotification.",
+            "model": "Empty: every model of the vendor.",
+            "version": "The firmware version the chargers report once it is installed.",
+            "signing_certificate": "Signed updates only: the manufacturer's PEM.",
+            "signature": "Signed updates only: the file's Base64 signature.",
+        }
+        widgets = {
+            "signing_certificate": forms.Textarea(attrs={"rows": 3}),
+            "signature": forms.Textarea(attrs={"rows": 2}),
+            "notes": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args: Any, organizations: QuerySet[Organization], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        organization = self.fields["organization"]
+        assert isinstance(organization, forms.ModelChoiceField)
+        organization.queryset = organizations
+        if organizations.count() == 1:
+            organization.initial = organizations.first()
+            organization.widget = forms.HiddenInput()
+        self.fields["signing_certificate"].max_length = 5500  # 1.6 security whitepaper limits
+        self.fields["signature"].max_length = 800
+
+    def clean_location(self) -> str:
+        value = str(self.cleaned_data["location"])
+        if not value.lower().startswith("https://"):
+            raise forms.ValidationError(
+                "Chargers download firmware over HTTPS: an https:// address."
+            )
+        return value
+
+    def clean_sha256(self) -> str:
+        return str(self.cleaned_data["sha256"]).strip().lower()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("signing_certificate")) != bool(data.get("signature")):
+            raise forms.ValidationError(
+                "A signed release needs both its signing certificate and its signature."
+            )
+        return data
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    release = forms.ModelChoiceField(
+        queryset=FirmwareRelease.objects.none(),
+        help_text="Only chargers of its vendor (and model) are taken.",
+    )
+    properties = forms.ModelMultipleChoiceField(
+        queryset=Property.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Locations",
+        help_text="None ticked: every location of the release's organization.",
+    )
+    current_version = forms.CharField(
+        max_length=50, required=False, help_text="Only chargers running this version now."
+    )
+    station_ids = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Only these chargers",
+        help_text="Station ids, one per line or separated by commas. Empty: every match.",
+    )
+    canary_percent = forms.IntegerField(
+        min_value=1,
+        max_value=100,
+        initial=10,
+        label="Canary (% of the chargers)",
+        help_text="Updated first, at least one charger.",
+    )
+    wave_size = forms.IntegerField(min_value=1, max_value=10_000, initial=10)
+    success_percent = forms.IntegerField(
+        min_value=0,
+        max_value=100,
+        initial=95,
+        label="Next wave while at least (% succeeded)",
+    )
+    max_failures = forms.IntegerField(
+        min_value=1, max_value=10_000, initial=1, label="Halt at this many failures"
+    )
+    report_minutes = forms.IntegerField(
+        min_value=1,
+        max_value=7 * 24 * 60,
+        initial=60,
+        label="Silent for (minutes) counts as failed",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        releases: QuerySet[FirmwareRelease],
+        properties: QuerySet[Property],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        release = self.fields["release"]
+        chosen = self.fields["properties"]
+        assert isinstance(release, forms.ModelChoiceField)
+        assert isinstance(chosen, forms.ModelMultipleChoiceField)
+        release.queryset = releases
+        chosen.queryset = properties
+
+    def clean_station_ids(self) -> list[str]:
+        ids = [s for s in _SEPARATORS.split(self.cleaned_data.get("station_ids") or "") if s]
+        if len(ids) > MAX_STATION_IDS:
+            raise forms.ValidationError(f"At most {MAX_STATION_IDS} chargers.")
+        return list(dict.fromkeys(ids))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        release = data.get("release")
+        chosen = data.get("properties") or []
+        if release is not None and any(
+            p.organization_id != release.organization_id for p in chosen
+        ):
+            self.add_error("properties", "Choose locations of the release's organization.")
+        return data
