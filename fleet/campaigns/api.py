@@ -118,7 +118,10 @@ class ReleaseViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
     def mark_bad(self, request: Request, pk: str | None = None) -> Response:
         """Hold the release in every campaign: nothing more is sent."""
         release = self.get_object()
-        reason = str(request.data.get("reason", "") or "Marked bad.")[:200]
+        reason = request.data.get("reason", "")
+        if not isinstance(reason, str):
+            raise ValidationError({"reason": ["Say why in words (a string)."]})
+        reason = (reason.strip() or "Marked bad.")[:200]
         services.release_mark_bad(release_id=release.pk, reason=reason)
         release.refresh_from_db()
         return Response(ReleaseSerializer(release, context=self.get_serializer_context()).data)

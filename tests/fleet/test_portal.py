@@ -8,7 +8,7 @@ from django.test import Client
 from fleet.campaigns import services
 from fleet.models import Campaign, FirmwareRelease
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
-from tests.fleet.test_campaigns import SHA
+from tests.fleet.test_campaigns import SHA, api_for
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +187,14 @@ def test_a_campaign_form_refuses_what_is_not_the_releases_organization():
     viewer = client_for(MembershipFactory(organization=mine.organization, role="viewer").user)
     assert viewer.post("/fleet/campaigns/new/", _campaign_form(release.pk)).status_code == 403
     assert "New campaign" not in viewer.get("/fleet/campaigns/").content.decode()
+
+
+def test_marking_bad_over_the_api_takes_a_reason_in_words():
+    prop = PropertyFactory()
+    release = campaign_of(prop, "Rollout").release
+    api = api_for(MembershipFactory(organization=prop.organization).user)
+    url = f"/api/v1/firmware/releases/{release.pk}/mark-bad/"
+    assert api.post(url, {"reason": ["x"]}, format="json").status_code == 400
+    assert not FirmwareRelease.objects.get(pk=release.pk).bad
+    assert api.post(url, {"reason": " bricks "}, format="json").status_code == 200
+    assert FirmwareRelease.objects.get(pk=release.pk).bad_reason == "bricks"
