@@ -998,6 +998,25 @@ def _proxy_path(viewer: Viewer, diagnosis: Diagnosis) -> str:
     return text
 
 
+def _firmware_path(viewer: Viewer) -> str:
+    """How chargers' firmware is updated here, with the host's campaigns as they stand."""
+    if not viewer.is_host:
+        return (
+            "A charger's firmware is updated by its site host or operator; nothing is needed "
+            "from you to charge. If a charger misbehaves, tell me its Station ID."
+        )
+    text = (
+        "Firmware is updated by a campaign: Fleet › Firmware releases (/fleet/releases/) › Add "
+        "a release (the vendor, model and version, its https download address and SHA-256, or "
+        "upload the file on its row), then Fleet › Firmware campaigns (/fleet/campaigns/) › New "
+        "campaign: choose the release and the locations, save the draft, check the chargers it "
+        "took and press Start. A canary is updated first, then waves while they succeed; no "
+        "charger is updated during a session or outside its location's maintenance window."
+    )
+    now_running = lookups.firmware_campaign_sentences(viewer)
+    return " ".join([text, *now_running])
+
+
 def self_service(
     topic: Topic, viewer: Viewer, diagnosis: Diagnosis, wanted: frozenset[str]
 ) -> None:
@@ -1027,6 +1046,8 @@ def self_service(
         answers.append(_logs_path(viewer, diagnosis))
     if Intent.PROXY in wanted:
         answers.append(_proxy_path(viewer, diagnosis))
+    if Intent.FIRMWARE in wanted and only_asks_where(wanted):
+        answers.append(_firmware_path(viewer))
     if Intent.PMS_CONNECT in wanted:
         answers.append(
             "PMS sync › Connect a PMS (/stays/integrations/): choose Guesty, Hospitable or Track, "

@@ -27,6 +27,7 @@ class Intent(StrEnum):
     PMS_DISCONNECT = "pms_disconnect"
     MISSING_CHARGER = "missing_charger"
     PMS_SYNC = "pms_sync"
+    FIRMWARE = "firmware"  # how chargers' firmware is updated (Fleet › Firmware campaigns)
     PERSON = "person"
     RESOLVED = "resolved"
 
@@ -86,6 +87,12 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
         rf"|\b{_PMS}\b[^.!?]{{0,25}}\b(?:connect(?:ing|ion)?|integrat(?:e|ing|ion)|set ?up|hook(?:ing)? up|link(?:ing)?)\b"
     ),
     Intent.PMS_SYNC: re.compile(rf"\b(?:{_PMS}|bookings?|reservations?|sync\w*|calendar)\b"),
+    Intent.FIRMWARE: re.compile(
+        r"\b(?:firm ?wares?|firmwear|fw (?:update|upgrade|version)s?|"
+        r"(?:software|os) (?:update|upgrade|version)s?|"
+        r"(?:update|upgrade|flash)(?:s|d|ing)? (?:the |my |our |all (?:the |my |our )?)?"
+        r"(?:chargers?'? |stations?'? )?software)\b"
+    ),
     Intent.MISSING_CHARGER: re.compile(
         r"\b(?:missing|not (?:showing|shown|listed|there|appearing|visible)|doesn'?t (?:show|appear)|"
         r"isn'?t (?:showing|there|listed|on)|can'?t (?:see|find)|not (?:on|in) (?:the |my )?(?:network|list))\b"
@@ -123,6 +130,7 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     ),
     Intent.PMS_CONNECT: ("charger_setup",),
     Intent.PMS_DISCONNECT: ("charger_setup",),
+    Intent.FIRMWARE: ("charger_setup",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
 }
 # The order in which an intent decides the section (a PMS request beats "offline" in its text).
@@ -137,6 +145,7 @@ _PRIORITY = (
     Intent.OFFLINE,
     Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
     Intent.PROXY,
+    Intent.FIRMWARE,  # "offline since the firmware update": the problem places it
 )
 
 
@@ -159,9 +168,12 @@ _PROBLEMS = frozenset(
 
 
 def only_asks_where(found: AbstractSet[str]) -> bool:
-    """Whether the message only asks where to read something (a charger's logs, its proxy), with
-    no problem in it: the answer is the path alone, without a section's steps or questions."""
-    return bool({Intent.LOGS, Intent.PROXY} & found) and not _PROBLEMS.intersection(found)
+    """Whether the message only asks where to read or do something (a charger's logs, its proxy,
+    a firmware update), with no problem in it: the answer is the path alone, without a section's
+    steps or questions."""
+    return bool(
+        {Intent.LOGS, Intent.PROXY, Intent.FIRMWARE} & found
+    ) and not _PROBLEMS.intersection(found)
 
 
 def intents(text: str) -> set[Intent]:

@@ -18,6 +18,7 @@ from django.db.models import Q
 from backoffice.models import Organization, Property
 from billing.models import BillingSettings, Payment, Payout, Subscription
 from chargers.models import Charger, ChargingSession, Connector
+from fleet.models import Campaign, CampaignTarget
 from metering.selectors import session_signature
 from metering.transparency import status_text
 from stays.models import PmsIntegration
@@ -219,3 +220,28 @@ def host_payments_that_fit(
             )
         ]
     return fits
+
+
+def firmware_campaign_sentences(viewer: Viewer, limit: int = 3) -> list[str]:
+    """The host's firmware campaigns not finished yet, each in one sentence: its status, its
+    chargers' counts and why the first waiting one waits."""
+    campaigns = Campaign.objects.exclude(status=Campaign.Status.COMPLETED).select_related("release")
+    if viewer.organization_ids is not None:
+        campaigns = campaigns.filter(organization_id__in=viewer.organization_ids)
+    sentences = []
+    for campaign in campaigns.order_by("-created_at", "-pk")[:limit]:
+        statuses = list(campaign.targets.values_list("status", "reason"))
+        done = sum(1 for status, _ in statuses if status == CampaignTarget.Status.SUCCEEDED)
+        failed = sum(1 for status, _ in statuses if status == CampaignTarget.Status.FAILED)
+        waits = [r for status, r in statuses if status == CampaignTarget.Status.PENDING and r]
+        line = (
+            f"Your campaign “{campaign.name}” ({campaign.release}) is "
+            f"{campaign.get_status_display().lower()}: {done} of {len(statuses)} charger(s) "
+            f"updated, {failed} failed"
+        )
+        if campaign.status_reason:
+            line += f" ({campaign.status_reason})"
+        if waits:
+            line += f"; {len(waits)} waiting ({waits[0][0].lower() + waits[0][1:]})"
+        sentences.append(line + ".")
+    return sentences

@@ -39,7 +39,13 @@ from .topics import (
 
 # Requests the assistant answers with a portal path or passes on, whatever the conversation was.
 REQUESTS = frozenset(
-    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT}
+    {
+        Intent.REMOVE_CARD,
+        Intent.EXPORT_CSV,
+        Intent.PMS_CONNECT,
+        Intent.PMS_DISCONNECT,
+        Intent.FIRMWARE,
+    }
 )
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000

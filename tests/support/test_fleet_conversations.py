@@ -412,3 +412,69 @@ def test_asking_for_the_logs_keeps_the_conversation_on_its_section():
     assert first.topic == "payouts_reporting"
     assert logs.topic == "payouts_reporting"  # the question moves no conversation elsewhere
     assert "› Logs" in logs.reply and "What to do" not in logs.reply
+
+
+# -- Firmware: the Fleet pages, with the host's campaigns as they stand ---------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "How do I update the firmware on all my chargers?",
+        "where do I add the firmware file?",
+        "can i upgrade my chargers software from here",
+        "is there a way to push a fw update to the stations",
+        "firmwear update?",
+    ],
+)
+def test_a_firmware_question_is_answered_with_the_fleet_pages(message):
+    _, (answer,) = talk("online", message)
+    assert answer.topic == "charger_setup"
+    assert "Fleet › Firmware releases (/fleet/releases/)" in answer.reply
+    assert "New campaign" in answer.reply and "What to do" not in answer.reply
+    assert answer.ticket is None
+
+
+def test_the_hosts_running_campaign_and_why_a_charger_waits_are_said():
+    from fleet.campaigns import services
+    from fleet.models import CampaignTarget, FirmwareRelease
+
+    stage = situations.build("online")
+    charger = next(iter(stage.chargers.values()))
+    organization = stage.organization
+    release = FirmwareRelease.objects.create(
+        organization=organization,
+        vendor=charger.vendor or "Acme",
+        version="9.9",
+        location="https://fw.example/9.bin",
+        sha256="0" * 64,
+    )
+    charger.vendor = release.vendor
+    charger.save(update_fields=["vendor"])
+    campaign = services.campaign_create(
+        organization=organization,
+        name="Spring update",
+        release=release,
+        selection=services.Selection(charger_ids=(charger.pk,)),
+    )
+    services.campaign_transition(campaign_id=campaign.pk, action="start")
+    CampaignTarget.objects.filter(campaign=campaign).update(reason=services.WAIT_SESSION)
+    answer = assistant_answer(
+        message="how do I update firmware", conversation_key=None, station_id="", user=stage.host
+    )
+    assert (
+        "“Spring update”" in answer.reply
+        and "is running: 0 of 1 charger(s) updated" in answer.reply
+    )
+    assert "1 waiting (waiting: a charging session is open)" in answer.reply
+
+
+def test_a_guest_asking_about_firmware_is_told_the_host_does_it():
+    _, (answer,) = talk("online", "when will this charger get a firmware update?", who="guest")
+    assert "site host or operator" in answer.reply and "/fleet/" not in answer.reply
+
+
+def test_a_problem_after_a_firmware_update_is_diagnosed_not_answered_with_the_path():
+    _, (answer,) = talk("offline", "HV-01 is offline since the firmware update")
+    assert answer.topic == "charger_offline"
+    assert "/fleet/releases/" not in answer.reply
