@@ -8,8 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
+
 from authorization.models import Token
-from chargers.models import ChargingSession
+from chargers.models import ChargingSession, MeterValue
+from chargers.ocpp.energy import register_wh
 from chargers.sessions.payer import PAYER_TEXT, Payer, PayerFacts, payer_of
 from chargers.web.providers import money_round, session_prices
 
@@ -67,6 +70,35 @@ def session_costs(
                 price["final"],
             )
         )
+    return out
+
+
+def energy_so_far(sessions: Sequence[ChargingSession]) -> dict[int, Decimal]:
+    """Wh delivered so far by each running session (its last energy register reading less its
+    meter start), by pk, in one query for all of them; none for a session with no reading."""
+    running = [s.pk for s in sessions if s.status == ChargingSession.Status.ACTIVE]
+    if not running:
+        return {}
+    last = (
+        MeterValue.objects.filter(
+            session=OuterRef("pk"), measurand="Energy.Active.Import.Register", phase=""
+        )
+        .exclude(value=None)
+        .order_by("-timestamp", "-id")
+    )
+    rows = (
+        ChargingSession.objects.filter(pk__in=running)
+        .annotate(
+            last_value=Subquery(last.values("value")[:1]),
+            last_unit=Subquery(last.values("unit")[:1]),
+        )
+        .values_list("pk", "meter_start_wh", "last_value", "last_unit")
+    )
+    out: dict[int, Decimal] = {}
+    for pk, start, value, unit in rows:
+        reading = register_wh(value, unit or "") if value is not None else None
+        if reading is not None and start is not None:
+            out[pk] = max(reading - Decimal(start), Decimal(0))
     return out
 
 

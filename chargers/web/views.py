@@ -78,6 +78,7 @@ from chargers.web.selectors import (
 from chargers.web.session_rows import (
     SESSION_ROW_DEFERRED,
     SESSION_ROW_RELATED,
+    energy_so_far,
     session_costs,
     session_duration_s,
     session_payer,
@@ -1075,8 +1076,10 @@ def session_list(request: HttpRequest) -> HttpResponse:
     page = paginator.get_page(request.GET.get("page"))
     now = timezone.now()
     costs = session_costs(list(page.object_list))
+    so_far = energy_so_far(list(page.object_list))
     for s in page.object_list:
         s.cost, s.cost_currency, s.cost_final = costs[s.pk]
+        s.energy_so_far_wh = so_far.get(s.pk)
         s.payer_text = PAYER_TEXT[session_payer(s)]
         s.duration_text = duration_text((s.stopped_at or now) - s.started_at)
     query = request.GET.copy()

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -107,3 +108,36 @@ def test_session_and_cost_pages_name_the_station_connector_and_start_not_the_tra
         assert f"{site.charger.station_id}, connector 1" in title
         for text in (crumb, title, heading):
             assert tx not in text
+
+
+def test_a_running_session_shows_its_energy_so_far(client, site):
+    """The list showed "–" for a session still charging while its cost so far was priced from
+    the same readings: the host saw a cost and no energy."""
+    from chargers.models import ChargingSession, MeterValue
+
+    ChargingSession.objects.filter(pk=site.session.pk).update(
+        status="active", stopped_at=None, meter_stop_wh=None
+    )
+    # A later reading in kWh (the unit a charger chose), and a phase reading that is not the total.
+    last = MeterValue.objects.filter(session=site.session).order_by("-timestamp").first()
+    MeterValue.objects.create(
+        charger=site.charger,
+        session=site.session,
+        connector_id=1,
+        timestamp=last.timestamp + timedelta(minutes=5),
+        unit="kWh",
+        value=Decimal("9.2505"),
+    )
+    MeterValue.objects.create(
+        charger=site.charger,
+        session=site.session,
+        connector_id=1,
+        timestamp=last.timestamp + timedelta(minutes=6),
+        unit="Wh",
+        phase="L1",
+        value=Decimal("99999"),
+    )
+    client.force_login(site.owner)
+    page = client.get(reverse("chargers:session-list")).content.decode()
+    # 9250.5 - 1000 Wh, in whole Wh as the finished rows are; the phase reading is not the total.
+    assert '8251 Wh <span class="muted small">so far</span>' in page
