@@ -163,3 +163,22 @@ class CampaignForm(forms.Form):
         ):
             self.add_error("properties", "Choose locations of the release's organization.")
         return data
+
+
+class MaintenanceWindowForm(forms.Form):
+    """A location's daily window for firmware installs, in its local time; both empty: any time."""
+
+    start = forms.TimeField(
+        required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    end = forms.TimeField(
+        required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("start") is None) != (data.get("end") is None):
+            raise forms.ValidationError(
+                "Give both the start and the end, or neither (firmware at any time)."
+            )
+        return data

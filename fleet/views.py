@@ -22,7 +22,7 @@ from chargers.web.selectors import charger_for_user
 from .baselines import dispatch as baseline_dispatch
 from .baselines import services as baseline_services
 from .campaigns import hosting, services
-from .forms import CampaignForm, ReleaseForm
+from .forms import CampaignForm, MaintenanceWindowForm, ReleaseForm
 from .models import Baseline, BaselineApplication, Campaign, CampaignTarget, FirmwareRelease
 
 ACTIONS = ("start", "pause", "resume", "halt")
@@ -187,6 +187,47 @@ def release_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     else:
         return HttpResponse("Unknown action.", status=400)
     return redirect("fleet:release-list")
+
+
+@login_required
+def window_list(request: HttpRequest) -> HttpResponse:
+    """Each location's maintenance window: when campaigns may install firmware there."""
+    properties = readable(
+        Property.objects.select_related("maintenance_window"), request.user
+    ).order_by("name", "pk")[:500]
+    rows = []
+    for prop in properties:
+        window = getattr(prop, "maintenance_window", None)
+        initial = {"start": window.start, "end": window.end} if window is not None else {}
+        form = MaintenanceWindowForm(initial=initial, prefix=f"w{prop.pk}")
+        rows.append((prop, window, form, can_write(request.user, prop.organization_id)))
+    return render(request, "fleet/window_list.html", {"rows": rows, "portal_section": "windows"})
+
+
+@login_required
+@require_POST
+def window_set(request: HttpRequest, pk: int) -> HttpResponse:
+    prop = get_object_or_404(readable(Property.objects.all(), request.user), pk=pk)
+    require_role(request.user, prop.organization_id, edit=True)
+    form = MaintenanceWindowForm(request.POST, prefix=f"w{prop.pk}")
+    if "clear" in request.POST:
+        services.maintenance_window_set(property_id=prop.pk, start=None, end=None)
+        messages.success(request, f"{prop.name}: firmware may be installed at any time.")
+    elif form.is_valid():
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+        services.maintenance_window_set(property_id=prop.pk, start=start, end=end)
+        if start is None:
+            messages.success(request, f"{prop.name}: firmware may be installed at any time.")
+        else:
+            messages.success(
+                request,
+                f"{prop.name}: firmware is installed only {start:%H:%M}–{end:%H:%M} "
+                f"({prop.timezone}).",
+            )
+    else:
+        said = [str(e) for e in form.non_field_errors()] or ["Give the times as HH:MM."]
+        messages.error(request, f"{prop.name}: " + " ".join(said))
+    return redirect("fleet:window-list")
 
 
 @login_required

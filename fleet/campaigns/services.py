@@ -10,7 +10,7 @@ import logging
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from django.db import transaction
@@ -319,6 +319,17 @@ def _waits(targets: Iterable[CampaignTarget], now: datetime) -> dict[int, str]:
         else:
             waits[target.pk] = ""
     return waits
+
+
+def maintenance_window_set(*, property_id: int, start: time | None, end: time | None) -> None:
+    """Set the location's maintenance window (local time; end before start crosses midnight), or
+    remove it (None, None): then firmware may be installed at any time."""
+    if start is None or end is None:
+        MaintenanceWindow.objects.filter(property_id=property_id).delete()
+        return
+    MaintenanceWindow.objects.update_or_create(
+        property_id=property_id, defaults={"start": start, "end": end}
+    )
 
 
 def _in_window(window: MaintenanceWindow, now: datetime) -> bool:

@@ -198,3 +198,42 @@ def test_marking_bad_over_the_api_takes_a_reason_in_words():
     assert not FirmwareRelease.objects.get(pk=release.pk).bad
     assert api.post(url, {"reason": " bricks "}, format="json").status_code == 200
     assert FirmwareRelease.objects.get(pk=release.pk).bad_reason == "bricks"
+
+
+# -- maintenance windows (set by the host; they were in the admin only) ---------------------------
+
+
+def test_a_host_sets_and_clears_a_locations_maintenance_window():
+    from fleet.models import MaintenanceWindow
+
+    prop = PropertyFactory()
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    url = f"/fleet/windows/{prop.pk}/"
+    p = f"w{prop.pk}"
+    half = web.post(url, {f"{p}-start": "02:00", f"{p}-end": ""}, follow=True).content.decode()
+    assert "Give both the start and the end" in half and not MaintenanceWindow.objects.exists()
+    web.post(url, {f"{p}-start": "23:00", f"{p}-end": "04:30"})
+    window = MaintenanceWindow.objects.get(property=prop)
+    assert (f"{window.start:%H:%M}", f"{window.end:%H:%M}") == ("23:00", "04:30")
+    page = web.get("/fleet/windows/").content.decode()
+    assert "23:00–04:30" in page and 'value="23:00"' in page
+    web.post(url, {f"{p}-start": "23:00", f"{p}-end": "04:30", "clear": "1"})
+    assert not MaintenanceWindow.objects.exists()
+    assert "Any time" in web.get("/fleet/windows/").content.decode()
+
+
+def test_another_organizations_window_is_neither_shown_nor_set():
+    from fleet.models import MaintenanceWindow
+
+    mine, theirs = PropertyFactory(name="Mine"), PropertyFactory(name="Theirs")
+    web = client_for(MembershipFactory(organization=mine.organization).user)
+    p = f"w{theirs.pk}"
+    answer = web.post(f"/fleet/windows/{theirs.pk}/", {f"{p}-start": "01:00", f"{p}-end": "02:00"})
+    assert answer.status_code == 404 and not MaintenanceWindow.objects.exists()
+    assert "Theirs" not in web.get("/fleet/windows/").content.decode()
+    viewer = client_for(MembershipFactory(organization=mine.organization, role="viewer").user)
+    p = f"w{mine.pk}"
+    refused = viewer.post(
+        f"/fleet/windows/{mine.pk}/", {f"{p}-start": "01:00", f"{p}-end": "02:00"}
+    )
+    assert refused.status_code == 403 and not MaintenanceWindow.objects.exists()

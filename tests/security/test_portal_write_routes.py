@@ -345,6 +345,8 @@ TESTED_ELSEWHERE = {
     "nothing created; another organization's releases not listed; a viewer's POST: 403)",
     "fleet:release-action": "tests/fleet/test_portal.py (another organization's release: 404, "
     "not marked bad)",
+    "fleet:window-set": "tests/fleet/test_portal.py (another organization's location: 404, no "
+    "window stored; a viewer's POST: 403)",
     "fleet:baseline-apply": "tests/fleet/test_baselines.py (another organization's baseline: 404, "
     "nothing queued; a viewer's POST: 403)",
     "fleet:charger-configuration-action": "tests/fleet/test_baselines.py (another organization's "
@@ -413,6 +415,7 @@ READ_ONLY: dict[str, Callable[[Tenant], list]] = {
     "fleet:campaign-list": lambda t: [],
     "fleet:campaign-detail": lambda t: [t.campaign.pk],
     "fleet:baseline-list": lambda t: [],
+    "fleet:window-list": lambda t: [],
     "fleet:baseline-detail": lambda t: [t.baseline.pk],
     "fleet:charger-configuration": lambda t: [t.charger.station_id],
     "backoffice:dashboard": lambda t: [],
