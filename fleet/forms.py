@@ -7,11 +7,13 @@ import re
 from typing import Any
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import QuerySet
 
 from backoffice.models import Organization, Property
 
-from .models import FirmwareRelease
+from .baselines import services as baseline_services
+from .models import Baseline, FirmwareRelease
 
 # What a charger list may be typed as: one station id per line, or separated by commas/spaces.
 _SEPARATORS = re.compile(r"[\s,;]+")
@@ -182,3 +184,111 @@ class MaintenanceWindowForm(forms.Form):
                 "Give both the start and the end, or neither (firmware at any time)."
             )
         return data
+
+
+MAX_LINES = 500
+
+
+def settings_text(items: list[dict[str, Any]]) -> str:
+    """A baseline's settings as the form's lines ("Key = value"; 2.0.1 "Component/Variable =
+    value")."""
+    return "\n".join(
+        f"{item['component']}/{item['variable']} = {item['value']}"
+        if item["component"]
+        else f"{item['variable']} = {item['value']}"
+        for item in items
+    )
+
+
+def expressible(items: list[dict[str, Any]]) -> bool:
+    """Whether the lines say every setting whole (no instance, EVSE, connector or attribute
+    other than Actual: those are edited through the API)."""
+    return all(
+        not item["component_instance"]
+        and not item["variable_instance"]
+        and not item["evse_id"]
+        and not item["connector_id"]
+        and (item["attribute_type"] or "Actual") == "Actual"
+        for item in items
+    )
+
+
+def _setting_line(number: int, line: str, protocol: str) -> dict[str, Any]:
+    name, equals, value = line.partition("=")
+    name = name.strip()
+    if not equals or not name:
+        raise forms.ValidationError(f"Line {number}: write it as name = value.")
+    component, slash, variable = name.rpartition("/")
+    if protocol == Baseline.Protocol.V201 and not slash:
+        raise forms.ValidationError(
+            f"Line {number}: a 2.0.1 setting is Component/Variable = value."
+        )
+    item = {"component": component.strip(), "variable": variable.strip(), "value": value.strip()}
+    for field, limit in (("component", 50), ("variable", 50), ("value", 1000)):
+        if len(item[field]) > limit:
+            raise forms.ValidationError(f"Line {number}: the {field} is longer than {limit}.")
+    try:
+        baseline_services.setting_check(protocol, item)
+    except baseline_services.BaselineRefused as exc:
+        raise forms.ValidationError(f"Line {number}: {exc}") from None
+    return item
+
+
+class BaselineForm(forms.ModelForm):
+    """A vendor/model's configuration, its settings one per line."""
+
+    settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        label="Values, one per line",
+        help_text="OCPP 1.6: Key = value (for example MeterValueSampleInterval = 60). 2.0.1: "
+        "Component/Variable = value (for example SampledDataCtrlr/TxUpdatedInterval = 60). "
+        "Saving starts a new version; the chargers get it after their next boot with new "
+        "firmware or when you apply it.",
+    )
+
+    class Meta:
+        model = Baseline
+        fields = [
+            "organization",
+            "name",
+            "vendor",
+            "model",
+            "protocol",
+            "apply_on_boot",
+            "reboot_when_required",
+        ]
+        help_texts = {"vendor": "As the chargers report it in their BootNotification."}
+        error_messages = {
+            NON_FIELD_ERRORS: {
+                "unique_together": "This vendor/model already has a baseline on this protocol."
+            }
+        }
+
+    def __init__(self, *args: Any, organizations: QuerySet[Organization], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        organization = self.fields["organization"]
+        assert isinstance(organization, forms.ModelChoiceField)
+        organization.queryset = organizations
+        if self.instance.pk is not None or organizations.count() == 1:
+            # A baseline stays in its organization; one organization needs no choice.
+            organization.initial = (
+                self.instance.organization if self.instance.pk else organizations.first()
+            )
+            organization.disabled = self.instance.pk is not None
+            organization.widget = forms.HiddenInput()
+
+    def clean_settings(self) -> list[dict[str, Any]]:
+        lines = [
+            (number, line.strip())
+            for number, line in enumerate(
+                str(self.cleaned_data.get("settings") or "").splitlines(), 1
+            )
+            if line.strip() and not line.strip().startswith("#")
+        ]
+        if len(lines) > MAX_LINES:
+            raise forms.ValidationError(f"At most {MAX_LINES} values.")
+        protocol = str(self.data.get(self.add_prefix("protocol")) or self.instance.protocol or "")
+        if protocol not in Baseline.Protocol.values:
+            return []  # the protocol's own error says it
+        return [_setting_line(number, line, protocol) for number, line in lines]

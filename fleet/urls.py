@@ -18,7 +18,9 @@ urlpatterns = [
     # Firmware for the chargers (no account: the key in the address; fleet.campaigns.hosting).
     path("firmware/<str:key>/<str:name>", views.firmware_file, name="firmware-file"),
     path("baselines/", views.baseline_list, name="baseline-list"),
+    path("baselines/new/", views.baseline_new, name="baseline-new"),
     path("baselines/<int:pk>/", views.baseline_detail, name="baseline-detail"),
+    path("baselines/<int:pk>/edit/", views.baseline_edit, name="baseline-edit"),
     path("baselines/<int:pk>/apply/", views.baseline_apply, name="baseline-apply"),
     path(
         "chargers/<str:station_id>/configuration/",

@@ -9,12 +9,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from backoffice.models import Property
+from backoffice.models import Organization, Property
 from backoffice.tenancy import can_write, readable, require_role, writable_organizations
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user
@@ -22,7 +23,14 @@ from chargers.web.selectors import charger_for_user
 from .baselines import dispatch as baseline_dispatch
 from .baselines import services as baseline_services
 from .campaigns import hosting, services
-from .forms import CampaignForm, MaintenanceWindowForm, ReleaseForm
+from .forms import (
+    BaselineForm,
+    CampaignForm,
+    MaintenanceWindowForm,
+    ReleaseForm,
+    expressible,
+    settings_text,
+)
 from .models import Baseline, BaselineApplication, Campaign, CampaignTarget, FirmwareRelease
 
 ACTIONS = ("start", "pause", "resume", "halt")
@@ -256,7 +264,72 @@ def baseline_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "fleet/baseline_list.html",
-        {"baselines": found, "portal_section": "baselines"},
+        {
+            "baselines": found,
+            "may_create": writable_organizations(request.user).exists(),
+            "portal_section": "baselines",
+        },
+    )
+
+
+@login_required
+def baseline_new(request: HttpRequest) -> HttpResponse:
+    organizations = writable_organizations(request.user)
+    if not organizations.exists():
+        raise PermissionDenied("Only owners and managers make baselines.")
+    return _baseline_form(request, BaselineForm(request.POST or None, organizations=organizations))
+
+
+@login_required
+def baseline_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    baseline = get_object_or_404(readable(Baseline.objects.all(), request.user), pk=pk)
+    require_role(request.user, baseline.organization_id, edit=True)
+    items = baseline_services.setting_items(baseline.pk)
+    if not expressible(items):
+        messages.error(
+            request,
+            "This baseline has values for component or variable instances, EVSEs or attributes "
+            f"other than Actual: change it through the API (PUT /api/v1/config-baselines/"
+            f"{baseline.pk}/).",
+        )
+        return redirect("fleet:baseline-detail", pk=baseline.pk)
+    form = BaselineForm(
+        request.POST or None,
+        instance=baseline,
+        initial={"settings": settings_text(items)},
+        organizations=Organization.objects.filter(pk=baseline.organization_id),
+    )
+    return _baseline_form(request, form)
+
+
+def _baseline_form(request: HttpRequest, form: BaselineForm) -> HttpResponse:
+    """Save the form's baseline and its values as a new version, or show what to correct."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                baseline = form.save(commit=False)
+                if baseline.pk is None:
+                    baseline.version = 0  # the values below make it version 1
+                baseline.save()
+                baseline = baseline_services.baseline_settings_replace(
+                    baseline_id=baseline.pk, items=form.cleaned_data["settings"]
+                )
+        except IntegrityError:
+            form.add_error(None, "This vendor/model already has a baseline on this protocol.")
+        except baseline_services.BaselineRefused as exc:
+            form.add_error("settings", str(exc))
+        else:
+            messages.success(request, f"{baseline.name} saved as version {baseline.version}.")
+            return redirect("fleet:baseline-detail", pk=baseline.pk)
+    return render(
+        request,
+        "fleet/baseline_form.html",
+        {
+            "form": form,
+            "baseline": form.instance if form.instance.pk else None,
+            "portal_section": "baselines",
+        },
+        status=400 if form.errors else 200,
     )
 
 

@@ -237,3 +237,91 @@ def test_another_organizations_window_is_neither_shown_nor_set():
         f"/fleet/windows/{mine.pk}/", {f"{p}-start": "01:00", f"{p}-end": "02:00"}
     )
     assert refused.status_code == 403 and not MaintenanceWindow.objects.exists()
+
+
+# -- configuration baselines made and edited in the portal ---------------------------------------
+
+
+def _baseline_form(org_id: int, settings: str, **over) -> dict:
+    return {
+        "organization": org_id,
+        "name": "Acme AC",
+        "vendor": "Acme",
+        "model": "AC22",
+        "protocol": "1.6",
+        "apply_on_boot": "on",
+        "reboot_when_required": "on",
+        "settings": settings,
+        **over,
+    }
+
+
+def test_a_host_makes_and_edits_a_baseline_one_value_per_line():
+    from fleet.models import Baseline
+
+    prop = PropertyFactory()
+    org = prop.organization_id
+    web = client_for(MembershipFactory(organization=prop.organization).user)
+    bad = web.post("/fleet/baselines/new/", _baseline_form(org, "MeterValueSampleInterval 60"))
+    assert bad.status_code == 400 and "Line 1: write it as name = value." in bad.content.decode()
+    secret = web.post("/fleet/baselines/new/", _baseline_form(org, "AuthorizationKey = 00ff"))
+    assert secret.status_code == 400 and "Security tab" in secret.content.decode()
+    v2 = web.post(
+        "/fleet/baselines/new/",
+        _baseline_form(org, "HeartbeatInterval = 60", protocol="2.0.1"),
+    )
+    assert v2.status_code == 400 and "Component/Variable = value" in v2.content.decode()
+    assert not Baseline.objects.exists()
+    made = web.post(
+        "/fleet/baselines/new/",
+        _baseline_form(org, "# comment\nMeterValueSampleInterval = 60\n\nStopTxnSampledData = "),
+    )
+    baseline = Baseline.objects.get()
+    assert made.status_code == 302 and baseline.version == 1
+    assert {(s.variable, s.value) for s in baseline.settings.all()} == {
+        ("MeterValueSampleInterval", "60"),
+        ("StopTxnSampledData", ""),
+    }
+    form = web.get(f"/fleet/baselines/{baseline.pk}/edit/").content.decode()
+    assert "MeterValueSampleInterval = 60" in form
+    web.post(
+        f"/fleet/baselines/{baseline.pk}/edit/",
+        _baseline_form(org, "SampledDataCtrlr/TxUpdatedInterval = 30", protocol="2.0.1"),
+    )
+    baseline.refresh_from_db()
+    assert baseline.version == 2 and baseline.protocol == "2.0.1"
+    assert [(s.component, s.variable, s.value) for s in baseline.settings.all()] == [
+        ("SampledDataCtrlr", "TxUpdatedInterval", "30")
+    ]
+    twice = web.post("/fleet/baselines/new/", _baseline_form(org, "", protocol="2.0.1"))
+    assert twice.status_code == 400 and "already has a baseline" in twice.content.decode()
+    assert Baseline.objects.count() == 1
+
+
+def test_another_organizations_baseline_is_not_edited_and_viewers_cannot_make_one():
+    from fleet.models import Baseline, BaselineSetting
+
+    mine, theirs = PropertyFactory(), PropertyFactory()
+    other = Baseline.objects.create(
+        organization=theirs.organization, name="Theirs", vendor="Acme", protocol="1.6"
+    )
+    web = client_for(MembershipFactory(organization=mine.organization).user)
+    edit = f"/fleet/baselines/{other.pk}/edit/"
+    assert web.get(edit).status_code == 404
+    assert web.post(edit, _baseline_form(mine.organization_id, "A = 1")).status_code == 404
+    assert not other.settings.exists()
+    # Made in our organization whatever organization the form names.
+    stray = web.post("/fleet/baselines/new/", _baseline_form(theirs.organization_id, "A = 1"))
+    assert stray.status_code == 400 and Baseline.objects.count() == 1
+    viewer = client_for(MembershipFactory(organization=mine.organization, role="viewer").user)
+    assert viewer.get("/fleet/baselines/new/").status_code == 403
+    assert "New baseline" not in viewer.get("/fleet/baselines/").content.decode()
+    # A value for one EVSE is the API's to edit: the form would lose it.
+    own = Baseline.objects.create(
+        organization=mine.organization, name="Mine", vendor="Acme", protocol="2.0.1"
+    )
+    BaselineSetting.objects.create(
+        baseline=own, component="EVSE", evse_id=1, variable="Power", value="11000"
+    )
+    page = web.get(f"/fleet/baselines/{own.pk}/edit/", follow=True).content.decode()
+    assert "change it through the API" in page

@@ -345,6 +345,10 @@ TESTED_ELSEWHERE = {
     "nothing created; another organization's releases not listed; a viewer's POST: 403)",
     "fleet:release-action": "tests/fleet/test_portal.py (another organization's release: 404, "
     "not marked bad)",
+    "fleet:baseline-new": "tests/fleet/test_portal.py (another organization in the form: 400, "
+    "nothing created; viewers: 403)",
+    "fleet:baseline-edit": "tests/fleet/test_portal.py (another organization's baseline: 404, "
+    "nothing changed)",
     "fleet:window-set": "tests/fleet/test_portal.py (another organization's location: 404, no "
     "window stored; a viewer's POST: 403)",
     "fleet:baseline-apply": "tests/fleet/test_baselines.py (another organization's baseline: 404, "
