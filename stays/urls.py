@@ -21,6 +21,7 @@ urlpatterns = [
         name="integration-credentials",
     ),
     path("integrations/<int:pk>/sync/", views.integration_sync, name="integration-sync"),
+    path("integrations/<int:pk>/remove/", views.integration_remove, name="integration-remove"),
     path(
         "integrations/<int:pk>/listings/<int:listing_id>/unit/",
         views.listing_unit,

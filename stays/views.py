@@ -25,6 +25,7 @@ from .services.pms import (
     credentials_from,
     integration_create,
     integration_credentials_replace,
+    integration_disconnect,
     listing_map,
     pms_sync,
     pms_webhook,
@@ -92,6 +93,21 @@ def integration_sync(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, f"{integration}: {result.error}")
     return _back_to(request, integration)
+
+
+@login_required
+@require_POST
+def integration_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """Disconnect the PMS (owners and managers): nothing syncs any more."""
+    integration = _editable(request, pk)
+    name = str(integration)
+    cancelled = integration_disconnect(integration=integration)
+    messages.success(
+        request,
+        f"{name} disconnected: its credentials are deleted and nothing syncs from it"
+        + (f"; {cancelled} upcoming reservations from it cancelled." if cancelled else "."),
+    )
+    return redirect("stays:integration-list")
 
 
 @login_required

@@ -301,3 +301,18 @@ def integration_credentials_replace(
         PmsIntegration.objects.filter(pk=integration.pk).update(next_attempt_at=None, failures=0)
     integration.refresh_from_db()
     return integration
+
+
+@transaction.atomic
+def integration_disconnect(*, integration: PmsIntegration) -> int:
+    """Disconnect a PMS: its credentials and listings are deleted (nothing syncs, its webhook
+    URL answers 404), its upcoming reservations are cancelled as a removed calendar feed's are
+    (nobody keeps them in line any more), past ones stay as history. Return how many were
+    cancelled."""
+    cancelled = (
+        Reservation.objects.filter(integration=integration, check_out__gt=timezone.now())
+        .exclude(status=Reservation.Status.CANCELLED)
+        .update(status=Reservation.Status.CANCELLED)
+    )
+    integration.delete()  # listings go with it; reservations keep their history (SET_NULL)
+    return cancelled

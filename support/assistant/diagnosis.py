@@ -1055,8 +1055,10 @@ def self_service(
         )
     if Intent.PMS_DISCONNECT in wanted:
         answers.append(
-            "Disconnecting a PMS is done by support (the portal's PMS sync page has no disconnect "
-            "yet): I'm passing your request to disconnect it to a person."
+            "PMS sync (/stays/integrations/) › open the PMS › Disconnect: its credentials are "
+            "deleted and nothing syncs from it any more. Its upcoming reservations are cancelled, "
+            "so their guests' charging codes stop working; add a calendar feed or connect "
+            "another PMS first to keep guests charging."
         )
-    if answers and Intent.PMS_DISCONNECT not in wanted:
+    if answers:
         diagnosis.findings.add(Finding.SELF_SERVICE)

@@ -279,10 +279,6 @@ def _collect(
     wanted = intents(message)
     if Intent.REMOVE_CARD in wanted:
         found.setdefault("cancel_or_delete", "remove the saved card")
-    if Intent.PMS_DISCONNECT in wanted:
-        found["request"] = "disconnect the PMS" + (
-            f" ({found['pms_name']})" if found.get("pms_name") else ""
-        )
     details = dict(conversation.details)
     if (
         "account_email" in found
@@ -341,7 +337,7 @@ def _hand_over_now(
     details asked for (the ones still missing are asked for on the ticket)."""
     if Intent.RESOLVED in wanted and not helped_not:
         return False
-    if helped_not or Intent.PERSON in wanted or Intent.PMS_DISCONNECT in wanted:
+    if helped_not or Intent.PERSON in wanted:
         return True
     answered_before = any(
         m.get("role") == "assistant" and m.get("topic") == topic.value

@@ -367,6 +367,7 @@ TESTED_ELSEWHERE = {
     # Adding a feed pulls it at once over the network: a real server in the test, and a foreign
     # property (404) or unit (not a choice) refused there.
     "stays:calendar-add": "tests/stays/test_stay_settings_page.py",
+    "stays:integration-remove": "tests/stays/test_stay_settings_page.py (another organization's or a viewer's: 404, nothing removed)",
     "stays:integration-sync": "tests/stays/test_pms_sync.py (another organization's integration: 404)",
     "stays:listing-unit": "tests/stays/test_stay_settings_page.py (a foreign unit changes nothing)",
     # Connecting pulls from the vendor at once (recorded answers there, no network here).

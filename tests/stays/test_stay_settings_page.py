@@ -299,3 +299,41 @@ def test_a_manager_connects_guesty_and_replaces_a_revoked_key(client, site, monk
         == 404
     )
     assert PmsIntegration.objects.count() == 1 and user is not None
+
+
+@pytest.mark.django_db
+def test_a_manager_disconnects_a_pms_and_its_upcoming_stays_end(client, site):
+    """Disconnecting went through support (the page had no button)."""
+    prop, cabin = site
+    integration = PmsIntegration.objects.create(organization=prop.organization, vendor="guesty")
+    Listing.objects.create(integration=integration, external_id="L-1", name="Cabin", unit=cabin)
+    now = timezone.now()
+
+    def stay(external_id, check_in, check_out):
+        return Reservation.objects.create(
+            property=prop,
+            unit=cabin,
+            integration=integration,
+            external_id=external_id,
+            source="guesty",
+            check_in=check_in,
+            check_out=check_out,
+        )
+
+    past = stay("R-past", now - timedelta(days=5), now - timedelta(days=3))
+    upcoming = stay("R-next", now + timedelta(days=1), now + timedelta(days=3))
+    url = f"/stays/integrations/{integration.pk}/remove/"
+    _login(client, prop, "viewer")
+    assert client.post(url).status_code == 404 and PmsIntegration.objects.exists()
+    stranger = MembershipFactory(organization=PropertyFactory().organization).user
+    client.force_login(stranger)
+    assert client.post(url).status_code == 404 and PmsIntegration.objects.exists()
+    _login(client, prop, "manager")
+    assert "Disconnect" in client.get(f"/stays/integrations/{integration.pk}/").content.decode()
+    answer = client.post(url, follow=True).content.decode()
+    assert "disconnected" in answer and "1 upcoming reservations from it cancelled" in answer
+    assert not PmsIntegration.objects.exists() and not Listing.objects.exists()
+    upcoming.refresh_from_db()
+    past.refresh_from_db()
+    assert upcoming.status == "cancelled" and upcoming.integration_id is None
+    assert past.status == "confirmed"  # history stays as it was

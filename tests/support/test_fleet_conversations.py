@@ -221,12 +221,13 @@ def test_connecting_a_pms_is_answered_with_the_pms_sync_page(message):
 @pytest.mark.parametrize(
     "message", ["please disconnect guesty", "we stopped using hospitable, remove the pms pls"]
 )
-def test_disconnecting_a_pms_is_understood_and_goes_to_a_person(message):
+def test_disconnecting_a_pms_is_answered_with_the_disconnect_button(message):
+    # It went to a person while the portal had no disconnect.
     _, (answer,) = talk("pms_sync_error", message)
     assert answer.topic == "charger_setup"
-    assert "disconnect" in answer.reply.lower()
-    assert answer.ticket is not None
-    assert "disconnect" in Ticket.objects.get().details["request"]
+    assert "PMS sync (/stays/integrations/) › open the PMS › Disconnect" in answer.reply
+    assert "upcoming reservations are cancelled" in answer.reply
+    assert answer.ticket is None and not Ticket.objects.exists()
 
 
 # -- 2. Every follow-up with the details ends in a ticket; a person whenever asked ------------
