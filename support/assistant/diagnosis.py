@@ -1017,6 +1017,64 @@ def _firmware_path(viewer: Viewer) -> str:
     return " ".join([text, *now_running])
 
 
+# How a host does a task the portal has a page for (seed 003's menu paths, and the pages built
+# since); a guest or driver hears who does it instead.
+HOW_TO_HOST: dict[Intent, str] = {
+    Intent.PRICES: (
+        "Prices (/billing/prices/) › the location › Rates: the connection fee, the price per kWh "
+        "and per hour, the idle fee after a grace time (with a cap), and whether tax is included. "
+        "A new rate applies from the time you give; guests see it on the charger's page before "
+        "they start, and each session is billed at the price shown when it started."
+    ),
+    Intent.ADD_CHARGER: (
+        "Locations (/locations/) › the location › Add charger: name it, and its setup card "
+        "gives the OCPP URL, the Station ID and the password to enter in the charger's own "
+        "settings (its installer app or web page). It shows as online once it has connected."
+    ),
+    Intent.POWER: (
+        "Power (/power/) › the location: its budget (amperes per phase the grid connection may "
+        "give the chargers together), circuits under it, time-of-day limits and how the power is "
+        "shared (equally, or by priority: stay guests, paying guests, employees, fleet). The "
+        "chargers get their limits live; one that refuses limits is reserved its maximum so the "
+        "site stays within its fuse."
+    ),
+    Intent.FREE_CHARGING: (
+        "Add their charging cards (RFID) under Tokens (/tokens/), or put them in a group under "
+        "Tokens › Groups and limit the group to the chargers they may use: sessions with your "
+        "own cards are never charged to a card (they show as \u201cYour card\u201d under "
+        "Sessions). To let everyone charge free, set the location's rate to 0 under Prices."
+    ),
+    Intent.CONFIGURATION: (
+        "Fleet › Configuration baselines (/fleet/baselines/) › New baseline: the configuration "
+        "keys (1.6) or component variables (2.0.1) one vendor's model should have, one per line. "
+        "It is applied after each boot with new firmware and with Apply to every charger; each "
+        "charger's Configuration tab shows where it drifts and re-applies it in one click."
+    ),
+    Intent.QR_LABEL: (
+        "Chargers (/chargers/) › View on the charger › Overview › QR label › Print QR label: "
+        "the label with the charger's QR code and Station ID that guests scan to pay and start."
+    ),
+    Intent.ALERTS: (
+        "Uptime (/uptime/) › Alerts (/uptime/alerts/): a rule per problem (offline, faulted, "
+        "a failed start, a refused power limit, a halted firmware campaign …), after how long, "
+        "and who is emailed; an address that is not a member's confirms once by its link."
+    ),
+}
+HOW_TO_GUEST = (
+    "That is set by the charger's site host; the charger's page (scan its QR code, or type its "
+    "Station ID) shows its price and whether you can charge before you start."
+)
+
+
+def _how_to(viewer: Viewer, wanted: frozenset[str]) -> list[str]:
+    asked = [intent for intent in HOW_TO_HOST if intent in wanted]
+    if not asked or not only_asks_where(wanted):
+        return []
+    if not viewer.is_host:
+        return [HOW_TO_GUEST]
+    return [HOW_TO_HOST[intent] for intent in asked]
+
+
 def self_service(
     topic: Topic, viewer: Viewer, diagnosis: Diagnosis, wanted: frozenset[str]
 ) -> None:
@@ -1048,6 +1106,7 @@ def self_service(
         answers.append(_proxy_path(viewer, diagnosis))
     if Intent.FIRMWARE in wanted and only_asks_where(wanted):
         answers.append(_firmware_path(viewer))
+    answers.extend(_how_to(viewer, wanted))
     if Intent.PMS_CONNECT in wanted:
         answers.append(
             "PMS sync › Connect a PMS (/stays/integrations/): choose Guesty, Hospitable or Track, "

@@ -28,6 +28,14 @@ class Intent(StrEnum):
     MISSING_CHARGER = "missing_charger"
     PMS_SYNC = "pms_sync"
     FIRMWARE = "firmware"  # how chargers' firmware is updated (Fleet › Firmware campaigns)
+    # How a host does a task the portal has a page for (answered with its path).
+    PRICES = "prices"
+    ADD_CHARGER = "add_charger"
+    POWER = "power"
+    FREE_CHARGING = "free_charging"
+    CONFIGURATION = "configuration"
+    QR_LABEL = "qr_label"
+    ALERTS = "alerts"
     PERSON = "person"
     RESOLVED = "resolved"
 
@@ -88,10 +96,43 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
     ),
     Intent.PMS_SYNC: re.compile(rf"\b(?:{_PMS}|bookings?|reservations?|sync\w*|calendar)\b"),
     Intent.FIRMWARE: re.compile(
-        r"\b(?:firm ?wares?|firmwear|fw (?:update|upgrade|version)s?|"
+        r"\b(?:firm ?wares?|firmwear|fw (?:update|upgrade|version)s?|maintenance windows?|"
         r"(?:software|os) (?:update|upgrade|version)s?|"
         r"(?:update|upgrade|flash)(?:s|d|ing)? (?:the |my |our |all (?:the |my |our )?)?"
         r"(?:chargers?'? |stations?'? )?software)\b"
+    ),
+    Intent.PRICES: re.compile(
+        r"\b(?:set|setting|change|changing|edit|update|adjust|raise|lower|put|add)\b[^.!?]{0,30}"
+        r"\b(?:prices?|pricing|rates?|tariffs?|(?:idle |connection |parking )?fees?|price per kwh)\b|"
+        r"\bhow (?:do|can|should) (?:i|we) (?:charge|bill) (?:guests|drivers|people|visitors|users)\b"
+    ),
+    Intent.ADD_CHARGER: re.compile(
+        r"\b(?:add|adding|install|set ?up|setup|register|onboard|hook up)\b[^.!?]{0,20}"
+        r"\b(?:charger|charging station|station|wall ?box|charge ?point)s?\b"
+    ),
+    Intent.POWER: re.compile(
+        r"\b(?:power|load|current|amps?|ampere|kw) (?:limits?|budget|management|sharing|balancing|cap)\b|"
+        r"\blimit\w*\b[^.!?]{0,20}\b(?:power|load|current|amps?|kw)\b|\bload ?balanc\w*|"
+        r"\b(?:main )?fuse\b|\bgrid connection\b"
+    ),
+    Intent.FREE_CHARGING: re.compile(
+        r"\bfree (?:charging|charge|of charge)\b|\bcharge (?:for )?free\b|"
+        r"\bwithout (?:paying|payment|a payment)\b|"
+        r"\b(?:staff|employees?|residents?|tenants?|family|colleagues|owners?)\b[^.!?]{0,30}"
+        r"\b(?:free|not pay|no cost|no charge|without pay\w*)\b"
+    ),
+    Intent.CONFIGURATION: re.compile(
+        r"\b(?:configuration|config) (?:keys?|settings?|values?|baselines?|profiles?)\b|"
+        r"\bbaselines?\b|\bheartbeat ?interval\b|\bmeter ?values? ?(?:sample )?interval\b|"
+        r"\b(?:change|set|push)\b[^.!?]{0,25}\b(?:configuration|config|ocpp settings?)\b"
+    ),
+    Intent.QR_LABEL: re.compile(
+        r"\bqr(?:[- ]?codes?)?\b[^.!?]{0,20}\b(?:labels?|stickers?|print\w*|signs?)\b|"
+        r"\b(?:print|order|download|new)\w*\b[^.!?]{0,20}\b(?:qr(?:[- ]?codes?)?|labels?|stickers?)\b"
+    ),
+    Intent.ALERTS: re.compile(
+        r"\b(?:alert|notif\w*|e-?mail|text|sms|warn) (?:me|us)\b[^.!?]{0,30}\b(?:when|if)\b|"
+        r"\b(?:set ?up|add|create|get)\b[^.!?]{0,10}\b(?:alerts?|notifications?)\b|\balert rules?\b"
     ),
     Intent.MISSING_CHARGER: re.compile(
         r"\b(?:missing|not (?:showing|shown|listed|there|appearing|visible)|doesn'?t (?:show|appear)|"
@@ -131,6 +172,13 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     Intent.PMS_CONNECT: ("charger_setup",),
     Intent.PMS_DISCONNECT: ("charger_setup",),
     Intent.FIRMWARE: ("charger_setup",),
+    Intent.PRICES: ("cost_breakdown", "billing_dispute"),
+    Intent.ADD_CHARGER: ("charger_setup",),
+    Intent.POWER: ("not_charging", "charger_setup"),
+    Intent.FREE_CHARGING: ("no_permission", "cost_breakdown"),
+    Intent.CONFIGURATION: ("charger_setup",),
+    Intent.QR_LABEL: ("charger_setup", "guest_start_error"),
+    Intent.ALERTS: ("charger_offline",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
 }
 # The order in which an intent decides the section (a PMS request beats "offline" in its text).
@@ -146,6 +194,36 @@ _PRIORITY = (
     Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
     Intent.PROXY,
     Intent.FIRMWARE,  # "offline since the firmware update": the problem places it
+    Intent.PRICES,
+    Intent.ADD_CHARGER,
+    Intent.POWER,
+    Intent.FREE_CHARGING,
+    Intent.CONFIGURATION,
+    Intent.QR_LABEL,
+    Intent.ALERTS,
+)
+# Questions the portal answers with a page: the path alone, when no problem is in the message.
+HOW_TO: frozenset[str] = frozenset(
+    {
+        Intent.LOGS,
+        Intent.PROXY,
+        Intent.FIRMWARE,
+        Intent.PRICES,
+        Intent.ADD_CHARGER,
+        Intent.POWER,
+        Intent.FREE_CHARGING,
+        Intent.CONFIGURATION,
+        Intent.QR_LABEL,
+        Intent.ALERTS,
+    }
+)
+_ASKS_A_PERSON = re.compile(
+    r"\b(?:talk|speak|human|agent|person|somebody|someone|escalate|ticket|call me)\b"
+)
+# A how-to question never says something is broken: "the charger won't connect" is a problem.
+_BROKEN = re.compile(
+    r"\b(?:not|no longer|won'?t|can'?t|cannot|couldn'?t|doesn'?t|didn'?t|isn'?t|wasn'?t|"
+    r"fail\w*|error\w*|broken|stuck|wrong|why)\b|n't\b"
 )
 
 
@@ -169,11 +247,9 @@ _PROBLEMS = frozenset(
 
 def only_asks_where(found: AbstractSet[str]) -> bool:
     """Whether the message only asks where to read or do something (a charger's logs, its proxy,
-    a firmware update), with no problem in it: the answer is the path alone, without a section's
-    steps or questions."""
-    return bool(
-        {Intent.LOGS, Intent.PROXY, Intent.FIRMWARE} & found
-    ) and not _PROBLEMS.intersection(found)
+    a firmware update, a price, a new charger …), with no problem in it: the answer is the path
+    alone, without a section's steps or questions."""
+    return not HOW_TO.isdisjoint(found) and not _PROBLEMS.intersection(found)
 
 
 def intents(text: str) -> set[Intent]:
@@ -182,6 +258,13 @@ def intents(text: str) -> set[Intent]:
     found = {intent for intent, pattern in _PATTERNS.items() if pattern.search(lowered)}
     if len(lowered) <= 80 and _THANKS.search(lowered) and not _STILL_A_PROBLEM.search(lowered):
         found.add(Intent.RESOLVED)
+    if _BROKEN.search(lowered):
+        # "I can't add the charger", "why did the price change": a problem, not a how-to.
+        found -= HOW_TO - {Intent.LOGS, Intent.PROXY}
+    if Intent.ALERTS in found:
+        found -= {Intent.OFFLINE, Intent.FAULT}  # "email me when one goes offline": a condition
+    if Intent.FREE_CHARGING in found and not _ASKS_A_PERSON.search(lowered):
+        found.discard(Intent.PERSON)  # "give my staff free charging" asks for no person
     if Intent.PMS_DISCONNECT in found:
         found.discard(Intent.PMS_CONNECT)
     if Intent.PMS_CONNECT in found and re.search(

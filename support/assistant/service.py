@@ -45,6 +45,13 @@ REQUESTS = frozenset(
         Intent.PMS_CONNECT,
         Intent.PMS_DISCONNECT,
         Intent.FIRMWARE,
+        Intent.PRICES,
+        Intent.ADD_CHARGER,
+        Intent.POWER,
+        Intent.FREE_CHARGING,
+        Intent.CONFIGURATION,
+        Intent.QR_LABEL,
+        Intent.ALERTS,
     }
 )
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"

@@ -479,3 +479,57 @@ def test_a_problem_after_a_firmware_update_is_diagnosed_not_answered_with_the_pa
     _, (answer,) = talk("offline", "HV-01 is offline since the firmware update")
     assert answer.topic == "charger_offline"
     assert "/fleet/releases/" not in answer.reply
+
+
+# -- How-to questions a host asks: the page that does it, no steps, no ticket ---------------------
+
+
+@pytest.mark.parametrize(
+    "message, path",
+    [
+        ("how do I set prices for guests?", "Prices (/billing/prices/)"),
+        ("can I change the idle fee", "Prices (/billing/prices/)"),
+        ("how do I add a new charger?", "Locations (/locations/) › the location › Add charger"),
+        ("how can we install another wallbox", "› Add charger"),
+        ("can I limit the power of my site?", "Power (/power/)"),
+        ("we need load balancing, our fuse is small", "Power (/power/)"),
+        ("how do I give my staff free charging?", "Tokens (/tokens/)"),
+        ("residents should charge for free, possible?", "Tokens (/tokens/)"),
+        ("how do I change a configuration key on all my chargers?", "Configuration baselines"),
+        ("set the heartbeat interval for every charger", "Configuration baselines"),
+        ("can i print a new qr label", "Print QR label"),
+        ("where do I get the QR code stickers?", "Print QR label"),
+        ("email me when a charger goes offline", "Uptime (/uptime/) › Alerts"),
+        ("how do I set up alerts", "Uptime (/uptime/) › Alerts"),
+        ("when is the maintenance window for updates?", "Fleet › Firmware"),
+    ],
+)
+def test_a_hosts_how_to_question_gets_the_page_that_does_it(message, path):
+    _, (answer,) = talk("online", message)
+    assert path in answer.reply, answer.reply
+    assert "What to do" not in answer.reply and "This sounds like" not in answer.reply
+    assert answer.ticket is None and answer.asks_for == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I can't add the charger, it says invalid",
+        "why did my price change?",
+        "the charger won't connect after I set it up",
+        "my card was charged a fee twice",
+    ],
+)
+def test_a_problem_that_mentions_a_task_is_diagnosed_not_answered_with_a_page(message):
+    _, (answer,) = talk("online", message)
+    assert "/billing/prices/" not in answer.reply and "› Add charger" not in answer.reply
+
+
+def test_a_guest_asking_how_prices_are_set_hears_the_host_sets_them():
+    _, (answer,) = talk("online", "how do I change the price?", who="guest")
+    assert "set by the charger's site host" in answer.reply and "/billing/" not in answer.reply
+
+
+def test_asking_for_a_person_about_free_charging_still_opens_a_ticket():
+    _, (answer,) = talk("online", "I want to talk to a person about free charging for our staff")
+    assert answer.ticket is not None
