@@ -181,6 +181,17 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     Intent.ALERTS: ("charger_offline",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
 }
+# How-to questions about a task a portal page does (diagnosis.HOW_TO_HOST, the firmware path).
+TASKS = (
+    Intent.FIRMWARE,
+    Intent.PRICES,
+    Intent.ADD_CHARGER,
+    Intent.POWER,
+    Intent.FREE_CHARGING,
+    Intent.CONFIGURATION,
+    Intent.QR_LABEL,
+    Intent.ALERTS,
+)
 # The order in which an intent decides the section (a PMS request beats "offline" in its text).
 _PRIORITY = (
     Intent.PMS_DISCONNECT,
@@ -193,30 +204,10 @@ _PRIORITY = (
     Intent.OFFLINE,
     Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
     Intent.PROXY,
-    Intent.FIRMWARE,  # "offline since the firmware update": the problem places it
-    Intent.PRICES,
-    Intent.ADD_CHARGER,
-    Intent.POWER,
-    Intent.FREE_CHARGING,
-    Intent.CONFIGURATION,
-    Intent.QR_LABEL,
-    Intent.ALERTS,
+    *TASKS,  # "offline since the firmware update": the problem places it
 )
 # Questions the portal answers with a page: the path alone, when no problem is in the message.
-HOW_TO: frozenset[str] = frozenset(
-    {
-        Intent.LOGS,
-        Intent.PROXY,
-        Intent.FIRMWARE,
-        Intent.PRICES,
-        Intent.ADD_CHARGER,
-        Intent.POWER,
-        Intent.FREE_CHARGING,
-        Intent.CONFIGURATION,
-        Intent.QR_LABEL,
-        Intent.ALERTS,
-    }
-)
+HOW_TO: frozenset[str] = frozenset({Intent.LOGS, Intent.PROXY, *TASKS})
 _ASKS_A_PERSON = re.compile(
     r"\b(?:talk|speak|human|agent|person|somebody|someone|escalate|ticket|call me)\b"
 )

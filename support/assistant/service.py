@@ -26,7 +26,7 @@ from .bundle import bundle_build
 from .classifier import Model, classify
 from .diagnosis import Diagnosis, Viewer, diagnose
 from .extract import extract, last4_answer, not_helped, tried_steps
-from .intents import Intent, intents, only_asks_where, section_for
+from .intents import TASKS, Intent, intents, only_asks_where, section_for
 from .topics import (
     DETAIL_LABELS,
     SECTIONS,
@@ -39,20 +39,7 @@ from .topics import (
 
 # Requests the assistant answers with a portal path or passes on, whatever the conversation was.
 REQUESTS = frozenset(
-    {
-        Intent.REMOVE_CARD,
-        Intent.EXPORT_CSV,
-        Intent.PMS_CONNECT,
-        Intent.PMS_DISCONNECT,
-        Intent.FIRMWARE,
-        Intent.PRICES,
-        Intent.ADD_CHARGER,
-        Intent.POWER,
-        Intent.FREE_CHARGING,
-        Intent.CONFIGURATION,
-        Intent.QR_LABEL,
-        Intent.ALERTS,
-    }
+    {Intent.REMOVE_CARD, Intent.EXPORT_CSV, Intent.PMS_CONNECT, Intent.PMS_DISCONNECT, *TASKS}
 )
 MODEL_PATH = Path(__file__).parent / "data" / "model.json"
 MAX_MESSAGE = 2000
