@@ -20,6 +20,19 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 MAX_STATION_IDS = 5000
 
 
+def organization_choice(form: forms.ModelForm, organizations: QuerySet[Organization]) -> None:
+    """The organization a new object goes to, among those the member may write in: no choice
+    with one of them; an object that exists stays in its own."""
+    field = form.fields["organization"]
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = organizations
+    saved = form.instance.pk is not None
+    if saved or organizations.count() == 1:
+        field.initial = form.instance.organization if saved else organizations.first()
+        field.disabled = saved
+        field.widget = forms.HiddenInput()
+
+
 class ReleaseForm(forms.ModelForm):
     """A firmware image the chargers download over HTTPS (L01.FR.08), signed or not."""
 
@@ -60,12 +73,7 @@ class ReleaseForm(forms.ModelForm):
 
     def __init__(self, *args: Any, organizations: QuerySet[Organization], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        organization = self.fields["organization"]
-        assert isinstance(organization, forms.ModelChoiceField)
-        organization.queryset = organizations
-        if organizations.count() == 1:
-            organization.initial = organizations.first()
-            organization.widget = forms.HiddenInput()
+        organization_choice(self, organizations)
         self.fields["signing_certificate"].max_length = 5500  # 1.6 security whitepaper limits
         self.fields["signature"].max_length = 800
 
@@ -267,16 +275,7 @@ class BaselineForm(forms.ModelForm):
 
     def __init__(self, *args: Any, organizations: QuerySet[Organization], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        organization = self.fields["organization"]
-        assert isinstance(organization, forms.ModelChoiceField)
-        organization.queryset = organizations
-        if self.instance.pk is not None or organizations.count() == 1:
-            # A baseline stays in its organization; one organization needs no choice.
-            organization.initial = (
-                self.instance.organization if self.instance.pk else organizations.first()
-            )
-            organization.disabled = self.instance.pk is not None
-            organization.widget = forms.HiddenInput()
+        organization_choice(self, organizations)
 
     def clean_settings(self) -> list[dict[str, Any]]:
         lines = [
