@@ -1059,7 +1059,14 @@ HOW_TO_HOST: dict[Intent, str] = {
         "a failed start, a refused power limit, a halted firmware campaign …), after how long, "
         "and who is emailed; an address that is not a member's confirms once by its link."
     ),
+    Intent.REFUND: (
+        "Sessions (/sessions/) › the session's cost › Refund… (owners), or Payouts "
+        "(/billing/payouts/) › Card payments › Refund…: the amount (up to what is left to "
+        "refund) and the reason; the guest gets an email and the receipt shows it."
+    ),
 }
+# A guest or driver asking for their own refund is a billing dispute, not a how-to.
+HOST_ONLY = frozenset({Intent.REFUND})
 HOW_TO_GUEST = (
     "That is set by the charger's site host; the charger's page (scan its QR code, or type its "
     "Station ID) shows its price and whether you can charge before you start."
@@ -1068,6 +1075,8 @@ HOW_TO_GUEST = (
 
 def _how_to(viewer: Viewer, wanted: frozenset[str]) -> list[str]:
     asked = [intent for intent in HOW_TO_HOST if intent in wanted]
+    if not viewer.is_host:
+        asked = [intent for intent in asked if intent not in HOST_ONLY]
     if not asked or not only_asks_where(wanted):
         return []
     if not viewer.is_host:

@@ -36,6 +36,7 @@ class Intent(StrEnum):
     CONFIGURATION = "configuration"
     QR_LABEL = "qr_label"
     ALERTS = "alerts"
+    REFUND = "refund"  # a host refunding a guest (a guest asking for one is a billing dispute)
     PERSON = "person"
     RESOLVED = "resolved"
 
@@ -134,6 +135,11 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
         r"\b(?:alert|notif\w*|e-?mail|text|sms|warn) (?:me|us)\b[^.!?]{0,30}\b(?:when|if)\b|"
         r"\b(?:set ?up|add|create|get)\b[^.!?]{0,10}\b(?:alerts?|notifications?)\b|\balert rules?\b"
     ),
+    Intent.REFUND: re.compile(
+        r"\bhow (?:do|can|should) (?:i|we) refund\b|"
+        r"\b(?:give|issue|make|send) (?:a |the )?(?:partial |full )?refunds?\b|"
+        r"\brefund (?:a|the|this|that|my|our) (?:guest|driver|customer|user|visitor|session|payment)s?\b"
+    ),
     Intent.MISSING_CHARGER: re.compile(
         r"\b(?:missing|not (?:showing|shown|listed|there|appearing|visible)|doesn'?t (?:show|appear)|"
         r"isn'?t (?:showing|there|listed|on)|can'?t (?:see|find)|not (?:on|in) (?:the |my )?(?:network|list))\b"
@@ -179,6 +185,7 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     Intent.CONFIGURATION: ("charger_setup",),
     Intent.QR_LABEL: ("charger_setup", "guest_start_error"),
     Intent.ALERTS: ("charger_offline",),
+    Intent.REFUND: ("billing_dispute",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
 }
 # How-to questions about a task a portal page does (diagnosis.HOW_TO_HOST, the firmware path).
@@ -191,6 +198,7 @@ TASKS = (
     Intent.CONFIGURATION,
     Intent.QR_LABEL,
     Intent.ALERTS,
+    Intent.REFUND,
 )
 # The order in which an intent decides the section (a PMS request beats "offline" in its text).
 _PRIORITY = (

@@ -533,3 +533,18 @@ def test_a_guest_asking_how_prices_are_set_hears_the_host_sets_them():
 def test_asking_for_a_person_about_free_charging_still_opens_a_ticket():
     _, (answer,) = talk("online", "I want to talk to a person about free charging for our staff")
     assert answer.ticket is not None
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["how do I refund a guest?", "can I give a partial refund", "refund this session pls"],
+)
+def test_a_host_asking_how_to_refund_gets_the_refund_pages(message):
+    _, (answer,) = talk("online", message)
+    assert "› Refund…" in answer.reply and answer.ticket is None
+
+
+def test_a_guest_asking_for_a_refund_is_still_a_billing_dispute():
+    _, (answer,) = talk("online", "can you refund my session? I was overcharged", who="guest")
+    assert "› Refund…" not in answer.reply and "set by the charger's site host" not in answer.reply
+    assert answer.topic == "billing_dispute"
