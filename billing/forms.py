@@ -1,8 +1,9 @@
-"""Portal forms: rates, refunds, statements, reconciliation uploads."""
+"""Portal forms: rates, monthly plans, refunds, statements, reconciliation uploads."""
 
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -221,3 +222,37 @@ class ReportScheduleForm(forms.Form):
             .order_by("email", "pk")
         )
         field.label_from_instance = lambda user: user.email or user.get_username()
+
+
+class PlanForm(forms.Form):
+    """A monthly plan a location offers drivers: a fee for included kWh and/or a discount on
+    energy (its currency is the location's)."""
+
+    name = forms.CharField(max_length=100, help_text="What drivers see, e.g. Resident monthly.")
+    monthly_fee = forms.DecimalField(
+        min_value=Decimal(0), max_digits=10, decimal_places=2, label="Monthly fee"
+    )
+    included_kwh = forms.DecimalField(
+        min_value=Decimal(0),
+        max_digits=10,
+        decimal_places=3,
+        initial=Decimal(0),
+        label="kWh included each month",
+    )
+    energy_discount_percent = forms.DecimalField(
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        max_digits=6,
+        decimal_places=3,
+        initial=Decimal(0),
+        label="Discount on energy (%)",
+        help_text="Off the energy price of every session beyond the included kWh.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if not data.get("included_kwh") and not data.get("energy_discount_percent"):
+            raise forms.ValidationError(
+                "A plan gives something for its fee: included kWh, a discount on energy, or both."
+            )
+        return data

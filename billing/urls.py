@@ -1,12 +1,14 @@
 from django.urls import path
 
-from .views import pages, payments
+from .views import pages, payments, plans
 
 app_name = "billing"
 
 urlpatterns = [
     path("prices/", pages.price_overview, name="price-overview"),
     path("properties/<int:property_id>/rates/", pages.rate_list, name="rate-list"),
+    path("properties/<int:property_id>/plans/", plans.plan_list, name="plan-list"),
+    path("plans/<int:plan_id>/stop/", plans.plan_stop, name="plan-stop"),
     path("rates/<int:rate_id>/edit/", pages.rate_edit, name="rate-edit"),
     path("payouts/", pages.payout_list, name="payout-list"),
     path("payouts/<int:payout_id>/", pages.payout_detail, name="payout-detail"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
@@ -338,3 +339,29 @@ def subscription_email_set(*, customer_ref: str, email: str) -> int:
     if not customer_ref:
         return 0
     return Subscription.objects.filter(customer_ref=customer_ref).update(email=email)
+
+
+def plan_create(
+    *,
+    property_id: int,
+    name: str,
+    monthly_fee: Decimal,
+    included_kwh: Decimal,
+    energy_discount_percent: Decimal,
+) -> SubscriptionPlan:
+    """Offer a monthly plan at a location (the host's portal; support uses the admin). Its terms
+    never change under its subscribers: new terms are a new plan, the old one stops (plan_stop)."""
+    return SubscriptionPlan.objects.create(
+        property_id=property_id,
+        name=name.strip(),
+        monthly_fee=monthly_fee,
+        included_kwh=included_kwh,
+        energy_discount_percent=energy_discount_percent,
+    )
+
+
+def plan_stop(*, plan: SubscriptionPlan) -> int:
+    """Stop offering the plan: nobody new subscribes; its subscribers keep it until they cancel.
+    Return how many hold it."""
+    SubscriptionPlan.objects.filter(pk=plan.pk).update(active=False)
+    return Subscription.objects.filter(plan=plan, status=Subscription.Status.ACTIVE).count()

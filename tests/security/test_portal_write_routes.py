@@ -349,6 +349,10 @@ TESTED_ELSEWHERE = {
     "nothing created; viewers: 403)",
     "fleet:baseline-edit": "tests/fleet/test_portal.py (another organization's baseline: 404, "
     "nothing changed)",
+    "billing:plan-list": "tests/billing/test_plans_page.py (another organization's location: 404, "
+    "nothing created; a viewer's POST: 403)",
+    "billing:plan-stop": "tests/billing/test_plans_page.py (another organization's plan: 404, still "
+    "offered)",
     "fleet:window-set": "tests/fleet/test_portal.py (another organization's location: 404, no "
     "window stored; a viewer's POST: 403)",
     "fleet:baseline-apply": "tests/fleet/test_baselines.py (another organization's baseline: 404, "
