@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from backoffice import async_pg, db
@@ -72,16 +73,21 @@ class StopRequest:
     readings: list[MeterReading] = field(default_factory=list)
 
 
-def last_register_wh(session: ChargingSession) -> tuple[Decimal | None, datetime | None]:
-    """Return the session's last energy register reading in Wh (exact) and its time, if any."""
-    sample = (
+def register_readings(session: Any) -> QuerySet[MeterValue]:
+    """The session's energy register readings (the whole meter, not one phase), newest first.
+    `session` may be an OuterRef: the sessions page reads the last one of many at once."""
+    return (
         MeterValue.objects.filter(
             session=session, measurand="Energy.Active.Import.Register", phase=""
         )
         .exclude(value=None)
         .order_by("-timestamp", "-id")
-        .first()
     )
+
+
+def last_register_wh(session: ChargingSession) -> tuple[Decimal | None, datetime | None]:
+    """Return the session's last energy register reading in Wh (exact) and its time, if any."""
+    sample = register_readings(session).first()
     if sample is None:
         return None, None
     return register_wh(sample.value, sample.unit), sample.timestamp

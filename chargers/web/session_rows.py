@@ -11,8 +11,9 @@ from typing import Any
 from django.db.models import OuterRef, Subquery
 
 from authorization.models import Token
-from chargers.models import ChargingSession, MeterValue
+from chargers.models import ChargingSession
 from chargers.ocpp.energy import register_wh
+from chargers.sessions.closing import register_readings
 from chargers.sessions.payer import PAYER_TEXT, Payer, PayerFacts, payer_of
 from chargers.web.providers import money_round, session_prices
 
@@ -79,13 +80,7 @@ def energy_so_far(sessions: Sequence[ChargingSession]) -> dict[int, Decimal]:
     running = [s.pk for s in sessions if s.status == ChargingSession.Status.ACTIVE]
     if not running:
         return {}
-    last = (
-        MeterValue.objects.filter(
-            session=OuterRef("pk"), measurand="Energy.Active.Import.Register", phase=""
-        )
-        .exclude(value=None)
-        .order_by("-timestamp", "-id")
-    )
+    last = register_readings(OuterRef("pk"))
     rows = (
         ChargingSession.objects.filter(pk__in=running)
         .annotate(
