@@ -22,8 +22,9 @@ class FirmwareRelease(models.Model):
     )
     vendor = models.CharField(max_length=50)
     model = models.CharField(max_length=50, blank=True, help_text="Empty: every model.")
-    # Hosted for the chargers over HTTPS (L01.FR.08): a URL of ours or the vendor's; checked
-    # by backoffice.outbound's rules like every URL a host configures.
+    # Where the chargers download it, over HTTPS (L01.FR.08): a URL of ours or the vendor's.
+    # This server never calls it (the chargers do), so it is checked for https only, not by
+    # backoffice.outbound's public-address rules (docs/firmware.md).
     location = models.URLField(max_length=512)
     sha256 = models.CharField(max_length=64, validators=[SHA256])
     signing_certificate = models.TextField(
