@@ -1011,7 +1011,8 @@ def _firmware_path(viewer: Viewer) -> str:
         "upload the file on its row), then Fleet › Firmware campaigns (/fleet/campaigns/) › New "
         "campaign: choose the release and the locations, save the draft, check the chargers it "
         "took and press Start. A canary is updated first, then waves while they succeed; no "
-        "charger is updated during a session or outside its location's maintenance window."
+        "charger is updated during a session or outside its location's maintenance window (set "
+        "under Fleet › Maintenance windows, /fleet/windows/)."
     )
     now_running = lookups.firmware_campaign_sentences(viewer)
     return " ".join([text, *now_running])

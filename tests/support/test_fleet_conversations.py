@@ -548,3 +548,10 @@ def test_a_guest_asking_for_a_refund_is_still_a_billing_dispute():
     _, (answer,) = talk("online", "can you refund my session? I was overcharged", who="guest")
     assert "› Refund…" not in answer.reply and "set by the charger's site host" not in answer.reply
     assert answer.topic == "billing_dispute"
+
+
+def test_the_maintenance_window_follow_up_names_where_it_is_set():
+    _, (_first, window) = talk(
+        "online", "how do I update the firmware?", "and where do I set the maintenance window?"
+    )
+    assert "Fleet › Maintenance windows, /fleet/windows/" in window.reply
