@@ -8,10 +8,19 @@ reuses the rows read then, any other is read again in full. The comparison the t
 same: a digest equal to the cached one means the same rows (a changed table can only ever cost a
 re-read). The cache is keyed by content, so it is correct across tests and transactions; SQLite
 has no md5 and reads every table every time, as before.
+
+The statement is prepared once per database connection (`PREPARE`, then `EXECUTE`): parsing and
+planning ~130 `UNION ALL` parts took three quarters of its time (8.2 ms a snapshot, 1.9 ms
+prepared), and the snapshots were half of PostgreSQL's CPU in a test run. A prepared statement
+belongs to the session, not the transaction (a test's rollback keeps it), so it is remembered by
+the driver's connection object and prepared again on a new connection.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,21 +32,33 @@ Reader = Callable[[type[Model]], Any]
 # (reader's name, model label) -> (digest, what the reader returned for that content)
 _cache: dict[tuple[str, str], tuple[tuple[int, str], Any]] = {}
 
+# The statements prepared on each driver connection (gone with it).
+_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_LABEL = re.compile(r"[A-Za-z0-9_.]+")
+
 
 def digests(models: list[type[Model]]) -> dict[str, tuple[int, str]] | None:
     if connection.vendor != "postgresql" or not models:
         return None
     parts = []
-    params: list[str] = []
     for model in models:
+        label = model._meta.label
+        assert _LABEL.fullmatch(label), label  # written into the statement as a literal
         table = connection.ops.quote_name(model._meta.db_table)
         parts.append(
-            "SELECT %s, count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
+            f"SELECT '{label}', count(*),"
+            " md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), ''))"
             f" FROM {table} t"
         )
-        params.append(model._meta.label)
+    sql = " UNION ALL ".join(parts)
+    name = "snapshot_" + hashlib.md5(sql.encode()).hexdigest()[:20]
+    connection.ensure_connection()
+    prepared = _prepared.setdefault(connection.connection, set())
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
+        if name not in prepared:
+            cursor.execute(f"PREPARE {name} AS {sql}")
+            prepared.add(name)
+        cursor.execute(f"EXECUTE {name}")
         return {label: (count, digest) for label, count, digest in cursor.fetchall()}
 
 
@@ -45,20 +66,25 @@ def take(models: Iterable[type[Model]], read: Reader) -> dict[str, Any]:
     """{model label: read(model)} for every model, `read` called only for tables that changed
     since it last read them (every table on SQLite)."""
     models = list(models)
+    reader = f"{read.__module__}.{read.__qualname__}"
     found = digests(models)
     state = {}
+    read_now: dict[str, Any] = {}
     for model in models:
         label = model._meta.label
-        key = (f"{read.__module__}.{read.__qualname__}", label)
         digest = found[label] if found is not None else None
-        cached = _cache.get(key)
+        cached = _cache.get((reader, label))
         if digest is not None and cached is not None and cached[0] == digest:
             state[label] = cached[1]
             continue
-        value = read(model)
-        # Cached only if nothing wrote the table between its digest and its read (a server or
-        # thread of the test writing meanwhile): those rows are then the digest's rows.
-        if digest is not None and (digests([model]) or {}).get(label) == digest:
-            _cache[key] = (digest, value)
-        state[label] = value
+        state[label] = read_now[label] = read(model)
+    if found is None or not read_now:
+        return state
+    # Cached only if nothing wrote the table between its digest and its read (a server or
+    # thread of the test writing meanwhile): those rows are then the digest's rows. One
+    # statement for all the tables read (the prepared one), not one per table.
+    again = digests(models) or {}
+    for label, value in read_now.items():
+        if again.get(label) == found[label]:
+            _cache[(reader, label)] = (found[label], value)
     return state

@@ -45,3 +45,45 @@ def test_a_change_in_place_is_seen_and_an_unchanged_table_is_not_read_again():
     ChargerFactory()
     third = db_snapshot.take(models, _rows)
     assert third["chargers.Charger"] != second["chargers.Charger"]
+
+
+def test_the_prepared_statement_outlives_a_rollback():
+    """PostgreSQL: the digests' statement is prepared in a savepoint that is rolled back, and
+    executed again after it (a prepared statement is the session's, not the transaction's)."""
+    from django.db import transaction
+
+    models = [Charger, Organization]
+    with transaction.atomic():
+        first = db_snapshot.digests(models)
+        OrganizationFactory()
+        transaction.set_rollback(True)
+    assert db_snapshot.digests(models) == first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_prepares_the_statement_again():
+    from django.db import connection
+
+    models = [Charger, Organization]
+    first = db_snapshot.digests(models)
+    connection.close()
+    assert db_snapshot.digests(models) == first
+    OrganizationFactory()
+    second = db_snapshot.digests(models)
+    if first is not None:
+        assert second != first
+
+
+def test_a_worker_database_plans_no_parallel_query():
+    """Under xdist on PostgreSQL each worker's clone runs without parallel plans
+    (tests/parallel.py): the snapshots over ~130 never-analyzed tables were planned parallel,
+    and every snapshot forked two PostgreSQL workers."""
+    from django.db import connection
+
+    from tests import parallel
+
+    if connection.vendor != "postgresql" or not parallel.WORKER:
+        pytest.skip("a worker's PostgreSQL clone only")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == "0"
