@@ -169,7 +169,9 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
         )
     timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
     evse_id, status = payload["evseId"], payload["connectorStatus"]
-    info = f"connector {payload['connectorId']}"
+    # Which plug of the EVSE, said only when it is not the first: an EVSE is shown as
+    # "Connector 2", and "Connector 2 · Occupied · connector 1" read as two different ports.
+    info = "" if payload["connectorId"] == 1 else f"plug {payload['connectorId']}"
     facts = {
         "connectorId": evse_id,
         "status": status,

@@ -73,7 +73,11 @@ async def test_boot_heartbeat_status_are_stored_and_logged(charger):
     )
     assert charger.is_online()
     connector = await Connector.objects.aget(charger=charger, connector_id=1)
-    assert connector.status == "Occupied"
+    # The EVSE is the port; its first plug goes unsaid, another plug is named.
+    assert (connector.status, connector.info) == ("Occupied", "")
+    second_plug = {"timestamp": TS, "connectorStatus": "Occupied", "evseId": 2, "connectorId": 2}
+    assert await client.result("StatusNotification", second_plug) == {}
+    assert (await Connector.objects.aget(charger=charger, connector_id=2)).info == "plug 2"
     assert await StatusEvent.objects.filter(
         charger=charger, connector_id=1, status="Occupied"
     ).aexists()
