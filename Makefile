@@ -84,7 +84,8 @@ checks: install
 # (tests/conftest.py, start_live_server); one test checks the pool in the test process itself.
 # Then the zero-config setup (SQLite, in-memory channel layer) runs the tests of the code that
 # differs by backend: the OCPP consumer, connection state and message log (ORM writer instead of
-# COPY), the settings, and the real server on SQLite over a socket. The rest of the suite does
+# COPY), the settings, the real server on SQLite over a socket, and the harness's flush of the
+# reference rows (tests/test_reference_data.py). The rest of the suite does
 # not branch on the backend; running all of it twice doubled CI's time.
 # Every pass runs even when one fails (the pool check beside the SQLite pass: they share
 # nothing); the tests executed are added up at the end.
@@ -92,7 +93,8 @@ TEST_WORKERS ?= 3
 TEST_DB_CONNECTIONS ?= 80
 XDIST = -n $(TEST_WORKERS) --dist worksteal
 SQLITE_TESTS ?= tests/chargers tests/backoffice tests/e2e/test_charger_over_socket.py \
-	tests/e2e/test_durability.py tests/e2e/test_ocpp201_charger.py tests/perf/test_sigterm_flush.py
+	tests/e2e/test_durability.py tests/e2e/test_ocpp201_charger.py tests/perf/test_sigterm_flush.py \
+	tests/test_reference_data.py
 PG_ENV = DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) REQUIRE_SERVICES=true CONN_MAX_AGE=0 \
 	TEST_DB_CONNECTIONS=$(TEST_DB_CONNECTIONS)
 # The checks run beside the tests, not before them (on two cores the tests leave a core idle
