@@ -11,9 +11,10 @@ has no md5 and reads every table every time, as before.
 
 The statement is prepared once per database connection (`PREPARE`, then `EXECUTE`): parsing and
 planning ~130 `UNION ALL` parts took three quarters of its time (8.2 ms a snapshot, 1.9 ms
-prepared), and the snapshots were half of PostgreSQL's CPU in a test run. A prepared statement
-belongs to the session, not the transaction (a test's rollback keeps it), so it is remembered by
-the driver's connection object and prepared again on a new connection.
+prepared, on a migrated database with two tenants' rows). A prepared statement belongs to the
+session, not the transaction (a test's rollback keeps it), so it is remembered by the driver's
+connection object and prepared again on a new connection. (What made the snapshots half of
+PostgreSQL's CPU in a test run was a parallel plan: tests/parallel.py `_no_parallel_plans`.)
 """
 
 from __future__ import annotations
