@@ -1,6 +1,8 @@
 """Paging of the API's lists: a page of API_PAGE_SIZE rows unless `limit` asks for another size,
 never more than API_MAX_LIMIT. A limit or offset that is not a whole number in range is answered
-with 400 saying the range, instead of a whole table or a database overflow (a 500)."""
+with 400 saying the range, instead of a whole table or a database overflow (a 500). A `page`
+(the other common style) is a 400 that says how these lists page: ignored, it answered the first
+page for every page, and a client walking pages read the same rows forever."""
 
 from __future__ import annotations
 
@@ -46,6 +48,17 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
         return limit or self.default_limit
 
     def get_offset(self, request: Request) -> int:
+        if "page" in request.query_params:
+            raise ValidationError(
+                {
+                    "page": [
+                        "This list pages by offset, not by page number: ask for "
+                        f"?{self.offset_query_param}= (the rows to skip) and "
+                        f"?{self.limit_query_param}= (rows per page, at most {self.max_limit}), "
+                        "or follow the answer's `next` link."
+                    ]
+                }
+            )
         return query_int(request, self.offset_query_param, default=0, low=0, high=MAX_OFFSET) or 0
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

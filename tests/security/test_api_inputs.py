@@ -84,6 +84,9 @@ def test_every_list_is_capped_and_says_the_cap(mine, theirs):
         response = client.get(url, {"offset": "9" * 40})
         assert response.status_code == 400 and "offset" in response.json(), url
         assert client.get(url, {"limit": "500", "offset": "3"}).status_code == 200, url
+        # Pages by number are not how these lists page: said, not ignored (same rows forever).
+        response = client.get(url, {"page": "2"})
+        assert response.status_code == 400 and "offset" in response.json()["page"][0], url
 
 
 def test_a_list_pages_by_the_default_size_when_no_limit_is_given(mine):
