@@ -181,7 +181,8 @@ class Charger(models.Model):
         return credentials.verify(self.ocpp_password_hash, raw)
 
     def is_online(self, now: datetime | None = None) -> bool:
-        """Connected now, and heard from within two heartbeat intervals."""
+        """Connected now, and heard from within two heartbeat intervals (a frame, or a pong to our
+        websocket ping: chargers/connections/uvicorn_protocol.py)."""
         if not self.connection_id or not self.last_seen_at:
             return False
         now = now or timezone.now()

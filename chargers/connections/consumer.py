@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from backoffice import db
 from chargers.connections import handshake, process
+from chargers.connections.uvicorn_protocol import PONG_EXTENSION, PongWatch
 from chargers.devices.commands import DISCONNECTED, command_complete, command_group
 from chargers.handlers import common, v16, v21, v201
 from chargers.messagelog.log import writer
@@ -116,6 +117,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     superseded = False  # a newer connection of this station id took over
     layer_task: asyncio.Task | None = None
     proxy: Proxy | None = None  # upstream backoffices (chargers.proxy), only when configured
+    pong_watch: PongWatch | None = None  # its pongs, when the server pings (uvicorn_protocol)
 
     async def __call__(
         self,
@@ -263,6 +265,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.disconnect(1006)
             raise StopConsumer() from None
         _open.add(self)
+        watch = self.scope.get("extensions", {}).get(PONG_EXTENSION)
+        if watch is not None:
+            self.pong_watch = watch
+            watch.on_pong = self._pong
         logger.info("Charger %s connected", station_id)
         if charger.proxied:
             await self.cp_proxy_reload({})
@@ -317,9 +323,22 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await (
                 proxy.close()
             )  # each upstream sees the charger leave; unsent transaction messages stay queued
+        if self.pong_watch is not None:
+            self.pong_watch.on_pong = None
         if not self.superseded:  # the newer socket's state is the charger's now
             writer.forget(self.conn.charger_id)
         logger.info("Charger %s disconnected (%s)", self.conn.station_id, code)
+
+    def _pong(self) -> None:
+        """The charger answered a websocket ping. One that sent no frame for a ping interval is
+        heard from by its pong (OCPP-J 1.6 §5.3: pings stand in for most Heartbeats); a frame in
+        between already said so, and the pong writes nothing."""
+        conn, watch = self.conn, self.pong_watch
+        if conn is None or watch is None or self.closing:
+            return
+        now = timezone.now()
+        if conn.received_at is None or (now - conn.received_at).total_seconds() >= watch.interval:
+            writer.heard(conn.charger_id)
 
     # -- frames from the charger -------------------------------------------------------------------
 

@@ -14,17 +14,56 @@ A refused handshake (404 unknown station, 401, 400, 503 overloaded: the ASGI den
 is answered, but uvicorn 0.54 never marks it as the handshake's answer and logs "ASGI callable
 returned without completing handshake." at ERROR for each: 13,262 lines in one 30,000-charger
 storm, where the refusals are already counted once by chargers.security.
+
+A charger that answers our websocket pings is alive even when it sends no OCPP frame: OCPP-J 1.6
+§5.3 lets pings stand in for most Heartbeats. uvicorn answers pongs itself, so the application
+never saw one, and such a charger read as offline (its commands refused unsent) two heartbeat
+intervals after its last frame. Each answered pong now reaches the consumer through a
+`PongWatch` in the scope's extensions (`PONG_EXTENSION`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 from websockets.protocol import State
+
+PONG_EXTENSION = "ocpp.pong"
+
+
+class PongWatch:
+    """Where a socket's answered pongs go: the consumer sets `on_pong` once it holds the socket.
+    `interval` is the ping interval in seconds."""
+
+    __slots__ = ("interval", "on_pong")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.on_pong: Callable[[], None] | None = None
 
 
 class ChargerWebSocketProtocol(WebSocketsSansIOProtocol):
+    pong_watch: PongWatch | None = None
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        if self.ping_interval and not self.handshake_complete:  # not refused by websockets
+            self.pong_watch = PongWatch(self.ping_interval)
+            # Routers copy the scope but not its extensions' dict: the consumer sees this one.
+            self.scope["extensions"][PONG_EXTENSION] = self.pong_watch  # type: ignore[index]
+
+    def handle_pong(self, event: Frame) -> None:
+        answered = self.pending_ping_payload is not None and bytes(event.data) == (
+            self.pending_ping_payload
+        )
+        super().handle_pong(event)
+        watch = self.pong_watch
+        if answered and watch is not None and watch.on_pong is not None:
+            watch.on_pong()
+
     def shutdown(self) -> None:
         if self.handshake_complete and not self.close_sent and self.conn.state is not State.OPEN:
             self.stop_keepalive()

@@ -337,6 +337,14 @@ class MessageLogWriter:
         previous = self._seen.get(charger_id)
         self._seen[charger_id] = (now, heartbeat or (previous[1] if previous else False))
 
+    def heard(self, charger_id: int) -> None:
+        """`touch` with no frame to write beside it (a websocket pong): an idle writer waits for
+        work, so it is woken."""
+        self.touch(charger_id)
+        self._ensure_running()
+        assert self._wakeup is not None
+        self._wakeup.set()
+
     def forget(self, charger_id: int) -> None:
         self._seen_written.pop(charger_id, None)
         self._connector_interest.discard(charger_id)

@@ -98,3 +98,47 @@ def test_a_socket_whose_pings_go_unanswered_is_reaped(tmp_path):
     finally:
         link.close()
         stop_live_server(server)
+
+
+def test_a_charger_that_only_answers_pings_stays_online(tmp_path):
+    """OCPP-J 1.6 §5.3: websocket pings may stand in for most Heartbeats. A charger that sends no
+    OCPP frame after its boot but answers every ping is heard from by its pongs: still online
+    two heartbeat intervals after its last frame (its commands are sent, not refused as
+    offline)."""
+    charger = ChargerFactory(station_id="RECONNECT-3")
+    server = start_live_server(
+        OCPP_JOURNAL_DIR=tmp_path / "journal",
+        OCPP_HEARTBEAT_INTERVAL="10",
+        WS_PING_INTERVAL_S="1",
+        WS_PING_TIMEOUT_S="10",
+    )
+    try:
+
+        async def scenario() -> None:
+            async with _connect(f"{server.ws_url}/ocpp/{charger.station_id}") as ws:
+                reply = await _boot(ws, "boot-1")
+                assert reply[2]["interval"] == 10, reply
+
+                def seen() -> Charger | None:
+                    row = Charger.objects.get(pk=charger.pk)
+                    return row if row.last_seen_at and row.last_boot_at else None
+
+                booted = await asyncio.to_thread(_wait_for, seen, 30)
+                assert booted is not None
+
+                # Silent from here on; the client answers the server's pings by itself. Last-seen
+                # times are written at most every 15 s: wait for one more than two heartbeat
+                # intervals after the boot, which only the pongs can have brought.
+                def heard_since() -> Charger | None:
+                    row = Charger.objects.get(pk=charger.pk)
+                    late = row.last_seen_at - booted.last_boot_at
+                    return row if late.total_seconds() > 2 * 10 else None
+
+                later = await asyncio.to_thread(_wait_for, heard_since, 90)
+                assert later is not None, "no pong was taken as the charger being heard from"
+                assert later.is_online()
+                assert later.last_heartbeat_at == booted.last_heartbeat_at  # no Heartbeat sent
+
+        asyncio.run(scenario())
+    finally:
+        stop_live_server(server)
