@@ -357,10 +357,8 @@ class ChargerAdmin(admin.ModelAdmin):
                 self.message_user(
                     request, f"{charger}: offline, {action} not sent.", messages.ERROR
                 )
-            except commands.CommandTimeout:
-                self.message_user(
-                    request, f"{charger}: no answer to {action} in time.", messages.ERROR
-                )
+            except commands.CommandTimeout as exc:
+                self.message_user(request, f"{charger}: {exc.told(action)}", messages.ERROR)
             except commands.InvalidCommand as exc:
                 self.message_user(request, f"{charger}: {exc.error.description}", messages.ERROR)
             else:
@@ -394,11 +392,9 @@ class ChargerAdmin(admin.ModelAdmin):
                     request, f"{charger}: offline, RemoteStartTransaction not sent.", messages.ERROR
                 )
                 continue
-            except commands.CommandTimeout:
+            except commands.CommandTimeout as exc:
                 self.message_user(
-                    request,
-                    f"{charger}: no answer to RemoteStartTransaction in time.",
-                    messages.ERROR,
+                    request, f"{charger}: {exc.told('RemoteStartTransaction')}", messages.ERROR
                 )
                 continue
             if command is None:

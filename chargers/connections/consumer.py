@@ -27,7 +27,7 @@ from django.utils import timezone
 from backoffice import db
 from chargers.connections import handshake, process
 from chargers.connections.uvicorn_protocol import PONG_EXTENSION, PongWatch
-from chargers.devices.commands import DISCONNECTED, command_complete, command_group
+from chargers.devices.commands import DISCONNECTED, NOT_SENT, command_complete, command_group
 from chargers.handlers import common, v16, v21, v201
 from chargers.messagelog.log import writer
 from chargers.models import Charger, Command
@@ -84,6 +84,19 @@ def open_by_version() -> dict[str, int]:
 class PendingCall:
     action: str
     future: asyncio.Future
+    sent_at: float = 0.0  # the event loop's clock
+
+
+# OCPP-J §4.1.1 allows one outstanding CALL per connection, so a CALL may wait for the one
+# before it to be answered. Its timeout covers that wait too, and it is sent only with at least
+# this long left for its own answer: one sent with a moment left would be carried out by the
+# charger after whoever sent it was told it went unanswered (and may have sent it again).
+ANSWER_MIN_S = 5.0
+
+
+class NotSent(Exception):
+    """The CALL was never sent: its time ran out while the charger still owed the answer to an
+    earlier one (its action and how long before it was sent are in the message)."""
 
 
 def _redacted(action: str, payload: Any) -> Any:
@@ -764,13 +777,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _call(
         self, unique_id: str, action: str, payload: dict, timeout: float
     ) -> protocol.Frame | None:
-        """Send one CALL to the charger and return its answer (None: no answer within `timeout`).
-        Raises ConnectionError when the charger leaves first."""
-        # OCPP-J §4.1.1: one outstanding CALL per connection (ours, and upstreams' through the proxy).
+        """Send one CALL to the charger and return its answer (None: no answer within `timeout`,
+        counted from now: the wait for an earlier CALL's answer included). Raises NotSent when
+        the earlier CALL held the connection too long, ConnectionError when the charger leaves
+        first."""
         assert self.conn is not None  # commands reach a socket once it is accepted
-        async with self.call_lock:
-            future = asyncio.get_running_loop().create_future()
-            self.pending[unique_id] = PendingCall(action, future)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await self._call_turn(max(timeout - ANSWER_MIN_S, 0.05))
+        try:
+            future = loop.create_future()
+            self.pending[unique_id] = PendingCall(action, future, loop.time())
             try:
                 await self.send(text_data=self.proto.call(unique_id, action, payload))
                 ocpp_metrics.message("out", self.version, protocol.CALL, action)
@@ -782,11 +799,26 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     action=action,
                     payload=_redacted(action, payload),
                 )
-                return await asyncio.wait_for(future, timeout)
+                return await asyncio.wait_for(future, deadline - loop.time())
             except TimeoutError:
                 return None
             finally:
                 self.pending.pop(unique_id, None)
+        finally:
+            self.call_lock.release()
+
+    async def _call_turn(self, wait: float) -> None:
+        """Take the connection's one CALL (ours and upstreams' through the proxy), waiting at
+        most `wait` seconds for the one before it to be answered; NotSent if it was not."""
+        try:
+            async with asyncio.timeout(wait):  # a free lock is taken without yielding
+                await self.call_lock.acquire()
+        except TimeoutError:
+            earlier = next(iter(self.pending.values()), None)
+            if earlier is None:  # answered at the last moment; the next in line has it now
+                raise NotSent(f"{NOT_SENT}.") from None
+            age = asyncio.get_running_loop().time() - earlier.sent_at
+            raise NotSent(f"{NOT_SENT} ({earlier.action}, sent {age:.0f} s before).") from None
 
     async def call_charger(
         self, action: str, payload: dict, timeout: float
@@ -794,7 +826,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """A CALL from an upstream backoffice (chargers.proxy); None if it got no answer."""
         try:
             return await self._call(uuid.uuid4().hex, action, payload, timeout)
-        except (ConnectionError, RuntimeError, OSError):
+        except (NotSent, ConnectionError, RuntimeError, OSError):
             return None
 
     async def cp_proxy_reload(self, event: dict) -> None:
@@ -833,6 +865,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     "errorDescription": frame.error_description,
                 }
                 error = f"{frame.error_code}: {frame.error_description}"
+        except NotSent as exc:
+            error, unique_id = str(exc), ""  # TIMEOUT: nothing reached the charger
         except (ConnectionError, asyncio.CancelledError, RuntimeError, OSError):
             # (Sending on a socket that just closed raises RuntimeError/OSError in the server.)
             error = DISCONNECTED

@@ -33,6 +33,9 @@ class ChargerOffline(Exception):
 
 # The error of a CALL whose charger's socket closed before the answer (not the charger's refusal).
 DISCONNECTED = "The charger disconnected before answering."
+# The start of the error of a command that never reached the charger: its time ran out while the
+# charger still owed the answer to an earlier request (one outstanding CALL per connection).
+NOT_SENT = "Not sent: the charger had not yet answered an earlier request"
 
 
 class CommandTimeout(Exception):
@@ -43,6 +46,20 @@ class CommandTimeout(Exception):
     @property
     def disconnected(self) -> bool:
         return self.command.error == DISCONNECTED
+
+    @property
+    def not_sent(self) -> bool:
+        """Never sent: the charger was still to answer an earlier request (try again later)."""
+        return self.command.error.startswith(NOT_SENT)
+
+    def told(self, label: str) -> str:
+        """What a person who asked for `label` is told."""
+        if self.not_sent:
+            return (
+                f"{label} was not sent: the charger had not yet answered an earlier request. "
+                "Try again in a minute."
+            )
+        return f"{label} was sent, but the charger did not answer in time."
 
 
 class InvalidCommand(Exception):

@@ -74,8 +74,8 @@ def _send(
         command = send()
     except commands.ChargerOffline:
         messages.error(request, f"{label} was not sent: the charger is offline.")
-    except commands.CommandTimeout:
-        messages.error(request, f"{label} was sent, but the charger did not answer in time.")
+    except commands.CommandTimeout as exc:
+        messages.error(request, exc.told(label))
     except commands.InvalidCommand as exc:
         messages.error(request, f"{label} is not valid for this charger: {exc}")
     except reservations.ReservationRefused as exc:

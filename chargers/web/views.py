@@ -323,8 +323,8 @@ def charger_command(request: HttpRequest, station_id: str) -> HttpResponse:
             )
     except commands.ChargerOffline:
         messages.error(request, f"{label} was not sent: the charger is offline.")
-    except commands.CommandTimeout:
-        messages.error(request, f"{label} was sent, but the charger did not answer in time.")
+    except commands.CommandTimeout as exc:
+        messages.error(request, exc.told(label))
     except commands.InvalidCommand as exc:
         messages.error(request, f"{label} is not valid for this charger: {exc}")
     else:

@@ -327,6 +327,59 @@ async def test_command_to_silent_charger_times_out(charger):
     await client.close()
 
 
+async def test_a_command_whose_time_runs_out_behind_an_unanswered_one_is_never_sent(charger):
+    """OCPP-J allows one outstanding CALL per connection. A command queued behind a CALL the
+    charger has not answered is not sent once its own time is up: the person who asked is told
+    it was not sent (not that no process held the connection), and the charger never gets it
+    later, after they were told it failed and may have asked again."""
+    from chargers.connections.consumer import ANSWER_MIN_S
+    from chargers.devices.commands import CommandTimeout, send_command
+
+    client = await connected()
+    await charger.arefresh_from_db()
+    first = asyncio.create_task(
+        send_command(charger, "GetConfiguration", {"key": ["HeartbeatInterval"]}, timeout=60)
+    )
+    call = await client.receive()
+    assert call[2] == "GetConfiguration"
+    with pytest.raises(CommandTimeout) as raised:  # waits at most 0.5 s for the first's answer
+        await send_command(charger, "Reset", {"type": "Soft"}, timeout=ANSWER_MIN_S + 0.5)
+    assert raised.value.not_sent
+    assert raised.value.command.status == "timeout" and not raised.value.command.unique_id
+    assert "(GetConfiguration, sent" in raised.value.command.error
+    assert raised.value.told("Reset").startswith("Reset was not sent")
+
+    await client.send([3, call[1], {"configurationKey": []}])
+    assert (await first).status == "answered"
+    assert await client.communicator.receive_nothing(timeout=0.5), "the Reset was sent after all"
+    await writer.flush()
+    assert not await OcppMessage.objects.filter(charger=charger, action="Reset").aexists()
+    await client.close()
+
+
+async def test_a_command_queued_behind_one_answered_in_time_is_sent(charger):
+    from chargers.connections.consumer import ANSWER_MIN_S
+    from chargers.devices.commands import send_command
+
+    client = await connected()
+    await charger.arefresh_from_db()
+    first = asyncio.create_task(
+        send_command(charger, "GetConfiguration", {"key": ["HeartbeatInterval"]}, timeout=60)
+    )
+    call = await client.receive()
+    second = asyncio.create_task(
+        send_command(charger, "Reset", {"type": "Soft"}, timeout=ANSWER_MIN_S + 60)
+    )
+    assert await client.communicator.receive_nothing(timeout=0.2), "two CALLs outstanding"
+    await client.send([3, call[1], {"configurationKey": []}])
+    reset = await client.receive()
+    assert reset[2] == "Reset"
+    await client.send([3, reset[1], {"status": "Accepted"}])
+    assert (await first).status == "answered"
+    assert (await second).response == {"status": "Accepted"}
+    await client.close()
+
+
 async def test_command_to_offline_charger_is_refused(charger):
     from chargers.devices.commands import ChargerOffline, send_command
 
