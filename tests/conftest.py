@@ -60,6 +60,7 @@ def pytest_configure(config):
 
 def pytest_sessionfinish(session):
     _write_durations()
+    _redis_keys_removed()
     if _databases:  # made before the tests, and no test that ran asked for it (all skipped)
         from django.test.utils import teardown_databases
         from pytest_django.plugin import blocking_manager_key
@@ -76,6 +77,27 @@ def pytest_sessionfinish(session):
             parallel.drop_template(rid, int(session.config.getoption("numprocesses") or 0))
         finally:
             parallel.remove_run_dir(rid)
+
+
+def _redis_keys_removed() -> None:
+    """A worker leaves nothing in the run's Redis database: the keys under its own prefixes
+    (channel layer, cache, Celery's queues and bindings; backoffice/env.py) and its bench smoke
+    runs' (tests/perf/conftest.py). Other runs' keys on the same database are not touched."""
+    worker_prefix = os.environ.get("CHANNEL_LAYER_PREFIX", "")
+    if not settings.REDIS_URL or not os.environ.get("PYTEST_XDIST_WORKER") or not worker_prefix:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for pattern in (f"{worker_prefix}*", f"bench_smoke_{os.getpid()}_*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+    except redis.RedisError as exc:  # the run's result stands; the keys expire or stay
+        print(f"Could not remove this worker's Redis keys: {exc}")
+    finally:
+        client.close()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
