@@ -551,6 +551,8 @@ async def _send_one(send: Send, timeout: float) -> Outcome:
     except commands.CommandTimeout as exc:
         if exc.disconnected:  # gone before it could answer: not a refusal, set up on its return
             return Outcome(send, False, "offline", offline=True)
+        if exc.not_sent:  # it still owed an earlier answer: it takes no limit now either
+            return Outcome(send, False, exc.command.error[:200])
         return Outcome(send, False, f"No answer within {timeout:.0f} s")
     except commands.InvalidCommand as exc:
         logger.warning("Power profile for %s not sent: %s", send.charger.station_id, exc)

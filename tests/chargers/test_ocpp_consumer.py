@@ -357,6 +357,41 @@ async def test_a_command_whose_time_runs_out_behind_an_unanswered_one_is_never_s
     await client.close()
 
 
+async def test_a_power_limit_not_sent_behind_an_unanswered_call_says_so(charger):
+    """Power records why a limit did not take: one never sent is not "no answer within"."""
+    from chargers.connections.consumer import ANSWER_MIN_S
+    from chargers.devices.commands import send_command
+    from power.enforcement import Send, _send_one
+    from power.profiles import Profile
+
+    client = await connected()
+    await charger.arefresh_from_db()
+    first = asyncio.create_task(send_command(charger, "GetConfiguration", {}, timeout=60))
+    call = await client.receive()
+    payload = {
+        "connectorId": 0,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "ChargePointMaxProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+            },
+        },
+    }
+    outcome = await _send_one(
+        Send(charger, Profile(connector_id=0, purpose="max", limit_a=16, payload=payload)),
+        ANSWER_MIN_S + 0.5,
+    )
+    assert not outcome.accepted and not outcome.offline
+    assert outcome.reason.startswith("Not sent: the charger had not yet answered"), outcome.reason
+    await client.send([3, call[1], {"configurationKey": []}])
+    await first
+    await client.close()
+
+
 async def test_a_command_queued_behind_one_answered_in_time_is_sent(charger):
     from chargers.connections.consumer import ANSWER_MIN_S
     from chargers.devices.commands import send_command
