@@ -89,9 +89,15 @@ class PendingCall:
 
 # OCPP-J §4.1.1 allows one outstanding CALL per connection, so a CALL may wait for the one
 # before it to be answered. Its timeout covers that wait too, and it is sent only with at least
-# this long left for its own answer: one sent with a moment left would be carried out by the
-# charger after whoever sent it was told it went unanswered (and may have sent it again).
+# this long (half its timeout when that is shorter) left for its own answer: one sent with a
+# moment left would be carried out by the charger after whoever sent it was told it went
+# unanswered (and may have sent it again).
 ANSWER_MIN_S = 5.0
+
+
+def queue_wait_s(timeout: float) -> float:
+    """How long a CALL with this timeout may wait for the one before it to be answered."""
+    return timeout - min(ANSWER_MIN_S, timeout / 2)
 
 
 class NotSent(Exception):
@@ -784,7 +790,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         assert self.conn is not None  # commands reach a socket once it is accepted
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        await self._call_turn(max(timeout - ANSWER_MIN_S, 0.05))
+        await self._call_turn(queue_wait_s(timeout))
         try:
             future = loop.create_future()
             self.pending[unique_id] = PendingCall(action, future, loop.time())

@@ -342,7 +342,7 @@ async def test_a_command_whose_time_runs_out_behind_an_unanswered_one_is_never_s
     )
     call = await client.receive()
     assert call[2] == "GetConfiguration"
-    with pytest.raises(CommandTimeout) as raised:  # waits at most 0.5 s for the first's answer
+    with pytest.raises(CommandTimeout) as raised:  # waits 2.75 s (queue_wait_s) for its turn
         await send_command(charger, "Reset", {"type": "Soft"}, timeout=ANSWER_MIN_S + 0.5)
     assert raised.value.not_sent
     assert raised.value.command.status == "timeout" and not raised.value.command.unique_id
@@ -388,6 +388,28 @@ async def test_a_power_limit_not_sent_behind_an_unanswered_call_says_so(charger)
     assert not outcome.accepted and not outcome.offline
     assert outcome.reason.startswith("Not sent: the charger had not yet answered"), outcome.reason
     await client.send([3, call[1], {"configurationKey": []}])
+    await first
+    await client.close()
+
+
+async def test_a_short_command_queued_behind_one_answered_soon_is_sent(charger):
+    """A command with a timeout of a few seconds may still wait for its turn (half of it): the
+    power sweep's limits (10 s) and the tests' short commands go out one after the other."""
+    from chargers.connections.consumer import queue_wait_s
+    from chargers.devices.commands import send_command
+
+    assert queue_wait_s(2) == 1 and queue_wait_s(30) == 25
+    client = await connected()
+    await charger.arefresh_from_db()
+    first = asyncio.create_task(send_command(charger, "GetConfiguration", {}, timeout=60))
+    call = await client.receive()
+    second = asyncio.create_task(send_command(charger, "Reset", {"type": "Soft"}, timeout=2))
+    await asyncio.sleep(0.3)  # the second waits for its turn (up to 1 s)
+    await client.send([3, call[1], {"configurationKey": []}])
+    reset = await client.receive()
+    assert reset[2] == "Reset"
+    await client.send([3, reset[1], {"status": "Accepted"}])
+    assert (await second).response == {"status": "Accepted"}
     await first
     await client.close()
 
