@@ -200,6 +200,11 @@ class Receipt(models.Model):
     seller_vat_number = models.CharField(max_length=20, blank=True)
     buyer_company = models.CharField(max_length=200, blank=True)
     buyer_vat_id = models.CharField(max_length=20, blank=True)
+    # What it said when issued: the session's times and energy, the priced lines and totals
+    # (decimals as strings; billing.receipts.receipt_facts). A charger's own stop that replaces
+    # an estimated one later changes the session, not this. Empty on receipts issued before it
+    # was kept: those show the session as it is.
+    facts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

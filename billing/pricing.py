@@ -125,6 +125,43 @@ class Cost:
             "prices_include_tax": self.prices_include_tax,
         }
 
+    def as_facts(self) -> dict:
+        """Everything the cost holds, decimals as strings (JSON): `from_facts` gives it back."""
+        return {
+            **self.as_dict(),
+            "lines": [
+                {**line, **{k: str(line[k]) for k in ("quantity", "unit_price", "amount")}}
+                for line in self.lines
+            ],
+            "processing_fee": str(self.processing_fee),
+            "energy_wh": None if self.energy_wh is None else str(self.energy_wh),
+            "charging_seconds": self.charging_seconds,
+            "idle_seconds": self.idle_seconds,
+            "final": self.final,
+            "energy_source": self.energy_source,
+        }
+
+    @classmethod
+    def from_facts(cls, facts: dict) -> Cost:
+        return cls(
+            currency=facts["currency"],
+            lines=[
+                {**line, **{k: Decimal(line[k]) for k in ("quantity", "unit_price", "amount")}}
+                for line in facts["lines"]
+            ],
+            subtotal=Decimal(facts["subtotal"]),
+            tax=Decimal(facts["tax"]),
+            total=Decimal(facts["total"]),
+            processing_fee=Decimal(facts["processing_fee"]),
+            energy_wh=None if facts["energy_wh"] is None else Decimal(facts["energy_wh"]),
+            charging_seconds=facts["charging_seconds"],
+            idle_seconds=facts["idle_seconds"],
+            final=facts["final"],
+            energy_source=facts["energy_source"],
+            prices_include_tax=facts["prices_include_tax"],
+            tax_percent=Decimal(facts["tax_percent"]),
+        )
+
 
 def price_str(value: Decimal, currency: str) -> str:
     """Return a unit price with no trailing zeros beyond the currency's minor unit (0.3500 -> 0.35, 0.305 stays)."""

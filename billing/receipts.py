@@ -33,6 +33,21 @@ def seller_of(organization_id: int) -> tuple[str, str]:
     return settings.seller_name or settings.organization.name, settings.vat_number
 
 
+def receipt_facts(session: ChargingSession) -> dict:
+    """What a receipt of the session says, kept on it when issued (Receipt.facts): its times,
+    energy and cost, so that the receipt never changes after (a charger's own stop that later
+    replaces an estimated one changes the session and its price, not the receipt)."""
+    from .services.sessions import session_cost
+
+    return {
+        "started_at": session.started_at.isoformat() if session.started_at else None,
+        "stopped_at": session.stopped_at.isoformat() if session.stopped_at else None,
+        "energy_wh": None if session.energy_wh is None else str(session.energy_wh),
+        "no_reading": session.no_reading,
+        "cost": session_cost(session).as_facts(),
+    }
+
+
 def _receiptable(session_id: int) -> tuple[ChargingSession, int] | None:
     session = (
         ChargingSession.objects.select_related("charger__property")
@@ -76,6 +91,7 @@ def receipt_issue(
                 seller_vat_number=vat,
                 buyer_company=buyer_company.strip()[:200],
                 buyer_vat_id=buyer_vat_id.strip()[:20],
+                facts=receipt_facts(session),
             )
             BillingSettings.objects.filter(pk=settings.pk).update(
                 next_receipt_number=settings.next_receipt_number + 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils.dateparse import parse_datetime
+
 from billing import price_shown
 from billing import services as billing_services
 from billing.gateways import get_gateway
@@ -143,6 +145,24 @@ def receipt_issue(session_id: int, *, buyer_company: str = "", buyer_vat_id: str
     from billing.receipts import receipt_issue as issue
 
     return issue(session_id=session_id, buyer_company=buyer_company, buyer_vat_id=buyer_vat_id)
+
+
+def receipt_issued_facts(receipt):
+    """(cost, started, stopped, energy Wh, no reading) as the receipt said when issued; None
+    for no receipt, or one issued before its facts were kept (it shows the session as it is)."""
+    from billing.pricing import Cost
+
+    facts = getattr(receipt, "facts", None)
+    if not facts:
+        return None
+    energy = facts["energy_wh"]
+    return (
+        Cost.from_facts(facts["cost"]),
+        parse_datetime(facts["started_at"]) if facts["started_at"] else None,
+        parse_datetime(facts["stopped_at"]) if facts["stopped_at"] else None,
+        None if energy is None else Decimal(energy),
+        facts["no_reading"],
+    )
 
 
 def price_version_key(rate) -> str:

@@ -203,6 +203,13 @@ def receipt_context(gs: GuestSession) -> dict:
         except Exception:  # the page keeps working; the number comes on the next visit
             logger.warning("No receipt number for guest session %s", gs.pk, exc_info=True)
     energy_kwh = kwh(session.energy_wh) if session is not None else None
+    started_at = session.started_at if session else gs.started_at
+    stopped_at = session.stopped_at if session else gs.finished_at
+    no_reading = session is not None and session.no_reading
+    issued = payments.receipt_issued_facts(receipt)
+    if issued is not None:  # a receipt never changes after it was issued (billing.receipts)
+        cost, started_at, stopped_at, energy_wh, no_reading = issued
+        energy_kwh = kwh(energy_wh)
 
     def local(value: datetime | None) -> datetime | None:
         return timezone.localtime(value, tz) if value else None
@@ -212,10 +219,10 @@ def receipt_context(gs: GuestSession) -> dict:
         "charger": gs.charger,
         "property": gs.charger.property,
         "tz_name": str(tz),
-        "started_at": local(session.started_at if session else gs.started_at),
-        "stopped_at": local(session.stopped_at if session else gs.finished_at),
+        "started_at": local(started_at),
+        "stopped_at": local(stopped_at),
         "energy_kwh": energy_kwh,
-        "no_reading": session is not None and session.no_reading,
+        "no_reading": no_reading,
         # What the meter signed (OCMF): "Signed by the meter: verified" and the transparency file.
         "signature": signed_meter_values(session) if session is not None else None,
         "cost": cost,

@@ -220,3 +220,47 @@ def test_support_finds_a_receipt_in_admin(client, guest_charger, rate, seller):
     receipt = Receipt.objects.get(session_id=gs.charging_session_id)
     change = agent.get(f"/admin/billing/receipt/{receipt.pk}/change/").content.decode()
     assert "NL123456789B01" in change and "<h2>Receipt R-000001</h2>" in change
+
+
+def test_a_receipt_keeps_what_it_said_when_the_chargers_own_stop_replaces_the_estimate(
+    client, guest_charger, rate, seller
+):
+    """A receipt is an invoice: it never changes after it was issued. A session closed by our
+    estimate (here: no StopTransaction came, docs/ocpp.md) is settled and receipted on it; the
+    charger's own stop, arriving later, replaces the estimate in the session and its price, and
+    the receipt the guest was given stays as it was, matching what their card was charged."""
+    from decimal import Decimal
+
+    from billing.models import Payment, SessionCharge
+    from billing.services import session_price
+    from chargers.sessions import rules
+    from chargers.sessions.closing import StopRequest, close_orm
+
+    gs = _charge(client, guest_charger, 801, wh=7500)
+    session = gs.charging_session
+    ChargingSession.objects.filter(pk=session.pk).update(stop_reason=rules.NO_STOP_TRANSACTION)
+    before = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    total = before.split('id="total">')[1].split("<")[0]
+    assert "7.500 kWh" in before and "R-000001" in before
+    captured = Payment.objects.get(pk=gs.payment_id).amount_captured
+    assert total.endswith(f"{captured:.2f}")
+
+    late = close_orm(
+        StopRequest(
+            charger_id=guest_charger.pk,
+            transaction_id=801,
+            meter_stop=Decimal(9500),
+            stopped_at=session.stopped_at + timedelta(minutes=20),
+            reason="EVDisconnected",
+        )
+    )
+    assert late is not None and late.meter_stop_wh == 9500  # the session took the real stop
+    session_price(session_id=session.pk)
+    assert SessionCharge.objects.get(session=session).energy_wh == 9500
+
+    after = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "R-000001" in after and "7.500 kWh" in after and "9.500 kWh" not in after
+    assert after.split('id="total">')[1].split("<")[0] == total
+    assert Receipt.objects.count() == 1
+    pdf = client.get(f"/s/receipt/{gs.key}/pdf/")
+    assert pdf.status_code == 200
