@@ -123,19 +123,28 @@ def session_settlement(session: Any) -> dict | None:
 
 
 def session_settlements(sessions: Any) -> dict[int, dict | None]:
-    """`session_settlement` of each session (by pk) in one query (the session list API)."""
-    from .models import SessionCharge
+    """`session_settlement` of each session (by pk) in two queries (the session list API)."""
+    from django.db.models import Sum
 
+    from .models import Payment, SessionCharge
+
+    ids = [s.pk for s in sessions]
     charges = {
         c.session_id: c
-        for c in SessionCharge.objects.filter(session_id__in=[s.pk for s in sessions]).only(
-            "session_id", "held", "hold_reason", "hold_waived_at", "final"
+        for c in SessionCharge.objects.filter(session_id__in=ids).only(
+            "session_id", "held", "hold_reason", "hold_waived_at", "final", "total", "currency"
         )
     }
-    return {s.pk: _settlement(charges.get(s.pk)) for s in sessions}
+    captured = dict(
+        Payment.objects.filter(session_id__in=ids, status=Payment.Status.CAPTURED)
+        .values("session_id")
+        .annotate(amount=Sum("amount_captured"))
+        .values_list("session_id", "amount")
+    )
+    return {s.pk: _settlement(charges.get(s.pk), captured.get(s.pk)) for s in sessions}
 
 
-def _settlement(charge: Any) -> dict | None:
+def _settlement(charge: Any, captured: Any = None) -> dict | None:
     if charge is None:
         return None
     if charge.held:
@@ -145,7 +154,21 @@ def _settlement(charge: Any) -> dict | None:
         return {"status": "waived", "reason": "", "text": text}
     if not charge.final:
         return {"status": "pending", "reason": "", "text": "Not final yet."}
+    if captured is not None and captured < charge.total:
+        return {"status": "short", "reason": "", "text": _short_text(charge, captured)}
     return {"status": "settled", "reason": "", "text": "Billed."}
+
+
+def _short_text(charge: Any, captured: Any) -> str:
+    from .money import round_money
+
+    cur = charge.currency
+    return (
+        f"The guest's card was charged {round_money(captured, cur)} {cur} of "
+        f"{round_money(charge.total, cur)} {cur}: the hold on the card was smaller than the "
+        "cost, or the charger's own stop arrived after the guest was charged on our estimate "
+        "(the receipt says what was charged). The difference was not collected."
+    )
 
 
 def dashboard_revenue(*, organization_ids, since, until) -> list:

@@ -822,7 +822,7 @@ class SignedMeterValuesSchema(serializers.Serializer):
 class SettlementSchema(serializers.Serializer):
     """Whether the session's charge is settled (documentation of `settlement`)."""
 
-    status = serializers.CharField(help_text="held, waived, pending or settled")
+    status = serializers.CharField(help_text="held, waived, pending, short or settled")
     reason = serializers.CharField(help_text="Why it is held; empty otherwise.")
     text = serializers.CharField(help_text="The status in plain words.")
 
@@ -926,7 +926,8 @@ class SessionSerializer(serializers.ModelSerializer):
     @extend_schema_field(SettlementSchema(allow_null=True))
     def get_settlement(self, obj: ChargingSession) -> dict | None:
         """The charge's settlement: held (its signed readings do not verify; nothing is captured
-        or booked until they do or support decides), waived, pending or settled; null when
+        or booked until they do or support decides), waived, pending, short (the guest's card
+        was charged less than the cost) or settled; null when
         nothing is charged (docs/metering.md)."""
         if self.batch is not None:
             return self.batch["settlement"][obj.pk]

@@ -55,7 +55,8 @@ class SessionSettlement(Protocol):
     """Whether the session's charge is settled: {status, reason, text}, status `held` (its
     signed readings do not verify and the host's policy holds it: nothing is captured or booked
     until they do or support decides), `waived` (support decided to bill the measured energy),
-    `pending` (not final yet) or `settled`; None when nothing is charged for it."""
+    `pending` (not final yet), `short` (the guest's card was charged less than the cost) or
+    `settled`; None when nothing is charged for it."""
 
     def __call__(self, session: Any) -> dict[str, Any] | None: ...
 

@@ -264,3 +264,14 @@ def test_a_receipt_keeps_what_it_said_when_the_chargers_own_stop_replaces_the_es
     assert Receipt.objects.count() == 1
     pdf = client.get(f"/s/receipt/{gs.key}/pdf/")
     assert pdf.status_code == 200
+
+    # The host's session page says what was not collected (the card was charged the estimate).
+    host = MembershipFactory(organization=seller, role="owner").user
+    client.force_login(host)
+    page = client.get(f"/sessions/{session.pk}/").content.decode()
+    new_total = SessionCharge.objects.get(session=session).total
+    assert 'data-settlement="short"' in page, page
+    assert f"charged {captured:.2f} EUR of {new_total:.2f} EUR" in page
+    # Where the card paid the whole cost, the page says nothing of it.
+    Payment.objects.filter(pk=gs.payment_id).update(amount_captured=new_total)
+    assert 'data-settlement="short"' not in client.get(f"/sessions/{session.pk}/").content.decode()
