@@ -11,12 +11,18 @@ one, so each seller's receipts count 1, 2, 3… without gaps (EU invoicing rules
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from chargers.models import ChargingSession
 
 from .models import BillingSettings, Receipt, SessionCharge
+from .pricing import Cost
 
 
 def seller_of(organization_id: int) -> tuple[str, str]:
@@ -46,6 +52,33 @@ def receipt_facts(session: ChargingSession) -> dict:
         "no_reading": session.no_reading,
         "cost": session_cost(session).as_facts(),
     }
+
+
+@dataclass(frozen=True)
+class IssuedFacts:
+    """A receipt's facts as issued (receipt_facts), read back."""
+
+    cost: Cost
+    started_at: datetime | None
+    stopped_at: datetime | None
+    energy_wh: Decimal | None
+    no_reading: bool
+
+
+def receipt_issued_facts(receipt: Receipt | None) -> IssuedFacts | None:
+    """What the receipt said when issued; None for no receipt, or one issued before its facts
+    were kept (it shows the session as it is)."""
+    facts = receipt.facts if receipt is not None else None
+    if not facts:
+        return None
+    energy = facts["energy_wh"]
+    return IssuedFacts(
+        cost=Cost.from_facts(facts["cost"]),
+        started_at=parse_datetime(facts["started_at"]) if facts["started_at"] else None,
+        stopped_at=parse_datetime(facts["stopped_at"]) if facts["stopped_at"] else None,
+        energy_wh=None if energy is None else Decimal(energy),
+        no_reading=facts["no_reading"],
+    )
 
 
 def _receiptable(session_id: int) -> tuple[ChargingSession, int] | None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils.dateparse import parse_datetime
-
 from billing import price_shown
 from billing import services as billing_services
 from billing.gateways import get_gateway
@@ -148,21 +146,10 @@ def receipt_issue(session_id: int, *, buyer_company: str = "", buyer_vat_id: str
 
 
 def receipt_issued_facts(receipt):
-    """(cost, started, stopped, energy Wh, no reading) as the receipt said when issued; None
-    for no receipt, or one issued before its facts were kept (it shows the session as it is)."""
-    from billing.pricing import Cost
+    """What the receipt said when issued (billing.receipts); None: show the session as it is."""
+    from billing.receipts import receipt_issued_facts as issued
 
-    facts = getattr(receipt, "facts", None)
-    if not facts:
-        return None
-    energy = facts["energy_wh"]
-    return (
-        Cost.from_facts(facts["cost"]),
-        parse_datetime(facts["started_at"]) if facts["started_at"] else None,
-        parse_datetime(facts["stopped_at"]) if facts["stopped_at"] else None,
-        None if energy is None else Decimal(energy),
-        facts["no_reading"],
-    )
+    return issued(receipt)
 
 
 def price_version_key(rate) -> str:

@@ -208,8 +208,8 @@ def receipt_context(gs: GuestSession) -> dict:
     no_reading = session is not None and session.no_reading
     issued = payments.receipt_issued_facts(receipt)
     if issued is not None:  # a receipt never changes after it was issued (billing.receipts)
-        cost, started_at, stopped_at, energy_wh, no_reading = issued
-        energy_kwh = kwh(energy_wh)
+        cost, started_at, stopped_at = issued.cost, issued.started_at, issued.stopped_at
+        energy_kwh, no_reading = kwh(issued.energy_wh), issued.no_reading
 
     def local(value: datetime | None) -> datetime | None:
         return timezone.localtime(value, tz) if value else None
