@@ -2,12 +2,13 @@ import json
 import os
 import socket
 import time
+from typing import Any
 
 import pytest
 from django.conf import settings
 
 from backoffice import listen
-from tests import parallel, reference_data, schedule, schema
+from tests import parallel, reference_data, schedule, schema, zygote
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 
@@ -59,6 +60,7 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session):
+    zygote.close()  # and the servers it forked
     _write_durations()
     _redis_keys_removed()
     if _databases:  # made before the tests, and no test that ran asked for it (all skipped)
@@ -493,6 +495,9 @@ def release_servers(share: object) -> None:
     parallel.release_connections(share)
 
 
+# Servers fork from one preloaded parent per worker (tests/zygote.py); false: a new interpreter each.
+SERVER_ZYGOTE = os.environ.get("TEST_SERVER_ZYGOTE", "true").lower() != "false"
+
 # The pools of a server a test starts (start_live_server; production: 8 threads, 12 + 8).
 SERVER_POOLS = {"DB_EXECUTOR_THREADS": "4", "DB_POOL_SIZE": "6", "DB_ASYNC_POOL_SIZE": "4"}
 
@@ -539,13 +544,13 @@ def start_live_server(**env_overrides) -> LiveServer:
     else:
         parallel.acquire_connections(share, parallel.server_connections(env))
     log = open(root / f".live-server-{port}.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--simulate", "0"],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    argv = ["manage.py", "serve", "--port", str(port), "--simulate", "0"]
+    if SERVER_ZYGOTE:  # a fork of this worker's preloaded parent (tests/zygote.py)
+        process: Any = zygote.zygote(root).spawn(argv, env=env, cwd=root, log=log.name)
+    else:
+        process = subprocess.Popen(
+            [sys.executable, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         _wait_until_serving(process, port, log.name)
     except BaseException:
