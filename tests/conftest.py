@@ -545,8 +545,9 @@ def start_live_server(**env_overrides) -> LiveServer:
         parallel.acquire_connections(share, parallel.server_connections(env))
     log = open(root / f".live-server-{port}.log", "w")
     argv = ["manage.py", "serve", "--port", str(port), "--simulate", "0"]
-    if SERVER_ZYGOTE:  # a fork of this worker's preloaded parent (tests/zygote.py)
-        process: Any = zygote.zygote(root).spawn(argv, env=env, cwd=root, log=log.name)
+    forks = zygote.zygote(root) if SERVER_ZYGOTE else None
+    if forks is not None and forks.suits(env):  # a fork of a preloaded parent (tests/zygote.py)
+        process: Any = forks.spawn(argv, env=env, cwd=root, log=log.name)
     else:
         process = subprocess.Popen(
             [sys.executable, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT

@@ -67,3 +67,13 @@ def test_a_signal_ends_a_fork_as_it_would_a_child_and_closing_ends_the_rest(tmp_
     # The worker's end closed, nothing it started outlives it.
     assert select.select([watch], [], [], 60)[0] == [watch]
     os.close(watch)
+
+
+def test_a_server_whose_import_time_variables_differ_starts_as_a_new_interpreter():
+    # prometheus_client picks its multiprocess mode when imported: a fork of a zygote that
+    # imported it without the directory would never write the shared files.
+    base = {"PATH": "/usr/bin", "PYTHONHASHSEED": "0"}
+    assert zygote.forkable({**base, "DATABASE_URL": "postgres://x"}, base)
+    assert not zygote.forkable({**base, "PROMETHEUS_MULTIPROC_DIR": "/tmp/m"}, base)
+    assert not zygote.forkable({"PATH": "/usr/bin"}, base)  # PYTHONHASHSEED unset
+    assert not zygote.forkable({**base, "WEBSOCKETS_MAX_REDIRECTS": "3"}, base)

@@ -83,12 +83,35 @@ PRELOAD = (
     "yaml",
     "allauth.account",
     "whitenoise",
-    "prometheus_client",
     "email.mime.multipart",
     "xml.etree.ElementTree",
     "csp",
     "axes",
 )
+
+
+# Variables a module reads when it is imported (prometheus_client's multiprocess mode, websockets'
+# and kombu's limits, psycopg's wait function, the interpreter's own): a server whose environment
+# sets one differently from the zygote's starts as a new interpreter instead (`suits`).
+IMPORT_TIME_ENV = (
+    "PROMETHEUS_MULTIPROC_DIR",
+    "prometheus_multiproc_dir",
+    "WEBSOCKETS_",
+    "KOMBU_",
+    "PSYCOPG_",
+    "PYTHON",
+    "MP_LOG",
+    "FORKED_BY_MULTIPROCESSING",
+    "DISABLE_TRACEBACKS",
+    "PICKLE_PROTOCOL",
+)
+
+
+def forkable(env: dict[str, str], zygote_env: dict[str, str]) -> bool:
+    """Whether a process with `env` may fork from a zygote started with `zygote_env`: every
+    import-time variable the same."""
+    names = {k for k in {*env, *zygote_env} if k.startswith(IMPORT_TIME_ENV)}
+    return all(env.get(k) == zygote_env.get(k) for k in names)
 
 
 # -- the zygote process ----------------------------------------------------------------------------
@@ -278,6 +301,7 @@ class Zygote:
 
     def __init__(self, cwd: Path) -> None:
         ours, theirs = socket.socketpair()
+        self.env = dict(os.environ)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.zygote", str(theirs.fileno())],
             cwd=cwd,
@@ -314,6 +338,9 @@ class Zygote:
         with self.changed:
             self.gone = True
             self.changed.notify_all()
+
+    def suits(self, env: dict[str, str]) -> bool:
+        return forkable(env, self.env)
 
     def spawn(self, argv: list[str], *, env: dict[str, str], cwd: Path, log: str) -> ZygoteProcess:
         with self.lock:
