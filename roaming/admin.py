@@ -325,10 +325,18 @@ class RemoteCommandAdmin(ReadOnlyAdmin):
 
 @admin.register(Cdr)
 class CdrAdmin(ReadOnlyAdmin):
-    list_display = ["cdr_id", "partner", "session", "total", "created_at"]
-    search_fields = ["cdr_id"]
-    list_select_related = ["partner", "session__charger"]
-    autocomplete_fields = ["partner", "session"]
+    list_display = ["cdr_id", "partner", "session", "total", "kind", "created_at"]
+    list_filter = ["estimated"]
+    search_fields = ["cdr_id", "credit_reference__cdr_id"]
+    list_select_related = ["partner", "session__charger", "credit_reference"]
+    autocomplete_fields = ["partner", "session", "credit_reference"]
+
+    @admin.display(description="Kind")
+    def kind(self, obj: Cdr) -> str:
+        """A CDR, a Credit CDR of another (mod_cdrs), or a CDR made on our estimate of the stop."""
+        if obj.credit_reference_id:
+            return f"Credit CDR of {obj.credit_reference}"
+        return "CDR on an estimated stop" if obj.estimated else "CDR"
 
     @admin.display(description="Total (incl. VAT)")
     def total(self, obj: Cdr) -> str:

@@ -721,6 +721,36 @@ def cdr_object(
     return data
 
 
+def credit_cdr(cdr: dict[str, Any], *, credit_id: str, created: datetime) -> dict[str, Any]:
+    """Return the Credit CDR of a CDR we sent (mod_cdrs "Credit CDRs"): all of its data under a
+    new id, `credit` and `credit_reference_id` set, and only `total_cost`'s amounts negated
+    (2.2.1's excl_vat and incl_vat, 2.3.0's before_taxes and each tax's amount)."""
+    data = {**cdr, "id": credit_id, "credit": True, "credit_reference_id": cdr["id"]}
+    total = dict(cdr["total_cost"])
+    for key in ("excl_vat", "incl_vat", "before_taxes"):
+        if key in total:
+            total[key] = _negated(total[key])
+    if "taxes" in total:
+        total["taxes"] = [{**tax, "amount": _negated(tax["amount"])} for tax in total["taxes"]]
+    data["total_cost"] = total
+    data["last_updated"] = format_datetime(created)
+    return data
+
+
+def _negated(amount: float | int) -> float | int:
+    return number(-Decimal(str(amount)))  # -0.1, not -0.1000000000000000055...
+
+
+# The CDR fields a correction is about: what the eMSP bills its driver for.
+CDR_BILLED_FIELDS = (
+    "end_date_time",
+    "total_cost",
+    "total_energy",
+    "total_time",
+    "total_parking_time",
+)
+
+
 # -- payment terminals (2.3.0 mod_payments) ---------------------------------------------------------
 
 

@@ -740,18 +740,37 @@ class RemoteCommand(models.Model):
         return f"{self.type} from {self.partner_id}: {self.response}/{self.result or '…'}"
 
 
-class Cdr(models.Model):
-    """The charge detail record of a finished roaming session, as sent (CDRs are never changed)."""
+class CdrQuerySet(models.QuerySet["Cdr"]):
+    def current(self) -> "CdrQuerySet":
+        """The CDRs that stand: not a credit CDR, and not credited by one."""
+        return self.filter(credit_reference__isnull=True, credited_by__isnull=True)
 
-    session = models.OneToOneField(
-        "chargers.ChargingSession", on_delete=models.PROTECT, related_name="ocpi_cdr"
+
+class Cdr(models.Model):
+    """A charge detail record of a finished roaming session, as sent (CDRs are never changed).
+
+    A session has one CDR that stands. A CDR made on our estimate of the stop (a newer start
+    superseded the session, or its StopTransaction had not come) is corrected when the charger's
+    own stop arrives with other figures, as mod_cdrs prescribes: a Credit CDR of it
+    (`credit_reference`, its total_cost negated), then a new CDR (roaming.sessions.cdr_create)."""
+
+    session = models.ForeignKey(
+        "chargers.ChargingSession", on_delete=models.PROTECT, related_name="ocpi_cdrs"
     )
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="cdrs")
     cdr_id = models.CharField(max_length=39, unique=True)
     data = models.JSONField()
     # The OCPI version `data` is written in (the partner's when the CDR was made).
     version = models.CharField(max_length=10, default="2.2.1")
+    # Made while the session's stop was our estimate, not the charger's.
+    estimated = models.BooleanField(default=False)
+    # Set on a Credit CDR: the CDR it cancels.
+    credit_reference = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credited_by"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = CdrQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -30,6 +30,7 @@ from chargers.models import Charger, ChargingSession
 
 from . import mapping, ocpi, selectors, services
 from .models import (
+    Cdr,
     FinancialAdviceConfirmation,
     Partner,
     Terminal,
@@ -614,7 +615,7 @@ def payment_status(payment: TerminalPayment) -> PaymentStatus:
 
 
 def _billed(session: ChargingSession) -> Decimal | None:
-    cdr = getattr(session, "ocpi_cdr", None)
+    cdr = Cdr.objects.current().filter(session=session).first()
     if cdr is None:
         return None
     total = cdr.data.get("total_cost") if isinstance(cdr.data, dict) else None

@@ -19,6 +19,7 @@ from billing.pricing import Cost
 from billing.services import session_cost
 from billing.taxes import split_money
 from chargers.models import ChargingSession
+from chargers.sessions import rules
 from metering.display import cdr_signed_records, transparency_url
 from metering.services import session_signed_ingest
 
@@ -349,19 +350,69 @@ def session_push_queue(*, session_id: int) -> int | None:
 
 def cdr_create(*, session_id: int) -> Cdr | None:
     """Create the CDR of a finished roaming session and queue it for its partner; idempotent.
+    Return the session's standing CDR.
 
     The costs are billing's (billing.services.session_cost), so the partner is charged what our
-    own session record says.
+    own session record says. A CDR made on our estimate of the stop is credited and replaced
+    once the charger's own stop has changed what it bills (cdr_correct).
     """
-    existing = Cdr.objects.filter(session_id=session_id).first()
-    if existing is not None:
-        return existing
+    standing = Cdr.objects.current().filter(session_id=session_id).first()
+    if standing is not None:
+        return cdr_correct(standing)
     session = (
         roaming_sessions().filter(pk=session_id, status=ChargingSession.Status.COMPLETED).first()
     )
     partner = partner_of(session) if session is not None else None
     if session is None or partner is None:
         return None
+    data = _cdr_data(session, partner, cdr_id=f"CDR-{session.pk}")
+    try:
+        with transaction.atomic():
+            cdr = _cdr_send(session, partner, data, estimated=_stop_estimated(session))
+    except IntegrityError:  # created meanwhile by the sweep or a repeated signal
+        return Cdr.objects.current().filter(session_id=session_id).first()
+    return cdr
+
+
+def cdr_correct(standing: Cdr) -> Cdr:
+    """Credit and replace a CDR made on our estimate of the stop once the charger's own stop
+    has come and changed what the CDR bills (its end, energy, times or cost): mod_cdrs "Credit
+    CDRs", a CDR is never changed. The Credit CDR (`CDR-<session>-C`, total_cost negated) is
+    queued before the new CDR (`CDR-<session>-2`). Return the CDR that stands."""
+    if not standing.estimated:
+        return standing
+    session = (
+        roaming_sessions()
+        .filter(pk=standing.session_id, status=ChargingSession.Status.COMPLETED)
+        .first()
+    )
+    if session is None or _stop_estimated(session):
+        return standing  # still our estimate: nothing new to bill
+    made = Cdr.objects.filter(session=session, credit_reference__isnull=True).count()
+    data = _cdr_data(session, standing.partner, cdr_id=f"CDR-{session.pk}-{made + 1}")
+    billed = mapping.CDR_BILLED_FIELDS
+    if all(data.get(key) == standing.data.get(key) for key in billed):
+        Cdr.objects.filter(pk=standing.pk).update(estimated=False)  # the estimate was right
+        return standing
+    credit = mapping.credit_cdr(
+        standing.data, credit_id=f"{standing.cdr_id}-C", created=timezone.now()
+    )
+    try:
+        with transaction.atomic():
+            _cdr_send(session, standing.partner, credit, credit_of=standing)
+            cdr = _cdr_send(session, standing.partner, data, estimated=False)
+    except IntegrityError:  # corrected meanwhile by the sweep or a repeated signal
+        return Cdr.objects.current().filter(session=session).first() or standing
+    logger.info("CDR %s credited and replaced by %s: the charger's own stop", standing, cdr)
+    return cdr
+
+
+def _stop_estimated(session: ChargingSession) -> bool:
+    return session.stop_reason in rules.ESTIMATED_STOPS
+
+
+def _cdr_data(session: ChargingSession, partner: Partner, *, cdr_id: str) -> dict[str, Any]:
+    """The session's CDR in the partner's version, as billing prices the session now."""
     # A CDR cannot change once sent: have metering read the signed values first (idempotent),
     # in case its own task has not run yet (both follow session_finished).
     session_signed_ingest(session_id=session.pk)
@@ -369,8 +420,7 @@ def cdr_create(*, session_id: int) -> Cdr | None:
     facts = session_facts(session, cost=cost)
     rate = session_rate(session)[0]  # the price version billed (billing.price_shown)
     paid = payments.payment_of(session)
-    cdr_id = f"CDR-{session.pk}"
-    data = versions.of(partner.version).cdr(
+    return versions.of(partner.version).cdr(
         facts,
         cdr_id=cdr_id,
         location=_cdr_location(session),
@@ -381,27 +431,36 @@ def cdr_create(*, session_id: int) -> Cdr | None:
         # Paid at a terminal: the invoice we issue for it (mod_payments "Transaction").
         invoice_reference_id=payments.invoice_reference(paid, session) if paid else "",
     )
-    try:
-        with transaction.atomic():
-            cdr = Cdr.objects.create(
-                session=session,
-                partner=partner,
-                cdr_id=cdr_id,
-                data=data,
-                version=partner.version or ocpi.V221,
-            )
-            if partner.endpoint("cdrs", ocpi.InterfaceRole.RECEIVER):
-                services.delivery_enqueue(
-                    partner=partner,
-                    module="cdrs",
-                    object_key=f"cdr:{cdr.pk}",
-                    method="POST",
-                    path="",
-                    body=data,
-                    to_party=(data["cdr_token"]["country_code"], data["cdr_token"]["party_id"]),
-                )
-    except IntegrityError:  # created meanwhile by the sweep or a repeated signal
-        return Cdr.objects.filter(session_id=session_id).first()
+
+
+def _cdr_send(
+    session: ChargingSession,
+    partner: Partner,
+    data: dict[str, Any],
+    *,
+    estimated: bool = False,
+    credit_of: Cdr | None = None,
+) -> Cdr:
+    """Store a CDR and queue its POST to the partner (in the caller's transaction)."""
+    cdr = Cdr.objects.create(
+        session=session,
+        partner=partner,
+        cdr_id=data["id"],
+        data=data,
+        version=credit_of.version if credit_of else partner.version or ocpi.V221,
+        estimated=estimated,
+        credit_reference=credit_of,
+    )
+    if partner.endpoint("cdrs", ocpi.InterfaceRole.RECEIVER):
+        services.delivery_enqueue(
+            partner=partner,
+            module="cdrs",
+            object_key=f"cdr:{cdr.pk}",
+            method="POST",
+            path="",
+            body=data,
+            to_party=(data["cdr_token"]["country_code"], data["cdr_token"]["party_id"]),
+        )
     return cdr
 
 
@@ -421,11 +480,18 @@ def sessions_sweep(*, now: datetime | None = None, days: int = 7) -> set[int]:
         .filter(
             status=ChargingSession.Status.COMPLETED,
             received_stop_at__gte=now - timedelta(days=days),
-            ocpi_cdr__isnull=True,
+            ocpi_cdrs__isnull=True,
         )
         .values_list("pk", flat=True)
     )
-    for session_id in finished:
+    # And CDRs made on an estimated stop whose charger's own stop has come since (a lost signal).
+    corrected = (
+        Cdr.objects.current()
+        .filter(estimated=True, session__received_stop_at__gte=now - timedelta(days=days))
+        .exclude(session__stop_reason__in=rules.ESTIMATED_STOPS)
+        .values_list("session_id", flat=True)
+    )
+    for session_id in [*finished, *corrected]:
         partner_id = session_push_queue(session_id=session_id)
         cdr = cdr_create(session_id=session_id)
         partner_ids.update(p for p in (partner_id, cdr.partner_id if cdr else None) if p)

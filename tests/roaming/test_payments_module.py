@@ -420,7 +420,7 @@ def test_the_financial_advice_confirmation_is_tied_to_the_session_and_its_cdr(op
     assert (created.status_code, again.status_code) == (201, 200)
     confirmation = FinancialAdviceConfirmation.objects.get()
     assert confirmation.payment_id == payment.pk and confirmation.payment.session_id == session.pk
-    assert confirmation.payment.session.ocpi_cdr.pk == cdr.pk
+    assert confirmation.payment.session.ocpi_cdrs.get().pk == cdr.pk
     assert (confirmation.total_excl_tax, confirmation.total_incl_tax) == (
         Decimal("4.5"),
         Decimal("5.45"),

@@ -262,3 +262,89 @@ async def test_partners_pull_their_sessions_and_cdrs_with_paging(operator, stub,
     # Another partner sees none of them.
     assert (await sync_to_async(get)("/ocpi/2.2.1/cdrs", "other-partner")).json()["data"] == []
     assert (await sync_to_async(get)("/ocpi/2.2.1/sessions", "other-partner")).json()["data"] == []
+
+
+async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_chargers_stop_comes(
+    operator, stub, emsp
+):
+    """mod_cdrs "Credit CDRs": a CDR is never changed. The StopTransaction is lost (the connector
+    went Available), so we close the session at its last reading (6 kWh, an estimate) and the
+    partner gets that CDR; the charger's own stop comes later (12 kWh): the partner gets a Credit
+    CDR of the first (its total_cost negated), then a new CDR that bills what our session says."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from chargers.devices import stale
+    from roaming import sessions
+
+    charger = OcppTestClient("PUB-1")
+    assert (await charger.connect())[0]
+    start = await charger.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "RFID0001",
+            "meterStart": 10000,
+            "timestamp": "2026-11-20T08:00:00Z",
+        },
+    )
+    tx = start["transactionId"]
+    await charger.result(
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": tx,
+            "meterValue": [
+                {
+                    "timestamp": "2026-11-20T08:30:00Z",
+                    "sampledValue": [{"value": "16000", "unit": "Wh"}],
+                }
+            ],
+        },
+    )
+    session = await ChargingSession.objects.aget(id_tag="RFID0001")
+    assert await sync_to_async(stale.close_without_stop)(session.pk)
+    (first,) = [p["body"] for p in stub.requests_to("cdrs", "POST")]
+    assert first["id"] == f"CDR-{session.pk}" and first["total_energy"] == 6
+
+    await charger.result(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 22000,
+            "timestamp": "2026-11-20T09:40:00Z",
+            "reason": "Local",
+        },
+    )
+    await charger.close()
+
+    posts = [p["body"] for p in stub.requests_to("cdrs", "POST")]
+    assert [p["id"] for p in posts] == [
+        f"CDR-{session.pk}",
+        f"CDR-{session.pk}-C",
+        f"CDR-{session.pk}-2",
+    ]
+    credit, second = posts[1], posts[2]
+    assert credit["credit"] is True and credit["credit_reference_id"] == first["id"]
+    assert credit["total_cost"] == {k: -v for k, v in first["total_cost"].items()}
+    unchanged = set(first) - {"id", "total_cost", "last_updated"}
+    assert {k: credit[k] for k in unchanged} == {k: first[k] for k in unchanged}
+    spec.check_object(credit, "mod_cdrs.asciidoc", "mod_cdrs_cdr_object")
+    charge = await SessionCharge.objects.aget(session=session)
+    assert "credit" not in second and second["total_energy"] == 12
+    assert second["end_date_time"] == "2026-11-20T09:40:00Z"
+    assert Decimal(str(second["total_cost"]["incl_vat"])) == charge.total
+    spec.check_object(second, "mod_cdrs.asciidoc", "mod_cdrs_cdr_object")
+
+    # Said once: the same signal again, or the sweep, sends nothing more.
+    await sync_to_async(sessions.cdr_create)(session_id=session.pk)
+    await sync_to_async(sessions.sessions_sweep)()
+    await sync_to_async(tasks.deliveries_send_task)(emsp.pk)
+    assert len(stub.requests_to("cdrs", "POST")) == 3
+    standing = await sync_to_async(lambda: Cdr.objects.current().get(session=session).cdr_id)()
+    assert standing == f"CDR-{session.pk}-2"
+    # A partner pulling its CDRs gets all three, in the order they were made.
+    pulled = await sync_to_async(
+        lambda: Client().get("/ocpi/2.2.1/cdrs", HTTP_AUTHORIZATION=auth()).json()["data"]
+    )()
+    assert [c["id"] for c in pulled] == [p["id"] for p in posts]
