@@ -535,6 +535,9 @@ class Refund(models.Model):
         HOST = "host", "Host owner"
         # A partner CPO's credit CDR cancelling a driver's session it had billed (roaming).
         NETWORK = "network", "Partner network's credit"
+        # The session's final cost fell below what was charged: the charger's own stop arrived
+        # after the guest was charged on our estimate of it (billing.services.refunds).
+        FINAL_COST = "final", "Final cost below the charge"
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(**MONEY)

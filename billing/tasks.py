@@ -13,16 +13,21 @@ logger = logging.getLogger(__name__)
     name="billing.session_price", autoretry_for=(Exception,), retry_backoff=True, max_retries=5
 )
 def session_price_task(session_id: int) -> None:
+    from .services.refunds import overcharges_refund
     from .services.sessions import session_price
 
     session_price(session_id=session_id)
+    overcharges_refund([session_id])  # priced again lower than what was charged
 
 
 @shared_task(name="billing.sessions_price")
 def sessions_price_task(session_ids: list[int]) -> int:
+    from .services.refunds import overcharges_refund
     from .services.sessions import sessions_price
 
-    return sessions_price(session_ids)
+    priced = sessions_price(session_ids)
+    overcharges_refund(session_ids)  # priced again lower than what was charged
+    return priced
 
 
 @shared_task(name="billing.sessions_price_missing")

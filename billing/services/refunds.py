@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from ..models import (
     LedgerTransaction,
     Payment,
     Refund,
+    SessionCharge,
 )
 from ..money import exact_sum, round_money
 
@@ -107,6 +109,58 @@ def refund_issue(
             refund_id = refund.pk
             transaction.on_commit(lambda: refund_email(refund_id))
         return refund
+
+
+def overcharges_refund(session_ids: Iterable[int]) -> int:
+    """Give back what a payment captured above its session's final cost; return how many.
+
+    A guest is charged when the session ends. When we closed it on our estimate of its stop (the
+    charger never sent its StopTransaction, or a newer start superseded it) and the charger's own
+    stop arrives later, the session is priced again; should it cost less than was charged, the
+    difference goes back to the card at once, emailed like any refund and listed on the receipt
+    (which keeps what it said when issued). One such refund per payment (its key); a cost above
+    the charge is shown to the host as not collected (billing.receivers `short`). Called after
+    pricing, with no transaction open (it calls the processor)."""
+    ids = list(session_ids)
+    charges = {
+        charge.session_id: charge
+        for charge in SessionCharge.objects.filter(session_id__in=ids, final=True, held=False)
+    }
+    refunded = 0
+    for payment in Payment.objects.filter(
+        session_id__in=list(charges), status=Payment.Status.CAPTURED
+    ):
+        charge = charges.get(payment.session_id or 0)
+        if charge is None:
+            continue
+        over = round_money(payment.amount_captured - charge.total, payment.currency)
+        amount = min(over, payment.refundable)
+        key = f"final-cost:{payment.pk}"
+        done = Refund.objects.filter(idempotency_key=key).exists()
+        if charge.currency != payment.currency or amount <= 0 or done:
+            continue
+        cur = payment.currency
+        reason = (
+            f"The session's final cost is {round_money(charge.total, cur)} {cur}, less than the "
+            f"{round_money(payment.amount_captured, cur)} {cur} charged: the charger's own meter "
+            "reading came after the charge."
+        )
+        try:
+            refund_issue(
+                payment=payment,
+                amount=amount,
+                reason=reason,
+                source=Refund.Source.FINAL_COST,
+                idempotency_key=key,
+            )
+        except (GatewayError, ValidationError):
+            # Left for a person: the host sees the payment and its session (refund by hand).
+            logger.exception(
+                "Refunding %s above the final cost of payment %s failed", over, payment
+            )
+            continue
+        refunded += 1
+    return refunded
 
 
 def refund_email(refund_id: int) -> None:

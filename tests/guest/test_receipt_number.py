@@ -275,3 +275,51 @@ def test_a_receipt_keeps_what_it_said_when_the_chargers_own_stop_replaces_the_es
     # Where the card paid the whole cost, the page says nothing of it.
     Payment.objects.filter(pk=gs.payment_id).update(amount_captured=new_total)
     assert 'data-settlement="short"' not in client.get(f"/sessions/{session.pk}/").content.decode()
+
+
+def test_what_a_guest_paid_above_the_final_cost_goes_back_to_the_card(
+    client, guest_charger, rate, seller, django_capture_on_commit_callbacks, mailoutbox
+):
+    """The guest was charged on our estimate of the stop (9.5 kWh at the last reading); the
+    charger's own stop, arriving later, says 7.5 kWh. The session is priced again and the
+    difference is refunded at once (emailed, on the receipt), once; the receipt keeps its total."""
+    from decimal import Decimal
+
+    from billing.models import Payment, Refund, SessionCharge
+    from billing.services.refunds import overcharges_refund
+    from chargers.sessions import rules
+    from chargers.sessions.closing import StopRequest, close_orm
+
+    gs = _charge(client, guest_charger, 802, wh=9500)
+    session = gs.charging_session
+    ChargingSession.objects.filter(pk=session.pk).update(stop_reason=rules.NO_STOP_TRANSACTION)
+    receipt = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    total = receipt.split('id="total">')[1].split("<")[0]
+    captured = Payment.objects.get(pk=gs.payment_id).amount_captured
+    mailoutbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):  # session_finished, then pricing
+        close_orm(
+            StopRequest(
+                charger_id=guest_charger.pk,
+                transaction_id=802,
+                meter_stop=Decimal(7500),
+                stopped_at=session.stopped_at,
+                reason="EVDisconnected",
+            )
+        )
+    final = SessionCharge.objects.get(session=session).total
+    assert final < captured
+    (refund,) = Refund.objects.filter(payment_id=gs.payment_id)
+    assert (refund.amount, refund.source) == (captured - final, Refund.Source.FINAL_COST)
+    assert f"final cost is {final:.2f} EUR" in refund.reason
+    payment = Payment.objects.get(pk=gs.payment_id)
+    assert payment.amount_captured - payment.amount_refunded == final  # paid what it cost
+    assert [m.subject for m in mailoutbox] == [f"Your refund of {refund.amount:.2f} EUR"]
+
+    page = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert page.split('id="total">')[1].split("<")[0] == total  # the receipt as issued
+    assert f"{refund.amount:.2f}" in page and "meter reading came after the charge" in page
+    # Priced again (the sweep, a repeated signal): nothing more is given back.
+    assert overcharges_refund([session.pk]) == 0
+    assert Refund.objects.filter(payment_id=gs.payment_id).count() == 1
