@@ -390,8 +390,14 @@ def cdr_correct(standing: Cdr) -> Cdr:
         return standing  # still our estimate: nothing new to bill
     made = Cdr.objects.filter(session=session, credit_reference__isnull=True).count()
     data = _cdr_data(session, standing.partner, cdr_id=f"CDR-{session.pk}-{made + 1}")
-    billed = mapping.CDR_BILLED_FIELDS
-    if all(data.get(key) == standing.data.get(key) for key in billed):
+    # The first CDR as the partner's version now writes it (it may have moved to 2.3.0 since).
+    sent = versions.convert(
+        "cdrs",
+        standing.data,
+        written_in=standing.version,
+        to=standing.partner.version or ocpi.V221,
+    )
+    if all(data.get(key) == sent.get(key) for key in mapping.CDR_BILLED_FIELDS):
         Cdr.objects.filter(pk=standing.pk).update(estimated=False)  # the estimate was right
         return standing
     credit = mapping.credit_cdr(

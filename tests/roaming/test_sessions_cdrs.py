@@ -348,3 +348,47 @@ async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_char
         lambda: Client().get("/ocpi/2.2.1/cdrs", HTTP_AUTHORIZATION=auth()).json()["data"]
     )()
     assert [c["id"] for c in pulled] == [p["id"] for p in posts]
+
+
+async def test_a_chargers_stop_that_bills_what_the_estimate_billed_sends_no_credit(
+    operator, stub, emsp
+):
+    from asgiref.sync import sync_to_async
+
+    from chargers.devices import stale
+
+    charger = OcppTestClient("PUB-1")
+    assert (await charger.connect())[0]
+    start = await charger.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "RFID0001",
+            "meterStart": 10000,
+            "timestamp": "2026-11-20T08:00:00Z",
+        },
+    )
+    tx = start["transactionId"]
+    reading = {
+        "timestamp": "2026-11-20T08:30:00Z",
+        "sampledValue": [{"value": "16000", "unit": "Wh"}],
+    }
+    await charger.result(
+        "MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [reading]}
+    )
+    session = await ChargingSession.objects.aget(id_tag="RFID0001")
+    assert await sync_to_async(stale.close_without_stop)(session.pk)
+    # The charger's own stop: at that reading, with that reading.
+    await charger.result(
+        "StopTransaction",
+        {
+            "transactionId": tx,
+            "meterStop": 16000,
+            "timestamp": "2026-11-20T08:30:00Z",
+            "reason": "Local",
+        },
+    )
+    await charger.close()
+    assert [p["body"]["id"] for p in stub.requests_to("cdrs", "POST")] == [f"CDR-{session.pk}"]
+    cdr = await Cdr.objects.aget(session=session)
+    assert cdr.estimated is False  # settled: the sweep does not look at it again
