@@ -23,7 +23,8 @@ from authorization.models import AuthorizationDecision, Token, normalize_uid
 from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
-from chargers.models import Charger, ChargingSession, Connector
+from chargers.devices.commands import NOT_SENT
+from chargers.models import Charger, ChargingSession, Command, Connector
 from reliability.services import charger_facts as reliability_facts
 from reliability.services import fault_facts
 from stays.selectors import stay_support_sentences
@@ -426,6 +427,8 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
             f"setup card (linked from its page under Chargers, /chargers/{charger.station_id}/setup-card/): "
             "a charger set to another address or ID never reaches us."
         )
+    if viewer.is_host:
+        _unsent_command_fact(charger, now, tz, diagnosis)
     _access_facts(charger, viewer, now, tz, diagnosis)
     if (
         viewer.is_host
@@ -457,6 +460,49 @@ def _connection_facts(
     diagnosis.facts.append(
         f"Charger {sid} has been offline since {when(since, tz, now)} "
         f"(last heartbeat {ago(heartbeat, now)})."
+    )
+
+
+def _unsent_commands(now: datetime) -> Any:
+    """Commands of the last hour that were never sent (the charger still owed the answer to an
+    earlier request, docs/ocpp.md), newest first."""
+    return Command.objects.filter(
+        status=Command.Status.TIMEOUT,
+        error__startswith=NOT_SENT,
+        created_at__gte=now - timedelta(hours=1),
+    ).order_by("-created_at", "-pk")
+
+
+def _fleet_unsent(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """A host who says a command was not sent and names no charger: their latest such one."""
+    commands = _unsent_commands(now).exclude(charger__property=None)
+    if viewer.organization_ids is not None:
+        commands = commands.filter(charger__property__organization_id__in=viewer.organization_ids)
+    unsent = commands.select_related("charger", "charger__property").first()
+    if unsent is None:
+        diagnosis.facts.append(
+            "None of your chargers had a command left unsent in the last hour: which charger, "
+            "and which command?"
+        )
+        return
+    _pick(unsent.charger, viewer, now, diagnosis)
+
+
+def _unsent_command_fact(
+    charger: Charger, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+) -> None:
+    """A command of the last hour that was never sent: why, and what to do."""
+    unsent = _unsent_commands(now).filter(charger=charger).first()
+    if unsent is None:
+        return
+    earlier = re.search(r"\((\w+), sent", unsent.error)
+    request = f" ({earlier.group(1)})" if earlier else ""
+    diagnosis.facts.append(
+        f"Your {unsent.action} of {when(unsent.created_at, tz, now)} was not sent: "
+        f"{charger.station_id} had not yet answered an earlier request{request}. The network "
+        "sends a charger one request at a time and waits for its answer: wait a minute and send "
+        "it again. If it happens again while the charger shows online, the charger has stopped "
+        "answering requests: restart it (power it off for a minute)."
     )
 
 
@@ -826,7 +872,9 @@ def _host_lookups(
 ) -> None:
     """A host's question: answer from their chargers (when none is named), PMS and payouts."""
     unnamed = not named_station and diagnosis.charger is None
-    if (
+    if unnamed and Intent.NOT_SENT in wanted:
+        _fleet_unsent(viewer, now, diagnosis)
+    elif (
         unnamed
         and topic in FLEET_TOPICS
         and not (Intent.REFUSED in wanted and Intent.FAULT not in wanted)

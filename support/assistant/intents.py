@@ -39,6 +39,8 @@ class Intent(StrEnum):
     REFUND = "refund"  # a host refunding a guest (a guest asking for one is a billing dispute)
     PERSON = "person"
     RESOLVED = "resolved"
+    # A command the portal said was not sent (the charger still owed an earlier answer).
+    NOT_SENT = "not_sent"
 
 
 _CARD = r"(?:card|cc|credit ?card|debit ?card|visa|master ?card|amex|payment method|fob|badge)"
@@ -48,7 +50,19 @@ _WHO = (
     r"(?:person|persn|pesron|human|humans|humna|hooman|somebody|sombody|someone|somone|some one|"
     r"agent|staff|operator|rep|representative)"
 )
+# What a host sends a charger from the portal (Commands), as typed.
+_COMMAND = (
+    r"(?:reset|reboot|restart|unlock\w*|clear ?cache|remote ?(?:start|stop)|change availability|"
+    r"trigger\w*|commands?)"
+)
 _PATTERNS: dict[Intent, re.Pattern[str]] = {
+    Intent.NOT_SENT: re.compile(
+        rf"\b{_COMMAND}\b[^.!?]{{0,40}}\b(?:not|wasn'?t|weren'?t|isn'?t|never) (?:been |being )?sent\b|"
+        rf"\b{_COMMAND}\b[^.!?]{{0,40}}\b(?:didn'?t|did not|doesn'?t|does not|won'?t|never|not)"
+        r" (?:go(?:ing|es)? through|reach\w*|get (?:to|through))\b|"
+        r"\b(?:says?|said|saying|shows?|showing) (?:it was |it's |its |it is )?not sent\b|"
+        r"\bnot (?:yet )?answered an earlier request\b"
+    ),
     Intent.FAULT: re.compile(
         r"\b(?:fault\w*|faul?t|falt\w*|faulty|error (?:code|light|state|status)|warnings?|alarms?|"
         r"(?:has|have|with|shows?|showing|reports?|reporting|throws?|throwing|in) (?:an? |some )?errors?|"
@@ -156,6 +170,7 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
 
 # The section an intent belongs to when the classifier's pick is not one of its sections.
 _HOME: dict[Intent, tuple[str, ...]] = {
+    Intent.NOT_SENT: ("charger_offline",),  # the charger's link to us answers it
     Intent.FAULT: ("charger_offline", "not_charging", "guest_start_error"),
     Intent.REFUSED: ("no_permission", "guest_start_error", "not_charging"),
     Intent.CHARGED_TWICE: ("billing_dispute", "cost_breakdown"),
@@ -207,6 +222,7 @@ _PRIORITY = (
     Intent.EXPORT_CSV,
     Intent.REMOVE_CARD,
     Intent.CHARGED_TWICE,
+    Intent.NOT_SENT,  # "the reset didn't go through" is not a refused card
     Intent.FAULT,
     Intent.REFUSED,
     Intent.OFFLINE,
@@ -240,7 +256,14 @@ _STILL_A_PROBLEM = re.compile(
 
 # What a message asks about when it has a problem in it, not only a question.
 _PROBLEMS = frozenset(
-    {Intent.FAULT, Intent.OFFLINE, Intent.REFUSED, Intent.CHARGED_TWICE, Intent.PERSON}
+    {
+        Intent.FAULT,
+        Intent.OFFLINE,
+        Intent.REFUSED,
+        Intent.CHARGED_TWICE,
+        Intent.PERSON,
+        Intent.NOT_SENT,
+    }
 )
 
 
