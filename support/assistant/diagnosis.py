@@ -428,7 +428,7 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
             "a charger set to another address or ID never reaches us."
         )
     if viewer.is_host:
-        _unsent_command_fact(charger, now, tz, diagnosis)
+        _unsent_command_fact(charger, viewer, now, tz, diagnosis)
     _access_facts(charger, viewer, now, tz, diagnosis)
     if (
         viewer.is_host
@@ -464,13 +464,19 @@ def _connection_facts(
 
 
 def _unsent_commands(now: datetime) -> Any:
-    """Commands of the last hour that were never sent (the charger still owed the answer to an
-    earlier request, docs/ocpp.md), newest first."""
-    return Command.objects.filter(
-        status=Command.Status.TIMEOUT,
-        error__startswith=NOT_SENT,
-        created_at__gte=now - timedelta(hours=1),
-    ).order_by("-created_at", "-pk")
+    """Commands a person sent in the last hour that were never sent to the charger (it still
+    owed the answer to an earlier request, docs/ocpp.md), newest first. The system's own (a
+    power limit, a configuration push) have their own pages and retries."""
+    return (
+        Command.objects.filter(
+            status=Command.Status.TIMEOUT,
+            error__startswith=NOT_SENT,
+            created_at__gte=now - timedelta(hours=1),
+            requested_by__isnull=False,
+        )
+        .select_related("requested_by")
+        .order_by("-created_at", "-pk")
+    )
 
 
 def _fleet_unsent(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
@@ -489,16 +495,18 @@ def _fleet_unsent(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
 
 
 def _unsent_command_fact(
-    charger: Charger, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+    charger: Charger, viewer: Viewer, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
 ) -> None:
     """A command of the last hour that was never sent: why, and what to do."""
     unsent = _unsent_commands(now).filter(charger=charger).first()
     if unsent is None:
         return
+    mine = viewer.user is not None and unsent.requested_by_id == viewer.user.pk
+    whose = "Your" if mine else f"{unsent.requested_by.get_username()}'s"
     earlier = re.search(r"\((\w+), sent", unsent.error)
     request = f" ({earlier.group(1)})" if earlier else ""
     diagnosis.facts.append(
-        f"Your {unsent.action} of {when(unsent.created_at, tz, now)} was not sent: "
+        f"{whose} {unsent.action} of {when(unsent.created_at, tz, now)} was not sent: "
         f"{charger.station_id} had not yet answered an earlier request{request}. The network "
         "sends a charger one request at a time and waits for its answer: wait a minute and send "
         "it again. If it happens again while the charger shows online, the charger has stopped "

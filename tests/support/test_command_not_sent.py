@@ -23,14 +23,22 @@ def unsent(db):
     now = timezone.now()
     charger = ChargerFactory(property=prop, station_id="HB-01", connection_id="c", last_seen_at=now)
     ChargerFactory(property=prop, station_id="HB-02", connection_id="d", last_seen_at=now)
+    host = MembershipFactory(organization=prop.organization, role="manager").user
+    error = f"{NOT_SENT} (GetConfiguration, sent 26 s before)."
+    # The system's own (a power limit) is not the host's to ask about: never said.
+    Command.objects.create(
+        charger=charger, action="SetChargingProfile", status="timeout", error=error, source="csms"
+    )
     command = Command.objects.create(
         charger=charger,
         action="Reset",
         payload={"type": "Soft"},
         status=Command.Status.TIMEOUT,
-        error=f"{NOT_SENT} (GetConfiguration, sent 26 s before).",
+        error=error,
+        source="portal",
+        requested_by=host,
     )
-    host = MembershipFactory(organization=prop.organization, role="manager").user
+    Command.objects.filter(source="csms").update(created_at=timezone.now())  # the newest
     return host, command
 
 
@@ -49,7 +57,14 @@ def test_the_host_hears_why_the_command_was_not_sent_and_what_to_do(unsent, mess
     said = " ".join(answer.facts)
     assert "Your Reset of " in said and f"HB-01 {WHY}" in said, answer.facts
     assert "wait a minute and send it again" in said and "restart it" in said
-    assert "HB-02" not in said
+    assert "HB-02" not in said and "SetChargingProfile" not in said
+
+
+def test_a_colleagues_unsent_command_is_named_as_theirs(unsent):
+    host, command = unsent
+    colleague = MembershipFactory(organization=command.charger.property.organization).user
+    said = " ".join(assistant_answer(message="reset not sent on HB-01", user=colleague).facts)
+    assert f"{host.get_username()}'s Reset of " in said and WHY in said
 
 
 def test_an_hour_later_or_for_a_guest_it_is_not_said(unsent):
