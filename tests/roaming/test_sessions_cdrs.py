@@ -264,18 +264,13 @@ async def test_partners_pull_their_sessions_and_cdrs_with_paging(operator, stub,
     assert (await sync_to_async(get)("/ocpi/2.2.1/sessions", "other-partner")).json()["data"] == []
 
 
-async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_chargers_stop_comes(
-    operator, stub, emsp
-):
-    """mod_cdrs "Credit CDRs": a CDR is never changed. The StopTransaction is lost (the connector
-    went Available), so we close the session at its last reading (6 kWh, an estimate) and the
-    partner gets that CDR; the charger's own stop comes later (12 kWh): the partner gets a Credit
-    CDR of the first (its total_cost negated), then a new CDR that bills what our session says."""
+async def _closed_on_our_estimate() -> tuple[OcppTestClient, int, ChargingSession]:
+    """A roaming session of 6 kWh so far whose StopTransaction is lost: the connector went
+    Available and we close it at its last reading (an estimate), so the partner gets its CDR.
+    Returns the charger (still connected), its transaction id and the session."""
     from asgiref.sync import sync_to_async
-    from django.test import Client
 
     from chargers.devices import stale
-    from roaming import sessions
 
     charger = OcppTestClient("PUB-1")
     assert (await charger.connect())[0]
@@ -289,21 +284,31 @@ async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_char
         },
     )
     tx = start["transactionId"]
+    reading = {
+        "timestamp": "2026-11-20T08:30:00Z",
+        "sampledValue": [{"value": "16000", "unit": "Wh"}],
+    }
     await charger.result(
-        "MeterValues",
-        {
-            "connectorId": 1,
-            "transactionId": tx,
-            "meterValue": [
-                {
-                    "timestamp": "2026-11-20T08:30:00Z",
-                    "sampledValue": [{"value": "16000", "unit": "Wh"}],
-                }
-            ],
-        },
+        "MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [reading]}
     )
     session = await ChargingSession.objects.aget(id_tag="RFID0001")
     assert await sync_to_async(stale.close_without_stop)(session.pk)
+    return charger, tx, session
+
+
+async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_chargers_stop_comes(
+    operator, stub, emsp
+):
+    """mod_cdrs "Credit CDRs": a CDR is never changed. The StopTransaction is lost (the connector
+    went Available), so we close the session at its last reading (6 kWh, an estimate) and the
+    partner gets that CDR; the charger's own stop comes later (12 kWh): the partner gets a Credit
+    CDR of the first (its total_cost negated), then a new CDR that bills what our session says."""
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from roaming import sessions
+
+    charger, tx, session = await _closed_on_our_estimate()
     (first,) = [p["body"] for p in stub.requests_to("cdrs", "POST")]
     assert first["id"] == f"CDR-{session.pk}" and first["total_energy"] == 6
 
@@ -353,31 +358,8 @@ async def test_a_cdr_on_an_estimated_stop_is_credited_and_replaced_when_the_char
 async def test_a_chargers_stop_that_bills_what_the_estimate_billed_sends_no_credit(
     operator, stub, emsp
 ):
-    from asgiref.sync import sync_to_async
 
-    from chargers.devices import stale
-
-    charger = OcppTestClient("PUB-1")
-    assert (await charger.connect())[0]
-    start = await charger.result(
-        "StartTransaction",
-        {
-            "connectorId": 1,
-            "idTag": "RFID0001",
-            "meterStart": 10000,
-            "timestamp": "2026-11-20T08:00:00Z",
-        },
-    )
-    tx = start["transactionId"]
-    reading = {
-        "timestamp": "2026-11-20T08:30:00Z",
-        "sampledValue": [{"value": "16000", "unit": "Wh"}],
-    }
-    await charger.result(
-        "MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [reading]}
-    )
-    session = await ChargingSession.objects.aget(id_tag="RFID0001")
-    assert await sync_to_async(stale.close_without_stop)(session.pk)
+    charger, tx, session = await _closed_on_our_estimate()
     # The charger's own stop: at that reading, with that reading.
     await charger.result(
         "StopTransaction",
