@@ -18,6 +18,7 @@ from ..models import (
     SessionCharge,
 )
 from .payments import guest_payment_settle
+from .refunds import overcharges_refund
 from .sessions import session_price, sessions_price
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def sessions_price_missing(*, limit: int = 1000, since: datetime | None = None) 
     priced = sessions_price(ids)
     if held:
         settlements_released(held)
+    overcharges_refund(ids)  # a late stop priced here, its pricing task lost
     return priced
 
 

@@ -323,3 +323,36 @@ def test_what_a_guest_paid_above_the_final_cost_goes_back_to_the_card(
     # Priced again (the sweep, a repeated signal): nothing more is given back.
     assert overcharges_refund([session.pk]) == 0
     assert Refund.objects.filter(payment_id=gs.payment_id).count() == 1
+
+
+def test_the_sweep_refunds_a_final_cost_below_the_charge_when_the_pricing_signal_was_lost(
+    client, guest_charger, rate, seller
+):
+    """The charger's own stop is stored but the pricing it queues is lost (a killed process): the
+    periodic sweep prices the late stop and gives the difference back all the same."""
+    from decimal import Decimal
+
+    from billing.models import Payment, Refund, SessionCharge
+    from billing.services.settlement import sessions_price_missing
+    from chargers.sessions import rules
+    from chargers.sessions.closing import StopRequest, close_orm
+
+    gs = _charge(client, guest_charger, 803, wh=9500)
+    session = gs.charging_session
+    ChargingSession.objects.filter(pk=session.pk).update(stop_reason=rules.NO_STOP_TRANSACTION)
+    captured = Payment.objects.get(pk=gs.payment_id).amount_captured
+    # No on-commit callbacks run in this test's transaction: the pricing signal is lost.
+    close_orm(
+        StopRequest(
+            charger_id=guest_charger.pk,
+            transaction_id=803,
+            meter_stop=Decimal(7500),
+            stopped_at=session.stopped_at,
+            reason="EVDisconnected",
+        )
+    )
+    assert not Refund.objects.filter(payment_id=gs.payment_id).exists()
+    sessions_price_missing()
+    final = SessionCharge.objects.get(session=session).total
+    (refund,) = Refund.objects.filter(payment_id=gs.payment_id)
+    assert final < captured and refund.amount == captured - final
