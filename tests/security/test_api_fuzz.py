@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
@@ -28,10 +28,13 @@ EXAMPLES = 3
 
 @pytest.fixture
 def schema():
-    # As Django's test client does: keep the test's database connection across requests.
+    # As Django's test client does: keep the test's database connection across requests (each
+    # request would otherwise open a new one: a PostgreSQL backend started per request).
+    request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
     request_finished.connect(close_old_connections)
+    request_started.connect(close_old_connections)
 
 
 def own_path_values(t: Tenant, path: str) -> dict[str, Any]:
