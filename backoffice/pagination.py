@@ -32,6 +32,25 @@ def query_int(
     raise ValidationError({name: [f"Use a whole number from {low} to {high}."]})
 
 
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
+    """The query parameter `name` as one of `choices` (any case), "" when absent. Anything else is
+    a 400 naming the choices: a filter with a mistyped value answered every row, as if the
+    filter held."""
+    raw = request.query_params.get(name, "").strip()
+    if raw == "":
+        return ""
+    for choice in choices:
+        if raw.lower() == choice.lower():
+            return choice
+    raise ValidationError({name: [f"Use one of: {', '.join(choices)}."]})
+
+
+def query_bool(request: Request, name: str) -> bool | None:
+    """The query parameter `name` as true/false (or 1/0), None when absent; anything else a 400."""
+    value = query_choice(request, name, ("true", "false", "1", "0"))
+    return None if value == "" else value in ("true", "1")
+
+
 class CappedLimitOffsetPagination(LimitOffsetPagination):
     @property
     def default_limit(self) -> int:

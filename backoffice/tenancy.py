@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -348,15 +349,34 @@ class TenantSerializerMixin:
                 raise serializers.ValidationError({name: [f"At most {bound} items."]})
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (1/0) or absent. django-filter's field reads any other value as "no filter",
+    so `?blocked=yes` answered every row as if the filter held."""
+
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: absent, as NullBooleanField
+        if value in (None, ""):
+            return None
+        if value in (True, "true", "True", "1", 1):
+            return True
+        if value in (False, "false", "False", "0", 0):
+            return False
+        raise forms.ValidationError("Use true or false.", code="invalid")
+
+
 class TenantFilterBackend(drf_filters.DjangoFilterBackend):
     """django-filter backend whose model-choice filters offer only the user's organizations'
-    objects, so filtering by a foreign id answers like filtering by an unknown one."""
+    objects, so filtering by a foreign id answers like filtering by an unknown one, and whose
+    boolean filters refuse a value that is neither true nor false."""
 
     def get_filterset(self, request: Any, queryset: QuerySet, view: Any) -> Any:
         filterset = super().get_filterset(request, queryset, view)
         if filterset is None:
             return None
         for flt in filterset.filters.values():
+            if isinstance(flt, django_filters.BooleanFilter):
+                # The filterset's own copies; REST's widget turned any other value into None.
+                flt.field_class = StrictBooleanField
+                flt.extra["widget"] = forms.TextInput
             if isinstance(
                 flt, (drf_filters.ModelChoiceFilter, drf_filters.ModelMultipleChoiceFilter)
             ):

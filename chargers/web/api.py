@@ -27,7 +27,7 @@ from authorization.models import TokenGroup
 from authorization.services import token_group_touch
 from backoffice.api import TenantViewSetMixin, UtcIsoDateTimeFilter
 from backoffice.models import Property
-from backoffice.pagination import MAX_ID, query_int
+from backoffice.pagination import MAX_ID, query_bool, query_choice, query_int
 from backoffice.tenancy import TenantSerializerMixin
 from chargers.devices import commands
 from chargers.messagelog.log import serialize_message
@@ -487,8 +487,8 @@ class ChargerViewSet(
             charger,
             search=request.query_params.get("search", ""),
             action=request.query_params.get("action", ""),
-            direction=request.query_params.get("direction", ""),
-            message_type=request.query_params.get("message_type", ""),
+            direction=query_choice(request, "direction", ("in", "out")),
+            message_type=query_choice(request, "message_type", ("CALL", "CALLRESULT", "CALLERROR")),
             before_id=before,
             limit=limit,
         )
@@ -628,8 +628,9 @@ class ChargerViewSet(
         before = query_int(request, "before", default=None, low=1, high=MAX_ID)
         if before is not None:
             rows = rows.filter(id__lt=before)
-        if request.query_params.get("critical") in ("1", "true"):
-            rows = rows.filter(critical=True)
+        critical = query_bool(request, "critical")
+        if critical is not None:
+            rows = rows.filter(critical=critical)
         return Response(SecurityEventSerializer(rows[:100], many=True).data)
 
     @extend_schema(
@@ -641,8 +642,9 @@ class ChargerViewSet(
         """Log uploads and signed firmware updates with their status history, newest first."""
         charger = self.get_object()
         rows = ChargerOperation.objects.filter(charger=charger).prefetch_related("history")
-        if request.query_params.get("kind"):
-            rows = rows.filter(kind=request.query_params["kind"])
+        kind = query_choice(request, "kind", tuple(ChargerOperation.Kind.values))
+        if kind:
+            rows = rows.filter(kind=kind)
         return Response(OperationSerializer(rows[:50], many=True).data)
 
     @extend_schema(responses={200: DeviceVariableSerializer(many=True)})

@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from backoffice.pagination import query_bool
 from chargers.models import ChargerNotice, ChargingProfile, VariableMonitor
 
 
@@ -95,7 +96,7 @@ class ChargerV201ApiMixin:
     def charging_profiles(self, request: Request, station_id: str | None = None) -> Response:
         """Charging profiles the charger holds as far as we know (set by us and accepted, or reported)."""
         rows = ChargingProfile.objects.filter(charger=self.get_object())
-        if request.query_params.get("all") not in ("1", "true"):
+        if not query_bool(request, "all"):
             rows = rows.exclude(status=ChargingProfile.Status.CLEARED)
         return Response(ChargingProfileSerializer(rows[:200], many=True).data)
 

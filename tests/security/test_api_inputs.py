@@ -168,3 +168,42 @@ def test_a_time_zone_offset_no_place_has_is_a_400(mine: Tenant, path, param):
     assert answer.status_code == 400
     assert "-14:00 and +14:00" in answer.content.decode()
     assert client.get(path, {param: "2026-02-20T01:47:13+13:45"}).status_code == 200
+
+
+def _enum_query_parameters(schema: dict) -> list[tuple[str, str, list]]:
+    found = []
+    for path, item in schema["paths"].items():
+        for parameter in item.get("get", {}).get("parameters", []):
+            described = _resolve(schema, parameter.get("schema", {}))
+            enum = described.get("enum") or (
+                ["false", "true"] if described.get("type") == "boolean" else None
+            )
+            if parameter["in"] == "query" and enum:
+                found.append((path, parameter["name"], enum))
+    return found
+
+
+def test_a_filter_value_outside_its_choices_is_a_400_naming_them(mine):
+    """A list filtered by a documented choice refuses a value that is not one, with a 400 keyed by
+    the parameter: the message log answered every row for `?direction=sideways`, as if the filter
+    held, and a charger's operations an empty list for `?kind=sideways`."""
+    schema = _schema()
+    client = _client(mine)
+    found = _enum_query_parameters(schema)
+    assert ("/api/v1/chargers/{station_id}/logs/", "direction", ["in", "out"]) in found
+    events = "/api/v1/chargers/{station_id}/security-events/"
+    assert (events, "critical", ["false", "true"]) in found
+    wrong = []
+    for path, name, enum in found:
+        url = path.format(**_path_values(mine, path))
+        response = client.get(url, {name: "sideways"})
+        if response.status_code != 400 or name not in response.json():
+            wrong.append((path, name, response.status_code))
+        assert client.get(url, {name: enum[-1]}).status_code == 200, (path, name)
+    assert wrong == [], "\n".join(map(str, wrong))
+    # The strict values still filter, in either spelling.
+    ids = {t["id"] for t in client.get("/api/v1/tokens/", {"blocked": "false"}).json()["results"]}
+    assert mine.token.pk in ids
+    for blocked in ("true", "1", "True"):
+        rows = client.get("/api/v1/tokens/", {"blocked": blocked}).json()["results"]
+        assert all(row["blocked"] for row in rows) and mine.token.pk not in {r["id"] for r in rows}
