@@ -12,7 +12,12 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -23,6 +28,7 @@ from backoffice import outbound
 from backoffice.api import TenantViewSetMixin, as_drf_error, as_utc
 from backoffice.csv_export import csv_writer
 from backoffice.models import Organization
+from backoffice.pagination import query_bool, query_choice
 from backoffice.tenancy import TenantSerializerMixin, readable, readable_organization_ids
 from chargers.models import Charger
 from chargers.web.selectors import charger_for_user, chargers_for
@@ -370,8 +376,18 @@ class CecCsvView(_CsvView):
 
     filename = "cec-uptime"
 
+    @extend_schema(
+        parameters=[
+            *PERIOD_PARAMETERS,
+            OpenApiParameter("records", str, enum=["summary", "intervals"]),
+        ],
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        return super().get(request)
+
     def rows(self, chargers, start, end):
-        if self.request.query_params.get("records") == "intervals":
+        if query_choice(self.request, "records", ("summary", "intervals")) == "intervals":
             return reports.cec_interval_rows(chargers, start, end)
         return reports.cec_rows(chargers, start, end)
 
@@ -490,6 +506,14 @@ class AlertRuleViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         return self.request.build_absolute_uri("/").rstrip("/")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("station_id", str),
+            OpenApiParameter("open", bool, description="true: not cleared yet; false: cleared."),
+        ]
+    )
+)
 class AlertViewSet(viewsets.ReadOnlyModelViewSet):
     """GET /api/v1/alerts/?station_id=&open=true : alerts of the user's chargers, and of their
     organizations where no charger is the subject (a halted firmware campaign, an access point's
@@ -507,8 +531,9 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         station_id = self.request.query_params.get("station_id")
         if station_id:
             queryset = queryset.filter(charger__station_id=station_id)
-        if self.request.query_params.get("open") in ("true", "1"):
-            queryset = queryset.filter(cleared_at__isnull=True)
+        still_open = query_bool(self.request, "open")
+        if still_open is not None:
+            queryset = queryset.filter(cleared_at__isnull=still_open)
         return queryset.select_related("charger").order_by("-opened_at", "-id")
 
     def get_serializer_class(self):

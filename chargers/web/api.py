@@ -259,6 +259,14 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         return self._save(instance, validated_data)
 
 
+def _start_context(request: Request) -> Any:
+    """Who asks for a remote start: our app (the default) or another network (`?context=`)."""
+    from authorization.decisions import Context
+
+    asked = query_choice(request, "context", (Context.REMOTE_APP.value, Context.REMOTE_MSP.value))
+    return Context(asked or Context.REMOTE_APP)
+
+
 class ChargerFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=[("online", "online"), ("offline", "offline")], method="filter_status"
@@ -501,7 +509,16 @@ class ChargerViewSet(
         return Response({"next": next_url, "results": results})
 
     @extend_schema(
-        request={"application/json": {"type": "object"}}, responses={200: CommandSerializer}
+        request={"application/json": {"type": "object"}},
+        responses={200: CommandSerializer},
+        parameters=[
+            OpenApiParameter(
+                "context",
+                str,
+                enum=["remote_app", "remote_msp"],
+                description="Remote starts: asked by our app (default) or by another network.",
+            )
+        ],
     )
     @action(
         detail=True,
@@ -673,7 +690,6 @@ class ChargerViewSet(
         self, request: Request, charger: Charger, payload: dict
     ) -> Command | Response:
         """Remote starts go through the authorization engine first (and are recorded)."""
-        from authorization.decisions import Context
         from chargers.devices.remote import remote_start_sync
 
         id_tag = payload.get("idTag")
@@ -698,11 +714,7 @@ class ChargerViewSet(
                     "chargingProfile of a remote start must be a TxProfile",
                 )
             )
-        context = (
-            Context.REMOTE_MSP
-            if request.query_params.get("context") == "remote_msp"
-            else Context.REMOTE_APP
-        )
+        context = _start_context(request)
         commands.check_outgoing_or_raise("RemoteStartTransaction", payload)
         decision, command = remote_start_sync(
             charger,
@@ -729,17 +741,12 @@ class ChargerViewSet(
     ) -> Command | Response:
         """OCPP 2.0.1 RequestStartTransaction: the same authorization engine first (recorded),
         as for a 1.6 remote start; a missing remoteStartId is drawn."""
-        from authorization.decisions import Context
         from chargers.devices.remote import remote_start_decide_sync
         from chargers.ocpp.v201_commands import new_remote_start_id
 
         payload.setdefault("remoteStartId", new_remote_start_id())
         commands.check_outgoing_or_raise("RequestStartTransaction", payload, charger.ocpp_version)
-        context = (
-            Context.REMOTE_MSP
-            if request.query_params.get("context") == "remote_msp"
-            else Context.REMOTE_APP
-        )
+        context = _start_context(request)
         decision = remote_start_decide_sync(
             charger,
             id_tag=payload["idToken"]["idToken"],

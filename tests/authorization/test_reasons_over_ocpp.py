@@ -248,3 +248,11 @@ def test_remote_start_roaming_disabled_through_the_api(transactional_db, api_cli
         "remote_start_roaming_disabled",
         "remote_msp",
     )
+    # A context that is neither ours nor another network's is refused before any decision.
+    response = api_client.post(
+        "/api/v1/chargers/CP-R/commands/RemoteStartTransaction/?context=remote-msp",
+        {"connectorId": 1, "idTag": "CC01"},
+        format="json",
+    )
+    assert response.status_code == 400 and "remote_msp" in response.json()["context"][0]
+    assert AuthorizationDecision.objects.count() == 1
