@@ -205,7 +205,8 @@ class ConnectionFilter(admin.SimpleListFilter):
             return queryset
         now = timezone.now()
         connected = (
-            queryset.exclude(connection_id="")
+            queryset.select_related(None)  # "Show counts" passes the list's select_related
+            .exclude(connection_id="")
             .exclude(last_seen_at=None)
             .only("pk", "connection_id", "last_seen_at", "heartbeat_interval")
         )

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.test import Client
 
 from chargers.admin import charger_search_term
-from chargers.models import ChargingSession
+from chargers.models import Charger, ChargingSession
 from tests.factories import ChargerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +104,21 @@ def test_no_admin_asks_for_a_raw_id(agent):
     assert "vForeignKeyRawIdAdminField" not in unit_form
     session_form = agent.get("/admin/chargers/chargingsession/add/").content.decode()
     assert "vForeignKeyRawIdAdminField" not in session_form
+
+
+def test_every_list_shows_its_counts_when_an_agent_asks_for_them(agent, sessions):
+    """Django's "Show counts" (`?_facets=True`) runs every filter on the filtered rows: the
+    charger list's connection filter answered a 500 there (a deferred field traversed by the
+    list's select_related)."""
+    Charger.objects.filter(pk=sessions["one"].charger_id).update(
+        connection_id="c-1", last_seen_at=T0
+    )
+    failed = []
+    for model in admin.site._registry:
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        response = agent.get(url, {"_facets": "True"})
+        if response.status_code != 200:
+            failed.append((url, response.status_code))
+    assert failed == []
+    online = agent.get("/admin/chargers/charger/", {"_facets": "True", "connection": "offline"})
+    assert online.status_code == 200 and "DEMO-001" in online.content.decode()
