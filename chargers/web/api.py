@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django.db import transaction
@@ -68,6 +68,9 @@ from chargers.web.session_rows import (
 from stays.models import Unit
 
 LOG_PAGE_MAX = 500  # rows of the message log per page (keyset paging with `before`)
+
+if TYPE_CHECKING:
+    from authorization.decisions import Context
 
 
 class ConnectorSerializer(serializers.ModelSerializer):
@@ -259,7 +262,7 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
         return self._save(instance, validated_data)
 
 
-def _start_context(request: Request) -> Any:
+def _start_context(request: Request) -> Context:
     """Who asks for a remote start: our app (the default) or another network (`?context=`)."""
     from authorization.decisions import Context
 
