@@ -45,10 +45,10 @@ NEW_EMAIL = re.compile(
 )
 PMS_NAMES = ("guesty", "hospitable", "track", "hostaway", "lodgify", "cloudbeds", "mews", "smoobu")
 
-# "That didn't help", "still not working", "I want a person".
+# "That didn't help", "still not working", "still empty", "I want a person".
 _NOT_HELPED = re.compile(
     r"\b(?:did(?:n'?t| not) help|does(?:n'?t| not) help|not help(?:ful|ing)|no help|still (?:not|doesn'?t|won'?t|"
-    r"isn'?t|no|the same|broken|offline|dead)|same (?:problem|issue|thing)|no luck|didn'?t work|did not work|"
+    r"isn'?t|no|the same|broken|offline|dead|empty|blank|missing|wrong)|same (?:problem|issue|thing)|no luck|didn'?t work|did not work|"
     r"nothing work|tried (?:that|everything|it all)|(?:talk|speak) to (?:a |an )?(?:human|person|agent|someone)|"
     r"real person|human|agent please|contact support|open a ticket|escalate|"
     r"tried\b[^.!?]{0,40}\balready|already (?:tried|did|done|checked|restarted|replugged|rebooted)|"

@@ -555,3 +555,18 @@ def test_the_maintenance_window_follow_up_names_where_it_is_set():
         "online", "how do I update the firmware?", "and where do I set the maintenance window?"
     )
     assert "Fleet › Maintenance windows, /fleet/windows/" in window.reply
+
+
+@pytest.mark.parametrize(
+    "follow_up",
+    ["still empty after I reload, what now?", "its still blank", "the rows are still missing"],
+)
+def test_a_page_still_empty_after_the_answer_is_handed_to_a_person(follow_up):
+    """ "Still empty" says the answer did not help, as "still not working" does: a person takes
+    it over (it was read as a new question and got the offline steps again)."""
+    _, (first, second) = talk(
+        "online", "the logs filter shows nothing when I pick From charger, why?", follow_up
+    )
+    assert first.ticket is None
+    assert second.ticket is not None and second.topic == first.topic
+    assert "breaker" not in text(second)
