@@ -183,7 +183,7 @@ def _enum_query_parameters(schema: dict) -> list[tuple[str, str, list]]:
     return found
 
 
-def test_a_filter_value_outside_its_choices_is_a_400_naming_them(mine):
+def test_a_filter_value_outside_its_choices_is_a_400_keyed_by_the_parameter(mine):
     """A list filtered by a documented choice refuses a value that is not one, with a 400 keyed by
     the parameter: the message log answered every row for `?direction=sideways`, as if the filter
     held, and a charger's operations an empty list for `?kind=sideways`."""
