@@ -64,6 +64,25 @@ def _charge(client, charger, tx: int, wh: int = 7500) -> GuestSession:
     return gs
 
 
+def _estimated_then_charger_stop(gs: GuestSession, tx: int, wh: int, *, later=timedelta(0)):
+    """The session was closed on our estimate; the charger's own StopTransaction (`wh` on its
+    register) arrives now. Returns what the stop stored (the session, or None)."""
+    from decimal import Decimal
+
+    from chargers.sessions.closing import StopRequest, close_orm
+
+    session = gs.charging_session
+    return close_orm(
+        StopRequest(
+            charger_id=session.charger_id,
+            transaction_id=tx,
+            meter_stop=Decimal(wh),
+            stopped_at=session.stopped_at + later,
+            reason="EVDisconnected",
+        )
+    )
+
+
 @pytest.fixture
 def seller(guest_charger):
     org = guest_charger.property.organization
@@ -229,12 +248,10 @@ def test_a_receipt_keeps_what_it_said_when_the_chargers_own_stop_replaces_the_es
     estimate (here: no StopTransaction came, docs/ocpp.md) is settled and receipted on it; the
     charger's own stop, arriving later, replaces the estimate in the session and its price, and
     the receipt the guest was given stays as it was, matching what their card was charged."""
-    from decimal import Decimal
 
     from billing.models import Payment, SessionCharge
     from billing.services import session_price
     from chargers.sessions import rules
-    from chargers.sessions.closing import StopRequest, close_orm
 
     gs = _charge(client, guest_charger, 801, wh=7500)
     session = gs.charging_session
@@ -245,15 +262,7 @@ def test_a_receipt_keeps_what_it_said_when_the_chargers_own_stop_replaces_the_es
     captured = Payment.objects.get(pk=gs.payment_id).amount_captured
     assert total.endswith(f"{captured:.2f}")
 
-    late = close_orm(
-        StopRequest(
-            charger_id=guest_charger.pk,
-            transaction_id=801,
-            meter_stop=Decimal(9500),
-            stopped_at=session.stopped_at + timedelta(minutes=20),
-            reason="EVDisconnected",
-        )
-    )
+    late = _estimated_then_charger_stop(gs, 801, 9500, later=timedelta(minutes=20))
     assert late is not None and late.meter_stop_wh == 9500  # the session took the real stop
     session_price(session_id=session.pk)
     assert SessionCharge.objects.get(session=session).energy_wh == 9500
@@ -283,12 +292,10 @@ def test_what_a_guest_paid_above_the_final_cost_goes_back_to_the_card(
     """The guest was charged on our estimate of the stop (9.5 kWh at the last reading); the
     charger's own stop, arriving later, says 7.5 kWh. The session is priced again and the
     difference is refunded at once (emailed, on the receipt), once; the receipt keeps its total."""
-    from decimal import Decimal
 
     from billing.models import Payment, Refund, SessionCharge
     from billing.services.refunds import overcharges_refund
     from chargers.sessions import rules
-    from chargers.sessions.closing import StopRequest, close_orm
 
     gs = _charge(client, guest_charger, 802, wh=9500)
     session = gs.charging_session
@@ -299,15 +306,7 @@ def test_what_a_guest_paid_above_the_final_cost_goes_back_to_the_card(
     mailoutbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):  # session_finished, then pricing
-        close_orm(
-            StopRequest(
-                charger_id=guest_charger.pk,
-                transaction_id=802,
-                meter_stop=Decimal(7500),
-                stopped_at=session.stopped_at,
-                reason="EVDisconnected",
-            )
-        )
+        _estimated_then_charger_stop(gs, 802, 7500)
     final = SessionCharge.objects.get(session=session).total
     assert final < captured
     (refund,) = Refund.objects.filter(payment_id=gs.payment_id)
@@ -330,27 +329,17 @@ def test_the_sweep_refunds_a_final_cost_below_the_charge_when_the_pricing_signal
 ):
     """The charger's own stop is stored but the pricing it queues is lost (a killed process): the
     periodic sweep prices the late stop and gives the difference back all the same."""
-    from decimal import Decimal
 
     from billing.models import Payment, Refund, SessionCharge
     from billing.services.settlement import sessions_price_missing
     from chargers.sessions import rules
-    from chargers.sessions.closing import StopRequest, close_orm
 
     gs = _charge(client, guest_charger, 803, wh=9500)
     session = gs.charging_session
     ChargingSession.objects.filter(pk=session.pk).update(stop_reason=rules.NO_STOP_TRANSACTION)
     captured = Payment.objects.get(pk=gs.payment_id).amount_captured
     # No on-commit callbacks run in this test's transaction: the pricing signal is lost.
-    close_orm(
-        StopRequest(
-            charger_id=guest_charger.pk,
-            transaction_id=803,
-            meter_stop=Decimal(7500),
-            stopped_at=session.stopped_at,
-            reason="EVDisconnected",
-        )
-    )
+    _estimated_then_charger_stop(gs, 803, 7500)
     assert not Refund.objects.filter(payment_id=gs.payment_id).exists()
     sessions_price_missing()
     final = SessionCharge.objects.get(session=session).total
