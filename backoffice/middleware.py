@@ -68,6 +68,20 @@ def _is_json(request: HttpRequest) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """A 400 in the form the caller reads: the API's {"detail"}, the OCPI envelope for a roaming
+    partner's client (status 2001, "Invalid or missing parameters"), plain text elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=400)
+    if request.path.startswith("/ocpi/"):
+        from django.utils import timezone
+
+        now = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"status_code": 2001, "status_message": message, "timestamp": now}
+        return JsonResponse(body, status=400)
+    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+
+
 class RejectDeepJsonMiddleware:
     """Answer 400 to a JSON body nested deeper than MAX_JSON_DEPTH, before anything decodes it:
     every JSON route (API, OCPI, webhooks) would otherwise fail with RecursionError."""
@@ -81,9 +95,7 @@ class RejectDeepJsonMiddleware:
             and _is_json(request)
             and nested_too_deeply(request.body)
         ):
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": DEPTH_MESSAGE}, status=400)
-            return HttpResponse(DEPTH_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+            return bad_request(request, DEPTH_MESSAGE)
         return self.get_response(request)
 
 
@@ -95,9 +107,7 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request_has_nul(request):
-            if request.path.startswith("/api/"):
-                return JsonResponse({"detail": NUL_MESSAGE}, status=400)
-            return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+            return bad_request(request, NUL_MESSAGE)
         return self.get_response(request)
 
 

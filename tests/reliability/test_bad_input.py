@@ -135,6 +135,9 @@ def test_a_json_body_nested_too_deeply_is_a_400_on_any_route(owner_client, clien
     for path in ("/ocpi/2.2.1/credentials", "/billing/webhooks/stripe/", "/stays/"):
         answer = client.post(path, deep, content_type="application/json")
         assert answer.status_code == 400, path
+    # A roaming partner's client reads the OCPI envelope, never a text page.
+    ocpi = client.post("/ocpi/2.2.1/credentials", deep, content_type="application/json").json()
+    assert ocpi["status_code"] == 2001 and "nested too deeply" in ocpi["status_message"]
     # Nesting that a real body has still passes.
     fine = owner_client.post("/api/v1/exclusions/", exclusion(note="[[[{}]]]"), format="json")
     assert fine.status_code == 201

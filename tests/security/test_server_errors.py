@@ -43,6 +43,18 @@ def test_nul_in_an_api_query_or_path_is_400(url, mine):
 
 
 @pytest.mark.parametrize(
+    "url", ["/ocpi/2.2.1/tokens/NL/PRB/a%00b", "/ocpi/versions?x=%00", "/ocpi/%00"]
+)
+def test_nul_in_an_ocpi_path_or_query_is_400_in_the_ocpi_envelope(url, client):
+    # A partner's client parses every answer as the OCPI response object (status 2001).
+    response = client.get(url)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status_code"] == 2001 and "NUL" in body["status_message"]
+    assert body["timestamp"].endswith("Z")
+
+
+@pytest.mark.parametrize(
     "name, args",
     [
         ("authorization:token-list", []),
