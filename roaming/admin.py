@@ -330,6 +330,25 @@ class CdrAdmin(ReadOnlyAdmin):
     search_fields = ["cdr_id", "credit_reference__cdr_id"]
     list_select_related = ["partner", "session__charger", "credit_reference"]
     autocomplete_fields = ["partner", "session", "credit_reference"]
+    actions = ["credit_and_replace"]
+
+    @admin.action(description="Credit and replace by the charger's own stop (CDRs on an estimate)")
+    def credit_and_replace(self, request, queryset):
+        """The sweep corrects the last week's CDRs on an estimated stop by itself; older ones
+        (marked when credits came, migration roaming.0020) wait for support to choose them."""
+        from .sessions import cdrs_correct
+        from .tasks import deliveries_send_task
+
+        done = cdrs_correct(list(queryset.values_list("pk", flat=True)))
+        for partner_id in sorted(done["partner_ids"]):
+            deliveries_send_task.delay(partner_id)
+        self.message_user(
+            request,
+            f"{done['replaced']} CDR(s) credited and replaced by the charger's own stop; "
+            f"{done['confirmed']} billed the same, left as they are; {done['still_estimated']} "
+            "still on our estimate (no stop from the charger yet). CDRs not on an estimate and "
+            "credited ones are never touched.",
+        )
 
     @admin.display(description="Kind")
     def kind(self, obj: Cdr) -> str:

@@ -470,6 +470,25 @@ def _cdr_send(
     return cdr
 
 
+def cdrs_correct(cdr_ids: list[int]) -> dict[str, Any]:
+    """Support's hand on CDRs on an estimated stop that the sweep no longer looks at (it takes
+    the last week's; older ones were marked by migration roaming.0020): each standing one among
+    `cdr_ids` is credited and replaced when the charger's own stop has changed what it bills
+    (cdr_correct). Return the counts and the partner ids with something queued."""
+    counts = {"replaced": 0, "confirmed": 0, "still_estimated": 0}
+    partner_ids: set[int] = set()
+    for standing in Cdr.objects.current().filter(pk__in=cdr_ids, estimated=True):
+        cdr = cdr_correct(standing)
+        if cdr.pk != standing.pk:
+            counts["replaced"] += 1
+            partner_ids.add(cdr.partner_id)
+        elif Cdr.objects.filter(pk=standing.pk, estimated=False).exists():
+            counts["confirmed"] += 1  # the charger's stop billed what the estimate billed
+        else:
+            counts["still_estimated"] += 1  # no stop from the charger yet: nothing new to bill
+    return {**counts, "partner_ids": partner_ids}
+
+
 def sessions_sweep(*, now: datetime | None = None, days: int = 7) -> set[int]:
     """Queue what partners miss: running sessions' progress, finished sessions' final state and
     CDR (a lost signal); return the partner ids with something queued."""

@@ -374,3 +374,51 @@ async def test_a_chargers_stop_that_bills_what_the_estimate_billed_sends_no_cred
     assert [p["body"]["id"] for p in stub.requests_to("cdrs", "POST")] == [f"CDR-{session.pk}"]
     cdr = await Cdr.objects.aget(session=session)
     assert cdr.estimated is False  # settled: the sweep does not look at it again
+
+
+async def test_support_credits_and_replaces_an_estimated_cdr_the_sweep_no_longer_takes(
+    operator, stub, emsp, admin_client
+):
+    """The sweep corrects the last week's CDRs on an estimated stop. One whose charger's stop came
+    a month ago without a correction (a CDR made before credits existed) stays as it was until
+    support chooses it in Django admin (Roaming > CDRs): then the partner gets the Credit CDR and
+    the new CDR, and a second pass sends nothing more."""
+    from asgiref.sync import sync_to_async
+
+    from roaming import sessions
+
+    charger, _tx, session = await _closed_on_our_estimate()
+    await charger.close()
+    month_ago = timezone.now() - timedelta(days=30)
+    await ChargingSession.objects.filter(pk=session.pk).aupdate(
+        stop_reason="Local",
+        meter_stop_wh=22000,
+        stopped_at=datetime(2026, 11, 20, 9, 40, tzinfo=UTC),
+        received_stop_at=month_ago,
+    )
+    first = await Cdr.objects.aget(session=session)
+    assert first.estimated
+    await sync_to_async(sessions.sessions_sweep)()
+    assert await Cdr.objects.filter(session=session).acount() == 1  # older than the sweep's week
+
+    def act():
+        return admin_client.post(
+            "/admin/roaming/cdr/",
+            {"action": "credit_and_replace", "_selected_action": [first.pk]},
+            follow=True,
+        )
+
+    answer = await sync_to_async(act)()
+    assert answer.status_code == 200
+    said = [str(m) for m in answer.context["messages"]]
+    assert said[0].startswith("1 CDR(s) credited and replaced by the charger's own stop; 0 ")
+    posts = [p["body"] for p in stub.requests_to("cdrs", "POST")]
+    assert [p["id"] for p in posts] == [
+        f"CDR-{session.pk}",
+        f"CDR-{session.pk}-C",
+        f"CDR-{session.pk}-2",
+    ]
+    assert posts[1]["credit_reference_id"] == first.cdr_id and posts[2]["total_energy"] == 12
+    # Chosen again (or the new CDR chosen): nothing more is sent.
+    await sync_to_async(act)()
+    assert len(stub.requests_to("cdrs", "POST")) == 3
