@@ -729,10 +729,16 @@ LOGGING: dict[str, Any] = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"refusal": {"()": "backoffice.log_filters.RefusalWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # axes logs each failure at WARNING (and the lockout); its INFO lines are per-request noise.
+        "axes": {"level": "WARNING"},
+        # A refused request is one line; a server error keeps its traceback.
+        "django.request": {"filters": ["refusal"]},
+    },
 }
 if CELERY_TASK_ALWAYS_EAGER and not TESTING:
     # Tasks run inside the web process (`make run`): Celery's "Task … succeeded" line for each
