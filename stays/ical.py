@@ -62,6 +62,78 @@ def _guest_name(summary: str) -> str:
     return rest[:200]
 
 
+def _first(component: icalendar.cal.Component, name: str) -> object:
+    """A property's value; one given twice (a broken export) counts by its first."""
+    value = component.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value
+
+
+def _text(value: object) -> str:
+    """Text as it can be stored: no NUL (PostgreSQL refuses it), no lone surrogate."""
+    text = "" if value is None else str(value)
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
+
+
+def _moment(prop: object) -> date | None:
+    """A DTSTART/DTEND's date or date-time; None for what no stay can start or end on (a
+    period, a bare time, a value the library could not read)."""
+    try:
+        value = prop.dt  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # not a date property, or icalendar's broken property
+        return None
+    return value if isinstance(value, date) else None  # a datetime is a date too
+
+
+def _event(
+    component: icalendar.cal.Component, zone: ZoneInfo, check_in_at: time, check_out_at: time
+) -> FeedEvent | None:
+    """One VEVENT as a stay or a block; None for an event that gives no usable range."""
+    uid = _text(_first(component, "UID"))
+    start = _moment(_first(component, "DTSTART"))
+    if not uid or start is None:
+        return None
+    summary = _text(_first(component, "SUMMARY"))
+    description = _text(_first(component, "DESCRIPTION"))
+    end_prop, duration = _first(component, "DTEND"), _first(component, "DURATION")
+    try:
+        check_in, all_day = _as_aware(start, zone, check_in_at)
+        if end_prop is not None:
+            end = _moment(end_prop)
+            if end is None:
+                return None
+            check_out, _ = _as_aware(end, zone, check_out_at)
+        elif duration is not None:
+            length = getattr(duration, "dt", None)
+            if not isinstance(length, timedelta):
+                return None
+            check_out = check_in + length
+        else:
+            # RFC 5545 §3.6.1: a date without an end lasts the day; a date-time, no time at all.
+            check_out = check_in + (timedelta(days=1) if all_day else timedelta(0))
+    except OverflowError:  # beyond year 9999
+        return None
+    if check_out <= check_in:
+        return None  # nothing to grant (and a stay must end after it starts)
+    status = _text(_first(component, "STATUS")).upper()
+    transparent = _text(_first(component, "TRANSP")).upper() == "TRANSPARENT"
+    email = _EMAIL.search(description)
+    phone = _PHONE.search(description)
+    return FeedEvent(
+        uid=uid[:255],
+        summary=summary[:200],
+        check_in=check_in,
+        check_out=check_out,
+        all_day=all_day,
+        blocked=bool(_BLOCKED.search(summary)) or transparent,
+        cancelled=status == "CANCELLED",
+        guest_name=_guest_name(summary),
+        guest_email=email.group(0) if email else "",
+        guest_phone=phone.group(1).strip()[:40] if phone else "",
+    )
+
+
 def parse_calendar(
     content: bytes | str,
     *,
@@ -70,49 +142,16 @@ def parse_calendar(
     check_out_at: time = time(11),
 ) -> list[FeedEvent]:
     """Return the events of an iCal document; all-day dates get the property's check-in and
-    check-out times in its `timezone`."""
+    check-out times in its `timezone`. An event without a UID or a usable range is left out."""
     try:
         calendar = icalendar.Calendar.from_ical(content)
-    except (ValueError, IndexError) as exc:
-        raise CalendarError(f"This is not an iCal calendar ({str(exc)[:120]}).") from None
+    except (ValueError, IndexError):
+        # The library's own words quote the bytes it choked on: not for a host's page.
+        raise CalendarError(
+            "This is not an iCal calendar: its text does not follow the iCalendar format."
+        ) from None
     if calendar.name != "VCALENDAR":
         raise CalendarError("This is not an iCal calendar (no VCALENDAR).")
     zone = ZoneInfo(timezone)
-    events = []
-    for component in calendar.walk("VEVENT"):
-        uid = str(component.get("UID", "")).strip()
-        start = component.get("DTSTART")
-        if not uid or start is None:
-            continue
-        summary = str(component.get("SUMMARY", "")).strip()
-        description = str(component.get("DESCRIPTION", ""))
-        check_in, all_day = _as_aware(start.dt, zone, check_in_at)
-        end = component.get("DTEND")
-        if end is not None:
-            check_out, _ = _as_aware(end.dt, zone, check_out_at)
-        elif component.get("DURATION") is not None:
-            check_out = check_in + component.get("DURATION").dt
-        else:
-            # RFC 5545 §3.6.1: a date without an end lasts the day; a date-time, no time at all.
-            check_out = check_in + (timedelta(days=1) if all_day else timedelta(0))
-        if check_out <= check_in:
-            continue  # nothing to grant (and a stay must end after it starts)
-        status = str(component.get("STATUS", "")).upper()
-        transparent = str(component.get("TRANSP", "")).upper() == "TRANSPARENT"
-        email = _EMAIL.search(description)
-        phone = _PHONE.search(description)
-        events.append(
-            FeedEvent(
-                uid=uid[:255],
-                summary=summary[:200],
-                check_in=check_in,
-                check_out=check_out,
-                all_day=all_day,
-                blocked=bool(_BLOCKED.search(summary)) or transparent,
-                cancelled=status == "CANCELLED",
-                guest_name=_guest_name(summary),
-                guest_email=email.group(0) if email else "",
-                guest_phone=phone.group(1).strip()[:40] if phone else "",
-            )
-        )
-    return events
+    events = (_event(c, zone, check_in_at, check_out_at) for c in calendar.walk("VEVENT"))
+    return [event for event in events if event is not None]

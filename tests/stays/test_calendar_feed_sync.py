@@ -183,3 +183,70 @@ def test_feed_errors_are_recorded_in_plain_words_and_change_nothing(ical_server)
     result = calendar_feed_sync(feed_id=feed.pk)
     assert not result.ok and "private" in result.error
     assert not Reservation.objects.exists()
+
+
+def _event(*lines: str) -> str:
+    return "BEGIN:VEVENT\r\n" + "".join(f"{line}\r\n" for line in lines) + "END:VEVENT\r\n"
+
+
+# One real booking among events a broken export writes: a period or a bare time where a date
+# belongs, a property twice, a duration past year 9999, a date the library cannot read, and a
+# UID and summary holding NULs.
+BROKEN_EXPORT = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
+    + _event(
+        "UID:good-1",
+        "SUMMARY:Reserved - Ben",
+        "DTSTART;VALUE=DATE:20261201",
+        "DTEND;VALUE=DATE:20261203",
+    )
+    + _event("UID:period", "DTSTART;VALUE=PERIOD:20261201T100000Z/20261202T100000Z")
+    + _event("UID:bare-time", "DTSTART;VALUE=TIME:100000", "DTEND;VALUE=TIME:120000")
+    + _event("UID:twice", "DTSTART:20261205T100000Z", "DTSTART:20261206T100000Z")
+    + _event("UID:end-twice", "DTSTART:20261207T100000Z", "DTEND:20261208T100000Z", "DTEND:X")
+    + _event("UID:forever", "DTSTART:20261201T100000Z", "DURATION:P999999999D")
+    + _event("UID:last-day", "DTSTART;VALUE=DATE:99991231")
+    + _event("UID:unreadable", "DTSTART:2026-12-01", "DTEND:2026-12-02")
+    + _event(
+        "UID:nul\x00-1",
+        "SUMMARY:Reserved - Ca\x00rla",
+        "DTSTART;VALUE=DATE:20261210",
+        "DTEND;VALUE=DATE:20261212",
+    )
+    + "END:VCALENDAR\r\n"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broken_export_adds_its_readable_bookings_and_never_a_server_error(ical_server, client):
+    """A host adds a feed in the portal (its first pull runs in the request): the readable
+    bookings become reservations, events with no usable range are left out, text PostgreSQL
+    cannot hold is cleaned, and a file that is no calendar is said in plain words."""
+    folder, base = ical_server
+    (folder / "broken.ics").write_bytes(BROKEN_EXPORT.encode())
+    (folder / "garbage.ics").write_bytes(b"\xff\xfe\x00 garbage")
+    owner = MembershipFactory(role="owner").user
+    prop = PropertyFactory(organization=owner.memberships.get().organization)
+    client.force_login(owner)
+    with override_settings(MSP_URL_ALLOWLIST=[base.removeprefix("http://")]):
+        page = client.post(
+            f"/stays/properties/{prop.pk}/calendars/",
+            {"name": "Export", "url": f"{base}/broken.ics"},
+            follow=True,
+        )
+        assert page.status_code == 200
+        said = [str(m) for m in page.context["messages"]]
+        assert said == ["Export: 3 bookings (3 new, 0 cancelled), 0 blocked ranges skipped."]
+        stored = dict(Reservation.objects.values_list("external_id", "guest_name"))
+        # A property given twice counts by its first: "end-twice" ends on its first DTEND.
+        assert stored == {"good-1": "Ben", "end-twice": "", "nul-1": "Carla"}
+        page = client.post(
+            f"/stays/properties/{prop.pk}/calendars/",
+            {"name": "Garbage", "url": f"{base}/garbage.ics"},
+            follow=True,
+        )
+    (message,) = [str(m) for m in page.context["messages"]]
+    assert message == (
+        "Garbage: The URL answered, but this is not an iCal calendar: its text does not follow "
+        "the iCalendar format."
+    )
