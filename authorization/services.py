@@ -638,10 +638,55 @@ def tokens_search(*, uid: str, organization_ids: Iterable[int]) -> list[Token]:
 # -- MSP token pull (OCPI GET tokens) ----------------------------------------------------------
 
 
+TOKEN_PULL_MAX_PAGES = 2000  # 1,000,000 cards at 500 a page: past that the list is not a list
+
+
+class MspListUnreadable(Exception):
+    """The MSP's token list answered, but not with a list we can page through (the task retries
+    with back-off; the cards pulled before stay, and the next pull starts from the same point)."""
+
+
+def _token_page(response: httpx.Response) -> list:
+    """The `data` of one OCPI page of tokens."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise MspListUnreadable("the provider's token list is not JSON") from None
+    if not isinstance(body, dict):
+        raise MspListUnreadable("the provider's token list is not an OCPI answer")
+    data = body.get("data")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise MspListUnreadable("the provider's token list has no list of tokens in `data`")
+    return data
+
+
+def _pulled_token(item: object) -> dict | None:
+    """The fields of a pulled OCPI Token we keep; None for an item that is no card (no usable
+    uid). Only `valid: true` grants: a card whose `valid` is not a boolean is kept as invalid."""
+    if not isinstance(item, dict):
+        return None
+    uid = item.get("uid")
+    if not isinstance(uid, str) or not uid.strip() or "\x00" in uid or len(uid.strip()) > 36:
+        return None
+    valid = item.get("valid", True)
+    defaults = {
+        "uid": uid.strip(),
+        "valid": valid is True,
+        "type": Token.Type.APP if item.get("type") == "APP_USER" else Token.Type.RFID,
+    }
+    if item.get("whitelist") in Token.Whitelist.values:  # OCPI token objects carry it
+        defaults["whitelist"] = item["whitelist"]
+    return defaults
+
+
 def msp_tokens_pull(
     *, msp: MobilityServiceProvider, page_size: int = 500, client: httpx.Client | None = None
 ) -> int:
-    """Pull the MSP's token list (incremental from the last sync); return how many were stored."""
+    """Pull the MSP's token list (incremental from the last sync); return how many were stored.
+    Items that are no card are skipped; a page that is no list, or a list that does not end
+    (a provider ignoring `offset`), raises MspListUnreadable and leaves the sync point."""
     if not msp.live_validation_url or msp.via_hub:
         return 0  # a hub's token list is every party's: its pushes bring a routed party's cards
     started = timezone.now()
@@ -653,28 +698,28 @@ def msp_tokens_pull(
     )
     own_client = client is None
     client = client or msp_http_client(timeout=max(msp.timeout_s, 30))
-    stored = 0
+    stored, pages, previous = 0, 0, None
     try:
         while True:
+            pages += 1
+            if pages > TOKEN_PULL_MAX_PAGES:
+                raise MspListUnreadable(
+                    f"the provider's token list did not end after {TOKEN_PULL_MAX_PAGES} pages"
+                )
             response = client.get(
                 msp.live_validation_url.rstrip("/"), params=params, headers=headers
             )
             response.raise_for_status()
-            data = response.json().get("data") or []
-            for item in data:
-                uid = str(item.get("uid", "")).strip()
-                if not uid:
-                    continue
-                defaults = {
-                    "uid": uid,
-                    "valid": bool(item.get("valid", True)),
-                    "type": Token.Type.APP if item.get("type") == "APP_USER" else Token.Type.RFID,
-                }
-                if item.get("whitelist") in Token.Whitelist.values:  # OCPI token objects carry it
-                    defaults["whitelist"] = item["whitelist"]
-                token, _ = Token.objects.update_or_create(
+            data = _token_page(response)
+            if data and data == previous:
+                raise MspListUnreadable(
+                    "the provider's token list sent the same page again (it ignores `offset`)"
+                )
+            previous = data
+            for defaults in filter(None, map(_pulled_token, data)):
+                Token.objects.update_or_create(
                     msp=msp,
-                    uid_normalized=normalize_uid(uid),
+                    uid_normalized=normalize_uid(defaults["uid"]),
                     defaults=defaults,
                 )
                 stored += 1

@@ -4,12 +4,12 @@ import httpx
 from celery import shared_task
 
 from .models import MobilityServiceProvider
-from .services import msp_tokens_pull
+from .services import MspListUnreadable, msp_tokens_pull
 
 
 @shared_task(
     name="authorization.msp_tokens_pull",
-    autoretry_for=(httpx.HTTPError,),
+    autoretry_for=(httpx.HTTPError, MspListUnreadable),
     retry_backoff=30,
     retry_backoff_max=900,
     max_retries=5,

@@ -14,6 +14,7 @@ class FakeMsp:
         self.allowed = allowed
         self.delay = delay
         self.tokens = tokens or []
+        self.raw_get: bytes | None = None  # set: every GET answers these bytes (a broken list)
         self.requests: list[dict] = []
         self.answered = 0  # real-time authorizations answered so far (after the delay)
         outer = self
@@ -67,6 +68,13 @@ class FakeMsp:
                         "auth": self.headers.get("Authorization"),
                     }
                 )
+                if outer.raw_get is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(outer.raw_get)))
+                    self.end_headers()
+                    self.wfile.write(outer.raw_get)
+                    return
                 offset = int(query.get("offset", ["0"])[0])
                 limit = int(query.get("limit", ["50"])[0])
                 self._reply({"status_code": 1000, "data": outer.tokens[offset : offset + limit]})

@@ -3,7 +3,7 @@
 import pytest
 
 from authorization.models import Token
-from authorization.services import msp_tokens_pull
+from authorization.services import MspListUnreadable, msp_tokens_pull
 from authorization.tasks import msp_tokens_pull_all_task
 from tests.factories import MspFactory
 from tests.msp_server import FakeMsp
@@ -50,5 +50,69 @@ def test_periodic_task_pulls_every_msp_with_an_endpoint():
         # another thread of the test process (a server or consumer a test started) sets it meanwhile.
         assert msp_tokens_pull_all_task.delay().get(disable_sync_subtasks=False) == 1
         assert Token.objects.filter(uid="0B0001").exists()
+    finally:
+        server.close()
+
+
+def test_items_that_are_no_card_are_skipped_and_only_valid_true_grants():
+    """A provider's list is read item by item: what is no card (not an object, no text uid, a
+    NUL PostgreSQL cannot store, longer than OCPI's 36) is skipped, the cards are stored, and a
+    `valid` that is not a boolean never makes a card valid."""
+    server = FakeMsp(
+        tokens=[
+            {"uid": "0C0001", "valid": True},
+            "junk",
+            5,
+            None,
+            {"uid": None},
+            {"uid": 123},
+            {"uid": "0C\u0000X"},
+            {"uid": "X" * 37},
+            {"uid": "0C0002", "valid": "false"},
+            {"uid": "0C0003", "valid": 1},
+        ]
+    )
+    try:
+        msp = MspFactory(live_validation_url=server.url)
+        assert msp_tokens_pull(msp=msp) == 3
+        valid = dict(Token.objects.filter(msp=msp).values_list("uid", "valid"))
+        assert valid == {"0C0001": True, "0C0002": False, "0C0003": False}
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>maintenance</html>",
+        b'[{"uid": "0D0001"}]',
+        b'{"status_code": 1000, "data": {"uid": "0D0001"}}',
+    ],
+)
+def test_an_answer_that_is_no_token_list_is_refused_and_keeps_the_sync_point(body):
+    server = FakeMsp()
+    server.raw_get = body
+    try:
+        msp = MspFactory(live_validation_url=server.url)
+        with pytest.raises(MspListUnreadable):
+            msp_tokens_pull(msp=msp)
+        msp.refresh_from_db()
+        assert msp.tokens_synced_at is None and not Token.objects.filter(msp=msp).exists()
+    finally:
+        server.close()
+
+
+def test_a_provider_that_ignores_offset_is_stopped_at_its_second_page():
+    """Every full page answered again from the start would page forever: the same page twice
+    stops the pull (the task retries later with back-off)."""
+    server = FakeMsp()
+    server.raw_get = b'{"status_code": 1000, "data": [{"uid": "0E0001"}, {"uid": "0E0002"}]}'
+    try:
+        msp = MspFactory(live_validation_url=server.url)
+        with pytest.raises(MspListUnreadable, match="same page again"):
+            msp_tokens_pull(msp=msp, page_size=2)
+        assert len(server.requests) == 2
+        msp.refresh_from_db()
+        assert msp.tokens_synced_at is None
     finally:
         server.close()
