@@ -86,12 +86,19 @@ def _map_int(value: Any, mapper: Mapper) -> Any:
     return value if mapped is None else mapped
 
 
+def _transaction_ids(value: Any) -> list[int]:
+    """[value] when it can be an OCPP 1.6 transactionId (an integer, 32 bits); else []: a bool,
+    a text or a number past 32 bits is no transaction of ours, left as sent."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return []
+    return [value] if -(2**31) <= value < 2**31 else []
+
+
 def charger_ids_in(action: str, payload: Any) -> list[int]:
     """The charger-side transactionIds a charger-to-CSMS message refers to."""
     if not isinstance(payload, dict) or action not in ("MeterValues", "StopTransaction"):
         return []
-    value = payload.get("transactionId")
-    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+    return _transaction_ids(payload.get("transactionId"))
 
 
 def rewrite_for_party(action: str, payload: Any, to_party: Mapper) -> Any:
@@ -109,12 +116,11 @@ def party_ids_in(action: str, payload: Any) -> list[int]:
     if not isinstance(payload, dict):
         return []
     if action == "RemoteStopTransaction":
-        value = payload.get("transactionId")
-    elif action == "SetChargingProfile":
-        value = (payload.get("csChargingProfiles") or {}).get("transactionId")
-    else:
-        return []
-    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+        return _transaction_ids(payload.get("transactionId"))
+    profile = payload.get("csChargingProfiles")
+    if action == "SetChargingProfile" and isinstance(profile, dict):
+        return _transaction_ids(profile.get("transactionId"))
+    return []
 
 
 def rewrite_for_charger(action: str, payload: Any, to_charger: Mapper) -> Any:

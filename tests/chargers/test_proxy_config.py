@@ -287,6 +287,29 @@ def test_transaction_ids_are_rewritten_per_party():
 @pytest.mark.parametrize(
     "action, payload",
     [
+        ("RemoteStopTransaction", {"transactionId": 10**30}),
+        ("RemoteStopTransaction", {"transactionId": True}),
+        ("RemoteStopTransaction", {"transactionId": "9001"}),
+        ("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": "x"}),
+        ("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": [{"transactionId": 1}]}),
+        ("SetChargingProfile", {"csChargingProfiles": {"transactionId": -(2**40)}}),
+        ("RemoteStopTransaction", ["not", "an", "object"]),
+    ],
+)
+def test_an_upstream_call_with_no_usable_transaction_id_is_forwarded_as_sent(action, payload):
+    """An upstream backoffice's CALL is the charger's to judge: what holds no 32-bit
+    transactionId is neither looked up nor rewritten (a `csChargingProfiles` that is no object
+    raised in the relay task, and the upstream never got an answer), and a charger frame alike."""
+    looked_up = []
+    assert rules.party_ids_in(action, payload) == []
+    assert rules.rewrite_for_charger(action, payload, looked_up.append) is payload
+    assert rules.charger_ids_in("StopTransaction", {"transactionId": 2**63}) == []
+    assert looked_up == []
+
+
+@pytest.mark.parametrize(
+    "action, payload",
+    [
         ("ChangeConfiguration", {"key": "AuthorizationKey", "value": "0011"}),
         ("ChangeConfiguration", {"key": "SecurityProfile", "value": "0"}),
         ("SetNetworkProfile", {"configurationSlot": 1, "connectionData": {}}),
