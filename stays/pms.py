@@ -18,17 +18,31 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from backoffice import outbound
+from backoffice.parsers import nested_too_deeply
 
 TIMEOUT_S = 20.0
+# The longest ids the database keeps (Reservation.external_id, Listing.external_id).
+RESERVATION_ID_MAX = 255
+LISTING_ID_MAX = 100
+# A day inside the datetime range: a stay stored nearer year 1 or 9999 could not be shown in
+# every time zone (nor read back by the database driver).
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+_LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+
+T = TypeVar("T")
+# Pages of one pull at most: the vendor's own count decides when a list ends, and a count of
+# 10^9 (or a page that never empties) must not keep a sync paging for days.
+PAGES_MAX = 5000
 
 
 class PmsError(Exception):
@@ -103,7 +117,89 @@ def _words(vendor: str, response: httpx.Response) -> PmsError:
             f"{vendor} returned {status}: their service has a problem. We try again later.",
             retry_after=300.0,
         )
-    return PmsError(f"{vendor} returned {status}: {response.text[:160]}")
+    return PmsError(f"{vendor} returned {status}: {_text(response.text)[:160]}")
+
+
+def _unreadable(vendor: str) -> PmsError:
+    return PmsError(
+        f"{vendor} answered with data we cannot read (not the JSON its API documents). "
+        "We try again later."
+    )
+
+
+def _json_object(vendor: str, response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; PmsError for anything else (the adapters read keys of it)."""
+    if nested_too_deeply(response.content):  # Python's decoder would raise RecursionError
+        raise _unreadable(vendor)
+    try:
+        data = response.json()
+    except ValueError:
+        raise PmsError(f"{vendor} answered with something that is not JSON.") from None
+    if not isinstance(data, dict):
+        raise _unreadable(vendor)
+    return data
+
+
+def _records(vendor: str, value: object) -> list[Any]:
+    """A page's list of records (absent: none); PmsError when it is no list."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _unreadable(vendor)
+    return value
+
+
+def _page_count(vendor: str, value: object) -> int:
+    """A count or last page number; PmsError when it is not a number (paging would be guessed)."""
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):  # null, "x", NaN, Infinity
+        raise _unreadable(vendor) from None
+
+
+def _next_page(vendor: str, pages: int) -> int:
+    """The number of the next page; PmsError once a list has not ended after PAGES_MAX."""
+    if pages >= PAGES_MAX:
+        raise PmsError(
+            f"{vendor}'s list did not end after {PAGES_MAX} pages (its page count is not what "
+            "it sends). We try again later."
+        )
+    return pages + 1
+
+
+def _usable(parse: Callable[[dict[str, Any]], T], items: Iterable[Any]) -> Iterator[T]:
+    """Parse each record; one without a usable id or dates is left out and the others are synced
+    (as stays.ical leaves out unusable events)."""
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        try:
+            yield parse(item)
+        except ValueError:
+            continue
+
+
+def _text(value: object) -> str:
+    """Text as it can be stored: no NUL (PostgreSQL refuses it), no lone surrogate; a number is
+    its digits, anything else (null, an object, a list) is empty."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    text = str(value).replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8").strip()
+
+
+def _ident(value: object, limit: int) -> str:
+    """A record's id as stored (a string or an integer, at most `limit` characters); ValueError
+    for a record without one."""
+    text = _text(value) if isinstance(value, str | int) else ""
+    if not text or len(text) > limit:
+        raise ValueError("no usable id")
+    return text
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """An optional nested object (guest, contact, status); anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _get(client: httpx.Client, vendor: str, url: str, **kwargs: Any) -> Any:
@@ -117,22 +213,47 @@ def _get(client: httpx.Client, vendor: str, url: str, **kwargs: Any) -> Any:
         raise PmsError(outbound.failure_words(exc, vendor), retry_after=120.0) from None
     if response.status_code != 200:
         raise _words(vendor, response)
+    return _json_object(vendor, response)
+
+
+def _aware(value: object, zone: ZoneInfo, at: time) -> datetime:
+    """Parse an ISO date-time (UTC if no offset) or a date (at `at` in `zone`); ValueError for
+    anything else, or a time a stay cannot have (year 0 or 99999, or too near either end)."""
+    if not isinstance(value, str):
+        raise ValueError("not a date")
     try:
-        return response.json()
-    except ValueError:
-        raise PmsError(f"{vendor} answered with something that is not JSON.") from None
+        if "T" in value:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        else:
+            parsed = datetime.combine(date.fromisoformat(value[:10]), at, tzinfo=zone)
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # its UTC time is before year 1 or after 9999
+        raise ValueError("date out of range") from None
+    if not _EARLIEST <= in_utc <= _LATEST:
+        raise ValueError("date out of range")
+    return parsed
 
 
-def _aware(value: str, zone: ZoneInfo, at: time) -> datetime:
-    """Parse an ISO date-time (UTC if no offset) or a date (at `at` in `zone`)."""
-    if "T" in value:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return datetime.combine(date.fromisoformat(value[:10]), at, tzinfo=zone)
+def _stay(check_in: object, check_out: object, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A stay's check-in and check-out (dates get 15:00 / 11:00); ValueError unless it ends
+    after it starts (the database refuses anything else)."""
+    start, end = _aware(check_in, zone, time(15)), _aware(check_out, zone, time(11))
+    if end <= start:
+        raise ValueError("check-out not after check-in")
+    return start, end
 
 
 def _hmac_equal(expected: bytes, given: str) -> bool:
     return hmac.compare_digest(expected, given.encode())
+
+
+def _webhook_json(body: bytes) -> Any:
+    """A webhook's JSON; ValueError for a body that is not JSON text (or nested deeper than any
+    event, which Python's decoder would answer with RecursionError)."""
+    if nested_too_deeply(body):
+        raise ValueError("JSON nested too deeply")
+    return json.loads(body)  # ValueError (UnicodeDecodeError too) for what is not JSON
 
 
 # -- Guesty ------------------------------------------------------------------------------------
@@ -165,12 +286,13 @@ class Guesty:
                 raise PmsError(outbound.failure_words(exc, "Guesty"), retry_after=120.0) from None
             if response.status_code != 200:
                 raise _words(self.vendor, response)
-            self._token = str(response.json().get("access_token", ""))
+            self._token = _text(_json_object(self.vendor, response).get("access_token"))
         return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        skip = 0
+        skip, pages = 0, 0
         while True:
+            pages = _next_page(self.vendor, pages)
             data = _get(
                 self.client,
                 self.vendor,
@@ -178,32 +300,38 @@ class Guesty:
                 headers=self._headers(),
                 params={**params, "limit": self.page, "skip": skip},
             )
-            results = data.get("results") or []
+            results = _records(self.vendor, data.get("results"))
             yield from results
             skip += len(results)
-            if not results or skip >= int(data.get("count", skip)):
+            if not results or skip >= _page_count(self.vendor, data.get("count", skip)):
                 return
 
+    @staticmethod
+    def _listing(item: dict[str, Any]) -> PmsListing:
+        listing_id = _ident(item.get("_id"), LISTING_ID_MAX)
+        name = _text(item.get("nickname")) or _text(item.get("title"))
+        return PmsListing(listing_id, name or listing_id)
+
     def listings(self) -> Iterator[PmsListing]:
-        for item in self._pages("/v1/listings", {"fields": "_id title nickname"}):
-            yield PmsListing(
-                str(item["_id"]), str(item.get("nickname") or item.get("title") or item["_id"])
-            )
+        yield from _usable(
+            self._listing, self._pages("/v1/listings", {"fields": "_id title nickname"})
+        )
 
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
-        guest = item.get("guest") or {}
-        status = str(item.get("status", "")).lower()
+        guest = _obj(item.get("guest"))
+        status = _text(item.get("status")).lower()
+        check_in, check_out = _stay(item.get("checkIn"), item.get("checkOut"), self.zone)
         return PmsReservation(
-            external_id=str(item["_id"]),
-            listing_id=str(item.get("listingId", "")),
-            check_in=_aware(str(item["checkIn"]), self.zone, time(15)),
-            check_out=_aware(str(item["checkOut"]), self.zone, time(11)),
+            external_id=_ident(item.get("_id"), RESERVATION_ID_MAX),
+            listing_id=_text(item.get("listingId")),
+            check_in=check_in,
+            check_out=check_out,
             confirmed=status == "confirmed",
             cancelled=status in ("canceled", "cancelled", "declined", "expired"),
-            guest_name=str(guest.get("fullName", "")),
-            guest_email=str(guest.get("email", "") or ""),
-            guest_phone=str(guest.get("phone", "") or ""),
-            updated_at=str(item.get("lastUpdatedAt", "")),
+            guest_name=_text(guest.get("fullName")),
+            guest_email=_text(guest.get("email")),
+            guest_phone=_text(guest.get("phone")),
+            updated_at=_text(item.get("lastUpdatedAt")),
         )
 
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
@@ -215,8 +343,7 @@ class Guesty:
             params["filters"] = json.dumps(
                 [{"field": "lastUpdatedAt", "operator": "$gte", "value": since}]
             )
-        for item in self._pages("/v1/reservations", params):
-            yield self._reservation(item)
+        yield from _usable(self._reservation, self._pages("/v1/reservations", params))
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
         secret = self.credentials.get("webhook_secret", "")
@@ -231,7 +358,7 @@ class Guesty:
             key = base64.b64decode(secret.removeprefix("whsec_"))
             if abs(datetime.now(UTC).timestamp() - int(stamp)) > 300:  # replayed or clock far off
                 return False
-        except ValueError:
+        except (ValueError, OverflowError):  # not base64 / not a number, or too big for a float
             return False
         expected = base64.b64encode(
             hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
@@ -239,7 +366,7 @@ class Guesty:
         return any(_hmac_equal(expected, part.partition(",")[2]) for part in signatures.split())
 
     def webhook_reservation(self, body: bytes) -> PmsReservation | None:
-        payload = json.loads(body)
+        payload = _webhook_json(body)
         item = payload.get("reservation") if isinstance(payload, dict) else None
         return self._reservation(item) if isinstance(item, dict) and "_id" in item else None
 
@@ -273,42 +400,47 @@ class Hospitable:
                 headers=self._headers(),
                 params={**params, "page": page, "per_page": 100},
             )
-            yield from data.get("data") or []
-            meta = data.get("meta") or {}
-            if page >= int(meta.get("last_page", page)):
+            records = _records(self.vendor, data.get("data"))
+            yield from records
+            meta = _obj(data.get("meta"))
+            if not records or page >= _page_count(self.vendor, meta.get("last_page", page)):
                 return
-            page += 1
+            page = _next_page(self.vendor, page)
+
+    def _listing(self, item: dict[str, Any]) -> PmsListing:
+        listing_id = _ident(item.get("id"), LISTING_ID_MAX)
+        self._properties.append(listing_id)
+        name = _text(item.get("name")) or _text(item.get("public_name"))
+        return PmsListing(listing_id, name or listing_id)
 
     def listings(self) -> Iterator[PmsListing]:
-        for item in self._pages("/properties", {}):
-            self._properties.append(str(item["id"]))
-            yield PmsListing(
-                str(item["id"]), str(item.get("name") or item.get("public_name") or item["id"])
-            )
+        yield from _usable(self._listing, self._pages("/properties", {}))
 
     def _reservation(self, item: dict[str, Any], listing_id: str = "") -> PmsReservation:
-        guest = item.get("guest") or {}
-        status = item.get("reservation_status") or {}
-        category = str(
-            (status.get("current") or {}).get("category") or item.get("status", "")
-        ).lower()
-        phones = guest.get("phone_numbers") or []
-        props = item.get("properties") or []
-        listing = listing_id or (
-            str(props[0].get("id")) if props and isinstance(props[0], dict) else ""
+        guest = _obj(item.get("guest"))
+        current = _obj(_obj(item.get("reservation_status")).get("current"))
+        category = (_text(current.get("category")) or _text(item.get("status"))).lower()
+        phones = guest.get("phone_numbers")
+        props = item.get("properties")
+        if not listing_id and isinstance(props, list) and props:
+            listing_id = _text(_obj(props[0]).get("id"))
+        check_in, check_out = _stay(
+            item.get("check_in") or item.get("arrival_date"),
+            item.get("check_out") or item.get("departure_date"),
+            self.zone,
         )
         return PmsReservation(
-            external_id=str(item["id"]),
-            listing_id=listing,
-            check_in=_aware(str(item.get("check_in") or item["arrival_date"]), self.zone, time(15)),
-            check_out=_aware(
-                str(item.get("check_out") or item["departure_date"]), self.zone, time(11)
-            ),
+            external_id=_ident(item.get("id"), RESERVATION_ID_MAX),
+            listing_id=listing_id,
+            check_in=check_in,
+            check_out=check_out,
             confirmed=category in ("accepted", "confirmed"),
             cancelled=category in ("cancelled", "canceled", "declined", "expired"),
-            guest_name=" ".join(p for p in (guest.get("first_name"), guest.get("last_name")) if p),
-            guest_email=str(guest.get("email") or ""),
-            guest_phone=str(phones[0]) if phones else "",
+            guest_name=" ".join(
+                filter(None, (_text(guest.get("first_name")), _text(guest.get("last_name"))))
+            ),
+            guest_email=_text(guest.get("email")),
+            guest_phone=_text(phones[0]) if isinstance(phones, list) and phones else "",
         )
 
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
@@ -323,8 +455,10 @@ class Hospitable:
                 "start_date": (now - timedelta(days=1)).date().isoformat(),
                 "end_date": (now + timedelta(days=365)).date().isoformat(),
             }
-            for item in self._pages("/reservations", params):
-                yield self._reservation(item, property_id)
+            yield from _usable(
+                partial(self._reservation, listing_id=property_id),
+                self._pages("/reservations", params),
+            )
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
         secret = self.credentials.get("webhook_secret", "")
@@ -335,7 +469,7 @@ class Hospitable:
         return _hmac_equal(expected, given)
 
     def webhook_reservation(self, body: bytes) -> PmsReservation | None:
-        payload = json.loads(body)
+        payload = _webhook_json(body)
         item = payload.get("data") if isinstance(payload, dict) else None
         if (
             not isinstance(item, dict)
@@ -369,34 +503,44 @@ class Track:
                 auth=self.auth,
                 params={**params, "page": page, "size": 100},
             )
-            yield from (data.get("_embedded") or {}).get(key) or []
-            if page >= int(data.get("page_count", page)):
+            records = _records(self.vendor, _obj(data.get("_embedded")).get(key))
+            yield from records
+            if not records or page >= _page_count(self.vendor, data.get("page_count", page)):
                 return
-            page += 1
+            page = _next_page(self.vendor, page)
+
+    @staticmethod
+    def _listing(item: dict[str, Any]) -> PmsListing:
+        unit_id = _ident(item.get("id"), LISTING_ID_MAX)
+        return PmsListing(unit_id, _text(item.get("name")) or unit_id)
 
     def listings(self) -> Iterator[PmsListing]:
-        for item in self._pages("/api/pms/units", "units", {}):
-            yield PmsListing(str(item["id"]), str(item.get("name") or item["id"]))
+        yield from _usable(self._listing, self._pages("/api/pms/units", "units", {}))
+
+    def _reservation(self, item: dict[str, Any]) -> PmsReservation:
+        contact = _obj(_obj(item.get("_embedded")).get("contact"))
+        status = _text(item.get("status")).lower()
+        check_in, check_out = _stay(item.get("arrivalDate"), item.get("departureDate"), self.zone)
+        return PmsReservation(
+            external_id=_ident(item.get("id"), RESERVATION_ID_MAX),
+            listing_id=_text(item.get("unitId")),
+            check_in=check_in,
+            check_out=check_out,
+            confirmed=status in ("confirmed", "checked in"),
+            cancelled=status == "cancelled",
+            guest_name=" ".join(
+                filter(None, (_text(contact.get("firstName")), _text(contact.get("lastName"))))
+            ),
+            guest_email=_text(contact.get("primaryEmail")),
+            guest_phone=_text(contact.get("cellPhone")),
+            updated_at=_text(item.get("updatedAt")),
+        )
 
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
         params = {"updatedSince": since} if since else {}
-        for item in self._pages("/api/pms/reservations", "reservations", params):
-            contact = ((item.get("_embedded") or {}).get("contact")) or {}
-            status = str(item.get("status", "")).lower()
-            yield PmsReservation(
-                external_id=str(item["id"]),
-                listing_id=str(item.get("unitId", "")),
-                check_in=_aware(str(item["arrivalDate"]), self.zone, time(15)),
-                check_out=_aware(str(item["departureDate"]), self.zone, time(11)),
-                confirmed=status in ("confirmed", "checked in"),
-                cancelled=status == "cancelled",
-                guest_name=" ".join(
-                    p for p in (contact.get("firstName"), contact.get("lastName")) if p
-                ),
-                guest_email=str(contact.get("primaryEmail") or ""),
-                guest_phone=str(contact.get("cellPhone") or ""),
-                updated_at=str(item.get("updatedAt", "")),
-            )
+        yield from _usable(
+            self._reservation, self._pages("/api/pms/reservations", "reservations", params)
+        )
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
         return False  # no signed webhooks documented: pulled only

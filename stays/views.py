@@ -138,10 +138,18 @@ def _back_to(request: HttpRequest, integration: PmsIntegration) -> HttpResponse:
     return redirect("stays:integration-list")
 
 
+WEBHOOK_INVALID = (
+    "The body is not JSON, or its reservation has no usable id, check-in and check-out: "
+    "nothing was changed."
+)
+
+
 @csrf_exempt  # called by the PMS, authenticated by its signature
 @require_POST
 def webhook(request: HttpRequest, key: str) -> HttpResponse:
     outcome = pms_webhook(webhook_key=key, headers=dict(request.headers), body=request.body)
+    if outcome == "invalid":  # signed, but unreadable: say so, as a 400 (never parser text)
+        return JsonResponse({"result": outcome, "detail": WEBHOOK_INVALID}, status=400)
     status = {"ok": 200, "ignored": 202, "unknown": 404, "bad_signature": 401}[outcome]
     return JsonResponse({"result": outcome}, status=status)
 

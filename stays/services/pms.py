@@ -187,7 +187,9 @@ def pms_sync(
 
 
 def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> str:
-    """Apply a vendor's webhook; return "ok", "ignored", "unknown" or "bad_signature"."""
+    """Apply a vendor's webhook; return "ok", "ignored" (not a reservation event), "invalid" (a
+    signed body that is not JSON, or a reservation without a usable id or dates: nothing
+    changes), "unknown" or "bad_signature"."""
     integration = (
         PmsIntegration.objects.select_related("organization")
         .filter(webhook_key=webhook_key)
@@ -201,8 +203,8 @@ def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> st
             return "bad_signature"
         try:
             item = adapter.webhook_reservation(body)
-        except (ValueError, KeyError, TypeError):
-            return "ignored"
+        except ValueError:  # the adapters read every field defensively and raise only this
+            return "invalid"
     if item is None:
         return "ignored"
     with transaction.atomic():
