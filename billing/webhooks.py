@@ -49,31 +49,72 @@ class WebhookRejected(ValueError):
     """The request is not a genuine, well-formed event (answer 400, Stripe retries)."""
 
 
+class MalformedEvent(ValueError):
+    """A genuine event whose object cannot be applied (a permanent problem: stored, answered 200)."""
+
+
+# Stripe's largest amount is 99,999,999 minor units; this bound also fits every MONEY column.
+MAX_MINOR = 9_999_999_999
+BAD_SIGNATURE = "The Stripe-Signature header is missing, wrong or too old."
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")  # 1e400: the JSON column cannot store it
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 def verify(payload: bytes, signature_header: str, secret: str) -> dict[str, Any]:
     """Return the event if the signature is valid and recent; raise WebhookRejected otherwise."""
     import stripe
 
     if not secret:
         raise WebhookRejected("No webhook signing secret is configured.")
+    # stripe decodes the body as UTF-8 and compares the signatures as str: other bytes would raise.
+    if not signature_header.isascii():
+        raise WebhookRejected(BAD_SIGNATURE)
     try:
-        stripe.WebhookSignature.verify_header(
-            payload, signature_header, secret, tolerance=TOLERANCE_S
-        )
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookRejected("The body is not UTF-8.") from exc
+    try:
+        stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance=TOLERANCE_S)
     except stripe.SignatureVerificationError as exc:
-        raise WebhookRejected(f"Bad signature: {exc.user_message or exc}") from exc
+        # The library's words stay in the log, not in the answer.
+        logger.info("Webhook signature refused: %s", exc.user_message or exc)
+        raise WebhookRejected(BAD_SIGNATURE) from exc
     try:
-        event = json.loads(payload)
+        event = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except ValueError as exc:
         raise WebhookRejected("The body is not JSON.") from exc
-    if not isinstance(event, dict) or event.get("object") != "event" or "id" not in event:
+    if not _is_event(event):
         raise WebhookRejected("The body is not an event.")
     return event
+
+
+def _is_event(event: Any) -> bool:
+    """The envelope receive() stores: an id that fits, a type, and data.object an object."""
+    if not isinstance(event, dict) or event.get("object") != "event":
+        return False
+    event_id, data = event.get("id"), event.get("data")
+    return (
+        isinstance(event_id, str)
+        and 0 < len(event_id) <= 100
+        and isinstance(event.get("type", ""), str)
+        and isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+    )
 
 
 def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
     """Verify, store once and apply an event. Returns None for a replayed event id."""
     event = verify(payload, signature_header, webhook_secret())
-    obj = (event.get("data") or {}).get("object") or {}
+    obj = event["data"]["object"]
     # One transaction: a handler that fails leaves no trace, the 500 makes Stripe retry.
     with transaction.atomic():
         try:
@@ -89,10 +130,49 @@ def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
             return None
         handler = HANDLERS.get(stored.type)
         if handler is not None:
-            handler(obj)
-            stored.processed_at = timezone.now()
-            stored.save(update_fields=["processed_at"])
+            _apply(stored, handler, obj)
     return stored
+
+
+def _apply(stored: WebhookEvent, handler: Callable[[dict], None], obj: dict) -> None:
+    try:
+        with transaction.atomic():
+            handler(obj)
+    except MalformedEvent as exc:
+        # A retry would fail the same way for days: keep the event with the reason, answer 200.
+        logger.error("Webhook event %s not applied: %s", stored.event_id, exc)
+        stored.error = str(exc)[:300]
+        stored.save(update_fields=["error"])
+        return
+    stored.processed_at = timezone.now()
+    stored.save(update_fields=["processed_at"])
+
+
+def _part(obj: dict, key: str) -> dict:
+    """The nested object under key ({} when absent); anything else is a malformed event."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedEvent(f"{key} is not an object.")
+    return value
+
+
+def _minor(obj: dict, key: str) -> int:
+    """An amount in minor units (0 when absent): Stripe sends a non-negative integer."""
+    value = obj.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MINOR:
+        raise MalformedEvent(f"{key} is not an amount in minor units.")
+    return value
+
+
+def _object_id(obj: dict, key: str = "id") -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"{key} is not an id.")
+    return value
 
 
 def _payment(reference: str) -> Payment | None:
@@ -102,20 +182,18 @@ def _payment(reference: str) -> Payment | None:
 def _last4(obj: dict) -> str:
     charge = obj.get("latest_charge")
     if isinstance(charge, dict):
-        return str(
-            ((charge.get("payment_method_details") or {}).get("card") or {}).get("last4", "")
-        )[:4]
+        return str(_part(_part(charge, "payment_method_details"), "card").get("last4", ""))[:4]
     return ""
 
 
 def on_capturable(obj: dict) -> None:
-    payment = _payment(obj["id"])
+    payment = _payment(_object_id(obj))
     if payment is None:
         return
     if payment.status == Payment.Status.PENDING:
         payment.status = Payment.Status.AUTHORIZED
         payment.amount_held = from_minor(
-            int(obj.get("amount_capturable") or obj.get("amount") or 0), payment.currency
+            _minor(obj, "amount_capturable") or _minor(obj, "amount"), payment.currency
         )
         payment.last_error = ""
         payment.card_last4 = _last4(obj) or payment.card_last4
@@ -125,21 +203,19 @@ def on_capturable(obj: dict) -> None:
 
 
 def on_failed(obj: dict) -> None:
-    payment = _payment(obj["id"])
+    payment = _payment(_object_id(obj))
     if payment is None:
         return
-    message = ((obj.get("last_payment_error") or {}).get("message") or "The card was declined.")[
-        :300
-    ]
+    message = str(_part(obj, "last_payment_error").get("message") or "The card was declined.")[:300]
     payment.last_error = message
     payment.save(update_fields=["last_error"])
 
 
 def on_succeeded(obj: dict) -> None:
-    payment = _payment(obj["id"])
+    payment = _payment(_object_id(obj))
     if payment is None:
         return
-    received = from_minor(int(obj.get("amount_received") or 0), payment.currency)
+    received = from_minor(_minor(obj, "amount_received"), payment.currency)
     if payment.status in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
         # Booking the ledger is settle's job (it knows the session); the sweep finishes it.
         payment.status = Payment.Status.CAPTURED
@@ -156,14 +232,12 @@ def on_succeeded(obj: dict) -> None:
 
 
 def on_canceled(obj: dict) -> None:
-    payment = _payment(obj["id"])
+    payment = _payment(_object_id(obj))
     if payment is None or payment.status not in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
         return
     payment.status = Payment.Status.RELEASED
-    payment.release_reason = (
-        payment.release_reason
-        or f"Canceled at the processor ({obj.get('cancellation_reason') or 'no reason given'})."
-    )
+    reason = str(obj.get("cancellation_reason") or "no reason given")[:150]
+    payment.release_reason = payment.release_reason or f"Canceled at the processor ({reason})."
     payment.settled_at = payment.settled_at or timezone.now()
     payment.save(update_fields=["status", "release_reason", "settled_at"])
 
@@ -172,7 +246,7 @@ def on_refunded(obj: dict) -> None:
     payment = _payment(str(obj.get("payment_intent") or ""))
     if payment is None:
         return
-    refunded = from_minor(int(obj.get("amount_refunded") or 0), payment.currency)
+    refunded = from_minor(_minor(obj, "amount_refunded"), payment.currency)
     if refunded > payment.amount_refunded:
         # A refund made outside this product (the processor's dashboard): say so, keep the truth.
         logger.warning(
@@ -186,8 +260,7 @@ def on_refunded(obj: dict) -> None:
 
 
 def on_payout(obj: dict, *, paid: bool) -> None:
-
-    reference = str((obj.get("metadata") or {}).get("payout_reference") or "")
+    reference = str(_part(obj, "metadata").get("payout_reference") or "")
     payout = Payout.objects.filter(reference=reference).first() if reference else None
     if payout is None:
         logger.info(
@@ -196,7 +269,7 @@ def on_payout(obj: dict, *, paid: bool) -> None:
         )
         return
     expected = payout.net
-    reported = from_minor(int(obj.get("amount") or 0), str(obj.get("currency") or payout.currency))
+    reported = from_minor(_minor(obj, "amount"), str(obj.get("currency") or payout.currency))
     if paid:
         if reported != Decimal(expected):
             logger.error("Payout %s: %s expected, %s paid", payout.reference, expected, reported)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from allauth.account.models import EmailAddress
@@ -26,6 +27,10 @@ from guest.models import GuestSession
 
 from .models import ClaimedSession, DriverProfile, DriverSignIn, SavedCard
 from .selectors import account_emails, account_subscriptions
+
+# A SetupIntent id as Stripe and the sandbox write it. An empty one asked Stripe for
+# /v1/setup_intents/, the list of them, whose answer has no id (a 500 on the return page).
+_SETUP_INTENT_ID = re.compile(r"seti_[A-Za-z0-9_]{1,200}")
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ def card_setup_start(*, profile: DriverProfile, attempt: str) -> SetupIntent:
 
 def card_setup_finish(*, profile: DriverProfile, setup_intent: str) -> SavedCard:
     """Record the card a confirmed SetupIntent saved. The intent must be this driver's customer's."""
+    if not _SETUP_INTENT_ID.fullmatch(setup_intent):
+        raise ValidationError("The card was not saved. Please try again.")
     gateway = get_gateway()
     intent = gateway.setup_intent_get(setup_intent)
     if not profile.customer_ref or intent.customer != profile.customer_ref:

@@ -218,7 +218,8 @@ def start(request: HttpRequest, station_id: str) -> HttpResponse:
         raise Http404("No such charger")
     connector = request.POST.get("connector", "")
     landing = reverse("guest:landing", args=[charger.station_id])
-    if not connector.isdecimal():
+    # A few ASCII digits: int() of 5,000 digits raised ValueError (a 500).
+    if not (connector.isascii() and connector.isdecimal() and len(connector) <= 4):
         messages.error(request, "Choose a port.")
         return redirect(landing)
     try:

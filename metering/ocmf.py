@@ -20,7 +20,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -43,6 +43,9 @@ CURVES: dict[str, type[ec.EllipticCurve]] = {
 
 # OCMF RU values for energy, and their factor to Wh.
 ENERGY_UNITS = {"kWh": Decimal(1000), "Wh": Decimal(1)}
+
+# Largest RV exponent read (10^18 kWh is beyond any register): 1e999999999 overflowed Decimal.
+MAX_VALUE_EXPONENT = 18
 
 # OCMF ST (meter status): only G (good) is a reading to bill.
 METER_STATUS = {
@@ -169,6 +172,14 @@ def _hex(text: str) -> bytes | None:
     return bytes.fromhex(compact)
 
 
+def _loads(text: str, problem: str, **options: Any) -> Any:
+    """json.loads for what a charger sent: too deep a nesting is Malformed, not RecursionError."""
+    try:
+        return json.loads(text, **options)
+    except (ValueError, RecursionError):
+        raise Malformed(problem) from None
+
+
 def _as_ocmf(data: bytes | None) -> str | None:
     if data is None or not data.startswith(b"OCMF|"):
         return None
@@ -189,10 +200,7 @@ def unwrap(value: Any) -> Wrapped:
         if text.startswith("OCMF|"):
             return Wrapped(ocmf=text)
         if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise Malformed("the signed value is neither OCMF nor JSON") from None
+            value = _loads(text, "the signed value is neither OCMF nor JSON")
         else:
             ocmf = _as_ocmf(_hex(text)) or _as_ocmf(_b64(text))
             if ocmf is None:
@@ -223,7 +231,9 @@ def _time(text: str) -> datetime | None:
     stamp = text.strip().split(" ")[0].replace(",", ".")
     try:
         parsed = datetime.fromisoformat(stamp)
-    except ValueError:
+        # Year 9999 at -23:59 is past year 9999 in UTC: it could be stored but never read back.
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
     return parsed if parsed.tzinfo is not None else None
 
@@ -238,6 +248,8 @@ def _value(entry: Any) -> OcmfValue:
         raise Malformed(f"reading value RV {str(raw_value)[:20]!r} is not a number") from None
     if value is not None and not value.is_finite():
         raise Malformed("reading value RV is not a finite number")
+    if value is not None and value and value.adjusted() > MAX_VALUE_EXPONENT:
+        raise Malformed("reading value RV is out of range")
     time_raw = str(entry.get("TM") or "")
     return OcmfValue(
         time=_time(time_raw),
@@ -265,16 +277,19 @@ def parse(text: str) -> OcmfReading:
     """Return the OCMF document in `text` (`OCMF|{payload}|{signature}`); raise Malformed."""
     if not isinstance(text, str) or not text.startswith("OCMF|"):
         raise Malformed("not an OCMF document (it must start with OCMF|)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")  # the signature is over UTF-8 bytes: a lone surrogate has none
+        except UnicodeEncodeError:
+            raise Malformed("the OCMF document is not valid Unicode text") from None
     body = text[len("OCMF|") :]
     cut = body.rfind("|")
     if cut < 0:
         raise Malformed("the OCMF document has no signature section")
     payload_text, signature_text = body[:cut], body[cut + 1 :]
-    try:
-        payload = json.loads(payload_text, parse_float=Decimal)
-        signature = json.loads(signature_text)
-    except ValueError:
-        raise Malformed("a section of the OCMF document is not JSON") from None
+    not_json = "a section of the OCMF document is not JSON"
+    payload = _loads(payload_text, not_json, parse_float=Decimal)
+    signature = _loads(signature_text, not_json)
     if not isinstance(payload, dict) or not isinstance(signature, dict):
         raise Malformed("a section of the OCMF document is not a JSON object")
     readings = payload.get("RD")

@@ -387,7 +387,7 @@ def _check(
                     "raw": sent,
                     "sent": sent,
                     "status": ocmf.Status.MALFORMED,
-                    "reason": str(exc)[:REASON_MAX],
+                    "reason": _stored(str(exc), REASON_MAX),
                 },
             )
         ], None
@@ -416,18 +416,24 @@ def _check(
                     "raw": clean_text(reading.text),
                     "sent": sent if sent != reading.text else "",
                     "encoding": wrapped.encoding,
-                    "signing_method": reading.signing_method,
+                    "signing_method": _stored(reading.signing_method, 50),
                     "public_key_sent": clean_text(wrapped.public_key)[:2500],
-                    "meter_serial": reading.meter_serial[:64],
-                    "pagination": reading.pagination[:20],
+                    "meter_serial": _stored(reading.meter_serial, 64),
+                    "pagination": _stored(reading.pagination, 20),
                     "value_wh": _bounded(value.value_wh),
                     "time": value.time,
                     "status": outcome.status,
-                    "reason": outcome.reason[:REASON_MAX],
+                    "reason": _stored(outcome.reason, REASON_MAX),
                 },
             )
         )
     return rows, reading
+
+
+def _stored(text: str, limit: int) -> str:
+    # The meter's strings (MS, PG, SA, ST) may hold NUL or a lone surrogate from a JSON escape,
+    # which PostgreSQL refuses, and be longer than the column.
+    return clean_text(text)[:limit]
 
 
 def _bounded(value: Decimal | None) -> Decimal | None:

@@ -26,7 +26,6 @@ from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.html import strip_tags
 
 from .models import QuarantinedEmail, Ticket, TicketMessage
 
@@ -108,13 +107,40 @@ def strip_quoted(text: str) -> str:
     return own or text.strip()
 
 
+# One tag (or comment, doctype, processing instruction) without "<" or ">" inside. Possessive, so
+# a hostile body ("<script" or '<a b="' repeated) is scanned once: lazy patterns, strip_tags and
+# html.parser took seconds to minutes on 100 KB of it, and strip_tags raises SuspiciousOperation.
+_TAG = re.compile(r"<(?:(/?)([a-z][a-z0-9]*+)([^<>]*+)|[!?][^<>]*+)>", re.IGNORECASE)
+_HIDDEN = frozenset({"script", "style", "head", "blockquote"})
+_LINE_ENDS = frozenset({"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+_QUOTE_CLASS = re.compile(r"gmail_quote|moz-cite-prefix", re.IGNORECASE)
+
+
+def _visible_parts(markup: str) -> list[str]:
+    """The text between tags outside hidden blocks, a newline per line break, up to a quote."""
+    parts: list[str] = []
+    depth = dict.fromkeys(_HIDDEN, 0)  # open hidden blocks by tag (nested blockquotes)
+    position = 0
+    for tag in _TAG.finditer(markup):
+        hidden = any(depth.values())
+        if not hidden:
+            parts.append(markup[position : tag.start()])
+        position = tag.end()
+        closing, name = tag.group(1) == "/", (tag.group(2) or "").lower()
+        if not closing and name == "div" and _QUOTE_CLASS.search(tag.group(3)):
+            return parts  # Gmail's and Thunderbird's quote of the previous message: the rest
+        if name in depth:
+            depth[name] = max(depth[name] + (-1 if closing else 1), 0)
+        elif not hidden and (name == "br" or (closing and name in _LINE_ENDS)):
+            parts.append("\n")
+    if not any(depth.values()):
+        parts.append(markup[position:])
+    return parts
+
+
 def html_to_text(markup: str) -> str:
     """Return the visible text of an HTML mail body, without quoted blocks."""
-    markup = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", markup)
-    markup = re.sub(r"(?is)<blockquote\b.*?</blockquote\s*>", " ", markup)
-    markup = re.sub(r'(?is)<div[^>]*class="[^"]*(gmail_quote|moz-cite-prefix)[^"]*".*', " ", markup)
-    markup = re.sub(r"(?i)<br\s*/?>|</(p|div|li|tr|h\d)\s*>", "\n", markup)
-    text = html.unescape(strip_tags(markup))
+    text = html.unescape("".join(_visible_parts(markup)))
     return re.sub(r"\n\s*\n\s*\n+", "\n\n", re.sub(r"[ \t]+", " ", text)).strip()
 
 
@@ -203,7 +229,8 @@ def mailgun_signature_valid(
     expected = hmac.new(
         signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256
     ).hexdigest()
-    return hmac.compare_digest(expected, signature.strip().lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters (a forger's "é" was a 500).
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
 def mailgun_token_first_use(token: str) -> bool:

@@ -34,7 +34,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     except WebhookRejected as exc:
         logger.warning("Webhook refused: %s", exc)
         return HttpResponseBadRequest(str(exc))
-    return JsonResponse({"received": True, "duplicate": event is None})
+    answer: dict[str, object] = {"received": True, "duplicate": event is None}
+    if event is not None and event.error:
+        answer["not_applied"] = event.error  # our words (webhooks.MalformedEvent), never a trace
+    return JsonResponse(answer)
 
 
 def _sandbox_only() -> None:
