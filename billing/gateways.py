@@ -15,6 +15,7 @@ method here may be called inside a database transaction: call, then record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,6 +27,12 @@ from backoffice.env import env_secret, env_str
 from backoffice.providers import Provider
 
 from .money import from_minor, to_minor
+
+logger = logging.getLogger(__name__)
+
+# Said in place of the processor's own words, which are written for developers (request ids,
+# "No such customer: 'cus_…'", "Invalid API Key provided: sk_live_…"); those go to the log.
+PROCESSOR_FAILED = "The payment processor did not complete the request. Try again in a few minutes."
 
 
 class GatewayError(RuntimeError):
@@ -266,9 +273,20 @@ class StripeGateway(PaymentGateway):
     def _dict(obj: Any) -> dict:
         return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
+    def _words(self, exc: Exception) -> str:
+        """What a page may say of a Stripe error: a card error's message is written for the
+        person paying ("Your card was declined."); any other is ours, the processor's in the log."""
+        message = getattr(exc, "user_message", None)
+        if isinstance(exc, self._stripe.CardError) and message:
+            return str(message)
+        logger.warning("Stripe refused a request: %r", exc)
+        return PROCESSOR_FAILED
+
+    def _refused(self, exc: Exception) -> GatewayError:
+        return GatewayError(self._words(exc))
+
     def _fail(self, exc: Exception, reference: str = "") -> PaymentResult:
-        message = getattr(exc, "user_message", None) or str(exc) or exc.__class__.__name__
-        return PaymentResult(False, reference, message)
+        return PaymentResult(False, reference, self._words(exc))
 
     def hold_create(
         self,
@@ -306,11 +324,11 @@ class StripeGateway(PaymentGateway):
             body: Any = (exc.json_body or {}).get("error", {})  # type: ignore[attr-defined]
             if body.get("payment_intent"):
                 data = dict(body["payment_intent"])
-                data.setdefault("last_payment_error", {"message": exc.user_message or str(exc)})
+                data.setdefault("last_payment_error", {"message": self._words(exc)})
                 return intent_from(data)
-            raise GatewayError(exc.user_message or str(exc)) from exc
+            raise self._refused(exc) from exc
         except self._stripe.StripeError as exc:
-            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+            raise self._refused(exc) from exc
         return intent_from(self._dict(intent))
 
     def hold_get(self, reference: str) -> Intent:
@@ -319,7 +337,7 @@ class StripeGateway(PaymentGateway):
                 reference, params={"expand": ["latest_charge"]}
             )
         except self._stripe.StripeError as exc:
-            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+            raise self._refused(exc) from exc
         return intent_from(self._dict(intent))
 
     def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
@@ -376,7 +394,7 @@ class StripeGateway(PaymentGateway):
         try:
             return fn(*args, **kwargs)
         except self._stripe.StripeError as exc:
-            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+            raise self._refused(exc) from exc
 
     def customer_create(self, *, email: str, idempotency_key: str) -> str:
         customer = self._call(
@@ -391,9 +409,9 @@ class StripeGateway(PaymentGateway):
             self.client.v1.customers.delete(customer)
         except self._stripe.InvalidRequestError as exc:
             if getattr(exc, "code", "") != "resource_missing":  # already gone is what we want
-                raise GatewayError(str(exc)) from exc
+                raise self._refused(exc) from exc
         except self._stripe.StripeError as exc:
-            raise GatewayError(str(exc)) from exc
+            raise self._refused(exc) from exc
 
     def setup_intent_create(self, *, customer: str, idempotency_key: str) -> SetupIntent:
         intent = self._call(
@@ -489,7 +507,7 @@ class StripeGateway(PaymentGateway):
         try:
             data = self.client.v1.accounts.retrieve(account)
         except self._stripe.StripeError as exc:
-            raise GatewayError(getattr(exc, "user_message", None) or str(exc)) from exc
+            raise self._refused(exc) from exc
         return bool(data.details_submitted and data.payouts_enabled)
 
 

@@ -111,6 +111,25 @@ def test_declined_card_returns_the_processor_message():
     assert result.reference == "pi_3QxTestDecl0001"
 
 
+@pytest.mark.parametrize(
+    "recording, status, hidden",
+    [("no_such_customer", 404, "cus_QxGone01"), ("invalid_api_key", 401, "sk_live_")],
+)
+def test_the_processors_developer_words_never_reach_a_page(recording, status, hidden):
+    """Stripe's messages other than a card's are written for developers (object ids, a masked
+    key): the pages and the API say ours; the processor's go to the log."""
+    from billing.gateways import PROCESSOR_FAILED, GatewayError
+
+    gw, _http = gateway((recording, status))
+    with pytest.raises(GatewayError) as refused:
+        gw.hold_get("pi_3QxTestHold0002")
+    assert str(refused.value) == PROCESSOR_FAILED and hidden not in str(refused.value)
+    gw, _http = gateway((recording, status))
+    with pytest.raises(GatewayError) as refused:
+        gw.setup_intent_create(customer="cus_QxGone01", idempotency_key="driver-9")
+    assert str(refused.value) == PROCESSOR_FAILED
+
+
 def test_zero_decimal_currency_is_sent_without_cents():
     gw, http = gateway(("pi_created", 200))
     gw.hold_create(amount=Decimal("2700"), currency="JPY", idempotency_key="jpy", metadata={})
