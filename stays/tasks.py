@@ -12,6 +12,10 @@ from . import services
 
 @shared_task(name="stays.calendar_feed_sync")
 def calendar_feed_sync_task(feed_id: int) -> bool:
+    from .models import CalendarFeed
+
+    if not CalendarFeed.objects.filter(pk=feed_id).exists():
+        return False  # removed by its host after the task was queued: nothing to pull
     return services.calendar_feed_sync(feed_id=feed_id).ok
 
 
@@ -27,8 +31,11 @@ def calendar_feeds_sync_due_task() -> int:
 
 @shared_task(name="stays.pms_sync")
 def pms_sync_task(integration_id: int) -> bool:
+    from .models import PmsIntegration
     from .services.pms import pms_sync
 
+    if not PmsIntegration.objects.filter(pk=integration_id).exists():
+        return False  # disconnected after the task was queued: nothing to pull
     return pms_sync(integration_id=integration_id).ok
 
 

@@ -415,3 +415,18 @@ def test_an_empty_page_ends_a_list_whatever_its_page_count_says(site):
     integration = _integration(site[0], "hospitable", {"token": "t"})
     result = pms_sync(integration_id=integration.pk, client=_server(routes), now=NOW)
     assert result.ok
+
+
+def test_a_sync_queued_before_its_integration_or_feed_was_removed_does_nothing(site):
+    """A host disconnects a PMS (or removes a calendar) while its pull waits in the queue: the
+    task finds nothing to pull and ends, instead of failing with DoesNotExist."""
+    from stays.models import CalendarFeed
+    from stays.tasks import calendar_feed_sync_task, pms_sync_task
+
+    integration = _integration(site[0], "hospitable", {"token": "t"})
+    feed = CalendarFeed.objects.create(property=site[0], name="Gone", url="https://x.example/c")
+    gone = (integration.pk, feed.pk)
+    integration.delete()
+    feed.delete()
+    assert pms_sync_task.delay(gone[0]).get() is False
+    assert calendar_feed_sync_task.delay(gone[1]).get() is False
