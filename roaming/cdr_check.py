@@ -84,6 +84,11 @@ def _decimal(value: Any, what: str) -> Decimal:
     return number
 
 
+def _list(value: Any) -> list:
+    """A partner's array, or none: a number or a string where the text has an array is not one."""
+    return value if isinstance(value, list) else []
+
+
 def price_before_tax(price: Any) -> Decimal:
     """Return a Price's amount before tax, in 2.2.1's class or 2.3.0's."""
     if isinstance(price, dict):
@@ -167,9 +172,12 @@ def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
     restrictions = element.get("restrictions") or {}
     if not isinstance(restrictions, dict):
         raise NotRecomputable("A tariff element's restrictions are not an object.")
-    local = moment.at.astimezone(zone)
+    try:
+        local = moment.at.astimezone(zone)
+    except OverflowError:  # a period in year 1 or 9999, beyond the calendar in that zone
+        raise NotRecomputable("A charging period's start is out of range.") from None
     days = restrictions.get("day_of_week")
-    if days and _WEEKDAYS[local.weekday()] not in days:
+    if days and _WEEKDAYS[local.weekday()] not in _list(days):
         return False
     if not (_in_time_window(restrictions, local) and _in_ranges(restrictions, moment, local)):
         return False
@@ -196,7 +204,7 @@ def _component(
             continue
         components = [
             c
-            for c in element.get("price_components") or []
+            for c in _list(element.get("price_components"))
             if isinstance(c, dict) and c.get("type") == kind
         ]
         if not components:
@@ -230,14 +238,13 @@ def _periods(cdr: dict) -> list[dict]:
 def _speed(period: dict) -> tuple[Decimal | None, Decimal | None, bool]:
     """(power kW, current A, a reservation) a charging period states in its dimensions."""
     found: dict[str, Decimal] = {}
-    for dimension in period.get("dimensions") or []:
-        if isinstance(dimension, dict) and dimension.get("type") in _SPEED_DIMENSIONS:
+    dimensions = [d for d in _list(period.get("dimensions")) if isinstance(d, dict)]
+    for dimension in dimensions:
+        if str(dimension.get("type")) in _SPEED_DIMENSIONS:
             found[str(dimension["type"])] = _decimal(dimension.get("volume"), "speed")
     power = found.get("MAX_POWER", found.get("POWER"))
     current = found.get("MAX_CURRENT", found.get("CURRENT"))
-    reserved = "RESERVATION_TIME" in {
-        d.get("type") for d in period.get("dimensions") or [] if isinstance(d, dict)
-    }
+    reserved = "RESERVATION_TIME" in {str(d.get("type")) for d in dimensions}
     return power, current, reserved
 
 
@@ -262,8 +269,8 @@ def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
         except ValueError:
             raise NotRecomputable("A charging period's start is not a DateTime.") from None
         moment = _Moment(at, kwh, Decimal((at - started).total_seconds()), *_speed(period))
-        for dimension in period.get("dimensions") or []:
-            kind = _PRICED.get(str(dimension.get("type")))
+        for dimension in _list(period.get("dimensions")):
+            kind = _PRICED.get(str(dimension.get("type"))) if isinstance(dimension, dict) else None
             if kind is None:
                 continue  # MAX_CURRENT, STATE_OF_CHARGE, ...: informative, not priced
             volume = _decimal(dimension.get("volume"), f"{kind} volume")
@@ -274,14 +281,17 @@ def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
                 continue  # no element prices it at that moment: free
             total = dimensions.setdefault(kind, _Dimension())
             total.price = _decimal(component.get("price"), f"{kind} price")
-            total.step = int(component.get("step_size") or 1)
+            total.step = int(_decimal(component.get("step_size") or 1, f"{kind} step_size"))
             total.volume += volume
             total.cost += volume * total.price
     cost = sum((_stepped(kind, d) for kind, d in dimensions.items()), Decimal(0))
     flat = _component(elements, "FLAT", _Moment(started, Decimal(0), Decimal(0)), zone)
     if flat is not None:
         cost += _decimal(flat.get("price"), "FLAT price")
-    return _bounded(cost, tariff).quantize(CENT, rounding=ROUND_HALF_UP)
+    cost = _bounded(cost, tariff)
+    if abs(cost) >= LARGEST:  # volumes times prices each below it: the sum may not be
+        raise NotRecomputable("The recomputed cost is not a usable number.")
+    return cost.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _bounded(cost: Decimal, tariff: dict) -> Decimal:

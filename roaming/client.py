@@ -68,6 +68,27 @@ class Answer:
     headers: httpx.Headers
 
 
+def _loggable(text: str) -> str:
+    """`text` as a column keeps it: a NUL or a lone surrogate written as its escape."""
+    if not ocpi.text_problem(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+
+
+def _log_answer(log: OcpiLog, module: str, payload: Any, text: str) -> None:
+    """Keep the partner's answer in the log. One PostgreSQL cannot store (a NUL or a lone
+    surrogate in a string) is kept as the text received, and a status_code that is not a
+    32-bit whole number is none: the log must never fail the call it records."""
+    if isinstance(payload, dict) and not ocpi.text_problem(payload):
+        log.response_body = redact(module, payload)
+    else:
+        log.response_body = {"body": _loggable(text[:2000])}
+    status = payload.get("status_code") if isinstance(payload, dict) else None
+    if isinstance(status, bool) or not isinstance(status, int) or not -(2**31) <= status < 2**31:
+        status = None
+    log.ocpi_status = status
+
+
 def call(
     *,
     partner: Partner | None,
@@ -133,24 +154,20 @@ def call(
             payload = ocpi.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             payload = None
-        if isinstance(payload, dict):
-            log.response_body = redact(module, payload)
-            status = payload.get("status_code")
-            log.ocpi_status = status if isinstance(status, int) else None
-        else:
-            log.response_body = {"body": response.text[:2000]}
+        _log_answer(log, module, payload, response.text)
         if not 200 <= response.status_code < 300:
             log.error = f"HTTP {response.status_code}"
             raise PartnerCallError(
                 log.error, http_status=response.status_code, ocpi_status=log.ocpi_status
             )
-        if not isinstance(payload, dict) or not isinstance(payload.get("status_code"), int):
+        if not isinstance(payload, dict) or log.ocpi_status is None:
             log.error = "answer is not an OCPI response"
             raise PartnerCallError(log.error, http_status=response.status_code)
-        if not 1000 <= payload["status_code"] < 2000:
-            log.error = f"OCPI {payload['status_code']}: {payload.get('status_message', '')}"[:500]
+        if not 1000 <= log.ocpi_status < 2000:
+            message = _loggable(str(payload.get("status_message", "")))
+            log.error = f"OCPI {log.ocpi_status}: {message}"[:500]
             raise PartnerCallError(
-                log.error, http_status=response.status_code, ocpi_status=payload["status_code"]
+                log.error, http_status=response.status_code, ocpi_status=log.ocpi_status
             )
         return Answer(
             response.status_code, payload["status_code"], payload.get("data"), response.headers

@@ -80,7 +80,8 @@ def _charger_at(partner: Partner, location_id: Any, evse_uid: Any) -> tuple[Char
     Any charger of the operator, published or not: a start at a location with roaming off must
     reach the authorization engine, which refuses it with a recorded reason.
     """
-    if not isinstance(location_id, str) or not location_id.isdigit():
+    # ASCII digits: isdigit() alone takes "²", which int() refuses.
+    if not isinstance(location_id, str) or not (location_id.isascii() and location_id.isdigit()):
         raise _Refused(Response("REJECTED", "Unknown location.", code=ocpi.Code.UNKNOWN_LOCATION))
     chargers = (
         Charger.objects.select_related("property")
@@ -246,7 +247,7 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
         session = (
             ChargingSession.objects.select_related("token", "charger")
             .filter(
-                pk=int(session_id) if session_id.isdigit() else 0,
+                pk=int(session_id) if session_id.isascii() and session_id.isdigit() else 0,
                 charger__property__organization_id=partner.organization_id,
             )
             .first()
@@ -353,10 +354,6 @@ def command_execute(*, remote_command_id: int) -> str:
     body: dict[str, Any] = {"result": result}
     if message:
         body["message"] = [{"language": "en", "text": message[:512]}]
-    token = remote.request.get("token") if isinstance(remote.request.get("token"), dict) else {}
-    to_party = (
-        (str(token.get("country_code", "")), str(token.get("party_id", ""))) if token else None
-    )
     services.delivery_enqueue(
         partner=remote.partner,
         module="commands",
@@ -364,10 +361,23 @@ def command_execute(*, remote_command_id: int) -> str:
         method="POST",
         path=remote.response_url,
         body=body,
-        to_party=to_party if to_party and to_party[1] else None,
+        to_party=_result_party(remote),
     )
     services.deliveries_send(partner_id=remote.partner_id)
     return result
+
+
+def _result_party(remote: RemoteCommand) -> tuple[str, str] | None:
+    """The party the CommandResult is addressed to (routing headers): the command's token's,
+    when the partner speaks for it. Only START_SESSION and RESERVE_NOW check their token; any
+    other command's body may carry any token, whose party must not reach a header or a column."""
+    token = remote.request.get("token")
+    if not isinstance(token, dict):
+        return None
+    cc, pid = str(token.get("country_code", "")).upper(), str(token.get("party_id", "")).upper()
+    if not pid or services.party_msp(remote.partner, cc, pid, claim=False) is None:
+        return None
+    return cc, pid
 
 
 def _run(remote: RemoteCommand) -> tuple[str, str, Command | None]:

@@ -23,6 +23,11 @@ from .models import Partner, PartnerCdr, PartnerLocation, PartnerSession, Partne
 logger = logging.getLogger(__name__)
 
 
+def _list(value: Any) -> list:
+    # A partner's array, or none: a number where the text has an array is not one.
+    return value if isinstance(value, list) else []
+
+
 def _our_card(partner: Partner, token: Any) -> Token | None:
     """The card of ours a Session's or CDR's token names (CdrToken: uid and type), if any."""
     if not isinstance(token, dict):
@@ -99,13 +104,13 @@ def session_receive(
 def _tariff_at_start(partner: Partner, cdr: dict, cc: str, pid: str) -> PartnerTariff | None:
     """The version of the tariff the CDR names that was in force when the session started (the
     newest version received with `last_updated` up to the start; removed ones count)."""
-    periods = cdr.get("charging_periods") or []
+    periods = _list(cdr.get("charging_periods"))
     named = next(
         (str(p["tariff_id"]) for p in periods if isinstance(p, dict) and p.get("tariff_id")),
         None,
     )
     if named is None:
-        listed = [str(t.get("id")) for t in cdr.get("tariffs") or [] if isinstance(t, dict)]
+        listed = [str(t.get("id")) for t in _list(cdr.get("tariffs")) if isinstance(t, dict)]
         # The connector's own tariffs (as the location we hold names them) choose among those
         # the CDR lists: a CDR listing its party's tariffs is not checked against the wrong one.
         own = _connector_tariffs(partner, cdr)
@@ -138,12 +143,12 @@ def _connector_tariffs(partner: Partner, cdr: dict) -> list[str]:
     row = PartnerLocation.objects.filter(partner=partner, location_id=str(place.get("id"))).first()
     if row is None:
         return []
-    for evse in row.data.get("evses") or []:
+    for evse in _list(row.data.get("evses")):
         if not isinstance(evse, dict) or evse.get("uid") != place.get("evse_uid"):
             continue
-        for connector in evse.get("connectors") or []:
+        for connector in _list(evse.get("connectors")):
             if isinstance(connector, dict) and connector.get("id") == place.get("connector_id"):
-                return [str(t) for t in connector.get("tariff_ids") or []]
+                return [str(t) for t in _list(connector.get("tariff_ids"))]
     return []
 
 

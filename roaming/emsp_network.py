@@ -187,6 +187,24 @@ def tariff_remove(*, partner: Partner, country_code: str, party_id: str, tariff_
 # -- the pull -------------------------------------------------------------------------------------
 
 
+def _storable_objects(partner: Partner, module: str, data: Any) -> list[dict]:
+    """The objects of a page we can keep: a page that is not a list has none, and an object
+    with text PostgreSQL cannot store (a NUL, a lone surrogate) is skipped in words, so the
+    others of its page are still taken."""
+    found = []
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        problem = ocpi.text_problem(item)
+        if problem:
+            # repr: the id itself may hold the character no log line should carry raw.
+            item_id = str(item.get("id", ""))[:36]
+            logger.info("Skipped %s %r of partner %s: %s", module, item_id, partner.pk, problem)
+            continue
+        found.append(item)
+    return found
+
+
 def pull_pages(partner: Partner, module: str, params: dict[str, str] | None = None) -> list[dict]:
     """Every object of the partner's `module` Sender list (all pages, following `Link`, each
     next URL through the outbound guard); `params` (date_from) on the first request."""
@@ -204,7 +222,7 @@ def pull_pages(partner: Partner, module: str, params: dict[str, str] | None = No
             params=params if pages == 0 else None,
             to_party=(partner.cpo_country_code, partner.cpo_party_id),
         )
-        found.extend(item for item in answer.data or [] if isinstance(item, dict))
+        found.extend(_storable_objects(partner, module, answer.data))
         link = answer.headers.get("Link") or ""
         url = link[link.index("<") + 1 : link.index(">")] if 'rel="next"' in link else None
         if url:

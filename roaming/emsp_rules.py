@@ -148,6 +148,8 @@ def check_owned(obj: Any, *, key: str, value: str, country_code: str, party_id: 
         raise BadObject("An object is required.")
     if str(obj.get(key, "")) != value:
         raise BadObject(f"{key} must be the one in the URL.")
+    if not 1 <= len(value) <= 36:  # CiString(36): a longer id fits no row
+        raise BadObject(f"{key}: 1 to 36 characters.")
     cc, pid = str(obj.get("country_code", "")).upper(), str(obj.get("party_id", "")).upper()
     if (cc, pid) != (country_code.upper(), party_id.upper()):
         raise BadObject("country_code and party_id must be the ones in the URL.")

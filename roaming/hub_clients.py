@@ -10,6 +10,7 @@ Configuration module: no routing headers (transport_and_format "Message Routing 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.db import transaction
@@ -21,6 +22,8 @@ from .models import HubClient, Partner
 logger = logging.getLogger(__name__)
 
 ROLES = frozenset(r.value for r in ocpi.Role)
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_PARTY = re.compile(r"[A-Z0-9]{1,3}")
 
 
 Refused = ocpi.Refused  # a ClientInfo we do not take
@@ -33,6 +36,12 @@ def _checked(body: Any, country_code: str, party_id: str) -> dict[str, Any]:
     cc, pid = str(body.get("country_code", "")).upper(), str(body.get("party_id", "")).upper()
     if (cc, pid) != (country_code.upper(), party_id.upper()):
         raise Refused(ocpi.Code.INVALID_PARAMETERS, "country_code and party_id must be the URL's.")
+    if not (_COUNTRY.fullmatch(cc) and _PARTY.fullmatch(pid)):
+        # CiString(2) and CiString(3): longer ones would not fit a row (and name no party).
+        raise Refused(
+            ocpi.Code.INVALID_PARAMETERS,
+            "country_code: two letters; party_id: up to three letters or digits.",
+        )
     role, status = body.get("role"), body.get("status")
     if role not in ROLES:
         raise Refused(ocpi.Code.INVALID_PARAMETERS, "role: a Role (CPO, EMSP, HUB, ...).")
@@ -121,7 +130,7 @@ def pull(partner: Partner) -> int:
             token=partner.outgoing_token,
             module="hubclientinfo",
         )
-        for item in answer.data or []:
+        for item in answer.data if isinstance(answer.data, list) else []:
             if not isinstance(item, dict):
                 continue
             try:

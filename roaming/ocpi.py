@@ -90,7 +90,10 @@ def parse_datetime(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is after the last datetime in UTC
+        raise ValueError(f"{value} is out of range") from None
 
 
 def envelope(
@@ -230,7 +233,9 @@ def evse_uid(station_id: str, connector_id: int) -> str:
 def split_evse_uid(uid: str) -> tuple[str, int] | None:
     """Return (station id, connector id) of an EVSE uid, or None if it is not one of ours."""
     station_id, sep, connector = uid.rpartition("*")
-    if not sep or not station_id or not connector.isdigit() or int(connector) < 1:
+    # isdigit() alone takes "²", which int() refuses: ASCII digits only.
+    digits = connector.isascii() and connector.isdigit()
+    if not sep or not station_id or not digits or int(connector) < 1:
         return None
     return station_id, int(connector)
 
@@ -276,4 +281,42 @@ def _not_json(constant: str) -> Any:
 def loads(text: str | bytes) -> Any:
     """Parse a partner's JSON: NaN, Infinity and numbers beyond a float are refused (RFC 8259
     has no such values; Python's parser takes them), so none reaches arithmetic or a column."""
-    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except RecursionError:  # a partner's answer is not depth-checked as requests are
+        raise ValueError("JSON nested too deeply") from None
+
+
+NUL_WORDS = "Text may not contain the NUL character (\\0)."
+SURROGATE_WORDS = (
+    "Text may not contain a lone surrogate (an escape from \\ud800 to \\udfff without its "
+    "pair): send valid Unicode."
+)
+
+
+def _text_problem_of(text: str) -> str:
+    if "\x00" in text:
+        return NUL_WORDS
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_WORDS
+    return ""
+
+
+def text_problem(value: Any) -> str:
+    """Why a parsed JSON value cannot be stored, in words, or "": PostgreSQL keeps no NUL
+    character and no lone surrogate (JSON can carry both), in keys or values."""
+    stack = [value]
+    while stack:  # not recursive: a deep answer must not exhaust the stack here
+        item = stack.pop()
+        if isinstance(item, str):
+            problem = _text_problem_of(item)
+            if problem:
+                return problem
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return ""

@@ -1114,16 +1114,17 @@ def token_store(
                 or Token(msp=msp)
             )
         )
-        other = (
-            PushedToken.objects.filter(token_id=token.pk).exclude(type=type_).first()
-            if token.pk
-            else None
-        )
+        # Another pushed token of the same card: another type, or the same uid spelt otherwise
+        # ("abc1" after "ABC1": one card, as chargers read them).
+        others = PushedToken.objects.filter(token_id=token.pk)
+        if pushed is not None:
+            others = others.exclude(pk=pushed.pk)
+        other = others.first() if token.pk else None
         if other is not None:
             # One card per uid and provider for the authorization engine (chargers send only the uid).
             raise TokenRefused(
                 ocpi.Code.INVALID_PARAMETERS,
-                f"This uid is already pushed as a {other.type} token of this party.",
+                f"This uid is already pushed as the {other.type} token {other.uid} of this party.",
             )
         for name, value in fields.items():
             setattr(token, name, value)

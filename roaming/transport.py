@@ -109,11 +109,17 @@ def _json_body(request: HttpRequest) -> Any:
     if not request.body:
         return None
     try:
-        return ocpi.loads(request.body)
+        body = ocpi.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         raise OcpiError(
             ocpi.Code.CLIENT_ERROR, "The body is not valid JSON.", http_status=400
         ) from None
+    # A lone surrogate (and a NUL, when the body is not sent as JSON and so escaped the
+    # middleware) is valid JSON that no column keeps: refused before any view stores it.
+    problem = ocpi.text_problem(body)
+    if problem:
+        raise OcpiError(ocpi.Code.INVALID_PARAMETERS, problem, http_status=400)
+    return body
 
 
 def redact(module: str, body: Any) -> Any:

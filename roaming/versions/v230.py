@@ -288,6 +288,10 @@ class FinancialAdvice:
     last_updated: datetime
 
 
+# No payment comes near it; beyond, an amount would not fit its column (12 digits, 4 decimals).
+_LARGEST = Decimal("1e8")
+
+
 def _number(value: Any, name: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidObject(f"{name}: a number.")
@@ -295,8 +299,8 @@ def _number(value: Any, name: str) -> Decimal:
         number = Decimal(str(value))
     except ArithmeticError:
         raise InvalidObject(f"{name}: a number.") from None
-    if not number.is_finite() or number < 0:
-        raise InvalidObject(f"{name}: a number of at least 0.")
+    if not number.is_finite() or not 0 <= number < _LARGEST:
+        raise InvalidObject(f"{name}: a number of at least 0 and below 100000000.")
     return number
 
 
@@ -312,6 +316,8 @@ def read_price(value: Any, name: str) -> tuple[Decimal, Decimal]:
         if not isinstance(taxes, list) or not all(isinstance(t, dict) for t in taxes):
             raise InvalidObject(f"{name}.taxes: a list of TaxAmount objects.")
         tax = sum((_number(t.get("amount"), f"{name}.taxes[].amount") for t in taxes), Decimal(0))
+        if before + tax >= _LARGEST:
+            raise InvalidObject(f"{name}: below 100000000 with its taxes.")
         return before, before + tax
     if "excl_vat" in value:
         before = _number(value["excl_vat"], f"{name}.excl_vat")
@@ -366,7 +372,9 @@ def financial_advice_object(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def _price_from_221(value: Any, percent: Any = None) -> Any:
-    if not isinstance(value, dict) or "excl_vat" not in value:
+    # A Price that has before_taxes is 2.3.0's already (read_price read that, whatever else
+    # a PTP's object carries beside it).
+    if not isinstance(value, dict) or "excl_vat" not in value or "before_taxes" in value:
         return value
     before = Decimal(str(value["excl_vat"]))
     incl = value.get("incl_vat")
