@@ -82,6 +82,23 @@ def bad_request(request: HttpRequest, message: str) -> HttpResponse:
     return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
 
+def bad_request_page(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """settings' handler400 (portal/urls.py): what Django refuses before any view (a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) in the caller's form, as `bad_request`; the
+    API and OCPI got Django's HTML page before."""
+    from django.core.exceptions import RequestDataTooBig
+    from django.views import defaults
+
+    if not request.path.startswith(("/api/", "/ocpi/")):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        from django.conf import settings
+
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1024 / 1024
+        return bad_request(request, f"The body is larger than the {limit:g} MB this site takes.")
+    return bad_request(request, "The request is malformed.")
+
+
 class RejectDeepJsonMiddleware:
     """Answer 400 to a JSON body nested deeper than MAX_JSON_DEPTH, before anything decodes it:
     every JSON route (API, OCPI, webhooks) would otherwise fail with RecursionError."""

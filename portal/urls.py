@@ -6,6 +6,9 @@ from backoffice.login_throttle import ThrottledPasswordResetView
 from backoffice.views import FaviconView
 from support.admin import find_view
 
+# What Django refuses before any view (a body too large) answers the API and OCPI in their form.
+handler400 = "backoffice.middleware.bad_request_page"
+
 urlpatterns = [
     # The support home's search (before admin's own URLs, which would take "find/" as an app).
     path("admin/find/", admin.site.admin_view(find_view), name="admin-find"),

@@ -143,6 +143,21 @@ def test_a_json_body_nested_too_deeply_is_a_400_on_any_route(owner_client, clien
     assert fine.status_code == 201
 
 
+def test_a_body_over_the_upload_limit_is_a_400_in_the_callers_form(owner_client, client, settings):
+    """Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any view: the API says so in
+    its {"detail"}, OCPI in its envelope (a partner's client parses JSON), never an HTML page."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    big = '{"note": "' + "x" * (1024 * 1024) + '"}'
+    api = owner_client.post("/api/v1/exclusions/", big, content_type="application/json")
+    assert api.status_code == 400
+    assert api.json() == {"detail": "The body is larger than the 1 MB this site takes."}
+    ocpi = client.post("/ocpi/2.2.1/credentials", big, content_type="application/json")
+    assert ocpi.status_code == 400 and ocpi.json()["status_code"] == 2001
+    assert ocpi.json()["status_message"] == "The body is larger than the 1 MB this site takes."
+    page = client.post("/accounts/login/", {"username": "x" * (1024 * 1024)})
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.parametrize(
     "start, end",
     [
