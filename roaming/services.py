@@ -281,9 +281,13 @@ def fetch_endpoints(
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, f"GET versions failed: {exc.message}"
         ) from None
+    if not isinstance(listed, list):
+        raise RegistrationError(
+            ocpi.Code.CLIENT_API_UNUSABLE, "GET versions answered no list of versions."
+        )
     urls = {
         str(v.get("version")): v.get("url")
-        for v in listed or []
+        for v in listed
         if isinstance(v, dict) and isinstance(v.get("url"), str)
     }
     offered = sorted(urls)
@@ -301,8 +305,13 @@ def fetch_endpoints(
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, f"GET version details failed: {exc.message}"
         ) from None
+    listed_endpoints = details.get("endpoints") if isinstance(details, dict) else None
+    if not isinstance(listed_endpoints, list):
+        raise RegistrationError(
+            ocpi.Code.CLIENT_API_UNUSABLE, "GET version details answered no list of endpoints."
+        )
     endpoints: dict[str, dict[str, str]] = {}
-    for item in (details or {}).get("endpoints") or []:
+    for item in listed_endpoints:
         if (
             isinstance(item, dict)
             and isinstance(item.get("identifier"), str)

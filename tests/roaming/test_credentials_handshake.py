@@ -134,3 +134,50 @@ def test_a_partner_that_refuses_our_registration_leaves_no_partner_behind(live_s
 
     assert "2001" in refused.value.message
     assert not Partner.objects.filter(organization=organization).exists()
+
+
+class _OddVersions(EmspStub):
+    """A partner whose versions list or version details are not the shapes OCPI gives them."""
+
+    versions_data: object = None
+    details_data: object = None
+
+    def route(self, handler, method, path, body, presented):
+        rel = path[len("/ocpi/emsp") :]
+        if rel == "/versions":
+            data = self.versions_data
+            handler._ok(
+                data if data is not None else [{"version": "2.2.1", "url": f"{self.base}/2.2.1"}]
+            )
+        else:
+            handler._ok(self.details_data)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "versions, details",
+    [
+        ({"version": "2.2.1"}, None),
+        (5, None),
+        (None, [{"identifier": "credentials", "url": "https://x.example/c"}]),
+        (None, "endpoints"),
+        (None, {"version": "2.2.1", "endpoints": 5}),
+        (None, {"version": "2.2.1", "endpoints": {"credentials": "https://x.example/c"}}),
+    ],
+)
+def test_versions_answers_of_the_wrong_shape_are_3001_not_a_server_error(
+    settings, versions, details
+):
+    """Registration reads the partner's versions list and version details: a list where an
+    object belongs (or the other way round) is the partner's unusable API (3001/3003), never an
+    AttributeError that the partner's POST of its credentials sees as our 500."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    odd = _OddVersions()
+    odd.versions_data, odd.details_data = versions, details
+    odd.token_a = "odd-token"
+    try:
+        with pytest.raises(services.RegistrationError) as refused:
+            services.fetch_endpoints(partner=None, versions_url=odd.versions_url, token="odd-token")
+        assert refused.value.code in (3001, 3002, 3003)
+    finally:
+        odd.close()
