@@ -97,7 +97,7 @@ def location_receive(
             if not isinstance(body, dict):
                 raise emsp_rules.BadObject("An object is required.")
             data = emsp_rules.with_part(row.data, evse_uid, connector_id, body, patch=patch)
-        when = emsp_rules.last_updated_of(data)
+        when = emsp_rules.last_updated_of(emsp_rules.check_location_shape(data))
     except emsp_rules.BadObject as exc:
         raise _bad(exc) from None
     except emsp_rules.UnknownObject as exc:

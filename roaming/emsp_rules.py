@@ -141,6 +141,33 @@ def last_updated_of(obj: Any) -> datetime:
         raise BadObject("last_updated is not an OCPI DateTime.") from None
 
 
+def _list_of_objects(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise BadObject(f"{where} must be a list of objects.")
+    return value
+
+
+def _list_of_strings(value: Any, where: str) -> None:
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(item, str) for item in value)
+    ):
+        raise BadObject(f"{where} must be a list of strings.")
+
+
+def check_location_shape(location: dict) -> dict:
+    """A Location's structure as the driver's pages and the start command read it: `evses` a
+    list of EVSE objects, each one's `connectors` a list of Connector objects, `capabilities`
+    and a connector's `tariff_ids` lists of strings (mod_locations). Raise BadObject: a pushed
+    `"evses": 5` was stored and then failed the driver's page of that location."""
+    for evse in _list_of_objects(location.get("evses"), "evses"):
+        _list_of_strings(evse.get("capabilities"), "An EVSE's capabilities")
+        for connector in _list_of_objects(evse.get("connectors"), "An EVSE's connectors"):
+            _list_of_strings(connector.get("tariff_ids"), "A connector's tariff_ids")
+    return location
+
+
 def check_owned(obj: Any, *, key: str, value: str, country_code: str, party_id: str) -> dict:
     """Return a pushed Location or Tariff when its id and owner match the URL's (mod_locations
     "PUT Method": the ids in the object and the URL must be the same)."""

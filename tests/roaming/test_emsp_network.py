@@ -99,12 +99,20 @@ def test_what_the_text_does_not_allow_is_refused_and_nothing_changes(client, org
     location = example_location("2.2.1")
     send(client, "PUT", base, location)
     before = PartnerLocation.objects.get().data
+    now = "2030-01-01T00:00:00Z"
 
     answers = [
         send(client, "PUT", "/ocpi/2.2.1/emsp/locations/BE/BEC/OTHER", location),  # id
         send(client, "PATCH", f"{base}/3256", {"status": "CHARGING"}),  # no last_updated
         send(client, "PATCH", f"{base}/3256", {"uid": "X", "last_updated": "2020-01-01T00:00:00Z"}),
         send(client, "PUT", f"{base}/3256", {**location["evses"][0], "uid": "9999"}),
+        # Structure the driver's pages read (a pushed "evses": 5 failed the location's page).
+        send(client, "PUT", base, {**location, "evses": 5}),
+        send(client, "PUT", base, {**location, "evses": ["3256"]}),
+        send(client, "PATCH", base, {"evses": {"uid": "3256"}, "last_updated": now}),
+        send(client, "PATCH", f"{base}/3256", {"connectors": "x", "last_updated": now}),
+        send(client, "PATCH", f"{base}/3256", {"capabilities": 1, "last_updated": now}),
+        send(client, "PATCH", f"{base}/3256/1", {"tariff_ids": "T1", "last_updated": now}),
     ]
     unknown = [
         send(
@@ -129,7 +137,7 @@ def test_what_the_text_does_not_allow_is_refused_and_nothing_changes(client, org
         ),
     ]
 
-    assert [a.json()["status_code"] for a in answers] == [2001] * 4
+    assert [a.json()["status_code"] for a in answers] == [2001] * 10
     assert [(a.status_code, a.json()["status_code"]) for a in unknown] == [(404, 2003)] * 4
     assert PartnerLocation.objects.get().data == before
 
