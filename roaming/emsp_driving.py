@@ -178,6 +178,12 @@ def _driver_tariff(
         return None
 
 
+def _listed(value: Any) -> list:
+    """A list of a location's object; anything else none (pushes are checked since session 84,
+    rows kept before may hold `"evses": 5`)."""
+    return value if isinstance(value, list) else []
+
+
 def _local_now(location: PartnerLocation) -> datetime:
     """The location's wall clock now (its `time_zone`, UTC when it gives none we know)."""
     zone = location.data.get("time_zone")
@@ -194,14 +200,14 @@ def location_offer(location: PartnerLocation) -> list[EvseOffer]:
     commands = bool(location.partner.endpoint("commands", ocpi.InterfaceRole.RECEIVER))
     now = _local_now(location)  # the price a session starting now pays there
     offers = []
-    for evse in location.data.get("evses") or []:
+    for evse in _listed(location.data.get("evses")):
         if not isinstance(evse, dict) or evse.get("status") == "REMOVED":
             continue
         connectors = []
-        for connector in evse.get("connectors") or []:
+        for connector in _listed(evse.get("connectors")):
             if not isinstance(connector, dict):
                 continue
-            named = [t for t in connector.get("tariff_ids") or [] if isinstance(t, str)]
+            named = [t for t in _listed(connector.get("tariff_ids")) if isinstance(t, str)]
             data = next((tariffs[t] for t in named if t in tariffs), None)
             power = _power_kw(connector)
             connectors.append(
@@ -370,7 +376,7 @@ def start_session(
     evse = next(
         (
             e
-            for e in location.data.get("evses") or []
+            for e in _listed(location.data.get("evses"))
             if isinstance(e, dict) and e.get("uid") == evse_uid
         ),
         None,

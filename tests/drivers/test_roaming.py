@@ -674,3 +674,20 @@ def test_a_cdr_or_location_with_numbers_that_are_not_numbers_is_refused_and_page
     assert answer.status_code == 400
     assert PartnerLocation.objects.get(pk=network["location"].pk).data == before
     assert client.get(f"/driver/networks/{network['location'].pk}/").status_code == 200
+
+
+def test_a_location_kept_before_its_shape_was_checked_still_shows(client, network):
+    """Pushes are checked for their lists now; a row kept before may hold `"evses": 5` or an EVSE
+    whose connectors are text. The driver's page of it shows what can be read, never a 500."""
+    location = network["location"]
+    sign_up(client, "odd@example.com")
+    location.data = {**location.data, "evses": 5}
+    location.save(update_fields=["data"])
+    assert client.get(f"/driver/networks/{location.pk}/").status_code == 200
+    evse = {"uid": "E9", "status": "AVAILABLE", "connectors": "x", "capabilities": 1}
+    location.data = {
+        **location.data,
+        "evses": [evse, {"uid": "E8", "connectors": [{"tariff_ids": 3}]}],
+    }
+    location.save(update_fields=["data"])
+    assert client.get(f"/driver/networks/{location.pk}/").status_code == 200
