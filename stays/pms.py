@@ -188,6 +188,20 @@ def _text(value: object) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").strip()
 
 
+def _email(value: object) -> str:
+    """The guest's address when it is one (the stay's access code is mailed to it); else "":
+    a vendor's "n/a", a phone number or a header injection ("a@b.c\nBcc: …") is not mailed."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    text = _text(value)[:254]
+    try:
+        validate_email(text)
+    except ValidationError:
+        return ""
+    return text
+
+
 def _ident(value: object, limit: int) -> str:
     """A record's id as stored (a string or an integer, at most `limit` characters); ValueError
     for a record without one."""
@@ -329,7 +343,7 @@ class Guesty:
             confirmed=status == "confirmed",
             cancelled=status in ("canceled", "cancelled", "declined", "expired"),
             guest_name=_text(guest.get("fullName")),
-            guest_email=_text(guest.get("email")),
+            guest_email=_email(guest.get("email")),
             guest_phone=_text(guest.get("phone")),
             updated_at=_text(item.get("lastUpdatedAt")),
         )
@@ -439,7 +453,7 @@ class Hospitable:
             guest_name=" ".join(
                 filter(None, (_text(guest.get("first_name")), _text(guest.get("last_name"))))
             ),
-            guest_email=_text(guest.get("email")),
+            guest_email=_email(guest.get("email")),
             guest_phone=_text(phones[0]) if isinstance(phones, list) and phones else "",
         )
 
@@ -531,7 +545,7 @@ class Track:
             guest_name=" ".join(
                 filter(None, (_text(contact.get("firstName")), _text(contact.get("lastName"))))
             ),
-            guest_email=_text(contact.get("primaryEmail")),
+            guest_email=_email(contact.get("primaryEmail")),
             guest_phone=_text(contact.get("cellPhone")),
             updated_at=_text(item.get("updatedAt")),
         )

@@ -81,6 +81,10 @@ GUESTY_RESERVATIONS = [
         _id="R-guest-list", listingId="L2", checkIn="2026-07-05", checkOut="2026-07-07", guest=[1]
     ),
     _stay(_id="R\x00nul", guest="Bo", status=["confirmed"]),
+    # The access code is mailed to the guest's address: what is no address is not kept.
+    _stay(
+        _id="R-bad-mail", guest={"fullName": "Cy", "email": "cy@example.com\nBcc: x@evil.example"}
+    ),
     _stay(_id="no-check-in", checkIn=None),
     _stay(_id="words", checkIn="soon"),
     _stay(_id="year-99999", checkIn="99999-01-01"),
@@ -104,7 +108,7 @@ def test_a_guesty_pull_with_broken_records_syncs_the_readable_ones(client, site,
     routes = {
         **GUESTY_TOKEN,
         ("GET", "/v1/listings"): (200, {"results": GUESTY_LISTINGS, "count": 6}),
-        ("GET", "/v1/reservations"): (200, {"results": GUESTY_RESERVATIONS, "count": 15}),
+        ("GET", "/v1/reservations"): (200, {"results": GUESTY_RESERVATIONS, "count": 16}),
     }
     monkeypatch.setattr(
         stay_views, "pms_sync", lambda **kw: pms_sync(client=_server(routes), now=NOW, **kw)
@@ -115,13 +119,15 @@ def test_a_guesty_pull_with_broken_records_syncs_the_readable_ones(client, site,
     )
     assert page.status_code == 200
     said = [str(m) for m in page.context["messages"]]
-    assert said == [f"{integration}: 2 listings, 3 reservations synced."]
+    assert said == [f"{integration}: 2 listings, 4 reservations synced."]
     assert dict(Listing.objects.values_list("external_id", "name")) == {
         "L1": "Cabin 1",
         "L2": "? Cabin 2",
     }
     stored = {r.external_id: r for r in Reservation.objects.all()}
-    assert set(stored) == {"R-good", "R-guest-list", "Rnul"}
+    assert set(stored) == {"R-good", "R-guest-list", "Rnul", "R-bad-mail"}
+    assert stored["R-good"].guest_email == "anna@example.com"
+    assert stored["R-bad-mail"].guest_email == "" and stored["R-bad-mail"].guest_name == "Cy"
     assert stored["R-good"].guest_name == "Anna Smith?" and stored["R-good"].unit == cabin1
     assert stored["R-guest-list"].unit == cabin2 and stored["R-guest-list"].guest_name == ""
     assert stored["R-guest-list"].check_in == datetime(2026, 7, 5, 13, tzinfo=UTC)
