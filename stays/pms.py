@@ -43,6 +43,7 @@ T = TypeVar("T")
 # Pages of one pull at most: the vendor's own count decides when a list ends, and a count of
 # 10^9 (or a page that never empties) must not keep a sync paging for days.
 PAGES_MAX = 5000
+PAGE_MAX_BYTES = 20_000_000  # one page's answer at most
 
 
 class PmsError(Exception):
@@ -216,9 +217,29 @@ def _obj(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _capped(vendor: str, response: httpx.Response) -> httpx.Response:
+    """The streamed `response` read whole, refused past PAGE_MAX_BYTES (a page of 100 records is
+    kilobytes: a vendor streaming without end must not fill this process's memory)."""
+    body = bytearray()
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > PAGE_MAX_BYTES:
+            raise PmsError(
+                f"{vendor} answered with more than {PAGE_MAX_BYTES / 1_000_000:g} MB for one page. "
+                "We try again later."
+            )
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=bytes(body),
+        request=response.request,
+    )
+
+
 def _get(client: httpx.Client, vendor: str, url: str, **kwargs: Any) -> Any:
     try:
-        response = client.get(url, **kwargs)
+        with client.stream("GET", url, **kwargs) as streamed:
+            response = _capped(vendor, streamed)
     except httpx.TimeoutException:
         raise PmsError(
             f"{vendor} did not answer within {TIMEOUT_S:.0f} seconds.", retry_after=120.0

@@ -438,3 +438,23 @@ def test_a_sync_queued_before_its_integration_or_feed_was_removed_does_nothing(s
     # left Celery's "inside a task" flag set in this process).
     assert pms_sync_task(gone[0]) is False
     assert calendar_feed_sync_task(gone[1]) is False
+
+
+def test_a_page_larger_than_the_cap_is_the_integrations_error_and_not_kept_in_memory(
+    site, monkeypatch
+):
+    """Calendar feeds stop at 5 MB; a PMS page stops at PAGE_MAX_BYTES (a vendor streaming
+    without end must not fill the process's memory)."""
+    from stays import pms
+
+    monkeypatch.setattr(pms, "PAGE_MAX_BYTES", 1000)
+    listings = [{"id": f"L{n}", "name": "x" * 50} for n in range(40)]  # ~2.5 KB
+    routes = {("GET", "/v2/properties"): (200, {"data": listings, "meta": {"last_page": 1}})}
+    integration = _integration(site[0], "hospitable", {"token": "t"})
+    result = pms_sync(integration_id=integration.pk, client=_server(routes), now=NOW)
+    assert not result.ok
+    assert (
+        result.error
+        == "Hospitable answered with more than 0.001 MB for one page. We try again later."
+    )
+    assert not Listing.objects.exists()
