@@ -23,6 +23,7 @@ import functools
 import ipaddress
 import socket
 import ssl
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -214,6 +215,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 def _words_for(error: BaseException, who: str) -> str | None:
     if isinstance(error, OutboundBlocked):
         return error.say(who)
+    if isinstance(error, ResponseTooLarge):
+        return (
+            f"The answer of {who} was larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB: "
+            "it was not read further."
+        )
     if isinstance(error, ssl.SSLCertVerificationError):
         return (
             f"TLS handshake failed: the certificate of {who} is not valid for this address "
@@ -283,6 +289,48 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# The longest answer any configured URL may give (a partner's page of objects, a token list, a
+# PMS page): a server that streams without end would otherwise fill this process's memory.
+# Callers with a tighter bound keep theirs (calendar feeds 5 MB, a PMS page 20 MB, OCSP 4 KB).
+MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+
+
+class ResponseTooLarge(httpx.ReadError):
+    """The answer grew past MAX_RESPONSE_BYTES; a read error, so callers treat it as one."""
+
+
+class _CappedStream(httpx.SyncByteStream):
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        seen = 0
+        for chunk in self._stream:
+            seen += len(chunk)
+            if seen > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge("the answer is too large", request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _CappedAsyncStream(httpx.AsyncByteStream):
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._stream:
+            seen += len(chunk)
+            if seen > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge("the answer is too large", request=self._request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 # httpx has no option for httpcore's network backend, so these transports build their
 # connection pool themselves (what HTTPTransport.__init__ does, with the guarded backend).
 class _GuardedTransport(httpx.HTTPTransport):
@@ -291,12 +339,22 @@ class _GuardedTransport(httpx.HTTPTransport):
             ssl_context=_ssl_context(), network_backend=_GuardedSyncBackend()
         )
 
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.stream = _CappedStream(response.stream, request)
+        return response
+
 
 class _GuardedAsyncTransport(httpx.AsyncHTTPTransport):
     def __init__(self) -> None:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=_ssl_context(), network_backend=_GuardedAsyncBackend()
         )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        response.stream = _CappedAsyncStream(response.stream, request)
+        return response
 
 
 class _GuardedClient(httpx.Client):

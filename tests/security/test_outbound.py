@@ -319,3 +319,63 @@ def test_calendar_url_is_checked_at_connect_time(prop, listener, settings):
     settings.OUTBOUND_URL_ALLOWLIST = ["127.0.0.1"]
     result = calendar_feed_sync(feed_id=feed.pk)
     assert listener.accepted >= 1 and "Errno" not in result.error
+
+
+class _Endless(threading.Thread):
+    """An allow-listed server that answers 200 and streams without end (chunked)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"x" * 16384
+                try:
+                    while self.sent < 50_000_000:  # a bound for the test's sake only
+                        conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.sent += len(chunk)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_an_answer_that_never_ends_is_cut_at_the_cap_sync_and_async(settings, monkeypatch):
+    """Every configured URL's answer is read up to outbound.MAX_RESPONSE_BYTES: a partner, MSP or
+    PMS streaming without end used to fill this process's memory. The caller gets a read error
+    (retried like an unreachable server) and words without exception text."""
+    monkeypatch.setattr(outbound, "MAX_RESPONSE_BYTES", 2 * 1024 * 1024)
+    server = _Endless()
+    server.start()
+    settings.OUTBOUND_URL_ALLOWLIST = [f"127.0.0.1:{server.port}"]
+    url = f"http://127.0.0.1:{server.port}/tokens"
+    try:
+        with outbound.http_client(timeout=10, schemes=("http",)) as client:
+            with pytest.raises(outbound.ResponseTooLarge) as cut:
+                client.get(url)
+        assert isinstance(cut.value, httpx.HTTPError)
+        assert outbound.failure_words(cut.value, "the provider") == (
+            "The answer of the provider was larger than 2 MB: it was not read further."
+        )
+
+        async def fetch() -> None:
+            async with outbound.async_http_client(timeout=10, schemes=("http",)) as client:
+                await client.get(url)
+
+        with pytest.raises(outbound.ResponseTooLarge):
+            asyncio.run(fetch())
+    finally:
+        server.close()
