@@ -281,7 +281,7 @@ def fetch_endpoints(
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, f"GET versions failed: {exc.message}"
         ) from None
-    if not isinstance(listed, list):
+    if not isinstance(listed, list) or ocpi.text_problem(listed):
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, "GET versions answered no list of versions."
         )
@@ -306,7 +306,7 @@ def fetch_endpoints(
             ocpi.Code.CLIENT_API_UNUSABLE, f"GET version details failed: {exc.message}"
         ) from None
     listed_endpoints = details.get("endpoints") if isinstance(details, dict) else None
-    if not isinstance(listed_endpoints, list):
+    if not isinstance(listed_endpoints, list) or ocpi.text_problem(listed_endpoints):
         raise RegistrationError(
             ocpi.Code.CLIENT_API_UNUSABLE, "GET version details answered no list of endpoints."
         )

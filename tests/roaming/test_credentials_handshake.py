@@ -163,6 +163,23 @@ class _OddVersions(EmspStub):
         (None, "endpoints"),
         (None, {"version": "2.2.1", "endpoints": 5}),
         (None, {"version": "2.2.1", "endpoints": {"credentials": "https://x.example/c"}}),
+        # Text no column keeps (the versions offered and the endpoints are stored).
+        (
+            [
+                {"version": "2.2.1", "url": "https://x.example/2.2.1"},
+                {"version": "9\u0000", "url": "https://x.example/v"},
+            ],
+            None,
+        ),
+        (
+            None,
+            {
+                "endpoints": [
+                    {"identifier": "credentials", "url": "https://x.example/c"},
+                    {"identifier": "tokens\ud800", "url": "https://x.example/t"},
+                ]
+            },
+        ),
     ],
 )
 def test_versions_answers_of_the_wrong_shape_are_3001_not_a_server_error(
