@@ -23,6 +23,9 @@ class NotRates(ValueError):
     """The document is not the ECB's daily reference rates."""
 
 
+RATE_MAX = Decimal(10) ** 10  # ExchangeRate.per_euro: 18 digits, 8 of them decimals
+
+
 def parse_ecb_daily(text: str) -> tuple[date, dict[str, Decimal]]:
     """Return the day and the rates (units per euro) of an eurofxref-daily.xml document."""
     try:
@@ -44,7 +47,8 @@ def parse_ecb_daily(text: str) -> tuple[date, dict[str, Decimal]]:
                 value = Decimal(rate)
             except InvalidOperation:
                 continue
-            if is_known_currency(currency) and value > 0:
+            # A rate the column holds (DECIMAL(18, 8)): "Infinity", "NaN" or 1e400 is no rate.
+            if is_known_currency(currency) and value.is_finite() and 0 < value < RATE_MAX:
                 rates[currency.upper()] = value
         if not rates:
             raise NotRates("The day lists no rates.")

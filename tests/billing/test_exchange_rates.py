@@ -52,6 +52,11 @@ def test_the_ecb_file_is_read_and_crossed_through_the_euro():
         exchange.parse_ecb_daily(ENTITIES)  # entities are never expanded
     with pytest.raises(exchange.NotRates):
         exchange.parse_ecb_daily("<html>maintenance</html>")
+    # Numbers no rate column holds are no rates (the fetch stored them, and failed).
+    odd = ECB_DAILY.replace("'1.0512'", "'Infinity'").replace("'158.12'", "'1e400'")
+    with pytest.raises(exchange.NotRates, match="lists no rates"):
+        exchange.parse_ecb_daily(odd.replace("'11.4608'", "'NaN'"))
+    assert exchange.parse_ecb_daily(odd)[1] == {"SEK": Decimal("11.4608")}
 
 
 @pytest.fixture
