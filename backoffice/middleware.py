@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
@@ -86,7 +87,6 @@ def bad_request_page(request: HttpRequest, exception: Exception) -> HttpResponse
     """settings' handler400 (portal/urls.py): what Django refuses before any view (a body over
     DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields) in the caller's form, as `bad_request`; the
     API and OCPI got Django's HTML page before."""
-    from django.core.exceptions import RequestDataTooBig
     from django.views import defaults
 
     if not request.path.startswith(("/api/", "/ocpi/")):
@@ -107,11 +107,15 @@ class RejectDeepJsonMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if (
-            request.method not in ("GET", "HEAD", "OPTIONS")
-            and _is_json(request)
-            and nested_too_deeply(request.body)
-        ):
+        try:
+            too_deep = (
+                request.method not in ("GET", "HEAD", "OPTIONS")
+                and _is_json(request)
+                and nested_too_deeply(request.body)
+            )
+        except RequestDataTooBig as exc:  # answered here: with DEBUG, Django's is a debug page
+            return bad_request_page(request, exc)
+        if too_deep:
             return bad_request(request, DEPTH_MESSAGE)
         return self.get_response(request)
 
@@ -123,7 +127,11 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request_has_nul(request):
+        try:
+            has_nul = request_has_nul(request)
+        except RequestDataTooBig as exc:  # a form over the limit (a JSON body is caught above)
+            return bad_request_page(request, exc)
+        if has_nul:
             return bad_request(request, NUL_MESSAGE)
         return self.get_response(request)
 

@@ -143,10 +143,14 @@ def test_a_json_body_nested_too_deeply_is_a_400_on_any_route(owner_client, clien
     assert fine.status_code == 201
 
 
-def test_a_body_over_the_upload_limit_is_a_400_in_the_callers_form(owner_client, client, settings):
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_body_over_the_upload_limit_is_a_400_in_the_callers_form(
+    owner_client, client, settings, debug
+):
     """Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any view: the API says so in
     its {"detail"}, OCPI in its envelope (a partner's client parses JSON), never an HTML page."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    settings.DEBUG = debug  # `make run` serves with DEBUG: the same answers, never a debug page
     big = '{"note": "' + "x" * (1024 * 1024) + '"}'
     api = owner_client.post("/api/v1/exclusions/", big, content_type="application/json")
     assert api.status_code == 400
@@ -156,6 +160,7 @@ def test_a_body_over_the_upload_limit_is_a_400_in_the_callers_form(owner_client,
     assert ocpi.json()["status_message"] == "The body is larger than the 1 MB this site takes."
     page = client.post("/accounts/login/", {"username": "x" * (1024 * 1024)})
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    assert b"Traceback" not in page.content
 
 
 @pytest.mark.parametrize(
