@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,11 +24,9 @@ from .forms import EnergyReportingForm, InviteMemberForm, MemberRoleForm
 from .middleware import VIEWER_ZONE_KEY
 from .models import Membership, Organization, Property
 from .providers import Provider
-from .services import member_add
+from .services import NEEDS_AN_OWNER, member_add, member_remove
 from .tenancy import (
     location_zones,
-    owners_of,
-    owns,
     readable_organization_ids,
     require_owner_somewhere,
     require_role,
@@ -146,8 +145,18 @@ def time_zone_choice(request):
     return redirect(back)
 
 
-def _other_owners(membership: Membership) -> int:
-    return owners_of(membership.organization_id).exclude(pk=membership.pk).count()
+def _added(form: InviteMemberForm, organization: Organization) -> bool:
+    try:
+        member_add(
+            organization=organization,
+            email=form.cleaned_data["email"],
+            password=get_random_string(32),
+            role=form.cleaned_data["role"],
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc.messages[0])
+        return False
+    return True
 
 
 @login_required
@@ -163,14 +172,8 @@ def members(request):
         if org is None:
             raise Http404("Not found")
         form = InviteMemberForm(request.POST, organization=org)
-        if form.is_valid():
+        if form.is_valid() and _added(form, org):
             email = form.cleaned_data["email"]
-            member_add(
-                organization=org,
-                email=email,
-                password=get_random_string(32),
-                role=form.cleaned_data["role"],
-            )
             send_invitation(request, email=email, organization=org)
             messages.success(
                 request,
@@ -202,28 +205,28 @@ def members(request):
 def member_change(request, pk: int):
     membership = get_object_or_404(Membership.objects.select_related("user", "organization"), pk=pk)
     require_role(request.user, membership.organization_id, owner=True)
-    keeps_an_owner = not owns(membership) or _other_owners(membership) > 0
     if request.POST.get("remove"):
-        if not keeps_an_owner:
-            messages.error(
-                request, "An organization needs an owner: make someone else owner first."
-            )
+        try:
+            member_remove(membership)
+        except ValidationError:
+            messages.error(request, NEEDS_AN_OWNER)
         else:
-            membership.delete()
             messages.success(request, f"{membership.user.get_username()} is no longer a member.")
         return redirect("backoffice:members")
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose owner, manager or viewer.")
-    elif not owns(Membership(role=form.cleaned_data["role"])) and not keeps_an_owner:
-        messages.error(request, "An organization needs an owner: make someone else owner first.")
-    else:
+        return redirect("backoffice:members")
+    try:
         member_add(
             organization=membership.organization,
             email=membership.user.username,
             password=None,
             role=form.cleaned_data["role"],
         )
+    except ValidationError:
+        messages.error(request, NEEDS_AN_OWNER)
+    else:
         messages.success(
             request, f"{membership.user.get_username()} is now {form.cleaned_data['role']}."
         )

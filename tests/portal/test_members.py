@@ -1,10 +1,16 @@
 """Members: owners only; invite by email, change roles, remove; an organization keeps an owner."""
 
+import threading
+
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
 from backoffice.models import Membership
+
+from .conftest import make_site
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +94,61 @@ def test_another_organizations_members_are_404(client, site, other):
     )
     response = client.post(reverse("backoffice:members"), {"organization": site.org.pk})
     assert response.status_code == 404
+
+
+def test_the_api_does_not_demote_the_last_owner(client, site):
+    client.force_login(site.owner)
+    response = client.post(
+        f"/api/v1/organizations/{site.org.pk}/members/",
+        {"email": site.owner.username, "role": "viewer"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "needs an owner" in response.content.decode()
+    assert Membership.objects.get(user=site.owner, organization=site.org).role == "owner"
+
+
+def _at_once(*calls) -> list[BaseException]:
+    """Run each call in its own thread, released together; return what they raised."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call) -> None:
+        try:
+            barrier.wait(timeout=60)
+            call()
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", [{"remove": "1"}, {"role": "viewer"}])
+def test_two_owners_who_remove_or_demote_each_other_at_once_leave_one_owner(change):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across connections: PostgreSQL")
+    site = make_site("A")
+    second = Membership.objects.get(user=site.manager, organization=site.org)
+    second.role = "owner"
+    second.save()
+    first = Membership.objects.get(user=site.owner, organization=site.org)
+
+    def change_other(user, other: Membership):
+        def call() -> None:
+            browser = Client()
+            browser.force_login(user)
+            url = reverse("backoffice:member-change", args=[other.pk])
+            assert browser.post(url, change).status_code == 302
+
+        return call
+
+    assert not _at_once(change_other(site.owner, second), change_other(site.manager, first))
+    assert Membership.objects.filter(organization=site.org, role="owner").count() == 1
