@@ -128,10 +128,18 @@ def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
                 )
         except IntegrityError:
             return None
-        handler = HANDLERS.get(stored.type)
+        handler = _handler(stored.type, event)
         if handler is not None:
             _apply(stored, handler, obj)
     return stored
+
+
+def _handler(kind: str, event: dict[str, Any]) -> Callable[[dict], None] | None:
+    """What applies an event of this type; a payout event also answers for its Connect account."""
+    if kind in ("payout.paid", "payout.failed"):
+        account = event.get("account")
+        return lambda obj: on_payout(obj, paid=kind == "payout.paid", account=account)
+    return HANDLERS.get(kind)
 
 
 def _apply(stored: WebhookEvent, handler: Callable[[dict], None], obj: dict) -> None:
@@ -259,7 +267,10 @@ def on_refunded(obj: dict) -> None:
         payment.save(update_fields=["amount_refunded"])
 
 
-def on_payout(obj: dict, *, paid: bool) -> None:
+def on_payout(obj: dict, *, paid: bool, account: Any) -> None:
+    """A payout paid or failed at the processor. The payout is found by the reference we gave it,
+    but only the event of its organization's own connected account (the event's `account`)
+    may change it: a reference can be copied into any account's payout metadata."""
     reference = str(_part(obj, "metadata").get("payout_reference") or "")
     payout = Payout.objects.filter(reference=reference).first() if reference else None
     if payout is None:
@@ -268,6 +279,7 @@ def on_payout(obj: dict, *, paid: bool) -> None:
             obj.get("id"),
         )
         return
+    _same_account(payout, account)
     expected = payout.net
     reported = from_minor(_minor(obj, "amount"), str(obj.get("currency") or payout.currency))
     if paid:
@@ -277,6 +289,25 @@ def on_payout(obj: dict, *, paid: bool) -> None:
     else:
         payout_mark_failed(
             payout=payout, reason=str(obj.get("failure_message") or obj.get("failure_code") or "")
+        )
+
+
+def _same_account(payout: Payout, account: Any) -> None:
+    from .models import BillingSettings
+
+    expected = (
+        BillingSettings.objects.filter(organization_id=payout.organization_id)
+        .values_list("payout_account_id", flat=True)
+        .first()
+    )
+    if not isinstance(account, str) or not account:
+        raise MalformedEvent(
+            f"The event names no connected account: payout {payout.reference} unchanged."
+        )
+    if account != expected:
+        raise MalformedEvent(
+            f"The event's connected account {account[:60]} is not the payout account of payout "
+            f"{payout.reference}'s organization: the payout is unchanged."
         )
 
 
@@ -296,6 +327,5 @@ HANDLERS: dict[str, Callable[[dict], None]] = {
     "payment_intent.succeeded": on_succeeded,
     "payment_intent.canceled": on_canceled,
     "charge.refunded": on_refunded,
-    "payout.paid": lambda obj: on_payout(obj, paid=True),
-    "payout.failed": lambda obj: on_payout(obj, paid=False),
+    # payout.paid and payout.failed: _handler (they also read the event's Connect account).
 }

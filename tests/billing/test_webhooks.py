@@ -192,12 +192,13 @@ def test_succeeded_event_records_the_captured_amount(client, stripe_mode, pendin
     assert pending.status == Payment.Status.CAPTURED and pending.amount_captured == Decimal("5.45")
 
 
-def test_payout_paid_event_marks_the_payout(client, stripe_mode, prop):
+def _payout_of(prop, account: str = "acct_1HostHarbour"):
     from django.utils import timezone
 
-    from billing.models import Payout
+    from billing.models import BillingSettings, Payout
 
-    payout = Payout.objects.create(
+    BillingSettings.objects.create(organization_id=prop.organization_id, payout_account_id=account)
+    return Payout.objects.create(
         organization_id=prop.organization_id,
         currency="EUR",
         period_start=timezone.now(),
@@ -205,17 +206,82 @@ def test_payout_paid_event_marks_the_payout(client, stripe_mode, prop):
         net=Decimal("12.30"),
         reference="PO-TEST-1",
     )
+
+
+def _payout_event(kind: str, event_id: str, account: str | None) -> dict:
     obj = {
         "id": "po_1",
         "object": "payout",
         "amount": 1230,
         "currency": "eur",
-        "status": "paid",
+        "status": "paid" if kind == "payout.paid" else "failed",
+        "failure_code": None if kind == "payout.paid" else "account_closed",
         "metadata": {"payout_reference": "PO-TEST-1"},
     }
-    post(client, *signed(event("payout.paid", obj, "evt_p")))
+    envelope = event(kind, obj, event_id)
+    if account is not None:
+        envelope["account"] = account  # a Connect event names the connected account
+    return envelope
+
+
+def test_payout_paid_event_marks_the_payout(client, stripe_mode, prop):
+    from billing.models import Payout
+
+    payout = _payout_of(prop)
+    post(client, *signed(_payout_event("payout.paid", "evt_p", "acct_1HostHarbour")))
     payout.refresh_from_db()
     assert payout.status == Payout.Status.PAID
+
+
+@pytest.mark.parametrize("kind", ["payout.paid", "payout.failed"])
+@pytest.mark.parametrize("account", ["acct_1SomeoneElse", None, ""])
+def test_a_payout_event_of_another_connected_account_changes_nothing(
+    client, stripe_mode, prop, kind, account
+):
+    """Our reference copied into the metadata of another account's payout (or of a payout on
+    no connected account): stored not applied with the reason, answered 200, the payout as it
+    was and no money returned to the host's balance."""
+    from billing.models import LedgerTransaction, Payout
+
+    payout = _payout_of(prop)
+    response = post(client, *signed(_payout_event(kind, "evt_foreign", account)))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["duplicate"] is False and "PO-TEST-1" in answer["not_applied"]
+    stored = WebhookEvent.objects.get(event_id="evt_foreign")
+    assert stored.processed_at is None and stored.error == answer["not_applied"]
+    payout.refresh_from_db()
+    assert (payout.status, payout.paid_at, payout.failure_reason) == (
+        Payout.Status.PENDING,
+        None,
+        "",
+    )
+    assert not LedgerTransaction.objects.filter(kind=LedgerTransaction.Kind.PAYOUT_FAILED).exists()
+
+
+def test_a_payout_event_of_an_organization_without_a_payout_account_changes_nothing(
+    client, stripe_mode, prop
+):
+    from billing.models import Payout
+
+    payout = _payout_of(prop, account="")
+    response = post(client, *signed(_payout_event("payout.paid", "evt_none", "acct_1Any")))
+    assert response.status_code == 200 and "not_applied" in response.json()
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PENDING
+
+
+def test_a_failed_payout_of_its_own_account_returns_the_net_to_the_balance(
+    client, stripe_mode, prop
+):
+    from billing.models import LedgerTransaction, Payout
+
+    payout = _payout_of(prop)
+    post(client, *signed(_payout_event("payout.failed", "evt_f", "acct_1HostHarbour")))
+    payout.refresh_from_db()
+    assert (payout.status, payout.failure_reason) == (Payout.Status.FAILED, "account_closed")
+    returned = LedgerTransaction.objects.get(kind=LedgerTransaction.Kind.PAYOUT_FAILED)
+    assert returned.amount == Decimal("12.30")
 
 
 def test_sandbox_flow_is_stripes_flow_with_signed_webhooks(client, prop):
