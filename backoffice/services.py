@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -13,7 +15,7 @@ NEEDS_AN_OWNER = "An organization needs an owner: make someone else owner first.
 
 
 @transaction.atomic
-def organization_create(*, name: str, owner=None) -> Organization:
+def organization_create(*, name: str, owner: Any = None) -> Organization:
     organization = Organization.objects.create(name=name)
     if owner is not None:
         Membership.objects.create(user=owner, organization=organization, role=Membership.Role.OWNER)
@@ -30,7 +32,7 @@ def _other_owner(membership: Membership) -> bool:
     return owners_of(membership.organization_id).exclude(pk=membership.pk).exists()
 
 
-def _user_for(email: str, password: str | None):
+def _user_for(email: str, password: str | None) -> Any:
     User = get_user_model()
     user = User.objects.filter(username__iexact=email).first()
     if user is not None:
@@ -78,7 +80,7 @@ def member_remove(membership: Membership) -> None:
     current.delete()
 
 
-def property_create(*, organization: Organization, **fields) -> Property:
+def property_create(*, organization: Organization, **fields: Any) -> Property:
     prop = Property(organization=organization, **fields)
     prop.full_clean()
     prop.save()
