@@ -97,6 +97,13 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
         f"The code works from shortly before check-in ({reservation.check_in:%Y-%m-%d %H:%M %Z}) until "
         f"shortly after check-out ({reservation.check_out:%Y-%m-%d %H:%M %Z}).\n"
     )
+    # Claimed before sending: two syncs (or a sync and a webhook) that saw the stay at once each
+    # ask to send its code, and only the one whose UPDATE finds it unsent mails the guest.
+    sent_at = timezone.now()
+    if not Reservation.objects.filter(pk=reservation.pk, code_sent_at__isnull=True).update(
+        code_sent_at=sent_at
+    ):
+        return False
     try:
         send_mail(
             f"EV charging during your stay at {reservation.property.name}",
@@ -108,8 +115,11 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
         logger.warning(
             "Could not email the access code of reservation %s", reservation.pk, exc_info=True
         )
+        # Not sent: the next save of the stay tries again.
+        Reservation.objects.filter(pk=reservation.pk, code_sent_at=sent_at).update(
+            code_sent_at=None
+        )
         return False
-    Reservation.objects.filter(pk=reservation.pk).update(code_sent_at=timezone.now())
     return True
 
 
@@ -272,6 +282,11 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
     bookings = [e for e in events if not e.blocked]
     seen: set[str] = set()
     created = updated = cancelled = 0
+    # One sync of a feed at a time: a second pull of the same feed (the beat and "Sync now", a
+    # task redelivered) waits here and then finds the first one's reservations, instead of
+    # inserting the same UIDs and failing with "conflicting events".
+    if not list(CalendarFeed.objects.select_for_update().filter(pk=feed.pk).values_list("pk")):
+        return SyncResult(ok=False, error="The calendar was removed.")
     existing = {
         r.external_id: r for r in Reservation.objects.select_for_update().filter(calendar=feed)
     }
