@@ -80,6 +80,7 @@ class PmsReservation:
 
 class Adapter(Protocol):
     vendor: str
+    left_out: LeftOut
 
     def listings(self) -> Iterator[PmsListing]: ...
 
@@ -168,16 +169,44 @@ def _next_page(vendor: str, pages: int) -> int:
     return pages + 1
 
 
-def _usable(parse: Callable[[dict[str, Any]], T], items: Iterable[Any]) -> Iterator[T]:
-    """Parse each record; one without a usable id or dates is left out and the others are synced
-    (as stays.ical leaves out unusable events)."""
+class LeftOut:
+    """How many records of a pull were left out (no usable id or dates): the host is told."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _usable(
+    parse: Callable[[dict[str, Any]], T], items: Iterable[Any], left_out: LeftOut
+) -> Iterator[T]:
+    """Parse each record; one without a usable id or dates is left out (counted in `left_out`)
+    and the others are synced (as stays.ical leaves out unusable events)."""
     for item in items:
         if not isinstance(item, dict):
+            left_out.count += 1
             continue
         try:
             yield parse(item)
         except ValueError:
+            left_out.count += 1
             continue
+
+
+def cursor_time(value: str) -> datetime | None:
+    """A vendor's change time (`updatedAt`, `lastUpdatedAt`) as an aware datetime; None for text
+    that is no ISO date-time (it never becomes a cursor)."""
+    if not value or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def cursor_of(now: datetime) -> str:
+    """`now` written as a cursor the vendors take (ISO 8601 in UTC, milliseconds, "Z")."""
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def _text(value: object) -> str:
@@ -304,6 +333,7 @@ class Guesty:
     ) -> None:
         self.credentials, self.client, self.zone = credentials, client, zone
         self._token = ""
+        self.left_out = LeftOut()
 
     def _headers(self) -> dict[str, str]:
         if not self._token:
@@ -349,7 +379,9 @@ class Guesty:
 
     def listings(self) -> Iterator[PmsListing]:
         yield from _usable(
-            self._listing, self._pages("/v1/listings", {"fields": "_id title nickname"})
+            self._listing,
+            self._pages("/v1/listings", {"fields": "_id title nickname"}),
+            self.left_out,
         )
 
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
@@ -378,7 +410,9 @@ class Guesty:
             params["filters"] = json.dumps(
                 [{"field": "lastUpdatedAt", "operator": "$gte", "value": since}]
             )
-        yield from _usable(self._reservation, self._pages("/v1/reservations", params))
+        yield from _usable(
+            self._reservation, self._pages("/v1/reservations", params), self.left_out
+        )
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
         secret = self.credentials.get("webhook_secret", "")
@@ -418,6 +452,8 @@ class Hospitable:
     ) -> None:
         self.credentials, self.client, self.zone = credentials, client, zone
         self._properties: list[str] = []
+        self._listed = False
+        self.left_out = LeftOut()
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -449,7 +485,8 @@ class Hospitable:
         return PmsListing(listing_id, name or listing_id)
 
     def listings(self) -> Iterator[PmsListing]:
-        yield from _usable(self._listing, self._pages("/properties", {}))
+        self._listed = True
+        yield from _usable(self._listing, self._pages("/properties", {}), self.left_out)
 
     def _reservation(self, item: dict[str, Any], listing_id: str = "") -> PmsReservation:
         guest = _obj(item.get("guest"))
@@ -481,7 +518,7 @@ class Hospitable:
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
         # Hospitable filters by stay dates, not by change time: pull the window that can still
         # grant access (yesterday to a year ahead) every time; `since` is not used.
-        if not self._properties:
+        if not self._listed:
             list(self.listings())
         for property_id in self._properties:
             params = {
@@ -493,6 +530,7 @@ class Hospitable:
             yield from _usable(
                 partial(self._reservation, listing_id=property_id),
                 self._pages("/reservations", params),
+                self.left_out,
             )
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:
@@ -527,6 +565,7 @@ class Track:
         self.credentials, self.client, self.zone = credentials, client, zone
         self.base = base_url.rstrip("/")
         self.auth = httpx.BasicAuth(credentials.get("key", ""), credentials.get("secret", ""))
+        self.left_out = LeftOut()
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1
@@ -550,7 +589,7 @@ class Track:
         return PmsListing(unit_id, _text(item.get("name")) or unit_id)
 
     def listings(self) -> Iterator[PmsListing]:
-        yield from _usable(self._listing, self._pages("/api/pms/units", "units", {}))
+        yield from _usable(self._listing, self._pages("/api/pms/units", "units", {}), self.left_out)
 
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
         contact = _obj(_obj(item.get("_embedded")).get("contact"))
@@ -574,7 +613,9 @@ class Track:
     def reservations(self, *, since: str, now: datetime) -> Iterator[PmsReservation]:
         params = {"updatedSince": since} if since else {}
         yield from _usable(
-            self._reservation, self._pages("/api/pms/reservations", "reservations", params)
+            self._reservation,
+            self._pages("/api/pms/reservations", "reservations", params),
+            self.left_out,
         )
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> bool:

@@ -88,7 +88,8 @@ def integration_sync(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request,
             f"{integration}: {result.listings} listings, {result.reservations} reservations "
-            f"synced{f', {result.unmapped} on unmapped listings' if result.unmapped else ''}.",
+            f"synced{f', {result.unmapped} on unmapped listings' if result.unmapped else ''}"
+            f"{f', {result.left_out} left out (no usable id or dates)' if result.left_out else ''}.",
         )
     else:
         messages.error(request, f"{integration}: {result.error}")

@@ -15,7 +15,15 @@ from backoffice import outbound
 from backoffice.sealed import seal, unseal
 
 from ..models import Listing, PmsIntegration, Reservation, Unit
-from ..pms import TIMEOUT_S, Adapter, PmsError, PmsReservation, adapter_for
+from ..pms import (
+    TIMEOUT_S,
+    Adapter,
+    PmsError,
+    PmsReservation,
+    adapter_for,
+    cursor_of,
+    cursor_time,
+)
 from .stays import send_code_on_commit
 
 logger = logging.getLogger(__name__)
@@ -59,7 +67,33 @@ class PmsSyncResult:
     listings: int = 0
     reservations: int = 0
     unmapped: int = 0
+    left_out: int = 0
     error: str = ""
+
+
+class _Cursor:
+    """The next pull's cursor: the newest change time a vendor sent, never past our own `now`.
+
+    A vendor's `updatedAt` is taken as sent, but one far in the future (its clock bug, hostile
+    data) would make every later pull ask for changes after it and skip the real ones: a time
+    past `now` becomes `now` (a record stamped a little ahead is pulled once more next time,
+    which changes nothing). Text that is no date-time never becomes the cursor; a stored cursor
+    past `now` (written before this rule) is not used: that pull is a full one."""
+
+    def __init__(self, stored: str, now: datetime) -> None:
+        self.now = now
+        at = cursor_time(stored)
+        self.since = stored if at is not None and at <= now else ""
+        self.text, self.at = self.since, at if self.since else None
+
+    def see(self, updated_at: str) -> None:
+        at = cursor_time(updated_at)
+        if at is None or (self.at is not None and at <= self.at):
+            return
+        if at > self.now:
+            self.text, self.at = cursor_of(self.now), self.now
+        else:
+            self.text, self.at = updated_at, at
 
 
 def _upsert(
@@ -140,14 +174,14 @@ def pms_sync(
                         Listing.objects.filter(pk=row.pk).update(unit=unit)
         units = _mapping(integration)
         stored = unmapped = 0
-        newest = integration.cursor
+        cursor = _Cursor(integration.cursor, now)
         with transaction.atomic():
-            for item in adapter.reservations(since=integration.cursor, now=now):
+            for item in adapter.reservations(since=cursor.since, now=now):
                 if _upsert(integration, item, units):
                     stored += 1
                 else:
                     unmapped += 1
-                newest = max(newest, item.updated_at) if item.updated_at else newest
+                cursor.see(item.updated_at)
     except PmsError as exc:
         failures = integration.failures + 1
         wait = (
@@ -175,15 +209,35 @@ def pms_sync(
         last_error="",
         failures=0,
         next_attempt_at=None,
-        cursor=newest[:100],
+        cursor=cursor.text[:100],
         listings_count=len(listings),
         reservations_count=Reservation.objects.filter(integration=integration).count(),
     )
+    notes = _sync_notes(unmapped, adapter.left_out.count)
+    if notes:
+        PmsIntegration.objects.filter(pk=integration.pk).update(last_error=notes[:500])
+    return PmsSyncResult(
+        ok=True,
+        listings=len(listings),
+        reservations=stored,
+        unmapped=unmapped,
+        left_out=adapter.left_out.count,
+    )
+
+
+def _sync_notes(unmapped: int, left_out: int) -> str:
+    """What a successful sync tells the host on its sync page (empty: nothing to tell)."""
+    notes = []
     if unmapped:
-        PmsIntegration.objects.filter(pk=integration.pk).update(
-            last_error=f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below."
+        notes.append(
+            f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below."
         )
-    return PmsSyncResult(ok=True, listings=len(listings), reservations=stored, unmapped=unmapped)
+    if left_out:
+        notes.append(
+            f"{left_out} record(s) from the PMS were left out: no usable id or stay dates "
+            "(fix them in the PMS; the others were synced)."
+        )
+    return " ".join(notes)
 
 
 def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> str:
