@@ -73,3 +73,16 @@ class MeterKeyConfirmForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
         help_text="If you paste it, it must be the key the charger reported.",
     )
+    # The key this page showed: a key the charger reported after the page was loaded is not
+    # confirmed by a press meant for the one shown.
+    shown_key = forms.CharField(max_length=5000, required=False, widget=forms.HiddenInput)
+
+    def clean_shown_key(self) -> bytes | None:
+        text = self.cleaned_data["shown_key"].strip()
+        if not text:
+            return None
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            self.add_error(None, "Reload the page and confirm again.")  # shown above the form
+            return None

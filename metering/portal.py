@@ -48,7 +48,9 @@ def _page(
             key,
             confirm[1]
             if confirm and confirm[0] == key.pk
-            else MeterKeyConfirmForm(prefix=f"key{key.pk}"),
+            else MeterKeyConfirmForm(
+                prefix=f"key{key.pk}", initial={"shown_key": key.public_key_hex}
+            ),
         )
         for key in keys.order_by("meter_serial", "connector_id", "evse_id")
     ]
@@ -103,8 +105,14 @@ def charger_meter_key_confirm(request: HttpRequest, station_id: str, pk: int) ->
     if form.is_valid():
         try:
             services.meter_key_confirm(
-                key=key, user=request.user, printed_key=form.cleaned_data["printed_key"].strip()
+                key=key,
+                user=request.user,
+                printed_key=form.cleaned_data["printed_key"].strip(),
+                shown_key=form.cleaned_data["shown_key"],
             )
+        except services.KeyChanged as exc:
+            messages.error(request, str(exc))  # the page shows the new key, to compare again
+            return redirect("meterkeys:charger-meter-keys", station_id=charger.station_id)
         except ValueError as exc:
             form.add_error("printed_key", str(exc))
         else:

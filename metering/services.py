@@ -162,19 +162,34 @@ def meter_key_prefill(*, charger: Charger, port: int, public_key: str) -> MeterK
     return key
 
 
-def meter_key_confirm(*, key: MeterKey, user: Any, printed_key: str = "") -> MeterKey:
+class KeyChanged(ValueError):
+    """The meter's key is no longer the one the person confirming it was shown."""
+
+
+def meter_key_confirm(
+    *, key: MeterKey, user: Any, printed_key: str = "", shown_key: bytes | None = None
+) -> MeterKey:
     """A person confirms the key matches the one printed on the meter; from now on it verifies
     the meter's readings. `printed_key`, when given, must be that same key (ValueError if not).
-    The charger's recent signed sessions are checked again."""
+    `shown_key` is the key the person was shown: a key the charger reported since (it replaces
+    an unconfirmed one) is not confirmed by that press (ValueError). The charger's recent signed
+    sessions are checked again."""
+    expected = shown_key
     if printed_key:
-        if ocmf.load_public_key(printed_key) != bytes(key.public_key):
+        expected = ocmf.load_public_key(printed_key)
+        if expected != bytes(key.public_key):
             raise ValueError(
                 "The key printed on the meter is not the one the charger reported: register "
                 "the printed key instead, and tell the charger's vendor."
             )
-    MeterKey.objects.filter(pk=key.pk).update(
-        confirmed_at=timezone.now(), confirmed_by=user, updated=timezone.now()
-    )
+    same = MeterKey.objects.filter(pk=key.pk)
+    if expected is not None:
+        same = same.filter(public_key=expected)  # checked and confirmed in one statement
+    if not same.update(confirmed_at=timezone.now(), confirmed_by=user, updated=timezone.now()):
+        raise KeyChanged(
+            "The charger reported another key for this meter since the page was loaded: "
+            "compare the key shown now with the one printed on the meter, then confirm."
+        )
     key.refresh_from_db()
     charger_signed_recheck(charger_id=key.charger_id)
     return key

@@ -9,6 +9,7 @@ import pytest
 
 from chargers.models import Charger
 from metering.models import MeterKey
+from metering.services import meter_key_prefill
 from tests.factories import ChargerFactory, MembershipFactory
 from tests.metering.signing import Meter
 
@@ -136,6 +137,36 @@ def test_confirming_without_pasting_the_printed_key(client, host, charger, meter
     key = _unconfirmed(charger, meter)
     client.force_login(host)
     assert client.post(f"{PAGE}{key.pk}/confirm/").status_code == 302
+    key.refresh_from_db()
+    assert key.confirmed
+
+
+def test_a_key_the_charger_reported_after_the_page_loaded_is_not_confirmed(
+    client, host, charger, meter
+):
+    _unconfirmed(charger, meter)
+    client.force_login(host)
+    page = client.get(PAGE).content.decode()
+    key = MeterKey.objects.get()
+    hidden = f'type="hidden" name="key{key.pk}-shown_key" value="{meter.public_key_der.hex()}"'
+    assert hidden in page  # the page posts the key it shows
+    # Meanwhile the charger reports another key for the same meter (it replaces an unconfirmed one).
+    other = Meter()
+    meter_key_prefill(charger=charger, port=1, public_key=other.public_key_hex)
+    response = client.post(
+        f"{PAGE}{key.pk}/confirm/",
+        {f"key{key.pk}-shown_key": meter.public_key_der.hex(), f"key{key.pk}-printed_key": ""},
+        follow=True,
+    )
+    key.refresh_from_db()
+    assert not key.confirmed and bytes(key.public_key) == other.public_key_der
+    html = response.content.decode()
+    assert "reported another key for this meter" in html
+    assert other.public_key_der.hex() in html  # the new key, to compare with the meter's
+    again = client.post(
+        f"{PAGE}{key.pk}/confirm/", {f"key{key.pk}-shown_key": other.public_key_der.hex()}
+    )
+    assert again.status_code == 302
     key.refresh_from_db()
     assert key.confirmed
 
