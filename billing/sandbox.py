@@ -435,27 +435,38 @@ class SandboxGateway(PaymentGateway):
         return intent_from(intent_json(row))
 
     def _write(self, reference: str, key: str, change: Callable[[Any], tuple[str, str]]) -> dict:
-        """Apply `change` to the locked intent once per key; it returns (error, event type)."""
-        from .models import SandboxIntent
+        """Apply `change` to the locked intent once per key; it returns (error, event type).
 
-        def make() -> dict:
-            with transaction.atomic():
-                row = SandboxIntent.objects.select_for_update().filter(pk=reference).first()
-                if row is None:
-                    return {"error": {"message": "No such payment_intent."}}
+        The answer is stored under the key in the transaction that holds the intent's lock, so
+        a twin request with the same key (a double submit, two workers) waits for the first and
+        replays its answer, as Stripe does, instead of applying the change a second time."""
+        from .models import SandboxIntent, SandboxRequest
+
+        stored = SandboxRequest.objects.filter(key=key).first()
+        if stored is not None:
+            return stored.response
+        with transaction.atomic():
+            row = SandboxIntent.objects.select_for_update().filter(pk=reference).first()
+            stored = SandboxRequest.objects.filter(key=key).first()
+            if stored is not None:
+                return stored.response
+            event, body = "", {}
+            if row is None:
+                answer: dict[str, Any] = {"error": {"message": "No such payment_intent."}}
+            else:
                 error, event = change(row)
                 if error:
-                    return {"error": {"message": error}, "intent": intent_json(row)}
-                row.save()
-                body = intent_json(row)
-            if event:
-                emit(
-                    event,
-                    body if event.startswith("payment_intent") else body["latest_charge"] or body,
-                )
-            return {"intent": body}
-
-        return _once(key, make)
+                    answer = {"error": {"message": error}, "intent": intent_json(row)}
+                else:
+                    row.save()
+                    body = intent_json(row)
+                    answer = {"intent": body}
+            SandboxRequest.objects.create(key=key, response=answer)
+        if event and "error" not in answer:
+            emit(
+                event, body if event.startswith("payment_intent") else body["latest_charge"] or body
+            )
+        return answer
 
     def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         def change(row: Any) -> tuple[str, str]:
