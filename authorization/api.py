@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
@@ -159,11 +159,15 @@ class TokenViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
         msp = serializer.validated_data.get("msp")
         self.require_edit(organization.pk if organization else msp.organization_id)
 
-    @transaction.atomic
     def perform_create(self, serializer: TokenSerializer) -> None:
         self._check_owner(serializer)
-        token = serializer.save()
-        token_group_touch(group_ids=[g.pk for g in token.groups.all()])
+        try:
+            with transaction.atomic():
+                token = serializer.save()
+                token_group_touch(group_ids=[g.pk for g in token.groups.all()])
+        except IntegrityError:
+            # The same card posted twice at once (a client's retry): the other request stored it.
+            raise ValidationError({"uid": "This UID is already registered."}) from None
 
     @transaction.atomic
     def perform_update(self, serializer: TokenSerializer) -> None:
@@ -222,11 +226,14 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
             self.request.user,
         ).order_by("pk")
 
-    @transaction.atomic
     def perform_create(self, serializer: TokenGroupSerializer) -> None:
         self.require_edit(serializer.validated_data["organization"].pk)
-        group = serializer.save()
-        token_group_touch(group_ids=[group.pk])
+        try:
+            with transaction.atomic():
+                group = serializer.save()
+                token_group_touch(group_ids=[group.pk])
+        except IntegrityError:  # the same group posted twice at once: the other stored it
+            raise ValidationError({"name": "A group with this name exists already."}) from None
 
     @transaction.atomic
     def perform_update(self, serializer: TokenGroupSerializer) -> None:

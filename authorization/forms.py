@@ -33,6 +33,10 @@ class OrganizationChoiceMixin:
             self.fields["organization"].widget = forms.HiddenInput()
 
 
+TOKEN_EXISTS = "This UID is already a token of your organization. Search for it to edit it."
+GROUP_EXISTS = "A group with this name exists already."
+
+
 class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
     organization = forms.ModelChoiceField(queryset=Organization.objects.all())
     groups = forms.ModelMultipleChoiceField(
@@ -78,9 +82,7 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
             and uid
             and Token.objects.filter(organization=org, uid_normalized=normalize_uid(uid)).exists()
         ):
-            self.add_error(
-                "uid", "This UID is already a token of your organization. Search for it to edit it."
-            )
+            self.add_error("uid", TOKEN_EXISTS)
         if uid and data.get("type") == Token.Type.EMAID and emaid_issuer(uid) is None:
             self.add_error("uid", NOT_AN_EMAID)
         for group in data.get("groups") or []:
@@ -127,7 +129,7 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
         data = self.cleaned_data
         org, name = data.get("organization"), (data.get("name") or "").strip()
         if org and name and TokenGroup.objects.filter(organization=org, name__iexact=name).exists():
-            self.add_error("name", "A group with this name exists already.")
+            self.add_error("name", GROUP_EXISTS)
         return data
 
     def validate_unique(self) -> None:

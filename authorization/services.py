@@ -434,11 +434,13 @@ def token_from_issuer(
         return None  # refused, and no card of its to keep
     whitelist = card.get("whitelist")
     with transaction.atomic():
-        token = (
-            Token.objects.select_for_update()
-            .filter(msp_id=msp_id, uid_normalized=normalize_uid(uid))
-            .first()
-        ) or Token(msp_id=msp_id, uid=uid, organization=None)
+        # Locked, or created once: two chargers presenting a new contract at once both keep
+        # the one card (the second waits for the first; it no longer fails on unique_msp_token).
+        token, _ = Token.objects.select_for_update().get_or_create(
+            msp_id=msp_id,
+            uid_normalized=normalize_uid(uid),
+            defaults={"uid": uid, "organization": None, "type": Token.Type.EMAID},
+        )
         token.type = Token.Type.EMAID
         token.valid = card.get("valid") is not False
         token.whitelist = (
@@ -523,19 +525,28 @@ def decide_cached(
 
 
 def token_group_create(*, organization_id: int, name: str) -> TokenGroup:
-    """Create an empty local token group (whitelisting from a log row can start one)."""
-    return TokenGroup.objects.create(organization_id=organization_id, name=name.strip())
+    """Create an empty local token group (whitelisting from a log row can start one); the
+    organization's group of that name when it exists (the same form sent twice at once)."""
+    group, _ = TokenGroup.objects.get_or_create(organization_id=organization_id, name=name.strip())
+    return group
+
+
+def _card_of(organization_id: int, uid: str, **defaults: Any) -> Token:
+    """The organization's card `uid`, created (an RFID card) if it has none. Two requests adding
+    the same new uid at once (a double click) get the one card: the second's insert fails on
+    unique_org_token inside a savepoint and it reads the first's."""
+    token, _ = Token.objects.get_or_create(
+        organization_id=organization_id,
+        uid_normalized=normalize_uid(uid),
+        defaults={"uid": uid, "type": Token.Type.RFID, **defaults},
+    )
+    return token
 
 
 @transaction.atomic
 def token_group_add_uid(*, group: TokenGroup, uid: str) -> Token:
     """Whitelist `uid` in `group`: reuse the organization's token for it, or create one."""
-    uid = uid.strip()
-    token = Token.objects.filter(
-        organization=group.organization, uid_normalized=normalize_uid(uid)
-    ).first()
-    if token is None:
-        token = Token.objects.create(uid=uid, organization=group.organization, type=Token.Type.RFID)
+    token = _card_of(group.organization_id, uid.strip())
     group.tokens.add(token)
     token_group_touch(group_ids=[group.pk])
     return token
@@ -575,17 +586,15 @@ def token_reimbursement_allow(
     """Reimbursement (seed 002 item 5): let the organization's card `uid` charge at these stations
     too. A card with allowed stations charges only there (decision step 10); created if new."""
     uid = uid.strip()
-    token = Token.objects.filter(
-        organization_id=organization_id, uid_normalized=normalize_uid(uid)
-    ).first()
-    if token is None:
-        token = Token(
-            uid=uid, organization_id=organization_id, type=Token.Type.RFID, label=label.strip()
-        )
-        token.full_clean()
-        token.save()
-    allowed = sorted(set(token.allowed_station_ids or []) | set(station_ids))
-    return token_update(token=token, allowed_station_ids=allowed)
+    Token(uid=uid, organization_id=organization_id, type=Token.Type.RFID).clean_fields(
+        exclude=["uid_normalized", "organization", "msp", "label"]
+    )  # a uid the card cannot have is refused before anything is stored
+    with transaction.atomic():
+        card = _card_of(organization_id, uid, label=label.strip()[:200])
+        # Locked: two stations allowed at once (two tabs) both stay on the list.
+        token = Token.objects.select_for_update().get(pk=card.pk)
+        allowed = sorted(set(token.allowed_station_ids or []) | set(station_ids))
+        return token_update(token=token, allowed_station_ids=allowed)
 
 
 def token_reimbursement_remove(*, token: Token, station_ids: list[str]) -> Token:

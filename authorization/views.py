@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,6 +26,8 @@ from backoffice.tenancy import (
 )
 
 from .forms import (
+    GROUP_EXISTS,
+    TOKEN_EXISTS,
     AddTokenForm,
     RoamingSearchForm,
     TokenCreateForm,
@@ -74,12 +76,18 @@ def token_list(request: HttpRequest) -> HttpResponse:
         form = TokenCreateForm(request.POST, user=request.user)
         if form.is_valid():
             require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
-            with transaction.atomic():
-                token = form.save()
-                for group in form.cleaned_data["groups"]:
-                    token_group_add_uid(group=group, uid=token.uid)
-            messages.success(request, f"Token {token.uid} added.")
-            return redirect("authorization:token-list")
+            try:
+                with transaction.atomic():
+                    token = form.save()
+                    for group in form.cleaned_data["groups"]:
+                        token_group_add_uid(group=group, uid=token.uid)
+            except IntegrityError:
+                # The same card sent twice at once (a double click, two tabs): the other request
+                # stored it; this one says so as the form's own check would have.
+                form.add_error("uid", TOKEN_EXISTS)
+            else:
+                messages.success(request, f"Token {token.uid} added.")
+                return redirect("authorization:token-list")
         status = 400
     else:
         form = TokenCreateForm(user=request.user, initial={"valid": True})
@@ -160,9 +168,14 @@ def token_group_list(request: HttpRequest) -> HttpResponse:
         form = TokenGroupForm(request.POST, user=request.user)
         if form.is_valid():
             require_role(request.user, form.cleaned_data["organization"].pk, edit=True)
-            group = form.save()
-            messages.success(request, f"Group “{group.name}” created. Add tokens to it below.")
-            return redirect("authorization:token-group-detail", group.pk)
+            try:
+                with transaction.atomic():
+                    group = form.save()
+            except IntegrityError:  # the same group sent twice at once: the other stored it
+                form.add_error("name", GROUP_EXISTS)
+            else:
+                messages.success(request, f"Group “{group.name}” created. Add tokens to it below.")
+                return redirect("authorization:token-group-detail", group.pk)
         status = 400
     else:
         form = TokenGroupForm(user=request.user)
