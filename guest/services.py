@@ -41,6 +41,7 @@ from .starts import (
     OPEN_BEFORE_START,
     fail_and_release,
     fail_start,
+    ports_locked,
     publish,
     start_timeout_s,
 )
@@ -117,7 +118,87 @@ def guest_start(
     if code is not None:
         raise StartRefused(code.value, PROMPTS[code].title, prompt=code)
     startable = {row["id"] for row in port_rows(connectors) if row["startable"]}
-    if connector_id not in startable or connector_busy_with_guest(charger.pk, connector_id):
+    if connector_id not in startable:
+        raise StartRefused(
+            "port_busy",
+            "That port is not free right now. Please choose another port.",
+            field="connector",
+        )
+    with transaction.atomic():
+        ports_locked(charger.pk)  # one guest per port: a second tab waits, then finds it taken
+        reserved = _reserve_port(
+            charger=charger,
+            connector_id=connector_id,
+            email=email,
+            site_url=site_url,
+            driver=driver,
+            price_version=price_version,
+        )
+    if isinstance(reserved, StartRefused):
+        raise reserved
+    gs = reserved
+    amount, currency, prop = gs.amount_held, gs.currency, charger.property
+    assert amount is not None and prop is not None  # _reserve_port found a rate, so a property
+    try:
+        intent = payments.hold_create(
+            amount=amount,
+            currency=currency,
+            idempotency_key=f"guest-hold-{gs.key}",
+            metadata={
+                "guest_session": gs.key,
+                "station_id": charger.station_id,
+                "connector_id": str(connector_id),
+            },
+            description=f"Charging at {charger.station_id}",
+            payment_method=payment_method,
+            return_url=return_url,
+            customer=customer,
+        )
+    except Exception:
+        logger.exception("Creating the hold for guest session %s failed", gs.pk)
+        fail_start(gs, "payments_unavailable", "Card payments are not available right now.")
+        raise StartRefused(
+            "payments_unavailable",
+            "Card payments are not available right now. Please try again later.",
+        ) from None
+    payment = payments.record(
+        organization_id=prop.organization_id,
+        amount_held=amount,
+        currency=currency,
+        reference=intent.reference,
+        email=email,
+        pending=True,
+    )
+    GuestSession.objects.filter(pk=gs.pk).update(
+        payment_id=payment.pk, payment_reference=intent.reference
+    )
+    gs.payment_id, gs.payment_reference = payment.pk, intent.reference
+    if payment_method:
+        if not intent.held:
+            fail_and_release(
+                gs, "payment_declined", "Your card was declined. You were not charged."
+            )
+            reason = f" ({intent.decline_reason})" if intent.decline_reason else ""
+            raise StartRefused(
+                "payment_declined", f"Your card was declined{reason}. Please use another card."
+            )
+        return guest_hold_confirmed(gs=gs)
+    return gs
+
+
+def _reserve_port(
+    *,
+    charger: Charger,
+    connector_id: int,
+    email: str,
+    site_url: str,
+    driver: bool,
+    price_version: str,
+) -> GuestSession | StartRefused:
+    """Take the port for a guest (the charger's row locked by the caller): the guest session with
+    its one-time token and the price shown. Raises StartRefused before writing anything when the
+    port is held or the price is missing or changed; returns the authorization's refusal."""
+    if connector_busy_with_guest(charger.pk, connector_id):
         raise StartRefused(
             "port_busy",
             "That port is not free right now. Please choose another port.",
@@ -163,7 +244,8 @@ def guest_start(
     )
     if not decision.accepted:
         Token.objects.filter(pk=token.pk).update(valid=False)
-        raise StartRefused(
+        # Returned, not raised: the refusal and its retired token are kept (the caller raises).
+        return StartRefused(
             decision.reason, not_allowed_reason(decision.reason), prompt=PromptCode.NOT_ALLOWED
         )
 
@@ -181,50 +263,6 @@ def guest_start(
     payments.price_shown_record(
         charger=charger, rate=rate, driver=driver, guest_session_id=gs.pk, at=shown_at
     )
-    try:
-        intent = payments.hold_create(
-            amount=amount,
-            currency=currency,
-            idempotency_key=f"guest-hold-{gs.key}",
-            metadata={
-                "guest_session": gs.key,
-                "station_id": charger.station_id,
-                "connector_id": str(connector_id),
-            },
-            description=f"Charging at {charger.station_id}",
-            payment_method=payment_method,
-            return_url=return_url,
-            customer=customer,
-        )
-    except Exception:
-        logger.exception("Creating the hold for guest session %s failed", gs.pk)
-        fail_start(gs, "payments_unavailable", "Card payments are not available right now.")
-        raise StartRefused(
-            "payments_unavailable",
-            "Card payments are not available right now. Please try again later.",
-        ) from None
-    payment = payments.record(
-        organization_id=prop.organization_id,
-        amount_held=amount,
-        currency=currency,
-        reference=intent.reference,
-        email=email,
-        pending=True,
-    )
-    GuestSession.objects.filter(pk=gs.pk).update(
-        payment_id=payment.pk, payment_reference=intent.reference
-    )
-    gs.payment_id, gs.payment_reference = payment.pk, intent.reference
-    if payment_method:
-        if not intent.held:
-            fail_and_release(
-                gs, "payment_declined", "Your card was declined. You were not charged."
-            )
-            reason = f" ({intent.decline_reason})" if intent.decline_reason else ""
-            raise StartRefused(
-                "payment_declined", f"Your card was declined{reason}. Please use another card."
-            )
-        return guest_hold_confirmed(gs=gs)
     return gs
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from authorization.models import Token
 from backoffice.env import env_float
+from chargers.models import Charger
 
 from . import payments
 from .models import GuestSession
@@ -20,6 +21,15 @@ from .models import GuestSession
 logger = logging.getLogger(__name__)
 
 OPEN_BEFORE_START = (GuestSession.State.PENDING, GuestSession.State.STARTING)
+
+
+def ports_locked(charger_id: int) -> None:
+    """Lock the charger's row until the current transaction ends: a start checks that no other
+    guest holds the port and takes it under this lock, so two tabs, a double submit or two stay
+    codes never both take one port (the second waits, then finds it taken)."""
+    Charger.objects.select_for_update(no_key=True).filter(pk=charger_id).values_list(
+        "pk", flat=True
+    ).first()
 
 
 def start_timeout_s() -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -45,7 +46,7 @@ from .selectors import (
     running_kwh,
     station_facts,
 )
-from .starts import fail_and_release, start_timeout_s
+from .starts import fail_and_release, ports_locked, start_timeout_s
 
 logger = logging.getLogger(__name__)
 
@@ -186,22 +187,25 @@ def stay_start(
             billed=True,
         )
 
-    if port is None or connector_busy_with_guest(charger.pk, port):
+    with transaction.atomic():
+        ports_locked(charger.pk)  # one guest per port: a second code waits, then finds it taken
+        gs = None
+        if port is not None and not connector_busy_with_guest(charger.pk, port):
+            gs = GuestSession.objects.create(
+                charger=charger,
+                connector_id=port,
+                email=reservation.guest_email,
+                token=token,
+                id_tag=uid,
+                site_url=site_url,
+                # Nothing to pay and maybe no address: no receipt email unless the guest has one.
+                receipt_sent_at=None if reservation.guest_email else now,
+            )
+    if gs is None or port is None:
         Token.objects.filter(pk=token.pk).update(valid=False)
         raise StayRefused(
             "port_busy", "No port is free right now. Please try again when one is free."
         )
-
-    gs = GuestSession.objects.create(
-        charger=charger,
-        connector_id=port,
-        email=reservation.guest_email,
-        token=token,
-        id_tag=uid,
-        site_url=site_url,
-        # Nothing to pay and maybe no address: no receipt email unless the guest has one.
-        receipt_sent_at=None if reservation.guest_email else now,
-    )
     connector_watch(charger.pk)
     try:
         command = send_command_sync(

@@ -1,0 +1,74 @@
+"""The guest's writes twice at once: two tabs, a double submit, the return page and the
+processor's webhook together, stop pressed twice. Two threads released together by a barrier,
+each with its own database connection (and its own browser), call the real view or service
+(PostgreSQL only: row locks across connections)."""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from guest.models import GuestSession
+from tests.guest.test_views_flow import FORM, accepted  # noqa: F401 (fixture)
+from tests.stays.test_stay_code_start import fake_charger, stay  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("accepted")]
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across connections: PostgreSQL")
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in threads released together; each result or the exception it raised."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[index] = call()
+        except BaseException as exc:  # returned to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_two_tabs_starting_the_same_port_at_once_hold_one_card(guest_charger, rate):
+    from billing.models import Payment
+
+    tabs = [Client(), Client()]
+    url = f"/s/{guest_charger.station_id}/start/"
+    results = at_once(*(lambda c=c: c.post(url, FORM) for c in tabs))
+    assert sorted(r.status_code for r in results) == [302, 409], results
+    gs = GuestSession.objects.get()
+    assert next(r for r in results if r.status_code == 302)["Location"] == f"/s/pay/{gs.key}/"
+    refused = next(r for r in results if r.status_code == 409).content.decode()
+    assert "That port is not free right now" in refused
+    assert Payment.objects.count() == 1
+
+
+def test_a_stay_code_sent_twice_at_once_starts_the_port_once(request):
+    """A double submit of the access code form: one guest session, one remote start."""
+    _, own, _, reservation = request.getfixturevalue("stay")
+    calls = request.getfixturevalue("fake_charger").calls
+    url = f"/s/{own.station_id}/stay/"
+    tabs = [Client(), Client()]
+    results = at_once(*(lambda c=c: c.post(url, {"code": reservation.access_code}) for c in tabs))
+    assert all(not isinstance(r, BaseException) and r.status_code < 500 for r in results), results
+    gs = GuestSession.objects.get()
+    assert gs.state == GuestSession.State.STARTING
+    starts = [call for call in calls if call[1] == "RemoteStartTransaction"]
+    assert starts == [("CABIN-1", "RemoteStartTransaction", {"connectorId": 1, "idTag": gs.id_tag})]
