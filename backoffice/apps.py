@@ -20,3 +20,4 @@ class BackofficeConfig(AppConfig):
         # A periodic task's last success (backoffice/metrics.py), in a worker, in the
         # in-process beat (task.apply()) and in eager runs alike.
         task_success.connect(_task_succeeded, weak=False, dispatch_uid="evportal-metrics")
+        from . import tasks  # noqa: F401  (registers backoffice's task names in every process)

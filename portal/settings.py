@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "backoffice.middleware.ViewerTimezoneMiddleware",
     # Records the signed-in user as the actor of audit log entries.
     "auditlog.middleware.AuditlogMiddleware",
+    # An API write sent again with its Idempotency-Key gets the first answer, not a second write.
+    "backoffice.idempotency.IdempotencyKeyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "backoffice.content_security.SelfWebsocketCSPMiddleware",
@@ -332,6 +334,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": env_int("GUEST_SWEEP_SECONDS", 60),
     },
     # OCPP message log retention (OCPP_LOG_RETENTION_DAYS; docs/performance.md).
+    # The REST API's Idempotency-Keys are kept a day (backoffice/idempotency.py).
+    "idempotency-keys-prune": {
+        "task": "backoffice.idempotency_keys_prune",
+        "schedule": 3600,
+    },
     "ocpp-log-cleanup": {
         "task": "chargers.message_log_cleanup",
         "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600),
@@ -581,6 +588,10 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI from our own static files (pinned by drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "backoffice.idempotency.schema_hook",
+    ],
     # security_profile and security_profile_pending share one choice set: one schema enum.
     "ENUM_NAME_OVERRIDES": {
         "SecurityProfileEnum": "chargers.models.Charger.SecurityProfile",
