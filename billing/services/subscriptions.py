@@ -44,6 +44,11 @@ def subscription_start(
     if not plan.active:
         raise ValidationError("This plan is no longer offered.")
     now = now or timezone.now()
+    # The plan's row is locked until the caller's transaction ends: a second start of the same
+    # subscription at once (a double click) waits and then finds the first.
+    SubscriptionPlan.objects.select_for_update(no_key=True).filter(pk=plan.pk).values_list(
+        "pk", flat=True
+    ).first()
     existing = Subscription.objects.filter(
         plan=plan, email__iexact=email, status=Subscription.Status.ACTIVE
     ).first()
@@ -102,6 +107,15 @@ def subscription_subscribe(
         subscription = subscription_start(plan=plan, email=email, now=now)
         if subscription.payment_method_ref and subscription.paid_until:
             return subscription  # already subscribed and paid
+        if subscription.invoices.filter(
+            status__in=(SubscriptionInvoice.Status.DUE, SubscriptionInvoice.Status.RETRYING)
+        ).exists():
+            # A first month already being charged (a second click at once, or an answer the
+            # processor never gave): charging another invoice could take the month twice.
+            raise ValidationError(
+                "Your first month is already being charged: the receipt, or the card's refusal, "
+                "comes by email in a moment."
+            )
         subscription.customer_ref, subscription.payment_method_ref = (
             customer_ref,
             payment_method_ref,

@@ -91,3 +91,27 @@ def test_a_refund_submitted_twice_at_once_is_one_refund(prop, charger):
     payment.refresh_from_db()
     assert payment.amount_refunded == Decimal("4.00")
     assert LedgerTransaction.objects.filter(kind="refund").count() == 1
+
+
+def test_subscribing_twice_at_once_charges_the_first_month_once(client, prop):
+    """A double click on Subscribe (two requests of one signed-in driver at once)."""
+    from django.test import Client
+
+    from billing.models import Subscription, SubscriptionInvoice, SubscriptionPlan
+    from tests.drivers.conftest import save_card, sign_up
+
+    plan = SubscriptionPlan.objects.create(
+        property=prop, name="Resident", monthly_fee=Decimal("25.00"), included_kwh=Decimal("100")
+    )
+    sign_up(client, "twice@example.com")
+    save_card(client)
+    tabs = [Client(), Client()]
+    for tab in tabs:
+        tab.cookies = client.cookies
+    url = f"/driver/plans/{plan.pk}/subscribe/"
+    results = at_once(*(lambda t=t: t.post(url) for t in tabs))
+    assert [r.status_code for r in results] == [302, 302], results
+    assert Subscription.objects.count() == 1
+    assert SubscriptionInvoice.objects.count() == 1
+    assert Payment.objects.filter(amount_captured=Decimal("25.00")).count() == 1
+    assert LedgerTransaction.objects.filter(kind="subscription_fee").count() == 1
