@@ -323,9 +323,14 @@ def locked_or_opened(
                 session.save(force_insert=True)
             return session, True
         except IntegrityError:
-            session = ChargingSession.objects.filter(
-                charger_id=charger_id, ocpp_transaction_id=event.transaction_id
-            ).first()
+            # Another event of this transaction opened it meanwhile: locked like the first
+            # look-up, so two events that lost that race fold one after the other (unlocked,
+            # each saved a fold without the other's event: an Ended could be undone).
+            session = (
+                ChargingSession.objects.select_for_update()
+                .filter(charger_id=charger_id, ocpp_transaction_id=event.transaction_id)
+                .first()
+            )
             if session is not None:
                 return session, False
             transaction_id = None  # our integer id collided: draw another

@@ -1,0 +1,208 @@
+"""The same thing twice, at once: a charger's message delivered twice (its retry after a lost
+answer, or its reconnect while the first is still being written), a StopTransaction racing the
+stale-session sweep, a charger created twice by a double submit. Each test releases its threads
+together (a Barrier) on PostgreSQL, each thread on its own connection, and checks that nothing
+was doubled or rewritten: one session, one close, one announcement, the charger's own stop."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from chargers.devices import stale
+from chargers.models import Charger, ChargingSession, MeterValue, TransactionEvent
+from chargers.ocpp.tolerant import MeterReading, Sample
+from chargers.sessions.closing import StopRequest, close_orm
+from tests.factories import ChargerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and constraints across connections: PostgreSQL")
+
+
+def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run the calls in threads released together; their results (or what they raised), in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[index] = calls[index]()
+        except BaseException as exc:  # returned to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def _session(charger: Charger, transaction_id: int, **fields: Any) -> ChargingSession:
+    started = timezone.now() - timedelta(hours=1)
+    return ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=transaction_id,
+        id_tag="CARD-1",
+        started_at=started,
+        meter_start_wh=Decimal(1000),
+        **fields,
+    )
+
+
+def _stop(session: ChargingSession, wh: int, reason: str = "EVDisconnected") -> StopRequest:
+    stopped = session.started_at + timedelta(minutes=50)
+    return StopRequest(
+        charger_id=session.charger_id,
+        transaction_id=session.transaction_id,
+        meter_stop=Decimal(wh),
+        stopped_at=stopped,
+        reason=reason,
+        readings=[MeterReading(stopped, [Sample(str(wh), unit="Wh")])],
+    )
+
+
+# -- a session's close ---------------------------------------------------------------------------
+
+
+def test_a_stop_delivered_twice_at_once_closes_once(announced_finished):
+    charger = ChargerFactory()
+    sessions = [_session(charger, 7100 + n) for n in range(6)]
+    for session in sessions:
+        stop = _stop(session, 9000)
+        results = at_once([partial(close_orm, stop)] * 2)
+        assert all(isinstance(r, ChargingSession) for r in results), results
+    for session in sessions:
+        session.refresh_from_db()
+        assert (session.status, session.meter_stop_wh, session.stop_reason) == (
+            "completed",
+            Decimal(9000),
+            "EVDisconnected",
+        )
+        # Its readings once, announced finished once: billing prices it once.
+        assert MeterValue.objects.filter(session=session).count() == 1
+    assert sorted(announced_finished) == sorted(s.pk for s in sessions)
+
+
+def test_a_stop_racing_the_stale_sweep_keeps_the_chargers_own_stop(announced_finished):
+    """The 1.6 sweep closes a session whose StopTransaction never came (at its last reading,
+    `NoStopTransaction`); the stop arrives just then. Whichever commits first, the session ends
+    where the charger says, and each close that changed it is announced once (the sweep's
+    estimate, if it came first, then the charger's stop that replaces it)."""
+    charger = ChargerFactory()
+    swept = 0
+    sessions = [_session(charger, 7200 + n) for n in range(8)]
+    for session in sessions:
+        stop = _stop(session, 8000, reason="Local")
+        closed_by_stop, closed_by_sweep = at_once(
+            [partial(close_orm, stop), partial(stale.close_without_stop, session.pk)]
+        )
+        assert isinstance(closed_by_stop, ChargingSession), closed_by_stop
+        assert closed_by_sweep in (True, False), closed_by_sweep
+        swept += closed_by_sweep
+    for session in sessions:
+        session.refresh_from_db()
+        assert (session.status, session.meter_stop_wh, session.stop_reason) == (
+            "completed",
+            Decimal(8000),
+            "Local",
+        )
+    assert len(announced_finished) == len(sessions) + swept
+
+
+# -- 2.0.1: an Ended racing the sweep, a transaction's first events at once ----------------------
+
+
+def _event(kind: str, seq_no: int, tx_id: str, minute: int, wh: int, **extra: Any) -> dict:
+    from tests.chargers.v201.conftest import tx_event
+
+    stamp = (
+        timezone.now().replace(microsecond=0) - timedelta(hours=2, minutes=-minute)
+    ).isoformat()
+    return tx_event(kind, seq_no, tx_id, timestamp=stamp, wh=wh, **extra)
+
+
+def _record(charger: Charger, payload: dict) -> Any:
+    from chargers.sessions.transactions import transaction_event_record
+
+    return transaction_event_record(
+        charger_id=charger.pk, payload=payload, received_at=timezone.now()
+    )
+
+
+def test_an_ended_racing_the_stale_sweep_keeps_the_chargers_end(announced_finished):
+    """The E14 check was told the transaction is over (nothing queued) just as its Ended
+    arrives: the session ends where the Ended says, announced once per close that changed it."""
+    charger = ChargerFactory(ocpp_version="2.0.1")
+    swept, ids = 0, []
+    for n in range(8):
+        tx_id = f"TX-SWEEP-{n}"
+        _record(charger, _event("Started", 0, tx_id, 0, 1000, id_token="04A1B2C3"))
+        session = ChargingSession.objects.get(ocpp_transaction_id=tx_id)
+        ids.append(session.pk)
+        ended = _event("Ended", 1, tx_id, 40, 9000, stopped_reason="EVDisconnected")
+        over = {"ongoingIndicator": False, "messagesInQueue": False}
+        recorded, verdict = at_once(
+            [
+                partial(_record, charger, ended),
+                partial(stale.transaction_status_apply, session_id=session.pk, response=over),
+            ]
+        )
+        assert not isinstance(recorded, BaseException), recorded
+        assert verdict.outcome == "ended", verdict
+        swept += verdict.closed
+    for session in ChargingSession.objects.filter(pk__in=ids):
+        assert (session.status, session.meter_stop_wh, session.stop_reason) == (
+            "completed",
+            Decimal(9000),
+            "EVDisconnected",
+        )
+    assert len(announced_finished) == len(ids) + swept
+
+
+def test_a_transactions_first_events_at_once_make_one_session_that_ends(announced_finished):
+    """A charger that reconnects resends what it had queued while its first socket's frames
+    are still being written: a transaction's Started, Updated and Ended reach us at once. One
+    session, and it ends as the Ended says (never left running by an event folded without it)."""
+    charger = ChargerFactory(ocpp_version="2.0.1")
+    for n in range(10):
+        tx_id = f"TX-FIRST-{n}"
+        events = [
+            _event("Started", 0, tx_id, 0, 1000, id_token="04A1B2C3"),
+            _event("Updated", 1, tx_id, 20, 5000),
+            _event("Ended", 2, tx_id, 40, 9000, stopped_reason="Local"),
+        ]
+        results = at_once([partial(_record, charger, payload) for payload in events])
+        assert not [r for r in results if isinstance(r, BaseException)], results
+        session = ChargingSession.objects.get(ocpp_transaction_id=tx_id)
+        assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
+            "completed",
+            Decimal(1000),
+            Decimal(9000),
+        ), tx_id
+    # One session per transaction, each event stored once. (Announced finished once per fold
+    # that changed its end: an Ended folded before the Started is priced again when the Started
+    # moves its meter start, as for any out-of-order delivery.)
+    assert ChargingSession.objects.filter(charger=charger).count() == 10
+    assert TransactionEvent.objects.filter(charger=charger).count() == 30
+    assert set(announced_finished) == set(
+        ChargingSession.objects.filter(charger=charger).values_list("pk", flat=True)
+    )
