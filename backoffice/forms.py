@@ -2,11 +2,84 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from .models import Membership, Organization
+
+STALE_EDIT = (
+    "Someone else saved this at {time}, after you opened this page: your changes are not saved. "
+    "Check the values below and save again to replace theirs."
+)
+
+
+class StaleEditMixin:
+    """For a ModelForm editing a row with `updated_at`: a save from a page opened before
+    someone else saved the row (another tab, a colleague, the API) is refused with a sentence
+    instead of silently putting that page's old values back. Saving again then replaces theirs:
+    the refusal moves the page to the row's current version."""
+
+    VERSION = "edited_version"
+    # Given by the form class this mixes into (a ModelForm).
+    data: Any
+    fields: Any
+    initial: Any
+    add_prefix: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[self.VERSION] = forms.CharField(
+            required=False, max_length=64, widget=forms.HiddenInput
+        )
+        instance = getattr(self, "instance", None)
+        if instance is not None and instance.pk is not None:
+            self.initial[self.VERSION] = instance.updated_at.isoformat()
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean()  # type: ignore[misc]
+        instance = getattr(self, "instance", None)
+        name = self.add_prefix(self.VERSION)
+        posted = self.data.get(name)
+        if instance is None or instance.pk is None or not posted:
+            return data  # a new row, or a page from before this check
+        current = (
+            type(instance).objects.filter(pk=instance.pk).values_list("updated_at", flat=True)
+        ).first()
+        if current is not None and current.isoformat() != posted:
+            self.data = self.data.copy()
+            self.data[name] = current.isoformat()
+            shown = timezone.localtime(current).strftime("%H:%M on %d %b %Y")
+            raise forms.ValidationError(
+                " ".join([STALE_EDIT.format(time=shown), *self._saved_now(instance, data)]),
+                code="stale",
+            )
+        return data
+
+    def _saved_now(self, instance: Any, data: dict[str, Any]) -> list[str]:
+        """Where this page differs from the row as saved now, with the saved value."""
+        differ = []
+        for name, field in self.fields.items():
+            if name == self.VERSION or name not in data or not hasattr(instance, name):
+                continue
+            if isinstance(field, forms.ModelMultipleChoiceField):
+                continue  # a relation's manager, not a value
+            saved = getattr(instance, name)
+            if saved != data[name]:
+                differ.append(f"{field.label or name}: {_shown(saved)}")
+        return [f"Saved now: {'; '.join(differ[:12])}."] if differ else []
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "empty"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%d %b %Y %H:%M")
+    return str(value)
 
 
 class InviteMemberForm(forms.Form):

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, date_input
+from backoffice.forms import DATE_INPUT_FORMATS, LocalDateTimeField, StaleEditMixin, date_input
 from backoffice.tenancy import TenantFormMixin
 
 from .models import RATE_PRICE_FIELDS, Rate, ReportSchedule, StatementJob
@@ -62,7 +62,7 @@ def _shown(value) -> str:
     return f"{value.normalize():f}" if hasattr(value, "normalize") else str(value)
 
 
-class RateForm(TenantFormMixin, forms.ModelForm):
+class RateForm(StaleEditMixin, TenantFormMixin, forms.ModelForm):
     """A location's (or one charger's) prices, in the location's currency and time zone."""
 
     valid_from = LocalDateTimeField(label="From")
