@@ -82,18 +82,25 @@ def session_receive(
     token = _our_card(partner, data.get("cdr_token"))
     status = str(data.get("status", ""))[:12]
     if row is None:
-        PartnerSession.objects.create(
-            organization_id=partner.organization_id,
-            partner=partner,
-            country_code=cc,
-            party_id=pid,
-            session_id=session_id,
-            token=token,
-            status=status,
-            data=data,
-            last_updated=when,
-        )
-        return
+        try:
+            with transaction.atomic():
+                PartnerSession.objects.create(
+                    organization_id=partner.organization_id,
+                    partner=partner,
+                    country_code=cc,
+                    party_id=pid,
+                    session_id=session_id,
+                    token=token,
+                    status=status,
+                    data=data,
+                    last_updated=when,
+                )
+            return
+        except IntegrityError:
+            # The same session PUT twice at once: the first made it, this one updates it.
+            row = PartnerSession.objects.select_for_update().get(
+                partner=partner, country_code=cc, party_id=pid, session_id=session_id
+            )
     row.data, row.last_updated, row.status, row.token = data, when, status, token
     row.save(update_fields=["data", "last_updated", "status", "token", "received_at"])
 

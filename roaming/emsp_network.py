@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import client, emsp_rules, hub_clients, ocpi
@@ -103,16 +103,23 @@ def location_receive(
     except emsp_rules.UnknownObject as exc:
         raise Refused(ocpi.Code.UNKNOWN_LOCATION, str(exc), 404) from None
     if row is None:
-        PartnerLocation.objects.create(
-            organization_id=partner.organization_id,
-            partner=partner,
-            country_code=cc,
-            party_id=pid,
-            location_id=location_id,
-            data=data,
-            last_updated=when,
-        )
-        return True
+        try:
+            with transaction.atomic():
+                PartnerLocation.objects.create(
+                    organization_id=partner.organization_id,
+                    partner=partner,
+                    country_code=cc,
+                    party_id=pid,
+                    location_id=location_id,
+                    data=data,
+                    last_updated=when,
+                )
+            return True
+        except IntegrityError:
+            # The same location PUT twice at once: the first made it, this one updates it.
+            row = PartnerLocation.objects.select_for_update().get(
+                partner=partner, country_code=cc, party_id=pid, location_id=location_id
+            )
     row.data, row.last_updated = data, when
     row.save(update_fields=["data", "last_updated", "received_at"])
     return False

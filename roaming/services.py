@@ -1090,6 +1090,9 @@ def token_store(
             ocpi.Code.CLIENT_ERROR, "You cannot push tokens for this party.", http_status=404
         )
     with transaction.atomic():
+        # One push of a party's card at a time: two at once of a new uid would each make the
+        # card (the second an IntegrityError, a 500); the second now finds the first's.
+        MobilityServiceProvider.objects.select_for_update(no_key=True).filter(pk=msp.pk).first()
         pushed = (
             PushedToken.objects.select_for_update()
             .select_related("token")

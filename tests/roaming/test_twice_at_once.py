@@ -1,0 +1,142 @@
+"""The same partner message twice at once (a partner retrying while its first call still runs):
+each object is stored once, the second call gets the first's result or the answer a late call
+gets, never a 500, and nothing money touches is doubled. Threads released together by a
+barrier, each with its own connection (PostgreSQL: row locks and unique indexes across
+connections)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from authorization.models import Token
+from roaming.models import PartnerLocation, PartnerSession, PushedToken, Terminal
+from tests.factories import OrganizationFactory, TokenFactory
+from tests.roaming import spec
+from tests.roaming.conftest import PARTNER_TOKEN, auth, connected_partner
+from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
+
+
+def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run the calls in threads released together; return their results (an exception raised
+    is returned in its place), in the calls' order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[index] = calls[index]()
+        except BaseException as exc:  # returned to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def send(method: str, url: str, body: Any, token: str) -> Callable[[], Any]:
+    def call() -> Any:
+        answer = Client(raise_request_exception=False).generic(
+            method,
+            url,
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(token),
+        )
+        return answer.status_code, answer.json()["status_code"]
+
+    return call
+
+
+# -- as CPO: an eMSP pushes the same token twice at once ------------------------------------------
+
+
+def test_a_token_put_twice_at_once_is_one_card_and_no_500(operator):
+    connected_partner(operator["org"], country_code="NL", party_id="TNM")
+    example = spec.example("token_put_example.json")
+    url = "/ocpi/2.2.1/tokens/NL/TNM/012345678"
+
+    answers = at_once([send("PUT", url, example, PARTNER_TOKEN) for _ in range(4)])
+
+    assert sorted(answers) == [(200, 1000)] * 3 + [(201, 1000)], answers
+    assert Token.objects.filter(uid="012345678").count() == 1
+    pushed = PushedToken.objects.get()
+    assert pushed.token.uid == "012345678"
+
+
+# -- as eMSP: a CPO pushes the same session and location twice at once ----------------------------
+
+
+@pytest.fixture
+def emsp_org():
+    org = OrganizationFactory()
+    with_identity(org)
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    return org
+
+
+def test_a_session_put_twice_at_once_is_one_row_and_no_500(emsp_org):
+    card = TokenFactory(organization=emsp_org, uid="123ABC")
+    session = spec.example("session_example_2_short_finished.json", "2.2.1")
+    url = "/ocpi/2.2.1/emsp/sessions/BE/BEC/101"
+
+    answers = at_once([send("PUT", url, session, CPO_TOKEN) for _ in range(4)])
+
+    assert answers == [(200, 1000)] * 4, answers
+    row = PartnerSession.objects.get()
+    assert (row.session_id, row.token_id) == ("101", card.pk)
+
+
+def test_a_location_put_twice_at_once_is_one_row_and_no_500(emsp_org):
+    location = spec.example("location_example.json", "2.2.1")
+    url = "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1"
+
+    answers = at_once([send("PUT", url, location, CPO_TOKEN) for _ in range(4)])
+
+    assert answers == [(200, 1000)] * 4, answers
+    assert PartnerLocation.objects.get().location_id == "LOC1"
+
+
+# -- as CPO: a payment terminal provider pushes the same terminal twice at once -------------------
+
+
+PTP_TOKEN = "ptp-calls-us-token"
+
+
+def test_a_terminal_posted_twice_at_once_is_one_terminal_and_no_500(operator):
+    connected_partner(
+        operator["org"],
+        token=PTP_TOKEN,
+        role="PTP",
+        country_code="AT",
+        party_id="PTP",
+        version="2.3.0",
+        base="https://ptp.example/ocpi/2.3.0",
+    )
+    example = spec.example("payment_terminal_create.json", "2.3.0")
+    url = "/ocpi/2.3.0/payments/terminals"
+
+    answers = at_once([send("POST", url, example, PTP_TOKEN) for _ in range(4)])
+
+    assert sorted(answers) == [(200, 1000)] * 3 + [(201, 1000)], answers
+    assert Terminal.objects.get().terminal_id == example["terminal_id"]
