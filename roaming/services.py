@@ -74,10 +74,11 @@ def our_endpoints(version: str) -> list[tuple[str, str, str]]:
 class RegistrationError(Exception):
     """The partner's side of the handshake failed; `code` is the OCPI status to answer."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, http_status: int = 200) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.http_status = http_status
 
 
 def our_credentials(
@@ -469,7 +470,13 @@ def partner_invite(
 
 
 def credentials_receive(
-    *, partner: Partner, body: Any, versions_url: str, update: bool, version: str = ocpi.V221
+    *,
+    partner: Partner,
+    body: Any,
+    versions_url: str,
+    update: bool,
+    version: str = ocpi.V221,
+    token: str = "",
 ) -> dict[str, Any]:
     """Register (POST) or update (PUT) a partner calling us at our `version`; return our new
     credentials.
@@ -479,6 +486,11 @@ def credentials_receive(
     newer version"), without registering again. Fetches the partner's endpoints of that
     version with its token first (no database transaction is held during those calls), then
     issues a new token C and keeps only its hash.
+
+    `token` is the one the partner called with (token A to register, its token C to update):
+    when another registration or update at the same time replaced it first, this one changes
+    nothing and is refused as a call with that token would be now (401), so the token C we
+    answered the first one stays the one that works.
     """
     has_emsp = EmspIdentity.objects.filter(organization_id=partner.organization_id).exists()
     credentials = parse_credentials(body, version=version, emsp=has_emsp)
@@ -489,6 +501,14 @@ def credentials_receive(
     token_c = ocpi.new_credentials_token()
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
+        held = {locked.incoming_token_hash, locked.token_a_hash} - {""}
+        if token and ocpi.token_hash(token) not in held:
+            raise RegistrationError(
+                ocpi.Code.CLIENT_ERROR,
+                "Your credentials changed meanwhile (a registration or update at the same "
+                "time): this token is no longer valid.",
+                http_status=401,
+            )
         locked.incoming_token_hash = ocpi.token_hash(token_c)
         _connect(locked, credentials=credentials, found=found, outgoing_token=credentials.token)
     logger.info(

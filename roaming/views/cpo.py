@@ -83,9 +83,10 @@ def credentials(request: HttpRequest, caller: Caller, body: Any) -> OcpiResult:
                 versions_url=_versions_url(request),
                 update=method == "PUT",
                 version=caller.version,
+                token=caller.token,
             )
         except services.RegistrationError as exc:
-            raise OcpiError(exc.code, exc.message) from None
+            raise OcpiError(exc.code, exc.message, http_status=exc.http_status) from None
         return OcpiResult(data=data)
     if method == "DELETE":
         if not registered:

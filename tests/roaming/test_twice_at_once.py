@@ -16,10 +16,12 @@ from django.db import connection
 from django.test import Client
 
 from authorization.models import Token
-from roaming.models import PartnerLocation, PartnerSession, PushedToken, Terminal
+from roaming import ocpi, services
+from roaming.models import Partner, PartnerLocation, PartnerSession, PushedToken, Terminal
 from tests.factories import OrganizationFactory, TokenFactory
 from tests.roaming import spec
 from tests.roaming.conftest import PARTNER_TOKEN, auth, connected_partner
+from tests.roaming.emsp_stub import EmspStub
 from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,3 +142,65 @@ def test_a_terminal_posted_twice_at_once_is_one_terminal_and_no_500(operator):
 
     assert sorted(answers) == [(200, 1000)] * 3 + [(201, 1000)], answers
     assert Terminal.objects.get().terminal_id == example["terminal_id"]
+
+
+# -- credentials: a partner registers (POST) or updates (PUT) twice at once -----------------------
+
+
+@pytest.fixture
+def stub(settings):
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]  # the stub listens on loopback
+    emsp = EmspStub()
+    yield emsp
+    emsp.close()
+
+
+def credentials(method: str, body: dict, token: str) -> Callable[[], Any]:
+    def call() -> Any:
+        answer = Client(raise_request_exception=False).generic(
+            method,
+            "/ocpi/2.2.1/credentials",
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(token),
+        )
+        return answer.status_code, answer.json()
+
+    return call
+
+
+def only_token_answered(answers: list[Any]) -> str:
+    """The one token C we answered, checked to be the one that works."""
+    accepted = [body["data"]["token"] for status, body in answers if body["status_code"] == 1000]
+    refused = [(status, body["status_code"]) for status, body in answers if status != 200]
+    assert (len(accepted), refused) == (1, [(401, 2000)]), answers
+    return accepted[0]
+
+
+def test_credentials_posted_twice_at_once_leave_the_token_we_answered_working(stub):
+    partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
+    stub.cpo_token = "stub-token-b-1"  # what we call the stub with
+    body = stub.our_credentials(stub.cpo_token)
+
+    answers = at_once([credentials("POST", body, token_a) for _ in range(2)])
+
+    token_c = only_token_answered(answers)
+    partner.refresh_from_db()
+    assert partner.state == Partner.State.CONNECTED
+    assert partner.incoming_token_hash == ocpi.token_hash(token_c)
+    assert Partner.objects.count() == 1
+
+
+def test_credentials_put_twice_at_once_leave_the_token_we_answered_working(stub):
+    partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
+    stub.cpo_token = "stub-token-b-1"
+    registered = at_once([credentials("POST", stub.our_credentials(stub.cpo_token), token_a)])
+    token_c = registered[0][1]["data"]["token"]
+    stub.cpo_token = "stub-token-b-2"
+    body = stub.our_credentials(stub.cpo_token)
+
+    answers = at_once([credentials("PUT", body, token_c) for _ in range(2)])
+
+    new_token = only_token_answered(answers)
+    partner.refresh_from_db()
+    assert partner.incoming_token_hash == ocpi.token_hash(new_token)
