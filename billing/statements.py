@@ -7,6 +7,7 @@ the StatementJob every chunk for the portal's progress bar.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -317,9 +318,12 @@ def statement_generate(*, job_id: int) -> StatementJob:
     root = statement_root()
     root.mkdir(parents=True, exist_ok=True)
     name = f"org{job.organization_id}-{job.kind}-{job.date_from}-{job.date_to}-{job.pk}.csv"
-    partial = root / (name + ".part")
+    # Each run writes its own partial file: a run redelivered while another still writes (two
+    # workers) never truncates or moves the other's file; the last whole file replaces the name.
+    handle_fd, partial_name = tempfile.mkstemp(dir=root, prefix=f"{name}.", suffix=".part")
+    partial = Path(partial_name)
     try:
-        with open(partial, "w", newline="", encoding="utf-8") as handle:
+        with open(handle_fd, "w", newline="", encoding="utf-8") as handle:
             if job.kind == StatementJob.Kind.ANNUAL:
                 _write_annual(job, handle)
             else:
@@ -327,7 +331,8 @@ def statement_generate(*, job_id: int) -> StatementJob:
         partial.replace(root / name)
     except Exception as exc:
         partial.unlink(missing_ok=True)
-        StatementJob.objects.filter(pk=job.pk).update(
+        # A twin run that finished keeps its whole file and its "Ready".
+        StatementJob.objects.filter(pk=job.pk).exclude(status=StatementJob.Status.DONE).update(
             status=StatementJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
         raise

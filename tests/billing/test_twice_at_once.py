@@ -5,16 +5,22 @@ row locks across connections)."""
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from billing.models import LedgerEntry, LedgerTransaction, Payment, Refund
+from billing.models import LedgerEntry, LedgerTransaction, Payment, Payout, Refund
 from tests.billing.helpers import paid_session, unit_rate
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+LATER = timezone.now() + timedelta(
+    days=40
+)  # every test's sessions are before its payout period's end
 
 
 @pytest.fixture(autouse=True)
@@ -115,3 +121,125 @@ def test_subscribing_twice_at_once_charges_the_first_month_once(client, prop):
     assert SubscriptionInvoice.objects.count() == 1
     assert Payment.objects.filter(amount_captured=Decimal("25.00")).count() == 1
     assert LedgerTransaction.objects.filter(kind="subscription_fee").count() == 1
+
+
+def test_one_webhook_event_delivered_twice_at_once_is_applied_once(prop, monkeypatch, settings):
+    """Stripe retries while the first delivery still runs: one stored event, the second is
+    answered 200 as a duplicate (the unique event id, not an IntegrityError's 500)."""
+    from django.test import Client
+
+    from billing.models import WebhookEvent
+    from billing.services import guest_payment_record
+    from tests.billing.test_webhooks import SECRET, event, intent, signed
+
+    settings.PAYMENT_GATEWAY = "stripe"
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_x")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    payment = guest_payment_record(
+        session_id=None,
+        organization_id=prop.organization_id,
+        amount_held=Decimal("32.67"),
+        currency="EUR",
+        reference="pi_3QxTestHold0002",
+        gateway="stripe",
+        status=Payment.Status.AUTHORIZED,
+    )
+    payload, header = signed(
+        event("payment_intent.succeeded", intent("succeeded", amount_received=545), "evt_twice")
+    )
+
+    def deliver():
+        return Client().post(
+            "/billing/webhooks/stripe/",
+            payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=header,
+        )
+
+    results = at_once(deliver, deliver)
+    assert not errors(results), results
+    assert [r.status_code for r in results] == [200, 200]
+    assert sorted(r.json()["duplicate"] for r in results) == [False, True]
+    assert WebhookEvent.objects.filter(event_id="evt_twice").count() == 1
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_captured) == ("captured", Decimal("5.45"))
+
+
+def test_two_payout_runs_at_once_pay_out_once(prop, charger):
+    """Two workers run the beat's payout task at once (or it is redelivered while running)."""
+    from billing.services import payouts_run
+
+    unit_rate(prop)
+    for _ in range(3):
+        paid_session(charger, wh=10000)
+    run = lambda: payouts_run(now=LATER)  # noqa: E731
+    results = at_once(run, run)
+    assert not errors(results), results
+    payout = Payout.objects.get()
+    assert payout.net == Decimal("30.00")
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert LedgerTransaction.objects.filter(kind="payout").count() == 1
+    assert not LedgerTransaction.objects.filter(payout__isnull=True, kind="guest_charge").exists()
+    assert ledger_balances()
+
+
+def test_a_license_activated_twice_at_once_is_booked_once(prop):
+    from billing.licenses import LicenseRefused, license_activate
+    from tests.factories import ChargerFactory
+
+    prop.currency = "EUR"
+    prop.save(update_fields=["currency"])
+    charger = ChargerFactory(property=prop, station_id="LIC-TWICE", license_valid_until=None)
+    activate = lambda: license_activate(charger_id=charger.pk)  # noqa: E731
+    results = at_once(activate, activate)
+    assert [type(e) for e in errors(results)] == [LicenseRefused], results
+    assert LedgerTransaction.objects.filter(kind="license_fee").count() == 1
+
+
+def test_a_scheduled_report_sent_by_two_workers_at_once_is_sent_once(host, prop):
+    from django.core import mail
+    from django.utils import timezone
+
+    from billing.models import ReportSchedule
+    from billing.scheduled_reports import report_send
+
+    schedule = ReportSchedule.objects.create(
+        organization=prop.organization, frequency="daily", uptime=True, enabled=True
+    )
+    schedule.recipients.set([host])
+    today = timezone.localdate()
+    send = lambda: report_send(schedule_id=schedule.pk, today=today)  # noqa: E731
+    mail.outbox.clear()
+    results = at_once(send, send)
+    assert not errors(results), results
+    assert sorted(results) == [False, True]
+    assert len(mail.outbox) == 1
+    schedule.refresh_from_db()
+    assert schedule.last_period_end == today
+
+
+def test_a_statement_generated_by_two_workers_at_once_is_one_whole_file(prop, charger, settings):
+    """The statement task redelivered while it runs (a worker lost, a second worker takes it)."""
+    from billing.models import StatementJob
+    from billing.statements import statement_generate, statement_path
+    from tests.billing.helpers import T0
+
+    unit_rate(prop)
+    for _ in range(12):
+        paid_session(charger, wh=10000)
+    job = StatementJob.objects.create(
+        organization=prop.organization,
+        kind=StatementJob.Kind.SESSIONS,
+        date_from=(T0 - timedelta(days=1)).date(),
+        date_to=(T0 + timedelta(days=2)).date(),
+    )
+    generate = lambda: statement_generate(job_id=job.pk)  # noqa: E731
+    results = at_once(generate, generate)
+    assert not errors(results), results
+    job.refresh_from_db()
+    assert job.status == StatementJob.Status.DONE
+    path = statement_path(job)
+    assert path is not None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 13 and "\x00" not in "".join(lines)
+    assert not list(path.parent.glob("*.part"))
