@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import django_filters
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.db.models.manager import BaseManager
 from django.http import Http404
@@ -84,6 +84,17 @@ class ConnectorSerializer(serializers.ModelSerializer):
             "info",
             "status_timestamp",
         ]
+
+
+def _insert_or_refuse(charger: Charger) -> None:
+    """Insert a new charger; its Station ID taken meanwhile is the API's usual 400."""
+    from chargers.security.services import STATION_ID_UNAVAILABLE
+
+    try:
+        with transaction.atomic():
+            charger.save()
+    except IntegrityError:
+        raise ValidationError({"station_id": [STATION_ID_UNAVAILABLE]}) from None
 
 
 class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
@@ -235,8 +246,13 @@ class ChargerSerializer(TenantSerializerMixin, serializers.ModelSerializer):
             setattr(instance, name, value)
         if password:
             instance.set_ocpp_password(password)
-        instance.full_clean(exclude=["ocpp_password_hash"])
-        instance.save()
+        # A new Station ID was checked by validate_station_id; one taken since (the same charger
+        # added twice at once: a double submit, a retried request) fails the insert, a 400 too.
+        instance.full_clean(exclude=["ocpp_password_hash"], validate_unique=not creating)
+        if creating:
+            _insert_or_refuse(instance)
+        else:
+            instance.save()
         if creating or profile is not None:
             request = self.context.get("request")
             try:

@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from chargers.devices import stale
 from chargers.models import Charger, ChargingSession, MeterValue, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions.closing import StopRequest, close_orm
-from tests.factories import ChargerFactory
+from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,3 +209,49 @@ def test_a_transactions_first_events_at_once_make_one_session_that_ends(announce
     assert set(announced_finished) == set(
         ChargingSession.objects.filter(charger=charger).values_list("pk", flat=True)
     )
+
+
+# -- a charger created twice at once -------------------------------------------------------------
+
+
+def test_the_same_charger_created_twice_at_once_through_the_api_is_one_charger_and_a_400():
+    prop = PropertyFactory()
+    owner = MembershipFactory(organization=prop.organization, role="owner").user
+
+    def create(api: APIClient, station_id: str) -> Any:
+        return api.post(
+            "/api/v1/chargers/", {"station_id": station_id, "property": prop.pk}, format="json"
+        )
+
+    apis = [APIClient(), APIClient()]
+    for api in apis:
+        api.force_authenticate(owner)
+    for n in range(4):
+        station_id = f"TWICE-API-{n}"
+        answers = at_once([partial(create, api, station_id) for api in apis])
+        assert sorted(a.status_code for a in answers) == [201, 400], answers
+        refused = next(a for a in answers if a.status_code == 400)
+        assert refused.json() == {"station_id": ["This station id cannot be used."]}
+        assert Charger.objects.filter(station_id=station_id).count() == 1
+
+
+def test_the_same_charger_added_twice_at_once_in_the_portal_is_one_charger_and_a_400():
+    prop = PropertyFactory()
+    owner = MembershipFactory(organization=prop.organization, role="owner").user
+
+    def add(client: Client, station_id: str) -> Any:
+        return client.post(
+            reverse("chargers:charger-add", args=[prop.pk]),
+            {"station_id": station_id, "security_profile": "1"},
+        )
+
+    clients = [Client(), Client()]  # two browser tabs
+    for client in clients:
+        client.force_login(owner)
+    for n in range(4):
+        station_id = f"TWICE-WEB-{n}"
+        answers = at_once([partial(add, client, station_id) for client in clients])
+        assert sorted(a.status_code for a in answers) == [200, 400], answers
+        refused = next(a for a in answers if a.status_code == 400)
+        assert "This station id cannot be used." in refused.content.decode()
+        assert Charger.objects.filter(station_id=station_id).count() == 1
