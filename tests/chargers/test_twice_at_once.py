@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -24,6 +25,7 @@ from chargers.devices import stale
 from chargers.models import Charger, ChargingSession, MeterValue, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions.closing import StopRequest, close_orm
+from chargers.sessions.opening import OpenRequest, open_orm
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -255,3 +257,43 @@ def test_the_same_charger_added_twice_at_once_in_the_portal_is_one_charger_and_a
         refused = next(a for a in answers if a.status_code == 400)
         assert "This station id cannot be used." in refused.content.decode()
         assert Charger.objects.filter(station_id=station_id).count() == 1
+
+
+# -- a start delivered twice ---------------------------------------------------------------------
+
+
+def test_a_start_delivered_twice_at_once_opens_one_session(announced_started):
+    """A 1.6 charger resends its StartTransaction (the answer was lost) while the first is still
+    being written: each handler drew its own transaction id, both get the first's session."""
+    charger = ChargerFactory()
+    started = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+    for n in range(6):
+        start = OpenRequest(
+            charger_id=charger.pk,
+            connector_id=1,
+            id_tag=f"CARD-{n}",
+            meter_start=Decimal(1000 + n),
+            started_at=started + timedelta(minutes=n),
+            token=None,
+        )
+        first, second = at_once(
+            [partial(open_orm, replace(start, transaction_id=9100 + 2 * n + k)) for k in (0, 1)]
+        )
+        assert isinstance(first, ChargingSession) and isinstance(second, ChargingSession)
+        assert first.pk == second.pk and first.transaction_id == second.transaction_id
+    assert ChargingSession.objects.filter(charger=charger).count() == 6
+    assert sorted(announced_started) == sorted(
+        ChargingSession.objects.filter(charger=charger).values_list("pk", flat=True)
+    )
+
+
+def test_a_started_event_delivered_twice_at_once_opens_one_session(announced_started):
+    charger = ChargerFactory(ocpp_version="2.0.1")
+    for n in range(6):
+        started = _event("Started", 0, f"TX-TWICE-{n}", 0, 1000, id_token="04A1B2C3")
+        outcomes = at_once([partial(_record, charger, started)] * 2)
+        assert sorted((o.started, o.duplicate) for o in outcomes) == [(False, True), (True, False)]
+        assert outcomes[0].session.pk == outcomes[1].session.pk
+    assert ChargingSession.objects.filter(charger=charger).count() == 6
+    assert TransactionEvent.objects.filter(charger=charger).count() == 6
+    assert len(announced_started) == 6
