@@ -204,3 +204,98 @@ def test_credentials_put_twice_at_once_leave_the_token_we_answered_working(stub)
     new_token = only_token_answered(answers)
     partner.refresh_from_db()
     assert partner.incoming_token_hash == ocpi.token_hash(new_token)
+
+
+# -- our side: the CDR of one session made, or corrected, twice at once ---------------------------
+
+
+def finished_roaming_session(operator, *, reason: str):
+    """A session of the partner's card at the public charger, 6 kWh, closed with `reason`."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from billing.models import Rate
+    from chargers.models import ChargingSession
+    from roaming import services as roaming_services
+
+    partner = connected_partner(operator["org"])
+    body = {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "RFID0001",
+        "type": "RFID",
+        "contract_id": "DE-EMS-C0001",
+        "issuer": "EMS",
+        "valid": True,
+        "whitelist": "ALWAYS",
+        "last_updated": "2026-01-01T00:00:00Z",
+    }
+    roaming_services.token_store(
+        partner=partner,
+        country_code="DE",
+        party_id="EMS",
+        uid="RFID0001",
+        type_="RFID",
+        body=body,
+    )
+    Rate.objects.create(
+        property=operator["public"],
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.35"),
+        tax_percent=Decimal("21"),
+    )
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    session = ChargingSession.objects.create(
+        charger=operator["cp_public"],
+        connector_id=1,
+        transaction_id=7001,
+        id_tag="RFID0001",
+        token=Token.objects.get(uid="RFID0001"),
+        started_at=start,
+        stopped_at=datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+        received_stop_at=datetime.now(UTC),
+        meter_start_wh=Decimal("10000"),
+        meter_stop_wh=Decimal("16000"),
+        stop_reason=reason,
+        status=ChargingSession.Status.COMPLETED,
+    )
+    return partner, session
+
+
+def test_the_cdr_of_a_session_made_twice_at_once_is_one_cdr_sent_once(operator):
+    from roaming import sessions
+    from roaming.models import Cdr, Delivery
+
+    partner, session = finished_roaming_session(operator, reason="Local")
+
+    made = at_once(
+        [lambda: sessions.cdr_create(session_id=session.pk)] * 2 + [sessions.sessions_sweep] * 2
+    )
+
+    assert not [r for r in made if isinstance(r, BaseException)], made
+    cdr = Cdr.objects.get()
+    assert cdr.cdr_id == f"CDR-{session.pk}"
+    assert Delivery.objects.filter(partner=partner, module="cdrs").count() == 1
+
+
+def test_an_estimated_cdr_corrected_twice_at_once_is_credited_and_replaced_once(operator):
+    """Two support agents press *Credit and replace* while the sweep runs twice: one Credit CDR
+    and one new CDR go to the partner."""
+    from chargers.models import ChargingSession
+    from roaming import sessions
+    from roaming.models import Cdr, Delivery
+
+    partner, session = finished_roaming_session(operator, reason="NoStopTransaction")
+    first = sessions.cdr_create(session_id=session.pk)
+    assert first is not None and first.estimated
+    # The charger's own stop came since: 12 kWh, not the 6 of our estimate.
+    ChargingSession.objects.filter(pk=session.pk).update(stop_reason="Local", meter_stop_wh=22000)
+
+    done = at_once([lambda: sessions.cdrs_correct([first.pk])] * 2 + [sessions.sessions_sweep] * 2)
+
+    assert not [r for r in done if isinstance(r, BaseException)], done
+    ids = sorted(Cdr.objects.values_list("cdr_id", flat=True))
+    assert ids == sorted([f"CDR-{session.pk}", f"CDR-{session.pk}-2", f"CDR-{session.pk}-C"])
+    assert Delivery.objects.filter(partner=partner, module="cdrs").count() == 3
+    assert Cdr.objects.current().get().cdr_id == f"CDR-{session.pk}-2"
