@@ -93,6 +93,9 @@ class PowerForm(forms.Form):
         ),
     )
 
+    # The budget the page showed (services.budget_version): a save from a stale tab is refused.
+    version = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
     def __init__(self, *args: Any, station_ids: dict[str, int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.station_ids = station_ids or {}

@@ -737,6 +737,21 @@ def check_circuits(circuits: Sequence[CircuitSpec]) -> None:
     allocation.check_tree({c.name: c.parent or allocation.MAIN for c in circuits})
 
 
+class BudgetChanged(Exception):
+    """The budget was saved (or removed) by someone else after the form was opened (another
+    tab, a colleague): `version` is the budget's version now, `saved_at` when it changed."""
+
+    def __init__(self, current: SiteBudget | None) -> None:
+        super().__init__("The budget changed after the form was opened.")
+        self.version = budget_version(current)
+        self.saved_at = current.updated_at if current is not None else timezone.now()
+
+
+def budget_version(site: SiteBudget | None) -> str:
+    """What a form keeps of the budget it shows, to tell a later save it changed meanwhile."""
+    return site.updated_at.isoformat() if site is not None else ""
+
+
 @transaction.atomic
 def budget_save(
     *,
@@ -749,11 +764,25 @@ def budget_save(
     circuits: Sequence[CircuitSpec] | None = None,
     connectors: Sequence[ConnectorSpec] | None = None,
     connectors_replace: bool = False,
+    version: str | None = None,
 ) -> SiteBudget:
     """Create or replace the property's budget (and, when given, its circuits and connectors'
     electrical data; `connectors_replace`: the connectors not given lose theirs), then recompute
     its allocation. Input is validated by the caller
-    (schedule.parse_schedule, check_circuits)."""
+    (schedule.parse_schedule, check_circuits).
+
+    `version` (`budget_version` of the budget the form showed, "" for none): raise
+    BudgetChanged when the budget is no longer that one, so a stale tab does not silently undo
+    what was saved since. Saves of one property take turns (its row is locked)."""
+    from backoffice.models import Property
+
+    # FOR NO KEY UPDATE: saves wait for each other, rows that merely reference the property
+    # (allocations, samples written by a recompute) do not wait for a save.
+    list(Property.objects.select_for_update(no_key=True).filter(pk=property_id).values_list("pk"))
+    if version is not None:
+        current = SiteBudget.objects.filter(property_id=property_id).first()
+        if budget_version(current) != version:
+            raise BudgetChanged(current)
     site, _ = SiteBudget.objects.update_or_create(
         property_id=property_id,
         defaults={

@@ -10,11 +10,12 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from backoffice.forms import STALE_EDIT
 from backoffice.models import Property
 from backoffice.tenancy import readable, require_role
 
@@ -111,6 +112,7 @@ def power_overview(request: HttpRequest) -> HttpResponse:
 
 def _initial(site: Any, prop: Property) -> dict[str, Any]:
     return {
+        "version": services.budget_version(site),
         "limit_a": site.limit_a,
         "phases": site.phases,
         "voltage": site.voltage,
@@ -145,23 +147,37 @@ def location_power(request: HttpRequest, pk: int) -> HttpResponse:
         form = PowerForm(request.POST, station_ids=_station_ids(prop))
         if form.is_valid():
             data = form.cleaned_data
-            services.budget_save(
-                property_id=prop.pk,
-                limit_a=data["limit_a"],
-                phases=data["phases"],
-                voltage=data["voltage"],
-                policy=data["policy"],
-                schedule_entries=data["schedule"],
-                circuits=data["circuits"],
-                connectors=data["connectors"],
-                connectors_replace=True,
-            )
-            messages.success(request, "Power budget saved. The chargers get their new limits now.")
-            return redirect("power:location-power", prop.pk)
+            try:
+                services.budget_save(
+                    property_id=prop.pk,
+                    limit_a=data["limit_a"],
+                    phases=data["phases"],
+                    voltage=data["voltage"],
+                    policy=data["policy"],
+                    schedule_entries=data["schedule"],
+                    circuits=data["circuits"],
+                    connectors=data["connectors"],
+                    connectors_replace=True,
+                    version=data["version"] if "version" in request.POST else None,
+                )
+            except services.BudgetChanged as exc:
+                # As backoffice.forms.StaleEditMixin: nothing saved, said when; the page now
+                # carries the budget's current version, so saving again replaces it.
+                data = QueryDict(mutable=True)
+                data.update(form.data)
+                data["version"] = exc.version
+                form.data = data
+                shown = timezone.localtime(exc.saved_at).strftime("%H:%M on %d %b %Y")
+                form.add_error(None, STALE_EDIT.format(time=shown))
+            else:
+                messages.success(
+                    request, "Power budget saved. The chargers get their new limits now."
+                )
+                return redirect("power:location-power", prop.pk)
     elif site is not None:
         form = PowerForm(initial=_initial(site, prop))
     else:
-        form = PowerForm()
+        form = PowerForm(initial={"version": ""})
     context = live_context(prop) | {
         "form": form,
         **_rows(request, prop, site),
