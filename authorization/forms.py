@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from backoffice.forms import LocalDateTimeField
+from backoffice.forms import LocalDateTimeField, StaleEditMixin
 from backoffice.models import Organization
 from backoffice.tenancy import TenantFormMixin
 
@@ -91,7 +91,10 @@ class TokenCreateForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm)
         return data
 
 
-class TokenEditForm(forms.ModelForm):
+class TokenEditForm(StaleEditMixin, forms.ModelForm):
+    """A card's label, validity, block and expiry. A page opened before someone else saved the
+    card (a colleague blocking it as lost) cannot unblock it by saving a label."""
+
     expires_at = LocalDateTimeField(
         label="Expires at", required=False, help_text="Leave empty for no expiry."
     )

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from django import forms
 
+from backoffice.forms import StaleEditMixin
 from backoffice.models import Organization
 from chargers.models import Charger
 
@@ -67,7 +68,7 @@ class PartnerConnectForm(_OrganizationForm):
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-class LocationProfileForm(forms.ModelForm):
+class LocationProfileForm(StaleEditMixin, forms.ModelForm):
     """A location's address and roaming data as hosts enter them: address, city, postal code,
     country, coordinates, operator and opening hours (24/7, or a period per weekday).
 
@@ -212,7 +213,7 @@ class LocationProfileForm(forms.ModelForm):
         )
 
 
-class EvseProfileForm(forms.ModelForm):
+class EvseProfileForm(StaleEditMixin, forms.ModelForm):
     parking_restrictions = forms.MultipleChoiceField(
         choices=ParkingRestriction.choices,
         required=False,
