@@ -11,6 +11,7 @@ from backoffice.admin_paging import (
     ProbedDateHierarchy,
     fixed_choices_filter,
 )
+from backoffice.forms import StaleEditMixin
 from backoffice.tenancy import check_same_organization
 
 from .decisions import REASONS
@@ -106,8 +107,17 @@ class MspAdmin(admin.ModelAdmin):
         self.message_user(request, f"Unblocked {queryset.count()} provider(s).", messages.SUCCESS)
 
 
+class TokenAdminForm(StaleEditMixin, forms.ModelForm):
+    """An agent's page opened before a host blocked the card cannot unblock it by saving."""
+
+    class Meta:
+        model = Token
+        fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
+
+
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
+    form = TokenAdminForm
     list_display = ["uid", "type", "organization", "msp", "valid", "blocked", "expires_at"]
     search_fields = ["uid", "uid_normalized", "label"]
     list_filter = ["type", "valid", "blocked"]

@@ -16,30 +16,25 @@ STALE_EDIT = (
 )
 
 
-class StaleEditMixin:
-    """For a ModelForm editing a row with `updated_at`: a save from a page opened before
-    someone else saved the row (another tab, a colleague, the API) is refused with a sentence
-    instead of silently putting that page's old values back. Saving again then replaces theirs:
-    the refusal moves the page to the row's current version."""
+class StaleEditMixin(forms.Form):
+    """For a ModelForm editing a row with `updated_at` (list it first: `class F(StaleEditMixin,
+    forms.ModelForm)`): a save from a page opened before someone else saved the row (another
+    tab, a colleague, the API) is refused with a sentence instead of silently putting that
+    page's old values back. Saving again then replaces theirs: the refusal moves the page to the
+    row's current version. A declared field, so the admin's fieldsets show it too."""
 
     VERSION = "edited_version"
-    # Given by the form class this mixes into (a ModelForm).
-    data: Any
-    fields: Any
-    initial: Any
-    add_prefix: Any
+    edited_version = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields[self.VERSION] = forms.CharField(
-            required=False, max_length=64, widget=forms.HiddenInput
-        )
         instance = getattr(self, "instance", None)
         if instance is not None and instance.pk is not None:
             self.initial[self.VERSION] = instance.updated_at.isoformat()
 
     def clean(self) -> dict[str, Any]:
-        data: dict[str, Any] = super().clean()  # type: ignore[misc]
+        cleaned = super().clean()
+        data: dict[str, Any] = self.cleaned_data if cleaned is None else cleaned
         instance = getattr(self, "instance", None)
         name = self.add_prefix(self.VERSION)
         posted = self.data.get(name)
@@ -49,8 +44,10 @@ class StaleEditMixin:
             type(instance).objects.filter(pk=instance.pk).values_list("updated_at", flat=True)
         ).first()
         if current is not None and current.isoformat() != posted:
-            self.data = self.data.copy()
-            self.data[name] = current.isoformat()
+            posted_data: Any = self.data  # a QueryDict, read-only: a copy takes the new version
+            moved = posted_data.copy()
+            moved[name] = current.isoformat()
+            self.data = moved
             shown = timezone.localtime(current).strftime("%H:%M on %d %b %Y")
             raise forms.ValidationError(
                 " ".join([STALE_EDIT.format(time=shown), *self._saved_now(instance, data)]),

@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from backoffice.admin import ReadOnlyAdmin
 from backoffice.admin_paging import DateHierarchyInRange
+from backoffice.forms import StaleEditMixin
 
 from . import schedule
 from .admin_money import CurrencyAmountsAdmin
@@ -42,7 +43,7 @@ from .money import is_known_currency, round_money
 from .services import payouts, rates, refunds, subscriptions
 
 
-class RateAdminForm(forms.ModelForm):
+class RateAdminForm(StaleEditMixin, forms.ModelForm):
     class Meta:
         model = Rate
         fields = "__all__"  # noqa: DJ007 - admin forms edit every field the ModelAdmin shows
