@@ -352,8 +352,10 @@ class ChargerAdmin(admin.ModelAdmin):
                 continue
             try:
                 command = commands.send_command_sync(
-                    charger, action, payload, source="admin", user_id=request.user.pk
+                    charger, action, payload, source="admin", user_id=request.user.pk, once=True
                 )
+            except commands.AlreadyPending as exc:
+                self.message_user(request, f"{charger}: {exc.told(action)}", messages.WARNING)
             except commands.ChargerOffline:
                 self.message_user(
                     request, f"{charger}: offline, {action} not sent.", messages.ERROR
@@ -383,8 +385,13 @@ class ChargerAdmin(admin.ModelAdmin):
         for charger in queryset:
             try:
                 token, decision, command = operator_remote_start_sync(
-                    charger, connector_id=1, user_id=request.user.pk
+                    charger, connector_id=1, user_id=request.user.pk, once=True
                 )
+            except commands.AlreadyPending as exc:
+                self.message_user(
+                    request, f"{charger}: {exc.told('RemoteStartTransaction')}", messages.WARNING
+                )
+                continue
             except ValueError as exc:
                 self.message_user(request, f"{charger}: {exc}", messages.ERROR)
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -60,6 +61,65 @@ class CommandTimeout(Exception):
                 "Try again in a minute."
             )
         return f"{label} was sent, but the charger did not answer in time."
+
+
+class AlreadyPending(Exception):
+    """The same request (`ONCE_ACTIONS`, same connector or transaction) to this charger is still
+    waiting for the charger's answer: a person pressed it twice (two tabs, a double submit, two
+    agents). The second is not sent; `command` is the first."""
+
+    def __init__(self, command: Command):
+        super().__init__(
+            f"{command.action} to {command.charger_id} is still waiting for its answer"
+        )
+        self.command = command
+
+    def told(self, label: str) -> str:
+        """What a person who asked for `label` again is told."""
+        return (
+            f"{label} was not sent again: the same request is already waiting for the "
+            "charger's answer."
+        )
+
+
+# What a person asks a charger once at a time (per connector or transaction): a second press
+# while the first waits for its answer would start, stop, reset or unlock twice.
+ONCE_ACTIONS = frozenset(
+    {
+        "RemoteStartTransaction",
+        "RequestStartTransaction",
+        "RemoteStopTransaction",
+        "RequestStopTransaction",
+        "Reset",
+        "UnlockConnector",
+        "ChangeAvailability",
+    }
+)
+
+
+def _target(payload: object) -> tuple:
+    """What a request of ONCE_ACTIONS is about: its connector, EVSE or transaction."""
+    if not isinstance(payload, dict):
+        return ()
+    evse = payload.get("evse")
+    return (
+        payload.get("connectorId"),
+        payload.get("evseId"),
+        evse.get("id") if isinstance(evse, dict) else None,
+        payload.get("transactionId"),
+    )
+
+
+def _pending_twin(charger_id: int, action: str, payload: dict, within_s: float) -> Command | None:
+    """The same request to this charger still waiting for its answer (created within
+    `within_s`: a waiter that died leaves its row pending). In the caller's transaction, with
+    the charger's row locked so that two presses at once are checked one after the other."""
+    Charger.objects.select_for_update().filter(pk=charger_id).values_list("pk").first()
+    since = timezone.now() - timedelta(seconds=within_s)
+    pending = Command.objects.filter(
+        charger_id=charger_id, action=action, status=Command.Status.PENDING, created_at__gte=since
+    ).order_by("pk")
+    return next((c for c in pending if _target(c.payload) == _target(payload)), None)
 
 
 class InvalidCommand(Exception):
@@ -125,7 +185,12 @@ def _command_create(
     user_id: int | None,
     status: str,
     note: str = "",
+    once_within: float | None = None,
 ) -> Command:
+    if once_within is not None and action in ONCE_ACTIONS:
+        twin = _pending_twin(charger_id, action, payload, once_within)
+        if twin is not None:
+            raise AlreadyPending(twin)
     command = Command.objects.create(
         charger_id=charger_id,
         action=action,
@@ -173,11 +238,13 @@ async def send_command(
     user_id: int | None = None,
     timeout: float | None = None,
     note: str = "",
+    once: bool = False,
 ) -> Command:
     """Send `action` to the charger and return the completed Command (`note`: what it means,
-    shown on the charger's page instead of the payload).
+    shown on the charger's page instead of the payload). `once`: a person asked; the same
+    request of ONCE_ACTIONS still waiting for its answer is not sent again (AlreadyPending).
 
-    Raises InvalidCommand, ChargerOffline or CommandTimeout.
+    Raises InvalidCommand, ChargerOffline, CommandTimeout or AlreadyPending.
     """
     action, payload = await for_charger(charger, action, payload)
     check_outgoing_or_raise(action, payload, charger.ocpp_version)
@@ -227,6 +294,8 @@ async def send_command(
         user_id,
         Command.Status.PENDING,
         note,
+        # The first's wait: its timeout, the hops, and its turn behind an earlier CALL.
+        2 * timeout + 5 if once else None,
     )
     layer = get_channel_layer()
     # The default prefix, not a private one: channels_redis reads all process-local channels of
@@ -466,11 +535,12 @@ def send_command_sync(
     source: str = "api",
     user_id: int | None = None,
     timeout: float | None = None,
+    once: bool = False,
 ) -> Command:
     # The charger may take up to the call timeout to answer: the request's thread gives its pooled
     # database connection back meanwhile (13 such requests held a 12-connection pool: 500s).
     if not connection.in_atomic_block:
         connection.close()
     return async_to_sync(send_command)(
-        charger, action, payload, source=source, user_id=user_id, timeout=timeout
+        charger, action, payload, source=source, user_id=user_id, timeout=timeout, once=once
     )

@@ -32,11 +32,13 @@ async def remote_start(
     user_id: int | None = None,
     timeout: float | None = None,
     charging_profile: dict | None = None,
+    once: bool = False,
 ) -> tuple[Decision, Command | None]:
     """Return the recorded decision and, when it accepted, the RemoteStartTransaction command.
 
     `charging_profile` (a 1.6 TxProfile) goes to the charger as given; the outgoing schema
-    checks it. Raises the exceptions of chargers.devices.commands.send_command.
+    checks it. `once`: a person pressed it (chargers.devices.commands.send_command). Raises the
+    exceptions of chargers.devices.commands.send_command.
     """
     payload: dict = {"idTag": id_tag}
     if connector_id:
@@ -57,7 +59,13 @@ async def remote_start(
     if not decision.accepted:
         return decision, None
     command = await commands.send_command(
-        charger, "RemoteStartTransaction", payload, source=source, user_id=user_id, timeout=timeout
+        charger,
+        "RemoteStartTransaction",
+        payload,
+        source=source,
+        user_id=user_id,
+        timeout=timeout,
+        once=once,
     )
     return decision, command
 
@@ -97,6 +105,7 @@ def operator_remote_start_sync(
     label: str = "",
     source: str = "admin",
     user_id: int | None = None,
+    once: bool = False,
 ) -> tuple[Token, Decision, Command | None]:
     """Start an operator's override session through the same path as any remote start: a token
     that is valid here (never the last guest's, which is dead once its session ended), the
@@ -109,6 +118,7 @@ def operator_remote_start_sync(
         context=Context.REMOTE_APP,
         source=source,
         user_id=user_id,
+        once=once,
     )
     return token, decision, command
 

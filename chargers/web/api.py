@@ -581,8 +581,18 @@ class ChargerViewSet(
                     return command
             else:
                 command = commands.send_command_sync(
-                    charger, ocpp_action, dict(payload), source="api", user_id=request.user.pk
+                    charger,
+                    ocpp_action,
+                    dict(payload),
+                    source="api",
+                    user_id=request.user.pk,
+                    once=True,
                 )
+        except commands.AlreadyPending as exc:
+            return Response(
+                {"status": "pending", "detail": exc.told(ocpp_action or "")},
+                status=status.HTTP_409_CONFLICT,
+            )
         except commands.InvalidCommand as exc:
             return Response(
                 {"status": "invalid", "error": exc.error.code, "detail": exc.error.description},
@@ -743,6 +753,7 @@ class ChargerViewSet(
             source="api",
             user_id=request.user.pk,
             charging_profile=profile,
+            once=True,
         )
         if command is None:
             return Response(
@@ -782,7 +793,12 @@ class ChargerViewSet(
                 status=status.HTTP_403_FORBIDDEN,
             )
         return commands.send_command_sync(
-            charger, "RequestStartTransaction", payload, source="api", user_id=request.user.pk
+            charger,
+            "RequestStartTransaction",
+            payload,
+            source="api",
+            user_id=request.user.pk,
+            once=True,
         )
 
 

@@ -306,6 +306,7 @@ def charger_command(request: HttpRequest, station_id: str) -> HttpResponse:
                 connector_id=form.cleaned_data["connector_id"],
                 source="portal",
                 user_id=request.user.pk,
+                once=True,
             )
             if command is None:
                 messages.error(
@@ -319,8 +320,10 @@ def charger_command(request: HttpRequest, station_id: str) -> HttpResponse:
             command = local_list_push_sync(charger, user_id=request.user.pk)
         else:
             command = commands.send_command_sync(
-                charger, action, form.payload(), source="portal", user_id=request.user.pk
+                charger, action, form.payload(), source="portal", user_id=request.user.pk, once=True
             )
+    except commands.AlreadyPending as exc:
+        messages.warning(request, exc.told(label))
     except commands.ChargerOffline:
         messages.error(request, f"{label} was not sent: the charger is offline.")
     except commands.CommandTimeout as exc:

@@ -22,11 +22,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chargers.devices import stale
-from chargers.models import Charger, ChargingSession, MeterValue, TransactionEvent
+from chargers.models import Charger, ChargingSession, Command, MeterValue, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions.closing import StopRequest, close_orm
 from chargers.sessions.opening import OpenRequest, open_orm
-from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
+from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -297,3 +297,49 @@ def test_a_started_event_delivered_twice_at_once_opens_one_session(announced_sta
     assert ChargingSession.objects.filter(charger=charger).count() == 6
     assert TransactionEvent.objects.filter(charger=charger).count() == 6
     assert len(announced_started) == 6
+
+
+# -- a command pressed twice ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def online_charger(settings):
+    """A charger marked online with no socket behind it: a command waits its (short) timeout."""
+    from tests.guest.conftest import make_online
+
+    settings.OCPP_CALL_TIMEOUT = 1
+    charger = make_online(ChargerFactory(station_id="TWICE-CMD"), statuses=("Available",))
+    token = TokenFactory(uid="CAFE0042", organization=charger.property.organization)
+    owner = MembershipFactory(organization=charger.property.organization, role="owner").user
+    return charger, owner, token
+
+
+def test_a_reset_or_a_remote_start_pressed_twice_in_the_portal_is_sent_once(online_charger):
+    charger, owner, token = online_charger
+    clients = [Client(), Client()]  # two tabs, or a double click
+    for client in clients:
+        client.force_login(owner)
+    url = reverse("chargers:charger-command", args=[charger.station_id])
+    for form in (
+        {"action": "Reset", "reset_type": "Hard"},
+        {"action": "RemoteStartTransaction", "token": token.pk, "connector_id": 1},
+    ):
+        pages = at_once([partial(client.post, url, form, follow=True) for client in clients])
+        told = [page.content.decode() for page in pages]
+        assert sum("was not sent again" in page for page in told) == 1, form
+        assert Command.objects.filter(charger=charger, action=form["action"]).count() == 1
+    # Answered (or timed out): the next press is sent.
+    clients[0].post(url, {"action": "Reset", "reset_type": "Hard"})
+    assert Command.objects.filter(charger=charger, action="Reset").count() == 2
+
+
+def test_an_unlock_asked_twice_at_once_through_the_api_is_sent_once_and_a_409(online_charger):
+    charger, owner, _ = online_charger
+    apis = [APIClient(), APIClient()]
+    for api in apis:
+        api.force_authenticate(owner)
+    url = f"/api/v1/chargers/{charger.station_id}/commands/UnlockConnector/"
+    answers = at_once([partial(api.post, url, {"connectorId": 1}, format="json") for api in apis])
+    assert sorted(a.status_code for a in answers) == [409, 504], answers
+    assert next(a for a in answers if a.status_code == 409).json()["status"] == "pending"
+    assert Command.objects.filter(charger=charger, action="UnlockConnector").count() == 1
