@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "auditlog.middleware.AuditlogMiddleware",
     # An API write sent again with its Idempotency-Key gets the first answer, not a second write.
     "backoffice.idempotency.IdempotencyKeyMiddleware",
+    # A unique violation lost in a race (a double submit) is a 409 with a sentence, not a 500.
+    "backoffice.conflicts.UniqueConflictMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "backoffice.content_security.SelfWebsocketCSPMiddleware",
