@@ -6,6 +6,7 @@ was doubled or rewritten: one session, one close, one announcement, the charger'
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,7 +25,7 @@ from rest_framework.test import APIClient
 from chargers.devices import stale
 from chargers.models import Charger, ChargingSession, Command, MeterValue, TransactionEvent
 from chargers.ocpp.tolerant import MeterReading, Sample
-from chargers.sessions.closing import StopRequest, close_orm
+from chargers.sessions.closing import StopRequest, close_batched, close_orm
 from chargers.sessions.opening import OpenRequest, open_orm
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
@@ -343,3 +344,23 @@ def test_an_unlock_asked_twice_at_once_through_the_api_is_sent_once_and_a_409(on
     assert sorted(a.status_code for a in answers) == [409, 504], answers
     assert next(a for a in answers if a.status_code == 409).json()["status"] == "pending"
     assert Command.objects.filter(charger=charger, action="UnlockConnector").count() == 1
+
+
+def test_a_stop_delivered_twice_through_the_batch_and_one_by_one_closes_once(announced_finished):
+    """On PostgreSQL a stop is closed by the batched UPDATE; its resend may meet it there or in
+    the one-by-one path (journal replay, a batch's leftovers) at the same moment."""
+    charger = ChargerFactory()
+    sessions = [_session(charger, 7300 + n) for n in range(6)]
+    for session in sessions:
+        stop = _stop(session, 6000)
+        batched, one_by_one = at_once(
+            [partial(asyncio.run, close_batched([stop])), partial(close_orm, stop)]
+        )
+        assert isinstance(batched, list) and isinstance(one_by_one, ChargingSession), batched
+        # Late: the same stop again, through the batch.
+        assert asyncio.run(close_batched([stop]))[0].pk == session.pk
+    for session in sessions:
+        session.refresh_from_db()
+        assert (session.meter_stop_wh, session.stop_reason) == (Decimal(6000), "EVDisconnected")
+        assert MeterValue.objects.filter(session=session).count() == 1
+    assert sorted(announced_finished) == sorted(s.pk for s in sessions)
