@@ -364,3 +364,32 @@ def test_a_stop_delivered_twice_through_the_batch_and_one_by_one_closes_once(ann
         assert (session.meter_stop_wh, session.stop_reason) == (Decimal(6000), "EVDisconnected")
         assert MeterValue.objects.filter(session=session).count() == 1
     assert sorted(announced_finished) == sorted(s.pk for s in sessions)
+
+
+def test_a_journal_entry_replayed_twice_at_once_is_applied_once():
+    """Two replays of one outage journal (a process restarted while its first replay ran)."""
+    from chargers.sessions import replay
+
+    charger = ChargerFactory()
+    session = _session(charger, 7400)
+    stamp = timezone.now().replace(microsecond=0)
+    for seq in range(1, 7):
+        entry = {
+            "seq": seq,
+            "action": "MeterValues",
+            "charger_id": charger.pk,
+            "received_at": stamp.isoformat(),
+            "payload": {
+                "connectorId": 1,
+                "transactionId": session.transaction_id,
+                "meterValue": [
+                    {
+                        "timestamp": (stamp + timedelta(minutes=seq)).isoformat(),
+                        "sampledValue": [{"value": str(1000 + 100 * seq), "unit": "Wh"}],
+                    }
+                ],
+            },
+        }
+        results = at_once([partial(replay.journal_apply, "twice-journal", entry)] * 2)
+        assert results == [None, None], results
+    assert MeterValue.objects.filter(session=session).count() == 6
