@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -48,6 +49,11 @@ _RESULTS: dict[str, dict[str, str]] = {
 }
 
 
+def response_timeout_s() -> int:
+    """How long the partner is told to wait for the CommandResult (CommandResponse.timeout)."""
+    return int(settings.OCPP_CALL_TIMEOUT) + 30
+
+
 @dataclass(frozen=True)
 class Response:
     """Our synchronous answer: a CommandResponse, or an OCPI error status with `code`."""
@@ -58,7 +64,7 @@ class Response:
     remote_command_id: int | None = None
 
     def data(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"result": self.result, "timeout": settings.OCPP_CALL_TIMEOUT + 30}
+        body: dict[str, Any] = {"result": self.result, "timeout": response_timeout_s()}
         if self.message:
             body["message"] = [{"language": "en", "text": self.message[:512]}]
         return body
@@ -289,10 +295,36 @@ def _receive(partner: Partner, command: str, body: dict) -> Response:
             remote.ocpp_reservation_id = reserved.ocpp_reservation_id
     remote.response = "ACCEPTED"
     with transaction.atomic():
+        twin = _in_flight_twin(remote)
+        if twin is not None:
+            return Response("ACCEPTED", remote_command_id=twin.pk)
         remote.save()
         remote_id = remote.pk
         transaction.on_commit(lambda: _queue(remote_id))
     return Response("ACCEPTED", remote_command_id=remote_id)
+
+
+def _in_flight_twin(remote: RemoteCommand) -> RemoteCommand | None:
+    """The same command (the same body, so the same response_url) that this partner sent
+    before, that we accepted and the charger has not answered yet: a partner retrying while its
+    first call still runs gets the first one's answer, and the charger gets the command once.
+    Call inside the transaction that saves `remote`: it locks the partner's row, so two such
+    calls at once look one after the other (the second sees the first's command).
+
+    A command already answered is no twin: the same body again is a new try (an eMSP whose
+    response_url names no command, and a driver pressing start again after a failure); nor is
+    one older than the timeout our CommandResponse gave (the partner has given up on it, and
+    one whose task was lost must not swallow every retry)."""
+    Partner.objects.select_for_update(no_key=True).filter(pk=remote.partner_id).first()
+    waiting = RemoteCommand.objects.filter(
+        created_at__gte=timezone.now() - timedelta(seconds=response_timeout_s()),
+        partner_id=remote.partner_id,
+        type=remote.type,
+        response_url=remote.response_url,
+        response="ACCEPTED",
+        result="",
+    ).order_by("pk")
+    return next((sent for sent in waiting if sent.request == remote.request), None)
 
 
 def _terminal_start(partner: Partner, remote: RemoteCommand, body: dict) -> Response:

@@ -299,3 +299,80 @@ def test_an_estimated_cdr_corrected_twice_at_once_is_credited_and_replaced_once(
     assert ids == sorted([f"CDR-{session.pk}", f"CDR-{session.pk}-2", f"CDR-{session.pk}-C"])
     assert Delivery.objects.filter(partner=partner, module="cdrs").count() == 3
     assert Cdr.objects.current().get().cdr_id == f"CDR-{session.pk}-2"
+
+
+# -- as CPO: an eMSP sends the same command twice at once -----------------------------------------
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """The ids of the commands queued for the worker, which has not run them yet (the partner
+    retries while its first command waits for the charger)."""
+    from roaming import schedule
+
+    ids: list[int] = []
+
+    class Worker:
+        def delay(self, remote_command_id: int) -> None:
+            ids.append(remote_command_id)
+
+    monkeypatch.setattr(schedule, "task", lambda name: Worker())
+    return ids
+
+
+def command_body(operator, command: str, **fields) -> dict:
+    return {
+        "response_url": f"https://emsp.example/ocpi/emsp/2.2.1/commands/{command}/42",
+        **fields,
+    }
+
+
+def app_token() -> dict:
+    return {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "APP0001",
+        "type": "APP_USER",
+        "contract_id": "DE-EMS-C1",
+        "issuer": "EMS",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "last_updated": "2024-01-01T00:00:00Z",
+    }
+
+
+def test_a_start_session_sent_twice_at_once_reaches_the_charger_once(operator, partner, queued):
+    from roaming.models import RemoteCommand
+
+    body = command_body(
+        operator,
+        "START_SESSION",
+        token=app_token(),
+        location_id=str(operator["public"].pk),
+        evse_uid="PUB-1*1",
+        authorization_reference="AUTH-1",
+    )
+
+    answers = at_once([send("POST", "/ocpi/2.2.1/commands/START_SESSION", body, PARTNER_TOKEN)] * 4)
+
+    assert answers == [(200, 1000)] * 4, answers
+    command = RemoteCommand.objects.get()
+    assert (command.type, command.response) == ("START_SESSION", "ACCEPTED")
+    assert queued == [command.pk]
+
+
+def test_a_stop_session_sent_twice_at_once_reaches_the_charger_once(operator, queued):
+    from chargers.models import ChargingSession
+    from roaming.models import RemoteCommand
+
+    _, session = finished_roaming_session(operator, reason="")
+    ChargingSession.objects.filter(pk=session.pk).update(
+        status=ChargingSession.Status.ACTIVE, stopped_at=None, stop_reason=""
+    )
+    body = command_body(operator, "STOP_SESSION", session_id=str(session.pk))
+
+    answers = at_once([send("POST", "/ocpi/2.2.1/commands/STOP_SESSION", body, PARTNER_TOKEN)] * 4)
+
+    assert answers == [(200, 1000)] * 4, answers
+    command = RemoteCommand.objects.get()
+    assert queued == [command.pk]
