@@ -385,8 +385,18 @@ def guest_finish_unsettled(*, limit: int = 500) -> int:
     return done
 
 
+# A stop asked for less than this long ago is not sent again: a second tap or tab finds it under
+# way (the page says "stopping") instead of a second RemoteStopTransaction the charger, already
+# stopping, would refuse. A stop that failed is given back at once, so the guest can try again.
+STOP_AGAIN_AFTER_S = 30
+
+
 def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
-    """Stop charging (RemoteStopTransaction), or cancel a start that has not begun (hold released)."""
+    """Stop charging (RemoteStopTransaction), or cancel a start that has not begun (hold released).
+
+    One stop at a time: the guest session's `stop_requested_at` is claimed by a conditional
+    UPDATE before the command goes out. A stop the charger refuses or cannot take because it
+    stopped by itself meanwhile (its own StopTransaction won the race) is no failure."""
     if gs.state in OPEN_BEFORE_START:
         return fail_and_release(gs, "cancelled", "You cancelled before charging started.")
     if gs.state != GuestSession.State.CHARGING:
@@ -394,6 +404,31 @@ def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
     session = gs.charging_session
     if session is None or session.status != ChargingSession.Status.ACTIVE:
         return gs
+    now = timezone.now()
+    claimed = (
+        GuestSession.objects.filter(pk=gs.pk)
+        .filter(
+            Q(stop_requested_at__isnull=True)
+            | Q(stop_requested_at__lt=now - timedelta(seconds=STOP_AGAIN_AFTER_S))
+        )
+        .update(stop_requested_at=now)
+    )
+    if claimed:
+        failure = _stop_sent(gs, session)
+        if failure is not None:
+            GuestSession.objects.filter(pk=gs.pk, stop_requested_at=now).update(
+                stop_requested_at=gs.stop_requested_at
+            )
+            if ChargingSession.objects.filter(
+                pk=session.pk, status=ChargingSession.Status.ACTIVE
+            ).exists():
+                raise StopFailed(failure)
+    gs.refresh_from_db()
+    return gs
+
+
+def _stop_sent(gs: GuestSession, session: ChargingSession) -> str | None:
+    """Send the stop; None when the charger accepted it, else what the guest is told."""
     try:
         command = send_command_sync(
             gs.charger,
@@ -402,18 +437,12 @@ def guest_cancel_or_stop(*, gs: GuestSession) -> GuestSession:
             source="guest",
         )
     except ChargerOffline:
-        raise StopFailed(
-            "The charger is offline right now. Unplug your car to end the session."
-        ) from None
+        return "The charger is offline right now. Unplug your car to end the session."
     except CommandTimeout:
-        raise StopFailed(
-            "The charger did not answer. Unplug your car to end the session."
-        ) from None
+        return "The charger did not answer. Unplug your car to end the session."
     if command.result_status != "Accepted":
-        raise StopFailed("The charger refused to stop. Unplug your car to end the session.")
-    GuestSession.objects.filter(pk=gs.pk).update(stop_requested_at=timezone.now())
-    gs.refresh_from_db()
-    return gs
+        return "The charger refused to stop. Unplug your car to end the session."
+    return None
 
 
 def _guest_for(session: ChargingSession) -> GuestSession | None:

@@ -294,6 +294,49 @@ def test_stop_on_offline_charger_tells_guest_to_unplug(guest_charger, rate, fake
         services.guest_cancel_or_stop(gs=gs)
 
 
+def test_a_refused_stop_can_be_asked_again_at_once(guest_charger, rate, fake_charger):
+    gs = start(guest_charger)
+    session, _, _ = _session_for(gs)
+    services.guest_session_link(session_id=session.pk)
+    gs.refresh_from_db()
+    fake_charger.answer = "Rejected"
+    with pytest.raises(services.StopFailed, match="refused to stop"):
+        services.guest_cancel_or_stop(gs=gs)
+    gs.refresh_from_db()
+    assert gs.stop_requested_at is None  # not "stopping": the guest may press Stop again
+    fake_charger.answer = "Accepted"
+    services.guest_cancel_or_stop(gs=gs)
+    stops = [call for call in fake_charger.calls if call[0] == "RemoteStopTransaction"]
+    assert len(stops) == 2
+
+
+def test_stop_racing_the_chargers_own_stop_is_no_failure(
+    guest_charger, rate, fake_charger, monkeypatch
+):
+    """The car was unplugged as the guest pressed Stop: the charger's StopTransaction arrives
+    first and it refuses the RemoteStopTransaction of a transaction it has ended. The guest is
+    not told to unplug a car the charger already stopped."""
+    gs = start(guest_charger)
+    session, _, _ = _session_for(gs)
+    services.guest_session_link(session_id=session.pk)
+    gs.refresh_from_db()
+
+    def stopped_by_itself(charger, action, payload, **kwargs):
+        ChargingSession.objects.filter(pk=session.pk).update(
+            status=ChargingSession.Status.COMPLETED, stopped_at=timezone.now()
+        )
+        return Command(
+            charger=charger,
+            action=action,
+            payload=payload,
+            status="answered",
+            response={"status": "Rejected"},
+        )
+
+    monkeypatch.setattr(services, "send_command_sync", stopped_by_itself)
+    assert services.guest_cancel_or_stop(gs=gs).pk == gs.pk
+
+
 def test_cancel_before_the_car_starts_releases_the_hold(guest_charger, rate, fake_charger):
     gs = start(guest_charger)
     services.guest_cancel_or_stop(gs=gs)

@@ -18,6 +18,12 @@ from tests.stays.test_stay_code_start import fake_charger, stay  # noqa: F401 (f
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("accepted")]
 
 
+@pytest.fixture
+def sent(request) -> list:
+    """The CALLs the charger was sent (tests.guest.test_views_flow's `accepted`)."""
+    return request.getfixturevalue("accepted")
+
+
 @pytest.fixture(autouse=True)
 def _postgresql():
     if connection.vendor != "postgresql":
@@ -72,3 +78,70 @@ def test_a_stay_code_sent_twice_at_once_starts_the_port_once(request):
     assert gs.state == GuestSession.State.STARTING
     starts = [call for call in calls if call[1] == "RemoteStartTransaction"]
     assert starts == [("CABIN-1", "RemoteStartTransaction", {"connectorId": 1, "idTag": gs.id_tag})]
+
+
+def _paid(guest_charger, sent) -> GuestSession:
+    """A guest started and confirmed the hold at the processor; neither the return page nor the
+    processor's webhook has been handled yet (the charger not started)."""
+    from billing.models import SandboxIntent
+
+    client = Client()
+    client.post(f"/s/{guest_charger.station_id}/start/", FORM)
+    gs = GuestSession.objects.get()
+    intent = SandboxIntent.objects.get(pk=gs.payment_reference)
+    client.post(
+        f"/billing/sandbox/v1/payment_intents/{intent.pk}/confirm",
+        {"client_secret": intent.client_secret, "payment_method": "pm_card_visa"},
+    )
+    GuestSession.objects.filter(pk=gs.pk).update(
+        state=GuestSession.State.PENDING, paid_at=None, start_requested_at=None
+    )
+    sent.clear()
+    return GuestSession.objects.get(pk=gs.pk)
+
+
+def test_the_return_page_and_the_webhook_at_once_start_the_charger_once(guest_charger, rate, sent):
+    from guest.services import guest_hold_authorized
+
+    gs = _paid(guest_charger, sent)
+    results = at_once(
+        lambda: Client().get(f"/s/pay/{gs.key}/return/?payment_intent={gs.payment_reference}"),
+        lambda: guest_hold_authorized(reference=gs.payment_reference),
+    )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert results[0].status_code == 302
+    assert sent == [("RemoteStartTransaction", {"connectorId": 1, "idTag": gs.id_tag})]
+    assert GuestSession.objects.get(pk=gs.pk).state == GuestSession.State.STARTING
+
+
+def _charging(guest_charger, sent) -> GuestSession:
+    from django.utils import timezone
+
+    from chargers.models import ChargingSession
+    from guest.services import guest_hold_confirmed, guest_session_link
+
+    gs = guest_hold_confirmed(gs=_paid(guest_charger, sent))
+    session = ChargingSession.objects.create(
+        charger=guest_charger,
+        connector_id=1,
+        transaction_id=4242,
+        id_tag=gs.id_tag,
+        id_tag_status="Accepted",
+        started_at=timezone.now(),
+        meter_start_wh=0,
+    )
+    guest_session_link(session_id=session.pk)
+    sent.clear()
+    gs = GuestSession.objects.get(pk=gs.pk)
+    assert gs.state == GuestSession.State.CHARGING
+    return gs
+
+
+def test_stop_pressed_twice_at_once_sends_one_stop(guest_charger, rate, sent):
+    """Two taps (or two tabs) on Stop: one RemoteStopTransaction, both pages back to the
+    session (the second is not told the charger refused)."""
+    gs = _charging(guest_charger, sent)
+    url = f"/s/session/{gs.key}/stop/"
+    results = at_once(*(lambda c=c: c.post(url) for c in (Client(), Client())))
+    assert [getattr(r, "status_code", r) for r in results] == [302, 302], results
+    assert sent == [("RemoteStopTransaction", {"transactionId": 4242})]
