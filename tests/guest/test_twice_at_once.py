@@ -145,3 +145,31 @@ def test_stop_pressed_twice_at_once_sends_one_stop(guest_charger, rate, sent):
     results = at_once(*(lambda c=c: c.post(url) for c in (Client(), Client())))
     assert [getattr(r, "status_code", r) for r in results] == [302, 302], results
     assert sent == [("RemoteStopTransaction", {"transactionId": 4242})]
+
+
+def test_a_session_finished_twice_at_once_is_charged_and_emailed_once(guest_charger, rate, sent):
+    """The charger's stop (its signal) and the settling sweep finish the session together."""
+    from django.core import mail
+    from django.utils import timezone
+
+    from billing.models import LedgerTransaction, Payment, SandboxIntent
+    from chargers.models import ChargingSession
+    from guest.services import guest_session_finish
+
+    gs = _charging(guest_charger, sent)
+    ChargingSession.objects.filter(pk=gs.charging_session_id).update(
+        status=ChargingSession.Status.COMPLETED, stopped_at=timezone.now(), meter_stop_wh=7500
+    )
+    mail.outbox.clear()
+    finish = lambda: guest_session_finish(session_id=gs.charging_session_id)  # noqa: E731
+    results = at_once(finish, finish)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    payment = Payment.objects.get(pk=gs.payment_id)
+    assert payment.status == Payment.Status.CAPTURED
+    intent = SandboxIntent.objects.get(pk=gs.payment_reference)
+    assert intent.amount_received == round(payment.amount_captured * 100)
+    assert LedgerTransaction.objects.filter(kind="guest_charge").count() == 1
+    assert [m.subject for m in mail.outbox] == [
+        f"Your charging receipt – {guest_charger.station_id}"
+    ]
+    assert GuestSession.objects.get(pk=gs.pk).state == GuestSession.State.FINISHED
