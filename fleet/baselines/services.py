@@ -204,7 +204,14 @@ def due_claim(*, limit: int, now: datetime | None = None) -> list[Due]:
             claimed.append(
                 Due(_claim(application.baseline, application.charger, "demand", now), "demand")
             )
-        for baseline in Baseline.objects.filter(apply_on_boot=True).order_by("pk"):
+        # A baseline's boots are claimed by one sweep at a time: a second sweep running at once
+        # (two workers, a redelivered task) skips the baselines the first holds. Without the
+        # lock both read the same boots as due and each sent the charger the baseline.
+        for baseline in (
+            Baseline.objects.select_for_update(skip_locked=True)
+            .filter(apply_on_boot=True)
+            .order_by("pk")
+        ):
             if len(claimed) >= limit:
                 break
             claimed.extend(_boot_claims(baseline, limit - len(claimed), now))
@@ -249,22 +256,14 @@ def apply_request(*, baseline: Baseline, charger_ids: Iterable[int] | None = Non
         chargers = chargers.filter(pk__in=list(charger_ids))
     now = timezone.now()
     ids = list(chargers.values_list("pk", flat=True))
-    with transaction.atomic():
-        existing = set(
-            BaselineApplication.objects.filter(baseline=baseline, charger_id__in=ids).values_list(
-                "charger_id", flat=True
-            )
-        )
-        BaselineApplication.objects.filter(baseline=baseline, charger_id__in=existing).update(
-            requested_at=now
-        )
-        BaselineApplication.objects.bulk_create(
-            [
-                BaselineApplication(baseline=baseline, charger_id=pk, requested_at=now)
-                for pk in ids
-                if pk not in existing
-            ]
-        )
+    # One upsert: "Re-apply" pressed twice at once asks again instead of failing on
+    # unique_baseline_charger (two inserts of the charger's first application).
+    BaselineApplication.objects.bulk_create(
+        [BaselineApplication(baseline=baseline, charger_id=pk, requested_at=now) for pk in ids],
+        update_conflicts=True,
+        unique_fields=["baseline", "charger"],
+        update_fields=["requested_at"],
+    )
     return len(ids)
 
 
