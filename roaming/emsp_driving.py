@@ -438,19 +438,22 @@ def stop_session(
     partner = session.partner
     if not partner.endpoint("commands", ocpi.InterfaceRole.RECEIVER):
         raise CommandRefused("This network does not take stops from our app: stop at the charger.")
-    if stopping(token, session):
-        raise CommandRefused("Your session is already stopping.")
     uid = uuid.uuid4().hex
-    command = PartnerCommand.objects.create(
-        organization_id=identity.organization_id,
-        partner=partner,
-        token=token,
-        type=PartnerCommand.Type.STOP_SESSION,
-        uid=uid,
-        location_id=str(session.data.get("location_id", ""))[:36],
-        evse_uid=str(session.data.get("evse_uid", ""))[:36],
-        session_id=session.session_id,
-    )
+    with transaction.atomic():
+        # One stop at a time per token, as for starts: two taps at once send one STOP_SESSION.
+        Token.objects.select_for_update().filter(pk=token.pk).first()
+        if stopping(token, session):
+            raise CommandRefused("Your session is already stopping.")
+        command = PartnerCommand.objects.create(
+            organization_id=identity.organization_id,
+            partner=partner,
+            token=token,
+            type=PartnerCommand.Type.STOP_SESSION,
+            uid=uid,
+            location_id=str(session.data.get("location_id", ""))[:36],
+            evse_uid=str(session.data.get("evse_uid", ""))[:36],
+            session_id=session.session_id,
+        )
     body = {
         "response_url": _response_url(site_url, partner.version, command.type, uid),
         "session_id": session.session_id,

@@ -19,11 +19,12 @@ from billing.models import LedgerTransaction, Payment, Refund
 from drivers import roaming as driver_roaming
 from drivers.models import DriverProfile
 from roaming import emsp_driving
-from roaming.models import PartnerCdr
+from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerSession
 from tests.drivers.conftest import save_card, sign_up
 from tests.drivers.test_roaming import partner_network
 from tests.factories import OrganizationFactory
 from tests.roaming.conftest import auth
+from tests.roaming.cpo_stub import CpoStub
 from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -206,3 +207,73 @@ def test_a_credit_cdr_handled_twice_at_once_refunds_the_driver_once(driver):
     assert paid.payment_status == PartnerCdr.PaymentStatus.REFUNDED
     refund = Refund.objects.get()
     assert refund.amount == Decimal("5.32") == refund.payment.amount_refunded
+
+
+@pytest.fixture
+def cpo(settings, driver):
+    """The CPO partner's Commands receiver: an independent CPO over real HTTP."""
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    stub = CpoStub()
+    stub.emsp_token = "our-token-at-cpo"  # what we call it with (cpo_partner's outgoing token)
+    partner = driver["partner"]
+    partner.endpoints = {
+        **partner.endpoints,
+        "commands": {"RECEIVER": f"{stub.base}/2.2.1/commands"},
+    }
+    partner.save(update_fields=["endpoints"])
+    yield stub
+    stub.close()
+
+
+def test_stop_tapped_twice_at_once_sends_one_stop_session(driver, cpo):
+    token = driver["token"]
+    running = PartnerSession.objects.create(
+        organization=driver["org"],
+        partner=driver["partner"],
+        country_code="BE",
+        party_id="CPX",
+        session_id="S1",
+        token=token,
+        status="ACTIVE",
+        data={"id": "S1", "location_id": "LOC1", "evse_uid": "E1", "status": "ACTIVE"},
+        last_updated="2026-03-02T10:00:00Z",
+    )
+    profile = DriverProfile.objects.get(roaming_token=token)
+
+    def stop() -> Any:
+        return driver_roaming.roaming_stop(
+            profile=profile, session_pk=running.pk, site_url="https://evb.example"
+        )
+
+    results = at_once([stop] * 4)
+
+    sent = [r for r in results if isinstance(r, PartnerCommand)]
+    refused = [str(r) for r in results if isinstance(r, emsp_driving.CommandRefused)]
+    assert (len(sent), refused) == (1, ["Your session is already stopping."] * 3), results
+    assert PartnerCommand.objects.filter(type="STOP_SESSION").count() == 1
+    assert [command for command, _ in cpo.commands] == ["STOP_SESSION"]
+
+
+def test_start_tapped_twice_at_once_sends_one_start_session(driver, cpo):
+    profile = DriverProfile.objects.get(roaming_token=driver["token"])
+    location = PartnerLocation.objects.get(location_id="LOC1")
+
+    def start() -> Any:
+        return driver_roaming.roaming_start(
+            profile=profile,
+            location_pk=location.pk,
+            evse_uid="E1",
+            connector_id="1",
+            site_url="https://evb.example",
+        )
+
+    results = at_once([start] * 4)
+
+    sent = [r for r in results if isinstance(r, PartnerCommand)]
+    refused = {str(r) for r in results if isinstance(r, emsp_driving.CommandRefused)}
+    assert (len(sent), refused) == (
+        1,
+        {"You already have a session starting or running: stop it first."},
+    ), results
+    assert PartnerCommand.objects.filter(type="START_SESSION").count() == 1
+    assert [command for command, _ in cpo.commands] == ["START_SESSION"]
