@@ -44,6 +44,10 @@ def reconciliation_run(*, reconciliation_id: int) -> ReconciliationImport:
         window = (min(days), max(days)) if days else None
         findings = reconcile(rows, expected_payouts(by_reference.values()), window)
         with transaction.atomic():
+            # The import's row is locked while its findings are replaced: a second run at once
+            # (the task redelivered) waits, then replaces the first's issues instead of adding
+            # its own beside them.
+            ReconciliationImport.objects.select_for_update().filter(pk=record.pk).first()
             record.issues.all().delete()
             matched = 0
             for finding in findings:

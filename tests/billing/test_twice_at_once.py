@@ -243,3 +243,26 @@ def test_a_statement_generated_by_two_workers_at_once_is_one_whole_file(prop, ch
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 13 and "\x00" not in "".join(lines)
     assert not list(path.parent.glob("*.part"))
+
+
+def test_a_payout_report_imported_twice_at_once_records_its_findings_once(prop, charger):
+    """The import task redelivered while it runs: the payout page lists each mismatch once."""
+    from billing.models import ReconciliationImport, ReconciliationIssue
+    from billing.services import payouts_run, reconciliation_run
+
+    unit_rate(prop)
+    paid_session(charger, wh=10000)
+    (payout,) = payouts_run(now=LATER)
+    day = payout.period_end.date().isoformat()
+    record = ReconciliationImport.objects.create(
+        organization_id=prop.organization_id,
+        content="payout_id,date,amount,status,reason\n"
+        f"{payout.reference},{day},9.00,paid,\nPO-NOT-OURS,{day},5.00,paid,\n",
+    )
+    run = lambda: reconciliation_run(reconciliation_id=record.pk)  # noqa: E731
+    results = at_once(run, run)
+    assert not errors(results), results
+    kinds = sorted(ReconciliationIssue.objects.values_list("kind", flat=True))
+    assert kinds == ["amount_differs", "unknown_payout"], kinds
+    record.refresh_from_db()
+    assert (record.status, record.rows) == (ReconciliationImport.Status.DONE, 2)
