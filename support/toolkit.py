@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.mail.message import make_msgid
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -43,10 +43,18 @@ class ActionFailed(Exception):
 def _note(ticket: Ticket, user: Any, text: str) -> None:
     stamp = timezone.now().strftime("%Y-%m-%d %H:%M")
     who = getattr(user, "get_username", lambda: "system")()
-    ticket.agent_notes = (
-        ticket.agent_notes + "\n" if ticket.agent_notes else ""
-    ) + f"[{stamp} {who}] {text}"
-    ticket.save(update_fields=["agent_notes", "updated_at"])
+    with transaction.atomic():
+        # Appended to the notes as saved now, under the ticket's lock: two agents acting on one
+        # ticket at once (a refund and a reset) both keep their line.
+        saved = (
+            Ticket.objects.select_for_update()
+            .filter(pk=ticket.pk)
+            .values_list("agent_notes", flat=True)
+            .first()
+        )
+        notes = saved if saved is not None else ticket.agent_notes
+        ticket.agent_notes = (notes + "\n" if notes else "") + f"[{stamp} {who}] {text}"
+        ticket.save(update_fields=["agent_notes", "updated_at"])
 
 
 def _domain() -> str:
@@ -62,20 +70,27 @@ def ticket_reply(
         raise ValidationError({"body": "Write the reply."})
     if not ticket.email:
         raise ValidationError({"body": "The ticket has no customer email to reply to."})
-    previous = ticket.thread.order_by("-created_at", "-id").first()
     message_id = make_msgid(f"ticket-{ticket.reference}", domain=_domain())
     subject = f"Re: your request #{ticket.reference}"
-    reply = TicketMessage.objects.create(
-        ticket=ticket,
-        direction=TicketMessage.Direction.OUT,
-        author=user,
-        to_email=ticket.email,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        subject=subject,
-        body=body,
-        message_id=message_id,
-        in_reply_to=previous.message_id if previous else "",
-    )
+    with transaction.atomic():
+        # Under the ticket's lock: "Send" pressed twice (a double click, a resubmitted page)
+        # finds its own reply as the thread's last message and sends nothing more.
+        list(Ticket.objects.select_for_update().filter(pk=ticket.pk).values_list("pk"))
+        previous = ticket.thread.order_by("-created_at", "-id").first()
+        if _same_reply(previous, user, body):
+            assert previous is not None  # _same_reply is False without one
+            return previous
+        reply = TicketMessage.objects.create(
+            ticket=ticket,
+            direction=TicketMessage.Direction.OUT,
+            author=user,
+            to_email=ticket.email,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            subject=subject,
+            body=body,
+            message_id=message_id,
+            in_reply_to=previous.message_id if previous else "",
+        )
     headers = {"Message-ID": message_id, "X-Ticket": ticket.reference}
     if previous:
         headers["In-Reply-To"] = previous.message_id
@@ -100,6 +115,16 @@ def ticket_reply(
         ticket.assigned_to = user
     ticket.save(update_fields=["status", "assigned_to", "updated_at"])
     return reply
+
+
+def _same_reply(previous: TicketMessage | None, user: Any, body: str) -> bool:
+    """Whether the thread's last message is this agent's reply with this text (sent already)."""
+    return (
+        previous is not None
+        and previous.direction == TicketMessage.Direction.OUT
+        and previous.author_id == getattr(user, "pk", None)
+        and previous.body == body
+    )
 
 
 def ticket_override_start(
@@ -184,13 +209,15 @@ def ticket_refund(
         idempotency_key=f"ticket:{ticket.pk}:{payment.pk}:{amount}",
         notify_payer=False,  # the confirmation below, threaded on the ticket, is the payer's mail
     )
-    _note(
-        ticket,
-        user,
-        f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of payment {payment.reference}: {reason}",
-    )
+    # The refund's confirmation has one Message-ID (TicketMessage.message_id is unique): the
+    # same refund asked twice (two agents, a double click) gets the first refund back from
+    # refund_issue's idempotency key, and here the first confirmation: no second note or email.
+    message_id = f"<refund-{refund.pk}.ticket-{ticket.reference}@{_domain()}>"
+    if TicketMessage.objects.filter(message_id=message_id).exists():
+        return refund
     payment.refresh_from_db()  # the refund's total, for the net amount in the email
     to = payment.email or ticket.email
+    message = None
     if to:
         body = render_to_string(
             "support/email_refund_confirmation.txt",
@@ -200,23 +227,32 @@ def ticket_refund(
                 "refund": refund,
             },
         )
-        with transaction.atomic():
-            previous = ticket.thread.order_by("-created_at", "-id").first()
-            message = TicketMessage.objects.create(
-                ticket=ticket,
-                direction=TicketMessage.Direction.OUT,
-                author=user,
-                to_email=to,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                subject=f"Your refund for request #{ticket.reference}",
-                body=body,
-                message_id=make_msgid(f"ticket-{ticket.reference}", domain=_domain()),
-                in_reply_to=previous.message_id if previous else "",
-            )
+        try:
+            with transaction.atomic():
+                previous = ticket.thread.order_by("-created_at", "-id").first()
+                message = TicketMessage.objects.create(
+                    ticket=ticket,
+                    direction=TicketMessage.Direction.OUT,
+                    author=user,
+                    to_email=to,
+                    from_email=settings.DEFAULT_FROM_EMAIL,
+                    subject=f"Your refund for request #{ticket.reference}",
+                    body=body,
+                    message_id=message_id,
+                    in_reply_to=previous.message_id if previous else "",
+                )
+        except IntegrityError:  # the same refund confirmed by a request running at once
+            return refund
+    _note(
+        ticket,
+        user,
+        f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of payment {payment.reference}: {reason}",
+    )
+    if message is not None:
         try:
             EmailMessage(
                 message.subject,
-                body,
+                message.body,
                 settings.DEFAULT_FROM_EMAIL,
                 [to],
                 headers={"Message-ID": message.message_id},

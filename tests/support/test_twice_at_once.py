@@ -1,0 +1,142 @@
+"""Support work done twice at once: a customer's mail delivered twice by the mail system while
+the first delivery runs, an agent's "Send" or "Refund" pressed twice, two agents acting on one
+ticket. One message on the ticket, one email to the customer, one refund, every note kept."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from email.message import EmailMessage
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from authorization.models import TokenGroup
+from billing.models import Refund
+from support import toolkit
+from support.inbound import receive_email
+from support.models import Ticket, TicketMessage
+from tests.billing.helpers import paid_session, unit_rate
+from tests.factories import ChargerFactory, PropertyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgresql(settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+
+
+def _at_once(calls):
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            results[n] = calls[n]()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture
+def agent():
+    return UserFactory(username="agent@example.com", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def ticket():
+    return Ticket.objects.create(
+        email="guest@example.com", message="HB-9 is dead.", topic="offline"
+    )
+
+
+def test_a_customers_mail_delivered_twice_at_once_is_one_message_on_the_ticket(ticket):
+    reply = EmailMessage()
+    reply["From"] = "Guest <guest@example.com>"
+    reply["To"] = "replies@support.example.com"
+    reply["Subject"] = f"Re: your request #{ticket.reference}"
+    reply["Message-ID"] = "<reply-twice@mail.example.com>"
+    reply.set_content("It happened at 10:42.")
+    raw = bytes(reply)
+    stored = _at_once([lambda: receive_email(raw)] * 4)
+    assert len([m for m in stored if m is not None]) == 1
+    assert TicketMessage.objects.filter(ticket=ticket, direction="in").count() == 1
+
+
+def test_an_agents_reply_sent_twice_at_once_emails_the_customer_once(agent, ticket):
+    sent = _at_once(
+        [lambda: toolkit.ticket_reply(ticket=ticket, user=agent, body="We reset it.")] * 2
+    )
+    assert sent[0].pk == sent[1].pk
+    assert TicketMessage.objects.filter(ticket=ticket, direction="out").count() == 1
+    assert len(mail.outbox) == 1
+    # The same words later, after the customer wrote back, are a new reply.
+    TicketMessage.objects.create(
+        ticket=ticket, direction="in", body="Still dead.", message_id="<in-2@mail.example.com>"
+    )
+    toolkit.ticket_reply(ticket=ticket, user=agent, body="We reset it.")
+    assert len(mail.outbox) == 2
+
+
+def test_a_refund_pressed_twice_at_once_refunds_and_confirms_once(agent):
+    prop = PropertyFactory()
+    charger = ChargerFactory(property=prop)
+    unit_rate(prop)
+    session, payment = paid_session(charger, wh=10000, email="payer@example.com")
+    ticket = Ticket.objects.create(
+        email="payer@example.com",
+        message="I was overcharged",
+        topic="billing",
+        session=session,
+        organization=prop.organization,
+    )
+    mail.outbox = []
+    refunds = _at_once(
+        [
+            lambda: toolkit.ticket_refund(
+                ticket=ticket,
+                payment=payment,
+                amount=Decimal("4.00"),
+                reason="Idle fee",
+                user=agent,
+            )
+        ]
+        * 2
+    )
+    assert refunds[0].pk == refunds[1].pk
+    assert Refund.objects.filter(payment=payment).count() == 1
+    assert [m.to for m in mail.outbox] == [["payer@example.com"]]
+    assert Ticket.objects.get(pk=ticket.pk).agent_notes.count("Refunded 4.00") == 1
+
+
+def test_two_agents_acting_on_one_ticket_at_once_both_keep_their_note(agent, ticket):
+    other = UserFactory(username="second@example.com", is_staff=True)
+    prop = PropertyFactory()
+    Ticket.objects.filter(pk=ticket.pk).update(organization=prop.organization)
+    group = TokenGroup.objects.create(organization=prop.organization, name="Residents")
+    # Each request reads the ticket itself (the admin's toolkit page does), before either saves.
+    pages = [Ticket.objects.get(pk=ticket.pk) for _ in range(2)]
+    _at_once(
+        [
+            lambda: toolkit.ticket_whitelist(ticket=pages[0], group=group, uid="04A1", user=agent),
+            lambda: toolkit.ticket_whitelist(ticket=pages[1], group=group, uid="04B2", user=other),
+        ]
+    )
+    notes = Ticket.objects.get(pk=ticket.pk).agent_notes
+    assert "Whitelisted 04A1" in notes and "Whitelisted 04B2" in notes
