@@ -81,7 +81,7 @@ def flag_session_without_energy_reading(*, session_id: int) -> Ticket | None:
     """Flag for support a session that finished without any energy reading (its energy is
     unknown and it was priced by time only): one open ticket per charger, which lists the
     sessions, so a charger that never reports energy raises one ticket, not one per session."""
-    from chargers.models import ChargingSession
+    from chargers.models import Charger, ChargingSession
 
     session = (
         ChargingSession.objects.select_related("charger", "charger__property")
@@ -91,6 +91,9 @@ def flag_session_without_energy_reading(*, session_id: int) -> Ticket | None:
     if session is None or not session.no_reading:
         return None
     charger = session.charger
+    # One flag of a charger at a time: two of its sessions finishing together (two connectors, a
+    # batch of stops) each found no open ticket and opened one.
+    list(Charger.objects.select_for_update(of=("self",)).filter(pk=charger.pk).values_list("pk"))
     ticket = (
         Ticket.objects.select_for_update()
         .filter(charger=charger, details__flag=NO_ENERGY_READING)
@@ -127,14 +130,17 @@ def flag_session_without_energy_reading(*, session_id: int) -> Ticket | None:
 SETTLEMENT_HELD = "signed_meter_values"
 
 
+@transaction.atomic
 def flag_settlement_held(*, session_id: int, reason: str) -> Ticket | None:
     """Open a ticket for a session whose settlement is held because its signed meter readings
     do not verify (billing follows the signature, docs/metering.md): one per session, since
-    each is money waiting for an agent's decision."""
+    each is money waiting for an agent's decision. The session's row is locked: two pricing
+    runs that both announced the hold (a sweep and the session's end) open one ticket."""
     from chargers.models import ChargingSession
 
     session = (
-        ChargingSession.objects.select_related("charger", "charger__property")
+        ChargingSession.objects.select_for_update(of=("self",))
+        .select_related("charger", "charger__property")
         .filter(pk=session_id)
         .first()
     )

@@ -140,3 +140,45 @@ def test_two_agents_acting_on_one_ticket_at_once_both_keep_their_note(agent, tic
     )
     notes = Ticket.objects.get(pk=ticket.pk).agent_notes
     assert "Whitelisted 04A1" in notes and "Whitelisted 04B2" in notes
+
+
+def _finished(charger, transaction_id: int, *, wh: int | None):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chargers.models import ChargingSession
+
+    start = timezone.now() - timedelta(hours=1)
+    return ChargingSession.objects.create(
+        charger=charger,
+        connector_id=transaction_id,
+        transaction_id=transaction_id,
+        id_tag="GUEST",
+        started_at=start,
+        stopped_at=start + timedelta(minutes=30),
+        meter_start_wh=0 if wh is not None else None,
+        meter_stop_wh=wh,
+        status="completed",
+    )
+
+
+def test_a_held_settlement_announced_twice_at_once_opens_one_ticket():
+    from support.services import flag_settlement_held
+
+    session = _finished(ChargerFactory(property=PropertyFactory()), 1, wh=1000)
+    flagged = _at_once(
+        [lambda: flag_settlement_held(session_id=session.pk, reason="signature invalid")] * 4
+    )
+    assert len({ticket.pk for ticket in flagged}) == 1
+    assert Ticket.objects.filter(session=session).count() == 1
+
+
+def test_two_sessions_of_a_charger_without_readings_ending_at_once_open_one_ticket():
+    from support.services import flag_session_without_energy_reading
+
+    charger = ChargerFactory(property=PropertyFactory())
+    sessions = [_finished(charger, n, wh=None) for n in (1, 2)]
+    _at_once([lambda s=s: flag_session_without_energy_reading(session_id=s.pk) for s in sessions])
+    ticket = Ticket.objects.get(charger=charger)
+    assert sorted(ticket.details["sessions"]) == sorted(s.pk for s in sessions)
