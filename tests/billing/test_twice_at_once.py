@@ -266,3 +266,21 @@ def test_a_payout_report_imported_twice_at_once_records_its_findings_once(prop, 
     assert kinds == ["amount_differs", "unknown_payout"], kinds
     record.refresh_from_db()
     assert (record.status, record.rows) == (ReconciliationImport.Status.DONE, 2)
+
+
+def test_the_final_cost_sweep_on_two_workers_at_once_refunds_the_difference_once(prop, charger):
+    """The session was priced again below what was charged (the charger's own stop came late)
+    and two workers refund the difference at the same moment (the pricing task and the sweep)."""
+    from billing.models import SessionCharge
+    from billing.services.refunds import overcharges_refund
+
+    unit_rate(prop)
+    session, payment = paid_session(charger, wh=10000)  # 10.00 captured
+    SessionCharge.objects.filter(session=session).update(total=Decimal("7.00"))
+    sweep = lambda: overcharges_refund([session.pk])  # noqa: E731
+    results = at_once(sweep, sweep)
+    assert not errors(results), results
+    payment.refresh_from_db()
+    assert payment.amount_refunded == Decimal("3.00")
+    assert list(Refund.objects.values_list("amount", "source")) == [(Decimal("3.00"), "final")]
+    assert LedgerTransaction.objects.filter(kind="refund").count() == 1
