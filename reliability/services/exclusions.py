@@ -173,9 +173,13 @@ def exclusion_create(
 
 @transaction.atomic
 def exclusion_withdraw(exclusion: Exclusion, by: Any = None) -> Exclusion:
-    if exclusion.withdrawn_at is None:
-        exclusion.withdrawn_at = timezone.now()
-        exclusion.save(update_fields=["withdrawn_at"])
+    """Withdraw the exclusion once: a second withdrawal (two tabs, two agents) keeps the first's
+    time and adds no second audit row."""
+    now = timezone.now()
+    if Exclusion.objects.filter(pk=exclusion.pk, withdrawn_at__isnull=True).update(
+        withdrawn_at=now
+    ):
+        exclusion.withdrawn_at = now
         ExclusionAudit.objects.create(
             exclusion=exclusion,
             charger=exclusion.charger,
@@ -183,6 +187,8 @@ def exclusion_withdraw(exclusion: Exclusion, by: Any = None) -> Exclusion:
             by=by,
             details=_facts(exclusion),
         )
+    else:
+        exclusion.refresh_from_db(fields=["withdrawn_at"])
     return exclusion
 
 
