@@ -15,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -372,10 +373,28 @@ def _queue(remote_id: int) -> None:
 
 
 def command_execute(*, remote_command_id: int) -> str:
-    """Send the command to the charger and queue the CommandResult for the partner; idempotent."""
+    """Send the command to the charger and queue the CommandResult for the partner; idempotent.
+
+    One run at a time (a cache claim): the task delivered twice while the first run waits for
+    the charger (acks late: a lost worker, the broker's visibility timeout) returns at once,
+    so the charger gets the command once and the partner one CommandResult. The claim lapses
+    after the partner's timeout, so a run whose worker died does not hold it for ever."""
     remote = RemoteCommand.objects.select_related("charger", "partner").get(pk=remote_command_id)
     if remote.result:
         return remote.result
+    claim = f"roaming:command:{remote.pk}"
+    if not cache.add(claim, 1, response_timeout_s()):
+        return ""  # another run sends it now
+    try:
+        remote.refresh_from_db(fields=["result"])
+        if remote.result:  # the run before ours finished between our read and our claim
+            return remote.result
+        return _execute(remote)
+    finally:
+        cache.delete(claim)
+
+
+def _execute(remote: RemoteCommand) -> str:
     result, message, charger_command = _run(remote)
     if remote.type == RemoteCommand.Type.START_SESSION and result != "ACCEPTED":
         # A payment terminal's one-off card is not for another try: the PTP starts anew.

@@ -376,3 +376,31 @@ def test_a_stop_session_sent_twice_at_once_reaches_the_charger_once(operator, qu
     assert answers == [(200, 1000)] * 4, answers
     command = RemoteCommand.objects.get()
     assert queued == [command.pk]
+
+
+def test_a_command_task_delivered_twice_at_once_runs_once_and_answers_once(operator, partner):
+    """The command's task redelivered while it runs (acks late: a worker lost, or the broker's
+    visibility timeout): the charger gets the command once and the partner one CommandResult."""
+    from chargers.models import Charger, Command
+    from roaming import commands
+    from roaming.models import Delivery, RemoteCommand
+
+    Charger.objects.filter(pk=operator["cp_public"].pk).update(connection_id="", last_seen_at=None)
+    remote = RemoteCommand.objects.create(
+        partner=partner,
+        type=RemoteCommand.Type.UNLOCK_CONNECTOR,
+        request={"location_id": str(operator["public"].pk), "evse_uid": "PUB-1*1"},
+        # Refused at once by the outbound guard (loopback): the result waits in the outbox.
+        response_url="https://127.0.0.1:9/ocpi/emsp/2.2.1/commands/UNLOCK_CONNECTOR/42",
+        charger=operator["cp_public"],
+        connector_id=1,
+        response="ACCEPTED",
+    )
+
+    results = at_once([lambda: commands.command_execute(remote_command_id=remote.pk)] * 4)
+
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    remote.refresh_from_db()
+    assert remote.result == "FAILED"  # the charger is offline
+    assert Command.objects.filter(charger=operator["cp_public"]).count() == 1
+    assert Delivery.objects.filter(module="commands").count() == 1
