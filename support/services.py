@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 
 from .models import Ticket
@@ -31,8 +31,27 @@ def ticket_create(
     source: str = Ticket.Source.CONTACT_FORM,
     client_ip: str | None = None,
 ) -> Ticket:
-    """Create a ticket, link it to the charger the Station ID names (exact match), confirm by email."""
+    """Create a ticket, link it to the charger the Station ID names (exact match), confirm by email.
+
+    The same request sent twice (a double click on Send, a resubmitted page) is the ticket it
+    made: an unresolved ticket with this email, message and Station ID is returned, and no
+    second confirmation goes out. Requests from one address take turns (an advisory lock on
+    PostgreSQL) so two sent at once find each other."""
     station_id = station_id.strip()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                [f"support.ticket_create:{email.strip().casefold()}"],
+            )
+    sent = (
+        Ticket.objects.filter(email__iexact=email.strip(), message=message, station_id=station_id)
+        .exclude(status=Ticket.Status.RESOLVED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if sent is not None:
+        return sent
     charger, prop = charger_context(station_id)
     ticket = Ticket.objects.create(
         email=email,

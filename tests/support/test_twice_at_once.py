@@ -182,3 +182,15 @@ def test_two_sessions_of_a_charger_without_readings_ending_at_once_open_one_tick
     _at_once([lambda s=s: flag_session_without_energy_reading(session_id=s.pk) for s in sessions])
     ticket = Ticket.objects.get(charger=charger)
     assert sorted(ticket.details["sessions"]) == sorted(s.pk for s in sessions)
+
+
+def test_the_contact_form_sent_twice_at_once_is_one_ticket_and_one_confirmation():
+    from django.test import Client
+
+    form = {"topic": "offline", "message": "The charger is dark.", "email": "guest@example.com"}
+    clients = [Client(REMOTE_ADDR=f"203.0.113.{n}") for n in (1, 2)]
+    answers = _at_once([lambda c=c: c.post("/support/contact/", form) for c in clients])
+    assert [a.status_code for a in answers] == [302, 302]
+    assert answers[0]["Location"] == answers[1]["Location"]  # the one ticket's reference
+    assert Ticket.objects.filter(email="guest@example.com").count() == 1
+    assert len(mail.outbox) == 1
