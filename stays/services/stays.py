@@ -206,8 +206,20 @@ def check_calendar_url(url: str, *, resolve: bool = True) -> None:
 def calendar_feed_create(
     *, property: Property, name: str, url: str, unit: Unit | None = None
 ) -> CalendarFeed:
+    """Add a calendar to the property (or one unit). A calendar the property has already (the
+    form sent twice, at once or later) is that feed: a second feed of one URL would make each of
+    its bookings two stays, each mailing the guest a code. Under the property's lock, so two
+    sent at once find each other; the same URL for another unit is refused."""
     unit_check(property=property, unit=unit)
     check_calendar_url(url)
+    list(Property.objects.select_for_update(no_key=True).filter(pk=property.pk).values_list("pk"))
+    existing = CalendarFeed.objects.filter(property=property, url=url).first()
+    if existing is not None:
+        if existing.unit_id != (unit.pk if unit else None):
+            raise ValidationError(
+                {"url": f"This calendar is added already, as “{existing.name}”. Remove it first."}
+            )
+        return existing
     feed = CalendarFeed(
         property=property,
         unit=unit,

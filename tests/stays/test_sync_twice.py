@@ -164,3 +164,17 @@ def test_a_pms_pulled_by_two_workers_at_once_stores_and_mails_each_stay_once(set
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
     assert Reservation.objects.filter(integration=guesty).count() == 6
     assert sorted(m.to[0] for m in mail.outbox) == sorted(f"guest{n}@example.com" for n in range(6))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_calendar_added_twice_at_once_is_one_feed(settings):
+    from stays.services import calendar_feed_create
+
+    _postgresql()
+    settings.OUTBOUND_URL_ALLOWLIST = ["calendar.example.test"]
+    prop = PropertyFactory()
+    url = "https://calendar.example.test/listing.ics"
+    feeds = _at_once(2, lambda n: calendar_feed_create(property=prop, name="Airbnb", url=url))
+    # Two feeds of one URL made each booking two stays, each mailing the guest a code.
+    assert feeds[0].pk == feeds[1].pk
+    assert CalendarFeed.objects.filter(property=prop).count() == 1
