@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models.manager import BaseManager
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -407,16 +406,15 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer = RefundRequestSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         try:
-            with transaction.atomic():
-                refund = refunds.refund_issue(
-                    payment=payment,
-                    amount=serializer.validated_data["amount"],
-                    reason=serializer.validated_data["reason"],
-                    source="support" if request.user.is_staff else "host",
-                    user=request.user,
-                    idempotency_key=serializer.validated_data.get("idempotency_key")
-                    or f"api:{uuid.uuid4()}",
-                )
+            refund = refunds.refund_issue(
+                payment=payment,
+                amount=serializer.validated_data["amount"],
+                reason=serializer.validated_data["reason"],
+                source="support" if request.user.is_staff else "host",
+                user=request.user,
+                idempotency_key=serializer.validated_data.get("idempotency_key")
+                or f"api:{uuid.uuid4()}",
+            )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
         except GatewayError as exc:

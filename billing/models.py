@@ -557,6 +557,24 @@ class Refund(models.Model):
         return f"Refund {round_money(self.amount, self.payment.currency)} {self.payment.currency} of {self.payment.reference}"
 
 
+class RefundHold(models.Model):
+    """A refund on its way to the processor (billing.services.refunds.refund_issue): held
+    against the payment's refundable amount while the processor is asked, so two people
+    refunding the same payment at once with their own keys can never give back more than was
+    charged, whatever the processor checks. Gone once the refund is booked or refused; one left
+    by a process that died stops counting after HOLD_MINUTES."""
+
+    HOLD_MINUTES = 15
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refund_holds")
+    amount = models.DecimalField(**MONEY)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Refund of {self.amount} on its way ({self.idempotency_key})"
+
+
 class ReconciliationImport(models.Model):
     """A bank/processor payout report (CSV) and the outcome of matching it to payouts."""
 

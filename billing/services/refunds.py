@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Sum
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from .. import ledger
 from ..gateways import GatewayError, get_gateway
@@ -19,6 +21,7 @@ from ..models import (
     LedgerTransaction,
     Payment,
     Refund,
+    RefundHold,
     SessionCharge,
 )
 from ..money import exact_sum, round_money
@@ -28,6 +31,45 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger(__name__)
+
+
+def _hold(payment_id: int, amount: Decimal, idempotency_key: str) -> bool:
+    """Hold `amount` against what the payment can still give back, with its row locked: True
+    when this call placed the hold, False when the same refund (its key) is already on its way.
+    Raises ValidationError, in the words a person reads, when it cannot be refunded."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if RefundHold.objects.filter(idempotency_key=idempotency_key).exists():
+            return False  # a replay of a refund under way: the processor's key answers it
+        if payment.status != Payment.Status.CAPTURED:
+            raise ValidationError({"amount": "Only charged payments can be refunded."})
+        fresh = timezone.now() - timedelta(minutes=RefundHold.HOLD_MINUTES)
+        pending = exact_sum(
+            RefundHold.objects.filter(payment=payment, created_at__gte=fresh).aggregate(
+                total=Sum("amount")
+            )["total"]
+        )
+        room = max(payment.refundable - pending, Decimal("0"))
+        if amount > room:
+            under_way = (
+                f" ({round_money(pending, payment.currency)} {payment.currency} is being "
+                "refunded right now by someone else)"
+                if pending
+                else ""
+            )
+            raise ValidationError(
+                {
+                    "amount": f"At most {round_money(room, payment.currency)} "
+                    f"{payment.currency} can still be refunded{under_way}."
+                }
+            )
+        RefundHold.objects.create(payment=payment, amount=amount, idempotency_key=idempotency_key)
+        return True
+
+
+def _release(held: bool, idempotency_key: str) -> None:
+    if held:
+        RefundHold.objects.filter(idempotency_key=idempotency_key).delete()
 
 
 def refund_issue(
@@ -54,30 +96,29 @@ def refund_issue(
         raise ValidationError(
             {"reason": "Say why the refund is given (the guest sees it on the receipt)."}
         )
-    payment.refresh_from_db()
     amount = round_money(Decimal(amount), payment.currency)
     if amount <= 0:
         raise ValidationError({"amount": "Refund a positive amount."})
-    if payment.status != Payment.Status.CAPTURED:
-        raise ValidationError({"amount": "Only charged payments can be refunded."})
-    if amount > payment.refundable:
-        raise ValidationError(
-            {
-                "amount": f"At most {round_money(payment.refundable, payment.currency)} {payment.currency} can still be refunded."
-            }
+    held = _hold(payment.pk, amount, idempotency_key)
+    # The processor with no transaction open; the key makes a concurrent replay of the same
+    # refund return the first answer, and the hold keeps two refunds with their own keys from
+    # giving back more than was charged together.
+    try:
+        result = get_gateway().refund(
+            payment.reference, amount, idempotency_key=f"refund:{idempotency_key}"
         )
-    # The processor first, with no transaction open; it refuses more than was charged, and the
-    # key makes a concurrent replay of the same refund return the first answer.
-    result = get_gateway().refund(
-        payment.reference, amount, idempotency_key=f"refund:{idempotency_key}"
-    )
+    except BaseException:
+        _release(held, idempotency_key)
+        raise
     if not result.ok:
+        _release(held, idempotency_key)
         raise GatewayError(result.decline_reason or "The processor refused the refund.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
+        RefundHold.objects.filter(idempotency_key=idempotency_key).delete()  # booked below
         refund = Refund.objects.create(
             payment=payment,
             amount=amount,

@@ -9,7 +9,6 @@ import zoneinfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -300,15 +299,14 @@ def payment_refund(request, payment_id: int):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            with transaction.atomic():
-                refund = refunds.refund_issue(
-                    payment=payment,
-                    amount=form.cleaned_data["amount"],
-                    reason=form.cleaned_data["reason"],
-                    source="support" if request.user.is_staff else "host",
-                    user=request.user,
-                    idempotency_key=f"portal:{form.cleaned_data['idempotency_key']}",
-                )
+            refund = refunds.refund_issue(
+                payment=payment,
+                amount=form.cleaned_data["amount"],
+                reason=form.cleaned_data["reason"],
+                source="support" if request.user.is_staff else "host",
+                user=request.user,
+                idempotency_key=f"portal:{form.cleaned_data['idempotency_key']}",
+            )
         except ValidationError as exc:
             for message in exc.messages:
                 form.add_error(None, message)

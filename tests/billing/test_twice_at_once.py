@@ -10,10 +10,21 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import LedgerEntry, LedgerTransaction, Payment, Payout, Refund
+from billing.gateways import GatewayError
+from billing.models import (
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    Payout,
+    Refund,
+    RefundHold,
+    SandboxIntent,
+    SandboxRequest,
+)
 from tests.billing.helpers import paid_session, unit_rate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,6 +97,23 @@ def test_two_agents_refunding_the_whole_payment_at_once_refund_it_once(prop, cha
     assert Refund.objects.filter(payment=payment).count() == 1
     assert LedgerTransaction.objects.filter(kind="refund").count() == 1
     assert len(errors(results)) == 1, results
+    # Our own hold refused the second, in words a person reads; the processor was asked once
+    # (not left to refuse more than it charged: a processor need not).
+    (refused,) = errors(results)
+    assert isinstance(refused, ValidationError) and "At most 0.00 EUR" in str(refused), refused
+    assert SandboxRequest.objects.filter(key__startswith="refund-").count() == 1
+    assert not RefundHold.objects.exists()
+
+
+def test_a_refund_the_processor_refuses_gives_its_hold_back(prop, charger):
+    unit_rate(prop)
+    _session, payment = paid_session(charger, wh=10000)
+    SandboxIntent.objects.filter(pk=payment.reference).update(status="canceled")
+    with pytest.raises(GatewayError):
+        _refund(payment, "agent-a", "4.00")()
+    assert not RefundHold.objects.exists()
+    SandboxIntent.objects.filter(pk=payment.reference).update(status="succeeded")
+    assert _refund(payment, "agent-b", "10.00")().amount == Decimal("10.00")
 
 
 def test_a_refund_submitted_twice_at_once_is_one_refund(prop, charger):
