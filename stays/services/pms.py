@@ -332,6 +332,9 @@ def integration_create(
     if not credentials:
         raise ValidationError({"secret": "Enter the API credentials from your PMS."})
     with transaction.atomic():
+        existing = _connected_already(organization_id, vendor, base_url, credentials)
+        if existing is not None:
+            return existing
         integration = PmsIntegration(
             organization_id=organization_id,
             vendor=vendor,
@@ -342,6 +345,30 @@ def integration_create(
         integration.save()
         integration_credentials_set(integration=integration, credentials=credentials)
     return integration
+
+
+def _connected_already(
+    organization_id: int, vendor: str, base_url: str, credentials: dict[str, str]
+) -> PmsIntegration | None:
+    """The organization's integration of this PMS account (same vendor, address and
+    credentials), if it has one: "Connect" sent twice (at once or later) is that integration,
+    not a second one whose reservations would be each booking's second stay and code email.
+    Under the organization's row lock, so two requests at once find each other."""
+    from backoffice.models import Organization
+
+    list(
+        Organization.objects.select_for_update(no_key=True)
+        .filter(pk=organization_id)
+        .values_list("pk")
+    )
+    base = base_url.strip() if vendor == PmsIntegration.Vendor.TRACK else ""
+    given = {k: v for k, v in credentials.items() if v}
+    for integration in PmsIntegration.objects.filter(
+        organization_id=organization_id, vendor=vendor, base_url=base
+    ):
+        if integration_credentials(integration) == given:
+            return integration
+    return None
 
 
 def integration_credentials_replace(

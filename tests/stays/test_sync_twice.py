@@ -178,3 +178,27 @@ def test_a_calendar_added_twice_at_once_is_one_feed(settings):
     # Two feeds of one URL made each booking two stays, each mailing the guest a code.
     assert feeds[0].pk == feeds[1].pk
     assert CalendarFeed.objects.filter(property=prop).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pms_connected_twice_at_once_is_one_integration():
+    from stays.services import integration_create
+
+    _postgresql()
+    prop = PropertyFactory()
+    connect = lambda n: integration_create(  # noqa: E731
+        organization_id=prop.organization_id,
+        vendor="guesty",
+        credentials={"client_id": "cid", "client_secret": "secret"},
+    )
+    made = _at_once(2, connect)
+    # Two integrations of one account made each booking two stays, each mailing the guest.
+    assert made[0].pk == made[1].pk
+    assert PmsIntegration.objects.filter(organization=prop.organization).count() == 1
+    # Another account of the same PMS is another integration.
+    integration_create(
+        organization_id=prop.organization_id,
+        vendor="guesty",
+        credentials={"client_id": "other", "client_secret": "secret"},
+    )
+    assert PmsIntegration.objects.filter(organization=prop.organization).count() == 2
