@@ -393,3 +393,17 @@ def test_a_journal_entry_replayed_twice_at_once_is_applied_once():
         results = at_once([partial(replay.journal_apply, "twice-journal", entry)] * 2)
         assert results == [None, None], results
     assert MeterValue.objects.filter(session=session).count() == 6
+
+
+def test_an_ended_event_delivered_twice_at_once_is_announced_finished_once(announced_finished):
+    charger = ChargerFactory(ocpp_version="2.0.1")
+    ids = []
+    for n in range(6):
+        tx_id = f"TX-END-{n}"
+        _record(charger, _event("Started", 0, tx_id, 0, 1000, id_token="04A1B2C3"))
+        ended = _event("Ended", 1, tx_id, 40, 7000, stopped_reason="EVDisconnected")
+        outcomes = at_once([partial(_record, charger, ended)] * 2)
+        assert sorted((o.ended, o.duplicate) for o in outcomes) == [(False, True), (True, False)]
+        ids.append(outcomes[0].session.pk)
+    assert sorted(announced_finished) == sorted(ids)
+    assert MeterValue.objects.filter(session_id__in=ids).count() == 12  # Started's and Ended's
