@@ -105,6 +105,9 @@ def campaign_create(
     chargers = targets_select(organization=organization, release=release, selection=selection)
     if not chargers:
         raise CampaignRefused("No charger matches.")
+    same = _same_draft(organization, name, release, [c.pk for c in chargers])
+    if same is not None:
+        return same
     campaign = Campaign.objects.create(
         organization=organization,
         name=name,
@@ -123,6 +126,26 @@ def campaign_create(
         for i, c in enumerate(chargers)
     )
     return campaign
+
+
+def _same_draft(
+    organization: Organization, name: str, release: FirmwareRelease, charger_ids: list[int]
+) -> Campaign | None:
+    """The organization's draft of this name and release over these chargers, if there is one:
+    "Create" sent twice (a double click, a resubmitted page) is that draft, not a second one
+    that, started too, would send each charger a second UpdateFirmware. Under the
+    organization's row lock, so two requests at once find each other."""
+    list(
+        Organization.objects.select_for_update(no_key=True)
+        .filter(pk=organization.pk)
+        .values_list("pk")
+    )
+    for draft in Campaign.objects.filter(
+        organization=organization, name=name, release=release, status=Campaign.Status.DRAFT
+    ):
+        if sorted(draft.targets.values_list("charger_id", flat=True)) == sorted(charger_ids):
+            return draft
+    return None
 
 
 # Which status each operator action moves a campaign from, and to.

@@ -15,7 +15,7 @@ from django.utils import timezone
 from chargers.models import Charger
 from fleet.baselines import services as baselines
 from fleet.campaigns import services as campaigns
-from fleet.models import Baseline, BaselineApplication, FirmwareRelease
+from fleet.models import Baseline, BaselineApplication, Campaign, FirmwareRelease
 from tests.factories import ChargerFactory, PropertyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,10 +67,8 @@ def _online_chargers(prop, **fields) -> list[Charger]:
     ]
 
 
-def test_a_campaign_stepped_by_two_workers_at_once_sends_each_charger_one_update():
-    prop = PropertyFactory()
-    _online_chargers(prop)
-    release = FirmwareRelease.objects.create(
+def _release(prop) -> FirmwareRelease:
+    return FirmwareRelease.objects.create(
         organization=prop.organization,
         version="2.0",
         vendor="Acme",
@@ -78,7 +76,10 @@ def test_a_campaign_stepped_by_two_workers_at_once_sends_each_charger_one_update
         location="https://fw.example/a1.bin",
         sha256="0" * 64,
     )
-    campaign = campaigns.campaign_create(
+
+
+def _draft(prop, release):
+    return campaigns.campaign_create(
         organization=prop.organization,
         name="2.0 everywhere",
         release=release,
@@ -86,6 +87,22 @@ def test_a_campaign_stepped_by_two_workers_at_once_sends_each_charger_one_update
         canary_share=1.0,
         wave_size=CHARGERS,
     )
+
+
+def test_a_campaign_created_twice_at_once_is_one_draft():
+    prop = PropertyFactory()
+    _online_chargers(prop)
+    release = _release(prop)
+    drafts = _at_once([lambda: _draft(prop, release)] * 2)
+    # A second draft over the same chargers, started too, sent each a second UpdateFirmware.
+    assert drafts[0].pk == drafts[1].pk
+    assert Campaign.objects.filter(organization=prop.organization).count() == 1
+
+
+def test_a_campaign_stepped_by_two_workers_at_once_sends_each_charger_one_update():
+    prop = PropertyFactory()
+    _online_chargers(prop)
+    campaign = _draft(prop, _release(prop))
     campaigns.campaign_transition(campaign_id=campaign.pk, action="start")
     claimed = _at_once([lambda: campaigns.campaign_step(campaign_id=campaign.pk)] * 2)
     # Each list is dispatched as UpdateFirmware after the step commits: an id in both lists
