@@ -544,6 +544,34 @@ def partner_unregister(*, partner: Partner) -> None:
 # -- we register with them (they issued token A) -------------------------------------------------
 
 
+def _registration_claim(organization: Organization, *, name: str, versions_url: str) -> Partner:
+    """The new partner row of a registration with the partner at `versions_url`; raise
+    RegistrationError when the operator is connected to it already or registering with it right
+    now (*Connect to a partner* submitted twice, two tabs, the API retried: one partner row,
+    not two connected to one party). Two claims at once look one after the other (a lock on
+    the operator's row). A registration left pending longer than its calls can take (its
+    process died) does not block a new one."""
+    under_way = timezone.now() - timedelta(seconds=10 * settings.OCPI_TIMEOUT_S)
+    with transaction.atomic():
+        Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).first()
+        taken = Partner.objects.filter(organization=organization, versions_url=versions_url).filter(
+            Q(state=Partner.State.CONNECTED)
+            | Q(state=Partner.State.PENDING, updated_at__gte=under_way)
+        )
+        if taken.exists():
+            raise RegistrationError(
+                ocpi.Code.CLIENT_ERROR,
+                "This partner is already connected, or a registration with it is under way: "
+                "see its page under Roaming partners.",
+            )
+        return Partner.objects.create(
+            organization=organization,
+            name=name,
+            state=Partner.State.PENDING,
+            versions_url=versions_url,
+        )
+
+
 def partner_connect(
     *,
     organization: Organization,
@@ -573,9 +601,7 @@ def partner_connect(
     token_b = ocpi.new_credentials_token()
     created = partner is None
     if partner is None:
-        partner = Partner.objects.create(
-            organization=organization, name=name, state=Partner.State.PENDING
-        )
+        partner = _registration_claim(organization, name=name, versions_url=versions_url)
     before = Partner.objects.values("incoming_token_hash", "versions_url", "endpoints").get(
         pk=partner.pk
     )

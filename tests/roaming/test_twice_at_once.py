@@ -404,3 +404,26 @@ def test_a_command_task_delivered_twice_at_once_runs_once_and_answers_once(opera
     assert remote.result == "FAILED"  # the charger is offline
     assert Command.objects.filter(charger=operator["cp_public"]).count() == 1
     assert Delivery.objects.filter(module="commands").count() == 1
+
+
+def test_connect_to_a_partner_submitted_twice_at_once_makes_one_partner(live_server, stub):
+    """*Connect to a partner* submitted twice (a double click, two tabs, the API retried): one
+    partner row is registered; the other submit is told a registration is under way."""
+    organization = OrganizationFactory()
+
+    def connect() -> Any:
+        return services.partner_connect(
+            organization=organization,
+            name="Stub",
+            versions_url=stub.versions_url,
+            token_a=stub.token_a,
+            our_versions_url=f"{live_server.url}/ocpi/versions",
+        )
+
+    results = at_once([connect] * 2)
+
+    connected = [r for r in results if isinstance(r, Partner)]
+    refused = [r for r in results if isinstance(r, services.RegistrationError)]
+    assert (len(connected), len(refused)) == (1, 1), results
+    assert "already" in refused[0].message
+    assert list(Partner.objects.values_list("pk", "state")) == [(connected[0].pk, "connected")]
