@@ -427,3 +427,49 @@ def test_connect_to_a_partner_submitted_twice_at_once_makes_one_partner(live_ser
     assert (len(connected), len(refused)) == (1, 1), results
     assert "already" in refused[0].message
     assert list(Partner.objects.values_list("pk", "state")) == [(connected[0].pk, "connected")]
+
+
+def test_a_terminal_start_sent_twice_at_once_is_one_payment(operator, queued):
+    """A payment terminal provider's START_SESSION retried at once with its authorization
+    reference: one payment (one one-off card, one session, one CDR and invoice), one start."""
+    from roaming import payments
+    from roaming.models import RemoteCommand, TerminalPayment
+
+    ptp = connected_partner(
+        operator["org"],
+        token=PTP_TOKEN,
+        role="PTP",
+        country_code="AT",
+        party_id="PTP",
+        version="2.3.0",
+        base="https://ptp.example/ocpi/2.3.0",
+    )
+    terminal, _ = payments.terminal_receive(
+        partner=ptp, body={"terminal_id": "T-1", "invoice_creator": "CPO"}
+    )
+    payments.terminal_assign(terminal=terminal, location_ids=[operator["public"].pk], evses=[])
+    body = {
+        "response_url": "https://ptp.example/ocpi/2.3.0/commands/START_SESSION/1",
+        "token": {**app_token(), "country_code": "AT", "party_id": "PTP", "type": "AD_HOC_USER"},
+        "location_id": str(operator["public"].pk),
+        "evse_uid": "PUB-1*1",
+        "authorization_reference": "pp-100100-1",
+    }
+
+    def start() -> Any:
+        answer = Client(raise_request_exception=False).post(
+            "/ocpi/2.3.0/commands/START_SESSION",
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(PTP_TOKEN),
+        )
+        return answer.status_code, answer.json()["data"]["result"]
+
+    answers = at_once([start] * 4)
+
+    assert [answers.count((200, "ACCEPTED")), answers.count((200, "REJECTED"))] == [1, 3], answers
+    payment = TerminalPayment.objects.get()
+    assert RemoteCommand.objects.get(response="ACCEPTED").pk == payment.command_id
+    assert queued == [payment.command_id]
+    # The refused tries' one-off cards never work.
+    assert list(Token.objects.filter(uid__startswith="PT", valid=True)) == [payment.token]
