@@ -195,7 +195,10 @@ def due_claim(*, limit: int, now: datetime | None = None) -> list[Due]:
     claimed: list[Due] = []
     with transaction.atomic():
         asked = (
-            BaselineApplication.objects.select_for_update(skip_locked=True)
+            # Only the applications' rows (of=self): locking the joined baseline and charger
+            # too made a second sweep at once hold rows it then skipped, so neither took them,
+            # and held the chargers' rows (written on their frames) for the whole sweep.
+            BaselineApplication.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(requested_at__isnull=False)
             .select_related("baseline", "charger")
             .order_by("requested_at", "pk")[:limit]
