@@ -79,8 +79,14 @@ def session_receive(
         when = emsp_rules.last_updated_of(data)
     except emsp_rules.BadObject as exc:
         raise Refused(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
+    if row is not None and when < row.last_updated:
+        return  # an older state delivered late (a retried push): the newer one we hold stays
     token = _our_card(partner, data.get("cdr_token"))
     status = str(data.get("status", ""))[:12]
+    if status in emsp_rules.OPEN_SESSION_STATUSES and _cdr_ended(partner, cc, pid, session_id):
+        # Its CDR came (which ended it): a push retried or delivered late does not show the
+        # driver charging again, nor keep them from starting.
+        status = "COMPLETED"
     if row is None:
         try:
             with transaction.atomic():
@@ -103,6 +109,12 @@ def session_receive(
             )
     row.data, row.last_updated, row.status, row.token = data, when, status, token
     row.save(update_fields=["data", "last_updated", "status", "token", "received_at"])
+
+
+def _cdr_ended(partner: Partner, cc: str, pid: str, session_id: str) -> bool:
+    return PartnerCdr.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, data__session_id=session_id
+    ).exists()
 
 
 # -- CDRs -----------------------------------------------------------------------------------------

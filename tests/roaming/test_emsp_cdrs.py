@@ -216,3 +216,42 @@ def test_support_finds_disputes_in_admin_and_settles_them(client, org):
     assert PartnerCdr.objects.get().status == PartnerCdr.Status.SETTLED
     for name in ("partnersession", "partnerlocation", "partnertariff", "emspidentity"):
         assert agent.get(f"/admin/roaming/{name}/", {"q": "x"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_late_session_put_neither_reopens_a_session_its_cdr_ended_nor_goes_back_in_time(
+    client, org
+):
+    """A CPO's Session push retried or delivered late (its outbox, the network) after the CDR,
+    or after a newer state: the driver is not shown charging again (nor kept from starting),
+    and an older state does not replace a newer one."""
+    from roaming import emsp_driving
+
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    card = TokenFactory(organization=org, uid="123ABC")
+    running = example(
+        "session_example_2_short_finished.json",
+        "2.2.1",
+        id="S9",
+        status="ACTIVE",
+        last_updated="2026-03-02T10:05:00Z",
+    )
+    url = "/ocpi/2.2.1/emsp/sessions/BE/BEC/S9"
+    assert send(client, "PUT", url, running).json()["status_code"] == 1000
+    cdr = our_cdr("2.2.1", card, session_id="S9")
+    assert send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", cdr).json()["status_code"] == 1000
+    assert PartnerSession.objects.get(session_id="S9").status == "COMPLETED"
+
+    # The same PUT again, then one sent before the CDR but delivered after it.
+    retried = send(client, "PUT", url, running)
+    late = send(client, "PUT", url, {**running, "last_updated": "2026-03-02T10:06:00Z"})
+
+    assert (retried.json()["status_code"], late.json()["status_code"]) == (1000, 1000)
+    assert PartnerSession.objects.get(session_id="S9").status == "COMPLETED"
+    assert emsp_driving.open_session(card) is None
+    # An older state after a newer one: the newer one stays.
+    newer = {**running, "id": "S10", "kwh": 5, "last_updated": "2026-03-02T10:30:00Z"}
+    send(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/BEC/S10", newer)
+    older = {**newer, "kwh": 3, "last_updated": "2026-03-02T10:20:00Z"}
+    assert send(client, "PUT", "/ocpi/2.2.1/emsp/sessions/BE/BEC/S10", older).status_code == 200
+    assert PartnerSession.objects.get(session_id="S10").data["kwh"] == 5
