@@ -441,6 +441,16 @@ def host(db, prop):
 
 
 @pytest.fixture
+def postgresql_only() -> None:
+    """Skip a test of row locks and constraints across connections (tests/concurrency.py) in
+    the SQLite pass, which serializes every write anyway."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and constraints across connections: PostgreSQL")
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

@@ -3,15 +3,11 @@ its own database connection, call the real service or view. Money is never moved
 second delivery or run finds the first's result, and nothing answers 500 (PostgreSQL only:
 row locks across connections)."""
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 
 from billing.gateways import GatewayError
@@ -26,44 +22,13 @@ from billing.models import (
     SandboxRequest,
 )
 from tests.billing.helpers import paid_session, unit_rate
+from tests.concurrency import at_once, errors
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 LATER = timezone.now() + timedelta(
     days=40
 )  # every test's sessions are before its payout period's end
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections: PostgreSQL")
-
-
-def at_once(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads released together; each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[index] = call()
-        except BaseException as exc:  # returned to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
-
-
-def errors(results: list[Any]) -> list[BaseException]:
-    return [r for r in results if isinstance(r, BaseException)]
 
 
 def ledger_balances() -> bool:

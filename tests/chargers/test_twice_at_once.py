@@ -7,8 +7,6 @@ was doubled or rewritten: one session, one close, one announcement, the charger'
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -16,7 +14,6 @@ from functools import partial
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -27,38 +24,10 @@ from chargers.models import Charger, ChargingSession, Command, MeterValue, Trans
 from chargers.ocpp.tolerant import MeterReading, Sample
 from chargers.sessions.closing import StopRequest, close_batched, close_orm
 from chargers.sessions.opening import OpenRequest, open_orm
+from tests.concurrency import at_once
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and constraints across connections: PostgreSQL")
-
-
-def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released together; their results (or what they raised), in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[index] = calls[index]()
-        except BaseException as exc:  # returned to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 
 def _session(charger: Charger, transaction_id: int, **fields: Any) -> ChargingSession:
@@ -94,7 +63,7 @@ def test_a_stop_delivered_twice_at_once_closes_once(announced_finished):
     sessions = [_session(charger, 7100 + n) for n in range(6)]
     for session in sessions:
         stop = _stop(session, 9000)
-        results = at_once([partial(close_orm, stop)] * 2)
+        results = at_once(*[partial(close_orm, stop)] * 2)
         assert all(isinstance(r, ChargingSession) for r in results), results
     for session in sessions:
         session.refresh_from_db()
@@ -119,7 +88,7 @@ def test_a_stop_racing_the_stale_sweep_keeps_the_chargers_own_stop(announced_fin
     for session in sessions:
         stop = _stop(session, 8000, reason="Local")
         closed_by_stop, closed_by_sweep = at_once(
-            [partial(close_orm, stop), partial(stale.close_without_stop, session.pk)]
+            *[partial(close_orm, stop), partial(stale.close_without_stop, session.pk)]
         )
         assert isinstance(closed_by_stop, ChargingSession), closed_by_stop
         assert closed_by_sweep in (True, False), closed_by_sweep
@@ -167,7 +136,7 @@ def test_an_ended_racing_the_stale_sweep_keeps_the_chargers_end(announced_finish
         ended = _event("Ended", 1, tx_id, 40, 9000, stopped_reason="EVDisconnected")
         over = {"ongoingIndicator": False, "messagesInQueue": False}
         recorded, verdict = at_once(
-            [
+            *[
                 partial(_record, charger, ended),
                 partial(stale.transaction_status_apply, session_id=session.pk, response=over),
             ]
@@ -196,7 +165,7 @@ def test_a_transactions_first_events_at_once_make_one_session_that_ends(announce
             _event("Updated", 1, tx_id, 20, 5000),
             _event("Ended", 2, tx_id, 40, 9000, stopped_reason="Local"),
         ]
-        results = at_once([partial(_record, charger, payload) for payload in events])
+        results = at_once(*[partial(_record, charger, payload) for payload in events])
         assert not [r for r in results if isinstance(r, BaseException)], results
         session = ChargingSession.objects.get(ocpp_transaction_id=tx_id)
         assert (session.status, session.meter_start_wh, session.meter_stop_wh) == (
@@ -231,7 +200,7 @@ def test_the_same_charger_created_twice_at_once_through_the_api_is_one_charger_a
         api.force_authenticate(owner)
     for n in range(4):
         station_id = f"TWICE-API-{n}"
-        answers = at_once([partial(create, api, station_id) for api in apis])
+        answers = at_once(*[partial(create, api, station_id) for api in apis])
         assert sorted(a.status_code for a in answers) == [201, 400], answers
         refused = next(a for a in answers if a.status_code == 400)
         assert refused.json() == {"station_id": ["This station id cannot be used."]}
@@ -253,7 +222,7 @@ def test_the_same_charger_added_twice_at_once_in_the_portal_is_one_charger_and_a
         client.force_login(owner)
     for n in range(4):
         station_id = f"TWICE-WEB-{n}"
-        answers = at_once([partial(add, client, station_id) for client in clients])
+        answers = at_once(*[partial(add, client, station_id) for client in clients])
         assert sorted(a.status_code for a in answers) == [200, 400], answers
         refused = next(a for a in answers if a.status_code == 400)
         assert "This station id cannot be used." in refused.content.decode()
@@ -278,7 +247,7 @@ def test_a_start_delivered_twice_at_once_opens_one_session(announced_started):
             token=None,
         )
         first, second = at_once(
-            [partial(open_orm, replace(start, transaction_id=9100 + 2 * n + k)) for k in (0, 1)]
+            *[partial(open_orm, replace(start, transaction_id=9100 + 2 * n + k)) for k in (0, 1)]
         )
         assert isinstance(first, ChargingSession) and isinstance(second, ChargingSession)
         assert first.pk == second.pk and first.transaction_id == second.transaction_id
@@ -292,7 +261,7 @@ def test_a_started_event_delivered_twice_at_once_opens_one_session(announced_sta
     charger = ChargerFactory(ocpp_version="2.0.1")
     for n in range(6):
         started = _event("Started", 0, f"TX-TWICE-{n}", 0, 1000, id_token="04A1B2C3")
-        outcomes = at_once([partial(_record, charger, started)] * 2)
+        outcomes = at_once(*[partial(_record, charger, started)] * 2)
         assert sorted((o.started, o.duplicate) for o in outcomes) == [(False, True), (True, False)]
         assert outcomes[0].session.pk == outcomes[1].session.pk
     assert ChargingSession.objects.filter(charger=charger).count() == 6
@@ -325,7 +294,7 @@ def test_a_reset_or_a_remote_start_pressed_twice_in_the_portal_is_sent_once(onli
         {"action": "Reset", "reset_type": "Hard"},
         {"action": "RemoteStartTransaction", "token": token.pk, "connector_id": 1},
     ):
-        pages = at_once([partial(client.post, url, form, follow=True) for client in clients])
+        pages = at_once(*[partial(client.post, url, form, follow=True) for client in clients])
         told = [page.content.decode() for page in pages]
         assert sum("was not sent again" in page for page in told) == 1, form
         assert Command.objects.filter(charger=charger, action=form["action"]).count() == 1
@@ -340,7 +309,7 @@ def test_an_unlock_asked_twice_at_once_through_the_api_is_sent_once_and_a_409(on
     for api in apis:
         api.force_authenticate(owner)
     url = f"/api/v1/chargers/{charger.station_id}/commands/UnlockConnector/"
-    answers = at_once([partial(api.post, url, {"connectorId": 1}, format="json") for api in apis])
+    answers = at_once(*[partial(api.post, url, {"connectorId": 1}, format="json") for api in apis])
     assert sorted(a.status_code for a in answers) == [409, 504], answers
     assert next(a for a in answers if a.status_code == 409).json()["status"] == "pending"
     assert Command.objects.filter(charger=charger, action="UnlockConnector").count() == 1
@@ -354,7 +323,7 @@ def test_a_stop_delivered_twice_through_the_batch_and_one_by_one_closes_once(ann
     for session in sessions:
         stop = _stop(session, 6000)
         batched, one_by_one = at_once(
-            [partial(asyncio.run, close_batched([stop])), partial(close_orm, stop)]
+            *[partial(asyncio.run, close_batched([stop])), partial(close_orm, stop)]
         )
         assert isinstance(batched, list) and isinstance(one_by_one, ChargingSession), batched
         # Late: the same stop again, through the batch.
@@ -390,7 +359,7 @@ def test_a_journal_entry_replayed_twice_at_once_is_applied_once():
                 ],
             },
         }
-        results = at_once([partial(replay.journal_apply, "twice-journal", entry)] * 2)
+        results = at_once(*[partial(replay.journal_apply, "twice-journal", entry)] * 2)
         assert results == [None, None], results
     assert MeterValue.objects.filter(session=session).count() == 6
 
@@ -402,7 +371,7 @@ def test_an_ended_event_delivered_twice_at_once_is_announced_finished_once(annou
         tx_id = f"TX-END-{n}"
         _record(charger, _event("Started", 0, tx_id, 0, 1000, id_token="04A1B2C3"))
         ended = _event("Ended", 1, tx_id, 40, 7000, stopped_reason="EVDisconnected")
-        outcomes = at_once([partial(_record, charger, ended)] * 2)
+        outcomes = at_once(*[partial(_record, charger, ended)] * 2)
         assert sorted((o.ended, o.duplicate) for o in outcomes) == [(False, True), (True, False)]
         ids.append(outcomes[0].session.pk)
     assert sorted(announced_finished) == sorted(ids)

@@ -3,53 +3,24 @@ processor's webhook together, stop pressed twice. Two threads released together 
 each with its own database connection (and its own browser), call the real view or service
 (PostgreSQL only: row locks across connections)."""
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from django.db import connection
 from django.test import Client
 
 from guest.models import GuestSession
+from tests.concurrency import at_once
 from tests.guest.test_views_flow import FORM, accepted  # noqa: F401 (fixture)
 from tests.stays.test_stay_code_start import fake_charger, stay  # noqa: F401 (fixtures)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("accepted")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("accepted", "postgresql_only"),
+]
 
 
 @pytest.fixture
 def sent(request) -> list:
     """The CALLs the charger was sent (tests.guest.test_views_flow's `accepted`)."""
     return request.getfixturevalue("accepted")
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections: PostgreSQL")
-
-
-def at_once(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls in threads released together; each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], Any]) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[index] = call()
-        except BaseException as exc:  # returned to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 def test_two_tabs_starting_the_same_port_at_once_hold_one_card(guest_charger, rate):
