@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -378,7 +379,9 @@ def test_a_stop_session_sent_twice_at_once_reaches_the_charger_once(operator, qu
     assert queued == [command.pk]
 
 
-def test_a_command_task_delivered_twice_at_once_runs_once_and_answers_once(operator, partner):
+def test_a_command_task_delivered_twice_at_once_runs_once_and_answers_once(
+    operator, partner, own_cache
+):
     """The command's task redelivered while it runs (acks late: a worker lost, or the broker's
     visibility timeout): the charger gets the command once and the partner one CommandResult."""
     from chargers.models import Charger, Command
@@ -473,3 +476,39 @@ def test_a_terminal_start_sent_twice_at_once_is_one_payment(operator, queued):
     assert queued == [payment.command_id]
     # The refused tries' one-off cards never work.
     assert list(Token.objects.filter(uid__startswith="PT", valid=True)) == [payment.token]
+
+
+@pytest.fixture
+def own_cache(settings):
+    """A cache prefix of this test's own: the claims below live in the cache, which other test
+    processes sharing the Redis database clear."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"twice-{uuid.uuid4().hex}"}
+        for name, config in settings.CACHES.items()
+    }
+
+
+def test_the_cdr_push_sent_by_two_workers_at_once_reaches_the_partner_once(
+    operator, stub, own_cache
+):
+    """The deliveries sweep and the CDR's own task (or the task delivered twice) send the
+    partner's pushes at the same moment: one sender at a time, the CDR is POSTed once."""
+    from roaming.models import Delivery
+
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
+    )
+    stub.cpo_token = partner.outgoing_token
+    services.delivery_enqueue(
+        partner=partner,
+        module="cdrs",
+        object_key="cdr:1",
+        method="POST",
+        path="",
+        body={"id": "CDR-1", "total_cost": {"excl_vat": 4.0}},
+    )
+
+    at_once([lambda: services.deliveries_send(partner_id=partner.pk)] * 4)
+
+    assert [r["body"]["id"] for r in stub.requests_to("cdrs", "POST")] == ["CDR-1"]
+    assert Delivery.objects.get().status == Delivery.Status.SENT
