@@ -102,6 +102,8 @@ def location_receive(
         raise _bad(exc) from None
     except emsp_rules.UnknownObject as exc:
         raise Refused(ocpi.Code.UNKNOWN_LOCATION, str(exc), 404) from None
+    if row is not None and evse_uid is None and not patch and when < row.last_updated:
+        return False  # the whole location as it stood before what we hold (retried, late)
     if row is None:
         try:
             with transaction.atomic():

@@ -207,6 +207,15 @@ def part_of(location: dict, evse_uid: str | None, connector_id: str | None) -> d
     return evse["connectors"][at]
 
 
+def _held_newer(location: dict, evse_uid: str, connector_id: str | None, when: datetime) -> bool:
+    """Whether the EVSE or connector we hold says a newer state than a push of `when`."""
+    try:
+        held = last_updated_of(part_of(location, evse_uid, connector_id))
+    except (UnknownObject, BadObject):
+        return False  # new, or held without a readable last_updated: the push is taken
+    return held > when
+
+
 def _replace(items: Any, key: str, value: str, new: dict) -> list:
     items = list(items) if isinstance(items, list) else []
     at = _index(items, key, value)
@@ -222,8 +231,11 @@ def with_part(
 ) -> dict:
     """Return the location with an EVSE (or a connector of an EVSE) put whole or patched; the
     location's `last_updated` follows its newest part (mod_locations "PATCH Method"). A PUT of an
-    EVSE or connector adds it when new; a PATCH needs it to exist (UnknownObject)."""
+    EVSE or connector adds it when new; a PATCH needs it to exist (UnknownObject). A push older
+    than the part we hold (its `last_updated`: retried or delivered late) leaves it as it is."""
     when = last_updated_of(new)
+    if _held_newer(location, evse_uid, connector_id, when):
+        return location
     if connector_id is None:
         key, value = "uid", evse_uid
         if patch:

@@ -241,3 +241,25 @@ def test_a_cpo_registered_through_the_api_has_its_locations_and_tariffs_pulled_p
         assert emsp_network.network_pull(partner_id=created.json()["id"]) == (2, 1)
     finally:
         cpo.close()
+
+
+@pytest.mark.django_db
+def test_a_late_location_push_does_not_put_back_an_older_state(client, org):
+    """A CPO's push retried or delivered late, after a newer one: an EVSE's status (what a
+    driver sees before going there) and the location stay as the newest push said."""
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    base = "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1"
+    location = example_location("2.2.1")
+    send(client, "PUT", base, location)
+    charging = {"status": "CHARGING", "last_updated": "2030-01-01T10:00:00Z"}
+    available = {"status": "AVAILABLE", "last_updated": "2030-01-01T09:00:00Z"}  # sent earlier
+
+    assert send(client, "PATCH", f"{base}/3256", charging).json()["status_code"] == 1000
+    assert send(client, "PATCH", f"{base}/3256", available).json()["status_code"] == 1000
+
+    assert send(client, "GET", f"{base}/3256").json()["data"]["status"] == "CHARGING"
+    # The whole location as it stood before that (its own last_updated older): kept as is.
+    assert send(client, "PUT", base, location).json()["status_code"] == 1000
+    held = send(client, "GET", base).json()["data"]
+    assert held["last_updated"] == "2030-01-01T10:00:00Z"
+    assert held["evses"][0]["status"] == "CHARGING"
