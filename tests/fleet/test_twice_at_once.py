@@ -5,51 +5,21 @@ again, never fails."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from chargers.models import Charger
 from fleet.baselines import services as baselines
 from fleet.campaigns import services as campaigns
 from fleet.models import Baseline, BaselineApplication, Campaign, FirmwareRelease
+from tests.concurrency import all_at_once
 from tests.factories import ChargerFactory, PropertyFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 CHARGERS = 10
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections: PostgreSQL")
-
-
-def _at_once(calls):
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[n] = calls[n]()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 def _online_chargers(prop, **fields) -> list[Charger]:
@@ -93,7 +63,7 @@ def test_a_campaign_created_twice_at_once_is_one_draft():
     prop = PropertyFactory()
     _online_chargers(prop)
     release = _release(prop)
-    drafts = _at_once([lambda: _draft(prop, release)] * 2)
+    drafts = all_at_once(*[lambda: _draft(prop, release)] * 2)
     # A second draft over the same chargers, started too, sent each a second UpdateFirmware.
     assert drafts[0].pk == drafts[1].pk
     assert Campaign.objects.filter(organization=prop.organization).count() == 1
@@ -104,7 +74,7 @@ def test_a_campaign_stepped_by_two_workers_at_once_sends_each_charger_one_update
     _online_chargers(prop)
     campaign = _draft(prop, _release(prop))
     campaigns.campaign_transition(campaign_id=campaign.pk, action="start")
-    claimed = _at_once([lambda: campaigns.campaign_step(campaign_id=campaign.pk)] * 2)
+    claimed = all_at_once(*[lambda: campaigns.campaign_step(campaign_id=campaign.pk)] * 2)
     # Each list is dispatched as UpdateFirmware after the step commits: an id in both lists
     # would be a charger told twice (the campaign's row lock makes the second step wait and
     # find them sent).
@@ -129,7 +99,7 @@ def booted():
 
 def test_a_baseline_sweep_run_by_two_workers_at_once_claims_each_boot_once(booted):
     baseline, _ = booted
-    claims = _at_once([lambda: baselines.due_claim(limit=50)] * 2)
+    claims = all_at_once(*[lambda: baselines.due_claim(limit=50)] * 2)
     every = [due.application_id for due in claims[0] + claims[1]]
     # Each claim is sent (ChangeConfiguration, perhaps a Reset): one per charger and boot.
     assert len(every) == CHARGERS and len(set(every)) == CHARGERS
@@ -139,13 +109,13 @@ def test_a_baseline_sweep_run_by_two_workers_at_once_claims_each_boot_once(boote
 def test_reapply_pressed_twice_at_once_asks_once_per_charger_and_fails_neither(booted):
     baseline, _ = booted
     Baseline.objects.filter(pk=baseline.pk).update(apply_on_boot=False)
-    asked = _at_once([lambda: baselines.apply_request(baseline=baseline)] * 2)
+    asked = all_at_once(*[lambda: baselines.apply_request(baseline=baseline)] * 2)
     assert asked == [CHARGERS, CHARGERS]
     rows = BaselineApplication.objects.filter(baseline=baseline)
     assert rows.count() == CHARGERS and not rows.filter(requested_at__isnull=True).exists()
     # Four sweeps at once take every asked application once between them (none left for later:
     # a sweep locking the joined baseline and charger rows too held rows it then skipped).
-    claimed = _at_once([lambda: baselines.due_claim(limit=50)] * 4)
+    claimed = all_at_once(*[lambda: baselines.due_claim(limit=50)] * 4)
     assert sorted(d.application_id for claims in claimed for d in claims) == sorted(
         rows.values_list("pk", flat=True)
     )

@@ -5,13 +5,12 @@ turns, so the second is refused too instead of overwriting the first unseen."""
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from power.models import Circuit, SiteBudget
+from tests.concurrency import all_at_once
 
 FORM = {"phases": "3", "voltage": "230", "policy": "equal", "schedule": "", "circuits": ""}
 REFUSED = "after you opened this page: your changes are not saved"
@@ -49,37 +48,23 @@ def test_a_save_from_a_tab_opened_before_another_save_is_refused(client, host, p
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 @pytest.mark.parametrize("existing", [False, True], ids=["new budget", "existing budget"])
 def test_two_saves_sent_at_once_from_tabs_that_saw_the_same_budget_save_one(host, prop, existing):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections: PostgreSQL")
     tabs = [Client() for _ in range(2)]
     for tab in tabs:
         tab.force_login(host)
     if existing:
         tabs[0].post(page(prop), {**FORM, "limit_a": "50", "version": _opened(tabs[0], prop)})
     version = _opened(tabs[0], prop)
-    barrier = threading.Barrier(2)
-    answers: list = [None, None]
-    errors: list[BaseException] = []
-
-    def save(n: int, limit: str) -> None:
-        try:
-            barrier.wait(timeout=60)
-            answers[n] = tabs[n].post(page(prop), {**FORM, "limit_a": limit, "version": version})
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=save, args=(n, limit)) for n, limit in enumerate(("40", "63"))
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    answers = all_at_once(
+        *[
+            lambda tab=tab, limit=limit: tab.post(
+                page(prop), {**FORM, "limit_a": limit, "version": version}
+            )
+            for tab, limit in zip(tabs, ("40", "63"), strict=True)
+        ]
+    )
     codes = sorted(a.status_code for a in answers)
     assert codes == [200, 302]
     refused = next(a for a in answers if a.status_code == 200)

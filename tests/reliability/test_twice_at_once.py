@@ -4,47 +4,18 @@ twice. One open alert per problem with one delivery, the yearly cap kept, one au
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 
 from reliability.models import Alert, AlertDelivery, AlertRule, Exclusion, ExclusionAudit
 from reliability.services import alerts, exclusions
+from tests.concurrency import at_once
 from tests.factories import ChargerFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
-
-
-def _at_once(calls):
-    """Run each call in its own thread, released together; results, or the exception raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[n] = calls[n]()
-        except BaseException as exc:  # the caller looks at it
-            results[n] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 
 def test_a_ports_problem_reported_four_times_at_once_is_one_open_alert_sent_once():
@@ -58,7 +29,7 @@ def test_a_ports_problem_reported_four_times_at_once_is_one_open_alert_sent_once
     report = lambda: alerts.problem_report(  # noqa: E731
         kind="power_refused", charger_id=charger.pk, connector_id=1, details="Answered Rejected"
     )
-    opened = _at_once([report] * 4)
+    opened = at_once(*[report] * 4)
     assert not [r for r in opened if isinstance(r, BaseException)], opened
     assert sum(len(r) for r in opened) == 1
     assert Alert.objects.filter(charger=charger, cleared_at__isnull=True).count() == 1
@@ -79,7 +50,7 @@ def test_planned_maintenance_entered_in_three_tabs_at_once_keeps_the_yearly_cap(
         )
         for n in range(3)
     ]
-    entered = _at_once(enter)
+    entered = at_once(*enter)
     assert sorted(type(r).__name__ for r in entered) == [
         "Exclusion",
         "ValidationError",
@@ -102,7 +73,7 @@ def test_an_exclusion_withdrawn_twice_at_once_is_withdrawn_once():
     )
     # Each request loads the exclusion itself, before either saves.
     pages = [Exclusion.objects.get(pk=exclusion.pk) for _ in range(2)]
-    done = _at_once([lambda p=p: exclusions.exclusion_withdraw(p) for p in pages])
+    done = at_once(*[lambda p=p: exclusions.exclusion_withdraw(p) for p in pages])
     assert not [r for r in done if isinstance(r, BaseException)], done
     assert done[0].withdrawn_at == done[1].withdrawn_at
     assert ExclusionAudit.objects.filter(exclusion=exclusion, action="withdrawn").count() == 1

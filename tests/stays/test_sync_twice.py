@@ -2,49 +2,19 @@
 together, a PMS pull run by two workers, a guest's access code asked for by both. Nothing is
 doubled (no second reservation, no second email) and the second run does not fail."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from django.core import mail
-from django.db import connection
 
 from stays.models import CalendarFeed, PmsIntegration, Reservation, Unit
 from stays.services import calendar_feed_sync, reservation_send_code
 from stays.services.pms import integration_credentials_set, pms_sync
+from tests.concurrency import all_at_once
 from tests.factories import PropertyFactory
 
 NOW = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
-
-
-def _at_once(count, call):
-    """Run call(n) in `count` threads released together; return their results (errors raised)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[n] = call(n)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    return results
-
-
-def _postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks across connections: PostgreSQL")
 
 
 def _event(uid: str, day: int) -> str:
@@ -74,15 +44,15 @@ def _calendar_client() -> httpx.Client:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 def test_a_calendar_pulled_twice_at_once_syncs_once_and_neither_pull_fails(settings):
-    _postgresql()
     settings.OUTBOUND_URL_ALLOWLIST = ["calendar.example.test"]
     prop = PropertyFactory()
     feed = CalendarFeed.objects.create(
         property=prop, name="Airbnb", url="https://calendar.example.test/listing.ics"
     )
-    results = _at_once(
-        2, lambda n: calendar_feed_sync(feed_id=feed.pk, client=_calendar_client(), now=NOW)
+    results = all_at_once(
+        *[lambda: calendar_feed_sync(feed_id=feed.pk, client=_calendar_client(), now=NOW)] * 2
     )
     # Before the feed's row lock the second pull inserted the same UIDs, hit the unique
     # constraint and marked the feed "conflicting events (the same UID twice)".
@@ -94,8 +64,8 @@ def test_a_calendar_pulled_twice_at_once_syncs_once_and_neither_pull_fails(setti
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 def test_a_guests_access_code_asked_for_at_once_is_mailed_once(settings):
-    _postgresql()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     prop = PropertyFactory()
@@ -105,7 +75,7 @@ def test_a_guests_access_code_asked_for_at_once_is_mailed_once(settings):
         check_in=NOW,
         check_out=NOW + timedelta(days=3),
     )
-    sent = _at_once(8, lambda n: reservation_send_code(reservation_id=stay.pk))
+    sent = all_at_once(*[lambda: reservation_send_code(reservation_id=stay.pk)] * 8)
     assert sent.count(True) == 1
     assert len(mail.outbox) == 1
     stay.refresh_from_db()
@@ -153,13 +123,13 @@ def guesty():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 def test_a_pms_pulled_by_two_workers_at_once_stores_and_mails_each_stay_once(settings, guesty):
-    _postgresql()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     stays = [_reservation(n, "2026-06-20T08:00:00.000Z") for n in range(6)]
-    results = _at_once(
-        2, lambda n: pms_sync(integration_id=guesty.pk, client=_guesty(stays), now=NOW)
+    results = all_at_once(
+        *[lambda: pms_sync(integration_id=guesty.pk, client=_guesty(stays), now=NOW)] * 2
     )
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
     assert Reservation.objects.filter(integration=guesty).count() == 6
@@ -167,31 +137,31 @@ def test_a_pms_pulled_by_two_workers_at_once_stores_and_mails_each_stay_once(set
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 def test_a_calendar_added_twice_at_once_is_one_feed(settings):
     from stays.services import calendar_feed_create
 
-    _postgresql()
     settings.OUTBOUND_URL_ALLOWLIST = ["calendar.example.test"]
     prop = PropertyFactory()
     url = "https://calendar.example.test/listing.ics"
-    feeds = _at_once(2, lambda n: calendar_feed_create(property=prop, name="Airbnb", url=url))
+    feeds = all_at_once(*[lambda: calendar_feed_create(property=prop, name="Airbnb", url=url)] * 2)
     # Two feeds of one URL made each booking two stays, each mailing the guest a code.
     assert feeds[0].pk == feeds[1].pk
     assert CalendarFeed.objects.filter(property=prop).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
 def test_a_pms_connected_twice_at_once_is_one_integration():
     from stays.services import integration_create
 
-    _postgresql()
     prop = PropertyFactory()
-    connect = lambda n: integration_create(  # noqa: E731
+    connect = lambda: integration_create(  # noqa: E731
         organization_id=prop.organization_id,
         vendor="guesty",
         credentials={"client_id": "cid", "client_secret": "secret"},
     )
-    made = _at_once(2, connect)
+    made = all_at_once(connect, connect)
     # Two integrations of one account made each booking two stays, each mailing the guest.
     assert made[0].pk == made[1].pk
     assert PmsIntegration.objects.filter(organization=prop.organization).count() == 1

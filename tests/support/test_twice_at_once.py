@@ -4,13 +4,11 @@ ticket. One message on the ticket, one email to the customer, one refund, every 
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 from email.message import EmailMessage
 
 import pytest
 from django.core import mail
-from django.db import connection
 
 from authorization.models import TokenGroup
 from billing.models import Refund
@@ -18,40 +16,16 @@ from support import toolkit
 from support.inbound import receive_email
 from support.models import Ticket, TicketMessage
 from tests.billing.helpers import paid_session, unit_rate
+from tests.concurrency import all_at_once
 from tests.factories import ChargerFactory, PropertyFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 
 @pytest.fixture(autouse=True)
-def _postgresql(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
+def _mail(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-
-
-def _at_once(calls):
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[n] = calls[n]()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 @pytest.fixture
@@ -74,14 +48,14 @@ def test_a_customers_mail_delivered_twice_at_once_is_one_message_on_the_ticket(t
     reply["Message-ID"] = "<reply-twice@mail.example.com>"
     reply.set_content("It happened at 10:42.")
     raw = bytes(reply)
-    stored = _at_once([lambda: receive_email(raw)] * 4)
+    stored = all_at_once(*[lambda: receive_email(raw)] * 4)
     assert len([m for m in stored if m is not None]) == 1
     assert TicketMessage.objects.filter(ticket=ticket, direction="in").count() == 1
 
 
 def test_an_agents_reply_sent_twice_at_once_emails_the_customer_once(agent, ticket):
-    sent = _at_once(
-        [lambda: toolkit.ticket_reply(ticket=ticket, user=agent, body="We reset it.")] * 2
+    sent = all_at_once(
+        *[lambda: toolkit.ticket_reply(ticket=ticket, user=agent, body="We reset it.")] * 2
     )
     assert sent[0].pk == sent[1].pk
     assert TicketMessage.objects.filter(ticket=ticket, direction="out").count() == 1
@@ -107,8 +81,8 @@ def test_a_refund_pressed_twice_at_once_refunds_and_confirms_once(agent):
         organization=prop.organization,
     )
     mail.outbox = []
-    refunds = _at_once(
-        [
+    refunds = all_at_once(
+        *[
             lambda: toolkit.ticket_refund(
                 ticket=ticket,
                 payment=payment,
@@ -132,8 +106,8 @@ def test_two_agents_acting_on_one_ticket_at_once_both_keep_their_note(agent, tic
     group = TokenGroup.objects.create(organization=prop.organization, name="Residents")
     # Each request reads the ticket itself (the admin's toolkit page does), before either saves.
     pages = [Ticket.objects.get(pk=ticket.pk) for _ in range(2)]
-    _at_once(
-        [
+    all_at_once(
+        *[
             lambda: toolkit.ticket_whitelist(ticket=pages[0], group=group, uid="04A1", user=agent),
             lambda: toolkit.ticket_whitelist(ticket=pages[1], group=group, uid="04B2", user=other),
         ]
@@ -167,8 +141,8 @@ def test_a_held_settlement_announced_twice_at_once_opens_one_ticket():
     from support.services import flag_settlement_held
 
     session = _finished(ChargerFactory(property=PropertyFactory()), 1, wh=1000)
-    flagged = _at_once(
-        [lambda: flag_settlement_held(session_id=session.pk, reason="signature invalid")] * 4
+    flagged = all_at_once(
+        *[lambda: flag_settlement_held(session_id=session.pk, reason="signature invalid")] * 4
     )
     assert len({ticket.pk for ticket in flagged}) == 1
     assert Ticket.objects.filter(session=session).count() == 1
@@ -179,7 +153,9 @@ def test_two_sessions_of_a_charger_without_readings_ending_at_once_open_one_tick
 
     charger = ChargerFactory(property=PropertyFactory())
     sessions = [_finished(charger, n, wh=None) for n in (1, 2)]
-    _at_once([lambda s=s: flag_session_without_energy_reading(session_id=s.pk) for s in sessions])
+    all_at_once(
+        *[lambda s=s: flag_session_without_energy_reading(session_id=s.pk) for s in sessions]
+    )
     ticket = Ticket.objects.get(charger=charger)
     assert sorted(ticket.details["sessions"]) == sorted(s.pk for s in sessions)
 
@@ -189,7 +165,7 @@ def test_the_contact_form_sent_twice_at_once_is_one_ticket_and_one_confirmation(
 
     form = {"topic": "offline", "message": "The charger is dark.", "email": "guest@example.com"}
     clients = [Client(REMOTE_ADDR=f"203.0.113.{n}") for n in (1, 2)]
-    answers = _at_once([lambda c=c: c.post("/support/contact/", form) for c in clients])
+    answers = all_at_once(*[lambda c=c: c.post("/support/contact/", form) for c in clients])
     assert [a.status_code for a in answers] == [302, 302]
     assert answers[0]["Location"] == answers[1]["Location"]  # the one ticket's reference
     assert Ticket.objects.filter(email="guest@example.com").count() == 1
