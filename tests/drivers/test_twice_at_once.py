@@ -6,13 +6,11 @@ driver's money once. Threads released together by a barrier, each with its own c
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from billing.models import LedgerTransaction, Payment, Refund
@@ -20,6 +18,7 @@ from drivers import roaming as driver_roaming
 from drivers.models import DriverProfile
 from roaming import emsp_driving
 from roaming.models import PartnerCdr, PartnerCommand, PartnerLocation, PartnerSession
+from tests.concurrency import at_once
 from tests.drivers.conftest import save_card, sign_up
 from tests.drivers.test_roaming import partner_network
 from tests.factories import OrganizationFactory
@@ -27,38 +26,9 @@ from tests.roaming.conftest import auth
 from tests.roaming.cpo_stub import CpoStub
 from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 START = "2026-03-02T10:00:00Z"
-
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
-
-
-def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released together; return their results (an exception raised
-    is returned in its place), in the calls' order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[index] = calls[index]()
-        except BaseException as exc:  # returned to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
 
 
 @pytest.fixture
@@ -130,7 +100,7 @@ def post_cdr(body: dict) -> Callable[[], Any]:
 def test_a_cdr_posted_twice_at_once_is_stored_once_and_charged_once(driver):
     token = driver["token"]
 
-    answers = at_once([post_cdr(cdr("C1", token.uid)) for _ in range(4)])
+    answers = at_once(*[post_cdr(cdr("C1", token.uid)) for _ in range(4)])
 
     assert all(code == 1000 for _, code in answers), answers
     row = PartnerCdr.objects.get()
@@ -160,7 +130,7 @@ def test_a_due_cdr_charged_by_the_task_and_the_sweep_at_once_is_paid_once(driver
     )
 
     results = at_once(
-        [lambda: driver_roaming.roaming_cdr_charge(cdr_id=due.pk)] * 2
+        *[lambda: driver_roaming.roaming_cdr_charge(cdr_id=due.pk)] * 2
         + [driver_roaming.roaming_charges_collect] * 2
     )
 
@@ -200,7 +170,7 @@ def test_a_credit_cdr_handled_twice_at_once_refunds_the_driver_once(driver):
         ]
     )
 
-    results = at_once([lambda: driver_roaming.roaming_credit(cdr_id=credit.pk)] * 3)
+    results = at_once(*[lambda: driver_roaming.roaming_credit(cdr_id=credit.pk)] * 3)
 
     assert not [r for r in results if isinstance(r, BaseException)], results
     paid.refresh_from_db()
@@ -245,7 +215,7 @@ def test_stop_tapped_twice_at_once_sends_one_stop_session(driver, cpo):
             profile=profile, session_pk=running.pk, site_url="https://evb.example"
         )
 
-    results = at_once([stop] * 4)
+    results = at_once(*[stop] * 4)
 
     sent = [r for r in results if isinstance(r, PartnerCommand)]
     refused = [str(r) for r in results if isinstance(r, emsp_driving.CommandRefused)]
@@ -267,7 +237,7 @@ def test_start_tapped_twice_at_once_sends_one_start_session(driver, cpo):
             site_url="https://evb.example",
         )
 
-    results = at_once([start] * 4)
+    results = at_once(*[start] * 4)
 
     sent = [r for r in results if isinstance(r, PartnerCommand)]
     refused = {str(r) for r in results if isinstance(r, emsp_driving.CommandRefused)}

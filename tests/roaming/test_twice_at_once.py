@@ -7,54 +7,24 @@ connections)."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from authorization.models import Token
 from roaming import ocpi, services
 from roaming.models import Partner, PartnerLocation, PartnerSession, PushedToken, Terminal
+from tests.concurrency import at_once
 from tests.factories import OrganizationFactory, TokenFactory
 from tests.roaming import spec
 from tests.roaming.conftest import PARTNER_TOKEN, auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub
 from tests.roaming.test_emsp_tokens import CPO_TOKEN, cpo_partner, with_identity
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks and unique indexes across connections: PostgreSQL")
-
-
-def at_once(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run the calls in threads released together; return their results (an exception raised
-    is returned in its place), in the calls' order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            results[index] = calls[index]()
-        except BaseException as exc:  # returned to the test
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    return results
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgresql_only")]
 
 
 def send(method: str, url: str, body: Any, token: str) -> Callable[[], Any]:
@@ -79,7 +49,7 @@ def test_a_token_put_twice_at_once_is_one_card_and_no_500(operator):
     example = spec.example("token_put_example.json")
     url = "/ocpi/2.2.1/tokens/NL/TNM/012345678"
 
-    answers = at_once([send("PUT", url, example, PARTNER_TOKEN) for _ in range(4)])
+    answers = at_once(*[send("PUT", url, example, PARTNER_TOKEN) for _ in range(4)])
 
     assert sorted(answers) == [(200, 1000)] * 3 + [(201, 1000)], answers
     assert Token.objects.filter(uid="012345678").count() == 1
@@ -103,7 +73,7 @@ def test_a_session_put_twice_at_once_is_one_row_and_no_500(emsp_org):
     session = spec.example("session_example_2_short_finished.json", "2.2.1")
     url = "/ocpi/2.2.1/emsp/sessions/BE/BEC/101"
 
-    answers = at_once([send("PUT", url, session, CPO_TOKEN) for _ in range(4)])
+    answers = at_once(*[send("PUT", url, session, CPO_TOKEN) for _ in range(4)])
 
     assert answers == [(200, 1000)] * 4, answers
     row = PartnerSession.objects.get()
@@ -114,7 +84,7 @@ def test_a_location_put_twice_at_once_is_one_row_and_no_500(emsp_org):
     location = spec.example("location_example.json", "2.2.1")
     url = "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1"
 
-    answers = at_once([send("PUT", url, location, CPO_TOKEN) for _ in range(4)])
+    answers = at_once(*[send("PUT", url, location, CPO_TOKEN) for _ in range(4)])
 
     assert answers == [(200, 1000)] * 4, answers
     assert PartnerLocation.objects.get().location_id == "LOC1"
@@ -139,7 +109,7 @@ def test_a_terminal_posted_twice_at_once_is_one_terminal_and_no_500(operator):
     example = spec.example("payment_terminal_create.json", "2.3.0")
     url = "/ocpi/2.3.0/payments/terminals"
 
-    answers = at_once([send("POST", url, example, PTP_TOKEN) for _ in range(4)])
+    answers = at_once(*[send("POST", url, example, PTP_TOKEN) for _ in range(4)])
 
     assert sorted(answers) == [(200, 1000)] * 3 + [(201, 1000)], answers
     assert Terminal.objects.get().terminal_id == example["terminal_id"]
@@ -183,7 +153,7 @@ def test_credentials_posted_twice_at_once_leave_the_token_we_answered_working(st
     stub.cpo_token = "stub-token-b-1"  # what we call the stub with
     body = stub.our_credentials(stub.cpo_token)
 
-    answers = at_once([credentials("POST", body, token_a) for _ in range(2)])
+    answers = at_once(*[credentials("POST", body, token_a) for _ in range(2)])
 
     token_c = only_token_answered(answers)
     partner.refresh_from_db()
@@ -195,12 +165,12 @@ def test_credentials_posted_twice_at_once_leave_the_token_we_answered_working(st
 def test_credentials_put_twice_at_once_leave_the_token_we_answered_working(stub):
     partner, token_a = services.partner_invite(organization=OrganizationFactory(), name="Stub")
     stub.cpo_token = "stub-token-b-1"
-    registered = at_once([credentials("POST", stub.our_credentials(stub.cpo_token), token_a)])
+    registered = at_once(*[credentials("POST", stub.our_credentials(stub.cpo_token), token_a)])
     token_c = registered[0][1]["data"]["token"]
     stub.cpo_token = "stub-token-b-2"
     body = stub.our_credentials(stub.cpo_token)
 
-    answers = at_once([credentials("PUT", body, token_c) for _ in range(2)])
+    answers = at_once(*[credentials("PUT", body, token_c) for _ in range(2)])
 
     new_token = only_token_answered(answers)
     partner.refresh_from_db()
@@ -271,7 +241,7 @@ def test_the_cdr_of_a_session_made_twice_at_once_is_one_cdr_sent_once(operator):
     partner, session = finished_roaming_session(operator, reason="Local")
 
     made = at_once(
-        [lambda: sessions.cdr_create(session_id=session.pk)] * 2 + [sessions.sessions_sweep] * 2
+        *[lambda: sessions.cdr_create(session_id=session.pk)] * 2 + [sessions.sessions_sweep] * 2
     )
 
     assert not [r for r in made if isinstance(r, BaseException)], made
@@ -293,7 +263,7 @@ def test_an_estimated_cdr_corrected_twice_at_once_is_credited_and_replaced_once(
     # The charger's own stop came since: 12 kWh, not the 6 of our estimate.
     ChargingSession.objects.filter(pk=session.pk).update(stop_reason="Local", meter_stop_wh=22000)
 
-    done = at_once([lambda: sessions.cdrs_correct([first.pk])] * 2 + [sessions.sessions_sweep] * 2)
+    done = at_once(*[lambda: sessions.cdrs_correct([first.pk])] * 2 + [sessions.sessions_sweep] * 2)
 
     assert not [r for r in done if isinstance(r, BaseException)], done
     ids = sorted(Cdr.objects.values_list("cdr_id", flat=True))
@@ -354,7 +324,9 @@ def test_a_start_session_sent_twice_at_once_reaches_the_charger_once(operator, p
         authorization_reference="AUTH-1",
     )
 
-    answers = at_once([send("POST", "/ocpi/2.2.1/commands/START_SESSION", body, PARTNER_TOKEN)] * 4)
+    answers = at_once(
+        *[send("POST", "/ocpi/2.2.1/commands/START_SESSION", body, PARTNER_TOKEN)] * 4
+    )
 
     assert answers == [(200, 1000)] * 4, answers
     command = RemoteCommand.objects.get()
@@ -372,7 +344,7 @@ def test_a_stop_session_sent_twice_at_once_reaches_the_charger_once(operator, qu
     )
     body = command_body(operator, "STOP_SESSION", session_id=str(session.pk))
 
-    answers = at_once([send("POST", "/ocpi/2.2.1/commands/STOP_SESSION", body, PARTNER_TOKEN)] * 4)
+    answers = at_once(*[send("POST", "/ocpi/2.2.1/commands/STOP_SESSION", body, PARTNER_TOKEN)] * 4)
 
     assert answers == [(200, 1000)] * 4, answers
     command = RemoteCommand.objects.get()
@@ -400,7 +372,7 @@ def test_a_command_task_delivered_twice_at_once_runs_once_and_answers_once(
         response="ACCEPTED",
     )
 
-    results = at_once([lambda: commands.command_execute(remote_command_id=remote.pk)] * 4)
+    results = at_once(*[lambda: commands.command_execute(remote_command_id=remote.pk)] * 4)
 
     assert not [r for r in results if isinstance(r, BaseException)], results
     remote.refresh_from_db()
@@ -423,7 +395,7 @@ def test_connect_to_a_partner_submitted_twice_at_once_makes_one_partner(live_ser
             our_versions_url=f"{live_server.url}/ocpi/versions",
         )
 
-    results = at_once([connect] * 2)
+    results = at_once(*[connect] * 2)
 
     connected = [r for r in results if isinstance(r, Partner)]
     refused = [r for r in results if isinstance(r, services.RegistrationError)]
@@ -468,7 +440,7 @@ def test_a_terminal_start_sent_twice_at_once_is_one_payment(operator, queued):
         )
         return answer.status_code, answer.json()["data"]["result"]
 
-    answers = at_once([start] * 4)
+    answers = at_once(*[start] * 4)
 
     assert [answers.count((200, "ACCEPTED")), answers.count((200, "REJECTED"))] == [1, 3], answers
     payment = TerminalPayment.objects.get()
@@ -508,7 +480,7 @@ def test_the_cdr_push_sent_by_two_workers_at_once_reaches_the_partner_once(
         body={"id": "CDR-1", "total_cost": {"excl_vat": 4.0}},
     )
 
-    at_once([lambda: services.deliveries_send(partner_id=partner.pk)] * 4)
+    at_once(*[lambda: services.deliveries_send(partner_id=partner.pk)] * 4)
 
     assert [r["body"]["id"] for r in stub.requests_to("cdrs", "POST")] == ["CDR-1"]
     assert Delivery.objects.get().status == Delivery.Status.SENT
