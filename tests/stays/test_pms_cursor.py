@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from stays.models import PmsIntegration, Unit
-from stays.services.pms import integration_credentials_set, pms_sync
-from tests.factories import PropertyFactory
+from stays.models import PmsIntegration
+from stays.services.pms import pms_sync
 
 NOW = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 
@@ -17,7 +16,7 @@ NOW = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 GUESTY_LISTINGS = {"results": [{"_id": "L1", "title": "Cabin 1"}], "count": 1}
 
 
-def _guesty(reservations: list[dict]) -> httpx.Client:
+def guesty_client(reservations: list[dict]) -> httpx.Client:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth2/token":
             return httpx.Response(200, json={"access_token": "tok"})
@@ -30,7 +29,7 @@ def _guesty(reservations: list[dict]) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(answer))
 
 
-def _reservation(n: int, updated: str, **extra) -> dict:
+def pms_reservation(n: int, updated: str, **extra) -> dict:
     return {
         "_id": f"R{n}",
         "listingId": "L1",
@@ -43,31 +42,20 @@ def _reservation(n: int, updated: str, **extra) -> dict:
     }
 
 
-@pytest.fixture
-def guesty():
-    prop = PropertyFactory(timezone="Europe/Amsterdam")
-    Unit.objects.create(property=prop, name="Cabin 1", external_id="L1")
-    integration = PmsIntegration.objects.create(organization=prop.organization, vendor="guesty")
-    integration_credentials_set(
-        integration=integration, credentials={"client_id": "c", "client_secret": "s"}
-    )
-    return integration
-
-
 @pytest.mark.django_db
 def test_a_change_time_in_the_future_is_no_cursor_past_our_now(guesty):
     # A vendor's clock bug (or hostile data) stamps one reservation in 2099: before, that became
     # the cursor and every later pull asked for changes since 2099, skipping every real one.
     stays = [
-        _reservation(1, "2026-06-20T08:00:00.000Z"),
-        _reservation(2, "2099-01-01T00:00:00.000Z"),
-        _reservation(3, "not a time"),
+        pms_reservation(1, "2026-06-20T08:00:00.000Z"),
+        pms_reservation(2, "2099-01-01T00:00:00.000Z"),
+        pms_reservation(3, "not a time"),
     ]
-    assert pms_sync(integration_id=guesty.pk, client=_guesty(stays), now=NOW).ok
+    assert pms_sync(integration_id=guesty.pk, client=guesty_client(stays), now=NOW).ok
     guesty.refresh_from_db()
     assert guesty.cursor == "2026-07-02T12:00:00.000Z"  # our now, not 2099
     seen: list[httpx.Request] = []
-    client = _guesty([])
+    client = guesty_client([])
     client.event_hooks["request"].append(seen.append)
     pms_sync(integration_id=guesty.pk, client=client, now=NOW + timedelta(minutes=15))
     assert '"value": "2026-07-02T12:00:00.000Z"' in seen[-1].url.params["filters"]
@@ -78,7 +66,7 @@ def test_a_stored_cursor_in_the_future_is_dropped_for_a_full_pull(guesty):
     # An integration whose cursor a far-future stamp set before the cap: pulled whole once.
     PmsIntegration.objects.filter(pk=guesty.pk).update(cursor="2099-01-01T00:00:00.000Z")
     seen: list[httpx.Request] = []
-    client = _guesty([_reservation(1, "2026-06-20T08:00:00.000Z")])
+    client = guesty_client([pms_reservation(1, "2026-06-20T08:00:00.000Z")])
     client.event_hooks["request"].append(seen.append)
     assert pms_sync(integration_id=guesty.pk, client=client, now=NOW).reservations == 1
     assert "filters" not in seen[-1].url.params
@@ -91,12 +79,12 @@ def test_records_left_out_of_a_sync_are_counted_for_the_host(client, guesty):
     from tests.factories import MembershipFactory
 
     stays = [
-        _reservation(1, "2026-06-20T08:00:00.000Z"),
-        _reservation(2, "2026-06-20T08:00:00.000Z", checkOut="2026-06-30T09:00:00.000Z"),
-        _reservation(3, "2026-06-20T08:00:00.000Z", _id=None),
+        pms_reservation(1, "2026-06-20T08:00:00.000Z"),
+        pms_reservation(2, "2026-06-20T08:00:00.000Z", checkOut="2026-06-30T09:00:00.000Z"),
+        pms_reservation(3, "2026-06-20T08:00:00.000Z", _id=None),
         "not a record",
     ]
-    result = pms_sync(integration_id=guesty.pk, client=_guesty(stays), now=NOW)
+    result = pms_sync(integration_id=guesty.pk, client=guesty_client(stays), now=NOW)
     assert result.ok and result.reservations == 1 and result.left_out == 3
     guesty.refresh_from_db()
     assert guesty.state == "ok"
@@ -108,7 +96,9 @@ def test_records_left_out_of_a_sync_are_counted_for_the_host(client, guesty):
     )
     # A clean pull clears the note.
     assert (
-        pms_sync(integration_id=guesty.pk, client=_guesty(stays[:1]), now=NOW, force=True).left_out
+        pms_sync(
+            integration_id=guesty.pk, client=guesty_client(stays[:1]), now=NOW, force=True
+        ).left_out
         == 0
     )
     guesty.refresh_from_db()

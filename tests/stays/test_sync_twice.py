@@ -8,11 +8,12 @@ import httpx
 import pytest
 from django.core import mail
 
-from stays.models import CalendarFeed, PmsIntegration, Reservation, Unit
+from stays.models import CalendarFeed, PmsIntegration, Reservation
 from stays.services import calendar_feed_sync, reservation_send_code
-from stays.services.pms import integration_credentials_set, pms_sync
+from stays.services.pms import pms_sync
 from tests.concurrency import all_at_once
 from tests.factories import PropertyFactory
+from tests.stays.test_pms_cursor import guesty_client, pms_reservation
 
 NOW = datetime(2026, 7, 2, 12, 0, tzinfo=UTC)
 
@@ -82,54 +83,14 @@ def test_a_guests_access_code_asked_for_at_once_is_mailed_once(settings):
     assert stay.code_sent_at is not None
 
 
-GUESTY_LISTINGS = {"results": [{"_id": "L1", "title": "Cabin 1"}], "count": 1}
-
-
-def _guesty(reservations: list[dict]) -> httpx.Client:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/oauth2/token":
-            return httpx.Response(200, json={"access_token": "tok"})
-        if request.url.path == "/v1/listings":
-            return httpx.Response(200, json=GUESTY_LISTINGS)
-        if request.url.path == "/v1/reservations":
-            return httpx.Response(200, json={"results": reservations, "count": len(reservations)})
-        return httpx.Response(404, json={})
-
-    return httpx.Client(transport=httpx.MockTransport(answer))
-
-
-def _reservation(n: int, updated: str, **extra) -> dict:
-    return {
-        "_id": f"R{n}",
-        "listingId": "L1",
-        "checkIn": "2026-07-01T13:00:00.000Z",
-        "checkOut": "2026-07-04T09:00:00.000Z",
-        "status": "confirmed",
-        "guest": {"fullName": f"Guest {n}", "email": f"guest{n}@example.com"},
-        "lastUpdatedAt": updated,
-        **extra,
-    }
-
-
-@pytest.fixture
-def guesty():
-    prop = PropertyFactory(timezone="Europe/Amsterdam")
-    Unit.objects.create(property=prop, name="Cabin 1", external_id="L1")
-    integration = PmsIntegration.objects.create(organization=prop.organization, vendor="guesty")
-    integration_credentials_set(
-        integration=integration, credentials={"client_id": "c", "client_secret": "s"}
-    )
-    return integration
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("postgresql_only")
 def test_a_pms_pulled_by_two_workers_at_once_stores_and_mails_each_stay_once(settings, guesty):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-    stays = [_reservation(n, "2026-06-20T08:00:00.000Z") for n in range(6)]
+    stays = [pms_reservation(n, "2026-06-20T08:00:00.000Z") for n in range(6)]
     results = all_at_once(
-        *[lambda: pms_sync(integration_id=guesty.pk, client=_guesty(stays), now=NOW)] * 2
+        *[lambda: pms_sync(integration_id=guesty.pk, client=guesty_client(stays), now=NOW)] * 2
     )
     assert [r.ok for r in results] == [True, True], [r.error for r in results]
     assert Reservation.objects.filter(integration=guesty).count() == 6
