@@ -11,7 +11,6 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -36,6 +35,7 @@ from .models import (
     Partner,
     PushedToken,
 )
+from .sender_lock import SenderLock
 
 logger = logging.getLogger(__name__)
 
@@ -728,10 +728,6 @@ def delivery_enqueue(
         )
 
 
-def _lock_key(partner_id: int) -> str:
-    return f"roaming:deliver:{partner_id}"
-
-
 def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
     """Send the partner's due pushes in order; return how many it accepted.
 
@@ -747,14 +743,15 @@ def deliveries_send(*, partner_id: int, limit: int = 500) -> int:
     seen: dict[int, int] = {}
     sent = 0
     while True:
-        if not cache.add(_lock_key(partner_id), 1, 300):
+        lock = SenderLock(partner_id)
+        if not lock.take():
             return sent
         try:
             before = dict(seen)
-            sent_now, go_on = _deliveries_send_locked(partner_id, limit, seen)
+            sent_now, go_on = deliveries_pass(partner_id, limit, seen, lock)
             sent += sent_now
         finally:
-            cache.delete(_lock_key(partner_id))
+            lock.let_go()
         if not go_on or seen == before:
             return (
                 sent  # down or gone, or a pass that read nothing new (more than `limit` held back)
@@ -790,10 +787,13 @@ def push_endpoint(partner: Partner, module: str) -> str:
     return partner.endpoint(module, role)
 
 
-def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -> tuple[int, bool]:
-    """One pass over the partner's pending pushes (the caller holds the lock); record each
-    push's revision in `seen`. Return how many were accepted and whether a new pass may help
-    (not when the partner is gone or down)."""
+def deliveries_pass(
+    partner_id: int, limit: int, seen: dict[int, int], lock: SenderLock
+) -> tuple[int, bool]:
+    """One pass over the partner's pending pushes while `lock` is ours (renewed before each
+    push: a pass that outlived it sends nothing more, the new holder does); record each push's
+    revision in `seen`. Return how many were accepted and whether a new pass may help (not
+    when the partner is gone or down, or the lock was lost)."""
     partner = Partner.objects.select_related("msp").filter(pk=partner_id).first()
     if partner is None or partner.state != Partner.State.CONNECTED:
         return 0, False
@@ -819,6 +819,8 @@ def _deliveries_send_locked(partner_id: int, limit: int, seen: dict[int, int]) -
         if delivery.next_attempt_at > now:
             held.add(delivery.object_key)
             continue
+        if not lock.keep():
+            return sent, False  # another sender has the partner's pushes now
         base = push_endpoint(partner, delivery.module)
         to_party = (
             (delivery.to_country_code, delivery.to_party_id)

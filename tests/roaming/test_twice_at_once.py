@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from authorization.models import Token
@@ -484,3 +485,45 @@ def test_the_cdr_push_sent_by_two_workers_at_once_reaches_the_partner_once(
 
     assert [r["body"]["id"] for r in stub.requests_to("cdrs", "POST")] == ["CDR-1"]
     assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
+def test_a_sender_whose_lock_ran_out_sends_nothing_more_and_leaves_the_new_holders_lock(
+    operator, stub, own_cache
+):
+    """A send pass slower than the lock's lifetime (a partner answering each push at its
+    timeout): the lock ran out and the sweep's sender took it. The first sender checks the lock
+    before every push, so the same CDR is not POSTed by both, and its clean-up does not free the
+    new holder's lock for a third."""
+    from roaming.models import Delivery
+    from roaming.sender_lock import SenderLock
+
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
+    )
+    stub.cpo_token = partner.outgoing_token
+    for n in (1, 2):
+        services.delivery_enqueue(
+            partner=partner,
+            module="cdrs",
+            object_key=f"cdr:{n}",
+            method="POST",
+            path="",
+            body={"id": f"CDR-{n}", "total_cost": {"excl_vat": 4.0}},
+        )
+    slow = SenderLock(partner.pk)
+    assert slow.take()
+    cache.delete(slow.key)  # its lifetime is over ...
+    sweep = SenderLock(partner.pk)
+    assert sweep.take()  # ... and the sweep's sender has the partner's pushes now
+
+    assert services.deliveries_pass(partner.pk, 500, {}, slow) == (0, False)
+    assert stub.requests_to("cdrs", "POST") == []
+    slow.let_go()
+    assert cache.get(sweep.key) == sweep.token  # not freed for a third sender
+    assert services.deliveries_send(partner_id=partner.pk) == 0  # a third waits its turn
+
+    assert services.deliveries_pass(partner.pk, 500, {}, sweep) == (2, True)
+    sweep.let_go()
+    assert [r["body"]["id"] for r in stub.requests_to("cdrs", "POST")] == ["CDR-1", "CDR-2"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+    assert cache.get(sweep.key) is None
