@@ -88,25 +88,23 @@ def session_receive(
         # driver charging again, nor keep them from starting.
         status = "COMPLETED"
     if row is None:
-        try:
-            with transaction.atomic():
-                PartnerSession.objects.create(
-                    organization_id=partner.organization_id,
-                    partner=partner,
-                    country_code=cc,
-                    party_id=pid,
-                    session_id=session_id,
-                    token=token,
-                    status=status,
-                    data=data,
-                    last_updated=when,
-                )
+        # The same session PUT twice at once: get_or_create's savepoint and second look give
+        # the loser the first's row, locked, which it then updates.
+        row, created = PartnerSession.objects.select_for_update().get_or_create(
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            session_id=session_id,
+            defaults={
+                "organization_id": partner.organization_id,
+                "token": token,
+                "status": status,
+                "data": data,
+                "last_updated": when,
+            },
+        )
+        if created:
             return
-        except IntegrityError:
-            # The same session PUT twice at once: the first made it, this one updates it.
-            row = PartnerSession.objects.select_for_update().get(
-                partner=partner, country_code=cc, party_id=pid, session_id=session_id
-            )
     row.data, row.last_updated, row.status, row.token = data, when, status, token
     row.save(update_fields=["data", "last_updated", "status", "token", "received_at"])
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from . import client, emsp_rules, hub_clients, ocpi
@@ -105,23 +105,21 @@ def location_receive(
     if row is not None and evse_uid is None and not patch and when < row.last_updated:
         return False  # the whole location as it stood before what we hold (retried, late)
     if row is None:
-        try:
-            with transaction.atomic():
-                PartnerLocation.objects.create(
-                    organization_id=partner.organization_id,
-                    partner=partner,
-                    country_code=cc,
-                    party_id=pid,
-                    location_id=location_id,
-                    data=data,
-                    last_updated=when,
-                )
+        # The same location PUT twice at once: get_or_create's savepoint and second look give
+        # the loser the first's row, locked, which it then updates.
+        row, created = PartnerLocation.objects.select_for_update().get_or_create(
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            location_id=location_id,
+            defaults={
+                "organization_id": partner.organization_id,
+                "data": data,
+                "last_updated": when,
+            },
+        )
+        if created:
             return True
-        except IntegrityError:
-            # The same location PUT twice at once: the first made it, this one updates it.
-            row = PartnerLocation.objects.select_for_update().get(
-                partner=partner, country_code=cc, party_id=pid, location_id=location_id
-            )
     row.data, row.last_updated = data, when
     row.save(update_fields=["data", "last_updated", "received_at"])
     return False

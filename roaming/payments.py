@@ -65,27 +65,19 @@ def terminal_receive(*, partner: Partner, body: Any) -> tuple[Terminal, bool]:
         raise PaymentRefused(ocpi.Code.INVALID_PARAMETERS, exc.message) from None
     details = dict(pushed.details)
     last_updated = pushed.last_updated or timezone.now()
-    held = Terminal.objects.select_for_update().filter(
-        partner=partner, terminal_id=pushed.terminal_id
-    )
     with transaction.atomic():
-        terminal = held.first()
-        if terminal is None:
-            try:
-                with transaction.atomic():
-                    terminal = Terminal.objects.create(
-                        organization_id=partner.organization_id,
-                        partner=partner,
-                        terminal_id=pushed.terminal_id,
-                        details=details,
-                        last_updated=last_updated,
-                        invoice_key=secrets.token_urlsafe(16),
-                    )
-                    created = True
-            except IntegrityError:  # pushed twice at once: the first push made it
-                terminal, created = held.get(), False
-        else:
-            created = False
+        # Pushed twice at once: get_or_create's savepoint and second look give the loser the
+        # first push's row, locked.
+        terminal, created = Terminal.objects.select_for_update().get_or_create(
+            partner=partner,
+            terminal_id=pushed.terminal_id,
+            defaults={
+                "organization_id": partner.organization_id,
+                "details": details,
+                "last_updated": last_updated,
+                "invoice_key": secrets.token_urlsafe(16),
+            },
+        )
         if not created:
             # Pushed again (after we deactivated it: the PTP created it anew, reactivated).
             terminal.details, terminal.last_updated = details, last_updated
