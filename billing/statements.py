@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from backoffice.csv_export import csv_writer
+from backoffice.models import Organization
 
 from . import schedule
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
@@ -79,21 +81,39 @@ def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
 
 def statement_request(
     *, organization_id: int, kind: str, date_from: date, date_to: date, user: Any = None
-) -> StatementJob:
-    """Queue a statement; the task runs on commit (in-process without a broker)."""
+) -> tuple[StatementJob, bool]:
+    """Queue a statement; the task runs on commit (in-process without a broker). Returns the job
+    and whether it is new: the same statement still queued or being written (the form submitted
+    twice, a double click) is that job, not a second one. The organization's row is locked while
+    the job is found or made, so two requests at once make one."""
     from django.core.exceptions import ValidationError
 
     if date_to < date_from:
         raise ValidationError({"date_to": "The end date is before the start date."})
-    job = StatementJob.objects.create(
-        organization_id=organization_id,
-        kind=kind,
-        date_from=date_from,
-        date_to=date_to,
-        created_by=user,
-    )
-    schedule.on_commit(schedule.STATEMENT_GENERATE, job.pk)
-    return job
+    with transaction.atomic():
+        list(
+            Organization.objects.select_for_update(no_key=True)
+            .filter(pk=organization_id)
+            .values_list("pk")
+        )
+        same = StatementJob.objects.filter(
+            organization_id=organization_id,
+            kind=kind,
+            date_from=date_from,
+            date_to=date_to,
+            status__in=[StatementJob.Status.QUEUED, StatementJob.Status.RUNNING],
+        ).first()
+        if same is not None:
+            return same, False
+        job = StatementJob.objects.create(
+            organization_id=organization_id,
+            kind=kind,
+            date_from=date_from,
+            date_to=date_to,
+            created_by=user,
+        )
+        schedule.on_commit(schedule.STATEMENT_GENERATE, job.pk)
+    return job, True
 
 
 def _ledger_sums(session_ids: list[int]) -> dict[tuple[int, str], Decimal]:

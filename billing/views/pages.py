@@ -341,7 +341,7 @@ def statement_create(request):
             messages.error(request, " ".join(error))
         return redirect("billing:payout-list")
     data = form.cleaned_data
-    statement_request(
+    _job, new = statement_request(
         organization_id=int(data["organization"]),
         kind=data["kind"],
         date_from=data["date_from"],
@@ -349,7 +349,10 @@ def statement_create(request):
         user=request.user,
     )
     messages.success(
-        request, "The statement is being prepared; the progress bar shows how far it is."
+        request,
+        "The statement is being prepared; the progress bar shows how far it is."
+        if new
+        else "This statement is already being prepared; the progress bar shows how far it is.",
     )
     return redirect("billing:payout-list")
 

@@ -246,3 +246,22 @@ def test_the_cost_page_explains_each_line_itself(host, prop, charger):
     assert "docs/" not in page and ".md" not in page
     explained = page.split('id="how-computed"', 1)[1]
     assert "kWh delivered × the price per kWh" in explained and "SuspendedEVSE" in explained
+
+
+def test_the_statement_form_sent_again_while_it_is_prepared_is_the_same_statement(host, prop):
+    """The form submitted twice (a double click, a reload): one job and a message that says so;
+    once it is ready, asking again makes a new one (the figures may have changed)."""
+    client = login(host)
+    form = {
+        "organization": prop.organization_id,
+        "kind": "sessions",
+        "date_from": "2026-03-01",
+        "date_to": "2026-03-31",
+    }
+    client.post("/billing/statements/", form)  # the task waits for this test's commit: queued
+    again = client.post("/billing/statements/", form, follow=True)
+    job = StatementJob.objects.get()
+    assert "This statement is already being prepared" in again.content.decode()
+    StatementJob.objects.filter(pk=job.pk).update(status=StatementJob.Status.DONE)
+    client.post("/billing/statements/", form)
+    assert StatementJob.objects.count() == 2

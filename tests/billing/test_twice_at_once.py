@@ -277,3 +277,28 @@ def test_the_final_cost_sweep_on_two_workers_at_once_refunds_the_difference_once
     assert payment.amount_refunded == Decimal("3.00")
     assert list(Refund.objects.values_list("amount", "source")) == [(Decimal("3.00"), "final")]
     assert LedgerTransaction.objects.filter(kind="refund").count() == 1
+
+
+def test_the_statement_form_submitted_twice_at_once_queues_one_statement(host, prop, monkeypatch):
+    """A double click on "Request statement": one job, one file to wait for, one task queued.
+    The queue holds the task (as a busy worker would), so both requests find the job queued."""
+    from django.test import Client
+
+    from billing import schedule
+    from billing.models import StatementJob
+
+    queued: list[tuple] = []
+    monkeypatch.setattr(schedule, "on_commit", lambda name, *args: queued.append((name, args)))
+    tabs = [Client(), Client()]
+    for tab in tabs:
+        tab.force_login(host)
+    form = {
+        "organization": prop.organization_id,
+        "kind": "sessions",
+        "date_from": "2026-03-01",
+        "date_to": "2026-03-31",
+    }
+    results = at_once(*(lambda t=t: t.post("/billing/statements/", form) for t in tabs))
+    assert [r.status_code for r in results] == [302, 302], results
+    job = StatementJob.objects.get()
+    assert queued == [(schedule.STATEMENT_GENERATE, (job.pk,))]
