@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -86,6 +86,35 @@ def _moment(prop: object) -> date | None:
     return value if isinstance(value, date) else None  # a datetime is a date too
 
 
+def _end(
+    component: icalendar.cal.Component,
+    start: date,
+    check_in: datetime,
+    zone: ZoneInfo,
+    check_out_at: time,
+) -> datetime | None:
+    """The event's end (DTEND, else DTSTART + DURATION); None for one that gives no usable end.
+
+    An all-day event ends on its last date at the check-out time, whether DTEND, a DURATION or
+    nothing (RFC 5545 §3.6.1: one day) gives that date. A timed DURATION counts its days on the
+    calendar (P1D is the same time the next day) and its hours and minutes on the clock (PT2H is
+    two real hours, also across a change to or from summer time)."""
+    end_prop, duration = _first(component, "DTEND"), _first(component, "DURATION")
+    if end_prop is not None:
+        end = _moment(end_prop)
+        return None if end is None else _as_aware(end, zone, check_out_at)[0]
+    length = getattr(duration, "dt", None) if duration is not None else timedelta(days=1)
+    if not isinstance(length, timedelta):
+        return None
+    if not isinstance(start, datetime):  # all day
+        return datetime.combine(start + timedelta(days=length.days), check_out_at, tzinfo=zone)
+    if duration is None:
+        return check_in  # a date-time without an end takes no time at all: nothing to grant
+    days = timedelta(days=length.days)
+    on_the_calendar = check_in + days  # an aware datetime plus days: the same wall-clock time
+    return (on_the_calendar.astimezone(UTC) + (length - days)).astimezone(check_in.tzinfo)
+
+
 def _event(
     component: icalendar.cal.Component, zone: ZoneInfo, check_in_at: time, check_out_at: time
 ) -> FeedEvent | None:
@@ -96,25 +125,12 @@ def _event(
         return None
     summary = _text(_first(component, "SUMMARY"))
     description = _text(_first(component, "DESCRIPTION"))
-    end_prop, duration = _first(component, "DTEND"), _first(component, "DURATION")
     try:
         check_in, all_day = _as_aware(start, zone, check_in_at)
-        if end_prop is not None:
-            end = _moment(end_prop)
-            if end is None:
-                return None
-            check_out, _ = _as_aware(end, zone, check_out_at)
-        elif duration is not None:
-            length = getattr(duration, "dt", None)
-            if not isinstance(length, timedelta):
-                return None
-            check_out = check_in + length
-        else:
-            # RFC 5545 §3.6.1: a date without an end lasts the day; a date-time, no time at all.
-            check_out = check_in + (timedelta(days=1) if all_day else timedelta(0))
+        check_out = _end(component, start, check_in, zone, check_out_at)
     except OverflowError:  # beyond year 9999
         return None
-    if check_out <= check_in:
+    if check_out is None or check_out <= check_in:
         return None  # nothing to grant (and a stay must end after it starts)
     status = _text(_first(component, "STATUS")).upper()
     transparent = _text(_first(component, "TRANSP")).upper() == "TRANSPARENT"

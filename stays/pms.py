@@ -76,6 +76,10 @@ class PmsReservation:
     guest_email: str = ""
     guest_phone: str = ""
     updated_at: str = ""
+    # The day the vendor gave without a time (Track's arrivalDate), else None: the sync makes it
+    # a time with the check-in/out times of the property the listing is mapped to, in its zone.
+    check_in_day: date | None = None
+    check_out_day: date | None = None
 
 
 class Adapter(Protocol):
@@ -299,13 +303,24 @@ def _aware(value: object, zone: ZoneInfo, at: time) -> datetime:
     return parsed
 
 
-def _stay(check_in: object, check_out: object, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """A stay's check-in and check-out (dates get 15:00 / 11:00); ValueError unless it ends
-    after it starts (the database refuses anything else)."""
+def _day_only(value: object) -> date | None:
+    """The date of a value `_aware` read as a date without a time; None for a date-time."""
+    return date.fromisoformat(value[:10]) if isinstance(value, str) and "T" not in value else None
+
+
+def _stay(check_in: object, check_out: object, zone: ZoneInfo) -> dict[str, Any]:
+    """A stay's check-in and check-out, as PmsReservation fields (dates get 15:00 / 11:00 here,
+    the property's own times at the sync); ValueError unless it ends after it starts (the
+    database refuses anything else)."""
     start, end = _aware(check_in, zone, time(15)), _aware(check_out, zone, time(11))
     if end <= start:
         raise ValueError("check-out not after check-in")
-    return start, end
+    return {
+        "check_in": start,
+        "check_out": end,
+        "check_in_day": _day_only(check_in),
+        "check_out_day": _day_only(check_out),
+    }
 
 
 def _hmac_equal(expected: bytes, given: str) -> bool:
@@ -387,12 +402,11 @@ class Guesty:
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
         guest = _obj(item.get("guest"))
         status = _text(item.get("status")).lower()
-        check_in, check_out = _stay(item.get("checkIn"), item.get("checkOut"), self.zone)
+        stay = _stay(item.get("checkIn"), item.get("checkOut"), self.zone)
         return PmsReservation(
             external_id=_ident(item.get("_id"), RESERVATION_ID_MAX),
             listing_id=_text(item.get("listingId")),
-            check_in=check_in,
-            check_out=check_out,
+            **stay,
             confirmed=status == "confirmed",
             cancelled=status in ("canceled", "cancelled", "declined", "expired"),
             guest_name=_text(guest.get("fullName")),
@@ -496,7 +510,7 @@ class Hospitable:
         props = item.get("properties")
         if not listing_id and isinstance(props, list) and props:
             listing_id = _text(_obj(props[0]).get("id"))
-        check_in, check_out = _stay(
+        stay = _stay(
             item.get("check_in") or item.get("arrival_date"),
             item.get("check_out") or item.get("departure_date"),
             self.zone,
@@ -504,8 +518,7 @@ class Hospitable:
         return PmsReservation(
             external_id=_ident(item.get("id"), RESERVATION_ID_MAX),
             listing_id=listing_id,
-            check_in=check_in,
-            check_out=check_out,
+            **stay,
             confirmed=category in ("accepted", "confirmed"),
             cancelled=category in ("cancelled", "canceled", "declined", "expired"),
             guest_name=" ".join(
@@ -594,12 +607,11 @@ class Track:
     def _reservation(self, item: dict[str, Any]) -> PmsReservation:
         contact = _obj(_obj(item.get("_embedded")).get("contact"))
         status = _text(item.get("status")).lower()
-        check_in, check_out = _stay(item.get("arrivalDate"), item.get("departureDate"), self.zone)
+        stay = _stay(item.get("arrivalDate"), item.get("departureDate"), self.zone)
         return PmsReservation(
             external_id=_ident(item.get("id"), RESERVATION_ID_MAX),
             listing_id=_text(item.get("unitId")),
-            check_in=check_in,
-            check_out=check_out,
+            **stay,
             confirmed=status in ("confirmed", "checked in"),
             cancelled=status == "cancelled",
             guest_name=" ".join(

@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from django.db import transaction
@@ -14,7 +15,7 @@ from django.utils import timezone
 from backoffice import outbound
 from backoffice.sealed import seal, unseal
 
-from ..models import Listing, PmsIntegration, Reservation, Unit
+from ..models import Listing, PmsIntegration, Reservation, StayPolicy, Unit
 from ..pms import (
     TIMEOUT_S,
     Adapter,
@@ -96,6 +97,23 @@ class _Cursor:
             self.text, self.at = updated_at, at
 
 
+def _local_stay(item: PmsReservation, unit: Unit) -> tuple[datetime, datetime]:
+    """The stay's check-in and check-out; a day the PMS gave without a time gets the check-in
+    or check-out time of the unit's property in that property's zone (an organization's
+    properties may lie in different zones, and each has its own times)."""
+    prop = unit.property
+    policy = getattr(prop, "stay_policy", None) or StayPolicy()
+    zone = ZoneInfo(prop.timezone)
+    check_in, check_out = item.check_in, item.check_out
+    if item.check_in_day is not None:
+        check_in = datetime.combine(item.check_in_day, policy.check_in_time, tzinfo=zone)
+    if item.check_out_day is not None:
+        check_out = datetime.combine(item.check_out_day, policy.check_out_time, tzinfo=zone)
+    if check_out <= check_in:  # a policy's times that turn this stay around: keep the vendor's
+        return item.check_in, item.check_out
+    return check_in, check_out
+
+
 def _upsert(
     integration: PmsIntegration, item: PmsReservation, units: dict[str, Unit | None]
 ) -> bool:
@@ -103,6 +121,7 @@ def _upsert(
     unit = units.get(item.listing_id)
     if unit is None:
         return False
+    check_in, check_out = _local_stay(item, unit)
     status = (
         Reservation.Status.CANCELLED
         if item.cancelled
@@ -116,8 +135,8 @@ def _upsert(
         defaults={
             "property": unit.property,
             "unit": unit,
-            "check_in": item.check_in,
-            "check_out": item.check_out,
+            "check_in": check_in,
+            "check_out": check_out,
             "status": status,
             "guest_name": item.guest_name[:200],
             "guest_email": item.guest_email[:254],
@@ -132,7 +151,7 @@ def _upsert(
 def _mapping(integration: PmsIntegration) -> dict[str, Unit | None]:
     return {
         listing.external_id: listing.unit
-        for listing in integration.listings.select_related("unit__property")
+        for listing in integration.listings.select_related("unit__property__stay_policy")
     }
 
 
@@ -183,21 +202,7 @@ def pms_sync(
                     unmapped += 1
                 cursor.see(item.updated_at)
     except PmsError as exc:
-        failures = integration.failures + 1
-        wait = (
-            timedelta(seconds=exc.retry_after)
-            if exc.retry_after
-            else min(timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
-        )
-        PmsIntegration.objects.filter(pk=integration.pk).update(
-            state=PmsIntegration.State.BACKING_OFF
-            if exc.retry_after
-            else PmsIntegration.State.ERROR,
-            last_synced_at=now,
-            last_error=exc.message[:500],
-            failures=failures,
-            next_attempt_at=now + wait,
-        )
+        _record_failure(integration.pk, exc, now)
         return PmsSyncResult(ok=False, error=exc.message)
     finally:
         if own:
@@ -223,6 +228,32 @@ def pms_sync(
         unmapped=unmapped,
         left_out=adapter.left_out.count,
     )
+
+
+def _record_failure(integration_id: int, exc: PmsError, now: datetime) -> None:
+    """Count one more failure and set when to try again. The count is read under the row's lock:
+    two pulls failing at once (the beat and "Sync now") count two, and the second backs off
+    longer, as two failures in a row should."""
+    with transaction.atomic():
+        failures = (
+            PmsIntegration.objects.select_for_update()
+            .values_list("failures", flat=True)
+            .get(pk=integration_id)
+        ) + 1
+        wait = (
+            timedelta(seconds=exc.retry_after)
+            if exc.retry_after
+            else min(timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+        )
+        PmsIntegration.objects.filter(pk=integration_id).update(
+            state=PmsIntegration.State.BACKING_OFF
+            if exc.retry_after
+            else PmsIntegration.State.ERROR,
+            last_synced_at=now,
+            last_error=exc.message[:500],
+            failures=failures,
+            next_attempt_at=now + wait,
+        )
 
 
 def _sync_notes(unmapped: int, left_out: int) -> str:

@@ -2,6 +2,7 @@
 together, a PMS pull run by two workers, a guest's access code asked for by both. Nothing is
 doubled (no second reservation, no second email) and the second run does not fail."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -133,3 +134,31 @@ def test_a_pms_connected_twice_at_once_is_one_integration():
         credentials={"client_id": "other", "client_secret": "secret"},
     )
     assert PmsIntegration.objects.filter(organization=prop.organization).count() == 2
+
+
+def _refusing_client(both_asked: threading.Barrier) -> httpx.Client:
+    """A Guesty that refuses the credentials, answering only when both pulls have asked (each
+    pull has read the integration's failure count by then)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        both_asked.wait(timeout=30)
+        return httpx.Response(401, json={"error": "invalid_client"})
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("postgresql_only")
+def test_two_pulls_failing_at_once_count_two_failures(guesty):
+    both_asked = threading.Barrier(2)
+    results = all_at_once(
+        *[lambda: pms_sync(integration_id=guesty.pk, client=_refusing_client(both_asked), now=NOW)]
+        * 2
+    )
+    assert [r.ok for r in results] == [False, False]
+    guesty.refresh_from_db()
+    # Before, both pulls wrote "failures + 1" from the count each had read: one failure lost,
+    # and the back-off stayed at its first step.
+    assert guesty.failures == 2
+    assert guesty.state == "error"
+    assert guesty.next_attempt_at == NOW + timedelta(minutes=4)
