@@ -10,6 +10,13 @@ path side by side over the rules of chargers.sessions.rules:
 - and in each start's own transaction, the closing of what it supersedes
   (`close_superseded_around`).
 
+A connector runs one session at a time. Every open takes its connector's lock (`connector_lock`,
+`connectors_lock`: PostgreSQL advisory locks held to the end of the transaction) before it looks
+for the sessions it supersedes or the running ones it must leave alone; under READ COMMITTED that
+look-up then sees a start that committed while it waited. Without it two different starts on one
+connector at once (two sockets of one charger, a journal replayed beside live frames) each found
+the connector free and both ran. The batches lock their connectors in one statement, in order.
+
 Once decided, a start is recorded in one transaction: its decision, its session, and the closing
 of what it supersedes. Through the ORM that was a fifth of a connect storm's GIL time (two
 inserts, a select-for-update, the commit hooks); the batch inserts its starts together. It takes
@@ -28,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from authorization.models import AuthorizationDecision, Token
 from authorization.services import decision_build, token_find, token_find_presented
@@ -82,10 +89,43 @@ class OpenRequest:
         )
 
 
+# Two-key advisory locks are the connectors': (charger id, connector id), each as an int4.
+_CONNECTOR_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
+_CONNECTORS_LOCK = (
+    "SELECT pg_advisory_xact_lock(v.charger, v.connector) FROM "
+    "unnest(%s::int[], %s::int[]) WITH ORDINALITY AS v(charger, connector, ord) ORDER BY v.ord"
+)
+_INT4 = 2**31
+
+
+def _lock_keys(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    # In one order for every batch, so two batches never wait for each other in a circle.
+    return sorted(
+        {(charger_id % _INT4, connector_id % _INT4) for charger_id, connector_id in pairs}
+    )
+
+
+def connector_lock(charger_id: int, connector_id: int) -> None:
+    """Take the connector's lock in the current transaction (see the module's doc). SQLite
+    serializes every write transaction anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_CONNECTOR_LOCK, _lock_keys([(charger_id, connector_id)])[0])
+
+
+async def connectors_lock(cur: Any, pairs: list[tuple[int, int]]) -> None:
+    """`connector_lock` of each (charger id, connector id) on an async cursor, in one statement."""
+    keys = _lock_keys(pairs)
+    if keys:
+        await cur.execute(_CONNECTORS_LOCK, [[k[0] for k in keys], [k[1] for k in keys]])
+
+
 def close_superseded_around(session: ChargingSession) -> None:
     """In the start's own transaction, with one statement when the connector is free: close the
     sessions this start supersedes (older, still active on the connector), or this one when a
-    newer start already arrived (`rules.superseded`). Both versions' starts call this."""
+    newer start already arrived (`rules.superseded`). Both versions' starts call this; the
+    connector's lock is taken first, if the caller has not."""
+    connector_lock(session.charger_id, session.connector_id)
     others = list(
         ChargingSession.objects.select_for_update()
         .filter(
@@ -131,6 +171,7 @@ def open_orm(item: OpenRequest) -> ChargingSession:
     for _ in range(10):
         try:
             with transaction.atomic():
+                connector_lock(item.charger_id, item.connector_id)
                 if item.decision_record is not None:
                     record_decision(**item.decision_record)
                 session = ChargingSession.objects.create(
@@ -175,6 +216,9 @@ async def open_batched(items: list[OpenRequest]) -> list[ChargingSession]:
     opened: dict[int, ChargingSession] = {}
     try:
         async with _open_conn.use() as conn, conn.transaction():
+            await connectors_lock(
+                conn, [(items[i].charger_id, items[i].connector_id) for i in first]
+            )
             cursor = await conn.execute(
                 _BUSY,
                 [
@@ -193,7 +237,7 @@ async def open_batched(items: list[OpenRequest]) -> list[ChargingSession]:
                 async with conn.cursor() as cur:
                     await insert_opened(cur, [items[i].decision_record for i in chosen], sessions)
                 opened.update(zip(chosen, sessions, strict=True))
-    except psycopg.IntegrityError:
+    except (psycopg.IntegrityError, psycopg.errors.DeadlockDetected):
         opened = {}  # rolled back: every start takes open_orm, which sorts each out
     if opened:
         await db.run(sessions_announce, "started", [s.pk for s in opened.values()])
@@ -320,6 +364,7 @@ def locked_or_opened(
                     id_tag_status=id_tag_status,
                     transaction_id=transaction_id or new_transaction_id(),
                 )
+                connector_lock(charger_id, session.connector_id)  # before the insert: no wait held
                 session.save(force_insert=True)
             return session, True
         except IntegrityError:
@@ -354,7 +399,11 @@ async def free_for_events(
     cur: Any, sessions: list[ChargingSession], candidates: list[int]
 ) -> list[int]:
     """Which of the `candidates` (indexes into `sessions`, built by `opened_by`) a batch may
-    open: not those whose connector runs a session or whose transaction has one (`_TAKEN`)."""
+    open: not those whose connector runs a session or whose transaction has one (`_TAKEN`).
+    Their connectors' locks are taken first, held to the end of the caller's transaction."""
+    await connectors_lock(
+        cur, [(sessions[i].charger_id, sessions[i].connector_id) for i in candidates]
+    )
     await cur.execute(
         _TAKEN,
         [

@@ -759,7 +759,7 @@ async def started_batched(items: list[StartedRequest]) -> list[TransactionEventO
                         ended=False,
                         steady_since=steady_from_its_first_event(sessions[i], items[i].event),
                     )
-    except psycopg.IntegrityError:
+    except (psycopg.IntegrityError, psycopg.errors.DeadlockDetected):
         opened = {}  # rolled back: every start takes the full path, which sorts each out
     if opened:
         # Committed: announced before the chargers are answered, as the full path does.
