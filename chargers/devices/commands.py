@@ -60,6 +60,13 @@ class CommandTimeout(Exception):
                 f"{label} was not sent: the charger had not yet answered an earlier request. "
                 "Try again in a minute."
             )
+        if self.disconnected:
+            # It may have reached the charger and been done: sending it again could do it twice.
+            return (
+                f"{label} was sent, but the charger's connection closed before it answered, so "
+                "whether it was done is not known. Check the charger's status and its Logs "
+                "before sending it again."
+            )
         return f"{label} was sent, but the charger did not answer in time."
 
 

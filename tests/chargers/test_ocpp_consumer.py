@@ -328,6 +328,26 @@ async def test_command_to_silent_charger_times_out(charger):
     await client.close()
 
 
+async def test_a_command_whose_socket_closes_before_the_answer_is_told_as_unknown(charger):
+    """The charger got the Reset and its socket closed (it reset, or it reconnected) before it
+    answered: the person who asked is not told it failed or timed out, but that whether it was
+    done is not known, and to look before sending it again (it may do it twice)."""
+    from chargers.devices.commands import CommandTimeout, send_command
+
+    client = await connected()
+    await charger.arefresh_from_db()
+    asked = asyncio.create_task(send_command(charger, "Reset", {"type": "Hard"}, timeout=30))
+    call = await client.receive()
+    assert call[2] == "Reset"
+    await client.close()
+    with pytest.raises(CommandTimeout) as raised:
+        await asked
+    assert raised.value.disconnected and raised.value.command.unique_id == call[1]
+    told = raised.value.told("Reset")
+    assert "connection closed before it answered" in told and "not known" in told, told
+    assert "did not answer in time" not in told
+
+
 async def test_a_command_whose_time_runs_out_behind_an_unanswered_one_is_never_sent(charger):
     """OCPP-J allows one outstanding CALL per connection. A command queued behind a CALL the
     charger has not answered is not sent once its own time is up: the person who asked is told
