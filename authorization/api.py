@@ -15,6 +15,7 @@ from backoffice.tenancy import TenantSerializerMixin, readable, readable_organiz
 from stays.models import Reservation
 
 from .decisions import NOT_AN_EMAID, emaid_issuer
+from .forms import GROUP_EXISTS
 from .models import AuthorizationDecision, MobilityServiceProvider, Token, TokenGroup, normalize_uid
 from .msp_client import MSP_URL_MESSAGE, BlockedMspUrl, check_msp_url
 from .services import token_group_touch
@@ -212,6 +213,12 @@ class TokenGroupSerializer(TenantSerializerMixin, serializers.ModelSerializer):
                 raise ValidationError(
                     {"restricted_properties": "Properties must belong to the same organization."}
                 )
+        name = str(attrs.get("name") or getattr(self.instance, "name", "")).strip()
+        same = TokenGroup.objects.filter(organization=organization, name__iexact=name)
+        if self.instance is not None:
+            same = same.exclude(pk=self.instance.pk)
+        if same.exists():  # "staff" beside "Staff": one group to whoever picks it
+            raise ValidationError({"name": GROUP_EXISTS})
         return attrs
 
 
@@ -233,12 +240,15 @@ class TokenGroupViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
                 group = serializer.save()
                 token_group_touch(group_ids=[group.pk])
         except IntegrityError:  # the same group posted twice at once: the other stored it
-            raise ValidationError({"name": "A group with this name exists already."}) from None
+            raise ValidationError({"name": [GROUP_EXISTS]}) from None
 
-    @transaction.atomic
     def perform_update(self, serializer: TokenGroupSerializer) -> None:
-        group = serializer.save()
-        token_group_touch(group_ids=[group.pk])
+        try:
+            with transaction.atomic():
+                group = serializer.save()
+                token_group_touch(group_ids=[group.pk])
+        except IntegrityError:  # renamed at once to the name another group just took
+            raise ValidationError({"name": [GROUP_EXISTS]}) from None
 
 
 class DecisionReservationSerializer(serializers.ModelSerializer):

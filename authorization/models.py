@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 
 
 def normalize_uid(uid: str) -> str:
@@ -191,7 +192,14 @@ class TokenGroup(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "name"], name="unique_group_name")
+            # "Staff" and "staff" are one group to the people who pick it: case-insensitive, as
+            # the form's and the API's check (two created at once cannot both pass).
+            models.UniqueConstraint(
+                models.F("organization"),
+                Lower("name"),
+                name="unique_group_name_ci",
+                violation_error_message="A group with this name exists already.",
+            )
         ]
 
     def __str__(self) -> str:

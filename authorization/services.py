@@ -526,8 +526,13 @@ def decide_cached(
 
 def token_group_create(*, organization_id: int, name: str) -> TokenGroup:
     """Create an empty local token group (whitelisting from a log row can start one); the
-    organization's group of that name when it exists (the same form sent twice at once)."""
-    group, _ = TokenGroup.objects.get_or_create(organization_id=organization_id, name=name.strip())
+    organization's group of that name, whatever its case, when it exists (the same form sent
+    twice at once, or "staff" when "Staff" exists)."""
+    group, _ = TokenGroup.objects.get_or_create(
+        organization_id=organization_id,
+        name__iexact=name.strip(),
+        defaults={"name": name.strip()},
+    )
     return group
 
 
