@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -21,6 +21,7 @@ from reliability import reports
 
 from . import report_periods, statements
 from .models import ReportSchedule
+from .selectors import organization_zone
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def _revenue_rows(organization_id: int, start: date, end: date) -> Iterable[list
 
 def report_files(schedule: ReportSchedule, start: date, end: date) -> list[tuple[str, str]]:
     """The schedule's CSV files for [start, end): (file name, content), the organization's only."""
-    begin = datetime.combine(start, time.min, tzinfo=UTC)
-    finish = datetime.combine(end, time.min, tzinfo=UTC)
+    zone = organization_zone(schedule.organization_id)
+    begin = datetime.combine(start, time.min, tzinfo=zone)
+    finish = datetime.combine(end, time.min, tzinfo=zone)
     chargers = list(
         Charger.objects.filter(property__organization_id=schedule.organization_id)
         .select_related("property")
@@ -60,11 +62,14 @@ def report_files(schedule: ReportSchedule, start: date, end: date) -> list[tuple
     return files
 
 
-def report_send(*, schedule_id: int, today: date | None = None) -> bool:
+def report_send(
+    *, schedule_id: int, today: date | None = None, now: datetime | None = None
+) -> bool:
     """Send the schedule's report for its last full period if not sent yet; True when sent.
+    Days are the organization's (`selectors.organization_zone`): `today` is its date, by default
+    the date there at `now`, so a period is sent once it has ended where the host is.
     The period is claimed first (in a transaction, the row locked), so two workers never send
     it twice; a mail server that refuses leaves it unclaimed for the next run."""
-    today = today or timezone.localdate()
     with transaction.atomic():
         schedule = (
             ReportSchedule.objects.select_for_update(skip_locked=True)
@@ -74,6 +79,8 @@ def report_send(*, schedule_id: int, today: date | None = None) -> bool:
         )
         if schedule is None:
             return False
+        zone = organization_zone(schedule.organization_id)
+        today = today or timezone.localtime(now or timezone.now(), zone).date()
         period = report_periods.due(schedule.frequency, today, schedule.last_period_end)
         emails = sorted({u.email for u in schedule.recipients.all() if u.email})
         if period is None or not emails:
@@ -83,7 +90,8 @@ def report_send(*, schedule_id: int, today: date | None = None) -> bool:
             subject=f"{schedule.organization.name}: charging report {start} to {end}",
             body=(
                 f"The {schedule.get_frequency_display().lower()} report of "
-                f"{schedule.organization.name} for {start} up to {end} (exclusive, UTC) is "
+                f"{schedule.organization.name} for {start} up to {end} (exclusive; days in "
+                f"{zone}) is "
                 "attached as CSV files.\n"
             ),
             to=emails,
@@ -97,12 +105,12 @@ def report_send(*, schedule_id: int, today: date | None = None) -> bool:
     return True
 
 
-def reports_send(today: date | None = None) -> int:
+def reports_send(today: date | None = None, now: datetime | None = None) -> int:
     """Send every enabled schedule's due report (the beat task); returns how many were sent."""
     sent = 0
     for schedule_id in ReportSchedule.objects.filter(enabled=True).values_list("pk", flat=True):
         try:
-            sent += report_send(schedule_id=schedule_id, today=today)
+            sent += report_send(schedule_id=schedule_id, today=today, now=now)
         except Exception:  # one organization's failure never stops the others
             logger.exception("The scheduled report %s could not be sent", schedule_id)
     return sent

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.db.models import F, Q, QuerySet, Sum
 
+from backoffice.formatting import zone_or_utc
+from backoffice.models import Property
 from backoffice.tenancy import readable_organization_ids
 
 from .models import (
@@ -271,3 +274,14 @@ def _due_at(
         if owed > 0 and owed >= minimum:
             return True
     return False
+
+
+def organization_zone(organization_id: int) -> ZoneInfo:
+    """The time zone an organization's statements and scheduled reports count days and months in
+    (docs/billing.md "Statements"): its locations' zone when they all share one, else UTC."""
+    zones = set(
+        Property.objects.filter(organization_id=organization_id)
+        .values_list("timezone", flat=True)
+        .distinct()[:2]
+    )
+    return zone_or_utc(zones.pop()) if len(zones) == 1 else ZoneInfo("UTC")

@@ -8,7 +8,7 @@ the StatementJob every chunk for the portal's progress bar.
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +25,7 @@ from backoffice.models import Organization
 from . import schedule
 from .models import LedgerTransaction, Payout, SessionCharge, StatementJob
 from .money import exact_sum
+from .selectors import organization_zone
 
 CHUNK = 2000
 ZERO = Decimal("0")
@@ -73,9 +74,12 @@ def statement_root() -> Path:
     return Path(media) / "statements"
 
 
-def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(date_from, time.min, tzinfo=UTC)
-    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
+def _bounds(date_from: date, date_to: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of the days date_from to date_to (inclusive) in `zone`: from the first
+    day's local midnight to the local midnight after the last (a day of a daylight-saving
+    change has its 23 or 25 hours; adjacent ranges meet at the same instant)."""
+    start = datetime.combine(date_from, time.min, tzinfo=zone)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone)
     return start, end
 
 
@@ -133,7 +137,8 @@ def _money(value: Decimal | None) -> str:
 
 
 def _write_sessions(job: StatementJob, handle: TextIO) -> None:
-    start, end = _bounds(job.date_from, job.date_to)
+    zone = organization_zone(job.organization_id)
+    start, end = _bounds(job.date_from, job.date_to, zone)
     queryset = SessionCharge.objects.filter(
         organization_id=job.organization_id, started_at__gte=start, started_at__lt=end
     )
@@ -174,8 +179,10 @@ def _write_sessions(job: StatementJob, handle: TextIO) -> None:
                     tx,
                     station,
                     prop,
-                    started.isoformat(),
-                    stopped.isoformat() if stopped else "",
+                    # In the statement's zone, with the offset: the day a row shows is the
+                    # day the statement counted it in.
+                    started.astimezone(zone).isoformat(),
+                    stopped.astimezone(zone).isoformat() if stopped else "",
                     f"{Decimal(wh) / 1000:.3f}",
                     currency,
                     _money(subtotal),
@@ -207,8 +214,10 @@ def _write_sessions(job: StatementJob, handle: TextIO) -> None:
 
 
 def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[dict]:
-    """Return one row per month and currency, plus totals per currency (aggregated in SQL)."""
-    start, end = _bounds(date_from, date_to)
+    """Return one row per month and currency, plus totals per currency (aggregated in SQL).
+    Days and months are the organization's (`selectors.organization_zone`)."""
+    zone = organization_zone(organization_id)
+    start, end = _bounds(date_from, date_to, zone)
     months: dict = {}
 
     def row(month: date | datetime, currency: str) -> dict:
@@ -234,7 +243,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
         SessionCharge.objects.filter(
             organization_id=organization_id, started_at__gte=start, started_at__lt=end
         )
-        .annotate(month=TruncMonth("started_at", tzinfo=UTC))
+        .annotate(month=TruncMonth("started_at", tzinfo=zone))
         .values("month", "currency")
         .annotate(sessions=Count("pk"), wh=Sum("energy_wh"))
         .order_by()
@@ -248,7 +257,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
             organization_id=organization_id, occurred_at__gte=start, occurred_at__lt=end
         )
         .exclude(kind__in=["payout", "payout_failed"])
-        .annotate(month=TruncMonth("occurred_at", tzinfo=UTC))
+        .annotate(month=TruncMonth("occurred_at", tzinfo=zone))
         .values("month", "currency", "kind")
         .annotate(total=Sum("amount"))
         .order_by()
@@ -270,7 +279,7 @@ def annual_rows(organization_id: int, date_from: date, date_to: date) -> list[di
             paid_at__gte=start,
             paid_at__lt=end,
         )
-        .annotate(month=TruncMonth("paid_at", tzinfo=UTC))
+        .annotate(month=TruncMonth("paid_at", tzinfo=zone))
         .values("month", "currency")
         .annotate(total=Sum("net"))
         .order_by()

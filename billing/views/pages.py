@@ -51,6 +51,7 @@ from ..money import round_money
 from ..price_shown import price_version
 from ..selectors import (
     location_tax_mode,
+    organization_zone,
     payout_breakdown,
     payout_overview,
     rate_in_force,
@@ -525,6 +526,7 @@ def report_schedule(request, organization_id: int):
             "form": form,
             "organization": organization,
             "schedule": schedule,
+            "zone": organization_zone(organization_id),
             "portal_section": "payouts",
         },
         status=status,
