@@ -31,6 +31,7 @@ from stays.selectors import stay_support_sentences
 
 from ..models import VendorErrorCode
 from . import lookups
+from .card_refusal import card_refusal, host_fix_steps
 from .error_codes import explain_error_code
 from .intents import Intent, only_asks_where
 from .refusals import refusals_at
@@ -134,6 +135,11 @@ class Diagnosis:
     ticket_facts: list[str] = field(default_factory=list)
     # Direct answers to a request (a portal path), said before the section's steps.
     answers: list[str] = field(default_factory=list)
+    # A host's own steps (the fix of a refused card, with its portal paths): said instead of the
+    # section's steps, which are written for the guest at the charger.
+    steps: list[str] = field(default_factory=list)
+    # The refusals still current at the host's chargers that the facts name (for their fixes).
+    refused: list[tuple[AuthorizationDecision, Charger]] = field(default_factory=list)
 
 
 def _tz(charger: Charger | None) -> zoneinfo.ZoneInfo:
@@ -651,6 +657,8 @@ def refusal_facts(
         if refusal.current:
             diagnosis.findings.add(Finding.CARD_REFUSED)
             diagnosis.facts.append(text + ".")
+            if viewer.is_host:
+                diagnosis.refused.append((decision, charger))
         elif refusal.solved_how == "charged" and refusal.solved_at is not None:
             diagnosis.facts.append(
                 f"{text}, but it has charged here since {when(refusal.solved_at, tz, now)}: solved."
@@ -919,6 +927,47 @@ def _unassigned_fact(station_id: str, now: datetime, diagnosis: Diagnosis) -> bo
     return True
 
 
+def _host_card(
+    topic: Topic,
+    viewer: Viewer,
+    station_id: str,
+    details: dict[str, str],
+    now: datetime,
+    diagnosis: Diagnosis,
+    wanted: frozenset[str],
+) -> bool:
+    """A host asking about a card they name ("why was card 04A1B2C3 refused?"): its latest
+    refusal at their chargers (or at the charger they name), why, and their fix
+    (support/assistant/card_refusal.py). Another organization's charger is not searched."""
+    uid = details.get("card_uid", "")
+    if not (viewer.is_host and uid and (topic in REFUSAL_TOPICS or Intent.REFUSED in wanted)):
+        return False
+    charger = diagnosis.charger
+    if station_id and (charger is None or page_only(charger, viewer)):
+        return False  # unknown, or another organization's: what its guest page shows, only
+    chargers = [charger] if charger is not None else lookups.host_chargers(viewer)
+    answer = card_refusal(viewer, uid, chargers, now=now, when=lambda at, c: when(at, _tz(c), now))
+    diagnosis.answers.append(answer.sentence)
+    diagnosis.facts.append(answer.sentence)
+    diagnosis.steps = answer.steps
+    if answer.current:
+        diagnosis.findings.add(Finding.CARD_REFUSED)
+    if diagnosis.charger is None and answer.charger is not None:
+        diagnosis.charger = answer.charger
+        diagnosis.property_name = answer.charger.property.name if answer.charger.property else ""
+    return True
+
+
+def _host_refusal_steps(diagnosis: Diagnosis, viewer: Viewer) -> None:
+    """A host asking why cards were refused, naming none: the fixes of the refusals found."""
+    if diagnosis.steps:
+        return
+    for decision, charger in diagnosis.refused[:3]:
+        for step in host_fix_steps(decision, charger, viewer):
+            if step not in diagnosis.steps:
+                diagnosis.steps.append(step)
+
+
 def diagnose(
     topic: Topic,
     *,
@@ -989,7 +1038,13 @@ def diagnose(
             diagnosis.facts += reliability_facts(charger, now)
         elif viewer.is_host and topic in CHARGER_TOPICS:
             diagnosis.facts += fault_facts(charger)  # the open fault codes: one query
-    if charger is not None and topic in REFUSAL_TOPICS and not page_only(charger, viewer):
+    card_named = _host_card(topic, viewer, station_id, details, now, diagnosis, wanted)
+    if (
+        charger is not None
+        and topic in REFUSAL_TOPICS
+        and not page_only(charger, viewer)
+        and not card_named
+    ):
         refusal_facts(charger, viewer, now, diagnosis, details.get("card_uid", ""))
     if session is not None:
         session_facts(session, viewer, now, diagnosis)
@@ -999,7 +1054,15 @@ def diagnose(
             + ("." if viewer.is_host else ": give the email the session was paid with.")
         )
     if viewer.is_host:
-        _host_lookups(topic, viewer, now, diagnosis, named_station=bool(station_id), wanted=wanted)
+        _host_lookups(
+            topic,
+            viewer,
+            now,
+            diagnosis,
+            named_station=bool(station_id) or card_named,
+            wanted=wanted,
+        )
+        _host_refusal_steps(diagnosis, viewer)
     self_service(topic, viewer, diagnosis, wanted)
     if topic in (Topic.ACCOUNT_CANCEL, Topic.ACCOUNT_EMAIL):
         diagnosis.agent_facts = lookups.identity_facts(details.get("account_email", "") or email)

@@ -41,6 +41,8 @@ class Intent(StrEnum):
     RESOLVED = "resolved"
     # A command the portal said was not sent (the charger still owed an earlier answer).
     NOT_SENT = "not_sent"
+    # "What do I do about it?": the steps again, not "you have tried what I suggested".
+    WHAT_TO_DO = "what_to_do"
 
 
 _CARD = r"(?:card|cc|credit ?card|debit ?card|visa|master ?card|amex|payment method|fob|badge)"
@@ -157,6 +159,12 @@ _PATTERNS: dict[Intent, re.Pattern[str]] = {
     Intent.MISSING_CHARGER: re.compile(
         r"\b(?:missing|not (?:showing|shown|listed|there|appearing|visible)|doesn'?t (?:show|appear)|"
         r"isn'?t (?:showing|there|listed|on)|can'?t (?:see|find)|not (?:on|in) (?:the |my )?(?:network|list))\b"
+    ),
+    Intent.WHAT_TO_DO: re.compile(
+        r"\bwhat (?:do|should|can|must|shall) (?:i|we) do\b|"
+        r"\bhow (?:do|can|should|would) (?:i|we) (?:fix|solve|sort|resolve|correct)\b|"
+        r"\bhow (?:to|can it be) (?:fix|solv|sort|resolv)\w*|\bwhat(?:'s| is) the fix\b|"
+        r"\bwhat now\b|\bnext steps?\b|\bwhat (?:can|should) be done\b"
     ),
     Intent.PERSON: re.compile(
         rf"\b(?:(?:want|need|like|get|have|give)\b[^.!?]{{0,15}}\b(?:a |an |some |real )?{_WHO}|"

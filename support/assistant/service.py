@@ -112,7 +112,8 @@ def _intro(
     title = SECTIONS[topic].title
     if topic == Topic.OTHER:
         return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
-    lines = [] if follow_up else [f"This sounds like: {title}."]
+    # A host's own fix (a refused card) is not the guest's section: no "This sounds like".
+    lines = [] if follow_up or diagnosis.steps else [f"This sounds like: {title}."]
     lines += diagnosis.answers
     if Finding.SELF_SERVICE in findings:
         return " ".join(lines)
@@ -145,7 +146,7 @@ def _intro(
         lines.append(
             "The charger's license is not active, so no session can start until the site host renews it."
         )
-    if Finding.CARD_REFUSED in findings:
+    if Finding.CARD_REFUSED in findings and not diagnosis.steps:
         lines.append("I can see the refusal and its reason below.")
     if topic in (Topic.COST_BREAKDOWN, Topic.BILLING_DISPUTE):
         lines.append(_payment_line(findings, wanted, given))
@@ -448,7 +449,13 @@ def assistant_answer(
     if ticket is not None and not email and not viewer.is_host:
         asks_for = ["email", *[a for a in asks_for if a not in ("account_email", "email")]]
     before = _suggested(conversation, topic)
-    steps = [s for s in reply_steps(topic, diagnosis.findings) if s not in before]
+    # "What do I do about it?" asks for the steps again, even those given before.
+    again = Intent.WHAT_TO_DO in wanted
+    steps = [
+        s
+        for s in (diagnosis.steps or reply_steps(topic, diagnosis.findings))
+        if again or s not in before
+    ]
     if ticket is None and only_asks_where(wanted) and diagnosis.answers:
         # "Where do I see its logs?": the path is the whole answer, mid-conversation or not.
         steps, asks_for = [], []
