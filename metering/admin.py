@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.utils import timezone
 
 from backoffice.admin import ReadOnlyAdmin
@@ -53,6 +55,14 @@ class MeterKeyForm(forms.ModelForm):
         return data
 
 
+def _shown_key(text: str) -> bytes | None:
+    """The key the confirmation page showed (hex DER), or None when absent or not hex."""
+    try:
+        return bytes.fromhex(text.strip()) or None
+    except ValueError:
+        return None
+
+
 @admin.register(MeterKey)
 class MeterKeyAdmin(admin.ModelAdmin):
     list_display = (
@@ -60,6 +70,7 @@ class MeterKeyAdmin(admin.ModelAdmin):
         "charger",
         "signing_method",
         "source",
+        "key_fingerprint",
         "is_confirmed",
         "registered_by",
         "updated",
@@ -77,11 +88,18 @@ class MeterKeyAdmin(admin.ModelAdmin):
         "key",
         "signing_method",
         "public_key_hex",
+        "key_fingerprint",
         "source",
         "confirmed_at",
         "confirmed_by",
     )
-    readonly_fields = ("public_key_hex", "source", "confirmed_at", "confirmed_by")
+    readonly_fields = (
+        "public_key_hex",
+        "key_fingerprint",
+        "source",
+        "confirmed_at",
+        "confirmed_by",
+    )
     actions = ["confirm_keys"]
 
     @admin.display(description="Meter")
@@ -92,13 +110,63 @@ class MeterKeyAdmin(admin.ModelAdmin):
     def is_confirmed(self, obj: MeterKey) -> bool:
         return obj.confirmed
 
+    @admin.display(description="Key fingerprint")
+    def key_fingerprint(self, obj: MeterKey) -> str:
+        return obj.fingerprint if obj.public_key else ""
+
     @admin.action(description="Confirm: the key matches the one printed on the meter")
-    def confirm_keys(self, request: HttpRequest, queryset: Any) -> None:
-        count = 0
-        for key in queryset.filter(confirmed_at__isnull=True).select_related("charger"):
-            services.meter_key_confirm(key=key, user=request.user)
-            count += 1
-        self.message_user(request, f"{count} key(s) confirmed; their sessions were checked again.")
+    def confirm_keys(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        """First a page listing each unconfirmed key in full with its fingerprint; its button
+        confirms the keys shown there, each only if it is still the key shown (a key the charger
+        reported since is left unconfirmed and said so)."""
+        keys = list(
+            queryset.filter(confirmed_at__isnull=True)
+            .select_related("charger")
+            .order_by("charger__station_id", "meter_serial", "connector_id", "evse_id")
+        )
+        if not keys:
+            self.message_user(
+                request, "None of those keys is waiting for confirmation.", messages.ERROR
+            )
+            return None
+        if "apply" not in request.POST:
+            return render(
+                request,
+                "metering/admin_meter_key_confirm.html",
+                {
+                    "keys": keys,
+                    "skipped": queryset.count() - len(keys),
+                    "opts": self.model._meta,
+                    "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                    "title": "Confirm meter keys",
+                },
+            )
+        confirmed, changed = 0, []
+        for key in keys:
+            shown = _shown_key(request.POST.get(f"shown_{key.pk}", ""))
+            if shown is None:
+                changed.append(key)  # no key shown for it: nothing was compared
+                continue
+            try:
+                services.meter_key_confirm(key=key, user=request.user, shown_key=shown)
+            except services.KeyChanged:
+                changed.append(key)
+            else:
+                confirmed += 1
+        if confirmed:
+            self.message_user(
+                request, f"{confirmed} key(s) confirmed; their sessions were checked again."
+            )
+        if changed:
+            names = ", ".join(f"{k.identity} on {k.charger.station_id}" for k in changed)
+            self.message_user(
+                request,
+                f"Not confirmed: {names}. Its key is not the one the confirmation page showed "
+                "(the charger reported another since): compare the key shown now with the one "
+                "printed on the meter, then confirm again.",
+                messages.ERROR,
+            )
+        return None
 
     def save_model(self, request: HttpRequest, obj: MeterKey, form: Any, change: bool) -> None:
         # Typed in by a person (staff) from the meter: confirmed by that act.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -99,6 +101,13 @@ class MeterKey(models.Model):
     @property
     def public_key_hex(self) -> str:
         return bytes(self.public_key).hex()
+
+    @property
+    def fingerprint(self) -> str:
+        """The key's short name to compare by eye: the first 16 bytes of the SHA-256 of its DER
+        encoding, in groups of four hex digits ("3f2a 91c0 …")."""
+        digest = hashlib.sha256(bytes(self.public_key)).hexdigest()[:32]
+        return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
 
     @property
     def confirmed(self) -> bool:

@@ -5,6 +5,7 @@ confirms it matches the key printed on the meter."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -270,15 +271,54 @@ def test_staff_confirm_in_the_admin(charger, meter, django_user_model):
     client = Client()
     client.force_login(staff)
     page = client.get("/admin/metering/meterkey/").content.decode()
-    assert "connector 1" in page
-    response = client.post(
+    assert "connector 1" in page and key.fingerprint in page  # the list shows which key
+    shown = client.post(
         "/admin/metering/meterkey/",
         {"action": "confirm_keys", "_selected_action": [key.pk]},
     )
+    # First the keys themselves, to compare with the meters' labels: nothing confirmed yet.
+    assert shown.status_code == 200
+    assert (
+        meter.public_key_hex in shown.content.decode() and key.fingerprint in shown.content.decode()
+    )
+    key.refresh_from_db()
+    assert not key.confirmed
+    response = client.post("/admin/metering/meterkey/", _confirm_post(shown))
     assert response.status_code == 302
     key.refresh_from_db()
     assert key.confirmed and key.confirmed_by == staff
     assert session_signature(session).status == "verified"
+
+
+def _confirm_post(page) -> dict[str, list[str]]:
+    """What the confirmation page's button sends: its hidden fields and the button."""
+    data: dict[str, list[str]] = {"apply": ["yes"]}
+    for name, value in re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.content.decode()
+    ):
+        data.setdefault(name, []).append(value)
+    return data
+
+
+def test_the_admin_does_not_confirm_a_key_that_changed_after_it_was_shown(
+    charger, meter, django_user_model
+):
+    key = services.meter_key_prefill(charger=charger, port=1, public_key=meter.public_key_hex)
+    staff = django_user_model.objects.create_superuser("staff@example.com", "staff@example.com")
+    client = Client()
+    client.force_login(staff)
+    shown = client.post(
+        "/admin/metering/meterkey/", {"action": "confirm_keys", "_selected_action": [key.pk]}
+    )
+    other = Meter(serial="")
+    # The charger reports another key for the same meter while the page is open.
+    services.meter_key_prefill(charger=charger, port=1, public_key=other.public_key_hex)
+    response = client.post("/admin/metering/meterkey/", _confirm_post(shown), follow=True)
+    key.refresh_from_db()
+    assert bytes(key.public_key) == other.public_key_der and not key.confirmed
+    said = response.content.decode()
+    assert "Not confirmed: connector 1 on " in said
+    assert "is not the one the confirmation page showed" in said
 
 
 def test_the_configuration_keys_of_both_versions_are_read():
