@@ -61,9 +61,20 @@ def _asked_recently(session: ChargingSession, now: datetime) -> bool:
 
 
 def _stop(session: ChargingSession, reached: str, now: datetime) -> bool:
-    GuestSession.objects.filter(charging_session=session, stop_requested_at__isnull=True).update(
-        stop_requested_at=now
-    )
+    # Claimed as the guest's own Stop claims it (guest.services.guest_cancel_or_stop), so a tap
+    # meanwhile finds the stop under way; given back if it fails, so the guest's tap sends one.
+    claimed = GuestSession.objects.filter(
+        charging_session=session, stop_requested_at__isnull=True
+    ).update(stop_requested_at=now)
+    stopped = _stop_sent(session, reached)
+    if not stopped and claimed:
+        GuestSession.objects.filter(charging_session=session, stop_requested_at=now).update(
+            stop_requested_at=None
+        )
+    return stopped
+
+
+def _stop_sent(session: ChargingSession, reached: str) -> bool:
     logger.info(
         "Session %s at %s reached the paid session's ceiling (%s): stopping it",
         session.pk,

@@ -182,3 +182,29 @@ def test_one_sessions_failure_does_not_keep_the_others_unchecked(
 
     monkeypatch.setattr(ceilings, "running_kwh", broken)
     assert ceilings.held_ceilings_enforce() == [second.pk]
+
+
+class RefusingCharger(FakeCharger):
+    def __call__(self, charger, action, payload, *, source, **kwargs):
+        command = super().__call__(charger, action, payload, source=source, **kwargs)
+        command.response = {"status": "Rejected"}
+        command.save(update_fields=["response"])
+        return command
+
+
+def test_a_ceiling_stop_that_failed_leaves_the_guests_own_stop_free(ceiling, monkeypatch):
+    """The charger refused the ceiling's stop: the guest's Stop a moment later is sent (it was
+    swallowed for 30 s as 'under way' while nothing was stopping)."""
+    from guest import services
+
+    refusing = RefusingCharger()
+    monkeypatch.setattr(ceilings, "send_command_sync", refusing)
+    session = _guest(ChargerFactory(station_id="REFUSES"), hours=3)
+    assert ceilings.held_ceilings_enforce() == []
+    assert len(refusing.calls) == 1
+    gs = GuestSession.objects.get(charging_session=session)
+    assert gs.stop_requested_at is None
+    accepting = FakeCharger()
+    monkeypatch.setattr(services, "send_command_sync", accepting)
+    services.guest_cancel_or_stop(gs=gs)
+    assert accepting.calls == [("REFUSES", "RemoteStopTransaction", {"transactionId": 4711})]
