@@ -166,11 +166,54 @@ TRANSITIONS = {
 }
 
 
+# A campaign in one of these still sends its pending targets (now or once resumed).
+OPEN_CAMPAIGN = (Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.HELD)
+
+
+def _one_update_at_a_time(campaign: Campaign, action: str) -> None:
+    """Refuse to run a campaign whose chargers still wait for, or are taking, another campaign's
+    update: a charger takes one firmware update at a time (two UpdateFirmware in flight leave
+    its vendor's installer, and both campaigns' verdicts, to chance). Called under the
+    organization's row lock, so two campaigns started at once see each other."""
+    mine = campaign.targets.filter(
+        status__in=[CampaignTarget.Status.PENDING, CampaignTarget.Status.SENT]
+    ).values("charger_id")
+    other = (
+        CampaignTarget.objects.filter(charger_id__in=mine)
+        .exclude(campaign=campaign)
+        .filter(
+            Q(status=CampaignTarget.Status.SENT)
+            | Q(status=CampaignTarget.Status.PENDING, campaign__status__in=OPEN_CAMPAIGN)
+        )
+        .select_related("campaign", "charger")
+        .order_by("campaign_id", "charger__station_id")
+    )
+    first = other.first()
+    if first is None:
+        return
+    shared = other.filter(campaign=first.campaign).count()
+    chargers = first.charger.station_id + (
+        f" and {shared - 1} other charger{'s' if shared > 2 else ''} are" if shared > 1 else " is"
+    )
+    raise CampaignRefused(
+        f"{chargers} already in the {first.campaign.get_status_display().lower()} campaign "
+        f"“{first.campaign.name}” (#{first.campaign.pk}): a charger takes one firmware "
+        f"update at a time. Let that campaign finish or halt it, then {action} this one."
+    )
+
+
 @transaction.atomic
 def campaign_transition(*, campaign_id: int, action: str, now: datetime | None = None) -> Campaign:
     """Start, pause, resume or halt a campaign (an operator's action). Raise CampaignRefused
-    when the campaign is not in a status the action applies to."""
+    when the campaign is not in a status the action applies to, or when starting or resuming
+    it would give a charger a second update while another campaign's is open."""
     now = now or timezone.now()
+    organization_id = Campaign.objects.values_list("organization_id", flat=True).get(pk=campaign_id)
+    list(  # the organization's row lock first: starts of its campaigns take turns
+        Organization.objects.select_for_update(no_key=True)
+        .filter(pk=organization_id)
+        .values_list("pk")
+    )
     campaign = Campaign.objects.select_for_update().select_related("release").get(pk=campaign_id)
     allowed, to = TRANSITIONS[action]
     if campaign.status not in allowed:
@@ -179,6 +222,8 @@ def campaign_transition(*, campaign_id: int, action: str, now: datetime | None =
         )
     if to == Campaign.Status.RUNNING and campaign.release.bad:
         raise CampaignRefused("The release is marked bad.")
+    if to == Campaign.Status.RUNNING:
+        _one_update_at_a_time(campaign, action)
     campaign.status = to
     campaign.status_reason = "By the operator." if action in ("pause", "halt") else ""
     if action == "start":
