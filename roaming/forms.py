@@ -3,6 +3,7 @@ places), a charger's connector, the EVSEs a payment terminal serves."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, cast
 
 from django import forms
@@ -38,7 +39,17 @@ class _OrganizationForm(forms.Form):
 
 
 class PartnerInviteForm(_OrganizationForm):
-    """We issue a token A; the partner registers with our versions URL and it."""
+    """We issue a token A; the partner registers with our versions URL and it. The form's own
+    key (new each time it is shown) makes the form sent twice one partner."""
+
+    key = forms.RegexField(
+        regex=r"^[A-Za-z0-9_-]{16,64}$", required=False, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["key"] = uuid.uuid4().hex
 
 
 class PartnerConnectForm(_OrganizationForm):

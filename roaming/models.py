@@ -52,6 +52,9 @@ class Partner(models.Model):
     # The token we call the partner with (its C, or its B when it registered with us): it has to
     # be sent as is, so it is kept as is.
     outgoing_token = models.CharField(max_length=64, blank=True)
+    # The portal's invite form's own key (roaming.services.partner_invite): the form sent twice
+    # is one invited partner.
+    invite_key = models.CharField(max_length=64, blank=True)
     versions_url = models.URLField(max_length=500, blank=True)
     # The OCPI version both sides use (the newest both speak when we registered; the partner's
     # choice when it registered with us), and every version the partner offered then.
@@ -78,6 +81,13 @@ class Partner(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "invite_key"],
+                condition=~models.Q(invite_key=""),
+                name="unique_partner_invite_key",
+            )
+        ]
 
     def __str__(self) -> str:
         party = f" ({self.country_code}*{self.party_id})" if self.party_id else ""

@@ -220,7 +220,12 @@ def terminal_activate(
 ) -> TerminalActivation:
     """Ask the PTP to activate the terminal known by `reference` (a serial number, say) for
     these locations and EVSEs (POST {terminals}/activate, through the outbox). The PTP answers
-    by creating the Terminal, which then gets this assignment. Raises InvalidAssignment."""
+    by creating the Terminal, which then gets this assignment. Raises InvalidAssignment.
+
+    Asked once: while the PTP has not created the terminal of an activation of that reference
+    (the outbox delivers the ask until the PTP accepts it), the same ask again (the button
+    pressed twice, also at once) asks nothing more; the waiting activation takes the places
+    chosen last and is returned."""
     reference = reference.strip()
     if not reference or len(reference) > 36:
         raise InvalidAssignment(
@@ -241,13 +246,25 @@ def terminal_activate(
         ],
         "last_updated": ocpi.format_datetime(timezone.now()),
     }
+    places = {
+        "location_ids": sorted(set(location_ids)),
+        "evses": [list(pair) for pair in sorted(set(evses))],
+    }
     with transaction.atomic():
+        # The partner's activations one at a time: two presses at once both found none waiting.
+        Partner.objects.select_for_update(no_key=True).filter(pk=partner.pk).first()
+        waiting = TerminalActivation.objects.filter(
+            partner=partner, reference__iexact=reference, terminal__isnull=True
+        ).first()
+        if waiting is not None:
+            TerminalActivation.objects.filter(pk=waiting.pk).update(**places)
+            waiting.refresh_from_db()
+            return waiting
         activation = TerminalActivation.objects.create(
             organization_id=partner.organization_id,
             partner=partner,
             reference=reference,
-            location_ids=sorted(set(location_ids)),
-            evses=[list(pair) for pair in sorted(set(evses))],
+            **places,
         )
         services.delivery_enqueue(
             partner=partner,

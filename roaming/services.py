@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from authorization.models import MobilityServiceProvider, Token, normalize_uid
 from backoffice import metrics
@@ -453,20 +454,52 @@ def _connect(
 # -- they register with us (we issued token A) ----------------------------------------------------
 
 
+def _invite_token(organization_id: int, key: str) -> str:
+    """The token A of an invite form's key: like ocpi.new_credentials_token (43 URL-safe
+    characters, 256 bits), but the same for the same key, from our secret key."""
+    digest = salted_hmac(
+        "roaming.partner_invite", f"{organization_id}:{key}", algorithm="sha256"
+    ).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 @transaction.atomic
 def partner_invite(
-    *, organization: Organization, name: str, role: str = Partner.Role.EMSP
-) -> tuple[Partner, str]:
-    """Create a partner and return it with the token A to hand over (shown once, kept hashed)."""
-    token_a = ocpi.new_credentials_token()
-    partner = Partner.objects.create(
+    *, organization: Organization, name: str, role: str = Partner.Role.EMSP, key: str = ""
+) -> tuple[Partner, str | None]:
+    """Create a partner and return it with the token A to hand over (shown once, kept hashed).
+
+    `key` is the invite form's own (a new one each time the form is shown): the form sent twice,
+    also at once, is one partner, and both answers show the same token A (derived from the key
+    with our secret, so it is never stored). Token None: the partner of that key registered
+    since (its token A is spent). Another name from the same form is another invite."""
+    if not key:
+        token_a = ocpi.new_credentials_token()
+        partner = Partner.objects.create(
+            organization=organization,
+            name=name,
+            role=role,
+            state=Partner.State.PENDING,
+            token_a_hash=ocpi.token_hash(token_a),
+        )
+        return partner, token_a
+    token_a = _invite_token(organization.pk, key)
+    partner, created = Partner.objects.select_for_update().get_or_create(
         organization=organization,
-        name=name,
-        role=role,
-        state=Partner.State.PENDING,
-        token_a_hash=ocpi.token_hash(token_a),
+        invite_key=key,
+        defaults={
+            "name": name,
+            "role": role,
+            "state": Partner.State.PENDING,
+            "token_a_hash": ocpi.token_hash(token_a),
+        },
     )
-    return partner, token_a
+    if created or partner.token_a_hash == ocpi.token_hash(token_a):
+        if partner.name == name and partner.role == role:
+            return partner, token_a
+    elif partner.name == name:
+        return partner, None
+    return partner_invite(organization=organization, name=name, role=role)
 
 
 def credentials_receive(

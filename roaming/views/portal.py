@@ -68,13 +68,19 @@ def partner_list(request: HttpRequest) -> HttpResponse:
                 partner, token_a = services.partner_invite(
                     organization=invite.cleaned_data["organization"],
                     name=invite.cleaned_data["name"],
+                    key=invite.cleaned_data["key"],
                 )
                 # Shown once: only its hash is kept.
-                issued = {
-                    "partner": partner,
-                    "token_a": token_a,
-                    "versions_url": our_versions_url(request),
-                }
+                if token_a is None:  # this form was sent again after the partner registered
+                    messages.info(
+                        request, f"{partner.name} has registered already with this invite."
+                    )
+                else:
+                    issued = {
+                        "partner": partner,
+                        "token_a": token_a,
+                        "versions_url": our_versions_url(request),
+                    }
                 invite = PartnerInviteForm(organizations=organizations, prefix="invite")
         else:
             connect = PartnerConnectForm(
