@@ -8,12 +8,12 @@ a body with a 400 in plain words; the renderer escapes anything that still canno
 
 from __future__ import annotations
 
-import io
+import json
 import re
 from typing import Any
 
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 
 
@@ -55,6 +55,76 @@ def nested_too_deeply(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+class _NotANumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+# Python's decoder messages (json.JSONDecodeError.msg) in the house's words.
+_DECODE_WORDS = (
+    (
+        "Expecting value",
+        "a value (a string, number, object, array, true, false or null) was expected",
+    ),
+    ("Expecting property name", "a key in double quotes was expected"),
+    ("Expecting ',' delimiter", "a comma was expected between two items"),
+    ("Expecting ':' delimiter", "a colon was expected after a key"),
+    ("Extra data", "more text follows the JSON value; send one value only"),
+    ("Unterminated string", "a string is not closed with a double quote"),
+    (
+        "Invalid control character",
+        "a string holds a control character (such as a raw line break), which must be escaped",
+    ),
+    ("Invalid \\escape", "a string holds a backslash escape JSON does not have"),
+    ("Invalid \\uXXXX escape", "a string holds a \\u escape without four hex digits"),
+)
+
+
+def json_error_sentence(exc: json.JSONDecodeError) -> str:
+    """Where and what is wrong with a JSON body, in plain words (no decoder text)."""
+    what = next((words for start, words in _DECODE_WORDS if exc.msg.startswith(start)), "")
+    where = f"line {exc.lineno}, column {exc.colno}"
+    if not exc.doc.strip():
+        return "The body is empty: send a JSON value (for example an object in { })."
+    return f"The body is not valid JSON at {where}" + (f": {what}." if what else ".")
+
+
+def json_parse(text: str) -> Any:
+    """Decode a JSON body, or raise ParseError with a sentence in the house's words: NaN and
+    Infinity are refused (JSON has no such numbers; DRF's STRICT_JSON), and so is a number of
+    more than 4,300 digits (Python's limit on converting digits to an int)."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except _NotANumber:
+        raise ParseError(
+            "The body is not valid JSON: NaN and Infinity are not numbers JSON allows."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ParseError(json_error_sentence(exc)) from None
+    except ValueError:  # int() of too many digits (sys.get_int_max_str_digits)
+        raise ParseError(
+            "The body is not valid JSON here: a number has more than 4,300 digits."
+        ) from None
+    except RecursionError:  # nested_too_deeply runs first; this is the last guard
+        raise ParseError(DEPTH_MESSAGE) from None
+
+
+class HouseMultiPartParser(MultiPartParser):
+    """multipart/form-data with its errors in plain words, not the library's."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except ParseError:
+            raise ParseError(
+                "The body is not a valid multipart/form-data form (check its boundary and "
+                "parts), or send JSON with Content-Type: application/json."
+            ) from None
+
+
 class UnicodeJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         body = stream.read() if stream is not None else b""
@@ -67,7 +137,7 @@ class UnicodeJSONParser(JSONParser):
                 f"The body is not UTF-8 text, as JSON must be: byte 0x{exc.object[exc.start]:02x} "
                 f"at position {exc.start}."
             ) from None
-        data = super().parse(io.BytesIO(body), media_type, parser_context)
+        data = json_parse(body.decode("utf-8"))
         if holds_lone_surrogate(data):
             raise ParseError(
                 "The JSON holds a lone surrogate (an escape from \\ud800 to \\udfff without its "

@@ -571,7 +571,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "backoffice.parsers.UnicodeJSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "backoffice.parsers.HouseMultiPartParser",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "backoffice.parsers.SafeJSONRenderer",
