@@ -20,9 +20,11 @@ from backoffice.parsers import DEPTH_MESSAGE, nested_too_deeply
 
 NUL_MESSAGE = "Text may not contain the NUL character (\\0)."
 _JSON_NUL = b"\\u0000"
-# Mail hooks: a customer's email may carry NULs and the mail system retries any 400 for hours, so
-# these views read the body themselves and drop NULs from what they keep (support.inbound).
-BODY_NUL_HANDLED_BY_VIEW = ("/support/inbound/",)
+# Hooks whose sender retries any 400 for hours or days, so these views read the body themselves
+# and drop NULs from what they keep: mail (a customer's email may carry NULs; support.inbound)
+# and the payment processor's signed webhooks (the signature is over the raw bytes, NULs and
+# all; billing.webhooks strips them from each text after verifying it).
+BODY_NUL_HANDLED_BY_VIEW = ("/support/inbound/", "/billing/webhooks/")
 
 
 def _has_nul(value: Any) -> bool:
