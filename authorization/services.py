@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -706,7 +706,9 @@ def msp_tokens_pull(
     started = timezone.now()
     params: dict = {"offset": 0, "limit": page_size}
     if msp.tokens_synced_at:
-        params["date_from"] = msp.tokens_synced_at.isoformat()
+        # An OCPI DateTime: UTC with "Z", whole seconds (types "DateTime": string(25), "other
+        # formats are not allowed"; isoformat's "+00:00" and microseconds are 32 characters).
+        params["date_from"] = msp.tokens_synced_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     headers = (
         {"Authorization": f"Token {msp.live_validation_token}"} if msp.live_validation_token else {}
     )

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,6 +168,15 @@ class BadParameter(ValueError):
     """A query parameter the client got wrong (OCPI 2001)."""
 
 
+_SPACED_OFFSET = re.compile(r"^(\d{4}-\d{2}-\d{2}T[\d:.]+) (\d{2}:\d{2})$")
+
+
+def _plus_restored(value: str) -> str:
+    """A DateTime from a query string with its offset's "+" left unescaped, which the query
+    string reads as a space ("2016-01-01T10:00:00 02:00"): the "+" it was."""
+    return _SPACED_OFFSET.sub(r"\1+\2", value.strip())
+
+
 def parse_page(params: dict[str, str]) -> Page:
     """Return the paging parameters of a GET list request (transport_and_format "Pagination")."""
     try:
@@ -180,7 +190,7 @@ def parse_page(params: dict[str, str]) -> Page:
     for name in ("date_from", "date_to"):
         value = params.get(name)
         try:
-            dates[name] = parse_datetime(value) if value else None
+            dates[name] = parse_datetime(_plus_restored(value)) if value else None
         except ValueError:
             raise BadParameter(f"{name} is not a DateTime") from None
     return Page(

@@ -1199,6 +1199,10 @@ def token_store(
         fields = _token_fields(
             body, country_code=country_code, party_id=party_id, uid=uid, type_=type_
         )
+        if pushed is not None and ocpi.parse_datetime(body["last_updated"]) < pushed.last_updated:
+            # Older than the token we hold (a retry, or delivered late after a newer push): a
+            # card blocked since is not made valid again. Taken (1000), nothing changes.
+            return False
         token = (
             pushed.token
             if pushed is not None

@@ -116,3 +116,18 @@ def test_a_provider_that_ignores_offset_is_stopped_at_its_second_page():
         assert msp.tokens_synced_at is None
     finally:
         server.close()
+
+
+def test_the_incremental_pull_sends_date_from_as_an_ocpi_datetime():
+    """types "DateTime": UTC with Z, string(25), "other formats/patterns are not allowed" (not
+    isoformat's "+00:00" with microseconds, which a strict provider refuses)."""
+    from datetime import UTC, datetime
+
+    server = FakeMsp(tokens=[])
+    try:
+        synced = datetime(2026, 3, 29, 1, 30, 5, 123456, tzinfo=UTC)
+        msp = MspFactory(live_validation_url=server.url, tokens_synced_at=synced)
+        msp_tokens_pull(msp=msp)
+        assert server.requests[0]["query"]["date_from"] == ["2026-03-29T01:30:05Z"]
+    finally:
+        server.close()
