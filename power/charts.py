@@ -31,20 +31,29 @@ class PowerChart:
 Point = tuple[datetime, Decimal, Decimal, Decimal | None]  # at, budget, allocated, measured
 
 
+def _local(seconds: float, like: datetime) -> datetime:
+    """The moment `seconds` after the epoch, in the zone of `like`."""
+    return datetime.fromtimestamp(seconds, tz=like.tzinfo)
+
+
 def power_chart(
     points: Sequence[Point], *, width: int = 640, height: int = 220, pad_left: int = 50
 ) -> PowerChart | None:
     """Lay out the budget (a step line), the limits and the draw on one axis; None without points."""
     if not points:
         return None
+    # In seconds since the epoch, not `t1 - t0`: the points are in the location's zone, and
+    # Python subtracts two datetimes of one zone on the wall clock, so across a change to or
+    # from summer time a line jumped back over the repeated hour (or an hour went missing).
     t0, t1 = points[0][0], points[-1][0]
-    span = max((t1 - t0).total_seconds(), 1.0)
+    s0, seconds = t0.timestamp(), t1.timestamp() - t0.timestamp()
+    span = max(seconds, 1.0)
     plot_w = width - pad_left - 8
     plot_h = height - 24 - 8
     top = nice_max(max(float(max(p[1], p[2], p[3] or 0)) for p in points))
 
     def xy(at: datetime, value: Decimal) -> str:
-        x = round(pad_left + plot_w * (at - t0).total_seconds() / span, 2)
+        x = round(pad_left + plot_w * (at.timestamp() - s0) / span, 2)
         y = round(8 + plot_h - plot_h * float(value) / top, 2)
         return f"{x},{y}"
 
@@ -68,7 +77,7 @@ def power_chart(
     ]
     y_ticks = [(round(8 + plot_h - plot_h * f, 2), f"{top * f:g}") for f in (0, 0.5, 1)]
     x_ticks = [
-        (round(pad_left + plot_w * f, 2), (t0 + (t1 - t0) * f).strftime("%H:%M"))
+        (round(pad_left + plot_w * f, 2), _local(s0 + seconds * f, t0).strftime("%H:%M"))
         for f in (0, 0.5, 1)
     ]
     return PowerChart(
