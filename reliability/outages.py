@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 FAILED_START_AFTER_S = 300
 
@@ -279,8 +279,9 @@ def port_uptime(
 ) -> Uptime:
     """The port's outages in [start, end) and its uptime. Nothing after `now` is counted (the
     period is cut there), and before its first report a port counts as up: only what was
-    reported is an outage."""
-    end = min(end, now)
+    reported is an outage. Counted in UTC: a month given in a local zone has the hours it really
+    has (743 in a March, 745 in an October in Europe), not its wall clock's 744."""
+    start, end = start.astimezone(UTC), min(end, now).astimezone(UTC)
     if end <= start:
         return Uptime((), 0.0, 0.0, 0.0)
     down = (
@@ -320,7 +321,9 @@ class Interval:
 def intervals(
     outage_list: Sequence[Outage], start: datetime, end: datetime, minutes: int = 15
 ) -> list[Interval]:
-    """[start, end) cut into `minutes`-long records (the last one may be shorter)."""
+    """[start, end) cut into `minutes`-long records (the last one may be shorter), in UTC: real
+    minutes also over a change of the clocks."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
     step = timedelta(minutes=minutes)
     ordered = sorted(outage_list, key=lambda o: o.start)
     records = []

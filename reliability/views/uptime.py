@@ -66,12 +66,20 @@ def _shown(moment: datetime) -> str:
         return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+def _left(moment: datetime, start: datetime, end: datetime) -> float:
+    """Where `moment` lies on the month's 0-100 % wide timeline. In real seconds: `end - start`
+    of two times in one zone is their wall clocks' difference (744 hours in a March or an
+    October), which put every mark after the change of the clocks an hour off."""
+    total = end.timestamp() - start.timestamp() or 1
+    return round((moment.timestamp() - start.timestamp()) / total * 100, 3)
+
+
 def _bars(port: uptime.PortUptime, start: datetime, end: datetime) -> list[dict]:
     """The port's outages as positions on a 0-100 % wide timeline."""
-    total = (end - start).total_seconds() or 1
+    total = end.timestamp() - start.timestamp() or 1
     return [
         {
-            "left": round((o.start - start).total_seconds() / total * 100, 3),
+            "left": _left(o.start, start, end),
             "width": max(round(o.seconds / total * 100, 3), 0.3),
             "outage": o,
             "words": CAUSE_WORDS.get(o.cause, o.cause),
@@ -155,9 +163,8 @@ def fleet_uptime(request: HttpRequest) -> HttpResponse:
     page = Paginator(chargers, FLEET_PER_PAGE).get_page(request.GET.get("page"))
     now = timezone.now()
     timeline.links_sync(list(page.object_list), now)
-    total = (end - start).total_seconds() or 1
     days = [
-        {"left": round((day - start).total_seconds() / total * 100, 3), "day": day}
+        {"left": _left(day, start, end), "day": day}
         for day in (start + timedelta(days=n) for n in (0, 7, 14, 21, 28))
         if day < end
     ]
