@@ -96,6 +96,18 @@ class OcmfValue:
         return self.value * factor
 
 
+# OCMF PG: "<indicator><number>", the indicator T (transaction) or F (fiscal), the number a
+# counter incremented per record (OCMF spec, Table 2). The spec sets no width; 19 digits keep the
+# whole PG in its 20-character column and any 64-bit counter of a meter below 10**19. A longer
+# one is no counter (5,000 digits passed Python's 4,300-digit int limit: a 500).
+MAX_PAGINATION_DIGITS = 19
+PAGINATION = re.compile(rf"[TF]([0-9]{{1,{MAX_PAGINATION_DIGITS}}})")
+PAGINATION_MALFORMED = (
+    f"the pagination (PG) is not T or F followed by a counter of 1 to {MAX_PAGINATION_DIGITS} "
+    "digits"
+)
+
+
 @dataclass(frozen=True)
 class OcmfReading:
     """One OCMF document: what the meter signed, and the signature."""
@@ -112,8 +124,9 @@ class OcmfReading:
 
     @property
     def pagination_number(self) -> int | None:
-        digits = re.sub(r"\D", "", self.pagination)
-        return int(digits) if digits else None
+        """The counter of PG ("T12" -> 12); None when there is none (parse() bounded it)."""
+        match = PAGINATION.fullmatch(self.pagination)
+        return int(match.group(1)) if match else None
 
     def value_of(self, kind: str) -> OcmfValue | None:
         """The first reading of this TX type (B, E, ...), or None."""
@@ -295,6 +308,11 @@ def parse(text: str) -> OcmfReading:
     readings = payload.get("RD")
     if not isinstance(readings, list) or not readings:
         raise Malformed("the OCMF document holds no reading (RD)")
+    pagination = payload.get("PG")
+    if pagination not in (None, "") and not (
+        isinstance(pagination, str) and PAGINATION.fullmatch(pagination)
+    ):
+        raise Malformed(PAGINATION_MALFORMED)
     return OcmfReading(
         text=text,
         payload_text=payload_text,
