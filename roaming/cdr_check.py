@@ -46,6 +46,8 @@ _EVALUATED = frozenset(
     }
 )
 _SPEED = frozenset({"min_power", "max_power", "min_current", "max_current"})
+# Read from the location's wall clock (mod_tariffs "TariffRestrictions": local time).
+_CLOCK = frozenset({"day_of_week", "start_time", "end_time", "start_date", "end_date"})
 # CdrDimensionType values that state a period's speed (kW, A).
 _SPEED_DIMENSIONS = frozenset({"MAX_POWER", "POWER", "MAX_CURRENT", "CURRENT"})
 _WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
@@ -166,12 +168,20 @@ def _in_speed(restrictions: dict, moment: _Moment) -> bool:
     return True
 
 
-def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
+def _applies(element: dict, moment: _Moment, zone: ZoneInfo | None) -> bool:
     """Whether the element's restrictions hold at the moment. Those read from the clock, the
-    energy and the duration first: an element they rule out never needs the rest."""
+    energy and the duration first: an element they rule out never needs the rest. Zone None:
+    the location's time zone is not known, and a restriction of the clock cannot be read."""
     restrictions = element.get("restrictions") or {}
     if not isinstance(restrictions, dict):
         raise NotRecomputable("A tariff element's restrictions are not an object.")
+    if zone is None:
+        if _CLOCK & set(restrictions):
+            raise NotRecomputable(
+                "The tariff's times and days are the location's local time, and the CDR's "
+                "location is not one we hold: its time zone is not known."
+            )
+        zone = UTC_ZONE
     try:
         local = moment.at.astimezone(zone)
     except OverflowError:  # a period in year 1 or 9999, beyond the calendar in that zone
@@ -193,7 +203,12 @@ def _applies(element: dict, moment: _Moment, zone: ZoneInfo) -> bool:
 
 
 def _component(
-    elements: list, kind: str, moment: _Moment, zone: ZoneInfo, *, untold_skips: bool = False
+    elements: list,
+    kind: str,
+    moment: _Moment,
+    zone: ZoneInfo | None,
+    *,
+    untold_skips: bool = False,
 ) -> dict | None:
     """The price component of `kind` of the first element that applies (mod_tariffs
     "TariffElement": the first matching element with that dimension is used). An element that
@@ -248,14 +263,15 @@ def _speed(period: dict) -> tuple[Decimal | None, Decimal | None, bool]:
     return power, current, reserved
 
 
-def recompute(cdr: dict, tariff: dict, *, time_zone: str = "UTC") -> Decimal:
+def recompute(cdr: dict, tariff: dict, *, time_zone: str | None = "UTC") -> Decimal:
     """Return the cost before tax of `cdr` at `tariff`, rounded half-up to the cent; raise
-    NotRecomputable when the CDR or tariff cannot be evaluated here."""
+    NotRecomputable when the CDR or tariff cannot be evaluated here. `time_zone` is the
+    location's (None: not known; a tariff restricted by the clock then is not recomputed)."""
     elements = tariff.get("elements")
     if not isinstance(elements, list) or not elements:
         raise NotRecomputable("The tariff has no elements.")
     try:
-        zone = ZoneInfo(time_zone)
+        zone = ZoneInfo(time_zone) if time_zone is not None else None
         started = parse_datetime(str(cdr.get("start_date_time")))
     except (ValueError, KeyError):
         raise NotRecomputable(
@@ -316,7 +332,9 @@ def _stepped(kind: str, dimension: _Dimension) -> Decimal:
     return dimension.cost + (rounded - base) / unit * dimension.price
 
 
-def check(cdr: dict, tariff: dict | None, *, threshold: Decimal, time_zone: str = "UTC") -> Check:
+def check(
+    cdr: dict, tariff: dict | None, *, threshold: Decimal, time_zone: str | None = "UTC"
+) -> Check:
     """Return whether `cdr` (its total cost before tax) agrees with `tariff` within `threshold`:
     a larger difference, a tariff that cannot be recomputed or a missing tariff is a dispute."""
     claimed = price_before_tax(cdr.get("total_cost"))

@@ -169,12 +169,16 @@ def _connector_tariffs(partner: Partner, cdr: dict) -> list[str]:
     return []
 
 
-def _time_zone(partner: Partner, cdr: dict) -> str:
+def _time_zone(partner: Partner, cdr: dict, cc: str, pid: str) -> str | None:
+    """The time zone of the CDR's location as its party pushed it (a CDR carries none), None
+    when we hold no such location: the tariff's local times are then not read as UTC."""
     place = cdr.get("cdr_location")
     location_id = str(place.get("id")) if isinstance(place, dict) else ""
-    row = PartnerLocation.objects.filter(partner=partner, location_id=location_id).first()
+    row = PartnerLocation.objects.filter(
+        partner=partner, country_code=cc, party_id=pid, location_id=location_id
+    ).first()
     zone = row.data.get("time_zone") if row is not None else None
-    return zone if isinstance(zone, str) and zone else "UTC"
+    return zone if isinstance(zone, str) and zone else None
 
 
 def _checked(partner: Partner, cdr: dict, cc: str, pid: str) -> dict[str, Any]:
@@ -187,7 +191,7 @@ def _checked(partner: Partner, cdr: dict, cc: str, pid: str) -> dict[str, Any]:
         cdr,
         tariff.data if tariff is not None else None,
         threshold=Decimal(settings.OCPI_EMSP_DISPUTE_THRESHOLD_CENTS) / 100,
-        time_zone=_time_zone(partner, cdr),
+        time_zone=_time_zone(partner, cdr, cc, pid),
     )
     fields: dict[str, Any] = {
         "claimed": claimed,

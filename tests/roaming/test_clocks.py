@@ -6,14 +6,17 @@ layer, to which "an HTTP error status code MUST NOT be returned" (status_codes).
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
 from authorization.models import Token
 from chargers.models import ChargingSession
-from roaming.models import Cdr
+from roaming.cdr_check import NotRecomputable, recompute
+from roaming.models import Cdr, PartnerCdr
 from tests.roaming import spec
 from tests.roaming.conftest import auth, connected_partner
 
@@ -83,3 +86,93 @@ def test_a_date_filter_that_is_no_datetime_is_2001_never_a_500(client, partner, 
     answer = client.get(f"/ocpi/2.2.1/{module}?date_from={bad}", HTTP_AUTHORIZATION=auth())
     assert (answer.status_code, answer.json()["status_code"]) == (200, 2001)
     assert answer.json()["status_message"] == "date_from is not a DateTime"
+
+
+# -- a partner's CDR priced at the location's wall clock (mod_tariffs "TariffRestrictions") ------
+
+NIGHT_AND_DAY = {
+    "currency": "EUR",
+    "elements": [
+        {
+            "price_components": [{"type": "TIME", "price": 2.0, "step_size": 1}],
+            "restrictions": {"start_time": "22:00", "end_time": "06:00"},  # wraps past midnight
+        },
+        {"price_components": [{"type": "TIME", "price": 3.0, "step_size": 1}]},
+    ],
+}
+
+
+def _hour_at(*starts: str) -> dict:
+    return {
+        "start_date_time": starts[0],
+        "charging_periods": [
+            {"start_date_time": at, "dimensions": [{"type": "TIME", "volume": 1}]} for at in starts
+        ],
+        "total_cost": {"excl_vat": 0},
+    }
+
+
+def test_the_night_price_follows_the_local_clock_over_both_dst_changes():
+    amsterdam = {"time_zone": "Europe/Amsterdam"}
+    # 29 March 2026, clocks go 02:00 CET -> 03:00 CEST. 00:30Z is 01:30, 01:30Z is 03:30 (night);
+    # 04:30Z is 06:30 CEST (day), though 05:30 in winter time would still be night.
+    spring = _hour_at("2026-03-29T00:30:00Z", "2026-03-29T01:30:00Z", "2026-03-29T04:30:00Z")
+    assert recompute(spring, NIGHT_AND_DAY, **amsterdam) == Decimal("7.00")
+    # 25 October 2026, 03:00 CEST -> 02:00 CET. 04:30Z is 05:30 CET (night) though 06:30 in
+    # summer time; 20:30Z is 21:30 CET (day), 21:00Z is 22:00 (night from its first minute).
+    autumn = _hour_at("2026-10-25T04:30:00Z", "2026-10-25T20:30:00Z", "2026-10-25T21:00:00Z")
+    assert recompute(autumn, NIGHT_AND_DAY, **amsterdam) == Decimal("7.00")
+    # A Saturday-only element, at 23:30Z on Saturday: Sunday 00:30 in Amsterdam.
+    saturday = {
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [{"type": "TIME", "price": 1.0, "step_size": 1}],
+                "restrictions": {"day_of_week": ["SATURDAY"]},
+            },
+            {"price_components": [{"type": "TIME", "price": 5.0, "step_size": 1}]},
+        ],
+    }
+    assert recompute(_hour_at("2026-03-28T23:30:00Z"), saturday, **amsterdam) == Decimal("5.00")
+    assert recompute(_hour_at("2026-03-28T22:30:00Z"), saturday, **amsterdam) == Decimal("1.00")
+
+
+def test_local_times_of_a_location_whose_zone_is_not_known_are_not_read_as_utc():
+    with pytest.raises(NotRecomputable, match="time zone is not known"):
+        recompute(_hour_at("2026-03-29T21:30:00Z"), NIGHT_AND_DAY, time_zone=None)
+    plain = {"currency": "EUR", "elements": NIGHT_AND_DAY["elements"][1:]}
+    assert recompute(_hour_at("2026-03-29T21:30:00Z"), plain, time_zone=None) == Decimal("3.00")
+
+
+@pytest.mark.django_db
+def test_a_cdr_at_a_location_we_do_not_hold_is_a_dispute_when_its_tariff_reads_the_clock(client):
+    from tests.factories import OrganizationFactory, TokenFactory
+    from tests.roaming.test_emsp_cdrs import our_cdr, push_tariff
+    from tests.roaming.test_emsp_network import send
+    from tests.roaming.test_emsp_tokens import cpo_partner, with_identity
+
+    org = OrganizationFactory()
+    with_identity(org)
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    card = TokenFactory(organization=org, uid="012345678")
+    # Started 2015-06-29T21:39:09Z (23:39 in Gent, night: 2.00/h; 21:39 in UTC, day: 3.00/h),
+    # 1.973 h billed at the night price in 5-minute steps: 4.00.
+    cdr = our_cdr("2.2.1", card)
+    night = copy.deepcopy(NIGHT_AND_DAY["elements"])
+    for element in night:
+        element["price_components"][0]["step_size"] = 300
+    push_tariff(client, "2.2.1", cdr, elements=night)
+
+    send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", cdr)
+    row = PartnerCdr.objects.get()
+    assert (row.status, row.recomputed) == (PartnerCdr.Status.DISPUTE, None)
+    assert "time zone is not known" in row.reason
+    # Once we hold the location (Gent: Europe/Brussels), the same CDR agrees.
+    location = {**spec.example("location_example.json"), "time_zone": "Europe/Brussels"}
+    assert send(client, "PUT", "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1", location).status_code in (
+        200,
+        201,
+    )
+    send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", {**cdr, "id": "12346"})
+    again = PartnerCdr.objects.get(cdr_id="12346")
+    assert (again.status, again.recomputed) == (PartnerCdr.Status.AGREES, Decimal("4.00"))
