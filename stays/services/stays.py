@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from backoffice import outbound
+from backoffice.formatting import datetime_text, zone_or_utc
 from backoffice.models import Property
 
 from ..ical import CalendarError, FeedEvent, parse_calendar
@@ -86,6 +87,7 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
         return False
     if reservation.status != Reservation.Status.CONFIRMED:
         return False
+    zone = zone_or_utc(reservation.property.timezone)
     where = f"{reservation.property.name}" + (
         f", {reservation.unit.name}" if reservation.unit else ""
     )
@@ -94,8 +96,9 @@ def reservation_send_code(*, reservation_id: int, site_url: str = "") -> bool:
         f"Your stay at {where} includes access to its EV charger.\n"
         f"Access code: {reservation.access_code}\n"
         f"Open {access_link(reservation, site_url)} or scan the QR code on the charger and enter the code.\n\n"
-        f"The code works from shortly before check-in ({reservation.check_in:%Y-%m-%d %H:%M %Z}) until "
-        f"shortly after check-out ({reservation.check_out:%Y-%m-%d %H:%M %Z}).\n"
+        # In the property's zone: the stored times are UTC ("13:00 UTC" for a 15:00 check-in).
+        f"The code works from shortly before check-in ({datetime_text(reservation.check_in, zone)}) "
+        f"until shortly after check-out ({datetime_text(reservation.check_out, zone)}).\n"
     )
     # Claimed before sending: two syncs (or a sync and a webhook) that saw the stay at once each
     # ask to send its code, and only the one whose UPDATE finds it unsent mails the guest.

@@ -69,3 +69,25 @@ def test_dates_get_the_units_own_property_times_and_zone_across_clock_changes():
         datetime(2026, 3, 8, 23, tzinfo=UTC),  # 16:00 PDT, the first day of summer time
         datetime(2026, 11, 1, 18, tzinfo=UTC),  # 10:00 PST, the first day of winter time
     )
+
+
+def test_the_guests_email_gives_check_in_and_check_out_in_the_propertys_time(settings):
+    from django.core import mail
+
+    from stays.services import reservation_send_code
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    prop = PropertyFactory(timezone="Europe/Amsterdam")
+    stay = Reservation.objects.create(
+        property=prop,
+        guest_email="anna@example.com",
+        check_in=datetime(2026, 3, 28, 14, tzinfo=UTC),  # 15:00 CET
+        check_out=datetime(2026, 3, 30, 9, tzinfo=UTC),  # 11:00 CEST, after the spring change
+    )
+    assert reservation_send_code(reservation_id=stay.pk)
+    (sent,) = mail.outbox
+    # Before: "2026-03-28 14:00 UTC" and "2026-03-30 09:00 UTC", an hour and two off the
+    # property's clock, in a zone the guest does not live by.
+    assert "check-in (28 Mar 2026, 15:00 CET)" in sent.body
+    assert "check-out (30 Mar 2026, 11:00 CEST)" in sent.body
