@@ -253,10 +253,22 @@ def card_refusal(
     )
     where = f"at {chargers[0].station_id}" if len(chargers) == 1 else "at any of your chargers"
     if decision is None:
+        logs = (
+            f"Chargers › View › Logs (/chargers/{chargers[0].station_id}/logs/)"
+            if len(chargers) == 1
+            else "Chargers (/chargers/) › View on the charger › Logs"
+        )
         return CardAnswer(
             f"I found no refusal of card {card_uid} {where} in the last "
             f"{CARD_LOOKBACK.days} days. Check the card number (it is printed on the card or "
-            "shown after idTag in Chargers › View › Logs) and which charger it was."
+            "shown after idTag in Chargers › View › Logs) and which charger it was.",
+            [
+                f"Look for the card's attempts yourself: {logs}, search for idTag {card_uid}: "
+                "the Authorize's or StartTransaction's idTagInfo status says Accepted, Invalid, "
+                "Blocked or Expired.",
+                "If the charger also reports to another backoffice (Chargers › View › Proxy), "
+                "the one set to Leader answers the charger: the card must be accepted there too.",
+            ],
         )
     charger = by_station[decision.station_id]
     reason, fix = reason_and_fix(decision, charger, viewer)

@@ -167,7 +167,9 @@ def test_another_organizations_card_and_charger_are_never_told(host_client, stat
     answer = ask(host_client, "Why was card 04A3A3A3A3 refused at my charger?")
     said = answer["reply"] + " ".join(answer["facts"])
     assert "I found no refusal of card 04A3A3A3A3 at HB-7 in the last 30 days" in said
-    assert "FOREIGN-1" not in said and "Other Inn" not in said and "Blocked" not in said
+    assert "FOREIGN-1" not in said and "Other Inn" not in said and "(Blocked)" not in said
+    assert "Chargers › View › Logs (/chargers/HB-7/logs/), search for idTag 04A3A3A3A3" in said
+    assert GUEST_STEP not in said  # a host's way to look, not the guest's steps
 
     named = ask(host_client, "Why was card 04A3A3A3A3 refused?", station_id="FOREIGN-1")
     said = named["reply"] + " ".join(named["facts"])
