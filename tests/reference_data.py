@@ -39,6 +39,7 @@ _SEEDED: list[tuple[str, list[str]]] = [
         [
             "chargers.migrations.0026_seed_quirk_profiles",
             "chargers.migrations.0027_kwh_register_meter_start_stop",
+            "chargers.migrations.0030_seed_clock_wrong",
         ],
     ),
 ]

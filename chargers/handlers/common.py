@@ -18,6 +18,9 @@ from authorization.models import Token
 from authorization.services import decide_live, decision_record
 from backoffice import db
 from chargers.messagelog.log import DatabaseUnavailable
+from chargers.ocpp import clock
+from chargers.ocpp import quirks as q
+from chargers.ocpp.protocol import parse_datetime
 from chargers.ocpp.quirks import NONE as NO_QUIRKS
 from chargers.ocpp.quirks import Quirks
 from chargers.ocpp.storable import clean_texts
@@ -89,6 +92,26 @@ def deviations_met(
             example=quirks_state.example_frame(action, unique_id, payload),
             at=conn.received_at,
         )
+
+
+def status_time(conn: Connection, payload: dict, unique_id: str, action: str) -> datetime | None:
+    """A status message's own `timestamp` (None: it sent none), the receive time where it is no
+    time the charger can have meant (chargers.ocpp.clock): said on its Logs row and recorded
+    on the charger, as the transaction readers do."""
+    value = payload.get("timestamp")
+    if not isinstance(value, str) or not value:
+        return None
+    received = conn.received_at or timezone.now()
+    try:
+        when, problem = clock.checked(parse_datetime(value), received)
+    except (ValueError, OverflowError):
+        return None
+    if problem:
+        conn.violation = f"timestamp {value[:40]!r} {problem}: receive time used"
+        found: list[tuple[str, str]] = []
+        q.met(found, conn.quirks, q.CLOCK_WRONG, f"{value[:40]!r} {problem}")
+        deviations_met(conn, found, action, payload, unique_id)
+    return when
 
 
 # A CALL handler: the connection, the payload, the message's unique id; the reply payload.

@@ -34,7 +34,6 @@ from chargers.ocpp.protocol import (
     SECURITY_ERROR,
     OcppError,
     format_datetime,
-    parse_datetime,
     validate,
 )
 from chargers.ocpp.storable import clean_value
@@ -180,7 +179,7 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
             "connectorId must be 0 (the charger) or a connector number",
             {"field": "connectorId"},
         )
-    timestamp = parse_datetime(payload["timestamp"]) if payload.get("timestamp") else None
+    timestamp = common.status_time(conn, payload, unique_id, "StatusNotification")
 
     async def now() -> bool:
         await connection_state.status(
@@ -235,6 +234,7 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
             id_tag=reading.id_tag,
             meter_start=meter_start,
             started_at=started_at,
+            clock_wrong=reading.clock_wrong,
         )
         if prepared.repeat is not None:  # our earlier reply was lost: same transaction, same answer
             return prepared.repeat, False

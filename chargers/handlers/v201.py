@@ -167,7 +167,9 @@ async def status_notification(conn: Connection, payload: dict, unique_id: str) -
             "evseId must be 0 (the station) or an EVSE number",
             {"field": "evseId"},
         )
-    timestamp = _timestamp(payload.get("timestamp"), conn.received_at or timezone.now())
+    timestamp = common.status_time(conn, payload, unique_id, "StatusNotification") or (
+        conn.received_at or timezone.now()
+    )
     evse_id, status = payload["evseId"], payload["connectorStatus"]
     # Which plug of the EVSE, said only when it is not the first: an EVSE is shown as
     # "Connector 2", and "Connector 2 · Occupied · connector 1" read as two different ports.

@@ -28,6 +28,7 @@ REJECTS_RELATIVE = "rejects_relative_profiles"
 # Only recorded (no handling to switch on): support reads the example frame.
 UNKNOWN_ENERGY_UNIT = "unknown_energy_unit"
 METER_START_MISSING = "meter_start_missing"
+CLOCK_WRONG = "clock_wrong"  # a time before 2015 or far ahead of ours (chargers.ocpp.clock)
 
 KNOWN = (
     ENERGY_KWH_AS_WH,
@@ -38,6 +39,7 @@ KNOWN = (
     REJECTS_RELATIVE,
     UNKNOWN_ENERGY_UNIT,
     METER_START_MISSING,
+    CLOCK_WRONG,
 )
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"

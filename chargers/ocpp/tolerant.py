@@ -20,6 +20,7 @@ from typing import Any
 
 import fastjsonschema
 
+from chargers.ocpp import clock
 from chargers.ocpp import quirks as q
 from chargers.ocpp.energy import exact_wh, number
 from chargers.ocpp.protocol import (
@@ -70,6 +71,9 @@ class Reading:
     # Deviations met that the charger's quirk profile does not name: (code, what was seen),
     # recorded on the charger by the handler (chargers.state.quirks.observed).
     deviations: list[tuple[str, str]] = field(default_factory=list)
+    # The message's own timestamp was no time the charger can have meant (chargers.ocpp.clock):
+    # `timestamp` is the receive time, so a resend of it is not known by its time.
+    clock_wrong: bool = False
 
     @property
     def violation(self) -> str:
@@ -154,12 +158,20 @@ def _text(reading: Reading, payload: dict, name: str, limit: int) -> str:
     return value
 
 
-def _timestamp(reading: Reading, value: Any, name: str, received: datetime) -> datetime:
+def _timestamp(
+    reading: Reading, value: Any, name: str, received: datetime, quirks: q.Quirks
+) -> datetime:
     if isinstance(value, str):
         try:
-            return parse_datetime(value)
+            when, problem = clock.checked(parse_datetime(value), received)
         except (ValueError, OverflowError):
             pass
+        else:
+            if problem:
+                reading.violations.append(f"{name} {value[:40]!r} {problem}: receive time used")
+                q.met(reading.deviations, quirks, q.CLOCK_WRONG, f"{value[:40]!r} {problem}")
+                reading.clock_wrong = True
+            return when
     reading.violations.append(f"{name} {str(value)[:40]!r} is not a date-time: receive time used")
     return received
 
@@ -185,7 +197,7 @@ def _meter_values(
         if not isinstance(entry, dict):
             reading.violations.append("a meter value is not an object: ignored")
             continue
-        when = _timestamp(reading, entry.get("timestamp"), "timestamp", received)
+        when = _timestamp(reading, entry.get("timestamp"), "timestamp", received, quirks)
         samples = []
         raw_samples = entry.get("sampledValue")
         for sample in raw_samples if isinstance(raw_samples, list) else []:
@@ -261,7 +273,7 @@ def read_start(
         reading.violations.append("meterStart unusable: 0 used")
         q.met(reading.deviations, quirks, q.METER_START_MISSING, "meterStart unusable: 0 used")
     reading.meter = meter if meter is not None else Decimal(0)
-    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
+    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received, quirks)
     reading.reservation_id = _int_field(
         reading, payload, "reservationId", -(2**31), INT32_MAX, required=False
     )
@@ -287,7 +299,7 @@ def read_stop(
             q.METER_STOP_MISSING,
             "meterStop missing or unusable: the last meter reading is used",
         )
-    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received)
+    reading.timestamp = _timestamp(reading, payload.get("timestamp"), "timestamp", received, quirks)
     reading.id_tag = _text(reading, payload, "idTag", ID_TAG_MAX)
     reading.reason = _text(reading, payload, "reason", STOP_REASON_MAX)
     reading.meter_values = _meter_values(reading, payload.get("transactionData"), received, quirks)

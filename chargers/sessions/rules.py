@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -38,6 +38,10 @@ NO_STOP_TRANSACTION = "NoStopTransaction"
 ESTIMATED_STOPS = (SUPERSEDED, NO_STOP_TRANSACTION)
 
 ID_TAG_MAX = 36  # ChargingSession.id_tag, stop_id_tag
+# A StartTransaction whose own time was replaced by its receive time (chargers.ocpp.clock) has
+# no time to be known by when it is resent (our answer was lost): it is the running session of
+# the same connector, card and meterStart opened this long before it at most.
+CLOCK_WRONG_REPEAT_WINDOW = timedelta(minutes=15)
 STOP_REASON_MAX = 20
 ID_TAG_STATUS_MAX = 12
 

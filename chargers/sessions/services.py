@@ -22,6 +22,7 @@ from authorization.models import Token
 from chargers.messagelog import meter_values
 from chargers.models import Charger, ChargingSession, SignedSample
 from chargers.ocpp.tolerant import MeterReading
+from chargers.sessions import rules
 from chargers.sessions.signed import SignedValue
 from chargers.signals import (
     flush_batched,
@@ -123,16 +124,34 @@ def sessions_announce(event: str, session_ids: list[int]) -> None:
 
 
 def session_find_repeat(
-    *, charger_id: int, connector_id: int, id_tag: str, meter_start: Decimal, started_at: datetime
+    *,
+    charger_id: int,
+    connector_id: int,
+    id_tag: str,
+    meter_start: Decimal,
+    started_at: datetime,
+    clock_wrong: bool = False,
 ) -> ChargingSession | None:
-    """Return the session of an earlier identical StartTransaction (its reply was lost)."""
-    return ChargingSession.objects.filter(
-        charger_id=charger_id,
-        connector_id=connector_id,
-        id_tag=id_tag,
-        meter_start_wh=meter_start,
-        started_at=started_at,
-    ).first()
+    """Return the session of an earlier identical StartTransaction (its reply was lost).
+    `clock_wrong`: its time was replaced by its receive time (rules.CLOCK_WRONG_REPEAT_WINDOW)."""
+    same_time = Q(started_at=started_at)
+    if clock_wrong:
+        same_time |= Q(
+            status=ChargingSession.Status.ACTIVE,
+            started_at__gt=started_at - rules.CLOCK_WRONG_REPEAT_WINDOW,
+            started_at__lte=started_at,
+        )
+    return (
+        ChargingSession.objects.filter(
+            same_time,
+            charger_id=charger_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start_wh=meter_start,
+        )
+        .order_by("-started_at")
+        .first()
+    )
 
 
 @dataclass
@@ -161,7 +180,13 @@ def decision_inputs(
 
 
 def start_prepare(
-    *, charger_id: int, connector_id: int, id_tag: str, meter_start: Decimal, started_at: datetime
+    *,
+    charger_id: int,
+    connector_id: int,
+    id_tag: str,
+    meter_start: Decimal,
+    started_at: datetime,
+    clock_wrong: bool = False,
 ) -> StartFacts:
     repeat = session_find_repeat(
         charger_id=charger_id,
@@ -169,6 +194,7 @@ def start_prepare(
         id_tag=id_tag,
         meter_start=meter_start,
         started_at=started_at,
+        clock_wrong=clock_wrong,
     )
     if repeat is not None:
         return StartFacts(repeat)

@@ -33,7 +33,7 @@ from backoffice import async_pg
 from backoffice.models import Property
 from chargers.models import Charger, ChargingSession, ConnectorReservation
 from chargers.plumbing.batching import Coalescer, on_pg_or_pool, the_rest_one_by_one
-from chargers.sessions import services
+from chargers.sessions import rules, services
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class FactsQuery:
     connector_id: int | None
     id_tag: str
     start: tuple[Decimal, datetime] | None = None
+    clock_wrong: bool = False  # the start's time is its receive time (services.session_find_repeat)
 
 
 def _prepare_orm(query: FactsQuery) -> services.StartFacts:
@@ -56,6 +57,7 @@ def _prepare_orm(query: FactsQuery) -> services.StartFacts:
             id_tag=query.id_tag,
             meter_start=query.start[0],
             started_at=query.start[1],
+            clock_wrong=query.clock_wrong,
         )
     return services.StartFacts(
         None,
@@ -100,11 +102,14 @@ _FLAGS = (
     "SELECT v.ord, "
     f'EXISTS (SELECT 1 FROM "{ChargingSession._meta.db_table}" AS s WHERE v.meter IS NOT NULL '
     "AND s.charger_id = v.charger_id AND s.connector_id = v.connector_id AND s.id_tag = v.id_tag "
-    "AND s.meter_start_wh = v.meter AND s.started_at = v.started_at), "
+    "AND s.meter_start_wh = v.meter AND (s.started_at = v.started_at OR (v.clock_wrong "
+    f"AND s.status = '{rules.ACTIVE}' AND s.started_at <= v.started_at AND s.started_at > "
+    f"v.started_at - interval '{int(rules.CLOCK_WRONG_REPEAT_WINDOW.total_seconds())} seconds'))), "
     f'EXISTS (SELECT 1 FROM "{ConnectorReservation._meta.db_table}" AS r WHERE r.charger_id = v.charger_id '
     "AND r.status = %s) "
-    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::numeric[], %s::timestamptz[]) WITH ORDINALITY "
-    "AS v(charger_id, connector_id, id_tag, meter, started_at, ord)"
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::numeric[], %s::timestamptz[], "
+    "%s::bool[]) WITH ORDINALITY "
+    "AS v(charger_id, connector_id, id_tag, meter, started_at, clock_wrong, ord)"
 )
 _CHARGERS = (
     f"SELECT {_columns(Charger, 'c')}, {_columns(Property, 'p')}, ARRAY("
@@ -137,6 +142,7 @@ async def _prepare_pg(queries: list[FactsQuery]) -> list[services.StartFacts]:
                 [q.id_tag[:36] for q in queries],
                 [q.start[0] if q.start else None for q in queries],
                 [q.start[1] if q.start else None for q in queries],
+                [q.clock_wrong for q in queries],
             ],
         )
         flags = {ord_ - 1: (repeat, reserved) for ord_, repeat, reserved in await cursor.fetchall()}
@@ -192,11 +198,17 @@ _facts: Coalescer[FactsQuery, services.StartFacts] = Coalescer(
 
 
 async def start_prepare(
-    *, charger_id: int, connector_id: int, id_tag: str, meter_start: Decimal, started_at: datetime
+    *,
+    charger_id: int,
+    connector_id: int,
+    id_tag: str,
+    meter_start: Decimal,
+    started_at: datetime,
+    clock_wrong: bool = False,
 ) -> services.StartFacts:
     """`services.start_prepare`, batched with the other starts and decisions waiting."""
     return await _facts.submit(
-        FactsQuery(charger_id, connector_id, id_tag, (meter_start, started_at))
+        FactsQuery(charger_id, connector_id, id_tag, (meter_start, started_at), clock_wrong)
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import fastjsonschema
 
+from chargers.ocpp import clock
 from chargers.ocpp import quirks as q
 from chargers.ocpp.energy import register_wh as _register
 from chargers.ocpp.protocol import OcppError, parse_datetime
@@ -124,7 +125,7 @@ def read_meter_values(
     for item in items:
         if not isinstance(item, dict):
             continue
-        timestamp = _timestamp(item.get("timestamp"), received)
+        timestamp, _ = _timestamp(item.get("timestamp"), received, quirks, deviations)
         samples = []
         for sampled in item.get("sampledValue") or []:
             if not isinstance(sampled, dict):
@@ -156,13 +157,23 @@ def read_meter_values(
     return readings
 
 
-def _timestamp(value: Any, received: datetime) -> datetime:
+def _timestamp(
+    value: Any,
+    received: datetime,
+    quirks: q.Quirks = q.NONE,
+    deviations: list[tuple[str, str]] | None = None,
+) -> tuple[datetime, str]:
+    """The time to use for a timestamp field, and why the receive time replaced a time that
+    was sent ("" if none was replaced: chargers.ocpp.clock)."""
     if isinstance(value, str):
         try:
-            return parse_datetime(value)
-        except ValueError:
-            pass
-    return received
+            when, problem = clock.checked(parse_datetime(value), received)
+        except (ValueError, OverflowError):
+            return received, ""
+        if problem and deviations is not None:
+            q.met(deviations, quirks, q.CLOCK_WRONG, f"{value[:40]!r} {problem}")
+        return when, (f"timestamp {value[:40]!r} {problem}: receive time used" if problem else "")
+    return received, ""
 
 
 def read_event(
@@ -191,10 +202,12 @@ def read_event(
     event_type = payload.get("eventType")
     if event_type not in ("Started", "Updated", "Ended"):
         event_type = "Updated"
-    timestamp = _timestamp(payload.get("timestamp"), received)
+    deviations: list[tuple[str, str]] = []
+    timestamp, replaced = _timestamp(payload.get("timestamp"), received, quirks, deviations)
+    if replaced:
+        violations.append(replaced)
     evse = _dict(payload.get("evse"))
     token = _dict(payload.get("idToken"))
-    deviations: list[tuple[str, str]] = []
     return TxEvent(
         transaction_id=_text(transaction_id, TRANSACTION_ID_MAX),
         event_type=event_type,

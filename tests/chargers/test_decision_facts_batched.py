@@ -94,6 +94,12 @@ def _world():
         for uid in ("AA11", "aa-11", "R-1", "BLOCKED", "ONCE", "STAY-1", "NOBODY"):
             queries.append(FactsQuery(charger.pk, 1, uid, (100, T0)))
             queries.append(FactsQuery(charger.pk, None, uid))  # Authorize: the charger as a whole
+    # A start whose own time was replaced by its receive time (a charger without a set clock):
+    # the running session of its connector, card and meterStart opened shortly before is its
+    # repeat; one opened longer before, or a start with a time of its own, is not.
+    for minutes, clock_wrong in ((5, True), (20, True), (5, False)):
+        later = (5, T0 + timedelta(minutes=minutes))
+        queries.append(FactsQuery(plain.pk, 2, "AA11", later, clock_wrong))
     queries.append(FactsQuery(plain.pk, 2, "AA11", (5, T0)))  # repeats the session started above
     return queries, repeat
 
@@ -120,6 +126,7 @@ async def test_the_batched_read_reads_what_the_orm_reads():
         _same(one, other)
     # The facts that differ did differ (the comparison above compared something).
     assert batched[-1].repeat.pk == repeat.pk
+    assert [b.repeat.pk if b.repeat else None for b in batched[-4:-1]] == [repeat.pk, None, None]
     assert len({b.charger for b in batched if b.charger}) > 4
     assert {b.token[0].uid for b in batched if b.token} >= {"AA-11", "R-1", "BLOCKED", "ONCE"}
     assert any(b.charger.reserved for b in batched if b.charger)

@@ -12,11 +12,13 @@ from tests.chargers.v201.conftest import tx_event
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LAST_READING = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+RECEIVED = datetime(2026, 11, 20, 10, 0, 1, tzinfo=UTC)
 
 
 def _event(*args, **kwargs) -> tx.TxEvent:
     payload = tx_event(*args, **kwargs)
-    return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], START)
+    # Received after the charger's time (TS, 10:00): an event is never read before it happened.
+    return tx.read_event(payload, REQUEST_VALIDATORS["TransactionEvent"], RECEIVED)
 
 
 def _steady(**changes) -> rules.SteadyFacts:
