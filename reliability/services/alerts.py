@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -14,6 +14,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from backoffice import metrics, outbound
+from backoffice.formatting import zone_or_utc
 from chargers.models import (
     Charger,
     ChargerCertificate,
@@ -43,9 +44,18 @@ PUSHED_KINDS = {Kind.POWER_REFUSED, Kind.ACCESS_POINT_BEHIND, Kind.CAMPAIGN_HALT
 _FROM_OUTAGES = {Kind.FAULTED: outages.FAULTED, Kind.FAILED_START: outages.FAILED_START}
 
 
-def month_start(now: datetime) -> datetime:
-    local = timezone.localtime(now)
-    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def month_start(now: datetime, zone: tzinfo | None = None) -> datetime:
+    """The first moment of `now`'s month in `zone` (None: the current zone)."""
+    local = now.astimezone(zone) if zone is not None else timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0, fold=0)
+
+
+def charger_month_start(charger: Charger, now: datetime) -> datetime:
+    """The first moment of this month at the charger's location (its own zone; UTC without
+    one): "this month" of an alert is the host's month, not UTC's, which began up to a day
+    earlier or later (at 16:00 on the last day of the month in California)."""
+    prop = charger.property
+    return month_start(now, zone_or_utc(prop.timezone if prop is not None else ""))
 
 
 # -- the problems seen now ------------------------------------------------------------------------
@@ -104,14 +114,14 @@ def outage_problems(ports: Iterable[uptime.PortUptime], now: datetime) -> list[a
 
 
 def uptime_problems(
-    ports: Iterable[uptime.PortUptime], threshold: float, since: datetime
+    ports: Iterable[uptime.PortUptime], threshold: float, now: datetime
 ) -> list[alerting.Problem]:
     return [
         alerting.Problem(
             Kind.UPTIME_BELOW,
             port.charger.pk,
             port.connector_id,
-            since,
+            charger_month_start(port.charger, now),
             details=f"{port.uptime.percent:.2f} % this month",
         )
         for port in ports
@@ -205,7 +215,7 @@ def _problems_for_rule(
         return outage_problems(ports, now)
     elif rule.kind == Kind.UPTIME_BELOW:
         threshold = rule.threshold or alerting.DEFAULT_UPTIME_PERCENT
-        return uptime_problems(ports, threshold, month_start(now))
+        return uptime_problems(ports, threshold, now)
     elif rule.kind == Kind.STUCK_SESSION:
         return [p for c in chargers for p in stuck_problems(c, now)]
     elif rule.kind == Kind.REBOOT_LOOP:
@@ -367,7 +377,11 @@ def subject_problem_resolved(
 
 
 def _org_chargers(organization_id: int) -> list[Charger]:
-    return list(Charger.objects.filter(property__organization_id=organization_id).order_by("pk"))
+    return list(
+        Charger.objects.filter(property__organization_id=organization_id)
+        .select_related("property")
+        .order_by("pk")
+    )
 
 
 def _org_ports(
@@ -376,8 +390,9 @@ def _org_ports(
     """Each port's month so far, when a rule needs it (faulted, failed start, uptime)."""
     if not any(r.kind in _FROM_OUTAGES or r.kind == Kind.UPTIME_BELOW for r in rules):
         return []
-    start = month_start(now)
-    return [p for c in chargers for p in uptime.charger_uptime(c, start, now, now)]
+    return [
+        p for c in chargers for p in uptime.charger_uptime(c, charger_month_start(c, now), now, now)
+    ]
 
 
 def evaluate(now: datetime | None = None) -> list[Alert]:
@@ -602,7 +617,8 @@ def charger_facts(charger: Charger, now: datetime | None = None) -> list[str]:
             f"Last first aid: {last['action']} sent {datetime_text(sent, zone)}, "
             f"answer: {last['result']}" + ("" if last["result"].endswith(".") else ".")
         )
-    for port in uptime.charger_uptime(charger, month_start(now), now, now):
+    this_month = charger_month_start(charger, now)
+    for port in uptime.charger_uptime(charger, this_month, now, now):
         below = (
             f" (below the {uptime.TARGET_PERCENT:.0f} % target)"
             if port.uptime.percent < uptime.TARGET_PERCENT
@@ -611,7 +627,7 @@ def charger_facts(charger: Charger, now: datetime | None = None) -> list[str]:
         facts.append(
             f"Port {port.connector_id} uptime this month: {port.uptime.percent:.2f} %{below}."
         )
-    facts.extend(success_facts(charger, month_start(now), now))
+    facts.extend(success_facts(charger, this_month, now))
     return facts
 
 
