@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from chargers.ocpp import clock
+
 from .idle_fees import charging_window, idle_seconds_after_grace
 from .money import minor_unit, round_money  # noqa: F401  (re-exported)
 from .taxes import split_money
@@ -206,6 +208,33 @@ def energy_delivered_wh(facts: SessionFacts) -> Decimal | None:
             total += value
         previous = value
     return total
+
+
+def clock_span(
+    *,
+    started_at: datetime,
+    stopped_at: datetime | None,
+    received_start_at: datetime,
+    received_stop_at: datetime | None,
+) -> tuple[datetime, datetime | None]:
+    """The start and stop a session's time is priced with (charging time, idle time).
+
+    The charger's own, as its meter readings and status changes carry the same clock; but not
+    when that clock was evidently wrong: a stop before the start, or a start or a stop that is
+    no time the charger can have meant (`chargers.ocpp.clock.wrong`: before 2015, or ahead of
+    when it reached us). Then what our clock saw: when the start and the stop reached us. The
+    OCPP handlers replace such times as they arrive; this keeps a session stored otherwise
+    (replayed, edited, from before that check) from a negative charge or years of charging."""
+    wrong = clock.wrong(started_at, received_start_at) or (
+        stopped_at is not None
+        # (Without the time the stop reached us, only its floor can be checked.)
+        and (stopped_at < started_at or clock.wrong(stopped_at, received_stop_at or stopped_at))
+    )
+    if not wrong:
+        return started_at, stopped_at
+    if stopped_at is None:
+        return received_start_at, None
+    return received_start_at, max(received_stop_at or received_start_at, received_start_at)
 
 
 def _end_of(facts: SessionFacts) -> datetime:

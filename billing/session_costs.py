@@ -295,9 +295,15 @@ def _facts(
             if sub is not None
             else None
         )
-        facts[s.pk] = pricing.SessionFacts(
+        started_at, stopped_at = pricing.clock_span(
             started_at=s.started_at,
             stopped_at=s.stopped_at,
+            received_start_at=s.received_start_at,
+            received_stop_at=s.received_stop_at,
+        )
+        facts[s.pk] = pricing.SessionFacts(
+            started_at=started_at,
+            stopped_at=stopped_at,
             meter_start_wh=start_wh,
             meter_stop_wh=stop_wh,
             energy_signed=signed is not None,

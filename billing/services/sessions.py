@@ -155,9 +155,15 @@ def session_facts(
             included_kwh_remaining=max(subscription.plan.included_kwh - used, ZERO),
             energy_discount_percent=subscription.plan.energy_discount_percent,
         )
-    return pricing.SessionFacts(
+    started_at, stopped_at = pricing.clock_span(
         started_at=session.started_at,
         stopped_at=session.stopped_at,
+        received_start_at=session.received_start_at,
+        received_stop_at=session.received_stop_at,
+    )
+    return pricing.SessionFacts(
+        started_at=started_at,
+        stopped_at=stopped_at,
         meter_start_wh=meter_start,
         meter_stop_wh=meter_stop,
         energy_signed=signed is not None,
