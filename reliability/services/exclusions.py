@@ -4,7 +4,7 @@ per port; grid power loss and natural disasters have no cap."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -27,7 +27,10 @@ def _year_bounds(year: int, tz: tzinfo) -> tuple[datetime, datetime]:
 
 
 def _overlap(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> timedelta:
-    return max(min(a_end, b_end) - max(a_start, b_start), timedelta(0))
+    """Real time in both (in UTC: two times of one zone subtract on the wall clock, which gives
+    72 hours for the 73 from noon to noon over the night the clocks go back)."""
+    latest_start = max(a_start, b_start).astimezone(UTC)
+    return max(min(a_end, b_end).astimezone(UTC) - latest_start, timedelta(0))
 
 
 def maintenance_used(charger: Charger, connector_id: int | None, year: int) -> timedelta:
@@ -58,7 +61,7 @@ def cap_refusal(
     """Why the regulators would not accept this exclusion, in plain words; None: it is within."""
     if end <= start:
         return "The end must be after the start."
-    if reason == Exclusion.Reason.VANDALISM and end - start > VANDALISM_CAP:
+    if reason == Exclusion.Reason.VANDALISM and _overlap(start, end, start, end) > VANDALISM_CAP:
         return "A vandalism exclusion covers at most 10 days per incident."
     if reason == Exclusion.Reason.PLANNED_MAINTENANCE:
         tz = timezone.get_current_timezone()

@@ -84,3 +84,38 @@ def test_interval_records_over_the_autumn_change_are_fifteen_real_minutes_each()
     # Before, the steps were taken on the wall clock: the second 02:00-03:00 had no records.
     assert len(records) == 28
     assert {(r.end - r.start).total_seconds() for r in records} == {900.0}
+
+
+@pytest.mark.parametrize(
+    ("until", "refused"),
+    [
+        # Noon to noon over the night the clocks go back is 73 hours: one more than a year's cap.
+        # Before, the cap was checked on the wall clock (72 hours) and the exclusion was taken.
+        ("2026-10-27T12:00", True),
+        ("2026-10-27T11:00", False),
+    ],
+)
+def test_planned_maintenance_over_the_autumn_change_is_capped_at_72_real_hours(
+    client, amsterdam, until, refused
+):
+    from reliability.models import Exclusion
+
+    page = client.post(
+        "/chargers/CP-AMS-1/uptime/",
+        {
+            "connector_id": "1",
+            "start": "2026-10-24T12:00",
+            "end": until,
+            "reason": "planned_maintenance",
+        },
+    )
+    if refused:
+        assert page.status_code == 400
+        assert "at most 72 hours a year per port; 72 hours are left for 2026" in (
+            page.content.decode()
+        )
+        assert not Exclusion.objects.exists()
+    else:
+        assert page.status_code == 302
+        row = Exclusion.objects.get()
+        assert (row.end - row.start).total_seconds() == 72 * 3600
