@@ -27,6 +27,8 @@ def wrong(when: datetime, received: datetime) -> str:
         return "is before 2015: the charger's clock is not set"
     if when > received + AHEAD_MAX:
         ahead = when - received
+        if ahead.days >= 2:
+            return f"is {ahead.days} days ahead of ours: the charger's clock is wrong"
         hours, minutes = divmod(int(ahead.total_seconds()) // 60, 60)
         return f"is {hours} h {minutes} min ahead of ours: the charger's clock is wrong"
     return ""

@@ -36,6 +36,9 @@ def test_a_time_before_2015_or_far_ahead_is_no_time_the_charger_meant():
     assert clock.wrong(received + timedelta(hours=2, minutes=5), received).startswith(
         "is 2 h 5 min ahead of ours"
     )
+    assert clock.wrong(datetime(2099, 1, 1, tzinfo=UTC), received).startswith(
+        "is 26330 days ahead of ours"
+    )
     # Drift of a few minutes, and a message queued offline for weeks, are kept as sent.
     assert clock.wrong(received + timedelta(minutes=4), received) == ""
     assert clock.wrong(received - timedelta(days=40), received) == ""
