@@ -119,3 +119,19 @@ def test_planned_maintenance_over_the_autumn_change_is_capped_at_72_real_hours(
         assert page.status_code == 302
         row = Exclusion.objects.get()
         assert (row.end - row.start).total_seconds() == 72 * 3600
+
+
+def test_an_outage_in_the_repeated_hour_names_each_times_zone(client, amsterdam):
+    # 02:30 summer time to 02:15 winter time: 45 minutes, shown before as "02:30:00" to "02:15:00".
+    for at, status in (
+        (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "Faulted"),
+        (datetime(2026, 10, 25, 1, 15, tzinfo=UTC), "Available"),
+    ):
+        PortEvent.objects.create(
+            charger=amsterdam, connector_id=1, kind="status", at=at, status=status
+        )
+    html = client.get("/chargers/CP-AMS-1/uptime/?month=2026-10").content.decode()
+    assert (
+        "<tr><td>25 Oct 2026, 02:30:00 CEST</td><td>25 Oct 2026, 02:15:00 CET</td><td>45</td>"
+        in html
+    )
