@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from authorization.models import Token
 
@@ -68,6 +69,7 @@ def session_receive(
         .first()
     )
     try:
+        emsp_rules.check_not_ahead(body, now=timezone.now())
         if patch:
             if row is None:
                 raise Refused(ocpi.Code.UNKNOWN_LOCATION, "Unknown session.", 404)

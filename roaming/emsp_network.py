@@ -85,6 +85,7 @@ def location_receive(
         .first()
     )
     try:
+        emsp_rules.check_not_ahead(body, now=timezone.now())
         if evse_uid is None and not patch:
             data = emsp_rules.check_owned(
                 body, key="id", value=location_id, country_code=cc, party_id=pid
@@ -160,6 +161,7 @@ def tariff_receive(
             body, key="id", value=tariff_id, country_code=cc, party_id=pid
         )
         when = emsp_rules.last_updated_of(data)
+        emsp_rules.check_not_ahead(data, now=timezone.now())
     except emsp_rules.BadObject as exc:
         raise _bad(exc) from None
     if not isinstance(data.get("currency"), str) or not isinstance(data.get("elements"), list):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .ocpi import parse_datetime
@@ -139,6 +139,27 @@ def last_updated_of(obj: Any) -> datetime:
         return parse_datetime(value)
     except ValueError:
         raise BadObject("last_updated is not an OCPI DateTime.") from None
+
+
+# How far ahead of our clock a partner's `last_updated` may be (clocks differ, a time zone sent
+# as UTC by mistake is hours): beyond it the object would shadow every later push of it, each
+# then "older" than what we hold.
+AHEAD = timedelta(days=1)
+
+
+def check_not_ahead(obj: Any, *, now: datetime) -> None:
+    """Refuse a pushed object (or PATCH) whose own `last_updated` is more than AHEAD after
+    `now` (BadObject); one without a readable `last_updated` is left to last_updated_of."""
+    value = obj.get("last_updated") if isinstance(obj, dict) else None
+    try:
+        when = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return
+    if when is not None and when > now + AHEAD:
+        raise BadObject(
+            f"last_updated {value} is more than a day after our clock (UTC): send the time "
+            "the object changed."
+        )
 
 
 def _list_of_objects(value: Any, where: str) -> list:

@@ -52,6 +52,7 @@ def _checked(body: Any, country_code: str, party_id: str) -> dict[str, Any]:
         )
     try:
         when = emsp_rules.last_updated_of(body)
+        emsp_rules.check_not_ahead(body, now=timezone.now())
     except emsp_rules.BadObject as exc:
         raise Refused(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
     return {"country_code": cc, "party_id": pid, "role": role, "status": status, "when": when}

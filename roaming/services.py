@@ -22,7 +22,7 @@ from backoffice import metrics
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
-from . import client, hub_clients, mapping, ocpi, schedule, selectors, versions
+from . import client, emsp_rules, hub_clients, mapping, ocpi, schedule, selectors, versions
 from .models import (
     Delivery,
     EmspIdentity,
@@ -1137,6 +1137,9 @@ def _token_fields(
             raise bad(f"{name} is required.")
     try:
         ocpi.parse_datetime(body["last_updated"])
+        emsp_rules.check_not_ahead(body, now=timezone.now())
+    except emsp_rules.BadObject as exc:
+        raise bad(str(exc)) from None
     except ValueError:
         raise bad("last_updated is not a DateTime.") from None
     if not 1 <= len(uid) <= 36:

@@ -176,3 +176,45 @@ def test_a_cdr_at_a_location_we_do_not_hold_is_a_dispute_when_its_tariff_reads_t
     send(client, "POST", "/ocpi/2.2.1/emsp/cdrs", {**cdr, "id": "12346"})
     again = PartnerCdr.objects.get(cdr_id="12346")
     assert (again.status, again.recomputed) == (PartnerCdr.Status.AGREES, Decimal("4.00"))
+
+
+# -- a last_updated far ahead of our clock would shadow every later push ------------------------
+
+
+@pytest.mark.django_db
+def test_a_push_dated_more_than_a_day_ahead_is_2001_and_does_not_shadow_later_ones(client):
+    from django.utils import timezone
+
+    from roaming.models import PartnerLocation
+    from tests.factories import OrganizationFactory
+    from tests.roaming.test_emsp_network import send
+    from tests.roaming.test_emsp_tokens import cpo_partner, with_identity
+
+    org = OrganizationFactory()
+    with_identity(org)
+    cpo_partner(org, cpo_country_code="BE", cpo_party_id="BEC")
+    base = "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1"
+    location = spec.example("location_example.json")
+    assert send(client, "PUT", base, location).json()["status_code"] == 1000
+    soon = (timezone.now() + timezone.timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    typo = "2062-06-30T08:00:00Z"  # a wrong year
+    ahead = send(client, "PATCH", f"{base}/3256", {"status": "CHARGING", "last_updated": typo})
+    assert ahead.json()["status_code"] == 2001
+    assert "more than a day after our clock" in ahead.json()["status_message"]
+    tariff = {"id": "12", "country_code": "BE", "party_id": "BEC", "currency": "EUR"}
+    tariff |= {"elements": [], "last_updated": typo}
+    put = send(client, "PUT", "/ocpi/2.2.1/emsp/tariffs/BE/BEC/12", tariff)
+    assert put.json()["status_code"] == 2001
+    # A clock a few hours ahead is taken, and a later push still moves the EVSE on.
+    later = send(client, "PATCH", f"{base}/3256", {"status": "CHARGING", "last_updated": soon})
+    assert later.json()["status_code"] == 1000
+    evse = PartnerLocation.objects.get().data["evses"][0]
+    assert (evse["status"], evse["last_updated"]) == ("CHARGING", soon)
+
+
+def test_a_token_dated_more_than_a_day_ahead_is_2001(client, operator):
+    connected_partner(operator["org"], country_code="NL", party_id="TNM")
+    example = {**spec.example("token_put_example.json"), "last_updated": "2062-06-30T08:00:00Z"}
+    answer = _send(client, "PUT", URL, example)
+    assert answer.json()["status_code"] == 2001
+    assert not Token.objects.filter(uid="012345678").exists()

@@ -58,7 +58,7 @@ def test_a_session_is_put_patched_and_tied_to_our_card(client, org, version):
     url = f"/ocpi/{version}/emsp/sessions/BE/BEC/101"
 
     put = send(client, "PUT", url, session)
-    patch = send(client, "PATCH", url, {"kwh": 20.5, "last_updated": "2030-01-01T00:00:00Z"})
+    patch = send(client, "PATCH", url, {"kwh": 20.5, "last_updated": "2026-01-01T00:00:00Z"})
 
     assert (put.json()["status_code"], patch.json()["status_code"]) == (1000, 1000)
     row = PartnerSession.objects.get()
@@ -185,7 +185,7 @@ def test_another_organizations_cpo_reads_none_of_our_sessions_or_cdrs(client, or
     )
     url = "/ocpi/2.2.1/emsp/sessions/BE/BEC/101"
     assert send(client, "GET", url, token="the-other-cpo").status_code == 404
-    patch = {"kwh": 99, "last_updated": "2030-01-01T00:00:00Z"}
+    patch = {"kwh": 99, "last_updated": "2026-01-01T00:00:00Z"}
     assert send(client, "PATCH", url, patch, token="the-other-cpo").status_code == 404
     assert PartnerSession.objects.get().data == session
     # The same CDR posted by the other operator's CPO is its own row, tied to no card of ours.

@@ -99,7 +99,7 @@ def test_what_the_text_does_not_allow_is_refused_and_nothing_changes(client, org
     location = example_location("2.2.1")
     send(client, "PUT", base, location)
     before = PartnerLocation.objects.get().data
-    now = "2030-01-01T00:00:00Z"
+    now = "2026-01-01T00:00:00Z"
 
     answers = [
         send(client, "PUT", "/ocpi/2.2.1/emsp/locations/BE/BEC/OTHER", location),  # id
@@ -184,7 +184,7 @@ def test_another_organizations_cpo_sees_and_changes_nothing_of_ours(client, org)
         ).status_code
         == 404
     )
-    patch = {"status": "REMOVED", "last_updated": "2030-01-01T00:00:00Z"}
+    patch = {"status": "REMOVED", "last_updated": "2026-01-01T00:00:00Z"}
     assert send(client, "PATCH", f"{base}/3256", patch, token="the-other-cpo").status_code == 404
     assert (
         list(PartnerLocation.objects.filter(organization=org).values_list("data", flat=True))
@@ -233,7 +233,7 @@ def test_a_cpo_registered_through_the_api_has_its_locations_and_tariffs_pulled_p
             "PATCH",
             "locations",
             "/BE/BEC/LOC2/3257",
-            {"status": "OUTOFORDER", "last_updated": "2030-01-01T00:00:00Z"},
+            {"status": "OUTOFORDER", "last_updated": "2026-01-01T00:00:00Z"},
         )
         assert (status, answer["status_code"]) == (200, 1000)
         loc2 = PartnerLocation.objects.get(location_id="LOC2").data
@@ -251,8 +251,8 @@ def test_a_late_location_push_does_not_put_back_an_older_state(client, org):
     base = "/ocpi/2.2.1/emsp/locations/BE/BEC/LOC1"
     location = example_location("2.2.1")
     send(client, "PUT", base, location)
-    charging = {"status": "CHARGING", "last_updated": "2030-01-01T10:00:00Z"}
-    available = {"status": "AVAILABLE", "last_updated": "2030-01-01T09:00:00Z"}  # sent earlier
+    charging = {"status": "CHARGING", "last_updated": "2026-01-01T10:00:00Z"}
+    available = {"status": "AVAILABLE", "last_updated": "2026-01-01T09:00:00Z"}  # sent earlier
 
     assert send(client, "PATCH", f"{base}/3256", charging).json()["status_code"] == 1000
     assert send(client, "PATCH", f"{base}/3256", available).json()["status_code"] == 1000
@@ -261,5 +261,5 @@ def test_a_late_location_push_does_not_put_back_an_older_state(client, org):
     # The whole location as it stood before that (its own last_updated older): kept as is.
     assert send(client, "PUT", base, location).json()["status_code"] == 1000
     held = send(client, "GET", base).json()["data"]
-    assert held["last_updated"] == "2030-01-01T10:00:00Z"
+    assert held["last_updated"] == "2026-01-01T10:00:00Z"
     assert held["evses"][0]["status"] == "CHARGING"
