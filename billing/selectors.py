@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -224,9 +225,11 @@ def payout_overview(organizations, now: datetime) -> list[dict]:
     for row in pending:
         in_transit[row["organization_id"]].append((row["currency"], exact_sum(row["total"])))
     overview = []
+    zones = organization_zones(org_ids)
     for organization in organizations:
         row = terms.get(organization.pk)
         period = row.payout_period if row else BillingSettings.Period.MONTHLY
+        zone = zones[organization.pk]
         overview.append(
             {
                 "organization": organization,
@@ -237,13 +240,14 @@ def payout_overview(organizations, now: datetime) -> list[dict]:
                 "next_payout": next_payout_at(
                     period,
                     now,
+                    zone=zone,
                     due_at_last_boundary=_due_at(
                         organization.pk,
                         [currency for currency, _ in balances[organization.pk]],
-                        period_end_for(period, now),
+                        period_end_for(period, now, zone),
                         row.minimum_payout if row else Decimal(0),
                     ),
-                ).date(),  # a UTC midnight
+                ).date(),  # a midnight in the organization's zone: its date there
             }
         )
     return overview
@@ -276,12 +280,25 @@ def _due_at(
     return False
 
 
-def organization_zone(organization_id: int) -> ZoneInfo:
-    """The time zone an organization's statements and scheduled reports count days and months in
-    (docs/billing.md "Statements"): its locations' zone when they all share one, else UTC."""
-    zones = set(
-        Property.objects.filter(organization_id=organization_id)
-        .values_list("timezone", flat=True)
-        .distinct()[:2]
+def organization_zones(organization_ids: Iterable[int]) -> dict[int, ZoneInfo]:
+    """The time zone each organization's statements, scheduled reports and payout periods count
+    days and months in (docs/billing.md "Statements"): its locations' zone when they all share
+    one, else UTC (organizations have no zone of their own). One query."""
+    ids = set(organization_ids)
+    found: dict[int, set[str]] = {pk: set() for pk in ids}
+    rows = (
+        Property.objects.filter(organization_id__in=ids)
+        .values_list("organization_id", "timezone")
+        .distinct()
     )
-    return zone_or_utc(zones.pop()) if len(zones) == 1 else ZoneInfo("UTC")
+    for organization_id, name in rows:
+        found[organization_id].add(name)
+    return {
+        pk: zone_or_utc(next(iter(names))) if len(names) == 1 else ZoneInfo("UTC")
+        for pk, names in found.items()
+    }
+
+
+def organization_zone(organization_id: int) -> ZoneInfo:
+    """`organization_zones` of one organization."""
+    return organization_zones([organization_id])[organization_id]

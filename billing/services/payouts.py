@@ -6,7 +6,7 @@ the processor's payouts and an uploaded report all end here)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -18,6 +18,7 @@ from ..models import BillingSettings, LedgerTransaction, Payout
 from ..money import exact_sum
 from ..payout_schedule import period_end_for
 from ..reconciliation import ExpectedPayout
+from ..selectors import organization_zone, organization_zones
 
 ZERO = Decimal("0")
 
@@ -57,12 +58,15 @@ def payout_mark_failed(*, payout: Payout, reason: str) -> Payout:
 
 def expected_payouts(payouts: Iterable[Payout]) -> dict[str, ExpectedPayout]:
     minimums = dict(BillingSettings.objects.values_list("organization_id", "minimum_payout"))
+    payouts = list(payouts)
+    # The day the period closed where the host is (its boundary is that zone's midnight).
+    zones = organization_zones(p.organization_id for p in payouts)
     return {
         p.reference: ExpectedPayout(
             reference=p.reference,
             net=p.net,
             status=p.status,
-            period_end=p.period_end.astimezone(UTC).date(),
+            period_end=p.period_end.astimezone(zones[p.organization_id]).date(),
             gross=p.gross,
             processing_fees=p.processing_fees,
             platform_fees=p.platform_fees,
@@ -197,7 +201,7 @@ def payouts_run(*, now: datetime | None = None) -> list[Payout]:
         payout = payout_create(
             organization_id=organization_id,
             currency=currency,
-            period_end=period_end_for(period, now),
+            period_end=period_end_for(period, now, organization_zone(organization_id)),
         )
         if payout is not None:
             created.append(payout)

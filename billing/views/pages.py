@@ -52,6 +52,7 @@ from ..price_shown import price_version
 from ..selectors import (
     location_tax_mode,
     organization_zone,
+    organization_zones,
     payout_breakdown,
     payout_overview,
     rate_in_force,
@@ -194,9 +195,14 @@ PAYMENT_ROW_RELATED = (
 def payout_list(request):
     organizations = require_owner_somewhere(request.user, "Only owners see payouts.")
     org_ids = [o.pk for o in organizations]
-    payouts = Payout.objects.filter(organization_id__in=org_ids).select_related(
-        "organization", "rolled_into"
-    )[:200]
+    payouts = list(
+        Payout.objects.filter(organization_id__in=org_ids).select_related(
+            "organization", "rolled_into"
+        )[:200]
+    )
+    zones = organization_zones(org_ids)
+    for payout in payouts:  # its period's days are its organization's (midnight there)
+        payout.zone = zones[payout.organization_id]  # type: ignore[attr-defined]
     payments = list(
         Payment.objects.filter(organization_id__in=org_ids, status=Payment.Status.CAPTURED)
         .select_related(*PAYMENT_ROW_RELATED)

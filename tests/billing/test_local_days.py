@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -129,3 +130,41 @@ def test_an_organization_with_locations_in_two_zones_counts_utc_days(prop, charg
     assert str(organization_zone(prop.organization_id)) == "Europe/Amsterdam"
     PropertyFactory(organization=prop.organization, timezone="Asia/Tokyo")
     assert str(organization_zone(prop.organization_id)) == "UTC"
+
+
+def test_a_monthly_payout_is_the_hosts_month(host, prop, charger):
+    """Amsterdam's March ends at 22:00 UTC on 31 March (summer time): the run at 00:30 on
+    1 April there pays March's earnings, the session that ended at 23:50 on 31 March and not
+    the one that ended at 00:10 on 1 April; the page shows the period in Amsterdam's days."""
+    from django.test import Client
+
+    from billing.models import Payout
+    from billing.selectors import payout_overview
+    from billing.services import payouts_run
+
+    zone = "Europe/Amsterdam"
+    unit_rate(prop, valid_from=at(zone, 2026, 1, 1))
+    march_last, _ = paid_session(charger, wh=10000, start=at(zone, 2026, 3, 31, 23, 20))
+    april_first, _ = paid_session(charger, wh=5000, start=at(zone, 2026, 3, 31, 23, 40))
+    assert march_last.stopped_at == at(zone, 2026, 3, 31, 23, 50)
+    assert april_first.stopped_at == at(zone, 2026, 4, 1, 0, 10)
+
+    now = at(zone, 2026, 4, 1, 0, 30)
+    (payout,) = payouts_run(now=now)
+    assert payout.period_end == at(zone, 2026, 4, 1)
+    assert payout.gross == Decimal("10.00")
+    assert payout.reference.endswith("-20260401")
+    (overview,) = payout_overview([prop.organization], now)
+    assert overview["next_payout"] == date(2026, 5, 1)
+
+    # The host also owns an organization in Tokyo: the pages' own zone is UTC, and each
+    # payout's period is still shown in its organization's days.
+    from tests.factories import MembershipFactory
+
+    tokyo = PropertyFactory(timezone="Asia/Tokyo")
+    MembershipFactory(user=host, organization=tokyo.organization, role="owner")
+    page = Client()
+    page.force_login(host)
+    html = page.get("/billing/payouts/").content.decode()
+    assert "31 Mar 2026 – 1 Apr 2026" in html
+    assert Payout.objects.count() == 1
