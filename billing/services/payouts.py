@@ -6,7 +6,7 @@ the processor's payouts and an uploaded report all end here)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import transaction
@@ -157,12 +157,17 @@ def payout_create(*, organization_id: int, currency: str, period_end: datetime) 
         first_item = items.order_by("occurred_at").values_list("occurred_at", flat=True).first()
         assert first_item is not None  # `ids` is not empty
         period_start = previous.period_end if previous else first_item
+        reference = f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}"
+        if Payout.objects.filter(reference=reference).exists():
+            # Another period of it ended on that day too: its zone changed (a location in another
+            # zone made it UTC), so the midnights moved. The boundary's UTC time tells them apart.
+            reference += f"-{period_end.astimezone(UTC):%H%M}"
         payout = Payout.objects.create(
             organization_id=organization_id,
             currency=currency,
             period_start=min(period_start, first_item),
             period_end=period_end,
-            reference=f"PO-{organization_id}-{currency}-{period_end:%Y%m%d}",
+            reference=reference,
             **totals,
         )
         items.update(payout=payout)

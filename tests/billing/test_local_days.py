@@ -168,3 +168,27 @@ def test_a_monthly_payout_is_the_hosts_month(host, prop, charger):
     html = page.get("/billing/payouts/").content.decode()
     assert "31 Mar 2026 – 1 Apr 2026" in html
     assert Payout.objects.count() == 1
+
+
+def test_a_payout_after_the_organizations_zone_changed_gets_its_own_reference(prop, charger):
+    """A location in Tokyo added to an Amsterdam host makes its days UTC: the next period ends at
+    UTC midnight on the day the last one ended at Amsterdam's, and both payouts are made."""
+    from billing.models import BillingSettings, Payout
+    from billing.services import payouts_run
+
+    zone = "Europe/Amsterdam"
+    BillingSettings.objects.update_or_create(
+        organization=prop.organization, defaults={"payout_period": "daily"}
+    )
+    unit_rate(prop, valid_from=at(zone, 2026, 1, 1))
+    paid_session(charger, wh=10000, start=at(zone, 2026, 3, 30, 12, 0))
+    (first,) = payouts_run(now=at(zone, 2026, 3, 31, 0, 30))
+    assert first.period_end == at(zone, 2026, 3, 31)
+
+    PropertyFactory(organization=prop.organization, timezone="Asia/Tokyo")
+    # Its stop reached us late: booked at 23:40 Amsterdam time, before the first boundary.
+    paid_session(charger, wh=5000, start=at(zone, 2026, 3, 30, 23, 10))
+    (second,) = payouts_run(now=datetime(2026, 3, 31, 0, 30, tzinfo=ZoneInfo("UTC")))
+    assert second.period_end == datetime(2026, 3, 31, tzinfo=ZoneInfo("UTC"))
+    assert second.gross == Decimal("5.00") and second.reference != first.reference
+    assert Payout.objects.count() == 2
