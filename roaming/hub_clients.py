@@ -59,13 +59,21 @@ def _checked(body: Any, country_code: str, party_id: str) -> dict[str, Any]:
 
 
 def _store(partner: Partner, info: dict[str, Any]) -> None:
-    HubClient.objects.update_or_create(
-        partner=partner,
-        country_code=info["country_code"],
-        party_id=info["party_id"],
-        role=info["role"],
-        defaults={"status": info["status"], "last_updated": info["when"]},
-    )
+    """Keep a ClientInfo, unless we hold a newer one of that party and role (a retry, or a
+    pulled list older than a push): a party that went offline is not made connected again."""
+    key = {
+        "partner": partner,
+        "country_code": info["country_code"],
+        "party_id": info["party_id"],
+        "role": info["role"],
+    }
+    with transaction.atomic():
+        held = HubClient.objects.select_for_update().filter(**key).first()
+        if held is not None and info["when"] < held.last_updated:
+            return
+        HubClient.objects.update_or_create(
+            **key, defaults={"status": info["status"], "last_updated": info["when"]}
+        )
 
 
 def _hub_only(partner: Partner) -> None:

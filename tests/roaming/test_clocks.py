@@ -218,3 +218,26 @@ def test_a_token_dated_more_than_a_day_ahead_is_2001(client, operator):
     answer = _send(client, "PUT", URL, example)
     assert answer.json()["status_code"] == 2001
     assert not Token.objects.filter(uid="012345678").exists()
+
+
+def test_a_hubs_client_info_older_than_the_one_held_changes_nothing(db):
+    from django.test import Client
+
+    from roaming.models import HubClient
+    from tests.factories import OrganizationFactory
+    from tests.roaming.test_emsp_network import send
+    from tests.roaming.test_emsp_tokens import cpo_partner
+
+    cpo_partner(OrganizationFactory(), role="HUB")
+    url = "/ocpi/2.2.1/hubclientinfo/DE/CPY"
+    info = {"country_code": "DE", "party_id": "CPY", "role": "CPO"}
+    offline = {**info, "status": "OFFLINE", "last_updated": "2026-01-01T10:00:00Z"}
+    connected = {**info, "status": "CONNECTED", "last_updated": "2026-01-01T09:00:00Z"}
+    client = Client()
+    assert send(client, "PUT", url, offline).json()["status_code"] == 1000
+    late = send(client, "PUT", url, connected)  # sent before, delivered after
+    assert late.json()["status_code"] == 1000
+    assert HubClient.objects.get().status == "OFFLINE"
+    back = {**connected, "last_updated": "2026-01-01T11:00:00Z"}
+    assert send(client, "PUT", url, back).json()["status_code"] == 1000
+    assert HubClient.objects.get().status == "CONNECTED"
