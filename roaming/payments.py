@@ -79,6 +79,10 @@ def terminal_receive(*, partner: Partner, body: Any) -> tuple[Terminal, bool]:
             },
         )
         if not created:
+            if pushed.last_updated is not None and pushed.last_updated < terminal.last_updated:
+                # Older than the terminal we hold (a retry delivered late): it changes nothing,
+                # and does not bring back a terminal we deactivated since.
+                return terminal, False
             # Pushed again (after we deactivated it: the PTP created it anew, reactivated).
             terminal.details, terminal.last_updated = details, last_updated
             terminal.deactivated_at = None
@@ -562,6 +566,15 @@ def financial_advice_receive(
         "last_updated": advice.last_updated,
     }
     with transaction.atomic():
+        held = (
+            FinancialAdviceConfirmation.objects.select_for_update()
+            .filter(partner=partner, fac_id=advice.id)
+            .first()
+        )
+        if held is not None and advice.last_updated < held.last_updated:
+            # Older than the one we hold (a FAILED capture retried after the SUCCESS that
+            # followed it): the newer one stands.
+            return held, False
         confirmation, created = FinancialAdviceConfirmation.objects.update_or_create(
             partner=partner, fac_id=advice.id, defaults=values
         )

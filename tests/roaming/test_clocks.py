@@ -19,6 +19,7 @@ from roaming.cdr_check import NotRecomputable, recompute
 from roaming.models import Cdr, PartnerCdr
 from tests.roaming import spec
 from tests.roaming.conftest import auth, connected_partner
+from tests.roaming.test_payments_module import ptp  # noqa: F401  (a fixture)
 
 URL = "/ocpi/2.2.1/tokens/NL/TNM/012345678"
 
@@ -241,3 +242,65 @@ def test_a_hubs_client_info_older_than_the_one_held_changes_nothing(db):
     back = {**connected, "last_updated": "2026-01-01T11:00:00Z"}
     assert send(client, "PUT", url, back).json()["status_code"] == 1000
     assert HubClient.objects.get().status == "CONNECTED"
+
+
+# -- a payment terminal provider's late pushes (2.3.0 mod_payments) -------------------------------
+
+
+@pytest.mark.django_db
+def test_a_terminal_push_older_than_ours_does_not_bring_back_a_deactivated_terminal(
+    operator,
+    ptp,  # noqa: F811
+):
+    from roaming import payments
+
+    def push(at: str) -> None:
+        body = {"terminal_id": "T-LATE", "invoice_creator": "CPO", "last_updated": at}
+        payments.terminal_receive(partner=ptp, body=body)
+
+    push("2026-01-01T10:00:00Z")
+    terminal = payments.terminal_get(partner=ptp, terminal_id="T-LATE")
+    payments.terminal_deactivate(terminal=terminal)
+    push("2026-01-01T09:00:00Z")  # sent before, delivered after
+    terminal.refresh_from_db()
+    assert terminal.deactivated_at is not None
+    push("2026-01-01T11:00:00Z")  # the PTP creating it anew brings it back
+    terminal.refresh_from_db()
+    assert terminal.deactivated_at is None
+
+
+@pytest.mark.django_db
+def test_a_capture_confirmation_older_than_the_one_held_changes_nothing(
+    operator,
+    ptp,  # noqa: F811
+):
+    from roaming import payments
+    from roaming.models import FinancialAdviceConfirmation, TerminalPayment
+
+    terminal, _ = payments.terminal_receive(
+        partner=ptp, body={"terminal_id": "T-PAY", "invoice_creator": "CPO"}
+    )
+    card = Token.objects.create(uid="PTCARD", msp=ptp.msp, single_session=True)
+    TerminalPayment.objects.create(
+        organization=operator["org"],
+        partner=ptp,
+        terminal=terminal,
+        authorization_reference="ref-late",
+        token=card,
+        token_data={},
+        charger=operator["cp_public"],
+        connector_id=1,
+    )
+    success = {
+        **spec.example("payment_financial_advice_confirmation_create.json", "2.3.0"),
+        "authorization_reference": "ref-late",
+        "last_updated": "2026-01-01T10:05:00Z",
+    }
+    failed = {**success, "capture_status_code": "FAILED", "last_updated": "2026-01-01T10:00:00Z"}
+    payments.financial_advice_receive(partner=ptp, body=success)
+    _, created = payments.financial_advice_receive(partner=ptp, body=failed)  # delivered late
+    assert created is False
+    assert FinancialAdviceConfirmation.objects.get().capture_status_code == "SUCCESS"
+    newer = {**failed, "last_updated": "2026-01-01T10:10:00Z"}
+    payments.financial_advice_receive(partner=ptp, body=newer)
+    assert FinancialAdviceConfirmation.objects.get().capture_status_code == "FAILED"
