@@ -139,6 +139,13 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
         # Checked case-insensitively in clean(); the model constraint is the last line of defence.
         pass
 
+    def _get_validation_exclusions(self) -> set[str]:
+        # The model's own check of unique_group_name_ci names no field: a group of that name
+        # stored after clean() looked (the form sent twice at once) was a refusal the page did
+        # not show. clean() says it on the name; a group stored later still, the view's catch of
+        # the constraint does.
+        return {*super()._get_validation_exclusions(), "name"}
+
 
 class AddTokenForm(forms.Form):
     uid = forms.CharField(
