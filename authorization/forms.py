@@ -144,7 +144,8 @@ class TokenGroupForm(TenantFormMixin, OrganizationChoiceMixin, forms.ModelForm):
         # stored after clean() looked (the form sent twice at once) was a refusal the page did
         # not show. clean() says it on the name; a group stored later still, the view's catch of
         # the constraint does.
-        return {*super()._get_validation_exclusions(), "name"}
+        excluded: set[str] = super()._get_validation_exclusions()  # type: ignore[misc]
+        return {*excluded, "name"}
 
 
 class AddTokenForm(forms.Form):
