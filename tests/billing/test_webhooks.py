@@ -344,3 +344,49 @@ def test_sandbox_decline_and_three_d_secure(client):
     assert response.status_code == 302
     assert response["Location"].startswith("/s/pay/k/return/?payment_intent=" + held.reference)
     assert gateway.hold_get(held.reference).held
+
+
+# -- a signed event holding the escape \u0000 -----------------------------------------------------
+# Verified on its raw bytes and processed, its NULs dropped from each text it stores; refusing it
+# (the NUL middleware's 400) made Stripe retry the event for days and never apply it. Other
+# routes still refuse NULs (tests/security/test_server_errors.py).
+
+
+def _failed_with_nul() -> dict:
+    """A payment_intent.payment_failed event as Stripe sends it (the escape, not a raw byte)."""
+    return event(
+        "payment_intent.payment_failed",
+        intent(
+            "requires_payment_method",
+            metadata={"note\u0000": "a\u0000b"},
+            last_payment_error={"message": "Your card was\u0000 declined."},
+        ),
+        event_id="evt_1QxNul0001",
+    )
+
+
+def test_a_signed_event_with_nul_escapes_is_applied_and_stored_without_them(
+    client, stripe_mode, pending
+):
+    payload, header = signed(_failed_with_nul())
+    assert b"\\u0000" in payload
+    response = post(client, payload, header)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"received": True, "duplicate": False}
+    pending.refresh_from_db()
+    assert pending.last_error == "Your card was declined."
+    stored = WebhookEvent.objects.get(event_id="evt_1QxNul0001")
+    assert stored.processed_at is not None
+    assert stored.payload["data"]["object"]["metadata"] == {"note": "ab"}
+
+
+def test_an_event_with_nul_escapes_signed_with_another_secret_is_still_refused(
+    client, stripe_mode, pending
+):
+    payload, header = signed(_failed_with_nul(), secret="x")
+    response = post(client, payload, header)
+    assert response.status_code == 400
+    assert response.content.decode() == "The Stripe-Signature header is missing, wrong or too old."
+    assert not WebhookEvent.objects.exists()
+    pending.refresh_from_db()
+    assert pending.last_error == ""

@@ -42,6 +42,15 @@ def test_nul_in_an_api_query_or_path_is_400(url, mine):
     assert "NUL" in response.json()["detail"]
 
 
+def test_nul_in_a_json_body_is_400_outside_the_payment_webhooks(client):
+    # (The payment webhooks verify and store an event holding \u0000: tests/billing/test_webhooks.py.)
+    response = client.post(
+        "/api/v1/support/assistant/", b'{"message": "a\\u0000b"}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Text may not contain the NUL character (\\0)."}
+
+
 @pytest.mark.parametrize(
     "url", ["/ocpi/2.2.1/tokens/NL/PRB/a%00b", "/ocpi/versions?x=%00", "/ocpi/%00"]
 )
