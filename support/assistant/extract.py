@@ -27,10 +27,13 @@ TIME = re.compile(
 )
 # A charger's Station ID as printed under the QR code: letters and digits with a dash or digits.
 STATION = re.compile(r"\b([A-Z][A-Z0-9]*[-_][A-Z0-9\-_]+|[A-Z]{2,}\d{2,})\b")
-# A card's UID as readers print it: 4, 7 or 10 bytes of hex (8, 14, 20 digits), or any code right
-# after "card", "uid", "tag", "fob" or "badge". Checked before station ids: "DEADBEEF01" is a card.
+# A card's UID as readers print it: 4, 7 or 10 bytes of hex (8, 14, 20 digits), or a code right
+# after "card", "uid", "idTag", "tag", "fob" or "badge": hex, or any idTag with a digit in it
+# ("DEMO-CARD-1", "EMP0042": OCPP's idTag is any text of up to 20 characters, not only hex).
+# Checked before station ids: "DEADBEEF01" is a card.
 CARD_UID = re.compile(
-    r"\b(?:card|uid|tag|fob|badge|rfid)(?:\s+(?:uid|number|id|no\.?))?\s*#?:?\s*([0-9A-Fa-f]{6,20})\b"
+    r"\b(?i:card|uid|idtag|tag|fob|badge|rfid)(?:\s+(?i:uid|number|id|no\.?))?\s*#?:?\s*"
+    r"([0-9A-Fa-f]{6,20}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9][A-Za-z0-9_-]{3,35})\b"
     r"|\b((?=[0-9A-F]*[A-F])(?=[0-9A-F]*\d)(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}))\b"
 )
 PAYOUT = re.compile(r"\bpayout\s*(?:id\s*)?#?\s*([A-Za-z0-9\-]{2,64})", re.IGNORECASE)

@@ -104,6 +104,16 @@ def test_a_card_uid_is_not_taken_for_a_station_id():
     found = extract("My visitor's card DEADBEEF01 was rejected at DEMO-001")
     assert found["card_uid"] == "DEADBEEF01" and found["station_id"] == "DEMO-001"
     assert extract("04A1B2C3 refused")["card_uid"] == "04A1B2C3"
+
+
+def test_a_card_named_by_any_idtag_is_found():
+    # OCPP's idTag is any text: cards printed "DEMO-CARD-1" or "EMP0042", not only hex UIDs.
+    found = extract("Why was card DEMO-CARD-1 refused at DEMO-004?")
+    assert found["card_uid"] == "DEMO-CARD-1" and found["station_id"] == "DEMO-004"
+    assert extract("Card BADCARD1 was refused")["card_uid"] == "BADCARD1"
+    assert extract("the idTag EMP0042 stopped working")["card_uid"] == "EMP0042"
+    # Words after "card" are not cards.
+    assert "card_uid" not in extract("my card was refused at DEMO-004 yesterday")
     assert "card_uid" not in extract("charger CP1234 is offline")
 
 

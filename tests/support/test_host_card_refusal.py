@@ -185,3 +185,11 @@ def test_a_guest_keeps_the_guest_answer(api_client, station):
     assert GUEST_STEP in answer["reply"]
     assert "/tokens/" not in answer["reply"] and "untick" not in answer["reply"]
     assert "Your card was refused here" in " ".join(answer["facts"])
+
+
+def test_a_card_named_by_an_idtag_that_is_not_hex_gets_the_hosts_answer(host_client, station):
+    # OCPP's idTag is any text: a fob printed "EMP-0042" is asked about by that name.
+    at = present(station, "EMP-0042").created_at.strftime("%H:%M")
+    reply = ask(host_client, "Why was card EMP-0042 refused at HB-7?")["reply"]
+    assert reply.startswith(f"Card EMP-0042 was refused at HB-7 (Harbour Hotel) at {at}"), reply
+    assert GUEST_STEP not in reply
