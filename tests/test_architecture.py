@@ -367,7 +367,6 @@ def test_no_app_has_a_package_circle(graph):
 KNOWN_MODULE_PAIRS = {
     ("chargers.web.security_views", "chargers.web.views"),
     ("power.enforcement", "power.services"),
-    ("support.assistant.diagnosis", "support.assistant.lookups"),
 }
 
 
