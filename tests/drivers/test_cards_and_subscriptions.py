@@ -240,3 +240,19 @@ def test_a_saved_card_keeps_the_typed_expiry_and_the_driver_is_named_by_email(cl
     card = SavedCard.objects.get()
     assert (card.exp_month, card.exp_year) == (11, 2030)
     assert "expires 11/30" in client.get("/driver/cards/").content.decode()
+
+
+def test_the_next_charge_is_the_same_day_on_the_home_and_plans_pages(client, plan):
+    """A plan's months end at UTC midnight: at a New York location that is the evening before
+    there, and both pages say that day (the home page said the UTC day)."""
+    plan.property.timezone = "America/New_York"
+    plan.property.save(update_fields=["timezone"])
+    sign_up(client, "ny@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    paid_until = Subscription.objects.get().paid_until
+    assert (paid_until.hour, paid_until.minute) == (0, 0)  # UTC midnight: the day before in NY
+    day_before = paid_until - timedelta(days=1)
+    there = f"{day_before.day} {day_before:%b %Y}"
+    assert f"on {there}" in client.get("/driver/subscriptions/").content.decode()
+    assert f"next charge {there}" in client.get("/driver/").content.decode()
