@@ -202,18 +202,24 @@ def _one_update_at_a_time(campaign: Campaign, action: str) -> None:
     )
 
 
+def _organization_lock(campaign_id: int) -> None:
+    """Lock the campaign's organization's row (before the campaign's, always in this order): a
+    start, a resume and a step that sends see what the organization's other campaigns sent."""
+    organization_id = Campaign.objects.values_list("organization_id", flat=True).get(pk=campaign_id)
+    list(
+        Organization.objects.select_for_update(no_key=True)
+        .filter(pk=organization_id)
+        .values_list("pk")
+    )
+
+
 @transaction.atomic
 def campaign_transition(*, campaign_id: int, action: str, now: datetime | None = None) -> Campaign:
     """Start, pause, resume or halt a campaign (an operator's action). Raise CampaignRefused
     when the campaign is not in a status the action applies to, or when starting or resuming
     it would give a charger a second update while another campaign's is open."""
     now = now or timezone.now()
-    organization_id = Campaign.objects.values_list("organization_id", flat=True).get(pk=campaign_id)
-    list(  # the organization's row lock first: starts of its campaigns take turns
-        Organization.objects.select_for_update(no_key=True)
-        .filter(pk=organization_id)
-        .values_list("pk")
-    )
+    _organization_lock(campaign_id)  # first: starts of its campaigns take turns
     campaign = Campaign.objects.select_for_update().select_related("release").get(pk=campaign_id)
     allowed, to = TRANSITIONS[action]
     if campaign.status not in allowed:
@@ -356,11 +362,14 @@ def _observe(targets: list[CampaignTarget], version: str, now: datetime, timeout
 WAIT_SESSION = "Waiting: a charging session is open"
 WAIT_OFFLINE = "Waiting: the charger is offline"
 WAIT_WINDOW = "Waiting for the maintenance window"
+WAIT_OTHER_UPDATE = "Waiting: the charger is taking another campaign's update"
 
 
 def _waits(targets: Iterable[CampaignTarget], now: datetime) -> dict[int, str]:
     """Each target and why it may not be sent now ("" it may): its charger online, with no
-    session open, and inside its property's maintenance window."""
+    session open, taking no other campaign's update, and inside its property's maintenance
+    window. (Starts refuse campaigns over one charger, `_one_update_at_a_time`; campaigns that
+    ran side by side before that check still send a charger one update at a time.)"""
     targets = list(targets)
     charger_ids = [t.charger_id for t in targets]
     busy = set(
@@ -368,6 +377,12 @@ def _waits(targets: Iterable[CampaignTarget], now: datetime) -> dict[int, str]:
             charger_id__in=charger_ids, stopped_at__isnull=True
         ).values_list("charger_id", flat=True)
     )
+    updating = {
+        (charger_id, campaign_id)
+        for charger_id, campaign_id in CampaignTarget.objects.filter(
+            charger_id__in=charger_ids, status=CampaignTarget.Status.SENT
+        ).values_list("charger_id", "campaign_id")
+    }
     windows = {
         w.property_id: w
         for w in MaintenanceWindow.objects.filter(
@@ -380,6 +395,8 @@ def _waits(targets: Iterable[CampaignTarget], now: datetime) -> dict[int, str]:
         window = windows.get(charger.property_id or 0)
         if target.charger_id in busy:
             waits[target.pk] = WAIT_SESSION
+        elif any(c == target.charger_id and k != target.campaign_id for c, k in updating):
+            waits[target.pk] = WAIT_OTHER_UPDATE
         elif not charger.is_online(now):
             waits[target.pk] = WAIT_OFFLINE
         elif window is not None and not _in_window(window, now):
@@ -447,6 +464,7 @@ def campaign_step(*, campaign_id: int, now: datetime | None = None) -> list[int]
     """Observe the campaign's sent updates, decide what comes next and claim the targets to
     send (marked sent now). Return their ids, for fleet.dispatch after the commit."""
     now = now or timezone.now()
+    _organization_lock(campaign_id)  # steps of one organization's campaigns see each other's sends
     campaign = Campaign.objects.select_for_update().select_related("release").get(pk=campaign_id)
     if campaign.status not in (
         Campaign.Status.RUNNING,

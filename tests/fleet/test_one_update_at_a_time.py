@@ -119,3 +119,23 @@ def test_campaigns_over_the_same_chargers_started_at_once_one_runs():
         "status", flat=True
     )
     assert sorted(statuses) == ["draft"] * 7 + ["running"]
+
+
+@pytest.mark.django_db
+def test_campaigns_left_running_side_by_side_send_a_charger_one_update_at_a_time():
+    """Two campaigns over one charger that ran side by side before starts were refused (an
+    upgrade from a version without that check): while the charger takes one's update, the
+    other's waits, and says why."""
+    prop = PropertyFactory()
+    (charger,) = _chargers(prop, 1)
+    charger.connection_id = "conn-1"  # connected: ready for its update
+    charger.save(update_fields=["connection_id"])
+    first, second = _draft(prop, "First", [charger]), _draft(prop, "Second", [charger], "3.0")
+    Campaign.objects.filter(pk__in=[first.pk, second.pk]).update(status=Campaign.Status.RUNNING)
+    assert len(services.campaign_step(campaign_id=first.pk)) == 1
+    assert services.campaign_step(campaign_id=second.pk) == []
+    waiting = CampaignTarget.objects.get(campaign=second)
+    assert (waiting.status, waiting.reason) == ("pending", services.WAIT_OTHER_UPDATE)
+    # The first's update done: the second's goes.
+    CampaignTarget.objects.filter(campaign=first).update(status=CampaignTarget.Status.SUCCEEDED)
+    assert services.campaign_step(campaign_id=second.pk) == [waiting.pk]
