@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Status(StrEnum):
@@ -102,6 +103,18 @@ class ChargerFacts:
     property_id: int | None = None
     unit_id: int | None = None
     reserved: Reserved | None = None  # the connector in question is reserved
+    timezone: str = "UTC"  # the location's: a license runs through its last day there
+
+
+def license_day(now: datetime, zone: str) -> date:
+    """The day a charger's license must still be valid on: today at its location, so a license
+    "valid until 30 Nov" runs to midnight there (in California it ended at 16:00 local, in
+    Auckland 13 hours into December, when the UTC day was asked). Every check of a license asks
+    this day (`chargers.models.Charger.license_today`)."""
+    try:
+        return now.astimezone(ZoneInfo(zone or "UTC")).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return now.astimezone(UTC).date()
 
 
 @dataclass(frozen=True)
@@ -322,7 +335,9 @@ def decide(
     first; call again with its `msp_answer`.
     """
     # 1. A charger without an active license may not start any session (seed 000).
-    if charger.license_valid_until is None or charger.license_valid_until < now.date():
+    if charger.license_valid_until is None or charger.license_valid_until < license_day(
+        now, charger.timezone
+    ):
         return _decision(Status.INVALID, "license_inactive")
     # 2. Unknown card.
     if token is None:

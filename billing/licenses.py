@@ -32,11 +32,6 @@ def license_plan() -> LicensePlan:
     )
 
 
-def _today() -> date:
-    # The authorization decision compares the license with the UTC day (authorization.decisions).
-    return timezone.now().date()
-
-
 def offer_for(
     charger: Charger, *, today: date | None = None, by_support: bool = False
 ) -> LicenseOffer:
@@ -53,7 +48,10 @@ def offer_for(
     if by_support and plan.price_in(currency) is None:
         plan = replace(plan, prices={**plan.prices, currency: Decimal(0)})
     return license_offer(
-        plan, valid_until=charger.license_valid_until, today=today or _today(), currency=currency
+        plan,
+        valid_until=charger.license_valid_until,
+        today=today or charger.license_today(),  # the location's day, as the decision's
+        currency=currency,
     )
 
 

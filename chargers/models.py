@@ -10,6 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from authorization.decisions import license_day
 from chargers.ocpp.energy import METER_DIGITS, WH_PLACES
 from chargers.security import credentials
 
@@ -192,8 +193,14 @@ class Charger(models.Model):
     def status(self) -> str:
         return "online" if self.is_online() else "offline"
 
+    def license_today(self, now: datetime | None = None) -> date:
+        """Today at the charger's location: the day its license must be valid on, as the
+        authorization decision asks it (`authorization.decisions.license_day`)."""
+        place = self.property if self.property_id else None
+        return license_day(now or timezone.now(), place.timezone if place is not None else "UTC")
+
     def license_active(self, today: date | None = None) -> bool:
-        today = today or timezone.localdate()
+        today = today or self.license_today()
         return self.license_valid_until is not None and self.license_valid_until >= today
 
     @builtins.property

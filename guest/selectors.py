@@ -84,7 +84,7 @@ def alternatives(charger: Charger, *, limit: int = 5) -> list[dict]:
     """Return other guest-usable chargers at the same property with their live status."""
     if charger.property_id is None:
         return []  # a charger not yet placed at a property has no neighbours
-    today = timezone.localdate()
+    today = charger.license_today()  # the neighbours are at the same location
     others = list(
         Charger.objects.filter(
             _guest_visible(), property_id=charger.property_id, out_of_order=False

@@ -114,7 +114,7 @@ def guest_start(
     confirmation is declined. The price agreed to is stored and is the price billed.
     """
     connectors = connector_statuses(charger)
-    code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
+    code = landing_prompt(station_facts(charger, connectors), today=charger.license_today())
     if code is not None:
         raise StartRefused(code.value, PROMPTS[code].title, prompt=code)
     startable = {row["id"] for row in port_rows(connectors) if row["startable"]}

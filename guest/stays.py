@@ -132,7 +132,7 @@ def stay_start(
             "unknown_code", "This access code is not known here. Check it in your booking message."
         )
     connectors = connector_statuses(charger)
-    prompt = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
+    prompt = landing_prompt(station_facts(charger, connectors), today=charger.license_today())
     # A unit's charger is usually private (no cards, no paying guests): the reservation is its
     # access rule, so only a charger that cannot work stops here; the license is the decision's.
     if prompt in (PromptCode.INVALID, PromptCode.OUT_OF_ORDER):

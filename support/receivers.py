@@ -24,17 +24,21 @@ UNLICENSED_MAX = 8
 
 def unlicensed_chargers(user: Any, *, today: Any) -> list[Any]:
     """The user's chargers without a license in force (the authorization decision refuses every
-    start on them, on the UTC day), connected ones first, each with its open request to support."""
+    start on them: its last day ends at midnight at the charger's location), connected ones
+    first, each with its open request to support. `today`: the UTC day; a location's day is at
+    most one day after it, so a license valid until then is read and checked there."""
     from django.db.models import F, Q
 
     from backoffice.tenancy import readable
     from chargers.models import Charger
 
-    chargers = list(
+    candidates = (
         readable(Charger.objects.select_related("property"), user)
-        .filter(Q(license_valid_until__isnull=True) | Q(license_valid_until__lt=today))
-        .order_by(F("last_seen_at").desc(nulls_last=True), "station_id")[:UNLICENSED_MAX]
+        .filter(Q(license_valid_until__isnull=True) | Q(license_valid_until__lte=today))
+        .order_by(F("last_seen_at").desc(nulls_last=True), "station_id")
     )
+    chargers = [c for c in candidates[: 4 * UNLICENSED_MAX] if not c.license_active()]
+    chargers = chargers[:UNLICENSED_MAX]
     requested = dict(
         Ticket.objects.filter(charger__in=chargers, topic=Ticket.Topic.LICENSE)
         .exclude(status=Ticket.Status.RESOLVED)

@@ -59,6 +59,7 @@ def charger_facts(charger: Charger, group_ids: frozenset[int] | None = None) -> 
         restricted_group_ids=frozenset(group_ids),
         property_id=charger.property_id,
         unit_id=charger.unit_id,
+        timezone=place.timezone if place is not None else "UTC",
     )
 
 

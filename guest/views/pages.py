@@ -283,7 +283,7 @@ def _landing_or_prompt(
 ) -> list[tuple[int, str]] | HttpResponse:
     """The charger's connectors, or the prompt page that applies instead of the start form."""
     connectors = connector_statuses(charger)
-    code = landing_prompt(station_facts(charger, connectors), today=timezone.localdate())
+    code = landing_prompt(station_facts(charger, connectors), today=charger.license_today())
     if code is not None:
         return _prompt_page(
             request, code, station_id=station_id, charger=charger, connectors=connectors
