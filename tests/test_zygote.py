@@ -21,7 +21,9 @@ sys.exit(int(sys.argv[1]))
 
 
 def _run(tmp_path: Path, z: zygote.Zygote, *args: str, who: str) -> zygote.ZygoteProcess:
-    (tmp_path / "script.py").write_text(SCRIPT)
+    script = tmp_path / "script.py"
+    if not script.exists():  # written once: a rewrite truncates it under a fork still reading it
+        script.write_text(SCRIPT)
     log = tmp_path / f"{who}.log"
     log.touch()
     return z.spawn(["script.py", *args], env={"WHO": who}, cwd=tmp_path, log=str(log))
