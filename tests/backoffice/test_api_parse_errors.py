@@ -49,3 +49,40 @@ def test_a_number_of_more_than_4300_digits_is_refused_in_words(client):
 def test_a_broken_multipart_form_is_refused_in_words(client):
     detail = post(client, b"--x\r\n", content_type="multipart/form-data")
     assert detail.startswith("The body is not a valid multipart/form-data form")
+
+
+def test_the_token_endpoint_answers_in_the_same_words(client):
+    # DRF's ObtainAuthToken names DRF's own parsers: the sign-in answered its parser text.
+    response = client.post(
+        "/api/v1/auth/token/", b'{"username": NaN}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The body is not valid JSON: NaN and Infinity are not numbers JSON allows."
+    }
+
+
+def test_every_api_view_reads_bodies_with_the_apis_parsers():
+    """A view naming parsers of its own would answer a bad body in the library's words."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework.settings import api_settings
+    from rest_framework.views import APIView
+
+    def views(patterns, prefix=""):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                yield from views(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                cls = getattr(entry.callback, "cls", None)
+                if cls is not None and issubclass(cls, APIView):
+                    yield prefix + str(entry.pattern), cls
+
+    found = {route: cls for route, cls in views(get_resolver().url_patterns)}
+    assert any(route.startswith("api/v1/auth/token") for route in found), sorted(found)[:5]
+    own = {route: cls.__name__ for route, cls in found.items() if route.startswith("api/")}
+    differ = {
+        route: name
+        for route, name in own.items()
+        if list(found[route].parser_classes) != list(api_settings.DEFAULT_PARSER_CLASSES)
+    }
+    assert not differ, differ
