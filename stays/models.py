@@ -111,6 +111,11 @@ class CalendarFeed(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # The first failed pull since the last good one (the host reads "failing since").
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # The first of a run of empty answers while stays were listed: a calendar server in trouble
+    # may answer empty, so they are cancelled only once it has stayed empty a while.
+    empty_since = models.DateTimeField(null=True, blank=True)
     # Counts of the last successful sync.
     bookings_seen = models.PositiveIntegerField(default=0)
     blocked_seen = models.PositiveIntegerField(default=0)

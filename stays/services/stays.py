@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from backoffice import outbound
@@ -29,6 +32,9 @@ FEED_MAX_BYTES = 5 * 1024 * 1024
 # Reservations that ended this long ago are history: a feed that stops listing them (Airbnb drops
 # past stays) does not cancel them.
 KEEP_PAST = timedelta(days=1)
+# A calendar server in trouble may answer an empty calendar: the stays it listed are taken as
+# cancelled only once every answer has been empty this long.
+EMPTY_BELIEVED_AFTER = timedelta(hours=12)
 
 
 # -- units and policy ------------------------------------------------------------------------------
@@ -256,6 +262,7 @@ class SyncResult:
     updated: int = 0
     cancelled: int = 0
     error: str = ""
+    empty: bool = False  # an empty answer not believed yet: the stays were kept
 
 
 def _fetch(url: str, client: httpx.Client | None) -> bytes:
@@ -300,11 +307,18 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
     # One sync of a feed at a time: a second pull of the same feed (the beat and "Sync now", a
     # task redelivered) waits here and then finds the first one's reservations, instead of
     # inserting the same UIDs and failing with "conflicting events".
-    if not list(CalendarFeed.objects.select_for_update().filter(pk=feed.pk).values_list("pk")):
+    locked = list(
+        CalendarFeed.objects.select_for_update().filter(pk=feed.pk).values_list("empty_since")
+    )
+    if not locked:
         return SyncResult(ok=False, error="The calendar was removed.")
     existing = {
         r.external_id: r for r in Reservation.objects.select_for_update().filter(calendar=feed)
     }
+    if not events:
+        kept = _empty_not_believed(existing.values(), locked[0][0], now)
+        if kept:
+            return SyncResult(ok=False, empty=True, error=_empty_words(kept))
     for event in bookings:
         seen.add(event.uid)
         status = Reservation.Status.CANCELLED if event.cancelled else Reservation.Status.CONFIRMED
@@ -336,13 +350,7 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
             updated += 1
         send_code_on_commit(row)
     # A booking that disappeared from the feed (or turned into a block) was cancelled at the source.
-    gone = [
-        r
-        for uid, r in existing.items()
-        if uid not in seen
-        and r.status != Reservation.Status.CANCELLED
-        and r.check_out > now - KEEP_PAST
-    ]
+    gone = [r for uid, r in existing.items() if uid not in seen and _upcoming(r, now)]
     for row in gone:
         row.status = Reservation.Status.CANCELLED
         row.save(update_fields=["status", "updated_at"])
@@ -354,6 +362,30 @@ def _apply_events(feed: CalendarFeed, events: list[FeedEvent], now: datetime) ->
         created=created,
         updated=updated,
         cancelled=cancelled,
+    )
+
+
+def _upcoming(row: Reservation, now: datetime) -> bool:
+    return row.status != Reservation.Status.CANCELLED and row.check_out > now - KEEP_PAST
+
+
+def _empty_not_believed(
+    rows: Iterable[Reservation], empty_since: datetime | None, now: datetime
+) -> int:
+    """How many upcoming stays an empty answer would cancel, when it is not believed yet (0 when
+    it is: there is nothing to cancel, or the calendar has been empty long enough)."""
+    if empty_since is not None and now - empty_since >= EMPTY_BELIEVED_AFTER:
+        return 0
+    return sum(_upcoming(row, now) for row in rows)
+
+
+def _empty_words(kept: int) -> str:
+    hours = EMPTY_BELIEVED_AFTER.total_seconds() / 3600
+    return (
+        f"The calendar came back empty, but it listed {kept} upcoming "
+        f"{'stay' if kept == 1 else 'stays'}: they are kept, as a calendar server in trouble "
+        f"sometimes answers empty. If the calendar stays empty for {hours:.0f} hours, they are "
+        "cancelled; remove the calendar to cancel them now."
     )
 
 
@@ -401,12 +433,19 @@ def calendar_feed_sync(
         fields.update(
             state=CalendarFeed.State.OK,
             last_success_at=now,
+            failing_since=None,
+            empty_since=None,
             bookings_seen=result.bookings,
             blocked_seen=result.blocked,
             cancelled_count=result.cancelled,
         )
     else:
-        fields.update(state=CalendarFeed.State.ERROR)
+        # The first failure of a run starts its clock; the ones after it keep it.
+        fields.update(
+            state=CalendarFeed.State.ERROR, failing_since=Coalesce("failing_since", Value(now))
+        )
+        if result.empty:
+            fields.update(empty_since=Coalesce("empty_since", Value(now)))
     CalendarFeed.objects.filter(pk=feed.pk).update(**fields)
     return result
 
