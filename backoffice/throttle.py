@@ -1,15 +1,27 @@
 """Counters for throttles that are not sign-ins (those are django-axes, login_throttle.py):
 unknown OCPI credentials tokens per client, and mails a stranger can make us send (password
 reset, email change) per address and per client. Kept in the cache, so every process behind one
-Redis shares them (docs/security.md, "Throttles")."""
+Redis shares them (docs/security.md, "Throttles").
+
+While the cache does not answer (Redis down or restarting), each process counts in its own memory
+(`fallback`): the throttles keep holding, at worst at their limit times the number of processes,
+and nothing they guard fails. Failing open would let a mail bomb through for the whole outage;
+failing closed would refuse every OCPI partner's calls (the credentials check runs on each one)
+and every password reset, for a cache outage that has nothing to do with them."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
+
+from . import shared_cache
+
+# This process's counters while the shared cache is down.
+fallback = LocMemCache("backoffice-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 100_000}})
 
 
 def _key(scope: str, subject: str) -> str:
@@ -18,19 +30,28 @@ def _key(scope: str, subject: str) -> str:
 
 
 def count(scope: str, subject: str) -> int:
-    return int(cache.get(_key(scope, subject)) or 0)
+    key = _key(scope, subject)
+    return shared_cache.use(
+        lambda store: int(store.get(key) or 0), lambda: int(fallback.get(key) or 0)
+    )
+
+
+def _counted(store: Any, key: str, window_s: int) -> int:
+    store.add(key, 0, timeout=window_s)
+    try:
+        return int(store.incr(key))
+    except ValueError:  # expired between add and incr: a new window
+        store.add(key, 1, timeout=window_s)
+        return 1
 
 
 def hit(scope: str, subject: str, window_s: int) -> int:
     """Count one event for `subject` in a window of `window_s` from its first event; return the
     count so far."""
     key = _key(scope, subject)
-    cache.add(key, 0, timeout=window_s)
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add and incr: a new window
-        cache.add(key, 1, timeout=window_s)
-        return 1
+    return shared_cache.use(
+        lambda store: _counted(store, key, window_s), lambda: _counted(fallback, key, window_s)
+    )
 
 
 def client_ip(request: HttpRequest) -> str:
