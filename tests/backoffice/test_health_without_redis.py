@@ -1,0 +1,42 @@
+"""GET /healthz while Redis (the cache) is down or hung: it says which dependency is down, stays
+200 (every process shares the one Redis: a 503 would take them all out of the balancer while the
+pages still answer), does not wait on a hung Redis at every check, and is "ok" again once Redis
+answers."""
+
+import pytest
+
+from backoffice import shared_cache
+from tests.backoffice.dependencies_down import redis_cache_at, refused_redis_cache, silent_server
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _ask_the_cache_afresh():
+    shared_cache.forget_failure()
+    yield
+    shared_cache.forget_failure()
+
+
+def test_healthz_names_the_cache_when_redis_refuses(client, settings):
+    settings.CACHES = refused_redis_cache()
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded", "cache": "unreachable"}
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_healthz_is_ok_again_once_redis_answers(client, settings, monkeypatch):
+    monkeypatch.setattr(shared_cache, "RETRY_AFTER_S", 0.0)  # ask again at the next check
+    settings.CACHES = refused_redis_cache()
+    assert client.get("/healthz").json()["cache"] == "unreachable"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_hung_redis_is_asked_once_not_at_every_check(client, settings):
+    with silent_server() as redis:
+        settings.CACHES = redis_cache_at(redis.url, {"socket_timeout": 0.2})
+        answers = [client.get("/healthz") for _ in range(5)]
+        assert [a.json() for a in answers] == [{"status": "degraded", "cache": "unreachable"}] * 5
+        assert redis.accepted == 1
