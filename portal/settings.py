@@ -549,6 +549,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Seconds an SMTP server may take to answer: without a bound, one that never answers holds the
+# task sending the mail (an alerts sweep, a worker) for ever.
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 20.0)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "noreply@localhost")
 # Customers' replies to ticket emails (docs/support.md, "Replies by email"): the Reply-To address of
 # ticket replies, and the secrets of the two inbound hooks. Neither secret: replies are only sent.

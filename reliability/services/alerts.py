@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 Kind = AlertRule.Kind
 WEBHOOK_TIMEOUT_S = 10
+# How long one try holds its delivery (a process killed mid-send leaves it for this long).
+SEND_CLAIM = timedelta(minutes=5)
 # The first aid each kind may have (docs/reliability.md, "First aid"); "none" is the default.
 REMEDIES_BY_KIND = {
     Kind.FAULTED: ("none", "soft_reset", "trigger_status"),
@@ -442,11 +444,15 @@ def _evaluate_rule(
 
 
 def _claim(delivery: AlertDelivery, now: datetime) -> bool:
-    """Take this delivery for one try (another process running the same task skips it)."""
+    """Take this delivery for one try (another process running the same task skips it). Held
+    from the moment it is taken, not from the sweep's start, and for longer than a slow mail
+    server takes: the beat starts the next sweep while a slow one still sends, and a claim
+    already past would let it send the same message again."""
+    held_from = max(now, timezone.now())
     return bool(
         AlertDelivery.objects.filter(
             pk=delivery.pk, status=AlertDelivery.Status.PENDING, next_try_at=delivery.next_try_at
-        ).update(next_try_at=now + timedelta(seconds=WEBHOOK_TIMEOUT_S * 3))
+        ).update(next_try_at=held_from + SEND_CLAIM)
     )
 
 
@@ -501,7 +507,12 @@ def delivery_try(delivery: AlertDelivery, now: datetime) -> None:
             ok, error = True, ""
     except Exception as exc:  # any failure is retried; the log keeps plain words
         logger.info("Alert delivery %s failed", delivery.pk, exc_info=True)
-        ok, error = False, outbound.failure_words(exc, "the alert receiver")
+        who = (
+            "the alert receiver"
+            if delivery.channel == AlertDelivery.Channel.WEBHOOK
+            else "the mail server"
+        )
+        ok, error = False, outbound.failure_words(exc, who)
     metrics.delivery(
         "webhook" if delivery.channel == AlertDelivery.Channel.WEBHOOK else "email", ok=ok
     )
