@@ -604,6 +604,9 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     last_error = models.CharField(max_length=500, blank=True)
+    # Its last try found the partner itself failing (unreachable, 5xx, 429, not OCPI, OCPI
+    # 3xxx): until this push's next try, none of the partner's pushes is sent.
+    partner_down = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -12,7 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -830,10 +830,12 @@ def deliveries_pass(
     partner = Partner.objects.select_related("msp").filter(pk=partner_id).first()
     if partner is None or partner.state != Partner.State.CONNECTED:
         return 0, False
+    now = timezone.now()
+    if partner_resting(partner.pk, now=now):
+        return 0, False  # down at its last try: everything waits for that push's retry
     held: set[str] = set()
     sent = 0
     kind = "access_point" if partner.role == Partner.Role.NAP else "ocpi"  # metrics' label
-    now = timezone.now()
     pending = list(
         Delivery.objects.filter(partner=partner, status=Delivery.Status.PENDING).order_by("id")[
             :limit
@@ -885,10 +887,12 @@ def deliveries_pass(
         except client.PartnerCallError as exc:
             metrics.delivery(kind, ok=False)
             now = timezone.now()
+            down = partner_failing(exc)
             Delivery.objects.filter(pk=delivery.pk).update(
                 attempts=delivery.attempts + 1,
                 last_error=exc.message[:500],
                 next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
+                partner_down=down,
             )
             Partner.objects.filter(pk=partner.pk).update(
                 last_error=f"{delivery.method} {delivery.module}: {exc.message}"[:500],
@@ -896,7 +900,7 @@ def deliveries_pass(
                 last_error_ocpi_status=exc.ocpi_status,
             )
             held.add(delivery.object_key)
-            if exc.http_status is None or exc.http_status >= 500:
+            if down:
                 return sent, False  # the partner is down: everything waits for it
             continue
         metrics.delivery(kind, ok=True)
@@ -913,15 +917,41 @@ def deliveries_pass(
     return sent, True
 
 
+def partner_failing(exc: client.PartnerCallError) -> bool:
+    """Whether a failed push says the partner itself is failing, not this one push: unreachable
+    or past our timeout, HTTP 5xx, 429 Too Many Requests, an answer that is not OCPI (a proxy's
+    page), or OCPI 3xxx (status_codes: the server's own errors)."""
+    http, code = exc.http_status, exc.ocpi_status
+    if http is None or http >= 500 or http == 429:
+        return True
+    if 200 <= http < 300 and code is None:
+        return True
+    return code is not None and 3000 <= code < 4000
+
+
+def _resting_partners(now: datetime) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(
+        status=Delivery.Status.PENDING, partner_down=True, next_attempt_at__gt=now
+    )
+
+
+def partner_resting(partner_id: int, *, now: datetime) -> bool:
+    """Whether the partner was down at its last try and that push's back-off is not over: its
+    new pushes wait too, so a partner that stays down is asked at the back-off's pace (not at
+    every status change, each costing up to the OCPI timeout to the partners served next)."""
+    return _resting_partners(now).filter(partner_id=partner_id).exists()
+
+
 def partners_with_due_deliveries(*, fresh_s: int = 30) -> list[int]:
     """Return the partners with pushes due: failed ones whose back-off is over, and new ones
-    nobody sent within `fresh_s` (their own task is sending the others)."""
+    nobody sent within `fresh_s` (their own task is sending the others); not the partners that
+    are down and resting."""
     now = timezone.now()
     due = Delivery.objects.filter(
         status=Delivery.Status.PENDING,
         next_attempt_at__lte=now,
         partner__state=Partner.State.CONNECTED,
-    )
+    ).exclude(partner_id__in=_resting_partners(now).values("partner_id"))
     due = due.filter(Q(attempts__gt=0) | Q(created_at__lte=now - timedelta(seconds=fresh_s)))
     return list(due.values_list("partner_id", flat=True).distinct())
 
