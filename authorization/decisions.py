@@ -224,8 +224,8 @@ REASONS: dict[str, tuple[int, str]] = {
     ),
     "msp_timeout": (
         12,
-        "The card's mobility provider did not answer the live check in time. Ask the driver to try "
-        "again after a short wait.",
+        "The card's mobility provider did not answer the live check in time, or answered that it "
+        "could not check the card now. Ask the driver to try again after a short wait.",
     ),
     "connector_reserved": (
         11,

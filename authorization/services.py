@@ -201,6 +201,20 @@ def live_headers(msp: MobilityServiceProvider) -> dict[str, str]:
     return headers
 
 
+def _provider_failed(http_status: int, payload: Any) -> str:
+    """Words for an answer that says the provider could not check the card (HTTP 5xx, 429, a
+    2xx page that is not OCPI, OCPI 3xxx: status_codes' server errors); "" for one that
+    decides (a redirect, never followed, or a 4xx other than 429 stays a refusal)."""
+    if http_status >= 500 or http_status == 429:
+        return f"The provider could not answer the live check (HTTP {http_status})."
+    if 200 <= http_status < 300 and not isinstance(payload, dict):
+        return f"The provider could not answer the live check (HTTP {http_status}, not OCPI)."
+    code = payload.get("status_code") if isinstance(payload, dict) else None
+    if isinstance(code, int) and not isinstance(code, bool) and 3000 <= code < 4000:
+        return f"The provider could not answer the live check (HTTP {http_status}, OCPI {code})."
+    return ""
+
+
 async def msp_validate_live(
     msp: MobilityServiceProvider,
     uid: str,
@@ -233,6 +247,13 @@ async def msp_validate_live(
     try:
         payload = response.json()
     except ValueError:
+        payload = None
+    failed = _provider_failed(response.status_code, payload)
+    if failed:
+        # Not a refusal of the card: the provider's on-timeout policy decides, as for silence.
+        said = payload if isinstance(payload, dict) else response.text[:500]
+        return MspAnswer.TIMEOUT, {"error": failed, "body": said}, latency
+    if payload is None:
         payload = {"http_status": response.status_code, "body": response.text[:500]}
     allowed = ""  # none: a malformed answer
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
