@@ -8,6 +8,8 @@ from support.admin import find_view
 
 # What Django refuses before any view (a body too large) answers the API and OCPI in their form.
 handler400 = "backoffice.middleware.bad_request_page"
+# A database that did not answer (or rolled the request back) is a 503 with Retry-After.
+handler500 = "backoffice.unavailable.server_error_page"
 
 urlpatterns = [
     # The support home's search (before admin's own URLs, which would take "find/" as an app).
