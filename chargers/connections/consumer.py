@@ -12,6 +12,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from chargers.ocpp.quirks import Quirks
 from chargers.ocpp.storable import ours_may_need_cleaning
 from chargers.plumbing import layer_groups, ocpp_metrics
 from chargers.plumbing.background import spawn
+from chargers.plumbing.failures import FailureLog
 from chargers.plumbing.live import publish_connector_events
 from chargers.proxy import rules as proxy_rules
 from chargers.proxy import services as proxy_services
@@ -70,6 +72,10 @@ READING_ACTIONS = frozenset({"MeterValues", "StopTransaction", "TransactionEvent
 _open: set[OcppConsumer] = set()
 # The newest socket of each charger in this process (a newer one closes the older one directly).
 _by_charger: dict[int, OcppConsumer] = {}
+# Reading the channel layer again after it failed: first pause and longest (seconds).
+LAYER_RETRY_FIRST_S = 0.5
+LAYER_RETRY_MAX_S = 10.0
+layer_failures = FailureLog(logger)
 
 
 def open_by_version() -> dict[str, int]:
@@ -181,8 +187,24 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     pass
 
     async def _layer_loop(self) -> None:
+        pause = LAYER_RETRY_FIRST_S
         while True:
-            message = await self.channel_receive()
+            try:
+                message = await self.channel_receive()
+            except Exception as exc:  # noqa: BLE001 - the layer (Redis) is away: wait, read again
+                # Commands wait until it is back (their senders time out and say so); the
+                # charger's own frames never depend on it. The group is joined again by
+                # rejoin_command_groups within a minute, in case the restart lost it.
+                layer_failures.failed(
+                    "channel layer unavailable",
+                    "Reading the channel layer failed (%s); commands to chargers wait until it is back",
+                    exc,
+                    exc=exc,
+                )
+                await asyncio.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(2 * pause, LAYER_RETRY_MAX_S)
+                continue
+            pause = LAYER_RETRY_FIRST_S
             try:
                 await self.dispatch(message)
             except StopConsumer:
@@ -263,11 +285,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 charger_id=charger.pk,
                 station_id=station_id,
             )
-        if charger.connection_id and local is None:
-            await self.channel_layer.group_send(
-                command_group(charger.pk), {"type": "cp.superseded", "connection_id": connection_id}
-            )
-        await layer_groups.group_add(command_group(charger.pk), self.channel_name)
+        await self._join_layer(
+            charger.pk, connection_id, tell_older=bool(charger.connection_id) and local is None
+        )
         # The version in use is stored with the connection (one statement for the batch).
         await connection_state.connected(
             charger_id=charger.pk,
@@ -291,6 +311,27 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.info("Charger %s connected", station_id)
         if charger.proxied:
             await self.cp_proxy_reload({})
+
+    async def _join_layer(self, charger_id: int, connection_id: str, *, tell_older: bool) -> None:
+        """Tell an older socket of this charger in another process to go, and join the command
+        group. Without the channel layer (Redis restarting) the charger is still admitted: its
+        frames never need the layer, commands reach it once rejoin_command_groups has joined it
+        again, and an older socket elsewhere is closed by the charger or the ping timeout."""
+        try:
+            if tell_older:
+                await self.channel_layer.group_send(
+                    command_group(charger_id),
+                    {"type": "cp.superseded", "connection_id": connection_id},
+                )
+            await layer_groups.group_add(command_group(charger_id), self.channel_name)
+        except Exception as exc:  # noqa: BLE001 - any layer failure: admitted all the same
+            layer_failures.failed(
+                "channel layer unavailable",
+                "A charger was admitted without the channel layer (%s); commands reach it once "
+                "the layer is back",
+                exc,
+                exc=exc,
+            )
 
     async def _refuse(self, status: int, reason: str, headers: list | None = None) -> NoReturn:
         if "websocket.http.response" in self.scope.get("extensions", {}):
@@ -886,10 +927,18 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 unique_id=unique_id,
             )
             if event.get("reply_channel"):
-                await self.channel_layer.send(
-                    event["reply_channel"],
-                    {"type": "cp.reply", "status": status, "response": response},
-                )
+                try:
+                    await self.channel_layer.send(
+                        event["reply_channel"],
+                        {"type": "cp.reply", "status": status, "response": response},
+                    )
+                except Exception as exc:  # noqa: BLE001 - the sender reads the stored outcome
+                    layer_failures.failed(
+                        "channel layer unavailable",
+                        "A command's answer could not be passed on (%s); it is stored",
+                        exc,
+                        exc=exc,
+                    )
 
     async def cp_superseded(self, event: dict) -> None:
         """A newer connection of this station id was accepted: this one is evicted now.
@@ -921,6 +970,22 @@ class OcppConsumer(AsyncWebsocketConsumer):
             pass
         if proxy is not None:
             await proxy.close()  # the upstreams see this socket leave; the new one has its own
+
+
+async def rejoin_command_groups() -> int:
+    """Join every open socket of this process to its command group again; how many.
+
+    Channels' layers drop a group member `group_expiry` (a day) after it joined, and a Redis
+    restart drops them all: a charger connected for longer, or through the restart, got no
+    command (a host's Reset, a guest's start) until it reconnected. The process calls this every
+    REJOIN_EVERY_S (chargers.connections.process)."""
+    members = [
+        (command_group(consumer.conn.charger_id), consumer.channel_name)
+        for consumer in list(_open)
+        if consumer.conn is not None and not consumer.closing
+    ]
+    await layer_groups.group_add_all(members)
+    return len(members)
 
 
 async def drain(timeout_s: float = 10.0) -> int:

@@ -26,12 +26,16 @@ from chargers.sessions import replay
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 15.0
+# Every open socket joins its command group again this often (consumer.rejoin_command_groups):
+# after a Redis restart commands reach every charger again within this time.
+REJOIN_EVERY_S = 60.0
 
 HOSTNAME = socket.gethostname()
 KEY = f"{HOSTNAME[:30]}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
 STARTED_AT: datetime = timezone.now()
 
 _heartbeat: asyncio.Task[None] | None = None
+_rejoin: asyncio.Task[None] | None = None
 
 
 async def _beat() -> None:
@@ -61,9 +65,22 @@ async def _heartbeat_loop() -> None:
             logger.warning("Server process heartbeat failed: %s", exc)
 
 
+async def _rejoin_loop() -> None:
+    from chargers.connections.consumer import rejoin_command_groups
+
+    while True:
+        await asyncio.sleep(REJOIN_EVERY_S)
+        try:
+            await rejoin_command_groups()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the layer may be away; the next round tries again
+            logger.warning("Joining the command groups again failed: %s", exc)
+
+
 async def start() -> None:
     """Register this process, clear stale connections, replay journals of stopped processes."""
-    global _heartbeat
+    global _heartbeat, _rejoin
     journal.configure(replay.journal_apply, KEY)
     try:
         await _beat()
@@ -72,14 +89,16 @@ async def start() -> None:
     _heartbeat = asyncio.get_running_loop().create_task(
         _heartbeat_loop(), name="ocpp-process-heartbeat"
     )
+    _rejoin = asyncio.get_running_loop().create_task(_rejoin_loop(), name="ocpp-rejoin-groups")
 
 
 async def stop() -> None:
     """Mark every connection of this process closed (after the sockets were drained)."""
-    global _heartbeat
-    if _heartbeat is not None:
-        _heartbeat.cancel()
-        _heartbeat = None
+    global _heartbeat, _rejoin
+    for task in (_heartbeat, _rejoin):
+        if task is not None:
+            task.cancel()
+    _heartbeat = _rejoin = None
     try:
         cleared = await db.run(server_process_stopped, key=KEY)
         logger.info(

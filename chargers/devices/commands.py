@@ -39,6 +39,14 @@ DISCONNECTED = "The charger disconnected before answering."
 NOT_SENT = "Not sent: the charger had not yet answered an earlier request"
 
 
+# The error of a command that could not be handed to the process holding the charger's socket:
+# the channel layer (Redis) was unreachable, so nothing reached the charger.
+UNREACHABLE = (
+    "Not sent: the charger's connection could not be reached (the message service is unavailable)."
+)
+REPLY_POLL_S = 0.5  # how often the stored outcome is read when the reply cannot come
+
+
 class CommandTimeout(Exception):
     def __init__(self, command: Command):
         super().__init__(f"{command.action} to {command.charger_id} got no answer in time")
@@ -53,8 +61,18 @@ class CommandTimeout(Exception):
         """Never sent: the charger was still to answer an earlier request (try again later)."""
         return self.command.error.startswith(NOT_SENT)
 
+    @property
+    def unreachable(self) -> bool:
+        """Never sent: the message service between the processes was unavailable."""
+        return self.command.error == UNREACHABLE
+
     def told(self, label: str) -> str:
         """What a person who asked for `label` is told."""
+        if self.unreachable:
+            return (
+                f"{label} was not sent: the charger's connection could not be reached just now "
+                "(a service of ours is restarting). Try again in a minute."
+            )
         if self.not_sent:
             return (
                 f"{label} was not sent: the charger had not yet answered an earlier request. "
@@ -310,27 +328,28 @@ async def send_command(
     # ("specific.<process>!"). A "cmdreply." channel lived in a key nobody popped while a charger
     # consumer held the lock: with two chargers connected every answer waited for the timeout.
     reply_channel = await layer.new_channel()
-    await layer.group_send(
-        command_group(charger.pk),
-        {
-            "type": "cp.call",
-            "command_id": command.pk,
-            "action": action,
-            "payload": payload,
-            "reply_channel": reply_channel,
-            "timeout": timeout,
-        },
-    )
     try:
-        # The consumer answers within `timeout`; the margin covers the hops in between.
-        await asyncio.wait_for(layer.receive(reply_channel), timeout + 2)
-    except TimeoutError:
+        await layer.group_send(
+            command_group(charger.pk),
+            {
+                "type": "cp.call",
+                "command_id": command.pk,
+                "action": action,
+                "payload": payload,
+                "reply_channel": reply_channel,
+                "timeout": timeout,
+            },
+        )
+    except Exception as exc:  # noqa: BLE001 - the layer (Redis) is away: nothing was sent
+        logger.warning("%s to %s not sent: the channel layer failed: %s", action, charger.pk, exc)
         await db.run(
             command_complete,
             command_id=command.pk,
             status=Command.Status.TIMEOUT,
-            error="No process holding this charger's connection answered.",
+            error=UNREACHABLE,
         )
+    else:
+        await _await_reply(layer, reply_channel, command.pk, timeout)
     await db.run(command.refresh_from_db)
     await _record_answer(charger, action, payload, command, source, user_id)
     parts = await _refused_as_too_many(charger, action, payload, command, timeout)
@@ -352,6 +371,33 @@ async def send_command(
     elif command.status == Command.Status.ANSWERED and action == "GetConfiguration":
         await _rate_units_16(charger.pk, command.response)
     return command
+
+
+async def _await_reply(layer: object, reply_channel: str, command_id: int, timeout: float) -> None:
+    """Wait for the consumer's reply; the Command row holds the outcome either way."""
+    deadline = asyncio.get_running_loop().time() + timeout + 2  # + the hops in between
+    try:
+        await asyncio.wait_for(layer.receive(reply_channel), timeout + 2)  # type: ignore[attr-defined]
+    except TimeoutError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the layer went away: the row says what happened
+        logger.warning("Waiting for the answer of command %s failed: %s", command_id, exc)
+        while asyncio.get_running_loop().time() < deadline:
+            if await db.run(_completed, command_id):
+                return
+            await asyncio.sleep(REPLY_POLL_S)
+    else:
+        return
+    await db.run(
+        command_complete,
+        command_id=command_id,
+        status=Command.Status.TIMEOUT,
+        error="No process holding this charger's connection answered.",
+    )
+
+
+def _completed(command_id: int) -> bool:
+    return not Command.objects.filter(pk=command_id, status=Command.Status.PENDING).exists()
 
 
 async def _variable_parts(charger: Charger, action: str, payload: dict) -> list[list] | None:

@@ -83,3 +83,12 @@ async def group_add(group: str, channel: str) -> None:
 
 async def group_discard(group: str, channel: str) -> None:
     await _leaves.submit((group, channel))
+
+
+REJOIN_CHUNK = 2000  # members per pipeline when every open socket joins again
+
+
+async def group_add_all(pairs: list[tuple[str, str]]) -> None:
+    """Join (group, channel) pairs again, in pipelines of REJOIN_CHUNK (rejoin_command_groups)."""
+    for start in range(0, len(pairs), REJOIN_CHUNK):
+        await _group_add_many(pairs[start : start + REJOIN_CHUNK])

@@ -31,7 +31,16 @@ def connector_watch(charger_id: int) -> None:
 
 
 def _watched_of(charger_ids: list[int]) -> list[bool]:
-    found = cache.get_many([connector_watch_key(pk) for pk in set(charger_ids)])
+    try:
+        found = cache.get_many([connector_watch_key(pk) for pk in set(charger_ids)])
+    except Exception as exc:  # noqa: BLE001 - no cache: no live view to tell; frames go on
+        watching.failures.failed(
+            "connector watch lookup failed",
+            "Which chargers a guest's page follows could not be read from the cache (%s)",
+            exc,
+            exc=exc,
+        )
+        return [False] * len(charger_ids)
     return [connector_watch_key(pk) in found for pk in charger_ids]
 
 

@@ -37,22 +37,17 @@ def charger_note_replacement(*, charger_id: int, station_id: str) -> bool:
     """Count a socket replacing another for this station id; more than a few a minute means two
     clients are fighting over one id: logged once (per 10 minutes) and shown on the Overview."""
     from django.conf import settings
-    from django.core.cache import cache
+
+    from chargers.plumbing import shared_cache
 
     limit = getattr(
         settings, "OCPP_IDENTITY_CONFLICT_REPLACEMENTS", IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE
     )
-    key = f"cp-replaced:{charger_id}"
-    cache.add(key, 0, 60)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, 60)
-        count = 1
+    count = shared_cache.count(f"cp-replaced:{charger_id}", 60)
     if count <= limit:
         return False
     charger_record_identity_conflict(charger_id=charger_id, replacements=count)
-    if cache.add(f"cp-conflict-logged:{charger_id}", 1, 600):
+    if shared_cache.add(f"cp-conflict-logged:{charger_id}", 600):
         logging.getLogger("chargers.security").warning(
             "Two clients are fighting over station id %s: %d replaced sockets within a minute",
             station_id,
@@ -274,9 +269,9 @@ def security_event_record(
 def security_event_record_refusal(*, charger_id: int, event_type: str, tech_info: str) -> bool:
     """Keep a refused handshake of a known charger as a central-system security event, at most
     one per charger and kind a minute (the log has every one), so a flood costs no writes."""
-    from django.core.cache import cache
+    from chargers.plumbing import shared_cache
 
-    if not cache.add(f"ocpp-refused:{charger_id}:{event_type}", 1, 60):
+    if not shared_cache.add(f"ocpp-refused:{charger_id}:{event_type}", 60):
         return False
     return security_event_record(
         charger_id=charger_id,

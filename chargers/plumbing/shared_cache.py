@@ -1,0 +1,75 @@
+"""Counting and remembering for a while in the shared cache (Redis), from the OCPP path.
+
+The OCPP path uses the cache only to count (replaced sockets) and to do a thing once a minute
+(a refused handshake's security event). When the cache cannot be reached, this process counts
+and remembers on its own until it is back: a charger's handshake never fails, and never waits,
+because of the cache (a Redis restart turned every reconnecting charger's handshake into a 500).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.core.cache import cache
+
+from chargers.plumbing.failures import FailureLog
+
+logger = logging.getLogger("chargers.ocpp")
+failures = FailureLog(logger)
+
+_LOCAL_MAX = 10_000
+# key -> (expires at, monotonic; value): what this process remembers while the cache is away.
+_local: dict[str, tuple[float, int]] = {}
+
+
+def add(key: str, ttl: float) -> bool:
+    """Whether `key` was new: set for `ttl` seconds unless it is already set."""
+    try:
+        return bool(cache.add(key, 1, ttl))
+    except Exception as exc:  # noqa: BLE001 - any cache failure: this process decides alone
+        _unavailable(exc)
+    now = time.monotonic()
+    if _local.get(key, (0.0, 0))[0] > now:
+        return False
+    _local_set(key, 1, now + ttl)
+    return True
+
+
+def count(key: str, ttl: float) -> int:
+    """Count one more in the window of `ttl` seconds that the first count opened; the count."""
+    try:
+        cache.add(key, 0, ttl)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, ttl)
+            return 1
+    except Exception as exc:  # noqa: BLE001 - any cache failure: this process counts alone
+        _unavailable(exc)
+    now = time.monotonic()
+    expires, value = _local.get(key, (0.0, 0))
+    if expires <= now:  # a new window
+        expires, value = now + ttl, 0
+    _local_set(key, value + 1, expires)
+    return value + 1
+
+
+def _unavailable(exc: BaseException) -> None:
+    failures.failed(
+        "shared cache unavailable",
+        "The shared cache cannot be reached (%s); this process counts on its own until it is back",
+        exc,
+        exc=exc,
+    )
+
+
+def _local_set(key: str, value: int, expires: float) -> None:
+    if key not in _local and len(_local) >= _LOCAL_MAX:
+        now = time.monotonic()
+        for stale in [k for k, (at, _) in _local.items() if at <= now]:
+            del _local[stale]
+        if len(_local) >= _LOCAL_MAX:  # still full of live keys: forget the oldest half
+            for old in list(_local)[: _LOCAL_MAX // 2]:
+                del _local[old]
+    _local[key] = (expires, value)
