@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from backoffice.tenancy import readable_organization_ids, require_role, writable_organizations
 
 from ..alert_forms import AlertRuleForm
-from ..models import AlertRule
+from ..models import AlertDelivery, AlertRule
 from ..services import recipients
 from ..services.alert_rules import alert_rule_delete, alert_rule_save
 
@@ -32,8 +32,27 @@ def _rules(user: Any) -> QuerySet[AlertRule]:
     return rules.order_by("organization__name", "kind", "id")
 
 
+def _undelivered(rules: list[AlertRule]) -> dict[int, list[AlertDelivery]]:
+    """Per rule, its recipients whose latest alert event has not reached them (being retried, or
+    given up): the host reads that its alerts are not getting through."""
+    latest = (
+        AlertDelivery.objects.filter(alert__rule__in=rules)
+        .values("alert__rule_id", "channel", "target")
+        .annotate(last=Max("id"))
+        .values_list("last", flat=True)
+    )
+    failing = AlertDelivery.objects.filter(pk__in=list(latest)).exclude(
+        status=AlertDelivery.Status.SENT
+    )
+    by_rule: dict[int, list[AlertDelivery]] = {}
+    for delivery in failing.filter(attempts__gt=0).select_related("alert").order_by("id"):
+        by_rule.setdefault(delivery.alert.rule_id, []).append(delivery)
+    return by_rule
+
+
 def _rows(rules: list[AlertRule], user: Any) -> list[dict]:
     writable = {o.pk for o in writable_organizations(user)}
+    undelivered = _undelivered(rules)
     confirmed: dict[int, set[str]] = {}
     for rule in rules:
         named = [e.strip().lower() for e in rule.email or [] if e and e.strip()]
@@ -48,6 +67,7 @@ def _rows(rules: list[AlertRule], user: Any) -> list[dict]:
                 for e in dict.fromkeys(e.strip().lower() for e in rule.email or [] if e.strip())
             ],
             "can_edit": rule.organization_id in writable,
+            "undelivered": undelivered.get(rule.pk, []),
         }
         for rule in rules
     ]

@@ -109,3 +109,46 @@ def test_a_mail_server_that_never_answers_does_not_hold_the_alerts_sweep(
         assert delivery.status == "pending" and delivery.attempts == 1
         assert delivery.next_try_at > T0  # tried again later, with back-off
         assert "mail server" in delivery.last_error and "Traceback" not in delivery.last_error
+
+
+class Unreachable(EmailBackend):
+    def send_messages(self, messages):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+@pytest.mark.django_db
+def test_the_alerts_page_says_which_recipient_the_alerts_do_not_reach(settings, client):
+    """A webhook that refuses and a mail server that is down: the alerts are retried, and the
+    host reads on the Alerts page that they are not reaching those recipients (it said only
+    'Webhook https://…', as if they were)."""
+    from tests.factories import MembershipFactory
+
+    settings.EMAIL_BACKEND = f"{__name__}.Unreachable"
+    settings.OUTBOUND_URL_ALLOWLIST = []
+    alert = _alert_for(["ops1@example.com"])
+    AlertRule.objects.filter(pk=alert.rule_id).update(webhook_url="http://127.0.0.1:9/hook")
+    AlertDelivery.objects.create(
+        alert=alert,
+        event="opened",
+        channel="webhook",
+        target="http://127.0.0.1:9/hook",
+        next_try_at=T0,
+    )
+    alerts.deliveries_send(now=T0)
+    viewer = MembershipFactory(organization=alert.rule.organization, role="viewer").user
+    client.force_login(viewer)
+
+    page = client.get("/uptime/alerts/").content.decode()
+    row = page[page.index(f'data-rule="{alert.rule_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "Not delivered to ops1@example.com" in row and "mail server" in row
+    assert "Not delivered to the webhook" in row and "private network" in row
+    assert "trying again" in row
+
+    # Both reach their recipient again: the warnings go.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.OUTBOUND_URL_ALLOWLIST = ["127.0.0.1:9"]
+    AlertDelivery.objects.filter(channel="webhook").delete()
+    alerts.deliveries_send(now=T0 + timedelta(hours=1))
+    page = client.get("/uptime/alerts/").content.decode()
+    assert "Not delivered" not in page
