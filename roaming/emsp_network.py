@@ -103,8 +103,10 @@ def location_receive(
         raise _bad(exc) from None
     except emsp_rules.UnknownObject as exc:
         raise Refused(ocpi.Code.UNKNOWN_LOCATION, str(exc), 404) from None
-    if row is not None and evse_uid is None and not patch and when < row.last_updated:
-        return False  # the whole location as it stood before what we hold (retried, late)
+    if row is not None and evse_uid is None and when < row.last_updated:
+        # The location (whole, or its fields patched) as it stood before what we hold (retried
+        # after a lost answer, or late): taken, and the newer state stays.
+        return False
     if row is None:
         # The same location PUT twice at once: get_or_create's savepoint and second look give
         # the loser the first's row, locked, which it then updates.
