@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -20,6 +21,8 @@ from backoffice.tenancy import TenantSerializerMixin, can_write, readable
 
 from . import selectors, services
 from .models import CalendarFeed, Reservation, Unit
+
+logger = logging.getLogger(__name__)
 
 
 def _drf_error(exc: DjangoValidationError) -> ValidationError:
@@ -234,7 +237,12 @@ class PropertyCalendarsView(generics.ListCreateAPIView):
             raise _drf_error(exc) from None
         from .tasks import calendar_feed_sync_task
 
-        calendar_feed_sync_task.delay(feed.pk)  # the first pull right away
+        try:
+            calendar_feed_sync_task.delay(feed.pk)  # the first pull right away
+        except Exception:
+            # The task queue is down: the feed is saved ("not synced yet") and the beat pulls a
+            # feed never synced on its next round; the host's request still succeeds.
+            logger.warning("Calendar %s: first pull not queued", feed.pk, exc_info=True)
         feed.refresh_from_db()
         serializer.instance = feed
 

@@ -128,3 +128,34 @@ def test_the_host_reads_since_when_a_calendar_fails_and_when_it_last_synced(clie
     # two hours old, nor since when it failed.
     assert "Last synced" in row and "20 Nov 2026, 10:00" in row
     assert "failing since" in row and "20 Nov 2026, 10:15" in row
+
+
+@pytest.mark.django_db
+def test_a_calendar_added_through_the_api_while_the_broker_is_down_is_kept_and_pulled_later(
+    settings, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+    from rest_framework.test import APIClient
+
+    from stays import tasks
+    from stays.services import calendar_feeds_due
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    settings.OUTBOUND_URL_ALLOWLIST = ["calendar.example.test"]
+    monkeypatch.setattr(tasks.calendar_feed_sync_task, "delay", broker_down)
+    prop = PropertyFactory()
+    api = APIClient()
+    api.force_authenticate(MembershipFactory(organization=prop.organization, role="owner").user)
+
+    response = api.post(
+        f"/api/v1/properties/{prop.pk}/calendars/", {"name": "Airbnb", "url": URL}, format="json"
+    )
+
+    # Before: a 500 after the feed was saved (a retry found the feed and failed the same way).
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["state"] == "new" and "6379" not in response.content.decode()
+    # Not lost: the beat pulls a feed never synced on its next round.
+    assert body["id"] in calendar_feeds_due(every=timedelta(minutes=15))
