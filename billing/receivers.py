@@ -124,7 +124,9 @@ def session_settlement(session: Any) -> dict | None:
 
 def session_settlements(sessions: Any) -> dict[int, dict | None]:
     """`session_settlement` of each session (by pk) in two queries (the session list API)."""
-    from django.db.models import Sum
+    from decimal import Decimal
+
+    from django.db.models import Q, Sum
 
     from .models import Payment, SessionCharge
 
@@ -135,12 +137,17 @@ def session_settlements(sessions: Any) -> dict[int, dict | None]:
             "session_id", "held", "hold_reason", "hold_waived_at", "final", "total", "currency"
         )
     }
-    captured = dict(
-        Payment.objects.filter(session_id__in=ids, status=Payment.Status.CAPTURED)
+    # A hold released although the session cost something (it lapsed before the capture) counts
+    # as 0 captured: nothing was collected, which the host must not read as "Billed.".
+    took = Q(status=Payment.Status.CAPTURED)
+    captured = {
+        row["session_id"]: row["amount"] if row["amount"] is not None else Decimal(0)
+        for row in Payment.objects.filter(
+            session_id__in=ids, status__in=(Payment.Status.CAPTURED, Payment.Status.RELEASED)
+        )
         .values("session_id")
-        .annotate(amount=Sum("amount_captured"))
-        .values_list("session_id", "amount")
-    )
+        .annotate(amount=Sum("amount_captured", filter=took))
+    }
     return {s.pk: _settlement(charges.get(s.pk), captured.get(s.pk)) for s in sessions}
 
 
@@ -163,6 +170,12 @@ def _short_text(charge: Any, captured: Any) -> str:
     from .money import round_money
 
     cur = charge.currency
+    if not captured:
+        return (
+            f"Nothing was charged to the guest's card ({round_money(charge.total, cur)} {cur} not "
+            "collected): the hold on it expired, or was canceled at the processor, before the "
+            "session ended."
+        )
     return (
         f"The guest's card was charged {round_money(captured, cur)} {cur} of "
         f"{round_money(charge.total, cur)} {cur}: the hold on the card was smaller than the "

@@ -191,12 +191,14 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status not in (Payment.Status.AUTHORIZED, Payment.Status.CAPTURED):
-            return payment
         if payment.session_id is None:
             # Saved before pricing: the payer's email can hold a subscription at this location.
+            # Also when released (its hold lapsed): the host's session then says nothing was
+            # collected.
             payment.session = session
             payment.save(update_fields=["session"])
+        if payment.status not in (Payment.Status.AUTHORIZED, Payment.Status.CAPTURED):
+            return payment
         charge = session_price(session_id=session.pk)
     if charge is not None and charge.held:
         # Billing follows the signature: nothing is captured while the signed readings do not
@@ -216,6 +218,8 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
             payment.reference, amount, idempotency_key=f"capture:{payment.reference}"
         )
         if not result.ok:
+            if _hold_lapsed(payment):
+                return _record_lapsed(payment)
             raise GatewayError(result.decline_reason or "The capture failed.")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
@@ -237,6 +241,36 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
         logger.warning(
             "Session %s cost %s but only %s was held", session.pk, total, payment.amount_held
         )
+    return payment
+
+
+HOLD_LAPSED = (
+    "The hold on the card expired, or was canceled at the processor, before the session "
+    "ended: nothing was charged."
+)
+
+
+def _hold_lapsed(payment: Payment) -> bool:
+    """Whether a refused capture is for good: the processor canceled the intent (a hold lapses
+    about 7 days after the authorization) and took nothing. Retrying could never capture it."""
+    try:
+        intent = get_gateway().hold_get(payment.reference)
+    except GatewayError:
+        return False  # not known: the sweep asks again
+    return intent.status == "canceled" and intent.amount_received == 0
+
+
+def _record_lapsed(payment: Payment) -> Payment:
+    """Close a payment whose hold lapsed: released with the reason, nothing booked, so the guest
+    session finishes (receipt: nothing charged) and the host's session says it was not collected."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status in (Payment.Status.PENDING, Payment.Status.AUTHORIZED):
+            payment.status = Payment.Status.RELEASED
+            payment.release_reason = HOLD_LAPSED[:200]
+            payment.settled_at = payment.settled_at or timezone.now()
+            payment.save(update_fields=["status", "release_reason", "settled_at"])
+    logger.warning("Payment %s: the hold lapsed before the capture", payment.reference)
     return payment
 
 
