@@ -273,12 +273,13 @@ def subscription_invoice_charge(
     return invoice
 
 
-def _invoice_email(invoice_id: int, *, receipt: bool) -> None:
+def _invoice_email(invoice_id: int, *, receipt: bool) -> bool:
+    """Email the receipt or the refusal; False when the mail server did not take it."""
     invoice = SubscriptionInvoice.objects.select_related(
         "subscription__plan__property", "payment"
     ).get(pk=invoice_id)
     if not invoice.subscription.email:
-        return
+        return True
     kind = "receipt" if receipt else "failed"
     body = render_to_string(
         f"billing/email_subscription_{kind}.txt",
@@ -289,9 +290,40 @@ def _invoice_email(invoice_id: int, *, receipt: bool) -> None:
         if receipt
         else f"Your {invoice.subscription.plan.name} payment failed"
     )
-    send_mail(subject, body, None, [invoice.subscription.email])
+    try:
+        send_mail(subject, body, None, [invoice.subscription.email])
+    except Exception:
+        # The charge is done and booked: a mail server that is down must not turn it into an
+        # error page or end the monthly run. An unsent receipt goes with a later run.
+        logger.warning("Could not email invoice %s (%s)", invoice_id, kind, exc_info=True)
+        return False
     if receipt:
         SubscriptionInvoice.objects.filter(pk=invoice_id).update(receipt_sent_at=timezone.now())
+    return True
+
+
+# A receipt not sent (mail down) is sent again by the runs of this long after the payment; it
+# waits RECEIPT_RESEND_AFTER so that it never races the first sending.
+RECEIPT_RESEND_WITHIN = timedelta(days=7)
+RECEIPT_RESEND_AFTER = timedelta(minutes=10)
+
+
+def _receipts_resend(now: datetime) -> None:
+    unsent = (
+        SubscriptionInvoice.objects.filter(
+            status=SubscriptionInvoice.Status.PAID,
+            receipt_sent_at__isnull=True,
+            paid_at__gte=now - RECEIPT_RESEND_WITHIN,
+            paid_at__lte=now - RECEIPT_RESEND_AFTER,
+        )
+        .exclude(subscription__email="")
+        .values_list("pk", flat=True)
+    )
+    for invoice_id in list(unsent):
+        # Claimed first, so that a second run at once (a redelivered task) does not send it too.
+        mine = SubscriptionInvoice.objects.filter(pk=invoice_id, receipt_sent_at__isnull=True)
+        if mine.update(receipt_sent_at=now) and not _invoice_email(invoice_id, receipt=True):
+            SubscriptionInvoice.objects.filter(pk=invoice_id).update(receipt_sent_at=None)
 
 
 def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
@@ -336,6 +368,7 @@ def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
             counts["unanswered"] += 1  # the lease brings it back
         else:
             counts["refused"] += 1
+    _receipts_resend(now)
     return counts
 
 
