@@ -368,8 +368,10 @@ def guest_expire_overdue(*, now: datetime | None = None) -> int:
     return sum(guest_start_expire(guest_session_id=pk, now=now) for pk in ids)
 
 
-def guest_finish_unsettled(*, limit: int = 500) -> int:
-    """Finish guest sessions whose charging ended but whose settlement never ran (a sweep)."""
+def guest_finish_unsettled(*, limit: int = 500, now: datetime | None = None) -> int:
+    """Finish guest sessions whose charging ended but whose settlement never ran (a sweep), and
+    send the receipts the mail server did not take."""
+    receipts_resend(now=now or timezone.now())
     session_ids = list(
         GuestSession.objects.filter(
             state=GuestSession.State.CHARGING,
@@ -548,10 +550,43 @@ def guest_session_finish(*, session_id: int) -> GuestSession | None:
         send_receipt = gs.receipt_sent_at is None
         if send_receipt:
             GuestSession.objects.filter(pk=gs.pk).update(receipt_sent_at=timezone.now())
-    if send_receipt:
-        receipt_email(gs=gs)
+    if send_receipt and not receipt_email(gs=gs):
+        # Not taken by the mail server: unmarked, so the sweep (receipts_resend) sends it.
+        GuestSession.objects.filter(pk=gs.pk).update(receipt_sent_at=None)
     publish(gs.pk)
     return gs
+
+
+# An unsent receipt is sent again by the sweep for this long after the session finished, and not
+# before RECEIPT_RESEND_AFTER, so that it never races the first sending.
+RECEIPT_RESEND_WITHIN = timedelta(days=7)
+RECEIPT_RESEND_AFTER = timedelta(minutes=10)
+
+
+def receipts_resend(*, now: datetime) -> int:
+    """Email the receipts of finished sessions the mail server did not take; return how many."""
+    unsent = (
+        GuestSession.objects.filter(
+            state=GuestSession.State.FINISHED,
+            receipt_sent_at__isnull=True,
+            finished_at__gte=now - RECEIPT_RESEND_WITHIN,
+            finished_at__lte=now - RECEIPT_RESEND_AFTER,
+        )
+        .exclude(email="")
+        .values_list("pk", flat=True)
+    )
+    sent = 0
+    for pk in list(unsent[:200]):
+        # Claimed first: a second sweep at once (a redelivered task) does not send it too.
+        if not GuestSession.objects.filter(pk=pk, receipt_sent_at__isnull=True).update(
+            receipt_sent_at=now
+        ):
+            continue
+        if receipt_email(gs=GuestSession.objects.select_related("charger").get(pk=pk)):
+            sent += 1
+        else:
+            GuestSession.objects.filter(pk=pk).update(receipt_sent_at=None)
+    return sent
 
 
 def receipt_url(gs: GuestSession) -> str:
@@ -559,8 +594,9 @@ def receipt_url(gs: GuestSession) -> str:
     return f"{base.rstrip('/')}{reverse('guest:receipt', args=[gs.key])}"
 
 
-def receipt_email(*, gs: GuestSession) -> None:
-    """Email the receipt with its line items and the link that stays valid (best effort)."""
+def receipt_email(*, gs: GuestSession) -> bool:
+    """Email the receipt with its line items and the link that stays valid; False when the
+    mail server did not take it (logged; the session is closed all the same)."""
     from .receipts import receipt_context
 
     context = receipt_context(gs)
@@ -572,3 +608,5 @@ def receipt_email(*, gs: GuestSession) -> None:
         send_mail(f"Your charging receipt – {gs.charger.station_id}", body, None, [gs.email])
     except Exception:
         logger.warning("Could not email the receipt of guest session %s", gs.pk, exc_info=True)
+        return False
+    return True
