@@ -116,6 +116,8 @@ class CalendarFeed(models.Model):
     # The first of a run of empty answers while stays were listed: a calendar server in trouble
     # may answer empty, so they are cancelled only once it has stayed empty a while.
     empty_since = models.DateTimeField(null=True, blank=True)
+    # When the beat last queued a pull: not queued again while that one may still be waiting.
+    pull_queued_at = models.DateTimeField(null=True, blank=True)
     # Counts of the last successful sync.
     bookings_seen = models.PositiveIntegerField(default=0)
     blocked_seen = models.PositiveIntegerField(default=0)
@@ -162,6 +164,8 @@ class PmsIntegration(models.Model):
     cursor = models.CharField(max_length=100, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
+    # When the beat last queued a pull: not queued again while that one may still be waiting.
+    pull_queued_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     listings_count = models.PositiveIntegerField(default=0)
     reservations_count = models.PositiveIntegerField(default=0)

@@ -24,6 +24,9 @@ def calendar_feeds_sync_due_task() -> int:
     """Pull every feed not pulled within STAYS_CALENDAR_SYNC_SECONDS (the beat runs this)."""
     every = timedelta(seconds=getattr(settings, "STAYS_CALENDAR_SYNC_SECONDS", 900))
     due = services.calendar_feeds_due(every=every - timedelta(seconds=30))
+    # The beat runs every minute even while the queue is backed up: a pull queued once is not
+    # queued again each minute (calendar_feeds_due leaves it out for an interval).
+    services.calendar_feeds_queued(due)
     for feed_id in due:
         calendar_feed_sync_task.delay(feed_id)
     return len(due)
@@ -42,10 +45,11 @@ def pms_sync_task(integration_id: int) -> bool:
 @shared_task(name="stays.pms_sync_due")
 def pms_sync_due_task() -> int:
     """Pull every PMS integration not pulled within STAYS_PMS_SYNC_SECONDS and not backing off."""
-    from .services.pms import pms_integrations_due
+    from .services.pms import pms_integrations_due, pms_integrations_queued
 
     every = timedelta(seconds=getattr(settings, "STAYS_PMS_SYNC_SECONDS", 900))
     due = pms_integrations_due(every=every - timedelta(seconds=30))
+    pms_integrations_queued(due)  # not queued again each minute while it waits
     for integration_id in due:
         pms_sync_task.delay(integration_id)
     return len(due)

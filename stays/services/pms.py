@@ -298,6 +298,8 @@ def pms_webhook(*, webhook_key: str, headers: dict[str, str], body: bytes) -> st
 
 
 def pms_integrations_due(*, every: timedelta, now: datetime | None = None) -> list[int]:
+    """The integrations to pull: not pulled within `every`, not backing off, and no pull queued
+    within `every` that may still wait for a busy worker."""
     now = now or timezone.now()
     rows = PmsIntegration.objects.exclude(credentials_encrypted="")
     return [
@@ -305,7 +307,15 @@ def pms_integrations_due(*, every: timedelta, now: datetime | None = None) -> li
         for i in rows
         if (i.last_synced_at is None or i.last_synced_at <= now - every)
         and (i.next_attempt_at is None or i.next_attempt_at <= now)
+        and (i.pull_queued_at is None or i.pull_queued_at <= now - every)
     ]
+
+
+def pms_integrations_queued(integration_ids: list[int], now: datetime | None = None) -> None:
+    """Note that the beat queued these integrations' pulls (pms_integrations_due leaves them out)."""
+    PmsIntegration.objects.filter(pk__in=integration_ids).update(
+        pull_queued_at=now or timezone.now()
+    )
 
 
 def listing_map(*, listing: Listing, unit: Unit | None) -> Listing:

@@ -451,12 +451,20 @@ def calendar_feed_sync(
 
 
 def calendar_feeds_due(*, every: timedelta, now: datetime | None = None) -> list[int]:
-    """Return the ids of feeds not synced within `every` (the beat task pulls them)."""
+    """Return the ids of feeds not synced within `every` (the beat task pulls them), but not
+    those whose pull was queued within `every` and may still wait for a busy worker."""
     now = now or timezone.now()
     from django.db.models import Q
 
     return list(
         CalendarFeed.objects.filter(
             Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=now - every)
-        ).values_list("pk", flat=True)
+        )
+        .filter(Q(pull_queued_at__isnull=True) | Q(pull_queued_at__lte=now - every))
+        .values_list("pk", flat=True)
     )
+
+
+def calendar_feeds_queued(feed_ids: list[int], now: datetime | None = None) -> None:
+    """Note that the beat queued these feeds' pulls (calendar_feeds_due leaves them out)."""
+    CalendarFeed.objects.filter(pk__in=feed_ids).update(pull_queued_at=now or timezone.now())
