@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Organization, Property
+from .models import Membership, Organization, PendingTask, Property
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,3 +53,13 @@ class PropertyAdmin(admin.ModelAdmin):
     list_filter = ["roaming_enabled", "guest_charging_enabled", "currency"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
+
+
+@admin.register(PendingTask)
+class PendingTaskAdmin(ReadOnlyAdmin):
+    """Jobs the Celery broker did not take, waiting for `backoffice.pending_tasks_send`."""
+
+    list_display = ["name", "args", "created_at", "attempts"]
+    search_fields = ["name"]
+    list_filter = ["name"]
+    ordering = ["created_at"]

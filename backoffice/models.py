@@ -133,3 +133,17 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status_code or 'running'})"
+
+
+class PendingTask(models.Model):
+    """A Celery task the broker did not take when it was queued (Redis down or restarting;
+    backoffice/queueing.py): sent again by `backoffice.pending_tasks_send` once the broker
+    answers, so a job queued from a request is late, never lost."""
+
+    name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(db_index=True)
+    attempts = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.name}{tuple(self.args)!r}"

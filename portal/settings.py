@@ -341,6 +341,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "backoffice.idempotency_keys_prune",
         "schedule": 3600,
     },
+    # Jobs queued while the broker was down, sent once it answers (backoffice/queueing.py).
+    "pending-tasks-send": {
+        "task": "backoffice.pending_tasks_send",
+        "schedule": env_int("PENDING_TASKS_SEND_SECONDS", 60),
+    },
     "ocpp-log-cleanup": {
         "task": "chargers.message_log_cleanup",
         "schedule": env_int("OCPP_LOG_CLEANUP_SECONDS", 3600),
