@@ -23,7 +23,9 @@ import functools
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -256,6 +258,77 @@ def failure_words(exc: BaseException, who: str = "the service") -> str:
 # -- HTTP clients that connect only to the address they checked ----------------------------------
 
 
+# A whole request's end (time.monotonic()), set by the clients below: httpx's timeout bounds each
+# read, so a server answering a byte at a time within it (slowloris) held the caller without end.
+_deadline: ContextVar[float | None] = ContextVar("outbound_deadline", default=None)
+# A request's total time, as a multiple of the client's timeout unless given.
+TOTAL_PER_TIMEOUT = 4
+
+
+def _within(timeout: float | None, late: type[Exception]) -> float | None:
+    """`timeout`, shortened to what is left of the request's total; raise `late` past it."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise late("the answer took longer than the request's total time")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _within(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _AsyncDeadlineStream(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        timeout = _within(timeout, httpcore.ConnectTimeout)
+        stream = await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return _AsyncDeadlineStream(stream)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
 class _GuardedSyncBackend(httpcore.SyncBackend):
     def connect_tcp(
         self,
@@ -267,7 +340,9 @@ class _GuardedSyncBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         # TLS still uses the URL's host name (httpcore passes it as server_hostname).
         address = pinned_address(host, port)
-        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+        timeout = _within(timeout, httpcore.ConnectTimeout)
+        stream = super().connect_tcp(address, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
 
 
 class _GuardedAsyncBackend(httpcore.AnyIOBackend):
@@ -281,7 +356,9 @@ class _GuardedAsyncBackend(httpcore.AnyIOBackend):
     ) -> httpcore.AsyncNetworkStream:
         # Resolution blocks; run it off the event loop.
         address = await anyio.to_thread.run_sync(pinned_address, host, port)
-        return await super().connect_tcp(address, port, timeout, local_address, socket_options)
+        timeout = _within(timeout, httpcore.ConnectTimeout)
+        stream = await super().connect_tcp(address, port, timeout, local_address, socket_options)
+        return _AsyncDeadlineStream(stream)
 
 
 @functools.cache
@@ -300,12 +377,24 @@ class ResponseTooLarge(httpx.ReadError):
 
 
 class _CappedStream(httpx.SyncByteStream):
+    """The answer's body, cut at MAX_RESPONSE_BYTES and at the request's total time (a body read
+    after `send` returned, as `client.stream()` does, still counts)."""
+
     def __init__(self, stream: Any, request: httpx.Request) -> None:
         self._stream, self._request = stream, request
+        self._deadline = _deadline.get()
 
     def __iter__(self) -> Iterator[bytes]:
         seen = 0
-        for chunk in self._stream:
+        chunks = iter(self._stream)
+        while True:
+            token = _deadline.set(self._deadline)
+            try:
+                chunk = next(chunks, None)
+            finally:
+                _deadline.reset(token)
+            if chunk is None:
+                return
             seen += len(chunk)
             if seen > MAX_RESPONSE_BYTES:
                 raise ResponseTooLarge("the answer is too large", request=self._request)
@@ -318,10 +407,19 @@ class _CappedStream(httpx.SyncByteStream):
 class _CappedAsyncStream(httpx.AsyncByteStream):
     def __init__(self, stream: Any, request: httpx.Request) -> None:
         self._stream, self._request = stream, request
+        self._deadline = _deadline.get()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         seen = 0
-        async for chunk in self._stream:
+        chunks = aiter(self._stream)
+        while True:
+            token = _deadline.set(self._deadline)
+            try:
+                chunk = await anext(chunks, None)
+            finally:
+                _deadline.reset(token)
+            if chunk is None:
+                return
             seen += len(chunk)
             if seen > MAX_RESPONSE_BYTES:
                 raise ResponseTooLarge("the answer is too large", request=self._request)
@@ -359,37 +457,54 @@ class _GuardedAsyncTransport(httpx.AsyncHTTPTransport):
 
 class _GuardedClient(httpx.Client):
     schemes: tuple[str, ...] = ("https",)
+    total_s: float | None = None
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         check_url(str(request.url), schemes=self.schemes, resolve=False)
-        return super().send(request, **kwargs)
+        token = _deadline.set(None if self.total_s is None else time.monotonic() + self.total_s)
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            _deadline.reset(token)
 
 
 class _GuardedAsyncClient(httpx.AsyncClient):
     schemes: tuple[str, ...] = ("https",)
+    total_s: float | None = None
 
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         check_url(str(request.url), schemes=self.schemes, resolve=False)
-        return await super().send(request, **kwargs)
+        token = _deadline.set(None if self.total_s is None else time.monotonic() + self.total_s)
+        try:
+            return await super().send(request, **kwargs)
+        finally:
+            _deadline.reset(token)
 
 
-def http_client(*, timeout: float, schemes: tuple[str, ...] = ("https",)) -> httpx.Client:
-    """Return a synchronous client for configured URLs (checked, no redirects, no proxies)."""
+def http_client(
+    *, timeout: float, schemes: tuple[str, ...] = ("https",), total: float | None = None
+) -> httpx.Client:
+    """Return a synchronous client for configured URLs (checked, no redirects, no proxies): each
+    read waits at most `timeout`, a whole request (its answer read to the end) at most `total`
+    (TOTAL_PER_TIMEOUT x timeout unless given)."""
     client = _GuardedClient(
         timeout=timeout, follow_redirects=False, trust_env=False, transport=_GuardedTransport()
     )
     client.schemes = schemes
+    client.total_s = total if total is not None else timeout * TOTAL_PER_TIMEOUT
     return client
 
 
 def async_http_client(
-    *, timeout: float, schemes: tuple[str, ...] = ("https",)
+    *, timeout: float, schemes: tuple[str, ...] = ("https",), total: float | None = None
 ) -> httpx.AsyncClient:
-    """Return an async client for configured URLs (checked, no redirects, no proxies)."""
+    """Return an async client for configured URLs (checked, no redirects, no proxies), with the
+    bounds of http_client()."""
     client = _GuardedAsyncClient(
         timeout=timeout, follow_redirects=False, trust_env=False, transport=_GuardedAsyncTransport()
     )
     client.schemes = schemes
+    client.total_s = total if total is not None else timeout * TOTAL_PER_TIMEOUT
     return client
 
 
