@@ -35,6 +35,11 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 LIVE_QUEUE_MAX = 1_000  # non-transaction frames beyond this are dropped for a slow upstream
 STATE_WRITE_EVERY_S = 5.0  # last_message_at is written at most this often per link
+# Our pings find a connection that went half-open (a silent network drop): without them a link
+# whose upstream is gone shows Connected and takes frames into the void until a transaction
+# message times out, and a Leader's every Authorize waits for the Leader timeout.
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 20.0
 
 
 class ChargerSide(Protocol):
@@ -195,7 +200,9 @@ class UpstreamLink:
                     subprotocols=[self.side.subprotocol],
                     additional_headers=self._auth_headers(),
                     open_timeout=10,
-                    ping_interval=None,
+                    ping_interval=PING_INTERVAL_S,
+                    ping_timeout=PING_TIMEOUT_S,
+                    close_timeout=PING_TIMEOUT_S,  # a dead socket's close waits no longer
                     max_size=4 * 1024 * 1024,
                 )
             except InvalidStatus as exc:
@@ -246,7 +253,18 @@ class UpstreamLink:
                 self.pending.clear()
                 await self._go_down()
             if not self.stopping:
-                await self._down("The connection closed", delay)
+                await self._down(self._why_closed(), delay)
+
+    def _why_closed(self) -> str:
+        """Words for the Proxy tab on a connection that ended: our pings unanswered (we closed
+        it with 1011) is a silent drop, not the upstream closing."""
+        sent = getattr(getattr(self.ws, "protocol", None), "close_sent", None)
+        if sent is not None and sent.code == 1011:
+            return (
+                f"{self.name} stopped answering (no answer to our pings within "
+                f"{PING_TIMEOUT_S:g} s): reconnecting"
+            )
+        return "The connection closed"
 
     def _auth_headers(self) -> dict[str, str]:
         if not self.config.password:
