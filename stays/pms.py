@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from time import monotonic
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,9 @@ T = TypeVar("T")
 # 10^9 (or a page that never empties) must not keep a sync paging for days.
 PAGES_MAX = 5000
 PAGE_MAX_BYTES = 20_000_000  # one page's answer at most
+# One page's answer, however the vendor paces its bytes (each read within TIMEOUT_S is not
+# enough: a vendor in trouble dribbling its answer would hold a worker, or "Sync now", for hours).
+PAGE_DEADLINE_S = 60.0
 
 
 class PmsError(Exception):
@@ -254,12 +258,19 @@ def _capped(vendor: str, response: httpx.Response) -> httpx.Response:
     """The streamed `response` read whole, refused past PAGE_MAX_BYTES (a page of 100 records is
     kilobytes: a vendor streaming without end must not fill this process's memory)."""
     body = bytearray()
+    deadline = monotonic() + PAGE_DEADLINE_S
     for chunk in response.iter_bytes():
         body += chunk
         if len(body) > PAGE_MAX_BYTES:
             raise PmsError(
                 f"{vendor} answered with more than {PAGE_MAX_BYTES / 1_000_000:g} MB for one page. "
                 "We try again later."
+            )
+        if monotonic() > deadline:
+            raise PmsError(
+                f"{vendor} did not finish its answer within {PAGE_DEADLINE_S:.0f} seconds. "
+                "We try again later.",
+                retry_after=300.0,
             )
     return httpx.Response(
         response.status_code,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,9 @@ from ..models import CalendarFeed, Reservation, StayPolicy, Unit
 logger = logging.getLogger(__name__)
 
 FEED_TIMEOUT_S = 15.0
+# The whole pull, however the server paces its bytes: each read within FEED_TIMEOUT_S is not
+# enough (a server in trouble dribbling 5 MB would hold a worker, or "Sync now", for hours).
+FEED_DEADLINE_S = 60.0
 FEED_MAX_BYTES = 5 * 1024 * 1024
 # Reservations that ended this long ago are history: a feed that stops listing them (Airbnb drops
 # past stays) does not cancel them.
@@ -274,10 +278,16 @@ def _fetch(url: str, client: httpx.Client | None) -> bytes:
             if response.status_code != 200:
                 raise _FetchError(_status_words(response.status_code))
             body = b""
+            deadline = time.monotonic() + FEED_DEADLINE_S
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > FEED_MAX_BYTES:
                     raise _FetchError("The calendar is larger than 5 MB; is this the right URL?")
+                if time.monotonic() > deadline:
+                    raise _FetchError(
+                        "The calendar server did not finish its answer within "
+                        f"{FEED_DEADLINE_S:.0f} seconds. The next scheduled sync will try again."
+                    )
             return body
     finally:
         if own:

@@ -2,6 +2,10 @@
 the listing site), or fails outright. The stays it listed are not wiped by one empty answer, and
 the host reads on the stay settings page since when the calendar fails and when it last synced."""
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -159,3 +163,88 @@ def test_a_calendar_added_through_the_api_while_the_broker_is_down_is_kept_and_p
     assert body["state"] == "new" and "6379" not in response.content.decode()
     # Not lost: the beat pulls a feed never synced on its next round.
     assert body["id"] in calendar_feeds_due(every=timedelta(minutes=15))
+
+
+@contextmanager
+def dribbling(body: str, content_type: str) -> Iterator[str]:
+    """An HTTP server that answers 200 at once, then sends `body` a few bytes at a time, each well
+    within the read timeout, for 6 seconds (a server in trouble, or a slowloris); its host:port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            raw = body.encode()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(raw)}\r\n\r\n"
+            )
+            conn.sendall(head.encode())
+            chunks = [raw[i : i + 20] for i in range(0, len(raw), 20)]
+            for chunk in chunks:
+                if stop.wait(6 / len(chunks)):
+                    return
+                try:
+                    conn.sendall(chunk)
+                except OSError:
+                    return  # the client gave up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.django_db
+def test_a_calendar_server_that_dribbles_its_answer_is_given_up_on_within_the_deadline(
+    feed, settings, monkeypatch
+):
+    from stays.services import stays as stays_services
+
+    # The whole pull has a deadline (every read within the timeout is not enough): shortened here.
+    monkeypatch.setattr(stays_services, "FEED_DEADLINE_S", 1.0)
+    with dribbling(TWO_STAYS, "text/calendar") as server:
+        settings.OUTBOUND_URL_ALLOWLIST = [server]
+        CalendarFeed.objects.filter(pk=feed.pk).update(url=f"http://{server}/listing.ics")
+        result = calendar_feed_sync(feed_id=feed.pk, now=NOW + timedelta(minutes=15))
+
+    # Before: each read came within the 15 s timeout, so the pull went on as long as the server
+    # kept dribbling (a worker, or the host's "Sync now" request, held all that time).
+    assert not result.ok
+    assert "did not finish its answer within 1 seconds" in result.error
+    assert _confirmed(feed) == {"stay-1", "stay-2"}
+
+
+@pytest.mark.django_db
+def test_a_pms_that_dribbles_a_page_is_given_up_on_within_the_deadline(settings, monkeypatch):
+    import json
+
+    from stays import pms
+    from stays.models import PmsIntegration
+    from stays.services.pms import integration_credentials_set, pms_sync
+
+    monkeypatch.setattr(pms, "PAGE_DEADLINE_S", 1.0)
+    page = json.dumps({"_embedded": {"units": []}, "page_count": 1, "page": 1, "total_items": 0})
+    with dribbling(page, "application/json") as server:
+        settings.OUTBOUND_URL_ALLOWLIST = [server]
+        prop = PropertyFactory()
+        integration = PmsIntegration.objects.create(
+            organization=prop.organization, vendor="track", base_url=f"http://{server}"
+        )
+        integration_credentials_set(
+            integration=integration, credentials={"key": "k", "secret": "s"}
+        )
+        result = pms_sync(integration_id=integration.pk, now=NOW)
+
+    # Before: the pull read on as long as the vendor kept sending within each read's timeout.
+    assert not result.ok and "did not finish its answer within 1 seconds" in result.error
+    integration.refresh_from_db()
+    assert integration.state == "backoff" and integration.next_attempt_at > NOW
+    assert integration.failures == 1 and "Track" in integration.last_error
