@@ -234,12 +234,26 @@ def pull_pages(partner: Partner, module: str, params: dict[str, str] | None = No
             to_party=(partner.cpo_country_code, partner.cpo_party_id),
         )
         found.extend(_storable_objects(partner, module, answer.data))
-        link = answer.headers.get("Link") or ""
-        url = link[link.index("<") + 1 : link.index(">")] if 'rel="next"' in link else None
-        if url:
-            client.check_partner_url(url)
+        url = _next_page(answer.headers.get("Link") or "", module)
         pages += 1
     return found
+
+
+def _next_page(link: str, module: str) -> str | None:
+    """The next page's URL of a Link header, or None. One we cannot read or may not call (the
+    outbound guard) is this partner's failure (PartnerCallError), like an unreachable partner:
+    a sweep goes on with its other partners."""
+    if 'rel="next"' not in link:
+        return None
+    start, end = link.find("<"), link.find(">")
+    if start < 0 or end < start:
+        raise client.PartnerCallError(f"{module}: the next page's Link header is not readable.")
+    url = link[start + 1 : end]
+    try:
+        client.check_partner_url(url)
+    except client.BlockedPartnerUrl as exc:
+        raise client.PartnerCallError(f"{module}: the next page's Link: {exc}") from None
+    return url
 
 
 def network_pull(*, partner_id: int) -> tuple[int, int]:
