@@ -251,8 +251,17 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 # Celery's keys in Redis (queues, unacknowledged tasks) under a prefix, for deployments that
 # share one Redis database (as CACHE_PREFIX and CHANNEL_LAYER_PREFIX); none by default.
 CELERY_KEY_PREFIX = env_str("CELERY_KEY_PREFIX", "")
+# Seconds a send to the broker (a .delay() in a request) waits for Redis to connect and answer:
+# kombu's Redis transport waits without end by default, so a Redis that stops answering without
+# closing the connection (failover, a firewall) held every request that queued work. Above the
+# workers' BRPOP timeout (1 s), which answers on its own.
+CELERY_BROKER_SOCKET_TIMEOUT_S = env_float("CELERY_BROKER_SOCKET_TIMEOUT_S", 5.0)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": CELERY_BROKER_SOCKET_TIMEOUT_S,
+    "socket_connect_timeout": CELERY_BROKER_SOCKET_TIMEOUT_S,
+}
 if CELERY_KEY_PREFIX:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": CELERY_KEY_PREFIX}
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CELERY_KEY_PREFIX
 CELERY_RESULT_BACKEND = None
 # Without a broker, tasks run in-process. The test suite runs them in-process too (it starts
 # no worker); tests/e2e/test_celery_worker.py drives a real worker through Redis.
