@@ -887,7 +887,8 @@ def deliveries_pass(
         except client.PartnerCallError as exc:
             metrics.delivery(kind, ok=False)
             now = timezone.now()
-            down = partner_failing(exc)
+            # A module the partner has no receiver for is about that push alone.
+            down = bool(base or absolute) and partner_failing(exc)
             Delivery.objects.filter(pk=delivery.pk).update(
                 attempts=delivery.attempts + 1,
                 last_error=exc.message[:500],

@@ -14,7 +14,7 @@ from django.utils import timezone
 from chargers.models import Connector
 from chargers.signals import connector_status_changed
 from chargers.state import charger as connection_state
-from roaming import tasks
+from roaming import services, tasks
 from roaming.models import Delivery, OcpiLog, Partner
 from tests.roaming.conftest import connected_partner
 from tests.roaming.emsp_stub import EmspStub
@@ -143,3 +143,30 @@ def test_a_push_the_partner_refuses_for_itself_does_not_hold_back_its_other_push
         assert Partner.objects.get(pk=partner.pk).last_error
     finally:
         refusing.close()
+
+
+def test_a_push_for_a_module_the_partner_no_longer_receives_holds_back_nothing_else(
+    operator, healthy
+):
+    """A push whose module the partner has no receiver for (its endpoints changed since) waits
+    alone: the partner is up, and its status pushes keep going, change after change."""
+    partner = Partner.objects.get()
+    Partner.objects.filter(pk=partner.pk).update(
+        endpoints={k: v for k, v in partner.endpoints.items() if k != "tariffs"}
+    )
+    services.delivery_enqueue(
+        partner=partner, module="tariffs", object_key="tariff:1", method="PUT", path="/1", body={}
+    )
+    charger = operator["cp_public"]
+    _status(charger, 1, "Charging")
+    Delivery.objects.filter(module="tariffs").update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    _status(charger, 2, "Faulted")
+
+    assert [p["body"]["status"] for p in healthy.requests_to("locations", "PATCH")] == [
+        "CHARGING",
+        "OUTOFORDER",
+    ]
+    waiting = Delivery.objects.get(status=Delivery.Status.PENDING)
+    assert waiting.module == "tariffs" and "no tariffs receiver" in waiting.last_error
