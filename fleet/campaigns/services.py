@@ -10,7 +10,7 @@ import logging
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -18,7 +18,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from backoffice.models import Organization
-from chargers.models import Charger, ChargerOperation, ChargerOperationStatus, ChargingSession
+from chargers.models import (
+    Charger,
+    ChargerOperation,
+    ChargerOperationStatus,
+    ChargingSession,
+    Command,
+)
 from fleet.models import Campaign, CampaignTarget, FirmwareRelease, MaintenanceWindow, TargetEvent
 from reliability.models import AlertRule
 from reliability.services import subject_problem_report, timeline
@@ -441,6 +447,45 @@ def charger_busy(charger_id: int) -> bool:
 
 # -- one step ---------------------------------------------------------------------------------------
 
+# A claimed target whose charger got no update command this long after the claim: the dispatch
+# never ran (its worker killed after the step committed) or failed before sending.
+NOT_SENT_AFTER = timedelta(minutes=10)
+UPDATE_ACTIONS = ("UpdateFirmware", "SignedUpdateFirmware")
+
+
+def _claims_never_sent(sent: list[CampaignTarget], now: datetime) -> list[CampaignTarget]:
+    """Put back to pending the sent targets whose update never went out; return them. Not
+    failed for "no report" an hour later: the charger was never asked."""
+    old = [t for t in sent if t.sent_at is not None and t.sent_at <= now - NOT_SENT_AFTER]
+    if not old:
+        return []
+    last_asked: dict[int, datetime] = {}
+    for charger_id, created_at in Command.objects.filter(
+        charger_id__in={t.charger_id for t in old},
+        source="fleet",
+        action__in=UPDATE_ACTIONS,
+        created_at__gte=min(t.sent_at for t in old if t.sent_at is not None),
+    ).values_list("charger_id", "created_at"):
+        last_asked[charger_id] = max(created_at, last_asked.get(charger_id, created_at))
+    never = [
+        t
+        for t in old
+        if t.operation_id is None
+        and t.sent_at is not None
+        and last_asked.get(t.charger_id, t.sent_at - NOT_SENT_AFTER) < t.sent_at
+    ]
+    for target in never:
+        target.status, target.sent_at = CampaignTarget.Status.PENDING, None
+        target.reason = "Not sent: the step was interrupted before the update went out."
+        target.save(update_fields=["status", "sent_at", "reason"])
+        event_add(
+            target,
+            "Not sent",
+            now,
+            "The step that took it was interrupted before UpdateFirmware went out: it goes again.",
+        )
+    return never
+
 
 def _stop(campaign: Campaign, status: str, reason: str, now: datetime) -> None:
     campaign.status, campaign.status_reason = status, reason[:300]
@@ -475,6 +520,9 @@ def campaign_step(*, campaign_id: int, now: datetime | None = None) -> list[int]
         return []
     targets = list(campaign.targets.select_related("charger"))
     sent = [t for t in targets if t.status == CampaignTarget.Status.SENT]
+    if sent:
+        again = _claims_never_sent(sent, now)
+        sent = [t for t in sent if t not in again]
     if sent:
         _observe(sent, campaign.release.version, now, campaign.report_timeout_s)
     if campaign.status != Campaign.Status.RUNNING:
