@@ -27,19 +27,35 @@ class ChargerLogConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.charger_id = charger.pk
-        await self.channel_layer.group_add(log_group(charger.pk), self.channel_name)
+        await self._join()
         await self.accept()
         self.keepalive = asyncio.create_task(self._keep_watching())
+
+    async def _join(self) -> None:
+        try:
+            await self.channel_layer.group_add(log_group(self.charger_id), self.channel_name)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next round joins again
+            watching.failures.failed(
+                "log tab join failed", "A Logs tab could not join its group (%s)", exc, exc=exc
+            )
 
     async def _keep_watching(self) -> None:
         while True:
             await db.run(watching.watch, log_watch_key(self.charger_id), LOG_WATCH_TTL_S)
             await asyncio.sleep(LOG_WATCH_TTL_S / 3)
+            # Joined again each round: channels' layers drop a member a day after it joined,
+            # and a Redis restart drops them all; the tab then got no more rows.
+            await self._join()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "charger_id"):
             self.keepalive.cancel()
-            await self.channel_layer.group_discard(log_group(self.charger_id), self.channel_name)
+            try:
+                await self.channel_layer.group_discard(
+                    log_group(self.charger_id), self.channel_name
+                )
+            except Exception:  # noqa: BLE001 - Redis away: the membership expires on its own
+                pass
 
     async def log_rows(self, event: dict) -> None:
         await self.send(text_data=json.dumps({"rows": event["rows"]}))

@@ -13,95 +13,20 @@ never touched.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
 from channels.layers import channel_layers
-from django.test import override_settings
 
 from chargers.connections.consumer import rejoin_command_groups
 from chargers.devices.commands import CommandTimeout, command_group, send_command
 from chargers.messagelog.log import writer
 from chargers.models import ChargingSession, Command, OcppDeadLetter, OcppMessage
-from tests.conftest import free_port
 from tests.ocpp_client import OcppTestClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TS = "2026-11-20T10:00:00Z"
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, stopped and started again on the same port."""
-
-    def __init__(self, binary: str, directory: str) -> None:
-        self.binary, self.directory = binary, directory
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", self.directory],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60  # generous: a busy machine starts it slowly
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "redis-server did not start"
-            assert self.process.poll() is None, "redis-server exited"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("REQUIRE_SERVICES") == "true":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    redis = PrivateRedis(binary, str(tmp_path))
-    redis.start()
-    layers = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": redis.url, "socket_connect_timeout": 2}],
-                "prefix": "outage-test",
-            },
-        }
-    }
-    caches = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis.url,
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-        }
-    }
-    with override_settings(CHANNEL_LAYERS=layers, CACHES=caches):
-        channel_layers.backends.clear()
-        try:
-            yield redis
-        finally:
-            redis.stop()
-            channel_layers.backends.clear()
 
 
 async def answer_next_call(client: OcppTestClient) -> list:
