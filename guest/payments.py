@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from billing import price_shown
 from billing import services as billing_services
+from billing.gateways import GatewayError as GatewayError  # guest catches refusals by this name
 from billing.gateways import get_gateway
 from billing.models import Payment
 from billing.selectors import rate_for_charger as _rate_for_charger
@@ -105,7 +106,17 @@ def settle(*, payment_id: int, session):
 
 
 def release(*, payment_id: int, reason: str):
+    """Release the hold; raises GatewayError (re-exported here) when the processor refuses."""
     return billing_services.guest_payment_release(payment=_payment(payment_id), reason=reason)
+
+
+def unreleased(payment_ids: list[int]) -> list[int]:
+    """Those of the payments whose hold is still on the card (pending or authorized)."""
+    return list(
+        Payment.objects.filter(
+            pk__in=payment_ids, status__in=(Payment.Status.PENDING, Payment.Status.AUTHORIZED)
+        ).values_list("pk", flat=True)
+    )
 
 
 def payment_summary(payment_id: int | None) -> dict | None:

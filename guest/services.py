@@ -39,10 +39,13 @@ from .selectors import (
 )
 from .starts import (
     OPEN_BEFORE_START,
+    RELEASE_LATER,
+    RELEASED,
     fail_and_release,
     fail_start,
     ports_locked,
     publish,
+    release_hold,
     start_timeout_s,
 )
 
@@ -357,6 +360,7 @@ def guest_expire_overdue(*, now: datetime | None = None) -> int:
     )
     for gs in unpaid:
         fail_and_release(gs, "payment_abandoned", "The payment was not completed in time.")
+    failed_holds_release(now=now)
     cutoff = now - timedelta(seconds=start_timeout_s())
     ids = list(
         GuestSession.objects.filter(
@@ -366,6 +370,29 @@ def guest_expire_overdue(*, now: datetime | None = None) -> int:
         ).values_list("pk", flat=True)
     )
     return sum(guest_start_expire(guest_session_id=pk, now=now) for pk in ids)
+
+
+def failed_holds_release(*, now: datetime) -> int:
+    """Release the holds of failed starts the processor did not release at the time (it was
+    down); return how many. A hold lapses by itself after about 7 days: not asked after that."""
+    rows = GuestSession.objects.filter(
+        state=GuestSession.State.FAILED,
+        payment_id__isnull=False,
+        finished_at__gte=now - timedelta(days=7),
+        failure_message__endswith=RELEASE_LATER,
+    ).values_list("payment_id", "pk")[:200]
+    waiting = {payment_id: pk for payment_id, pk in rows if payment_id is not None}
+    held = set(payments.unreleased(list(waiting)))
+    released = 0
+    for payment_id, pk in waiting.items():
+        gs = GuestSession.objects.get(pk=pk)
+        # Released meanwhile (the processor's cancel webhook) needs no call, only the words.
+        if payment_id not in held or release_hold(gs):
+            message = gs.failure_message.removesuffix(RELEASE_LATER) + RELEASED
+            GuestSession.objects.filter(pk=gs.pk).update(failure_message=message)
+            publish(gs.pk)
+            released += 1
+    return released
 
 
 def guest_finish_unsettled(*, limit: int = 500, now: datetime | None = None) -> int:

@@ -68,12 +68,27 @@ def fail_start(gs: GuestSession, code: str, message: str) -> bool:
     return bool(done)
 
 
+RELEASED = "The hold on your card was released; you were not charged."
+# Said when the processor did not complete the release (down, 5xx, 429): the sweep
+# (guest.services.failed_holds_release) releases it once it answers.
+RELEASE_LATER = "The hold on your card will be released shortly; you were not charged."
+
+
+def release_hold(gs: GuestSession) -> bool:
+    """Release the failed start's hold; False when the processor did not complete it."""
+    assert gs.payment_id is not None
+    try:
+        payments.release(payment_id=gs.payment_id, reason=f"guest start: {gs.failure_code}")
+    except payments.GatewayError:
+        logger.warning("Releasing the hold of guest session %s failed", gs.pk, exc_info=True)
+        return False
+    return True
+
+
 def fail_and_release(gs: GuestSession, code: str, message: str) -> GuestSession:
     if fail_start(gs, code, message) and gs.payment_id:
-        payments.release(payment_id=gs.payment_id, reason=f"guest start: {code}")
-        GuestSession.objects.filter(pk=gs.pk).update(
-            failure_message=f"{message} The hold on your card was released; you were not charged."
-        )
+        said = RELEASED if release_hold(gs) else RELEASE_LATER
+        GuestSession.objects.filter(pk=gs.pk).update(failure_message=f"{message} {said}")
         gs.refresh_from_db()
     publish(gs.pk)
     return gs
