@@ -781,6 +781,9 @@ class SubscriptionInvoice(models.Model):
     )
     paid_at = models.DateTimeField(null=True, blank=True)
     receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt's charge was first left without an answer (the processor keeps
+    # its idempotency key about a day: after that it is not asked again, but reconciled).
+    unanswered_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -89,6 +89,33 @@ SUBSCRIPTION_RETRY_DELAYS = (timedelta(days=1), timedelta(days=3), timedelta(day
 # (Stripe keeps keys for 24 hours, far longer than this).
 SUBSCRIPTION_CHARGE_LEASE = timedelta(minutes=15)
 
+# Stripe keeps an idempotency key at least 24 hours, then may forget it: a retry after that is a
+# new charge. A charge left without an answer this long is not asked again but reconciled.
+SUBSCRIPTION_UNANSWERED_GIVE_UP = timedelta(hours=23)
+UNANSWERED_TEXT = (
+    "The payment processor did not answer for a day, so this month is not charged again. Whether "
+    "the first try went through is checked with the processor by support."
+)
+
+
+def _unanswered_too_long(invoice: SubscriptionInvoice, now: datetime) -> bool:
+    """Give the invoice up for reconciliation (row locked by the caller) when its charge has been
+    without an answer for SUBSCRIPTION_UNANSWERED_GIVE_UP; True if it was."""
+    since = invoice.unanswered_since
+    if since is None or now - since < SUBSCRIPTION_UNANSWERED_GIVE_UP:
+        return False
+    invoice.status, invoice.next_attempt_at = SubscriptionInvoice.Status.FAILED, None
+    invoice.last_error = UNANSWERED_TEXT
+    invoice.save(update_fields=["status", "next_attempt_at", "last_error"])
+    logger.error(
+        "Subscription invoice %s: no answer from the processor since %s; not charged again, "
+        "reconcile with the processor's payments (metadata invoice=%s)",
+        invoice.pk,
+        since,
+        invoice.pk,
+    )
+    return True
+
 
 def subscription_subscribe(
     *,
@@ -174,6 +201,8 @@ def subscription_invoice_charge(
             return invoice
         if invoice.next_attempt_at is None or invoice.next_attempt_at > now:
             return invoice  # another run holds it, or its retry time has not come
+        if _unanswered_too_long(invoice, now):
+            return invoice
         invoice.next_attempt_at = (
             now + SUBSCRIPTION_CHARGE_LEASE
         )  # claimed: a concurrent sweep skips it
@@ -207,6 +236,9 @@ def subscription_invoice_charge(
         )
     if not answered:
         # Charged or not is unknown: the lease brings it back with this attempt's key.
+        SubscriptionInvoice.objects.filter(pk=invoice.pk, unanswered_since__isnull=True).update(
+            unanswered_since=now
+        )
         logger.warning(
             "Subscription invoice %s: %s; asked again after %s with the same key",
             invoice.pk,
@@ -218,7 +250,7 @@ def subscription_invoice_charge(
         invoice = SubscriptionInvoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status in (SubscriptionInvoice.Status.PAID, SubscriptionInvoice.Status.FAILED):
             return invoice  # a run that took it over after the lease finished it
-        invoice.attempts = attempt
+        invoice.attempts, invoice.unanswered_since = attempt, None
         if result_ok:
             payment = None
             if invoice.amount > 0:
