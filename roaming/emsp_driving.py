@@ -337,13 +337,24 @@ def _send(
         )
         response = emsp_rules.command_response_of(answer.data)
     except client.PartnerCallError as exc:
-        command.response, command.message = "UNREACHABLE", exc.message[:300]
+        return _unanswered(command, exc.message)
     except emsp_rules.BadObject as exc:
-        command.response, command.message = "UNREACHABLE", str(exc)[:300]
-    else:
-        command.response, command.timeout_s = response.result, response.timeout
-        command.message = response.message
+        return _unanswered(command, str(exc))
+    command.response, command.timeout_s = response.result, response.timeout
+    command.message = response.message
     command.save(update_fields=["response", "timeout_s", "message"])
+    return command
+
+
+def _unanswered(command: PartnerCommand, message: str) -> PartnerCommand:
+    """The CPO's CommandResponse did not come (or was not one): UNREACHABLE, unless its
+    CommandResult came meanwhile (the answer was lost, not the command): that stands."""
+    if PartnerCommand.objects.filter(pk=command.pk, result="").update(
+        response="UNREACHABLE", message=message[:300]
+    ):
+        command.response, command.message = "UNREACHABLE", message[:300]
+    else:
+        command.refresh_from_db()
     return command
 
 
@@ -486,5 +497,11 @@ def command_result(*, partner: Partner, command_type: str, uid: str, body: Any) 
     except emsp_rules.BadObject as exc:
         raise Refused(ocpi.Code.INVALID_PARAMETERS, str(exc)) from None
     command.result, command.message, command.result_at = result, message, timezone.now()
-    command.save(update_fields=["result", "message", "result_at"])
+    fields = ["result", "message", "result_at"]
+    if command.response in ("", "UNREACHABLE"):
+        # Its CommandResponse was lost (slower than our timeout) but the CPO took the command,
+        # or it could not send a result: the start is under way and the driver told so.
+        command.response = "ACCEPTED"
+        fields.append("response")
+    command.save(update_fields=fields)
     return command
