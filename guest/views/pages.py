@@ -34,6 +34,7 @@ from ..selectors import (
     charger_for_station_id,
     connector_statuses,
     guest_session_by_key,
+    payment_timeout_s,
     port_max_kw,
     port_rows,
     ports_held_for_guests,
@@ -405,6 +406,26 @@ def _pay_page(
     return response
 
 
+PROCESSOR_RETRY_AFTER_S = 30
+
+
+def _processor_down_page(
+    request: HttpRequest, gs: GuestSession, *, returning: bool
+) -> HttpResponse:
+    """The processor did not answer (down, 5xx, 429): what happened to the card, in plain words
+    (a 503 the guest can reload), instead of a server error."""
+    context = {
+        "gs": gs,
+        "charger": gs.charger,
+        "returning": returning,
+        "minutes": max(1, round(payment_timeout_s() / 60)),
+        "support_query": _support_query(gs.charger.station_id, "Payment"),
+    }
+    response = render(request, "guest/processor_down.html", context, status=503)
+    response["Retry-After"] = str(PROCESSOR_RETRY_AFTER_S)
+    return response
+
+
 @never_cache
 @require_GET
 def pay(request: HttpRequest, key: str) -> HttpResponse:
@@ -412,7 +433,10 @@ def pay(request: HttpRequest, key: str) -> HttpResponse:
     gs = _session_or_404(key)
     if gs.state != GuestSession.State.PENDING or gs.paid_at is not None or not gs.payment_reference:
         return redirect("guest:session", key=key)
-    return _pay_page(request, gs)
+    try:
+        return _pay_page(request, gs)
+    except payments.GatewayError:
+        return _processor_down_page(request, gs, returning=False)
 
 
 @never_cache
@@ -421,6 +445,14 @@ def pay_return(request: HttpRequest, key: str) -> HttpResponse:
     """Where the browser lands after confirming (and after 3-D Secure): read the intent from the
     processor, never from the query string, and start the charger if the hold is in place."""
     gs = _session_or_404(key)
+    try:
+        return _pay_returned(request, gs)
+    except payments.GatewayError:
+        return _processor_down_page(request, gs, returning=True)
+
+
+def _pay_returned(request: HttpRequest, gs: GuestSession) -> HttpResponse:
+    key = gs.key
     gs = guest_hold_confirmed(gs=gs)
     if gs.state != GuestSession.State.PENDING or gs.paid_at is not None:
         return redirect("guest:session", key=key)
