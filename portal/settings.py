@@ -466,6 +466,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Stays (docs/pms.md): pull calendar feeds and PMS reservations.
     "stays-calendars": {"task": "stays.calendar_feeds_sync_due", "schedule": 60},
     "stays-pms": {"task": "stays.pms_sync_due", "schedule": 60},
+    # Guests' access codes a failed email left unsent (docs/pms.md).
+    "stays-access-codes": {"task": "stays.access_codes_send", "schedule": 300},
     "stays-kwh-caps": {
         "task": "guest.stay_caps_enforce",
         "schedule": env_int("STAYS_CAP_CHECK_SECONDS", 30),

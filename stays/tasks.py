@@ -53,3 +53,9 @@ def pms_sync_due_task() -> int:
     for integration_id in due:
         pms_sync_task.delay(integration_id)
     return len(due)
+
+
+@shared_task(name="stays.access_codes_send")
+def access_codes_send_task() -> int:
+    """Mail the guests' access codes a failed send left unsent (the beat runs this)."""
+    return services.access_codes_unsent_send()
