@@ -37,6 +37,8 @@ def _http_words(status: int) -> str:
         return f"the address it gave us for this does not exist on its server (HTTP {status})"
     if status == 405:
         return f"its server does not take this request (HTTP {status})"
+    if status == 429:
+        return "it asked us to slow down (HTTP 429): we wait before sending it anything again"
     if status >= 500:
         return f"its server failed (HTTP {status})"
     return f"it answered HTTP {status}"

@@ -12,7 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -941,6 +941,15 @@ def partner_resting(partner_id: int, *, now: datetime) -> bool:
     new pushes wait too, so a partner that stays down is asked at the back-off's pace (not at
     every status change, each costing up to the OCPI timeout to the partners served next)."""
     return _resting_partners(now).filter(partner_id=partner_id).exists()
+
+
+def partner_resting_until(partner_id: int, *, now: datetime) -> datetime | None:
+    """When a partner that was down is tried again (none of its pushes goes before), or None."""
+    return (
+        _resting_partners(now)
+        .filter(partner_id=partner_id)
+        .aggregate(until=Max("next_attempt_at"))["until"]
+    )
 
 
 def partners_with_due_deliveries(*, fresh_s: int = 30) -> list[int]:

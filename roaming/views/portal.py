@@ -166,6 +166,8 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page": page,
             "q": q,
             "waiting": waiting,
+            # Down at its last try: every push waits for that retry, new ones too.
+            "resting_until": services.partner_resting_until(partner.pk, now=timezone.now()),
             "can_edit": membership.can_write,
             "error_words": plain.error_words(partner.last_error),
             "newer_version": selectors.newer_version(partner),

@@ -4,6 +4,7 @@ sent into the same failure (each try can cost the whole OCPI timeout), and the o
 are served at once. When it is back it gets every waiting push, in order."""
 
 import json
+import re
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ from chargers.signals import connector_status_changed
 from chargers.state import charger as connection_state
 from roaming import services, tasks
 from roaming.models import Delivery, OcpiLog, Partner
+from tests.factories import MembershipFactory
 from tests.roaming.conftest import connected_partner
 from tests.roaming.emsp_stub import EmspStub
 
@@ -170,3 +172,28 @@ def test_a_push_for_a_module_the_partner_no_longer_receives_holds_back_nothing_e
     ]
     waiting = Delivery.objects.get(status=Delivery.Status.PENDING)
     assert waiting.module == "tariffs" and "no tariffs receiver" in waiting.last_error
+
+
+def test_the_partner_page_says_every_push_waits_for_the_next_try(client, operator, healthy):
+    """The host sees why and until when: the partner's error in words, and every waiting push
+    (the ones queued after the failure too) with the time of the next try."""
+    broken = Scripted(DOWN_ANSWERS["429"])
+    try:
+        down = connected_partner(
+            operator["org"], base=broken.base, country_code="FR", party_id="DWN"
+        )
+        charger = operator["cp_public"]
+        _status(charger, 1, "Charging")
+        _status(charger, 2, "Faulted")
+        client.force_login(MembershipFactory(organization=operator["org"], role="owner").user)
+
+        page = client.get(f"/roaming/partners/{down.pk}/").content.decode()
+
+        assert "it asked us to slow down (HTTP 429)" in page
+        notice = re.search(r'<p class="notice" id="resting">(.*?)</p>', page, re.S).group(1)
+        at = re.search(r"waits for the next try at (\d\d:\d\d:\d\d)\.", notice).group(1)
+        # The push queued after the failure waits for the same try (not shown as due already).
+        table = re.search(r'<table class="stack" id="waiting">.*?</table>', page, re.S).group(0)
+        assert re.findall(r'data-label="Next attempt" class="small">([^<]*)<', table) == [at, at]
+    finally:
+        broken.close()
