@@ -90,6 +90,10 @@
         body: JSON.stringify(body),
       });
       if (response.status === 429) throw new Error("Too many messages: please wait a minute.");
+      // The server failed (its database busy, a fault): not the guest's message.
+      if (response.status >= 500) {
+        throw new Error("Sorry, I could not answer just now. Please send your message again in a moment.");
+      }
       if (!response.ok) throw new Error("Sorry, I could not read that. Please try again.");
       const answer = await response.json();
       sessionStorage.setItem(KEY, answer.conversation);
@@ -108,7 +112,14 @@
         }
       });
     } catch (error) {
-      add("bot", (li) => { li.textContent = error.message || "Sorry, something went wrong."; });
+      // fetch() rejects with a TypeError when the request never reached us; its message is the
+      // browser's ("Failed to fetch"), not for the guest. An unreadable answer: a SyntaxError.
+      const words = error instanceof TypeError
+        ? "Sorry, your message could not reach us. Check your connection and send it again."
+        : error instanceof SyntaxError
+          ? "Sorry, I could not answer just now. Please send your message again in a moment."
+          : error.message || "Sorry, something went wrong. Please send your message again.";
+      add("bot", (li) => { li.textContent = words; });
     } finally {
       send.disabled = false;
     }
