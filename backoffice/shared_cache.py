@@ -4,7 +4,8 @@ tells GET /healthz.
 
 After a failure the cache is left alone for RETRY_AFTER_S (every caller of `use` in the process
 goes straight to its stand-in): a Redis that accepts connections and never answers costs one
-request a socket timeout (5 s, redis-py's default) in that time, not every request."""
+request a socket timeout (5 s, redis-py's default) in that time, not every request. That pause
+belongs to the cache's LOCATION, so a cache configured anew (a test's) is asked at once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
 
@@ -28,21 +30,26 @@ RETRY_AFTER_S = 5.0
 WARN_EVERY_S = 60.0
 PROBE_KEY = "healthz:probe"
 
-_down_until = 0.0
+_down_until: dict[str, float] = {}  # a cache's LOCATION: when to ask it again
 _warned_at = float("-inf")
+
+
+def _location() -> str:
+    return str(settings.CACHES["default"].get("LOCATION", ""))
 
 
 def use(operation: Callable[[Any], T], otherwise: Callable[[], T]) -> T:
     """`operation(cache)`, or `otherwise()` while the cache does not answer."""
-    global _down_until, _warned_at
+    global _warned_at
+    location = _location()
     now = time.monotonic()
-    if now < _down_until:
+    if now < _down_until.get(location, 0.0):
         return otherwise()
     try:
         return operation(cache)
     except UNAVAILABLE as exc:
         now = time.monotonic()
-        _down_until = now + RETRY_AFTER_S
+        _down_until[location] = now + RETRY_AFTER_S
         if now - _warned_at >= WARN_EVERY_S:  # one line a minute, not one per request
             _warned_at = now
             logger.warning("The cache does not answer (%s): going on without it", exc)
@@ -51,8 +58,7 @@ def use(operation: Callable[[Any], T], otherwise: Callable[[], T]) -> T:
 
 def forget_failure() -> None:
     """Ask the cache again on the next call (a test that brought its own cache back)."""
-    global _down_until
-    _down_until = 0.0
+    _down_until.clear()
 
 
 def reachable() -> bool:
