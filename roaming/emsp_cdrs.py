@@ -213,6 +213,20 @@ def _checked(partner: Partner, cdr: dict, cc: str, pid: str) -> dict[str, Any]:
     return fields
 
 
+def _session_ended(partner: Partner, cc: str, pid: str, cdr: dict) -> None:
+    """The CDR ends its session, whether or not the CPO sent its last update: the driver is not
+    shown charging, nor kept from starting again."""
+    session_id = cdr.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        PartnerSession.objects.filter(
+            partner=partner,
+            country_code=cc,
+            party_id=pid,
+            session_id=session_id[:36],
+            status__in=list(emsp_rules.OPEN_SESSION_STATUSES),
+        ).update(status="COMPLETED")
+
+
 def cdr_receive(*, partner: Partner, body: Any) -> tuple[PartnerCdr, bool]:
     """Store a partner's CDR once (mod_cdrs "POST Method"); return it and whether it is new. The
     same id again changes nothing (a CDR never changes; a correction is a credit CDR)."""
@@ -246,21 +260,13 @@ def cdr_receive(*, partner: Partner, body: Any) -> tuple[PartnerCdr, bool]:
                 currency=currency,
                 **fields,
             )
+            # With the CDR or not at all: a failure between the two would leave the session
+            # open, and the CPO's retry finds the CDR known.
+            _session_ended(partner, cc, pid, body)
     except IntegrityError:  # the same CDR posted twice at once: the first one is kept
         return PartnerCdr.objects.get(
             partner=partner, country_code=cc, party_id=pid, cdr_id=cdr_id
         ), False
-    session_id = body.get("session_id")
-    if isinstance(session_id, str) and session_id:
-        # The CDR ends the session, whether or not the CPO sent its last update: the driver is
-        # not shown charging, nor kept from starting again.
-        PartnerSession.objects.filter(
-            partner=partner,
-            country_code=cc,
-            party_id=pid,
-            session_id=session_id[:36],
-            status__in=list(emsp_rules.OPEN_SESSION_STATUSES),
-        ).update(status="COMPLETED")
     if row.status == PartnerCdr.Status.DISPUTE:
         logger.info("Partner CDR %s of partner %s is a dispute: %s", cdr_id, partner.pk, row.reason)
     return row, True
