@@ -487,13 +487,17 @@ class StripeGateway(PaymentGateway):
             params["email"] = email
         if country:
             params["country"] = country
-        account = self.client.v1.accounts.create(
-            params=params, options={"idempotency_key": f"account-{idempotency_key}"}
+        # Through _call: Stripe's own errors (5xx, 429, no answer) are GatewayError in our words.
+        account = self._call(
+            self.client.v1.accounts.create,
+            params=params,
+            options={"idempotency_key": f"account-{idempotency_key}"},
         )
         return str(account.id)
 
     def connect_onboarding_link(self, *, account: str, refresh_url: str, return_url: str) -> str:
-        link = self.client.v1.account_links.create(
+        link = self._call(
+            self.client.v1.account_links.create,
             params={
                 "account": account,
                 "refresh_url": refresh_url,

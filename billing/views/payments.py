@@ -147,7 +147,11 @@ def payout_account_return(request: HttpRequest, organization_id: int) -> HttpRes
     from ..connect import payout_account_refresh
 
     require_role(request.user, organization_id, owner=True)
-    row = payout_account_refresh(organization_id=organization_id)
+    try:
+        row = payout_account_refresh(organization_id=organization_id)
+    except GatewayError as exc:
+        messages.error(request, f"Could not check the payout account: {exc}")
+        return redirect("billing:payout-list")
     if row is not None and row.payout_account_ready:
         messages.success(request, "Your bank account is set up: payouts go to it.")
     else:
