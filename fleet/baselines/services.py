@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -186,6 +186,39 @@ def _claim(baseline: Baseline, charger: Charger, trigger: str, now: datetime) ->
     return application.pk
 
 
+# An application still queued this long after its claim, with no call to its charger lately: the
+# sweep that claimed it died before its dispatch (a worker killed after the commit).
+QUEUED_STALE = timedelta(minutes=30)
+
+
+def _stale_claims(limit: int, now: datetime) -> list[Due]:
+    """Claim again the applications a dead sweep left queued: nothing else would (the claim time
+    is after the boot, and a queued one is not "never reached the charger" to the boot rule)."""
+    stale = (
+        BaselineApplication.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            outcome=BaselineApplication.Outcome.QUEUED,
+            requested_at__isnull=True,
+            applied_at__lte=now - QUEUED_STALE,
+        )
+        .select_related("baseline", "charger")
+        .order_by("applied_at", "pk")[:limit]
+    )
+    claims: list[Due] = []
+    for application in stale:
+        assert application.applied_at is not None
+        talking = Command.objects.filter(
+            charger_id=application.charger_id,
+            source="fleet",
+            created_at__gte=max(application.applied_at, now - QUEUED_STALE),
+        )
+        if talking.exists():
+            continue  # its dispatch is still at work (a slow charger, many settings)
+        trigger = application.trigger or "boot"
+        claims.append(Due(_claim(application.baseline, application.charger, trigger, now), trigger))
+    return claims
+
+
 def due_claim(*, limit: int, now: datetime | None = None) -> list[Due]:
     """Claim at most `limit` applications to make now: those asked on demand first, then the
     boots that make a baseline due (rules.boot_due), oldest boot first. Claiming records
@@ -207,6 +240,7 @@ def due_claim(*, limit: int, now: datetime | None = None) -> list[Due]:
             claimed.append(
                 Due(_claim(application.baseline, application.charger, "demand", now), "demand")
             )
+        claimed.extend(_stale_claims(limit - len(claimed), now))
         # A baseline's boots are claimed by one sweep at a time: a second sweep running at once
         # (two workers, a redelivered task) skips the baselines the first holds. Without the
         # lock both read the same boots as due and each sent the charger the baseline.
