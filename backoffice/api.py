@@ -139,6 +139,11 @@ class MemberSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     id = serializers.IntegerField(read_only=True)
     user_id = serializers.IntegerField(read_only=True)
+    invitation_sent = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether the invitation email went out (false without one, or when the mail "
+        "server did not take it: the member is added either way).",
+    )
 
 
 class OrganizationViewSet(
@@ -197,16 +202,18 @@ class OrganizationViewSet(
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
+        sent = False
         if invite:
             from .views import send_invitation
 
-            send_invitation(request, email=email, organization=organization)
+            sent = send_invitation(request, email=email, organization=organization)
         return Response(
             {
                 "id": membership.pk,
                 "user_id": membership.user_id,
                 "email": membership.user.email,
                 "role": membership.role,
+                "invitation_sent": sent,
             },
             status=status.HTTP_201_CREATED,
         )

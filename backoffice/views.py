@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -10,9 +11,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
@@ -67,9 +70,44 @@ roaming_figures: Provider[DashboardFigures] = Provider("dashboard roaming figure
 revenue: Provider[DashboardRevenue] = Provider("dashboard revenue")  # billing
 
 
-def send_invitation(request, *, email: str, organization: Organization) -> None:
-    """Email a new member the link to choose their password (the password-reset flow)."""
-    invite = PasswordResetForm({"email": email})
+logger = logging.getLogger(__name__)
+
+INVITATION_NOT_SENT = (
+    "{email} is now a member of {organization}, but the invitation email could not be sent (the "
+    "mail server did not answer). Ask them to choose a password with \u201cForgot your "
+    "password?\u201d on the sign-in page, or invite them again later."
+)
+
+
+class InvitationForm(PasswordResetForm):
+    """Django's password reset form as the invitation. Its send_mail logs a failed send and goes
+    on, which is right for a stranger's reset (the page must not tell whether the address has an
+    account) but not for an owner's invitation: this one records it (`sent`)."""
+
+    sent = True
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        try:
+            EmailMultiAlternatives(subject, body, from_email, [to_email]).send()
+        except Exception:  # SMTP refused, timed out, rejected: the owner is told
+            logger.exception("The invitation email to user %s was not sent", context["user"].pk)
+            self.sent = False
+
+
+def send_invitation(request, *, email: str, organization: Organization) -> bool:
+    """Email a new member the link to choose their password (the password-reset flow); False
+    when the mail server did not take it."""
+    invite = InvitationForm({"email": email})
     invite.is_valid()
     invite.save(
         request=request,
@@ -81,6 +119,7 @@ def send_invitation(request, *, email: str, organization: Organization) -> None:
             "inviter": request.user.get_username(),
         },
     )
+    return invite.sent
 
 
 def _currencies(organization_ids) -> list[str]:
@@ -174,11 +213,15 @@ def members(request):
         form = InviteMemberForm(request.POST, organization=org)
         if form.is_valid() and _added(form, org):
             email = form.cleaned_data["email"]
-            send_invitation(request, email=email, organization=org)
-            messages.success(
-                request,
-                f"{email} is now a member of {org.name}. We emailed them a link to set their password.",
-            )
+            if send_invitation(request, email=email, organization=org):
+                messages.success(
+                    request,
+                    f"{email} is now a member of {org.name}. We emailed them a link to set their password.",
+                )
+            else:
+                messages.warning(
+                    request, INVITATION_NOT_SENT.format(email=email, organization=org.name)
+                )
             return redirect("backoffice:members")
         forms_by_org[org.pk] = form
         status = 400

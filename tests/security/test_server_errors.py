@@ -141,7 +141,12 @@ def test_whether_an_address_has_an_account_is_not_revealed(mine, theirs):
     existing = api.post(url, {"email": theirs.owner.username, "role": "viewer"}, format="json")
     new = api.post(url, {"email": "nobody.yet@example.com", "role": "viewer"}, format="json")
     assert existing.status_code == new.status_code == 201
-    assert set(existing.json()) == set(new.json()) == {"id", "user_id", "email", "role"}
+    assert (
+        set(existing.json())
+        == set(new.json())
+        == {"id", "user_id", "email", "role", "invitation_sent"}
+    )
+    assert existing.json()["invitation_sent"] is new.json()["invitation_sent"] is True
     assert sorted(m.to[0] for m in mail.outbox) == sorted(
         [theirs.owner.username, "nobody.yet@example.com"]
     )
