@@ -179,6 +179,11 @@ class PaymentGateway:
     def hold_get(self, reference: str) -> Intent:
         raise NotImplementedError
 
+    def holds_find(self, *, metadata_key: str, value: str) -> list[Intent]:
+        """The PaymentIntents whose metadata[metadata_key] is value: a hold whose creation
+        answer was lost is found by the guest session it was made for."""
+        raise NotImplementedError
+
     def authorize(
         self, amount: Decimal, currency: str, payment_method: str, idempotency_key: str
     ) -> PaymentResult:
@@ -339,6 +344,14 @@ class StripeGateway(PaymentGateway):
         except self._stripe.StripeError as exc:
             raise self._refused(exc) from exc
         return intent_from(self._dict(intent))
+
+    def holds_find(self, *, metadata_key: str, value: str) -> list[Intent]:
+        # Stripe's Search API (docs.stripe.com/search): its index may lag about a minute.
+        found = self._call(
+            self.client.v1.payment_intents.search,
+            params={"query": f"metadata['{metadata_key}']:'{value}'"},
+        )
+        return [intent_from(self._dict(intent)) for intent in found.data]
 
     def capture(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:

@@ -434,6 +434,12 @@ class SandboxGateway(PaymentGateway):
             raise GatewayError("No such payment_intent.")
         return intent_from(intent_json(row))
 
+    def holds_find(self, *, metadata_key: str, value: str) -> list[Intent]:
+        from .models import SandboxIntent
+
+        rows = SandboxIntent.objects.filter(**{f"metadata__{metadata_key}": value})
+        return [intent_from(intent_json(row)) for row in rows]
+
     def _write(self, reference: str, key: str, change: Callable[[Any], tuple[str, str]]) -> dict:
         """Apply `change` to the locked intent once per key; it returns (error, event type).
 

@@ -110,6 +110,11 @@ def release(*, payment_id: int, reason: str):
     return billing_services.guest_payment_release(payment=_payment(payment_id), reason=reason)
 
 
+def release_unrecorded(*, guest_session_key: str) -> int:
+    """Cancel the holds made for this guest session that were never recorded (GatewayError)."""
+    return billing_services.holds_unrecorded_release(guest_session_key=guest_session_key)
+
+
 def unreleased(payment_ids: list[int]) -> list[int]:
     """Those of the payments whose hold is still on the card (pending or authorized)."""
     return list(

@@ -38,6 +38,8 @@ from .selectors import (
     station_facts,
 )
 from .starts import (
+    CHECK_LATER,
+    NOTHING_HELD,
     OPEN_BEFORE_START,
     RELEASE_LATER,
     RELEASED,
@@ -159,10 +161,14 @@ def guest_start(
         )
     except Exception:
         logger.exception("Creating the hold for guest session %s failed", gs.pk)
-        fail_start(gs, "payments_unavailable", "Card payments are not available right now.")
+        said = "Card payments are not available right now."
+        # Confirmed at once, the card may be held though the answer never came: the sweep finds
+        # the hold by this session's key and releases it (failed_holds_release).
+        fail_start(gs, "payments_unavailable", f"{said} {CHECK_LATER}" if payment_method else said)
+        later = f" {CHECK_LATER}" if payment_method else ""
         raise StartRefused(
             "payments_unavailable",
-            "Card payments are not available right now. Please try again later.",
+            f"Card payments are not available right now. Please try again later.{later}",
         ) from None
     payment = payments.record(
         organization_id=prop.organization_id,
@@ -382,6 +388,7 @@ def failed_holds_release(*, now: datetime) -> int:
         failure_message__endswith=RELEASE_LATER,
     ).values_list("payment_id", "pk")[:200]
     waiting = {payment_id: pk for payment_id, pk in rows if payment_id is not None}
+    _unrecorded_holds_release(now=now)
     held = set(payments.unreleased(list(waiting)))
     released = 0
     for payment_id, pk in waiting.items():
@@ -393,6 +400,28 @@ def failed_holds_release(*, now: datetime) -> int:
             publish(gs.pk)
             released += 1
     return released
+
+
+def _unrecorded_holds_release(*, now: datetime) -> None:
+    """Failed starts whose hold's creation was never answered: look the hold up by the guest
+    session's key and cancel it. Waits a minute (the processor's search lags) and 23 hours at
+    most (then it keeps no trace of the request and a hold lapses by itself)."""
+    waiting = GuestSession.objects.filter(
+        state=GuestSession.State.FAILED,
+        payment_id__isnull=True,
+        finished_at__gte=now - timedelta(hours=23),
+        finished_at__lte=now - timedelta(minutes=1),
+        failure_message__endswith=CHECK_LATER,
+    )[:50]
+    for gs in waiting:
+        try:
+            payments.release_unrecorded(guest_session_key=gs.key)
+        except payments.GatewayError:
+            logger.warning("Looking up the unrecorded hold of guest session %s failed", gs.pk)
+            continue
+        message = gs.failure_message.removesuffix(CHECK_LATER) + NOTHING_HELD
+        GuestSession.objects.filter(pk=gs.pk).update(failure_message=message)
+        publish(gs.pk)
 
 
 def guest_finish_unsettled(*, limit: int = 500, now: datetime | None = None) -> int:

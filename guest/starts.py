@@ -72,6 +72,9 @@ RELEASED = "The hold on your card was released; you were not charged."
 # Said when the processor did not complete the release (down, 5xx, 429): the sweep
 # (guest.services.failed_holds_release) releases it once it answers.
 RELEASE_LATER = "The hold on your card will be released shortly; you were not charged."
+# Said when the processor's answer to creating a hold was lost: it may have held the card.
+CHECK_LATER = "If your card was held, the hold will be released shortly; you were not charged."
+NOTHING_HELD = "Nothing stays held on your card; you were not charged."
 
 
 def release_hold(gs: GuestSession) -> bool:

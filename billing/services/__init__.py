@@ -22,6 +22,7 @@ from .payments import (
     guest_payment_release,
     guest_payment_settle,
     guest_session_ceiling,
+    holds_unrecorded_release,
     payment_attach_session,
 )
 from .payouts import (
@@ -79,6 +80,7 @@ __all__ = [
     "guest_payment_release",
     "guest_payment_settle",
     "guest_session_ceiling",
+    "holds_unrecorded_release",
     "month_bounds",
     "payment_attach_session",
     "payout_create",

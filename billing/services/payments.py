@@ -274,6 +274,32 @@ def _record_lapsed(payment: Payment) -> Payment:
     return payment
 
 
+# An intent in one of these states can still hold money, or come to: it is canceled.
+OPEN_INTENT = (
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "requires_capture",
+)
+
+
+def holds_unrecorded_release(*, guest_session_key: str) -> int:
+    """Cancel the holds made for a guest session that were never recorded here (the processor's
+    answer to creating one was lost, so nothing knows its id): found by the guest session's key
+    in their metadata. Return how many; raises GatewayError while the processor fails."""
+    gateway = get_gateway()
+    released = 0
+    for intent in gateway.holds_find(metadata_key="guest_session", value=guest_session_key):
+        recorded = Payment.objects.filter(reference=intent.reference).exists()
+        if recorded or intent.status not in OPEN_INTENT:
+            continue
+        result = gateway.release(intent.reference, idempotency_key=f"release:{intent.reference}")
+        if not result.ok:
+            raise GatewayError(result.decline_reason or "The hold could not be released.")
+        released += 1
+    return released
+
+
 def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
     """Release the whole hold (cancel the intent; no fee kept). Idempotent; a captured payment
     is left as it is. The processor is called with no transaction open."""
