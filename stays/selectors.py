@@ -146,6 +146,8 @@ def stay_facts(charger: Any, *, now: datetime) -> dict[str, Any]:
             "unit": f.unit.name if f.unit else None,
             "state": f.state,
             "last_synced_at": f.last_synced_at.isoformat() if f.last_synced_at else None,
+            "last_success_at": f.last_success_at.isoformat() if f.last_success_at else None,
+            "failing_since": f.failing_since.isoformat() if f.failing_since else None,
             "error": f.last_error,
         }
         for f in CalendarFeed.objects.filter(property_id=property_id).select_related("unit")
@@ -213,7 +215,13 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
     for feed in facts["calendar_feeds"]:
         where = f" ({feed['unit']})" if feed["unit"] else ""
         if feed["error"]:
-            out.append(f"Calendar feed {feed['name']}{where} failed its last sync: {feed['error']}")
+            good = feed["last_success_at"]
+            since = feed["failing_since"] or feed["last_synced_at"]
+            out.append(
+                f"Calendar feed {feed['name']}{where} failed its last sync: {feed['error']} "
+                f"It is failing since {local(since) if since else 'its first pull'}; "
+                + (f"last synced {local(good)}." if good else "it never synced.")
+            )
         elif feed["last_synced_at"]:
             out.append(
                 f"Calendar feed {feed['name']}{where} synced at {local(feed['last_synced_at'])}."
@@ -222,10 +230,12 @@ def stay_support_sentences(charger: Any, *, now: datetime, tz: Any) -> list[str]
             out.append(f"Calendar feed {feed['name']}{where} has not synced yet.")
     for pms in facts["pms_integrations"]:
         vendor = dict(PmsIntegration.Vendor.choices).get(pms["vendor"], pms["vendor"])
+        failed = pms["state"] in (PmsIntegration.State.ERROR, PmsIntegration.State.BACKING_OFF)
         text = (
             f"{vendor} sync failed: {pms['error']}"
-            if pms["error"]
+            if failed and pms["error"]
             else f"{vendor} synced at {local(pms['last_synced_at'])}."
+            + (f" {pms['error']}" if pms["error"] else "")  # a good pull's notes
             if pms["last_synced_at"]
             else f"{vendor} has not synced yet."
         )

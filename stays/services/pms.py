@@ -261,7 +261,7 @@ def _sync_notes(unmapped: int, left_out: int) -> str:
     notes = []
     if unmapped:
         notes.append(
-            f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them below."
+            f"{unmapped} reservation(s) belong to listings not mapped to a unit yet: map them on the PMS sync page."
         )
     if left_out:
         notes.append(
