@@ -71,7 +71,7 @@ def _stop_arrives(session, started):
 
 
 def test_a_stop_after_the_hold_expired_closes_the_session_instead_of_retrying_for_ever(
-    guest_charger, rate, fake_charger
+    client, guest_charger, rate, fake_charger
 ):
     gs, session, started = _charging_for_days(guest_charger)
     _processor_expires_the_hold(gs, tell_us=False)
@@ -87,7 +87,12 @@ def test_a_stop_after_the_hold_expired_closes_the_session_instead_of_retrying_fo
     assert payment.status == Payment.Status.RELEASED and payment.amount_captured == 0
     assert "expired" in payment.release_reason
     assert not LedgerTransaction.objects.filter(kind="guest_charge").exists()
-    assert len(mail.outbox) == 1 and "EUR 0.00" in mail.outbox[0].body
+    # The receipt says so plainly (before: "Charged to your card: EUR 0.00", and on the page
+    # "The rest of the EUR 32.67 hold was released").
+    assert len(mail.outbox) == 1
+    assert "Nothing was charged to your card ending 4242" in mail.outbox[0].body
+    page = client.get(f"/s/receipt/{gs.key}/").content.decode()
+    assert "Nothing was charged to your card" in page and "The rest of the" not in page
     # Nothing left for the sweep; the host's session says what was not collected.
     assert services.guest_finish_unsettled() == 0
     settlement = session_settlement(ChargingSession.objects.get(pk=session.pk))
