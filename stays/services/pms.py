@@ -240,10 +240,15 @@ def _record_failure(integration_id: int, exc: PmsError, now: datetime) -> None:
             .values_list("failures", flat=True)
             .get(pk=integration_id)
         ) + 1
+        backoff = min(timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+        # A vendor's wait (Retry-After, our floor for a 5xx or no answer) is the first one; a
+        # failure after that backs off as any other, never sooner than the vendor's wait.
         wait = (
-            timedelta(seconds=exc.retry_after)
-            if exc.retry_after
-            else min(timedelta(minutes=2 ** min(failures, 6)), MAX_BACKOFF)
+            backoff
+            if not exc.retry_after
+            else timedelta(seconds=exc.retry_after)
+            if failures == 1
+            else max(timedelta(seconds=exc.retry_after), backoff)
         )
         PmsIntegration.objects.filter(pk=integration_id).update(
             state=PmsIntegration.State.BACKING_OFF

@@ -248,3 +248,26 @@ def test_a_pms_that_dribbles_a_page_is_given_up_on_within_the_deadline(settings,
     integration.refresh_from_db()
     assert integration.state == "backoff" and integration.next_attempt_at > NOW
     assert integration.failures == 1 and "Track" in integration.last_error
+
+
+@pytest.mark.django_db
+def test_a_pms_that_stays_down_is_asked_less_and_less_often(guesty):
+    from stays.models import PmsIntegration
+    from stays.services.pms import pms_sync
+
+    def down(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            return httpx.Response(200, json={"access_token": "tok"})
+        return httpx.Response(503, text="<html>Service Unavailable</html>")
+
+    at, waits = NOW, []
+    for _ in range(7):
+        client = httpx.Client(transport=httpx.MockTransport(down))
+        assert not pms_sync(integration_id=guesty.pk, client=client, now=at).ok
+        row = PmsIntegration.objects.get(pk=guesty.pk)
+        waits.append(int((row.next_attempt_at - at).total_seconds() // 60))
+        at = row.next_attempt_at
+    # Before: 5 minutes after every failure, however long the outage (the 5xx's floor replaced
+    # the back-off instead of being its floor).
+    assert waits == [5, 5, 8, 16, 32, 60, 60]
+    assert row.failures == 7 and "503" in row.last_error and "<html>" not in row.last_error
