@@ -282,9 +282,11 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "status",
         "attempts",
         "next_attempt_at",
+        "partner_down",
         "last_error",
     ]
-    list_filter = ["status", "module"]
+    # partner_down: the push whose retry every push of that partner waits for (it was down).
+    list_filter = ["status", "module", "partner_down"]
     search_fields = ["object_key", "last_error"]
     list_select_related = ["partner"]
     autocomplete_fields = ["partner"]

@@ -197,3 +197,27 @@ def test_the_partner_page_says_every_push_waits_for_the_next_try(client, operato
         assert re.findall(r'data-label="Next attempt" class="small">([^<]*)<', table) == [at, at]
     finally:
         broken.close()
+
+
+def test_support_finds_the_push_a_down_partner_waits_for_in_admin(client, operator, healthy):
+    from django.contrib.auth import get_user_model
+
+    broken = Scripted(DOWN_ANSWERS["5xx"])
+    try:
+        connected_partner(operator["org"], base=broken.base, country_code="FR", party_id="DWN")
+        _status(operator["cp_public"], 1, "Charging")
+        client.force_login(
+            get_user_model().objects.create_superuser(
+                "ops@example.com", "ops@example.com", "x-pass-1234567"
+            )
+        )
+
+        page = client.get("/admin/roaming/delivery/?partner_down__exact=1").content.decode()
+
+        waited_for = Delivery.objects.get(partner_down=True)
+        assert f"/admin/roaming/delivery/{waited_for.pk}/change/" in page
+        assert "HTTP 503" in page
+        # A column and a filter of their own: which push the partner's others wait for.
+        assert "column-partner_down" in page and "By partner down" in page
+    finally:
+        broken.close()
