@@ -6,8 +6,8 @@ import logging
 import time
 
 from channels.layers import get_channel_layer
-from django.core.cache import cache
 
+from backoffice import shared_cache
 from chargers.plumbing import watching
 from chargers.plumbing.batching import Coalescer
 
@@ -31,16 +31,9 @@ def connector_watch(charger_id: int) -> None:
 
 
 def _watched_of(charger_ids: list[int]) -> list[bool]:
-    try:
-        found = cache.get_many([connector_watch_key(pk) for pk in set(charger_ids)])
-    except Exception as exc:  # noqa: BLE001 - no cache: no live view to tell; frames go on
-        watching.failures.failed(
-            "connector watch lookup failed",
-            "Which chargers a guest's page follows could not be read from the cache (%s)",
-            exc,
-            exc=exc,
-        )
-        return [False] * len(charger_ids)
+    keys = [connector_watch_key(pk) for pk in set(charger_ids)]
+    # Without the cache no guest page can be told either: none is taken as watching.
+    found = shared_cache.use(lambda cache: cache.get_many(keys), dict)
     return [connector_watch_key(pk) in found for pk in charger_ids]
 
 

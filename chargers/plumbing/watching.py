@@ -12,30 +12,22 @@ refresh.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from django.core.cache import cache
 
-from chargers.plumbing.failures import FailureLog
-
-logger = logging.getLogger("chargers.ocpp")
-failures = FailureLog(logger)
+from backoffice import shared_cache
 
 VERSION_KEY = "watch:version"
 REFRESH_S = 2.0  # how stale "is anybody watching this charger?" may be
+STALE_FOR_S = 30.0  # ... and how long more while the cache does not answer
 
 
 def watch(key: str, ttl: int) -> None:
     """Mark `key` watched for `ttl` seconds (call again before it expires to keep it). Without
     the cache the page still shows; it only misses live rows until the cache is back."""
-    try:
-        _watch(key, ttl)
-    except Exception as exc:  # noqa: BLE001 - any cache failure: the page is not live
-        failures.failed(
-            "watch failed", "A browser's watch could not be kept in the cache (%s)", exc, exc=exc
-        )
+    shared_cache.use(lambda _cache: _watch(key, ttl), lambda: None)
 
 
 def _watch(key: str, ttl: int) -> None:
@@ -69,23 +61,20 @@ class WatchedSet:
         """Bring the view up to date for `charger_ids` (synchronous cache calls: run it in the
         database pool) and return the watched ones among them.
 
-        When the cache cannot be reached, the view stays as it was (chargers not asked about yet
-        count as not watched) and is asked again after REFRESH_S: a watched charger's rows then
-        reach its open Logs tab a little later, but the frames are stored as always (a Redis
-        restart used to send every log row and meter value written meanwhile to the dead
-        letters)."""
-        try:
-            return self._refresh(charger_ids)
-        except Exception as exc:  # noqa: BLE001 - any cache failure: keep the last view
-            failures.failed(
-                "watch lookup failed",
-                "Which chargers a browser follows could not be read from the cache (%s); "
-                "the last view is used until it can",
-                exc,
-                exc=exc,
-            )
-            self.refreshed = time.monotonic()
-            return charger_ids & self.watched
+        While the cache does not answer, the view stays as it was (chargers not asked about yet
+        count as not watched) for STALE_FOR_S more: a watched charger's rows then reach its open
+        Logs tab a little later, but the frames are stored as always (a Redis restart used to
+        send every log row and meter value written meanwhile to the dead letters)."""
+        return shared_cache.use(
+            lambda _cache: self._refresh(charger_ids), lambda: self._stale(charger_ids)
+        )
+
+    def _stale(self, charger_ids: set[int]) -> set[int]:
+        # Taken as fresh for a while: each refresh would otherwise wait for the cache again (a
+        # hung Redis: a socket timeout on every log batch).
+        self.refreshed = time.monotonic() + STALE_FOR_S
+        self.checked |= charger_ids  # new chargers too: not watched, as far as anyone can tell
+        return charger_ids & self.watched
 
     def _refresh(self, charger_ids: set[int]) -> set[int]:
         version = cache.get(VERSION_KEY)

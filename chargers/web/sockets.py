@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from backoffice import db
 from chargers.messagelog.log import LOG_WATCH_TTL_S, log_group, log_watch_key
 from chargers.plumbing import watching
+
+logger = logging.getLogger("chargers.ocpp")
 
 
 class ChargerLogConsumer(AsyncWebsocketConsumer):
@@ -35,9 +38,7 @@ class ChargerLogConsumer(AsyncWebsocketConsumer):
         try:
             await self.channel_layer.group_add(log_group(self.charger_id), self.channel_name)
         except Exception as exc:  # noqa: BLE001 - Redis away: the next round joins again
-            watching.failures.failed(
-                "log tab join failed", "A Logs tab could not join its group (%s)", exc, exc=exc
-            )
+            logger.warning("A Logs tab could not join its group: %s", exc)
 
     async def _keep_watching(self) -> None:
         while True:
