@@ -689,6 +689,10 @@ def _token_page(response: httpx.Response) -> list:
         raise MspListUnreadable("the provider's token list is not JSON") from None
     if not isinstance(body, dict):
         raise MspListUnreadable("the provider's token list is not an OCPI answer")
+    code = body.get("status_code")
+    if isinstance(code, int) and not isinstance(code, bool) and not 1000 <= code < 2000:
+        # An error at HTTP 200 (OCPI puts the outcome here): no list, and no new sync point.
+        raise MspListUnreadable(f"the provider answered its token list with OCPI status {code}")
     data = body.get("data")
     if data is None:
         return []
