@@ -354,7 +354,10 @@ def account_delete(*, user: Any) -> None:
         _sessions_end(session_keys)
     if address:
         body = render_to_string("drivers/email_account_deleted.txt", {})
-        send_mail("Your account was deleted", body, None, [address])
+        try:
+            send_mail("Your account was deleted", body, None, [address])
+        except Exception:  # the account is gone: the page says so, the mail is a courtesy
+            logger.warning("Could not email driver %s that the account was deleted", profile.pk)
 
 
 def driver_start(

@@ -338,6 +338,11 @@ def account_delete(request: HttpRequest) -> HttpResponse:
         else:
             user = request.user
             logout(request)
-            services.account_delete(user=user)
+            try:
+                services.account_delete(user=user)
+            except GatewayError as exc:
+                # The processor is asked first: nothing of the account is erased here yet.
+                said = f"Your account was not deleted: {exc} Sign in again to retry."
+                return render(request, "drivers/delete.html", {"error": said}, status=503)
             return render(request, "drivers/deleted.html")
     return render(request, "drivers/delete.html", {"error": error}, status=400 if error else 200)
