@@ -218,7 +218,12 @@ def _email(cdr_id: int, *, paid: bool) -> None:
         if paid
         else "Your payment for charging on a partner network failed"
     )
-    send_mail(subject, body, None, [profile.user.email])
+    try:
+        send_mail(subject, body, None, [profile.user.email])
+    except Exception:
+        # The charge is done and booked (the activity page shows it): a mail server that is down
+        # must not end the sweep, which would leave the next CDRs uncharged until its next run.
+        logger.warning("Could not email the driver about partner CDR %s", cdr_id, exc_info=True)
 
 
 def ocpi_moment(value: object) -> datetime | None:
