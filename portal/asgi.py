@@ -54,13 +54,14 @@ async def lifespan(scope, receive, send):
     replay their journals. Stop (SIGTERM included): flush the OCPP message log, then mark this
     process's connections closed (chargers.connections.process)."""
     from chargers.connections import process
+    from chargers.connections.consumer import rejoin_command_groups
     from chargers.messagelog.log import writer
     from chargers.plumbing.journal import journal
 
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            await process.start()
+            await process.start(rejoin=rejoin_command_groups)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

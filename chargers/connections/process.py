@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from django.db.models import QuerySet
@@ -65,21 +66,20 @@ async def _heartbeat_loop() -> None:
             logger.warning("Server process heartbeat failed: %s", exc)
 
 
-async def _rejoin_loop() -> None:
-    from chargers.connections.consumer import rejoin_command_groups
-
+async def _rejoin_loop(rejoin: Callable[[], Awaitable[object]]) -> None:
     while True:
         await asyncio.sleep(REJOIN_EVERY_S)
         try:
-            await rejoin_command_groups()
+            await rejoin()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the layer may be away; the next round tries again
             logger.warning("Joining the command groups again failed: %s", exc)
 
 
-async def start() -> None:
-    """Register this process, clear stale connections, replay journals of stopped processes."""
+async def start(*, rejoin: Callable[[], Awaitable[object]] | None = None) -> None:
+    """Register this process, clear stale connections, replay journals of stopped processes;
+    call `rejoin` (consumer.rejoin_command_groups) every REJOIN_EVERY_S."""
     global _heartbeat, _rejoin
     journal.configure(replay.journal_apply, KEY)
     try:
@@ -89,7 +89,10 @@ async def start() -> None:
     _heartbeat = asyncio.get_running_loop().create_task(
         _heartbeat_loop(), name="ocpp-process-heartbeat"
     )
-    _rejoin = asyncio.get_running_loop().create_task(_rejoin_loop(), name="ocpp-rejoin-groups")
+    if rejoin is not None:
+        _rejoin = asyncio.get_running_loop().create_task(
+            _rejoin_loop(rejoin), name="ocpp-rejoin-groups"
+        )
 
 
 async def stop() -> None:
