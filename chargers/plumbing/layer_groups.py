@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chargers.plumbing.batching import Coalescer
 
@@ -42,11 +43,26 @@ async def _pipelined(
         by_shard[layer.consistent_hash(group)].append((group, channel))
     now = time.time()
     for index, members in by_shard.items():
-        async with layer.connection(index).pipeline(transaction=False) as pipe:
-            for group, channel in members:
-                queue(layer, pipe, group, channel, now)
-            await pipe.execute()
+        try:
+            await _execute(layer, index, members, queue, now)
+        except RedisConnectionError:
+            # A pooled connection that Redis closed (it restarted): the pool drops it, and the
+            # commands (ZADD, EXPIRE, ZREM: the same effect twice) go again on a new one.
+            await _execute(layer, index, members, queue, now)
     return [None] * len(pairs)
+
+
+async def _execute(
+    layer: Any,
+    index: int,
+    members: list[tuple[str, str]],
+    queue: Callable[[Any, Any, str, str, float], None],
+    now: float,
+) -> None:
+    async with layer.connection(index).pipeline(transaction=False) as pipe:
+        for group, channel in members:
+            queue(layer, pipe, group, channel, now)
+        await pipe.execute()
 
 
 def _queue_add(layer: Any, pipe: Any, group: str, channel: str, now: float) -> None:
