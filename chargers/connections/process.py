@@ -55,26 +55,17 @@ async def _beat() -> None:
     await journal.replay_orphans()
 
 
-async def _heartbeat_loop() -> None:
+async def _every(seconds: float, work: Callable[[], Awaitable[object]], failed: str) -> None:
+    """Run `work` every `seconds`; a failure (the database or the layer away) is logged and the
+    next round tries again."""
     while True:
-        await asyncio.sleep(HEARTBEAT_EVERY_S)
+        await asyncio.sleep(seconds)
         try:
-            await _beat()
+            await work()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the database may be away; the next beat tries again
-            logger.warning("Server process heartbeat failed: %s", exc)
-
-
-async def _rejoin_loop(rejoin: Callable[[], Awaitable[object]]) -> None:
-    while True:
-        await asyncio.sleep(REJOIN_EVERY_S)
-        try:
-            await rejoin()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the layer may be away; the next round tries again
-            logger.warning("Joining the command groups again failed: %s", exc)
+        except Exception as exc:
+            logger.warning("%s: %s", failed, exc)
 
 
 async def start(*, rejoin: Callable[[], Awaitable[object]] | None = None) -> None:
@@ -87,11 +78,13 @@ async def start(*, rejoin: Callable[[], Awaitable[object]] | None = None) -> Non
     except Exception as exc:
         logger.error("Could not register the server process (database unavailable?): %s", exc)
     _heartbeat = asyncio.get_running_loop().create_task(
-        _heartbeat_loop(), name="ocpp-process-heartbeat"
+        _every(HEARTBEAT_EVERY_S, _beat, "Server process heartbeat failed"),
+        name="ocpp-process-heartbeat",
     )
     if rejoin is not None:
         _rejoin = asyncio.get_running_loop().create_task(
-            _rejoin_loop(rejoin), name="ocpp-rejoin-groups"
+            _every(REJOIN_EVERY_S, rejoin, "Joining the command groups again failed"),
+            name="ocpp-rejoin-groups",
         )
 
 
