@@ -1,4 +1,6 @@
-"""Per-client rate limits for the guest endpoints (Django cache, fixed one-minute windows)."""
+"""Per-client rate limits for the guest endpoints (fixed one-minute windows), counted by
+backoffice/throttle.py: in the shared cache, or in this process's memory while Redis does not
+answer, so a guest who scans a QR code during a Redis blip still gets the page."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import functools
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.shortcuts import render
+
+from backoffice import throttle
 
 # Requests per client IP per minute. "ports" is the busy page's own check for a free port
 # (every 20 s): it never counts against "lookup", so waiting never shows "Too many tries".
@@ -31,13 +34,7 @@ def hit(scope: str, ip: str, *, now: float | None = None) -> tuple[bool, int]:
     """Count one request; return (allowed, seconds until the window resets)."""
     now = _clock() if now is None else now
     window = int(now // WINDOW_S)
-    key = f"guest-rl:{scope}:{ip}:{window}"
-    cache.add(key, 0, WINDOW_S + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, WINDOW_S + 5)
-        count = 1
+    count = throttle.hit(f"guest-{scope}", f"{ip}:{window}", WINDOW_S + 5)
     return count <= limit_for(scope), int(WINDOW_S - now % WINDOW_S) + 1
 
 
