@@ -366,10 +366,8 @@ def _terminal_start(partner: Partner, remote: RemoteCommand, body: dict) -> Resp
 
 
 def _queue(remote_id: int) -> None:
-    try:
-        schedule.task(schedule.COMMAND_EXECUTE).delay(remote_id)
-    except Exception:
-        logger.exception("Could not queue OCPI command %s", remote_id)
+    # No sweep runs a command nobody queued: a job the broker refuses is kept to send later.
+    schedule.later(schedule.COMMAND_EXECUTE, remote_id)
 
 
 def command_execute(*, remote_command_id: int) -> str:

@@ -4,9 +4,9 @@ its name, so they never import the tasks that call them (the app registers the t
 
 from __future__ import annotations
 
-import logging
-
 from celery import Task, current_app
+
+from backoffice import queueing
 
 COMMAND_EXECUTE = "roaming.command_execute"
 LOCATIONS_RESEND = "roaming.locations_resend"
@@ -21,8 +21,6 @@ def task(name: str) -> Task:
 
 
 def later(name: str, *args: object) -> None:
-    """Queue task `name` with `args`; a failure to queue is logged (the sweeps catch up)."""
-    try:
-        task(name).delay(*args)
-    except Exception:
-        logging.getLogger(__name__).exception("Could not queue %s%r", name, args)
+    """Queue task `name` with `args`; a job the broker does not take is kept and sent once it
+    answers (backoffice.queueing), not lost."""
+    queueing.later(name, *args)
