@@ -17,6 +17,7 @@ from django.utils import timezone
 from authorization.decisions import Context, Decision
 from authorization.models import Token
 from authorization.services import GUEST_PAGE_UID, decide_sync, decision_record
+from backoffice.resend import send_each_once
 from chargers.devices.commands import (
     ChargerOffline,
     CommandTimeout,
@@ -631,18 +632,13 @@ def receipts_resend(*, now: datetime) -> int:
         .exclude(email="")
         .values_list("pk", flat=True)
     )
-    sent = 0
-    for pk in list(unsent[:200]):
-        # Claimed first: a second sweep at once (a redelivered task) does not send it too.
-        if not GuestSession.objects.filter(pk=pk, receipt_sent_at__isnull=True).update(
-            receipt_sent_at=now
-        ):
-            continue
-        if receipt_email(gs=GuestSession.objects.select_related("charger").get(pk=pk)):
-            sent += 1
-        else:
-            GuestSession.objects.filter(pk=pk).update(receipt_sent_at=None)
-    return sent
+    return send_each_once(
+        GuestSession,
+        unsent[:200],
+        field="receipt_sent_at",
+        now=now,
+        send=lambda pk: receipt_email(gs=GuestSession.objects.select_related("charger").get(pk=pk)),
+    )
 
 
 def receipt_url(gs: GuestSession) -> str:

@@ -14,6 +14,8 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from backoffice.resend import send_each_once
+
 from .. import ledger
 from ..gateways import GatewayError, get_gateway
 from ..models import (
@@ -351,11 +353,13 @@ def _receipts_resend(now: datetime) -> None:
         .exclude(subscription__email="")
         .values_list("pk", flat=True)
     )
-    for invoice_id in list(unsent):
-        # Claimed first, so that a second run at once (a redelivered task) does not send it too.
-        mine = SubscriptionInvoice.objects.filter(pk=invoice_id, receipt_sent_at__isnull=True)
-        if mine.update(receipt_sent_at=now) and not _invoice_email(invoice_id, receipt=True):
-            SubscriptionInvoice.objects.filter(pk=invoice_id).update(receipt_sent_at=None)
+    send_each_once(
+        SubscriptionInvoice,
+        unsent,
+        field="receipt_sent_at",
+        now=now,
+        send=lambda invoice_id: _invoice_email(invoice_id, receipt=True),
+    )
 
 
 def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
