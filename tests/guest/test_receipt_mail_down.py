@@ -65,6 +65,10 @@ def test_a_receipt_the_mail_server_refused_is_sent_by_the_sweep_once(
     assert gs.state == GuestSession.State.FINISHED
     assert Payment.objects.get(pk=gs.payment_id).status == Payment.Status.CAPTURED
 
+    # Still down at the first sweep: the receipt stays unsent for the next one.
+    services.guest_finish_unsettled(now=timezone.now() + timedelta(minutes=12))
+    assert GuestSession.objects.get(pk=gs.pk).receipt_sent_at is None
+
     # Mail works again: the sweep sends the receipt (before: marked sent, so never), once.
     settings.EMAIL_BACKEND = LOCMEM
     mail.outbox.clear()
