@@ -22,10 +22,11 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
-from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+from backoffice import shared_cache, throttle
 
 from .models import QuarantinedEmail, Ticket, TicketMessage
 
@@ -240,7 +241,12 @@ def mailgun_token_first_use(token: str) -> bool:
     replayed with other fields would verify, so each token is accepted once (the shared cache, Redis
     in production, sees every process)."""
     key = "support-inbound:mailgun-token:" + hashlib.sha256(token.encode()).hexdigest()
-    return bool(cache.add(key, 1, timeout=2 * MAILGUN_MAX_AGE_S))
+    timeout = 2 * MAILGUN_MAX_AGE_S
+    # While Redis is down this process remembers the tokens (a reply is not lost meanwhile).
+    return shared_cache.use(
+        lambda store: bool(store.add(key, 1, timeout=timeout)),
+        lambda: bool(throttle.fallback.add(key, 1, timeout=timeout)),
+    )
 
 
 def _fallback_message_id(email: ParsedEmail) -> str:

@@ -13,11 +13,12 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from backoffice import throttle
 
 from ..inbound import (
     MAX_RAW_BYTES,
@@ -36,13 +37,9 @@ WINDOW_S = 60
 def _over_limit(request: HttpRequest, hook: str) -> bool:
     limit = int(getattr(settings, "SUPPORT_INBOUND_LIMIT_PER_MIN", LIMIT_PER_MIN))
     ip = request.META.get("REMOTE_ADDR") or "unknown"
-    key = f"support-inbound:{hook}:{ip}:{int(time.time()) // WINDOW_S}"
-    cache.add(key, 0, WINDOW_S + 5)
-    try:
-        return int(cache.incr(key)) > limit
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, WINDOW_S + 5)
-        return False
+    # Counted in this process's memory while Redis is down: replies still land, still limited.
+    window = int(time.time()) // WINDOW_S
+    return throttle.hit(f"support-inbound-{hook}", f"{ip}:{window}", WINDOW_S + 5) > limit
 
 
 def _too_many() -> HttpResponse:
