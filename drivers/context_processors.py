@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from backoffice import shared_cache
 from roaming.emsp_driving import DRIVER_ACCOUNTS_CACHE_KEY
 
 
@@ -17,7 +17,10 @@ def _offered() -> bool:
 
         return EmspIdentity.objects.filter(driver_accounts=True).exists()
 
-    return bool(cache.get_or_set(DRIVER_ACCOUNTS_CACHE_KEY, read, 300))
+    # While Redis is down, asked of the database (a driver's page still opens).
+    return bool(
+        shared_cache.use(lambda store: store.get_or_set(DRIVER_ACCOUNTS_CACHE_KEY, read, 300), read)
+    )
 
 
 def roaming(request: HttpRequest) -> dict[str, Any]:
