@@ -338,12 +338,14 @@ class CdrAdmin(ReadOnlyAdmin):
     def credit_and_replace(self, request, queryset):
         """The sweep corrects the last week's CDRs on an estimated stop by itself; older ones
         (marked when credits came, migration roaming.0020) wait for support to choose them."""
+        from backoffice import queueing
+
         from .sessions import cdrs_correct
-        from .tasks import deliveries_send_task
 
         done = cdrs_correct(list(queryset.values_list("pk", flat=True)))
         for partner_id in sorted(done["partner_ids"]):
-            deliveries_send_task.delay(partner_id)
+            # The credits are saved: a broker that is down keeps the push for later, not a 500.
+            queueing.on_commit("roaming.deliveries_send", partner_id)
         self.message_user(
             request,
             f"{done['replaced']} CDR(s) credited and replaced by the charger's own stop; "

@@ -5,26 +5,51 @@ sent once the broker answers, not lost."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
+from celery import current_app
 from django.test import Client
+from django.utils import timezone
 
 from backoffice.models import PendingTask
-from roaming.models import RemoteCommand
+from billing.models import Rate
+from chargers.devices import stale
+from chargers.models import ChargingSession
+from portal.celery import broker_pause_forget
+from roaming.models import Cdr, RemoteCommand
 from tests.backoffice.dependencies_down import closed_port
 from tests.backoffice.test_queueing import Broker
+from tests.ocpp_client import OcppTestClient
 from tests.roaming.conftest import auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def broker_down():
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """The broker at a closed port. The app's pool of broker connections is closed on the way in
+    and out: one opened earlier (to the suite's Redis) would otherwise take the sends."""
     broker = Broker()
+    _pools_forget()
     broker.down_at(f"redis://127.0.0.1:{closed_port()}/0")
-    yield broker
-    broker.back()
+    try:
+        yield
+    finally:
+        broker.back()
+        _pools_forget()
+        broker_pause_forget()
+
+
+def _pools_forget() -> None:
+    # What Celery itself does after a fork: the next send opens a connection to broker_url.
+    current_app._pool = None
+    current_app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -35,7 +60,7 @@ def stub(settings):
     emsp.close()
 
 
-def test_a_command_taken_while_the_broker_is_down_is_kept_to_run(operator, stub, broker_down):
+def test_a_command_taken_while_the_broker_is_down_is_kept_to_run(operator, stub):
     partner = connected_partner(
         operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
     )
@@ -46,15 +71,104 @@ def test_a_command_taken_while_the_broker_is_down_is_kept_to_run(operator, stub,
         "evse_uid": "PUB-1*2",
         "connector_id": "1",
     }
-    response = Client().post(
-        "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR",
-        json.dumps(body),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=auth(),
-    )
+    with broker_down():
+        response = Client().post(
+            "/ocpi/2.2.1/commands/UNLOCK_CONNECTOR",
+            json.dumps(body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(),
+        )
     assert response.status_code == 200
     assert response.json()["data"]["result"] == "ACCEPTED"
     command = RemoteCommand.objects.get()
     assert list(PendingTask.objects.values_list("name", "args")) == [
         ("roaming.command_execute", [command.pk])
+    ]
+
+
+@pytest.fixture
+def emsp(operator, stub, client):
+    """A connected eMSP whose driver's RFID0001 charges at a location with a rate."""
+    partner = connected_partner(
+        operator["org"], base=stub.base + "/2.2.1", outgoing_token="cpo-calls-stub"
+    )
+    stub.cpo_token = partner.outgoing_token
+    token = {
+        "country_code": "DE",
+        "party_id": "EMS",
+        "uid": "RFID0001",
+        "type": "RFID",
+        "contract_id": "DE-EMS-C0001",
+        "issuer": "Stub",
+        "valid": True,
+        "whitelist": "ALWAYS",
+        "last_updated": "2024-01-01T00:00:00Z",
+    }
+    response = client.put(
+        "/ocpi/2.2.1/tokens/DE/EMS/RFID0001",
+        json.dumps(token),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=auth(),
+    )
+    assert response.status_code == 201
+    Rate.objects.create(
+        property=operator["public"],
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        connection_fee=Decimal("1.00"),
+        energy_price_per_kwh=Decimal("0.35"),
+        tax_percent=Decimal("21"),
+    )
+    return partner
+
+
+async def test_support_correcting_a_cdr_while_the_broker_is_down_keeps_the_push(
+    operator, stub, emsp, admin_client
+):
+    """Django admin's "Credit and replace" on a CDR made on our estimate: with the broker down
+    the action still says what it did (it was a 500 after the credit had been saved) and the
+    push to the partner is kept to send."""
+    charger = OcppTestClient("PUB-1")
+    assert (await charger.connect())[0]
+    start = await charger.result(
+        "StartTransaction",
+        {
+            "connectorId": 1,
+            "idTag": "RFID0001",
+            "meterStart": 10000,
+            "timestamp": "2026-11-20T08:00:00Z",
+        },
+    )
+    reading = {
+        "timestamp": "2026-11-20T08:30:00Z",
+        "sampledValue": [{"value": "16000", "unit": "Wh"}],
+    }
+    await charger.result(
+        "MeterValues",
+        {"connectorId": 1, "transactionId": start["transactionId"], "meterValue": [reading]},
+    )
+    session = await ChargingSession.objects.aget(id_tag="RFID0001")
+    assert await sync_to_async(stale.close_without_stop)(session.pk)
+    await charger.close()
+    await ChargingSession.objects.filter(pk=session.pk).aupdate(
+        stop_reason="Local",
+        meter_stop_wh=22000,
+        stopped_at=datetime(2026, 11, 20, 9, 40, tzinfo=UTC),
+        received_stop_at=timezone.now() - timedelta(days=30),
+    )
+    first = await Cdr.objects.aget(session=session)
+    assert first.estimated
+    before = len(stub.requests_to("cdrs", "POST"))
+
+    with broker_down():
+        answer = await sync_to_async(admin_client.post)(
+            "/admin/roaming/cdr/",
+            {"action": "credit_and_replace", "_selected_action": [first.pk]},
+            follow=True,
+        )
+    assert answer.status_code == 200
+    said = [str(m) for m in answer.context["messages"]]
+    assert said[0].startswith("1 CDR(s) credited and replaced by the charger's own stop")
+    assert len(stub.requests_to("cdrs", "POST")) == before  # not sent yet
+    assert [name async for name in PendingTask.objects.values_list("name", flat=True)] == [
+        "roaming.deliveries_send"
     ]
