@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from backoffice import queueing
 from backoffice.models import Organization
 
 from . import client, ocpi, plain
@@ -216,15 +217,9 @@ def full_sync_task(feed_id: int) -> int:
 
 def full_sync_after_commit(feed: AccessPointFeed) -> None:
     """After the commit that switched the feed on, push it everything (the outbox keeps what
-    the access point has not accepted)."""
-
-    def run() -> None:
-        try:
-            full_sync_task.delay(feed.pk)
-        except Exception:
-            logger.exception("Could not queue the full sync of access point feed %s", feed.pk)
-
-    transaction.on_commit(run)
+    the access point has not accepted). No sweep starts it: a job the broker does not take is
+    kept and sent once it answers."""
+    queueing.on_commit("roaming.access_point_full_sync", feed.pk)
 
 
 # An access point's bound on freshness (DOT-NL: changes delivered within one minute).

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from authorization.models import MobilityServiceProvider, Token, normalize_uid
-from backoffice import metrics
+from backoffice import metrics, queueing
 from backoffice.models import Organization
 from chargers.models import Charger, Connector
 
@@ -1335,15 +1335,9 @@ def location_push_task(property_id: int) -> int:
 
 def _push_after_commit(property_id: int) -> None:
     """After commit, PUT the location to the operator's partners (or REMOVE what is no longer
-    published)."""
-
-    def push() -> None:
-        try:
-            location_push_task.delay(property_id)
-        except Exception:
-            logger.exception("Could not push location %s to roaming partners", property_id)
-
-    transaction.on_commit(push)
+    published). No sweep sends a location whose data changed: a job the broker does not take is
+    kept and sent once it answers."""
+    queueing.on_commit("roaming.location_push", property_id)
 
 
 def location_changed(property_id: int) -> None:

@@ -21,12 +21,14 @@ from billing.models import Rate
 from chargers.devices import stale
 from chargers.models import ChargingSession
 from portal.celery import broker_pause_forget
-from roaming.models import Cdr, RemoteCommand
+from roaming.models import AccessPointFeed, Cdr, RemoteCommand
 from tests.backoffice.dependencies_down import closed_port
 from tests.backoffice.test_queueing import Broker
+from tests.factories import OrganizationFactory
 from tests.ocpp_client import OcppTestClient
 from tests.roaming.conftest import auth, connected_partner
 from tests.roaming.emsp_stub import EmspStub
+from tests.roaming.test_api import api_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -171,4 +173,42 @@ async def test_support_correcting_a_cdr_while_the_broker_is_down_keeps_the_push(
     assert len(stub.requests_to("cdrs", "POST")) == before  # not sent yet
     assert [name async for name in PendingTask.objects.values_list("name", flat=True)] == [
         "roaming.deliveries_send"
+    ]
+
+
+def test_a_location_edited_while_the_broker_is_down_keeps_its_push(operator):
+    """A host's change of a location's roaming data: saved and answered 200, and the PUT to the
+    partners kept to send (no sweep sends a location whose data changed)."""
+    api = api_for(operator["org"])
+    with broker_down():
+        answer = api.patch(
+            f"/api/v1/properties/{operator['public'].pk}/",
+            {"roaming_data": {"city": "Utrecht"}},
+            format="json",
+        )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["roaming_data"]["city"] == "Utrecht"
+    assert list(PendingTask.objects.values_list("name", "args")) == [
+        ("roaming.location_push", [operator["public"].pk])
+    ]
+
+
+def test_an_access_point_switched_on_while_the_broker_is_down_keeps_its_full_sync(settings):
+    settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
+    settings.OCPI_PARTY_ID = "EVB"
+    org = OrganizationFactory()
+    feed = {
+        "enabled": True,
+        "protocol": "ocpi-2.2.1",
+        "endpoint_url": "http://127.0.0.1:9/ocpi/2.2.1",
+        "token": "nap-secret-token",
+        "party_id": "EVB",
+    }
+    with broker_down():
+        answer = api_for(org).put(
+            f"/api/v1/organizations/{org.pk}/access-points/nl/", feed, format="json"
+        )
+    assert answer.status_code == 200, answer.content
+    assert list(PendingTask.objects.values_list("name", "args")) == [
+        ("roaming.access_point_full_sync", [AccessPointFeed.objects.get().pk])
     ]
