@@ -4,8 +4,7 @@ tasks in `BillingConfig.ready()`)."""
 
 from __future__ import annotations
 
-from celery import current_app
-from django.db import transaction
+from backoffice import queueing
 
 RECONCILIATION_IMPORT = "billing.reconciliation_import"
 STATEMENT_GENERATE = "billing.statement_generate"
@@ -13,6 +12,6 @@ STATEMENT_GENERATE = "billing.statement_generate"
 
 def on_commit(name: str, *args: int) -> None:
     """Queue the task `name` with `args` once the current transaction commits (in-process
-    without a broker). The task is looked up now, so a name nobody registered fails here."""
-    task = current_app.tasks[name]
-    transaction.on_commit(lambda: task.delay(*args))
+    without a broker). A name nobody registered fails here; a broker that is down does not fail
+    the caller after its write committed: the job is kept and sent later."""
+    queueing.on_commit(name, *args)
