@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from authorization.decisions import CONTRACT_REASONS
@@ -23,7 +24,7 @@ from authorization.models import AuthorizationDecision, Token, normalize_uid
 from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
-from chargers.devices.commands import NOT_SENT
+from chargers.devices.commands import NOT_SENT, UNREACHABLE
 from chargers.models import Charger, ChargingSession, Command, Connector
 from reliability.services import charger_facts as reliability_facts
 from reliability.services import fault_facts
@@ -471,12 +472,13 @@ def _connection_facts(
 
 def _unsent_commands(now: datetime) -> Any:
     """Commands a person sent in the last hour that were never sent to the charger (it still
-    owed the answer to an earlier request, docs/ocpp.md), newest first. The system's own (a
-    power limit, a configuration push) have their own pages and retries."""
+    owed the answer to an earlier request, or our message service was away: docs/ocpp.md),
+    newest first. The system's own (a power limit, a configuration push) have their own pages
+    and retries."""
     return (
         Command.objects.filter(
+            Q(error__startswith=NOT_SENT) | Q(error=UNREACHABLE),
             status=Command.Status.TIMEOUT,
-            error__startswith=NOT_SENT,
             created_at__gte=now - timedelta(hours=1),
             requested_by__isnull=False,
         )
@@ -509,6 +511,13 @@ def _unsent_command_fact(
         return
     mine = viewer.user is not None and unsent.requested_by_id == viewer.user.pk
     whose = "Your" if mine else f"{unsent.requested_by.get_username()}'s"
+    if unsent.error == UNREACHABLE:
+        diagnosis.facts.append(
+            f"{whose} {unsent.action} of {when(unsent.created_at, tz, now)} was not sent: a "
+            f"service of ours was restarting, so nothing reached {charger.station_id}. Send it "
+            "again; if it says the same, wait a minute and send it once more."
+        )
+        return
     earlier = re.search(r"\((\w+), sent", unsent.error)
     request = f" ({earlier.group(1)})" if earlier else ""
     diagnosis.facts.append(

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chargers.devices.commands import NOT_SENT
+from chargers.devices.commands import NOT_SENT, UNREACHABLE
 from chargers.models import Command
 from support.assistant.service import assistant_answer
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory
@@ -77,3 +77,12 @@ def test_an_hour_later_or_for_a_guest_it_is_not_said(unsent):
     assert "None of your chargers had a command left unsent in the last hour" in " ".join(
         later.facts
     )
+
+
+def test_a_command_not_sent_because_our_message_service_was_away_is_explained(unsent):
+    host, command = unsent
+    # The channel layer (Redis) was restarting: nothing reached the charger (docs/ocpp.md).
+    Command.objects.filter(pk=command.pk).update(error=UNREACHABLE)
+    said = " ".join(assistant_answer(message="reset not sent on HB-01", user=host).facts)
+    assert "Your Reset of " in said and "a service of ours was restarting" in said, said
+    assert "nothing reached HB-01" in said and WHY not in said
