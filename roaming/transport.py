@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from backoffice import throttle
+from backoffice.unavailable import RETRY_AFTER_S, unavailable_words
 
 from . import ocpi
 from .models import OcpiLog, Partner
@@ -204,11 +205,9 @@ def ocpi_endpoint(
                     http_status=exc.http_status,
                     headers=exc.headers,
                 )
-            except Exception:
+            except Exception as exc:
                 logger.exception("OCPI %s %s failed", request.method, request.path)
-                result = OcpiResult(
-                    code=ocpi.Code.SERVER_ERROR, message="Internal error.", http_status=500
-                )
+                result = _server_error(exc)
             payload = ocpi.envelope(
                 result.data, code=result.code, message=result.message, now=timezone.now()
             )
@@ -246,6 +245,21 @@ def ocpi_endpoint(
         return inner
 
     return wrap
+
+
+def _server_error(exc: Exception) -> OcpiResult:
+    """A database that is busy or out of reach (or Redis, the broker) is a 503 with Retry-After:
+    the partner sends the call again, which a 500 does not tell it; its transaction was rolled
+    back. Anything else is our fault, a 500."""
+    words = unavailable_words(exc)
+    if words is None:
+        return OcpiResult(code=ocpi.Code.SERVER_ERROR, message="Internal error.", http_status=500)
+    return OcpiResult(
+        code=ocpi.Code.SERVER_ERROR,
+        message=words,
+        http_status=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _query(request: HttpRequest) -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""An OCPI call the database cannot finish in time (here a row lock held past PostgreSQL's
+lock_timeout; in production also a database out of reach, an exhausted connection pool, a
+deadlock) is answered HTTP 503 with Retry-After and the OCPI envelope (status_code 3000, a plain
+status_message), so the partner sends it again; nothing of it is saved, and the retry is taken."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+
+from authorization.models import MobilityServiceProvider
+from roaming.models import PushedToken
+from tests.roaming.conftest import auth, connected_partner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def providers_held_too_long() -> Iterator[None]:
+    """Another connection holds the providers' rows; this connection gives up waiting for them
+    after 200 ms (lock_timeout), as under a deadlock or a stall."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                list(MobilityServiceProvider.objects.select_for_update())
+                locked.set()
+                release.wait()
+        finally:
+            locked.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait()
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+TOKEN = {
+    "country_code": "DE",
+    "party_id": "EMS",
+    "uid": "RFID0001",
+    "type": "RFID",
+    "contract_id": "DE-EMS-C0001",
+    "issuer": "Stub",
+    "valid": True,
+    "whitelist": "ALWAYS",
+    "last_updated": "2024-01-01T00:00:00Z",
+}
+
+
+def test_a_token_push_the_database_gives_up_on_is_a_503_to_retry(operator, postgresql_only):
+    connected_partner(operator["org"], base="http://127.0.0.1:9/2.2.1", outgoing_token="out")
+    client = Client(raise_request_exception=False)
+
+    def push():
+        return client.put(
+            "/ocpi/2.2.1/tokens/DE/EMS/RFID0001",
+            json.dumps(TOKEN),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=auth(),
+        )
+
+    assert MobilityServiceProvider.objects.exists()
+    with providers_held_too_long():
+        busy = push()
+    assert busy.status_code == 503
+    assert busy["Retry-After"] == "5"
+    body = busy.json()
+    assert body["status_code"] == 3000 and body["timestamp"]
+    assert body["status_message"].startswith("The database is busy or out of reach")
+    assert not PushedToken.objects.exists()
+
+    assert push().status_code == 201
