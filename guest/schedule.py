@@ -38,5 +38,12 @@ def start_check(guest_session_id: int, delay_s: float) -> None:
         timer = threading.Timer(delay_s + 1, _check_later, args=[task, guest_session_id])
         timer.daemon = True
         timer.start()
-    else:
+        return
+    try:
         task.apply_async(args=[guest_session_id], countdown=delay_s + 1)
+    except Exception:  # kombu's OperationalError, the broker's send pause, a timeout
+        # The charger was already told to start: the guest must reach the session page. The
+        # beat's sweep of overdue starts and the open page do this check without the task.
+        logger.warning(
+            "Start check of guest session %s not queued", guest_session_id, exc_info=True
+        )
