@@ -79,9 +79,15 @@ def guest_refusal_record(*, charger: Charger, decision: Decision) -> bool:
     """Record that the guest page refused guests here (before any card is held), so the host sees
     it on the charger's Authorizations tab. At most once per charger and reason every 10 minutes:
     every visit of the landing page would otherwise add a row. Returns True when recorded."""
-    from django.core.cache import cache
+    from backoffice import shared_cache, throttle
 
-    if not cache.add(f"guest-refused:{charger.pk}:{decision.reason}", 1, GUEST_REFUSAL_EVERY_S):
+    key = f"guest-refused:{charger.pk}:{decision.reason}"
+    # While Redis is down this process remembers it: the page still says why, one row a window.
+    first = shared_cache.use(
+        lambda store: store.add(key, 1, GUEST_REFUSAL_EVERY_S),
+        lambda: throttle.fallback.add(key, 1, GUEST_REFUSAL_EVERY_S),
+    )
+    if not first:
         return False
     decision_record(
         decision=decision,

@@ -3,8 +3,11 @@ page and can start: the per-client limits then count in this process's memory an
 
 import pytest
 
+from authorization.models import AuthorizationDecision
 from backoffice import shared_cache
 from tests.backoffice.dependencies_down import refused_redis_cache
+from tests.factories import ChargerFactory
+from tests.guest.conftest import make_online
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +46,13 @@ def test_the_start_is_answered_and_limited(client, guest_charger, rate):
 def test_the_busy_page_port_check_answers(client, guest_charger):
     answer = client.get("/s/HB-Lot-01/ports/", REMOTE_ADDR="10.9.0.5")
     assert answer.status_code == 200 and answer.json()["any_free"] is True
+
+
+def test_a_charger_closed_to_guests_says_so_and_the_refusal_is_recorded_once(client, site):
+    make_online(ChargerFactory(property=site, station_id="NOGUEST-1", guest_charging_enabled=False))
+    for _ in range(2):
+        answer = client.get("/s/NOGUEST-1", REMOTE_ADDR="10.9.0.6")
+        assert answer.status_code == 200
+        assert "Not allowed to use this charger" in answer.content.decode()
+    # Each visit would add a row for the host to read: still one in this process.
+    assert AuthorizationDecision.objects.filter(station_id="NOGUEST-1").count() == 1
