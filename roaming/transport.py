@@ -248,17 +248,16 @@ def ocpi_endpoint(
 
 
 def _server_error(exc: Exception) -> OcpiResult:
-    """A database that is busy or out of reach (or Redis, the broker) is a 503 with Retry-After:
-    the partner sends the call again, which a 500 does not tell it; its transaction was rolled
-    back. Anything else is our fault, a 500."""
+    """Our failure on a call that reached the OCPI layer: status_code 3000 over HTTP 200, as
+    status_codes says ("an HTTP error status code MUST NOT be returned" to such a request; it
+    had been a 500). A database that is busy or out of reach (or Redis, the broker) says so in
+    plain words, with Retry-After: its transaction was rolled back and the call may be sent
+    again (our own client takes a 3xxx answer for a failure to retry, as partners do)."""
     words = unavailable_words(exc)
     if words is None:
-        return OcpiResult(code=ocpi.Code.SERVER_ERROR, message="Internal error.", http_status=500)
+        return OcpiResult(code=ocpi.Code.SERVER_ERROR, message="Internal error.")
     return OcpiResult(
-        code=ocpi.Code.SERVER_ERROR,
-        message=words,
-        http_status=503,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
+        code=ocpi.Code.SERVER_ERROR, message=words, headers={"Retry-After": str(RETRY_AFTER_S)}
     )
 
 

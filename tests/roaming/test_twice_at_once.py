@@ -284,11 +284,11 @@ def queued(monkeypatch):
 
     ids: list[int] = []
 
-    class Worker:
-        def delay(self, remote_command_id: int) -> None:
-            ids.append(remote_command_id)
+    def later(name: str, *args: object) -> None:
+        if name == schedule.COMMAND_EXECUTE:
+            ids.append(args[0])  # type: ignore[arg-type]
 
-    monkeypatch.setattr(schedule, "task", lambda name: Worker())
+    monkeypatch.setattr(schedule, "later", later)
     return ids
 
 
