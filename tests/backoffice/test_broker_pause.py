@@ -16,6 +16,7 @@ from backoffice.models import PendingTask
 from backoffice.tasks import idempotency_keys_prune
 from portal.celery import BrokerPaused, broker_pause_forget
 from tests.backoffice.dependencies_down import silent_server
+from tests.backoffice.test_queueing import forget_connections
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +27,19 @@ def broker_at():
     before = (conf.task_always_eager, conf.broker_url, conf.broker_transport_options)
 
     def at(url: str) -> None:
+        forget_connections()
         conf.task_always_eager = False
         conf.broker_url = url
-        conf.broker_transport_options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        options = {**conf.broker_transport_options}  # the suite's key prefix kept
+        conf.broker_transport_options = {
+            **options,
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+        }
 
-    broker_pause_forget()
     yield at
     conf.task_always_eager, conf.broker_url, conf.broker_transport_options = before
-    broker_pause_forget()
+    forget_connections()
 
 
 def test_after_a_send_to_a_hung_broker_fails_the_next_sends_fail_at_once(broker_at):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from backoffice import queueing
 from backoffice.models import IdempotentRequest, PendingTask
 from backoffice.tasks import pending_tasks_send
+from portal.celery import broker_pause_forget
 from tests.backoffice.dependencies_down import closed_port, silent_server
 from tests.factories import UserFactory
 
@@ -37,11 +38,22 @@ class Broker:
         self.before = (current_app.conf.task_always_eager, current_app.conf.broker_url)
 
     def down_at(self, url: str) -> None:
+        forget_connections()
         current_app.conf.task_always_eager = False
         current_app.conf.broker_url = url
 
     def back(self) -> None:
         current_app.conf.task_always_eager, current_app.conf.broker_url = self.before
+        forget_connections()
+
+
+def forget_connections() -> None:
+    """Close the app's pools of broker connections and forget a send pause (portal/celery.py):
+    a pool opened earlier (to the suite's Redis) would otherwise take the sends, as Celery's own
+    after-fork reset does; a pause left by an earlier test would refuse them."""
+    current_app._pool = None
+    current_app.amqp._producer_pool = None
+    broker_pause_forget()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from celery import current_app
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +19,6 @@ from backoffice.models import PendingTask
 from billing.models import Rate
 from chargers.devices import stale
 from chargers.models import ChargingSession
-from portal.celery import broker_pause_forget
 from roaming.models import AccessPointFeed, Cdr, RemoteCommand
 from tests.backoffice.dependencies_down import closed_port
 from tests.backoffice.test_queueing import Broker
@@ -35,23 +33,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @contextmanager
 def broker_down() -> Iterator[None]:
-    """The broker at a closed port. The app's pool of broker connections is closed on the way in
-    and out: one opened earlier (to the suite's Redis) would otherwise take the sends."""
+    """The broker at a closed port (Broker closes the app's pools on the way in and out: one
+    opened earlier, to the suite's Redis, would otherwise take the sends)."""
     broker = Broker()
-    _pools_forget()
     broker.down_at(f"redis://127.0.0.1:{closed_port()}/0")
     try:
         yield
     finally:
         broker.back()
-        _pools_forget()
-        broker_pause_forget()
-
-
-def _pools_forget() -> None:
-    # What Celery itself does after a fork: the next send opens a connection to broker_url.
-    current_app._pool = None
-    current_app.amqp._producer_pool = None
 
 
 @pytest.fixture
