@@ -38,16 +38,16 @@ def charger_note_replacement(*, charger_id: int, station_id: str) -> bool:
     clients are fighting over one id: logged once (per 10 minutes) and shown on the Overview."""
     from django.conf import settings
 
-    from chargers.plumbing import counting
+    from backoffice import throttle
 
     limit = getattr(
         settings, "OCPP_IDENTITY_CONFLICT_REPLACEMENTS", IDENTITY_CONFLICT_REPLACEMENTS_PER_MINUTE
     )
-    count = counting.count(f"cp-replaced:{charger_id}", 60)
+    count = throttle.hit("cp-replaced", str(charger_id), 60)
     if count <= limit:
         return False
     charger_record_identity_conflict(charger_id=charger_id, replacements=count)
-    if counting.once(f"cp-conflict-logged:{charger_id}", 600):
+    if throttle.hit("cp-conflict-logged", str(charger_id), 600) == 1:
         logging.getLogger("chargers.security").warning(
             "Two clients are fighting over station id %s: %d replaced sockets within a minute",
             station_id,
@@ -269,9 +269,9 @@ def security_event_record(
 def security_event_record_refusal(*, charger_id: int, event_type: str, tech_info: str) -> bool:
     """Keep a refused handshake of a known charger as a central-system security event, at most
     one per charger and kind a minute (the log has every one), so a flood costs no writes."""
-    from chargers.plumbing import counting
+    from backoffice import throttle
 
-    if not counting.once(f"ocpp-refused:{charger_id}:{event_type}", 60):
+    if throttle.hit("ocpp-refused", f"{charger_id}:{event_type}", 60) > 1:
         return False
     return security_event_record(
         charger_id=charger_id,
