@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def closed_port() -> int:
@@ -70,3 +71,36 @@ def silent_server() -> Iterator[SilentServer]:
         listener.close()
         for conn in held:
             conn.close()
+
+
+@contextmanager
+def rows_held_too_long(rows: Any) -> Iterator[None]:
+    """Another connection holds the row locks of queryset `rows`; this connection's statements
+    give up waiting for them after 200 ms (PostgreSQL's lock_timeout), as under a deadlock or a
+    stall."""
+    from django.db import connection, transaction
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                list(rows.select_for_update())
+                locked.set()
+                release.wait()
+        finally:
+            locked.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait()
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '200ms'")
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")

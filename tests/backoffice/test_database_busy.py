@@ -6,16 +6,12 @@ same Idempotency-Key then does the write once (backoffice/unavailable.py)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from django.db import connection, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
 from backoffice.models import Organization
+from tests.backoffice.dependencies_down import rows_held_too_long
 from tests.factories import MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,34 +19,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SENTENCE = "The database is busy or out of reach, so this request did not finish."
 
 
-@contextmanager
-def row_held_too_long(organization_id: int) -> Iterator[None]:
-    """Another connection holds the organization's row lock; this connection's requests give up
-    waiting for it after 200 ms (PostgreSQL's lock_timeout), as under a deadlock or a stall."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                Organization.objects.select_for_update().get(pk=organization_id)
-                locked.set()
-                release.wait()
-        finally:
-            locked.set()
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    locked.wait()
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '200ms'")
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join()
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
+def row_held_too_long(organization_id: int):
+    """Another connection holds the organization's row lock (lock_timeout 200 ms here)."""
+    return rows_held_too_long(Organization.objects.filter(pk=organization_id))
 
 
 def test_an_api_write_the_database_gives_up_on_is_a_503_and_its_retry_writes_once(

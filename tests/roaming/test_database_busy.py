@@ -7,49 +7,16 @@ sends it again; nothing of it is saved, and the retry is taken."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from django.db import connection, transaction
 from django.test import Client
 
 from authorization.models import MobilityServiceProvider
 from roaming.models import PushedToken
+from tests.backoffice.dependencies_down import rows_held_too_long
 from tests.roaming.conftest import auth, connected_partner
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@contextmanager
-def providers_held_too_long() -> Iterator[None]:
-    """Another connection holds the providers' rows; this connection gives up waiting for them
-    after 200 ms (lock_timeout), as under a deadlock or a stall."""
-    locked, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                list(MobilityServiceProvider.objects.select_for_update())
-                locked.set()
-                release.wait()
-        finally:
-            locked.set()
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    locked.wait()
-    with connection.cursor() as cursor:
-        cursor.execute("SET lock_timeout = '200ms'")
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join()
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
 
 
 TOKEN = {
@@ -78,7 +45,7 @@ def test_a_token_push_the_database_gives_up_on_is_a_3000_to_retry(operator, post
         )
 
     assert MobilityServiceProvider.objects.exists()
-    with providers_held_too_long():
+    with rows_held_too_long(MobilityServiceProvider.objects.all()):
         busy = push()
     # It reached the OCPI layer: no HTTP error status (status_codes), 3000 says ours failed.
     assert busy.status_code == 200
