@@ -417,6 +417,9 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
+        except refunds.RefundUnanswered as exc:
+            # Made or not is not known yet: the same idempotency key may be sent again.
+            return Response({"detail": str(exc)}, status=status.HTTP_504_GATEWAY_TIMEOUT)
         except GatewayError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
         return Response(

@@ -381,6 +381,15 @@ class StripeGateway(PaymentGateway):
             "" if intent.status == "canceled" else f"Not released ({intent.status}).",
         )
 
+    def _unanswered(self, exc: Exception) -> bool:
+        """Whether a failed request leaves its outcome unknown: no connection, Stripe's 5xx or
+        429, or its 409 (another request with the same idempotency key still in progress; the
+        client already retried it twice). Only the same key may ask again."""
+        s = self._stripe
+        return isinstance(
+            exc, (s.APIConnectionError, s.APIError, s.RateLimitError, s.IdempotencyError)
+        )
+
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.retrieve(reference)
@@ -392,6 +401,9 @@ class StripeGateway(PaymentGateway):
                 options={"idempotency_key": f"refund-{idempotency_key}"},
             )
         except self._stripe.StripeError as exc:
+            if self._unanswered(exc):
+                logger.warning("Refund of %s without an answer: %r", reference, exc)
+                return PaymentResult(False, reference, PROCESSOR_FAILED, answered=False)
             return self._fail(exc, reference)
         ok = refund.status in ("succeeded", "pending")
         return PaymentResult(
@@ -480,7 +492,8 @@ class StripeGateway(PaymentGateway):
         except (
             self._stripe.APIConnectionError,
             self._stripe.RateLimitError,
-            self._stripe.APIError,
+            self._stripe.APIError,  # also Stripe's 409: the same key still in progress
+            self._stripe.IdempotencyError,
         ) as exc:
             # The client already retried with this key; whether Stripe charged is unknown.
             return PaymentResult(

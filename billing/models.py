@@ -562,7 +562,11 @@ class RefundHold(models.Model):
     against the payment's refundable amount while the processor is asked, so two people
     refunding the same payment at once with their own keys can never give back more than was
     charged, whatever the processor checks. Gone once the refund is booked or refused; one left
-    by a process that died stops counting after HOLD_MINUTES."""
+    by a process that died stops counting after HOLD_MINUTES.
+
+    A refund whose answer never came (no connection, the processor's 5xx or 409) may have been
+    made: its hold is marked `unanswered_since`, keeps counting whatever its age, and keeps what
+    is needed to book the Refund once the processor answers (refunds_unanswered_settle)."""
 
     HOLD_MINUTES = 15
 
@@ -570,6 +574,13 @@ class RefundHold(models.Model):
     amount = models.DecimalField(**MONEY)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=8, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    notify_payer = models.BooleanField(default=True)
+    unanswered_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Refund of {self.amount} on its way ({self.idempotency_key})"
@@ -781,6 +792,10 @@ class SubscriptionInvoice(models.Model):
     )
     paid_at = models.DateTimeField(null=True, blank=True)
     receipt_sent_at = models.DateTimeField(null=True, blank=True)
+    # When the latest attempt was refused, and when that refusal was emailed (empty: not yet, so
+    # the collection run sends it again, once: backoffice.resend).
+    refused_at = models.DateTimeField(null=True, blank=True)
+    refusal_sent_at = models.DateTimeField(null=True, blank=True)
     # When the current attempt's charge was first left without an answer (the processor keeps
     # its idempotency key about a day: after that it is not asked again, but reconciled).
     unanswered_since = models.DateTimeField(null=True, blank=True)

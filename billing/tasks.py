@@ -54,6 +54,14 @@ def payouts_reconcile_processor_task() -> int:
     return len(ids)
 
 
+@shared_task(name="billing.refunds_unanswered_settle")
+def refunds_unanswered_settle_task() -> int:
+    """Book the refunds whose answer from the processor was lost, once it answers (docs/billing.md)."""
+    from .services.refunds import refunds_unanswered_settle
+
+    return refunds_unanswered_settle()
+
+
 @shared_task(name="billing.payouts_run")
 def payouts_run_task() -> list[int]:
     from .services.payouts import payouts_run

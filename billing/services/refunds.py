@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -33,7 +33,36 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _hold(payment_id: int, amount: Decimal, idempotency_key: str) -> bool:
+class RefundUnanswered(GatewayError):
+    """The processor's answer to a refund never came: it may have been made. Its hold stays (so
+    nothing more is refunded meanwhile) and refunds_unanswered_settle books it once known."""
+
+
+# The processor keeps an idempotency key at least 24 hours: within this a refund without an
+# answer is asked again with its own key (made once, whatever happened to the first request);
+# after it, the processor's refunded total of the payment says whether it went through.
+REFUND_KEY_KEPT = timedelta(hours=23)
+
+
+def unanswered_text(amount: Decimal, currency: str) -> str:
+    return (
+        "The payment processor did not answer, so whether "
+        f"{round_money(amount, currency)} {currency} was refunded is not known yet. It is not "
+        "refunded twice: the refund is asked again with the same key and shows here once the "
+        "processor answers (within minutes when it is back). Do not issue it again."
+    )
+
+
+def _hold(
+    payment_id: int,
+    amount: Decimal,
+    idempotency_key: str,
+    *,
+    reason: str = "",
+    source: str = "",
+    user: User | None = None,
+    notify_payer: bool = True,
+) -> bool:
     """Hold `amount` against what the payment can still give back, with its row locked: True
     when this call placed the hold, False when the same refund (its key) is already on its way.
     Raises ValidationError, in the words a person reads, when it cannot be refunded."""
@@ -45,9 +74,9 @@ def _hold(payment_id: int, amount: Decimal, idempotency_key: str) -> bool:
             raise ValidationError({"amount": "Only charged payments can be refunded."})
         fresh = timezone.now() - timedelta(minutes=RefundHold.HOLD_MINUTES)
         pending = exact_sum(
-            RefundHold.objects.filter(payment=payment, created_at__gte=fresh).aggregate(
-                total=Sum("amount")
-            )["total"]
+            RefundHold.objects.filter(payment=payment)
+            .filter(Q(created_at__gte=fresh) | Q(unanswered_since__isnull=False))
+            .aggregate(total=Sum("amount"))["total"]
         )
         room = max(payment.refundable - pending, Decimal("0"))
         if amount > room:
@@ -63,7 +92,15 @@ def _hold(payment_id: int, amount: Decimal, idempotency_key: str) -> bool:
                     f"{payment.currency} can still be refunded{under_way}."
                 }
             )
-        RefundHold.objects.create(payment=payment, amount=amount, idempotency_key=idempotency_key)
+        RefundHold.objects.create(
+            payment=payment,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            reason=reason[:300],
+            source=source,
+            created_by=user if user is not None and user.pk else None,
+            notify_payer=notify_payer,
+        )
         return True
 
 
@@ -99,7 +136,21 @@ def refund_issue(
     amount = round_money(Decimal(amount), payment.currency)
     if amount <= 0:
         raise ValidationError({"amount": "Refund a positive amount."})
-    held = _hold(payment.pk, amount, idempotency_key)
+    # A refund of this payment whose answer was lost is settled first: booked if it was made,
+    # so what is left to refund is known before another one is asked.
+    refunds_unanswered_settle(payment_id=payment.pk)
+    existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing  # this very refund, whose answer was lost, has just been booked
+    held = _hold(
+        payment.pk,
+        amount,
+        idempotency_key,
+        reason=reason,
+        source=source,
+        user=user,
+        notify_payer=notify_payer,
+    )
     # The processor with no transaction open; the key makes a concurrent replay of the same
     # refund return the first answer, and the hold keeps two refunds with their own keys from
     # giving back more than was charged together.
@@ -110,15 +161,45 @@ def refund_issue(
     except BaseException:
         _release(held, idempotency_key)
         raise
+    if not result.answered:
+        # Made or not is unknown: the hold stays and counts until the processor tells.
+        RefundHold.objects.filter(
+            idempotency_key=idempotency_key, unanswered_since__isnull=True
+        ).update(unanswered_since=timezone.now())
+        raise RefundUnanswered(unanswered_text(amount, payment.currency))
     if not result.ok:
         _release(held, idempotency_key)
         raise GatewayError(result.decline_reason or "The processor refused the refund.")
+    return _book(
+        payment_id=payment.pk,
+        amount=amount,
+        reason=reason,
+        source=source,
+        user=user,
+        idempotency_key=idempotency_key,
+        gateway_reference=result.reference,
+        notify_payer=notify_payer,
+    )
+
+
+def _book(
+    *,
+    payment_id: int,
+    amount: Decimal,
+    reason: str,
+    source: str,
+    user: User | None,
+    idempotency_key: str,
+    gateway_reference: str,
+    notify_payer: bool,
+) -> Refund:
+    """Record a refund the processor made: the row, the payment's refunded total, the ledger."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        RefundHold.objects.filter(idempotency_key=idempotency_key).delete()  # booked (below)
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
-        RefundHold.objects.filter(idempotency_key=idempotency_key).delete()  # booked below
         refund = Refund.objects.create(
             payment=payment,
             amount=amount,
@@ -126,7 +207,7 @@ def refund_issue(
             source=source,
             created_by=user,
             idempotency_key=idempotency_key,
-            gateway_reference=result.reference,
+            gateway_reference=gateway_reference,
         )
         booked = exact_sum(
             Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
@@ -150,6 +231,65 @@ def refund_issue(
             refund_id = refund.pk
             transaction.on_commit(lambda: refund_email(refund_id))
         return refund
+
+
+def refunds_unanswered_settle(*, payment_id: int | None = None, now: datetime | None = None) -> int:
+    """Settle the refunds whose answer was lost (of one payment, or all); return how many were
+    booked. Within REFUND_KEY_KEPT each is asked again with its own idempotency key: the processor
+    answers with the refund it made, or makes it now, never a second one. After it, the key may be
+    forgotten, so nothing is asked: the processor's refunded total of the payment (its
+    charge.refunded events) says whether it was made. Called with no transaction open."""
+    now = now or timezone.now()
+    holds = RefundHold.objects.filter(unanswered_since__isnull=False).select_related("payment")
+    if payment_id is not None:
+        holds = holds.filter(payment_id=payment_id)
+    booked = 0
+    for hold in list(holds):
+        payment = hold.payment
+        reference = ""
+        if now - hold.created_at < REFUND_KEY_KEPT:
+            result = get_gateway().refund(
+                payment.reference, hold.amount, idempotency_key=f"refund:{hold.idempotency_key}"
+            )
+            if not result.answered:
+                continue  # still no answer: asked again by the next run
+            if not result.ok:
+                # Refused for good: nothing was refunded; the person may refund again.
+                logger.warning(
+                    "Refund %s of payment %s refused when asked again: %s",
+                    hold.idempotency_key,
+                    payment.reference,
+                    result.decline_reason,
+                )
+                RefundHold.objects.filter(pk=hold.pk).delete()
+                continue
+            reference = result.reference
+        else:
+            on_record = exact_sum(
+                Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
+            )
+            if payment.amount_refunded - on_record < hold.amount:
+                logger.error(
+                    "Refund %s of payment %s: no answer for a day and not in the processor's "
+                    "refunded total (%s): taken as not made",
+                    hold.idempotency_key,
+                    payment.reference,
+                    payment.amount_refunded,
+                )
+                RefundHold.objects.filter(pk=hold.pk).delete()
+                continue
+        _book(
+            payment_id=payment.pk,
+            amount=hold.amount,
+            reason=hold.reason or "Refund",
+            source=hold.source or Refund.Source.SUPPORT,
+            user=hold.created_by,
+            idempotency_key=hold.idempotency_key,
+            gateway_reference=reference,
+            notify_payer=hold.notify_payer,
+        )
+        booked += 1
+    return booked
 
 
 def overcharges_refund(session_ids: Iterable[int]) -> int:

@@ -317,6 +317,8 @@ def payment_refund(request, payment_id: int):
         except ValidationError as exc:
             for message in exc.messages:
                 form.add_error(None, message)
+        except refunds.RefundUnanswered as exc:
+            form.add_error(None, str(exc))
         except GatewayError as exc:
             form.add_error(None, f"The payment processor refused the refund: {exc}")
         else:
