@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,12 +28,19 @@ class PartnerCallError(Exception):
     """The partner could not be reached or did not accept the request."""
 
     def __init__(
-        self, message: str, *, http_status: int | None = None, ocpi_status: int | None = None
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        ocpi_status: int | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.ocpi_status = ocpi_status
+        # Seconds the partner asked us to wait (its Retry-After on a 429 or 503), capped.
+        self.retry_after = retry_after
 
 
 class BlockedPartnerUrl(ValueError):
@@ -157,8 +165,18 @@ def call(
         _log_answer(log, module, payload, response.text)
         if not 200 <= response.status_code < 300:
             log.error = f"HTTP {response.status_code}"
+            wait = None
+            if response.status_code in (429, 503):  # RFC 9110: how long to wait before asking
+                wait = ocpi.retry_after_seconds(
+                    response.headers.get("Retry-After"), now=datetime.now(UTC)
+                )
+            if wait is not None:
+                log.error += f", Retry-After {wait} s"
             raise PartnerCallError(
-                log.error, http_status=response.status_code, ocpi_status=log.ocpi_status
+                log.error,
+                http_status=response.status_code,
+                ocpi_status=log.ocpi_status,
+                retry_after=wait,
             )
         if not isinstance(payload, dict) or log.ocpi_status is None:
             log.error = "answer is not an OCPI response"

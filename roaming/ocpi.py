@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import hashlib
 import json
 import math
@@ -265,6 +266,27 @@ RETRY_MAX_S = 3600
 def retry_delay(attempts: int) -> int:
     """Return the seconds to wait before attempt `attempts` + 1: 5 s doubling, at most an hour."""
     return int(min(RETRY_BASE_S * 2 ** max(attempts - 1, 0), RETRY_MAX_S))
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> int | None:
+    """Return the wait a partner's `Retry-After` header asks for (RFC 9110 "Retry-After": whole
+    seconds, or an HTTP date), at least 1 s and at most RETRY_MAX_S (a partner that asks for
+    a day does not stop its pushes for a day: it is asked again within the hour); None when
+    there is none or it is not one of the two."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is GMT (RFC 9110 "Date/Time Formats")
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return int(min(max(math.ceil(seconds), 1), RETRY_MAX_S))
 
 
 class Refused(Exception):

@@ -437,8 +437,10 @@ def _connect(
         # It holds our locations in its old version's shapes: it gets them all in the new one
         # (2.3.0's parking places, help phone, accepted providers), not only those changed later.
         # From a task: a large operator's locations are not built inside its credentials call.
+        # Through the outbox of jobs (schedule.later): a broker that is down keeps it to send
+        # once it answers; no sweep would send these locations again.
         partner_id = partner.pk
-        transaction.on_commit(lambda: _locations_resend_later(partner_id))
+        transaction.on_commit(lambda: schedule.later(schedule.LOCATIONS_RESEND, partner_id))
     # A 2.3.0 hub lists the parties it reaches: each is routed through it (unless connected to
     # the operator directly or routed by another hub: party_msp's rules).
     names = {(r["country_code"], r["party_id"]): r["name"] for r in credentials.roles}
@@ -889,10 +891,13 @@ def deliveries_pass(
             now = timezone.now()
             # A module the partner has no receiver for is about that push alone.
             down = bool(base or absolute) and partner_failing(exc)
+            # A partner that said when to come back (429 or 503 with Retry-After) is asked
+            # again then, not on our own back-off (ocpi.retry_after_seconds caps it).
+            wait = exc.retry_after or ocpi.retry_delay(delivery.attempts + 1)
             Delivery.objects.filter(pk=delivery.pk).update(
                 attempts=delivery.attempts + 1,
                 last_error=exc.message[:500],
-                next_attempt_at=now + timedelta(seconds=ocpi.retry_delay(delivery.attempts + 1)),
+                next_attempt_at=now + timedelta(seconds=wait),
                 partner_down=down,
             )
             Partner.objects.filter(pk=partner.pk).update(
@@ -1599,13 +1604,6 @@ def log_cleanup(*, now: datetime | None = None, retention_days: int | None = Non
     logs, _ = OcpiLog.objects.filter(created_at__lt=cutoff).delete()
     sent, _ = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__lt=cutoff).delete()
     return logs + sent
-
-
-def _locations_resend_later(partner_id: int) -> None:
-    try:
-        schedule.task(schedule.LOCATIONS_RESEND).delay(partner_id)
-    except Exception:
-        logger.exception("Could not queue the locations of partner %s again", partner_id)
 
 
 def locations_resend(*, partner_id: int) -> int:

@@ -201,3 +201,30 @@ def test_an_access_point_switched_on_while_the_broker_is_down_keeps_its_full_syn
     assert list(PendingTask.objects.values_list("name", "args")) == [
         ("roaming.access_point_full_sync", [AccessPointFeed.objects.get().pk])
     ]
+
+
+def test_a_partner_moved_to_2_3_0_while_the_broker_is_down_gets_its_locations_once_it_is_back(
+    operator, stub, live_server
+):
+    """A credentials PUT that moves the partner to another version queues every location again
+    in the new version's shapes: with the broker down the job is kept (it was dropped, and no
+    sweep sends a location whose data did not change), and sent once the broker answers."""
+    from backoffice import queueing
+    from roaming import services
+
+    partner, token_a = services.partner_invite(organization=operator["org"], name="Stub")
+    stub.register_with(f"{live_server.url}/ocpi/versions", token_a)
+    stub.versions = ("2.2.1", "2.3.0")
+    with broker_down():
+        stub.update_to_newest()  # answered 1000 (it asserts so)
+        assert list(PendingTask.objects.values_list("name", "args")) == [
+            ("roaming.locations_resend", [partner.pk])
+        ]
+    assert stub.requests_to("locations", "PUT") == []
+
+    assert queueing.pending_send() == 1
+
+    (put,) = stub.requests_to("locations", "PUT")
+    assert put["path"].startswith("/ocpi/emsp/2.3.0/locations/")
+    assert put["body"]["id"] == str(operator["public"].pk)
+    assert not PendingTask.objects.exists()
