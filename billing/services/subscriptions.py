@@ -291,6 +291,8 @@ def subscription_invoice_charge(
             transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=True))
         else:
             invoice.last_error = (error or "The card was refused.")[:300]
+            # This refusal is told once: sent below, or by a later run if the mail server fails.
+            invoice.refused_at, invoice.refusal_sent_at = now, None
             if invoice.attempts <= len(SUBSCRIPTION_RETRY_DELAYS):
                 invoice.status = SubscriptionInvoice.Status.RETRYING
                 invoice.next_attempt_at = now + SUBSCRIPTION_RETRY_DELAYS[invoice.attempts - 1]
@@ -303,7 +305,8 @@ def subscription_invoice_charge(
                 invoice.attempts,
                 invoice.last_error,
             )
-            transaction.on_commit(lambda: _invoice_email(invoice.pk, receipt=False))
+            invoice_id = invoice.pk
+            transaction.on_commit(lambda: _refusals_send([invoice_id], now))
     return invoice
 
 
@@ -362,6 +365,33 @@ def _receipts_resend(now: datetime) -> None:
     )
 
 
+def _refusals_send(invoice_ids: list[int], now: datetime) -> int:
+    """Email each refusal not yet sent, once (claimed first: a run at once sends nothing twice;
+    given back when the mail server refuses, for a later run)."""
+    return send_each_once(
+        SubscriptionInvoice,
+        invoice_ids,
+        field="refusal_sent_at",
+        now=now,
+        send=lambda invoice_id: _invoice_email(invoice_id, receipt=False),
+    )
+
+
+def _refusals_resend(now: datetime) -> None:
+    # Only while the refusal is still the news: an invoice paid meanwhile says so itself.
+    unsent = (
+        SubscriptionInvoice.objects.filter(
+            status__in=(SubscriptionInvoice.Status.RETRYING, SubscriptionInvoice.Status.FAILED),
+            refusal_sent_at__isnull=True,
+            refused_at__gte=now - RECEIPT_RESEND_WITHIN,
+            refused_at__lte=now - RECEIPT_RESEND_AFTER,
+        )
+        .exclude(subscription__email="")
+        .values_list("pk", flat=True)
+    )
+    _refusals_send(list(unsent), now)
+
+
 def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
     """The monthly run: open the next month's invoice of each active card-paid subscription whose
     paid period is over, and charge every invoice that is due or whose retry time has come."""
@@ -405,6 +435,7 @@ def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
         else:
             counts["refused"] += 1
     _receipts_resend(now)
+    _refusals_resend(now)
     return counts
 
 

@@ -68,3 +68,38 @@ def test_a_monthly_run_with_mail_down_still_charges_every_subscriber(plan, setti
     # Before: the first receipt's SMTP error ended the run; the second subscriber went uncharged.
     assert subscriptions_collect(now=due)["paid"] == 2
     assert SubscriptionInvoice.objects.filter(status="paid").count() == 4
+
+
+def test_a_refused_monthly_fee_is_told_once_when_mail_comes_back(client, plan, settings):
+    from billing.models import SandboxPaymentMethod
+
+    settings.EMAIL_BACKEND = LOCMEM
+    sign_up(client, "refused@example.com")
+    save_card(client)
+    client.post(f"/driver/plans/{plan.pk}/subscribe/")
+    subscription = Subscription.objects.get()
+    SandboxPaymentMethod.objects.filter(pk=subscription.payment_method_ref).update(
+        test_method="pm_card_chargeDeclined"
+    )
+    due = subscription.paid_until + timedelta(minutes=1)
+
+    settings.EMAIL_BACKEND = "tests.drivers.test_mail_down.MailDown"
+    assert subscriptions_collect(now=due)["refused"] == 1
+    invoice = SubscriptionInvoice.objects.get(period_start=subscription.paid_until)
+    assert invoice.status == "retrying" and invoice.refusal_sent_at is None
+
+    # Mail is back: the next runs tell the refusal once (before: it was never sent again).
+    settings.EMAIL_BACKEND = LOCMEM
+    mail.outbox.clear()
+    subscriptions_collect(now=due + timedelta(hours=1))
+    subscriptions_collect(now=due + timedelta(hours=2))
+    assert [m.subject for m in mail.outbox] == ["Your Resident payment failed"]
+    assert mail.outbox[0].to == ["refused@example.com"]
+    invoice.refresh_from_db()
+    assert invoice.refusal_sent_at is not None and invoice.attempts == 1
+
+    # The next refusal (the first retry) is news again: told once more, at once.
+    mail.outbox.clear()
+    subscriptions_collect(now=invoice.next_attempt_at)
+    subscriptions_collect(now=invoice.next_attempt_at + timedelta(hours=1))
+    assert [m.subject for m in mail.outbox] == ["Your Resident payment failed"]
