@@ -12,6 +12,7 @@ from authorization.models import TokenGroup
 from authorization.services import token_group_create
 from tests.concurrency import all_at_once
 from tests.factories import MembershipFactory, TokenFactory, TokenGroupFactory
+from tests.schema import migrate_back
 
 EXISTS = "A group with this name exists already."
 
@@ -105,9 +106,8 @@ def test_a_name_in_another_case_is_refused_on_the_page_the_api_and_a_rename():
 
 @pytest.mark.django_db(transaction=True)
 def test_groups_spelt_alike_before_the_rule_keep_their_cards_under_a_numbered_name():
-    before = [("authorization", "0007_msp_via_hub")]
-    executor = MigrationExecutor(connection)
-    executor.migrate(before)
+    before = ("authorization", "0007_msp_via_hub")
+    executor = migrate_back(connection, before)
     old = executor.loader.project_state(before).apps.get_model("authorization", "TokenGroup")
     owner = MembershipFactory(role="owner")
     org = owner.organization_id
