@@ -218,7 +218,10 @@ async def start_transaction(conn: Connection, payload: dict, unique_id: str) -> 
     conn.violation = reading.violation
     common.deviations_met(conn, reading.deviations, "StartTransaction", payload, unique_id)
     started_at = reading.timestamp or received
-    facts = (conn.charger_id, reading.connector_id, reading.id_tag, reading.meter, started_at)
+    # The time as sent, not as used: a time replaced by the receive time (a wrong clock)
+    # differs between a start and its resend, the sent text does not.
+    sent_at = str(payload.get("timestamp"))[:40]
+    facts = (conn.charger_id, reading.connector_id, reading.id_tag, reading.meter, sent_at)
     # Drawn before any write, so a start journaled after an ambiguous failure keeps its id.
     transaction_id = _journaled_starts.get(facts) or services.new_transaction_id()
     # read_start puts 0 in for an unusable meterStart.

@@ -157,6 +157,21 @@ def _find_repeat(item: OpenRequest) -> ChargingSession | None:
     )
 
 
+def _answered_before(item: OpenRequest, transaction_id: int | None) -> ChargingSession | None:
+    """The session already opened under the id we answered, for the same start: a resend
+    journaled during an outage whose time was replaced by its own receive time (a wrong clock)
+    carries the id its first copy got, not the same time."""
+    if transaction_id is None:
+        return None
+    return ChargingSession.objects.filter(
+        transaction_id=transaction_id,
+        charger_id=item.charger_id,
+        connector_id=item.connector_id,
+        id_tag=item.id_tag,
+        meter_start_wh=item.meter_start,
+    ).first()
+
+
 def open_orm(item: OpenRequest) -> ChargingSession:
     """Open a session and give it a fresh transaction id; a resent start gets the same one."""
     token = item.token
@@ -180,7 +195,7 @@ def open_orm(item: OpenRequest) -> ChargingSession:
                 session_announce_on_commit("started", session.pk)
                 close_superseded_around(session)
         except IntegrityError:
-            existing = _find_repeat(item)
+            existing = _find_repeat(item) or _answered_before(item, transaction_id)
             if existing:
                 return existing
             if transaction_id is not None:
