@@ -361,10 +361,15 @@ def fold(events: Iterable[TxEvent]) -> TxState:
     if ended is not None:
         stopped_at = ended.timestamp
         # The Ended's Transaction.End reading when it has one, else the last reading; never below
-        # its start; none when no event carried a reading (chargers.sessions.rules).
+        # its start; none when no event carried a reading (chargers.sessions.rules). The Ended's
+        # own latest reading counts even when an earlier event's reading sorts after it: a clock
+        # too far ahead at the Ended (its times replaced by ours) must not bill an Updated's
+        # lower register. An import register only grows within a transaction: the higher wins.
         end = transaction_end_wh(ended)
-        if end is None and registers:
-            end = registers[-1][2]
+        if end is None:
+            candidates = [wh for wh in (end_register_wh(ended),) if wh is not None]
+            candidates += [registers[-1][2]] if registers else []
+            end = max(candidates, default=None)
         meter_stop = meter_stop_floor(end, meter_start)
         # E06: stoppedReason is left out when it is "Local".
         stop_reason = (

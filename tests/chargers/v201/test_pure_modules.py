@@ -157,3 +157,25 @@ def test_id_token_status_maps_reasons_to_201_words():
     assert id_token_status("Blocked", "token_blocked") == "Blocked"
     assert id_token_status("Accepted", "accepted_local") == "Accepted"
     assert id_token_status("Whatever") == "Invalid"
+
+
+def test_an_ended_whose_clock_ran_ahead_still_ends_at_its_own_reading():
+    # The Updated is 9 minutes ahead of our clock (kept), the Ended 25 minutes ahead (its times
+    # replaced by the receive time, so its reading sorts before the Updated's): the session ends
+    # at the Ended's 900 Wh, not at the Updated's 400.
+    def ahead(event_type, seq_no, minute, wh):
+        timestamp = f"2026-11-20T12:{minute:02d}:00Z"
+        payload = {
+            "eventType": event_type,
+            "timestamp": timestamp,
+            "triggerReason": "Trigger",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "T"},
+            "meterValue": [{"timestamp": timestamp, "sampledValue": [{"value": wh}]}],
+        }
+        return read_event(payload, VALIDATE, RECEIVED)
+
+    ended = ahead("Ended", 2, 25, 900)
+    assert ended.meter_values[0].timestamp == RECEIVED  # replaced: 25 minutes ahead
+    state = fold([event("Started", 0, 0, 100), ahead("Updated", 1, 9, 400), ended])
+    assert (state.meter_start_wh, state.meter_stop_wh) == (100, 900)
