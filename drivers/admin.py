@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from billing.gateways import GatewayError
 from support.admin import SupportUserAdmin
 
 from . import selectors, services
@@ -136,7 +137,18 @@ class DriverAwareUserAdmin(SupportUserAdmin):
                 raise PermissionDenied
             pk = user.pk
             # Not inside the admin's transaction: the processor is called first (services).
-            services.account_delete(user=user)
+            try:
+                services.account_delete(user=user)
+            except GatewayError as exc:
+                # The processor is asked before anything here is erased: the account is whole
+                # and the same deletion can be asked again.
+                self.message_user(
+                    request,
+                    f"Driver account {pk} was not deleted: {exc} Nothing of the account was "
+                    "erased here; delete it again once the processor answers.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(reverse("admin:auth_user_delete", args=[pk]))
             LogEntry.objects.create(
                 user_id=request.user.pk,
                 content_type_id=ContentType.objects.get_for_model(User).pk,
