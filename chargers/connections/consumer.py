@@ -32,7 +32,7 @@ from chargers.devices.commands import DISCONNECTED, NOT_SENT, command_complete, 
 from chargers.handlers import common, v16, v21, v201
 from chargers.messagelog.log import writer
 from chargers.models import Charger, Command
-from chargers.ocpp import protocol, protocol21, protocol201, readings
+from chargers.ocpp import clock, protocol, protocol21, protocol201, readings
 from chargers.ocpp.quirks import NONE as NO_QUIRKS
 from chargers.ocpp.quirks import Quirks
 from chargers.ocpp.storable import ours_may_need_cleaning
@@ -558,7 +558,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s %s from %s failed", frame.action, frame.unique_id, conn.station_id)
             error = protocol.OcppError("InternalError", "The central system failed to process it")
         ocpp_metrics.handled(self.version, frame.action, time.perf_counter() - started)
-        if conn.violation:
+        if conn.violation and clock.split_notes(conn.violation)[0]:  # a wrong clock is no violation
             try:
                 await db.run(security_services.charger_count_violation, charger_id=conn.charger_id)
             except Exception as exc:  # counting must never cost the message

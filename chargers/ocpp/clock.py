@@ -38,3 +38,15 @@ def checked(when: datetime, received: datetime) -> tuple[datetime, str]:
     """The time to use for a message's `when`, and why it was replaced ("": it was not)."""
     problem = wrong(when, received)
     return (received, problem) if problem else (when, "")
+
+
+def split_notes(text: str) -> tuple[str, str]:
+    """A Logs row's `violation` text as (schema violations, wrong-clock notes): a replaced time
+    is noted on the row beside real violations ("; " between notes, as the readers join them),
+    but a wrong clock breaks no schema and is not counted as a violation."""
+    schema: list[str] = []
+    clock_notes: list[str] = []
+    for part in text.split("; ") if text else []:
+        is_clock = part.endswith("receive time used") and "the charger's clock is" in part
+        (clock_notes if is_clock else schema).append(part)
+    return "; ".join(schema), "; ".join(clock_notes)

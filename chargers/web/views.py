@@ -49,6 +49,7 @@ from chargers.models import (
     MeterValue,
     OcppMessage,
 )
+from chargers.ocpp.clock import split_notes
 from chargers.ocpp.energy import wh_text
 from chargers.sessions.payer import PAYER_TEXT
 from chargers.sessions.services import charger_facts
@@ -501,6 +502,7 @@ def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
     assert head is not None  # an entry has a CALL, an answer or both
     id_tag = (call.id_tag if call else "") or ""
     status = _id_tag_status(answer) if head.action in ID_TAG_ACTIONS else ""
+    violation, clock_note = split_notes(call.violation if call else "")
     return {
         "key": f"{head.unique_id or head.id}-{call.id if call else 'x'}",
         "unique_id": head.unique_id,
@@ -521,8 +523,10 @@ def _entry(call: OcppMessage | None, answer: OcppMessage | None) -> dict:
         "is_error": bool(answer and answer.message_type == 4),
         "max_id": max(m.id for m in (call, answer) if m is not None),
         "decision": None,
-        # Accepted although it broke the schema (transaction messages are never refused).
-        "violation": call.violation if call else "",
+        # Accepted although it broke the schema (transaction messages are never refused); a
+        # time replaced because the charger's clock is wrong is said apart.
+        "violation": violation,
+        "clock_note": clock_note,
         # Frames with text the database cannot store are kept JSON-escaped in `raw`.
         "escaped": [m for m in (call, answer) if m is not None and m.escaped],
     }

@@ -59,3 +59,35 @@ def test_superseded_sessions_are_explained(client, site):
     assert "Closed: superseded" in client.get("/sessions/").content.decode()
     detail = client.get(f"/sessions/{site.session.pk}/").content.decode()
     assert "started a newer session on connector" in detail
+
+
+def test_logs_say_a_wrong_clock_apart_from_a_schema_violation(client, site):
+    # A start whose time was replaced (the charger's clock is not set) beside a real violation,
+    # and one whose only note is the clock: only the first is marked "schema violation".
+    for unique_id, note in (
+        (
+            "c1",
+            "timestamp '1970-01-01T00:00:42Z' is before 2015: the charger's clock is not set: "
+            "receive time used; meterStart unusable: 0 used",
+        ),
+        (
+            "c2",
+            "timestamp '2031-01-01T00:00:00Z' is 1494 days ahead of ours: the charger's clock "
+            "is wrong: receive time used",
+        ),
+    ):
+        OcppMessage.objects.create(
+            charger=site.charger,
+            direction="in",
+            message_type=2,
+            unique_id=unique_id,
+            action="StartTransaction",
+            payload={"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": "x"},
+            violation=note,
+        )
+    client.force_login(site.viewer)
+    page = client.get(f"/chargers/{site.charger.station_id}/logs/").content.decode()
+    assert page.count('class="badge badge-warn schema-violation"') == 1
+    assert "meterStart unusable: 0 used" in page
+    assert page.count('class="badge badge-warn clock-wrong"') == 2
+    assert "1494 days ahead of ours" in page and "Set the charger's time" in page
