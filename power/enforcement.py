@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from chargers.devices import commands, stale
@@ -64,11 +64,9 @@ from .models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget, Un
 logger = logging.getLogger(__name__)
 
 REFUSED = AlertRule.Kind.POWER_REFUSED
-_locks: dict[int, threading.Lock] = {}
 # Chargers that refused their safe default or leases on a connection (its connected_at): not
 # asked again on it before then (per process). A reconnect is asked at once.
 _refused_until: dict[int, tuple[datetime | None, datetime]] = {}
-_locks_guard = threading.Lock()
 
 
 def _setting(name: str, default: float) -> float:
@@ -850,31 +848,82 @@ def _before_ev_needs(send: Send, row: ConnectorAllocation) -> bool:
     return iso15118 and not told
 
 
-def _lock(property_id: int) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(property_id, threading.Lock())
+# A pass's turn, before each group of sends is extended to what that group may take: every CALL
+# of its busiest charger unanswered (each may be asked again in the other unit, and a session
+# limit's refusal followed by a GetTransactionStatus), plus this for the database work.
+PASS_TURN = timedelta(seconds=30)
+
+
+def _turn_take(property_id: int, owner: str, length: timedelta) -> bool:
+    """Take the site's turn for `owner` (or extend it) for `length`: whether it has it. The
+    turn is a row of the database, so passes of every process and thread take turns, and one
+    whose process died holds the site no longer than its turn."""
+    now = timezone.now()
+    free = Q(pass_owner=owner) | Q(pass_until=None) | Q(pass_until__lt=now)
+    return bool(
+        SiteBudget.objects.filter(free, property_id=property_id).update(
+            pass_owner=owner, pass_until=now + length
+        )
+    )
+
+
+def _turn_keep(property_id: int, owner: str, *groups: Sequence[Send]) -> bool:
+    """Extend the turn over the groups of sends coming (sent one group after the other): False
+    when another pass has taken it (ours ran out), and this one must send nothing more."""
+    if not any(groups):
+        return True  # nothing to send: nothing to guard
+    calls = 0
+    for sends in groups:
+        per_charger: dict[int, int] = {}
+        for send in sends:
+            per_charger[send.charger.pk] = per_charger.get(send.charger.pk, 0) + 1
+        calls += 3 * max(per_charger.values(), default=0)
+    timeout = timedelta(seconds=_setting("POWER_COMMAND_TIMEOUT", 10))
+    if SiteBudget.objects.filter(property_id=property_id, pass_owner=owner).update(
+        pass_until=timezone.now() + PASS_TURN + calls * timeout
+    ):
+        return True
+    logger.warning("The power pass of property %s lost its turn: stopped", property_id)
+    return False
+
+
+def _turn_end(property_id: int, owner: str) -> None:
+    SiteBudget.objects.filter(property_id=property_id, pass_owner=owner).update(
+        pass_owner="", pass_until=None
+    )
 
 
 def site_pass(property_id: int, now: datetime | None = None) -> int:
     """Bring the property's chargers to the allocation in force (see the module's docstring);
-    return how many profiles were sent. A pass already running for the site: nothing (the
-    next sweep catches up)."""
-    lock = _lock(property_id)
-    if not lock.acquire(blocking=False):
+    return how many profiles were sent. One pass per site at a time, in any process (a sweep
+    on one node, a recompute's pass on another): a pass that finds the site's turn taken does
+    nothing (the `power.enforce` sweep catches up), so a pass that read an older allocation
+    never sends it after a newer one, nor records it as what the charger holds."""
+    now = now or timezone.now()
+    if _idle(plan(property_id, now)):
+        return 0  # nothing to send: no turn taken (most sites, most sweeps)
+    owner = uuid.uuid4().hex
+    if not _turn_take(property_id, owner, PASS_TURN):
         return 0
     try:
-        return _site_pass(property_id, now or timezone.now())
+        return _site_pass(property_id, now, owner)
     finally:
-        lock.release()
+        _turn_end(property_id, owner)
 
 
-def _site_pass(property_id: int, now: datetime) -> int:
-    work = plan(property_id, now)
+def _idle(work: Plan) -> bool:
+    return not (work.setup or work.down or work.lift or work.up or work.settled)
+
+
+def _site_pass(property_id: int, now: datetime, owner: str) -> int:
+    work = plan(property_id, now)  # read again in our turn: what an earlier pass left is known
     for row_id, since in work.settled:
         # A waiting session under a valid lease: the lease's 0 A has been its limit since it began.
         ConnectorAllocation.objects.filter(pk=row_id).update(
             applied_limit_a=Decimal(0), applied_at=since, refused=False, refused_reason=""
         )
+    if not _turn_keep(property_id, owner, work.setup, work.down):
+        return 0
     setup = send_all(work.setup)
     down = send_all(work.down)
     again = record(setup + down, timezone.now())
@@ -886,14 +935,22 @@ def _site_pass(property_id: int, now: datetime) -> int:
         for o in setup + down
         if not o.accepted and o.send.profile.profile_id != profiles.PROFILE_ID_SAFE
     }
-    lift = send_all([s for s in work.lift if s.charger.pk not in failed])
-    again = record(lift, timezone.now()) or again
-    sent += len(lift)
-    # A refusal in this pass (again) changes the allocation the increases were computed from.
-    if work.up and not work.held_back and not again and all(o.accepted for o in down):
-        up = send_all(work.up)
-        again = record(up, timezone.now()) or again
-        sent += len(up)
+    lifts = [s for s in work.lift if s.charger.pk not in failed]
+    if _turn_keep(property_id, owner, lifts):
+        lift = send_all(lifts)
+        again = record(lift, timezone.now()) or again
+        sent += len(lift)
+        # A refusal in this pass (again) changes the allocation the increases were computed from.
+        if (
+            work.up
+            and not work.held_back
+            and not again
+            and all(o.accepted for o in down)
+            and _turn_keep(property_id, owner, work.up)
+        ):
+            up = send_all(work.up)
+            again = record(up, timezone.now()) or again
+            sent += len(up)
     if again:
         from .services import mark_dirty
 

@@ -45,6 +45,10 @@ class SiteBudget(models.Model):
     # Recompute soon (a session started or stopped); the sweep clears it (power.services).
     dirty_at = models.DateTimeField(null=True, blank=True, editable=False)
     computed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The enforcement pass that has the site's turn, in any process, and until when it may hold
+    # it (power.enforcement.site_pass): one pass per site at a time.
+    pass_owner = models.CharField(max_length=32, blank=True, default="", editable=False)
+    pass_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"{self.property}: {self.limit_a} A × {self.phases}"
