@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+
+from backoffice.resend import send_each_once
 
 from ..models import AlertRecipient, AlertRule
 
@@ -122,10 +123,8 @@ def confirm_url(recipient: AlertRecipient, site_url: str = "") -> str:
     return base + reverse("reliability:alert-recipient-confirm", args=[recipient.key])
 
 
-def invitation_send(
-    recipient: AlertRecipient, now: datetime | None = None, *, site_url: str = ""
-) -> None:
-    """Email the confirmation link (one message, to this address only) and note when."""
+def invitation_send(recipient: AlertRecipient, *, site_url: str = "") -> None:
+    """Email the confirmation link (one message, to this address only)."""
     organization = recipient.organization.name
     body = (
         f"{organization} would like to email charger alerts (a charger offline, a port faulted, "
@@ -134,7 +133,6 @@ def invitation_send(
         "If you did not expect this, ignore this message: nothing will be sent to you."
     )
     send_mail(f"Confirm charger alerts from {organization}", body, None, [recipient.email])
-    AlertRecipient.objects.filter(pk=recipient.pk).update(invited_at=now or timezone.now())
 
 
 def invitations_send(
@@ -144,20 +142,30 @@ def invitations_send(
     site_url: str = "",
 ) -> int:
     """Send the confirmation links still to send (new addresses, and the ones named before
-    confirmation existed); return how many were sent. A failed send is tried on the next run."""
-    pending = AlertRecipient.objects.filter(
-        confirmed_at__isnull=True, invited_at__isnull=True
-    ).select_related("organization")
+    confirmation existed); return how many were sent. Each link is claimed before it is mailed
+    (`invited_at` set), so two runs at once (two sweeps overlapping, a save's run and the sweep)
+    mail it once; a failed send is given back and tried on the next run."""
+    pending = AlertRecipient.objects.filter(confirmed_at__isnull=True, invited_at__isnull=True)
     if organization_id is not None:
         pending = pending.filter(organization_id=organization_id)
-    sent = 0
-    for recipient in pending.order_by("id")[:limit]:
+
+    def send(pk: int) -> bool:
+        recipient = AlertRecipient.objects.select_related("organization").filter(pk=pk).first()
+        if recipient is None:
+            return True  # removed meanwhile: nothing to send
         try:
             invitation_send(recipient, site_url=site_url)
         except Exception:  # noqa: BLE001 - the mail server may be away; the next run retries
-            continue
-        sent += 1
-    return sent
+            return False
+        return True
+
+    return send_each_once(
+        AlertRecipient,
+        pending.order_by("id").values_list("pk", flat=True)[:limit],
+        field="invited_at",
+        now=timezone.now(),
+        send=send,
+    )
 
 
 def recipient_confirm(key: str) -> AlertRecipient | None:

@@ -1,17 +1,29 @@
 """Reliability writes done twice at once: a port's problem reported by two processes (or the
 evaluation run by two workers), planned maintenance entered in three tabs, an exclusion withdrawn
-twice. One open alert per problem with one delivery, the yearly cap kept, one audit row."""
+twice, two alert sweeps overlapping. One open alert per problem with one delivery, the yearly cap
+kept, one audit row, one confirmation link mailed."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.core.exceptions import ValidationError
+from django.core.mail.backends import locmem
 from django.utils import timezone
 
-from reliability.models import Alert, AlertDelivery, AlertRule, Exclusion, ExclusionAudit
-from reliability.services import alerts, exclusions
+from reliability.models import (
+    Alert,
+    AlertDelivery,
+    AlertRecipient,
+    AlertRule,
+    Exclusion,
+    ExclusionAudit,
+)
+from reliability.services import alerts, exclusions, recipients
+from reliability.tasks import alerts_task
 from tests.concurrency import at_once
 from tests.factories import ChargerFactory
 
@@ -77,3 +89,40 @@ def test_an_exclusion_withdrawn_twice_at_once_is_withdrawn_once():
     assert not [r for r in done if isinstance(r, BaseException)], done
     assert done[0].withdrawn_at == done[1].withdrawn_at
     assert ExclusionAudit.objects.filter(exclusion=exclusion, action="withdrawn").count() == 1
+
+
+# Two sweeps at once: a sweep that mails a link first waits (a while at most) for the other
+# sweep to be over, so that both have read the links still to send before either notes one sent.
+finished: list[int] = []
+
+
+class OutboxWaitingForTheOtherSweep(locmem.EmailBackend):
+    def send_messages(self, messages):
+        deadline = time.monotonic() + 10
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().send_messages(messages)
+
+
+def test_a_confirmation_link_is_mailed_once_by_two_sweeps_at_once(settings):
+    settings.EMAIL_BACKEND = f"{__name__}.OutboxWaitingForTheOtherSweep"
+    finished.clear()
+    charger = ChargerFactory()
+    organization_id = charger.property.organization_id
+    # Named before its link could be sent (a rule written by migration, a mail server away).
+    AlertRule.objects.create(
+        organization_id=organization_id, kind="faulted", after_s=60, email=["night@example.com"]
+    )
+    recipients.recipients_note(organization_id, ["night@example.com"])
+
+    def sweep() -> int:
+        try:
+            return alerts_task()
+        finally:
+            finished.append(1)
+
+    results = at_once(sweep, sweep)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert [m.to for m in mail.outbox] == [["night@example.com"]]
+    recipient = AlertRecipient.objects.get(email="night@example.com")
+    assert recipient.invited_at is not None and recipient.confirmed_at is None
