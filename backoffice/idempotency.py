@@ -8,8 +8,13 @@ again instead of a second refund, start or card (the way Stripe's API and the IE
 - The same key with another method, path or body is a 422: it names another request.
 - While the first request runs, a retry with its key is a 409 with `Retry-After`.
 - An answer below 500 is kept and replayed with `Idempotent-Replayed: true`; a 5xx is not kept
-  (the write was rolled back), so the retry runs again. A first request that never finished (its
-  process died) gives its key back after `ABANDONED`.
+  (the write was rolled back), so the retry runs again.
+- A first request that never finished gives its key back as soon as it is known gone: on
+  PostgreSQL each attempt holds a session advisory lock on its key while it runs (taken before
+  its row is written, given back after its answer is kept), and the database drops it with the
+  attempt's connection, so a retry after the attempt's process or the database itself died finds
+  the lock free and runs (a live attempt's lock is held: 409). On SQLite, and as a backstop for a
+  lock left held, the key is given back `ABANDONED` after the attempt began.
 - Without the header nothing changes: one indexed lookup only for requests that carry it.
 """
 
@@ -21,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 from django.utils import timezone
 
@@ -80,9 +85,42 @@ def fingerprint(request: HttpRequest) -> str:
     return digest.hexdigest()
 
 
-def _claim(user_id: int, key: str, digest: str) -> IdempotentRequest | None:
-    """Record the key as running; None when this request now holds it, else the row found."""
+def _lock_id(user_id: int, key: str) -> int:
+    """The advisory lock of a user's key: a signed 64-bit number (PostgreSQL's one-key space)."""
+    digest = hashlib.blake2b(f"idempotency\0{user_id}\0{key}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _lock(user_id: int, key: str) -> bool | None:
+    """Take the lock that shows this attempt alive: True taken, False held by a live attempt (of
+    any process), None on a database without advisory locks (SQLite)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(user_id, key)])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock(user_id: int, key: str) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id(user_id, key)])
+    except DatabaseError:  # the connection is gone, and its lock with it
+        pass
+
+
+def _claim(user_id: int, key: str, digest: str, locked: bool | None) -> IdempotentRequest | None:
+    """Record the key as running; None when this request now holds it, else the row found.
+    `locked` (`_lock`): True, no live attempt has the key, so a running row is a dead one's;
+    False, a live attempt has it; None, not known (SQLite)."""
     now = timezone.now()
+    rows = IdempotentRequest.objects.filter(user_id=user_id, key=key)
+    if locked is False:
+        found = rows.first()
+        if found is None:  # the live attempt has not written its row yet: still running
+            return IdempotentRequest(fingerprint=digest)
+        if found.created_at >= now - (ABANDONED if found.status_code is None else KEEP):
+            return found
     try:
         with transaction.atomic():
             IdempotentRequest.objects.create(
@@ -91,16 +129,17 @@ def _claim(user_id: int, key: str, digest: str) -> IdempotentRequest | None:
         return None
     except IntegrityError:
         pass
-    rows = IdempotentRequest.objects.filter(user_id=user_id, key=key)
     # An expired answer, or a first request that died: the key is free again (one taker wins).
     stale = rows.filter(created_at__lt=now - KEEP) | rows.filter(
         status_code__isnull=True, created_at__lt=now - ABANDONED
     )
+    if locked:
+        stale = stale | rows.filter(status_code__isnull=True)  # its attempt is gone
     if stale.update(fingerprint=digest, created_at=now, status_code=None, body=b"", location=""):
         return None
     found = rows.first()
     if found is None:  # pruned meanwhile: take it
-        return _claim(user_id, key, digest)
+        return _claim(user_id, key, digest, locked)
     return found
 
 
@@ -154,18 +193,23 @@ class IdempotencyKeyMiddleware:
             digest = fingerprint(request)
         except RequestDataTooBig:
             return self.get_response(request)  # the upload limit's 400 (handler400)
-        found = _claim(user_id, key, digest)
-        if found is not None:
-            return _answer_for(found, digest)
+        locked = _lock(user_id, key)
         try:
-            response = self.get_response(request)
-        except BaseException:
-            IdempotentRequest.objects.filter(
-                user_id=user_id, key=key, status_code__isnull=True
-            ).delete()
-            raise
-        _keep(user_id, key, response)
-        return response
+            found = _claim(user_id, key, digest, locked)
+            if found is not None:
+                return _answer_for(found, digest)
+            try:
+                response = self.get_response(request)
+            except BaseException:
+                IdempotentRequest.objects.filter(
+                    user_id=user_id, key=key, status_code__isnull=True
+                ).delete()
+                raise
+            _keep(user_id, key, response)
+            return response
+        finally:
+            if locked:
+                _unlock(user_id, key)
 
 
 def _answer_for(found: IdempotentRequest, digest: str) -> HttpResponse:

@@ -109,6 +109,8 @@ def test_a_server_error_is_not_kept_so_the_retry_runs_again(owner):
 
 
 def test_a_first_request_that_never_finished_gives_its_key_back(owner):
+    if connection.vendor == "postgresql":
+        pytest.skip("SQLite's rule; on PostgreSQL a dead attempt is known at once (below)")
     IdempotentRequest.objects.create(
         user=owner, key="k-5", fingerprint="?", created_at=timezone.now() - timedelta(minutes=1)
     )
@@ -188,3 +190,65 @@ def test_a_form_encoded_write_is_told_apart_by_its_fields(owner, prop):
     assert send("04AABBCC")["Idempotent-Replayed"] == "true"
     assert send("04DDEEFF").status_code == 422
     assert Token.objects.filter(organization=prop.organization).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_attempt_that_died_with_the_database_gives_its_key_back_at_once(prop, monkeypatch):
+    """While the first attempt runs its retry is a 409; once its database connection is gone
+    (the database restarted, its process died), the retry runs at once, not 5 minutes later."""
+    if connection.vendor != "postgresql":
+        pytest.skip("an attempt's connection killed: PostgreSQL")
+    from authorization.api import TokenViewSet
+
+    owner = MembershipFactory(organization=prop.organization, role="owner").user
+    inside, release = threading.Event(), threading.Event()
+    backend: list[int] = []
+    first_create = TokenViewSet.perform_create
+
+    def slow_create(self, serializer):
+        if not backend:  # the first attempt: its database goes away while it works
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
+            inside.set()
+            assert release.wait(timeout=60)
+        return first_create(self, serializer)
+
+    monkeypatch.setattr(TokenViewSet, "perform_create", slow_create)
+    first: list[object] = []
+
+    def first_attempt() -> None:
+        try:
+            first.append(
+                _client(owner).post(
+                    "/api/v1/tokens/", _card(prop), format="json", HTTP_IDEMPOTENCY_KEY="k-8"
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - the attempt dies with its connection
+            first.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_attempt)
+    thread.start()
+    try:
+        assert inside.wait(timeout=60)
+        retry = lambda: _client(owner).post(  # noqa: E731
+            "/api/v1/tokens/", _card(prop), format="json", HTTP_IDEMPOTENCY_KEY="k-8"
+        )
+        assert retry().status_code == 409  # a live attempt: never twice
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend[0]])
+        release.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+        assert isinstance(first[0], Exception), first  # died with its connection
+        assert IdempotentRequest.objects.get(key="k-8").status_code is None  # left "running"
+        again = retry()
+        assert again.status_code == 201, again.content
+        assert "Idempotent-Replayed" not in again
+    finally:
+        release.set()
+        thread.join(timeout=60)
+    assert Token.objects.filter(organization=prop.organization).count() == 1
+    assert retry()["Idempotent-Replayed"] == "true"
