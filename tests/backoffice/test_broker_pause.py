@@ -24,7 +24,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def broker_at():
     conf = current_app.conf
-    before = (conf.task_always_eager, conf.broker_url, conf.broker_transport_options)
+    before = (
+        conf.task_always_eager,
+        conf.broker_url,
+        conf.broker_transport_options,
+        conf.broker_connection_timeout,
+    )
 
     def at(url: str) -> None:
         forget_connections()
@@ -36,9 +41,17 @@ def broker_at():
             "socket_timeout": 0.5,
             "socket_connect_timeout": 0.5,
         }
+        # kombu's time for its connection attempts, a tenth of its 4 s as the timeouts are of
+        # their 5 s: one attempt per send, as with the app's own (tests/backoffice/test_broker_timeout.py)
+        conf.broker_connection_timeout = 0.4
 
     yield at
-    conf.task_always_eager, conf.broker_url, conf.broker_transport_options = before
+    (
+        conf.task_always_eager,
+        conf.broker_url,
+        conf.broker_transport_options,
+        conf.broker_connection_timeout,
+    ) = before
     forget_connections()
 
 
