@@ -37,6 +37,7 @@ from .models import (
     Subscription,
     SubscriptionInvoice,
     SubscriptionPlan,
+    WebhookEvent,
     tax_mode_text,
 )
 from .money import is_known_currency, round_money
@@ -564,3 +565,54 @@ class ReceiptAdmin(ReadOnlyAdmin):
     list_filter = ["issued_at"]
     list_select_related = ["organization", "session__charger"]
     autocomplete_fields = ["session", "organization"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    """The processor's events as received (or backfilled), and the backfill of those missed."""
+
+    list_display = ["event_id", "type", "object_id", "received_at", "processed_at", "error"]
+    list_filter = ["type", "processed_at"]
+    search_fields = ["event_id", "object_id"]
+    readonly_fields = ["event_id", "type", "livemode", "object_id", "payload", "error"]
+
+    def get_urls(self) -> list:
+        from django.urls import path
+
+        return [
+            path(
+                "backfill/",
+                self.admin_site.admin_view(self.backfill_view),
+                name="billing_webhookevent_backfill",
+            ),
+            *super().get_urls(),
+        ]
+
+    def backfill_view(self, request):
+        """POST: list the processor's events since the last backfill and apply those we never
+        received, as the periodic task does (billing.webhooks.backfill)."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+        from django.urls import reverse
+
+        from .webhooks import backfill
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        counts = backfill()
+        level = messages.WARNING if counts["failed"] else messages.SUCCESS
+        failed = (
+            f" {counts['failed']} could not be listed or applied: the next run (or this button) "
+            "tries them again."
+            if counts["failed"]
+            else ""
+        )
+        self.message_user(
+            request,
+            f"Asked the processor for the events since the last backfill: {counts['listed']} "
+            f"listed, {counts['applied']} never received here and now applied.{failed}",
+            level,
+        )
+        return HttpResponseRedirect(reverse("admin:billing_webhookevent_changelist"))

@@ -212,6 +212,12 @@ class PaymentGateway:
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         raise NotImplementedError
 
+    def events_list(self, *, created_gte: int, account: str = "") -> list[dict[str, Any]]:
+        """The processor's events created at or after `created_gte` (Unix seconds), oldest
+        first, in the webhook's JSON shape; `account` lists a connected account's own events.
+        Stripe keeps 30 days of them. Raises GatewayError when the processor does not answer."""
+        raise NotImplementedError
+
     # Saved cards (driver accounts): a Customer holds PaymentMethods saved through a SetupIntent
     # (docs.stripe.com/payments/save-and-reuse); the card is collected by the Payment Element in
     # the browser, exactly as for a hold. Monthly fees are charged off-session to the saved card.
@@ -412,6 +418,22 @@ class StripeGateway(PaymentGateway):
             "" if ok else f"Refund {refund.status}.",
             amount=from_minor(refund.amount, intent.currency.upper()),
         )
+
+    def events_list(self, *, created_gte: int, account: str = "") -> list[dict[str, Any]]:
+        options: Any = {"stripe_account": account} if account else {}
+        events = []
+        try:
+            page = self.client.v1.events.list(
+                params={"created": {"gte": created_gte}, "limit": 100}, options=options
+            )
+            for event in page.auto_paging_iter():  # newest first, page after page
+                data = self._dict(event)
+                if account:
+                    data.setdefault("account", account)  # as a Connect webhook names it
+                events.append(data)
+        except self._stripe.StripeError as exc:
+            raise self._refused(exc) from exc
+        return events[::-1]
 
     # -- Saved cards ----------------------------------------------------------------------------
 

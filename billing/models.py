@@ -833,6 +833,20 @@ class WebhookEvent(models.Model):
         return f"{self.type} {self.event_id}"
 
 
+class WebhookBackfill(models.Model):
+    """How far the event backfill (billing.webhooks.backfill) has listed the processor's events,
+    per account ("" the platform, else a host's connected payout account). Its own mark, not the
+    newest event received: the processor's retries of recent events arrive first when we are
+    back, and older events whose retries ran out must still be listed."""
+
+    account = models.CharField(max_length=100, unique=True, blank=True)
+    listed_until = models.DateTimeField()
+    run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Events of {self.account or 'the platform'} listed until {self.listed_until}"
+
+
 class SandboxIntent(models.Model):
     """SANDBOX ONLY: the sandbox gateway's PaymentIntents, in the database so that the web
     server, the worker and tests see the same state. Amounts are minor units, as in Stripe."""

@@ -62,10 +62,27 @@ def refunds_unanswered_settle_task() -> int:
     return refunds_unanswered_settle()
 
 
+@shared_task(name="billing.webhook_events_backfill")
+def webhook_events_backfill_task() -> dict[str, int]:
+    """Apply the processor's events we never received (docs/billing.md, "Webhooks")."""
+    from .webhooks import backfill
+
+    return backfill()
+
+
 @shared_task(name="billing.payouts_run")
 def payouts_run_task() -> list[int]:
+    """The hourly payout run (beat `billing-payouts`). Before it, what the processor did that we
+    never heard of is brought in: refunds whose answer was lost, and events never delivered
+    (both are deducted from or added to what is paid out). Their own tasks above run them alone;
+    a failure of either never keeps the payouts from running."""
     from .services.payouts import payouts_run
 
+    for catch_up in (refunds_unanswered_settle_task, webhook_events_backfill_task):
+        try:
+            catch_up()
+        except Exception:
+            logger.exception("%s before the payout run failed", catch_up.name)
     return [payout.pk for payout in payouts_run()]
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -126,7 +127,11 @@ def _is_event(event: Any) -> bool:
 
 def receive(payload: bytes, signature_header: str) -> WebhookEvent | None:
     """Verify, store once and apply an event. Returns None for a replayed event id."""
-    event = verify(payload, signature_header, webhook_secret())
+    return _store_and_apply(verify(payload, signature_header, webhook_secret()))
+
+
+def _store_and_apply(event: dict[str, Any]) -> WebhookEvent | None:
+    """Store a genuine event once by its id and apply it; None when its id is already stored."""
     obj = event["data"]["object"]
     # One transaction: a handler that fails leaves no trace, the 500 makes Stripe retry.
     with transaction.atomic():
@@ -342,3 +347,67 @@ HANDLERS: dict[str, Callable[[dict], None]] = {
     "charge.refunded": on_refunded,
     # payout.paid and payout.failed: _handler (they also read the event's Connect account).
 }
+
+
+# The event backfill: events the processor sent while we could not take them are lost once its
+# retries run out (Stripe retries for up to three days). The backfill lists the processor's
+# events since it last listed (its own mark per account, minus an overlap for events that show
+# late in the list) and passes each one not stored yet through the same store-and-apply as a
+# delivery, so an event applies once whichever way it came.
+BACKFILL_FIRST = timedelta(days=3)  # the first run: as far back as the processor retries
+BACKFILL_OVERLAP = timedelta(minutes=10)
+BACKFILL_KEPT = timedelta(days=30)  # Stripe lists 30 days of events
+
+
+def backfill(*, now: datetime | None = None) -> dict[str, int]:
+    """List the events missed since the last backfill (the platform's and each host's payout
+    account's) and apply those not received; {"listed", "applied", "failed"}. An account whose
+    events could not all be listed or applied keeps its mark, so the next run lists them again.
+    Called with no transaction open (it calls the processor)."""
+    from .gateways import GatewayError, get_gateway
+    from .models import BillingSettings, WebhookBackfill
+
+    now = now or timezone.now()
+    gateway = get_gateway()
+    accounts = [""] + sorted(
+        set(
+            BillingSettings.objects.exclude(payout_account_id="").values_list(
+                "payout_account_id", flat=True
+            )
+        )
+    )
+    counts = {"listed": 0, "applied": 0, "failed": 0}
+    for account in accounts:
+        mark = WebhookBackfill.objects.filter(account=account).first()
+        since = mark.listed_until - BACKFILL_OVERLAP if mark else now - BACKFILL_FIRST
+        since = max(since, now - BACKFILL_KEPT + timedelta(hours=1))
+        try:
+            events = gateway.events_list(created_gte=int(since.timestamp()), account=account)
+        except GatewayError as exc:
+            logger.warning("Event backfill of %s: the processor did not list (%s)", account, exc)
+            counts["failed"] += 1
+            continue
+        complete = True
+        for event in events:
+            counts["listed"] += 1
+            event = _without_nul(event)
+            if not _is_event(event):
+                logger.error("Event backfill of %s: not an event: %.200r", account, event)
+                continue
+            if WebhookEvent.objects.filter(event_id=str(event["id"])).exists():
+                continue  # delivered (or backfilled) already
+            try:
+                stored = _store_and_apply(event)
+            except Exception:
+                logger.exception("Event backfill: event %s not applied", event.get("id"))
+                counts["failed"] += 1
+                complete = False
+                continue
+            counts["applied"] += stored is not None
+        if complete:
+            WebhookBackfill.objects.update_or_create(
+                account=account, defaults={"listed_until": now, "run_at": now}
+            )
+    if counts["applied"]:
+        logger.warning("Event backfill applied %s event(s) never delivered", counts["applied"])
+    return counts
