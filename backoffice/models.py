@@ -144,6 +144,8 @@ class PendingTask(models.Model):
     args = models.JSONField(default=list)
     created_at = models.DateTimeField(db_index=True)
     attempts = models.PositiveIntegerField(default=1)
+    # When the task was to run (queued with a countdown): sent with this ETA, at once if past.
+    eta = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name}{tuple(self.args)!r}"

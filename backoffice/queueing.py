@@ -3,7 +3,10 @@ restarting or hung never fails the caller and never loses the job.
 
 `on_commit(name, *args)` queues the task `name` once the current transaction commits (so the task
 never runs before the rows it reads exist, and a rolled-back write queues nothing); `later(name,
-*args)` queues it now. When the broker does not take it (refused, or no answer within
+*args)` queues it now. Either takes `countdown=` (seconds): the task runs no earlier, and a job
+kept through an outage keeps that time (its ETA; sent after it, it runs at once). Without a
+broker (eager, `make run`) the task runs at once whatever the countdown: a caller that needs
+the delay there runs its own timer. When the broker does not take it (refused, or no answer within
 PUBLISH_TIMEOUT_S), the job is written to `backoffice_pendingtask` and the caller carries on;
 `backoffice.pending_tasks_send` (beat, every PENDING_TASKS_SEND_SECONDS) sends those again once the broker
 answers. A task queued this way may run twice (a send that timed out may have arrived): Celery's
@@ -17,6 +20,7 @@ the job was gone.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
@@ -33,7 +37,7 @@ PUBLISH_RETRIES = 1
 SEND_BATCH = 500
 
 
-def _publish(name: str, args: list[Any]) -> None:
+def _publish(name: str, args: list[Any], eta: datetime | None = None) -> None:
     app = current_app
     task = app.tasks[name]  # a name nobody registered fails here, in the caller's test
     if app.conf.task_always_eager:  # no broker (make run) and the test suite: run in-process
@@ -43,37 +47,42 @@ def _publish(name: str, args: list[Any]) -> None:
     with app.connection_for_write(transport_options=options) as connection:
         task.apply_async(
             args=args,
+            eta=eta,
             connection=connection,
             retry=True,
             retry_policy={"max_retries": PUBLISH_RETRIES, "interval_start": 0, "interval_step": 0},
         )
 
 
-def later(name: str, *args: Any) -> bool:
-    """Queue task `name` with `args` now; True when the broker took it (or it ran in-process),
-    False when it was kept for `pending_tasks_send`."""
+def later(name: str, *args: Any, countdown: float | None = None) -> bool:
+    """Queue task `name` with `args` now, to run `countdown` seconds from now (None: at once);
+    True when the broker took it (or it ran in-process), False when it was kept for
+    `pending_tasks_send` (with its ETA)."""
     app = current_app
     if name not in app.tasks:
         raise KeyError(f"No task is registered as {name!r}")
+    now = timezone.now()
+    eta = now + timedelta(seconds=countdown) if countdown else None
     try:
-        _publish(name, list(args))
+        _publish(name, list(args), eta)
         return True
     except Exception as exc:  # kombu's OperationalError, a socket error, a timeout
         logger.warning("The broker did not take %s%r (%s): kept to send later", name, args, exc)
     try:
         from .models import PendingTask
 
-        PendingTask.objects.create(name=name, args=list(args), created_at=timezone.now())
+        PendingTask.objects.create(name=name, args=list(args), created_at=now, eta=eta)
     except DatabaseError:
         logger.exception("Could not keep %s%r to send later: it is lost", name, args)
     return False
 
 
-def on_commit(name: str, *args: Any) -> None:
-    """`later(name, *args)` once the current transaction commits (at once outside one)."""
+def on_commit(name: str, *args: Any, countdown: float | None = None) -> None:
+    """`later(name, *args, countdown=...)` once the current transaction commits (at once outside
+    one)."""
     if name not in current_app.tasks:
         raise KeyError(f"No task is registered as {name!r}")
-    transaction.on_commit(lambda: later(name, *args), robust=True)
+    transaction.on_commit(lambda: later(name, *args, countdown=countdown), robust=True)
 
 
 def pending_send() -> int:
@@ -84,7 +93,7 @@ def pending_send() -> int:
     sent = 0
     for job in PendingTask.objects.order_by("created_at", "pk")[:SEND_BATCH]:
         try:
-            _publish(job.name, list(job.args))
+            _publish(job.name, list(job.args), job.eta)  # an ETA past by now: at once
         except KeyError:
             logger.error("Kept job %s names no registered task: dropped", job)
             job.delete()

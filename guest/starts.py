@@ -7,15 +7,17 @@ from __future__ import annotations
 import logging
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
 from authorization.models import Token
+from backoffice import queueing
 from backoffice.env import env_float
 from chargers.models import Charger
 
-from . import payments
+from . import payments, schedule
 from .models import GuestSession
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,19 @@ def start_timeout_s() -> float:
     return float(
         getattr(settings, "GUEST_START_TIMEOUT_S", None) or env_float("GUEST_START_TIMEOUT_S", 60.0)
     )
+
+
+def start_check(guest_session_id: int, delay_s: float) -> None:
+    """Check the start after `delay_s` (+1 s margin) on the server side. With a broker the check
+    is queued with its countdown through `backoffice.queueing`: a broker that is down or hung
+    never fails the start, and the job is kept with its time (the ETA) and sent once the broker
+    answers (at once if its time has passed by then). Without a broker (eager Celery ignores
+    countdowns) a timer thread of this process runs it (`guest.schedule.start_check`). The beat's
+    sweep of overdue starts and the open page check too; every check is idempotent."""
+    if current_app.conf.task_always_eager:
+        schedule.start_check(guest_session_id, delay_s)
+        return
+    queueing.later(schedule.START_EXPIRE, guest_session_id, countdown=delay_s + 1)
 
 
 def guest_group(guest_session_id: int) -> str:

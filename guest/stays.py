@@ -35,7 +35,6 @@ from chargers.sessions.services import charger_facts
 from stays.models import Reservation
 from stays.selectors import reservation_access, reservation_by_code
 
-from . import schedule
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt
 from .selectors import (
@@ -46,7 +45,7 @@ from .selectors import (
     running_kwh,
     station_facts,
 )
-from .starts import fail_and_release, ports_locked, start_timeout_s
+from .starts import fail_and_release, ports_locked, start_check, start_timeout_s
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +228,8 @@ def stay_start(
     )
     gs.refresh_from_db()
     if gs.state == GuestSession.State.STARTING:
-        schedule.start_check(gs.pk, start_timeout_s())
+        # Queued with its countdown; kept with its time while the broker is down.
+        start_check(gs.pk, start_timeout_s())
     return gs
 
 
