@@ -274,10 +274,11 @@ def test_a_started_event_delivered_twice_at_once_opens_one_session(announced_sta
 
 @pytest.fixture
 def online_charger(settings):
-    """A charger marked online with no socket behind it: a command waits its (short) timeout."""
+    """A charger marked online with no socket behind it: a command waits its (short) timeout,
+    plus the 2 s the sender allows for the hops (chargers/devices/commands.py)."""
     from tests.guest.conftest import make_online
 
-    settings.OCPP_CALL_TIMEOUT = 1
+    settings.OCPP_CALL_TIMEOUT = 0.1
     charger = make_online(ChargerFactory(station_id="TWICE-CMD"), statuses=("Available",))
     token = TokenFactory(uid="CAFE0042", organization=charger.property.organization)
     owner = MembershipFactory(organization=charger.property.organization, role="owner").user
