@@ -2,6 +2,7 @@
 (with their parking places), the outbox, the OCPI log, and the PTPs' terminals and payments."""
 
 from django.db import models
+from django.utils import timezone
 
 
 class Partner(models.Model):
@@ -781,7 +782,9 @@ class Cdr(models.Model):
     credit_reference = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="credited_by"
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When it was stored, which its `last_updated` shows (to the second): the list's date_from
+    # and date_to filter on it (sessions._cdr_send sets both from one moment).
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
 
     objects = CdrQuerySet.as_manager()
 
@@ -1028,3 +1031,15 @@ class AccessPointFeed(models.Model):
 
     def __str__(self) -> str:
         return f"{self.country} access point of {self.organization_id} ({self.protocol})"
+
+
+class SweepMark(models.Model):
+    """Where a periodic sweep got to (`at`: the moment its last run looked from), kept in the
+    database: in the cache, a Redis that restarted empty or evicted the key made the next run
+    look back only its short default, and what changed before that was never pushed."""
+
+    name = models.CharField(max_length=100, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -16,7 +16,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 from urllib.parse import urlencode
@@ -178,6 +178,20 @@ def _plus_restored(value: str) -> str:
     return _SPACED_OFFSET.sub(r"\1+\2", value.strip())
 
 
+def _whole_second_up(moment: datetime) -> datetime:
+    """`moment` rounded up to a whole second. The last_updated a partner reads has whole seconds
+    (format_datetime), of a moment stored with a fraction: "last_updated >= 10:00:00.5" is
+    "last_updated >= 10:00:01", which a stored 10:00:00.7 (shown 10:00:00) is not; and
+    "last_updated < 10:00:00.5" (date_to, exclusive) holds for it. Compared with the rounded
+    bound, a stored moment and the whole second it shows fall on the same side."""
+    if moment.microsecond == 0:
+        return moment
+    try:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    except OverflowError:  # 9999-12-31T23:59:59.5Z: nothing is after it
+        return moment.replace(microsecond=999999)
+
+
 def parse_page(params: dict[str, str]) -> Page:
     """Return the paging parameters of a GET list request (transport_and_format "Pagination")."""
     try:
@@ -191,7 +205,7 @@ def parse_page(params: dict[str, str]) -> Page:
     for name in ("date_from", "date_to"):
         value = params.get(name)
         try:
-            dates[name] = parse_datetime(_plus_restored(value)) if value else None
+            dates[name] = _whole_second_up(parse_datetime(_plus_restored(value))) if value else None
         except ValueError:
             raise BadParameter(f"{name} is not a DateTime") from None
     return Page(

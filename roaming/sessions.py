@@ -448,11 +448,16 @@ def _cdr_send(
     credit_of: Cdr | None = None,
 ) -> Cdr:
     """Store a CDR and queue its POST to the partner (in the caller's transaction)."""
+    # Its last_updated is the moment it is stored, the one the list's date_from and date_to
+    # compare (it was stamped when the data was made, and could show the second before).
+    stored = timezone.now()
+    data = {**data, "last_updated": ocpi.format_datetime(stored)}
     cdr = Cdr.objects.create(
         session=session,
         partner=partner,
         cdr_id=data["id"],
         data=data,
+        created_at=stored,
         version=credit_of.version if credit_of else partner.version or ocpi.V221,
         estimated=estimated,
         credit_reference=credit_of,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
-from django.core.cache import cache
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from . import (
     services,
     sessions,
 )
+from .models import SweepMark
 
 # roaming.location_push and roaming.deliveries_send are defined next to what enqueues them
 # (services.location_push_task, services.deliveries_send_task).
@@ -30,6 +30,17 @@ access_point_full_sync_task = access_points.full_sync_task
 STATUS_MARK = "roaming:status-sweep-mark"
 EMSP_TOKENS_MARK = "roaming:emsp-tokens-sweep-mark"
 EMSP_SESSIONS_MARK = "roaming:emsp-sessions-sweep-mark"
+# The sweeps' marks are rows (SweepMark), not cache keys: a Redis that lost them made the next
+# sweep look back only its default, and an EVSE status (a card) changed before was never pushed.
+
+
+def _mark(name: str) -> datetime | None:
+    """Where the sweep `name` last looked from, or None (it never ran)."""
+    return SweepMark.objects.filter(name=name).values_list("at", flat=True).first()
+
+
+def _mark_set(name: str, at: datetime) -> None:
+    SweepMark.objects.update_or_create(name=name, defaults={"at": at})
 
 
 @shared_task(name="roaming.evse_status_push")
@@ -51,9 +62,10 @@ def evse_status_sweep_task() -> int:
     that connected or disconnected). Overlapping windows are harmless: an EVSE whose status a
     partner already has is not queued again."""
     now = timezone.now()
-    since = cache.get(STATUS_MARK) or now - timedelta(minutes=10)
+    # A first run ever looks at every connector (a status a partner has is not queued again).
+    since = _mark(STATUS_MARK) or datetime.min.replace(tzinfo=UTC) + timedelta(seconds=5)
     pairs = services.evse_status_changes_since(since - timedelta(seconds=5))
-    cache.set(STATUS_MARK, now, None)
+    _mark_set(STATUS_MARK, now)
     return evse_status_push_task([list(pair) for pair in pairs]) if pairs else 0
 
 
@@ -194,9 +206,9 @@ def emsp_tokens_sweep_task() -> int:
     """Periodic: push cards changed (or whose expiry passed) since the last sweep. A card whose
     state a CPO already has is queued again harmlessly (the PUT is idempotent, coalesced)."""
     now = timezone.now()
-    since = cache.get(EMSP_TOKENS_MARK) or now - timedelta(minutes=10)
+    since = _mark(EMSP_TOKENS_MARK) or now - timedelta(minutes=10)
     token_ids = emsp.cards_changed_since(since - timedelta(seconds=5), now=now)
-    cache.set(EMSP_TOKENS_MARK, now, None)
+    _mark_set(EMSP_TOKENS_MARK, now)
     for token_id in token_ids:
         emsp_token_push_task(token_id)
     return len(token_ids)
@@ -219,12 +231,12 @@ def emsp_sessions_sweep_task() -> int:
     pulled = 0
     for partner_id in emsp.cpo_partner_ids():
         mark = f"{EMSP_SESSIONS_MARK}:{partner_id}"
-        since = cache.get(mark) or now - timedelta(days=1)
+        since = _mark(mark) or now - timedelta(days=1)
         try:
             emsp_cdrs.sessions_cdrs_pull(partner_id=partner_id, since=since - timedelta(minutes=1))
         except client.PartnerCallError:
             continue  # the next sweep asks again from the same mark
-        cache.set(mark, now, None)
+        _mark_set(mark, now)
         pulled += 1
     return pulled
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from authorization.models import Token
+from billing.models import Rate
 from chargers.models import ChargingSession
 from roaming.cdr_check import NotRecomputable, recompute
 from roaming.models import Cdr, PartnerCdr
@@ -79,6 +80,40 @@ def test_date_from_and_date_to_read_an_offset_also_with_its_plus_unescaped(
     # Fractional seconds of 7 digits (.NET's), and no zone: UTC.
     assert ids("date_from=2026-03-29T08:00:00.1234567Z") == []
     assert ids("date_to=2026-03-29T08:00:00.1234567") == ["x"]
+
+
+def test_a_date_filter_with_a_fraction_of_a_second_compares_the_whole_second_shown(
+    client, operator, partner
+):
+    """transport_and_format "Pagination": date_from inclusive, date_to exclusive, of the
+    last_updated the partner reads, which has whole seconds. A CDR and a tariff stored at
+    08:00:00.7 show 08:00:00: date_to=08:00:00.5 lists them (08:00:00 is before it; they were
+    left out, compared with the stored fraction) and date_from=08:00:00.5 does not (they were
+    listed)."""
+    stored = datetime(2026, 3, 29, 8, 0, 0, 700000, tzinfo=UTC)
+    _cdr_at(operator, partner, stored)
+    rate = Rate.objects.create(
+        property=operator["public"],
+        valid_from=datetime(2026, 1, 1, tzinfo=UTC),
+        energy_price_per_kwh=Decimal("0.35"),
+        tax_percent=Decimal("21"),
+    )
+    Rate.objects.filter(pk=rate.pk).update(updated_at=stored)
+
+    def shown(module: str, query: str) -> list[str]:
+        answer = client.get(f"/ocpi/2.2.1/{module}?{query}", HTTP_AUTHORIZATION=auth())
+        assert answer.status_code == 200 and answer.json()["status_code"] == 1000, answer.json()
+        return [item.get("last_updated", item["id"]) for item in answer.json()["data"]]
+
+    (tariff_updated,) = shown("tariffs", "")
+    assert tariff_updated == "2026-03-29T08:00:00Z"
+    for module in ("cdrs", "tariffs"):
+        for fraction in ("08:00:00.5Z", "08:00:00.000001Z", "08:00:00.9999999Z"):
+            assert shown(module, f"date_to=2026-03-29T{fraction}") != [], (module, fraction)
+            assert shown(module, f"date_from=2026-03-29T{fraction}") == [], (module, fraction)
+        assert shown(module, "date_from=2026-03-29T08:00:00Z") != []  # inclusive
+        assert shown(module, "date_to=2026-03-29T08:00:00Z") == []  # exclusive
+        assert shown(module, "date_to=2026-03-29T08:00:01Z") != []
 
 
 @pytest.mark.parametrize("module", ["locations", "tariffs", "sessions", "cdrs"])

@@ -181,6 +181,11 @@ async def test_the_partner_gets_the_session_then_a_cdr_with_our_cost(operator, s
         "PARKING_TIME",
     ]
     assert cdr["tariffs"][0]["id"] == cdr["charging_periods"][0]["tariff_id"]
+    # Its last_updated is the moment it was stored, which GET /cdrs's date_from and date_to
+    # compare (to the second), and what the list answers.
+    stored = await Cdr.objects.aget(session=session)
+    assert cdr["last_updated"] == stored.data["last_updated"]
+    assert cdr["last_updated"] == stored.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     spec.check_object(cdr, "mod_cdrs.asciidoc", "mod_cdrs_cdr_object")
     spec.check_object(cdr["cdr_location"], "mod_cdrs.asciidoc", "mod_cdrs_cdr_location_class")
     spec.same_types(cdr, spec.example("cdr_example.json"))

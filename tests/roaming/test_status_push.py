@@ -256,3 +256,38 @@ def test_push_tries_are_counted_as_ocpi_deliveries_for_the_metrics(operator, stu
     Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     tasks.deliveries_sweep_task.delay()
     assert (tries("failed"), tries("sent")) == (failed + 1, sent + 1)
+
+
+def test_the_sweep_still_pushes_a_change_older_than_ten_minutes_after_redis_lost_its_mark(
+    operator, stub, stub_partner
+):
+    """The sweep's mark is kept in the database: a Redis that restarted empty (here: the cache
+    cleared) made the next sweep look back 10 minutes only, and a status that changed 30 minutes
+    ago, after the last sweep (the beat was down meanwhile), never reached the partner."""
+    import time_machine
+    from django.core.cache import cache
+
+    charger = operator["cp_public"]
+    now = timezone.now()
+    long_ago = now - timedelta(hours=2)
+    Connector.objects.filter(charger=charger).update(status_timestamp=long_ago)
+    type(charger).objects.update(connected_at=long_ago)  # connected before the first sweep
+    with time_machine.travel(now - timedelta(hours=1)):
+        tasks.evse_status_sweep_task.delay()
+    first = len(stub.requests_to("locations", "PATCH"))
+    with time_machine.travel(now - timedelta(minutes=30)):
+        connection_state.connector_status_update(  # its signal was missed
+            charger_id=charger.pk,
+            connector_id=2,
+            status="Faulted",
+            error_code="GroundFailure",
+            timestamp=timezone.now(),
+        )
+    cache.clear()  # Redis restarted empty
+
+    tasks.evse_status_sweep_task.delay()
+
+    patches = stub.requests_to("locations", "PATCH")[first:]
+    assert [(p["path"].rsplit("/", 1)[1], p["body"]["status"]) for p in patches] == [
+        ("PUB-1*2", "OUTOFORDER")
+    ]
