@@ -482,6 +482,14 @@ class PartnerRegistrationSerializer(PartnerSerializer):
         return str(self.context["our_versions_url"])
 
 
+class VersionUpdateSerializer(serializers.Serializer):
+    renew = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also when no newer version is offered: new credentials tokens both ways.",
+    )
+
+
 class PartnerViewSet(
     TenantViewSetMixin,
     mixins.ListModelMixin,
@@ -550,19 +558,25 @@ class PartnerViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        request=None,
+        request=VersionUpdateSerializer,
         responses={200: PartnerSerializer},
         description="Move the partner to the newest OCPI version both sides speak (a 2.2.1 "
         "partner to 2.3.0) by a credentials update, without registering again. 400 when it "
-        "offers no newer version or does not take the update (it then stays on its version).",
+        "offers no newer version or does not take the update (it then stays on its version). "
+        'With `{"renew": true}` the same update also on its current version: new tokens both '
+        "ways (for a partner that lost our answer to its registration, or tokens to replace).",
     )
     @action(detail=True, methods=["post"], url_path="version-update", filter_backends=[])
     def version_update(self, request: Request, pk: Any = None) -> Response:
         partner = self.get_object()
         self.require_edit(partner.organization_id)
+        asked = VersionUpdateSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
         try:
             moved = services.partner_version_update(
-                partner=partner, our_versions_url=our_versions_url(request)
+                partner=partner,
+                our_versions_url=our_versions_url(request),
+                renew=asked.validated_data["renew"],
             )
         except services.RegistrationError as exc:
             raise ValidationError({"version": [_refusal(exc)]}) from None

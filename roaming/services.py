@@ -684,18 +684,26 @@ def partner_connect(
     return locked
 
 
-def partner_version_update(*, partner: Partner, our_versions_url: str) -> Partner:
+def partner_version_update(
+    *, partner: Partner, our_versions_url: str, renew: bool = False
+) -> Partner:
     """Move a registered partner to the newest OCPI version both sides speak (a 2.2.1 partner
     to 2.3.0) by a credentials update (PUT), without registering again; new tokens both ways.
 
-    Raises RegistrationError: the partner is not connected, offers no newer version, or did
-    not take the update (it then stays on its version)."""
+    `renew`: the same credentials update also when no newer version is offered (credentials
+    "Updating the credentials and resetting the credentials token": its endpoints fetched
+    again, new tokens both ways). It is how a partner whose registration answer was lost gets
+    our token: its POST reached us and we keep its token B, but it never read our token C, and
+    its retry with the spent token A is a 401.
+
+    Raises RegistrationError: the partner is not connected, offers no newer version (without
+    `renew`), or did not take the update (it then stays on its version, with its tokens)."""
     if partner.state != Partner.State.CONNECTED or not partner.registered_at:
         raise RegistrationError(ocpi.Code.CLIENT_ERROR, "The partner is not connected.")
     found = fetch_endpoints(
         partner=partner, versions_url=partner.versions_url, token=partner.outgoing_token
     )
-    if not ocpi.is_newer(found.version, partner.version or ocpi.V221):
+    if not renew and not ocpi.is_newer(found.version, partner.version or ocpi.V221):
         Partner.objects.filter(pk=partner.pk).update(versions_offered=found.offered)
         raise RegistrationError(
             ocpi.Code.UNSUPPORTED_VERSION,

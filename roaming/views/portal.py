@@ -207,18 +207,28 @@ def _terminals_context(partner: Partner, request: HttpRequest) -> dict[str, Any]
 @login_required
 @require_POST
 def partner_version_update(request: HttpRequest, pk: int) -> HttpResponse:
-    """Move a partner to the newest OCPI version both sides speak (a credentials update)."""
+    """Move a partner to the newest OCPI version both sides speak (a credentials update); with
+    `renew`, the same update also on its version (new tokens both ways)."""
     partner = get_object_or_404(_partners_for(request.user), pk=pk)
     require_role(request.user, partner.organization_id, edit=True)
     before = partner.version or "2.2.1"
+    renew = bool(request.POST.get("renew"))
     try:
         moved = services.partner_version_update(
-            partner=partner, our_versions_url=our_versions_url(request)
+            partner=partner, our_versions_url=our_versions_url(request), renew=renew
         )
     except services.RegistrationError as exc:
-        messages.error(request, f"{partner.name} stays on OCPI {before}: {exc.message}")
+        kept = "keeps its credentials" if renew else f"stays on OCPI {before}"
+        messages.error(request, f"{partner.name} {kept}: {exc.message}")
     else:
-        messages.success(request, f"{partner.name} now speaks OCPI {moved.version} with us.")
+        if renew:
+            messages.success(
+                request,
+                f"{partner.name} took new credentials (OCPI {moved.version}): it calls us with "
+                "the new token we sent it, and we call it with the one it answered.",
+            )
+        else:
+            messages.success(request, f"{partner.name} now speaks OCPI {moved.version} with us.")
     return redirect("partners:msp-ocpi-partner", pk=partner.pk)
 
 

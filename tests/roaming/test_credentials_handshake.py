@@ -198,3 +198,75 @@ def test_versions_answers_of_the_wrong_shape_are_3001_not_a_server_error(
         assert refused.value.code in (3001, 3002, 3003)
     finally:
         odd.close()
+
+
+def test_a_partner_that_lost_our_answer_to_its_registration_is_recovered_by_renewing(
+    client, live_server, stub, settings, operator
+):
+    """The partner POSTed its credentials and we registered it, but our answer (its token C)
+    never reached it. Its retry with token A is a 401 (token A is spent: transport_and_format,
+    credentials "POST"). The operator's *Renew credentials* on the partner's page sends it a
+    credentials PUT with the token B it gave us (credentials "Updating the credentials and
+    resetting the credentials token"): it reads our new token there, and calls us with it."""
+    from tests.factories import MembershipFactory
+
+    partner, token_a = services.partner_invite(organization=operator["org"], name="Stub")
+    versions_url = f"{live_server.url}/ocpi/versions"
+    stub.register_with(versions_url, token_a)
+    lost = stub.our_token_at_cpo
+    stub.our_token_at_cpo = None  # the answer never arrived
+
+    retry, body, _ = stub.request(
+        "POST",
+        stub.cpo_endpoints[("credentials", "SENDER")],
+        stub.our_credentials(stub.cpo_token),
+        token=token_a,
+    )
+    assert (retry, body["status_code"]) == (401, 2000)
+    assert Partner.objects.get(pk=partner.pk).state == Partner.State.CONNECTED
+
+    owner = MembershipFactory(organization=operator["org"], role="owner").user
+    client.force_login(owner)
+    settings.SITE_URL = live_server.url  # the versions URL we give it in the update
+    page = client.post(
+        f"/roaming/partners/{partner.pk}/version-update/", {"renew": "1"}, follow=True
+    ).content.decode()
+
+    assert "Stub took new credentials (OCPI 2.2.1)" in page
+    renewed = stub.our_token_at_cpo
+    assert renewed and renewed != lost
+    # It calls us with the token it read in our PUT; the one it never read is dead.
+    status, answer, _ = stub.request("GET", stub.cpo_endpoints[("locations", "SENDER")])
+    assert (status, answer["status_code"]) == (200, 1000)
+    assert [location["id"] for location in answer["data"]] == [str(operator["public"].pk)]
+    assert stub.request("GET", versions_url, token=lost)[0] == 401
+    # We call it with the token it answered.
+    partner.refresh_from_db()
+    assert partner.outgoing_token == stub.cpo_token and partner.version == "2.2.1"
+
+
+def test_renewing_needs_no_newer_version_and_a_refusal_keeps_the_tokens(
+    client, live_server, stub, settings, operator
+):
+    """Without `renew` a partner that offers nothing newer is refused, as before; a partner
+    that refuses the renewal keeps calling us with its token, and we it with ours."""
+    from tests.factories import MembershipFactory
+
+    partner, token_a = services.partner_invite(organization=operator["org"], name="Stub")
+    versions_url = f"{live_server.url}/ocpi/versions"
+    stub.register_with(versions_url, token_a)
+    owner = MembershipFactory(organization=operator["org"], role="owner").user
+    client.force_login(owner)
+    settings.SITE_URL = live_server.url
+    url = f"/roaming/partners/{partner.pk}/version-update/"
+    assert "stays on OCPI 2.2.1" in client.post(url, follow=True).content.decode()
+
+    stub.refuse_credentials = True
+    before = Partner.objects.values("outgoing_token", "incoming_token_hash").get(pk=partner.pk)
+    refused = client.post(url, {"renew": "1"}, follow=True).content.decode()
+    assert "Stub keeps its credentials" in refused
+    assert Partner.objects.values("outgoing_token", "incoming_token_hash").get(pk=partner.pk) == (
+        before
+    )
+    status, _, _ = stub.request("GET", stub.cpo_endpoints[("locations", "SENDER")])
+    assert status == 200
