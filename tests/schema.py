@@ -64,7 +64,9 @@ def migrate_back(connection: Any, target: tuple[str, str]) -> Any:
     back three migrations of `authorization` took 35 CPU-s (one `__init__` of a model class per
     model per operation). Here each state before an unapplied migration is the same sum of the
     same migrations' operations (`mutate_state` on the models' descriptions, which renders
-    nothing) and is rendered once, when its migration is unapplied: ~1 CPU-s each.
+    nothing) and is rendered once, when its migration is unapplied: ~1 CPU-s each. For a
+    migration late in the plan Django's own walk is the cheaper (billing 0008: 2.7 CPU-s against
+    3.7 here; roaming 0019: 1.6 against 2.2): this pays where many migrations lie between.
     """
     from django.db.migrations.executor import MigrationExecutor
     from django.db.migrations.state import ProjectState
