@@ -151,10 +151,21 @@ class StatementForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["organization"].choices = [(o.pk, o.name) for o in organizations]
 
+    @staticmethod
+    def _this_year(organization_id) -> int:
+        """The year it is where the host is (its statements' zone): on 31 December evening in
+        New York it is still that year, though the new one in UTC."""
+        from .selectors import organization_zone
+
+        now = timezone.now()
+        if not organization_id:
+            return now.year
+        return now.astimezone(organization_zone(int(organization_id))).year
+
     def clean(self):
         data = super().clean()
         if data.get("kind") == StatementJob.Kind.ANNUAL:
-            year = data.get("year") or timezone.now().year
+            year = data.get("year") or self._this_year(data.get("organization"))
             data["date_from"], data["date_to"] = date(year, 1, 1), date(year, 12, 31)
         elif not data.get("date_from") or not data.get("date_to"):
             raise forms.ValidationError("Choose the first and last day of the statement.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import reduce
 from operator import or_
@@ -29,14 +29,9 @@ from . import pricing
 from .models import Payment, PriceShown, Rate, SessionCharge, Subscription
 from .price_shown import rate_of
 from .services import RETRY_WINDOW, rate_terms, signed_energy
+from .services.subscriptions import month_bounds, plan_zone
 
 ZERO = Decimal("0")
-
-
-def _month_bounds(at: datetime) -> tuple[datetime, datetime]:
-    at = at.astimezone(UTC)
-    start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return start, (start + timedelta(days=32)).replace(day=1)
 
 
 def rate_in_force(rates: Iterable[Rate], *, charger_id: int, at: datetime) -> Rate | None:
@@ -223,7 +218,7 @@ def _plans(sessions: Sequence[ChargingSession]) -> _Plans:
     if not holders:
         return _Plans({}, {})
     candidates = list(
-        Subscription.objects.select_related("plan")
+        Subscription.objects.select_related("plan__property")
         .annotate(email_lower=Lower("email"))
         .filter(plan__property_id__in={s.charger.property_id for s in holders})
         .filter(
@@ -255,7 +250,7 @@ def _plans(sessions: Sequence[ChargingSession]) -> _Plans:
         )
         for session_id, held in chosen.items():
             start = next(s.started_at for s in holders if s.pk == session_id)
-            month_start, month_end = _month_bounds(start)
+            month_start, month_end = month_bounds(start, plan_zone(held.plan))
             total = sum(
                 (
                     amount or ZERO

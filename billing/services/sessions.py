@@ -28,7 +28,7 @@ from ..selectors import (
     included_kwh_used,
     subscription_for_session,
 )
-from .subscriptions import month_bounds
+from .subscriptions import month_bounds, plan_zone
 
 if TYPE_CHECKING:
     pass
@@ -143,7 +143,7 @@ def session_facts(
     )
     plan = None
     if subscription is not None:
-        month_start, month_end = month_bounds(session.started_at)
+        month_start, month_end = month_bounds(session.started_at, plan_zone(subscription.plan))
         used = included_kwh_used(
             subscription,
             month_start=month_start,

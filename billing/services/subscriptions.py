@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from backoffice.formatting import zone_or_utc
 from backoffice.resend import send_each_once
 
 from .. import ledger
@@ -25,6 +27,7 @@ from ..models import (
     SubscriptionInvoice,
     SubscriptionPlan,
 )
+from ..payout_schedule import MONTHLY, next_period_end, period_end_for
 
 if TYPE_CHECKING:
     from authorization.models import Token
@@ -32,11 +35,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def month_bounds(at: datetime) -> tuple[datetime, datetime]:
-    at = at.astimezone(UTC)
-    start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return start, end
+def month_bounds(at: datetime, zone: tzinfo = UTC) -> tuple[datetime, datetime]:
+    """[start, end) of the calendar month holding `at` in `zone`: from midnight on its 1st there
+    to midnight on the next 1st (a plan's months are its location's, plan_zone)."""
+    return period_end_for(MONTHLY, at, zone), next_period_end(MONTHLY, at, zone)
+
+
+def plan_zone(plan: SubscriptionPlan) -> ZoneInfo:
+    """Where a plan's months are counted: its location's time zone (UTC when it has none)."""
+    return zone_or_utc(plan.property.timezone)
 
 
 @transaction.atomic
@@ -79,7 +86,9 @@ def subscription_cancel_ends_at(subscription: Subscription, now: datetime) -> da
     """When a plan cancelled at `now` ends: the benefits last to the end of the paid period (the
     month already collected), else to the end of this month (shown before an agent confirms)."""
     paid_until = subscription.paid_until
-    return paid_until if paid_until and paid_until > now else month_bounds(now)[1]
+    if paid_until and paid_until > now:
+        return paid_until
+    return month_bounds(now, plan_zone(subscription.plan))[1]
 
 
 # A declined monthly fee is tried again after these delays (then the invoice is reported failed).
@@ -177,7 +186,7 @@ def _invoice_for(subscription: Subscription, *, start: datetime) -> Subscription
         subscription=subscription,
         period_start=start,
         defaults={
-            "period_end": month_bounds(start)[1],
+            "period_end": month_bounds(start, plan_zone(subscription.plan))[1],
             "amount": subscription.plan.monthly_fee,
             "currency": subscription.plan.property.currency,
             "next_attempt_at": start,
@@ -409,7 +418,9 @@ def subscriptions_collect(*, now: datetime | None = None) -> dict[str, int]:
                 subscription=subscription,
                 period_start=subscription.paid_until,
                 defaults={
-                    "period_end": month_bounds(subscription.paid_until)[1],
+                    "period_end": month_bounds(
+                        subscription.paid_until, plan_zone(subscription.plan)
+                    )[1],
                     "amount": subscription.plan.monthly_fee,
                     "currency": subscription.plan.property.currency,
                     "next_attempt_at": subscription.paid_until,

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
@@ -65,19 +66,20 @@ def test_subscribe_charges_the_first_month_shows_next_charge_and_cancel_keeps_pa
     subscription = Subscription.objects.get()
     invoice = subscription.invoices.get()
     assert invoice.status == "paid" and invoice.amount == Decimal("25.00")
-    assert subscription.paid_until == invoice.period_end and subscription.paid_until.day == 1
+    local = subscription.paid_until.astimezone(ZoneInfo(plan.property.timezone))
+    assert subscription.paid_until == invoice.period_end and (local.day, local.hour) == (1, 0)
     assert [m.subject for m in mail.outbox] == [f"Receipt: Resident {invoice.period_start:%B %Y}"]
     assert "ending 4242" in mail.outbox[0].body
     txn = LedgerTransaction.objects.get(kind="subscription_fee")
     assert txn.amount == Decimal("25.00")
     page = client.get("/driver/subscriptions/").content.decode()
-    assert f"on {subscription.paid_until.day} {subscription.paid_until:%b %Y}" in page
+    assert f"on {local.day} {local:%b %Y}" in page  # the 1st where the location is
     assert "Subscribe to Resident" not in page  # not offered again to a subscriber
     client.post(f"/driver/subscriptions/{subscription.pk}/cancel/")
     subscription.refresh_from_db()
     assert subscription.status == "cancelled" and subscription.ends_at == subscription.paid_until
     assert (
-        f"lasts until <strong>{subscription.ends_at.day} {subscription.ends_at:%b %Y}"
+        f"lasts until <strong>{local.day} {local:%b %Y}"
         in client.get("/driver/subscriptions/").content.decode()
     )
 
@@ -243,16 +245,17 @@ def test_a_saved_card_keeps_the_typed_expiry_and_the_driver_is_named_by_email(cl
 
 
 def test_the_next_charge_is_the_same_day_on_the_home_and_plans_pages(client, plan):
-    """A plan's months end at UTC midnight: at a New York location that is the evening before
-    there, and both pages say that day (the home page said the UTC day)."""
+    """A plan's months end at midnight where its location is: at a New York location the 1st
+    at 00:00 there (05:00 UTC in winter), and both pages say that day (the home page once said
+    the UTC day)."""
     plan.property.timezone = "America/New_York"
     plan.property.save(update_fields=["timezone"])
     sign_up(client, "ny@example.com")
     save_card(client)
     client.post(f"/driver/plans/{plan.pk}/subscribe/")
     paid_until = Subscription.objects.get().paid_until
-    assert (paid_until.hour, paid_until.minute) == (0, 0)  # UTC midnight: the day before in NY
-    day_before = paid_until - timedelta(days=1)
-    there = f"{day_before.day} {day_before:%b %Y}"
+    local = paid_until.astimezone(ZoneInfo("America/New_York"))
+    assert (local.day, local.hour, local.minute) == (1, 0, 0)  # midnight on the 1st in NY
+    there = f"{local.day} {local:%b %Y}"
     assert f"on {there}" in client.get("/driver/subscriptions/").content.decode()
     assert f"next charge {there}" in client.get("/driver/").content.decode()
