@@ -357,11 +357,14 @@ def test_process_without_database_fails_health_check_and_gets_no_chargers(
             OCPP_JOURNAL_DIR=tmp_path / "journal", OCPP_TRUSTED_PROXIES="127.0.0.1"
         )
         stack.callback(stop_live_server, healthy)
-        # Same everything, but its database is a port nobody listens on.
+        # Same everything, but its database is a port nobody listens on. Its pool gives up
+        # after 1 s, not 10: it registers itself at start and marks its connections closed at
+        # its stop through the pool, and each waited the whole timeout (start 14 s, stop 10 s).
         cut_off = start_live_server(
             OCPP_JOURNAL_DIR=tmp_path / "journal",
             OCPP_TRUSTED_PROXIES="127.0.0.1",
             DATABASE_URL=f"postgres://postgres@127.0.0.1:{_free_port()}/nowhere",
+            DB_POOL_TIMEOUT="1",
         )
         stack.callback(stop_live_server, cut_off)
         proxy = Haproxy([healthy, cut_off])
