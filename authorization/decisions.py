@@ -39,6 +39,22 @@ class MspAnswer(StrEnum):
     NO_CREDIT = "NO_CREDIT"
     NOT_ALLOWED = "NOT_ALLOWED"
     TIMEOUT = "TIMEOUT"  # no answer within the MSP's timeout (or unreachable)
+    # The MSP refused OUR credentials (HTTP 401/403 on its tokens endpoint): it said nothing
+    # about the card. Never a provider's AllowedType: only our client's reading of the status.
+    CREDENTIALS_REFUSED = "CREDENTIALS_REFUSED"
+
+
+# What a provider may answer in `allowed` (OCPI 2.2.1 mod_tokens AllowedType); anything else in
+# its answer is a malformed answer (a refusal), never one of our own readings above.
+OCPI_ALLOWED = frozenset(
+    {
+        MspAnswer.ALLOWED,
+        MspAnswer.BLOCKED,
+        MspAnswer.EXPIRED,
+        MspAnswer.NO_CREDIT,
+        MspAnswer.NOT_ALLOWED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,16 @@ REASONS: dict[str, tuple[int, str]] = {
         12,
         "The card's mobility provider did not answer the live check in time, or answered that it "
         "could not check the card now. Ask the driver to try again after a short wait.",
+    ),
+    "msp_refused_our_credentials": (
+        12,
+        "The card's mobility provider refused our credentials for its live check (HTTP 401 or "
+        "403), so it said nothing about the card: the card is not the problem, and the cards of "
+        "this provider that are checked live are refused until it accepts our credentials again. "
+        "Check or renew the credentials of this provider: for an OCPI roaming partner, open "
+        "Cards & roaming › Roaming partners › the partner and click Renew credentials (or "
+        "connect it again if it unregistered us); for a provider set up by support, ask support "
+        "to renew its token. Mobility Providers shows the provider's last refusal.",
     ),
     "connector_reserved": (
         11,
@@ -453,6 +479,8 @@ def unknown_contract_decision(answer: MspAnswer, *, issuer_blocked: bool = False
         return _decision(Status.BLOCKED, "msp_blocked")
     if answer == MspAnswer.TIMEOUT:
         return _decision(Status.INVALID, "msp_timeout")
+    if answer == MspAnswer.CREDENTIALS_REFUSED:
+        return _decision(Status.INVALID, "msp_refused_our_credentials")
     return _decision(_MSP_STATUS.get(answer, Status.INVALID), "contract_unknown_to_issuer")
 
 
@@ -491,6 +519,12 @@ def _msp_live_decision(token: TokenFacts, msp_answer: MspAnswer | None) -> Decis
         if status == Status.ACCEPTED:
             message += " Your timeout policy accepts the card meanwhile."
         return Decision(status, "msp_timeout", step, message)
+    if msp_answer == MspAnswer.CREDENTIALS_REFUSED:
+        # Not an outage the timeout policy covers (the provider is up and refuses us), and not a
+        # refusal of the card: Invalid whatever the policy or the card's whitelist, never a
+        # success made up for a provider that told us nothing. A positive answer still cached
+        # from before is used without asking (authorization.services), as during an outage.
+        return _decision(Status.INVALID, "msp_refused_our_credentials")
     if msp_answer != MspAnswer.ALLOWED:
         return _decision(_MSP_STATUS.get(msp_answer, Status.INVALID), "msp_rejected")
     return _decision(Status.ACCEPTED, "accepted_msp_live")

@@ -66,6 +66,10 @@ class MobilityServiceProvider(models.Model):
     timeout_s = models.PositiveSmallIntegerField(default=15)
     on_timeout = models.CharField(max_length=6, choices=OnTimeout.choices, default=OnTimeout.REJECT)
     tokens_synced_at = models.DateTimeField(null=True, blank=True)
+    # The provider's last refusal of OUR credentials on a live check (HTTP 401/403), in words,
+    # and when; emptied by its next answer about a card (authorization.services).
+    live_error = models.CharField(max_length=500, blank=True)
+    live_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -24,6 +24,7 @@ from stays.selectors import reservation_access
 
 from .decisions import (
     NEEDS_MSP,
+    OCPI_ALLOWED,
     ChargerFacts,
     Context,
     Decision,
@@ -201,10 +202,39 @@ def live_headers(msp: MobilityServiceProvider) -> dict[str, str]:
     return headers
 
 
+# HTTP statuses of a provider that refuses OUR credentials (its token for us is unknown, rotated
+# or revoked, or it unregistered us): an answer about us, not about the card.
+CREDENTIALS_REFUSED_STATUSES = (401, 403)
+
+
+def credentials_refused_words(http_status: int) -> str:
+    """What the decision and Mobility Providers say of a provider that refused our credentials."""
+    return (
+        f"The provider refused our credentials (HTTP {http_status}): it said nothing about the "
+        "card. Check or renew the credentials of this provider."
+    )
+
+
+def msp_live_error_record(msp_id: int, words: str, at: datetime) -> None:
+    """Keep a provider's refusal of our credentials on it, for Mobility Providers."""
+    MobilityServiceProvider.objects.filter(pk=msp_id).update(
+        live_error=words[:500], live_error_at=at
+    )
+
+
+def msp_live_error_clear(msp_id: int, asked_at: datetime) -> None:
+    """The provider answered about a card: its refusal of our credentials recorded before this
+    ask is over (one recorded by an ask that started later stays)."""
+    MobilityServiceProvider.objects.filter(pk=msp_id, live_error_at__lte=asked_at).update(
+        live_error="", live_error_at=None
+    )
+
+
 def _provider_failed(http_status: int, payload: Any) -> str:
     """Words for an answer that says the provider could not check the card (HTTP 5xx, 429, a
     2xx page that is not OCPI, OCPI 3xxx: status_codes' server errors); "" for one that
-    decides (a redirect, never followed, or a 4xx other than 429 stays a refusal)."""
+    decides (a redirect, never followed, or a 4xx other than 401, 403 and 429 stays a
+    refusal; 401 and 403 are a refusal of our credentials, `msp_validate_live`)."""
     if http_status >= 500 or http_status == 429:
         return f"The provider could not answer the live check (HTTP {http_status})."
     if 200 <= http_status < 300 and not isinstance(payload, dict):
@@ -223,11 +253,15 @@ async def msp_validate_live(
     station_id: str,
     token_type: str = "RFID",
 ) -> tuple[MspAnswer, dict | None, int]:
-    """Ask the MSP with OCPI real-time authorization; return (answer, body, latency ms)."""
+    """Ask the MSP with OCPI real-time authorization; return (answer, body, latency ms).
+
+    HTTP 401/403 is CREDENTIALS_REFUSED (the provider refused us, not the card), kept on the
+    provider with its time (`live_error`) until its next answer about a card empties it."""
     # The UID is one path segment: a "/", "?" or "#" in it must not reshape the URL.
     url = f"{msp.live_validation_url.rstrip('/')}/{quote(uid, safe='')}/authorize"
     body = {"location_id": location_id, "evse_uids": [station_id]}
     headers = live_headers(msp)
+    asked_at = timezone.now()
     started = time.monotonic()
     try:
         async with msp_async_client(timeout=msp.timeout_s) as client:
@@ -248,20 +282,29 @@ async def msp_validate_live(
         payload = response.json()
     except ValueError:
         payload = None
+    said = payload if isinstance(payload, dict) else response.text[:500]
+    if response.status_code in CREDENTIALS_REFUSED_STATUSES:
+        words = credentials_refused_words(response.status_code)
+        await db.run(msp_live_error_record, msp.pk, words, timezone.now())
+        refused = {"error": words, "http_status": response.status_code, "body": said}
+        return MspAnswer.CREDENTIALS_REFUSED, refused, latency
     failed = _provider_failed(response.status_code, payload)
     if failed:
         # Not a refusal of the card: the provider's on-timeout policy decides, as for silence.
-        said = payload if isinstance(payload, dict) else response.text[:500]
         return MspAnswer.TIMEOUT, {"error": failed, "body": said}, latency
+    if msp.live_error and not 300 <= response.status_code < 400:
+        # It answered about the card (an OCPI answer, or a 404 for a token it does not know):
+        # it took our credentials this time, so its last refusal of them is over.
+        await db.run(msp_live_error_clear, msp.pk, asked_at)
     if payload is None:
         payload = {"http_status": response.status_code, "body": response.text[:500]}
     allowed = ""  # none: a malformed answer
     if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
         allowed = payload["data"].get("allowed")
-    try:
-        answer = MspAnswer(allowed)
-    except ValueError:
-        answer = MspAnswer.NOT_ALLOWED  # unknown token (OCPI 2004) or a malformed answer
+    # Only OCPI's AllowedType values: a provider answering "TIMEOUT" (or our own readings)
+    # has sent a malformed answer, not one the timeout policy may accept.
+    known = isinstance(allowed, str) and allowed in OCPI_ALLOWED
+    answer = MspAnswer(allowed) if known else MspAnswer.NOT_ALLOWED
     return answer, payload if isinstance(payload, dict) else {"body": payload}, latency
 
 
@@ -388,7 +431,7 @@ async def _ask_contract_issuer(
         token_type=emaid_token_type(issuer.ocpi_version),
     )
     kept = None
-    if answer != MspAnswer.TIMEOUT:
+    if answer not in (MspAnswer.TIMEOUT, MspAnswer.CREDENTIALS_REFUSED):
         kept = await db.run(token_from_issuer, msp_id=issuer.pk, uid=uid, answer=body)
     if kept is None:
         return unknown_contract_decision(answer), None, issuer.pk, body, latency

@@ -19,6 +19,7 @@ _WHAT = {
     ("POST", "commands"): "Sending the result of a command",
     ("PATCH", "payments"): "Telling it which chargers a payment terminal serves",
     ("DELETE", "credentials"): "Unregistering",
+    ("POST", "tokens"): "Checking a card live with it (real-time authorization)",
 }
 _PUSH = re.compile(
     r"^(?P<method>GET|PUT|POST|PATCH|DELETE) (?P<module>[a-z]+): (?P<cause>.*)$", re.S

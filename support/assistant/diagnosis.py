@@ -52,6 +52,11 @@ GUEST_REASON_WORDS = {
     "msp_blocked": "the card's provider is not accepted here",
     "msp_rejected": "the card's provider refused it",
     "msp_timeout": "the card's provider did not answer in time",
+    "msp_refused_our_credentials": (
+        "the charger's operator could not check the card with its provider (the provider refused "
+        "the operator's connection, not your card): try another card or the charger's QR page, "
+        "and tell the operator"
+    ),
     "charger_not_roaming": "this charger does not accept guest or other networks' cards",
     "remote_start_roaming_disabled": "this charger cannot be started from a phone",
     "not_in_local_group": "it is not in this charger's local token group (residents or registered guests)",
