@@ -331,6 +331,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "billing.payouts_run",
         "schedule": env_int("BILLING_PAYOUT_RUN_SECONDS", 3600),
     },
+    # A refund the processor did not answer is asked again with its own key and booked once
+    # known (billing.services.refunds): "within minutes" of the processor being back.
+    "billing-refunds-unanswered": {
+        "task": "billing.refunds_unanswered_settle",
+        "schedule": env_int("BILLING_REFUNDS_UNANSWERED_SECONDS", 300),
+    },
     "billing-payouts-reconcile": {
         "task": "billing.payouts_reconcile_processor",
         "schedule": env_int("BILLING_PAYOUT_RECONCILE_SECONDS", 86400),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,10 +21,14 @@ from django.utils.html import format_html, format_html_join
 
 from authorization.models import TokenGroup
 from backoffice.admin_paging import DateHierarchyInRange
+from billing.gateways import GatewayError
 from billing.models import Payment
+from billing.services.refunds import RefundUnanswered
 
 from . import toolkit
 from .models import AssistantConversation, QuarantinedEmail, Ticket, TicketMessage, VendorErrorCode
+
+logger = logging.getLogger(__name__)
 
 
 class TicketMessageInline(admin.TabularInline):
@@ -535,15 +540,34 @@ class TicketAdmin(DateHierarchyInRange, admin.ModelAdmin):
             for field, errors in exc.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
             return False
-        except toolkit.ActionFailed as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return False
-        except (
-            Exception
-        ) as exc:  # a gateway refusal: shown, nothing half-done (the services are atomic)
-            self.message_user(request, f"{type(exc).__name__}: {exc}", messages.ERROR)
+        except Exception as exc:  # told in words a person reads; the services are atomic
+            self._say_failure(request, exc, which, ticket)
             return False
         return True
+
+    def _say_failure(
+        self, request: HttpRequest, exc: Exception, which: str, ticket: Ticket
+    ) -> None:
+        """What the agent reads when a toolkit action failed: never an exception's text."""
+        if isinstance(exc, RefundUnanswered):
+            # The same refund asked on this ticket again (same payment and amount: same key)
+            # returns it once the processor has answered, and sends the confirmation then.
+            self.message_user(
+                request,
+                f"{exc} Ask this same refund on the ticket again later: it returns the refund "
+                "once the processor has answered and emails the confirmation then.",
+                messages.WARNING,
+            )
+        elif isinstance(exc, toolkit.ActionFailed | GatewayError):
+            # The charger's, the engine's or the processor's refusal, written for people.
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            logger.exception("Ticket action %s on ticket %s failed", which, ticket.pk)
+            self.message_user(
+                request,
+                "The action could not be completed; the error is logged for the developers.",
+                messages.ERROR,
+            )
 
     @admin.action(description="Mark selected tickets as in progress")
     def mark_open(self, request: HttpRequest, queryset: Any) -> None:

@@ -543,3 +543,70 @@ def test_2_a_vendor_code_added_in_the_admin_is_explained_by_the_assistant(desk):
         "(vendor code E-77: the charger lost its earth connection – An electrician must check the earth.)"
         in fault
     )
+
+
+def test_4_a_ticket_refund_without_an_answer_is_said_plainly_and_confirmed_when_asked_again(
+    desk, prop, charger, monkeypatch
+):
+    # Stripe does not answer (its 5xx, and the client's two retries): the agent reads what that
+    # means and what to do, never an exception's name; the same refund asked again once Stripe
+    # answers books it once and emails the confirmation.
+    import stripe
+
+    from billing.gateways import StripeGateway
+    from billing.models import Refund
+    from billing.services import refunds as billing_services
+    from tests.billing.test_stripe_gateway import RecordedHTTP
+
+    monkeypatch.setattr(
+        stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, *a, **k: 0
+    )
+    session = ChargingSession.objects.create(
+        charger=charger,
+        connector_id=1,
+        transaction_id=8802,
+        id_tag="G4",
+        started_at=timezone.now() - timedelta(hours=1),
+        stopped_at=timezone.now(),
+        meter_start_wh=0,
+        meter_stop_wh=1500,
+        status="completed",
+    )
+    payment = Payment.objects.create(
+        organization=prop.organization,
+        session=session,
+        email="card@example.com",
+        currency="EUR",
+        amount_held=Decimal("30.00"),
+        amount_captured=Decimal("5.45"),
+        reference="pi_3QxTestHold0001",
+        status="captured",
+        gateway="stripe",
+    )
+    http = RecordedHTTP([("pi_captured", 200)] + [("api_error", 500)] * 3)
+    monkeypatch.setattr(
+        billing_services, "get_gateway", lambda: StripeGateway("sk_test_recorded", http_client=http)
+    )
+    ticket = Ticket.objects.create(
+        email="card@example.com",
+        message="refund please",
+        topic="billing",
+        session=session,
+        organization=prop.organization,
+    )
+    mail.outbox.clear()
+    silent = messages_of(
+        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
+    )
+    assert any("did not answer" in m and "Ask this same refund" in m for m in silent), silent
+    assert not any("RefundUnanswered" in m or "Error" in m for m in silent), silent
+    assert not Refund.objects.exists() and not mail.outbox
+
+    # Asked again with the same key (the payment intent, then the refund): answered.
+    http.replies[:] = [("pi_captured", 200), ("refund_succeeded", 200)]
+    done = messages_of(
+        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
+    )
+    assert any(m.startswith("Refunded 2.00") for m in done), done
+    assert Refund.objects.get().payment == payment
+    assert mail.outbox[0].to == ["card@example.com"] and "2.00" in mail.outbox[0].body
