@@ -616,6 +616,13 @@ def _refusal_reason(decision: AuthorizationDecision, viewer: Viewer) -> str:
             decision.reason, "the charger's access settings do not allow it"
         )
     )
+    if viewer.is_host and decision.reason == "msp_refused_our_credentials" and decision.msp_id:
+        # Which provider refused our credentials: the host has one to renew, not every one.
+        msp = decision.msp
+        if msp is not None and viewer.may_see_org(msp.organization_id):
+            reason = reason.replace(
+                "The card's mobility provider ", f"The card's mobility provider {msp.name} ", 1
+            )
     reason = reason[0].lower() + reason[1:] if reason else reason
     return reason.rstrip(".")
 

@@ -79,7 +79,7 @@ async def test_the_host_is_told_the_provider_refused_our_credentials_and_what_to
     facts = (await _ask(organization_id, "a card was rejected", station_id="HB-9"))["facts"]
     refusal = next(f for f in facts if "was refused" in f)
     assert refusal.startswith("Card 04C0FFEE01 was refused")
-    assert "refused our credentials" in refusal
+    assert "the card's mobility provider VoltRoam refused our credentials" in refusal
     assert not any(words in refusal for words in CARD_REFUSED_WORDS)
 
 
