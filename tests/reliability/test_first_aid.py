@@ -52,7 +52,14 @@ async def test_a_faulted_port_gets_one_soft_reset_recorded_with_its_answer(charg
     # (batched beside the frames), as the periodic sweep would simply come again.
     await _seen_online(charger.pk)
     run = asyncio.ensure_future(sync_to_async(alerts_task, thread_sensitive=False)())
-    call = await client.receive()  # a generous deadline: the sweep runs in a thread
+    # A generous deadline: the sweep runs in a thread. A sweep that ends without sending the
+    # reset (or fails) is said at once, with its result, not as a timeout.
+    receiving = asyncio.ensure_future(client.receive())
+    await asyncio.wait({run, receiving}, return_when=asyncio.FIRST_COMPLETED)
+    if not receiving.done():
+        receiving.cancel()
+        raise AssertionError(f"the sweep ended without sending a reset: {run.result()!r}")
+    call = receiving.result()
     assert call[0] == 2 and call[2:] == ["Reset", {"type": "Soft"}]
     await client.send([3, call[1], {"status": "Accepted"}])
     await run
