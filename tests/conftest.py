@@ -517,19 +517,21 @@ def start_live_server(**env_overrides) -> LiveServer:
 
     `env_overrides` change its environment (e.g. DATABASE_URL through a proxy, OCPP_JOURNAL_DIR).
     Stop it with stop_live_server().
+
+    The server returned is the one started here: a port picked here (free_port) that another
+    process took before the server bound it is given up for another (PortTaken, `served_by`).
     """
     import subprocess
     import sys
     from pathlib import Path
 
-    port = int(env_overrides.pop("PORT", 0) or _free_port())
+    given_port = int(env_overrides.pop("PORT", 0) or 0)
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
         "DEBUG": "true",
         # Production's settings with the test process's password hasher (no rehash at sign-in).
         "DJANGO_SETTINGS_MODULE": "tests.server_settings",
-        "PORT": str(port),
         "SIMULATE": "0",
         "OCPP_ENERGY_CONFIG_AFTER_BOOT": "false",  # as in-process (pytest_configure)
         "CONN_MAX_AGE": "0",
@@ -553,40 +555,105 @@ def start_live_server(**env_overrides) -> LiveServer:
         _reserved_servers[0] -= 1  # reserved with its siblings' (reserve_servers)
     else:
         parallel.acquire_connections(share, parallel.server_connections(env))
-    log = open(root / f".live-server-{port}.log", "w")
-    argv = ["manage.py", "serve", "--port", str(port), "--simulate", "0"]
-    forks = zygote.zygote(root) if SERVER_ZYGOTE else None
-    if forks is not None and forks.suits(env):  # a fork of a preloaded parent (tests/zygote.py)
-        process: Any = forks.spawn(argv, env=env, cwd=root, log=log.name)
-    else:
-        process = subprocess.Popen(
-            [sys.executable, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_until_serving(process, port, log.name)
-    except BaseException:
-        # Whatever ends the wait (the server's own failure, the per-test timeout, an interrupt):
-        # the process goes and its connections go back to the run's budget. A share kept here
-        # was held by no one for the rest of the run, and a worker whose later test needed it
-        # waited for itself.
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
-        parallel.release_connections(share)
-        raise
+    attempts = 1 if given_port else PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        port = given_port or free_port()
+        env["PORT"] = str(port)
+        # Named by its worker too: two runs in one checkout may pick the same port.
+        log = open(root / f".live-server-{port}-{os.getpid()}.log", "w")
+        argv = ["manage.py", "serve", "--port", str(port), "--simulate", "0"]
+        forks = zygote.zygote(root) if SERVER_ZYGOTE else None
+        if forks is not None and forks.suits(env):  # a fork of a preloaded parent (tests/zygote.py)
+            process: Any = forks.spawn(argv, env=env, cwd=root, log=log.name)
+        else:
+            process = subprocess.Popen(
+                [sys.executable, *argv], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            _wait_until_serving(process, port, log.name)
+        except BaseException as exc:
+            # Whatever ends the wait (the server's own failure, the per-test timeout, an
+            # interrupt): the process goes and its connections go back to the run's budget. A
+            # share kept here was held by no one for the rest of the run, and a worker whose later
+            # test needed it waited for itself.
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+            if isinstance(exc, PortTaken) and attempt < attempts:
+                Path(log.name).unlink(missing_ok=True)
+                continue  # another port, the same share
+            parallel.release_connections(share)
+            raise
+        break
     server = LiveServer(process, port)
     server.log = log
     server.db_share = share
     return server
 
 
+# Ports start_live_server tries when the one it picked is taken by another process before its
+# server binds it (another run's server on the same ports, tests/parallel.py free_port).
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """Another process answers on the port a test's server was started on."""
+
+
+def served_by(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds the socket listening on TCP `port` (Linux: /proc/net/tcp's
+    listening sockets against the process's descriptors); False when it has exited (a zombie
+    holds no descriptor); None where there is no /proc to tell."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                lines = rows.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXADDR:HEXPORT; state 0A is LISTEN; field 9 is the inode.
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    if not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # gone (a server that could not bind exits at once): it serves nothing
+        return False
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def _wait_until_serving(process, port: int, log_name: str) -> None:
     """Until the server answers HTTP, not only accepts (it listens before Django loads). A
     generous deadline: a busy machine starts Django slowly, and a hang is the per-test
-    timeout's to catch."""
+    timeout's to catch.
+
+    The answer must come from this server: a port picked free can be bound by another process
+    (another test run's server: the runs draw from the same port blocks) before this server
+    binds it. This one then cannot listen, and a test that took the other's answer for its own
+    talked to a server of another database (a charger it created refused with 404)."""
     deadline = time.monotonic() + 120
-    while not listen.serving("127.0.0.1", port):
+    while True:
+        if listen.serving("127.0.0.1", port):
+            if served_by(process.pid, port) is not False:
+                return
+            raise PortTaken(
+                f"port {port} is served by another process, not by the server started ({log_name})"
+            )
         if process.poll() is not None:
             raise RuntimeError(f"server exited early, see {log_name}")
         if time.monotonic() > deadline:
