@@ -456,46 +456,9 @@ def test_all_ten_questions_are_covered():
 
 
 def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charger, monkeypatch):
-    # The Stripe gateway with only its HTTP layer replaced by Stripe-shaped recordings
-    # (tests/billing/stripe_recordings): the stripe package builds the requests and parses the answers.
-    from billing.gateways import StripeGateway
-    from billing.services import refunds as billing_services
-    from tests.billing.test_stripe_gateway import RecordedHTTP
-
-    session = ChargingSession.objects.create(
-        charger=charger,
-        connector_id=1,
-        transaction_id=8801,
-        id_tag="G4",
-        started_at=timezone.now() - timedelta(hours=1),
-        stopped_at=timezone.now(),
-        meter_start_wh=0,
-        meter_stop_wh=1500,
-        status="completed",
+    ticket, payment, http = _stripe_refund_ticket(
+        prop, charger, monkeypatch, 8801, [("pi_captured", 200), ("refund_succeeded", 200)]
     )
-    payment = Payment.objects.create(
-        organization=prop.organization,
-        session=session,
-        email="card@example.com",
-        currency="EUR",
-        amount_held=Decimal("30.00"),
-        amount_captured=Decimal("5.45"),
-        reference="pi_3QxTestHold0001",
-        status="captured",
-        gateway="stripe",
-    )
-    http = RecordedHTTP([("pi_captured", 200), ("refund_succeeded", 200)])
-    monkeypatch.setattr(
-        billing_services, "get_gateway", lambda: StripeGateway("sk_test_recorded", http_client=http)
-    )
-    ticket = Ticket.objects.create(
-        email="card@example.com",
-        message="refund please",
-        topic="billing",
-        session=session,
-        organization=prop.organization,
-    )
-    mail.outbox.clear()
     done = toolkit_post(
         desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed start"
     )
@@ -553,18 +516,43 @@ def test_4_a_ticket_refund_without_an_answer_is_said_plainly_and_confirmed_when_
     # answers books it once and emails the confirmation.
     import stripe
 
-    from billing.gateways import StripeGateway
     from billing.models import Refund
-    from billing.services import refunds as billing_services
-    from tests.billing.test_stripe_gateway import RecordedHTTP
 
     monkeypatch.setattr(
         stripe._http_client.HTTPClient, "_sleep_time_seconds", lambda self, *a, **k: 0
     )
+    ticket, payment, http = _stripe_refund_ticket(
+        prop, charger, monkeypatch, 8802, [("pi_captured", 200)] + [("api_error", 500)] * 3
+    )
+    silent = messages_of(
+        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
+    )
+    assert any("did not answer" in m and "Ask this same refund" in m for m in silent), silent
+    assert not any("RefundUnanswered" in m or "Error" in m for m in silent), silent
+    assert not Refund.objects.exists() and not mail.outbox
+
+    # Asked again with the same key (the payment intent, then the refund): answered.
+    http.replies[:] = [("pi_captured", 200), ("refund_succeeded", 200)]
+    done = messages_of(
+        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
+    )
+    assert any(m.startswith("Refunded 2.00") for m in done), done
+    assert Refund.objects.get().payment == payment
+    assert mail.outbox[0].to == ["card@example.com"] and "2.00" in mail.outbox[0].body
+
+
+def _stripe_refund_ticket(prop, charger, monkeypatch, transaction_id, replies):
+    """A billing ticket about a captured Stripe payment, the Stripe gateway with only its HTTP
+    layer replaced by Stripe-shaped recordings (tests/billing/stripe_recordings): the stripe
+    package builds the requests and parses the answers. Returns (ticket, payment, http)."""
+    from billing.gateways import StripeGateway
+    from billing.services import refunds as billing_services
+    from tests.billing.test_stripe_gateway import RecordedHTTP
+
     session = ChargingSession.objects.create(
         charger=charger,
         connector_id=1,
-        transaction_id=8802,
+        transaction_id=transaction_id,
         id_tag="G4",
         started_at=timezone.now() - timedelta(hours=1),
         stopped_at=timezone.now(),
@@ -583,7 +571,7 @@ def test_4_a_ticket_refund_without_an_answer_is_said_plainly_and_confirmed_when_
         status="captured",
         gateway="stripe",
     )
-    http = RecordedHTTP([("pi_captured", 200)] + [("api_error", 500)] * 3)
+    http = RecordedHTTP(replies)
     monkeypatch.setattr(
         billing_services, "get_gateway", lambda: StripeGateway("sk_test_recorded", http_client=http)
     )
@@ -595,18 +583,4 @@ def test_4_a_ticket_refund_without_an_answer_is_said_plainly_and_confirmed_when_
         organization=prop.organization,
     )
     mail.outbox.clear()
-    silent = messages_of(
-        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
-    )
-    assert any("did not answer" in m and "Ask this same refund" in m for m in silent), silent
-    assert not any("RefundUnanswered" in m or "Error" in m for m in silent), silent
-    assert not Refund.objects.exists() and not mail.outbox
-
-    # Asked again with the same key (the payment intent, then the refund): answered.
-    http.replies[:] = [("pi_captured", 200), ("refund_succeeded", 200)]
-    done = messages_of(
-        toolkit_post(desk, ticket, "refund", payment=payment.pk, amount="2.00", reason="Failed")
-    )
-    assert any(m.startswith("Refunded 2.00") for m in done), done
-    assert Refund.objects.get().payment == payment
-    assert mail.outbox[0].to == ["card@example.com"] and "2.00" in mail.outbox[0].body
+    return ticket, payment, http
