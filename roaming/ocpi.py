@@ -290,8 +290,9 @@ def retry_after_seconds(value: str | None, *, now: datetime) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    if text.isdigit():
-        seconds = float(text)
+    if text.isascii() and text.isdigit():  # str.isdigit alone takes "²", which int() refuses
+        # A number longer than any wait we keep is the longest wait (int() refuses 4,300 digits).
+        seconds = float(text) if len(text) <= 9 else float(RETRY_MAX_S)
     else:
         try:
             when = email.utils.parsedate_to_datetime(text)

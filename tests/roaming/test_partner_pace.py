@@ -71,8 +71,9 @@ def _status(charger, connector_id: int, status: str) -> None:
         (503, lambda: "600", 600),
         (429, lambda: http_date(timezone.now() + timedelta(seconds=900), usegmt=True), 900),
         (429, lambda: "86400", 3600),  # a day: capped at our longest back-off
+        (429, lambda: "9" * 400, 3600),  # more digits than any wait (float inf, int refuses)
     ],
-    ids=["429 seconds", "503 seconds", "429 http date", "429 a day, capped"],
+    ids=["429 seconds", "503 seconds", "429 http date", "429 a day, capped", "400 digits"],
 )
 def test_a_partner_that_asks_us_to_wait_is_asked_again_when_it_said(
     settings, operator, status, retry_after, wait
@@ -106,9 +107,11 @@ def test_a_partner_that_asks_us_to_wait_is_asked_again_when_it_said(
         busy.close()
 
 
-def test_a_429_without_retry_after_keeps_our_own_back_off(settings, operator):
+# Not seconds, not a date: ignored. "²" is a digit to str.isdigit, not to int().
+@pytest.mark.parametrize("value", ["soon", "\u00b2"], ids=["a word", "superscript two"])
+def test_a_429_without_retry_after_keeps_our_own_back_off(settings, operator, value):
     settings.MSP_URL_ALLOWLIST = ["127.0.0.1"]
-    busy = Busy(429, lambda: "soon")  # not seconds, not a date: ignored
+    busy = Busy(429, lambda: value)
     try:
         partner = connected_partner(operator["org"], base=busy.base)
         before = timezone.now()
