@@ -28,7 +28,7 @@ from chargers.models import Charger, ChargingSession, Command
 from chargers.plumbing.live import connector_watch
 from chargers.sessions.services import charger_facts
 
-from . import payments, schedule
+from . import payments, starts
 from .models import GuestSession
 from .prompts import PROMPTS, PromptCode, landing_prompt, not_allowed_reason
 from .selectors import (
@@ -333,7 +333,9 @@ def guest_hold_confirmed(*, gs: GuestSession) -> GuestSession:
     )
     gs.refresh_from_db()
     if gs.state == GuestSession.State.STARTING:
-        schedule.start_check(gs.pk, start_timeout_s())
+        # starts.start_check, not the task itself: a broker that is down keeps the check with
+        # its time in the outbox instead of dropping it.
+        starts.start_check(gs.pk, start_timeout_s())
     publish(gs.pk)
     return gs
 
