@@ -42,7 +42,10 @@ RUN_ID_ENV = "PYTEST_XDIST_TESTRUNUID"
 
 # Ports: each worker draws from its own block of PORTS_PER_WORKER ports from TEST_PORT_BASE on
 # (20000 by default: below Linux's ephemeral range, 32768-60999, that connect() draws from).
+# A block belongs to the worker holding its lock file, whatever run it is in: two runs on one
+# machine (a developer's beside CI's) never draw the same ports.
 PORTS_PER_WORKER = 400
+PORT_BLOCKS = 30  # 20000 + 30 x 400 = 32000, still below the ephemeral range
 
 
 def run_id(config=None) -> str:
@@ -240,6 +243,28 @@ def remove_run_dir(rid: str) -> None:
 _next_port = 0
 
 
+_block_lock: list = []  # the open lock file of this worker's block, held until it exits
+
+
+def _port_block() -> int:
+    """The block this worker owns: the first whose lock file (in the shared temporary directory,
+    not the run's) no other process holds. The worker keeps it open, so the lock goes with the
+    process; its servers, forked from it, keep it while they live."""
+    if _block_lock:
+        return _block_lock[0][0]
+    for offset in range(PORT_BLOCKS):
+        block = (WORKER_INDEX + offset) % PORT_BLOCKS
+        handle = open(Path(tempfile.gettempdir()) / f"evportal-test-ports-{block}.lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _block_lock.append((block, handle))
+        return block
+    raise RuntimeError(f"all {PORT_BLOCKS} blocks of test ports are held by other workers")
+
+
 def free_port() -> int:
     """A port no one listens on, from this worker's own block (see PORTS_PER_WORKER).
 
@@ -252,7 +277,7 @@ def free_port() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
-    first = int(os.environ.get("TEST_PORT_BASE") or 20000) + WORKER_INDEX * PORTS_PER_WORKER
+    first = int(os.environ.get("TEST_PORT_BASE") or 20000) + _port_block() * PORTS_PER_WORKER
     for _ in range(PORTS_PER_WORKER):
         port = first + _next_port
         _next_port = (_next_port + 1) % PORTS_PER_WORKER

@@ -1,6 +1,11 @@
-"""The run's PostgreSQL connection budget (tests/parallel.py) gives every share back."""
+"""The run's PostgreSQL connection budget (tests/parallel.py) gives every share back, and the
+workers of two runs draw their ports apart."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +56,31 @@ def test_the_budget_check_reads_the_worker_count(monkeypatch):
     monkeypatch.setenv("TEST_DB_CONNECTIONS", "80")
     monkeypatch.delenv("TEST_DB_CONNECTIONS_PER_WORKER", raising=False)
     assert parallel.connection_budget() == 50
+
+
+def test_two_runs_on_one_machine_draw_their_ports_from_different_blocks():
+    """Two workers named gw0 (one of this run and one of another, a developer's beside CI's) must
+    not pick from the same ports: each holds the lock of its own block while it lives."""
+    code = (
+        "import sys; from tests import parallel; print(parallel.free_port(), flush=True); "
+        "sys.stdin.read()"
+    )
+    env = {**os.environ, "PYTEST_XDIST_WORKER": "gw0", "PYTHONDONTWRITEBYTECODE": "1"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        ports = [int(worker.stdout.readline()) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.communicate("")
+    base = int(os.environ.get("TEST_PORT_BASE") or 20000)
+    blocks = {(port - base) // parallel.PORTS_PER_WORKER for port in ports}
+    assert len(blocks) == 2, ports
