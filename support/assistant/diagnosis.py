@@ -25,7 +25,8 @@ from backoffice.tenancy import readable_organization_ids
 from billing.models import Payment, Payout, SessionCharge
 from billing.selectors import rate_for_charger
 from chargers.devices.commands import NOT_SENT, UNREACHABLE
-from chargers.models import Charger, ChargingSession, Command, Connector
+from chargers.models import Charger, ChargerDeviation, ChargingSession, Command, Connector
+from chargers.ocpp.quirks import CLOCK_WRONG
 from reliability.services import charger_facts as reliability_facts
 from reliability.services import fault_facts
 from stays.selectors import stay_support_sentences
@@ -441,6 +442,7 @@ def charger_facts(charger: Charger, viewer: Viewer, now: datetime, diagnosis: Di
         )
     if viewer.is_host:
         _unsent_command_fact(charger, viewer, now, tz, diagnosis)
+        _clock_fact(charger, now, tz, diagnosis)
     _access_facts(charger, viewer, now, tz, diagnosis)
     if (
         viewer.is_host
@@ -472,6 +474,42 @@ def _connection_facts(
     diagnosis.facts.append(
         f"Charger {sid} has been offline since {when(since, tz, now)} "
         f"(last heartbeat {ago(heartbeat, now)})."
+    )
+
+
+# A wrong clock older than this is history, not what the host asks about now.
+CLOCK_RECENT = timedelta(days=7)
+
+
+def _clock_fact(
+    charger: Charger, now: datetime, tz: zoneinfo.ZoneInfo, diagnosis: Diagnosis
+) -> None:
+    """The charger sent times it cannot have meant (chargers.ocpp.clock): say what we did about
+    it and how the host sets the clock, and where the Logs mark those messages."""
+    seen = (
+        ChargerDeviation.objects.filter(
+            charger=charger, code=CLOCK_WRONG, last_seen_at__gte=now - CLOCK_RECENT
+        )
+        .only("detail", "count", "first_seen_at", "last_seen_at")
+        .first()
+    )
+    if seen is None:
+        return
+    times = (
+        "seen once"
+        if seen.count == 1
+        else f"seen {seen.count} times since {when(seen.first_seen_at, tz, now)}"
+    )
+    # The detail is the value as sent, then what is wrong with it (chargers.ocpp.clock.wrong).
+    sent = re.match(r"^('[^']*'|\"[^\"]*\") (.+)$", seen.detail)
+    what = f"{sent[1]}, {sent[2]}" if sent else seen.detail
+    diagnosis.facts.append(
+        f"Charger {charger.station_id}'s clock is wrong: a time it sent "
+        f"{ago(seen.last_seen_at, now)}, {what} ({times}). We used the time each message reached "
+        "us instead, so its sessions are timed and billed right. To fix it, set the charger's "
+        "clock: it should take our time from the BootNotification and Heartbeat answers (check "
+        'its time or NTP setting, then restart it). Those messages are marked "charger clock '
+        'wrong" under Chargers > View > Logs.'
     )
 
 
