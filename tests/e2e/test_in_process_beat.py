@@ -54,14 +54,16 @@ def test_without_a_broker_serve_resends_a_cdr_once_the_partner_is_back(transacti
         energy_price_per_kwh=Decimal("0.30"),
     )
     emsp = EmspStub()
-    # The zero-config shape of `make run`: no Redis, so no broker; the beat intervals are the
-    # defaults (the delivery sweep every 15 s).
+    # The zero-config shape of `make run`: no Redis, so no broker. The delivery sweep runs every
+    # second instead of its 15 s: what is checked is that the server runs it at all (the CDR
+    # arrives, no worker or beat beside it), not its period; the wait was that period's.
     server = start_live_server(
         OCPP_JOURNAL_DIR=tmp_path / "journal",
         MSP_URL_ALLOWLIST="127.0.0.1",
         OUTBOUND_URL_ALLOWLIST="127.0.0.1",
         REDIS_URL="",
         CELERY_BROKER_URL="",
+        OCPI_DELIVERY_SWEEP_SECONDS=1,
     )
     try:
         partner, token_a = services.partner_invite(organization=org, name="Stub")

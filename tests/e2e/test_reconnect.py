@@ -23,6 +23,7 @@ from tests.tcp_proxy import CuttableProxy
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+HEARTBEAT_S = 5  # the ping-only charger's heartbeat interval
 
 
 async def _boot(ws, unique_id: str) -> list:
@@ -108,7 +109,9 @@ def test_a_charger_that_only_answers_pings_stays_online(tmp_path):
     charger = ChargerFactory(station_id="RECONNECT-3")
     server = start_live_server(
         OCPP_JOURNAL_DIR=tmp_path / "journal",
-        OCPP_HEARTBEAT_INTERVAL="10",
+        # Two intervals (10 s) end before the next last-seen write (15 s after the first): the
+        # wait is that write's, not three of them as with 10 s (31 s).
+        OCPP_HEARTBEAT_INTERVAL=str(HEARTBEAT_S),
         WS_PING_INTERVAL_S="1",
         WS_PING_TIMEOUT_S="10",
     )
@@ -117,7 +120,7 @@ def test_a_charger_that_only_answers_pings_stays_online(tmp_path):
         async def scenario() -> None:
             async with _connect(f"{server.ws_url}/ocpp/{charger.station_id}") as ws:
                 reply = await _boot(ws, "boot-1")
-                assert reply[2]["interval"] == 10, reply
+                assert reply[2]["interval"] == HEARTBEAT_S, reply
 
                 def seen() -> Charger | None:
                     row = Charger.objects.get(pk=charger.pk)
@@ -132,7 +135,7 @@ def test_a_charger_that_only_answers_pings_stays_online(tmp_path):
                 def heard_since() -> Charger | None:
                     row = Charger.objects.get(pk=charger.pk)
                     late = row.last_seen_at - booted.last_boot_at
-                    return row if late.total_seconds() > 2 * 10 else None
+                    return row if late.total_seconds() > 2 * HEARTBEAT_S else None
 
                 later = await asyncio.to_thread(_wait_for, heard_since, 90)
                 assert later is not None, "no pong was taken as the charger being heard from"
