@@ -87,3 +87,47 @@ def test_a_worker_database_plans_no_parallel_query():
     with connection.cursor() as cursor:
         cursor.execute("SHOW max_parallel_workers_per_gather")
         assert cursor.fetchone()[0] == "0"
+
+
+def test_the_tables_read_are_confirmed_alone_and_a_write_meanwhile_is_not_cached():
+    """PostgreSQL: after reading the tables that changed, the digests are taken again of those
+    tables only (one small statement, not the one over every table), and a table written between
+    its digest and its read is not cached: the next snapshot reads it again."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no digests: every table is read every time")
+    charger = ChargerFactory()
+    models = [Charger, Organization]
+    db_snapshot.take(models, _rows)
+    Charger.objects.filter(pk=charger.pk).update(vendor="Changed once")
+    with CaptureQueriesContext(connection) as queries:
+        db_snapshot.take(models, _rows)
+    executed = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("EXECUTE ")]
+    assert len(executed) == 2, queries.captured_queries
+    with connection.cursor() as cursor:  # what the second one, the confirmation, digests
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE name = %s",
+            [executed[1].split()[1]],
+        )
+        (statement,) = cursor.fetchone()
+    assert "'chargers.Charger'" in statement and "'backoffice.Organization'" not in statement
+
+    written = []
+
+    def _written_then_read(model):
+        if model is Charger and not written:  # a writer between the digest and this read
+            Charger.objects.filter(pk=charger.pk).update(vendor="Written meanwhile")
+            written.append(model)
+        return _rows(model)
+
+    Charger.objects.filter(pk=charger.pk).update(vendor="Before")
+    db_snapshot.take(models, _written_then_read)
+    # Back to the content of the digest taken before that write: its rows are "Before" again,
+    # and those are what the next snapshot gives (not the ones read under the old digest).
+    Charger.objects.filter(pk=charger.pk).update(vendor="Before")
+    assert db_snapshot.take(models, _written_then_read) == {
+        "chargers.Charger": _rows(Charger),
+        "backoffice.Organization": _rows(Organization),
+    }
