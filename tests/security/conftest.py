@@ -6,15 +6,20 @@ refused write changed nothing at all (not just the object it aimed at).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.apps import apps
+from django.db import transaction
 from django.db.models import Model
+from django.test import override_settings
 from django.utils import timezone
+from pytest_django.plugin import blocking_manager_key
 
 from billing.models import Payment, Rate
 from chargers.models import Backoffice
@@ -24,7 +29,7 @@ from reliability.models import AlertRule, Exclusion
 from roaming import ocpi
 from roaming.models import LocationProfile, Partner, Terminal
 from stays.models import CalendarFeed, Reservation, Unit
-from tests import db_snapshot
+from tests import db_snapshot, reference_data
 from tests.factories import MembershipFactory, UserFactory
 from tests.metering.signing import Meter
 from tests.portal.conftest import Site, make_site
@@ -217,18 +222,111 @@ def changed_tables(before: dict, after: dict) -> list[str]:
     return sorted(label for label in before if before[label] != after[label])
 
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+# -- The two tenants, made once for a run of tests that roll back ---------------------------------
+#
+# Making A and B took ~0.1 CPU-s in this process and a third of that in PostgreSQL for every test,
+# and most tests of this directory need both and roll back whatever they write. Such tests share one pair: made
+# once inside an outer transaction that each test's own transaction (a savepoint of it) rolls back
+# to, and rolled back when the next test does not share it (a transactional test, one that asks
+# for A alone, a test of another directory, the end of the run). Each test gets its own copy of
+# the Python objects. A test that commits (transactional) or asks for one tenant makes its own.
+
+_HERE = Path(__file__).parent
+
+
+@dataclass
+class _World:
+    atomic: Any = None
+    mine: Tenant | None = None
+    theirs: Tenant | None = None
+
+
+_world = _World()
+
+
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(marker and marker.kwargs.get("transaction")) or bool(
+        names & {"transactional_db", "live_server", "live_server_proc"}
+    )
+
+
+def _shares_world(item: pytest.Item | None) -> bool:
+    if item is None or Path(item.path).parent != _HERE:
+        return False
+    names = set(getattr(item, "fixturenames", ()))
+    return {"mine", "theirs"} <= names and not _transactional(item)
+
+
+def _open_world(blocker: Any) -> None:
+    with blocker.unblock():
+        reference_data.ensure()  # committed, as a transactional test leaves them
+        _world.atomic = transaction.atomic()
+        _world.atomic.__enter__()
+        try:
+            with override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+                _world.mine, _world.theirs = make_tenant("A"), make_tenant("B")
+        except BaseException:
+            _close_world(blocker)
+            raise
+
+
+def _close_world(blocker: Any) -> None:
+    if _world.atomic is None:
+        return
+    atomic, _world.atomic, _world.mine, _world.theirs = _world.atomic, None, None, None
+    with blocker.unblock():
+        transaction.set_rollback(True)
+        atomic.__exit__(None, None, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    # pytest-django's per-test transaction (or flush) starts here: open the shared pair first, so
+    # the test's transaction is a savepoint of it, or roll it back before a test that must not see it.
+    if fixturedef.argname == "_django_db_helper":
+        blocker = request.config.stash[blocking_manager_key]
+        if not _shares_world(request.node):
+            _close_world(blocker)
+        elif _world.atomic is None:
+            _open_world(blocker)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    if _world.atomic is not None and not _shares_world(nextitem):
+        _close_world(item.config.stash[blocking_manager_key])
+    return result
+
+
+def _copy(tenant: Tenant) -> Tenant:
+    """A test's own copy of a shared tenant (a test may change its objects in memory)."""
+    memo: dict[int, Any] = {}
+    return Tenant(**{f.name: copy.deepcopy(getattr(tenant, f.name), memo) for f in fields(tenant)})
 
 
 @pytest.fixture
-def mine(db) -> Tenant:
+def mine(db, request) -> Tenant:
+    if _world.mine is not None and _shares_world(request.node):
+        return _copy(_world.mine)
     return make_tenant("A")
 
 
 @pytest.fixture
-def theirs(db) -> Tenant:
+def theirs(db, request) -> Tenant:
+    if _world.theirs is not None and _shares_world(request.node):
+        return _copy(_world.theirs)
     return make_tenant("B")
 
 
