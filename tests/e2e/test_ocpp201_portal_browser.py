@@ -104,10 +104,10 @@ def site(transactional_db):
 
 
 def test_host_reserves_and_sets_a_variable_of_a_201_charger(live_server_proc, site):
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 
     from chargers.models import ConnectorReservation, DeviceVariable
+    from tests.axe import Axe
 
     cp = Charger201(live_server_proc.ws_url, "WEB-201")
     assert (

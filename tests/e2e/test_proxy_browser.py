@@ -100,8 +100,9 @@ def _wait_connected(names: list[str]) -> None:
 
 
 def test_host_sees_both_backoffices_and_changes_the_leader(live_server_proc, transactional_db):
-    from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
+
+    from tests.axe import Axe
 
     prop = PropertyFactory(name="Depot")
     user = UserFactory(username="proxyhost@example.com", password=PASSWORD)

@@ -76,7 +76,7 @@ def browser():
 
 
 def _axe(page) -> list:
-    from axe_playwright_python.sync_playwright import Axe
+    from tests.axe import Axe
 
     return [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])

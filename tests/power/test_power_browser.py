@@ -84,8 +84,9 @@ def _serious(results) -> list:
 )
 async def test_host_sees_the_allocation_live_and_lowers_the_budget(live_server_proc, viewport):
     from asgiref.sync import sync_to_async
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
+
+    from tests.axe import AsyncAxe as Axe
 
     prop_id = await sync_to_async(_site)()
     base = live_server_proc.url

@@ -65,8 +65,9 @@ def _serious(results) -> list:
 )
 async def test_host_edits_the_stay_policy_and_reads_sync_errors(live_server_proc, viewport):
     from asgiref.sync import sync_to_async
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
+
+    from tests.axe import AsyncAxe as Axe
 
     prop_id, integration_id = await sync_to_async(_site)()
     base = live_server_proc.url

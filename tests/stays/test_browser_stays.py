@@ -58,8 +58,9 @@ def _decisions():
 
 async def test_stay_code_starts_own_cabin_refused_at_the_other_and_network_list(live_server_proc):
     from asgiref.sync import sync_to_async
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
+
+    from tests.axe import AsyncAxe as Axe
 
     code = await sync_to_async(_site)()
     url = f"{live_server_proc.ws_url}/ocpp"

@@ -16,7 +16,7 @@ def _fast_passwords():
 
 
 def _axe(page, context=None) -> list:  # noqa: F811
-    from axe_playwright_python.sync_playwright import Axe
+    from tests.axe import Axe
 
     return [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])

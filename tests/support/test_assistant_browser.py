@@ -33,10 +33,10 @@ def _offline_charger() -> None:
 
 async def test_guest_opens_assistant_from_prompt_gets_live_facts_and_a_ticket(live_server_proc):
     from asgiref.sync import sync_to_async
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
 
     from support.models import Ticket
+    from tests.axe import AsyncAxe as Axe
 
     await sync_to_async(_offline_charger)()
     async with async_playwright() as p:

@@ -41,8 +41,9 @@ async def _page_ends_above_the_button(page) -> bool:
 
 async def test_driver_asks_on_a_phone_and_the_help_button_covers_nothing(live_server_proc):
     from asgiref.sync import sync_to_async
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
+
+    from tests.axe import AsyncAxe as Axe
 
     await sync_to_async(_driver_with_a_paid_session)()
     async with async_playwright() as p:

@@ -1,0 +1,81 @@
+"""tests/axe.py finds what axe_playwright_python finds, on a document open before its init script
+and on one loaded after it, in real Chromium (sync and async Playwright)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.axe import AsyncAxe, Axe
+
+pytestmark = [pytest.mark.browser]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
+# An image without alt text (critical), a button without a name (critical), a form field without
+# a label (critical) and a heading order skipped (moderate: left out by the tests' filter); one
+# more image outside <main>, which a check of <main> alone does not see.
+PAGE = """<!doctype html><html lang="en"><head><title>t</title></head><body>
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="><main>
+<h1>Title</h1><h4>Skipped</h4><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="><button></button>
+<input type="text"></main></body></html>"""
+
+
+def _found(results) -> list:
+    return sorted((v["id"], v["impact"], len(v["nodes"])) for v in results.response["violations"])
+
+
+def _serve(route) -> None:
+    route.fulfill(status=200, content_type="text/html", body=PAGE)
+
+
+def test_the_checks_are_axe_playwright_pythons_before_and_after_the_init_script():
+    from axe_playwright_python.sync_playwright import Axe as LibraryAxe
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.route("http://axe.test/**", _serve)
+            page.goto("http://axe.test/first")
+            open_before = Axe().run(page)  # the document was open: axe given to it as before
+            page.goto("http://axe.test/second")
+            # The new document has axe from the context's init script, before any check.
+            assert page.evaluate("typeof window.axe") == "object"
+            from_init_script = Axe().run(page)
+            page.goto("http://axe.test/third")
+            library = LibraryAxe().run(page)
+            found = _found(library)
+            assert {"image-alt", "button-name", "label"} <= {name for name, _, _ in found}
+            assert _found(open_before) == _found(from_init_script) == found
+            # A context given to axe.run (admin home's check of one region) is passed on.
+            only_main = Axe().run(page, context="main")
+            assert _found(only_main) == _found(LibraryAxe().run(page, context="main")) != found
+        finally:
+            browser.close()
+
+
+async def test_the_async_checks_are_axe_playwright_pythons():
+    from axe_playwright_python.async_playwright import Axe as LibraryAxe
+    from playwright.async_api import async_playwright
+
+    async def serve(route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body=PAGE)
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.route("http://axe.test/**", serve)
+            await page.goto("http://axe.test/first")
+            open_before = await AsyncAxe().run(page)
+            await page.goto("http://axe.test/second")
+            assert await page.evaluate("typeof window.axe") == "object"
+            from_init_script = await AsyncAxe().run(page)
+            library = await LibraryAxe().run(page)
+            assert _found(open_before) == _found(from_init_script) == _found(library) != []
+        finally:
+            await browser.close()
