@@ -26,13 +26,22 @@ from tests.security.conftest import Tenant
 EXAMPLES = 3
 
 
+# The published schema, loaded by the first test of the process that asks (~1 CPU-s each time: the
+# document generated, then parsed): every test fuzzes the same document through the same app.
+_loaded: list = []
+
+
 @pytest.fixture
 def schema():
     # As Django's test client does: keep the test's database connection across requests (each
     # request would otherwise open a new one: a PostgreSQL backend started per request).
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
-    yield schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
+    if not _loaded:
+        _loaded.append(
+            schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
+        )
+    yield _loaded[0]
     request_finished.connect(close_old_connections)
     request_started.connect(close_old_connections)
 
