@@ -96,6 +96,8 @@ async def test_host_sees_the_allocation_live_and_lowers_the_budget(live_server_p
         )
         try:
             page = await browser.new_page(viewport=viewport)
+            # The page's timers on a clock the test moves: its 5 s refresh runs when told.
+            await page.clock.install()
             await page.goto(f"{base}/accounts/login/")
             await page.fill("#id_username", "power@example.com")
             await page.fill("#id_password", PASSWORD)
@@ -126,9 +128,10 @@ async def test_host_sees_the_allocation_live_and_lowers_the_budget(live_server_p
                 "FLAT-3": ("0.0", True),
             }
 
-            # A building meter says only 6 A are left: the open page follows within its 5 s
-            # refresh, and the next session joins the queue.
+            # A building meter says only 6 A are left: the open page follows at its 5 s refresh,
+            # and the next session joins the queue.
             await sync_to_async(_meter_says)(prop_id, "6")
+            await page.clock.fast_forward(5_000)  # the refresh is due
             await page.locator("#power-live", has_text="live reading").wait_for(timeout=15000)
             rows = page.locator("#power-allocations tr")
             assert (
