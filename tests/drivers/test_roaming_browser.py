@@ -119,10 +119,9 @@ async def test_a_driver_finds_a_partner_charger_starts_it_and_sees_the_answer_ar
             await page.clock.fast_forward(10_000)
             await now.get_by_text("plug in if you have not").wait_for(timeout=30_000)
             assert page.csp_violations == []
-        finally:
-            await browser.close()
-        browser, page = await desktop_page(p)
-        try:
+            await page.context.close()
+            # A context of its own (signed out, no cookies) in the same browser.
+            _, page = await desktop_page(p, browser)
             await _sign_in(page, base)
             for path in ("/driver/networks/", f"/driver/networks/{location_pk}/"):
                 await page.goto(f"{base}{path}")

@@ -48,10 +48,12 @@ FAKE_CAMERA = """
 """
 
 
-async def desktop_page(playwright):
-    browser = await playwright.chromium.launch(
-        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
-    )
+async def desktop_page(playwright, browser=None):
+    """As phone_page (tests/guest/test_browser.py), at 1366 x 768."""
+    if browser is None:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
     page = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
     page.csp_violations = await awatch_csp(page, [])
     return browser, page
@@ -65,8 +67,9 @@ async def _sign_in(page, base: str) -> None:
     await page.wait_for_url(f"{base}/driver/")
 
 
-async def _no_camera_reader(p, base: str, viewport: str) -> None:
-    browser, page = await (phone_page(p) if viewport == "phone" else desktop_page(p))
+async def _no_camera_reader(p, browser, base: str, viewport: str) -> None:
+    # A context of its own (no cookies, no fake camera): the same browser, not a second launch.
+    _, page = await (phone_page(p, browser) if viewport == "phone" else desktop_page(p, browser))
     try:
         await page.add_init_script("delete window.BarcodeDetector;")
         await _sign_in(page, base)
@@ -77,7 +80,7 @@ async def _no_camera_reader(p, base: str, viewport: str) -> None:
         await page.wait_for_url(f"{base}/s/SCAN-1")
         assert page.csp_violations == []
     finally:
-        await browser.close()
+        await page.context.close()
 
 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
@@ -134,7 +137,8 @@ async def test_a_driver_scans_the_qr_code_picks_a_port_once_and_stops_from_histo
             assert "Sessions" in await nav.inner_text() and "Sign out" in await nav.inner_text()
             await axe_clean(page)
             assert page.csp_violations == []
+            await page.context.close()
+            await _no_camera_reader(p, browser, base, viewport)
         finally:
             await browser.close()
             await sim.close()
-        await _no_camera_reader(p, base, viewport)

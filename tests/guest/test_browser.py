@@ -50,10 +50,13 @@ def short_start_timeout(monkeypatch):
     monkeypatch.setenv("GUEST_START_TIMEOUT_S", "4")
 
 
-async def phone_page(playwright):
-    browser = await playwright.chromium.launch(
-        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
-    )
+async def phone_page(playwright, browser=None):
+    """A phone-sized page in a context of its own: of `browser` when given (a test's second
+    context, isolated from its first), else of a Chromium launched here."""
+    if browser is None:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
+        )
     context = await browser.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
