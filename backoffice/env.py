@@ -84,10 +84,14 @@ def env_secret(name: str, default: str = "") -> str:
 
 
 def env_prefix_for_test_worker(name: str, default: str) -> None:
-    """Under the test suite's parallel workers (pytest-xdist), give the Redis key prefix `name`
-    this worker's own value (its run's id and its name), in the environment, so that the servers
-    and Celery workers the tests start inherit it (tests/parallel.py)."""
+    """Give the Redis key prefix `name` this test process's own value, in the environment, so
+    that the servers and Celery workers the tests start inherit it (tests/parallel.py): under
+    the suite's parallel workers (pytest-xdist) its run's id and the worker's name, otherwise
+    the process id. A run without workers kept the bare default, and its per-test cleanup of
+    "<prefix>*" deleted every other run's keys on the same Redis database."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker:
         run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8]
         os.environ[name] = f"{os.environ.get(name) or default}-{run}-{worker}-"
+    else:
+        os.environ[name] = f"{os.environ.get(name) or default}-pid{os.getpid()}-"

@@ -86,7 +86,7 @@ def _redis_keys_removed() -> None:
     (channel layer, cache, Celery's queues and bindings; backoffice/env.py) and its bench smoke
     runs' (tests/perf/conftest.py). Other runs' keys on the same database are not touched."""
     worker_prefix = os.environ.get("CHANNEL_LAYER_PREFIX", "")
-    if not settings.REDIS_URL or not os.environ.get("PYTEST_XDIST_WORKER") or not worker_prefix:
+    if not settings.REDIS_URL or not worker_prefix:
         return
     import redis
 
