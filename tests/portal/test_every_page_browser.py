@@ -521,7 +521,7 @@ def browser():
         instance.close()
 
 
-def _axe_problems(page) -> list:
+def axe_problems(page) -> list:
     from tests.axe import Axe
 
     results = Axe().run(page)
@@ -601,7 +601,7 @@ def test_every_page_passes_axe_and_has_a_skip_link(live_server_proc, world, brow
         skip = _skip_link_problem(page) if name not in PRINT_SHEETS else ""
         if skip:
             found.append(skip)
-        found += _axe_problems(page)
+        found += axe_problems(page)
         if phone and name not in PRINT_SHEETS:
             width = page.evaluate("document.documentElement.scrollWidth")
             if width > viewport["width"] + 2:

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import ChargerFactory, MembershipFactory, PropertyFactory, TokenFactory
-from tests.portal.test_every_page_browser import CHROMIUM_ARGS, _axe_problems
+from tests.portal.test_every_page_browser import CHROMIUM_ARGS, axe_problems
 from tests.security.csp_browser import watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -91,7 +91,7 @@ def test_the_sessions_page_shows_a_charging_sessions_cost_so_far(live_server_pro
             assert row.locator("td[data-label='Paid by']").inner_text() == "Your card"
             assert "so far" in row.locator("td[data-label=Duration]").inner_text()
             assert cost.locator("a").is_visible()
-            assert _axe_problems(page) == []
+            assert axe_problems(page) == []
             csv = page.request.get(f"{base}/sessions/export.csv").text()
             header, line = csv.splitlines()[:2]
             assert header.endswith("cost,currency,duration_s,payer")
