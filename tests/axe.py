@@ -18,8 +18,17 @@ import weakref
 from axe_playwright_python.base import AXE_SCRIPT, AxeResults
 from axe_playwright_python.sync_playwright import DEFAULT_OPTIONS
 
-# None when the document has no axe yet (loaded before the init script was added).
-_RUN = "(typeof window.axe === 'undefined') ? null : window.axe.run(%s)"
+# None when the document has no axe yet (loaded before the init script was added). A check
+# called right after a click that navigates can land in the new document while it is still
+# being parsed (no documentElement yet: axe fails); it waits for the document's load first, as
+# the old per-check injection of 570 KB did by taking that long.
+_RUN = (
+    "(async () => {"
+    " if (typeof window.axe === 'undefined') return null;"
+    " if (document.readyState !== 'complete')"
+    "  await new Promise(done => window.addEventListener('load', done, {once: true}));"
+    " return await window.axe.run(%s); })()"
+)
 
 # The contexts (sync or async) that already carry the init script.
 _preloaded: weakref.WeakSet = weakref.WeakSet()

@@ -79,3 +79,43 @@ async def test_the_async_checks_are_axe_playwright_pythons():
             assert _found(open_before) == _found(from_init_script) == _found(library) != []
         finally:
             await browser.close()
+
+
+async def test_a_check_of_a_document_still_loading_waits_for_its_load():
+    """A check right after a click that navigates can land in the new document while it is being
+    parsed (in CI: axe failed on a document without documentElement). The check waits for the
+    load, so it sees the whole page: here the parser is held on a script until the check has
+    started, and the violations after the script are found."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    held = asyncio.Event()
+    page_html = PAGE.replace("<main>", '<script src="http://axe.test/held.js"></script><main>')
+
+    async def serve(route) -> None:
+        if route.request.url.endswith("/held.js"):
+            await held.wait()
+            await route.fulfill(status=200, content_type="text/javascript", body="")
+        else:
+            body = page_html if route.request.url.endswith("/second") else PAGE
+            await route.fulfill(status=200, content_type="text/html", body=body)
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.route("http://axe.test/**", serve)
+            await page.goto("http://axe.test/first")
+            await AsyncAxe().run(page)  # the context now carries the init script
+            await page.goto("http://axe.test/second", wait_until="commit")
+            assert await page.evaluate("document.readyState") == "loading"
+            check = asyncio.ensure_future(AsyncAxe().run(page))
+            await asyncio.sleep(0.5)  # the check has started and waits (not a bound on time)
+            held.set()
+            found = _found(await check)
+            assert {"image-alt", "button-name", "label"} <= {name for name, _, _ in found}
+        finally:
+            await browser.close()
