@@ -3,6 +3,9 @@ and on one loaded after it, in real Chromium (sync and async Playwright)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from tests.axe import AsyncAxe, Axe
@@ -25,6 +28,23 @@ def _found(results) -> list:
 
 def _serve(route) -> None:
     route.fulfill(status=200, content_type="text/html", body=PAGE)
+
+
+@contextlib.asynccontextmanager
+async def _async_page(serve):
+    """A page of a fresh Chromium whose requests to http://axe.test/ `serve` answers."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = await browser.new_page()
+            await page.route("http://axe.test/**", serve)
+            yield page
+        finally:
+            await browser.close()
 
 
 def test_the_checks_are_axe_playwright_pythons_before_and_after_the_init_script():
@@ -58,27 +78,18 @@ def test_the_checks_are_axe_playwright_pythons_before_and_after_the_init_script(
 
 async def test_the_async_checks_are_axe_playwright_pythons():
     from axe_playwright_python.async_playwright import Axe as LibraryAxe
-    from playwright.async_api import async_playwright
 
     async def serve(route) -> None:
         await route.fulfill(status=200, content_type="text/html", body=PAGE)
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = await browser.new_page()
-            await page.route("http://axe.test/**", serve)
-            await page.goto("http://axe.test/first")
-            open_before = await AsyncAxe().run(page)
-            await page.goto("http://axe.test/second")
-            assert await page.evaluate("typeof window.axe") == "object"
-            from_init_script = await AsyncAxe().run(page)
-            library = await LibraryAxe().run(page)
-            assert _found(open_before) == _found(from_init_script) == _found(library) != []
-        finally:
-            await browser.close()
+    async with _async_page(serve) as page:
+        await page.goto("http://axe.test/first")
+        open_before = await AsyncAxe().run(page)
+        await page.goto("http://axe.test/second")
+        assert await page.evaluate("typeof window.axe") == "object"
+        from_init_script = await AsyncAxe().run(page)
+        library = await LibraryAxe().run(page)
+        assert _found(open_before) == _found(from_init_script) == _found(library) != []
 
 
 async def test_a_check_of_a_document_still_loading_waits_for_its_load():
@@ -86,10 +97,6 @@ async def test_a_check_of_a_document_still_loading_waits_for_its_load():
     parsed (in CI: axe failed on a document without documentElement). The check waits for the
     load, so it sees the whole page: here the parser is held on a script until the check has
     started, and the violations after the script are found."""
-    import asyncio
-
-    from playwright.async_api import async_playwright
-
     held = asyncio.Event()
     page_html = PAGE.replace("<main>", '<script src="http://axe.test/held.js"></script><main>')
 
@@ -101,21 +108,13 @@ async def test_a_check_of_a_document_still_loading_waits_for_its_load():
             body = page_html if route.request.url.endswith("/second") else PAGE
             await route.fulfill(status=200, content_type="text/html", body=body)
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = await browser.new_page()
-            await page.route("http://axe.test/**", serve)
-            await page.goto("http://axe.test/first")
-            await AsyncAxe().run(page)  # the context now carries the init script
-            await page.goto("http://axe.test/second", wait_until="commit")
-            assert await page.evaluate("document.readyState") == "loading"
-            check = asyncio.ensure_future(AsyncAxe().run(page))
-            await asyncio.sleep(0.5)  # the check has started and waits (not a bound on time)
-            held.set()
-            found = _found(await check)
-            assert {"image-alt", "button-name", "label"} <= {name for name, _, _ in found}
-        finally:
-            await browser.close()
+    async with _async_page(serve) as page:
+        await page.goto("http://axe.test/first")
+        await AsyncAxe().run(page)  # the context now carries the init script
+        await page.goto("http://axe.test/second", wait_until="commit")
+        assert await page.evaluate("document.readyState") == "loading"
+        check = asyncio.ensure_future(AsyncAxe().run(page))
+        await asyncio.sleep(0.5)  # the check has started and waits (not a bound on time)
+        held.set()
+        found = _found(await check)
+        assert {"image-alt", "button-name", "label"} <= {name for name, _, _ in found}

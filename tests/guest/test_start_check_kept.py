@@ -20,17 +20,10 @@ from guest.models import GuestSession
 from guest.schedule import START_EXPIRE
 from guest.starts import start_timeout_s
 from tests.backoffice.dependencies_down import closed_port
-from tests.backoffice.test_queueing import Broker
 from tests.guest.test_start_flow import FakeCharger, start
+from tests.stays.test_stay_start_check_kept import broker as broker  # the fixture
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker():
-    broker = Broker()
-    yield broker
-    broker.back()
 
 
 def test_the_qr_start_check_is_kept_with_its_time_and_sent_once_the_broker_is_back(
