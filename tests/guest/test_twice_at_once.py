@@ -29,11 +29,16 @@ def test_two_tabs_starting_the_same_port_at_once_hold_one_card(guest_charger, ra
     tabs = [Client(), Client()]
     url = f"/s/{guest_charger.station_id}/start/"
     results = at_once(*(lambda c=c: c.post(url, FORM) for c in tabs))
-    assert sorted(r.status_code for r in results) == [302, 409], results
+    # The loser is refused either way, depending on who ran first: waiting on the port's lock and
+    # then finding it taken (409), or reading the port already taken by the winner's committed
+    # start (the start page again, 400). One session, one hold, whatever the order.
+    assert sorted(r.status_code for r in results) in ([302, 400], [302, 409]), results
     gs = GuestSession.objects.get()
     assert next(r for r in results if r.status_code == 302)["Location"] == f"/s/pay/{gs.key}/"
-    refused = next(r for r in results if r.status_code == 409).content.decode()
-    assert "That port is not free right now" in refused
+    refused = next(r for r in results if r.status_code != 302).content.decode()
+    assert (
+        "That port is not free right now" in refused or "All ports are in use right now" in refused
+    )
     assert Payment.objects.count() == 1
 
 
