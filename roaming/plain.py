@@ -18,9 +18,15 @@ _WHAT = {
     ("POST", "cdrs"): "Sending a charge detail record (CDR)",
     ("POST", "commands"): "Sending the result of a command",
     ("PATCH", "payments"): "Telling it which chargers a payment terminal serves",
+    ("POST", "payments"): "Asking it to activate or deactivate a payment terminal",
     ("DELETE", "credentials"): "Unregistering",
+    ("PUT", "tokens"): "Sending one of our cards (token)",
+    # Not a push: the live check of a card (mod_tokens "POST {uid}/authorize", sent by
+    # authorization.services). Its failure is kept on the provider (`live_error`), and the
+    # partner page says it through `live_error_words`; nothing waits or is sent again.
     ("POST", "tokens"): "Checking a card live with it (real-time authorization)",
 }
+_NOT_QUEUED = {("POST", "tokens")}
 _PUSH = re.compile(
     r"^(?P<method>GET|PUT|POST|PATCH|DELETE) (?P<module>[a-z]+): (?P<cause>.*)$", re.S
 )
@@ -76,6 +82,18 @@ def cause_words(cause: str) -> str:
     return cause.split(": ", 1)[1] if cause.startswith(("http://", "https://")) else cause
 
 
+def live_error_words(live_error: str) -> str:
+    """A mobility provider's last refusal of our credentials on a live check of a card (its
+    `live_error`), as the partner page says it: built from the HTTP status it answered, never
+    from the stored text itself."""
+    if not live_error.strip():
+        return ""
+    http = _HTTP.search(live_error)
+    if http is None:
+        return f"{_WHAT['POST', 'tokens']} failed: it refused our credentials."
+    return error_words(f"POST tokens: HTTP {http['status']}")
+
+
 def error_words(last_error: str) -> str:
     """Return a partner's last error as a sentence: what we were doing and why it failed, and
     that the push waits and is sent again (nothing is dropped)."""
@@ -88,6 +106,9 @@ def error_words(last_error: str) -> str:
     push = _PUSH.match(text)
     if push is None:
         return cause_words(text).rstrip(".") + "."
-    what = _WHAT.get((push["method"], push["module"]), f"{push['method']} {push['module']}")
+    key = (push["method"], push["module"])
+    what = _WHAT.get(key, f"{push['method']} {push['module']}")
     cause = cause_words(push["cause"])
+    if key in _NOT_QUEUED:
+        return f"{what} failed: {cause}."
     return f"{what} failed: {cause}. It waits and is sent again automatically."

@@ -585,3 +585,13 @@ def newer_version(partner: Partner) -> str | None:
     newest = ocpi.highest_common(list(partner.versions_offered or []))
     current = partner.version or ocpi.V221
     return newest if newest and ocpi.is_newer(newest, current) else None
+
+
+def live_refusals(partner: Partner) -> list[MobilityServiceProvider]:
+    """The mobility providers asked live through `partner` (its own provider, or the parties a
+    hub routes) whose last live check of a card it refused our credentials for, newest first:
+    what the partner page says failed, when, and what to do (authorization keeps `live_error`
+    until the provider's next answer about a card)."""
+    through = Q(ocpi_partner=partner, via_hub=False) | Q(hub_route__partner=partner, via_hub=True)
+    refused = MobilityServiceProvider.objects.filter(through).exclude(live_error="")
+    return list(refused.filter(live_error_at__isnull=False).order_by("-live_error_at", "pk"))

@@ -170,6 +170,10 @@ def partner_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "resting_until": services.partner_resting_until(partner.pk, now=timezone.now()),
             "can_edit": membership.can_write,
             "error_words": plain.error_words(partner.last_error),
+            "live_refusals": [
+                (msp, plain.live_error_words(msp.live_error))
+                for msp in selectors.live_refusals(partner)
+            ],
             "newer_version": selectors.newer_version(partner),
             **_terminals_context(partner, request),
         },
