@@ -678,6 +678,9 @@ PKI_OCSP_TIMEOUT_S = env_float("PKI_OCSP_TIMEOUT_S", 4.0)
 PKI_PROVIDER_TIMEOUT_S = env_float("PKI_PROVIDER_TIMEOUT_S", 4.0)
 OCPP_CLIENT_CERT_DAYS = env_int("OCPP_CLIENT_CERT_DAYS", 365)
 OCPP_HEARTBEAT_INTERVAL = env_int("OCPP_HEARTBEAT_INTERVAL", 60)
+# A charger's last-seen time (a frame or a pong) is written at most this often per charger
+# (chargers/messagelog/log.py); keep it well under two heartbeat intervals (is_online).
+CHARGER_LAST_SEEN_WRITE_EVERY_S = env_float("CHARGER_LAST_SEEN_WRITE_EVERY_S", 15.0)
 OCPP_CALL_TIMEOUT = env_int("OCPP_CALL_TIMEOUT", 30)
 # After a 1.6 boot, check (once) that the charger reports its energy register and set it if not,
 # unless its organization turned that off (docs/ocpp.md, "Energy reporting").

@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.005
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-LAST_SEEN_WRITE_EVERY_S = 15.0
+LAST_SEEN_WRITE_EVERY_S = 15.0  # default of settings.CHARGER_LAST_SEEN_WRITE_EVERY_S
 LOG_WATCH_TTL_S = 60
 CONNECTOR_WATCH_REFRESH_S = 2.0
 RETRY_PAUSE_S = 0.5
@@ -63,6 +63,12 @@ RETRY_PAUSE_S = 0.5
 
 def _limit(name: str, default: int) -> int:
     return int(getattr(settings, name, default))
+
+
+def last_seen_write_every_s() -> float:
+    """How often at most a charger's last-seen time is written (CHARGER_LAST_SEEN_WRITE_EVERY_S):
+    read at each scan, so a deployment (or a test's server) sets it in its environment."""
+    return float(getattr(settings, "CHARGER_LAST_SEEN_WRITE_EVERY_S", LAST_SEEN_WRITE_EVERY_S))
 
 
 def log_group(charger_id: int) -> str:
@@ -460,11 +466,12 @@ class MessageLogWriter:
                 self._drained.set_result(None)
             self._drained = self._loop.create_future()
 
-    def _due_seen(self, force: bool) -> dict[int, tuple[datetime, bool]]:
+    def _due_seen(self, force: bool, every_s: float) -> dict[int, tuple[datetime, bool]]:
         now = time.monotonic()
         due = {}
         for charger_id, seen in list(self._seen.items()):
-            if force or now - self._seen_written.get(charger_id, 0.0) >= LAST_SEEN_WRITE_EVERY_S:
+            last = self._seen_written.get(charger_id)  # None: never written by this process
+            if force or last is None or now - last >= every_s:
                 due[charger_id] = seen
                 self._seen_written[charger_id] = now
                 del self._seen[charger_id]
@@ -489,14 +496,16 @@ class MessageLogWriter:
         finally:
             # Last-seen times never wait behind the log: their own statement, every second; on
             # PostgreSQL in a task of their own, so the log's next batches do not wait for them.
+            # Scanned every second, or every period when that is shorter.
             now = time.monotonic()
+            every_s = last_seen_write_every_s()
             if force_seen and self._seen_task is not None:
                 await asyncio.wait([self._seen_task])
-            if (force_seen or now - self._seen_scanned >= 1.0) and (
+            if (force_seen or now - self._seen_scanned >= min(1.0, every_s)) and (
                 self._seen_task is None or self._seen_task.done()
             ):
                 self._seen_scanned = now
-                seen = self._due_seen(force_seen)
+                seen = self._due_seen(force_seen, every_s)
                 if seen and self._use_async_pg() and not force_seen:
                     assert self._loop is not None
                     self._seen_task = self._loop.create_task(
@@ -516,7 +525,7 @@ class MessageLogWriter:
         try:
             if self._use_async_pg():
                 # A charger's row locked by its connection or boot batch (or deleted): its time
-                # waits for its next turn (LAST_SEEN_WRITE_EVERY_S).
+                # waits for its next turn (CHARGER_LAST_SEEN_WRITE_EVERY_S).
                 for charger_id in await _write_seen_async(self._seen_pg, seen, wait=wait):
                     self._seen.setdefault(charger_id, seen[charger_id])
             else:
@@ -758,7 +767,7 @@ class MessageLogWriter:
         while self._messages or self._meters or self._seen:
             messages, meters, _ = self._take()  # its waiters' event loop is gone
             samples = [sample for batch, _ in meters for sample in batch]
-            seen = self._due_seen(True)
+            seen = self._due_seen(True, 0.0)
             try:
                 if journal.engaged:
                     raise DatabaseUnavailable("journal engaged")
