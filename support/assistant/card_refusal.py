@@ -13,9 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from authorization.models import AuthorizationDecision, Token, TokenGroup, normalize_uid, not_alarms
+from django.core.exceptions import ObjectDoesNotExist
+from django.urls import reverse
+
+from authorization.models import (
+    AuthorizationDecision,
+    MobilityServiceProvider,
+    Token,
+    TokenGroup,
+    normalize_uid,
+    not_alarms,
+)
 from chargers.models import Charger
 
 from .refusals import ACCEPTED, refusals_at
@@ -35,6 +45,7 @@ OCPP_ACTION: dict[str, str] = {
 TOKENS = "Cards & roaming › Tokens"
 PROVIDERS = "Cards & roaming › Mobility Providers (/mobility-providers/)"
 ROAMING = "Cards & roaming › Authorization › Roaming (/authorization/roaming/)"
+PARTNERS = "Cards & roaming › Roaming partners"
 
 
 @dataclass
@@ -159,6 +170,56 @@ def _card_state(decision: AuthorizationDecision, viewer: Viewer) -> tuple[str, l
     return None
 
 
+def _partner_of(msp: MobilityServiceProvider) -> tuple[str, Any]:
+    """The roaming partner the provider's live checks go to, as its Mobility Providers row says:
+    ("hub", the hub) when a hub routes its party, ("own", its partner) when it connected itself,
+    ("", None) when support set it up."""
+    if msp.via_hub:
+        try:
+            return "hub", msp.hub_route.partner
+        except ObjectDoesNotExist:
+            pass
+    try:
+        return "own", msp.ocpi_partner
+    except ObjectDoesNotExist:
+        return "", None
+
+
+def _credentials_fix(decision: AuthorizationDecision, viewer: Viewer) -> list[str]:
+    """Where the host renews our credentials with the provider that refused them: its roaming
+    partner's page (the hub's, when a hub routes it), with the page's link for a host of the
+    organization that has the provider; otherwise the way there."""
+    msp = decision.msp or (decision.token.msp if decision.token is not None else None)
+    listing = "Mobility Providers (/mobility-providers/) shows the provider's last refusal."
+    if msp is None or not viewer.may_see_org(msp.organization_id):
+        return [
+            f"Renew our credentials with the card's provider: {PARTNERS} (/roaming/partners/) › "
+            "the provider's partner (or the hub that routes it) › Renew credentials; a provider "
+            f"set up by support: ask support to renew its token. {listing}"
+        ]
+    how, partner = _partner_of(msp)
+    if partner is None or not viewer.may_see_org(partner.organization_id):
+        return [
+            f"{msp.name}'s credentials were set up by support, not through a roaming partner: "
+            f"ask support to renew its token (ask me for a person). {listing}"
+        ]
+    page = (
+        f"{PARTNERS} › {partner.name} ({reverse('partners:msp-ocpi-partner', args=[partner.pk])})"
+    )
+    through = (
+        f"{msp.name}'s live checks go through the hub {partner.name}: " if how == "hub" else ""
+    )
+    if partner.state != "connected":
+        return [
+            f"{through}{page} is not connected ({partner.get_state_display().lower()}): connect to it again "
+            f"under {PARTNERS} (/roaming/partners/) › Connect to a partner. {listing}"
+        ]
+    return [
+        f"{through}Open {page} and click Renew credentials under Connection (an owner or "
+        f"manager); if it unregistered us, connect to it again. {listing}"
+    ]
+
+
 def _access(
     decision: AuthorizationDecision, charger: Charger, viewer: Viewer
 ) -> tuple[str, list[str]] | None:
@@ -200,6 +261,14 @@ def reason_and_fix(
         return _blocked(decision, viewer)
     if decision.reason in ("unknown_token", "not_in_local_group"):
         return _not_listed(decision, charger, viewer)
+    if decision.reason == "msp_refused_our_credentials":
+        who = _provider(decision, viewer).replace("its ", "the card's ", 1)
+        return (
+            f"{who} refused our credentials for its live check (HTTP 401 or 403), so it said "
+            "nothing about the card: the card is not the problem, and the provider's cards that "
+            "are checked live are refused until it accepts our credentials again",
+            _credentials_fix(decision, viewer),
+        )
     found = _card_state(decision, viewer) or _access(decision, charger, viewer)
     if found is not None:
         return found
