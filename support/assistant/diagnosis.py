@@ -37,7 +37,7 @@ from .card_refusal import card_refusal, host_fix_steps
 from .error_codes import explain_error_code
 from .intents import Intent, only_asks_where
 from .refusals import refusals_at
-from .topics import Finding, Topic
+from .topics import CLOCK_STEPS_GUEST, SECTIONS, Finding, Topic, clock_logs_step
 
 ACCEPTED = "Accepted"
 # How far back refusals count as "what just happened to you".
@@ -495,6 +495,7 @@ def _clock_fact(
     )
     if seen is None:
         return
+    diagnosis.findings.add(Finding.CLOCK_WRONG)
     times = (
         "seen once"
         if seen.count == 1
@@ -828,6 +829,7 @@ def payout_facts(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
 
 CHARGER_TOPICS = frozenset(
     {
+        Topic.CHARGER_CLOCK,
         Topic.CHARGER_OFFLINE,
         Topic.NOT_CHARGING,
         Topic.NO_PERMISSION,
@@ -883,6 +885,60 @@ def _fleet_state(
             diagnosis.facts.append(
                 "Reporting a fault: " + ", ".join(c.station_id for c in faulted[:10]) + "."
             )
+
+
+def clock_section(viewer: Viewer, station_id: str, now: datetime, diagnosis: Diagnosis) -> None:
+    """The clock section's answer. The charger's host: which charger sent an impossible time
+    (from their fleet when they name none) and the steps, with that charger's Logs page. Anyone
+    else (a guest, a driver, a host of another organization): the guest's step, that the clock is
+    the host's to set and the bill is right, and no charger fact the guest page does not show."""
+    charger = diagnosis.charger
+    if not viewer.is_host or (charger is not None and page_only(charger, viewer)):
+        diagnosis.steps = list(CLOCK_STEPS_GUEST)
+        return
+    if charger is None and not station_id:
+        _fleet_clock(viewer, now, diagnosis)
+        charger = diagnosis.charger
+    if charger is None:
+        return
+    sid = charger.station_id
+    if Finding.CLOCK_WRONG not in diagnosis.findings:
+        diagnosis.facts.append(
+            f"Charger {sid} has sent no impossible time in the last {CLOCK_RECENT.days} days: "
+            "each message's time is checked as it arrives (before 2015, or more than 10 minutes "
+            'ahead of ours, is marked "charger clock wrong" in its Logs).'
+        )
+    generic = clock_logs_step("Chargers › View › Logs on the charger").text
+    own = clock_logs_step(f"Chargers › View › Logs (/chargers/{sid}/logs/)").text
+    diagnosis.steps = [
+        own if step.text == generic else step.text for step in SECTIONS[Topic.CHARGER_CLOCK].steps
+    ]
+
+
+def _fleet_clock(viewer: Viewer, now: datetime, diagnosis: Diagnosis) -> None:
+    """A host asking about a wrong clock without naming a charger: the ones of theirs that sent
+    an impossible time in the last 7 days (the one, or the list and which one it is)."""
+    chargers = lookups.host_chargers(viewer)
+    wrong_ids = set(
+        ChargerDeviation.objects.filter(
+            charger__in=chargers, code=CLOCK_WRONG, last_seen_at__gte=now - CLOCK_RECENT
+        ).values_list("charger_id", flat=True)
+    )
+    wrong = [c for c in chargers if c.pk in wrong_ids]
+    if len(wrong) == 1:
+        _pick(wrong[0], viewer, now, diagnosis)
+    elif wrong:
+        diagnosis.findings.add(Finding.CLOCK_WRONG)
+        names = ", ".join(c.station_id for c in wrong[:10])
+        diagnosis.facts.append(
+            f"{len(wrong)} of your chargers sent a time they cannot have meant in the last "
+            f"{CLOCK_RECENT.days} days: {names}. Which one is it?"
+        )
+    else:
+        diagnosis.facts.append(
+            f"None of your chargers sent an impossible time in the last {CLOCK_RECENT.days} "
+            "days. Which charger shows the wrong time?"
+        )
 
 
 def _fleet_name(charger: Charger, now: datetime) -> str:
@@ -1112,6 +1168,8 @@ def diagnose(
             "I can't show that session here"
             + ("." if viewer.is_host else ": give the email the session was paid with.")
         )
+    if topic == Topic.CHARGER_CLOCK:
+        clock_section(viewer, station_id, now, diagnosis)
     if viewer.is_host:
         _host_lookups(
             topic,

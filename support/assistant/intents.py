@@ -43,6 +43,8 @@ class Intent(StrEnum):
     NOT_SENT = "not_sent"
     # "What do I do about it?": the steps again, not "you have tried what I suggested".
     WHAT_TO_DO = "what_to_do"
+    # The charger's clock or the times it sends are wrong ("clock shows 1970"): its own section.
+    CLOCK = "clock"
 
 
 _CARD = r"(?:card|cc|credit ?card|debit ?card|visa|master ?card|amex|payment method|fob|badge)"
@@ -57,7 +59,20 @@ _COMMAND = (
     r"(?:reset|reboot|restart|unlock\w*|clear ?cache|remote ?(?:start|stop)|change availability|"
     r"trigger\w*|commands?)"
 )
+# Words that say a time or date is not right, as typed.
+_WRONG = (
+    r"(?:wrong|incorrect|off|bogus|impossible|strange|weird|odd|crazy|funny|not set|behind|ahead)"
+)
 _PATTERNS: dict[Intent, re.Pattern[str]] = {
+    # The charger's clock (not "9 o'clock"), its time server, a year a clock that was never set
+    # shows (1970 …), a time or date that is wrong; never "every time", "session time" alone.
+    Intent.CLOCK: re.compile(
+        r"(?<!o')\bclocks?\b|\bntp\b|\btime ?(?:servers?|sync\w*)\b|\b19[789]\d\b|\btimestamps?\b|"
+        r"\b(?:wrong|incorrect|bogus|impossible|strange|weird|odd|crazy|funny) (?:times?|dates?|years?)\b|"
+        rf"\b(?:dates?|years?) (?:is |are |was |were |looks? |seems? |shows? |showing )?(?:all )?{_WRONG}\b|"
+        rf"\b(?:charger|station|charge ?point|wall ?box|its)'?s? (?:time|date)s?\b[^.!?]{{0,20}}\b{_WRONG}\b|"
+        r"\b(?:time|date)s? (?:on|of|in) (?:the |its )?(?:charger|station|display|screen)\b"
+    ),
     Intent.NOT_SENT: re.compile(
         rf"\b{_COMMAND}\b[^.!?]{{0,40}}\b(?:not|wasn'?t|weren'?t|isn'?t|never) (?:been |being )?sent\b|"
         rf"\b{_COMMAND}\b[^.!?]{{0,40}}\b(?:didn'?t|did not|doesn'?t|does not|won'?t|never|not)"
@@ -210,6 +225,7 @@ _HOME: dict[Intent, tuple[str, ...]] = {
     Intent.ALERTS: ("charger_offline",),
     Intent.REFUND: ("billing_dispute",),
     Intent.OFFLINE: ("charger_offline", "guest_start_error", "not_charging"),
+    Intent.CLOCK: ("charger_clock",),  # the classifier knows no clock section: the words place it
 }
 # How-to questions about a task a portal page does (diagnosis.HOW_TO_HOST, the firmware path).
 TASKS = (
@@ -234,6 +250,7 @@ _PRIORITY = (
     Intent.FAULT,
     Intent.REFUSED,
     Intent.OFFLINE,
+    Intent.CLOCK,  # "refused, and the clock shows 1970": the refusal places it
     Intent.LOGS,  # last: a problem that mentions the logs is placed by its problem
     Intent.PROXY,
     *TASKS,  # "offline since the firmware update": the problem places it
@@ -271,6 +288,7 @@ _PROBLEMS = frozenset(
         Intent.CHARGED_TWICE,
         Intent.PERSON,
         Intent.NOT_SENT,
+        Intent.CLOCK,  # "why does the log say charger clock wrong" asks about the clock
     }
 )
 

@@ -56,6 +56,9 @@ TICKET_TOPIC = {
     Topic.CHARGER_SETUP: Ticket.Topic.ASSIGNMENT,
     Topic.GUEST_START_ERROR: Ticket.Topic.GUEST_START,
     Topic.PAYOUTS_REPORTING: Ticket.Topic.PAYOUTS,
+    # Not one of seed 003's ten and not a ticket topic of its own: the ticket's details and
+    # bundle name the clock.
+    Topic.CHARGER_CLOCK: Ticket.Topic.OTHER,
     Topic.OTHER: Ticket.Topic.OTHER,
 }
 
@@ -113,7 +116,8 @@ def _intro(
     if topic == Topic.OTHER:
         return "I can help with chargers that are offline or not charging, access errors, charges and refunds, accounts and payouts."
     # A host's own fix (a refused card) is not the guest's section: no "This sounds like".
-    lines = [] if follow_up or diagnosis.steps else [f"This sounds like: {title}."]
+    own_fix = diagnosis.steps and topic != Topic.CHARGER_CLOCK
+    lines = [] if follow_up or own_fix else [f"This sounds like: {title}."]
     lines += diagnosis.answers
     if Finding.SELF_SERVICE in findings:
         return " ".join(lines)
@@ -141,6 +145,11 @@ def _intro(
     if Finding.FAULTED in findings:
         lines.append(
             "A connector reports a fault (details below); try another port if there is one, and a person can reset it remotely."
+        )
+    if topic == Topic.CHARGER_CLOCK and Finding.CLOCK_WRONG in findings and not follow_up:
+        lines.append(
+            "The charger sent times it cannot have meant (details below); its sessions are "
+            "still timed and billed right."
         )
     if Finding.LICENSE_INACTIVE in findings:
         lines.append(
@@ -309,6 +318,8 @@ def _choose_topic(
         return topic  # a request (remove a card, a CSV, a PMS) is what it says, even mid-way
     if only_asks_where(wanted) and previous != Topic.OTHER:
         return previous  # "and where are its logs?" is answered on the way, moving nothing
+    if topic == Topic.CHARGER_CLOCK:
+        return topic  # the classifier knows no clock section: its words place it, mid-way too
     if previous != Topic.OTHER and (
         helped_not or topic == Topic.OTHER or found or prediction.confidence < 0.8
     ):

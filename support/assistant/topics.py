@@ -21,6 +21,8 @@ class Topic(StrEnum):
     CHARGER_SETUP = "charger_setup"
     GUEST_START_ERROR = "guest_start_error"
     PAYOUTS_REPORTING = "payouts_reporting"
+    # Not one of seed 003's ten: a charger whose clock sends impossible times (docs/quirks.md).
+    CHARGER_CLOCK = "charger_clock"
     OTHER = "other"
 
 
@@ -48,6 +50,8 @@ class Finding(StrEnum):
     FLEET_PICK = "fleet_pick"
     # A request the portal answers with a path (remove a card, a CSV, connect a PMS).
     SELF_SERVICE = "self_service"
+    # The charger sent a time it cannot have meant in the last 7 days (ChargerDeviation clock_wrong).
+    CLOCK_WRONG = "clock_wrong"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,42 @@ class Section:
 def _s(text: str, *ruled_out_by: Finding) -> Step:
     return Step(text, frozenset(ruled_out_by))
 
+
+def clock_logs_step(logs: str) -> Step:
+    """Where the host sees the messages whose time was replaced (`logs`: the Logs page's path)."""
+    return _s(
+        f'Check {logs}: the messages that carried an impossible time are marked "charger clock '
+        'wrong"; once the clock is right, new messages no longer are.'
+    )
+
+
+# The clock section's steps for the charger's host (the Logs step names the charger's own page
+# when one is known: support.assistant.diagnosis).
+CLOCK_STEPS_HOST: tuple[Step, ...] = (
+    _s(
+        "The charger should take its time from us: our answers to its BootNotification and "
+        "Heartbeat carry the current time (UTC), and a charger that uses them keeps its clock right."
+    ),
+    _s(
+        "In the charger's own menu (its installer app or web page), set its date and time, or turn "
+        "on its NTP (network time) setting with a time server it can reach."
+    ),
+    _s(
+        "Restart the charger (power it off for a minute): it sends a BootNotification when it "
+        "starts again and takes the time from our answer."
+    ),
+    clock_logs_step("Chargers › View › Logs on the charger"),
+    _s(
+        "Meanwhile its sessions are still timed and billed right: we use the time each message "
+        "reached us instead of a time the charger cannot have meant."
+    ),
+)
+# The same section for a guest or driver (and a host of another organization): the clock is
+# the charger's host's to set, and what it means for them.
+CLOCK_STEPS_GUEST: tuple[str, ...] = (
+    "A charger's clock is set by its site host; a wrong time on its screen does not change what "
+    "you pay: sessions are timed and billed from when the charger's messages reach us.",
+)
 
 SECTIONS: dict[Topic, Section] = {
     Topic.CHARGER_OFFLINE: Section(
@@ -243,6 +283,13 @@ SECTIONS: dict[Topic, Section] = {
             _s("Statements and session CSVs for any period are under Payouts › Statements."),
         ),
         ("property", "payout_id_or_dates", "amount"),
+        host_only=True,
+    ),
+    Topic.CHARGER_CLOCK: Section(
+        Topic.CHARGER_CLOCK,
+        "The charger's clock or the times it sends are wrong",
+        CLOCK_STEPS_HOST,
+        ("property", "station_id"),
         host_only=True,
     ),
     Topic.OTHER: Section(
