@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 # "No such customer: 'cus_…'", "Invalid API Key provided: sk_live_…"); those go to the log.
 PROCESSOR_FAILED = "The payment processor did not complete the request. Try again in a few minutes."
 
+# The metadata field of a refund that holds the idempotency key it was asked with.
+REFUND_KEY = "refund_key"
+
 
 class GatewayError(RuntimeError):
     """The processor refused or failed an operation on an existing payment."""
@@ -49,6 +52,22 @@ class PaymentResult:
     # False when the processor's answer never arrived (network, its 5xx): the charge may or may
     # not have happened, so the caller retries with the SAME idempotency key, never a new one.
     answered: bool = True
+
+
+@dataclass(frozen=True)
+class RefundMade:
+    """A refund the processor holds for a payment, as its list of the payment's refunds says."""
+
+    reference: str
+    amount: Decimal
+    status: str  # pending | requires_action | succeeded | failed | canceled
+    key: str = ""  # the idempotency key it was asked with (its metadata), "" when made elsewhere
+    created: int = 0  # Unix seconds
+
+    @property
+    def made(self) -> bool:
+        """Whether the money goes back (or is on its way): not failed nor canceled."""
+        return self.status not in ("failed", "canceled")
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,13 @@ class PaymentGateway:
         raise NotImplementedError
 
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
+        """Refund `amount` of the payment; the refund carries its key in its metadata
+        (REFUND_KEY), so refunds_list finds it after the processor has forgotten the key."""
+        raise NotImplementedError
+
+    def refunds_list(self, reference: str) -> list[RefundMade]:
+        """The refunds the processor holds for the payment, read from the processor itself (not
+        from the webhooks we may have missed). Raises GatewayError when it does not answer."""
         raise NotImplementedError
 
     def events_list(self, *, created_gte: int, account: str = "") -> list[dict[str, Any]]:
@@ -369,7 +395,7 @@ class StripeGateway(PaymentGateway):
                 options={"idempotency_key": f"capture-{idempotency_key}"},
             )
         except self._stripe.StripeError as exc:
-            return self._fail(exc, reference)
+            return self._fail_or_unknown(exc, reference, "Capture")
         if intent.status != "succeeded":
             return PaymentResult(False, reference, f"Capture did not succeed ({intent.status}).")
         return PaymentResult(True, reference, amount=from_minor(intent.amount_received, currency))
@@ -380,7 +406,7 @@ class StripeGateway(PaymentGateway):
                 reference, options={"idempotency_key": f"release-{idempotency_key}"}
             )
         except self._stripe.StripeError as exc:
-            return self._fail(exc, reference)
+            return self._fail_or_unknown(exc, reference, "Release")
         return PaymentResult(
             intent.status == "canceled",
             reference,
@@ -396,6 +422,14 @@ class StripeGateway(PaymentGateway):
             exc, (s.APIConnectionError, s.APIError, s.RateLimitError, s.IdempotencyError)
         )
 
+    def _fail_or_unknown(self, exc: Exception, reference: str, what: str) -> PaymentResult:
+        """A refusal (answered), or a request whose outcome is unknown (answered=False: its 409,
+        5xx, 429, no connection): then only the same key may ask again."""
+        if self._unanswered(exc):
+            logger.warning("%s of %s without an answer: %r", what, reference, exc)
+            return PaymentResult(False, reference, PROCESSOR_FAILED, answered=False)
+        return self._fail(exc, reference)
+
     def refund(self, reference: str, amount: Decimal, idempotency_key: str) -> PaymentResult:
         try:
             intent = self.client.v1.payment_intents.retrieve(reference)
@@ -403,6 +437,7 @@ class StripeGateway(PaymentGateway):
                 params={
                     "payment_intent": reference,
                     "amount": to_minor(amount, intent.currency.upper()),
+                    "metadata": {REFUND_KEY: idempotency_key},
                 },
                 options={"idempotency_key": f"refund-{idempotency_key}"},
             )
@@ -418,6 +453,28 @@ class StripeGateway(PaymentGateway):
             "" if ok else f"Refund {refund.status}.",
             amount=from_minor(refund.amount, intent.currency.upper()),
         )
+
+    def refunds_list(self, reference: str) -> list[RefundMade]:
+        # GET /v1/refunds?payment_intent=…: every refund of the payment, newest first, with its
+        # status and metadata (docs.stripe.com/api/refunds/list).
+        made = []
+        try:
+            page = self.client.v1.refunds.list(params={"payment_intent": reference, "limit": 100})
+            for refund in page.auto_paging_iter():
+                data = self._dict(refund)
+                currency = str(data.get("currency") or "").upper()
+                made.append(
+                    RefundMade(
+                        reference=str(data["id"]),
+                        amount=from_minor(int(data.get("amount") or 0), currency),
+                        status=str(data.get("status") or ""),
+                        key=str((data.get("metadata") or {}).get(REFUND_KEY) or ""),
+                        created=int(data.get("created") or 0),
+                    )
+                )
+        except self._stripe.StripeError as exc:
+            raise self._refused(exc) from exc
+        return made
 
     def events_list(self, *, created_gte: int, account: str = "") -> list[dict[str, Any]]:
         options: Any = {"stripe_account": account} if account else {}

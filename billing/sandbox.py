@@ -33,6 +33,7 @@ from .gateways import (
     Intent,
     PaymentGateway,
     PaymentResult,
+    RefundMade,
     SavedCard,
     SetupIntent,
     intent_from,
@@ -62,6 +63,10 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
+
+
+def _refund_id(idempotency_key: str) -> str:
+    return "re_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
 
 
 def intent_json(row: Any) -> dict[str, Any]:
@@ -526,12 +531,43 @@ class SandboxGateway(PaymentGateway):
             row.amount_refunded += minor
             return "", "charge.refunded"
 
-        answer = self._write(reference, f"refund-{idempotency_key}", change)
+        key = f"refund-{idempotency_key}"
+        answer = self._write(reference, key, change)
         if "error" in answer:
             return PaymentResult(False, reference, answer["error"]["message"])
+        if "refund" not in answer:  # kept with the answer, for refunds_list
+            from .models import SandboxRequest
+
+            refund = {"amount": to_minor(Decimal(amount), answer["intent"]["currency"])}
+            SandboxRequest.objects.filter(key=key).update(response={**answer, "refund": refund})
         body = answer["intent"]
-        ref = "re_sbx_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
-        return PaymentResult(True, ref, amount=Decimal(amount), raw=body)
+        return PaymentResult(True, _refund_id(idempotency_key), amount=Decimal(amount), raw=body)
+
+    def refunds_list(self, reference: str) -> list[RefundMade]:
+        """Each refund made on the intent, from the answers kept per key."""
+        from .models import SandboxRequest
+
+        made = []
+        for row in SandboxRequest.objects.filter(key__startswith="refund-").order_by(
+            "-created_at", "-key"
+        ):
+            intent = row.response.get("intent") or {}
+            if "error" in row.response or intent.get("id") != reference:
+                continue
+            key = row.key.removeprefix("refund-")
+            made.append(
+                RefundMade(
+                    reference=_refund_id(key),
+                    amount=from_minor(
+                        int((row.response.get("refund") or {}).get("amount") or 0),
+                        str(intent.get("currency") or ""),
+                    ),
+                    status="succeeded",
+                    key=key,
+                    created=int(row.created_at.timestamp()),
+                )
+            )
+        return made  # newest first, as Stripe lists them
 
     # -- Saved cards ------------------------------------------------------------------------------
 

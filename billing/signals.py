@@ -10,3 +10,9 @@ hold_authorized = Signal()
 # host's policy is to hold (docs/metering.md). Sent on commit with session_id=..., reason=...;
 # support opens a ticket for the agents (support.receivers).
 settlement_held = Signal()
+
+# A refund was booked (billing.services.refunds): at once when the processor answered, or later
+# by refunds_unanswered_settle when its answer had been lost. Sent once per refund, on commit,
+# with refund_id=... and idempotency_key=...; support confirms a ticket's refund to the customer
+# and on the ticket (support.receivers), whoever booked it.
+refund_booked = Signal()

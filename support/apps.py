@@ -12,7 +12,7 @@ class SupportConfig(AppConfig):
         from django.apps import apps
 
         from backoffice.views import support_figures
-        from billing.signals import settlement_held
+        from billing.signals import refund_booked, settlement_held
         from chargers.signals import session_without_energy_reading
 
         from . import receivers
@@ -23,6 +23,9 @@ class SupportConfig(AppConfig):
         )
         settlement_held.connect(
             receivers.flag_settlement_held, dispatch_uid="support.flag_settlement_held"
+        )
+        refund_booked.connect(
+            receivers.confirm_ticket_refund, dispatch_uid="support.confirm_ticket_refund"
         )
 
         for label, options in (

@@ -61,3 +61,11 @@ def flag_settlement_held(sender: Any, session_id: int, reason: str = "", **kwarg
     from .services import flag_settlement_held as flag
 
     flag(session_id=session_id, reason=reason)
+
+
+def confirm_ticket_refund(sender: Any, refund_id: int, idempotency_key: str, **kwargs: Any) -> None:
+    """A refund was booked: one asked from a ticket is confirmed to the customer and on the
+    ticket now, also when the periodic settle booked it after the processor's answer was lost."""
+    from .toolkit import ticket_refund_booked
+
+    ticket_refund_booked(refund_id=refund_id, idempotency_key=idempotency_key)

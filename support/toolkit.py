@@ -194,6 +194,10 @@ def ticket_whitelist(*, ticket: Ticket, group: TokenGroup, uid: str, user: Any) 
     _note(ticket, user, f"Whitelisted {token.uid} into token group {group.name}")
 
 
+# A refund asked from a ticket: its idempotency key names the ticket (ticket_refund_booked).
+REFUND_KEY_PREFIX = "ticket:"
+
+
 def ticket_refund(
     *, ticket: Ticket, payment: Payment, amount: Decimal, reason: str, user: Any
 ) -> Refund:
@@ -206,15 +210,42 @@ def ticket_refund(
         reason=reason,
         source=Refund.Source.SUPPORT,
         user=user,
-        idempotency_key=f"ticket:{ticket.pk}:{payment.pk}:{amount}",
+        idempotency_key=f"{REFUND_KEY_PREFIX}{ticket.pk}:{payment.pk}:{amount}",
         notify_payer=False,  # the confirmation below, threaded on the ticket, is the payer's mail
     )
+    _refund_confirm(ticket=ticket, payment=payment, refund=refund, user=user, reason=reason)
+    return refund
+
+
+def ticket_refund_booked(*, refund_id: int, idempotency_key: str) -> None:
+    """A refund asked from a ticket was booked, maybe by the periodic settle after the
+    processor's answer had been lost: the customer's confirmation and the ticket's note now,
+    once (the same as when the agent's own request books it)."""
+    if not idempotency_key.startswith(REFUND_KEY_PREFIX):
+        return
+    ticket_pk = idempotency_key[len(REFUND_KEY_PREFIX) :].split(":", 1)[0]
+    ticket = Ticket.objects.filter(pk=int(ticket_pk)).first() if ticket_pk.isdigit() else None
+    refund = Refund.objects.select_related("payment", "created_by").filter(pk=refund_id).first()
+    if ticket is None or refund is None:
+        return
+    _refund_confirm(
+        ticket=ticket,
+        payment=refund.payment,
+        refund=refund,
+        user=refund.created_by,
+        reason=refund.reason,
+    )
+
+
+def _refund_confirm(
+    *, ticket: Ticket, payment: Payment, refund: Refund, user: Any, reason: str
+) -> None:
     # The refund's confirmation has one Message-ID (TicketMessage.message_id is unique): the
     # same refund asked twice (two agents, a double click) gets the first refund back from
     # refund_issue's idempotency key, and here the first confirmation: no second note or email.
     message_id = f"<refund-{refund.pk}.ticket-{ticket.reference}@{_domain()}>"
     if TicketMessage.objects.filter(message_id=message_id).exists():
-        return refund
+        return
     payment.refresh_from_db()  # the refund's total, for the net amount in the email
     to = payment.email or ticket.email
     message = None
@@ -242,7 +273,7 @@ def ticket_refund(
                     in_reply_to=previous.message_id if previous else "",
                 )
         except IntegrityError:  # the same refund confirmed by a request running at once
-            return refund
+            return
     _note(
         ticket,
         user,
@@ -261,7 +292,6 @@ def ticket_refund(
         except Exception as exc:
             message.error = str(exc)[:300]
         message.save(update_fields=["delivered", "error"])
-    return refund
 
 
 def ticket_charger_command(

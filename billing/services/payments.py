@@ -14,7 +14,7 @@ from django.utils import timezone
 from chargers.models import ChargingSession
 
 from .. import ledger
-from ..gateways import GatewayError, get_gateway
+from ..gateways import GatewayError, Intent, PaymentResult, get_gateway
 from ..holds import Ceiling
 from ..models import (
     BillingSettings,
@@ -214,19 +214,17 @@ def guest_payment_settle(*, payment: Payment, session: ChargingSession) -> Payme
             return guest_payment_release(
                 payment=payment, reason="Nothing to charge: the session cost 0."
             )
-        result = get_gateway().capture(
-            payment.reference, amount, idempotency_key=f"capture:{payment.reference}"
-        )
-        if not result.ok:
-            if _hold_lapsed(payment):
-                return _record_lapsed(payment)
-            raise GatewayError(result.decline_reason or "The capture failed.")
+        taken = _capture(payment, amount)
+        if taken is None:
+            return _record_lapsed(payment)
+        amount = taken
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == Payment.Status.RELEASED:
             return payment
         payment.amount_captured = amount
         payment.status = Payment.Status.CAPTURED
+        payment.last_error = ""
         payment.settled_at = payment.settled_at or timezone.now()
         payment.save()
         # Idempotent keys: booking twice (a retry, the webhook first) posts nothing new.
@@ -250,14 +248,57 @@ HOLD_LAPSED = (
 )
 
 
-def _hold_lapsed(payment: Payment) -> bool:
-    """Whether a refused capture is for good: the processor canceled the intent (a hold lapses
-    about 7 days after the authorization) and took nothing. Retrying could never capture it."""
+# What the payment says (Payment.last_error, on its admin page) while the processor has not
+# completed a capture or a release: the sweeps ask again with the same idempotency key.
+NOT_ANSWERED = (
+    "The payment processor did not complete the {what} (no answer, or another request with the "
+    "same key still in progress). It is asked again with the same key: never done twice."
+)
+CAPTURED_NOT_RELEASED = (
+    "The processor had already captured {amount} {currency} on this card, so the hold could "
+    "not be released: refund it if nothing was owed."
+)
+
+
+def _intent_now(payment: Payment) -> Intent | None:
+    """The intent as the processor has it now; None when it does not answer."""
     try:
-        intent = get_gateway().hold_get(payment.reference)
+        return get_gateway().hold_get(payment.reference)
     except GatewayError:
-        return False  # not known: the sweep asks again
-    return intent.status == "canceled" and intent.amount_received == 0
+        return None  # not known: the sweep asks again
+
+
+def _say(payment: Payment, text: str) -> None:
+    Payment.objects.filter(pk=payment.pk).update(last_error=text[:300])
+
+
+def _capture(payment: Payment, amount: Decimal) -> Decimal | None:
+    """Capture `amount`; return what the processor took, None when the hold lapsed (the
+    intent canceled, nothing taken: retrying could never capture it). A refused or unanswered
+    capture (Stripe's 409: the same key's other request still in progress) reads the intent:
+    already captured, by that request or one whose answer was lost, what it took is booked
+    (the same key never captures twice); otherwise GatewayError and the payment stays held,
+    saying why, for the sweep to ask again."""
+    result = get_gateway().capture(
+        payment.reference, amount, idempotency_key=f"capture:{payment.reference}"
+    )
+    if result.ok:
+        return amount
+    intent = _intent_now(payment)
+    if intent is not None and intent.status == "canceled" and intent.amount_received == 0:
+        return None
+    if intent is not None and intent.status == "succeeded" and intent.amount_received > 0:
+        if intent.amount_received != amount:
+            logger.error(
+                "Payment %s: %s captured at the processor, %s asked",
+                payment.reference,
+                intent.amount_received,
+                amount,
+            )
+        return intent.amount_received
+    text = result.decline_reason or "The capture failed."
+    _say(payment, NOT_ANSWERED.format(what="capture") if not result.answered else text)
+    raise GatewayError(text)
 
 
 def _record_lapsed(payment: Payment) -> Payment:
@@ -310,7 +351,7 @@ def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
         payment.reference, idempotency_key=f"release:{payment.reference}"
     )
     if not result.ok:
-        raise GatewayError(result.decline_reason or "The hold could not be released.")
+        _release_refused(payment, result)
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status in (
@@ -321,5 +362,29 @@ def guest_payment_release(*, payment: Payment, reason: str) -> Payment:
             payment.status = Payment.Status.RELEASED
             payment.release_reason = (reason or "Released")[:200]
             payment.settled_at = payment.settled_at or timezone.now()
+            payment.last_error = ""
             payment.save()
         return payment
+
+
+def _release_refused(payment: Payment, result: PaymentResult) -> None:
+    """A release refused or unanswered (Stripe's 409: the same key's other request still in
+    progress): returns when the processor has the intent canceled (by that request, one whose
+    answer was lost, or the hold lapsing), so it is recorded released; else raises
+    GatewayError, the payment still held saying why (captured: refund it; unanswered: the sweep
+    asks again with the same key)."""
+    intent = _intent_now(payment)
+    if intent is not None and intent.status == "canceled":
+        return
+    text = result.decline_reason or "The hold could not be released."
+    if intent is not None and intent.status == "succeeded":
+        _say(
+            payment,
+            CAPTURED_NOT_RELEASED.format(
+                amount=round_money(intent.amount_received, payment.currency),
+                currency=payment.currency,
+            ),
+        )
+    else:
+        _say(payment, NOT_ANSWERED.format(what="release") if not result.answered else text)
+    raise GatewayError(text)

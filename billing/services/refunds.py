@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .. import ledger
-from ..gateways import GatewayError, get_gateway
+from ..gateways import GatewayError, RefundMade, get_gateway
 from ..models import (
     LedgerTransaction,
     Payment,
@@ -25,6 +25,7 @@ from ..models import (
     SessionCharge,
 )
 from ..money import exact_sum, round_money
+from ..signals import refund_booked
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -40,7 +41,8 @@ class RefundUnanswered(GatewayError):
 
 # The processor keeps an idempotency key at least 24 hours: within this a refund without an
 # answer is asked again with its own key (made once, whatever happened to the first request);
-# after it, the processor's refunded total of the payment says whether it went through.
+# after it, the processor's list of the payment's refunds says whether it went through (the
+# refund carries its key in its metadata).
 REFUND_KEY_KEPT = timedelta(hours=23)
 
 
@@ -227,57 +229,49 @@ def _book(
             refund=refund,
             memo=f"Refund: {reason}"[:300],
         )
+        refund_id = refund.pk
         if notify_payer and payment.email:
-            refund_id = refund.pk
             transaction.on_commit(lambda: refund_email(refund_id))
+        transaction.on_commit(lambda: _announce(refund_id, idempotency_key))
         return refund
+
+
+def _announce(refund_id: int, idempotency_key: str) -> None:
+    """Tell the apps above billing that a refund was booked (once: only a new row is announced);
+    a receiver that fails is logged, the refund stays booked."""
+    for receiver, answer in refund_booked.send_robust(
+        sender=Refund, refund_id=refund_id, idempotency_key=idempotency_key
+    ):
+        if isinstance(answer, Exception):
+            logger.error(
+                "Refund %s booked, but %r failed on it",
+                refund_id,
+                receiver,
+                exc_info=(type(answer), answer, answer.__traceback__),
+            )
 
 
 def refunds_unanswered_settle(*, payment_id: int | None = None, now: datetime | None = None) -> int:
     """Settle the refunds whose answer was lost (of one payment, or all); return how many were
     booked. Within REFUND_KEY_KEPT each is asked again with its own idempotency key: the processor
     answers with the refund it made, or makes it now, never a second one. After it, the key may be
-    forgotten, so nothing is asked: the processor's refunded total of the payment (its
-    charge.refunded events) says whether it was made. Called with no transaction open."""
+    forgotten, so nothing is asked: the processor's own list of the payment's refunds says whether
+    it was made (the refund carrying the key in its metadata, and its status), not our refunded
+    total, which only the charge.refunded webhooks we happened to receive have moved.
+    Called with no transaction open."""
     now = now or timezone.now()
     holds = RefundHold.objects.filter(unanswered_since__isnull=False).select_related("payment")
     if payment_id is not None:
         holds = holds.filter(payment_id=payment_id)
     booked = 0
     for hold in list(holds):
-        payment = hold.payment
-        reference = ""
         if now - hold.created_at < REFUND_KEY_KEPT:
-            result = get_gateway().refund(
-                payment.reference, hold.amount, idempotency_key=f"refund:{hold.idempotency_key}"
-            )
-            if not result.answered:
-                continue  # still no answer: asked again by the next run
-            if not result.ok:
-                # Refused for good: nothing was refunded; the person may refund again.
-                logger.warning(
-                    "Refund %s of payment %s refused when asked again: %s",
-                    hold.idempotency_key,
-                    payment.reference,
-                    result.decline_reason,
-                )
-                RefundHold.objects.filter(pk=hold.pk).delete()
-                continue
-            reference = result.reference
+            reference = _asked_again(hold)
         else:
-            on_record = exact_sum(
-                Refund.objects.filter(payment=payment).aggregate(total=Sum("amount"))["total"]
-            )
-            if payment.amount_refunded - on_record < hold.amount:
-                logger.error(
-                    "Refund %s of payment %s: no answer for a day and not in the processor's "
-                    "refunded total (%s): taken as not made",
-                    hold.idempotency_key,
-                    payment.reference,
-                    payment.amount_refunded,
-                )
-                RefundHold.objects.filter(pk=hold.pk).delete()
-                continue
+            reference = _found_made(hold)
+        if reference is None:
+            continue
+        payment = hold.payment
         _book(
             payment_id=payment.pk,
             amount=hold.amount,
@@ -290,6 +284,69 @@ def refunds_unanswered_settle(*, payment_id: int | None = None, now: datetime | 
         )
         booked += 1
     return booked
+
+
+def _not_made(hold: RefundHold, why: str) -> None:
+    """The refund was not made: its hold goes (the person may refund again)."""
+    logger.warning(
+        "Refund %s of payment %s not made: %s", hold.idempotency_key, hold.payment.reference, why
+    )
+    RefundHold.objects.filter(pk=hold.pk).delete()
+
+
+def _asked_again(hold: RefundHold) -> str | None:
+    """Ask the refund again with its own key: its reference when made (now or before), None
+    when still unanswered or refused (then its hold goes)."""
+    result = get_gateway().refund(
+        hold.payment.reference, hold.amount, idempotency_key=f"refund:{hold.idempotency_key}"
+    )
+    if not result.answered:
+        return None  # still no answer: asked again by the next run
+    if not result.ok:
+        _not_made(hold, f"refused when asked again: {result.decline_reason}")
+        return None
+    return result.reference
+
+
+def _found_made(hold: RefundHold) -> str | None:
+    """After REFUND_KEY_KEPT: read the payment's refunds from the processor. The one carrying
+    the hold's key was made unless it failed or was canceled; none carrying it, it was never
+    made. None (and the hold kept) while the processor does not answer."""
+    payment = hold.payment
+    key = f"refund:{hold.idempotency_key}"
+    try:
+        made = get_gateway().refunds_list(payment.reference)
+    except GatewayError:
+        return None  # read again by the next run
+    mine = [r for r in made if r.key == key] or _unkeyed_match(hold, made)
+    if not mine:
+        _not_made(hold, "no answer for a day and no refund with its key at the processor")
+        return None
+    if not any(r.made for r in mine):
+        _not_made(hold, f"the processor's refund {mine[0].reference} is {mine[0].status}")
+        return None
+    return next(r for r in mine if r.made).reference
+
+
+def _unkeyed_match(hold: RefundHold, made: list[RefundMade]) -> list[RefundMade]:
+    """A refund asked before refunds carried their key (or made in the processor's dashboard):
+    one of the hold's amount, made since the hold, booked here under no refund. Taken as this
+    one: booking money that did go back is safer than refunding it a second time."""
+    booked = set(
+        Refund.objects.filter(payment_id=hold.payment_id).values_list(
+            "gateway_reference", flat=True
+        )
+    )
+    since = int(hold.created_at.timestamp()) - 60
+    return [
+        r
+        for r in made
+        if not r.key
+        and r.made
+        and r.amount == hold.amount
+        and r.created >= since
+        and r.reference not in booked
+    ][:1]
 
 
 def overcharges_refund(session_ids: Iterable[int]) -> int:

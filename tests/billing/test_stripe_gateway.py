@@ -162,7 +162,11 @@ def test_refund_is_created_for_the_intent():
         "re_3QxTestRefund01",
         Decimal("2.00"),
     )
-    assert http.requests[1]["data"] == {"payment_intent": ["pi_3QxTestHold0001"], "amount": ["200"]}
+    assert http.requests[1]["data"] == {
+        "payment_intent": ["pi_3QxTestHold0001"],
+        "amount": ["200"],
+        "metadata[refund_key]": ["r1"],  # found by it once Stripe forgot the key (23 h)
+    }
     assert http.requests[1]["headers"]["Idempotency-Key"] == "refund-r1"
 
 

@@ -464,7 +464,11 @@ def test_4_refund_through_stripe_answers_from_the_recorded_api(desk, prop, charg
     )
     assert any(m.startswith("Refunded 2.00") for m in messages_of(done)), messages_of(done)
     assert http.requests[1]["url"].endswith("/v1/refunds")
-    assert http.requests[1]["data"] == {"payment_intent": ["pi_3QxTestHold0001"], "amount": ["200"]}
+    assert http.requests[1]["data"] == {
+        "payment_intent": ["pi_3QxTestHold0001"],
+        "amount": ["200"],
+        "metadata[refund_key]": [f"refund:ticket:{ticket.pk}:{payment.pk}:2.00"],
+    }
     assert payment.refunds.get().gateway_reference == "re_3QxTestRefund01"
     payment.refresh_from_db()
     assert payment.amount_refunded == Decimal("2.00")
