@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -44,6 +44,16 @@ logger = logging.getLogger(__name__)
 # A refused card is tried again at the next sweeps, then the charge is failed (support sees it
 # in Django admin, Partner CDRs, filter "Payment").
 ROAMING_CHARGE_ATTEMPTS = 3
+# The processor keeps an idempotency key at least 24 hours (Stripe), then may forget it: a retry
+# after that is a new charge. A charge left without an answer this long (since its first
+# unanswered try, `PartnerCdr.payment_unanswered_since`) is not asked again but left to support
+# to reconcile with the processor's payments (metadata partner_cdr), as billing's subscriptions
+# (SUBSCRIPTION_UNANSWERED_GIVE_UP) and refunds (REFUND_KEY_KEPT) are.
+ROAMING_CHARGE_UNANSWERED_GIVE_UP = timedelta(hours=23)
+UNANSWERED_TEXT = (
+    "The payment processor did not answer for a day, so this charge is not asked again (you are "
+    "never charged twice): support checks with the processor whether the first try went through."
+)
 
 
 def roaming_token(profile: DriverProfile, identity: EmspIdentity) -> Token:
@@ -257,6 +267,27 @@ def _billed(cdr: PartnerCdr) -> tuple[Decimal | None, str, Conversion | None]:
     return converted.amount, target, converted
 
 
+def _unanswered_too_long(cdr: PartnerCdr, now: datetime) -> bool:
+    """Give a due charge up for reconciliation when the processor has left it without an answer
+    for ROAMING_CHARGE_UNANSWERED_GIVE_UP; True if it is given up (now or by another run)."""
+    since = cdr.payment_unanswered_since
+    if since is None or now - since < ROAMING_CHARGE_UNANSWERED_GIVE_UP:
+        return False
+    given_up = PartnerCdr.objects.filter(
+        pk=cdr.pk, payment_status=PartnerCdr.PaymentStatus.DUE
+    ).update(payment_status=PartnerCdr.PaymentStatus.FAILED, payment_error=UNANSWERED_TEXT)
+    if given_up:
+        logger.error(
+            "Partner CDR %s: no answer from the processor since %s; not charged again, "
+            "reconcile with the processor's payments (metadata partner_cdr=%s)",
+            cdr.pk,
+            since,
+            cdr.pk,
+        )
+    cdr.refresh_from_db()
+    return True
+
+
 def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCdr:
     """Charge a due partner CDR's price to the driver's saved card, once. A processor that does
     not answer leaves it due with the same attempt (same idempotency key at the next sweep);
@@ -277,6 +308,8 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
             payment_status=PartnerCdr.PaymentStatus.CREDITED
         )
         cdr.refresh_from_db()
+        return cdr
+    if _unanswered_too_long(cdr, now):
         return cdr
     profile = (
         DriverProfile.objects.filter(roaming_token_id=cdr.token_id).select_related("user").first()
@@ -309,12 +342,20 @@ def roaming_cdr_charge(*, cdr_id: int, now: datetime | None = None) -> PartnerCd
             result.answered,
         )
     if not answered:
+        # Charged or not is unknown: asked again with this attempt's key, for as long as the
+        # processor keeps it (ROAMING_CHARGE_UNANSWERED_GIVE_UP from the first such try).
+        PartnerCdr.objects.filter(pk=cdr.pk, payment_unanswered_since__isnull=True).update(
+            payment_unanswered_since=now
+        )
         logger.warning("Partner CDR %s: %s; asked again at the next sweep", cdr.pk, error)
         return cdr
     with transaction.atomic():
         cdr = PartnerCdr.objects.select_for_update().get(pk=cdr_id)
         if cdr.payment_status != PartnerCdr.PaymentStatus.DUE:
             return cdr  # another run finished it
+        if cdr.payment_unanswered_since is not None:  # it answered: the next try is a new one
+            cdr.payment_unanswered_since = None
+            PartnerCdr.objects.filter(pk=cdr.pk).update(payment_unanswered_since=None)
         cdr.payment_attempts = attempt
         if result_ok:
             if converted is not None:

@@ -296,6 +296,11 @@ class PartnerCdr(models.Model):
     payment_reference = models.CharField(max_length=100, blank=True)
     payment_error = models.CharField(max_length=300, blank=True)
     payment_attempts = models.PositiveSmallIntegerField(default=0)
+    # When the processor first left a charge of it without an answer (charged or not unknown);
+    # emptied by its next answer. The processor keeps an idempotency key about 24 hours, so a
+    # charge unanswered for drivers.roaming.ROAMING_CHARGE_UNANSWERED_GIVE_UP is not asked again
+    # (a retry after the key is forgotten would be a second charge) but left to support.
+    payment_unanswered_since = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     # What the card was charged when it is another currency than the CDR's: the amount, and the
     # reference rate (units per unit of the CDR's currency) of the day it was taken from.
