@@ -13,6 +13,7 @@ from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from .assistant.service import assistant_answer
+from .assistant.topics import Topic
 
 
 class AssistantContextSerializer(serializers.Serializer):
@@ -37,21 +38,7 @@ AssistantResponseSerializer = inline_serializer(
     "AssistantResponse",
     {
         "conversation": serializers.CharField(),
-        "topic": serializers.ChoiceField(
-            choices=[
-                "charger_offline",
-                "not_charging",
-                "no_permission",
-                "billing_dispute",
-                "cost_breakdown",
-                "account_cancel",
-                "account_email",
-                "charger_setup",
-                "guest_start_error",
-                "payouts_reporting",
-                "other",
-            ]
-        ),
+        "topic": serializers.ChoiceField(choices=[topic.value for topic in Topic]),
         "reply": serializers.CharField(),
         "facts": serializers.ListField(child=serializers.CharField()),
         "asks_for": serializers.ListField(child=serializers.CharField()),
