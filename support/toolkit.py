@@ -274,11 +274,13 @@ def _refund_confirm(
                 )
         except IntegrityError:  # the same refund confirmed by a request running at once
             return
-    _note(
-        ticket,
-        user,
-        f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of payment {payment.reference}: {reason}",
+    text = (
+        f"Refunded {round_money(refund.amount, payment.currency)} {payment.currency} of payment "
+        f"{payment.reference}: {reason}"
     )
+    if message is None and Ticket.objects.filter(pk=ticket.pk, agent_notes__contains=text).exists():
+        return  # no email to thread it by: the note itself says it was confirmed
+    _note(ticket, user, text)
     if message is not None:
         try:
             EmailMessage(

@@ -176,3 +176,25 @@ def test_a_refund_answered_at_once_is_confirmed_once(
     assert len(mail.outbox) == 1 and len(_confirmations(ticket)) == 1
     ticket.refresh_from_db()
     assert ticket.agent_notes.count("Refunded 2.00") == 1
+
+
+def test_a_refund_without_an_email_is_noted_once(
+    stripe_http, ticket_payment, django_capture_on_commit_callbacks
+):
+    """No address to confirm to: the ticket's note is the only trace, written once."""
+    ticket, payment = ticket_payment
+    Payment.objects.filter(pk=payment.pk).update(email="")
+    Ticket.objects.filter(pk=ticket.pk).update(email="")
+    ticket.refresh_from_db()
+    payment.refresh_from_db()
+    agent = UserFactory(is_staff=True)
+    _unanswered_ticket_refund(stripe_http, ticket, payment, agent)
+    stripe_http.replies = [("pi_captured", 200), ("refund_succeeded", 200)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert refunds_unanswered_settle_task.delay().result == 1
+        toolkit.ticket_refund(
+            ticket=ticket, payment=payment, amount=Decimal("2.00"), reason="Failed", user=agent
+        )
+    ticket.refresh_from_db()
+    assert ticket.agent_notes.count("Refunded 2.00") == 1
+    assert not mail.outbox and not _confirmations(ticket)
