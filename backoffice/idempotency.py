@@ -15,6 +15,11 @@ again instead of a second refund, start or card (the way Stripe's API and the IE
   attempt's connection, so a retry after the attempt's process or the database itself died finds
   the lock free and runs (a live attempt's lock is held: 409). On SQLite, and as a backstop for a
   lock left held, the key is given back `ABANDONED` after the attempt began.
+- The lock lives on a connection of its own, opened for the attempt and closed after it, never on
+  the request's: the request's connection may be closed or handed back to the pool in the middle
+  of the request (`send_command_sync` gives it back while a charger answers), which dropped the
+  lock (a retry then ran the write a second time) or left it held on a pooled connection that
+  another request took next.
 - Without the header nothing changes: one indexed lookup only for requests that carry it.
 """
 
@@ -26,7 +31,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.http import HttpRequest, HttpResponse, JsonResponse, RawPostDataException
 from django.utils import timezone
 
@@ -91,22 +103,39 @@ def _lock_id(user_id: int, key: str) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-def _lock(user_id: int, key: str) -> bool | None:
-    """Take the lock that shows this attempt alive: True taken, False held by a live attempt (of
-    any process), None on a database without advisory locks (SQLite)."""
+class AttemptLock:
+    """The lock that shows an attempt alive, on a connection of its own (not pooled, not the
+    request's), so nothing the request does to its own connection gives it back early."""
+
+    def __init__(self, user_id: int, key: str) -> None:
+        request_db = connections[DEFAULT_DB_ALIAS]  # the request's, itself (not the proxy)
+        settings_dict = dict(request_db.settings_dict)
+        options = dict(settings_dict.get("OPTIONS") or {})
+        options.pop("pool", None)  # a pooled connection outlives the attempt, its lock with it
+        settings_dict.update(OPTIONS=options, CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+        self._db = type(request_db)(settings_dict, alias=request_db.alias)
+        try:
+            with self._db.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(user_id, key)])
+                self.taken = bool(cursor.fetchone()[0])
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Close the connection: PostgreSQL drops its lock with it."""
+        try:
+            self._db.close()
+        except DatabaseError:  # the connection is gone, and its lock with it
+            pass
+
+
+def _lock(user_id: int, key: str) -> AttemptLock | None:
+    """Take the lock that shows this attempt alive (`taken`: False when a live attempt of any
+    process holds it); None on a database without advisory locks (SQLite)."""
     if connection.vendor != "postgresql":
         return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(user_id, key)])
-        return bool(cursor.fetchone()[0])
-
-
-def _unlock(user_id: int, key: str) -> None:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id(user_id, key)])
-    except DatabaseError:  # the connection is gone, and its lock with it
-        pass
+    return AttemptLock(user_id, key)
 
 
 def _claim(user_id: int, key: str, digest: str, locked: bool | None) -> IdempotentRequest | None:
@@ -193,7 +222,8 @@ class IdempotencyKeyMiddleware:
             digest = fingerprint(request)
         except RequestDataTooBig:
             return self.get_response(request)  # the upload limit's 400 (handler400)
-        locked = _lock(user_id, key)
+        lock = _lock(user_id, key)
+        locked = None if lock is None else lock.taken
         try:
             found = _claim(user_id, key, digest, locked)
             if found is not None:
@@ -208,8 +238,8 @@ class IdempotencyKeyMiddleware:
             _keep(user_id, key, response)
             return response
         finally:
-            if locked:
-                _unlock(user_id, key)
+            if lock is not None:
+                lock.release()
 
 
 def _answer_for(found: IdempotentRequest, digest: str) -> HttpResponse:
