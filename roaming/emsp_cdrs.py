@@ -7,7 +7,7 @@ dispute for support (Django admin, *Partner CDRs*), never charged on a guess.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -108,7 +108,44 @@ def session_receive(
         if created:
             return
     row.data, row.last_updated, row.status, row.token = data, when, status, token
-    row.save(update_fields=["data", "last_updated", "status", "token", "received_at"])
+    row.quiet_closed_at = None  # the CPO spoke of it again: what it says counts
+    row.save(
+        update_fields=["data", "last_updated", "status", "token", "received_at", "quiet_closed_at"]
+    )
+
+
+# A session of one of our cards at a CPO that stays open with no update nor CDR this long is
+# closed on our side (our own chargers' sessions are closed by their stale checks, a guest's by
+# its ceiling): the driver is not shown charging nor kept from starting for ever by a CPO that
+# lost its end. Its CDR, whenever it comes, still bills it; its next update opens it again.
+QUIET_AFTER = timedelta(hours=24)
+
+
+def sessions_quiet_close(*, now: datetime | None = None) -> int:
+    """Close on our side the open sessions no CPO has updated for QUIET_AFTER (after the sweep
+    asked their Sessions Senders); return how many (again: none, it is idempotent)."""
+    now = now or timezone.now()
+    cutoff = now - QUIET_AFTER
+    quiet = PartnerSession.objects.filter(
+        status__in=list(emsp_rules.OPEN_SESSION_STATUSES),
+        quiet_closed_at__isnull=True,
+        last_updated__lt=cutoff,
+        received_at__lt=cutoff,
+    )
+    closed = 0
+    for row in quiet.select_related("partner").order_by("pk")[:500]:
+        # Once, even with two sweeps at once; not one the CPO updated meanwhile.
+        closed += PartnerSession.objects.filter(
+            pk=row.pk, quiet_closed_at__isnull=True, received_at__lt=cutoff
+        ).update(quiet_closed_at=now)
+        logger.warning(
+            "Partner %s session %s of card %s: no update nor CDR since %s; closed on our side",
+            row.partner_id,
+            row.session_id,
+            row.token_id,
+            row.received_at,
+        )
+    return closed
 
 
 def _cdr_ended(partner: Partner, cc: str, pid: str, session_id: str) -> bool:

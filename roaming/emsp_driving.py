@@ -239,7 +239,9 @@ def open_session(token: Token) -> PartnerSession | None:
     """The driver's session at a partner CPO that is still open, if any."""
     return (
         PartnerSession.objects.filter(
-            token=token, status__in=list(emsp_rules.OPEN_SESSION_STATUSES)
+            token=token,
+            status__in=list(emsp_rules.OPEN_SESSION_STATUSES),
+            quiet_closed_at__isnull=True,  # silent for a day: emsp_cdrs.sessions_quiet_close
         )
         .select_related("partner")
         .order_by("-last_updated")

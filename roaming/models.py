@@ -230,6 +230,10 @@ class PartnerSession(models.Model):
     data = models.JSONField()
     last_updated = models.DateTimeField()
     received_at = models.DateTimeField(auto_now=True)
+    # Open (status) but silent: no update nor CDR from the CPO for roaming.emsp_cdrs.QUIET_AFTER
+    # (its Sender asked first). The driver is no longer shown charging there nor kept from
+    # starting again; the CPO's next update of it empties this (its CDR still bills it).
+    quiet_closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_updated"]

@@ -238,6 +238,8 @@ def emsp_sessions_sweep_task() -> int:
             continue  # the next sweep asks again from the same mark
         _mark_set(mark, now)
         pulled += 1
+    # Asked first: a session still open and silent for a day is closed on our side.
+    emsp_cdrs.sessions_quiet_close(now=now)
     return pulled
 
 
