@@ -39,7 +39,7 @@ from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from chargers.devices import commands, stale
@@ -58,8 +58,8 @@ from reliability.models import AlertRule
 from reliability.services import problem_report, problem_resolved
 
 from . import profiles
-from .allocation import Limit
-from .models import Circuit, ConnectorAllocation, ConnectorPower, SiteBudget, Uncontrollable
+from .allocation import Circuit, Limit
+from .models import ConnectorAllocation, ConnectorPower, SiteBudget, Uncontrollable
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class Plan:
     unsettled: set[int] = field(default_factory=set)
     # Waiting sessions (0 A) whose lease's TxDefaultProfile is their limit: (row, since).
     settled: list[tuple[int, datetime]] = field(default_factory=list)
+    passes: int = 0  # the site's turns taken when this plan was read (SiteBudget.passes)
 
 
 # A 1.6 charger whose socket dropped reconnects without a BootNotification: once it has been
@@ -144,16 +145,11 @@ def _capacities(charger_ids: list[int]) -> dict[int, Decimal]:
 
 
 def _circuits(
-    property_id: int, chargers: list[Charger]
+    read: Sequence[Circuit], chargers: list[Charger]
 ) -> tuple[dict[str, tuple[Decimal, str]], dict[str, list[str]]]:
-    """The property's circuits (id: (limit, parent)) and the circuits each charger's connectors
-    hang on, for `profiles.safe_shares`."""
-    circuits = {
-        str(pk): (limit_a, str(parent) if parent else "")
-        for pk, limit_a, parent in Circuit.objects.filter(property_id=property_id).values_list(
-            "pk", "limit_a", "parent_id"
-        )
-    }
+    """The property's circuits (id: (limit, parent)), as the budget in force read them, and the
+    circuits each charger's connectors hang on, for `profiles.safe_shares`."""
+    circuits = {c.id: (c.limit_a, c.parent) for c in read}
     station = {c.pk: c.station_id for c in chargers}
     circuit_of: dict[str, list[str]] = {}
     for charger_id, circuit_id in ConnectorPower.objects.filter(
@@ -368,10 +364,12 @@ def plan(property_id: int, now: datetime) -> Plan:
         return result
     from . import services
 
-    limit_a = services.budget_in_force(site, now).limit_a
+    result.passes = site.passes
+    in_force = services.budget_in_force(site, now)
+    limit_a = in_force.limit_a
     chargers = list(Charger.objects.filter(property_id=property_id).order_by("station_id"))
     ids = [c.pk for c in chargers]
-    circuits, circuit_of = _circuits(property_id, chargers)
+    circuits, circuit_of = _circuits(in_force.budget.circuits, chargers)
     # A charger that refuses limits may draw its maximum whenever it could (power.services
     # .reservations): the others' safe defaults are shares of what it leaves.
     reserved: dict[str, Decimal] = {}
@@ -854,17 +852,19 @@ def _before_ev_needs(send: Send, row: ConnectorAllocation) -> bool:
 PASS_TURN = timedelta(seconds=30)
 
 
-def _turn_take(property_id: int, owner: str, length: timedelta) -> bool:
+def _turn_take(
+    property_id: int, owner: str, length: timedelta, *, passes: int | None = None
+) -> bool:
     """Take the site's turn for `owner` (or extend it) for `length`: whether it has it. The
     turn is a row of the database, so passes of every process and thread take turns, and one
-    whose process died holds the site no longer than its turn."""
+    whose process died holds the site no longer than its turn. `passes`: only if no other pass
+    took a turn since the site's count was read (its plan is still what the last pass left)."""
     now = timezone.now()
     free = Q(pass_owner=owner) | Q(pass_until=None) | Q(pass_until__lt=now)
-    return bool(
-        SiteBudget.objects.filter(free, property_id=property_id).update(
-            pass_owner=owner, pass_until=now + length
-        )
-    )
+    rows = SiteBudget.objects.filter(free, property_id=property_id)
+    if passes is not None:
+        rows = rows.filter(passes=passes)
+    return bool(rows.update(pass_owner=owner, pass_until=now + length, passes=F("passes") + 1))
 
 
 def _turn_keep(property_id: int, owner: str, *groups: Sequence[Send]) -> bool:
@@ -900,13 +900,18 @@ def site_pass(property_id: int, now: datetime | None = None) -> int:
     nothing (the `power.enforce` sweep catches up), so a pass that read an older allocation
     never sends it after a newer one, nor records it as what the charger holds."""
     now = now or timezone.now()
-    if _idle(plan(property_id, now)):
+    work = plan(property_id, now)
+    if _idle(work):
         return 0  # nothing to send: no turn taken (most sites, most sweeps)
     owner = uuid.uuid4().hex
-    if not _turn_take(property_id, owner, PASS_TURN):
-        return 0
+    if not _turn_take(property_id, owner, PASS_TURN, passes=work.passes):
+        # Another pass took a turn since the plan was read (or holds it): read it again in
+        # ours, so what that pass left is known.
+        if not _turn_take(property_id, owner, PASS_TURN):
+            return 0
+        work = plan(property_id, now)
     try:
-        return _site_pass(property_id, now, owner)
+        return _site_pass(property_id, work, owner)
     finally:
         _turn_end(property_id, owner)
 
@@ -915,8 +920,7 @@ def _idle(work: Plan) -> bool:
     return not (work.setup or work.down or work.lift or work.up or work.settled)
 
 
-def _site_pass(property_id: int, now: datetime, owner: str) -> int:
-    work = plan(property_id, now)  # read again in our turn: what an earlier pass left is known
+def _site_pass(property_id: int, work: Plan, owner: str) -> int:
     for row_id, since in work.settled:
         # A waiting session under a valid lease: the lease's 0 A has been its limit since it began.
         ConnectorAllocation.objects.filter(pk=row_id).update(

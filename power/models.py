@@ -49,6 +49,9 @@ class SiteBudget(models.Model):
     # it (power.enforcement.site_pass): one pass per site at a time.
     pass_owner = models.CharField(max_length=32, blank=True, default="", editable=False)
     pass_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # How many turns were taken: a pass that read its plan before taking the turn sends it only
+    # if no other pass took one in between (the count it read is still the count).
+    passes = models.PositiveBigIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return f"{self.property}: {self.limit_a} A × {self.phases}"
