@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from backoffice import db
@@ -45,6 +46,13 @@ UNREACHABLE = (
     "Not sent: the charger's connection could not be reached (the message service is unavailable)."
 )
 REPLY_POLL_S = 0.5  # how often the stored outcome is read when the reply cannot come
+# The error of a command nobody reported on: no process held the charger's connection (its
+# socket was gone, or the process holding it never got the CALL).
+NO_OWNER = "No process holding this charger's connection answered."
+# After the charger's time is up on our clock, how long the process holding its connection may
+# take to report (its clock started a hop later; then one database write and a hop back) while
+# it still holds the connection. A charger whose connection is gone is not waited for at all.
+OWNER_REPORT_MAX_S = 10.0
 
 
 class CommandTimeout(Exception):
@@ -248,7 +256,12 @@ def command_complete(
     }
     if unique_id:
         fields["unique_id"] = unique_id
-    updated = Command.objects.filter(pk=command_id, status=Command.Status.PENDING).update(**fields)
+    # Pending, or given up on by its sender as nobody's (NO_OWNER): the report of the process
+    # that held the connection after all is the truth, and is kept.
+    open_ = Q(status=Command.Status.PENDING)
+    if error != NO_OWNER:
+        open_ |= Q(status=Command.Status.TIMEOUT, error=NO_OWNER)
+    updated = Command.objects.filter(open_, pk=command_id).update(**fields)
     if updated:
         # Security (docs/security.md): adopt an accepted AuthorizationKey, follow operations.
         command_security_complete(command_id=command_id, status=status, response=response)
@@ -349,7 +362,7 @@ async def send_command(
             error=UNREACHABLE,
         )
     else:
-        await _await_reply(layer, reply_channel, command.pk, timeout)
+        await _await_reply(layer, reply_channel, command.pk, timeout, charger.pk)
     await db.run(command.refresh_from_db)
     await _record_answer(charger, action, payload, command, source, user_id)
     parts = await _refused_as_too_many(charger, action, payload, command, timeout)
@@ -373,31 +386,73 @@ async def send_command(
     return command
 
 
-async def _await_reply(layer: object, reply_channel: str, command_id: int, timeout: float) -> None:
-    """Wait for the consumer's reply; the Command row holds the outcome either way."""
-    deadline = asyncio.get_running_loop().time() + timeout + 2  # + the hops in between
+async def _await_reply(
+    layer: object, reply_channel: str, command_id: int, timeout: float, charger_id: int
+) -> None:
+    """Wait for the consumer's reply; the Command row holds the outcome either way.
+
+    The process holding the charger's connection reports every CALL it got (an answer, an
+    error, no answer within `timeout`, the socket closed: `cp_call`), a hop after our clock
+    started. So once `timeout` is up here, we wait on while that process still holds the
+    connection and has not reported, and stop as soon as it reports (or stored its report
+    where the reply could not reach us) or the charger's connection is gone: never a fixed
+    grace, which gave up on a report still on its way when the database was slow."""
+    receiving = asyncio.ensure_future(layer.receive(reply_channel))  # type: ignore[attr-defined]
     try:
-        await asyncio.wait_for(layer.receive(reply_channel), timeout + 2)  # type: ignore[attr-defined]
-    except TimeoutError:
-        pass
-    except Exception as exc:  # noqa: BLE001 - the layer went away: the row says what happened
-        logger.warning("Waiting for the answer of command %s failed: %s", command_id, exc)
-        while asyncio.get_running_loop().time() < deadline:
-            if await db.run(_completed, command_id):
-                return
-            await asyncio.sleep(REPLY_POLL_S)
-    else:
-        return
+        await asyncio.wait([receiving], timeout=timeout)
+        if _replied(receiving, command_id):
+            return
+        until = asyncio.get_running_loop().time() + OWNER_REPORT_MAX_S
+        if await _owner_reported(receiving, command_id, charger_id, until):
+            return
+    finally:
+        receiving.cancel()
     await db.run(
-        command_complete,
-        command_id=command_id,
-        status=Command.Status.TIMEOUT,
-        error="No process holding this charger's connection answered.",
+        command_complete, command_id=command_id, status=Command.Status.TIMEOUT, error=NO_OWNER
     )
 
 
-def _completed(command_id: int) -> bool:
-    return not Command.objects.filter(pk=command_id, status=Command.Status.PENDING).exists()
+def _replied(receiving: asyncio.Future, command_id: int) -> bool:
+    if not receiving.done() or receiving.cancelled():
+        return False
+    exc = receiving.exception()
+    if exc is not None:  # the layer went away: the row says what happened
+        logger.warning("Waiting for the answer of command %s failed: %s", command_id, exc)
+        return False
+    return True
+
+
+async def _owner_reported(
+    receiving: asyncio.Future, command_id: int, charger_id: int, until: float
+) -> bool:
+    """Whether the process holding the connection reported before `until`; False as soon as
+    the charger's connection is gone (seen twice: a closing socket's own report, written as it
+    closes, is given one more look)."""
+    loop = asyncio.get_running_loop()
+    gone = 0
+    while loop.time() < until:
+        if receiving.done():
+            await asyncio.sleep(REPLY_POLL_S)
+        else:
+            await asyncio.wait([receiving], timeout=REPLY_POLL_S)
+            if _replied(receiving, command_id):
+                return True
+        state = await db.run(_owner_state, command_id, charger_id)
+        if state == "reported":
+            return True
+        gone = gone + 1 if state == "gone" else 0
+        if gone >= 2:
+            return False
+    return False
+
+
+def _owner_state(command_id: int, charger_id: int) -> str:
+    """ "reported" (the row is no longer pending), "gone" (the charger has no connection: it
+    left, or the process that held it died and was cleared) or "held"."""
+    if not Command.objects.filter(pk=command_id, status=Command.Status.PENDING).exists():
+        return "reported"
+    held = Charger.objects.filter(pk=charger_id).exclude(connection_id="").exists()
+    return "held" if held else "gone"
 
 
 async def _variable_parts(charger: Charger, action: str, payload: dict) -> list[list] | None:
