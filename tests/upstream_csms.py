@@ -40,14 +40,16 @@ class UpstreamCsms:
         statuses: dict[str, str] | None = None,
         default_status: str = "Accepted",
         interval: int = 300,
-        delays: dict[str, float] | None = None,
+        delays: dict[str, float | asyncio.Event] | None = None,
         fail: frozenset[str] = frozenset(),
     ) -> None:
         self.name, self.port, self.password = name, port, password
         self.statuses = statuses or {}
         self.default_status = default_status
         self.interval = interval
-        self.delays = delays or {}  # action -> seconds before answering (a slow backoffice)
+        self.delays = (
+            delays or {}
+        )  # action -> seconds before answering (a slow backoffice), or an Event to wait for
         self.fail = fail  # actions answered with a CALLERROR (InternalError)
         self._tx = itertools.count(tx_base)
         self.received: list[tuple[str, dict]] = []
@@ -145,11 +147,15 @@ class _Point(ChargePoint):
     @on(Action.status_notification)
     async def on_status(self, **kwargs):
         self.csms.received.append(("StatusNotification", kwargs))
+        await self._behave("StatusNotification")
         return call_result.StatusNotification()
 
     async def _behave(self, action: str) -> None:
-        if action in self.csms.delays:
-            await asyncio.sleep(self.csms.delays[action])
+        delay = self.csms.delays.get(action)
+        if isinstance(delay, asyncio.Event):  # held until the test lets it answer
+            await delay.wait()
+        elif delay:
+            await asyncio.sleep(delay)
         if action in self.csms.fail:
             raise InternalError(description=f"{self.csms.name} failed on purpose")
 

@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from django.utils import timezone
@@ -108,6 +109,11 @@ class UpstreamLink:
         self.stopping = False
         self.last_state_write = 0.0
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Live frames dropped for a slow upstream and not yet written (_drops_write).
+        self.drops = 0
+        self.drops_first: datetime | None = None
+        self.drops_last: datetime | None = None
+        self.drops_writer: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -136,6 +142,7 @@ class UpstreamLink:
             except (TimeoutError, asyncio.CancelledError, Exception):
                 self.task.cancel()
         await self._go_down()
+        await self._drops_write()  # what the last seconds dropped, before the process may end
         if record:
             await self._state("disconnected", disconnected_at=timezone.now())
 
@@ -150,6 +157,7 @@ class UpstreamLink:
             # succeeds and queued durably (transaction messages) or dropped if it fails.
             if self.status in ("connected", "connecting"):
                 if not item.durable and self.queue.qsize() >= LIVE_QUEUE_MAX:
+                    self._dropped()
                     self._resolve(item, None)
                     return
                 self.queue.put_nowait(item)
@@ -169,6 +177,43 @@ class UpstreamLink:
         for item, row_id in zip(items, ids, strict=True):
             if item.charger_tx is not None and not item.charger_tx.done():
                 item.charger_tx.add_done_callback(functools.partial(self._fill_charger_tx, row_id))
+
+    def _dropped(self) -> None:
+        """Count a live frame dropped for a slow upstream; written in batches (a flood of
+        dropped frames is one write and one log line per STATE_WRITE_EVERY_S, not one each)."""
+        now = timezone.now()
+        self.drops += 1
+        self.drops_first = self.drops_first or now
+        self.drops_last = now
+        if self.drops_writer is None or self.drops_writer.done():
+            self.drops_writer = asyncio.ensure_future(self._drops_write(STATE_WRITE_EVERY_S))
+            self.tasks.add(self.drops_writer)
+            self.drops_writer.add_done_callback(self.tasks.discard)
+
+    async def _drops_write(self, after: float = 0.0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        count, first, last = self.drops, self.drops_first, self.drops_last
+        if not count or first is None or last is None:
+            return
+        self.drops, self.drops_first, self.drops_last = 0, None, None
+        logger.warning(
+            "%d live messages of %s not passed on to %s: %d were already waiting for it",
+            count,
+            self.side.station_id,
+            self.name,
+            LIVE_QUEUE_MAX,
+        )
+        try:
+            await db.run(
+                services.link_drops_record,
+                backoffice_id=self.config.id,
+                count=count,
+                first_at=first,
+                last_at=last,
+            )
+        except Exception as exc:  # shown to hosts; never worth the link
+            logger.warning("Could not record dropped messages of %s: %s", self.name, exc)
 
     def _fill_charger_tx(self, row_id: int, future: asyncio.Future[int | None]) -> None:
         if not future.cancelled():

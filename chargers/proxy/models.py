@@ -47,6 +47,11 @@ class Backoffice(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Live (non-transaction) messages not passed on because this backoffice took them too slowly
+    # (links.LIVE_QUEUE_MAX were already waiting): counted for the Proxy tab, never silent.
+    dropped_count = models.PositiveBigIntegerField(default=0)
+    dropped_first_at = models.DateTimeField(null=True, blank=True)
+    dropped_last_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -11,6 +11,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from authorization.models import AuthorizationDecision
@@ -218,6 +220,17 @@ def link_state_record(
     if last_message_at is not None:
         fields["last_message_at"] = last_message_at
     Backoffice.objects.filter(pk=backoffice_id).update(**fields)
+
+
+def link_drops_record(
+    *, backoffice_id: int, count: int, first_at: datetime, last_at: datetime
+) -> None:
+    """Add `count` live messages not passed on to this backoffice (one write per batch)."""
+    Backoffice.objects.filter(pk=backoffice_id).update(
+        dropped_count=F("dropped_count") + count,
+        dropped_first_at=Coalesce(F("dropped_first_at"), Value(first_at)),
+        dropped_last_at=last_at,
+    )
 
 
 # -- transactionId maps ------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from backoffice.templatetags.when import when_seconds
+from backoffice.templatetags.when import when, when_seconds
 from chargers.proxy import services
+from chargers.proxy.links import LIVE_QUEUE_MAX
 from chargers.proxy.models import Backoffice
 from chargers.web.proxy_forms import BackofficeForm, LeaderTimeoutForm
 from chargers.web.views import charger_or_404, tab_context
@@ -54,6 +55,7 @@ def _rows(charger) -> list[dict]:  # type: ignore[no-untyped-def]
                 "disconnected_at": b.disconnected_at,
                 "last_message_at": b.last_message_at,
                 "last_error": b.last_error,
+                "dropped_text": dropped_text(b, charger),
                 "object": b,
                 "allowed": "all (Leader)"
                 if b.is_leader
@@ -61,6 +63,20 @@ def _rows(charger) -> list[dict]:  # type: ignore[no-untyped-def]
             }
         )
     return rows
+
+
+def dropped_text(backoffice: Backoffice, charger) -> str:  # type: ignore[no-untyped-def]
+    """The Connection cell's words for live messages a slow backoffice was not given."""
+    count = backoffice.dropped_count
+    if not count:
+        return ""
+    what = "1 message" if count == 1 else f"{count:,} messages"
+    return (
+        f"{what} not passed on since {when(backoffice.dropped_first_at, charger)}, the last "
+        f"{when_seconds(backoffice.dropped_last_at, charger)}: it took them too slowly "
+        f"({LIVE_QUEUE_MAX:,} were already waiting). Only status and other live messages are "
+        "dropped so; start, meter values and stop are always kept and delivered."
+    )
 
 
 @login_required
@@ -96,6 +112,7 @@ def charger_proxy_state(request: HttpRequest, station_id: str) -> JsonResponse:
                     else None,
                     # As the page writes it: the location's zone, named (issue 35 item 6).
                     "last_message_text": when_seconds(r["last_message_at"], charger),
+                    "dropped_text": r.get("dropped_text", ""),
                 }
                 for r in _rows(charger)
             ]

@@ -16,6 +16,12 @@
       error.textContent = row.last_error;
       cell.append(document.createElement("br"), error);
     }
+    if (row.dropped_text) {
+      var dropped = document.createElement("span");
+      dropped.className = "small bad-text js-dropped";
+      dropped.textContent = row.dropped_text;
+      cell.append(document.createElement("br"), dropped);
+    }
   }
   function refresh() {
     fetch(table.getAttribute("data-state-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -26,8 +32,9 @@
           var tr = table.querySelector('tr[data-row="' + (row.id === null ? "self" : row.id) + '"]');
           if (!tr) return;
           var state = tr.querySelector(".js-status");
-          if (state && state.getAttribute("data-status") !== row.status + row.last_error) {
-            state.setAttribute("data-status", row.status + row.last_error);
+          var key = row.status + row.last_error + (row.dropped_text || "");
+          if (state && state.getAttribute("data-status") !== key) {
+            state.setAttribute("data-status", key);
             render(state, row);
           }
           var last = tr.querySelector(".js-last");
