@@ -232,23 +232,15 @@ def _book(
         refund_id = refund.pk
         if notify_payer and payment.email:
             transaction.on_commit(lambda: refund_email(refund_id))
-        transaction.on_commit(lambda: _announce(refund_id, idempotency_key))
+        transaction.on_commit(lambda: _announce(refund_id, idempotency_key), robust=True)
         return refund
 
 
 def _announce(refund_id: int, idempotency_key: str) -> None:
-    """Tell the apps above billing that a refund was booked (once: only a new row is announced);
-    a receiver that fails is logged, the refund stays booked."""
-    for receiver, answer in refund_booked.send_robust(
-        sender=Refund, refund_id=refund_id, idempotency_key=idempotency_key
-    ):
-        if isinstance(answer, Exception):
-            logger.error(
-                "Refund %s booked, but %r failed on it",
-                refund_id,
-                receiver,
-                exc_info=(type(answer), answer, answer.__traceback__),
-            )
+    """Tell the apps above billing that a refund was booked (once: only a new row is
+    announced). Sent after the commit with robust=True: a receiver that fails is logged there
+    (django.db.backends), the refund stays booked."""
+    refund_booked.send(sender=Refund, refund_id=refund_id, idempotency_key=idempotency_key)
 
 
 def refunds_unanswered_settle(*, payment_id: int | None = None, now: datetime | None = None) -> int:

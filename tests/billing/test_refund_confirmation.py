@@ -198,3 +198,32 @@ def test_a_refund_without_an_email_is_noted_once(
     ticket.refresh_from_db()
     assert ticket.agent_notes.count("Refunded 2.00") == 1
     assert not mail.outbox and not _confirmations(ticket)
+
+
+def test_a_failing_receiver_of_a_booked_refund_leaves_the_refund_booked_and_logs(
+    stripe_http, ticket_payment, django_capture_on_commit_callbacks, caplog
+):
+    """The announcement runs after the commit and robustly: a receiver that raises is logged
+    with its traceback; the refund, its ledger entry and the agent's answer stand."""
+    from billing.signals import refund_booked
+
+    def broken(**kwargs):
+        raise RuntimeError("receiver broke")
+
+    ticket, payment = ticket_payment
+    refund_booked.connect(broken, dispatch_uid="test-broken-receiver")
+    try:
+        stripe_http.replies = [("pi_captured", 200), ("refund_succeeded", 200)]
+        with caplog.at_level("ERROR"), django_capture_on_commit_callbacks(execute=True):
+            refund = refund_issue(
+                payment=payment,
+                amount=Decimal("1.00"),
+                reason="Goodwill",
+                source=Refund.Source.SUPPORT,
+                idempotency_key="admin:broken-receiver",
+            )
+    finally:
+        refund_booked.disconnect(dispatch_uid="test-broken-receiver")
+    assert Refund.objects.get() == refund
+    assert LedgerTransaction.objects.filter(kind="refund").count() == 1
+    assert any("receiver broke" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
