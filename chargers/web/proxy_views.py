@@ -73,7 +73,7 @@ def dropped_text(backoffice: Backoffice, charger) -> str:  # type: ignore[no-unt
     what = "1 message" if count == 1 else f"{count:,} messages"
     return (
         f"{what} not passed on since {when(backoffice.dropped_first_at, charger)}, the last "
-        f"{when_seconds(backoffice.dropped_last_at, charger)}: it took them too slowly "
+        f"{when_seconds(backoffice.dropped_last_at, charger)}: this backoffice took them too slowly "
         f"({LIVE_QUEUE_MAX:,} were already waiting). Only status and other live messages are "
         "dropped so; start, meter values and stop are always kept and delivered."
     )

@@ -410,8 +410,13 @@ def assistant_answer(
     topic = _choose_topic(conversation, message, extract(message), helped_not)
     conversation.topic = topic.value
     found, details = _collect(conversation, message, viewer, user)
+    # A charger this message names wins over the page's (a host on DEMO-004's page asking
+    # about DEMO-001 means DEMO-001); then the page's, then the conversation's.
     station_id = (
-        (station_id or "").strip()[:60] or details.get("station_id", "") or conversation.station_id
+        found.get("station_id", "")
+        or (station_id or "").strip()[:60]
+        or details.get("station_id", "")
+        or conversation.station_id
     )
     email = (
         (email or "").strip()
